@@ -1,0 +1,362 @@
+"""Deploy-time reading of BPMN/DMN bundles: validate everything, describe every process, build specs.
+
+`parse_bundle` checks a set of .bpmn/.dmn files and either returns a `Bundle` describing
+each executable process (its user tasks, service tasks, timers, calls and decisions) or
+raises `DefinitionError` listing *every* problem, each with file, element id and line.
+SpiffWorkflow's parser stops at its first error, so carepath walks the XML itself first
+(`engine.bpmn_checks`) and only then asks SpiffWorkflow to build the specs of the processes it
+found clean, turning the library's `ValidationException` into one more problem.
+
+`build_specs` builds the executable spec of one process and its subprocess specs;
+`make_serializer` gives a serializer for every class those specs contain; `timer_due`
+tells when a waiting timer task falls due.
+
+Rules (see docs/diagram-attributes.md): a process without isExecutable is executable (as
+in SpiffWorkflow); one with isExecutable="false" is skipped, unless something calls it
+or its file holds nothing else (both problems). `Bundle.processes` holds the executable
+top-level processes; the tasks of embedded subprocesses belong to the process holding them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
+from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+
+from engine.bpmn_checks import (
+    ProcessCheck,
+    ProcessInfo,
+    Refs,
+    ServiceTaskInfo,
+    TimerInfo,
+    UserTaskInfo,
+    check_decision,
+)
+from engine.bpmn_parser import BPMN_NS, CarepathParser
+from engine.bpmn_timers import TIMER_SERIALIZER_CONFIG, timer_due
+from engine.errors import CarepathError, DefinitionError, Problem
+from engine.xmlsafe import parse_xml
+
+__all__ = [
+    "Bundle", "ProcessInfo", "ServiceTaskInfo", "TimerInfo", "UserTaskInfo",
+    "build_specs", "make_serializer", "parse_bundle", "timer_due",
+]
+
+
+@dataclass
+class Bundle:
+    files: dict[str, bytes]
+    processes: dict[str, ProcessInfo]
+    decisions: dict[str, str]  # decision id -> file name
+
+
+def parse_bundle(
+    files: Mapping[str, bytes],
+    handlers: Collection[str] | None = None,
+    forms: Collection[str] | None = None,
+    known_processes: Collection[str] = (),
+    known_decisions: Collection[str] = (),
+) -> Bundle:
+    """Validate a bundle of .bpmn/.dmn files; raise DefinitionError listing every problem.
+
+    handlers/forms: when given, naming anything else is a problem. known_processes /
+    known_decisions: ids deployed earlier, which call activities and business rule tasks
+    may use.
+    """
+    problems: list[Problem] = []
+    if not files:
+        raise DefinitionError([Problem("(bundle)", "no .bpmn or .dmn files were given")])
+    bpmn, dmn = _read(files, problems)
+    decisions, broken_decisions = _decisions(dmn, problems)
+    declared = _declared_processes(bpmn, problems)
+    refs = Refs(
+        executable={p for p, (_f, node) in declared.items() if _executable(node)} | set(known_processes),
+        not_executable={p for p, (_f, node) in declared.items() if not _executable(node)},
+        decisions=set(decisions) | set(known_decisions),
+        handlers=handlers,
+        forms=forms,
+    )
+    infos, clean = _check_processes(bpmn, declared, refs, set(decisions) - broken_decisions, problems)
+    _check_deploys_something(bpmn, infos, problems)
+    _library_check(bpmn, dmn, decisions, broken_decisions, infos, clean, problems)
+    if problems:
+        order = {name: i for i, name in enumerate(files)}
+        raise DefinitionError(sorted(problems, key=lambda p: (order.get(p.file, -1), p.line or 0)))
+    return Bundle(dict(files), infos, decisions)
+
+
+def build_specs(files: Mapping[str, bytes], process_id: str) -> tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]]:
+    """The executable spec of `process_id` and the specs of its subprocesses and called processes.
+
+    `files` must hold every diagram the process calls (recursively) and the .dmn files of
+    its decisions: a call activity is resolved from these files only.
+    """
+    parser, trees = _library_parser(files)
+    try:
+        return parser.get_spec(process_id), parser.get_subprocess_specs(process_id)
+    except ValidationException as exc:
+        if "RecursionError" in str(exc):
+            raise DefinitionError([_too_long(process_id, exc.file_name or "(bundle)", None)]) from exc
+        raise DefinitionError([_library_problem(exc, exc.file_name or "(bundle)", _lines(trees))]) from exc
+    except RecursionError as exc:
+        raise DefinitionError([_too_long(process_id, "(bundle)", None)]) from exc
+
+
+def make_serializer() -> BpmnWorkflowSerializer:
+    """A serializer for every spec build_specs produces: the spiff dialect plus carepath's timers."""
+    config = {**SPIFF_CONFIG, **TIMER_SERIALIZER_CONFIG}
+    return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
+
+
+# --- files -----------------------------------------------------------------------------
+
+
+def _q(local: str) -> str:
+    return f"{{{BPMN_NS}}}{local}"
+
+
+def _executable(process: Any) -> bool:
+    # As SpiffWorkflow decides: only an explicit "false" makes a process non-executable.
+    return process.get("isExecutable", "true").strip().lower() != "false"
+
+
+def _kind(tree: Any) -> str | None:
+    root = tree.getroot()
+    if root.tag == _q("definitions"):
+        return "bpmn"
+    qname = etree.QName(root)
+    if qname.localname == "definitions" and "DMN" in (qname.namespace or "").upper():
+        return "dmn"
+    return None
+
+
+def _read(files: Mapping[str, bytes], problems: list[Problem]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Parse every file safely; BPMN and DMN trees by file name (others are problems)."""
+    bpmn: dict[str, Any] = {}
+    dmn: dict[str, Any] = {}
+    for name, data in files.items():
+        try:
+            tree = parse_xml(data, name)
+        except DefinitionError as exc:
+            problems.extend(exc.problems)
+            continue
+        except CarepathError as exc:  # UnsafeXmlError: refused before parsing
+            problems.append(Problem(name, exc.message.removeprefix(f"{name}: ")))
+            continue
+        kind = _kind(tree)
+        if kind == "bpmn":
+            bpmn[name] = tree
+        elif kind == "dmn":
+            dmn[name] = tree
+        else:
+            root = tree.getroot()
+            problems.append(Problem(name, f"not a BPMN or DMN document (its root element is {root.tag})",
+                                    None, root.sourceline))
+    return bpmn, dmn
+
+
+def _decisions(dmn: dict[str, Any], problems: list[Problem]) -> tuple[dict[str, str], set[str]]:
+    """decision id -> file, and the ids of decisions whose files have problems."""
+    decisions: dict[str, str] = {}
+    broken: set[str] = set()
+    for name, tree in dmn.items():
+        before = len(problems)
+        decision_id = check_decision(name, tree.getroot(), problems)
+        if decision_id is None:
+            continue
+        if decision_id in decisions:
+            node = tree.getroot().find(f"{{{etree.QName(tree.getroot()).namespace}}}decision")
+            problems.append(Problem(name, f"decision id '{decision_id}' is already defined in "
+                                          f"{decisions[decision_id]}", decision_id, node.sourceline))
+            continue
+        decisions[decision_id] = name
+        if len(problems) > before:
+            broken.add(decision_id)
+    return decisions, broken
+
+
+def _declared_processes(bpmn: dict[str, Any], problems: list[Problem]) -> dict[str, tuple[str, Any]]:
+    """process id -> (file, element); the first wins and each later duplicate is a problem."""
+    declared: dict[str, tuple[str, Any]] = {}
+    for name, tree in bpmn.items():
+        for process in tree.getroot().findall(_q("process")):
+            pid = process.get("id")
+            if not pid:
+                problems.append(Problem(name, "a process has no id", None, process.sourceline))
+            elif pid in declared:
+                first_file, first = declared[pid]
+                problems.append(Problem(name, f"process id '{pid}' is already defined in {first_file} "
+                                              f"(line {first.sourceline})", pid, process.sourceline))
+            else:
+                declared[pid] = (name, process)
+    return declared
+
+
+def _check_file(name: str, tree: Any, problems: list[Problem]) -> bool:
+    """File-wide problems (no process, an id used twice); True if there were none."""
+    before = len(problems)
+    root = tree.getroot()
+    if not root.findall(_q("process")):
+        problems.append(Problem(name, "no process in this file", None, root.sourceline))
+    first_line: dict[str, int | None] = {}
+    for node in root.iter(f"{{{BPMN_NS}}}*"):
+        node_id = node.get("id")
+        if node_id is None:
+            continue
+        if node_id in first_line:
+            problems.append(Problem(name, f"id '{node_id}' is used twice in this file "
+                                          f"(first on line {first_line[node_id]})", node_id, node.sourceline))
+        else:
+            first_line[node_id] = node.sourceline
+    return len(problems) == before
+
+
+def _check_processes(bpmn: dict[str, Any], declared: dict[str, tuple[str, Any]], refs: Refs,
+                     usable_decisions: set[str], problems: list[Problem]) -> tuple[dict[str, ProcessInfo], list[str]]:
+    """Check every executable process; their ProcessInfos, and the ids of those found clean."""
+    infos: dict[str, ProcessInfo] = {}
+    clean: list[str] = []
+    for name, tree in bpmn.items():
+        file_clean = _check_file(name, tree, problems)
+        lanes = _lane_index(tree)
+        for process in tree.getroot().findall(_q("process")):
+            pid = process.get("id")
+            if declared.get(pid, (None, None))[1] is not process or not _executable(process):
+                continue
+            before = len(problems)
+            try:
+                infos[pid] = ProcessCheck(name, process, refs, lanes, problems).run()
+            except Exception as exc:  # noqa: BLE001 - a bug in one check must not hide the others' problems
+                problems.append(Problem(name, f"carepath could not check process '{pid}': {exc!r}", pid,
+                                        process.sourceline))
+                continue
+            # SpiffWorkflow needs the DMN of every decision used to build a spec: a process
+            # using a decision deployed earlier is built by build_specs, with its files.
+            if file_clean and len(problems) == before and infos[pid].decisions_used <= usable_decisions:
+                clean.append(pid)
+    return infos, clean
+
+
+def _check_deploys_something(bpmn: dict[str, Any], infos: dict[str, ProcessInfo], problems: list[Problem]) -> None:
+    """A file whose processes are all non-executable and uncalled would silently deploy nothing."""
+    called = set().union(*(info.called_processes for info in infos.values()))
+    for name, tree in bpmn.items():
+        processes = tree.getroot().findall(_q("process"))
+        if processes and not any(_executable(p) or p.get("id") in called for p in processes):
+            problems.append(Problem(name, 'no executable process in this file (isExecutable="false" on every '
+                                          "process, and none is called)", processes[0].get("id"),
+                                    processes[0].sourceline))
+
+
+def _lane_index(tree: Any) -> dict[str, str | None]:
+    """flow node id -> name of the lane holding it (the innermost lane, as SpiffWorkflow reads it)."""
+    return {(ref.text or "").strip(): ref.getparent().get("name")
+            for ref in tree.getroot().iter(_q("flowNodeRef"))}
+
+
+def _lines(trees: dict[str, Any]) -> dict[str, dict[str, int | None]]:
+    index: dict[str, dict[str, int | None]] = {}
+    for name, tree in trees.items():
+        ids = index.setdefault(name, {})
+        for node in tree.getroot().iter():
+            if isinstance(node.tag, str) and node.get("id") is not None:
+                ids.setdefault(node.get("id"), node.sourceline)
+    return index
+
+
+# --- SpiffWorkflow's own checks --------------------------------------------------------
+
+
+def _library_parser(files: Mapping[str, bytes]) -> tuple[CarepathParser, dict[str, Any]]:
+    """A parser holding every file, and the trees by file name. Keep the trees alive while
+    parsing: SpiffWorkflow indexes lanes by id() of a document's root, which a freed tree's
+    successor could reuse."""
+    parser = CarepathParser()
+    trees: dict[str, Any] = {}
+    for name, data in files.items():
+        tree = trees[name] = parse_xml(data, name)
+        try:
+            if _kind(tree) == "bpmn":
+                parser.add_bpmn_xml(tree, filename=name)
+            elif _kind(tree) == "dmn":
+                parser.add_dmn_xml(tree.getroot(), filename=name)
+        except ValidationException as exc:
+            raise DefinitionError([_library_problem(exc, name, _lines({name: tree}))]) from exc
+    return parser, trees
+
+
+def _library_check(bpmn: dict[str, Any], dmn: dict[str, Any], decisions: dict[str, str],
+                   broken_decisions: set[str], infos: dict[str, ProcessInfo], clean: list[str],
+                   problems: list[Problem]) -> None:
+    """Have SpiffWorkflow build the specs of the processes carepath's checks passed."""
+    lines = _lines({**bpmn, **dmn})
+    parser = CarepathParser()
+    for name, tree in bpmn.items():
+        try:
+            parser.add_bpmn_xml(tree, filename=name)
+        except ValidationException as exc:
+            problems.append(_library_problem(exc, name, lines))
+            clean = [pid for pid in clean if infos[pid].file != name]
+    for decision_id, name in decisions.items():
+        try:
+            parser.add_dmn_xml(dmn[name].getroot(), filename=name)
+            if decision_id not in broken_decisions:
+                parser.dmn_parsers[decision_id].parse()
+        except ValidationException as exc:
+            problems.append(_library_problem(exc, name, lines))
+        except Exception as exc:  # noqa: BLE001 - the library's DMN parser indexes without checking
+            problems.append(Problem(name, f"SpiffWorkflow could not read the decision: {exc!r}", decision_id,
+                                    lines[name].get(decision_id)))
+    for pid in clean:
+        file = infos[pid].file
+        try:
+            parser.get_spec(pid)
+            _parse_embedded(parser, pid)
+        except RecursionError:
+            problems.append(_too_long(pid, file, lines[file].get(pid)))
+        except ValidationException as exc:
+            too_long = "RecursionError" in str(exc)  # the task parser wraps whatever it catches
+            problems.append(_too_long(pid, file, lines[file].get(pid)) if too_long
+                            else _library_problem(exc, file, lines))
+        except Exception as exc:  # noqa: BLE001 - any library failure is one more problem, not a crash
+            problems.append(Problem(file, f"SpiffWorkflow could not build process '{pid}': {exc!r}", pid,
+                                    lines[file].get(pid)))
+
+
+def _parse_embedded(parser: CarepathParser, top: str) -> None:
+    """Build the specs of `top`'s embedded subprocesses: SpiffWorkflow parses them lazily."""
+
+    def root_of(process_parser: Any) -> str:
+        while process_parser.parent is not None:
+            process_parser = process_parser.parent
+        return process_parser.bpmn_id
+
+    while True:
+        pending = [pp for pp in parser.process_parsers.values()
+                   if pp.parent is not None and pp.spec is None and root_of(pp) == top]
+        if not pending:
+            return
+        for process_parser in pending:
+            process_parser.get_spec()
+
+
+def _library_problem(exc: ValidationException, fallback_file: str, lines: dict[str, dict[str, int | None]]) -> Problem:
+    file = exc.file_name or fallback_file
+    element = exc.id or None
+    line = exc.line_number if isinstance(exc.line_number, int) else lines.get(file, {}).get(element or "")
+    message = exc.args[0] if exc.args else str(exc)
+    if exc.notes:
+        message += " (" + "; ".join(exc.notes) + ")"
+    return Problem(file, f"SpiffWorkflow: {message}", element, line)
+
+
+def _too_long(pid: str, file: str, line: int | None) -> Problem:
+    return Problem(file, f"process '{pid}' is too long a chain for SpiffWorkflow's parser (it recurses along "
+                         "sequence flows and hit Python's recursion limit): split it into call activities or "
+                         "subprocesses", pid, line)

@@ -1,0 +1,419 @@
+"""Carepath's own checks of a BPMN process and of a DMN decision, all problems at once.
+
+SpiffWorkflow's parser stops at its first error and only visits what is reachable from a
+start event, so `ProcessCheck` walks a process's XML itself: sequence flows and
+reachability, gateway conditions, forms, teams, handlers, decisions, called processes,
+timers and every expression (through `check_expression`, the sandbox's deploy-time
+check). While walking it collects the `ProcessInfo` the runtime needs. `check_decision`
+does the same for a DMN file.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from lxml import etree
+
+from engine.bpmn_parser import (
+    BPMN_NS,
+    read_called_element,
+    read_decision_ref,
+    read_form,
+    read_service,
+    read_timer,
+    spiff_extension_text,
+    supported,
+    user_task_groups,
+)
+from engine.bpmn_timers import is_literal, literal_problem, looks_like_iso
+from engine.errors import Problem
+from engine.expressions import check_expression
+
+
+@dataclass(frozen=True)
+class UserTaskInfo:
+    element_id: str
+    name: str
+    lane: str | None
+    candidate_groups: tuple[str, ...]  # named on the task, else (lane,)
+    form: str | None
+    line: int | None
+
+
+@dataclass(frozen=True)
+class ServiceTaskInfo:
+    element_id: str
+    name: str
+    handler: str
+    params: dict[str, str]  # parameter name -> expression text
+    result_variable: str
+
+
+@dataclass(frozen=True)
+class TimerInfo:
+    element_id: str
+    name: str
+    kind: str  # 'date' | 'duration' | 'cycle'
+    expression: str  # as written in the diagram
+    attached_to: str | None  # the task a boundary timer sits on
+    interrupting: bool
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    process_id: str
+    name: str
+    file: str
+    user_tasks: dict[str, UserTaskInfo]
+    service_tasks: dict[str, ServiceTaskInfo]
+    timers: dict[str, TimerInfo]
+    called_processes: frozenset[str]
+    decisions_used: frozenset[str]
+    lanes: tuple[str, ...]
+
+
+def _q(local: str) -> str:
+    return f"{{{BPMN_NS}}}{local}"
+
+
+def _local(node: Any) -> str:
+    return etree.QName(node).localname if isinstance(node.tag, str) else ""
+
+
+def _label(node: Any) -> str:
+    return node.get("name") or node.get("id") or _local(node)
+
+
+def _condition(flow: Any) -> str | None:
+    text = (flow.findtext(_q("conditionExpression")) or "").strip()
+    return text or None
+
+
+FLOW_NODES = frozenset({
+    "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent",
+    "task", "userTask", "manualTask", "serviceTask", "scriptTask", "businessRuleTask", "sendTask",
+    "receiveTask", "callActivity", "subProcess", "transaction", "adHocSubProcess",
+    "exclusiveGateway", "inclusiveGateway", "parallelGateway", "eventBasedGateway", "complexGateway",
+})
+SUBPROCESSES = frozenset({"subProcess", "transaction", "adHocSubProcess"})
+GATEWAYS = frozenset({"exclusiveGateway", "inclusiveGateway", "parallelGateway", "eventBasedGateway"})
+CONDITIONAL_GATEWAYS = frozenset({"exclusiveGateway", "inclusiveGateway"})
+PYTHON_SCRIPT_FORMATS = frozenset({"python", "python3", "py", "text/x-python", "text/python"})
+DMN_HIT_POLICIES = frozenset({"UNIQUE", "COLLECT"})
+LOOP_EXPRESSIONS = ("loopCardinality", "completionCondition", "loopCondition")
+
+
+@dataclass
+class Refs:
+    """What the bundle (and earlier deployments) offers to call activities and rule tasks."""
+
+    executable: set[str]
+    not_executable: set[str]
+    decisions: set[str]
+    handlers: Collection[str] | None
+    forms: Collection[str] | None
+
+
+# --- one process ----------------------------------------------------------------------
+
+
+class ProcessCheck:
+    """Walks one process's XML: every problem found, and the ProcessInfo it describes."""
+
+    def __init__(self, file: str, process: Any, refs: Refs, lanes: dict[str, str | None],
+                 problems: list[Problem]) -> None:
+        self.file, self.process, self.refs, self.lanes, self.problems = file, process, refs, lanes, problems
+        self.user_tasks: dict[str, UserTaskInfo] = {}
+        self.service_tasks: dict[str, ServiceTaskInfo] = {}
+        self.timers: dict[str, TimerInfo] = {}
+        self.called: set[str] = set()
+        self.decisions: set[str] = set()
+
+    def problem(self, node: Any, message: str) -> None:
+        self.problems.append(Problem(self.file, message, node.get("id"), node.sourceline))
+
+    def expression(self, node: Any, what: str, source: str, mode: str = "eval") -> None:
+        message = check_expression(source, mode)
+        if message:
+            self.problem(node, f"{what} is refused: {message}")
+
+    def run(self) -> ProcessInfo:
+        if not self.process.findall(_q("startEvent")):
+            self.problem(self.process, f"process '{_label(self.process)}' has no start event")
+        self.scope(self.process, inherited_lane=None)
+        lanes = tuple(dict.fromkeys(lane.get("name") for lane in self.process.iter(_q("lane")) if lane.get("name")))
+        return ProcessInfo(self.process.get("id"), _label(self.process), self.file, self.user_tasks,
+                           self.service_tasks, self.timers, frozenset(self.called), frozenset(self.decisions), lanes)
+
+    # A scope is the process or one subprocess: sequence flows never cross scopes.
+    def scope(self, scope: Any, inherited_lane: str | None) -> None:
+        nodes: dict[str, Any] = {}
+        for node in scope:
+            if _local(node) in FLOW_NODES and node.get("id"):
+                nodes.setdefault(node.get("id"), node)  # a reused id is reported for the file
+        incoming: dict[str, list[Any]] = {i: [] for i in nodes}
+        outgoing: dict[str, list[Any]] = {i: [] for i in nodes}
+        for flow in scope.findall(_q("sequenceFlow")):
+            if self.flow_ends(flow, nodes):
+                outgoing[flow.get("sourceRef")].append(flow)
+                incoming[flow.get("targetRef")].append(flow)
+        ad_hoc = _local(scope) == "adHocSubProcess"
+        reached = set() if ad_hoc else self.reachable(nodes, outgoing)
+        for node_id, node in nodes.items():
+            lane = inherited_lane if inherited_lane is not None else self.lanes.get(node_id)
+            if not ad_hoc:
+                self.flows(node, incoming[node_id], outgoing[node_id], node_id in reached, nodes)
+            self.element(node, lane)
+            if _local(node) in SUBPROCESSES:
+                if _local(node) != "adHocSubProcess" and node.get("triggeredByEvent") != "true":
+                    self.subprocess_shape(node)
+                self.scope(node, lane)
+
+    def flow_ends(self, flow: Any, nodes: dict[str, Any]) -> bool:
+        """Check a flow's ends (and its condition); True when both ends are in this scope."""
+        ok = True
+        for end in ("sourceRef", "targetRef"):
+            ref = flow.get(end)
+            if not ref:
+                self.problem(flow, f"sequence flow '{_label(flow)}' has no {end}")
+                ok = False
+            elif ref not in nodes:
+                self.problem(flow, f"sequence flow '{_label(flow)}' {end} '{ref}' names no element "
+                                   "of this process or subprocess")
+                ok = False
+        condition = _condition(flow)
+        if condition:
+            self.expression(flow, f"the condition of sequence flow '{_label(flow)}'", condition)
+        return ok
+
+    @staticmethod
+    def reachable(nodes: dict[str, Any], outgoing: dict[str, list[Any]]) -> set[str]:
+        boundary: dict[str, list[str]] = {}
+        for node_id, node in nodes.items():
+            if node.get("attachedToRef"):
+                boundary.setdefault(node.get("attachedToRef"), []).append(node_id)
+        todo = [i for i, n in nodes.items() if _local(n) == "startEvent"
+                or (_local(n) == "subProcess" and n.get("triggeredByEvent") == "true")]
+        seen: set[str] = set()
+        while todo:
+            current = todo.pop()
+            if current not in seen:
+                seen.add(current)
+                todo.extend(f.get("targetRef") for f in outgoing.get(current, []))
+                todo.extend(boundary.get(current, []))
+        return seen
+
+    def flows(self, node: Any, ins: list[Any], outs: list[Any], reached: bool, nodes: dict[str, Any]) -> None:
+        kind, label = _local(node), f"'{_label(node)}'"
+        if kind == "subProcess" and node.get("triggeredByEvent") == "true":
+            return  # an event subprocess starts on its event, not along a flow
+        if kind == "boundaryEvent" and node.get("attachedToRef") not in nodes:
+            self.problem(node, f"boundary event {label} is attached to '{node.get('attachedToRef')}', "
+                               "which is not an element of this process or subprocess")
+        if kind not in ("startEvent", "boundaryEvent"):
+            if not ins:
+                self.problem(node, f"{label} has no incoming sequence flow, so it can never run")
+            elif not reached:
+                self.problem(node, f"{label} cannot be reached from a start event")
+        if kind == "endEvent":
+            if outs:
+                self.problem(node, f"end event {label} has an outgoing sequence flow")
+        elif not outs:
+            self.problem(node, f"{label} has no outgoing sequence flow: end each path with an end event")
+        elif len(outs) > 1 and kind not in GATEWAYS and kind != "startEvent":
+            self.problem(node, f"{label} has {len(outs)} outgoing sequence flows: split paths with a gateway")
+        self.gateway(node, outs)
+
+    def gateway(self, node: Any, outs: list[Any]) -> None:
+        default = node.get("default")
+        for flow in outs:
+            has_condition = _condition(flow) is not None
+            if _local(node) not in CONDITIONAL_GATEWAYS:
+                if has_condition:
+                    self.problem(flow, f"sequence flow '{_label(flow)}' has a condition, which is ignored: "
+                                       "only flows leaving an exclusive or inclusive gateway are conditional")
+            elif len(outs) > 1 and not has_condition and flow.get("id") != default:
+                self.problem(flow, f"sequence flow '{_label(flow)}' leaves gateway '{_label(node)}' "
+                                   "with no condition and is not its default flow")
+        if default and default not in {f.get("id") for f in outs}:
+            self.problem(node, f"default flow '{default}' of '{_label(node)}' does not leave it")
+
+    def subprocess_shape(self, node: Any) -> None:
+        starts = node.findall(_q("startEvent"))
+        if len(starts) != 1:
+            self.problem(node, f"subprocess '{_label(node)}' needs exactly one start event, not {len(starts)}")
+        if not node.findall(_q("endEvent")):
+            self.problem(node, f"subprocess '{_label(node)}' has no end event")
+
+    # --- what each kind of element needs ---
+    def element(self, node: Any, lane: str | None) -> None:
+        kind = _local(node)
+        if not supported(node.tag):
+            self.problem(node, f"'{_label(node)}' is a {kind}, which carepath does not support")
+            return
+        checks = {"userTask": self.user_task, "serviceTask": self.service_task, "scriptTask": self.script_task,
+                  "businessRuleTask": self.business_rule_task, "callActivity": self.call_activity}
+        if kind in checks:
+            checks[kind](node, lane)
+        for definition in node.findall(_q("timerEventDefinition")):
+            self.timer(node, definition)
+        for condition in node.iterfind(f"{_q('conditionalEventDefinition')}/{_q('condition')}"):
+            self.expression(node, f"the condition of '{_label(node)}'", (condition.text or "").strip())
+        for script in ("preScript", "postScript"):
+            text = spiff_extension_text(node, script)
+            if text:
+                self.expression(node, f"the {script} of '{_label(node)}'", text, "exec")
+        for loop in node.findall(_q("multiInstanceLoopCharacteristics")) + node.findall(
+                _q("standardLoopCharacteristics")):
+            for part in LOOP_EXPRESSIONS:
+                text = (loop.findtext(_q(part)) or "").strip()
+                if text:
+                    self.expression(loop, f"the {part} of '{_label(node)}'", text)
+
+    def user_task(self, node: Any, lane: str | None) -> None:
+        form = read_form(node)
+        if form is None:
+            self.problem(node, f"user task '{_label(node)}' names no form")
+        elif self.refs.forms is not None and form not in self.refs.forms:
+            self.problem(node, f"user task '{_label(node)}' names form '{form}', which is not in the form library")
+        self.user_tasks[node.get("id")] = UserTaskInfo(
+            node.get("id"), _label(node), lane, user_task_groups(node, lane), form, node.sourceline)
+
+    def service_task(self, node: Any, _lane: str | None) -> None:
+        call = read_service(node)
+        for message in call.problems:
+            self.problem(node, f"service task '{_label(node)}': {message}")
+        if call.handler is None:
+            if not call.problems:  # a Java implementation already says why there is no handler
+                self.problem(node, f"service task '{_label(node)}' names no handler")
+            return
+        if self.refs.handlers is not None and call.handler not in self.refs.handlers:
+            self.problem(node, f"service task '{_label(node)}' names handler '{call.handler}', "
+                               "which is not registered")
+        for name, (expr, _type) in call.params.items():
+            self.expression(node, f"parameter '{name}' of service task '{_label(node)}'", expr)
+        self.service_tasks[node.get("id")] = ServiceTaskInfo(
+            node.get("id"), _label(node), call.handler, {k: v[0] for k, v in call.params.items()},
+            call.result_variable)
+
+    def script_task(self, node: Any, _lane: str | None) -> None:
+        script_format = (node.get("scriptFormat") or "python").strip().lower()
+        if script_format not in PYTHON_SCRIPT_FORMATS:
+            self.problem(node, f"script task '{_label(node)}' is written in {script_format}; scripts must be Python")
+        script = (node.findtext(_q("script")) or "").strip()
+        if not script:
+            self.problem(node, f"script task '{_label(node)}' has no script")
+        else:
+            self.expression(node, f"the script of '{_label(node)}'", script, "exec")
+
+    def business_rule_task(self, node: Any, _lane: str | None) -> None:
+        ref = read_decision_ref(node)
+        if ref is None:
+            self.problem(node, f"business rule task '{_label(node)}' names no decision")
+            return
+        self.decisions.add(ref)
+        if ref not in self.refs.decisions:
+            self.problem(node, f"business rule task '{_label(node)}' uses decision '{ref}', which is in no "
+                               ".dmn file of this bundle and not deployed")
+
+    def call_activity(self, node: Any, _lane: str | None) -> None:
+        called = read_called_element(node)
+        if called is None:
+            self.problem(node, f"call activity '{_label(node)}' names no process to call (calledElement)")
+            return
+        self.called.add(called)
+        if called in self.refs.not_executable and called not in self.refs.executable:
+            self.problem(node, f"call activity '{_label(node)}' calls process '{called}', which is not "
+                               'executable (isExecutable="false")')
+        elif called not in self.refs.executable:
+            self.problem(node, f"call activity '{_label(node)}' calls process '{called}', which is neither in "
+                               "this bundle nor deployed")
+
+    def timer(self, node: Any, definition: Any) -> None:
+        kind, text = read_timer(definition)
+        if kind is None or text is None:
+            self.problem(node, f"timer '{_label(node)}' has no timeDate, timeDuration or timeCycle")
+            return
+        if is_literal(kind, text) or looks_like_iso(text):
+            message = literal_problem(kind, text)
+            if message:
+                self.problem(node, f"timer '{_label(node)}': {message}")
+        else:
+            self.expression(node, f"the timer expression of '{_label(node)}'", text)
+        boundary = _local(node) == "boundaryEvent"
+        interrupting = (node.get("cancelActivity", "true") if boundary else node.get("isInterrupting", "true"))
+        self.timers[node.get("id")] = TimerInfo(node.get("id"), _label(node), kind, text,
+                                                node.get("attachedToRef") if boundary else None,
+                                                interrupting.strip().lower() != "false")
+
+
+# --- one decision ----------------------------------------------------------------------
+
+# Where SpiffWorkflow's DMN engine puts the input value in a test like "4 < ? < 6".
+_QUESTION_MARK = re.compile(r"(\?)(?=(?:[^'\"]|['\"][^'\"]*['\"])*$)")
+
+
+def _input_test(text: str) -> str:
+    """An input entry as the DMN engine evaluates it: `? > 3`, `"high"`, or `< 5` after the input."""
+    if _QUESTION_MARK.search(text):
+        return _QUESTION_MARK.sub("dmninput", text)
+    try:
+        ast.parse(text, mode="eval")
+        return text
+    except SyntaxError:
+        return f"dmninput {text}"
+
+
+def check_decision(file: str, root: Any, problems: list[Problem]) -> str | None:
+    """Check a DMN document; the id of its (one) decision, or None if it has none."""
+    ns = etree.QName(root).namespace
+
+    def q(local: str) -> str:
+        return f"{{{ns}}}{local}"
+
+    def add(node: Any, message: str) -> None:
+        problems.append(Problem(file, message, node.get("id"), node.sourceline))
+
+    def expression(node: Any, what: str, text: str) -> None:
+        message = check_expression(text, "eval")
+        if message:
+            add(node, f"{what} is refused: {message}")
+
+    decisions = root.findall(q("decision"))
+    if not decisions:
+        add(root, "no decision in this DMN file")
+        return None
+    for extra in decisions[1:]:
+        add(extra, f"decision '{_label(extra)}' is not the first in its file: SpiffWorkflow reads one "
+                   "decision per DMN file, so give it a file of its own")
+    decision = decisions[0]
+    if not decision.get("id"):
+        add(decision, "the decision has no id")
+    tables = decision.findall(q("decisionTable"))
+    if len(tables) != 1:
+        add(decision, f"decision '{_label(decision)}' must hold exactly one decision table")
+        return decision.get("id")
+    table = tables[0]
+    policy = (table.get("hitPolicy") or "UNIQUE").strip().upper()
+    if policy not in DMN_HIT_POLICIES:
+        add(table, f"hit policy {policy} is not supported: use UNIQUE or COLLECT")
+    for column in table.findall(q("input")):
+        text = (column.findtext(f"{q('inputExpression')}/{q('text')}") or "").strip()
+        if not text:
+            add(column, f"input '{column.get('label') or column.get('id')}' has no expression")
+        else:
+            expression(column, f"the expression of input '{column.get('label') or column.get('id')}'", text)
+    for rule in table.findall(q("rule")):
+        for entry in rule.findall(q("inputEntry")):
+            text = (entry.findtext(q("text")) or "").strip()
+            if text and text != "-":
+                expression(entry, f"the input entry '{text}'", _input_test(text))
+        for entry in rule.findall(q("outputEntry")):
+            text = (entry.findtext(q("text")) or "").strip()
+            if text:
+                expression(entry, f"the output entry '{text}'", text)
+    return decision.get("id")

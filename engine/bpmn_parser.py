@@ -1,0 +1,414 @@
+"""Reading diagrams in either modelling dialect into SpiffWorkflow specs.
+
+Process owners draw in SpiffArena (spiffworkflow: extensions), Camunda Modeler 7
+(camunda: attributes) or Camunda Modeler 8 / bpmn-js (zeebe: extensions). The `read_*`
+functions here are the one place that knows where each dialect keeps a form, a team, a
+service handler, a decision or a called process; both the validator in `engine.bpmn`
+and `CarepathParser` use them, so what is validated is what runs.
+
+`CarepathParser` is a `SpiffBpmnParser` whose task parsers (registered through
+`OVERRIDE_PARSER_CLASSES`) read both dialects and produce the spiff spec classes, and
+whose timer events are carepath's clock-following timers (`engine.bpmn_timers`).
+User tasks carry `extensions['form']` and `extensions['candidate_groups']`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.util import full_tag
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.defaults import (
+    BoundaryEvent,
+    EndEvent,
+    IntermediateCatchEvent,
+    IntermediateThrowEvent,
+    StartEvent,
+)
+from SpiffWorkflow.spiff.parser.event_parsers import (
+    SpiffBoundaryEventParser,
+    SpiffEndEventParser,
+    SpiffIntermediateCatchEventParser,
+    SpiffIntermediateThrowEventParser,
+    SpiffReceiveTaskParser,
+    SpiffSendTaskParser,
+    SpiffStartEventParser,
+)
+from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
+from SpiffWorkflow.spiff.parser.task_spec import (
+    BusinessRuleTaskParser,
+    ScriptTaskParser,
+    SpiffTaskParser,
+    SubWorkflowParser,
+    UserTaskParser,
+)
+from SpiffWorkflow.spiff.specs.defaults import (
+    BusinessRuleTask,
+    CallActivity,
+    ManualTask,
+    NoneTask,
+    ReceiveTask,
+    ScriptTask,
+    SendTask,
+    ServiceTask,
+    SubWorkflowTask,
+    TransactionSubprocess,
+    UserTask,
+)
+
+from engine.bpmn_timers import TIMER_CLASSES, literal_problem, looks_like_iso
+
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
+CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
+ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
+NSMAP = {
+    "bpmn": BPMN_NS,
+    "bpmndi": "http://www.omg.org/spec/BPMN/20100524/DI",
+    "dc": "http://www.omg.org/spec/DD/20100524/DC",
+    "spiffworkflow": SPIFF_NS,
+    "camunda": CAMUNDA_NS,
+    "zeebe": ZEEBE_NS,
+}
+TIMER_TAGS = {"timeDate": "date", "timeDuration": "duration", "timeCycle": "cycle"}
+# Camunda form keys name where the form lives; carepath only wants the form's name.
+_FORM_PREFIXES = ("camunda-forms:", "embedded:", "deployment:", "app:")
+_JAVA_IMPLEMENTATIONS = ("class", "expression", "delegateExpression")
+
+
+def _xp(node: Any, path: str) -> list[Any]:
+    return node.xpath(path, namespaces=NSMAP)
+
+
+def _attr(node: Any, ns: str, name: str) -> str | None:
+    value = node.get(f"{{{ns}}}{name}")
+    return value.strip() if value is not None and value.strip() else None
+
+
+def _text(node: Any) -> str | None:
+    return node.text.strip() if node is not None and node.text and node.text.strip() else None
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(g.strip() for g in (value or "").split(",") if g.strip())
+
+
+def task_properties(node: Any) -> dict[str, str]:
+    """A task's `<spiffworkflow:property name= value=>` pairs, and its Camunda/Zeebe properties
+    (a spiff property wins over a Camunda or Zeebe one of the same name)."""
+    props: dict[str, str] = {}
+    for prefix in ("zeebe", "camunda", "spiffworkflow"):
+        for prop in _xp(node, f"./bpmn:extensionElements/{prefix}:properties/{prefix}:property"):
+            if prop.get("name"):
+                props[prop.get("name")] = prop.get("value", "")
+    return props
+
+
+def spiff_extension_text(node: Any, name: str) -> str | None:
+    found = _xp(node, f"./bpmn:extensionElements/spiffworkflow:{name}")
+    return _text(found[0]) if found else None
+
+
+# --- what each dialect says about a task ------------------------------------------------
+
+
+def read_form(node: Any) -> str | None:
+    """The form a user task shows, by name, or None."""
+    props = task_properties(node)
+    for key in ("formJsonSchemaFilename", "form"):
+        if props.get(key, "").strip():
+            return props[key].strip()
+    key = _attr(node, CAMUNDA_NS, "formKey") or _attr(node, CAMUNDA_NS, "formRef")
+    if key is None:
+        for definition in _xp(node, "./bpmn:extensionElements/zeebe:formDefinition"):
+            key = next((definition.get(a).strip() for a in ("formKey", "formId", "externalReference")
+                        if (definition.get(a) or "").strip()), None)
+    while key is not None and key.startswith(_FORM_PREFIXES):
+        key = key.split(":", 1)[1]
+    return key or None
+
+
+def read_candidate_groups(node: Any) -> tuple[str, ...]:
+    """The teams named on a user task itself (not its lane)."""
+    groups = _split(_attr(node, CAMUNDA_NS, "candidateGroups"))
+    for assignment in _xp(node, "./bpmn:extensionElements/zeebe:assignmentDefinition"):
+        groups += _split(assignment.get("candidateGroups"))
+    groups += _split(task_properties(node).get("candidateGroups"))
+    return tuple(dict.fromkeys(groups))  # each team once, in the order written
+
+
+def user_task_groups(node: Any, lane: str | None) -> tuple[str, ...]:
+    """The teams that may do a user task: those named on it, else its lane."""
+    return read_candidate_groups(node) or ((lane,) if lane else ())
+
+
+@dataclass(frozen=True)
+class ServiceCall:
+    """A service task as carepath runs it: a handler name, parameter expressions, a result variable."""
+
+    handler: str | None
+    params: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (expression, type)
+    result_variable: str = ""
+    problems: tuple[str, ...] = ()
+
+
+def default_result_variable(element_id: str) -> str:
+    return re.sub(r"\W", "_", f"{element_id}_result")
+
+
+def read_service(node: Any) -> ServiceCall:
+    element_id = node.get("id", "")
+    operators = _xp(node, "./bpmn:extensionElements/spiffworkflow:serviceTaskOperator")
+    if operators:
+        return _spiff_service(operators[0], element_id)
+    if _xp(node, "./bpmn:extensionElements/zeebe:taskDefinition"):
+        return _zeebe_service(node, element_id)
+    return _camunda_service(node, element_id)
+
+
+def _spiff_service(operator: Any, element_id: str) -> ServiceCall:
+    params: dict[str, tuple[str, str]] = {}
+    problems: list[str] = []
+    for param in _xp(operator, "./spiffworkflow:parameters/spiffworkflow:parameter"):
+        if not param.get("id"):
+            problems.append("a service task parameter has no id")
+        elif param.get("value") is not None:
+            params[param.get("id")] = (param.get("value"), param.get("type") or "any")
+    result = (operator.get("resultVariable") or "").strip() or default_result_variable(element_id)
+    return ServiceCall((operator.get("id") or "").strip() or None, params, result, tuple(problems))
+
+
+def _camunda_service(node: Any, element_id: str) -> ServiceCall:
+    problems: list[str] = []
+    java = [a for a in _JAVA_IMPLEMENTATIONS if _attr(node, CAMUNDA_NS, a)]
+    if java or _xp(node, "./bpmn:extensionElements/camunda:connector"):
+        problems.append(f"camunda:{(java or ['connector'])[0]} (Java) is not supported: set the implementation "
+                        "to External and name the handler as its topic")
+    handler = _attr(node, CAMUNDA_NS, "topic") if _attr(node, CAMUNDA_NS, "type") == "external" else None
+    params: dict[str, tuple[str, str]] = {}
+    for param in _xp(node, "./bpmn:extensionElements/camunda:inputOutput/camunda:inputParameter"):
+        name = param.get("name")
+        if not name:
+            problems.append("a camunda:inputParameter has no name")
+        elif len(param):
+            problems.append(f"input parameter '{name}' must be a plain expression (no script, list or map)")
+        else:
+            params[name] = ((param.text or "").strip() or "None", "any")
+    result = _attr(node, CAMUNDA_NS, "resultVariable") or default_result_variable(element_id)
+    return ServiceCall(handler, params, result, tuple(problems))
+
+
+def _zeebe_service(node: Any, element_id: str) -> ServiceCall:
+    definition = _xp(node, "./bpmn:extensionElements/zeebe:taskDefinition")[0]
+    params: dict[str, tuple[str, str]] = {}
+    for mapping in _xp(node, "./bpmn:extensionElements/zeebe:ioMapping/zeebe:input"):
+        if mapping.get("target"):
+            # Zeebe marks expressions with a leading "="; carepath's are Python either way.
+            params[mapping.get("target")] = ((mapping.get("source") or "None").lstrip("=").strip(), "any")
+    headers = {h.get("key"): h.get("value") for h in _xp(node, "./bpmn:extensionElements/zeebe:taskHeaders/*")}
+    result = (headers.get("resultVariable") or "").strip() or default_result_variable(element_id)
+    return ServiceCall((definition.get("type") or "").strip() or None, params, result)
+
+
+def read_decision_ref(node: Any) -> str | None:
+    """The decision a business rule task evaluates."""
+    ref = spiff_extension_text(node, "calledDecisionId") or _attr(node, CAMUNDA_NS, "decisionRef")
+    if ref is None:
+        for called in _xp(node, "./bpmn:extensionElements/zeebe:calledDecision"):
+            ref = (called.get("decisionId") or "").strip() or None
+    return ref
+
+
+def read_called_element(node: Any) -> str | None:
+    """The process a call activity starts."""
+    called = (node.get("calledElement") or "").strip() or None
+    if called is None:
+        for element in _xp(node, "./bpmn:extensionElements/zeebe:calledElement"):
+            called = (element.get("processId") or "").strip() or None
+    return called
+
+
+def read_timer(definition: Any) -> tuple[str | None, str | None]:
+    """(kind, text) of a timerEventDefinition: kind is 'date'|'duration'|'cycle', None if absent."""
+    for child in definition:
+        if isinstance(child.tag, str) and etree.QName(child).localname in TIMER_TAGS:
+            return TIMER_TAGS[etree.QName(child).localname], _text(child)
+    return None, None
+
+
+def read_extensions(node: Any) -> dict[str, Any]:
+    """SpiffWorkflow's `extensions` dict, read without its KeyErrors on incomplete elements."""
+    ext: dict[str, Any] = {}
+    for child in _xp(node, "./bpmn:extensionElements/spiffworkflow:*"):
+        name = etree.QName(child).localname
+        if name == "serviceTaskOperator":
+            call = _spiff_service(child, node.get("id", ""))
+            ext[name] = {"name": call.handler, "resultVariable": call.result_variable,
+                         "parameters": {k: {"value": v, "type": t} for k, (v, t) in call.params.items()}}
+        elif name == "taskMetadataValues":
+            ext[name] = {m.get("name"): m.get("value") for m in _xp(child, "./spiffworkflow:taskMetadataValue")}
+        elif name == "unitTests":
+            continue  # SpiffArena's script unit tests: carepath does not run them
+        elif name != "properties":
+            ext[name] = child.text
+    props = task_properties(node)
+    if props:
+        ext["properties"] = props
+    return ext
+
+
+# --- the SpiffWorkflow parser -----------------------------------------------------------
+
+
+class _Extensions:
+    """Both dialects' extensions, plus carepath's `form` and `candidate_groups` on user tasks."""
+
+    node: Any
+    lane: str | None
+
+    def parse_extensions(self, node: Any = None) -> dict[str, Any]:
+        node = self.node if node is None else node
+        ext = read_extensions(node)
+        if node is self.node and node.tag == full_tag("userTask"):
+            ext["form"] = read_form(node)
+            ext["candidate_groups"] = list(user_task_groups(node, self.lane))
+        return ext
+
+
+class _Timers:
+    """Timer events become carepath's clock-following timers, with bare ISO 8601 allowed."""
+
+    node: Any
+    filename: str | None
+
+    def parse_timer_event(self, event: Any) -> Any:
+        kind, text = read_timer(event)
+        if kind is None or text is None:
+            raise ValidationException("timer has no timeDate, timeDuration or timeCycle",
+                                      node=self.node, file_name=self.filename)
+        problem = literal_problem(kind, text) if looks_like_iso(text) else None
+        if problem:
+            raise ValidationException(problem, node=self.node, file_name=self.filename)
+        name = self.node.get("name", self.node.get("id"))
+        description = self.get_event_description(event)  # type: ignore[attr-defined]
+        return TIMER_CLASSES[kind](name, text, description=description)
+
+
+class _TaskParser(_Extensions, SpiffTaskParser):
+    pass
+
+
+class _UserTaskParser(_Extensions, UserTaskParser):
+    pass
+
+
+class _ScriptTaskParser(_Extensions, ScriptTaskParser):
+    pass
+
+
+class _SubWorkflowParser(_Extensions, SubWorkflowParser):
+    pass
+
+
+class _ServiceTaskParser(_Extensions, SpiffTaskParser):
+    """Either dialect's service task as SpiffWorkflow's spiff ServiceTask (one shape at run time)."""
+
+    def create_task(self) -> Any:
+        call = read_service(self.node)
+        if call.handler is None:
+            raise ValidationException(call.problems[0] if call.problems else "service task names no handler",
+                                      node=self.node, file_name=self.filename)
+        ext = self.parse_extensions()
+        params = {name: {"value": expr, "type": kind} for name, (expr, kind) in call.params.items()}
+        return self.spec_class(self.spec, self.bpmn_id, operation_name=call.handler, operation_params=params,
+                               result_variable=call.result_variable, prescript=ext.get("preScript"),
+                               postscript=ext.get("postScript"), **self.bpmn_attributes)
+
+
+class _BusinessRuleTaskParser(_Extensions, BusinessRuleTaskParser):
+    @staticmethod
+    def get_decision_ref(node: Any) -> str | None:
+        return read_decision_ref(node)
+
+
+class _CallActivityParser(_Extensions, SpiffTaskParser):
+    def create_task(self) -> Any:
+        called = read_called_element(self.node)
+        if called is None:
+            raise ValidationException("call activity names no process to call (calledElement)",
+                                      node=self.node, file_name=self.filename)
+        ext = self.parse_extensions()
+        return self.spec_class(self.spec, self.bpmn_id, subworkflow_spec=called, prescript=ext.get("preScript"),
+                               postscript=ext.get("postScript"), **self.bpmn_attributes)
+
+
+class _StartEventParser(_Timers, _Extensions, SpiffStartEventParser):
+    pass
+
+
+class _EndEventParser(_Timers, _Extensions, SpiffEndEventParser):
+    pass
+
+
+class _IntermediateCatchEventParser(_Timers, _Extensions, SpiffIntermediateCatchEventParser):
+    pass
+
+
+class _IntermediateThrowEventParser(_Timers, _Extensions, SpiffIntermediateThrowEventParser):
+    pass
+
+
+class _BoundaryEventParser(_Timers, _Extensions, SpiffBoundaryEventParser):
+    pass
+
+
+class _SendTaskParser(_Extensions, SpiffSendTaskParser):
+    pass
+
+
+class _ReceiveTaskParser(_Extensions, SpiffReceiveTaskParser):
+    pass
+
+
+class CarepathParser(SpiffBpmnParser):
+    """SpiffBpmnParser reading spiff, Camunda 7 and Zeebe diagrams, with carepath's timers."""
+
+    OVERRIDE_PARSER_CLASSES: ClassVar[dict[str, tuple[type, type]]] = {
+        **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
+        full_tag("task"): (_TaskParser, NoneTask),
+        full_tag("manualTask"): (_TaskParser, ManualTask),
+        full_tag("userTask"): (_UserTaskParser, UserTask),
+        full_tag("scriptTask"): (_ScriptTaskParser, ScriptTask),
+        full_tag("serviceTask"): (_ServiceTaskParser, ServiceTask),
+        full_tag("businessRuleTask"): (_BusinessRuleTaskParser, BusinessRuleTask),
+        full_tag("callActivity"): (_CallActivityParser, CallActivity),
+        full_tag("subProcess"): (_SubWorkflowParser, SubWorkflowTask),
+        full_tag("transaction"): (_SubWorkflowParser, TransactionSubprocess),
+        full_tag("startEvent"): (_StartEventParser, StartEvent),
+        full_tag("endEvent"): (_EndEventParser, EndEvent),
+        full_tag("intermediateCatchEvent"): (_IntermediateCatchEventParser, IntermediateCatchEvent),
+        full_tag("intermediateThrowEvent"): (_IntermediateThrowEventParser, IntermediateThrowEvent),
+        full_tag("boundaryEvent"): (_BoundaryEventParser, BoundaryEvent),
+        full_tag("sendTask"): (_SendTaskParser, SendTask),
+        full_tag("receiveTask"): (_ReceiveTaskParser, ReceiveTask),
+    }
+
+    def __init__(self) -> None:
+        # No XSD validation: it stops at the first error; carepath's own checks report them all.
+        super().__init__(namespaces=NSMAP)
+
+    def _add_processes(self, bpmn: Any, filename: str | None = None) -> None:
+        # The library raises on a duplicate process id and drops the rest of the file;
+        # carepath reports duplicates itself and keeps the first.
+        for process in bpmn.xpath(".//bpmn:process", namespaces=self.namespaces):
+            if process.get("id") not in self.process_parsers:
+                self._find_dependencies(process)
+                self.create_parser(process, filename)
+
+
+def supported(tag: str) -> bool:
+    """Whether CarepathParser can build a spec for elements with this (qualified) tag."""
+    return tag in CarepathParser.OVERRIDE_PARSER_CLASSES or tag in CarepathParser.PARSER_CLASSES
