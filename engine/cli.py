@@ -1,0 +1,324 @@
+"""The `carepath` command line.
+
+Every command takes `--db URL` (or CAREPATH_DATABASE_URL; a SQLite file `carepath.db` by
+default) and `--json` for output that scripts can read. Errors print what went wrong and
+where, and exit non-zero: 1 for a refused request, 2 for bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+
+from .clock import parse_instant
+from .errors import CarepathError, ConflictError
+
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_CONFLICT = 3
+
+
+def parse_duration(text: str, start: datetime) -> timedelta:
+    """ISO 8601 duration (P43D, P1Y2M, PT12H) from `start`, months and years by the calendar."""
+    try:
+        parsed = TimerEventDefinition.parse_iso_duration(text)
+        return TimerEventDefinition.get_timedelta_from_start(parsed, start)
+    except Exception:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an ISO 8601 duration such as P43D, P1Y or PT12H") from None
+
+
+def _data_arg(args: argparse.Namespace) -> dict[str, Any]:
+    if getattr(args, "data_file", None):
+        raw = Path(args.data_file).read_text(encoding="utf-8")
+    else:
+        raw = getattr(args, "data", None) or "{}"
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CarepathError(f"--data is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(data, dict):
+        raise CarepathError("--data must be a JSON object, e.g. '{\"name\": \"Harriet\"}'")
+    return data
+
+
+def _engine(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .runtime import Engine
+
+    return Engine(args.db)
+
+
+def _out(args: argparse.Namespace, value: Any, text: str) -> None:
+    if args.json:
+        print(json.dumps(value, default=str, indent=2, sort_keys=True))
+    else:
+        print(text)
+
+
+def _fmt_dt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
+# ---------------------------------------------------------------------------- commands
+def cmd_init(args: argparse.Namespace) -> int:
+    eng = _engine(args)
+    start = parse_instant(args.simulated) if args.simulated else None
+    eng.init(simulated_start=start)
+    mode = eng.clock_mode()
+    now = eng.now()
+    _out(args, {"database": eng.db.safe_url, "clock": mode, "now": now.isoformat()},
+         f"initialised {eng.db.safe_url} ({mode} clock, now {now.isoformat()})")
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    refs = _engine(args).deploy(args.paths, actor=args.actor)
+    lines = [f"{r.process_id} version {r.version}" + ("" if r.created else " (unchanged)") for r in refs]
+    _out(args, [r.__dict__ for r in refs], "\n".join(lines) or "nothing to deploy")
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    res = _engine(args).start(args.process, case_id=args.case, data=_data_arg(args), actor=args.actor,
+                              title=args.title, version=args.version)
+    _out(args, res.to_dict(), _describe_step(res))
+    return 0
+
+
+def _describe_step(res: Any) -> str:
+    lines = [f"case {res.case_id}, instance {res.instance_id}: {res.status}"]
+    for t in res.ready_tasks:
+        lines.append(f"  ready: {t['id']}  {t['name']}  [team {t['team'] or '-'}, form {t['form'] or '-'}, "
+                     f"due {_fmt_dt(t['due_at'])}]")
+    if res.started_instances:
+        lines.append(f"  started instances: {', '.join(map(str, res.started_instances))}")
+    if res.incident:
+        lines.append(f"  INCIDENT {res.incident['id']} at {res.incident['element_id']}: {res.incident['message']}")
+    return "\n".join(lines)
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    rows = _engine(args).list_tasks(case_id=args.case, team=args.team, assignee=args.assignee,
+                                    process_id=args.process)
+    lines = [f"{r['id']}  {r['reference']}  {r['name']:<32} team {r['team'] or '-':<18} "
+             f"assignee {r['assignee'] or '-':<12} due {_fmt_dt(r['due_at'])}" for r in rows]
+    _out(args, rows, "\n".join(lines) or "no open tasks")
+    return 0
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    res = _engine(args).complete_task(args.task, _data_arg(args), actor=args.actor,
+                                      expected_revision=args.revision)
+    _out(args, res.to_dict(), _describe_step(res))
+    return 0
+
+
+def cmd_claim(args: argparse.Namespace) -> int:
+    row = _engine(args).claim(args.task, args.actor)
+    _out(args, row, f"{row['id']} claimed by {row['assignee']}")
+    return 0
+
+
+def cmd_clock(args: argparse.Namespace) -> int:
+    eng = _engine(args)
+    if args.clock_cmd == "advance":
+        start = eng.now()
+        if args.to:
+            moved = eng.advance_clock(to=parse_instant(args.to), actor=args.actor)
+        else:
+            moved = eng.advance_clock(parse_duration(args.duration, start), actor=args.actor)
+        now = eng.now()
+        _out(args, {"from": start.isoformat(), "now": now.isoformat(), "instances_moved": moved},
+             f"clock {start.isoformat()} -> {now.isoformat()}; {moved} instance step(s) fired by timers")
+        return 0
+    now = eng.now()
+    _out(args, {"mode": eng.clock_mode(), "now": now.isoformat(), "next_due": eng.next_due()},
+         f"{eng.clock_mode()} clock: {now.isoformat()}; next timer due {_fmt_dt(eng.next_due())}")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    rows = _engine(args).history(args.case)
+    lines = []
+    for r in rows:
+        d = r["data"]
+        detail = d.get("name") or d.get("element_id") or d.get("process_id") or d.get("handler") or ""
+        lines.append(f"#{r['seq']:<4} {r['at'][:19]}  {r['type']:<22} {detail:<30} by {r['actor']}")
+    _out(args, rows, "\n".join(lines) or "no events")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    checked, findings = _engine(args).verify(args.case)
+    value = {"events_checked": checked, "intact": not findings, "findings": [str(f) for f in findings]}
+    if findings:
+        text = f"ALTERED: {len(findings)} problem(s) in {checked} events\n" + "\n".join(f"  {f}" for f in findings)
+    else:
+        text = f"intact: {checked} events, every hash chain unbroken"
+    _out(args, value, text)
+    return 0 if not findings else EXIT_REFUSED
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .replay import replay_case
+
+    report = replay_case(_engine(args), args.case)
+    _out(args, report.to_dict(), str(report))
+    return 0 if report.ok else EXIT_REFUSED
+
+
+def cmd_incidents(args: argparse.Namespace) -> int:
+    rows = _engine(args).incidents(open_only=not args.all)
+    lines = [f"incident {r['id']}  instance {r['instance_id']}  at {r['element_id']}  "
+             f"handler {r['handler'] or '-'}: {r['message']}" for r in rows]
+    _out(args, rows, "\n".join(lines) or "no open incidents")
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    res = _engine(args).retry(args.instance, actor=args.actor)
+    _out(args, res.to_dict(), _describe_step(res))
+    return 0
+
+
+def cmd_case(args: argparse.Namespace) -> int:
+    case = _engine(args).get_case(args.case)
+    lines = [f"{case['reference']}  {case['title']}"]
+    lines += [f"  instance {i['id']}  {i['process_id']:<28} {i['status']}" for i in case["instances"]]
+    _out(args, case, "\n".join(lines))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import serve
+
+    serve(args.db, host=args.host, port=args.port, timers=not args.no_timers)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .worker import run_worker
+
+    run_worker(args.db, interval=args.interval, once=args.once)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", help="database URL (default: CAREPATH_DATABASE_URL or sqlite:///carepath.db)")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--as", dest="actor", default="cli", help="who is acting (recorded in the history)")
+
+    p = argparse.ArgumentParser(prog="carepath", description=__doc__.splitlines()[0], parents=[common])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("init", parents=[common], help="create or upgrade the database")
+    s.add_argument("--simulated", metavar="START", help="use a simulated clock starting at this ISO instant")
+    s.set_defaults(fn=cmd_init)
+
+    s = sub.add_parser("deploy", parents=[common], help="deploy BPMN/DMN files or folders as new versions")
+    s.add_argument("paths", nargs="+")
+    s.set_defaults(fn=cmd_deploy)
+
+    s = sub.add_parser("start", parents=[common], help="start a process for a case")
+    s.add_argument("process")
+    s.add_argument("--case", type=int, help="existing case id (default: a new case)")
+    s.add_argument("--title", help="title of a new case (the person's name)")
+    s.add_argument("--version", type=int, help="process version (default: latest)")
+    s.add_argument("--data", help="initial data as a JSON object")
+    s.add_argument("--data-file", help="initial data from a JSON file")
+    s.set_defaults(fn=cmd_start)
+
+    s = sub.add_parser("tasks", parents=[common], help="list open user tasks")
+    s.add_argument("--case", type=int)
+    s.add_argument("--team")
+    s.add_argument("--assignee")
+    s.add_argument("--process")
+    s.set_defaults(fn=cmd_tasks)
+
+    s = sub.add_parser("complete", parents=[common], help="complete a user task with form data")
+    s.add_argument("task")
+    s.add_argument("--data", help="form data as a JSON object")
+    s.add_argument("--data-file")
+    s.add_argument("--revision", type=int, help="refuse if the task changed since this revision")
+    s.set_defaults(fn=cmd_complete)
+
+    s = sub.add_parser("claim", parents=[common], help="claim a task for the acting user (--as)")
+    s.add_argument("task")
+    s.set_defaults(fn=cmd_claim)
+
+    s = sub.add_parser("clock", parents=[common], help="show or advance the clock")
+    csub = s.add_subparsers(dest="clock_cmd")
+    a = csub.add_parser("advance", parents=[common], help="advance a simulated clock, firing due timers")
+    a.add_argument("duration", nargs="?", help="ISO 8601 duration, e.g. P43D")
+    a.add_argument("--to", help="advance to this ISO instant instead")
+    s.set_defaults(fn=cmd_clock)
+
+    s = sub.add_parser("history", parents=[common], help="a case's history events")
+    s.add_argument("case", type=int)
+    s.set_defaults(fn=cmd_history)
+
+    s = sub.add_parser("audit", parents=[common], help="audit the history")
+    asub = s.add_subparsers(dest="audit_cmd", required=True)
+    v = asub.add_parser("verify", parents=[common], help="check every hash chain; exit 1 if altered")
+    v.add_argument("--case", type=int)
+    v.set_defaults(fn=cmd_audit)
+
+    s = sub.add_parser("replay", parents=[common], help="re-execute a case from its history and compare")
+    s.add_argument("case", type=int)
+    s.set_defaults(fn=cmd_replay)
+
+    s = sub.add_parser("incidents", parents=[common], help="list handler failures and other incidents")
+    s.add_argument("--all", action="store_true", help="include resolved ones")
+    s.set_defaults(fn=cmd_incidents)
+
+    s = sub.add_parser("retry", parents=[common], help="re-run what failed in an instance in error")
+    s.add_argument("instance", type=int)
+    s.set_defaults(fn=cmd_retry)
+
+    s = sub.add_parser("case", parents=[common], help="show a case and its process instances")
+    s.add_argument("case", type=int)
+    s.set_defaults(fn=cmd_case)
+
+    s = sub.add_parser("serve", parents=[common], help="run the web server (and the timer job)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--no-timers", action="store_true", help="do not fire timers in this process")
+    s.set_defaults(fn=cmd_serve)
+
+    s = sub.add_parser("worker", parents=[common], help="fire due timers (run one or several)")
+    s.add_argument("--interval", type=float, default=1.0, help="seconds between scans")
+    s.add_argument("--once", action="store_true", help="fire what is due now and exit")
+    s.set_defaults(fn=cmd_worker)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "clock" and args.clock_cmd == "advance" and not (args.duration or args.to):
+        parser.error("clock advance needs a duration (e.g. P43D) or --to INSTANT")
+    try:
+        return int(args.fn(args) or 0)
+    except argparse.ArgumentTypeError as exc:
+        print(f"carepath: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CarepathError as exc:
+        if args.json:
+            print(json.dumps(exc.to_dict(), default=str, indent=2), file=sys.stderr)
+        else:
+            print(f"carepath: {exc}", file=sys.stderr)
+        return EXIT_CONFLICT if isinstance(exc, ConflictError) else EXIT_REFUSED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Database connection: SQLite (embedded default) or PostgreSQL (production, several processes).
+
+Every change to a case runs in one transaction from `Database.transaction()`. On SQLite the
+transaction starts with BEGIN IMMEDIATE so two writers never both read and then fight over
+the upgrade to a write lock; on PostgreSQL row locks and optimistic versions keep several
+server and worker processes correct.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
+from sqlalchemy.engine import make_url
+
+from .errors import StateError
+from .schema import settings
+
+DEFAULT_URL = "sqlite:///carepath.db"
+ENV_VAR = "CAREPATH_DATABASE_URL"
+
+
+def resolve_url(url: str | None) -> str:
+    """The database URL from an explicit value, CAREPATH_DATABASE_URL, or the default SQLite file."""
+    url = url or os.environ.get(ENV_VAR) or DEFAULT_URL
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        # psycopg 3 is the driver carepath installs
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL survives a killed process (not a power cut mid-checkpoint): documented trade-off
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """One database: its engine, its dialect and its transactions."""
+
+    def __init__(self, url: str | None = None, *, echo: bool = False) -> None:
+        self.url = resolve_url(url)
+        parsed = make_url(self.url)
+        self.dialect = parsed.get_backend_name()
+        kwargs: dict = {"echo": echo, "future": True}
+        if self.dialect == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine = create_engine(self.url, **kwargs)
+        self._initialised = False
+        if self.dialect == "sqlite":
+            _sqlite_setup(self.engine)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def for_update(self, stmt, *, skip_locked: bool = False):  # type: ignore[no-untyped-def]
+        """Row locks where the database has them; SQLite's BEGIN IMMEDIATE already serializes writers."""
+        if self.is_postgres:
+            return stmt.with_for_update(skip_locked=skip_locked)
+        return stmt
+
+    def get_setting(self, conn: Connection, key: str) -> str | None:
+        return conn.execute(select(settings.c.value).where(settings.c.key == key)).scalar_one_or_none()
+
+    def require_initialised(self, conn: Connection) -> None:
+        if self._initialised:
+            return
+        if not inspect(conn).has_table("settings") or self.get_setting(conn, "schema") is None:
+            raise StateError(f"the database {self.safe_url} is not initialised: run `carepath init` first")
+        self._initialised = True
+
+    @property
+    def safe_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def dispose(self) -> None:
+        self.engine.dispose()

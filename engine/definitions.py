@@ -1,0 +1,260 @@
+"""Deploying BPMN/DMN files as immutable, numbered versions per process id, and building
+the executable specs of a version (cached: a version never changes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select
+
+from .bpmn import Bundle, ProcessInfo, build_specs, parse_bundle
+from .errors import DefinitionError, NotFoundError, Problem
+from .history import SYSTEM_CHAIN, Event
+from .schema import definition_files, deployments, process_versions
+
+DEFINITION_SUFFIXES = (".bpmn", ".dmn", ".bpmn20.xml")
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    id: int
+    process_id: str
+    version: int
+    name: str
+    created: bool  # False when identical content was already deployed
+
+
+def read_sources(paths: Iterable[str | Path]) -> dict[str, bytes]:
+    """Collect definition files from folders (recursively) and single files, keyed by a readable name."""
+    files: dict[str, bytes] = {}
+    problems: list[Problem] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(DEFINITION_SUFFIXES))
+            if not found:
+                problems.append(Problem(str(path), "no .bpmn or .dmn files in this folder"))
+            for p in found:
+                files[str(p.relative_to(path.parent))] = p.read_bytes()
+        elif path.is_file():
+            files[path.name] = path.read_bytes()
+        else:
+            problems.append(Problem(str(path), "no such file or folder"))
+    if problems:
+        raise DefinitionError(problems)
+    return files
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def info_to_json(info: ProcessInfo) -> str:
+    def conv(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple, set, frozenset)):
+            return sorted(conv(x) for x in v) if isinstance(v, (set, frozenset)) else [conv(x) for x in v]
+        return v
+
+    return json.dumps(conv(info), sort_keys=True)
+
+
+def _dependency_files(bundle: Bundle, process_id: str) -> set[str]:
+    """The bundle files one process needs: its own, its called processes' (transitively), its decisions'."""
+    seen: set[str] = set()
+    files: set[str] = set()
+    todo = [process_id]
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in bundle.processes:
+            continue
+        seen.add(pid)
+        info = bundle.processes[pid]
+        files.add(info.file)
+        todo.extend(info.called_processes)
+        for d in info.decisions_used:
+            if d in bundle.decisions:
+                files.add(bundle.decisions[d])
+    return files
+
+
+def _external_deps(conn: Connection, bundle: Bundle, process_id: str) -> list[int]:
+    """File ids of already-deployed processes and decisions this process uses but the bundle lacks."""
+    needed_processes: set[str] = set()
+    needed_decisions: set[str] = set()
+    seen: set[str] = set()
+    todo = [process_id]
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        info = bundle.processes.get(pid)
+        if info is None:
+            needed_processes.add(pid)
+            continue
+        todo.extend(info.called_processes)
+        needed_decisions |= {d for d in info.decisions_used if d not in bundle.decisions}
+    ids: set[int] = set()
+    for pid in needed_processes:
+        row = latest_version(conn, pid)
+        if row is not None:
+            ids |= set(json.loads(row.file_ids))
+    if needed_decisions:
+        for row in conn.execute(select(process_versions.c.file_ids)):
+            ids |= set(json.loads(row.file_ids))  # decisions live in files deployed with some process
+    return sorted(ids)
+
+
+def latest_version(conn: Connection, process_id: str):  # type: ignore[no-untyped-def]
+    return conn.execute(
+        select(process_versions).where(process_versions.c.process_id == process_id)
+        .order_by(process_versions.c.version.desc()).limit(1)
+    ).first()
+
+
+def known_ids(conn: Connection) -> tuple[set[str], set[str]]:
+    """Process ids already deployed, and decision ids in their files."""
+    processes = set(conn.execute(select(process_versions.c.process_id).distinct()).scalars())
+    decisions: set[str] = set()
+    for info in conn.execute(select(process_versions.c.info)).scalars():
+        decisions |= set(json.loads(info).get("decisions_used", []))
+    return processes, decisions
+
+
+def deploy(conn: Connection, files: Mapping[str, bytes], *, now: datetime, actor: str,
+           handlers: set[str] | None, forms: set[str] | None, source: str) -> tuple[list[VersionRef], list[Event]]:
+    """Validate and store a bundle of files inside the caller's transaction.
+
+    Raises DefinitionError (every problem at once) and then nothing is stored.
+    """
+    known_processes, known_decisions = known_ids(conn)
+    bundle = parse_bundle(files, handlers=handlers, forms=forms,
+                          known_processes=known_processes, known_decisions=known_decisions)
+    refs: list[VersionRef] = []
+    file_ids: dict[str, int] = {}
+    problems: list[Problem] = []
+    pending: list[tuple[ProcessInfo, list[int], str]] = []
+    for pid, info in sorted(bundle.processes.items()):
+        dep_names = _dependency_files(bundle, pid)
+        ids = [_store_file(conn, name, bundle.files[name], now, file_ids) for name in sorted(dep_names)]
+        ids = sorted(set(ids) | set(_external_deps(conn, bundle, pid)))
+        content = {name: bundle.files[name] for name in dep_names}
+        digest = _sha(b"".join(sorted(_sha(c).encode() for c in content.values())))
+        latest = latest_version(conn, pid)
+        if latest is not None and latest.content_sha256 == digest:
+            refs.append(VersionRef(latest.id, pid, latest.version, latest.name, created=False))
+            continue
+        try:  # prove it builds before anything is stored
+            build_specs(_files_by_id(conn, ids), pid)
+        except DefinitionError as exc:
+            problems.extend(exc.problems)
+            continue
+        except Exception as exc:  # the library's own failure, reported against the process
+            problems.append(Problem(info.file, f"cannot be built: {exc}", element_id=pid))
+            continue
+        pending.append((info, ids, digest))
+    if problems:
+        raise DefinitionError(problems)
+    events: list[Event] = []
+    if pending:
+        dep_id = conn.execute(insert(deployments).values(deployed_at=now, deployed_by=actor, source=source)
+                              .returning(deployments.c.id)).scalar_one()
+        for info, ids, digest in pending:
+            latest_no = conn.execute(select(func.max(process_versions.c.version))
+                                     .where(process_versions.c.process_id == info.process_id)).scalar() or 0
+            vid = conn.execute(insert(process_versions).values(
+                process_id=info.process_id, version=latest_no + 1, name=info.name or info.process_id,
+                content_sha256=digest, deployment_id=dep_id, file_ids=json.dumps(ids), main_file=info.file,
+                info=info_to_json(info), deployed_at=now).returning(process_versions.c.id)).scalar_one()
+            refs.append(VersionRef(vid, info.process_id, latest_no + 1, info.name or info.process_id, created=True))
+        events.append(Event("definitions.deployed", {
+            "deployment_id": dep_id, "source": source,
+            "versions": [{"process_id": r.process_id, "version": r.version, "process_version_id": r.id}
+                         for r in refs if r.created],
+            "files": {name: _sha(data) for name, data in sorted(files.items())},
+        }, actor=actor))
+    return sorted(refs, key=lambda r: r.process_id), events
+
+
+def _store_file(conn: Connection, name: str, data: bytes, now: datetime, cache: dict[str, int]) -> int:
+    if name in cache:
+        return cache[name]
+    sha = _sha(data)
+    fid = conn.execute(select(definition_files.c.id).where(definition_files.c.sha256 == sha)).scalar()
+    if fid is None:
+        fid = conn.execute(insert(definition_files).values(name=name, sha256=sha, content=data, created_at=now)
+                           .returning(definition_files.c.id)).scalar_one()
+    cache[name] = fid
+    return fid
+
+
+def _files_by_id(conn: Connection, ids: Iterable[int]) -> dict[str, bytes]:
+    rows = conn.execute(select(definition_files.c.name, definition_files.c.content)
+                        .where(definition_files.c.id.in_(list(ids))))
+    return {r.name: bytes(r.content) for r in rows}
+
+
+@dataclass
+class LoadedVersion:
+    id: int
+    process_id: str
+    version: int
+    info: dict[str, Any]
+    spec: Any
+    subprocess_specs: dict[str, Any]
+
+
+class SpecCache:
+    """Executable specs per process version, built once per process (versions never change)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._get = lru_cache(maxsize=size)(self._build)
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()
+
+    def get(self, conn: Connection, version_id: int) -> LoadedVersion:
+        with self._lock:  # the builder reads through the caller's connection
+            self._conn = conn
+            try:
+                return self._get(version_id)
+            finally:
+                self._conn = None
+
+    def _build(self, version_id: int) -> LoadedVersion:
+        assert self._conn is not None
+        row = self._conn.execute(select(process_versions).where(process_versions.c.id == version_id)).first()
+        if row is None:
+            raise NotFoundError(f"no process version with id {version_id}", process_version=version_id)
+        files = _files_by_id(self._conn, json.loads(row.file_ids))
+        spec, subprocess_specs = build_specs(files, row.process_id)
+        return LoadedVersion(row.id, row.process_id, row.version, json.loads(row.info), spec, subprocess_specs)
+
+
+def resolve_version(conn: Connection, process_id: str, version: int | None = None):  # type: ignore[no-untyped-def]
+    q = select(process_versions).where(process_versions.c.process_id == process_id)
+    if version is not None:
+        row = conn.execute(q.where(process_versions.c.version == version)).first()
+    else:
+        row = latest_version(conn, process_id)
+    if row is None:
+        what = f"version {version} of process '{process_id}'" if version else f"process '{process_id}'"
+        raise NotFoundError(f"{what} is not deployed", process=process_id)
+    return row
+
+
+def system_chain() -> str:
+    return SYSTEM_CHAIN

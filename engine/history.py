@@ -1,0 +1,143 @@
+"""The append-only, hash-chained history.
+
+Every event belongs to a chain: one per case ("case:<id>") and one for the system
+("system": deployments, clock moves). Each event stores the hash of the one before it in
+its chain, and `chains` holds each chain's head, so an edited, inserted or deleted event —
+including one cut off the end — is found by `verify`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from .schema import chains, events
+
+GENESIS = "0" * 64
+SYSTEM_CHAIN = "system"
+
+
+def case_chain(case_id: int) -> str:
+    return f"case:{case_id}"
+
+
+def canonical_json(value: Any) -> str:
+    """The one JSON spelling that is hashed and stored: sorted keys, no spaces, UTF-8 kept."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def iso(at: datetime) -> str:
+    return at.isoformat(timespec="microseconds")
+
+
+@dataclass
+class Event:
+    """One thing that happened, before it is stored."""
+
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+    instance_id: int | None = None
+    actor: str = "system"
+
+
+def event_hash(prev_hash: str, chain: str, seq: int, step: int, type_: str, at: str, actor: str,
+               instance_id: int | None, data_json: str) -> str:
+    body = canonical_json([chain, seq, step, type_, at, actor, instance_id])
+    return hashlib.sha256(f"{prev_hash}\n{body}\n{data_json}".encode()).hexdigest()
+
+
+def append(conn: Connection, chain: str, case_id: int | None, at: datetime, items: Iterable[Event],
+           *, lock) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """Append events to a chain inside the caller's transaction; returns the rows written.
+
+    `lock` wraps the head query in a row lock (PostgreSQL) so two transactions on one case
+    queue up instead of forking the chain.
+    """
+    items = list(items)
+    if not items:
+        return []
+    head = conn.execute(lock(select(chains.c.seq, chains.c.hash).where(chains.c.chain == chain))).first()
+    if head is None:
+        seq, prev = 0, GENESIS
+        conn.execute(insert(chains).values(chain=chain, seq=0, hash=GENESIS))
+    else:
+        seq, prev = head.seq, head.hash
+    at_s = iso(at)
+    step = seq + 1
+    rows = []
+    for ev in items:
+        seq += 1
+        data_json = canonical_json(ev.data)
+        h = event_hash(prev, chain, seq, step, ev.type, at_s, ev.actor, ev.instance_id, data_json)
+        rows.append(dict(chain=chain, seq=seq, step=step, case_id=case_id, instance_id=ev.instance_id, type=ev.type,
+                         at=at_s, actor=ev.actor, data=data_json, prev_hash=prev, hash=h))
+        prev = h
+    conn.execute(insert(events), rows)
+    conn.execute(update(chains).where(chains.c.chain == chain).values(seq=seq, hash=prev))
+    return rows
+
+
+@dataclass
+class Finding:
+    chain: str
+    seq: int | None
+    event_id: int | None
+    problem: str
+
+    def __str__(self) -> str:
+        where = f"{self.chain} event #{self.seq}" if self.seq is not None else self.chain
+        return f"{where}: {self.problem}"
+
+
+def verify(conn: Connection, chain: str | None = None) -> tuple[int, list[Finding]]:
+    """Check every chain (or one): returns (events checked, findings). No findings means intact."""
+    heads = {r.chain: r for r in conn.execute(select(chains))}
+    chain_names = [chain] if chain else sorted(set(heads) | set(
+        conn.execute(select(events.c.chain).distinct()).scalars()))
+    findings: list[Finding] = []
+    checked = 0
+    for name in chain_names:
+        prev, expected_seq = GENESIS, 1
+        last_seq = 0
+        q = select(events).where(events.c.chain == name).order_by(events.c.seq, events.c.id)
+        for row in conn.execute(q):
+            checked += 1
+            if row.seq != expected_seq:
+                if row.seq > expected_seq:
+                    findings.append(Finding(name, expected_seq, None,
+                                            f"events #{expected_seq}..#{row.seq - 1} are missing (deleted)"))
+                else:
+                    findings.append(Finding(name, row.seq, row.id, "a second event with this number (inserted)"))
+            if row.prev_hash != prev:
+                findings.append(Finding(name, row.seq, row.id,
+                                        "does not follow the event before it (an event was inserted, "
+                                        "deleted or edited before it)"))
+            recomputed = event_hash(row.prev_hash, row.chain, row.seq, row.step, row.type, row.at, row.actor,
+                                    row.instance_id, row.data)
+            if recomputed != row.hash:
+                findings.append(Finding(name, row.seq, row.id, f"{row.type} event was edited after it was written"))
+            prev, expected_seq, last_seq = row.hash, row.seq + 1, row.seq
+        head = heads.get(name)
+        if head is None:
+            findings.append(Finding(name, None, None, "chain has events but no recorded head (head removed)"))
+        elif head.seq != last_seq or head.hash != prev:
+            if head.seq > last_seq:
+                findings.append(Finding(name, last_seq + 1, None,
+                                        f"events #{last_seq + 1}..#{head.seq} at the end are missing (deleted)"))
+            else:
+                findings.append(Finding(name, None, None, "the recorded head does not match the last event"))
+    return checked, findings

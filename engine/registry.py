@@ -1,0 +1,83 @@
+"""Service-task handlers: Python callables registered by name.
+
+A handler is called as `fn(ctx, **params)` with the parameters the diagram declares, and
+returns a JSON-serialisable result that the engine stores in the task's result variable.
+Handlers must not write to the database or read the wall clock: `ctx.now` is the injected
+clock's reading, and everything a handler wants kept goes in its result, so that a failed
+handler changes nothing and a replay can use the recorded result.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .errors import NotFoundError
+
+Handler = Callable[..., Any]
+
+#: handled by the engine itself: start another process for the same case
+START_PROCESS = "start_process"
+
+
+@dataclass(frozen=True)
+class HandlerContext:
+    """What a handler may know about where it runs."""
+
+    case_id: int
+    instance_id: int
+    process_id: str
+    element_id: str
+    now: datetime
+    case_data: dict[str, Any] = field(default_factory=dict)
+
+
+class HandlerRegistry:
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+
+    def register(self, name: str, fn: Handler | None = None):  # type: ignore[no-untyped-def]
+        """Register `fn` under `name`; usable as a decorator: `@registry.register("eligibility")`."""
+        if fn is None:
+            return lambda f: self.register(name, f)
+        if name == START_PROCESS:
+            raise ValueError(f"'{START_PROCESS}' is reserved for the engine")
+        self._handlers[name] = fn
+        return fn
+
+    def get(self, name: str) -> Handler:
+        try:
+            return self._handlers[name]
+        except KeyError:
+            raise NotFoundError(f"no handler named '{name}' is registered", handler=name) from None
+
+    def names(self) -> set[str]:
+        return set(self._handlers) | {START_PROCESS}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._handlers or name == START_PROCESS
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self.names()))
+
+
+def load_registry(modules: str = "handlers") -> HandlerRegistry:
+    """Import the handler package(s) (comma separated) and return the registry they filled.
+
+    A handler package exposes `register(registry)`; this keeps registries explicit, so tests
+    can build their own without global state.
+    """
+    registry = HandlerRegistry()
+    if os.getcwd() not in sys.path:  # handler packages live in the project folder, as with `python -m`
+        sys.path.insert(0, os.getcwd())
+    for name in filter(None, (m.strip() for m in modules.split(","))):
+        module = importlib.import_module(name)
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(registry)
+    return registry

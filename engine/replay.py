@@ -1,0 +1,287 @@
+"""Replay: re-execute a case from its history and check it reaches the stored state.
+
+The replay runs the same engine code against a scratch SQLite database: the recorded
+diagram versions are copied in, the clock is set to each step's recorded reading, inputs
+(starts, task completions, timers, retries) are applied in order and handlers are not
+called — their recorded results are served, after checking they are asked for with the
+recorded inputs. Every event the replay produces is compared with the recorded one; the
+first difference is reported with the recorded event's number. Finally each instance's
+state (status, waiting tasks and timers, data) is compared with the stored one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from .clock import parse_instant
+from .db import Database
+from .errors import CarepathError, NotFoundError
+from .forms import FormLibrary
+from .registry import HandlerRegistry
+from .schema import definition_files, deployments, events, process_versions
+from .scripting import ReplayMismatch
+
+INPUT_EVENTS = {"case.created", "instance.started", "task.completed", "timer.fired", "incident.retried"}
+# Events that change who holds a task, not the process: nothing to re-execute.
+BOOKKEEPING_EVENTS = {"task.claimed", "task.released", "task.assigned"}
+_TASK_KEYS = ("task_id",)
+_INSTANCE_KEYS = ("parent_instance_id", "child_instance_id")
+_IGNORED_KEYS = ("id", "incident_ids")  # incident numbers are local to a database
+
+
+@dataclass
+class Divergence:
+    seq: int | None
+    event_type: str | None
+    expected: Any
+    got: Any
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "event_type": self.event_type, "expected": self.expected, "got": self.got,
+                "message": self.message}
+
+
+@dataclass
+class ReplayReport:
+    case_id: int
+    events_replayed: int = 0
+    steps: int = 0
+    instances_compared: int = 0
+    divergence: Divergence | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.divergence is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"case_id": self.case_id, "ok": self.ok, "events_replayed": self.events_replayed,
+                "steps": self.steps, "instances_compared": self.instances_compared,
+                "divergence": self.divergence.to_dict() if self.divergence else None, "notes": self.notes}
+
+    def __str__(self) -> str:
+        if self.ok:
+            return (f"replay of case {self.case_id} matches: {self.steps} steps, {self.events_replayed} events, "
+                    f"{self.instances_compared} instance states identical")
+        d = self.divergence
+        assert d is not None
+        where = f"event #{d.seq} ({d.event_type})" if d.seq is not None else "the final state"
+        return (f"replay of case {self.case_id} DIVERGES at {where}: {d.message}\n"
+                f"  recorded: {json.dumps(d.expected, default=str, sort_keys=True)}\n"
+                f"  replayed: {json.dumps(d.got, default=str, sort_keys=True)}")
+
+
+class _Diverged(Exception):
+    def __init__(self, divergence: Divergence) -> None:
+        super().__init__(divergence.message)
+        self.divergence = divergence
+
+
+class _IdMap:
+    """Recorded ids (random task uuids, instance numbers) paired with the replay's, in order of appearance."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, str] = {}
+        self.instances: dict[int, int] = {}
+
+    def pair(self, kind: dict, recorded: Any, replayed: Any) -> bool:
+        if recorded is None or replayed is None:
+            return recorded == replayed
+        if recorded in kind:
+            return kind[recorded] == replayed
+        kind[recorded] = replayed
+        return True
+
+
+def replay_case(engine: Any, case_id: int) -> ReplayReport:
+    from .runtime import Engine
+
+    recorded = engine.history(case_id)
+    report = ReplayReport(case_id)
+    workdir = Path(tempfile.mkdtemp(prefix="carepath-replay-"))
+    scratch_db = Database(f"sqlite:///{workdir / 'replay.db'}")
+    try:
+        start = parse_instant(recorded[0]["at"]) if recorded else engine.now()
+        scratch = Engine(scratch_db, registry=HandlerRegistry(), forms=FormLibrary())
+        scratch.init(simulated_start=start)
+        _copy_definitions(engine, scratch, recorded)
+        ids = _IdMap()
+        steps: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for ev in recorded:
+            steps[ev["step"]].append(ev)
+        try:
+            for step_no in sorted(steps):
+                _replay_step(scratch, case_id, steps[step_no], ids, report)
+            _compare_final(engine, scratch, ids, report)
+        except _Diverged as d:
+            report.divergence = d.divergence
+    finally:
+        scratch_db.dispose()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return report
+
+
+def _copy_definitions(engine: Any, scratch: Any, recorded: list[dict[str, Any]]) -> None:
+    """Put the recorded diagram versions into the scratch database under their own ids."""
+    version_ids = {ev["data"]["process_version_id"] for ev in recorded if ev["type"] == "instance.started"}
+    if not version_ids:
+        return
+    with engine.db.engine.connect() as src, scratch.db.transaction() as dst:
+        pvs = src.execute(select(process_versions).where(process_versions.c.id.in_(version_ids))).all()
+        file_ids = sorted({fid for pv in pvs for fid in json.loads(pv.file_ids)})
+        for f in src.execute(select(definition_files).where(definition_files.c.id.in_(file_ids))):
+            dst.execute(insert(definition_files).values(**f._mapping))
+        for dep in src.execute(select(deployments).where(deployments.c.id.in_({pv.deployment_id for pv in pvs}))):
+            dst.execute(insert(deployments).values(**dep._mapping))
+        for pv in pvs:
+            dst.execute(insert(process_versions).values(**pv._mapping))
+
+
+def _replay_step(scratch: Any, case_id: int, step: list[dict[str, Any]], ids: _IdMap,
+                 report: ReplayReport) -> None:
+    first = step[0]
+    if first["type"] in BOOKKEEPING_EVENTS:
+        report.events_replayed += len(step)
+        return
+    if first["type"] not in INPUT_EVENTS:
+        raise _Diverged(Divergence(first["seq"], first["type"], first["data"], None,
+                                   f"a step cannot begin with a '{first['type']}' event: the history was altered"))
+    at = parse_instant(first["at"])
+    with scratch.db.transaction() as conn:
+        scratch._set_clock(conn, at)
+    scratch._replay_outputs = [dict(ev["data"], failed=ev["type"] == "handler.failed") for ev in step
+                               if ev["type"] in ("handler.called", "handler.failed")]
+    before = _scratch_seq(scratch, case_id)
+    try:
+        _apply(scratch, case_id, first, ids)
+    except _Diverged:
+        raise
+    except ReplayMismatch as exc:
+        handler_events = [ev for ev in step if ev["type"] in ("handler.called", "handler.failed")]
+        at = handler_events[0] if handler_events else first
+        raise _Diverged(Divergence(at["seq"], at["type"], at["data"], None, exc.message)) from None
+    except CarepathError as exc:
+        raise _Diverged(Divergence(first["seq"], first["type"], first["data"], str(exc),
+                                   f"the replay could not apply this event: {exc}")) from None
+    finally:
+        scratch._replay_outputs = None
+    produced = [e for e in scratch.history(case_id) if e["seq"] > before] if _case_exists(scratch, case_id) else []
+    for i, rec in enumerate(step):
+        got = produced[i] if i < len(produced) else None
+        _compare_event(rec, got, ids)
+    if len(produced) > len(step):
+        extra = produced[len(step)]
+        raise _Diverged(Divergence(step[-1]["seq"], step[-1]["type"], None, _shape(extra),
+                                   f"the replay produced an extra '{extra['type']}' event after this one"))
+    report.events_replayed += len(step)
+    report.steps += 1
+
+
+def _case_exists(scratch: Any, case_id: int) -> bool:
+    try:
+        scratch.get_case(case_id)
+        return True
+    except NotFoundError:
+        return False
+
+
+def _scratch_seq(scratch: Any, case_id: int) -> int:
+    with scratch.db.engine.connect() as conn:
+        seq = conn.execute(select(events.c.seq).where(events.c.chain == f"case:{case_id}")
+                           .order_by(events.c.seq.desc()).limit(1)).scalar()
+    return seq or 0
+
+
+def _apply(scratch: Any, case_id: int, ev: dict[str, Any], ids: _IdMap) -> None:
+    data, kind = ev["data"], ev["type"]
+    if kind == "case.created":
+        with scratch.db.transaction() as conn:
+            scratch._create_case(conn, scratch.now(conn), data["title"], data.get("data") or {}, ev["actor"],
+                                 data["reference"], case_id=case_id)
+    elif kind == "instance.started":
+        with scratch.db.transaction() as conn:
+            now = scratch.now(conn)
+            pending = scratch._start_instance(conn, now, case_id, data["process_version_id"], data.get("data") or {},
+                                              ev["actor"], parent=None)
+            scratch._finish(conn, now, pending, ev["actor"])
+    elif kind == "task.completed":
+        task_id = ids.tasks.get(data["task_id"])
+        if task_id is None:
+            raise _Diverged(Divergence(ev["seq"], kind, data, None,
+                                       "the history completes a task that the replay never made ready"))
+        scratch.complete_task(task_id, data.get("data") or {}, actor=ev["actor"])
+    elif kind == "timer.fired":
+        iid = ids.instances.get(ev["instance_id"])
+        if iid is None:
+            raise _Diverged(Divergence(ev["seq"], kind, data, None, "a timer fired in an instance the replay lacks"))
+        with scratch.db.transaction() as conn:
+            scratch._fire_instance(conn, scratch.now(conn), iid)
+    elif kind == "incident.retried":
+        iid = ids.instances.get(ev["instance_id"])
+        if iid is None:
+            raise _Diverged(Divergence(ev["seq"], kind, data, None, "a retry in an instance the replay lacks"))
+        scratch.retry(iid, actor=ev["actor"])
+
+
+def _shape(ev: dict[str, Any] | None) -> Any:
+    if ev is None:
+        return None
+    return {"type": ev["type"], "actor": ev["actor"], "at": ev["at"], "data": ev["data"]}
+
+
+def _compare_event(rec: dict[str, Any], got: dict[str, Any] | None, ids: _IdMap) -> None:
+    def fail(message: str) -> None:
+        raise _Diverged(Divergence(rec["seq"], rec["type"], _shape(rec), _shape(got), message))
+
+    if got is None:
+        fail("the replay did not produce this event")
+        return
+    if got["type"] != rec["type"]:
+        fail(f"the replay produced a '{got['type']}' event here instead")
+    if got["actor"] != rec["actor"] or got["at"] != rec["at"]:
+        fail("the replayed event has a different actor or time")
+    if not ids.pair(ids.instances, rec["instance_id"], got["instance_id"]):
+        fail("the event belongs to a different process instance in the replay")
+    if not _same(rec["data"], got["data"], ids):
+        fail("the event's content differs")
+
+
+def _same(a: Any, b: Any, ids: _IdMap) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        if set(a) != set(b):
+            return False
+        for k in a:
+            if k in _IGNORED_KEYS:
+                continue
+            if k in _TASK_KEYS:
+                if not ids.pair(ids.tasks, a[k], b[k]):
+                    return False
+            elif k in _INSTANCE_KEYS:
+                if not ids.pair(ids.instances, a[k], b[k]):
+                    return False
+            elif not _same(a[k], b[k], ids):
+                return False
+        return True
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y, ids) for x, y in zip(a, b))
+    return a == b
+
+
+def _compare_final(engine: Any, scratch: Any, ids: _IdMap, report: ReplayReport) -> None:
+    for recorded_iid, replay_iid in sorted(ids.instances.items()):
+        stored = engine.instance_snapshot(recorded_iid)
+        replayed = scratch.instance_snapshot(replay_iid)
+        report.instances_compared += 1
+        if stored != replayed:
+            raise _Diverged(Divergence(None, None, stored, replayed,
+                                       f"instance {recorded_iid} ends in a different state than stored "
+                                       "(its stored state was changed outside the engine)"))

@@ -1,0 +1,706 @@
+"""The engine: cases, process instances and the steps that move them.
+
+Every change is one *step* and one database transaction: restore the workflow, apply the
+input (start, task completion, timer, retry), let SpiffWorkflow run until every path waits,
+then write the workflow, the projected task and timer rows and the history events
+together. A crash anywhere leaves the last committed state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from . import definitions, history
+from .bpmn import timer_due
+from .clock import SystemClock, as_utc, parse_instant
+from .db import Database
+from .errors import ClockError, ConflictError, HandlerFailed, NotFoundError, StateError, ValidationError
+from .forms import FormLibrary
+from .history import Event, case_chain
+from .migrate import upgrade
+from .registry import HandlerRegistry, load_registry
+from .schema import cases, events, incidents, instances, settings, tasks, timers
+from .scripting import CarepathScriptEngine, ChildStart, ReplayMismatch, StepScope
+from .state import STATE_FORMAT, StateCodec
+
+SCHEMA_VERSION = "1"
+OPEN_STATUSES = ("running", "waiting", "error")
+
+
+@dataclass
+class StepResult:
+    """What a step did, for the caller (API, CLI, tests)."""
+
+    instance_id: int
+    case_id: int
+    status: str
+    ready_tasks: list[dict[str, Any]] = field(default_factory=list)
+    incident: dict[str, Any] | None = None
+    started_instances: list[int] = field(default_factory=list)
+    events: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"instance_id": self.instance_id, "case_id": self.case_id, "status": self.status,
+                "ready_tasks": self.ready_tasks, "incident": self.incident,
+                "started_instances": self.started_instances, "events": self.events}
+
+
+@dataclass
+class _Pending:
+    """A step's outcome for one instance, before it is written."""
+
+    instance_id: int
+    case_id: int
+    version: int | None  # None: a new instance (already inserted in this transaction)
+    process_id: str
+    workflow: BpmnWorkflow
+    scope: StepScope
+    failure: dict[str, Any] | None = None
+
+
+class Engine:
+    """carepath's workflow engine over one database."""
+
+    def __init__(self, db: Database | str | None = None, *, registry: HandlerRegistry | None = None,
+                 forms: FormLibrary | None = None, functions: dict[str, Callable[..., Any]] | None = None,
+                 wall_clock: Any = None) -> None:
+        self.db = db if isinstance(db, Database) else Database(db)
+        self.registry = registry if registry is not None else load_registry(
+            os.environ.get("CAREPATH_HANDLERS", "handlers"))
+        if forms is None:
+            forms = FormLibrary.from_folder(os.environ.get("CAREPATH_FORMS", Path.cwd() / "forms"))
+        self.forms = forms
+        self.codec = StateCodec()
+        self.specs = definitions.SpecCache()
+        self.script_engine = CarepathScriptEngine(self.registry, functions)
+        self._wall_clock = wall_clock or SystemClock()
+        self._replay_outputs: list[dict[str, Any]] | None = None
+
+    # ------------------------------------------------------------------ set-up and clock
+    def init(self, *, simulated_start: datetime | None = None) -> None:
+        """Create or upgrade the schema; a new database gets the real or a simulated clock."""
+        upgrade(self.db)
+        with self.db.transaction() as conn:
+            if self.db.get_setting(conn, "schema") is not None:
+                return
+            mode = "simulated" if simulated_start is not None else "real"
+            rows = [{"key": "schema", "value": SCHEMA_VERSION}, {"key": "clock_mode", "value": mode}]
+            if simulated_start is not None:
+                rows.append({"key": "clock_now", "value": history.iso(as_utc(simulated_start))})
+            conn.execute(insert(settings), rows)
+
+    def clock_mode(self, conn: Connection | None = None) -> str:
+        if conn is None:
+            with self.db.engine.connect() as c:
+                return self.clock_mode(c)
+        self.db.require_initialised(conn)
+        return self.db.get_setting(conn, "clock_mode") or "real"
+
+    def now(self, conn: Connection | None = None) -> datetime:
+        if conn is None:
+            with self.db.engine.connect() as c:
+                return self.now(c)
+        if self.clock_mode(conn) == "simulated":
+            return parse_instant(self.db.get_setting(conn, "clock_now") or "")
+        return as_utc(self._wall_clock.now())
+
+    def _set_clock(self, conn: Connection, at: datetime) -> None:
+        conn.execute(update(settings).where(settings.c.key == "clock_now").values(value=history.iso(at)))
+
+    # ------------------------------------------------------------------ definitions
+    def deploy(self, paths: Iterable[str | Path] | None = None, *, files: dict[str, bytes] | None = None,
+               actor: str = "system", source: str | None = None) -> list[definitions.VersionRef]:
+        """Deploy a folder, files or in-memory files; identical content is a no-op."""
+        if files is None:
+            paths = list(paths or [])
+            files = definitions.read_sources(paths)
+            source = source or ", ".join(str(p) for p in paths)
+        with self.db.transaction() as conn:
+            self.db.require_initialised(conn)
+            now = self.now(conn)
+            refs, evs = definitions.deploy(conn, files, now=now, actor=actor, handlers=self.registry.names(),
+                                           forms=self.forms.names() or None, source=source or "upload")
+            history.append(conn, history.SYSTEM_CHAIN, None, now, evs, lock=self.db.for_update)
+        return refs
+
+    # ------------------------------------------------------------------ cases
+    def create_case(self, title: str, data: dict[str, Any] | None = None, *, actor: str = "system",
+                    reference: str | None = None) -> int:
+        with self.db.transaction() as conn:
+            self.db.require_initialised(conn)
+            now = self.now(conn)
+            return self._create_case(conn, now, title, data or {}, actor, reference)
+
+    def _create_case(self, conn: Connection, now: datetime, title: str, data: dict[str, Any], actor: str,
+                     reference: str | None, case_id: int | None = None) -> int:
+        values = dict(reference=reference or f"pending-{os.urandom(8).hex()}", title=title,
+                      data=json.dumps(data, sort_keys=True), created_at=now, updated_at=now)
+        if case_id is not None:
+            values["id"] = case_id
+        cid = conn.execute(insert(cases).values(**values).returning(cases.c.id)).scalar_one()
+        if reference is None:
+            reference = f"CASE-{cid:06d}"
+            conn.execute(update(cases).where(cases.c.id == cid).values(reference=reference))
+        history.append(conn, case_chain(cid), cid, now,
+                       [Event("case.created", {"reference": reference, "title": title, "data": data}, actor=actor)],
+                       lock=self.db.for_update)
+        return cid
+
+    def get_case(self, case_id: int) -> dict[str, Any]:
+        with self.db.engine.connect() as conn:
+            row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
+            if row is None:
+                raise NotFoundError(f"no case {case_id}", case=case_id)
+            inst = conn.execute(select(instances.c.id, instances.c.process_id, instances.c.status,
+                                       instances.c.parent_instance_id, instances.c.started_at,
+                                       instances.c.completed_at)
+                                .where(instances.c.case_id == case_id).order_by(instances.c.id)).all()
+        return {"id": row.id, "reference": row.reference, "title": row.title, "data": json.loads(row.data),
+                "instances": [dict(r._mapping) for r in inst]}
+
+    # ------------------------------------------------------------------ instances
+    def start(self, process_id: str, *, case_id: int | None = None, data: dict[str, Any] | None = None,
+              actor: str = "system", title: str | None = None, version: int | None = None) -> StepResult:
+        """Start a process (for an existing case, or a new one) and run it until every path waits."""
+        data = dict(data or {})
+        with self.db.transaction() as conn:
+            self.db.require_initialised(conn)
+            now = self.now(conn)
+            pv = definitions.resolve_version(conn, process_id, version)
+            if case_id is None:
+                case_id = self._create_case(conn, now, title or data.get("name") or pv.name, {}, actor, None)
+            elif conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is None:
+                raise NotFoundError(f"no case {case_id}", case=case_id)
+            pending = self._start_instance(conn, now, case_id, pv.id, data, actor, parent=None)
+            return self._finish(conn, now, pending, actor)
+
+    def _start_instance(self, conn: Connection, now: datetime, case_id: int, version_id: int,
+                        data: dict[str, Any], actor: str, parent: int | None,
+                        element_id: str | None = None) -> list[_Pending]:
+        loaded = self.specs.get(conn, version_id)
+        iid = conn.execute(insert(instances).values(
+            case_id=case_id, process_version_id=version_id, process_id=loaded.process_id,
+            parent_instance_id=parent, status="running", version=0, state_format=STATE_FORMAT, state=None,
+            started_at=now, updated_at=now).returning(instances.c.id)).scalar_one()
+        wf = BpmnWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=self.script_engine)
+        for t in wf.get_tasks(state=TaskState.READY):
+            t.data.update(data)
+        scope = self._scope(conn, now, case_id, iid, loaded.process_id)
+        scope.events.append(Event("instance.started", {
+            "process_id": loaded.process_id, "version": loaded.version, "process_version_id": version_id,
+            "data": data, "parent_instance_id": parent, "started_by_element": element_id}, instance_id=iid,
+            actor=actor))
+        p = _Pending(iid, case_id, None, loaded.process_id, wf, scope)
+        return [p] + self._advance(conn, now, p, actor, before=_snapshot(wf))
+
+    def _scope(self, conn: Connection, now: datetime, case_id: int, instance_id: int, process_id: str) -> StepScope:
+        raw = conn.execute(select(cases.c.data).where(cases.c.id == case_id)).scalar_one()
+        scope = StepScope(now=now, case_id=case_id, instance_id=instance_id, process_id=process_id,
+                          case_data=json.loads(raw))
+        if self._replay_outputs is not None:
+            scope.recorded = self._replay_outputs
+        return scope
+
+    def _load(self, conn: Connection, instance_id: int) -> tuple[Any, BpmnWorkflow]:
+        row = conn.execute(select(instances).where(instances.c.id == instance_id)).first()
+        if row is None:
+            raise NotFoundError(f"no process instance {instance_id}", instance=instance_id)
+        if row.state is None:
+            raise StateError(f"process instance {instance_id} is {row.status}: nothing more can happen in it",
+                             instance=instance_id, case=row.case_id)
+        loaded = self.specs.get(conn, row.process_version_id)
+        wf = self.codec.load(row.state, loaded.spec, loaded.subprocess_specs)
+        wf.script_engine = self.script_engine
+        return row, wf
+
+    def _advance(self, conn: Connection, now: datetime, p: _Pending, actor: str,
+                 before: dict[str, Any], apply: Callable[[], None] | None = None) -> list[_Pending]:
+        """Run the workflow until it waits; derive events; start child processes. Returns children."""
+        token = self.script_engine.enter(p.scope)
+        try:
+            try:
+                if apply is not None:
+                    apply()
+                p.workflow.refresh_timers()
+                p.workflow.do_engine_steps()
+            except ReplayMismatch:
+                raise  # a replay that differs from its history is not an incident of the case
+            except Exception as exc:  # any failure inside the diagram becomes an incident
+                p.failure = p.scope.failure or _failure_from(p.workflow, exc)
+                if isinstance(exc, HandlerFailed):
+                    p.scope.events.append(Event("handler.failed", {
+                        k: p.failure[k] for k in ("element_id", "handler", "inputs", "message")},
+                        instance_id=p.instance_id))
+        finally:
+            self.script_engine.leave(token)
+        p.scope.events.extend(_derived_events(before, _snapshot(p.workflow), p.instance_id))
+        children: list[_Pending] = []
+        for child in p.scope.children:
+            children += self._start_child(conn, now, p, child, actor)
+        return children
+
+    def _start_child(self, conn: Connection, now: datetime, parent: _Pending, child: ChildStart,
+                     actor: str) -> list[_Pending]:
+        pv = definitions.resolve_version(conn, child.process_id)
+        started = self._start_instance(conn, now, parent.case_id, pv.id, child.data, actor,
+                                       parent=parent.instance_id, element_id=child.element_id)
+        parent.scope.events.append(Event("instance.child_started", {
+            "element_id": child.element_id, "process_id": child.process_id, "child_instance_id":
+                started[0].instance_id}, instance_id=parent.instance_id))
+        return started
+
+    def _finish(self, conn: Connection, now: datetime, pending: list[_Pending], actor: str) -> StepResult:
+        """Write every touched instance, its task and timer rows, incidents and events."""
+        all_events: list[Event] = []
+        incident = None
+        for p in pending:
+            inc = self._write_instance(conn, now, p)
+            incident = incident or inc
+            all_events.extend(p.scope.events)
+        first = pending[0]
+        history.append(conn, case_chain(first.case_id), first.case_id, now, all_events, lock=self.db.for_update)
+        conn.execute(update(cases).where(cases.c.id == first.case_id).values(updated_at=now))
+        status = _status(first)
+        ready = [t for t in _user_tasks(first.workflow, first)] if first.workflow else []
+        return StepResult(first.instance_id, first.case_id, status, ready, incident,
+                          [p.instance_id for p in pending[1:]], len(all_events))
+
+    def _write_instance(self, conn: Connection, now: datetime, p: _Pending) -> dict[str, Any] | None:
+        wf = p.workflow
+        status = _status(p)
+        done = status == "completed"
+        values: dict[str, Any] = dict(status=status, updated_at=now, state_format=STATE_FORMAT,
+                                      state=None if done else self.codec.dump(wf))
+        if done:
+            values["completed_at"] = now
+            values["data"] = json.dumps(self.codec.convert_data(_final_data(wf)), sort_keys=True)
+            p.scope.events.append(Event("instance.completed", {"process_id": p.process_id},
+                                        instance_id=p.instance_id))
+        q = update(instances).where(instances.c.id == p.instance_id)
+        if p.version is not None:
+            q = q.where(instances.c.version == p.version)
+        res = conn.execute(q.values(version=instances.c.version + 1, **values))
+        if res.rowcount != 1:
+            raise ConflictError("this case changed while your change was being made (another request got "
+                                "there first); nothing was saved — reload and try again",
+                                instance=p.instance_id, case=p.case_id)
+        self._project_tasks(conn, now, p, [] if done else _user_tasks(wf, p))
+        conn.execute(delete(timers).where(timers.c.instance_id == p.instance_id))
+        if not done and status != "error":
+            rows = [dict(instance_id=p.instance_id, case_id=p.case_id, **t) for t in _waiting_timers(wf)]
+            if rows:
+                conn.execute(insert(timers), rows)
+        if p.failure is None:
+            return None
+        inc_id = conn.execute(insert(incidents).values(
+            instance_id=p.instance_id, case_id=p.case_id, task_id=p.failure.get("task_id"),
+            element_id=p.failure.get("element_id"), handler=p.failure.get("handler"),
+            message=p.failure["message"], inputs=json.dumps(p.failure.get("inputs") or {}, sort_keys=True),
+            created_at=now).returning(incidents.c.id)).scalar_one()
+        incident = {"id": inc_id, **{k: p.failure.get(k) for k in ("element_id", "handler", "message", "inputs")}}
+        p.scope.events.append(Event("incident.opened", incident, instance_id=p.instance_id))
+        return incident
+
+    def _project_tasks(self, conn: Connection, now: datetime, p: _Pending, ready: list[dict[str, Any]]) -> None:
+        existing = {r.id: r for r in conn.execute(select(tasks.c.id).where(tasks.c.instance_id == p.instance_id))}
+        keep = {t["id"] for t in ready}
+        gone = set(existing) - keep
+        if gone:
+            conn.execute(delete(tasks).where(tasks.c.id.in_(gone)))
+        new = [t for t in ready if t["id"] not in existing]
+        if new:
+            conn.execute(insert(tasks), [dict(
+                id=t["id"], instance_id=p.instance_id, case_id=p.case_id, process_id=p.process_id,
+                element_id=t["element_id"], name=t["name"], form=t["form"], team=t["team"],
+                candidate_groups=json.dumps(t["candidate_groups"]), lane=t["lane"],
+                created_at=now, due_at=t["due_at"], revision=0) for t in new])
+        for t in ready:  # due dates move when a timer is re-set
+            if t["id"] in existing:
+                conn.execute(update(tasks).where(tasks.c.id == t["id"], tasks.c.due_at.is_distinct_from(t["due_at"]))
+                             .values(due_at=t["due_at"]))
+
+    # ------------------------------------------------------------------ user tasks
+    def list_tasks(self, *, case_id: int | None = None, team: str | None = None, assignee: str | None = None,
+                   process_id: str | None = None, limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
+        q = select(tasks, cases.c.reference, cases.c.title).join(cases, cases.c.id == tasks.c.case_id)
+        if case_id is not None:
+            q = q.where(tasks.c.case_id == case_id)
+        if team is not None:
+            q = q.where(tasks.c.team == team)
+        if assignee is not None:
+            q = q.where(tasks.c.assignee == assignee)
+        if process_id is not None:
+            q = q.where(tasks.c.process_id == process_id)
+        q = q.order_by(tasks.c.due_at.is_(None), tasks.c.due_at, tasks.c.created_at, tasks.c.id)
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(q.limit(limit).offset(offset)).all()
+        return [_task_row(r) for r in rows]
+
+    def get_task(self, task_id: str) -> dict[str, Any]:
+        with self.db.engine.connect() as conn:
+            row = conn.execute(select(tasks, cases.c.reference, cases.c.title)
+                               .join(cases, cases.c.id == tasks.c.case_id).where(tasks.c.id == task_id)).first()
+            if row is None:
+                self._raise_task_gone(conn, task_id)
+        return _task_row(row)
+
+    def _raise_task_gone(self, conn: Connection, task_id: str) -> None:
+        done = conn.execute(select(events.c.actor, events.c.at, events.c.type).where(
+            events.c.type.in_(("task.completed", "task.cancelled")),
+            events.c.data.like(f'%"task_id":"{_safe_like(task_id)}"%')).order_by(events.c.id.desc()).limit(1)).first()
+        if done is not None:
+            verb = "completed" if done.type == "task.completed" else "cancelled"
+            who = f" by {done.actor}" if done.type == "task.completed" else ""
+            raise ConflictError(f"task {task_id} was already {verb}{who} at {done.at}; nothing was changed",
+                                task=task_id)
+        raise NotFoundError(f"no open task {task_id}", task=task_id)
+
+    def complete_task(self, task_id: str, data: dict[str, Any] | None = None, *, actor: str = "system",
+                      expected_revision: int | None = None) -> StepResult:
+        """Complete a ready user task with the submitted form data (validated against its form)."""
+        data = dict(data or {})
+        with self.db.transaction() as conn:
+            self.db.require_initialised(conn)
+            trow = conn.execute(select(tasks).where(tasks.c.id == task_id)).first()
+            if trow is None:
+                self._raise_task_gone(conn, task_id)
+            if expected_revision is not None and trow.revision != expected_revision:
+                raise ConflictError(f"task {task_id} changed since you opened it (it was claimed, assigned or "
+                                    "saved by someone else); nothing was saved — reload and try again",
+                                    task=task_id)
+            self.forms.validate(trow.form, data, task=task_id)
+            now = self.now(conn)
+            row, wf = self._load(conn, trow.instance_id)
+            try:
+                task = wf.get_task_from_id(UUID(task_id))
+            except Exception:
+                task = None
+            if task is None or task.state != TaskState.READY:
+                raise ConflictError(f"task {task_id} is no longer waiting to be done; reload the case",
+                                    task=task_id)
+            p = self._pending(conn, now, row, wf)
+            p.scope.events.append(Event("task.completed", {
+                "task_id": task_id, "element_id": task.task_spec.bpmn_id, "name": _task_name(task),
+                "data": data}, instance_id=row.id, actor=actor))
+            before = _snapshot(wf)
+
+            def apply() -> None:
+                task.data.update(data)
+                task.run()
+
+            children = self._advance(conn, now, p, actor, before, apply)
+            return self._finish(conn, now, [p] + children, actor)
+
+    def _pending(self, conn: Connection, now: datetime, row: Any, wf: BpmnWorkflow) -> _Pending:
+        return _Pending(row.id, row.case_id, row.version, row.process_id, wf,
+                        self._scope(conn, now, row.case_id, row.id, row.process_id))
+
+    def _task_event(self, task_id: str, type_: str, actor: str, changes: dict[str, Any],
+                    expected_revision: int | None, check: Callable[[Any], None] | None = None) -> dict[str, Any]:
+        with self.db.transaction() as conn:
+            trow = conn.execute(select(tasks).where(tasks.c.id == task_id)).first()
+            if trow is None:
+                self._raise_task_gone(conn, task_id)
+            if expected_revision is not None and trow.revision != expected_revision:
+                raise ConflictError(f"task {task_id} changed since you opened it; reload and try again",
+                                    task=task_id)
+            if check is not None:
+                check(trow)
+            res = conn.execute(update(tasks).where(tasks.c.id == task_id, tasks.c.revision == trow.revision)
+                               .values(revision=trow.revision + 1, **changes))
+            if res.rowcount != 1:
+                raise ConflictError(f"task {task_id} changed at the same moment; reload and try again", task=task_id)
+            now = self.now(conn)
+            history.append(conn, case_chain(trow.case_id), trow.case_id, now, [Event(type_, {
+                "task_id": task_id, "element_id": trow.element_id, **changes}, instance_id=trow.instance_id,
+                actor=actor)], lock=self.db.for_update)
+        return self.get_task(task_id)
+
+    def claim(self, task_id: str, user: str, *, expected_revision: int | None = None) -> dict[str, Any]:
+        def check(trow: Any) -> None:
+            if trow.assignee and trow.assignee != user:
+                raise ConflictError(f"task {task_id} is already claimed by {trow.assignee}", task=task_id)
+        return self._task_event(task_id, "task.claimed", user, {"assignee": user, "owner": user},
+                                expected_revision, check)
+
+    def release(self, task_id: str, user: str, *, expected_revision: int | None = None) -> dict[str, Any]:
+        return self._task_event(task_id, "task.released", user, {"assignee": None, "owner": None}, expected_revision)
+
+    def assign(self, task_id: str, to: str | None, *, actor: str, owner: str | None = None,
+               expected_revision: int | None = None) -> dict[str, Any]:
+        changes = {"assignee": to}
+        if owner is not None:
+            changes["owner"] = owner
+        return self._task_event(task_id, "task.assigned", actor, changes, expected_revision)
+
+    # ------------------------------------------------------------------ timers
+    def fire_due_timers(self, *, batch: int = 50, limit: int | None = None) -> int:
+        """Fire every timer due by now, each exactly once; returns how many instances moved."""
+        moved = 0
+        while limit is None or moved < limit:
+            n = self._fire_batch(batch)
+            moved += n
+            if n == 0:
+                return moved
+        return moved
+
+    def _fire_batch(self, batch: int) -> int:
+        with self.db.transaction() as conn:
+            now = self.now(conn)
+            due = select(timers.c.instance_id).where(timers.c.due_at <= now)
+            q = (select(instances.c.id).where(instances.c.id.in_(due), instances.c.status.in_(("running", "waiting")))
+                 .order_by(instances.c.id).limit(batch))
+            ids = list(conn.execute(self.db.for_update(q, skip_locked=True)).scalars())
+            for iid in ids:
+                with conn.begin_nested():
+                    self._fire_instance(conn, now, iid)
+            return len(ids)
+
+    def _fire_instance(self, conn: Connection, now: datetime, instance_id: int) -> None:
+        row, wf = self._load(conn, instance_id)
+        p = self._pending(conn, now, row, wf)
+        before = _snapshot(wf)
+        fired = sorted((t for t in before["timers"].values() if t["due_at"] <= history.iso(now)),
+                       key=lambda t: (t["due_at"], t["element_id"]))
+        for t in fired:
+            p.scope.events.append(Event("timer.fired", {"task_id": t["task_id"], "element_id": t["element_id"],
+                                                        "due_at": t["due_at"]}, instance_id=instance_id))
+        children = self._advance(conn, now, p, "system", before)
+        self._finish(conn, now, [p] + children, "system")
+
+    def next_due(self) -> datetime | None:
+        with self.db.engine.connect() as conn:
+            q = (select(func.min(timers.c.due_at)).join(instances, instances.c.id == timers.c.instance_id)
+                 .where(instances.c.status.in_(("running", "waiting"))))
+            value = conn.execute(q).scalar()
+        return as_utc(value) if value is not None else None
+
+    def advance_clock(self, by: timedelta | None = None, *, to: datetime | None = None,
+                      actor: str = "system") -> int:
+        """Move a simulated clock forward, firing everything that falls due on the way, in order."""
+        with self.db.transaction() as conn:
+            if self.clock_mode(conn) != "simulated":
+                raise ClockError("this database runs on the real clock; only a database created with a "
+                                 "simulated clock (carepath init --simulated) can be advanced")
+            start = self.now(conn)
+        target = as_utc(to) if to is not None else start + (by or timedelta(0))
+        if target < start:
+            raise ClockError(f"the clock cannot go back (it is {start.isoformat()}, asked for {target.isoformat()})")
+        moved = 0
+        while True:
+            nxt = self.next_due()
+            if nxt is None or nxt > target:
+                break
+            with self.db.transaction() as conn:
+                self._set_clock(conn, max(nxt, self.now(conn)))
+            n = self.fire_due_timers()
+            moved += n
+            if n == 0:  # due rows that cannot fire (e.g. an instance in error) must not spin forever
+                break
+        with self.db.transaction() as conn:
+            self._set_clock(conn, target)
+            history.append(conn, history.SYSTEM_CHAIN, None, target, [Event("clock.advanced", {
+                "from": history.iso(start), "to": history.iso(target), "instances_moved": moved}, actor=actor)],
+                lock=self.db.for_update)
+        return moved
+
+    # ------------------------------------------------------------------ incidents
+    def incidents(self, *, open_only: bool = True) -> list[dict[str, Any]]:
+        q = select(incidents).order_by(incidents.c.id)
+        if open_only:
+            q = q.where(incidents.c.resolved_at.is_(None))
+        with self.db.engine.connect() as conn:
+            return [dict(r._mapping, inputs=json.loads(r.inputs)) for r in conn.execute(q)]
+
+    def retry(self, instance_id: int, *, actor: str = "system") -> StepResult:
+        """Re-run what failed in an instance in error (the failed handler, gateway or script)."""
+        with self.db.transaction() as conn:
+            row, wf = self._load(conn, instance_id)
+            if row.status != "error":
+                raise StateError(f"process instance {instance_id} is {row.status}, not in error: nothing to retry",
+                                 instance=instance_id)
+            now = self.now(conn)
+            open_ids = list(conn.execute(select(incidents.c.id).where(
+                incidents.c.instance_id == instance_id, incidents.c.resolved_at.is_(None))).scalars())
+            conn.execute(update(incidents).where(incidents.c.id.in_(open_ids)).values(resolved_at=now,
+                                                                                      resolved_by=actor))
+            p = self._pending(conn, now, row, wf)
+            p.scope.events.append(Event("incident.retried", {"incident_ids": open_ids}, instance_id=instance_id,
+                                        actor=actor))
+            before = _snapshot(wf)
+
+            def apply() -> None:
+                for t in wf.get_tasks(state=TaskState.ERROR):
+                    t._set_state(TaskState.READY)
+
+            children = self._advance(conn, now, p, actor, before, apply)
+            return self._finish(conn, now, [p] + children, actor)
+
+    # ------------------------------------------------------------------ history
+    def history(self, case_id: int) -> list[dict[str, Any]]:
+        with self.db.engine.connect() as conn:
+            if conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is None:
+                raise NotFoundError(f"no case {case_id}", case=case_id)
+            rows = conn.execute(select(events).where(events.c.chain == case_chain(case_id))
+                                .order_by(events.c.seq)).all()
+        return [dict(r._mapping, data=json.loads(r.data)) for r in rows]
+
+    def verify(self, case_id: int | None = None) -> tuple[int, list[history.Finding]]:
+        with self.db.engine.connect() as conn:
+            return history.verify(conn, case_chain(case_id) if case_id is not None else None)
+
+    def instance_snapshot(self, instance_id: int) -> dict[str, Any]:
+        """What replay compares: status, waiting user tasks and timers, and the data."""
+        with self.db.engine.connect() as conn:
+            row = conn.execute(select(instances).where(instances.c.id == instance_id)).first()
+            if row is None:
+                raise NotFoundError(f"no process instance {instance_id}", instance=instance_id)
+            if row.state is None:
+                return {"status": row.status, "tasks": [], "timers": [], "data": json.loads(row.data or "{}")}
+            loaded = self.specs.get(conn, row.process_version_id)
+        wf = self.codec.load(row.state, loaded.spec, loaded.subprocess_specs)
+        snap = _snapshot(wf)
+        return {"status": row.status,
+                "tasks": sorted(t["element_id"] for t in snap["tasks"].values()),
+                "timers": sorted((t["element_id"], t["due_at"]) for t in snap["timers"].values()),
+                "data": self.codec.convert_data(_final_data(wf))}
+
+
+# ---------------------------------------------------------------------- workflow reading helpers
+def _task_name(task: Any) -> str:
+    spec = task.task_spec
+    return getattr(spec, "bpmn_name", None) or getattr(spec, "description", None) or spec.bpmn_id or spec.name
+
+
+def _extensions(task: Any) -> dict[str, Any]:
+    return getattr(task.task_spec, "extensions", None) or {}
+
+
+def _task_due(task: Any) -> datetime | None:
+    """A user task's due date: the earliest timer on its boundary (deadline or escalation)."""
+    parent = task.parent
+    if parent is None:
+        return None
+    dues = [timer_due(s) for s in parent.children if s is not task and s.state == TaskState.WAITING]
+    dues = [d for d in dues if d is not None]
+    return min(dues) if dues else None
+
+
+def _user_tasks(wf: BpmnWorkflow, p: _Pending) -> list[dict[str, Any]]:
+    out = []
+    for task in wf.get_tasks(state=TaskState.READY, manual=True):
+        ext = _extensions(task)
+        lane = getattr(task.task_spec, "lane", None)
+        groups = list(ext.get("candidate_groups") or ([lane] if lane else []))
+        out.append({"id": str(task.id), "element_id": task.task_spec.bpmn_id, "name": _task_name(task),
+                    "form": ext.get("form"), "team": groups[0] if groups else None, "candidate_groups": groups,
+                    "lane": lane, "due_at": _task_due(task)})
+    return out
+
+
+def _waiting_timers(wf: BpmnWorkflow) -> list[dict[str, Any]]:
+    out = []
+    for task in wf.get_tasks(state=TaskState.WAITING):
+        due = timer_due(task)
+        if due is not None:
+            out.append({"task_id": str(task.id), "element_id": task.task_spec.bpmn_id, "name": _task_name(task),
+                        "attached_to": _attached_to(task), "due_at": due})
+    return out
+
+
+def _attached_to(task: Any) -> str | None:
+    parent = task.parent
+    if parent is None or "BoundaryEventSplit" not in type(parent.task_spec).__name__:
+        return None
+    main = [c for c in parent.children if c is not task and timer_due(c) is None
+            and "Boundary" not in type(c.task_spec).__name__]
+    return main[0].task_spec.bpmn_id if main else None
+
+
+def _snapshot(wf: BpmnWorkflow) -> dict[str, Any]:
+    tasks_ = {str(t.id): {"task_id": str(t.id), "element_id": t.task_spec.bpmn_id, "name": _task_name(t)}
+              for t in wf.get_tasks(state=TaskState.READY, manual=True)}
+    timers_ = {}
+    for t in wf.get_tasks(state=TaskState.WAITING):
+        due = timer_due(t)
+        if due is not None:
+            timers_[str(t.id)] = {"task_id": str(t.id), "element_id": t.task_spec.bpmn_id,
+                                  "due_at": history.iso(due)}
+    return {"tasks": tasks_, "timers": timers_, "completed": wf.completed}
+
+
+def _derived_events(before: dict[str, Any], after: dict[str, Any], instance_id: int) -> list[Event]:
+    evs: list[Event] = []
+    for tid, t in before["tasks"].items():
+        if tid not in after["tasks"]:
+            evs.append(Event("task.left", t, instance_id=instance_id))
+    for tid, t in after["tasks"].items():
+        if tid not in before["tasks"]:
+            evs.append(Event("task.ready", t, instance_id=instance_id))
+    for tid, t in before["timers"].items():
+        if tid not in after["timers"]:
+            evs.append(Event("timer.cleared", t, instance_id=instance_id))
+    for tid, t in after["timers"].items():
+        if before["timers"].get(tid, {}).get("due_at") != t["due_at"]:
+            evs.append(Event("timer.set", t, instance_id=instance_id))
+    return evs
+
+
+def _final_data(wf: BpmnWorkflow) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    last = wf.last_task
+    if last is not None:
+        data.update(last.data)
+    data.update(wf.data)
+    return data
+
+
+def _failure_from(wf: BpmnWorkflow, exc: Exception) -> dict[str, Any]:
+    failed = wf.get_tasks(state=TaskState.ERROR)
+    task = failed[0] if failed else None
+    return {"handler": None, "element_id": task.task_spec.bpmn_id if task is not None else None,
+            "task_id": str(task.id) if task is not None else None, "inputs": {},
+            "message": f"{type(exc).__name__}: {exc}"}
+
+
+def _status(p: _Pending) -> str:
+    if p.failure is not None:
+        return "error"
+    if p.workflow.completed:
+        return "completed"
+    return "waiting"
+
+
+def _task_row(r: Any) -> dict[str, Any]:
+    d = dict(r._mapping)
+    d["candidate_groups"] = json.loads(d["candidate_groups"])
+    for k in ("created_at", "due_at"):
+        if d.get(k) is not None:
+            d[k] = as_utc(d[k])
+    return d
+
+
+def _safe_like(text: str) -> str:
+    return text.replace("%", "").replace("_", "\\_") if not _is_uuid(text) else text
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        UUID(text)
+        return True
+    except ValueError:
+        return False
+
+
+__all__ = ["Engine", "StepResult", "ValidationError"]

@@ -1,0 +1,184 @@
+"""The database tables carepath keeps. Alembic migrations in engine/migrations create them.
+
+Text columns hold JSON written by carepath itself (canonical where it is hashed), so the
+same bytes come back on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Id = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrement needs INTEGER PRIMARY KEY
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+definition_files = Table(
+    "definition_files",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False),
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("content", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("deployed_at", DateTime(timezone=True), nullable=False),
+    Column("deployed_by", String(255), nullable=False),
+    Column("source", Text, nullable=False),
+)
+
+process_versions = Table(
+    "process_versions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("process_id", String(255), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("content_sha256", String(64), nullable=False),
+    Column("deployment_id", ForeignKey("deployments.id"), nullable=False),
+    # JSON list of definition_files ids needed to build the spec (its own file, called processes, decisions)
+    Column("file_ids", Text, nullable=False),
+    Column("main_file", String(255), nullable=False),
+    # JSON: forms, teams, handlers and timers of the process, as read at deployment
+    Column("info", Text, nullable=False),
+    Column("deployed_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("process_id", "version"),
+)
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("reference", String(64), nullable=False, unique=True),
+    Column("title", String(255), nullable=False),
+    Column("data", Text, nullable=False),  # person details, told once and reused by every process
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False, index=True),
+    Column("process_version_id", ForeignKey("process_versions.id"), nullable=False),
+    Column("process_id", String(255), nullable=False),
+    Column("parent_instance_id", ForeignKey("instances.id"), nullable=True),
+    Column("status", String(16), nullable=False),  # running | waiting | error | completed | cancelled
+    Column("version", Integer, nullable=False),  # optimistic concurrency
+    Column("state_format", Integer, nullable=False),
+    Column("state", Text, nullable=True),  # serialized workflow; dropped once completed
+    Column("data", Text, nullable=True),  # final data once completed
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("completed_at", DateTime(timezone=True), nullable=True),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", String(36), primary_key=True),  # the workflow task's uuid
+    Column("instance_id", ForeignKey("instances.id"), nullable=False, index=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False, index=True),
+    Column("process_id", String(255), nullable=False),
+    Column("element_id", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("form", String(255), nullable=True),
+    Column("team", String(255), nullable=True, index=True),
+    Column("candidate_groups", Text, nullable=False),
+    Column("lane", String(255), nullable=True),
+    Column("assignee", String(255), nullable=True, index=True),
+    Column("owner", String(255), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=True, index=True),
+    Column("draft", Text, nullable=True),
+    Column("revision", Integer, nullable=False, default=0),
+)
+
+timers = Table(
+    "timers",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("instance_id", ForeignKey("instances.id"), nullable=False, index=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("task_id", String(36), nullable=False),
+    Column("element_id", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("attached_to", String(255), nullable=True),
+    Column("due_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("instance_id", ForeignKey("instances.id"), nullable=False, index=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("task_id", String(36), nullable=True),
+    Column("element_id", String(255), nullable=True),
+    Column("handler", String(255), nullable=True),
+    Column("message", Text, nullable=False),
+    Column("inputs", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Column("resolved_by", String(255), nullable=True),
+)
+
+chains = Table(
+    "chains",
+    metadata,
+    Column("chain", String(64), primary_key=True),  # "case:<id>" or "system"
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("chain", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("case_id", ForeignKey("cases.id"), nullable=True),
+    Column("instance_id", BigInteger, nullable=True),
+    Column("type", String(64), nullable=False),
+    Column("at", String(40), nullable=False),  # ISO 8601 UTC, exactly as hashed
+    Column("actor", String(255), nullable=False),
+    Column("data", Text, nullable=False),  # canonical JSON, exactly as hashed
+    Column("step", BigInteger, nullable=False),  # seq of the first event of the engine step that wrote it
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("chain", "seq"),
+    Index("ix_events_case_id_id", "case_id", "id"),
+    Index("ix_events_type", "type"),
+)

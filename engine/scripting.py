@@ -1,0 +1,179 @@
+"""The script engine every workflow runs with: sandboxed expressions, the injected clock and
+service-task handlers.
+
+One `CarepathScriptEngine` serves many workflows; what belongs to the step being run (its
+clock reading, its case, where handler calls are recorded) is held in a context variable,
+so concurrent requests in threads never see each other's step.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+
+from .errors import CarepathError, HandlerFailed, StateError
+from .expressions import SafeEnvironment
+from .history import Event
+from .registry import START_PROCESS, HandlerContext, HandlerRegistry
+
+
+@dataclass
+class ChildStart:
+    process_id: str
+    data: dict[str, Any]
+    element_id: str
+
+
+@dataclass
+class StepScope:
+    """What one engine step knows and collects while SpiffWorkflow runs."""
+
+    now: datetime
+    case_id: int
+    instance_id: int
+    process_id: str
+    case_data: dict[str, Any]
+    events: list[Event] = field(default_factory=list)
+    children: list[ChildStart] = field(default_factory=list)
+    #: replay: recorded handler results to serve instead of calling handlers
+    recorded: list[dict[str, Any]] | None = None
+    failure: dict[str, Any] | None = None
+
+
+_scope: ContextVar[StepScope] = ContextVar("carepath_step")
+
+
+def current_scope() -> StepScope:
+    try:
+        return _scope.get()
+    except LookupError:
+        raise StateError("no engine step is running: workflows only run inside Engine steps") from None
+
+
+class _ScopeClock:
+    """`script_engine.clock` for the timer event definitions: the running step's reading."""
+
+    simulated = True
+
+    def now(self) -> datetime:
+        return current_scope().now
+
+
+class ReplayMismatch(CarepathError):
+    code = "replay_divergence"
+
+
+class CarepathScriptEngine(PythonScriptEngine):
+    def __init__(self, registry: HandlerRegistry, functions: dict[str, Callable[..., Any]] | None = None) -> None:
+        builtin_functions: dict[str, Callable[..., Any]] = {
+            "now": lambda: current_scope().now,
+            "case": lambda: dict(current_scope().case_data),
+        }
+        builtin_functions.update(functions or {})
+        super().__init__(environment=SafeEnvironment(functions=builtin_functions))
+        self.registry = registry
+        self.clock = _ScopeClock()
+
+    def evaluate(self, task, expression, external_context=None):  # type: ignore[no-untyped-def]
+        # SpiffWorkflow wraps every error in a WorkflowTaskException whose message hides ours
+        try:
+            return self.environment.evaluate(expression, task.data, external_context)
+        except CarepathError as exc:
+            exc.context.setdefault("element", task.task_spec.bpmn_id)
+            raise
+
+    def execute(self, task, script, external_context=None):  # type: ignore[no-untyped-def]
+        try:
+            return self.environment.execute(script, task.data, external_context or {})
+        except CarepathError as exc:
+            exc.context.setdefault("element", task.task_spec.bpmn_id)
+            raise
+
+    def enter(self, scope: StepScope):  # type: ignore[no-untyped-def]
+        return _scope.set(scope)
+
+    def leave(self, token) -> None:  # type: ignore[no-untyped-def]
+        _scope.reset(token)
+
+    def call_service(self, task, operation_name: str = "", operation_params=None, **_kw):  # type: ignore[override]
+        scope = current_scope()
+        params = {name: p["value"] if isinstance(p, dict) and "value" in p else p
+                  for name, p in (operation_params or {}).items()}
+        element_id = task.task_spec.bpmn_id
+        if operation_name == START_PROCESS:
+            return self._start_process(scope, element_id, params)
+        inputs = _jsonable(params)
+        if scope.recorded is not None:
+            output = self._recorded_output(scope, task, element_id, operation_name, inputs)
+        else:
+            ctx = HandlerContext(case_id=scope.case_id, instance_id=scope.instance_id, process_id=scope.process_id,
+                                 element_id=element_id, now=scope.now, case_data=dict(scope.case_data))
+            try:
+                handler = self.registry.get(operation_name)
+                output = handler(ctx, **params)
+                output = _jsonable(output)
+            except Exception as exc:  # any handler failure becomes an incident, never half-applied
+                scope.failure = {
+                    "handler": operation_name,
+                    "element_id": element_id,
+                    "task_id": str(task.id),
+                    "inputs": inputs,
+                    "message": f"{type(exc).__name__}: {exc}",
+                    "traceback": "".join(traceback.format_exception_only(type(exc), exc)).strip(),
+                }
+                raise HandlerFailed(f"handler '{operation_name}' failed: {type(exc).__name__}: {exc}",
+                                    handler=operation_name, element=element_id) from exc
+        scope.events.append(Event("handler.called", {"element_id": element_id, "handler": operation_name,
+                                                     "inputs": inputs, "output": output},
+                                  instance_id=scope.instance_id))
+        return json.dumps(output)
+
+    def _start_process(self, scope: StepScope, element_id: str, params: dict[str, Any]) -> str:
+        process_id = params.get("process_id")
+        if not isinstance(process_id, str) or not process_id:
+            scope.failure = {"handler": START_PROCESS, "element_id": element_id, "task_id": None,
+                             "inputs": _jsonable(params), "message": "start_process needs a process_id parameter"}
+            raise HandlerFailed("start_process needs a process_id parameter", element=element_id)
+        data = params.get("data") or {}
+        scope.children.append(ChildStart(process_id, _jsonable(data), element_id))
+        return json.dumps({"process_id": process_id, "started": True})
+
+    def _recorded_output(self, scope: StepScope, task: Any, element_id: str, handler: str, inputs: Any) -> Any:
+        assert scope.recorded is not None
+        if not scope.recorded:
+            raise ReplayMismatch(f"the replay called handler '{handler}' at {element_id}, "
+                                 "but the history records no further handler call here", element=element_id)
+        rec = scope.recorded.pop(0)
+        if rec.get("handler") != handler or rec.get("element_id") != element_id or rec.get("inputs") != inputs:
+            raise ReplayMismatch(
+                f"the replay called handler '{handler}' at {element_id} with {inputs!r}; the history records "
+                f"'{rec.get('handler')}' at {rec.get('element_id')} with {rec.get('inputs')!r}",
+                element=element_id)
+        if rec.get("failed"):  # the handler failed then: fail the same way now
+            scope.failure = {"handler": handler, "element_id": element_id, "task_id": str(task.id),
+                             "inputs": inputs, "message": rec.get("message")}
+            raise HandlerFailed(f"handler '{handler}' failed: {rec.get('message')}", handler=handler,
+                                element=element_id)
+        return rec.get("output")
+
+
+def _jsonable(value: Any) -> Any:
+    """A deep copy of `value` as plain JSON; refuse what JSON cannot hold."""
+    return json.loads(json.dumps(value, default=_default))
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"a {type(value).__name__} cannot be stored in task data (JSON only)")

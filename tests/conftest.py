@@ -1,0 +1,114 @@
+"""Shared fixtures: a fresh database per test on SQLite and (when available) PostgreSQL.
+
+PostgreSQL tests need CAREPATH_TEST_POSTGRES_URL (`.ci/run` sets it); each test gets its own
+schema, dropped afterwards. Without the variable they skip with that reason; with
+CAREPATH_REQUIRE_POSTGRES=1 (CI) an unreachable server fails them instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from engine.forms import FormLibrary
+from engine.registry import HandlerRegistry
+from engine.runtime import Engine
+
+DIAGRAMS = Path(__file__).parent / "diagrams"
+START = datetime(2031, 3, 3, 9, 0, tzinfo=timezone.utc)  # far from today: proves the wall clock is not read
+PG_URL = os.environ.get("CAREPATH_TEST_POSTGRES_URL")
+REQUIRE_PG = os.environ.get("CAREPATH_REQUIRE_POSTGRES") == "1"
+
+
+def _pg_reachable() -> str | None:
+    if not PG_URL:
+        return "PostgreSQL tests skipped: set CAREPATH_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1/test)"
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_URL, connect_timeout=3):
+            return None
+    except Exception as exc:  # report why, once
+        return f"PostgreSQL at {PG_URL} is not reachable: {exc}"
+
+
+_PG_PROBLEM = _pg_reachable()
+
+
+@pytest.fixture
+def pg_url():
+    """A PostgreSQL URL whose search_path is a fresh schema for this test."""
+    if _PG_PROBLEM:
+        if REQUIRE_PG:
+            pytest.fail(_PG_PROBLEM)
+        pytest.skip(_PG_PROBLEM)
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as c:
+        c.execute(f'CREATE SCHEMA "{schema}"')
+    base = PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+    sep = "&" if "?" in base else "?"
+    yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+    with psycopg.connect(PG_URL, autocommit=True) as c:
+        c.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'carepath.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+class Calls:
+    """Handlers for the test diagrams, with a switch to make one fail."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[str, dict]] = []
+        self.fail_budget = False
+
+    def registry(self) -> HandlerRegistry:
+        reg = HandlerRegistry()
+
+        @reg.register("notify")
+        def notify(ctx, message):
+            self.log.append(("notify", {"message": message, "at": ctx.now}))
+            return {"sent_at": ctx.now.isoformat(), "message": message}
+
+        @reg.register("calculate_budget")
+        def calculate_budget(ctx, points):
+            self.log.append(("calculate_budget", {"points": points}))
+            if self.fail_budget:
+                raise RuntimeError("rates table unavailable")
+            return {"amount": points * 400, "points": points}
+
+        return reg
+
+
+@pytest.fixture
+def calls() -> Calls:
+    return Calls()
+
+
+@pytest.fixture
+def make_engine(db_url, calls):
+    """Build an initialised engine on a simulated clock with the test diagrams deployed."""
+    made: list[Engine] = []
+
+    def make(*diagrams: str, simulated: bool = True, forms: FormLibrary | None = None, url: str | None = None) -> Engine:
+        eng = Engine(url or db_url, registry=calls.registry(), forms=forms or FormLibrary())
+        eng.init(simulated_start=START if simulated else None)
+        if diagrams:
+            eng.deploy([DIAGRAMS / d for d in diagrams])
+        made.append(eng)
+        return eng
+
+    yield make
+    for eng in made:
+        eng.db.dispose()
