@@ -13,12 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
 
 from .errors import StateError
 from .schema import settings
 
+_SETTING = select(settings.c.value).where(settings.c.key == bindparam("key"))
 DEFAULT_URL = "sqlite:///carepath.db"
 ENV_VAR = "CAREPATH_DATABASE_URL"
 
@@ -46,7 +47,8 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # straight to the driver: this runs at the start of every step
+        conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -84,7 +86,7 @@ class Database:
         return stmt
 
     def get_setting(self, conn: Connection, key: str) -> str | None:
-        return conn.execute(select(settings.c.value).where(settings.c.key == key)).scalar_one_or_none()
+        return conn.execute(_SETTING, {"key": key}).scalar_one_or_none()
 
     def require_initialised(self, conn: Connection) -> None:
         if self._initialised:

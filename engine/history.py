@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from .schema import chains, events
 
@@ -44,6 +44,14 @@ def iso(at: datetime) -> str:
     return at.isoformat(timespec="microseconds")
 
 
+# Built once: these run in every step.
+_HEAD = select(chains.c.seq, chains.c.hash).where(chains.c.chain == bindparam("chain"))
+_HEAD_LOCKED = _HEAD.with_for_update()
+_NEW_CHAIN = insert(chains)
+_INSERT_EVENTS = insert(events)
+_MOVE_HEAD = update(chains).where(chains.c.chain == bindparam("c")).values(seq=bindparam("s"), hash=bindparam("h"))
+
+
 @dataclass
 class Event:
     """One thing that happened, before it is stored."""
@@ -61,19 +69,19 @@ def event_hash(prev_hash: str, chain: str, seq: int, step: int, type_: str, at: 
 
 
 def append(conn: Connection, chain: str, case_id: int | None, at: datetime, items: Iterable[Event],
-           *, lock) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+           *, lock: bool) -> list[dict[str, Any]]:
     """Append events to a chain inside the caller's transaction; returns the rows written.
 
-    `lock` wraps the head query in a row lock (PostgreSQL) so two transactions on one case
-    queue up instead of forking the chain.
+    `lock` takes the chain head with a row lock (PostgreSQL) so two transactions on one case
+    queue up instead of forking the chain; SQLite's BEGIN IMMEDIATE already serializes them.
     """
     items = list(items)
     if not items:
         return []
-    head = conn.execute(lock(select(chains.c.seq, chains.c.hash).where(chains.c.chain == chain))).first()
+    head = conn.execute(_HEAD_LOCKED if lock else _HEAD, {"chain": chain}).first()
     if head is None:
         seq, prev = 0, GENESIS
-        conn.execute(insert(chains).values(chain=chain, seq=0, hash=GENESIS))
+        conn.execute(_NEW_CHAIN, {"chain": chain, "seq": 0, "hash": GENESIS})
     else:
         seq, prev = head.seq, head.hash
     at_s = iso(at)
@@ -86,8 +94,8 @@ def append(conn: Connection, chain: str, case_id: int | None, at: datetime, item
         rows.append(dict(chain=chain, seq=seq, step=step, case_id=case_id, instance_id=ev.instance_id, type=ev.type,
                          at=at_s, actor=ev.actor, data=data_json, prev_hash=prev, hash=h))
         prev = h
-    conn.execute(insert(events), rows)
-    conn.execute(update(chains).where(chains.c.chain == chain).values(seq=seq, hash=prev))
+    conn.execute(_INSERT_EVENTS, rows)
+    conn.execute(_MOVE_HEAD, {"c": chain, "s": seq, "h": prev})
     return rows
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
+from . import history
 from .clock import parse_instant
 from .db import Database
 from .errors import CarepathError, NotFoundError
@@ -162,7 +163,7 @@ def _replay_step(scratch: Any, case_id: int, step: list[dict[str, Any]], ids: _I
                                if ev["type"] in ("handler.called", "handler.failed")]
     before = _scratch_seq(scratch, case_id)
     try:
-        _apply(scratch, case_id, first, ids)
+        _apply(scratch, case_id, first, ids, step)
     except _Diverged:
         raise
     except ReplayMismatch as exc:
@@ -201,12 +202,23 @@ def _scratch_seq(scratch: Any, case_id: int) -> int:
     return seq or 0
 
 
-def _apply(scratch: Any, case_id: int, ev: dict[str, Any], ids: _IdMap) -> None:
+def _apply(scratch: Any, case_id: int, ev: dict[str, Any], ids: _IdMap, step: list[dict[str, Any]]) -> None:
     data, kind = ev["data"], ev["type"]
     if kind == "case.created":
+        started = [e for e in step[1:2] if e["type"] == "instance.started"]
         with scratch.db.transaction() as conn:
-            scratch._create_case(conn, scratch.now(conn), data["title"], data.get("data") or {}, ev["actor"],
-                                 data["reference"], case_id=case_id)
+            now = scratch.now(conn)
+            lead: list[Any] = []
+            scratch._create_case(conn, now, data["title"], data.get("data") or {}, ev["actor"],
+                                 data["reference"], case_id=case_id, defer=lead)
+            if not started:  # a case created on its own
+                history.append(conn, history.case_chain(case_id), case_id, now, lead, lock=False)
+                return
+            s = started[0]  # created together with its first process, in one step
+            pending = scratch._start_instance(conn, now, case_id, s["data"]["process_version_id"],
+                                              s["data"].get("data") or {}, s["actor"], parent=None,
+                                              case_data=data.get("data") or {})
+            scratch._finish(conn, now, pending, s["actor"], lead)
     elif kind == "instance.started":
         with scratch.db.transaction() as conn:
             now = scratch.now(conn)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,7 +21,7 @@ from uuid import UUID
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from . import definitions, history
 from .bpmn import timer_due
@@ -35,6 +37,24 @@ from .scripting import CarepathScriptEngine, ChildStart, ReplayMismatch, StepSco
 from .state import STATE_FORMAT, StateCodec
 
 SCHEMA_VERSION = "1"
+_DROP_TASKS = delete(tasks).where(tasks.c.id.in_(bindparam("ids", expanding=True)))
+_ADD_TASKS = insert(tasks)
+_SAVE_INSTANCE = (update(instances)
+                  .where(instances.c.id == bindparam("iid"), instances.c.version == bindparam("expected"))
+                  .values(version=instances.c.version + 1, status=bindparam("st"), updated_at=bindparam("now"),
+                          state=bindparam("state"), state_format=STATE_FORMAT))
+_FINISH_INSTANCE = (update(instances)
+                    .where(instances.c.id == bindparam("iid"), instances.c.version == bindparam("expected"))
+                    .values(version=instances.c.version + 1, status=bindparam("st"), updated_at=bindparam("now"),
+                            completed_at=bindparam("now"), state=None, data=bindparam("data")))
+_LOAD = (select(instances, cases.c.data.label("case_data")).join(cases, cases.c.id == instances.c.case_id)
+         .where(instances.c.id == bindparam("id")))
+# completing a task reads the task, its instance and its case in one query
+_TASK_AND_INSTANCE = (select(instances, cases.c.data.label("case_data"), tasks.c.instance_id, tasks.c.form,
+                             tasks.c.revision)
+                      .join(instances, instances.c.id == tasks.c.instance_id)
+                      .join(cases, cases.c.id == instances.c.case_id)
+                      .where(tasks.c.id == bindparam("id")))
 OPEN_STATUSES = ("running", "waiting", "error")
 
 
@@ -62,15 +82,20 @@ class _Pending:
 
     instance_id: int
     case_id: int
-    version: int | None  # None: a new instance (already inserted in this transaction)
+    version: int  # as loaded (0: inserted in this transaction); the save checks it is still so
     process_id: str
     workflow: BpmnWorkflow
     scope: StepScope
+    before: dict[str, Any]  # snapshot as loaded: equals the task and timer rows stored for it
+    old_status: str | None = None
+    after: dict[str, Any] | None = None
     failure: dict[str, Any] | None = None
 
 
 class Engine:
     """carepath's workflow engine over one database."""
+
+    LIVE_CACHE_SIZE = 2000
 
     def __init__(self, db: Database | str | None = None, *, registry: HandlerRegistry | None = None,
                  forms: FormLibrary | None = None, functions: dict[str, Callable[..., Any]] | None = None,
@@ -86,6 +111,9 @@ class Engine:
         self.script_engine = CarepathScriptEngine(self.registry, functions)
         self._wall_clock = wall_clock or SystemClock()
         self._replay_outputs: list[dict[str, Any]] | None = None
+        self._clock_mode: str | None = None
+        # instance id -> (version, workflow) this process saved last; used only while the row still has it
+        self._live: OrderedDict[int, tuple[int, BpmnWorkflow]] = OrderedDict()
 
     # ------------------------------------------------------------------ set-up and clock
     def init(self, *, simulated_start: datetime | None = None) -> None:
@@ -101,11 +129,14 @@ class Engine:
             conn.execute(insert(settings), rows)
 
     def clock_mode(self, conn: Connection | None = None) -> str:
+        if self._clock_mode is not None:  # fixed when the database was created
+            return self._clock_mode
         if conn is None:
             with self.db.engine.connect() as c:
                 return self.clock_mode(c)
         self.db.require_initialised(conn)
-        return self.db.get_setting(conn, "clock_mode") or "real"
+        self._clock_mode = self.db.get_setting(conn, "clock_mode") or "real"
+        return self._clock_mode
 
     def now(self, conn: Connection | None = None) -> datetime:
         if conn is None:
@@ -131,7 +162,7 @@ class Engine:
             now = self.now(conn)
             refs, evs = definitions.deploy(conn, files, now=now, actor=actor, handlers=self.registry.names(),
                                            forms=self.forms.names() or None, source=source or "upload")
-            history.append(conn, history.SYSTEM_CHAIN, None, now, evs, lock=self.db.for_update)
+            history.append(conn, history.SYSTEM_CHAIN, None, now, evs, lock=self.db.is_postgres)
         return refs
 
     # ------------------------------------------------------------------ cases
@@ -143,7 +174,8 @@ class Engine:
             return self._create_case(conn, now, title, data or {}, actor, reference)
 
     def _create_case(self, conn: Connection, now: datetime, title: str, data: dict[str, Any], actor: str,
-                     reference: str | None, case_id: int | None = None) -> int:
+                     reference: str | None, case_id: int | None = None, defer: list[Event] | None = None) -> int:
+        """Insert a case; its `case.created` event is appended now, or to `defer` for the caller's step."""
         values = dict(reference=reference or f"pending-{os.urandom(8).hex()}", title=title,
                       data=json.dumps(data, sort_keys=True), created_at=now, updated_at=now)
         if case_id is not None:
@@ -152,9 +184,11 @@ class Engine:
         if reference is None:
             reference = f"CASE-{cid:06d}"
             conn.execute(update(cases).where(cases.c.id == cid).values(reference=reference))
-        history.append(conn, case_chain(cid), cid, now,
-                       [Event("case.created", {"reference": reference, "title": title, "data": data}, actor=actor)],
-                       lock=self.db.for_update)
+        created = Event("case.created", {"reference": reference, "title": title, "data": data}, actor=actor)
+        if defer is not None:
+            defer.append(created)
+        else:
+            history.append(conn, case_chain(cid), cid, now, [created], lock=self.db.is_postgres)
         return cid
 
     def get_case(self, case_id: int) -> dict[str, Any]:
@@ -174,21 +208,27 @@ class Engine:
               actor: str = "system", title: str | None = None, version: int | None = None) -> StepResult:
         """Start a process (for an existing case, or a new one) and run it until every path waits."""
         data = dict(data or {})
-        with self.db.transaction() as conn:
+        with self._tx() as conn:
             self.db.require_initialised(conn)
             now = self.now(conn)
             pv = definitions.resolve_version(conn, process_id, version)
-            if case_id is None:
-                case_id = self._create_case(conn, now, title or data.get("name") or pv.name, {}, actor, None)
+            lead: list[Event] = []
+            case_data: dict[str, Any] | None = None
+            if case_id is None:  # a new case and its first process: one step, one transaction
+                case_id = self._create_case(conn, now, title or data.get("name") or pv.name, {}, actor, None,
+                                            defer=lead)
+                case_data = {}
             elif conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is None:
                 raise NotFoundError(f"no case {case_id}", case=case_id)
-            pending = self._start_instance(conn, now, case_id, pv.id, data, actor, parent=None)
-            return self._finish(conn, now, pending, actor)
+            pending = self._start_instance(conn, now, case_id, pv.id, data, actor, parent=None, case_data=case_data)
+            return self._finish(conn, now, pending, actor, lead)
 
     def _start_instance(self, conn: Connection, now: datetime, case_id: int, version_id: int,
                         data: dict[str, Any], actor: str, parent: int | None,
-                        element_id: str | None = None) -> list[_Pending]:
+                        element_id: str | None = None, case_data: dict[str, Any] | None = None) -> list[_Pending]:
         loaded = self.specs.get(conn, version_id)
+        if case_data is None:
+            case_data = json.loads(conn.execute(select(cases.c.data).where(cases.c.id == case_id)).scalar_one())
         iid = conn.execute(insert(instances).values(
             case_id=case_id, process_version_id=version_id, process_id=loaded.process_id,
             parent_instance_id=parent, status="running", version=0, state_format=STATE_FORMAT, state=None,
@@ -196,36 +236,56 @@ class Engine:
         wf = BpmnWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=self.script_engine)
         for t in wf.get_tasks(state=TaskState.READY):
             t.data.update(data)
-        scope = self._scope(conn, now, case_id, iid, loaded.process_id)
+        scope = self._scope(now, case_id, iid, loaded.process_id, case_data)
         scope.events.append(Event("instance.started", {
             "process_id": loaded.process_id, "version": loaded.version, "process_version_id": version_id,
             "data": data, "parent_instance_id": parent, "started_by_element": element_id}, instance_id=iid,
             actor=actor))
-        p = _Pending(iid, case_id, None, loaded.process_id, wf, scope)
-        return [p] + self._advance(conn, now, p, actor, before=_snapshot(wf))
+        p = _Pending(iid, case_id, 0, loaded.process_id, wf, scope, _snapshot(wf))
+        return [p] + self._advance(conn, now, p, actor)
 
-    def _scope(self, conn: Connection, now: datetime, case_id: int, instance_id: int, process_id: str) -> StepScope:
-        raw = conn.execute(select(cases.c.data).where(cases.c.id == case_id)).scalar_one()
+    def _scope(self, now: datetime, case_id: int, instance_id: int, process_id: str,
+               case_data: dict[str, Any]) -> StepScope:
         scope = StepScope(now=now, case_id=case_id, instance_id=instance_id, process_id=process_id,
-                          case_data=json.loads(raw))
+                          case_data=case_data)
         if self._replay_outputs is not None:
             scope.recorded = self._replay_outputs
         return scope
 
-    def _load(self, conn: Connection, instance_id: int) -> tuple[Any, BpmnWorkflow]:
-        row = conn.execute(select(instances).where(instances.c.id == instance_id)).first()
+    def _load(self, conn: Connection, instance_id: int, row: Any = None) -> tuple[Any, BpmnWorkflow]:
+        if row is None:
+            row = conn.execute(_LOAD, {"id": instance_id}).first()
         if row is None:
             raise NotFoundError(f"no process instance {instance_id}", instance=instance_id)
         if row.state is None:
             raise StateError(f"process instance {instance_id} is {row.status}: nothing more can happen in it",
                              instance=instance_id, case=row.case_id)
         loaded = self.specs.get(conn, row.process_version_id)
+        cached = self._live.pop(instance_id, None)
+        if cached is not None and cached[0] == row.version:
+            return row, cached[1]  # exactly what this process saved as that version: no need to restore it
         wf = self.codec.load(row.state, loaded.spec, loaded.subprocess_specs)
         wf.script_engine = self.script_engine
         return row, wf
 
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """A step's transaction; the workflows it saved are kept in memory only once it has committed."""
+        saved: list[tuple[int, int, BpmnWorkflow]] = []
+        with self.db.transaction() as conn:
+            conn.info["carepath_saved"] = saved
+            try:
+                yield conn
+            finally:
+                conn.info.pop("carepath_saved", None)
+        for iid, version, wf in saved:
+            self._live[iid] = (version, wf)
+            self._live.move_to_end(iid)
+        while len(self._live) > self.LIVE_CACHE_SIZE:
+            self._live.popitem(last=False)
+
     def _advance(self, conn: Connection, now: datetime, p: _Pending, actor: str,
-                 before: dict[str, Any], apply: Callable[[], None] | None = None) -> list[_Pending]:
+                 apply: Callable[[], None] | None = None) -> list[_Pending]:
         """Run the workflow until it waits; derive events; start child processes. Returns children."""
         token = self.script_engine.enter(p.scope)
         try:
@@ -244,7 +304,8 @@ class Engine:
                         instance_id=p.instance_id))
         finally:
             self.script_engine.leave(token)
-        p.scope.events.extend(_derived_events(before, _snapshot(p.workflow), p.instance_id))
+        p.after = _snapshot(p.workflow)
+        p.scope.events.extend(_derived_events(p.before, p.after, p.instance_id))
         children: list[_Pending] = []
         for child in p.scope.children:
             children += self._start_child(conn, now, p, child, actor)
@@ -254,25 +315,26 @@ class Engine:
                      actor: str) -> list[_Pending]:
         pv = definitions.resolve_version(conn, child.process_id)
         started = self._start_instance(conn, now, parent.case_id, pv.id, child.data, actor,
-                                       parent=parent.instance_id, element_id=child.element_id)
+                                       parent=parent.instance_id, element_id=child.element_id,
+                                       case_data=parent.scope.case_data)
         parent.scope.events.append(Event("instance.child_started", {
             "element_id": child.element_id, "process_id": child.process_id, "child_instance_id":
                 started[0].instance_id}, instance_id=parent.instance_id))
         return started
 
-    def _finish(self, conn: Connection, now: datetime, pending: list[_Pending], actor: str) -> StepResult:
+    def _finish(self, conn: Connection, now: datetime, pending: list[_Pending], actor: str,
+                lead: list[Event] | None = None) -> StepResult:
         """Write every touched instance, its task and timer rows, incidents and events."""
-        all_events: list[Event] = []
+        all_events: list[Event] = list(lead or [])
         incident = None
         for p in pending:
             inc = self._write_instance(conn, now, p)
             incident = incident or inc
             all_events.extend(p.scope.events)
         first = pending[0]
-        history.append(conn, case_chain(first.case_id), first.case_id, now, all_events, lock=self.db.for_update)
-        conn.execute(update(cases).where(cases.c.id == first.case_id).values(updated_at=now))
+        history.append(conn, case_chain(first.case_id), first.case_id, now, all_events, lock=self.db.is_postgres)
         status = _status(first)
-        ready = [t for t in _user_tasks(first.workflow, first)] if first.workflow else []
+        ready = list(first.after["rows"]) if first.after and status != "completed" else []
         return StepResult(first.instance_id, first.case_id, status, ready, incident,
                           [p.instance_id for p in pending[1:]], len(all_events))
 
@@ -280,27 +342,24 @@ class Engine:
         wf = p.workflow
         status = _status(p)
         done = status == "completed"
-        values: dict[str, Any] = dict(status=status, updated_at=now, state_format=STATE_FORMAT,
-                                      state=None if done else self.codec.dump(wf))
+        params: dict[str, Any] = {"iid": p.instance_id, "expected": p.version, "st": status, "now": now}
         if done:
-            values["completed_at"] = now
-            values["data"] = json.dumps(self.codec.convert_data(_final_data(wf)), sort_keys=True)
+            data = json.dumps(self.codec.convert_data(_final_data(wf)), sort_keys=True)
+            res = conn.execute(_FINISH_INSTANCE, dict(params, data=data))
             p.scope.events.append(Event("instance.completed", {"process_id": p.process_id},
                                         instance_id=p.instance_id))
-        q = update(instances).where(instances.c.id == p.instance_id)
-        if p.version is not None:
-            q = q.where(instances.c.version == p.version)
-        res = conn.execute(q.values(version=instances.c.version + 1, **values))
+        else:
+            res = conn.execute(_SAVE_INSTANCE, dict(params, state=self.codec.dump(wf)))
         if res.rowcount != 1:
             raise ConflictError("this case changed while your change was being made (another request got "
                                 "there first); nothing was saved — reload and try again",
                                 instance=p.instance_id, case=p.case_id)
-        self._project_tasks(conn, now, p, [] if done else _user_tasks(wf, p))
-        conn.execute(delete(timers).where(timers.c.instance_id == p.instance_id))
-        if not done and status != "error":
-            rows = [dict(instance_id=p.instance_id, case_id=p.case_id, **t) for t in _waiting_timers(wf)]
-            if rows:
-                conn.execute(insert(timers), rows)
+        if not done and "carepath_saved" in conn.info:
+            conn.info["carepath_saved"].append((p.instance_id, p.version + 1, wf))
+        assert p.after is not None
+        self._project_tasks(conn, now, p, [] if done else p.after["rows"])
+        self._project_timers(conn, p, [] if done or status == "error" else p.after["timer_rows"],
+                             full="error" in (status, p.old_status))
         if p.failure is None:
             return None
         inc_id = conn.execute(insert(incidents).values(
@@ -312,23 +371,36 @@ class Engine:
         p.scope.events.append(Event("incident.opened", incident, instance_id=p.instance_id))
         return incident
 
+    def _project_timers(self, conn: Connection, p: _Pending, rows: list[dict[str, Any]], full: bool) -> None:
+        """Timer rows follow the workflow; only what changed is written (an instance in error has none)."""
+        old = {} if full else {t["task_id"]: t["due_at"] for t in p.before["timer_rows"]}
+        new = {t["task_id"]: t for t in rows}
+        stale = [tid for tid, due in old.items() if tid not in new or new[tid]["due_at"] != due]
+        if full:
+            conn.execute(delete(timers).where(timers.c.instance_id == p.instance_id))
+        elif stale:
+            conn.execute(delete(timers).where(timers.c.instance_id == p.instance_id, timers.c.task_id.in_(stale)))
+        fresh = [dict(instance_id=p.instance_id, case_id=p.case_id, **t) for tid, t in new.items()
+                 if tid not in old or tid in stale]
+        if fresh:
+            conn.execute(insert(timers), fresh)
+
     def _project_tasks(self, conn: Connection, now: datetime, p: _Pending, ready: list[dict[str, Any]]) -> None:
-        existing = {r.id: r for r in conn.execute(select(tasks.c.id).where(tasks.c.instance_id == p.instance_id))}
+        existing = {t["id"]: t for t in p.before["rows"]}
         keep = {t["id"] for t in ready}
         gone = set(existing) - keep
         if gone:
-            conn.execute(delete(tasks).where(tasks.c.id.in_(gone)))
+            conn.execute(_DROP_TASKS, {"ids": sorted(gone)})
         new = [t for t in ready if t["id"] not in existing]
         if new:
-            conn.execute(insert(tasks), [dict(
+            conn.execute(_ADD_TASKS, [dict(
                 id=t["id"], instance_id=p.instance_id, case_id=p.case_id, process_id=p.process_id,
                 element_id=t["element_id"], name=t["name"], form=t["form"], team=t["team"],
                 candidate_groups=json.dumps(t["candidate_groups"]), lane=t["lane"],
                 created_at=now, due_at=t["due_at"], revision=0) for t in new])
         for t in ready:  # due dates move when a timer is re-set
-            if t["id"] in existing:
-                conn.execute(update(tasks).where(tasks.c.id == t["id"], tasks.c.due_at.is_distinct_from(t["due_at"]))
-                             .values(due_at=t["due_at"]))
+            if t["id"] in existing and existing[t["id"]]["due_at"] != t["due_at"]:
+                conn.execute(update(tasks).where(tasks.c.id == t["id"]).values(due_at=t["due_at"]))
 
     # ------------------------------------------------------------------ user tasks
     def list_tasks(self, *, case_id: int | None = None, team: str | None = None, assignee: str | None = None,
@@ -370,9 +442,9 @@ class Engine:
                       expected_revision: int | None = None) -> StepResult:
         """Complete a ready user task with the submitted form data (validated against its form)."""
         data = dict(data or {})
-        with self.db.transaction() as conn:
+        with self._tx() as conn:
             self.db.require_initialised(conn)
-            trow = conn.execute(select(tasks).where(tasks.c.id == task_id)).first()
+            trow = conn.execute(_TASK_AND_INSTANCE, {"id": task_id}).first()
             if trow is None:
                 self._raise_task_gone(conn, task_id)
             if expected_revision is not None and trow.revision != expected_revision:
@@ -381,7 +453,7 @@ class Engine:
                                     task=task_id)
             self.forms.validate(trow.form, data, task=task_id)
             now = self.now(conn)
-            row, wf = self._load(conn, trow.instance_id)
+            row, wf = self._load(conn, trow.instance_id, trow)
             try:
                 task = wf.get_task_from_id(UUID(task_id))
             except Exception:
@@ -389,22 +461,22 @@ class Engine:
             if task is None or task.state != TaskState.READY:
                 raise ConflictError(f"task {task_id} is no longer waiting to be done; reload the case",
                                     task=task_id)
-            p = self._pending(conn, now, row, wf)
+            p = self._pending(now, row, wf)
             p.scope.events.append(Event("task.completed", {
                 "task_id": task_id, "element_id": task.task_spec.bpmn_id, "name": _task_name(task),
                 "data": data}, instance_id=row.id, actor=actor))
-            before = _snapshot(wf)
 
             def apply() -> None:
                 task.data.update(data)
                 task.run()
 
-            children = self._advance(conn, now, p, actor, before, apply)
+            children = self._advance(conn, now, p, actor, apply)
             return self._finish(conn, now, [p] + children, actor)
 
-    def _pending(self, conn: Connection, now: datetime, row: Any, wf: BpmnWorkflow) -> _Pending:
+    def _pending(self, now: datetime, row: Any, wf: BpmnWorkflow) -> _Pending:
         return _Pending(row.id, row.case_id, row.version, row.process_id, wf,
-                        self._scope(conn, now, row.case_id, row.id, row.process_id))
+                        self._scope(now, row.case_id, row.id, row.process_id, json.loads(row.case_data)),
+                        _snapshot(wf), old_status=row.status)
 
     def _task_event(self, task_id: str, type_: str, actor: str, changes: dict[str, Any],
                     expected_revision: int | None, check: Callable[[Any], None] | None = None) -> dict[str, Any]:
@@ -424,7 +496,7 @@ class Engine:
             now = self.now(conn)
             history.append(conn, case_chain(trow.case_id), trow.case_id, now, [Event(type_, {
                 "task_id": task_id, "element_id": trow.element_id, **changes}, instance_id=trow.instance_id,
-                actor=actor)], lock=self.db.for_update)
+                actor=actor)], lock=self.db.is_postgres)
         return self.get_task(task_id)
 
     def claim(self, task_id: str, user: str, *, expected_revision: int | None = None) -> dict[str, Any]:
@@ -449,35 +521,47 @@ class Engine:
         """Fire every timer due by now, each exactly once; returns how many instances moved."""
         moved = 0
         while limit is None or moved < limit:
-            n = self._fire_batch(batch)
+            selected, n = self._fire_batch(batch)
             moved += n
-            if n == 0:
+            if selected == 0:
                 return moved
         return moved
 
-    def _fire_batch(self, batch: int) -> int:
-        with self.db.transaction() as conn:
+    def _fire_batch(self, batch: int) -> tuple[int, int]:
+        """One transaction over up to `batch` instances with due timers: (instances taken, instances moved)."""
+        with self._tx() as conn:
             now = self.now(conn)
             due = select(timers.c.instance_id).where(timers.c.due_at <= now)
             q = (select(instances.c.id).where(instances.c.id.in_(due), instances.c.status.in_(("running", "waiting")))
                  .order_by(instances.c.id).limit(batch))
             ids = list(conn.execute(self.db.for_update(q, skip_locked=True)).scalars())
+            moved = 0
             for iid in ids:
-                with conn.begin_nested():
-                    self._fire_instance(conn, now, iid)
-            return len(ids)
+                try:
+                    with conn.begin_nested():
+                        moved += self._fire_instance(conn, now, iid)
+                except ConflictError:  # another process moved this case meanwhile; its timers are re-read
+                    conn.info["carepath_saved"][:] = [s for s in conn.info["carepath_saved"] if s[0] != iid]
+            return len(ids), moved
 
-    def _fire_instance(self, conn: Connection, now: datetime, instance_id: int) -> None:
+    def _fire_instance(self, conn: Connection, now: datetime, instance_id: int) -> bool:
+        """Fire what is due in one instance; False when nothing was (its rows were already out of date)."""
         row, wf = self._load(conn, instance_id)
-        p = self._pending(conn, now, row, wf)
-        before = _snapshot(wf)
-        fired = sorted((t for t in before["timers"].values() if t["due_at"] <= history.iso(now)),
+        p = self._pending(now, row, wf)
+        fired = sorted((t for t in p.before["timers"].values() if t["due_at"] <= history.iso(now)),
                        key=lambda t: (t["due_at"], t["element_id"]))
+        if not fired:
+            # Another worker fired it between our query's snapshot and our row lock (PostgreSQL's
+            # READ COMMITTED): write nothing, only bring the timer rows back in line with the workflow.
+            self._project_timers(conn, p, p.before["timer_rows"], full=True)
+            self._live[instance_id] = (row.version, wf)
+            return False
         for t in fired:
             p.scope.events.append(Event("timer.fired", {"task_id": t["task_id"], "element_id": t["element_id"],
                                                         "due_at": t["due_at"]}, instance_id=instance_id))
-        children = self._advance(conn, now, p, "system", before)
+        children = self._advance(conn, now, p, "system")
         self._finish(conn, now, [p] + children, "system")
+        return True
 
     def next_due(self) -> datetime | None:
         with self.db.engine.connect() as conn:
@@ -512,7 +596,7 @@ class Engine:
             self._set_clock(conn, target)
             history.append(conn, history.SYSTEM_CHAIN, None, target, [Event("clock.advanced", {
                 "from": history.iso(start), "to": history.iso(target), "instances_moved": moved}, actor=actor)],
-                lock=self.db.for_update)
+                lock=self.db.is_postgres)
         return moved
 
     # ------------------------------------------------------------------ incidents
@@ -525,7 +609,7 @@ class Engine:
 
     def retry(self, instance_id: int, *, actor: str = "system") -> StepResult:
         """Re-run what failed in an instance in error (the failed handler, gateway or script)."""
-        with self.db.transaction() as conn:
+        with self._tx() as conn:
             row, wf = self._load(conn, instance_id)
             if row.status != "error":
                 raise StateError(f"process instance {instance_id} is {row.status}, not in error: nothing to retry",
@@ -535,16 +619,15 @@ class Engine:
                 incidents.c.instance_id == instance_id, incidents.c.resolved_at.is_(None))).scalars())
             conn.execute(update(incidents).where(incidents.c.id.in_(open_ids)).values(resolved_at=now,
                                                                                       resolved_by=actor))
-            p = self._pending(conn, now, row, wf)
+            p = self._pending(now, row, wf)
             p.scope.events.append(Event("incident.retried", {"incident_ids": open_ids}, instance_id=instance_id,
                                         actor=actor))
-            before = _snapshot(wf)
 
             def apply() -> None:
                 for t in wf.get_tasks(state=TaskState.ERROR):
                     t._set_state(TaskState.READY)
 
-            children = self._advance(conn, now, p, actor, before, apply)
+            children = self._advance(conn, now, p, actor, apply)
             return self._finish(conn, now, [p] + children, actor)
 
     # ------------------------------------------------------------------ history
@@ -587,36 +670,41 @@ def _extensions(task: Any) -> dict[str, Any]:
     return getattr(task.task_spec, "extensions", None) or {}
 
 
-def _task_due(task: Any) -> datetime | None:
-    """A user task's due date: the earliest timer on its boundary (deadline or escalation)."""
-    parent = task.parent
-    if parent is None:
-        return None
-    dues = [timer_due(s) for s in parent.children if s is not task and s.state == TaskState.WAITING]
-    dues = [d for d in dues if d is not None]
-    return min(dues) if dues else None
-
-
-def _user_tasks(wf: BpmnWorkflow, p: _Pending) -> list[dict[str, Any]]:
-    out = []
-    for task in wf.get_tasks(state=TaskState.READY, manual=True):
+def _snapshot(wf: BpmnWorkflow) -> dict[str, Any]:
+    """One pass over the task tree: ready user tasks and waiting timers, as events and as rows."""
+    ready: list[Any] = []
+    waiting: list[tuple[Any, datetime]] = []
+    for t in wf.get_tasks(state=TaskState.READY | TaskState.WAITING):
+        if t.state == TaskState.READY:
+            if t.task_spec.manual:
+                ready.append(t)
+        else:
+            due = timer_due(t)
+            if due is not None:
+                waiting.append((t, due))
+    # a user task's due date: the earliest timer on its boundary (deadline or escalation)
+    due_by_parent: dict[Any, datetime] = {}
+    for t, due in waiting:
+        if t.parent is not None:
+            key = t.parent.id
+            due_by_parent[key] = min(due, due_by_parent.get(key, due))
+    rows, tasks_ = [], {}
+    for task in ready:
         ext = _extensions(task)
         lane = getattr(task.task_spec, "lane", None)
         groups = list(ext.get("candidate_groups") or ([lane] if lane else []))
-        out.append({"id": str(task.id), "element_id": task.task_spec.bpmn_id, "name": _task_name(task),
-                    "form": ext.get("form"), "team": groups[0] if groups else None, "candidate_groups": groups,
-                    "lane": lane, "due_at": _task_due(task)})
-    return out
-
-
-def _waiting_timers(wf: BpmnWorkflow) -> list[dict[str, Any]]:
-    out = []
-    for task in wf.get_tasks(state=TaskState.WAITING):
-        due = timer_due(task)
-        if due is not None:
-            out.append({"task_id": str(task.id), "element_id": task.task_spec.bpmn_id, "name": _task_name(task),
-                        "attached_to": _attached_to(task), "due_at": due})
-    return out
+        tid, element, name = str(task.id), task.task_spec.bpmn_id, _task_name(task)
+        tasks_[tid] = {"task_id": tid, "element_id": element, "name": name}
+        rows.append({"id": tid, "element_id": element, "name": name, "form": ext.get("form"),
+                     "team": groups[0] if groups else None, "candidate_groups": groups, "lane": lane,
+                     "due_at": due_by_parent.get(task.parent.id) if task.parent is not None else None})
+    timers_, timer_rows = {}, []
+    for t, due in waiting:
+        tid = str(t.id)
+        timers_[tid] = {"task_id": tid, "element_id": t.task_spec.bpmn_id, "due_at": history.iso(due)}
+        timer_rows.append({"task_id": tid, "element_id": t.task_spec.bpmn_id, "name": _task_name(t),
+                           "attached_to": _attached_to(t), "due_at": due})
+    return {"tasks": tasks_, "timers": timers_, "rows": rows, "timer_rows": timer_rows}
 
 
 def _attached_to(task: Any) -> str | None:
@@ -626,18 +714,6 @@ def _attached_to(task: Any) -> str | None:
     main = [c for c in parent.children if c is not task and timer_due(c) is None
             and "Boundary" not in type(c.task_spec).__name__]
     return main[0].task_spec.bpmn_id if main else None
-
-
-def _snapshot(wf: BpmnWorkflow) -> dict[str, Any]:
-    tasks_ = {str(t.id): {"task_id": str(t.id), "element_id": t.task_spec.bpmn_id, "name": _task_name(t)}
-              for t in wf.get_tasks(state=TaskState.READY, manual=True)}
-    timers_ = {}
-    for t in wf.get_tasks(state=TaskState.WAITING):
-        due = timer_due(t)
-        if due is not None:
-            timers_[str(t.id)] = {"task_id": str(t.id), "element_id": t.task_spec.bpmn_id,
-                                  "due_at": history.iso(due)}
-    return {"tasks": tasks_, "timers": timers_, "completed": wf.completed}
 
 
 def _derived_events(before: dict[str, Any], after: dict[str, Any], instance_id: int) -> list[Event]:
