@@ -45,8 +45,9 @@ def iso(at: datetime) -> str:
 
 
 # Built once: these run in every step.
-_HEAD = select(chains.c.seq, chains.c.hash).where(chains.c.chain == bindparam("chain"))
-_HEAD_LOCKED = _HEAD.with_for_update()
+_HEADS = (select(chains.c.chain, chains.c.seq, chains.c.hash)
+          .where(chains.c.chain.in_(bindparam("chains", expanding=True))).order_by(chains.c.chain))
+_HEADS_LOCKED = _HEADS.with_for_update()
 _NEW_CHAIN = insert(chains)
 _INSERT_EVENTS = insert(events)
 _MOVE_HEAD = update(chains).where(chains.c.chain == bindparam("c")).values(seq=bindparam("s"), hash=bindparam("h"))
@@ -70,32 +71,42 @@ def event_hash(prev_hash: str, chain: str, seq: int, step: int, type_: str, at: 
 
 def append(conn: Connection, chain: str, case_id: int | None, at: datetime, items: Iterable[Event],
            *, lock: bool) -> list[dict[str, Any]]:
-    """Append events to a chain inside the caller's transaction; returns the rows written.
+    """Append one step's events to a chain inside the caller's transaction; returns the rows written."""
+    return append_many(conn, at, [(chain, case_id, list(items))], lock=lock)
 
-    `lock` takes the chain head with a row lock (PostgreSQL) so two transactions on one case
-    queue up instead of forking the chain; SQLite's BEGIN IMMEDIATE already serializes them.
+
+def append_many(conn: Connection, at: datetime, groups: list[tuple[str, int | None, list[Event]]],
+                *, lock: bool) -> list[dict[str, Any]]:
+    """Append several steps' events (each group one step of one chain) with a handful of statements.
+
+    `lock` takes the chain heads with row locks (PostgreSQL), in chain order so two writers never
+    wait on each other in a circle; SQLite's BEGIN IMMEDIATE already serializes writers.
     """
-    items = list(items)
-    if not items:
+    groups = [g for g in groups if g[2]]
+    if not groups:
         return []
-    head = conn.execute(_HEAD_LOCKED if lock else _HEAD, {"chain": chain}).first()
-    if head is None:
-        seq, prev = 0, GENESIS
-        conn.execute(_NEW_CHAIN, {"chain": chain, "seq": 0, "hash": GENESIS})
-    else:
-        seq, prev = head.seq, head.hash
+    names = sorted({g[0] for g in groups})
+    q = (_HEADS_LOCKED if lock else _HEADS)
+    heads = {r.chain: (r.seq, r.hash) for r in conn.execute(q, {"chains": names})}
+    missing = [n for n in names if n not in heads]
+    if missing:
+        conn.execute(_NEW_CHAIN, [{"chain": n, "seq": 0, "hash": GENESIS} for n in missing])
+        heads.update({n: (0, GENESIS) for n in missing})
     at_s = iso(at)
-    step = seq + 1
     rows = []
-    for ev in items:
-        seq += 1
-        data_json = canonical_json(ev.data)
-        h = event_hash(prev, chain, seq, step, ev.type, at_s, ev.actor, ev.instance_id, data_json)
-        rows.append(dict(chain=chain, seq=seq, step=step, case_id=case_id, instance_id=ev.instance_id, type=ev.type,
-                         at=at_s, actor=ev.actor, data=data_json, prev_hash=prev, hash=h))
-        prev = h
+    for chain, case_id, items in groups:
+        seq, prev = heads[chain]
+        step = seq + 1
+        for ev in items:
+            seq += 1
+            data_json = canonical_json(ev.data)
+            h = event_hash(prev, chain, seq, step, ev.type, at_s, ev.actor, ev.instance_id, data_json)
+            rows.append(dict(chain=chain, seq=seq, step=step, case_id=case_id, instance_id=ev.instance_id,
+                             type=ev.type, at=at_s, actor=ev.actor, data=data_json, prev_hash=prev, hash=h))
+            prev = h
+        heads[chain] = (seq, prev)
     conn.execute(_INSERT_EVENTS, rows)
-    conn.execute(_MOVE_HEAD, {"c": chain, "s": seq, "h": prev})
+    conn.execute(_MOVE_HEAD, [{"c": n, "s": heads[n][0], "h": heads[n][1]} for n in names])
     return rows
 
 

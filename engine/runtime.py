@@ -47,6 +47,10 @@ _FINISH_INSTANCE = (update(instances)
                     .where(instances.c.id == bindparam("iid"), instances.c.version == bindparam("expected"))
                     .values(version=instances.c.version + 1, status=bindparam("st"), updated_at=bindparam("now"),
                             completed_at=bindparam("now"), state=None, data=bindparam("data")))
+_MOVE_TASK_DUE = update(tasks).where(tasks.c.id == bindparam("tid")).values(due_at=bindparam("due"))
+_CLEAR_TIMERS = delete(timers).where(timers.c.instance_id.in_(bindparam("ids", expanding=True)))
+_DROP_TIMERS = delete(timers).where(timers.c.task_id.in_(bindparam("ids", expanding=True)))
+_ADD_TIMERS = insert(timers)
 _LOAD = (select(instances, cases.c.data.label("case_data")).join(cases, cases.c.id == instances.c.case_id)
          .where(instances.c.id == bindparam("id")))
 # completing a task reads the task, its instance and its case in one query
@@ -90,6 +94,47 @@ class _Pending:
     old_status: str | None = None
     after: dict[str, Any] | None = None
     failure: dict[str, Any] | None = None
+
+
+class _Writes:
+    """The rows one transaction writes, gathered so that many instances cost a few statements."""
+
+    def __init__(self) -> None:
+        self.save: list[dict[str, Any]] = []
+        self.finish: list[dict[str, Any]] = []
+        self.drop_tasks: list[str] = []
+        self.add_tasks: list[dict[str, Any]] = []
+        self.task_due: list[dict[str, Any]] = []
+        self.drop_timers: list[str] = []
+        self.clear_timers: list[int] = []
+        self.add_timers: list[dict[str, Any]] = []
+        self.events: list[tuple[str, int | None, list[Event]]] = []
+
+    def flush(self, conn: Connection, now: datetime, *, lock: bool) -> None:
+        for stmt, rows in ((_SAVE_INSTANCE, self.save), (_FINISH_INSTANCE, self.finish)):
+            if not rows:
+                continue
+            if len(rows) == 1 or not conn.dialect.supports_sane_multi_rowcount:
+                changed = sum(conn.execute(stmt, r).rowcount for r in rows)
+            else:
+                changed = conn.execute(stmt, rows).rowcount
+            if changed != len(rows):
+                raise ConflictError("this case changed while your change was being made (another request got "
+                                    "there first); nothing was saved — reload and try again",
+                                    instance=rows[0]["iid"] if len(rows) == 1 else None)
+        if self.drop_tasks:
+            conn.execute(_DROP_TASKS, {"ids": self.drop_tasks})
+        if self.add_tasks:
+            conn.execute(_ADD_TASKS, self.add_tasks)
+        if self.task_due:
+            conn.execute(_MOVE_TASK_DUE, self.task_due)
+        if self.clear_timers:
+            conn.execute(_CLEAR_TIMERS, {"ids": self.clear_timers})
+        if self.drop_timers:
+            conn.execute(_DROP_TIMERS, {"ids": self.drop_timers})
+        if self.add_timers:
+            conn.execute(_ADD_TIMERS, self.add_timers)
+        history.append_many(conn, now, self.events, lock=lock)
 
 
 class Engine:
@@ -323,43 +368,45 @@ class Engine:
         return started
 
     def _finish(self, conn: Connection, now: datetime, pending: list[_Pending], actor: str,
-                lead: list[Event] | None = None) -> StepResult:
-        """Write every touched instance, its task and timer rows, incidents and events."""
+                lead: list[Event] | None = None, writes: _Writes | None = None) -> StepResult:
+        """Write every touched instance, its task and timer rows, incidents and events.
+
+        With `writes` the rows are only gathered (the caller flushes a whole batch at once).
+        """
+        w = writes if writes is not None else _Writes()
         all_events: list[Event] = list(lead or [])
         incident = None
         for p in pending:
-            inc = self._write_instance(conn, now, p)
+            inc = self._write_instance(conn, now, p, w)
             incident = incident or inc
             all_events.extend(p.scope.events)
         first = pending[0]
-        history.append(conn, case_chain(first.case_id), first.case_id, now, all_events, lock=self.db.is_postgres)
+        w.events.append((case_chain(first.case_id), first.case_id, all_events))
+        if writes is None:
+            w.flush(conn, now, lock=self.db.is_postgres)
         status = _status(first)
         ready = list(first.after["rows"]) if first.after and status != "completed" else []
         return StepResult(first.instance_id, first.case_id, status, ready, incident,
                           [p.instance_id for p in pending[1:]], len(all_events))
 
-    def _write_instance(self, conn: Connection, now: datetime, p: _Pending) -> dict[str, Any] | None:
+    def _write_instance(self, conn: Connection, now: datetime, p: _Pending, w: _Writes) -> dict[str, Any] | None:
         wf = p.workflow
         status = _status(p)
         done = status == "completed"
         params: dict[str, Any] = {"iid": p.instance_id, "expected": p.version, "st": status, "now": now}
         if done:
             data = json.dumps(self.codec.convert_data(_final_data(wf)), sort_keys=True)
-            res = conn.execute(_FINISH_INSTANCE, dict(params, data=data))
+            w.finish.append(dict(params, data=data))
             p.scope.events.append(Event("instance.completed", {"process_id": p.process_id},
                                         instance_id=p.instance_id))
         else:
-            res = conn.execute(_SAVE_INSTANCE, dict(params, state=self.codec.dump(wf)))
-        if res.rowcount != 1:
-            raise ConflictError("this case changed while your change was being made (another request got "
-                                "there first); nothing was saved — reload and try again",
-                                instance=p.instance_id, case=p.case_id)
+            w.save.append(dict(params, state=self.codec.dump(wf)))
         if not done and "carepath_saved" in conn.info:
             conn.info["carepath_saved"].append((p.instance_id, p.version + 1, wf))
         assert p.after is not None
-        self._project_tasks(conn, now, p, [] if done else p.after["rows"])
-        self._project_timers(conn, p, [] if done or status == "error" else p.after["timer_rows"],
-                             full="error" in (status, p.old_status))
+        self._project_tasks(now, p, [] if done else p.after["rows"], w)
+        self._project_timers(p, [] if done or status == "error" else p.after["timer_rows"],
+                             full="error" in (status, p.old_status), w=w)
         if p.failure is None:
             return None
         inc_id = conn.execute(insert(incidents).values(
@@ -371,36 +418,31 @@ class Engine:
         p.scope.events.append(Event("incident.opened", incident, instance_id=p.instance_id))
         return incident
 
-    def _project_timers(self, conn: Connection, p: _Pending, rows: list[dict[str, Any]], full: bool) -> None:
+    def _project_timers(self, p: _Pending, rows: list[dict[str, Any]], *, full: bool, w: _Writes) -> None:
         """Timer rows follow the workflow; only what changed is written (an instance in error has none)."""
         old = {} if full else {t["task_id"]: t["due_at"] for t in p.before["timer_rows"]}
         new = {t["task_id"]: t for t in rows}
         stale = [tid for tid, due in old.items() if tid not in new or new[tid]["due_at"] != due]
         if full:
-            conn.execute(delete(timers).where(timers.c.instance_id == p.instance_id))
-        elif stale:
-            conn.execute(delete(timers).where(timers.c.instance_id == p.instance_id, timers.c.task_id.in_(stale)))
-        fresh = [dict(instance_id=p.instance_id, case_id=p.case_id, **t) for tid, t in new.items()
-                 if tid not in old or tid in stale]
-        if fresh:
-            conn.execute(insert(timers), fresh)
+            w.clear_timers.append(p.instance_id)
+        w.drop_timers.extend(stale)
+        w.add_timers.extend(dict(instance_id=p.instance_id, case_id=p.case_id, **t) for tid, t in new.items()
+                            if tid not in old or tid in stale)
 
-    def _project_tasks(self, conn: Connection, now: datetime, p: _Pending, ready: list[dict[str, Any]]) -> None:
+    def _project_tasks(self, now: datetime, p: _Pending, ready: list[dict[str, Any]], w: _Writes) -> None:
         existing = {t["id"]: t for t in p.before["rows"]}
         keep = {t["id"] for t in ready}
-        gone = set(existing) - keep
-        if gone:
-            conn.execute(_DROP_TASKS, {"ids": sorted(gone)})
+        w.drop_tasks.extend(sorted(set(existing) - keep))
         new = [t for t in ready if t["id"] not in existing]
         if new:
-            conn.execute(_ADD_TASKS, [dict(
+            w.add_tasks.extend([dict(
                 id=t["id"], instance_id=p.instance_id, case_id=p.case_id, process_id=p.process_id,
                 element_id=t["element_id"], name=t["name"], form=t["form"], team=t["team"],
                 candidate_groups=json.dumps(t["candidate_groups"]), lane=t["lane"],
                 created_at=now, due_at=t["due_at"], revision=0) for t in new])
         for t in ready:  # due dates move when a timer is re-set
             if t["id"] in existing and existing[t["id"]]["due_at"] != t["due_at"]:
-                conn.execute(update(tasks).where(tasks.c.id == t["id"]).values(due_at=t["due_at"]))
+                w.task_due.append({"tid": t["id"], "due": t["due_at"]})
 
     # ------------------------------------------------------------------ user tasks
     def list_tasks(self, *, case_id: int | None = None, team: str | None = None, assignee: str | None = None,
@@ -535,16 +577,14 @@ class Engine:
             q = (select(instances.c.id).where(instances.c.id.in_(due), instances.c.status.in_(("running", "waiting")))
                  .order_by(instances.c.id).limit(batch))
             ids = list(conn.execute(self.db.for_update(q, skip_locked=True)).scalars())
-            moved = 0
-            for iid in ids:
-                try:
-                    with conn.begin_nested():
-                        moved += self._fire_instance(conn, now, iid)
-                except ConflictError:  # another process moved this case meanwhile; its timers are re-read
-                    conn.info["carepath_saved"][:] = [s for s in conn.info["carepath_saved"] if s[0] != iid]
+            # The rows are locked (PostgreSQL) or the database is ours alone (SQLite's BEGIN IMMEDIATE),
+            # so no other step can change these instances before the batch commits.
+            w = _Writes()
+            moved = sum(self._fire_instance(conn, now, iid, w) for iid in ids)
+            w.flush(conn, now, lock=self.db.is_postgres)
             return len(ids), moved
 
-    def _fire_instance(self, conn: Connection, now: datetime, instance_id: int) -> bool:
+    def _fire_instance(self, conn: Connection, now: datetime, instance_id: int, w: _Writes | None = None) -> bool:
         """Fire what is due in one instance; False when nothing was (its rows were already out of date)."""
         row, wf = self._load(conn, instance_id)
         p = self._pending(now, row, wf)
@@ -553,14 +593,17 @@ class Engine:
         if not fired:
             # Another worker fired it between our query's snapshot and our row lock (PostgreSQL's
             # READ COMMITTED): write nothing, only bring the timer rows back in line with the workflow.
-            self._project_timers(conn, p, p.before["timer_rows"], full=True)
+            heal = w if w is not None else _Writes()
+            self._project_timers(p, p.before["timer_rows"], full=True, w=heal)
+            if w is None:
+                heal.flush(conn, now, lock=self.db.is_postgres)
             self._live[instance_id] = (row.version, wf)
             return False
         for t in fired:
             p.scope.events.append(Event("timer.fired", {"task_id": t["task_id"], "element_id": t["element_id"],
                                                         "due_at": t["due_at"]}, instance_id=instance_id))
         children = self._advance(conn, now, p, "system")
-        self._finish(conn, now, [p] + children, "system")
+        self._finish(conn, now, [p] + children, "system", writes=w)
         return True
 
     def next_due(self) -> datetime | None:

@@ -26,7 +26,7 @@ def test_a_failure_while_writing_leaves_the_last_committed_state(make_engine, mo
     def broken_append(*a, **kw):
         raise RuntimeError("disk full")  # fails after the instance row and task rows were written
 
-    monkeypatch.setattr(history, "append", broken_append)
+    monkeypatch.setattr(history, "append_many", broken_append)
     with pytest.raises(RuntimeError):
         eng.complete_task(task_id, {"reason": "x"})
     monkeypatch.undo()
