@@ -164,6 +164,7 @@ def timers_bench(kind: str, n: int, pg_url: str | None, workers: int) -> dict[st
         setup_s = time.perf_counter() - t_setup
         with eng.db.transaction() as conn:  # every timer is now due at the same instant
             eng._set_clock(conn, START + timedelta(days=1, seconds=1))
+        eng._live.clear()  # as after a restart: every workflow is read back from the database
         t0 = time.perf_counter()
         if workers <= 1:
             moved = eng.fire_due_timers(batch=100)

@@ -53,6 +53,8 @@ _DROP_TIMERS = delete(timers).where(timers.c.task_id.in_(bindparam("ids", expand
 _ADD_TIMERS = insert(timers)
 _LOAD = (select(instances, cases.c.data.label("case_data")).join(cases, cases.c.id == instances.c.case_id)
          .where(instances.c.id == bindparam("id")))
+_LOAD_MANY = (select(instances, cases.c.data.label("case_data")).join(cases, cases.c.id == instances.c.case_id)
+              .where(instances.c.id.in_(bindparam("ids", expanding=True))))
 # completing a task reads the task, its instance and its case in one query
 _TASK_AND_INSTANCE = (select(instances, cases.c.data.label("case_data"), tasks.c.instance_id, tasks.c.form,
                              tasks.c.revision)
@@ -580,13 +582,15 @@ class Engine:
             # The rows are locked (PostgreSQL) or the database is ours alone (SQLite's BEGIN IMMEDIATE),
             # so no other step can change these instances before the batch commits.
             w = _Writes()
-            moved = sum(self._fire_instance(conn, now, iid, w) for iid in ids)
+            rows = {r.id: r for r in conn.execute(_LOAD_MANY, {"ids": ids})} if ids else {}
+            moved = sum(self._fire_instance(conn, now, iid, w, rows.get(iid)) for iid in ids)
             w.flush(conn, now, lock=self.db.is_postgres)
             return len(ids), moved
 
-    def _fire_instance(self, conn: Connection, now: datetime, instance_id: int, w: _Writes | None = None) -> bool:
+    def _fire_instance(self, conn: Connection, now: datetime, instance_id: int, w: _Writes | None = None,
+                       row: Any = None) -> bool:
         """Fire what is due in one instance; False when nothing was (its rows were already out of date)."""
-        row, wf = self._load(conn, instance_id)
+        row, wf = self._load(conn, instance_id, row)
         p = self._pending(now, row, wf)
         fired = sorted((t for t in p.before["timers"].values() if t["due_at"] <= history.iso(now)),
                        key=lambda t: (t["due_at"], t["element_id"]))
