@@ -158,8 +158,10 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    checked, findings = _engine(args).verify(args.case)
-    value = {"events_checked": checked, "intact": not findings, "findings": [str(f) for f in findings]}
+    eng = _engine(args)
+    checked, findings = eng.verify(args.case)
+    value = {"events_checked": checked, "intact": not findings, "findings": [str(f) for f in findings],
+             "heads": eng.chain_heads()}
     if findings:
         text = f"ALTERED: {len(findings)} problem(s) in {checked} events\n" + "\n".join(f"  {f}" for f in findings)
     else:

@@ -32,7 +32,7 @@ from .forms import FormLibrary
 from .history import Event, case_chain
 from .migrate import upgrade
 from .registry import HandlerRegistry, load_registry
-from .schema import cases, events, incidents, instances, settings, tasks, timers
+from .schema import cases, chains, events, incidents, instances, settings, tasks, timers
 from .scripting import CarepathScriptEngine, ChildStart, ReplayMismatch, StepScope
 from .state import STATE_FORMAT, StateCodec
 
@@ -689,6 +689,11 @@ class Engine:
     def verify(self, case_id: int | None = None) -> tuple[int, list[history.Finding]]:
         with self.db.engine.connect() as conn:
             return history.verify(conn, case_chain(case_id) if case_id is not None else None)
+
+    def chain_heads(self) -> dict[str, dict[str, Any]]:
+        """Each history chain's last event number and hash, to be recorded outside the database."""
+        with self.db.engine.connect() as conn:
+            return {r.chain: {"seq": r.seq, "hash": r.hash} for r in conn.execute(select(chains))}
 
     def instance_snapshot(self, instance_id: int) -> dict[str, Any]:
         """What replay compares: status, waiting user tasks and timers, and the data."""
