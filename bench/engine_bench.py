@@ -146,7 +146,7 @@ def throughput(n: int, pg_url: str | None, repeats: int = 3) -> dict[str, Any]:
                         "runs_per_s": [round(v[0], 1) for v in values],
                         "median_per_cpu_s": round(statistics.median(v[1] for v in values), 1)}
     b, c = runs["b_spiff_json_roundtrip"], runs["c_carepath_sqlite"]
-    out["c_vs_b_by_run"] = [round(cv[0] / bv[0], 3) for bv, cv in zip(b, c)]
+    out["c_vs_b_by_run"] = [round(cv[0] / bv[0], 3) for bv, cv in zip(b, c, strict=True)]
     out["c_vs_b"] = round(statistics.median(out["c_vs_b_by_run"]), 3)
     out["c_vs_b_cpu"] = round(out["c_carepath_sqlite"]["median_per_cpu_s"]
                               / out["b_spiff_json_roundtrip"]["median_per_cpu_s"], 3)
@@ -199,7 +199,8 @@ def timers_bench(kind: str, n: int, pg_url: str | None, workers: int) -> dict[st
             t_end = time.perf_counter()
         elapsed = t_end - t0
         with eng.db.engine.connect() as conn:
-            fired = conn.execute(select(func.count()).select_from(events).where(events.c.type == "timer.fired")).scalar()
+            fired = conn.execute(select(func.count()).select_from(events)
+                                 .where(events.c.type == "timer.fired")).scalar()
             per_instance = conn.execute(text(
                 "SELECT MAX(c) FROM (SELECT instance_id, COUNT(*) AS c FROM events "
                 "WHERE type = 'timer.fired' GROUP BY instance_id) s")).scalar()

@@ -6,7 +6,7 @@ dates without an offset in the server's local time zone. The three event-definit
 subclasses here fix all three:
 
 * "now" is `task.workflow.script_engine.clock.now()` everywhere the library used
-  `datetime.now(timezone.utc)`;
+  the wall clock (`now(timezone.utc)` on the `datetime` class);
 * a timer text that is a strict ISO 8601 literal (`P42D`, `2027-01-04T09:00:00Z`,
   `R/P1Y`) is used as written; anything else is a Python expression evaluated by the
   script engine, which must give an ISO 8601 string (or a datetime / timedelta);

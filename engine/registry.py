@@ -40,6 +40,11 @@ class HandlerContext:
 class HandlerRegistry:
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
+        #: pure functions diagrams may call in expressions (e.g. add_working_days); no I/O, no clock
+        self.functions: dict[str, Callable[..., Any]] = {}
+
+    def expression_function(self, name: str, fn: Callable[..., Any]) -> None:
+        self.functions[name] = fn
 
     def register(self, name: str, fn: Handler | None = None):  # type: ignore[no-untyped-def]
         """Register `fn` under `name`; usable as a decorator: `@registry.register("eligibility")`."""

@@ -284,7 +284,7 @@ def _same(a: Any, b: Any, ids: _IdMap) -> bool:
                 return False
         return True
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y, ids) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same(x, y, ids) for x, y in zip(a, b, strict=True))
     return a == b
 
 

@@ -155,7 +155,7 @@ class Engine:
         self.forms = forms
         self.codec = StateCodec()
         self.specs = definitions.SpecCache()
-        self.script_engine = CarepathScriptEngine(self.registry, functions)
+        self.script_engine = CarepathScriptEngine(self.registry, {**self.registry.functions, **(functions or {})})
         self._wall_clock = wall_clock or SystemClock()
         self._replay_outputs: list[dict[str, Any]] | None = None
         self._clock_mode: str | None = None

@@ -7,6 +7,7 @@ import uvicorn
 
 def serve(db_url: str | None, *, host: str, port: int, timers: bool = True) -> None:
     from api.app import create_app
+
     from .runtime import Engine
 
     engine = Engine(db_url)

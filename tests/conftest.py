@@ -101,7 +101,8 @@ def make_engine(db_url, calls):
     """Build an initialised engine on a simulated clock with the test diagrams deployed."""
     made: list[Engine] = []
 
-    def make(*diagrams: str, simulated: bool = True, forms: FormLibrary | None = None, url: str | None = None) -> Engine:
+    def make(*diagrams: str, simulated: bool = True, forms: FormLibrary | None = None,
+             url: str | None = None) -> Engine:
         eng = Engine(url or db_url, registry=calls.registry(), forms=forms or FormLibrary())
         eng.init(simulated_start=START if simulated else None)
         if diagrams:

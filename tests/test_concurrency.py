@@ -55,7 +55,7 @@ def test_concurrent_completions_in_one_case_never_fork_its_history(make_engine, 
     engines = [Engine(db_url, registry=calls.registry(), forms=FormLibrary()) for _ in range(5)]
 
     def complete(i: int):
-        for attempt in range(20):  # a conflict on the shared case history is retried, as a client would
+        for _attempt in range(20):  # a conflict on the shared case history is retried, as a client would
             try:
                 return engines[i].complete_task(starts[i].ready_tasks[0]["id"], {"n": i}, actor=f"u{i}")
             except ConflictError:
