@@ -1,0 +1,19 @@
+"""carepath's service-task handlers for adult social care.
+
+`register(registry)` is what the engine calls (CAREPATH_HANDLERS=handlers, the default): it
+registers every handler by the name diagrams use, and the working-day functions that
+expressions in diagrams may call.
+"""
+
+from __future__ import annotations
+
+from engine.registry import HandlerRegistry
+
+from . import budget, directory, eligibility, letters, working_days
+
+
+def register(registry: HandlerRegistry) -> None:
+    for module in (eligibility, budget, directory, letters, working_days):
+        module.register(registry)
+    for name, fn in working_days.EXPRESSION_FUNCTIONS.items():
+        registry.expression_function(name, fn)

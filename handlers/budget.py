@@ -1,0 +1,540 @@
+"""Personal budgets: a Resource Allocation System (RAS), itemised and explained.
+
+`personal_budget` turns assessed needs into an indicative annual budget: points per
+needs domain, a deduction where a willing and able carer meets a need, points converted
+to money (a price per point or bands), an optional carer support allocation, and costed
+uplifts from the impact-assessment route. Every step is returned, with plain-English
+lines for the budget letter, because statutory guidance (11.24) requires the amount and
+how it was worked out to be transparent.
+
+`check_budget_change` enforces that a review cannot cut a budget without a recorded
+change in needs or circumstances.
+
+Configuration (owned by process owners, not code): `processes/config/ras.json`, or another
+`*.json` file in that folder named by the `config` parameter. ALL MONEY IS ANNUAL AND IN
+POUNDS, in the configuration and in results. Results give money as decimal strings with
+two places ("61000.00") so that no float rounding creeps into a stored record; amounts
+are computed with `Decimal` and rounded to the penny (half up). Shape::
+
+    {
+      "name": "...", "version": "...", "description": "...",   # optional, recorded in results
+      "currency": "GBP",
+      "weeks_per_year": 52,                                     # optional, for the weekly figure
+      "domains": {"personal_care": {"label": "...", "points": {"none": 0, "low": 5, ...}}, ...},
+      "conversion": {"method": "price_per_point", "price_per_point": 1109.09091}
+                 or {"method": "bands", "bands": [{"min_points": 0, "max_points": 9, "amount": 2000},
+                                                  ..., {"min_points": 50, "max_points": null, "amount": 61000}]},
+      "carer_deduction": {"percent": 50},
+      "carer_support_allocation": {"add_to_personal_budget": true, "levels": {"none": 0, "low": 300, ...}},
+      "approval_threshold": 30000                               # above this a manager approves; not a cap
+    }
+
+Handlers are pure: the only file read is the configuration, the clock is `ctx.now`, and the
+result names the configuration file, version and SHA-256 so an auditor can tell later which
+rules produced a budget even after the file has changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from engine.registry import HandlerContext, HandlerRegistry
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: where RAS configuration files live; tests may point this elsewhere
+CONFIG_DIR = REPO_ROOT / "processes" / "config"
+DEFAULT_CONFIG = "ras.json"
+
+PENNY = Decimal("0.01")
+_TOP_KEYS = {
+    "name",
+    "version",
+    "description",
+    "currency",
+    "weeks_per_year",
+    "domains",
+    "conversion",
+    "carer_deduction",
+    "carer_support_allocation",
+    "approval_threshold",
+}
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def _decimal(value: Any, field: str) -> Decimal:
+    # bool is an int in Python; a checkbox must never become 1 pound
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        raise ValueError(f"{field} must be a number, got {type(value).__name__}")
+    try:
+        # str() first so a float arriving from JSON keeps its written digits, not its binary error
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"{field} must be a number, got {value!r}") from None
+    if not number.is_finite():
+        raise ValueError(f"{field} must be a finite number, got {value!r}")
+    return number
+
+
+def _amount(value: Any, field: str) -> Decimal:
+    number = _decimal(value, field)
+    if number < 0:
+        raise ValueError(f"{field} must not be negative, got {value!r}")
+    return number
+
+
+def _pence(value: Decimal) -> Decimal:
+    return value.quantize(PENNY, rounding=ROUND_HALF_UP)
+
+
+def _out(value: Decimal) -> str:
+    """Money as stored in a result: pounds, two places, as text."""
+    return f"{_pence(value):.2f}"
+
+
+def _gbp(value: Decimal) -> str:
+    """Money as written in a letter."""
+    return f"£{_pence(value):,.2f}"
+
+
+def _points_text(value: int) -> str:
+    return f"{value} point" if value == 1 else f"{value} points"
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def _config_path(config: str | None) -> Path:
+    name = DEFAULT_CONFIG if config is None else config
+    # a bare file name only: the parameter comes from a diagram and must not reach other folders
+    if not isinstance(name, str) or not name or Path(name).name != name or not name.endswith(".json"):
+        raise ValueError(f"config must be the name of a .json file in processes/config, got {config!r}")
+    return CONFIG_DIR / name
+
+
+def load_config(config: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read and validate a RAS configuration; return it and a record of which file it was."""
+    path = _config_path(config)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"config: no RAS configuration file {path.name} in {CONFIG_DIR}") from None
+    try:
+        # Decimal from the start: a price per point like 1109.09091 must not pass through a float
+        data = json.loads(raw, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"config: {path.name} is not valid JSON ({exc})") from None
+    cfg = _validate_config(data)
+    source = {
+        "file": path.name,
+        "name": cfg["name"],
+        "version": cfg["version"],
+        "sha256": hashlib.sha256(raw).hexdigest(),
+    }
+    return cfg, source
+
+
+def _validate_config(data: Any) -> dict[str, Any]:
+    if not isinstance(data, Mapping):
+        raise ValueError("config must be a JSON object")
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        # a misspelt key (e.g. "aproval_threshold") would otherwise silently fall back to nothing
+        raise ValueError(f"config: unknown key(s) {unknown}")
+    for key in ("domains", "conversion", "carer_deduction", "approval_threshold"):
+        if key not in data:
+            raise ValueError(f"config.{key} is required")
+    if data.get("currency", "GBP") != "GBP":
+        raise ValueError("config.currency must be GBP")
+
+    domains: dict[str, dict[str, Any]] = {}
+    if not isinstance(data["domains"], Mapping) or not data["domains"]:
+        raise ValueError("config.domains must be a non-empty object of domain -> {label, points}")
+    for code, spec in data["domains"].items():
+        where = f"config.domains.{code}"
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("points"), Mapping) or not spec["points"]:
+            raise ValueError(f"{where}.points must be a non-empty object of level -> points")
+        points: dict[str, int] = {}
+        for level, value in spec["points"].items():
+            number = _amount(value, f"{where}.points.{level}")
+            if number != number.to_integral_value():
+                raise ValueError(f"{where}.points.{level} must be a whole number of points")
+            points[level] = int(number)
+        label = spec.get("label", code.replace("_", " ").capitalize())
+        if not isinstance(label, str):
+            raise ValueError(f"{where}.label must be text")
+        domains[code] = {"label": label, "points": points}
+
+    conversion = _validate_conversion(data["conversion"])
+
+    deduction = data["carer_deduction"]
+    if not isinstance(deduction, Mapping) or "percent" not in deduction:
+        raise ValueError("config.carer_deduction must be an object with percent")
+    percent = _amount(deduction["percent"], "config.carer_deduction.percent")
+    if percent > 100:
+        raise ValueError("config.carer_deduction.percent must be between 0 and 100")
+
+    support = data.get("carer_support_allocation", {"levels": {}})
+    if not isinstance(support, Mapping) or not isinstance(support.get("levels"), Mapping):
+        raise ValueError("config.carer_support_allocation must be an object with levels")
+    add_support = support.get("add_to_personal_budget", True)
+    if not isinstance(add_support, bool):
+        raise ValueError("config.carer_support_allocation.add_to_personal_budget must be true or false")
+    support_levels = {
+        level: _amount(v, f"config.carer_support_allocation.levels.{level}") for level, v in support["levels"].items()
+    }
+
+    weeks = _decimal(data.get("weeks_per_year", 52), "config.weeks_per_year")
+    if weeks <= 0:
+        raise ValueError("config.weeks_per_year must be positive")
+    for key in ("name", "version"):
+        if not isinstance(data.get(key, ""), str):
+            raise ValueError(f"config.{key} must be text")
+
+    return {
+        "name": data.get("name", ""),
+        "version": data.get("version", ""),
+        "weeks_per_year": weeks,
+        "domains": domains,
+        "conversion": conversion,
+        "carer_deduction_percent": percent,
+        "carer_support_levels": support_levels,
+        "carer_support_added": add_support,
+        "approval_threshold": _amount(data["approval_threshold"], "config.approval_threshold"),
+    }
+
+
+def _validate_conversion(conv: Any) -> dict[str, Any]:
+    if not isinstance(conv, Mapping):
+        raise ValueError("config.conversion must be an object with method")
+    method = conv.get("method")
+    if method == "price_per_point":
+        if "price_per_point" not in conv:
+            raise ValueError("config.conversion.price_per_point is required for method price_per_point")
+        return {
+            "method": method,
+            "price_per_point": _amount(conv["price_per_point"], "config.conversion.price_per_point"),
+        }
+    if method != "bands":
+        raise ValueError(f"config.conversion.method must be price_per_point or bands, got {method!r}")
+    bands = conv.get("bands")
+    if not isinstance(bands, list) or not bands:
+        raise ValueError("config.conversion.bands must be a non-empty list")
+    checked: list[dict[str, Any]] = []
+    expected_min = 0
+    for i, band in enumerate(bands):
+        where = f"config.conversion.bands[{i}]"
+        if not isinstance(band, Mapping):
+            raise ValueError(f"{where} must be an object with min_points, max_points and amount")
+        lo = _amount(band.get("min_points"), f"{where}.min_points")
+        # bands must tile the points line from 0 with no gap or overlap, or some score has no money
+        if lo != expected_min:
+            raise ValueError(
+                f"{where}.min_points must be {expected_min} (bands start at 0 and must not gap or overlap)"
+            )
+        hi_raw = band.get("max_points")
+        last = i == len(bands) - 1
+        if hi_raw is None:
+            if not last:
+                raise ValueError(f"{where}.max_points may be null only in the last band")
+            hi = None
+        else:
+            hi = _amount(hi_raw, f"{where}.max_points")
+            if hi < lo or hi != hi.to_integral_value():
+                raise ValueError(f"{where}.max_points must be a whole number not below min_points")
+            expected_min = int(hi) + 1
+        checked.append(
+            {
+                "min_points": int(lo),
+                "max_points": None if hi is None else int(hi),
+                "amount": _amount(band.get("amount"), f"{where}.amount"),
+            }
+        )
+    return {"method": "bands", "bands": checked}
+
+
+# ---------------------------------------------------------------- the calculation
+
+
+def _score_domains(cfg: dict[str, Any], needs: Any) -> list[dict[str, Any]]:
+    if not isinstance(needs, Mapping):
+        raise ValueError(f"needs must be a mapping of domain -> {{level, met_by_carer}}, got {type(needs).__name__}")
+    unknown = sorted(set(needs) - set(cfg["domains"]))
+    if unknown:
+        raise ValueError(f"needs: unknown domain(s) {unknown}; expected some of {sorted(cfg['domains'])}")
+    percent: Decimal = cfg["carer_deduction_percent"]
+    items = []
+    for code, domain in cfg["domains"].items():
+        where = f"needs.{code}"
+        need = needs.get(code)
+        if need is None:
+            # an unscored domain scores nothing; it is listed so the letter shows it was not counted
+            items.append(
+                {
+                    "domain": code,
+                    "label": domain["label"],
+                    "level": None,
+                    "points_before": 0,
+                    "met_by_carer": False,
+                    "points_after": 0,
+                    "reason": "no need recorded",
+                }
+            )
+            continue
+        if not isinstance(need, Mapping):
+            raise ValueError(f"{where} must be an object with level and met_by_carer")
+        level = need.get("level")
+        if not isinstance(level, str) or level not in domain["points"]:
+            raise ValueError(f"{where}.level must be one of {list(domain['points'])}, got {level!r}")
+        met_by_carer = need.get("met_by_carer", False)
+        if not isinstance(met_by_carer, bool):
+            raise ValueError(f"{where}.met_by_carer must be true or false")
+        note = need.get("carer_note", "")
+        if not isinstance(note, str):
+            raise ValueError(f"{where}.carer_note must be text")
+
+        before = domain["points"][level]
+        level_text = level.replace("_", " ")
+        if met_by_carer and before and percent:
+            # halves round in the person's favour: the deduction is rounded down, never up
+            after = int((Decimal(before) * (100 - percent) / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+            reason = (
+                f"{level_text} need, {_points_text(before)}; reduced by {percent.normalize():f}% to "
+                f"{_points_text(after)} because a carer who is willing and able to help meets part of this need"
+            )
+            if note.strip():
+                reason += f" ({note.strip()})"
+        else:
+            after = before
+            reason = f"{level_text} need, {_points_text(before)}"
+            if met_by_carer and before:
+                reason += "; a carer helps with this need, but the carer deduction is 0%"
+        items.append(
+            {
+                "domain": code,
+                "label": domain["label"],
+                "level": level,
+                "points_before": before,
+                "met_by_carer": met_by_carer,
+                "points_after": after,
+                "reason": reason,
+            }
+        )
+    return items
+
+
+def _convert(cfg: dict[str, Any], total: int) -> tuple[Decimal, dict[str, Any], str]:
+    conv = cfg["conversion"]
+    if conv["method"] == "price_per_point":
+        price: Decimal = conv["price_per_point"]
+        amount = _pence(total * price)
+        line = (
+            f"{_points_text(total)} × {_gbp(price) if price == _pence(price) else f'£{price:,f}'} a point "
+            f"= {_gbp(amount)} a year. This is your indicative budget."
+        )
+        return amount, {"method": "price_per_point", "price_per_point": f"{price:f}"}, line
+    for band in conv["bands"]:
+        if total >= band["min_points"] and (band["max_points"] is None or total <= band["max_points"]):
+            amount = _pence(band["amount"])
+            span = (
+                f"{band['min_points']} or more points"
+                if band["max_points"] is None
+                else f"{band['min_points']} to {band['max_points']} points"
+            )
+            line = (
+                f"{_points_text(total)} falls in the band {span}, which gives {_gbp(amount)} a year. "
+                "This is your indicative budget."
+            )
+            used = {
+                "min_points": band["min_points"],
+                "max_points": band["max_points"],
+                "amount": _out(amount),
+            }
+            return amount, {"method": "bands", "band": used}, line
+    raise ValueError(f"config.conversion.bands: no band covers {total} points")
+
+
+def _uplifts(uplifts: Any) -> list[tuple[str, Decimal]]:
+    if uplifts is None:
+        return []
+    if not isinstance(uplifts, list):
+        raise ValueError("uplifts must be a list of {reason, amount}")
+    checked = []
+    for i, up in enumerate(uplifts):
+        where = f"uplifts[{i}]"
+        if not isinstance(up, Mapping):
+            raise ValueError(f"{where} must be an object with reason and amount")
+        reason = up.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValueError(f"{where}.reason must say what the extra money is for")
+        amount = _pence(_decimal(up.get("amount"), f"{where}.amount"))
+        # the impact-assessment route only adds: a cut has to go through check_budget_change
+        if amount <= 0:
+            raise ValueError(f"{where}.amount must be more than zero")
+        checked.append((reason.strip(), amount))
+    return checked
+
+
+def personal_budget(
+    ctx: HandlerContext,
+    needs: dict[str, Any],
+    carer_support: dict[str, Any] | None = None,
+    uplifts: list[dict[str, Any]] | None = None,
+    config: str | None = None,
+) -> dict[str, Any]:
+    """Calculate an itemised, explained annual personal budget from assessed needs."""
+    cfg, source = load_config(config)
+    items = _score_domains(cfg, needs)
+    before = sum(i["points_before"] for i in items)
+    total = sum(i["points_after"] for i in items)
+    indicative, conversion, conversion_line = _convert(cfg, total)
+
+    lines = [
+        "Your needs were scored with the council’s Resource Allocation System"
+        + (f" “{source['name']}”" if source["name"] else "")
+        + (f" (version {source['version']})." if source["version"] else ".")
+    ]
+    lines += [f"{i['label']}: {i['reason']}." for i in items if i["level"] is not None]
+    lines.append(f"Total: {_points_text(total)}.")
+    # the letter must say how informal care affected the budget, even when it did not
+    carer_items = [i for i in items if i["met_by_carer"] and i["points_after"] < i["points_before"]]
+    if carer_items:
+        names = ", ".join(i["label"].lower() for i in carer_items)
+        lines.append(
+            f"Help from your carer reduced your points by {before - total} (from {before} to {total}), "
+            f"for {names}. Your eligibility was decided without counting this help."
+        )
+    else:
+        lines.append("No reduction was made for help from a family member, friend or other carer.")
+    lines.append(conversion_line)
+
+    support_out: dict[str, Any] | None = None
+    support_added = Decimal(0)
+    if carer_support is not None:
+        if not isinstance(carer_support, Mapping):
+            raise ValueError("carer_support must be an object with level")
+        level = carer_support.get("level")
+        if not isinstance(level, str) or level not in cfg["carer_support_levels"]:
+            raise ValueError(f"carer_support.level must be one of {list(cfg['carer_support_levels'])}, got {level!r}")
+        amount = _pence(cfg["carer_support_levels"][level])
+        added = cfg["carer_support_added"]
+        support_out = {"level": level, "amount": _out(amount), "added_to_budget": added}
+        if added:
+            support_added = amount
+            if amount:
+                lines.append(
+                    f"{_gbp(amount)} a year is added to support your carer "
+                    f"(carer’s assessment level: {level.replace('_', ' ')})."
+                )
+        elif amount:
+            lines.append(f"Your carer has a separate allocation of {_gbp(amount)} a year, not included below.")
+
+    ups = _uplifts(uplifts)
+    for reason, amount in ups:
+        lines.append(f"Added because the indicative budget could not meet this need: {reason}, {_gbp(amount)} a year.")
+    uplift_total = sum((a for _, a in ups), Decimal(0))
+
+    final = _pence(indicative + support_added + uplift_total)
+    weekly = _pence(final / cfg["weeks_per_year"])
+    threshold: Decimal = cfg["approval_threshold"]
+    needs_approval = final > threshold
+    lines.append(
+        f"Your personal budget is {_gbp(final)} a year, about {_gbp(weekly)} a week "
+        f"({_gbp(final)} ÷ {cfg['weeks_per_year'].normalize():f} weeks)."
+    )
+    if needs_approval:
+        lines.append(
+            f"Because it is more than {_gbp(threshold)} a year, a manager must approve it. "
+            "This is a check, not a limit on your budget."
+        )
+    lines.append("If you think this amount is not enough to meet your needs, you can ask us to look at it again.")
+
+    return {
+        "config": source,
+        "currency": "GBP",
+        "period": "annual",
+        "calculated_at": ctx.now.isoformat(),
+        "domains": items,
+        "points_before_carer_deduction": before,
+        "total_points": total,
+        "carer_deduction_percent": f"{cfg['carer_deduction_percent'].normalize():f}",
+        "conversion": conversion,
+        "indicative_amount": _out(indicative),
+        "carer_support": support_out,
+        "uplifts": [{"reason": r, "amount": _out(a)} for r, a in ups],
+        "uplifts_total": _out(uplift_total),
+        "final_amount": _out(final),
+        "weekly_equivalent": _out(weekly),
+        "weeks_per_year": f"{cfg['weeks_per_year'].normalize():f}",
+        "approval_threshold": _out(threshold),
+        "needs_approval": needs_approval,
+        "explanation": lines,
+    }
+
+
+def check_budget_change(
+    ctx: HandlerContext,
+    previous_amount: Any,
+    new_amount: Any,
+    change_in_needs_recorded: bool,
+    reason: str = "",
+) -> dict[str, Any]:
+    """Allow a reviewed budget only if a reduction rests on a recorded change in needs or circumstances."""
+    previous = _pence(_amount(previous_amount, "previous_amount"))
+    new = _pence(_amount(new_amount, "new_amount"))
+    if not isinstance(change_in_needs_recorded, bool):
+        raise ValueError("change_in_needs_recorded must be true or false")
+    if not isinstance(reason, str):
+        raise ValueError("reason must be text")
+    reason = reason.strip()
+    difference = new - previous
+
+    if difference > 0:
+        allowed, direction = True, "increase"
+        text = f"The budget goes up from {_gbp(previous)} to {_gbp(new)} a year; an increase is always allowed."
+    elif difference == 0:
+        allowed, direction = True, "no_change"
+        text = f"The budget stays at {_gbp(new)} a year."
+    else:
+        direction = "reduction"
+        # statutory guidance ch.13: a review must not be used to cut a budget arbitrarily
+        allowed = change_in_needs_recorded and bool(reason)
+        if allowed:
+            text = (
+                f"The budget goes down from {_gbp(previous)} to {_gbp(new)} a year because of a recorded "
+                f"change in needs or circumstances: {reason.rstrip('.')}."
+            )
+        elif change_in_needs_recorded:
+            text = (
+                f"The budget cannot be reduced from {_gbp(previous)} to {_gbp(new)} a year: a change in needs "
+                "is marked as recorded but not described. Record what changed before reducing it."
+            )
+        else:
+            text = (
+                f"The budget cannot be reduced from {_gbp(previous)} to {_gbp(new)} a year without a recorded "
+                "change in needs or circumstances. A review must not be used to cut a budget; if needs have "
+                "changed, reassess them and record the change first."
+            )
+    return {
+        "allowed": allowed,
+        "direction": direction,
+        "previous_amount": _out(previous),
+        "new_amount": _out(new),
+        "difference": _out(difference),
+        "change_in_needs_recorded": change_in_needs_recorded,
+        "reason": reason,
+        "checked_at": ctx.now.isoformat(),
+        "explanation": text,
+    }
+
+
+def register(registry: HandlerRegistry) -> None:
+    """Register the budget handlers under their diagram names."""
+    registry.register("personal_budget", personal_budget)
+    registry.register("check_budget_change", check_budget_change)

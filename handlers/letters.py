@@ -1,0 +1,442 @@
+"""Letters to the person: eligibility decision, personal budget and support plan.
+
+The handlers render plain-text letters and return them; the engine stores the result in
+task data and the case history, and the case's process files them. Nothing is sent or
+written from here.
+
+Templates are Jinja2 (`handlers/templates/*.txt.j2`) with StrictUndefined, so a letter can
+never go out with a silent blank: every dict the handler is given is wrapped so that a
+missing field raises ValueError naming its path ("budget.domains[1].reason"). Council
+details come from `processes/config/council.json` (local, not code).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import textwrap
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, Undefined, UndefinedError
+
+from engine.registry import HandlerContext, HandlerRegistry
+
+from . import working_days
+from .eligibility import WELLBEING_AREAS
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+DEFAULT_COUNCIL = Path(__file__).resolve().parent.parent / "processes" / "config" / "council.json"
+#: lets a deployment use its own council details without editing code
+COUNCIL_ENV = "CAREPATH_COUNCIL_CONFIG"
+_COUNCIL_FIELDS = ("name", "department", "address", "phone", "email", "signatory", "decision_review", "complaints")
+MONEY_MANAGEMENT = ("direct_payment", "managed_account", "council_managed")
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def money(value: Any) -> str:
+    """£1,234.56 (rounded half up, as people expect pence to round); -£5.00 for negatives.
+
+    Accepts numbers and decimal strings ("61000.00", as handlers.budget stores money).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, str)):
+        raise ValueError(f"expected an amount of money, got {value!r}")
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"expected an amount of money, got {value!r}") from None
+    if not amount.is_finite():
+        raise ValueError(f"expected an amount of money, got {value!r}")
+    amount = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return f"{'-' if amount < 0 else ''}£{abs(amount):,.2f}"
+
+
+def long_date(value: Any) -> str:
+    """'4 January 2027', from a date, a datetime (its UK day) or an ISO 8601 string."""
+    if isinstance(value, (date, datetime, str)):
+        day = working_days.as_local_date(value)
+        return f"{day.day} {day:%B %Y}"
+    raise ValueError(f"expected a date, got {value!r}")
+
+
+def _para(text: Any, indent: str = "") -> str:
+    # Plain-text letters are read on screens and printed: wrap prose at a printable width.
+    return textwrap.fill(str(text), width=78, initial_indent=indent, subsequent_indent=indent)
+
+
+def _bullet(text: Any, marker: str = "-", indent: str = "") -> str:
+    lead = f"{indent}{marker} "
+    return textwrap.fill(str(text), width=78, initial_indent=lead, subsequent_indent=" " * len(lead))
+
+
+# ---------------------------------------------------------------- missing fields name their path
+
+
+class _Fields(dict):  # type: ignore[type-arg]
+    """A dict that knows where it sits in the handler's input, for error messages."""
+
+    def __init__(self, data: dict[str, Any], path: str) -> None:
+        super().__init__(data)
+        self.path = path
+
+
+def _wrap(value: Any, path: str) -> Any:
+    if isinstance(value, dict):
+        return _Fields({k: _wrap(v, f"{path}.{k}") for k, v in value.items()}, path)
+    if isinstance(value, list):
+        return [_wrap(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+class _LetterEnvironment(Environment):
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, _Fields) and attribute not in obj and not hasattr(dict, attribute):
+            return self.undefined(hint=f"missing field '{obj.path}.{attribute}'", obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(obj, _Fields) and isinstance(argument, str) and argument not in obj:
+            return self.undefined(hint=f"missing field '{obj.path}.{argument}'", obj=obj, name=argument)
+        return super().getitem(obj, argument)
+
+
+_env = _LetterEnvironment(
+    loader=FileSystemLoader(TEMPLATES),
+    undefined=StrictUndefined,
+    autoescape=False,  # plain text: HTML escaping would print "&amp;" in a letter
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+
+def _strict(fn: Any) -> Any:
+    # Filters receive an Undefined instead of raising on it; make a missing field fail with
+    # its own "missing field 'x.y'" message rather than "expected a date, got Undefined".
+    def apply(value: Any, *args: Any) -> Any:
+        if isinstance(value, Undefined):
+            value._fail_with_undefined_error()
+        return fn(value, *args)
+
+    return apply
+
+
+_env.filters.update(money=_strict(money), long_date=_strict(long_date), para=_strict(_para), bullet=_strict(_bullet))
+
+
+# ---------------------------------------------------------------- council details
+
+
+def load_council(path: str | Path | None = None) -> dict[str, Any]:
+    resolved = Path(path or os.environ.get(COUNCIL_ENV) or DEFAULT_COUNCIL)
+    try:
+        council = json.loads(resolved.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"council details not found: {resolved}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{resolved}: not valid JSON: {exc}") from None
+    missing = [f for f in _COUNCIL_FIELDS if not council.get(f)] if isinstance(council, dict) else ["(object)"]
+    if missing:
+        raise ValueError(f"{resolved}: missing council field(s): {', '.join(missing)}")
+    return council
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _require(obj: Any, name: str) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise ValueError(f"{name} must be an object with the letter's fields, got {type(obj).__name__}")
+    return obj
+
+
+def _address_lines(person: dict[str, Any]) -> list[str]:
+    address = person.get("address") or []
+    if isinstance(address, str):
+        return [part.strip() for part in address.split(",") if part.strip()]
+    return [str(line) for line in address]
+
+
+def _render(
+    ctx: HandlerContext, kind: str, template: str, title: str, person: dict[str, Any], **data: Any
+) -> dict[str, Any]:
+    person = _require(person, "person")
+    dated = working_days.as_local_date(ctx.now)  # the UK date the letter was produced
+    context = {
+        "council": _wrap(load_council(), "council"),
+        "person": _wrap(person, "person"),
+        "address_lines": _address_lines(person),
+        "reference": person.get("reference") or f"case {ctx.case_id}",
+        "title": title,
+        "dated": dated,
+        **{key: _wrap(value, key) if isinstance(value, dict) else value for key, value in data.items()},
+    }
+    try:
+        body = _env.get_template(template).render(context)
+    except UndefinedError as exc:
+        raise ValueError(f"{kind} letter: {_missing(exc)}") from None
+    except TemplateError as exc:  # a template bug, not bad input: say which template
+        raise ValueError(f"{kind} letter: template {template} failed: {exc}") from exc
+    body = re.sub(r"\n{3,}", "\n\n", body).strip() + "\n"  # optional sections leave gaps
+    return {"kind": kind, "title": title, "body": body, "dated": dated.isoformat(), "template": template}
+
+
+def _missing(exc: UndefinedError) -> str:
+    text = str(exc)
+    if text.startswith("missing field"):
+        return text
+    # Plain StrictUndefined wording ("'dict object' has no attribute 'x'", "'x' is undefined").
+    found = re.search(r"attribute '([^']+)'|'([^']+)' is undefined", text)
+    return f"missing field '{next(g for g in found.groups() if g)}'" if found else text
+
+
+# ---------------------------------------------------------------- eligibility
+
+# The three conditions of reg 2 (adults) and reg 3 (carers), as (a), (b), (c).
+_ADULT_CONDITIONS = {
+    "a": "Your needs arise from a physical or mental impairment or illness",
+    "b": "Because of those needs you are unable to achieve two or more of the outcomes",
+    "c": "As a result there is, or is likely to be, a significant impact on your wellbeing",
+}
+_CARER_CONDITIONS = {
+    "a": "Your needs arise from providing necessary care for another adult",
+    "b": "Because of this your health is, or is at risk of, getting worse, or you are unable "
+    "to achieve at least one of the outcomes",
+    "c": "As a result there is, or is likely to be, a significant impact on your wellbeing",
+}
+
+
+def _condition_key(key: str) -> str:
+    """'a'/'b'/'c', from the eligibility handler's keys or descriptive ones ('impairment'...)."""
+    key = key.lower()
+    if key in ("a", "b", "c"):
+        return key
+    if any(k in key for k in ("impair", "illness", "caring")):
+        return "a"
+    if any(k in key for k in ("outcome", "two", "health")):
+        return "b"
+    if "wellbeing" in key or "impact" in key:
+        return "c"
+    return key
+
+
+def _conditions(raw: Any, carer: bool) -> list[dict[str, Any]]:
+    """The decision's conditions as [{key, label, met, reason}], whatever their layout.
+
+    Accepted: {"a": {"met": true, "explanation": "..."}, ...} (handlers.eligibility),
+    {"impairment": true, ...}, {"impairment": {"met": true, "reason": "..."}}, or a list
+    of {"name"/"label", "met", "reason"}. Only a worker's "reason" is shown per condition:
+    a generated "explanation" is already part of the decision's own explanation.
+    """
+    if not raw:
+        return []
+    if isinstance(raw, dict):
+        items: Any = raw.items()
+    elif isinstance(raw, list) and all(isinstance(c, dict) for c in raw):
+        items = ((c.get("name") or c.get("label"), c) for c in raw)
+    else:
+        raise ValueError("decision.conditions must be an object of condition -> met, or a list of objects")
+    labels = _CARER_CONDITIONS if carer else _ADULT_CONDITIONS
+    result = []
+    for key, value in items:
+        detail = value if isinstance(value, dict) else {"met": value}
+        canonical = _condition_key(str(key))
+        label = labels.get(canonical) or detail.get("label") or str(key).replace("_", " ").capitalize()
+        result.append({"key": canonical, "label": label, "met": detail.get("met"), "reason": detail.get("reason")})
+    return sorted(result, key=lambda c: c["key"])
+
+
+_WAYS = (
+    (("assist", "prompt", "help"), "you cannot do this without help, including prompting"),
+    (("pain", "distress", "anxiety"), "you can only do this with significant pain, distress or anxiety"),
+    (("endanger", "safety", "risk"), "doing this puts your health or safety, or someone else's, at risk"),
+    (("longer", "time"), "doing this takes you significantly longer than would normally be expected"),
+)
+
+
+def _way(code: Any) -> str:
+    """One of the statutory ways of being 'unable to achieve' an outcome, in plain words."""
+    text = str(code)
+    for keys, words in _WAYS:
+        if any(k in text.lower() for k in keys):
+            return words
+    return text.replace("_", " ")
+
+
+def _wellbeing(decision: dict[str, Any]) -> dict[str, Any] | None:
+    """The worker's wellbeing judgement: decision["wellbeing"] or the (c) condition."""
+    raw = decision.get("wellbeing")
+    if not isinstance(raw, dict):
+        conditions = decision.get("conditions")
+        found = [
+            v if isinstance(v, dict) else {"met": v}
+            for k, v in (conditions.items() if isinstance(conditions, dict) else [])
+            if _condition_key(str(k)) == "c"
+        ]
+        raw = found[0] if found else None
+    if raw is None:
+        return None
+    areas = [WELLBEING_AREAS.get(a, str(a).replace("_", " ")) for a in raw.get("areas") or []]
+    return {"met": raw.get("significant", raw.get("met")), "reason": raw.get("reason"), "areas": areas}
+
+
+def eligibility_letter(ctx: HandlerContext, person: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
+    """The written eligibility decision with reasons (Care Act s.13(2)), for adults and carers."""
+    decision = _require(decision, "decision")
+    # handlers.eligibility names the regulation; reg 3 is the carers' one
+    carer = "regulation 3" in str(decision.get("regulation", "")) or decision.get("kind") == "carer"
+    outcomes = decision.get("outcomes")
+    title = "Your needs as a carer: our decision" if carer else "Your care and support needs: our decision"
+    return _render(
+        ctx,
+        "eligibility",
+        "eligibility.txt.j2",
+        title,
+        person,
+        decision=decision,
+        carer=carer,
+        conditions=_conditions(decision.get("conditions"), carer),
+        wellbeing=_wellbeing(decision),
+        ways={i: [_way(w) for w in (o.get("ways") or [])] for i, o in enumerate(outcomes or []) if isinstance(o, dict)},
+    )
+
+
+# ---------------------------------------------------------------- personal budget
+
+
+def _number(value: Any) -> Decimal | None:
+    # handlers.budget gives money as decimal strings ("61000.00"); other callers give numbers
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _conversion_text(conversion: Any, total_points: Any) -> str | None:
+    if not isinstance(conversion, dict) or not conversion:
+        return None
+    text = conversion.get("description")
+    if text:
+        return str(text)
+    price = _number(conversion.get("price_per_point"))
+    if price is not None:
+        points = _number(conversion.get("points", total_points))
+        # a calibrated price can have fractions of a penny (61000 / 55): show it as used,
+        # or the product printed below would look a penny out
+        shown = money(price) if price == price.quantize(Decimal("0.01")) else f"£{price:,f}"
+        line = f"{total_points} points at {shown} a point"
+        return f"{line} = {money(points * price)}" if points is not None else line
+    band = conversion.get("band")
+    if isinstance(band, dict):
+        low, high = band.get("min_points"), band.get("max_points")
+        span = band.get("label") or (f"{low} or more points" if high is None else f"{low} to {high} points")
+        amount = _number(band.get("amount"))
+        return f"{total_points} points fall in the band {span}" + (f", which gives {money(amount)}" if amount else "")
+    if band is not None:
+        return f"{total_points} points fall in band {band}"
+    return None
+
+
+def _budget_view(budget: dict[str, Any]) -> dict[str, Any]:
+    """The budget with handlers.budget's names mapped to the letter's, leaving gaps as gaps.
+
+    points_before/points_after -> points/points_after_carer, weekly_equivalent ->
+    weekly_amount. A field absent under both names stays absent, so the template reports it.
+    """
+    view = dict(budget)
+    if "weekly_amount" not in view and "weekly_equivalent" in view:
+        view["weekly_amount"] = view["weekly_equivalent"]
+    domains = []
+    for d in budget.get("domains") or []:
+        if isinstance(d, dict):
+            d = dict(d)
+            if "points" not in d and "points_before" in d:
+                d["points"] = d["points_before"]
+            if "points_after_carer" not in d and "points_after" in d:
+                d["points_after_carer"] = d["points_after"]
+        domains.append(d)
+    if "domains" in budget:
+        view["domains"] = domains
+    return view
+
+
+def _carer_reduced(domain: Any) -> bool:
+    if not isinstance(domain, dict) or not domain.get("met_by_carer"):
+        return False
+    before, after = _number(domain.get("points")), _number(domain.get("points_after_carer"))
+    # a carer who helps without reducing the points (a 0% deduction) did not affect the budget
+    return before is None or after is None or after < before
+
+
+def budget_letter(ctx: HandlerContext, person: dict[str, Any], budget: dict[str, Any]) -> dict[str, Any]:
+    """The personal budget and how it was worked out, including informal care (guidance 11.24)."""
+    view = _budget_view(_require(budget, "budget"))
+    carer_support = view.get("carer_support")
+    if _number(carer_support) is not None and not isinstance(carer_support, dict):
+        carer_support = {"amount": carer_support}
+    if isinstance(carer_support, dict) and not _number(carer_support.get("amount")):
+        carer_support = None  # a nil allocation is not worth a paragraph
+    period = {"annual": "year", "weekly": "week", "monthly": "month"}.get(view.get("period") or "", "year")
+    return _render(
+        ctx,
+        "budget",
+        "budget.txt.j2",
+        "Your personal budget",
+        person,
+        budget=view,
+        carer_domains=[d for d in view.get("domains") or [] if _carer_reduced(d)],
+        carer_support=carer_support,
+        conversion_text=_conversion_text(view.get("conversion"), view.get("total_points")),
+        period=period,
+    )
+
+
+# ---------------------------------------------------------------- support plan
+
+_MONEY_TEXT = {
+    "direct_payment": (
+        "as a direct payment: we pay your personal budget to you (or someone you have chosen) so "
+        "that you can arrange and pay for your own support. Please keep the money in a separate "
+        "account and keep receipts; we will check how the direct payment is working within 6 "
+        "months and then at least every 12 months."
+    ),
+    "managed_account": (
+        "as a managed account (an individual service fund): a provider you chose holds the money "
+        "and arranges the support with you, and reports to us on how it is spent."
+    ),
+    "council_managed": (
+        "by the council: we arrange and pay for the services in this plan on your behalf, and "
+        "you can tell us at any time if they are not working for you."
+    ),
+}
+
+
+def support_plan_letter(ctx: HandlerContext, person: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
+    """The agreed support plan: outcomes, money, permitted changes, co-ordinator, reviews."""
+    plan = _require(plan, "plan")
+    mode = plan.get("money_management")
+    if mode is not None and mode not in MONEY_MANAGEMENT:
+        raise ValueError(f"plan.money_management must be one of {list(MONEY_MANAGEMENT)}, got {mode!r}")
+    return _render(
+        ctx,
+        "support_plan",
+        "support_plan.txt.j2",
+        "Your support plan",
+        person,
+        plan=plan,
+        money_text=_MONEY_TEXT,
+    )
+
+
+def register(registry: HandlerRegistry) -> None:
+    load_council()  # missing council details should stop start-up, not a letter
+    registry.register("eligibility_letter", eligibility_letter)
+    registry.register("budget_letter", budget_letter)
+    registry.register("support_plan_letter", support_plan_letter)

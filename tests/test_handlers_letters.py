@@ -1,0 +1,345 @@
+"""Letters: eligibility decision, personal budget and support plan, rendered from handler data."""
+
+from __future__ import annotations
+
+import json
+import re
+from copy import deepcopy
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.registry import HandlerContext, HandlerRegistry
+from handlers import letters
+from handlers.letters import budget_letter, eligibility_letter, long_date, money, support_plan_letter
+
+CTX = HandlerContext(
+    case_id=1, instance_id=1, process_id="t", element_id="t", now=datetime(2027, 1, 4, 9, tzinfo=timezone.utc)
+)
+PERSON = {"name": "Peter Example", "address": ["1 Mill Lane", "Northtown", "NS2 2BB"]}
+
+ELIGIBLE = {
+    "eligible": True,
+    "explanation": "Peter is unable to achieve two of the outcomes because of Alzheimer's disease.",
+    "outcomes": [
+        {
+            "label": "Managing and maintaining nutrition",
+            "unable": True,
+            "ways": ["without_assistance"],
+            "reason": "Peter forgets to eat and has left the cooker on twice.",
+        },
+        {
+            "label": "Maintaining personal hygiene",
+            "unable": True,
+            "ways": ["significant_pain_distress_anxiety"],
+            "reason": "Washing causes him great distress without prompting.",
+        },
+        {
+            "label": "Being appropriately clothed",
+            "unable": False,
+            "ways": [],
+            "reason": "He dresses himself without help.",
+        },
+    ],
+    "conditions": {
+        "impairment": {"met": True, "reason": "Diagnosed with Alzheimer's disease."},
+        "outcomes": {"met": True},
+        "wellbeing": {"met": True, "reason": "His health and safety at home are at risk."},
+    },
+}
+
+NOT_ELIGIBLE = {
+    "eligible": False,
+    "explanation": ["Kyle is unable to achieve only one outcome; the regulations require two or more."],
+    "outcomes": [
+        {
+            "label": "Developing and maintaining family or other personal relationships",
+            "unable": True,
+            "ways": ["anxiety"],
+            "reason": "Anxiety keeps Kyle from seeing friends.",
+        },
+        {
+            "label": "Managing and maintaining nutrition",
+            "unable": False,
+            "ways": [],
+            "reason": "Kyle cooks for himself.",
+        },
+    ],
+    "conditions": {"impairment": True, "outcomes": False, "wellbeing": False},
+}
+
+BUDGET = {
+    "domains": [
+        {
+            "domain": "nutrition",
+            "label": "Eating and drinking",
+            "level": "substantial",
+            "points": 20,
+            "points_after_carer": 12,
+            "met_by_carer": True,
+            "reason": "Needs all meals prepared.",
+        },
+        {
+            "domain": "hygiene",
+            "label": "Personal care",
+            "level": "critical",
+            "points": 35,
+            "points_after_carer": 35,
+            "met_by_carer": False,
+            "reason": "Needs two carers to wash.",
+        },
+    ],
+    "total_points": 47,
+    "conversion": {"price_per_point": 1109.09},
+    "indicative_amount": 52127.23,
+    "carer_support": 1200,
+    "uplifts": [{"reason": "2:1 handover care", "amount": 2566}],
+    "final_amount": 54693.23,
+    "weekly_amount": 1048.91,
+    "needs_approval": True,
+    "explanation": ["55 points assessed; 8 met by his daughter, so 47 count.", "47 points x £1,109.09."],
+}
+
+PLAN = {
+    "outcomes": [
+        {
+            "label": "Eat a hot meal every day",
+            "how_met": "A lunch visit from a home care agency",
+            "provided_by": "Northshire Home Care",
+            "weekly_cost": 210.5,
+        }
+    ],
+    "money_management": "direct_payment",
+    "may_change_without_contacting": ["Change the time of the lunch visit with the agency"],
+    "coordinating_worker": {"name": "Sam Worker", "role": "social worker", "phone": "01632 960010"},
+    "review": {"first_review": "2027-02-22", "frequency_months": 12},
+}
+
+
+def test_money_and_dates_are_formatted_for_letters() -> None:
+    assert money(1234.56) == "£1,234.56"
+    assert money(61000) == "£61,000.00"
+    assert money(2.675) == "£2.68"  # half up, not binary-float rounding
+    assert money(-5) == "-£5.00"
+    assert long_date(date(2027, 1, 4)) == "4 January 2027"
+    assert long_date("2027-07-01T23:30:00Z") == "2 July 2027"  # already 2 July in the UK (BST)
+    with pytest.raises(ValueError):
+        money("lots")
+
+
+def test_eligibility_letter_gives_the_decision_and_each_outcomes_reason() -> None:
+    letter = eligibility_letter(CTX, PERSON, ELIGIBLE)
+    body = letter["body"]
+    assert letter["kind"] == "eligibility"
+    assert letter["template"] == "eligibility.txt.j2"
+    assert letter["dated"] == "2027-01-04"
+    assert "4 January 2027" in body
+    assert "Dear Peter Example" in body
+    assert "you have eligible needs" in body
+    flat = " ".join(body.split())  # reasons may be wrapped across lines
+    for outcome in ELIGIBLE["outcomes"]:
+        assert outcome["reason"] in flat
+    assert "cannot do this without help, including prompting" in flat
+    assert "significant pain, distress or anxiety" in flat
+    assert "significant impact on your wellbeing" in flat
+    assert "His health and safety at home are at risk." in flat
+    assert "Northshire Council" in body and "01632 960000" in body
+    assert "Ombudsman" in flat  # how to complain
+    json.dumps(letter)
+
+
+def test_not_eligible_letter_says_why() -> None:
+    body = " ".join(eligibility_letter(CTX, PERSON, NOT_ELIGIBLE)["body"].split())
+    assert "your needs are not eligible" in body
+    assert "unable to achieve only one outcome" in body
+    assert "You are unable to achieve 1 of the 2 outcomes" in body
+    assert "two or more of the outcomes: not met" in body
+    assert "not a significant impact on your wellbeing" in body
+    assert "information and advice" in body
+    assert "look at the decision again" in body  # how to ask for a review
+
+
+def test_budget_letter_explains_indicative_uplifts_final_and_informal_care() -> None:
+    letter = budget_letter(CTX, PERSON, BUDGET)
+    body = " ".join(letter["body"].split())
+    assert letter["kind"] == "budget"
+    assert "Indicative amount: £52,127.23 a year" in body
+    assert "47 points at £1,109.09 a point = £52,127.23" in body
+    assert "so we added: - 2:1 handover care: £2,566.00" in body
+    assert "Final personal budget: £54,693.23 a year (£1,048.91 a week)" in body
+    assert "Eating and drinking: 8 points met by your carer" in body
+    assert "12 of the 20 points count" in body
+    assert "care that a carer is willing and able to keep providing" in body
+    assert "separate allowance of £1,200.00" in body
+    assert "manager or the funding panel must approve" in body
+    assert "not enough" in body.lower() or "not sufficient" in body  # right to challenge sufficiency
+
+
+def test_budget_letter_without_informal_care_says_it_made_no_difference() -> None:
+    budget = deepcopy(BUDGET)
+    for d in budget["domains"]:
+        d["met_by_carer"], d["points_after_carer"] = False, d["points"]
+    budget.update(uplifts=[], needs_approval=False, carer_support=None)
+    body = " ".join(budget_letter(CTX, PERSON, budget)["body"].split())
+    assert "informal care did not reduce your budget" in body
+    assert "We made no additions" in body
+    assert "must approve" not in body
+
+
+@pytest.mark.parametrize(
+    "handler, data, drop, field",
+    [
+        (eligibility_letter, ELIGIBLE, ("outcomes", 1, "reason"), "decision.outcomes[1].reason"),
+        (eligibility_letter, ELIGIBLE, ("eligible",), "decision.eligible"),
+        (budget_letter, BUDGET, ("final_amount",), "budget.final_amount"),
+        (budget_letter, BUDGET, ("uplifts", 0, "amount"), "budget.uplifts[0].amount"),
+        (support_plan_letter, PLAN, ("review", "first_review"), "plan.review.first_review"),
+        (support_plan_letter, PLAN, ("coordinating_worker",), "plan.coordinating_worker"),
+    ],
+)
+def test_a_missing_field_is_named(handler: Any, data: dict[str, Any], drop: tuple[Any, ...], field: str) -> None:
+    broken = deepcopy(data)
+    target: Any = broken
+    for key in drop[:-1]:
+        target = target[key]
+    del target[drop[-1]]
+    with pytest.raises(ValueError, match=re.escape(f"missing field '{field}'")):
+        handler(CTX, PERSON, broken)
+
+
+def test_a_person_without_a_name_is_refused() -> None:
+    with pytest.raises(ValueError, match="missing field 'person.name'"):
+        budget_letter(CTX, {"address": "1 Mill Lane"}, BUDGET)
+
+
+def test_support_plan_letter_covers_money_changes_worker_and_reviews() -> None:
+    letter = support_plan_letter(CTX, PERSON, PLAN)
+    body = " ".join(letter["body"].split())
+    assert letter["kind"] == "support_plan"
+    assert "Eat a hot meal every day" in body and "How: A lunch visit from a home care agency" in body
+    assert "Cost: £210.50 a week" in body
+    assert "as a direct payment" in body and "within 6 months" in body
+    assert "Change the time of the lunch visit with the agency" in body
+    assert "Your co-ordinating worker is Sam Worker, social worker" in body
+    assert "first review your plan on 22 February 2027" in body
+    assert "at least every 12 months" in body
+
+
+def test_support_plan_money_management_must_be_a_known_option() -> None:
+    plan = {**PLAN, "money_management": "cash_in_hand"}
+    with pytest.raises(ValueError, match="money_management must be one of"):
+        support_plan_letter(CTX, PERSON, plan)
+
+
+def test_council_details_come_from_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    council = json.loads(letters.DEFAULT_COUNCIL.read_text())
+    council["name"] = "Southshire Council"
+    path = tmp_path / "council.json"
+    path.write_text(json.dumps(council))
+    monkeypatch.setenv(letters.COUNCIL_ENV, str(path))
+    assert "Southshire Council" in budget_letter(CTX, PERSON, BUDGET)["body"]
+
+    del council["complaints"]
+    path.write_text(json.dumps(council))
+    with pytest.raises(ValueError, match="missing council field\\(s\\): complaints"):
+        budget_letter(CTX, PERSON, BUDGET)
+
+
+def test_register_adds_the_three_letters() -> None:
+    registry = HandlerRegistry()
+    letters.register(registry)
+    assert {"eligibility_letter", "budget_letter", "support_plan_letter"} <= registry.names()
+
+
+# ---------------------------------------------------------------- with the real handlers' output
+
+
+def _adult_decision(eligible: bool) -> dict[str, Any]:
+    from handlers.eligibility import ADULT_OUTCOMES, adult_eligibility
+
+    outcomes: dict[str, Any] = {code: {"unable": False, "ways": [], "reason": ""} for code in ADULT_OUTCOMES}
+    outcomes["managing_nutrition"] = {
+        "unable": True,
+        "ways": ["needs_assistance_incl_prompting"],
+        "reason": "Peter forgets to eat unless prompted",
+    }
+    if eligible:
+        outcomes["using_home_safely"] = {
+            "unable": True,
+            "ways": ["endangers_health_safety"],
+            "reason": "He has left the gas on twice this month",
+        }
+    wellbeing = {
+        "significant": eligible,
+        "reason": "Weight loss and risk of fire" if eligible else "He copes with the support he has",
+        "areas": ["health_and_emotional_wellbeing"] if eligible else [],
+    }
+    return adult_eligibility(CTX, needs_from_impairment=True, outcomes=outcomes, wellbeing_impact=wellbeing)
+
+
+def test_letter_from_adult_eligibility_output() -> None:
+    body = " ".join(eligibility_letter(CTX, PERSON, _adult_decision(True))["body"].split())
+    assert "you have eligible needs for care and support" in body
+    assert "(a) Your needs arise from a physical or mental impairment or illness: met." in body
+    assert "Managing and maintaining nutrition: you are unable to achieve this." in body
+    assert "Our reasons: Peter forgets to eat unless prompted" in body
+    assert "Our reasons: He has left the gas on twice this month" in body
+    assert "You are unable to achieve 2 of the 10 outcomes" in body
+    assert "physical and mental health and emotional wellbeing" in body  # area label, not its code
+    assert "Our reasons: Weight loss and risk of fire" in body
+
+    refused = " ".join(eligibility_letter(CTX, PERSON, _adult_decision(False))["body"].split())
+    assert "your needs are not eligible for care and support" in refused
+    assert "(b) Because of those needs you are unable to achieve two or more of the outcomes: not met." in refused
+    assert "not a significant impact on your wellbeing" in refused
+
+
+def test_letter_from_carer_eligibility_output() -> None:
+    from handlers.eligibility import CARER_OUTCOMES, carer_eligibility
+
+    outcomes: dict[str, Any] = {code: {"unable": False, "ways": [], "reason": ""} for code in CARER_OUTCOMES}
+    outcomes["recreational_activities"] = {
+        "unable": True,
+        "ways": ["significant_pain_distress_anxiety"],
+        "reason": "No time off in two years",
+    }
+    decision = carer_eligibility(
+        CTX,
+        needs_from_caring=True,
+        health_deteriorating_or_at_risk=False,
+        outcomes=outcomes,
+        wellbeing_impact={"significant": True, "reason": "Exhausted", "areas": ["health_and_emotional_wellbeing"]},
+    )
+    letter = eligibility_letter(CTX, PERSON, decision)
+    body = " ".join(letter["body"].split())
+    assert letter["title"] == "Your needs as a carer: our decision"
+    assert "section 10 of the Care Act 2014" in body
+    assert "eligible needs for support as a carer" in body
+    assert "regulation 3" in body
+    assert "Our reasons: No time off in two years" in body
+
+
+def test_letter_from_personal_budget_output() -> None:
+    from handlers.budget import personal_budget
+
+    budget = personal_budget(
+        CTX,
+        needs={
+            "personal_care": {"level": "high", "met_by_carer": True, "carer_note": "his daughter helps each morning"},
+            "nutrition": {"level": "moderate", "met_by_carer": False},
+        },
+        carer_support={"level": "low"},
+        uplifts=[{"reason": "2:1 handover care", "amount": 2566}],
+    )
+    body = " ".join(budget_letter(CTX, PERSON, budget)["body"].split())
+    assert f"Indicative amount: {money(budget['indicative_amount'])} a year" in body
+    assert f"Final personal budget: {money(budget['final_amount'])} a year" in body
+    assert f"({money(budget['weekly_equivalent'])} a week)" in body
+    assert "2:1 handover care: £2,566.00" in body
+    assert "10 of the 20 points count" in body  # points_before/points_after read as points
+    assert "points met by your carer" in body
+    assert "Your budget includes £300.00 a year to support your carer" in body
+    # the calibrated price is shown as used, so the product visibly adds up
+    assert f"16 points at £1,109.09091 a point = {money(budget['indicative_amount'])}" in body
