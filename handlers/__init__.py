@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from engine.registry import HandlerRegistry
 
-from . import budget, directory, eligibility, letters, working_days
+from . import budget, directory, eligibility, letters, settings, working_days
 
 
 def register(registry: HandlerRegistry) -> None:
-    for module in (eligibility, budget, directory, letters, working_days):
+    for module in (eligibility, budget, directory, letters, settings, working_days):
         module.register(registry)
     for name, fn in working_days.EXPRESSION_FUNCTIONS.items():
         registry.expression_function(name, fn)

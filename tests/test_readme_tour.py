@@ -55,7 +55,7 @@ def test_readme_tour_runs_as_written_on_postgres(tmp_path, pg_url):
 
 
 def test_tour_json_output_is_machine_readable(tmp_path):
-    env = dict(os.environ, CAREPATH_HANDLERS="tests.tour_handlers")
+    env = dict(os.environ, CAREPATH_HANDLERS="tests.tour_handlers", CAREPATH_FORMS="tests/diagrams/forms")
     db = f"sqlite:///{tmp_path / 'j.db'}"
     run = lambda *a: subprocess.run([sys.executable, "-m", "engine.cli", *a, "--db", db, "--json"],  # noqa: E731
                                     cwd=ROOT, env=env, capture_output=True, text=True)
