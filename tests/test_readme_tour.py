@@ -25,8 +25,9 @@ def run_tour(tmp_path: Path, db_url: str | None = None) -> str:
     bindir = Path(sys.executable).parent
     assert (bindir / "carepath").exists(), "the carepath console script is not installed in this environment"
     script = "set -euo pipefail\n" + "\n".join(tour_lines())
-    if db_url:  # same tour, other database: replace the SQLite URL and the file removal
-        script = script.replace("sqlite:///var/tour.db", db_url).replace("rm -f var/tour.db*", "true")
+    # the tour exactly as written, but on a database of this test's own (runs may overlap)
+    url = db_url or f"sqlite:///{tmp_path / 'tour.db'}"
+    script = script.replace("sqlite:///var/tour.db", url).replace("rm -f var/tour.db*", "true")
     env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}")
     env.pop("CAREPATH_TOUR_RATES", None)
     proc = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
