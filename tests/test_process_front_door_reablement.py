@@ -1,0 +1,345 @@
+"""End to end: the Adult Front Door, reablement and the 91-day hospital follow-up.
+
+Runs the real diagrams in processes/ with the real handlers (handlers/) and forms (forms/) on
+the simulated clock. Each test checks the route taken (task element ids), which team saw each
+task, which timers fired and when, and that forms are validated. The needs assessment that
+reablement may start is a one-task stub (tests/diagrams_stage1/needs_assessment_stub.bpmn).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from engine.errors import ValidationError
+from engine.forms import FormLibrary
+from engine.registry import load_registry
+from engine.runtime import Engine
+from tests.conftest import START
+
+ROOT = Path(__file__).resolve().parent.parent
+FILES = [ROOT / "processes" / "front_door.bpmn", ROOT / "processes" / "screening.dmn",
+         ROOT / "processes" / "reablement.bpmn", ROOT / "processes" / "hospital_follow_up.bpmn",
+         ROOT / "tests" / "diagrams_stage1" / "needs_assessment_stub.bpmn"]
+STUB_FORM = {"type": "object", "properties": {"eligible": {"type": "boolean"}}}
+
+
+@pytest.fixture
+def eng(db_url):
+    library = FormLibrary.from_folder(ROOT / "forms")
+    forms = FormLibrary({**{n: library.schema(n) for n in library.names()}, "needs_assessment_stub": STUB_FORM})
+    engine = Engine(db_url, registry=load_registry("handlers"), forms=forms)
+    engine.init(simulated_start=START)
+    engine.deploy(FILES)
+    yield engine
+    engine.db.dispose()
+
+
+# ---------------------------------------------------------------- helpers
+
+def contact(**changes):
+    """A valid contact form; `person_*` keys change the person's details."""
+    data = {
+        "caller": {"name": "Dr Amy Shah", "relationship": "gp_or_social_prescriber", "organisation": "Riverside GP"},
+        "reason": "Falls at home and struggling since her husband died",
+        "person": {"name": "Joan Barker", "age": 78, "address": "4 Mill Lane, Northby", "area": "north",
+                   "lives_alone": True},
+        "needs": [],
+        "outcomes_unable": [],
+        "safeguarding_concern": False,
+        "crisis": False,
+        "consents_to_referral": True,
+        "from_hospital": False,
+    }
+    for key, value in changes.items():
+        if key.startswith("person_"):
+            data["person"][key[len("person_"):]] = value
+        else:
+            data[key] = value
+    return data
+
+
+KYLE = contact(
+    caller={"name": "Sam Okafor", "relationship": "gp_or_social_prescriber", "organisation": "GP social prescribing"},
+    reason="Anxiety and insomnia, lives alone, finding it hard to get out",
+    person={"name": "Kyle Morgan", "age": 34, "address": "Flat 2, 9 Station Road, Northby", "area": "north",
+            "lives_alone": True},
+    needs=["mental_wellbeing", "transport", "physical_activity", "finances_benefits"])
+
+LIKELY_ELIGIBLE = contact(outcomes_unable=["personal_hygiene", "being_appropriately_clothed", "using_the_home_safely"])
+
+
+def events(eng, case_id, kind):
+    return [e for e in eng.history(case_id) if e["type"] == kind]
+
+
+def fired(eng, case_id):
+    return [e["data"]["element_id"] for e in events(eng, case_id, "timer.fired")]
+
+
+def fired_at(eng, case_id, element_id):
+    return [e["at"] for e in events(eng, case_id, "timer.fired") if e["data"]["element_id"] == element_id]
+
+
+def handlers_called(eng, case_id):
+    return [(e["data"]["element_id"], e["data"]["handler"]) for e in events(eng, case_id, "handler.called")]
+
+
+def completed_route(eng, case_id):
+    return [e["data"]["element_id"] for e in events(eng, case_id, "task.completed")]
+
+
+def open_tasks(eng, case_id):
+    return [(t["element_id"], t["team"]) for t in eng.list_tasks(case_id=case_id)]
+
+
+def the_task(eng, case_id, element_id):
+    [task] = [t for t in eng.list_tasks(case_id=case_id) if t["element_id"] == element_id]
+    return task
+
+
+def instances(eng, case_id):
+    return [(i["process_id"], i["status"]) for i in eng.get_case(case_id)["instances"]]
+
+
+def start_front_door(eng, form):
+    res = eng.start("front_door", actor="advisor1")
+    assert [(t["element_id"], t["team"], t["form"]) for t in res.ready_tasks] == [
+        ("record_contact", "front_door", "contact")]
+    step = eng.complete_task(res.ready_tasks[0]["id"], form, actor="advisor1")
+    return res, step
+
+
+def start_reablement_from_front_door(eng, form=LIKELY_ELIGIBLE):
+    res, step = start_front_door(eng, form)
+    assert step.status == "completed"
+    [child] = step.started_instances
+    task = the_task(eng, res.case_id, "plan_reablement")
+    assert task["team"] == "reablement" and task["instance_id"] == child
+    eng.complete_task(task["id"], {"goals": ["Wash and dress without help", "Make a hot meal"], "setting": "home",
+                                   "start_type": "planned", "visits_per_day": 2}, actor="coordinator1")
+    return res, child
+
+
+# ---------------------------------------------------------------- front door
+
+def test_kyle_is_signposted_and_called_back_after_14_days(eng):
+    res, step = start_front_door(eng, KYLE)
+    assert step.status == "waiting"
+    assert handlers_called(eng, res.case_id) == [("load_settings", "local_settings"),
+                                                  ("search_directory", "search_directory"),
+                                                  ("record_signposting", "record_signposting")]
+    snap = eng.instance_snapshot(res.instance_id)
+    assert snap["data"]["screening_route"] == "signposting"
+    recorded = snap["data"]["signposting"]
+    assert recorded["person_consents"] is True and recorded["call_back_due"] == "2031-03-17"
+    matches = [m["id"] for m in snap["data"]["directory_search"]["matches"]]
+    assert matches and [r["service_id"] for r in recorded["referrals"]] == matches
+    assert {r["method"] for r in recorded["referrals"]} == {"referral"}  # Kyle consented
+    assert [t[0] for t in snap["timers"]] == ["wait_for_call_back"]
+    assert eng.list_tasks(case_id=res.case_id) == []
+
+    eng.advance_clock(timedelta(days=13))
+    assert eng.list_tasks(case_id=res.case_id) == [] and fired(eng, res.case_id) == []
+    eng.advance_clock(timedelta(days=1))
+    assert fired(eng, res.case_id) == ["wait_for_call_back"]
+    assert fired_at(eng, res.case_id, "wait_for_call_back")[0].startswith("2031-03-17")
+    assert open_tasks(eng, res.case_id) == [("signposting_call_back", "front_door")]
+    assert eng.list_tasks(team="front_door")[0]["element_id"] == "signposting_call_back"
+
+    task = the_task(eng, res.case_id, "signposting_call_back")
+    with pytest.raises(ValidationError) as err:
+        eng.complete_task(task["id"], {"reached": "yes"})
+    assert {e["field"] for e in err.value.errors} == {"reached", "services_right"}
+    done = eng.complete_task(task["id"], {"reached": True, "services_right": "yes", "further_help": "none"})
+    assert done.status == "completed"
+    assert completed_route(eng, res.case_id) == ["record_contact", "signposting_call_back"]
+    assert instances(eng, res.case_id) == [("front_door", "completed")]
+
+
+def test_contact_form_errors_are_listed_by_field_and_the_task_stays_open(eng):
+    res = eng.start("front_door")
+    task_id = res.ready_tasks[0]["id"]
+    bad = contact(reason="", person_age="seventy", needs=["gardening"])
+    del bad["crisis"], bad["person"]["address"]
+    with pytest.raises(ValidationError) as err:
+        eng.complete_task(task_id, bad)
+    assert {e["field"] for e in err.value.errors} == {"reason", "person/age", "person/address", "needs/0", "crisis"}
+    with pytest.raises(ValidationError) as err:
+        eng.complete_task(task_id, contact(from_hospital=True))  # a discharge needs its date
+    assert [e["field"] for e in err.value.errors] == ["discharge_date"]
+    assert open_tasks(eng, res.case_id) == [("record_contact", "front_door")]
+    assert events(eng, res.case_id, "task.completed") == []
+
+
+def test_no_needs_and_not_likely_eligible_ends_with_information_and_advice(eng):
+    res, step = start_front_door(eng, contact(advice_given="Leaflet on falls prevention"))
+    assert step.status == "completed" and step.started_instances == []
+    data = eng.instance_snapshot(res.instance_id)["data"]
+    assert data["screening_route"] == "information_and_advice"
+    assert handlers_called(eng, res.case_id) == [("load_settings", "local_settings")]
+
+
+def test_a_safeguarding_concern_goes_to_the_safeguarding_team_with_a_triage_deadline(eng):
+    res, step = start_front_door(eng, contact(safeguarding_concern=True, outcomes_unable=["nutrition", "toilet_needs"]))
+    assert step.started_instances == []  # the concern comes first, even when likely eligible
+    assert open_tasks(eng, res.case_id) == [("triage_safeguarding", "safeguarding")]
+    task = the_task(eng, res.case_id, "triage_safeguarding")
+    # 1 working day (timescales.json) after Monday 3 March 2031, 17:00 UK time (GMT in March)
+    assert task["due_at"].isoformat().startswith("2031-03-04T17:00")
+    eng.advance_clock(timedelta(days=2))
+    assert fired(eng, res.case_id) == ["triage_due"]
+    assert open_tasks(eng, res.case_id) == [("triage_safeguarding", "safeguarding")]  # late, still open
+    with pytest.raises(ValidationError) as err:
+        eng.complete_task(task["id"], {"decision": "arrest"})
+    assert {e["field"] for e in err.value.errors} == {"decision", "immediate_safety_actions", "s42_criteria_met",
+                                                       "reason"}
+    done = eng.complete_task(task["id"], {"immediate_safety_actions": "Spoke to the person; safe today",
+                                          "s42_criteria_met": "yes", "decision": "s42_enquiry",
+                                          "reason": "Financial abuse by a lodger suspected"}, actor="sg_lead")
+    assert done.status == "completed"
+    assert completed_route(eng, res.case_id) == ["record_contact", "triage_safeguarding"]
+
+
+def test_a_likely_eligible_contact_starts_reablement_for_the_same_case(eng):
+    res, step = start_front_door(eng, LIKELY_ELIGIBLE)
+    assert step.status == "completed"
+    [child] = step.started_instances
+    assert instances(eng, res.case_id) == [("front_door", "completed"), ("reablement", "waiting")]
+    assert eng.get_case(res.case_id)["instances"][1]["parent_instance_id"] == res.instance_id
+    started = [e for e in events(eng, res.case_id, "instance.started") if e["instance_id"] == child][0]
+    assert started["data"]["data"]["person"]["name"] == "Joan Barker"
+    assert started["data"]["data"]["from_hospital"] is False and started["data"]["data"]["age"] == 78
+    assert open_tasks(eng, res.case_id) == [("plan_reablement", "reablement")]
+    assert eng.instance_snapshot(res.instance_id)["data"]["screening_route"] == "reablement"
+
+
+# ---------------------------------------------------------------- reablement
+
+def test_reablement_ended_early_at_best_independence_completes_with_no_further_needs(eng):
+    res, child = start_reablement_from_front_door(eng)
+    task = the_task(eng, res.case_id, "deliver_reablement")
+    assert task["team"] == "reablement"
+    assert task["due_at"] == START + timedelta(days=35)  # the reminder, a week before 6 weeks
+    snap = eng.instance_snapshot(child)
+    assert sorted(t[0] for t in snap["timers"]) == ["end_reminder", "period_ended"]
+    eng.advance_clock(timedelta(days=20))
+    with pytest.raises(ValidationError) as err:
+        eng.complete_task(task["id"], {"outcome": "fine now"})
+    assert {e["field"] for e in err.value.errors} == {"outcome", "summary"}
+    done = eng.complete_task(task["id"], {"outcome": "best_independence_reached",
+                                          "summary": "Washing and dressing independently"})
+    assert done.status == "completed" and done.started_instances == []
+    assert completed_route(eng, res.case_id) == ["record_contact", "plan_reablement", "deliver_reablement"]
+    assert instances(eng, res.case_id) == [("front_door", "completed"), ("reablement", "completed")]
+    assert eng.advance_clock(timedelta(days=60)) == 0  # its timers were cleared
+    assert fired(eng, res.case_id) == [] and eng.list_tasks(case_id=res.case_id) == []
+
+
+def test_six_weeks_reached_team_manager_extends_with_a_reason_then_needs_remain(eng):
+    res, child = start_reablement_from_front_door(eng)
+    eng.advance_clock(timedelta(days=34))
+    assert fired(eng, res.case_id) == []
+    eng.advance_clock(timedelta(days=1))  # 5 weeks: the reminder, delivery goes on
+    assert fired(eng, res.case_id) == ["end_reminder"]
+    assert fired_at(eng, res.case_id, "end_reminder")[0].startswith((START + timedelta(days=35)).date().isoformat())
+    assert sorted(open_tasks(eng, res.case_id)) == [("deliver_reablement", "reablement"),
+                                                     ("prepare_for_end", "reablement")]
+    eng.complete_task(the_task(eng, res.case_id, "prepare_for_end")["id"], {"progress": "extension_likely"})
+
+    eng.advance_clock(timedelta(days=7))  # 6 weeks: delivery is interrupted, the team manager decides
+    assert fired(eng, res.case_id) == ["end_reminder", "period_ended"]
+    assert fired_at(eng, res.case_id, "period_ended")[0].startswith((START + timedelta(days=42)).date().isoformat())
+    assert open_tasks(eng, res.case_id) == [("decide_extend_or_end", "team_manager")]
+    assert eng.list_tasks(team="team_manager")[0]["element_id"] == "decide_extend_or_end"
+    decide = the_task(eng, res.case_id, "decide_extend_or_end")
+    with pytest.raises(ValidationError) as err:  # an extension needs its length, and a reason
+        eng.complete_task(decide["id"], {"decision": "extend", "reason": ""})
+    assert {e["field"] for e in err.value.errors} == {"extension_days", "reason"}
+    eng.complete_task(decide["id"], {"decision": "extend", "extension_days": 14,
+                                     "reason": "Still improving: walking outdoors with a frame"}, actor="tm1")
+
+    task = the_task(eng, res.case_id, "deliver_reablement")
+    assert task["team"] == "reablement"
+    assert task["due_at"] == START + timedelta(days=42 + 7)  # the extension's reminder: a week before its end
+    snap = eng.instance_snapshot(child)
+    assert snap["data"]["extensions"] == 1 and snap["data"]["delivery_period"] == "P14D"
+    assert sorted((el, datetime.fromisoformat(due)) for el, due in snap["timers"]) == [
+        ("end_reminder", START + timedelta(days=49)), ("period_ended", START + timedelta(days=56))]
+    eng.advance_clock(timedelta(days=3))
+    done = eng.complete_task(task["id"], {"outcome": "needs_remain", "summary": "Needs help with meals"})
+    [assessment] = done.started_instances
+    assert done.status == "completed"
+    assert instances(eng, res.case_id) == [("front_door", "completed"), ("reablement", "completed"),
+                                           ("needs_assessment", "waiting")]
+    task = the_task(eng, res.case_id, "assess_needs")
+    assert task["instance_id"] == assessment and task["team"] == "social_work"
+    started = [e for e in events(eng, res.case_id, "instance.started") if e["instance_id"] == assessment][0]
+    assert started["data"]["data"]["reablement_outcome"] == "needs_remain"
+    assert started["data"]["data"]["reablement_extensions"] == 1
+    assert completed_route(eng, res.case_id) == ["record_contact", "plan_reablement", "prepare_for_end",
+                                                 "decide_extend_or_end", "deliver_reablement"]
+    assert fired(eng, res.case_id) == ["end_reminder", "period_ended"]
+
+
+def test_team_manager_ends_reablement_at_six_weeks_with_its_outcome(eng):
+    res, child = start_reablement_from_front_door(eng)
+    eng.advance_clock(timedelta(days=42))
+    eng.complete_task(the_task(eng, res.case_id, "prepare_for_end")["id"], {"progress": "on_track_to_end"})
+    decide = the_task(eng, res.case_id, "decide_extend_or_end")
+    with pytest.raises(ValidationError) as err:
+        eng.complete_task(decide["id"], {"decision": "end", "reason": "Goals met"})
+    assert [e["field"] for e in err.value.errors] == ["outcome"]
+    done = eng.complete_task(decide["id"], {"decision": "end", "reason": "Goals met",
+                                            "outcome": "best_independence_reached"})
+    assert done.status == "completed" and done.started_instances == []
+    assert instances(eng, res.case_id) == [("front_door", "completed"), ("reablement", "completed")]
+    assert fired(eng, res.case_id) == ["end_reminder", "period_ended"]
+
+
+# ---------------------------------------------------------------- hospital discharge
+
+def test_hospital_discharge_aged_70_is_followed_up_91_days_after_discharge(eng):
+    form = contact(person_age=70, from_hospital=True, discharge_date=START.date().isoformat(),
+                   caller={"name": "Ward 7 discharge team", "relationship": "hospital"},
+                   outcomes_unable=["nutrition", "personal_hygiene"])
+    res, child = start_reablement_from_front_door(eng, form)
+    eng.advance_clock(timedelta(days=21))
+    done = eng.complete_task(the_task(eng, res.case_id, "deliver_reablement")["id"],
+                             {"outcome": "best_independence_reached", "summary": "Managing at home"})
+    [follow_up] = done.started_instances
+    assert instances(eng, res.case_id) == [("front_door", "completed"), ("reablement", "completed"),
+                                           ("hospital_follow_up", "waiting")]
+    snap = eng.instance_snapshot(follow_up)
+    assert snap["data"]["follow_up_due"] == (START + timedelta(days=91)).date().isoformat()
+    assert [t[0] for t in snap["timers"]] == ["wait_after_discharge"]
+
+    eng.advance_clock(to=START + timedelta(days=90))
+    assert eng.list_tasks(case_id=res.case_id) == [] and fired(eng, res.case_id) == []
+    eng.advance_clock(to=START + timedelta(days=91))
+    assert fired(eng, res.case_id) == ["wait_after_discharge"]
+    assert fired_at(eng, res.case_id, "wait_after_discharge")[0].startswith(
+        (START + timedelta(days=91)).date().isoformat())
+    assert open_tasks(eng, res.case_id) == [("check_still_at_home", "reablement")]
+    task = the_task(eng, res.case_id, "check_still_at_home")
+    assert task["instance_id"] == follow_up
+    with pytest.raises(ValidationError) as err:
+        eng.complete_task(task["id"], {"at_home": "no"})  # where are they now?
+    assert [e["field"] for e in err.value.errors] == ["where_now"]
+    done = eng.complete_task(task["id"], {"at_home": "yes"}, actor="coordinator1")
+    assert done.status == "completed"
+    assert eng.instance_snapshot(follow_up)["data"]["at_home"] == "yes"
+    assert completed_route(eng, res.case_id) == ["record_contact", "plan_reablement", "deliver_reablement",
+                                                 "check_still_at_home"]
+
+
+def test_hospital_discharge_under_65_has_no_91_day_follow_up(eng):
+    form = contact(person_age=52, from_hospital=True, discharge_date=START.date().isoformat(),
+                   outcomes_unable=["nutrition", "personal_hygiene"])
+    res, child = start_reablement_from_front_door(eng, form)
+    done = eng.complete_task(the_task(eng, res.case_id, "deliver_reablement")["id"],
+                             {"outcome": "best_independence_reached", "summary": "Managing at home"})
+    assert done.status == "completed" and done.started_instances == []
+    assert instances(eng, res.case_id) == [("front_door", "completed"), ("reablement", "completed")]
