@@ -375,8 +375,13 @@ def _carer_reduced(domain: Any) -> bool:
     return before is None or after is None or after < before
 
 
-def budget_letter(ctx: HandlerContext, person: dict[str, Any], budget: dict[str, Any]) -> dict[str, Any]:
-    """The personal budget and how it was worked out, including informal care (guidance 11.24)."""
+def budget_letter(ctx: HandlerContext, person: dict[str, Any], budget: dict[str, Any],
+                  approved: bool | None = None) -> dict[str, Any]:
+    """The personal budget and how it was worked out, including informal care (guidance 11.24).
+
+    `approved`: True once a manager has approved a budget above the threshold (the letter then
+    says so); None or False while approval is still to come.
+    """
     view = _budget_view(_require(budget, "budget"))
     carer_support = view.get("carer_support")
     if _number(carer_support) is not None and not isinstance(carer_support, dict):
@@ -395,6 +400,7 @@ def budget_letter(ctx: HandlerContext, person: dict[str, Any], budget: dict[str,
         carer_support=carer_support,
         conversion_text=_conversion_text(view.get("conversion"), view.get("total_points")),
         period=period,
+        approved=bool(approved),
     )
 
 

@@ -349,7 +349,8 @@ def test_a_budget_above_the_threshold_needs_team_manager_approval_and_a_rejectio
     complete(eng, cid, "approve_budget", {"approved": True, "comments": "Agreed"}, actor="manager")
     [letter] = letters(eng, cid, "budget_letter")
     assert "Your personal budget is £44,363.64 a year" in letter
-    assert "a manager or the funding panel must approve it" in letter
+    assert "a manager has checked and approved it" in letter
+    assert "We will write to you when it has been approved" not in letter
     assert completed_route(eng, cid) == ["assess_needs", "score_needs", "approve_budget", "score_needs",
                                          "approve_budget"]
     task(eng, cid, "write_plan")

@@ -383,7 +383,9 @@ def personal_budget() -> Diagram:
     d.user("approve_budget", "Approve budget", TM, 4, "budget_approval", "team_manager")
     d.gateway("approved_gw", "Approved?", TM, 5)
     d.service("write_budget_letter", "Write budget letter", FIN, 6, "budget_letter", "budget_letter",
-              {"person": "person", "budget": "budget"})
+              {"person": "person", "budget": "budget",
+               # only the approval path defines `approved`; the letter is reached there only once approved
+               "approved": 'approved if budget["needs_approval"] else None'})
     d.service("start_support_plan", "Start support plan", SW, 7, "start_process", "support_plan_started", {
         "process_id": '"support_plan"',
         "data": '{"person": person, "budget": {"final_amount": budget["final_amount"], '
