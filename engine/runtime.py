@@ -335,6 +335,7 @@ class Engine:
                  apply: Callable[[], None] | None = None) -> list[_Pending]:
         """Run the workflow until it waits; derive events; start child processes. Returns children."""
         token = self.script_engine.enter(p.scope)
+        mark = len(p.scope.events)  # timer events go after the step's input, before what they caused
         try:
             try:
                 if apply is not None:
@@ -351,6 +352,8 @@ class Engine:
                         instance_id=p.instance_id))
         finally:
             self.script_engine.leave(token)
+        p.scope.events[mark:mark] = [Event("timer.fired", t, instance_id=p.instance_id)
+                                     for t in _fired_timers(p.before, p.workflow, now)]
         p.after = _snapshot(p.workflow)
         p.scope.events.extend(_derived_events(p.before, p.after, p.instance_id))
         children: list[_Pending] = []
@@ -603,9 +606,6 @@ class Engine:
                 heal.flush(conn, now, lock=self.db.is_postgres)
             self._live[instance_id] = (row.version, wf)
             return False
-        for t in fired:
-            p.scope.events.append(Event("timer.fired", {"task_id": t["task_id"], "element_id": t["element_id"],
-                                                        "due_at": t["due_at"]}, instance_id=instance_id))
         children = self._advance(conn, now, p, "system")
         self._finish(conn, now, [p] + children, "system", writes=w)
         return True
@@ -776,6 +776,29 @@ def _attached_to(task: Any) -> str | None:
     main = [c for c in parent.children if c is not task and timer_due(c) is None
             and "Boundary" not in type(c.task_spec).__name__]
     return main[0].task_spec.bpmn_id if main else None
+
+
+def _fired_timers(before: dict[str, Any], wf: BpmnWorkflow, now: datetime) -> list[dict[str, Any]]:
+    """The timers that were due at the start of the step and fired in it (in due order).
+
+    Any step fires what is due — not only the timer job's — so a completion that comes after
+    an unfired deadline records the deadline first. A timer whose task was finished first
+    (its boundary cancelled) did not fire.
+    """
+    due = sorted((t for t in before["timers"].values() if t["due_at"] <= history.iso(now)),
+                 key=lambda t: (t["due_at"], t["element_id"]))
+    if not due:
+        return []
+    live = {str(t.id): t for t in _all_tasks(wf)}
+    fired = []
+    for t in due:
+        task = live.get(t["task_id"])
+        if task is None or task.state == TaskState.CANCELLED:
+            continue
+        if task.state == TaskState.WAITING and history.iso(timer_due(task) or now) == t["due_at"]:
+            continue  # still waiting for the same moment: it did not fire
+        fired.append({"task_id": t["task_id"], "element_id": t["element_id"], "due_at": t["due_at"]})
+    return fired
 
 
 def _derived_events(before: dict[str, Any], after: dict[str, Any], instance_id: int) -> list[Event]:

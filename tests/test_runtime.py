@@ -258,3 +258,21 @@ def test_an_uninitialised_database_says_so(tmp_path, calls):
     eng = Engine(f"sqlite:///{tmp_path / 'empty.db'}", registry=calls.registry(), forms=FormLibrary())
     with pytest.raises(StateError, match="carepath init"):
         eng.start("three_tasks")
+
+
+def test_completing_a_task_before_the_timer_job_runs_beats_its_passed_deadline(db_url, calls):
+    from engine.clock import FixedClock
+    from engine.runtime import Engine
+
+    wall = FixedClock(START)
+    eng = Engine(db_url, registry=calls.registry(), forms=FormLibrary(), wall_clock=wall)
+    eng.init()
+    eng.deploy([DIAGRAMS / "deadline.bpmn"])
+    res = eng.start("deadline")
+    wall.set(START + timedelta(days=50))  # both timers are due, but no worker has fired them yet
+    step = eng.complete_task(res.ready_tasks[0]["id"], {"outcome": "independent"}, actor="rc1")
+    assert step.status == "completed"
+    kinds = [e["type"] for e in eng.history(res.case_id)]
+    assert "timer.fired" not in kinds and kinds.count("timer.cleared") == 2
+    assert calls.log == []  # the reminder never went out
+    eng.db.dispose()
