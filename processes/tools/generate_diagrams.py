@@ -106,21 +106,29 @@ def reablement() -> Diagram:
                 [("lane_reablement", "Reablement", 3), ("lane_team_manager", "Team Manager", 2)],
                 doc="Up to settings['reablement_length'] (6 weeks) of reablement, free of charge; extended by a team "
                     "manager with a recorded reason, or ended early at the person's best level of independence. "
-                    "Start data: person, age, reason, from_hospital, discharge_date.")
+                    "Start data: person, age, reason, from_hospital, discharge_date, contact_date (YYYY-MM-DD; the "
+                    "start date when absent), from which the needs assessment's 28-day target counts.")
     rb, tm = "lane_reablement", "lane_team_manager"
     d.add("startEvent", "reablement_referred", "Referred for reablement", rb, 0)
+    d.add("scriptTask", "note_contact_date", "Note the contact date", rb, 1, attrs={"scriptFormat": "python"},
+          body=script('try:\n'
+                      '    contact_date = contact_date[:10] if contact_date else now().date().isoformat()\n'
+                      'except NameError:  # started without one: count from the start of reablement\n'
+                      '    contact_date = now().date().isoformat()\n'),
+          doc="contact_date from the start data, else today: a needs assessment started later counts its "
+              "28-day target from it.")
     a, e = service("local_settings", "settings")
-    d.add("serviceTask", "load_settings", "Load local timescales", rb, 1, attrs=a, ext=e)
-    d.add("userTask", "plan_reablement", "Plan reablement", rb, 2, attrs=user_task("reablement_plan", "reablement"))
-    d.add("scriptTask", "set_reablement_period", "Set the 6-week period", rb, 3, attrs={"scriptFormat": "python"},
+    d.add("serviceTask", "load_settings", "Load local timescales", rb, 2, attrs=a, ext=e)
+    d.add("userTask", "plan_reablement", "Plan reablement", rb, 3, attrs=user_task("reablement_plan", "reablement"))
+    d.add("scriptTask", "set_reablement_period", "Set the 6-week period", rb, 4, attrs={"scriptFormat": "python"},
           body=script(DAYS_IN + 'extensions = 0\n'
                       'delivery_period = settings["reablement_length"]\n'
                       'reminder_after = "P%dD" % max(days_in(settings["reablement_length"]) - '
                       'days_in(settings["reablement_reminder_before_end"]), 0)\n'),
           doc="delivery_period = settings['reablement_length']; the reminder comes "
               "settings['reablement_reminder_before_end'] before its end.")
-    d.add("exclusiveGateway", "delivery_merge", None, rb, 4)
-    d.add("userTask", "deliver_reablement", "Deliver reablement", rb, 5,
+    d.add("exclusiveGateway", "delivery_merge", None, rb, 5)
+    d.add("userTask", "deliver_reablement", "Deliver reablement", rb, 6,
           attrs=user_task("reablement_delivery", "reablement"),
           doc="Complete when reablement ends: early when the person has reached their best level of "
               "independence, or with the outcome at the end of the period.")
@@ -128,32 +136,33 @@ def reablement() -> Diagram:
                cancel=False, slot=1)
     d.boundary("period_ended", "Reablement period reached", "deliver_reablement",
                timer("timeDuration", "delivery_period"), cancel=True, slot=0)
-    d.add("userTask", "prepare_for_end", "Prepare for the end of reablement", rb, 6, 1.2,
+    d.add("userTask", "prepare_for_end", "Prepare for the end of reablement", rb, 7, 1.2,
           attrs=user_task("reablement_end_review", "reablement"))
-    d.add("endEvent", "end_prepared", "End prepared", rb, 7, 1.2)
-    d.add("userTask", "decide_extend_or_end", "Decide: extend or end", tm, 6,
+    d.add("endEvent", "end_prepared", "End prepared", rb, 8, 1.2)
+    d.add("userTask", "decide_extend_or_end", "Decide: extend or end", tm, 7,
           attrs=user_task("reablement_extension", "team_manager"))
-    d.add("exclusiveGateway", "extend_gw", "Extend?", tm, 7)
-    d.add("scriptTask", "set_extension_period", "Set the extension period", tm, 7, 1, attrs={"scriptFormat": "python"},
+    d.add("exclusiveGateway", "extend_gw", "Extend?", tm, 8)
+    d.add("scriptTask", "set_extension_period", "Set the extension period", tm, 8, 1, attrs={"scriptFormat": "python"},
           body=script(DAYS_IN + 'extensions = extensions + 1\n'
                       'delivery_period = "P%dD" % extension_days\n'
                       'reminder_after = "P%dD" % max(extension_days - '
                       'days_in(settings["reablement_reminder_before_end"]), 0)\n'))
-    d.add("exclusiveGateway", "finished_merge", None, rb, 8)
-    d.add("exclusiveGateway", "hospital_gw", "From hospital, aged 65 or over?", rb, 9)
+    d.add("exclusiveGateway", "finished_merge", None, rb, 9)
+    d.add("exclusiveGateway", "hospital_gw", "From hospital, aged 65 or over?", rb, 10)
     a, e = service("start_process", "follow_up_started", process_id='"hospital_follow_up"',
                    data='{"person": person, "age": age, "discharge_date": discharge_date}')
-    d.add("serviceTask", "start_hospital_follow_up", "Schedule the 91-day follow-up", rb, 10, 1, attrs=a, ext=e)
-    d.add("exclusiveGateway", "hospital_merge", None, rb, 11)
-    d.add("exclusiveGateway", "needs_gw", "Needs remain?", rb, 12)
+    d.add("serviceTask", "start_hospital_follow_up", "Schedule the 91-day follow-up", rb, 11, 1, attrs=a, ext=e)
+    d.add("exclusiveGateway", "hospital_merge", None, rb, 12)
+    d.add("exclusiveGateway", "needs_gw", "Needs remain?", rb, 13)
     a, e = service("start_process", "assessment_started", process_id='"needs_assessment"',
                    data='{"person": person, "age": age, "reason": reason, "reablement_outcome": outcome, '
-                        '"reablement_extensions": extensions}')
-    d.add("serviceTask", "start_needs_assessment", "Start needs assessment", rb, 13, 1, attrs=a, ext=e)
-    d.add("endEvent", "end_needs_assessment", "Referred for needs assessment", rb, 14, 1)
-    d.add("endEvent", "end_no_further_needs", "Reablement ended: no further needs", rb, 14)
+                        '"reablement_extensions": extensions, "contact_date": contact_date}')
+    d.add("serviceTask", "start_needs_assessment", "Start needs assessment", rb, 14, 1, attrs=a, ext=e)
+    d.add("endEvent", "end_needs_assessment", "Referred for needs assessment", rb, 15, 1)
+    d.add("endEvent", "end_no_further_needs", "Reablement ended: no further needs", rb, 15)
 
-    d.flow("f_start", "reablement_referred", "load_settings")
+    d.flow("f_start", "reablement_referred", "note_contact_date")
+    d.flow("f_contact_date", "note_contact_date", "load_settings")
     d.flow("f_settings", "load_settings", "plan_reablement")
     d.flow("f_planned", "plan_reablement", "set_reablement_period")
     d.flow("f_period_set", "set_reablement_period", "delivery_merge")
