@@ -1,0 +1,511 @@
+"""Client Level Data (CLD): the DHSC quarterly return, derived from case histories.
+
+Since April 2023 councils send one row per *event* of four types (Request, Assessment, Service,
+Review) with start and end dates, an outcome, and for services the service type and delivery
+mechanism (operating model, section 4). Nothing here is stored: the rows are computed from the
+hash-chained history (`Engine.history(case_id)`) and the case record (`Engine.get_case`), so the
+return is as trustworthy as the audit trail and can be re-derived at any time.
+
+This is a reporting module, not a service-task handler: diagrams do not call it and
+`handlers.register` does not register it.
+
+The mapping (data-driven: `PROCESS_MAPPINGS`, one entry per process id)
+-----------------------------------------------------------------------
+
+Every process instance of a mapped process gives at most one row. A mapping says:
+
+- ``event_type``; ``trigger`` — the history event that makes the instance reportable (none: the
+  instance start); ``start`` — the event whose time is the event start (none: the trigger);
+  ``end`` — the event whose time is the event end (``instance.completed``; None while open);
+- ``outcome_rules`` — (match, outcome) pairs tried in order over the instance's events, the first
+  matching event gives the outcome; ``default_outcome`` applies once the event has ended and no
+  rule matched; ``open_outcome`` applies while it is open and no rule matched (else None);
+- ``service_type``, ``delivery_mechanism`` (a value taken from a form field through a code map),
+  ``review_reason``, ``client_type``.
+
+A *match* is a dict of dotted paths into the history event (``type``, ``data.element_id``,
+``data.data.outcome``…) to a value, or to a tuple of allowed values.
+
+============================  ==========  =====================================================
+process                       event       outcome
+============================  ==========  =====================================================
+front_door                    Request     start: instance started; end: instance completed.
+                                          child reablement started -> Progress to
+                                          Reablement/ST-Max; child needs_assessment started ->
+                                          Progress to Assessment; safeguarding triage task ->
+                                          NFA – Other (the concern is reported in the
+                                          Safeguarding Adults Collection, not CLD); signposting
+                                          recorded -> NFA – Information & Advice / Signposting
+                                          only; ended with none of these (information and advice
+                                          route) -> the same I&A outcome.
+reablement                    Service     Short Term Support: ST-Max, CASSR Commissioned support.
+                                          start: plan_reablement completed (else instance start);
+                                          end: instance completed. Outcome from the reablement
+                                          outcome (deliver_reablement, or the team manager's
+                                          "end" decision): best_independence_reached -> Service
+                                          ended as planned; needs_remain -> Progress to
+                                          Assessment; support_declined -> NFA – Support
+                                          declined; admitted_to_hospital -> Admitted to hospital.
+needs_assessment              Assessment  start: instance started; end: instance completed.
+                                          adult_eligibility eligible -> Progress to Support
+                                          Planning / Services; not eligible -> NFA – No services
+                                          offered: other reason.
+carers_assessment             Assessment  as above with carer_eligibility; client type Carer
+                                          (the carer is another person: see "what remains").
+support_plan                  Service     only once sign_off_plan is completed with signed_off
+                                          true. Long Term Support: Community; start: sign-off;
+                                          delivery mechanism from the plan's money_management:
+                                          direct_payment -> Direct Payment; managed_account ->
+                                          CASSR Managed Personal Budget; council_managed -> CASSR
+                                          Commissioned support. The service stays open (outcome
+                                          Provision of service) until a later signed-off plan for
+                                          the same case supersedes it (end = that sign-off,
+                                          outcome Provision of service: support continues under
+                                          the new plan).
+review                        Review      only once review_plan is completed. Review reason
+                                          Planned (the review cycle is scheduled). start: the
+                                          review task became ready; end: instance completed.
+                                          child needs_assessment started (needs changed, or a
+                                          refused reduction with a recorded change) -> Progress
+                                          to Re-assessment / Unplanned Review; an allowed budget
+                                          increase/reduction -> Progress to Support Planning /
+                                          Services; otherwise -> No change in package.
+============================  ==========  =====================================================
+
+Not mapped (no CLD row): personal_budget (part of support planning), direct_payment_review
+(financial monitoring, not a Care Act s.27 review), hospital_follow_up (ASCOF 2D measure).
+Future processes (safeguarding, hospital_discharge) need an entry in `PROCESS_MAPPINGS`.
+
+Person fields come from the case record (`cases.data`, top level or under ``person``), then
+from the person recorded on the contact form or passed to a service user's process; a field
+never recorded is None. Birth month/year come from ``date_of_birth``.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+from pathlib import Path
+from typing import Any, Iterable
+
+# ---------------------------------------------------------------- code lists (operating model, section 4)
+
+EVENT_TYPES = ("Request", "Assessment", "Service", "Review")
+REQUEST, ASSESSMENT, SERVICE, REVIEW = EVENT_TYPES
+
+PROGRESS_TO_REABLEMENT = "Progress to Reablement/ST-Max"
+PROGRESS_TO_ASSESSMENT = "Progress to Assessment"
+ADMITTED_TO_HOSPITAL = "Admitted to hospital"
+PROGRESS_TO_REASSESSMENT = "Progress to Re-assessment / Unplanned Review"
+PROGRESS_TO_SUPPORT_PLANNING = "Progress to Support Planning / Services"
+PROGRESS_TO_END_OF_LIFE = "Progress to End of Life Care"
+NO_CHANGE_IN_PACKAGE = "No change in package"
+SERVICE_ENDED_AS_PLANNED = "Service ended as planned"
+PROGRESS_TO_FINANCIAL_ASSESSMENT = "Progress to financial assessment"
+PROVISION_OF_SERVICE = "Provision of service"
+NFA_MOVED = "NFA – Moved to another LA"
+NFA_NHS_FUNDED = "NFA – 100% NHS funded care"
+NFA_SELF_FUNDED = "NFA – Self-funded client (inc. 12wk disregard)"
+NFA_SUPPORT_DECLINED = "NFA – Support declined"
+NFA_INFORMATION_ADVICE = "NFA – Information & Advice / Signposting only"
+NFA_DECEASED = "NFA – Deceased"
+NFA_NO_SERVICES = "NFA – No services offered: other reason"
+NFA_SUPPORT_ENDED = "NFA – Support ended: other reason"
+NFA_OTHER = "NFA – Other"
+
+EVENT_OUTCOMES = (
+    PROGRESS_TO_REABLEMENT, PROGRESS_TO_ASSESSMENT, ADMITTED_TO_HOSPITAL, PROGRESS_TO_REASSESSMENT,
+    PROGRESS_TO_SUPPORT_PLANNING, PROGRESS_TO_END_OF_LIFE, NO_CHANGE_IN_PACKAGE, SERVICE_ENDED_AS_PLANNED,
+    PROGRESS_TO_FINANCIAL_ASSESSMENT, PROVISION_OF_SERVICE, NFA_MOVED, NFA_NHS_FUNDED, NFA_SELF_FUNDED,
+    NFA_SUPPORT_DECLINED, NFA_INFORMATION_ADVICE, NFA_DECEASED, NFA_NO_SERVICES, NFA_SUPPORT_ENDED, NFA_OTHER,
+)
+
+ST_MAX = "Short Term Support: ST-Max"
+ST_ONGOING_LOW_LEVEL = "Short Term Support: Ongoing Low Level"
+ST_OTHER = "Short Term Support: Other Short Term"
+LT_NURSING = "Long Term Support: Nursing Care"
+LT_RESIDENTIAL = "Long Term Support: Residential Care"
+LT_COMMUNITY = "Long Term Support: Community"
+LT_PRISON = "Long Term Support: Prison"
+CARER_DIRECT = "Carer Support: Direct to Carer"
+CARER_VIA_CARED_FOR = "Carer Support: Support involving the person cared-for"
+
+SERVICE_TYPES = (ST_MAX, ST_ONGOING_LOW_LEVEL, ST_OTHER, LT_NURSING, LT_RESIDENTIAL, LT_COMMUNITY, LT_PRISON,
+                 CARER_DIRECT, CARER_VIA_CARED_FOR)
+
+DIRECT_PAYMENT = "Direct Payment"
+CASSR_MANAGED_PERSONAL_BUDGET = "CASSR Managed Personal Budget"
+CASSR_COMMISSIONED_SUPPORT = "CASSR Commissioned support"
+DELIVERY_MECHANISMS = (DIRECT_PAYMENT, CASSR_MANAGED_PERSONAL_BUDGET, CASSR_COMMISSIONED_SUPPORT)
+
+PLANNED_REVIEW = "Planned"
+UNPLANNED_REVIEW_REASONS = ("Hospital", "Carer related", "Safeguarding concern", "Provider Failure",
+                            "Change in Commissioning arrangements", "Other Reason")
+REVIEW_REASONS = (PLANNED_REVIEW, *UNPLANNED_REVIEW_REASONS)
+
+CLIENT_TYPES = ("Service User", "Carer")
+SERVICE_USER, CARER = CLIENT_TYPES
+
+# the support plan form's money_management -> CLD delivery mechanism
+DELIVERY_BY_MONEY_MANAGEMENT = {
+    "direct_payment": DIRECT_PAYMENT,
+    "managed_account": CASSR_MANAGED_PERSONAL_BUDGET,
+    "council_managed": CASSR_COMMISSIONED_SUPPORT,
+}
+
+# the reablement forms' outcome -> CLD event outcome of the ST-Max service
+REABLEMENT_OUTCOMES = {
+    "best_independence_reached": SERVICE_ENDED_AS_PLANNED,
+    "needs_remain": PROGRESS_TO_ASSESSMENT,
+    "support_declined": NFA_SUPPORT_DECLINED,
+    "admitted_to_hospital": ADMITTED_TO_HOSPITAL,
+}
+
+_REABLEMENT_END_TASKS = ("deliver_reablement", "decide_extend_or_end")
+
+# ---------------------------------------------------------------- the mapping, one entry per process id
+
+PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
+    "front_door": {
+        "event_type": REQUEST,
+        "outcome_rules": [
+            ({"type": "instance.child_started", "data.process_id": "reablement"}, PROGRESS_TO_REABLEMENT),
+            ({"type": "instance.child_started", "data.process_id": ("needs_assessment", "carers_assessment")},
+             PROGRESS_TO_ASSESSMENT),
+            ({"type": "instance.child_started", "data.process_id": "safeguarding"}, NFA_OTHER),
+            ({"type": "task.ready", "data.element_id": "triage_safeguarding"}, NFA_OTHER),
+            ({"type": "handler.called", "data.handler": "record_signposting"}, NFA_INFORMATION_ADVICE),
+        ],
+        "default_outcome": NFA_INFORMATION_ADVICE,
+    },
+    "reablement": {
+        "event_type": SERVICE,
+        "start": {"type": "task.completed", "data.element_id": "plan_reablement"},
+        "service_type": ST_MAX,
+        "delivery_mechanism": CASSR_COMMISSIONED_SUPPORT,
+        "outcome_rules": [
+            ({"type": "task.completed", "data.element_id": _REABLEMENT_END_TASKS, "data.data.outcome": code},
+             outcome) for code, outcome in REABLEMENT_OUTCOMES.items()
+        ],
+        "default_outcome": SERVICE_ENDED_AS_PLANNED,
+    },
+    "needs_assessment": {
+        "event_type": ASSESSMENT,
+        "outcome_rules": [
+            ({"type": "handler.called", "data.handler": "adult_eligibility", "data.output.eligible": True},
+             PROGRESS_TO_SUPPORT_PLANNING),
+            ({"type": "handler.called", "data.handler": "adult_eligibility", "data.output.eligible": False},
+             NFA_NO_SERVICES),
+        ],
+        "default_outcome": NFA_OTHER,
+    },
+    "carers_assessment": {
+        "event_type": ASSESSMENT,
+        "client_type": CARER,
+        "outcome_rules": [
+            ({"type": "handler.called", "data.handler": "carer_eligibility", "data.output.eligible": True},
+             PROGRESS_TO_SUPPORT_PLANNING),
+            ({"type": "handler.called", "data.handler": "carer_eligibility", "data.output.eligible": False},
+             NFA_NO_SERVICES),
+        ],
+        "default_outcome": NFA_OTHER,
+    },
+    "support_plan": {
+        "event_type": SERVICE,
+        "trigger": {"type": "task.completed", "data.element_id": "sign_off_plan", "data.data.signed_off": True},
+        "end": None,  # open until superseded by the next signed-off plan
+        "superseded_by_next": True,
+        "service_type": LT_COMMUNITY,
+        "delivery_mechanism": {"match": {"type": "task.completed", "data.element_id": "write_plan"},
+                               "field": "data.data.money_management", "map": DELIVERY_BY_MONEY_MANAGEMENT},
+        "outcome_rules": [],
+        "open_outcome": PROVISION_OF_SERVICE,
+        "default_outcome": PROVISION_OF_SERVICE,
+    },
+    "review": {
+        "event_type": REVIEW,
+        "trigger": {"type": "task.completed", "data.element_id": "review_plan"},
+        "start": {"type": "task.ready", "data.element_id": "review_plan"},
+        "review_reason": PLANNED_REVIEW,
+        "outcome_rules": [
+            ({"type": "instance.child_started", "data.process_id": "needs_assessment"}, PROGRESS_TO_REASSESSMENT),
+            ({"type": "handler.called", "data.handler": "check_budget_change", "data.output.allowed": True,
+              "data.output.direction": ("increase", "reduction")}, PROGRESS_TO_SUPPORT_PLANNING),
+        ],
+        "default_outcome": NO_CHANGE_IN_PACKAGE,
+    },
+}
+
+_END_OF_INSTANCE = {"type": "instance.completed"}
+
+# ---------------------------------------------------------------- person fields
+
+PERSON_FIELDS = ("local_person_id", "nhs_number", "birth_month", "birth_year", "gender", "ethnicity",
+                 "client_type", "primary_support_reason", "accommodation_status", "employment_status",
+                 "has_unpaid_carer")
+EVENT_FIELDS = ("event_type", "event_start", "event_end", "outcome", "service_type", "delivery_mechanism",
+                "review_reason", "process_id", "instance_id", "source_event_seq")
+
+# column headers of the CSV, in the return's wording
+CSV_HEADERS = {
+    "local_person_id": "Local person ID",
+    "nhs_number": "NHS number",
+    "birth_month": "Birth month",
+    "birth_year": "Birth year",
+    "gender": "Gender",
+    "ethnicity": "Ethnicity",
+    "client_type": "Client type",
+    "primary_support_reason": "Primary support reason",
+    "accommodation_status": "Accommodation status",
+    "employment_status": "Employment status",
+    "has_unpaid_carer": "Has unpaid carer",
+    "event_type": "Event type",
+    "event_start": "Event start date",
+    "event_end": "Event end date",
+    "outcome": "Event outcome",
+    "service_type": "Service type",
+    "delivery_mechanism": "Delivery mechanism",
+    "review_reason": "Review reason",
+    "process_id": "Process",
+    "instance_id": "Process instance",
+    "source_event_seq": "Source history events",
+}
+
+# processes whose start data describes someone else (the carer), not the case's person
+_OTHER_PERSON_PROCESSES = {"carers_assessment"}
+
+
+# ---------------------------------------------------------------- matching history events
+
+def _get(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(obj, dict) or part not in obj:
+            return _MISSING
+        obj = obj[part]
+    return obj
+
+
+_MISSING = object()
+
+
+def _matches(event: dict, match: dict[str, Any]) -> bool:
+    for path, wanted in match.items():
+        value = _get(event, path)
+        if value is _MISSING:
+            return False
+        if isinstance(wanted, tuple):
+            if value not in wanted:
+                return False
+        elif isinstance(wanted, bool) or isinstance(value, bool):
+            if value is not wanted:
+                return False
+        elif value != wanted:
+            return False
+    return True
+
+
+def _first(events: Iterable[dict], match: dict[str, Any] | None) -> dict | None:
+    if match is None:
+        return None
+    return next((e for e in events if _matches(e, match)), None)
+
+
+def _last(events: Iterable[dict], match: dict[str, Any]) -> dict | None:
+    found = None
+    for e in events:
+        if _matches(e, match):
+            found = e
+    return found
+
+
+def _day(at: str | None) -> str | None:
+    return at[:10] if at else None
+
+
+# ---------------------------------------------------------------- deriving rows
+
+
+def derive_cld_events(case: dict, events: list[dict]) -> list[dict]:
+    """CLD event rows for one case, in order of their start, from its history (Engine.history)."""
+    by_instance: dict[int, list[dict]] = {}
+    process_of: dict[int, str] = {}
+    for e in events:
+        iid = e.get("instance_id")
+        if iid is None:
+            continue
+        by_instance.setdefault(iid, []).append(e)
+        if e["type"] == "instance.started":
+            process_of[iid] = e["data"].get("process_id")
+    for inst in case.get("instances", []) if case else []:
+        process_of.setdefault(inst["id"], inst["process_id"])
+
+    rows: list[dict] = []
+    for iid in sorted(by_instance):
+        process_id = process_of.get(iid)
+        mapping = PROCESS_MAPPINGS.get(process_id or "")
+        if mapping is None:
+            continue
+        row = _derive_one(process_id, iid, by_instance[iid], mapping)
+        if row is not None:
+            rows.append(row)
+
+    # a long-term service stays open until a later one of the same process supersedes it
+    for i, row in enumerate(rows):
+        mapping = PROCESS_MAPPINGS[row["process_id"]]
+        if not mapping.get("superseded_by_next") or row["event_end"] is not None:
+            continue
+        nxt = next((r for r in rows[i + 1:] if r["process_id"] == row["process_id"]), None)
+        if nxt is not None:
+            row["event_end"] = nxt["event_start"]
+            row["event_end_at"] = nxt["event_start_at"]
+            row["outcome"] = row["outcome"] or mapping.get("default_outcome")
+            row["source_event_seq"] = sorted({*row["source_event_seq"], nxt["_trigger_seq"]})
+    for row in rows:
+        row.pop("_trigger_seq", None)
+    rows.sort(key=lambda r: (r["event_start_at"] or "", r["instance_id"]))
+    return rows
+
+
+def _derive_one(process_id: str, iid: int, evs: list[dict], mapping: dict[str, Any]) -> dict | None:
+    started = _first(evs, {"type": "instance.started"})
+    trigger_match = mapping.get("trigger")
+    trigger = _first(evs, trigger_match) if trigger_match else started
+    if trigger is None:
+        return None
+    start = _first(evs, mapping.get("start")) or trigger
+    end_match = mapping.get("end", _END_OF_INSTANCE)
+    end = _first(evs, end_match) if end_match else None
+    used = [start, trigger, end]
+
+    outcome = None
+    for match, value in mapping.get("outcome_rules", []):
+        hit = _first(evs, match)
+        if hit is not None:
+            outcome = value
+            used.append(hit)
+            break
+    if outcome is None:
+        outcome = mapping.get("default_outcome") if end is not None else mapping.get("open_outcome")
+
+    delivery = mapping.get("delivery_mechanism")
+    if isinstance(delivery, dict):
+        source = _last([e for e in evs if e["seq"] <= trigger["seq"]], delivery["match"])
+        value = _get(source, delivery["field"]) if source is not None else _MISSING
+        delivery = delivery["map"].get(value) if value is not _MISSING else None
+        if source is not None:
+            used.append(source)
+
+    return {
+        "event_type": mapping["event_type"],
+        "event_start": _day(start["at"]),
+        "event_end": _day(end["at"]) if end else None,
+        "outcome": outcome,
+        "service_type": mapping.get("service_type"),
+        "delivery_mechanism": delivery,
+        "review_reason": mapping.get("review_reason"),
+        "client_type": mapping.get("client_type", SERVICE_USER),
+        "process_id": process_id,
+        "instance_id": iid,
+        "source_event_seq": sorted({e["seq"] for e in used if e is not None}),
+        "event_start_at": start["at"],
+        "event_end_at": end["at"] if end else None,
+        "_trigger_seq": trigger["seq"],
+    }
+
+
+# ---------------------------------------------------------------- person fields
+
+
+def person_fields(case: dict, events: list[dict]) -> dict[str, Any]:
+    """What the return asks about the person, from the case record then the recorded forms."""
+    sources: list[dict] = []
+    data = (case or {}).get("data") or {}
+    sources += [data, data.get("person") or {}]
+    other = {e["instance_id"] for e in events
+             if e["type"] == "instance.started" and e["data"].get("process_id") in _OTHER_PERSON_PROCESSES}
+    for e in reversed(events):  # the latest recording first
+        if e.get("instance_id") in other:
+            continue
+        if e["type"] == "task.completed" and isinstance(_get(e, "data.data.person"), dict):
+            sources.append(e["data"]["data"]["person"])
+        elif e["type"] == "instance.started" and isinstance(_get(e, "data.data.person"), dict):
+            sources.append(e["data"]["data"]["person"])
+
+    def pick(*keys: str) -> Any:
+        for src in sources:
+            for key in keys:
+                if src.get(key) not in (None, ""):
+                    return src[key]
+        return None
+
+    dob = pick("date_of_birth", "birth_date")
+    birth_month = birth_year = None
+    if isinstance(dob, str) and len(dob) >= 7:
+        try:
+            birth_year, birth_month = int(dob[:4]), int(dob[5:7])
+        except ValueError:
+            pass
+    birth_month = birth_month or pick("birth_month")
+    birth_year = birth_year or pick("birth_year")
+    return {
+        "local_person_id": (case or {}).get("reference"),
+        "nhs_number": pick("nhs_number"),
+        "birth_month": birth_month,
+        "birth_year": birth_year,
+        "gender": pick("gender"),
+        "ethnicity": pick("ethnicity"),
+        "primary_support_reason": pick("primary_support_reason"),
+        "accommodation_status": pick("accommodation_status"),
+        "employment_status": pick("employment_status"),
+        "has_unpaid_carer": pick("has_unpaid_carer"),
+    }
+
+
+# ---------------------------------------------------------------- the quarterly return
+
+
+def _overlaps(row: dict, period_start: date, period_end: date) -> bool:
+    start = row["event_start"]
+    end = row["event_end"]
+    return start is not None and start <= period_end.isoformat() and (end is None or end >= period_start.isoformat())
+
+
+def cld_return(engine: Any, period_start: date, period_end: date) -> list[dict]:
+    """Every case's CLD rows that overlap [period_start, period_end] (inclusive), with person fields."""
+    from sqlalchemy import select
+
+    from engine.schema import cases
+
+    with engine.db.engine.connect() as conn:
+        case_ids = [r.id for r in conn.execute(select(cases.c.id).order_by(cases.c.id))]
+    out: list[dict] = []
+    for case_id in case_ids:
+        case = engine.get_case(case_id)
+        history = engine.history(case_id)
+        person = person_fields(case, history)
+        for row in derive_cld_events(case, history):
+            if _overlaps(row, period_start, period_end):
+                out.append({**person, **row})
+    return out
+
+
+def write_cld_csv(rows: Iterable[dict], path: str | Path) -> Path:
+    """Write rows as CSV (UTF-8) with the return's column headers; None is an empty cell."""
+    path = Path(path)
+    columns = list(CSV_HEADERS)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([CSV_HEADERS[c] for c in columns])
+        for row in rows:
+            cells = []
+            for c in columns:
+                value = row.get(c)
+                if value is None:
+                    value = ""
+                elif isinstance(value, bool):
+                    value = "Yes" if value else "No"
+                elif isinstance(value, (list, tuple)):
+                    value = " ".join(str(v) for v in value)
+                cells.append(value)
+            writer.writerow(cells)
+    return path
