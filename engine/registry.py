@@ -42,17 +42,25 @@ class HandlerRegistry:
         self._handlers: dict[str, Handler] = {}
         #: pure functions diagrams may call in expressions (e.g. add_working_days); no I/O, no clock
         self.functions: dict[str, Callable[..., Any]] = {}
+        self.document_handlers: set[str] = set()
 
     def expression_function(self, name: str, fn: Callable[..., Any]) -> None:
         self.functions[name] = fn
 
-    def register(self, name: str, fn: Handler | None = None):  # type: ignore[no-untyped-def]
-        """Register `fn` under `name`; usable as a decorator: `@registry.register("eligibility")`."""
+    def register(self, name: str, fn: Handler | None = None, *, document: bool = False):  # type: ignore[no-untyped-def]
+        """Register `fn` under `name`; usable as a decorator: `@registry.register("eligibility")`.
+
+        `document=True`: the handler produces a document for the case file (a letter): its result
+        has a `title` and a `body` (and may have a `kind`), and the engine files it on the case in
+        the same step.
+        """
         if fn is None:
-            return lambda f: self.register(name, f)
+            return lambda f: self.register(name, f, document=document)
         if name == START_PROCESS:
             raise ValueError(f"'{START_PROCESS}' is reserved for the engine")
         self._handlers[name] = fn
+        if document:
+            self.document_handlers.add(name)
         return fn
 
     def get(self, name: str) -> Handler:

@@ -32,7 +32,7 @@ from .forms import FormLibrary
 from .history import Event, case_chain
 from .migrate import upgrade
 from .registry import HandlerRegistry, load_registry
-from .schema import cases, chains, events, incidents, instances, settings, tasks, timers
+from .schema import cases, chains, documents, events, incidents, instances, settings, tasks, timers
 from .scripting import CarepathScriptEngine, ChildStart, ReplayMismatch, StepScope
 from .state import STATE_FORMAT, StateCodec
 
@@ -51,6 +51,7 @@ _MOVE_TASK_DUE = update(tasks).where(tasks.c.id == bindparam("tid")).values(due_
 _CLEAR_TIMERS = delete(timers).where(timers.c.instance_id.in_(bindparam("ids", expanding=True)))
 _DROP_TIMERS = delete(timers).where(timers.c.task_id.in_(bindparam("ids", expanding=True)))
 _ADD_TIMERS = insert(timers)
+_ADD_DOCUMENTS = insert(documents)
 _LOAD = (select(instances, cases.c.data.label("case_data")).join(cases, cases.c.id == instances.c.case_id)
          .where(instances.c.id == bindparam("id")))
 _LOAD_MANY = (select(instances, cases.c.data.label("case_data")).join(cases, cases.c.id == instances.c.case_id)
@@ -111,6 +112,7 @@ class _Writes:
         self.clear_timers: list[int] = []
         self.add_timers: list[dict[str, Any]] = []
         self.events: list[tuple[str, int | None, list[Event]]] = []
+        self.documents: list[dict[str, Any]] = []
 
     def flush(self, conn: Connection, now: datetime, *, lock: bool) -> None:
         for stmt, rows in ((_SAVE_INSTANCE, self.save), (_FINISH_INSTANCE, self.finish)):
@@ -136,6 +138,8 @@ class _Writes:
             conn.execute(_DROP_TIMERS, {"ids": self.drop_timers})
         if self.add_timers:
             conn.execute(_ADD_TIMERS, self.add_timers)
+        if self.documents:
+            conn.execute(_ADD_DOCUMENTS, self.documents)
         history.append_many(conn, now, self.events, lock=lock)
 
 
@@ -406,6 +410,8 @@ class Engine:
                                         instance_id=p.instance_id))
         else:
             w.save.append(dict(params, state=self.codec.dump(wf)))
+        w.documents.extend(dict(d, case_id=p.case_id, instance_id=p.instance_id, created_at=now)
+                           for d in p.scope.documents)
         if not done and "carepath_saved" in conn.info:
             conn.info["carepath_saved"].append((p.instance_id, p.version + 1, wf))
         assert p.after is not None
@@ -689,6 +695,13 @@ class Engine:
     def verify(self, case_id: int | None = None) -> tuple[int, list[history.Finding]]:
         with self.db.engine.connect() as conn:
             return history.verify(conn, case_chain(case_id) if case_id is not None else None)
+
+    def documents(self, case_id: int) -> list[dict[str, Any]]:
+        """The documents (letters) filed on a case, oldest first."""
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(select(documents).where(documents.c.case_id == case_id)
+                                .order_by(documents.c.id)).all()
+        return [dict(r._mapping, created_at=as_utc(r.created_at)) for r in rows]
 
     def chain_heads(self) -> dict[str, dict[str, Any]]:
         """Each history chain's last event number and hash, to be recorded outside the database."""

@@ -155,6 +155,20 @@ incidents = Table(
     Column("resolved_by", String(255), nullable=True),
 )
 
+documents = Table(
+    "documents",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False, index=True),
+    Column("instance_id", ForeignKey("instances.id"), nullable=False),
+    Column("element_id", String(255), nullable=False),
+    Column("handler", String(255), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("title", String(255), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 chains = Table(
     "chains",
     metadata,

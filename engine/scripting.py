@@ -42,6 +42,7 @@ class StepScope:
     case_data: dict[str, Any]
     events: list[Event] = field(default_factory=list)
     children: list[ChildStart] = field(default_factory=list)
+    documents: list[dict[str, Any]] = field(default_factory=list)
     #: replay: recorded handler results to serve instead of calling handlers
     recorded: list[dict[str, Any]] | None = None
     failure: dict[str, Any] | None = None
@@ -133,6 +134,8 @@ class CarepathScriptEngine(PythonScriptEngine):
         scope.events.append(Event("handler.called", {"element_id": element_id, "handler": operation_name,
                                                      "inputs": inputs, "output": output},
                                   instance_id=scope.instance_id))
+        if operation_name in self.registry.document_handlers:
+            scope.documents.append(_document(operation_name, element_id, output))
         return json.dumps(output)
 
     def _start_process(self, scope: StepScope, element_id: str, params: dict[str, Any]) -> str:
@@ -162,6 +165,15 @@ class CarepathScriptEngine(PythonScriptEngine):
             raise HandlerFailed(f"handler '{handler}' failed: {rec.get('message')}", handler=handler,
                                 element=element_id)
         return rec.get("output")
+
+
+def _document(handler: str, element_id: str, output: Any) -> dict[str, Any]:
+    if not isinstance(output, dict) or not isinstance(output.get("title"), str) or \
+            not isinstance(output.get("body"), str):
+        raise HandlerFailed(f"handler '{handler}' files documents but returned no title and body",
+                            handler=handler, element=element_id)
+    return {"handler": handler, "element_id": element_id, "kind": str(output.get("kind") or handler),
+            "title": output["title"], "body": output["body"]}
 
 
 def _jsonable(value: Any) -> Any:

@@ -443,6 +443,6 @@ def support_plan_letter(ctx: HandlerContext, person: dict[str, Any], plan: dict[
 
 def register(registry: HandlerRegistry) -> None:
     load_council()  # missing council details should stop start-up, not a letter
-    registry.register("eligibility_letter", eligibility_letter)
-    registry.register("budget_letter", budget_letter)
-    registry.register("support_plan_letter", support_plan_letter)
+    registry.register("eligibility_letter", eligibility_letter, document=True)
+    registry.register("budget_letter", budget_letter, document=True)
+    registry.register("support_plan_letter", support_plan_letter, document=True)
