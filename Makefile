@@ -6,15 +6,35 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DB ?= sqlite:///var/demo.db
 
-.PHONY: setup run test bench clean
+.PHONY: setup chromium run test bench clean
 
-setup: $(VENV)/.installed
+CHROMIUM ?= /usr/bin/chromium
+
+# setup: the Python venv, bpmn-js from the locked npm dependencies, and Debian's
+# Chromium (the headless browser tests/test_modeller_import.py opens the diagrams in).
+setup: $(VENV)/.installed node_modules/.package-lock.json chromium
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
+
+# Re-run only when the lock file changes (npm ci rewrites node_modules/.package-lock.json).
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+# Debian's chromium, only when it is missing; apt needs root.
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update && apt-get install -y chromium; \
+	  else \
+	    echo "$(CHROMIUM) is missing and this is not root: run 'sudo apt-get update && sudo apt-get install -y chromium'" \
+	         "(the bpmn-js modeller tests skip without it, and fail under CAREPATH_REQUIRE_BROWSER=1)"; \
+	  fi; \
+	fi
 
 run: setup
 	$(PY) -m api.demo --db $(DB)
