@@ -481,14 +481,19 @@ class Engine:
         return _task_row(row)
 
     def _raise_task_gone(self, conn: Connection, task_id: str) -> None:
-        done = conn.execute(select(events.c.actor, events.c.at, events.c.type).where(
-            events.c.type.in_(("task.completed", "task.cancelled")),
-            events.c.data.like(f'%"task_id":"{_safe_like(task_id)}"%')).order_by(events.c.id.desc()).limit(1)).first()
+        """A task that is not open: say whether it was done (by whom, when), withdrawn, or never existed."""
+        if not _is_uuid(task_id):
+            raise NotFoundError(f"no open task {task_id}", task=task_id)
+        rows = conn.execute(select(events.c.actor, events.c.at, events.c.type).where(
+            events.c.type.in_(("task.completed", "task.left")),
+            events.c.data.like(f'%"task_id":"{task_id}"%'))).all()
+        done = next((r for r in rows if r.type == "task.completed"), None)
         if done is not None:
-            verb = "completed" if done.type == "task.completed" else "cancelled"
-            who = f" by {done.actor}" if done.type == "task.completed" else ""
-            raise ConflictError(f"task {task_id} was already {verb}{who} at {done.at}; nothing was changed",
-                                task=task_id)
+            raise ConflictError(f"task {task_id} was already completed by {done.actor} at {done.at}; "
+                                "nothing was changed", task=task_id)
+        if rows:
+            raise ConflictError(f"task {task_id} was withdrawn at {rows[0].at} (a deadline passed or the process "
+                                "moved on); nothing was changed", task=task_id)
         raise NotFoundError(f"no open task {task_id}", task=task_id)
 
     def complete_task(self, task_id: str, data: dict[str, Any] | None = None, *, actor: str = "system",
@@ -863,10 +868,6 @@ def _task_row(r: Any) -> dict[str, Any]:
         if d.get(k) is not None:
             d[k] = as_utc(d[k])
     return d
-
-
-def _safe_like(text: str) -> str:
-    return text.replace("%", "").replace("_", "\\_") if not _is_uuid(text) else text
 
 
 def _is_uuid(text: str) -> bool:

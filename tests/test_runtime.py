@@ -276,3 +276,12 @@ def test_completing_a_task_before_the_timer_job_runs_beats_its_passed_deadline(d
     assert "timer.fired" not in kinds and kinds.count("timer.cleared") == 2
     assert calls.log == []  # the reminder never went out
     eng.db.dispose()
+
+
+def test_a_task_withdrawn_by_its_deadline_says_so_when_someone_tries_to_complete_it(make_engine):
+    eng = make_engine("deadline.bpmn")
+    res = eng.start("deadline")
+    task_id = res.ready_tasks[0]["id"]
+    eng.advance_clock(timedelta(days=43))
+    with pytest.raises(ConflictError, match="withdrawn"):
+        eng.complete_task(task_id, {"outcome": "late"}, actor="rc1")
