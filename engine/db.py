@@ -47,8 +47,10 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):  # type: ignore[no-untyped-def]
-        # straight to the driver: this runs at the start of every step
-        conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
+        # Writers take the write lock up front; readers use a plain BEGIN, so under WAL they never
+        # wait for a writer (nor make one wait). Straight to the driver: this runs in every step.
+        sql = "BEGIN IMMEDIATE" if conn.info.get("carepath_write") else "BEGIN"
+        conn.connection.driver_connection.execute(sql)
 
 
 class Database:
@@ -76,8 +78,14 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            yield conn
+        """A write transaction: committed at the end of the block, rolled back on any error."""
+        with self.engine.connect() as conn:
+            conn.info["carepath_write"] = True
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.info.pop("carepath_write", None)
 
     def for_update(self, stmt, *, skip_locked: bool = False):  # type: ignore[no-untyped-def]
         """Row locks where the database has them; SQLite's BEGIN IMMEDIATE already serializes writers."""

@@ -8,6 +8,7 @@ from datetime import timedelta
 from engine.errors import ConflictError
 from engine.forms import FormLibrary
 from engine.runtime import Engine
+from tests.conftest import DIAGRAMS
 
 
 def _race(n: int, fn) -> list[object]:
@@ -87,3 +88,16 @@ def test_several_timer_workers_fire_each_timer_exactly_once(make_engine, db_url,
         assert [e["data"]["element_id"] for e in fired] == ["reminder"]
     for w in workers:
         w.db.dispose()
+
+
+def test_readers_are_not_blocked_by_a_writer_on_sqlite(tmp_path, calls):
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    eng = Engine(url, registry=calls.registry(), forms=FormLibrary())
+    eng.init()
+    eng.deploy([DIAGRAMS / "three_tasks.bpmn"])
+    eng.start("three_tasks")
+    with eng.db.transaction():  # a writer holds the write lock...
+        reader = Engine(url, registry=calls.registry(), forms=FormLibrary())
+        assert len(reader.list_tasks()) == 1  # ...and a caseworker's inbox still loads
+        reader.db.dispose()
+    eng.db.dispose()
