@@ -32,7 +32,10 @@ process                       event       outcome
 front_door                    Request     start: instance started; end: instance completed.
                                           child reablement started -> Progress to
                                           Reablement/ST-Max; child needs_assessment started ->
-                                          Progress to Assessment; safeguarding triage task ->
+                                          Progress to Assessment (after reablement, or at
+                                          once when reablement is not appropriate); child
+                                          safeguarding started (or, in histories from the
+                                          earlier diagram, its own safeguarding triage task) ->
                                           NFA – Other (the concern is reported in the
                                           Safeguarding Adults Collection, not CLD); signposting
                                           recorded -> NFA – Information & Advice / Signposting

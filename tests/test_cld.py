@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FILES = [ROOT / "processes" / name for name in (
     "front_door.bpmn", "screening.dmn", "reablement.bpmn", "hospital_follow_up.bpmn", "needs_assessment.bpmn",
     "carers_assessment.bpmn", "personal_budget.bpmn", "support_plan.bpmn", "review.bpmn",
-    "direct_payment_review.bpmn")]
+    "direct_payment_review.bpmn", "safeguarding.bpmn")]
 Q1 = (date(2031, 1, 1), date(2031, 3, 31))
 Q2 = (date(2031, 4, 1), date(2031, 6, 30))
 WIDE = (date(2030, 1, 1), date(2035, 12, 31))

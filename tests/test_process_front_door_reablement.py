@@ -3,7 +3,9 @@
 Runs the real diagrams in processes/ with the real handlers (handlers/) and forms (forms/) on
 the simulated clock. Each test checks the route taken (task element ids), which team saw each
 task, which timers fired and when, and that forms are validated. The needs assessment that
-reablement may start is a one-task stub (tests/diagrams_stage1/needs_assessment_stub.bpmn).
+reablement (or the front door) may start is a one-task stub
+(tests/diagrams_stage1/needs_assessment_stub.bpmn); the safeguarding process the front door
+starts is the real one (processes/safeguarding.bpmn).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tests.conftest import START
 ROOT = Path(__file__).resolve().parent.parent
 FILES = [ROOT / "processes" / "front_door.bpmn", ROOT / "processes" / "screening.dmn",
          ROOT / "processes" / "reablement.bpmn", ROOT / "processes" / "hospital_follow_up.bpmn",
+         ROOT / "processes" / "safeguarding.bpmn",
          ROOT / "tests" / "diagrams_stage1" / "needs_assessment_stub.bpmn"]
 STUB_FORM = {"type": "object", "properties": {"eligible": {"type": "boolean"}}}
 
@@ -182,25 +185,71 @@ def test_no_needs_and_not_likely_eligible_ends_with_information_and_advice(eng):
     assert handlers_called(eng, res.case_id) == [("load_settings", "local_settings")]
 
 
-def test_a_safeguarding_concern_goes_to_the_safeguarding_team_with_a_triage_deadline(eng):
-    res, step = start_front_door(eng, contact(safeguarding_concern=True, outcomes_unable=["nutrition", "toilet_needs"]))
-    assert step.started_instances == []  # the concern comes first, even when likely eligible
-    assert open_tasks(eng, res.case_id) == [("triage_safeguarding", "safeguarding")]
-    task = the_task(eng, res.case_id, "triage_safeguarding")
+def test_a_safeguarding_concern_starts_the_safeguarding_process_for_the_same_case(eng):
+    form = contact(safeguarding_concern=True, crisis=True, outcomes_unable=["nutrition", "toilet_needs"],
+                   reason="Neighbour reports bruising and a lodger taking her pension")
+    res, step = start_front_door(eng, form)
+    assert step.status == "completed"  # the front door's part ends: safeguarding owns triage
+    [child] = step.started_instances  # the concern comes first, even when likely eligible
+    assert instances(eng, res.case_id) == [("front_door", "completed"), ("safeguarding", "waiting")]
+    assert eng.get_case(res.case_id)["instances"][1]["parent_instance_id"] == res.instance_id
+    assert eng.instance_snapshot(res.instance_id)["data"]["screening_route"] == "safeguarding"
+    started = [e for e in events(eng, res.case_id, "instance.started") if e["instance_id"] == child][0]
+    data = started["data"]["data"]
+    assert data["person"]["name"] == "Joan Barker"
+    assert data["concern"] == "Neighbour reports bruising and a lodger taking her pension"
+    assert data["urgent"] is True and data["contact_date"] == "2031-03-03"
+    assert data["raised_by"] == "Dr Amy Shah (gp_or_social_prescriber)"
+    assert open_tasks(eng, res.case_id) == [("record_concern", "safeguarding")]
+    task = the_task(eng, res.case_id, "record_concern")
+    assert task["instance_id"] == child
     # 1 working day (timescales.json) after Monday 3 March 2031, 17:00 UK time (GMT in March)
     assert task["due_at"].isoformat().startswith("2031-03-04T17:00")
-    eng.advance_clock(timedelta(days=2))
-    assert fired(eng, res.case_id) == ["triage_due"]
-    assert open_tasks(eng, res.case_id) == [("triage_safeguarding", "safeguarding")]  # late, still open
+    eng.advance_clock(timedelta(days=2))  # the safeguarding process escalates a late triage
+    assert fired(eng, res.case_id) == ["triage_overdue"]
+    assert sorted(open_tasks(eng, res.case_id)) == [("escalate_triage", "team_manager"),
+                                                    ("record_concern", "safeguarding")]
+    assert completed_route(eng, res.case_id) == ["record_contact"]
+
+
+def test_crisis_alone_also_goes_to_safeguarding(eng):
+    res, step = start_front_door(eng, contact(crisis=True))
+    [child] = step.started_instances
+    assert instances(eng, res.case_id) == [("front_door", "completed"), ("safeguarding", "waiting")]
+    assert open_tasks(eng, res.case_id) == [("record_concern", "safeguarding")]
+
+
+def test_likely_eligible_but_reablement_not_appropriate_starts_a_needs_assessment(eng):
+    form = contact(outcomes_unable=["personal_hygiene", "nutrition"], reablement_appropriate=False,
+                   reablement_not_appropriate_because="long_term_condition",
+                   reason="Motor neurone disease: needs are increasing")
+    res, step = start_front_door(eng, form)
+    assert step.status == "completed"
+    [child] = step.started_instances
+    assert instances(eng, res.case_id) == [("front_door", "completed"), ("needs_assessment", "waiting")]
+    snap = eng.instance_snapshot(res.instance_id)["data"]
+    assert snap["screening_route"] == "needs_assessment" and "reablement is not appropriate" in snap[
+        "screening_reason"]
+    started = [e for e in events(eng, res.case_id, "instance.started") if e["instance_id"] == child][0]
+    assert started["data"]["data"]["person"]["name"] == "Joan Barker"
+    assert started["data"]["data"]["contact_date"] == "2031-03-03"
+    task = the_task(eng, res.case_id, "assess_needs")
+    assert task["instance_id"] == child and task["team"] == "social_work"
+    assert "start_reablement" not in [e["data"]["element_id"] for e in events(eng, res.case_id, "handler.called")]
+
+
+def test_reablement_not_appropriate_needs_its_reason(eng):
+    res = eng.start("front_door")
     with pytest.raises(ValidationError) as err:
-        eng.complete_task(task["id"], {"decision": "arrest"})
-    assert {e["field"] for e in err.value.errors} == {"decision", "immediate_safety_actions", "s42_criteria_met",
-                                                       "reason"}
-    done = eng.complete_task(task["id"], {"immediate_safety_actions": "Spoke to the person; safe today",
-                                          "s42_criteria_met": "yes", "decision": "s42_enquiry",
-                                          "reason": "Financial abuse by a lodger suspected"}, actor="sg_lead")
-    assert done.status == "completed"
-    assert completed_route(eng, res.case_id) == ["record_contact", "triage_safeguarding"]
+        eng.complete_task(res.ready_tasks[0]["id"], contact(reablement_appropriate=False))
+    assert [e["field"] for e in err.value.errors] == ["reablement_not_appropriate_because"]
+
+
+def test_not_likely_eligible_and_reablement_not_appropriate_is_still_signposted(eng):
+    res, step = start_front_door(eng, dict(KYLE, reablement_appropriate=False,
+                                           reablement_not_appropriate_because="other"))
+    assert step.status == "waiting" and step.started_instances == []
+    assert eng.instance_snapshot(res.instance_id)["data"]["screening_route"] == "signposting"
 
 
 def test_a_likely_eligible_contact_starts_reablement_for_the_same_case(eng):

@@ -29,10 +29,12 @@ DAYS_IN = '''def days_in(period):
 
 
 def front_door() -> Diagram:
-    d = Diagram("front_door", "Adult front door", [("lane_front_door", "Front Door", 3),
+    d = Diagram("front_door", "Adult front door", [("lane_front_door", "Front Door", 4),
                                                     ("lane_safeguarding", "Safeguarding", 1)],
                 doc="Single point of contact: record the contact once, screen it, and route it to information "
-                    "and advice, signposting (with a call back), safeguarding triage or reablement.")
+                    "and advice, signposting (with a call back), reablement, a needs assessment without "
+                    "reablement, or the safeguarding process (started for the same case, which owns triage "
+                    "and its deadlines).")
     fd, sg = "lane_front_door", "lane_safeguarding"
     d.add("startEvent", "contact_received", "Contact received", fd, 0)
     a, e = service("local_settings", "settings")
@@ -40,49 +42,66 @@ def front_door() -> Diagram:
           doc="processes/config/timescales.json, kept in `settings` and recorded in the case history.")
     d.add("userTask", "record_contact", "Record the contact", fd, 2, attrs=user_task("contact", "front_door"),
           doc="Who called, why, and the person's details - asked once and passed on to every later process.")
-    d.add("businessRuleTask", "screen_contact", "Screen the contact", fd, 3,
+    d.add("scriptTask", "note_contact", "Note the contact date", fd, 3, attrs={"scriptFormat": "python"},
+          body=script('contact_date = now().date().isoformat()\n'
+                      'try:\n'
+                      '    reablement_appropriate = reablement_appropriate is not False\n'
+                      'except NameError:  # not asked: reablement is assumed appropriate\n'
+                      '    reablement_appropriate = True\n'),
+          doc="contact_date (today), from which a needs assessment's 28-day target counts; "
+              "reablement_appropriate is true unless the contact form says otherwise.")
+    d.add("businessRuleTask", "screen_contact", "Screen the contact", fd, 4,
           attrs={"camunda:decisionRef": "front_door_screening"},
           doc="Decision table processes/screening.dmn sets screening_route and screening_reason.")
-    d.add("exclusiveGateway", "route_gw", "Screening route?", fd, 4)
+    d.add("exclusiveGateway", "route_gw", "Screening route?", fd, 5)
     # row 0: information and advice
-    d.add("endEvent", "end_information_advice", "Information and advice given", fd, 8)
+    d.add("endEvent", "end_information_advice", "Information and advice given", fd, 9)
     # row 1: signposting
     a, e = service("search_directory", "directory_search", needs="needs", area='person["area"]')
-    d.add("serviceTask", "search_directory", "Search the community directory", fd, 5, 1, attrs=a, ext=e)
+    d.add("serviceTask", "search_directory", "Search the community directory", fd, 6, 1, attrs=a, ext=e)
     a, e = service("record_signposting", "signposting",
                    services='[service["id"] for service in directory_search["matches"]]',
                    person_consents="consents_to_referral",
                    call_back_in_days='settings["signposting_call_back_days"]')
-    d.add("serviceTask", "record_signposting", "Record signposting and referrals", fd, 6, 1, attrs=a, ext=e)
-    d.add("intermediateCatchEvent", "wait_for_call_back", "Call-back day", fd, 7, 1,
+    d.add("serviceTask", "record_signposting", "Record signposting and referrals", fd, 7, 1, attrs=a, ext=e)
+    d.add("intermediateCatchEvent", "wait_for_call_back", "Call-back day", fd, 8, 1,
           body=timer("timeDate", 'signposting["call_back_due"]'),
           doc='settings["signposting_call_back_days"] calendar days after the referral, moved to the next '
               "working day (worked out by record_signposting).")
-    d.add("userTask", "signposting_call_back", "Call back: was the signposting right?", fd, 8, 1,
+    d.add("userTask", "signposting_call_back", "Call back: was the signposting right?", fd, 9, 1,
           attrs=user_task("signposting_call_back", "front_door"))
-    d.add("endEvent", "end_signposted", "Signposting checked", fd, 9, 1)
+    d.add("endEvent", "end_signposted", "Signposting checked", fd, 10, 1)
     # row 2: reablement
     a, e = service("start_process", "reablement_started", process_id='"reablement"',
                    data='{"person": person, "age": person["age"], "reason": reason, '
                         '"from_hospital": from_hospital, '
                         '"discharge_date": discharge_date if from_hospital else None, '
                         '"screening_reason": screening_reason}')
-    d.add("serviceTask", "start_reablement", "Start reablement", fd, 5, 2, attrs=a, ext=e)
-    d.add("endEvent", "end_referred_reablement", "Referred to reablement", fd, 6, 2)
-    # safeguarding lane
-    d.add("userTask", "triage_safeguarding", "Triage safeguarding concern", sg, 5,
-          attrs=user_task("safeguarding_triage", "safeguarding"))
-    d.boundary("triage_due", "Triage deadline", "triage_safeguarding",
-               timer("timeDate", 'working_day_deadline(now(), settings["safeguarding_triage_working_days"])'),
-               cancel=False, slot=1,
-               doc='Triage is due settings["safeguarding_triage_working_days"] working days after the '
-                   "contact, 17:00 UK time; passing it is recorded and the task stays open.")
-    d.add("endEvent", "end_triaged", "Concern triaged", sg, 6)
-    d.add("endEvent", "end_triage_late", "Triage deadline passed", sg, 7, 0.6)
+    d.add("serviceTask", "start_reablement", "Start reablement", fd, 6, 2, attrs=a, ext=e)
+    d.add("endEvent", "end_referred_reablement", "Referred to reablement", fd, 7, 2)
+    # row 3: needs assessment without reablement
+    a, e = service("start_process", "assessment_started", process_id='"needs_assessment"',
+                   data='{"person": person, "age": person["age"], "reason": reason, '
+                        '"contact_date": contact_date, "screening_reason": screening_reason}')
+    d.add("serviceTask", "start_needs_assessment", "Start needs assessment", fd, 6, 3, attrs=a, ext=e,
+          doc="Reablement is not appropriate (for example a young person moving to adult services, or a "
+              "long-term condition reablement will not help): the needs assessment starts at once, its "
+              "28-day target counted from the contact date.")
+    d.add("endEvent", "end_referred_assessment", "Referred for needs assessment", fd, 7, 3)
+    # safeguarding lane: the safeguarding process owns triage, its deadline and escalation
+    a, e = service("start_process", "safeguarding_started", process_id='"safeguarding"',
+                   data='{"person": person, "concern": reason, "urgent": crisis, '
+                        '"raised_by": caller["name"] + " (" + caller["relationship"] + ")", '
+                        '"contact_date": contact_date, "screening_reason": screening_reason}')
+    d.add("serviceTask", "start_safeguarding", "Start safeguarding", sg, 6, attrs=a, ext=e,
+          doc="Starts the safeguarding process for the same case: the safeguarding team records the concern "
+              "and immediate safety, with its triage deadline escalated to the team manager.")
+    d.add("endEvent", "end_referred_safeguarding", "Referred to safeguarding", sg, 7)
 
     d.flow("f_start", "contact_received", "load_settings")
     d.flow("f_settings", "load_settings", "record_contact")
-    d.flow("f_recorded", "record_contact", "screen_contact")
+    d.flow("f_recorded", "record_contact", "note_contact")
+    d.flow("f_noted", "note_contact", "screen_contact")
     d.flow("f_screened", "screen_contact", "route_gw")
     d.flow("f_information", "route_gw", "end_information_advice", "Information and advice only", default=True)
     d.flow("f_signpost", "route_gw", "search_directory", "Signpost to community services",
@@ -94,10 +113,12 @@ def front_door() -> Diagram:
     d.flow("f_reablement", "route_gw", "start_reablement", "Likely eligible: reablement",
            'screening_route == "reablement"')
     d.flow("f_reablement_started", "start_reablement", "end_referred_reablement")
-    d.flow("f_safeguarding", "route_gw", "triage_safeguarding", "Crisis or safeguarding concern",
+    d.flow("f_needs_assessment", "route_gw", "start_needs_assessment", "Needs assessment without reablement",
+           'screening_route == "needs_assessment"')
+    d.flow("f_assessment_started", "start_needs_assessment", "end_referred_assessment")
+    d.flow("f_safeguarding", "route_gw", "start_safeguarding", "Crisis or safeguarding concern",
            'screening_route == "safeguarding"')
-    d.flow("f_triaged", "triage_safeguarding", "end_triaged")
-    d.flow("f_triage_late", "triage_due", "end_triage_late")
+    d.flow("f_safeguarding_started", "start_safeguarding", "end_referred_safeguarding")
     return d
 
 
