@@ -1,8 +1,7 @@
 """The FastAPI application.
 
-For now it publishes only what holds no personal data (health and the clock); the case and
-task API arrives together with sign-in and authorisation, so no case record is ever served
-without an identity check.
+Everything that holds personal data sits behind sign-in and authorisation (api/auth.py,
+api/access.py, docs/security.md); only /api/health is open (it holds no personal data).
 """
 
 from __future__ import annotations
@@ -12,8 +11,12 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from . import cases, errors, tasks
+from .auth import AuthSettings, AuthStore, create_tables
+from .auth import router as auth_router
 
-def create_app(engine: Any, *, run_timers: bool = True) -> FastAPI:
+
+def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
         sched = None
@@ -28,11 +31,18 @@ def create_app(engine: Any, *, run_timers: bool = True) -> FastAPI:
             if sched is not None:
                 sched.shutdown(wait=False)
 
+    create_tables(engine)  # users, sessions, case access log (if missing)
     app = FastAPI(title="carepath", version="0.1.0", lifespan=lifespan)
+    app.state.engine = engine
+    app.state.auth = AuthStore(engine, auth)
+    errors.install(app)
 
     @app.get("/api/health")
     def health() -> dict[str, Any]:
         return {"status": "ok", "database": engine.db.dialect, "clock": engine.clock_mode(),
                 "now": engine.now().isoformat()}
 
+    app.include_router(auth_router)
+    app.include_router(tasks.router)
+    app.include_router(cases.router)
     return app

@@ -23,6 +23,10 @@ def main() -> None:
             print("deployed: " + ", ".join(f"{r.process_id} v{r.version}" for r in refs))
         except CarepathError as exc:
             raise SystemExit(f"the diagrams in {PROCESSES} cannot be deployed:\n{exc}") from None
+    from api.demo_users import create_demo_users
+
+    create_demo_users(engine)
+    print("demo users: one per role, e.g. front-door-advisor / demo-front_door_advisor (docs/security.md)")
     print(f"demo database ready: {engine.db.safe_url}")
 
 

@@ -1,0 +1,48 @@
+"""Demo users for the demo database only: one per role, password "demo-" + role.
+
+Never run this against a real council's database (docs/security.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from .auth import ROLES, create_tables, create_user, users
+
+DEMO_TEAMS: dict[str, list[str]] = {
+    "front_door_advisor": ["front_door"],
+    "social_worker": ["social_work"],
+    "occupational_therapist": ["reablement"],
+    "reablement_coordinator": ["reablement"],
+    "team_manager": ["team_manager"],
+    "finance_officer": ["finance"],
+    "process_owner": [],
+    "auditor": [],
+    "administrator": [],
+}
+
+
+def demo_username(role: str) -> str:
+    return role.replace("_", "-")
+
+
+def demo_password(role: str) -> str:
+    return "demo-" + role
+
+
+def create_demo_users(engine: Any) -> list[str]:
+    """Add the missing demo users (username = role with '-' for '_'); returns the usernames added."""
+    create_tables(engine)
+    with engine.db.engine.connect() as conn:
+        existing = set(conn.execute(select(users.c.username)).scalars())
+    added = []
+    for role in ROLES:
+        name = demo_username(role)
+        if name in existing:
+            continue
+        create_user(engine, name, demo_password(role), display_name=f"Demo {role.replace('_', ' ')}",
+                    roles=[role], teams=DEMO_TEAMS[role])
+        added.append(name)
+    return added

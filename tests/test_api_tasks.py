@@ -1,0 +1,324 @@
+"""Tasks and case records through the JSON API: the role x endpoint matrix, team boundaries,
+conflicts, form errors, restricted cases and the case access log (docs/security.md)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.access import access_log, restrict_case
+from api.app import create_app
+from api.auth import ROLES, create_user
+from api.demo_users import create_demo_users, demo_password, demo_username
+from engine.forms import FormLibrary
+from engine.runtime import Engine
+from tests.conftest import DIAGRAMS, START, Calls
+
+STRICT_CONTACT = {"type": "object", "required": ["name", "reason"],
+                  "properties": {"name": {"type": "string", "minLength": 2}, "reason": {"type": "string"}}}
+
+
+def _forms() -> FormLibrary:
+    lib = FormLibrary.from_folder(DIAGRAMS / "forms")
+    return FormLibrary({**{n: lib.schema(n) for n in lib.names()}, "contact": STRICT_CONTACT})
+
+
+def _make(path) -> tuple[Engine, object]:
+    eng = Engine(f"sqlite:///{path / 'api.db'}", registry=Calls().registry(), forms=_forms())
+    eng.init(simulated_start=START)
+    eng.deploy([DIAGRAMS / "three_tasks.bpmn", DIAGRAMS / "deadline.bpmn"])
+    app = create_app(eng, run_timers=False)
+    create_demo_users(eng)
+    return eng, app
+
+
+class Session:
+    """A signed-in client that sends its CSRF token on state-changing requests."""
+
+    def __init__(self, app, username: str, password: str) -> None:
+        self.client = TestClient(app)
+        r = self.client.post("/api/session", json={"username": username, "password": password})
+        assert r.status_code == 200, r.text
+        self.csrf = r.json()["csrf_token"]
+
+    def get(self, url: str, **kw):
+        return self.client.get(url, **kw)
+
+    def post(self, url: str, json_body: dict | None = None):
+        return self.client.post(url, json=json_body, headers={"X-CSRF-Token": self.csrf})
+
+    def delete(self, url: str):
+        return self.client.delete(url, headers={"X-CSRF-Token": self.csrf})
+
+
+def _as(app, role: str) -> Session:
+    return Session(app, demo_username(role), demo_password(role))
+
+
+def _task(eng: Engine, case_id: int, element: str) -> dict:
+    return next(t for t in eng.list_tasks(case_id=case_id) if t["element_id"] == element)
+
+
+# ---------------------------------------------------------------------- the role x endpoint matrix
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    eng, app = _make(tmp_path_factory.mktemp("matrix"))
+    case = eng.start("three_tasks", title="Matrix case").case_id
+    sessions = {role: _as(app, role) for role in ROLES}
+    yield eng, app, case, sessions
+    eng.db.dispose()
+
+
+def _fresh_task(eng: Engine, process: str, element: str) -> str:
+    return _task(eng, eng.start(process).case_id, element)["id"]
+
+
+ENDPOINTS = {
+    "me": lambda eng, case, s: s.get("/api/me"),
+    "list_tasks": lambda eng, case, s: s.get("/api/tasks"),
+    "claim_front_door_task": lambda eng, case, s: s.post(
+        f"/api/tasks/{_fresh_task(eng, 'three_tasks', 'record_contact')}/claim"),
+    "complete_reablement_task": lambda eng, case, s: s.post(
+        f"/api/tasks/{_fresh_task(eng, 'deadline', 'reablement')}/complete", {"data": {}}),
+    "open_case": lambda eng, case, s: s.get(f"/api/cases/{case}"),
+    "case_history": lambda eng, case, s: s.get(f"/api/cases/{case}/history"),
+}
+WORKERS = {"front_door_advisor", "social_worker", "occupational_therapist", "reablement_coordinator",
+           "team_manager", "finance_officer"}
+ALLOWED = {
+    "me": set(ROLES),
+    "list_tasks": WORKERS,
+    "claim_front_door_task": {"front_door_advisor"},
+    "complete_reablement_task": {"occupational_therapist", "reablement_coordinator"},
+    "open_case": {"front_door_advisor", "team_manager", "auditor"},
+    "case_history": {"team_manager", "auditor"},
+}
+
+
+class Anonymous:
+    def __init__(self, app) -> None:
+        self.client = TestClient(app)
+
+    def get(self, url: str, **kw):
+        return self.client.get(url, **kw)
+
+    def post(self, url: str, json_body: dict | None = None):
+        return self.client.post(url, json=json_body)
+
+
+@pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))
+@pytest.mark.parametrize("role", [*ROLES, "anonymous"])
+def test_role_endpoint_matrix(world, role, endpoint):
+    eng, app, case, sessions = world
+    session = Anonymous(app) if role == "anonymous" else sessions[role]
+    r = ENDPOINTS[endpoint](eng, case, session)
+    expected = 401 if role == "anonymous" else 200 if role in ALLOWED[endpoint] else 403
+    assert r.status_code == expected, r.text
+    body = r.json()
+    if expected != 200:
+        assert set(body) >= {"error", "message"} and body["message"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_role_can_sign_out(world, role):
+    _eng, app, _case, _sessions = world
+    s = _as(app, role)
+    assert s.delete("/api/session").status_code == 200
+    assert s.get("/api/me").status_code == 401
+
+
+# ---------------------------------------------------------------------- team boundaries
+@pytest.fixture
+def env(tmp_path):
+    eng, app = _make(tmp_path)
+    create_user(eng, "fd2", "second-advisor", roles=["front_door_advisor"], teams=["front_door"])
+    yield eng, app
+    eng.db.dispose()
+
+
+def test_a_front_door_advisor_sees_only_front_door_tasks_and_cannot_touch_reablement(env):
+    eng, app = env
+    fd_case = eng.start("three_tasks").case_id
+    re_case = eng.start("deadline").case_id
+    re_task = _task(eng, re_case, "reablement")["id"]
+    fd = _as(app, "front_door_advisor")
+    listed = fd.get("/api/tasks").json()["tasks"]
+    assert [(t["case_id"], t["element_id"]) for t in listed] == [(fd_case, "record_contact")]
+    assert fd.get("/api/tasks?team=reablement").status_code == 403
+    for action in ("claim", "release", "complete"):
+        r = fd.post(f"/api/tasks/{re_task}/{action}", {"data": {}})
+        assert r.status_code == 403 and "reablement" in r.json()["message"], action
+    assert fd.get(f"/api/tasks/{re_task}").status_code == 403
+    assert fd.get(f"/api/cases/{re_case}").status_code == 403
+    assert eng.get_task(re_task)["assignee"] is None
+    ot = _as(app, "occupational_therapist")
+    assert [t["id"] for t in ot.get("/api/tasks").json()["tasks"]] == [re_task]
+
+
+def test_scope_mine_team_filter_process_filter_and_paging(env):
+    eng, app = env
+    cases = [eng.start("three_tasks").case_id for _ in range(3)]
+    fd = _as(app, "front_door_advisor")
+    first = _task(eng, cases[0], "record_contact")["id"]
+    assert fd.get("/api/tasks?scope=mine").json()["tasks"] == []
+    assert fd.post(f"/api/tasks/{first}/claim").json()["assignee"] == "front-door-advisor"
+    assert [t["id"] for t in fd.get("/api/tasks?scope=mine").json()["tasks"]] == [first]
+    assert len(fd.get("/api/tasks?team=front_door&process=three_tasks").json()["tasks"]) == 3
+    assert fd.get("/api/tasks?process=deadline").json()["tasks"] == []
+    page = fd.get("/api/tasks?limit=2&offset=2").json()
+    assert len(page["tasks"]) == 1 and page["limit"] == 2
+    assert fd.get("/api/tasks?limit=0").status_code == 422
+    assert fd.get("/api/tasks?scope=everyone").status_code == 422
+
+
+def test_claimed_tasks_only_the_assignee_completes_and_releases(env):
+    eng, app = env
+    case = eng.start("three_tasks").case_id
+    tid = _task(eng, case, "record_contact")["id"]
+    fd, fd2 = _as(app, "front_door_advisor"), Session(app, "fd2", "second-advisor")
+    assert fd.post(f"/api/tasks/{tid}/claim").status_code == 200
+    r = fd2.post(f"/api/tasks/{tid}/claim")
+    assert r.status_code == 409 and "front-door-advisor" in r.json()["message"]
+    r = fd2.post(f"/api/tasks/{tid}/complete", {"data": {"name": "Ann", "reason": "falls"}})
+    assert r.status_code == 409 and "front-door-advisor" in r.json()["message"]
+    assert fd2.post(f"/api/tasks/{tid}/release").status_code == 403
+    released = fd.post(f"/api/tasks/{tid}/release")
+    assert released.status_code == 200 and released.json()["assignee"] is None
+
+
+def test_completing_a_task_someone_else_completed_is_a_409_naming_them(env):
+    eng, app = env
+    case = eng.start("three_tasks").case_id
+    tid = _task(eng, case, "record_contact")["id"]
+    fd, fd2 = _as(app, "front_door_advisor"), Session(app, "fd2", "second-advisor")
+    done = fd.post(f"/api/tasks/{tid}/complete", {"data": {"name": "Ann", "reason": "falls"}, "revision": 0})
+    assert done.status_code == 200 and done.json()["case_id"] == case
+    r = fd2.post(f"/api/tasks/{tid}/complete", {"data": {"name": "Ann", "reason": "falls"}, "revision": 0})
+    assert r.status_code == 409
+    assert r.json()["error"] == "conflict" and "completed by front-door-advisor" in r.json()["message"]
+    # someone with no access to the case learns nothing about the task
+    sw = _as(app, "social_worker")
+    assert sw.post(f"/api/tasks/{tid}/complete", {"data": {}}).status_code == 404
+
+
+def test_a_stale_revision_is_a_409_and_saves_nothing(env):
+    eng, app = env
+    case = eng.start("three_tasks").case_id
+    tid = _task(eng, case, "record_contact")["id"]
+    fd, fd2 = _as(app, "front_door_advisor"), Session(app, "fd2", "second-advisor")
+    assert fd2.post(f"/api/tasks/{tid}/claim", {"revision": 0}).status_code == 200
+    assert fd2.post(f"/api/tasks/{tid}/release", {"revision": 1}).status_code == 200
+    r = fd.post(f"/api/tasks/{tid}/complete", {"data": {"name": "Ann", "reason": "falls"}, "revision": 0})
+    assert r.status_code == 409 and "changed since you opened it" in r.json()["message"]
+    assert _task(eng, case, "record_contact")["revision"] == 2
+
+
+def test_invalid_form_data_is_a_422_with_every_field(env):
+    eng, app = env
+    case = eng.start("three_tasks").case_id
+    tid = _task(eng, case, "record_contact")["id"]
+    fd = _as(app, "front_door_advisor")
+    r = fd.post(f"/api/tasks/{tid}/complete", {"data": {"name": "A"}})
+    assert r.status_code == 422
+    body = r.json()
+    assert body["error"] == "invalid" and body["message"]
+    assert {e["field"] for e in body["errors"]} == {"name", "reason"}
+    assert fd.post(f"/api/tasks/{tid}/complete", {"data": "not an object"}).status_code == 422
+    assert _task(eng, case, "record_contact")["id"] == tid  # still open
+
+
+def test_unknown_tasks_and_cases_are_404_json(env):
+    _eng, app = env
+    fd = _as(app, "front_door_advisor")
+    for r in (fd.post("/api/tasks/00000000-0000-4000-8000-000000000000/claim"),
+              fd.post("/api/tasks/not-a-uuid/claim"), fd.get("/api/cases/999")):
+        assert r.status_code == 404 and r.json()["error"] == "not_found"
+    assert fd.get("/api/cases/abc").status_code == 422
+
+
+def test_a_team_manager_acts_on_team_manager_tasks_after_the_front_door(env):
+    eng, app = env
+    case = eng.start("three_tasks").case_id
+    fd, tm = _as(app, "front_door_advisor"), _as(app, "team_manager")
+    for element, data in (("record_contact", {"name": "Ann", "reason": "falls"}), ("screen", {})):
+        assert fd.post(f"/api/tasks/{_task(eng, case, element)['id']}/complete", {"data": data}).status_code == 200
+    decide = _task(eng, case, "decide")["id"]
+    assert [t["id"] for t in tm.get("/api/tasks").json()["tasks"]] == [decide]
+    assert fd.post(f"/api/tasks/{decide}/complete", {"data": {}}).status_code == 403
+    assert tm.post(f"/api/tasks/{decide}/complete", {"data": {}}).json()["status"] == "completed"
+
+
+# ---------------------------------------------------------------------- case records
+def test_opening_a_case_shows_its_tasks_and_documents_and_is_logged(env):
+    eng, app = env
+    case = eng.start("three_tasks", data={"name": "Ann"}).case_id
+    fd = _as(app, "front_door_advisor")
+    r = fd.get(f"/api/cases/{case}")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["id"] == case and body["restricted"] is False and body["documents"] == []
+    assert [t["element_id"] for t in body["tasks"]] == ["record_contact"]
+    assert _as(app, "finance_officer").get(f"/api/cases/{case}").status_code == 403
+    log = access_log(eng, case)
+    assert [(e["user"], e["action"]) for e in log] == [("front-door-advisor", "open"),
+                                                       ("finance-officer", "refused:open")]
+    assert all(e["at"] == START for e in log)
+    eng.advance_clock(timedelta(hours=1))
+    _as(app, "auditor").get(f"/api/cases/{case}/history")
+    assert access_log(eng, case)[-1] == {"case_id": case, "user": "auditor", "at": START + timedelta(hours=1),
+                                         "action": "history"}
+
+
+def test_a_caseworker_keeps_access_to_cases_they_worked_on(env):
+    eng, app = env
+    case = eng.start("three_tasks").case_id
+    fd, fd2 = _as(app, "front_door_advisor"), Session(app, "fd2", "second-advisor")
+    for element, data in (("record_contact", {"name": "Ann", "reason": "falls"}), ("screen", {})):
+        fd.post(f"/api/tasks/{_task(eng, case, element)['id']}/complete", {"data": data})
+    assert fd.get(f"/api/cases/{case}").status_code == 200  # history actor
+    assert fd2.get(f"/api/cases/{case}").status_code == 403  # never worked on it, no front door task now
+    assert fd.get(f"/api/cases/{case}/history").status_code == 403  # history is for managers and auditors
+
+
+def test_a_restricted_case_opens_only_for_named_people(env):
+    eng, app = env
+    case = eng.start("three_tasks", title="Restricted").case_id
+    other = eng.start("three_tasks").case_id
+    restrict_case(eng, case, ["fd2"])
+    tid = _task(eng, case, "record_contact")["id"]
+    fd, fd2 = _as(app, "front_door_advisor"), Session(app, "fd2", "second-advisor")
+    tm, aud = _as(app, "team_manager"), _as(app, "auditor")
+    for s in (fd, tm, aud):
+        r = s.get(f"/api/cases/{case}")
+        assert r.status_code == 403 and "restricted" in r.json()["message"]
+    assert tm.get(f"/api/cases/{case}/history").status_code == 403
+    r = fd2.get(f"/api/cases/{case}")
+    assert r.status_code == 200 and r.json()["restricted"] is True
+    # its tasks are hidden from the rest of the team and refused to them
+    assert [t["case_id"] for t in fd.get("/api/tasks").json()["tasks"]] == [other]
+    assert {t["case_id"] for t in fd2.get("/api/tasks").json()["tasks"]} == {case, other}
+    assert fd.post(f"/api/tasks/{tid}/claim").status_code == 403
+    assert fd2.post(f"/api/tasks/{tid}/claim").status_code == 200
+    actions = [(e["user"], e["action"]) for e in access_log(eng, case)]
+    assert actions == [("front-door-advisor", "refused:open"), ("team-manager", "refused:open"),
+                       ("auditor", "refused:open"), ("team-manager", "refused:history"), ("fd2", "open")]
+
+
+def test_documents_are_listed_without_their_bodies(env):
+    eng, app = env
+    from sqlalchemy import insert
+
+    from engine.schema import documents
+
+    case = eng.start("three_tasks").case_id
+    instance = eng.get_case(case)["instances"][0]["id"]
+    with eng.db.transaction() as conn:
+        conn.execute(insert(documents).values(case_id=case, instance_id=instance, element_id="letter",
+                                              handler="letters", kind="letter", title="Welcome letter",
+                                              body="Dear Ann, private text", created_at=START))
+    r = _as(app, "auditor").get(f"/api/cases/{case}")
+    assert [d["title"] for d in r.json()["documents"]] == ["Welcome letter"]
+    assert "private text" not in json.dumps(r.json())
