@@ -23,6 +23,9 @@ Handler = Callable[..., Any]
 
 #: handled by the engine itself: start another process for the same case
 START_PROCESS = "start_process"
+#: handled by the engine itself: merge details into the case record (told once, reused by every process)
+UPDATE_CASE = "update_case"
+BUILT_IN = frozenset({START_PROCESS, UPDATE_CASE})
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,8 @@ class HandlerRegistry:
         """
         if fn is None:
             return lambda f: self.register(name, f, document=document)
-        if name == START_PROCESS:
-            raise ValueError(f"'{START_PROCESS}' is reserved for the engine")
+        if name in BUILT_IN:
+            raise ValueError(f"'{name}' is reserved for the engine")
         self._handlers[name] = fn
         if document:
             self.document_handlers.add(name)
@@ -70,10 +73,10 @@ class HandlerRegistry:
             raise NotFoundError(f"no handler named '{name}' is registered", handler=name) from None
 
     def names(self) -> set[str]:
-        return set(self._handlers) | {START_PROCESS}
+        return set(self._handlers) | BUILT_IN
 
     def __contains__(self, name: object) -> bool:
-        return name in self._handlers or name == START_PROCESS
+        return name in self._handlers or name in BUILT_IN
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self.names()))

@@ -390,6 +390,7 @@ class Engine:
             incident = incident or inc
             all_events.extend(p.scope.events)
         first = pending[0]
+        self._save_case_data(conn, pending)
         w.events.append((case_chain(first.case_id), first.case_id, all_events))
         if writes is None:
             w.flush(conn, now, lock=self.db.is_postgres)
@@ -397,6 +398,20 @@ class Engine:
         ready = list(first.after["rows"]) if first.after and status != "completed" else []
         return StepResult(first.instance_id, first.case_id, status, ready, incident,
                           [p.instance_id for p in pending[1:]], len(all_events))
+
+    def _save_case_data(self, conn: Connection, pending: list[_Pending]) -> None:
+        """Details a process merged into the case record (update_case) are written with the step."""
+        changed = [p for p in pending if p.scope.case_updates]
+        if not changed:
+            return
+        case_id = changed[0].case_id
+        # read under a row lock and merge only what this step changed, so a concurrent update of
+        # other details is kept
+        old = conn.execute(self.db.for_update(select(cases.c.data).where(cases.c.id == case_id))).scalar_one()
+        merged = json.loads(old)
+        for p in changed:
+            merged.update(p.scope.case_updates)
+        conn.execute(update(cases).where(cases.c.id == case_id).values(data=json.dumps(merged, sort_keys=True)))
 
     def _write_instance(self, conn: Connection, now: datetime, p: _Pending, w: _Writes) -> dict[str, Any] | None:
         wf = p.workflow

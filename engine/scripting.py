@@ -21,7 +21,7 @@ from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from .errors import CarepathError, HandlerFailed, StateError
 from .expressions import SafeEnvironment
 from .history import Event
-from .registry import START_PROCESS, HandlerContext, HandlerRegistry
+from .registry import START_PROCESS, UPDATE_CASE, HandlerContext, HandlerRegistry
 
 
 @dataclass
@@ -43,6 +43,7 @@ class StepScope:
     events: list[Event] = field(default_factory=list)
     children: list[ChildStart] = field(default_factory=list)
     documents: list[dict[str, Any]] = field(default_factory=list)
+    case_updates: dict[str, Any] = field(default_factory=dict)
     #: replay: recorded handler results to serve instead of calling handlers
     recorded: list[dict[str, Any]] | None = None
     failure: dict[str, Any] | None = None
@@ -110,6 +111,8 @@ class CarepathScriptEngine(PythonScriptEngine):
         element_id = task.task_spec.bpmn_id
         if operation_name == START_PROCESS:
             return self._start_process(scope, element_id, params)
+        if operation_name == UPDATE_CASE:
+            return self._update_case(scope, element_id, params)
         inputs = _jsonable(params)
         if scope.recorded is not None:
             output = self._recorded_output(scope, task, element_id, operation_name, inputs)
@@ -147,6 +150,19 @@ class CarepathScriptEngine(PythonScriptEngine):
         data = params.get("data") or {}
         scope.children.append(ChildStart(process_id, _jsonable(data), element_id))
         return json.dumps({"process_id": process_id, "started": True})
+
+    def _update_case(self, scope: StepScope, element_id: str, params: dict[str, Any]) -> str:
+        data = params.get("data")
+        if not isinstance(data, dict) or not data:
+            scope.failure = {"handler": UPDATE_CASE, "element_id": element_id, "task_id": None,
+                             "inputs": _jsonable(params), "message": "update_case needs a non-empty data object"}
+            raise HandlerFailed("update_case needs a non-empty data object", element=element_id)
+        data = _jsonable(data)
+        scope.case_data.update(data)  # later handlers in this step see the new details
+        scope.case_updates.update(data)
+        scope.events.append(Event("case.updated", {"element_id": element_id, "data": data},
+                                  instance_id=scope.instance_id))
+        return json.dumps({"updated": sorted(data)})
 
     def _recorded_output(self, scope: StepScope, task: Any, element_id: str, handler: str, inputs: Any) -> Any:
         assert scope.recorded is not None

@@ -285,3 +285,19 @@ def test_a_task_withdrawn_by_its_deadline_says_so_when_someone_tries_to_complete
     eng.advance_clock(timedelta(days=43))
     with pytest.raises(ConflictError, match="withdrawn"):
         eng.complete_task(task_id, {"outcome": "late"}, actor="rc1")
+
+
+def test_a_process_keeps_the_persons_details_on_the_case_for_every_later_process(make_engine, calls):
+    eng = make_engine("record_person.bpmn", "three_tasks.bpmn")
+    res = eng.start("record_person")
+    person = {"name": "Peter Clarke", "date_of_birth": "1949-05-02"}
+    eng.complete_task(res.ready_tasks[0]["id"], {"person": person}, actor="advisor1")
+    assert eng.get_case(res.case_id)["data"] == {"person": person}
+    assert calls.log[-1] == ("notify", {"message": "hello Peter Clarke", "at": START})  # seen in the same step
+    updated = [e for e in eng.history(res.case_id) if e["type"] == "case.updated"]
+    assert [u["data"]["data"] for u in updated] == [{"person": person}]
+    later = eng.start("three_tasks", case_id=res.case_id)  # a later process of the same case
+    assert later.case_id == res.case_id and eng.get_case(res.case_id)["data"]["person"]["name"] == "Peter Clarke"
+    from engine.replay import replay_case
+
+    assert replay_case(eng, res.case_id).ok

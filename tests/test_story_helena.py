@@ -170,6 +170,7 @@ def test_helena_in_transition_is_assessed_without_reablement_and_gets_a_supporte
     assert front["contact_date"] == "2031-03-03" and front["reablement_appropriate"] is False
     assert children_started(eng, cid) == [("start_needs_assessment", "needs_assessment")]
     assert instances(eng, cid) == [("front_door", "completed"), ("needs_assessment", "waiting")]
+    assert eng.get_case(cid)["data"]["person"] == CONTACT["person"]  # told once, kept on the case
     start = started_data(eng, cid, assessment_id)
     assert start["person"]["name"] == "Helena Brooks" and start["contact_date"] == "2031-03-03"
     assess = the_task(eng, cid, "assess_needs")

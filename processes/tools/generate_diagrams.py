@@ -42,7 +42,11 @@ def front_door() -> Diagram:
           doc="processes/config/timescales.json, kept in `settings` and recorded in the case history.")
     d.add("userTask", "record_contact", "Record the contact", fd, 2, attrs=user_task("contact", "front_door"),
           doc="Who called, why, and the person's details - asked once and passed on to every later process.")
-    d.add("scriptTask", "note_contact", "Note the contact date", fd, 3, attrs={"scriptFormat": "python"},
+    a, e = service("update_case", None, data='{"person": person}')
+    d.add("serviceTask", "keep_person", "Keep the person's details on the case", fd, 3, attrs=a, ext=e,
+          doc="The person's details go on the case record once (update_case); every later process of the "
+              "case and every letter reads them from there.")
+    d.add("scriptTask", "note_contact", "Note the contact date", fd, 4, attrs={"scriptFormat": "python"},
           body=script('contact_date = now().date().isoformat()\n'
                       'try:\n'
                       '    reablement_appropriate = reablement_appropriate is not False\n'
@@ -50,57 +54,58 @@ def front_door() -> Diagram:
                       '    reablement_appropriate = True\n'),
           doc="contact_date (today), from which a needs assessment's 28-day target counts; "
               "reablement_appropriate is true unless the contact form says otherwise.")
-    d.add("businessRuleTask", "screen_contact", "Screen the contact", fd, 4,
+    d.add("businessRuleTask", "screen_contact", "Screen the contact", fd, 5,
           attrs={"camunda:decisionRef": "front_door_screening"},
           doc="Decision table processes/screening.dmn sets screening_route and screening_reason.")
-    d.add("exclusiveGateway", "route_gw", "Screening route?", fd, 5)
+    d.add("exclusiveGateway", "route_gw", "Screening route?", fd, 6)
     # row 0: information and advice
-    d.add("endEvent", "end_information_advice", "Information and advice given", fd, 9)
+    d.add("endEvent", "end_information_advice", "Information and advice given", fd, 10)
     # row 1: signposting
     a, e = service("search_directory", "directory_search", needs="needs", area='person["area"]')
-    d.add("serviceTask", "search_directory", "Search the community directory", fd, 6, 1, attrs=a, ext=e)
+    d.add("serviceTask", "search_directory", "Search the community directory", fd, 7, 1, attrs=a, ext=e)
     a, e = service("record_signposting", "signposting",
                    services='[service["id"] for service in directory_search["matches"]]',
                    person_consents="consents_to_referral",
                    call_back_in_days='settings["signposting_call_back_days"]')
-    d.add("serviceTask", "record_signposting", "Record signposting and referrals", fd, 7, 1, attrs=a, ext=e)
-    d.add("intermediateCatchEvent", "wait_for_call_back", "Call-back day", fd, 8, 1,
+    d.add("serviceTask", "record_signposting", "Record signposting and referrals", fd, 8, 1, attrs=a, ext=e)
+    d.add("intermediateCatchEvent", "wait_for_call_back", "Call-back day", fd, 9, 1,
           body=timer("timeDate", 'signposting["call_back_due"]'),
           doc='settings["signposting_call_back_days"] calendar days after the referral, moved to the next '
               "working day (worked out by record_signposting).")
-    d.add("userTask", "signposting_call_back", "Call back: was the signposting right?", fd, 9, 1,
+    d.add("userTask", "signposting_call_back", "Call back: was the signposting right?", fd, 10, 1,
           attrs=user_task("signposting_call_back", "front_door"))
-    d.add("endEvent", "end_signposted", "Signposting checked", fd, 10, 1)
+    d.add("endEvent", "end_signposted", "Signposting checked", fd, 11, 1)
     # row 2: reablement
     a, e = service("start_process", "reablement_started", process_id='"reablement"',
                    data='{"person": person, "age": person["age"], "reason": reason, '
                         '"from_hospital": from_hospital, '
                         '"discharge_date": discharge_date if from_hospital else None, '
                         '"screening_reason": screening_reason}')
-    d.add("serviceTask", "start_reablement", "Start reablement", fd, 6, 2, attrs=a, ext=e)
-    d.add("endEvent", "end_referred_reablement", "Referred to reablement", fd, 7, 2)
+    d.add("serviceTask", "start_reablement", "Start reablement", fd, 7, 2, attrs=a, ext=e)
+    d.add("endEvent", "end_referred_reablement", "Referred to reablement", fd, 8, 2)
     # row 3: needs assessment without reablement
     a, e = service("start_process", "assessment_started", process_id='"needs_assessment"',
                    data='{"person": person, "age": person["age"], "reason": reason, '
                         '"contact_date": contact_date, "screening_reason": screening_reason}')
-    d.add("serviceTask", "start_needs_assessment", "Start needs assessment", fd, 6, 3, attrs=a, ext=e,
+    d.add("serviceTask", "start_needs_assessment", "Start needs assessment", fd, 7, 3, attrs=a, ext=e,
           doc="Reablement is not appropriate (for example a young person moving to adult services, or a "
               "long-term condition reablement will not help): the needs assessment starts at once, its "
               "28-day target counted from the contact date.")
-    d.add("endEvent", "end_referred_assessment", "Referred for needs assessment", fd, 7, 3)
+    d.add("endEvent", "end_referred_assessment", "Referred for needs assessment", fd, 8, 3)
     # safeguarding lane: the safeguarding process owns triage, its deadline and escalation
     a, e = service("start_process", "safeguarding_started", process_id='"safeguarding"',
                    data='{"person": person, "concern": reason, "urgent": crisis, '
                         '"raised_by": caller["name"] + " (" + caller["relationship"] + ")", '
                         '"contact_date": contact_date, "screening_reason": screening_reason}')
-    d.add("serviceTask", "start_safeguarding", "Start safeguarding", sg, 6, attrs=a, ext=e,
+    d.add("serviceTask", "start_safeguarding", "Start safeguarding", sg, 7, attrs=a, ext=e,
           doc="Starts the safeguarding process for the same case: the safeguarding team records the concern "
               "and immediate safety, with its triage deadline escalated to the team manager.")
-    d.add("endEvent", "end_referred_safeguarding", "Referred to safeguarding", sg, 7)
+    d.add("endEvent", "end_referred_safeguarding", "Referred to safeguarding", sg, 8)
 
     d.flow("f_start", "contact_received", "load_settings")
     d.flow("f_settings", "load_settings", "record_contact")
-    d.flow("f_recorded", "record_contact", "note_contact")
+    d.flow("f_recorded", "record_contact", "keep_person")
+    d.flow("f_kept", "keep_person", "note_contact")
     d.flow("f_noted", "note_contact", "screen_contact")
     d.flow("f_screened", "screen_contact", "route_gw")
     d.flow("f_information", "route_gw", "end_information_advice", "Information and advice only", default=True)
