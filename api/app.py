@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from . import cases, errors, tasks
+from . import cases, errors, pages, static_assets, tasks
 from .auth import AuthSettings, AuthStore, create_tables
 from .auth import router as auth_router
 
@@ -45,4 +45,6 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     app.include_router(auth_router)
     app.include_router(tasks.router)
     app.include_router(cases.router)
+    app.include_router(static_assets.router)  # allow-listed front-end files (api/static_assets.py)
+    app.include_router(pages.router)  # HTML pages, same rules as the API (api/pages.py)
     return app

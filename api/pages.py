@@ -1,0 +1,343 @@
+"""Server-rendered pages (GOV.UK Frontend markup): sign-in, the task inbox and the task page.
+
+The pages use the JSON API's own rules — the session store and cookie (api/auth.py), the task
+list query, `_authorised_task` and the claim/complete actions (api/tasks.py) — so a page can
+never show or do more than the API allows. The differences are only in transport:
+
+* CSRF: every POST made with a session carries the session's token in a hidden `csrf_token`
+  field (instead of the `X-CSRF-Token` header), compared in constant time; missing or wrong → 403.
+* Sign-in has no session yet: its form carries a per-form token that must match a short-lived
+  `carepath_signin` cookie (HttpOnly, SameSite=Strict), and the session cookie is SameSite=Strict.
+* Signed out → redirect to /sign-in; forbidden → a 403 page; unknown task → a 404 page.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from engine.errors import ConflictError, NotFoundError, StateError, ValidationError
+
+from . import tasks as task_api
+from .auth import COOKIE, AuthStore, User
+from .errors import ApiError
+from .page_forms import Field, engine_errors, fields_for, fill, read_form
+
+templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+router = APIRouter(include_in_schema=False)
+
+SIGNIN_COOKIE = "carepath_signin"
+FLASH_COOKIE = "carepath_flash"
+PAGE_SIZE = 20
+DUE_SOON = timedelta(days=2)
+MAX_BODY = 256 * 1024
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+
+
+class _Redirect(Exception):
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+# ---------------------------------------------------------------------- helpers
+def _secure(request: Request, store: AuthStore) -> bool:
+    s = store.settings.secure_cookie
+    return request.url.scheme == "https" if s is None else s
+
+
+def _headers(resp: Response) -> Response:
+    resp.headers["Content-Security-Policy"] = CSP
+    resp.headers["X-Frame-Options"] = "DENY"
+    resp.headers["Referrer-Policy"] = "same-origin"
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _render(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -> Response:
+    return _headers(templates.TemplateResponse(request, name, ctx, status_code=status))
+
+
+def _redirect(url: str) -> Response:
+    return _headers(RedirectResponse(url, status_code=303))
+
+
+def _error_page(request: Request, user: User | None, status: int, title: str, message: str) -> Response:
+    return _render(request, "error.html", {"user": user, "title": title, "message": message}, status)
+
+
+def _user(request: Request) -> User | None:
+    store: AuthStore = request.app.state.auth
+    return store.session_user(request.cookies.get(COOKIE))
+
+
+async def _form(request: Request) -> dict[str, list[str]]:
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise ApiError(413, "too_large", "the form is too large")
+    return parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+
+
+def _csrf_ok(user: User, form: dict[str, list[str]]) -> bool:
+    sent = (form.get("csrf_token") or [""])[-1]
+    return bool(sent) and hmac.compare_digest(sent.encode(), user.csrf_token.encode())
+
+
+def _date(value: datetime | None) -> str:
+    return "" if value is None else f"{value.day} {value:%B %Y}"
+
+
+def _due_tag(due: datetime | None, now: datetime) -> tuple[str, str] | None:
+    if due is None:
+        return None
+    if due < now:
+        return "Overdue", "govuk-tag--red"
+    if due <= now + DUE_SOON:
+        return "Due soon", "govuk-tag--yellow"
+    return None
+
+
+def _guard(request: Request, user: User | None, exc: Exception) -> Response:
+    if isinstance(exc, _Redirect):
+        return _redirect(exc.url)
+    if isinstance(exc, ApiError):
+        if exc.status == 401:
+            return _redirect("/sign-in")
+        if exc.status == 403:
+            return _error_page(request, user, 403, "You do not have permission to see this page", exc.message)
+        return _error_page(request, user, exc.status, "Sorry, there is a problem", exc.message)
+    if isinstance(exc, NotFoundError):
+        return _error_page(request, user, 404, "Page not found", "There is no open task at this address.")
+    if isinstance(exc, (ConflictError, StateError)):
+        return _error_page(request, user, 409, "This task has changed", str(exc))
+    raise exc
+
+
+def _signed_in(request: Request) -> User:
+    user = _user(request)
+    if user is None:
+        raise _Redirect("/sign-in")
+    return user
+
+
+# ---------------------------------------------------------------------- sign-in / sign-out
+def _sign_in_page(request: Request, *, error: str | None = None, username: str = "", status: int = 200) -> Response:
+    token = secrets.token_urlsafe(32)
+    resp = _render(request, "sign_in.html", {"user": None, "error": error, "username": username,
+                                             "form_token": token}, status)
+    resp.set_cookie(SIGNIN_COOKIE, token, httponly=True, samesite="strict", path="/sign-in", max_age=3600,
+                    secure=_secure(request, request.app.state.auth))
+    return resp
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request) -> Response:
+    return _redirect("/tasks" if _user(request) else "/sign-in")
+
+
+@router.get("/sign-in", response_class=HTMLResponse)
+def sign_in_form(request: Request) -> Response:
+    if _user(request) is not None:
+        return _redirect("/tasks")
+    return _sign_in_page(request)
+
+
+@router.post("/sign-in", response_class=HTMLResponse)
+async def sign_in(request: Request) -> Response:
+    form = await _form(request)
+    sent = (form.get("form_token") or [""])[-1]
+    expected = request.cookies.get(SIGNIN_COOKIE, "")
+    if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        return _error_page(request, None, 403, "Sign-in form expired",
+                           "The sign-in form has expired or was not sent from this site. Go back and try again.")
+    username = (form.get("username") or [""])[-1].strip().lower()
+    password = (form.get("password") or [""])[-1]
+    store: AuthStore = request.app.state.auth
+    if not username or not password:
+        return _sign_in_page(request, error="Enter your username and password", username=username, status=400)
+    try:
+        user, token = await run_in_threadpool(store.sign_in, username[:64], password[:1024])
+    except ApiError as exc:
+        return _sign_in_page(request, error=exc.message[:1].upper() + exc.message[1:], username=username,
+                             status=401)
+    old = request.cookies.get(COOKIE)
+    if old:
+        await run_in_threadpool(store.sign_out, old)  # a new session on every sign-in (no fixation)
+    resp = _redirect("/tasks")
+    resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=_secure(request, store), path="/")
+    resp.delete_cookie(SIGNIN_COOKIE, path="/sign-in")
+    del user
+    return resp
+
+
+@router.post("/sign-out", response_class=HTMLResponse)
+async def sign_out(request: Request) -> Response:
+    form = await _form(request)
+    user = _user(request)
+    if user is None:
+        return _redirect("/sign-in")
+    if not _csrf_ok(user, form):
+        return _error_page(request, user, 403, "You do not have permission to do that",
+                           "The form was missing its security token; nothing was changed.")
+    store: AuthStore = request.app.state.auth
+    await run_in_threadpool(store.sign_out, request.cookies.get(COOKIE, ""))
+    resp = _redirect("/sign-in")
+    resp.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    return resp
+
+
+# ---------------------------------------------------------------------- inbox
+@router.get("/tasks", response_class=HTMLResponse)
+def inbox(request: Request, view: str = "team", page: int = 1) -> Response:
+    user = None
+    try:
+        user = _signed_in(request)
+        task_api._worker(user)
+        engine = request.app.state.engine
+        scope = "mine" if view == "mine" else "team"
+        page = max(1, min(page, 10_000))
+        result = task_api.list_tasks(user, engine, scope=scope, team=None, process=None, limit=PAGE_SIZE + 1,
+                                     offset=(page - 1) * PAGE_SIZE)
+    except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
+        return _guard(request, user, exc)
+    now = engine.now()
+    rows = []
+    for t in result["tasks"][:PAGE_SIZE]:
+        rows.append({**t, "due_text": _date(t.get("due_at")), "tag": _due_tag(t.get("due_at"), now)})
+    flash = unquote(request.cookies.get(FLASH_COOKIE, ""))
+    resp = _render(request, "tasks.html", {
+        "user": user, "view": scope, "rows": rows, "page": page, "has_next": len(result["tasks"]) > PAGE_SIZE,
+        "flash": flash, "today": _date(now)})
+    if flash:
+        resp.delete_cookie(FLASH_COOKIE, path="/tasks")
+    return resp
+
+
+@router.post("/tasks/{task_id}/claim", response_class=HTMLResponse)
+async def claim(request: Request, task_id: str) -> Response:
+    form = await _form(request)
+    user = None
+    try:
+        user = _signed_in(request)
+        if not _csrf_ok(user, form):
+            raise ApiError(403, "csrf", "The form was missing its security token; nothing was changed.")
+        task_api._worker(user)
+        rev = (form.get("revision") or [""])[-1]
+        body = task_api.Revision(revision=int(rev)) if rev.isdigit() else None
+        await run_in_threadpool(task_api.claim, task_id, user, request.app.state.engine, body)
+    except ConflictError:
+        return _error_page(request, user, 409, "This task has changed",
+                           "Someone else claimed, completed or changed this task. Go back to your tasks and "
+                           "reload the list.")
+    except Exception as exc:  # noqa: BLE001
+        return _guard(request, user, exc)
+    return _redirect(f"/tasks/{quote(task_id)}")
+
+
+# ---------------------------------------------------------------------- task page
+def _task_context(request: Request, user: User, task: dict[str, Any], fields: list[Field], **extra: Any
+                  ) -> dict[str, Any]:
+    engine = request.app.state.engine
+    now = engine.now()
+    ctx = {"user": user, "task": task, "fields": fields, "errors": [], "conflict": None,
+           "due_text": _date(task.get("due_at")), "tag": _due_tag(task.get("due_at"), now),
+           "claimed_by_other": task.get("assignee") not in (None, user.username)}
+    ctx.update(extra)
+    return ctx
+
+
+def _schema(engine: Any, task: dict[str, Any]) -> dict[str, Any]:
+    if not task.get("form"):
+        return {}
+    try:
+        return engine.forms.schema(task["form"])
+    except NotFoundError:
+        return {}
+
+
+@router.get("/tasks/{task_id}", response_class=HTMLResponse)
+def task_page(request: Request, task_id: str) -> Response:
+    user = None
+    try:
+        user = _signed_in(request)
+        task_api._worker(user)
+        engine = request.app.state.engine
+        task = task_api._authorised_task(engine, user, task_id)
+    except Exception as exc:  # noqa: BLE001
+        return _guard(request, user, exc)
+    fields = fields_for(_schema(engine, task))
+    fill(fields, None)
+    return _render(request, "task.html", _task_context(request, user, task, fields))
+
+
+@router.post("/tasks/{task_id}", response_class=HTMLResponse)
+async def complete(request: Request, task_id: str) -> Response:
+    form = await _form(request)
+    user = None
+    try:
+        user = _signed_in(request)
+        if not _csrf_ok(user, form):
+            raise ApiError(403, "csrf", "The form was missing its security token; nothing was changed.")
+        task_api._worker(user)
+        engine = request.app.state.engine
+        task = await run_in_threadpool(task_api._authorised_task, engine, user, task_id)
+    except ConflictError:
+        return _error_page(request, user, 409, "This task has changed",
+                           "Someone else completed or changed this task; nothing you typed was saved.")
+    except Exception as exc:  # noqa: BLE001
+        return _guard(request, user, exc)
+    fields = fields_for(_schema(engine, task))
+    data, local = read_form(fields, form)
+    rev = (form.get("revision") or [""])[-1]
+    revision = int(rev) if rev.isdigit() else None
+
+    def again(status: int, messages: dict[str, str], general: list[str], conflict: str | None = None) -> Response:
+        for f in fields:
+            f.error = messages.get(f.name)
+        summary = [{"text": f.error, "href": "#" + (f.id + "-day" if f.kind == "date" else
+                                                    f.id if f.kind not in ("radios", "boolean", "checkboxes")
+                                                    else f.id + "-0")}
+                   for f in fields if f.error]
+        summary += [{"text": g, "href": None} for g in general]
+        return _render(request, "task.html", _task_context(request, user, task, fields, errors=summary,
+                                                            conflict=conflict), status)
+
+    if local:
+        # check the rest too, without completing, so every error shows at once
+        try:
+            engine.forms.validate(task.get("form"), {k: v for k, v in data.items() if k not in local},
+                                  task=task_id)
+            messages, general = {}, []
+        except ValidationError as exc:
+            messages, general = engine_errors(fields, exc.errors)
+        return again(400, {**messages, **local}, general)
+    try:
+        await run_in_threadpool(task_api.complete, task_id, task_api.Completion(data=data, revision=revision),
+                                user, engine)
+    except ValidationError as exc:
+        messages, general = engine_errors(fields, exc.errors)
+        if not messages and not general:
+            general = [str(exc)]
+        return again(400, messages, general)
+    except (ConflictError, StateError):
+        return again(409, {}, [], "Someone else completed or changed this task since you opened it, so nothing "
+                                  "was saved. What you typed is still below: copy anything you need, then go "
+                                  "back to your tasks.")
+    except Exception as exc:  # noqa: BLE001
+        return _guard(request, user, exc)
+    resp = _redirect("/tasks?view=mine")
+    flash = f"{task.get('name') or 'Task'} for {task.get('reference') or 'this case'}"[:200]
+    resp.set_cookie(FLASH_COOKIE, quote(flash),
+                    httponly=True, samesite="strict", path="/tasks", max_age=300,
+                    secure=_secure(request, request.app.state.auth))
+    return resp

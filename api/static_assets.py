@@ -1,0 +1,60 @@
+"""Front-end assets for the pages, served from an allow-list (no path from the URL reaches the disk).
+
+govuk-frontend (the design system's CSS and JS) and axe-core come from node_modules, installed
+from the locked package.json/package-lock.json (`npm ci`). The council is not GOV.UK, so the CSS
+is served without the GDS Transport font (its @font-face rules are removed and the font names
+dropped, leaving Arial, sans-serif) and no crown or GOV.UK images are served.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE = ROOT / "node_modules"
+GOVUK = NODE / "govuk-frontend" / "dist" / "govuk"
+
+# URL name -> (file, media type). Nothing else is served.
+ALLOWED: dict[str, tuple[Path, str]] = {
+    "govuk-frontend.min.css": (GOVUK / "govuk-frontend.min.css", "text/css; charset=utf-8"),
+    "govuk-frontend.min.js": (GOVUK / "govuk-frontend.min.js", "text/javascript; charset=utf-8"),
+    "app.css": (Path(__file__).resolve().parent / "static" / "app.css", "text/css; charset=utf-8"),
+    "app.js": (Path(__file__).resolve().parent / "static" / "app.js", "text/javascript; charset=utf-8"),
+}
+
+_FONT_FACE = re.compile(r"@font-face\{[^}]*\}")
+
+
+def _without_gds_font(css: str) -> str:
+    css = _FONT_FACE.sub("", css)
+    return css.replace("font-family:GDS Transport,", "font-family:").replace("font-family:GDS Transport",
+                                                                            "font-family:arial,sans-serif")
+
+
+@lru_cache(maxsize=None)
+def _load(name: str) -> bytes | None:
+    path, _media = ALLOWED[name]
+    if not path.is_file():
+        return None
+    if name == "govuk-frontend.min.css":
+        return _without_gds_font(path.read_text(encoding="utf-8")).encode()
+    return path.read_bytes()
+
+
+router = APIRouter()
+
+
+@router.get("/static/{name}", include_in_schema=False)
+def static(name: str) -> Response:
+    if name not in ALLOWED:
+        return Response("not found", status_code=404, media_type="text/plain")
+    body = _load(name)
+    if body is None:
+        return Response(f"{name} is missing: run `npm ci`", status_code=404, media_type="text/plain")
+    return Response(body, media_type=ALLOWED[name][1], headers={"Cache-Control": "public, max-age=3600",
+                                                                "X-Content-Type-Options": "nosniff"})
