@@ -19,6 +19,7 @@ from engine.errors import ValidationError
 from engine.forms import FormLibrary
 from engine.registry import load_registry
 from engine.runtime import Engine
+from tests.case_helpers import completed_route, events, fired, fired_at, handlers_called, instances, the_task
 from tests.conftest import START
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,37 +75,8 @@ KYLE = contact(
 LIKELY_ELIGIBLE = contact(outcomes_unable=["personal_hygiene", "being_appropriately_clothed", "using_the_home_safely"])
 
 
-def events(eng, case_id, kind):
-    return [e for e in eng.history(case_id) if e["type"] == kind]
-
-
-def fired(eng, case_id):
-    return [e["data"]["element_id"] for e in events(eng, case_id, "timer.fired")]
-
-
-def fired_at(eng, case_id, element_id):
-    return [e["at"] for e in events(eng, case_id, "timer.fired") if e["data"]["element_id"] == element_id]
-
-
-def handlers_called(eng, case_id):
-    return [(e["data"]["element_id"], e["data"]["handler"]) for e in events(eng, case_id, "handler.called")]
-
-
-def completed_route(eng, case_id):
-    return [e["data"]["element_id"] for e in events(eng, case_id, "task.completed")]
-
-
 def open_tasks(eng, case_id):
     return [(t["element_id"], t["team"]) for t in eng.list_tasks(case_id=case_id)]
-
-
-def the_task(eng, case_id, element_id):
-    [task] = [t for t in eng.list_tasks(case_id=case_id) if t["element_id"] == element_id]
-    return task
-
-
-def instances(eng, case_id):
-    return [(i["process_id"], i["status"]) for i in eng.get_case(case_id)["instances"]]
 
 
 def start_front_door(eng, form):

@@ -18,6 +18,16 @@ from engine.errors import ValidationError
 from engine.forms import FormLibrary
 from engine.registry import load_registry
 from engine.runtime import Engine
+from tests.case_helpers import (
+    completed_route,
+    events,
+    fired,
+    fired_at,
+    handlers_called,
+    instances,
+    started_data,
+    the_task,
+)
 from tests.conftest import START
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,52 +45,18 @@ def eng(db_url):
 
 # ---------------------------------------------------------------- helpers
 
-def events(eng, case_id, kind):
-    return [e for e in eng.history(case_id) if e["type"] == kind]
-
-
-def fired(eng, case_id):
-    return [e["data"]["element_id"] for e in events(eng, case_id, "timer.fired")]
-
-
-def fired_at(eng, case_id, element_id):
-    return [e["at"] for e in events(eng, case_id, "timer.fired") if e["data"]["element_id"] == element_id]
-
-
-def handlers_called(eng, case_id):
-    return [(e["data"]["element_id"], e["data"]["handler"]) for e in events(eng, case_id, "handler.called")]
-
-
 def handler_output(eng, case_id, element_id):
     [out] = [e["data"]["output"] for e in events(eng, case_id, "handler.called")
              if e["data"]["element_id"] == element_id]
     return out
 
 
-def completed_route(eng, case_id):
-    return [e["data"]["element_id"] for e in events(eng, case_id, "task.completed")]
-
-
 def open_tasks(eng, case_id):
     return sorted((t["element_id"], t["team"]) for t in eng.list_tasks(case_id=case_id))
 
 
-def the_task(eng, case_id, element_id):
-    [task] = [t for t in eng.list_tasks(case_id=case_id) if t["element_id"] == element_id]
-    return task
-
-
 def complete(eng, case_id, element_id, data, actor="worker1"):
     return eng.complete_task(the_task(eng, case_id, element_id)["id"], data, actor=actor)
-
-
-def instances(eng, case_id):
-    return [(i["process_id"], i["status"]) for i in eng.get_case(case_id)["instances"]]
-
-
-def started_data(eng, case_id, instance_id):
-    [e] = [e for e in events(eng, case_id, "instance.started") if e["instance_id"] == instance_id]
-    return e["data"]["data"]
 
 
 def at(text):
