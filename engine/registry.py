@@ -38,6 +38,7 @@ class HandlerContext:
     element_id: str
     now: datetime
     case_data: dict[str, Any] = field(default_factory=dict)
+    case_reference: str = ""  # e.g. CASE-000123: what letters quote
 
 
 class HandlerRegistry:

@@ -52,12 +52,12 @@ _CLEAR_TIMERS = delete(timers).where(timers.c.instance_id.in_(bindparam("ids", e
 _DROP_TIMERS = delete(timers).where(timers.c.task_id.in_(bindparam("ids", expanding=True)))
 _ADD_TIMERS = insert(timers)
 _ADD_DOCUMENTS = insert(documents)
-_LOAD = (select(instances, cases.c.data.label("case_data")).join(cases, cases.c.id == instances.c.case_id)
+_LOAD = (select(instances, cases.c.data.label("case_data"), cases.c.reference.label("case_reference")).join(cases, cases.c.id == instances.c.case_id)
          .where(instances.c.id == bindparam("id")))
-_LOAD_MANY = (select(instances, cases.c.data.label("case_data")).join(cases, cases.c.id == instances.c.case_id)
+_LOAD_MANY = (select(instances, cases.c.data.label("case_data"), cases.c.reference.label("case_reference")).join(cases, cases.c.id == instances.c.case_id)
               .where(instances.c.id.in_(bindparam("ids", expanding=True))))
 # completing a task reads the task, its instance and its case in one query
-_TASK_AND_INSTANCE = (select(instances, cases.c.data.label("case_data"), tasks.c.instance_id, tasks.c.form,
+_TASK_AND_INSTANCE = (select(instances, cases.c.data.label("case_data"), cases.c.reference.label("case_reference"), tasks.c.instance_id, tasks.c.form,
                              tasks.c.revision)
                       .join(instances, instances.c.id == tasks.c.instance_id)
                       .join(cases, cases.c.id == instances.c.case_id)
@@ -278,8 +278,9 @@ class Engine:
                         data: dict[str, Any], actor: str, parent: int | None,
                         element_id: str | None = None, case_data: dict[str, Any] | None = None) -> list[_Pending]:
         loaded = self.specs.get(conn, version_id)
+        case_row = conn.execute(select(cases.c.data, cases.c.reference).where(cases.c.id == case_id)).one()
         if case_data is None:
-            case_data = json.loads(conn.execute(select(cases.c.data).where(cases.c.id == case_id)).scalar_one())
+            case_data = json.loads(case_row.data)
         iid = conn.execute(insert(instances).values(
             case_id=case_id, process_version_id=version_id, process_id=loaded.process_id,
             parent_instance_id=parent, status="running", version=0, state_format=STATE_FORMAT, state=None,
@@ -287,7 +288,7 @@ class Engine:
         wf = BpmnWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=self.script_engine)
         for t in wf.get_tasks(state=TaskState.READY):
             t.data.update(data)
-        scope = self._scope(now, case_id, iid, loaded.process_id, case_data)
+        scope = self._scope(now, case_id, iid, loaded.process_id, case_data, case_row.reference)
         scope.events.append(Event("instance.started", {
             "process_id": loaded.process_id, "version": loaded.version, "process_version_id": version_id,
             "data": data, "parent_instance_id": parent, "started_by_element": element_id}, instance_id=iid,
@@ -296,9 +297,9 @@ class Engine:
         return [p] + self._advance(conn, now, p, actor)
 
     def _scope(self, now: datetime, case_id: int, instance_id: int, process_id: str,
-               case_data: dict[str, Any]) -> StepScope:
+               case_data: dict[str, Any], case_reference: str) -> StepScope:
         scope = StepScope(now=now, case_id=case_id, instance_id=instance_id, process_id=process_id,
-                          case_data=case_data)
+                          case_data=case_data, case_reference=case_reference)
         if self._replay_outputs is not None:
             scope.recorded = self._replay_outputs
         return scope
@@ -548,7 +549,8 @@ class Engine:
 
     def _pending(self, now: datetime, row: Any, wf: BpmnWorkflow) -> _Pending:
         return _Pending(row.id, row.case_id, row.version, row.process_id, wf,
-                        self._scope(now, row.case_id, row.id, row.process_id, json.loads(row.case_data)),
+                        self._scope(now, row.case_id, row.id, row.process_id, json.loads(row.case_data),
+                                    row.case_reference),
                         _snapshot(wf), old_status=row.status)
 
     def _task_event(self, task_id: str, type_: str, actor: str, changes: dict[str, Any],

@@ -40,6 +40,7 @@ class StepScope:
     instance_id: int
     process_id: str
     case_data: dict[str, Any]
+    case_reference: str = ""
     events: list[Event] = field(default_factory=list)
     children: list[ChildStart] = field(default_factory=list)
     documents: list[dict[str, Any]] = field(default_factory=list)
@@ -118,7 +119,8 @@ class CarepathScriptEngine(PythonScriptEngine):
             output = self._recorded_output(scope, task, element_id, operation_name, inputs)
         else:
             ctx = HandlerContext(case_id=scope.case_id, instance_id=scope.instance_id, process_id=scope.process_id,
-                                 element_id=element_id, now=scope.now, case_data=dict(scope.case_data))
+                                 element_id=element_id, now=scope.now, case_data=dict(scope.case_data),
+                                 case_reference=scope.case_reference)
             try:
                 handler = self.registry.get(operation_name)
                 output = handler(ctx, **params)

@@ -171,7 +171,7 @@ def _render(
         "council": _wrap(load_council(), "council"),
         "person": _wrap(person, "person"),
         "address_lines": _address_lines(person),
-        "reference": person.get("reference") or f"case {ctx.case_id}",
+        "reference": person.get("reference") or ctx.case_reference or f"case {ctx.case_id}",
         "title": title,
         "dated": dated,
         **{key: _wrap(value, key) if isinstance(value, dict) else value for key, value in data.items()},

@@ -239,6 +239,7 @@ def test_an_adult_found_not_eligible_gets_a_letter_with_reasons_and_the_process_
     assert "your needs are not eligible for care and support" in letter
     assert "unable to achieve only 1 of the outcomes" in letter
     assert "Peter needs help and prompting with maintaining personal hygiene" in letter
+    assert "Our reference: CASE-000001" in letter
     [filed] = eng.documents(cid)  # the letter is filed on the case, as the person received it
     assert (filed["kind"], filed["handler"]) == ("eligibility", "eligibility_letter")
     assert " ".join(filed["body"].split()) == letter
