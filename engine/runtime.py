@@ -52,13 +52,13 @@ _CLEAR_TIMERS = delete(timers).where(timers.c.instance_id.in_(bindparam("ids", e
 _DROP_TIMERS = delete(timers).where(timers.c.task_id.in_(bindparam("ids", expanding=True)))
 _ADD_TIMERS = insert(timers)
 _ADD_DOCUMENTS = insert(documents)
-_LOAD = (select(instances, cases.c.data.label("case_data"), cases.c.reference.label("case_reference")).join(cases, cases.c.id == instances.c.case_id)
+_CASE_COLUMNS = (cases.c.data.label("case_data"), cases.c.reference.label("case_reference"))
+_LOAD = (select(instances, *_CASE_COLUMNS).join(cases, cases.c.id == instances.c.case_id)
          .where(instances.c.id == bindparam("id")))
-_LOAD_MANY = (select(instances, cases.c.data.label("case_data"), cases.c.reference.label("case_reference")).join(cases, cases.c.id == instances.c.case_id)
+_LOAD_MANY = (select(instances, *_CASE_COLUMNS).join(cases, cases.c.id == instances.c.case_id)
               .where(instances.c.id.in_(bindparam("ids", expanding=True))))
 # completing a task reads the task, its instance and its case in one query
-_TASK_AND_INSTANCE = (select(instances, cases.c.data.label("case_data"), cases.c.reference.label("case_reference"), tasks.c.instance_id, tasks.c.form,
-                             tasks.c.revision)
+_TASK_AND_INSTANCE = (select(instances, *_CASE_COLUMNS, tasks.c.instance_id, tasks.c.form, tasks.c.revision)
                       .join(instances, instances.c.id == tasks.c.instance_id)
                       .join(cases, cases.c.id == instances.c.case_id)
                       .where(tasks.c.id == bindparam("id")))
