@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import and_, insert, or_, select
 
-from engine.schema import events, task_groups, tasks
+from engine.schema import events, tasks
 
 from .auth import OVERSIGHT_ROLES, User, case_access_log, restricted_cases
 
@@ -58,12 +58,15 @@ def restrict_case(engine: Any, case_id: int, usernames: list[str]) -> None:
 # ---------------------------------------------------------------------- tasks
 
 
+def _like_group(team: str) -> str:
+    return '%"' + team.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + '"%'
+
+
 def task_filter(user: User, teams: set[str] | None = None, *, include_assigned: bool = True) -> Any:
     """SQL condition: tasks of `teams` (default: all the user's teams) or assigned to the user."""
     teams = user.teams if teams is None else teams
-    # through the indexed task_groups table: a team's queue never scans every open task
-    conds = [tasks.c.id.in_(select(task_groups.c.task_id).where(task_groups.c.grp.in_(sorted(teams))))] \
-        if teams else []
+    conds = [tasks.c.team.in_(sorted(teams))] if teams else []
+    conds += [tasks.c.candidate_groups.like(_like_group(t), escape="\\") for t in sorted(teams)]
     if include_assigned:
         conds.append(tasks.c.assignee == user.username)
     return or_(*conds) if conds else and_(tasks.c.id.is_(None), tasks.c.id.is_not(None))

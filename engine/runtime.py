@@ -32,12 +32,11 @@ from .forms import FormLibrary
 from .history import Event, case_chain
 from .migrate import upgrade
 from .registry import HandlerRegistry, load_registry
-from .schema import cases, chains, documents, events, incidents, instances, settings, task_groups, tasks, timers
+from .schema import cases, chains, documents, events, incidents, instances, settings, tasks, timers
 from .scripting import CarepathScriptEngine, ChildStart, ReplayMismatch, StepScope
 from .state import STATE_FORMAT, StateCodec
 
 SCHEMA_VERSION = "1"
-_DROP_TASK_GROUPS = delete(task_groups).where(task_groups.c.task_id.in_(bindparam("ids", expanding=True)))
 _DROP_TASKS = delete(tasks).where(tasks.c.id.in_(bindparam("ids", expanding=True)))
 _ADD_TASKS = insert(tasks)
 _SAVE_INSTANCE = (update(instances)
@@ -52,7 +51,6 @@ _MOVE_TASK_DUE = update(tasks).where(tasks.c.id == bindparam("tid")).values(due_
 _CLEAR_TIMERS = delete(timers).where(timers.c.instance_id.in_(bindparam("ids", expanding=True)))
 _DROP_TIMERS = delete(timers).where(timers.c.task_id.in_(bindparam("ids", expanding=True)))
 _ADD_TIMERS = insert(timers)
-_ADD_TASK_GROUPS = insert(task_groups)
 _ADD_DOCUMENTS = insert(documents)
 _CASE_COLUMNS = (cases.c.data.label("case_data"), cases.c.reference.label("case_reference"))
 _LOAD = (select(instances, *_CASE_COLUMNS).join(cases, cases.c.id == instances.c.case_id)
@@ -109,7 +107,6 @@ class _Writes:
         self.finish: list[dict[str, Any]] = []
         self.drop_tasks: list[str] = []
         self.add_tasks: list[dict[str, Any]] = []
-        self.add_task_groups: list[dict[str, Any]] = []
         self.task_due: list[dict[str, Any]] = []
         self.drop_timers: list[str] = []
         self.clear_timers: list[int] = []
@@ -130,12 +127,9 @@ class _Writes:
                                     "there first); nothing was saved — reload and try again",
                                     instance=rows[0]["iid"] if len(rows) == 1 else None)
         if self.drop_tasks:
-            conn.execute(_DROP_TASK_GROUPS, {"ids": self.drop_tasks})
             conn.execute(_DROP_TASKS, {"ids": self.drop_tasks})
         if self.add_tasks:
             conn.execute(_ADD_TASKS, self.add_tasks)
-        if self.add_task_groups:
-            conn.execute(_ADD_TASK_GROUPS, self.add_task_groups)
         if self.task_due:
             conn.execute(_MOVE_TASK_DUE, self.task_due)
         if self.clear_timers:
@@ -473,8 +467,6 @@ class Engine:
                 element_id=t["element_id"], name=t["name"], form=t["form"], team=t["team"],
                 candidate_groups=json.dumps(t["candidate_groups"]), lane=t["lane"],
                 created_at=now, due_at=t["due_at"], revision=0) for t in new])
-            w.add_task_groups.extend({"task_id": t["id"], "grp": g}
-                                     for t in new for g in dict.fromkeys(t["candidate_groups"]))
         for t in ready:  # due dates move when a timer is re-set
             if t["id"] in existing and existing[t["id"]]["due_at"] != t["due_at"]:
                 w.task_due.append({"tid": t["id"], "due": t["due_at"]})

@@ -126,15 +126,6 @@ tasks = Table(
     Column("revision", Integer, nullable=False, default=0),
 )
 
-# Every team a task is offered to (its candidate groups), one row each, so an inbox finds a team's
-# tasks through an index instead of scanning every open task.
-task_groups = Table(
-    "task_groups",
-    metadata,
-    Column("task_id", ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
-    Column("grp", String(255), primary_key=True, index=True),
-)
-
 timers = Table(
     "timers",
     metadata,

@@ -37,26 +37,3 @@ def test_the_migrations_create_exactly_the_schema_the_code_uses(make_engine):
     with eng.db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
-
-
-def test_upgrading_from_0002_gives_existing_open_tasks_their_team_rows(tmp_path, calls):
-    from alembic import command
-    from sqlalchemy import select
-
-    from engine.db import Database
-    from engine.migrate import alembic_config
-    from engine.runtime import Engine
-    from engine.schema import task_groups
-    from tests.conftest import DIAGRAMS, START
-
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    eng = Engine(url, registry=calls.registry(), forms=FormLibrary())
-    eng.init(simulated_start=START)
-    eng.deploy([DIAGRAMS / "three_tasks.bpmn"])
-    task_id = eng.start("three_tasks").ready_tasks[0]["id"]
-    cfg = alembic_config(Database(url))
-    command.downgrade(cfg, "0002")  # as a database made before task groups existed
-    command.upgrade(cfg, "head")
-    with eng.db.engine.connect() as conn:
-        assert conn.execute(select(task_groups.c.task_id, task_groups.c.grp)).all() == [(task_id, "front_door")]
-    eng.db.dispose()
