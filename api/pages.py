@@ -1,7 +1,7 @@
 """Server-rendered pages (GOV.UK Frontend markup): sign-in, the task inbox and the task page.
 
 The pages use the JSON API's own rules — the session store and cookie (api/auth.py), the task
-list query, `_authorised_task` and the claim/complete actions (api/tasks.py) — so a page can
+list query, `authorised_task` and the claim/complete actions (api/tasks.py) — so a page can
 never show or do more than the API allows. The differences are only in transport:
 
 * CSRF: every POST made with a session carries the session's token in a hidden `csrf_token`
@@ -202,7 +202,7 @@ def inbox(request: Request, view: str = "team", page: int = 1) -> Response:
     user = None
     try:
         user = _signed_in(request)
-        task_api._worker(user)
+        task_api.require_worker(user)
         engine = request.app.state.engine
         scope = "mine" if view == "mine" else "team"
         page = max(1, min(page, 10_000))
@@ -231,7 +231,7 @@ async def claim(request: Request, task_id: str) -> Response:
         user = _signed_in(request)
         if not _csrf_ok(user, form):
             raise ApiError(403, "csrf", "The form was missing its security token; nothing was changed.")
-        task_api._worker(user)
+        task_api.require_worker(user)
         rev = (form.get("revision") or [""])[-1]
         body = task_api.Revision(revision=int(rev)) if rev.isdigit() else None
         await run_in_threadpool(task_api.claim, task_id, user, request.app.state.engine, body)
@@ -270,9 +270,9 @@ def task_page(request: Request, task_id: str) -> Response:
     user = None
     try:
         user = _signed_in(request)
-        task_api._worker(user)
+        task_api.require_worker(user)
         engine = request.app.state.engine
-        task = task_api._authorised_task(engine, user, task_id)
+        task = task_api.authorised_task(engine, user, task_id)
     except Exception as exc:  # noqa: BLE001
         return _guard(request, user, exc)
     fields = fields_for(_schema(engine, task))
@@ -288,9 +288,9 @@ async def complete(request: Request, task_id: str) -> Response:
         user = _signed_in(request)
         if not _csrf_ok(user, form):
             raise ApiError(403, "csrf", "The form was missing its security token; nothing was changed.")
-        task_api._worker(user)
+        task_api.require_worker(user)
         engine = request.app.state.engine
-        task = await run_in_threadpool(task_api._authorised_task, engine, user, task_id)
+        task = await run_in_threadpool(task_api.authorised_task, engine, user, task_id)
     except ConflictError:
         return _error_page(request, user, 409, "This task has changed",
                            "Someone else completed or changed this task; nothing you typed was saved.")

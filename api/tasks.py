@@ -21,7 +21,7 @@ from .errors import forbidden
 router = APIRouter(prefix="/api/tasks")
 
 
-def _worker(user: Annotated[User, Depends(current_user)]) -> User:
+def require_worker(user: Annotated[User, Depends(current_user)]) -> User:
     if not user.is_worker:
         raise forbidden("your role does not work on tasks")
     return user
@@ -38,7 +38,7 @@ def _row(r: Any) -> dict[str, Any]:
 
 
 @router.get("")
-def list_tasks(user: Annotated[User, Depends(_worker)], engine: Annotated[Any, Depends(get_engine)],
+def list_tasks(user: Annotated[User, Depends(require_worker)], engine: Annotated[Any, Depends(get_engine)],
                scope: Literal["mine", "team"] = "team", team: str | None = None,
                process: Annotated[str | None, Query(max_length=255)] = None,
                limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -63,7 +63,7 @@ def list_tasks(user: Annotated[User, Depends(_worker)], engine: Annotated[Any, D
     return {"tasks": [_row(r) for r in rows], "limit": limit, "offset": offset}
 
 
-def _authorised_task(engine: Any, user: User, task_id: str) -> dict[str, Any]:
+def authorised_task(engine: Any, user: User, task_id: str) -> dict[str, Any]:
     """The open task, if this user may act on it; a finished task's conflict only for those who may see its case."""
     try:
         UUID(task_id)
@@ -97,24 +97,24 @@ class Completion(BaseModel):
 
 
 @router.get("/{task_id}")
-def get_task(task_id: str, user: Annotated[User, Depends(_worker)],
+def get_task(task_id: str, user: Annotated[User, Depends(require_worker)],
              engine: Annotated[Any, Depends(get_engine)]) -> dict[str, Any]:
-    return _authorised_task(engine, user, task_id)
+    return authorised_task(engine, user, task_id)
 
 
 @router.post("/{task_id}/claim")
-def claim(task_id: str, user: Annotated[User, Depends(_worker)], engine: Annotated[Any, Depends(get_engine)],
+def claim(task_id: str, user: Annotated[User, Depends(require_worker)], engine: Annotated[Any, Depends(get_engine)],
           body: Revision | None = None) -> dict[str, Any]:
-    _authorised_task(engine, user, task_id)
+    authorised_task(engine, user, task_id)
     task = engine.claim(task_id, user.username, expected_revision=body.revision if body else None)
     task.pop("draft", None)
     return task
 
 
 @router.post("/{task_id}/release")
-def release(task_id: str, user: Annotated[User, Depends(_worker)], engine: Annotated[Any, Depends(get_engine)],
+def release(task_id: str, user: Annotated[User, Depends(require_worker)], engine: Annotated[Any, Depends(get_engine)],
             body: Revision | None = None) -> dict[str, Any]:
-    task = _authorised_task(engine, user, task_id)
+    task = authorised_task(engine, user, task_id)
     if task.get("assignee") not in (None, user.username) and "team_manager" not in user.roles:
         raise forbidden(f"only {task['assignee']} or a team manager can release this task")
     task = engine.release(task_id, user.username, expected_revision=body.revision if body else None)
@@ -123,9 +123,9 @@ def release(task_id: str, user: Annotated[User, Depends(_worker)], engine: Annot
 
 
 @router.post("/{task_id}/complete")
-def complete(task_id: str, body: Completion, user: Annotated[User, Depends(_worker)],
+def complete(task_id: str, body: Completion, user: Annotated[User, Depends(require_worker)],
              engine: Annotated[Any, Depends(get_engine)]) -> dict[str, Any]:
-    task = _authorised_task(engine, user, task_id)
+    task = authorised_task(engine, user, task_id)
     if task.get("assignee") not in (None, user.username):
         raise ConflictError(f"task {task_id} is claimed by {task['assignee']}; ask them or a team manager to "
                             "release it; nothing was saved", task=task_id)

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, func, insert, select
 
 from .bpmn import Bundle, ProcessInfo, build_specs, parse_bundle
 from .errors import DefinitionError, NotFoundError, Problem
-from .history import SYSTEM_CHAIN, Event
+from .history import Event
 from .schema import definition_files, deployments, process_versions
 
 DEFINITION_SUFFIXES = (".bpmn", ".dmn", ".bpmn20.xml")
@@ -254,7 +254,3 @@ def resolve_version(conn: Connection, process_id: str, version: int | None = Non
         what = f"version {version} of process '{process_id}'" if version else f"process '{process_id}'"
         raise NotFoundError(f"{what} is not deployed", process=process_id)
     return row
-
-
-def system_chain() -> str:
-    return SYSTEM_CHAIN

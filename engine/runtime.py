@@ -27,7 +27,7 @@ from . import definitions, history
 from .bpmn import timer_due
 from .clock import SystemClock, as_utc, parse_instant
 from .db import Database
-from .errors import ClockError, ConflictError, HandlerFailed, NotFoundError, StateError, ValidationError
+from .errors import ClockError, ConflictError, HandlerFailed, NotFoundError, StateError
 from .forms import FormLibrary
 from .history import Event, case_chain
 from .migrate import upgrade
@@ -62,7 +62,6 @@ _TASK_AND_INSTANCE = (select(instances, *_CASE_COLUMNS, tasks.c.instance_id, tas
                       .join(instances, instances.c.id == tasks.c.instance_id)
                       .join(cases, cases.c.id == instances.c.case_id)
                       .where(tasks.c.id == bindparam("id")))
-OPEN_STATUSES = ("running", "waiting", "error")
 
 
 @dataclass
@@ -895,4 +894,4 @@ def _is_uuid(text: str) -> bool:
         return False
 
 
-__all__ = ["Engine", "StepResult", "ValidationError"]
+__all__ = ["Engine", "StepResult"]
