@@ -35,3 +35,18 @@ def the_task(eng, case_id, element_id):
 def started_data(eng, case_id, instance_id):
     [e] = [e for e in events(eng, case_id, "instance.started") if e["instance_id"] == instance_id]
     return e["data"]["data"]
+
+
+def cld_rows(eng, case_id):
+    """The case's Client Level Data rows as (event type, start, end, outcome) — what a scenario asserts."""
+    from handlers import cld
+
+    return [(r["event_type"], r["event_start"], r["event_end"], r["outcome"])
+            for r in cld.derive_cld_events(eng.get_case(case_id), eng.history(case_id))]
+
+
+def cld_full(eng, case_id):
+    """The case's Client Level Data rows with every field (service type, review reason, person fields)."""
+    from handlers import cld
+
+    return cld.derive_cld_events(eng.get_case(case_id), eng.history(case_id))
