@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from . import cases, errors, pages, static_assets, tasks
-from .auth import AuthSettings, AuthStore, create_tables
+from .auth import AuthSettings, AuthStore
 from .auth import router as auth_router
 
 
@@ -31,7 +31,6 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
             if sched is not None:
                 sched.shutdown(wait=False)
 
-    create_tables(engine)  # users, sessions, case access log (if missing)
     app = FastAPI(title="carepath", version="0.1.0", lifespan=lifespan)
     app.state.engine = engine
     app.state.auth = AuthStore(engine, auth)

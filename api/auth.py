@@ -1,8 +1,8 @@
 """Users, roles, teams, sign-in sessions, CSRF and lock-out (see docs/security.md).
 
-Tables live in their own MetaData, created by `create_app` on the engine's database when
-missing. Every "now" comes from `engine.now(conn)` — the one injected clock — so lock-out
-and session expiry follow a simulated clock too.
+The tables (users, sessions, case access log, restricted cases) are in engine/schema.py and
+created by the migrations (`carepath init`). Every "now" comes from `engine.now(conn)` — the
+one injected clock — so lock-out and session expiry follow a simulated clock too.
 
 * Passwords: argon2id (argon2-cffi defaults), rehashed on sign-in when the parameters change.
 * Sessions: a random token in the `carepath_session` cookie (HttpOnly, SameSite=Strict,
@@ -29,23 +29,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Column,
-    DateTime,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    delete,
-    insert,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import delete, insert, select, update
 
 from engine.clock import as_utc
+from engine.schema import case_access_log, restricted_cases, sessions, users  # noqa: F401 (re-exported)
 
 from .errors import ApiError, forbidden, unauthenticated
 
@@ -63,75 +50,6 @@ CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 SIGN_IN_FAILED = "the username or password is wrong, or the account is locked for a while after repeated failures"
-
-auth_metadata = MetaData()
-
-users = Table(
-    "users", auth_metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-    Column("username", String(64), nullable=False, unique=True),
-    Column("display_name", String(255), nullable=False),
-    Column("password_hash", String(255), nullable=False),
-    Column("roles", JSON, nullable=False),
-    Column("teams", JSON, nullable=False),
-    Column("failed_attempts", Integer, nullable=False, default=0),
-    Column("locked_until", DateTime(timezone=True), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-
-sessions = Table(
-    "sessions", auth_metadata,
-    Column("token_hash", String(64), primary_key=True),
-    Column("user_id", BigInteger().with_variant(Integer, "sqlite"), nullable=False, index=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
-    Column("csrf_token", String(64), nullable=False),
-)
-
-case_access_log = Table(
-    "case_access_log", auth_metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-    Column("case_id", BigInteger, nullable=False, index=True),
-    Column("user", String(64), nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
-    Column("action", String(32), nullable=False),
-)
-
-restricted_cases = Table(
-    "restricted_cases", auth_metadata,
-    Column("case_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("allowed", JSON, nullable=False),  # usernames who may open the case
-)
-
-_SQLITE_APPEND_ONLY = [
-    "CREATE TRIGGER IF NOT EXISTS case_access_log_no_update BEFORE UPDATE ON case_access_log "
-    "BEGIN SELECT RAISE(ABORT, 'case_access_log is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS case_access_log_no_delete BEFORE DELETE ON case_access_log "
-    "BEGIN SELECT RAISE(ABORT, 'case_access_log is append-only'); END",
-]
-_PG_APPEND_ONLY = [
-    "CREATE OR REPLACE FUNCTION carepath_access_log_append_only() RETURNS trigger AS $$ "
-    "BEGIN RAISE EXCEPTION 'case_access_log is append-only'; END $$ LANGUAGE plpgsql",
-    "CREATE TRIGGER case_access_log_append_only BEFORE UPDATE OR DELETE ON case_access_log "
-    "FOR EACH ROW EXECUTE FUNCTION carepath_access_log_append_only()",
-]
-
-
-def create_tables(engine: Any) -> None:
-    """Create the user, session and access-log tables (and the append-only triggers) if missing."""
-    db = engine.db
-    auth_metadata.create_all(db.engine, checkfirst=True)
-    with db.transaction() as conn:
-        if db.dialect == "sqlite":
-            for stmt in _SQLITE_APPEND_ONLY:
-                conn.execute(text(stmt))
-        elif db.is_postgres:
-            exists = conn.execute(text("SELECT 1 FROM pg_trigger WHERE tgname = 'case_access_log_append_only' "
-                                       "AND tgrelid = 'case_access_log'::regclass")).first()
-            if exists is None:
-                for stmt in _PG_APPEND_ONLY:
-                    conn.execute(text(stmt))
-
 
 # ---------------------------------------------------------------------- users
 @dataclass(frozen=True)
@@ -179,7 +97,7 @@ def create_user(engine: Any, username: str, password: str, *, display_name: str 
         return conn.execute(insert(users).values(
             username=username, display_name=display_name or username, password_hash=_hasher.hash(password),
             roles=sorted(set(roles)), teams=sorted(set(teams)), failed_attempts=0, locked_until=None,
-            created_at=now).returning(users.c.id)).scalar_one()
+            active=True, created_at=now).returning(users.c.id)).scalar_one()
 
 
 def _user(row: Any, csrf: str = "") -> User:
@@ -215,7 +133,7 @@ class AuthStore:
                 raise ApiError(401, "sign_in_failed", SIGN_IN_FAILED)
             locked = row.locked_until is not None and as_utc(row.locked_until) > now
             ok = _verify(row.password_hash, password)  # always verify: same cost whether locked or not
-            if locked:
+            if locked or not row.active:  # a deactivated account gets the same answer as a wrong password
                 raise ApiError(401, "sign_in_failed", SIGN_IN_FAILED)
             if not ok:
                 failures = conn.execute(update(users).where(users.c.id == row.id)
@@ -245,8 +163,8 @@ class AuthStore:
             row = conn.execute(select(users, sessions.c.csrf_token, sessions.c.expires_at)
                                .join(sessions, sessions.c.user_id == users.c.id)
                                .where(sessions.c.token_hash == _hash_token(token))).first()
-        if row is None or as_utc(row.expires_at) <= now:
-            return None
+        if row is None or as_utc(row.expires_at) <= now or not row.active:
+            return None  # a deactivated account's sessions end at once
         return _user(row, row.csrf_token)
 
     def sign_out(self, token: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from .auth import ROLES, create_tables, create_user, users
+from .auth import ROLES, create_user, users
 
 DEMO_TEAMS: dict[str, list[str]] = {
     "front_door_advisor": ["front_door"],
@@ -34,7 +34,6 @@ def demo_password(role: str) -> str:
 
 def create_demo_users(engine: Any) -> list[str]:
     """Add the missing demo users (username = role with '-' for '_'); returns the usernames added."""
-    create_tables(engine)
     with engine.db.engine.connect() as conn:
         existing = set(conn.execute(select(users.c.username)).scalars())
     added = []

@@ -7,7 +7,9 @@ same bytes come back on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -195,4 +197,63 @@ events = Table(
     UniqueConstraint("chain", "seq"),
     Index("ix_events_case_id_id", "case_id", "id"),
     Index("ix_events_type", "type"),
+)
+
+
+# ---------------------------------------------------------------- the people who use it (api/)
+# Users, sign-in sessions, who opened which case record, restricted cases and case notes. They
+# share the database and the migrations with the engine so one `carepath init` creates everything.
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("display_name", String(255), nullable=False),
+    Column("password_hash", String(255), nullable=False),
+    Column("roles", JSON, nullable=False),
+    Column("teams", JSON, nullable=False),
+    Column("failed_attempts", Integer, nullable=False, default=0),
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Id, nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+)
+
+case_access_log = Table(  # append-only (database triggers)
+    "case_access_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", BigInteger, nullable=False, index=True),
+    Column("user", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("action", String(32), nullable=False),
+)
+
+restricted_cases = Table(
+    "restricted_cases",
+    metadata,
+    Column("case_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("allowed", JSON, nullable=False),  # usernames who may open the case
+)
+
+case_notes = Table(  # append-only (database triggers): a correction is a new note
+    "case_notes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False, index=True),
+    Column("author", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("kind", String(32), nullable=False),  # note | phone_call | visit | correction ...
+    Column("text", Text, nullable=False),
+    Column("corrects", BigInteger, nullable=True),  # id of the note this one corrects
 )

@@ -9,6 +9,7 @@ from alembic.migration import MigrationContext
 from engine.errors import DefinitionError
 from engine.forms import FormLibrary
 from engine.schema import metadata
+from tests.conftest import START
 
 
 def test_a_script_that_builds_a_dunder_name_at_run_time_is_stopped_as_an_incident(make_engine):
@@ -37,3 +38,43 @@ def test_the_migrations_create_exactly_the_schema_the_code_uses(make_engine):
     with eng.db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
+
+
+def test_a_database_whose_users_the_earlier_web_app_created_keeps_them_through_the_migration(db_url):
+    """Before migration 0003 the web app created its own tables; upgrading keeps every user."""
+    from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, MetaData, String, Table, insert, text
+
+    from engine.db import Database
+    from engine.migrate import upgrade
+
+    old = MetaData()  # the table exactly as the earlier api/auth.py declared it
+    old_users = Table(
+        "users", old,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("username", String(64), nullable=False, unique=True),
+        Column("display_name", String(255), nullable=False),
+        Column("password_hash", String(255), nullable=False),
+        Column("roles", JSON, nullable=False),
+        Column("teams", JSON, nullable=False),
+        Column("failed_attempts", Integer, nullable=False, default=0),
+        Column("locked_until", DateTime(timezone=True), nullable=True),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+    )
+    db = Database(db_url)
+    try:
+        upgrade(db, "0002")
+        old.create_all(db.engine)
+        with db.transaction() as conn:
+            conn.execute(insert(old_users).values(username="sam", display_name="Sam", password_hash="x",
+                                                  roles=["social_worker"], teams=["social_work"], failed_attempts=0,
+                                                  created_at=START))
+        upgrade(db)
+        with db.engine.connect() as conn:
+            row = conn.execute(text("SELECT username, roles, active FROM users")).one()
+            assert row.username == "sam" and bool(row.active) is True
+            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        # the same tables and columns (the earlier app named its indexes and constraints differently)
+        flat = [d for group in diff for d in (group if isinstance(group, list) else [group])]
+        assert [d for d in flat if d[0] not in ("add_index", "remove_index", "add_constraint", "remove_constraint")] == []
+    finally:
+        db.dispose()
