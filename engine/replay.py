@@ -32,7 +32,8 @@ from .scripting import ReplayMismatch
 
 INPUT_EVENTS = {"case.created", "instance.started", "task.completed", "timer.fired", "incident.retried"}
 # Events that change who holds a task, not the process: nothing to re-execute.
-BOOKKEEPING_EVENTS = {"task.claimed", "task.released", "task.assigned"}
+BOOKKEEPING_EVENTS = {"task.claimed", "task.released", "task.assigned", "task.delegated", "task.returned",
+                      "task.draft_saved"}
 _TASK_KEYS = ("task_id",)
 _INSTANCE_KEYS = ("parent_instance_id", "child_instance_id")
 _IGNORED_KEYS = ("id", "incident_ids")  # incident numbers are local to a database

@@ -27,7 +27,7 @@ from . import definitions, history
 from .bpmn import timer_due
 from .clock import SystemClock, as_utc, parse_instant
 from .db import Database
-from .errors import ClockError, ConflictError, HandlerFailed, NotFoundError, StateError
+from .errors import ClockError, ConflictError, HandlerFailed, NotFoundError, StateError, ValidationError
 from .forms import FormLibrary
 from .history import Event, case_chain
 from .migrate import upgrade
@@ -553,7 +553,8 @@ class Engine:
                         _snapshot(wf), old_status=row.status)
 
     def _task_event(self, task_id: str, type_: str, actor: str, changes: dict[str, Any],
-                    expected_revision: int | None, check: Callable[[Any], None] | None = None) -> dict[str, Any]:
+                    expected_revision: int | None, check: Callable[[Any], None] | None = None,
+                    event_data: dict[str, Any] | None = None) -> dict[str, Any]:
         with self.db.transaction() as conn:
             trow = conn.execute(select(tasks).where(tasks.c.id == task_id)).first()
             if trow is None:
@@ -569,8 +570,8 @@ class Engine:
                 raise ConflictError(f"task {task_id} changed at the same moment; reload and try again", task=task_id)
             now = self.now(conn)
             history.append(conn, case_chain(trow.case_id), trow.case_id, now, [Event(type_, {
-                "task_id": task_id, "element_id": trow.element_id, **changes}, instance_id=trow.instance_id,
-                actor=actor)], lock=self.db.is_postgres)
+                "task_id": task_id, "element_id": trow.element_id, **(changes if event_data is None else event_data)},
+                instance_id=trow.instance_id, actor=actor)], lock=self.db.is_postgres)
         return self.get_task(task_id)
 
     def claim(self, task_id: str, user: str, *, expected_revision: int | None = None) -> dict[str, Any]:
@@ -589,6 +590,45 @@ class Engine:
         if owner is not None:
             changes["owner"] = owner
         return self._task_event(task_id, "task.assigned", actor, changes, expected_revision)
+
+    def delegate(self, task_id: str, to: str, *, actor: str, expected_revision: int | None = None) -> dict[str, Any]:
+        """Hand a task to someone else to work on while `actor` stays its owner (delegate-and-return).
+
+        The delegate saves drafts and returns it (`return_task`); the owner completes it."""
+        def check(trow: Any) -> None:
+            if trow.assignee != actor:
+                raise ConflictError(f"only the person working on task {task_id} can delegate it "
+                                    f"(it is with {trow.assignee or 'nobody'})", task=task_id)
+            if to == actor:
+                raise ConflictError("a task cannot be delegated to the person who holds it", task=task_id)
+        return self._task_event(task_id, "task.delegated", actor, {"assignee": to, "owner": actor},
+                                expected_revision, check)
+
+    def return_task(self, task_id: str, *, actor: str, expected_revision: int | None = None) -> dict[str, Any]:
+        """The delegate gives a delegated task back to its owner (with any draft saved on it)."""
+        def check(trow: Any) -> None:
+            if trow.assignee != actor or not trow.owner or trow.owner == actor or trow.owner != owner:
+                raise ConflictError(f"task {task_id} was not delegated to {actor}", task=task_id)
+        with self.db.engine.connect() as conn:
+            trow = conn.execute(select(tasks.c.owner).where(tasks.c.id == task_id)).first()
+        owner = trow.owner if trow is not None else None
+        return self._task_event(task_id, "task.returned", actor, {"assignee": owner}, expected_revision, check)
+
+    def save_draft(self, task_id: str, data: dict[str, Any], *, actor: str,
+                   expected_revision: int | None = None) -> dict[str, Any]:
+        """Keep what `actor` has typed so far on the task; only the person it is assigned to can.
+
+        The draft is not validated and is not in the history (the completion records the data);
+        the history notes that a draft was saved, and by whom."""
+        if not isinstance(data, dict):
+            raise ValidationError("a draft must be an object of field values")
+
+        def check(trow: Any) -> None:
+            if trow.assignee != actor:
+                raise ConflictError(f"only the person the task is assigned to can save a draft of task {task_id} "
+                                    f"(it is with {trow.assignee or 'nobody'}: claim it first)", task=task_id)
+        return self._task_event(task_id, "task.draft_saved", actor, {"draft": json.dumps(data, sort_keys=True)},
+                                expected_revision, check, event_data={"fields": sorted(data)})
 
     # ------------------------------------------------------------------ timers
     def fire_due_timers(self, *, batch: int = 50, limit: int | None = None) -> int:
@@ -880,6 +920,8 @@ def _status(p: _Pending) -> str:
 def _task_row(r: Any) -> dict[str, Any]:
     d = dict(r._mapping)
     d["candidate_groups"] = json.loads(d["candidate_groups"])
+    if d.get("draft") is not None:
+        d["draft"] = json.loads(d["draft"])
     for k in ("created_at", "due_at"):
         if d.get(k) is not None:
             d[k] = as_utc(d[k])
