@@ -30,7 +30,8 @@ from .registry import HandlerRegistry
 from .schema import definition_files, deployments, events, process_versions
 from .scripting import ReplayMismatch
 
-INPUT_EVENTS = {"case.created", "instance.started", "task.completed", "timer.fired", "incident.retried"}
+INPUT_EVENTS = {"case.created", "instance.started", "task.completed", "timer.fired", "incident.retried",
+                "case.record_updated"}
 # Events that change who holds a task, not the process: nothing to re-execute.
 BOOKKEEPING_EVENTS = {"task.claimed", "task.released", "task.assigned", "task.delegated", "task.returned",
                       "task.draft_saved"}
@@ -243,6 +244,8 @@ def _apply(scratch: Any, case_id: int, ev: dict[str, Any], ids: _IdMap, step: li
         if iid is None:
             raise _Diverged(Divergence(ev["seq"], kind, data, None, "a retry in an instance the replay lacks"))
         scratch.retry(iid, actor=ev["actor"])
+    elif kind == "case.record_updated":
+        scratch.update_case_record(case_id, data["data"], actor=ev["actor"], reason=data.get("reason", ""))
 
 
 def _shape(ev: dict[str, Any] | None) -> Any:

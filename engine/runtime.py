@@ -253,6 +253,37 @@ class Engine:
         return {"id": row.id, "reference": row.reference, "title": row.title, "data": json.loads(row.data),
                 "instances": [dict(r._mapping) for r in inst]}
 
+    def update_case_record(self, case_id: int, data: dict[str, Any], *, actor: str, reason: str = "",
+                           expected: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A person changes details on the case record (a correction, the co-ordinating worker...).
+
+        Merges `data` into the case's details (a value of None removes that detail) and appends a
+        `case.record_updated` event with what changed, the old values and the reason. `expected`
+        (field -> value the user saw) makes a stale edit a conflict instead of overwriting."""
+        if not isinstance(data, dict) or not data:
+            raise ValidationError("nothing to change: give the details to change as a non-empty object")
+        with self.db.transaction() as conn:
+            row = conn.execute(self.db.for_update(select(cases.c.data).where(cases.c.id == case_id))).first()
+            if row is None:
+                raise NotFoundError(f"no case {case_id}", case=case_id)
+            now = self.now(conn)
+            current = json.loads(row.data)
+            for key, seen in (expected or {}).items():
+                if current.get(key) != seen:
+                    raise ConflictError(f"the case's {key!r} changed since you opened it "
+                                        f"(it is now {current.get(key)!r}); reload and try again", case=case_id)
+            old = {k: current.get(k) for k in data}
+            for k, v in data.items():
+                if v is None:
+                    current.pop(k, None)
+                else:
+                    current[k] = v
+            conn.execute(update(cases).where(cases.c.id == case_id)
+                         .values(data=json.dumps(current, sort_keys=True), updated_at=now))
+            history.append(conn, case_chain(case_id), case_id, now, [Event("case.record_updated", {
+                "data": data, "previous": old, "reason": reason}, actor=actor)], lock=self.db.is_postgres)
+        return self.get_case(case_id)
+
     # ------------------------------------------------------------------ instances
     def start(self, process_id: str, *, case_id: int | None = None, data: dict[str, Any] | None = None,
               actor: str = "system", title: str | None = None, version: int | None = None) -> StepResult:

@@ -66,3 +66,25 @@ def test_a_draft_can_only_be_saved_by_the_assignee_and_must_be_an_object(make_en
     with pytest.raises(ConflictError, match="changed since you opened it"):
         eng.save_draft(task["id"], {"a": 2}, actor="sam", expected_revision=stale)
     assert _first_task(eng, case)["draft"] == {"a": 1}
+
+
+def test_a_person_corrects_the_case_record_with_a_reason_and_replay_still_matches(make_engine):
+    eng = make_engine("three_tasks.bpmn")
+    case = eng.start("three_tasks", data={"name": "Harriet Jones"}, actor="advisor1").case_id
+    eng.update_case_record(case, {"date_of_birth": "1941-05-02"}, actor="advisor1", reason="told at first contact")
+    updated = eng.update_case_record(case, {"coordinating_worker": "sam", "date_of_birth": "1941-05-12"},
+                                     actor="manager", reason="allocated; date of birth corrected from NHS record",
+                                     expected={"date_of_birth": "1941-05-02"})
+    assert updated["data"]["coordinating_worker"] == "sam" and updated["data"]["date_of_birth"] == "1941-05-12"
+    [last] = [e for e in eng.history(case) if e["type"] == "case.record_updated"][-1:]
+    assert last["data"]["previous"] == {"coordinating_worker": None, "date_of_birth": "1941-05-02"}
+    assert last["actor"] == "manager"
+    with pytest.raises(ConflictError, match="date_of_birth"):
+        eng.update_case_record(case, {"date_of_birth": "1999-01-01"}, actor="x",
+                               expected={"date_of_birth": "1941-05-02"})
+    assert eng.get_case(case)["data"]["date_of_birth"] == "1941-05-12"
+    with pytest.raises(ValidationError):
+        eng.update_case_record(case, {}, actor="x")
+    [task] = eng.list_tasks(case_id=case)
+    eng.complete_task(task["id"], {}, actor="advisor1")
+    assert replay_case(eng, case).ok
