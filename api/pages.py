@@ -15,119 +15,41 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote
+from urllib.parse import quote, unquote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
+from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from engine.errors import ConflictError, NotFoundError, StateError, ValidationError
 
+from . import page_kit
 from . import tasks as task_api
 from .auth import COOKIE, AuthStore, User
 from .errors import ApiError
 from .page_forms import Field, engine_errors, fields_for, fill, read_form
+from .page_kit import CSP, DUE_SOON, MAX_BODY, templates  # noqa: F401
 
-templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 router = APIRouter(include_in_schema=False)
 
 SIGNIN_COOKIE = "carepath_signin"
 FLASH_COOKIE = "carepath_flash"
 PAGE_SIZE = 20
-DUE_SOON = timedelta(days=2)
-MAX_BODY = 256 * 1024
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 
-
-class _Redirect(Exception):
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-
-# ---------------------------------------------------------------------- helpers
-def _secure(request: Request, store: AuthStore) -> bool:
-    s = store.settings.secure_cookie
-    return request.url.scheme == "https" if s is None else s
-
-
-def _headers(resp: Response) -> Response:
-    resp.headers["Content-Security-Policy"] = CSP
-    resp.headers["X-Frame-Options"] = "DENY"
-    resp.headers["Referrer-Policy"] = "same-origin"
-    resp.headers["X-Content-Type-Options"] = "nosniff"
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
-
-
-def _render(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -> Response:
-    return _headers(templates.TemplateResponse(request, name, ctx, status_code=status))
-
-
-def _redirect(url: str) -> Response:
-    return _headers(RedirectResponse(url, status_code=303))
-
-
-def _error_page(request: Request, user: User | None, status: int, title: str, message: str) -> Response:
-    return _render(request, "error.html", {"user": user, "title": title, "message": message}, status)
-
-
-def _user(request: Request) -> User | None:
-    store: AuthStore = request.app.state.auth
-    return store.session_user(request.cookies.get(COOKIE))
-
-
-async def _form(request: Request) -> dict[str, list[str]]:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise ApiError(413, "too_large", "the form is too large")
-    return parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-
-
-def _csrf_ok(user: User, form: dict[str, list[str]]) -> bool:
-    sent = (form.get("csrf_token") or [""])[-1]
-    return bool(sent) and hmac.compare_digest(sent.encode(), user.csrf_token.encode())
-
-
-def _date(value: datetime | None) -> str:
-    return "" if value is None else f"{value.day} {value:%B %Y}"
-
-
-def _due_tag(due: datetime | None, now: datetime) -> tuple[str, str] | None:
-    if due is None:
-        return None
-    if due < now:
-        return "Overdue", "govuk-tag--red"
-    if due <= now + DUE_SOON:
-        return "Due soon", "govuk-tag--yellow"
-    return None
-
-
-def _guard(request: Request, user: User | None, exc: Exception) -> Response:
-    if isinstance(exc, _Redirect):
-        return _redirect(exc.url)
-    if isinstance(exc, ApiError):
-        if exc.status == 401:
-            return _redirect("/sign-in")
-        if exc.status == 403:
-            return _error_page(request, user, 403, "You do not have permission to see this page", exc.message)
-        return _error_page(request, user, exc.status, "Sorry, there is a problem", exc.message)
-    if isinstance(exc, NotFoundError):
-        return _error_page(request, user, 404, "Page not found", "There is no open task at this address.")
-    if isinstance(exc, (ConflictError, StateError)):
-        return _error_page(request, user, 409, "This task has changed", str(exc))
-    raise exc
-
-
-def _signed_in(request: Request) -> User:
-    user = _user(request)
-    if user is None:
-        raise _Redirect("/sign-in")
-    return user
+_Redirect = page_kit.Redirect
+_secure = page_kit.use_secure_cookie
+_headers = page_kit.with_headers
+_render = page_kit.render
+_redirect = page_kit.redirect
+_error_page = page_kit.error_page
+_user = page_kit.session_user
+_form = page_kit.posted_form
+_csrf_ok = page_kit.csrf_ok
+_date = page_kit.long_date
+_due_tag = page_kit.due_tag
+_guard = page_kit.guard
+_signed_in = page_kit.signed_in
 
 
 # ---------------------------------------------------------------------- sign-in / sign-out

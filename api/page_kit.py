@@ -1,0 +1,122 @@
+"""What every server-rendered page shares: templates, security headers, CSRF check, errors.
+
+Pages call the JSON API's own rules (api/auth.py, api/access.py, api/tasks.py) so a page can
+never show or do more than the API allows; this module only adapts them to HTML:
+
+* `signed_in` redirects to /sign-in without a session; `guard` turns a refusal into a 403 page,
+  an unknown id into a 404 page and a conflict into a 409 page.
+* `csrf_ok`: every POST made with a session carries the session's token in a hidden `csrf_token`
+  field, compared in constant time.
+* `render`/`redirect` add the security headers (CSP without inline script, no framing, no-store).
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from engine.errors import ConflictError, NotFoundError, StateError
+
+from .auth import COOKIE, AuthStore, User
+from .errors import ApiError
+
+templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+DUE_SOON = timedelta(days=2)
+MAX_BODY = 256 * 1024
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+
+
+class Redirect(Exception):
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+# ---------------------------------------------------------------------- helpers
+def use_secure_cookie(request: Request, store: AuthStore) -> bool:
+    s = store.settings.secure_cookie
+    return request.url.scheme == "https" if s is None else s
+
+
+def with_headers(resp: Response) -> Response:
+    resp.headers["Content-Security-Policy"] = CSP
+    resp.headers["X-Frame-Options"] = "DENY"
+    resp.headers["Referrer-Policy"] = "same-origin"
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def render(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -> Response:
+    return with_headers(templates.TemplateResponse(request, name, ctx, status_code=status))
+
+
+def redirect(url: str) -> Response:
+    return with_headers(RedirectResponse(url, status_code=303))
+
+
+def error_page(request: Request, user: User | None, status: int, title: str, message: str) -> Response:
+    return render(request, "error.html", {"user": user, "title": title, "message": message}, status)
+
+
+def session_user(request: Request) -> User | None:
+    store: AuthStore = request.app.state.auth
+    return store.session_user(request.cookies.get(COOKIE))
+
+
+async def posted_form(request: Request) -> dict[str, list[str]]:
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise ApiError(413, "too_large", "the form is too large")
+    return parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+
+
+def csrf_ok(user: User, form: dict[str, list[str]]) -> bool:
+    sent = (form.get("csrf_token") or [""])[-1]
+    return bool(sent) and hmac.compare_digest(sent.encode(), user.csrf_token.encode())
+
+
+def long_date(value: datetime | None) -> str:
+    return "" if value is None else f"{value.day} {value:%B %Y}"
+
+
+def due_tag(due: datetime | None, now: datetime) -> tuple[str, str] | None:
+    if due is None:
+        return None
+    if due < now:
+        return "Overdue", "govuk-tag--red"
+    if due <= now + DUE_SOON:
+        return "Due soon", "govuk-tag--yellow"
+    return None
+
+
+def guard(request: Request, user: User | None, exc: Exception, *,
+          not_found: str = "There is no open task at this address.",
+          conflict_title: str = "This task has changed") -> Response:
+    if isinstance(exc, Redirect):
+        return redirect(exc.url)
+    if isinstance(exc, ApiError):
+        if exc.status == 401:
+            return redirect("/sign-in")
+        if exc.status == 403:
+            return error_page(request, user, 403, "You do not have permission to see this page", exc.message)
+        return error_page(request, user, exc.status, "Sorry, there is a problem", exc.message)
+    if isinstance(exc, NotFoundError):
+        return error_page(request, user, 404, "Page not found", not_found)
+    if isinstance(exc, (ConflictError, StateError)):
+        return error_page(request, user, 409, conflict_title, str(exc))
+    raise exc
+
+
+def signed_in(request: Request) -> User:
+    user = session_user(request)
+    if user is None:
+        raise Redirect("/sign-in")
+    return user
