@@ -113,3 +113,18 @@ def make_engine(db_url, calls):
     yield make
     for eng in made:
         eng.db.dispose()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quick_password_hashing():
+    """argon2id with the smallest cost in tests: the same algorithm and checks, a fraction of the time.
+
+    The production parameters (argon2-cffi's defaults) are exercised by
+    tests/test_api_auth.py::test_the_production_hasher_uses_argon2_defaults."""
+    import api.auth as auth
+    from argon2 import PasswordHasher
+
+    production = auth._hasher
+    auth._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    yield
+    auth._hasher = production

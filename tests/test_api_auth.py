@@ -17,8 +17,8 @@ from tests.conftest import DIAGRAMS, START
 
 
 @pytest.fixture
-def env(tmp_path, calls):
-    eng = Engine(f"sqlite:///{tmp_path / 'api.db'}", registry=calls.registry(), forms=FormLibrary())
+def env(db_url, calls):
+    eng = Engine(db_url, registry=calls.registry(), forms=FormLibrary())
     eng.init(simulated_start=START)
     eng.deploy([DIAGRAMS / "three_tasks.bpmn", DIAGRAMS / "deadline.bpmn"])
     app = create_app(eng, run_timers=False)
@@ -201,9 +201,27 @@ def test_the_case_access_log_is_append_only(env):
     client = TestClient(app)
     _sign_in(client, "auditor")
     assert client.get(f"/api/cases/{case}").status_code == 200
-    for stmt in ("UPDATE case_access_log SET user = 'someone-else'", "DELETE FROM case_access_log"):
+    for stmt in ("UPDATE case_access_log SET action = 'edited'", "DELETE FROM case_access_log"):
         with pytest.raises(Exception, match="append-only"):
             with eng.db.transaction() as conn:
                 conn.execute(text(stmt))
     with eng.db.engine.connect() as conn:
         assert [r.user for r in conn.execute(select(case_access_log))] == ["auditor"]
+
+
+def test_the_production_hasher_uses_argon2_defaults():
+    """Outside the tests (conftest swaps in a cheap hasher) passwords use argon2-cffi's default cost."""
+    import importlib
+
+    import api.auth as auth
+    from argon2 import PasswordHasher, Type
+
+    fresh = importlib.reload(auth)
+    try:
+        defaults = PasswordHasher()
+        h = fresh._hasher
+        assert (h.time_cost, h.memory_cost, h.parallelism, h.type) == (
+            defaults.time_cost, defaults.memory_cost, defaults.parallelism, Type.ID)
+        assert h.memory_cost >= 19 * 1024  # OWASP's minimum for argon2id
+    finally:
+        importlib.reload(auth)
