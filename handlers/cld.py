@@ -21,7 +21,13 @@ Every process instance of a mapped process gives at most one row. A mapping says
   matching event gives the outcome; ``default_outcome`` applies once the event has ended and no
   rule matched; ``open_outcome`` applies while it is open and no rule matched (else None);
 - ``service_type``, ``delivery_mechanism`` (a value taken from a form field through a code map),
-  ``review_reason``, ``client_type``.
+  ``client_type``;
+- ``route_of_access`` (Request rows): a value, or ``{"rules": [(match, value)…], "default": value}``;
+- ``review_reason`` (Review rows): taken from a field of the instance's start data, checked against
+  the code list (``{"match", "field", "default", "allowed"}``); ``review_type`` follows from it
+  (Planned, or Unplanned for any of the unplanned reasons);
+- ``person_from_start_data``: the row is about the person in the instance's start data (the carer),
+  not the case's person.
 
 A *match* is a dict of dotted paths into the history event (``type``, ``data.element_id``,
 ``data.data.outcome``…) to a value, or to a tuple of allowed values.
@@ -29,7 +35,12 @@ A *match* is a dict of dotted paths into the history event (``type``, ``data.ele
 ============================  ==========  =====================================================
 process                       event       outcome
 ============================  ==========  =====================================================
-front_door                    Request     start: instance started; end: instance completed.
+front_door                    Request     route of access: Discharge from hospital when the
+                                          contact form says the person is leaving (or has just
+                                          left) hospital; Planned entry (transition) when
+                                          reablement is not appropriate because of transition to
+                                          adult services; else Community / Other route.
+                                          start: instance started; end: instance completed.
                                           child reablement started -> Progress to
                                           Reablement/ST-Max; child needs_assessment started ->
                                           Progress to Assessment (after reablement, or at
@@ -41,6 +52,20 @@ front_door                    Request     start: instance started; end: instance
                                           recorded -> NFA – Information & Advice / Signposting
                                           only; ended with none of these (information and advice
                                           route) -> the same I&A outcome.
+hospital_discharge            Request     route of access: Discharge from hospital. start: the
+                                          referral (instance started); end: record_discharge
+                                          completed (the day the discharge is recorded; the
+                                          pathway-2 recovery window after it is not part of the
+                                          request). The pathway (discharge_pathway.dmn) is read
+                                          from the route taken in the same step: recovery_window
+                                          timer set (pathway 2, community bed-based recovery) ->
+                                          Progress to Reablement/ST-Max; child reablement
+                                          started (pathway 1) -> Progress to Reablement/ST-Max;
+                                          child needs_assessment started (pathway 3, care home)
+                                          -> Progress to Assessment; none of these once
+                                          discharged (pathway 0, home with no new support) ->
+                                          NFA – Information & Advice / Signposting only. No
+                                          outcome before the discharge is recorded.
 reablement                    Service     Short Term Support: ST-Max, CASSR Commissioned support.
                                           start: plan_reablement completed (else instance start);
                                           end: instance completed. Outcome from the reablement
@@ -53,8 +78,13 @@ needs_assessment              Assessment  start: instance started; end: instance
                                           adult_eligibility eligible -> Progress to Support
                                           Planning / Services; not eligible -> NFA – No services
                                           offered: other reason.
-carers_assessment             Assessment  as above with carer_eligibility; client type Carer
-                                          (the carer is another person: see "what remains").
+carers_assessment             Assessment  as above with carer_eligibility. The row is the
+                                          CARER's: client type Carer, person fields from the
+                                          carer in the start data, local person id the carer's
+                                          own (``local_person_id``/``case_reference`` in the
+                                          start data) or else ``<case reference>-C<n>`` (one
+                                          number per carer name in the case);
+                                          cared_for_person_id = the case reference.
 support_plan                  Service     only once sign_off_plan is completed with signed_off
                                           true. Long Term Support: Community; start: sign-off;
                                           delivery mechanism from the plan's money_management:
@@ -65,23 +95,34 @@ support_plan                  Service     only once sign_off_plan is completed w
                                           the same case supersedes it (end = that sign-off,
                                           outcome Provision of service: support continues under
                                           the new plan).
-review                        Review      only once review_plan is completed. Review reason
-                                          Planned (the review cycle is scheduled). start: the
-                                          review task became ready; end: instance completed.
-                                          child needs_assessment started (needs changed, or a
-                                          refused reduction with a recorded change) -> Progress
-                                          to Re-assessment / Unplanned Review; an allowed budget
-                                          increase/reduction -> Progress to Support Planning /
-                                          Services; otherwise -> No change in package.
+review                        Review      only once review_plan is completed. Review reason from
+                                          the start data's review_reason: Planned (scheduled
+                                          cycle; also when absent, as in histories written
+                                          before unplanned reviews) or Hospital / Carer related /
+                                          Safeguarding concern / Provider Failure / Change in
+                                          Commissioning arrangements / Other Reason (review
+                                          type Unplanned); any other value is a CldDataError.
+                                          start: the review task became ready; end: instance
+                                          completed. child needs_assessment started (needs
+                                          changed, or a refused reduction with a recorded
+                                          change) -> Progress to Re-assessment / Unplanned
+                                          Review; an allowed budget increase/reduction ->
+                                          Progress to Support Planning / Services; otherwise ->
+                                          No change in package.
 ============================  ==========  =====================================================
 
-Not mapped (no CLD row): personal_budget (part of support planning), direct_payment_review
-(financial monitoring, not a Care Act s.27 review), hospital_follow_up (ASCOF 2D measure).
-Future processes (safeguarding, hospital_discharge) need an entry in `PROCESS_MAPPINGS`.
+Not mapped (no CLD row): safeguarding (reported in the Safeguarding Adults Collection, not CLD; a
+contact that raises a concern still has its front door Request row), personal_budget (part of
+support planning), direct_payment_review (financial monitoring, not a Care Act s.27 review),
+hospital_follow_up (ASCOF 2D measure, not an event for the person).
 
-Person fields come from the case record (`cases.data`, top level or under ``person``), then
-from the person recorded on the contact form or passed to a service user's process; a field
-never recorded is None. Birth month/year come from ``date_of_birth``.
+Person fields (``person_fields``) come from the case record (``cases.data``, top level or under
+``person`` — the front door's keep_person step stores the contact form's person there), then from
+the person recorded on a form or passed to a service user's process (latest first); a field never
+recorded is None. Birth month/year come from ``date_of_birth``. Gender, ethnicity, primary support
+reason, accommodation status and employment status are asked (optionally) on the contact form, in
+the code lists below (``PERSON_CODE_LISTS``); a recorded value outside its list is a CldDataError
+naming the case and the field. A carer's row takes the carer's own fields (see carers_assessment).
 """
 
 from __future__ import annotations
@@ -145,9 +186,77 @@ PLANNED_REVIEW = "Planned"
 UNPLANNED_REVIEW_REASONS = ("Hospital", "Carer related", "Safeguarding concern", "Provider Failure",
                             "Change in Commissioning arrangements", "Other Reason")
 REVIEW_REASONS = (PLANNED_REVIEW, *UNPLANNED_REVIEW_REASONS)
+UNPLANNED_REVIEW = "Unplanned"
+REVIEW_TYPES = (PLANNED_REVIEW, UNPLANNED_REVIEW)
 
 CLIENT_TYPES = ("Service User", "Carer")
 SERVICE_USER, CARER = CLIENT_TYPES
+
+# person fields (CLD specification wording; the form asks for them with a caseworker's title)
+GENDERS = ("Female", "Male", "Other", "Not known", "Not stated")
+ETHNICITIES = (  # the NHS ethnic category (ONS 2001 census groups) used in CLD
+    "White: British", "White: Irish", "White: Any other White background",
+    "Mixed: White and Black Caribbean", "Mixed: White and Black African", "Mixed: White and Asian",
+    "Mixed: Any other mixed background",
+    "Asian or Asian British: Indian", "Asian or Asian British: Pakistani", "Asian or Asian British: Bangladeshi",
+    "Asian or Asian British: Any other Asian background",
+    "Black or Black British: Caribbean", "Black or Black British: African",
+    "Black or Black British: Any other Black background",
+    "Other ethnic groups: Chinese", "Other ethnic groups: Any other ethnic group",
+    "Not stated", "Not known",
+)
+PRIMARY_SUPPORT_REASONS = (
+    "Physical Support: Access & mobility only", "Physical Support: Personal care support",
+    "Sensory Support: Support for visual impairment", "Sensory Support: Support for hearing impairment",
+    "Sensory Support: Support for dual impairment", "Support with Memory & Cognition",
+    "Learning Disability Support", "Mental Health Support", "Social Support: Substance misuse support",
+    "Social Support: Asylum seeker support", "Social Support: Support for Social Isolation/Other",
+    "Not known",
+)
+ACCOMMODATION_STATUSES = (
+    "Owner occupier or shared ownership scheme",
+    "Tenant (including local authority, arm's length management organisations, registered social landlord, "
+    "housing association)",
+    "Tenant - private landlord",
+    "Settled mainstream housing with family / friends (including flat-sharing)",
+    "Supported accommodation / supported lodgings / supported group home",
+    "Shared Lives scheme",
+    "Approved premises for offenders released from prison or under probation supervision",
+    "Sheltered housing / extra care housing / other sheltered housing",
+    "Mobile accommodation for Gypsy / Roma and Traveller communities",
+    "Rough sleeper / squatting",
+    "Night shelter / emergency hostel / direct access hostel",
+    "Refuge",
+    "Placed in temporary accommodation by the council (including homelessness resettlement)",
+    "Staying with family / friends as a short-term guest",
+    "Acute / long-term healthcare residential facility or hospital",
+    "Registered care home",
+    "Registered nursing home",
+    "Prison / Young offenders institution / detention centre",
+    "Other temporary accommodation",
+    "Not known",
+)
+EMPLOYMENT_STATUSES = (
+    "Paid: Less than 16 hours a week", "Paid: 16 or more hours a week", "Paid: Hours per week unknown",
+    "Not in paid employment (seeking work)", "Not in paid employment (not actively seeking work / retired)",
+    "Not in paid employment (voluntary work only)", "Not known",
+)
+# the coded person fields and their code lists (a value outside its list is a CldDataError)
+PERSON_CODE_LISTS = {
+    "gender": GENDERS,
+    "ethnicity": ETHNICITIES,
+    "primary_support_reason": PRIMARY_SUPPORT_REASONS,
+    "accommodation_status": ACCOMMODATION_STATUSES,
+    "employment_status": EMPLOYMENT_STATUSES,
+}
+
+# route of access of a Request event (the CLD specification's list; the domain brief does not list it)
+ROUTE_DISCHARGE = "Discharge from hospital"
+ROUTE_DIVERSION = "Diversion from hospital services"
+ROUTE_COMMUNITY = "Community / Other route"
+ROUTE_TRANSITION = "Planned entry (transition)"
+ROUTE_SELF_FUNDER = "Self-funder with depleted funds"
+ROUTES_OF_ACCESS = (ROUTE_DISCHARGE, ROUTE_DIVERSION, ROUTE_COMMUNITY, ROUTE_TRANSITION, ROUTE_SELF_FUNDER)
 
 # the support plan form's money_management -> CLD delivery mechanism
 DELIVERY_BY_MONEY_MANAGEMENT = {
@@ -171,6 +280,18 @@ _REABLEMENT_END_TASKS = ("deliver_reablement", "decide_extend_or_end")
 PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
     "front_door": {
         "event_type": REQUEST,
+        # a contact about someone leaving hospital is a discharge request; a young person moving from
+        # children's services is a planned entry (transition); every other contact is a community route
+        "route_of_access": {
+            "rules": [
+                ({"type": "task.completed", "data.element_id": "record_contact", "data.data.from_hospital": True},
+                 ROUTE_DISCHARGE),
+                ({"type": "task.completed", "data.element_id": "record_contact",
+                  "data.data.reablement_not_appropriate_because": "transition_to_adult_services"},
+                 ROUTE_TRANSITION),
+            ],
+            "default": ROUTE_COMMUNITY,
+        },
         "outcome_rules": [
             ({"type": "instance.child_started", "data.process_id": "reablement"}, PROGRESS_TO_REABLEMENT),
             ({"type": "instance.child_started", "data.process_id": ("needs_assessment", "carers_assessment")},
@@ -205,6 +326,8 @@ PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
     "carers_assessment": {
         "event_type": ASSESSMENT,
         "client_type": CARER,
+        # the row is about the carer (the start data's person), not the case's person: see _carer_person
+        "person_from_start_data": True,
         "outcome_rules": [
             ({"type": "handler.called", "data.handler": "carer_eligibility", "data.output.eligible": True},
              PROGRESS_TO_SUPPORT_PLANNING),
@@ -229,13 +352,35 @@ PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
         "event_type": REVIEW,
         "trigger": {"type": "task.completed", "data.element_id": "review_plan"},
         "start": {"type": "task.ready", "data.element_id": "review_plan"},
-        "review_reason": PLANNED_REVIEW,
+        # the reason the review was started with (instance start data); histories written before unplanned
+        # reviews existed carry none: those were all scheduled reviews
+        "review_reason": {"match": {"type": "instance.started"}, "field": "data.data.review_reason",
+                          "default": PLANNED_REVIEW, "allowed": REVIEW_REASONS},
         "outcome_rules": [
             ({"type": "instance.child_started", "data.process_id": "needs_assessment"}, PROGRESS_TO_REASSESSMENT),
             ({"type": "handler.called", "data.handler": "check_budget_change", "data.output.allowed": True,
               "data.output.direction": ("increase", "reduction")}, PROGRESS_TO_SUPPORT_PLANNING),
         ],
         "default_outcome": NO_CHANGE_IN_PACKAGE,
+    },
+    "hospital_discharge": {
+        "event_type": REQUEST,
+        "route_of_access": ROUTE_DISCHARGE,
+        # the request is dealt with when the discharge is recorded; the bed-based recovery window that
+        # follows on pathway 2 belongs to the next event, not to the request
+        "end": {"type": "task.completed", "data.element_id": "record_discharge"},
+        # the pathway decision (discharge_pathway.dmn) is not in the history by itself: the route the
+        # pathway gateway took is, in the same step as the discharge
+        "outcome_rules": [
+            # pathway 2: community bed-based recovery (short-term support to maximise independence)
+            ({"type": "timer.set", "data.element_id": "recovery_window"}, PROGRESS_TO_REABLEMENT),
+            # pathway 1: home with reablement
+            ({"type": "instance.child_started", "data.process_id": "reablement"}, PROGRESS_TO_REABLEMENT),
+            # pathway 3: a care home, long-term needs assessed there at once
+            ({"type": "instance.child_started", "data.process_id": "needs_assessment"}, PROGRESS_TO_ASSESSMENT),
+        ],
+        # pathway 0: home with no new support; the hospital team's answer to the referral was advice
+        "default_outcome": NFA_INFORMATION_ADVICE,
     },
 }
 
@@ -244,10 +389,10 @@ _END_OF_INSTANCE = {"type": "instance.completed"}
 # ---------------------------------------------------------------- person fields
 
 PERSON_FIELDS = ("local_person_id", "nhs_number", "birth_month", "birth_year", "gender", "ethnicity",
-                 "client_type", "primary_support_reason", "accommodation_status", "employment_status",
-                 "has_unpaid_carer")
-EVENT_FIELDS = ("event_type", "event_start", "event_end", "outcome", "service_type", "delivery_mechanism",
-                "review_reason", "process_id", "instance_id", "source_event_seq")
+                 "client_type", "cared_for_person_id", "primary_support_reason", "accommodation_status",
+                 "employment_status", "has_unpaid_carer")
+EVENT_FIELDS = ("event_type", "event_start", "event_end", "outcome", "route_of_access", "service_type",
+                "delivery_mechanism", "review_type", "review_reason", "process_id", "instance_id", "source_event_seq")
 
 # column headers of the CSV, in the return's wording
 CSV_HEADERS = {
@@ -258,6 +403,7 @@ CSV_HEADERS = {
     "gender": "Gender",
     "ethnicity": "Ethnicity",
     "client_type": "Client type",
+    "cared_for_person_id": "Cared-for person's local person ID",
     "primary_support_reason": "Primary support reason",
     "accommodation_status": "Accommodation status",
     "employment_status": "Employment status",
@@ -266,8 +412,10 @@ CSV_HEADERS = {
     "event_start": "Event start date",
     "event_end": "Event end date",
     "outcome": "Event outcome",
+    "route_of_access": "Route of access",
     "service_type": "Service type",
     "delivery_mechanism": "Delivery mechanism",
+    "review_type": "Review type",
     "review_reason": "Review reason",
     "process_id": "Process",
     "instance_id": "Process instance",
@@ -275,10 +423,15 @@ CSV_HEADERS = {
 }
 
 # processes whose start data describes someone else (the carer), not the case's person
-_OTHER_PERSON_PROCESSES = {"carers_assessment"}
+_OTHER_PERSON_PROCESSES = {pid for pid, m in PROCESS_MAPPINGS.items() if m.get("person_from_start_data")}
 
 
 # ---------------------------------------------------------------- matching history events
+
+
+class CldDataError(ValueError):
+    """A case history holds a value the return cannot report (not in its CLD code list)."""
+
 
 def _get(obj: Any, path: str) -> Any:
     for part in path.split("."):
@@ -348,7 +501,10 @@ def derive_cld_events(case: dict, events: list[dict]) -> list[dict]:
         mapping = PROCESS_MAPPINGS.get(process_id or "")
         if mapping is None:
             continue
-        row = _derive_one(process_id, iid, by_instance[iid], mapping)
+        try:
+            row = _derive_one(process_id, iid, by_instance[iid], mapping)
+        except CldDataError as exc:
+            raise CldDataError(f"case {(case or {}).get('reference') or '?'}: {exc}") from None
         if row is not None:
             rows.append(row)
 
@@ -363,8 +519,11 @@ def derive_cld_events(case: dict, events: list[dict]) -> list[dict]:
             row["event_end_at"] = nxt["event_start_at"]
             row["outcome"] = row["outcome"] or mapping.get("default_outcome")
             row["source_event_seq"] = sorted({*row["source_event_seq"], nxt["_trigger_seq"]})
+    carer_ids: dict[str, str] = {}
     for row in rows:
         row.pop("_trigger_seq", None)
+        if PROCESS_MAPPINGS[row["process_id"]].get("person_from_start_data"):
+            row.update(_carer_person(case, by_instance[row["instance_id"]], row["instance_id"], carer_ids))
     rows.sort(key=lambda r: (r["event_start_at"] or "", r["instance_id"]))
     return rows
 
@@ -390,6 +549,27 @@ def _derive_one(process_id: str, iid: int, evs: list[dict], mapping: dict[str, A
     if outcome is None:
         outcome = mapping.get("default_outcome") if end is not None else mapping.get("open_outcome")
 
+    route = mapping.get("route_of_access")
+    if isinstance(route, dict):
+        hit, value = next(((h, v) for h, v in ((_first(evs, m), v) for m, v in route["rules"]) if h is not None),
+                          (None, route["default"]))
+        route = value
+        used.append(hit)
+
+    reason = mapping.get("review_reason")
+    if isinstance(reason, dict):
+        source = _first(evs, reason["match"])
+        value = _get(source, reason["field"]) if source is not None else _MISSING
+        if value is _MISSING or value in (None, ""):
+            reason = reason["default"]
+        elif value in reason["allowed"]:
+            reason = value
+            used.append(source)
+        else:
+            raise CldDataError(f"{process_id} instance {iid}: {reason['field'].rsplit('.', 1)[-1]} {value!r} "
+                               f"(history event {source['seq']}) is not in the CLD code list: "
+                               f"{', '.join(reason['allowed'])}")
+
     delivery = mapping.get("delivery_mechanism")
     if isinstance(delivery, dict):
         source = _last([e for e in evs if e["seq"] <= trigger["seq"]], delivery["match"])
@@ -403,10 +583,13 @@ def _derive_one(process_id: str, iid: int, evs: list[dict], mapping: dict[str, A
         "event_start": _day(start["at"]),
         "event_end": _day(end["at"]) if end else None,
         "outcome": outcome,
+        "route_of_access": route,
         "service_type": mapping.get("service_type"),
         "delivery_mechanism": delivery,
-        "review_reason": mapping.get("review_reason"),
+        "review_reason": reason,
+        "review_type": (None if reason is None else PLANNED_REVIEW if reason == PLANNED_REVIEW else UNPLANNED_REVIEW),
         "client_type": mapping.get("client_type", SERVICE_USER),
+        "cared_for_person_id": None,
         "process_id": process_id,
         "instance_id": iid,
         "source_event_seq": sorted({e["seq"] for e in used if e is not None}),
@@ -420,7 +603,7 @@ def _derive_one(process_id: str, iid: int, evs: list[dict], mapping: dict[str, A
 
 
 def person_fields(case: dict, events: list[dict]) -> dict[str, Any]:
-    """What the return asks about the person, from the case record then the recorded forms."""
+    """What the return asks about the case's person, from the case record then the recorded forms."""
     sources: list[dict] = []
     data = (case or {}).get("data") or {}
     sources += [data, data.get("person") or {}]
@@ -433,7 +616,31 @@ def person_fields(case: dict, events: list[dict]) -> dict[str, Any]:
             sources.append(e["data"]["data"]["person"])
         elif e["type"] == "instance.started" and isinstance(_get(e, "data.data.person"), dict):
             sources.append(e["data"]["data"]["person"])
+    reference = (case or {}).get("reference")
+    return _person(sources, reference, f"case {reference or '?'}")
 
+
+def _carer_person(case: dict, evs: list[dict], iid: int, carer_ids: dict[str, str]) -> dict[str, Any]:
+    """The carer's own person fields for a carer's assessment row (CLD: one row per person and event).
+
+    The carer is identified by their own local person id when the start data gives one (a carer with a
+    case of their own: ``local_person_id`` or ``case_reference``); otherwise by the cared-for person's
+    case reference with a carer number, ``CASE-000001-C1``, the same for every assessment of the same
+    carer (by name) in that case. The cared-for person's id goes in ``cared_for_person_id``.
+    """
+    reference = (case or {}).get("reference") or "?"
+    started = _first(evs, {"type": "instance.started"})
+    carer = _get(started, "data.data.person") if started is not None else _MISSING
+    carer = carer if isinstance(carer, dict) else {}
+    own_id = carer.get("local_person_id") or carer.get("case_reference")
+    if not own_id:
+        name = " ".join(str(carer.get("name") or "").split()).casefold() or f"#instance {iid}"
+        own_id = carer_ids.setdefault(name, f"{reference}-C{len(carer_ids) + 1}")
+    fields = _person([carer], own_id, f"case {reference}: carers_assessment instance {iid} (the carer)")
+    return {**fields, "client_type": CARER, "cared_for_person_id": reference}
+
+
+def _person(sources: list[dict], local_person_id: Any, where: str) -> dict[str, Any]:
     def pick(*keys: str) -> Any:
         for src in sources:
             for key in keys:
@@ -450,16 +657,18 @@ def person_fields(case: dict, events: list[dict]) -> dict[str, Any]:
             pass
     birth_month = birth_month or pick("birth_month")
     birth_year = birth_year or pick("birth_year")
+    coded = {}
+    for field, allowed in PERSON_CODE_LISTS.items():
+        value = pick(field)
+        if value is not None and value not in allowed:
+            raise CldDataError(f"{where}: {field} {value!r} is not in the CLD code list: {', '.join(allowed)}")
+        coded[field] = value
     return {
-        "local_person_id": (case or {}).get("reference"),
+        "local_person_id": local_person_id,
         "nhs_number": pick("nhs_number"),
         "birth_month": birth_month,
         "birth_year": birth_year,
-        "gender": pick("gender"),
-        "ethnicity": pick("ethnicity"),
-        "primary_support_reason": pick("primary_support_reason"),
-        "accommodation_status": pick("accommodation_status"),
-        "employment_status": pick("employment_status"),
+        **coded,
         "has_unpaid_carer": pick("has_unpaid_carer"),
     }
 

@@ -12,19 +12,20 @@ from pathlib import Path
 
 import pytest
 
+from engine.errors import ValidationError
 from engine.forms import FormLibrary
 from engine.registry import load_registry
 from engine.runtime import Engine
 from handlers import cld
 from tests.conftest import START
-from tests.test_process_assessment_to_review import PETER, SMALL, assessment, plan, ras
+from tests.test_process_assessment_to_review import PETER, SMALL, assessment, carer_assessment, plan, ras
 from tests.test_process_front_door_reablement import KYLE, LIKELY_ELIGIBLE, contact
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = [ROOT / "processes" / name for name in (
     "front_door.bpmn", "screening.dmn", "reablement.bpmn", "hospital_follow_up.bpmn", "needs_assessment.bpmn",
     "carers_assessment.bpmn", "personal_budget.bpmn", "support_plan.bpmn", "review.bpmn",
-    "direct_payment_review.bpmn", "safeguarding.bpmn")]
+    "direct_payment_review.bpmn", "safeguarding.bpmn", "hospital_discharge.bpmn", "discharge_pathway.dmn")]
 Q1 = (date(2031, 1, 1), date(2031, 3, 31))
 Q2 = (date(2031, 4, 1), date(2031, 6, 30))
 WIDE = (date(2030, 1, 1), date(2035, 12, 31))
@@ -82,7 +83,11 @@ def test_every_mapped_value_is_in_the_code_lists():
         outcomes += [mapping.get("default_outcome"), mapping.get("open_outcome")]
         assert {o for o in outcomes if o} <= set(cld.EVENT_OUTCOMES), process_id
         assert mapping.get("service_type") in (None, *cld.SERVICE_TYPES)
-        assert mapping.get("review_reason") in (None, *cld.REVIEW_REASONS)
+        reason = mapping.get("review_reason")
+        assert reason is None or reason["default"] in cld.REVIEW_REASONS, process_id
+        route = mapping.get("route_of_access")
+        routes = [route] if not isinstance(route, dict) else [route["default"], *(v for _, v in route["rules"])]
+        assert {r for r in routes if r} <= set(cld.ROUTES_OF_ACCESS), process_id
     assert set(cld.DELIVERY_BY_MONEY_MANAGEMENT.values()) == set(cld.DELIVERY_MECHANISMS)
     assert len(cld.EVENT_OUTCOMES) == 19 and len(cld.SERVICE_TYPES) == 9
     assert cld.NFA_INFORMATION_ADVICE == "NFA – Information & Advice / Signposting only"
@@ -188,7 +193,7 @@ def test_a_review_is_planned_with_no_change_in_package(eng):
     complete(eng, cid, "review_plan", {"needs_changed": False, "plan_working": True})
     review = rows_for(eng, cid)[-1]
     assert summary([review]) == [("Review", "2031-04-14", "2031-04-14", cld.NO_CHANGE_IN_PACKAGE)]
-    assert review["review_reason"] == "Planned"
+    assert (review["review_reason"], review["review_type"]) == ("Planned", "Planned")
 
 
 def test_a_review_finding_changed_needs_progresses_to_reassessment_and_the_new_plan_supersedes(eng):
@@ -206,6 +211,116 @@ def test_a_review_finding_changed_needs_progresses_to_reassessment_and_the_new_p
     services = [r for r in rows_for(eng, cid) if r["event_type"] == "Service"]
     assert [(r["event_start"], r["event_end"], r["delivery_mechanism"]) for r in services] == [
         ("2031-03-03", "2031-04-21", "CASSR Commissioned support"), ("2031-04-21", None, "Direct Payment")]
+
+
+# ---------------------------------------------------------------- review reasons (hand-built histories)
+
+
+def review_history(start_data, *, needs_changed=False):
+    """A review instance as the engine records it: started, review task ready, review done, completed."""
+    events = [
+        ("instance.started", "2031-05-01T09:00:00+00:00", {"process_id": "review", "data": start_data}),
+        ("task.ready", "2031-05-01T09:00:00+00:00", {"element_id": "review_plan"}),
+        ("task.completed", "2031-05-06T14:00:00+00:00", {"element_id": "review_plan",
+                                                         "data": {"needs_changed": needs_changed}}),
+    ]
+    if needs_changed:
+        events.append(("instance.child_started", "2031-05-06T14:00:00+00:00",
+                       {"process_id": "needs_assessment", "element_id": "start_reassessment"}))
+    events.append(("instance.completed", "2031-05-06T14:00:00+00:00", {"process_id": "review"}))
+    return [{"seq": seq, "type": kind, "instance_id": 7, "at": at, "data": data}
+            for seq, (kind, at, data) in enumerate(events, start=1)]
+
+
+CASE = {"id": 1, "reference": "CASE-000009", "data": {}, "instances": []}
+
+
+@pytest.mark.parametrize("reason", cld.UNPLANNED_REVIEW_REASONS)
+def test_an_unplanned_review_reports_its_reason(reason):
+    [row] = cld.derive_cld_events(CASE, review_history({"review_reason": reason, "review_requested_by": "GP"},
+                                                       needs_changed=True))
+    assert summary([row]) == [("Review", "2031-05-01", "2031-05-06", cld.PROGRESS_TO_REASSESSMENT)]
+    assert (row["review_reason"], row["review_type"]) == (reason, "Unplanned")
+
+
+def test_a_scheduled_review_and_a_history_without_a_reason_are_planned():
+    for start_data in ({"review_reason": "Planned", "first": False}, {"first": True}):
+        [row] = cld.derive_cld_events(CASE, review_history(start_data))
+        assert (row["review_reason"], row["review_type"], row["outcome"]) == (
+            "Planned", "Planned", cld.NO_CHANGE_IN_PACKAGE)
+
+
+def test_a_review_reason_outside_the_code_list_is_a_clear_error():
+    with pytest.raises(cld.CldDataError) as err:
+        cld.derive_cld_events(CASE, review_history({"review_reason": "Hospital admission"}))
+    message = str(err.value)
+    assert "CASE-000009" in message and "review instance 7" in message and "'Hospital admission'" in message
+    assert "history event 1" in message and "Carer related" in message
+
+
+# ---------------------------------------------------------------- hospital discharge (Discharge to Assess)
+
+HARRIET = {"name": "Harriet Cole", "age": 84, "address": "12 Orchard Close, Northby", "area": "north"}
+
+
+def discharge_response(**changes):
+    data = {"ward_contacted": True, "person_views": "Wants to go home", "can_go_home": True,
+            "needs_new_support": True, "needs_bed_based_recovery": False, "needs_care_home": False}
+    return {**data, **changes}
+
+
+def discharge(eng, response, discharge_date="2031-03-05"):
+    res = eng.start("hospital_discharge", actor="ward7", data={"person": HARRIET, "reason": "Fall at home",
+                                                               "ward": "Ward 7"})
+    cid = res.case_id
+    eng.advance_clock(timedelta(hours=3))
+    complete(eng, cid, "respond_to_referral", response)
+    assert rows_for(eng, cid)[0]["outcome"] is None  # no outcome before the person leaves hospital
+    eng.advance_clock(timedelta(days=2))
+    complete(eng, cid, "record_discharge", {"discharge_ready_date": "2031-03-04", "discharge_date": discharge_date,
+                                            "delay_reason": "none"})
+    return cid
+
+
+@pytest.mark.parametrize("response, outcome, next_rows", [
+    (discharge_response(), cld.PROGRESS_TO_REABLEMENT, [("Service", None)]),  # pathway 1: home with reablement
+    (discharge_response(needs_new_support=False), cld.NFA_INFORMATION_ADVICE, []),  # pathway 0: home, no support
+    (discharge_response(needs_bed_based_recovery=True), cld.PROGRESS_TO_REABLEMENT, []),  # pathway 2: recovery bed
+    (discharge_response(can_go_home=False), cld.PROGRESS_TO_REABLEMENT, []),  # pathway 2: cannot go home yet
+    (discharge_response(needs_care_home=True), cld.PROGRESS_TO_ASSESSMENT,  # pathway 3: care home, assessed there
+     [("Assessment", None)]),
+], ids=["pathway_1", "pathway_0", "pathway_2", "pathway_2_not_home", "pathway_3"])
+def test_a_discharge_referral_is_a_request_from_hospital_with_the_pathway_as_its_outcome(
+        eng, response, outcome, next_rows):
+    cid = discharge(eng, response)
+    request, *rest = rows_for(eng, cid)
+    # the request starts with the referral and ends when the discharge is recorded (two days later)
+    assert summary([request]) == [("Request", "2031-03-03", "2031-03-05", outcome)]
+    assert (request["route_of_access"], request["process_id"], request["client_type"]) == (
+        "Discharge from hospital", "hospital_discharge", "Service User")
+    assert [(r["event_type"], r["event_end"]) for r in rest] == next_rows
+
+
+def test_after_bed_based_recovery_the_needs_assessment_is_a_new_event_four_weeks_later(eng):
+    cid = discharge(eng, discharge_response(needs_bed_based_recovery=True))
+    eng.advance_clock(timedelta(days=29))
+    request, assessment_row = rows_for(eng, cid)
+    assert summary([request]) == [("Request", "2031-03-03", "2031-03-05", cld.PROGRESS_TO_REABLEMENT)]
+    assert (assessment_row["event_type"], assessment_row["event_end"]) == ("Assessment", None)
+    assert assessment_row["event_start"] > "2031-03-30"
+
+
+def test_a_front_door_contact_about_leaving_hospital_has_the_discharge_route_of_access(eng):
+    from_hospital = front_door(eng, contact(from_hospital=True, discharge_date="2031-03-01"))
+    community = front_door(eng, contact(advice_given="Leaflet on falls prevention"))
+    assert [r["route_of_access"] for r in rows_for(eng, from_hospital)] == ["Discharge from hospital"]
+    assert [r["route_of_access"] for r in rows_for(eng, community)] == ["Community / Other route"]
+
+
+def test_safeguarding_is_not_a_cld_event(eng):
+    res = eng.start("safeguarding", actor="police", data={"person": HARRIET, "raised_by": "police"})
+    assert "safeguarding" not in cld.PROCESS_MAPPINGS
+    assert rows_for(eng, res.case_id) == []
 
 
 # ---------------------------------------------------------------- the quarterly return
@@ -235,13 +350,89 @@ def test_person_fields_come_from_the_case_and_the_recorded_contact(eng):
     assert row["local_person_id"] == eng.get_case(cid)["reference"]
     assert (row["nhs_number"], row["birth_month"], row["birth_year"], row["has_unpaid_carer"]) == (
         "9434765919", 11, 1952, True)
-    assert row["gender"] is None and row["ethnicity"] is None  # not asked on any form yet
+    assert row["gender"] is None and row["ethnicity"] is None  # optional on the contact form, not given here
     assert row["client_type"] == "Service User"
 
     case = eng.create_case("Joan Barker", {"gender": "Female", "date_of_birth": "1950-05-02"})
     eng.start("needs_assessment", case_id=case, data={"person": PETER})
     [row] = [r for r in cld.cld_return(eng, *WIDE) if r["local_person_id"] != "CASE-000001"]
     assert (row["gender"], row["birth_month"], row["birth_year"]) == ("Female", 5, 1950)
+
+
+MARIA = {"gender": "Female", "ethnicity": "White: Any other White background",
+         "primary_support_reason": "Support with Memory & Cognition",
+         "accommodation_status": "Sheltered housing / extra care housing / other sheltered housing",
+         "employment_status": "Not in paid employment (not actively seeking work / retired)"}
+
+
+def test_the_person_fields_asked_on_the_contact_form_are_in_every_row_of_the_case(eng):
+    cid = front_door(eng, contact(outcomes_unable=["personal_hygiene", "being_appropriately_clothed"],
+                                  **{f"person_{k}": v for k, v in MARIA.items()}))
+    complete(eng, cid, "plan_reablement", {"goals": ["Make a hot meal"], "setting": "home",
+                                           "start_type": "planned", "visits_per_day": 1})
+    rows = cld.cld_return(eng, *WIDE)
+    assert [r["event_type"] for r in rows] == ["Request", "Service"]
+    for row in rows:
+        assert {k: row[k] for k in MARIA} == MARIA
+    assert eng.get_case(cid)["data"]["person"]["ethnicity"] == MARIA["ethnicity"]  # kept on the case record
+
+
+def test_the_contact_form_offers_the_cld_code_lists_as_optional_person_fields():
+    schema = FormLibrary.from_folder(ROOT / "forms").schema("contact")
+    person = schema["properties"]["person"]
+    for field, code_list in cld.PERSON_CODE_LISTS.items():
+        prop = person["properties"][field]
+        assert tuple(prop["enum"]) == code_list, field
+        assert len(prop["x-enumNames"]) == len(code_list) and prop["title"] and prop["description"], field
+        assert field not in person["required"], field
+    assert "Not stated" in person["properties"]["gender"]["enum"]
+    assert "Not stated" in person["properties"]["ethnicity"]["enum"]
+
+
+def test_a_person_field_outside_its_code_list_is_refused_on_the_form_and_in_the_return(eng):
+    res = eng.start("front_door", actor="advisor1")
+    with pytest.raises(ValidationError) as err:
+        complete(eng, res.case_id, "record_contact", contact(person_gender="F"), actor="advisor1")
+    assert [e["field"] for e in err.value.errors] == ["person/gender"]
+    case = eng.create_case("Joan Barker", {"person": {"ethnicity": "British"}})
+    eng.start("needs_assessment", case_id=case, data={"person": PETER})
+    with pytest.raises(cld.CldDataError, match=r"case CASE-\d+: ethnicity 'British' is not in the CLD code list"):
+        cld.cld_return(eng, *WIDE)
+
+
+def test_a_carers_assessment_row_is_about_the_carer_not_the_cared_for_person(eng):
+    res = eng.start("needs_assessment", data={"person": {**PETER, **MARIA, "nhs_number": "9434765919"}})
+    cid = res.case_id
+    complete(eng, cid, "assess_needs", assessment("personal_hygiene", "managing_nutrition", "using_home_safely",
+                                                  carer=True))
+    complete(eng, cid, "assess_carer", carer_assessment())
+    reference = eng.get_case(cid)["reference"]
+    rows = cld.cld_return(eng, *WIDE)
+    [peter] = [r for r in rows if r["process_id"] == "needs_assessment"]
+    [susan] = [r for r in rows if r["process_id"] == "carers_assessment"]
+    assert (peter["local_person_id"], peter["client_type"], peter["nhs_number"], peter["gender"]) == (
+        reference, "Service User", "9434765919", "Female")
+    assert (susan["local_person_id"], susan["client_type"], susan["cared_for_person_id"]) == (
+        f"{reference}-C1", "Carer", reference)
+    # none of Peter's details are reported as Susan's
+    assert all(susan[k] is None for k in ("nhs_number", "birth_year", *MARIA)), susan
+    assert (susan["event_type"], susan["outcome"]) == ("Assessment", cld.PROGRESS_TO_SUPPORT_PLANNING)
+    assert peter["cared_for_person_id"] is None
+
+
+def test_the_same_carer_keeps_one_id_and_a_carer_with_their_own_record_keeps_theirs():
+    def carers_assessment(iid, person):
+        return [{"seq": iid * 10, "type": "instance.started", "instance_id": iid, "at": f"2031-0{iid}-01T09:00:00Z",
+                 "data": {"process_id": "carers_assessment", "data": {"person": person, "cared_for": "Peter"}}}]
+    events = (carers_assessment(1, {"name": "Susan Clarke"}) + carers_assessment(2, {"name": "Tom Clarke"})
+              + carers_assessment(3, {"name": " susan  clarke", "gender": "Female"})
+              + carers_assessment(4, {"name": "Ann Lee", "local_person_id": "CASE-000042",
+                                      "date_of_birth": "1960-02-01"}))
+    rows = cld.derive_cld_events(CASE, events)
+    assert [(r["local_person_id"], r["cared_for_person_id"], r["client_type"]) for r in rows] == [
+        ("CASE-000009-C1", "CASE-000009", "Carer"), ("CASE-000009-C2", "CASE-000009", "Carer"),
+        ("CASE-000009-C1", "CASE-000009", "Carer"), ("CASE-000042", "CASE-000009", "Carer")]
+    assert (rows[2]["gender"], rows[3]["birth_year"], rows[3]["birth_month"]) == ("Female", 1960, 2)
 
 
 def test_the_csv_has_the_return_headers_and_code_list_values(eng, tmp_path):
