@@ -1,4 +1,4 @@
-"""Prepare the demo database for `make run`: schema, the operating model's diagrams, demo cases."""
+"""Prepare the demo database for `make run`: schema, the operating model's diagrams, demo users and cases."""
 
 from __future__ import annotations
 
@@ -27,6 +27,10 @@ def main() -> None:
 
     create_demo_users(engine)
     print("demo users: one per role, e.g. front-door-advisor / demo-front_door_advisor (docs/security.md)")
+    from api.demo_cases import create_demo_cases
+
+    for reference, stage in create_demo_cases(engine):
+        print(f"demo case {reference}: {stage}")
     print(f"demo database ready: {engine.db.safe_url}")
 
 

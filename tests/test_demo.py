@@ -1,0 +1,50 @@
+"""`make run`'s demo database: the operating model deployed, a user per role and cases at each stage."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from api.auth import ROLES
+from api.demo_users import demo_username
+from engine.runtime import Engine
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_demo_database_has_cases_at_each_stage_in_the_right_queues(tmp_path):
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    out = subprocess.run([sys.executable, "-m", "api.demo", "--db", url], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("demo case CASE-") == 7
+    eng = Engine(url)
+    try:
+        queues = {(t["title"], t["element_id"], t["team"]) for t in eng.list_tasks(limit=1000)}
+        assert ("Joan Barker", "plan_reablement", "reablement") in queues
+        assert ("Peter Clarke", "assess_needs", "social_work") in queues
+        assert ("Margaret Ellis", "approve_budget", "team_manager") in queues
+        assert any(title == "New contact (not yet recorded)" and element == "record_contact"
+                   for title, element, _ in queues)
+        harriet = [c for c in (eng.get_case(i) for i in range(1, 8)) if c["title"] == "Harriet Jones"][0]
+        assert [i["process_id"] for i in harriet["instances"] if i["status"] != "completed"] == ["review"]
+        assert any(d["kind"] for d in eng.documents(harriet["id"]))  # letters filed on the case
+        for case_id in range(1, 8):
+            assert eng.verify(case_id)[1] == []
+    finally:
+        eng.db.dispose()
+    again = subprocess.run([sys.executable, "-m", "api.demo", "--db", url], cwd=ROOT, capture_output=True,
+                           text=True, timeout=300)
+    assert again.returncode == 0 and "demo case" not in again.stdout  # a second run adds nothing
+    assert {demo_username(r) for r in ROLES} <= set(_usernames(url))
+
+
+def _usernames(url):
+    from sqlalchemy import create_engine, text
+
+    e = create_engine(url)
+    with e.connect() as conn:
+        names = [r[0] for r in conn.execute(text("SELECT username FROM users"))]
+    e.dispose()
+    return names
