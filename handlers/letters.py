@@ -1,4 +1,4 @@
-"""Letters to the person: eligibility decision, personal budget and support plan.
+"""Letters to the person: eligibility decision, personal budget, support plan, safeguarding, discharge.
 
 The handlers render plain-text letters and return them; the engine stores the result in
 task data and the case history, and the case's process files them. Nothing is sent or
@@ -441,8 +441,122 @@ def support_plan_letter(ctx: HandlerContext, person: dict[str, Any], plan: dict[
     )
 
 
+# ---------------------------------------------------------------- safeguarding
+
+SAFEGUARDING_RECIPIENTS = ("adult", "representative")
+_OUTCOMES_ACHIEVED = {
+    "fully": "We think what you wanted to happen has been fully achieved",
+    "partially": "We think what you wanted to happen has been partly achieved",
+    "not_achieved": "We are sorry that what you wanted to happen has not been achieved",
+    "not_expressed": "You did not tell us what you wanted to happen, so we worked to keep you safe",
+}
+_RISK_OUTCOMES = {
+    "removed": "The risk to you has been removed.",
+    "reduced": "The risk to you has been reduced.",
+    "remains": "Some risk to you remains.",
+}
+
+
+def _norm_name(name: Any) -> str:
+    return " ".join(str(name or "").lower().replace(".", " ").split())
+
+
+def _recipient(recipient: Any, adult: dict[str, Any], where: str) -> dict[str, Any]:
+    """The addressee: the adult, or a representative with a name, address and relationship."""
+    recipient = _require(recipient, where)
+    role = recipient.get("role")
+    if role not in SAFEGUARDING_RECIPIENTS:
+        raise ValueError(f"{where}.role must be one of {list(SAFEGUARDING_RECIPIENTS)}, got {role!r}")
+    if role == "adult":
+        merged = {**adult, **{k: v for k, v in recipient.items() if k in ("name", "address") and v}}
+    else:
+        merged = dict(recipient)
+        if not merged.get("relationship"):
+            raise ValueError(f"{where}.relationship: say how the representative is connected to the adult")
+    for key in ("name", "address"):
+        if not merged.get(key):
+            raise ValueError(f"{where}.{key}: the letter needs the {role}'s {key}")
+    return {**merged, "role": role}
+
+
+def safeguarding_letter(ctx: HandlerContext, adult: dict[str, Any] | None, recipient: dict[str, Any],
+                        concern_date: str, decision: str, advice_given: str | None = None,
+                        outcome: dict[str, Any] | None = None,
+                        alleged_source: dict[str, Any] | None = None) -> dict[str, Any]:
+    """To the adult (or their representative): the safeguarding concern was looked into, and what happened.
+
+    Never to the person alleged to have caused harm: a recipient whose name is the alleged
+    source's is refused. The letter names nobody as a source of harm and gives no account of
+    what was alleged; it says what the council did, the outcome and who to call.
+    `decision` is the triage decision; `outcome` (for an enquiry) holds outcomes_achieved,
+    risk_outcome and optionally safeguarding_plan.
+    """
+    adult = dict(adult or ctx.case_data.get("person") or {})
+    to = _recipient(recipient, adult, "recipient")
+    source = alleged_source or {}
+    if isinstance(source, dict) and source.get("name") and _norm_name(source["name"]) == _norm_name(to["name"]):
+        raise ValueError("recipient.name: this is the person alleged to have caused harm; a safeguarding letter "
+                         "is never sent to them")
+    if decision not in ("s42_enquiry", "other_enquiry", "no_further_action_with_advice"):
+        raise ValueError(f"decision must be s42_enquiry, other_enquiry or no_further_action_with_advice, "
+                         f"got {decision!r}")
+    enquiry = decision != "no_further_action_with_advice"
+    if enquiry:
+        outcome = _require(outcome, "outcome")
+        for key, allowed in (("outcomes_achieved", _OUTCOMES_ACHIEVED), ("risk_outcome", _RISK_OUTCOMES)):
+            if outcome.get(key) not in allowed:
+                raise ValueError(f"outcome.{key} must be one of {list(allowed)}, got {outcome.get(key)!r}")
+    elif not advice_given:
+        raise ValueError("advice_given: say what advice was given when no further action is taken")
+    if not adult.get("name"):
+        raise ValueError("adult.name: the letter must say who the concern was about")
+    return _render(
+        ctx, "safeguarding", "safeguarding.txt.j2", "The safeguarding concern we looked into", to,
+        adult=adult, to_adult=to["role"] == "adult", concern_date=concern_date, enquiry=enquiry,
+        advice_given=advice_given, outcome=outcome or {}, achieved_text=_OUTCOMES_ACHIEVED,
+        risk_text=_RISK_OUTCOMES,
+    )
+
+
+# ---------------------------------------------------------------- hospital discharge
+
+_PATHWAY_TEXT = {
+    0: "you went home without needing any new care and support from us",
+    1: "you went home with new support from our reablement team",
+    2: "you moved to a community bed for a period of recovery before going home",
+    3: "you moved to a care home",
+}
+
+
+def discharge_letter(ctx: HandlerContext, person: dict[str, Any], pathway: int, discharge_date: str,
+                     support_arranged: str | None = None, follow_up_date: str | None = None,
+                     assessment_from: str | None = None, recipient: dict[str, Any] | None = None,
+                     reablement_weeks: int = 6) -> dict[str, Any]:
+    """After a hospital discharge: the pathway, the support arranged and when we will be in touch.
+
+    `follow_up_date`: the 91-day check (people aged 65+ who went home with reablement);
+    `assessment_from`: when the longer-term needs assessment starts (pathways 2 and 3).
+    `recipient`: a representative {name, address, relationship}; by default the person.
+    """
+    person = _require(person, "person")
+    if isinstance(pathway, bool) or pathway not in _PATHWAY_TEXT:
+        raise ValueError(f"pathway must be 0, 1, 2 or 3, got {pathway!r}")
+    long_date(discharge_date)  # a clear error for a date that is not one
+    to = person
+    if recipient:
+        to = _recipient({**recipient, "role": "representative"}, person, "recipient")
+    return _render(
+        ctx, "discharge", "discharge.txt.j2", "Leaving hospital: the support arranged", to,
+        person_about=person, to_person=to is person, pathway=pathway, pathway_text=_PATHWAY_TEXT[pathway],
+        discharge_date=discharge_date, support_arranged=support_arranged, follow_up_date=follow_up_date,
+        assessment_from=assessment_from, reablement_weeks=reablement_weeks,
+    )
+
+
 def register(registry: HandlerRegistry) -> None:
     load_council()  # missing council details should stop start-up, not a letter
     registry.register("eligibility_letter", eligibility_letter, document=True)
     registry.register("budget_letter", budget_letter, document=True)
     registry.register("support_plan_letter", support_plan_letter, document=True)
+    registry.register("safeguarding_letter", safeguarding_letter, document=True)
+    registry.register("discharge_letter", discharge_letter, document=True)

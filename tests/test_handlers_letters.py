@@ -343,3 +343,64 @@ def test_letter_from_personal_budget_output() -> None:
     assert "Your budget includes £300.00 a year to support your carer" in body
     # the calibrated price is shown as used, so the product visibly adds up
     assert f"16 points at £1,109.09091 a point = {money(budget['indicative_amount'])}" in body
+
+
+# ---------------------------------------------------------------- safeguarding and hospital discharge
+
+from handlers.letters import discharge_letter, safeguarding_letter  # noqa: E402
+
+JOAN = {"name": "Joan Barker", "address": "4 Mill Lane, Northby"}
+ENQUIRY_OUTCOME = {"outcomes_achieved": "fully", "risk_outcome": "removed", "safeguarding_plan": None}
+
+
+def test_safeguarding_letter_is_never_sent_to_the_alleged_source_of_harm():
+    recipient = {"role": "representative", "name": "dean  FLETCHER", "address": "4 Mill Lane, Northby",
+                 "relationship": "lodger"}
+    with pytest.raises(ValueError, match="recipient.name: this is the person alleged to have caused harm"):
+        safeguarding_letter(CTX, JOAN, recipient, "2027-01-04", "s42_enquiry", outcome=ENQUIRY_OUTCOME,
+                            alleged_source={"name": "Dean Fletcher", "relationship": "lodger"})
+
+
+def test_safeguarding_letter_to_the_adult_uses_the_safe_address_and_says_what_happened():
+    out = safeguarding_letter(CTX, JOAN, {"role": "adult", "address": "c/o Northby Library, Northby"},
+                              "2027-01-04", "other_enquiry", outcome=ENQUIRY_OUTCOME,
+                              alleged_source={"name": "Dean Fletcher"})
+    body = " ".join(out["body"].split())
+    assert out["kind"] == "safeguarding" and "Dear Joan Barker" in body
+    assert "c/o Northby Library Northby" in body and "Mill Lane" not in body
+    assert "On 4 January 2027 someone told us" in body and "has been fully achieved" in body
+    assert "The risk to you has been removed." in body and "What has been agreed" not in body
+    assert "Dean Fletcher" not in body
+
+
+def test_safeguarding_letter_input_errors_name_the_field():
+    with pytest.raises(ValueError, match=r"recipient.role must be one of \['adult', 'representative'\]"):
+        safeguarding_letter(CTX, JOAN, {"role": "neighbour"}, "2027-01-04", "s42_enquiry", outcome=ENQUIRY_OUTCOME)
+    with pytest.raises(ValueError, match="recipient.relationship"):
+        safeguarding_letter(CTX, JOAN, {"role": "representative", "name": "Ann", "address": "1 High St"},
+                            "2027-01-04", "s42_enquiry", outcome=ENQUIRY_OUTCOME)
+    with pytest.raises(ValueError, match="outcome.risk_outcome must be one of"):
+        safeguarding_letter(CTX, JOAN, {"role": "adult"}, "2027-01-04", "s42_enquiry",
+                            outcome={"outcomes_achieved": "fully", "risk_outcome": "gone"})
+    with pytest.raises(ValueError, match="advice_given"):
+        safeguarding_letter(CTX, JOAN, {"role": "adult"}, "2027-01-04", "no_further_action_with_advice")
+    with pytest.raises(ValueError, match="recipient.address: the letter needs the adult's address"):
+        safeguarding_letter(CTX, {"name": "Joan Barker"}, {"role": "adult"}, "2027-01-04",
+                            "no_further_action_with_advice", advice_given="Leaflet")
+
+
+def test_discharge_letter_gives_the_pathway_support_and_follow_up_date():
+    out = discharge_letter(CTX, {"name": "Harriet Cole", "address": "12 Orchard Close, Northby"}, 1, "2026-12-30",
+                           support_arranged="Four care calls a day", follow_up_date="2027-03-31")
+    body = " ".join(out["body"].split())
+    assert out["kind"] == "discharge" and out["title"] == "Leaving hospital: the support arranged"
+    assert "when you left hospital on 30 December 2026" in body and "Four care calls a day" in body
+    assert "for up to 6 weeks" in body and "We will contact you around 31 March 2027" in body
+    assert "Northshire Council" in body
+
+
+def test_discharge_letter_input_errors_name_the_field():
+    with pytest.raises(ValueError, match="pathway must be 0, 1, 2 or 3, got 4"):
+        discharge_letter(CTX, PERSON, 4, "2026-12-30")
+    with pytest.raises(ValueError, match="recipient.relationship"):
+        discharge_letter(CTX, PERSON, 0, "2026-12-30", recipient={"name": "Ann", "address": "1 High St"})

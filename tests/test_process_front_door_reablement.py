@@ -19,7 +19,16 @@ from engine.errors import ValidationError
 from engine.forms import FormLibrary
 from engine.registry import load_registry
 from engine.runtime import Engine
-from tests.case_helpers import completed_route, events, fired, fired_at, handlers_called, instances, the_task
+from tests.case_helpers import (
+    cld_rows,
+    completed_route,
+    events,
+    fired,
+    fired_at,
+    handlers_called,
+    instances,
+    the_task,
+)
 from tests.conftest import START
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +37,14 @@ FILES = [ROOT / "processes" / "front_door.bpmn", ROOT / "processes" / "screening
          ROOT / "processes" / "safeguarding.bpmn",
          ROOT / "tests" / "diagrams_stage1" / "needs_assessment_stub.bpmn"]
 STUB_FORM = {"type": "object", "properties": {"eligible": {"type": "boolean"}}}
+
+# CLD code lists (operating model, section 4)
+TO_REABLEMENT = "Progress to Reablement/ST-Max"
+TO_ASSESSMENT = "Progress to Assessment"
+ENDED_AS_PLANNED = "Service ended as planned"
+INFORMATION_ADVICE = "NFA – Information & Advice / Signposting only"
+NFA_OTHER = "NFA – Other"
+DAY0 = "2031-03-03"  # START, Monday 3 March 2031
 
 
 @pytest.fixture
@@ -132,6 +149,8 @@ def test_kyle_is_signposted_and_called_back_after_14_days(eng):
     assert done.status == "completed"
     assert completed_route(eng, res.case_id) == ["record_contact", "signposting_call_back"]
     assert instances(eng, res.case_id) == [("front_door", "completed")]
+    # CLD: one Request, open until the call back, ended with information and advice / signposting only
+    assert cld_rows(eng, res.case_id) == [("Request", DAY0, "2031-03-17", INFORMATION_ADVICE)]
 
 
 def test_contact_form_errors_are_listed_by_field_and_the_task_stays_open(eng):
@@ -147,6 +166,7 @@ def test_contact_form_errors_are_listed_by_field_and_the_task_stays_open(eng):
     assert [e["field"] for e in err.value.errors] == ["discharge_date"]
     assert open_tasks(eng, res.case_id) == [("record_contact", "front_door")]
     assert events(eng, res.case_id, "task.completed") == []
+    assert cld_rows(eng, res.case_id) == [("Request", DAY0, None, None)]  # still open: nothing decided
 
 
 def test_no_needs_and_not_likely_eligible_ends_with_information_and_advice(eng):
@@ -155,6 +175,7 @@ def test_no_needs_and_not_likely_eligible_ends_with_information_and_advice(eng):
     data = eng.instance_snapshot(res.instance_id)["data"]
     assert data["screening_route"] == "information_and_advice"
     assert handlers_called(eng, res.case_id) == [("load_settings", "local_settings")]
+    assert cld_rows(eng, res.case_id) == [("Request", DAY0, DAY0, INFORMATION_ADVICE)]
 
 
 def test_a_safeguarding_concern_starts_the_safeguarding_process_for_the_same_case(eng):
@@ -182,6 +203,8 @@ def test_a_safeguarding_concern_starts_the_safeguarding_process_for_the_same_cas
     assert sorted(open_tasks(eng, res.case_id)) == [("escalate_triage", "team_manager"),
                                                     ("record_concern", "safeguarding")]
     assert completed_route(eng, res.case_id) == ["record_contact"]
+    # CLD: the Request ends with NFA – Other (the concern goes to the Safeguarding Adults Collection)
+    assert cld_rows(eng, res.case_id) == [("Request", DAY0, DAY0, NFA_OTHER)]
 
 
 def test_crisis_alone_also_goes_to_safeguarding(eng):
@@ -189,6 +212,7 @@ def test_crisis_alone_also_goes_to_safeguarding(eng):
     [child] = step.started_instances
     assert instances(eng, res.case_id) == [("front_door", "completed"), ("safeguarding", "waiting")]
     assert open_tasks(eng, res.case_id) == [("record_concern", "safeguarding")]
+    assert cld_rows(eng, res.case_id) == [("Request", DAY0, DAY0, NFA_OTHER)]
 
 
 def test_likely_eligible_but_reablement_not_appropriate_starts_a_needs_assessment(eng):
@@ -208,6 +232,8 @@ def test_likely_eligible_but_reablement_not_appropriate_starts_a_needs_assessmen
     task = the_task(eng, res.case_id, "assess_needs")
     assert task["instance_id"] == child and task["team"] == "social_work"
     assert "start_reablement" not in [e["data"]["element_id"] for e in events(eng, res.case_id, "handler.called")]
+    # CLD: the Request progressed straight to assessment; the assessment (a stub here) is still open
+    assert cld_rows(eng, res.case_id) == [("Request", DAY0, DAY0, TO_ASSESSMENT), ("Assessment", DAY0, None, None)]
 
 
 def test_reablement_not_appropriate_needs_its_reason(eng):
@@ -215,6 +241,7 @@ def test_reablement_not_appropriate_needs_its_reason(eng):
     with pytest.raises(ValidationError) as err:
         eng.complete_task(res.ready_tasks[0]["id"], contact(reablement_appropriate=False))
     assert [e["field"] for e in err.value.errors] == ["reablement_not_appropriate_because"]
+    assert cld_rows(eng, res.case_id) == [("Request", DAY0, None, None)]
 
 
 def test_not_likely_eligible_and_reablement_not_appropriate_is_still_signposted(eng):
@@ -222,6 +249,7 @@ def test_not_likely_eligible_and_reablement_not_appropriate_is_still_signposted(
                                            reablement_not_appropriate_because="other"))
     assert step.status == "waiting" and step.started_instances == []
     assert eng.instance_snapshot(res.instance_id)["data"]["screening_route"] == "signposting"
+    assert cld_rows(eng, res.case_id) == [("Request", DAY0, None, INFORMATION_ADVICE)]  # signposted, call back due
 
 
 def test_a_likely_eligible_contact_starts_reablement_for_the_same_case(eng):
@@ -235,6 +263,8 @@ def test_a_likely_eligible_contact_starts_reablement_for_the_same_case(eng):
     assert started["data"]["data"]["from_hospital"] is False and started["data"]["data"]["age"] == 78
     assert open_tasks(eng, res.case_id) == [("plan_reablement", "reablement")]
     assert eng.instance_snapshot(res.instance_id)["data"]["screening_route"] == "reablement"
+    # CLD: the Request progressed to reablement; the ST-Max service row opens with the referral
+    assert cld_rows(eng, res.case_id) == [("Request", DAY0, DAY0, TO_REABLEMENT), ("Service", DAY0, None, None)]
 
 
 # ---------------------------------------------------------------- reablement
@@ -257,6 +287,8 @@ def test_reablement_ended_early_at_best_independence_completes_with_no_further_n
     assert instances(eng, res.case_id) == [("front_door", "completed"), ("reablement", "completed")]
     assert eng.advance_clock(timedelta(days=60)) == 0  # its timers were cleared
     assert fired(eng, res.case_id) == [] and eng.list_tasks(case_id=res.case_id) == []
+    assert cld_rows(eng, res.case_id) == [("Request", DAY0, DAY0, TO_REABLEMENT),
+                                          ("Service", DAY0, "2031-03-23", ENDED_AS_PLANNED)]
 
 
 def test_six_weeks_reached_team_manager_extends_with_a_reason_then_needs_remain(eng):
@@ -303,6 +335,10 @@ def test_six_weeks_reached_team_manager_extends_with_a_reason_then_needs_remain(
     assert completed_route(eng, res.case_id) == ["record_contact", "plan_reablement", "prepare_for_end",
                                                  "decide_extend_or_end", "deliver_reablement"]
     assert fired(eng, res.case_id) == ["end_reminder", "period_ended"]
+    # CLD: the extended ST-Max service (45 days) progressed to assessment, which is still open
+    assert cld_rows(eng, res.case_id) == [("Request", DAY0, DAY0, TO_REABLEMENT),
+                                          ("Service", DAY0, "2031-04-17", TO_ASSESSMENT),
+                                          ("Assessment", "2031-04-17", None, None)]
 
 
 def test_team_manager_ends_reablement_at_six_weeks_with_its_outcome(eng):
@@ -318,6 +354,8 @@ def test_team_manager_ends_reablement_at_six_weeks_with_its_outcome(eng):
     assert done.status == "completed" and done.started_instances == []
     assert instances(eng, res.case_id) == [("front_door", "completed"), ("reablement", "completed")]
     assert fired(eng, res.case_id) == ["end_reminder", "period_ended"]
+    assert cld_rows(eng, res.case_id) == [("Request", DAY0, DAY0, TO_REABLEMENT),
+                                          ("Service", DAY0, "2031-04-14", ENDED_AS_PLANNED)]
 
 
 # ---------------------------------------------------------------- hospital discharge
@@ -354,6 +392,9 @@ def test_hospital_discharge_aged_70_is_followed_up_91_days_after_discharge(eng):
     assert eng.instance_snapshot(follow_up)["data"]["at_home"] == "yes"
     assert completed_route(eng, res.case_id) == ["record_contact", "plan_reablement", "deliver_reablement",
                                                  "check_still_at_home"]
+    # CLD: the 91-day check is an ASCOF 2D measure, not a CLD event
+    assert cld_rows(eng, res.case_id) == [("Request", DAY0, DAY0, TO_REABLEMENT),
+                                          ("Service", DAY0, "2031-03-24", ENDED_AS_PLANNED)]
 
 
 def test_hospital_discharge_under_65_has_no_91_day_follow_up(eng):
@@ -364,3 +405,5 @@ def test_hospital_discharge_under_65_has_no_91_day_follow_up(eng):
                              {"outcome": "best_independence_reached", "summary": "Managing at home"})
     assert done.status == "completed" and done.started_instances == []
     assert instances(eng, res.case_id) == [("front_door", "completed"), ("reablement", "completed")]
+    assert cld_rows(eng, res.case_id) == [("Request", DAY0, DAY0, TO_REABLEMENT),
+                                          ("Service", DAY0, DAY0, ENDED_AS_PLANNED)]

@@ -20,7 +20,7 @@ from engine.forms import FormLibrary
 from engine.registry import load_registry
 from engine.runtime import Engine
 from handlers.eligibility import ADULT_OUTCOMES
-from tests.case_helpers import events, instances, started_data, the_task
+from tests.case_helpers import cld_rows, events, instances, started_data, the_task
 from tests.conftest import START
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -231,3 +231,14 @@ def test_helena_in_transition_is_assessed_without_reablement_and_gets_a_supporte
     first = the_task(eng, cid, "record_concern")
     assert (first["team"], first["form"], first["instance_id"]) == ("safeguarding", "safeguarding_concern", sg_id)
     assert open_tasks(eng, cid) == [("record_concern", "safeguarding"), ("review_plan", "social_work")]
+
+    # Client Level Data for the case: the first contact's Request went straight to assessment; the
+    # assessment progressed to support planning; the signed-off plan is an open long-term community service;
+    # the review is not reported until it is done; the second contact's Request ended with the
+    # safeguarding referral (NFA – Other: safeguarding is reported in the Safeguarding Adults Collection)
+    assert cld_rows(eng, cid) == [
+        ("Request", "2031-03-03", "2031-03-03", "Progress to Assessment"),
+        ("Assessment", "2031-03-03", "2031-03-10", "Progress to Support Planning / Services"),
+        ("Service", "2031-03-12", None, "Provision of service"),
+        ("Request", "2031-04-23", "2031-04-23", "NFA – Other"),
+    ]

@@ -22,6 +22,46 @@ POOL_Y = 60
 FIRST_COL_X = POOL_X + LANE_LABEL_W + 90  # centre x of column 0
 
 SIZES = {"task": (100, 80), "event": (36, 36), "gateway": (50, 50)}
+LABEL_W = 90  # external labels (events, gateways) and flow names wrap at 90px, as in bpmn-js
+# Text measure for the layout check: modellers draw labels at about 11px Arial and wrap them at
+# 90px (bpmn-js), so a line holds about 14 characters; 14px a line.
+CHARS_PER_90PX = 14
+LINE_H = 14
+
+
+def text_lines(text: str, width: float) -> int:
+    """How many lines `text` takes wrapped at `width` pixels (never wider than a modeller's 90px)."""
+    per_line = max(4, int(CHARS_PER_90PX * min(width, 90) / 90))
+    lines, line = 0, 0
+    for word in text.split():
+        if line and line + 1 + len(word) > per_line:
+            lines, line = lines + 1, len(word)
+        else:
+            line = line + 1 + len(word) if line else len(word)
+    return lines + (1 if line else 0)
+
+
+def task_lines(text: str, width: float) -> int:
+    """How many lines a task's name takes inside a box `width` pixels wide (12px text, 5px padding)."""
+    per_line = max(4, int((width - 10) / 6.2))
+    lines, line = 0, 0
+    for word in text.split():
+        if line and line + 1 + len(word) > per_line:
+            lines, line = lines + 1, len(word)
+        else:
+            line = line + 1 + len(word) if line else len(word)
+    return lines + (1 if line else 0)
+
+
+def text_height(text: str, width: float) -> float:
+    return text_lines(text, width) * LINE_H
+
+
+def label_size(text: str) -> tuple[float, float]:
+    """(width, height) of an external label: one short line is as wide as its text, else 90px."""
+    lines = text_lines(text, LABEL_W)
+    width = LABEL_W if lines > 1 else min(LABEL_W, len(text) * 6.4 + 8)
+    return width, lines * LINE_H
 KIND = {
     "startEvent": "event", "endEvent": "event", "intermediateCatchEvent": "event", "boundaryEvent": "event",
     "exclusiveGateway": "gateway", "parallelGateway": "gateway", "inclusiveGateway": "gateway",
@@ -56,10 +96,31 @@ class Node:
     doc: str | None = None
     incoming: list[str] = field(default_factory=list)
     outgoing: list[str] = field(default_factory=list)
+    label: str = "below"  # an event's or gateway's name: below or above, optionally "-left" / "-right"
+    w: int | None = None  # a task wider than the default (a long name)
 
     @property
     def size(self) -> tuple[int, int]:
-        return SIZES[KIND[self.tag]]
+        w, h = SIZES[KIND[self.tag]]
+        return (self.w or w), h
+
+    def label_bounds(self) -> tuple[float, float, float, float] | None:
+        """(x, y, w, h) of the external label of an event or gateway (None for tasks / no name)."""
+        if KIND[self.tag] == "task" or not self.name:
+            return None
+        lw, lh = label_size(self.name)
+        x, y, w, h = self.bounds
+        if self.tag == "boundaryEvent":  # beside the flow that leaves it downwards
+            return (self.x - 6 - lw if self.label.endswith("left") else self.x + 6), y + h + 4, lw, lh
+        vertical, _, side = self.label.partition("-")  # "above-right": above, clear of a flow from the top
+        ly = y - 5 - lh if vertical == "above" else y + h + 5
+        if side == "right":
+            return self.x + 8, ly, lw, lh
+        if side == "left":
+            return self.x - 8 - lw, ly, lw, lh
+        if vertical == "above":
+            return self.x - lw / 2, ly, lw, lh
+        return self.x - lw / 2, y + h + 5, lw, lh
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
@@ -75,6 +136,7 @@ class Flow:
     name: str | None
     cond: str | None
     via: list[tuple[float, float]] | None
+    label_at: tuple[float, float] | None = None  # centre of the name's label, when the default spot is taken
 
 
 @dataclass
@@ -109,25 +171,29 @@ class Diagram:
         return self.lanes[lane].top + 20 + ROW_H / 2 + row * ROW_H
 
     def add(self, tag: str, id: str, name: str | None, lane: str, col: float, row: float = 0, *,
-            attrs: dict[str, str] | None = None, ext: str = "", body: str = "", doc: str | None = None) -> Node:
-        node = Node(tag, id, name, lane, self.col_x(col), self.row_y(lane, row), dict(attrs or {}), ext, body, doc)
+            attrs: dict[str, str] | None = None, ext: str = "", body: str = "", doc: str | None = None,
+            label: str = "below", w: int | None = None) -> Node:
+        node = Node(tag, id, name, lane, self.col_x(col), self.row_y(lane, row), dict(attrs or {}), ext, body, doc,
+                    label=label, w=w)
         self.nodes[id] = node
         return node
 
     def boundary(self, id: str, name: str, host: str, body: str, *, cancel: bool, slot: int = 0,
-                 doc: str | None = None) -> Node:
+                 doc: str | None = None, label: str = "below-right") -> Node:
         """A boundary event on the bottom edge of `host` (slot 0 left of centre, 1 right of centre)."""
         h = self.nodes[host]
-        x = h.x - 25 + slot * 50
+        x = h.x - h.size[0] / 4 + slot * h.size[0] / 2
         y = h.y + h.size[1] / 2
         node = Node("boundaryEvent", id, name, h.lane, x, y,
-                    {"cancelActivity": "true" if cancel else "false", "attachedToRef": host}, "", body, doc)
+                    {"cancelActivity": "true" if cancel else "false", "attachedToRef": host}, "", body, doc,
+                    label=label)
         self.nodes[id] = node
         return node
 
     def flow(self, id: str, src: str, tgt: str, name: str | None = None, cond: str | None = None, *,
-             default: bool = False, via: list[tuple[float, float]] | None = None) -> Flow:
-        f = Flow(id, src, tgt, name, cond, via)
+             default: bool = False, via: list[tuple[float, float]] | None = None,
+             label_at: tuple[float, float] | None = None) -> Flow:
+        f = Flow(id, src, tgt, name, cond, via, label_at)
         self.flows.append(f)
         self.nodes[src].outgoing.append(id)
         self.nodes[tgt].incoming.append(id)
@@ -156,8 +222,8 @@ class Diagram:
         s, t = self.nodes[f.src], self.nodes[f.tgt]
         if f.via:
             mids = list(f.via)
-        elif abs(s.y - t.y) < 1:
-            mids = []
+        elif abs(s.y - t.y) < 1 or (abs(s.x - t.x) < 1 and s.tag != "boundaryEvent"):
+            mids = []  # straight across, or straight down / up
         elif s.tag == "boundaryEvent" or KIND[s.tag] == "gateway":
             mids = [(s.x, t.y)]  # down (or up) first, then across
         elif KIND[t.tag] == "gateway":
@@ -171,6 +237,76 @@ class Diagram:
             mids = [(first[0], t.y)]
             last = self._exit(t, mids[-1])
         return [first, *mids, last]
+
+    def flow_label_bounds(self, f: Flow) -> tuple[float, float, float, float] | None:
+        """(x, y, w, h) of a flow's name: above the middle of its first horizontal leg, or at `label_at`."""
+        if not f.name:
+            return None
+        lw, lh = label_size(f.name)
+        if f.label_at:
+            cx, cy = f.label_at
+            return cx - lw / 2, cy - lh / 2, lw, lh
+        pts = self._route(f)
+        legs = list(zip(pts, pts[1:], strict=False))
+        flat = [(a, b) for a, b in legs if abs(a[1] - b[1]) < 1]
+        if not flat:  # straight down or up: beside the middle of the line
+            (ax, ay), (bx, by) = legs[0]
+            return ax + 6, (ay + by) / 2 - lh / 2, lw, lh
+        (ax, ay), (bx, by) = flat[0]
+        return (ax + bx) / 2 - lw / 2, min(ay, by) - 4 - lh, lw, lh
+
+    # ------------------------------------------------------------ layout check
+    def problems(self) -> list[str]:
+        """Everything that makes the picture hard to read: a flow through a shape, a label on a shape,
+        a flow or another label, a task name too long for its box, two flows drawn on the same line."""
+        out: list[str] = []
+        shapes = {n.id: n.bounds for n in self.nodes.values()}
+        labels: dict[str, tuple[float, float, float, float]] = {}
+        for n in self.nodes.values():
+            lb = n.label_bounds()
+            if lb:
+                labels[f"label of {n.id}"] = lb
+            if KIND[n.tag] == "task" and n.name:
+                w, h = n.size  # task names: 12px, about 12 characters a line in 100px
+                if task_lines(n.name, w) > 3:  # a fourth line runs into the marker or a boundary event
+                    out.append(f"{n.id}: name too long for its box")
+        segments: dict[str, list[tuple[tuple[float, float], tuple[float, float]]]] = {}
+        for f in self.flows:
+            pts = self._route(f)
+            segments[f.id] = list(zip(pts, pts[1:], strict=False))
+            fb = self.flow_label_bounds(f)
+            if fb:
+                labels[f"name of {f.id}"] = fb
+        for f in self.flows:
+            s = self.nodes[f.src]
+            own = {f.src, f.tgt}
+            if s.tag == "boundaryEvent":
+                own.add(s.attrs["attachedToRef"])
+            for nid, box in shapes.items():
+                if nid in own:
+                    continue
+                if any(_segment_hits(a, b, box, 1) for a, b in segments[f.id]):
+                    out.append(f"{f.id} crosses {nid}")
+        for lid, lb in labels.items():
+            for nid, box in shapes.items():
+                if _boxes_overlap(lb, box):
+                    out.append(f"{lid} overlaps {nid}")
+            for fid, segs in segments.items():
+                if any(_segment_hits(a, b, lb, 0) for a, b in segs):
+                    out.append(f"{lid} overlaps flow {fid}")
+        names = list(labels)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                if _boxes_overlap(labels[a], labels[b]):
+                    out.append(f"{a} overlaps {b}")
+        flows = self.flows
+        for i, f in enumerate(flows):
+            for g in flows[i + 1:]:
+                if f.src == g.src or f.tgt == g.tgt:
+                    continue  # a fan-out or fan-in may share its trunk
+                if any(_collinear_overlap(p, q) for p in segments[f.id] for q in segments[g.id]):
+                    out.append(f"{f.id} runs along {g.id}")
+        return out
 
     # ------------------------------------------------------------ output
     def _node_xml(self, n: Node) -> str:
@@ -241,29 +377,58 @@ class Diagram:
             x, y, w, h = n.bounds
             extra = ' isMarkerVisible="true"' if n.tag == "exclusiveGateway" else ""
             label = ""
-            if KIND[n.tag] != "task" and n.name:
-                # external label under the symbol (above it for boundary events' neighbours is not needed)
-                lw = 110
-                ly = y + h + 5 if n.tag != "boundaryEvent" else y + h + 4
-                lx = n.x + 6 if n.tag == "boundaryEvent" else n.x - lw / 2
-                label = (f'<bpmndi:BPMNLabel><dc:Bounds x="{lx:.0f}" y="{ly:.0f}" width="{lw}" height="27" />'
-                         f"</bpmndi:BPMNLabel>")
+            lb = n.label_bounds()
+            if lb:
+                lx, ly, lw, lh = lb
+                label = (f'<bpmndi:BPMNLabel><dc:Bounds x="{lx:.0f}" y="{ly:.0f}" width="{lw:.0f}" '
+                         f'height="{lh:.0f}" /></bpmndi:BPMNLabel>')
             s.append(f'      <bpmndi:BPMNShape id="{n.id}_di" bpmnElement="{n.id}"{extra}>'
                      f'<dc:Bounds x="{x:.0f}" y="{y:.0f}" width="{w}" height="{h}" />{label}</bpmndi:BPMNShape>')
         for f in self.flows:
             pts = self._route(f)
             wps = "".join(f'<di:waypoint x="{px:.0f}" y="{py:.0f}" />' for px, py in pts)
             label = ""
-            if f.name:
-                (ax, ay), (bx, by) = pts[0], pts[1]
-                if len(pts) > 2 and abs(ax - bx) < 1:  # vertical first leg: label beside the second leg
-                    (ax, ay), (bx, by) = pts[1], pts[2]
-                lx, ly = (ax + bx) / 2 - 50, min(ay, by) - 30
-                label = (f'<bpmndi:BPMNLabel><dc:Bounds x="{lx:.0f}" y="{ly:.0f}" width="100" height="27" />'
-                         f"</bpmndi:BPMNLabel>")
+            fb = self.flow_label_bounds(f)
+            if fb:
+                lx, ly, lw, lh = fb
+                label = (f'<bpmndi:BPMNLabel><dc:Bounds x="{lx:.0f}" y="{ly:.0f}" width="{lw:.0f}" '
+                         f'height="{lh:.0f}" /></bpmndi:BPMNLabel>')
             s.append(f'      <bpmndi:BPMNEdge id="{f.id}_di" bpmnElement="{f.id}">{wps}{label}</bpmndi:BPMNEdge>')
         s.append("    </bpmndi:BPMNPlane>\n  </bpmndi:BPMNDiagram>")
         return "\n".join(s)
+
+
+# ------------------------------------------------------------ geometry for the layout check
+
+def _boxes_overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    return ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
+
+
+def _segment_hits(p: tuple[float, float], q: tuple[float, float], box: tuple[float, float, float, float],
+                  inset: float) -> bool:
+    """Does the orthogonal segment p-q pass through `box` (shrunk by `inset` on every side)?"""
+    x, y, w, h = box
+    x0, y0, x1, y1 = x + inset, y + inset, x + w - inset, y + h - inset
+    lo_x, hi_x = sorted((p[0], q[0]))
+    lo_y, hi_y = sorted((p[1], q[1]))
+    return lo_x < x1 and hi_x > x0 and lo_y < y1 and hi_y > y0 if (hi_x - lo_x) * (hi_y - lo_y) == 0 and (
+        lo_x != hi_x or lo_y != hi_y) else False
+
+
+def _collinear_overlap(s1: tuple[tuple[float, float], tuple[float, float]],
+                       s2: tuple[tuple[float, float], tuple[float, float]]) -> bool:
+    (a, b), (c, d) = s1, s2
+    if abs(a[1] - b[1]) < 1 and abs(c[1] - d[1]) < 1 and abs(a[1] - c[1]) < 1:  # both horizontal, same y
+        lo, hi = sorted((a[0], b[0]))
+        lo2, hi2 = sorted((c[0], d[0]))
+        return min(hi, hi2) - max(lo, lo2) > 1
+    if abs(a[0] - b[0]) < 1 and abs(c[0] - d[0]) < 1 and abs(a[0] - c[0]) < 1:  # both vertical, same x
+        lo, hi = sorted((a[1], b[1]))
+        lo2, hi2 = sorted((c[1], d[1]))
+        return min(hi, hi2) - max(lo, lo2) > 1
+    return False
 
 
 # ------------------------------------------------------------ element helpers (Camunda 7 dialect)

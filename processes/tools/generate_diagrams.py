@@ -45,7 +45,7 @@ def front_door() -> Diagram:
     a, e = service("update_case", None, data='{"person": person}')
     d.add("serviceTask", "keep_person", "Keep the person's details on the case", fd, 3, attrs=a, ext=e,
           doc="The person's details go on the case record once (update_case); every later process of the "
-              "case and every letter reads them from there.")
+              "case and every letter reads them from there.", w=124)
     d.add("scriptTask", "note_contact", "Note the contact date", fd, 4, attrs={"scriptFormat": "python"},
           body=script('contact_date = now().date().isoformat()\n'
                       'try:\n'
@@ -57,50 +57,50 @@ def front_door() -> Diagram:
     d.add("businessRuleTask", "screen_contact", "Screen the contact", fd, 5,
           attrs={"camunda:decisionRef": "front_door_screening"},
           doc="Decision table processes/screening.dmn sets screening_route and screening_reason.")
-    d.add("exclusiveGateway", "route_gw", "Screening route?", fd, 6)
+    d.add("exclusiveGateway", "route_gw", "Screening route?", fd, 6, label="above")
     # row 0: information and advice
-    d.add("endEvent", "end_information_advice", "Information and advice given", fd, 10)
+    d.add("endEvent", "end_information_advice", "Information and advice given", fd, 11.6)
     # row 1: signposting
     a, e = service("search_directory", "directory_search", needs="needs", area='person["area"]')
-    d.add("serviceTask", "search_directory", "Search the community directory", fd, 7, 1, attrs=a, ext=e)
+    d.add("serviceTask", "search_directory", "Search the community directory", fd, 7.6, 1, attrs=a, ext=e)
     a, e = service("record_signposting", "signposting",
                    services='[service["id"] for service in directory_search["matches"]]',
                    person_consents="consents_to_referral",
                    call_back_in_days='settings["signposting_call_back_days"]')
-    d.add("serviceTask", "record_signposting", "Record signposting and referrals", fd, 8, 1, attrs=a, ext=e)
-    d.add("intermediateCatchEvent", "wait_for_call_back", "Call-back day", fd, 9, 1,
+    d.add("serviceTask", "record_signposting", "Record signposting and referrals", fd, 8.6, 1, attrs=a, ext=e)
+    d.add("intermediateCatchEvent", "wait_for_call_back", "Call-back day", fd, 9.6, 1,
           body=timer("timeDate", 'signposting["call_back_due"]'),
           doc='settings["signposting_call_back_days"] calendar days after the referral, moved to the next '
               "working day (worked out by record_signposting).")
-    d.add("userTask", "signposting_call_back", "Call back: was the signposting right?", fd, 10, 1,
-          attrs=user_task("signposting_call_back", "front_door"))
-    d.add("endEvent", "end_signposted", "Signposting checked", fd, 11, 1)
+    d.add("userTask", "signposting_call_back", "Call back: was the signposting right?", fd, 10.6, 1,
+          attrs=user_task("signposting_call_back", "front_door"), w=124)
+    d.add("endEvent", "end_signposted", "Signposting checked", fd, 11.6, 1)
     # row 2: reablement
     a, e = service("start_process", "reablement_started", process_id='"reablement"',
                    data='{"person": person, "age": person["age"], "reason": reason, '
                         '"from_hospital": from_hospital, '
                         '"discharge_date": discharge_date if from_hospital else None, '
                         '"screening_reason": screening_reason}')
-    d.add("serviceTask", "start_reablement", "Start reablement", fd, 7, 2, attrs=a, ext=e)
-    d.add("endEvent", "end_referred_reablement", "Referred to reablement", fd, 8, 2)
+    d.add("serviceTask", "start_reablement", "Start reablement", fd, 7.6, 2, attrs=a, ext=e)
+    d.add("endEvent", "end_referred_reablement", "Referred to reablement", fd, 8.6, 2)
     # row 3: needs assessment without reablement
     a, e = service("start_process", "assessment_started", process_id='"needs_assessment"',
                    data='{"person": person, "age": person["age"], "reason": reason, '
                         '"contact_date": contact_date, "screening_reason": screening_reason}')
-    d.add("serviceTask", "start_needs_assessment", "Start needs assessment", fd, 7, 3, attrs=a, ext=e,
+    d.add("serviceTask", "start_needs_assessment", "Start needs assessment", fd, 7.6, 3, attrs=a, ext=e,
           doc="Reablement is not appropriate (for example a young person moving to adult services, or a "
               "long-term condition reablement will not help): the needs assessment starts at once, its "
               "28-day target counted from the contact date.")
-    d.add("endEvent", "end_referred_assessment", "Referred for needs assessment", fd, 8, 3)
+    d.add("endEvent", "end_referred_assessment", "Referred for needs assessment", fd, 8.6, 3)
     # safeguarding lane: the safeguarding process owns triage, its deadline and escalation
     a, e = service("start_process", "safeguarding_started", process_id='"safeguarding"',
                    data='{"person": person, "concern": reason, "urgent": crisis, '
                         '"raised_by": caller["name"] + " (" + caller["relationship"] + ")", '
                         '"contact_date": contact_date, "screening_reason": screening_reason}')
-    d.add("serviceTask", "start_safeguarding", "Start safeguarding", sg, 7, attrs=a, ext=e,
+    d.add("serviceTask", "start_safeguarding", "Start safeguarding", sg, 7.6, attrs=a, ext=e,
           doc="Starts the safeguarding process for the same case: the safeguarding team records the concern "
               "and immediate safety, with its triage deadline escalated to the team manager.")
-    d.add("endEvent", "end_referred_safeguarding", "Referred to safeguarding", sg, 8)
+    d.add("endEvent", "end_referred_safeguarding", "Referred to safeguarding", sg, 8.6)
 
     d.flow("f_start", "contact_received", "load_settings")
     d.flow("f_settings", "load_settings", "record_contact")
@@ -161,25 +161,25 @@ def reablement() -> Diagram:
     d.boundary("end_reminder", "Reminder before the end", "deliver_reablement", timer("timeDuration", "reminder_after"),
                cancel=False, slot=1)
     d.boundary("period_ended", "Reablement period reached", "deliver_reablement",
-               timer("timeDuration", "delivery_period"), cancel=True, slot=0)
+               timer("timeDuration", "delivery_period"), cancel=True, slot=0, label="below-left")
     d.add("userTask", "prepare_for_end", "Prepare for the end of reablement", rb, 7, 1.2,
           attrs=user_task("reablement_end_review", "reablement"))
     d.add("endEvent", "end_prepared", "End prepared", rb, 8, 1.2)
     d.add("userTask", "decide_extend_or_end", "Decide: extend or end", tm, 7,
           attrs=user_task("reablement_extension", "team_manager"))
-    d.add("exclusiveGateway", "extend_gw", "Extend?", tm, 8)
+    d.add("exclusiveGateway", "extend_gw", "Extend?", tm, 8, label="above")
     d.add("scriptTask", "set_extension_period", "Set the extension period", tm, 8, 1, attrs={"scriptFormat": "python"},
           body=script(DAYS_IN + 'extensions = extensions + 1\n'
                       'delivery_period = "P%dD" % extension_days\n'
                       'reminder_after = "P%dD" % max(extension_days - '
                       'days_in(settings["reablement_reminder_before_end"]), 0)\n'))
     d.add("exclusiveGateway", "finished_merge", None, rb, 9)
-    d.add("exclusiveGateway", "hospital_gw", "From hospital, aged 65 or over?", rb, 10)
+    d.add("exclusiveGateway", "hospital_gw", "From hospital, aged 65 or over?", rb, 10, label="above")
     a, e = service("start_process", "follow_up_started", process_id='"hospital_follow_up"',
                    data='{"person": person, "age": age, "discharge_date": discharge_date}')
     d.add("serviceTask", "start_hospital_follow_up", "Schedule the 91-day follow-up", rb, 11, 1, attrs=a, ext=e)
     d.add("exclusiveGateway", "hospital_merge", None, rb, 12)
-    d.add("exclusiveGateway", "needs_gw", "Needs remain?", rb, 13)
+    d.add("exclusiveGateway", "needs_gw", "Needs remain?", rb, 13, label="above")
     a, e = service("start_process", "assessment_started", process_id='"needs_assessment"',
                    data='{"person": person, "age": age, "reason": reason, "reablement_outcome": outcome, '
                         '"reablement_extensions": extensions, "contact_date": contact_date}')
@@ -235,7 +235,7 @@ def hospital_follow_up() -> Diagram:
           body=timer("timeDate", "follow_up_due"))
     d.add("userTask", "check_still_at_home", "Check the person is still at home", rb, 4,
           attrs=user_task("hospital_follow_up_check", "reablement"))
-    d.add("exclusiveGateway", "at_home_gw", "Still at home?", rb, 5)
+    d.add("exclusiveGateway", "at_home_gw", "Still at home?", rb, 5, label="above")
     d.add("endEvent", "end_at_home", "Still at home at 91 days", rb, 6)
     d.add("endEvent", "end_not_at_home", "Not at home at 91 days", rb, 6, 0.7)
     d.flow("f_start", "follow_up_scheduled", "load_settings")
