@@ -2,10 +2,12 @@
 
 `personal_budget` turns assessed needs into an indicative annual budget: points per
 needs domain, a deduction where a willing and able carer meets a need, points converted
-to money (a price per point or bands), an optional carer support allocation, and costed
-uplifts from the impact-assessment route. Every step is returned, with plain-English
-lines for the budget letter, because statutory guidance (11.24) requires the amount and
-how it was worked out to be transparent.
+to money (a price per point or bands), an optional carer support allocation
+(`carer_support` = {level, source}: source "carers_assessment" — the level an eligible
+carer's assessment recorded, the default — or "worker" — carer support needs the worker
+recorded on the scoring form), and costed uplifts from the impact-assessment route. Every
+step is returned, with plain-English lines for the budget letter, because statutory
+guidance (11.24) requires the amount and how it was worked out to be transparent.
 
 `check_budget_change` enforces that a review cannot cut a budget without a recorded
 change in needs or circumstances.
@@ -381,6 +383,13 @@ def _uplifts(uplifts: Any) -> list[tuple[str, Decimal]]:
     return checked
 
 
+#: where a carer support level came from -> how the letter names it
+_CARER_SUPPORT_SOURCES = {
+    "carers_assessment": "carer’s assessment level",
+    "worker": "carer support needs recorded by your worker",
+}
+
+
 def personal_budget(
     ctx: HandlerContext,
     needs: dict[str, Any],
@@ -422,15 +431,18 @@ def personal_budget(
         level = carer_support.get("level")
         if not isinstance(level, str) or level not in cfg["carer_support_levels"]:
             raise ValueError(f"carer_support.level must be one of {list(cfg['carer_support_levels'])}, got {level!r}")
+        source = carer_support.get("source", "carers_assessment")
+        if source not in _CARER_SUPPORT_SOURCES:
+            raise ValueError(f"carer_support.source must be one of {list(_CARER_SUPPORT_SOURCES)}, got {source!r}")
         amount = _pence(cfg["carer_support_levels"][level])
         added = cfg["carer_support_added"]
-        support_out = {"level": level, "amount": _out(amount), "added_to_budget": added}
+        support_out = {"level": level, "amount": _out(amount), "added_to_budget": added, "source": source}
         if added:
             support_added = amount
             if amount:
                 lines.append(
                     f"{_gbp(amount)} a year is added to support your carer "
-                    f"(carer’s assessment level: {level.replace('_', ' ')})."
+                    f"({_CARER_SUPPORT_SOURCES[source]}: {level.replace('_', ' ')})."
                 )
         elif amount:
             lines.append(f"Your carer has a separate allocation of {_gbp(amount)} a year, not included below.")

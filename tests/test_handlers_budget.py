@@ -157,9 +157,31 @@ def test_carer_deduction_rounds_in_the_persons_favour() -> None:
 
 def test_carer_support_allocation_is_added_and_explained() -> None:
     result = personal_budget(CTX, needs={"personal_care": {"level": "moderate"}}, carer_support={"level": "moderate"})
-    assert result["carer_support"] == {"level": "moderate", "amount": "600.00", "added_to_budget": True}
+    assert result["carer_support"] == {"level": "moderate", "amount": "600.00", "added_to_budget": True,
+                                       "source": "carers_assessment"}
     assert result["final_amount"] == "11690.91"  # 11,090.91 + 600
-    assert any("£600.00 a year is added to support your carer" in line for line in result["explanation"])
+    assert "£600.00 a year is added to support your carer (carer’s assessment level: moderate)." in \
+        result["explanation"]
+
+
+def test_carer_support_recorded_by_the_worker_says_so_and_a_wrong_source_is_refused() -> None:
+    result = personal_budget(CTX, needs={"personal_care": {"level": "moderate"}},
+                             carer_support={"level": "high", "source": "worker"})
+    assert (result["carer_support"]["source"], result["final_amount"]) == ("worker", "12290.91")  # + 1,200
+    assert "£1,200.00 a year is added to support your carer (carer support needs recorded by your worker: " \
+           "high)." in result["explanation"]
+    with pytest.raises(ValueError, match=r"carer_support\.source must be one of"):
+        personal_budget(CTX, needs={}, carer_support={"level": "low", "source": "neighbour"})
+
+
+def test_the_approval_threshold_applies_to_the_total_after_uplifts_and_carer_support() -> None:
+    needs = {"personal_care": {"level": "high"}, "nutrition": {"level": "low"}}  # 23 points = 25,509.09
+    plain = personal_budget(CTX, needs=needs)
+    uplifted = personal_budget(CTX, needs=needs, carer_support={"level": "high"},
+                               uplifts=[{"reason": "Two carers for hoisting", "amount": 3500}])
+    assert (plain["final_amount"], plain["needs_approval"]) == ("25509.09", False)
+    assert (uplifted["indicative_amount"], uplifted["uplifts_total"]) == ("25509.09", "3500.00")
+    assert (uplifted["final_amount"], uplifted["needs_approval"]) == ("30209.09", True)  # + 1,200 + 3,500
 
 
 def test_above_threshold_needs_approval_but_is_not_capped(config_dir: Path) -> None:

@@ -3,7 +3,10 @@ carer's assessment / personal budget -> support plan -> reviews and direct payme
 
 Every scenario starts at `needs_assessment` and follows the route a worker would take, checking
 which tasks appear (element ids), for which team, which timers fire and when, what the letters
-say and the amounts the Resource Allocation System gives.
+say, the amounts the Resource Allocation System gives and the Client Level Data rows the case
+gives (code lists from the domain brief, section 4). Requested (unplanned) reviews and triggered
+direct payment reviews are started the way the web app and the command line start them:
+`Engine.start(process_id, case_id=..., data=...)`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from engine.errors import ValidationError
 from engine.forms import FormLibrary
 from engine.registry import load_registry
 from engine.runtime import Engine
+from handlers import settings as local_settings
 from handlers.eligibility import ADULT_OUTCOMES, CARER_OUTCOMES
+from tests.case_helpers import cld_full, cld_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESS_FILES = [ROOT / "processes" / f"{p}.bpmn" for p in (
@@ -26,6 +31,14 @@ PROCESS_FILES = [ROOT / "processes" / f"{p}.bpmn" for p in (
 START = datetime(2031, 3, 3, 9, 0, tzinfo=timezone.utc)  # a Monday
 PETER = {"name": "Peter Clarke", "address": ["12 Mill Lane", "Northtown", "NS2 4BB"], "salutation": "Mr Clarke"}
 SUSAN = {"name": "Susan Clarke", "relationship": "daughter", "address": "12 Mill Lane, Northtown, NS2 4BB"}
+
+# CLD code lists (domain brief, section 4)
+ASSESSMENT, SERVICE, REVIEW = "Assessment", "Service", "Review"
+TO_SUPPORT_PLANNING = "Progress to Support Planning / Services"
+TO_REASSESSMENT = "Progress to Re-assessment / Unplanned Review"
+NO_CHANGE = "No change in package"
+PROVISION = "Provision of service"
+NFA_NO_SERVICES = "NFA – No services offered: other reason"
 
 
 @pytest.fixture
@@ -61,22 +74,24 @@ def assessment(*unable: str, carer: bool = False, significant: bool = True) -> d
     return data
 
 
-def carer_assessment() -> dict:
+def carer_assessment(support_level: str = "moderate") -> dict:
     outcomes = {code: {"unable": False, "ways": [], "reason": ""} for code in CARER_OUTCOMES}
     outcomes["work_training_education_volunteering"] = {
         "unable": True, "ways": ["significant_pain_distress_anxiety"],
         "reason": "Susan has cut her hours at work to care for her father and is exhausted"}
     return {"needs_from_caring": True, "health_deteriorating_or_at_risk": True, "outcomes": outcomes,
             "wellbeing_impact": {"significant": True, "reason": "Susan is not sleeping and feels isolated",
-                                 "areas": ["health_and_emotional_wellbeing"]}}
+                                 "areas": ["health_and_emotional_wellbeing"]},
+            "support_level": support_level}
 
 
 DOMAINS = ("personal_care", "nutrition", "safety_and_supervision", "mobility_at_home", "home_environment",
            "relationships", "work_learning_volunteering", "community_access", "parenting")
 
 
-def ras(**levels) -> dict:
-    """{"needs": ...} with every domain scored; a level 'x+carer' means met in part by the carer."""
+def ras(extra: dict | None = None, **levels) -> dict:
+    """{"needs": ...} with every domain scored; a level 'x+carer' means met in part by the carer.
+    `extra`: other fields of the scoring form (carer support level, impact assessment)."""
     needs = {}
     for domain in DOMAINS:
         level = levels.get(domain, "none")
@@ -84,7 +99,7 @@ def ras(**levels) -> dict:
         needs[domain] = {"level": level.removesuffix("+carer"), "met_by_carer": carer}
         if carer:
             needs[domain]["carer_note"] = "Susan checks on him every evening"
-    return {"needs": needs}
+    return {"needs": needs, **(extra or {})}
 
 
 # 10 + 3 + 5 halved to 3 (a carer helps) = 16 points x £1,109.09091 = £17,745.45: below the £30,000 threshold
@@ -170,6 +185,23 @@ def to_plan(eng, money_management="council_managed", months=12):
     return cid
 
 
+def day(n: int) -> str:
+    """The date n days after START, as CLD rows give dates."""
+    return (START + timedelta(days=n)).date().isoformat()
+
+
+def request_review(eng, case_id, reason, by, note):
+    """Start a requested (unplanned) review on the case, as the web app and the command line do."""
+    return eng.start("review", case_id=case_id, actor="sw_jane",
+                     data={"review_reason": reason, "review_requested_by": by, "review_request_note": note})
+
+
+def with_settings(monkeypatch, **changes):
+    """Run with the council's timescales.json changed as given."""
+    real = local_settings.load()
+    monkeypatch.setattr(local_settings, "load", lambda *a, **k: {**real, **changes})
+
+
 def to_first_review(eng, **kw):
     cid = to_plan(eng, **kw)
     eng.advance_clock(timedelta(days=42))
@@ -247,6 +279,7 @@ def test_an_adult_found_not_eligible_gets_a_letter_with_reasons_and_the_process_
     assert children_started(eng, cid) == []
     assert [e["data"]["element_id"] for e in events(eng, cid, "timer.cleared")] == ["assessment_overdue_timer"]
     assert eng.advance_clock(timedelta(days=60)) == 0  # the escalation was cleared with the task
+    assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), NFA_NO_SERVICES)]
 
 
 def test_an_assessment_past_the_28_day_target_is_escalated_to_the_team_manager(eng):
@@ -263,6 +296,8 @@ def test_an_assessment_past_the_28_day_target_is_escalated_to_the_team_manager(e
              actor="manager")
     complete(eng, cid, "assess_needs", assessment("personal_hygiene", "managing_nutrition"))
     task(eng, cid, "score_needs")
+    # the assessment event runs from the day it was started to the day it was decided
+    assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), "2031-03-17", TO_SUPPORT_PLANNING)]
 
 
 def test_an_assessment_started_without_a_contact_date_counts_the_target_from_today(eng):
@@ -270,6 +305,7 @@ def test_an_assessment_started_without_a_contact_date_counts_the_target_from_tod
     [t] = open_tasks(eng, res.case_id)
     assert t["element_id"] == "assess_needs"
     assert t["due_at"] == datetime(2031, 3, 31, 17, 0, tzinfo=timezone.utc)
+    assert cld_rows(eng, res.case_id) == [(ASSESSMENT, day(0), None, None)]  # open: no outcome yet
 
 
 def test_peter_eligible_with_a_carer_small_budget_plan_and_first_review_after_six_weeks(eng):
@@ -296,14 +332,23 @@ def test_peter_eligible_with_a_carer_small_budget_plan_and_first_review_after_si
     assert "Dear Susan Clarke" in carer_letter and "you have eligible needs for support as a carer" in carer_letter
     assert instances(eng, cid, "carers_assessment")[0]["status"] == "completed"
 
-    # the RAS: 16 points, below the threshold, so no manager approval
+    assert eng.get_case(cid)["data"]["carer_assessment"] == {
+        "carer": "Susan Clarke", "eligible": True, "support_level": "moderate", "decided_at": START.isoformat()}
+
+    # the RAS: 16 points, below the threshold, so no manager approval; Susan's eligible carer's
+    # assessment (moderate) adds the carer support allocation from ras.json (£600)
     complete(eng, cid, "score_needs", ras(**SMALL))
     [budget] = calls(eng, cid, "personal_budget")
+    assert budget["inputs"]["carer_support"] == {"level": "moderate", "source": "carers_assessment"}
     out = budget["output"]
     assert (out["points_before_carer_deduction"], out["total_points"]) == (18, 16)
-    assert (out["final_amount"], out["needs_approval"]) == ("17745.45", False)
+    assert (out["indicative_amount"], out["final_amount"], out["needs_approval"]) == ("17745.45", "18345.45", False)
+    assert out["carer_support"] == {"level": "moderate", "amount": "600.00", "added_to_budget": True,
+                                    "source": "carers_assessment"}
     [budget_letter] = letters(eng, cid, "budget_letter")
-    assert "Your personal budget is £17,745.45 a year" in budget_letter
+    assert "Your personal budget is £18,345.45 a year" in budget_letter
+    assert "Your budget includes £600.00 a year to support your carer in their caring role" in budget_letter
+    assert "£600.00 a year is added to support your carer (carer’s assessment level: moderate)" in budget_letter
     assert "points met by your carer" in budget_letter
     assert [t["element_id"] for t in open_tasks(eng, cid)] == ["write_plan"]
     assert "approve_budget" not in completed_route(eng, cid)
@@ -330,6 +375,11 @@ def test_peter_eligible_with_a_carer_small_budget_plan_and_first_review_after_si
     assert review["due_at"] == START + timedelta(days=56)
     assert completed_route(eng, cid) == ["assess_needs", "assess_carer", "score_needs", "write_plan",
                                          "sign_off_plan"]
+    # Peter's and Susan's assessments, then the long-term service; the review is an event once it is done
+    assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
+                                  (ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
+                                  (SERVICE, day(0), None, PROVISION)]
+    assert [r["client_type"] for r in cld_full(eng, cid)] == ["Service User", "Carer", "Service User"]
 
 
 def test_a_budget_above_the_threshold_needs_team_manager_approval_and_a_rejection_goes_back(eng):
@@ -358,6 +408,7 @@ def test_a_budget_above_the_threshold_needs_team_manager_approval_and_a_rejectio
     assert completed_route(eng, cid) == ["assess_needs", "score_needs", "approve_budget", "score_needs",
                                          "approve_budget"]
     task(eng, cid, "write_plan")
+    assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING)]  # no service until sign-off
 
 
 def test_a_plan_not_signed_off_goes_back_to_the_worker(eng):
@@ -370,6 +421,7 @@ def test_a_plan_not_signed_off_goes_back_to_the_worker(eng):
              actor="manager")
     assert [t["element_id"] for t in open_tasks(eng, cid)] == ["write_plan"]
     assert letters(eng, cid, "support_plan_letter") == [] and instances(eng, cid, "review") == []
+    assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING)]
 
 
 def test_a_review_that_finds_changed_needs_starts_a_reassessment(eng):
@@ -395,6 +447,11 @@ def test_a_review_that_finds_changed_needs_starts_a_reassessment(eng):
                                           nutrition="low"))
     assert calls(eng, cid, "personal_budget")[1]["output"]["final_amount"] == "36600.00"  # 33 points
     task(eng, cid, "approve_budget")
+    assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
+                                  (SERVICE, day(0), None, PROVISION),
+                                  (REVIEW, day(42), day(42), TO_REASSESSMENT),
+                                  (ASSESSMENT, day(42), day(42), TO_SUPPORT_PLANNING)]
+    assert cld_full(eng, cid)[2]["review_reason"] == "Planned"
 
 
 def test_a_review_cannot_cut_the_budget_without_a_recorded_change(eng):
@@ -417,6 +474,9 @@ def test_a_review_cannot_cut_the_budget_without_a_recorded_change(eng):
     assert started["data"]["data"]["first"] is False
     assert started["data"]["data"]["budget_amount"] == "17745.45"  # unchanged
     assert completed_route(eng, cid)[-2:] == ["review_plan", "reduction_refused"]
+    assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
+                                  (SERVICE, day(0), None, PROVISION),
+                                  (REVIEW, day(42), day(42), NO_CHANGE)]  # the refused cut changed nothing
 
 
 def test_a_refused_reduction_with_a_recorded_change_goes_to_reassessment(eng):
@@ -427,6 +487,10 @@ def test_a_refused_reduction_with_a_recorded_change_goes_to_reassessment(eng):
     assert len(instances(eng, cid, "needs_assessment")) == 2
     task(eng, cid, "assess_needs")
     assert len(instances(eng, cid, "review")) == 1
+    assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
+                                  (SERVICE, day(0), None, PROVISION),
+                                  (REVIEW, day(42), day(42), TO_REASSESSMENT),
+                                  (ASSESSMENT, day(42), None, None)]
 
 
 def test_an_increase_at_review_is_allowed_and_carried_to_the_next_review(eng):
@@ -437,6 +501,10 @@ def test_an_increase_at_review_is_allowed_and_carried_to_the_next_review(eng):
     nxt = instances(eng, cid, "review")[1]
     started = [e for e in events(eng, cid, "instance.started") if e["instance_id"] == nxt["id"]][0]
     assert started["data"]["data"]["budget_amount"] == "19000.00"
+    assert eng.get_case(cid)["data"]["current_budget_amount"] == "19000.00"  # what a requested review starts from
+    assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
+                                  (SERVICE, day(0), None, PROVISION),
+                                  (REVIEW, day(42), day(42), TO_SUPPORT_PLANNING)]
 
 
 def test_an_annual_review_that_goes_overdue_is_escalated_to_the_team_manager(eng):
@@ -465,6 +533,10 @@ def test_an_annual_review_that_goes_overdue_is_escalated_to_the_team_manager(eng
     complete(eng, cid, "review_overdue", {"action_taken": "Review booked for next week"}, actor="manager")
     complete(eng, cid, "review_plan", {"needs_changed": False})
     assert len(instances(eng, cid, "review")) == 3
+    assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
+                                  (SERVICE, day(0), None, PROVISION),
+                                  (REVIEW, day(42), day(42), NO_CHANGE),
+                                  (REVIEW, "2032-04-14", "2032-04-28", NO_CHANGE)]
 
 
 def test_a_shorter_review_frequency_is_used_for_later_reviews(eng):
@@ -473,6 +545,9 @@ def test_a_shorter_review_frequency_is_used_for_later_reviews(eng):
     eng.advance_clock(to=START + timedelta(days=42) + relativedelta(months=6))
     task(eng, cid, "review_plan")
     assert fired_at(eng, cid, "wait_for_review")[1].startswith("2031-10-14T09:00")
+    assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
+                                  (SERVICE, day(0), None, PROVISION),
+                                  (REVIEW, day(42), day(42), NO_CHANGE)]
 
 
 def test_a_direct_payment_is_reviewed_after_six_months_then_within_twelve(eng):
@@ -493,7 +568,7 @@ def test_a_direct_payment_is_reviewed_after_six_months_then_within_twelve(eng):
     assert len(fired_at(eng, cid, "wait_for_dp_review")) == 1
     assert fired_at(eng, cid, "wait_for_dp_review")[0].startswith("2031-09-03T09:00")
     eng.complete_task(dp["id"], {"used_to_meet_needs": True, "records_kept": True, "balance": 820.5,
-                                 "continue_direct_payment": True}, actor="finance_officer")
+                                 "outcome": "continue"}, actor="finance_officer")
     done = eng.now()
 
     eng.advance_clock(to=done + relativedelta(months=12) - timedelta(minutes=1))
@@ -506,8 +581,348 @@ def test_a_direct_payment_is_reviewed_after_six_months_then_within_twelve(eng):
     assert second.isoformat().startswith("2032-09-03T09:00")
     assert len(instances(eng, cid, "direct_payment_review")) == 2
 
-    # stopping the direct payment ends the cycle
+    # ending the direct payment: social work arranges the support instead, and the cycle ends
+    with pytest.raises(ValidationError):  # an outcome other than "continue" needs its reasons
+        eng.complete_task(dp2["id"], {"used_to_meet_needs": False, "records_kept": False,
+                                      "outcome": "end_direct_payment"})
     eng.complete_task(dp2["id"], {"used_to_meet_needs": False, "records_kept": False,
-                                  "concerns": "Money not spent on care", "continue_direct_payment": False})
+                                  "concerns": "Money not spent on care", "outcome": "end_direct_payment",
+                                  "outcome_reason": "Peter asks the council to arrange his care instead"})
+    change = task(eng, cid, "arrange_change")
+    assert (change["team"], change["form"]) == ("social_work", "direct_payment_change")
+    complete(eng, cid, "arrange_change", {"effective_from": "2032-09-13",
+                                          "what_was_arranged": "Council-arranged home care from Northtown Care"})
     assert len(instances(eng, cid, "direct_payment_review")) == 2
     assert instances(eng, cid, "direct_payment_review")[1]["status"] == "completed"
+    assert eng.get_case(cid)["data"]["direct_payment_ended_at"] == eng.now().isoformat()
+    # only the care review (never done, so escalated long ago) is left: the direct payment has no task
+    assert sorted(t["element_id"] for t in open_tasks(eng, cid)) == ["review_overdue", "review_plan"]
+    # the direct payment reviews are financial monitoring, not CLD events; the review is still open
+    assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
+                                  (SERVICE, day(0), None, PROVISION)]
+
+
+# ---------------------------------------------------------------- the generator and the drawings
+
+
+def test_the_files_are_what_the_generator_writes_and_every_drawing_reads_cleanly():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("assessment_gen", ROOT / "processes" / "tools" / "assessment_gen.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    # no flow through a shape, no label on a shape, a flow or another label, everything in its lane
+    assert gen.layout_problems() == {}
+    differ = [str(p.relative_to(ROOT)) for p, text in gen.outputs().items() if p.read_text(encoding="utf-8") != text]
+    assert differ == [], "run processes/tools/assessment_gen.py"
+
+
+# ---------------------------------------------------------------- impact assessment and carer support
+
+
+def test_costs_the_ras_does_not_capture_are_added_as_uplifts_shown_in_the_letter_and_count_towards_approval(eng):
+    res = start(eng)
+    cid = res.case_id
+    complete(eng, cid, "assess_needs", assessment("personal_hygiene", "managing_nutrition", "using_home_safely"))
+    complete(eng, cid, "score_needs", ras({"impact_assessment_needed": True}, **SMALL))
+    impact = task(eng, cid, "impact_assessment")
+    assert (impact["team"], impact["form"]) == ("social_work", "impact_assessment")
+    [indicative] = calls(eng, cid, "personal_budget")
+    assert (indicative["output"]["final_amount"], indicative["output"]["needs_approval"]) == ("17745.45", False)
+    assert letters(eng, cid, "budget_letter") == []  # nothing goes out before the uplifts are costed
+
+    with pytest.raises(ValidationError) as err:  # each uplift needs a reason and an amount above zero
+        complete(eng, cid, "impact_assessment", {"uplifts": [{"reason": "", "amount": 0}]})
+    assert {e["field"] for e in err.value.errors} == {"uplifts/0/reason", "uplifts/0/amount"}
+    complete(eng, cid, "impact_assessment", {"uplifts": [
+        {"reason": "Two carers for hoisting twice a day", "amount": 9000},
+        {"reason": "Specialist dementia provider extra cost", "amount": 3500.5}]})
+
+    recalculated = calls(eng, cid, "personal_budget")[1]
+    assert recalculated["element_id"] == "recalculate_budget"
+    out = recalculated["output"]
+    assert (out["indicative_amount"], out["uplifts_total"], out["final_amount"]) == (
+        "17745.45", "12500.50", "30245.95")
+    # the uplifted total is above the £30,000 threshold: a manager approves it
+    assert out["needs_approval"] is True
+    task(eng, cid, "approve_budget")
+    complete(eng, cid, "approve_budget", {"approved": True}, actor="manager")
+    [letter] = letters(eng, cid, "budget_letter")
+    assert "Indicative amount: £17,745.45 a year" in letter
+    assert "Two carers for hoisting twice a day: £9,000.00" in letter
+    assert "Specialist dementia provider extra cost: £3,500.50" in letter
+    assert "Final personal budget: £30,245.95 a year" in letter
+    assert "a manager has checked and approved it" in letter
+    assert completed_route(eng, cid) == ["assess_needs", "score_needs", "impact_assessment", "approve_budget"]
+    started = [e for e in events(eng, cid, "instance.started")
+               if e["instance_id"] == instances(eng, cid, "support_plan")[0]["id"]][0]
+    assert started["data"]["data"]["budget"]["final_amount"] == "30245.95"
+    assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING)]
+
+
+def test_carer_support_needs_the_worker_records_are_added_without_a_carers_assessment(eng):
+    res = start(eng)
+    cid = res.case_id
+    complete(eng, cid, "assess_needs", assessment("personal_hygiene", "managing_nutrition", "using_home_safely"))
+    assert instances(eng, cid, "carers_assessment") == []
+    complete(eng, cid, "score_needs", ras({"carer_support_level": "high"}, **SMALL))
+    [budget] = calls(eng, cid, "personal_budget")
+    assert budget["output"]["carer_support"] == {"level": "high", "amount": "1200.00", "added_to_budget": True,
+                                                 "source": "worker"}
+    assert budget["output"]["final_amount"] == "18945.45"  # 17,745.45 + 1,200
+    [letter] = letters(eng, cid, "budget_letter")
+    assert "Your budget includes £1,200.00 a year to support your carer in their caring role" in letter
+    assert "(carer support needs recorded by your worker: high)" in letter
+    assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING)]
+
+
+def test_a_carer_found_not_eligible_adds_no_carer_support_allocation(eng):
+    res = start(eng)
+    cid = res.case_id
+    complete(eng, cid, "assess_needs",
+             assessment("personal_hygiene", "managing_nutrition", "using_home_safely", carer=True))
+    not_eligible = dict(carer_assessment("low"), needs_from_caring=False)
+    complete(eng, cid, "assess_carer", not_eligible)
+    assert eng.get_case(cid)["data"]["carer_assessment"]["eligible"] is False
+    complete(eng, cid, "score_needs", ras(**SMALL))
+    [budget] = calls(eng, cid, "personal_budget")
+    assert budget["inputs"]["carer_support"] is None
+    assert (budget["output"]["carer_support"], budget["output"]["final_amount"]) == (None, "17745.45")
+    assert "to support your carer" not in letters(eng, cid, "budget_letter")[0]
+    assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
+                                  (ASSESSMENT, day(0), day(0), NFA_NO_SERVICES)]
+
+
+# ---------------------------------------------------------------- the first review's 6-8 week window
+
+
+@pytest.mark.parametrize("after, latest, grace, due_day, overdue_day", [
+    ("P42D", "P56D", "P14D", 42, 56),  # as shipped
+    ("P35D", "P45D", "P14D", 35, 45),  # the limit, not 35 + 14 days' grace
+    ("P6W", "P70D", "P7D", 42, 70),  # a later limit; the later reviews' grace plays no part
+], ids=["shipped", "earlier", "later"])
+def test_the_first_review_is_escalated_at_first_review_latest(eng, monkeypatch, after, latest, grace, due_day,
+                                                              overdue_day):
+    with_settings(monkeypatch, first_review_after_sign_off=after, first_review_latest=latest,
+                  review_overdue_grace=grace)
+    cid = to_plan(eng)
+    due = START + timedelta(days=due_day)
+    assert f"We will first review your plan on {due.day} {due:%B %Y}" in letters(eng, cid, "support_plan_letter")[0]
+    eng.advance_clock(to=due - timedelta(minutes=1))
+    assert open_tasks(eng, cid) == []
+    eng.advance_clock(timedelta(minutes=1))
+    review = task(eng, cid, "review_plan")
+    assert review["due_at"] == START + timedelta(days=overdue_day)
+    eng.advance_clock(to=START + timedelta(days=overdue_day) - timedelta(minutes=1))
+    assert [t["element_id"] for t in open_tasks(eng, cid)] == ["review_plan"]
+    eng.advance_clock(timedelta(minutes=1))
+    assert task(eng, cid, "review_overdue")["team"] == "team_manager"
+    assert [at[:16] for at in fired_at(eng, cid, "review_overdue_timer")] == [
+        (START + timedelta(days=overdue_day)).isoformat()[:16]]
+    assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
+                                  (SERVICE, day(0), None, PROVISION)]
+
+
+def test_a_first_review_limit_before_the_first_review_is_an_error_naming_both_settings(eng, monkeypatch):
+    with_settings(monkeypatch, first_review_after_sign_off="P42D", first_review_latest="P40D")
+    cid = to_plan(eng)
+    [review] = instances(eng, cid, "review")
+    assert review["status"] == "error"
+    [incident] = [i for i in eng.incidents() if i["instance_id"] == review["id"]]
+    assert "first_review_latest (P40D) must be later than first_review_after_sign_off (P42D)" in incident["message"]
+    assert incident["element_id"] == "review_when"
+    assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
+                                  (SERVICE, day(0), None, PROVISION)]
+
+
+# ---------------------------------------------------------------- requested (unplanned) reviews
+
+
+def test_a_review_the_carer_asks_for_is_done_at_once_and_as_a_full_review_moves_the_next_planned_one(eng):
+    cid = to_plan(eng)
+    eng.advance_clock(timedelta(days=20))
+    res = request_review(eng, cid, "Carer related", "carer", "Susan has been ill and cannot help in the evenings")
+    assert res.status == "waiting"
+    review = task(eng, cid, "review_plan")
+    assert (review["instance_id"], review["team"], review["form"]) == (res.instance_id, "social_work", "review")
+    assert review["due_at"] == START + timedelta(days=20 + 14)  # unplanned_review_within
+    assert fired(eng, cid) == []  # straight to the task: no wait, no check of the cycle
+    assert [c["element_id"] for c in calls(eng, cid, "local_settings")][-1] == "review_settings"
+    complete(eng, cid, "review_plan", {"needs_changed": False, "plan_working": True, "full_review": True})
+    # a requested review starts no other review: the planned cycle is still waiting
+    assert [(r["id"] == res.instance_id, r["status"]) for r in instances(eng, cid, "review")] == [
+        (False, "waiting"), (True, "completed")]
+    assert eng.get_case(cid)["data"]["last_full_review_at"] == (START + timedelta(days=20)).isoformat()
+
+    # the planned review was due at 6 weeks; a full review since moves it to 12 months after that review
+    eng.advance_clock(to=START + timedelta(days=42))
+    assert open_tasks(eng, cid) == []
+    assert fired(eng, cid) == ["wait_for_review"]
+    eng.advance_clock(to=START + timedelta(days=20) + relativedelta(months=12) - timedelta(minutes=1))
+    assert open_tasks(eng, cid) == []
+    eng.advance_clock(timedelta(minutes=1))
+    planned = task(eng, cid, "review_plan")
+    assert planned["instance_id"] != res.instance_id
+    assert fired_at(eng, cid, "wait_for_review")[1].startswith("2032-03-23T09:00")
+    assert planned["due_at"] == datetime(2032, 4, 6, 9, 0, tzinfo=timezone.utc)  # + review_overdue_grace
+
+    assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
+                                  (SERVICE, day(0), None, PROVISION),
+                                  (REVIEW, day(20), day(20), NO_CHANGE)]
+    assert (cld_full(eng, cid)[2]["review_reason"], cld_full(eng, cid)[2]["review_type"]) == (
+        "Carer related", "Unplanned")
+    complete(eng, cid, "review_plan", {"needs_changed": False})
+    assert [r["review_reason"] for r in cld_full(eng, cid) if r["event_type"] == REVIEW] == [
+        "Carer related", "Planned"]
+
+
+def test_a_requested_review_that_is_not_a_full_review_leaves_the_planned_date(eng):
+    cid = to_plan(eng)
+    eng.advance_clock(timedelta(days=10))
+    request_review(eng, cid, "Hospital", "worker", "Home after a fall: check the morning visit still fits")
+    complete(eng, cid, "review_plan", {"needs_changed": False, "plan_working": True})
+    eng.advance_clock(to=START + timedelta(days=42))
+    planned = task(eng, cid, "review_plan")
+    assert [at[:16] for at in fired_at(eng, cid, "wait_for_review")] == ["2031-04-14T09:00"]
+    assert planned["due_at"] == START + timedelta(days=56)
+    assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
+                                  (SERVICE, day(0), None, PROVISION),
+                                  (REVIEW, day(10), day(10), NO_CHANGE)]
+    assert cld_full(eng, cid)[2]["review_reason"] == "Hospital"
+
+
+def test_a_review_for_a_safeguarding_concern_that_finds_changed_needs_leads_to_a_new_plan_and_one_cycle(eng):
+    cid = to_plan(eng)
+    eng.advance_clock(timedelta(days=7))
+    request_review(eng, cid, "Safeguarding concern", "provider", "Bruising found; Peter now struggles to stand")
+    complete(eng, cid, "review_plan", {"needs_changed": True,
+                                       "what_changed": "Peter now needs two carers to stand and transfer"})
+    assert children_started(eng, cid)[-1] == ("start_reassessment", "needs_assessment")
+    complete(eng, cid, "assess_needs", assessment("personal_hygiene", "managing_nutrition", "using_home_safely"))
+    complete(eng, cid, "score_needs", ras(**SMALL))
+    complete(eng, cid, "write_plan", plan())
+    complete(eng, cid, "sign_off_plan", {"signed_off": True}, actor="manager")
+    assert [r["status"] for r in instances(eng, cid, "review")] == ["waiting", "completed", "waiting"]
+
+    # the old cycle falls due at 6 weeks after the first plan, finds a newer plan and ends quietly
+    eng.advance_clock(to=START + timedelta(days=42))
+    assert open_tasks(eng, cid) == []
+    assert [r["status"] for r in instances(eng, cid, "review")] == ["completed", "completed", "waiting"]
+    # the new plan's first review, 6 weeks after its sign-off
+    eng.advance_clock(to=START + timedelta(days=49))
+    task(eng, cid, "review_plan")
+    assert [a[:16] for a in fired_at(eng, cid, "wait_for_review")] == ["2031-04-14T09:00", "2031-04-21T09:00"]
+    assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
+                                  (SERVICE, day(0), day(7), PROVISION),
+                                  (REVIEW, day(7), day(7), TO_REASSESSMENT),
+                                  (ASSESSMENT, day(7), day(7), TO_SUPPORT_PLANNING),
+                                  (SERVICE, day(7), None, PROVISION)]
+    assert cld_full(eng, cid)[2]["review_reason"] == "Safeguarding concern"
+
+
+def test_a_review_request_without_who_asked_or_with_a_reason_outside_the_code_list_is_refused(eng):
+    cid = to_plan(eng)
+    missing = eng.start("review", case_id=cid, data={"review_reason": "Hospital", "review_request_note": "Fall"})
+    assert missing.status == "error"
+    assert "review_requested_by must be one of person, carer, provider, worker, other" in \
+        missing.incident["message"]
+    wrong = request_review(eng, cid, "Because", "person", "Peter rang")
+    assert "review_reason must be 'Planned' or one of Hospital, Carer related, Safeguarding concern, " \
+           "Provider Failure, Change in Commissioning arrangements, Other Reason, got 'Because'" in \
+        wrong.incident["message"]
+    no_plan = eng.start("needs_assessment", data={"person": PETER}).case_id
+    assert "this case has no signed-off support plan to review" in \
+        request_review(eng, no_plan, "Other Reason", "other", "GP letter").incident["message"]
+    assert [t["element_id"] for t in open_tasks(eng, cid)] == []
+    assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
+                                  (SERVICE, day(0), None, PROVISION)]
+
+
+# ---------------------------------------------------------------- direct payment reviews
+
+
+def test_a_direct_payment_review_not_done_in_time_is_escalated_to_the_team_manager(eng):
+    cid = to_plan(eng, money_management="direct_payment")
+    due = START + relativedelta(months=6)
+    eng.advance_clock(to=due)
+    dp = task(eng, cid, "review_direct_payment")
+    assert dp["due_at"] == due + timedelta(days=14)  # direct_payment_review_overdue_grace
+    eng.advance_clock(to=due + timedelta(days=14) - timedelta(minutes=1))
+    assert "dp_review_overdue" not in [t["element_id"] for t in open_tasks(eng, cid)]
+    eng.advance_clock(timedelta(minutes=1))
+    overdue = task(eng, cid, "dp_review_overdue")
+    assert (overdue["team"], overdue["form"]) == ("team_manager", "direct_payment_review_overdue")
+    task(eng, cid, "review_direct_payment")  # the review itself stays open
+    complete(eng, cid, "dp_review_overdue", {"action_taken": "Visit booked with Peter's daughter"}, actor="manager")
+    complete(eng, cid, "review_direct_payment", {"used_to_meet_needs": True, "records_kept": True,
+                                                 "outcome": "continue_with_conditions",
+                                                 "outcome_reason": "Monthly statements to finance for 3 months"})
+    assert [i["status"] for i in instances(eng, cid, "direct_payment_review")] == ["completed", "waiting"]
+    assert cld_rows(eng, cid)[:2] == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
+                                      (SERVICE, day(0), None, PROVISION)]
+
+
+def test_a_suspected_breach_is_reviewed_at_once_and_a_managed_account_ends_the_direct_payment(eng):
+    cid = to_plan(eng, money_management="direct_payment")
+    eng.advance_clock(timedelta(days=30))
+    res = eng.start("direct_payment_review", case_id=cid, actor="finance_officer", data={
+        "dp_review_trigger": "breach", "dp_review_note": "Statements show £2,400 paid to a relative, no invoices"})
+    dp = task(eng, cid, "review_direct_payment")
+    assert (dp["instance_id"], dp["team"]) == (res.instance_id, "finance")
+    assert dp["due_at"] == START + timedelta(days=30 + 14)  # direct_payment_unplanned_review_within
+    complete(eng, cid, "review_direct_payment", {
+        "used_to_meet_needs": False, "records_kept": False, "breach": ["misuse", "unexplained_surplus"],
+        "surplus_to_recover": 2400, "outcome": "managed_account",
+        "outcome_reason": "Money used for other things; Peter agrees to a managed account"}, actor="finance_officer")
+    change = task(eng, cid, "arrange_change")
+    assert change["team"] == "social_work"
+    complete(eng, cid, "arrange_change", {"effective_from": "2031-04-07", "provider": "Northtown Care",
+                                          "what_was_arranged": "Managed account with Northtown Care"})
+    case = eng.get_case(cid)["data"]
+    assert case["direct_payment_arrangement"]["outcome"] == "managed_account"
+    assert case["direct_payment_ended_at"] == (START + timedelta(days=30)).isoformat()
+    # the scheduled review at 6 months finds no direct payment and ends without a task
+    eng.advance_clock(to=START + relativedelta(months=6))
+    assert "review_direct_payment" not in [t["element_id"] for t in open_tasks(eng, cid)]
+    assert [i["status"] for i in instances(eng, cid, "direct_payment_review")] == ["completed", "completed"]
+    assert fired(eng, cid).count("wait_for_dp_review") == 1
+    # direct payment reviews are not CLD events (the first care review, never done, is not one yet either)
+    assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
+                                  (SERVICE, day(0), None, PROVISION)]
+
+
+def test_a_change_in_capacity_moves_the_payment_to_a_nominated_person_and_the_scheduled_reviews_go_on(eng):
+    cid = to_plan(eng, money_management="direct_payment")
+    eng.advance_clock(timedelta(days=60))
+    res = eng.start("direct_payment_review", case_id=cid, data={
+        "dp_review_trigger": "capacity", "dp_review_note": "Peter can no longer manage the account"})
+    complete(eng, cid, "review_direct_payment", {
+        "used_to_meet_needs": True, "records_kept": True, "able_to_manage": False, "outcome": "nominated_person",
+        "outcome_reason": "Susan agrees to receive and manage it as his nominated person"})
+    complete(eng, cid, "arrange_change", {
+        "effective_from": "2031-05-05", "nominated_person": {"name": "Susan Clarke", "relationship": "daughter"},
+        "what_was_arranged": "Direct payment paid to Susan as nominated person"})
+    case = eng.get_case(cid)["data"]
+    assert case["direct_payment_arrangement"]["outcome"] == "nominated_person"
+    assert case.get("direct_payment_ended_at") is None
+    # the triggered review starts no further review; the scheduled one is still due at 6 months
+    assert [(i["id"] == res.instance_id, i["status"]) for i in instances(eng, cid, "direct_payment_review")] == [
+        (False, "waiting"), (True, "completed")]
+    eng.advance_clock(to=START + relativedelta(months=6))
+    assert task(eng, cid, "review_direct_payment")["team"] == "finance"
+    assert cld_rows(eng, cid)[:2] == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
+                                      (SERVICE, day(0), None, PROVISION)]
+
+
+def test_a_direct_payment_review_trigger_outside_the_list_or_without_a_direct_payment_is_refused(eng):
+    cid = to_plan(eng, money_management="direct_payment")
+    wrong = eng.start("direct_payment_review", case_id=cid, data={"dp_review_trigger": "audit",
+                                                                 "dp_review_note": "Annual audit"})
+    assert "dp_review_trigger must be one of scheduled, breach, capacity, got 'audit'" in wrong.incident["message"]
+    council = to_plan(eng)  # a council-managed plan: nothing to review
+    none = eng.start("direct_payment_review", case_id=council, data={"dp_review_trigger": "breach",
+                                                                    "dp_review_note": "Provider report"})
+    assert "this case has no direct payment in place to review" in none.incident["message"]
+    assert "review_direct_payment" not in [t["element_id"] for t in open_tasks(eng, council)]
+    assert cld_rows(eng, council) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
+                                      (SERVICE, day(0), None, PROVISION)]
