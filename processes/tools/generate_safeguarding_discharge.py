@@ -32,10 +32,9 @@ DAYS_IN = '''def days_in(period):
     number = int(period[1:-1])
     return number * 7 if period.endswith("W") else number
 '''
-# The plan review deadline: working days after the review falls due. timescales.json has no key for it
-# yet, so the diagram falls back to 5 working days when `safeguarding_plan_review_working_days` is absent.
+# The plan review deadline: `safeguarding_plan_review_working_days` working days after the review falls due.
 PLAN_REVIEW_DUE = ('working_day_deadline(now().isoformat(), '
-                   'settings.get("safeguarding_plan_review_working_days", 5))')
+                   'settings["safeguarding_plan_review_working_days"])')
 
 
 def _sla(d: Diagram, host: str, stage: str, key: str, due: str, tm_lane: str, col: float, *,
@@ -130,7 +129,7 @@ def safeguarding() -> Diagram:
           attrs=user_task("safeguarding_plan_review", "safeguarding"))
     _sla(d, "review_plan", "plan review", "plan_review", PLAN_REVIEW_DUE, tm, 15,
          doc="The review is held within settings['safeguarding_plan_review_working_days'] working days of "
-             "falling due (5 when the setting is absent), 17:00 UK time.")
+             "falling due, 17:00 UK time.")
     d.add("exclusiveGateway", "review_gw", "Close?", sg, 16, 1, label="below-right")
     d.add("exclusiveGateway", "close_merge", None, sg, 17)
     d.add("scriptTask", "close_safeguarding", "Close the safeguarding case", sg, 18,
