@@ -13,11 +13,12 @@
 from __future__ import annotations
 
 import json
+import weakref
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import and_, func, insert, or_, select
 
-from engine.schema import events, tasks
+from engine.schema import events, process_versions, tasks
 
 from .auth import OVERSIGHT_ROLES, User, case_access_log, restricted_cases
 
@@ -62,11 +63,49 @@ def _like_group(team: str) -> str:
     return '%"' + team.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + '"%'
 
 
-def task_filter(user: User, teams: set[str] | None = None, *, include_assigned: bool = True) -> Any:
-    """SQL condition: tasks of `teams` (default: all the user's teams) or assigned to the user."""
-    teams = user.teams if teams is None else teams
+_SHARED_CACHE: weakref.WeakKeyDictionary[Any, tuple[int, dict[str, frozenset[str]]]] = weakref.WeakKeyDictionary()
+
+
+def shared_groups(conn: Any) -> dict[str, frozenset[str]]:
+    """For each team that is the first candidate group (`tasks.team`) of a user task that names several
+    groups in a deployed process: the other groups that share that task. Read from the deployed
+    definitions (`process_versions.info`), cached until the next deployment."""
+    latest = conn.execute(select(func.max(process_versions.c.id))).scalar() or 0
+    key = conn.engine
+    hit = _SHARED_CACHE.get(key)
+    if hit is not None and hit[0] == latest:
+        return hit[1]
+    out: dict[str, set[str]] = {}
+    for info in conn.execute(select(process_versions.c.info)).scalars():
+        for t in (json.loads(info).get("user_tasks") or {}).values():
+            groups = list(t.get("candidate_groups") or [])
+            if len(groups) > 1:
+                out.setdefault(groups[0], set()).update(groups[1:])
+    frozen = {k: frozenset(v - {k}) for k, v in out.items()}
+    _SHARED_CACHE[key] = (latest, frozen)
+    return frozen
+
+
+def task_filter(user: User, teams: set[str] | None = None, *, include_assigned: bool = True,
+                shared: dict[str, frozenset[str]] | None = None) -> Any:
+    """SQL condition: tasks of `teams` (default: all the user's teams) or assigned to the user.
+
+    A task belongs to every one of its candidate groups; `tasks.team` is the first of them (indexed).
+    With `shared` (from `shared_groups`), every arm uses an index: `team IN (teams)`, `assignee = user`,
+    and — only when a deployed task names several groups including one of `teams` — `team IN (the
+    first groups of those tasks) AND candidate_groups LIKE …` (the LIKE only rechecks rows the team
+    index found). Without it (a single case's tasks), the LIKE fallback is limited to tasks whose
+    candidate groups list several teams."""
+    teams = set(user.teams if teams is None else teams)
     conds = [tasks.c.team.in_(sorted(teams))] if teams else []
-    conds += [tasks.c.candidate_groups.like(_like_group(t), escape="\\") for t in sorted(teams)]
+    likes = [tasks.c.candidate_groups.like(_like_group(t), escape="\\") for t in sorted(teams)]
+    if shared is None:
+        if likes:
+            conds.append(and_(tasks.c.candidate_groups.like("%,%"), or_(*likes)))
+    else:
+        firsts = sorted(first for first, others in shared.items() if first not in teams and others & teams)
+        if firsts:
+            conds.append(and_(tasks.c.team.in_(firsts), or_(*likes)))
     if include_assigned:
         conds.append(tasks.c.assignee == user.username)
     return or_(*conds) if conds else and_(tasks.c.id.is_(None), tasks.c.id.is_not(None))

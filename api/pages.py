@@ -14,9 +14,10 @@ never show or do more than the API allows. The differences are only in transport
 from __future__ import annotations
 
 import hmac
+import json
 import secrets
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -28,7 +29,7 @@ from . import page_kit
 from . import tasks as task_api
 from .auth import COOKIE, AuthStore, User
 from .errors import ApiError
-from .page_forms import Field, engine_errors, fields_for, fill, read_form
+from .page_forms import Field, engine_errors, fields_for, fill, read_form, set_errors
 from .page_kit import CSP, DUE_SOON, MAX_BODY, templates  # noqa: F401
 
 router = APIRouter(include_in_schema=False)
@@ -119,17 +120,54 @@ async def sign_out(request: Request) -> Response:
 
 
 # ---------------------------------------------------------------------- inbox
+def _flash(request: Request, resp: Response, text: str) -> Response:
+    resp.set_cookie(FLASH_COOKIE, quote(text[:300]), httponly=True, samesite="strict", path="/tasks", max_age=300,
+                    secure=_secure(request, request.app.state.auth))
+    return resp
+
+
+def _processes(engine: Any) -> list[tuple[str, str]]:
+    from sqlalchemy import select
+
+    from engine.schema import process_versions
+
+    with engine.db.engine.connect() as conn:
+        rows = conn.execute(select(process_versions.c.process_id, process_versions.c.name)
+                            .order_by(process_versions.c.process_id, process_versions.c.id)).all()
+    return sorted({r.process_id: r.name for r in rows}.items(), key=lambda kv: kv[1].lower())
+
+
+INBOX_FIELDS = {"view": "f-view", "scope": "f-view", "team": "f-team", "process": "f-process", "task": "f-task",
+                "person": "f-person", "due": "f-due", "within": "f-within", "sort": "f-sort", "order": "f-order",
+                "page": "f-page"}
+
+
 @router.get("/tasks", response_class=HTMLResponse)
-def inbox(request: Request, view: str = "team", page: int = 1) -> Response:
+def inbox(request: Request) -> Response:
     user = None
     try:
         user = _signed_in(request)
         task_api.require_worker(user)
         engine = request.app.state.engine
-        scope = "mine" if view == "mine" else "team"
-        page = max(1, min(page, 10_000))
-        result = task_api.list_tasks(user, engine, scope=scope, team=None, process=None, limit=PAGE_SIZE + 1,
-                                     offset=(page - 1) * PAGE_SIZE)
+        params = request.query_params
+        raw = {k: params.get(k) for k in task_api.FILTER_NAMES if k != "scope"}
+        raw["scope"] = params.get("view")
+        filters, errors = task_api.parse_filters(raw)
+        for e in errors:
+            if e["field"] == "scope":
+                e["field"] = "view"
+        page_raw = (params.get("page") or "1").strip()
+        page = int(page_raw) if page_raw.isdigit() and 1 <= int(page_raw) <= 10_000 else 0
+        if not page:
+            errors.append({"field": "page", "message": "Page must be a whole number from 1 to 10000"})
+            page = 1
+        if filters.team is not None and filters.team not in user.teams:
+            errors.append({"field": "team", "message": "Team must be one of your teams"})
+            filters.team = None
+        shown = filters
+        if errors:  # show the list without the filters, and say what is wrong
+            shown = task_api.Filters(scope=filters.scope)
+        result = task_api.search_tasks(engine, user, shown, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
         return _guard(request, user, exc)
     now = engine.now()
@@ -137,43 +175,155 @@ def inbox(request: Request, view: str = "team", page: int = 1) -> Response:
     for t in result["tasks"][:PAGE_SIZE]:
         rows.append({**t, "due_text": _date(t.get("due_at")), "tag": _due_tag(t.get("due_at"), now)})
     flash = unquote(request.cookies.get(FLASH_COOKIE, ""))
+    query = {("view" if k == "scope" else k): v for k, v in filters.query().items()}
+    values = {k: (params.get(k) or "") for k in ("team", "process", "task", "person", "due", "within", "sort",
+                                                 "order")}
+    if not values["within"]:
+        values["within"] = str(task_api.DEFAULT_WITHIN)
+    tabs = {v: urlencode({**{k: x for k, x in query.items() if k != "view"}, "view": v})
+            for v in ("mine", "team", "delegated")}
     resp = _render(request, "tasks.html", {
-        "user": user, "view": scope, "rows": rows, "page": page, "has_next": len(result["tasks"]) > PAGE_SIZE,
-        "flash": flash, "today": _date(now)})
+        "user": user, "view": filters.scope, "rows": rows, "page": page,
+        "has_next": len(result["tasks"]) > PAGE_SIZE, "counts": result["counts"], "flash": flash,
+        "today": _date(now), "errors": [{"text": e["message"], "href": "#" + INBOX_FIELDS.get(e["field"], "f-view")}
+                                        for e in errors],
+        "error_fields": {e["field"]: e["message"] for e in errors}, "values": values,
+        "teams": sorted(user.teams), "processes": _processes(engine), "filtered": bool(set(query) - {"view"}),
+        "tabs": tabs, "page_query": lambda n: urlencode({**query, "view": filters.scope, "page": n}),
+        "sorts": [("due", "Due date"), ("created", "Date created"), ("person", "Person"), ("task", "Task")],
+        "dues": [("", "Any time"), ("overdue", "Overdue"), ("soon", "Due soon"), ("none", "No due date")]},
+        422 if errors else 200)
     if flash:
         resp.delete_cookie(FLASH_COOKIE, path="/tasks")
     return resp
 
 
-@router.post("/tasks/{task_id}/claim", response_class=HTMLResponse)
-async def claim(request: Request, task_id: str) -> Response:
+async def _page_action(request: Request, task_id: str, act: Any, done: Any) -> Response:
+    """A task-page button: check the session, CSRF and revision, act through the API's rules, redirect."""
     form = await _form(request)
     user = None
+    engine = request.app.state.engine
     try:
         user = _signed_in(request)
         if not _csrf_ok(user, form):
             raise ApiError(403, "csrf", "The form was missing its security token; nothing was changed.")
         task_api.require_worker(user)
         rev = (form.get("revision") or [""])[-1]
-        body = task_api.Revision(revision=int(rev)) if rev.isdigit() else None
-        await run_in_threadpool(task_api.claim, task_id, user, request.app.state.engine, body)
-    except ConflictError:
+        revision = int(rev) if rev.isdigit() else None
+        result = await run_in_threadpool(act, user, engine, form, revision)
+    except ConflictError as exc:
         return _error_page(request, user, 409, "This task has changed",
-                           "Someone else claimed, completed or changed this task. Go back to your tasks and "
-                           "reload the list.")
+                           exc.message[:1].upper() + exc.message[1:] + " Go back to your tasks and reload the list.")
+    except ApiError as exc:
+        if exc.status == 422:
+            try:
+                task = task_api.authorised_task(engine, user, task_id)
+            except Exception as exc2:  # noqa: BLE001
+                return _guard(request, user, exc2)
+            fields = fields_for(_schema(engine, task))
+            fill(fields, task.get("draft"))
+            return _render(request, "task.html", _task_context(
+                request, user, task, fields, errors=[{"text": exc.message[:1].upper() + exc.message[1:],
+                                                      "href": "#f-to"}], to_error=exc.message), 422)
+        return _guard(request, user, exc)
     except Exception as exc:  # noqa: BLE001
         return _guard(request, user, exc)
-    return _redirect(f"/tasks/{quote(task_id)}")
+    url, message = done(user, result)
+    return _flash(request, _redirect(url), message)
+
+
+def _to(form: dict[str, list[str]]) -> str:
+    to = (form.get("to") or [""])[-1].strip()
+    if not to:
+        raise ApiError(422, "invalid", "select the person to give the task to")
+    return to[:64]
+
+
+def _name(t: dict[str, Any]) -> str:
+    return f"{t.get('name') or 'Task'} for {t.get('reference') or 'this case'}"
+
+
+@router.post("/tasks/{task_id}/claim", response_class=HTMLResponse)
+async def claim(request: Request, task_id: str) -> Response:
+    return await _page_action(
+        request, task_id,
+        lambda user, engine, form, rev: task_api.claim(task_id, user, engine, task_api.Revision(revision=rev)),
+        lambda user, t: (f"/tasks/{quote(task_id)}", f"You claimed {_name(t)}"))
+
+
+@router.post("/tasks/{task_id}/release", response_class=HTMLResponse)
+async def release(request: Request, task_id: str) -> Response:
+    return await _page_action(
+        request, task_id,
+        lambda user, engine, form, rev: task_api.release(task_id, user, engine, task_api.Revision(revision=rev)),
+        lambda user, t: ("/tasks?view=team", f"Released {_name(t)}: it is back in the team's queue"))
+
+
+@router.post("/tasks/{task_id}/assign", response_class=HTMLResponse)
+async def assign(request: Request, task_id: str) -> Response:
+    return await _page_action(
+        request, task_id,
+        lambda user, engine, form, rev: task_api.assign(task_id, task_api.Target(to=_to(form), revision=rev),
+                                                        user, engine),
+        lambda user, t: (f"/tasks/{quote(task_id)}", f"Assigned {_name(t)} to {t['assignee']}"))
+
+
+@router.post("/tasks/{task_id}/delegate", response_class=HTMLResponse)
+async def delegate(request: Request, task_id: str) -> Response:
+    return await _page_action(
+        request, task_id,
+        lambda user, engine, form, rev: task_api.delegate(task_id, task_api.Target(to=_to(form), revision=rev),
+                                                          user, engine),
+        lambda user, t: ("/tasks?view=delegated", f"Delegated {_name(t)} to {t['assignee']}"))
+
+
+@router.post("/tasks/{task_id}/return", response_class=HTMLResponse)
+async def return_task(request: Request, task_id: str) -> Response:
+    return await _page_action(
+        request, task_id,
+        lambda user, engine, form, rev: task_api.return_task(task_id, user, engine, task_api.Revision(revision=rev)),
+        lambda user, t: ("/tasks?view=mine", f"Returned {_name(t)} to {t['assignee']}"))
 
 
 # ---------------------------------------------------------------------- task page
+def _people(engine: Any, task: dict[str, Any], exclude: str) -> list[tuple[str, str]]:
+    """Active casework users in the task's team(s): who it can be assigned or delegated to."""
+    from sqlalchemy import select
+
+    from .auth import WORKER_ROLES, users
+
+    groups = {g for g in [task.get("team"), *(task.get("candidate_groups") or [])] if g}
+    out = []
+    with engine.db.engine.connect() as conn:
+        for r in conn.execute(select(users.c.username, users.c.display_name, users.c.teams, users.c.roles)
+                              .where(users.c.active.is_(True)).order_by(users.c.display_name)):
+            teams = set(json.loads(r.teams) if isinstance(r.teams, str) else r.teams or [])
+            roles = set(json.loads(r.roles) if isinstance(r.roles, str) else r.roles or [])
+            if teams & groups and roles & WORKER_ROLES and r.username != exclude:
+                out.append((r.username, r.display_name))
+    return out
+
+
 def _task_context(request: Request, user: User, task: dict[str, Any], fields: list[Field], **extra: Any
                   ) -> dict[str, Any]:
     engine = request.app.state.engine
     now = engine.now()
+    me = user.username
+    groups = {g for g in [task.get("team"), *(task.get("candidate_groups") or [])] if g}
+    delegated_to_me = bool(task.get("delegated_by")) and task.get("assignee") == me
+    mine = task.get("assignee") == me
+    manager = "team_manager" in user.roles and bool(groups & user.teams)
     ctx = {"user": user, "task": task, "fields": fields, "errors": [], "conflict": None,
            "due_text": _date(task.get("due_at")), "tag": _due_tag(task.get("due_at"), now),
-           "claimed_by_other": task.get("assignee") not in (None, user.username)}
+           "claimed_by_other": task.get("assignee") not in (None, me) and task.get("owner") != me,
+           "delegated_to_me": delegated_to_me, "delegated_by_me": bool(task.get("delegated_by")) and
+           task.get("owner") == me and not mine,
+           "can_complete": task.get("assignee") in (None, me) and not delegated_to_me,
+           "can_draft": mine, "can_delegate": mine and not delegated_to_me,
+           "can_release": (mine and not delegated_to_me) or (manager and task.get("assignee")),
+           "can_assign": manager, "to_error": None, "flash": unquote(request.cookies.get(FLASH_COOKIE, "")),
+           "has_draft": bool(task.get("draft"))}
+    ctx["colleagues"] = _people(engine, task, me) if (ctx["can_delegate"] or manager) else []
     ctx.update(extra)
     return ctx
 
@@ -198,8 +348,11 @@ def task_page(request: Request, task_id: str) -> Response:
     except Exception as exc:  # noqa: BLE001
         return _guard(request, user, exc)
     fields = fields_for(_schema(engine, task))
-    fill(fields, None)
-    return _render(request, "task.html", _task_context(request, user, task, fields))
+    fill(fields, task.get("draft"))
+    resp = _render(request, "task.html", _task_context(request, user, task, fields))
+    if request.cookies.get(FLASH_COOKIE):
+        resp.delete_cookie(FLASH_COOKIE, path="/tasks")
+    return resp
 
 
 @router.post("/tasks/{task_id}", response_class=HTMLResponse)
@@ -219,26 +372,34 @@ async def complete(request: Request, task_id: str) -> Response:
     except Exception as exc:  # noqa: BLE001
         return _guard(request, user, exc)
     fields = fields_for(_schema(engine, task))
-    data, local = read_form(fields, form)
+    action = (form.get("action") or ["complete"])[-1]
     rev = (form.get("revision") or [""])[-1]
     revision = int(rev) if rev.isdigit() else None
 
     def again(status: int, messages: dict[str, str], general: list[str], conflict: str | None = None) -> Response:
-        for f in fields:
-            f.error = messages.get(f.name)
-        summary = [{"text": f.error, "href": "#" + (f.id + "-day" if f.kind == "date" else
-                                                    f.id if f.kind not in ("radios", "boolean", "checkboxes")
-                                                    else f.id + "-0")}
-                   for f in fields if f.error]
+        summary = set_errors(fields, messages)
         summary += [{"text": g, "href": None} for g in general]
         return _render(request, "task.html", _task_context(request, user, task, fields, errors=summary,
                                                             conflict=conflict), status)
 
+    if action == "draft":
+        data, _local = read_form(fields, form, keep_invalid=True)
+        try:
+            await run_in_threadpool(task_api.save_draft, task_id, task_api.Draft(data=data, revision=revision),
+                                    user, engine)
+        except ConflictError as exc:
+            return again(409, {}, [], exc.message[:1].upper() + exc.message[1:] + ". What you typed is still "
+                                      "below: copy anything you need, then go back to your tasks.")
+        except Exception as exc:  # noqa: BLE001
+            return _guard(request, user, exc)
+        return _flash(request, _redirect("/tasks?view=mine"),
+                      f"Draft saved: {_name(task)}. Open the task again to carry on.")
+
+    data, local = read_form(fields, form)
     if local:
         # check the rest too, without completing, so every error shows at once
         try:
-            engine.forms.validate(task.get("form"), {k: v for k, v in data.items() if k not in local},
-                                  task=task_id)
+            engine.forms.validate(task.get("form"), data, task=task_id)
             messages, general = {}, []
         except ValidationError as exc:
             messages, general = engine_errors(fields, exc.errors)
@@ -257,9 +418,4 @@ async def complete(request: Request, task_id: str) -> Response:
                                   "back to your tasks.")
     except Exception as exc:  # noqa: BLE001
         return _guard(request, user, exc)
-    resp = _redirect("/tasks?view=mine")
-    flash = f"{task.get('name') or 'Task'} for {task.get('reference') or 'this case'}"[:200]
-    resp.set_cookie(FLASH_COOKIE, quote(flash),
-                    httponly=True, samesite="strict", path="/tasks", max_age=300,
-                    secure=_secure(request, request.app.state.auth))
-    return resp
+    return _flash(request, _redirect("/tasks?view=mine"), f"Task completed: {_name(task)}")

@@ -1,24 +1,39 @@
-"""Task list and task actions: only a team's members (or the task's assignee) see and act on a task."""
+"""Task list and task actions: only a team's members (or the task's assignee) see and act on a task.
+
+The inbox query (`search_tasks`) and its filters (`parse_filters`) are shared with the pages
+(api/pages.py), so the page and `GET /api/tasks` accept the same values and refuse the same
+mistakes. Actions: claim, release, assign (team managers), delegate / return (delegate-and-return),
+draft, complete — each checked here, then done by the engine, which re-checks the task's revision.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, or_, select
 
 from engine.clock import as_utc
 from engine.errors import ConflictError, NotFoundError
-from engine.schema import cases, tasks
+from engine.schema import cases, events, tasks, users
 
-from .access import can_open_case, case_of_task, hidden_cases, restriction, task_allowed, task_filter
+from .access import can_open_case, case_of_task, hidden_cases, restriction, shared_groups, task_allowed, task_filter
 from .auth import TEAMS, User, current_user, get_engine
-from .errors import forbidden
+from .errors import ApiError, forbidden
 
 router = APIRouter(prefix="/api/tasks")
+
+SCOPES = ("mine", "team", "delegated")
+DUE = ("overdue", "soon", "none")
+SORTS = ("due", "created", "person", "task")
+ORDERS = ("asc", "desc")
+DEFAULT_WITHIN = 2  # days: "due soon" (the inbox's tag uses the same)
+MAX_TEXT = 100
 
 
 def require_worker(user: Annotated[User, Depends(current_user)]) -> User:
@@ -30,41 +45,172 @@ def require_worker(user: Annotated[User, Depends(current_user)]) -> User:
 def _row(r: Any) -> dict[str, Any]:
     d = dict(r._mapping)
     d["candidate_groups"] = json.loads(d["candidate_groups"])
-    d.pop("draft", None)
+    d["has_draft"] = d.pop("draft", None) is not None
+    d["delegated_by"] = d["owner"] if d.get("owner") and d.get("owner") != d.get("assignee") else None
     for k in ("created_at", "due_at"):
         if d.get(k) is not None:
             d[k] = as_utc(d[k])
     return d
 
 
-@router.get("")
-def list_tasks(user: Annotated[User, Depends(require_worker)], engine: Annotated[Any, Depends(get_engine)],
-               scope: Literal["mine", "team"] = "team", team: str | None = None,
-               process: Annotated[str | None, Query(max_length=255)] = None,
-               limit: Annotated[int, Query(ge=1, le=200)] = 50,
-               offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
-    if team is not None and team not in user.teams:
-        raise forbidden(f"you are not a member of the team '{team}'" if team in TEAMS else "unknown team")
-    q = select(tasks, cases.c.reference, cases.c.title).join(cases, cases.c.id == tasks.c.case_id)
-    if scope == "mine":
-        q = q.where(tasks.c.assignee == user.username)
-        if team is not None:
-            q = q.where(task_filter(user, {team}, include_assigned=False))
-    else:
-        q = q.where(task_filter(user, {team} if team else None, include_assigned=team is None))
-    if process:
-        q = q.where(tasks.c.process_id == process)
+# ---------------------------------------------------------------------- filters
+@dataclass
+class Filters:
+    scope: str = "team"
+    team: str | None = None
+    process: str | None = None
+    task: str | None = None
+    person: str | None = None
+    due: str | None = None
+    within: int = DEFAULT_WITHIN
+    sort: str = "due"
+    order: str = "asc"
+
+    def query(self) -> dict[str, Any]:
+        """The non-default values (to keep them in links)."""
+        default = Filters()
+        return {k: v for k, v in asdict(self).items() if v not in (None, "") and v != getattr(default, k)}
+
+
+FILTER_NAMES = ("scope", "team", "process", "task", "person", "due", "within", "sort", "order")
+
+
+def parse_filters(raw: dict[str, str | None]) -> tuple[Filters, list[dict[str, str]]]:
+    """Query values → Filters, and a list of {field, message} for every value that is not allowed."""
+    f = Filters()
+    errors: list[dict[str, str]] = []
+
+    def choice(name: str, allowed: tuple[str, ...], what: str) -> None:
+        v = (raw.get(name) or "").strip()
+        if not v:
+            return
+        if v not in allowed:
+            errors.append({"field": name, "message": f"{what} must be one of: {', '.join(allowed)} "
+                                                     f"(got '{v[:40]}')"})
+        else:
+            setattr(f, name, v)
+
+    choice("scope", SCOPES, "The list")
+    choice("team", TEAMS, "Team")
+    choice("due", DUE, "Due")
+    choice("sort", SORTS, "Sort by")
+    choice("order", ORDERS, "Order")
+    for name, what in (("process", "Process"), ("task", "Task"), ("person", "Person")):
+        v = (raw.get(name) or "").strip()
+        if len(v) > MAX_TEXT:
+            errors.append({"field": name, "message": f"{what} must be {MAX_TEXT} characters or fewer"})
+        elif v:
+            setattr(f, name, v)
+    w = (raw.get("within") or "").strip()
+    if w:
+        if not w.isdigit() or not 1 <= int(w) <= 365:
+            errors.append({"field": "within", "message": f"Days must be a whole number from 1 to 365 (got '{w[:20]}')"})
+        else:
+            f.within = int(w)
+    return f, errors
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _scope_cond(user: User, f: Filters, shared: dict[str, frozenset[str]]) -> Any:
+    teams = {f.team} if f.team else None
+    if f.scope == "mine":
+        cond = tasks.c.assignee == user.username
+        return cond if f.team is None else and_(cond, task_filter(user, teams, include_assigned=False,
+                                                                  shared=shared))
+    if f.scope == "delegated":
+        return and_(tasks.c.owner == user.username, tasks.c.assignee != user.username,
+                    task_filter(user, teams, include_assigned=False, shared=shared))
+    return task_filter(user, teams, include_assigned=f.team is None, shared=shared)
+
+
+def search_tasks(engine: Any, user: User, f: Filters, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+    """One page of the inbox, with the counts (all within what this user may see)."""
+    if f.team is not None and f.team not in user.teams:
+        raise forbidden(f"you are not a member of the team '{f.team}'")
     with engine.db.engine.connect() as conn:
+        now = engine.now(conn)
+        soon = now + timedelta(days=f.within)
+        shared = shared_groups(conn)
         hidden = hidden_cases(conn, user)
+        conds = [_scope_cond(user, f, shared)]
         if hidden:
-            q = q.where(tasks.c.case_id.not_in(hidden))
-        q = q.order_by(tasks.c.due_at.is_(None), tasks.c.due_at, tasks.c.created_at, tasks.c.id)
-        rows = conn.execute(q.limit(limit).offset(offset)).all()
-    return {"tasks": [_row(r) for r in rows], "limit": limit, "offset": offset}
+            conds.append(tasks.c.case_id.not_in(hidden))
+        visible = list(conds[1:])
+        if f.process:
+            conds.append(tasks.c.process_id == f.process)
+        if f.task:
+            conds.append(or_(tasks.c.element_id == f.task,
+                             func.lower(tasks.c.name).like(f"%{_escape_like(f.task.lower())}%", escape="\\")))
+        needs_case = False
+        if f.person:
+            needs_case = True
+            p = _escape_like(f.person.lower())
+            conds.append(or_(func.lower(cases.c.reference).like(f"{p}%", escape="\\"),
+                             func.lower(cases.c.title).like(f"%{p}%", escape="\\")))
+        if f.due == "overdue":
+            conds.append(tasks.c.due_at < now)
+        elif f.due == "soon":
+            conds.append(and_(tasks.c.due_at >= now, tasks.c.due_at <= soon))
+        elif f.due == "none":
+            conds.append(tasks.c.due_at.is_(None))
+
+        key = {"due": [tasks.c.due_at], "created": [tasks.c.created_at], "person": [cases.c.title, cases.c.reference],
+               "task": [tasks.c.name]}[f.sort]
+        key = [k.desc() if f.order == "desc" else k.asc() for k in key]
+        nulls_last = [tasks.c.due_at.is_(None)] if f.sort == "due" else []
+        tie = [tasks.c.created_at.desc() if f.order == "desc" else tasks.c.created_at, tasks.c.id]
+        q = (select(tasks, cases.c.reference, cases.c.title).join(cases, cases.c.id == tasks.c.case_id)
+             .where(*conds).order_by(*nulls_last, *key, *tie).limit(limit).offset(offset))
+        rows = conn.execute(q).all()
+
+        overdue = func.coalesce(func.sum(case((tasks.c.due_at < now, 1), else_=0)), 0)
+        due_soon = func.coalesce(func.sum(case((and_(tasks.c.due_at >= now, tasks.c.due_at <= soon), 1),
+                                               else_=0)), 0)
+        cq = select(func.count(), overdue, due_soon).select_from(
+            tasks.join(cases, cases.c.id == tasks.c.case_id) if needs_case else tasks).where(*conds)
+        total, n_overdue, n_soon = conn.execute(cq).one()
+        me = user.username
+        tabs = conn.execute(select(
+            func.count(),
+            func.coalesce(func.sum(case((tasks.c.assignee == me, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((and_(tasks.c.owner == me, tasks.c.assignee != me), 1), else_=0)), 0),
+        ).where(task_filter(user, shared=shared), *visible)).one()
+    return {"tasks": [_row(r) for r in rows], "limit": limit, "offset": offset, "filters": asdict(f),
+            "counts": {"total": int(total), "overdue": int(n_overdue), "due_soon": int(n_soon),
+                       "team": int(tabs[0]), "mine": int(tabs[1]), "delegated": int(tabs[2])}}
 
 
+@router.get("")
+def list_tasks(request: Request, user: Annotated[User, Depends(require_worker)],
+               engine: Annotated[Any, Depends(get_engine)]) -> dict[str, Any]:
+    """GET /api/tasks?scope=&team=&process=&task=&person=&due=&within=&sort=&order=&limit=&offset="""
+    params = request.query_params
+    unknown = sorted(set(params) - set(FILTER_NAMES) - {"limit", "offset"})
+    f, errors = parse_filters({k: params.get(k) for k in FILTER_NAMES})
+    errors += [{"field": k, "message": f"unknown query parameter '{k[:40]}'"} for k in unknown]
+    limit = offset = 0
+    for name, lo, hi, default in (("limit", 1, 200, 50), ("offset", 0, 10_000_000, 0)):
+        v = params.get(name, str(default)).strip()
+        if not v.isdigit() or not lo <= int(v) <= hi:
+            errors.append({"field": name, "message": f"{name} must be a whole number from {lo} to {hi}"})
+        elif name == "limit":
+            limit = int(v)
+        else:
+            offset = int(v)
+    if errors:
+        raise ApiError(422, "invalid", "the query is not valid: " + "; ".join(e["message"] for e in errors),
+                       errors=errors)
+    return search_tasks(engine, user, f, limit=limit, offset=offset)
+
+
+# ---------------------------------------------------------------------- one task
 def authorised_task(engine: Any, user: User, task_id: str) -> dict[str, Any]:
-    """The open task, if this user may act on it; a finished task's conflict only for those who may see its case."""
+    """The open task, if this user may act on it; a finished task's conflict only for those who may see its case.
+
+    The task's saved draft is kept (as `draft`) only for the person it is with and its owner."""
     try:
         UUID(task_id)
     except ValueError:
@@ -83,8 +229,59 @@ def authorised_task(engine: Any, user: User, task_id: str) -> dict[str, Any]:
         raise forbidden("this task belongs to a restricted case")
     if not task_allowed(user, task):
         raise forbidden(f"this task belongs to the team '{task.get('team')}', which you are not a member of")
-    task.pop("draft", None)
+    return _public(task, user)
+
+
+def _public(task: dict[str, Any], user: User) -> dict[str, Any]:
+    if user.username not in (task.get("assignee"), task.get("owner")):
+        task.pop("draft", None)
+    task["delegated_by"] = task["owner"] if task.get("owner") and task["owner"] != task.get("assignee") else None
     return task
+
+
+def _named(engine: Any, task: dict[str, Any], exc: ConflictError) -> ConflictError:
+    """A stale-revision conflict, saying who changed the task last and how."""
+    if "changed since you opened it" not in exc.message and "at the same moment" not in exc.message:
+        return exc
+    with engine.db.engine.connect() as conn:
+        last = conn.execute(select(events.c.actor, events.c.type, events.c.at).where(
+            events.c.case_id == task["case_id"], events.c.type.like("task.%"),
+            events.c.data.like(f'%"task_id":"{task["id"]}"%')).order_by(events.c.id.desc()).limit(1)).first()
+    if last is None:
+        return exc
+    what = last.type.removeprefix("task.").replace("_", " ")
+    return ConflictError(f"task {task['id']} changed since you opened it: {last.actor} {what} it at {last.at}; "
+                         "nothing was saved — reload and try again", task=task["id"], changed_by=last.actor,
+                         change=last.type)
+
+
+def _act(engine: Any, task: dict[str, Any], user: User, fn: Any, *args: Any, **kw: Any) -> dict[str, Any]:
+    try:
+        return _public(fn(*args, **kw), user)
+    except ConflictError as exc:
+        raise _named(engine, task, exc) from None
+
+
+def _groups(task: dict[str, Any]) -> set[str]:
+    return {g for g in [task.get("team"), *(task.get("candidate_groups") or [])] if g}
+
+
+def colleague(engine: Any, task: dict[str, Any], username: str, what: str) -> None:
+    """Refuse (422) a target who does not exist, is not active, or is not in the task's team."""
+    with engine.db.engine.connect() as conn:
+        row = conn.execute(select(users.c.username, users.c.active, users.c.teams, users.c.roles)
+                           .where(users.c.username == username)).first()
+    if row is None:
+        raise ApiError(422, "invalid", f"there is no user '{username[:64]}' to {what} this task to",
+                       errors=[{"field": "to", "message": f"no user '{username[:64]}'"}])
+    if not row.active:
+        raise ApiError(422, "invalid", f"{username} is not an active user", errors=[
+            {"field": "to", "message": f"{username} is not an active user"}])
+    teams = set(json.loads(row.teams) if isinstance(row.teams, str) else row.teams or [])
+    if not teams & _groups(task):
+        team = (task.get("team") or "").replace("_", " ")
+        raise ApiError(422, "invalid", f"{username} is not in the {team} team, which this task belongs to",
+                       errors=[{"field": "to", "message": f"{username} is not in the {team} team"}])
 
 
 class Revision(BaseModel):
@@ -96,38 +293,113 @@ class Completion(BaseModel):
     revision: int | None = None
 
 
+class Target(BaseModel):
+    to: str = Field(min_length=1, max_length=64)
+    revision: int | None = None
+
+
+class Draft(BaseModel):
+    data: dict[str, Any]
+    revision: int | None = None
+
+
 @router.get("/{task_id}")
 def get_task(task_id: str, user: Annotated[User, Depends(require_worker)],
              engine: Annotated[Any, Depends(get_engine)]) -> dict[str, Any]:
     return authorised_task(engine, user, task_id)
 
 
+def _rev(body: Any) -> int | None:
+    return body.revision if body is not None else None
+
+
 @router.post("/{task_id}/claim")
 def claim(task_id: str, user: Annotated[User, Depends(require_worker)], engine: Annotated[Any, Depends(get_engine)],
           body: Revision | None = None) -> dict[str, Any]:
-    authorised_task(engine, user, task_id)
-    task = engine.claim(task_id, user.username, expected_revision=body.revision if body else None)
-    task.pop("draft", None)
-    return task
+    task = authorised_task(engine, user, task_id)
+    return _act(engine, task, user, engine.claim, task_id, user.username, expected_revision=_rev(body))
 
 
 @router.post("/{task_id}/release")
 def release(task_id: str, user: Annotated[User, Depends(require_worker)], engine: Annotated[Any, Depends(get_engine)],
             body: Revision | None = None) -> dict[str, Any]:
     task = authorised_task(engine, user, task_id)
-    if task.get("assignee") not in (None, user.username) and "team_manager" not in user.roles:
+    manager = "team_manager" in user.roles and bool(_groups(task) & user.teams)
+    if task.get("delegated_by") and task.get("assignee") == user.username and not manager:
+        raise forbidden(f"{task['delegated_by']} delegated this task to you: return it to them instead")
+    if task.get("assignee") not in (None, user.username) and not manager:
         raise forbidden(f"only {task['assignee']} or a team manager can release this task")
-    task = engine.release(task_id, user.username, expected_revision=body.revision if body else None)
-    task.pop("draft", None)
-    return task
+    return _act(engine, task, user, engine.release, task_id, user.username, expected_revision=_rev(body))
+
+
+@router.post("/{task_id}/assign")
+def assign(task_id: str, body: Target, user: Annotated[User, Depends(require_worker)],
+           engine: Annotated[Any, Depends(get_engine)]) -> dict[str, Any]:
+    """A team manager gives a task of one of their teams to a member of the task's team."""
+    task = authorised_task(engine, user, task_id)
+    if "team_manager" not in user.roles:
+        raise forbidden("only a team manager can assign tasks")
+    if not _groups(task) & user.teams:
+        raise forbidden(f"you do not manage the team '{task.get('team')}'")
+    colleague(engine, task, body.to, "assign")
+    return _act(engine, task, user, engine.assign, task_id, body.to, actor=user.username, owner=body.to,
+                expected_revision=body.revision)
+
+
+@router.post("/{task_id}/delegate")
+def delegate(task_id: str, body: Target, user: Annotated[User, Depends(require_worker)],
+             engine: Annotated[Any, Depends(get_engine)]) -> dict[str, Any]:
+    """The person working on a task hands it to a colleague in its team and stays its owner."""
+    task = authorised_task(engine, user, task_id)
+    if task.get("assignee") != user.username:
+        raise forbidden("only the person the task is assigned to can delegate it"
+                        + (f" (it is with {task['assignee']})" if task.get("assignee") else ": claim it first"))
+    if task.get("delegated_by"):
+        raise forbidden(f"{task['delegated_by']} delegated this task to you: return it to them instead")
+    if body.to == user.username:
+        raise ApiError(422, "invalid", "choose someone else to delegate the task to",
+                       errors=[{"field": "to", "message": "choose someone else"}])
+    colleague(engine, task, body.to, "delegate")
+    return _act(engine, task, user, engine.delegate, task_id, body.to, actor=user.username,
+                expected_revision=_rev(body))
+
+
+@router.post("/{task_id}/return")
+def return_task(task_id: str, user: Annotated[User, Depends(require_worker)],
+                engine: Annotated[Any, Depends(get_engine)], body: Revision | None = None) -> dict[str, Any]:
+    """The delegate gives the task back to the person who delegated it (with any saved draft)."""
+    task = authorised_task(engine, user, task_id)
+    if task.get("assignee") != user.username or not task.get("delegated_by"):
+        raise forbidden("only the person a task was delegated to can return it")
+    return _act(engine, task, user, engine.return_task, task_id, actor=user.username,
+                expected_revision=_rev(body))
+
+
+@router.put("/{task_id}/draft")
+def save_draft(task_id: str, body: Draft, user: Annotated[User, Depends(require_worker)],
+               engine: Annotated[Any, Depends(get_engine)]) -> dict[str, Any]:
+    """Keep what has been typed so far (not validated); only the person the task is with can."""
+    task = authorised_task(engine, user, task_id)
+    if task.get("assignee") != user.username:
+        raise forbidden("only the person the task is assigned to can save a draft"
+                        + (f" (it is with {task['assignee']})" if task.get("assignee") else ": claim it first"))
+    if len(json.dumps(body.data)) > 100_000:
+        raise ApiError(413, "too_large", "the draft is too large (over 100,000 characters)")
+    return _act(engine, task, user, engine.save_draft, task_id, body.data, actor=user.username,
+                expected_revision=body.revision)
 
 
 @router.post("/{task_id}/complete")
 def complete(task_id: str, body: Completion, user: Annotated[User, Depends(require_worker)],
              engine: Annotated[Any, Depends(get_engine)]) -> dict[str, Any]:
     task = authorised_task(engine, user, task_id)
+    if task.get("delegated_by") and task.get("assignee") == user.username:
+        raise forbidden(f"{task['delegated_by']} delegated this task to you: return it to them to complete")
     if task.get("assignee") not in (None, user.username):
         raise ConflictError(f"task {task_id} is claimed by {task['assignee']}; ask them or a team manager to "
                             "release it; nothing was saved", task=task_id)
-    result = engine.complete_task(task_id, body.data, actor=user.username, expected_revision=body.revision)
+    try:
+        result = engine.complete_task(task_id, body.data, actor=user.username, expected_revision=body.revision)
+    except ConflictError as exc:
+        raise _named(engine, task, exc) from None
     return result.to_dict()

@@ -357,7 +357,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if "FROM tasks JOIN cases" in statement and not captured:
                 captured.append((statement, parameters))
 
-        endpoints = ["/tasks", "/tasks?view=mine", "/api/tasks?scope=team", "/api/tasks?scope=team&offset=2000"]
+        endpoints = ["/tasks", "/tasks?view=mine", "/api/tasks?scope=team", "/api/tasks?scope=team&offset=2000",
+                     "/tasks?due=overdue&sort=person", "/tasks?view=delegated",
+                     "/api/tasks?scope=team&person=smith&task=reablement"]
         out["results"] = {}
         with Server(app) as base:
             for role in ("reablement_coordinator", "social_worker"):

@@ -26,8 +26,10 @@ def _forms() -> FormLibrary:
     return FormLibrary({**{n: lib.schema(n) for n in lib.names()}, "contact": STRICT_CONTACT})
 
 
-def _make(path) -> tuple[Engine, object]:
-    eng = Engine(f"sqlite:///{path / 'api.db'}", registry=Calls().registry(), forms=_forms())
+def _make(url) -> tuple[Engine, object]:
+    """An app on `url` (a folder: a SQLite file in it; a string: that database URL)."""
+    url = url if isinstance(url, str) else f"sqlite:///{url / 'api.db'}"
+    eng = Engine(url, registry=Calls().registry(), forms=_forms())
     eng.init(simulated_start=START)
     eng.deploy([DIAGRAMS / "three_tasks.bpmn", DIAGRAMS / "deadline.bpmn"])
     app = create_app(eng, run_timers=False)
@@ -63,6 +65,7 @@ def _task(eng: Engine, case_id: int, element: str) -> dict:
 
 
 # ---------------------------------------------------------------------- the role x endpoint matrix
+# (module-scoped on SQLite: one app for 60 requests; the rest of this file runs on SQLite and PostgreSQL)
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     eng, app = _make(tmp_path_factory.mktemp("matrix"))
@@ -132,8 +135,8 @@ def test_every_role_can_sign_out(world, role):
 
 # ---------------------------------------------------------------------- team boundaries
 @pytest.fixture
-def env(tmp_path):
-    eng, app = _make(tmp_path)
+def env(db_url):
+    eng, app = _make(db_url)
     create_user(eng, "fd2", "second-advisor", roles=["front_door_advisor"], teams=["front_door"])
     yield eng, app
     eng.db.dispose()
@@ -322,3 +325,209 @@ def test_documents_are_listed_without_their_bodies(env):
     r = _as(app, "auditor").get(f"/api/cases/{case}")
     assert [d["title"] for d in r.json()["documents"]] == ["Welcome letter"]
     assert "private text" not in json.dumps(r.json())
+
+
+# ---------------------------------------------------------------------- inbox filters, sorting, counts
+def _ids(r) -> list[str]:
+    assert r.status_code == 200, r.text
+    return [t["id"] for t in r.json()["tasks"]]
+
+
+@pytest.fixture
+def inbox(env):
+    """Reablement tasks on four people with different due dates (deadline.bpmn: due 10 days after start)."""
+    eng, app = env
+    made = {}
+    for title in ("Mrs Edith Clarke", "Mr Arthur Patel", "Ms Iris Okafor"):
+        case = eng.start("deadline", title=title).case_id
+        made[title] = _task(eng, case, "reablement")
+        eng.advance_clock(timedelta(days=3))
+    fd_case = eng.start("three_tasks", title="Mr Front Door").case_id
+    return eng, app, made, fd_case
+
+
+def test_inbox_filters_by_person_task_process_and_due(inbox):
+    eng, app, made, fd_case = inbox
+    ot = _as(app, "occupational_therapist")
+    edith, arthur, iris = (made[t]["id"] for t in ("Mrs Edith Clarke", "Mr Arthur Patel", "Ms Iris Okafor"))
+    assert _ids(ot.get("/api/tasks?person=arthur")) == [arthur]
+    ref = made["Ms Iris Okafor"]["reference"]
+    assert _ids(ot.get(f"/api/tasks?person={ref.lower()}")) == [iris]
+    assert _ids(ot.get("/api/tasks?person=50%25")) == []  # LIKE wildcards are matched literally
+    assert _ids(ot.get("/api/tasks?task=deliver")) == [edith, arthur, iris]
+    assert _ids(ot.get("/api/tasks?task=reablement")) == [edith, arthur, iris]  # the element id
+    assert _ids(ot.get("/api/tasks?task=nothing-like-this")) == []
+    assert _ids(ot.get("/api/tasks?process=three_tasks")) == []
+    # due six weeks after each start (3 days apart); now = 41 days after the first start
+    eng.advance_clock(to=made["Mrs Edith Clarke"]["due_at"] - timedelta(days=1))
+    ot = _as(app, "occupational_therapist")  # sessions end after 8 hours on the engine's clock
+    assert _ids(ot.get("/api/tasks?due=soon")) == [edith]
+    assert _ids(ot.get("/api/tasks?due=soon&within=5")) == [edith, arthur]
+    assert _ids(ot.get("/api/tasks?due=overdue")) == []
+    body = ot.get("/api/tasks?within=5").json()
+    assert (body["counts"]["total"], body["counts"]["overdue"], body["counts"]["due_soon"]) == (3, 0, 2)
+    from sqlalchemy import update
+
+    from engine.schema import tasks
+    with eng.db.transaction() as conn:  # a due date already past (as a task without a deadline timer)
+        conn.execute(update(tasks).where(tasks.c.id == iris).values(due_at=eng.now() - timedelta(hours=1)))
+    assert _ids(ot.get("/api/tasks?due=overdue")) == [iris]
+    assert ot.get("/api/tasks").json()["counts"]["overdue"] == 1
+    fd = _as(app, "front_door_advisor")
+    assert _ids(fd.get("/api/tasks?due=none")) == [_task(eng, fd_case, "record_contact")["id"]]
+    assert _ids(ot.get("/api/tasks?due=none")) == []
+
+
+def test_inbox_sorts_both_ways_and_pages(inbox):
+    _eng, app, made, _fd = inbox
+    ot = _as(app, "occupational_therapist")
+    edith, arthur, iris = (made[t]["id"] for t in ("Mrs Edith Clarke", "Mr Arthur Patel", "Ms Iris Okafor"))
+    assert _ids(ot.get("/api/tasks?sort=due")) == [edith, arthur, iris]
+    assert _ids(ot.get("/api/tasks?sort=due&order=desc")) == [iris, arthur, edith]
+    assert _ids(ot.get("/api/tasks?sort=created&order=desc")) == [iris, arthur, edith]
+    assert _ids(ot.get("/api/tasks?sort=person")) == [arthur, edith, iris]  # by title: Mr A, Mrs E, Ms I
+    assert _ids(ot.get("/api/tasks?sort=person&order=desc")) == [iris, edith, arthur]
+    assert _ids(ot.get("/api/tasks?sort=task&limit=1&offset=1")) == [arthur]
+    page = ot.get("/api/tasks?limit=2&offset=2").json()
+    assert [t["id"] for t in page["tasks"]] == [iris] and page["counts"]["total"] == 3
+
+
+def test_inbox_refuses_unknown_and_invalid_values_with_a_422_naming_them(inbox):
+    _eng, app, _made, _fd = inbox
+    ot = _as(app, "occupational_therapist")
+    for query, field in (("due=yesterday", "due"), ("sort=colour", "sort"), ("order=up", "order"),
+                         ("within=0", "within"), ("within=abc", "within"), ("scope=all", "scope"),
+                         ("team=north_pole", "team"), ("limit=500", "limit"), ("offset=-1", "offset"),
+                         ("colour=red", "colour"), ("person=" + "x" * 101, "person")):
+        r = ot.get(f"/api/tasks?{query}")
+        assert r.status_code == 422, query
+        body = r.json()
+        assert body["error"] == "invalid" and [e["field"] for e in body["errors"]] == [field], query
+        assert body["errors"][0]["message"] in body["message"]
+    r = ot.get("/api/tasks?team=front_door")  # a real team, not theirs
+    assert r.status_code == 403 and "front_door" in r.json()["message"]
+
+
+def test_tab_counts_and_the_delegated_by_me_view(inbox):
+    eng, app, made, _fd = inbox
+    create_user(eng, "ot2", "second-therapist", roles=["occupational_therapist"], teams=["reablement"])
+    ot, ot2 = _as(app, "occupational_therapist"), Session(app, "ot2", "second-therapist")
+    edith, arthur = made["Mrs Edith Clarke"]["id"], made["Mr Arthur Patel"]["id"]
+    counts = ot.get("/api/tasks").json()["counts"]
+    assert (counts["team"], counts["mine"], counts["delegated"]) == (3, 0, 0)
+    ot.post(f"/api/tasks/{edith}/claim")
+    ot.post(f"/api/tasks/{arthur}/claim")
+    assert ot.post(f"/api/tasks/{arthur}/delegate", {"to": "ot2"}).status_code == 200
+    counts = ot.get("/api/tasks").json()["counts"]
+    assert (counts["team"], counts["mine"], counts["delegated"]) == (3, 1, 1)
+    assert _ids(ot.get("/api/tasks?scope=delegated")) == [arthur]
+    assert _ids(ot.get("/api/tasks?scope=mine")) == [edith]
+    mine2 = ot2.get("/api/tasks?scope=mine").json()
+    assert [(t["id"], t["delegated_by"]) for t in mine2["tasks"]] == [(arthur, "occupational-therapist")]
+    assert mine2["counts"]["mine"] == 1 and mine2["counts"]["delegated"] == 0
+
+
+def test_a_task_shared_by_several_teams_is_in_each_teams_queue(env):
+    eng, app = env
+    shared = DIAGRAMS.joinpath("three_tasks.bpmn").read_text().replace(
+        'id="three_tasks"', 'id="shared_task"').replace('candidateGroups="front_door">\n      <bpmn:incoming>f1',
+                                                         'candidateGroups="front_door, reablement">\n      '
+                                                         '<bpmn:incoming>f1')
+    eng.deploy(files={"shared_task.bpmn": shared.encode()})
+    case = eng.start("shared_task").case_id
+    task = _task(eng, case, "record_contact")
+    assert task["candidate_groups"] == ["front_door", "reablement"] and task["team"] == "front_door"
+    ot, fin = _as(app, "occupational_therapist"), _as(app, "finance_officer")
+    assert task["id"] in _ids(ot.get("/api/tasks"))
+    assert task["id"] in _ids(ot.get("/api/tasks?team=reablement"))
+    assert task["id"] not in _ids(fin.get("/api/tasks"))
+    assert ot.get("/api/tasks").json()["counts"]["team"] == 1
+
+
+# ---------------------------------------------------------------------- assign, delegate, return, draft
+@pytest.fixture
+def team(env):
+    eng, app = env
+    create_user(eng, "manager-re", "reablement-manager", roles=["team_manager"], teams=["reablement"])
+    create_user(eng, "ot2", "second-therapist", roles=["occupational_therapist"], teams=["reablement"])
+    create_user(eng, "gone", "left-the-council", roles=["occupational_therapist"], teams=["reablement"])
+    from sqlalchemy import update
+
+    from api.auth import users
+    with eng.db.transaction() as conn:
+        conn.execute(update(users).where(users.c.username == "gone").values(active=False))
+    case = eng.start("deadline", title="Mrs Edith Clarke").case_id
+    return eng, app, _task(eng, case, "reablement")["id"]
+
+
+def test_a_team_manager_assigns_to_an_active_member_of_the_tasks_team(team):
+    eng, app, tid = team
+    mgr = Session(app, "manager-re", "reablement-manager")
+    ot = _as(app, "occupational_therapist")
+    for to, says in (("nobody-here", "no user"), ("gone", "not an active user"),
+                     ("front-door-advisor", "not in the reablement team")):
+        r = mgr.post(f"/api/tasks/{tid}/assign", {"to": to})
+        assert r.status_code == 422 and says in r.json()["message"], r.text
+    assert ot.post(f"/api/tasks/{tid}/assign", {"to": "ot2"}).status_code == 403  # not a manager
+    tm_other = _as(app, "team_manager")  # a manager, but of another team
+    assert tm_other.post(f"/api/tasks/{tid}/assign", {"to": "ot2"}).status_code == 403
+    r = mgr.post(f"/api/tasks/{tid}/assign", {"to": "ot2", "revision": 0})
+    assert r.status_code == 200 and (r.json()["assignee"], r.json()["owner"]) == ("ot2", "ot2")
+    assert [t["id"] for t in Session(app, "ot2", "second-therapist").get("/api/tasks?scope=mine").json()["tasks"]] \
+        == [tid]
+    r = mgr.post(f"/api/tasks/{tid}/assign", {"to": "occupational-therapist", "revision": 0})  # stale
+    assert r.status_code == 409
+    assert r.json()["changed_by"] == "manager-re" and "manager-re assigned it" in r.json()["message"]
+    assert eng.get_task(tid)["assignee"] == "ot2"
+    assert [e["actor"] for e in eng.history(eng.get_task(tid)["case_id"]) if e["type"] == "task.assigned"] \
+        == ["manager-re"]
+
+
+def test_delegate_draft_return_and_the_owner_completes(team):
+    eng, app, tid = team
+    ot, ot2 = _as(app, "occupational_therapist"), Session(app, "ot2", "second-therapist")
+    assert ot.post(f"/api/tasks/{tid}/delegate", {"to": "ot2"}).status_code == 403  # claim first
+    ot.post(f"/api/tasks/{tid}/claim")
+    assert ot.post(f"/api/tasks/{tid}/delegate", {"to": "gone"}).status_code == 422
+    assert ot.post(f"/api/tasks/{tid}/delegate", {"to": "occupational-therapist"}).status_code == 422
+    r = ot.post(f"/api/tasks/{tid}/delegate", {"to": "ot2"})
+    assert r.status_code == 200 and r.json()["delegated_by"] == "occupational-therapist"
+    # the delegate may save a draft and return it, not complete, release or re-delegate it
+    assert ot2.post(f"/api/tasks/{tid}/complete", {"data": {}}).status_code == 403
+    assert ot2.post(f"/api/tasks/{tid}/release").status_code == 403
+    assert ot2.post(f"/api/tasks/{tid}/delegate", {"to": "occupational-therapist"}).status_code == 403
+    assert ot.post(f"/api/tasks/{tid}/return").status_code == 403  # only the delegate returns
+    assert ot.client.put(f"/api/tasks/{tid}/draft", json={"data": {"notes": "x"}},
+                         headers={"X-CSRF-Token": ot.csrf}).status_code == 403  # not with them now
+    r = ot2.client.put(f"/api/tasks/{tid}/draft", json={"data": {"notes": "Edith walks to the shop"}},
+                       headers={"X-CSRF-Token": ot2.csrf})
+    assert r.status_code == 200 and r.json()["draft"] == {"notes": "Edith walks to the shop"}
+    assert "draft" not in _as(app, "reablement_coordinator").get(f"/api/tasks/{tid}").json()  # not theirs
+    back = ot2.post(f"/api/tasks/{tid}/return")
+    assert back.status_code == 200 and back.json()["assignee"] == "occupational-therapist"
+    assert ot.get(f"/api/tasks/{tid}").json()["draft"] == {"notes": "Edith walks to the shop"}
+    assert ot.post(f"/api/tasks/{tid}/complete", {"data": {}}).json()["status"] in ("waiting", "completed")
+    kinds = [(e["type"], e["actor"]) for e in eng.history(back.json()["case_id"])
+             if e["type"] in ("task.delegated", "task.draft_saved", "task.returned", "task.completed")]
+    assert kinds == [("task.delegated", "occupational-therapist"), ("task.draft_saved", "ot2"),
+                     ("task.returned", "ot2"), ("task.completed", "occupational-therapist")]
+
+
+def test_a_draft_with_a_stale_revision_is_a_409_naming_who_changed_it(team):
+    eng, app, tid = team
+    ot = _as(app, "occupational_therapist")
+    mgr = Session(app, "manager-re", "reablement-manager")
+    rev = ot.post(f"/api/tasks/{tid}/claim").json()["revision"]
+    assert ot.client.put(f"/api/tasks/{tid}/draft", json={"data": "text"},
+                         headers={"X-CSRF-Token": ot.csrf}).status_code == 422
+    assert ot.client.put(f"/api/tasks/{tid}/draft", json={"data": {}},
+                         headers={}).status_code == 403  # no CSRF header
+    mgr.post(f"/api/tasks/{tid}/assign", {"to": "occupational-therapist"})  # moves the revision on
+    r = ot.client.put(f"/api/tasks/{tid}/draft", json={"data": {"notes": "late"}, "revision": rev},
+                      headers={"X-CSRF-Token": ot.csrf})
+    assert r.status_code == 409 and r.json()["changed_by"] == "manager-re"
+    assert eng.get_task(tid).get("draft") is None
+    # release: the assignee or a manager of the team; not a colleague
+    ot2 = Session(app, "ot2", "second-therapist")
+    assert ot2.post(f"/api/tasks/{tid}/release").status_code == 403
+    assert mgr.post(f"/api/tasks/{tid}/release").json()["assignee"] is None
