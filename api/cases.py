@@ -1,27 +1,44 @@
-"""Case records: opened only by those allowed (api/access.py), every opening logged."""
+"""Case records: opened only by those allowed (api/access.py), every opening logged.
+
+Reading: the record (details, co-ordinating worker, plan and budget), the chronology, notes,
+letters, and each process's diagram and position. Writing: case notes (append-only), corrections
+to the person's details with a reason, and the co-ordinating worker (team managers only).
+The pages (api/case_pages.py) call the same functions, so a page can never do more than the API.
+"""
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
-from sqlalchemy import select
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from sqlalchemy import insert, select
 
-from engine.schema import cases
+from engine.errors import ConflictError, NotFoundError, ValidationError
+from engine.schema import case_notes, cases, documents, users
 
+from . import case_record as cr
 from .access import can_open_case, log_access, restriction
-from .auth import OVERSIGHT_ROLES, User, current_user, get_engine
+from .auth import OVERSIGHT_ROLES, WORKER_ROLES, User, current_user, get_engine
 from .errors import forbidden
 
 router = APIRouter(prefix="/api/cases")
+CHRONOLOGY_PAGE = 25
+NOTE_MAX = 5000
+REASON_MAX = 500
+DETAIL_MAX = 500
 
 
-def _open(engine: Any, user: User, case_id: int, action: str) -> None:
-    """404 for an unknown case; 403 (logged as refused) when this user may not open it."""
+# ---------------------------------------------------------------------- who may
+def open_case(engine: Any, user: User, case_id: int, action: str) -> None:
+    """404 for an unknown case; 403 (logged as refused) when this user may not open it; else log the opening."""
     with engine.db.engine.connect() as conn:
         exists = conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is not None
     if not exists:
-        engine.get_case(case_id)  # raises NotFoundError with the engine's message
+        raise NotFoundError(f"no case {case_id}", case=case_id)
     ok, reason = can_open_case(engine, user, case_id)
     if not ok:
         log_access(engine, case_id, user, f"refused:{action}")
@@ -29,10 +46,285 @@ def _open(engine: Any, user: User, case_id: int, action: str) -> None:
     log_access(engine, case_id, user, action)
 
 
+_open = open_case  # the older name
+
+
+def may_write(user: User) -> bool:
+    """Adding notes and correcting details: casework roles (auditors only read)."""
+    return user.is_worker
+
+
+def may_set_coordinator(user: User) -> bool:
+    return user.has("team_manager")
+
+
+def _writer(engine: Any, user: User, case_id: int, action: str) -> None:
+    """May open the case (logged) and does casework; auditors and others get 403 (logged as refused)."""
+    if not may_write(user):
+        with engine.db.engine.connect() as conn:
+            exists = conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is not None
+        if not exists:
+            raise NotFoundError(f"no case {case_id}", case=case_id)
+        log_access(engine, case_id, user, f"refused:{action}")
+        raise forbidden("your role may read case records but not change them" if user.has(*OVERSIGHT_ROLES)
+                        else "your role does not change case records")
+    open_case(engine, user, case_id, action)
+
+
+# ---------------------------------------------------------------------- notes
+def add_note(engine: Any, user: User, case_id: int, kind: str, text: str, corrects: int | None = None
+             ) -> dict[str, Any]:
+    """Append a case note (the table refuses UPDATE and DELETE); a correction names the note it corrects."""
+    errors = note_errors(engine, case_id, kind, text, corrects)
+    if errors:
+        raise ValidationError(f"the note was not added: {'; '.join(e['message'] for e in errors)}", errors=errors,
+                              case=case_id)
+    with engine.db.transaction() as conn:
+        now = engine.now(conn)
+        nid = conn.execute(insert(case_notes).values(case_id=case_id, author=user.username, at=now, kind=kind,
+                                                     text=text.strip(), corrects=corrects)
+                           .returning(case_notes.c.id)).scalar_one()
+    return {"id": nid, "case_id": case_id, "author": user.username, "at": now, "kind": kind, "text": text.strip(),
+            "corrects": corrects}
+
+
+def note_errors(engine: Any, case_id: int, kind: str, text: str, corrects: int | None) -> list[dict[str, str]]:
+    errors = []
+    if kind not in cr.NOTE_KINDS:
+        errors.append({"field": "kind", "message": "Select what kind of note this is (note, phone call, visit or "
+                                                   "correction of an earlier note)"})
+    if not (text or "").strip():
+        errors.append({"field": "text", "message": "Enter the note"})
+    elif len(text) > NOTE_MAX:
+        errors.append({"field": "text", "message": f"The note must be {NOTE_MAX:,} characters or fewer "
+                                                   f"(it has {len(text):,})"})
+    if kind == "correction":
+        if corrects is None:
+            errors.append({"field": "corrects", "message": "Say which earlier note this corrects"})
+        else:
+            with engine.db.engine.connect() as conn:
+                found = conn.execute(select(case_notes.c.id).where(case_notes.c.id == corrects,
+                                                                   case_notes.c.case_id == case_id)).first()
+            if found is None:
+                errors.append({"field": "corrects", "message": f"There is no note {corrects} on this case to correct"})
+    elif corrects is not None and kind in cr.NOTE_KINDS:
+        errors.append({"field": "corrects", "message": "Only a correction of an earlier note can name a note it "
+                                                       "corrects"})
+    return errors
+
+
+# ---------------------------------------------------------------------- correcting the person's details
+_MOD11 = range(10, 1, -1)
+
+
+def nhs_number_ok(value: str) -> bool:
+    """10 digits whose last is the Modulus 11 check digit of the first nine."""
+    if not re.fullmatch(r"[0-9]{10}", value):
+        return False
+    check = 11 - sum(int(d) * w for d, w in zip(value[:9], _MOD11, strict=True)) % 11
+    check = 0 if check == 11 else check
+    return check != 10 and check == int(value[9])
+
+
+def parse_detail(engine: Any, f: cr.PersonField, raw: Any, today: date) -> tuple[Any, str | None]:
+    """(value to store — None removes the detail —, error message) for one detail as sent."""
+    if isinstance(raw, str):
+        raw = raw.strip()
+    if raw in (None, "", []):
+        return None, (f"Enter {f.title.lower()}" if f.kind == "text" or f.kind == "integer" or f.kind == "date"
+                      else f"Select {f.title.lower()}") if f.required else None
+    if f.kind == "boolean":
+        if isinstance(raw, bool):
+            return raw, None
+        if str(raw).lower() in ("yes", "true"):
+            return True, None
+        if str(raw).lower() in ("no", "false"):
+            return False, None
+        return None, f"Select yes or no for {f.title.lower()}"
+    if f.kind == "choice":
+        values = [v for v, _ in f.choices]
+        if str(raw) not in values:
+            return None, f"Select {f.title.lower()} from the list"
+        return str(raw), None
+    if f.kind == "integer":
+        try:
+            n = int(str(raw))
+        except ValueError:
+            return None, f"{f.title} must be a whole number"
+        if f.minimum is not None and n < f.minimum:
+            return None, f"{f.title} must be {f.minimum} or more"
+        if f.maximum is not None and n > f.maximum:
+            return None, f"{f.title} must be {f.maximum} or less"
+        return n, None
+    if f.kind == "date":
+        try:
+            d = date.fromisoformat(str(raw))
+        except ValueError:
+            return None, f"{f.title} must be a real date"
+        if d > today:
+            return None, f"{f.title} must be in the past"
+        if d.year < 1880:
+            return None, f"{f.title} must be after 1880"
+        return d.isoformat(), None
+    if isinstance(raw, list):  # an address kept as lines
+        lines = [str(x).strip() for x in raw if str(x).strip()]
+        if sum(len(x) for x in lines) > DETAIL_MAX:
+            return None, f"{f.title} must be {DETAIL_MAX} characters or fewer"
+        return lines or None, None
+    text = str(raw)
+    if len(text) > DETAIL_MAX:
+        return None, f"{f.title} must be {DETAIL_MAX} characters or fewer"
+    if f.name == "nhs_number":
+        text = re.sub(r"\s+", "", text)
+        if not re.fullmatch(r"[0-9]{10}", text):
+            return None, "NHS number must be 10 digits, like 485 777 3456"
+        if not nhs_number_ok(text):
+            return None, "NHS number is not valid: check the digits (the last one is a check digit)"
+        return text, None
+    if f.pattern and not re.search(f.pattern, text):
+        return None, f"{f.title} is not in the right format"
+    return text, None
+
+
+def correct_details(engine: Any, user: User, case_id: int, changes: dict[str, Any], expected: dict[str, Any],
+                    reason: str) -> dict[str, Any]:
+    """Correct details of the person with a reason; `expected` holds each changed detail as the user saw it.
+
+    Raises ValidationError (field errors), ConflictError (someone changed one of these details meanwhile)."""
+    fields = {f.name: f for f in cr.person_fields(engine)}
+    errors = []
+    if not isinstance(changes, dict) or not changes:
+        raise ValidationError("nothing to change: give at least one detail in `changes`", case=case_id)
+    today = engine.now().date()
+    clean: dict[str, Any] = {}
+    for name, raw in changes.items():
+        f = fields.get(name)
+        if f is None:
+            errors.append({"field": f"changes/{name}", "message": f"'{name}' is not a detail of the person that can "
+                                                                  f"be corrected here"})
+            continue
+        value, err = parse_detail(engine, f, raw, today)
+        if err:
+            errors.append({"field": f"changes/{name}", "message": err})
+        clean[name] = value
+        if name not in (expected or {}):
+            errors.append({"field": f"expected/{name}", "message": f"give the value of '{name}' you saw (null if it "
+                                                                   f"was blank), so a change made meanwhile is not "
+                                                                   f"overwritten"})
+    reason = (reason or "").strip()
+    if not reason:
+        errors.append({"field": "reason", "message": "Enter why you are changing this"})
+    elif len(reason) > REASON_MAX:
+        errors.append({"field": "reason", "message": f"The reason must be {REASON_MAX} characters or fewer"})
+    if errors:
+        raise ValidationError(f"nothing was changed: {'; '.join(e['message'] for e in errors)}", errors=errors,
+                              case=case_id)
+    person = dict(engine.get_case(case_id)["data"].get("person") or {})
+    for name in clean:
+        if person.get(name) != expected.get(name):
+            title = fields[name].title
+            raise ConflictError(f"someone else changed {title.lower()} since you opened the record (it is now "
+                                f"{cr.show_value(fields[name], person.get(name)) or 'blank'}); nothing was saved",
+                                case=case_id, field=name)
+    new = dict(person)
+    for name, value in clean.items():
+        if value is None:
+            new.pop(name, None)
+        else:
+            new[name] = value
+    if new == person:
+        return engine.get_case(case_id)
+    try:
+        return engine.update_case_record(case_id, {"person": new}, actor=user.username, reason=reason,
+                                         expected={"person": person or None})
+    except ConflictError:
+        raise ConflictError("someone else changed the person's details at the same moment; nothing was saved",
+                            case=case_id) from None
+
+
+def casework_users(engine: Any) -> list[dict[str, str]]:
+    """Active users with a casework role: who may be a co-ordinating worker."""
+    import json
+
+    with engine.db.engine.connect() as conn:
+        rows = conn.execute(select(users.c.username, users.c.display_name, users.c.roles)
+                            .where(users.c.active.is_(True)).order_by(users.c.display_name)).all()
+    out = []
+    for r in rows:
+        roles = set(json.loads(r.roles) if isinstance(r.roles, str) else r.roles or [])
+        if roles & WORKER_ROLES:
+            out.append({"username": r.username, "display_name": r.display_name,
+                        "roles": ", ".join(cr.humanise(x) for x in sorted(roles & WORKER_ROLES))})
+    return out
+
+
+def display_name(engine: Any, username: str) -> str:
+    with engine.db.engine.connect() as conn:
+        row = conn.execute(select(users.c.display_name).where(users.c.username == username)).first()
+    return row.display_name if row is not None else username
+
+
+def set_coordinator(engine: Any, user: User, case_id: int, username: str | None, expected: str | None,
+                    reason: str = "") -> dict[str, Any]:
+    """A team manager names (or removes, with None) the case's co-ordinating worker."""
+    if not may_set_coordinator(user):
+        with engine.db.engine.connect() as conn:
+            if conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is None:
+                raise NotFoundError(f"no case {case_id}", case=case_id)
+        log_access(engine, case_id, user, "refused:coordinator")
+        raise forbidden("only a team manager can set the co-ordinating worker")
+    open_case(engine, user, case_id, "coordinator")
+    if username is not None and username not in {u["username"] for u in casework_users(engine)}:
+        raise ValidationError(f"'{username}' is not an active casework user", case=case_id,
+                              errors=[{"field": "username", "message": "Select a casework user from the list"}])
+    if len(reason or "") > REASON_MAX:
+        raise ValidationError("the reason is too long", case=case_id,
+                              errors=[{"field": "reason", "message": f"The reason must be {REASON_MAX} characters or "
+                                                                     f"fewer"}])
+    current = engine.get_case(case_id)["data"].get("coordinating_worker")
+    if current != expected:
+        shown = display_name(engine, current) if isinstance(current, str) else cr.show_value(None, current)
+        raise ConflictError("someone else changed the co-ordinating worker since you opened the record "
+                            f"(it is now {shown or 'nobody'}); nothing was saved", case=case_id)
+    if current == username:
+        return engine.get_case(case_id)
+    try:
+        return engine.update_case_record(case_id, {"coordinating_worker": username}, actor=user.username,
+                                         reason=(reason or "").strip(), expected={"coordinating_worker": expected})
+    except ConflictError:
+        raise ConflictError("someone else changed the co-ordinating worker at the same moment; nothing was saved",
+                            case=case_id) from None
+
+
+def coordinator_view(rec: cr.Loaded) -> dict[str, Any] | None:
+    value = rec.case["data"].get("coordinating_worker")
+    if not value:
+        return None
+    if isinstance(value, str):
+        return {"username": value, "name": rec.who(value)}
+    if isinstance(value, dict):
+        return {"username": value.get("username"), "name": cr.show_value(None, value)}
+    return {"username": None, "name": str(value)}
+
+
+def document(engine: Any, case_id: int, doc_id: int) -> dict[str, Any]:
+    with engine.db.engine.connect() as conn:
+        row = conn.execute(select(documents).where(documents.c.id == doc_id, documents.c.case_id == case_id)).first()
+    if row is None:
+        raise NotFoundError(f"case {case_id} has no letter {doc_id}", case=case_id, document=doc_id)
+    from engine.clock import as_utc
+
+    return dict(row._mapping, created_at=as_utc(row.created_at))
+
+
+# ---------------------------------------------------------------------- JSON routes
+Who = Annotated[User, Depends(current_user)]
+Eng = Annotated[Any, Depends(get_engine)]
+
+
 @router.get("/{case_id}")
-def get_case(case_id: int, user: Annotated[User, Depends(current_user)],
-             engine: Annotated[Any, Depends(get_engine)]) -> dict[str, Any]:
-    _open(engine, user, case_id, "open")
+def get_case(case_id: int, user: Who, engine: Eng) -> dict[str, Any]:
+    open_case(engine, user, case_id, "open")
     case = engine.get_case(case_id)
     open_tasks = engine.list_tasks(case_id=case_id)
     for t in open_tasks:
@@ -44,9 +336,103 @@ def get_case(case_id: int, user: Annotated[User, Depends(current_user)],
 
 
 @router.get("/{case_id}/history")
-def get_history(case_id: int, user: Annotated[User, Depends(current_user)],
-                engine: Annotated[Any, Depends(get_engine)]) -> dict[str, Any]:
+def get_history(case_id: int, user: Who, engine: Eng) -> dict[str, Any]:
     if not user.has(*OVERSIGHT_ROLES):
         raise forbidden("only auditors and team managers read a case's history")
-    _open(engine, user, case_id, "history")
+    open_case(engine, user, case_id, "history")
     return {"case_id": case_id, "events": engine.history(case_id)}
+
+
+@router.get("/{case_id}/record")
+def get_record(case_id: int, user: Who, engine: Eng) -> dict[str, Any]:
+    """The person's details, co-ordinating worker, plan and budget, and where each process stands."""
+    open_case(engine, user, case_id, "record")
+    rec = cr.load(engine, case_id)
+    return {"id": case_id, "reference": rec.case["reference"], "title": rec.case["title"],
+            "person": {r["name"]: r["value"] for r in cr.person_rows(engine, rec.person) if r["value"] is not None},
+            "coordinating_worker": coordinator_view(rec), **cr.plan_and_budget(rec),
+            "processes": [{k: v for k, v in p.items()} for p in cr.positions(rec)],
+            "may": {"add_notes": may_write(user), "correct_details": may_write(user),
+                    "set_coordinating_worker": may_set_coordinator(user)}}
+
+
+@router.get("/{case_id}/chronology")
+def get_chronology(case_id: int, user: Who, engine: Eng,
+                   page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> dict[str, Any]:
+    open_case(engine, user, case_id, "chronology")
+    entries = cr.chronology(cr.load(engine, case_id))
+    pages = max(1, -(-len(entries) // CHRONOLOGY_PAGE))
+    chunk = entries[(page - 1) * CHRONOLOGY_PAGE: page * CHRONOLOGY_PAGE]
+    return {"case_id": case_id, "page": page, "pages": pages, "total": len(entries),
+            "entries": [{k: v for k, v in e.items() if k != "when"} for e in chunk]}
+
+
+class NoteIn(BaseModel):
+    kind: str = Field(max_length=32)
+    text: str = Field(max_length=NOTE_MAX * 2)
+    corrects: int | None = None
+
+
+@router.get("/{case_id}/notes")
+def get_notes(case_id: int, user: Who, engine: Eng) -> dict[str, Any]:
+    open_case(engine, user, case_id, "notes")
+    rec = cr.load(engine, case_id, with_history=False)
+    return {"case_id": case_id, "notes": rec.notes}
+
+
+@router.post("/{case_id}/notes", status_code=201)
+def post_note(case_id: int, body: NoteIn, user: Who, engine: Eng) -> dict[str, Any]:
+    _writer(engine, user, case_id, "note")
+    return add_note(engine, user, case_id, body.kind, body.text, body.corrects)
+
+
+class DetailsIn(BaseModel):
+    changes: dict[str, Any]
+    expected: dict[str, Any] = Field(default_factory=dict)
+    reason: str = Field(default="", max_length=REASON_MAX * 2)
+
+
+@router.post("/{case_id}/details")
+def post_details(case_id: int, body: DetailsIn, user: Who, engine: Eng) -> dict[str, Any]:
+    _writer(engine, user, case_id, "correct")
+    case = correct_details(engine, user, case_id, body.changes, body.expected, body.reason)
+    return {"id": case_id, "person": case["data"].get("person") or {}}
+
+
+class CoordinatorIn(BaseModel):
+    username: str | None = Field(default=None, max_length=64)
+    expected: str | None = Field(default=None, max_length=64)
+    reason: str = Field(default="", max_length=REASON_MAX * 2)
+
+
+@router.put("/{case_id}/coordinating-worker")
+def put_coordinator(case_id: int, body: CoordinatorIn, user: Who, engine: Eng) -> dict[str, Any]:
+    case = set_coordinator(engine, user, case_id, body.username, body.expected, body.reason)
+    return {"id": case_id, "coordinating_worker": case["data"].get("coordinating_worker")}
+
+
+@router.get("/{case_id}/letters/{doc_id}")
+def get_letter(case_id: int, doc_id: int, user: Who, engine: Eng) -> dict[str, Any]:
+    open_case(engine, user, case_id, "letter")
+    return document(engine, case_id, doc_id)
+
+
+@router.get("/{case_id}/instances/{instance_id}/diagram")
+def get_diagram(case_id: int, instance_id: int, user: Who, engine: Eng) -> Response:
+    """The BPMN XML of the version this instance runs on (for the viewer on the case page)."""
+    open_case(engine, user, case_id, "diagram")
+    xml, _pid = cr.diagram_xml(engine, case_id, instance_id)
+    return Response(xml, media_type="application/xml", headers={
+        "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; sandbox"})
+
+
+@router.get("/{case_id}/instances/{instance_id}/position")
+def get_position(case_id: int, instance_id: int, user: Who, engine: Eng) -> dict[str, Any]:
+    open_case(engine, user, case_id, "position")
+    rec = cr.load(engine, case_id)
+    found = [p for p in cr.positions(rec) if p["instance_id"] == instance_id]
+    if not found:
+        raise NotFoundError(f"case {case_id} has no process instance {instance_id}", case=case_id,
+                            instance=instance_id)
+    return found[0]

@@ -1,6 +1,7 @@
 """Front-end assets for the pages, served from an allow-list (no path from the URL reaches the disk).
 
-govuk-frontend (the design system's CSS and JS) and axe-core come from node_modules, installed
+govuk-frontend (the design system's CSS and JS) and bpmn-js's NavigatedViewer (the diagrams on
+the case record) come from node_modules, installed
 from the locked package.json/package-lock.json (`npm ci`). The council is not GOV.UK, so the CSS
 is served without the GDS Transport font (its @font-face rules are removed and the font names
 dropped, leaving Arial, sans-serif) and no crown or GOV.UK images are served.
@@ -18,6 +19,8 @@ from fastapi.responses import Response
 ROOT = Path(__file__).resolve().parent.parent
 NODE = ROOT / "node_modules"
 GOVUK = NODE / "govuk-frontend" / "dist" / "govuk"
+BPMN_JS = NODE / "bpmn-js" / "dist"
+STATIC = Path(__file__).resolve().parent / "static"
 
 # URL name -> (file, media type). Nothing else is served.
 ALLOWED: dict[str, tuple[Path, str]] = {
@@ -25,6 +28,13 @@ ALLOWED: dict[str, tuple[Path, str]] = {
     "govuk-frontend.min.js": (GOVUK / "govuk-frontend.min.js", "text/javascript; charset=utf-8"),
     "app.css": (Path(__file__).resolve().parent / "static" / "app.css", "text/css; charset=utf-8"),
     "app.js": (Path(__file__).resolve().parent / "static" / "app.js", "text/javascript; charset=utf-8"),
+    # the case record (api/case_pages.py): bpmn-js's read-only NavigatedViewer and its CSS, and our own files
+    "bpmn-navigated-viewer.js": (BPMN_JS / "bpmn-navigated-viewer.production.min.js",
+                                 "text/javascript; charset=utf-8"),
+    "diagram-js.css": (BPMN_JS / "assets" / "diagram-js.css", "text/css; charset=utf-8"),
+    "bpmn-js.css": (BPMN_JS / "assets" / "bpmn-js.css", "text/css; charset=utf-8"),
+    "case_diagram.js": (STATIC / "case_diagram.js", "text/javascript; charset=utf-8"),
+    "case.css": (STATIC / "case.css", "text/css; charset=utf-8"),
 }
 
 _FONT_FACE = re.compile(r"@font-face\{[^}]*\}")

@@ -1,0 +1,591 @@
+"""User administration and case restriction (JSON API and pages).
+
+* Users (`/api/admin/users`, `/admin/users`; administrators only): list, create, change display
+  name, roles and teams, deactivate and reactivate (their sessions end at once), unlock, set a new
+  password (their sessions end). An administrator cannot remove their own administrator role or
+  deactivate themselves, so the council always keeps one. Every change is appended to the system
+  history chain (`user.created`, `user.changed`, `user.unlocked`, `user.password_set`) in the same
+  transaction as the change; no password or hash is ever written there.
+* Case restriction (`/api/cases/{id}/restriction`, `/admin/restrictions`; administrators and team
+  managers): name the users who alone may open a case, or lift the restriction. Recorded in the
+  case's own history (`case.restricted`, `case.unrestricted`) in the same transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import delete, insert, select, update
+from starlette.concurrency import run_in_threadpool
+
+from engine import history
+from engine.clock import as_utc
+from engine.errors import NotFoundError
+from engine.history import Event
+from engine.schema import cases
+
+from . import auth, page_kit
+from .access import can_open_case, restriction
+from .auth import ROLES, TEAMS, USERNAME_RE, User, require_roles, restricted_cases, sessions, users
+from .errors import ApiError, forbidden
+
+router = APIRouter()
+
+ADMIN = "administrator"
+RESTRICT_ROLES = (ADMIN, "team_manager")
+MIN_PASSWORD, MAX_PASSWORD = 8, 1024
+
+
+class Invalid(ApiError):
+    def __init__(self, by_field: dict[str, str]) -> None:
+        super().__init__(422, "invalid", "; ".join(by_field.values()),
+                         errors=[{"field": k, "message": v} for k, v in by_field.items()])
+        self.by_field = by_field
+
+
+# ---------------------------------------------------------------------- users: rules
+def _row_dict(row: Any, now: Any) -> dict[str, Any]:
+    locked = row.locked_until is not None and as_utc(row.locked_until) > now
+    return {"username": row.username, "display_name": row.display_name, "roles": sorted(auth._json(row.roles)),
+            "teams": sorted(auth._json(row.teams)), "active": bool(row.active), "locked": locked,
+            "locked_until": as_utc(row.locked_until) if locked else None,
+            "created_at": as_utc(row.created_at)}
+
+
+def _check_password(password: str, errors: dict[str, str], username: str = "") -> None:
+    if len(password) < MIN_PASSWORD:
+        errors["password"] = f"Password must be at least {MIN_PASSWORD} characters"
+    elif len(password) > MAX_PASSWORD:
+        errors["password"] = f"Password must be {MAX_PASSWORD} characters or fewer"
+    elif username and password.strip().lower() == username:
+        errors["password"] = "Password must not be the username"
+
+
+def _check_lists(roles: list[str], teams: list[str], errors: dict[str, str]) -> None:
+    bad_roles = [r for r in roles if r not in ROLES]
+    bad_teams = [t for t in teams if t not in TEAMS]
+    if bad_roles:
+        errors["roles"] = f"Unknown role: {', '.join(bad_roles)[:200]}"
+    elif not roles:
+        errors["roles"] = "Select at least one role"
+    if bad_teams:
+        errors["teams"] = f"Unknown team: {', '.join(bad_teams)[:200]}"
+
+
+def _check_display_name(name: str, errors: dict[str, str]) -> str:
+    name = " ".join(name.split())
+    if not name:
+        errors["display_name"] = "Enter the person's name"
+    elif len(name) > 255:
+        errors["display_name"] = "Name must be 255 characters or fewer"
+    return name
+
+
+def _audit(conn: Any, engine: Any, now: Any, type_: str, data: dict[str, Any], actor: User) -> None:
+    history.append(conn, history.SYSTEM_CHAIN, None, now, [Event(type_, data, actor=actor.username)],
+                   lock=engine.db.is_postgres)
+
+
+def _load(conn: Any, username: str) -> Any:
+    row = conn.execute(engine_for_update(conn, select(users).where(users.c.username == username))).first()
+    if row is None:
+        raise NotFoundError(f"no user {username!r}", user=username)
+    return row
+
+
+def engine_for_update(conn: Any, query: Any) -> Any:
+    return query.with_for_update() if conn.dialect.name == "postgresql" else query
+
+
+def list_users(engine: Any) -> list[dict[str, Any]]:
+    with engine.db.engine.connect() as conn:
+        now = engine.now(conn)
+        rows = conn.execute(select(users).order_by(users.c.username)).all()
+    return [_row_dict(r, now) for r in rows]
+
+
+def get_user(engine: Any, username: str) -> dict[str, Any]:
+    with engine.db.engine.connect() as conn:
+        now = engine.now(conn)
+        row = conn.execute(select(users).where(users.c.username == username)).first()
+    if row is None:
+        raise NotFoundError(f"no user {username!r}", user=username)
+    return _row_dict(row, now)
+
+
+def create(engine: Any, admin: User, username: str, display_name: str, password: str, roles: list[str],
+           teams: list[str]) -> dict[str, Any]:
+    errors: dict[str, str] = {}
+    username = username.strip().lower()
+    if not USERNAME_RE.match(username):
+        errors["username"] = ("Username must be 2 to 64 characters: lower-case letters, numbers, '.', '_' or '-', "
+                              "starting with a letter or number")
+    display_name = _check_display_name(display_name, errors)
+    _check_password(password, errors, username)
+    _check_lists(roles, teams, errors)
+    if errors:
+        raise Invalid(errors)
+    with engine.db.transaction() as conn:
+        if conn.execute(select(users.c.id).where(users.c.username == username)).first() is not None:
+            raise Invalid({"username": f"There is already a user called {username}"})
+        now = engine.now(conn)
+        conn.execute(insert(users).values(
+            username=username, display_name=display_name, password_hash=auth._hasher.hash(password),
+            roles=sorted(set(roles)), teams=sorted(set(teams)), failed_attempts=0, locked_until=None,
+            active=True, created_at=now))
+        _audit(conn, engine, now, "user.created", {"username": username, "display_name": display_name,
+                                                    "roles": sorted(set(roles)), "teams": sorted(set(teams))}, admin)
+    return get_user(engine, username)
+
+
+def change(engine: Any, admin: User, username: str, *, display_name: str | None = None,
+           roles: list[str] | None = None, teams: list[str] | None = None, active: bool | None = None
+           ) -> dict[str, Any]:
+    errors: dict[str, str] = {}
+    if display_name is not None:
+        display_name = _check_display_name(display_name, errors)
+    if roles is not None or teams is not None:
+        _check_lists(roles if roles is not None else [ADMIN], teams or [], errors)
+    if username == admin.username:
+        if roles is not None and ADMIN not in roles:
+            errors["roles"] = "You cannot remove your own administrator role: ask another administrator"
+        if active is False:
+            errors["active"] = "You cannot deactivate your own account: ask another administrator"
+    if errors:
+        raise Invalid(errors)
+    with engine.db.transaction() as conn:
+        row = _load(conn, username)
+        now = engine.now(conn)
+        old = {"display_name": row.display_name, "roles": sorted(auth._json(row.roles)),
+               "teams": sorted(auth._json(row.teams)), "active": bool(row.active)}
+        new = {"display_name": display_name, "roles": sorted(set(roles)) if roles is not None else None,
+               "teams": sorted(set(teams)) if teams is not None else None, "active": active}
+        changes = {k: {"from": old[k], "to": v} for k, v in new.items() if v is not None and v != old[k]}
+        if changes:
+            conn.execute(update(users).where(users.c.id == row.id).values(
+                **{k: c["to"] for k, c in changes.items()}))
+            if changes.get("active", {}).get("to") is False:
+                conn.execute(delete(sessions).where(sessions.c.user_id == row.id))  # signed out everywhere
+            _audit(conn, engine, now, "user.changed", {"username": username, "changes": changes}, admin)
+    return get_user(engine, username)
+
+
+def unlock(engine: Any, admin: User, username: str) -> dict[str, Any]:
+    with engine.db.transaction() as conn:
+        row = _load(conn, username)
+        now = engine.now(conn)
+        conn.execute(update(users).where(users.c.id == row.id).values(failed_attempts=0, locked_until=None))
+        _audit(conn, engine, now, "user.unlocked", {"username": username}, admin)
+    return get_user(engine, username)
+
+
+def set_password(engine: Any, admin: User, username: str, password: str) -> dict[str, Any]:
+    errors: dict[str, str] = {}
+    _check_password(password, errors, username)
+    if errors:
+        raise Invalid(errors)
+    hashed = auth._hasher.hash(password)
+    with engine.db.transaction() as conn:
+        row = _load(conn, username)
+        now = engine.now(conn)
+        conn.execute(update(users).where(users.c.id == row.id).values(password_hash=hashed))
+        ended = conn.execute(delete(sessions).where(sessions.c.user_id == row.id)).rowcount
+        _audit(conn, engine, now, "user.password_set", {"username": username, "sessions_ended": ended}, admin)
+    return get_user(engine, username)
+
+
+# ---------------------------------------------------------------------- restriction: rules
+def _case_reference(engine: Any, case_id: int) -> str:
+    with engine.db.engine.connect() as conn:
+        row = conn.execute(select(cases.c.reference).where(cases.c.id == case_id)).first()
+    if row is None:
+        raise NotFoundError(f"no case {case_id}", case=case_id)
+    return row.reference
+
+
+def _may_restrict(engine: Any, user: User, case_id: int) -> None:
+    """Administrators: any case. Team managers: a case they may open (restricted ones only when named)."""
+    if user.has(ADMIN):
+        return
+    ok, reason = can_open_case(engine, user, case_id)
+    if not ok:
+        raise forbidden(reason)
+
+
+def get_restriction(engine: Any, user: User, case_id: int) -> dict[str, Any]:
+    reference = _case_reference(engine, case_id)
+    _may_restrict(engine, user, case_id)
+    with engine.db.engine.connect() as conn:
+        allowed = restriction(conn, case_id)
+    return {"case_id": case_id, "reference": reference, "restricted": allowed is not None,
+            "allowed": sorted(allowed or [])}
+
+
+def restrict(engine: Any, user: User, case_id: int, usernames: list[str], reason: str) -> dict[str, Any]:
+    _case_reference(engine, case_id)
+    _may_restrict(engine, user, case_id)
+    names = sorted({u.strip().lower() for u in usernames if u.strip()})
+    errors: dict[str, str] = {}
+    reason = " ".join(reason.split())
+    if not names:
+        errors["usernames"] = "Name at least one person who may open the case"
+    elif len(names) > 50:
+        errors["usernames"] = "Name 50 people or fewer"
+    if not reason:
+        errors["reason"] = "Enter why the case is restricted"
+    elif len(reason) > 500:
+        errors["reason"] = "Reason must be 500 characters or fewer"
+    if names and "usernames" not in errors:
+        with engine.db.engine.connect() as conn:
+            found = {r.username: r.active for r in conn.execute(
+                select(users.c.username, users.c.active).where(users.c.username.in_(names)))}
+        unknown = [n for n in names if n not in found]
+        inactive = [n for n in names if n in found and not found[n]]
+        if unknown:
+            errors["usernames"] = f"There is no user called {', '.join(unknown)[:200]}"
+        elif inactive:
+            errors["usernames"] = f"{', '.join(inactive)[:200]} cannot be named: their account is deactivated"
+    if errors:
+        raise Invalid(errors)
+    with engine.db.transaction() as conn:
+        now = engine.now(conn)
+        before = restriction(conn, case_id)
+        if before is None:
+            conn.execute(insert(restricted_cases).values(case_id=case_id, allowed=names))
+        else:
+            conn.execute(update(restricted_cases).where(restricted_cases.c.case_id == case_id)
+                         .values(allowed=names))
+        history.append(conn, history.case_chain(case_id), case_id, now, [Event(
+            "case.restricted", {"allowed": names, "previously": sorted(before) if before is not None else None,
+                                "reason": reason}, actor=user.username)], lock=engine.db.is_postgres)
+    return get_restriction(engine, user, case_id) if user.has(ADMIN) or user.username in names else {
+        "case_id": case_id, "reference": _case_reference(engine, case_id), "restricted": True, "allowed": names}
+
+
+def unrestrict(engine: Any, user: User, case_id: int, reason: str) -> dict[str, Any]:
+    _case_reference(engine, case_id)
+    _may_restrict(engine, user, case_id)
+    reason = " ".join(reason.split())
+    if not reason:
+        raise Invalid({"reason": "Enter why the restriction is lifted"})
+    if len(reason) > 500:
+        raise Invalid({"reason": "Reason must be 500 characters or fewer"})
+    with engine.db.transaction() as conn:
+        now = engine.now(conn)
+        before = restriction(conn, case_id)
+        if before is None:
+            raise NotFoundError(f"case {case_id} is not restricted", case=case_id)
+        conn.execute(delete(restricted_cases).where(restricted_cases.c.case_id == case_id))
+        history.append(conn, history.case_chain(case_id), case_id, now, [Event(
+            "case.unrestricted", {"previously": sorted(before), "reason": reason}, actor=user.username)],
+            lock=engine.db.is_postgres)
+    return get_restriction(engine, user, case_id)
+
+
+# ---------------------------------------------------------------------- JSON API
+Admin = Annotated[User, Depends(require_roles(ADMIN))]
+Restricter = Annotated[User, Depends(require_roles(*RESTRICT_ROLES))]
+
+
+class NewUser(BaseModel):
+    username: str = Field(max_length=64)
+    display_name: str = Field(max_length=255)
+    password: str = Field(max_length=MAX_PASSWORD)
+    roles: list[str] = Field(max_length=len(ROLES))
+    teams: list[str] = Field(default_factory=list, max_length=len(TEAMS))
+
+
+class UserChange(BaseModel):
+    display_name: str | None = Field(default=None, max_length=255)
+    roles: list[str] | None = Field(default=None, max_length=len(ROLES))
+    teams: list[str] | None = Field(default=None, max_length=len(TEAMS))
+    active: bool | None = None
+
+
+class NewPassword(BaseModel):
+    password: str = Field(max_length=MAX_PASSWORD)
+
+
+class Restriction(BaseModel):
+    usernames: list[str] = Field(max_length=50)
+    reason: str = Field(max_length=500)
+
+
+class Lift(BaseModel):
+    reason: str = Field(max_length=500)
+
+
+@router.get("/api/admin/users")
+def api_users(request: Request, _admin: Admin) -> dict[str, Any]:
+    return {"users": list_users(request.app.state.engine), "roles": list(ROLES), "teams": list(TEAMS)}
+
+
+@router.post("/api/admin/users", status_code=201)
+def api_create_user(body: NewUser, request: Request, admin: Admin) -> dict[str, Any]:
+    return create(request.app.state.engine, admin, body.username, body.display_name, body.password, body.roles,
+                  body.teams)
+
+
+@router.get("/api/admin/users/{username}")
+def api_user(username: str, request: Request, _admin: Admin) -> dict[str, Any]:
+    return get_user(request.app.state.engine, username)
+
+
+@router.patch("/api/admin/users/{username}")
+def api_change_user(username: str, body: UserChange, request: Request, admin: Admin) -> dict[str, Any]:
+    return change(request.app.state.engine, admin, username, display_name=body.display_name, roles=body.roles,
+                  teams=body.teams, active=body.active)
+
+
+@router.post("/api/admin/users/{username}/unlock")
+def api_unlock(username: str, request: Request, admin: Admin) -> dict[str, Any]:
+    return unlock(request.app.state.engine, admin, username)
+
+
+@router.put("/api/admin/users/{username}/password")
+def api_password(username: str, body: NewPassword, request: Request, admin: Admin) -> dict[str, Any]:
+    return set_password(request.app.state.engine, admin, username, body.password)
+
+
+@router.get("/api/cases/{case_id}/restriction")
+def api_get_restriction(case_id: int, request: Request, user: Restricter) -> dict[str, Any]:
+    return get_restriction(request.app.state.engine, user, case_id)
+
+
+@router.put("/api/cases/{case_id}/restriction")
+def api_restrict(case_id: int, body: Restriction, request: Request, user: Restricter) -> dict[str, Any]:
+    return restrict(request.app.state.engine, user, case_id, body.usernames, body.reason)
+
+
+@router.delete("/api/cases/{case_id}/restriction")
+def api_unrestrict(case_id: int, body: Lift, request: Request, user: Restricter) -> dict[str, Any]:
+    return unrestrict(request.app.state.engine, user, case_id, body.reason)
+
+
+# ---------------------------------------------------------------------- pages
+FLASH = "carepath_admin_flash"
+
+
+def _page_user(request: Request, *roles: str) -> User:
+    user = page_kit.signed_in(request)
+    if not user.has(*roles):
+        raise forbidden("This page is for " + " and ".join(r.replace("_", " ") + "s" for r in roles) + ".")
+    return user
+
+
+def _one(form: dict[str, list[str]], key: str) -> str:
+    return (form.get(key) or [""])[-1]
+
+
+def _labels(names: tuple[str, ...]) -> list[tuple[str, str]]:
+    return [(n, n.replace("_", " ").capitalize()) for n in names]
+
+
+def _summary(by_field: dict[str, str], anchors: dict[str, str]) -> list[dict[str, str]]:
+    return [{"text": m, "href": "#" + anchors.get(k, k)} for k, m in by_field.items()]
+
+
+def _with_flash(request: Request, resp: Response, text: str, path: str) -> Response:
+    from urllib.parse import quote
+
+    resp.set_cookie(FLASH, quote(text[:200]), httponly=True, samesite="strict", path=path, max_age=300,
+                    secure=page_kit.use_secure_cookie(request, request.app.state.auth))
+    return resp
+
+
+def _take_flash(request: Request) -> str:
+    from urllib.parse import unquote
+
+    return unquote(request.cookies.get(FLASH, ""))
+
+
+def _render_flash(request: Request, name: str, ctx: dict[str, Any], path: str, status: int = 200) -> Response:
+    flash = _take_flash(request)
+    resp = page_kit.render(request, name, {**ctx, "flash": flash}, status)
+    if flash:
+        resp.delete_cookie(FLASH, path=path)
+    return resp
+
+
+async def _posted(request: Request, *roles: str) -> tuple[User, dict[str, list[str]]]:
+    form = await page_kit.posted_form(request)
+    user = _page_user(request, *roles)
+    if not page_kit.csrf_ok(user, form):
+        raise ApiError(403, "csrf", "The form was missing its security token; nothing was changed.")
+    return user, form
+
+
+@router.get("/admin/users", response_class=HTMLResponse, include_in_schema=False)
+def users_page(request: Request) -> Response:
+    user = None
+    try:
+        user = _page_user(request, ADMIN)
+        rows = list_users(request.app.state.engine)
+    except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
+        return page_kit.guard(request, user, exc)
+    return _render_flash(request, "admin_users.html", {"user": user, "rows": rows}, "/admin")
+
+
+def _new_user_form(request: Request, user: User, values: dict[str, Any], by_field: dict[str, str] | None = None,
+                   status: int = 200) -> Response:
+    anchors = {"roles": "roles-0", "teams": "teams-0"}
+    return page_kit.render(request, "admin_user_new.html", {
+        "user": user, "values": values, "field_errors": by_field or {}, "errors": _summary(by_field or {}, anchors),
+        "role_options": _labels(ROLES), "team_options": _labels(TEAMS)}, status)
+
+
+@router.get("/admin/users/new", response_class=HTMLResponse, include_in_schema=False)
+def new_user_page(request: Request) -> Response:
+    user = None
+    try:
+        user = _page_user(request, ADMIN)
+    except Exception as exc:  # noqa: BLE001
+        return page_kit.guard(request, user, exc)
+    return _new_user_form(request, user, {"roles": [], "teams": []})
+
+
+@router.post("/admin/users/new", response_class=HTMLResponse, include_in_schema=False)
+async def new_user(request: Request) -> Response:
+    user = None
+    try:
+        user, form = await _posted(request, ADMIN)
+        values = {"username": _one(form, "username")[:64], "display_name": _one(form, "display_name")[:255],
+                  "roles": form.get("roles", [])[:20], "teams": form.get("teams", [])[:20]}
+        try:
+            created = await run_in_threadpool(create, request.app.state.engine, user, values["username"],
+                                              values["display_name"], _one(form, "password")[:MAX_PASSWORD + 1],
+                                              values["roles"], values["teams"])
+        except Invalid as exc:
+            return _new_user_form(request, user, values, exc.by_field, 400)
+    except Exception as exc:  # noqa: BLE001
+        return page_kit.guard(request, user, exc)
+    return _with_flash(request, page_kit.redirect("/admin/users"), f"User {created['username']} added", "/admin")
+
+
+def _user_page(request: Request, user: User, target: dict[str, Any], *, values: dict[str, Any] | None = None,
+               by_field: dict[str, str] | None = None, status: int = 200) -> Response:
+    anchors = {"roles": "roles-0", "teams": "teams-0", "active": "active-button"}
+    values = values or {"display_name": target["display_name"], "roles": target["roles"], "teams": target["teams"]}
+    return _render_flash(request, "admin_user.html", {
+        "user": user, "target": target, "values": values, "field_errors": by_field or {},
+        "errors": _summary(by_field or {}, anchors), "role_options": _labels(ROLES), "team_options": _labels(TEAMS),
+        "is_self": target["username"] == user.username}, "/admin", status)
+
+
+@router.get("/admin/users/{username}", response_class=HTMLResponse, include_in_schema=False)
+def user_page(request: Request, username: str) -> Response:
+    user = None
+    try:
+        user = _page_user(request, ADMIN)
+        target = get_user(request.app.state.engine, username)
+    except Exception as exc:  # noqa: BLE001
+        return page_kit.guard(request, user, exc, not_found="There is no user with that username.")
+    return _user_page(request, user, target)
+
+
+@router.post("/admin/users/{username}", response_class=HTMLResponse, include_in_schema=False)
+async def user_action(request: Request, username: str) -> Response:
+    """One form per action: `action` is details, deactivate, reactivate, unlock or password."""
+    user = None
+    engine = request.app.state.engine
+    try:
+        user, form = await _posted(request, ADMIN)
+        target = get_user(engine, username)
+        action = _one(form, "action")
+        values = None
+        try:
+            if action == "details":
+                values = {"display_name": _one(form, "display_name")[:255], "roles": form.get("roles", [])[:20],
+                          "teams": form.get("teams", [])[:20]}
+                await run_in_threadpool(change, engine, user, username, display_name=values["display_name"],
+                                        roles=values["roles"], teams=values["teams"])
+                done = "Details saved"
+            elif action in ("deactivate", "reactivate"):
+                await run_in_threadpool(change, engine, user, username, active=action == "reactivate")
+                done = "Account deactivated: their sessions have ended" if action == "deactivate" else \
+                    "Account reactivated"
+            elif action == "unlock":
+                await run_in_threadpool(unlock, engine, user, username)
+                done = "Account unlocked"
+            elif action == "password":
+                await run_in_threadpool(set_password, engine, user, username, _one(form, "password")[:MAX_PASSWORD + 1])
+                done = "New password set: their sessions have ended"
+            else:
+                raise ApiError(400, "invalid", "Unknown action; nothing was changed.")
+        except Invalid as exc:
+            return _user_page(request, user, target, values=values, by_field=exc.by_field, status=400)
+    except Exception as exc:  # noqa: BLE001
+        return page_kit.guard(request, user, exc, not_found="There is no user with that username.")
+    return _with_flash(request, page_kit.redirect(f"/admin/users/{username}"), f"{done} for {username}", "/admin")
+
+
+def _restriction_page(request: Request, user: User, *, reference: str = "", info: dict[str, Any] | None = None,
+                      values: dict[str, str] | None = None, by_field: dict[str, str] | None = None,
+                      status: int = 200) -> Response:
+    anchors = {"usernames": "usernames", "reason": "reason", "reference": "reference", "reason-lift": "reason-lift"}
+    if values is None and info is not None:
+        values = {"usernames": "\n".join(info["allowed"]), "reason": ""}
+    return _render_flash(request, "admin_restriction.html", {
+        "user": user, "reference": reference, "info": info, "values": values or {}, "field_errors": by_field or {},
+        "errors": _summary(by_field or {}, anchors)}, "/admin", status)
+
+
+def _case_by_reference(engine: Any, reference: str) -> int | None:
+    with engine.db.engine.connect() as conn:
+        row = conn.execute(select(cases.c.id).where(cases.c.reference == reference.strip().upper())).first()
+    return None if row is None else row.id
+
+
+@router.get("/admin/restrictions", response_class=HTMLResponse, include_in_schema=False)
+def restrictions_page(request: Request, reference: str | None = None) -> Response:
+    user = None
+    engine = request.app.state.engine
+    try:
+        user = _page_user(request, *RESTRICT_ROLES)
+        if reference is None:
+            return _restriction_page(request, user)
+        reference = reference.strip()[:64]
+        case_id = _case_by_reference(engine, reference) if reference else None
+        if case_id is None:
+            msg = "Enter a case reference, for example CASE-000123" if not reference else \
+                f"There is no case {reference}"
+            return _restriction_page(request, user, reference=reference, by_field={"reference": msg}, status=400)
+        info = get_restriction(engine, user, case_id)
+    except Exception as exc:  # noqa: BLE001
+        return page_kit.guard(request, user, exc)
+    return _restriction_page(request, user, reference=info["reference"], info=info)
+
+
+@router.post("/admin/restrictions/{case_id}", response_class=HTMLResponse, include_in_schema=False)
+async def restriction_action(request: Request, case_id: int) -> Response:
+    user = None
+    engine = request.app.state.engine
+    try:
+        user, form = await _posted(request, *RESTRICT_ROLES)
+        info = get_restriction(engine, user, case_id)
+        values = {"usernames": _one(form, "usernames")[:3000], "reason": _one(form, "reason")[:600]}
+        lift = _one(form, "action") == "lift"
+        try:
+            if lift:
+                values = None
+                await run_in_threadpool(unrestrict, engine, user, case_id, _one(form, "reason-lift")[:600])
+                done = f"Restriction lifted on {info['reference']}"
+            else:
+                names = [n for n in values["usernames"].replace(",", "\n").split("\n") if n.strip()]
+                await run_in_threadpool(restrict, engine, user, case_id, names, values["reason"])
+                done = f"{info['reference']} is restricted to the people named"
+        except Invalid as exc:
+            by_field = {("reason-lift" if lift and k == "reason" else k): m for k, m in exc.by_field.items()}
+            return _restriction_page(request, user, reference=info["reference"], info=info, values=values,
+                                     by_field=by_field, status=400)
+    except Exception as exc:  # noqa: BLE001
+        return page_kit.guard(request, user, exc, not_found="There is no such case, or it is not restricted.")
+    try:
+        get_restriction(engine, user, case_id)
+        target = f"/admin/restrictions?reference={info['reference']}"
+    except ApiError:  # a team manager who left themselves off the list can no longer see it
+        target = "/admin/restrictions"
+    return _with_flash(request, page_kit.redirect(target), done, "/admin")

@@ -1,0 +1,350 @@
+"""The person's case record as pages: details, co-ordinating worker, plan and budget, where each
+process stands (with its diagram), letters, case notes and the chronology; and the panel shown
+beside a task form (`case_panel`).
+
+Every page and action goes through the API's own functions (api/cases.py: `open_case`, which
+checks api/access.py and logs the opening; `add_note`, `correct_details`, `set_coordinator`), so a
+page can never show or do more than the API. Every POST carries the session's CSRF token in a
+hidden field (page_kit.csrf_ok).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from engine.errors import ConflictError, ValidationError
+
+from . import case_record as cr
+from . import cases as api
+from . import page_kit as kit
+from .auth import User
+from .errors import ApiError
+
+router = APIRouter(include_in_schema=False)
+PAGE_SIZE = 25
+NOT_FOUND = "There is no case record at this address."
+SAVED = {"note": "Case note added", "details": "The person's details were changed",
+         "coordinator": "Co-ordinating worker changed"}
+
+
+def _guard(request: Request, user: User | None, exc: Exception) -> Response:
+    return kit.guard(request, user, exc, not_found=NOT_FOUND, conflict_title="This case record has changed")
+
+
+def _csrf(user: User, form: dict[str, list[str]]) -> None:
+    if not kit.csrf_ok(user, form):
+        raise ApiError(403, "csrf", "The form was missing its security token; nothing was changed.")
+
+
+def _one(form: dict[str, list[str]], name: str) -> str:
+    return (form.get(name) or [""])[-1]
+
+
+# ---------------------------------------------------------------------- the case page
+@router.get("/cases/{case_id}", response_class=HTMLResponse)
+def case_page(request: Request, case_id: int, page: int = 1, saved: str = "") -> Response:
+    user = None
+    try:
+        user = kit.signed_in(request)
+        engine = request.app.state.engine
+        api.open_case(engine, user, case_id, "open")
+        rec = cr.load(engine, case_id)
+    except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
+        return _guard(request, user, exc)
+    entries = cr.chronology(rec)
+    pages = max(1, -(-len(entries) // PAGE_SIZE))
+    page = max(1, min(page, pages))
+    positions = cr.positions(rec)
+    notes = [{**n, "label": cr.NOTE_KINDS.get(n["kind"], cr.humanise(n["kind"])), "when": cr.day_and_time(n["at"]),
+              "who": rec.who(n["author"])} for n in reversed(rec.notes)]
+    letters = [{**d, "when": cr.long_day(d["created_at"])} for d in reversed(rec.documents)]
+    name = rec.person.get("name") or rec.case["title"]
+    return kit.render(request, "case.html", {
+        "user": user, "case": rec.case, "name": name, "rows": cr.person_rows(engine, rec.person),
+        "has_person": bool(rec.person), "coordinator": api.coordinator_view(rec),
+        "may_write": api.may_write(user), "may_coordinate": api.may_set_coordinator(user),
+        "pb": cr.plan_and_budget(rec), "positions": positions,
+        "open_positions": [p for p in positions if p["status"] != "completed"],
+        "letters": letters, "notes": notes, "entries": entries[(page - 1) * PAGE_SIZE: page * PAGE_SIZE],
+        "page": page, "pages": pages, "total": len(entries), "saved": SAVED.get(saved, "")})
+
+
+# ---------------------------------------------------------------------- letters
+@router.get("/cases/{case_id}/letters/{doc_id}", response_class=HTMLResponse)
+def letter_page(request: Request, case_id: int, doc_id: int) -> Response:
+    user = None
+    try:
+        user = kit.signed_in(request)
+        engine = request.app.state.engine
+        api.open_case(engine, user, case_id, "letter")
+        doc = api.document(engine, case_id, doc_id)
+        case = engine.get_case(case_id)
+    except Exception as exc:  # noqa: BLE001
+        return _guard(request, user, exc)
+    return kit.render(request, "case_letter.html", {"user": user, "case": case, "doc": doc,
+                                                    "when": cr.day_and_time(doc["created_at"])})
+
+
+# ---------------------------------------------------------------------- notes
+def _note_page(request: Request, user: User, case: dict[str, Any], notes: list[dict[str, Any]], *,
+               kind: str = "note", text: str = "", corrects: str = "", errors: list[dict[str, str]] | None = None,
+               status: int = 200) -> Response:
+    errs = {e["field"]: e["message"] for e in errors or []}
+    summary = [{"text": e["message"], "href": {"kind": "#kind-0", "text": "#note-text",
+                                               "corrects": "#corrects"}.get(e["field"])} for e in errors or []]
+    choices = [{"value": n["id"], "text": f"Note {n['id']} ({cr.day_and_time(n['at'])}): {n['text'][:80]}"}
+               for n in reversed(notes)]
+    return kit.render(request, "case_note.html", {
+        "user": user, "case": case, "kinds": list(cr.NOTE_KINDS.items()), "kind": kind, "text": text,
+        "corrects": corrects, "choices": choices, "errors": summary, "err": errs}, status)
+
+
+@router.get("/cases/{case_id}/notes/new", response_class=HTMLResponse)
+def new_note(request: Request, case_id: int, corrects: int | None = None) -> Response:
+    user = None
+    try:
+        user = kit.signed_in(request)
+        engine = request.app.state.engine
+        api._writer(engine, user, case_id, "note")  # 404, or 403 (logged) for read-only roles
+        rec = cr.load(engine, case_id, with_history=False)
+    except Exception as exc:  # noqa: BLE001
+        return _guard(request, user, exc)
+    return _note_page(request, user, rec.case, rec.notes, kind="correction" if corrects else "note",
+                      corrects=str(corrects or ""))
+
+
+@router.post("/cases/{case_id}/notes", response_class=HTMLResponse)
+async def post_note(request: Request, case_id: int) -> Response:
+    form = await kit.posted_form(request)
+    user = None
+    try:
+        user = kit.signed_in(request)
+        _csrf(user, form)
+        engine = request.app.state.engine
+        await run_in_threadpool(api._writer, engine, user, case_id, "note")
+    except Exception as exc:  # noqa: BLE001
+        return _guard(request, user, exc)
+    kind, text, corrects = _one(form, "kind"), _one(form, "text"), _one(form, "corrects").strip()
+    ref: int | None = int(corrects) if corrects.isdigit() else None
+    try:
+        if corrects and ref is None:
+            raise ValidationError("bad note", errors=[{"field": "corrects",
+                                                       "message": "Select the note this corrects"}])
+        if kind != "correction":
+            ref = None  # the list of notes only matters for a correction
+        await run_in_threadpool(api.add_note, engine, user, case_id, kind, text, ref)
+    except ValidationError as exc:
+        rec = cr.load(engine, case_id, with_history=False)
+        return _note_page(request, user, rec.case, rec.notes, kind=kind, text=text, corrects=corrects,
+                          errors=exc.errors or [{"field": None, "message": str(exc)}], status=400)
+    except Exception as exc:  # noqa: BLE001
+        return _guard(request, user, exc)
+    return kit.redirect(f"/cases/{case_id}?saved=note#notes")
+
+
+# ---------------------------------------------------------------------- correcting a detail
+def _field(engine: Any, name: str) -> cr.PersonField:
+    for f in cr.person_fields(engine):
+        if f.name == name:
+            return f
+    raise ApiError(404, "not_found", "The person has no detail with that name to change.")
+
+
+def _detail_page(request: Request, user: User, case: dict[str, Any], f: cr.PersonField, *, seen: Any,
+                 typed: dict[str, str], reason: str = "", errors: dict[str, str] | None = None,
+                 conflict: str | None = None, status: int = 200) -> Response:
+    errors = errors or {}
+    first = {"date": "#value-day", "choice": "#value-0", "boolean": "#value-0"}.get(f.kind, "#value")
+    if f.kind == "choice" and len(f.choices) > 8:
+        first = "#value"
+    summary = [{"text": errors[k], "href": first if k == "value" else "#reason"} for k in ("value", "reason")
+               if k in errors]
+    current = cr.show_value(f, seen)
+    return kit.render(request, "case_detail.html", {
+        "user": user, "case": case, "f": f, "seen_json": json.dumps(seen), "current": current, "typed": typed,
+        "reason": reason, "errors": summary, "err": errors, "conflict": conflict,
+        "use_select": f.kind == "choice" and len(f.choices) > 8, "multiline": isinstance(seen, list)}, status)
+
+
+def _typed_from(f: cr.PersonField, value: Any) -> dict[str, str]:
+    if value is None:
+        return {"value": "", "day": "", "month": "", "year": ""}
+    if f.kind == "date":
+        try:
+            d = date.fromisoformat(str(value))
+            return {"value": "", "day": str(d.day), "month": str(d.month), "year": str(d.year)}
+        except ValueError:
+            return {"value": "", "day": "", "month": "", "year": ""}
+    if f.kind == "boolean":
+        return {"value": "yes" if value else "no"}
+    if isinstance(value, list):
+        return {"value": "\n".join(str(x) for x in value)}
+    return {"value": str(value)}
+
+
+@router.get("/cases/{case_id}/details/{name}", response_class=HTMLResponse)
+def detail_form(request: Request, case_id: int, name: str) -> Response:
+    user = None
+    try:
+        user = kit.signed_in(request)
+        engine = request.app.state.engine
+        api._writer(engine, user, case_id, "correct")
+        f = _field(engine, name)
+        case = engine.get_case(case_id)
+    except Exception as exc:  # noqa: BLE001
+        return _guard(request, user, exc)
+    seen = (case["data"].get("person") or {}).get(name)
+    return _detail_page(request, user, case, f, seen=seen, typed=_typed_from(f, seen))
+
+
+@router.post("/cases/{case_id}/details/{name}", response_class=HTMLResponse)
+async def detail_post(request: Request, case_id: int, name: str) -> Response:
+    form = await kit.posted_form(request)
+    user = None
+    try:
+        user = kit.signed_in(request)
+        _csrf(user, form)
+        engine = request.app.state.engine
+        await run_in_threadpool(api._writer, engine, user, case_id, "correct")
+        f = _field(engine, name)
+        case = engine.get_case(case_id)
+        seen = json.loads(_one(form, "expected") or "null")
+    except json.JSONDecodeError:
+        return kit.error_page(request, user, 400, "Sorry, there is a problem",
+                              "The form was damaged. Go back to the case record and try again.")
+    except Exception as exc:  # noqa: BLE001
+        return _guard(request, user, exc)
+    typed = {k: _one(form, k) for k in ("value", "day", "month", "year")}
+    reason = _one(form, "reason")
+    errors: dict[str, str] = {}
+    if f.kind == "date":
+        parts = [typed["day"].strip(), typed["month"].strip(), typed["year"].strip()]
+        if not any(parts):
+            raw: Any = ""
+        elif not all(p.isdigit() for p in parts) or len(parts[2]) != 4:
+            raw, errors["value"] = None, f"{f.title} must be a real date, for example 27 3 1948"
+        else:
+            try:
+                raw = date(int(parts[2]), int(parts[1]), int(parts[0])).isoformat()
+            except ValueError:
+                raw, errors["value"] = None, f"{f.title} must be a real date"
+    elif isinstance(seen, list):
+        raw = [line for line in typed["value"].splitlines() if line.strip()]
+    else:
+        raw = typed["value"]
+    if errors and not reason.strip():
+        errors["reason"] = "Enter why you are changing this"
+    if not errors:
+        try:
+            await run_in_threadpool(api.correct_details, engine, user, case_id, {name: raw}, {name: seen}, reason)
+        except ValidationError as exc:
+            for e in exc.errors or []:
+                key = "reason" if e.get("field") == "reason" else "value"
+                errors.setdefault(key, e["message"])
+            if not errors:
+                errors["value"] = str(exc)
+        except ConflictError as exc:
+            fresh = engine.get_case(case_id)
+            now_seen = (fresh["data"].get("person") or {}).get(name)
+            msg = str(exc)
+            return _detail_page(request, user, fresh, f, seen=now_seen, typed=typed, reason=reason,
+                                conflict=msg[:1].upper() + msg[1:] + ". What you typed is still below: check the "
+                                "current value and save again if it still needs changing.", status=409)
+        except Exception as exc:  # noqa: BLE001
+            return _guard(request, user, exc)
+    if errors:
+        return _detail_page(request, user, case, f, seen=seen, typed=typed, reason=reason, errors=errors, status=400)
+    return kit.redirect(f"/cases/{case_id}?saved=details#details")
+
+
+# ---------------------------------------------------------------------- co-ordinating worker
+def _coordinator_page(request: Request, user: User, case: dict[str, Any], people: list[dict[str, str]], *,
+                      chosen: str, reason: str = "", error: str | None = None, conflict: str | None = None,
+                      status: int = 200) -> Response:
+    current = case["data"].get("coordinating_worker")
+    return kit.render(request, "case_coordinator.html", {
+        "user": user, "case": case, "people": people, "chosen": chosen, "reason": reason,
+        "seen_json": json.dumps(current), "current": next((p["display_name"] for p in people
+                                                            if p["username"] == current), cr.show_value(None, current)),
+        "errors": [{"text": error, "href": "#username"}] if error else [], "error": error, "conflict": conflict},
+        status)
+
+
+@router.get("/cases/{case_id}/coordinating-worker", response_class=HTMLResponse)
+def coordinator_form(request: Request, case_id: int) -> Response:
+    user = None
+    try:
+        user = kit.signed_in(request)
+        engine = request.app.state.engine
+        if not api.may_set_coordinator(user):
+            raise ApiError(403, "forbidden", "Only a team manager can set the co-ordinating worker.")
+        api.open_case(engine, user, case_id, "coordinator")
+        case = engine.get_case(case_id)
+    except Exception as exc:  # noqa: BLE001
+        return _guard(request, user, exc)
+    current = case["data"].get("coordinating_worker")
+    return _coordinator_page(request, user, case, api.casework_users(engine),
+                             chosen=current if isinstance(current, str) else "")
+
+
+@router.post("/cases/{case_id}/coordinating-worker", response_class=HTMLResponse)
+async def coordinator_post(request: Request, case_id: int) -> Response:
+    form = await kit.posted_form(request)
+    user = None
+    try:
+        user = kit.signed_in(request)
+        _csrf(user, form)
+        engine = request.app.state.engine
+        seen = json.loads(_one(form, "expected") or "null")
+    except json.JSONDecodeError:
+        return kit.error_page(request, user, 400, "Sorry, there is a problem",
+                              "The form was damaged. Go back to the case record and try again.")
+    except Exception as exc:  # noqa: BLE001
+        return _guard(request, user, exc)
+    chosen, reason = _one(form, "username"), _one(form, "reason")
+    try:
+        if not chosen:
+            raise ValidationError("choose", errors=[{"field": "username", "message": "Select the co-ordinating "
+                                                                                  "worker"}])
+        await run_in_threadpool(api.set_coordinator, engine, user, case_id, chosen, seen, reason)
+    except ValidationError as exc:
+        case = engine.get_case(case_id)
+        msg = (exc.errors or [{"message": str(exc)}])[0]["message"]
+        return _coordinator_page(request, user, case, api.casework_users(engine), chosen=chosen, reason=reason,
+                                 error=msg, status=400)
+    except ConflictError as exc:
+        case = engine.get_case(case_id)
+        msg = str(exc)
+        return _coordinator_page(request, user, case, api.casework_users(engine), chosen=chosen, reason=reason,
+                                 conflict=msg[:1].upper() + msg[1:] + ". Your choice is still selected below: "
+                                 "save again if it is still right.", status=409)
+    except Exception as exc:  # noqa: BLE001
+        return _guard(request, user, exc)
+    return kit.redirect(f"/cases/{case_id}?saved=coordinator#details")
+
+
+# ---------------------------------------------------------------------- the panel beside a task form
+def case_panel(engine: Any, user: User, case_id: int) -> dict[str, Any] | None:
+    """Who the person is, the last few chronology entries and the case's letters, for `_case_panel.html`.
+
+    Opening it is logged as `panel`; None (and a logged refusal) when the user may not open the case."""
+    try:
+        api.open_case(engine, user, case_id, "panel")
+    except ApiError:
+        return None
+    rec = cr.load(engine, case_id)
+    rows = [r for r in cr.person_rows(engine, rec.person)
+            if r["name"] in ("date_of_birth", "age", "nhs_number", "address", "postcode", "phone") and r["text"]]
+    return {"case_id": case_id, "reference": rec.case["reference"],
+            "name": rec.person.get("name") or rec.case["title"], "rows": rows,
+            "coordinator": api.coordinator_view(rec), "recent": cr.chronology(rec)[:cr.PANEL_ENTRIES],
+            "letters": [{"id": d["id"], "title": d["title"], "when": cr.long_day(d["created_at"]),
+                         "url": f"/cases/{case_id}/letters/{d['id']}"} for d in reversed(rec.documents)][:5],
+            "url": f"/cases/{quote(str(case_id))}"}

@@ -1,0 +1,566 @@
+"""The person's case record, read for the case page, the JSON API and the panel beside a task form.
+
+Everything here is read-only and reads each source once per call: the case row, its instances
+with their process versions, the history (one read), documents, open tasks, waiting timers,
+case notes and the users' display names. Access checks and the access log are the caller's
+job (api/cases.py `open_case`), done before any of this is read.
+
+The chronology turns history events into plain-English sentences (`describe`); raw JSON is
+never shown. Dates and times are shown in UK time (Europe/London).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from engine.clock import as_utc, parse_instant
+from engine.schema import case_notes, cases, definition_files, instances, process_versions, timers, users
+
+UK = ZoneInfo("Europe/London")
+NOTE_KINDS = {"note": "Note", "phone_call": "Phone call", "visit": "Visit",
+              "correction": "Correction of an earlier note"}
+PANEL_ENTRIES = 5
+
+# ---------------------------------------------------------------------- the person's details
+# Used when the form library has no `contact` form (its `person` object is the source of truth).
+_FALLBACK_PERSON: dict[str, Any] = {
+    "required": ["name"],
+    "properties": {
+        "name": {"title": "Full name", "type": "string"},
+        "date_of_birth": {"title": "Date of birth", "type": "string", "format": "date"},
+        "nhs_number": {"title": "NHS number", "type": "string", "pattern": "^[0-9]{10}$"},
+        "address": {"title": "Address", "type": "string"},
+        "postcode": {"title": "Postcode", "type": "string"},
+        "phone": {"title": "Phone number", "type": "string"},
+    },
+}
+# shown first, in this order; the rest follow in the form's order
+_FIRST = ("name", "date_of_birth", "age", "nhs_number", "address", "postcode", "phone")
+
+
+@dataclass
+class PersonField:
+    name: str
+    title: str
+    kind: str  # text | date | integer | choice | boolean | list
+    required: bool = False
+    choices: list[tuple[str, str]] = field(default_factory=list)  # (value, label)
+    pattern: str | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+    hint: str | None = None
+
+
+def person_schema(engine: Any) -> dict[str, Any]:
+    try:
+        schema = engine.forms.schema("contact")
+        person = schema["properties"]["person"]
+        if isinstance(person.get("properties"), dict):
+            return person
+    except Exception:  # noqa: BLE001 - no contact form: the built-in list
+        pass
+    return _FALLBACK_PERSON
+
+
+def person_fields(engine: Any) -> list[PersonField]:
+    schema = person_schema(engine)
+    required = set(schema.get("required") or [])
+    out = []
+    for name, spec in schema["properties"].items():
+        if not isinstance(spec, dict):
+            continue
+        title = spec.get("title") or humanise(name)
+        if "enum" in spec:
+            labels = spec.get("x-enumNames") or [str(v) for v in spec["enum"]]
+            choices = [(str(v), str(lbl)) for v, lbl in zip(spec["enum"], labels, strict=False)]
+            f = PersonField(name, title, "choice", choices=choices)
+        elif spec.get("type") == "boolean":
+            f = PersonField(name, title, "boolean", choices=[("yes", "Yes"), ("no", "No")])
+        elif spec.get("type") == "integer":
+            f = PersonField(name, title, "integer", minimum=spec.get("minimum"), maximum=spec.get("maximum"))
+        elif spec.get("format") == "date":
+            f = PersonField(name, title, "date")
+        else:
+            f = PersonField(name, title, "text", pattern=spec.get("pattern"))
+        f.required = name in required
+        f.hint = spec.get("description")
+        out.append(f)
+    out.sort(key=lambda f: (_FIRST.index(f.name) if f.name in _FIRST else len(_FIRST)))
+    return out
+
+
+def humanise(name: str) -> str:
+    text = re.sub(r"[_\-]+", " ", str(name)).strip()
+    return text[:1].upper() + text[1:]
+
+
+def show_value(f: PersonField | None, value: Any) -> str:
+    """A detail as a person reads it ("3 March 1950", "Yes", "4 Mill Lane, Northby")."""
+    if value is None or value == "" or value == []:
+        return ""
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, list):
+        return ", ".join(show_value(None, v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{humanise(k)}: {show_value(None, v)}" for k, v in value.items() if v not in (None, ""))
+    if f is not None and f.kind == "choice":
+        return next((label for v, label in f.choices if v == str(value)), str(value))
+    if f is not None and f.kind == "date":
+        try:
+            return long_day(date.fromisoformat(str(value)))
+        except ValueError:
+            return str(value)
+    return str(value)
+
+
+def person_rows(engine: Any, person: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every known detail (schema order) and any other detail kept on the case, for a summary list."""
+    fields = person_fields(engine)
+    known = {f.name for f in fields}
+    rows = [{"name": f.name, "title": f.title, "value": person.get(f.name), "text": show_value(f, person.get(f.name)),
+             "editable": True, "kind": f.kind} for f in fields]
+    rows += [{"name": k, "title": humanise(k), "value": v, "text": show_value(None, v), "editable": False,
+              "kind": "other"} for k, v in person.items() if k not in known]
+    return rows
+
+
+# ---------------------------------------------------------------------- dates
+def uk(value: datetime | str | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = parse_instant(value)
+    return as_utc(value).astimezone(UK)
+
+
+def long_day(value: date | datetime | str | None) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value[:10]) if len(value) <= 10 else uk(value)
+        except ValueError:
+            return value
+    if isinstance(value, datetime):
+        value = uk(value)
+    return f"{value.day} {value:%B %Y}"
+
+
+def day_and_time(value: datetime | str | None) -> str:
+    local = uk(value)
+    if local is None:
+        return ""
+    hour = local.hour % 12 or 12
+    return f"{local.day} {local:%B %Y}, {hour}:{local:%M}{'am' if local.hour < 12 else 'pm'}"
+
+
+def money(value: Any) -> str:
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return str(value)
+    return f"£{amount:,.2f}"
+
+
+# ---------------------------------------------------------------------- loading a case once
+@dataclass
+class Version:
+    id: int
+    process_id: str
+    name: str
+    version: int
+    info: dict[str, Any]
+
+    def element(self, element_id: str) -> dict[str, Any]:
+        for group in ("user_tasks", "service_tasks", "timers"):
+            found = (self.info.get(group) or {}).get(element_id)
+            if found:
+                return {**found, "group": group}
+        return {}
+
+    def element_name(self, element_id: str | None) -> str:
+        if not element_id:
+            return ""
+        return self.element(element_id).get("name") or humanise(element_id)
+
+
+@dataclass
+class Loaded:
+    case: dict[str, Any]
+    instances: list[dict[str, Any]]
+    versions: dict[int, Version]  # instance id -> version
+    history: list[dict[str, Any]]
+    documents: list[dict[str, Any]]
+    tasks: list[dict[str, Any]]
+    timers: list[dict[str, Any]]
+    notes: list[dict[str, Any]]
+    names: dict[str, str]  # username -> display name
+    titles: dict[str, str] = field(default_factory=dict)  # person detail -> its title ("NHS number")
+
+    @property
+    def person(self) -> dict[str, Any]:
+        p = self.case["data"].get("person")
+        return p if isinstance(p, dict) else {}
+
+    def who(self, username: str | None) -> str:
+        if not username or username == "system":
+            return "System"
+        return self.names.get(username, username)
+
+
+def load(engine: Any, case_id: int, *, with_history: bool = True) -> Loaded:
+    """Everything the case page shows, a fixed number of queries whatever the case's length."""
+    with engine.db.engine.connect() as conn:
+        row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
+        if row is None:
+            from engine.errors import NotFoundError
+
+            raise NotFoundError(f"no case {case_id}", case=case_id)
+        inst_rows = conn.execute(
+            select(instances.c.id, instances.c.process_id, instances.c.status, instances.c.parent_instance_id,
+                   instances.c.started_at, instances.c.completed_at, instances.c.data, instances.c.process_version_id,
+                   process_versions.c.name, process_versions.c.version, process_versions.c.info)
+            .join(process_versions, process_versions.c.id == instances.c.process_version_id)
+            .where(instances.c.case_id == case_id).order_by(instances.c.id)).all()
+        timer_rows = conn.execute(select(timers).where(timers.c.case_id == case_id)
+                                  .order_by(timers.c.due_at, timers.c.id)).all()
+        note_rows = conn.execute(select(case_notes).where(case_notes.c.case_id == case_id)
+                                 .order_by(case_notes.c.id)).all()
+        name_rows = conn.execute(select(users.c.username, users.c.display_name)).all()
+    case = {"id": row.id, "reference": row.reference, "title": row.title, "data": json.loads(row.data),
+            "created_at": as_utc(row.created_at), "updated_at": as_utc(row.updated_at)}
+    versions: dict[int, Version] = {}
+    insts = []
+    for r in inst_rows:
+        versions[r.id] = _version(r.process_version_id, r.process_id, r.name, r.version, r.info)
+        insts.append({"id": r.id, "process_id": r.process_id, "status": r.status, "name": r.name,
+                      "version": r.version, "process_version_id": r.process_version_id,
+                      "parent_instance_id": r.parent_instance_id, "started_at": as_utc(r.started_at),
+                      "completed_at": as_utc(r.completed_at) if r.completed_at else None,
+                      "data": json.loads(r.data) if r.data else None})
+    notes = [{"id": n.id, "author": n.author, "at": as_utc(n.at), "kind": n.kind, "text": n.text,
+              "corrects": n.corrects} for n in note_rows]
+    tmrs = [{"instance_id": t.instance_id, "element_id": t.element_id, "name": t.name, "attached_to": t.attached_to,
+             "due_at": as_utc(t.due_at)} for t in timer_rows]
+    return Loaded(case=case, instances=insts, versions=versions,
+                  history=engine.history(case_id) if with_history else [],
+                  documents=engine.documents(case_id), tasks=engine.list_tasks(case_id=case_id), timers=tmrs,
+                  notes=notes, names={u.username: u.display_name for u in name_rows},
+                  titles={f.name: f.title for f in person_fields(engine)})
+
+
+@lru_cache(maxsize=512)
+def _parsed_info(info: str) -> dict[str, Any]:
+    return json.loads(info)
+
+
+def _version(vid: int, process_id: str, name: str, version: int, info: str) -> Version:
+    return Version(vid, process_id, name, version, _parsed_info(info))
+
+
+def diagram_xml(engine: Any, case_id: int, instance_id: int) -> tuple[bytes, str]:
+    """The BPMN file of the version an instance of this case runs on, and its process id."""
+    from engine.errors import NotFoundError
+
+    with engine.db.engine.connect() as conn:
+        row = conn.execute(select(instances.c.id, process_versions.c.process_id, process_versions.c.main_file,
+                                  process_versions.c.file_ids)
+                           .join(process_versions, process_versions.c.id == instances.c.process_version_id)
+                           .where(instances.c.id == instance_id, instances.c.case_id == case_id)).first()
+        if row is None:
+            raise NotFoundError(f"case {case_id} has no process instance {instance_id}", case=case_id,
+                                instance=instance_id)
+        ids = json.loads(row.file_ids)
+        f = conn.execute(select(definition_files.c.content).where(
+            definition_files.c.id.in_(ids), definition_files.c.name == row.main_file)).first()
+    if f is None:
+        raise NotFoundError(f"the diagram of process instance {instance_id} is not stored", instance=instance_id)
+    return bytes(f.content), row.process_id
+
+
+# ---------------------------------------------------------------------- plan and budget
+def plan_and_budget(rec: Loaded) -> dict[str, Any]:
+    """The latest signed-off support plan and latest personal budget (completed instances' final data)."""
+    plan = budget = None
+    plan_at = budget_at = None
+    for i in rec.instances:  # oldest first: the last one wins
+        data = i["data"] or {}
+        if i["process_id"] == "support_plan" and isinstance(data.get("plan"), dict) \
+                and data["plan"].get("signed_off_at"):
+            plan, plan_at = data["plan"], i["completed_at"]
+        if i["process_id"] == "personal_budget" and isinstance(data.get("budget"), dict):
+            budget, budget_at = data["budget"], i["completed_at"]
+    next_review = None
+    for t in rec.timers:
+        ver = next((rec.versions[i["id"]] for i in rec.instances if i["id"] == t["instance_id"]), None)
+        if ver is not None and ver.process_id in ("review", "direct_payment_review"):
+            next_review = {"what": ver.name, "due_at": t["due_at"], "text": long_day(t["due_at"])}
+            break
+    out: dict[str, Any] = {"plan": None, "budget": None, "next_review": next_review}
+    if plan is not None:
+        pb = plan.get("personal_budget") or {}
+        review = plan.get("review") or {}
+        out["plan"] = {
+            "signed_off": long_day(plan.get("signed_off_at")),
+            "outcomes": [{"label": o.get("label", ""), "how_met": o.get("how_met", ""),
+                          "provided_by": o.get("provided_by", "")} for o in plan.get("outcomes") or []
+                         if isinstance(o, dict)],
+            "money_management": humanise(plan.get("money_management") or "").replace("Council managed",
+                                                                                      "Managed by the council"),
+            "may_change": [str(x) for x in plan.get("may_change_without_contacting") or []],
+            "coordinating_worker": show_value(None, plan.get("coordinating_worker")),
+            "amount": money(pb["final_amount"]) if pb.get("final_amount") is not None else "",
+            "weekly": money(pb["weekly_amount"]) if pb.get("weekly_amount") is not None else "",
+            "first_review": long_day(review.get("first_review")),
+            "review_every": review.get("frequency_months") or plan.get("review_frequency_months"),
+            "at": plan_at,
+        }
+    if budget is not None:
+        out["budget"] = {
+            "amount": money(budget.get("final_amount")) if budget.get("final_amount") is not None else "",
+            "weekly": money(budget.get("weekly_equivalent")) if budget.get("weekly_equivalent") is not None else "",
+            "points": budget.get("total_points"),
+            "calculated": long_day(budget.get("calculated_at")),
+            "needs_approval": bool(budget.get("needs_approval")),
+            "breakdown": [{"label": d.get("label") or humanise(d.get("domain", "")),
+                           "level": humanise(d.get("level", "")),
+                           "points": d.get("points_after"), "met_by_carer": bool(d.get("met_by_carer"))}
+                          for d in budget.get("domains") or [] if isinstance(d, dict) and d.get("level") != "none"],
+            "at": budget_at,
+        }
+    return out
+
+
+# ---------------------------------------------------------------------- where each process stands
+def positions(rec: Loaded) -> list[dict[str, Any]]:
+    """Per instance: active elements (open tasks, waiting timers), the completed path, and a text alternative."""
+    done: dict[int, list[str]] = {}
+    for e in rec.history:
+        iid = e.get("instance_id")
+        el = (e.get("data") or {}).get("element_id") if isinstance(e.get("data"), dict) else None
+        if iid is None or not el:
+            continue
+        if e["type"] in ("task.completed", "timer.fired", "handler.called", "case.updated",
+                         "instance.child_started"):
+            lst = done.setdefault(iid, [])
+            if el not in lst:
+                lst.append(el)
+    out = []
+    for i in rec.instances:
+        ver = rec.versions[i["id"]]
+        open_tasks = [t for t in rec.tasks if t["instance_id"] == i["id"]]
+        waiting = [t for t in rec.timers if t["instance_id"] == i["id"]]
+        active = [t["element_id"] for t in open_tasks] + [t["element_id"] for t in waiting]
+        lines = []
+        for t in open_tasks:
+            team = team_name(t.get("team"))
+            who = f", claimed by {rec.who(t['assignee'])}" if t.get("assignee") else ""
+            due = f", due {long_day(t['due_at'])}" if t.get("due_at") else ""
+            lines.append(f"Waiting for: {t['name']}{f' ({team} team)' if team else ''} since "
+                         f"{long_day(t['created_at'])}{who}{due}")
+        for t in waiting:
+            on = f" on {ver.element_name(t['attached_to'])}" if t.get("attached_to") else ""
+            lines.append(f"Timer{on}: {t['name']} on {long_day(t['due_at'])}")
+        if not lines:
+            if i["status"] == "completed":
+                lines.append(f"Finished on {long_day(i['completed_at'])}")
+            elif i["status"] == "error":
+                lines.append("Stopped by a problem: an administrator needs to retry it")
+            else:
+                lines.append(humanise(i["status"]))
+        out.append({"instance_id": i["id"], "process_id": i["process_id"], "name": i["name"],
+                    "version": i["version"], "status": i["status"], "status_text": STATUS.get(i["status"], i["status"]),
+                    "started": long_day(i["started_at"]), "active": active,
+                    "completed": [e for e in done.get(i["id"], []) if e not in active], "lines": lines})
+    return out
+
+
+STATUS = {"waiting": "In progress", "running": "In progress", "completed": "Finished", "error": "Stopped by a problem",
+          "cancelled": "Cancelled"}
+
+
+def team_name(team: str | None) -> str:
+    return humanise(team).replace("Social work", "Social Work") if team else ""
+
+
+# ---------------------------------------------------------------------- the chronology
+def chronology(rec: Loaded) -> list[dict[str, Any]]:
+    """Every event worth a sentence, and every case note, newest first."""
+    completed_tasks = {e["data"].get("task_id") for e in rec.history if e["type"] == "task.completed"}
+    inst_by_id = {i["id"]: i for i in rec.instances}
+    doc_queue: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for d in rec.documents:
+        doc_queue.setdefault((d["instance_id"], d["element_id"]), []).append(d)
+    entries = []
+    for e in rec.history:
+        text, kind, link = describe(e, rec, inst_by_id, completed_tasks, doc_queue)
+        if text is None:
+            continue
+        entries.append({"at": parse_instant(e["at"]), "when": day_and_time(e["at"]), "who": rec.who(e["actor"]),
+                        "kind": kind, "text": text, "link": link, "order": (e["at"], 0, e["seq"])})
+    for n in rec.notes:
+        label = NOTE_KINDS.get(n["kind"], humanise(n["kind"]))
+        extra = f" (corrects note {n['corrects']})" if n.get("corrects") else ""
+        entries.append({"at": n["at"], "when": day_and_time(n["at"]), "who": rec.who(n["author"]),
+                        "kind": "note", "text": f"{label}{extra}: {n['text']}", "link": None,
+                        "order": (_iso(n["at"]), 1, n["id"])})
+    entries.sort(key=lambda x: x["order"], reverse=True)
+    for x in entries:
+        x.pop("order")
+    return entries
+
+
+def _iso(at: datetime) -> str:
+    from engine.history import iso
+
+    return iso(as_utc(at))
+
+
+_SKIP = {"task.left", "task.draft_saved", "instance.child_started"}
+_DECISIONS = {"adult_eligibility", "carer_eligibility"}
+
+
+def describe(e: dict[str, Any], rec: Loaded, inst_by_id: dict[int, dict[str, Any]], completed_tasks: set[Any],
+             doc_queue: dict[tuple[int, str], list[dict[str, Any]]]) -> tuple[str | None, str, str | None]:
+    """(sentence, kind, link) for one history event; sentence None when the event is not worth one."""
+    t = e["type"]
+    d = e.get("data") if isinstance(e.get("data"), dict) else {}
+    iid = e.get("instance_id")
+    ver = rec.versions.get(iid) if iid is not None else None
+    el = d.get("element_id")
+    name = d.get("name") or (ver.element_name(el) if ver else humanise(el or ""))
+    who = rec.who(e["actor"])
+    if t == "case.created":
+        return f"Case {d.get('reference', '')} opened", "case", None
+    if t == "instance.started":
+        proc = ver.name if ver else humanise(d.get("process_id", ""))
+        parent = inst_by_id.get(d.get("parent_instance_id")) if d.get("parent_instance_id") else None
+        return (f"{proc} started" + (f" (from {parent['name']})" if parent else "")), "process", None
+    if t == "instance.completed":
+        return f"{ver.name if ver else humanise(d.get('process_id', ''))} finished", "process", None
+    if t == "task.ready":
+        team = team_name(((ver.element(el).get("candidate_groups") or [None])[0]) if ver else None)
+        return f"New task: {name}" + (f" for the {team} team" if team else ""), "task", None
+    if t == "task.completed":
+        return f"{name} completed by {who}", "task", None
+    if t == "task.left":
+        if d.get("task_id") in completed_tasks:
+            return None, "", None
+        return f"Task closed without being completed: {name} (the process moved on)", "task", None
+    if t == "task.claimed":
+        return f"{name} claimed by {who}", "task", None
+    if t == "task.released":
+        return f"{name} released by {who}", "task", None
+    if t in ("task.assigned", "task.delegated"):
+        to = rec.who(d.get("assignee")) if d.get("assignee") else "nobody"
+        verb = "delegated" if t == "task.delegated" else "assigned"
+        return f"{name} {verb} to {to} by {who}", "task", None
+    if t == "task.returned":
+        return f"{name} returned by {who}", "task", None
+    if t == "timer.set":
+        return _timer_sentence("set", d, ver, el), "timer", None
+    if t == "timer.fired":
+        return _timer_sentence("fired", d, ver, el), "timer", None
+    if t == "timer.cleared":
+        return _timer_sentence("cleared", d, ver, el), "timer", None
+    if t == "handler.called":
+        return _handler_sentence(d, name, iid, doc_queue)
+    if t == "handler.failed":
+        return f"Problem at {name}: it could not be done and needs an administrator", "problem", None
+    if t == "incident.opened":
+        return f"Problem reported at {name}", "problem", None
+    if t == "incident.retried":
+        return f"{name} retried by {who}", "problem", None
+    if t == "case.updated":
+        data = d.get("data") or {}
+        what = _detail_names(data)
+        return f"Details kept on the case record: {what}", "record", None
+    if t == "case.record_updated":
+        return _correction_sentence(rec, d, who), "record", None
+    if t in _SKIP:
+        return None, "", None
+    return f"{humanise(t.replace('.', ' '))}", "other", None
+
+
+def _detail_names(data: dict[str, Any]) -> str:
+    names = []
+    for k, v in data.items():
+        if k == "person" and isinstance(v, dict):
+            names += [humanise(x).lower() for x in v]
+        else:
+            names.append(humanise(k).lower())
+    return ", ".join(names) or "none"
+
+
+def _timer_sentence(what: str, d: dict[str, Any], ver: Version | None, el: str | None) -> str:
+    info = ver.element(el) if ver and el else {}
+    tname = info.get("name") or humanise(el or "timer")
+    on = f" on {ver.element_name(info['attached_to'])}" if ver and info.get("attached_to") else ""
+    due = long_day(d.get("due_at"))
+    if what == "set":
+        label = "Deadline set" if info.get("attached_to") else "Waiting until"
+        return f"{label}{on}: {tname}, {due}"
+    if what == "fired":
+        return f"Time reached{on}: {tname} ({due})" if due else f"Time reached{on}: {tname}"
+    return f"Timer no longer needed{on}: {tname}"
+
+
+def _handler_sentence(d: dict[str, Any], name: str, iid: Any, doc_queue: dict[tuple[int, str], list[dict[str, Any]]]
+                      ) -> tuple[str | None, str, str | None]:
+    handler = d.get("handler") or ""
+    out = d.get("output") if isinstance(d.get("output"), dict) else {}
+    docs = doc_queue.get((iid, d.get("element_id")))
+    if docs:
+        doc = docs.pop(0)
+        return f"Letter sent: {doc['title']}", "letter", f"/cases/{doc['case_id']}/letters/{doc['id']}"
+    if handler == "local_settings":
+        return None, "", None
+    if handler in _DECISIONS and "eligible" in out:
+        result = "eligible" if out.get("eligible") else "not eligible"
+        who = "the carer" if handler == "carer_eligibility" else "the person"
+        return f"Decision: {who} is {result} ({name})", "decision", None
+    if handler == "personal_budget" and out.get("final_amount") is not None:
+        extra = " — needs team manager approval" if out.get("needs_approval") else ""
+        return (f"Personal budget worked out: {money(out['final_amount'])} a year "
+                f"({out.get('total_points', '?')} points){extra}"), "decision", None
+    if handler == "start_process":
+        return None, "", None  # the child's own "started" entry says it
+    return f"Done by the system: {name}", "system", None
+
+
+def _correction_sentence(rec: Loaded, d: dict[str, Any], who: str) -> str:
+    data, prev = d.get("data") or {}, d.get("previous") or {}
+    reason = d.get("reason") or ""
+    parts = []
+    fields = {}
+    for k, v in data.items():
+        if k == "person" and isinstance(v, dict):
+            old = prev.get("person") if isinstance(prev.get("person"), dict) else {}
+            for f in sorted(set(v) | set(old)):
+                if v.get(f) != old.get(f):
+                    fields[f] = (old.get(f), v.get(f))
+        elif k == "coordinating_worker":
+            parts.append(f"co-ordinating worker set to {rec.who(v) if isinstance(v, str) else show_value(None, v)}"
+                         if v else "co-ordinating worker removed")
+        else:
+            fields[k] = (prev.get(k), v)
+    for f, (old, new) in fields.items():
+        title = rec.titles.get(f) or humanise(f)
+        if new in (None, ""):
+            parts.append(f"{title} removed (was {show_value(None, old)})")
+        elif old in (None, ""):
+            parts.append(f"{title} added: {show_value(None, new)}")
+        else:
+            parts.append(f"{title} changed from {show_value(None, old)} to {show_value(None, new)}")
+    text = "Record changed by " + who + ": " + ("; ".join(parts) or "no visible change")
+    return text + (f". Reason: {reason}" if reason else "")

@@ -1,0 +1,604 @@
+"""The front door: find a person, and record a new contact (JSON API and pages).
+
+* Find a person (`GET /api/people`, `/people`): searches the people on existing cases by name
+  (case-insensitive, partial, words in any order), date of birth, NHS number (spaces ignored) or
+  postcode (spaces and case ignored, a leading part such as "NB4" matches). Casework roles only.
+  A restricted case is found only by the people named on it; every case shown is written to the
+  case access log as action `search` (a search reveals that a record exists).
+* New contact (`POST /api/contacts/search` + `POST /api/contacts`, `/contacts/new`): front door
+  advisors and team managers search first; the search answers with the possible duplicates (same
+  name and date of birth, or same NHS number) and a one-time intake token. The token starts the
+  `front_door` process once — on a case the search showed, or on a new case titled with the
+  person's name — claims its `record_contact` task for the advisor and keeps what was typed in
+  the search as the task's draft. Sending the same token again (a double click, a retried
+  request) does not start a second process: it answers with the first one's task.
+
+How the search scales, and why the tokens live in `settings`: docs/security.md, "Front door intake".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from starlette.concurrency import run_in_threadpool
+
+from engine.errors import NotFoundError
+from engine.schema import cases, instances, settings
+
+from . import page_kit
+from .access import hidden_cases, restriction
+from .auth import WORKER_ROLES, User, case_access_log, require_roles
+from .errors import ApiError, forbidden
+
+router = APIRouter()
+
+INTAKE_ROLES = ("front_door_advisor", "team_manager")
+SEARCH_ROLES = tuple(sorted(WORKER_ROLES))
+PROCESS = "front_door"
+CONTACT_TASK = "record_contact"
+MAX_RESULTS = 50
+CANDIDATES = 500  # rows the SQL pre-filter may hand to the exact check
+OPEN_STATUSES = ("running", "waiting", "error")
+TOKEN_PREFIX = "intake:"
+TOKEN_LIFETIME = timedelta(hours=1)
+
+_NAME_WORD = re.compile(r"^[^\W\d_]+(?:['’.-][^\W\d_]*)*\.?$")
+_DATE_DMY = re.compile(r"\b(\d{1,2})[ /.-](\d{1,2})[ /.-](\d{4})\b")
+_DATE_ISO = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
+_NHS = re.compile(r"(?<!\d)(\d{3})\s?(\d{3})\s?(\d{4})(?!\d)")
+_POSTCODE = re.compile(r"\b([A-Za-z]{1,2}\d[A-Za-z\d]?)\s*(\d[A-Za-z]{2})\b")
+_POSTCODE_PART = re.compile(r"^[A-Z]{1,2}\d[A-Z\d]?(\d[A-Z]{0,2})?$")
+
+
+# ---------------------------------------------------------------------- search terms
+@dataclass
+class Terms:
+    name: str = ""
+    date_of_birth: str = ""  # ISO
+    nhs_number: str = ""  # 10 digits
+    postcode: str = ""  # upper case, no spaces
+
+    @property
+    def words(self) -> list[str]:
+        return [w.lower() for w in self.name.split()]
+
+    def empty(self) -> bool:
+        return not (self.name or self.date_of_birth or self.nhs_number or self.postcode)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "date_of_birth": self.date_of_birth, "nhs_number": self.nhs_number,
+                "postcode": self.postcode}
+
+
+@dataclass
+class Problems:
+    """Field errors: field name -> message (the API turns them into `errors`, the pages into a summary)."""
+
+    by_field: dict[str, str] = field(default_factory=dict)
+
+    def add(self, name: str, message: str) -> None:
+        self.by_field.setdefault(name, message)
+
+    def raise_if_any(self) -> None:
+        if self.by_field:
+            raise ApiError(422, "invalid", "the search is not valid: " + "; ".join(self.by_field.values()),
+                           errors=[{"field": k, "message": v} for k, v in self.by_field.items()])
+
+
+def clean_name(value: str, problems: Problems, field_name: str = "name") -> str:
+    text = " ".join(str(value or "").split())
+    if not text:
+        return ""
+    if len(text) > 100:
+        problems.add(field_name, "Name must be 100 characters or fewer")
+        return ""
+    if not all(_NAME_WORD.match(w) for w in text.split()):
+        problems.add(field_name, "Name must only include letters, spaces, hyphens and apostrophes")
+        return ""
+    if max(len(w.rstrip(".")) for w in text.split()) < 2:
+        problems.add(field_name, "Enter at least 2 letters of a name")
+        return ""
+    return text
+
+
+def clean_date(day: str, month: str, year: str, problems: Problems, today: date,
+               field_name: str = "date_of_birth") -> str:
+    parts = [str(p or "").strip() for p in (day, month, year)]
+    if not any(parts):
+        return ""
+    try:
+        if len(parts[2]) != 4:
+            raise ValueError
+        d = date(int(parts[2]), int(parts[1]), int(parts[0]))
+    except ValueError:
+        problems.add(field_name, "Date of birth must be a real date, for example 27 3 1944")
+        return ""
+    if d > today:
+        problems.add(field_name, "Date of birth must be in the past")
+        return ""
+    return d.isoformat()
+
+
+def clean_iso_date(value: str, problems: Problems, today: date, field_name: str = "date_of_birth") -> str:
+    text = str(value or "").strip()
+    if not text:
+        return ""
+    m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", text)
+    if not m:
+        problems.add(field_name, "Date of birth must be a date written as YYYY-MM-DD, for example 1944-03-27")
+        return ""
+    return clean_date(m.group(3), m.group(2), m.group(1), problems, today, field_name)
+
+
+def clean_nhs(value: str, problems: Problems, field_name: str = "nhs_number", *, check_digit: bool = False) -> str:
+    digits = re.sub(r"[\s-]", "", str(value or ""))
+    if not digits:
+        return ""
+    if not re.fullmatch(r"\d{10}", digits):
+        problems.add(field_name, "NHS number must be 10 digits, for example 943 476 5919")
+        return ""
+    if check_digit and not nhs_check_digit_ok(digits):
+        problems.add(field_name, "NHS number is not valid: check each of the 10 digits")
+        return ""
+    return digits
+
+
+def nhs_check_digit_ok(digits: str) -> bool:
+    """The NHS number's modulus 11 check digit."""
+    total = sum(int(d) * (10 - i) for i, d in enumerate(digits[:9]))
+    check = 11 - total % 11
+    check = 0 if check == 11 else check
+    return check != 10 and check == int(digits[9])
+
+
+def clean_postcode(value: str, problems: Problems, field_name: str = "postcode") -> str:
+    text = re.sub(r"\s", "", str(value or "")).upper()
+    if not text:
+        return ""
+    if not _POSTCODE_PART.match(text):
+        problems.add(field_name, "Postcode must be a UK postcode or its first part, for example NB7 1AB or NB7")
+        return ""
+    return text
+
+
+def parse_query(q: str, today: date) -> Terms:
+    """One search box: dates, NHS numbers and full postcodes are picked out; the other words are a name."""
+    text = " ".join(str(q or "").split())
+    problems = Problems()
+    if len(text) > 200:
+        problems.add("q", "Search must be 200 characters or fewer")
+        problems.raise_if_any()
+    terms = Terms()
+    m = _DATE_ISO.search(text)
+    if m:
+        terms.date_of_birth = clean_date(m.group(3), m.group(2), m.group(1), problems, today, "q")
+    else:
+        m = _DATE_DMY.search(text)
+        if m:
+            terms.date_of_birth = clean_date(m.group(1), m.group(2), m.group(3), problems, today, "q")
+    if m:
+        text = (text[:m.start()] + " " + text[m.end():]).strip()
+    m = _NHS.search(text)
+    if m:
+        terms.nhs_number = "".join(m.groups())
+        text = (text[:m.start()] + " " + text[m.end():]).strip()
+    m = _POSTCODE.search(text)
+    if m:
+        terms.postcode = (m.group(1) + m.group(2)).upper()
+        text = (text[:m.start()] + " " + text[m.end():]).strip()
+    if text and not terms.postcode and _POSTCODE_PART.match(text.upper()) and any(c.isdigit() for c in text):
+        terms.postcode, text = text.upper(), ""  # the first part of a postcode, e.g. "NB4"
+    if text:
+        terms.name = clean_name(text, Problems())
+        if not terms.name:
+            problems.add("q", f"Could not understand \u201c{text[:60]}\u201d: search by name, date of birth "
+                              "(for example 27 3 1944), NHS number or postcode")
+    if terms.empty() and not problems.by_field:
+        problems.add("q", "Enter a name, date of birth, NHS number or postcode")
+    problems.raise_if_any()
+    return terms
+
+
+# ---------------------------------------------------------------------- the search itself
+def _esc(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _name_cond(words: list[str]) -> Any:
+    conds = []
+    for w in words:
+        as_json = json.dumps(w)[1:-1]  # how the word is spelt inside the stored JSON (\u escapes)
+        conds.append(or_(func.lower(cases.c.title).like(f"%{_esc(w)}%", escape="\\"),
+                         func.lower(cases.c.data).like(f"%{_esc(as_json.lower())}%", escape="\\")))
+    return and_(*conds)
+
+
+def _dob_cond(dob: str) -> Any:
+    return cases.c.data.like(f'%"date_of_birth": "{_esc(dob)}"%', escape="\\")
+
+
+def _nhs_cond(nhs: str) -> Any:
+    return func.replace(cases.c.data, " ", "").like(f'%"nhs_number":"{_esc(nhs)}"%', escape="\\")
+
+
+def _postcode_cond(postcode: str) -> Any:
+    return func.replace(func.upper(cases.c.data), " ", "").like(f'%"POSTCODE":"{_esc(postcode)}%', escape="\\")
+
+
+def _person(data: Any, title: str) -> dict[str, Any]:
+    person = data.get("person") if isinstance(data, dict) else None
+    person = person if isinstance(person, dict) else {}
+    return {"name": str(person.get("name") or title), "date_of_birth": str(person.get("date_of_birth") or ""),
+            "nhs_number": re.sub(r"\s", "", str(person.get("nhs_number") or "")),
+            "postcode": str(person.get("postcode") or "")}
+
+
+def _name_ok(terms: Terms, name: str) -> bool:
+    low = name.lower()
+    return bool(terms.words) and all(w in low for w in terms.words)
+
+
+def find_people(engine: Any, user: User, terms: Terms, *, intake: bool = False, action: str = "search"
+                ) -> list[dict[str, Any]]:
+    """People on cases this user may find. Plain search: every given term must match. Intake search:
+    the name or the NHS number matches, and `possible_duplicate` marks the same name and date of birth,
+    or the same NHS number. Each case shown is written to the access log (`action`)."""
+    if intake:
+        parts = [c for c in ((_name_cond(terms.words) if terms.words else None),
+                             (_nhs_cond(terms.nhs_number) if terms.nhs_number else None)) if c is not None]
+        where = or_(*parts)
+    else:
+        parts = []
+        if terms.words:
+            parts.append(_name_cond(terms.words))
+        if terms.date_of_birth:
+            parts.append(_dob_cond(terms.date_of_birth))
+        if terms.nhs_number:
+            parts.append(_nhs_cond(terms.nhs_number))
+        if terms.postcode:
+            parts.append(_postcode_cond(terms.postcode))
+        where = and_(*parts)
+    is_open = exists().where(instances.c.case_id == cases.c.id, instances.c.status.in_(OPEN_STATUSES))
+    with engine.db.engine.connect() as conn:
+        hidden = hidden_cases(conn, user)
+        q = select(cases.c.id, cases.c.reference, cases.c.title, cases.c.data, is_open.label("open")).where(where)
+        if hidden:
+            q = q.where(cases.c.id.not_in(hidden))
+        rows = conn.execute(q.order_by(cases.c.id.desc()).limit(CANDIDATES)).all()
+    found = []
+    for r in rows:
+        p = _person(json.loads(r.data), r.title)
+        name_ok = _name_ok(terms, p["name"])
+        nhs_ok = bool(terms.nhs_number) and p["nhs_number"] == terms.nhs_number
+        dob_ok = bool(terms.date_of_birth) and p["date_of_birth"] == terms.date_of_birth
+        pc_ok = bool(terms.postcode) and re.sub(r"\s", "", p["postcode"]).upper().startswith(terms.postcode)
+        if intake:
+            if not (name_ok or nhs_ok):
+                continue
+            duplicate = (name_ok and dob_ok) or nhs_ok
+        else:
+            if ((terms.words and not name_ok) or (terms.date_of_birth and not dob_ok)
+                    or (terms.nhs_number and not nhs_ok) or (terms.postcode and not pc_ok)):
+                continue
+            duplicate = False
+        found.append({"case_id": r.id, "reference": r.reference, "name": p["name"],
+                      "date_of_birth": p["date_of_birth"] or None, "postcode": p["postcode"] or None,
+                      "open": bool(r.open), "possible_duplicate": duplicate})
+    found.sort(key=lambda f: (not f["possible_duplicate"], not f["open"], -f["case_id"]))
+    found = found[:MAX_RESULTS]
+    if found:
+        with engine.db.transaction() as conn:
+            now = engine.now(conn)
+            conn.execute(insert(case_access_log), [{"case_id": f["case_id"], "user": user.username, "at": now,
+                                                    "action": action} for f in found])
+    return found
+
+
+# ---------------------------------------------------------------------- one-time intake tokens
+def _token_key(token: str) -> str | None:
+    m = re.fullmatch(r"(\d{10})\.([A-Za-z0-9_-]{20,64})", token or "")
+    if not m:
+        return None
+    return f"{TOKEN_PREFIX}{m.group(1)}:{hashlib.sha256(m.group(2).encode()).hexdigest()[:40]}"
+
+
+def issue_token(engine: Any, user: User, terms: Terms, shown: list[int]) -> str:
+    """A token for one new contact, bound to this user, what they searched for and the cases shown."""
+    raw = secrets.token_urlsafe(24)
+    with engine.db.transaction() as conn:
+        now = engine.now(conn)
+        expires = int((now + TOKEN_LIFETIME).timestamp())
+        token = f"{expires:010d}.{raw}"
+        # tidy: the expiry leads the key, so expired tokens sort before "intake:<now>"
+        conn.execute(delete(settings).where(settings.c.key.like(f"{TOKEN_PREFIX}%"),
+                                            settings.c.key < f"{TOKEN_PREFIX}{int(now.timestamp()):010d}"))
+        conn.execute(insert(settings).values(key=_token_key(token), value=json.dumps(
+            {"user": user.username, "terms": terms.to_dict(), "shown": shown, "state": "new"}, sort_keys=True)))
+    return token
+
+
+def _read_token(engine: Any, user: User, token: str) -> tuple[str, dict[str, Any], str]:
+    key = _token_key(token)
+    gone = ApiError(422, "invalid", "this search has expired or was not made by you: search for the person again",
+                    errors=[{"field": "intake_token", "message": "Search for the person again"}])
+    if key is None:
+        raise gone
+    with engine.db.engine.connect() as conn:
+        now = engine.now(conn)
+        row = conn.execute(select(settings.c.value).where(settings.c.key == key)).first()
+    if row is None or int(token[:10]) <= int(now.timestamp()):
+        raise gone
+    payload = json.loads(row.value)
+    if payload.get("user") != user.username:
+        raise gone
+    return key, payload, row.value
+
+
+def _swap(engine: Any, key: str, old: str, new: dict[str, Any]) -> bool:
+    with engine.db.transaction() as conn:
+        res = conn.execute(update(settings).where(settings.c.key == key, settings.c.value == old)
+                           .values(value=json.dumps(new, sort_keys=True)))
+        return res.rowcount == 1
+
+
+def _prefill(terms: dict[str, str], existing: dict[str, Any] | None) -> dict[str, Any]:
+    """The contact form's `person`: the case's recorded details, and what was typed where nothing is recorded."""
+    person = dict(existing or {})
+    typed = {"name": terms.get("name"), "date_of_birth": terms.get("date_of_birth"),
+             "nhs_number": terms.get("nhs_number")}
+    for k, v in typed.items():
+        if v and not person.get(k):
+            person[k] = v
+    return person
+
+
+def record_contact(engine: Any, user: User, token: str, *, case_id: int | None, new_person: bool
+                   ) -> dict[str, Any]:
+    """Start the front door for a case the search showed (or a new person) once per token."""
+    if (case_id is None) == (not new_person):
+        raise ApiError(422, "invalid", "choose either a case from the search (case_id) or new_person, not both",
+                       errors=[{"field": "case_id", "message": "Choose the person, or say this is a new person"}])
+    key, payload, raw = _read_token(engine, user, token)
+    if payload["state"] == "done":
+        return {**payload["result"], "repeated": True}
+    if payload["state"] == "starting":
+        raise ApiError(409, "conflict", "this contact is already being recorded (the form was sent twice); "
+                                        "look for it in your tasks")
+    terms = payload["terms"]
+    existing_person = None
+    if case_id is not None:
+        if case_id not in payload.get("shown", []):
+            raise NotFoundError(f"case {case_id} was not among the people your search found", case=case_id)
+        with engine.db.engine.connect() as conn:
+            allowed = restriction(conn, case_id)
+        if allowed is not None and user.username not in allowed:
+            raise NotFoundError(f"case {case_id} was not among the people your search found", case=case_id)
+        existing_person = engine.get_case(case_id)["data"].get("person")
+    elif not terms.get("name"):
+        raise ApiError(422, "invalid", "a new person needs a name: search again with their full name",
+                       errors=[{"field": "name", "message": "Enter the person's full name"}])
+    if not _swap(engine, key, raw, {**payload, "state": "starting"}):
+        return record_contact(engine, user, token, case_id=case_id, new_person=new_person)  # lost the race
+    starting = json.dumps({**payload, "state": "starting"}, sort_keys=True)
+    try:
+        person = _prefill(terms, existing_person if isinstance(existing_person, dict) else None)
+        result = engine.start(PROCESS, case_id=case_id, actor=user.username,
+                              title=None if case_id is not None else terms["name"])
+        task = next(t for t in result.ready_tasks if t["element_id"] == CONTACT_TASK)
+        engine.claim(task["id"], user.username)
+        engine.save_draft(task["id"], {"person": person}, actor=user.username)
+    except BaseException:
+        _swap(engine, key, starting, {**payload, "state": "new"})  # let them try again
+        raise
+    case = engine.get_case(result.case_id)
+    out = {"case_id": result.case_id, "reference": case["reference"], "instance_id": result.instance_id,
+           "task_id": task["id"], "new_person": case_id is None, "repeated": False}
+    _swap(engine, key, starting, {**payload, "state": "done", "result": out})
+    return out
+
+
+# ---------------------------------------------------------------------- JSON API
+class ContactSearch(BaseModel):
+    name: str = Field(default="", max_length=200)
+    date_of_birth: str = Field(default="", max_length=20, description="YYYY-MM-DD")
+    nhs_number: str = Field(default="", max_length=20)
+    postcode: str = Field(default="", max_length=12)
+
+
+class NewContact(BaseModel):
+    intake_token: str = Field(min_length=1, max_length=100)
+    case_id: int | None = None
+    new_person: bool = False
+
+
+def _intake_terms(engine: Any, name: str, dob_iso: str | None, day: str = "", month: str = "", year: str = "",
+                  nhs: str = "", postcode: str = "") -> Terms:
+    problems = Problems()
+    today = engine.now().date()
+    terms = Terms(name=clean_name(name, problems),
+                  date_of_birth=(clean_iso_date(dob_iso, problems, today) if dob_iso is not None
+                                 else clean_date(day, month, year, problems, today)),
+                  nhs_number=clean_nhs(nhs, problems, check_digit=True),
+                  postcode=clean_postcode(postcode, problems))
+    if not problems.by_field and not terms.name and not terms.nhs_number:
+        problems.add("name", "Enter the person's full name")
+    problems.raise_if_any()
+    return terms
+
+
+@router.get("/api/people")
+def api_people(request: Request, user: Annotated[User, Depends(require_roles(*SEARCH_ROLES))],
+               q: str = "", name: str = "", date_of_birth: str = "", nhs_number: str = "",
+               postcode: str = "") -> dict[str, Any]:
+    engine = request.app.state.engine
+    today = engine.now().date()
+    if q.strip():
+        terms = parse_query(q, today)
+    else:
+        problems = Problems()
+        terms = Terms(clean_name(name, problems), clean_iso_date(date_of_birth, problems, today),
+                      clean_nhs(nhs_number, problems), clean_postcode(postcode, problems))
+        if not problems.by_field and terms.empty():
+            problems.add("q", "Enter a name, date of birth, NHS number or postcode")
+        problems.raise_if_any()
+    results = find_people(engine, user, terms)
+    return {"query": terms.to_dict(), "results": [{k: v for k, v in r.items() if k != "possible_duplicate"}
+                                                  for r in results]}
+
+
+@router.post("/api/contacts/search")
+def api_contact_search(body: ContactSearch, request: Request,
+                       user: Annotated[User, Depends(require_roles(*INTAKE_ROLES))]) -> dict[str, Any]:
+    engine = request.app.state.engine
+    terms = _intake_terms(engine, body.name, body.date_of_birth, nhs=body.nhs_number, postcode=body.postcode)
+    results = find_people(engine, user, terms, intake=True)
+    token = issue_token(engine, user, terms, [r["case_id"] for r in results])
+    return {"query": terms.to_dict(), "results": results,
+            "possible_duplicates": [r["case_id"] for r in results if r["possible_duplicate"]],
+            "intake_token": token}
+
+
+@router.post("/api/contacts", status_code=201)
+def api_new_contact(body: NewContact, request: Request, response: Response,
+                    user: Annotated[User, Depends(require_roles(*INTAKE_ROLES))]) -> dict[str, Any]:
+    out = record_contact(request.app.state.engine, user, body.intake_token, case_id=body.case_id,
+                         new_person=body.new_person)
+    if out["repeated"]:
+        response.status_code = 200
+    return out
+
+
+# ---------------------------------------------------------------------- pages
+def _page_user(request: Request, roles: tuple[str, ...]) -> User:
+    user = page_kit.signed_in(request)
+    if not user.has(*roles):
+        raise forbidden("This page is for " + _role_list(roles) + ".")
+    return user
+
+
+def _role_list(roles: tuple[str, ...]) -> str:
+    names = [r.replace("_", " ") + "s" for r in roles]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _one(form: dict[str, list[str]], key: str) -> str:
+    return (form.get(key) or [""])[-1]
+
+
+def _summary(by_field: dict[str, str], anchors: dict[str, str]) -> list[dict[str, str]]:
+    return [{"text": msg, "href": "#" + anchors.get(name, name)} for name, msg in by_field.items()]
+
+
+def _long(iso: str | None) -> str:
+    if not iso:
+        return ""
+    d = date.fromisoformat(iso)
+    return f"{d.day} {d:%B %Y}"
+
+
+def _show(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**r, "dob_text": _long(r["date_of_birth"])} for r in rows]
+
+
+@router.get("/people", response_class=HTMLResponse, include_in_schema=False)
+def people_page(request: Request, q: str | None = None) -> Response:
+    user = None
+    try:
+        user = _page_user(request, SEARCH_ROLES)
+        engine = request.app.state.engine
+        ctx: dict[str, Any] = {"user": user, "q": q or "", "errors": [], "error": None, "results": None}
+        if q is not None:
+            try:
+                terms = parse_query(q, engine.now().date())
+            except ApiError as exc:
+                msg = exc.extra["errors"][0]["message"]
+                return page_kit.render(request, "intake_people.html",
+                                       {**ctx, "errors": [{"text": msg, "href": "#q"}], "error": msg}, 400)
+            ctx["results"] = _show(find_people(engine, user, terms))
+    except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
+        return page_kit.guard(request, user, exc)
+    return page_kit.render(request, "intake_people.html", ctx)
+
+
+def _intake_form(request: Request, user: User, values: dict[str, str], by_field: dict[str, str] | None = None,
+                 status: int = 200) -> Response:
+    anchors = {"name": "name", "date_of_birth": "dob-day", "nhs_number": "nhs_number", "postcode": "postcode"}
+    return page_kit.render(request, "intake.html", {
+        "user": user, "values": values, "field_errors": by_field or {},
+        "errors": _summary(by_field or {}, anchors)}, status)
+
+
+@router.get("/contacts/new", response_class=HTMLResponse, include_in_schema=False)
+def new_contact_page(request: Request) -> Response:
+    user = None
+    try:
+        user = _page_user(request, INTAKE_ROLES)
+    except Exception as exc:  # noqa: BLE001
+        return page_kit.guard(request, user, exc)
+    return _intake_form(request, user, {})
+
+
+@router.post("/contacts/new/search", response_class=HTMLResponse, include_in_schema=False)
+async def new_contact_search(request: Request) -> Response:
+    form = await page_kit.posted_form(request)
+    user = None
+    try:
+        user = _page_user(request, INTAKE_ROLES)
+        if not page_kit.csrf_ok(user, form):
+            raise ApiError(403, "csrf", "The form was missing its security token; nothing was changed.")
+        engine = request.app.state.engine
+        values = {k: _one(form, k)[:200] for k in ("name", "dob-day", "dob-month", "dob-year", "nhs_number",
+                                                   "postcode")}
+        try:
+            terms = _intake_terms(engine, values["name"], None, values["dob-day"], values["dob-month"],
+                                  values["dob-year"], values["nhs_number"], values["postcode"])
+        except ApiError as exc:
+            if exc.status != 422:
+                raise
+            return _intake_form(request, user, values, {e["field"]: e["message"] for e in exc.extra["errors"]}, 400)
+        results = await run_in_threadpool(find_people, engine, user, terms, intake=True)
+        token = await run_in_threadpool(issue_token, engine, user, terms, [r["case_id"] for r in results])
+    except Exception as exc:  # noqa: BLE001
+        return page_kit.guard(request, user, exc)
+    return page_kit.render(request, "intake_results.html", {
+        "user": user, "terms": terms, "dob_text": _long(terms.date_of_birth), "results": _show(results),
+        "duplicates": sum(1 for r in results if r["possible_duplicate"]), "token": token})
+
+
+@router.post("/contacts/new", response_class=HTMLResponse, include_in_schema=False)
+async def new_contact(request: Request) -> Response:
+    form = await page_kit.posted_form(request)
+    user = None
+    try:
+        user = _page_user(request, INTAKE_ROLES)
+        if not page_kit.csrf_ok(user, form):
+            raise ApiError(403, "csrf", "The form was missing its security token; nothing was changed.")
+        raw_case = _one(form, "case_id")
+        new_person = _one(form, "new_person") == "yes"
+        case_id = int(raw_case) if raw_case.isdigit() and not new_person else None
+        if case_id is None and not new_person:
+            raise ApiError(422, "invalid", "Choose the person, or say this is a new person.")
+        out = await run_in_threadpool(record_contact, request.app.state.engine, user, _one(form, "intake_token"),
+                                      case_id=case_id, new_person=new_person)
+    except ApiError as exc:
+        if exc.status == 422:
+            return page_kit.error_page(request, user, 400, "Search for the person again",
+                                       exc.message[:1].upper() + exc.message[1:] + ".")
+        if exc.status == 409:
+            return page_kit.error_page(request, user, 409, "This contact is already being recorded",
+                                       "The form was sent twice. The contact task is in your tasks.")
+        return page_kit.guard(request, user, exc)
+    except Exception as exc:  # noqa: BLE001
+        return page_kit.guard(request, user, exc, not_found="That person was not among your search results. "
+                                                            "Search for them again.")
+    return page_kit.redirect(f"/tasks/{out['task_id']}")

@@ -1,0 +1,301 @@
+"""The case record pages (api/case_pages.py) in a real browser and with TestClient.
+
+Headless Chromium (tests/browser.py) opens Joan Barker's case — a front door contact routed to
+reablement — as the reablement co-ordinator: her details, the chronology, the reablement diagram
+drawn by bpmn-js with the open task highlighted, then adds a case note with the keyboard. Peter
+Clarke's letters open as pages. axe-core checks the case page, the letter page and the note form
+with errors against WCAG 2.1 A/AA. The cases are the ones tests/test_api_cases.py builds.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import insert
+
+from api.access import access_log
+from api.app import create_app
+from api.case_pages import case_panel
+from engine.schema import documents
+from tests.browser import launch
+from tests.test_api_cases import PASSWORD, build_world
+from tests.test_pages_inbox import AXE, _axe, _free_port
+
+
+@pytest.fixture
+def world(tmp_path):
+    eng, cases = build_world(f"sqlite:///{tmp_path / 'case_pages.db'}")
+    app = create_app(eng, run_timers=False)
+    yield eng, app, cases
+    eng.db.dispose()
+
+
+@pytest.fixture
+def server(world):
+    import uvicorn
+
+    eng, app, cases = world
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not srv.started:
+        assert time.monotonic() < deadline, "uvicorn did not start within 10 s"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", eng, cases
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "uvicorn did not stop"
+
+
+def _sign_in(page, base: str, username: str) -> None:
+    page.goto(f"{base}/sign-in")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{base}/tasks")
+
+
+def _client(app, username: str) -> tuple[TestClient, str]:
+    client = TestClient(app, follow_redirects=False)
+    page = client.get("/sign-in")
+    token = re.search(r'name="form_token" value="([^"]+)"', page.text).group(1)
+    r = client.post("/sign-in", data={"form_token": token, "username": username, "password": PASSWORD})
+    assert r.status_code == 303, r.text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/tasks").text).group(1)
+    return client, csrf
+
+
+# ---------------------------------------------------------------------- the browser journey
+def test_a_reablement_coordinator_reads_joans_record_and_adds_a_note_by_keyboard(server):
+    base, eng, cases = server
+    joan, peter = cases["joan"], cases["peter"]
+    assert AXE.is_file(), "node_modules/axe-core is missing: run `npm ci`"
+    with launch() as browser:
+        # CSP stays on (bpmn-js must work under it); axe goes in through a CSP-exempt context below
+        context = browser.new_context()
+        page = context.new_page()
+        problems: list[str] = []
+        # (the browser's own favicon request 404s: missing files are caught by the response listener)
+        page.on("console", lambda m: problems.append(m.text)
+                if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        _sign_in(page, base, "rosa")
+
+        page.goto(f"{base}/cases/{joan}")
+        assert page.locator("h1").inner_text() == "Joan Barker"
+        details = page.locator("#details + p + dl, #details ~ dl").first.inner_text()
+        assert "9434765919" in details and "14 June 1952" in details and "4 Mill Lane, Northby" in details
+        chronology = page.locator(".app-chronology").inner_text()
+        assert "Plan reablement completed by Rosa Patel" in chronology
+        assert "Record the contact completed by Frank Door" in chronology
+        assert "No plan yet" in page.locator("#no-plan").inner_text()
+
+        reablement = next(i["id"] for i in eng.get_case(joan)["instances"] if i["process_id"] == "reablement")
+        assert page.locator(f"#position-{reablement}").inner_text().startswith(
+            "Waiting for: Deliver reablement (Reablement team) since 3 March 2031")
+        diagram = page.locator(f"#diagram-{reablement}")
+        page.wait_for_selector(f"#diagram-{reablement}[data-rendered]", timeout=20_000)
+        assert diagram.get_attribute("data-rendered") == "true", page.locator(
+            f"#diagram-{reablement}-status").inner_text()
+        active = diagram.locator('g.djs-element[data-element-id="deliver_reablement"]')
+        assert "app-marker-active" in active.get_attribute("class")
+        done = diagram.locator('g.djs-element[data-element-id="plan_reablement"]')
+        assert "app-marker-done" in done.get_attribute("class")
+        assert "app-marker-active" not in done.get_attribute("class")
+        assert diagram.locator("svg").count() >= 1
+        assert problems == [], problems  # no CSP refusals, no missing files, no script errors
+        _axe_with_csp(browser, base, context, f"/cases/{joan}", "case")
+
+        # add a note with the keyboard only: the button, a blank form (errors), then a phone call
+        page.locator("#add-note").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{base}/cases/{joan}/notes/new")
+        page.locator("button", has_text="Add note").focus()
+        page.keyboard.press("Enter")
+        page.locator(".govuk-error-summary").wait_for()
+        assert "Enter the note" in page.locator(".govuk-error-summary").inner_text()
+        assert page.title().startswith("Error: ")
+        _axe_with_csp(browser, base, context, None, "note form with errors", html=page.content())
+
+        page.locator("#kind-1").focus()  # "Phone call"
+        page.keyboard.press("Space")
+        page.keyboard.press("Tab")
+        for _ in range(6):
+            if page.evaluate("() => document.activeElement.id") == "note-text":
+                break
+            page.keyboard.press("Tab")
+        assert page.evaluate("() => document.activeElement.id") == "note-text"
+        page.keyboard.type("Joan's daughter rang: the morning visits are going well.")
+        page.keyboard.press("Tab")
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(rf".*/cases/{joan}\?saved=note.*"))
+        assert "Case note added" in page.locator(".govuk-notification-banner--success").inner_text()
+        assert "Joan's daughter rang" in page.locator(".app-notes").inner_text()
+        first_row = page.locator(".app-chronology tbody tr").first.inner_text()
+        assert "Phone call: Joan's daughter rang: the morning visits are going well." in first_row
+        assert "Rosa Patel" in first_row
+
+        # Peter's letters, opened as pages by the social worker who assessed him
+        page.goto(f"{base}/sign-in")
+        context.clear_cookies()
+        _sign_in(page, base, "sam")
+        page.goto(f"{base}/cases/{peter}")
+        assert "Your support plan" in page.locator("#letters ~ table").first.inner_text()
+        page.get_by_role("link", name="Your personal budget").first.click()
+        page.wait_for_url(re.compile(rf".*/cases/{peter}/letters/\d+$"))
+        assert page.locator("h1").inner_text() == "Your personal budget"
+        assert "Dear Mr Clarke" in page.locator("#letter-body").inner_text()
+        _axe_with_csp(browser, base, context, page.url.removeprefix(base), "letter")
+        context.close()
+
+    assert eng.list_tasks(case_id=joan)  # nothing was completed by reading
+    actions = [a["action"] for a in access_log(eng, joan) if a["user"] == "rosa"]
+    assert actions.count("open") >= 2 and "note" in actions
+
+
+def _axe_with_csp(browser, base: str, context, path: str | None, name: str, html: str | None = None) -> None:
+    """axe is an injected inline script, so it runs in a second context with the page's CSP bypassed,
+    signed in with the same session cookie."""
+    ctx = browser.new_context(bypass_csp=True)
+    try:
+        ctx.add_cookies(context.cookies())
+        page = ctx.new_page()
+        if path is not None:
+            page.goto(base + path)
+            page.wait_for_load_state("networkidle")
+        else:
+            page.goto(base + "/static/case.css")  # same origin, then the HTML as it was shown
+            page.set_content(html or "")
+            page.wait_for_load_state("networkidle")
+        _axe(page, name)
+    finally:
+        ctx.close()
+
+
+def test_a_letter_cannot_inject_script(server):
+    base, eng, cases = server
+    joan = cases["joan"]
+    instance = eng.get_case(joan)["instances"][0]["id"]
+    with eng.db.transaction() as conn:
+        doc_id = conn.execute(insert(documents).values(
+            case_id=joan, instance_id=instance, element_id="x", handler="eligibility_letter", kind="eligibility",
+            title="<img src=x onerror=alert(1)>", body="Dear Joan,\n<script>window.pwned = 1</script>\nBye",
+            created_at=eng.now()).returning(documents.c.id)).scalar_one()
+    with launch() as browser:
+        context = browser.new_context()
+        page = context.new_page()
+        _sign_in(page, base, "rosa")
+        page.goto(f"{base}/cases/{joan}/letters/{doc_id}")
+        assert page.locator("h1").inner_text() == "<img src=x onerror=alert(1)>"
+        assert "<script>window.pwned = 1</script>" in page.locator("#letter-body").inner_text()
+        assert page.locator("#letter-body script").count() == 0 and page.locator("h1 img").count() == 0
+        assert page.evaluate("() => window.pwned === undefined")
+        context.close()
+
+
+# ---------------------------------------------------------------------- TestClient checks
+def test_what_each_role_sees_and_may_do_on_the_page(world):
+    eng, app, cases = world
+    joan = cases["joan"]
+    rosa, _ = _client(app, "rosa")
+    page = rosa.get(f"/cases/{joan}")
+    assert page.status_code == 200
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    assert f'href="/cases/{joan}/details/nhs_number"' in page.text and 'id="add-note"' in page.text
+    assert f"/cases/{joan}/coordinating-worker" not in page.text
+    assert rosa.get(f"/cases/{joan}/coordinating-worker").status_code == 403
+
+    audrey, _ = _client(app, "audrey")
+    page = audrey.get(f"/cases/{joan}")
+    assert page.status_code == 200 and "Joan Barker" in page.text
+    assert "/details/" not in page.text and 'id="add-note"' not in page.text
+    assert audrey.get(f"/cases/{joan}/notes/new").status_code == 403
+    assert audrey.get(f"/cases/{joan}/details/phone").status_code == 403
+
+    mary, csrf = _client(app, "mary")
+    assert f'href="/cases/{joan}/coordinating-worker"' in mary.get(f"/cases/{joan}").text
+    form = mary.get(f"/cases/{joan}/coordinating-worker")
+    assert form.status_code == 200 and "Rosa Patel" in form.text
+    r = mary.post(f"/cases/{joan}/coordinating-worker", data={"csrf_token": csrf, "username": "rosa",
+                                                              "expected": "null", "reason": ""})
+    assert r.status_code == 303
+    assert re.search(r'id="coordinator">Rosa Patel<', mary.get(f"/cases/{joan}").text)
+
+    sam, _ = _client(app, "sam")
+    refused = sam.get(f"/cases/{joan}")
+    assert refused.status_code == 403 and "Joan" not in refused.text
+    assert sam.get("/cases/9999").status_code == 404
+    assert TestClient(app, follow_redirects=False).get(f"/cases/{joan}").headers["location"] == "/sign-in"
+    assert ("sam", "refused:open") in {(a["user"], a["action"]) for a in access_log(eng, joan)}
+
+
+def test_posts_need_the_csrf_token(world):
+    eng, app, cases = world
+    joan = cases["joan"]
+    rosa, _ = _client(app, "rosa")
+    r = rosa.post(f"/cases/{joan}/notes", data={"kind": "note", "text": "hello"})
+    assert r.status_code == 403
+    r = rosa.post(f"/cases/{joan}/details/phone", data={"csrf_token": "wrong", "value": "1", "expected": '"x"',
+                                                          "reason": "x"})
+    assert r.status_code == 403
+    assert eng.get_case(joan)["data"]["person"]["phone"] == "01632 960555"
+    from api.case_record import load
+
+    assert load(eng, joan).notes == []
+
+
+def test_correcting_a_detail_on_the_page_and_a_conflict_keeps_what_was_typed(world):
+    eng, app, cases = world
+    joan = cases["joan"]
+    rosa, csrf = _client(app, "rosa")
+    form = rosa.get(f"/cases/{joan}/details/date_of_birth")
+    assert form.status_code == 200 and 'value="14"' in form.text and "14 June 1952" in form.text
+    r = rosa.post(f"/cases/{joan}/details/date_of_birth", data={
+        "csrf_token": csrf, "expected": '"1952-06-14"', "day": "31", "month": "2", "year": "1952", "reason": ""})
+    assert r.status_code == 400
+    assert "Date of birth must be a real date" in r.text and "Enter why you are changing this" in r.text
+    assert 'value="31"' in r.text
+    r = rosa.post(f"/cases/{joan}/details/date_of_birth", data={
+        "csrf_token": csrf, "expected": '"1952-06-14"', "day": "4", "month": "6", "year": "1952",
+        "reason": "Birth certificate seen"})
+    assert r.status_code == 303 and r.headers["location"] == f"/cases/{joan}?saved=details#details"
+    assert eng.get_case(joan)["data"]["person"]["date_of_birth"] == "1952-06-04"
+    # a second worker's form was opened before that change
+    frank, fcsrf = _client(app, "frank")
+    r = frank.post(f"/cases/{joan}/details/date_of_birth", data={
+        "csrf_token": fcsrf, "expected": '"1952-06-14"', "day": "15", "month": "6", "year": "1952",
+        "reason": "GP letter"})
+    assert r.status_code == 409
+    assert "someone else changed date of birth" in r.text.lower() and "4 June 1952" in r.text
+    assert 'value="15"' in r.text and "GP letter" in r.text
+    assert eng.get_case(joan)["data"]["person"]["date_of_birth"] == "1952-06-04"
+    assert "Date of birth changed from 1952-06-14 to 1952-06-04" in rosa.get(f"/cases/{joan}").text
+
+
+def test_the_panel_beside_a_task_form(world):
+    eng, app, cases = world
+    joan = cases["joan"]
+    from api.auth import AuthStore
+
+    user, _token = AuthStore(eng).sign_in("rosa", PASSWORD)
+    panel = case_panel(eng, user, joan)
+    assert panel["name"] == "Joan Barker" and panel["url"] == f"/cases/{joan}"
+    assert {r["title"]: r["text"] for r in panel["rows"]}["NHS number"] == "9434765919"
+    assert len(panel["recent"]) == 5 and panel["recent"][0]["text"].startswith("Deadline set")
+    sam, _ = AuthStore(eng).sign_in("sam", PASSWORD)
+    assert case_panel(eng, sam, joan) is None
+    assert [a["action"] for a in access_log(eng, joan) if a["user"] in ("rosa", "sam")] == ["panel",
+                                                                                           "refused:panel"]
+    from api.page_kit import templates
+
+    html = templates.get_template("_case_panel.html").render(case_panel=panel)
+    assert "About Joan Barker" in html and f'href="/cases/{joan}"' in html

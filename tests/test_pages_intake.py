@@ -1,0 +1,237 @@
+"""The front door pages (api/intake.py): find a person, and a new contact recorded in a real browser,
+keyboard only, with axe-core WCAG 2.1 AA checks on every page (error states included)."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.browser import launch
+from tests.front_door_world import EDITH_NHS, PASSWORD, build
+from tests.test_pages_inbox import AXE, _axe, _free_port
+
+
+@pytest.fixture
+def world(tmp_path):
+    eng, app, people = build(f"sqlite:///{tmp_path / 'intake.db'}")
+    yield eng, app, people
+    eng.db.dispose()
+
+
+@pytest.fixture
+def server(world):
+    import uvicorn
+
+    eng, app, people = world
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not srv.started:
+        assert time.monotonic() < deadline, "uvicorn did not start within 10 s"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", eng, people
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "uvicorn did not stop"
+
+
+def signin(app, username: str) -> tuple[TestClient, str]:
+    client = TestClient(app, follow_redirects=False)
+    token = re.search(r'name="form_token" value="([^"]+)"', client.get("/sign-in").text).group(1)
+    r = client.post("/sign-in", data={"form_token": token, "username": username, "password": PASSWORD})
+    assert r.status_code == 303, r.text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/people").text
+                     if username != "administrator" else client.get("/admin/users").text).group(1)
+    return client, csrf
+
+
+def _tab_to(page, selector_js: str, limit: int = 60) -> None:
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate(f"() => {selector_js}"):
+            return
+    raise AssertionError(f"Tab never reached {selector_js}")
+
+
+# ---------------------------------------------------------------------- in the browser
+def test_advisor_finds_a_duplicate_and_records_a_contact_with_the_keyboard(server):
+    base, eng, people = server
+    assert AXE.is_file(), "node_modules/axe-core is missing: run `npm ci`"
+    with launch() as browser:
+        context = browser.new_context(bypass_csp=True)  # axe is injected as an inline script
+        page = context.new_page()
+        page.goto(f"{base}/sign-in")
+        page.fill("#username", "front-door-advisor")
+        page.fill("#password", PASSWORD)
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{base}/tasks")
+
+        # the navigation: keyboard reachable, only the links this user may follow
+        nav = page.get_by_role("navigation", name="Main")
+        assert nav.get_by_role("link").all_inner_texts() == ["Inbox", "New contact", "Find a person"]
+        _tab_to(page, "document.activeElement.textContent.trim() === 'New contact'")
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{base}/contacts/new")
+        assert page.locator("h1").inner_text() == "Find the person first"
+        _axe(page, "new contact")
+
+        # an error state: a date that does not exist and a wrong NHS number
+        page.fill("#name", "Edith Clarke")
+        page.fill("#dob-day", "31")
+        page.fill("#dob-month", "2")
+        page.fill("#dob-year", "1944")
+        page.fill("#nhs_number", "943 476 5918")
+        page.get_by_role("button", name="Search").click()
+        summary = page.locator(".govuk-error-summary")
+        summary.wait_for()
+        assert "Date of birth must be a real date" in summary.inner_text()
+        assert "NHS number is not valid" in summary.inner_text()
+        assert page.input_value("#name") == "Edith Clarke"
+        assert page.title().startswith("Error: ")
+        _axe(page, "new contact with errors")
+
+        # keyboard only from here: the name is kept, fix the date, clear the NHS number
+        page.focus("#dob-day")
+        page.keyboard.press("Control+A")
+        page.keyboard.type("27")
+        page.keyboard.press("Tab")
+        page.keyboard.press("Control+A")
+        page.keyboard.type("3")
+        page.keyboard.press("Tab")
+        assert page.evaluate("() => document.activeElement.id") == "dob-year"
+        page.keyboard.press("Tab")
+        assert page.evaluate("() => document.activeElement.id") == "nhs_number"
+        page.keyboard.press("Control+A")
+        page.keyboard.press("Backspace")
+        with page.expect_navigation():  # the error page was at this address too
+            page.keyboard.press("Enter")
+        assert page.locator("h1").inner_text() == "Is this person already known?"
+        assert "1 possible duplicate" in page.locator(".govuk-warning-text").inner_text()
+        rows = page.locator("tbody tr")
+        assert rows.count() == 2  # Edith born 1944 (a possible duplicate) and the other Edith Clarke
+        first = rows.nth(0).inner_text()
+        assert "Possible duplicate" in first and "27 March 1944" in first and "NB4 2QS" in first
+        assert "Possible duplicate" not in rows.nth(1).inner_text()
+        _axe(page, "search results")
+
+        reference = eng.get_case(people["edith"])["reference"]
+        _tab_to(page, "document.activeElement.tagName === 'BUTTON' && "
+                      f"document.activeElement.textContent.includes('{reference}')")
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(rf"{base}/tasks/[0-9a-f-]+$"))
+        assert page.locator("h1").inner_text() == "Record the contact"
+        assert reference in page.locator(".govuk-caption-l").inner_text()
+        assert re.search(r"Claimed by\s+you", page.locator(".govuk-summary-list").inner_text())
+        task_id = page.url.rsplit("/", 1)[1]
+        context.close()
+    task = eng.get_task(task_id)
+    assert (task["case_id"], task["element_id"], task["assignee"]) == (people["edith"], "record_contact",
+                                                                      "front-door-advisor")
+    assert task["draft"]["person"]["nhs_number"] == EDITH_NHS
+
+
+def test_find_a_person_page_in_the_browser(server):
+    base, eng, people = server
+    with launch() as browser:
+        context = browser.new_context(bypass_csp=True)
+        page = context.new_page()
+        page.goto(f"{base}/sign-in")
+        page.fill("#username", "social-worker")
+        page.fill("#password", PASSWORD)
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{base}/tasks")
+        nav = page.get_by_role("navigation", name="Main")
+        assert nav.get_by_role("link").all_inner_texts() == ["Inbox", "Find a person"]
+        nav.get_by_role("link", name="Find a person").click()
+        page.wait_for_url(f"{base}/people")
+        _axe(page, "find a person")
+        page.fill("#q", "clarke edith")
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r".*/people\?q=.*"))
+        text = page.locator("table").inner_text()
+        assert "Edith Clarke" in text and "27 March 1944" in text and "Open" in text and "Closed" in text
+        assert "Edward" not in text
+        _axe(page, "find a person with results")
+        page.fill("#q", "Clarke 42")
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        page.locator(".govuk-error-summary").wait_for()
+        assert "Could not understand" in page.locator(".govuk-error-summary").inner_text()
+        _axe(page, "find a person with an error")
+        context.close()
+
+
+# ---------------------------------------------------------------------- without a browser
+def _search(client, csrf, **fields):
+    r = client.post("/contacts/new/search", data={"csrf_token": csrf, **fields})
+    assert r.status_code == 200, r.text
+    return re.search(r'name="intake_token" value="([^"]+)"', r.text).group(1), r.text
+
+
+def test_a_double_submitted_new_person_form_starts_one_process(world):
+    eng, app, _people = world
+    client, csrf = signin(app, "front-door-advisor")
+    token, page = _search(client, csrf, name="Maud Lowe", **{"dob-day": "2", "dob-month": "4", "dob-year": "1939"})
+    assert "Nobody on an existing case matches" in page
+    first = client.post("/contacts/new", data={"csrf_token": csrf, "intake_token": token, "new_person": "yes"})
+    second = client.post("/contacts/new", data={"csrf_token": csrf, "intake_token": token, "new_person": "yes"})
+    assert first.status_code == second.status_code == 303
+    assert first.headers["location"] == second.headers["location"]
+    task = eng.get_task(first.headers["location"].rsplit("/", 1)[1])
+    case = eng.get_case(task["case_id"])
+    assert case["title"] == "Maud Lowe" and len(case["instances"]) == 1
+    assert task["draft"] == {"person": {"name": "Maud Lowe", "date_of_birth": "1939-04-02"}}
+    assert client.get(first.headers["location"]).status_code == 200
+
+
+def test_new_contact_pages_need_csrf_and_a_front_door_role(world):
+    eng, app, people = world
+    client, csrf = signin(app, "front-door-advisor")
+    token, _page = _search(client, csrf, name="Edith Clarke")
+    for bad in ({}, {"csrf_token": "wrong"}):
+        assert client.post("/contacts/new/search", data={**bad, "name": "Edith"}).status_code == 403
+        r = client.post("/contacts/new", data={**bad, "intake_token": token, "case_id": str(people["edith"])})
+        assert r.status_code == 403
+    assert len(eng.get_case(people["edith"])["instances"]) == 1
+    worker, wcsrf = signin(app, "social-worker")
+    assert worker.get("/contacts/new").status_code == 403
+    assert worker.post("/contacts/new/search", data={"csrf_token": wcsrf, "name": "Edith"}).status_code == 403
+    admin, _ = signin(app, "administrator")
+    assert admin.get("/people").status_code == 403
+    assert "Find a person" not in admin.get("/admin/users").text
+    anon = TestClient(app, follow_redirects=False)
+    for url in ("/people", "/contacts/new"):
+        r = anon.get(url)
+        assert r.status_code == 303 and r.headers["location"] == "/sign-in"
+
+
+def test_a_new_person_needs_a_search_first(world):
+    eng, app, people = world
+    client, csrf = signin(app, "front-door-advisor")
+    r = client.post("/contacts/new", data={"csrf_token": csrf, "new_person": "yes", "intake_token": ""})
+    assert r.status_code == 400 and "search for the person again" in r.text.lower()
+    token, _page = _search(client, csrf, name="Edith Clarke")
+    r = client.post("/contacts/new", data={"csrf_token": csrf, "intake_token": token,
+                                           "case_id": str(people["zoe"])})
+    assert r.status_code == 404
+    assert len(eng.get_case(people["zoe"])["instances"]) == 0
+
+
+def test_people_page_hides_restricted_cases(world):
+    from api.access import restrict_case
+
+    eng, app, people = world
+    restrict_case(eng, people["edith"], ["social-worker"])
+    client, _csrf = signin(app, "front-door-advisor")
+    page = client.get("/people", params={"q": "edith clarke"}).text
+    assert "EB2 3CD" in page and "NB4 2QS" not in page
+    worker, _ = signin(app, "social-worker")
+    assert "NB4 2QS" in worker.get("/people", params={"q": "edith clarke"}).text
