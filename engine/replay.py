@@ -34,7 +34,7 @@ INPUT_EVENTS = {"case.created", "instance.started", "task.completed", "timer.fir
                 "case.record_updated"}
 # Events that change who holds a task, not the process: nothing to re-execute.
 BOOKKEEPING_EVENTS = {"task.claimed", "task.released", "task.assigned", "task.delegated", "task.returned",
-                      "task.draft_saved"}
+                      "task.draft_saved", "case.restricted", "case.unrestricted"}
 _TASK_KEYS = ("task_id",)
 _INSTANCE_KEYS = ("parent_instance_id", "child_instance_id")
 _IGNORED_KEYS = ("id", "incident_ids")  # incident numbers are local to a database
