@@ -221,6 +221,10 @@ def read_form(fields: list[Field], form: dict[str, list[str]], *, keep_invalid: 
                 sub = read(shown, nested)
                 if chosen(f) == value:  # answers under an option that is not chosen are not sent
                     data.update(sub)
+                else:  # ...but a question the schema always requires goes as empty, for the schema to judge
+                    for h in shown:
+                        if h.required and h.key not in data and h.kind in _EMPTY:
+                            data[h.key] = _EMPTY[h.kind]()
         return data
 
     def read_one(f: Field, data: dict[str, Any], nested: bool) -> None:
@@ -246,7 +250,9 @@ def read_form(fields: list[Field], form: dict[str, list[str]], *, keep_invalid: 
                     errors[f.name] = f"{f.label} must be a real date, for example 27 3 2031"
         elif f.kind == "checkboxes":
             f.value = [v for v in form.get(f.name, []) if v]
-            if f.value:
+            if f.value or f.required:
+                # a browser sends nothing for no box ticked: a required list goes as [] and the schema
+                # decides whether none is an answer ("leave empty when none") or an error (minItems)
                 data[key] = f.value
         elif f.kind == "boolean":
             f.value = one(f.name)
@@ -290,6 +296,9 @@ def read_form(fields: list[Field], form: dict[str, list[str]], *, keep_invalid: 
 
     data = read(fields, False)
     return data, errors
+
+
+_EMPTY = {"text": str, "textarea": str, "checkboxes": list, "lines": list}
 
 
 def _complete(children: list[Field], sub: dict[str, Any]) -> dict[str, Any]:

@@ -21,13 +21,16 @@ from urllib.parse import quote, unquote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from engine.errors import ConflictError, NotFoundError, StateError, ValidationError
+from engine.schema import cases
 
 from . import page_kit
 from . import tasks as task_api
-from .auth import COOKIE, AuthStore, User
+from .auth import COOKIE, OVERSIGHT_ROLES, AuthStore, User
+from .case_pages import case_panel
 from .errors import ApiError
 from .page_forms import Field, engine_errors, fields_for, fill, read_form, set_errors
 from .page_kit import CSP, DUE_SOON, MAX_BODY, templates  # noqa: F401
@@ -63,15 +66,57 @@ def _sign_in_page(request: Request, *, error: str | None = None, username: str =
     return resp
 
 
+def _landing(user: User) -> str:
+    """Where a user starts: caseworkers in their inbox, everyone else on the home page."""
+    return "/tasks" if user.is_worker else "/home"
+
+
 @router.get("/", response_class=HTMLResponse)
+def root(request: Request) -> Response:
+    user = _user(request)
+    return _redirect(_landing(user) if user else "/sign-in")
+
+
+def _home(request: Request, user: User, *, reference: str = "", not_found: str | None = None,
+          status: int = 200) -> Response:
+    return _render(request, "home.html", {
+        "user": user, "roles": ", ".join(sorted(r.replace("_", " ") for r in user.roles)) or "none",
+        "can_open_cases": bool(user.roles & OVERSIGHT_ROLES), "reference": reference, "not_found": not_found,
+        "errors": [not_found] if not_found else []}, status)
+
+
+@router.get("/home", response_class=HTMLResponse)
 def home(request: Request) -> Response:
-    return _redirect("/tasks" if _user(request) else "/sign-in")
+    try:
+        user = _signed_in(request)
+    except Exception as exc:  # noqa: BLE001 - _guard re-raises anything it does not handle
+        return _guard(request, None, exc)
+    return _home(request, user)
+
+
+@router.get("/cases/open", response_class=HTMLResponse)
+def open_case_by_reference(request: Request, reference: str = "") -> Response:
+    """Auditors and managers open a case record by its reference (access is checked on the record page)."""
+    try:
+        user = _signed_in(request)
+    except Exception as exc:  # noqa: BLE001
+        return _guard(request, None, exc)
+    ref = reference.strip().upper()[:64]
+    case_id = None
+    if ref:
+        with request.app.state.engine.db.engine.connect() as conn:
+            case_id = conn.execute(select(cases.c.id).where(cases.c.reference == ref)).scalar()
+    if case_id is None:
+        message = "Enter a case reference" if not ref else f"There is no case {ref}: check the reference"
+        return _home(request, user, reference=reference[:64], not_found=message, status=404 if ref else 400)
+    return _redirect(f"/cases/{case_id}")
 
 
 @router.get("/sign-in", response_class=HTMLResponse)
 def sign_in_form(request: Request) -> Response:
-    if _user(request) is not None:
-        return _redirect("/tasks")
+    user = _user(request)
+    if user is not None:
+        return _redirect(_landing(user))
     return _sign_in_page(request)
 
 
@@ -96,7 +141,7 @@ async def sign_in(request: Request) -> Response:
     old = request.cookies.get(COOKIE)
     if old:
         await run_in_threadpool(store.sign_out, old)  # a new session on every sign-in (no fixation)
-    resp = _redirect("/tasks")
+    resp = _redirect(_landing(user))
     resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=_secure(request, store), path="/")
     resp.delete_cookie(SIGNIN_COOKIE, path="/sign-in")
     del user
@@ -325,6 +370,7 @@ def _task_context(request: Request, user: User, task: dict[str, Any], fields: li
            "has_draft": bool(task.get("draft"))}
     ctx["colleagues"] = _people(engine, task, me) if (ctx["can_delegate"] or manager) else []
     ctx.update(extra)
+    ctx["case_panel"] = case_panel(engine, user, task["case_id"])  # None when they may not open the case
     return ctx
 
 
