@@ -27,7 +27,8 @@ def test_administrator_adds_a_user_who_can_then_sign_in(server):  # noqa: F811
         context = browser.new_context(bypass_csp=True)
         page = context.new_page()
         _sign_in(page, base, "administrator")
-        page.wait_for_url(f"{base}/tasks")  # no inbox for an administrator: the 403 page has the navigation
+        page.wait_for_url(f"{base}/home")  # no inbox for an administrator: the home page
+        _axe(page, "home for an administrator")
         nav = page.get_by_role("navigation", name="Main")
         assert nav.get_by_role("link").all_inner_texts() == ["Administration"]
         nav.get_by_role("link", name="Administration").click()

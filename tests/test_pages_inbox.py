@@ -154,7 +154,7 @@ def test_reablement_coordinator_works_a_task_in_the_browser(server):
 
         row.get_by_role("button", name=re.compile("Claim")).click()
         page.wait_for_url(f"{base}/tasks/{task['id']}")
-        assert re.search(r"Claimed by\s+you", page.locator(".govuk-summary-list").inner_text())
+        assert re.search(r"Claimed by\s+you", page.locator(".govuk-summary-list").first.inner_text())
         assert eng.get_task(task["id"])["assignee"] == "rosa"
         _axe(page, "task")
 

@@ -129,7 +129,7 @@ def test_advisor_finds_a_duplicate_and_records_a_contact_with_the_keyboard(serve
         page.wait_for_url(re.compile(rf"{base}/tasks/[0-9a-f-]+$"))
         assert page.locator("h1").inner_text() == "Record the contact"
         assert reference in page.locator(".govuk-caption-l").inner_text()
-        assert re.search(r"Claimed by\s+you", page.locator(".govuk-summary-list").inner_text())
+        assert re.search(r"Claimed by\s+you", page.locator(".govuk-summary-list").first.inner_text())
         task_id = page.url.rsplit("/", 1)[1]
         context.close()
     task = eng.get_task(task_id)
