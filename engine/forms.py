@@ -10,17 +10,63 @@ import json
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import ValidationError as SchemaError
 
 from .errors import DefinitionError, NotFoundError, Problem, ValidationError
 
 SUFFIX = ".schema.json"
+DATE_ORDER = "x-dateOrder"
+
+
+def _date_order(validator: Any, pairs: Any, instance: Any, schema: dict[str, Any]) -> Any:
+    """`"x-dateOrder": [["earlier", "later"], ...]` on an object: where both dates are given, the later
+    one may not be before the earlier (a discharge before the day the person was ready, say).
+
+    Dates are ISO 8601 (YYYY-MM-DD or a full instant); the error is on the later field."""
+    if not validator.is_type(instance, "object"):
+        return
+    props = schema.get("properties", {})
+    for earlier, later in pairs:
+        a, b = instance.get(earlier), instance.get(later)
+        if isinstance(a, str) and isinstance(b, str) and b[:10] < a[:10]:
+            a_title = props.get(earlier, {}).get("title", earlier)
+            yield SchemaError(f"must not be before '{a_title}' ({a[:10]})", path=[later])
+
+
+_Validator = validators.extend(Draft202012Validator, {DATE_ORDER: _date_order})
+_META = {"type": "array", "items": {"type": "array", "prefixItems": [{"type": "string"}, {"type": "string"}],
+                                    "minItems": 2, "maxItems": 2}}
+
+
+def _check_schema(schema: dict[str, Any]) -> None:
+    """A valid JSON Schema whose x-dateOrder pairs name two properties of their object."""
+    Draft202012Validator.check_schema(schema)
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            if DATE_ORDER in node:
+                pairs = node[DATE_ORDER]
+                problems = list(Draft202012Validator(_META).iter_errors(pairs))
+                if problems:
+                    raise ValueError(f"{where}/{DATE_ORDER} must be a list of [earlier, later] property names")
+                unknown = [n for pair in pairs for n in pair if n not in node.get("properties", {})]
+                if unknown:
+                    raise ValueError(f"{where}/{DATE_ORDER} names properties the object does not have: "
+                                     f"{', '.join(unknown)}")
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{where}/{i}")
+
+    walk(schema, "#")
 
 
 class FormLibrary:
     def __init__(self, schemas: dict[str, dict[str, Any]] | None = None) -> None:
         self._schemas = dict(schemas or {})
-        self._validators = {name: Draft202012Validator(s) for name, s in self._schemas.items()}
+        self._validators = {name: _Validator(s) for name, s in self._schemas.items()}
 
     @classmethod
     def from_folder(cls, folder: str | Path) -> FormLibrary:
@@ -31,7 +77,7 @@ class FormLibrary:
             name = path.name[: -len(SUFFIX)]
             try:
                 schema = json.loads(path.read_text(encoding="utf-8"))
-                Draft202012Validator.check_schema(schema)
+                _check_schema(schema)
             except Exception as exc:  # a broken form is named, not crashed on
                 problems.append(Problem(str(path), f"not a valid JSON Schema: {exc}"))
                 continue

@@ -121,8 +121,9 @@ def _quick_password_hashing():
 
     The production parameters (argon2-cffi's defaults) are exercised by
     tests/test_api_auth.py::test_the_production_hasher_uses_argon2_defaults."""
-    import api.auth as auth
     from argon2 import PasswordHasher
+
+    import api.auth as auth
 
     production = auth._hasher
     auth._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)

@@ -211,17 +211,15 @@ def test_the_case_access_log_is_append_only(env):
 
 def test_the_production_hasher_uses_argon2_defaults():
     """Outside the tests (conftest swaps in a cheap hasher) passwords use argon2-cffi's default cost."""
-    import importlib
+    import json
+    import subprocess
+    import sys
 
-    import api.auth as auth
-    from argon2 import PasswordHasher, Type
+    from argon2 import PasswordHasher
 
-    fresh = importlib.reload(auth)
-    try:
-        defaults = PasswordHasher()
-        h = fresh._hasher
-        assert (h.time_cost, h.memory_cost, h.parallelism, h.type) == (
-            defaults.time_cost, defaults.memory_cost, defaults.parallelism, Type.ID)
-        assert h.memory_cost >= 19 * 1024  # OWASP's minimum for argon2id
-    finally:
-        importlib.reload(auth)
+    code = ("import json, api.auth as a; h = a._hasher; "
+            "print(json.dumps([h.time_cost, h.memory_cost, h.parallelism, h.type.name]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    defaults = PasswordHasher()
+    assert json.loads(out.stdout) == [defaults.time_cost, defaults.memory_cost, defaults.parallelism, "ID"]
+    assert defaults.memory_cost >= 19 * 1024  # OWASP's minimum for argon2id

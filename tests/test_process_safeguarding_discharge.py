@@ -232,6 +232,21 @@ def test_a_discharge_recorded_3_days_late_counts_from_the_day_the_person_left(en
                                   ("Assessment", "2031-04-01", None, None)]
 
 
+def test_a_discharge_dated_before_the_person_was_ready_is_refused_on_the_discharge_date(eng):
+    res = refer(eng, MOHAMMAD, "Long hospital stay; complex emotional needs")
+    cid = res.case_id
+    complete(eng, cid, "respond_to_referral", response(can_go_home=False, needs_bed_based_recovery=True))
+    with pytest.raises(ValidationError) as err:
+        complete(eng, cid, "record_discharge", {"discharge_ready_date": "2031-03-06", "discharge_date": "2031-03-04",
+                                                "delay_reason": "none"})
+    assert [(e["field"], e["message"]) for e in err.value.errors] == [
+        ("discharge_date", "must not be before 'Day the person was ready to leave (YYYY-MM-DD)' (2031-03-06)")]
+    assert [t["element_id"] for t in eng.list_tasks(case_id=cid)] == ["record_discharge"]  # nothing moved
+    complete(eng, cid, "record_discharge", {"discharge_ready_date": "2031-03-04", "discharge_date": "2031-03-06",
+                                            "delay_reason": "waiting_for_bed"})
+    assert eng.instance_snapshot(res.instance_id)["data"]["days_ready_to_discharge"] == 2
+
+
 def test_a_late_recorded_discharge_aged_70_is_followed_up_91_days_after_the_day_they_left(eng):
     res = refer(eng, dict(HARRIET, age=70))
     cid = res.case_id

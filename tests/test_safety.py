@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -75,6 +77,31 @@ def test_a_database_whose_users_the_earlier_web_app_created_keeps_them_through_t
             diff = compare_metadata(MigrationContext.configure(conn), metadata)
         # the same tables and columns (the earlier app named its indexes and constraints differently)
         flat = [d for group in diff for d in (group if isinstance(group, list) else [group])]
-        assert [d for d in flat if d[0] not in ("add_index", "remove_index", "add_constraint", "remove_constraint")] == []
+        naming = ("add_index", "remove_index", "add_constraint", "remove_constraint")
+        assert [d for d in flat if d[0] not in naming] == []
     finally:
         db.dispose()
+
+
+def test_a_date_order_rule_names_the_later_field_and_a_broken_rule_is_refused_at_load(tmp_path):
+    from engine.errors import ValidationError
+
+    (tmp_path / "stay.schema.json").write_text(json.dumps({
+        "type": "object", "x-dateOrder": [["admitted", "left"]],
+        "properties": {"admitted": {"type": "string", "title": "Admitted on"}, "left": {"type": "string"},
+                       "visit": {"type": "object", "x-dateOrder": [["from", "to"]],
+                                 "properties": {"from": {"type": "string"}, "to": {"type": "string"}}}}}))
+    forms = FormLibrary.from_folder(tmp_path)
+    forms.validate("stay", {"admitted": "2031-03-01", "left": "2031-03-01"})  # the same day is fine
+    forms.validate("stay", {"left": "2031-02-01"})  # only one of the two: nothing to compare
+    with pytest.raises(ValidationError) as err:
+        forms.validate("stay", {"admitted": "2031-03-01", "left": "2031-02-28",
+                                "visit": {"from": "2031-03-02T10:00:00Z", "to": "2031-03-01"}})
+    assert [e["field"] for e in err.value.errors] == ["left", "visit/to"]
+    assert "Admitted on" in err.value.errors[0]["message"]
+
+    (tmp_path / "broken.schema.json").write_text(json.dumps({
+        "type": "object", "x-dateOrder": [["admitted", "nowhere"]], "properties": {"admitted": {}}}))
+    with pytest.raises(DefinitionError) as bad:
+        FormLibrary.from_folder(tmp_path)
+    assert "nowhere" in str(bad.value) and "broken.schema.json" in str(bad.value)
