@@ -12,7 +12,8 @@ This is a reporting module, not a service-task handler: diagrams do not call it 
 The mapping (data-driven: `PROCESS_MAPPINGS`, one entry per process id)
 -----------------------------------------------------------------------
 
-Every process instance of a mapped process gives at most one row. A mapping says:
+Every process instance of a mapped process gives at most one row (a Service row is split in two at
+each change of its delivery mechanism: ``delivery_changes``). A mapping says:
 
 - ``event_type``; ``trigger`` — the history event that makes the instance reportable (none: the
   instance start); ``start`` — the event whose time is the event start (none: the trigger);
@@ -27,7 +28,11 @@ Every process instance of a mapped process gives at most one row. A mapping says
   the code list (``{"match", "field", "default", "allowed"}``); ``review_type`` follows from it
   (Planned, or Unplanned for any of the unplanned reasons);
 - ``person_from_start_data``: the row is about the person in the instance's start data (the carer),
-  not the case's person.
+  not the case's person;
+- ``delivery_changes`` (Service rows): another process that changes the delivery mechanism of the
+  service in effect — ``process_id``, the history event that records the change (``match``) and its
+  ``field`` mapped through ``map`` to the new mechanism, the mechanism it ``applies_to``, where the
+  change ``date`` is read, and the ``outcome`` of the row it ends (see ``_apply_delivery_changes``).
 
 A *match* is a dict of dotted paths into the history event (``type``, ``data.element_id``,
 ``data.data.outcome``…) to a value, or to a tuple of allowed values.
@@ -94,7 +99,20 @@ support_plan                  Service     only once sign_off_plan is completed w
                                           Provision of service) until a later signed-off plan for
                                           the same case supersedes it (end = that sign-off,
                                           outcome Provision of service: support continues under
-                                          the new plan).
+                                          the new plan). A direct_payment_review that changes
+                                          the arrangement (record_arrangement keeps
+                                          direct_payment_arrangement on the case) ends the Direct
+                                          Payment row on the change date (arrange_change's
+                                          effective_from; else the day it was recorded) with
+                                          outcome Provision of service, and a new row, same
+                                          service type, starts that day: managed_account -> CASSR
+                                          Managed Personal Budget; end_direct_payment -> CASSR
+                                          Commissioned support; nominated_person -> still a
+                                          Direct Payment, no new row. The change applies to the
+                                          plan signed off before it was recorded; a date before
+                                          that service started, or not a date, is a
+                                          CldDataError; a date on or after a later plan's
+                                          sign-off is left to that plan.
 review                        Review      only once review_plan is completed. Review reason from
                                           the start data's review_reason: Planned (scheduled
                                           cycle; also when absent, as in histories written
@@ -113,7 +131,8 @@ review                        Review      only once review_plan is completed. Re
 
 Not mapped (no CLD row): safeguarding (reported in the Safeguarding Adults Collection, not CLD; a
 contact that raises a concern still has its front door Request row), personal_budget (part of
-support planning), direct_payment_review (financial monitoring, not a Care Act s.27 review),
+support planning), direct_payment_review (financial monitoring, not a Care Act s.27 review; no row
+of its own, but a change of arrangement changes the support_plan Service rows, above),
 hospital_follow_up (ASCOF 2D measure, not an event for the person).
 
 Person fields (``person_fields``) come from the case record (``cases.data``, top level or under
@@ -122,7 +141,10 @@ the person recorded on a form or passed to a service user's process (latest firs
 recorded is None. Birth month/year come from ``date_of_birth``. Gender, ethnicity, primary support
 reason, accommodation status and employment status are asked (optionally) on the contact form, in
 the code lists below (``PERSON_CODE_LISTS``); a recorded value outside its list is a CldDataError
-naming the case and the field. A carer's row takes the carer's own fields (see carers_assessment).
+naming the case and the field. A carer's row takes the carer's own fields (see carers_assessment):
+the needs assessment form's carer section asks (optionally) the carer's NHS number, date of birth,
+gender, ethnicity, accommodation status and employment status, in the contact form's code lists,
+and the diagram passes them to the carer's assessment as its start data's person.
 """
 
 from __future__ import annotations
@@ -265,6 +287,15 @@ DELIVERY_BY_MONEY_MANAGEMENT = {
     "council_managed": CASSR_COMMISSIONED_SUPPORT,
 }
 
+# a direct payment review's change of arrangement (direct_payment_review: the outcome kept on the case as
+# direct_payment_arrangement) -> the CLD delivery mechanism from the change. A nominated (or authorised)
+# person still receives a direct payment: no change of mechanism.
+DELIVERY_BY_DP_ARRANGEMENT = {
+    "nominated_person": DIRECT_PAYMENT,
+    "managed_account": CASSR_MANAGED_PERSONAL_BUDGET,  # as the support plan's managed_account
+    "end_direct_payment": CASSR_COMMISSIONED_SUPPORT,  # the council arranges the support instead
+}
+
 # the reablement forms' outcome -> CLD event outcome of the ST-Max service
 REABLEMENT_OUTCOMES = {
     "best_independence_reached": SERVICE_ENDED_AS_PLANNED,
@@ -347,6 +378,18 @@ PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
         "outcome_rules": [],
         "open_outcome": PROVISION_OF_SERVICE,
         "default_outcome": PROVISION_OF_SERVICE,
+        # a direct payment review that changes how the money is managed ends the service row and starts a
+        # new one (same service type) with the new mechanism from the date the change takes effect
+        "delivery_changes": {
+            "process_id": "direct_payment_review",
+            "match": {"type": "case.updated", "data.element_id": "record_arrangement"},
+            "field": "data.data.direct_payment_arrangement.outcome",
+            "map": DELIVERY_BY_DP_ARRANGEMENT,
+            "applies_to": DIRECT_PAYMENT,  # only a direct payment can be changed by its review
+            "date": {"match": {"type": "task.completed", "data.element_id": "arrange_change"},
+                     "field": "data.data.effective_from"},
+            "outcome": PROVISION_OF_SERVICE,  # the old row: support continues under the new mechanism
+        },
     },
     "review": {
         "event_type": REVIEW,
@@ -519,6 +562,10 @@ def derive_cld_events(case: dict, events: list[dict]) -> list[dict]:
             row["event_end_at"] = nxt["event_start_at"]
             row["outcome"] = row["outcome"] or mapping.get("default_outcome")
             row["source_event_seq"] = sorted({*row["source_event_seq"], nxt["_trigger_seq"]})
+    try:
+        _apply_delivery_changes(rows, by_instance, process_of)
+    except CldDataError as exc:
+        raise CldDataError(f"case {(case or {}).get('reference') or '?'}: {exc}") from None
     carer_ids: dict[str, str] = {}
     for row in rows:
         row.pop("_trigger_seq", None)
@@ -597,6 +644,70 @@ def _derive_one(process_id: str, iid: int, evs: list[dict], mapping: dict[str, A
         "event_end_at": end["at"] if end else None,
         "_trigger_seq": trigger["seq"],
     }
+
+
+def _apply_delivery_changes(rows: list[dict], by_instance: dict[int, list[dict]], process_of: dict[int, str]) -> None:
+    """Split service rows where a later process changed their delivery mechanism (``delivery_changes``).
+
+    A change applies to the service in effect when it was recorded: the latest row of the mapped process
+    whose trigger (the sign-off) came before it in the history, or the segment of it a previous change
+    started. The old segment ends on the change date with the spec's outcome; a new row, the same in all
+    else, starts that day with the new mechanism and keeps the old row's end (the next plan's sign-off,
+    or open). A change to the mechanism already in place, or to a service not delivered by
+    ``applies_to``, changes nothing; one that would take effect only once a later plan had superseded
+    the service is left to that plan.
+    """
+    for process_id, mapping in PROCESS_MAPPINGS.items():
+        spec = mapping.get("delivery_changes")
+        if not spec:
+            continue
+        changes = sorted(((e, evs) for iid, evs in by_instance.items() if process_of.get(iid) == spec["process_id"]
+                          for e in evs if _matches(e, spec["match"])), key=lambda c: c[0]["seq"])
+        current: dict[int, dict] = {}  # trigger seq of a service row -> its latest segment
+        for event, evs in changes:
+            where = f"{spec['process_id']} instance {event['instance_id']}"
+            value = _get(event, spec["field"])
+            if not isinstance(value, str) or value not in spec["map"]:
+                shown = None if value is _MISSING else value
+                raise CldDataError(f"{where}: {spec['field'].split('.', 2)[-1]} {shown!r} (history event "
+                                   f"{event['seq']}) is not a known change: {', '.join(spec['map'])}")
+            mechanism = spec["map"][value]
+            services = [r for r in rows if r["process_id"] == process_id and r["_trigger_seq"] < event["seq"]]
+            if not services:
+                continue
+            service = max(services, key=lambda r: r["_trigger_seq"])
+            segment = current.get(service["_trigger_seq"], service)
+            if segment["delivery_mechanism"] != spec["applies_to"] or segment["delivery_mechanism"] == mechanism:
+                continue
+            on, at, used = _change_date(spec, event, evs, where)
+            if on < segment["event_start"]:
+                raise CldDataError(f"{where}: {spec['date']['field'].rsplit('.', 1)[-1]} {on} (history event "
+                                   f"{used['seq']}) is before the service it changes started "
+                                   f"({segment['event_start']})")
+            if segment["event_end"] is not None and on >= segment["event_end"]:
+                continue
+            new = {**segment, "event_start": on, "event_start_at": at, "delivery_mechanism": mechanism,
+                   "source_event_seq": sorted({event["seq"], used["seq"]})}
+            segment.update(event_end=on, event_end_at=at, outcome=spec["outcome"],
+                           source_event_seq=sorted({*segment["source_event_seq"], event["seq"], used["seq"]}))
+            rows.append(new)
+            current[service["_trigger_seq"]] = new
+
+
+def _change_date(spec: dict, event: dict, evs: list[dict], where: str) -> tuple[str, str, dict]:
+    """The day a change takes effect (the form's date, else the day it was recorded), its sort key, its event."""
+    source = _last([e for e in evs if e["seq"] <= event["seq"]], spec["date"]["match"])
+    value = _get(source, spec["date"]["field"]) if source is not None else _MISSING
+    if value is _MISSING or value in (None, ""):
+        return _day(event["at"]), event["at"], event
+    try:
+        on = date.fromisoformat(value).isoformat() if isinstance(value, str) and len(value) == 10 else None
+    except ValueError:
+        on = None
+    if on is None:
+        raise CldDataError(f"{where}: {spec['date']['field'].rsplit('.', 1)[-1]} {value!r} (history event "
+                           f"{source['seq']}) is not a date (YYYY-MM-DD)")
+    return on, f"{on}T00:00:00.000000+00:00", source
 
 
 # ---------------------------------------------------------------- person fields

@@ -18,7 +18,7 @@ from engine.registry import load_registry
 from engine.runtime import Engine
 from handlers import cld
 from tests.conftest import START
-from tests.test_process_assessment_to_review import PETER, SMALL, assessment, carer_assessment, plan, ras
+from tests.test_process_assessment_to_review import PETER, SMALL, SUSAN, assessment, carer_assessment, plan, ras
 from tests.test_process_front_door_reablement import KYLE, LIKELY_ELIGIBLE, contact
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,6 +89,12 @@ def test_every_mapped_value_is_in_the_code_lists():
         routes = [route] if not isinstance(route, dict) else [route["default"], *(v for _, v in route["rules"])]
         assert {r for r in routes if r} <= set(cld.ROUTES_OF_ACCESS), process_id
     assert set(cld.DELIVERY_BY_MONEY_MANAGEMENT.values()) == set(cld.DELIVERY_MECHANISMS)
+    change = cld.PROCESS_MAPPINGS["support_plan"]["delivery_changes"]
+    assert set(change["map"].values()) <= set(cld.DELIVERY_MECHANISMS) and change["outcome"] in cld.EVENT_OUTCOMES
+    # every outcome of the direct payment review that changes the arrangement has a delivery mechanism
+    dp_form = FormLibrary.from_folder(ROOT / "forms").schema("direct_payment_review")
+    changes = [o for o in dp_form["properties"]["outcome"]["enum"] if not o.startswith("continue")]
+    assert sorted(change["map"]) == sorted(changes)
     assert len(cld.EVENT_OUTCOMES) == 19 and len(cld.SERVICE_TYPES) == 9
     assert cld.NFA_INFORMATION_ADVICE == "NFA – Information & Advice / Signposting only"
 
@@ -211,6 +217,62 @@ def test_a_review_finding_changed_needs_progresses_to_reassessment_and_the_new_p
     services = [r for r in rows_for(eng, cid) if r["event_type"] == "Service"]
     assert [(r["event_start"], r["event_end"], r["delivery_mechanism"]) for r in services] == [
         ("2031-03-03", "2031-04-21", "CASSR Commissioned support"), ("2031-04-21", None, "Direct Payment")]
+
+
+def change_direct_payment(eng, case_id, outcome, effective_from):
+    """A triggered direct payment review that changes the arrangement, arranged by social work."""
+    eng.start("direct_payment_review", case_id=case_id, actor="finance_officer", data={
+        "dp_review_trigger": "breach", "dp_review_note": "Statements show money paid to a relative"})
+    complete(eng, case_id, "review_direct_payment", {
+        "used_to_meet_needs": False, "records_kept": False, "outcome": outcome,
+        "outcome_reason": "Peter agrees the money should be managed differently"}, actor="finance_officer")
+    complete(eng, case_id, "arrange_change", {"effective_from": effective_from,
+                                              "what_was_arranged": "Home care from Northtown Care"})
+
+
+def service_rows(rows):
+    return [(r["event_start"], r["event_end"], r["outcome"], r["service_type"], r["delivery_mechanism"])
+            for r in rows if r["event_type"] == "Service"]
+
+
+def test_a_managed_account_then_a_new_plan_give_one_service_row_per_delivery_mechanism(eng):
+    cid = to_plan(eng, "direct_payment")
+    eng.advance_clock(timedelta(days=30))
+    change_direct_payment(eng, cid, "managed_account", "2031-04-07")
+    eng.advance_clock(timedelta(days=12))  # the first care review, 42 days after sign-off: needs have changed
+    complete(eng, cid, "review_plan", {"needs_changed": True, "what_changed": "Peter had a stroke"})
+    eng.advance_clock(timedelta(days=7))
+    complete(eng, cid, "assess_needs", assessment("personal_hygiene", "managing_nutrition", "using_home_safely"))
+    complete(eng, cid, "score_needs", ras(**SMALL))
+    complete(eng, cid, "write_plan", plan("council_managed"))
+    complete(eng, cid, "sign_off_plan", {"signed_off": True})
+    provision, community = cld.PROVISION_OF_SERVICE, cld.LT_COMMUNITY
+    assert service_rows(rows_for(eng, cid)) == [
+        ("2031-03-03", "2031-04-07", provision, community, "Direct Payment"),
+        ("2031-04-07", "2031-04-21", provision, community, "CASSR Managed Personal Budget"),
+        ("2031-04-21", None, provision, community, "CASSR Commissioned support")]
+    # the quarter from April: the direct payment ended in it, the managed account started and ended in it
+    in_q2 = [r["delivery_mechanism"] for r in cld.cld_return(eng, *Q2) if r["event_type"] == "Service"]
+    assert in_q2 == ["Direct Payment", "CASSR Managed Personal Budget", "CASSR Commissioned support"]
+
+
+@pytest.mark.parametrize("effective_from, problem", [
+    ("2031-03-01", "effective_from 2031-03-01 (history event {seq}) is before the service it changes started "
+                   "(2031-03-03)"),
+    ("2031-02-30", "effective_from '2031-02-30' (history event {seq}) is not a date (YYYY-MM-DD)"),
+])
+def test_a_change_of_arrangement_dated_before_the_service_or_not_a_date_is_a_clear_error(eng, effective_from,
+                                                                                          problem):
+    cid = to_plan(eng, "direct_payment")
+    eng.advance_clock(timedelta(days=30))
+    change_direct_payment(eng, cid, "end_direct_payment", effective_from)
+    [arranged] = [e for e in eng.history(cid) if e["type"] == "task.completed"
+                  and e["data"]["element_id"] == "arrange_change"]
+    dp_instance = arranged["instance_id"]
+    with pytest.raises(cld.CldDataError) as err:
+        cld.cld_return(eng, *WIDE)
+    assert str(err.value) == (f"case {eng.get_case(cid)['reference']}: direct_payment_review instance "
+                              f"{dp_instance}: " + problem.format(seq=arranged["seq"]))
 
 
 # ---------------------------------------------------------------- review reasons (hand-built histories)
@@ -418,6 +480,48 @@ def test_a_carers_assessment_row_is_about_the_carer_not_the_cared_for_person(eng
     assert all(susan[k] is None for k in ("nhs_number", "birth_year", *MARIA)), susan
     assert (susan["event_type"], susan["outcome"]) == ("Assessment", cld.PROGRESS_TO_SUPPORT_PLANNING)
     assert peter["cared_for_person_id"] is None
+
+
+SUSAN_CLD = {"nhs_number": "4857773456", "date_of_birth": "1979-06-14", "gender": "Female",
+             "ethnicity": "White: British", "accommodation_status": "Owner occupier or shared ownership scheme",
+             "employment_status": "Paid: Less than 16 hours a week"}
+CARER_CODED = ("gender", "ethnicity", "accommodation_status", "employment_status")
+
+
+def test_the_carers_details_asked_at_the_needs_assessment_reach_the_carers_row(eng):
+    res = eng.start("needs_assessment", data={"person": PETER})
+    cid = res.case_id
+    form = assessment("personal_hygiene", "managing_nutrition", "using_home_safely", carer=True)
+    complete(eng, cid, "assess_needs", {**form, "carer": {**SUSAN, **SUSAN_CLD}})
+    complete(eng, cid, "assess_carer", carer_assessment())
+    rows = cld.cld_return(eng, *WIDE)
+    [peter] = [r for r in rows if r["process_id"] == "needs_assessment"]
+    [susan] = [r for r in rows if r["process_id"] == "carers_assessment"]
+    assert (susan["client_type"], susan["nhs_number"], susan["birth_month"], susan["birth_year"]) == (
+        "Carer", "4857773456", 6, 1979)
+    assert {k: susan[k] for k in CARER_CODED} == {k: SUSAN_CLD[k] for k in CARER_CODED}
+    # Susan's details are not reported as Peter's
+    assert all(peter[k] is None for k in ("nhs_number", "birth_year", *CARER_CODED)), peter
+
+
+def test_the_carer_is_asked_the_contact_forms_cld_fields_optionally_with_the_same_codes_and_wording(eng):
+    library = FormLibrary.from_folder(ROOT / "forms")
+    carer = library.schema("needs_assessment")["properties"]["carer"]
+    person = library.schema("contact")["properties"]["person"]["properties"]
+    assert carer["required"] == ["name", "relationship"]
+    for field in CARER_CODED:
+        assert tuple(carer["properties"][field]["enum"]) == cld.PERSON_CODE_LISTS[field], field
+        assert carer["properties"][field]["x-enumNames"] == person[field]["x-enumNames"], field
+    assert carer["properties"]["nhs_number"]["pattern"] == person["nhs_number"]["pattern"] == "^[0-9]{10}$"
+    assert carer["properties"]["date_of_birth"]["format"] == "date"
+
+    res = eng.start("needs_assessment", data={"person": PETER})
+    form = assessment("personal_hygiene", carer=True)
+    bad = {**SUSAN, "nhs_number": "485 777 3456", "date_of_birth": "14/06/1979", "gender": "F"}
+    with pytest.raises(ValidationError) as err:
+        complete(eng, res.case_id, "assess_needs", {**form, "carer": bad})
+    assert sorted(e["field"] for e in err.value.errors) == ["carer/date_of_birth", "carer/gender",
+                                                           "carer/nhs_number"]
 
 
 def test_the_same_carer_keeps_one_id_and_a_carer_with_their_own_record_keeps_theirs():

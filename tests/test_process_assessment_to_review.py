@@ -39,6 +39,7 @@ TO_REASSESSMENT = "Progress to Re-assessment / Unplanned Review"
 NO_CHANGE = "No change in package"
 PROVISION = "Provision of service"
 NFA_NO_SERVICES = "NFA – No services offered: other reason"
+LT_COMMUNITY = "Long Term Support: Community"
 
 
 @pytest.fixture
@@ -183,6 +184,11 @@ def to_plan(eng, money_management="council_managed", months=12):
     complete(eng, cid, "write_plan", plan(money_management, months))
     complete(eng, cid, "sign_off_plan", {"signed_off": True}, actor="manager")
     return cid
+
+
+def services(eng, case_id) -> list[tuple[str, str]]:
+    """(service type, delivery mechanism) of the case's CLD Service rows, in order."""
+    return [(r["service_type"], r["delivery_mechanism"]) for r in cld_full(eng, case_id) if r["event_type"] == SERVICE]
 
 
 def day(n: int) -> str:
@@ -597,9 +603,13 @@ def test_a_direct_payment_is_reviewed_after_six_months_then_within_twelve(eng):
     assert eng.get_case(cid)["data"]["direct_payment_ended_at"] == eng.now().isoformat()
     # only the care review (never done, so escalated long ago) is left: the direct payment has no task
     assert sorted(t["element_id"] for t in open_tasks(eng, cid)) == ["review_overdue", "review_plan"]
-    # the direct payment reviews are financial monitoring, not CLD events; the review is still open
+    # the direct payment reviews are financial monitoring, not CLD events (the care review is still open);
+    # ending the direct payment ends the Direct Payment service and starts council-commissioned support
+    # from the date the change takes effect
     assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
-                                  (SERVICE, day(0), None, PROVISION)]
+                                  (SERVICE, day(0), "2032-09-13", PROVISION),
+                                  (SERVICE, "2032-09-13", None, PROVISION)]
+    assert services(eng, cid) == [(LT_COMMUNITY, "Direct Payment"), (LT_COMMUNITY, "CASSR Commissioned support")]
 
 
 # ---------------------------------------------------------------- the generator and the drawings
@@ -886,9 +896,12 @@ def test_a_suspected_breach_is_reviewed_at_once_and_a_managed_account_ends_the_d
     assert "review_direct_payment" not in [t["element_id"] for t in open_tasks(eng, cid)]
     assert [i["status"] for i in instances(eng, cid, "direct_payment_review")] == ["completed", "completed"]
     assert fired(eng, cid).count("wait_for_dp_review") == 1
-    # direct payment reviews are not CLD events (the first care review, never done, is not one yet either)
+    # direct payment reviews are not CLD events (the first care review, never done, is not one yet either);
+    # the managed account is a new Service row, the same long-term support, from the date it took effect
     assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
-                                  (SERVICE, day(0), None, PROVISION)]
+                                  (SERVICE, day(0), "2031-04-07", PROVISION),
+                                  (SERVICE, "2031-04-07", None, PROVISION)]
+    assert services(eng, cid) == [(LT_COMMUNITY, "Direct Payment"), (LT_COMMUNITY, "CASSR Managed Personal Budget")]
 
 
 def test_a_change_in_capacity_moves_the_payment_to_a_nominated_person_and_the_scheduled_reviews_go_on(eng):
@@ -910,8 +923,10 @@ def test_a_change_in_capacity_moves_the_payment_to_a_nominated_person_and_the_sc
         (False, "waiting"), (True, "completed")]
     eng.advance_clock(to=START + relativedelta(months=6))
     assert task(eng, cid, "review_direct_payment")["team"] == "finance"
+    # paid to a nominated person it is still a direct payment: the service row goes on unchanged
     assert cld_rows(eng, cid)[:2] == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
                                       (SERVICE, day(0), None, PROVISION)]
+    assert services(eng, cid) == [(LT_COMMUNITY, "Direct Payment")]
 
 
 def test_a_direct_payment_review_trigger_outside_the_list_or_without_a_direct_payment_is_refused(eng):

@@ -12,7 +12,10 @@ forms/. The .bpmn and .schema.json files are what gets committed and deployed; t
 only saves drawing coordinates by hand. Edit a diagram here, re-run, and review the diff.
 
 Outcome codes, wellbeing areas and RAS domains are read from handlers.eligibility and
-processes/config/ras.json, so the forms ask exactly what the handlers accept.
+processes/config/ras.json, so the forms ask exactly what the handlers accept. The carer's
+optional Client Level Data fields (NHS number, date of birth, gender, ethnicity, accommodation
+and employment status) reuse the contact form's person field definitions (forms/contact.schema.json,
+checked against handlers.cld.PERSON_CODE_LISTS).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from xml.sax.saxutils import escape, quoteattr
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from handlers.cld import PERSON_CODE_LISTS  # noqa: E402
 from handlers.eligibility import (  # noqa: E402
     ADULT_OUTCOMES,
     ADULT_WAYS,
@@ -511,7 +515,7 @@ def carers_assessment() -> Diagram:
                 "Assess a carer's needs against reg 3, keep the decision and the level of support the carer "
                 "needs on the case (the personal budget reads it for the carer support allocation) and "
                 "write the decision with reasons. Start data: person (the carer: name, relationship, "
-                "address), cared_for (name).")
+                "address; optionally the carer's Client Level Data fields), cared_for (name).")
     d.start("carer_start", "Carer identified", SW, 0)
     d.user("assess_carer", "Assess carer's needs", SW, 1, "carers_assessment", "social_work",
            doc="Record the reg 3 conditions, the wellbeing judgement with reasons and the level of support "
@@ -1091,17 +1095,51 @@ def _ras_needs() -> dict:
 
 TEXT = {"type": "string", "minLength": 1}
 
+# the carer's Client Level Data fields (optional): the definitions of the contact form's person fields, so
+# the carer is asked the same codes with the same wording (cld.PERSON_CODE_LISTS), with the carer's title
+CARER_CLD_FIELDS = {
+    "nhs_number": ("Carer's NHS number", "10 digits, no spaces. Optional."),
+    "date_of_birth": ("Carer's date of birth", "Optional."),
+    "gender": ("Carer's gender", "How the carer describes their gender. Optional: leave out if you have not "
+                                 "asked; choose 'Not stated' if they would rather not say."),
+    "ethnicity": ("Carer's ethnicity", "The carer's own description of their ethnic group. Optional: choose "
+                                       "'Not stated' if they would rather not say."),
+    "accommodation_status": ("Where the carer lives", "The carer's own accommodation. Optional."),
+    "employment_status": ("Carer's work", "Whether the carer has paid work. Optional."),
+}
+
+
+def _carer_cld_fields() -> dict:
+    contact = FORMS / "contact.schema.json"
+    person = json.loads(contact.read_text(encoding="utf-8"))["properties"]["person"]["properties"]
+    fields = {}
+    for name, (title, description) in CARER_CLD_FIELDS.items():
+        if name not in person:
+            raise ValueError(f"{contact.relative_to(ROOT)}: person has no {name!r} field for the carer to reuse")
+        prop = {k: v for k, v in person[name].items() if k not in ("title", "description")}
+        codes = PERSON_CODE_LISTS.get(name)
+        if codes is not None and tuple(prop.get("enum", ())) != codes:
+            raise ValueError(f"{contact.relative_to(ROOT)}: person/{name} enum differs from "
+                             f"handlers.cld.PERSON_CODE_LISTS[{name!r}]")
+        if name == "date_of_birth":  # the form library does not check "format": a date it cannot read is refused
+            prop.setdefault("pattern", "^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+        fields[name] = {"title": title, "description": description, **prop}
+    return fields
+
 
 def forms() -> dict[str, dict]:
     person_carer = {
         "type": "object",
         "title": "The carer",
+        "description": "The carer's details go on the carer's assessment and the carer's Client Level Data row; "
+                       "only the name and relationship are required.",
         "properties": {
             "name": {**TEXT, "title": "Carer's name"},
             "relationship": {**TEXT, "title": "Relationship to the person"},
             "address": {"title": "Carer's address", "oneOf": [{"type": "string"},
                                                                {"type": "array", "items": {"type": "string"}}]},
             "salutation": {"type": "string", "title": "How to address them in letters"},
+            **_carer_cld_fields(),
         },
         "required": ["name", "relationship"],
     }
