@@ -7,7 +7,13 @@
 * object with properties → a fieldset of its own fields (recursively, any depth); HTML names are
   dotted paths (`carer.name`), ids hyphenated (`f-carer-name`)
 * array of strings → a textarea, one item a line
-* anything else (arrays of objects, objects without properties) → a JSON textarea
+* array of objects with properties → a repeating group (GOV.UK "add another" pattern, no JavaScript
+  needed): each item a fieldset "Outcome 1", "Outcome 2"… of its own fields (names `outcomes.0.label`),
+  a hidden `outcomes-count`, an "Add another outcome" button (`action=add:outcomes`) and a "Remove"
+  button per item (`action=remove:outcomes:1`, 0-based) that re-render the page keeping what was typed.
+  At least `minItems` (or 1) items show, never more than `maxItems` (or MAX_ITEMS)
+* anything else (arrays of arrays, of numbers, of objects without properties, tuple `items`,
+  objects without properties) → a JSON textarea
 * `if: {properties: {X: {const: V}}}, then: {required: [...]}` (top level, or in `allOf`), with an
   optional `else` when X is Yes/No or has two options → the `then` fields are shown under option
   V of X with GOV.UK conditional reveal (and the `else` fields under the other option). Without
@@ -28,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+MAX_ITEMS = 50  # the most items a repeating group shows or reads, whatever maxItems says
 LONG_TEXT = re.compile(r"(notes|details|description|summary|comments|reason|narrative|what_happened)$")
 CHOICE_KINDS = ("radios", "boolean", "checkboxes")
 
@@ -37,15 +44,24 @@ class Field:
     name: str  # dotted path: "carer.name"
     label: str
     hint: str | None
-    kind: str  # text, textarea, date, radios, boolean, checkboxes, number, json, lines, object
+    kind: str  # text, textarea, date, radios, boolean, checkboxes, number, json, lines, object, group
     required: bool
     options: list[tuple[str, str]] = field(default_factory=list)  # (value, label)
     integer: bool = False
     value: Any = None  # what to show: str, list[str], or {"day","month","year"}
     error: str | None = None
-    children: list[Field] = field(default_factory=list)  # kind == "object"
+    children: list[Field] = field(default_factory=list)  # kind == "object"; a group's items (objects)
     reveal: dict[str, list[Field]] = field(default_factory=dict)  # option value → fields shown under it
     condition: tuple[str, str] | None = None  # (controlling field's name, option value) when revealed
+    # repeating groups (kind == "group")
+    item_schema: dict[str, Any] = field(default_factory=dict)
+    noun: str = ""  # "Outcome": items are "Outcome 1", "Outcome 2"…
+    min_items: int = 1  # how many items always show
+    max_items: int = MAX_ITEMS
+    positions: list[int] | None = None  # data index → item shown, after read_form dropped empty items
+    typed: list[dict[str, Any]] = field(default_factory=list)  # every item as read, empty ones too
+    context: str | None = None  # inside a group: the item ("Outcome 2"), named in error messages
+    autofocus: bool = False
 
     @property
     def id(self) -> str:
@@ -62,10 +78,22 @@ class Field:
             return self.id + "-day"
         if self.kind in CHOICE_KINDS:
             return self.id + "-0"
-        if self.kind == "object":
-            first = next(iter(walk(self.children)), None)
+        if self.kind in ("object", "group"):
+            first = next((f for f in walk(self.children) if f.kind not in ("object", "group")), None)
             return first.anchor if first else self.id
         return self.id
+
+    @property
+    def noun_lower(self) -> str:
+        return _lower_first(self.noun)
+
+    @property
+    def can_add(self) -> bool:
+        return len(self.children) < self.max_items
+
+    @property
+    def can_remove(self) -> bool:
+        return len(self.children) > self.min_items
 
 
 def walk(fields: list[Field]) -> Iterator[Field]:
@@ -75,6 +103,19 @@ def walk(fields: list[Field]) -> Iterator[Field]:
         yield from walk(f.children)
         for shown in f.reveal.values():
             yield from walk(shown)
+
+
+def _lower_first(text: str) -> str:
+    """'Enter how…' → 'enter how…', but 'NHS number' stays."""
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
+def _singular(key: str) -> str:
+    word = _humanise(key)
+    for plural, single in (("ies", "y"), ("sses", "ss"), ("xes", "x"), ("ches", "ch"), ("shes", "sh")):
+        if word.endswith(plural):
+            return word[: -len(plural)] + single
+    return word[:-1] if word.endswith("s") and not word.endswith("ss") else word
 
 
 def _humanise(text: str) -> str:
@@ -113,6 +154,13 @@ def _field(name: str, prop: dict[str, Any], required: bool) -> Field:
         f.kind, f.options = "boolean", [("true", "Yes"), ("false", "No")]
     elif "array" in types and _options(items) is not None:
         f.kind, f.options = "checkboxes", _options(items) or []
+    elif (types == {"array"} and _types(items) <= {"object"} and isinstance(items.get("properties"), dict)
+          and items["properties"]):
+        f.kind, f.item_schema = "group", items
+        f.noun = str(items.get("title") or _singular(key))
+        f.max_items = min(_count(prop.get("maxItems"), MAX_ITEMS), MAX_ITEMS)
+        f.min_items = max(1, min(_count(prop.get("minItems"), 1), f.max_items))
+        set_items(f, [{}] * f.min_items)
     elif types == {"array"} and _types(items) == {"string"} and not items.get("format"):
         f.kind = "lines"
         f.hint = f"{f.hint} One a line." if f.hint else "One a line."
@@ -131,6 +179,37 @@ def _field(name: str, prop: dict[str, Any], required: bool) -> Field:
         f.kind = "json"
         f.hint = f"{f.hint} Enter this as JSON." if f.hint else "Enter this as JSON."
     return f
+
+
+def _count(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
+
+
+def set_items(group: Field, values: list[dict[str, Any]]) -> None:
+    """Give a repeating group one item per value (at least min_items, at most max_items), each filled in."""
+    values = list(values[: group.max_items])
+    values += [{}] * (group.min_items - len(values))
+    group.children = []
+    for i, v in enumerate(values):
+        item = Field(f"{group.name}.{i}", f"{group.noun} {i + 1}", None, "object", False,
+                     context=group.context)
+        item.children = _fields(group.item_schema, prefix=item.name + ".")
+        _contextualise(item.children, f"{group.context}: {item.label}" if group.context else item.label)
+        fill(item.children, v)
+        group.children.append(item)
+    group.positions = None
+    group.typed = list(values)
+
+
+def _contextualise(fields: list[Field], context: str) -> None:
+    for f in fields:
+        f.context = context
+        if f.kind == "group":
+            set_items(f, f.typed)  # its items name both: "Outcome 2: Step 1"
+            continue
+        _contextualise(f.children, context)
+        for shown in f.reveal.values():
+            _contextualise(shown, context)
 
 
 def _conditions(schema: dict[str, Any]) -> list[dict[str, Any]]:
@@ -229,7 +308,21 @@ def read_form(fields: list[Field], form: dict[str, list[str]], *, keep_invalid: 
 
     def read_one(f: Field, data: dict[str, Any], nested: bool) -> None:
         key = f.key
-        if f.kind == "object":
+        if f.kind == "group":
+            count = _posted_count(f, form)
+            if count != len(f.children):
+                set_items(f, [{}] * count)
+            typed, kept, positions = [], [], []
+            for i, item in enumerate(f.children):
+                sub = read(item.children, True)
+                typed.append(sub)
+                if not _blank(sub):  # an item left completely empty is dropped
+                    kept.append(_complete(item.children, sub))
+                    positions.append(i)
+            f.typed, f.positions = typed, positions
+            if kept or f.required:  # none, but required: [] for the schema to judge (minItems)
+                data[key] = kept
+        elif f.kind == "object":
             sub = read(f.children, True)
             if sub or f.required or (f.condition is not None and chosen_of(f.condition[0]) == f.condition[1]):
                 data[key] = _complete(f.children, sub) if sub else sub
@@ -298,7 +391,55 @@ def read_form(fields: list[Field], form: dict[str, list[str]], *, keep_invalid: 
     return data, errors
 
 
-_EMPTY = {"text": str, "textarea": str, "checkboxes": list, "lines": list}
+_EMPTY = {"text": str, "textarea": str, "checkboxes": list, "lines": list, "group": list}
+
+
+def _blank(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(_blank(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_blank(v) for v in value)
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _posted_count(group: Field, form: dict[str, list[str]]) -> int:
+    """How many items the page showed: its hidden count, else the highest item index posted."""
+    raw = (form.get(group.name + "-count") or [""])[-1].strip()
+    if raw.isdigit() and len(raw) < 6:
+        count = int(raw)
+    else:
+        prefix = group.name + "."
+        indices = [int(k[len(prefix):].split(".", 1)[0].split("-", 1)[0]) for k in form if k.startswith(prefix)
+                   and k[len(prefix):].split(".", 1)[0].split("-", 1)[0].isdigit()]
+        count = max(indices, default=-1) + 1
+    return max(group.min_items, min(count, group.max_items))
+
+
+def change_items(fields: list[Field], action: str) -> str | None:
+    """An "Add another" (`add:NAME`) or "Remove" (`remove:NAME:INDEX`) button, after read_form read what was
+    typed: the group gets one item more or less, and the field to carry on from gets `autofocus`.
+    Returns what is wrong with the action, or None."""
+    verb, _, rest = action.partition(":")
+    name, index = (rest.rpartition(":")[0], rest.rpartition(":")[2]) if verb == "remove" else (rest, "")
+    group = next((f for f in walk(fields) if f.name == name and f.kind == "group"), None)
+    if group is None:
+        return f"This form has no list called “{name[:80]}” to add to or remove from"
+    values = list(group.typed) or [{} for _ in group.children]
+    if verb == "add":
+        if len(values) >= group.max_items:
+            return f"{group.label}: you can add at most {group.max_items}"
+        set_items(group, values + [{}])
+        focus = group.children[-1]
+    else:
+        if not index.isdigit() or int(index) >= len(values):
+            return f"{group.label}: there is no {group.noun_lower} {index[:10]} to remove"
+        del values[int(index)]
+        set_items(group, values)
+        focus = group.children[min(int(index), len(group.children) - 1)]
+    first = next((f for f in walk(focus.children) if f.kind not in ("object", "group")), None)
+    if first is not None:
+        first.autofocus = True
+    return None
 
 
 def _complete(children: list[Field], sub: dict[str, Any]) -> dict[str, Any]:
@@ -332,7 +473,8 @@ def engine_errors(fields: list[Field], errors: list[dict[str, Any]]) -> tuple[di
     general: list[str] = []
     for e in errors:
         path = str(e.get("field") or "")
-        parts = [p for p in path.split("/") if p]
+        parts = _shown_path(by_name, [p for p in path.split("/") if p])
+        shown = ".".join(parts)
         f = None
         while parts and f is None:
             f = by_name.get(".".join(parts))
@@ -344,7 +486,11 @@ def engine_errors(fields: list[Field], errors: list[dict[str, Any]]) -> tuple[di
             continue
         if f.name in out:
             continue
-        if msg == f"'{f.key}' is required" and path.replace("/", ".") == f.name:
+        if f.kind == "group" and (msg == f"'{f.key}' is required" or "is too short" in msg
+                                  or "should be non-empty" in msg):
+            out[f.name] = (f"Enter at least one {f.noun_lower}" if f.min_items <= 1
+                           else f"Enter at least {f.min_items}: {_lower_first(f.label)}")
+        elif msg == f"'{f.key}' is required" and shown == f.name:
             out[f.name] = _required_message(f)
         elif f.kind in ("text", "textarea") and msg.startswith("''") and ("too short" in msg or "non-empty" in msg):
             out[f.name] = _required_message(f)
@@ -355,11 +501,26 @@ def engine_errors(fields: list[Field], errors: list[dict[str, Any]]) -> tuple[di
     return out, general
 
 
+def _shown_path(by_name: dict[str, Field], parts: list[str]) -> list[str]:
+    """`outcomes/1/how_met` is the data's second item: the item shown may be a later one (empty ones dropped)."""
+    out: list[str] = []
+    for p in parts:
+        group = by_name.get(".".join(out))
+        if group is not None and group.kind == "group" and p.isdigit() and group.positions is not None:
+            i = int(p)
+            p = str(group.positions[i]) if i < len(group.positions) else p
+        out.append(p)
+    return out
+
+
 def set_errors(fields: list[Field], messages: dict[str, str]) -> list[dict[str, str]]:
-    """Put each message on its field; the error summary's entries, in the order the fields show."""
+    """Put each message on its field; the error summary's entries, in the order the fields show.
+    A field inside a repeating group's item says which item: "Outcome 2: enter how it will be met"."""
     summary = []
     for f in walk(fields):
         f.error = messages.get(f.name)
+        if f.error and f.context and not f.error.startswith(f.context + ":"):
+            f.error = f"{f.context}: {_lower_first(f.error)}"
         if f.error:
             summary.append({"text": f.error, "href": "#" + f.anchor})
     return summary
@@ -371,11 +532,18 @@ def fill(fields: list[Field], data: dict[str, Any] | None) -> None:
     data = data if isinstance(data, dict) else {}
     for f in fields:
         v = data.get(f.key)
+        if f.kind == "group":
+            if isinstance(v, str):  # a draft saved when this was a JSON text box
+                try:
+                    v = json.loads(v)
+                except ValueError:
+                    v = None
+            set_items(f, [x if isinstance(x, dict) else {} for x in v] if isinstance(v, list) else [])
         if f.kind == "object":
             fill(f.children, v if isinstance(v, dict) else {})
         for shown in f.reveal.values():
             fill(shown, data)
-        if f.kind == "object":
+        if f.kind in ("object", "group"):
             continue
         if v is None:
             empty: Any = [] if f.kind == "checkboxes" else ""
@@ -398,5 +566,7 @@ def fill(fields: list[Field], data: dict[str, Any] | None) -> None:
             f.value = "\n".join(str(x) for x in v) if isinstance(v, list) else str(v)
         elif f.kind == "json":
             f.value = v if isinstance(v, str) else json.dumps(v, indent=2)
+        elif f.kind == "number" and isinstance(v, float) and v.is_integer():
+            f.value = str(int(v))  # 12, as typed, not 12.0
         else:
             f.value = _value_text(v) if f.kind == "radios" else str(v)

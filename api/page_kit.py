@@ -17,16 +17,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from engine.clock import as_utc
 from engine.errors import ConflictError, NotFoundError, StateError
 
 from .auth import COOKIE, AuthStore, User
 from .errors import ApiError
 
+UK = ZoneInfo("Europe/London")  # pages show dates and times in UK time, as the case record does
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 DUE_SOON = timedelta(days=2)
 MAX_BODY = 256 * 1024
@@ -84,7 +87,11 @@ def csrf_ok(user: User, form: dict[str, list[str]]) -> bool:
 
 
 def long_date(value: datetime | None) -> str:
-    return "" if value is None else f"{value.day} {value:%B %Y}"
+    """An instant as its UK calendar date ("1 April 2031"); a naive datetime is taken to be UTC."""
+    if value is None:
+        return ""
+    local = as_utc(value).astimezone(UK)
+    return f"{local.day} {local:%B %Y}"
 
 
 def due_tag(due: datetime | None, now: datetime) -> tuple[str, str] | None:

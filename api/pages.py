@@ -32,7 +32,7 @@ from . import tasks as task_api
 from .auth import COOKIE, OVERSIGHT_ROLES, AuthStore, User
 from .case_pages import case_panel
 from .errors import ApiError
-from .page_forms import Field, engine_errors, fields_for, fill, read_form, set_errors
+from .page_forms import Field, change_items, engine_errors, fields_for, fill, read_form, set_errors, walk
 from .page_kit import CSP, DUE_SOON, MAX_BODY, templates  # noqa: F401
 
 router = APIRouter(include_in_schema=False)
@@ -367,7 +367,7 @@ def _task_context(request: Request, user: User, task: dict[str, Any], fields: li
            "can_draft": mine, "can_delegate": mine and not delegated_to_me,
            "can_release": (mine and not delegated_to_me) or (manager and task.get("assignee")),
            "can_assign": manager, "to_error": None, "flash": unquote(request.cookies.get(FLASH_COOKIE, "")),
-           "has_draft": bool(task.get("draft"))}
+           "has_draft": bool(task.get("draft")), "has_groups": any(f.kind == "group" for f in walk(fields))}
     ctx["colleagues"] = _people(engine, task, me) if (ctx["can_delegate"] or manager) else []
     ctx.update(extra)
     ctx["case_panel"] = case_panel(engine, user, task["case_id"])  # None when they may not open the case
@@ -427,6 +427,15 @@ async def complete(request: Request, task_id: str) -> Response:
         summary += [{"text": g, "href": None} for g in general]
         return _render(request, "task.html", _task_context(request, user, task, fields, errors=summary,
                                                             conflict=conflict), status)
+
+    if action.startswith(("add:", "remove:")):
+        # "Add another …" / "Remove": the same page with one item more or less, everything typed kept;
+        # nothing is checked, saved or completed
+        read_form(fields, form, keep_invalid=True)
+        problem = change_items(fields, action[:400])
+        if problem:
+            return again(400, {}, [problem])
+        return _render(request, "task.html", _task_context(request, user, task, fields))
 
     if action == "draft":
         data, _local = read_form(fields, form, keep_invalid=True)

@@ -15,7 +15,6 @@ thing the test does outside the browser). Five people, each in their own browser
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -196,8 +195,13 @@ def test_a_case_goes_from_first_contact_to_its_first_review_in_the_browser(serve
         _complete(manager, base)
 
         _claim_from_team_queue(worker, base, "Write support plan", reference)
-        worker.fill("#f-outcomes", json.dumps([{"label": "Get washed and dressed every morning",
-                                                "how_met": "A home care visit of 45 minutes each morning"}]))
+        worker.fill("#f-outcomes-0-label", "Get washed and dressed every morning")
+        worker.fill("#f-outcomes-0-how_met", "A home care visit of 45 minutes each morning")
+        with worker.expect_navigation():
+            worker.get_by_role("button", name="Add another outcome").click()
+        worker.fill("#f-outcomes-1-label", "Get out to the shops each week")
+        worker.fill("#f-outcomes-1-how_met", "A personal assistant on Thursday afternoons")
+        worker.fill("#f-outcomes-1-weekly_cost", "48")
         worker.check("#f-money_management-2")  # council managed
         worker.fill("#f-may_change_without_contacting", "The time of the morning visit")
         worker.fill("#f-coordinating_worker-name", "Sam Social")

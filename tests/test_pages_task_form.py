@@ -5,19 +5,34 @@ save a draft and return it between two users; a nested-object form with a condit
 axe-core (WCAG 2.1 A/AA) on the filtered inbox and on the task page with nested and conditional
 fields, before and after errors. TestClient: the filter form's errors, nested data and errors
 mapped to sub-fields, answers under a hidden option not sent, CSRF on the new buttons.
+
+Repeating groups (arrays of objects, the real `support_plan` form's outcomes): add and remove items
+without JavaScript, what was typed kept, empty items dropped, errors naming the item, drafts; in the
+browser by keyboard, with axe on several items and with errors. Due dates in UK time across the
+change to British Summer Time.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
+from sqlalchemy import select, update
 
 from api.app import create_app
 from api.auth import create_user
-from api.page_forms import engine_errors, fields_for, read_form, walk
+from api.page_forms import engine_errors, fields_for, read_form, set_errors, walk
+from api.page_kit import long_date
 from engine.forms import FormLibrary
 from engine.runtime import Engine
+from engine.schema import tasks as task_rows
 from tests.browser import launch
 from tests.conftest import DIAGRAMS, START, Calls
 from tests.test_pages_inbox import PASSWORD, _axe, _free_port, _signin_client
@@ -67,14 +82,10 @@ def world(db_url):
     eng.db.dispose()
 
 
-@pytest.fixture
-def server(world):
-    import threading
-    import time
-
+@contextmanager
+def _serve(app):
     import uvicorn
 
-    eng, app, tasks = world
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -84,10 +95,37 @@ def server(world):
         assert time.monotonic() < deadline, "uvicorn did not start within 10 s"
         time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}", eng, tasks
+        yield f"http://127.0.0.1:{port}"
     finally:
         srv.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(world):
+    eng, app, tasks = world
+    with _serve(app) as base:
+        yield base, eng, tasks
+
+
+FORMS = Path(__file__).resolve().parent.parent / "forms"
+SUPPORT_PLAN = json.loads((FORMS / "support_plan.schema.json").read_text())
+
+
+@pytest.fixture
+def plan_world(db_url):
+    """The deadline diagram's task, with the real support plan form: one task, claimed by rosa."""
+    eng = Engine(db_url, registry=Calls().registry(),
+                 forms=FormLibrary({"reablement_outcome": SUPPORT_PLAN, "overrun": {"type": "object"}}))
+    eng.init(simulated_start=START)
+    eng.deploy([DIAGRAMS / "deadline.bpmn"])
+    app = create_app(eng, run_timers=False)
+    create_user(eng, "rosa", PASSWORD, display_name="Rosa Patel", roles=["reablement_coordinator"],
+                teams=["reablement"])
+    case = eng.start("deadline", title="Mrs Joan Barker").case_id
+    task = next(t for t in eng.list_tasks(case_id=case) if t["element_id"] == "reablement")
+    yield eng, app, task
+    eng.db.dispose()
 
 
 def _sign_in(page, base: str, username: str) -> None:
@@ -272,3 +310,302 @@ def test_the_real_forms_conditions_become_reveals():
     carer_present = next(f for f in needs if f.name == "carer_present")
     assert [f.name for f in carer_present.reveal["true"]] == ["carer"]
     assert next(f for f in walk(needs) if f.name == "outcomes.managing_nutrition.ways").kind == "checkboxes"
+
+
+# ---------------------------------------------------------------------- repeating groups (arrays of objects)
+class _Page(HTMLParser):
+    """What a user sees of a task form: legends, the values in its boxes, its buttons, what has focus."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.legends: list[str] = []
+        self.values: dict[str, str] = {}
+        self.buttons: list[tuple[str, str]] = []  # (value, visible and hidden text)
+        self.autofocus: list[str] = []
+        self._in: tuple[str, dict[str, str]] | None = None
+        self._text = ""
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if "autofocus" in a:
+            self.autofocus.append(a.get("id", ""))
+        if tag == "input" and a.get("type") == "text":
+            self.values[a["name"]] = a.get("value", "")
+        if tag in ("legend", "textarea", "button"):
+            self._in, self._text = (tag, a), ""
+
+    def handle_data(self, data: str) -> None:
+        if self._in:
+            self._text += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._in and self._in[0] == tag:
+            kind, a = self._in
+            if tag == "legend":
+                self.legends.append(self._text.strip())
+            elif tag == "textarea":
+                self.values[a["name"]] = self._text.removeprefix("\n")
+            elif "value" in a:
+                self.buttons.append((a["value"], " ".join(self._text.split())))
+            self._in = None
+
+    def items(self) -> list[str]:
+        return [t for t in self.legends if re.fullmatch(r"Outcome \d+", t)]
+
+
+REST = {"money_management": "council_managed", "may_change_without_contacting": "The time of the morning visit",
+        "coordinating_worker.name": "Sam Social", "coordinating_worker.role": "Social worker",
+        "review_frequency_months": "12"}
+
+
+def _claimed(plan_world):
+    eng, app, task = plan_world
+    client, csrf = _signin_client(app, "rosa")
+    assert client.post(f"/tasks/{task['id']}/claim", data={"csrf_token": csrf}).status_code == 303
+    return client, csrf, f"/tasks/{task['id']}"
+
+
+def _completed(eng, task) -> list[dict]:
+    return [e["data"]["data"] for e in eng.history(task["case_id"]) if e["type"] == "task.completed"]
+
+
+def test_outcomes_are_fieldsets_with_add_and_remove_buttons_not_a_json_box(plan_world):
+    eng, _app, task = plan_world
+    client, csrf, url = _claimed(plan_world)
+    page = _Page(client.get(url).text)
+    assert page.items() == ["Outcome 1"]  # minItems 1
+    assert "outcomes" not in page.values  # no JSON text box
+    assert {"outcomes.0.label", "outcomes.0.how_met", "outcomes.0.provided_by",
+            "outcomes.0.weekly_cost"} <= set(page.values)
+    assert ("add:outcomes", "Add another outcome") in page.buttons
+    assert not [b for b in page.buttons if b[0].startswith("remove:")]  # one item is the least there can be
+
+    # "Add another outcome": one more empty item; everything typed is kept; nothing checked or completed
+    typed = {**REST, "outcomes-count": "1", "outcomes.0.label": "Get washed and dressed",
+             "outcomes.0.how_met": "Home care each morning", "outcomes.0.weekly_cost": "not yet known",
+             "coordinating_worker.name": "  "}
+    r = client.post(url, data={"csrf_token": csrf, "action": "add:outcomes", **typed})
+    assert r.status_code == 200 and "govuk-error-summary" not in r.text
+    page = _Page(r.text)
+    assert page.items() == ["Outcome 1", "Outcome 2"]
+    assert page.values["outcomes.0.label"] == "Get washed and dressed"
+    assert page.values["outcomes.0.weekly_cost"] == "not yet known"  # kept as typed, not an error yet
+    assert page.values["outcomes.1.label"] == "" and page.values["may_change_without_contacting"].strip() == \
+        "The time of the morning visit"
+    assert page.autofocus == ["f-outcomes-1-label"]  # carry on in the new item
+    assert [b for b in page.buttons if b[0].startswith("remove:")] == [
+        ("remove:outcomes:0", "Remove outcome 1"), ("remove:outcomes:1", "Remove outcome 2")]
+    assert _completed(eng, task) == [] and eng.list_tasks(case_id=task["case_id"])[0].get("draft") is None
+
+    # "Remove" the first: the second becomes Outcome 1, with what was typed in it
+    r = client.post(url, data={"csrf_token": csrf, "action": "remove:outcomes:0", **typed, "outcomes-count": "2",
+                               "outcomes.1.label": "Cook a hot meal", "outcomes.1.how_met": "Meals on wheels"})
+    page = _Page(r.text)
+    assert r.status_code == 200 and page.items() == ["Outcome 1"]
+    assert page.values["outcomes.0.label"] == "Cook a hot meal"
+    assert page.values["outcomes.0.how_met"] == "Meals on wheels"
+    assert "outcomes.1.label" not in page.values
+    # removing the only item leaves one empty item (minItems)
+    page = _Page(client.post(url, data={"csrf_token": csrf, "action": "remove:outcomes:0", **typed}).text)
+    assert page.items() == ["Outcome 1"] and page.values["outcomes.0.label"] == ""
+
+
+def test_outcome_errors_name_the_item_and_empty_items_are_dropped(plan_world):
+    eng, _app, task = plan_world
+    client, csrf, url = _claimed(plan_world)
+    outcomes = {"outcomes-count": "4",
+                "outcomes.0.label": "Get washed and dressed", "outcomes.0.how_met": "Home care each morning",
+                "outcomes.1.label": "", "outcomes.1.how_met": "", "outcomes.1.weekly_cost": "",  # left empty
+                "outcomes.2.label": "Cook a hot meal", "outcomes.2.weekly_cost": "-5",
+                "outcomes.3.label": "Go to the lunch club", "outcomes.3.how_met": "Day centre",
+                "outcomes.3.weekly_cost": "twelve"}
+    r = client.post(url, data={"csrf_token": csrf, "action": "complete", **REST, **outcomes})
+    assert r.status_code == 400
+    summary = re.findall(r'<li><a href="(#[^"]+)">([^<]+)</a></li>', r.text)
+    assert ("#f-outcomes-2-how_met", "Outcome 3: enter how it will be met") in summary
+    assert ("#f-outcomes-3-weekly_cost", "Outcome 4: weekly cost (pounds) must be a number") in summary
+    assert any(href == "#f-outcomes-2-weekly_cost" and text.startswith("Outcome 3: weekly cost (pounds): -5")
+               for href, text in summary), summary
+    assert not any("Outcome 2" in text for _h, text in summary)  # the empty item is not an error
+    assert 'id="f-outcomes-2-how_met-error"' in r.text
+    assert _Page(r.text).items() == ["Outcome 1", "Outcome 2", "Outcome 3", "Outcome 4"]  # as typed
+    assert _completed(eng, task) == []
+
+    fixed = {**outcomes, "outcomes.2.how_met": "Meals on wheels", "outcomes.2.weekly_cost": "35.50",
+             "outcomes.3.weekly_cost": "12"}
+    r = client.post(url, data={"csrf_token": csrf, "action": "complete", **REST, **fixed})
+    assert r.status_code == 303, r.text
+    [data] = _completed(eng, task)
+    assert data["outcomes"] == [
+        {"label": "Get washed and dressed", "how_met": "Home care each morning"},
+        {"label": "Cook a hot meal", "how_met": "Meals on wheels", "weekly_cost": 35.5},
+        {"label": "Go to the lunch club", "how_met": "Day centre", "weekly_cost": 12}]
+
+
+def test_no_outcome_at_all_is_one_clear_error(plan_world):
+    client, csrf, url = _claimed(plan_world)
+    r = client.post(url, data={"csrf_token": csrf, "action": "complete", **REST, "outcomes-count": "2"})
+    assert r.status_code == 400
+    assert '<a href="#f-outcomes-0-label">Enter at least one outcome</a>' in r.text
+
+
+def test_a_draft_keeps_the_outcomes_and_reopens_with_them(plan_world):
+    eng, _app, task = plan_world
+    client, csrf, url = _claimed(plan_world)
+    r = client.post(url, data={"csrf_token": csrf, "action": "draft", "outcomes-count": "3",
+                               "outcomes.0.label": "Get washed and dressed", "outcomes.1.label": "",
+                               "outcomes.2.label": "Cook a hot meal", "outcomes.2.weekly_cost": "about 30"})
+    assert r.status_code == 303
+    page = _Page(client.get(url).text)
+    assert page.items() == ["Outcome 1", "Outcome 2"]  # the empty one was dropped
+    assert page.values["outcomes.0.label"] == "Get washed and dressed"
+    assert page.values["outcomes.1.label"] == "Cook a hot meal"
+    assert page.values["outcomes.1.weekly_cost"] == "about 30"  # kept as typed in a draft
+    assert _completed(eng, task) == []
+
+
+def test_a_button_for_a_list_the_form_does_not_have_is_a_clear_error(plan_world):
+    client, csrf, url = _claimed(plan_world)
+    r = client.post(url, data={"csrf_token": csrf, "action": "remove:outcomes:5", "outcomes-count": "2",
+                               "outcomes.0.label": "Kept"})
+    assert r.status_code == 400
+    assert "Outcomes and how they will be met: there is no outcome 5 to remove" in r.text
+    assert _Page(r.text).values["outcomes.0.label"] == "Kept"
+    r = client.post(url, data={"csrf_token": csrf, "action": "add:carers"})
+    assert r.status_code == 400 and "This form has no list called “carers”" in r.text
+    assert client.post(url, data={"action": "add:outcomes"}).status_code == 403  # CSRF, as every button
+
+
+def test_which_shapes_become_groups_and_which_stay_json():
+    from forms import __file__ as forms_init
+
+    lib = FormLibrary.from_folder(Path(forms_init).parent)
+    [uplifts] = [f for f in fields_for(lib.schema("impact_assessment")) if f.name == "uplifts"]
+    assert uplifts.kind == "group" and [c.label for c in uplifts.children] == ["Uplift 1"]
+    assert [c.name for c in uplifts.children[0].children] == ["uplifts.0.reason", "uplifts.0.amount"]
+    odd = fields_for({"type": "object", "properties": {
+        "grid": {"type": "array", "items": {"type": "array", "items": {"type": "string"}}},
+        "loose": {"type": "array", "items": {"type": "object"}},
+        "visits": {"type": "array", "maxItems": 2, "items": {
+            "type": "object", "required": ["on"], "properties": {
+                "on": {"type": "string", "format": "date", "title": "Date of visit"},
+                "kind": {"enum": ["home", "phone"]},
+                "steps": {"type": "array", "items": {"type": "object", "properties": {"what": {"type": "string"}}}}}}},
+    }})
+    kinds = {f.name: f.kind for f in walk(odd)}
+    assert kinds["grid"] == "json" and kinds["loose"] == "json"
+    assert kinds["visits"] == "group" and kinds["visits.0.on"] == "date" and kinds["visits.0.kind"] == "radios"
+    assert kinds["visits.0.steps"] == "group" and kinds["visits.0.steps.0.what"] == "text"
+    # a nested list inside an item, and a date inside an item; maxItems caps what is read
+    form = {"visits-count": "5", "visits.0.on-day": "31", "visits.0.on-month": "2", "visits.0.on-year": "2031",
+            "visits.0.steps-count": "2", "visits.0.steps.1.what": "Ring first",
+            "visits.1.kind": "phone", "visits.2.kind": "home"}
+    data, local = read_form(odd, {k: [v] for k, v in form.items()})
+    assert data == {"visits": [{"steps": [{"what": "Ring first"}]}, {"kind": "phone"}]}
+    summary = set_errors(odd, {**local, **engine_errors(odd, [
+        {"field": "visits/0/steps/0/what", "message": "'x' is not valid"}])[0]})
+    assert summary == [
+        {"text": "Visit 1: date of visit must be a real date, for example 27 3 2031", "href": "#f-visits-0-on-day"},
+        {"text": "Visit 1: Step 2: what: 'x' is not valid", "href": "#f-visits-0-steps-1-what"}]
+
+
+# ---------------------------------------------------------------------- dates in UK time
+def test_due_dates_show_in_uk_time_across_the_change_to_summer_time(plan_world):
+    assert long_date(datetime(2031, 3, 29, 23, 30, tzinfo=timezone.utc)) == "29 March 2031"  # GMT still
+    assert long_date(datetime(2031, 3, 31, 23, 30, tzinfo=timezone.utc)) == "1 April 2031"  # BST: 00:30
+    assert long_date(datetime(2031, 10, 26, 0, 30)) == "26 October 2031"  # naive = UTC; BST ends 01:00 UTC
+    assert long_date(datetime(2031, 10, 25, 23, 30, tzinfo=timezone.utc)) == "26 October 2031"
+
+    eng, _app, task = plan_world
+    client, _csrf = _signin_client(plan_world[1], "rosa")
+    for due, shown in ((datetime(2031, 3, 31, 23, 30, tzinfo=timezone.utc), "1 April 2031"),
+                       (datetime(2031, 3, 29, 23, 30, tzinfo=timezone.utc), "29 March 2031")):
+        with eng.db.engine.begin() as conn:
+            conn.execute(update(task_rows).where(task_rows.c.id == task["id"]).values(due_at=due))
+            assert conn.execute(select(task_rows.c.due_at).where(task_rows.c.id == task["id"])).scalar()
+        row = re.search(r"<tr class=\"govuk-table__row\">\s*<td.*?</tr>", client.get("/tasks?view=team").text, re.S)
+        assert f'<td class="govuk-table__cell">{shown}' in row.group(0)
+        page = client.get(f"/tasks/{task['id']}").text
+        assert re.search(rf'<dt class="govuk-summary-list__key">Due</dt>\s*<dd[^>]*>{shown}', page)
+
+
+def _focused(page) -> str:
+    return page.evaluate("() => document.activeElement.id || document.activeElement.textContent.trim()")
+
+
+def test_outcomes_by_keyboard_add_remove_an_error_in_outcome_2_and_complete_in_the_browser(plan_world):
+    eng, app, task = plan_world
+    with _serve(app) as base, launch() as browser:
+        page = browser.new_context(bypass_csp=True).new_page()
+        _sign_in(page, base, "rosa")
+        page.goto(f"{base}/tasks/{task['id']}")
+        page.get_by_role("button", name="Claim this task").click()
+        page.wait_for_url(f"{base}/tasks/{task['id']}")
+        items = page.locator("legend", has_text=re.compile(r"^Outcome \d+$"))
+        assert items.all_inner_texts() == ["Outcome 1"]
+
+        # keyboard only: Tab to Outcome 1, type, Tab on to "Add another outcome", Enter
+        for _ in range(80):
+            page.keyboard.press("Tab")
+            if _focused(page) == "f-outcomes-0-label":
+                break
+        assert _focused(page) == "f-outcomes-0-label"
+        page.keyboard.type("Get washed and dressed")
+        page.keyboard.press("Tab")
+        page.keyboard.type("Home care each morning")
+        for _ in range(3):
+            page.keyboard.press("Tab")  # who provides it, weekly cost, then the button
+        assert _focused(page) == "Add another outcome"
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        assert items.all_inner_texts() == ["Outcome 1", "Outcome 2"]
+        assert _focused(page) == "f-outcomes-1-label"  # straight into the new outcome
+        assert page.input_value("#f-outcomes-0-how_met") == "Home care each morning"
+        page.keyboard.type("Cook a hot meal")
+        page.keyboard.press("Tab")
+        page.keyboard.type("Meals on wheels")
+        # Enter in a text box submits the form (Complete task), never the first item's Remove button
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        assert page.locator(".govuk-error-summary").is_visible()
+        assert items.all_inner_texts() == ["Outcome 1", "Outcome 2"]
+        assert page.input_value("#f-outcomes-1-how_met") == "Meals on wheels"
+        assert _completed(eng, task) == []
+
+        # a third with the button, then remove the second: the third becomes Outcome 2
+        with page.expect_navigation():
+            page.get_by_role("button", name="Add another outcome").click()
+        assert items.all_inner_texts() == ["Outcome 1", "Outcome 2", "Outcome 3"]
+        page.fill("#f-outcomes-2-label", "Go to the lunch club")
+        page.fill("#f-outcomes-2-weekly_cost", "12")
+        _axe(page, "task with three outcomes")
+        with page.expect_navigation():
+            page.get_by_role("button", name="Remove outcome 2").click()
+        assert items.all_inner_texts() == ["Outcome 1", "Outcome 2"]
+        assert page.input_value("#f-outcomes-1-label") == "Go to the lunch club"
+        assert page.input_value("#f-outcomes-1-weekly_cost") == "12"
+        assert page.input_value("#f-outcomes-0-label") == "Get washed and dressed"
+
+        # the rest of the plan; Outcome 2 has no "how it will be met"
+        page.check("#f-money_management-2")
+        page.fill("#f-may_change_without_contacting", "The time of the morning visit")
+        page.fill("#f-coordinating_worker-name", "Sam Social")
+        page.fill("#f-coordinating_worker-role", "Social worker")
+        page.fill("#f-review_frequency_months", "12")
+        page.get_by_role("button", name="Complete task").click()
+        summary = page.locator(".govuk-error-summary")
+        summary.wait_for()
+        assert summary.locator("li").all_inner_texts() == ["Outcome 2: enter how it will be met"]
+        assert "Outcome 2: enter how it will be met" in page.locator("#f-outcomes-1-how_met-error").inner_text()
+        _axe(page, "task with an error in outcome 2")
+        summary.get_by_role("link", name="Outcome 2: enter how it will be met").click()
+        assert _focused(page) == "f-outcomes-1-how_met"
+        page.keyboard.type("Day centre on Tuesdays")
+        page.get_by_role("button", name="Complete task").click()
+        page.wait_for_url(re.compile(r".*/tasks\?view=mine$"))
+
+    [data] = _completed(eng, task)
+    assert data["outcomes"] == [
+        {"label": "Get washed and dressed", "how_met": "Home care each morning"},
+        {"label": "Go to the lunch club", "how_met": "Day centre on Tuesdays", "weekly_cost": 12}]
