@@ -7,6 +7,7 @@ every field error at once, each with the field's path.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from .errors import DefinitionError, NotFoundError, Problem, ValidationError
 
 SUFFIX = ".schema.json"
 DATE_ORDER = "x-dateOrder"
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _date_order(validator: Any, pairs: Any, instance: Any, schema: dict[str, Any]) -> Any:
@@ -29,7 +31,9 @@ def _date_order(validator: Any, pairs: Any, instance: Any, schema: dict[str, Any
     props = schema.get("properties", {})
     for earlier, later in pairs:
         a, b = instance.get(earlier), instance.get(later)
-        if isinstance(a, str) and isinstance(b, str) and b[:10] < a[:10]:
+        if not (_ISO_DAY.match(str(a)) and _ISO_DAY.match(str(b))):
+            continue  # missing or not a date: the field's own rules report that
+        if b[:10] < a[:10]:
             a_title = props.get(earlier, {}).get("title", earlier)
             yield SchemaError(f"must not be before '{a_title}' ({a[:10]})", path=[later])
 

@@ -2,7 +2,8 @@
 
 Headless Chromium (tests/browser.py) against a real uvicorn server on the operating model's own
 diagrams, handlers and forms, on a simulated clock that the test moves on (the clock is the only
-thing the test does outside the browser). Five people, each in their own browser session:
+thing the test does outside the browser). Five of `make run`'s demo users (api/demo_users.py), each
+in their own browser session:
 
 1. a front door advisor searches for the person, finds nobody, records the contact;
 2. a reablement co-ordinator claims and plans reablement; twenty days later delivers it
@@ -24,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from api.app import create_app
-from api.auth import create_user
+from api.demo_users import create_demo_users, demo_password
 from engine.forms import FormLibrary
 from engine.registry import load_registry
 from engine.runtime import Engine
@@ -34,14 +35,6 @@ from tests.conftest import START
 from tests.test_pages_inbox import _axe, _free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-PASSWORD = "correct horse battery"
-PEOPLE = {  # username: (role, teams)
-    "amy.advisor": ("front_door_advisor", ["front_door"]),
-    "rob.reablement": ("reablement_coordinator", ["reablement"]),
-    "sam.social": ("social_worker", ["social_work"]),
-    "mina.manager": ("team_manager", ["team_manager", "social_work"]),
-    "aud.auditor": ("auditor", []),
-}
 UNABLE = ("personal_hygiene", "being_clothed", "using_home_safely")
 DOMAINS = ("personal_care", "nutrition", "safety_and_supervision", "mobility_at_home", "home_environment",
            "relationships", "work_learning_volunteering", "community_access", "parenting")
@@ -55,8 +48,7 @@ def server(db_url):
     eng = Engine(db_url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
     eng.init(simulated_start=START)
     eng.deploy([ROOT / "processes"])
-    for name, (role, teams) in PEOPLE.items():
-        create_user(eng, name, PASSWORD, display_name=name.split(".")[0].title(), roles=[role], teams=teams)
+    create_demo_users(eng)  # the people `make run` gives a newcomer, with their teams
     app = create_app(eng, run_timers=False)
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
@@ -86,7 +78,7 @@ def _sign_in(browser, base: str, username: str, *, bypass_csp: bool = False):
 def _enter(page, base: str, username: str) -> None:
     page.goto(f"{base}/sign-in")
     page.fill("#username", username)
-    page.fill("#password", PASSWORD)
+    page.fill("#password", demo_password(username.replace("-", "_")))
     with page.expect_navigation():
         page.keyboard.press("Enter")
     assert not page.url.endswith("/sign-in"), page.locator("main").inner_text()
@@ -126,7 +118,7 @@ def test_a_case_goes_from_first_contact_to_its_first_review_in_the_browser(serve
     base, eng = server
     with launch() as browser:
         # 1. the advisor: search first, nobody known, a new person; the contact task is theirs
-        advisor = _sign_in(browser, base, "amy.advisor")
+        advisor = _sign_in(browser, base, "front-door-advisor")
         advisor.get_by_role("link", name="New contact").click()
         advisor.fill("#name", "Joan Barker")
         advisor.get_by_role("button", name="Search").click()
@@ -151,7 +143,7 @@ def test_a_case_goes_from_first_contact_to_its_first_review_in_the_browser(serve
         reference = case["reference"]
 
         # 2. the reablement co-ordinator plans reablement from the team's queue
-        coordinator = _sign_in(browser, base, "rob.reablement")
+        coordinator = _sign_in(browser, base, "reablement-coordinator")
         _claim_from_team_queue(coordinator, base, "Plan reablement", reference)
         coordinator.fill("#f-goals", "Wash and dress without help\nMake a hot meal")
         coordinator.check("#f-setting-0")
@@ -165,7 +157,7 @@ def test_a_case_goes_from_first_contact_to_its_first_review_in_the_browser(serve
         _complete(coordinator, base)
 
         # 3. the social worker assesses needs (three outcomes she cannot achieve) and scores them
-        worker = _sign_in(browser, base, "sam.social")
+        worker = _sign_in(browser, base, "social-worker")
         _claim_from_team_queue(worker, base, "Assess needs", reference)
         _yes(worker, "f-needs_from_impairment")
         for code in ADULT_OUTCOMES:
@@ -189,7 +181,7 @@ def test_a_case_goes_from_first_contact_to_its_first_review_in_the_browser(serve
         _complete(worker, base)
 
         # 4. above the threshold: the team manager approves the budget
-        manager = _sign_in(browser, base, "mina.manager")
+        manager = _sign_in(browser, base, "team-manager")
         _claim_from_team_queue(manager, base, "Approve budget", reference)
         _yes(manager, "f-approved")
         _complete(manager, base)
@@ -226,7 +218,7 @@ def test_a_case_goes_from_first_contact_to_its_first_review_in_the_browser(serve
         assert reference not in coordinator.locator("main").inner_text()
 
         # 6. the auditor opens the record by reference and reads what happened
-        auditor = _sign_in(browser, base, "aud.auditor", bypass_csp=True)
+        auditor = _sign_in(browser, base, "auditor", bypass_csp=True)
         assert auditor.url == f"{base}/home"
         _axe(auditor, "home")
         auditor.fill("#reference", "CASE-999999")

@@ -94,6 +94,7 @@ def test_a_date_order_rule_names_the_later_field_and_a_broken_rule_is_refused_at
     forms = FormLibrary.from_folder(tmp_path)
     forms.validate("stay", {"admitted": "2031-03-01", "left": "2031-03-01"})  # the same day is fine
     forms.validate("stay", {"left": "2031-02-01"})  # only one of the two: nothing to compare
+    forms.validate("stay", {"admitted": "1 March", "left": "2031-02-01"})  # not a date: its own rules say so
     with pytest.raises(ValidationError) as err:
         forms.validate("stay", {"admitted": "2031-03-01", "left": "2031-02-28",
                                 "visit": {"from": "2031-03-02T10:00:00Z", "to": "2031-03-01"}})
