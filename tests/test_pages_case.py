@@ -299,3 +299,47 @@ def test_the_panel_beside_a_task_form(world):
 
     html = templates.get_template("_case_panel.html").render(case_panel=panel)
     assert "About Joan Barker" in html and f'href="/cases/{joan}"' in html
+
+
+def test_the_correction_and_coordinator_forms_and_the_error_pages_pass_axe_and_work_by_keyboard(server):
+    """The pages not covered above: correcting a detail (and its error), naming the co-ordinating
+    worker, and the 403 and 404 pages."""
+    base, eng, cases = server
+    joan = cases["joan"]
+    with launch() as browser:
+        context = browser.new_context(bypass_csp=True)  # axe is injected as an inline script
+        page = context.new_page()
+        page.goto(f"{base}/sign-in")
+        page.fill("#username", "rosa")
+        page.fill("#password", PASSWORD)
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        page.goto(f"{base}/cases/{joan}/details/phone")
+        _axe(page, "correct a detail")
+        page.focus("input[name=value], textarea[name=value]")
+        page.keyboard.press("Control+A")
+        page.keyboard.type("01632 960777")
+        with page.expect_navigation():
+            page.keyboard.press("Enter")  # no reason given: an error the form explains
+        assert page.locator(".govuk-error-summary").count() == 1
+        assert page.title().startswith("Error: ")
+        _axe(page, "correct a detail with an error")
+
+        page.goto(f"{base}/cases/{joan}/coordinating-worker")
+        assert page.locator("h1").inner_text() == "You do not have permission to see this page"
+        _axe(page, "403 page")
+        page.goto(f"{base}/cases/999999")
+        assert page.locator("h1").inner_text() == "Page not found"
+        _axe(page, "404 page")
+        context.close()
+
+        context = browser.new_context(bypass_csp=True)
+        page = context.new_page()
+        page.goto(f"{base}/sign-in")
+        page.fill("#username", "mary")
+        page.fill("#password", PASSWORD)
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        page.goto(f"{base}/cases/{joan}/coordinating-worker")
+        _axe(page, "name the co-ordinating worker")
+        context.close()
