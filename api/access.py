@@ -103,12 +103,23 @@ def task_filter(user: User, teams: set[str] | None = None, *, include_assigned: 
         if likes:
             conds.append(and_(tasks.c.candidate_groups.like("%,%"), or_(*likes)))
     else:
-        firsts = sorted(first for first, others in shared.items() if first not in teams and others & teams)
-        if firsts:
-            conds.append(and_(tasks.c.team.in_(firsts), or_(*likes)))
+        extra = shared_team_arm(teams, shared)
+        if extra is not None:
+            conds.append(extra)
     if include_assigned:
         conds.append(tasks.c.assignee == user.username)
     return or_(*conds) if conds else and_(tasks.c.id.is_(None), tasks.c.id.is_not(None))
+
+
+def shared_team_arm(teams: set[str], shared: dict[str, frozenset[str]]) -> Any:
+    """Tasks that name one of `teams` as a second (third...) candidate group: `team IN (their first
+    groups) AND candidate_groups LIKE ...` (the LIKE only rechecks rows the team index found); None
+    when no deployed task shares one of these teams."""
+    firsts = sorted(first for first, others in shared.items() if first not in teams and others & teams)
+    if not firsts:
+        return None
+    return and_(tasks.c.team.in_(firsts),
+                or_(*[tasks.c.candidate_groups.like(_like_group(t), escape="\\") for t in sorted(teams)]))
 
 
 def task_allowed(user: User, task: dict[str, Any]) -> bool:

@@ -16,13 +16,22 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select, union
 
 from engine.clock import as_utc
 from engine.errors import ConflictError, NotFoundError
 from engine.schema import cases, events, tasks, users
 
-from .access import can_open_case, case_of_task, hidden_cases, restriction, shared_groups, task_allowed, task_filter
+from .access import (
+    can_open_case,
+    case_of_task,
+    hidden_cases,
+    restriction,
+    shared_groups,
+    shared_team_arm,
+    task_allowed,
+    task_filter,
+)
 from .auth import TEAMS, User, current_user, get_engine
 from .errors import ApiError, forbidden
 
@@ -126,6 +135,37 @@ def _scope_cond(user: User, f: Filters, shared: dict[str, frozenset[str]]) -> An
     return task_filter(user, teams, include_assigned=f.team is None, shared=shared)
 
 
+def _index_arms(user: User, f: Filters, shared: dict[str, frozenset[str]]) -> list[Any]:
+    """The scope as conditions whose OR is `_scope_cond`, each one an index can answer in due order:
+    one per team (`ix_tasks_team_due`), the user's own tasks (`ix_tasks_assignee_due`), and tasks that
+    name one of the teams as a second candidate group. [] when the scope is not a plain union."""
+    if f.scope != "team":
+        return []
+    teams = [f.team] if f.team else sorted(user.teams)
+    arms: list[Any] = [tasks.c.team == t for t in teams]
+    extra = shared_team_arm(set(teams), shared)
+    if extra is not None:
+        arms.append(extra)
+    if f.team is None:
+        arms.append(tasks.c.assignee == user.username)
+    return arms
+
+
+def _page_by_arms(conn: Any, arms: list[Any], conds: list[Any], limit: int, offset: int) -> list[Any]:
+    """One page in due order (soonest first, none last; then created, id) as a UNION of the arms, each
+    reading at most `offset + limit` rows from its index, instead of sorting every task of every team."""
+    due = tasks.c.due_at.asc().nulls_last()
+    parts = [select(tasks.c.id, tasks.c.due_at, tasks.c.created_at).where(arm, *conds)
+             .order_by(due, tasks.c.created_at, tasks.c.id).limit(offset + limit).subquery()
+             for arm in arms]
+    u = union(*[select(p) for p in parts]).subquery()  # a task in two arms appears once
+    page = (select(u.c.id).order_by(u.c.due_at.asc().nulls_last(), u.c.created_at, u.c.id)
+            .limit(limit).offset(offset))
+    q = (select(tasks, cases.c.reference, cases.c.title).join(cases, cases.c.id == tasks.c.case_id)
+         .where(tasks.c.id.in_(page)).order_by(due, tasks.c.created_at, tasks.c.id))
+    return conn.execute(q).all()
+
+
 def search_tasks(engine: Any, user: User, f: Filters, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
     """One page of the inbox, with the counts (all within what this user may see)."""
     if f.team is not None and f.team not in user.teams:
@@ -157,14 +197,20 @@ def search_tasks(engine: Any, user: User, f: Filters, *, limit: int = 50, offset
         elif f.due == "none":
             conds.append(tasks.c.due_at.is_(None))
 
-        key = {"due": [tasks.c.due_at], "created": [tasks.c.created_at], "person": [cases.c.title, cases.c.reference],
-               "task": [tasks.c.name]}[f.sort]
-        key = [k.desc() if f.order == "desc" else k.asc() for k in key]
-        nulls_last = [tasks.c.due_at.is_(None)] if f.sort == "due" else []
-        tie = [tasks.c.created_at.desc() if f.order == "desc" else tasks.c.created_at, tasks.c.id]
-        q = (select(tasks, cases.c.reference, cases.c.title).join(cases, cases.c.id == tasks.c.case_id)
-             .where(*conds).order_by(*nulls_last, *key, *tie).limit(limit).offset(offset))
-        rows = conn.execute(q).all()
+        desc = f.order == "desc"
+        tie = [tasks.c.created_at.desc() if desc else tasks.c.created_at, tasks.c.id]
+        arms = _index_arms(user, f, shared)
+        if f.sort == "due" and not desc and not needs_case and len(arms) > 1:
+            rows = _page_by_arms(conn, arms, conds[1:], limit, offset)
+        else:
+            key = {"due": [tasks.c.due_at], "created": [tasks.c.created_at],
+                   "person": [cases.c.title, cases.c.reference], "task": [tasks.c.name]}[f.sort]
+            key = [k.desc() if desc else k.asc() for k in key]
+            if f.sort == "due":  # no due date last, either way
+                key = [k.nulls_last() for k in key]
+            q = (select(tasks, cases.c.reference, cases.c.title).join(cases, cases.c.id == tasks.c.case_id)
+                 .where(*conds).order_by(*key, *tie).limit(limit).offset(offset))
+            rows = conn.execute(q).all()
 
         overdue = func.coalesce(func.sum(case((tasks.c.due_at < now, 1), else_=0)), 0)
         due_soon = func.coalesce(func.sum(case((and_(tasks.c.due_at >= now, tasks.c.due_at <= soon), 1),

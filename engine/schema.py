@@ -117,15 +117,19 @@ tasks = Table(
     Column("element_id", String(255), nullable=False),
     Column("name", String(255), nullable=False),
     Column("form", String(255), nullable=True),
-    Column("team", String(255), nullable=True, index=True),
+    Column("team", String(255), nullable=True),
     Column("candidate_groups", Text, nullable=False),
     Column("lane", String(255), nullable=True),
-    Column("assignee", String(255), nullable=True, index=True),
+    Column("assignee", String(255), nullable=True),
     Column("owner", String(255), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("due_at", DateTime(timezone=True), nullable=True, index=True),
     Column("draft", Text, nullable=True),
     Column("revision", Integer, nullable=False, default=0),
+    # a team's queue and a person's tasks in due order (soonest first, no due date last) read from
+    # the index a page at a time (api/tasks.py)
+    Index("ix_tasks_team_due", "team", "due_at", "created_at", "id"),
+    Index("ix_tasks_assignee_due", "assignee", "due_at", "created_at", "id"),
 )
 
 timers = Table(

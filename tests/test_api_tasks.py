@@ -4,7 +4,7 @@ conflicts, form errors, restricted cases and the case access log (docs/security.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from fastapi.testclient import TestClient
@@ -531,3 +531,37 @@ def test_a_draft_with_a_stale_revision_is_a_409_naming_who_changed_it(team):
     ot2 = Session(app, "ot2", "second-therapist")
     assert ot2.post(f"/api/tasks/{tid}/release").status_code == 403
     assert mgr.post(f"/api/tasks/{tid}/release").json()["assignee"] is None
+
+
+def test_a_queue_of_two_teams_and_own_tasks_pages_in_due_order_with_each_task_once(env):
+    """The default inbox reads each team's queue and the user's own tasks from their indexes and merges
+    them: every page matches one sort of everything the user may see (soonest first, no due date last)."""
+    eng, app = env
+    create_user(eng, "both", "works-two-teams", roles=["reablement_coordinator"], teams=["reablement", "front_door"])
+    for i in range(4):
+        eng.start("deadline", title=f"Reablement {i}")
+        eng.advance_clock(timedelta(days=1))
+    for i in range(3):
+        eng.start("three_tasks", title=f"Front door {i}")
+    other = eng.start("three_tasks", title="Someone else's").case_id
+    eng.complete_task(_task(eng, other, "record_contact")["id"], {"name": "Jo Bloggs", "reason": "moving on"})
+    eng.complete_task(_task(eng, other, "screen")["id"], {})
+    [tm] = [t for t in eng.list_tasks() if t["team"] == "team_manager"]
+    eng.assign(tm["id"], "both", actor="manager")  # a team_manager task given to them: in their queue too
+    [mine_too] = [t for t in eng.list_tasks(team="reablement")][:1]
+    eng.assign(mine_too["id"], "both", actor="manager")  # in their team AND theirs: must appear once
+
+    visible = [t for t in eng.list_tasks(limit=1000)
+               if t["team"] in ("reablement", "front_door") or t["assignee"] == "both"]
+    far = datetime.max.replace(tzinfo=timezone.utc)
+    expected = [t["id"] for t in sorted(visible, key=lambda t: (t["due_at"] or far, t["created_at"], t["id"]))]
+    s = Session(app, "both", "works-two-teams")
+    got = []
+    for offset in range(0, len(expected) + 2, 2):
+        page = s.get(f"/api/tasks?limit=2&offset={offset}").json()
+        assert page["counts"]["total"] == len(expected)
+        got += [t["id"] for t in page["tasks"]]
+    assert got == expected and len(set(got)) == len(got) == 8  # 4 reablement, 3 front door, 1 given to them
+    dated = [i for i in expected if next(t for t in visible if t["id"] == i)["due_at"]]
+    backwards = _ids(s.get("/api/tasks?sort=due&order=desc&limit=100"))
+    assert backwards[:len(dated)] == dated[::-1] and set(backwards[len(dated):]) == set(expected) - set(dated)
