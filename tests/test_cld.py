@@ -556,3 +556,23 @@ def test_the_csv_has_the_return_headers_and_code_list_values(eng, tmp_path):
         ("Request", "Progress to Reablement/ST-Max", "", "2031-03-03"),
         ("Service", "", "Short Term Support: ST-Max", "")]
     assert records[0]["Local person ID"] == "CASE-000001"
+
+
+def test_carepath_cld_writes_the_quarters_return_and_refuses_a_backwards_period(eng, tmp_path, capsys):
+    from engine.cli import main
+
+    kyle = front_door(eng, KYLE)
+    peter = to_plan(eng, "direct_payment")
+    out = tmp_path / "q1.csv"
+    assert main(["cld", "--db", eng.db.url, "--from", "2031-01-01", "--to", "2031-03-31", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "3 rows (1 Assessment, 1 Request, 1 Service)" in said and str(out) in said
+    with out.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted((r["Event type"], r["Event outcome"]) for r in rows) == sorted([
+        ("Request", cld.NFA_INFORMATION_ADVICE), ("Assessment", cld.PROGRESS_TO_SUPPORT_PLANNING),
+        ("Service", cld.PROVISION_OF_SERVICE)])
+    refs = {eng.get_case(kyle)["reference"], eng.get_case(peter)["reference"]}
+    assert {r[cld.CSV_HEADERS["local_person_id"]] for r in rows} <= refs | {""}
+    assert main(["cld", "--db", eng.db.url, "--from", "2031-04-01", "--to", "2031-03-31"]) == 2
+    assert "before --from" in capsys.readouterr().err
