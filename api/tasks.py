@@ -215,18 +215,22 @@ def search_tasks(engine: Any, user: User, f: Filters, *, limit: int = 50, offset
         overdue = func.coalesce(func.sum(case((tasks.c.due_at < now, 1), else_=0)), 0)
         due_soon = func.coalesce(func.sum(case((and_(tasks.c.due_at >= now, tasks.c.due_at <= soon), 1),
                                                else_=0)), 0)
-        cq = select(func.count(), overdue, due_soon).select_from(
-            tasks.join(cases, cases.c.id == tasks.c.case_id) if needs_case else tasks).where(*conds)
-        total, n_overdue, n_soon = conn.execute(cq).one()
         me = user.username
-        tabs = conn.execute(select(
-            func.count(),
-            func.coalesce(func.sum(case((tasks.c.assignee == me, 1), else_=0)), 0),
-            func.coalesce(func.sum(case((and_(tasks.c.owner == me, tasks.c.assignee != me), 1), else_=0)), 0),
-        ).where(task_filter(user, shared=shared), *visible)).one()
+        mine = func.coalesce(func.sum(case((tasks.c.assignee == me, 1), else_=0)), 0)
+        delegated = func.coalesce(func.sum(case((and_(tasks.c.owner == me, tasks.c.assignee != me), 1), else_=0)), 0)
+        unfiltered = (f.scope == "team" and f.team is None and not (f.process or f.task or f.person or f.due))
+        if unfiltered:  # the page's list is the team tab itself: one pass gives every count
+            total, n_overdue, n_soon, n_team, n_mine, n_delegated = conn.execute(select(
+                func.count(), overdue, due_soon, func.count(), mine, delegated).where(*conds)).one()
+        else:
+            cq = select(func.count(), overdue, due_soon).select_from(
+                tasks.join(cases, cases.c.id == tasks.c.case_id) if needs_case else tasks).where(*conds)
+            total, n_overdue, n_soon = conn.execute(cq).one()
+            n_team, n_mine, n_delegated = conn.execute(select(func.count(), mine, delegated).where(
+                task_filter(user, shared=shared), *visible)).one()
     return {"tasks": [_row(r) for r in rows], "limit": limit, "offset": offset, "filters": asdict(f),
             "counts": {"total": int(total), "overdue": int(n_overdue), "due_soon": int(n_soon),
-                       "team": int(tabs[0]), "mine": int(tabs[1]), "delegated": int(tabs[2])}}
+                       "team": int(n_team), "mine": int(n_mine), "delegated": int(n_delegated)}}
 
 
 @router.get("")
