@@ -376,16 +376,8 @@ def _page_user(request: Request, *roles: str) -> User:
     return user
 
 
-def _one(form: dict[str, list[str]], key: str) -> str:
-    return (form.get(key) or [""])[-1]
-
-
 def _labels(names: tuple[str, ...]) -> list[tuple[str, str]]:
     return [(n, n.replace("_", " ").capitalize()) for n in names]
-
-
-def _summary(by_field: dict[str, str], anchors: dict[str, str]) -> list[dict[str, str]]:
-    return [{"text": m, "href": "#" + anchors.get(k, k)} for k, m in by_field.items()]
 
 
 def _with_flash(request: Request, resp: Response, text: str, path: str) -> Response:
@@ -413,8 +405,7 @@ def _render_flash(request: Request, name: str, ctx: dict[str, Any], path: str, s
 async def _posted(request: Request, *roles: str) -> tuple[User, dict[str, list[str]]]:
     form = await page_kit.posted_form(request)
     user = _page_user(request, *roles)
-    if not page_kit.csrf_ok(user, form):
-        raise ApiError(403, "csrf", "The form was missing its security token; nothing was changed.")
+    page_kit.check_csrf(user, form)
     return user, form
 
 
@@ -433,7 +424,8 @@ def _new_user_form(request: Request, user: User, values: dict[str, Any], by_fiel
                    status: int = 200) -> Response:
     anchors = {"roles": "roles-0", "teams": "teams-0"}
     return page_kit.render(request, "admin_user_new.html", {
-        "user": user, "values": values, "field_errors": by_field or {}, "errors": _summary(by_field or {}, anchors),
+        "user": user, "values": values, "field_errors": by_field or {},
+        "errors": page_kit.error_summary(by_field or {}, anchors),
         "role_options": _labels(ROLES), "team_options": _labels(TEAMS)}, status)
 
 
@@ -452,11 +444,12 @@ async def new_user(request: Request) -> Response:
     user = None
     try:
         user, form = await _posted(request, ADMIN)
-        values = {"username": _one(form, "username")[:64], "display_name": _one(form, "display_name")[:255],
+        values = {"username": page_kit.one(form, "username")[:64],
+                  "display_name": page_kit.one(form, "display_name")[:255],
                   "roles": form.get("roles", [])[:20], "teams": form.get("teams", [])[:20]}
         try:
             created = await run_in_threadpool(create, request.app.state.engine, user, values["username"],
-                                              values["display_name"], _one(form, "password")[:MAX_PASSWORD + 1],
+                                              values["display_name"], page_kit.one(form, "password")[:MAX_PASSWORD + 1],
                                               values["roles"], values["teams"])
         except Invalid as exc:
             return _new_user_form(request, user, values, exc.by_field, 400)
@@ -471,7 +464,8 @@ def _user_page(request: Request, user: User, target: dict[str, Any], *, values: 
     values = values or {"display_name": target["display_name"], "roles": target["roles"], "teams": target["teams"]}
     return _render_flash(request, "admin_user.html", {
         "user": user, "target": target, "values": values, "field_errors": by_field or {},
-        "errors": _summary(by_field or {}, anchors), "role_options": _labels(ROLES), "team_options": _labels(TEAMS),
+        "errors": page_kit.error_summary(by_field or {}, anchors),
+        "role_options": _labels(ROLES), "team_options": _labels(TEAMS),
         "is_self": target["username"] == user.username}, "/admin", status)
 
 
@@ -494,11 +488,11 @@ async def user_action(request: Request, username: str) -> Response:
     try:
         user, form = await _posted(request, ADMIN)
         target = get_user(engine, username)
-        action = _one(form, "action")
+        action = page_kit.one(form, "action")
         values = None
         try:
             if action == "details":
-                values = {"display_name": _one(form, "display_name")[:255], "roles": form.get("roles", [])[:20],
+                values = {"display_name": page_kit.one(form, "display_name")[:255], "roles": form.get("roles", [])[:20],
                           "teams": form.get("teams", [])[:20]}
                 await run_in_threadpool(change, engine, user, username, display_name=values["display_name"],
                                         roles=values["roles"], teams=values["teams"])
@@ -511,7 +505,8 @@ async def user_action(request: Request, username: str) -> Response:
                 await run_in_threadpool(unlock, engine, user, username)
                 done = "Account unlocked"
             elif action == "password":
-                await run_in_threadpool(set_password, engine, user, username, _one(form, "password")[:MAX_PASSWORD + 1])
+                await run_in_threadpool(set_password, engine, user, username,
+                                        page_kit.one(form, "password")[:MAX_PASSWORD + 1])
                 done = "New password set: their sessions have ended"
             else:
                 raise ApiError(400, "invalid", "Unknown action; nothing was changed.")
@@ -530,7 +525,7 @@ def _restriction_page(request: Request, user: User, *, reference: str = "", info
         values = {"usernames": "\n".join(info["allowed"]), "reason": ""}
     return _render_flash(request, "admin_restriction.html", {
         "user": user, "reference": reference, "info": info, "values": values or {}, "field_errors": by_field or {},
-        "errors": _summary(by_field or {}, anchors)}, "/admin", status)
+        "errors": page_kit.error_summary(by_field or {}, anchors)}, "/admin", status)
 
 
 def _case_by_reference(engine: Any, reference: str) -> int | None:
@@ -566,12 +561,12 @@ async def restriction_action(request: Request, case_id: int) -> Response:
     try:
         user, form = await _posted(request, *RESTRICT_ROLES)
         info = get_restriction(engine, user, case_id)
-        values = {"usernames": _one(form, "usernames")[:3000], "reason": _one(form, "reason")[:600]}
-        lift = _one(form, "action") == "lift"
+        values = {"usernames": page_kit.one(form, "usernames")[:3000], "reason": page_kit.one(form, "reason")[:600]}
+        lift = page_kit.one(form, "action") == "lift"
         try:
             if lift:
                 values = None
-                await run_in_threadpool(unrestrict, engine, user, case_id, _one(form, "reason-lift")[:600])
+                await run_in_threadpool(unrestrict, engine, user, case_id, page_kit.one(form, "reason-lift")[:600])
                 done = f"Restriction lifted on {info['reference']}"
             else:
                 names = [n for n in values["usernames"].replace(",", "\n").split("\n") if n.strip()]

@@ -38,13 +38,16 @@ def _guard(request: Request, user: User | None, exc: Exception) -> Response:
     return kit.guard(request, user, exc, not_found=NOT_FOUND, conflict_title="This case record has changed")
 
 
-def _csrf(user: User, form: dict[str, list[str]]) -> None:
-    if not kit.csrf_ok(user, form):
-        raise ApiError(403, "csrf", "The form was missing its security token; nothing was changed.")
+def _damaged(request: Request, user: User | None) -> Response:
+    """The page for a form whose hidden `expected` value does not parse (nothing was changed)."""
+    return kit.error_page(request, user, 400, "Sorry, there is a problem",
+                          "The form was damaged. Go back to the case record and try again.")
 
 
-def _one(form: dict[str, list[str]], name: str) -> str:
-    return (form.get(name) or [""])[-1]
+def _conflict(exc: ConflictError, then: str) -> str:
+    """The engine's conflict message as a sentence, then what the form kept."""
+    msg = str(exc)
+    return msg[:1].upper() + msg[1:] + ". " + then
 
 
 # ---------------------------------------------------------------------- the case page
@@ -126,12 +129,12 @@ async def post_note(request: Request, case_id: int) -> Response:
     user = None
     try:
         user = kit.signed_in(request)
-        _csrf(user, form)
+        kit.check_csrf(user, form)
         engine = request.app.state.engine
         await run_in_threadpool(api._writer, engine, user, case_id, "note")
     except Exception as exc:  # noqa: BLE001
         return _guard(request, user, exc)
-    kind, text, corrects = _one(form, "kind"), _one(form, "text"), _one(form, "corrects").strip()
+    kind, text, corrects = kit.one(form, "kind"), kit.one(form, "text"), kit.one(form, "corrects").strip()
     ref: int | None = int(corrects) if corrects.isdigit() else None
     try:
         if corrects and ref is None:
@@ -210,19 +213,18 @@ async def detail_post(request: Request, case_id: int, name: str) -> Response:
     user = None
     try:
         user = kit.signed_in(request)
-        _csrf(user, form)
+        kit.check_csrf(user, form)
         engine = request.app.state.engine
         await run_in_threadpool(api._writer, engine, user, case_id, "correct")
         f = _field(engine, name)
         case = engine.get_case(case_id)
-        seen = json.loads(_one(form, "expected") or "null")
+        seen = json.loads(kit.one(form, "expected") or "null")
     except json.JSONDecodeError:
-        return kit.error_page(request, user, 400, "Sorry, there is a problem",
-                              "The form was damaged. Go back to the case record and try again.")
+        return _damaged(request, user)
     except Exception as exc:  # noqa: BLE001
         return _guard(request, user, exc)
-    typed = {k: _one(form, k) for k in ("value", "day", "month", "year")}
-    reason = _one(form, "reason")
+    typed = {k: kit.one(form, k) for k in ("value", "day", "month", "year")}
+    reason = kit.one(form, "reason")
     errors: dict[str, str] = {}
     if f.kind == "date":
         parts = [typed["day"].strip(), typed["month"].strip(), typed["year"].strip()]
@@ -253,10 +255,9 @@ async def detail_post(request: Request, case_id: int, name: str) -> Response:
         except ConflictError as exc:
             fresh = engine.get_case(case_id)
             now_seen = (fresh["data"].get("person") or {}).get(name)
-            msg = str(exc)
             return _detail_page(request, user, fresh, f, seen=now_seen, typed=typed, reason=reason,
-                                conflict=msg[:1].upper() + msg[1:] + ". What you typed is still below: check the "
-                                "current value and save again if it still needs changing.", status=409)
+                                conflict=_conflict(exc, "What you typed is still below: check the current value "
+                                                   "and save again if it still needs changing."), status=409)
         except Exception as exc:  # noqa: BLE001
             return _guard(request, user, exc)
     if errors:
@@ -300,15 +301,14 @@ async def coordinator_post(request: Request, case_id: int) -> Response:
     user = None
     try:
         user = kit.signed_in(request)
-        _csrf(user, form)
+        kit.check_csrf(user, form)
         engine = request.app.state.engine
-        seen = json.loads(_one(form, "expected") or "null")
+        seen = json.loads(kit.one(form, "expected") or "null")
     except json.JSONDecodeError:
-        return kit.error_page(request, user, 400, "Sorry, there is a problem",
-                              "The form was damaged. Go back to the case record and try again.")
+        return _damaged(request, user)
     except Exception as exc:  # noqa: BLE001
         return _guard(request, user, exc)
-    chosen, reason = _one(form, "username"), _one(form, "reason")
+    chosen, reason = kit.one(form, "username"), kit.one(form, "reason")
     try:
         if not chosen:
             raise ValidationError("choose", errors=[{"field": "username", "message": "Select the co-ordinating "
@@ -321,10 +321,9 @@ async def coordinator_post(request: Request, case_id: int) -> Response:
                                  error=msg, status=400)
     except ConflictError as exc:
         case = engine.get_case(case_id)
-        msg = str(exc)
         return _coordinator_page(request, user, case, api.casework_users(engine), chosen=chosen, reason=reason,
-                                 conflict=msg[:1].upper() + msg[1:] + ". Your choice is still selected below: "
-                                 "save again if it is still right.", status=409)
+                                 conflict=_conflict(exc, "Your choice is still selected below: save again if it "
+                                                    "is still right."), status=409)
     except Exception as exc:  # noqa: BLE001
         return _guard(request, user, exc)
     return kit.redirect(f"/cases/{case_id}?saved=coordinator#details")

@@ -491,14 +491,6 @@ def _role_list(roles: tuple[str, ...]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def _one(form: dict[str, list[str]], key: str) -> str:
-    return (form.get(key) or [""])[-1]
-
-
-def _summary(by_field: dict[str, str], anchors: dict[str, str]) -> list[dict[str, str]]:
-    return [{"text": msg, "href": "#" + anchors.get(name, name)} for name, msg in by_field.items()]
-
-
 def _long(iso: str | None) -> str:
     if not iso:
         return ""
@@ -535,7 +527,7 @@ def _intake_form(request: Request, user: User, values: dict[str, str], by_field:
     anchors = {"name": "name", "date_of_birth": "dob-day", "nhs_number": "nhs_number", "postcode": "postcode"}
     return page_kit.render(request, "intake.html", {
         "user": user, "values": values, "field_errors": by_field or {},
-        "errors": _summary(by_field or {}, anchors)}, status)
+        "errors": page_kit.error_summary(by_field or {}, anchors)}, status)
 
 
 @router.get("/contacts/new", response_class=HTMLResponse, include_in_schema=False)
@@ -554,11 +546,10 @@ async def new_contact_search(request: Request) -> Response:
     user = None
     try:
         user = _page_user(request, INTAKE_ROLES)
-        if not page_kit.csrf_ok(user, form):
-            raise ApiError(403, "csrf", "The form was missing its security token; nothing was changed.")
+        page_kit.check_csrf(user, form)
         engine = request.app.state.engine
-        values = {k: _one(form, k)[:200] for k in ("name", "dob-day", "dob-month", "dob-year", "nhs_number",
-                                                   "postcode")}
+        values = {k: page_kit.one(form, k)[:200] for k in ("name", "dob-day", "dob-month", "dob-year",
+                                                           "nhs_number", "postcode")}
         try:
             terms = _intake_terms(engine, values["name"], None, values["dob-day"], values["dob-month"],
                                   values["dob-year"], values["nhs_number"], values["postcode"])
@@ -581,15 +572,14 @@ async def new_contact(request: Request) -> Response:
     user = None
     try:
         user = _page_user(request, INTAKE_ROLES)
-        if not page_kit.csrf_ok(user, form):
-            raise ApiError(403, "csrf", "The form was missing its security token; nothing was changed.")
-        raw_case = _one(form, "case_id")
-        new_person = _one(form, "new_person") == "yes"
+        page_kit.check_csrf(user, form)
+        raw_case = page_kit.one(form, "case_id")
+        new_person = page_kit.one(form, "new_person") == "yes"
         case_id = int(raw_case) if raw_case.isdigit() and not new_person else None
         if case_id is None and not new_person:
             raise ApiError(422, "invalid", "Choose the person, or say this is a new person.")
-        out = await run_in_threadpool(record_contact, request.app.state.engine, user, _one(form, "intake_token"),
-                                      case_id=case_id, new_person=new_person)
+        out = await run_in_threadpool(record_contact, request.app.state.engine, user,
+                                      page_kit.one(form, "intake_token"), case_id=case_id, new_person=new_person)
     except ApiError as exc:
         if exc.status == 422:
             return page_kit.error_page(request, user, 400, "Search for the person again",

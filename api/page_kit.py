@@ -5,8 +5,8 @@ never show or do more than the API allows; this module only adapts them to HTML:
 
 * `signed_in` redirects to /sign-in without a session; `guard` turns a refusal into a 403 page,
   an unknown id into a 404 page and a conflict into a 409 page.
-* `csrf_ok`: every POST made with a session carries the session's token in a hidden `csrf_token`
-  field, compared in constant time.
+* `csrf_ok`/`check_csrf`: every POST made with a session carries the session's token in a hidden
+  `csrf_token` field, compared in constant time.
 * `render`/`redirect` add the security headers (CSP without inline script, no framing, no-store).
 """
 
@@ -84,6 +84,23 @@ async def posted_form(request: Request) -> dict[str, list[str]]:
 def csrf_ok(user: User, form: dict[str, list[str]]) -> bool:
     sent = (form.get("csrf_token") or [""])[-1]
     return bool(sent) and hmac.compare_digest(sent.encode(), user.csrf_token.encode())
+
+
+def check_csrf(user: User, form: dict[str, list[str]]) -> None:
+    """Refuse (403, nothing changed) a POST whose form does not carry the session's CSRF token."""
+    if not csrf_ok(user, form):
+        raise ApiError(403, "csrf", "The form was missing its security token; nothing was changed.")
+
+
+def one(form: dict[str, list[str]], name: str) -> str:
+    """The last value the form sent for `name`; "" when it sent none."""
+    return (form.get(name) or [""])[-1]
+
+
+def error_summary(by_field: dict[str, str], anchors: dict[str, str]) -> list[dict[str, str]]:
+    """The error summary's items (`_macros.html`): each field's message, linked to `#anchor` (the field's
+    name unless `anchors` names the element to focus)."""
+    return [{"text": msg, "href": "#" + anchors.get(name, name)} for name, msg in by_field.items()]
 
 
 def long_date(value: datetime | None) -> str:

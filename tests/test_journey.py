@@ -17,8 +17,6 @@ in their own browser session:
 from __future__ import annotations
 
 import re
-import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,9 +28,8 @@ from engine.forms import FormLibrary
 from engine.registry import load_registry
 from engine.runtime import Engine
 from handlers.eligibility import ADULT_OUTCOMES
-from tests.browser import launch
+from tests.browser import launch, live_server, run_axe, sign_in
 from tests.conftest import START
-from tests.test_pages_inbox import _axe, _free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 UNABLE = ("personal_hygiene", "being_clothed", "using_home_safely")
@@ -43,24 +40,13 @@ LEVELS = ("none", "low", "moderate", "high", "very_high")
 
 @pytest.fixture
 def server(db_url):
-    import uvicorn
-
     eng = Engine(db_url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
     eng.init(simulated_start=START)
     eng.deploy([ROOT / "processes"])
     create_demo_users(eng)  # the people `make run` gives a newcomer, with their teams
     app = create_app(eng, run_timers=False)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start within 10 s"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", eng
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with live_server(app) as base:
+        yield base, eng
     eng.db.dispose()
 
 
@@ -76,11 +62,7 @@ def _sign_in(browser, base: str, username: str, *, bypass_csp: bool = False):
 
 
 def _enter(page, base: str, username: str) -> None:
-    page.goto(f"{base}/sign-in")
-    page.fill("#username", username)
-    page.fill("#password", demo_password(username.replace("-", "_")))
-    with page.expect_navigation():
-        page.keyboard.press("Enter")
+    sign_in(page, base, username, demo_password(username.replace("-", "_")), then=None)
     assert not page.url.endswith("/sign-in"), page.locator("main").inner_text()
 
 
@@ -220,12 +202,12 @@ def test_a_case_goes_from_first_contact_to_its_first_review_in_the_browser(serve
         # 6. the auditor opens the record by reference and reads what happened
         auditor = _sign_in(browser, base, "auditor", bypass_csp=True)
         assert auditor.url == f"{base}/home"
-        _axe(auditor, "home")
+        run_axe(auditor, "home")
         auditor.fill("#reference", "CASE-999999")
         with auditor.expect_navigation():
             auditor.keyboard.press("Enter")
         assert "There is no case CASE-999999" in auditor.locator(".govuk-error-summary").inner_text()
-        _axe(auditor, "home with an unknown reference")
+        run_axe(auditor, "home with an unknown reference")
         auditor.fill("#reference", reference)
         auditor.get_by_role("button", name="Open the case record").click()
         auditor.wait_for_url(re.compile(rf"{base}/cases/\d+$"))

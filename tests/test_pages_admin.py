@@ -7,17 +7,9 @@ import re
 
 from fastapi.testclient import TestClient
 
-from tests.browser import launch
+from tests.browser import AXE, launch, run_axe, sign_in
 from tests.front_door_world import PASSWORD
-from tests.test_pages_inbox import AXE, _axe
 from tests.test_pages_intake import server, signin, world  # noqa: F401 (fixtures)
-
-
-def _sign_in(page, base: str, username: str, password: str = PASSWORD) -> None:
-    page.goto(f"{base}/sign-in")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.keyboard.press("Enter")
 
 
 def test_administrator_adds_a_user_who_can_then_sign_in(server):  # noqa: F811
@@ -26,19 +18,18 @@ def test_administrator_adds_a_user_who_can_then_sign_in(server):  # noqa: F811
     with launch() as browser:
         context = browser.new_context(bypass_csp=True)
         page = context.new_page()
-        _sign_in(page, base, "administrator")
-        page.wait_for_url(f"{base}/home")  # no inbox for an administrator: the home page
-        _axe(page, "home for an administrator")
+        sign_in(page, base, "administrator", PASSWORD, then="/home")  # no inbox for an administrator: home
+        run_axe(page, "home for an administrator")
         nav = page.get_by_role("navigation", name="Main")
         assert nav.get_by_role("link").all_inner_texts() == ["Administration"]
         nav.get_by_role("link", name="Administration").click()
         page.wait_for_url(f"{base}/admin/users")
         assert "front-door-advisor" in page.locator("table").inner_text()
-        _axe(page, "users")
+        run_axe(page, "users")
 
         page.get_by_role("link", name="Add a user").click()
         page.wait_for_url(f"{base}/admin/users/new")
-        _axe(page, "add a user")
+        run_axe(page, "add a user")
         page.fill("#username", "New Person")
         page.fill("#display_name", "Nina Patel")
         page.fill("#password", "short")
@@ -50,7 +41,7 @@ def test_administrator_adds_a_user_who_can_then_sign_in(server):  # noqa: F811
         assert "Password must be at least 8 characters" in text
         assert "Select at least one role" in text
         assert page.input_value("#display_name") == "Nina Patel" and page.input_value("#password") == ""
-        _axe(page, "add a user with errors")
+        run_axe(page, "add a user with errors")
 
         page.fill("#username", "n.patel")
         page.fill("#password", "a long enough password")
@@ -61,26 +52,25 @@ def test_administrator_adds_a_user_who_can_then_sign_in(server):  # noqa: F811
         assert "User n.patel added" in page.locator(".govuk-notification-banner").inner_text()
         row = page.locator("tr", has_text="n.patel")
         assert "social worker" in row.inner_text() and "safeguarding" in row.inner_text()
-        _axe(page, "users after adding")
+        run_axe(page, "users after adding")
 
         # the user page: the administrator's own account cannot be deactivated
         page.goto(f"{base}/admin/users/administrator")
         assert page.get_by_role("button", name="Deactivate account").count() == 0
-        _axe(page, "own user page")
+        run_axe(page, "own user page")
         page.goto(f"{base}/admin/restrictions?reference={eng.get_case(people['edith'])['reference']}")
-        _axe(page, "restrict a case")
+        run_axe(page, "restrict a case")
         page.fill("#usernames", "n.patel\nnobody-here")
         page.fill("#reason", "A relative of staff")
         page.get_by_role("button", name="Restrict case").click()
         page.locator(".govuk-error-summary").wait_for()
         assert "There is no user called nobody-here" in page.locator(".govuk-error-summary").inner_text()
-        _axe(page, "restrict a case with errors")
+        run_axe(page, "restrict a case with errors")
         context.close()
 
         context = browser.new_context()
         page = context.new_page()
-        _sign_in(page, base, "n.patel", "a long enough password")
-        page.wait_for_url(f"{base}/tasks")
+        sign_in(page, base, "n.patel", "a long enough password")
         assert page.locator("h1").inner_text() == "My team's queue"
         assert "Signed in as Nina Patel" in page.locator("header").inner_text()
         context.close()

@@ -10,8 +10,6 @@ with errors against WCAG 2.1 A/AA. The cases are the ones tests/test_api_cases.p
 from __future__ import annotations
 
 import re
-import threading
-import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -21,9 +19,8 @@ from api.access import access_log
 from api.app import create_app
 from api.case_pages import case_panel
 from engine.schema import documents
-from tests.browser import launch
+from tests.browser import AXE, launch, live_server, run_axe, sign_in
 from tests.test_api_cases import PASSWORD, build_world
-from tests.test_pages_inbox import AXE, _axe, _free_port
 
 
 @pytest.fixture
@@ -36,31 +33,13 @@ def world(tmp_path):
 
 @pytest.fixture
 def server(world):
-    import uvicorn
-
     eng, app, cases = world
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start within 10 s"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", eng, cases
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
-        assert not thread.is_alive(), "uvicorn did not stop"
+    with live_server(app) as base:
+        yield base, eng, cases
 
 
-def _sign_in(page, base: str, username: str) -> None:
-    page.goto(f"{base}/sign-in")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{base}/tasks")
+def _sign_in(page, base: str, username: str, *, then: str | None = "/tasks") -> None:
+    sign_in(page, base, username, PASSWORD, then=then)
 
 
 def _client(app, username: str) -> tuple[TestClient, str]:
@@ -176,7 +155,7 @@ def _axe_with_csp(browser, base: str, context, path: str | None, name: str, html
             page.goto(base + "/static/case.css")  # same origin, then the HTML as it was shown
             page.set_content(html or "")
             page.wait_for_load_state("networkidle")
-        _axe(page, name)
+        run_axe(page, name)
     finally:
         ctx.close()
 
@@ -309,13 +288,9 @@ def test_the_correction_and_coordinator_forms_and_the_error_pages_pass_axe_and_w
     with launch() as browser:
         context = browser.new_context(bypass_csp=True)  # axe is injected as an inline script
         page = context.new_page()
-        page.goto(f"{base}/sign-in")
-        page.fill("#username", "rosa")
-        page.fill("#password", PASSWORD)
-        with page.expect_navigation():
-            page.keyboard.press("Enter")
+        _sign_in(page, base, "rosa", then=None)
         page.goto(f"{base}/cases/{joan}/details/phone")
-        _axe(page, "correct a detail")
+        run_axe(page, "correct a detail")
         page.focus("input[name=value], textarea[name=value]")
         page.keyboard.press("Control+A")
         page.keyboard.type("01632 960777")
@@ -323,23 +298,19 @@ def test_the_correction_and_coordinator_forms_and_the_error_pages_pass_axe_and_w
             page.keyboard.press("Enter")  # no reason given: an error the form explains
         assert page.locator(".govuk-error-summary").count() == 1
         assert page.title().startswith("Error: ")
-        _axe(page, "correct a detail with an error")
+        run_axe(page, "correct a detail with an error")
 
         page.goto(f"{base}/cases/{joan}/coordinating-worker")
         assert page.locator("h1").inner_text() == "You do not have permission to see this page"
-        _axe(page, "403 page")
+        run_axe(page, "403 page")
         page.goto(f"{base}/cases/999999")
         assert page.locator("h1").inner_text() == "Page not found"
-        _axe(page, "404 page")
+        run_axe(page, "404 page")
         context.close()
 
         context = browser.new_context(bypass_csp=True)
         page = context.new_page()
-        page.goto(f"{base}/sign-in")
-        page.fill("#username", "mary")
-        page.fill("#password", PASSWORD)
-        with page.expect_navigation():
-            page.keyboard.press("Enter")
+        _sign_in(page, base, "mary", then=None)
         page.goto(f"{base}/cases/{joan}/coordinating-worker")
-        _axe(page, "name the co-ordinating worker")
+        run_axe(page, "name the co-ordinating worker")
         context.close()

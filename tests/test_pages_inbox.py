@@ -9,10 +9,6 @@ locked in package-lock.json) checks the sign-in, inbox and task pages against WC
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -21,11 +17,8 @@ from api.app import create_app
 from api.auth import create_user
 from engine.forms import FormLibrary
 from engine.runtime import Engine
-from tests.browser import launch
+from tests.browser import AXE, launch, live_server, run_axe
 from tests.conftest import DIAGRAMS, START, Calls
-
-ROOT = Path(__file__).resolve().parent.parent
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 
 REABLEMENT_OUTCOME = {
     "type": "object",
@@ -47,12 +40,6 @@ REABLEMENT_OUTCOME = {
 PASSWORD = "correct horse battery"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def world(db_url):
     eng = Engine(db_url, registry=Calls().registry(),
@@ -72,35 +59,9 @@ def world(db_url):
 
 @pytest.fixture
 def server(world):
-    import uvicorn
-
     eng, app, case, task = world
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start within 10 s"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", eng, case, task
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
-        assert not thread.is_alive(), "uvicorn did not stop"
-
-
-def _axe(page, name: str) -> None:
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("() => axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']})")
-    violations = result["violations"]
-    for v in violations:
-        print(f"axe on {name}: {v['id']} ({v['impact']}): {v['help']}")
-        for n in v["nodes"]:
-            print("   ", n["target"], n.get("failureSummary", "").replace("\n", " "))
-    assert violations == [], f"{len(violations)} axe violation(s) on the {name} page (printed above)"
-    assert result["passes"], "axe ran no checks"
+    with live_server(app) as base:
+        yield base, eng, case, task
 
 
 def _signin_client(app, username: str) -> tuple[TestClient, str]:
@@ -127,7 +88,7 @@ def test_reablement_coordinator_works_a_task_in_the_browser(server):
 
         page.goto(f"{base}/tasks")
         assert page.url == f"{base}/sign-in"
-        _axe(page, "sign-in")
+        run_axe(page, "sign-in")
 
         # sign in with the keyboard only
         page.goto(f"{base}/sign-in")
@@ -150,13 +111,13 @@ def test_reablement_coordinator_works_a_task_in_the_browser(server):
         due = task["due_at"]
         assert f"{due.day} {due:%B %Y}" in row.inner_text()
         assert task["reference"] in row.inner_text() and "Mrs Edith Clarke" in row.inner_text()
-        _axe(page, "inbox")
+        run_axe(page, "inbox")
 
         row.get_by_role("button", name=re.compile("Claim")).click()
         page.wait_for_url(f"{base}/tasks/{task['id']}")
         assert re.search(r"Claimed by\s+you", page.locator(".govuk-summary-list").first.inner_text())
         assert eng.get_task(task["id"])["assignee"] == "rosa"
-        _axe(page, "task")
+        run_axe(page, "task")
 
         # invalid: no outcome, a date that does not exist, notes typed
         page.fill("#f-ended_on-day", "31")
@@ -176,7 +137,7 @@ def test_reablement_coordinator_works_a_task_in_the_browser(server):
         assert page.input_value("#f-visits") == "twelve"
         assert page.locator("#f-outcome-error").is_visible()
         assert page.title().startswith("Error: ")
-        _axe(page, "task with errors")
+        run_axe(page, "task with errors")
         assert eng.get_task(task["id"])["id"] == task["id"]  # still open
 
         # valid
@@ -189,7 +150,7 @@ def test_reablement_coordinator_works_a_task_in_the_browser(server):
         page.wait_for_url(re.compile(r".*/tasks\?view=mine$"))
         banner = page.locator(".govuk-notification-banner--success")
         assert "Task completed: Deliver reablement" in banner.inner_text()
-        _axe(page, "inbox after completing")
+        run_axe(page, "inbox after completing")
         assert not [u for u in refused if "/static/" in u], refused
         context.close()
 

@@ -4,15 +4,12 @@ keyboard only, with axe-core WCAG 2.1 AA checks on every page (error states incl
 from __future__ import annotations
 
 import re
-import threading
-import time
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.browser import launch
+from tests.browser import AXE, launch, live_server, run_axe, sign_in
 from tests.front_door_world import EDITH_NHS, PASSWORD, build
-from tests.test_pages_inbox import AXE, _axe, _free_port
 
 
 @pytest.fixture
@@ -24,23 +21,9 @@ def world(tmp_path):
 
 @pytest.fixture
 def server(world):
-    import uvicorn
-
     eng, app, people = world
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start within 10 s"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", eng, people
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
-        assert not thread.is_alive(), "uvicorn did not stop"
+    with live_server(app) as base:
+        yield base, eng, people
 
 
 def signin(app, username: str) -> tuple[TestClient, str]:
@@ -68,11 +51,7 @@ def test_advisor_finds_a_duplicate_and_records_a_contact_with_the_keyboard(serve
     with launch() as browser:
         context = browser.new_context(bypass_csp=True)  # axe is injected as an inline script
         page = context.new_page()
-        page.goto(f"{base}/sign-in")
-        page.fill("#username", "front-door-advisor")
-        page.fill("#password", PASSWORD)
-        page.keyboard.press("Enter")
-        page.wait_for_url(f"{base}/tasks")
+        sign_in(page, base, "front-door-advisor", PASSWORD)
 
         # the navigation: keyboard reachable, only the links this user may follow
         nav = page.get_by_role("navigation", name="Main")
@@ -81,7 +60,7 @@ def test_advisor_finds_a_duplicate_and_records_a_contact_with_the_keyboard(serve
         page.keyboard.press("Enter")
         page.wait_for_url(f"{base}/contacts/new")
         assert page.locator("h1").inner_text() == "Find the person first"
-        _axe(page, "new contact")
+        run_axe(page, "new contact")
 
         # an error state: a date that does not exist and a wrong NHS number
         page.fill("#name", "Edith Clarke")
@@ -96,7 +75,7 @@ def test_advisor_finds_a_duplicate_and_records_a_contact_with_the_keyboard(serve
         assert "NHS number is not valid" in summary.inner_text()
         assert page.input_value("#name") == "Edith Clarke"
         assert page.title().startswith("Error: ")
-        _axe(page, "new contact with errors")
+        run_axe(page, "new contact with errors")
 
         # keyboard only from here: the name is kept, fix the date, clear the NHS number
         page.focus("#dob-day")
@@ -120,7 +99,7 @@ def test_advisor_finds_a_duplicate_and_records_a_contact_with_the_keyboard(serve
         first = rows.nth(0).inner_text()
         assert "Possible duplicate" in first and "27 March 1944" in first and "NB4 2QS" in first
         assert "Possible duplicate" not in rows.nth(1).inner_text()
-        _axe(page, "search results")
+        run_axe(page, "search results")
 
         reference = eng.get_case(people["edith"])["reference"]
         _tab_to(page, "document.activeElement.tagName === 'BUTTON' && "
@@ -143,29 +122,25 @@ def test_find_a_person_page_in_the_browser(server):
     with launch() as browser:
         context = browser.new_context(bypass_csp=True)
         page = context.new_page()
-        page.goto(f"{base}/sign-in")
-        page.fill("#username", "social-worker")
-        page.fill("#password", PASSWORD)
-        page.keyboard.press("Enter")
-        page.wait_for_url(f"{base}/tasks")
+        sign_in(page, base, "social-worker", PASSWORD)
         nav = page.get_by_role("navigation", name="Main")
         assert nav.get_by_role("link").all_inner_texts() == ["Inbox", "Find a person"]
         nav.get_by_role("link", name="Find a person").click()
         page.wait_for_url(f"{base}/people")
-        _axe(page, "find a person")
+        run_axe(page, "find a person")
         page.fill("#q", "clarke edith")
         page.keyboard.press("Enter")
         page.wait_for_url(re.compile(r".*/people\?q=.*"))
         text = page.locator("table").inner_text()
         assert "Edith Clarke" in text and "27 March 1944" in text and "Open" in text and "Closed" in text
         assert "Edward" not in text
-        _axe(page, "find a person with results")
+        run_axe(page, "find a person with results")
         page.fill("#q", "Clarke 42")
         with page.expect_navigation():
             page.keyboard.press("Enter")
         page.locator(".govuk-error-summary").wait_for()
         assert "Could not understand" in page.locator(".govuk-error-summary").inner_text()
-        _axe(page, "find a person with an error")
+        run_axe(page, "find a person with an error")
         context.close()
 
 

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
@@ -33,9 +30,9 @@ from api.page_kit import long_date
 from engine.forms import FormLibrary
 from engine.runtime import Engine
 from engine.schema import tasks as task_rows
-from tests.browser import launch
+from tests.browser import launch, live_server, run_axe, sign_in
 from tests.conftest import DIAGRAMS, START, Calls
-from tests.test_pages_inbox import PASSWORD, _axe, _free_port, _signin_client
+from tests.test_pages_inbox import PASSWORD, _signin_client
 
 # a nested object, an object revealed by a Yes, and a field revealed by a No (like needs_assessment / review)
 OUTCOME = {
@@ -82,29 +79,10 @@ def world(db_url):
     eng.db.dispose()
 
 
-@contextmanager
-def _serve(app):
-    import uvicorn
-
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start within 10 s"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
-
-
 @pytest.fixture
 def server(world):
     eng, app, tasks = world
-    with _serve(app) as base:
+    with live_server(app) as base:
         yield base, eng, tasks
 
 
@@ -129,11 +107,7 @@ def plan_world(db_url):
 
 
 def _sign_in(page, base: str, username: str) -> None:
-    page.goto(f"{base}/sign-in")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/tasks")
+    sign_in(page, base, username, PASSWORD, click=True)
 
 
 # ---------------------------------------------------------------------- browser
@@ -159,12 +133,12 @@ def test_filter_delegate_draft_return_and_a_nested_conditional_form_in_the_brows
         assert rows.count() == 1 and "Mr Arthur Patel" in rows.inner_text()
         assert page.input_value("#f-person") == "arthur"  # the filter keeps its value
         assert "1 task match the filters" in page.locator("#task-counts").inner_text()
-        _axe(page, "filtered inbox")
+        run_axe(page, "filtered inbox")
 
         # an invalid value: an error summary, and the list unfiltered
         page.goto(f"{base}/tasks?within=forever")
         assert "Days must be a whole number" in page.locator(".govuk-error-summary").inner_text()
-        _axe(page, "inbox with a filter error")
+        run_axe(page, "inbox with a filter error")
 
         # claim Edith's task, save a draft with a nested answer, delegate it to Omar
         page.goto(f"{base}/tasks/{edith['id']}")
@@ -177,7 +151,7 @@ def test_filter_delegate_draft_return_and_a_nested_conditional_form_in_the_brows
         page.check("#f-carer_present-1")
         assert page.locator("#f-why_no_carer").is_visible() and not page.locator("#f-carer-name").is_visible()
         page.check("#f-carer_present-0")
-        _axe(page, "task with nested and conditional fields")
+        run_axe(page, "task with nested and conditional fields")
         page.fill("#f-carer-name", "Jean Clarke")
         page.fill("#f-wellbeing-reason", "Lonely since her fall")
         page.get_by_role("button", name="Save and come back later").click()
@@ -223,7 +197,7 @@ def test_filter_delegate_draft_return_and_a_nested_conditional_form_in_the_brows
         assert "Enter carer's name" in text
         assert "Select is there a significant impact?" in text
         assert page.locator("#f-carer-name-error").is_visible()
-        _axe(page, "task with nested errors")
+        run_axe(page, "task with nested errors")
         page.check("#f-outcome-0")
         page.check("#f-wellbeing-significant-1")
         page.fill("#f-carer-name", "Jean Clarke")
@@ -536,7 +510,7 @@ def _focused(page) -> str:
 
 def test_outcomes_by_keyboard_add_remove_an_error_in_outcome_2_and_complete_in_the_browser(plan_world):
     eng, app, task = plan_world
-    with _serve(app) as base, launch() as browser:
+    with live_server(app) as base, launch() as browser:
         page = browser.new_context(bypass_csp=True).new_page()
         _sign_in(page, base, "rosa")
         page.goto(f"{base}/tasks/{task['id']}")
@@ -579,7 +553,7 @@ def test_outcomes_by_keyboard_add_remove_an_error_in_outcome_2_and_complete_in_t
         assert items.all_inner_texts() == ["Outcome 1", "Outcome 2", "Outcome 3"]
         page.fill("#f-outcomes-2-label", "Go to the lunch club")
         page.fill("#f-outcomes-2-weekly_cost", "12")
-        _axe(page, "task with three outcomes")
+        run_axe(page, "task with three outcomes")
         with page.expect_navigation():
             page.get_by_role("button", name="Remove outcome 2").click()
         assert items.all_inner_texts() == ["Outcome 1", "Outcome 2"]
@@ -598,7 +572,7 @@ def test_outcomes_by_keyboard_add_remove_an_error_in_outcome_2_and_complete_in_t
         summary.wait_for()
         assert summary.locator("li").all_inner_texts() == ["Outcome 2: enter how it will be met"]
         assert "Outcome 2: enter how it will be met" in page.locator("#f-outcomes-1-how_met-error").inner_text()
-        _axe(page, "task with an error in outcome 2")
+        run_axe(page, "task with an error in outcome 2")
         summary.get_by_role("link", name="Outcome 2: enter how it will be met").click()
         assert _focused(page) == "f-outcomes-1-how_met"
         page.keyboard.type("Day centre on Tuesdays")
