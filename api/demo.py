@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from engine.clock import SystemClock
 from engine.errors import CarepathError
 from engine.runtime import Engine
 
@@ -16,7 +17,9 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite:///var/demo.db")
     args = parser.parse_args()
     engine = Engine(args.db)
-    engine.init()
+    # A new demo database runs on a simulated clock starting now (to the minute), so a newcomer can
+    # move time on and see deadlines fall due: `carepath clock advance P42D --db sqlite:///var/demo.db`.
+    engine.init(simulated_start=SystemClock().now().replace(second=0, microsecond=0))
     if any(PROCESSES.glob("*.bpmn")):
         try:
             refs = engine.deploy([PROCESSES], actor="demo")
@@ -31,7 +34,9 @@ def main() -> None:
 
     for reference, stage in create_demo_cases(engine):
         print(f"demo case {reference}: {stage}")
-    print(f"demo database ready: {engine.db.safe_url}")
+    print(f"demo database ready: {engine.db.safe_url} (clock: {engine.clock_mode()}, "
+          f"now {engine.now():%Y-%m-%d %H:%M} UTC; move it on with: "
+          f"carepath clock advance P42D --db {engine.db.safe_url})")
 
 
 if __name__ == "__main__":

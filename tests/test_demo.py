@@ -32,6 +32,17 @@ def test_the_demo_database_has_cases_at_each_stage_in_the_right_queues(tmp_path)
         assert any(d["kind"] for d in eng.documents(harriet["id"]))  # letters filed on the case
         for case_id in range(1, 8):
             assert eng.verify(case_id)[1] == []
+        assert eng.clock_mode() == "simulated"  # so a newcomer can move time on
+    finally:
+        eng.db.dispose()
+    # six weeks on (as the README says), Harriet's first review is in the social work queue
+    moved = subprocess.run([sys.executable, "-m", "engine.cli", "clock", "advance", "P42D", "--db", url], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert moved.returncode == 0, moved.stderr
+    eng = Engine(url)
+    try:
+        assert ("Harriet Jones", "review_plan", "social_work") in {
+            (t["title"], t["element_id"], t["team"]) for t in eng.list_tasks(limit=1000)}
     finally:
         eng.db.dispose()
     again = subprocess.run([sys.executable, "-m", "api.demo", "--db", url], cwd=ROOT, capture_output=True,
