@@ -24,8 +24,8 @@ from tests.test_api_cases import PASSWORD, build_world
 
 
 @pytest.fixture
-def world(tmp_path):
-    eng, cases = build_world(f"sqlite:///{tmp_path / 'case_pages.db'}")
+def world(db_url):
+    eng, cases = build_world(db_url)
     app = create_app(eng, run_timers=False)
     yield eng, app, cases
     eng.db.dispose()

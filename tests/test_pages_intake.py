@@ -13,8 +13,8 @@ from tests.front_door_world import EDITH_NHS, PASSWORD, build
 
 
 @pytest.fixture
-def world(tmp_path):
-    eng, app, people = build(f"sqlite:///{tmp_path / 'intake.db'}")
+def world(db_url):
+    eng, app, people = build(db_url)
     yield eng, app, people
     eng.db.dispose()
 
