@@ -226,7 +226,8 @@ def _pct(values: list[float], p: float) -> float:
 
 def _rows(resp: Any) -> int:
     if resp.headers.get("content-type", "").startswith("application/json"):
-        return len(resp.json()["tasks"])
+        body = resp.json()
+        return len(body["tasks"] if "tasks" in body else body["results"])
     body = resp.text.split('<tbody class="govuk-table__body">', 1)
     return body[1].split("</tbody>", 1)[0].count('<tr class="govuk-table__row">') if len(body) == 2 else 0
 
@@ -359,7 +360,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         endpoints = ["/tasks", "/tasks?view=mine", "/api/tasks?scope=team", "/api/tasks?scope=team&offset=2000",
                      "/tasks?due=overdue&sort=person", "/tasks?view=delegated",
-                     "/api/tasks?scope=team&person=smith&task=reablement"]
+                     "/api/tasks?scope=team&person=smith&task=reablement",
+                     # front door search over all 20,000 cases' person details (api/intake.py): an NHS number; a name every case shares
+                     "/people?q=9997760055", "/api/people?q=person"]
         out["results"] = {}
         with Server(app) as base:
             for role in ("reablement_coordinator", "social_worker"):
