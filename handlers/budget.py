@@ -47,6 +47,8 @@ from typing import Any
 
 from engine.registry import HandlerContext, HandlerRegistry
 
+from .config_files import cached
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: where RAS configuration files live; tests may point this elsewhere
 CONFIG_DIR = REPO_ROOT / "processes" / "config"
@@ -121,8 +123,13 @@ def _config_path(config: str | None) -> Path:
 
 
 def load_config(config: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Read and validate a RAS configuration; return it and a record of which file it was."""
-    path = _config_path(config)
+    """Read and validate a RAS configuration; return it and a record of which file it was.
+
+    Read again only when the file changes."""
+    return cached(_config_path(config), _read_config)
+
+
+def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:

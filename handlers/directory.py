@@ -21,6 +21,7 @@ from typing import Any
 from engine.registry import HandlerContext, HandlerRegistry
 
 from . import working_days
+from .config_files import cached
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "processes" / "config" / "community_directory.json"
 #: lets a deployment point at its own directory without editing code
@@ -117,9 +118,6 @@ def load_directory(path: str | Path) -> Directory:
     return parse_directory(data, str(path))
 
 
-_cache: dict[Path, tuple[int, Directory]] = {}
-
-
 def current_directory(path: str | Path | None = None) -> Directory:
     """The directory at `path` (default: $CAREPATH_COMMUNITY_DIRECTORY or the bundled file).
 
@@ -127,16 +125,7 @@ def current_directory(path: str | Path | None = None) -> Directory:
     up without a restart; the handlers' results record what was found, so replay does
     not depend on the file staying the same.
     """
-    resolved = Path(path or os.environ.get(PATH_ENV) or DEFAULT_PATH)
-    try:
-        mtime = resolved.stat().st_mtime_ns
-    except FileNotFoundError:
-        raise DirectoryError(f"community directory not found: {resolved}") from None
-    cached = _cache.get(resolved)
-    if cached is None or cached[0] != mtime:
-        cached = (mtime, load_directory(resolved))
-        _cache[resolved] = cached
-    return cached[1]
+    return cached(Path(path or os.environ.get(PATH_ENV) or DEFAULT_PATH), load_directory, share=True)
 
 
 # ---------------------------------------------------------------- handlers

@@ -26,6 +26,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from engine.registry import HandlerContext, HandlerRegistry
 
 from . import working_days
+from .config_files import cached
 from .eligibility import WELLBEING_AREAS
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -133,7 +134,11 @@ _env.filters.update(money=_strict(money), long_date=_strict(long_date), para=_st
 
 
 def load_council(path: str | Path | None = None) -> dict[str, Any]:
-    resolved = Path(path or os.environ.get(COUNCIL_ENV) or DEFAULT_COUNCIL)
+    """The council's details (read again only when the file changes)."""
+    return cached(Path(path or os.environ.get(COUNCIL_ENV) or DEFAULT_COUNCIL), _read_council)
+
+
+def _read_council(resolved: Path) -> dict[str, Any]:
     try:
         council = json.loads(resolved.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -11,10 +11,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .config_files import cached
+
 CONFIG = Path(__file__).resolve().parent.parent / "processes" / "config" / "timescales.json"
 
 
 def load(path: Path = CONFIG) -> dict[str, Any]:
+    """The settings in `path` (read again only when the file changes)."""
+    return cached(path, _read)
+
+
+def _read(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,24 +34,23 @@ DateLike = date | datetime | str
 
 
 @lru_cache(maxsize=64)
-def _bank_holidays(year: int) -> frozenset[date]:
-    # One frozen set per year: a HolidayBase fills itself lazily on lookup, which is not
+def _bank_holiday_names(year: int) -> MappingProxyType[date, str]:
+    # One read-only copy per year: a HolidayBase fills itself lazily on lookup, which is not
     # safe to share between worker threads.
-    return frozenset(holidays.country_holidays("GB", subdiv="ENG", years=year))
+    return MappingProxyType(dict(holidays.country_holidays("GB", subdiv="ENG", years=year)))
+
 
 
 def bank_holiday(d: date) -> str | None:
     """The name of the England and Wales bank holiday on `d`, or None."""
-    if d not in _bank_holidays(d.year):
-        return None
-    return holidays.country_holidays("GB", subdiv="ENG", years=d.year).get(d)
+    return _bank_holiday_names(d.year).get(d)
 
 
 def is_working_day(d: date) -> bool:
     """Monday to Friday and not an England and Wales bank holiday (substitute days included)."""
     if isinstance(d, datetime):  # a datetime is a date subclass: judge its UK local day
         d = as_local_date(d)
-    return d.weekday() < 5 and d not in _bank_holidays(d.year)
+    return d.weekday() < 5 and d not in _bank_holiday_names(d.year)
 
 
 def as_local_date(value: DateLike) -> date:

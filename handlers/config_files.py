@@ -1,0 +1,34 @@
+"""Configuration files read once and again only when they change.
+
+`cached(path, load)` keeps `load(path)`'s result until the file's modification time changes,
+so handlers called on every step do not read and parse their JSON each time, and an edited
+file is still picked up without a restart. Each caller gets its own deep copy: a handler
+result that ends up in workflow data can never alter the cached configuration.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_cache: dict[tuple[Path, Callable[..., Any]], tuple[int, Any]] = {}
+
+
+def cached(path: Path, load: Callable[[Path], T], *, share: bool = False) -> T:
+    """`load(path)`, reused while the file is unchanged (a missing file: whatever `load` raises).
+
+    `share=True` returns the cached object itself, for results nobody mutates."""
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        return load(path)  # let the loader say what is wrong with it
+    key = (path, load)
+    hit = _cache.get(key)
+    if hit is None or hit[0] != mtime:
+        hit = (mtime, load(path))
+        _cache[key] = hit
+    return hit[1] if share else copy.deepcopy(hit[1])
