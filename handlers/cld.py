@@ -209,7 +209,6 @@ UNPLANNED_REVIEW_REASONS = ("Hospital", "Carer related", "Safeguarding concern",
                             "Change in Commissioning arrangements", "Other Reason")
 REVIEW_REASONS = (PLANNED_REVIEW, *UNPLANNED_REVIEW_REASONS)
 UNPLANNED_REVIEW = "Unplanned"
-REVIEW_TYPES = (PLANNED_REVIEW, UNPLANNED_REVIEW)
 
 CLIENT_TYPES = ("Service User", "Carer")
 SERVICE_USER, CARER = CLIENT_TYPES
@@ -430,12 +429,6 @@ PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
 _END_OF_INSTANCE = {"type": "instance.completed"}
 
 # ---------------------------------------------------------------- person fields
-
-PERSON_FIELDS = ("local_person_id", "nhs_number", "birth_month", "birth_year", "gender", "ethnicity",
-                 "client_type", "cared_for_person_id", "primary_support_reason", "accommodation_status",
-                 "employment_status", "has_unpaid_carer")
-EVENT_FIELDS = ("event_type", "event_start", "event_end", "outcome", "route_of_access", "service_type",
-                "delivery_mechanism", "review_type", "review_reason", "process_id", "instance_id", "source_event_seq")
 
 # column headers of the CSV, in the return's wording
 CSV_HEADERS = {

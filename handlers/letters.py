@@ -34,7 +34,6 @@ DEFAULT_COUNCIL = Path(__file__).resolve().parent.parent / "processes" / "config
 #: lets a deployment use its own council details without editing code
 COUNCIL_ENV = "CAREPATH_COUNCIL_CONFIG"
 _COUNCIL_FIELDS = ("name", "department", "address", "phone", "email", "signatory", "decision_review", "complaints")
-MONEY_MANAGEMENT = ("direct_payment", "managed_account", "council_managed")
 
 
 # ---------------------------------------------------------------- formatting
@@ -411,7 +410,7 @@ def budget_letter(ctx: HandlerContext, person: dict[str, Any], budget: dict[str,
 
 # ---------------------------------------------------------------- support plan
 
-_MONEY_TEXT = {
+_MONEY_TEXT = {  # its keys are the plan's money_management choices
     "direct_payment": (
         "as a direct payment: we pay your personal budget to you (or someone you have chosen) so "
         "that you can arrange and pay for your own support. Please keep the money in a separate "
@@ -427,6 +426,7 @@ _MONEY_TEXT = {
         "you can tell us at any time if they are not working for you."
     ),
 }
+MONEY_MANAGEMENT = tuple(_MONEY_TEXT)
 
 
 def support_plan_letter(ctx: HandlerContext, person: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,12 @@ from xml.sax.saxutils import escape, quoteattr
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from handlers.cld import PERSON_CODE_LISTS  # noqa: E402
+from handlers.cld import (  # noqa: E402
+    DELIVERY_BY_DP_ARRANGEMENT,
+    DELIVERY_BY_MONEY_MANAGEMENT,
+    PERSON_CODE_LISTS,
+    UNPLANNED_REVIEW_REASONS,
+)
 from handlers.eligibility import (  # noqa: E402
     ADULT_OUTCOMES,
     ADULT_WAYS,
@@ -703,8 +708,7 @@ def support_plan() -> Diagram:
     return d
 
 
-REVIEW_REASONS = ("Hospital", "Carer related", "Safeguarding concern", "Provider Failure",
-                  "Change in Commissioning arrangements", "Other Reason")
+REVIEW_REASONS = UNPLANNED_REVIEW_REASONS  # the CLD code list
 REQUESTED_BY = ("person", "carer", "provider", "worker", "other")
 
 REVIEW_START_SCRIPT = ADD_PERIOD + f"""
@@ -933,7 +937,7 @@ current = None
 ended = None
 """
 
-DP_CHANGES = ("nominated_person", "managed_account", "end_direct_payment")
+DP_CHANGES = tuple(DELIVERY_BY_DP_ARRANGEMENT)  # each change has a CLD delivery mechanism
 
 
 def direct_payment_review() -> Diagram:
@@ -1242,7 +1246,7 @@ def forms() -> dict[str, dict]:
                     }, "required": ["label", "how_met"], "additionalProperties": False},
                 },
                 "money_management": {"type": "string", "title": "How the money is managed",
-                                     "enum": ["direct_payment", "managed_account", "council_managed"]},
+                                     "enum": list(DELIVERY_BY_MONEY_MANAGEMENT)},
                 "may_change_without_contacting": {
                     "type": "array", "title": "What the person may change without contacting the council",
                     "items": {**TEXT}},
