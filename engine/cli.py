@@ -14,8 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
-
+from .bpmn_timers import add_duration
 from .clock import parse_instant
 from .errors import CarepathError, ConflictError
 
@@ -27,9 +26,8 @@ EXIT_CONFLICT = 3
 def parse_duration(text: str, start: datetime) -> timedelta:
     """ISO 8601 duration (P43D, P1Y2M, PT12H) from `start`, months and years by the calendar."""
     try:
-        parsed = TimerEventDefinition.parse_iso_duration(text)
-        return TimerEventDefinition.get_timedelta_from_start(parsed, start)
-    except Exception:
+        return add_duration(start, text) - start
+    except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not an ISO 8601 duration such as P43D, P1Y or PT12H") from None
 
 

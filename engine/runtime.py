@@ -421,7 +421,7 @@ class Engine:
             incident = incident or inc
             all_events.extend(p.scope.events)
         first = pending[0]
-        self._save_case_data(conn, pending)
+        self._save_case_data(conn, now, pending)
         w.events.append((case_chain(first.case_id), first.case_id, all_events))
         if writes is None:
             w.flush(conn, now, lock=self.db.is_postgres)
@@ -430,7 +430,7 @@ class Engine:
         return StepResult(first.instance_id, first.case_id, status, ready, incident,
                           [p.instance_id for p in pending[1:]], len(all_events))
 
-    def _save_case_data(self, conn: Connection, pending: list[_Pending]) -> None:
+    def _save_case_data(self, conn: Connection, now: datetime, pending: list[_Pending]) -> None:
         """Details a process merged into the case record (update_case) are written with the step."""
         changed = [p for p in pending if p.scope.case_updates]
         if not changed:
@@ -442,7 +442,8 @@ class Engine:
         merged = json.loads(old)
         for p in changed:
             merged.update(p.scope.case_updates)
-        conn.execute(update(cases).where(cases.c.id == case_id).values(data=json.dumps(merged, sort_keys=True)))
+        conn.execute(update(cases).where(cases.c.id == case_id)
+                     .values(data=json.dumps(merged, sort_keys=True), updated_at=now))
 
     def _write_instance(self, conn: Connection, now: datetime, p: _Pending, w: _Writes) -> dict[str, Any] | None:
         wf = p.workflow
@@ -513,7 +514,7 @@ class Engine:
             q = q.where(tasks.c.assignee == assignee)
         if process_id is not None:
             q = q.where(tasks.c.process_id == process_id)
-        q = q.order_by(tasks.c.due_at.is_(None), tasks.c.due_at, tasks.c.created_at, tasks.c.id)
+        q = q.order_by(tasks.c.due_at.asc().nulls_last(), tasks.c.created_at, tasks.c.id)  # as the indexes
         with self.db.engine.connect() as conn:
             rows = conn.execute(q.limit(limit).offset(offset)).all()
         return [_task_row(r) for r in rows]
@@ -693,9 +694,7 @@ class Engine:
         """Fire what is due in one instance; False when nothing was (its rows were already out of date)."""
         row, wf = self._load(conn, instance_id, row)
         p = self._pending(now, row, wf)
-        fired = sorted((t for t in p.before["timers"].values() if t["due_at"] <= history.iso(now)),
-                       key=lambda t: (t["due_at"], t["element_id"]))
-        if not fired:
+        if not _due_timers(p.before, now):
             # Another worker fired it between our query's snapshot and our row lock (PostgreSQL's
             # READ COMMITTED): write nothing, only bring the timer rows back in line with the workflow.
             heal = w if w is not None else _Writes()
@@ -883,6 +882,13 @@ def _attached_to(task: Any) -> str | None:
     return main[0].task_spec.bpmn_id if main else None
 
 
+def _due_timers(before: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """The timers of a snapshot that are due by `now`, in due order."""
+    cutoff = history.iso(now)
+    return sorted((t for t in before["timers"].values() if t["due_at"] <= cutoff),
+                  key=lambda t: (t["due_at"], t["element_id"]))
+
+
 def _fired_timers(before: dict[str, Any], wf: BpmnWorkflow, now: datetime) -> list[dict[str, Any]]:
     """The timers that were due at the start of the step and fired in it (in due order).
 
@@ -890,8 +896,7 @@ def _fired_timers(before: dict[str, Any], wf: BpmnWorkflow, now: datetime) -> li
     an unfired deadline records the deadline first. A timer whose task was finished first
     (its boundary cancelled) did not fire.
     """
-    due = sorted((t for t in before["timers"].values() if t["due_at"] <= history.iso(now)),
-                 key=lambda t: (t["due_at"], t["element_id"]))
+    due = _due_timers(before, now)
     if not due:
         return []
     live = {str(t.id): t for t in _all_tasks(wf)}

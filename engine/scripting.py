@@ -9,7 +9,6 @@ so concurrent requests in threads never see each other's step.
 from __future__ import annotations
 
 import json
-import traceback
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -132,7 +131,6 @@ class CarepathScriptEngine(PythonScriptEngine):
                     "task_id": str(task.id),
                     "inputs": inputs,
                     "message": f"{type(exc).__name__}: {exc}",
-                    "traceback": "".join(traceback.format_exception_only(type(exc), exc)).strip(),
                 }
                 raise HandlerFailed(f"handler '{operation_name}' failed: {type(exc).__name__}: {exc}",
                                     handler=operation_name, element=element_id) from exc
