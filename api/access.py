@@ -20,13 +20,13 @@ from sqlalchemy import and_, func, insert, or_, select
 
 from engine.schema import events, process_versions, tasks
 
-from .auth import OVERSIGHT_ROLES, User, case_access_log, restricted_cases
+from .auth import OVERSIGHT_ROLES, User, case_access_log, json_set, restricted_cases
 
 # ---------------------------------------------------------------------- restricted cases
 
 
 def _allowed(value: Any) -> set[str]:
-    return set(json.loads(value) if isinstance(value, str) else value or [])
+    return json_set(value)
 
 
 def restricted_map(conn: Any) -> dict[int, set[str]]:
@@ -59,8 +59,13 @@ def restrict_case(engine: Any, case_id: int, usernames: list[str]) -> None:
 # ---------------------------------------------------------------------- tasks
 
 
+def escape_like(text: str) -> str:
+    """`text` for a LIKE pattern with ESCAPE '\\': its own %, _ and \\ match only themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _like_group(team: str) -> str:
-    return '%"' + team.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + '"%'
+    return '%"' + escape_like(team) + '"%'
 
 
 _SHARED_CACHE: weakref.WeakKeyDictionary[Any, tuple[int, dict[str, frozenset[str]]]] = weakref.WeakKeyDictionary()

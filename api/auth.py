@@ -109,6 +109,11 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def json_set(value: Any) -> set[str]:
+    """A JSON list column (roles, teams, allowed names) as a set, whatever the driver returned."""
+    return set(_json(value) or [])
+
+
 @dataclass
 class AuthSettings:
     max_failures: int = 5

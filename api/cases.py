@@ -22,7 +22,7 @@ from engine.schema import case_notes, cases, documents, users
 
 from . import case_record as cr
 from .access import can_open_case, log_access, restriction
-from .auth import OVERSIGHT_ROLES, WORKER_ROLES, User, current_user, get_engine
+from .auth import OVERSIGHT_ROLES, WORKER_ROLES, User, current_user, get_engine, json_set
 from .errors import forbidden
 
 router = APIRouter(prefix="/api/cases")
@@ -46,7 +46,6 @@ def open_case(engine: Any, user: User, case_id: int, action: str) -> None:
     log_access(engine, case_id, user, action)
 
 
-_open = open_case  # the older name
 
 
 def may_write(user: User) -> bool:
@@ -244,14 +243,13 @@ def correct_details(engine: Any, user: User, case_id: int, changes: dict[str, An
 
 def casework_users(engine: Any) -> list[dict[str, str]]:
     """Active users with a casework role: who may be a co-ordinating worker."""
-    import json
 
     with engine.db.engine.connect() as conn:
         rows = conn.execute(select(users.c.username, users.c.display_name, users.c.roles)
                             .where(users.c.active.is_(True)).order_by(users.c.display_name)).all()
     out = []
     for r in rows:
-        roles = set(json.loads(r.roles) if isinstance(r.roles, str) else r.roles or [])
+        roles = json_set(r.roles)
         if roles & WORKER_ROLES:
             out.append({"username": r.username, "display_name": r.display_name,
                         "roles": ", ".join(cr.humanise(x) for x in sorted(roles & WORKER_ROLES))})

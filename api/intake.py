@@ -36,8 +36,9 @@ from engine.errors import NotFoundError
 from engine.schema import cases, instances, settings
 
 from . import page_kit
-from .access import hidden_cases, restriction
+from .access import escape_like, hidden_cases, restriction
 from .auth import WORKER_ROLES, User, case_access_log, require_roles
+from .cases import nhs_number_ok
 from .errors import ApiError, forbidden
 
 router = APIRouter()
@@ -147,18 +148,10 @@ def clean_nhs(value: str, problems: Problems, field_name: str = "nhs_number", *,
     if not re.fullmatch(r"\d{10}", digits):
         problems.add(field_name, "NHS number must be 10 digits, for example 943 476 5919")
         return ""
-    if check_digit and not nhs_check_digit_ok(digits):
+    if check_digit and not nhs_number_ok(digits):
         problems.add(field_name, "NHS number is not valid: check each of the 10 digits")
         return ""
     return digits
-
-
-def nhs_check_digit_ok(digits: str) -> bool:
-    """The NHS number's modulus 11 check digit."""
-    total = sum(int(d) * (10 - i) for i, d in enumerate(digits[:9]))
-    check = 11 - total % 11
-    check = 0 if check == 11 else check
-    return check != 10 and check == int(digits[9])
 
 
 def clean_postcode(value: str, problems: Problems, field_name: str = "postcode") -> str:
@@ -210,29 +203,25 @@ def parse_query(q: str, today: date) -> Terms:
 
 
 # ---------------------------------------------------------------------- the search itself
-def _esc(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _name_cond(words: list[str]) -> Any:
     conds = []
     for w in words:
         as_json = json.dumps(w)[1:-1]  # how the word is spelt inside the stored JSON (\u escapes)
-        conds.append(or_(func.lower(cases.c.title).like(f"%{_esc(w)}%", escape="\\"),
-                         func.lower(cases.c.data).like(f"%{_esc(as_json.lower())}%", escape="\\")))
+        conds.append(or_(func.lower(cases.c.title).like(f"%{escape_like(w)}%", escape="\\"),
+                         func.lower(cases.c.data).like(f"%{escape_like(as_json.lower())}%", escape="\\")))
     return and_(*conds)
 
 
 def _dob_cond(dob: str) -> Any:
-    return cases.c.data.like(f'%"date_of_birth": "{_esc(dob)}"%', escape="\\")
+    return cases.c.data.like(f'%"date_of_birth": "{escape_like(dob)}"%', escape="\\")
 
 
 def _nhs_cond(nhs: str) -> Any:
-    return func.replace(cases.c.data, " ", "").like(f'%"nhs_number":"{_esc(nhs)}"%', escape="\\")
+    return func.replace(cases.c.data, " ", "").like(f'%"nhs_number":"{escape_like(nhs)}"%', escape="\\")
 
 
 def _postcode_cond(postcode: str) -> Any:
-    return func.replace(func.upper(cases.c.data), " ", "").like(f'%"POSTCODE":"{_esc(postcode)}%', escape="\\")
+    return func.replace(func.upper(cases.c.data), " ", "").like(f'%"POSTCODE":"{escape_like(postcode)}%', escape="\\")
 
 
 def _person(data: Any, title: str) -> dict[str, Any]:

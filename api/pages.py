@@ -14,7 +14,6 @@ never show or do more than the API allows. The differences are only in transport
 from __future__ import annotations
 
 import hmac
-import json
 import secrets
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
@@ -27,13 +26,12 @@ from starlette.concurrency import run_in_threadpool
 from engine.errors import ConflictError, NotFoundError, StateError, ValidationError
 from engine.schema import cases
 
-from . import page_kit
+from . import page_kit as kit
 from . import tasks as task_api
-from .auth import COOKIE, OVERSIGHT_ROLES, AuthStore, User
+from .auth import COOKIE, OVERSIGHT_ROLES, AuthStore, User, json_set
 from .case_pages import case_panel
 from .errors import ApiError
 from .page_forms import Field, change_items, engine_errors, fields_for, fill, read_form, set_errors, walk
-from .page_kit import CSP, DUE_SOON, MAX_BODY, templates  # noqa: F401
 
 router = APIRouter(include_in_schema=False)
 
@@ -41,28 +39,15 @@ SIGNIN_COOKIE = "carepath_signin"
 FLASH_COOKIE = "carepath_flash"
 PAGE_SIZE = 20
 
-_Redirect = page_kit.Redirect
-_secure = page_kit.use_secure_cookie
-_headers = page_kit.with_headers
-_render = page_kit.render
-_redirect = page_kit.redirect
-_error_page = page_kit.error_page
-_user = page_kit.session_user
-_form = page_kit.posted_form
-_csrf_ok = page_kit.csrf_ok
-_date = page_kit.long_date
-_due_tag = page_kit.due_tag
-_guard = page_kit.guard
-_signed_in = page_kit.signed_in
 
 
 # ---------------------------------------------------------------------- sign-in / sign-out
 def _sign_in_page(request: Request, *, error: str | None = None, username: str = "", status: int = 200) -> Response:
     token = secrets.token_urlsafe(32)
-    resp = _render(request, "sign_in.html", {"user": None, "error": error, "username": username,
+    resp = kit.render(request, "sign_in.html", {"user": None, "error": error, "username": username,
                                              "form_token": token}, status)
     resp.set_cookie(SIGNIN_COOKIE, token, httponly=True, samesite="strict", path="/sign-in", max_age=3600,
-                    secure=_secure(request, request.app.state.auth))
+                    secure=kit.use_secure_cookie(request, request.app.state.auth))
     return resp
 
 
@@ -73,13 +58,13 @@ def _landing(user: User) -> str:
 
 @router.get("/", response_class=HTMLResponse)
 def root(request: Request) -> Response:
-    user = _user(request)
-    return _redirect(_landing(user) if user else "/sign-in")
+    user = kit.session_user(request)
+    return kit.redirect(_landing(user) if user else "/sign-in")
 
 
 def _home(request: Request, user: User, *, reference: str = "", not_found: str | None = None,
           status: int = 200) -> Response:
-    return _render(request, "home.html", {
+    return kit.render(request, "home.html", {
         "user": user, "roles": ", ".join(sorted(r.replace("_", " ") for r in user.roles)) or "none",
         "can_open_cases": bool(user.roles & OVERSIGHT_ROLES), "reference": reference, "not_found": not_found,
         "errors": [not_found] if not_found else []}, status)
@@ -88,9 +73,9 @@ def _home(request: Request, user: User, *, reference: str = "", not_found: str |
 @router.get("/home", response_class=HTMLResponse)
 def home(request: Request) -> Response:
     try:
-        user = _signed_in(request)
-    except Exception as exc:  # noqa: BLE001 - _guard re-raises anything it does not handle
-        return _guard(request, None, exc)
+        user = kit.signed_in(request)
+    except Exception as exc:  # noqa: BLE001 - kit.guard re-raises anything it does not handle
+        return kit.guard(request, None, exc)
     return _home(request, user)
 
 
@@ -98,9 +83,9 @@ def home(request: Request) -> Response:
 def open_case_by_reference(request: Request, reference: str = "") -> Response:
     """Auditors and managers open a case record by its reference (access is checked on the record page)."""
     try:
-        user = _signed_in(request)
+        user = kit.signed_in(request)
     except Exception as exc:  # noqa: BLE001
-        return _guard(request, None, exc)
+        return kit.guard(request, None, exc)
     ref = reference.strip().upper()[:64]
     case_id = None
     if ref:
@@ -109,27 +94,27 @@ def open_case_by_reference(request: Request, reference: str = "") -> Response:
     if case_id is None:
         message = "Enter a case reference" if not ref else f"There is no case {ref}: check the reference"
         return _home(request, user, reference=reference[:64], not_found=message, status=404 if ref else 400)
-    return _redirect(f"/cases/{case_id}")
+    return kit.redirect(f"/cases/{case_id}")
 
 
 @router.get("/sign-in", response_class=HTMLResponse)
 def sign_in_form(request: Request) -> Response:
-    user = _user(request)
+    user = kit.session_user(request)
     if user is not None:
-        return _redirect(_landing(user))
+        return kit.redirect(_landing(user))
     return _sign_in_page(request)
 
 
 @router.post("/sign-in", response_class=HTMLResponse)
 async def sign_in(request: Request) -> Response:
-    form = await _form(request)
-    sent = (form.get("form_token") or [""])[-1]
+    form = await kit.posted_form(request)
+    sent = kit.one(form, "form_token")
     expected = request.cookies.get(SIGNIN_COOKIE, "")
     if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
-        return _error_page(request, None, 403, "Sign-in form expired",
+        return kit.error_page(request, None, 403, "Sign-in form expired",
                            "The sign-in form has expired or was not sent from this site. Go back and try again.")
-    username = (form.get("username") or [""])[-1].strip().lower()
-    password = (form.get("password") or [""])[-1]
+    username = kit.one(form, "username").strip().lower()
+    password = kit.one(form, "password")
     store: AuthStore = request.app.state.auth
     if not username or not password:
         return _sign_in_page(request, error="Enter your username and password", username=username, status=400)
@@ -141,25 +126,25 @@ async def sign_in(request: Request) -> Response:
     old = request.cookies.get(COOKIE)
     if old:
         await run_in_threadpool(store.sign_out, old)  # a new session on every sign-in (no fixation)
-    resp = _redirect(_landing(user))
-    resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=_secure(request, store), path="/")
+    resp = kit.redirect(_landing(user))
+    resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=kit.use_secure_cookie(request, store),
+                    path="/")
     resp.delete_cookie(SIGNIN_COOKIE, path="/sign-in")
-    del user
     return resp
 
 
 @router.post("/sign-out", response_class=HTMLResponse)
 async def sign_out(request: Request) -> Response:
-    form = await _form(request)
-    user = _user(request)
+    form = await kit.posted_form(request)
+    user = kit.session_user(request)
     if user is None:
-        return _redirect("/sign-in")
-    if not _csrf_ok(user, form):
-        return _error_page(request, user, 403, "You do not have permission to do that",
-                           "The form was missing its security token; nothing was changed.")
+        return kit.redirect("/sign-in")
+    if not kit.csrf_ok(user, form):
+        return kit.error_page(request, user, 403, "You do not have permission to do that",
+                              "The form was missing its security token; nothing was changed.")
     store: AuthStore = request.app.state.auth
     await run_in_threadpool(store.sign_out, request.cookies.get(COOKIE, ""))
-    resp = _redirect("/sign-in")
+    resp = kit.redirect("/sign-in")
     resp.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return resp
 
@@ -167,12 +152,11 @@ async def sign_out(request: Request) -> Response:
 # ---------------------------------------------------------------------- inbox
 def _flash(request: Request, resp: Response, text: str) -> Response:
     resp.set_cookie(FLASH_COOKIE, quote(text[:300]), httponly=True, samesite="strict", path="/tasks", max_age=300,
-                    secure=_secure(request, request.app.state.auth))
+                    secure=kit.use_secure_cookie(request, request.app.state.auth))
     return resp
 
 
 def _processes(engine: Any) -> list[tuple[str, str]]:
-    from sqlalchemy import select
 
     from engine.schema import process_versions
 
@@ -191,7 +175,7 @@ INBOX_FIELDS = {"view": "f-view", "scope": "f-view", "team": "f-team", "process"
 def inbox(request: Request) -> Response:
     user = None
     try:
-        user = _signed_in(request)
+        user = kit.signed_in(request)
         task_api.require_worker(user)
         engine = request.app.state.engine
         params = request.query_params
@@ -214,11 +198,11 @@ def inbox(request: Request) -> Response:
             shown = task_api.Filters(scope=filters.scope)
         result = task_api.search_tasks(engine, user, shown, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
-        return _guard(request, user, exc)
+        return kit.guard(request, user, exc)
     now = engine.now()
     rows = []
     for t in result["tasks"][:PAGE_SIZE]:
-        rows.append({**t, "due_text": _date(t.get("due_at")), "tag": _due_tag(t.get("due_at"), now)})
+        rows.append({**t, "due_text": kit.long_date(t.get("due_at")), "tag": kit.due_tag(t.get("due_at"), now)})
     flash = unquote(request.cookies.get(FLASH_COOKIE, ""))
     query = {("view" if k == "scope" else k): v for k, v in filters.query().items()}
     values = {k: (params.get(k) or "") for k in ("team", "process", "task", "person", "due", "within", "sort",
@@ -227,11 +211,11 @@ def inbox(request: Request) -> Response:
         values["within"] = str(task_api.DEFAULT_WITHIN)
     tabs = {v: urlencode({**{k: x for k, x in query.items() if k != "view"}, "view": v})
             for v in ("mine", "team", "delegated")}
-    resp = _render(request, "tasks.html", {
+    resp = kit.render(request, "tasks.html", {
         "user": user, "view": filters.scope, "rows": rows, "page": page,
         "has_next": len(result["tasks"]) > PAGE_SIZE, "counts": result["counts"], "flash": flash,
-        "today": _date(now), "errors": [{"text": e["message"], "href": "#" + INBOX_FIELDS.get(e["field"], "f-view")}
-                                        for e in errors],
+        "today": kit.long_date(now),
+        "errors": [{"text": e["message"], "href": "#" + INBOX_FIELDS.get(e["field"], "f-view")} for e in errors],
         "error_fields": {e["field"]: e["message"] for e in errors}, "values": values,
         "teams": sorted(user.teams), "processes": _processes(engine), "filtered": bool(set(query) - {"view"}),
         "tabs": tabs, "page_query": lambda n: urlencode({**query, "view": filters.scope, "page": n}),
@@ -245,40 +229,39 @@ def inbox(request: Request) -> Response:
 
 async def _page_action(request: Request, task_id: str, act: Any, done: Any) -> Response:
     """A task-page button: check the session, CSRF and revision, act through the API's rules, redirect."""
-    form = await _form(request)
+    form = await kit.posted_form(request)
     user = None
     engine = request.app.state.engine
     try:
-        user = _signed_in(request)
-        if not _csrf_ok(user, form):
-            raise ApiError(403, "csrf", "The form was missing its security token; nothing was changed.")
+        user = kit.signed_in(request)
+        kit.check_csrf(user, form)
         task_api.require_worker(user)
-        rev = (form.get("revision") or [""])[-1]
+        rev = kit.one(form, "revision")
         revision = int(rev) if rev.isdigit() else None
         result = await run_in_threadpool(act, user, engine, form, revision)
     except ConflictError as exc:
-        return _error_page(request, user, 409, "This task has changed",
+        return kit.error_page(request, user, 409, "This task has changed",
                            exc.message[:1].upper() + exc.message[1:] + " Go back to your tasks and reload the list.")
     except ApiError as exc:
         if exc.status == 422:
             try:
                 task = task_api.authorised_task(engine, user, task_id)
             except Exception as exc2:  # noqa: BLE001
-                return _guard(request, user, exc2)
+                return kit.guard(request, user, exc2)
             fields = fields_for(_schema(engine, task))
             fill(fields, task.get("draft"))
-            return _render(request, "task.html", _task_context(
+            return kit.render(request, "task.html", _task_context(
                 request, user, task, fields, errors=[{"text": exc.message[:1].upper() + exc.message[1:],
                                                       "href": "#f-to"}], to_error=exc.message), 422)
-        return _guard(request, user, exc)
+        return kit.guard(request, user, exc)
     except Exception as exc:  # noqa: BLE001
-        return _guard(request, user, exc)
+        return kit.guard(request, user, exc)
     url, message = done(user, result)
-    return _flash(request, _redirect(url), message)
+    return _flash(request, kit.redirect(url), message)
 
 
 def _to(form: dict[str, list[str]]) -> str:
-    to = (form.get("to") or [""])[-1].strip()
+    to = kit.one(form, "to").strip()
     if not to:
         raise ApiError(422, "invalid", "select the person to give the task to")
     return to[:64]
@@ -333,7 +316,6 @@ async def return_task(request: Request, task_id: str) -> Response:
 # ---------------------------------------------------------------------- task page
 def _people(engine: Any, task: dict[str, Any], exclude: str) -> list[tuple[str, str]]:
     """Active casework users in the task's team(s): who it can be assigned or delegated to."""
-    from sqlalchemy import select
 
     from .auth import WORKER_ROLES, users
 
@@ -342,8 +324,8 @@ def _people(engine: Any, task: dict[str, Any], exclude: str) -> list[tuple[str, 
     with engine.db.engine.connect() as conn:
         for r in conn.execute(select(users.c.username, users.c.display_name, users.c.teams, users.c.roles)
                               .where(users.c.active.is_(True)).order_by(users.c.display_name)):
-            teams = set(json.loads(r.teams) if isinstance(r.teams, str) else r.teams or [])
-            roles = set(json.loads(r.roles) if isinstance(r.roles, str) else r.roles or [])
+            teams = json_set(r.teams)
+            roles = json_set(r.roles)
             if teams & groups and roles & WORKER_ROLES and r.username != exclude:
                 out.append((r.username, r.display_name))
     return out
@@ -359,7 +341,7 @@ def _task_context(request: Request, user: User, task: dict[str, Any], fields: li
     mine = task.get("assignee") == me
     manager = "team_manager" in user.roles and bool(groups & user.teams)
     ctx = {"user": user, "task": task, "fields": fields, "errors": [], "conflict": None,
-           "due_text": _date(task.get("due_at")), "tag": _due_tag(task.get("due_at"), now),
+           "due_text": kit.long_date(task.get("due_at")), "tag": kit.due_tag(task.get("due_at"), now),
            "claimed_by_other": task.get("assignee") not in (None, me) and task.get("owner") != me,
            "delegated_to_me": delegated_to_me, "delegated_by_me": bool(task.get("delegated_by")) and
            task.get("owner") == me and not mine,
@@ -387,15 +369,15 @@ def _schema(engine: Any, task: dict[str, Any]) -> dict[str, Any]:
 def task_page(request: Request, task_id: str) -> Response:
     user = None
     try:
-        user = _signed_in(request)
+        user = kit.signed_in(request)
         task_api.require_worker(user)
         engine = request.app.state.engine
         task = task_api.authorised_task(engine, user, task_id)
     except Exception as exc:  # noqa: BLE001
-        return _guard(request, user, exc)
+        return kit.guard(request, user, exc)
     fields = fields_for(_schema(engine, task))
     fill(fields, task.get("draft"))
-    resp = _render(request, "task.html", _task_context(request, user, task, fields))
+    resp = kit.render(request, "task.html", _task_context(request, user, task, fields))
     if request.cookies.get(FLASH_COOKIE):
         resp.delete_cookie(FLASH_COOKIE, path="/tasks")
     return resp
@@ -403,29 +385,28 @@ def task_page(request: Request, task_id: str) -> Response:
 
 @router.post("/tasks/{task_id}", response_class=HTMLResponse)
 async def complete(request: Request, task_id: str) -> Response:
-    form = await _form(request)
+    form = await kit.posted_form(request)
     user = None
     try:
-        user = _signed_in(request)
-        if not _csrf_ok(user, form):
-            raise ApiError(403, "csrf", "The form was missing its security token; nothing was changed.")
+        user = kit.signed_in(request)
+        kit.check_csrf(user, form)
         task_api.require_worker(user)
         engine = request.app.state.engine
         task = await run_in_threadpool(task_api.authorised_task, engine, user, task_id)
     except ConflictError:
-        return _error_page(request, user, 409, "This task has changed",
+        return kit.error_page(request, user, 409, "This task has changed",
                            "Someone else completed or changed this task; nothing you typed was saved.")
     except Exception as exc:  # noqa: BLE001
-        return _guard(request, user, exc)
+        return kit.guard(request, user, exc)
     fields = fields_for(_schema(engine, task))
     action = (form.get("action") or ["complete"])[-1]
-    rev = (form.get("revision") or [""])[-1]
+    rev = kit.one(form, "revision")
     revision = int(rev) if rev.isdigit() else None
 
     def again(status: int, messages: dict[str, str], general: list[str], conflict: str | None = None) -> Response:
         summary = set_errors(fields, messages)
         summary += [{"text": g, "href": None} for g in general]
-        return _render(request, "task.html", _task_context(request, user, task, fields, errors=summary,
+        return kit.render(request, "task.html", _task_context(request, user, task, fields, errors=summary,
                                                             conflict=conflict), status)
 
     if action.startswith(("add:", "remove:")):
@@ -435,7 +416,7 @@ async def complete(request: Request, task_id: str) -> Response:
         problem = change_items(fields, action[:400])
         if problem:
             return again(400, {}, [problem])
-        return _render(request, "task.html", _task_context(request, user, task, fields))
+        return kit.render(request, "task.html", _task_context(request, user, task, fields))
 
     if action == "draft":
         data, _local = read_form(fields, form, keep_invalid=True)
@@ -446,8 +427,8 @@ async def complete(request: Request, task_id: str) -> Response:
             return again(409, {}, [], exc.message[:1].upper() + exc.message[1:] + ". What you typed is still "
                                       "below: copy anything you need, then go back to your tasks.")
         except Exception as exc:  # noqa: BLE001
-            return _guard(request, user, exc)
-        return _flash(request, _redirect("/tasks?view=mine"),
+            return kit.guard(request, user, exc)
+        return _flash(request, kit.redirect("/tasks?view=mine"),
                       f"Draft saved: {_name(task)}. Open the task again to carry on.")
 
     data, local = read_form(fields, form)
@@ -472,5 +453,5 @@ async def complete(request: Request, task_id: str) -> Response:
                                   "was saved. What you typed is still below: copy anything you need, then go "
                                   "back to your tasks.")
     except Exception as exc:  # noqa: BLE001
-        return _guard(request, user, exc)
-    return _flash(request, _redirect("/tasks?view=mine"), f"Task completed: {_name(task)}")
+        return kit.guard(request, user, exc)
+    return _flash(request, kit.redirect("/tasks?view=mine"), f"Task completed: {_name(task)}")

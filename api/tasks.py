@@ -25,6 +25,7 @@ from engine.schema import cases, events, tasks, users
 from .access import (
     can_open_case,
     case_of_task,
+    escape_like,
     hidden_cases,
     restriction,
     shared_groups,
@@ -32,7 +33,7 @@ from .access import (
     task_allowed,
     task_filter,
 )
-from .auth import TEAMS, User, current_user, get_engine
+from .auth import TEAMS, User, current_user, get_engine, json_set
 from .errors import ApiError, forbidden
 
 router = APIRouter(prefix="/api/tasks")
@@ -119,10 +120,6 @@ def parse_filters(raw: dict[str, str | None]) -> tuple[Filters, list[dict[str, s
     return f, errors
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _scope_cond(user: User, f: Filters, shared: dict[str, frozenset[str]]) -> Any:
     teams = {f.team} if f.team else None
     if f.scope == "mine":
@@ -183,11 +180,11 @@ def search_tasks(engine: Any, user: User, f: Filters, *, limit: int = 50, offset
             conds.append(tasks.c.process_id == f.process)
         if f.task:
             conds.append(or_(tasks.c.element_id == f.task,
-                             func.lower(tasks.c.name).like(f"%{_escape_like(f.task.lower())}%", escape="\\")))
+                             func.lower(tasks.c.name).like(f"%{escape_like(f.task.lower())}%", escape="\\")))
         needs_case = False
         if f.person:
             needs_case = True
-            p = _escape_like(f.person.lower())
+            p = escape_like(f.person.lower())
             conds.append(or_(func.lower(cases.c.reference).like(f"{p}%", escape="\\"),
                              func.lower(cases.c.title).like(f"%{p}%", escape="\\")))
         if f.due == "overdue":
@@ -327,7 +324,7 @@ def colleague(engine: Any, task: dict[str, Any], username: str, what: str) -> No
     if not row.active:
         raise ApiError(422, "invalid", f"{username} is not an active user", errors=[
             {"field": "to", "message": f"{username} is not an active user"}])
-    teams = set(json.loads(row.teams) if isinstance(row.teams, str) else row.teams or [])
+    teams = json_set(row.teams)
     if not teams & _groups(task):
         team = (task.get("team") or "").replace("_", " ")
         raise ApiError(422, "invalid", f"{username} is not in the {team} team, which this task belongs to",

@@ -240,7 +240,7 @@ def test_due_soon_and_overdue_tags_follow_the_engine_clock(world):
     assert tags.findall(client.get("/tasks").text) == ["Due soon"]
     assert tags.findall(client.get(f"/tasks/{task['id']}").text) == ["Due soon"]
     # past the due date a timer fires, so check the rule itself for "Overdue"
-    from api.pages import _due_tag
+    from api.page_kit import due_tag as _due_tag
 
     due = task["due_at"]
     assert _due_tag(due, due + timedelta(minutes=1))[0] == "Overdue"
