@@ -154,6 +154,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Iterable
 
+from . import working_days
+
 # ---------------------------------------------------------------- code lists (operating model, section 4)
 
 EVENT_TYPES = ("Request", "Assessment", "Service", "Review")
@@ -511,7 +513,8 @@ def _last(events: Iterable[dict], match: dict[str, Any]) -> dict | None:
 
 
 def _day(at: str | None) -> str | None:
-    return at[:10] if at else None
+    """The UK day of a history instant (23:30 UTC in summer is already the next day in England)."""
+    return working_days.as_local_date(at).isoformat() if at else None
 
 
 # ---------------------------------------------------------------- deriving rows

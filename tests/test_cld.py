@@ -576,3 +576,17 @@ def test_carepath_cld_writes_the_quarters_return_and_refuses_a_backwards_period(
     assert {r[cld.CSV_HEADERS["local_person_id"]] for r in rows} <= refs | {""}
     assert main(["cld", "--db", eng.db.url, "--from", "2031-04-01", "--to", "2031-03-31"]) == 2
     assert "before --from" in capsys.readouterr().err
+
+
+def test_event_dates_are_the_uk_day_so_a_late_summer_evening_falls_in_the_right_quarter():
+    """23:30 UTC on 30 June is 00:30 on 1 July in England (BST): the review starts in Q2 of the year."""
+    history = review_history({"review_reason": "Planned"})
+    for ev in history:
+        ev["at"] = "2031-06-30T23:30:00+00:00" if ev["type"] in ("instance.started", "task.ready") else ev["at"]
+    history[2]["at"] = history[3]["at"] = "2031-07-02T10:00:00+00:00"
+    [row] = cld.derive_cld_events(CASE, history)
+    assert (row["event_start"], row["event_end"]) == ("2031-07-01", "2031-07-02")
+    winter = review_history({"review_reason": "Planned"})
+    winter[0]["at"] = winter[1]["at"] = "2031-12-31T23:30:00+00:00"  # GMT: still 31 December
+    winter[2]["at"] = winter[3]["at"] = "2032-01-05T10:00:00+00:00"
+    assert cld.derive_cld_events(CASE, winter)[0]["event_start"] == "2031-12-31"
