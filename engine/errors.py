@@ -41,12 +41,17 @@ class CarepathError(Exception):
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a diagram: which file, which element, which line, and what."""
+    """One thing wrong with a diagram: which file, which element, which line, and what.
+
+    `rule` names the lint rule that found it (None for the deploy checks); `severity` is
+    "error" (blocks a deploy) or "warning" (printed; blocks only `deploy --strict`)."""
 
     file: str
     message: str
     element_id: str | None = None
     line: int | None = None
+    rule: str | None = None
+    severity: str = "error"
 
     def __str__(self) -> str:
         where = self.file
@@ -57,7 +62,8 @@ class Problem:
         return f"{where}: {self.message}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "element_id": self.element_id, "line": self.line, "message": self.message}
+        return {"file": self.file, "element_id": self.element_id, "line": self.line, "message": self.message,
+                "rule": self.rule, "severity": self.severity}
 
 
 class DefinitionError(CarepathError):

@@ -1,0 +1,59 @@
+"""Lint rules that read any BPMN diagram's drawing (its BPMN DI), in the style of bpmnlint.
+
+    from engine.lint import RULES, lint_files
+    problems = lint_files({"review.bpmn": data})   # every finding as an engine.errors.Problem
+
+One rule per module under `engine/lint/rules/`, each with a name, a default severity, a
+one-line description and `check(diagram)`; `RULES` maps name -> rule. The rules protect
+what makes a picture hard to read: a flow drawn through a shape, a label over a shape, a
+flow or another label, a task name too long for its box, an element outside its lane, two
+flows drawn on one line, an element the drawing leaves out. Every layout rule is a
+"warning": `carepath deploy` prints warnings and deploys; `carepath deploy --strict` (and
+`Engine.deploy(strict=True)`) refuses while any remain; a rule of severity "error" blocks
+every deploy. DMN files and files without a BPMN root have nothing to lint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from engine.errors import DefinitionError, Problem, UnsafeXmlError
+from engine.xmlsafe import parse_xml
+
+from .diagram import BPMN, Diagram, read_diagram
+from .rule import Finding, Rule
+from .rules import RULES
+
+__all__ = ["RULES", "Diagram", "Finding", "Rule", "lint_diagram", "lint_files"]
+
+
+def lint_diagram(diagram: Diagram) -> list[Problem]:
+    """Every finding of every rule on one parsed diagram, in file order."""
+    found = []
+    for rule in RULES.values():
+        for f in rule.check(diagram):
+            line = diagram.lines.get(f.element_id) if f.element_id else None
+            found.append(Problem(diagram.file, f.message, element_id=f.element_id, line=line,
+                                 rule=rule.name, severity=rule.severity))
+    return sorted(found, key=lambda p: (p.line or 0, p.rule or "", p.element_id or "", p.message))
+
+
+def lint_files(files: Mapping[str, bytes]) -> list[Problem]:
+    """Lint every BPMN file of a bundle (DMN files have no drawing to lint).
+
+    A file the hardened intake refuses or cannot parse is reported as one problem with
+    rule None and severity "error" (deploy reports the same file through its own checks)."""
+    problems: list[Problem] = []
+    for name, data in files.items():
+        try:
+            tree = parse_xml(data, name)
+        except DefinitionError as exc:
+            problems.extend(exc.problems)
+            continue
+        except UnsafeXmlError as exc:
+            problems.append(Problem(name, exc.message, line=exc.context.get("line")))
+            continue
+        if tree.getroot().tag != f"{{{BPMN}}}definitions":
+            continue
+        problems.extend(lint_diagram(read_diagram(tree, name)))
+    return problems
