@@ -26,12 +26,13 @@ from .clock import parse_instant
 from .db import Database
 from .errors import CarepathError
 from .forms import FormLibrary
+from .instance_migration import replay_migration
 from .registry import HandlerRegistry
 from .schema import definition_files, deployments, events, process_versions
 from .scripting import ReplayMismatch
 
 INPUT_EVENTS = {"case.created", "instance.started", "task.completed", "timer.fired", "incident.retried",
-                "case.record_updated"}
+                "case.record_updated", "instance.migrated"}
 # Events that change who holds a task, not the process: nothing to re-execute.
 BOOKKEEPING_EVENTS = {"task.claimed", "task.released", "task.assigned", "task.delegated", "task.returned",
                       "task.draft_saved", "case.restricted", "case.unrestricted"}
@@ -136,6 +137,9 @@ def replay_case(engine: Any, case_id: int) -> ReplayReport:
 def _copy_definitions(engine: Any, scratch: Any, recorded: list[dict[str, Any]]) -> None:
     """Put the recorded diagram versions into the scratch database under their own ids."""
     version_ids = {ev["data"]["process_version_id"] for ev in recorded if ev["type"] == "instance.started"}
+    # a case moved to another version (engine/instance_migration.py) needs both versions
+    version_ids |= {ev["data"][k] for ev in recorded if ev["type"] == "instance.migrated"
+                    for k in ("from_process_version_id", "to_process_version_id")}
     if not version_ids:
         return
     with engine.db.engine.connect() as src, scratch.db.transaction() as dst:
@@ -246,6 +250,11 @@ def _apply(scratch: Any, case_id: int, ev: dict[str, Any], ids: _IdMap, step: li
         scratch.retry(iid, actor=ev["actor"])
     elif kind == "case.record_updated":
         scratch.update_case_record(case_id, data["data"], actor=ev["actor"], reason=data.get("reason", ""))
+    elif kind == "instance.migrated":  # moved to another version: the same move, at the same point
+        iid = ids.instances.get(ev["instance_id"])
+        if iid is None:
+            raise _Diverged(Divergence(ev["seq"], kind, data, None, "a move of an instance the replay lacks"))
+        replay_migration(scratch, iid, data, actor=ev["actor"])
 
 
 def _shape(ev: dict[str, Any] | None) -> Any:
