@@ -6,13 +6,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DB ?= sqlite:///var/demo.db
 
-.PHONY: setup chromium run test bench clean
+.PHONY: setup chromium modeller-bundle run test bench clean
 
 CHROMIUM ?= /usr/bin/chromium
 
 # setup: the Python venv, bpmn-js from the locked npm dependencies, and Debian's
 # Chromium (the headless browser tests/test_modeller_import.py opens the diagrams in).
-setup: $(VENV)/.installed node_modules/.package-lock.json chromium
+setup: $(VENV)/.installed node_modules/.package-lock.json modeller-bundle chromium
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ $(VENV)/.installed: pyproject.toml
 node_modules/.package-lock.json: package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
+
+# The browser modeller and the review page's diagram diff, bundled by esbuild (modeller/build.mjs)
+# into api/static/dist/ (not committed); rebuilt when the sources or the locked packages change.
+MODELLER_SRC := modeller/build.mjs $(wildcard modeller/src/*.js modeller/src/*.css modeller/src/lint-rules/*.js)
+modeller-bundle: api/static/dist/modeller.js
+
+api/static/dist/modeller.js: node_modules/.package-lock.json $(MODELLER_SRC)
+	node modeller/build.mjs
 
 # Debian's chromium, only when it is missing; apt needs root.
 chromium:

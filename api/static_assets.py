@@ -21,6 +21,7 @@ NODE = ROOT / "node_modules"
 GOVUK = NODE / "govuk-frontend" / "dist" / "govuk"
 BPMN_JS = NODE / "bpmn-js" / "dist"
 STATIC = Path(__file__).resolve().parent / "static"
+DIST = STATIC / "dist"  # the modeller and review bundles, built by `make setup` (modeller/build.mjs), not committed
 
 # URL name -> (file, media type). Nothing else is served.
 ALLOWED: dict[str, tuple[Path, str]] = {
@@ -35,7 +36,21 @@ ALLOWED: dict[str, tuple[Path, str]] = {
     "bpmn-js.css": (BPMN_JS / "assets" / "bpmn-js.css", "text/css; charset=utf-8"),
     "case_diagram.js": (STATIC / "case_diagram.js", "text/javascript; charset=utf-8"),
     "case.css": (STATIC / "case.css", "text/css; charset=utf-8"),
+    # the modeller page and the review page's diagram diff (api/modeller.py, modeller/src/)
+    "modeller.js": (DIST / "modeller.js", "text/javascript; charset=utf-8"),
+    "modeller.css": (DIST / "modeller.css", "text/css; charset=utf-8"),
+    "review.js": (DIST / "review.js", "text/javascript; charset=utf-8"),
+    "review.css": (DIST / "review.css", "text/css; charset=utf-8"),
 }
+# the bundles' fonts (bpmn-js's and dmn-js's icon fonts), named by esbuild with a content hash
+_BUNDLE_FONT = re.compile(r"^(bpmn|dmn)-[A-Z0-9]{8}\.(woff2|woff|ttf|eot|svg)$")
+_FONT_TYPES = {"woff2": "font/woff2", "woff": "font/woff", "ttf": "font/ttf", "eot": "application/vnd.ms-fontobject",
+               "svg": "image/svg+xml"}
+
+
+def bundle_built() -> bool:
+    """True when the modeller bundle is there (`make setup` builds it); pages say so when it is not."""
+    return (DIST / "modeller.js").is_file() and (DIST / "modeller.css").is_file()
 
 _FONT_FACE = re.compile(r"@font-face\{[^}]*\}")
 
@@ -61,10 +76,15 @@ router = APIRouter()
 
 @router.get("/static/{name}", include_in_schema=False)
 def static(name: str) -> Response:
+    if _BUNDLE_FONT.match(name) and (DIST / name).is_file():
+        return Response((DIST / name).read_bytes(), media_type=_FONT_TYPES[name.rsplit(".", 1)[1]],
+                        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"})
     if name not in ALLOWED:
         return Response("not found", status_code=404, media_type="text/plain")
     body = _load(name)
     if body is None:
-        return Response(f"{name} is missing: run `npm ci`", status_code=404, media_type="text/plain")
+        _load.cache_clear()  # look again next time (e.g. once `make setup` has built the bundle)
+        return Response(f"{name} is missing: run `make setup` (npm ci and the modeller bundle)", status_code=404,
+                        media_type="text/plain")
     return Response(body, media_type=ALLOWED[name][1], headers={"Cache-Control": "public, max-age=3600",
                                                                 "X-Content-Type-Options": "nosniff"})
