@@ -79,7 +79,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    refs = _engine(args).deploy(args.paths, actor=args.actor)
+    refs = _engine(args).deploy(args.paths, actor=args.actor, note=args.note)
     lines = [f"{r.process_id} version {r.version}" + ("" if r.created else " (unchanged)") for r in refs]
     _out(args, [r.__dict__ for r in refs], "\n".join(lines) or "nothing to deploy")
     return 0
@@ -252,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("deploy", parents=[common], help="deploy BPMN/DMN files or folders as new versions")
     s.add_argument("paths", nargs="+")
+    s.add_argument("--note", help="change note recorded with the new versions (who: --as, author and approver)")
     s.set_defaults(fn=cmd_deploy)
 
     s = sub.add_parser("start", parents=[common], help="start a process for a case")

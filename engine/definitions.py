@@ -136,9 +136,11 @@ def known_ids(conn: Connection) -> tuple[set[str], set[str]]:
 
 
 def deploy(conn: Connection, files: Mapping[str, bytes], *, now: datetime, actor: str,
-           handlers: set[str] | None, forms: set[str] | None, source: str) -> tuple[list[VersionRef], list[Event]]:
+           handlers: set[str] | None, forms: set[str] | None, source: str, change_note: str | None = None,
+           author: str | None = None, approver: str | None = None) -> tuple[list[VersionRef], list[Event]]:
     """Validate and store a bundle of files inside the caller's transaction.
 
+    `change_note`, `author` and `approver` are recorded on the deployment and in its event.
     Raises DefinitionError (every problem at once) and then nothing is stored.
     """
     known_processes, known_decisions = known_ids(conn)
@@ -171,7 +173,8 @@ def deploy(conn: Connection, files: Mapping[str, bytes], *, now: datetime, actor
         raise DefinitionError(problems)
     events: list[Event] = []
     if pending:
-        dep_id = conn.execute(insert(deployments).values(deployed_at=now, deployed_by=actor, source=source)
+        dep_id = conn.execute(insert(deployments).values(deployed_at=now, deployed_by=actor, source=source,
+                                                         change_note=change_note, author=author, approver=approver)
                               .returning(deployments.c.id)).scalar_one()
         for info, ids, digest in pending:
             latest_no = conn.execute(select(func.max(process_versions.c.version))
@@ -186,6 +189,8 @@ def deploy(conn: Connection, files: Mapping[str, bytes], *, now: datetime, actor
             "versions": [{"process_id": r.process_id, "version": r.version, "process_version_id": r.id}
                          for r in refs if r.created],
             "files": {name: _sha(data) for name, data in sorted(files.items())},
+            **({"change_note": change_note, "author": author, "approver": approver}
+               if (change_note, author, approver) != (None, None, None) else {}),
         }, actor=actor))
     return sorted(refs, key=lambda r: r.process_id), events
 

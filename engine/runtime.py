@@ -201,8 +201,13 @@ class Engine:
 
     # ------------------------------------------------------------------ definitions
     def deploy(self, paths: Iterable[str | Path] | None = None, *, files: dict[str, bytes] | None = None,
-               actor: str = "system", source: str | None = None) -> list[definitions.VersionRef]:
-        """Deploy a folder, files or in-memory files; identical content is a no-op."""
+               actor: str = "system", source: str | None = None, note: str | None = None,
+               author: str | None = None) -> list[definitions.VersionRef]:
+        """Deploy a folder, files or in-memory files; identical content is a no-op.
+
+        Recorded with `note` and `author` (default: the actor) and the actor as approver, as
+        `carepath deploy --as USER --note TEXT` and the workbench's approval do (engine/drafts.py).
+        """
         if files is None:
             paths = list(paths or [])
             files = definitions.read_sources(paths)
@@ -211,7 +216,8 @@ class Engine:
             self.db.require_initialised(conn)
             now = self.now(conn)
             refs, evs = definitions.deploy(conn, files, now=now, actor=actor, handlers=self.registry.names(),
-                                           forms=self.forms.names() or None, source=source or "upload")
+                                           forms=self.forms.names() or None, source=source or "upload",
+                                           change_note=note, author=author or actor, approver=actor)
             history.append(conn, history.SYSTEM_CHAIN, None, now, evs, lock=self.db.is_postgres)
         return refs
 

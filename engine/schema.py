@@ -58,6 +58,10 @@ deployments = Table(
     Column("deployed_at", DateTime(timezone=True), nullable=False),
     Column("deployed_by", String(255), nullable=False),
     Column("source", Text, nullable=False),
+    # who wrote the change, who approved it (four eyes) and why; empty for deployments before 0005
+    Column("change_note", Text, nullable=True),
+    Column("author", String(255), nullable=True),
+    Column("approver", String(255), nullable=True),
 )
 
 process_versions = Table(
@@ -76,6 +80,31 @@ process_versions = Table(
     Column("info", Text, nullable=False),
     Column("deployed_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("process_id", "version"),
+)
+
+process_drafts = Table(  # a process owner's change, not yet live (engine/drafts.py); never runs
+    "process_drafts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("process_id", String(255), nullable=False),
+    Column("base_version_id", ForeignKey("process_versions.id"), nullable=True),  # None: a new process
+    Column("author", String(255), nullable=False),
+    Column("editors", Text, nullable=False),  # JSON list: everyone who saved it (none of them may approve it)
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(255), nullable=False),
+    Column("revision", Integer, nullable=False),  # +1 per save; a save names the revision it started from
+    Column("status", String(16), nullable=False),  # draft | submitted | refused | deployed | withdrawn
+    Column("change_note", Text, nullable=False),
+    Column("files", Text, nullable=False),  # JSON {file name: XML text}
+    Column("example", Text, nullable=True),  # JSON {"start_data": {...}, "answers": {...}}
+    Column("rebase_changes", Text, nullable=True),  # JSON: what changed between the old and new base
+    Column("submitted_at", DateTime(timezone=True), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("decided_by", String(255), nullable=True),
+    Column("decision_note", Text, nullable=True),  # the reviewer's reason when refused
+    Column("deployed_version_id", ForeignKey("process_versions.id"), nullable=True),
+    Index("ix_process_drafts_process_id_status", "process_id", "status"),
 )
 
 cases = Table(
