@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from . import admin, case_pages, cases, errors, intake, pages, processes, static_assets, tasks
+from . import admin, case_pages, cases, errors, intake, modeller, pages, processes, static_assets, tasks
 from .auth import AuthSettings, AuthStore
 from .auth import router as auth_router
 
@@ -49,5 +49,6 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     app.include_router(static_assets.router)  # allow-listed front-end files (api/static_assets.py)
     app.include_router(pages.router)  # HTML pages, same rules as the API (api/pages.py)
     app.include_router(case_pages.router)  # the case record pages (api/case_pages.py)
+    app.include_router(modeller.router)  # the browser modeller and its checks (api/modeller.py)
     app.include_router(processes.router)  # process owners' workbench: versions, drafts, review (api/processes.py)
     return app

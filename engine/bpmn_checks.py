@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,6 +114,8 @@ class Refs:
     executable: set[str]
     not_executable: set[str]
     decisions: set[str]
+    # the registered handler names; a Mapping of name -> required parameter names also
+    # checks that every service task gives its handler's required parameters
     handlers: Collection[str] | None
     forms: Collection[str] | None
 
@@ -294,6 +296,11 @@ class ProcessCheck:
         if self.refs.handlers is not None and call.handler not in self.refs.handlers:
             self.problem(node, f"service task '{_label(node)}' names handler '{call.handler}', "
                                "which is not registered")
+        elif isinstance(self.refs.handlers, Mapping):
+            missing = [p for p in self.refs.handlers[call.handler] if p not in call.params]
+            if missing:
+                self.problem(node, f"service task '{_label(node)}' does not give handler '{call.handler}' its "
+                                   f"required parameter(s): {', '.join(missing)}")
         for name, (expr, _type) in call.params.items():
             self.expression(node, f"parameter '{name}' of service task '{_label(node)}'", expr)
         self.service_tasks[node.get("id")] = ServiceTaskInfo(
