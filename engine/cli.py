@@ -79,7 +79,16 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    refs = _engine(args).deploy(args.paths, actor=args.actor, note=args.note)
+    from .definitions import read_sources
+    from .lint import lint_files
+
+    files = read_sources(args.paths)
+    if not args.strict:  # --strict refuses with the same findings listed as problems
+        for problem in lint_files(files):
+            if problem.rule is not None and problem.severity == "warning":
+                print(f"warning: {problem}", file=sys.stderr)
+    refs = _engine(args).deploy(files=files, actor=args.actor, note=args.note, strict=args.strict,
+                                source=", ".join(str(p) for p in args.paths))
     lines = [f"{r.process_id} version {r.version}" + ("" if r.created else " (unchanged)") for r in refs]
     _out(args, [r.__dict__ for r in refs], "\n".join(lines) or "nothing to deploy")
     return 0
@@ -253,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("deploy", parents=[common], help="deploy BPMN/DMN files or folders as new versions")
     s.add_argument("paths", nargs="+")
     s.add_argument("--note", help="change note recorded with the new versions (who: --as, author and approver)")
+    s.add_argument("--strict", action="store_true", help="refuse while the diagrams have any lint warning")
     s.set_defaults(fn=cmd_deploy)
 
     s = sub.add_parser("start", parents=[common], help="start a process for a case")

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, func, insert, select
 from .bpmn import Bundle, ProcessInfo, build_specs, parse_bundle
 from .errors import DefinitionError, NotFoundError, Problem
 from .history import Event
+from .lint import lint_files
 from .schema import definition_files, deployments, process_versions
 
 DEFINITION_SUFFIXES = (".bpmn", ".dmn", ".bpmn20.xml")
@@ -137,18 +138,25 @@ def known_ids(conn: Connection) -> tuple[set[str], set[str]]:
 
 def deploy(conn: Connection, files: Mapping[str, bytes], *, now: datetime, actor: str,
            handlers: set[str] | None, forms: set[str] | None, source: str, change_note: str | None = None,
-           author: str | None = None, approver: str | None = None) -> tuple[list[VersionRef], list[Event]]:
+           author: str | None = None, approver: str | None = None,
+           strict: bool = False) -> tuple[list[VersionRef], list[Event]]:
     """Validate and store a bundle of files inside the caller's transaction.
 
     `change_note`, `author` and `approver` are recorded on the deployment and in its event.
+    The drawing is linted (engine.lint): a finding of severity "error" is a problem; warnings
+    are problems only when `strict` (callers show them with `engine.lint.lint_files`).
     Raises DefinitionError (every problem at once) and then nothing is stored.
     """
     known_processes, known_decisions = known_ids(conn)
-    bundle = parse_bundle(files, handlers=handlers, forms=forms,
-                          known_processes=known_processes, known_decisions=known_decisions)
+    blocking = [p for p in lint_files(files) if p.rule is not None and (strict or p.severity == "error")]
+    try:
+        bundle = parse_bundle(files, handlers=handlers, forms=forms,
+                              known_processes=known_processes, known_decisions=known_decisions)
+    except DefinitionError as exc:
+        raise DefinitionError([*exc.problems, *blocking]) from None
     refs: list[VersionRef] = []
     file_ids: dict[str, int] = {}
-    problems: list[Problem] = []
+    problems: list[Problem] = list(blocking)
     pending: list[tuple[ProcessInfo, list[int], str]] = []
     for pid, info in sorted(bundle.processes.items()):
         dep_names = _dependency_files(bundle, pid)

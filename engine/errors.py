@@ -59,6 +59,8 @@ class Problem:
             where += f":{self.line}"
         if self.element_id:
             where += f" [{self.element_id}]"
+        if self.rule:
+            return f"{where}: {self.message} ({self.severity}: {self.rule})"
         return f"{where}: {self.message}"
 
     def to_dict(self) -> dict[str, Any]:

@@ -202,8 +202,10 @@ class Engine:
     # ------------------------------------------------------------------ definitions
     def deploy(self, paths: Iterable[str | Path] | None = None, *, files: dict[str, bytes] | None = None,
                actor: str = "system", source: str | None = None, note: str | None = None,
-               author: str | None = None) -> list[definitions.VersionRef]:
+               author: str | None = None, strict: bool = False) -> list[definitions.VersionRef]:
         """Deploy a folder, files or in-memory files; identical content is a no-op.
+
+        Layout lint warnings (engine.lint) do not stop a deploy unless `strict`; lint errors do.
 
         Recorded with `note` and `author` (default: the actor) and the actor as approver, as
         `carepath deploy --as USER --note TEXT` and the workbench's approval do (engine/drafts.py).
@@ -217,7 +219,8 @@ class Engine:
             now = self.now(conn)
             refs, evs = definitions.deploy(conn, files, now=now, actor=actor, handlers=self.registry.names(),
                                            forms=self.forms.names() or None, source=source or "upload",
-                                           change_note=note, author=author or actor, approver=actor)
+                                           change_note=note, author=author or actor, approver=actor,
+                                           strict=strict)
             history.append(conn, history.SYSTEM_CHAIN, None, now, evs, lock=self.db.is_postgres)
         return refs
 
