@@ -1,4 +1,6 @@
-"""Demo users for the demo database only: one per role, password "demo-" + role.
+"""Demo users for the demo database only: one per role, password "demo-" + role, and a second
+process owner (`process-owner-2`, same password as `process-owner`) so that a draft one owner
+writes can be approved by another (four eyes, engine/drafts.py).
 
 Never run this against a real council's database (docs/security.md).
 """
@@ -24,6 +26,10 @@ DEMO_TEAMS: dict[str, list[str]] = {
 }
 
 
+# more demo users with a role someone already has: username -> role
+EXTRA_USERS: dict[str, str] = {"process-owner-2": "process_owner"}
+
+
 def demo_username(role: str) -> str:
     return role.replace("_", "-")
 
@@ -42,6 +48,12 @@ def create_demo_users(engine: Any) -> list[str]:
         if name in existing:
             continue
         create_user(engine, name, demo_password(role), display_name=f"Demo {role.replace('_', ' ')}",
+                    roles=[role], teams=DEMO_TEAMS[role])
+        added.append(name)
+    for name, role in EXTRA_USERS.items():
+        if name in existing:
+            continue
+        create_user(engine, name, demo_password(role), display_name=f"Demo {role.replace('_', ' ')} (second)",
                     roles=[role], teams=DEMO_TEAMS[role])
         added.append(name)
     return added

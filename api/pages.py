@@ -27,6 +27,7 @@ from engine.errors import ConflictError, NotFoundError, StateError, ValidationEr
 from engine.schema import cases
 
 from . import page_kit as kit
+from . import processes
 from . import tasks as task_api
 from .auth import COOKIE, OVERSIGHT_ROLES, AuthStore, User, json_set
 from .case_pages import case_panel
@@ -67,7 +68,8 @@ def _home(request: Request, user: User, *, reference: str = "", not_found: str |
     return kit.render(request, "home.html", {
         "user": user, "roles": ", ".join(sorted(r.replace("_", " ") for r in user.roles)) or "none",
         "can_open_cases": bool(user.roles & OVERSIGHT_ROLES), "reference": reference, "not_found": not_found,
-        "errors": [not_found] if not_found else []}, status)
+        "errors": [not_found] if not_found else [],
+        "to_review": processes.waiting_for(request.app.state.engine, user)}, status)
 
 
 @router.get("/home", response_class=HTMLResponse)

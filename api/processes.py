@@ -15,15 +15,26 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
-from engine import definitions, drafts
+from engine import definitions, drafts, instance_migration
 from engine.clock import as_utc
-from engine.errors import DefinitionError, NotFoundError, UnsafeXmlError
+from engine.errors import (
+    CarepathError,
+    ConflictError,
+    DefinitionError,
+    NotFoundError,
+    StateError,
+    UnsafeXmlError,
+    ValidationError,
+)
 
+from . import page_kit as kit
+from . import static_assets
 from .auth import User, require_roles
-from .errors import ApiError
+from .errors import ApiError, forbidden
 
 router = APIRouter()
 
@@ -72,8 +83,8 @@ def _act(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise
 
 
-def version_row(engine: Any, process_id: str, version: int) -> tuple[Any, dict[str, bytes]]:
-    """A deployed version and its own files (engine.drafts.version_files)."""
+def version_row(engine: Any, process_id: str, version: int | None) -> tuple[Any, dict[str, bytes]]:
+    """A deployed version (None: the live one) and its own files (engine.drafts.version_files)."""
     with engine.db.engine.connect() as conn:
         row = definitions.resolve_version(conn, process_id, version)
         return row, drafts.version_files(conn, row)
@@ -218,3 +229,347 @@ def api_version_file(process_id: str, version: int, name: str, request: Request,
     if name not in files:
         raise NotFoundError(f"version {version} of {process_id} has no file '{name}'", process=process_id)
     return xml_response(files[name], name)
+
+
+# ---------------------------------------------------------------------- pages
+MAX_UPLOAD = 6 * 1024 * 1024  # the XML intake's 5 MB limit per file, plus the form around it
+DONE = {  # ?done=... after a page action: the success banner's text
+    "created": "Draft created", "uploaded": "File uploaded as a new draft", "submitted":
+    "Draft submitted: another process owner can now review it", "withdrawn": "Draft withdrawn",
+    "rebased": "Draft rebased on the live version: check what changed meanwhile below", "refused": "Draft refused",
+}
+
+
+def when(value: Any) -> str:
+    """An instant as UK date and time ("3 March 2031 at 9:05am"), for the pages."""
+    if value is None:
+        return ""
+    local = as_utc(value).astimezone(kit.UK)
+    return f"{local.day} {local:%B %Y} at {local:%-I:%M%p}".replace("AM", "am").replace("PM", "pm")
+
+
+def _render(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -> Response:
+    return kit.render(request, name, {"when": when, **ctx}, status)
+
+
+def waiting_for(engine: Any, user: User) -> list[dict[str, Any]]:
+    """Drafts a process owner could review: submitted by someone else (the home page lists them)."""
+    if not user.has(OWNER):
+        return []
+    return [d for d in drafts.list_drafts(engine) if d["status"] == "submitted" and d["author"] != user.username]
+
+
+def _page_user(request: Request, *roles: str) -> User:
+    user = kit.signed_in(request)
+    if not user.has(*roles):
+        raise forbidden("This page is for " + " and ".join(r.replace("_", " ") + "s" for r in roles) + ".")
+    return user
+
+
+def _owner_post(request: Request, form: dict[str, list[str]]) -> User:
+    user = kit.signed_in(request)
+    kit.check_csrf(user, form)
+    if not user.has(OWNER):
+        raise forbidden("Only process owners change processes and drafts.")
+    return user
+
+
+def _summary(exc: Exception) -> list[dict[str, Any]]:
+    """The error summary's items for an engine refusal: one per problem for a diagram that does not validate."""
+    if isinstance(exc, DefinitionError):
+        return [{"text": str(p), "href": None} for p in exc.problems]
+    message = getattr(exc, "message", str(exc))
+    return [{"text": message[:1].upper() + message[1:], "href": None}]
+
+
+def _status_of(exc: Exception) -> int:
+    mapped = refusal(exc)
+    if mapped is not None:
+        return mapped.status
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, ValidationError):
+        return 422
+    if isinstance(exc, (ConflictError, StateError)):
+        return 409
+    if isinstance(exc, ApiError):
+        return exc.status
+    raise exc
+
+
+def _int(form: dict[str, list[str]], name: str) -> int | None:
+    text = kit.one(form, name).strip()
+    return int(text) if text.isdigit() else None
+
+
+def _process_name(engine: Any, process_id: str) -> str:
+    with engine.db.engine.connect() as conn:
+        row = definitions.latest_version(conn, process_id)
+    return row.name if row is not None else process_id
+
+
+@router.get("/processes", response_class=HTMLResponse, include_in_schema=False)
+def processes_page(request: Request) -> Response:
+    user = None
+    try:
+        user = _page_user(request, *READERS)
+        return _processes_page(request, user)
+    except Exception as exc:  # noqa: BLE001 - kit.guard maps refusals to pages and re-raises the rest
+        return kit.guard(request, user, exc)
+
+
+def _processes_page(request: Request, user: User, errors: list[dict[str, Any]] | None = None,
+                    status: int = 200) -> Response:
+    rows = drafts.list_processes(request.app.state.engine)
+    return _render(request, "processes.html", {"user": user, "rows": rows, "can_edit": user.has(OWNER),
+                                                  "errors": errors or [], "max_mb": 5}, status)
+
+
+@router.get("/processes/drafts/{draft_id}", response_class=HTMLResponse, include_in_schema=False)
+def draft_page(request: Request, draft_id: int, done: str = "") -> Response:
+    user = None
+    try:
+        user = _page_user(request, *READERS)
+        return _draft_page(request, user, draft_id, flash=DONE.get(done))
+    except Exception as exc:  # noqa: BLE001
+        return kit.guard(request, user, exc, not_found=f"There is no draft {draft_id}.")
+
+
+def _draft_context(request: Request, user: User, draft_id: int) -> dict[str, Any]:
+    engine = request.app.state.engine
+    draft = drafts.get_draft(engine, draft_id)
+    problems = drafts.draft_problems(engine, draft_id)
+    meanwhile: list[drafts.Change] = []
+    if not draft["base_is_live"] and draft["live_version"] is not None:
+        with engine.db.engine.connect() as conn:
+            live = definitions.latest_version(conn, draft["process_id"])
+            base = (definitions.resolve_version(conn, draft["process_id"], draft["base_version"])
+                    if draft["base_version"] is not None else None)
+            meanwhile = drafts.compare_files(drafts.version_files(conn, base) if base is not None else {},
+                                             drafts.version_files(conn, live))
+    writers = set(draft["editors"]) | {draft["author"]}
+    return {"user": user, "draft": draft, "name": _process_name(engine, draft["process_id"]),
+            "problems": problems, "blocking": [p for p in problems if p.severity == "error"],
+            "changes": drafts.draft_changes(engine, draft_id)["changes"], "meanwhile": meanwhile,
+            "is_open": draft["status"] in drafts.OPEN, "can_edit": user.has(OWNER),
+            "is_writer": user.username in writers}
+
+
+def _draft_page(request: Request, user: User, draft_id: int, *, errors: list[dict[str, Any]] | None = None,
+                status: int = 200, flash: str | None = None, values: dict[str, str] | None = None) -> Response:
+    ctx = _draft_context(request, user, draft_id)
+    ctx.update(errors=errors or [], flash=flash, values=values or {})
+    return _render(request, "draft.html", ctx, status)
+
+
+@router.get("/processes/drafts/{draft_id}/review", response_class=HTMLResponse, include_in_schema=False)
+def review_page(request: Request, draft_id: int) -> Response:
+    user = None
+    try:
+        user = _page_user(request, *READERS)
+        return _review_page(request, user, draft_id)
+    except Exception as exc:  # noqa: BLE001
+        return kit.guard(request, user, exc, not_found=f"There is no draft {draft_id}.")
+
+
+def _impact(engine: Any, draft: dict[str, Any]) -> dict[str, Any]:
+    """Running cases per version and how many could move to the draft (engine.instance_migration)."""
+    files = {k: v.encode("utf-8") for k, v in draft["files"].items()}
+    try:
+        return instance_migration.impact(engine, draft["process_id"], files)
+    except CarepathError as exc:  # the draft does not build: counts only, and why
+        versions = drafts.list_versions(engine, draft["process_id"]) if draft["live_version"] else []
+        return {"versions": [{"version": v["version"], "running": v["running"], "movable": None,
+                              "timers_only": None, "note": ""} for v in reversed(versions) if v["running"]],
+                "problem": getattr(exc, "message", str(exc))}
+
+
+def _review_page(request: Request, user: User, draft_id: int, *, errors: list[dict[str, Any]] | None = None,
+                 status: int = 200, values: dict[str, str] | None = None) -> Response:
+    engine = request.app.state.engine
+    ctx = _draft_context(request, user, draft_id)
+    draft = ctx["draft"]
+    base_files: list[str] = []
+    if draft["live_version"] is not None:
+        _row, live_files = version_row(engine, draft["process_id"], draft["live_version"])
+        base_files = sorted(live_files)
+    main = draft["main_file"]
+    ctx.update(errors=errors or [], values=values or {}, impact=_impact(engine, draft),
+               diff_base=main if main in base_files else None, diff_draft=main,
+               review_bundle=(static_assets.DIST / "review.js").is_file(),
+               can_decide=(user.has(OWNER) and draft["status"] == "submitted"))
+    return _render(request, "draft_review.html", ctx, status)
+
+
+@router.get("/processes/drafts/{draft_id}/approved", response_class=HTMLResponse, include_in_schema=False)
+def approved_page(request: Request, draft_id: int) -> Response:
+    user = None
+    try:
+        user = _page_user(request, *READERS)
+        draft = drafts.get_draft(request.app.state.engine, draft_id)
+        if draft["status"] != "deployed":
+            raise NotFoundError(f"draft {draft_id} has not been deployed")
+        return _render(request, "draft_approved.html", {
+            "user": user, "draft": draft, "name": _process_name(request.app.state.engine, draft["process_id"])})
+    except Exception as exc:  # noqa: BLE001
+        return kit.guard(request, user, exc, not_found=f"Draft {draft_id} has not been approved and deployed.")
+
+
+@router.get("/processes/{process_id}", response_class=HTMLResponse, include_in_schema=False)
+def process_page(request: Request, process_id: str) -> Response:
+    user = None
+    try:
+        user = _page_user(request, *READERS)
+        return _process_page(request, user, process_id)
+    except Exception as exc:  # noqa: BLE001
+        return kit.guard(request, user, exc, not_found=f"There is no process called {process_id[:80]}.")
+
+
+def _process_page(request: Request, user: User, process_id: str, *, errors: list[dict[str, Any]] | None = None,
+                  status: int = 200, values: dict[str, str] | None = None) -> Response:
+    engine = request.app.state.engine
+    versions = drafts.list_versions(engine, process_id)
+    with engine.db.engine.connect() as conn:
+        for v in versions:
+            v["files"] = sorted(drafts.version_files(conn, definitions.resolve_version(conn, process_id,
+                                                                                       v["version"])))
+    open_drafts = drafts.list_drafts(engine, process_id=process_id)
+    return _render(request, "processes_detail.html", {
+        "user": user, "process_id": process_id, "name": versions[0]["name"], "versions": versions,
+        "live": versions[0], "drafts": open_drafts, "running": sum(v["running"] for v in versions),
+        "can_edit": user.has(OWNER), "errors": errors or [], "values": values or {}, "max_mb": 5}, status)
+
+
+# ---------------------------------------------------------------------- page actions
+@router.post("/processes/{process_id}/drafts", response_class=HTMLResponse, include_in_schema=False)
+async def start_draft(request: Request, process_id: str) -> Response:
+    """A new draft holding the live version's files, opened in the modeller."""
+    user = None
+    try:
+        form = await kit.posted_form(request)
+        user = _owner_post(request, form)
+        engine = request.app.state.engine
+        row, files = await run_in_threadpool(version_row, engine, process_id, None)
+        draft = await run_in_threadpool(lambda: drafts.create_draft(
+            engine, process_id=process_id, files=files, base_version=row.version, actor=user.username))
+        return kit.redirect(f"/processes/drafts/{draft['id']}/edit")
+    except Exception as exc:  # noqa: BLE001
+        return kit.guard(request, user, exc, not_found=f"There is no process called {process_id[:80]}.")
+
+
+async def _upload(request: Request) -> tuple[User, dict[str, list[str]], str, bytes]:
+    """The signed-in owner and the uploaded file of a multipart form (CSRF checked); ApiError otherwise."""
+    if int(request.headers.get("content-length") or 0) > MAX_UPLOAD:
+        raise ApiError(413, "too_large", "The file is larger than 5 MB: a diagram is never that large.")
+    async with request.form(max_files=1, max_fields=5, max_part_size=64 * 1024) as data:
+        fields = {k: [v] for k, v in data.items() if isinstance(v, str)}
+        user = _owner_post(request, fields)
+        upload = data.get("file")
+        if upload is None or isinstance(upload, str) or not upload.filename:
+            return user, fields, "", b""
+        content = await upload.read(MAX_UPLOAD + 1)
+        return user, fields, upload.filename, content
+
+
+@router.post("/processes/upload", response_class=HTMLResponse, include_in_schema=False)
+async def upload_new_process(request: Request) -> Response:
+    return await _handle_upload(request, None)
+
+
+@router.post("/processes/{process_id}/upload", response_class=HTMLResponse, include_in_schema=False)
+async def upload_draft(request: Request, process_id: str) -> Response:
+    return await _handle_upload(request, process_id)
+
+
+async def _handle_upload(request: Request, process_id: str | None) -> Response:
+    user = None
+    try:
+        user, fields, filename, content = await _upload(request)
+    except Exception as exc:  # noqa: BLE001 - refused before anything is read into a draft
+        return kit.guard(request, user or kit.session_user(request), exc)
+    note = kit.one(fields, "note")
+
+    def page(errors: list[dict[str, Any]], status: int) -> Response:
+        if process_id is None:
+            return _processes_page(request, user, errors, status)
+        return _process_page(request, user, process_id, errors=errors, status=status, values={"note": note})
+
+    if not filename:
+        return await run_in_threadpool(page, [{"text": "Select a .bpmn or .dmn file", "href": "#file"}], 400)
+    try:
+        draft = await run_in_threadpool(lambda: drafts.draft_from_upload(
+            request.app.state.engine, process_id=process_id, filename=filename, data=content,
+            actor=user.username, note=note))
+    except CarepathError as exc:
+        items = [{"text": e["text"], "href": "#file"} for e in _summary(exc)]
+        return await run_in_threadpool(page, items, _status_of(exc))
+    except Exception as exc:  # noqa: BLE001
+        return kit.guard(request, user, exc)
+    return kit.redirect(f"/processes/drafts/{draft['id']}?done=uploaded")
+
+
+async def _draft_action(request: Request, draft_id: int, action: str) -> Response:
+    user = None
+    engine = request.app.state.engine
+    try:
+        form = await kit.posted_form(request)
+        user = _owner_post(request, form)
+    except Exception as exc:  # noqa: BLE001
+        return kit.guard(request, user, exc)
+    revision = _int(form, "revision")
+    note = kit.one(form, "note")
+    reason = kit.one(form, "reason")
+    calls = {
+        "submit": lambda: drafts.submit_draft(engine, draft_id, actor=user.username, note=note,
+                                              expected_revision=revision),
+        "withdraw": lambda: drafts.withdraw_draft(engine, draft_id, actor=user.username, reason=reason),
+        "rebase": lambda: drafts.rebase_draft(engine, draft_id, actor=user.username, expected_revision=revision),
+        "approve": lambda: drafts.approve_draft(engine, draft_id, actor=user.username, note=note,
+                                                expected_revision=revision),
+        "refuse": lambda: drafts.refuse_draft(engine, draft_id, actor=user.username, reason=reason,
+                                              expected_revision=revision),
+    }
+    on_review = action in ("approve", "refuse")
+    try:
+        await run_in_threadpool(calls[action])
+    except CarepathError as exc:
+        if isinstance(exc, NotFoundError):
+            return kit.guard(request, user, exc, not_found=f"There is no draft {draft_id}.")
+        anchor = {"approve": "#note", "refuse": "#reason", "submit": "#note"}.get(action)
+        if isinstance(exc, DefinitionError) or isinstance(exc, drafts.FourEyesError):
+            anchor = None
+        items = [{"text": e["text"], "href": anchor} for e in _summary(exc)]
+        values = {"note": note, "reason": reason, "field": action}
+        render = _review_page if on_review else _draft_page
+        code = _status_of(exc)
+        return await run_in_threadpool(lambda: render(request, user, draft_id, errors=items, status=code,
+                                                      values=values))
+    if action == "approve":
+        return kit.redirect(f"/processes/drafts/{draft_id}/approved")
+    done = {"submit": "submitted", "withdraw": "withdrawn", "rebase": "rebased", "refuse": "refused"}[action]
+    return kit.redirect(f"/processes/drafts/{draft_id}?done={done}")
+
+
+@router.post("/processes/drafts/{draft_id}/submit", response_class=HTMLResponse, include_in_schema=False)
+async def submit_page(request: Request, draft_id: int) -> Response:
+    return await _draft_action(request, draft_id, "submit")
+
+
+@router.post("/processes/drafts/{draft_id}/withdraw", response_class=HTMLResponse, include_in_schema=False)
+async def withdraw_page(request: Request, draft_id: int) -> Response:
+    return await _draft_action(request, draft_id, "withdraw")
+
+
+@router.post("/processes/drafts/{draft_id}/rebase", response_class=HTMLResponse, include_in_schema=False)
+async def rebase_page(request: Request, draft_id: int) -> Response:
+    return await _draft_action(request, draft_id, "rebase")
+
+
+@router.post("/processes/drafts/{draft_id}/approve", response_class=HTMLResponse, include_in_schema=False)
+async def approve_page(request: Request, draft_id: int) -> Response:
+    return await _draft_action(request, draft_id, "approve")
+
+
+@router.post("/processes/drafts/{draft_id}/refuse", response_class=HTMLResponse, include_in_schema=False)
+async def refuse_page(request: Request, draft_id: int) -> Response:
+    return await _draft_action(request, draft_id, "refuse")

@@ -46,6 +46,7 @@ from .errors import (
     ValidationError,
 )
 from .history import Event
+from .lint import lint_files
 from .schema import chains, deployments, instances, process_drafts, process_versions
 from .xmlsafe import parse_xml
 
@@ -383,27 +384,33 @@ def list_processes(source: Any) -> list[dict[str, Any]]:
                    func.count().label("versions")).group_by(process_versions.c.process_id)).all()
         names = dict(conn.execute(select(process_versions.c.process_id, process_versions.c.name)
                                   .order_by(process_versions.c.version)).all())
-        running: dict[str, int] = {}
-        for pid, n in conn.execute(select(instances.c.process_id, func.count())
-                                   .where(instances.c.status.in_(RUNNING)).group_by(instances.c.process_id)):
-            running[pid] = n
+        running: dict[str, dict[int, int]] = {}
+        for pid, version, n in conn.execute(
+                select(process_versions.c.process_id, process_versions.c.version, func.count())
+                .join(instances, instances.c.process_version_id == process_versions.c.id)
+                .where(instances.c.status.in_(RUNNING))
+                .group_by(process_versions.c.process_id, process_versions.c.version)):
+            running.setdefault(pid, {})[version] = n
         drafts: dict[str, int] = {}
         for pid, n in conn.execute(select(process_drafts.c.process_id, func.count())
                                    .where(process_drafts.c.status.in_(OPEN)).group_by(process_drafts.c.process_id)):
             drafts[pid] = n
         out = {r.process_id: {"process_id": r.process_id, "name": names.get(r.process_id, r.process_id),
                               "live_version": r.live, "versions": r.versions,
-                              "running": running.get(r.process_id, 0), "open_drafts": drafts.get(r.process_id, 0)}
+                              "running": sum(running.get(r.process_id, {}).values()),
+                              "running_by_version": dict(sorted(running.get(r.process_id, {}).items(), reverse=True)),
+                              "open_drafts": drafts.get(r.process_id, 0)}
                for r in latest}
         for pid, n in drafts.items():
             out.setdefault(pid, {"process_id": pid, "name": pid, "live_version": None, "versions": 0,
-                                 "running": 0, "open_drafts": n})
+                                 "running": 0, "running_by_version": {}, "open_drafts": n})
         return [out[k] for k in sorted(out)]
 
 
 # ---------------------------------------------------------------------- validation
 def _lint(files: Mapping[str, bytes]) -> list[Problem]:
-    return []
+    """The lint rules' findings (a file the intake refuses is reported by the deploy checks already)."""
+    return [p for p in lint_files(files) if p.rule is not None]
 
 
 def _problems(engine: Any, conn: Connection, process_id: str, files: Mapping[str, bytes]) -> list[Problem]:
