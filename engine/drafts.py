@@ -125,12 +125,9 @@ def _attr_name(key: str) -> str:
 def _signature(el: Any) -> Any:
     """What an element says, with elements that have their own id reduced to a reference."""
     attrs = tuple(sorted((_attr_name(k), v) for k, v in el.attrib.items() if _attr_name(k) not in _SKIP_ATTRS))
-    kids = []
-    for child in el:
-        if not isinstance(child.tag, str) or _layout(child.tag):
-            continue
-        kids.append(("ref", child.get("id")) if child.get("id") else (_local(child), _signature(child)))
-    return (_local(el), attrs, (el.text or "").strip(), tuple(kids))
+    kids = tuple((_local(child), _signature(child)) for child in el  # parts with an id are compared on their own
+                 if isinstance(child.tag, str) and not _layout(child.tag) and not child.get("id"))
+    return (_local(el), attrs, (el.text or "").strip(), kids)
 
 
 def _elements(files: Mapping[str, bytes]) -> dict[str, tuple[str, Any]]:
@@ -167,14 +164,10 @@ def _details(old: Any, new: Any) -> list[str]:
         out.append("text changed")
     old_kids, new_kids = _signature(old)[3], _signature(new)[3]
     if old_kids != new_kids:
-        tags = {k[0] if k[0] != "ref" else None for k in set(old_kids) ^ set(new_kids)}
-        refs = [k for k in set(old_kids) ^ set(new_kids) if k[0] == "ref"]
-        for tag in sorted(t for t in tags if t):
-            out.append(f"{_CHILD_WORDS.get(tag, _words(tag))} changed")
-        if refs and not tags - {None}:
-            out.append("what it contains changed")
-        elif not tags and not refs:
-            out.append("order of its parts changed")
+        tags = sorted({k[0] for k in set(old_kids) ^ set(new_kids)})
+        out.extend(f"{_CHILD_WORDS.get(tag, _words(tag))} changed" for tag in tags)
+        if not tags:
+            out.append("the order of its parts changed")
     return out
 
 
