@@ -351,7 +351,6 @@ function entries(element, config) {
 }
 
 export default function CarepathPropertiesProvider(propertiesPanel, config) {
-  propertiesPanel.registerProvider(LOW_PRIORITY, this);
   this.getGroups = function (element) {
     return function (groups) {
       const list = entries(element, config);
@@ -362,6 +361,7 @@ export default function CarepathPropertiesProvider(propertiesPanel, config) {
       return groups;
     };
   };
+  propertiesPanel.registerProvider(LOW_PRIORITY, this);
 }
 CarepathPropertiesProvider.$inject = ["propertiesPanel", "config.carepath"];
 

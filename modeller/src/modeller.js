@@ -89,10 +89,9 @@ async function start(root) {
     additionalModules: [BpmnPropertiesPanelModule, BpmnPropertiesProviderModule, CarepathPropertiesModule, lintModule],
     moddleExtensions: { camunda: camundaModdle },
     linting: { bpmnlint: lintConfig, active: true },
-    keyboard: { bindTo: $("modeller-canvas") },
     carepath: { catalogue, api: server },
   });
-  const dmn = new DmnModeler({ container: $("modeller-dmn"), common: { keyboard: { bindTo: $("modeller-dmn") } } });
+  const dmn = new DmnModeler({ container: $("modeller-dmn") });
 
   function isDmn(name) { return /\.dmn$/i.test(name); }
 

