@@ -603,19 +603,3 @@ def test_reablement_without_a_contact_date_counts_the_assessment_from_its_start(
     assert started_data(eng, res.case_id, assessment)["contact_date"] == START.date().isoformat()
     assert cld_rows(eng, res.case_id) == [("Service", "2031-03-03", "2031-03-13", TO_ASSESSMENT),
                                           ("Assessment", "2031-03-13", None, None)]
-
-
-# ---------------------------------------------------------------- the pictures
-
-def test_the_diagrams_have_no_flow_through_a_shape_and_no_overlapping_labels():
-    import sys
-
-    sys.path.insert(0, str(ROOT / "processes" / "tools"))
-    import generate_diagrams
-    import generate_safeguarding_discharge
-
-    for build in (generate_diagrams.front_door, generate_diagrams.reablement, generate_diagrams.hospital_follow_up,
-                  generate_safeguarding_discharge.safeguarding, generate_safeguarding_discharge.hospital_discharge):
-        diagram = build()
-        assert diagram.problems() == [], diagram.process_id
-    assert generate_diagrams.main(["--check"]) == 0 and generate_safeguarding_discharge.main(["--check"]) == 0

@@ -1,0 +1,119 @@
+"""The lint rules judge a drawing as bpmn-js draws and saves it (the library behind Camunda Modeler
+and the workbench's modeller), in headless Chromium (tests/browser.py), nothing served:
+
+- the lines bpmn-js breaks every task name and every label into are the lines engine.lint.text
+  counts, so name-fits-box and no-label-overlap measure what a process owner sees;
+- every diagram in processes/, opened in the bpmn-js Modeler, moved as a whole (so bpmn-js
+  rewrites every bound, waypoint and label with its own measurements) and saved, lints clean;
+- a task dragged onto a flow in the Modeler and saved is flagged by no-flow-through-shape.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.lint import lint_files
+from engine.lint.diagram import ACTIVITIES, read_diagram
+from engine.lint.text import LABEL_FONT, TASK_FONT, layout
+from engine.xmlsafe import parse_xml
+from tests.browser import launch, unavailable
+
+ROOT = Path(__file__).resolve().parent.parent
+BPMN_JS = ROOT / "node_modules" / "bpmn-js" / "dist"
+MODELER_JS = BPMN_JS / "bpmn-modeler.production.min.js"
+CSS = [BPMN_JS / "assets" / "diagram-js.css", BPMN_JS / "assets" / "bpmn-js.css"]
+DIAGRAMS = sorted((ROOT / "processes").glob("*.bpmn"))
+
+IMPORT = """async (xml) => {
+  if (window.modeler) window.modeler.destroy();
+  window.modeler = new BpmnJS({ container: '#canvas' });
+  const result = await window.modeler.importXML(xml);
+  return (result.warnings || []).map((w) => String(w.message || w));
+}"""
+
+LINES = """() => {
+  const registry = window.modeler.get('elementRegistry');
+  const out = {};
+  for (const el of registry.getAll()) {
+    const text = registry.getGraphics(el).querySelector('text');
+    if (text && text.textContent) out[el.id] = Array.from(text.querySelectorAll('tspan')).map((t) => t.textContent);
+  }
+  return out;
+}"""
+
+MOVE_ALL = """async () => {
+  const registry = window.modeler.get('elementRegistry');
+  const root = window.modeler.get('canvas').getRootElement();
+  const top = registry.filter((el) => el.parent === root && !el.waypoints && !el.labelTarget);
+  window.modeler.get('modeling').moveElements(top, { x: 40, y: 40 });
+  return (await window.modeler.saveXML({ format: true })).xml;
+}"""
+
+DROP_ON_FLOW = """async ([shapeId, flowId]) => {
+  const registry = window.modeler.get('elementRegistry');
+  const shape = registry.get(shapeId), flow = registry.get(flowId);
+  const [a, b] = flow.waypoints;
+  const mid = { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
+  const delta = { x: mid.x - (shape.x + shape.width / 2), y: mid.y - (shape.y + shape.height / 2) };
+  window.modeler.get('modeling').moveElements([shape], delta);
+  return (await window.modeler.saveXML({ format: true })).xml;
+}"""
+
+
+@pytest.fixture(scope="module")
+def page():
+    if not MODELER_JS.is_file():
+        unavailable(f"{MODELER_JS.relative_to(ROOT)} is missing: run `make setup` (npm ci)")
+    with launch() as browser:
+        context = browser.new_context(viewport={"width": 1600, "height": 1000})
+        page = context.new_page()
+        page.route("**/*", lambda route: route.abort())
+        page.set_content('<!doctype html><html><head><meta charset="utf-8"><title>lint</title></head>'
+                         '<body><div id="canvas" style="width:1600px;height:1000px"></div></body></html>')
+        for css in CSS:
+            page.add_style_tag(path=str(css))
+        page.add_script_tag(path=str(MODELER_JS))
+        yield page
+        context.close()
+
+
+@pytest.mark.parametrize("path", DIAGRAMS, ids=[p.name for p in DIAGRAMS])
+def test_names_break_into_the_lines_bpmn_js_draws(page, path):
+    assert page.evaluate(IMPORT, path.read_text(encoding="utf-8")) == []
+    drawn = page.evaluate(LINES)
+    diagram = read_diagram(parse_xml(path.read_bytes(), path.name), path.name)
+    checked = 0
+    for node in diagram.nodes.values():
+        if not node.name or node.shape is None:
+            continue
+        if node.tag in ACTIVITIES:
+            ours, theirs = layout(node.name, node.shape.bounds[2] - 14, TASK_FONT), drawn[node.id]
+        elif node.external_label:
+            wrap = max(90, node.shape.label[2]) if node.shape.label else 90
+            ours, theirs = layout(node.name, wrap, LABEL_FONT), drawn[f"{node.id}_label"]
+        else:
+            continue
+        assert [text.strip() for text, _ in ours] == [t.strip() for t in theirs], (node.id, node.name)
+        checked += 1
+    assert checked >= 5
+
+
+@pytest.mark.parametrize("path", DIAGRAMS, ids=[p.name for p in DIAGRAMS])
+def test_a_diagram_moved_and_saved_by_the_bpmn_js_modeler_still_lints_clean(page, path):
+    assert page.evaluate(IMPORT, path.read_text(encoding="utf-8")) == []
+    saved = page.evaluate(MOVE_ALL)
+    original = {n.id: n.shape.bounds for n in read_diagram(parse_xml(path.read_bytes(), "o"), "o").nodes.values()}
+    moved = read_diagram(parse_xml(saved.encode(), path.name), path.name)
+    assert all(n.shape.bounds[:2] == (original[n.id][0] + 40, original[n.id][1] + 40)
+               for n in moved.nodes.values() if n.shape and n.shape.plane == 0), "the Modeler did not move the diagram"
+    assert [str(p) for p in lint_files({path.name: saved.encode()})] == []
+
+
+def test_a_task_dropped_on_a_flow_in_the_modeler_is_flagged(page):
+    path = ROOT / "processes" / "review.bpmn"
+    assert page.evaluate(IMPORT, path.read_text(encoding="utf-8")) == []
+    saved = page.evaluate(DROP_ON_FLOW, ["record_review", "f_r9"])
+    found = [(p.rule, p.element_id) for p in lint_files({"review.bpmn": saved.encode()})]
+    assert ("no-flow-through-shape", "f_r9") in found
