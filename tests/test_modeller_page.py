@@ -15,6 +15,8 @@ the modeller is part of the product.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -138,3 +140,110 @@ def test_an_owner_adds_tasks_picks_team_form_and_handler_sees_and_fixes_a_proble
     assert (svc.get(f"{{{CAMUNDA}}}type"), svc.get(f"{{{CAMUNDA}}}topic")) == ("external", "deadline")
     params = svc.findall(f".//{{{CAMUNDA}}}inputParameter")
     assert [(p.get("name"), p.text) for p in params] == [("working_days", "2")]
+
+
+def _draft_with_a_problem(app) -> int:
+    """A draft of front_door (through the drafts API) whose 'search_directory' service task names no handler."""
+    owner = Api(app, "process-owner")
+    files = {name: owner.get(f"/api/processes/front_door/versions/1/files/{name}").text
+             for name in owner.get("/api/processes/front_door/versions/1/files").json()["files"]}
+    main = next(n for n, x in files.items() if 'id="front_door"' in x)
+    files[main] = files[main].replace('camunda:topic="search_directory"', "")
+    r = owner.post("/api/processes/drafts", {"process_id": "front_door", "base_version": 1, "files": files})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def _focused(page) -> dict:
+    return page.evaluate("""() => { const a = document.activeElement;
+        return {id: a.id, cls: a.className && String(a.className), tag: a.tagName,
+                inPanel: !!a.closest('#modeller-properties'), text: (a.textContent || '').slice(0, 200)}; }""")
+
+
+def test_keyboard_reaches_the_problems_and_the_panel_fields_and_axe_finds_nothing(world):
+    eng, app = world
+    draft_id = _draft_with_a_problem(app)
+    with launch() as browser, live_server(app) as base:
+        page = browser.new_context(bypass_csp=True, viewport={"width": 1500, "height": 1000}).new_page()
+        sign_in(page, base, "process-owner", PASSWORD, then=None)
+        page.goto(f"{base}/processes/drafts/{draft_id}/edit")
+        page.wait_for_selector(READY, timeout=20_000)
+        page.wait_for_selector("#modeller-problems li[data-element-id='search_directory'] button")
+        run_axe(page, "modeller")
+
+        # Tab from the top of the page to the problem's button, Enter: the element is selected
+        page.locator("body").focus()
+        for _ in range(400):
+            page.keyboard.press("Tab")
+            if "app-problem__button" in (_focused(page)["cls"] or "") and "search_directory" in _focused(page)["text"]:
+                break
+        else:
+            pytest.fail("Tab never reached the problem in the problems list")
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => window.carepathModeller.bpmn.get('selection').get().map(e => e.id)"
+                               ".join() === 'search_directory'")
+        page.wait_for_function("() => document.querySelector('#modeller-status').textContent"
+                               ".includes(\"Selected 'Search the community directory'\")")
+
+        # back (Shift+Tab) into the properties panel: the handler choice of the selected task
+        for _ in range(200):
+            page.keyboard.press("Shift+Tab")
+            if _focused(page)["id"] == "bio-properties-panel-carepath-handler":
+                break
+        else:
+            pytest.fail("Shift+Tab never reached the handler choice in the properties panel")
+        before = _checks(page)
+        page.keyboard.press("ArrowDown")  # the first handler in the list
+        _wait_checked(page, before)
+        topic = page.evaluate("() => window.carepathModeller.bpmn.get('elementRegistry').get('search_directory')"
+                              ".businessObject.get('camunda:topic')")
+        assert topic, "choosing a handler with the keyboard did not set it"
+        page.wait_for_function("""() => !Array.from(document.querySelectorAll('#modeller-problems li'))
+            .some(li => /names no handler/.test(li.textContent))""")
+        run_axe(page, "modeller with an element selected")
+
+
+def _run_kyle(eng, version: int) -> tuple[str, list, list]:
+    """Kyle's front door contact (signposting, a call back in 14 days) on one version of front_door."""
+    from tests.case_helpers import completed_route, handlers_called
+    from tests.test_process_front_door_reablement import KYLE
+
+    res = eng.start("front_door", actor="advisor1", version=version)
+    [task] = res.ready_tasks
+    assert (task["element_id"], task["team"], task["form"]) == ("record_contact", "front_door", "contact")
+    step = eng.complete_task(task["id"], KYLE, actor="advisor1")
+    eng.advance_clock(by=timedelta(days=15))
+    return step.status, completed_route(eng, res.case_id), handlers_called(eng, res.case_id)
+
+
+def test_a_diagram_exported_by_the_modeller_deploys_and_runs_as_the_file_did(world):
+    eng, app = world
+    owner = Api(app, "process-owner")
+    files = {n: owner.get(f"/api/processes/front_door/versions/1/files/{n}").text
+             for n in owner.get("/api/processes/front_door/versions/1/files").json()["files"]}
+    draft_id = owner.post("/api/processes/drafts", {"process_id": "front_door", "base_version": 1,
+                                                    "files": files}).json()["id"]
+    with launch() as browser, live_server(app) as base:
+        page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+        sign_in(page, base, "process-owner", PASSWORD, then=None)
+        page.goto(f"{base}/processes/drafts/{draft_id}/edit")
+        page.wait_for_selector(READY, timeout=20_000)
+        exported = page.evaluate("() => window.carepathModeller.allFiles()")
+    main = next(n for n, x in files.items() if 'id="front_door"' in x)
+    assert exported[main] != files[main], "bpmn-js wrote the file anew (so this is a real round trip)"
+    assert "camunda:candidateGroups" in exported[main] and "camunda:topic" in exported[main]
+
+    def infos(fs):
+        return parse_bundle({n: x.encode() for n, x in fs.items()}, handlers=eng.registry.names(),
+                            forms=eng.forms.names(), known_processes={"needs_assessment", "reablement",
+                                                                      "safeguarding"}).processes["front_door"]
+    before, after = infos(files), infos(exported)
+    def no_lines(tasks):
+        return {k: replace(v, line=None) for k, v in tasks.items()}
+    assert no_lines(after.user_tasks) == no_lines(before.user_tasks)
+    assert after.service_tasks == before.service_tasks
+    assert after.timers == before.timers
+
+    [ref] = [r for r in eng.deploy(files={n: x.encode() for n, x in exported.items()}) if r.process_id == "front_door"]
+    assert ref.created and ref.version == 2
+    assert _run_kyle(eng, 2) == _run_kyle(eng, 1)

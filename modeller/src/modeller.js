@@ -85,7 +85,8 @@ async function start(root) {
 
   const bpmn = new BpmnModeler({
     container: $("modeller-canvas"),
-    propertiesPanel: { parent: $("modeller-properties") },
+    // carepath's group open from the start: it is what the engine reads
+    propertiesPanel: { parent: $("modeller-properties"), layout: { groups: { carepath: { open: true } } } },
     additionalModules: [BpmnPropertiesPanelModule, BpmnPropertiesProviderModule, CarepathPropertiesModule, lintModule],
     moddleExtensions: { camunda: camundaModdle },
     linting: { bpmnlint: lintConfig, active: true },
