@@ -204,3 +204,16 @@ def test_a_problem_names_its_rule_and_severity_in_its_dict():
                            "rule": "no-diagonal-flow", "severity": "warning"}
     assert Problem("a.bpmn", "broken").to_dict()["severity"] == "error"
     assert str(p).startswith(f"bad.bpmn:{p.line} [f2]: flow f2 from 'Check the referral' to 'Checked'")
+
+
+def test_a_drawing_with_hundreds_of_findings_lists_two_hundred_a_rule_and_says_there_are_more():
+    shapes = "".join(f'<bpmndi:BPMNShape id="t{i}_di" bpmnElement="t{i}"><dc:Bounds x="100" y="100" width="100" '
+                     'height="80" /></bpmndi:BPMNShape>' for i in range(300))
+    tasks = "".join(f'<bpmn:task id="t{i}" />' for i in range(300))
+    flows = "".join(f'<bpmn:sequenceFlow id="f{i}" sourceRef="t{i}" targetRef="t{i + 1}" />' for i in range(250))
+    xml = (DEFS + f'<bpmn:process id="p">{tasks}{flows}</bpmn:process><bpmndi:BPMNDiagram id="dg">'
+           f'<bpmndi:BPMNPlane id="pl" bpmnElement="p">{shapes}</bpmndi:BPMNPlane></bpmndi:BPMNDiagram>'
+           "</bpmn:definitions>")
+    found = [p for p in lint_one("pile.bpmn", xml.encode()) if p.rule == "missing-di"]
+    assert len(found) == 201 and sum(p.element_id is None for p in found) == 1
+    assert any("more findings of missing-di than the 200 listed" in p.message for p in found)

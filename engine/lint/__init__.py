@@ -27,11 +27,18 @@ from .rules import RULES
 __all__ = ["RULES", "Diagram", "Finding", "Rule", "lint_diagram", "lint_files"]
 
 
+MAX_FINDINGS_PER_RULE = 200  # a drawing this broken needs redrawing, not a longer list
+
+
 def lint_diagram(diagram: Diagram) -> list[Problem]:
-    """Every finding of every rule on one parsed diagram, in file order."""
+    """Every finding of every rule on one parsed diagram, in file order (at most 200 a rule)."""
     found = []
     for rule in RULES.values():
-        for f in rule.check(diagram):
+        for count, f in enumerate(rule.check(diagram)):
+            if count == MAX_FINDINGS_PER_RULE:
+                found.append(Problem(diagram.file, f"more findings of {rule.name} than the {count} listed: fix "
+                                                   "these first", rule=rule.name, severity=rule.severity))
+                break
             line = diagram.lines.get(f.element_id) if f.element_id else None
             found.append(Problem(diagram.file, f.message, element_id=f.element_id, line=line,
                                  rule=rule.name, severity=rule.severity))

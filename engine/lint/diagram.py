@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from .geometry import Box, Point, flow_label, shape_label
+from .geometry import Box, Grid, Point, flow_label, segment_box, shape_label
 
 BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 BPMNDI = "http://www.omg.org/spec/BPMN/20100524/DI"
@@ -119,6 +119,7 @@ class Diagram:
     processes: dict[str, int | None] = field(default_factory=dict)  # process id -> line
     has_di: bool = False
     lines: dict[str, int | None] = field(default_factory=dict)  # any element id -> its line
+    _grids: dict[tuple[str, int], Grid] = field(default_factory=dict, repr=False)
 
     def ancestors(self, element_id: str) -> set[str]:
         """The subprocesses (and process) an element sits inside, innermost first."""
@@ -136,6 +137,27 @@ class Diagram:
 
     def drawn_flows(self) -> list[Flow]:
         return [f for f in self.flows.values() if f.drawn]
+
+    def shapes_near(self, plane: int, box: Box) -> list[Node]:
+        """Drawn flow nodes on `plane` that may overlap `box` (a superset, in document order)."""
+        grid = self._grids.get(("shapes", plane))
+        if grid is None:
+            grid = self._grids[("shapes", plane)] = Grid()
+            for node in self.drawn_nodes():
+                if node.shape is not None and node.shape.plane == plane:
+                    grid.add(node.shape.bounds, node)
+        return grid.near(box)  # type: ignore[return-value]
+
+    def segments_near(self, plane: int, box: Box) -> list[tuple[Flow, Point, Point]]:
+        """Segments of drawn flows on `plane` that may meet `box` (a superset, in document order)."""
+        grid = self._grids.get(("segments", plane))
+        if grid is None:
+            grid = self._grids[("segments", plane)] = Grid()
+            for flow in self.drawn_flows():
+                if flow.plane == plane:
+                    for a, b in flow.segments():
+                        grid.add(segment_box(a, b), (flow, a, b))
+        return grid.near(box)  # type: ignore[return-value]
 
 
 def _local(el: etree._Element) -> str:

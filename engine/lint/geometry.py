@@ -103,3 +103,48 @@ def collinear_overlap(s1: tuple[Point, Point], s2: tuple[Point, Point], min_leng
         return (a[0], (lo + hi) / 2) if hi - lo > min_length else None
     return None
 
+
+
+class Grid:
+    """A spatial index: items filed by the grid cells their box touches, so a rule compares a box
+    with its neighbours only, not with every item (a large diagram stays fast to lint). An item
+    spanning very many cells (a huge subprocess, or absurd bounds) is kept aside and always offered."""
+
+    CELL = 200.0
+    MAX_SPAN = 32  # cells per side beyond which an item is "large"
+
+    def __init__(self) -> None:
+        self._cells: dict[tuple[int, int], list[int]] = {}
+        self._large: list[int] = []
+        self._items: list[object] = []
+
+    @classmethod
+    def _range(cls, lo: float, hi: float) -> range | None:
+        a, b = math.floor(lo / cls.CELL), math.floor(hi / cls.CELL)
+        return range(a, b + 1) if b - a <= cls.MAX_SPAN else None
+
+    def add(self, box: Box, item: object) -> None:
+        index = len(self._items)
+        self._items.append(item)
+        xs, ys = self._range(box[0], box[0] + box[2]), self._range(box[1], box[1] + box[3])
+        if xs is None or ys is None:
+            self._large.append(index)
+            return
+        for cx in xs:
+            for cy in ys:
+                self._cells.setdefault((cx, cy), []).append(index)
+
+    def near(self, box: Box) -> list[object]:
+        """Every item whose cells meet `box`'s cells (a superset of those overlapping it), in insertion order."""
+        found = set(self._large)
+        xs, ys = self._range(box[0], box[0] + box[2]), self._range(box[1], box[1] + box[3])
+        if xs is None or ys is None:
+            return list(self._items)
+        for cx in xs:
+            for cy in ys:
+                found.update(self._cells.get((cx, cy), ()))
+        return [self._items[i] for i in sorted(found)]
+
+
+def segment_box(p: Point, q: Point) -> Box:
+    return min(p[0], q[0]), min(p[1], q[1]), abs(p[0] - q[0]), abs(p[1] - q[1])

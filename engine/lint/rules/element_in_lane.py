@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..diagram import Diagram, Lane
+from ..diagram import Diagram, Lane, Node
 from ..geometry import Box, inside
 from ..rule import Finding, Rule
 
@@ -28,20 +28,18 @@ def _content(lane: Lane) -> Box | None:
 
 
 def check(d: Diagram) -> Iterator[Finding]:
-    by_owner: dict[str | None, list[Lane]] = {}
+    lanes_of: dict[str | None, list[Lane]] = {}  # the process or subprocess whose lane set it is
     for lane in d.lanes:
-        by_owner.setdefault(lane.process if lane.process in d.processes else None, []).append(lane)
-    sub_lanes: dict[str | None, list[Lane]] = {}
-    for lane in d.lanes:
-        sub_lanes.setdefault(lane.process, []).append(lane)
-    for owner, lanes in sub_lanes.items():
+        lanes_of.setdefault(lane.process, []).append(lane)
+    children: dict[str | None, list[Node]] = {}
+    for node in d.nodes.values():
+        children.setdefault(node.parent, []).append(node)
+    for owner, lanes in lanes_of.items():
         listing: dict[str, list[Lane]] = {}
         for lane in lanes:
             for ref in lane.refs:
                 listing.setdefault(ref, []).append(lane)
-        for node in d.nodes.values():
-            if node.parent != owner:
-                continue
+        for node in children.get(owner, []):
             listed = listing.get(node.id, [])
             if not listed:
                 if node.tag != "boundaryEvent":

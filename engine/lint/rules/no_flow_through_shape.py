@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..diagram import Diagram
-from ..geometry import segment_crosses, shrink
+from ..diagram import Diagram, Node
+from ..geometry import segment_box, segment_crosses, shrink
 from ..rule import Finding, Rule
 from . import _names
 
@@ -17,23 +17,26 @@ EDGE_TOLERANCE = 1  # a line running along a shape's edge, or 1px into it, does 
 
 
 def check(d: Diagram) -> Iterator[Finding]:
-    shapes = d.drawn_nodes()
     for flow in d.drawn_flows():
+        assert flow.plane is not None
         ends = {flow.source, flow.target}
         source = d.nodes.get(flow.source)
         if source is not None and source.attached_to:
             ends.add(source.attached_to)
         around = d.ancestors(flow.id)
-        for node in shapes:
+        crossed: dict[str, Node] = {}
+        for a, b in flow.segments():
+            for node in d.shapes_near(flow.plane, segment_box(a, b)):
+                assert node.shape is not None
+                if node.id in ends or node.id in around or node.id in crossed:
+                    continue
+                if segment_crosses(a, b, shrink(node.shape.bounds, EDGE_TOLERANCE)):
+                    crossed[node.id] = node
+        for node in sorted(crossed.values(), key=lambda n: n.line or 0):
             assert node.shape is not None
-            if node.id in ends or node.id in around or node.shape.plane != flow.plane:
-                continue
-            box = shrink(node.shape.bounds, EDGE_TOLERANCE)
-            if any(segment_crosses(a, b, box) for a, b in flow.segments()):
-                x, y, w, h = node.shape.bounds
-                yield Finding(flow.id, f"{_names.flow(d, flow)} is drawn through {node.describe()} "
-                                       f"({_names.at(x + w / 2, y + h / 2)}): route the flow around it or move "
-                                       "the shape")
+            x, y, w, h = node.shape.bounds
+            yield Finding(flow.id, f"{_names.flow(d, flow)} is drawn through {node.describe()} "
+                                   f"({_names.at(x + w / 2, y + h / 2)}): route the flow around it or move the shape")
 
 
 rule = Rule("no-flow-through-shape", "warning",

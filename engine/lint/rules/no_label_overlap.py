@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..diagram import Diagram
-from ..geometry import Box, boxes_overlap, segment_crosses
+from ..diagram import Diagram, Flow
+from ..geometry import Box, Grid, boxes_overlap, segment_crosses
 from ..rule import Finding, Rule
 
 
@@ -39,21 +39,26 @@ def _labels(d: Diagram) -> list[_Label]:
 
 def check(d: Diagram) -> Iterator[Finding]:
     labels = _labels(d)
-    for label in labels:
-        for node in d.drawn_nodes():
+    index = Grid()
+    for i, label in enumerate(labels):
+        index.add(label.box, i)
+    for i, label in enumerate(labels):
+        for node in d.shapes_near(label.plane, label.box):
             assert node.shape is not None
-            if node.shape.plane == label.plane and node.id not in label.around \
-                    and boxes_overlap(label.box, node.shape.bounds):
+            if node.id not in label.around and boxes_overlap(label.box, node.shape.bounds):
                 yield Finding(label.owner, f"{label.what} overlaps the shape of {node.describe()}: move the label "
                                            "or the shape")
-        for flow in d.drawn_flows():
-            if flow.plane == label.plane and any(segment_crosses(a, b, label.box) for a, b in flow.segments()):
-                yield Finding(label.owner, f"{label.what} is crossed by flow {flow.describe()}: move the label "
-                                           "clear of the line")
-    for i, a in enumerate(labels):
-        for b in labels[i + 1:]:
-            if a.plane == b.plane and boxes_overlap(a.box, b.box):
-                yield Finding(a.owner, f"{a.what} overlaps {b.what}: move one of them")
+        crossing: dict[str, Flow] = {}
+        for flow, a, b in d.segments_near(label.plane, label.box):
+            if flow.id not in crossing and segment_crosses(a, b, label.box):
+                crossing[flow.id] = flow
+        for flow in crossing.values():
+            yield Finding(label.owner, f"{label.what} is crossed by flow {flow.describe()}: move the label "
+                                       "clear of the line")
+        for j in index.near(label.box):
+            other = labels[j]  # type: ignore[index]
+            if j > i and other.plane == label.plane and boxes_overlap(label.box, other.box):  # type: ignore[operator]
+                yield Finding(label.owner, f"{label.what} overlaps {other.what}: move one of them")
 
 
 rule = Rule("no-label-overlap", "warning",
