@@ -117,3 +117,11 @@ def test_a_task_dropped_on_a_flow_in_the_modeler_is_flagged(page):
     saved = page.evaluate(DROP_ON_FLOW, ["record_review", "f_r9"])
     found = [(p.rule, p.element_id) for p in lint_files({"review.bpmn": saved.encode()})]
     assert ("no-flow-through-shape", "f_r9") in found
+
+
+FIXTURES = sorted((ROOT / "tests" / "fixtures" / "lint").glob("*/*.bpmn"))
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=[f"{p.parent.name}/{p.name}" for p in FIXTURES])
+def test_the_lint_fixtures_are_diagrams_bpmn_js_opens(page, path):
+    assert page.evaluate(IMPORT, path.read_text(encoding="utf-8")) == []

@@ -101,7 +101,7 @@ class Lane:
     id: str
     name: str
     line: int | None
-    process: str | None
+    owner: str | None  # the process or subprocess whose lane set holds it
     refs: list[str]
     nested: bool  # has lanes inside it
     shape: Shape | None = None

@@ -30,7 +30,7 @@ def _content(lane: Lane) -> Box | None:
 def check(d: Diagram) -> Iterator[Finding]:
     lanes_of: dict[str | None, list[Lane]] = {}  # the process or subprocess whose lane set it is
     for lane in d.lanes:
-        lanes_of.setdefault(lane.process, []).append(lane)
+        lanes_of.setdefault(lane.owner, []).append(lane)
     children: dict[str | None, list[Node]] = {}
     for node in d.nodes.values():
         children.setdefault(node.parent, []).append(node)
