@@ -79,6 +79,14 @@ def _open_carepath_group(page) -> None:
         header.click()
 
 
+def _wait_problem(page, element_id: str, pattern: str, *, shown: bool = True) -> None:
+    """Wait until the problems list shows (or no longer shows) a problem at `element_id` matching `pattern`."""
+    page.wait_for_function("""([id, pattern, shown]) => shown === Array.from(
+        document.querySelectorAll('#modeller-problems li')).some(
+        li => li.dataset.elementId === id && new RegExp(pattern).test(li.textContent))""",
+                           arg=[element_id, pattern, shown])
+
+
 def _problem_texts(page) -> list[str]:
     return page.locator("#modeller-problems li").all_inner_texts()
 
@@ -105,8 +113,7 @@ def test_an_owner_adds_tasks_picks_team_form_and_handler_sees_and_fixes_a_proble
         before = _checks(page)
         service_task = _append(page, user_task, "service-task")
         _wait_checked(page, before)
-        page.wait_for_function(f"""() => Array.from(document.querySelectorAll('#modeller-problems li'))
-            .some(li => li.dataset.elementId === '{service_task}' && /names no handler/.test(li.textContent))""")
+        _wait_problem(page, service_task, "names no handler")
         overlay = page.locator(f".djs-overlays[data-container-id='{service_task}'] .bjsl-overlay")
         assert overlay.count() == 1, "the problem is not shown on the canvas at the service task"
 
@@ -116,14 +123,12 @@ def test_an_owner_adds_tasks_picks_team_form_and_handler_sees_and_fixes_a_proble
         page.select_option("#bio-properties-panel-carepath-handler", "deadline")
         _wait_checked(page, before)
         assert "working_days (int, required)" in page.inner_text("[data-entry-id='carepath-handler']")
-        page.wait_for_function(f"""() => Array.from(document.querySelectorAll('#modeller-problems li'))
-            .some(li => li.dataset.elementId === '{service_task}' && /required parameter.*working_days/.test(li.textContent))""")
+        _wait_problem(page, service_task, "required parameter.*working_days")
         before = _checks(page)
         page.fill("#bio-properties-panel-carepath-param-working_days", "2")
         page.keyboard.press("Tab")
         _wait_checked(page, before)
-        page.wait_for_function(f"""() => !Array.from(document.querySelectorAll('#modeller-problems li'))
-            .some(li => li.dataset.elementId === '{service_task}' && /handler|required parameter/.test(li.textContent))""")
+        _wait_problem(page, service_task, "handler|required parameter", shown=False)
         assert "names no handler" not in " ".join(_problem_texts(page))
 
         page.get_by_role("button", name="Save draft").click()
