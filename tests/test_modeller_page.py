@@ -252,3 +252,50 @@ def test_a_diagram_exported_by_the_modeller_deploys_and_runs_as_the_file_did(wor
     [ref] = [r for r in eng.deploy(files={n: x.encode() for n, x in exported.items()}) if r.process_id == "front_door"]
     assert ref.created and ref.version == 2
     assert _run_kyle(eng, 2) == _run_kyle(eng, 1)
+
+
+def test_the_review_page_marks_added_and_changed_elements_and_lists_them_in_words(world):
+    eng, app = world
+    owner = Api(app, "process-owner")
+    files = {n: owner.get(f"/api/processes/front_door/versions/1/files/{n}").text
+             for n in owner.get("/api/processes/front_door/versions/1/files").json()["files"]}
+    main = next(n for n, x in files.items() if 'id="front_door"' in x)
+    changed = files[main].replace(
+        'camunda:formKey="signposting_call_back" camunda:candidateGroups="front_door"',
+        'camunda:formKey="signposting_call_back" camunda:candidateGroups="reablement"')
+    changed = changed.replace('signposting["call_back_due"]</bpmn:timeDate>', "call_back_at</bpmn:timeDate>")
+    assert changed.count("reablement") > files[main].count("reablement") and "call_back_at" in changed
+    head, sep, tail = changed.partition("</bpmn:process>")
+    changed = head + '<bpmn:userTask id="new_check" name="New check" />' + sep + tail
+    head, sep, tail = changed.partition("</bpmndi:BPMNPlane>")
+    changed = (head + '<bpmndi:BPMNShape id="new_check_di" bpmnElement="new_check"><dc:Bounds x="200" y="600" '
+               'width="100" height="80" /></bpmndi:BPMNShape>' + sep + tail)
+    r = owner.post("/api/processes/drafts", {"process_id": "front_door", "base_version": 1,
+                                             "files": {**files, main: changed}})
+    assert r.status_code == 201, r.text
+    with launch() as browser, live_server(app) as base:
+        page = browser.new_context(bypass_csp=True, viewport={"width": 1400, "height": 900}).new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        sign_in(page, base, "process-owner", PASSWORD, then=None)
+        page.goto(f"{base}/processes/drafts/{r.json()['id']}/review")
+        page.wait_for_selector("#diagram-diff[data-rendered]", timeout=20_000)
+        assert page.get_attribute("#diagram-diff", "data-rendered") == "true", page.inner_text("#diagram-diff")
+        words = page.locator("#diagram-diff-list li").all_inner_texts()
+        assert "Changed 'Call back: was the signposting right?': candidate groups front_door → reablement" in words
+        assert "Added user task 'New check' (new_check)" in words
+        assert "Changed 'Call-back day': timer date signposting[\"call_back_due\"] → date call_back_at" in words
+        # on the canvas: the added task on the draft, the changed one on both, each with a text badge
+        draft_pane, base_pane = "#diagram-diff-draft", "#diagram-diff-base"
+        assert page.locator(f"{draft_pane} .djs-element.app-diff-added[data-element-id='new_check']").count() == 1
+        for pane in (draft_pane, base_pane):
+            assert page.locator(f"{pane} .djs-element.app-diff-changed"
+                                f"[data-element-id='signposting_call_back']").count() == 1
+            badge = page.locator(f"{pane} .djs-overlays[data-container-id='signposting_call_back'] .app-diff-badge")
+            assert badge.inner_text() == "Changed"
+        assert page.locator(f"{draft_pane} .djs-overlays[data-container-id='new_check'] .app-diff-badge"
+                            ).inner_text() == "Added"
+        assert page.locator(".app-diff__legend li").all_inner_texts() == [
+            "Added marked on the draft", "Removed marked on the live version", "Changed marked on both"]
+        run_axe(page, "review (diagram diff)")
+        assert errors == []

@@ -32,7 +32,8 @@ const ATTRIBUTES = [
   [/^scriptFormat$/, "script language"],
   [/^default$/, "default flow"],
   [/^(sourceRef|targetRef)$/, "connection"],
-  [/eventDefinitions.*time(Duration|Date|Cycle)/, "timer"],
+  [/^eventDefinitions/, "timer"],
+  [/^extensionElements/, "handler parameters"],
   [/^attachedToRef$/, "attached to"],
   [/^cancelActivity$/, "interrupting"],
   [/^calledElement$/, "called process"],
@@ -51,14 +52,20 @@ function attributeName(path) {
 
 function show(value) {
   if (value === null || value === undefined || value === "") { return "(none)"; }
-  if (typeof value === "object") {
-    if (value.body !== undefined) { return String(value.body); }
-    if (value.value !== undefined && value.name) { return `${value.name} = ${value.value}`; }
-    if (value.text !== undefined) { return String(value.text); }
-    if (value.id) { return value.name ? `'${value.name}'` : value.id; }
-    return (value.$type || "element").replace(/^\w+:/, "");
+  if (Array.isArray(value)) { return value.length ? value.map(show).join(", ") : "(none)"; }
+  if (typeof value !== "object") { return String(value); }
+  const type = value.$type || "";
+  if (type === "bpmn:TimerEventDefinition") {
+    const kind = ["timeDate", "timeDuration", "timeCycle"].find((k) => value.get(k));
+    return kind ? `${kind.slice(4).toLowerCase()} ${show(value.get(kind))}` : "a timer with no value";
   }
-  return String(value);
+  if (type === "bpmn:ExtensionElements") { return show(value.get("values")); }
+  if (type === "camunda:InputOutput") { return show(value.get("inputParameters")); }
+  if (type === "camunda:InputParameter") { return `${value.get("name")} = ${show(value.get("value"))}`; }
+  if (value.body !== undefined) { return String(value.body); }
+  if (value.text !== undefined) { return String(value.text); }
+  if (value.id) { return value.name ? `'${value.name}'` : value.id; }
+  return type.replace(/^\w+:/, "") || "element";
 }
 
 function typeWords(element) {
@@ -124,7 +131,25 @@ function legend() {
   return p;
 }
 
-export function describeChanges(changes, baseRegistry, draftRegistry) {
+function businessObject(viewer, id) {
+  const element = viewer && viewer.get("elementRegistry").get(id);
+  return element ? element.businessObject : null;
+}
+
+// bpmn-js-differ reports a change by property path (`camunda:candidateGroups`,
+// `eventDefinitions[0]`, `extensionElements.values[0].inputParameters[1]`) and hands its ChangeHandler
+// jsondiffpatch's [left, right] pair as (newValue, oldValue). So each changed property is described by
+// reading its top-level property from both diagrams, old and new the right way round; only when an
+// element is missing from one side are the differ's own values used (turned round).
+function topProperty(path) { return path.split(/[.[]/)[0]; }
+
+function oldAndNew(path, change, baseBo, draftBo) {
+  const top = topProperty(path);
+  if (baseBo && draftBo) { return [baseBo.get(top), draftBo.get(top)]; }
+  return [change.newValue, change.oldValue];
+}
+
+export function describeChanges(changes, baseViewer, draftViewer) {
   const lines = [];
   const sorted = (obj) => Object.keys(obj).sort();
   sorted(changes._added).forEach((id) => lines.push({ kind: "added", id, text: `Added ${named(changes._added[id], id)}` }));
@@ -133,9 +158,18 @@ export function describeChanges(changes, baseRegistry, draftRegistry) {
   sorted(changes._changed).forEach((id) => {
     const entry = changes._changed[id];
     const model = entry.model;
-    const parts = Object.keys(entry.attrs).map((path) => {
-      const { oldValue, newValue } = entry.attrs[path];
-      return `${attributeName(path)} ${show(oldValue)} → ${show(newValue)}`;
+    const baseBo = businessObject(baseViewer, id);
+    const draftBo = businessObject(draftViewer, id);
+    const seen = new Set();
+    const parts = [];
+    Object.keys(entry.attrs).forEach((path) => {
+      const key = baseBo && draftBo ? topProperty(path) : path;
+      if (seen.has(key)) { return; }
+      seen.add(key);
+      const [oldValue, newValue] = oldAndNew(path, entry.attrs[path], baseBo, draftBo);
+      if (show(oldValue) !== show(newValue)) {
+        parts.push(`${attributeName(key)} ${show(oldValue)} → ${show(newValue)}`);
+      }
     });
     const what = model && model.name ? `'${model.name}'` : id;
     lines.push({ kind: "changed", id, text: `Changed ${what}: ${parts.join("; ") || "its details"}` });
@@ -155,26 +189,36 @@ async function render(container) {
   status.setAttribute("role", "status");
   container.appendChild(status);
   status.textContent = "Drawing the live version and the draft…";
-  const [baseXml, draftXml] = await Promise.all([fetchText(container.getAttribute("data-base-url")),
+  const baseUrl = container.getAttribute("data-base-url");
+  const [baseXml, draftXml] = await Promise.all([baseUrl ? fetchText(baseUrl) : Promise.resolve(null),
     fetchText(container.getAttribute("data-draft-url"))]);
   const panes = document.createElement("div");
   panes.className = "app-diff";
   container.appendChild(panes);
   const options = { moddleExtensions: { camunda: camundaModdle } };
-  const base = new NavigatedViewer({ container: pane(panes, "Live version", "diagram-diff-base"), ...options });
-  const draft = new NavigatedViewer({ container: pane(panes, "Draft", "diagram-diff-draft"), ...options });
-  await base.importXML(baseXml);
+  const base = baseXml && new NavigatedViewer({ container: pane(panes, "Live version", "diagram-diff-base"), ...options });
+  const draft = new NavigatedViewer({ container: pane(panes, baseXml ? "Draft" : "Draft (a new process)",
+    "diagram-diff-draft"), ...options });
+  if (base) {
+    await base.importXML(baseXml);
+    base.get("canvas").zoom("fit-viewport");
+    nameCanvas(document.getElementById("diagram-diff-base"), "Live version of the diagram");
+  }
   await draft.importXML(draftXml);
-  base.get("canvas").zoom("fit-viewport");
   draft.get("canvas").zoom("fit-viewport");
-  nameCanvas(document.getElementById("diagram-diff-base"), "Live version of the diagram");
   nameCanvas(document.getElementById("diagram-diff-draft"), "Draft of the diagram");
+  if (!base) {
+    status.textContent = "A new process: there is no live version to compare it with.";
+    container.setAttribute("data-rendered", "true");
+    window.carepathReview = { base, draft, changes: null, lines: [] };
+    return;
+  }
   const changes = diff(base.getDefinitions(), draft.getDefinitions());
   Object.keys(changes._added).forEach((id) => mark(draft, id, "added"));
   Object.keys(changes._removed).forEach((id) => mark(base, id, "removed"));
   Object.keys(changes._changed).forEach((id) => { mark(base, id, "changed"); mark(draft, id, "changed"); });
   container.insertBefore(legend(), panes);
-  const lines = describeChanges(changes, base.get("elementRegistry"), draft.get("elementRegistry"));
+  const lines = describeChanges(changes, base, draft);
   if (list) {
     list.textContent = "";
     const heading = document.createElement("h3");
