@@ -32,6 +32,7 @@ from .db import Database
 from .errors import CarepathError, NotFoundError, ValidationError
 from .forms import FormLibrary
 from .history import iso
+from .instance_migration import replay_migration
 from .migrate import upgrade
 from .registry import BUILT_IN, HandlerRegistry
 from .replay import _copy_definitions
@@ -322,9 +323,6 @@ def replay_against(engine: Engine, case_id: int, files: Mapping[str, bytes], pro
     if created is None or not runs:
         return _cannot(result, f"the case never ran '{process_id}'")
     run_ids = [e["instance_id"] for e in runs]
-    if any(e["type"] == "instance.migrated" and e["instance_id"] in run_ids for e in recorded):
-        return _cannot(result, "the case was moved to another version while it ran; its recorded path "
-                               "cannot be re-run on one version")
     start = parse_instant(recorded[0]["at"])
     horizon = max(engine.now(), parse_instant(recorded[-1]["at"]))
     own = _TrialEngine(registry=engine.registry, forms=FormLibrary(), start=start)
@@ -333,8 +331,10 @@ def replay_against(engine: Engine, case_id: int, files: Mapping[str, bytes], pro
         _copy_definitions(engine, own, recorded)
         own.strict = True
         own_versions = {e["instance_id"]: e["data"]["process_version_id"] for e in runs}
+        own_versions.update({e["instance_id"]: e["data"]["to_process_version_id"] for e in recorded
+                             if e["type"] == "instance.migrated" and e["instance_id"] in own_versions})
         own_map, own_stop = _drive(own, recorded, run_ids, horizon,
-                                   version_of=lambda ev: ev["data"]["process_version_id"])
+                                   version_of=lambda ev: ev["data"]["process_version_id"], follow_moves=True)
         if own_stop is not None:
             return _cannot(result, f"the case's own history could not be re-run on the version it ran on: "
                                    f"{own_stop.message}")
@@ -356,9 +356,11 @@ def _cannot(result: ReplayResult, reason: str) -> ReplayResult:
 
 
 def _drive(scratch: _TrialEngine, recorded: list[dict[str, Any]], run_ids: list[int], horizon: datetime,
-           *, version_of: Any) -> tuple[dict[int, int], _Stop | None]:
+           *, version_of: Any, follow_moves: bool = False) -> tuple[dict[int, int], _Stop | None]:
     """Feed the recorded inputs of the runs `run_ids` to the scratch engine at their recorded times.
 
+    `follow_moves`: a run moved to another version (instance.migrated) moves in the scratch run too, as
+    on the case's own versions; a draft is the version from the start, so its run ignores the moves.
     Returns recorded instance id -> scratch instance id, and why it stopped early (or None)."""
     pools: dict[int, list[dict[str, Any]]] = {iid: [] for iid in run_ids}
     for ev in recorded:
@@ -385,6 +387,10 @@ def _drive(scratch: _TrialEngine, recorded: list[dict[str, Any]], run_ids: list[
                                                 pools[iid])
             elif kind == "task.completed" and iid in mapping:
                 _complete(scratch, case_id, mapping[iid], data, ev, versions[iid])
+            elif kind == "instance.migrated" and iid in mapping:
+                if follow_moves:
+                    replay_migration(scratch, mapping[iid], data, actor=ev["actor"])
+                    versions[iid] = data["to_process_version_id"]
             elif kind == "incident.retried" and iid in mapping:
                 if scratch.status(mapping[iid]) == "error":
                     scratch.retry(mapping[iid], actor=ev["actor"])
@@ -405,7 +411,7 @@ def _drive(scratch: _TrialEngine, recorded: list[dict[str, Any]], run_ids: list[
 
 def _is_input(kind: str, iid: int | None, data: dict[str, Any], run_ids: list[int]) -> bool:
     """The events that move the runs being replayed, or change the case details they read."""
-    if kind in ("instance.started", "task.completed", "timer.fired", "incident.retried"):
+    if kind in ("instance.started", "task.completed", "timer.fired", "incident.retried", "instance.migrated"):
         return iid in run_ids
     if kind == "case.record_updated":
         return True

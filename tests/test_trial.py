@@ -342,3 +342,20 @@ def test_a_handler_asked_with_other_inputs_is_called_and_the_result_says_so(live
     assert result.same_path is True
     assert result.notes == ["'Calculate budget' (calculate) called handler 'calculate_budget' with inputs the case "
                             "never gave it: its result came from the handler now"]
+
+
+def test_a_case_moved_to_another_version_is_re_run_with_the_same_move(make_engine):
+    from engine import instance_migration
+
+    eng = make_engine("deadline.bpmn")
+    case_id = eng.start("deadline", actor="advisor1").case_id
+    v2 = DEADLINE.replace(b'name="Review overrun"', b'name="Review the overrun"')
+    eng.deploy(files={"deadline.bpmn": v2})
+    moved = instance_migration.migrate(eng, "deadline", 1, 2, actor="owner", reason="clearer name")
+    assert [c.moved for c in moved.cases] == [True]
+    eng.advance_clock(timedelta(days=43))
+    result = replay_against(eng, case_id, {"deadline.bpmn": v2}, "deadline")
+    assert result.same_path is True, result.message
+    assert result.recorded_path[-1]["name"] == "Review the overrun"  # reached after the move, on version 2
+    on_v1 = replay_against(eng, case_id, {"deadline.bpmn": DEADLINE}, "deadline")
+    assert on_v1.same_path is True and on_v1.draft_path[-1]["name"] == "Review overrun"
