@@ -472,6 +472,18 @@ def _example(value: Any) -> str | None:
     return history.canonical_json(value)
 
 
+@contextmanager
+def _writing(engine: Any) -> Iterator[Connection]:
+    """A write transaction holding the system chain's head first (PostgreSQL; SQLite's writers are serial).
+
+    Every draft change ends by appending to that chain, so taking it first keeps one lock order
+    (chain, then draft) and makes approvals one at a time: each checks the live version first."""
+    with engine.db.transaction() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(select(chains.c.seq).where(chains.c.chain == history.SYSTEM_CHAIN).with_for_update())
+        yield conn
+
+
 def _record(engine: Any, conn: Connection, now: datetime, evs: list[Event]) -> None:
     history.append(conn, history.SYSTEM_CHAIN, None, now, evs, lock=engine.db.is_postgres)
 
@@ -487,7 +499,7 @@ def create_draft(engine: Any, *, process_id: str, files: Mapping[str, bytes | st
         raise ValidationError(f"'{str(process_id)[:80]}' is not a process id (letters, digits, '_', '-', '.')")
     checked = check_files(files)
     note = _text(note, "change note")
-    with engine.db.transaction() as conn:
+    with _writing(engine) as conn:
         engine.db.require_initialised(conn)
         now = engine.now(conn)
         if base_version is not None:
@@ -549,7 +561,7 @@ def save_draft(engine: Any, draft_id: int, *, files: Mapping[str, bytes | str], 
     note_text = _text(note, "change note") if note is not None else None
     if not isinstance(expected_revision, int) or isinstance(expected_revision, bool):
         raise ValidationError("say which revision of the draft the change starts from")
-    with engine.db.transaction() as conn:
+    with _writing(engine) as conn:
         now = engine.now(conn)
         row = _row(conn, draft_id, lock=True)
         _require_open(row)
@@ -607,7 +619,7 @@ def submit_draft(engine: Any, draft_id: int, *, actor: str, note: str | None = N
                  expected_revision: int | None = None) -> dict[str, Any]:
     """Ask another process owner to review the draft; it must validate and start from the live version."""
     note_text = _text(note, "change note") if note is not None else None
-    with engine.db.transaction() as conn:
+    with _writing(engine) as conn:
         now = engine.now(conn)
         row = _row(conn, draft_id, lock=True)
         if row.status == "submitted":
@@ -629,10 +641,6 @@ def submit_draft(engine: Any, draft_id: int, *, actor: str, note: str | None = N
         return _as_dict(conn, _row(conn, draft_id))
 
 
-def _lock_deploys(conn: Connection) -> None:
-    """Approvals (and their deploys) one at a time on PostgreSQL: both check the live version first."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(select(chains.c.seq).where(chains.c.chain == history.SYSTEM_CHAIN).with_for_update())
 
 
 def approve_draft(engine: Any, draft_id: int, *, actor: str, note: str,
@@ -642,8 +650,7 @@ def approve_draft(engine: Any, draft_id: int, *, actor: str, note: str,
     Returns {"draft": ..., "process_id", "version", "process_version_id", "deployment_id"}.
     """
     note_text = _text(note, "change note")
-    with engine.db.transaction() as conn:
-        _lock_deploys(conn)
+    with _writing(engine) as conn:
         now = engine.now(conn)
         row = _row(conn, draft_id, lock=True)
         writers = set(json.loads(row.editors)) | {row.author}
@@ -690,7 +697,7 @@ def refuse_draft(engine: Any, draft_id: int, *, actor: str, reason: str,
     reason_text = _text(reason, "reason")
     if not reason_text:
         raise ValidationError("say why the draft is refused: its author reads the reason")
-    with engine.db.transaction() as conn:
+    with _writing(engine) as conn:
         now = engine.now(conn)
         row = _row(conn, draft_id, lock=True)
         if actor == row.author:
@@ -709,7 +716,7 @@ def refuse_draft(engine: Any, draft_id: int, *, actor: str, reason: str,
 def withdraw_draft(engine: Any, draft_id: int, *, actor: str, reason: str = "") -> dict[str, Any]:
     """Its author (or someone who saved it) gives the draft up; it stays on record, read-only."""
     reason_text = _text(reason, "reason")
-    with engine.db.transaction() as conn:
+    with _writing(engine) as conn:
         now = engine.now(conn)
         row = _row(conn, draft_id, lock=True)
         _require_open(row)
@@ -730,7 +737,7 @@ def rebase_draft(engine: Any, draft_id: int, *, actor: str, expected_revision: i
     The draft's files are kept as they are: the owner carries over what changed meanwhile (the list
     stays on the draft until the next rebase). A submitted draft goes back to draft, to be resubmitted.
     """
-    with engine.db.transaction() as conn:
+    with _writing(engine) as conn:
         now = engine.now(conn)
         row = _row(conn, draft_id, lock=True)
         _require_open(row)

@@ -328,3 +328,32 @@ def test_cli_deploy_records_who_and_why(make_engine, tmp_path, monkeypatch):
     [latest, _first] = drafts.list_versions(eng, "three_tasks")
     assert (latest["author"], latest["approver"], latest["change_note"]) == ("carol", "carol", "Hotfix agreed by phone")
     assert system_events(eng)[-1][2]["change_note"] == "Hotfix agreed by phone"
+
+
+def test_two_approvals_at_once_deploy_one_version_and_the_other_must_rebase(make_engine):
+    import threading
+
+    eng = make_engine("three_tasks.bpmn")
+    first = submitted(eng, renamed("Screen", "Screen A"), author="alice")
+    second = submitted(eng, renamed("Decide", "Decide B"), author="carol")
+    start = threading.Barrier(2)
+    outcomes: dict[int, object] = {}
+
+    def approve(draft_id: int) -> None:
+        start.wait()
+        try:
+            outcomes[draft_id] = drafts.approve_draft(eng, draft_id, actor="bob", note="at once")["version"]
+        except Exception as exc:  # noqa: BLE001 - the outcome is what the test compares
+            outcomes[draft_id] = exc
+
+    threads = [threading.Thread(target=approve, args=(d["id"],)) for d in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    versions = [v for v in outcomes.values() if v == 2]
+    refused = [v for v in outcomes.values() if isinstance(v, StateError)]
+    assert len(versions) == 1 and len(refused) == 1, outcomes
+    assert "rebase the draft" in refused[0].message
+    assert [v["version"] for v in drafts.list_versions(eng, "three_tasks")] == [2, 1]
+    assert eng.verify()[1] == []
