@@ -299,3 +299,35 @@ def test_the_review_page_marks_added_and_changed_elements_and_lists_them_in_word
             "Added marked on the draft", "Removed marked on the live version", "Changed marked on both"]
         run_axe(page, "review (diagram diff)")
         assert errors == []
+
+
+def test_a_decision_table_opens_in_dmn_js_and_a_refused_cell_is_listed_as_a_problem(world):
+    eng, app = world
+    with launch() as browser, live_server(app) as base:
+        page = browser.new_context(bypass_csp=True, viewport={"width": 1500, "height": 1000}).new_page()
+        sign_in(page, base, "process-owner", PASSWORD, then=None)
+        draft_id = _open_new_draft(page, base)
+
+        # a timer's reading, from the server, in the panel
+        page.locator(".djs-element[data-element-id='wait_for_call_back']").first.click()
+        page.wait_for_function("() => /signposting\\['call_back_due'\\], worked out earlier/.test("
+                               "document.querySelector(\"[data-entry-id='carepath-timer-reading']\").textContent)")
+
+        page.get_by_role("button", name="Decision table screening.dmn").click()
+        page.wait_for_selector("#modeller-dmn .tjs-table")
+        assert page.locator("#modeller-properties").is_hidden()
+        run_axe(page, "modeller (decision table)")
+        cell = page.locator("#modeller-dmn td.output-cell").first
+        cell.click()
+        page.keyboard.press("Control+A")
+        before = _checks(page)
+        page.keyboard.type('"safeguarding" +')
+        page.locator("#modeller-dmn .tjs-table th").first.click()  # leave the cell
+        _wait_checked(page, before)
+        page.wait_for_function("""() => Array.from(document.querySelectorAll('#modeller-problems li'))
+            .some(li => li.dataset.file === 'screening.dmn' && /syntax error/.test(li.textContent))""")
+
+        page.get_by_role("button", name="Save draft").click()
+        page.wait_for_function("() => /Saved at/.test(document.querySelector('#modeller-status').textContent)")
+    saved = Api(app, "process-owner").get(f"/api/processes/drafts/{draft_id}").json()["files"]["screening.dmn"]
+    assert '"safeguarding" +' in saved

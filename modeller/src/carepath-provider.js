@@ -59,7 +59,7 @@ export function timerText(def) {
 }
 
 // A server check as a live line under the field: what the sandbox (or the timer reader) says.
-function useServerCheck(api, kind, text, what) {
+function useServerCheck(api, kind, text, what, event) {
   const [state, setState] = useState({ text: null, ok: true, message: "" });
   useEffect(() => {
     let cancelled = false;
@@ -68,7 +68,7 @@ function useServerCheck(api, kind, text, what) {
       return undefined;
     }
     const timer = setTimeout(() => {
-      const call = what === "timer" ? api.timer(kind, text) : api.expression(kind, text);
+      const call = what === "timer" ? api.timer(kind, text, event) : api.expression(kind, text);
       call.then((result) => {
         if (cancelled) { return; }
         const message = result.ok ? (result.reading || "The sandbox accepts this.") : result.problem;
@@ -277,7 +277,8 @@ export function settingTimer(setting) {
 function TimerReadingEntry({ element, api }) {
   const bo = getBusinessObject(element);
   const { kind, text } = timerText(timerDefinition(bo));
-  const check = useServerCheck(api, kind || "duration", text, "timer");
+  const event = is(element, "bpmn:BoundaryEvent") ? "boundary" : is(element, "bpmn:StartEvent") ? "start" : "catch";
+  const check = useServerCheck(api, kind || "duration", text, "timer", event);
   const body = checkLine("carepath-timer-reading-text", check)
     || (text ? "Reading the timer…" : "Choose the timer's type and value in the Timer group, or a local setting below.");
   return h("div", { class: "bio-properties-panel-entry", "data-entry-id": "carepath-timer-reading" },

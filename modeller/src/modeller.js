@@ -53,7 +53,7 @@ function api(root) {
     call,
     catalogue: () => call("GET", base + "/catalogue"),
     validate: (files, processId) => call("POST", base + "/validate", { files, process_id: processId }),
-    timer: (kind, expression) => call("POST", base + "/timer", { kind, expression }),
+    timer: (kind, expression, event) => call("POST", base + "/timer", { kind, expression, event }),
     expression: (kind, text) => call("POST", base + "/expression", { kind, text }),
   };
 }
@@ -129,14 +129,16 @@ async function start(root) {
     if (seq !== state.checkSeq) { return; }
     state.serverProblems = result.problems || [];
     setServerProblems(isDmn(state.current || "") ? null : state.current, state.serverProblems);
+    const done = () => {
+      state.lastRoundTripMs = performance.now() - started;
+      state.checks += 1;
+      root.setAttribute("data-checks", String(state.checks));
+    };
     if (isDmn(state.current || "")) {
       renderProblems();
+      done();
     } else {
-      bpmn.get("eventBus").once("linting.completed", () => {
-        state.lastRoundTripMs = performance.now() - started;
-        state.checks += 1;
-        root.setAttribute("data-checks", String(state.checks));
-      });
+      bpmn.get("eventBus").once("linting.completed", done);
       bpmn.get("linting").update();
     }
   }
@@ -218,6 +220,7 @@ async function start(root) {
     const dmnFile = isDmn(name);
     $("modeller-bpmn").hidden = dmnFile;
     $("modeller-dmn").hidden = !dmnFile;
+    $("modeller-properties").hidden = dmnFile; // the panel edits BPMN elements; dmn-js edits in the table
     Array.prototype.forEach.call(document.querySelectorAll("[data-file-tab]"), (b) => {
       b.setAttribute("aria-pressed", b.getAttribute("data-file-tab") === name ? "true" : "false");
     });
