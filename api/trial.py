@@ -145,6 +145,10 @@ def _guard(request: Request, user: User | None, exc: Exception, draft_id: int) -
                      conflict_title="This draft has changed")
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + "."
+
+
 def _fmt(value: str | None) -> str:
     return when(parse_instant(value)) if value else ""
 
@@ -159,12 +163,14 @@ def _trial_page(request: Request, user: User, draft: dict[str, Any], *, chosen: 
     rows = []
     for r in results or []:
         text, tag = OUTCOME_TAGS[r["outcome"]]
-        sentence = r["reason"] if r["outcome"] == "cannot_replay" and r["reason"] else r["message"]
-        rows.append({**r, "tag_text": text, "tag": tag, "sentence": sentence[:1].upper() + sentence[1:] + "."})
+        said = [r["message"]]
+        if r["outcome"] == "cannot_replay" and r["reason"]:  # the tag says it cannot: why, then where they part
+            said = [r["reason"]] + ([r["parted"]["message"]] if r["parted"] else [])
+        rows.append({**r, "tag_text": text, "tag": tag, "sentence": " ".join(_sentence(x) for x in said)})
     ex_view = None
     if example is not None:
         ex_view = {**example, "ended": ENDED.get(example["outcome"], example["outcome"]),
-                   "sentence": example["message"][:1].upper() + example["message"][1:] + ".",
+                   "sentence": _sentence(example["message"]),
                    "completed_ids": " ".join(dict.fromkeys(s["element_id"] for s in example["path"])),
                    "active_ids": " ".join(w["element_id"] for w in example["waiting_at"])
                    + (" " + example["incident"]["element_id"] if example.get("incident") else "")}

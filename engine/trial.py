@@ -618,7 +618,8 @@ def _run(scratch: _TrialEngine, res: ExampleResult, case_id: int, iid: int, answ
         if ready:
             task = ready[0]
             entry = {"element_id": task["element_id"], "name": task["name"], "team": task["team"],
-                     "form": task["form"], "ready_at": iso(as_utc(task["created_at"])), "answers": None}
+                     "form": task["form"], "ready_at": iso(as_utc(task["created_at"])), "answers": None,
+                     "completed_at": None}
             res.tasks.append(entry)
             answer = _answer(answers, task, used)
             if isinstance(answer, str):

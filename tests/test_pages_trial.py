@@ -50,7 +50,8 @@ def world(db_url):
     same = drafts.create_draft(eng, process_id="front_door", files=files, base_version=None, actor=OWNER)
     same = drafts.save_draft(eng, same["id"], files=files, expected_revision=same["revision"], actor=OWNER,
                              example=EXAMPLE)
-    ids = {"kyle": kyle, "joan": joan, "changed": changed["id"], "same": same["id"], "edith": people["edith"]}
+    ids = {"kyle": kyle, "joan": joan, "changed": changed["id"], "same": same["id"], "edith": people["edith"],
+           "edward": people["edward"]}
     yield eng, app, ids
     eng.db.dispose()
 
@@ -157,6 +158,10 @@ def test_the_trial_page_lists_recent_cases_and_reports_the_replay(world):
     assert "Different path" in done.text and "Same path" in done.text
     assert ("The draft would have gone to &#39;Information and advice given&#39; at &#39;Screening route?&#39; "
             "where the case went to &#39;Search the community directory&#39;.") in done.text
+    never = client.post(f"/processes/drafts/{ids['changed']}/trial", data={
+        "csrf_token": csrf, "action": "replay", "case": [str(ids["edward"])]})  # a case with no front door
+    assert never.status_code == 200
+    assert "Cannot replay" in never.text and "The case never ran &#39;front_door&#39;." in never.text
     forged = client.post(f"/processes/drafts/{ids['changed']}/trial", data={"action": "replay",
                                                                            "case": [str(ids["kyle"])]})
     assert forged.status_code == 403
