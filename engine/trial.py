@@ -486,7 +486,8 @@ def _where(scratch: _TrialEngine, instance_id: int | None, version_id: int | Non
         return "ended"
     waiting = [w["name"] for w in scratch.waiting_at(instance_id, version_id) if w["kind"] != "timer"]
     if status == "error":
-        return "stopped at an incident"
+        inc = next((i for i in scratch.incidents() if i["instance_id"] == instance_id), None)
+        return "stopped at an incident" + (f" ({inc['message']})" if inc else "")
     return "is still at " + " and ".join(f"'{n}'" for n in waiting) if waiting else "is waiting for a timer"
 
 

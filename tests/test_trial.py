@@ -359,3 +359,13 @@ def test_a_case_moved_to_another_version_is_re_run_with_the_same_move(make_engin
     assert result.recorded_path[-1]["name"] == "Review the overrun"  # reached after the move, on version 2
     on_v1 = replay_against(eng, case_id, {"deadline.bpmn": DEADLINE}, "deadline")
     assert on_v1.same_path is True and on_v1.draft_path[-1]["name"] == "Review overrun"
+
+
+def test_a_draft_that_fails_where_the_case_went_on_says_so_with_the_failure(live):
+    eng, cases = live
+    draft = BUDGET.replace(b'budget["amount"] &gt; 20000', b'budget["amount"] &gt; approval_limit')
+    result = replay_against(eng, cases["big"], {"budget.bpmn": draft}, "budget")
+    assert result.outcome == "differs"
+    assert result.message.startswith("the draft would have stopped at an incident (")
+    assert "approval_limit" in result.message
+    assert result.message.endswith("where the case went on to 'Approve budget'")
