@@ -357,3 +357,26 @@ def test_two_approvals_at_once_deploy_one_version_and_the_other_must_rebase(make
     assert "rebase the draft" in refused[0].message
     assert [v["version"] for v in drafts.list_versions(eng, "three_tasks")] == [2, 1]
     assert eng.verify()[1] == []
+
+
+def test_deployments_made_before_the_workbench_keep_their_rows_through_migration_0005(db_url):
+    from sqlalchemy import text
+
+    from engine.db import Database
+    from engine.migrate import upgrade
+    from tests.conftest import START
+
+    db = Database(db_url)
+    upgrade(db, "0004")
+    with db.transaction() as conn:
+        dep = conn.execute(text("INSERT INTO deployments (deployed_at, deployed_by, source) "
+                                "VALUES (:at, 'ops', 'processes/') RETURNING id"), {"at": START}).scalar_one()
+        conn.execute(text("INSERT INTO process_versions (process_id, version, name, content_sha256, deployment_id, "
+                          "file_ids, main_file, info, deployed_at) VALUES ('p', 1, 'P', 'x', :dep, '[]', 'p.bpmn', "
+                          "'{}', :at)"), {"dep": dep, "at": START})
+    upgrade(db)
+    with db.engine.connect() as conn:
+        [v1] = drafts.list_versions(conn, "p")
+        assert drafts.list_drafts(conn) == []
+    assert (v1["version"], v1["author"], v1["approver"], v1["change_note"]) == (1, "ops", None, "")
+    db.dispose()

@@ -341,4 +341,17 @@ def test_processes_pages_in_the_browser_are_accessible_and_keyboard_usable(world
         page.wait_for_url(f"{base}/processes/drafts/{did}/approved")
         assert page.locator("h1").inner_text() == "Version 2 of Adult front door is live"
         run_axe(page, "approval confirmation")
+
+        # the second owner's own draft now starts from a version that is no longer live
+        page.goto(f"{base}/processes/drafts/{other['id']}")
+        assert "version 2 is live now" in page.locator("#not-live").inner_text()
+        assert "Record the first contact" in page.locator("#meanwhile").inner_text()
+        assert page.get_by_role("button", name="Submit for review").count() == 0
+        run_axe(page, "a draft to rebase")
+        page.get_by_role("button", name="Rebase onto version 2").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{base}/processes/drafts/{other['id']}?done=rebased")
+        assert page.locator("#not-live").count() == 0
+        assert "Record the first contact" in page.locator("#rebase-changes").inner_text()
+        run_axe(page, "a rebased draft")
         context.close()
