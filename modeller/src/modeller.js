@@ -306,8 +306,10 @@ async function start(root) {
 
   buildTabs();
   await open(names[0]);
+  root.setAttribute("data-drawn-ms", String(Math.round(performance.now()))); // since navigation started
   await check();
   state.ready = true;
+  root.setAttribute("data-ready-ms", String(Math.round(performance.now())));
   root.setAttribute("data-ready", "true");
   window.carepathModeller = { bpmn, dmn, state, check, open, save, allFiles };
 }
