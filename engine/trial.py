@@ -260,12 +260,6 @@ def _kind(spec: Any) -> str:
     return name
 
 
-def _latest_version_id(scratch: Engine, process_id: str) -> int:
-    with scratch.db.engine.connect() as conn:
-        return conn.execute(select(func.max(process_versions.c.id))
-                            .where(process_versions.c.process_id == process_id)).scalar_one()
-
-
 def _copy_deployed(source: Engine, scratch: Engine, *, replaced: str, draft_names: Collection[str]) -> None:
     """Copy the live version of every process (read-only) so the draft can call them and use their
     decisions. Files named as the draft's are left out (the draft replaces them), and the live version
@@ -298,16 +292,14 @@ def _draft_engine(files: Mapping[str, bytes], process_id: str, *, registry: Hand
     try:
         if source is not None:
             _copy_deployed(source, scratch, replaced=process_id, draft_names=list(files))
-        scratch.deploy(files=dict(files), actor=TRIAL_ACTOR, source="draft under trial")
-        with scratch.db.engine.connect() as conn:
-            found = conn.execute(select(process_versions.c.id)
-                                 .where(process_versions.c.process_id == process_id)).first()
-        if found is None:
+        refs = scratch.deploy(files=dict(files), actor=TRIAL_ACTOR, source="draft under trial")
+        ref = next((r for r in refs if r.process_id == process_id), None)
+        if ref is None:
             raise NotFoundError(f"the draft's files do not define the process '{process_id}'", process=process_id)
     except Exception:
         scratch.db.dispose()
         raise
-    return scratch, _latest_version_id(scratch, process_id)
+    return scratch, ref.id
 
 
 # ---------------------------------------------------------------------- replaying a case against a draft

@@ -369,3 +369,14 @@ def test_a_draft_that_fails_where_the_case_went_on_says_so_with_the_failure(live
     assert result.message.startswith("the draft would have stopped at an incident (")
     assert "approval_limit" in result.message
     assert result.message.endswith("where the case went on to 'Approve budget'")
+
+
+def test_files_that_do_not_define_the_process_are_refused(live, calls):
+    eng, cases = live
+    from engine.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="the draft's files do not define the process 'budget'"):
+        replay_against(eng, cases["big"], {"deadline.bpmn": DEADLINE}, "budget")
+    with pytest.raises(NotFoundError, match="do not define the process 'budget'"):
+        run_example({"deadline.bpmn": DEADLINE}, "budget", {"answers": {}}, start=START, registry=calls.registry(),
+                    forms=FormLibrary(), source=eng)
