@@ -320,9 +320,16 @@ def processes_page(request: Request) -> Response:
 
 def _processes_page(request: Request, user: User, errors: list[dict[str, Any]] | None = None,
                     status: int = 200) -> Response:
-    rows = drafts.list_processes(request.app.state.engine)
+    engine = request.app.state.engine
+    rows = drafts.list_processes(engine)
+    undeployed = {r["process_id"] for r in rows if r["live_version"] is None}
+    new_drafts: dict[str, list[dict[str, Any]]] = {}
+    for d in drafts.list_drafts(engine) if undeployed else []:  # a new process is reached through its drafts
+        if d["process_id"] in undeployed:
+            new_drafts.setdefault(d["process_id"], []).append(d)
     return _render(request, "processes.html", {"user": user, "rows": rows, "can_edit": user.has(OWNER),
-                                                  "errors": errors or [], "max_mb": 5}, status)
+                                               "new_drafts": new_drafts, "errors": errors or [], "max_mb": 5},
+                   status)
 
 
 @router.get("/processes/drafts/{draft_id}", response_class=HTMLResponse, include_in_schema=False)

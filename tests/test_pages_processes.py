@@ -15,7 +15,7 @@ from engine import drafts
 from engine.definitions import latest_version
 from engine.schema import events, process_drafts, process_versions
 from tests.browser import AXE, launch, live_server, run_axe, sign_in
-from tests.front_door_world import PASSWORD, build, username
+from tests.front_door_world import PASSWORD, ROOT, build, username
 
 OWNER2 = "process-owner-2"
 READERS = {"process_owner", "team_manager", "auditor"}
@@ -355,3 +355,25 @@ def test_processes_pages_in_the_browser_are_accessible_and_keyboard_usable(world
         assert "Record the first contact" in page.locator("#rebase-changes").inner_text()
         run_axe(page, "a rebased draft")
         context.close()
+
+
+def test_a_new_process_uploaded_on_the_list_page_is_reached_through_its_draft(world):
+    _eng, app, _people = world
+    alice, csrf = client(app, "process-owner")
+    data = (ROOT / "tests" / "diagrams" / "deadline.bpmn").read_bytes()
+    r = alice.post("/processes/upload", data={"csrf_token": csrf},
+                   files={"file": ("deadline.bpmn", data, "application/xml")})
+    assert r.status_code == 303
+    did = int(r.headers["location"].split("/")[3].split("?")[0])
+    draft = alice.get(f"/api/processes/drafts/{did}").json()
+    assert (draft["process_id"], draft["base_version"], draft["live_version"]) == ("deadline", None, None)
+    listing = alice.get("/processes").text
+    assert f'<a class="govuk-link" href="/processes/drafts/{did}">Draft {did}</a>' in listing
+    assert "Not deployed" in text(listing)
+    page = text(alice.get(f"/processes/drafts/{did}").text)
+    assert "Nothing: a new process" in page and "compared with nothing (a new process)" in page.lower()
+    two = (ROOT / "tests" / "diagrams" / "budget.bpmn").read_text().replace(
+        "</bpmn:definitions>", '<bpmn:process id="second" isExecutable="true"/></bpmn:definitions>')
+    r = alice.post("/processes/upload", data={"csrf_token": csrf},
+                   files={"file": ("two.bpmn", two.encode(), "application/xml")})
+    assert r.status_code == 422 and "holds 2 processes (budget, second)" in html.unescape(r.text)
