@@ -232,6 +232,48 @@ def cmd_cld(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Dry-run or move a process's open cases from one version to another (engine/instance_migration.py)."""
+    from . import instance_migration as im
+
+    mapping: dict[str, str] = {}
+    for pair in args.map or []:
+        old, sep, new = pair.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise CarepathError(f"--map {pair!r} must be OLD=NEW, two element ids (e.g. --map screen=screen_needs)")
+        mapping[old.strip()] = new.strip()
+    if args.from_version == args.to_version:
+        raise CarepathError(f"--from and --to are both version {args.from_version}: choose two different versions")
+    eng = _engine(args)
+    common = dict(mapping=mapping, case_ids=args.case or None, keep_timers=args.keep_timers,
+                  recompute_timers=args.recompute_timers)
+    if args.dry_run:
+        plan = im.dry_run(eng, args.process, args.from_version, args.to_version, **common)
+        lines = [f"{args.process}: version {plan.from_version} -> {plan.to_version}: {len(plan.movable)} of "
+                 f"{len(plan.cases)} open case(s) can move"]
+        lines += [f"  element {m['from']} -> {m['to'] or '(none)'} ({m['how']})" for m in plan.moves
+                  if m["how"] != "same id"]
+        for c in plan.cases:
+            at = ", ".join(x["element_id"] for x in c.current) or "-"
+            lines.append(f"  {c.case_reference} (at {at}): " + ("can move" if c.can_move else "cannot move"))
+            lines += [f"      - {r}" for r in c.reasons] + [f"      note: {n}" for n in c.notes]
+        _out(args, plan.to_dict(), "\n".join(lines))
+        return 0 if len(plan.movable) == len(plan.cases) else EXIT_REFUSED
+    if args.actor == "cli":
+        raise CarepathError("say who is moving the cases with --as USER (it is kept in each case's history)")
+    result = im.migrate(eng, args.process, args.from_version, args.to_version, actor=args.actor,
+                        reason=args.reason or "", batch=args.batch, **common)
+    lines = [f"{args.process}: version {result.from_version} -> {result.to_version}: {len(result.moved)} moved, "
+             f"{len(result.refused)} not moved"]
+    for c in result.cases:
+        lines.append(f"  {c.case_reference}: " + ("moved" if c.moved else "not moved"))
+        lines += [f"      - {r}" for r in c.reasons]
+        lines += [f"      timer {t['element_id']}: due {t['due_before']} -> {t['due_after']}" for t in c.timers
+                  if t["due_before"] != t["due_after"]]
+    _out(args, result.to_dict(), "\n".join(lines))
+    return EXIT_REFUSED if result.refused else 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
 
@@ -330,6 +372,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--to", dest="end", required=True, help="last day, e.g. 2031-06-30")
     s.add_argument("--out", help="write the rows to this CSV file")
     s.set_defaults(fn=cmd_cld)
+
+    s = sub.add_parser("migrate", parents=[common],
+                       help="move a process's open cases to another version (--dry-run first)")
+    s.add_argument("process")
+    s.add_argument("--from", dest="from_version", type=int, required=True, help="the version the cases are on")
+    s.add_argument("--to", dest="to_version", type=int, required=True, help="the version to move them to")
+    s.add_argument("--dry-run", action="store_true", help="say which cases can move and why not; change nothing")
+    s.add_argument("--case", action="append", help="only this case (id or reference); repeat for more")
+    s.add_argument("--map", action="append", metavar="OLD=NEW", help="an element renamed or replaced in the target")
+    timers = s.add_mutually_exclusive_group()
+    timers.add_argument("--keep-timers", action="store_true",
+                        help="waiting timers whose definition changed keep their due dates")
+    timers.add_argument("--recompute-timers", action="store_true",
+                        help="waiting timers whose definition changed are worked out again from when they started")
+    s.add_argument("--reason", help="why the cases are moved (required to move; kept in each case's history)")
+    s.add_argument("--batch", type=int, default=100, help="cases read per batch (each moves in its own transaction)")
+    s.set_defaults(fn=cmd_migrate)
 
     s = sub.add_parser("serve", parents=[common], help="run the web server (and the timer job)")
     s.add_argument("--host", default="127.0.0.1")

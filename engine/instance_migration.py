@@ -313,7 +313,8 @@ def check_state(plan: Plan, state_text: str | None, *, status: str, case_id: int
             continue  # predicted: worked out again from the target
         label = _label(old)
         move = plan.moves[name]
-        if getattr(old, "bpmn_id", None) is not None and (st & TaskState.READY and old.manual or st & TaskState.WAITING):
+        at_rest = st & TaskState.READY and old.manual or st & TaskState.WAITING
+        if getattr(old, "bpmn_id", None) is not None and at_rest:
             check.current.append({"element_id": old.bpmn_id, "name": getattr(old, "bpmn_name", None) or old.bpmn_id,
                                   "kind": _kind(old), "to": move.to, "how": move.how})
         if isinstance(old, SubWorkflowTask):
@@ -775,7 +776,8 @@ def _rewrite(engine: Any, plan: Plan, p: Any, timers: str, starts: dict[str, dat
     for task in waiting:
         if task.id not in wf.tasks:
             continue
-        task._drop_children(force=True)
+        task._drop_children(force=True)  # what reset_branch does, without resetting the task itself
+        task.task_spec._predict_hook(task)
         task.task_spec._predict(task, mask=TaskState.PREDICTED_MASK | TaskState.FUTURE)
         if timers == "recompute" and old_timers.get(task.id) is not None \
                 and old_timers[task.id] != _timer(task.task_spec):
