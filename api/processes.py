@@ -397,9 +397,9 @@ def _review_page(request: Request, user: User, draft_id: int, *, errors: list[di
     ctx = _draft_context(request, user, draft_id)
     draft = ctx["draft"]
     base_files: list[str] = []
-    if draft["live_version"] is not None:
-        _row, live_files = version_row(engine, draft["process_id"], draft["live_version"])
-        base_files = sorted(live_files)
+    if draft["base_version"] is not None:  # the live version, unless it must be rebased (the page says so)
+        _row, files = version_row(engine, draft["process_id"], draft["base_version"])
+        base_files = sorted(files)
     main = draft["main_file"]
     ctx.update(errors=errors or [], values=values or {}, impact=_impact(engine, draft),
                diff_base=main if main in base_files else None, diff_draft=main,

@@ -439,12 +439,17 @@ def _files(row: Any) -> dict[str, bytes]:
 
 
 def draft_changes(source: Any, draft_id: int) -> dict[str, Any]:
-    """What the draft changes against the live version: {live_version, changes: [Change...]}."""
+    """What the draft changes against the version it starts from (the live one, once rebased):
+    {base_version, live_version, changes: [Change...]}; a new process is compared with nothing."""
     with _reading(source) as conn:
         row = _row(conn, draft_id)
         live = _live(conn, row.process_id)
-        before = version_files(conn, live) if live is not None else {}
-        return {"live_version": live.version if live is not None else None,
+        base = None
+        if row.base_version_id is not None:
+            base = conn.execute(select(process_versions).where(process_versions.c.id == row.base_version_id)).first()
+        before = version_files(conn, base) if base is not None else {}
+        return {"base_version": base.version if base is not None else None,
+                "live_version": live.version if live is not None else None,
                 "changes": compare_files(before, _files(row))}
 
 

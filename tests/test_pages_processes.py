@@ -184,6 +184,9 @@ def test_a_draft_through_review_to_a_live_version_on_the_pages(world):
     assert "Version 2 of Adult front door is live" in done
     assert "Written by process-owner, approved by process-owner-2" in done
     assert 'href="/processes/front_door/migrate?to=2"' in bob.get(r.headers["location"]).text
+    deployed = text(bob.get(f"/processes/drafts/{did}").text)  # still says what it changed from version 1
+    assert "Deployed as version 2" in deployed
+    assert "name changed from 'Record the contact' to 'Record the first contact'" in deployed
     versions = text(bob.get("/processes/front_door").text)
     assert "2 Live" in versions and "process-owner process-owner-2 Say it is the first contact 0" in versions
 
