@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from . import admin, case_pages, cases, errors, intake, modeller, pages, processes, static_assets, tasks
+from . import admin, case_pages, cases, errors, intake, migrations, modeller, pages, processes, static_assets, tasks
 from . import trial as draft_trial
 from .auth import AuthSettings, AuthStore
 from .auth import router as auth_router
@@ -53,4 +53,5 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     app.include_router(modeller.router)  # the browser modeller and its checks (api/modeller.py)
     app.include_router(processes.router)  # process owners' workbench: versions, drafts, review (api/processes.py)
     app.include_router(draft_trial.router)  # testing a draft: replay recent cases, run its example (api/trial.py)
+    app.include_router(migrations.router)  # moving running cases to another version (api/migrations.py)
     return app
