@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection
 
 from engine import drafts
 from engine.bpmn import parse_bundle
+from engine.bpmn_parser import BPMN_NS, read_candidate_groups, user_task_groups
 from engine.bpmn_timers import (
     EXAMPLES,
     LITERAL_PATTERNS,
@@ -168,8 +169,37 @@ def _known(conn: Connection) -> tuple[set[str], set[str]]:
     return known_ids(conn)
 
 
+def team_problems(files: Mapping[str, bytes], teams: tuple[str, ...] = TEAMS) -> list[Problem]:
+    """A user task whose team (its candidate groups, else its lane's name) is missing or not a team that
+    exists: nobody would ever see it in an inbox. The engine does not know the teams (api/auth.py does)."""
+    problems: list[Problem] = []
+    for name, data in files.items():
+        if not name.lower().endswith(".bpmn"):
+            continue
+        try:
+            root = parse_xml(data, name).getroot()
+        except CarepathError:
+            continue  # parse_bundle reports the file
+        lanes = {(ref.text or "").strip(): ref.getparent().get("name")
+                 for ref in root.iter(f"{{{BPMN_NS}}}flowNodeRef")}
+        for task in root.iter(f"{{{BPMN_NS}}}userTask"):
+            label = task.get("name") or task.get("id")
+            groups = user_task_groups(task, lanes.get(task.get("id", "")))
+            unknown = [g for g in groups if g not in teams]
+            if not groups:
+                problems.append(Problem(name, f"user task '{label}' has no team: choose its team (candidate groups)",
+                                        task.get("id"), task.sourceline))
+            elif unknown:
+                what = "its lane's name" if not read_candidate_groups(task) else "its candidate groups"
+                problems.append(Problem(name, f"user task '{label}' goes to {', '.join(map(repr, unknown))} "
+                                              f"({what}), which is not a team: choose one of {', '.join(teams)}",
+                                        task.get("id"), task.sourceline))
+    return problems
+
+
 def validate_files(engine: Any, files: Mapping[str, bytes]) -> list[dict[str, Any]]:
-    """Every problem carepath finds in the files: deploy validation, then the layout rules."""
+    """Every problem carepath finds in the files: deploy validation, the teams of user tasks, then the
+    layout rules."""
     forms = engine.forms.names() if getattr(engine, "forms", None) is not None else None
     with engine.db.engine.connect() as conn:
         known_processes, known_decisions = _known(conn)
@@ -179,6 +209,7 @@ def validate_files(engine: Any, files: Mapping[str, bytes]) -> list[dict[str, An
                      known_processes=known_processes, known_decisions=known_decisions)
     except DefinitionError as exc:
         problems.extend(exc.problems)
+    problems.extend(team_problems(files))
     try:
         from engine.lint import lint_files  # the layout rules (engine/lint), when that package is there
     except ImportError:

@@ -304,3 +304,18 @@ def test_the_form_preview_shows_the_form_as_a_caseworker_sees_it(world, owner):
     assert owner.get("/processes/forms/no_such_form/preview").status_code == 404
     assert owner.get("/processes/forms/..%2Fsecrets/preview").status_code == 404
     assert Api(app, "social-worker").get("/processes/forms/contact/preview").status_code == 403
+
+
+def test_a_user_task_without_a_team_that_exists_is_a_problem(quick):
+    no_team = FRONT_DOOR.replace('camunda:formKey="signposting_call_back" camunda:candidateGroups="front_door"',
+                                 'camunda:formKey="signposting_call_back"')
+    assert no_team != FRONT_DOOR
+    problems = [p for p in _validate(quick, {"front_door.bpmn": no_team, "screening.dmn": SCREENING})
+                if p["element_id"] == "signposting_call_back"]
+    # without candidate groups the lane's name ("Front Door") is its team, and that is not a team
+    assert [p["message"] for p in problems] == [
+        "user task 'Call back: was the signposting right?' goes to 'Front Door' (its lane's name), which is not a "
+        "team: choose one of " + ", ".join(TEAMS)]
+    typo = FRONT_DOOR.replace('camunda:candidateGroups="front_door"', 'camunda:candidateGroups="frontdoor"', 1)
+    assert any("goes to 'frontdoor' (its candidate groups), which is not a team" in p["message"]
+               for p in _validate(quick, {"front_door.bpmn": typo, "screening.dmn": SCREENING}))
