@@ -115,15 +115,16 @@ def _choices(form: dict[str, list[str]] | None, query: dict[str, str], versions:
              ) -> dict[str, Any]:
     """What the owner chose (versions, mapping rows, timers), read from a posted form or the query."""
     get = (lambda k: kit.one(form, k)) if form is not None else (lambda k: query.get(k, ""))
-    latest = versions[-1]["version"]
-    default_from = next((v["version"] for v in versions if v["running"] and v["version"] != latest), latest)
     from_text, to_text = get("from"), get("to")
+    to = _int(to_text) if to_text else versions[-1]["version"]
+    others = [v for v in versions if v["version"] != to]  # from: the oldest other version with open cases
+    default_from = next((v["version"] for v in others if v["running"]), others[0]["version"] if others else to)
     froms = (form or {}).get("map_from", [])[:50]
     tos = (form or {}).get("map_to", [])[:50]
     rows = [{"from": f.strip()[:255], "to": t.strip()[:255]} for f, t in zip(froms, tos, strict=False)]
     timers = get("timers") if get("timers") in TIMER_CHOICES else "refuse"
     return {"from": _int(from_text) if from_text else default_from,
-            "to": _int(to_text) if to_text else latest,
+            "to": to,
             "from_text": from_text, "to_text": to_text, "rows": rows, "timers": timers}
 
 

@@ -231,3 +231,12 @@ def test_owner_moves_cases_in_the_browser_with_the_keyboard_and_every_page_is_ax
         context.close()
     assert [t["element_id"] for t in eng.list_tasks(case_id=cases["screen"])] == ["decide"]
     assert [t["element_id"] for t in eng.list_tasks(case_id=cases["contact"])] == ["record_contact"]
+
+
+def test_the_link_from_an_approval_names_only_the_target_and_the_source_defaults_to_a_version_with_cases(world):
+    _eng, app, _cases = world
+    owner, _csrf = _client(app, "owner")
+    page = owner.get("/processes/three_tasks/migrate?to=2")
+    assert page.status_code == 200
+    assert re.search(r'<select[^>]*id="from".*?<option value="1" selected>', page.text, re.S)
+    assert re.search(r'<select[^>]*id="to".*?<option value="2" selected>', page.text, re.S)
