@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine import definitions, drafts, instance_migration
 from engine.clock import as_utc
@@ -468,7 +469,11 @@ async def _upload(request: Request) -> tuple[User, dict[str, list[str]], str, by
     """The signed-in owner and the uploaded file of a multipart form (CSRF checked); ApiError otherwise."""
     if int(request.headers.get("content-length") or 0) > MAX_UPLOAD:
         raise ApiError(413, "too_large", "The file is larger than 5 MB: a diagram is never that large.")
-    async with request.form(max_files=1, max_fields=5, max_part_size=64 * 1024) as data:
+    try:
+        data = await request.form(max_files=1, max_fields=5, max_part_size=64 * 1024)
+    except StarletteHTTPException as exc:  # a malformed multipart body, too many parts
+        raise ApiError(400, "bad_upload", f"The upload could not be read ({exc.detail}); nothing was stored.") from None
+    try:
         fields = {k: [v] for k, v in data.items() if isinstance(v, str)}
         user = _owner_post(request, fields)
         upload = data.get("file")
@@ -476,6 +481,8 @@ async def _upload(request: Request) -> tuple[User, dict[str, list[str]], str, by
             return user, fields, "", b""
         content = await upload.read(MAX_UPLOAD + 1)
         return user, fields, upload.filename, content
+    finally:
+        await data.close()
 
 
 @router.post("/processes/upload", response_class=HTMLResponse, include_in_schema=False)

@@ -380,3 +380,17 @@ def test_a_new_process_uploaded_on_the_list_page_is_reached_through_its_draft(wo
     r = alice.post("/processes/upload", data={"csrf_token": csrf},
                    files={"file": ("two.bpmn", two.encode(), "application/xml")})
     assert r.status_code == 422 and "holds 2 processes (budget, second)" in html.unescape(r.text)
+
+
+def test_an_upload_that_is_not_a_readable_form_gets_an_error_page(world):
+    eng, app, _people = world
+    alice, csrf = client(app, "process-owner")
+    before = counts(eng)
+    body = b"--xyz\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n" + csrf.encode() + b"\r\n--xyz\r\n"
+    r = alice.post("/processes/front_door/upload", content=body,
+                   headers={"Content-Type": "multipart/form-data; boundary=xyz"})
+    assert r.status_code == 400 and r.headers["content-type"].startswith("text/html"), r.text[:200]
+    many = {f"file{i}": (f"f{i}.bpmn", b"<a/>", "application/xml") for i in range(3)}
+    r = alice.post("/processes/front_door/upload", data={"csrf_token": csrf}, files=many)
+    assert r.status_code == 400 and "The upload could not be read" in html.unescape(r.text)
+    assert counts(eng) == before
