@@ -73,6 +73,11 @@ def _append(page, source_id: str, replace_with: str) -> str:
     return page.evaluate("() => window.carepathModeller.bpmn.get('selection').get()[0].id")
 
 
+def _select(page, element_id: str) -> None:
+    page.evaluate("id => { const m = window.carepathModeller.bpmn;"
+                  " m.get('selection').select(m.get('elementRegistry').get(id)); }", element_id)
+
+
 def _open_carepath_group(page) -> None:
     header = page.locator("[data-group-id='group-carepath'] .bio-properties-panel-group-header")
     if "open" not in (header.get_attribute("class") or ""):
@@ -301,7 +306,7 @@ def test_the_review_page_marks_added_and_changed_elements_and_lists_them_in_word
         assert errors == []
 
 
-def test_a_decision_table_opens_in_dmn_js_and_a_refused_cell_is_listed_as_a_problem(world):
+def test_timer_condition_lane_and_decision_table_are_checked_as_they_are_edited(world):
     eng, app = world
     with launch() as browser, live_server(app) as base:
         page = browser.new_context(bypass_csp=True, viewport={"width": 1500, "height": 1000}).new_page()
@@ -312,6 +317,19 @@ def test_a_decision_table_opens_in_dmn_js_and_a_refused_cell_is_listed_as_a_prob
         page.locator(".djs-element[data-element-id='wait_for_call_back']").first.click()
         page.wait_for_function("() => /signposting\\['call_back_due'\\], worked out earlier/.test("
                                "document.querySelector(\"[data-entry-id='carepath-timer-reading']\").textContent)")
+
+        # a condition checked by the server's sandbox as it is typed
+        _select(page, "f_signpost")  # (a flow's label covers it at this zoom: select it as the search would)
+        page.fill("#bio-properties-panel-carepath-condition", 'open("/etc/passwd")')
+        page.wait_for_function("() => /Problem: .*open.*refused/.test("
+                               "document.querySelector(\"[data-entry-id='carepath-condition']\").textContent)")
+        page.fill("#bio-properties-panel-carepath-condition", 'route == "signpost"')
+        page.wait_for_function("() => /Checked: The sandbox accepts this/.test("
+                               "document.querySelector(\"[data-entry-id='carepath-condition']\").textContent)")
+        # a lane's team is chosen from the teams
+        _select(page, "lane_safeguarding")
+        assert page.input_value("#bio-properties-panel-carepath-lane-team") == "Safeguarding"
+        page.select_option("#bio-properties-panel-carepath-lane-team", "safeguarding")
 
         page.get_by_role("button", name="Decision table screening.dmn").click()
         page.wait_for_selector("#modeller-dmn .tjs-table")
@@ -329,5 +347,6 @@ def test_a_decision_table_opens_in_dmn_js_and_a_refused_cell_is_listed_as_a_prob
 
         page.get_by_role("button", name="Save draft").click()
         page.wait_for_function("() => /Saved at/.test(document.querySelector('#modeller-status').textContent)")
-    saved = Api(app, "process-owner").get(f"/api/processes/drafts/{draft_id}").json()["files"]["screening.dmn"]
-    assert '"safeguarding" +' in saved
+    saved = Api(app, "process-owner").get(f"/api/processes/drafts/{draft_id}").json()["files"]
+    assert '"safeguarding" +' in saved["screening.dmn"]
+    assert '<bpmn:lane id="lane_safeguarding" name="safeguarding">' in saved["front_door.bpmn"]

@@ -133,6 +133,26 @@ function FormEntry({ element, catalogue }) {
   });
 }
 
+// A lane's name is the team of the user tasks in it that name none (engine/bpmn_parser.py).
+function LaneTeamEntry({ element, catalogue }) {
+  const modeling = useService("modeling");
+  const current = (getBusinessObject(element).get("name") || "").trim();
+  return h(SelectEntry, {
+    element, id: "carepath-lane-team", label: "Team of this lane",
+    description: "A user task in this lane that names no team goes to the team named here (the lane's name).",
+    getValue: () => current,
+    setValue: (value) => modeling.updateProperties(element, { name: value || undefined }),
+    getOptions: () => {
+      const options = [{ value: "", label: "None" }].concat(
+        catalogue.teams.map((t) => ({ value: t, label: t.replace(/_/g, " ") })));
+      if (current && !catalogue.teams.includes(current)) {
+        options.push({ value: current, label: `${current} (not a team)` });
+      }
+      return options;
+    },
+  });
+}
+
 // ------------------------------------------------------------------ service tasks
 function HandlerEntry({ element, catalogue }) {
   const modeling = useService("modeling");
@@ -327,6 +347,7 @@ function entries(element, config) {
     add("carepath-team", TeamEntry, isSelectEntryEdited);
     add("carepath-form", FormEntry, isSelectEntryEdited);
   }
+  if (is(element, "bpmn:Lane")) { add("carepath-lane-team", LaneTeamEntry, isSelectEntryEdited); }
   if (is(element, "bpmn:ServiceTask")) {
     add("carepath-handler", HandlerEntry, isSelectEntryEdited);
     const handler = catalogue.handlers.find((x) => x.name === handlerName(bo));
