@@ -350,3 +350,25 @@ def test_timer_condition_lane_and_decision_table_are_checked_as_they_are_edited(
     saved = Api(app, "process-owner").get(f"/api/processes/drafts/{draft_id}").json()["files"]
     assert '"safeguarding" +' in saved["screening.dmn"]
     assert '<bpmn:lane id="lane_safeguarding" name="safeguarding">' in saved["front_door.bpmn"]
+
+
+def test_a_stale_save_says_who_saved_and_keeps_the_changes(world):
+    eng, app = world
+    with launch() as browser, live_server(app) as base:
+        page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+        sign_in(page, base, "process-owner", PASSWORD, then=None)
+        draft_id = _open_new_draft(page, base)
+        # meanwhile the draft is saved elsewhere (another tab, another owner)
+        other = Api(app, "process-owner")
+        draft = other.get(f"/api/processes/drafts/{draft_id}").json()
+        assert other.send("PUT", f"/api/processes/drafts/{draft_id}",
+                          {"files": draft["files"], "revision": draft["revision"]}).status_code == 200
+        _select(page, "record_contact")
+        page.select_option("#bio-properties-panel-carepath-team", "reablement")
+        page.get_by_role("button", name="Save draft").click()
+        page.wait_for_function("() => /^Not saved: /.test(document.querySelector('#modeller-status').textContent)")
+        status = page.inner_text("#modeller-status")
+        assert "process-owner" in status and "Your changes are still here" in status
+        assert page.evaluate("() => window.carepathModeller.bpmn.get('elementRegistry').get('record_contact')"
+                             ".businessObject.get('camunda:candidateGroups')") == "reablement"
+    assert Api(app, "process-owner").get(f"/api/processes/drafts/{draft_id}").json()["revision"] == 2
