@@ -295,10 +295,7 @@ def check_state(plan: Plan, state_text: str | None, *, status: str, case_id: int
         st = task["state"]
         name = task["task_spec"]
         if in_subprocess:
-            if st & _ACTIVE and not sub_active:
-                sub_active = True
-                reasons.append("a subprocess or called process is in progress inside it; a case can move "
-                               "only when none is")
+            sub_active = sub_active or bool(st & _ACTIVE)
             continue
         old = src.spec.task_specs.get(name)
         if old is None:
@@ -311,7 +308,7 @@ def check_state(plan: Plan, state_text: str | None, *, status: str, case_id: int
             continue
         if not st & _ACTIVE:
             continue  # predicted: worked out again from the target
-        label = _label(old)
+        label = _label(src.spec.task_specs.get(old.task_spec, old) if isinstance(old, LoopTask) else old)
         move = plan.moves[name]
         at_rest = st & TaskState.READY and old.manual or st & TaskState.WAITING
         if getattr(old, "bpmn_id", None) is not None and at_rest:
@@ -369,6 +366,9 @@ def check_state(plan: Plan, state_text: str | None, *, status: str, case_id: int
             reasons.append(f"it already passed {_label(old)}, which {tgt.label} does not have; carepath keeps "
                            f"each case's path, so map {old.bpmn_id} to the element of {tgt.label} that "
                            "replaced it")
+    if sub_active and not any("runs another process" in r for r in reasons):
+        reasons.append("a subprocess or called process is in progress inside it; a case can move only when none is")
+    reasons[:] = list(dict.fromkeys(reasons))  # a multi-instance activity is several tasks: say it once
     check.only_timers = bool(timer_reasons) and not reasons
     reasons.extend(timer_reasons)
     check.can_move = not reasons

@@ -385,3 +385,22 @@ def test_the_command_line_dry_runs_moves_and_exits_1_when_a_case_could_not_move(
     assert (result["moved"], result["refused"]) == (2, 0)
     assert main(["replay", str(at_screen), "--db", db_url]) == 0
     assert main(["audit", "verify", "--db", db_url]) == 0
+
+
+def test_a_multi_instance_or_called_process_in_progress_cannot_move_until_it_is_done(make_engine):
+    eng = make_engine("three_tasks.bpmn")
+    eng.deploy([VARIANTS / "visits.bpmn"])
+    case = eng.start("visits").case_id
+    assert [t["element_id"] for t in eng.list_tasks(case_id=case)] == ["visit", "visit"]
+    eng.deploy(files={"visits.bpmn": (VARIANTS / "visits.bpmn").read_bytes().replace(b'"Visit"', b'"Home visit"')})
+    [check] = im.dry_run(eng, "visits", 1, 2).cases
+    assert check.reasons == ["'Visit' (visit) runs once per item and is part-way through; a case can move only "
+                             "before or after a multi-instance activity"]
+    for t in eng.list_tasks(case_id=case):
+        eng.complete_task(t["id"], {}, actor="worker")
+    [check] = im.dry_run(eng, "visits", 1, 2).cases  # now inside the called three_tasks process
+    assert check.reasons == ["'Follow up' (follow_up) runs another process that is still in progress; a case "
+                             "can move only when no called process or subprocess is running"]
+    before = _stored(eng)
+    assert not im.migrate(eng, "visits", 1, 2, actor="owner", reason="x").cases[0].moved
+    assert _stored(eng)[:3] == before[:3]
