@@ -2,7 +2,8 @@
 
 govuk-frontend (the design system's CSS and JS) and bpmn-js's NavigatedViewer (the diagrams on
 the case record) come from node_modules, installed
-from the locked package.json/package-lock.json (`npm ci`). The council is not GOV.UK, so the CSS
+from the locked package.json/package-lock.json (`npm ci`); the modeller and the review page's
+diagram diff come from api/static/dist/, bundled from modeller/src by `make setup`. The council is not GOV.UK, so the CSS
 is served without the GDS Transport font (its @font-face rules are removed and the font names
 dropped, leaving Arial, sans-serif) and no crown or GOV.UK images are served.
 """

@@ -211,6 +211,9 @@ def test_keyboard_reaches_the_problems_and_the_panel_fields_and_axe_finds_nothin
         page.wait_for_function("""() => !Array.from(document.querySelectorAll('#modeller-problems li'))
             .some(li => /names no handler/.test(li.textContent))""")
         run_axe(page, "modeller with an element selected")
+        page.goto(f"{base}/processes/forms/contact/preview")
+        assert page.locator("h1").inner_text() and page.locator("#form-preview .govuk-form-group").count() > 3
+        run_axe(page, "form preview")
 
 
 def _run_kyle(eng, version: int) -> tuple[str, list, list]:
