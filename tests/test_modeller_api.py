@@ -319,3 +319,22 @@ def test_a_user_task_without_a_team_that_exists_is_a_problem(quick):
     typo = FRONT_DOOR.replace('camunda:candidateGroups="front_door"', 'camunda:candidateGroups="frontdoor"', 1)
     assert any("goes to 'frontdoor' (its candidate groups), which is not a team" in p["message"]
                for p in _validate(quick, {"front_door.bpmn": typo, "screening.dmn": SCREENING}))
+
+
+def test_the_bundle_and_its_fonts_are_served_by_name_and_nothing_else_of_the_folder(quick):
+    from api.static_assets import DIST
+
+    assert (DIST / "modeller.js").is_file(), "the modeller bundle is missing: run `make setup`"
+    client = quick.client
+    for name, media in (("modeller.js", "text/javascript"), ("modeller.css", "text/css"),
+                        ("review.js", "text/javascript"), ("review.css", "text/css")):
+        r = client.get(f"/static/{name}")
+        assert r.status_code == 200 and r.headers["content-type"].startswith(media)
+        assert r.headers["x-content-type-options"] == "nosniff"
+    font = next(p.name for p in DIST.iterdir() if p.name.startswith("bpmn-") and p.name.endswith(".woff2"))
+    assert font in client.get("/static/modeller.css").text
+    r = client.get(f"/static/{font}")
+    assert r.status_code == 200 and r.headers["content-type"] == "font/woff2"
+    for bad in ("/static/bpmn-AAAAAAAA.woff2", "/static/dist%2Fmodeller.js", "/static/..%2Fdist%2Freview.js",
+                "/static/bpmn-5V7FFMNC.woff2.map", "/static/modeller.js.map"):
+        assert client.get(bad).status_code == 404, bad
