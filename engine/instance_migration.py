@@ -275,6 +275,15 @@ def _due_text(value: Any) -> str | None:
         return str(value)
 
 
+def _readable(iso: str | None) -> str:
+    """An instant for people, in UTC (the engine knows no local time zone)."""
+    try:
+        at = datetime.fromisoformat(iso or "")
+    except ValueError:
+        return iso or "not known"
+    return f"{at.day} {at:%B %Y} at {at:%H:%M} UTC"
+
+
 def check_state(plan: Plan, state_text: str | None, *, status: str, case_id: int, reference: str,
                 instance_id: int, version: int, timers: str = "refuse") -> CaseCheck:
     """Can this saved instance move along `plan`? Reads the saved state only (no workflow is rebuilt)."""
@@ -339,11 +348,12 @@ def check_state(plan: Plan, state_text: str | None, *, status: str, case_id: int
                                  "due_at": due, "changed": changed, "from": old_timer[1],
                                  "to": new_timer[1] if new_timer else None})
             if changed and timers == "refuse":
-                timer_reasons.append(f"the timer {label} is waiting (due {due}) and its definition changed from "
+                timer_reasons.append(f"the timer {label} is waiting (due {_readable(due)}) and its definition "
+                                     "changed from "
                                      f"{old_timer[1]} to {new_timer[1] if new_timer else 'no timer'}: choose to keep "
                                      "its due date or to recompute it")
             elif changed and timers == "keep":
-                check.notes.append(f"the timer {label} keeps its due date {due}")
+                check.notes.append(f"the timer {label} keeps its due date, {_readable(due)}")
             elif changed:
                 check.notes.append(f"the timer {label} is recomputed from {new_timer[1] if new_timer else '?'}, "
                                    "counted from when it started")

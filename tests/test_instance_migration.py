@@ -222,9 +222,9 @@ def test_a_waiting_timer_whose_definition_changed_waits_for_the_owner_to_choose(
     eng.deploy([VARIANTS / "deadline_four_weeks.bpmn"])
     [check] = im.dry_run(eng, "deadline", 1, 2).cases
     assert not check.can_move
-    assert check.reasons == ["the timer '6 weeks' (six_weeks) is waiting (due 2031-04-14T09:00:00.000000+00:00) and "
-                             "its definition changed from P42D to P28D: choose to keep its due date or to recompute "
-                             "it"]
+    assert check.reasons == ["the timer '6 weeks' (six_weeks) is waiting (due 14 April 2031 at 09:00 UTC) and its "
+                             "definition changed from P42D to P28D: choose to keep its due date or to recompute it"]
+    assert check.timers[0]["due_at"] == "2031-04-14T09:00:00.000000+00:00"
     assert not im.migrate(eng, "deadline", 1, 2, actor="owner", reason="x").cases[0].moved
     assert im.dry_run(eng, "deadline", 1, 2, keep_timers=True).cases[0].can_move
     assert im.impact(eng, "deadline", 2)["versions"][0] == {"version": 1, "running": 1, "movable": 0,
