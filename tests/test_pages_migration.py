@@ -15,6 +15,7 @@ from api.app import create_app
 from api.auth import create_user
 from engine.forms import FormLibrary
 from engine.registry import HandlerRegistry
+from engine.replay import replay_case
 from engine.runtime import Engine
 from engine.schema import events, instances
 from tests.browser import launch, live_server, run_axe, sign_in
@@ -231,6 +232,8 @@ def test_owner_moves_cases_in_the_browser_with_the_keyboard_and_every_page_is_ax
         context.close()
     assert [t["element_id"] for t in eng.list_tasks(case_id=cases["screen"])] == ["decide"]
     assert [t["element_id"] for t in eng.list_tasks(case_id=cases["contact"])] == ["record_contact"]
+    assert replay_case(eng, cases["screen"]).ok  # the moved case still replays and its history verifies
+    assert eng.verify(cases["screen"])[1] == []
 
 
 def test_the_link_from_an_approval_names_only_the_target_and_the_source_defaults_to_a_version_with_cases(world):
