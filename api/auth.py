@@ -33,12 +33,13 @@ from sqlalchemy import delete, insert, select, update
 
 from engine.clock import as_utc
 from engine.schema import case_access_log, restricted_cases, sessions, users  # noqa: F401 (re-exported)
+from handlers import teams
 
 from .errors import ApiError, forbidden, unauthenticated
 
 ROLES = ("front_door_advisor", "social_worker", "occupational_therapist", "reablement_coordinator",
          "team_manager", "finance_officer", "process_owner", "auditor", "administrator")
-TEAMS = ("front_door", "reablement", "social_work", "team_manager", "finance", "safeguarding", "hospital_team")
+TEAMS = teams.TEAMS  # the council's teams (handlers/teams.py): what diagrams' user tasks are checked against
 # roles that do casework: they see and act on their teams' tasks
 WORKER_ROLES = frozenset({"front_door_advisor", "social_worker", "occupational_therapist",
                           "reablement_coordinator", "team_manager", "finance_officer"})

@@ -18,7 +18,6 @@ Only process owners use any of it (docs/security.md); every POST needs the CSRF 
 from __future__ import annotations
 
 import ast
-import inspect
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -30,7 +29,6 @@ from sqlalchemy.engine import Connection
 
 from engine import drafts
 from engine.bpmn import parse_bundle
-from engine.bpmn_parser import BPMN_NS, read_candidate_groups, user_task_groups
 from engine.bpmn_timers import (
     EXAMPLES,
     LITERAL_PATTERNS,
@@ -43,11 +41,10 @@ from engine.bpmn_timers import (
 from engine.definitions import known_ids
 from engine.errors import CarepathError, DefinitionError, NotFoundError, Problem
 from engine.expressions import check_expression
-from engine.registry import BUILT_IN, START_PROCESS, UPDATE_CASE, HandlerRegistry
 from engine.xmlsafe import MAX_XML_BYTES, parse_xml
 
 from . import page_kit as kit
-from .auth import TEAMS, User, require_roles
+from .auth import User, require_roles
 from .errors import ApiError
 from .page_forms import fields_for
 from .page_kit import UK
@@ -57,45 +54,11 @@ OWNER = "process_owner"
 MAX_FILES = 20
 FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.(bpmn|dmn)$")
 FORM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
-# The engine answers these two itself (engine/registry.py, docs/diagram-attributes.md).
-BUILT_IN_PARAMS: dict[str, list[dict[str, Any]]] = {
-    START_PROCESS: [{"name": "process_id", "type": "str", "required": True},
-                    {"name": "data", "type": "dict", "required": False}],
-    UPDATE_CASE: [{"name": "data", "type": "dict", "required": True}],
-}
-
 router = APIRouter()
 Owner = Annotated[User, Depends(require_roles(OWNER))]
 
 
 # ---------------------------------------------------------------------- the catalogue
-def handler_params(registry: HandlerRegistry, name: str) -> list[dict[str, Any]]:
-    """The parameters a handler declares, read from its function's signature (after `ctx`):
-    name, type (the annotation as written, "any" without one) and whether it is required."""
-    if name in BUILT_IN:
-        return [dict(p) for p in BUILT_IN_PARAMS.get(name, [])]
-    fn = registry.get(name)
-    params = list(inspect.signature(fn).parameters.values())[1:]  # the first is the HandlerContext
-    out = []
-    for p in params:
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
-            continue
-        annotation = p.annotation
-        if annotation is inspect.Parameter.empty:
-            type_ = "any"
-        elif isinstance(annotation, str):
-            type_ = annotation
-        else:
-            type_ = getattr(annotation, "__name__", None) or str(annotation)
-        out.append({"name": p.name, "type": type_, "required": p.default is inspect.Parameter.empty})
-    return out
-
-
-def required_params(registry: HandlerRegistry) -> dict[str, tuple[str, ...]]:
-    """handler name -> its required parameters: what `parse_bundle(handlers=…)` checks every service task gives."""
-    return {name: tuple(p["name"] for p in handler_params(registry, name) if p["required"]) for name in registry}
-
-
 def local_settings() -> dict[str, Any]:
     """The council's local settings (processes/config/timescales.json), through the handlers package
     that reads them; none when another handler package is in use."""
@@ -121,9 +84,9 @@ def catalogue(request: Request, _user: Owner) -> dict[str, Any]:
     engine = request.app.state.engine
     registry = engine.registry
     return {
-        "teams": list(TEAMS),
+        "teams": list(registry.teams or ()),
         "forms": _forms(engine),
-        "handlers": [{"name": n, "params": handler_params(registry, n)} for n in registry],
+        "handlers": [{"name": n, "params": registry.parameters(n)} for n in registry],
         "settings": [{"name": k, "value": v} for k, v in sorted(local_settings().items())
                      if isinstance(v, (str, int, float)) and not isinstance(v, bool)],
     }
@@ -169,47 +132,17 @@ def _known(conn: Connection) -> tuple[set[str], set[str]]:
     return known_ids(conn)
 
 
-def team_problems(files: Mapping[str, bytes], teams: tuple[str, ...] = TEAMS) -> list[Problem]:
-    """A user task whose team (its candidate groups, else its lane's name) is missing or not a team that
-    exists: nobody would ever see it in an inbox. The engine does not know the teams (api/auth.py does)."""
-    problems: list[Problem] = []
-    for name, data in files.items():
-        if not name.lower().endswith(".bpmn"):
-            continue
-        try:
-            root = parse_xml(data, name).getroot()
-        except CarepathError:
-            continue  # parse_bundle reports the file
-        lanes = {(ref.text or "").strip(): ref.getparent().get("name")
-                 for ref in root.iter(f"{{{BPMN_NS}}}flowNodeRef")}
-        for task in root.iter(f"{{{BPMN_NS}}}userTask"):
-            label = task.get("name") or task.get("id")
-            groups = user_task_groups(task, lanes.get(task.get("id", "")))
-            unknown = [g for g in groups if g not in teams]
-            if not groups:
-                problems.append(Problem(name, f"user task '{label}' has no team: choose its team (candidate groups)",
-                                        task.get("id"), task.sourceline))
-            elif unknown:
-                what = "its lane's name" if not read_candidate_groups(task) else "its candidate groups"
-                problems.append(Problem(name, f"user task '{label}' goes to {', '.join(map(repr, unknown))} "
-                                              f"({what}), which is not a team: choose one of {', '.join(teams)}",
-                                        task.get("id"), task.sourceline))
-    return problems
-
-
 def validate_files(engine: Any, files: Mapping[str, bytes]) -> list[dict[str, Any]]:
-    """Every problem carepath finds in the files: deploy validation, the teams of user tasks, then the
-    layout rules."""
-    forms = engine.forms.names() if getattr(engine, "forms", None) is not None else None
+    """Every problem carepath finds in the files: deploy validation (handlers and their required
+    parameters, forms, teams: `Engine.definition_checks`), then the layout rules."""
     with engine.db.engine.connect() as conn:
         known_processes, known_decisions = _known(conn)
     problems: list[Problem] = []
     try:
-        parse_bundle(files, handlers=required_params(engine.registry), forms=forms,
-                     known_processes=known_processes, known_decisions=known_decisions)
+        parse_bundle(files, **engine.definition_checks(), known_processes=known_processes,
+                     known_decisions=known_decisions)
     except DefinitionError as exc:
         problems.extend(exc.problems)
-    problems.extend(team_problems(files))
     try:
         from engine.lint import lint_files  # the layout rules (engine/lint), when that package is there
     except ImportError:

@@ -1,11 +1,11 @@
 """Front-end assets for the pages, served from an allow-list (no path from the URL reaches the disk).
 
 govuk-frontend (the design system's CSS and JS) and bpmn-js's NavigatedViewer (the diagrams on
-the case record) come from node_modules, installed
-from the locked package.json/package-lock.json (`npm ci`); the modeller and the review page's
-diagram diff come from api/static/dist/, bundled from modeller/src by `make setup`. The council is not GOV.UK, so the CSS
-is served without the GDS Transport font (its @font-face rules are removed and the font names
-dropped, leaving Arial, sans-serif) and no crown or GOV.UK images are served.
+the case record) come from node_modules, installed from the locked package.json/package-lock.json
+(`npm ci`); the modeller and the review page's diagram diff come from api/static/dist/, bundled
+from modeller/src by `make setup`. The council is not GOV.UK, so the CSS is served without the GDS
+Transport font (its @font-face rules are removed and the font names dropped, leaving Arial,
+sans-serif) and no crown or GOV.UK images are served.
 """
 
 from __future__ import annotations

@@ -62,10 +62,12 @@ def parse_bundle(
     forms: Collection[str] | None = None,
     known_processes: Collection[str] = (),
     known_decisions: Collection[str] = (),
+    teams: Collection[str] | None = None,
 ) -> Bundle:
     """Validate a bundle of .bpmn/.dmn files; raise DefinitionError listing every problem.
 
-    handlers/forms: when given, naming anything else is a problem. known_processes /
+    handlers/forms/teams: when given, naming anything else is a problem (handlers as a mapping
+    of name -> required parameters also checks every service task gives them). known_processes /
     known_decisions: ids deployed earlier, which call activities and business rule tasks
     may use.
     """
@@ -81,6 +83,7 @@ def parse_bundle(
         decisions=set(decisions) | set(known_decisions),
         handlers=handlers,
         forms=forms,
+        teams=teams,
     )
     infos, clean = _check_processes(bpmn, declared, refs, set(decisions) - broken_decisions, problems)
     _check_deploys_something(bpmn, infos, problems)

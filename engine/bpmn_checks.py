@@ -21,6 +21,7 @@ from lxml import etree
 from engine.bpmn_parser import (
     BPMN_NS,
     read_called_element,
+    read_candidate_groups,
     read_decision_ref,
     read_form,
     read_service,
@@ -118,6 +119,8 @@ class Refs:
     # checks that every service task gives its handler's required parameters
     handlers: Collection[str] | None
     forms: Collection[str] | None
+    # the teams that exist: when given, every user task must go to one of them
+    teams: Collection[str] | None = None
 
 
 # --- one process ----------------------------------------------------------------------
@@ -282,8 +285,17 @@ class ProcessCheck:
             self.problem(node, f"user task '{_label(node)}' names no form")
         elif self.refs.forms is not None and form not in self.refs.forms:
             self.problem(node, f"user task '{_label(node)}' names form '{form}', which is not in the form library")
+        groups = user_task_groups(node, lane)
+        if self.refs.teams is not None:
+            unknown = [g for g in groups if g not in self.refs.teams]
+            if not groups:
+                self.problem(node, f"user task '{_label(node)}' has no team: choose its team (candidate groups)")
+            elif unknown:
+                what = "its lane's name" if not read_candidate_groups(node) else "its candidate groups"
+                self.problem(node, f"user task '{_label(node)}' goes to {', '.join(map(repr, unknown))} ({what}), "
+                                   f"which is not a team: choose one of {', '.join(self.refs.teams)}")
         self.user_tasks[node.get("id")] = UserTaskInfo(
-            node.get("id"), _label(node), lane, user_task_groups(node, lane), form, node.sourceline)
+            node.get("id"), _label(node), lane, groups, form, node.sourceline)
 
     def service_task(self, node: Any, _lane: str | None) -> None:
         call = read_service(node)

@@ -8,7 +8,7 @@ import dataclasses
 import hashlib
 import json
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -137,9 +137,9 @@ def known_ids(conn: Connection) -> tuple[set[str], set[str]]:
 
 
 def deploy(conn: Connection, files: Mapping[str, bytes], *, now: datetime, actor: str,
-           handlers: set[str] | None, forms: set[str] | None, source: str, change_note: str | None = None,
-           author: str | None = None, approver: str | None = None,
-           strict: bool = False) -> tuple[list[VersionRef], list[Event]]:
+           handlers: Collection[str] | None, forms: Collection[str] | None, source: str,
+           change_note: str | None = None, author: str | None = None, approver: str | None = None,
+           strict: bool = False, teams: Collection[str] | None = None) -> tuple[list[VersionRef], list[Event]]:
     """Validate and store a bundle of files inside the caller's transaction.
 
     `change_note`, `author` and `approver` are recorded on the deployment and in its event.
@@ -150,7 +150,7 @@ def deploy(conn: Connection, files: Mapping[str, bytes], *, now: datetime, actor
     known_processes, known_decisions = known_ids(conn)
     blocking = [p for p in lint_files(files) if p.rule is not None and (strict or p.severity == "error")]
     try:
-        bundle = parse_bundle(files, handlers=handlers, forms=forms,
+        bundle = parse_bundle(files, handlers=handlers, forms=forms, teams=teams,
                               known_processes=known_processes, known_decisions=known_decisions)
     except DefinitionError as exc:
         raise DefinitionError([*exc.problems, *blocking]) from None

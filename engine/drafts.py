@@ -290,8 +290,8 @@ def _problems(engine: Any, conn: Connection, process_id: str, files: Mapping[str
     problems: list[Problem] = []
     known_processes, known_decisions = definitions.known_ids(conn)
     try:
-        parse_bundle(files, handlers=engine.registry.names(), forms=engine.forms.names() or None,
-                     known_processes=known_processes, known_decisions=known_decisions)
+        parse_bundle(files, **engine.definition_checks(), known_processes=known_processes,
+                     known_decisions=known_decisions)
     except DefinitionError as exc:
         problems.extend(exc.problems)
     except UnsafeXmlError as exc:
@@ -556,8 +556,8 @@ def approve_draft(engine: Any, draft_id: int, *, actor: str, note: str,
         if blocking:
             raise DefinitionError(blocking)
         refs, deploy_events = definitions.deploy(
-            conn, files, now=now, actor=actor, handlers=engine.registry.names(),
-            forms=engine.forms.names() or None, source=f"draft {draft_id}", change_note=note_text,
+            conn, files, now=now, actor=actor, **engine.definition_checks(), source=f"draft {draft_id}",
+            change_note=note_text,
             author=row.author, approver=actor)
         ref = next((r for r in refs if r.process_id == row.process_id), None)
         if ref is None or not ref.created:

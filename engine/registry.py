@@ -10,6 +10,7 @@ handler changes nothing and a replay can use the recorded result.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -26,6 +27,12 @@ START_PROCESS = "start_process"
 #: handled by the engine itself: merge details into the case record (told once, reused by every process)
 UPDATE_CASE = "update_case"
 BUILT_IN = frozenset({START_PROCESS, UPDATE_CASE})
+#: the parameters the engine's own handlers take (docs/diagram-attributes.md)
+BUILT_IN_PARAMS: dict[str, tuple[dict[str, Any], ...]] = {
+    START_PROCESS: ({"name": "process_id", "type": "str", "required": True},
+                    {"name": "data", "type": "dict", "required": False}),
+    UPDATE_CASE: ({"name": "data", "type": "dict", "required": True},),
+}
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,8 @@ class HandlerRegistry:
         #: pure functions diagrams may call in expressions (e.g. add_working_days); no I/O, no clock
         self.functions: dict[str, Callable[..., Any]] = {}
         self.document_handlers: set[str] = set()
+        #: the teams user tasks may go to (candidate groups, lane names); None: not known, not checked
+        self.teams: tuple[str, ...] | None = None
 
     def expression_function(self, name: str, fn: Callable[..., Any]) -> None:
         self.functions[name] = fn
@@ -81,6 +90,29 @@ class HandlerRegistry:
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self.names()))
+
+    def parameters(self, name: str) -> list[dict[str, Any]]:
+        """The parameters a handler declares, read from its function's signature (after `ctx`):
+        name, type (the annotation as written, "any" without one) and whether it is required."""
+        if name in BUILT_IN:
+            return [dict(p) for p in BUILT_IN_PARAMS[name]]
+        out = []
+        for p in list(inspect.signature(self.get(name)).parameters.values())[1:]:  # the first is the context
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
+                continue
+            annotation = p.annotation
+            if annotation is inspect.Parameter.empty:
+                type_ = "any"
+            elif isinstance(annotation, str):
+                type_ = annotation
+            else:
+                type_ = getattr(annotation, "__name__", None) or str(annotation)
+            out.append({"name": p.name, "type": type_, "required": p.default is inspect.Parameter.empty})
+        return out
+
+    def required_parameters(self) -> dict[str, tuple[str, ...]]:
+        """handler name -> its required parameters: what deploy checks every service task gives."""
+        return {name: tuple(p["name"] for p in self.parameters(name) if p["required"]) for name in self}
 
 
 def load_registry(modules: str = "handlers") -> HandlerRegistry:

@@ -200,6 +200,13 @@ class Engine:
         conn.execute(update(settings).where(settings.c.key == "clock_now").values(value=history.iso(at)))
 
     # ------------------------------------------------------------------ definitions
+    def definition_checks(self) -> dict[str, Any]:
+        """What a diagram is checked against wherever it is deployed or checked (deploy, the workbench's
+        drafts and modeller): the registered handlers with their required parameters, the form library,
+        and the teams that exist (when the handler package names them)."""
+        return {"handlers": self.registry.required_parameters(), "forms": self.forms.names() or None,
+                "teams": self.registry.teams}
+
     def deploy(self, paths: Iterable[str | Path] | None = None, *, files: dict[str, bytes] | None = None,
                actor: str = "system", source: str | None = None, note: str | None = None,
                author: str | None = None, strict: bool = False) -> list[definitions.VersionRef]:
@@ -217,10 +224,9 @@ class Engine:
         with self.db.transaction() as conn:
             self.db.require_initialised(conn)
             now = self.now(conn)
-            refs, evs = definitions.deploy(conn, files, now=now, actor=actor, handlers=self.registry.names(),
-                                           forms=self.forms.names() or None, source=source or "upload",
+            refs, evs = definitions.deploy(conn, files, now=now, actor=actor, source=source or "upload",
                                            change_note=note, author=author or actor, approver=actor,
-                                           strict=strict)
+                                           strict=strict, **self.definition_checks())
             history.append(conn, history.SYSTEM_CHAIN, None, now, evs, lock=self.db.is_postgres)
         return refs
 

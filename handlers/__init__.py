@@ -10,6 +10,7 @@ from __future__ import annotations
 from engine.registry import HandlerRegistry
 
 from . import budget, directory, eligibility, letters, settings, working_days
+from .teams import TEAMS
 
 
 def register(registry: HandlerRegistry) -> None:
@@ -17,3 +18,4 @@ def register(registry: HandlerRegistry) -> None:
         module.register(registry)
     for name, fn in working_days.EXPRESSION_FUNCTIONS.items():
         registry.expression_function(name, fn)
+    registry.teams = TEAMS
