@@ -32,6 +32,8 @@ def run_tour(tmp_path: Path, db_url: str | None = None) -> str:
     env.pop("CAREPATH_TOUR_RATES", None)
     proc = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"tour failed:\nSTDOUT:\n{proc.stdout}\nSTDERR:\n{proc.stderr}"
+    # a newcomer sees no lint warnings: the tour's diagrams are drawn cleanly (engine/lint)
+    assert "warning" not in proc.stderr, proc.stderr
     return proc.stdout
 
 
