@@ -10,6 +10,7 @@ and the workbench's modeller), in headless Chromium (tests/browser.py), nothing 
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,85 @@ FIXTURES = sorted((ROOT / "tests" / "fixtures" / "lint").glob("*/*.bpmn"))
 @pytest.mark.parametrize("path", FIXTURES, ids=[f"{p.parent.name}/{p.name}" for p in FIXTURES])
 def test_the_lint_fixtures_are_diagrams_bpmn_js_opens(page, path):
     assert page.evaluate(IMPORT, path.read_text(encoding="utf-8")) == []
+
+
+# ---------------------------------------------------------------- round trip through a Camunda-style modeller
+# Camunda Modeler is bpmn-js with camunda-bpmn-moddle: a diagram opened and saved there keeps every
+# camunda:* attribute carepath reads. The same save, done here, must leave what carepath reads unchanged.
+CAMUNDA_MODDLE = ROOT / "node_modules" / "camunda-bpmn-moddle" / "resources" / "camunda.json"
+CAMUNDA_MODELER_EXPORT = ROOT / "tests" / "fixtures" / "camunda_review.bpmn"  # saved by Camunda Modeler 5.17
+
+SAVE_AS_CAMUNDA_MODELER = """async ([xml, camunda]) => {
+  if (window.modeler) window.modeler.destroy();
+  window.modeler = new BpmnJS({ container: '#canvas', moddleExtensions: { camunda } });
+  const result = await window.modeler.importXML(xml);
+  if ((result.warnings || []).length) return { warnings: result.warnings.map((w) => String(w.message || w)) };
+  return { xml: (await window.modeler.saveXML({ format: true })).xml };
+}"""
+
+
+def _saved_by_modeler(page, path: Path) -> bytes:
+    import json
+
+    out = page.evaluate(SAVE_AS_CAMUNDA_MODELER, [path.read_text(encoding="utf-8"),
+                                                  json.loads(CAMUNDA_MODDLE.read_text(encoding="utf-8"))])
+    assert "warnings" not in out, out
+    return out["xml"].encode()
+
+
+def _what_carepath_reads(files: dict[str, bytes], **checks) -> dict[str, str]:
+    import json
+    import re
+
+    from engine.bpmn import parse_bundle
+    from engine.definitions import info_to_json
+
+    bundle = parse_bundle(files, **checks)
+
+    # line numbers move when a modeller reformats the file; everything else must be the same
+    def without_lines(info_json: str) -> str:
+        return json.dumps(json.loads(re.sub(r'"line": \d+', '"line": null', info_json)), sort_keys=True)
+
+    return {pid: without_lines(info_to_json(info)) for pid, info in bundle.processes.items()}
+
+
+def test_the_operating_model_saved_by_a_camunda_style_modeller_reads_the_same_and_deploys(page, tmp_path):
+    from engine.forms import FormLibrary
+    from engine.registry import load_registry
+    from engine.runtime import Engine
+
+    files = {p.name: p.read_bytes() for p in sorted((ROOT / "processes").glob("*.*")) if p.suffix in (".bpmn", ".dmn")}
+    saved = {name: (_saved_by_modeler(page, ROOT / "processes" / name) if name.endswith(".bpmn") else data)
+             for name, data in files.items()}
+    assert saved != files  # the modeller did rewrite them
+    eng = Engine(f"sqlite:///{tmp_path / 'rt.db'}", registry=load_registry("handlers"),
+                 forms=FormLibrary.from_folder(ROOT / "forms"))
+    checks = eng.definition_checks()
+    assert _what_carepath_reads(saved, **checks) == _what_carepath_reads(files, **checks)
+    eng.init()
+    refs = eng.deploy(files=saved)
+    assert {r.process_id for r in refs if r.created} >= {"front_door", "reablement", "needs_assessment", "review"}
+    assert lint_files(saved) == []
+    eng.db.dispose()
+
+
+def test_a_camunda_modeler_export_deploys_and_runs_unchanged_and_after_another_save(page, tmp_path):
+    from engine.forms import FormLibrary
+    from engine.registry import HandlerRegistry
+    from engine.runtime import Engine
+
+    registry = HandlerRegistry()
+    for name in ("send_letter", "send_reminder", "lookup_person"):
+        registry.register(name, lambda ctx, **params: {"ok": True})
+    forms = FormLibrary({name: {"type": "object"} for name in
+                         ("triage.form", "review_form", "forms/escalate.html")})
+    original = CAMUNDA_MODELER_EXPORT.read_bytes()
+    again = _saved_by_modeler(page, CAMUNDA_MODELER_EXPORT)
+    assert _what_carepath_reads({"r.bpmn": again}) == _what_carepath_reads({"r.bpmn": original})
+    for n, data in enumerate((original, again)):
+        eng = Engine(f"sqlite:///{tmp_path / f'cm{n}.db'}", registry=registry, forms=forms)
+        eng.init(simulated_start=datetime(2031, 3, 3, 9, tzinfo=timezone.utc))
+        eng.deploy(files={"camunda_review.bpmn": data})
+        started = eng.start("care_review", data={"urgent": False})
+        assert [t["element_id"] for t in eng.list_tasks(case_id=started.case_id)] == ["triage"]
+        eng.db.dispose()
