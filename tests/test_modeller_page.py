@@ -26,11 +26,20 @@ from api import static_assets
 from engine.bpmn import parse_bundle
 from tests.browser import launch, live_server, run_axe, sign_in
 from tests.front_door_world import PASSWORD, Api, build
+from tests.modeller_browser import READY
+from tests.modeller_browser import append as _append
+from tests.modeller_browser import checks as _checks
+from tests.modeller_browser import focused as _focused
+from tests.modeller_browser import open_carepath_group as _open_carepath_group
+from tests.modeller_browser import open_new_draft as _open_new_draft
+from tests.modeller_browser import problem_texts as _problem_texts
+from tests.modeller_browser import select as _select
+from tests.modeller_browser import wait_checked as _wait_checked
+from tests.modeller_browser import wait_problem as _wait_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 CAMUNDA = "http://camunda.org/schema/1.0/bpmn"
 BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
-READY = "#modeller[data-ready='true'], #modeller[data-ready='failed']"
 
 
 @pytest.fixture
@@ -39,61 +48,6 @@ def world(tmp_path):
     eng, app, people = build(f"sqlite:///{tmp_path / 'carepath.db'}")
     yield eng, app
     eng.db.dispose()
-
-
-def _open_new_draft(page, base: str) -> int:
-    """From the process's page, as a process owner: "Start a draft from the live version" opens the modeller."""
-    page.goto(f"{base}/processes/front_door")
-    page.get_by_role("button", name="Start a draft from the live version").click()
-    page.wait_for_url("**/edit")
-    page.wait_for_selector(READY, timeout=20_000)
-    assert page.get_attribute("#modeller", "data-ready") == "true", page.inner_text("#modeller-status")
-    return int(page.url.rstrip("/").split("/")[-2])
-
-
-def _checks(page) -> int:
-    return int(page.get_attribute("#modeller", "data-checks") or 0)
-
-
-def _wait_checked(page, before: int) -> None:
-    """Wait until the server has checked the draft again since `before` (and the lint has run)."""
-    page.wait_for_function(f"() => Number(document.querySelector('#modeller').dataset.checks || 0) > {before}",
-                           timeout=10_000)
-
-
-def _append(page, source_id: str, replace_with: str) -> str:
-    """Select `source_id`, append a task with the context pad, change its type; the new element's id."""
-    selected = page.evaluate("() => window.carepathModeller.bpmn.get('selection').get().map(e => e.id)")
-    if selected != [source_id]:
-        page.locator(f".djs-element[data-element-id='{source_id}']").first.click()
-    page.locator(".djs-context-pad [data-action='append.append-task']").click()
-    page.keyboard.press("Escape")  # leave the name editing that bpmn-js opens on a new task
-    page.locator(".djs-context-pad [data-action='replace']").click()
-    page.locator(f".djs-popup [data-id='replace-with-{replace_with}']").click()
-    return page.evaluate("() => window.carepathModeller.bpmn.get('selection').get()[0].id")
-
-
-def _select(page, element_id: str) -> None:
-    page.evaluate("id => { const m = window.carepathModeller.bpmn;"
-                  " m.get('selection').select(m.get('elementRegistry').get(id)); }", element_id)
-
-
-def _open_carepath_group(page) -> None:
-    header = page.locator("[data-group-id='group-carepath'] .bio-properties-panel-group-header")
-    if "open" not in (header.get_attribute("class") or ""):
-        header.click()
-
-
-def _wait_problem(page, element_id: str, pattern: str, *, shown: bool = True) -> None:
-    """Wait until the problems list shows (or no longer shows) a problem at `element_id` matching `pattern`."""
-    page.wait_for_function("""([id, pattern, shown]) => shown === Array.from(
-        document.querySelectorAll('#modeller-problems li')).some(
-        li => li.dataset.elementId === id && new RegExp(pattern).test(li.textContent))""",
-                           arg=[element_id, pattern, shown])
-
-
-def _problem_texts(page) -> list[str]:
-    return page.locator("#modeller-problems li").all_inner_texts()
 
 
 def test_an_owner_adds_tasks_picks_team_form_and_handler_sees_and_fixes_a_problem_and_saves(world):
@@ -162,12 +116,6 @@ def _draft_with_a_problem(app) -> int:
     r = owner.post("/api/processes/drafts", {"process_id": "front_door", "base_version": 1, "files": files})
     assert r.status_code == 201, r.text
     return r.json()["id"]
-
-
-def _focused(page) -> dict:
-    return page.evaluate("""() => { const a = document.activeElement;
-        return {id: a.id, cls: a.className && String(a.className), tag: a.tagName,
-                inPanel: !!a.closest('#modeller-properties'), text: (a.textContent || '').slice(0, 200)}; }""")
 
 
 def test_keyboard_reaches_the_problems_and_the_panel_fields_and_axe_finds_nothing(world):
