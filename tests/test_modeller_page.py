@@ -156,6 +156,13 @@ def test_keyboard_reaches_the_problems_and_the_panel_fields_and_axe_finds_nothin
         topic = page.evaluate("() => window.carepathModeller.bpmn.get('elementRegistry').get('search_directory')"
                               ".businessObject.get('camunda:topic')")
         assert topic, "choosing a handler with the keyboard did not set it"
+        # the field is updated in place, not drawn anew: keyboard focus stays on it (a second choice works)
+        assert _focused(page)["id"] == "bio-properties-panel-carepath-handler", _focused(page)
+        before = _checks(page)
+        page.keyboard.press("ArrowDown")
+        _wait_checked(page, before)
+        assert page.evaluate("() => window.carepathModeller.bpmn.get('elementRegistry').get('search_directory')"
+                             ".businessObject.get('camunda:topic')") != topic, "a second choice did not change it"
         page.wait_for_function("""() => !Array.from(document.querySelectorAll('#modeller-problems li'))
             .some(li => /names no handler/.test(li.textContent))""")
         run_axe(page, "modeller with an element selected")

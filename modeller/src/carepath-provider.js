@@ -341,8 +341,10 @@ function entries(element, config) {
   const { catalogue, api } = config;
   const bo = getBusinessObject(element);
   const list = [];
-  const add = (id, component, isEdited, extra) => list.push({ id, element, component: (props) =>
-    h(component, { ...props, catalogue, api, ...extra }), isEdited });
+  // the entry's own props reach its component (the panel spreads the entry into it): passing the
+  // component itself, not a new wrapper on every render, keeps a field (and keyboard focus) in place
+  const add = (id, component, isEdited, extra) => list.push({ id, element, component, isEdited, catalogue, api,
+    ...extra });
   if (is(element, "bpmn:UserTask")) {
     add("carepath-team", TeamEntry, isSelectEntryEdited);
     add("carepath-form", FormEntry, isSelectEntryEdited);
