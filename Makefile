@@ -48,8 +48,10 @@ run: setup
 	$(PY) -m api.demo --db $(DB)
 	$(VENV)/bin/carepath serve --db $(DB)
 
+# the suite runs on TEST_WORKERS processes (pytest-xdist; every test has its own database or schema)
+TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) -m bench.run $(BENCH_ARGS)
