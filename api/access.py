@@ -168,16 +168,44 @@ def can_open_case(engine: Any, user: User, case_id: int) -> tuple[bool, str]:
     return False, "you have no task on this case and have not worked on it"
 
 
-def log_access(engine: Any, case_id: int, user: User, action: str) -> None:
+OUTCOMES = ("allowed", "refused")
+
+
+def log_access(engine: Any, case_id: int, user: User, action: str, *, page: str | None = None,
+               reason: str | None = None, outcome: str = "allowed") -> None:
+    """Append one line to the case access log: who did `action` (open, search, export...) on which case,
+    from which `page`, why (`reason`) and whether it was `allowed` or `refused`. An action written the
+    older way, "refused:<action>", is stored as <action> with outcome 'refused'."""
+    if action.startswith("refused:"):
+        action, outcome = action[len("refused:"):], "refused"
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
     with engine.db.transaction() as conn:
         now = engine.now(conn)
-        conn.execute(insert(case_access_log).values(case_id=case_id, user=user.username, at=now, action=action))
+        conn.execute(insert(case_access_log).values(
+            case_id=case_id, user=user.username, at=now, action=action[:32],
+            page=None if page is None else page[:200], reason=reason, outcome=outcome))
+
+
+def entry_outcome(action: str, outcome: str | None) -> tuple[str, str]:
+    """(action, outcome) of a stored row, rows written before revision 0006 included."""
+    if action.startswith("refused:"):
+        return action[len("refused:"):], "refused"
+    return action, outcome or "allowed"
 
 
 def access_log(engine: Any, case_id: int) -> list[dict[str, Any]]:
+    """A case's access log, oldest first. `action` keeps the form "refused:<action>" for a refusal
+    (what callers have always compared against); `outcome`, `page` and `reason` say the rest."""
     from engine.clock import as_utc
 
     with engine.db.engine.connect() as conn:
         rows = conn.execute(select(case_access_log).where(case_access_log.c.case_id == case_id)
                             .order_by(case_access_log.c.id)).all()
-    return [{"case_id": r.case_id, "user": r.user, "at": as_utc(r.at), "action": r.action} for r in rows]
+    out = []
+    for r in rows:
+        action, outcome = entry_outcome(r.action, r.outcome)
+        out.append({"case_id": r.case_id, "user": r.user, "at": as_utc(r.at),
+                    "action": f"refused:{action}" if outcome == "refused" else action,
+                    "outcome": outcome, "page": r.page, "reason": r.reason})
+    return out

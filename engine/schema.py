@@ -116,6 +116,7 @@ cases = Table(
     Column("data", Text, nullable=False),  # person details, told once and reused by every process
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_cases_created_at", "created_at"),  # the auditors' search by date range
 )
 
 instances = Table(
@@ -230,6 +231,8 @@ events = Table(
     UniqueConstraint("chain", "seq"),
     Index("ix_events_case_id_id", "case_id", "id"),
     Index("ix_events_type", "type"),
+    Index("ix_events_actor_case_id", "actor", "case_id"),  # the auditors' search: who acted
+    Index("ix_events_at", "at"),  # the auditors' search: events within a date range
 )
 
 
@@ -270,6 +273,11 @@ case_access_log = Table(  # append-only (database triggers)
     Column("user", String(64), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("action", String(32), nullable=False),
+    Column("page", String(200), nullable=True),  # the page or API route it happened from
+    Column("reason", Text, nullable=True),  # why (e.g. an evidence export's stated reason)
+    Column("outcome", String(16), nullable=True),  # allowed | refused (empty before revision 0006)
+    Index("ix_case_access_log_user_id", "user", "id"),
+    Index("ix_case_access_log_at", "at"),
 )
 
 restricted_cases = Table(
