@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from . import admin, case_pages, cases, errors, intake, migrations, modeller, pages, processes, static_assets, tasks
+from . import integrity
 from . import trial as draft_trial
 from .auth import AuthSettings, AuthStore
 from .auth import router as auth_router
@@ -50,6 +51,8 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     app.include_router(static_assets.router)  # allow-listed front-end files (api/static_assets.py)
     app.include_router(pages.router)  # HTML pages, same rules as the API (api/pages.py)
     app.include_router(case_pages.router)  # the case record pages (api/case_pages.py)
+    app.include_router(integrity.router)  # the integrity panel's "Check now" (api/integrity.py)
+    app.include_router(integrity.api_router)
     app.include_router(modeller.router)  # the browser modeller and its checks (api/modeller.py)
     app.include_router(processes.router)  # process owners' workbench: versions, drafts, review (api/processes.py)
     app.include_router(draft_trial.router)  # testing a draft: replay recent cases, run its example (api/trial.py)

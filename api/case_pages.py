@@ -26,6 +26,7 @@ from . import cases as api
 from . import page_kit as kit
 from .auth import User
 from .errors import ApiError
+from .integrity import panel as integrity_panel
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 25
@@ -76,7 +77,8 @@ def case_page(request: Request, case_id: int, page: int = 1, saved: str = "") ->
         "pb": cr.plan_and_budget(rec), "positions": positions,
         "open_positions": [p for p in positions if p["status"] != "completed"],
         "letters": letters, "notes": notes, "entries": entries[(page - 1) * PAGE_SIZE: page * PAGE_SIZE],
-        "page": page, "pages": pages, "total": len(entries), "saved": SAVED.get(saved, "")})
+        "page": page, "pages": pages, "total": len(entries), "saved": SAVED.get(saved, ""),
+        "integrity": integrity_panel(engine, case_id)})
 
 
 # ---------------------------------------------------------------------- letters

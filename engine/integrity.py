@@ -1,0 +1,95 @@
+"""Checking one case's history: is its hash chain intact, and does a replay reach what is stored?
+
+`check_case` runs `history.verify` on the case's chain and `replay.replay_case`, then records the
+result as an `integrity.checked` event in the system chain (who checked, which case, the result and
+the first event found wrong), so a check is itself part of the history and cannot be quietly
+forgotten. `last_check` reads the newest such event back.
+
+A history that an attacker edited directly in the database (triggers dropped) is reported, never
+raised: data that no longer parses, an event the replay cannot apply — each becomes a finding that
+names the event.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+
+from . import history
+from .errors import NotFoundError
+from .history import Event
+from .schema import cases, events
+
+CHECKED = "integrity.checked"
+_MAX_FINDINGS = 20  # kept in the event; the count is kept too
+
+
+def check_case(engine: Any, case_id: int, *, actor: str) -> dict[str, Any]:
+    """Verify the case's chain and replay it; record and return the result.
+
+    Returns {case_id, verified, events_checked, verify_findings: [str], verify_first_event,
+    replay_ok, replay_divergence: str | None, replay_divergence_event, first_bad_event,
+    checked_at (ISO 8601), checked_by}.
+    """
+    with engine.db.engine.connect() as conn:
+        if conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is None:
+            raise NotFoundError(f"no case {case_id}", case=case_id)
+    checked, findings = engine.verify(case_id)
+    verify_first = min((f.seq for f in findings if f.seq is not None), default=None)
+    replay_ok, divergence, divergence_seq = _replay(engine, case_id)
+    bad = [s for s in (verify_first, divergence_seq) if s is not None]
+    result = {
+        "case_id": case_id,
+        "verified": not findings,
+        "events_checked": checked,
+        "verify_findings": [str(f) for f in findings],
+        "verify_first_event": verify_first,
+        "replay_ok": replay_ok,
+        "replay_divergence": divergence,
+        "replay_divergence_event": divergence_seq,
+        "first_bad_event": min(bad) if bad else None,
+    }
+    data = {**result, "result": "passed" if result["verified"] and replay_ok else "failed",
+            "findings_count": len(findings), "verify_findings": result["verify_findings"][:_MAX_FINDINGS]}
+    with engine.db.transaction() as conn:
+        now = engine.now(conn)
+        history.append(conn, history.SYSTEM_CHAIN, None, now, [Event(CHECKED, data, actor=actor)],
+                       lock=engine.db.is_postgres)
+    return {**result, "checked_at": history.iso(now), "checked_by": actor}
+
+
+def _replay(engine: Any, case_id: int) -> tuple[bool, str | None, int | None]:
+    from .replay import replay_case
+
+    try:
+        report = replay_case(engine, case_id)
+    except Exception as exc:  # noqa: BLE001 - a history too damaged to replay is a finding, not a crash
+        return False, f"the history could not be replayed: {type(exc).__name__}: {exc}"[:500], None
+    if report.ok:
+        return True, None, None
+    d = report.divergence
+    assert d is not None
+    where = f"event #{d.seq} ({d.event_type})" if d.seq is not None else "the final state"
+    return False, f"diverges at {where}: {d.message}", d.seq
+
+
+def last_check(engine: Any, case_id: int) -> dict[str, Any] | None:
+    """The newest recorded check of this case (as `check_case` returned it), or None."""
+    pattern = f'%"case_id":{int(case_id)},%'  # canonical JSON: sorted keys, more follow case_id
+    q = (select(events.c.data, events.c.at, events.c.actor)
+         .where(events.c.chain == history.SYSTEM_CHAIN, events.c.type == CHECKED, events.c.data.like(pattern))
+         .order_by(events.c.seq.desc()))
+    with engine.db.engine.connect() as conn:
+        for row in conn.execute(q):
+            try:
+                data = json.loads(row.data)
+            except ValueError:
+                continue
+            if data.get("case_id") != case_id:
+                continue
+            data.pop("result", None)
+            data.pop("findings_count", None)
+            return {**data, "checked_at": row.at, "checked_by": row.actor}
+    return None

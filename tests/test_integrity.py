@@ -1,0 +1,167 @@
+"""The integrity check of one case (engine/integrity.py) and its panel on the case record
+(api/integrity.py, _integrity_panel.html): verify + replay, recorded in the system chain with who
+asked; an attacker's edit in the database (trigger dropped) is reported with the event it names."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from engine.errors import NotFoundError
+from engine.history import SYSTEM_CHAIN
+from engine.integrity import CHECKED, check_case, last_check
+from engine.schema import events
+from tests.front_door_world import PASSWORD, build, username
+from tests.test_history import _bypass_triggers
+
+
+@pytest.fixture
+def world(db_url):
+    eng, app, people = build(db_url)
+    yield eng, app, people
+    eng.db.dispose()
+
+
+def _checks(eng) -> list[dict]:
+    with eng.db.engine.connect() as conn:
+        rows = conn.execute(select(events).where(events.c.chain == SYSTEM_CHAIN, events.c.type == CHECKED)
+                            .order_by(events.c.seq)).all()
+    return [{"actor": r.actor, "at": r.at, "data": json.loads(r.data)} for r in rows]
+
+
+def _tamper_data(eng, case_id: int, seq: int, old: str, new: str) -> None:
+    _bypass_triggers(eng, "UPDATE events SET data = replace(data, :old, :new) WHERE chain = :c AND seq = :s",
+                     old=old, new=new, c=f"case:{case_id}", s=seq)
+
+
+def test_an_untouched_case_passes_and_the_check_is_recorded_with_who_asked(world):
+    eng, _app, p = world
+    assert last_check(eng, p["edith"]) is None
+    result = check_case(eng, p["edith"], actor="auditor")
+    assert result["verified"] and result["replay_ok"] and result["first_bad_event"] is None
+    assert result["verify_findings"] == [] and result["replay_divergence"] is None
+    assert result["events_checked"] == len(eng.history(p["edith"]))
+    assert result["checked_by"] == "auditor" and result["checked_at"] == eng.now().isoformat(timespec="microseconds")
+    [recorded] = _checks(eng)
+    assert recorded["actor"] == "auditor"
+    assert recorded["data"]["case_id"] == p["edith"] and recorded["data"]["result"] == "passed"
+    assert last_check(eng, p["edith"]) == result
+    # the record of a check is itself in the hash chain, which still verifies; the case's own chain is untouched
+    assert eng.verify()[1] == []
+    assert all(e["type"] != CHECKED for e in eng.history(p["edith"]))
+
+
+def test_last_check_is_the_newest_one_of_that_case_only(world):
+    eng, _app, p = world
+    check_case(eng, p["edith"], actor="auditor")
+    check_case(eng, p["edward"], actor="team-manager")
+    assert last_check(eng, p["edith"])["checked_by"] == "auditor"
+    assert last_check(eng, p["edward"])["checked_by"] == "team-manager"
+    check_case(eng, p["edith"], actor="process-owner")
+    assert last_check(eng, p["edith"])["checked_by"] == "process-owner"
+    assert last_check(eng, p["zoe"]) is None
+
+
+def test_an_attackers_edit_is_reported_naming_the_event(world):
+    eng, _app, p = world
+    created = eng.history(p["edith"])[0]
+    assert created["type"] == "case.created"
+    _tamper_data(eng, p["edith"], created["seq"], "Mill Lane", "Mill Road")
+    result = check_case(eng, p["edith"], actor="auditor")
+    assert not result["verified"]
+    assert result["first_bad_event"] == created["seq"] == result["verify_first_event"]
+    assert any(f"event #{created['seq']}" in f and "edited" in f for f in result["verify_findings"])
+    assert _checks(eng)[-1]["data"]["result"] == "failed"
+    assert last_check(eng, p["edith"])["first_bad_event"] == created["seq"]
+
+
+def test_data_too_damaged_to_read_is_a_finding_not_a_crash(world):
+    eng, _app, p = world
+    last = eng.history(p["edith"])[-1]
+    _bypass_triggers(eng, "UPDATE events SET data = '{not json' WHERE chain = :c AND seq = :s",
+                     c=f"case:{p['edith']}", s=last["seq"])
+    result = check_case(eng, p["edith"], actor="auditor")
+    assert not result["verified"] and not result["replay_ok"]
+    assert result["first_bad_event"] == last["seq"]
+    assert "could not be replayed" in result["replay_divergence"]
+
+
+def test_checking_an_unknown_case_is_refused_and_records_nothing(world):
+    eng, _app, _p = world
+    with pytest.raises(NotFoundError):
+        check_case(eng, 999999, actor="auditor")
+    assert _checks(eng) == []
+
+
+# ---------------------------------------------------------------------- the panel
+def _client(app, role: str) -> tuple[TestClient, str]:
+    client = TestClient(app, follow_redirects=False)
+    token = re.search(r'name="form_token" value="([^"]+)"', client.get("/sign-in").text).group(1)
+    r = client.post("/sign-in", data={"form_token": token, "username": username(role), "password": PASSWORD})
+    assert r.status_code == 303, r.text
+    return client, client.cookies
+
+
+def _csrf(client, case_id: int) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(f"/cases/{case_id}").text).group(1)
+
+
+def _panel(html: str) -> str:
+    return re.search(r'<section class="app-integrity".*?</section>', html, re.S).group(0)
+
+
+def test_an_auditor_checks_a_case_from_its_record_and_sees_a_failure_plainly(world):
+    eng, app, p = world
+    client, _ = _client(app, "auditor")
+    page = client.get(f"/cases/{p['edith']}")
+    assert page.status_code == 200
+    assert "has not been checked yet" in _panel(page.text)
+    csrf = _csrf(client, p["edith"])
+    r = client.post(f"/cases/{p['edith']}/integrity/check", data={"csrf_token": csrf})
+    assert r.status_code == 303 and r.headers["location"] == f"/cases/{p['edith']}#integrity"
+    panel = _panel(client.get(f"/cases/{p['edith']}").text)
+    assert "Passed" in panel and "Matches" in panel and "by auditor" in panel
+    assert "govuk-error-summary" not in panel
+
+    second = eng.history(p["edith"])[1]
+    _tamper_data(eng, p["edith"], second["seq"], '"', '" ')  # any change at all
+    client.post(f"/cases/{p['edith']}/integrity/check", data={"csrf_token": csrf, "back": "replay"})
+    panel = _panel(client.get(f"/cases/{p['edith']}").text)
+    assert "govuk-error-summary" in panel and 'role="alert"' in panel
+    assert f"has been altered at event #{second['seq']}" in panel
+    assert f"case:{p['edith']} event #{second['seq']}" in panel and "Altered" in panel
+
+
+def test_the_check_needs_the_csrf_token_and_a_case_the_user_may_open(world):
+    eng, app, p = world
+    client, _ = _client(app, "auditor")
+    assert client.post(f"/cases/{p['edith']}/integrity/check", data={}).status_code == 403
+    assert client.post(f"/cases/{p['edith']}/integrity/check", data={"csrf_token": "x"}).status_code == 403
+    csrf = _csrf(client, p["edith"])
+    r = client.post("/cases/999999/integrity/check", data={"csrf_token": csrf})
+    assert r.status_code == 404 and "text/html" in r.headers["content-type"]
+    finance, _ = _client(app, "finance_officer")  # a role that does not open case records
+    fcsrf = re.search(r'name="csrf_token" value="([^"]+)"', finance.get("/").text or "")
+    token = fcsrf.group(1) if fcsrf else "none"
+    assert finance.post(f"/cases/{p['edith']}/integrity/check", data={"csrf_token": token}).status_code == 403
+    assert finance.get(f"/api/cases/{p['edith']}/integrity").status_code == 403
+    anon = TestClient(app, follow_redirects=False)
+    assert anon.post(f"/cases/{p['edith']}/integrity/check", data={"csrf_token": csrf}).status_code == 303
+    assert _checks(eng) == []
+    with eng.db.engine.connect() as conn:  # nothing else was written either
+        assert conn.execute(select(func.count()).select_from(events)
+                            .where(events.c.type == CHECKED)).scalar() == 0
+
+
+def test_the_last_check_as_json(world):
+    eng, app, p = world
+    client, _ = _client(app, "auditor")
+    assert client.get(f"/api/cases/{p['edith']}/integrity").json() == {"case_id": p["edith"], "last_check": None}
+    check_case(eng, p["edith"], actor="auditor")
+    got = client.get(f"/api/cases/{p['edith']}/integrity").json()["last_check"]
+    assert got["verified"] and got["replay_ok"] and got["checked_by"] == "auditor"
+    assert client.get("/api/cases/999999/integrity").status_code == 404
