@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import weakref
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select
@@ -169,17 +170,38 @@ def can_open_case(engine: Any, user: User, case_id: int) -> tuple[bool, str]:
 
 
 OUTCOMES = ("allowed", "refused")
+# the path of the request being served (set by `RequestPage`): the `page` an access is logged from
+current_page: ContextVar[str | None] = ContextVar("carepath_current_page", default=None)
+
+
+class RequestPage:
+    """ASGI middleware: remembers each HTTP request's path (never its query, which may hold a person's
+    name) so that `log_access` records the page an access came from without every caller passing it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        token = current_page.set(str(scope.get("path") or "")[:200] or None)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            current_page.reset(token)
 
 
 def log_access(engine: Any, case_id: int, user: User, action: str, *, page: str | None = None,
                reason: str | None = None, outcome: str = "allowed") -> None:
     """Append one line to the case access log: who did `action` (open, search, export...) on which case,
-    from which `page`, why (`reason`) and whether it was `allowed` or `refused`. An action written the
+    from which `page` (default: the path of the request being served), why (`reason`) and whether it was `allowed` or `refused`. An action written the
     older way, "refused:<action>", is stored as <action> with outcome 'refused'."""
     if action.startswith("refused:"):
         action, outcome = action[len("refused:"):], "refused"
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
+    page = page if page is not None else current_page.get()
     with engine.db.transaction() as conn:
         now = engine.now(conn)
         conn.execute(insert(case_access_log).values(

@@ -12,8 +12,10 @@ from typing import Any
 from fastapi import FastAPI
 
 from . import admin, case_pages, cases, errors, intake, migrations, modeller, pages, processes, static_assets, tasks
-from . import integrity
+from . import audit, evidence, integrity
+from . import replay_pages
 from . import trial as draft_trial
+from .access import RequestPage
 from .auth import AuthSettings, AuthStore
 from .auth import router as auth_router
 
@@ -37,6 +39,7 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     app.state.engine = engine
     app.state.auth = AuthStore(engine, auth)
     errors.install(app)
+    app.add_middleware(RequestPage)  # the page each case access is logged from (api/access.py)
 
     @app.get("/api/health")
     def health() -> dict[str, Any]:
@@ -55,6 +58,9 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     app.include_router(integrity.api_router)
     app.include_router(modeller.router)  # the browser modeller and its checks (api/modeller.py)
     app.include_router(processes.router)  # process owners' workbench: versions, drafts, review (api/processes.py)
+    app.include_router(replay_pages.router)  # replaying a case step by step on its diagrams (api/replay_pages.py)
     app.include_router(draft_trial.router)  # testing a draft: replay recent cases, run its example (api/trial.py)
+    app.include_router(audit.router)  # auditors: find cases, the access log (api/audit.py)
+    app.include_router(evidence.router)  # evidence packs for investigators (api/evidence.py)
     app.include_router(migrations.router)  # moving running cases to another version (api/migrations.py)
     return app

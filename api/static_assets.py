@@ -37,6 +37,12 @@ ALLOWED: dict[str, tuple[Path, str]] = {
     "bpmn-js.css": (BPMN_JS / "assets" / "bpmn-js.css", "text/css; charset=utf-8"),
     "case_diagram.js": (STATIC / "case_diagram.js", "text/javascript; charset=utf-8"),
     "case.css": (STATIC / "case.css", "text/css; charset=utf-8"),
+    # the replay page (api/replay_pages.py)
+    "case_replay.js": (STATIC / "case_replay.js", "text/javascript; charset=utf-8"),
+    "case_replay.css": (STATIC / "case_replay.css", "text/css; charset=utf-8"),
+    # our own icon (a path rising across a blue square), also served as /favicon.ico
+    "favicon.svg": (STATIC / "favicon.svg", "image/svg+xml"),
+    "favicon.ico": (STATIC / "favicon.ico", "image/x-icon"),
     # the modeller page and the review page's diagram diff (api/modeller.py, modeller/src/)
     "modeller.js": (DIST / "modeller.js", "text/javascript; charset=utf-8"),
     "modeller.css": (DIST / "modeller.css", "text/css; charset=utf-8"),
@@ -73,6 +79,11 @@ def _load(name: str) -> bytes | None:
 
 
 router = APIRouter()
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> Response:
+    return static("favicon.ico")
 
 
 @router.get("/static/{name}", include_in_schema=False)
