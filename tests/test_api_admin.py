@@ -284,14 +284,4 @@ def test_restricting_an_unknown_case_is_404(world):
     assert admin.send("DELETE", "/api/cases/999999/restriction", {"reason": "x"}).status_code == 404
 
 
-def test_a_restricted_case_still_replays(world):
-    from engine.replay import BOOKKEEPING_EVENTS, replay_case
-
-    if not {"case.restricted", "case.unrestricted"} <= BOOKKEEPING_EVENTS:
-        pytest.skip("engine/replay.py must treat case.restricted/case.unrestricted as bookkeeping (reported)")
-    eng, app, p = world
-    admin = as_role(app, "administrator")
-    admin.send("PUT", f"/api/cases/{p['edith']}/restriction", RESTRICT)
-    admin.send("DELETE", f"/api/cases/{p['edith']}/restriction", {"reason": "Reviewed"})
-    report = replay_case(eng, p["edith"])
-    assert report.ok, report
+# (the replay of a restricted then unrestricted case: tests/test_integrity_strength.py)
