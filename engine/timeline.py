@@ -56,6 +56,8 @@ class _Diagram:
     flows: dict[tuple[str, str], tuple[str, ...]]  # (source, target) -> sequence flow ids
     gateways: frozenset[str]  # gateways with more than one way out: they choose a branch
     joins: frozenset[str]  # gateways with more than one way in
+    names: dict[str, str] = field(default_factory=dict)  # element or flow id -> its name in the diagram
+    kinds: dict[str, str] = field(default_factory=dict)  # element id -> its BPMN type (userTask, exclusiveGateway...)
 
 
 def _diagram(conn: Any, version_id: int) -> _Diagram:
@@ -68,12 +70,18 @@ def _diagram(conn: Any, version_id: int) -> _Diagram:
     outgoing: dict[str, int] = {}
     incoming: dict[str, int] = {}
     gateway_ids: set[str] = set()
+    names: dict[str, str] = {}
+    kinds: dict[str, str] = {}
     if content is not None:
         root = parse_xml(bytes(content), pv.main_file).getroot()
         for el in root.iter():
             if not isinstance(el.tag, str):
                 continue
             local = el.tag.rsplit("}", 1)[-1]
+            if el.get("id"):
+                kinds.setdefault(el.get("id"), local)
+                if el.get("name"):
+                    names.setdefault(el.get("id"), " ".join(el.get("name").split()))
             if local == "sequenceFlow":
                 src, tgt = el.get("sourceRef"), el.get("targetRef")
                 if src and tgt and el.get("id"):
@@ -85,7 +93,7 @@ def _diagram(conn: Any, version_id: int) -> _Diagram:
     return _Diagram(pv.id, pv.process_id, pv.name, pv.version, pv.main_file,
                     {k: tuple(v) for k, v in flows.items()},
                     frozenset(g for g in gateway_ids if outgoing.get(g, 0) > 1),
-                    frozenset(g for g in gateway_ids if incoming.get(g, 0) > 1))
+                    frozenset(g for g in gateway_ids if incoming.get(g, 0) > 1), names, kinds)
 
 
 # ---------------------------------------------------------------------- an instance at one step
@@ -234,6 +242,11 @@ class CaseTimeline:
                       for n, (hs, evs) in enumerate(grouped.items(), start=1)]
         self.step_of_seq = {ev["seq"]: s.number for s in self.steps for ev in s.events}
         self._started = {ev["instance_id"]: ev["data"] for ev in self.events if ev["type"] == "instance.started"}
+        self.version_ids = frozenset(
+            {ev["data"]["process_version_id"] for ev in self.events if ev["type"] == "instance.started"}
+            | {ev["data"][k] for ev in self.events if ev["type"] == "instance.migrated"
+               for k in ("from_process_version_id", "to_process_version_id")})
+        self.extras: dict[str, Any] = {}  # what a caller derives from these events once (kept with them)
         self.lock = threading.Lock()
         self._source = engine
         self._done = 0  # steps replayed so far
