@@ -1,0 +1,183 @@
+// The replay page (api/replay_pages.py): draws each instance's diagram with the bpmn-js
+// NavigatedViewer and marks the path taken up to the step (finished elements, ways taken, the
+// branch chosen, where it stood). Previous/next are plain links; this script turns them, the
+// timeline's step links, the left/right arrow keys and j/k into in-page steps: it fetches the
+// next step's page, swaps its content, keeps the diagrams already drawn (only their markers
+// change) and announces the new step in a live region. No inline script (the CSP forbids it).
+(function () {
+  "use strict";
+
+  var viewers = {}; // container id -> {viewer, container}
+  var loading = null;
+
+  function ids(value) {
+    return (value || "").split(" ").filter(function (x) { return x; });
+  }
+
+  function say(container, text) {
+    var status = document.getElementById(container.id + "-status");
+    if (status) { status.textContent = text; }
+  }
+
+  function badge(text, cls) {
+    var el = document.createElement("span");
+    el.className = "app-replay-badge " + cls;
+    el.setAttribute("aria-hidden", "true");
+    el.textContent = text;
+    return el;
+  }
+
+  // markers and badges from the container's data attributes (what the step's page says)
+  function mark(entry) {
+    var viewer = entry.viewer, container = entry.container;
+    var canvas = viewer.get("canvas"), registry = viewer.get("elementRegistry"), overlays = viewer.get("overlays");
+    (entry.marked || []).forEach(function (m) { canvas.removeMarker(m[0], m[1]); });
+    overlays.remove({ type: "replay" });
+    var marked = [];
+    function add(id, cls, text, where) {
+      if (!registry.get(id)) { return; }
+      canvas.addMarker(id, cls);
+      marked.push([id, cls]);
+      if (text) {
+        overlays.add(id, "replay", { position: where || { top: -12, right: 12 }, html: badge(text, cls + "-badge") });
+      }
+    }
+    ids(container.getAttribute("data-flows")).forEach(function (id) { add(id, "app-marker-flow"); });
+    ids(container.getAttribute("data-branches")).forEach(function (id) { add(id, "app-marker-branch"); });
+    ids(container.getAttribute("data-completed")).forEach(function (id) { add(id, "app-marker-done", "\u2713"); });
+    ids(container.getAttribute("data-active")).forEach(function (id) { add(id, "app-marker-active", "Now", { top: -14, left: -6 }); });
+    ids(container.getAttribute("data-failed")).forEach(function (id) { add(id, "app-marker-failed", "!", { top: -14, left: -6 }); });
+    entry.marked = marked;
+    container.setAttribute("data-marked", String(marked.length));
+    container.setAttribute("data-rendered", "true");
+  }
+
+  function draw(container) {
+    if (typeof window.BpmnJS !== "function") {
+      say(container, "The diagram cannot be drawn in this browser; the list above says where things stood.");
+      container.setAttribute("data-rendered", "failed");
+      return Promise.resolve();
+    }
+    return fetch(container.getAttribute("data-diagram-url"), { credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) { throw new Error("the diagram could not be loaded (" + response.status + ")"); }
+        return response.text();
+      })
+      .then(function (xml) {
+        var viewer = new window.BpmnJS({ container: container });
+        return viewer.importXML(xml).then(function () {
+          viewer.get("canvas").zoom("fit-viewport");
+          Array.prototype.forEach.call(container.querySelectorAll("[tabindex]"), function (el) {
+            el.setAttribute("role", "group");
+            el.setAttribute("aria-label", container.getAttribute("data-label") || "Process diagram");
+          });
+          var entry = { viewer: viewer, container: container, marked: [] };
+          viewers[container.id] = entry;
+          mark(entry);
+        });
+      })
+      .catch(function (err) {
+        container.setAttribute("data-rendered", "failed");
+        say(container, "The diagram could not be drawn: " + err.message + ". The list above says where things stood.");
+      });
+  }
+
+  function drawAll(root) {
+    var work = [];
+    Array.prototype.forEach.call(root.querySelectorAll(".app-replay-diagram[data-diagram-url]"), function (c) {
+      var entry = viewers[c.id];
+      if (entry && entry.container !== c) {
+        // the same instance on the same version: keep the drawn diagram, take the new step's markers
+        ["data-completed", "data-flows", "data-branches", "data-active", "data-failed"].forEach(function (a) {
+          entry.container.setAttribute(a, c.getAttribute(a) || "");
+        });
+        c.parentNode.replaceChild(entry.container, c);
+        mark(entry);
+      } else if (!entry) {
+        work.push(draw(c));
+      }
+    });
+    return Promise.all(work);
+  }
+
+  function announce(main) {
+    var live = document.getElementById("replay-announce");
+    var first = main.querySelector(".app-replay-event strong");
+    var title = main.querySelector("#replay-title");
+    if (live) {
+      live.textContent = (title ? title.textContent : "") + (first ? ": " + first.textContent : "");
+    }
+  }
+
+  function go(href, push, focusId) {
+    if (loading) { return; }
+    var started = performance.now();
+    loading = fetch(href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) {
+        if (!response.ok) { window.location.href = href; throw new Error("page " + response.status); }
+        return response.text();
+      })
+      .then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var fresh = doc.getElementById("replay-main");
+        var main = document.getElementById("replay-main");
+        if (!fresh || !main) { window.location.href = href; return; }
+        // keep drawn diagrams out of the way while the content is swapped
+        Object.keys(viewers).forEach(function (id) {
+          var c = viewers[id].container;
+          if (c.parentNode) { c.parentNode.removeChild(c); }
+        });
+        main.parentNode.replaceChild(fresh, main);
+        document.title = doc.title;
+        if (push) { window.history.pushState({ replay: true }, "", href); }
+        return drawAll(fresh).then(function () {
+          fresh.setAttribute("data-step-ms", String(Math.round(performance.now() - started)));
+          announce(fresh);
+          var target = (focusId && document.getElementById(focusId)) || document.getElementById("replay-title");
+          if (focusId || !document.activeElement || document.activeElement === document.body ||
+              !document.body.contains(document.activeElement)) {
+            if (target) { target.focus(); }
+          }
+        });
+      })
+      .catch(function () { /* the plain link is followed instead */ })
+      .then(function () { loading = null; });
+  }
+
+  function inField(el) {
+    if (!el) { return false; }
+    var tag = el.tagName;
+    return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || el.isContentEditable;
+  }
+
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("a[data-step-link]");
+    if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.altKey || event.button !== 0) { return; }
+    if (!document.getElementById("replay-main").contains(link)) { return; }
+    event.preventDefault();
+    go(link.getAttribute("href"), true, link.id || null);
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || inField(event.target)) { return; }
+    var inDiagram = event.target.closest && event.target.closest(".app-diagram");
+    var key = event.key, link = null;
+    if ((key === "ArrowRight" && !inDiagram) || key === "j") { link = document.getElementById("replay-next"); }
+    if ((key === "ArrowLeft" && !inDiagram) || key === "k") { link = document.getElementById("replay-prev"); }
+    if (key === "ArrowRight" || key === "ArrowLeft" || key === "j" || key === "k") {
+      if (inDiagram && (key === "ArrowRight" || key === "ArrowLeft")) { return; }
+      event.preventDefault();
+      if (link) { go(link.getAttribute("href"), true, null); }
+    }
+  });
+
+  window.addEventListener("popstate", function () { go(window.location.href, false, null); });
+
+  var main = document.getElementById("replay-main");
+  if (main) {
+    var t0 = performance.now();
+    drawAll(main).then(function () {
+      main.setAttribute("data-first-paint-ms", String(Math.round(performance.now() - t0)));
+    });
+  }
+})();
