@@ -165,16 +165,55 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    anchor = None
+    if args.against or args.public_key:
+        from . import anchoring
+
+        if not (args.against and args.public_key):
+            raise argparse.ArgumentTypeError("--against HEADS_FILE needs --public-key PUB (and the other way round)")
+        if args.case is not None:
+            raise argparse.ArgumentTypeError("--against checks every chain: leave out --case")
+        anchor = anchoring.read_heads_file(args.against, anchoring.load_public_key(args.public_key))
     eng = _engine(args)
-    checked, findings = eng.verify(args.case)
+    if anchor is not None:
+        findings = anchoring.verify_against(eng, anchor)
+        checked = eng.verify()[0]
+    else:
+        checked, findings = eng.verify(args.case)
     value = {"events_checked": checked, "intact": not findings, "findings": [str(f) for f in findings],
              "heads": eng.chain_heads()}
+    if anchor is not None:
+        value["against"] = {"file": args.against, "signed_at": anchor["signed_at"], "key_id": anchor["key_id"],
+                            "chains": len(anchor["heads"])}
     if findings:
         text = f"ALTERED: {len(findings)} problem(s) in {checked} events\n" + "\n".join(f"  {f}" for f in findings)
     else:
         text = f"intact: {checked} events, every hash chain unbroken"
+        if anchor is not None:
+            text += (f"\nanchored: all {len(anchor['heads'])} chains hold the heads signed at {anchor['signed_at']} "
+                     f"(key {anchor['key_id']}) and were not rewritten since")
     _out(args, value, text)
     return 0 if not findings else EXIT_REFUSED
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from .anchoring import generate_keys, key_id, load_public_key
+
+    private, public, pem = generate_keys(args.out, args.public_out)
+    value = {"private_key": str(private), "public_key_file": str(public), "public_key": pem,
+             "key_id": key_id(load_public_key(public))}
+    _out(args, value, f"private key written to {private} (readable by you only; keep it off the database server)\n"
+                      f"public key written to {public} (key {value['key_id']}):\n{pem.rstrip()}")
+    return 0
+
+
+def cmd_sign_heads(args: argparse.Namespace) -> int:
+    from .anchoring import sign_heads
+
+    doc = sign_heads(_engine(args), args.key, args.out)
+    _out(args, {"file": args.out, "signed_at": doc["signed_at"], "key_id": doc["key_id"], "heads": doc["heads"]},
+         f"signed the heads of {len(doc['heads'])} chains at {doc['signed_at']} (key {doc['key_id']}) into {args.out}")
+    return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -281,6 +320,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evidence(args: argparse.Namespace) -> int:
+    # the pack is built by the web layer (api/evidence.py: the same checks, log and PDF as the page),
+    # imported only here, as `serve` imports the app: the engine itself knows nothing of it
+    from api.evidence import export_to_file
+
+    path, pack = export_to_file(_engine(args), args.case, args.actor, args.reason, args.out)
+    _out(args, {"file": path, "files": sorted(pack.files)}, f"evidence pack written to {path}")
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from .worker import run_worker
 
@@ -349,7 +398,18 @@ def build_parser() -> argparse.ArgumentParser:
     asub = s.add_subparsers(dest="audit_cmd", required=True)
     v = asub.add_parser("verify", parents=[common], help="check every hash chain; exit 1 if altered")
     v.add_argument("--case", type=int)
+    v.add_argument("--against", metavar="HEADS_FILE",
+                   help="also check the history was not rewritten since this signed heads file")
+    v.add_argument("--public-key", metavar="PUB", help="the public key the heads file is checked with")
     v.set_defaults(fn=cmd_audit)
+    k = asub.add_parser("keygen", parents=[common], help="make an Ed25519 key pair for signing heads files")
+    k.add_argument("--out", required=True, metavar="KEY", help="the private key file to create (mode 0600)")
+    k.add_argument("--public-out", metavar="PUB", help="the public key file (default: KEY.pub)")
+    k.set_defaults(fn=cmd_keygen)
+    h = asub.add_parser("sign-heads", parents=[common], help="write every chain's head, signed, to a new file")
+    h.add_argument("--key", required=True, metavar="KEY", help="the private key file (never in the database)")
+    h.add_argument("--out", required=True, metavar="FILE", help="the heads file to create")
+    h.set_defaults(fn=cmd_sign_heads)
 
     s = sub.add_parser("replay", parents=[common], help="re-execute a case from its history and compare")
     s.add_argument("case", type=int)
@@ -395,6 +455,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--no-timers", action="store_true", help="do not fire timers in this process")
     s.set_defaults(fn=cmd_serve)
+
+    s = sub.add_parser("evidence", parents=[common],
+                       help="export a case's evidence pack (zip: PDF, history, chain heads, SHA-256 manifest)")
+    s.add_argument("case", help="the case's reference (CASE-000123) or id")
+    s.add_argument("--reason", required=True, help="why it is exported (recorded in the case's access log)")
+    s.add_argument("--out", help="the zip to write (default: evidence-CASE-...-YYYYMMDD.zip here)")
+    s.set_defaults(fn=cmd_evidence)
 
     s = sub.add_parser("worker", parents=[common], help="fire due timers (run one or several)")
     s.add_argument("--interval", type=float, default=1.0, help="seconds between scans")

@@ -1,0 +1,220 @@
+"""Anchoring the history outside the database (engine/anchoring.py): a signed heads file, written on
+demand (`carepath audit sign-heads`) and on a schedule, and `carepath audit verify --against` that finds
+a history rewritten after the heads were signed — even a wholesale rewrite that verifies on its own."""
+
+from __future__ import annotations
+
+import json
+import stat
+import time
+
+import pytest
+from sqlalchemy import select, text
+
+from engine import anchoring, history
+from engine.cli import main
+from engine.errors import CarepathError
+from engine.schema import chains
+from engine.worker import background_scheduler, heads_settings, sign_heads_once
+from tests.test_history import _bypass_triggers
+
+
+@pytest.fixture
+def keys(tmp_path):
+    assert main(["audit", "keygen", "--out", str(tmp_path / "heads.key")]) == 0
+    return tmp_path / "heads.key", tmp_path / "heads.key.pub"
+
+
+def _case(make_engine):
+    eng = make_engine("three_tasks.bpmn")
+    res = eng.start("three_tasks", data={"name": "Peter"})
+    eng.complete_task(res.ready_tasks[0]["id"], {"reason": "memory loss"}, actor="advisor1")
+    return eng, res.case_id
+
+
+def _signed(eng, keys, tmp_path, name="heads.json"):
+    out = tmp_path / name
+    assert main(["audit", "sign-heads", "--db", eng.db.url, "--key", str(keys[0]), "--out", str(out)]) == 0
+    return out
+
+
+def _verify(eng, heads, keys) -> int:
+    return main(["audit", "verify", "--db", eng.db.url, "--against", str(heads), "--public-key", str(keys[1])])
+
+
+def _rewrite_chain(eng, chain: str, from_seq: int, old: str, new: str) -> None:
+    """What someone with full database access could do: edit an event, then recompute every hash
+    after it and move the head, so the chain verifies against itself."""
+    with eng.db.engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(text(
+            "SELECT id, chain, seq, step, type, at, actor, instance_id, data, prev_hash FROM events "
+            "WHERE chain = :c ORDER BY seq"), {"c": chain})]
+    sql = []
+    prev = None
+    for r in rows:
+        if r["seq"] < from_seq:
+            prev = None
+            continue
+        if r["seq"] == from_seq:
+            r["data"] = r["data"].replace(old, new)
+            prev = r["prev_hash"]
+        h = history.event_hash(prev, r["chain"], r["seq"], r["step"], r["type"], r["at"], r["actor"],
+                               r["instance_id"], r["data"])
+        sql.append((r["id"], r["data"], prev, h))
+        prev = h
+    with eng.db.transaction() as conn:
+        if eng.db.is_postgres:
+            conn.execute(text("ALTER TABLE events DISABLE TRIGGER events_append_only"))
+        else:
+            conn.execute(text("DROP TRIGGER events_no_update"))
+            conn.execute(text("DROP TRIGGER events_no_delete"))
+        for id_, data, p, h in sql:
+            conn.execute(text("UPDATE events SET data = :d, prev_hash = :p, hash = :h WHERE id = :id"),
+                         {"d": data, "p": p, "h": h, "id": id_})
+        conn.execute(text("UPDATE chains SET hash = :h WHERE chain = :c"), {"h": prev, "c": chain})
+
+
+def test_keygen_writes_a_private_key_only_its_owner_reads_and_never_overwrites(tmp_path, capsys):
+    assert main(["audit", "keygen", "--out", str(tmp_path / "k")]) == 0
+    out = capsys.readouterr().out
+    assert stat.S_IMODE((tmp_path / "k").stat().st_mode) == 0o600
+    pub = (tmp_path / "k.pub").read_text()
+    assert pub.startswith("-----BEGIN PUBLIC KEY-----") and pub.strip() in out
+    assert "PRIVATE" not in out
+    anchoring.load_private_key(tmp_path / "k")
+    before = (tmp_path / "k").read_bytes()
+    assert main(["audit", "keygen", "--out", str(tmp_path / "k")]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert (tmp_path / "k").read_bytes() == before
+
+
+def test_signed_heads_hold_every_chain_and_an_untouched_history_verifies_against_them(make_engine, keys, tmp_path,
+                                                                                       capsys):
+    eng, case_id = _case(make_engine)
+    heads = _signed(eng, keys, tmp_path)
+    doc = json.loads(heads.read_text())
+    with eng.db.engine.connect() as conn:
+        stored = [{"chain": r.chain, "seq": r.seq, "hash": r.hash} for r in conn.execute(select(chains)
+                                                                                         .order_by(chains.c.chain))]
+    assert doc["heads"] == stored and {h["chain"] for h in stored} == {"system", f"case:{case_id}"}
+    assert doc["signed_at"] == eng.now().isoformat(timespec="microseconds")  # the engine's (simulated) clock
+    capsys.readouterr()
+    assert _verify(eng, heads, keys) == 0
+    assert "anchored: all 2 chains hold the heads signed at 2031-03-03" in capsys.readouterr().out
+    # the history goes on after the signing: still fine
+    eng.complete_task(eng.list_tasks(case_id=case_id)[0]["id"], {}, actor="advisor1")
+    eng.start("three_tasks", data={"name": "Another"})
+    assert _verify(eng, heads, keys) == 0
+    # never overwritten
+    assert main(["audit", "sign-heads", "--db", eng.db.url, "--key", str(keys[0]), "--out", str(heads)]) == 1
+    assert json.loads(heads.read_text()) == doc
+
+
+def test_a_wholesale_rewrite_verifies_on_its_own_but_not_against_the_signed_heads(make_engine, keys, tmp_path,
+                                                                                 capsys):
+    eng, case_id = _case(make_engine)
+    heads = _signed(eng, keys, tmp_path)
+    chain = f"case:{case_id}"
+    last = eng.history(case_id)[-1]["seq"]
+    _rewrite_chain(eng, chain, 4, "memory loss", "no concerns")
+    assert eng.history(case_id)[3]["data"]["data"] == {"reason": "no concerns"}
+    assert eng.verify()[1] == []  # the rewrite hides from a verify of the database alone
+    capsys.readouterr()
+    assert _verify(eng, heads, keys) == 1
+    out = capsys.readouterr().out
+    assert "ALTERED" in out and f"{chain} event #{last}: event #{last} is not the one signed at" in out
+
+
+def test_a_chain_cut_short_with_its_head_moved_back_is_found(make_engine, keys, tmp_path, capsys):
+    eng, case_id = _case(make_engine)
+    heads = _signed(eng, keys, tmp_path)
+    chain = f"case:{case_id}"
+    rows = eng.history(case_id)
+    _bypass_triggers(eng, "DELETE FROM events WHERE chain = :c AND seq = :s", c=chain, s=rows[-1]["seq"])
+    with eng.db.transaction() as conn:
+        conn.execute(text("UPDATE chains SET seq = :s, hash = :h WHERE chain = :c"),
+                     {"s": rows[-2]["seq"], "h": rows[-2]["hash"], "c": chain})
+    assert eng.verify()[1] == []
+    capsys.readouterr()
+    assert _verify(eng, heads, keys) == 1
+    assert f"event #{rows[-1]['seq']}, the head signed at" in capsys.readouterr().out
+
+
+def test_a_tampered_or_wrongly_signed_heads_file_is_a_clear_error(make_engine, keys, tmp_path, capsys):
+    eng, _case_id = _case(make_engine)
+    heads = _signed(eng, keys, tmp_path)
+    doc = json.loads(heads.read_text())
+    # someone "corrects" the signed head to match a rewritten history
+    forged = dict(doc, heads=[dict(h, hash="a" * 64) for h in doc["heads"]])
+    (tmp_path / "forged.json").write_text(json.dumps(forged))
+    capsys.readouterr()
+    assert _verify(eng, tmp_path / "forged.json", keys) == 1
+    assert "does not match its signature" in capsys.readouterr().err
+    # signed with another key
+    assert main(["audit", "keygen", "--out", str(tmp_path / "other.key")]) == 0
+    other = main(["audit", "sign-heads", "--db", eng.db.url, "--key", str(tmp_path / "other.key"),
+                  "--out", str(tmp_path / "other.json")])
+    assert other == 0
+    capsys.readouterr()
+    assert _verify(eng, tmp_path / "other.json", keys) == 1
+    assert "signed with another key" in capsys.readouterr().err
+    # not JSON, not a heads file, unsigned, a damaged signature, a missing file
+    cases = {"garbage.json": "{not json", "list.json": "[]", "unsigned.json": json.dumps({**doc, "signature": ""}),
+             "damaged.json": json.dumps({**doc, "signature": "***"})}
+    for name, body in cases.items():
+        (tmp_path / name).write_text(body)
+    for name, says in [("garbage.json", "is not JSON"), ("list.json", "not a carepath heads file"),
+                       ("unsigned.json", "is not signed"), ("damaged.json", "damaged signature"),
+                       ("missing.json", "cannot read the heads file")]:
+        assert _verify(eng, tmp_path / name, keys) == 1, name
+        assert says in capsys.readouterr().err, name
+    # a public key that is not one
+    (tmp_path / "bad.pub").write_text("hello")
+    assert main(["audit", "verify", "--db", eng.db.url, "--against", str(heads), "--public-key",
+                 str(tmp_path / "bad.pub")]) == 1
+    assert "is not a PEM public key" in capsys.readouterr().err
+    # --against without the key is a usage error
+    assert main(["audit", "verify", "--db", eng.db.url, "--against", str(heads)]) == 2
+    assert "--public-key" in capsys.readouterr().err
+
+
+def test_heads_are_signed_on_a_schedule_with_the_engines_clock(make_engine, keys, tmp_path):
+    eng, case_id = _case(make_engine)
+    folder = tmp_path / "heads"
+    folder.mkdir()
+    first = sign_heads_once(eng, str(keys[0]), str(folder))
+    assert first.name == "heads-20310303T090000Z.json"
+    assert sign_heads_once(eng, str(keys[0]), str(folder)) is None  # nothing moved: no new file
+    eng.complete_task(eng.list_tasks(case_id=case_id)[0]["id"], {}, actor="advisor1")
+    second = sign_heads_once(eng, str(keys[0]), str(folder))
+    assert second.name == "heads-20310303T090000Z-2.json"  # same simulated time, a new file beside it
+    for f in (first, second):
+        anchoring.read_heads_file(f, anchoring.load_public_key(keys[1]))
+    assert _verify(eng, second, keys) == 0
+
+    # the same job in the scheduler `carepath serve` and `carepath worker` run
+    env = {"CAREPATH_HEADS_KEY": str(keys[0]), "CAREPATH_HEADS_DIR": str(folder), "CAREPATH_HEADS_INTERVAL": "600"}
+    eng.start("three_tasks", data={"name": "Later"})
+    sched = background_scheduler(eng, interval=600, env=env)
+    assert sched.get_job("carepath-heads").trigger.interval.total_seconds() == 600
+    sched.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(list(folder.glob("heads-*.json"))) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        sched.shutdown(wait=True)
+    assert len(list(folder.glob("heads-*.json"))) == 3
+
+
+def test_the_schedule_settings_are_checked_at_start(keys, tmp_path):
+    assert heads_settings({}) is None
+    good = {"CAREPATH_HEADS_KEY": str(keys[0]), "CAREPATH_HEADS_DIR": str(tmp_path)}
+    assert heads_settings(good) == (str(keys[0]), str(tmp_path), 3600.0)
+    for env, says in [({"CAREPATH_HEADS_KEY": str(keys[0])}, "set both"),
+                      ({**good, "CAREPATH_HEADS_INTERVAL": "soon"}, "CAREPATH_HEADS_INTERVAL"),
+                      ({**good, "CAREPATH_HEADS_INTERVAL": "0"}, "above 0"),
+                      ({**good, "CAREPATH_HEADS_KEY": str(keys[1])}, "not an unencrypted PEM private key"),
+                      ({**good, "CAREPATH_HEADS_DIR": str(tmp_path / "nowhere")}, "is not a folder")]:
+        with pytest.raises(CarepathError, match=says):
+            heads_settings(env)
