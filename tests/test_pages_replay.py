@@ -1,0 +1,294 @@
+"""The replay page (/cases/{id}/replay, api/replay_pages.py) with TestClient and in a real browser.
+
+The case is Joan Barker's front door -> reablement -> needs assessment -> plan journey, driven
+through the operating model's own diagrams (tests/test_timeline.py `drive_journey`), read by the
+`make run` demo users. TestClient tests assert on the template context and on what the HTML
+carries for the diagram script; the browser test steps through the case with the keyboard as
+the auditor and counts the elements marked on each diagram.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from api.access import access_log, restrict_case
+from api.app import create_app
+from api.demo_users import create_demo_users, demo_password
+from engine import instance_migration as im
+from engine import timeline
+from engine.schema import events
+from tests.browser import launch, live_server, run_axe, sign_in
+from tests.test_timeline import VARIANTS, drive_journey, journey_engine
+
+ROLE_OF = {"auditor": "auditor", "social-worker": "social_worker", "team-manager": "team_manager",
+           "front-door-advisor": "front_door_advisor", "occupational-therapist": "occupational_therapist"}
+
+
+@pytest.fixture
+def world(db_url):
+    eng = journey_engine(db_url)
+    create_demo_users(eng)
+    case_id = drive_journey(eng)
+    app = create_app(eng, run_timers=False)
+    yield eng, app, case_id
+    timeline.clear_cache()
+    eng.db.dispose()
+
+
+def _client(app, username: str) -> TestClient:
+    client = TestClient(app, follow_redirects=False)
+    token = re.search(r'name="form_token" value="([^"]+)"', client.get("/sign-in").text).group(1)
+    r = client.post("/sign-in", data={"form_token": token, "username": username,
+                                      "password": demo_password(ROLE_OF[username])})
+    assert r.status_code == 303, r.text
+    return client
+
+
+def _event_count(eng) -> int:
+    with eng.db.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(events)).scalar()
+
+
+def _diagrams(html: str) -> dict[str, dict[str, list[str]]]:
+    """What each diagram container tells case_replay.js to mark, by container id."""
+    out = {}
+    for m in re.finditer(r'<div class="app-diagram app-replay-diagram" id="([^"]+)"(.*?)></div>', html, re.S):
+        attrs = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', m.group(2)))
+        out[m.group(1)] = {k: attrs.get(k, "").split() for k in ("completed", "flows", "branches", "active")}
+        out[m.group(1)]["url"] = attrs["diagram-url"]
+    return out
+
+
+# ---------------------------------------------------------------------- the journey, step by step
+def test_the_path_grows_on_each_diagram_step_by_step_with_branches_and_automatic_steps(world):
+    eng, app, case_id = world
+    client = _client(app, "auditor")
+    first = client.get(f"/cases/{case_id}/replay")
+    assert first.status_code == 200
+    total = first.context["total"]
+    assert first.context["step"] == 1 and "Step 1 of" in first.text
+    assert 'id="replay-prev"' not in first.text and f'href="/cases/{case_id}/replay?step=2"' in first.text
+    grown: dict[str, list[int]] = {}
+    for n in range(1, total + 1):
+        r = client.get(f"/cases/{case_id}/replay?step={n}")
+        assert r.status_code == 200, n
+        marks = _diagrams(r.text)
+        assert len(marks) == len(r.context["instances"])
+        for i in r.context["instances"]:
+            key = f"diagram-{i['instance_id']}-v{i['process_version_id']}"
+            assert marks[key]["completed"] == i["completed"]  # what the script marks is what the list says
+            assert len(i["completed_text"]) == len(i["completed"])
+            grown.setdefault(i["process_id"], []).append(len(marks[key]["completed"]) + len(marks[key]["flows"]))
+    for pid, sizes in grown.items():
+        assert sizes == sorted(sizes), pid
+    assert list(grown) == ["front_door", "reablement", "needs_assessment", "personal_budget", "support_plan",
+                           "review"]
+    last = client.get(f"/cases/{case_id}/replay?step={total}")
+    fd = next(i for i in last.context["instances"] if i["process_id"] == "front_door")
+    # an automatic step and a gateway, named as the diagram names them, with the branch it chose
+    assert any(t.endswith("(automatic step)") for t in fd["completed_text"])
+    assert any(t.endswith("(decision point)") for t in fd["completed_text"])
+    assert fd["branch_flows"] == ["f_reablement"]
+    assert len(fd["branches_text"]) == 1 and fd["branches_text"][0].startswith("At ")
+    assert 'id="replay-next"' not in last.text and 'id="replay-prev"' in last.text
+
+
+def test_a_step_shows_who_did_what_the_form_answers_handler_calls_and_the_record_as_it_was(world):
+    eng, app, case_id = world
+    client = _client(app, "auditor")
+    total = client.get(f"/cases/{case_id}/replay").context["total"]
+    pages = [client.get(f"/cases/{case_id}/replay?step={n}") for n in range(1, total + 1)]
+    contact = next(r for r in pages if any(e["type"] == "task.completed" and "Record the contact" in e["sentence"]
+                                           for e in r.context["events"]))
+    [done] = [e for e in contact.context["events"] if e["type"] == "task.completed"]
+    assert done["who"] == "Demo front door advisor"
+    assert ("Form answers submitted", ) == done["details"][0][:1] and "Joan Barker" in done["details"][0][1]
+    assert ("Name", "Joan Barker") in contact.context["record_rows"]  # the record as this step left it
+    before = pages[contact.context["step"] - 2]
+    assert ("Name", "Joan Barker") not in before.context["record_rows"]
+    calls = [e for r in pages for e in r.context["events"] if e["type"] == "handler.called"]
+    assert calls and all([d[0] for d in e["details"]] == ["Handler", "Inputs", "Output"] for e in calls)
+    letters = [e for r in pages for e in r.context["events"] if e.get("letter")]
+    assert len(letters) == len(eng.documents(case_id)) > 0
+    assert letters[0]["letter"]["body"] and f"/cases/{case_id}/letters/" in letters[0]["letter"]["href"]
+    timers = [e for r in pages for e in r.context["events"] if e["type"] == "timer.set"]
+    assert timers and all(e["details"][0][0] == "Due" for e in timers)
+
+
+def test_a_child_process_opens_in_its_own_diagram_from_the_step_that_started_it(world):
+    eng, app, case_id = world
+    client = _client(app, "auditor")
+    total = client.get(f"/cases/{case_id}/replay").context["total"]
+    started = next(r for n in range(1, total + 1) if (r := client.get(f"/cases/{case_id}/replay?step={n}"))
+                   and any(e.get("child") for e in r.context["events"]))
+    [link] = [e["child"] for e in started.context["events"] if e.get("child")]
+    assert link["process"] == "Reablement"
+    assert f'href="{link["href"]}"' in started.text and link["href"].endswith(f"#instance-{link['instance_id']}")
+    child = next(i for i in started.context["instances"] if i["instance_id"] == link["instance_id"])
+    assert f'id="instance-{link["instance_id"]}"' in started.text
+    assert child["process_id"] == "reablement" and child["parent_name"] == "Adult front door"
+    xml = client.get(child["diagram_url"])
+    assert xml.status_code == 200 and xml.headers["content-type"].startswith("application/xml")
+    assert b'id="plan_reablement"' in xml.content and b'id="record_contact"' not in xml.content
+
+
+def test_the_timeline_lists_every_event_200_a_page_with_links_to_each_step(world):
+    eng, app, case_id = world
+    for n in range(210):  # a long case: the record corrected again and again
+        eng.update_case_record(case_id, {"note_count": n}, actor="team-manager", reason=f"correction {n}")
+    client = _client(app, "auditor")
+    r = client.get(f"/cases/{case_id}/replay?step=1")
+    total_events = len(eng.history(case_id))
+    assert r.context["pages"] == -(-total_events // 200) == 2 and len(r.context["timeline"]) == 200
+    assert r.context["page"] == 1 and r.context["page_next"]
+    last = r.context["total"]
+    end = client.get(f"/cases/{case_id}/replay?step={last}")
+    assert end.context["page"] == 2  # the page holding the step's events
+    assert len(end.context["timeline"]) == total_events - 200
+    assert [row["step"] for row in end.context["timeline"] if row["current"]] == [last]
+    assert ("Note count", "209") in end.context["record_rows"]
+    row = end.context["timeline"][0]
+    assert f'href="/cases/{case_id}/replay?step={row["step"]}"' in end.text
+    assert client.get(f"/cases/{case_id}/replay?step=1&page=3").status_code == 404
+
+
+def test_a_moved_case_shows_the_move_as_a_step_and_the_new_version_after_it(make_engine):
+    eng = make_engine("three_tasks.bpmn")
+    create_demo_users(eng)
+    case_id = eng.start("three_tasks").case_id
+    eng.deploy([VARIANTS / "three_tasks_triage_added.bpmn"])
+    plan = im.dry_run(eng, "three_tasks", 1, 2)
+    im.migrate(eng, "three_tasks", 1, 2, actor="owner", reason="triage before screening",
+               expected_versions=plan.expected_versions())
+    [task] = eng.list_tasks(case_id=case_id)
+    eng.complete_task(task["id"], {"contact": "phone"}, actor="advisor")
+    client = _client(create_app(eng, run_timers=False), "auditor")
+    try:
+        total = client.get(f"/cases/{case_id}/replay").context["total"]
+        pages = [client.get(f"/cases/{case_id}/replay?step={n}") for n in range(1, total + 1)]
+        moved = next(r for r in pages if any(e["type"] == "instance.migrated" for e in r.context["events"]))
+        [mig] = [e for e in moved.context["events"] if e["type"] == "instance.migrated"]
+        assert mig["migration"]["from"] == 1 and mig["migration"]["to"] == 2
+        assert "Moved from version 1 to version 2" in mig["sentence"]
+        assert "From this step on its diagram is version 2" in moved.text
+        before = pages[moved.context["step"] - 2]
+        [b], [m] = before.context["instances"], moved.context["instances"]
+        assert (b["version"], m["version"]) == (1, 2) and b["diagram_url"] != m["diagram_url"]
+        assert b"triage" not in client.get(b["diagram_url"]).content
+        assert b'id="triage"' in client.get(m["diagram_url"]).content
+        [after] = pages[-1].context["instances"]
+        assert after["version"] == 2 and after["ready"] == ["triage"]
+    finally:
+        timeline.clear_cache()
+
+
+# ---------------------------------------------------------------------- who may, and bad addresses
+def test_opening_the_replay_is_logged_and_a_caseworker_without_access_is_refused(world):
+    eng, app, case_id = world
+    r = _client(app, "auditor").get(f"/cases/{case_id}/replay?step=2")
+    assert r.status_code == 200
+    entry = access_log(eng, case_id)[-1]
+    assert (entry["user"], entry["action"], entry["outcome"]) == ("auditor", "replay", "allowed")
+    assert entry["page"] == f"/cases/{case_id}/replay?step=2"
+    # a caseworker who never worked on the case
+    ot = _client(app, "occupational-therapist").get(f"/cases/{case_id}/replay")
+    assert ot.status_code == 403 and "You do not have permission" in ot.text
+    # the social worker did work on it, until it was restricted to the team manager
+    assert _client(app, "social-worker").get(f"/cases/{case_id}/replay").status_code == 200
+    restrict_case(eng, case_id, ["team-manager"])
+    sw = _client(app, "social-worker")
+    for path in (f"/cases/{case_id}/replay", f"/cases/{case_id}/replay/diagrams/1"):
+        refused = sw.get(path)
+        assert refused.status_code == 403 and "restricted" in refused.text, path
+    entry = access_log(eng, case_id)[-1]
+    assert (entry["user"], entry["action"], entry["outcome"]) == ("social-worker", "refused:replay", "refused")
+    assert _client(app, "auditor").get(f"/cases/{case_id}/replay").status_code == 403  # not named on it
+    assert _client(app, "team-manager").get(f"/cases/{case_id}/replay").status_code == 200
+    signed_out = TestClient(app, follow_redirects=False).get(f"/cases/{case_id}/replay")
+    assert signed_out.status_code == 303 and signed_out.headers["location"] == "/sign-in"
+
+
+def test_bad_addresses_get_a_clear_page_and_change_nothing(world):
+    eng, app, case_id = world
+    client = _client(app, "auditor")
+    heads, count = eng.chain_heads(), _event_count(eng)
+    total = client.get(f"/cases/{case_id}/replay").context["total"]
+    cases = {
+        f"/cases/{case_id}/replay?step={total + 1}": (404, f"This case has no step {total + 1}: its steps are "
+                                                           f"numbered 1 to {total}."),
+        f"/cases/{case_id}/replay?step=0": (404, "This case has no step 0"),
+        f"/cases/{case_id}/replay?step=two": (400, "The step number in the address must be a whole number, not "
+                                                   "&#39;two&#39;."),
+        f"/cases/{case_id}/replay?step=-3": (400, "The step number in the address must be a whole number"),
+        "/cases/9999/replay": (404, "There is no case record at this address."),
+        "/cases/CASE-1/replay": (400, "The case number in the address must be a whole number, not &#39;CASE-1&#39;."),
+        f"/cases/{case_id}/replay?page=x": (400, "The page number in the address must be a whole number"),
+        f"/cases/{case_id}/replay/diagrams/abc": (400, "The diagram version in the address must be a whole number"),
+        f"/cases/{case_id}/replay/diagrams/99999": (404, "This case never ran on that diagram."),
+    }
+    for path, (status, message) in cases.items():
+        r = client.get(path, headers={"Accept": "text/html"})
+        assert r.status_code == status, path
+        assert r.headers["content-type"].startswith("text/html"), path
+        assert message in r.text, path
+    assert eng.chain_heads() == heads and _event_count(eng) == count
+
+
+# ---------------------------------------------------------------------- in the browser, by keyboard
+def test_the_auditor_steps_through_the_journey_by_keyboard_and_sees_the_path_grow(world):
+    eng, app, case_id = world
+    total = timeline.case_timeline(eng, case_id)["total_steps"]
+    with live_server(app) as base, launch() as browser:
+        context = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        sign_in(page, base, "auditor", demo_password("auditor"), then=None)
+        page.goto(f"{base}/cases/{case_id}")
+        page.click("#replay-link")
+        page.wait_for_url(f"{base}/cases/{case_id}/replay")
+        page.wait_for_selector(".app-replay-diagram[data-rendered=true]")
+        run_axe(page, "replay (step 1)")
+
+        def marked() -> dict[str, int]:
+            page.wait_for_function("() => [...document.querySelectorAll('.app-replay-diagram')]"
+                                   ".every(e => e.getAttribute('data-rendered') === 'true')")
+            return page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('.app-replay-diagram')]
+                .map(d => [d.id.replace(/-v\\d+$/, ''),
+                           d.querySelectorAll('.djs-element.app-marker-done, .djs-element.app-marker-flow').length]))""")
+
+        counts = [marked()]
+        assert sum(counts[0].values()) > 0
+        for n in range(2, total + 1):
+            page.keyboard.press("j" if n % 2 else "ArrowRight")
+            page.wait_for_function("n => document.querySelector('#replay-main').dataset.step === String(n)", arg=n)
+            counts.append(marked())
+            assert page.text_content("#replay-announce").startswith(f"Step {n} of {total}")
+            assert page.url == f"{base}/cases/{case_id}/replay?step={n}"
+        # on every diagram the marked path only grows, and every process of the journey appeared
+        for key in counts[-1]:
+            series = [c[key] for c in counts if key in c]
+            assert series == sorted(series) and series[-1] > 0, key
+        assert len(counts[-1]) == 6 and len(counts[0]) == 1
+        # and back again: the previous step's marks come back
+        page.keyboard.press("k")
+        page.wait_for_function("n => document.querySelector('#replay-main').dataset.step === String(n)",
+                               arg=total - 1)
+        assert marked() == counts[-2]
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_function("n => document.querySelector('#replay-main').dataset.step === String(n)",
+                               arg=total - 2)
+        # what the marks mean is said without colour: ticks on finished steps, and in words
+        assert page.locator(".app-marker-done-badge").count() > 0
+        assert page.locator("ol.app-replay-done li").count() > 0
+        run_axe(page, "replay (stepped)")
+        # without the script the links still step
+        page.goto(f"{base}/cases/{case_id}/replay?step=3")
+        page.click("#replay-next")
+        page.wait_for_function("() => document.querySelector('#replay-main').dataset.step === '4'")
+        assert errors == []
+        context.close()
