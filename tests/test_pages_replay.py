@@ -258,8 +258,8 @@ def test_the_auditor_steps_through_the_journey_by_keyboard_and_sees_the_path_gro
             page.wait_for_function("() => [...document.querySelectorAll('.app-replay-diagram')]"
                                    ".every(e => e.getAttribute('data-rendered') === 'true')")
             return page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('.app-replay-diagram')]
-                .map(d => [d.id.replace(/-v\\d+$/, ''),
-                           d.querySelectorAll('.djs-element.app-marker-done, .djs-element.app-marker-flow').length]))""")
+                .map(d => [d.id.replace(/-v\\d+$/, ''), d.querySelectorAll(
+                    '.djs-element.app-marker-done, .djs-element.app-marker-flow').length]))""")
 
         counts = [marked()]
         assert sum(counts[0].values()) > 0
