@@ -61,11 +61,19 @@ class Marks:
         return cls(frozenset(done), frozenset(flows), frozenset(current))
 
 
-def render_svg(xml: bytes, marks: Marks | None = None, *, file: str = "diagram.bpmn", title: str = "") -> str:
-    """The diagram in `xml` (a BPMN file) as an SVG document, with `marks` drawn on it."""
+def render_svg(xml: bytes, marks: Marks | None = None, *, file: str = "diagram.bpmn", title: str = "",
+               prefix: str = "d") -> str:
+    """The diagram in `xml` (a BPMN file) as an SVG document, with `marks` drawn on it. `prefix` starts the
+    ids inside it (its arrowheads), so that several drawings can share one HTML page."""
     tree = parse_xml(xml, file)
     diagram = read_diagram(tree, file)
-    return _Drawing(tree, diagram, marks or Marks()).svg(title)
+    return _Drawing(tree, diagram, marks or Marks(), prefix).svg(title)
+
+
+def names(xml: bytes, *, file: str = "diagram.bpmn") -> dict[str, str]:
+    """Each flow node's and sequence flow's name (its id when it has none), for sentences beside a drawing."""
+    d = read_diagram(parse_xml(xml, file), file)
+    return {**{k: n.name or k for k, n in d.nodes.items()}, **{k: f.name or k for k, f in d.flows.items()}}
 
 
 # ---------------------------------------------------------------------- drawing
@@ -74,8 +82,8 @@ def _fmt(n: float) -> str:
 
 
 class _Drawing:
-    def __init__(self, tree: etree._ElementTree, diagram: Diagram, marks: Marks) -> None:
-        self.tree, self.d, self.marks = tree, diagram, marks
+    def __init__(self, tree: etree._ElementTree, diagram: Diagram, marks: Marks, prefix: str) -> None:
+        self.tree, self.d, self.marks, self.prefix = tree, diagram, marks, prefix
         root = tree.getroot()
         self.definitions = {el.get("id"): [etree.QName(c).localname for c in el
                                            if isinstance(c.tag, str) and c.tag.endswith("EventDefinition")]
@@ -138,7 +146,8 @@ class _Drawing:
         etree.SubElement(root, f"{{{SVG}}}title").text = title or "Process diagram"
         defs = etree.SubElement(root, f"{{{SVG}}}defs")
         for name, colour in (("arrow", INK), ("arrow-done", DONE)):
-            m = etree.SubElement(defs, f"{{{SVG}}}marker", id=name, viewBox="0 0 10 10", refX="10", refY="5",
+            m = etree.SubElement(defs, f"{{{SVG}}}marker", id=f"{self.prefix}-{name}", viewBox="0 0 10 10",
+                                 refX="10", refY="5",
                                  markerWidth="7" if name == "arrow" else "4",
                                  markerHeight="7" if name == "arrow" else "4",
                                  orient="auto", markerUnits="strokeWidth")
@@ -301,7 +310,7 @@ class _Drawing:
         etree.SubElement(g, f"{{{SVG}}}polyline", points=" ".join(f"{_fmt(a)},{_fmt(b)}" for a, b in f.points),
                          fill="none", stroke=DONE if taken else INK,
                          **{"stroke-width": "4.5" if taken else "1.5", "stroke-linejoin": "round",
-                            "marker-end": "url(#arrow-done)" if taken else "url(#arrow)"})
+                            "marker-end": f"url(#{self.prefix}-arrow{'-done' if taken else ''})"})
         box = f.label()
         if box is not None:
             lx, ly, lw, _ = box

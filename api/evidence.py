@@ -1,0 +1,335 @@
+"""Evidence packs: one case exported for an investigator, as a zip an auditor can hand on.
+
+`GET /cases/{id}/evidence` asks why (a reason is required); `POST` returns
+`evidence-<reference>-<YYYYMMDD>.zip` holding:
+
+* `evidence.pdf` — rendered by WeasyPrint from `templates/evidence_pdf.html`: a cover (case, who
+  exported it, when, why), the integrity result (`engine.integrity.check_case`, run at export
+  time), every history event in plain English with its time and actor, the path taken on the
+  diagram of each process instance (drawn on the server by api/diagram_svg.py), case notes and
+  every letter as sent;
+* `history.json` — the case chain's events exactly as stored (hashes, and each event's data as the
+  canonical JSON text that was hashed), so the chain can be re-verified outside carepath;
+* `chain-heads.json` — the case chain's head and the system chain's head when the pack was made;
+* `manifest.json` — the case, the export (who, when, why) and the SHA-256 and size of the three
+  files above; `SHA256SUMS` — `sha256sum -c` lines for all four.
+
+Who may export (docs/security.md): team managers and auditors (`EXPORT_ROLES`) who may open the
+case — a restricted case only by those named on it. Every export, and every refused attempt, is
+written to the case access log with its reason and page; the reason is never written to the
+server's log. `build_pack` is shared with the command line (`carepath evidence`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from engine.clock import as_utc
+from engine.errors import NotFoundError, ValidationError
+from engine.history import case_chain
+from engine.schema import cases, chains, events, users
+
+from . import case_record as cr
+from . import page_kit as kit
+from .access import can_open_case, log_access
+from .auth import OVERSIGHT_ROLES, User
+from .diagram_svg import Marks, names, render_svg
+from .errors import forbidden
+
+router = APIRouter(include_in_schema=False)
+EXPORT_ROLES = OVERSIGHT_ROLES  # team managers and auditors
+MAX_REASON = 2000
+REASON_EMPTY = "Enter why you are exporting this case"
+REASON_LONG = f"Why you are exporting this case must be {MAX_REASON} characters or fewer"
+FILES = ("evidence.pdf", "history.json", "chain-heads.json")
+HASH_RECIPE = ("hash = SHA-256 of prev_hash + '\\n' + canonical JSON of [chain, seq, step, type, at, actor, "
+               "instance_id] + '\\n' + data_json (UTF-8; canonical JSON: sorted keys, no spaces, non-ASCII kept)")
+
+
+@dataclass
+class Pack:
+    filename: str  # evidence-CASE-000123-20310303.zip
+    content: bytes  # the zip
+    files: dict[str, bytes]  # what is in it, by name
+
+
+# ---------------------------------------------------------------------- who may export
+def may_export(user: User) -> bool:
+    return user.has(*EXPORT_ROLES)
+
+
+def check_export(engine: Any, user: User, case_id: int, *, page: str | None) -> None:
+    """404 for an unknown case; 403 (logged as a refused export) unless this user may export it."""
+    with engine.db.engine.connect() as conn:
+        if conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is None:
+            raise NotFoundError(f"no case {case_id}", case=case_id)
+    ok, why = can_open_case(engine, user, case_id)
+    if ok and not may_export(user):
+        ok, why = False, "only team managers and auditors may export an evidence pack"
+    if not ok:
+        log_access(engine, case_id, user, "export", page=page, outcome="refused")
+        raise forbidden(why)
+
+
+def clean_reason(reason: str | None) -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise ValidationError(REASON_EMPTY, errors=[{"field": "reason", "message": REASON_EMPTY}])
+    if len(text) > MAX_REASON:
+        raise ValidationError(REASON_LONG, errors=[{"field": "reason", "message": REASON_LONG}])
+    return text
+
+
+# ---------------------------------------------------------------------- building the pack
+def build_pack(engine: Any, case_id: int, user: User, reason: str, *, page: str | None = None) -> Pack:
+    """Check access, run the integrity check, build the zip and log the export (see the module docstring)."""
+    reason = clean_reason(reason)
+    check_export(engine, user, case_id, page=page)
+    from engine.integrity import check_case
+
+    integrity = check_case(engine, case_id, actor=user.username)
+    stored, heads = _stored_history(engine, case_id)
+    rec = cr.load(engine, case_id, with_history=False)
+    rec.history = [dict(e, data=json.loads(e["data_json"])) for e in stored]
+    exported_at = engine.now()
+    ref = rec.case["reference"]
+    exporter = {"username": user.username, "name": user.display_name, "roles": sorted(user.roles)}
+
+    history_json = _json_bytes({"case": {"id": case_id, "reference": ref}, "chain": case_chain(case_id),
+                                "hash_recipe": HASH_RECIPE, "events": stored})
+    heads_json = _json_bytes({"read_at": _iso(exported_at), **heads})
+    pdf = render_pdf(engine, rec, integrity=integrity, exporter=exporter, reason=reason, exported_at=exported_at,
+                     heads=heads)
+    files = {"evidence.pdf": pdf, "history.json": history_json, "chain-heads.json": heads_json}
+    manifest = _json_bytes({
+        "case": {"id": case_id, "reference": ref}, "exported_by": exporter, "exported_at": _iso(exported_at),
+        "reason": reason, "integrity": {"verified": integrity.get("verified"), "replay_ok": integrity.get("replay_ok")},
+        "files": [{"name": n, "sha256": _sha256(files[n]), "bytes": len(files[n])} for n in FILES]})
+    files["manifest.json"] = manifest
+    files["SHA256SUMS"] = "".join(f"{_sha256(files[n])}  {n}\n" for n in (*FILES, "manifest.json")).encode()
+    name = f"evidence-{_safe(ref)}-{as_utc(exported_at):%Y%m%d}.zip"
+    content = _zip(files, exported_at)
+    log_access(engine, case_id, user, "export", page=page, reason=reason)
+    return Pack(name, content, files)
+
+
+def _stored_history(engine: Any, case_id: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The case chain's events as stored, up to the heads read first (one consistent cut even while the
+    case moves on), and those heads."""
+    chain = case_chain(case_id)
+    with engine.db.engine.connect() as conn:
+        head_rows = {r.chain: r for r in conn.execute(select(chains).where(chains.c.chain.in_([chain, "system"])))}
+        limit = head_rows[chain].seq if chain in head_rows else 0
+        rows = conn.execute(select(events).where(events.c.chain == chain, events.c.seq <= limit)
+                            .order_by(events.c.seq, events.c.id)).all()
+    stored = [{"id": r.id, "chain": r.chain, "seq": r.seq, "step": r.step, "case_id": r.case_id,
+               "instance_id": r.instance_id, "type": r.type, "at": r.at, "actor": r.actor, "data_json": r.data,
+               "prev_hash": r.prev_hash, "hash": r.hash} for r in rows]
+
+    def head(name: str) -> dict[str, Any] | None:
+        r = head_rows.get(name)
+        return None if r is None else {"chain": r.chain, "seq": r.seq, "hash": r.hash}
+
+    return stored, {"case_chain": head(chain), "system_chain": head("system")}
+
+
+def _json_bytes(value: Any) -> bytes:
+    return (json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str) + "\n").encode()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _iso(at: datetime) -> str:
+    return as_utc(at).isoformat(timespec="seconds")
+
+
+def _safe(reference: str) -> str:
+    return re.sub(r"[^A-Za-z0-9-]+", "-", reference).strip("-") or "case"
+
+
+def _zip(files: dict[str, bytes], at: datetime) -> bytes:
+    buf = io.BytesIO()
+    stamp = as_utc(at).timetuple()[:6]
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files.items():
+            info = zipfile.ZipInfo(name, date_time=stamp)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, data)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------- the PDF
+def render_pdf(engine: Any, rec: cr.Loaded, *, integrity: dict[str, Any], exporter: dict[str, Any], reason: str,
+               exported_at: datetime, heads: dict[str, Any]) -> bytes:
+    import weasyprint  # imported here: only exports need it (and its system libraries)
+
+    html = kit.templates.get_template("evidence_pdf.html").render(
+        case=rec.case, name=rec.person.get("name") or rec.case["title"], exporter=exporter, reason=reason,
+        exported_at=cr.day_and_time(exported_at), integrity=_integrity_view(integrity), heads=heads,
+        events=evidence_chronology(rec), diagrams=diagrams(engine, rec),
+        notes=[{**n, "label": cr.NOTE_KINDS.get(n["kind"], cr.humanise(n["kind"])),
+                "when": cr.day_and_time(n["at"]), "who": rec.who(n["author"])} for n in rec.notes],
+        letters=[{**d, "when": cr.day_and_time(d["created_at"])} for d in rec.documents],
+        rows=[r for r in cr.person_rows(engine, rec.person) if r["text"]])
+    return weasyprint.HTML(string=html).write_pdf()
+
+
+def _integrity_view(result: dict[str, Any]) -> dict[str, Any]:
+    findings = [str(f) for f in result.get("verify_findings") or []]
+    ok = bool(result.get("verified")) and bool(result.get("replay_ok"))
+    return {"ok": ok, "verified": bool(result.get("verified")), "findings": findings,
+            "replay_ok": bool(result.get("replay_ok")), "divergence": result.get("replay_divergence"),
+            "checked_at": cr.day_and_time(result.get("checked_at")) if result.get("checked_at") else "",
+            "checked_by": result.get("checked_by") or ""}
+
+
+def evidence_chronology(rec: cr.Loaded) -> list[dict[str, Any]]:
+    """Every event of the case chain, oldest first, as a sentence (the case page's wording); events the
+    case page leaves out get their type in words, so nothing in the history is missing from the PDF."""
+    completed = {e["data"].get("task_id") for e in rec.history if e["type"] == "task.completed"}
+    inst_by_id = {i["id"]: i for i in rec.instances}
+    doc_queue: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for d in rec.documents:
+        doc_queue.setdefault((d["instance_id"], d["element_id"]), []).append(d)
+    out = []
+    for e in rec.history:
+        text, _, _ = cr.describe(e, rec, inst_by_id, completed, doc_queue)
+        if text is None:
+            ver = rec.versions.get(e.get("instance_id"))
+            el = (e.get("data") or {}).get("element_id")
+            text = cr.humanise(e["type"].replace(".", " ")) + (f": {ver.element_name(el)}" if ver and el else "")
+        out.append({"seq": e["seq"], "when": cr.day_and_time(e["at"]), "who": rec.who(e["actor"]),
+                    "text": text, "type": e["type"]})
+    return out
+
+
+def diagrams(engine: Any, rec: cr.Loaded) -> list[dict[str, Any]]:
+    """The diagram of the version each process instance ran on (the version it was on last, if it was
+    moved) with its path taken (`engine.timeline.path`) marked; instances of one version that took
+    exactly the same path and stand in the same place (yearly reviews, say) share one drawing."""
+    from engine.timeline import diagram_of, path
+
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for p in path(engine, rec.case["id"])["instances"]:
+        where = (*p["ready"], *(w["element_id"] for w in p["waiting"]), *p["running"], *p["failed"])
+        key = (p["process_version_id"], p["status"], tuple(sorted(p["completed"])), tuple(sorted(p["flows"])),
+               tuple(sorted(where)), tuple((b["gateway"], b["flow"]) for b in p["branches"]))
+        groups.setdefault(key, []).append(p)
+    out = []
+    for key, insts in groups.items():
+        p = insts[0]
+        xml, file = diagram_of(engine, p["process_version_id"])
+        where = key[4]
+        marks = Marks.of(done=p["completed"], flows=p["flows"], current=where)
+        label = f"{p['name']} (version {p['version']})"
+        ids = ", ".join(str(i["instance_id"]) for i in insts)
+        title = f"{label}: the path taken by process instance{'s' if len(insts) > 1 else ''} {ids}"
+        called = names(xml, file=file)
+        out.append({"instances": insts, "version": label, "title": title,
+                    "svg": render_svg(xml, marks, file=file, title=title, prefix=f"d{len(out) + 1}"),
+                    "branches": [{"gateway": called.get(b["gateway"], b["gateway"]),
+                                  "flow": called.get(b["flow"], b["flow"]),
+                                  "target": called.get(b["target"], b["target"])} for b in p["branches"]],
+                    "current": [called.get(e, e) for e in dict.fromkeys(where)]})
+    return out
+
+
+# ---------------------------------------------------------------------- the command line
+def user_named(engine: Any, username: str) -> User:
+    """The active user `username` (for `carepath evidence --as`)."""
+    from .auth import _user
+
+    with engine.db.engine.connect() as conn:
+        row = conn.execute(select(users).where(users.c.username == username, users.c.active.is_(True))).first()
+    if row is None:
+        raise NotFoundError(f"no active user '{username}': name a team manager or auditor with --as",
+                            user=username)
+    return _user(row)
+
+
+def export_to_file(engine: Any, case_ref: str, username: str, reason: str, out: str | None) -> tuple[str, Pack]:
+    """`carepath evidence CASE --reason TEXT --out FILE --as USER`: the pack written to `out` (default: its
+    own name in the current folder); CASE is a case id or reference."""
+    from pathlib import Path
+
+    user = user_named(engine, username)
+    case_id = case_id_of(engine, case_ref)
+    pack = build_pack(engine, case_id, user, reason, page="carepath evidence")
+    target = Path(out) if out else Path(pack.filename)
+    if target.is_dir():
+        target = target / pack.filename
+    target.write_bytes(pack.content)
+    return str(target), pack
+
+
+def case_id_of(engine: Any, ref: str) -> int:
+    text = ref.strip()
+    with engine.db.engine.connect() as conn:
+        q = select(cases.c.id).where(cases.c.reference == text)
+        if text.isdigit():
+            q = select(cases.c.id).where(cases.c.id == int(text))
+        row = conn.execute(q).first()
+    if row is None:
+        raise NotFoundError(f"no case '{ref}' (give its id or its reference, e.g. CASE-000123)", case=ref)
+    return int(row.id)
+
+
+# ---------------------------------------------------------------------- the pages
+NOT_FOUND = "There is no case record at this address."
+
+
+def _form(request: Request, user: User, case: dict[str, Any], *, reason: str = "", error: str = "",
+          status: int = 200) -> Response:
+    errors = [{"text": error, "href": "#reason"}] if error else []
+    return kit.render(request, "evidence.html", {"user": user, "case": case, "reason": reason, "error": error,
+                                                 "errors": errors, "max_reason": MAX_REASON}, status)
+
+
+@router.get("/cases/{case_id}/evidence", response_class=HTMLResponse)
+def evidence_form(request: Request, case_id: int) -> Response:
+    user = None
+    try:
+        user = kit.signed_in(request)
+        engine = request.app.state.engine
+        check_export(engine, user, case_id, page=f"/cases/{case_id}/evidence")
+        case = engine.get_case(case_id)
+    except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
+        return kit.guard(request, user, exc, not_found=NOT_FOUND)
+    return _form(request, user, case)
+
+
+@router.post("/cases/{case_id}/evidence")
+async def evidence_post(request: Request, case_id: int) -> Response:
+    form = await kit.posted_form(request)
+    user = None
+    page = f"/cases/{case_id}/evidence"
+    try:
+        user = kit.signed_in(request)
+        kit.check_csrf(user, form)
+        engine = request.app.state.engine
+        await run_in_threadpool(check_export, engine, user, case_id, page=page)
+        reason = kit.one(form, "reason")
+        try:
+            pack = await run_in_threadpool(build_pack, engine, case_id, user, reason, page=page)
+        except ValidationError as exc:
+            case = await run_in_threadpool(engine.get_case, case_id)
+            return _form(request, user, case, reason=reason, error=exc.errors[0]["message"], status=400)
+    except Exception as exc:  # noqa: BLE001
+        return kit.guard(request, user, exc, not_found=NOT_FOUND)
+    resp = Response(pack.content, media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="{pack.filename}"'})
+    return kit.with_headers(resp)

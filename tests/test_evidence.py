@@ -1,0 +1,233 @@
+"""Evidence packs (api/evidence.py): what is in the zip, who may make one, and what is logged.
+
+The cases are the ones tests/test_api_cases.py builds: Joan Barker (front door → reablement, open)
+and Peter Clarke (needs assessment → personal budget → support plan, with letters), on SQLite and
+PostgreSQL. The PDF's text is read back with pypdf.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import zipfile
+
+import pytest
+from pypdf import PdfReader
+from sqlalchemy import func, select
+
+from api.access import access_log, restrict_case
+from api.errors import ApiError
+from api.evidence import build_pack, user_named
+from engine.cli import main as cli_main
+from engine.errors import NotFoundError, ValidationError
+from engine.history import SYSTEM_CHAIN, canonical_json, event_hash
+from engine.integrity import last_check
+from engine.schema import chains, events
+from tests.test_api_cases import build_world
+from tests.test_history import _bypass_triggers
+
+FILES = {"evidence.pdf", "history.json", "chain-heads.json", "manifest.json", "SHA256SUMS"}
+REASON = "Ombudsman complaint 31/0042 about the support plan (asked for by J. Reid, investigator)"
+
+
+@pytest.fixture
+def world(db_url):
+    eng, cases = build_world(db_url)
+    yield eng, cases
+    eng.db.dispose()
+
+
+def _pdf_text(data: bytes) -> str:
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
+    return " ".join(text.split())
+
+
+def _stored(eng, case_id: int) -> list[dict]:
+    with eng.db.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(
+            select(events).where(events.c.chain == f"case:{case_id}").order_by(events.c.seq))]
+
+
+def _system_events(eng) -> int:
+    with eng.db.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(events).where(events.c.chain == SYSTEM_CHAIN)).scalar()
+
+
+def _exports(eng, case_id: int) -> list[dict]:
+    return [a for a in access_log(eng, case_id) if a["action"].endswith("export")]
+
+
+# ---------------------------------------------------------------------- the pack
+def test_the_zip_holds_the_files_and_its_manifest_and_sums_match_every_file(world):
+    eng, cases = world
+    pack = build_pack(eng, cases["peter"], user_named(eng, "audrey"), REASON)
+    assert re.fullmatch(r"evidence-CASE-\d{6}-20310303\.zip", pack.filename)
+    with zipfile.ZipFile(io.BytesIO(pack.content)) as z:
+        assert z.testzip() is None
+        files = {name: z.read(name) for name in z.namelist()}
+    assert set(files) == FILES
+    manifest = json.loads(files["manifest.json"])
+    listed = {f["name"]: f for f in manifest["files"]}
+    assert set(listed) == {"evidence.pdf", "history.json", "chain-heads.json"}
+    for name, entry in listed.items():
+        assert entry["sha256"] == hashlib.sha256(files[name]).hexdigest(), name
+        assert entry["bytes"] == len(files[name])
+    sums = dict(reversed(line.split("  ", 1)) for line in files["SHA256SUMS"].decode().splitlines())
+    assert set(sums) == FILES - {"SHA256SUMS"}
+    for name, digest in sums.items():
+        assert digest == hashlib.sha256(files[name]).hexdigest(), name
+    assert manifest["reason"] == REASON
+    assert manifest["exported_by"]["username"] == "audrey" and manifest["exported_by"]["name"] == "Audrey Lamb"
+    assert manifest["exported_at"] == "2031-03-03T09:00:00+00:00"  # the engine's clock, not the wall clock
+    assert manifest["case"]["reference"] == eng.get_case(cases["peter"])["reference"]
+
+
+def test_the_pdf_has_the_cover_the_integrity_result_every_event_the_diagrams_and_the_letters(world):
+    eng, cases = world
+    peter = cases["peter"]
+    pack = build_pack(eng, peter, user_named(eng, "audrey"), REASON)
+    pdf = pack.files["evidence.pdf"]
+    assert pdf.startswith(b"%PDF-")
+    text = _pdf_text(pdf)
+    ref = eng.get_case(peter)["reference"]
+    assert f"Case {ref}" in text and "Peter Clarke" in text
+    assert "Audrey Lamb (audrey; auditor)" in text and REASON in text
+    assert "Integrity check passed: the history has not been altered." in text
+    assert "FAILED" not in text
+    # every event, in order, with its type as stored
+    stored = _stored(eng, peter)
+    assert re.findall(r"\[([a-z_]+\.[a-z_]+)\]", text) == [e["type"] for e in stored]
+    for e in stored:
+        assert f"#{e['seq']} " in text
+    for sentence in ("Assess needs completed by Sam Okoro", "Sign off plan completed by Mary Khan",
+                     "Write support plan claimed by Sam Okoro", "Needs assessment (Care Act s.9) started"):
+        assert sentence in text, sentence
+    # a drawing of each process the case ran through, with the task names from the diagrams
+    for title in ("Path taken: Needs assessment (Care Act s.9) (version 1)", "Path taken: Personal budget (RAS)",
+                  "Path taken: Support plan"):
+        assert title in text, title
+    assert "Write support plan" in text and "Sign off plan" in text
+    # the letters as sent, whole
+    letters = eng.documents(peter)
+    assert letters
+    for doc in letters:
+        assert doc["title"] in text
+        last_line = [line for line in doc["body"].splitlines() if line.strip()][-1]
+        assert " ".join(last_line.split()) in text
+
+
+def test_history_json_is_the_stored_chain_and_verifies_on_its_own(world):
+    eng, cases = world
+    peter = cases["peter"]
+    pack = build_pack(eng, peter, user_named(eng, "mary"), REASON)
+    doc = json.loads(pack.files["history.json"])
+    stored = _stored(eng, peter)
+    assert doc["chain"] == f"case:{peter}"
+    as_stored = [{**{k: v for k, v in e.items() if k != "data_json"}, "data": e["data_json"]} for e in doc["events"]]
+    assert as_stored == stored
+    # an investigator can re-check every link with nothing but the file and the recipe it states
+    prev = "0" * 64
+    for e in doc["events"]:
+        assert e["prev_hash"] == prev
+        assert canonical_json(json.loads(e["data_json"])) == e["data_json"]
+        assert event_hash(prev, e["chain"], e["seq"], e["step"], e["type"], e["at"], e["actor"], e["instance_id"],
+                          e["data_json"]) == e["hash"]
+        prev = e["hash"]
+    heads = json.loads(pack.files["chain-heads.json"])
+    with eng.db.engine.connect() as conn:
+        rows = {r.chain: r for r in conn.execute(select(chains))}
+    case_head = rows[f"case:{peter}"]
+    assert heads["case_chain"] == {"chain": f"case:{peter}", "seq": case_head.seq, "hash": case_head.hash}
+    assert heads["case_chain"]["hash"] == prev and heads["case_chain"]["seq"] == stored[-1]["seq"]
+    # the system chain's head includes the integrity check run for this export
+    assert heads["system_chain"] == {"chain": SYSTEM_CHAIN, "seq": rows[SYSTEM_CHAIN].seq,
+                                     "hash": rows[SYSTEM_CHAIN].hash}
+
+
+def test_the_export_runs_an_integrity_check_and_is_logged_with_its_reason(world):
+    eng, cases = world
+    joan = cases["joan"]
+    before = _system_events(eng)
+    build_pack(eng, joan, user_named(eng, "audrey"), f"  {REASON}\n", page="/cases/1/evidence")
+    check = last_check(eng, joan)
+    assert check is not None and check["checked_by"] == "audrey"
+    assert _system_events(eng) == before + 1
+    [entry] = _exports(eng, joan)
+    assert entry["user"] == "audrey" and entry["reason"] == REASON and entry["outcome"] == "allowed"
+    assert entry["page"] == "/cases/1/evidence"
+
+
+def test_a_tampered_history_is_reported_as_failed_in_the_pdf(world):
+    eng, cases = world
+    peter = cases["peter"]
+    _bypass_triggers(eng, "UPDATE events SET actor = 'mallory' WHERE chain = :c AND seq = 7", c=f"case:{peter}")
+    pack = build_pack(eng, peter, user_named(eng, "audrey"), REASON)
+    text = _pdf_text(pack.files["evidence.pdf"])
+    assert "Integrity check FAILED" in text and "passed" not in text.split("Integrity of the history")[1][:200]
+    assert f"case:{peter} event #7" in text
+    assert json.loads(pack.files["manifest.json"])["integrity"]["verified"] is False
+
+
+@pytest.mark.parametrize("reason", ["", "   \n  ", "x" * 2001])
+def test_no_pack_without_a_reason_and_nothing_is_recorded(world, reason):
+    eng, cases = world
+    before = _system_events(eng)
+    with pytest.raises(ValidationError) as err:
+        build_pack(eng, cases["peter"], user_named(eng, "audrey"), reason)
+    assert err.value.errors[0]["field"] == "reason"
+    assert _exports(eng, cases["peter"]) == []
+    assert _system_events(eng) == before  # no integrity check was run either
+
+
+def test_who_may_export(world):
+    eng, cases = world
+    joan = cases["joan"]
+    # sam is a social worker with no task on Joan's case: refused, and the refusal is logged
+    with pytest.raises(ApiError) as err:
+        build_pack(eng, joan, user_named(eng, "sam"), REASON)
+    assert err.value.status == 403
+    # rosa works on Joan's case and may open it, but exporting is for team managers and auditors
+    with pytest.raises(ApiError) as err:
+        build_pack(eng, joan, user_named(eng, "rosa"), REASON)
+    assert err.value.status == 403 and "team managers and auditors" in err.value.message
+    # a process owner does not open case records at all
+    with pytest.raises(ApiError):
+        build_pack(eng, joan, user_named(eng, "percy"), REASON)
+    assert [(a["user"], a["outcome"]) for a in _exports(eng, joan)] == [
+        ("sam", "refused"), ("rosa", "refused"), ("percy", "refused")]
+    assert build_pack(eng, joan, user_named(eng, "mary"), REASON).content.startswith(b"PK")
+    # a restricted case: only those named on it, and of them only team managers and auditors
+    restrict_case(eng, joan, ["mary", "rosa"])
+    with pytest.raises(ApiError) as err:
+        build_pack(eng, joan, user_named(eng, "audrey"), REASON)
+    assert err.value.status == 403 and "restricted" in err.value.message
+    assert build_pack(eng, joan, user_named(eng, "mary"), REASON).filename.endswith(".zip")
+    with pytest.raises(NotFoundError):
+        build_pack(eng, 999_999, user_named(eng, "audrey"), REASON)
+
+
+# ---------------------------------------------------------------------- the command line
+def test_carepath_evidence_writes_the_pack(world, tmp_path, capsys):
+    eng, cases = world
+    ref = eng.get_case(cases["peter"])["reference"]
+    out = tmp_path / "pack.zip"
+    url = str(eng.db.engine.url.render_as_string(hide_password=False))
+    code = cli_main(["evidence", ref, "--reason", REASON, "--out", str(out), "--as", "audrey", "--db", url])
+    assert code == 0, capsys.readouterr().err
+    assert str(out) in capsys.readouterr().out
+    with zipfile.ZipFile(out) as z:
+        assert set(z.namelist()) == FILES
+        manifest = json.loads(z.read("manifest.json"))
+    assert manifest["reason"] == REASON and manifest["exported_by"]["username"] == "audrey"
+    assert _exports(eng, cases["peter"])[-1]["page"] == "carepath evidence"
+
+    assert cli_main(["evidence", ref, "--reason", " ", "--out", str(tmp_path / "x.zip"), "--as", "audrey",
+                     "--db", url]) == 1
+    assert "Enter why you are exporting this case" in capsys.readouterr().err
+    assert cli_main(["evidence", "CASE-999999", "--reason", REASON, "--as", "audrey", "--db", url]) == 1
+    assert "no case 'CASE-999999'" in capsys.readouterr().err
+    assert cli_main(["evidence", ref, "--reason", REASON, "--as", "nobody", "--db", url]) == 1
+    assert "no active user 'nobody'" in capsys.readouterr().err
+    assert not (tmp_path / "x.zip").exists()
