@@ -6,13 +6,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DB ?= sqlite:///var/demo.db
 
-.PHONY: setup chromium modeller-bundle run test bench clean
+.PHONY: setup chromium pango modeller-bundle run test bench clean
 
 CHROMIUM ?= /usr/bin/chromium
 
 # setup: the Python venv, bpmn-js from the locked npm dependencies, and Debian's
 # Chromium (the headless browser tests/test_modeller_import.py opens the diagrams in).
-setup: $(VENV)/.installed node_modules/.package-lock.json modeller-bundle chromium
+setup: $(VENV)/.installed node_modules/.package-lock.json modeller-bundle chromium pango
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,17 @@ modeller-bundle: api/static/dist/modeller.js
 
 api/static/dist/modeller.js: node_modules/.package-lock.json $(MODELLER_SRC)
 	node modeller/build.mjs
+
+# Pango, which WeasyPrint (the evidence pack's PDF) draws text with, only when it is missing; apt needs root.
+pango:
+	@if ! ldconfig -p | grep -q 'libpangoft2-1.0.so.0'; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update && apt-get install -y libpango-1.0-0 libpangoft2-1.0-0 fonts-liberation; \
+	  else \
+	    echo "Pango is missing and this is not root: run 'sudo apt-get install -y libpango-1.0-0 libpangoft2-1.0-0'" \
+	         "(evidence packs cannot be exported without it)"; \
+	  fi; \
+	fi
 
 # Debian's chromium, only when it is missing; apt needs root.
 chromium:
