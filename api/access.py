@@ -217,8 +217,8 @@ def entry_outcome(action: str, outcome: str | None) -> tuple[str, str]:
 
 
 def access_log(engine: Any, case_id: int) -> list[dict[str, Any]]:
-    """A case's access log, oldest first. `action` keeps the form "refused:<action>" for a refusal
-    (what callers have always compared against); `outcome`, `page` and `reason` say the rest."""
+    """A case's access log, oldest first: who, when and what (a refusal as "refused:<action>"). The page,
+    reason and outcome of each entry are read through api/audit.py (`read_log`)."""
     from engine.clock import as_utc
 
     with engine.db.engine.connect() as conn:
@@ -228,6 +228,5 @@ def access_log(engine: Any, case_id: int) -> list[dict[str, Any]]:
     for r in rows:
         action, outcome = entry_outcome(r.action, r.outcome)
         out.append({"case_id": r.case_id, "user": r.user, "at": as_utc(r.at),
-                    "action": f"refused:{action}" if outcome == "refused" else action,
-                    "outcome": outcome, "page": r.page, "reason": r.reason})
+                    "action": f"refused:{action}" if outcome == "refused" else action})
     return out
