@@ -186,3 +186,27 @@ def test_a_restricted_then_unrestricted_case_replays(world):
     report = replay_case(eng, p["edith"])
     assert report.ok, str(report)
     assert report.events_replayed == len(types)
+
+
+def test_replay_names_an_event_slipped_into_a_bookkeeping_step(make_engine):
+    eng, case_id = _case(make_engine)
+    [task] = eng.list_tasks(case_id=case_id)
+    eng.claim(task["id"], "advisor1")
+    eng.complete_task(task["id"], {"outcome": "done"}, actor="advisor1")
+    claimed = next(e for e in eng.history(case_id) if e["type"] == "task.claimed")
+    completed = next(e for e in eng.history(case_id) if e["seq"] == claimed["seq"] + 1)
+    assert completed["type"] == "task.completed" and completed["step"] != claimed["step"]
+    _bypass_triggers(eng, "UPDATE events SET step = :s WHERE id = :id", s=claimed["step"], id=completed["id"])
+    _replay_names(eng, case_id, completed["seq"], "bookkeeping")
+
+
+def test_replay_tells_a_whole_number_from_a_decimal(make_engine, calls):
+    from tests.test_replay import _busy_case
+
+    eng, case_id = _busy_case(make_engine, calls)
+    child = next(e for e in eng.history(case_id)
+                 if e["type"] == "instance.started" and e["data"]["parent_instance_id"] is not None)
+    assert child["data"]["data"] == {"amount": 24000}  # passed on by the parent, not an input
+    _bypass_triggers(eng, "UPDATE events SET data = replace(data, :old, :new) WHERE id = :id",
+                     old='"amount":24000', new='"amount":24000.0', id=child["id"])
+    _replay_names(eng, case_id, child["seq"], "content differs")
