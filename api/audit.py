@@ -455,16 +455,16 @@ def search_page(request: Request) -> Response:
         ctx: dict[str, Any] = {"user": user, "v": {k: values.get(k, "") for k in values.keys()},
                                "processes": process_ids(engine), "event_types": EVENT_TYPES,
                                "field_errors": {}, "errors": [], "result": None}
-        if any(v.strip() for k, v in values.items() if k != "page"):
+        if any(k not in ("page", "per_page") for k in values.keys()):  # the form was sent
             try:
-                page = _page_number(values)
+                page, per_page = _page_number(values), _page_size(values)
                 c = parse_criteria(values, engine.now().date())
             except ApiError as exc:
                 if exc.status != 422:
                     raise
                 ctx["field_errors"], ctx["errors"] = _field_errors(exc, SEARCH_ANCHORS)
                 return kit.render(request, "audit_cases.html", ctx, 400)
-            result = search_cases(engine, user, c, page=page, shown_on="/audit/cases")
+            result = search_cases(engine, user, c, page=page, per_page=per_page, shown_on="/audit/cases")
             result["results"] = _with_times(result["results"])
             ctx["result"] = result
             ctx["paging"] = _paging("/audit/cases", values, result["page"], result["pages"])
@@ -488,14 +488,14 @@ def access_log_page(request: Request) -> Response:
         ctx: dict[str, Any] = {"user": user, "v": {k: values.get(k, "") for k in values.keys()},
                                "actions": ACTIONS, "field_errors": {}, "errors": [], "result": None}
         try:
-            page = _page_number(values)
+            page, per_page = _page_number(values), _page_size(values)
             f = parse_log_filter(values)
         except ApiError as exc:
             if exc.status != 422:
                 raise
             ctx["field_errors"], ctx["errors"] = _field_errors(exc, LOG_ANCHORS)
             return kit.render(request, "audit_access_log.html", ctx, 400)
-        result = read_log(engine, user, f, page=page)
+        result = read_log(engine, user, f, page=page, per_page=per_page)
         result["entries"] = _with_times(result["entries"])
         ctx["result"] = result
         ctx["paging"] = _paging("/audit/access-log", values, result["page"], result["pages"])
