@@ -70,6 +70,9 @@ def may_export(user: User) -> bool:
     return user.has(*EXPORT_ROLES)
 
 
+kit.templates.env.globals["may_export"] = may_export  # the case record shows the link to those who may
+
+
 def check_export(engine: Any, user: User, case_id: int, *, page: str | None) -> None:
     """404 for an unknown case; 403 (logged as a refused export) unless this user may export it."""
     with engine.db.engine.connect() as conn:

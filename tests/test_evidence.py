@@ -17,7 +17,8 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
-from api.access import access_log, restrict_case
+from api.access import restrict_case
+from api.auth import case_access_log
 from api.errors import ApiError
 from api.evidence import build_pack, user_named
 from engine.cli import main as cli_main
@@ -56,7 +57,11 @@ def _system_events(eng) -> int:
 
 
 def _exports(eng, case_id: int) -> list[dict]:
-    return [a for a in access_log(eng, case_id) if a["action"].endswith("export")]
+    """The case's access log lines for exports, as stored (user, reason, page, outcome)."""
+    with eng.db.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(
+            select(case_access_log).where(case_access_log.c.case_id == case_id,
+                                          case_access_log.c.action == "export").order_by(case_access_log.c.id))]
 
 
 # ---------------------------------------------------------------------- the pack
