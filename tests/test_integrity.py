@@ -165,3 +165,39 @@ def test_the_last_check_as_json(world):
     got = client.get(f"/api/cases/{p['edith']}/integrity").json()["last_check"]
     assert got["verified"] and got["replay_ok"] and got["checked_by"] == "auditor"
     assert client.get("/api/cases/999999/integrity").status_code == 404
+
+
+def test_in_the_browser_an_auditor_sees_the_panel_turn_red_after_an_edit_in_the_database(world):
+    from tests.browser import launch, live_server, run_axe, sign_in
+
+    eng, app, p = world
+    case_id = p["edith"]
+    with live_server(app) as base, launch() as browser:
+        context = browser.new_context(bypass_csp=True)  # for axe's inline script
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        sign_in(page, base, username("auditor"), PASSWORD, then=None)
+        page.goto(f"{base}/cases/{case_id}")
+        panel = page.locator("#integrity")
+        assert "has not been checked yet" in panel.inner_text()
+        page.focus("#integrity-check")  # by keyboard
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{base}/cases/{case_id}#integrity")
+        assert "Passed" in panel.inner_text() and "by auditor" in panel.inner_text()
+        run_axe(page, "case record, integrity passed")
+
+        # an attacker drops the trigger and edits what the person said at the front door
+        created = eng.history(case_id)[0]
+        _tamper_data(eng, case_id, created["seq"], "Mill Lane", "Mill Road")
+        page.focus("#integrity-check")
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        result = page.locator("#integrity-result")
+        assert f"has been altered at event #{created['seq']}" in result.inner_text()
+        assert "govuk-error-summary" in result.get_attribute("class")
+        assert "Altered" in page.locator("#integrity-verify").inner_text()
+        assert f"event #{created['seq']}" in page.locator("#integrity-verify").inner_text()
+        run_axe(page, "case record, integrity failed")
+        assert errors == []
+        context.close()
