@@ -188,7 +188,12 @@ def render_pdf(engine: Any, rec: cr.Loaded, *, integrity: dict[str, Any], export
                 "when": cr.day_and_time(n["at"]), "who": rec.who(n["author"])} for n in rec.notes],
         letters=[{**d, "when": cr.day_and_time(d["created_at"])} for d in rec.documents],
         rows=[r for r in cr.person_rows(engine, rec.person) if r["text"]])
-    return weasyprint.HTML(string=html).write_pdf()
+    return weasyprint.HTML(string=html, url_fetcher=_fetch_nothing).write_pdf()
+
+
+def _fetch_nothing(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """The PDF is made from the template alone: no file or network address is ever read while rendering."""
+    raise ValueError(f"evidence PDFs fetch nothing (asked for {url[:60]!r})")
 
 
 def _integrity_view(result: dict[str, Any]) -> dict[str, Any]:

@@ -236,3 +236,26 @@ def test_carepath_evidence_writes_the_pack(world, tmp_path, capsys):
     assert cli_main(["evidence", ref, "--reason", REASON, "--as", "nobody", "--db", url]) == 1
     assert "no active user 'nobody'" in capsys.readouterr().err
     assert not (tmp_path / "x.zip").exists()
+
+
+def test_a_letter_with_markup_is_printed_as_text_and_nothing_is_fetched(world, monkeypatch):
+    from sqlalchemy import insert
+
+    import api.evidence as ev
+    from engine.schema import documents
+
+    eng, cases = world
+    joan = cases["joan"]
+    instance = eng.get_case(joan)["instances"][0]["id"]
+    with eng.db.transaction() as conn:
+        conn.execute(insert(documents).values(
+            case_id=joan, instance_id=instance, element_id="x", handler="eligibility_letter", kind="eligibility",
+            title="<b>Bold</b> title", body="Dear Joan,\n<img src='file:///etc/hostname'> <script>x()</script>\nBye",
+            created_at=eng.now()))
+    asked: list[str] = []
+    real = ev._fetch_nothing
+    monkeypatch.setattr(ev, "_fetch_nothing", lambda url, *a, **k: asked.append(url) or real(url))
+    text = _pdf_text(build_pack(eng, joan, user_named(eng, "audrey"), REASON).files["evidence.pdf"])
+    assert "<b>Bold</b> title" in text
+    assert "<img src='file:///etc/hostname'> <script>x()</script>" in text
+    assert asked == []  # the markup was text: nothing was even asked for
