@@ -30,7 +30,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 
 from . import history
 from .errors import CarepathError
@@ -209,13 +209,18 @@ def verify_against(engine: Any, doc: dict[str, Any]) -> list[history.Finding]:
     """
     findings: list[history.Finding] = []
     when = doc["signed_at"]
+    signed_heads = [h for h in doc["heads"] if h["seq"] > 0]
     with engine.db.engine.connect() as conn:
-        for h in doc["heads"]:
+        found: dict[tuple[str, int], list[Any]] = {}
+        for i in range(0, len(signed_heads), 500):  # the signed events, 500 a query
+            keys = [(h["chain"], h["seq"]) for h in signed_heads[i:i + 500]]
+            q = select(events.c.id, events.c.chain, events.c.seq, events.c.hash).where(
+                tuple_(events.c.chain, events.c.seq).in_(keys))
+            for r in conn.execute(q):
+                found.setdefault((r.chain, r.seq), []).append(r)
+        for h in signed_heads:
             name, seq, signed = h["chain"], h["seq"], h["hash"]
-            if seq == 0:
-                continue
-            rows = conn.execute(select(events.c.id, events.c.hash).where(events.c.chain == name,
-                                                                          events.c.seq == seq)).all()
+            rows = found.get((name, seq), [])
             if not rows:
                 findings.append(history.Finding(name, seq, None,
                                                 f"event #{seq}, the head signed at {when}, is missing: "
