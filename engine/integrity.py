@@ -37,6 +37,9 @@ def check_case(engine: Any, case_id: int, *, actor: str) -> dict[str, Any]:
         if conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is None:
             raise NotFoundError(f"no case {case_id}", case=case_id)
     checked, findings = engine.verify(case_id)
+    if checked == 0:  # every case is created by an event: none at all means the chain was removed
+        findings.append(history.Finding(history.case_chain(case_id), None, None,
+                                        "the case has no history at all: its events and head were deleted"))
     verify_first = min((f.seq for f in findings if f.seq is not None), default=None)
     replay_ok, divergence, divergence_seq = _replay(engine, case_id)
     bad = [s for s in (verify_first, divergence_seq) if s is not None]

@@ -9,7 +9,7 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from engine.errors import NotFoundError
 from engine.history import SYSTEM_CHAIN
@@ -88,6 +88,17 @@ def test_data_too_damaged_to_read_is_a_finding_not_a_crash(world):
     assert not result["verified"] and not result["replay_ok"]
     assert result["first_bad_event"] == last["seq"]
     assert "could not be replayed" in result["replay_divergence"]
+
+
+def test_a_case_whose_whole_history_was_deleted_fails(world):
+    eng, _app, p = world
+    _bypass_triggers(eng, "DELETE FROM events WHERE chain = :c", c=f"case:{p['edith']}")
+    with eng.db.transaction() as conn:
+        conn.execute(text("DELETE FROM chains WHERE chain = :c"), {"c": f"case:{p['edith']}"})
+    result = check_case(eng, p["edith"], actor="auditor")
+    assert not result["verified"] and result["events_checked"] == 0
+    assert "no history at all" in result["verify_findings"][0]
+    assert _checks(eng)[-1]["data"]["result"] == "failed"
 
 
 def test_checking_an_unknown_case_is_refused_and_records_nothing(world):
