@@ -17,16 +17,19 @@ request starts again from a fresh replay.
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from . import history, replay
 from .bpmn import timer_due
@@ -35,11 +38,13 @@ from .db import Database
 from .errors import NotFoundError
 from .forms import FormLibrary
 from .registry import HandlerRegistry
-from .schema import cases, chains, definition_files, instances, process_versions
+from .schema import cases, chains, definition_files, events, instances, process_versions
 from .xmlsafe import parse_xml
 
 PAGE = 200
 CACHE_SIZE = 8  # cases whose replayed states are kept in memory
+CHUNK = 100  # steps the background replay takes at a time between requests
+BACKGROUND = True  # after a request, replay the rest of the case on a thread
 _REACHED = TaskState.COMPLETED | TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
 
 
@@ -189,6 +194,40 @@ def replay_tasks(wf: Any) -> Any:
 
 
 # ---------------------------------------------------------------------- the steps of one case
+_EVENT_COLUMNS = (events.c.id, events.c.seq, events.c.step, events.c.type, events.c.at, events.c.actor,
+                  events.c.instance_id, events.c.data)
+
+
+class _Event(dict):  # type: ignore[type-arg]
+    """A history event whose `data` JSON is parsed the first time it is read (most steps never are)."""
+
+    __slots__ = ("raw",)
+
+    def __missing__(self, key: str) -> Any:
+        if key != "data":
+            raise KeyError(key)
+        value = self["data"] = json.loads(self.raw)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key == "data":
+            return self["data"]
+        return super().get(key, default)
+
+
+def _events(engine: Any, case_id: int) -> list[dict[str, Any]]:
+    """The case's events as engine.history gives them, without the hashes (the integrity check reads those)."""
+    with engine.db.engine.connect() as conn:
+        rows = conn.execute(select(*_EVENT_COLUMNS).where(events.c.chain == history.case_chain(case_id))
+                            .order_by(events.c.seq)).all()
+    out = []
+    for r in rows:
+        ev = _Event(id=r[0], seq=r[1], step=r[2], type=r[3], at=r[4], actor=r[5], instance_id=r[6])
+        ev.raw = r[7]
+        out.append(ev)
+    return out
+
+
 @dataclass
 class Step:
     number: int  # 1, 2, 3... in order
@@ -206,6 +245,30 @@ class Step:
                 "actor": self.actor, "events": self.events,
                 "instances": [s.to_dict() for _iid, s in sorted(self.instances.items())],
                 "case_record": self.case_record, "replayed": self.replayed, "divergence": self.divergence}
+
+
+_template: Path | None = None
+_template_lock = threading.Lock()
+
+
+def _empty_database() -> Path:
+    """An initialised empty scratch database, made once a process and copied for each case (the schema's
+    migrations take longer than the replay of a short case)."""
+    global _template
+    with _template_lock:
+        if _template is None or not _template.is_file():
+            from .runtime import Engine
+
+            folder = Path(tempfile.mkdtemp(prefix="carepath-timeline-template-"))
+            db = Database(f"sqlite:///{folder / 'empty.db'}")
+            Engine(db, registry=HandlerRegistry(), forms=FormLibrary()).init(
+                simulated_start=parse_instant("2000-01-01T00:00:00+00:00"))
+            with db.engine.connect() as conn:  # one file: nothing left in the write-ahead log
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.dispose()
+            atexit.register(shutil.rmtree, folder, True)
+            _template = folder / "empty.db"
+        return _template
 
 
 class _Recorder:
@@ -234,7 +297,7 @@ class CaseTimeline:
     def __init__(self, engine: Any, case_id: int, head: str) -> None:
         self.case_id = case_id
         self.head = head
-        self.events = engine.history(case_id)
+        self.events = _events(engine, case_id)
         grouped: OrderedDict[int, list[dict[str, Any]]] = OrderedDict()
         for ev in self.events:
             grouped.setdefault(ev["step"], []).append(ev)
@@ -259,17 +322,44 @@ class CaseTimeline:
         self._states: dict[int, InstanceState] = {}  # recorded instance id -> latest state
         self._record: dict[str, Any] = {}
         self._record_json = "{}"
+        self._record_dirty = False
+        self._worker: threading.Thread | None = None
+        self.retired = False
 
     # -------------------------------------------------------------- replay, a step at a time
     def _open(self) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="carepath-timeline-")
-        db = Database(f"sqlite:///{Path(self._tmp.name) / 'timeline.db'}")
+        path = Path(self._tmp.name) / "timeline.db"
+        shutil.copyfile(_empty_database(), path)
+        db = Database(f"sqlite:///{path}")
         scratch = _scratch_engine_class()(db, registry=HandlerRegistry(), forms=FormLibrary())
         scratch.recorder = _Recorder()
         start = parse_instant(self.events[0]["at"]) if self.events else self._source.now()
-        scratch.init(simulated_start=start)
+        with db.transaction() as conn:
+            scratch._set_clock(conn, start)
         replay._copy_definitions(self._source, scratch, self.events)
         self._scratch = scratch
+
+    def continue_in_background(self) -> None:
+        """Replay the remaining steps on a thread, a chunk at a time, so a jump to the end is quick later."""
+        if not BACKGROUND or self._worker is not None or self._done >= len(self.steps):
+            return
+        self._worker = threading.Thread(target=self._work, name=f"timeline-case-{self.case_id}", daemon=True)
+        self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            with self.lock:
+                if self.retired or self._done >= len(self.steps):
+                    return
+                self.ensure(min(len(self.steps), self._done + CHUNK))
+            time.sleep(0.001)  # let a waiting request have the lock
+
+    def retire(self) -> None:
+        """Out of the cache: stop replaying and remove the scratch database."""
+        with self.lock:
+            self.retired = True
+            self.close()
 
     def close(self) -> None:
         if self._scratch is not None:
@@ -309,12 +399,31 @@ class CaseTimeline:
         step.replayed, step.divergence = False, why
 
     def _replay(self, step: Step) -> None:
+        first = step.events[0]
+        if first["type"] in replay.BOOKKEEPING_EVENTS:  # who holds a task: the process is as it was
+            step.instances, step.case_record, step.replayed = self._states, self._record, True
+            return
+        if first["type"] == "case.record_updated" and len(step.events) == 1:
+            # a person's change to the record runs no process: merged here as update_case_record merges
+            # it, and written to the scratch database before the next step that runs a process
+            merged = dict(self._record)
+            for k, v in (first["data"].get("data") or {}).items():
+                if v is None:
+                    merged.pop(k, None)
+                else:
+                    merged[k] = v
+            self._record, self._record_dirty = merged, True
+            step.instances, step.case_record, step.replayed = self._states, self._record, True
+            return
         scratch = self._scratch
+        if self._record_dirty:
+            self._record_json = json.dumps(self._record, sort_keys=True)
+            with scratch.db.transaction() as conn:
+                conn.execute(update(cases).where(cases.c.id == self.case_id).values(data=self._record_json))
+            self._record_dirty = False
         scratch.recorder.touched = {}
         replay._replay_step(scratch, self.case_id, step.events, self._ids, self._report)
-        if step.events[0]["type"] in replay.BOOKKEEPING_EVENTS:  # who holds a task: the process is as it was
-            step.instances, step.case_record, step.replayed = dict(self._states), self._record, True
-            return
+        self._states = dict(self._states)  # earlier steps keep the dict they were given
         back = {new: old for old, new in self._ids.instances.items()}
         named = {ev["instance_id"] for ev in step.events if ev.get("instance_id") is not None}
         with scratch.db.engine.connect() as conn:
@@ -349,7 +458,7 @@ class CaseTimeline:
                     info.get("parent_instance_id"), info.get("started_by_element"), **path)
         if data is not None and data != self._record_json:
             self._record_json, self._record = data, json.loads(data)
-        step.instances, step.case_record, step.replayed = dict(self._states), self._record, True
+        step.instances, step.case_record, step.replayed = self._states, self._record, True
 
     def diagram(self, version_id: int) -> _Diagram | None:
         return self._diagrams.get(version_id)
@@ -385,8 +494,7 @@ def timeline(engine: Any, case_id: int) -> CaseTimeline:
         while len(_cache) > CACHE_SIZE:
             evicted.append(_cache.popitem(last=False)[1])
     for tl in evicted:
-        with tl.lock:
-            tl.close()
+        tl.retire()
     return fresh
 
 
@@ -395,8 +503,7 @@ def clear_cache() -> None:
         items = list(_cache.values())
         _cache.clear()
     for tl in items:
-        with tl.lock:
-            tl.close()
+        tl.retire()
 
 
 def case_timeline(engine: Any, case_id: int, *, offset: int = 0, limit: int = PAGE) -> dict[str, Any]:
@@ -404,7 +511,7 @@ def case_timeline(engine: Any, case_id: int, *, offset: int = 0, limit: int = PA
     if offset < 0 or limit < 1:
         raise ValueError("offset must be 0 or more and limit 1 or more")
     tl = timeline(engine, case_id)
-    page = [dict(ev, step_number=tl.step_of_seq[ev["seq"]]) for ev in tl.events[offset:offset + limit]]
+    page = [dict(ev, data=ev["data"], step_number=tl.step_of_seq[ev["seq"]]) for ev in tl.events[offset:offset + limit]]
     return {"case_id": case_id, "total_events": len(tl.events), "total_steps": len(tl.steps),
             "offset": offset, "limit": limit, "events": page}
 
@@ -417,7 +524,9 @@ def state_at(engine: Any, case_id: int, step: int) -> dict[str, Any]:
                             if tl.steps else f"case {case_id} has no history to step through", case=case_id)
     with tl.lock:
         tl.ensure(step)
-        return tl.steps[step - 1].to_dict(len(tl.steps))
+        out = tl.steps[step - 1].to_dict(len(tl.steps))
+    tl.continue_in_background()
+    return out
 
 
 def path(engine: Any, case_id: int) -> dict[str, Any]:
