@@ -97,7 +97,7 @@ def test_a_case_whose_whole_history_was_deleted_fails(world):
         conn.execute(text("DELETE FROM chains WHERE chain = :c"), {"c": f"case:{p['edith']}"})
     result = check_case(eng, p["edith"], actor="auditor")
     assert not result["verified"] and result["events_checked"] == 0
-    assert "no history at all" in result["verify_findings"][0]
+    assert any("no history at all" in f for f in result["verify_findings"])
     assert _checks(eng)[-1]["data"]["result"] == "failed"
 
 
