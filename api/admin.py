@@ -28,7 +28,7 @@ from engine.history import Event
 from engine.schema import cases
 
 from . import auth, page_kit
-from .access import can_open_case, restriction
+from .access import can_open_case, log_access, restriction
 from .auth import ROLES, TEAMS, USERNAME_RE, User, require_roles, restricted_cases, sessions, users
 from .errors import ApiError, forbidden
 
@@ -212,6 +212,7 @@ def _may_restrict(engine: Any, user: User, case_id: int) -> None:
         return
     ok, reason = can_open_case(engine, user, case_id)
     if not ok:
+        log_access(engine, case_id, user, "restriction", outcome="refused")
         raise forbidden(reason)
 
 

@@ -240,3 +240,12 @@ def test_access_log_filters_it_cannot_understand_are_refused_naming_the_field(wo
     r = as_role(app, "auditor").get("/api/audit/access-log", params=params)
     assert r.status_code == 422, r.text
     assert [e["field"] for e in r.json()["errors"]] == [field]
+
+
+def test_a_refused_look_at_a_restriction_is_in_the_log(world):
+    eng, app, p = world
+    restrict_case(eng, p["edith"], ["social-worker"])
+    r = as_role(app, "team_manager").get(f"/api/cases/{p['edith']}/restriction")
+    assert r.status_code == 403
+    assert logged(eng, p["edith"]) == [("team-manager", "restriction", "refused",
+                                        f"/api/cases/{p['edith']}/restriction")]
