@@ -194,9 +194,10 @@ class RequestPage:
 
 def log_access(engine: Any, case_id: int, user: User, action: str, *, page: str | None = None,
                reason: str | None = None, outcome: str = "allowed") -> None:
-    """Append one line to the case access log: who did `action` (open, search, export...) on which case,
-    from which `page` (default: the path of the request being served), why (`reason`) and whether it was `allowed` or `refused`. An action written the
-    older way, "refused:<action>", is stored as <action> with outcome 'refused'."""
+    """Append one line to the case access log: who did `action` (open, search, export...) on which
+    case, from which `page` (default: the path of the request being served), why (`reason`) and
+    whether it was `allowed` or `refused`. An action written the older way, "refused:<action>", is
+    stored as <action> with outcome 'refused'."""
     if action.startswith("refused:"):
         action, outcome = action[len("refused:"):], "refused"
     if outcome not in OUTCOMES:

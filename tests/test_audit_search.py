@@ -153,7 +153,8 @@ def test_only_auditors_and_team_managers_search(world):
     ({}, "reference"), ({"reference": "CASE 1; DROP"}, "reference"), ({"name": "x"}, "name"),
     ({"date_of_birth": "1944-02-30"}, "date_of_birth"), ({"date_of_birth": "27/03/1944"}, "date_of_birth"),
     ({"dob-day": "1", "dob-month": "1", "dob-year": "2099"}, "dob"), ({"nhs_number": "12345"}, "nhs_number"),
-    ({"from": "2031-03-05", "to": "2031-03-04"}, "to"), ({"from-day": "31", "from-month": "2", "from-year": "2031"}, "from"),
+    ({"from": "2031-03-05", "to": "2031-03-04"}, "to"),
+    ({"from-day": "31", "from-month": "2", "from-year": "2031"}, "from"),
     ({"name": "clarke", "dates": "whenever"}, "dates"), ({"event_type": "DROP TABLE"}, "event_type"),
     ({"actor": "Robert'); --"}, "actor"), ({"process": "1 or 1"}, "process"),
     ({"name": "clarke", "page": "0"}, "page"), ({"name": "clarke", "page": "two"}, "page"),
@@ -233,7 +234,8 @@ def test_restricted_cases_entries_are_read_only_by_the_people_named_on_them(worl
 
 @pytest.mark.parametrize("params,field", [
     ({"user": "Robert'); --"}, "user"), ({"reference": "a b"}, "reference"), ({"action": "open; drop"}, "action"),
-    ({"outcome": "maybe"}, "outcome"), ({"from": "2031-13-01"}, "from"), ({"from": "2031-04-02", "to": "2031-04-01"}, "to"),
+    ({"outcome": "maybe"}, "outcome"), ({"from": "2031-13-01"}, "from"),
+    ({"from": "2031-04-02", "to": "2031-04-01"}, "to"),
     ({"page": "-1"}, "page")])
 def test_access_log_filters_it_cannot_understand_are_refused_naming_the_field(world, params, field):
     _eng, app, _p = world
