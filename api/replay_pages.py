@@ -106,11 +106,14 @@ def replay_page(request: Request, case_ref: str) -> Response:
         return _bad(request, user, exc.message)
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
         return kit.guard(request, user, exc, not_found=NOT_FOUND)
-    ctx = _context(engine, tl, state, case_id, page)
-    ctx["user"] = user
-    from .integrity import panel as integrity_panel  # the integrity helper's panel (api/integrity.py)
+    # the script asks for the step alone (part=step): the timeline and the integrity panel stay as they are
+    partial = request.query_params.get("part") == "step"
+    ctx = _context(engine, tl, state, case_id, page, rows=not partial)
+    ctx["user"], ctx["partial"] = user, partial
+    if not partial:
+        from .integrity import panel as integrity_panel  # the integrity helper's panel (api/integrity.py)
 
-    ctx["integrity"] = integrity_panel(engine, case_id)
+        ctx["integrity"] = integrity_panel(engine, case_id)
     return kit.render(request, "case_replay.html", ctx)
 
 
@@ -259,7 +262,8 @@ def _record_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _context(engine: Any, tl: Any, state: dict[str, Any], case_id: int, page: int | None) -> dict[str, Any]:
+def _context(engine: Any, tl: Any, state: dict[str, Any], case_id: int, page: int | None, *,
+             rows: bool = True) -> dict[str, Any]:
     der = _derived(engine, tl, case_id)
     rec = der["rec"]
     step_no, total = state["step"], state["steps"]
@@ -275,10 +279,10 @@ def _context(engine: Any, tl: Any, state: dict[str, Any], case_id: int, page: in
     index = next(n for n, e in enumerate(tl.events) if e["seq"] == first_seq) if page is None else None
     pages = max(1, -(-len(tl.events) // PAGE))
     page = page if page is not None else (index // PAGE + 1 if index is not None else 1)
-    rows = []
-    for e in tl.events[(page - 1) * PAGE: page * PAGE]:
+    timeline_rows = []
+    for e in tl.events[(page - 1) * PAGE: page * PAGE] if rows else []:
         n = tl.step_of_seq[e["seq"]]
-        rows.append({"seq": e["seq"], "step": n, "when": cr.day_and_time(e["at"]), "who": rec.who(e["actor"]),
+        timeline_rows.append({"seq": e["seq"], "step": n, "when": cr.day_and_time(e["at"]), "who": rec.who(e["actor"]),
                      "text": _sentence(e, der), "current": n == step_no})
 
     def href(step: int, pg: int | None = None) -> str:
@@ -294,6 +298,6 @@ def _context(engine: Any, tl: Any, state: dict[str, Any], case_id: int, page: in
             "prev_href": href(step_no - 1) if step_no > 1 else None,
             "next_href": href(step_no + 1) if step_no < total else None,
             "first_href": href(1), "last_href": href(total),
-            "timeline": rows, "page": page, "pages": pages, "total_events": len(tl.events),
+            "timeline": timeline_rows, "page": page, "pages": pages, "total_events": len(tl.events),
             "page_prev": href(step_no, page - 1) + "#timeline" if page > 1 else None,
             "page_next": href(step_no, page + 1) + "#timeline" if page < pages else None}

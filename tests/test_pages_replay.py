@@ -293,9 +293,22 @@ def test_the_auditor_steps_through_the_journey_by_keyboard_and_sees_the_path_gro
         assert page.locator(".app-marker-done-badge").count() > 0
         assert page.locator("ol.app-replay-done li").count() > 0
         run_axe(page, "replay (stepped)")
-        # without the script the links still step
-        page.goto(f"{base}/cases/{case_id}/replay?step=3")
-        page.click("#replay-next")
-        page.wait_for_function("() => document.querySelector('#replay-main').dataset.step === '4'")
+        # a step picked from the timeline of every event, by keyboard
+        page.focus("#replay-timeline a[data-step-link='2']")
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => document.querySelector('#replay-main').dataset.step === '2'")
+        assert page.eval_on_selector_all("#replay-timeline tr.app-replay-current", "rs => rs.map(r => r.dataset.step)")\
+            and set(page.eval_on_selector_all("#replay-timeline tr.app-replay-current",
+                                              "rs => rs.map(r => r.dataset.step)")) == {"2"}
+        assert page.get_attribute("#replay-timeline tr.app-replay-current a", "aria-current") == "step"
         assert errors == []
         context.close()
+        # without the script the links still step
+        plain = browser.new_context(java_script_enabled=False)
+        page = plain.new_page()
+        sign_in(page, base, "auditor", demo_password("auditor"), then=None)
+        page.goto(f"{base}/cases/{case_id}/replay?step=3")
+        page.click("#replay-next")
+        page.wait_for_url(f"{base}/cases/{case_id}/replay?step=4")
+        assert page.text_content("#replay-title") == f"Step 4 of {total}"
+        plain.close()

@@ -109,10 +109,33 @@
     }
   }
 
+  function swapTimeline(href, page) {
+    var timeline = document.getElementById("replay-timeline");
+    if (!timeline) { return Promise.resolve(); }
+    if (timeline.getAttribute("data-page") === page) {
+      var step = document.getElementById("replay-main").getAttribute("data-step");
+      Array.prototype.forEach.call(timeline.querySelectorAll("tr[data-step]"), function (row) {
+        var current = row.getAttribute("data-step") === step;
+        row.classList.toggle("app-replay-current", current);
+        var link = row.querySelector("a[data-step-link]");
+        if (current) { link.setAttribute("aria-current", "step"); } else { link.removeAttribute("aria-current"); }
+      });
+      return Promise.resolve();
+    }
+    // the step's events are on another page of the timeline: take that page
+    return fetch(href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) { return response.text(); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("replay-timeline");
+        if (fresh) { timeline.parentNode.replaceChild(fresh, timeline); }
+      });
+  }
+
   function go(href, push, focusId) {
     if (loading) { return; }
     var started = performance.now();
-    loading = fetch(href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+    var part = href + (href.indexOf("?") >= 0 ? "&" : "?") + "part=step";
+    loading = fetch(part, { credentials: "same-origin", headers: { Accept: "text/html" } })
       .then(function (response) {
         if (!response.ok) { window.location.href = href; throw new Error("page " + response.status); }
         return response.text();
@@ -138,6 +161,7 @@
               !document.body.contains(document.activeElement)) {
             if (target) { target.focus(); }
           }
+          return swapTimeline(href, fresh.getAttribute("data-timeline-page"));
         });
       })
       .catch(function () { /* the plain link is followed instead */ })
@@ -153,7 +177,8 @@
   document.addEventListener("click", function (event) {
     var link = event.target.closest && event.target.closest("a[data-step-link]");
     if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.altKey || event.button !== 0) { return; }
-    if (!document.getElementById("replay-main").contains(link)) { return; }
+    var timeline = document.getElementById("replay-timeline");
+    if (!document.getElementById("replay-main").contains(link) && !(timeline && timeline.contains(link))) { return; }
     event.preventDefault();
     go(link.getAttribute("href"), true, link.id || null);
   });
