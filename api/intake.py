@@ -36,7 +36,7 @@ from engine.errors import NotFoundError
 from engine.schema import cases, instances, settings
 
 from . import page_kit
-from .access import escape_like, hidden_cases, restriction
+from .access import current_page, escape_like, hidden_cases, restriction
 from .auth import WORKER_ROLES, User, case_access_log, require_roles
 from .cases import nhs_number_ok
 from .errors import ApiError, forbidden
@@ -288,8 +288,10 @@ def find_people(engine: Any, user: User, terms: Terms, *, intake: bool = False, 
     if found:
         with engine.db.transaction() as conn:
             now = engine.now(conn)
+            page = current_page.get()  # the page or route the search was made from
             conn.execute(insert(case_access_log), [{"case_id": f["case_id"], "user": user.username, "at": now,
-                                                    "action": action} for f in found])
+                                                    "action": action, "page": page, "outcome": "allowed"}
+                                                   for f in found])
     return found
 
 

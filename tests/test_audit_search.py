@@ -251,3 +251,9 @@ def test_a_refused_look_at_a_restriction_is_in_the_log(world):
     assert r.status_code == 403
     assert logged(eng, p["edith"]) == [("team-manager", "restriction", "refused",
                                         f"/api/cases/{p['edith']}/restriction")]
+
+
+def test_a_front_door_search_is_logged_with_its_page(world):
+    eng, app, p = world
+    assert as_role(app, "social_worker").get("/api/people", params={"q": "o'brien"}).status_code == 200
+    assert logged(eng, p["zoe"]) == [("social-worker", "search", "allowed", "/api/people")]
