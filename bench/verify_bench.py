@@ -35,21 +35,23 @@ DIAGRAM = ROOT / "tests" / "diagrams" / "three_tasks.bpmn"
 
 
 def _fill(eng: Any, cases: int, per_case: int) -> None:
-    """`cases` chains of `per_case` events, a step of four events at a time, 200 chains a transaction."""
+    """`cases` chains of `per_case` events in steps of four, 200 chains a transaction (append_many)."""
     at = START
     for first in range(0, cases, 200):
+        at += timedelta(minutes=1)
+        groups = []
+        for c in range(first, min(cases, first + 200)):
+            chain = f"case:{1_000_000 + c}"
+            for s in range(0, per_case, 4):
+                groups.append((chain, None, [
+                    Event("task.completed" if i == 0 else "task.ready",
+                          {"element_id": f"task_{s + i}", "name": "Assess the person's needs",
+                           "task_id": f"{c:08d}-{s + i:04d}-4000-8000-000000000000",
+                           "data": {"outcome": "eligible", "notes": "x" * 80}},
+                          instance_id=c, actor="sw1" if i == 0 else "system")
+                    for i in range(min(4, per_case - s))]))
         with eng.db.transaction() as conn:
-            for c in range(first, min(cases, first + 200)):
-                chain = f"case:{1_000_000 + c}"
-                for s in range(0, per_case, 4):
-                    at += timedelta(seconds=1)
-                    evs = [Event("task.completed" if i == 0 else "task.ready",
-                                 {"element_id": f"task_{s + i}", "name": "Assess the person's needs",
-                                  "task_id": f"{c:08d}-{s + i:04d}-4000-8000-000000000000",
-                                  "data": {"outcome": "eligible", "notes": "x" * 80}},
-                                 instance_id=c, actor="sw1" if i == 0 else "system")
-                           for i in range(min(4, per_case - s))]
-                    history.append(conn, chain, None, at, evs, lock=False)
+            history.append_many(conn, at, groups, lock=False)
 
 
 def _best(fn: Any, repeat: int) -> tuple[float, Any]:
