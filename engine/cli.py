@@ -315,7 +315,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
+    from .worker import heads_settings
 
+    if not args.no_timers:
+        heads_settings()  # a bad CAREPATH_HEADS_* setting stops here with its message, before the server starts
     serve(args.db, host=args.host, port=args.port, timers=not args.no_timers)
     return 0
 
@@ -331,8 +334,9 @@ def cmd_evidence(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from .worker import run_worker
+    from .worker import heads_settings, run_worker
 
+    heads_settings()  # checked before the worker starts (CAREPATH_HEADS_KEY, _DIR, _INTERVAL)
     run_worker(args.db, interval=args.interval, once=args.once)
     return 0
 

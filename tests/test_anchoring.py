@@ -218,3 +218,15 @@ def test_the_schedule_settings_are_checked_at_start(keys, tmp_path):
                       ({**good, "CAREPATH_HEADS_DIR": str(tmp_path / "nowhere")}, "is not a folder")]:
         with pytest.raises(CarepathError, match=says):
             heads_settings(env)
+
+
+def test_serve_and_worker_refuse_to_start_with_a_bad_heads_setting(keys, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CAREPATH_HEADS_KEY", str(keys[1]))  # the public key by mistake
+    monkeypatch.setenv("CAREPATH_HEADS_DIR", str(tmp_path))
+    url = f"sqlite:///{tmp_path / 'never.db'}"
+    assert main(["worker", "--db", url, "--once"]) == 1
+    assert "is not an unencrypted PEM private key" in capsys.readouterr().err
+    monkeypatch.delenv("CAREPATH_HEADS_DIR")
+    assert main(["serve", "--db", url, "--port", "1"]) == 1
+    assert "set both CAREPATH_HEADS_KEY and CAREPATH_HEADS_DIR" in capsys.readouterr().err
+    assert not (tmp_path / "never.db").exists()
