@@ -183,7 +183,7 @@ def render_pdf(engine: Any, rec: cr.Loaded, *, integrity: dict[str, Any], export
     html = kit.templates.get_template("evidence_pdf.html").render(
         case=rec.case, name=rec.person.get("name") or rec.case["title"], exporter=exporter, reason=reason,
         exported_at=cr.day_and_time(exported_at), integrity=_integrity_view(integrity), heads=heads,
-        events=evidence_chronology(rec), diagrams=diagrams(engine, rec),
+        events=evidence_chronology(rec), diagrams=diagrams(engine, rec), path_note=path_note(engine, rec),
         notes=[{**n, "label": cr.NOTE_KINDS.get(n["kind"], cr.humanise(n["kind"])),
                 "when": cr.day_and_time(n["at"]), "who": rec.who(n["author"])} for n in rec.notes],
         letters=[{**d, "when": cr.day_and_time(d["created_at"])} for d in rec.documents],
@@ -254,6 +254,13 @@ def diagrams(engine: Any, rec: cr.Loaded) -> list[dict[str, Any]]:
                                   "target": called.get(b["target"], b["target"])} for b in p["branches"]],
                     "current": [called.get(e, e) for e in dict.fromkeys(where)]})
     return out
+
+
+def path_note(engine: Any, rec: cr.Loaded) -> str | None:
+    """Why the drawn path may be short of the history (the replay that works it out stopped), or None."""
+    from engine.timeline import path
+
+    return path(engine, rec.case["id"]).get("divergence")  # cached: the same replay `diagrams` used
 
 
 # ---------------------------------------------------------------------- the command line

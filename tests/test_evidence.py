@@ -172,6 +172,8 @@ def test_a_tampered_history_is_reported_as_failed_in_the_pdf(world):
     text = _pdf_text(pack.files["evidence.pdf"])
     assert "Integrity check FAILED" in text and "passed" not in text.split("Integrity of the history")[1][:200]
     assert f"case:{peter} event #7" in text
+    # the path is worked out by re-running the case, which stops at the edited event: the PDF says so
+    assert "The path drawn may stop short of the history: the replay stopped at event #" in text
     assert json.loads(pack.files["manifest.json"])["integrity"]["verified"] is False
 
 
