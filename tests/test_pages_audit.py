@@ -74,6 +74,8 @@ def test_every_role_gets_a_navigation_whose_links_all_open(world):
         if role == "auditor":
             assert links == [("/audit/cases", "Find cases"), ("/audit/access-log", "Access log"),
                              ("/processes", "Processes")]
+        if role == "auditor":  # a newcomer who does not know a reference is shown the way
+            assert '<a class="govuk-link" href="/audit/cases">Find cases</a> by the person' in start.text
         if role == "team_manager":
             assert "/audit/cases" in hrefs and "/audit/access-log" not in hrefs
         # nothing in the header leads to a refusal
