@@ -134,9 +134,10 @@ def _stored_history(engine: Any, case_id: int) -> tuple[list[dict[str, Any]], di
     chain = case_chain(case_id)
     with engine.db.engine.connect() as conn:
         head_rows = {r.chain: r for r in conn.execute(select(chains).where(chains.c.chain.in_([chain, "system"])))}
-        limit = head_rows[chain].seq if chain in head_rows else 0
-        rows = conn.execute(select(events).where(events.c.chain == chain, events.c.seq <= limit)
-                            .order_by(events.c.seq, events.c.id)).all()
+        q = select(events).where(events.c.chain == chain)
+        if chain in head_rows:  # without a head (removed: the integrity check says so) every stored event
+            q = q.where(events.c.seq <= head_rows[chain].seq)
+        rows = conn.execute(q.order_by(events.c.seq, events.c.id)).all()
     stored = [{"id": r.id, "chain": r.chain, "seq": r.seq, "step": r.step, "case_id": r.case_id,
                "instance_id": r.instance_id, "type": r.type, "at": r.at, "actor": r.actor, "data_json": r.data,
                "prev_hash": r.prev_hash, "hash": r.hash} for r in rows]

@@ -261,3 +261,15 @@ def test_a_letter_with_markup_is_printed_as_text_and_nothing_is_fetched(world, m
     assert "<b>Bold</b> title" in text
     assert "<img src='file:///etc/hostname'> <script>x()</script>" in text
     assert asked == []  # the markup was text: nothing was even asked for
+
+
+def test_with_its_head_removed_the_history_is_still_exported_whole_and_reported(world):
+    eng, cases = world
+    peter = cases["peter"]
+    stored = _stored(eng, peter)
+    _bypass_triggers(eng, "DELETE FROM chains WHERE chain = :c", c=f"case:{peter}")
+    pack = build_pack(eng, peter, user_named(eng, "audrey"), REASON)
+    assert [e["seq"] for e in json.loads(pack.files["history.json"])["events"]] == [e["seq"] for e in stored]
+    assert json.loads(pack.files["chain-heads.json"])["case_chain"] is None
+    text = _pdf_text(pack.files["evidence.pdf"])
+    assert "Integrity check FAILED" in text and "no recorded head" in text
