@@ -134,6 +134,8 @@ def verify(conn: Connection, chain: str | None = None) -> tuple[int, list[Findin
     for name in chain_names:
         prev, expected_seq = GENESIS, 1
         last_seq = 0
+        # case_id is not hashed, but the chain names it; it decides who may open a case (api/access.py)
+        owner = int(name[5:]) if name.startswith("case:") and name[5:].isdigit() else None
         q = select(events).where(events.c.chain == name).order_by(events.c.seq, events.c.id)
         for row in conn.execute(q):
             checked += 1
@@ -151,6 +153,9 @@ def verify(conn: Connection, chain: str | None = None) -> tuple[int, list[Findin
                                     row.instance_id, row.data)
             if recomputed != row.hash:
                 findings.append(Finding(name, row.seq, row.id, f"{row.type} event was edited after it was written"))
+            if row.case_id != owner:
+                findings.append(Finding(name, row.seq, row.id, f"{row.type} event is filed under case {row.case_id} "
+                                        f"instead of {owner} (its case_id was changed)"))
             prev, expected_seq, last_seq = row.hash, row.seq + 1, row.seq
         head = heads.get(name)
         if head is None:

@@ -210,3 +210,14 @@ def test_replay_tells_a_whole_number_from_a_decimal(make_engine, calls):
     _bypass_triggers(eng, "UPDATE events SET data = replace(data, :old, :new) WHERE id = :id",
                      old='"amount":24000', new='"amount":24000.0', id=child["id"])
     _replay_names(eng, case_id, child["seq"], "content differs")
+
+
+def test_an_event_refiled_under_another_case_is_found(make_engine):
+    """case_id is not part of the hash, but it decides who may open a case: verify checks it against the chain."""
+    eng, case_id = _case(make_engine)
+    other = eng.start("three_tasks", data={"name": "Someone else"}).case_id
+    completed = _event(eng, case_id, 4)
+    _bypass_triggers(eng, "UPDATE events SET case_id = :o WHERE id = :id", o=other, id=completed["id"])
+    _, findings = eng.verify()
+    assert [(f.chain, f.seq) for f in findings] == [(f"case:{case_id}", 4)]
+    assert f"filed under case {other} instead of {case_id}" in findings[0].problem
