@@ -34,8 +34,8 @@ api/static/dist/modeller.js: node_modules/.package-lock.json $(MODELLER_SRC)
 	node modeller/build.mjs
 
 # Pango, which WeasyPrint (the evidence pack's PDF) draws text with, only when it is missing; apt needs root.
-pango:
-	@if ! ldconfig -p | grep -q 'libpangoft2-1.0.so.0'; then \
+pango: $(VENV)/.installed
+	@if ! $(PY) -c 'import weasyprint' >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update && apt-get install -y libpango-1.0-0 libpangoft2-1.0-0 fonts-liberation; \
 	  else \
