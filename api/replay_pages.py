@@ -274,6 +274,8 @@ def _context(engine: Any, tl: Any, state: dict[str, Any], case_id: int, page: in
     for i in insts:
         parent = by_id.get(i["parent_instance_id"]) if i["parent_instance_id"] else None
         i["parent_name"] = parent["name"] if parent else None
+        el = i["started_by_element"]
+        i["started_by_name"] = (names.get(i["parent_instance_id"], {}).get(el) or cr.humanise(el)) if el else None
     events = [_event_view(e, der, names, case_id, step_no) for e in state["events"]]
     first_seq = state["events"][0]["seq"]
     index = next(n for n, e in enumerate(tl.events) if e["seq"] == first_seq) if page is None else None

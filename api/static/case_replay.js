@@ -66,7 +66,15 @@
       .then(function (xml) {
         var viewer = new window.BpmnJS({ container: container });
         return viewer.importXML(xml).then(function () {
-          viewer.get("canvas").zoom("fit-viewport");
+          var canvas = viewer.get("canvas");
+          // as tall as the diagram needs at this width (within limits), then fitted
+          var box = canvas.viewbox().inner;
+          if (box.width > 0) {
+            var height = Math.round(container.clientWidth * box.height / box.width) + 40;
+            container.style.height = Math.max(200, Math.min(520, height)) + "px";
+            canvas.resized();
+          }
+          canvas.zoom("fit-viewport");
           Array.prototype.forEach.call(container.querySelectorAll("[tabindex]"), function (el) {
             el.setAttribute("role", "group");
             el.setAttribute("aria-label", container.getAttribute("data-label") || "Process diagram");
