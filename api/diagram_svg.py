@@ -235,9 +235,11 @@ class _Drawing:
             if n.tag in SUBPROCESSES and n.shape.expanded is not False:
                 if n.name:
                     _text(g, x + 10, y + 18, n.name, TASK_FONT, anchor="start")
-            elif n.name:
-                lines = [s for s, _ in layout(n.name, max(w - 14, 10), TASK_FONT)]
-                _lines(g, x + w / 2, y + h / 2, lines, TASK_FONT)
+            else:
+                if n.name:
+                    lines = [s for s, _ in layout(n.name, max(w - 14, 10), TASK_FONT)]
+                    _lines(g, x + w / 2, y + h / 2, lines, TASK_FONT)
+                _task_marker(g, n.tag, x, y, w, h, stroke)
         if state == "done":
             _tick(g, x + w, y)
         elif state == "current":
@@ -318,6 +320,46 @@ class _Drawing:
             t = _lines(g, lx + lw / 2, ly + len(lines) * LABEL_FONT * LINE_HEIGHT / 2, lines, LABEL_FONT)
             if taken:
                 t.set("font-weight", "bold")
+
+
+def _task_marker(g: etree._Element, tag: str, x: float, y: float, w: float, h: float, stroke: str) -> None:
+    """The small sign of what kind of task it is, top left as in bpmn-js (a collapsed subprocess: + at the
+    bottom), so a reader can tell a person's task from an automatic step."""
+    thin = {"fill": "none", "stroke": stroke, "stroke-width": "1", "class": f"marker-{tag}"}
+    ox, oy = x + 8, y + 6
+    if tag == "userTask":  # a head and shoulders
+        etree.SubElement(g, f"{{{SVG}}}circle", cx=_fmt(ox + 6), cy=_fmt(oy + 4), r="3.5", **thin)
+        etree.SubElement(g, f"{{{SVG}}}path", d=f"M {_fmt(ox)} {_fmt(oy + 15)} Q {_fmt(ox)} {_fmt(oy + 8)} "
+                         f"{_fmt(ox + 6)} {_fmt(oy + 8)} Q {_fmt(ox + 12)} {_fmt(oy + 8)} {_fmt(ox + 12)} "
+                         f"{_fmt(oy + 15)} Z", **thin)
+    elif tag == "serviceTask":  # a cog: a ring with eight teeth
+        cx, cy = ox + 6, oy + 7
+        etree.SubElement(g, f"{{{SVG}}}circle", cx=_fmt(cx), cy=_fmt(cy), r="4.5", **thin)
+        etree.SubElement(g, f"{{{SVG}}}circle", cx=_fmt(cx), cy=_fmt(cy), r="1.8", **thin)
+        teeth = " ".join(f"M {_fmt(cx + 4.5 * math.cos(a))} {_fmt(cy + 4.5 * math.sin(a))} "
+                         f"L {_fmt(cx + 6.5 * math.cos(a))} {_fmt(cy + 6.5 * math.sin(a))}"
+                         for a in (i * math.pi / 4 for i in range(8)))
+        etree.SubElement(g, f"{{{SVG}}}path", d=teeth, **{**thin, "stroke-width": "2"})
+    elif tag == "businessRuleTask":  # a table with a header row and a column
+        etree.SubElement(g, f"{{{SVG}}}rect", x=_fmt(ox), y=_fmt(oy + 1), width="14", height="11", **thin)
+        etree.SubElement(g, f"{{{SVG}}}path", d=f"M {_fmt(ox)} {_fmt(oy + 4.5)} L {_fmt(ox + 14)} {_fmt(oy + 4.5)} "
+                         f"M {_fmt(ox + 4.5)} {_fmt(oy + 4.5)} L {_fmt(ox + 4.5)} {_fmt(oy + 12)}", **thin)
+    elif tag == "scriptTask":  # a page with lines of script
+        etree.SubElement(g, f"{{{SVG}}}rect", x=_fmt(ox), y=_fmt(oy), width="11", height="14", **thin)
+        etree.SubElement(g, f"{{{SVG}}}path", d=" ".join(f"M {_fmt(ox + 2)} {_fmt(oy + k)} L {_fmt(ox + 9)} "
+                                                      f"{_fmt(oy + k)}" for k in (4, 7, 10)), **thin)
+    elif tag in ("sendTask", "receiveTask"):  # an envelope, filled when it is sent
+        fill = stroke if tag == "sendTask" else "none"
+        etree.SubElement(g, f"{{{SVG}}}rect", x=_fmt(ox), y=_fmt(oy + 2), width="15", height="10",
+                         **{**thin, "fill": fill})
+        etree.SubElement(g, f"{{{SVG}}}path", d=f"M {_fmt(ox)} {_fmt(oy + 2)} L {_fmt(ox + 7.5)} {_fmt(oy + 8)} "
+                         f"L {_fmt(ox + 15)} {_fmt(oy + 2)}", **{**thin, "stroke": "#ffffff" if fill != "none"
+                                                                 else stroke})
+    elif tag in SUBPROCESSES or tag == "callActivity":  # collapsed: a boxed + at the bottom
+        bx, by = x + w / 2 - 7, y + h - 16
+        etree.SubElement(g, f"{{{SVG}}}rect", x=_fmt(bx), y=_fmt(by), width="14", height="14", **thin)
+        etree.SubElement(g, f"{{{SVG}}}path", d=f"M {_fmt(bx + 3)} {_fmt(by + 7)} L {_fmt(bx + 11)} {_fmt(by + 7)} "
+                         f"M {_fmt(bx + 7)} {_fmt(by + 3)} L {_fmt(bx + 7)} {_fmt(by + 11)}", **thin)
 
 
 def _text(parent: etree._Element, x: float, y: float, text: str, size: float, anchor: str = "middle"

@@ -103,6 +103,11 @@ def test_shapes_by_kind_and_the_timer_marker():
     timers = [n.id for n in d.drawn_nodes() if n.tag == "intermediateCatchEvent"]
     assert timers and all(groups[t].find(f"{SVG}circle[@class='timer']") is not None for t in timers)
     assert groups["load_settings"].find(f"{SVG}circle[@class='timer']") is None
+    # a person's task and an automatic step look different: each task carries the sign of its kind
+    for node in d.drawn_nodes():
+        if node.tag in ("userTask", "serviceTask", "businessRuleTask"):
+            kinds = {el.get("class") for el in groups[node.id] if (el.get("class") or "").startswith("marker-")}
+            assert kinds == {f"marker-{node.tag}"}, node.id
     assert _squash("Adult front door") in _texts(root)  # the pool's name
     assert "Safeguarding" in _texts(root)  # a lane's name
 
