@@ -270,6 +270,9 @@ def test_the_auditor_steps_through_the_journey_by_keyboard_and_sees_the_path_gro
 
         counts = [marked()]
         assert sum(counts[0].values()) > 0
+        # where the case stood: the contact waiting to be recorded, outlined and badged "Now"
+        assert page.locator(".djs-element.app-marker-active[data-element-id='record_contact']").count() == 1
+        assert page.locator(".app-marker-active-badge").count() >= 1
         for n in range(2, total + 1):
             page.keyboard.press("j" if n % 2 else "ArrowRight")
             page.wait_for_function("n => document.querySelector('#replay-main').dataset.step === String(n)", arg=n)
