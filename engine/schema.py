@@ -230,7 +230,7 @@ events = Table(
     Column("hash", String(64), nullable=False),
     UniqueConstraint("chain", "seq"),
     Index("ix_events_case_id_id", "case_id", "id"),
-    Index("ix_events_type", "type"),
+    Index("ix_events_type_case_id", "type", "case_id"),  # by type (and, read from it alone, the case)
     Index("ix_events_actor_case_id", "actor", "case_id"),  # the auditors' search: who acted
     Index("ix_events_at", "at"),  # the auditors' search: events within a date range
 )
