@@ -242,7 +242,7 @@ class Step:
 
     def to_dict(self, total: int) -> dict[str, Any]:
         return {"step": self.number, "steps": total, "history_step": self.history_step, "at": self.at,
-                "actor": self.actor, "events": self.events,
+                "actor": self.actor, "events": [dict(ev, data=ev["data"]) for ev in self.events],
                 "instances": [s.to_dict() for _iid, s in sorted(self.instances.items())],
                 "case_record": self.case_record, "replayed": self.replayed, "divergence": self.divergence}
 

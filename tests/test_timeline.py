@@ -292,3 +292,16 @@ def test_a_history_that_no_longer_replays_says_where_the_replay_stopped(make_eng
         assert all(s["divergence"] == states[0]["divergence"] for s in states)
     finally:
         timeline.clear_cache()
+
+
+def test_a_state_is_plain_json_with_every_events_data(journey):
+    import json
+
+    eng, case_id = journey
+    state = timeline.state_at(eng, case_id, 2)
+    recorded = {e["seq"]: e for e in eng.history(case_id)}
+    assert [e["data"] for e in json.loads(json.dumps(state))["events"]] == [
+        recorded[e["seq"]]["data"] for e in state["events"]]
+    page = timeline.case_timeline(eng, case_id, offset=0, limit=5)
+    assert [e["data"] for e in json.loads(json.dumps(page))["events"]] == [
+        recorded[e["seq"]]["data"] for e in page["events"]]
