@@ -305,3 +305,33 @@ def test_a_state_is_plain_json_with_every_events_data(journey):
     page = timeline.case_timeline(eng, case_id, offset=0, limit=5)
     assert [e["data"] for e in json.loads(json.dumps(page))["events"]] == [
         recorded[e["seq"]]["data"] for e in page["events"]]
+
+
+def test_each_step_is_replayed_once_and_the_rest_of_the_case_in_the_background(journey, monkeypatch):
+    eng, case_id = journey
+    timeline.clear_cache()
+    from engine import replay
+
+    calls = []
+    real = replay._replay_step
+    monkeypatch.setattr(replay, "_replay_step", lambda *a, **k: (calls.append(a[2][0]["seq"]), real(*a, **k)))
+    total = timeline.case_timeline(eng, case_id)["total_steps"]
+    monkeypatch.setattr(timeline, "BACKGROUND", False)
+    timeline.state_at(eng, case_id, 3)
+    tl = timeline.timeline(eng, case_id)
+    # only as far as asked, and a claim runs nothing
+    assert calls == [s.events[0]["seq"] for s in tl.steps[:3] if s.events[0]["type"] != "task.claimed"]
+    replayed_so_far = len(calls)
+    timeline.state_at(eng, case_id, 1)  # back, and forward again: nothing is re-run
+    timeline.state_at(eng, case_id, 3)
+    assert len(calls) == replayed_so_far
+    monkeypatch.setattr(timeline, "BACKGROUND", True)
+    timeline.state_at(eng, case_id, 2)  # nothing new to replay; the rest goes on a thread
+    assert timeline.timeline(eng, case_id) is tl
+    tl._worker.join(timeout=60)
+    done = len(calls)
+    assert done > replayed_so_far
+    for n in range(1, total + 1):  # every step is now a lookup
+        timeline.state_at(eng, case_id, n)
+    assert len(calls) == done
+    assert len(set(calls)) == len(calls)  # no step was replayed twice
