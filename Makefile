@@ -55,9 +55,12 @@ chromium:
 	  fi; \
 	fi
 
+# the demo signs the history's heads into var/heads/signed (key in var/heads/keys), as a council would
+# outside the database; the server signs again every hour and the integrity panel compares with it
+HEADS ?= var/heads
 run: setup
-	$(PY) -m api.demo --db $(DB)
-	$(VENV)/bin/carepath serve --db $(DB)
+	$(PY) -m api.demo --db $(DB) --heads $(HEADS)
+	CAREPATH_HEADS_KEY=$(HEADS)/keys/heads.key CAREPATH_HEADS_DIR=$(HEADS)/signed $(VENV)/bin/carepath serve --db $(DB)
 
 # the suite runs on TEST_WORKERS processes (pytest-xdist; every test has its own database or schema)
 TEST_WORKERS ?= 2

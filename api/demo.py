@@ -15,6 +15,8 @@ PROCESSES = Path(__file__).resolve().parent.parent / "processes"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", default="sqlite:///var/demo.db")
+    parser.add_argument("--heads", default="var/heads",
+                        help="folder for the demo's signing key and signed heads files (docs/auditing.md)")
     args = parser.parse_args()
     engine = Engine(args.db)
     # A new demo database runs on a simulated clock starting now (to the minute), so a newcomer can
@@ -34,9 +36,26 @@ def main() -> None:
 
     for reference, stage in create_demo_cases(engine):
         print(f"demo case {reference}: {stage}")
+    print(f"signed heads: {sign_demo_heads(engine, Path(args.heads))} (the server signs again every hour)")
     print(f"demo database ready: {engine.db.safe_url} (clock: {engine.clock_mode()}, "
           f"now {engine.now():%Y-%m-%d %H:%M} UTC; move it on with: "
           f"carepath clock advance P42D --db {engine.db.safe_url})")
+
+
+def sign_demo_heads(engine: Engine, folder: Path) -> Path:
+    """The demo's anchor outside the database: a signing key (made once; a council keeps its key off
+    the database server) and a first signed heads file, so an auditor's integrity check can compare a
+    case with it. `make run` serves with CAREPATH_HEADS_KEY/DIR pointing here."""
+    from engine.anchoring import generate_keys, sign_heads_to_dir
+
+    keys = folder / "keys"
+    keys.mkdir(parents=True, exist_ok=True)
+    key = keys / "heads.key"
+    if not key.exists():
+        generate_keys(key)
+    signed = folder / "signed"
+    signed.mkdir(exist_ok=True)
+    return sign_heads_to_dir(engine, key, signed) or sorted(signed.glob("heads-*.json"))[-1]
 
 
 if __name__ == "__main__":

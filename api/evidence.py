@@ -102,7 +102,9 @@ def build_pack(engine: Any, case_id: int, user: User, reason: str, *, page: str 
     check_export(engine, user, case_id, page=page)
     from engine.integrity import check_case
 
-    integrity = check_case(engine, case_id, actor=user.username)
+    from .integrity import heads_settings
+
+    integrity = check_case(engine, case_id, actor=user.username, **heads_settings())
     stored, heads = _stored_history(engine, case_id)
     rec = cr.load(engine, case_id, with_history=False)
     rec.history = [dict(e, data=json.loads(e["data_json"])) for e in stored]

@@ -12,6 +12,7 @@ check (an explicit exception to "auditors change nothing", docs/security.md).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -31,6 +32,17 @@ api_router = APIRouter(prefix="/api/cases")
 BACK = {"case": "/cases/{id}#integrity", "replay": "/cases/{id}/replay#integrity"}
 
 
+def heads_settings() -> dict[str, str | None]:
+    """Where the signed heads files are and the public key that checks them (docs/auditing.md): the
+    folder CAREPATH_HEADS_DIR that the schedule writes to, and CAREPATH_HEADS_PUBLIC_KEY (default: the
+    private key file CAREPATH_HEADS_KEY with .pub, as `carepath audit keygen` writes it)."""
+    folder = os.environ.get("CAREPATH_HEADS_DIR") or None
+    public = os.environ.get("CAREPATH_HEADS_PUBLIC_KEY") or None
+    if public is None and os.environ.get("CAREPATH_HEADS_KEY"):
+        public = os.environ["CAREPATH_HEADS_KEY"] + ".pub"
+    return {"heads_dir": folder, "public_key": public}
+
+
 def panel(engine: Any, case_id: int) -> dict[str, Any] | None:
     """The last check of a case with its time in words, for the partial; None when never checked."""
     found = last_check(engine, case_id)
@@ -48,7 +60,7 @@ async def check_now(request: Request, case_id: int) -> Response:
         kit.check_csrf(user, form)
         engine = request.app.state.engine
         await run_in_threadpool(open_case, engine, user, case_id, "integrity check")
-        await run_in_threadpool(check_case, engine, case_id, actor=user.username)
+        await run_in_threadpool(check_case, engine, case_id, actor=user.username, **heads_settings())
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
         return kit.guard(request, user, exc, not_found="There is no case record at this address.")
     back = BACK.get(kit.one(form, "back"), BACK["case"])

@@ -231,3 +231,54 @@ def verify_against(engine: Any, doc: dict[str, Any]) -> list[history.Finding]:
                                                 "up to it was rewritten after the heads were signed"))
         _, own = history.verify(conn)
     return findings + own
+
+
+# ---------------------------------------------------------------------------- one case against the newest file
+def newest_heads_file(folder: str | Path) -> Path | None:
+    """The newest heads file the schedule wrote in `folder` (heads-<time>.json, named so they sort)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    found = sorted(folder.glob("heads-*.json"))
+    return found[-1] if found else None
+
+
+def anchor_case(engine: Any, case_id: int, folder: str | Path | None,
+                public_key_path: str | Path | None) -> dict[str, Any]:
+    """Does the case's chain still hold, at the number signed in the newest heads file, the event with
+    the signed hash? (The rest of the chain is verified by history.verify.)
+
+    Returns {status, message, file, signed_at, key_id}; status is one of 'anchored' (the signed head
+    is there), 'altered' (it is missing or different: the history was rewritten after signing),
+    'not_yet' (the case is newer than the file, or had no events then), 'unavailable' (no folder, key
+    or file configured) or 'error' (the newest file is damaged or wrongly signed — said plainly).
+    """
+    out: dict[str, Any] = {"file": None, "signed_at": None, "key_id": None}
+    if not folder or not public_key_path:
+        return {**out, "status": "unavailable",
+                "message": "no heads files are configured (CAREPATH_HEADS_DIR and CAREPATH_HEADS_PUBLIC_KEY)"}
+    path = newest_heads_file(folder)
+    if path is None:
+        return {**out, "status": "unavailable", "message": f"no heads file has been written in {folder} yet"}
+    out["file"] = path.name
+    try:
+        doc = read_heads_file(path, load_public_key(public_key_path))
+    except AnchoringError as exc:
+        return {**out, "status": "error", "message": exc.message}
+    out.update(signed_at=doc["signed_at"], key_id=doc.get("key_id"))
+    name = history.case_chain(case_id)
+    signed = next((h for h in doc["heads"] if h["chain"] == name), None)
+    if signed is None or signed["seq"] == 0:
+        return {**out, "status": "not_yet",
+                "message": f"the case had no history when the heads were signed at {doc['signed_at']}"}
+    with engine.db.engine.connect() as conn:
+        hashes = list(conn.execute(select(events.c.hash).where(events.c.chain == name,
+                                                               events.c.seq == signed["seq"])).scalars())
+    if not hashes:
+        return {**out, "status": "altered", "message": f"event #{signed['seq']}, the head signed at "
+                f"{doc['signed_at']}, is missing: the history was cut short or rewritten"}
+    if signed["hash"] not in hashes:
+        return {**out, "status": "altered", "message": f"event #{signed['seq']} is not the one signed at "
+                f"{doc['signed_at']}: the history up to it was rewritten after the heads were signed"}
+    return {**out, "status": "anchored", "message": f"events #1 to #{signed['seq']} are the ones signed at "
+            f"{doc['signed_at']} (key {doc.get('key_id')})"}

@@ -13,6 +13,7 @@ names the event.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -26,13 +27,18 @@ CHECKED = "integrity.checked"
 _MAX_FINDINGS = 20  # kept in the event; the count is kept too
 
 
-def check_case(engine: Any, case_id: int, *, actor: str) -> dict[str, Any]:
-    """Verify the case's chain and replay it; record and return the result.
+def check_case(engine: Any, case_id: int, *, actor: str, heads_dir: str | Path | None = None,
+               public_key: str | Path | None = None) -> dict[str, Any]:
+    """Verify the case's chain and replay it, and compare it with the newest signed heads file in
+    `heads_dir` (checked with `public_key`: engine/anchoring.py); record and return the result.
 
     Returns {case_id, verified, events_checked, verify_findings: [str], verify_first_event,
     replay_ok, replay_divergence: str | None, replay_divergence_event, first_bad_event,
-    checked_at (ISO 8601), checked_by}.
+    anchor: {status, message, file, signed_at, key_id}, passed, checked_at (ISO 8601), checked_by}.
+    A case whose signed head was rewritten fails even when its chain verifies against itself.
     """
+    from .anchoring import anchor_case
+
     with engine.db.engine.connect() as conn:
         if conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is None:
             raise NotFoundError(f"no case {case_id}", case=case_id)
@@ -42,6 +48,7 @@ def check_case(engine: Any, case_id: int, *, actor: str) -> dict[str, Any]:
                                         "the case has no history at all: its events and head were deleted"))
     verify_first = min((f.seq for f in findings if f.seq is not None), default=None)
     replay_ok, divergence, divergence_seq = _replay(engine, case_id)
+    anchor = anchor_case(engine, case_id, heads_dir, public_key)
     bad = [s for s in (verify_first, divergence_seq) if s is not None]
     result = {
         "case_id": case_id,
@@ -53,8 +60,10 @@ def check_case(engine: Any, case_id: int, *, actor: str) -> dict[str, Any]:
         "replay_divergence": divergence,
         "replay_divergence_event": divergence_seq,
         "first_bad_event": min(bad) if bad else None,
+        "anchor": anchor,
+        "passed": not findings and replay_ok and anchor["status"] != "altered",
     }
-    data = {**result, "result": "passed" if result["verified"] and replay_ok else "failed",
+    data = {**result, "result": "passed" if result["passed"] else "failed",
             "findings_count": len(findings), "verify_findings": result["verify_findings"][:_MAX_FINDINGS]}
     with engine.db.transaction() as conn:
         now = engine.now(conn)

@@ -230,3 +230,52 @@ def test_serve_and_worker_refuse_to_start_with_a_bad_heads_setting(keys, tmp_pat
     assert main(["serve", "--db", url, "--port", "1"]) == 1
     assert "set both CAREPATH_HEADS_KEY and CAREPATH_HEADS_DIR" in capsys.readouterr().err
     assert not (tmp_path / "never.db").exists()
+
+
+# ---------------------------------------------------------------- one case's check against the newest heads file
+def test_a_cases_check_compares_it_with_the_newest_signed_heads_file(make_engine, keys, tmp_path):
+    from engine.anchoring import sign_heads_to_dir
+    from engine.integrity import check_case, last_check
+
+    eng, case_id = _case(make_engine)
+    folder = tmp_path / "heads"
+    folder.mkdir()
+    settings = {"heads_dir": folder, "public_key": keys[1]}
+    # nothing configured, or nothing written yet: said, and the check still passes on its own evidence
+    unconfigured = check_case(eng, case_id, actor="auditor1")
+    assert unconfigured["anchor"]["status"] == "unavailable" and unconfigured["passed"]
+    assert check_case(eng, case_id, actor="auditor1", **settings)["anchor"]["status"] == "unavailable"
+
+    first = sign_heads_to_dir(eng, keys[0], folder)
+    result = check_case(eng, case_id, actor="auditor1", **settings)
+    assert result["anchor"]["status"] == "anchored" and result["anchor"]["file"] == first.name
+    assert result["passed"] and last_check(eng, case_id)["anchor"]["status"] == "anchored"
+
+    # a case begun after the newest file is not signed yet (and not a failure)
+    later = eng.start("three_tasks", data={"name": "Ann"}).case_id
+    assert check_case(eng, later, actor="auditor1", **settings)["anchor"]["status"] == "not_yet"
+
+    # someone with the database rewrites the case's chain wholesale: it verifies against itself,
+    # but not against the signed head
+    chain = history.case_chain(case_id)
+    _rewrite_chain(eng, chain, 2, "Peter", "Petra")
+    assert eng.verify(case_id)[1] == []
+    rewritten = check_case(eng, case_id, actor="auditor1", **settings)
+    assert rewritten["verified"] and rewritten["anchor"]["status"] == "altered"
+    assert not rewritten["passed"] and "rewritten after the heads were signed" in rewritten["anchor"]["message"]
+
+
+def test_a_damaged_or_wrongly_signed_newest_heads_file_is_said_plainly(make_engine, keys, tmp_path):
+    from engine.anchoring import sign_heads_to_dir
+    from engine.integrity import check_case
+
+    eng, case_id = _case(make_engine)
+    folder = tmp_path / "heads"
+    folder.mkdir()
+    path = sign_heads_to_dir(eng, keys[0], folder)
+    doc = json.loads(path.read_text())
+    doc["heads"][0]["hash"] = "f" * 64
+    path.chmod(0o600)
+    path.write_text(json.dumps(doc))
+    result = check_case(eng, case_id, actor="auditor1", heads_dir=folder, public_key=keys[1])
+    assert result["anchor"]["status"] == "error" and "does not match its signature" in result["anchor"]["message"]

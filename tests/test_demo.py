@@ -15,8 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_the_demo_database_has_cases_at_each_stage_in_the_right_queues(tmp_path):
     url = f"sqlite:///{tmp_path / 'demo.db'}"
-    out = subprocess.run([sys.executable, "-m", "api.demo", "--db", url], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
+    heads = tmp_path / "heads"
+    out = subprocess.run([sys.executable, "-m", "api.demo", "--db", url, "--heads", str(heads)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("demo case CASE-") == 7
     eng = Engine(url)
@@ -32,6 +33,12 @@ def test_the_demo_database_has_cases_at_each_stage_in_the_right_queues(tmp_path)
         assert any(d["kind"] for d in eng.documents(harriet["id"]))  # letters filed on the case
         for case_id in range(1, 8):
             assert eng.verify(case_id)[1] == []
+        # the demo's history is signed outside the database, so an auditor's check compares with it
+        from engine.integrity import check_case
+
+        anchored = check_case(eng, 1, actor="auditor", heads_dir=heads / "signed",
+                              public_key=heads / "keys" / "heads.key.pub")
+        assert anchored["passed"] and anchored["anchor"]["status"] == "anchored", anchored["anchor"]
         assert eng.clock_mode() == "simulated"  # so a newcomer can move time on
     finally:
         eng.db.dispose()
@@ -45,8 +52,8 @@ def test_the_demo_database_has_cases_at_each_stage_in_the_right_queues(tmp_path)
             (t["title"], t["element_id"], t["team"]) for t in eng.list_tasks(limit=1000)}
     finally:
         eng.db.dispose()
-    again = subprocess.run([sys.executable, "-m", "api.demo", "--db", url], cwd=ROOT, capture_output=True,
-                           text=True, timeout=300)
+    again = subprocess.run([sys.executable, "-m", "api.demo", "--db", url, "--heads", str(heads)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "demo case" not in again.stdout  # a second run adds nothing
     assert {demo_username(r) for r in ROLES} <= set(_usernames(url))
 

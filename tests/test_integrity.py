@@ -212,3 +212,31 @@ def test_in_the_browser_an_auditor_sees_the_panel_turn_red_after_an_edit_in_the_
         run_axe(page, "case record, integrity failed")
         assert errors == []
         context.close()
+
+
+def test_the_panel_says_whether_the_case_matches_the_newest_signed_heads_file(world, tmp_path, monkeypatch):
+    """The anchor outside the database, in the browser's words: configured by the folder the schedule
+    signs into and the public key (docs/auditing.md)."""
+    from engine.anchoring import generate_keys, sign_heads_to_dir
+
+    eng, app, p = world
+    key, pub, _pem = generate_keys(tmp_path / "heads.key")
+    folder = tmp_path / "heads"
+    folder.mkdir()
+    client, _ = _client(app, "auditor")
+    csrf = _csrf(client, p["edith"])
+    client.post(f"/cases/{p['edith']}/integrity/check", data={"csrf_token": csrf})
+    assert "Not checked: no heads files are configured" in _panel(client.get(f"/cases/{p['edith']}").text)
+
+    monkeypatch.setenv("CAREPATH_HEADS_DIR", str(folder))
+    monkeypatch.setenv("CAREPATH_HEADS_KEY", str(key))  # the public key is found beside it (.pub)
+    signed = sign_heads_to_dir(eng, key, folder)
+    client.post(f"/cases/{p['edith']}/integrity/check", data={"csrf_token": csrf})
+    panel = _panel(client.get(f"/cases/{p['edith']}").text)
+    assert "Passed" in panel and f"Matches {signed.name}" in panel
+
+    monkeypatch.setenv("CAREPATH_HEADS_PUBLIC_KEY", str(generate_keys(tmp_path / "other.key")[1]))
+    client.post(f"/cases/{p['edith']}/integrity/check", data={"csrf_token": csrf})
+    panel = _panel(client.get(f"/cases/{p['edith']}").text)
+    assert "The heads file cannot be trusted" in panel and "does not match its signature" in panel
+    assert pub.is_file()
