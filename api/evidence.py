@@ -201,8 +201,9 @@ def _fetch_nothing(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
 
 def _integrity_view(result: dict[str, Any]) -> dict[str, Any]:
     findings = [str(f) for f in result.get("verify_findings") or []]
-    ok = bool(result.get("verified")) and bool(result.get("replay_ok"))
+    ok = bool(result.get("passed", bool(result.get("verified")) and bool(result.get("replay_ok"))))
     return {"ok": ok, "verified": bool(result.get("verified")), "findings": findings,
+            "anchor": result.get("anchor") or {},
             "replay_ok": bool(result.get("replay_ok")), "divergence": result.get("replay_divergence"),
             "checked_at": cr.day_and_time(result.get("checked_at")) if result.get("checked_at") else "",
             "checked_by": result.get("checked_by") or ""}

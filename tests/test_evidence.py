@@ -273,3 +273,19 @@ def test_with_its_head_removed_the_history_is_still_exported_whole_and_reported(
     assert json.loads(pack.files["chain-heads.json"])["case_chain"] is None
     text = _pdf_text(pack.files["evidence.pdf"])
     assert "Integrity check FAILED" in text and "no recorded head" in text
+
+
+def test_the_pdf_says_whether_the_case_matches_the_signed_heads_kept_outside_the_database(world, tmp_path,
+                                                                                          monkeypatch):
+    from engine.anchoring import generate_keys, sign_heads_to_dir
+
+    eng, cases = world
+    key, _pub, _pem = generate_keys(tmp_path / "heads.key")
+    folder = tmp_path / "signed"
+    folder.mkdir()
+    signed = sign_heads_to_dir(eng, key, folder)
+    monkeypatch.setenv("CAREPATH_HEADS_DIR", str(folder))
+    monkeypatch.setenv("CAREPATH_HEADS_KEY", str(key))
+    text = " ".join(_pdf_text(build_pack(eng, cases["peter"], user_named(eng, "audrey"), REASON)
+                              .files["evidence.pdf"]).split())
+    assert f"Signed heads kept outside the database: the case matches {signed.name}" in text
