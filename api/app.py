@@ -11,9 +11,23 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from . import admin, case_pages, cases, errors, intake, migrations, modeller, pages, processes, static_assets, tasks
-from . import audit, evidence, integrity
-from . import replay_pages
+from . import (
+    admin,
+    audit,
+    case_pages,
+    cases,
+    errors,
+    evidence,
+    intake,
+    integrity,
+    migrations,
+    modeller,
+    pages,
+    processes,
+    replay_pages,
+    static_assets,
+    tasks,
+)
 from . import trial as draft_trial
 from .access import RequestPage
 from .auth import AuthSettings, AuthStore

@@ -361,7 +361,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         endpoints = ["/tasks", "/tasks?view=mine", "/api/tasks?scope=team", "/api/tasks?scope=team&offset=2000",
                      "/tasks?due=overdue&sort=person", "/tasks?view=delegated",
                      "/api/tasks?scope=team&person=smith&task=reablement",
-                     # front door search over all 20,000 cases' person details (api/intake.py): an NHS number; a name every case shares
+                     # front door search over all 20,000 cases' person details (api/intake.py):
+                     # an NHS number; a name every case shares
                      "/people?q=9997760055", "/api/people?q=person"]
         out["results"] = {}
         with Server(app) as base:
