@@ -298,3 +298,34 @@ case_notes = Table(  # append-only (database triggers): a correction is a new no
     Column("text", Text, nullable=False),
     Column("corrects", BigInteger, nullable=True),  # id of the note this one corrects
 )
+
+# ---------------------------------------------------------------- the people cases are about (handlers/people.py)
+# A copy of each case's person, normalised for the front door's search (api/people.py), rewritten
+# in the same transaction as every change of the case's details. Names are folded (accents dropped,
+# case folded); one row per name part with its sound-alike keys.
+
+people = Table(
+    "people",
+    metadata,
+    Column("case_id", ForeignKey("cases.id"), primary_key=True, autoincrement=False),
+    Column("name", String(255), nullable=False),  # as recorded (Unicode NFC)
+    Column("given_names", String(255), nullable=False),  # folded, space-separated
+    Column("family_name", String(255), nullable=False),  # folded
+    Column("date_of_birth", String(10), nullable=True, index=True),  # ISO
+    Column("postcode", String(8), nullable=True, index=True),  # upper case, no spaces
+    Column("nhs_number", String(10), nullable=True, index=True),  # 10 digits
+)
+
+person_name_keys = Table(
+    "person_name_keys",
+    metadata,
+    Column("case_id", ForeignKey("cases.id"), primary_key=True, autoincrement=False),
+    Column("position", Integer, primary_key=True, autoincrement=False),  # 0.. given names, then family
+    Column("part", String(8), nullable=False),  # given | family
+    Column("word", String(60), nullable=False),  # folded
+    Column("metaphone", String(16), nullable=False),
+    Column("nysiis", String(16), nullable=False),
+    Index("ix_person_name_keys_metaphone_case_id", "metaphone", "case_id"),
+    Index("ix_person_name_keys_nysiis_case_id", "nysiis", "case_id"),
+    Index("ix_person_name_keys_word_case_id", "word", "case_id"),
+)

@@ -1,0 +1,202 @@
+"""The people table: one row per case for the person it is about, kept for the front door's search.
+
+A case's `person` (name, date of birth, postcode, NHS number) lives in the case's JSON; searching
+that JSON means reading every case. This module keeps a copy, normalised for search, in `people`
+(and one row per name part with its sound-alike keys in `person_name_keys`), in the same
+transaction as every change of the case's details (the engine calls `keep_in_step` through the
+handlers registry: `registry.on_case_saved`). The search itself is api/people.py.
+
+Normalising a name for search: Unicode NFKD with accents dropped, case folded, apostrophes and
+full stops dropped, hyphens split ("Smith-Jones" is two parts). The last word is the family name,
+the words before it the given names (the contact form has one "Full name" box). Each part gets a
+Metaphone key and a NYSIIS key (jellyfish), so "Kathryn" and "Catherine" share K0RN and "White"
+and "Whyte" share WT.
+
+Names that hide something are refused rather than cleaned: control characters, zero-width and
+bidirectional-override characters (Unicode categories Cc, Cf, Cs, Co, Zl, Zp) would make two
+names look alike on screen while comparing different, or reorder what a worker reads.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+import jellyfish
+from sqlalchemy import delete, insert, select
+
+from engine.errors import ValidationError
+from engine.schema import cases, people, person_name_keys
+
+HIDDEN_CATEGORIES = {"Cc": "control character", "Cf": "invisible formatting character", "Cs": "surrogate",
+                     "Co": "private-use character", "Zl": "line separator", "Zp": "paragraph separator"}
+_BIDI = {"\u200e", "\u200f", "\u061c", *(chr(c) for c in range(0x202A, 0x202F)),
+         *(chr(c) for c in range(0x2066, 0x206A))}
+_ZERO_WIDTH = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u180e"}
+NAME_FIELDS = ("name",)  # the person's details that are names (checked and normalised on every save)
+WORD_MAX = 60
+
+
+# ---------------------------------------------------------------------- refusing and normalising
+def hidden_character(text: str) -> tuple[int, str] | None:
+    """The first character that must not be in a name, with its position (1-based) and what it is."""
+    for i, ch in enumerate(text, 1):
+        cat = unicodedata.category(ch)
+        if cat in HIDDEN_CATEGORIES or ch in _BIDI or ch in _ZERO_WIDTH:
+            if ch in _BIDI:
+                kind = "bidirectional control character"
+            elif ch in _ZERO_WIDTH:
+                kind = "zero-width character"
+            else:
+                kind = HIDDEN_CATEGORIES[cat]
+            label = unicodedata.name(ch, "") or kind
+            return i, f"{kind} U+{ord(ch):04X}" + (f" ({label.lower()})" if label != kind else "")
+    return None
+
+
+def check_name(value: Any, title: str) -> str | None:
+    """A message naming the field when `value` hides characters, else None."""
+    if not isinstance(value, str):
+        return None
+    found = hidden_character(value)
+    if found is None:
+        return None
+    pos, what = found
+    return (f"{title} must only contain characters you can see: remove the {what} at character {pos} "
+            f"(it can hide or reorder letters); type the name again rather than pasting it")
+
+
+def nfc_name(value: str) -> str:
+    """How a name is stored: Unicode NFC, single spaces, no spaces at either end."""
+    return " ".join(unicodedata.normalize("NFC", value).split())
+
+
+def clean_person(person: Any, titles: dict[str, str] | None = None) -> dict[str, Any]:
+    """The person's details with names in NFC; ValidationError naming each field that hides characters."""
+    if not isinstance(person, dict):
+        return person
+    titles = titles or {}
+    errors = []
+    out = dict(person)
+    for name in NAME_FIELDS:
+        value = out.get(name)
+        if not isinstance(value, str):
+            continue
+        message = check_name(value, titles.get(name, "Full name"))
+        if message:
+            errors.append({"field": f"person/{name}", "message": message})
+        else:
+            out[name] = nfc_name(value)
+    if errors:
+        raise ValidationError("nothing was saved: " + "; ".join(e["message"] for e in errors), errors=errors)
+    return out
+
+
+def check_case_data(data: dict[str, Any]) -> dict[str, Any]:
+    """Registry hook: every save of a case's details passes through here first (see engine registry)."""
+    if isinstance(data, dict) and isinstance(data.get("person"), dict):
+        return {**data, "person": clean_person(data["person"])}
+    return data
+
+
+def fold(word: str) -> str:
+    """A word as the search compares it: accents dropped, case folded, letters only."""
+    text = unicodedata.normalize("NFKD", word)
+    text = "".join(c for c in text if not unicodedata.combining(c)).casefold()
+    return re.sub(r"[^\w]|[\d_]", "", text)[:WORD_MAX]
+
+
+def name_parts(name: str) -> tuple[list[str], list[str]]:
+    """(given name parts, family name parts), folded. The last word is the family name."""
+    words = [w for w in re.split(r"\s+", nfc_name(name or "")) if w]
+    if not words:
+        return [], []
+    split = [[p for p in (fold(x) for x in re.split(r"[-\u2010\u2011]", w)) if p] for w in words]
+    family = split[-1]
+    given = [p for parts in split[:-1] for p in parts]
+    return given, family
+
+
+def sound_keys(part: str) -> tuple[str, str]:
+    """Metaphone and NYSIIS keys of one folded name part (ASCII letters only go into the encoders)."""
+    ascii_part = re.sub(r"[^a-z]", "", part)
+    if not ascii_part:
+        return part[:16], part[:16]  # a name in another script: the part itself is its key
+    return jellyfish.metaphone(ascii_part)[:16], jellyfish.nysiis(ascii_part)[:16]
+
+
+def postcode_key(value: Any) -> str | None:
+    text = re.sub(r"\s", "", str(value or "")).upper()
+    return text[:8] or None
+
+
+def nhs_key(value: Any) -> str | None:
+    digits = re.sub(r"[\s-]", "", str(value or ""))
+    return digits if re.fullmatch(r"\d{10}", digits) else None
+
+
+def dob_key(value: Any) -> str | None:
+    text = str(value or "")
+    return text if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else None
+
+
+def rows_for(case_id: int, title: str, data: dict[str, Any]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The `people` row and `person_name_keys` rows for one case (None when it names nobody)."""
+    person = data.get("person") if isinstance(data, dict) else None
+    person = person if isinstance(person, dict) else {}
+    name = person.get("name") if isinstance(person.get("name"), str) and person.get("name").strip() else title
+    name = nfc_name(str(name or ""))
+    given, family = name_parts(name)
+    if not (given or family):
+        return None, []
+    row = {"case_id": case_id, "name": name[:255], "given_names": " ".join(given)[:255],
+           "family_name": " ".join(family)[:255], "date_of_birth": dob_key(person.get("date_of_birth")),
+           "postcode": postcode_key(person.get("postcode")), "nhs_number": nhs_key(person.get("nhs_number"))}
+    keys = []
+    for pos, (part, word) in enumerate([("given", w) for w in given] + [("family", w) for w in family]):
+        meta, nys = sound_keys(word)
+        keys.append({"case_id": case_id, "position": pos, "part": part, "word": word, "metaphone": meta,
+                     "nysiis": nys})
+    return row, keys
+
+
+def keep_in_step(conn: Any, case_id: int) -> None:
+    """Registry hook: rewrite the case's people rows from what the case now holds (same transaction)."""
+    case = conn.execute(select(cases.c.title, cases.c.data).where(cases.c.id == case_id)).first()
+    conn.execute(delete(person_name_keys).where(person_name_keys.c.case_id == case_id))
+    conn.execute(delete(people).where(people.c.case_id == case_id))
+    if case is None:
+        return
+    import json
+
+    row, keys = rows_for(case_id, case.title, json.loads(case.data))
+    if row is None:
+        return
+    conn.execute(insert(people).values(**row))
+    if keys:
+        conn.execute(insert(person_name_keys), keys)
+
+
+def fill(conn: Any, batch: int = 2000) -> int:
+    """Write the people rows of every case (the migration that adds the table); returns how many."""
+    import json
+
+    done, last = 0, 0
+    while True:
+        chunk = conn.execute(select(cases.c.id, cases.c.title, cases.c.data).where(cases.c.id > last)
+                             .order_by(cases.c.id).limit(batch)).all()
+        if not chunk:
+            return done
+        rows, keys = [], []
+        for c in chunk:
+            row, ks = rows_for(c.id, c.title, json.loads(c.data))
+            if row is not None:
+                rows.append(row)
+                keys.extend(ks)
+        if rows:
+            conn.execute(insert(people), rows)
+        if keys:
+            conn.execute(insert(person_name_keys), keys)
+        done += len(rows)
+        last = chunk[-1].id
