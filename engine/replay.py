@@ -32,7 +32,7 @@ from .schema import definition_files, deployments, events, process_versions
 from .scripting import ReplayMismatch
 
 INPUT_EVENTS = {"case.created", "instance.started", "task.completed", "timer.fired", "incident.retried",
-                "case.record_updated", "instance.migrated"}
+                "case.record_updated", "instance.migrated", "instance.cancelled", "case.closed", "case.reopened"}
 # Events that change who holds a task, not the process: nothing to re-execute.
 BOOKKEEPING_EVENTS = {"task.claimed", "task.released", "task.assigned", "task.delegated", "task.returned",
                       "task.draft_saved", "case.restricted", "case.unrestricted"}
@@ -257,6 +257,15 @@ def _apply(scratch: Any, case_id: int, ev: dict[str, Any], ids: _IdMap, step: li
         scratch.retry(iid, actor=ev["actor"])
     elif kind == "case.record_updated":
         scratch.update_case_record(case_id, data["data"], actor=ev["actor"], reason=data.get("reason", ""))
+    elif kind == "case.closed":  # engine/lifecycle.py: the cancellations follow in the same step
+        scratch.close_case(case_id, reason=data["reason"], details=data.get("details"), actor=ev["actor"])
+    elif kind == "case.reopened":
+        scratch.reopen_case(case_id, reason=data["reason"], actor=ev["actor"])
+    elif kind == "instance.cancelled":
+        iid = ids.instances.get(ev["instance_id"])
+        if iid is None:
+            raise _Diverged(Divergence(ev["seq"], kind, data, None, "a cancellation of an instance the replay lacks"))
+        scratch.cancel_instance(iid, reason=data["reason"], details=data.get("details"), actor=ev["actor"])
     elif kind == "instance.migrated":  # moved to another version: the same move, at the same point
         iid = ids.instances.get(ev["instance_id"])
         if iid is None:

@@ -23,7 +23,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
-from . import definitions, history
+from . import definitions, history, lifecycle
 from .bpmn import timer_due
 from .clock import SystemClock, as_utc, parse_instant
 from .db import Database
@@ -314,8 +314,13 @@ class Engine:
                 case_id = self._create_case(conn, now, title or data.get("name") or pv.name, {}, actor, None,
                                             defer=lead)
                 case_data = {}
-            elif conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is None:
-                raise NotFoundError(f"no case {case_id}", case=case_id)
+            else:
+                found = conn.execute(select(cases.c.data).where(cases.c.id == case_id)).first()
+                if found is None:
+                    raise NotFoundError(f"no case {case_id}", case=case_id)
+                if json.loads(found.data).get(lifecycle.CLOSED_KEY):
+                    raise StateError(f"case {case_id} is closed: reopen it before starting anything on it",
+                                     case=case_id)
             pending = self._start_instance(conn, now, case_id, pv.id, data, actor, parent=None, case_data=case_data)
             return self._finish(conn, now, pending, actor, lead)
 
@@ -516,6 +521,20 @@ class Engine:
         for t in ready:  # due dates move when a timer is re-set
             if t["id"] in existing and existing[t["id"]]["due_at"] != t["due_at"]:
                 w.task_due.append({"tid": t["id"], "due": t["due_at"]})
+
+    # ------------------------------------------------------------------ ending work early (engine/lifecycle.py)
+    def cancel_instance(self, instance_id: int, *, reason: str, actor: str,
+                        details: dict[str, Any] | None = None) -> dict[str, Any]:
+        """End one open instance (and its open children): its tasks and timers are withdrawn with the reason."""
+        return lifecycle.cancel_instance(self, instance_id, reason=reason, actor=actor, details=details)
+
+    def close_case(self, case_id: int, *, reason: str, actor: str,
+                   details: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Close a case: every open instance is cancelled with the reason, in one transaction."""
+        return lifecycle.close_case(self, case_id, reason=reason, actor=actor, details=details)
+
+    def reopen_case(self, case_id: int, *, reason: str, actor: str) -> dict[str, Any]:
+        return lifecycle.reopen_case(self, case_id, reason=reason, actor=actor)
 
     # ------------------------------------------------------------------ user tasks
     def list_tasks(self, *, case_id: int | None = None, team: str | None = None, assignee: str | None = None,

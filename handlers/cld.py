@@ -305,6 +305,16 @@ REABLEMENT_OUTCOMES = {
     "admitted_to_hospital": ADMITTED_TO_HOSPITAL,
 }
 
+# a case closed or a process ended early (engine/lifecycle.py: case.closed, instance.cancelled) with one of
+# these reasons (api/case_actions.py CLOSE_REASONS): the open CLD events end that day with this outcome
+CLOSURE_OUTCOMES = {
+    "died": NFA_DECEASED,
+    "moved_away": NFA_MOVED,
+    "declined": NFA_SUPPORT_DECLINED,
+    "nhs_funded": NFA_NHS_FUNDED,
+    "no_longer_needed": NFA_SUPPORT_ENDED,
+}
+
 _REABLEMENT_END_TASKS = ("deliver_reablement", "decide_extend_or_end")
 
 # ---------------------------------------------------------------- the mapping, one entry per process id
@@ -534,6 +544,7 @@ def derive_cld_events(case: dict, events: list[dict]) -> list[dict]:
     for inst in case.get("instances", []) if case else []:
         process_of.setdefault(inst["id"], inst["process_id"])
 
+    closures = [e for e in events if e["type"] == "case.closed"]
     rows: list[dict] = []
     for iid in sorted(by_instance):
         process_id = process_of.get(iid)
@@ -562,6 +573,7 @@ def derive_cld_events(case: dict, events: list[dict]) -> list[dict]:
         _apply_delivery_changes(rows, by_instance, process_of)
     except CldDataError as exc:
         raise CldDataError(f"case {(case or {}).get('reference') or '?'}: {exc}") from None
+    _end_at_closure(rows, closures)
     carer_ids: dict[str, str] = {}
     for row in rows:
         row.pop("_trigger_seq", None)
@@ -569,6 +581,25 @@ def derive_cld_events(case: dict, events: list[dict]) -> list[dict]:
             row.update(_carer_person(case, by_instance[row["instance_id"]], row["instance_id"], carer_ids))
     rows.sort(key=lambda r: (r["event_start_at"] or "", r["instance_id"]))
     return rows
+
+
+def _closure_outcome(event: dict) -> str:
+    reason = event["data"].get("reason")
+    if reason not in CLOSURE_OUTCOMES:
+        raise CldDataError(f"{event['type']} (history event {event['seq']}) has the reason {reason!r}, which has "
+                           f"no CLD outcome: one of {', '.join(CLOSURE_OUTCOMES)}")
+    return CLOSURE_OUTCOMES[reason]
+
+
+def _end_at_closure(rows: list[dict], closures: list[dict]) -> None:
+    """An event still open when the case was closed (a long-term service) ends that day, with its outcome."""
+    for row in rows:
+        if row["event_end"] is not None:
+            continue
+        closed = next((c for c in closures if c["at"] >= row["event_start_at"]), None)
+        if closed is not None:
+            row.update(event_end=_day(closed["at"]), event_end_at=closed["at"], outcome=_closure_outcome(closed))
+            row["source_event_seq"] = sorted({*row["source_event_seq"], closed["seq"]})
 
 
 def _derive_one(process_id: str, iid: int, evs: list[dict], mapping: dict[str, Any]) -> dict | None:
@@ -589,6 +620,11 @@ def _derive_one(process_id: str, iid: int, evs: list[dict], mapping: dict[str, A
             outcome = value
             used.append(hit)
             break
+    cancelled = _first(evs, {"type": "instance.cancelled"})
+    if cancelled is not None and end is None:  # ended early (case closed, process ended): the reason decides
+        end = cancelled
+        outcome = _closure_outcome(cancelled)
+        used.append(cancelled)
     if outcome is None:
         outcome = mapping.get("default_outcome") if end is not None else mapping.get("open_outcome")
 
