@@ -32,7 +32,8 @@ from .schema import definition_files, deployments, events, process_versions
 from .scripting import ReplayMismatch
 
 INPUT_EVENTS = {"case.created", "instance.started", "task.completed", "timer.fired", "incident.retried",
-                "case.record_updated", "instance.migrated", "instance.cancelled", "case.closed", "case.reopened"}
+                "case.record_updated", "instance.migrated", "instance.cancelled", "case.closed", "case.reopened",
+                "instance.suspended", "instance.resumed"}
 # Events that change who holds a task, not the process: nothing to re-execute.
 BOOKKEEPING_EVENTS = {"task.claimed", "task.released", "task.assigned", "task.delegated", "task.returned",
                       "task.draft_saved", "case.restricted", "case.unrestricted"}
@@ -266,6 +267,16 @@ def _apply(scratch: Any, case_id: int, ev: dict[str, Any], ids: _IdMap, step: li
         if iid is None:
             raise _Diverged(Divergence(ev["seq"], kind, data, None, "a cancellation of an instance the replay lacks"))
         scratch.cancel_instance(iid, reason=data["reason"], details=data.get("details"), actor=ev["actor"])
+    elif kind in ("instance.suspended", "instance.resumed"):  # a pause and its end (engine/suspension.py)
+        iid = ids.instances.get(ev["instance_id"])
+        if iid is None:
+            raise _Diverged(Divergence(ev["seq"], kind, data, None, "a suspend or resume of an instance the replay "
+                                       "lacks"))
+        if kind == "instance.suspended":
+            scratch.suspend_instance(iid, reason=data["reason"], actor=ev["actor"], details=data.get("details"))
+        else:
+            scratch.resume_instance(iid, actor=ev["actor"], mode=data["mode"], reason=data.get("reason"),
+                                    details=data.get("details"), then_start=data.get("then_start"))
     elif kind == "instance.migrated":  # moved to another version: the same move, at the same point
         iid = ids.instances.get(ev["instance_id"])
         if iid is None:

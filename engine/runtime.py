@@ -23,7 +23,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
-from . import definitions, history, lifecycle
+from . import definitions, history, lifecycle, suspension
 from .bpmn import timer_due
 from .clock import SystemClock, as_utc, parse_instant
 from .db import Database
@@ -590,6 +590,10 @@ class Engine:
                 raise ConflictError(f"task {task_id} changed since you opened it (it was claimed, assigned or "
                                     "saved by someone else); nothing was saved — reload and try again",
                                     task=task_id)
+            if trow.status == "suspended":  # engine/suspension.py: nothing moves until it is resumed
+                raise StateError(f"task {task_id} cannot be completed: its process (instance {trow.instance_id}) "
+                                 "is suspended; resume it first. Nothing was saved", task=task_id,
+                                 instance=trow.instance_id)
             self.forms.validate(trow.form, data, task=task_id)
             now = self.now(conn)
             row, wf = self._load(conn, trow.instance_id, trow)
@@ -695,6 +699,19 @@ class Engine:
                                     f"(it is with {trow.assignee or 'nobody'}: claim it first)", task=task_id)
         return self._task_event(task_id, "task.draft_saved", actor, {"draft": json.dumps(data, sort_keys=True)},
                                 expected_revision, check, event_data={"fields": sorted(data)})
+
+    # ------------------------------------------------------------------ suspend and resume
+    def suspend_instance(self, instance_id: int, *, reason: str, actor: str,
+                         details: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Pause an instance: no timer fires and no task completes until it is resumed (engine/suspension.py)."""
+        return suspension.suspend_instance(self, instance_id, reason=reason, actor=actor, details=details)
+
+    def resume_instance(self, instance_id: int, *, actor: str, mode: str = "remaining", reason: str | None = None,
+                        details: dict[str, Any] | None = None,
+                        then_start: dict[str, Any] | None = None) -> StepResult:
+        """Resume a suspended instance with its timers' remaining time, or end it (and start another process)."""
+        return suspension.resume_instance(self, instance_id, actor=actor, mode=mode, reason=reason, details=details,
+                                          then_start=then_start)
 
     # ------------------------------------------------------------------ timers
     def fire_due_timers(self, *, batch: int = 50, limit: int | None = None) -> int:
