@@ -56,6 +56,23 @@ class HandlerRegistry:
         self.document_handlers: set[str] = set()
         #: the teams user tasks may go to (candidate groups, lane names); None: not known, not checked
         self.teams: tuple[str, ...] | None = None
+        #: hooks on every change to a case's details (see `on_case_saved`)
+        self.case_checks: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
+        self.case_listeners: list[Callable[[Any, int], None]] = []
+
+    def on_case_saved(self, *, check: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                      saved: Callable[[Any, int], None] | None = None) -> None:
+        """Hooks the engine runs in the transaction of every change to a case's details (a new case,
+        `update_case` in a process, `update_case_record`).
+
+        `check(changes)` gets the details about to be merged and returns what is kept (e.g. names in
+        a normal form), or raises ValidationError: the whole change is refused and nothing is stored.
+        `saved(conn, case_id)` runs after the case row is written, on the same connection (e.g. to keep
+        a search table in step)."""
+        if check is not None:
+            self.case_checks.append(check)
+        if saved is not None:
+            self.case_listeners.append(saved)
 
     def expression_function(self, name: str, fn: Callable[..., Any]) -> None:
         self.functions[name] = fn

@@ -241,6 +241,7 @@ class Engine:
     def _create_case(self, conn: Connection, now: datetime, title: str, data: dict[str, Any], actor: str,
                      reference: str | None, case_id: int | None = None, defer: list[Event] | None = None) -> int:
         """Insert a case; its `case.created` event is appended now, or to `defer` for the caller's step."""
+        data = self._check_case(data)
         values = dict(reference=reference or f"pending-{os.urandom(8).hex()}", title=title,
                       data=json.dumps(data, sort_keys=True), created_at=now, updated_at=now)
         if case_id is not None:
@@ -249,6 +250,7 @@ class Engine:
         if reference is None:
             reference = f"CASE-{cid:06d}"
             conn.execute(update(cases).where(cases.c.id == cid).values(reference=reference))
+        self._case_saved(conn, cid)
         created = Event("case.created", {"reference": reference, "title": title, "data": data}, actor=actor)
         if defer is not None:
             defer.append(created)
@@ -277,6 +279,7 @@ class Engine:
         (field -> value the user saw) makes a stale edit a conflict instead of overwriting."""
         if not isinstance(data, dict) or not data:
             raise ValidationError("nothing to change: give the details to change as a non-empty object")
+        data = self._check_case(data)
         with self.db.transaction() as conn:
             row = conn.execute(self.db.for_update(select(cases.c.data).where(cases.c.id == case_id))).first()
             if row is None:
@@ -295,6 +298,7 @@ class Engine:
                     current[k] = v
             conn.execute(update(cases).where(cases.c.id == case_id)
                          .values(data=json.dumps(current, sort_keys=True), updated_at=now))
+            self._case_saved(conn, case_id)
             history.append(conn, case_chain(case_id), case_id, now, [Event("case.record_updated", {
                 "data": data, "previous": old, "reason": reason}, actor=actor)], lock=self.db.is_postgres)
         return self.get_case(case_id)
@@ -461,9 +465,21 @@ class Engine:
         old = conn.execute(self.db.for_update(select(cases.c.data).where(cases.c.id == case_id))).scalar_one()
         merged = json.loads(old)
         for p in changed:
-            merged.update(p.scope.case_updates)
+            merged.update(self._check_case(p.scope.case_updates))
         conn.execute(update(cases).where(cases.c.id == case_id)
                      .values(data=json.dumps(merged, sort_keys=True), updated_at=now))
+        self._case_saved(conn, case_id)
+
+    def _check_case(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """The registry's checks of details about to be saved (may normalise them or refuse the change)."""
+        for check in getattr(self.registry, "case_checks", ()):
+            changes = check(changes)
+        return changes
+
+    def _case_saved(self, conn: Connection, case_id: int) -> None:
+        """The registry's listeners, in the transaction that changed the case (e.g. a search table kept in step)."""
+        for listener in getattr(self.registry, "case_listeners", ()):
+            listener(conn, case_id)
 
     def _write_instance(self, conn: Connection, now: datetime, p: _Pending, w: _Writes) -> dict[str, Any] | None:
         wf = p.workflow

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from engine.registry import HandlerRegistry
 
-from . import budget, directory, eligibility, letters, settings, working_days
+from . import budget, directory, eligibility, letters, people, settings, working_days
 from .teams import TEAMS
 
 
@@ -19,3 +19,5 @@ def register(registry: HandlerRegistry) -> None:
     for name, fn in working_days.EXPRESSION_FUNCTIONS.items():
         registry.expression_function(name, fn)
     registry.teams = TEAMS
+    # names checked and normalised on every save of a case's details; the people table kept in step
+    registry.on_case_saved(check=people.check_case_data, saved=people.keep_in_step)
