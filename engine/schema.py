@@ -312,8 +312,10 @@ people = Table(
     Column("given_names", String(255), nullable=False),  # folded, space-separated
     Column("family_name", String(255), nullable=False),  # folded
     Column("date_of_birth", String(10), nullable=True, index=True),  # ISO
-    Column("postcode", String(8), nullable=True, index=True),  # upper case, no spaces
+    Column("postcode", String(8), nullable=True),  # upper case, no spaces
     Column("nhs_number", String(10), nullable=True, index=True),  # 10 digits
+    # a postcode's first part ("NB4") is a prefix: LIKE 'NB4%' reads the index on PostgreSQL too
+    Index("ix_people_postcode", "postcode", postgresql_ops={"postcode": "varchar_pattern_ops"}),
 )
 
 person_name_keys = Table(
@@ -327,5 +329,5 @@ person_name_keys = Table(
     Column("nysiis", String(16), nullable=False),
     Index("ix_person_name_keys_metaphone_case_id", "metaphone", "case_id"),
     Index("ix_person_name_keys_nysiis_case_id", "nysiis", "case_id"),
-    Index("ix_person_name_keys_word_case_id", "word", "case_id"),
+    Index("ix_person_name_keys_word_case_id", "word", "case_id", postgresql_ops={"word": "varchar_pattern_ops"}),
 )

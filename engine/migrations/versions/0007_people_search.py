@@ -37,7 +37,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('people', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_people_date_of_birth'), ['date_of_birth'], unique=False)
-        batch_op.create_index(batch_op.f('ix_people_postcode'), ['postcode'], unique=False)
+        # a postcode's first part ("NB4") is a prefix: LIKE 'NB4%' reads this index on PostgreSQL too
+        batch_op.create_index(batch_op.f('ix_people_postcode'), ['postcode'], unique=False,
+                              postgresql_ops={'postcode': 'varchar_pattern_ops'})
         batch_op.create_index(batch_op.f('ix_people_nhs_number'), ['nhs_number'], unique=False)
     op.create_table(
         'person_name_keys',
@@ -53,7 +55,8 @@ def upgrade() -> None:
     with op.batch_alter_table('person_name_keys', schema=None) as batch_op:
         batch_op.create_index('ix_person_name_keys_metaphone_case_id', ['metaphone', 'case_id'], unique=False)
         batch_op.create_index('ix_person_name_keys_nysiis_case_id', ['nysiis', 'case_id'], unique=False)
-        batch_op.create_index('ix_person_name_keys_word_case_id', ['word', 'case_id'], unique=False)
+        batch_op.create_index('ix_person_name_keys_word_case_id', ['word', 'case_id'], unique=False,
+                              postgresql_ops={'word': 'varchar_pattern_ops'})  # a name's start: LIKE 'clark%'
     # the cases recorded so far: the same code that keeps the rows in step from now on
     from handlers.people import fill
 
