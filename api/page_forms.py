@@ -62,6 +62,7 @@ class Field:
     typed: list[dict[str, Any]] = field(default_factory=list)  # every item as read, empty ones too
     context: str | None = None  # inside a group: the item ("Outcome 2"), named in error messages
     autofocus: bool = False
+    required_message: str | None = None  # "x-requiredMessage": what to say when it is not answered
 
     @property
     def id(self) -> str:
@@ -143,6 +144,8 @@ def _field(name: str, prop: dict[str, Any], required: bool) -> Field:
     key = name.rsplit(".", 1)[-1]
     label = str(prop.get("title") or _humanise(key))
     f = Field(name, label, prop.get("description"), "text", required)
+    if isinstance(prop.get("x-requiredMessage"), str):
+        f.required_message = prop["x-requiredMessage"]
     types = _types(prop)
     opts = _options(prop)
     items = prop.get("items") if isinstance(prop.get("items"), dict) else {}
@@ -169,6 +172,11 @@ def _field(name: str, prop: dict[str, Any], required: bool) -> Field:
     elif (types == {"object"} or not types) and isinstance(prop.get("properties"), dict) and prop["properties"]:
         f.kind = "object"
         f.children = _fields(prop, prefix=name + ".")
+        short = prop.get("x-shortTitle")
+        if isinstance(short, str) or "." in name:
+            # an object inside an object (one of several alike, each outcome of an assessment): its
+            # questions' errors say which one ("Personal hygiene: select whether …")
+            _contextualise(f.children, short if isinstance(short, str) else label)
     elif "string" in types or (not types and not prop.get("properties")):
         if prop.get("format") == "date":
             f.kind = "date"
@@ -457,6 +465,8 @@ def _complete(children: list[Field], sub: dict[str, Any]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- engine errors → fields
 def _required_message(f: Field) -> str:
+    if f.required_message:
+        return f.required_message
     verb = "Select" if f.kind in CHOICE_KINDS else "Enter"
     if f.kind == "object":
         verb = "Answer the questions about"
@@ -484,8 +494,8 @@ def engine_errors(fields: list[Field], errors: list[dict[str, Any]]) -> tuple[di
         if f is None:
             general.append(f"{path + ': ' if path else ''}{msg}")
             continue
-        if f.name in out:
-            continue
+        if f.name in out or hidden(by_name, f):
+            continue  # a question not shown (under an option not chosen) is not the user's to answer
         if f.kind == "group" and (msg == f"'{f.key}' is required" or "is too short" in msg
                                   or "should be non-empty" in msg):
             out[f.name] = (f"Enter at least one {f.noun_lower}" if f.min_items <= 1
@@ -495,10 +505,22 @@ def engine_errors(fields: list[Field], errors: list[dict[str, Any]]) -> tuple[di
         elif f.kind in ("text", "textarea") and msg.startswith("''") and ("too short" in msg or "non-empty" in msg):
             out[f.name] = _required_message(f)
         elif f.kind == "checkboxes" and ("is too short" in msg or "should be non-empty" in msg):
-            out[f.name] = f"Select at least one: {f.label[:1].lower() + f.label[1:]}"
+            out[f.name] = f.required_message or f"Select at least one: {f.label[:1].lower() + f.label[1:]}"
         else:
             out[f.name] = f"{f.label}: {msg}"
     return out, general
+
+
+def hidden(by_name: dict[str, Field], f: Field) -> bool:
+    """Whether a field is inside a conditional reveal whose option is not chosen (checked up its parents)."""
+    parts = f.name.split(".")
+    for i in range(len(parts), 0, -1):
+        g = by_name.get(".".join(parts[:i]))
+        if g is not None and g.condition is not None:
+            control = by_name.get(g.condition[0])
+            if control is not None and (control.value or "") != g.condition[1]:
+                return True
+    return False
 
 
 def _shown_path(by_name: dict[str, Field], parts: list[str]) -> list[str]:
@@ -517,11 +539,13 @@ def set_errors(fields: list[Field], messages: dict[str, str]) -> list[dict[str, 
     """Put each message on its field; the error summary's entries, in the order the fields show.
     A field inside a repeating group's item says which item: "Outcome 2: enter how it will be met"."""
     summary = []
+    said: set[str] = set()
     for f in walk(fields):
         f.error = messages.get(f.name)
         if f.error and f.context and not f.error.startswith(f.context + ":"):
             f.error = f"{f.context}: {_lower_first(f.error)}"
-        if f.error:
+        if f.error and f.error not in said:  # the same sentence twice helps nobody
+            said.add(f.error)
             summary.append({"text": f.error, "href": "#" + f.anchor})
     return summary
 
@@ -570,3 +594,123 @@ def fill(fields: list[Field], data: dict[str, Any] | None) -> None:
             f.value = str(int(v))  # 12, as typed, not 12.0
         else:
             f.value = _value_text(v) if f.kind == "radios" else str(v)
+
+
+# ---------------------------------------------------------------------- long forms: sections ("x-sections")
+@dataclass
+class Section:
+    id: str
+    title: str
+    description: str | None
+    paths: list[str]  # top-level properties, or "object.property" for an object split over sections
+    fields: list[Field]  # what its page shows (a question revealed by another in the section is under it)
+    status: str = "Not started"  # Not started, In progress, Completed
+    messages: dict[str, str] = field(default_factory=dict)
+
+
+def sections_for(fields: list[Field], declared: list[dict[str, Any]]) -> list[Section]:
+    """The form's fields grouped by its `x-sections` (engine/forms.py checks the declaration)."""
+    by_name = {f.name: f for f in walk(fields)}
+    out = []
+    for sec in declared:
+        paths = [str(p) for p in sec.get("fields") or []]
+        shown = []
+        for p in paths:
+            f = by_name.get(p)
+            if f is None:
+                continue
+            if f.condition is not None and f.condition[0] in paths:
+                continue  # shown under the question that reveals it
+            shown.append(f)
+        out.append(Section(str(sec["id"]), str(sec["title"]), sec.get("description"), paths, shown))
+    return out
+
+
+def get_path(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
+def read_section(section: Section, form: dict[str, list[str]], draft: dict[str, Any] | None, *,
+                 keep_invalid: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    """The saved answers with this section's page posted over them: (answers, local errors by field name).
+    What the section's questions no longer hold (a reveal whose option was unchosen) is removed."""
+    out = json.loads(json.dumps(draft if isinstance(draft, dict) else {}))
+    errors: dict[str, str] = {}
+    for f in section.fields:
+        sub, errs = read_form([f], form, keep_invalid=keep_invalid)
+        errors.update(errs)
+        parent_path = f.name.rpartition(".")[0]
+        parent = out
+        for part in [p for p in parent_path.split(".") if p]:
+            nxt = parent.get(part)
+            if not isinstance(nxt, dict):
+                nxt = parent[part] = {}
+            parent = nxt
+        for g in [f, *[x for shown in f.reveal.values() for x in shown]]:
+            parent.pop(g.key, None)
+        parent.update(sub)
+    return out, errors
+
+
+def for_checking(sections: list[Section], answers: dict[str, Any]) -> dict[str, Any]:
+    """The answers as submitted: an object split over sections is there (maybe empty), so a section not
+    started is reported by its own questions, not as one error on the whole object."""
+    out = json.loads(json.dumps(answers if isinstance(answers, dict) else {}))
+    for sec in sections:
+        for p in sec.paths:
+            if "." in p:
+                top = p.split(".", 1)[0]
+                if not isinstance(out.get(top), dict):
+                    out[top] = {}
+        for f in sec.fields:  # an object's questions are named one by one ("Nutrition: select whether …")
+            if f.kind == "object" and f.condition is None:
+                parent = get_path(out, f.name.rpartition(".")[0]) if "." in f.name else out
+                if isinstance(parent, dict) and not isinstance(parent.get(f.key), dict):
+                    parent[f.key] = {}
+    return out
+
+
+def in_section(section: Section, name: str) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in section.paths)
+
+
+def section_statuses(sections: list[Section], answers: dict[str, Any], messages: dict[str, str]) -> None:
+    """Not started (nothing answered), In progress (answered, something missing or wrong) or Completed."""
+    for sec in sections:
+        sec.messages = {n: m for n, m in messages.items() if in_section(sec, n)}
+        answered = any(not _blank(get_path(answers, p)) for p in sec.paths)
+        sec.status = "Not started" if not answered else "In progress" if sec.messages else "Completed"
+
+
+def _shown_value(f: Field) -> str:
+    v = f.value
+    if f.kind == "date":
+        try:
+            d = date(int(v["year"]), int(v["month"]), int(v["day"]))
+            return f"{d.day} {d.strftime('%B %Y')}"
+        except (TypeError, ValueError, KeyError):
+            return " ".join(str(x) for x in (v or {}).values() if x)
+    labels = dict(f.options)
+    if f.kind == "checkboxes":
+        return ", ".join(labels.get(x, x) for x in v or []) or "None"
+    if f.kind in ("radios", "boolean"):
+        return labels.get(v or "", "") if v != "false" or f.kind != "boolean" else "No"
+    return str(v or "")
+
+
+def answer_rows(fields: list[Field], href: str) -> list[dict[str, str]]:
+    """A check-answers summary: each question shown (not those under an option not chosen) and its answer,
+    with where to change it (`href` + the question's anchor)."""
+    by_name = {f.name: f for f in walk(fields)}
+    rows = []
+    for f in walk(fields):
+        if f.kind in ("object", "group") or hidden(by_name, f):
+            continue
+        label = f"{f.context}: {_lower_first(f.label)}" if f.context else f.label
+        rows.append({"key": label, "value": _shown_value(f) or "Not answered", "href": f"{href}#{f.anchor}",
+                     "id": f.id})
+    return rows

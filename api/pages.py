@@ -379,7 +379,9 @@ def task_page(request: Request, task_id: str) -> Response:
         return kit.guard(request, user, exc)
     fields = fields_for(_schema(engine, task))
     fill(fields, task.get("draft"))
-    resp = kit.render(request, "task.html", _task_context(request, user, task, fields))
+    # a long form (x-sections) shows its task list instead of every question (api/task_sections.py)
+    listed = task_sections.task_list_context(engine, task) if task_sections.declared(engine, task) else {}
+    resp = kit.render(request, "task.html", _task_context(request, user, task, fields, **listed))
     if request.cookies.get(FLASH_COOKIE):
         resp.delete_cookie(FLASH_COOKIE, path="/tasks")
     return resp
@@ -404,6 +406,8 @@ async def complete(request: Request, task_id: str) -> Response:
     action = (form.get("action") or ["complete"])[-1]
     rev = kit.one(form, "revision")
     revision = int(rev) if rev.isdigit() else None
+    if action == "submit-answers":  # "Check your answers" of a long form: the saved answers
+        return await task_sections.submit_answers(request, user, engine, task, revision)
 
     def again(status: int, messages: dict[str, str], general: list[str], conflict: str | None = None) -> Response:
         summary = set_errors(fields, messages)
@@ -457,3 +461,8 @@ async def complete(request: Request, task_id: str) -> Response:
     except Exception as exc:  # noqa: BLE001
         return kit.guard(request, user, exc)
     return _flash(request, kit.redirect("/tasks?view=mine"), f"Task completed: {_name(task)}")
+
+
+from . import task_sections  # noqa: E402 - its pages use this module's task context
+
+router.include_router(task_sections.router)

@@ -18,6 +18,8 @@ from .errors import DefinitionError, NotFoundError, Problem, ValidationError
 
 SUFFIX = ".schema.json"
 DATE_ORDER = "x-dateOrder"
+SECTIONS = "x-sections"
+_SECTION_ID = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -65,6 +67,62 @@ def _check_schema(schema: dict[str, Any]) -> None:
                 walk(value, f"{where}/{i}")
 
     walk(schema, "#")
+    _check_sections(schema)
+
+
+def _property_at(schema: dict[str, Any], path: str) -> dict[str, Any] | None:
+    node: Any = schema
+    for part in path.split("."):
+        props = node.get("properties") if isinstance(node, dict) else None
+        if not isinstance(props, dict) or not isinstance(props.get(part), dict):
+            return None
+        node = props[part]
+    return node
+
+
+def _check_sections(schema: dict[str, Any]) -> None:
+    """`"x-sections": [{"id", "title", "fields": ["name", "outcomes.personal_hygiene", ...]}, ...]` at the top:
+    a long form answered a section at a time. Every top-level property is in exactly one section, either
+    whole or as the dotted paths of its own properties (an object split over several sections)."""
+    if SECTIONS not in schema:
+        return
+    sections = schema[SECTIONS]
+    if not isinstance(sections, list) or not sections:
+        raise ValueError(f"#/{SECTIONS} must be a non-empty list of sections")
+    ids: set[str] = set()
+    seen: dict[str, str] = {}
+    for i, sec in enumerate(sections):
+        where = f"#/{SECTIONS}/{i}"
+        if not isinstance(sec, dict) or set(sec) - {"id", "title", "description", "fields"}:
+            raise ValueError(f"{where} must be an object of id, title, description and fields")
+        sid, title, names = sec.get("id"), sec.get("title"), sec.get("fields")
+        if not isinstance(sid, str) or not _SECTION_ID.fullmatch(sid) or sid in ids:
+            raise ValueError(f"{where}/id must be a unique lower-case name (letters, digits, _ or -)")
+        ids.add(sid)
+        if not isinstance(title, str) or not title.strip():
+            raise ValueError(f"{where}/title must be a non-empty text")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"{where}/fields must be a non-empty list of property names")
+        for n in names:
+            if n.count(".") > 1 or _property_at(schema, n) is None:
+                raise ValueError(f"{where}/fields names '{n}', which is not a property of the form "
+                                 "(or of one of its top-level objects)")
+            if n in seen:
+                raise ValueError(f"{where}/fields names '{n}', already in section '{seen[n]}'")
+            seen[n] = sid
+    props = schema.get("properties") or {}
+    for name, prop in props.items():
+        whole = name in seen
+        parts = [k for k in seen if k.startswith(name + ".")]
+        if whole and parts:
+            raise ValueError(f"#/{SECTIONS}: '{name}' is in a section both whole and in parts")
+        if not whole and not parts:
+            raise ValueError(f"#/{SECTIONS}: the property '{name}' is in no section")
+        if parts:
+            missing = [k for k in (prop.get("properties") or {}) if f"{name}.{k}" not in seen]
+            if missing:
+                raise ValueError(f"#/{SECTIONS}: '{name}' is split over sections but these of its properties "
+                                 f"are in none: {', '.join(missing)}")
 
 
 class FormLibrary:
@@ -98,6 +156,12 @@ class FormLibrary:
             return self._schemas[name]
         except KeyError:
             raise NotFoundError(f"no form named '{name}'", form=name) from None
+
+    def sections(self, name: str | None) -> list[dict[str, Any]]:
+        """The form's sections (`x-sections`), or [] for a form answered on one page."""
+        if name is None or name not in self._schemas:
+            return []
+        return [dict(sec) for sec in self._schemas[name].get(SECTIONS) or []]
 
     def validate(self, name: str | None, data: dict[str, Any], **context: Any) -> None:
         if not isinstance(data, dict):

@@ -264,10 +264,13 @@ def test_nested_answers_become_nested_data_and_errors_find_their_sub_field():
         {"field": "wellbeing/reason", "message": "'' is too short"},
         {"field": "carer/relationship", "message": "'relationship' is required"},
         {"field": "outcome", "message": "'outcome' is required"}, {"field": None, "message": "odd"}])
+    # the carer is shown only under "Yes" and "No" was chosen: its questions are not the user's to answer
     assert messages == {"wellbeing.reason": "Enter reasons for this judgement",
-                        "carer.relationship": "Enter relationship to the person",
                         "outcome": "Select outcome of reablement"}
     assert general == ["odd"]
+    read_form(fields, {**form, "carer_present": ["true"]})
+    messages, _ = engine_errors(fields, [{"field": "carer/relationship", "message": "'relationship' is required"}])
+    assert messages == {"carer.relationship": "Enter relationship to the person"}
 
 
 def test_the_real_forms_conditions_become_reveals():

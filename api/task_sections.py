@@ -1,0 +1,210 @@
+"""Long task forms answered a section at a time (a form schema's `x-sections`, docs/engine.md "Forms").
+
+The task page shows a GOV.UK task list: each section with its status (Not started, In progress,
+Completed). Each section is its own page (`/tasks/{id}/sections/{section}`); "Save and continue"
+keeps its answers in the task's draft (the same draft as "Save and come back later", so only the
+person the task is with can) and shows what is still missing in that section. "Check your answers"
+(`/tasks/{id}/check-answers`) lists every answer shown, with Change links, and completes the task
+with the saved answers; the engine validates them against the whole schema as for any task.
+Same rules as the task page (api/pages.py): signed in, a worker who may see the task, CSRF on POST.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from engine.errors import ConflictError, StateError, ValidationError
+
+from . import page_kit as kit
+from . import tasks as task_api
+from .page_forms import (
+    Section,
+    answer_rows,
+    engine_errors,
+    fields_for,
+    fill,
+    for_checking,
+    in_section,
+    read_section,
+    section_statuses,
+    sections_for,
+    set_errors,
+    walk,
+)
+
+router = APIRouter(include_in_schema=False)
+
+
+def declared(engine: Any, task: dict[str, Any]) -> list[dict[str, Any]]:
+    try:
+        return engine.forms.sections(task.get("form"))
+    except Exception:  # noqa: BLE001 - an unknown form has no sections
+        return []
+
+
+def assess(engine: Any, task: dict[str, Any], answers: dict[str, Any] | None
+           ) -> tuple[list[Any], list[Section], dict[str, str], list[str]]:
+    """The form's fields filled with `answers`, its sections with their status, and what is wrong
+    (message by field name, and messages for no field)."""
+    from .pages import _schema
+
+    fields = fields_for(_schema(engine, task))
+    answers = answers if isinstance(answers, dict) else {}
+    fill(fields, answers)
+    sections = sections_for(fields, declared(engine, task))
+    messages: dict[str, str] = {}
+    general: list[str] = []
+    try:
+        engine.forms.validate(task.get("form"), for_checking(sections, answers), task=task["id"])
+    except ValidationError as exc:
+        messages, general = engine_errors(fields, exc.errors)
+    section_statuses(sections, answers, messages)
+    return fields, sections, messages, general
+
+
+def task_list_context(engine: Any, task: dict[str, Any]) -> dict[str, Any]:
+    _fields, sections, _m, _g = assess(engine, task, task.get("draft"))
+    return {"sections": sections, "completed": sum(s.status == "Completed" for s in sections)}
+
+
+def _load(request: Request, task_id: str) -> tuple[Any, Any, dict[str, Any]]:
+    user = kit.signed_in(request)
+    task_api.require_worker(user)
+    engine = request.app.state.engine
+    return user, engine, task_api.authorised_task(engine, user, task_id)
+
+
+def _section_page(request: Request, user: Any, engine: Any, task: dict[str, Any], section: Section,
+                  errors: list[dict[str, Any]] | None = None, status: int = 200, conflict: str | None = None
+                  ) -> Response:
+    from .pages import _task_context
+
+    ctx = _task_context(request, user, task, section.fields, errors=errors or [], conflict=conflict,
+                        section=section)
+    ctx["has_groups"] = any(f.kind == "group" for f in walk(section.fields))
+    return kit.render(request, "task_section.html", ctx, status)
+
+
+def _find(sections: list[Section], section_id: str) -> Section | None:
+    return next((s for s in sections if s.id == section_id), None)
+
+
+@router.get("/tasks/{task_id}/sections/{section_id}", response_class=HTMLResponse)
+def section_page(request: Request, task_id: str, section_id: str) -> Response:
+    user = None
+    try:
+        user, engine, task = _load(request, task_id)
+    except Exception as exc:  # noqa: BLE001
+        return kit.guard(request, user, exc)
+    _fields, sections, _m, _g = assess(engine, task, task.get("draft"))
+    section = _find(sections, section_id)
+    if section is None:
+        return kit.error_page(request, user, 404, "Page not found",
+                              "This task's form has no section with that name. Go back to the task.")
+    if task.get("assignee") != user.username:
+        return kit.redirect(f"/tasks/{task['id']}")  # claim it first: the task page says so
+    return _section_page(request, user, engine, task, section)
+
+
+@router.post("/tasks/{task_id}/sections/{section_id}", response_class=HTMLResponse)
+async def save_section(request: Request, task_id: str, section_id: str) -> Response:
+    form = await kit.posted_form(request)
+    user = None
+    try:
+        user, engine, task = await run_in_threadpool(_load, request, task_id)
+        kit.check_csrf(user, form)
+    except Exception as exc:  # noqa: BLE001
+        return kit.guard(request, user, exc)
+    from .page_forms import change_items
+
+    _fields, sections, _m, _g = assess(engine, task, task.get("draft"))
+    section = _find(sections, section_id)
+    if section is None:
+        return kit.error_page(request, user, 404, "Page not found",
+                              "This task's form has no section with that name. Go back to the task.")
+    action = (form.get("action") or ["continue"])[-1]
+    if action.startswith(("add:", "remove:")):
+        read_section(section, form, task.get("draft"), keep_invalid=True)
+        problem = change_items(section.fields, action[:400])
+        errors = [{"text": problem, "href": None}] if problem else []
+        return _section_page(request, user, engine, task, section, errors, 400 if problem else 200)
+    answers, _ = read_section(section, form, task.get("draft"), keep_invalid=True)
+    rev = kit.one(form, "revision")
+    try:
+        await run_in_threadpool(task_api.save_draft, task_id,
+                                task_api.Draft(data=answers, revision=int(rev) if rev.isdigit() else None),
+                                user, engine)
+    except ConflictError as exc:
+        read_section(section, form, task.get("draft"), keep_invalid=True)
+        return _section_page(request, user, engine, task, section, [], 409,
+                             exc.message[:1].upper() + exc.message[1:] + ". What you typed is still below: copy "
+                             "anything you need, then go back to your tasks.")
+    except Exception as exc:  # noqa: BLE001
+        return kit.guard(request, user, exc)
+    if action == "later":
+        return kit.redirect(f"/tasks/{task_id}")
+    # saved; now say what is still missing or wrong in this section, on its own page
+    task = await run_in_threadpool(task_api.authorised_task, engine, user, task_id)
+    _f, sections, messages, _g = assess(engine, task, task.get("draft"))
+    section = _find(sections, section_id) or section
+    _a, local = read_section(section, form, task.get("draft"), keep_invalid=False)
+    mine = {**{n: m for n, m in messages.items() if in_section(section, n)}, **local}
+    if mine:
+        summary = set_errors(section.fields, mine)
+        return _section_page(request, user, engine, task, section, summary, 400)
+    return kit.redirect(f"/tasks/{task_id}")
+
+
+def _check_page(request: Request, user: Any, engine: Any, task: dict[str, Any], status: int = 200,
+                conflict: str | None = None) -> Response:
+    from .pages import _task_context
+
+    fields, sections, messages, general = assess(engine, task, task.get("draft"))
+    errors: list[dict[str, Any]] = []
+    if status == 400:
+        for sec in sections:
+            for e in set_errors(sec.fields, sec.messages):
+                errors.append({"text": f"{sec.title}: {e['text']}",
+                               "href": f"/tasks/{task['id']}/sections/{sec.id}{e['href']}"})
+        errors += [{"text": g, "href": None} for g in general]
+    groups = [{"section": s, "rows": answer_rows(s.fields, f"/tasks/{task['id']}/sections/{s.id}")}
+              for s in sections]
+    ctx = _task_context(request, user, task, [], errors=errors, conflict=conflict, groups=groups)
+    return kit.render(request, "task_check.html", ctx, status)
+
+
+@router.get("/tasks/{task_id}/check-answers", response_class=HTMLResponse)
+def check_answers(request: Request, task_id: str) -> Response:
+    user = None
+    try:
+        user, engine, task = _load(request, task_id)
+    except Exception as exc:  # noqa: BLE001
+        return kit.guard(request, user, exc)
+    if not declared(engine, task):
+        return kit.redirect(f"/tasks/{task_id}")
+    return _check_page(request, user, engine, task)
+
+
+async def submit_answers(request: Request, user: Any, engine: Any, task: dict[str, Any], revision: int | None
+                         ) -> Response:
+    """"Complete task" on Check your answers: the saved answers are the task's data."""
+    from .pages import _flash, _name
+
+    _fields, sections, _m, _g = assess(engine, task, task.get("draft"))
+    data = for_checking(sections, task.get("draft") or {})
+    try:
+        await run_in_threadpool(task_api.complete, task["id"], task_api.Completion(data=data, revision=revision),
+                                user, engine)
+    except ValidationError:
+        return _check_page(request, user, engine, task, 400)
+    except (ConflictError, StateError):
+        return _check_page(request, user, engine, task, 409,
+                           "Someone else completed or changed this task since you opened it, so nothing was "
+                           "submitted. Go back to your tasks.")
+    except Exception as exc:  # noqa: BLE001
+        return kit.guard(request, user, exc)
+    return _flash(request, kit.redirect("/tasks?view=mine"), f"Task completed: {_name(task)}")

@@ -1,0 +1,222 @@
+"""Long forms answered a section at a time (`x-sections`, engine/forms.py, api/page_forms.py,
+api/task_sections.py): the declaration is checked, the task page is a task list whose statuses follow
+the saved answers, each section is its own page saved as you go, Check your answers lists what is
+shown (not hidden questions) with Change links and completes the task. Errors name the question and
+the item, never refer to a hidden question, and are never said twice.
+
+The real needs_assessment and carers_assessment forms are used on the test diagram's task.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from api.app import create_app
+from api.auth import create_user
+from api.page_forms import engine_errors, fields_for, read_form, set_errors
+from engine.errors import DefinitionError, ValidationError
+from engine.forms import FormLibrary
+from engine.runtime import Engine
+from tests.conftest import DIAGRAMS, START, Calls
+from tests.test_pages_inbox import PASSWORD, _signin_client
+
+FORMS = Path(__file__).resolve().parent.parent / "forms"
+LIB = FormLibrary.from_folder(FORMS)
+NEEDS = LIB.schema("needs_assessment")
+OUTCOMES = list(NEEDS["properties"]["outcomes"]["properties"])
+
+
+def _outcome(unable: bool) -> dict:
+    return ({"unable": True, "ways": ["needs_assistance_incl_prompting"], "reason": "Cannot cook safely"}
+            if unable else {"unable": False, "ways": [], "reason": ""})
+
+
+# ---------------------------------------------------------------------- the declaration
+def _library(tmp_path: Path, sections) -> FormLibrary:
+    schema = {"type": "object", "properties": {"a": {"type": "string"},
+                                               "o": {"type": "object", "properties": {"x": {"type": "string"},
+                                                                                     "y": {"type": "string"}}}},
+              "x-sections": sections}
+    (tmp_path / "f.schema.json").write_text(json.dumps(schema))
+    return FormLibrary.from_folder(tmp_path)
+
+
+def test_sections_may_split_an_object_and_are_read_back(tmp_path):
+    lib = _library(tmp_path, [{"id": "one", "title": "One", "fields": ["a", "o.x"]},
+                              {"id": "two", "title": "Two", "fields": ["o.y"]}])
+    assert [s["id"] for s in lib.sections("f")] == ["one", "two"]
+    assert lib.sections("no_such_form") == [] and lib.sections(None) == []
+
+
+@pytest.mark.parametrize("sections, problem", [
+    ([{"id": "one", "title": "One", "fields": ["a"]}], "'o' is in no section"),
+    ([{"id": "one", "title": "One", "fields": ["a", "o", "o.x"]}], "both whole and in parts"),
+    ([{"id": "one", "title": "One", "fields": ["a", "o.x"]}], "are in none: y"),
+    ([{"id": "one", "title": "One", "fields": ["a", "o", "b"]}], "names 'b'"),
+    ([{"id": "one", "title": "One", "fields": ["a"]}, {"id": "one", "title": "Two", "fields": ["o"]}], "unique"),
+    ([{"id": "one", "title": "One", "fields": ["a", "o"]}, {"id": "two", "title": "Two", "fields": ["a"]}],
+     "already in section 'one'"),
+    ([{"id": "one", "title": "", "fields": ["a", "o"]}], "title"),
+    ([], "non-empty list"),
+])
+def test_a_wrong_declaration_is_named(tmp_path, sections, problem):
+    with pytest.raises(DefinitionError) as exc:
+        _library(tmp_path, sections)
+    assert problem in str(exc.value)
+
+
+# ---------------------------------------------------------------------- errors that help
+def _page_errors(schema: dict, form: dict) -> list[str]:
+    fields = fields_for(schema)
+    data, local = read_form(fields, form)
+    try:
+        FormLibrary({"f": schema}).validate("f", data)
+        messages: dict = {}
+    except ValidationError as exc:
+        messages, _general = engine_errors(fields, exc.errors)
+    return [e["text"] for e in set_errors(fields, {**messages, **local})]
+
+
+def test_an_empty_needs_assessment_names_each_item_once_and_no_hidden_question():
+    texts = _page_errors(NEEDS, {})
+    assert len(texts) == len(set(texts)), texts
+    assert "Personal hygiene: select whether the person is unable to achieve this" in texts
+    assert "Nutrition: select whether the person is unable to achieve this" in texts
+    assert sum("unable to achieve this" in t for t in texts) == len(OUTCOMES)
+    # "In what way" and "Reasons" show only under Yes, the carer only under "someone cares": not reported
+    assert not [t for t in texts if "in what way" in t.lower() or "reasons (these" in t.lower()], texts
+    assert not [t for t in texts if "carer" in t.lower() and "care for the person" not in t.lower()], texts
+    assert len(texts) == len(OUTCOMES) + 4  # + impairment, wellbeing (impact, reasons), who cares
+
+
+def test_under_yes_the_revealed_questions_are_named_with_their_item():
+    form = {"outcomes.personal_hygiene.unable": ["true"], "carer_present": ["true"]}
+    texts = _page_errors(NEEDS, form)
+    assert "Personal hygiene: select in what way the person is unable to achieve this" in texts
+    assert "Personal hygiene: enter the reasons (they go into the decision letter)" in texts
+    assert "Enter carer's name" in texts
+    # and the interpreter's language only when an interpreter is needed
+    assert not any("interpreter" in t.lower() for t in texts)
+    texts = _page_errors(NEEDS, {"interpreter_needed": ["true"]})
+    assert "Enter language or kind of interpreter" in texts
+
+
+# ---------------------------------------------------------------------- pages
+@pytest.fixture
+def needs_world(db_url):
+    """The test diagram's task with the real needs assessment form, claimed by rosa."""
+    eng = Engine(db_url, registry=Calls().registry(),
+                 forms=FormLibrary({"reablement_outcome": NEEDS, "overrun": {"type": "object"}}))
+    eng.init(simulated_start=START)
+    eng.deploy([DIAGRAMS / "deadline.bpmn"])
+    app = create_app(eng, run_timers=False)
+    create_user(eng, "rosa", PASSWORD, display_name="Rosa Patel", roles=["reablement_coordinator"],
+                teams=["reablement"])
+    case = eng.start("deadline", title="Mrs Joan Barker").case_id
+    task = next(t for t in eng.list_tasks(case_id=case) if t["element_id"] == "reablement")
+    client, csrf = _signin_client(app, "rosa")
+    assert client.post(f"/tasks/{task['id']}/claim", data={"csrf_token": csrf}).status_code == 303
+    yield eng, client, csrf, task
+    eng.db.dispose()
+
+
+def _statuses(html: str) -> dict[str, str]:
+    out = {}
+    for sid, status in re.findall(r'id="status-([a-z-]+)">\s*(.*?)\s*</div>', html, re.S):
+        out[sid] = re.sub(r"<[^>]+>", "", status).strip()
+    return out
+
+
+def _revision(client, url: str) -> str:
+    return re.search(r'name="revision" value="(\d+)"', client.get(url).text).group(1)
+
+
+def _post_section(client, csrf, task, sid, answers: dict, action="continue"):
+    url = f"/tasks/{task['id']}/sections/{sid}"
+    data = {"csrf_token": csrf, "revision": _revision(client, url), "action": action, **answers}
+    return client.post(url, data=data)
+
+
+DAILY = {"needs_from_impairment": "true",
+         **{f"outcomes.{k}.unable": "false" for k in OUTCOMES[:5]},
+         "outcomes.personal_hygiene.unable": "true",
+         "outcomes.personal_hygiene.ways": "needs_assistance_incl_prompting",
+         "outcomes.personal_hygiene.reason": "Cannot wash without prompting"}
+
+
+def test_the_task_page_is_a_task_list_and_sections_save_as_you_go(needs_world):
+    eng, client, csrf, task = needs_world
+    page = client.get(f"/tasks/{task['id']}")
+    assert page.status_code == 200 and 'class="govuk-task-list"' in page.text
+    assert 'name="outcomes.personal_hygiene.unable"' not in page.text  # not every question on one page
+    assert set(_statuses(page.text).values()) == {"Not started"} and len(_statuses(page.text)) == 6
+
+    # half a section: saved, its missing answers said on its own page, named with the item
+    half = {k: v for k, v in DAILY.items() if "nutrition" not in k}
+    r = _post_section(client, csrf, task, "daily-living", half)
+    assert r.status_code == 400
+    assert "Nutrition: select whether the person is unable to achieve this" in r.text
+    assert "Personal hygiene" not in re.search(r'govuk-error-summary.*?</div>\s*</div>', r.text, re.S).group(0)
+    assert eng.get_task(task["id"])["draft"]["outcomes"]["personal_hygiene"]["reason"] == \
+        "Cannot wash without prompting"
+    assert _statuses(client.get(f"/tasks/{task['id']}").text)["daily-living"] == "In progress"
+
+    r = _post_section(client, csrf, task, "daily-living", DAILY)
+    assert r.status_code == 303 and r.headers["location"] == f"/tasks/{task['id']}"
+    statuses = _statuses(client.get(f"/tasks/{task['id']}").text)
+    assert statuses["daily-living"] == "Completed" and statuses["about"] == "Not started"
+    # another section keeps the first one's answers
+    r = _post_section(client, csrf, task, "person", {"person_views": "I want to stay at home"})
+    assert r.status_code == 303
+    draft = eng.get_task(task["id"])["draft"]
+    assert draft["person_views"] == "I want to stay at home" and draft["outcomes"]["personal_hygiene"]["unable"]
+
+
+def test_check_your_answers_lists_what_is_shown_and_completes_the_task(needs_world):
+    eng, client, csrf, task = needs_world
+    tid = task["id"]
+    early = client.post(f"/tasks/{tid}", data={"csrf_token": csrf, "revision": _revision(client, f"/tasks/{tid}"),
+                                               "action": "submit-answers"})
+    assert early.status_code == 400 and "Eligibility: daily living: Nutrition: select whether" in early.text
+    assert f'href="/tasks/{tid}/sections/daily-living#f-outcomes-managing_nutrition-unable-0"' in early.text
+    assert not [e for e in eng.history(task["case_id"]) if e["type"] == "task.completed"]
+
+    assert _post_section(client, csrf, task, "daily-living", DAILY).status_code == 303
+    rest = {f"outcomes.{k}.unable": "false" for k in OUTCOMES[5:]}
+    assert _post_section(client, csrf, task, "home-and-community", rest).status_code == 303
+    assert _post_section(client, csrf, task, "wellbeing", {
+        "wellbeing_impact.significant": "true", "wellbeing_impact.reason": "Isolated at home",
+        "wellbeing_impact.areas": "personal_dignity"}).status_code == 303
+    assert _post_section(client, csrf, task, "carer", {"carer_present": "false"}).status_code == 303
+    assert _post_section(client, csrf, task, "about", {"interpreter_needed": "false",
+                                                       "consent_to_share": "given"}).status_code == 303
+    check = client.get(f"/tasks/{tid}/check-answers")
+    assert check.status_code == 200
+    assert "Personal hygiene: in what way unable" in check.text and "Cannot wash without prompting" in check.text
+    assert "Nutrition: in what way unable" not in check.text  # hidden under No
+    assert "Carer&#39;s name" not in check.text and "Language or kind of interpreter" not in check.text
+    assert f'href="/tasks/{tid}/sections/about#f-consent_to_share-0"' in check.text
+    r = client.post(f"/tasks/{tid}", data={"csrf_token": csrf, "revision": _revision(client, f"/tasks/{tid}"),
+                                           "action": "submit-answers"})
+    assert r.status_code == 303, r.text
+    done = [e["data"]["data"] for e in eng.history(task["case_id"]) if e["type"] == "task.completed"][-1]
+    assert done["outcomes"]["personal_hygiene"]["ways"] == ["needs_assistance_incl_prompting"]
+    assert done["consent_to_share"] == "given" and "carer" not in done
+
+
+def test_section_pages_need_the_token_a_known_section_and_the_task_claimed(needs_world, db_url):
+    eng, client, csrf, task = needs_world
+    tid = task["id"]
+    assert client.get(f"/tasks/{tid}/sections/nope").status_code == 404
+    r = client.post(f"/tasks/{tid}/sections/about", data={"consent_to_share": "given"})
+    assert r.status_code == 403 and eng.get_task(tid).get("draft") is None
+    create_user(eng, "omar", PASSWORD, display_name="Omar Shah", roles=["occupational_therapist"],
+                teams=["reablement"])
+    other, other_csrf = _signin_client(client.app, "omar")
+    assert other.get(f"/tasks/{tid}/sections/about").status_code == 303  # rosa has it: back to the task page
+    r = other.post(f"/tasks/{tid}/sections/about", data={"csrf_token": other_csrf, "consent_to_share": "given"})
+    assert r.status_code == 403 and eng.get_task(tid).get("draft") is None
