@@ -26,6 +26,7 @@ from . import (
     processes,
     replay_pages,
     static_assets,
+    suspend,
     tasks,
 )
 from . import trial as draft_trial
@@ -68,6 +69,8 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     app.include_router(static_assets.router)  # allow-listed front-end files (api/static_assets.py)
     app.include_router(pages.router)  # HTML pages, same rules as the API (api/pages.py)
     app.include_router(case_pages.router)  # the case record pages (api/case_pages.py)
+    app.include_router(suspend.router)  # hospital admissions: suspend and resume (api/suspend.py)
+    app.include_router(suspend.pages)
     app.include_router(integrity.router)  # the integrity panel's "Check now" (api/integrity.py)
     app.include_router(integrity.api_router)
     app.include_router(modeller.router)  # the browser modeller and its checks (api/modeller.py)

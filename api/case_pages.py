@@ -24,6 +24,7 @@ from engine.errors import ConflictError, ValidationError
 from . import case_record as cr
 from . import cases as api
 from . import page_kit as kit
+from . import suspend
 from .auth import User
 from .errors import ApiError
 from .integrity import panel as integrity_panel
@@ -32,7 +33,8 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 25
 NOT_FOUND = "There is no case record at this address."
 SAVED = {"note": "Case note added", "details": "The person's details were changed",
-         "coordinator": "Co-ordinating worker changed"}
+         "coordinator": "Co-ordinating worker changed",
+         "admission": "Hospital admission recorded: the process is paused", "discharge": "Discharge recorded"}
 
 
 def _guard(request: Request, user: User | None, exc: Exception) -> Response:
@@ -74,6 +76,7 @@ def case_page(request: Request, case_id: int, page: int = 1, saved: str = "") ->
         "user": user, "case": rec.case, "name": name, "rows": cr.person_rows(engine, rec.person),
         "has_person": bool(rec.person), "coordinator": api.coordinator_view(rec),
         "may_write": api.may_write(user), "may_coordinate": api.may_set_coordinator(user),
+        "suspendable": suspend.SUSPENDABLE,
         "pb": cr.plan_and_budget(rec), "positions": positions,
         "open_positions": [p for p in positions if p["status"] != "completed"],
         "letters": letters, "notes": notes, "entries": entries[(page - 1) * PAGE_SIZE: page * PAGE_SIZE],

@@ -625,6 +625,11 @@ def _derive_one(process_id: str, iid: int, evs: list[dict], mapping: dict[str, A
         end = cancelled
         outcome = _closure_outcome(cancelled)
         used.append(cancelled)
+    ended = _first(evs, {"type": "instance.ended"})
+    if ended is not None and end is None:  # a paused process ended on resume (engine/suspension.py)
+        end = ended
+        outcome = REABLEMENT_OUTCOMES.get(_get(ended, "data.outcome")) if process_id == "reablement" else None
+        used.append(ended)
     if outcome is None:
         outcome = mapping.get("default_outcome") if end is not None else mapping.get("open_outcome")
 

@@ -96,11 +96,13 @@ def world(db_url):
     eng, app, p = build(db_url)
     with eng.db.engine.connect() as conn:
         task_id = conn.execute(select(tasks.c.id).where(tasks.c.case_id == p["edith"])).scalars().first()
+        instance_id = conn.execute(select(tasks.c.instance_id).where(tasks.c.case_id == p["edith"])).scalars().first()
     bpmn = (ROOT / "processes" / "front_door.bpmn").read_text()
     draft = create_draft(eng, process_id="front_door", files={"front_door.bpmn": bpmn}, base_version=None,
                          actor="process-owner", note="A plausible draft")
     ids = {"case_id": str(p["edith"]), "task_id": task_id, "draft_id": str(draft["id"]),
-           "process_id": "front_door", "username": "social-worker", "name": "person"}
+           "process_id": "front_door", "username": "social-worker", "name": "person",
+           "instance_id": str(instance_id), "which": "admission"}
     yield eng, app, ids
     eng.db.dispose()
 

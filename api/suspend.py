@@ -1,0 +1,248 @@
+"""Hospital admissions: pausing reablement or ongoing support, and what happens on discharge.
+
+"Record a hospital admission" suspends the process (engine/suspension.py): its timers stop and
+its tasks wait. "Record the discharge" resumes it. What a council does on discharge is its
+choice in processes/config/timescales.json:
+
+* reablement, `reablement_on_hospital_discharge`:
+  - "resume": reablement goes on with the time it had left (3 weeks left at admission: the
+    6-week limit falls 3 weeks after the discharge is recorded);
+  - "end_and_refer": reablement ends (CLD outcome "Admitted to hospital") and a hospital
+    discharge referral (processes/hospital_discharge.bpmn) starts for the hospital team;
+* ongoing support (the review cycle, the direct payment review cycle) always resumes, and, as
+  a person home from hospital needs their support checked, an unplanned review starts with the
+  CLD review reason "Hospital" — only when the case has a signed-off support plan to review.
+
+A review of a case without a signed-off plan is refused here with a clear message (nothing is
+started, so it never becomes an incident): there is no plan to review, and the team assesses
+the person instead (`review_refusal`, for every place that starts a review).
+
+Pages (/cases/{id}/instances/{iid}/admission and /discharge), JSON
+(POST /api/cases/{id}/instances/{iid}/suspend and /resume) and the CLI (`carepath suspend|resume`)
+call the same functions; casework roles on cases they may open, auditors 403 (docs/security.md).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from engine.errors import NotFoundError, StateError, ValidationError
+from handlers import settings as local
+
+from . import cases as api
+from . import page_kit as kit
+from .auth import User, current_user, get_engine
+
+router = APIRouter(prefix="/api/cases")
+pages = APIRouter(include_in_schema=False)
+
+# processes a hospital admission pauses: reablement, and ongoing support (the review cycles)
+SUSPENDABLE = {"reablement": "Reablement", "review": "Ongoing support (reviews)",
+               "direct_payment_review": "Ongoing support (direct payment reviews)"}
+DISCHARGE_CHOICES = ("resume", "end_and_refer")
+SETTING = "reablement_on_hospital_discharge"
+TEXT_MAX = 200
+NO_PLAN = ("this case has no signed-off support plan to review: a review needs a plan. Start a needs "
+           "assessment for the team to assess the person instead")
+
+
+# ---------------------------------------------------------------------- rules
+def review_refusal(case_data: dict[str, Any]) -> str | None:
+    """Why an unplanned review cannot start on this case (None when it can)."""
+    return None if case_data.get("current_plan") else NO_PLAN
+
+
+def discharge_choice() -> str:
+    value = local.load().get(SETTING, "resume")
+    if value not in DISCHARGE_CHOICES:
+        raise ValueError(f"processes/config/timescales.json: {SETTING} must be one of "
+                         f"{', '.join(DISCHARGE_CHOICES)}, got {value!r}")
+    return value
+
+
+def _instance(engine: Any, case_id: int, instance_id: int) -> dict[str, Any]:
+    case = engine.get_case(case_id)
+    inst = next((i for i in case["instances"] if i["id"] == instance_id), None)
+    if inst is None:
+        raise NotFoundError(f"case {case_id} has no process instance {instance_id}", case=case_id,
+                            instance=instance_id)
+    return {**inst, "case": case}
+
+
+def _date(raw: Any, field: str, what: str, today: date, *, not_before: date | None = None) -> tuple[date | None, str]:
+    if not isinstance(raw, str) or not raw.strip():
+        return None, f"Enter the date of the {what}"
+    try:
+        day = date.fromisoformat(raw.strip())
+    except ValueError:
+        return None, f"The date of the {what} must be a real date, like 2031-03-24"
+    if day > today:
+        return None, f"The date of the {what} must be today or in the past"
+    if not_before is not None and day < not_before:
+        return None, f"The date of the {what} must be on or after the admission ({not_before.isoformat()})"
+    return day, ""
+
+
+def admission_errors(engine: Any, hospital: Any, admitted_on: Any) -> tuple[list[dict[str, str]], date | None]:
+    errors = []
+    if not isinstance(hospital, str) or not hospital.strip():
+        errors.append({"field": "hospital", "message": "Enter the hospital the person was admitted to"})
+    elif len(hospital) > TEXT_MAX:
+        errors.append({"field": "hospital", "message": f"The hospital's name must be {TEXT_MAX} characters or fewer"})
+    day, msg = _date(admitted_on, "admitted_on", "admission", engine.now().date())
+    if msg:
+        errors.append({"field": "admitted_on", "message": msg})
+    return errors, day
+
+
+def record_admission(engine: Any, user: User, case_id: int, instance_id: int, hospital: Any,
+                     admitted_on: Any) -> dict[str, Any]:
+    """Suspend a running reablement or ongoing-support process: the person is in hospital."""
+    api._writer(engine, user, case_id, "hospital_admission")
+    inst = _instance(engine, case_id, instance_id)
+    if inst["process_id"] not in SUSPENDABLE:
+        raise ValidationError(f"a hospital admission pauses reablement or ongoing support, not "
+                              f"'{inst['process_id']}'", case=case_id, instance=instance_id)
+    errors, day = admission_errors(engine, hospital, admitted_on)
+    if errors:
+        raise ValidationError("the admission was not recorded: " + "; ".join(e["message"] for e in errors),
+                              errors=errors, case=case_id)
+    assert day is not None
+    return engine.suspend_instance(instance_id, reason="Admitted to hospital", actor=user.username,
+                                   details={"kind": "hospital_admission", "hospital": hospital.strip(),
+                                            "admitted_on": day.isoformat()})
+
+
+def admission_of(engine: Any, case_id: int, instance_id: int) -> dict[str, Any]:
+    """The details of the suspend that is in force (hospital, admitted_on)."""
+    evs = [e for e in engine.history(case_id) if e["type"] == "instance.suspended" and e["instance_id"] == instance_id]
+    return dict(evs[-1]["data"].get("details") or {}) if evs else {}
+
+
+def record_discharge(engine: Any, user: User, case_id: int, instance_id: int, discharged_on: Any) -> dict[str, Any]:
+    """Resume the process, or end reablement and refer to the hospital team, as the council chose."""
+    api._writer(engine, user, case_id, "hospital_discharge")
+    inst = _instance(engine, case_id, instance_id)
+    if inst["status"] != "suspended":
+        raise StateError(f"process instance {instance_id} is not suspended (it is {inst['status']}): there is "
+                         "no hospital stay to end; nothing was changed", case=case_id, instance=instance_id)
+    admission = admission_of(engine, case_id, instance_id)
+    admitted = admission.get("admitted_on")
+    day, msg = _date(discharged_on, "discharged_on", "discharge", engine.now().date(),
+                     not_before=date.fromisoformat(admitted) if admitted else None)
+    if msg:
+        raise ValidationError(f"the discharge was not recorded: {msg}",
+                              errors=[{"field": "discharged_on", "message": msg}], case=case_id)
+    assert day is not None
+    hospital = admission.get("hospital") or "hospital"
+    details = {"kind": "hospital_discharge", "hospital": hospital, "discharged_on": day.isoformat()}
+    person = inst["case"]["data"].get("person") or {}
+    if inst["process_id"] == "reablement" and discharge_choice() == "end_and_refer":
+        res = engine.resume_instance(
+            instance_id, actor=user.username, mode="end", details={**details, "outcome": "admitted_to_hospital"},
+            reason=f"Reablement ended: admitted to {hospital}; referred to the hospital team on discharge",
+            then_start={"process_id": "hospital_discharge", "data": {
+                "person": person, "ward": hospital,
+                "reason": f"Admitted to {hospital} during reablement; discharged {day.isoformat()}"}})
+        return {"outcome": "ended_and_referred", "instance_id": instance_id, "started": res.started_instances}
+    engine.resume_instance(instance_id, actor=user.username, reason=f"Discharged from {hospital}", details=details)
+    started: list[int] = []
+    if inst["process_id"] != "reablement" and review_refusal(inst["case"]["data"]) is None:
+        res = engine.start("review", case_id=case_id, actor=user.username, data={
+            "review_reason": "Hospital", "review_requested_by": "worker",
+            "review_request_note": f"Discharged from {hospital} on {day.isoformat()}: check the support still fits"})
+        started.append(res.instance_id)
+    return {"outcome": "resumed", "instance_id": instance_id, "started": started}
+
+
+# ---------------------------------------------------------------------- JSON
+Who = Annotated[User, Depends(current_user)]
+Eng = Annotated[Any, Depends(get_engine)]
+
+
+# optional here so that who may act is checked before what was sent (a 403 comes before a 422)
+class AdmissionIn(BaseModel):
+    hospital: str | None = None
+    admitted_on: str | None = None  # YYYY-MM-DD
+
+
+class DischargeIn(BaseModel):
+    discharged_on: str | None = None  # YYYY-MM-DD
+
+
+@router.post("/{case_id}/instances/{instance_id}/suspend")
+def post_suspend(case_id: int, instance_id: int, body: AdmissionIn, user: Who, engine: Eng) -> dict[str, Any]:
+    return record_admission(engine, user, case_id, instance_id, body.hospital, body.admitted_on)
+
+
+@router.post("/{case_id}/instances/{instance_id}/resume")
+def post_resume(case_id: int, instance_id: int, body: DischargeIn, user: Who, engine: Eng) -> dict[str, Any]:
+    return record_discharge(engine, user, case_id, instance_id, body.discharged_on)
+
+
+# ---------------------------------------------------------------------- pages
+ANCHORS: dict[str, str] = {}  # each error links to its field, whose id is the field's name
+
+
+def _form(request: Request, user: User, engine: Any, case_id: int, instance_id: int, which: str,
+          values: dict[str, str], errors: list[dict[str, str]] | None = None, status: int = 200) -> Response:
+    inst = _instance(engine, case_id, instance_id)
+    errs = {e["field"]: e["message"] for e in errors or []}
+    choice = discharge_choice() if inst["process_id"] == "reablement" else "resume"
+    return kit.render(request, f"suspend_{which}.html", {
+        "user": user, "case": inst["case"], "instance": inst, "process_name": SUSPENDABLE.get(inst["process_id"], ""),
+        "values": values, "err": errs, "errors": kit.error_summary(errs, ANCHORS), "choice": choice,
+        "admission": admission_of(engine, case_id, instance_id) if which == "discharge" else {},
+        "today": engine.now().date().isoformat()}, status)
+
+
+def may_pause(user: User) -> bool:
+    return api.may_write(user)
+
+
+@pages.get("/cases/{case_id}/instances/{instance_id}/hospital-{which}", response_class=HTMLResponse)
+def suspend_form(request: Request, case_id: int, instance_id: int, which: str) -> Response:
+    user = None
+    try:
+        user = kit.signed_in(request)
+        engine = request.app.state.engine
+        if which not in ("admission", "discharge"):
+            raise NotFoundError(f"no page {which}")
+        api._writer(engine, user, case_id, f"hospital_{which}")
+        return _form(request, user, engine, case_id, instance_id, which, {})
+    except Exception as exc:  # noqa: BLE001 - mapped to pages
+        return kit.guard(request, user, exc, not_found="There is no such process on this case record.",
+                         conflict_title="This process has changed")
+
+
+@pages.post("/cases/{case_id}/instances/{instance_id}/hospital-{which}", response_class=HTMLResponse)
+async def suspend_post(request: Request, case_id: int, instance_id: int, which: str) -> Response:
+    form = await kit.posted_form(request)
+    user = None
+    try:
+        user = kit.signed_in(request)
+        kit.check_csrf(user, form)
+        engine = request.app.state.engine
+        if which not in ("admission", "discharge"):
+            raise NotFoundError(f"no page {which}")
+        values = {k: kit.one(form, k) for k in ("hospital", "admitted_on", "discharged_on")}
+        try:
+            if which == "admission":
+                await run_in_threadpool(record_admission, engine, user, case_id, instance_id, values["hospital"],
+                                        values["admitted_on"])
+            else:
+                await run_in_threadpool(record_discharge, engine, user, case_id, instance_id, values["discharged_on"])
+        except ValidationError as exc:
+            if not exc.errors:
+                raise
+            return _form(request, user, engine, case_id, instance_id, which, values, exc.errors, 400)
+    except Exception as exc:  # noqa: BLE001
+        return kit.guard(request, user, exc, not_found="There is no such process on this case record.",
+                         conflict_title="This process has changed")
+    return kit.redirect(f"/cases/{case_id}?saved={which}#process-{instance_id}")
