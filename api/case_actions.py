@@ -1,0 +1,477 @@
+"""Acting on a case from its record, closing it, ending one of its processes (issue 10, items 1 and 2).
+
+Actions start the right process on the case with checked start data:
+
+=====================  =========================  ===========================================================
+action                 process                    asks
+=====================  =========================  ===========================================================
+safeguarding           safeguarding               the concern, who raised it, whether it is urgent
+review                 review (unplanned)         the CLD reason, who asked, a note (needs a signed-off plan)
+carers_assessment      carers_assessment          the carer's name and relationship (address optional)
+dp_review              direct_payment_review      the trigger (breach or capacity) and a note (needs a
+                                                  direct payment in place)
+hospital_discharge     hospital_discharge         the reason for admission, the ward (age from the record)
+change_in_circumstances review (unplanned)        what changed, who told us (needs a signed-off plan)
+=====================  =========================  ===========================================================
+
+Closing a case (``close``) or ending one process (``end``) takes a reason from ``CLOSE_REASONS``
+(died needs the date of death, not in the future; moved_away needs the council); every open task
+and timer is withdrawn (engine/lifecycle.py) and the CLD events end with the reason's outcome
+(handlers/cld.py CLOSURE_OUTCOMES). Who may do what: ``ACTION_ROLES`` / ``CLOSE_ROLES``, written in
+docs/security.md ("Acting on a case"). The pages post a one-time token so a double click starts
+one process, not two.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import delete, insert, select
+
+from engine.errors import NotFoundError, StateError, ValidationError
+from engine.lifecycle import OPEN_STATUSES, closure
+from engine.schema import instances, settings
+from handlers.cld import CLOSURE_OUTCOMES, UNPLANNED_REVIEW_REASONS
+
+from . import page_kit as kit
+from .auth import OVERSIGHT_ROLES, User, current_user, get_engine
+from .cases import open_case
+from .errors import forbidden
+
+router = APIRouter()
+NOTE_MAX = 2000
+SHORT_MAX = 200
+REQUESTED_BY = {"person": "The person", "carer": "A carer", "provider": "A provider", "worker": "A worker",
+                "other": "Someone else"}
+DP_TRIGGERS = {"breach": "A suspected breach of the direct payment agreement",
+               "capacity": "A change in the person's capacity"}
+
+CASEWORK = ("social_worker", "occupational_therapist", "team_manager")
+ACTION_ROLES: dict[str, tuple[str, ...]] = {
+    "safeguarding": ("front_door_advisor", "social_worker", "occupational_therapist", "reablement_coordinator",
+                     "team_manager", "finance_officer"),  # anyone who works with the person raises a concern
+    "review": CASEWORK,
+    "carers_assessment": ("front_door_advisor", *CASEWORK),
+    "dp_review": ("finance_officer", *CASEWORK),
+    "hospital_discharge": ("reablement_coordinator", *CASEWORK),
+    "change_in_circumstances": ("front_door_advisor", "reablement_coordinator", *CASEWORK),
+}
+CLOSE_ROLES = ("team_manager",)  # closing a case or ending a process is a manager's decision
+ACTION_TITLES = {
+    "safeguarding": "Raise a safeguarding concern",
+    "review": "Request a review",
+    "carers_assessment": "Start a carer's assessment",
+    "dp_review": "Start a direct payment review",
+    "hospital_discharge": "Refer a hospital discharge",
+    "change_in_circumstances": "Record a change in circumstances",
+}
+CLOSE_REASONS = {
+    "died": "The person has died",
+    "moved_away": "Moved to another council",
+    "declined": "Declined support",
+    "nhs_funded": "Now fully NHS-funded (continuing healthcare)",
+    "no_longer_needed": "No longer needs support",
+}
+assert set(CLOSE_REASONS) == set(CLOSURE_OUTCOMES)  # every reason has its CLD outcome
+
+
+# ---------------------------------------------------------------------- checking what was sent
+def _text(data: dict[str, Any], name: str, label: str, errors: dict[str, str], *, required: bool = True,
+          limit: int = NOTE_MAX) -> str:
+    value = data.get(name, "")
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        errors[name] = f"{label} must be text"
+        return ""
+    value = value.strip()
+    if required and not value:
+        errors[name] = f"Enter {label.lower()}"
+    elif len(value) > limit:
+        errors[name] = f"{label} must be {limit} characters or fewer"
+    elif re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", value):
+        errors[name] = f"{label} must not contain control characters"
+    return value
+
+
+def _choice(data: dict[str, Any], name: str, label: str, options: Any, errors: dict[str, str]) -> str:
+    value = data.get(name)
+    if value in (None, ""):
+        errors[name] = f"Select {label.lower()}"
+    elif value not in options:
+        errors[name] = f"{label} must be one of: {', '.join(options)}"
+    return value if isinstance(value, str) else ""
+
+
+def _yes_no(data: dict[str, Any], name: str, label: str, errors: dict[str, str]) -> bool:
+    value = data.get(name)
+    if value in (True, "yes", "true"):
+        return True
+    if value in (False, "no", "false"):
+        return False
+    errors[name] = f"Select yes if {label.lower()}"
+    return False
+
+
+def _age(person: dict[str, Any], today: date) -> int | None:
+    born = person.get("date_of_birth")
+    try:
+        d = date.fromisoformat(born) if isinstance(born, str) else None
+    except ValueError:
+        d = None
+    if d is None:
+        return person.get("age") if isinstance(person.get("age"), int) else None
+    return today.year - d.year - ((today.month, today.day) < (d.month, d.day))
+
+
+def _open_processes(engine: Any, case_id: int, process_id: str) -> list[int]:
+    with engine.db.engine.connect() as conn:
+        return list(conn.execute(select(instances.c.id).where(
+            instances.c.case_id == case_id, instances.c.process_id == process_id,
+            instances.c.status.in_(OPEN_STATUSES))).scalars())
+
+
+def start_data(engine: Any, case: dict[str, Any], action: str, data: dict[str, Any]
+               ) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """(process id, start data, errors by field) for an action on the case."""
+    errors: dict[str, str] = {}
+    rec = case["data"]
+    person = rec.get("person") or {}
+    today = engine.now().date()
+    if action == "safeguarding":
+        concern = _text(data, "concern", "The concern", errors)
+        raised_by = _text(data, "raised_by", "Who raised the concern", errors, limit=SHORT_MAX)
+        urgent = _yes_no(data, "urgent", "the person is at immediate risk", errors)
+        return "safeguarding", {"concern": concern, "raised_by": raised_by, "urgent": urgent,
+                                "contact_date": today.isoformat()}, errors
+    if action in ("review", "change_in_circumstances"):
+        if action == "review":
+            reason = _choice(data, "review_reason", "The reason for the review", UNPLANNED_REVIEW_REASONS, errors)
+            note = _text(data, "note", "Why the review is needed", errors)
+        else:
+            reason = "Other Reason"
+            note = "Change in circumstances: " + _text(data, "what_changed", "What has changed", errors)
+        by = _choice(data, "requested_by", "Who asked", REQUESTED_BY, errors)
+        if not rec.get("current_plan"):
+            errors.setdefault("case", "This case has no signed-off support plan to review: record a new contact "
+                                      "at the front door for an assessment instead")
+        return "review", {"review_reason": reason, "review_requested_by": by, "review_request_note": note}, errors
+    if action == "carers_assessment":
+        name = _text(data, "carer_name", "The carer's full name", errors, limit=SHORT_MAX)
+        relationship = _text(data, "relationship", "The carer's relationship to the person", errors,
+                             limit=SHORT_MAX)
+        address = _text(data, "carer_address", "The carer's address", errors, required=False, limit=SHORT_MAX)
+        if name and name.casefold() == str(person.get("name", "")).casefold():
+            errors["carer_name"] = "The carer must be someone other than the person this case is about"
+        carer = {"name": name, "relationship": relationship}
+        if address:
+            carer["address"] = address
+        return "carers_assessment", {"person": carer, "cared_for": person.get("name") or case["title"],
+                                     "contact_date": today.isoformat()}, errors
+    if action == "dp_review":
+        trigger = _choice(data, "dp_review_trigger", "What prompted the review", DP_TRIGGERS, errors)
+        note = _text(data, "note", "What happened", errors)
+        current = rec.get("current_plan") or {}  # as the diagram checks it (direct_payment_review.bpmn)
+        ended = rec.get("direct_payment_ended_at")
+        if (current.get("plan") or {}).get("money_management") != "direct_payment" or (
+                ended and ended >= current.get("signed_off_at", "")):
+            errors.setdefault("case", "This case has no direct payment in place to review")
+        return "direct_payment_review", {"dp_review_trigger": trigger, "dp_review_note": note}, errors
+    if action == "hospital_discharge":
+        reason = _text(data, "reason", "Why the person is in hospital", errors)
+        ward = _text(data, "ward", "The hospital and ward", errors, required=False, limit=SHORT_MAX)
+        age = _age(person, today)
+        if age is None:
+            errors.setdefault("case", "The case record has no date of birth: correct the person's details first")
+        if _open_processes(engine, case["id"], "hospital_discharge"):
+            errors.setdefault("case", "A hospital discharge referral is already open on this case")
+        who = {k: person.get(k) for k in ("name", "address") if person.get(k)} or {"name": case["title"]}
+        out = {"person": {**who, "age": age}, "reason": reason}
+        if ward:
+            out["ward"] = ward
+        return "hospital_discharge", out, errors
+    raise NotFoundError(f"no action {action!r}: one of {', '.join(ACTION_TITLES)}", action=action)
+
+
+def close_details(engine: Any, reason: Any, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    errors: dict[str, str] = {}
+    if reason not in CLOSE_REASONS:
+        errors["reason"] = ("Select why the case is being closed" if reason in (None, "")
+                            else f"The reason must be one of: {', '.join(CLOSE_REASONS)}")
+    details: dict[str, Any] = {}
+    if reason == "died":
+        raw = data.get("date_of_death")
+        try:
+            when = date.fromisoformat(raw) if isinstance(raw, str) and raw else None
+        except ValueError:
+            when = None
+            errors["date_of_death"] = "The date of death must be a real date"
+        if when is None:
+            errors.setdefault("date_of_death", "Enter the date of death")
+        elif when > engine.now().date():
+            errors["date_of_death"] = "The date of death must be today or in the past"
+        elif when < engine.now().date() - timedelta(days=366 * 120):
+            errors["date_of_death"] = "The date of death must be within the person's lifetime"
+        else:
+            details["date_of_death"] = when.isoformat()
+    if reason == "moved_away":
+        details["council"] = _text(data, "council", "The council the person moved to", errors, limit=SHORT_MAX)
+    note = _text(data, "note", "A note", errors, required=False)
+    if note:
+        details["note"] = note
+    return details, errors
+
+
+def _raise(errors: dict[str, str], what: str) -> None:
+    if errors:
+        raise ValidationError(f"{what}: " + "; ".join(f"{k}: {v}" for k, v in errors.items()),
+                              errors=[{"field": k, "message": v} for k, v in errors.items()])
+
+
+# ---------------------------------------------------------------------- who may
+def may_act(user: User, action: str) -> bool:
+    return user.has(*ACTION_ROLES.get(action, ()))
+
+
+def may_close(user: User) -> bool:
+    return user.has(*CLOSE_ROLES)
+
+
+def available(user: User, case: dict[str, Any]) -> list[dict[str, str]]:
+    """The actions this user may take on the case (none while it is closed, but a reopening is by contact)."""
+    if closure(case["data"]):
+        return []
+    out = [{"action": a, "title": t, "href": f"/cases/{case['id']}/actions/{a}"} for a, t in ACTION_TITLES.items()
+           if may_act(user, a)]
+    if may_close(user):
+        out.append({"action": "close", "title": "Close the case", "href": f"/cases/{case['id']}/close"})
+    return out
+
+
+def _check(engine: Any, user: User, case_id: int, allowed: bool, what: str) -> dict[str, Any]:
+    open_case(engine, user, case_id, what)  # 404 unknown, 403 may not open (logged)
+    if not allowed:
+        raise forbidden("your role may read case records but not act on them" if user.has(*OVERSIGHT_ROLES)
+                        and not user.is_worker else f"your role may not {what.replace('_', ' ')} on this case")
+    case = engine.get_case(case_id)
+    shut = closure(case["data"])
+    if shut:
+        raise StateError(f"case {case['reference']} is closed ({CLOSE_REASONS.get(shut['reason'], shut['reason'])}, "
+                         f"{shut['at'][:10]}): nothing can be started on it. A new contact at the front door "
+                         "reopens it", case=case_id)
+    return case
+
+
+# ---------------------------------------------------------------------- doing it
+def act(engine: Any, user: User, case_id: int, action: str, data: dict[str, Any]) -> dict[str, Any]:
+    if action not in ACTION_TITLES:
+        raise NotFoundError(f"no action {action!r}: one of {', '.join(ACTION_TITLES)}", action=action)
+    case = _check(engine, user, case_id, may_act(user, action), action)
+    process_id, start, errors = start_data(engine, case, action, data if isinstance(data, dict) else {})
+    _raise(errors, f"{ACTION_TITLES[action]} was not started")
+    res = engine.start(process_id, case_id=case_id, data=start, actor=user.username)
+    return {"case_id": case_id, "action": action, "process_id": process_id, "instance_id": res.instance_id,
+            "status": res.status, "tasks": [{"id": t["id"], "element_id": t["element_id"], "name": t["name"],
+                                             "team": t["team"]} for t in res.ready_tasks]}
+
+
+def close(engine: Any, user: User, case_id: int, reason: Any, data: dict[str, Any],
+          instance_id: int | None = None) -> dict[str, Any]:
+    _check(engine, user, case_id, may_close(user), "close" if instance_id is None else "end_process")
+    details, errors = close_details(engine, reason, data if isinstance(data, dict) else {})
+    _raise(errors, "the case was not closed" if instance_id is None else "the process was not ended")
+    if instance_id is None:
+        return engine.close_case(case_id, reason=reason, details=details, actor=user.username)
+    if instance_id not in _all_instances(engine, case_id):
+        raise NotFoundError(f"case {case_id} has no process instance {instance_id}", case=case_id,
+                            instance=instance_id)
+    return engine.cancel_instance(instance_id, reason=reason, details=details, actor=user.username)
+
+
+def _all_instances(engine: Any, case_id: int) -> set[int]:
+    with engine.db.engine.connect() as conn:
+        return set(conn.execute(select(instances.c.id).where(instances.c.case_id == case_id)).scalars())
+
+
+# ---------------------------------------------------------------------- JSON API
+Who = Annotated[User, Depends(current_user)]
+Eng = Annotated[Any, Depends(get_engine)]
+
+
+class ActionIn(BaseModel):
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class CloseIn(BaseModel):
+    reason: str = Field(max_length=64)
+    details: dict[str, Any] = Field(default_factory=dict)
+    instance_id: int | None = None
+
+
+@router.get("/api/cases/{case_id}/actions")
+def get_actions(case_id: int, user: Who, engine: Eng) -> dict[str, Any]:
+    open_case(engine, user, case_id, "actions")
+    case = engine.get_case(case_id)
+    return {"case_id": case_id, "closed": closure(case["data"]), "actions": available(user, case)}
+
+
+@router.post("/api/cases/{case_id}/actions/{action}", status_code=201)
+def post_action(case_id: int, action: str, body: ActionIn, user: Who, engine: Eng) -> dict[str, Any]:
+    return act(engine, user, case_id, action, body.data)
+
+
+@router.post("/api/cases/{case_id}/close")
+def post_close(case_id: int, body: CloseIn, user: Who, engine: Eng) -> dict[str, Any]:
+    return close(engine, user, case_id, body.reason, body.details, body.instance_id)
+
+
+# ---------------------------------------------------------------------- one-time form tokens (double submit)
+TOKEN_PREFIX = "case_action:"
+
+
+def issue_token(engine: Any, user: User, case_id: int, what: str) -> str:
+    raw = secrets.token_urlsafe(24)
+    with engine.db.transaction() as conn:
+        conn.execute(insert(settings).values(key=TOKEN_PREFIX + hashlib.sha256(raw.encode()).hexdigest()[:40],
+                                             value=json.dumps({"user": user.username, "case": case_id,
+                                                               "what": what})))
+    return raw
+
+
+def use_token(engine: Any, user: User, case_id: int, what: str, raw: str) -> bool:
+    """True once for a token this user was given for this form; False for a second send."""
+    key = TOKEN_PREFIX + hashlib.sha256((raw or "").encode()).hexdigest()[:40]
+    with engine.db.transaction() as conn:
+        row = conn.execute(select(settings.c.value).where(settings.c.key == key)).first()
+        if row is None or json.loads(row.value) != {"user": user.username, "case": case_id, "what": what}:
+            return False
+        return conn.execute(delete(settings).where(settings.c.key == key)).rowcount == 1
+
+
+# ---------------------------------------------------------------------- pages
+FORM_FIELDS = {
+    "safeguarding": ("concern", "raised_by", "urgent"),
+    "review": ("review_reason", "requested_by", "note"),
+    "carers_assessment": ("carer_name", "relationship", "carer_address"),
+    "dp_review": ("dp_review_trigger", "note"),
+    "hospital_discharge": ("reason", "ward"),
+    "change_in_circumstances": ("what_changed", "requested_by"),
+    "close": ("reason", "date_of_death", "council", "note"),
+}
+ANCHORS = {"urgent": "urgent", "review_reason": "review_reason", "requested_by": "requested_by",
+           "dp_review_trigger": "dp_review_trigger", "reason": "reason", "date_of_death": "date_of_death-day",
+           "case": "main-content"}
+
+
+def _page(request: Request, user: User, case: dict[str, Any], what: str, values: dict[str, Any],
+          errors: dict[str, str], status: int = 200) -> Response:
+    engine = request.app.state.engine
+    return kit.render(request, "case_action.html", {
+        "user": user, "case": case, "what": what,
+        "title": ACTION_TITLES.get(what, "Close the case"),
+        "name": (case["data"].get("person") or {}).get("name") or case["title"],
+        "values": values, "errors": errors, "error_list": kit.error_summary(errors, ANCHORS),
+        "token": issue_token(engine, user, case["id"], what), "review_reasons": UNPLANNED_REVIEW_REASONS,
+        "requested_by": REQUESTED_BY, "dp_triggers": DP_TRIGGERS, "close_reasons": CLOSE_REASONS}, status)
+
+
+def _form_values(form: dict[str, list[str]], what: str) -> dict[str, Any]:
+    values = {k: kit.one(form, k) for k in FORM_FIELDS[what]}
+    if what == "close":
+        d, m, y = (kit.one(form, f"date_of_death-{p}").strip() for p in ("day", "month", "year"))
+        values.update({"dod_day": d, "dod_month": m, "dod_year": y})
+        if d or m or y:
+            try:
+                values["date_of_death"] = date(int(y), int(m), int(d)).isoformat()
+            except ValueError:
+                values["date_of_death"] = "not-a-date"
+    return values
+
+
+async def _show(request: Request, case_id: int, what: str) -> Response:
+    user = None
+    try:
+        user = kit.signed_in(request)
+        engine = request.app.state.engine
+        allowed = may_close(user) if what == "close" else may_act(user, what)
+        if what != "close" and what not in ACTION_TITLES:
+            raise NotFoundError(f"no action {what!r}")
+        case = await run_in_threadpool(_check, engine, user, case_id, allowed, what)
+    except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
+        return kit.guard(request, user, exc, not_found="There is no such case or action.",
+                         conflict_title="This case is closed")
+    return _page(request, user, case, what, {}, {})
+
+
+async def _post(request: Request, case_id: int, what: str) -> Response:
+    user = None
+    try:
+        user = kit.signed_in(request)
+        engine = request.app.state.engine
+        form = await kit.posted_form(request)
+        kit.check_csrf(user, form)
+        if what != "close" and what not in ACTION_TITLES:
+            raise NotFoundError(f"no action {what!r}")
+        allowed = may_close(user) if what == "close" else may_act(user, what)
+        case = await run_in_threadpool(_check, engine, user, case_id, allowed, what)
+        values = _form_values(form, what)
+        if what == "close":
+            _details, errors = close_details(engine, values.get("reason") or None, values)
+        else:
+            _p, _d, errors = start_data(engine, case, what, values)
+        if errors:
+            return _page(request, user, case, what, values, errors, 422)
+        if not use_token(engine, user, case_id, what, kit.one(form, "action_token")):
+            return kit.redirect(f"/cases/{case_id}?saved=already")  # a second click: the first one did it
+        if what == "close":
+            await run_in_threadpool(close, engine, user, case_id, values["reason"], values)
+            return kit.redirect(f"/cases/{case_id}?saved=closed")
+        await run_in_threadpool(act, engine, user, case_id, what, values)
+        return kit.redirect(f"/cases/{case_id}?saved=action_{what}")
+    except ValidationError as exc:
+        errs = {e["field"]: e["message"] for e in exc.errors}
+        return _page(request, user, engine.get_case(case_id), what, {}, errs, 422)
+    except Exception as exc:  # noqa: BLE001
+        return kit.guard(request, user, exc, not_found="There is no such case or action.",
+                         conflict_title="This case is closed")
+
+
+@router.get("/cases/{case_id}/actions/{action}", response_class=HTMLResponse)
+async def action_form(request: Request, case_id: int, action: str) -> Response:
+    return await _show(request, case_id, action)
+
+
+@router.post("/cases/{case_id}/actions/{action}", response_class=HTMLResponse)
+async def action_post(request: Request, case_id: int, action: str) -> Response:
+    return await _post(request, case_id, action)
+
+
+@router.get("/cases/{case_id}/close", response_class=HTMLResponse)
+async def close_form(request: Request, case_id: int) -> Response:
+    return await _show(request, case_id, "close")
+
+
+@router.post("/cases/{case_id}/close", response_class=HTMLResponse)
+async def close_post(request: Request, case_id: int) -> Response:
+    return await _post(request, case_id, "close")
+
+
+def closure_view(case: dict[str, Any]) -> dict[str, str] | None:
+    """How the case record shows a closed case: the day, the reason in words, its detail."""
+    shut = closure(case["data"])
+    if not shut:
+        return None
+    d = shut.get("details") or {}
+    detail = (f"date of death {kit.long_date(datetime.fromisoformat(d['date_of_death']))}" if d.get("date_of_death")
+              else f"to {d['council']}" if d.get("council") else "")
+    return {"day": kit.long_date(datetime.fromisoformat(shut["at"])),
+            "reason": CLOSE_REASONS.get(shut["reason"], shut["reason"]), "detail": detail}
