@@ -238,6 +238,24 @@ def cmd_retry(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_suspend(args: argparse.Namespace) -> int:
+    if args.actor == "cli":
+        raise CarepathError("say who is pausing the process with --as USER (it is kept in the case's history)")
+    out = _engine(args).suspend_instance(args.instance, reason=args.reason, actor=args.actor)
+    _out(args, out, f"instance {args.instance} suspended at {out['suspended_at']}: no timer fires and no task "
+                    f"completes until it is resumed ({len(out['timers'])} timer(s) stopped)")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    if args.actor == "cli":
+        raise CarepathError("say who is resuming the process with --as USER (it is kept in the case's history)")
+    res = _engine(args).resume_instance(args.instance, actor=args.actor, mode=args.mode, reason=args.reason)
+    _out(args, res.to_dict(), f"instance {args.instance} {'resumed' if args.mode == 'remaining' else 'ended'}: "
+                              f"{res.status}")
+    return 0
+
+
 def cmd_case(args: argparse.Namespace) -> int:
     case = _engine(args).get_case(args.case)
     lines = [f"{case['reference']}  {case['title']}"]
@@ -426,6 +444,18 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("retry", parents=[common], help="re-run what failed in an instance in error")
     s.add_argument("instance", type=int)
     s.set_defaults(fn=cmd_retry)
+
+    s = sub.add_parser("suspend", parents=[common], help="pause a process instance: its timers stop (--as USER)")
+    s.add_argument("instance", type=int)
+    s.add_argument("--reason", required=True, help="why it is paused (kept in the history)")
+    s.set_defaults(fn=cmd_suspend)
+
+    s = sub.add_parser("resume", parents=[common],
+                       help="resume a suspended instance with its timers' remaining time, or end it (--as USER)")
+    s.add_argument("instance", type=int)
+    s.add_argument("--mode", choices=("remaining", "end"), default="remaining")
+    s.add_argument("--reason", help="why (kept in the history)")
+    s.set_defaults(fn=cmd_resume)
 
     s = sub.add_parser("case", parents=[common], help="show a case and its process instances")
     s.add_argument("case", type=int)

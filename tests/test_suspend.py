@@ -138,3 +138,22 @@ def test_ending_on_resume_withdraws_tasks_and_timers_and_starts_the_next_process
     report = replay_case(eng, cid)
     assert report.ok, str(report)
     assert eng.verify(cid)[1] == []
+
+
+def test_the_command_line_suspends_and_resumes_and_names_who_did_it(eng, db_url, capsys):
+    from engine.cli import main
+
+    cid, iid = reablement(eng)
+    assert main(["suspend", str(iid), "--reason", "Admitted to hospital", "--db", db_url]) != 0
+    assert "--as USER" in capsys.readouterr().err
+    assert main(["resume", str(iid), "--as", "worker1", "--db", db_url]) != 0
+    assert "is not suspended" in capsys.readouterr().err
+    assert main(["suspend", str(iid), "--reason", "Admitted to hospital", "--as", "worker1", "--db", db_url]) == 0
+    assert "suspended at 2031-03-03" in capsys.readouterr().out
+    assert status(eng, cid, iid) == "suspended"
+    eng.advance_clock(timedelta(days=2))
+    assert main(["resume", str(iid), "--as", "worker1", "--db", db_url]) == 0
+    assert status(eng, cid, iid) == "waiting"
+    assert [e["actor"] for e in eng.history(cid) if e["type"] in ("instance.suspended", "instance.resumed")] == [
+        "worker1", "worker1"]
+    assert timer_dues(eng, iid)["period_ended"].startswith("2031-04-16T09:00")
