@@ -353,6 +353,7 @@ def _task_context(request: Request, user: User, task: dict[str, Any], fields: li
            "can_assign": manager, "to_error": None, "flash": unquote(request.cookies.get(FLASH_COOKIE, "")),
            "has_draft": bool(task.get("draft")), "has_groups": any(f.kind == "group" for f in walk(fields))}
     ctx["colleagues"] = _people(engine, task, me) if (ctx["can_delegate"] or manager) else []
+    ctx["shown_data"] = task_sections.shown_data(engine, task, _schema(engine, task))  # what it decides on
     ctx.update(extra)
     ctx["case_panel"] = case_panel(engine, user, task["case_id"])  # None when they may not open the case
     return ctx

@@ -208,3 +208,58 @@ async def submit_answers(request: Request, user: Any, engine: Any, task: dict[st
     except Exception as exc:  # noqa: BLE001
         return kit.guard(request, user, exc)
     return _flash(request, kit.redirect("/tasks?view=mine"), f"Task completed: {_name(task)}")
+
+
+# ---------------------------------------------------------------------- what a task decides on ("x-showData")
+def _budget_rows(b: dict[str, Any]) -> dict[str, Any]:
+    from .case_record import humanise, money
+
+    rows = [("Annual personal budget", money(b.get("final_amount"))),
+            ("Weekly equivalent", money(b.get("weekly_equivalent"))),
+            ("Points", str(b.get("total_points", ""))),
+            ("Indicative amount from the points", money(b.get("indicative_amount")))]
+    support = b.get("carer_support") if isinstance(b.get("carer_support"), dict) else None
+    if support and support.get("amount") not in (None, "0", "0.00", 0):
+        rows.append(("Carer support added", money(support.get("amount"))))
+    for up in b.get("uplifts") or []:
+        if isinstance(up, dict):
+            rows.append((f"Uplift: {up.get('reason', '')}", money(up.get("amount"))))
+    if b.get("approval_threshold") is not None:
+        rows.append(("Approval threshold", money(b.get("approval_threshold"))))
+    breakdown = [{"label": d.get("label") or humanise(d.get("domain", "")), "level": humanise(d.get("level", "")),
+                  "points": d.get("points_after", d.get("points", "")),
+                  "carer": "Yes" if d.get("met_by_carer") else "No"}
+                 for d in b.get("domains") or [] if isinstance(d, dict) and d.get("level") != "none"]
+    return {"rows": rows, "breakdown": breakdown,
+            "explanation": [str(x) for x in b.get("explanation") or []]}
+
+
+def shown_data(engine: Any, task: dict[str, Any], schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """The process data a form names in `x-showData` ([{"variable", "title"}]), read-only above the questions:
+    a personal budget with its breakdown, or any other object as a list of its plain values."""
+    from .case_record import humanise, show_value
+
+    wanted = schema.get("x-showData") if isinstance(schema, dict) else None
+    if not isinstance(wanted, list) or not wanted:
+        return []
+    try:
+        data = engine.instance_snapshot(task["instance_id"])["data"]
+    except Exception:  # noqa: BLE001 - nothing to show is better than no task page
+        return []
+    out = []
+    for w in wanted:
+        var, title = w.get("variable"), w.get("title") or humanise(str(w.get("variable")))
+        value = data.get(var) if isinstance(data, dict) else None
+        if isinstance(value, dict) and "final_amount" in value:
+            out.append({"title": title, **_budget_rows(value)})
+        elif isinstance(value, dict):
+            rows = [(humanise(k), show_value(None, v)) for k, v in value.items()
+                    if isinstance(v, (str, int, float, bool))]
+            out.append({"title": title, "rows": rows, "breakdown": [], "explanation": []})
+        elif value is not None:
+            out.append({"title": title, "rows": [(title, show_value(None, value))], "breakdown": [],
+                        "explanation": []})
+        else:
+            out.append({"title": title, "rows": [], "breakdown": [], "explanation": [],
+                        "missing": "Not available: the process has not worked this out."})
+    return out

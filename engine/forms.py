@@ -19,6 +19,7 @@ from .errors import DefinitionError, NotFoundError, Problem, ValidationError
 SUFFIX = ".schema.json"
 DATE_ORDER = "x-dateOrder"
 SECTIONS = "x-sections"
+SHOW_DATA = "x-showData"
 _SECTION_ID = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -68,6 +69,10 @@ def _check_schema(schema: dict[str, Any]) -> None:
 
     walk(schema, "#")
     _check_sections(schema)
+    shown = schema.get(SHOW_DATA, [])
+    if not isinstance(shown, list) or not all(isinstance(w, dict) and isinstance(w.get("variable"), str)
+                                              and set(w) <= {"variable", "title"} for w in shown):
+        raise ValueError(f"#/{SHOW_DATA} must be a list of {{variable, title}}: process data shown with the form")
 
 
 def _property_at(schema: dict[str, Any], path: str) -> dict[str, Any] | None:

@@ -220,3 +220,30 @@ def test_section_pages_need_the_token_a_known_section_and_the_task_claimed(needs
     assert other.get(f"/tasks/{tid}/sections/about").status_code == 303  # rosa has it: back to the task page
     r = other.post(f"/tasks/{tid}/sections/about", data={"csrf_token": other_csrf, "consent_to_share": "given"})
     assert r.status_code == 403 and eng.get_task(tid).get("draft") is None
+
+
+# ---------------------------------------------------------------------- approval tasks show what is approved
+from tests.test_process_assessment_to_review import LARGE, assessment, complete, eng, ras, start  # noqa: E402, F401
+
+
+def test_the_budget_approval_page_shows_the_budget_and_its_breakdown_above_the_decision(eng):
+    cid = start(eng).case_id
+    complete(eng, cid, "assess_needs", assessment("personal_hygiene", "managing_nutrition", "toilet_needs"))
+    complete(eng, cid, "score_needs", ras(**LARGE))
+    approve = next(t for t in eng.list_tasks(case_id=cid) if t["element_id"] == "approve_budget")
+    app = create_app(eng, run_timers=False)
+    create_user(eng, "tess", PASSWORD, display_name="Tess Manager", roles=["team_manager"], teams=["team_manager"])
+    client, _csrf = _signin_client(app, "tess")
+    page = client.get(f"/tasks/{approve['id']}")
+    assert page.status_code == 200
+    text = page.text
+    assert "The budget to approve" in text and "£55,454.55" in text
+    assert "How the points were worked out" in text and "Very high" in text
+    assert text.index("£55,454.55") < text.index('name="approved"')  # read-only, above the decision
+
+
+def test_show_data_must_name_variables(tmp_path):
+    (tmp_path / "f.schema.json").write_text(json.dumps({"type": "object", "x-showData": ["budget"]}))
+    with pytest.raises(DefinitionError) as exc:
+        FormLibrary.from_folder(tmp_path)
+    assert "x-showData must be a list of {variable, title}" in str(exc.value)
