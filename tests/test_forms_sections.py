@@ -223,10 +223,22 @@ def test_section_pages_need_the_token_a_known_section_and_the_task_claimed(needs
 
 
 # ---------------------------------------------------------------------- approval tasks show what is approved
-from tests.test_process_assessment_to_review import LARGE, assessment, complete, eng, ras, start  # noqa: E402, F401
+import tests.test_process_assessment_to_review as scenario  # noqa: E402
+from tests.test_process_assessment_to_review import LARGE, assessment, complete, ras, start  # noqa: E402
 
 
-def test_the_budget_approval_page_shows_the_budget_and_its_breakdown_above_the_decision(eng):
+@pytest.fixture
+def process_eng(db_url):
+    """Every diagram deployed with the real forms and handlers (as the assessment-to-review scenarios)."""
+    engine = Engine(db_url, registry=scenario.load_registry("handlers"), forms=LIB)
+    engine.init(simulated_start=scenario.START)
+    engine.deploy(scenario.PROCESS_FILES)
+    yield engine
+    engine.db.dispose()
+
+
+def test_the_budget_approval_page_shows_the_budget_and_its_breakdown_above_the_decision(process_eng):
+    eng = process_eng
     cid = start(eng).case_id
     complete(eng, cid, "assess_needs", assessment("personal_hygiene", "managing_nutrition", "toilet_needs"))
     complete(eng, cid, "score_needs", ras(**LARGE))
