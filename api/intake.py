@@ -29,13 +29,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from starlette.concurrency import run_in_threadpool
 
 from engine.errors import NotFoundError
-from engine.schema import cases, instances, settings
+from engine.schema import cases, settings
+from handlers.people import check_name
 
 from . import page_kit
+from . import people as people_search
 from .access import current_page, escape_like, hidden_cases, restriction
 from .auth import WORKER_ROLES, User, case_access_log, require_roles
 from .cases import nhs_number_ok
@@ -48,8 +50,7 @@ SEARCH_ROLES = tuple(sorted(WORKER_ROLES))
 PROCESS = "front_door"
 CONTACT_TASK = "record_contact"
 MAX_RESULTS = 50
-CANDIDATES = 500  # rows the SQL pre-filter may hand to the exact check
-OPEN_STATUSES = ("running", "waiting", "error")
+OPEN_STATUSES = people_search.OPEN_STATUSES
 TOKEN_PREFIX = "intake:"
 TOKEN_LIFETIME = timedelta(hours=1)
 
@@ -96,8 +97,12 @@ class Problems:
                            errors=[{"field": k, "message": v} for k, v in self.by_field.items()])
 
 
-def clean_name(value: str, problems: Problems, field_name: str = "name") -> str:
-    text = " ".join(str(value or "").split())
+def clean_name(value: str, problems: Problems, field_name: str = "name", title: str = "Name") -> str:
+    hidden = check_name(str(value or ""), title)
+    if hidden:
+        problems.add(field_name, hidden)
+        return ""
+    text = people_search.nfc_name(str(value or ""))
     if not text:
         return ""
     if len(text) > 100:
@@ -193,7 +198,10 @@ def parse_query(q: str, today: date) -> Terms:
         terms.postcode, text = text.upper(), ""  # the first part of a postcode, e.g. "NB4"
     if text:
         terms.name = clean_name(text, Problems())
-        if not terms.name:
+        hidden = check_name(text, "The search")
+        if hidden:
+            problems.add("q", hidden)
+        elif not terms.name:
             problems.add("q", f"Could not understand \u201c{text[:60]}\u201d: search by name, date of birth "
                               "(for example 27 3 1944), NHS number or postcode")
     if terms.empty() and not problems.by_field:
@@ -202,7 +210,8 @@ def parse_query(q: str, today: date) -> Terms:
     return terms
 
 
-# ---------------------------------------------------------------------- the search itself
+# ---------------------------------------------------------------------- the auditors' search (api/audit.py)
+# The auditors search the cases' JSON itself (a case whose person was removed is still found by its title).
 def _name_cond(words: list[str]) -> Any:
     conds = []
     for w in words:
@@ -237,54 +246,21 @@ def _name_ok(terms: Terms, name: str) -> bool:
     return bool(terms.words) and all(w in low for w in terms.words)
 
 
+# ---------------------------------------------------------------------- the search itself
 def find_people(engine: Any, user: User, terms: Terms, *, intake: bool = False, action: str = "search"
                 ) -> list[dict[str, Any]]:
-    """People on cases this user may find. Plain search: every given term must match. Intake search:
-    the name or the NHS number matches, and `possible_duplicate` marks the same name and date of birth,
-    or the same NHS number. Each case shown is written to the access log (`action`)."""
-    if intake:
-        parts = [c for c in ((_name_cond(terms.words) if terms.words else None),
-                             (_nhs_cond(terms.nhs_number) if terms.nhs_number else None)) if c is not None]
-        where = or_(*parts)
-    else:
-        parts = []
-        if terms.words:
-            parts.append(_name_cond(terms.words))
-        if terms.date_of_birth:
-            parts.append(_dob_cond(terms.date_of_birth))
-        if terms.nhs_number:
-            parts.append(_nhs_cond(terms.nhs_number))
-        if terms.postcode:
-            parts.append(_postcode_cond(terms.postcode))
-        where = and_(*parts)
-    is_open = exists().where(instances.c.case_id == cases.c.id, instances.c.status.in_(OPEN_STATUSES))
+    """People on cases this user may find, ranked, each with why it matched (api/people.py). Plain
+    search: every word of the name matches (the same, its start, sounds alike or a slip of the keys)
+    and every other term is the person's. Intake search: also anyone with the NHS number typed, or born
+    on the date typed with the postcode or a name part; `possible_duplicate` marks the same NHS number,
+    the name and date of birth, or date of birth, postcode and a family name alike. Each case shown is
+    written to the access log (`action`)."""
+    query = people_search.Query.of(terms.name, terms.date_of_birth, terms.nhs_number, terms.postcode)
     with engine.db.engine.connect() as conn:
         hidden = hidden_cases(conn, user)
-        q = select(cases.c.id, cases.c.reference, cases.c.title, cases.c.data, is_open.label("open")).where(where)
-        if hidden:
-            q = q.where(cases.c.id.not_in(hidden))
-        rows = conn.execute(q.order_by(cases.c.id.desc()).limit(CANDIDATES)).all()
-    found = []
-    for r in rows:
-        p = _person(json.loads(r.data), r.title)
-        name_ok = _name_ok(terms, p["name"])
-        nhs_ok = bool(terms.nhs_number) and p["nhs_number"] == terms.nhs_number
-        dob_ok = bool(terms.date_of_birth) and p["date_of_birth"] == terms.date_of_birth
-        pc_ok = bool(terms.postcode) and re.sub(r"\s", "", p["postcode"]).upper().startswith(terms.postcode)
-        if intake:
-            if not (name_ok or nhs_ok):
-                continue
-            duplicate = (name_ok and dob_ok) or nhs_ok
-        else:
-            if ((terms.words and not name_ok) or (terms.date_of_birth and not dob_ok)
-                    or (terms.nhs_number and not nhs_ok) or (terms.postcode and not pc_ok)):
-                continue
-            duplicate = False
-        found.append({"case_id": r.id, "reference": r.reference, "name": p["name"],
-                      "date_of_birth": p["date_of_birth"] or None, "postcode": p["postcode"] or None,
-                      "open": bool(r.open), "possible_duplicate": duplicate})
-    found.sort(key=lambda f: (not f["possible_duplicate"], not f["open"], -f["case_id"]))
-    found = found[:MAX_RESULTS]
+        found = people_search.search(conn, query, hidden, mode="intake" if intake else "find", limit=MAX_RESULTS)
+    for f in found:
+        f.pop("score", None)
     if found:
         with engine.db.transaction() as conn:
             now = engine.now(conn)
@@ -383,6 +359,8 @@ def record_contact(engine: Any, user: User, token: str, *, case_id: int | None, 
     starting = json.dumps({**payload, "state": "starting"}, sort_keys=True)
     try:
         person = _prefill(terms, existing_person if isinstance(existing_person, dict) else None)
+        if case_id is not None and engine.get_case(case_id)["data"].get("case_closed"):  # a new contact reopens
+            engine.reopen_case(case_id, reason="new contact at the front door", actor=user.username)
         result = engine.start(PROCESS, case_id=case_id, actor=user.username,
                               title=None if case_id is not None else terms["name"])
         task = next(t for t in result.ready_tasks if t["element_id"] == CONTACT_TASK)
@@ -416,7 +394,7 @@ def _intake_terms(engine: Any, name: str, dob_iso: str | None, day: str = "", mo
                   nhs: str = "", postcode: str = "") -> Terms:
     problems = Problems()
     today = engine.now().date()
-    terms = Terms(name=clean_name(name, problems),
+    terms = Terms(name=clean_name(name, problems, title="Full name"),
                   date_of_birth=(clean_iso_date(dob_iso, problems, today) if dob_iso is not None
                                  else clean_date(day, month, year, problems, today)),
                   nhs_number=clean_nhs(nhs, problems, check_digit=True),
@@ -490,7 +468,7 @@ def _long(iso: str | None) -> str:
 
 
 def _show(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{**r, "dob_text": _long(r["date_of_birth"])} for r in rows]
+    return [{**r, "dob_text": _long(r["date_of_birth"]), "why_text": people_search.why_text(r["why"])} for r in rows]
 
 
 @router.get("/people", response_class=HTMLResponse, include_in_schema=False)
