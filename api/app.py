@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from . import (
     admin,
     audit,
+    case_actions,
     case_pages,
     cases,
     errors,
@@ -69,6 +70,7 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     app.include_router(static_assets.router)  # allow-listed front-end files (api/static_assets.py)
     app.include_router(pages.router)  # HTML pages, same rules as the API (api/pages.py)
     app.include_router(case_pages.router)  # the case record pages (api/case_pages.py)
+    app.include_router(case_actions.router)  # acting on a case, closing it (api/case_actions.py)
     app.include_router(suspend.router)  # hospital admissions: suspend and resume (api/suspend.py)
     app.include_router(suspend.pages)
     app.include_router(integrity.router)  # the integrity panel's "Check now" (api/integrity.py)

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.errors import ConflictError, ValidationError
 
+from . import case_actions
 from . import case_record as cr
 from . import cases as api
 from . import page_kit as kit
@@ -33,7 +34,9 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 25
 NOT_FOUND = "There is no case record at this address."
 SAVED = {"note": "Case note added", "details": "The person's details were changed",
-         "coordinator": "Co-ordinating worker changed",
+         "coordinator": "Co-ordinating worker changed", "closed": "The case was closed",
+         "already": "That form was already sent: it was acted on once",
+         **{f"action_{a}": f"{t}: done" for a, t in case_actions.ACTION_TITLES.items()},
          "admission": "Hospital admission recorded: the process is paused", "discharge": "Discharge recorded"}
 
 
@@ -76,6 +79,7 @@ def case_page(request: Request, case_id: int, page: int = 1, saved: str = "") ->
         "user": user, "case": rec.case, "name": name, "rows": cr.person_rows(engine, rec.person),
         "has_person": bool(rec.person), "coordinator": api.coordinator_view(rec),
         "may_write": api.may_write(user), "may_coordinate": api.may_set_coordinator(user),
+        "actions": case_actions.available(user, rec.case), "closure": case_actions.closure_view(rec.case),
         "suspendable": suspend.SUSPENDABLE,
         "pb": cr.plan_and_budget(rec), "positions": positions,
         "open_positions": [p for p in positions if p["status"] != "completed"],

@@ -53,6 +53,9 @@ JSON_BODIES: dict[str, dict] = {
     "/api/cases/{case_id}/coordinating-worker": {"username": "social-worker"},
     "/api/processes/{process_id}/migrations/dry-run": {"from_version": 1, "to_version": 1},
     "/api/processes/{process_id}/migrations": {"from_version": 1, "to_version": 1, "case_ids": [1]},
+    "/api/cases/{case_id}/actions/{action}": {"data": {"concern": "A plausible concern", "raised_by": "A neighbour",
+                                                       "urgent": "no"}},
+    "/api/cases/{case_id}/close": {"reason": "declined"},
 }
 FORM = {"reason": "An investigation", "username": "social-worker", "kind": "note", "text": "A plausible note",
         "expected": "null"}
@@ -102,7 +105,7 @@ def world(db_url):
                          actor="process-owner", note="A plausible draft")
     ids = {"case_id": str(p["edith"]), "task_id": task_id, "draft_id": str(draft["id"]),
            "process_id": "front_door", "username": "social-worker", "name": "person",
-           "instance_id": str(instance_id), "which": "admission"}
+           "instance_id": str(instance_id), "which": "admission", "action": "safeguarding"}
     yield eng, app, ids
     eng.db.dispose()
 

@@ -96,7 +96,8 @@ def test_a_closed_case_refuses_new_work_and_a_new_contact_reopens_it(eng):
         eng.close_case(cid, reason="died", actor="tm_tom")
     n = len(eng.history(cid))
     eng.reopen_case(cid, reason="new contact", actor="fd_fay")
-    assert len(eng.history(cid)) == n + 1 and events(eng, cid, "case.reopened")[0]["data"]["closure"]["reason"] == "declined"
+    [reopened] = events(eng, cid, "case.reopened")
+    assert len(eng.history(cid)) == n + 1 and reopened["data"]["closure"]["reason"] == "declined"
     assert "case_closed" not in eng.get_case(cid)["data"]
     request_review(eng, cid, "Other Reason", "person", "Wants support again")
     assert [t["element_id"] for t in open_tasks(eng, cid)] == ["review_plan"]
