@@ -164,13 +164,15 @@ def test_bad_requests_are_refused_and_change_nothing(world):
     r = client_for(app, "sam").post(f"/api/cases/{peter}/instances/{assessment}/suspend",
                                     json={"hospital": "Northby General", "admitted_on": day(0)})
     assert r.status_code == 422 and "pauses reablement or ongoing support" in r.json()["message"]
-    r = as_(app, "rosa").post(f"/api/cases/{joan}/instances/99999/suspend", json={"hospital": "X", "admitted_on": day(0)})
+    r = as_(app, "rosa").post(f"/api/cases/{joan}/instances/99999/suspend",
+                              json={"hospital": "X", "admitted_on": day(0)})
     assert r.status_code == 404
-    assert len([e for e in eng.history(joan) if e["type"] not in ("case.opened",)]) == before
+    assert len(eng.history(joan)) == before
     assert instance_of(eng, joan, "reablement")["status"] == "waiting"
 
     eng.advance_clock(timedelta(days=3))
-    assert as_(app, "rosa").post(f"{url}/suspend", json={"hospital": "Northby General", "admitted_on": day(3)}).status_code == 200
+    r = as_(app, "rosa").post(f"{url}/suspend", json={"hospital": "Northby General", "admitted_on": day(3)})
+    assert r.status_code == 200
     task = the_task(eng, joan, "deliver_reablement")
     r = as_(app, "rosa").post(f"/api/tasks/{task['id']}/complete",
                   json={"data": {"outcome": "best_independence_reached", "summary": "Independent again"}})
