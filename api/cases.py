@@ -19,6 +19,7 @@ from sqlalchemy import insert, select
 
 from engine.errors import ConflictError, NotFoundError, ValidationError
 from engine.schema import case_notes, cases, documents, users
+from handlers import people
 
 from . import case_record as cr
 from .access import can_open_case, log_access, restriction
@@ -173,6 +174,13 @@ def parse_detail(engine: Any, f: cr.PersonField, raw: Any, today: date) -> tuple
     text = str(raw)
     if len(text) > DETAIL_MAX:
         return None, f"{f.title} must be {DETAIL_MAX} characters or fewer"
+    if f.name in people.NAME_FIELDS:  # refused, not cleaned: hidden characters defeat the front door's search
+        hidden = people.check_name(text, f.title)
+        if hidden:
+            return None, hidden
+        text = people.nfc_name(text)
+        if not text and f.required:
+            return None, f"Enter {f.title.lower()}"
     if f.name == "nhs_number":
         text = re.sub(r"\s+", "", text)
         if not re.fullmatch(r"[0-9]{10}", text):

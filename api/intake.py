@@ -1,8 +1,11 @@
 """The front door: find a person, and record a new contact (JSON API and pages).
 
-* Find a person (`GET /api/people`, `/people`): searches the people on existing cases by name
-  (case-insensitive, partial, words in any order), date of birth, NHS number (spaces ignored) or
-  postcode (spaces and case ignored, a leading part such as "NB4" matches). Casework roles only.
+* Find a person (`GET /api/people`, `/people`): searches the people on existing cases (the `people`
+  table, api/people.py) by name (case and accents ignored, partial, words in any order, sound-alikes
+  and slips of the keys: "Kathryn White" finds "Catherine Whyte"), date of birth, NHS number (spaces
+  ignored) or postcode (spaces and case ignored, a leading part such as "NB4" matches); each result
+  says why it matched. Casework roles only. Names with control, zero-width or bidirectional
+  characters are refused with a message naming the field.
   A restricted case is found only by the people named on it; every case shown is written to the
   case access log as action `search` (a search reveals that a record exists).
 * New contact (`POST /api/contacts/search` + `POST /api/contacts`, `/contacts/new`): front door
@@ -10,8 +13,11 @@
   name and date of birth, or same NHS number) and a one-time intake token. The token starts the
   `front_door` process once — on a case the search showed, or on a new case titled with the
   person's name — claims its `record_contact` task for the advisor and keeps what was typed in
-  the search as the task's draft. Sending the same token again (a double click, a retried
-  request) does not start a second process: it answers with the first one's task.
+  the search (name, date of birth, NHS number, full postcode) as the task's draft where the case
+  does not already record it. A search's terms also come back in `/contacts/new?name=...` (the
+  "Search again" link, and "Record a new contact" from Find a person). Sending the same token again
+  (a double click, a retried request) does not start a second process: it answers with the first
+  one's task.
 
 How the search scales, and why the tokens live in `settings`: docs/security.md, "Front door intake".
 """
@@ -25,6 +31,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
@@ -321,8 +328,10 @@ def _swap(engine: Any, key: str, old: str, new: dict[str, Any]) -> bool:
 def _prefill(terms: dict[str, str], existing: dict[str, Any] | None) -> dict[str, Any]:
     """The contact form's `person`: the case's recorded details, and what was typed where nothing is recorded."""
     person = dict(existing or {})
+    postcode = terms.get("postcode") or ""
     typed = {"name": terms.get("name"), "date_of_birth": terms.get("date_of_birth"),
-             "nhs_number": terms.get("nhs_number")}
+             "nhs_number": terms.get("nhs_number"),
+             "postcode": people_search.show_postcode(postcode) if len(postcode) >= 5 else None}
     for k, v in typed.items():
         if v and not person.get(k):
             person[k] = v
@@ -477,7 +486,8 @@ def people_page(request: Request, q: str | None = None) -> Response:
     try:
         user = _page_user(request, SEARCH_ROLES)
         engine = request.app.state.engine
-        ctx: dict[str, Any] = {"user": user, "q": q or "", "errors": [], "error": None, "results": None}
+        ctx: dict[str, Any] = {"user": user, "q": q or "", "errors": [], "error": None, "results": None,
+                               "contact_link": None}
         if q is not None:
             try:
                 terms = parse_query(q, engine.now().date())
@@ -486,6 +496,8 @@ def people_page(request: Request, q: str | None = None) -> Response:
                 return page_kit.render(request, "intake_people.html",
                                        {**ctx, "errors": [{"text": msg, "href": "#q"}], "error": msg}, 400)
             ctx["results"] = _show(find_people(engine, user, terms))
+            if user.has(*INTAKE_ROLES):
+                ctx["contact_link"] = contact_link(terms)
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
         return page_kit.guard(request, user, exc)
     return page_kit.render(request, "intake_people.html", ctx)
@@ -499,14 +511,28 @@ def _intake_form(request: Request, user: User, values: dict[str, str], by_field:
         "errors": page_kit.error_summary(by_field or {}, anchors)}, status)
 
 
+PREFILL_FIELDS = ("name", "dob-day", "dob-month", "dob-year", "nhs_number", "postcode")
+
+
+def contact_link(terms: Terms) -> str:
+    """/contacts/new with what was typed in a search, so the advisor does not type it twice."""
+    values = {"name": terms.name, "nhs_number": terms.nhs_number, "postcode": terms.postcode}
+    if terms.date_of_birth:
+        d = date.fromisoformat(terms.date_of_birth)
+        values.update({"dob-day": str(d.day), "dob-month": str(d.month), "dob-year": str(d.year)})
+    return "/contacts/new?" + urlencode({k: v for k, v in values.items() if v})
+
+
 @router.get("/contacts/new", response_class=HTMLResponse, include_in_schema=False)
 def new_contact_page(request: Request) -> Response:
+    """The search form; what was typed in an earlier search comes back in the query string (prefill)."""
     user = None
     try:
         user = _page_user(request, INTAKE_ROLES)
     except Exception as exc:  # noqa: BLE001
         return page_kit.guard(request, user, exc)
-    return _intake_form(request, user, {})
+    values = {k: str(request.query_params.get(k) or "")[:200] for k in PREFILL_FIELDS}
+    return _intake_form(request, user, {k: v for k, v in values.items() if v})
 
 
 @router.post("/contacts/new/search", response_class=HTMLResponse, include_in_schema=False)
@@ -532,6 +558,7 @@ async def new_contact_search(request: Request) -> Response:
         return page_kit.guard(request, user, exc)
     return page_kit.render(request, "intake_results.html", {
         "user": user, "terms": terms, "dob_text": _long(terms.date_of_birth), "results": _show(results),
+        "again": contact_link(terms), "postcode_text": people_search.show_postcode(terms.postcode),
         "duplicates": sum(1 for r in results if r["possible_duplicate"]), "token": token})
 
 
