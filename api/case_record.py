@@ -452,6 +452,9 @@ def describe(e: dict[str, Any], rec: Loaded, inst_by_id: dict[int, dict[str, Any
         team = team_name(((ver.element(el).get("candidate_groups") or [None])[0]) if ver else None)
         return f"New task: {name}" + (f" for the {team} team" if team else ""), "task", None
     if t == "task.completed":
+        screened = screening_outcome((inst_by_id.get(iid) or {}).get("data")) if el == "record_contact" else None
+        if screened:  # the front door's decision, as the advisor was shown it
+            return f"{name} completed by {who}. Screening outcome: {screened}", "decision", None
         return f"{name} completed by {who}", "task", None
     if t == "task.left":
         if d.get("task_id") in completed_tasks:
@@ -490,6 +493,21 @@ def describe(e: dict[str, Any], rec: Loaded, inst_by_id: dict[int, dict[str, Any
     if t in _SKIP:
         return None, "", None
     return f"{humanise(t.replace('.', ' '))}", "other", None
+
+
+SCREENING_ROUTES = {"information_and_advice": "information and advice", "needs_assessment": "needs assessment",
+                    "reablement": "reablement first", "safeguarding": "safeguarding concern",
+                    "signposting": "signposting to community services, with a call back"}
+
+
+def screening_outcome(data: Any) -> str | None:
+    """The front door's screening (processes/screening.dmn) in words: "needs assessment (reason)"."""
+    if not isinstance(data, dict) or not data.get("screening_route"):
+        return None
+    route = str(data["screening_route"])
+    text = SCREENING_ROUTES.get(route, humanise(route).lower())
+    reason = data.get("screening_reason")
+    return f"{text} ({reason})" if reason else text
 
 
 def _detail_names(data: dict[str, Any]) -> str:

@@ -461,7 +461,8 @@ async def complete(request: Request, task_id: str) -> Response:
                                   "back to your tasks.")
     except Exception as exc:  # noqa: BLE001
         return kit.guard(request, user, exc)
-    return _flash(request, kit.redirect("/tasks?view=mine"), f"Task completed: {_name(task)}")
+    shown = task_sections.screening_page(request, user, engine, task)  # a contact: the advisor sees the outcome
+    return shown or _flash(request, kit.redirect("/tasks?view=mine"), f"Task completed: {_name(task)}")
 
 
 from . import task_sections  # noqa: E402 - its pages use this module's task context

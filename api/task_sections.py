@@ -263,3 +263,23 @@ def shown_data(engine: Any, task: dict[str, Any], schema: dict[str, Any]) -> lis
             out.append({"title": title, "rows": [], "breakdown": [], "explanation": [],
                         "missing": "Not available: the process has not worked this out."})
     return out
+
+
+# ---------------------------------------------------------------------- the front door: the advisor sees the outcome
+def screening_page(request: Request, user: Any, engine: Any, task: dict[str, Any]) -> Response | None:
+    """After "Record the contact": a confirmation page with the screening's route and reason
+    (processes/screening.dmn), or None for any other task."""
+    from .case_record import SCREENING_ROUTES, screening_outcome
+
+    if task.get("element_id") != "record_contact":
+        return None
+    try:
+        data = engine.instance_snapshot(task["instance_id"])["data"]
+    except Exception:  # noqa: BLE001 - the task is done; the case record has the rest
+        return None
+    if screening_outcome(data) is None:
+        return None
+    route = str(data["screening_route"])
+    return kit.render(request, "contact_outcome.html", {
+        "user": user, "task": task, "route": SCREENING_ROUTES.get(route, route.replace("_", " ")),
+        "reason": data.get("screening_reason") or "", "case_id": task["case_id"]})

@@ -259,3 +259,47 @@ def test_show_data_must_name_variables(tmp_path):
     with pytest.raises(DefinitionError) as exc:
         FormLibrary.from_folder(tmp_path)
     assert "x-showData must be a list of {variable, title}" in str(exc.value)
+
+
+# ---------------------------------------------------------------------- the advisor sees the screening outcome
+def _as_form(data: dict, prefix: str = "") -> dict:
+    out: dict = {}
+    for k, v in data.items():
+        name = prefix + k
+        if isinstance(v, dict):
+            out.update(_as_form(v, name + "."))
+        elif isinstance(v, bool):
+            out[name] = "true" if v else "false"
+        elif isinstance(v, list):
+            out[name] = [str(x) for x in v]
+        else:
+            out[name] = str(v)
+    return out
+
+
+def test_the_advisor_sees_the_screening_outcome_and_it_is_in_the_chronology(db_url):
+    from tests.front_door_world import build, username
+    from tests.test_pages_intake import signin
+    from tests.test_process_front_door_reablement import contact
+
+    eng, app, people = build(db_url)
+    try:
+        cid = people["edith"]
+        rec = next(t for t in eng.list_tasks(case_id=cid) if t["element_id"] == "record_contact")
+        client, csrf = signin(app, username("front_door_advisor"))
+        page = client.get(f"/tasks/{rec['id']}")
+        assert page.status_code == 200, page.text
+        assert client.post(f"/tasks/{rec['id']}/claim", data={"csrf_token": csrf}).status_code == 303
+        answers = contact(person_name="Edith Clarke", outcomes_unable=["personal_hygiene", "nutrition"])
+        rev = re.search(r'name="revision" value="(\d+)"', client.get(f"/tasks/{rec['id']}").text).group(1)
+        r = client.post(f"/tasks/{rec['id']}", data={"csrf_token": csrf, "revision": rev, "action": "complete",
+                                                     **_as_form(answers)})
+        assert r.status_code == 200, re.search(r"error-summary__list.*?</ul>", r.text, re.S).group(0)
+        assert "Contact recorded" in r.text and "Screening outcome" in r.text
+        assert "Reablement first" in r.text
+        assert "Unable to achieve two or more eligibility outcomes: likely eligible, reablement first" in r.text
+        case = client.get(f"/cases/{cid}")
+        assert "Record the contact completed by" in case.text
+        assert "Screening outcome: reablement first (Unable to achieve two or more eligibility outcomes" in case.text
+    finally:
+        eng.db.dispose()
