@@ -475,3 +475,29 @@ def closure_view(case: dict[str, Any]) -> dict[str, str] | None:
               else f"to {d['council']}" if d.get("council") else "")
     return {"day": kit.long_date(datetime.fromisoformat(shut["at"])),
             "reason": CLOSE_REASONS.get(shut["reason"], shut["reason"]), "detail": detail}
+
+
+# ---------------------------------------------------------------------- the command line (carepath act / close)
+def cli_call(fn: Any, *args: Any) -> Any:
+    """Run an action for the command line: a refusal is a CarepathError with the web app's message."""
+    from engine.errors import CarepathError
+
+    from .errors import ApiError
+
+    try:
+        return fn(*args)
+    except ApiError as exc:
+        raise CarepathError(f"refused: {exc.message}") from None
+
+
+def cli_user(engine: Any, username: str) -> User:
+    """The active user named by `--as`: the command line checks the same roles as the web app."""
+    from engine.schema import users
+
+    from .auth import _user
+
+    with engine.db.engine.connect() as conn:
+        row = conn.execute(select(users).where(users.c.username == username, users.c.active.is_(True))).first()
+    if row is None:
+        raise NotFoundError(f"no active user {username!r}: act --as a user of the web app", user=username)
+    return _user(row)

@@ -256,6 +256,33 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_act(args: argparse.Namespace) -> int:
+    """An action on a case from its record (api/case_actions.py), with the web app's role checks."""
+    from api import case_actions
+
+    eng = _engine(args)
+    data = json.loads(args.data) if args.data else {}
+    out = case_actions.cli_call(case_actions.act, eng, case_actions.cli_user(eng, args.actor), args.case,
+                                args.action, data)
+    _out(args, out, f"{args.action}: {out['process_id']} started (instance {out['instance_id']}); first task(s): "
+                    + (", ".join(f"{t['name']} [{t['team']}]" for t in out["tasks"]) or "none"))
+    return 0
+
+
+def cmd_close(args: argparse.Namespace) -> int:
+    """Close a case, or end one of its processes (--instance), with a reason (api/case_actions.py)."""
+    from api import case_actions
+
+    eng = _engine(args)
+    details = json.loads(args.details) if args.details else {}
+    out = case_actions.cli_call(case_actions.close, eng, case_actions.cli_user(eng, args.actor), args.case,
+                                args.reason, details, args.instance)
+    what = f"instance {args.instance} ended" if args.instance else f"case {args.case} closed"
+    _out(args, out, f"{what} ({args.reason}): {len(out['cancelled_instances'])} process(es) ended, "
+                    "their tasks and timers withdrawn")
+    return 0
+
+
 def cmd_case(args: argparse.Namespace) -> int:
     case = _engine(args).get_case(args.case)
     lines = [f"{case['reference']}  {case['title']}"]
@@ -456,6 +483,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mode", choices=("remaining", "end"), default="remaining")
     s.add_argument("--reason", help="why (kept in the history)")
     s.set_defaults(fn=cmd_resume)
+
+    s = sub.add_parser("act", parents=[common], help="act on a case: safeguarding, review, carers_assessment, "
+                       "dp_review, hospital_discharge, change_in_circumstances (--as USER)")
+    s.add_argument("case", type=int)
+    s.add_argument("action")
+    s.add_argument("--data", help="the answers as a JSON object (the fields of the web form)")
+    s.set_defaults(fn=cmd_act)
+
+    s = sub.add_parser("close", parents=[common], help="close a case, or end one process (--instance), with a "
+                       "reason: died, moved_away, declined, nhs_funded, no_longer_needed (--as USER)")
+    s.add_argument("case", type=int)
+    s.add_argument("--reason", required=True)
+    s.add_argument("--details", help='JSON, e.g. {"date_of_death": "2031-03-02"} or {"council": "Southshire"}')
+    s.add_argument("--instance", type=int, help="end only this process instance of the case")
+    s.set_defaults(fn=cmd_close)
 
     s = sub.add_parser("case", parents=[common], help="show a case and its process instances")
     s.add_argument("case", type=int)

@@ -216,3 +216,20 @@ def test_a_new_contact_at_the_front_door_reopens_a_closed_case(eng, app):
     assert reopened["actor"] == demo_username("front_door_advisor")
     assert "record_contact" in [t["element_id"] for t in open_tasks(eng, cid)]
     assert replay_case(eng, cid).ok
+
+
+def test_the_command_line_acts_and_closes_with_the_same_checks(eng, db_url, capsys):
+    from engine.cli import main
+
+    cid = planned_case(eng)
+    assert main(["act", "--db", db_url, str(cid), "review", "--as", SW, "--data",
+                 '{"review_reason": "Hospital", "requested_by": "worker", "note": "Admitted after a fall"}']) == 0
+    assert "Review support plan [social_work]" in capsys.readouterr().out
+    assert main(["close", "--db", db_url, str(cid), "--reason", "nhs_funded", "--as", SW]) != 0
+    assert "refused" in capsys.readouterr().err
+    assert main(["close", "--db", db_url, str(cid), "--reason", "died", "--details", '{"date_of_death": "2099-01-01"}',
+                 "--as", TM]) != 0
+    assert "date_of_death" in capsys.readouterr().err
+    assert "case_closed" not in eng.get_case(cid)["data"]
+    assert main(["close", "--db", db_url, str(cid), "--reason", "nhs_funded", "--as", TM]) == 0
+    assert eng.get_case(cid)["data"]["case_closed"]["reason"] == "nhs_funded" and open_tasks(eng, cid) == []
