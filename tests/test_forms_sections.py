@@ -303,3 +303,125 @@ def test_the_advisor_sees_the_screening_outcome_and_it_is_in_the_chronology(db_u
         assert "Screening outcome: reablement first (Unable to achieve two or more eligibility outcomes" in case.text
     finally:
         eng.db.dispose()
+
+
+# ---------------------------------------------------------------------- in the browser, keyboard only
+def _focused(page) -> str:
+    return page.evaluate("() => document.activeElement.id || document.activeElement.textContent.trim()")
+
+
+def _tab_to(page, target: str, limit: int = 120) -> None:
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if _focused(page) == target:
+            return
+    raise AssertionError(f"Tab never reached {target!r}")
+
+
+def _enter(page) -> None:
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+
+
+def test_a_social_worker_completes_the_needs_assessment_by_keyboard_through_the_task_list(db_url):
+    from tests.browser import launch, live_server, run_axe, sign_in
+
+    eng = Engine(db_url, registry=Calls().registry(),
+                 forms=FormLibrary({"reablement_outcome": NEEDS, "overrun": {"type": "object"}}))
+    eng.init(simulated_start=START)
+    eng.deploy([DIAGRAMS / "deadline.bpmn"])
+    app = create_app(eng, run_timers=False)
+    create_user(eng, "rosa", PASSWORD, display_name="Rosa Patel", roles=["reablement_coordinator"],
+                teams=["reablement"])
+    case = eng.start("deadline", title="Mrs Joan Barker").case_id
+    task = next(t for t in eng.list_tasks(case_id=case) if t["element_id"] == "reablement")
+    try:
+        with live_server(app) as base, launch() as browser:
+            page = browser.new_context(bypass_csp=True).new_page()
+            sign_in(page, base, "rosa", PASSWORD)
+            page.goto(f"{base}/tasks/{task['id']}")
+            _tab_to(page, "Claim this task")
+            _enter(page)
+            page.goto(f"{base}/tasks/{task['id']}")
+            assert page.locator(".govuk-task-list__item").count() == 6
+            run_axe(page, "task list, nothing started")
+
+            # Eligibility: daily living, first with an answer missing: the error names the item
+            _tab_to(page, "Eligibility: daily living")
+            _enter(page)
+            run_axe(page, "section page")
+            _tab_to(page, "f-needs_from_impairment-0")
+            page.keyboard.press("Space")  # Yes
+            _tab_to(page, "f-outcomes-personal_hygiene-unable-0")
+            page.keyboard.press("Space")  # Yes: "in what way" and the reasons are revealed
+            _tab_to(page, "f-outcomes-personal_hygiene-ways-0")
+            page.keyboard.press("Space")
+            _tab_to(page, "f-outcomes-personal_hygiene-reason")
+            page.keyboard.type("Cannot wash without prompting")
+            for key in ("toilet_needs", "being_clothed", "using_home_safely"):
+                _tab_to(page, f"f-outcomes-{key}-unable-0")
+                page.keyboard.press("ArrowDown")  # No
+            _tab_to(page, "Save and continue")
+            _enter(page)
+            summary = page.locator(".govuk-error-summary")
+            assert summary.inner_text().count("\n") >= 1
+            assert "Nutrition: select whether the person is unable to achieve this" in summary.inner_text()
+            assert "Personal hygiene" not in summary.inner_text()
+            run_axe(page, "section page with an error")
+            _tab_to(page, "f-outcomes-managing_nutrition-unable-0")
+            page.keyboard.press("ArrowDown")
+            _tab_to(page, "Save and continue")
+            _enter(page)
+            assert page.url == f"{base}/tasks/{task['id']}"
+            assert page.locator("#status-daily-living").inner_text().strip() == "Completed"
+
+            _tab_to(page, "Eligibility: home, relationships and community")
+            _enter(page)
+            for key in OUTCOMES[5:]:
+                _tab_to(page, f"f-outcomes-{key}-unable-0")
+                page.keyboard.press("ArrowDown")
+            _tab_to(page, "Save and continue")
+            _enter(page)
+
+            _tab_to(page, "Impact on wellbeing")
+            _enter(page)
+            _tab_to(page, "f-wellbeing_impact-significant-0")
+            page.keyboard.press("Space")
+            _tab_to(page, "f-wellbeing_impact-reason")
+            page.keyboard.type("Isolated at home")
+            _tab_to(page, "f-wellbeing_impact-areas-0")
+            page.keyboard.press("Space")
+            _tab_to(page, "Save and continue")
+            _enter(page)
+
+            _tab_to(page, "Carer and other notes")
+            _enter(page)
+            _tab_to(page, "f-carer_present-0")
+            page.keyboard.press("ArrowDown")  # No
+            _tab_to(page, "Save and continue")
+            _enter(page)
+
+            _tab_to(page, "What matters to the person")
+            _enter(page)
+            _tab_to(page, "f-person_views")
+            page.keyboard.type("I want to stay in my own home")
+            _tab_to(page, "Save and continue")
+            _enter(page)
+            statuses = page.locator(".govuk-task-list__status").all_inner_texts()
+            assert [s.strip() for s in statuses] == ["Not started"] + ["Completed"] * 5
+            run_axe(page, "task list, five sections completed")
+
+            _tab_to(page, "Check your answers")
+            _enter(page)
+            assert "I want to stay in my own home" in page.content()
+            assert "Nutrition: in what way unable" not in page.inner_text("main")
+            run_axe(page, "check your answers")
+            _tab_to(page, "Complete task")
+            _enter(page)
+            assert page.url.endswith("/tasks?view=mine")
+        done = [e["data"]["data"] for e in eng.history(case) if e["type"] == "task.completed"][-1]
+        assert done["outcomes"]["personal_hygiene"] == {"unable": True, "ways": ["needs_assistance_incl_prompting"],
+                                                        "reason": "Cannot wash without prompting"}
+        assert done["person_views"] == "I want to stay in my own home" and done["carer_present"] is False
+    finally:
+        eng.db.dispose()
