@@ -252,6 +252,14 @@ def test_the_budget_approval_page_shows_the_budget_and_its_breakdown_above_the_d
     assert "The budget to approve" in text and "£55,454.55" in text
     assert "How the points were worked out" in text and "Very high" in text
     assert text.index("£55,454.55") < text.index('name="approved"')  # read-only, above the decision
+    from tests.browser import launch, live_server, run_axe, sign_in
+
+    with live_server(app) as base, launch() as browser:
+        page = browser.new_context(bypass_csp=True).new_page()
+        sign_in(page, base, "tess", PASSWORD)
+        page.goto(f"{base}/tasks/{approve['id']}")
+        assert page.get_by_role("table").locator("caption").inner_text() == "How the points were worked out"
+        run_axe(page, "budget approval")
 
 
 def test_show_data_must_name_variables(tmp_path):
