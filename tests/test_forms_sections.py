@@ -306,6 +306,14 @@ def test_the_advisor_sees_the_screening_outcome_and_it_is_in_the_chronology(db_u
         assert "Contact recorded" in r.text and "Screening outcome" in r.text
         assert "Reablement first" in r.text
         assert "Unable to achieve two or more eligibility outcomes: likely eligible, reablement first" in r.text
+        from tests.browser import launch, live_server, run_axe
+
+        with live_server(app) as base, launch() as browser:  # the confirmation page as the advisor sees it
+            page = browser.new_context(bypass_csp=True).new_page()
+            page.goto(f"{base}/sign-in")
+            page.set_content(r.text)
+            assert page.get_by_role("heading", level=1).inner_text() == "Contact recorded"
+            run_axe(page, "contact recorded, screening outcome")
         case = client.get(f"/cases/{cid}")
         assert "Record the contact completed by" in case.text
         assert "Screening outcome: reablement first (Unable to achieve two or more eligibility outcomes" in case.text
