@@ -21,11 +21,10 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.errors import ConflictError, ValidationError
 
-from . import case_actions
+from . import case_actions, suspend
 from . import case_record as cr
 from . import cases as api
 from . import page_kit as kit
-from . import suspend
 from .auth import User
 from .errors import ApiError
 from .integrity import panel as integrity_panel
