@@ -205,7 +205,7 @@ def start_data(engine: Any, case: dict[str, Any], action: str, data: dict[str, A
 def close_details(engine: Any, reason: Any, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     errors: dict[str, str] = {}
     if reason not in CLOSE_REASONS:
-        errors["reason"] = ("Select why the case is being closed" if reason in (None, "")
+        errors["reason"] = ("Select the reason" if reason in (None, "")
                             else f"The reason must be one of: {', '.join(CLOSE_REASONS)}")
     details: dict[str, Any] = {}
     if reason == "died":
@@ -373,11 +373,11 @@ ANCHORS = {"urgent": "urgent", "review_reason": "review_reason", "requested_by":
 
 
 def _page(request: Request, user: User, case: dict[str, Any], what: str, values: dict[str, Any],
-          errors: dict[str, str], status: int = 200) -> Response:
+          errors: dict[str, str], status: int = 200, instance: dict[str, Any] | None = None) -> Response:
     engine = request.app.state.engine
     return kit.render(request, "case_action.html", {
-        "user": user, "case": case, "what": what,
-        "title": ACTION_TITLES.get(what, "Close the case"),
+        "user": user, "case": case, "what": what, "instance": instance,
+        "title": ACTION_TITLES.get(what, f"End {instance['name']}" if instance else "Close the case"),
         "name": (case["data"].get("person") or {}).get("name") or case["title"],
         "values": values, "errors": errors, "error_list": kit.error_summary(errors, ANCHORS),
         "token": issue_token(engine, user, case["id"], what), "review_reasons": UNPLANNED_REVIEW_REASONS,
@@ -397,7 +397,21 @@ def _form_values(form: dict[str, list[str]], what: str) -> dict[str, Any]:
     return values
 
 
-async def _show(request: Request, case_id: int, what: str) -> Response:
+def _instance(engine: Any, case: dict[str, Any], instance_id: int | None) -> dict[str, Any] | None:
+    """The open process a manager is ending (its id and its diagram's name), or None for the whole case."""
+    if instance_id is None:
+        return None
+    from engine import definitions
+
+    for i in case["instances"]:
+        if i["id"] == instance_id and i["status"] in OPEN_STATUSES:
+            with engine.db.engine.connect() as conn:
+                name = definitions.resolve_version(conn, i["process_id"]).name
+            return {"id": instance_id, "name": name}
+    raise NotFoundError(f"case {case['id']} has no open process instance {instance_id}", case=case["id"])
+
+
+async def _show(request: Request, case_id: int, what: str, instance_id: int | None = None) -> Response:
     user = None
     try:
         user = kit.signed_in(request)
@@ -406,13 +420,14 @@ async def _show(request: Request, case_id: int, what: str) -> Response:
         if what != "close" and what not in ACTION_TITLES:
             raise NotFoundError(f"no action {what!r}")
         case = await run_in_threadpool(_check, engine, user, case_id, allowed, what)
+        instance = await run_in_threadpool(_instance, engine, case, instance_id)
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
         return kit.guard(request, user, exc, not_found="There is no such case or action.",
                          conflict_title="This case is closed")
-    return _page(request, user, case, what, {}, {})
+    return _page(request, user, case, what, {}, {}, instance=instance)
 
 
-async def _post(request: Request, case_id: int, what: str) -> Response:
+async def _post(request: Request, case_id: int, what: str, instance_id: int | None = None) -> Response:
     user = None
     try:
         user = kit.signed_in(request)
@@ -429,12 +444,13 @@ async def _post(request: Request, case_id: int, what: str) -> Response:
         else:
             _p, _d, errors = start_data(engine, case, what, values)
         if errors:
-            return _page(request, user, case, what, values, errors, 422)
+            instance = await run_in_threadpool(_instance, engine, case, instance_id)
+            return _page(request, user, case, what, values, errors, 422, instance=instance)
         if not use_token(engine, user, case_id, what, kit.one(form, "action_token")):
             return kit.redirect(f"/cases/{case_id}?saved=already")  # a second click: the first one did it
         if what == "close":
-            await run_in_threadpool(close, engine, user, case_id, values["reason"], values)
-            return kit.redirect(f"/cases/{case_id}?saved=closed")
+            await run_in_threadpool(close, engine, user, case_id, values["reason"], values, instance_id)
+            return kit.redirect(f"/cases/{case_id}?saved={'ended' if instance_id else 'closed'}")
         await run_in_threadpool(act, engine, user, case_id, what, values)
         return kit.redirect(f"/cases/{case_id}?saved=action_{what}")
     except ValidationError as exc:
@@ -463,6 +479,16 @@ async def close_form(request: Request, case_id: int) -> Response:
 @router.post("/cases/{case_id}/close", response_class=HTMLResponse)
 async def close_post(request: Request, case_id: int) -> Response:
     return await _post(request, case_id, "close")
+
+
+@router.get("/cases/{case_id}/instances/{instance_id}/end", response_class=HTMLResponse)
+async def end_form(request: Request, case_id: int, instance_id: int) -> Response:
+    return await _show(request, case_id, "close", instance_id)
+
+
+@router.post("/cases/{case_id}/instances/{instance_id}/end", response_class=HTMLResponse)
+async def end_post(request: Request, case_id: int, instance_id: int) -> Response:
+    return await _post(request, case_id, "close", instance_id)
 
 
 def closure_view(case: dict[str, Any]) -> dict[str, str] | None:

@@ -34,6 +34,7 @@ PAGE_SIZE = 25
 NOT_FOUND = "There is no case record at this address."
 SAVED = {"note": "Case note added", "details": "The person's details were changed",
          "coordinator": "Co-ordinating worker changed", "closed": "The case was closed",
+         "ended": "The process was ended",
          "already": "That form was already sent: it was acted on once",
          **{f"action_{a}": f"{t}: done" for a, t in case_actions.ACTION_TITLES.items()},
          "admission": "Hospital admission recorded: the process is paused", "discharge": "Discharge recorded"}
@@ -78,7 +79,8 @@ def case_page(request: Request, case_id: int, page: int = 1, saved: str = "") ->
         "user": user, "case": rec.case, "name": name, "rows": cr.person_rows(engine, rec.person),
         "has_person": bool(rec.person), "coordinator": api.coordinator_view(rec),
         "may_write": api.may_write(user), "may_coordinate": api.may_set_coordinator(user),
-        "actions": case_actions.available(user, rec.case), "closure": case_actions.closure_view(rec.case),
+        "actions": case_actions.available(user, rec.case), "may_end": case_actions.may_close(user),
+        "closure": case_actions.closure_view(rec.case),
         "suspendable": suspend.SUSPENDABLE,
         "pb": cr.plan_and_budget(rec), "positions": positions,
         "open_positions": [p for p in positions if p["status"] != "completed"],
