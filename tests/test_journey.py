@@ -120,7 +120,12 @@ def test_a_case_goes_from_first_contact_to_its_first_review_in_the_browser(serve
         _no(advisor, "f-crisis")
         _yes(advisor, "f-consents_to_referral")
         _no(advisor, "f-from_hospital")
-        _complete(advisor, base)
+        with advisor.expect_navigation():
+            advisor.get_by_role("button", name="Complete task").click()
+        # the advisor is told where the contact went, and why
+        assert advisor.locator("h1").inner_text() == "Contact recorded"
+        outcome = advisor.locator("#screening-outcome").inner_text()
+        assert "Reablement first" in outcome and "likely eligible, reablement first" in outcome
         [case] = [c for c in (eng.get_case(t["case_id"]) for t in eng.list_tasks()) if c["title"] == "Joan Barker"]
         reference = case["reference"]
 
@@ -141,18 +146,35 @@ def test_a_case_goes_from_first_contact_to_its_first_review_in_the_browser(serve
         # 3. the social worker assesses needs (three outcomes she cannot achieve) and scores them
         worker = _sign_in(browser, base, "social-worker")
         _claim_from_team_queue(worker, base, "Assess needs", reference)
-        _yes(worker, "f-needs_from_impairment")
-        for code in ADULT_OUTCOMES:
-            if code in UNABLE:
-                _yes(worker, f"f-outcomes-{code}-unable")
-                worker.check(f"#f-outcomes-{code}-ways-0")  # needs assistance, including prompting
-                worker.fill(f"#f-outcomes-{code}-reason", "Joan needs help and prompting every morning")
-            else:
-                _no(worker, f"f-outcomes-{code}-unable")
-        _yes(worker, "f-wellbeing_impact-significant")
-        worker.check("#f-wellbeing_impact-areas-1")
-        worker.fill("#f-wellbeing_impact-reason", "Falls have left Joan anxious and housebound")
-        _no(worker, "f-carer_present")
+        # a task list: each section its own page, then Check your answers
+        for section in ("Eligibility: daily living", "Eligibility: home, relationships and community",
+                        "Impact on wellbeing", "Carer and other notes"):
+            with worker.expect_navigation():
+                worker.get_by_role("link", name=section).click()
+            if worker.locator("#f-needs_from_impairment-0").count():
+                _yes(worker, "f-needs_from_impairment")
+            for code in ADULT_OUTCOMES:
+                if not worker.locator(f"#f-outcomes-{code}-unable-0").count():
+                    continue  # in the other section
+                if code in UNABLE:
+                    _yes(worker, f"f-outcomes-{code}-unable")
+                    worker.check(f"#f-outcomes-{code}-ways-0")  # needs assistance, including prompting
+                    worker.fill(f"#f-outcomes-{code}-reason", "Joan needs help and prompting every morning")
+                else:
+                    _no(worker, f"f-outcomes-{code}-unable")
+            if worker.locator("#f-wellbeing_impact-significant-0").count():
+                _yes(worker, "f-wellbeing_impact-significant")
+                worker.check("#f-wellbeing_impact-areas-1")
+                worker.fill("#f-wellbeing_impact-reason", "Falls have left Joan anxious and housebound")
+            if worker.locator("#f-carer_present-0").count():
+                _no(worker, "f-carer_present")
+            with worker.expect_navigation():
+                worker.get_by_role("button", name="Save and continue").click()
+            assert re.search(r"/tasks/[0-9a-f-]+$", worker.url), worker.locator("main").inner_text()[:2000]
+            assert worker.locator(".govuk-task-list").count() == 1  # saved: back on the task list
+        with worker.expect_navigation():
+            worker.get_by_role("button", name="Check your answers").click()
+        assert worker.locator("h1").inner_text() == "Check your answers"
         _complete(worker, base)
 
         _claim_from_team_queue(worker, base, "Score needs (RAS)", reference)
