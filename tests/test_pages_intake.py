@@ -144,6 +144,77 @@ def test_find_a_person_page_in_the_browser(server):
         context.close()
 
 
+CATHERINE = {"name": "Catherine Whyte", "date_of_birth": "1944-07-12", "postcode": "NB7 1AB", "age": 82,
+             "area": "north", "address": "12 Church Street"}
+
+
+def test_advisor_finds_catherine_whyte_by_kathryn_white_and_records_her_contact(server):
+    """Finding the person once: a name spelt another way, the date of birth and postcode find her, the page
+    says why, and the contact is recorded on her case (keyboard only, axe on every page)."""
+    base, eng, people = server
+    catherine = eng.create_case("Catherine Whyte", {"person": dict(CATHERINE)})
+    reference = eng.get_case(catherine)["reference"]
+    with launch() as browser:
+        context = browser.new_context(bypass_csp=True)
+        page = context.new_page()
+        sign_in(page, base, "front-door-advisor", PASSWORD)
+        _tab_to(page, "document.activeElement.textContent.trim() === 'New contact'")
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{base}/contacts/new")
+        _tab_to(page, "document.activeElement.id === 'name'")
+        page.keyboard.type("Kathryn White")
+        for field, value in (("dob-day", "12"), ("dob-month", "7"), ("dob-year", "1944")):
+            page.keyboard.press("Tab")
+            assert page.evaluate("() => document.activeElement.id") == field
+            page.keyboard.type(value)
+        page.keyboard.press("Tab")
+        page.keyboard.press("Tab")
+        assert page.evaluate("() => document.activeElement.id") == "postcode"
+        page.keyboard.type("nb7 1ab")
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        assert page.locator("h1").inner_text() == "Is this person already known?"
+        assert "at postcode NB7 1AB" in page.locator("main").inner_text()
+        first = page.locator("tbody tr").nth(0).inner_text()
+        assert "Catherine Whyte" in first and "Possible duplicate" in first and "12 July 1944" in first
+        assert ("Same date of birth and postcode; family name “Whyte” sounds like “White”; "
+                "given name “Catherine” sounds like “Kathryn”") in first
+        run_axe(page, "search results with why")
+
+        _tab_to(page, "document.activeElement.tagName === 'BUTTON' && "
+                      f"document.activeElement.textContent.includes('{reference}')")
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(rf"{base}/tasks/[0-9a-f-]+$"))
+        assert page.locator("h1").inner_text() == "Record the contact"
+        assert reference in page.locator(".govuk-caption-l").inner_text()
+        task_id = page.url.rsplit("/", 1)[1]
+
+        # Find a person says why too, and carries what was typed into a new contact
+        page.goto(f"{base}/people")
+        _tab_to(page, "document.activeElement.id === 'q'")
+        page.keyboard.type("Kathryn White 12 7 1944")
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        row = page.locator("tbody tr").nth(0).inner_text()
+        assert "Catherine Whyte" in row and "Same date of birth; family name “Whyte” sounds like “White”" in row
+        run_axe(page, "find a person with why")
+        _tab_to(page, "document.activeElement.textContent.trim() === 'Record a new contact with what you searched for'")
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        assert page.locator("h1").inner_text() == "Find the person first"
+        assert (page.input_value("#name"), page.input_value("#dob-day"), page.input_value("#dob-month"),
+                page.input_value("#dob-year")) == ("Kathryn White", "12", "7", "1944")
+        run_axe(page, "new contact prefilled")
+        context.close()
+    task = eng.get_task(task_id)
+    assert (task["case_id"], task["element_id"], task["assignee"]) == (catherine, "record_contact",
+                                                                      "front-door-advisor")
+    # her recorded details stay; nothing typed replaces them
+    assert task["draft"]["person"]["name"] == "Catherine Whyte"
+    assert len(eng.get_case(catherine)["instances"]) == 1
+    assert [c for c in eng.get_case(catherine)["instances"]][0]["process_id"] == "front_door"
+
+
 # ---------------------------------------------------------------------- without a browser
 def _search(client, csrf, **fields):
     r = client.post("/contacts/new/search", data={"csrf_token": csrf, **fields})
@@ -210,3 +281,34 @@ def test_people_page_hides_restricted_cases(world):
     assert "EB2 3CD" in page and "NB4 2QS" not in page
     worker, _ = signin(app, "social-worker")
     assert "NB4 2QS" in worker.get("/people", params={"q": "edith clarke"}).text
+
+
+def test_what_was_typed_is_carried_into_the_contact_form(world):
+    eng, app, _people = world
+    client, csrf = signin(app, "front-door-advisor")
+    _token, page = _search(client, csrf, name="Maud Lowe", postcode="nb3 4ef",
+                           **{"dob-day": "2", "dob-month": "4", "dob-year": "1939"})
+    again = re.search(r'href="(/contacts/new\?[^"]+)" class="govuk-back-link"', page).group(1)
+    form = client.get(again.replace("&amp;", "&")).text
+    for field, value in (("name", "Maud Lowe"), ("dob-day", "2"), ("dob-month", "4"), ("dob-year", "1939"),
+                         ("postcode", "NB34EF")):
+        assert re.search(rf'id="{field}" name="{field}" type="text"[^>]*\svalue="{value}"', form), field
+    # a new person's contact task starts with the full postcode typed, written as a postcode
+    token = re.search(r'name="intake_token" value="([^"]+)"', page).group(1)
+    r = client.post("/contacts/new", data={"csrf_token": csrf, "intake_token": token, "new_person": "yes"})
+    task = eng.get_task(r.headers["location"].rsplit("/", 1)[1])
+    assert task["draft"]["person"]["postcode"] == "NB3 4EF"
+    # Find a person offers the same to front door advisors, not to social workers
+    assert "Record a new contact with what you searched for" in client.get("/people", params={"q": "maud"}).text
+    worker, _ = signin(app, "social-worker")
+    assert "Record a new contact" not in worker.get("/people", params={"q": "maud"}).text
+
+
+def test_a_name_with_hidden_characters_is_refused_on_the_page(world):
+    eng, app, _people = world
+    client, csrf = signin(app, "front-door-advisor")
+    r = client.post("/contacts/new/search", data={"csrf_token": csrf, "name": "Maud\u200bLowe"})
+    assert r.status_code == 400
+    assert "Full name must only contain characters you can see" in r.text and 'href="#name"' in r.text
+    r = client.get("/people", params={"q": "Maud\u202eLowe"})
+    assert r.status_code == 400 and "The search must only contain characters you can see" in r.text
