@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from . import definitions, history, lifecycle, suspension
 from .bpmn import timer_due
+from .bpmn_timers import parse_date
 from .clock import SystemClock, as_utc, parse_instant
 from .db import Database
 from .errors import ClockError, ConflictError, HandlerFailed, NotFoundError, StateError, ValidationError
@@ -907,20 +909,31 @@ def _snapshot(wf: BpmnWorkflow) -> dict[str, Any]:
     """One pass over the task tree: ready user tasks and waiting timers, as events and as rows."""
     ready: list[Any] = []
     waiting: list[tuple[Any, datetime]] = []
+    fired: list[tuple[Any, datetime]] = []
     for t in _all_tasks(wf):
         if t.state == TaskState.READY:
             if t.task_spec.manual:
                 ready.append(t)
+        elif t.state == TaskState.COMPLETED:
+            due = _fired_boundary_due(t)
+            if due is not None:
+                fired.append((t, due))
         else:
             due = timer_due(t)
             if due is not None:
                 waiting.append((t, due))
-    # a user task's due date: the earliest timer on its boundary (deadline or escalation)
+    # a user task's due date: the earliest timer on its boundary (deadline or escalation); once
+    # every one has fired (a non-interrupting escalation), the last that fired: it stays overdue
     due_by_parent: dict[Any, datetime] = {}
     for t, due in waiting:
         if t.parent is not None:
             key = t.parent.id
             due_by_parent[key] = min(due, due_by_parent.get(key, due))
+    passed: dict[Any, datetime] = {}
+    for t, due in fired:
+        passed[t.parent.id] = max(due, passed.get(t.parent.id, due))
+    for key, due in passed.items():
+        due_by_parent.setdefault(key, due)
     rows, tasks_ = [], {}
     for task in ready:
         ext = _extensions(task)
@@ -938,6 +951,19 @@ def _snapshot(wf: BpmnWorkflow) -> dict[str, Any]:
         timer_rows.append({"task_id": tid, "element_id": t.task_spec.bpmn_id, "name": _task_name(t),
                            "attached_to": _attached_to(t), "due_at": due})
     return {"tasks": tasks_, "timers": timers_, "rows": rows, "timer_rows": timer_rows}
+
+
+def _fired_boundary_due(task: Any) -> datetime | None:
+    """When a boundary timer that has fired (and left its task running) fell due; else None."""
+    parent = task.parent
+    if parent is None or "BoundaryEventSplit" not in type(parent.task_spec).__name__:
+        return None
+    if not isinstance(getattr(task.task_spec, "event_definition", None), TimerEventDefinition):
+        return None
+    value = task._get_internal_data("event_value")
+    if value is None or isinstance(value, dict):  # not started, or a cycle: no single due date
+        return None
+    return parse_date(str(value))
 
 
 def _attached_to(task: Any) -> str | None:

@@ -503,8 +503,13 @@ def check_budget_change(
     new_amount: Any,
     change_in_needs_recorded: bool,
     reason: str = "",
+    config: str | None = None,
 ) -> dict[str, Any]:
-    """Allow a reviewed budget only if a reduction rests on a recorded change in needs or circumstances."""
+    """Allow a reviewed budget only if a reduction rests on a recorded change in needs or circumstances.
+
+    An increase to more than the approval threshold of the RAS configuration (`config`, default
+    ras.json) is allowed but `needs_approval`: it takes effect only once a team manager approves
+    it, as a new budget above the threshold would. Exactly at the threshold needs no approval."""
     previous = _pence(_amount(previous_amount, "previous_amount"))
     new = _pence(_amount(new_amount, "new_amount"))
     if not isinstance(change_in_needs_recorded, bool):
@@ -513,10 +518,16 @@ def check_budget_change(
         raise ValueError("reason must be text")
     reason = reason.strip()
     difference = new - previous
+    cfg, source = load_config(config)
+    threshold: Decimal = cfg["approval_threshold"]
+    needs_approval = difference > 0 and new > threshold
 
     if difference > 0:
         allowed, direction = True, "increase"
         text = f"The budget goes up from {_gbp(previous)} to {_gbp(new)} a year; an increase is always allowed."
+        if needs_approval:
+            text += (f" Because it is more than {_gbp(threshold)} a year, a team manager must approve it "
+                     "before it takes effect.")
     elif difference == 0:
         allowed, direction = True, "no_change"
         text = f"The budget stays at {_gbp(new)} a year."
@@ -548,6 +559,9 @@ def check_budget_change(
         "difference": _out(difference),
         "change_in_needs_recorded": change_in_needs_recorded,
         "reason": reason,
+        "approval_threshold": _out(threshold),
+        "needs_approval": needs_approval,
+        "config": source,
         "checked_at": ctx.now.isoformat(),
         "explanation": text,
     }

@@ -107,8 +107,9 @@ support_plan                  Service     only once sign_off_plan is completed w
                                           outcome Provision of service, and a new row, same
                                           service type, starts that day: managed_account -> CASSR
                                           Managed Personal Budget; end_direct_payment -> CASSR
-                                          Commissioned support; nominated_person -> still a
-                                          Direct Payment, no new row. The change applies to the
+                                          Commissioned support; nominated_person /
+                                          authorised_person -> still a Direct Payment, no new
+                                          row. The change applies to the
                                           plan signed off before it was recorded; a date before
                                           that service started, or not a date, is a
                                           CldDataError; a date on or after a later plan's
@@ -124,9 +125,11 @@ review                        Review      only once review_plan is completed. Re
                                           completed. child needs_assessment started (needs
                                           changed, or a refused reduction with a recorded
                                           change) -> Progress to Re-assessment / Unplanned
-                                          Review; an allowed budget increase/reduction ->
-                                          Progress to Support Planning / Services; otherwise ->
-                                          No change in package.
+                                          Review; an increase a team manager did not approve
+                                          (approve_budget_change) -> No change in package; an
+                                          allowed budget increase/reduction -> Progress to
+                                          Support Planning / Services; otherwise -> No change in
+                                          package.
 ============================  ==========  =====================================================
 
 Not mapped (no CLD row): safeguarding (reported in the Safeguarding Adults Collection, not CLD; a
@@ -293,6 +296,7 @@ DELIVERY_BY_MONEY_MANAGEMENT = {
 # person still receives a direct payment: no change of mechanism.
 DELIVERY_BY_DP_ARRANGEMENT = {
     "nominated_person": DIRECT_PAYMENT,
+    "authorised_person": DIRECT_PAYMENT,  # s.32: for a person who lacks capacity
     "managed_account": CASSR_MANAGED_PERSONAL_BUDGET,  # as the support plan's managed_account
     "end_direct_payment": CASSR_COMMISSIONED_SUPPORT,  # the council arranges the support instead
 }
@@ -412,6 +416,9 @@ PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
                           "default": PLANNED_REVIEW, "allowed": REVIEW_REASONS},
         "outcome_rules": [
             ({"type": "instance.child_started", "data.process_id": "needs_assessment"}, PROGRESS_TO_REASSESSMENT),
+            # an increase above the approval threshold that the team manager did not approve changes nothing
+            ({"type": "task.completed", "data.element_id": "approve_budget_change", "data.data.approved": False},
+             NO_CHANGE_IN_PACKAGE),
             ({"type": "handler.called", "data.handler": "check_budget_change", "data.output.allowed": True,
               "data.output.direction": ("increase", "reduction")}, PROGRESS_TO_SUPPORT_PLANNING),
         ],

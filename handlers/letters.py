@@ -427,6 +427,20 @@ _MONEY_TEXT = {  # its keys are the plan's money_management choices
     ),
 }
 MONEY_MANAGEMENT = tuple(_MONEY_TEXT)
+_DP_RECIPIENT_TEXT = {  # who receives a direct payment other than the person (plan.direct_payment_recipient.role)
+    "nominated_person": (
+        "as a direct payment paid to {name} ({relationship}), your nominated person: you asked for them to "
+        "receive and manage it for you (Care Act 2014, section 31), and the decisions about your support "
+        "stay yours."
+    ),
+    "authorised_person": (
+        "as a direct payment paid to {name} ({relationship}) as your authorised person (Care Act 2014, "
+        "section 32): we found that you are not able to decide about a direct payment yourself, and they "
+        "have agreed to manage it in your best interests."
+    ),
+}
+_DP_TAIL = (" Please keep the money in a separate account and keep receipts; we will check how the direct "
+            "payment is working within 6 months and then at least every 12 months.")
 
 
 def support_plan_letter(ctx: HandlerContext, person: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
@@ -442,8 +456,24 @@ def support_plan_letter(ctx: HandlerContext, person: dict[str, Any], plan: dict[
         "Your support plan",
         person,
         plan=plan,
-        money_text=_MONEY_TEXT,
+        money_text=_money_text(plan),
     )
+
+
+def _money_text(plan: dict[str, Any]) -> dict[str, str]:
+    """The money paragraphs, the direct payment's naming who receives it when that is not the person."""
+    recipient = plan.get("direct_payment_recipient") or {}
+    role = recipient.get("role", "person")
+    if role == "person":
+        return _MONEY_TEXT
+    if role not in _DP_RECIPIENT_TEXT:
+        raise ValueError(f"plan.direct_payment_recipient.role must be one of person, {', '.join(_DP_RECIPIENT_TEXT)}, "
+                         f"got {role!r}")
+    if not recipient.get("name") or not recipient.get("relationship"):
+        raise ValueError("plan.direct_payment_recipient needs the name and relationship of the "
+                         f"{role.replace('_', ' ')}")
+    text = _DP_RECIPIENT_TEXT[role].format(name=recipient["name"], relationship=recipient["relationship"])
+    return {**_MONEY_TEXT, "direct_payment": text + _DP_TAIL}
 
 
 # ---------------------------------------------------------------- safeguarding

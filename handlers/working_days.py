@@ -105,6 +105,14 @@ def next_working_day_on_or_after(value: DateLike) -> date:
     return current
 
 
+def working_day_on_or_before(value: DateLike) -> date:
+    """`value` if it is a working day, else the last working day before it (a limit never moves later)."""
+    current = as_local_date(value)
+    while not is_working_day(current):
+        current -= timedelta(days=1)
+    return current
+
+
 def working_days_between(a: DateLike, b: DateLike) -> int:
     """Working days from `a` to `b`: those after `a` up to and including `b`.
 
@@ -168,10 +176,22 @@ def _add_working_days_iso(start: DateLike, days: int) -> str:
     return add_working_days(start, days).isoformat()
 
 
-#: Safe for diagram expressions (pure, no I/O); `add_working_days` there gives "YYYY-MM-DD".
+def _next_working_day_iso(value: DateLike) -> str:
+    return next_working_day_on_or_after(value).isoformat()
+
+
+def _working_day_on_or_before_iso(value: DateLike) -> str:
+    return working_day_on_or_before(value).isoformat()
+
+
+#: Safe for diagram expressions (pure, no I/O); the date functions there give "YYYY-MM-DD":
+#: `next_working_day(d)` is d or the first working day after it (a review date on a weekend or
+#: bank holiday), `working_day_on_or_before(d)` d or the last working day before it (a limit).
 EXPRESSION_FUNCTIONS: dict[str, Any] = {
     "add_working_days": _add_working_days_iso,
     "working_day_deadline": working_day_deadline,
+    "next_working_day": _next_working_day_iso,
+    "working_day_on_or_before": _working_day_on_or_before_iso,
 }
 
 

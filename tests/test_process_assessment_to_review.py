@@ -43,7 +43,10 @@ LT_COMMUNITY = "Long Term Support: Community"
 
 
 @pytest.fixture
-def eng(db_url):
+def eng(db_url, monkeypatch):
+    # These scenarios count review dates in calendar days (day 42 after START is Easter Monday 2031);
+    # review dates on working days are tests/test_rules_casework.py's.
+    with_settings(monkeypatch, review_dates_on_working_days=False)
     engine = Engine(db_url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
     engine.init(simulated_start=START)
     engine.deploy(PROCESS_FILES)
@@ -556,7 +559,7 @@ def test_a_shorter_review_frequency_is_used_for_later_reviews(eng):
                                   (REVIEW, day(42), day(42), NO_CHANGE)]
 
 
-def test_a_direct_payment_is_reviewed_after_six_months_then_within_twelve(eng):
+def test_a_direct_payment_is_reviewed_before_six_months_then_within_twelve(eng):
     cid = to_plan(eng, money_management="direct_payment")
     [plan_letter] = letters(eng, cid, "support_plan_letter")
     assert "as a direct payment" in plan_letter
@@ -566,13 +569,14 @@ def test_a_direct_payment_is_reviewed_after_six_months_then_within_twelve(eng):
     def dp_tasks():
         return [t for t in open_tasks(eng, cid) if t["element_id"] == "review_direct_payment"]
 
-    eng.advance_clock(to=START + relativedelta(months=6) - timedelta(minutes=1))
+    # due at direct_payment_first_review_due (P5M), before the 6-month limit of reg 7
+    eng.advance_clock(to=START + relativedelta(months=5) - timedelta(minutes=1))
     assert dp_tasks() == []
     eng.advance_clock(timedelta(minutes=1))
     [dp] = dp_tasks()
     assert (dp["team"], dp["form"]) == ("finance", "direct_payment_review")
     assert len(fired_at(eng, cid, "wait_for_dp_review")) == 1
-    assert fired_at(eng, cid, "wait_for_dp_review")[0].startswith("2031-09-03T09:00")
+    assert fired_at(eng, cid, "wait_for_dp_review")[0].startswith("2031-08-03T09:00")
     eng.complete_task(dp["id"], {"used_to_meet_needs": True, "records_kept": True, "balance": 820.5,
                                  "outcome": "continue"}, actor="finance_officer")
     done = eng.now()
@@ -584,7 +588,7 @@ def test_a_direct_payment_is_reviewed_after_six_months_then_within_twelve(eng):
     assert dp2["team"] == "finance"
     second = datetime.fromisoformat(fired_at(eng, cid, "wait_for_dp_review")[1].replace("Z", "+00:00"))
     assert second <= done + relativedelta(months=12)
-    assert second.isoformat().startswith("2032-09-03T09:00")
+    assert second.isoformat().startswith("2032-08-03T09:00")
     assert len(instances(eng, cid, "direct_payment_review")) == 2
 
     # ending the direct payment: social work arranges the support instead, and the cycle ends
@@ -838,7 +842,7 @@ def test_a_review_request_without_who_asked_or_with_a_reason_outside_the_code_li
 
 def test_a_direct_payment_review_not_done_in_time_is_escalated_to_the_team_manager(eng):
     cid = to_plan(eng, money_management="direct_payment")
-    due = START + relativedelta(months=6)
+    due = START + relativedelta(months=5)  # direct_payment_first_review_due: before the 6-month limit
     eng.advance_clock(to=due)
     dp = task(eng, cid, "review_direct_payment")
     assert dp["due_at"] == due + timedelta(days=14)  # direct_payment_review_overdue_grace
@@ -889,26 +893,27 @@ def test_a_suspected_breach_is_reviewed_at_once_and_a_managed_account_ends_the_d
     assert services(eng, cid) == [(LT_COMMUNITY, "Direct Payment"), (LT_COMMUNITY, "CASSR Managed Personal Budget")]
 
 
-def test_a_change_in_capacity_moves_the_payment_to_a_nominated_person_and_the_scheduled_reviews_go_on(eng):
+def test_a_loss_of_capacity_moves_the_payment_to_an_authorised_person_and_the_scheduled_reviews_go_on(eng):
     cid = to_plan(eng, money_management="direct_payment")
     eng.advance_clock(timedelta(days=60))
     res = eng.start("direct_payment_review", case_id=cid, data={
         "dp_review_trigger": "capacity", "dp_review_note": "Peter can no longer manage the account"})
     complete(eng, cid, "review_direct_payment", {
-        "used_to_meet_needs": True, "records_kept": True, "able_to_manage": False, "outcome": "nominated_person",
-        "outcome_reason": "Susan agrees to receive and manage it as his nominated person"})
+        "used_to_meet_needs": True, "records_kept": True, "able_to_manage": False, "has_capacity": False,
+        "outcome": "authorised_person", "recipient": {"name": "Susan Clarke", "relationship": "daughter"},
+        "outcome_reason": "Susan agrees to receive and manage it in his best interests (s.32)"})
     complete(eng, cid, "arrange_change", {
         "effective_from": "2031-05-05", "nominated_person": {"name": "Susan Clarke", "relationship": "daughter"},
-        "what_was_arranged": "Direct payment paid to Susan as nominated person"})
+        "what_was_arranged": "Direct payment paid to Susan as authorised person"})
     case = eng.get_case(cid)["data"]
-    assert case["direct_payment_arrangement"]["outcome"] == "nominated_person"
+    assert case["direct_payment_arrangement"]["outcome"] == "authorised_person"
     assert case.get("direct_payment_ended_at") is None
     # the triggered review starts no further review; the scheduled one is still due at 6 months
     assert [(i["id"] == res.instance_id, i["status"]) for i in instances(eng, cid, "direct_payment_review")] == [
         (False, "waiting"), (True, "completed")]
     eng.advance_clock(to=START + relativedelta(months=6))
     assert task(eng, cid, "review_direct_payment")["team"] == "finance"
-    # paid to a nominated person it is still a direct payment: the service row goes on unchanged
+    # paid to an authorised person it is still a direct payment: the service row goes on unchanged
     assert cld_rows(eng, cid)[:2] == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
                                       (SERVICE, day(0), None, PROVISION)]
     assert services(eng, cid) == [(LT_COMMUNITY, "Direct Payment")]
