@@ -25,8 +25,21 @@ from engine.registry import load_registry
 from engine.runtime import Engine
 from tests.case_helpers import cld_rows
 from tests.test_process_assessment_to_review import (
-    ASSESSMENT, PETER, SMALL, TO_SUPPORT_PLANNING, assessment, calls, complete, events, fired, open_tasks,
-    plan, ras, task, with_settings)
+    ASSESSMENT,
+    PETER,
+    SMALL,
+    TO_SUPPORT_PLANNING,
+    assessment,
+    calls,
+    complete,
+    events,
+    fired,
+    open_tasks,
+    plan,
+    ras,
+    task,
+    with_settings,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESS_FILES = [ROOT / "processes" / f"{p}.bpmn" for p in (
