@@ -408,6 +408,13 @@ def chronology(rec: Loaded) -> list[dict[str, Any]]:
             continue
         entries.append({"at": parse_instant(e["at"]), "when": day_and_time(e["at"]), "who": rec.who(e["actor"]),
                         "kind": kind, "text": text, "link": link, "order": (e["at"], 0, e["seq"])})
+        screened = (screening_outcome((inst_by_id.get(e.get("instance_id")) or {}).get("data"))
+                    if e["type"] == "task.completed" and (e.get("data") or {}).get("element_id") == "record_contact"
+                    else None)
+        if screened:  # the front door's decision, as the advisor was shown it, just after the contact
+            entries.append({"at": parse_instant(e["at"]), "when": day_and_time(e["at"]), "who": "System",
+                            "kind": "decision", "text": f"Screening outcome: {screened}", "link": None,
+                            "order": (e["at"], 0, e["seq"] + 0.5)})
     for n in rec.notes:
         label = NOTE_KINDS.get(n["kind"], humanise(n["kind"]))
         extra = f" (corrects note {n['corrects']})" if n.get("corrects") else ""
@@ -452,9 +459,6 @@ def describe(e: dict[str, Any], rec: Loaded, inst_by_id: dict[int, dict[str, Any
         team = team_name(((ver.element(el).get("candidate_groups") or [None])[0]) if ver else None)
         return f"New task: {name}" + (f" for the {team} team" if team else ""), "task", None
     if t == "task.completed":
-        screened = screening_outcome((inst_by_id.get(iid) or {}).get("data")) if el == "record_contact" else None
-        if screened:  # the front door's decision, as the advisor was shown it
-            return f"{name} completed by {who}. Screening outcome: {screened}", "decision", None
         return f"{name} completed by {who}", "task", None
     if t == "task.left":
         if d.get("task_id") in completed_tasks:
