@@ -19,11 +19,12 @@ slip) and the keys with jellyfish's encoders. Given and family names may be type
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from rapidfuzz.distance import DamerauLevenshtein
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, intersect, or_, select
 
 from engine.schema import cases, instances, people, person_name_keys
 from handlers.people import fold, name_parts, nfc_name, sound_keys
@@ -38,22 +39,30 @@ _WORTH = {SAME: 1.0, SOUNDS: 0.85, STARTS: 0.8, SPELT: 0.75, INITIAL: 0.5}
 
 
 @dataclass
+class Word:
+    """One word of a name: folded, as written, its role (given | family) and its sound keys."""
+
+    folded: str
+    shown: str
+    role: str
+    metaphone: str
+    nysiis: str
+
+
+@dataclass
 class Query:
-    """What was typed, ready to compare: folded name words (the last is the family name) and exact terms."""
+    """What was typed, ready to compare: the words of the name (the last is the family name) and exact terms."""
 
     name: str = ""
     date_of_birth: str = ""
     nhs_number: str = ""
     postcode: str = ""  # upper case without spaces; a first part ("NB4") when short
-    words: list[tuple[str, str, str]] = field(default_factory=list)  # (folded, as typed, given|family)
+    words: list[Word] = field(default_factory=list)
 
     @classmethod
     def of(cls, name: str, date_of_birth: str = "", nhs_number: str = "", postcode: str = "") -> Query:
         q = cls(nfc_name(name or ""), date_of_birth or "", nhs_number or "", (postcode or "").replace(" ", "").upper())
-        given, family = name_parts(q.name)
-        shown = _display_parts(q.name)
-        roles = ["given"] * len(given) + ["family"] * len(family)
-        q.words = [(w, shown[i] if i < len(shown) else w, roles[i]) for i, w in enumerate(given + family)]
+        q.words = words_of(q.name)
         return q
 
     @property
@@ -64,24 +73,31 @@ class Query:
 @dataclass
 class WordMatch:
     kind: str
-    typed: str
-    found: str  # the person's word, as recorded
-    part: str  # the person's given | family
-    typed_part: str
     worth: float
+    typed: int  # index in the query's words
+    found: int  # index in the person's words
 
 
 def _display_parts(name: str) -> list[str]:
     """The words of a name as written, split where `name_parts` splits them (hyphens too)."""
-    import re
-
     out = []
     for w in nfc_name(name).split():
         out.extend(x for x in re.split(r"[-\u2010\u2011]", w) if fold(x))
     return out
 
 
-def compare_words(typed: str, found: str) -> tuple[str, float] | None:
+def words_of(name: str) -> list[Word]:
+    given, family = name_parts(name)
+    shown = _display_parts(name)
+    out = []
+    for i, (w, role) in enumerate([(g, "given") for g in given] + [(f, "family") for f in family]):
+        meta, nys = sound_keys(w)
+        out.append(Word(w, shown[i] if i < len(shown) else w, role, meta, nys))
+    return out
+
+
+def compare_words(typed: str, found: str, typed_keys: tuple[str, str] | None = None,
+                  found_keys: tuple[str, str] | None = None) -> tuple[str, float] | None:
     """How a typed (folded) word matches one of the person's (folded) words, or None."""
     if not typed or not found:
         return None
@@ -89,33 +105,28 @@ def compare_words(typed: str, found: str) -> tuple[str, float] | None:
         return SAME, _WORTH[SAME]
     if len(typed) == 1:
         return (INITIAL, _WORTH[INITIAL]) if found.startswith(typed) else None
-    best: tuple[str, float] | None = None
-    if found.startswith(typed):
-        best = (STARTS, _WORTH[STARTS])
-    t_keys, f_keys = sound_keys(typed), sound_keys(found)
+    t_keys = typed_keys or sound_keys(typed)
+    f_keys = found_keys or sound_keys(found)
     if (t_keys[0] and t_keys[0] == f_keys[0]) or (t_keys[1] and t_keys[1] == f_keys[1]):
-        if best is None or _WORTH[SOUNDS] > best[1]:
-            best = (SOUNDS, _WORTH[SOUNDS])
+        return SOUNDS, _WORTH[SOUNDS]
+    best: tuple[str, float] | None = (STARTS, _WORTH[STARTS]) if found.startswith(typed) else None
     if len(typed) >= 4 and len(found) >= 4:
-        sim = DamerauLevenshtein.normalized_similarity(typed, found)
-        if sim >= SPELT_LIKE:
-            worth = _WORTH[SPELT] * sim
-            if best is None or worth > best[1]:
-                best = (SPELT, worth)
+        sim = DamerauLevenshtein.normalized_similarity(typed, found, score_cutoff=SPELT_LIKE)
+        if sim and _WORTH[SPELT] * sim > (best[1] if best else 0):
+            best = (SPELT, _WORTH[SPELT] * sim)
     return best
 
 
-def match_name(q: Query, parts: list[tuple[str, str, str]]) -> list[WordMatch | None]:
-    """Each typed word's best match among the person's words (folded, as recorded, given|family),
-    each of the person's words used once; None where a typed word matches nothing."""
+def match_name(q: Query, parts: list[Word]) -> list[WordMatch | None]:
+    """Each typed word's best match among the person's words, each of the person's words used once;
+    None where a typed word matches nothing."""
     pairs = []
-    for i, (typed, _shown, _role) in enumerate(q.words):
-        for j, (found, _rec, _part) in enumerate(parts):
-            m = compare_words(typed, found)
+    for i, t in enumerate(q.words):
+        for j, f in enumerate(parts):
+            m = compare_words(t.folded, f.folded, (t.metaphone, t.nysiis), (f.metaphone, f.nysiis))
             if m is not None:
                 # prefer a word in the same role (a typed family name to the family name)
-                same_role = q.words[i][2] == parts[j][2]
-                pairs.append((m[1] + (0.01 if same_role else 0.0), i, j, m[0], m[1]))
+                pairs.append((m[1] + (0.01 if t.role == f.role else 0.0), i, j, m[0], m[1]))
     pairs.sort(key=lambda p: -p[0])
     out: list[WordMatch | None] = [None] * len(q.words)
     used: set[int] = set()
@@ -123,11 +134,11 @@ def match_name(q: Query, parts: list[tuple[str, str, str]]) -> list[WordMatch | 
         if out[i] is not None or j in used:
             continue
         used.add(j)
-        out[i] = WordMatch(kind, q.words[i][1], parts[j][1], parts[j][2], q.words[i][2], worth)
+        out[i] = WordMatch(kind, worth, i, j)
     return out
 
 
-def _why_names(matches: list[WordMatch | None]) -> list[str]:
+def _why_names(q: Query, parts: list[Word], matches: list[WordMatch | None]) -> list[str]:
     found = [m for m in matches if m is not None]
     if not found:
         return []
@@ -135,20 +146,22 @@ def _why_names(matches: list[WordMatch | None]) -> list[str]:
         out = ["same name"]
     else:
         out = []
-        for part in ("family", "given"):
-            for m in (x for x in found if x.part == part):
-                label = "family name" if part == "family" else "given name"
+        for role in ("family", "given"):
+            for m in (x for x in found if parts[x.found].role == role):
+                label = "family name" if role == "family" else "given name"
+                mine, typed = parts[m.found].shown, q.words[m.typed].shown
                 if m.kind == SAME:
-                    out.append(f"same {label} “{m.found}”")
+                    out.append(f"same {label} “{mine}”")
                 elif m.kind == SOUNDS:
-                    out.append(f"{label} “{m.found}” sounds like “{m.typed}”")
+                    out.append(f"{label} “{mine}” sounds like “{typed}”")
                 elif m.kind == STARTS:
-                    out.append(f"{label} “{m.found}” starts with “{m.typed}”")
+                    out.append(f"{label} “{mine}” starts with “{typed}”")
                 elif m.kind == SPELT:
-                    out.append(f"{label} “{m.found}” is spelt like “{m.typed}”")
+                    out.append(f"{label} “{mine}” is spelt like “{typed}”")
                 else:
-                    out.append(f"{label} “{m.found}” starts with the initial {m.typed.upper()}")
-    if any(m.part != m.typed_part for m in found) and any(m.typed_part == "family" for m in found):
+                    out.append(f"{label} “{mine}” starts with the initial {typed.upper()}")
+    if any(parts[m.found].role != q.words[m.typed].role for m in found) and \
+            any(q.words[m.typed].role == "family" for m in found):
         out.append("given and family names typed the other way round")
     return out
 
@@ -162,31 +175,25 @@ def _prefix(column: Any, text: str, dialect: str) -> Any:
     return column.like(text + "%")
 
 
+def _word_cond(w: Word, dialect: str) -> Any:
+    """A person's name part that may be this typed word: the same sound, the same start, the same first
+    three letters (a slip further on), or (one letter) an initial."""
+    k = person_name_keys.c
+    if len(w.folded) < 2:
+        return _prefix(k.word, w.folded, dialect)
+    conds = [k.metaphone == w.metaphone, k.nysiis == w.nysiis, _prefix(k.word, w.folded[:3], dialect)]
+    return or_(*conds)
+
+
 def _by_name(conn: Any, q: Query, hidden: list[int], dialect: str) -> list[int]:
-    conds = []
-    metas, nysiis, words = set(), set(), set()
-    for typed, _shown, _role in q.words:
-        words.add(typed)
-        if len(typed) >= 2:
-            m, n = sound_keys(typed)
-            metas.add(m)
-            nysiis.add(n)
-            conds.append(_prefix(person_name_keys.c.word, typed, dialect))
-            if len(typed) >= 4:  # a slip after the first three letters is still found
-                conds.append(_prefix(person_name_keys.c.word, typed[:3], dialect))
-        else:
-            conds.append(_prefix(person_name_keys.c.word, typed, dialect))
-    conds += [person_name_keys.c.word.in_(sorted(words))]
-    if metas:
-        conds.append(person_name_keys.c.metaphone.in_(sorted(metas)))
-    if nysiis:
-        conds.append(person_name_keys.c.nysiis.in_(sorted(nysiis)))
-    hits = func.count(func.distinct(person_name_keys.c.position)).label("hits")
-    stmt = (select(person_name_keys.c.case_id, hits).where(or_(*conds))
-            .group_by(person_name_keys.c.case_id).order_by(hits.desc(), person_name_keys.c.case_id.desc())
-            .limit(CANDIDATES))
+    """People with a name part that may be each word typed (every word), newest cases first."""
+    per_word = [select(person_name_keys.c.case_id).where(_word_cond(w, dialect))
+                for w in dict((w.folded, w) for w in q.words).values()]
+    both = per_word[0] if len(per_word) == 1 else intersect(*per_word)
+    sub = both.subquery()
+    stmt = select(sub.c.case_id).distinct().order_by(sub.c.case_id.desc()).limit(CANDIDATES)
     if hidden:
-        stmt = stmt.where(person_name_keys.c.case_id.not_in(hidden))
+        stmt = stmt.where(sub.c.case_id.not_in(hidden))
     return [r.case_id for r in conn.execute(stmt)]
 
 
@@ -220,7 +227,20 @@ def _by_terms(conn: Any, q: Query, hidden: list[int], dialect: str, *, mode: str
 
 
 # ---------------------------------------------------------------------- scoring
-def _score(q: Query, row: Any, parts: list[tuple[str, str, str]], mode: str) -> dict[str, Any] | None:
+@dataclass
+class _Scored:
+    case_id: int
+    row: Any
+    parts: list[Word]
+    matches: list[WordMatch | None]
+    score: float
+    duplicate: bool
+    nhs_same: bool
+    dob_same: bool
+    pc_same: bool
+
+
+def _score(q: Query, row: Any, parts: list[Word], mode: str) -> _Scored | None:
     matches = match_name(q, parts) if q.words else []
     name_all = bool(q.words) and all(m is not None for m in matches)
     name_any = any(m is not None for m in matches)
@@ -228,7 +248,6 @@ def _score(q: Query, row: Any, parts: list[tuple[str, str, str]], mode: str) -> 
     dob_same = bool(q.date_of_birth) and row.date_of_birth == q.date_of_birth
     pc = row.postcode or ""
     pc_same = bool(q.postcode) and (pc == q.postcode if q.full_postcode else pc.startswith(q.postcode))
-    family_alike = any(m is not None and m.part == "family" and m.kind in (SAME, SOUNDS, SPELT) for m in matches)
     if mode == "find":
         if (q.words and not name_all) or (q.date_of_birth and not dob_same) or (q.nhs_number and not nhs_same) \
                 or (q.postcode and not pc_same):
@@ -237,20 +256,29 @@ def _score(q: Query, row: Any, parts: list[tuple[str, str, str]], mode: str) -> 
     else:
         if not (name_all or nhs_same or (dob_same and (pc_same or name_any))):
             return None
+        family_alike = any(m is not None and parts[m.found].role == "family" and m.kind in (SAME, SOUNDS, SPELT)
+                           for m in matches)
         duplicate = nhs_same or (name_all and dob_same) or (dob_same and pc_same and family_alike)
     name_score = (sum(m.worth for m in matches if m is not None) / len(matches)) if matches else 0.0
     score = (100 * nhs_same + 40 * dob_same + (20 if pc_same and q.full_postcode else 8 if pc_same else 0)
              + 50 * name_score)
+    return _Scored(row.case_id, row, parts, matches, score, duplicate, nhs_same, dob_same, pc_same)
+
+
+def _why(q: Query, s: _Scored) -> list[str]:
     why = []
-    if nhs_same:
+    if s.nhs_same:
         why.append("same NHS number")
-    same = [w for w, ok in (("date of birth", dob_same), ("postcode", pc_same and q.full_postcode)) if ok]
+    same = [w for w, ok in (("date of birth", s.dob_same), ("postcode", s.pc_same and q.full_postcode)) if ok]
     if same:
         why.append("same " + " and ".join(same))
-    if pc_same and not q.full_postcode:
+    if s.pc_same and not q.full_postcode:
         why.append(f"postcode starts {q.postcode}")
-    why += _why_names(matches)
-    return {"score": round(score, 2), "why": why, "possible_duplicate": duplicate}
+    shown = _display_parts(s.row.name)
+    parts = s.parts
+    if len(shown) == len(parts):  # the person's words as recorded
+        parts = [Word(p.folded, shown[i], p.role, p.metaphone, p.nysiis) for i, p in enumerate(parts)]
+    return why + _why_names(q, parts, s.matches)
 
 
 def search(conn: Any, q: Query, hidden: list[int], *, mode: str = "find", limit: int = 50) -> list[dict[str, Any]]:
@@ -268,31 +296,23 @@ def search(conn: Any, q: Query, hidden: list[int], *, mode: str = "find", limit:
     found = (select(people, cases.c.reference).join(cases, cases.c.id == people.c.case_id)
              .where(people.c.case_id.in_(ids)))
     rows = {r.case_id: r for r in conn.execute(found)}
-    parts: dict[int, list[tuple[str, str, str]]] = {i: [] for i in rows}
-    for k in conn.execute(select(person_name_keys.c.case_id, person_name_keys.c.position, person_name_keys.c.part,
-                                 person_name_keys.c.word).where(person_name_keys.c.case_id.in_(ids))
-                          .order_by(person_name_keys.c.case_id, person_name_keys.c.position)):
-        parts.setdefault(k.case_id, []).append((k.word, k.word, k.part))
-    out = []
-    for cid, row in rows.items():
-        shown = _display_parts(row.name)
-        own = parts.get(cid, [])
-        if len(shown) == len(own):  # the person's words as recorded, for the reasons
-            own = [(w, shown[i], p) for i, (w, _r, p) in enumerate(own)]
-        scored = _score(q, row, own, mode)
-        if scored is None:
-            continue
-        out.append({"case_id": cid, "reference": row.reference, "name": row.name,
-                    "date_of_birth": row.date_of_birth, "postcode": show_postcode(row.postcode), **scored})
-    out.sort(key=lambda r: (not r["possible_duplicate"], -r["score"], -r["case_id"]))
-    out = out[:limit]
-    if out:
-        open_ids = set(conn.execute(select(instances.c.case_id).where(
-            instances.c.case_id.in_([r["case_id"] for r in out]), instances.c.status.in_(OPEN_STATUSES))
-            .distinct()).scalars())
-        for r in out:
-            r["open"] = r["case_id"] in open_ids
-    return out
+    parts: dict[int, list[Word]] = {i: [] for i in rows}
+    k = person_name_keys.c
+    for r in conn.execute(select(k.case_id, k.part, k.word, k.metaphone, k.nysiis).where(k.case_id.in_(ids))
+                          .order_by(k.case_id, k.position)):
+        parts.setdefault(r.case_id, []).append(Word(r.word, r.word, r.part, r.metaphone, r.nysiis))
+    scored = [s for s in (_score(q, row, parts.get(cid, []), mode) for cid, row in rows.items()) if s is not None]
+    scored.sort(key=lambda s: (not s.duplicate, -s.score, -s.case_id))
+    scored = scored[:limit]
+    if not scored:
+        return []
+    open_ids = set(conn.execute(select(instances.c.case_id).where(
+        instances.c.case_id.in_([s.case_id for s in scored]), instances.c.status.in_(OPEN_STATUSES))
+        .distinct()).scalars())
+    return [{"case_id": s.case_id, "reference": s.row.reference, "name": s.row.name,
+             "date_of_birth": s.row.date_of_birth, "postcode": show_postcode(s.row.postcode),
+             "score": round(s.score, 2), "why": _why(q, s), "possible_duplicate": s.duplicate,
+             "open": s.case_id in open_ids} for s in scored]
 
 
 def show_postcode(value: str | None) -> str | None:

@@ -168,7 +168,8 @@ def test_word_comparison_boundaries():
     assert compare_words("tom", "ted") is None
     assert compare_words("amy", "ami")[0] == "sounds" and compare_words("amy", "emy") is None  # short: no slips
     q = Query.of("Kathryn White")
-    assert [w[2] for w in q.words] == ["given", "family"]
+    assert [(w.folded, w.role, w.metaphone) for w in q.words] == [("kathryn", "given", "K0RN"),
+                                                                   ("white", "family", "WT")]
 
 
 # ---------------------------------------------------------------------- names that hide characters

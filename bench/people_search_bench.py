@@ -1,0 +1,214 @@
+"""The front door's candidate search (api/people.py) over 200,000 people (issue 10, item 7).
+
+Run with `.venv/bin/python -m bench.people_search_bench` (SQLite) and add `--pg
+postgresql://postgres@127.0.0.1:5432/test` for PostgreSQL too (a throwaway schema each). The cases and
+their `people` / `person_name_keys` rows are loaded in bulk with the same code that keeps them in step
+(handlers/people.py `rows_for`), not by running processes. Names follow a skewed spread like a
+council's: 120 given names and 150 common family names drawn with Zipf-like weights (the commonest
+given name on about 1 in 25 people, the commonest family name on about 1 in 70), and 40% of people
+with a rarer family name made of syllables.
+
+Each search is `find_people` as the front door calls it (the people table's candidates, the scoring
+with rapidfuzz and the sound keys, whether each case is open, and the access log rows written for
+every case shown), for a person picked at random and typed as an advisor might: with a slip of the
+keys (a swapped, dropped or doubled letter), spelt another way ("Kathryn" for "Catherine"), given and
+family names the other way round, or only the first letters. Timed per kind over `--searches` calls;
+the goal is p95 < 100 ms. Results are printed and saved under bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import insert
+
+from api.auth import User
+from api.intake import Terms, find_people
+from engine.registry import HandlerRegistry
+from engine.runtime import Engine
+from engine.schema import cases, people, person_name_keys
+from handlers.people import rows_for
+
+from .engine_bench import Scratch
+
+ROOT = Path(__file__).resolve().parent.parent
+START = datetime(2031, 3, 3, 9, 0, tzinfo=timezone.utc)
+GIVEN = """Catherine Kathryn Katherine Margaret Mary Elizabeth Joan Patricia Susan Linda Barbara Jean Ann Anne
+Dorothy Irene Edith Doris Joyce Sheila Brenda Pauline Christine Janet Carol Valerie Maureen Sandra Jacqueline
+Gillian Helen Julie Karen Sarah Emma Claire Rachel Nicola Louise Zoe Priya Aisha Fatima Amina Grace Lena Rose
+Ivy Alice Florence Ethel Hilda Winifred Gladys Muriel Beryl Marjorie Elsie Vera Olive Peggy John David Michael
+Peter Robert James William Richard Thomas Brian Anthony Kenneth Alan Stephen George Christopher Paul Andrew Mark
+Ian Keith Colin Derek Raymond Roy Dennis Geoffrey Trevor Barry Graham Malcolm Norman Harold Ernest Albert Arthur
+Frederick Leslie Stanley Walter Ahmed Mohammed Tariq Imran Rajesh Sanjay Wojciech Piotr Tomasz Sean Patrick
+Declan Owen Gareth Rhys Dylan Callum Liam Connor Jack Harry Oliver""".split()
+FAMILY = """Smith Jones Williams Taylor Brown Davies Evans Wilson Thomas Johnson Roberts Robinson Thompson Wright
+Walker White Edwards Hughes Green Hall Lewis Harris Clarke Patel Jackson Wood Turner Martin Cooper Hill Ward
+Morris Moore Clark Lee King Baker Harrison Morgan Allen James Scott Phillips Watson Davis Parker Price Bennett
+Young Griffiths Mitchell Kelly Cook Carter Richardson Bailey Collins Bell Shaw Murphy Miller Cox Richards Khan
+Marshall Anderson Simpson Ellis Adams Singh Begum Wilkinson Foster Chapman Powell Webb Rogers Gray Mason Ali
+Hunt Hussain Campbell Matthews Owen Palmer Holmes Mills Barnes Knight Lloyd Butler Russell Barker Fisher Stevens
+Jenkins Murray Dixon Harvey Graham Pearson Ahmed Fletcher Walsh Kaur Gibson Howard Andrews Stewart Elliott
+Reynolds Saunders Payne Fox Ford Pearce Day Brooks West Lawrence Cole Atkinson Bradley Spencer Gill Dawson Ball
+Burton O'Brien Watts Rose Booth Perry Ryan Grant Wells Armstrong Francis Rees Hayes Hart Hudson Newman Barrett
+Whyte Lowe""".split()
+SYLLABLES = ["ash", "bro", "cam", "dun", "el", "far", "gor", "hal", "in", "jor", "kel", "lin", "mor", "nor",
+             "ox", "pen", "quin", "ros", "sel", "tor", "ul", "ven", "wes", "yar", "zel", "by", "ton", "ley", "ham",
+             "well", "worth", "field", "ford", "wick", "combe", "stead"]
+KINDS = ("slip + date of birth (intake)", "sound-alike + date of birth + postcode (intake)",
+         "sound-alike name only (intake)", "names the other way round (intake)",
+         "first letters of both names (find)", "name + date of birth (find)")
+
+
+_WEIGHTS: dict[int, list[float]] = {}
+
+
+def _zipf(rnd: random.Random, items: list[str], offset: int) -> str:
+    """Zipf-Mandelbrot weights 1/(rank + offset): the commonest a few per cent, a long tail."""
+    weights = _WEIGHTS.setdefault(id(items), [1 / (i + offset) for i in range(len(items))])
+    return rnd.choices(items, weights)[0]
+
+
+def make_person(rnd: random.Random) -> dict[str, str]:
+    given = _zipf(rnd, GIVEN, 10)  # the commonest about 4%
+    if rnd.random() < 0.6:
+        family = _zipf(rnd, FAMILY, 20)  # with the 60%: the commonest about 1.4%
+    else:
+        family = "".join(rnd.choice(SYLLABLES) for _ in range(rnd.randint(2, 3))).capitalize()
+    dob = date(1925, 1, 1) + timedelta(days=rnd.randint(0, 365 * 80))
+    letters = "ABDEFGHJLNPQRSTUWXYZ"
+    postcode = f"NB{rnd.randint(1, 30)} {rnd.randint(1, 9)}{rnd.choice(letters)}{rnd.choice(letters)}"
+    nhs = str(rnd.randint(10**9, 10**10 - 1))
+    return {"name": f"{given} {family}", "date_of_birth": dob.isoformat(), "postcode": postcode, "nhs_number": nhs}
+
+
+def load(eng: Engine, n: int) -> list[dict[str, str]]:
+    rnd = random.Random(7)
+    everyone = []
+    batch = 5_000
+    for first in range(1, n + 1, batch):
+        case_rows, person_rows, key_rows = [], [], []
+        for i in range(first, min(n, first + batch - 1) + 1):
+            person = make_person(rnd)
+            everyone.append(person)
+            case_rows.append({"id": i, "reference": f"CASE-{i:06d}", "title": person["name"], "created_at": START,
+                              "updated_at": START, "data": json.dumps({"person": person}, sort_keys=True)})
+            row, keys = rows_for(i, person["name"], {"person": person})
+            person_rows.append(row)
+            key_rows.extend(keys)
+        with eng.db.transaction() as conn:
+            conn.execute(insert(cases), case_rows)
+            conn.execute(insert(people), person_rows)
+            conn.execute(insert(person_name_keys), key_rows)
+    if eng.db.is_postgres:
+        with eng.db.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE cases; ANALYZE people; ANALYZE person_name_keys")
+            conn.commit()
+    else:
+        with eng.db.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+            conn.commit()
+    return everyone
+
+
+def _slip(rnd: random.Random, word: str) -> str:
+    if len(word) < 5:
+        return word
+    i = rnd.randint(1, len(word) - 2)
+    how = rnd.choice(("swap", "drop", "double"))
+    if how == "swap":
+        return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+    if how == "drop":
+        return word[:i] + word[i + 1:]
+    return word[:i] + word[i] + word[i:]
+
+
+SOUND_ALIKE = {"Catherine": "Kathryn", "Kathryn": "Catherine", "Katherine": "Cathryn", "Whyte": "White",
+               "White": "Whyte", "Clarke": "Clark", "Clark": "Clarke", "Smith": "Smyth", "Ann": "Anne",
+               "Anne": "Ann", "Jean": "Jeanne", "Sean": "Shaun", "Zoe": "Zoey", "Thompson": "Thomson"}
+
+
+def typed(rnd: random.Random, person: dict[str, str], kind: str) -> Terms:
+    given, family = person["name"].rsplit(" ", 1)
+    dob = person["date_of_birth"]
+    if kind.startswith("slip"):
+        return Terms(name=f"{given} {_slip(rnd, family)}", date_of_birth=dob)
+    if kind.startswith("sound-alike + date"):
+        return Terms(name=f"{SOUND_ALIKE.get(given, given)} {SOUND_ALIKE.get(family, _slip(rnd, family))}",
+                     date_of_birth=dob, postcode=person["postcode"].replace(" ", ""))
+    if kind.startswith("sound-alike"):
+        return Terms(name=f"{SOUND_ALIKE.get(given, given)} {SOUND_ALIKE.get(family, family)}")
+    if kind.startswith("names the other way"):
+        return Terms(name=f"{family} {given}", date_of_birth=dob)
+    if kind.startswith("first letters"):
+        return Terms(name=f"{given[:3]} {family[:4]}")
+    return Terms(name=person["name"], date_of_birth=dob)
+
+
+def run(kind: str, pg: str | None, n: int, searches: int) -> dict[str, object]:
+    scratch = Scratch(kind, pg)
+    try:
+        eng = Engine(scratch.url, registry=HandlerRegistry())
+        eng.init(simulated_start=START)
+        t0 = time.perf_counter()
+        everyone = load(eng, n)
+        load_s = time.perf_counter() - t0
+        print(f"{kind}: loaded {n:,} people in {load_s:.0f} s")
+        advisor = User(1, "advisor", "Advisor", frozenset({"front_door_advisor"}), frozenset())
+        rnd = random.Random(11)
+        out: dict[str, object] = {"database": kind, "people": n, "load_seconds": round(load_s, 1), "kinds": {}}
+        for k in KINDS:
+            times, found_first, found_at_all, shown = [], 0, 0, []
+            for _ in range(searches):
+                case_id = rnd.randint(1, n)
+                terms = typed(rnd, everyone[case_id - 1], k)
+                t = time.perf_counter()
+                results = find_people(eng, advisor, terms, intake="(intake)" in k)
+                times.append((time.perf_counter() - t) * 1000)
+                ids = [r["case_id"] for r in results]
+                found_first += bool(ids) and ids[0] == case_id
+                found_at_all += case_id in ids
+                shown.append(len(ids))
+            times.sort()
+            p95 = times[int(0.95 * (len(times) - 1))]
+            row = {"median_ms": round(statistics.median(times), 1), "p95_ms": round(p95, 1),
+                   "max_ms": round(times[-1], 1), "first_is_the_person": f"{found_first}/{searches}",
+                   "person_shown": f"{found_at_all}/{searches}",
+                   "median_shown": statistics.median(shown)}
+            out["kinds"][k] = row  # type: ignore[index]
+            print(f"  {k}: median {row['median_ms']} ms, p95 {row['p95_ms']} ms, max {row['max_ms']} ms; "
+                  f"the person shown {row['person_shown']}, first {row['first_is_the_person']}; "
+                  f"{row['median_shown']} shown (median)")
+        eng.db.dispose()
+        return out
+    finally:
+        scratch.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pg", help="PostgreSQL URL (a throwaway schema is made and dropped)")
+    ap.add_argument("--people", type=int, default=200_000)
+    ap.add_argument("--searches", type=int, default=100, help="searches timed per kind")
+    ap.add_argument("--skip-sqlite", action="store_true")
+    args = ap.parse_args()
+    results = []
+    if not args.skip_sqlite:
+        results.append(run("sqlite", None, args.people, args.searches))
+    if args.pg:
+        results.append(run("postgres", args.pg, args.people, args.searches))
+    report = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()], "results": results}
+    dest = ROOT / "bench" / "results" / f"people-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
+    dest.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"saved {dest.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
