@@ -14,8 +14,9 @@
   `front_door` process once — on a case the search showed, or on a new case titled with the
   person's name — claims its `record_contact` task for the advisor and keeps what was typed in
   the search (name, date of birth, NHS number, full postcode) as the task's draft where the case
-  does not already record it. A search's terms also come back in `/contacts/new?name=...` (the
-  "Search again" link, and "Record a new contact" from Find a person). Sending the same token again
+  does not already record it. The search form comes back filled in: "Search again" names the
+  search's token (`/contacts/new?again=...`, the terms stay server-side), and "Record a new contact
+  with what you searched for" on Find a person passes its `q` on. Sending the same token again
   (a double click, a retried request) does not start a second process: it answers with the first
   one's task.
 
@@ -497,7 +498,7 @@ def people_page(request: Request, q: str | None = None) -> Response:
                                        {**ctx, "errors": [{"text": msg, "href": "#q"}], "error": msg}, 400)
             ctx["results"] = _show(find_people(engine, user, terms))
             if user.has(*INTAKE_ROLES):
-                ctx["contact_link"] = contact_link(terms)
+                ctx["contact_link"] = contact_link(q)
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
         return page_kit.guard(request, user, exc)
     return page_kit.render(request, "intake_people.html", ctx)
@@ -511,28 +512,41 @@ def _intake_form(request: Request, user: User, values: dict[str, str], by_field:
         "errors": page_kit.error_summary(by_field or {}, anchors)}, status)
 
 
-PREFILL_FIELDS = ("name", "dob-day", "dob-month", "dob-year", "nhs_number", "postcode")
-
-
-def contact_link(terms: Terms) -> str:
-    """/contacts/new with what was typed in a search, so the advisor does not type it twice."""
-    values = {"name": terms.name, "nhs_number": terms.nhs_number, "postcode": terms.postcode}
-    if terms.date_of_birth:
-        d = date.fromisoformat(terms.date_of_birth)
+def _form_values(terms: dict[str, str]) -> dict[str, str]:
+    """A search's terms as the search form's fields."""
+    values = {"name": terms.get("name") or "", "nhs_number": terms.get("nhs_number") or "",
+              "postcode": people_search.show_postcode(terms.get("postcode")) or ""}
+    if terms.get("date_of_birth"):
+        d = date.fromisoformat(terms["date_of_birth"])
         values.update({"dob-day": str(d.day), "dob-month": str(d.month), "dob-year": str(d.year)})
-    return "/contacts/new?" + urlencode({k: v for k, v in values.items() if v})
+    return {k: v for k, v in values.items() if v}
+
+
+def contact_link(q: str) -> str:
+    """/contacts/new with the Find a person search (its text is already in that page's address)."""
+    return "/contacts/new?" + urlencode({"q": q})
 
 
 @router.get("/contacts/new", response_class=HTMLResponse, include_in_schema=False)
-def new_contact_page(request: Request) -> Response:
-    """The search form; what was typed in an earlier search comes back in the query string (prefill)."""
+def new_contact_page(request: Request, q: str = "", again: str = "") -> Response:
+    """The search form, filled with what was typed before: `again` = the intake token of the search
+    being repeated (its terms are kept with the token, so no date of birth or NHS number goes into
+    an address), or `q` = a Find a person search."""
     user = None
     try:
         user = _page_user(request, INTAKE_ROLES)
+        engine = request.app.state.engine
+        values: dict[str, str] = {}
+        try:
+            if again:
+                values = _form_values(_read_token(engine, user, again)[1]["terms"])
+            elif q.strip():
+                values = _form_values(parse_query(q, engine.now().date()).to_dict())
+        except ApiError:
+            values = {}  # an expired search or one that cannot be read: an empty form
     except Exception as exc:  # noqa: BLE001
         return page_kit.guard(request, user, exc)
-    values = {k: str(request.query_params.get(k) or "")[:200] for k in PREFILL_FIELDS}
-    return _intake_form(request, user, {k: v for k, v in values.items() if v})
+    return _intake_form(request, user, values)
 
 
 @router.post("/contacts/new/search", response_class=HTMLResponse, include_in_schema=False)
@@ -558,7 +572,8 @@ async def new_contact_search(request: Request) -> Response:
         return page_kit.guard(request, user, exc)
     return page_kit.render(request, "intake_results.html", {
         "user": user, "terms": terms, "dob_text": _long(terms.date_of_birth), "results": _show(results),
-        "again": contact_link(terms), "postcode_text": people_search.show_postcode(terms.postcode),
+        "again": "/contacts/new?" + urlencode({"again": token}),
+        "postcode_text": people_search.show_postcode(terms.postcode),
         "duplicates": sum(1 for r in results if r["possible_duplicate"]), "token": token})
 
 

@@ -289,9 +289,10 @@ def test_what_was_typed_is_carried_into_the_contact_form(world):
     _token, page = _search(client, csrf, name="Maud Lowe", postcode="nb3 4ef",
                            **{"dob-day": "2", "dob-month": "4", "dob-year": "1939"})
     again = re.search(r'href="(/contacts/new\?[^"]+)" class="govuk-back-link"', page).group(1)
+    assert "1939" not in again and "Maud" not in again  # the search's token, not the person, in the address
     form = client.get(again.replace("&amp;", "&")).text
     for field, value in (("name", "Maud Lowe"), ("dob-day", "2"), ("dob-month", "4"), ("dob-year", "1939"),
-                         ("postcode", "NB34EF")):
+                         ("postcode", "NB3 4EF")):
         assert re.search(rf'id="{field}" name="{field}" type="text"[^>]*\svalue="{value}"', form), field
     # a new person's contact task starts with the full postcode typed, written as a postcode
     token = re.search(r'name="intake_token" value="([^"]+)"', page).group(1)
@@ -300,6 +301,9 @@ def test_what_was_typed_is_carried_into_the_contact_form(world):
     assert task["draft"]["person"]["postcode"] == "NB3 4EF"
     # Find a person offers the same to front door advisors, not to social workers
     assert "Record a new contact with what you searched for" in client.get("/people", params={"q": "maud"}).text
+    form = client.get("/contacts/new", params={"q": "Maud Lowe 2 4 1939"}).text
+    assert re.search(r'id="name" name="name" type="text"\s+value="Maud Lowe"', form)
+    assert 'value=""' in client.get("/contacts/new", params={"again": "0000000000.nottherealtoken00000"}).text
     worker, _ = signin(app, "social-worker")
     assert "Record a new contact" not in worker.get("/people", params={"q": "maud"}).text
 
