@@ -105,7 +105,8 @@ def world(db_url):
                          actor="process-owner", note="A plausible draft")
     ids = {"case_id": str(p["edith"]), "task_id": task_id, "draft_id": str(draft["id"]),
            "process_id": "front_door", "username": "social-worker", "name": "person",
-           "instance_id": str(instance_id), "which": "admission", "action": "safeguarding"}
+           "instance_id": str(instance_id), "which": "admission", "action": "safeguarding",
+           "section_id": "about"}
     yield eng, app, ids
     eng.db.dispose()
 
