@@ -582,8 +582,10 @@ def test_a_concern_raised_during_reablement_runs_beside_it_in_the_same_case(eng)
 
     done = complete(eng, cid, "deliver_reablement", {"outcome": "needs_remain", "summary": "Needs help with meals"})
     [assessment] = done.started_instances
-    assert started_data(eng, cid, assessment)["contact_date"] == "2031-02-24"  # the 28 days count from contact
-    assert the_task(eng, cid, "assess_needs")["due_at"] == datetime(2031, 3, 24, 17, 0, tzinfo=UTC)
+    assert started_data(eng, cid, assessment)["contact_date"] == "2031-02-24"
+    # the 28 days count from the request for assessment: the day reablement referred on (6 March), not the
+    # contact (assessment_target_from in timescales.json; tests/test_rules_casework.py has the boundaries)
+    assert the_task(eng, cid, "assess_needs")["due_at"] == datetime(2031, 4, 3, 17, 0, tzinfo=UTC)
     assert instances(eng, cid) == [("reablement", "completed"), ("safeguarding", "waiting"),
                                    ("needs_assessment", "waiting")]
     assert open_tasks(eng, cid) == [("assess_needs", "social_work"), ("strategy_discussion", "safeguarding")]
