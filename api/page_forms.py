@@ -506,6 +506,8 @@ def engine_errors(fields: list[Field], errors: list[dict[str, Any]]) -> tuple[di
             out[f.name] = _required_message(f)
         elif f.kind == "checkboxes" and ("is too short" in msg or "should be non-empty" in msg):
             out[f.name] = f.required_message or f"Select at least one: {f.label[:1].lower() + f.label[1:]}"
+        elif msg.casefold().startswith(f.label.casefold()):
+            out[f.name] = msg  # the message already names the question ("Full name must only contain…")
         else:
             out[f.name] = f"{f.label}: {msg}"
     return out, general

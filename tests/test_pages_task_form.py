@@ -271,6 +271,12 @@ def test_nested_answers_become_nested_data_and_errors_find_their_sub_field():
     read_form(fields, {**form, "carer_present": ["true"]})
     messages, _ = engine_errors(fields, [{"field": "carer/relationship", "message": "'relationship' is required"}])
     assert messages == {"carer.relationship": "Enter relationship to the person"}
+    # a message that already names the question is shown once, not "Name: Name must only …"
+    named = "Carer's name must only contain characters you can see: remove the zero-width character U+200B"
+    messages, _ = engine_errors(fields, [{"field": "carer/name", "message": named},
+                                         {"field": "carer/relationship", "message": "is not valid"}])
+    assert messages["carer.name"] == named
+    assert messages["carer.relationship"] == "Relationship to the person: is not valid"
 
 
 def test_the_real_forms_conditions_become_reveals():
