@@ -9,12 +9,24 @@ from __future__ import annotations
 
 from engine.registry import HandlerRegistry
 
-from . import budget, directory, eligibility, equipment, letters, people, settings, urgent_response, working_days
+from . import (
+    budget,
+    directory,
+    eligibility,
+    equipment,
+    letters,
+    people,
+    settings,
+    transition,
+    urgent_response,
+    working_days,
+)
 from .teams import TEAMS
 
 
 def register(registry: HandlerRegistry) -> None:
-    for module in (eligibility, budget, directory, letters, settings, working_days, urgent_response, equipment):
+    for module in (eligibility, budget, directory, letters, settings, working_days, urgent_response, equipment,
+                   transition):
         module.register(registry)
     for name, fn in working_days.EXPRESSION_FUNCTIONS.items():
         registry.expression_function(name, fn)

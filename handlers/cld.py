@@ -130,6 +130,30 @@ review                        Review      only once review_plan is completed. Re
                                           allowed budget increase/reduction -> Progress to
                                           Support Planning / Services; otherwise -> No change in
                                           package.
+transition                    Request     route of access: Planned entry (transition). start:
+                                          the referral from children's services; end: the
+                                          decision to assess now or not at all (a decision to
+                                          think again later keeps it open). child
+                                          needs_assessment started -> Progress to Assessment;
+                                          not assessed (written reasons and advice, s.58(5)) ->
+                                          NFA – Information & Advice / Signposting only.
+urgent_response               Service     only once the reablement team's rapid response visit
+                                          is recorded (rapid_response completed): Short Term
+                                          Support: Other Short Term, CASSR Commissioned support;
+                                          start: the visit recorded; end: instance completed (the
+                                          letter, same step). Outcome from the visit's onward
+                                          route: reablement -> Progress to Reablement/ST-Max;
+                                          needs_assessment -> Progress to Assessment; close ->
+                                          Service ended as planned. An urgent assessment by a
+                                          social worker has no row of its own (the request that
+                                          led to it and the needs assessment it starts have).
+equipment                     Service     only once delivery and installation are recorded
+                                          (record_delivery completed): Short Term Support:
+                                          Ongoing Low Level (equipment, telecare, minor
+                                          adaptations), CASSR Commissioned support; start: the
+                                          delivery recorded; open (Provision of service) until
+                                          the case is closed. No row when nothing was delivered
+                                          (the process ended before).
 ============================  ==========  =====================================================
 
 Not mapped (no CLD row): safeguarding (reported in the Safeguarding Adults Collection, not CLD; a
@@ -441,6 +465,20 @@ PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
             ({"type": "instance.child_started", "data.process_id": "needs_assessment"}, PROGRESS_TO_ASSESSMENT),
         ],
         # pathway 0: home with no new support; the hospital team's answer to the referral was advice
+        "default_outcome": NFA_INFORMATION_ADVICE,
+    },
+    "transition": {
+        "event_type": REQUEST,
+        # a referral from children's services (processes/transition.bpmn): a planned entry; the request is
+        # dealt with when social work decides to assess now or not at all ("later" keeps it open)
+        "route_of_access": ROUTE_TRANSITION,
+        "end": {"type": "handler.called", "data.handler": "transition_decision", "data.output.assess": ("now", "no")},
+        "outcome_rules": [
+            ({"type": "instance.child_started", "data.process_id": "needs_assessment"}, PROGRESS_TO_ASSESSMENT),
+            # not assessed: written reasons with information and advice (Care Act 2014 s.58(5))
+            ({"type": "handler.called", "data.handler": "transition_decision", "data.output.assess": "no"},
+             NFA_INFORMATION_ADVICE),
+        ],
         "default_outcome": NFA_INFORMATION_ADVICE,
     },
 }
