@@ -11,6 +11,9 @@ carers_assessment      carers_assessment          the carer's name and relations
 dp_review              direct_payment_review      the trigger (breach or capacity) and a note (needs a
                                                   direct payment in place)
 hospital_discharge     hospital_discharge         the reason for admission, the ward (age from the record)
+urgent_response        urgent_response            what the crisis is, who responds (or the team decides); none
+                                                  already under way
+equipment              equipment                  what the person needs help with; none already under way
 change_in_circumstances review (unplanned)        what changed, who told us (needs a signed-off plan)
 =====================  =========================  ===========================================================
 
@@ -63,6 +66,9 @@ ACTION_ROLES: dict[str, tuple[str, ...]] = {
     "carers_assessment": ("front_door_advisor", *CASEWORK),
     "dp_review": ("finance_officer", *CASEWORK),
     "hospital_discharge": ("reablement_coordinator", *CASEWORK),
+    # a crisis may be heard of by anyone who works with the person; equipment is asked for by the teams who visit
+    "urgent_response": ("front_door_advisor", "reablement_coordinator", *CASEWORK),
+    "equipment": ("reablement_coordinator", *CASEWORK),
     "change_in_circumstances": ("front_door_advisor", "reablement_coordinator", *CASEWORK),
 }
 CLOSE_ROLES = ("team_manager",)  # closing a case or ending a process is a manager's decision
@@ -72,6 +78,8 @@ ACTION_TITLES = {
     "carers_assessment": "Start a carer's assessment",
     "dp_review": "Start a direct payment review",
     "hospital_discharge": "Refer a hospital discharge",
+    "urgent_response": "Start an urgent response",
+    "equipment": "Ask for equipment or an adaptation",
     "change_in_circumstances": "Record a change in circumstances",
 }
 CLOSE_REASONS = {
@@ -199,7 +207,38 @@ def start_data(engine: Any, case: dict[str, Any], action: str, data: dict[str, A
         if ward:
             out["ward"] = ward
         return "hospital_discharge", out, errors
+    if action in ("urgent_response", "equipment"):
+        return _urgent_or_equipment(engine, case, action, data, person, today, errors)
     raise NotFoundError(f"no action {action!r}: one of {', '.join(ACTION_TITLES)}", action=action)
+
+
+URGENT_KINDS = {"rapid_response": "A rapid response visit by the reablement team",
+                "urgent_assessment": "An urgent assessment by a social worker",
+                "team_decides": "Let the social work team decide"}
+
+
+def _urgent_or_equipment(engine: Any, case: dict[str, Any], action: str, data: dict[str, Any],
+                         person: dict[str, Any], today: date, errors: dict[str, str]
+                         ) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """An urgent response to a crisis, or equipment/telecare/adaptations (processes/urgent_response.bpmn,
+    equipment.bpmn), with the start data the front door gives them; one of each open at a time."""
+    who = {k: v for k, v in person.items() if v not in (None, "")} or {"name": case["title"]}
+    age = _age(person, today)
+    if age is not None:
+        who["age"] = age
+    start: dict[str, Any] = {"person": who, "contact_date": today.isoformat()}
+    if action == "urgent_response":
+        start["crisis_detail"] = _text(data, "crisis_detail", "What the crisis is", errors)
+        kind = _choice(data, "urgent_kind", "Who responds today", URGENT_KINDS, errors)
+        if kind in ("rapid_response", "urgent_assessment"):
+            start["urgent_kind"] = kind
+        busy = "An urgent response is already under way on this case: see its tasks"
+    else:
+        start["equipment_needs"] = _text(data, "equipment_needs", "What the person needs help with", errors)
+        busy = "A request for equipment or adaptations is already open on this case: add to its assessment"
+    if _open_processes(engine, case["id"], action):
+        errors.setdefault("case", busy)
+    return action, start, errors
 
 
 def close_details(engine: Any, reason: Any, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -364,11 +403,14 @@ FORM_FIELDS = {
     "carers_assessment": ("carer_name", "relationship", "carer_address"),
     "dp_review": ("dp_review_trigger", "note"),
     "hospital_discharge": ("reason", "ward"),
+    "urgent_response": ("crisis_detail", "urgent_kind"),
+    "equipment": ("equipment_needs",),
     "change_in_circumstances": ("what_changed", "requested_by"),
     "close": ("reason", "date_of_death", "council", "note"),
 }
 ANCHORS = {"urgent": "urgent", "review_reason": "review_reason", "requested_by": "requested_by",
-           "dp_review_trigger": "dp_review_trigger", "reason": "reason", "date_of_death": "date_of_death-day",
+           "dp_review_trigger": "dp_review_trigger", "reason": "reason", "urgent_kind": "urgent_kind",
+           "date_of_death": "date_of_death-day",
            "case": "main-content"}
 
 
@@ -381,7 +423,8 @@ def _page(request: Request, user: User, case: dict[str, Any], what: str, values:
         "name": (case["data"].get("person") or {}).get("name") or case["title"],
         "values": values, "errors": errors, "error_list": kit.error_summary(errors, ANCHORS),
         "token": issue_token(engine, user, case["id"], what), "review_reasons": UNPLANNED_REVIEW_REASONS,
-        "requested_by": REQUESTED_BY, "dp_triggers": DP_TRIGGERS, "close_reasons": CLOSE_REASONS}, status)
+        "requested_by": REQUESTED_BY, "dp_triggers": DP_TRIGGERS, "close_reasons": CLOSE_REASONS,
+        "urgent_kinds": URGENT_KINDS}, status)
 
 
 def _form_values(form: dict[str, list[str]], what: str) -> dict[str, Any]:

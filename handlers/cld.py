@@ -154,6 +154,23 @@ equipment                     Service     only once delivery and installation ar
                                           delivery recorded; open (Provision of service) until
                                           the case is closed. No row when nothing was delivered
                                           (the process ended before).
+urgent_response               Service     only once the reablement team's rapid response visit
+                                          is recorded (rapid_response completed): Short Term
+                                          Support: Other Short Term, CASSR Commissioned support;
+                                          start: the visit recorded; end: instance completed (the
+                                          letter, same step). Outcome from the visit's onward
+                                          route: reablement -> Progress to Reablement/ST-Max;
+                                          needs_assessment -> Progress to Assessment; close ->
+                                          Service ended as planned. An urgent assessment by a
+                                          social worker has no row of its own (the request that
+                                          led to it and the needs assessment it starts have).
+equipment                     Service     only once delivery and installation are recorded
+                                          (record_delivery completed): Short Term Support:
+                                          Ongoing Low Level (equipment, telecare, minor
+                                          adaptations), CASSR Commissioned support; start: the
+                                          delivery recorded; open (Provision of service) until
+                                          the case is closed. No row when nothing was delivered
+                                          (the process ended before).
 ============================  ==========  =====================================================
 
 Not mapped (no CLD row): safeguarding (reported in the Safeguarding Adults Collection, not CLD; a
@@ -447,6 +464,30 @@ PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
               "data.output.direction": ("increase", "reduction")}, PROGRESS_TO_SUPPORT_PLANNING),
         ],
         "default_outcome": NO_CHANGE_IN_PACKAGE,
+    },
+    "urgent_response": {
+        "event_type": SERVICE,
+        "trigger": {"type": "task.completed", "data.element_id": "rapid_response"},
+        "service_type": ST_OTHER,
+        "delivery_mechanism": CASSR_COMMISSIONED_SUPPORT,
+        "outcome_rules": [
+            ({"type": "task.completed", "data.element_id": "rapid_response", "data.data.onward": onward}, outcome)
+            for onward, outcome in (("reablement", PROGRESS_TO_REABLEMENT),
+                                    ("needs_assessment", PROGRESS_TO_ASSESSMENT),
+                                    ("close", SERVICE_ENDED_AS_PLANNED))
+        ],
+        "default_outcome": SERVICE_ENDED_AS_PLANNED,
+    },
+    "equipment": {
+        "event_type": SERVICE,
+        # equipment, telecare and minor adaptations stay in the person's home: an open service until closure
+        "trigger": {"type": "task.completed", "data.element_id": "record_delivery"},
+        "end": None,
+        "service_type": ST_ONGOING_LOW_LEVEL,
+        "delivery_mechanism": CASSR_COMMISSIONED_SUPPORT,
+        "outcome_rules": [],
+        "open_outcome": PROVISION_OF_SERVICE,
+        "default_outcome": PROVISION_OF_SERVICE,
     },
     "hospital_discharge": {
         "event_type": REQUEST,
