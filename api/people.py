@@ -21,13 +21,28 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from rapidfuzz.distance import DamerauLevenshtein
-from sqlalchemy import and_, intersect, or_, select
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    func,
+    intersect,
+    literal_column,
+    or_,
+    select,
+    union,
+)
 
-from engine.schema import cases, instances, people, person_name_keys
-from handlers.people import fold, name_parts, nfc_name, sound_keys
+from engine.schema import cases, instances, people, person_name_keys, person_name_slips
+from handlers.people import SLIP_PREFIX, fold, name_parts, nfc_name, slip_keys, sound_keys
 
 CANDIDATES = 400  # people by name scored at most (the most name parts matched first)
 SPELT_LIKE = 0.75  # Damerau-Levenshtein similarity from which a word is a slip of another
@@ -175,29 +190,86 @@ def _prefix(column: Any, text: str, dialect: str) -> Any:
     return column.like(text + "%")
 
 
-def _word_cond(w: Word, dialect: str) -> Any:
-    """A person's name part that may be this typed word: the same sound, the same start, the same first
-    three letters (a slip further on), or (one letter) an initial."""
+def word_keys(w: Word, *, wide: bool = False) -> list[str]:
+    """The keys (handlers/people.py `part_keys`) of which a person's name part has one when it may be this
+    typed word: the same sound (Metaphone or NYSIIS), the same first five letters (or the whole word when
+    shorter: its start, or one letter: an initial), or a slip key in common (one slip in the first five
+    letters). `wide`: also the same first three letters (two slips in the first five)."""
+    f = w.folded
+    if len(f) < 2:
+        return [f"p{f}"]
+    keys = [f"m{w.metaphone}"] if w.metaphone else []
+    keys += [f"n{w.nysiis}"] if w.nysiis else []
+    keys += [f"p{f[:SLIP_PREFIX]}"] + [f"s{k}" for k in slip_keys(f)]
+    if wide and len(f) > 3:
+        keys.append(f"p{f[:3]}")
+    return keys
+
+
+def _word_select(w: Word, dialect: str, wide: bool) -> Any:
+    """SQLite: the cases with a name part that may be this typed word (`word_keys`, from the indexes of
+    person_name_keys and person_name_slips)."""
     k = person_name_keys.c
-    if len(w.folded) < 2:
-        return _prefix(k.word, w.folded, dialect)
-    conds = [k.metaphone == w.metaphone, k.nysiis == w.nysiis, _prefix(k.word, w.folded[:3], dialect)]
-    return or_(*conds)
+    f = w.folded
+    if len(f) < 2:
+        return select(k.case_id).where(_prefix(k.word, f, dialect))
+    conds = [_prefix(k.word, f[:SLIP_PREFIX], dialect)]
+    conds += [k.metaphone == w.metaphone] if w.metaphone else []
+    conds += [k.nysiis == w.nysiis] if w.nysiis else []
+    if wide and len(f) > 3:
+        conds.append(_prefix(k.word, f[:3], dialect))
+    found = select(k.case_id).where(or_(*conds))
+    slips = slip_keys(f)
+    if slips:  # SQLite: no brackets around a compound select inside another, so a subquery
+        either = union(found, select(person_name_slips.c.case_id).where(person_name_slips.c.slip.in_(slips))).subquery()
+        found = select(either.c.case_id)
+    return found
 
 
-def _by_name(conn: Any, q: Query, hidden: list[int], dialect: str) -> list[int]:
+# what the scoring reads of each person (the parts of the name and their sound keys come from the folded
+# given and family names: `_parts`)
+PERSON = (people.c.case_id, people.c.name, people.c.given_names, people.c.family_name, people.c.date_of_birth,
+          people.c.postcode, people.c.nhs_number)
+
+
+def _by_name(conn: Any, q: Query, hidden: list[int], dialect: str, *, wide: bool = False) -> list[Any]:
     """People with a name part that may be each word typed (every word), newest cases first."""
-    per_word = [select(person_name_keys.c.case_id).where(_word_cond(w, dialect))
-                for w in dict((w.folded, w) for w in q.words).values()]
+    typed = list(dict((w.folded, w) for w in q.words).values())
+    if dialect == "postgresql":
+        # one read of the GIN index on string_to_array(search_keys, ' ') (migration 0008): the people
+        # with a key of every word typed
+        keys = func.string_to_array(people.c.search_keys, literal_column("' '"))
+        stmt = select(*PERSON).where(
+            *[keys.op("&&")(bindparam(f"w{i}", word_keys(w, wide=wide), type_=ARRAY(Text)))
+              for i, w in enumerate(typed)])
+        if hidden:
+            stmt = stmt.where(people.c.case_id.not_in(hidden))
+        # MATERIALIZED: every match from the GIN index, then the newest; otherwise the planner may read
+        # the primary key backwards, testing each of 200,000 people, to stop at the 400th newest
+        found = stmt.cte("found").prefix_with("MATERIALIZED")
+        newest = select(found).order_by(found.c.case_id.desc()).limit(CANDIDATES)
+        return conn.execute(newest).all()
+    per_word = [_word_select(w, dialect, wide) for w in typed]
     both = per_word[0] if len(per_word) == 1 else intersect(*per_word)
     sub = both.subquery()
     stmt = select(sub.c.case_id).distinct().order_by(sub.c.case_id.desc()).limit(CANDIDATES)
     if hidden:
         stmt = stmt.where(sub.c.case_id.not_in(hidden))
-    return [r.case_id for r in conn.execute(stmt)]
+    ids = [r.case_id for r in conn.execute(stmt)]
+    if not ids:
+        return []
+    rows = {r.case_id: r for r in conn.execute(select(*PERSON).where(_among(people.c.case_id, ids, dialect)))}
+    return [rows[i] for i in ids if i in rows]
 
 
-def _by_terms(conn: Any, q: Query, hidden: list[int], dialect: str, *, mode: str) -> list[int]:
+def _among(column: Any, ids: list[int], dialect: str) -> Any:
+    """column IN ids: one array parameter on PostgreSQL (the same statement whatever the number)."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", ids, type_=ARRAY(BigInteger)))
+    return column.in_(ids)
+
+
+def _by_terms(conn: Any, q: Query, hidden: list[int], dialect: str, *, mode: str) -> list[Any]:
     """People with the NHS number, or (intake) born on the date typed, or (find) the terms typed."""
     if mode == "find":
         conds = []
@@ -220,10 +292,10 @@ def _by_terms(conn: Any, q: Query, hidden: list[int], dialect: str, *, mode: str
         if not conds:
             return []
         where = or_(*conds)
-    stmt = select(people.c.case_id).where(where).order_by(people.c.case_id.desc()).limit(CANDIDATES)
+    stmt = select(*PERSON).where(where).order_by(people.c.case_id.desc()).limit(CANDIDATES)
     if hidden:
         stmt = stmt.where(people.c.case_id.not_in(hidden))
-    return [r.case_id for r in conn.execute(stmt)]
+    return conn.execute(stmt).all()
 
 
 # ---------------------------------------------------------------------- scoring
@@ -238,6 +310,7 @@ class _Scored:
     nhs_same: bool
     dob_same: bool
     pc_same: bool
+    name_all: bool  # every word typed of the name matched a part of the person's
 
 
 def _score(q: Query, row: Any, parts: list[Word], mode: str) -> _Scored | None:
@@ -262,7 +335,7 @@ def _score(q: Query, row: Any, parts: list[Word], mode: str) -> _Scored | None:
     name_score = (sum(m.worth for m in matches if m is not None) / len(matches)) if matches else 0.0
     score = (100 * nhs_same + 40 * dob_same + (20 if pc_same and q.full_postcode else 8 if pc_same else 0)
              + 50 * name_score)
-    return _Scored(row.case_id, row, parts, matches, score, duplicate, nhs_same, dob_same, pc_same)
+    return _Scored(row.case_id, row, parts, matches, score, duplicate, nhs_same, dob_same, pc_same, name_all)
 
 
 def _why(q: Query, s: _Scored) -> list[str]:
@@ -281,38 +354,50 @@ def _why(q: Query, s: _Scored) -> list[str]:
     return why + _why_names(q, parts, s.matches)
 
 
+@lru_cache(maxsize=20_000)
+def _part_keys(word: str) -> tuple[str, str]:
+    return sound_keys(word)
+
+
+def _parts(row: Any) -> list[Word]:
+    """The parts of a person's name, as `person_name_keys` holds them (the same folding and keys)."""
+    return [Word(w, w, role, *_part_keys(w))
+            for role, words in (("given", row.given_names), ("family", row.family_name)) for w in words.split()]
+
+
+def _scored(q: Query, rows: list[Any], mode: str) -> list[_Scored]:
+    """The people who match what was typed, scored."""
+    return [s for s in (_score(q, row, _parts(row), mode) for row in rows) if s is not None]
+
+
 def search(conn: Any, q: Query, hidden: list[int], *, mode: str = "find", limit: int = 50) -> list[dict[str, Any]]:
     """Ranked candidates (best first): case id, the person's details, whether the case is open, the score,
-    why it matched (a list of phrases) and whether it is a possible duplicate (intake only)."""
+    why it matched (a list of phrases) and whether it is a possible duplicate (intake only).
+
+    By name, the keys of `word_keys` first; only when nobody's every name part typed matched does the
+    search widen to the same first three letters (two slips in a name's first five letters)."""
     dialect = conn.dialect.name
-    ids: list[int] = []
+    rows: dict[int, Any] = {}
     if q.words:
-        ids += _by_name(conn, q, hidden, dialect)
+        rows.update((r.case_id, r) for r in _by_name(conn, q, hidden, dialect))
     if mode == "intake" or not q.words:
-        ids += _by_terms(conn, q, hidden, dialect, mode=mode)
-    ids = list(dict.fromkeys(ids))
-    if not ids:
-        return []
-    found = (select(people, cases.c.reference).join(cases, cases.c.id == people.c.case_id)
-             .where(people.c.case_id.in_(ids)))
-    rows = {r.case_id: r for r in conn.execute(found)}
-    parts: dict[int, list[Word]] = {i: [] for i in rows}
-    k = person_name_keys.c
-    for r in conn.execute(select(k.case_id, k.part, k.word, k.metaphone, k.nysiis).where(k.case_id.in_(ids))
-                          .order_by(k.case_id, k.position)):
-        parts.setdefault(r.case_id, []).append(Word(r.word, r.word, r.part, r.metaphone, r.nysiis))
-    scored = [s for s in (_score(q, row, parts.get(cid, []), mode) for cid, row in rows.items()) if s is not None]
+        rows.update((r.case_id, r) for r in _by_terms(conn, q, hidden, dialect, mode=mode) if r.case_id not in rows)
+    scored = _scored(q, list(rows.values()), mode)
+    if q.words and any(len(w.folded) > 3 for w in q.words) and not any(s.name_all for s in scored):
+        scored += _scored(q, [r for r in _by_name(conn, q, hidden, dialect, wide=True) if r.case_id not in rows],
+                          mode)
     scored.sort(key=lambda s: (not s.duplicate, -s.score, -s.case_id))
     scored = scored[:limit]
     if not scored:
         return []
-    open_ids = set(conn.execute(select(instances.c.case_id).where(
-        instances.c.case_id.in_([s.case_id for s in scored]), instances.c.status.in_(OPEN_STATUSES))
-        .distinct()).scalars())
-    return [{"case_id": s.case_id, "reference": s.row.reference, "name": s.row.name,
+    # the cases shown: their reference and whether a process is running on them, in one read
+    running = exists().where(instances.c.case_id == cases.c.id, instances.c.status.in_(OPEN_STATUSES))
+    case = {r.id: r for r in conn.execute(select(cases.c.id, cases.c.reference, running.label("open"))
+                                          .where(_among(cases.c.id, [s.case_id for s in scored], dialect)))}
+    return [{"case_id": s.case_id, "reference": case[s.case_id].reference, "name": s.row.name,
              "date_of_birth": s.row.date_of_birth, "postcode": show_postcode(s.row.postcode),
              "score": round(s.score, 2), "why": _why(q, s), "possible_duplicate": s.duplicate,
-             "open": s.case_id in open_ids} for s in scored]
+             "open": bool(case[s.case_id].open)} for s in scored]
 
 
 def show_postcode(value: str | None) -> str | None:

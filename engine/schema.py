@@ -21,6 +21,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
+    literal_column,
 )
 
 metadata = MetaData(
@@ -314,9 +316,15 @@ people = Table(
     Column("date_of_birth", String(10), nullable=True, index=True),  # ISO
     Column("postcode", String(8), nullable=True),  # upper case, no spaces
     Column("nhs_number", String(10), nullable=True, index=True),  # 10 digits
+    # the keys of every name part, space-separated (handlers/people.py `search_keys`, migration 0008):
+    # PostgreSQL finds the people with a key of each word typed through a GIN index on
+    # string_to_array(search_keys, ' '), made by the migration (an expression index, PostgreSQL only)
+    Column("search_keys", Text, nullable=True),
     # a postcode's first part ("NB4") is a prefix: LIKE 'NB4%' reads the index on PostgreSQL too
     Index("ix_people_postcode", "postcode", postgresql_ops={"postcode": "varchar_pattern_ops"}),
 )
+Index("ix_people_search_keys", func.string_to_array(people.c.search_keys, literal_column("' '")),
+      postgresql_using="gin").ddl_if(dialect="postgresql")
 
 person_name_keys = Table(
     "person_name_keys",
@@ -330,4 +338,17 @@ person_name_keys = Table(
     Index("ix_person_name_keys_metaphone_case_id", "metaphone", "case_id"),
     Index("ix_person_name_keys_nysiis_case_id", "nysiis", "case_id"),
     Index("ix_person_name_keys_word_case_id", "word", "case_id", postgresql_ops={"word": "varchar_pattern_ops"}),
+)
+
+# One row per slip key of a name part of four letters or more (migration 0008): the strings made by
+# deleting one of its first five letters, so a name typed with one slip in its first letters ("Lohnson")
+# shares a key with the name ("Johnson") even when the sound keys differ. Filled on SQLite only:
+# PostgreSQL reads the same keys from people.search_keys.
+person_name_slips = Table(
+    "person_name_slips",
+    metadata,
+    Column("case_id", ForeignKey("cases.id"), primary_key=True, autoincrement=False),
+    Column("position", Integer, primary_key=True, autoincrement=False),  # the part's position in person_name_keys
+    Column("slip", String(8), primary_key=True),
+    Index("ix_person_name_slips_slip_case_id", "slip", "case_id"),
 )

@@ -24,10 +24,10 @@ import unicodedata
 from typing import Any
 
 import jellyfish
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from engine.errors import ValidationError
-from engine.schema import cases, people, person_name_keys
+from engine.schema import cases, people, person_name_keys, person_name_slips
 
 HIDDEN_CATEGORIES = {"Cc": "control character", "Cf": "invisible formatting character", "Cs": "surrogate",
                      "Co": "private-use character", "Zl": "line separator", "Zp": "paragraph separator"}
@@ -126,6 +126,51 @@ def sound_keys(part: str) -> tuple[str, str]:
     return jellyfish.metaphone(ascii_part)[:16], jellyfish.nysiis(ascii_part)[:16]
 
 
+SLIP_PREFIX = 5  # the letters of a name part that its slip keys are made from
+SLIP_MIN = 4  # parts shorter than this have no slip keys (api/people.py compares them by sound and start only)
+
+
+def slip_keys(part: str) -> list[str]:
+    """The slip keys of one folded name part: each string made by deleting one of its first five letters
+    (and, for a part of four letters, the part itself). Two parts one slip apart in those letters (a
+    letter changed, dropped, added or two swapped) share a key: "johnson" and "lohnson" share "ohns",
+    "catherine" and "cahterine" share "cate", "smith" and "smth" share "smth". A slip after the fifth
+    letter leaves the first five the same (the search reads those as a start). Parts under four
+    letters: none."""
+    if len(part) < SLIP_MIN:
+        return []
+    head = part[:SLIP_PREFIX]
+    keys = {head[:i] + head[i + 1:] for i in range(len(head))}
+    if len(head) == SLIP_MIN:
+        keys.add(head)
+    return sorted(keys)
+
+
+def part_keys(word: str, metaphone: str, nysiis: str) -> list[str]:
+    """One name part's search keys, each tagged by kind: m (Metaphone), n (NYSIIS), p (its first one to
+    five letters), s (its slip keys)."""
+    keys = [f"m{metaphone}"] if metaphone else []
+    keys += [f"n{nysiis}"] if nysiis else []
+    keys += [f"p{word[:i]}" for i in range(1, min(len(word), SLIP_PREFIX) + 1)]
+    return keys + [f"s{k}" for k in slip_keys(word)]
+
+
+def search_keys(keys: list[dict[str, Any]]) -> str:
+    """`people.search_keys` for a case's `person_name_keys` rows: every part's keys, once each."""
+    return " ".join(sorted({x for k in keys for x in part_keys(k["word"], k["metaphone"], k["nysiis"])}))
+
+
+def slip_rows(keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The `person_name_slips` rows for a case's `person_name_keys` rows."""
+    return [{"case_id": k["case_id"], "position": k["position"], "slip": slip}
+            for k in keys for slip in slip_keys(k["word"])]
+
+
+def slips_kept(conn: Any) -> bool:
+    """Whether `person_name_slips` is filled: on SQLite (PostgreSQL reads `people.search_keys`)."""
+    return conn.dialect.name == "sqlite"
+
+
 def postcode_key(value: Any) -> str | None:
     text = re.sub(r"\s", "", str(value or "")).upper()
     return text[:8] or None
@@ -158,12 +203,14 @@ def rows_for(case_id: int, title: str, data: dict[str, Any]) -> tuple[dict[str, 
         meta, nys = sound_keys(word)
         keys.append({"case_id": case_id, "position": pos, "part": part, "word": word, "metaphone": meta,
                      "nysiis": nys})
+    row["search_keys"] = search_keys(keys)
     return row, keys
 
 
 def keep_in_step(conn: Any, case_id: int) -> None:
     """Registry hook: rewrite the case's people rows from what the case now holds (same transaction)."""
     case = conn.execute(select(cases.c.title, cases.c.data).where(cases.c.id == case_id)).first()
+    conn.execute(delete(person_name_slips).where(person_name_slips.c.case_id == case_id))
     conn.execute(delete(person_name_keys).where(person_name_keys.c.case_id == case_id))
     conn.execute(delete(people).where(people.c.case_id == case_id))
     if case is None:
@@ -176,10 +223,15 @@ def keep_in_step(conn: Any, case_id: int) -> None:
     conn.execute(insert(people).values(**row))
     if keys:
         conn.execute(insert(person_name_keys), keys)
+    slips = slip_rows(keys) if slips_kept(conn) else []
+    if slips:
+        conn.execute(insert(person_name_slips), slips)
 
 
-def fill(conn: Any, batch: int = 2000) -> int:
-    """Write the people rows of every case (the migration that adds the table); returns how many."""
+def fill(conn: Any, batch: int = 2000, *, all_keys: bool = False) -> int:
+    """Write the people rows of every case (migration 0007, which adds the tables); returns how many.
+    Migration 0007 writes neither `search_keys` nor the slip keys (`all_keys`): migration 0008 adds them
+    (`fill_search_keys`)."""
     import json
 
     done, last = 0, 0
@@ -192,11 +244,40 @@ def fill(conn: Any, batch: int = 2000) -> int:
         for c in chunk:
             row, ks = rows_for(c.id, c.title, json.loads(c.data))
             if row is not None:
+                if not all_keys:
+                    row.pop("search_keys")
                 rows.append(row)
                 keys.extend(ks)
         if rows:
             conn.execute(insert(people), rows)
         if keys:
             conn.execute(insert(person_name_keys), keys)
+        slip_keyed = slip_rows(keys) if all_keys and slips_kept(conn) else []
+        if slip_keyed:
+            conn.execute(insert(person_name_slips), slip_keyed)
         done += len(rows)
         last = chunk[-1].id
+
+
+def fill_search_keys(conn: Any, batch: int = 5000) -> int:
+    """Write `people.search_keys` and (SQLite) the slip keys of every person from the name parts already
+    in `person_name_keys` (migration 0008); returns how many people."""
+    k = person_name_keys.c
+    done, last, kept = 0, -1, slips_kept(conn)
+    while True:
+        ids = conn.execute(select(people.c.case_id).where(people.c.case_id > last)
+                           .order_by(people.c.case_id).limit(batch)).scalars().all()
+        if not ids:
+            return done
+        parts: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+        for r in conn.execute(select(k.case_id, k.position, k.word, k.metaphone, k.nysiis)
+                              .where(k.case_id >= ids[0], k.case_id <= ids[-1]).order_by(k.case_id, k.position)):
+            parts[r.case_id].append(dict(r._mapping))
+        conn.execute(update(people).where(people.c.case_id == bindparam("cid"))
+                     .values(search_keys=bindparam("keys")),
+                     [{"cid": i, "keys": search_keys(ps)} for i, ps in parts.items()])
+        slips = [s for ps in parts.values() for s in slip_rows(ps)] if kept else []
+        if slips:
+            conn.execute(insert(person_name_slips), slips)
+        done += len(ids)
+        last = ids[-1]

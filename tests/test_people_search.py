@@ -52,7 +52,10 @@ def test_people_table_holds_each_case_person_normalised_for_search(world):
     eng, _app, p = world
     row, keys = _people_row(eng, p["catherine"])
     assert row == {"case_id": p["catherine"], "name": "Catherine Whyte", "given_names": "catherine",
-                   "family_name": "whyte", "date_of_birth": "1944-07-12", "postcode": "NB71AB", "nhs_number": None}
+                   "family_name": "whyte", "date_of_birth": "1944-07-12", "postcode": "NB71AB", "nhs_number": None,
+                   # sound keys (m, n), first one to five letters (p), one letter of the first five deleted (s)
+                   "search_keys": "mK0RN mWT nCATARAN nWYT pc pca pcat pcath pcathe pw pwh pwhy pwhyt pwhyte "
+                                  "sathe scahe scate scath scthe shyte swhte swhye swhyt swyte"}
     assert keys == [("catherine", "given", "K0RN"), ("whyte", "family", "WT")]
     row, keys = _people_row(eng, p["zoe"])  # "Zoë O'Brien-Smith": accents and apostrophe folded, hyphen split
     assert (row["given_names"], row["family_name"]) == ("zoe", "obrien smith")
