@@ -29,6 +29,7 @@ from . import (
     static_assets,
     suspend,
     tasks,
+    transition,
 )
 from . import trial as draft_trial
 from .access import RequestPage
@@ -73,6 +74,7 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     app.include_router(case_actions.router)  # acting on a case, closing it (api/case_actions.py)
     app.include_router(suspend.router)  # hospital admissions: suspend and resume (api/suspend.py)
     app.include_router(suspend.pages)
+    app.include_router(transition.router)  # referrals from children's services (api/transition.py)
     app.include_router(integrity.router)  # the integrity panel's "Check now" (api/integrity.py)
     app.include_router(integrity.api_router)
     app.include_router(modeller.router)  # the browser modeller and its checks (api/modeller.py)

@@ -72,6 +72,7 @@ ACTION_ROLES: dict[str, tuple[str, ...]] = {
     "change_in_circumstances": ("front_door_advisor", "reablement_coordinator", *CASEWORK),
 }
 CLOSE_ROLES = ("team_manager",)  # closing a case or ending a process is a manager's decision
+TRANSITION_ROLES = ("front_door_advisor", "social_worker", "team_manager")  # a referral from children's services
 ACTION_TITLES = {
     "safeguarding": "Raise a safeguarding concern",
     "review": "Request a review",
@@ -285,12 +286,18 @@ def may_close(user: User) -> bool:
     return user.has(*CLOSE_ROLES)
 
 
-def available(user: User, case: dict[str, Any]) -> list[dict[str, str]]:
-    """The actions this user may take on the case (none while it is closed, but a reopening is by contact)."""
+def available(user: User, case: dict[str, Any], today: date | None = None) -> list[dict[str, str]]:
+    """The actions this user may take on the case (none while it is closed, but a reopening is by contact).
+
+    `today` (the engine's clock): a young person aged 14 to 17 on it may be referred from children's services."""
     if closure(case["data"]):
         return []
     out = [{"action": a, "title": t, "href": f"/cases/{case['id']}/actions/{a}"} for a, t in ACTION_TITLES.items()
            if may_act(user, a)]
+    age = _age(case["data"].get("person") or {}, today) if today is not None else None
+    if user.has(*TRANSITION_ROLES) and age is not None and 14 <= age < 18:  # api/transition.py
+        out.append({"action": "transition", "title": "Record a referral from children's services",
+                    "href": f"/transitions/new?case={case['id']}"})
     if may_close(user):
         out.append({"action": "close", "title": "Close the case", "href": f"/cases/{case['id']}/close"})
     return out
@@ -360,7 +367,7 @@ class CloseIn(BaseModel):
 def get_actions(case_id: int, user: Who, engine: Eng) -> dict[str, Any]:
     open_case(engine, user, case_id, "actions")
     case = engine.get_case(case_id)
-    return {"case_id": case_id, "closed": closure(case["data"]), "actions": available(user, case)}
+    return {"case_id": case_id, "closed": closure(case["data"]), "actions": available(user, case, engine.now().date())}
 
 
 @router.post("/api/cases/{case_id}/actions/{action}", status_code=201)

@@ -37,7 +37,8 @@ SAVED = {"note": "Case note added", "details": "The person's details were change
          "ended": "The process was ended",
          "already": "That form was already sent: it was acted on once",
          **{f"action_{a}": f"{t}: done" for a, t in case_actions.ACTION_TITLES.items()},
-         "admission": "Hospital admission recorded: the process is paused", "discharge": "Discharge recorded"}
+         "admission": "Hospital admission recorded: the process is paused", "discharge": "Discharge recorded",
+         "transition": "Referral from children's services recorded: social work decides whether to assess"}
 
 
 def _guard(request: Request, user: User | None, exc: Exception) -> Response:
@@ -79,7 +80,7 @@ def case_page(request: Request, case_id: int, page: int = 1, saved: str = "") ->
         "user": user, "case": rec.case, "name": name, "rows": cr.person_rows(engine, rec.person),
         "has_person": bool(rec.person), "coordinator": api.coordinator_view(rec),
         "may_write": api.may_write(user), "may_coordinate": api.may_set_coordinator(user),
-        "actions": case_actions.available(user, rec.case), "may_end": case_actions.may_close(user),
+        "actions": case_actions.available(user, rec.case, engine.now().date()), "may_end": case_actions.may_close(user),
         "closure": case_actions.closure_view(rec.case),
         "suspendable": suspend.SUSPENDABLE,
         "pb": cr.plan_and_budget(rec), "positions": positions,

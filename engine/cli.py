@@ -269,6 +269,19 @@ def cmd_act(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_transition(args: argparse.Namespace) -> int:
+    """A referral from children's services (api/transition.py), with the web app's checks and roles."""
+    from api import case_actions, transition
+
+    eng = _engine(args)
+    data = json.loads(args.data) if args.data else {}
+    out = case_actions.cli_call(transition.refer, eng, case_actions.cli_user(eng, args.actor), data, args.case)
+    _out(args, out, f"referral from children's services: {out['reference']}, transition started (instance "
+                    f"{out['instance_id']}); first task(s): "
+                    + (", ".join(f"{t['name']} [{t['team']}]" for t in out["tasks"]) or "none"))
+    return 0
+
+
 def cmd_close(args: argparse.Namespace) -> int:
     """Close a case, or end one of its processes (--instance), with a reason (api/case_actions.py)."""
     from api import case_actions
@@ -490,6 +503,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("action")
     s.add_argument("--data", help="the answers as a JSON object (the fields of the web form)")
     s.set_defaults(fn=cmd_act)
+
+    s = sub.add_parser("transition", parents=[common], help="record a referral from children's services for a "
+                       "young person aged 14 to 17 (--as USER)")
+    s.add_argument("--data", help="the referral as a JSON object: name, date_of_birth (YYYY-MM-DD), address, "
+                   "postcode, ehc_plan (yes/no), likely_needs, childrens_social_worker, childrens_team, "
+                   "childrens_phone")
+    s.add_argument("--case", type=int, help="make the referral on this existing case (else a new case)")
+    s.set_defaults(fn=cmd_transition)
 
     s = sub.add_parser("close", parents=[common], help="close a case, or end one process (--instance), with a "
                        "reason: died, moved_away, declined, nhs_funded, no_longer_needed (--as USER)")
