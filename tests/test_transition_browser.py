@@ -1,0 +1,96 @@
+"""In the browser: a social worker records a referral from children's services by keyboard (inbox link, the
+question page, its error summary, the case record), then decides on the assessment in the task form and a
+team manager sees the 18th-birthday escalation -- axe-clean (WCAG 2.1 AA) on every page."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+import pytest
+
+from api.demo_users import demo_password
+from tests.browser import launch, live_server, run_axe, sign_in
+from tests.test_transition_api import SW, TM, app  # noqa: F401  (fixture)
+from tests.test_transition_api import eng as _eng_on
+
+
+@pytest.fixture
+def eng(tmp_path):
+    """SQLite only: the pages are the same on both databases (the API tests run on both)."""
+    yield from _eng_on.__wrapped__(f"sqlite:///{tmp_path / 'carepath.db'}")
+
+
+def _tab_to(page, text: str, limit: int = 80) -> None:
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("() => (document.activeElement.textContent || '').trim()") == text:
+            return
+    raise AssertionError(f"could not reach {text!r} with the Tab key")
+
+
+def test_a_social_worker_refers_a_young_person_by_keyboard_and_every_page_is_axe_clean(eng, app):  # noqa: F811
+    with live_server(app) as base, launch() as browser:
+        ctx = browser.new_context(bypass_csp=True)
+        page = ctx.new_page()
+        sign_in(page, base, SW, demo_password("social_worker"))
+        _tab_to(page, "Record a referral from children's services")
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{base}/transitions/new")
+        run_axe(page, "referral from children's services")
+
+        # sent empty: the error summary takes the focus and links to each question
+        page.get_by_role("button", name="Record the referral").click()
+        page.wait_for_selector(".govuk-error-summary")
+        run_axe(page, "referral with errors")
+        summary = page.inner_text(".govuk-error-summary")
+        assert "Enter the young person's full name" in summary and "Enter the young person's date of birth" in summary
+        page.locator(".govuk-error-summary a", has_text="date of birth").click()
+        assert page.evaluate("() => document.activeElement.id") == "date_of_birth-day"
+
+        # filled in by keyboard
+        page.get_by_label("Full name").fill("Helena Brooks")
+        page.get_by_label("Day").fill("14")
+        page.get_by_label("Month").fill("9")
+        page.get_by_label("Year").fill("2013")
+        page.get_by_label("Address").fill("Linden House College, Southby")
+        page.get_by_label("Yes").check()
+        page.get_by_label("Why is the young person likely to need care and support after 18?").fill(
+            "Learning disability and autism: support to cook, travel and take part in her community")
+        page.get_by_label("Children's social worker").fill("Amira Khan")
+        page.get_by_label("Phone number (optional)").press("Tab")
+        page.keyboard.press("Enter")  # the button, by keyboard
+        page.wait_for_url(re.compile(r".*/cases/\d+\?saved=transition"))
+        assert "Referral from children's services recorded" in page.inner_text(".govuk-notification-banner")
+        run_axe(page, "case record after the referral")
+        case_id = int(re.search(r"/cases/(\d+)", page.url).group(1))
+
+        # the decision task: the conditional questions appear as they are answered
+        [task] = eng.list_tasks(case_id=case_id)
+        assert (task["element_id"], task["team"]) == ("decide_assessment", "social_work")
+        eng.claim(task["id"], SW)
+        page.goto(f"{base}/tasks/{task['id']}")
+        run_axe(page, "decide whether to assess")
+        page.locator("#f-likely_needs_after_18-0").check()  # "Yes": its follow-up questions are revealed
+        assert page.locator("#f-significant_benefit-0").is_visible()
+        page.get_by_label("What needs, or why not").fill("Day opportunities, volunteering, somewhere to live")
+        page.locator("#f-significant_benefit-0").check()
+        page.get_by_label("Yes, they agree").check()
+        run_axe(page, "decide whether to assess, answered")
+        page.get_by_role("button", name=re.compile("Submit|Complete|Save and submit|Continue")).first.click()
+        page.wait_for_load_state()
+        assert [i["process_id"] for i in eng.get_case(case_id)["instances"]] == ["transition", "needs_assessment"]
+        ctx.close()
+
+        # her 18th birthday with no plan: the team manager's task page
+        eng.advance_clock(to=datetime(2031, 9, 14, 9, 0, tzinfo=timezone.utc))
+        [gap] = [t for t in eng.list_tasks(case_id=case_id) if t["element_id"] == "support_not_in_place"]
+        eng.claim(gap["id"], TM)
+        ctx = browser.new_context(bypass_csp=True)
+        page = ctx.new_page()
+        sign_in(page, base, TM, demo_password("team_manager"))
+        page.goto(f"{base}/tasks/{gap['id']}")
+        assert "Adult support not in place at 18" in page.inner_text("h1")
+        page.get_by_label("Adult support is still being arranged").check()
+        run_axe(page, "adult support not in place at 18")
+        ctx.close()
