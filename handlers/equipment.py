@@ -50,8 +50,9 @@ def equipment_charges(ctx: HandlerContext, items: list[dict[str, Any]]) -> dict[
     """Which recommended items are free and which adaptations need a decision.
 
     `items`: [{kind: equipment|telecare|minor_adaptation, description, cost}] (cost in pounds).
-    Returns {items: [... with cost as "0.00", free (bool) and why], free_limit, over_limit
-    (descriptions of adaptations over it), needs_approval, telecare (any telecare), total_cost}.
+    Returns {adaptations_over_the_free_limit, free_items (each "description (£cost)", for the pages),
+    free_limit, total_cost, needs_approval, telecare (any telecare), items: [... with cost as "0.00",
+    free (bool) and why], over_limit (descriptions of adaptations over it)}.
     """
     if not isinstance(items, list) or not items:
         raise ValueError("items must be a list of at least one recommended item")
@@ -78,8 +79,13 @@ def equipment_charges(ctx: HandlerContext, items: list[dict[str, Any]]) -> dict[
                                "assessment works out what the person pays"
             over.append(description.strip())
         out.append({"kind": kind, "description": description.strip(), "cost": str(cost), "free": free, "why": why})
-    return {"items": out, "free_limit": str(limit), "over_limit": over, "needs_approval": bool(over),
-            "telecare": any(i["kind"] == "telecare" for i in out), "total_cost": str(total)}
+    def listed(free: bool) -> str:
+        return "; ".join(f"{i['description']} ({letters.money(i['cost'])})" for i in out if i["free"] is free)
+
+    # the plain-text lines first: the team manager's and finance's pages show them above their questions
+    return {"adaptations_over_the_free_limit": listed(False) or "None", "free_items": listed(True) or "None",
+            "free_limit": str(limit), "total_cost": str(total), "needs_approval": bool(over),
+            "telecare": any(i["kind"] == "telecare" for i in out), "items": out, "over_limit": over}
 
 
 def equipment_letter(ctx: HandlerContext, person: dict[str, Any], charges: dict[str, Any],

@@ -1,0 +1,88 @@
+"""The equipment pages in a browser (axe WCAG 2.1 AA, keyboard): a social worker asks for equipment from
+Ben's case record by keyboard, records the OT assessment with two items (the second added with "Add
+another item"; a cost that is not a number is named), and the team manager decides on the adaptation
+over the free limit with the items and what is free shown above the question. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+
+from api.demo_users import demo_password
+from tests.browser import launch, live_server, run_axe, sign_in
+from tests.test_equipment import SW, TM, app, eng, known_case  # noqa: F401  (fixtures)
+
+
+def _tab_to(page, target: str, limit: int = 80) -> None:
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement.id || document.activeElement.textContent.trim()") == target:
+            return
+    raise AssertionError(f"{target} was not reached with the Tab key")
+
+
+def _task(engine, cid, element_id) -> dict:
+    [task] = [t for t in engine.list_tasks(case_id=cid) if t["element_id"] == element_id]
+    return task
+
+
+def test_equipment_from_the_case_record_to_the_managers_decision_in_the_browser(eng, app):  # noqa: F811
+    cid = known_case(eng)
+    with live_server(app) as base, launch() as browser:
+        ctx = browser.new_context(bypass_csp=True)
+        page = ctx.new_page()
+        sign_in(page, base, SW, demo_password("social_worker"))
+        page.goto(f"{base}/cases/{cid}")
+        page.get_by_role("link", name="Ask for equipment or an adaptation").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{base}/cases/{cid}/actions/equipment")
+        run_axe(page, "ask for equipment")
+        _tab_to(page, "equipment_needs")
+        page.keyboard.type("Cannot get in the bath or up the back step")
+        page.keyboard.press("Tab")
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r".*saved=action_equipment"))
+        assert "Ask for equipment or an adaptation: done" in page.inner_text(".govuk-notification-banner")
+
+        task = _task(eng, cid, "assess_equipment")
+        page.goto(f"{base}/tasks/{task['id']}")
+        page.get_by_role("button", name="Claim this task").click()
+        page.wait_for_url(f"{base}/tasks/{task['id']}")
+        assert "Cannot get in the bath or up the back step" in page.inner_text("main")
+        page.get_by_label("What the person needs help with").fill("Bathing, and the step to the garden")
+        page.get_by_label("Equipment (for example a bath seat or a walking frame)").check()
+        page.fill("#f-items-0-description", "Bath board and seat")
+        page.fill("#f-items-0-cost", "65")
+        with page.expect_navigation():
+            page.get_by_role("button", name="Add another item").click()
+        assert page.input_value("#f-items-0-description") == "Bath board and seat"
+        page.locator("#f-items-1-kind-2").check()  # the third choice: an adaptation
+        page.fill("#f-items-1-description", "Ramp to the back door")
+        page.fill("#f-items-1-cost", "eighteen hundred")
+        page.get_by_role("group", name=re.compile("also need a major adaptation")).get_by_label("No").check()
+        run_axe(page, "equipment assessment with two items")
+        page.get_by_role("button", name="Complete task").click()
+        page.wait_for_selector(".govuk-error-summary")
+        assert "Item 2" in page.inner_text(".govuk-error-summary")  # the item at fault is named
+        run_axe(page, "equipment assessment with an error")
+        page.fill("#f-items-1-cost", "1800")
+        page.get_by_role("button", name="Complete task").click()
+        page.wait_for_url(re.compile(r".*/tasks\?view=mine"))
+        ctx.close()
+
+        decide = _task(eng, cid, "approve_adaptation")
+        ctx = browser.new_context(bypass_csp=True)
+        page = ctx.new_page()
+        sign_in(page, base, TM, demo_password("team_manager"))
+        page.goto(f"{base}/tasks/{decide['id']}")
+        page.get_by_role("button", name="Claim this task").click()
+        page.wait_for_url(f"{base}/tasks/{decide['id']}")
+        main = page.inner_text("main")
+        assert "Ramp to the back door (£1,800.00)" in main and "Bath board and seat (£65.00)" in main
+        run_axe(page, "decide on the adaptation")
+        page.get_by_role("group", name="Does the council provide the adaptation?").get_by_label("Yes").check()
+        page.get_by_label("Reasons (the person's letter quotes them)").fill("The only safe way out of the house.")
+        page.get_by_role("button", name="Complete task").click()
+        page.wait_for_url(re.compile(r".*/tasks\?view=mine"))
+        ctx.close()
+    assert [(t["element_id"], t["team"]) for t in eng.list_tasks(case_id=cid)
+            if t["element_id"] != "assess_needs"] == [("financial_assessment", "finance")]

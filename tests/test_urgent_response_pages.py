@@ -1,0 +1,75 @@
+"""The urgent response's pages in a browser (axe WCAG 2.1 AA, keyboard): a social worker starts an urgent
+response from Ada's case record — an empty form gets an error summary — then the reablement coordinator
+records the rapid response visit on its task page, which shows the crisis above the questions. SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+
+from api.demo_users import demo_password, demo_username
+from tests.browser import launch, live_server, run_axe, sign_in
+from tests.test_urgent_response import CRISIS, SW, app, eng, known_case  # noqa: F401  (fixtures)
+
+RC = demo_username("reablement_coordinator")
+
+
+def _tab_to(page, target: str, limit: int = 80) -> None:
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement.id || document.activeElement.textContent.trim()") == target:
+            return
+    raise AssertionError(f"{target} was not reached with the Tab key")
+
+
+def test_a_crisis_from_the_case_record_to_the_rapid_response_visit_in_the_browser(eng, app):  # noqa: F811
+    cid = known_case(eng)
+    with live_server(app) as base, launch() as browser:
+        ctx = browser.new_context(bypass_csp=True)
+        page = ctx.new_page()
+        sign_in(page, base, SW, demo_password("social_worker"))
+        page.goto(f"{base}/cases/{cid}")
+        page.get_by_role("link", name="Start an urgent response").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{base}/cases/{cid}/actions/urgent_response")
+        run_axe(page, "start an urgent response")
+        page.get_by_role("button", name="Start an urgent response").click()
+        page.wait_for_selector(".govuk-error-summary")
+        summary = page.inner_text(".govuk-error-summary")
+        assert "Enter what the crisis is" in summary and "Select who responds today" in summary
+        run_axe(page, "start an urgent response with errors")
+        # by keyboard: the crisis, a choice with the arrow keys, then the button
+        _tab_to(page, "crisis_detail")
+        page.keyboard.type(CRISIS)
+        page.keyboard.press("Tab")  # into the radios: the first option
+        page.keyboard.press("Space")
+        assert page.get_by_label("A rapid response visit by the reablement team").is_checked()
+        page.keyboard.press("Tab")
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r".*saved=action_urgent_response"))
+        assert "Start an urgent response: done" in page.inner_text(".govuk-notification-banner")
+        ctx.close()
+
+        [task] = [t for t in eng.list_tasks(case_id=cid) if t["element_id"] == "rapid_response"]
+        ctx = browser.new_context(bypass_csp=True)
+        page = ctx.new_page()
+        sign_in(page, base, RC, demo_password("reablement_coordinator"))
+        page.goto(f"{base}/tasks/{task['id']}")
+        page.get_by_role("button", name="Claim this task").click()
+        page.wait_for_url(f"{base}/tasks/{task['id']}")
+        assert CRISIS in page.inner_text("main")  # the crisis, read-only above the questions
+        run_axe(page, "rapid response visit")
+        page.get_by_role("button", name="Complete task").click()
+        page.wait_for_selector(".govuk-error-summary")
+        assert "Enter what was done" in page.inner_text(".govuk-error-summary")
+        run_axe(page, "rapid response visit with errors")
+        page.get_by_label("What was done").fill("Visited at 11:30 and arranged carers twice a day this week.")
+        page.get_by_role("group", name="Is the person safe at home tonight?").get_by_label("Yes").check()
+        page.get_by_label("Close: no further support needed now").check()
+        page.get_by_role("button", name="Complete task").click()
+        page.wait_for_url(re.compile(r".*/tasks\?view=mine"))
+        assert "Task completed: Visit and respond" in page.inner_text("main")
+        run_axe(page, "inbox after the visit")
+        ctx.close()
+    assert [i["status"] for i in eng.get_case(cid)["instances"] if i["process_id"] == "urgent_response"] == [
+        "completed"]
