@@ -234,6 +234,20 @@ def _budget_rows(b: dict[str, Any]) -> dict[str, Any]:
             "explanation": [str(x) for x in b.get("explanation") or []]}
 
 
+def _budget_change_rows(c: dict[str, Any]) -> dict[str, Any]:
+    """A budget change checked at review (handlers.budget.check_budget_change): the amounts, the threshold
+    and the reason, in words."""
+    from .case_record import money
+
+    rows = [("Budget now", money(c.get("previous_amount"))), ("Proposed budget", money(c.get("new_amount"))),
+            ("Change", money(c.get("difference")))]
+    if c.get("approval_threshold") is not None:
+        rows.append(("Approval threshold", money(c.get("approval_threshold"))))
+    if c.get("reason"):
+        rows.append(("What changed", str(c["reason"])))
+    return {"rows": rows, "breakdown": [], "explanation": [str(c["explanation"])] if c.get("explanation") else []}
+
+
 def shown_data(engine: Any, task: dict[str, Any], schema: dict[str, Any]) -> list[dict[str, Any]]:
     """The process data a form names in `x-showData` ([{"variable", "title"}]), read-only above the questions:
     a personal budget with its breakdown, or any other object as a list of its plain values."""
@@ -252,6 +266,8 @@ def shown_data(engine: Any, task: dict[str, Any], schema: dict[str, Any]) -> lis
         value = data.get(var) if isinstance(data, dict) else None
         if isinstance(value, dict) and "final_amount" in value:
             out.append({"title": title, **_budget_rows(value)})
+        elif isinstance(value, dict) and {"previous_amount", "new_amount"} <= set(value):
+            out.append({"title": title, **_budget_change_rows(value)})
         elif isinstance(value, dict):
             rows = [(humanise(k), show_value(None, v)) for k, v in value.items()
                     if isinstance(v, (str, int, float, bool))]
@@ -269,7 +285,7 @@ def shown_data(engine: Any, task: dict[str, Any], schema: dict[str, Any]) -> lis
 def screening_page(request: Request, user: Any, engine: Any, task: dict[str, Any]) -> Response | None:
     """After "Record the contact": a confirmation page with the screening's route and reason
     (processes/screening.dmn), or None for any other task."""
-    from .case_record import SCREENING_ROUTES, screening_outcome
+    from .case_record import SCREENING_ROUTES, screening_also, screening_outcome
 
     if task.get("element_id") != "record_contact":
         return None
@@ -282,4 +298,4 @@ def screening_page(request: Request, user: Any, engine: Any, task: dict[str, Any
     route = str(data["screening_route"])
     return kit.render(request, "contact_outcome.html", {
         "user": user, "task": task, "route": SCREENING_ROUTES.get(route, route.replace("_", " ")),
-        "reason": data.get("screening_reason") or "", "case_id": task["case_id"]})
+        "reason": data.get("screening_reason") or "", "also": screening_also(data), "case_id": task["case_id"]})

@@ -27,6 +27,7 @@ from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
+from SpiffWorkflow.bpmn.specs.defaults import StartEvent
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 
 from engine.bpmn_checks import (
@@ -38,7 +39,7 @@ from engine.bpmn_checks import (
     UserTaskInfo,
     check_decision,
 )
-from engine.bpmn_parser import BPMN_NS, CarepathParser
+from engine.bpmn_parser import BPMN_NS, CarepathParser, CarepathStartEvent
 from engine.bpmn_timers import TIMER_SERIALIZER_CONFIG, timer_due
 from engine.errors import CarepathError, DefinitionError, Problem
 from engine.xmlsafe import parse_xml
@@ -112,8 +113,9 @@ def build_specs(files: Mapping[str, bytes], process_id: str) -> tuple[BpmnProces
 
 
 def make_serializer() -> BpmnWorkflowSerializer:
-    """A serializer for every spec build_specs produces: the spiff dialect plus carepath's timers."""
+    """A serializer for every spec build_specs produces: the spiff dialect plus carepath's timers and start event."""
     config = {**SPIFF_CONFIG, **TIMER_SERIALIZER_CONFIG}
+    config[CarepathStartEvent] = config[StartEvent]  # start inputs are read from the diagram, not stored
     return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
 
 

@@ -20,11 +20,13 @@ from lxml import etree
 
 from engine.bpmn_parser import (
     BPMN_NS,
+    StartInput,
     read_called_element,
     read_candidate_groups,
     read_decision_ref,
     read_form,
     read_service,
+    read_start_inputs,
     read_timer,
     spiff_extension_text,
     supported,
@@ -75,6 +77,8 @@ class ProcessInfo:
     called_processes: frozenset[str]
     decisions_used: frozenset[str]
     lanes: tuple[str, ...]
+    # what the process gives itself when it starts (`load:`/`default:` process properties)
+    start_inputs: tuple[StartInput, ...] = ()
 
 
 def _q(local: str) -> str:
@@ -152,7 +156,27 @@ class ProcessCheck:
         self.scope(self.process, inherited_lane=None)
         lanes = tuple(dict.fromkeys(lane.get("name") for lane in self.process.iter(_q("lane")) if lane.get("name")))
         return ProcessInfo(self.process.get("id"), _label(self.process), self.file, self.user_tasks,
-                           self.service_tasks, self.timers, frozenset(self.called), frozenset(self.decisions), lanes)
+                           self.service_tasks, self.timers, frozenset(self.called), frozenset(self.decisions), lanes,
+                           self.start_inputs())
+
+    def start_inputs(self) -> tuple[StartInput, ...]:
+        """The `load:`/`default:` properties on the process: each handler registered and needing no
+        parameters, each default an expression the sandbox accepts."""
+        inputs, problems = read_start_inputs(self.process)
+        for message in problems:
+            self.problem(self.process, message)
+        for item in inputs:
+            where = f"start input '{item.kind}:{item.variable}'"
+            if item.kind == "default":
+                self.expression(self.process, where, item.source)
+                continue
+            if self.refs.handlers is not None and item.source not in self.refs.handlers:
+                self.problem(self.process, f"{where} names handler '{item.source}', which is not registered")
+            elif isinstance(self.refs.handlers, Mapping) and self.refs.handlers[item.source]:
+                self.problem(self.process, f"{where}: handler '{item.source}' needs parameters "
+                                           f"({', '.join(self.refs.handlers[item.source])}); a start input "
+                                           "calls its handler with none: use a service task")
+        return inputs
 
     # A scope is the process or one subprocess: sequence flows never cross scopes.
     def scope(self, scope: Any, inherited_lane: str | None) -> None:

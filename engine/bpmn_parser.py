@@ -14,6 +14,7 @@ User tasks carry `extensions['form']` and `extensions['candidate_groups']`.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -260,6 +261,67 @@ def read_extensions(node: Any) -> dict[str, Any]:
     return ext
 
 
+# --- what a process reads when it starts ------------------------------------------------
+
+#: process-level properties (any dialect) that give a variable its value when an instance starts
+START_INPUT_KINDS = ("load", "default")
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+
+
+@dataclass(frozen=True)
+class StartInput:
+    """`load:VARIABLE` = a handler's name (called with no parameters), or `default:VARIABLE` = an
+    expression used when the start data does not give VARIABLE (absent, null or "")."""
+
+    kind: str
+    variable: str
+    source: str
+
+
+def read_start_inputs(process: Any) -> tuple[tuple[StartInput, ...], list[str]]:
+    """A process element's start inputs, in the order written, and what is wrong with them."""
+    found: list[StartInput] = []
+    problems: list[str] = []
+    for name, value in task_properties(process).items():
+        kind, sep, variable = name.partition(":")
+        if not sep or kind.strip() not in START_INPUT_KINDS:
+            continue  # another property: not carepath's
+        kind, variable, value = kind.strip(), variable.strip(), (value or "").strip()
+        if not _IDENTIFIER.match(variable):
+            problems.append(f"start input '{name}': '{variable}' is not a variable name "
+                            "(letters, digits and _, starting with a letter)")
+            continue
+        if not value:
+            problems.append(f"start input '{name}' has no value: "
+                            + ("name the handler to call" if kind == "load" else "write the expression"))
+            continue
+        if any(s.variable == variable for s in found):
+            problems.append(f"start input '{name}': '{variable}' is given more than once")
+            continue
+        found.append(StartInput(kind, variable, value))
+    return tuple(found), problems
+
+
+class CarepathStartEvent(StartEvent):
+    """A start event that, on the process's top level, first gives the process's start inputs
+    their values: defaults (evaluated in the sandbox) where the start data lacks them, then each
+    `load:` handler's result (a recorded `handler.called` at this start event, as any service
+    task's call is; a failure is an incident here, and a retry calls it again)."""
+
+    start_inputs: tuple[StartInput, ...] = ()
+
+    def _run_hook(self, my_task: Any) -> Any:
+        engine = my_task.workflow.script_engine
+        for item in self.start_inputs:
+            if item.kind == "default" and my_task.data.get(item.variable) in (None, ""):
+                my_task.data[item.variable] = engine.evaluate(my_task, item.source)
+        for item in self.start_inputs:
+            if item.kind == "load":
+                result = engine.call_service(my_task, operation_name=item.source, operation_params={})
+                my_task.data[item.variable] = json.loads(result)
+        return super()._run_hook(my_task)
+
+
 # --- the SpiffWorkflow parser -----------------------------------------------------------
 
 
@@ -346,7 +408,12 @@ class _CallActivityParser(_Extensions, SpiffTaskParser):
 
 
 class _StartEventParser(_Timers, _Extensions, SpiffStartEventParser):
-    pass
+    def create_task(self) -> Any:
+        task = super().create_task()
+        parent = self.node.getparent()
+        if parent is not None and parent.tag == full_tag("process"):
+            task.start_inputs = read_start_inputs(parent)[0]
+        return task
 
 
 class _EndEventParser(_Timers, _Extensions, SpiffEndEventParser):
@@ -387,7 +454,7 @@ class CarepathParser(SpiffBpmnParser):
         full_tag("callActivity"): (_CallActivityParser, CallActivity),
         full_tag("subProcess"): (_SubWorkflowParser, SubWorkflowTask),
         full_tag("transaction"): (_SubWorkflowParser, TransactionSubprocess),
-        full_tag("startEvent"): (_StartEventParser, StartEvent),
+        full_tag("startEvent"): (_StartEventParser, CarepathStartEvent),
         full_tag("endEvent"): (_EndEventParser, EndEvent),
         full_tag("intermediateCatchEvent"): (_IntermediateCatchEventParser, IntermediateCatchEvent),
         full_tag("intermediateThrowEvent"): (_IntermediateThrowEventParser, IntermediateThrowEvent),

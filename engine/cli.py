@@ -250,9 +250,21 @@ def cmd_suspend(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     if args.actor == "cli":
         raise CarepathError("say who is resuming the process with --as USER (it is kept in the case's history)")
-    res = _engine(args).resume_instance(args.instance, actor=args.actor, mode=args.mode, reason=args.reason)
-    _out(args, res.to_dict(), f"instance {args.instance} {'resumed' if args.mode == 'remaining' else 'ended'}: "
-                              f"{res.status}")
+    then_start = None
+    if args.then_start:
+        then_start = {"process_id": args.then_start, "data": _data_arg(args)}
+        if args.then_version is not None:
+            then_start["version"] = args.then_version
+    elif args.data or args.data_file or args.then_version is not None:
+        raise CarepathError("--data, --data-file and --then-version give the start of --then-start PROCESS: "
+                            "name the process to start")
+    res = _engine(args).resume_instance(args.instance, actor=args.actor, mode=args.mode, reason=args.reason,
+                                        then_start=then_start)
+    text = f"instance {args.instance} {'resumed' if args.mode == 'remaining' else 'ended'}: {res.status}"
+    if res.started_instances:
+        text += f"; {args.then_start} started as instance {res.started_instances[0]}"
+        text += "".join(f"\n  ready: {t['id']}  {t['name']}  [team {t['team'] or '-'}]" for t in res.ready_tasks)
+    _out(args, res.to_dict(), text)
     return 0
 
 
@@ -495,6 +507,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("instance", type=int)
     s.add_argument("--mode", choices=("remaining", "end"), default="remaining")
     s.add_argument("--reason", help="why (kept in the history)")
+    s.add_argument("--then-start", metavar="PROCESS",
+                   help="with --mode end: start this process for the case in the same step")
+    s.add_argument("--then-version", type=int, help="its version (default: latest)")
+    s.add_argument("--data", help="its start data as a JSON object")
+    s.add_argument("--data-file", help="its start data from a JSON file")
     s.set_defaults(fn=cmd_resume)
 
     s = sub.add_parser("act", parents=[common], help="act on a case: safeguarding, review, carers_assessment, "

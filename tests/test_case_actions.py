@@ -79,7 +79,7 @@ def test_each_action_starts_its_process_with_the_first_task_for_the_right_team(e
         "carers_assessment": ({"carer_name": "Susan Clarke", "relationship": "daughter"},
                               "carers_assessment", [("assess_carer", "social_work")]),
         "dp_review": ({"dp_review_trigger": "breach", "note": "Money not spent on care"},
-                      "direct_payment_review", [("review_direct_payment", "finance")]),
+                      "direct_payment_review", [("review_direct_payment", "social_work")]),
         "hospital_discharge": ({"reason": "Fractured hip", "ward": "Northtown General, ward 7"},
                                "hospital_discharge", [("respond_to_referral", "hospital_team")]),
     }

@@ -24,7 +24,7 @@ from tests.test_process_front_door_reablement import KYLE, LIKELY_ELIGIBLE, cont
 ROOT = Path(__file__).resolve().parent.parent
 FILES = [ROOT / "processes" / name for name in (
     "front_door.bpmn", "screening.dmn", "reablement.bpmn", "hospital_follow_up.bpmn", "needs_assessment.bpmn",
-    "carers_assessment.bpmn", "personal_budget.bpmn", "support_plan.bpmn", "review.bpmn",
+    "carers_assessment.bpmn", "carers_support_plan.bpmn", "personal_budget.bpmn", "support_plan.bpmn", "review.bpmn",
     "direct_payment_review.bpmn", "safeguarding.bpmn", "hospital_discharge.bpmn", "discharge_pathway.dmn")]
 Q1 = (date(2031, 1, 1), date(2031, 3, 31))
 Q2 = (date(2031, 4, 1), date(2031, 6, 30))
@@ -38,6 +38,11 @@ def eng(db_url):
     engine.deploy(FILES)
     yield engine
     engine.db.dispose()
+
+
+# 42 days after the sign-off on 3 March 2031 is Easter Monday: review dates are on working days
+# (timescales.json review_dates_on_working_days), so the first review is on Tuesday 15 April
+FIRST_REVIEW = 43
 
 
 def task(eng, case_id, element_id):
@@ -82,13 +87,18 @@ def test_every_mapped_value_is_in_the_code_lists():
         outcomes = [o for _, o in mapping.get("outcome_rules", [])]
         outcomes += [mapping.get("default_outcome"), mapping.get("open_outcome")]
         assert {o for o in outcomes if o} <= set(cld.EVENT_OUTCOMES), process_id
-        assert mapping.get("service_type") in (None, *cld.SERVICE_TYPES)
+        service = mapping.get("service_type")  # a value, or read from a form through a code map
+        assert set(service["map"].values() if isinstance(service, dict) else [service]) <= {None, *cld.SERVICE_TYPES}
         reason = mapping.get("review_reason")
         assert reason is None or reason["default"] in cld.REVIEW_REASONS, process_id
         route = mapping.get("route_of_access")
         routes = [route] if not isinstance(route, dict) else [route["default"], *(v for _, v in route["rules"])]
         assert {r for r in routes if r} <= set(cld.ROUTES_OF_ACCESS), process_id
     assert set(cld.DELIVERY_BY_MONEY_MANAGEMENT.values()) == set(cld.DELIVERY_MECHANISMS)
+    # a carer's support plan: each answer to "who the support is given to" is a Carer Support service type
+    carer_form = FormLibrary.from_folder(ROOT / "forms").schema("carers_support_plan")
+    assert sorted(cld.CARER_SERVICE_BY_SUPPORT_TYPE) == sorted(carer_form["properties"]["support_type"]["enum"])
+    assert sorted(carer_form["properties"]["money_management"]["enum"]) == sorted(cld.DELIVERY_BY_MONEY_MANAGEMENT)
     change = cld.PROCESS_MAPPINGS["support_plan"]["delivery_changes"]
     assert set(change["map"].values()) <= set(cld.DELIVERY_MECHANISMS) and change["outcome"] in cld.EVENT_OUTCOMES
     # every outcome of the direct payment review that changes the arrangement has a delivery mechanism
@@ -194,21 +204,21 @@ def test_a_plan_not_yet_signed_off_is_not_a_service(eng):
 
 def test_a_review_is_planned_with_no_change_in_package(eng):
     cid = to_plan(eng, "council_managed")
-    eng.advance_clock(timedelta(days=42))
+    eng.advance_clock(timedelta(days=FIRST_REVIEW))
     assert [r["event_type"] for r in rows_for(eng, cid)] == ["Assessment", "Service"]  # review task not done
     complete(eng, cid, "review_plan", {"needs_changed": False, "plan_working": True})
     review = rows_for(eng, cid)[-1]
-    assert summary([review]) == [("Review", "2031-04-14", "2031-04-14", cld.NO_CHANGE_IN_PACKAGE)]
+    assert summary([review]) == [("Review", "2031-04-15", "2031-04-15", cld.NO_CHANGE_IN_PACKAGE)]
     assert (review["review_reason"], review["review_type"]) == ("Planned", "Planned")
 
 
 def test_a_review_finding_changed_needs_progresses_to_reassessment_and_the_new_plan_supersedes(eng):
     cid = to_plan(eng, "council_managed")
-    eng.advance_clock(timedelta(days=42))
+    eng.advance_clock(timedelta(days=FIRST_REVIEW))
     complete(eng, cid, "review_plan", {"needs_changed": True, "what_changed": "Peter had a stroke"})
     rows = rows_for(eng, cid)
-    assert summary(rows)[-2:] == [("Review", "2031-04-14", "2031-04-14", cld.PROGRESS_TO_REASSESSMENT),
-                                  ("Assessment", "2031-04-14", None, None)]
+    assert summary(rows)[-2:] == [("Review", "2031-04-15", "2031-04-15", cld.PROGRESS_TO_REASSESSMENT),
+                                  ("Assessment", "2031-04-15", None, None)]
     eng.advance_clock(timedelta(days=7))
     complete(eng, cid, "assess_needs", assessment("personal_hygiene", "managing_nutrition", "using_home_safely"))
     complete(eng, cid, "score_needs", ras(**SMALL))
@@ -216,7 +226,7 @@ def test_a_review_finding_changed_needs_progresses_to_reassessment_and_the_new_p
     complete(eng, cid, "sign_off_plan", {"signed_off": True})
     services = [r for r in rows_for(eng, cid) if r["event_type"] == "Service"]
     assert [(r["event_start"], r["event_end"], r["delivery_mechanism"]) for r in services] == [
-        ("2031-03-03", "2031-04-21", "CASSR Commissioned support"), ("2031-04-21", None, "Direct Payment")]
+        ("2031-03-03", "2031-04-22", "CASSR Commissioned support"), ("2031-04-22", None, "Direct Payment")]
 
 
 def change_direct_payment(eng, case_id, outcome, effective_from):
@@ -225,7 +235,7 @@ def change_direct_payment(eng, case_id, outcome, effective_from):
         "dp_review_trigger": "breach", "dp_review_note": "Statements show money paid to a relative"})
     complete(eng, case_id, "review_direct_payment", {
         "used_to_meet_needs": False, "records_kept": False, "outcome": outcome,
-        "outcome_reason": "Peter agrees the money should be managed differently"}, actor="finance_officer")
+        "outcome_reason": "Peter agrees the money should be managed differently"}, actor="social_worker1")
     complete(eng, case_id, "arrange_change", {"effective_from": effective_from,
                                               "what_was_arranged": "Home care from Northtown Care"})
 
@@ -239,7 +249,7 @@ def test_a_managed_account_then_a_new_plan_give_one_service_row_per_delivery_mec
     cid = to_plan(eng, "direct_payment")
     eng.advance_clock(timedelta(days=30))
     change_direct_payment(eng, cid, "managed_account", "2031-04-07")
-    eng.advance_clock(timedelta(days=12))  # the first care review, 42 days after sign-off: needs have changed
+    eng.advance_clock(timedelta(days=FIRST_REVIEW - 30))  # the first care review: needs have changed
     complete(eng, cid, "review_plan", {"needs_changed": True, "what_changed": "Peter had a stroke"})
     eng.advance_clock(timedelta(days=7))
     complete(eng, cid, "assess_needs", assessment("personal_hygiene", "managing_nutrition", "using_home_safely"))
@@ -249,8 +259,8 @@ def test_a_managed_account_then_a_new_plan_give_one_service_row_per_delivery_mec
     provision, community = cld.PROVISION_OF_SERVICE, cld.LT_COMMUNITY
     assert service_rows(rows_for(eng, cid)) == [
         ("2031-03-03", "2031-04-07", provision, community, "Direct Payment"),
-        ("2031-04-07", "2031-04-21", provision, community, "CASSR Managed Personal Budget"),
-        ("2031-04-21", None, provision, community, "CASSR Commissioned support")]
+        ("2031-04-07", "2031-04-22", provision, community, "CASSR Managed Personal Budget"),
+        ("2031-04-22", None, provision, community, "CASSR Commissioned support")]
     # the quarter from April: the direct payment ended in it, the managed account started and ended in it
     in_q2 = [r["delivery_mechanism"] for r in cld.cld_return(eng, *Q2) if r["event_type"] == "Service"]
     assert in_q2 == ["Direct Payment", "CASSR Managed Personal Budget", "CASSR Commissioned support"]
@@ -391,7 +401,7 @@ def test_safeguarding_is_not_a_cld_event(eng):
 def test_the_quarter_keeps_only_events_that_overlap_it(eng):
     signposted = front_door(eng, contact(advice_given="Leaflet"))  # Request on 3 March only
     peter = to_plan(eng)
-    eng.advance_clock(timedelta(days=42))
+    eng.advance_clock(timedelta(days=FIRST_REVIEW))
     complete(eng, peter, "review_plan", {"needs_changed": False})
 
     q1 = cld.cld_return(eng, *Q1)

@@ -67,7 +67,9 @@ def test_a_strict_deploy_refuses_while_there_are_warnings_and_stores_nothing(eng
 
 
 def test_a_strict_deploy_lists_lint_warnings_with_the_other_problems(eng):
-    broken = SLANTED.replace(b'camunda:topic="local_settings"', b'camunda:topic="no_such_handler"')
+    # the settings it reads at start come from a handler that does not exist
+    broken = SLANTED.replace(b'name="load:settings" value="local_settings"',
+                             b'name="load:settings" value="no_such_handler"')
     assert broken != SLANTED
     with pytest.raises(DefinitionError) as caught:
         eng.deploy(files={"hospital_follow_up.bpmn": broken}, actor="owner", strict=True)
@@ -110,7 +112,7 @@ def test_carepath_deploy_prints_warnings_with_file_element_and_line_and_deploys(
     out, err = capsys.readouterr()
     [warning] = err.splitlines()
     assert warning.startswith("warning: edited/hospital_follow_up.bpmn:")
-    assert ("[f_not_at_home]: flow f_not_at_home ('No') from 'Still at home?' to 'Not at home at 91 days' "
+    assert ("[f_not_at_home]: flow f_not_at_home ('No') from 'Still at home?' to 'Not at home at follow-up' "
             "has a slanting") in warning
     assert warning.endswith("(warning: no-diagonal-flow)")
     assert "hospital_follow_up version 1" in out

@@ -27,7 +27,8 @@ from tests.case_helpers import cld_full, cld_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESS_FILES = [ROOT / "processes" / f"{p}.bpmn" for p in (
-    "needs_assessment", "carers_assessment", "personal_budget", "support_plan", "review", "direct_payment_review")]
+    "needs_assessment", "carers_assessment", "carers_support_plan", "personal_budget", "support_plan", "review",
+    "direct_payment_review")]
 START = datetime(2031, 3, 3, 9, 0, tzinfo=timezone.utc)  # a Monday
 PETER = {"name": "Peter Clarke", "address": ["12 Mill Lane", "Northtown", "NS2 4BB"], "salutation": "Mr Clarke"}
 SUSAN = {"name": "Susan Clarke", "relationship": "daughter", "address": "12 Mill Lane, Northtown, NS2 4BB"}
@@ -43,10 +44,8 @@ LT_COMMUNITY = "Long Term Support: Community"
 
 
 @pytest.fixture
-def eng(db_url, monkeypatch):
-    # These scenarios count review dates in calendar days (day 42 after START is Easter Monday 2031);
-    # review dates on working days are tests/test_rules_casework.py's.
-    with_settings(monkeypatch, review_dates_on_working_days=False)
+def eng(db_url):
+    # review dates land on working days (timescales.json review_dates_on_working_days, on as shipped)
     engine = Engine(db_url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
     engine.init(simulated_start=START)
     engine.deploy(PROCESS_FILES)
@@ -211,9 +210,14 @@ def with_settings(monkeypatch, **changes):
     monkeypatch.setattr(local_settings, "load", lambda *a, **k: {**real, **changes})
 
 
+# 42 days after sign-off (3 March 2031) is Easter Monday, 14 April: review dates are on working days
+# (timescales.json review_dates_on_working_days), so the first review is on Tuesday 15 April, day 43
+FIRST_REVIEW = 43
+
+
 def to_first_review(eng, **kw):
     cid = to_plan(eng, **kw)
-    eng.advance_clock(timedelta(days=42))
+    eng.advance_clock(timedelta(days=FIRST_REVIEW))
     task(eng, cid, "review_plan")
     return cid
 
@@ -342,7 +346,8 @@ def test_peter_eligible_with_a_carer_small_budget_plan_and_first_review_after_si
     assert instances(eng, cid, "carers_assessment")[0]["status"] == "completed"
 
     assert eng.get_case(cid)["data"]["carer_assessment"] == {
-        "carer": "Susan Clarke", "eligible": True, "support_level": "moderate", "decided_at": START.isoformat()}
+        "carer": "Susan Clarke", "cared_for": "Peter Clarke", "self_contact": False, "eligible": True,
+        "support_level": "moderate", "decided_at": START.isoformat()}
 
     # the RAS: 16 points, below the threshold, so no manager approval; Susan's eligible carer's
     # assessment (moderate) adds the carer support allocation from ras.json (£600)
@@ -359,7 +364,8 @@ def test_peter_eligible_with_a_carer_small_budget_plan_and_first_review_after_si
     assert "Your budget includes £600.00 a year to support your carer in their caring role" in budget_letter
     assert "£600.00 a year is added to support your carer (carer’s assessment level: moderate)" in budget_letter
     assert "points met by your carer" in budget_letter
-    assert [t["element_id"] for t in open_tasks(eng, cid)] == ["write_plan"]
+    # Susan's own support plan (carers_support_plan, tests/test_carers.py) goes on beside Peter's
+    assert [t["element_id"] for t in open_tasks(eng, cid)] == ["plan_carer_support", "write_plan"]
     assert "approve_budget" not in completed_route(eng, cid)
 
     complete(eng, cid, "write_plan", plan())
@@ -368,18 +374,18 @@ def test_peter_eligible_with_a_carer_small_budget_plan_and_first_review_after_si
     complete(eng, cid, "sign_off_plan", {"signed_off": True}, actor="manager")
     [plan_letter] = letters(eng, cid, "support_plan_letter")
     assert "Your co-ordinating worker is Jane Smith, social worker" in plan_letter
-    assert "We will first review your plan on 14 April 2031" in plan_letter  # sign-off + 42 days
+    assert "We will first review your plan on 15 April 2031" in plan_letter  # sign-off + 42 days: Easter Monday
     assert "managed by the council" in plan_letter
     assert instances(eng, cid, "direct_payment_review") == []
 
-    # the first review: nothing at 41 days, the review task at 42 days, for social work
-    eng.advance_clock(timedelta(days=41))
-    assert open_tasks(eng, cid) == []
+    # the first review: nothing at 42 days (a bank holiday), the review task the next day, for social work
+    eng.advance_clock(timedelta(days=42))
+    assert [t["element_id"] for t in open_tasks(eng, cid)] == ["plan_carer_support"]  # Susan's plan waits
     eng.advance_clock(timedelta(days=1))
     review = task(eng, cid, "review_plan")
     assert (review["team"], review["form"]) == ("social_work", "review")
     assert fired(eng, cid) == ["wait_for_review"]
-    assert fired_at(eng, cid, "wait_for_review")[0].startswith("2031-04-14T09:00")
+    assert fired_at(eng, cid, "wait_for_review")[0].startswith("2031-04-15T09:00")
     # the escalation is due after the grace period: 56 days after sign-off, the 6-8 week limit
     assert review["due_at"] == START + timedelta(days=56)
     assert completed_route(eng, cid) == ["assess_needs", "assess_carer", "score_needs", "write_plan",
@@ -458,8 +464,8 @@ def test_a_review_that_finds_changed_needs_starts_a_reassessment(eng):
     task(eng, cid, "approve_budget")
     assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
                                   (SERVICE, day(0), None, PROVISION),
-                                  (REVIEW, day(42), day(42), TO_REASSESSMENT),
-                                  (ASSESSMENT, day(42), day(42), TO_SUPPORT_PLANNING)]
+                                  (REVIEW, day(FIRST_REVIEW), day(FIRST_REVIEW), TO_REASSESSMENT),
+                                  (ASSESSMENT, day(FIRST_REVIEW), day(FIRST_REVIEW), TO_SUPPORT_PLANNING)]
     assert cld_full(eng, cid)[2]["review_reason"] == "Planned"
 
 
@@ -483,9 +489,10 @@ def test_a_review_cannot_cut_the_budget_without_a_recorded_change(eng):
     assert started["data"]["data"]["first"] is False
     assert started["data"]["data"]["budget_amount"] == "17745.45"  # unchanged
     assert completed_route(eng, cid)[-2:] == ["review_plan", "reduction_refused"]
+    # the refused cut changed nothing
     assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
                                   (SERVICE, day(0), None, PROVISION),
-                                  (REVIEW, day(42), day(42), NO_CHANGE)]  # the refused cut changed nothing
+                                  (REVIEW, day(FIRST_REVIEW), day(FIRST_REVIEW), NO_CHANGE)]
 
 
 def test_a_refused_reduction_with_a_recorded_change_goes_to_reassessment(eng):
@@ -498,8 +505,8 @@ def test_a_refused_reduction_with_a_recorded_change_goes_to_reassessment(eng):
     assert len(instances(eng, cid, "review")) == 1
     assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
                                   (SERVICE, day(0), None, PROVISION),
-                                  (REVIEW, day(42), day(42), TO_REASSESSMENT),
-                                  (ASSESSMENT, day(42), None, None)]
+                                  (REVIEW, day(FIRST_REVIEW), day(FIRST_REVIEW), TO_REASSESSMENT),
+                                  (ASSESSMENT, day(FIRST_REVIEW), None, None)]
 
 
 def test_an_increase_at_review_is_allowed_and_carried_to_the_next_review(eng):
@@ -513,7 +520,7 @@ def test_an_increase_at_review_is_allowed_and_carried_to_the_next_review(eng):
     assert eng.get_case(cid)["data"]["current_budget_amount"] == "19000.00"  # what a requested review starts from
     assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
                                   (SERVICE, day(0), None, PROVISION),
-                                  (REVIEW, day(42), day(42), TO_SUPPORT_PLANNING)]
+                                  (REVIEW, day(FIRST_REVIEW), day(FIRST_REVIEW), TO_SUPPORT_PLANNING)]
 
 
 def test_an_annual_review_that_goes_overdue_is_escalated_to_the_team_manager(eng):
@@ -522,7 +529,7 @@ def test_an_annual_review_that_goes_overdue_is_escalated_to_the_team_manager(eng
     assert calls(eng, cid, "check_budget_change") == []
     reviews = instances(eng, cid, "review")
     assert [r["status"] for r in reviews] == ["completed", "waiting"]
-    first_done = START + timedelta(days=42)
+    first_done = START + timedelta(days=FIRST_REVIEW)
 
     # the annual review: 12 months after the last one
     eng.advance_clock(to=first_done + relativedelta(months=12) - timedelta(minutes=1))
@@ -530,33 +537,33 @@ def test_an_annual_review_that_goes_overdue_is_escalated_to_the_team_manager(eng
     eng.advance_clock(timedelta(minutes=1))
     review = task(eng, cid, "review_plan")
     assert review["team"] == "social_work"
-    assert fired_at(eng, cid, "wait_for_review")[1].startswith("2032-04-14T09:00")
+    assert fired_at(eng, cid, "wait_for_review")[1].startswith("2032-04-15T09:00")
 
     # not done within the 14-day grace: escalated, and the review itself stays open
     eng.advance_clock(timedelta(days=14))
     overdue = task(eng, cid, "review_overdue")
     assert (overdue["team"], overdue["form"]) == ("team_manager", "review_overdue")
     assert fired(eng, cid) == ["wait_for_review", "wait_for_review", "review_overdue_timer"]
-    assert fired_at(eng, cid, "review_overdue_timer")[0].startswith("2032-04-28T09:00")
+    assert fired_at(eng, cid, "review_overdue_timer")[0].startswith("2032-04-29T09:00")
     task(eng, cid, "review_plan")
     complete(eng, cid, "review_overdue", {"action_taken": "Review booked for next week"}, actor="manager")
     complete(eng, cid, "review_plan", {"needs_changed": False})
     assert len(instances(eng, cid, "review")) == 3
     assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
                                   (SERVICE, day(0), None, PROVISION),
-                                  (REVIEW, day(42), day(42), NO_CHANGE),
-                                  (REVIEW, "2032-04-14", "2032-04-28", NO_CHANGE)]
+                                  (REVIEW, day(FIRST_REVIEW), day(FIRST_REVIEW), NO_CHANGE),
+                                  (REVIEW, "2032-04-15", "2032-04-29", NO_CHANGE)]
 
 
 def test_a_shorter_review_frequency_is_used_for_later_reviews(eng):
     cid = to_first_review(eng, months=6)
     complete(eng, cid, "review_plan", {"needs_changed": False})
-    eng.advance_clock(to=START + timedelta(days=42) + relativedelta(months=6))
+    eng.advance_clock(to=START + timedelta(days=FIRST_REVIEW) + relativedelta(months=6))
     task(eng, cid, "review_plan")
-    assert fired_at(eng, cid, "wait_for_review")[1].startswith("2031-10-14T09:00")
+    assert fired_at(eng, cid, "wait_for_review")[1].startswith("2031-10-15T09:00")
     assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
                                   (SERVICE, day(0), None, PROVISION),
-                                  (REVIEW, day(42), day(42), NO_CHANGE)]
+                                  (REVIEW, day(FIRST_REVIEW), day(FIRST_REVIEW), NO_CHANGE)]
 
 
 def test_a_direct_payment_is_reviewed_before_six_months_then_within_twelve(eng):
@@ -569,26 +576,27 @@ def test_a_direct_payment_is_reviewed_before_six_months_then_within_twelve(eng):
     def dp_tasks():
         return [t for t in open_tasks(eng, cid) if t["element_id"] == "review_direct_payment"]
 
-    # due at direct_payment_first_review_due (P5M), before the 6-month limit of reg 7
-    eng.advance_clock(to=START + relativedelta(months=5) - timedelta(minutes=1))
+    # due at direct_payment_first_review_due (P5M), before the 6-month limit of reg 7: Sunday 3 August 2031,
+    # so the next working day
+    eng.advance_clock(to=START + relativedelta(months=5) + timedelta(days=1) - timedelta(minutes=1))
     assert dp_tasks() == []
     eng.advance_clock(timedelta(minutes=1))
     [dp] = dp_tasks()
-    assert (dp["team"], dp["form"]) == ("finance", "direct_payment_review")
+    assert (dp["team"], dp["form"]) == ("social_work", "direct_payment_review")  # the team that decides it
     assert len(fired_at(eng, cid, "wait_for_dp_review")) == 1
-    assert fired_at(eng, cid, "wait_for_dp_review")[0].startswith("2031-08-03T09:00")
+    assert fired_at(eng, cid, "wait_for_dp_review")[0].startswith("2031-08-04T09:00")
     eng.complete_task(dp["id"], {"used_to_meet_needs": True, "records_kept": True, "balance": 820.5,
-                                 "outcome": "continue"}, actor="finance_officer")
+                                 "outcome": "continue"}, actor="social_worker1")
     done = eng.now()
 
     eng.advance_clock(to=done + relativedelta(months=12) - timedelta(minutes=1))
     assert dp_tasks() == []
     eng.advance_clock(timedelta(minutes=1))
     [dp2] = dp_tasks()
-    assert dp2["team"] == "finance"
+    assert dp2["team"] == "social_work"
     second = datetime.fromisoformat(fired_at(eng, cid, "wait_for_dp_review")[1].replace("Z", "+00:00"))
     assert second <= done + relativedelta(months=12)
-    assert second.isoformat().startswith("2032-08-03T09:00")
+    assert second.isoformat().startswith("2032-08-04T09:00")  # 12 months after the first, a working day
     assert len(instances(eng, cid, "direct_payment_review")) == 2
 
     # ending the direct payment: social work arranges the support instead, and the cycle ends
@@ -696,9 +704,9 @@ def test_a_carer_found_not_eligible_adds_no_carer_support_allocation(eng):
 
 
 @pytest.mark.parametrize("after, latest, grace, due_day, overdue_day", [
-    ("P42D", "P56D", "P14D", 42, 56),  # as shipped
+    ("P42D", "P56D", "P14D", 43, 56),  # as shipped: day 42 is Easter Monday, the review is the day after
     ("P35D", "P45D", "P14D", 35, 45),  # the limit, not 35 + 14 days' grace
-    ("P6W", "P70D", "P7D", 42, 70),  # a later limit; the later reviews' grace plays no part
+    ("P6W", "P70D", "P7D", 43, 70),  # a later limit; the later reviews' grace plays no part
 ], ids=["shipped", "earlier", "later"])
 def test_the_first_review_is_escalated_at_first_review_latest(eng, monkeypatch, after, latest, grace, due_day,
                                                               overdue_day):
@@ -744,9 +752,10 @@ def test_a_review_the_carer_asks_for_is_done_at_once_and_as_a_full_review_moves_
     assert res.status == "waiting"
     review = task(eng, cid, "review_plan")
     assert (review["instance_id"], review["team"], review["form"]) == (res.instance_id, "social_work", "review")
-    assert review["due_at"] == START + timedelta(days=20 + 14)  # unplanned_review_within
+    # unplanned_review_within: 14 days, Sunday 6 April, so the next working day
+    assert review["due_at"] == START + timedelta(days=20 + 14 + 1)
     assert fired(eng, cid) == []  # straight to the task: no wait, no check of the cycle
-    assert [c["element_id"] for c in calls(eng, cid, "local_settings")][-1] == "review_settings"
+    assert [c["element_id"] for c in calls(eng, cid, "local_settings")][-1] == "review_start"  # read as it starts
     complete(eng, cid, "review_plan", {"needs_changed": False, "plan_working": True, "full_review": True})
     # a requested review starts no other review: the planned cycle is still waiting
     assert [(r["id"] == res.instance_id, r["status"]) for r in instances(eng, cid, "review")] == [
@@ -754,7 +763,7 @@ def test_a_review_the_carer_asks_for_is_done_at_once_and_as_a_full_review_moves_
     assert eng.get_case(cid)["data"]["last_full_review_at"] == (START + timedelta(days=20)).isoformat()
 
     # the planned review was due at 6 weeks; a full review since moves it to 12 months after that review
-    eng.advance_clock(to=START + timedelta(days=42))
+    eng.advance_clock(to=START + timedelta(days=FIRST_REVIEW))
     assert open_tasks(eng, cid) == []
     assert fired(eng, cid) == ["wait_for_review"]
     eng.advance_clock(to=START + timedelta(days=20) + relativedelta(months=12) - timedelta(minutes=1))
@@ -780,9 +789,9 @@ def test_a_requested_review_that_is_not_a_full_review_leaves_the_planned_date(en
     eng.advance_clock(timedelta(days=10))
     request_review(eng, cid, "Hospital", "worker", "Home after a fall: check the morning visit still fits")
     complete(eng, cid, "review_plan", {"needs_changed": False, "plan_working": True})
-    eng.advance_clock(to=START + timedelta(days=42))
+    eng.advance_clock(to=START + timedelta(days=FIRST_REVIEW))
     planned = task(eng, cid, "review_plan")
-    assert [at[:16] for at in fired_at(eng, cid, "wait_for_review")] == ["2031-04-14T09:00"]
+    assert [at[:16] for at in fired_at(eng, cid, "wait_for_review")] == ["2031-04-15T09:00"]
     assert planned["due_at"] == START + timedelta(days=56)
     assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
                                   (SERVICE, day(0), None, PROVISION),
@@ -804,13 +813,13 @@ def test_a_review_for_a_safeguarding_concern_that_finds_changed_needs_leads_to_a
     assert [r["status"] for r in instances(eng, cid, "review")] == ["waiting", "completed", "waiting"]
 
     # the old cycle falls due at 6 weeks after the first plan, finds a newer plan and ends quietly
-    eng.advance_clock(to=START + timedelta(days=42))
+    eng.advance_clock(to=START + timedelta(days=FIRST_REVIEW))
     assert open_tasks(eng, cid) == []
     assert [r["status"] for r in instances(eng, cid, "review")] == ["completed", "completed", "waiting"]
     # the new plan's first review, 6 weeks after its sign-off
     eng.advance_clock(to=START + timedelta(days=49))
     task(eng, cid, "review_plan")
-    assert [a[:16] for a in fired_at(eng, cid, "wait_for_review")] == ["2031-04-14T09:00", "2031-04-21T09:00"]
+    assert [a[:16] for a in fired_at(eng, cid, "wait_for_review")] == ["2031-04-15T09:00", "2031-04-21T09:00"]
     assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
                                   (SERVICE, day(0), day(7), PROVISION),
                                   (REVIEW, day(7), day(7), TO_REASSESSMENT),
@@ -842,7 +851,8 @@ def test_a_review_request_without_who_asked_or_with_a_reason_outside_the_code_li
 
 def test_a_direct_payment_review_not_done_in_time_is_escalated_to_the_team_manager(eng):
     cid = to_plan(eng, money_management="direct_payment")
-    due = START + relativedelta(months=5)  # direct_payment_first_review_due: before the 6-month limit
+    # direct_payment_first_review_due, before the 6-month limit: Sunday 3 August 2031, so Monday 4 August
+    due = START + relativedelta(months=5) + timedelta(days=1)
     eng.advance_clock(to=due)
     dp = task(eng, cid, "review_direct_payment")
     assert dp["due_at"] == due + timedelta(days=14)  # direct_payment_review_overdue_grace
@@ -867,12 +877,12 @@ def test_a_suspected_breach_is_reviewed_at_once_and_a_managed_account_ends_the_d
     res = eng.start("direct_payment_review", case_id=cid, actor="finance_officer", data={
         "dp_review_trigger": "breach", "dp_review_note": "Statements show £2,400 paid to a relative, no invoices"})
     dp = task(eng, cid, "review_direct_payment")
-    assert (dp["instance_id"], dp["team"]) == (res.instance_id, "finance")
+    assert (dp["instance_id"], dp["team"]) == (res.instance_id, "social_work")
     assert dp["due_at"] == START + timedelta(days=30 + 14)  # direct_payment_unplanned_review_within
     complete(eng, cid, "review_direct_payment", {
         "used_to_meet_needs": False, "records_kept": False, "breach": ["misuse", "unexplained_surplus"],
         "surplus_to_recover": 2400, "outcome": "managed_account",
-        "outcome_reason": "Money used for other things; Peter agrees to a managed account"}, actor="finance_officer")
+        "outcome_reason": "Money used for other things; Peter agrees to a managed account"}, actor="social_worker1")
     change = task(eng, cid, "arrange_change")
     assert change["team"] == "social_work"
     complete(eng, cid, "arrange_change", {"effective_from": "2031-04-07", "provider": "Northtown Care",
@@ -912,7 +922,7 @@ def test_a_loss_of_capacity_moves_the_payment_to_an_authorised_person_and_the_sc
     assert [(i["id"] == res.instance_id, i["status"]) for i in instances(eng, cid, "direct_payment_review")] == [
         (False, "waiting"), (True, "completed")]
     eng.advance_clock(to=START + relativedelta(months=6))
-    assert task(eng, cid, "review_direct_payment")["team"] == "finance"
+    assert task(eng, cid, "review_direct_payment")["team"] == "social_work"
     # paid to an authorised person it is still a direct payment: the service row goes on unchanged
     assert cld_rows(eng, cid)[:2] == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
                                       (SERVICE, day(0), None, PROVISION)]
@@ -923,7 +933,8 @@ def test_a_direct_payment_review_trigger_outside_the_list_or_without_a_direct_pa
     cid = to_plan(eng, money_management="direct_payment")
     wrong = eng.start("direct_payment_review", case_id=cid, data={"dp_review_trigger": "audit",
                                                                  "dp_review_note": "Annual audit"})
-    assert "dp_review_trigger must be one of scheduled, breach, capacity, got 'audit'" in wrong.incident["message"]
+    assert "dp_review_trigger must be one of scheduled, breach, capacity, concern, got 'audit'" in \
+        wrong.incident["message"]
     council = to_plan(eng)  # a council-managed plan: nothing to review
     none = eng.start("direct_payment_review", case_id=council, data={"dp_review_trigger": "breach",
                                                                     "dp_review_note": "Provider report"})

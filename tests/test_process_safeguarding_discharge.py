@@ -104,7 +104,8 @@ def refer(eng, person=HARRIET, reason="Advanced dementia; admitted with a chest 
 def test_harriet_pathway_1_home_with_reablement_and_the_91_day_follow_up(eng):
     res = refer(eng)
     cid = res.case_id
-    assert handlers_called(eng, cid) == [("load_settings", "local_settings"), ("set_response_deadline", "deadline")]
+    # the local timescales are read as the referral arrives (the start event), then the deadline is set
+    assert handlers_called(eng, cid) == [("referral_received", "local_settings"), ("set_response_deadline", "deadline")]
     task = the_task(eng, cid, "respond_to_referral")
     assert task["due_at"] == datetime(2031, 3, 4, 17, 0, tzinfo=UTC)  # next working day, 17:00 GMT
     eng.advance_clock(timedelta(hours=5))

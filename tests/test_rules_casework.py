@@ -23,6 +23,7 @@ from engine.errors import ValidationError
 from engine.forms import FormLibrary
 from engine.registry import load_registry
 from engine.runtime import Engine
+from handlers import settings as local_settings
 from tests.case_helpers import cld_rows
 from tests.test_process_assessment_to_review import (
     ASSESSMENT,
@@ -48,10 +49,9 @@ START = datetime(2031, 3, 3, 9, 0, tzinfo=timezone.utc)  # a Monday
 
 
 @pytest.fixture
-def eng(db_url, monkeypatch):
-    # review dates on working days: the rule this file proves (shipped off until the older scenarios,
-    # written in calendar days around Easter Monday 2031, are moved; see docs/casework.md)
-    with_settings(monkeypatch, review_dates_on_working_days=True)
+def eng(db_url):
+    # review dates on working days, as shipped (timescales.json review_dates_on_working_days: true)
+    assert local_settings.load()["review_dates_on_working_days"] is True
     engine = Engine(db_url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
     engine.init(simulated_start=START)
     engine.deploy(PROCESS_FILES)
@@ -310,7 +310,7 @@ def test_the_first_direct_payment_review_falls_before_the_six_month_limit_on_a_w
     assert "review_direct_payment" not in [t["element_id"] for t in open_tasks(eng, cid)]
     eng.advance_clock(timedelta(minutes=1))
     dp = task(eng, cid, "review_direct_payment")
-    assert dp["team"] == "finance"
+    assert dp["team"] == "social_work"
     assert dp["due_at"] == at("2031-08-18T09:00:00") < at("2031-09-03T09:00:00")
     eng.advance_clock(to=at("2031-08-18T09:00:00"))
     assert task(eng, cid, "dp_review_overdue")["team"] == "team_manager"
