@@ -8,8 +8,8 @@ action                 process                    asks
 safeguarding           safeguarding               the concern, who raised it, whether it is urgent
 review                 review (unplanned)         the CLD reason, who asked, a note (needs a signed-off plan)
 carers_assessment      carers_assessment          the carer's name and relationship (address optional)
-dp_review              direct_payment_review      the trigger (breach or capacity) and a note (needs a
-                                                  direct payment in place)
+dp_review              direct_payment_review      the trigger (breach, capacity or concern) and a note (needs
+                                                  a direct payment in place)
 hospital_discharge     hospital_discharge         the reason for admission, the ward (age from the record)
 urgent_response        urgent_response            what the crisis is, who responds (or the team decides); none
                                                   already under way
@@ -56,7 +56,8 @@ SHORT_MAX = 200
 REQUESTED_BY = {"person": "The person", "carer": "A carer", "provider": "A provider", "worker": "A worker",
                 "other": "Someone else"}
 DP_TRIGGERS = {"breach": "A suspected breach of the direct payment agreement",
-               "capacity": "A change in the person's capacity"}
+               "capacity": "A change in the person's capacity",
+               "concern": "A concern that the money is not meeting the person's needs"}
 
 CASEWORK = ("social_worker", "occupational_therapist", "team_manager")
 ACTION_ROLES: dict[str, tuple[str, ...]] = {
