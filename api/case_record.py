@@ -501,17 +501,40 @@ def describe(e: dict[str, Any], rec: Loaded, inst_by_id: dict[int, dict[str, Any
 
 SCREENING_ROUTES = {"information_and_advice": "information and advice", "needs_assessment": "needs assessment",
                     "reablement": "reablement first", "safeguarding": "safeguarding concern",
-                    "signposting": "signposting to community services, with a call back"}
+                    "signposting": "signposting to community services, with a call back",
+                    "urgent_response": "urgent response today", "review": "unplanned review of the support plan",
+                    "equipment": "equipment, telecare or minor adaptations"}
+
+
+def screening_also(data: Any) -> list[str]:
+    """What the front door started besides the route for the person's needs (processes/front_door.bpmn):
+    the safeguarding process for a concern that comes with a crisis, a carer's assessment for a carer
+    asking for support for themselves, signposting for community needs next to equipment."""
+    if not isinstance(data, dict):
+        return []
+    out = []
+    route = data.get("screening_route")
+    if data.get("safeguarding_concern") is True and route != "safeguarding":
+        out.append("safeguarding concern: the safeguarding team triages it")
+    carer = data.get("carer")
+    if isinstance(carer, dict) and carer.get("name"):
+        out.append(f"carer's assessment for {carer['name']}, who asks for support as a carer")
+    if route == "equipment" and data.get("needs"):
+        out.append("signposting to community services, with a call back")
+    return out
 
 
 def screening_outcome(data: Any) -> str | None:
-    """The front door's screening (processes/screening.dmn) in words: "needs assessment (reason)"."""
+    """The front door's screening (processes/screening.dmn) in words: "needs assessment (reason)", with
+    what else was started ("; also: …")."""
     if not isinstance(data, dict) or not data.get("screening_route"):
         return None
     route = str(data["screening_route"])
     text = SCREENING_ROUTES.get(route, humanise(route).lower())
     reason = data.get("screening_reason")
-    return f"{text} ({reason})" if reason else text
+    text = f"{text} ({reason})" if reason else text
+    also = screening_also(data)
+    return f"{text}; also: {'; '.join(also)}" if also else text
 
 
 def _detail_names(data: dict[str, Any]) -> str:

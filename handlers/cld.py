@@ -46,17 +46,26 @@ front_door                    Request     route of access: Discharge from hospit
                                           reablement is not appropriate because of transition to
                                           adult services; else Community / Other route.
                                           start: instance started; end: instance completed.
-                                          child reablement started -> Progress to
+                                          The route for the person's needs, in this order:
+                                          child urgent_response started (a crisis: rapid
+                                          response or urgent assessment today) -> Progress to
+                                          Assessment; child reablement started -> Progress to
                                           Reablement/ST-Max; child needs_assessment started ->
                                           Progress to Assessment (after reablement, or at
                                           once when reablement is not appropriate); child
-                                          safeguarding started (or, in histories from the
-                                          earlier diagram, its own safeguarding triage task) ->
-                                          NFA – Other (the concern is reported in the
-                                          Safeguarding Adults Collection, not CLD); signposting
-                                          recorded -> NFA – Information & Advice / Signposting
-                                          only; ended with none of these (information and advice
-                                          route) -> the same I&A outcome.
+                                          review started (new needs on a case with a plan in
+                                          effect) -> Progress to Re-assessment / Unplanned
+                                          Review; child equipment started (tier 2) -> Progress
+                                          to Support Planning / Services; child safeguarding
+                                          started (or, in histories from the earlier diagram,
+                                          its own safeguarding triage task) -> NFA – Other (the
+                                          concern is reported in the Safeguarding Adults
+                                          Collection, not CLD); then child carers_assessment
+                                          started (a carer asking for support for themselves)
+                                          -> Progress to Assessment; signposting recorded ->
+                                          NFA – Information & Advice / Signposting only; ended
+                                          with none of these (information and advice route) ->
+                                          the same I&A outcome.
 hospital_discharge            Request     route of access: Discharge from hospital. start: the
                                           referral (instance started); end: record_discharge
                                           completed (the day the discharge is recorded; the
@@ -379,12 +388,18 @@ PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
             ],
             "default": ROUTE_COMMUNITY,
         },
+        # the route for the person's needs first (urgent response, reablement, assessment, review, equipment,
+        # safeguarding); a carer's assessment for a carer asking for support counts only when the person's own
+        # route is signposting or information and advice (a carer contacting on their own)
         "outcome_rules": [
+            ({"type": "instance.child_started", "data.process_id": "urgent_response"}, PROGRESS_TO_ASSESSMENT),
             ({"type": "instance.child_started", "data.process_id": "reablement"}, PROGRESS_TO_REABLEMENT),
-            ({"type": "instance.child_started", "data.process_id": ("needs_assessment", "carers_assessment")},
-             PROGRESS_TO_ASSESSMENT),
+            ({"type": "instance.child_started", "data.process_id": "needs_assessment"}, PROGRESS_TO_ASSESSMENT),
+            ({"type": "instance.child_started", "data.process_id": "review"}, PROGRESS_TO_REASSESSMENT),
+            ({"type": "instance.child_started", "data.process_id": "equipment"}, PROGRESS_TO_SUPPORT_PLANNING),
             ({"type": "instance.child_started", "data.process_id": "safeguarding"}, NFA_OTHER),
             ({"type": "task.ready", "data.element_id": "triage_safeguarding"}, NFA_OTHER),
+            ({"type": "instance.child_started", "data.process_id": "carers_assessment"}, PROGRESS_TO_ASSESSMENT),
             ({"type": "handler.called", "data.handler": "record_signposting"}, NFA_INFORMATION_ADVICE),
         ],
         "default_outcome": NFA_INFORMATION_ADVICE,

@@ -179,7 +179,7 @@ def test_no_needs_and_not_likely_eligible_ends_with_information_and_advice(eng):
 
 
 def test_a_safeguarding_concern_starts_the_safeguarding_process_for_the_same_case(eng):
-    form = contact(safeguarding_concern=True, crisis=True, outcomes_unable=["nutrition", "toilet_needs"],
+    form = contact(safeguarding_concern=True, outcomes_unable=["nutrition", "toilet_needs"],
                    reason="Neighbour reports bruising and a lodger taking her pension")
     res, step = start_front_door(eng, form)
     assert step.status == "completed"  # the front door's part ends: safeguarding owns triage
@@ -191,7 +191,7 @@ def test_a_safeguarding_concern_starts_the_safeguarding_process_for_the_same_cas
     data = started["data"]["data"]
     assert data["person"]["name"] == "Joan Barker"
     assert data["concern"] == "Neighbour reports bruising and a lodger taking her pension"
-    assert data["urgent"] is True and data["contact_date"] == "2031-03-03"
+    assert data["urgent"] is False and data["contact_date"] == "2031-03-03"  # no crisis: no urgent response
     assert data["raised_by"] == "Dr Amy Shah (gp_or_social_prescriber)"
     assert open_tasks(eng, res.case_id) == [("record_concern", "safeguarding")]
     task = the_task(eng, res.case_id, "record_concern")
@@ -207,12 +207,8 @@ def test_a_safeguarding_concern_starts_the_safeguarding_process_for_the_same_cas
     assert cld_rows(eng, res.case_id) == [("Request", DAY0, DAY0, NFA_OTHER)]
 
 
-def test_crisis_alone_also_goes_to_safeguarding(eng):
-    res, step = start_front_door(eng, contact(crisis=True))
-    [child] = step.started_instances
-    assert instances(eng, res.case_id) == [("front_door", "completed"), ("safeguarding", "waiting")]
-    assert open_tasks(eng, res.case_id) == [("record_concern", "safeguarding")]
-    assert cld_rows(eng, res.case_id) == [("Request", DAY0, DAY0, NFA_OTHER)]
+# a crisis goes to the urgent response, not safeguarding (both when there is also a concern):
+# tests/test_front_door_routes.py
 
 
 def test_likely_eligible_but_reablement_not_appropriate_starts_a_needs_assessment(eng):
