@@ -11,6 +11,7 @@ from engine.registry import HandlerRegistry
 
 from . import (
     budget,
+    capacity,
     directory,
     eligibility,
     equipment,
@@ -26,7 +27,7 @@ from .teams import TEAMS
 
 def register(registry: HandlerRegistry) -> None:
     for module in (eligibility, budget, directory, letters, settings, working_days, urgent_response, equipment,
-                   transition):
+                   transition, capacity):
         module.register(registry)
     for name, fn in working_days.EXPRESSION_FUNCTIONS.items():
         registry.expression_function(name, fn)

@@ -3,10 +3,11 @@
 Two handlers, one per regulation of the Care and Support (Eligibility Criteria)
 Regulations 2015:
 
-* `adult_eligibility` (reg 2): (a) needs arise from a physical or mental impairment
-  or illness; (b) as a result the adult is unable to achieve two or more of ten
-  outcomes; (c) as a consequence there is, or is likely to be, a significant impact
-  on wellbeing.
+* `adult_eligibility` (reg 2): (a) needs arise from or are related to a physical or
+  mental impairment or illness; (b) as a result the adult is unable to achieve two or
+  more of ten outcomes; (c) as a consequence there is, or is likely to be, a significant
+  impact on wellbeing. Where the needs fluctuate, the decision says over what period the
+  adult's circumstances were considered (reg 2(4)), and the worker must give that period.
 * `carer_eligibility` (reg 3): (a) needs arise from providing necessary care; (b) the
   carer's health is, or is at risk of, deteriorating, or the carer is unable to
   achieve any one of eight outcomes; (c) significant impact on wellbeing.
@@ -218,6 +219,34 @@ def _outcome_list(checked: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [dict(o) for o in checked]
 
 
+def _validate_fluctuation(fluctuation: Any) -> dict[str, Any] | None:
+    """reg 2(4): where the level of needs fluctuates, the circumstances over a period long enough to
+    establish the level of need are taken into account. None: the question was not answered."""
+    if fluctuation is None:
+        return None
+    if not isinstance(fluctuation, Mapping):
+        raise ValueError("fluctuation must be a mapping with fluctuate, period and pattern")
+    fluctuates = _require_bool(fluctuation.get("fluctuate"), "fluctuation.fluctuate")
+    if not fluctuates:
+        return {"fluctuate": False, "period": None, "pattern": None}
+    period = fluctuation.get("period")
+    if not isinstance(period, str) or not period.strip():
+        raise ValueError("fluctuation.period: the needs fluctuate, so give the period over which the person's "
+                         "circumstances were considered (reg 2(4))")
+    pattern = fluctuation.get("pattern") or ""
+    if not isinstance(pattern, str):
+        raise ValueError("fluctuation.pattern must be text")
+    return {"fluctuate": True, "period": period.strip(), "pattern": pattern.strip() or None}
+
+
+def _fluctuation_text(fluctuation: dict[str, Any] | None) -> str | None:
+    if not fluctuation or not fluctuation["fluctuate"]:
+        return None
+    how = f" ({fluctuation['pattern'].rstrip('.')})" if fluctuation["pattern"] else ""
+    return (f"Your needs vary over time{how}. To judge your level of need accurately we considered your "
+            f"circumstances over {fluctuation['period'].rstrip('.')}, not just on the day of the assessment.")
+
+
 # ---------------------------------------------------------------- handlers
 
 
@@ -226,20 +255,27 @@ def adult_eligibility(
     needs_from_impairment: bool,
     outcomes: dict[str, Any],
     wellbeing_impact: dict[str, Any],
+    fluctuation: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Decide reg 2 eligibility for an adult and explain the decision."""
+    """Decide reg 2 eligibility for an adult and explain the decision.
+
+    `needs_from_impairment`: whether the needs arise from or are related to a physical or mental
+    impairment or illness (reg 2(1)(a)). `fluctuation` (optional): {fluctuate, period, pattern} —
+    where needs fluctuate, the period over which the circumstances were considered (reg 2(4))."""
     a_met = _require_bool(needs_from_impairment, "needs_from_impairment")
     checked = _validate_outcomes(outcomes, ADULT_OUTCOMES, ADULT_WAYS)
     wellbeing = _validate_wellbeing(wellbeing_impact)
+    fluctuating = _validate_fluctuation(fluctuation)
 
     unable = [o for o in checked if o["unable"]]
     b_met = len(unable) >= ADULT_MIN_OUTCOMES
     eligible = a_met and b_met and wellbeing["significant"]
 
     a_text = (
-        "Your needs arise from a physical or mental impairment or illness."
+        "Your needs arise from or are related to a physical or mental impairment or illness."
         if a_met
-        else "Your needs do not arise from a physical or mental impairment or illness, which the regulations require."
+        else "Your needs do not arise from and are not related to a physical or mental impairment or illness, "
+        "which the regulations require."
     )
     total = len(ADULT_OUTCOMES)
     if unable:
@@ -273,6 +309,7 @@ def adult_eligibility(
         [
             opening,
             a_text,
+            *filter(None, [_fluctuation_text(fluctuating)]),
             b_text,
             conditions["c"]["explanation"],
             # the law requires this order: eligibility first, carers' help only in the budget
@@ -287,13 +324,14 @@ def adult_eligibility(
         "decided_at": ctx.now.isoformat(),
         "conditions": conditions,
         "outcomes": _outcome_list(checked),
+        "fluctuation": fluctuating,
         "explanation": explanation,
     }
 
 
 def _adult_failure(condition: str, count: int) -> str:
     if condition == "a":
-        return "your needs do not arise from a physical or mental impairment or illness"
+        return "your needs do not arise from and are not related to a physical or mental impairment or illness"
     if condition == "b":
         if count == 0:
             return "you are able to achieve all of the outcomes in the regulations"

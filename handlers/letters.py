@@ -203,7 +203,7 @@ def _missing(exc: UndefinedError) -> str:
 
 # The three conditions of reg 2 (adults) and reg 3 (carers), as (a), (b), (c).
 _ADULT_CONDITIONS = {
-    "a": "Your needs arise from a physical or mental impairment or illness",
+    "a": "Your needs arise from or are related to a physical or mental impairment or illness",
     "b": "Because of those needs you are unable to achieve two or more of the outcomes",
     "c": "As a result there is, or is likely to be, a significant impact on your wellbeing",
 }

@@ -97,7 +97,8 @@ def test_needs_not_from_impairment_fail_condition_a() -> None:
     assert result["eligible"] is False
     assert result["conditions"]["a"]["met"] is False
     assert result["conditions"]["b"]["met"] is True  # still computed and recorded
-    assert "do not arise from a physical or mental impairment or illness" in result["explanation"]
+    assert ("do not arise from and are not related to a physical or mental impairment or illness"
+            in result["explanation"])
 
 
 def test_no_significant_wellbeing_impact_is_not_eligible() -> None:
@@ -241,3 +242,55 @@ def test_register_uses_the_diagram_names() -> None:
     register(registry)
     assert registry.get("adult_eligibility") is adult_eligibility
     assert registry.get("carer_eligibility") is carer_eligibility
+
+
+# ---------------------------------------------------------------- reg 2(1)(a) wording and reg 2(4)
+
+TWO_UNABLE = dict(personal_hygiene=["needs_assistance_incl_prompting"], toilet_needs=["takes_significantly_longer"])
+
+
+def test_condition_a_reads_arise_from_or_are_related_to_an_impairment_or_illness() -> None:
+    met = adult_eligibility(CTX, needs_from_impairment=True, outcomes=outcomes(ADULT_OUTCOMES, **TWO_UNABLE),
+                            wellbeing_impact=SIGNIFICANT)
+    assert met["conditions"]["a"]["explanation"] == (
+        "Your needs arise from or are related to a physical or mental impairment or illness.")
+    not_met = adult_eligibility(CTX, needs_from_impairment=False, outcomes=outcomes(ADULT_OUTCOMES, **TWO_UNABLE),
+                                wellbeing_impact=SIGNIFICANT)
+    assert not_met["explanation"].startswith(
+        "You are not eligible for care and support under the Care Act 2014 because your needs do not arise from "
+        "and are not related to a physical or mental impairment or illness.")
+
+
+def test_fluctuating_needs_say_the_period_considered_in_the_decision() -> None:
+    result = adult_eligibility(
+        CTX, needs_from_impairment=True, outcomes=outcomes(ADULT_OUTCOMES, **TWO_UNABLE),
+        wellbeing_impact=SIGNIFICANT,
+        fluctuation={"fluctuate": True, "period": "the last three months",
+                     "pattern": "her multiple sclerosis flares up every few weeks"})
+    assert result["fluctuation"] == {"fluctuate": True, "period": "the last three months",
+                                     "pattern": "her multiple sclerosis flares up every few weeks"}
+    assert ("Your needs vary over time (her multiple sclerosis flares up every few weeks). To judge your level of "
+            "need accurately we considered your circumstances over the last three months, not just on the day of "
+            "the assessment.") in result["explanation"]
+
+
+def test_needs_that_do_not_fluctuate_or_an_unanswered_question_add_nothing_to_the_letter() -> None:
+    steady = adult_eligibility(CTX, needs_from_impairment=True, outcomes=outcomes(ADULT_OUTCOMES, **TWO_UNABLE),
+                               wellbeing_impact=SIGNIFICANT, fluctuation={"fluctuate": False})
+    unanswered = adult_eligibility(CTX, needs_from_impairment=True, outcomes=outcomes(ADULT_OUTCOMES, **TWO_UNABLE),
+                                   wellbeing_impact=SIGNIFICANT)
+    assert steady["fluctuation"] == {"fluctuate": False, "period": None, "pattern": None}
+    assert unanswered["fluctuation"] is None
+    assert "vary over time" not in steady["explanation"] and steady["explanation"] == unanswered["explanation"]
+
+
+@pytest.mark.parametrize("fluctuation, message", [
+    ({"fluctuate": True}, "fluctuation.period: the needs fluctuate, so give the period"),
+    ({"fluctuate": True, "period": "   "}, "fluctuation.period"),
+    ({"fluctuate": "yes", "period": "a month"}, "fluctuation.fluctuate must be true or false"),
+    ("sometimes", "fluctuation must be a mapping"),
+])
+def test_fluctuating_needs_without_a_period_are_refused_naming_the_field(fluctuation, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        adult_eligibility(CTX, needs_from_impairment=True, outcomes=outcomes(ADULT_OUTCOMES, **TWO_UNABLE),
+                          wellbeing_impact=SIGNIFICANT, fluctuation=fluctuation)

@@ -282,7 +282,7 @@ def _adult_decision(eligible: bool) -> dict[str, Any]:
 def test_letter_from_adult_eligibility_output() -> None:
     body = " ".join(eligibility_letter(CTX, PERSON, _adult_decision(True))["body"].split())
     assert "you have eligible needs for care and support" in body
-    assert "(a) Your needs arise from a physical or mental impairment or illness: met." in body
+    assert "(a) Your needs arise from or are related to a physical or mental impairment or illness: met." in body
     assert "Managing and maintaining nutrition: you are unable to achieve this." in body
     assert "Our reasons: Peter forgets to eat unless prompted" in body
     assert "Our reasons: He has left the gas on twice this month" in body
