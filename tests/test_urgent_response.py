@@ -189,6 +189,17 @@ def test_an_unknown_kind_of_response_is_an_incident_naming_it_and_nothing_is_ask
     assert tasks(eng, res.case_id) == []
 
 
+@pytest.mark.parametrize("data,message", [
+    ({"person": ADA}, "crisis_detail must say what the crisis is (text), got None"),
+    ({"person": ADA, "crisis_detail": "  "}, "crisis_detail must say what the crisis is (text), got ''"),
+    ({"person": {"address": ["4 Mill Lane"]}, "crisis_detail": CRISIS}, "person must be the person's details"),
+])
+def test_start_data_without_the_crisis_or_the_person_is_an_incident_naming_what_is_missing(eng, data, message):
+    res = eng.start("urgent_response", data=data)
+    assert message in res.incident["message"]
+    assert tasks(eng, res.case_id) == []
+
+
 def test_a_visit_recorded_without_what_next_is_refused_naming_the_field_and_nothing_changes(eng):
     cid = crisis(eng, urgent_kind="rapid_response").case_id
     n = len(eng.history(cid))
