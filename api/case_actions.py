@@ -7,7 +7,8 @@ action                 process                    asks
 =====================  =========================  ===========================================================
 safeguarding           safeguarding               the concern, who raised it, whether it is urgent
 review                 review (unplanned)         the CLD reason, who asked, a note (needs a signed-off plan)
-carers_assessment      carers_assessment          the carer's name and relationship (address optional)
+carers_assessment      carers_assessment          the carer's name and relationship (address and the carer's own
+                                                  case reference optional: an unknown reference is refused)
 dp_review              direct_payment_review      the trigger (breach, capacity or concern) and a note (needs
                                                   a direct payment in place)
 hospital_discharge     hospital_discharge         the reason for admission, the ward (age from the record)
@@ -42,7 +43,8 @@ from sqlalchemy import delete, insert, select
 
 from engine.errors import NotFoundError, StateError, ValidationError
 from engine.lifecycle import OPEN_STATUSES, closure
-from engine.schema import instances, settings
+from engine.schema import cases, instances, settings
+from handlers.carers import check_carer_start
 from handlers.cld import CLOSURE_OUTCOMES, UNPLANNED_REVIEW_REASONS
 
 from . import page_kit as kit
@@ -180,13 +182,22 @@ def start_data(engine: Any, case: dict[str, Any], action: str, data: dict[str, A
         relationship = _text(data, "relationship", "The carer's relationship to the person", errors,
                              limit=SHORT_MAX)
         address = _text(data, "carer_address", "The carer's address", errors, required=False, limit=SHORT_MAX)
-        if name and name.casefold() == str(person.get("name", "")).casefold():
+        own = _text(data, "carer_case_reference", "The carer's own case reference", errors, required=False,
+                    limit=SHORT_MAX)
+        if name and " ".join(name.split()).casefold() == " ".join(str(person.get("name", "")).split()).casefold():
             errors["carer_name"] = "The carer must be someone other than the person this case is about"
         carer = {"name": name, "relationship": relationship}
         if address:
             carer["address"] = address
-        return "carers_assessment", {"person": carer, "cared_for": person.get("name") or case["title"],
-                                     "contact_date": today.isoformat()}, errors
+        if own and "carer_case_reference" not in errors:
+            carer["case_reference"] = _carer_case(engine, case, own.upper(), name, errors)
+        start = {"person": carer, "cared_for": person.get("name") or case["title"],
+                 "contact_date": today.isoformat(), "carer_self_contact": False}
+        if not errors:  # the diagram's own check (handlers/carers.py), so nothing it would refuse is started
+            for field, message in check_carer_start(start).items():
+                errors.setdefault({"person.name": "carer_name", "person.relationship": "relationship"}.get(
+                    field, "case"), message)
+        return "carers_assessment", start, errors
     if action == "dp_review":
         trigger = _choice(data, "dp_review_trigger", "What prompted the review", DP_TRIGGERS, errors)
         note = _text(data, "note", "What happened", errors)
@@ -241,6 +252,25 @@ def _urgent_or_equipment(engine: Any, case: dict[str, Any], action: str, data: d
     if _open_processes(engine, case["id"], action):
         errors.setdefault("case", busy)
     return action, start, errors
+
+
+def _carer_case(engine: Any, case: dict[str, Any], reference: str, name: str, errors: dict[str, str]) -> str:
+    """The carer's own case, when the worker gives its reference: it must exist, be someone else's than this
+    case's person, and be about the carer named (checked without showing whose case it is)."""
+    field = "carer_case_reference"
+    if reference == case["reference"]:
+        errors[field] = "The carer's own case reference must not be this case's: leave it blank if they have none"
+        return reference
+    with engine.db.engine.connect() as conn:
+        found = conn.execute(select(cases.c.data).where(cases.c.reference == reference)).first()
+    if found is None:
+        errors[field] = (f"There is no case {reference}: check the carer's own case reference, or leave it blank "
+                         "if the carer is not known to us")
+        return reference
+    theirs = (json.loads(found.data) if isinstance(found.data, str) else found.data or {}).get("person") or {}
+    if name and " ".join(str(theirs.get("name", "")).split()).casefold() != " ".join(name.split()).casefold():
+        errors[field] = f"Case {reference} is not about {name}: check the carer's name and their case reference"
+    return reference
 
 
 def close_details(engine: Any, reason: Any, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -408,7 +438,7 @@ def use_token(engine: Any, user: User, case_id: int, what: str, raw: str) -> boo
 FORM_FIELDS = {
     "safeguarding": ("concern", "raised_by", "urgent"),
     "review": ("review_reason", "requested_by", "note"),
-    "carers_assessment": ("carer_name", "relationship", "carer_address"),
+    "carers_assessment": ("carer_name", "relationship", "carer_address", "carer_case_reference"),
     "dp_review": ("dp_review_trigger", "note"),
     "hospital_discharge": ("reason", "ward"),
     "urgent_response": ("crisis_detail", "urgent_kind"),

@@ -116,7 +116,10 @@ def replay_case(engine: Any, case_id: int) -> ReplayReport:
     scratch_db = Database(f"sqlite:///{workdir / 'replay.db'}")
     try:
         start = parse_instant(recorded[0]["at"]) if recorded else engine.now()
-        scratch = Engine(scratch_db, registry=HandlerRegistry(), forms=FormLibrary())
+        # no handlers (their recorded outputs are fed back), but the same pure expression functions the diagrams
+        # call (add_working_days, ...): a script or timer that uses one computes again what it computed then
+        scratch = Engine(scratch_db, registry=HandlerRegistry(), forms=FormLibrary(),
+                         functions=dict(engine.registry.functions))
         scratch.init(simulated_start=start)
         _copy_definitions(engine, scratch, recorded)
         ids = _IdMap()

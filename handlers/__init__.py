@@ -12,6 +12,7 @@ from engine.registry import HandlerRegistry
 from . import (
     budget,
     capacity,
+    carers,
     directory,
     eligibility,
     equipment,
@@ -26,8 +27,8 @@ from .teams import TEAMS
 
 
 def register(registry: HandlerRegistry) -> None:
-    for module in (eligibility, budget, directory, letters, settings, working_days, urgent_response, equipment,
-                   transition, capacity):
+    for module in (eligibility, budget, carers, directory, letters, settings, working_days, urgent_response,
+                   equipment, transition, capacity):
         module.register(registry)
     for name, fn in working_days.EXPRESSION_FUNCTIONS.items():
         registry.expression_function(name, fn)

@@ -92,13 +92,32 @@ needs_assessment              Assessment  start: instance started; end: instance
                                           adult_eligibility eligible -> Progress to Support
                                           Planning / Services; not eligible -> NFA – No services
                                           offered: other reason.
-carers_assessment             Assessment  as above with carer_eligibility. The row is the
+carers_assessment             Assessment  as above with carer_eligibility; end: the eligibility
+                                          decision (information and advice or the support plan
+                                          that follow are not the assessment). The row is the
                                           CARER's: client type Carer, person fields from the
                                           carer in the start data, local person id the carer's
                                           own (``local_person_id``/``case_reference`` in the
                                           start data) or else ``<case reference>-C<n>`` (one
                                           number per carer name in the case);
-                                          cared_for_person_id = the case reference.
+                                          cared_for_person_id = the case reference. A carer who
+                                          contacted us on their own (start data
+                                          carer_self_contact true): the case is the carer's, so
+                                          the local person id is the case reference (person
+                                          fields from the start data, then the case record) and
+                                          cared_for_person_id is the start data's
+                                          cared_for_person_id or empty; the front door Request
+                                          that started it is client type Carer too.
+carers_support_plan           Service     the carer's: as carers_assessment (same local person
+                                          id). Only once sign_off_carer_plan is completed with
+                                          signed_off true; start: sign-off. Service type from the
+                                          plan's support_type: direct_to_carer -> Carer Support:
+                                          Direct to Carer; involving_cared_for -> Carer Support:
+                                          Support involving the person cared-for. Delivery
+                                          mechanism from money_management (as support_plan).
+                                          Open: Provision of service; a review (review_carer_plan)
+                                          with next_step reassess -> Progress to Re-assessment /
+                                          Unplanned Review, end -> Service ended as planned.
 support_plan                  Service     only once sign_off_plan is completed with signed_off
                                           true. Long Term Support: Community; start: sign-off;
                                           delivery mechanism from the plan's money_management:
@@ -351,6 +370,13 @@ DELIVERY_BY_DP_ARRANGEMENT = {
     "end_direct_payment": CASSR_COMMISSIONED_SUPPORT,  # the council arranges the support instead
 }
 
+# the carer's support plan form's support_type -> CLD service type (Care Act s.20(7): support for a carer may be
+# given to the person cared for, e.g. replacement care so the carer has a break)
+CARER_SERVICE_BY_SUPPORT_TYPE = {
+    "direct_to_carer": CARER_DIRECT,
+    "involving_cared_for": CARER_VIA_CARED_FOR,
+}
+
 # the reablement forms' outcome -> CLD event outcome of the ST-Max service
 REABLEMENT_OUTCOMES = {
     "best_independence_reached": SERVICE_ENDED_AS_PLANNED,
@@ -430,6 +456,9 @@ PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
         "client_type": CARER,
         # the row is about the carer (the start data's person), not the case's person: see _carer_person
         "person_from_start_data": True,
+        # the assessment ends when eligibility is decided; what follows (information and advice, or the
+        # carer's support plan) is not part of the assessment event
+        "end": {"type": "handler.called", "data.handler": "carer_eligibility"},
         "outcome_rules": [
             ({"type": "handler.called", "data.handler": "carer_eligibility", "data.output.eligible": True},
              PROGRESS_TO_SUPPORT_PLANNING),
@@ -437,6 +466,24 @@ PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
              NFA_NO_SERVICES),
         ],
         "default_outcome": NFA_OTHER,
+    },
+    "carers_support_plan": {
+        "event_type": SERVICE,
+        "client_type": CARER,
+        "person_from_start_data": True,
+        "trigger": {"type": "task.completed", "data.element_id": "sign_off_carer_plan", "data.data.signed_off": True},
+        "service_type": {"match": {"type": "task.completed", "data.element_id": "plan_carer_support"},
+                         "field": "data.data.support_type", "map": CARER_SERVICE_BY_SUPPORT_TYPE},
+        "delivery_mechanism": {"match": {"type": "task.completed", "data.element_id": "plan_carer_support"},
+                               "field": "data.data.money_management", "map": DELIVERY_BY_MONEY_MANAGEMENT},
+        "outcome_rules": [
+            ({"type": "task.completed", "data.element_id": "review_carer_plan", "data.data.next_step": "reassess"},
+             PROGRESS_TO_REASSESSMENT),
+            ({"type": "task.completed", "data.element_id": "review_carer_plan", "data.data.next_step": "end"},
+             SERVICE_ENDED_AS_PLANNED),
+        ],
+        "open_outcome": PROVISION_OF_SERVICE,
+        "default_outcome": SERVICE_ENDED_AS_PLANNED,
     },
     "support_plan": {
         "event_type": SERVICE,
@@ -676,10 +723,21 @@ def derive_cld_events(case: dict, events: list[dict]) -> list[dict]:
         raise CldDataError(f"case {(case or {}).get('reference') or '?'}: {exc}") from None
     _end_at_closure(rows, closures)
     carer_ids: dict[str, str] = {}
+    # a contact from a carer about their own needs (the front door started a carer's assessment with
+    # carer_self_contact) when the case's person is that carer: the request is the carer's, client type Carer.
+    # A carer who calls about themselves and the person they care for, on that person's case, leaves the
+    # request the cared-for person's (their own assessment row is the carer's).
+    case_person = " ".join(str((((case or {}).get("data") or {}).get("person") or {}).get("name") or "").split())
+    carer_requests = {e["data"].get("parent_instance_id") for e in events if e["type"] == "instance.started"
+                      and e["data"].get("process_id") == "carers_assessment"
+                      and _get(e, "data.data.carer_self_contact") is True
+                      and " ".join(str(_get(e, "data.data.person.name")).split()).casefold() == case_person.casefold()}
     for row in rows:
         row.pop("_trigger_seq", None)
         if PROCESS_MAPPINGS[row["process_id"]].get("person_from_start_data"):
             row.update(_carer_person(case, by_instance[row["instance_id"]], row["instance_id"], carer_ids))
+        elif row["event_type"] == REQUEST and row["instance_id"] in carer_requests:
+            row["client_type"] = CARER
     rows.sort(key=lambda r: (r["event_start_at"] or "", r["instance_id"]))
     return rows
 
@@ -755,13 +813,17 @@ def _derive_one(process_id: str, iid: int, evs: list[dict], mapping: dict[str, A
                                f"(history event {source['seq']}) is not in the CLD code list: "
                                f"{', '.join(reason['allowed'])}")
 
-    delivery = mapping.get("delivery_mechanism")
-    if isinstance(delivery, dict):
-        source = _last([e for e in evs if e["seq"] <= trigger["seq"]], delivery["match"])
-        value = _get(source, delivery["field"]) if source is not None else _MISSING
-        delivery = delivery["map"].get(value) if value is not _MISSING else None
-        if source is not None:
-            used.append(source)
+    coded = {}
+    for key in ("delivery_mechanism", "service_type"):  # a fixed value, or read from a form through a code map
+        spec = mapping.get(key)
+        if isinstance(spec, dict):
+            source = _last([e for e in evs if e["seq"] <= trigger["seq"]], spec["match"])
+            value = _get(source, spec["field"]) if source is not None else _MISSING
+            spec = spec["map"].get(value) if value is not _MISSING else None
+            if source is not None:
+                used.append(source)
+        coded[key] = spec
+    delivery = coded["delivery_mechanism"]
 
     return {
         "event_type": mapping["event_type"],
@@ -769,7 +831,7 @@ def _derive_one(process_id: str, iid: int, evs: list[dict], mapping: dict[str, A
         "event_end": _day(end["at"]) if end else None,
         "outcome": outcome,
         "route_of_access": route,
-        "service_type": mapping.get("service_type"),
+        "service_type": coded["service_type"],
         "delivery_mechanism": delivery,
         "review_reason": reason,
         "review_type": (None if reason is None else PLANNED_REVIEW if reason == PLANNED_REVIEW else UNPLANNED_REVIEW),
@@ -881,11 +943,22 @@ def _carer_person(case: dict, evs: list[dict], iid: int, carer_ids: dict[str, st
     started = _first(evs, {"type": "instance.started"})
     carer = _get(started, "data.data.person") if started is not None else _MISSING
     carer = carer if isinstance(carer, dict) else {}
+    process_id = _get(started, "data.process_id") if started is not None else "carers_assessment"
+    if _get(started, "data.data.carer_self_contact") is True:
+        # a carer who came forward on their own: the case is the carer's, and the person cared for may not
+        # be known to us (a cared_for_person_id in the start data is used when it is)
+        own_id = carer.get("local_person_id") or carer.get("case_reference") or reference
+        cared_for_id = _get(started, "data.data.cared_for_person_id")
+        record = ((case or {}).get("data") or {}) if own_id == reference else {}
+        fields = _person([carer, record, record.get("person") or {}], own_id,
+                         f"case {reference}: {process_id} instance {iid} (the carer)")
+        return {**fields, "client_type": CARER,
+                "cared_for_person_id": cared_for_id if isinstance(cared_for_id, str) and cared_for_id else None}
     own_id = carer.get("local_person_id") or carer.get("case_reference")
     if not own_id:
         name = " ".join(str(carer.get("name") or "").split()).casefold() or f"#instance {iid}"
         own_id = carer_ids.setdefault(name, f"{reference}-C{len(carer_ids) + 1}")
-    fields = _person([carer], own_id, f"case {reference}: carers_assessment instance {iid} (the carer)")
+    fields = _person([carer], own_id, f"case {reference}: {process_id} instance {iid} (the carer)")
     return {**fields, "client_type": CARER, "cared_for_person_id": reference}
 
 

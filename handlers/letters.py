@@ -1,4 +1,5 @@
-"""Letters to the person: eligibility decision, personal budget, support plan, safeguarding, discharge.
+"""Letters to the person: eligibility decision, personal budget, support plan, a carer's support plan,
+safeguarding, discharge.
 
 The handlers render plain-text letters and return them; the engine stores the result in
 task data and the case history, and the case's process files them. Nothing is sent or
@@ -289,9 +290,19 @@ def _wellbeing(decision: dict[str, Any]) -> dict[str, Any] | None:
     return {"met": raw.get("significant", raw.get("met")), "reason": raw.get("reason"), "areas": areas}
 
 
-def eligibility_letter(ctx: HandlerContext, person: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
-    """The written eligibility decision with reasons (Care Act s.13(2)), for adults and carers."""
+def eligibility_letter(ctx: HandlerContext, person: dict[str, Any], decision: dict[str, Any],
+                       advice: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The written eligibility decision with reasons (Care Act s.13(2)), for adults and carers.
+
+    `advice` (not eligible: the information and advice given, s.13(5)): {information_given, referred_to
+    (list), prevention}; the letter gives it instead of saying that the worker will."""
     decision = _require(decision, "decision")
+    if advice is not None:
+        advice = _require(advice, "advice")
+        if not str(advice.get("information_given") or "").strip():
+            raise ValueError("advice.information_given: say what information and advice was given")
+        advice = {"information_given": advice["information_given"],
+                  "referred_to": list(advice.get("referred_to") or []), "prevention": advice.get("prevention") or ""}
     # handlers.eligibility names the regulation; reg 3 is the carers' one
     carer = "regulation 3" in str(decision.get("regulation", "")) or decision.get("kind") == "carer"
     outcomes = decision.get("outcomes")
@@ -307,6 +318,7 @@ def eligibility_letter(ctx: HandlerContext, person: dict[str, Any], decision: di
         conditions=_conditions(decision.get("conditions"), carer),
         wellbeing=_wellbeing(decision),
         ways={i: [_way(w) for w in (o.get("ways") or [])] for i, o in enumerate(outcomes or []) if isinstance(o, dict)},
+        advice=advice,
     )
 
 
@@ -476,6 +488,38 @@ def _money_text(plan: dict[str, Any]) -> dict[str, str]:
     return {**_MONEY_TEXT, "direct_payment": text + _DP_TAIL}
 
 
+# ---------------------------------------------------------------- carer's support plan
+
+_CARER_MONEY_TEXT = {  # the carer's plan's money_management choices
+    "direct_payment": "as a direct payment to you, so that you can arrange and pay for the support yourself. "
+                      "Please keep the money in a separate account and keep receipts.",
+    "managed_account": "as a managed account: a provider you chose holds the money and arranges the support "
+                       "with you.",
+    "council_managed": "by the council: we arrange and pay for the support in this plan for you.",
+}
+_CARER_SUPPORT_TEXT = {  # the carer's plan's support_type (CLD Carer Support service types)
+    "direct_to_carer": "This support is for you, as a carer.",
+    "involving_cared_for": "Some of this support is given to the person you care for, so that you can have a "
+                           "break (Care Act 2014, section 20(7)).",
+}
+CARER_FUNDED_BY = ("cared_for_personal_budget", "carers_personal_budget")
+
+
+def carer_support_plan_letter(ctx: HandlerContext, person: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
+    """A carer's support plan (Care Act s.24-25): outcomes, budget and who holds it, emergency plan, reviews."""
+    plan = _require(plan, "plan")
+    mode, kind = plan.get("money_management"), plan.get("support_type")
+    if mode not in _CARER_MONEY_TEXT:
+        raise ValueError(f"plan.money_management must be one of {list(_CARER_MONEY_TEXT)}, got {mode!r}")
+    if kind not in _CARER_SUPPORT_TEXT:
+        raise ValueError(f"plan.support_type must be one of {list(_CARER_SUPPORT_TEXT)}, got {kind!r}")
+    funded_by = _require(plan.get("budget"), "plan.budget").get("funded_by")
+    if funded_by not in CARER_FUNDED_BY:
+        raise ValueError(f"plan.budget.funded_by must be one of {list(CARER_FUNDED_BY)}, got {funded_by!r}")
+    return _render(ctx, "carers_support_plan", "carers_support_plan.txt.j2", "Your support plan as a carer",
+                   person, plan=plan, money_text=_CARER_MONEY_TEXT[mode], support_text=_CARER_SUPPORT_TEXT[kind])
+
+
 # ---------------------------------------------------------------- safeguarding
 
 SAFEGUARDING_RECIPIENTS = ("adult", "representative")
@@ -593,5 +637,6 @@ def register(registry: HandlerRegistry) -> None:
     registry.register("eligibility_letter", eligibility_letter, document=True)
     registry.register("budget_letter", budget_letter, document=True)
     registry.register("support_plan_letter", support_plan_letter, document=True)
+    registry.register("carer_support_plan_letter", carer_support_plan_letter, document=True)
     registry.register("safeguarding_letter", safeguarding_letter, document=True)
     registry.register("discharge_letter", discharge_letter, document=True)

@@ -1,0 +1,157 @@
+"""Starting a carer's assessment from a case record for a carer known to us in their own right, and the carer's
+task pages (issue 10: "a carer's assessment for an unknown carer" is bad input — a clear error, nothing stored).
+JSON API and pages on SQLite and PostgreSQL; a browser journey with axe on each page, keyboard only."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.demo_users import create_demo_users, demo_password, demo_username
+from engine.forms import FormLibrary
+from engine.registry import load_registry
+from engine.runtime import Engine
+from tests.browser import launch, live_server, run_axe, sign_in
+from tests.case_helpers import cld_full
+from tests.test_carers import ANN, PROCESSES
+from tests.test_process_assessment_to_review import PETER, carer_assessment, complete, open_tasks
+
+ROOT = Path(__file__).resolve().parent.parent
+START = datetime(2031, 3, 3, 9, 0, tzinfo=timezone.utc)
+SW = demo_username("social_worker")
+
+
+@pytest.fixture
+def eng(db_url):
+    engine = Engine(db_url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
+    engine.init(simulated_start=START)
+    engine.deploy(PROCESSES)
+    create_demo_users(engine)
+    yield engine
+    engine.db.dispose()
+
+
+@pytest.fixture
+def app(eng):
+    return create_app(eng, run_timers=False)
+
+
+def api_client(app, role: str) -> TestClient:
+    c = TestClient(app)
+    r = c.post("/api/session", json={"username": demo_username(role), "password": demo_password(role)})
+    assert r.status_code == 200, r.text
+    c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+    return c
+
+
+def page_client(app, role: str) -> tuple[TestClient, str]:
+    client = TestClient(app, follow_redirects=False)
+    token = re.search(r'name="form_token" value="([^"]+)"', client.get("/sign-in").text).group(1)
+    r = client.post("/sign-in", data={"form_token": token, "username": demo_username(role),
+                                      "password": demo_password(role)})
+    assert r.status_code == 303, r.text
+    return client, re.search(r'name="csrf_token" value="([^"]+)"', client.get("/tasks").text).group(1)
+
+
+def two_cases(eng) -> tuple[int, int]:
+    """Peter's case (assessed: Susan cares for him) and Susan's own case (she contacted us about herself)."""
+    peter = eng.start("needs_assessment", actor=SW, data={"name": PETER["name"], "person": PETER,
+                                                         "contact_date": "2031-03-03"}).case_id
+    eng.update_case_record(peter, {"person": PETER}, actor=SW, reason="recorded at the contact")
+    susan = {"name": "Susan Clarke", "address": "12 Mill Lane, Northtown, NS2 4BB", "nhs_number": "4857773456"}
+    own = eng.start("carers_assessment", actor=SW, data={"name": susan["name"], "person": susan,
+                                                        "carer_self_contact": True}).case_id
+    eng.update_case_record(own, {"person": susan}, actor=SW, reason="recorded at the contact")
+    return peter, own
+
+
+def stored(eng, cid) -> tuple[int, int]:
+    return len(eng.history(cid)), len(eng.get_case(cid)["instances"])
+
+
+@pytest.mark.parametrize("reference, message", [
+    ("CASE-999999", "There is no case CASE-999999: check the carer's own case reference, or leave it blank"),
+    ("CASE-000001", "The carer's own case reference must not be this case's"),
+    ("CASE-000003", "Case CASE-000003 is not about Susan Clarke: check the carer's name and their case reference"),
+    ("CASE-0000\x0702", "The carer's own case reference must not contain control characters"),
+])
+def test_a_carers_assessment_for_an_unknown_carer_is_refused_naming_the_field_and_nothing_is_stored(
+        eng, app, reference, message):
+    peter, _own = two_cases(eng)
+    eng.start("carers_assessment", actor=SW, data={"name": ANN["name"], "person": ANN, "carer_self_contact": True})
+    before = stored(eng, peter)
+    r = api_client(app, "social_worker").post(f"/api/cases/{peter}/actions/carers_assessment", json={"data": {
+        "carer_name": "Susan Clarke", "relationship": "daughter", "carer_case_reference": reference}})
+    assert r.status_code == 422, r.text
+    [error] = r.json()["errors"]
+    assert error["field"] == "carer_case_reference" and error["message"].startswith(message), error
+    assert stored(eng, peter) == before
+
+
+def test_a_carer_known_in_their_own_right_keeps_their_own_id_on_the_cared_for_persons_case(eng, app):
+    peter, own = two_cases(eng)
+    r = api_client(app, "social_worker").post(f"/api/cases/{peter}/actions/carers_assessment", json={"data": {
+        "carer_name": "Susan  Clarke", "relationship": "daughter", "carer_case_reference": "case-000002"}})
+    assert r.status_code == 201, r.text
+    assert [(t["element_id"], t["team"]) for t in r.json()["tasks"]] == [("assess_carer", "social_work")]
+    [started] = [e["data"]["data"] for e in eng.history(peter) if e["type"] == "instance.started"
+                 and e["data"]["process_id"] == "carers_assessment"]
+    assert started == {"person": {"name": "Susan  Clarke", "relationship": "daughter", "case_reference": "CASE-000002"},
+                       "cared_for": "Peter Clarke", "contact_date": "2031-03-03", "carer_self_contact": False}
+    complete(eng, peter, "assess_carer", carer_assessment(), actor=SW)
+    [row] = [r for r in cld_full(eng, peter) if r["process_id"] == "carers_assessment"]
+    assert (row["local_person_id"], row["cared_for_person_id"], row["client_type"]) == (
+        "CASE-000002", "CASE-000001", "Carer")
+    assert own != peter
+
+
+def test_the_carer_action_page_asks_for_the_carers_own_reference_and_names_an_unknown_one(eng, app):
+    peter, _own = two_cases(eng)
+    sw, csrf = page_client(app, "social_worker")
+    form = sw.get(f"/cases/{peter}/actions/carers_assessment").text
+    assert 'for="carer_case_reference"' in form and "Carer&#39;s own case reference (optional)" in form
+    token = re.search(r'name="action_token" value="([^"]+)"', form).group(1)
+    before = stored(eng, peter)
+    r = sw.post(f"/cases/{peter}/actions/carers_assessment", data={
+        "csrf_token": csrf, "action_token": token, "carer_name": "Susan Clarke", "relationship": "daughter",
+        "carer_case_reference": "CASE-424242"})
+    assert r.status_code == 422
+    assert 'href="#carer_case_reference"' in r.text and "There is no case CASE-424242" in r.text
+    assert 'value="CASE-424242"' in r.text  # what was typed is kept
+    assert stored(eng, peter) == before
+
+
+def test_a_social_worker_starts_susans_assessment_from_peters_record_and_plans_her_support_in_the_browser(eng, app):
+    peter, _own = two_cases(eng)
+    with live_server(app) as base, launch() as browser:
+        ctx = browser.new_context(bypass_csp=True)
+        page = ctx.new_page()
+        sign_in(page, base, SW, demo_password("social_worker"))
+        page.goto(f"{base}/cases/{peter}/actions/carers_assessment")
+        run_axe(page, "start a carer's assessment")
+        page.get_by_label("Carer's full name").fill("Susan Clarke")
+        page.get_by_label("Relationship to Peter Clarke").fill("daughter")
+        page.get_by_label("Carer's own case reference (optional)").fill("CASE-999999")
+        page.get_by_label("Carer's own case reference (optional)").press("Tab")
+        page.keyboard.press("Enter")  # the button, by keyboard
+        page.wait_for_selector(".govuk-error-summary")
+        assert "There is no case CASE-999999" in page.inner_text(".govuk-error-summary")
+        run_axe(page, "start a carer's assessment with an unknown carer")
+        page.get_by_label("Carer's own case reference (optional)").fill("CASE-000002")
+        page.get_by_label("Carer's own case reference (optional)").press("Tab")
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r".*saved=action_carers_assessment"))
+        assert "Start a carer's assessment: done" in page.inner_text(".govuk-notification-banner")
+
+        complete(eng, peter, "assess_carer", carer_assessment(), actor=SW)
+        [plan_task] = [t for t in open_tasks(eng, peter) if t["element_id"] == "plan_carer_support"]
+        page.goto(f"{base}/tasks/{plan_task['id']}")
+        assert "The carer&#39;s budget" in page.content() or "The carer's budget" in page.inner_text("main")
+        assert "£600.00" in page.inner_text("main")  # the budget the plan is for, shown above the questions
+        run_axe(page, "plan the carer's support")
+        ctx.close()
