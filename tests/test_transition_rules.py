@@ -69,6 +69,21 @@ def test_the_dates_of_a_transition_use_the_local_settings():
         tr.transition_dates(ctx(), {"date_of_birth": "14/09/2013"}, "2031-03-03")
 
 
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("transition_decision_days", "14", "transition_decision_days must be a whole number of days"),
+    ("transition_decision_days", 0, "transition_decision_days must be a whole number of days"),
+    ("transition_latest_assessment_before_18", "6 months", "must be a number of months such as P6M"),
+])
+def test_a_bad_local_setting_is_refused_naming_it(monkeypatch, key, value, message):
+    good = tr.settings.load()
+    monkeypatch.setattr(tr.settings, "load", lambda: {**good, key: value})
+    with pytest.raises(ValueError, match=message):
+        tr.transition_dates(ctx(), {"date_of_birth": "2013-09-14"}, "2031-03-03")
+    monkeypatch.setattr(tr.settings, "load", lambda: {k: v for k, v in good.items() if k != key})
+    with pytest.raises(ValueError, match=f"unknown local setting\\(s\\): {key}"):
+        tr.transition_dates(ctx(), {"date_of_birth": "2013-09-14"}, "2031-03-03")
+
+
 # ---------------------------------------------------------------- who can be referred (14 to 17)
 @pytest.mark.parametrize(("born", "accepted"), [
     ("2017-03-03", True),   # 14 today: the youngest taken

@@ -21,7 +21,9 @@ from sqlalchemy import select
 
 from engine.forms import FormLibrary
 from engine.registry import load_registry
+from engine.replay import replay_case
 from engine.runtime import Engine
+from engine.schema import people
 from engine.schema import timers as timer_rows
 from handlers.transition import check_referral
 from tests.case_helpers import cld_full, cld_rows, events, fired_at, instances, started_data, the_task
@@ -96,7 +98,10 @@ def test_helena_is_referred_at_17_assessed_before_18_and_children_services_hand_
     assert decide["due_at"] == datetime(2031, 3, 17, 17, 0, tzinfo=UTC)  # 14 days from the referral
     assert timers(eng, tid) == [("decision_overdue_timer", datetime(2031, 3, 17, 17, 0, tzinfo=UTC))]
     record = eng.get_case(cid)["data"]
-    assert record["person"]["name"] == "Helena Brooks"  # the case is hers, found by the people search
+    assert record["person"]["name"] == "Helena Brooks"  # the case is hers, found by the people search:
+    with eng.db.engine.connect() as conn:
+        assert conn.execute(select(people.c.name, people.c.date_of_birth, people.c.postcode).where(
+            people.c.case_id == cid)).one() == ("Helena Brooks", "2013-09-14", "SB47LH")
     assert record["childrens_services"] == {
         "status": "continuing", "since": "2031-03-03", "until": "adult support is in place", "ehc_plan": True,
         "eighteenth_birthday": "2031-09-14",
@@ -176,3 +181,4 @@ def test_helena_is_referred_at_17_assessed_before_18_and_children_services_hand_
     ]
     assert cld_full(eng, cid)[0]["route_of_access"] == "Planned entry (transition)"
     assert date.fromisoformat(rows[0][1]) < date(2031, 9, 14)
+    assert replay_case(eng, cid).ok  # the whole transition re-executes from its history
