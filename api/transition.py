@@ -124,6 +124,34 @@ def refer(engine: Any, user: User, data: dict[str, Any], case_id: int | None = N
                       for t in res.ready_tasks]}
 
 
+def childrens_services_text(case: dict[str, Any]) -> str:
+    """What the case record says about children's services (the `transition` process keeps it), or ""."""
+    cs = (case.get("data") or {}).get("childrens_services")
+    if not isinstance(cs, dict):
+        return ""
+    worker = (cs.get("social_worker") or {}).get("name")
+    tail = f" Children's social worker: {worker}." if worker else ""
+
+    def day(key: str) -> str:
+        try:
+            return long_date(cs[key])
+        except (KeyError, ValueError):
+            return "a date not recorded"
+
+    if cs.get("status") == "continuing":
+        return (f"Children's services go on supporting the young person until adult support is in place "
+                f"(referred {day('since')}; 18 on {day('eighteenth_birthday')}).{tail}")
+    if cs.get("status") == "ended":
+        by = f", with {cs['adult_worker']} as their adult social care worker" if cs.get("adult_worker") else ""
+        return f"Children's services ended on {day('ended_on')}: adult support is in place{by}.{tail}"
+    reason = {"not_eligible": "not eligible for adult care and support",
+              "declined": "adult care and support declined"}.get(cs.get("reason"), str(cs.get("reason") or ""))
+    return f"Children's services ended on {day('ended_on')} without adult support ({reason}).{tail}"
+
+
+kit.templates.env.globals["childrens_services_text"] = childrens_services_text  # the case record (case.html)
+
+
 # ---------------------------------------------------------------------- JSON API
 Who = Annotated[User, Depends(current_user)]
 Eng = Annotated[Any, Depends(get_engine)]

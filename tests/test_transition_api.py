@@ -173,6 +173,9 @@ def test_the_page_shows_errors_in_a_summary_and_a_second_click_starts_nothing(en
     assert again.status_code == 303 and stored(eng) == (before[0] + 1, before[1] + 1)
     case_page = sw.get(first.headers["location"]).text
     assert "Referral from children&#39;s services recorded" in case_page
+    assert ('<p class="govuk-body" id="childrens-services">Children&#39;s services go on supporting the young person '
+            'until adult support is in place (referred 3 March 2031; 18 on 14 September 2031). Children&#39;s social '
+            'worker: Amira Khan.</p>') in case_page
     assert sw.post("/transitions/new", data={**good, "csrf_token": "x"}).status_code == 403
 
 
@@ -203,6 +206,20 @@ def test_roles_on_the_page(eng, app):
     refused = auditor.get("/transitions/new")
     assert refused.status_code == 403 and "may read case records but not take referrals" in refused.text
     assert TestClient(app, follow_redirects=False).get("/transitions/new").status_code == 303  # sign in first
+
+
+def test_the_case_record_says_where_childrens_services_stand():
+    from api.transition import childrens_services_text
+
+    ended = {"status": "ended", "ended_on": "2031-09-14", "adult_worker": "Kelly Morgan",
+             "social_worker": {"name": "Amira Khan"}}
+    assert childrens_services_text({"data": {"childrens_services": ended}}) == (
+        "Children's services ended on 14 September 2031: adult support is in place, with Kelly Morgan as their "
+        "adult social care worker. Children's social worker: Amira Khan.")
+    declined = {"status": "ended_without_adult_support", "ended_on": "2031-04-10", "reason": "not_eligible"}
+    assert childrens_services_text({"data": {"childrens_services": declined}}) == (
+        "Children's services ended on 10 April 2031 without adult support (not eligible for adult care and support).")
+    assert childrens_services_text({"data": {}}) == ""
 
 
 # ---------------------------------------------------------------------- the command line
