@@ -160,8 +160,28 @@ def test_a_crisis_starts_a_same_day_urgent_response_and_not_safeguarding(eng):
     eng.advance_clock(timedelta(hours=4))
     assert fired(eng, res.case_id) == ["decide_late"]
     assert tasks(eng, res.case_id) == [("decide_response", "social_work"), ("response_overdue", "team_manager")]
-    requests = [r for r in cld_full(eng, res.case_id) if r["event_type"] == "Request"]
-    assert [(r["event_start"], r["event_end"], r["outcome"]) for r in requests] == [(DAY0, DAY0, TO_ASSESSMENT)]
+    # a rapid response visit by the reablement team, still due by the same deadline; reablement follows
+    cid = res.case_id
+    complete(eng, cid, "decide_response", {"urgent_kind": "rapid_response", "decision_reason": "Cannot stand"},
+             actor=SW)
+    # the visit is already past the deadline: escalated at once (a second notice for the team manager)
+    assert tasks(eng, cid) == [("rapid_response", "reablement"), ("response_overdue", "team_manager"),
+                               ("response_overdue", "team_manager")]
+    assert the_task(eng, cid, "rapid_response")["due_at"].isoformat().startswith("2031-03-03T13:00")
+    complete(eng, cid, "rapid_response", {"what_was_done": "Helped Joan up; carers twice a day this week",
+                                          "safe_at_home": True, "onward": "reablement"}, actor="rosa")
+    assert timers(eng, kids["urgent_response"]) == []
+    assert ("plan_reablement", "reablement") in tasks(eng, cid)
+    [letter] = [e["data"]["output"]["body"] for e in events(eng, cid, "handler.called")
+                if e["data"]["handler"] == "urgent_response_letter"]
+    assert "our rapid response team visited you" in " ".join(letter.split())
+    assert CRISIS not in letter
+    # CLD: the request progressed to a same-day assessment; the rapid response is a short-term service that
+    # progressed to reablement (ST-Max)
+    assert [(r["event_type"], r["process_id"], r["outcome"]) for r in cld_full(eng, cid)] == [
+        ("Request", "front_door", TO_ASSESSMENT), ("Service", "urgent_response", TO_REABLEMENT),
+        ("Service", "reablement", None)]
+    assert [(r["event_start"], r["event_end"]) for r in cld_full(eng, cid)][0] == (DAY0, DAY0)
 
 
 def test_a_crisis_with_a_safeguarding_concern_starts_both_the_urgent_response_and_safeguarding(eng):
@@ -358,6 +378,7 @@ def test_new_needs_on_a_case_with_a_signed_off_plan_start_an_unplanned_review_no
     review = the_task(eng, cid, "review_plan")
     assert review["instance_id"] == kids["review"] and review["team"] == "social_work"
     assert review["due_at"].isoformat().startswith("2031-03-17")  # unplanned_review_within: 14 days
+    assert timers(eng, kids["review"]) == ["review_overdue_timer"]  # escalated to the team manager if missed
     new = [i for i in eng.get_case(cid)["instances"] if i["id"] not in before]
     assert sorted(i["process_id"] for i in new) == ["front_door", "review"]
     # CLD: the request progressed to an unplanned review, reported with its reason
