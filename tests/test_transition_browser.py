@@ -1,6 +1,7 @@
 """In the browser: a social worker records a referral from children's services by keyboard (inbox link, the
 question page, its error summary, the case record), then decides on the assessment in the task form and a
-team manager sees the 18th-birthday escalation -- axe-clean (WCAG 2.1 AA) on every page."""
+team manager answers the 18th-birthday escalation, and the social worker agrees the handover once the plan is in
+place -- axe-clean (WCAG 2.1 AA) on every page."""
 
 from __future__ import annotations
 
@@ -92,5 +93,33 @@ def test_a_social_worker_refers_a_young_person_by_keyboard_and_every_page_is_axe
         page.goto(f"{base}/tasks/{gap['id']}")
         assert "Adult support not in place at 18" in page.inner_text("h1")
         page.get_by_label("Adult support is still being arranged").check()
+        assert page.get_by_text("Have children's services agreed to go on supporting").is_visible()  # revealed
         run_axe(page, "adult support not in place at 18")
+        page.locator("#f-childrens_services_continue-0").check()
+        page.get_by_label("What has been done").fill("Plan going to sign-off this week")
+        page.get_by_role("button", name=re.compile("Submit|Complete|Save and submit|Continue")).first.click()
+        page.wait_for_load_state()
+        assert "support_not_in_place" not in [t["element_id"] for t in eng.list_tasks(case_id=case_id)]
+        ctx.close()
+
+        # the plan is signed off (the adult route's own tests go through it); at the next check, the handover
+        eng.update_case_record(case_id, {"current_plan": {"signed_off_at": "2031-09-20T10:00:00+00:00"}},
+                               actor=TM, reason="test: the plan signed off")
+        eng.advance_clock(to=datetime(2031, 9, 28, 9, 0, tzinfo=timezone.utc))
+        [hand] = [t for t in eng.list_tasks(case_id=case_id) if t["element_id"] == "hand_over"]
+        eng.claim(hand["id"], SW)
+        ctx = browser.new_context(bypass_csp=True)
+        page = ctx.new_page()
+        sign_in(page, base, SW, demo_password("social_worker"))
+        page.goto(f"{base}/tasks/{hand['id']}")
+        assert "Hand over from children's services" in page.inner_text("h1")
+        run_axe(page, "hand over from children's services")
+        page.get_by_label("Adult social care worker from now on").fill("Kelly Morgan")
+        page.locator("#f-handover_meeting_held-0").check()
+        page.get_by_role("button", name=re.compile("Submit|Complete|Save and submit|Continue")).first.click()
+        page.wait_for_load_state()
+        page.goto(f"{base}/cases/{case_id}")
+        assert page.inner_text("#childrens-services").startswith(
+            "Children's services ended on 28 September 2031: adult support is in place, with Kelly Morgan")
+        run_axe(page, "case record after the handover")
         ctx.close()
