@@ -10,11 +10,17 @@ The front door (api/intake.py) asks two questions of the people on existing case
   a name part that matches. A *possible duplicate* is the same NHS number, the name and date of
   birth, or the date of birth, postcode and a family name that sounds alike.
 
-Candidates come from indexes (handlers/people.py keeps `people` and `person_name_keys` in step with
-every case): the Metaphone and NYSIIS keys of each name part, the part itself and its first letters,
-the date of birth, the postcode and the NHS number. At most `CANDIDATES` by name are scored; the
-scoring compares words with rapidfuzz (Damerau-Levenshtein, so a swapped pair of letters is one
-slip) and the keys with jellyfish's encoders. Given and family names may be typed either way round.
+Candidates come from indexes (handlers/people.py keeps `people`, `person_name_keys` and the slip
+keys in step with every case): a name part may be a typed word when it has the same Metaphone or
+NYSIIS key, the same first five letters (or starts with the word when it is shorter), or a slip key
+in common (the strings made by deleting one of the first five letters: one letter changed, dropped,
+added or two swapped there, "Lohnson" for "Johnson"); only when nobody matched every word typed, the
+same first three letters (two slips in the first five). On PostgreSQL, one read of a GIN index on
+each person's keys (`people.search_keys`, migration 0008) finds the people with a key of every word;
+on SQLite, the indexes of `person_name_keys` and `person_name_slips`, intersected. Then the date of
+birth, the postcode and the NHS number. At most `CANDIDATES` by name are scored; the scoring compares
+words with rapidfuzz (Damerau-Levenshtein, so a swapped pair of letters is one slip) and the keys with
+jellyfish's encoders. Given and family names may be typed either way round.
 """
 
 from __future__ import annotations

@@ -23,13 +23,17 @@ import json
 import os
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+import types
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
+from api import intake
 from api.auth import User
 from api.intake import Terms, find_people
 from engine.registry import HandlerRegistry
@@ -64,7 +68,8 @@ SYLLABLES = ["ash", "bro", "cam", "dun", "el", "far", "gor", "hal", "in", "jor",
              "well", "worth", "field", "ford", "wick", "combe", "stead"]
 KINDS = ("slip + date of birth (intake)", "sound-alike + date of birth + postcode (intake)",
          "sound-alike name only (intake)", "names the other way round (intake)",
-         "first letters of both names (find)", "name + date of birth (find)")
+         "first letters of both names (find)", "name + date of birth (find)",
+         "slip in the first three letters (find)")
 
 
 _WEIGHTS: dict[int, list[float]] = {}
@@ -143,9 +148,25 @@ SOUND_ALIKE = {"Catherine": "Kathryn", "Kathryn": "Catherine", "Katherine": "Cat
                "Anne": "Ann", "Jean": "Jeanne", "Sean": "Shaun", "Zoe": "Zoey", "Thompson": "Thomson"}
 
 
+def _early_slip(rnd: random.Random, word: str) -> str:
+    """A slip in the first three letters: one changed, dropped, added or two swapped (the first two)."""
+    i = rnd.randint(0, min(2, len(word) - 2))  # a swap needs the letter after
+    how = rnd.choice(("change", "drop", "add", "swap"))
+    letter = rnd.choice("abcdefghiklmnoprstuvwy")
+    if how == "change":
+        return word[:i] + letter + word[i + 1:]
+    if how == "drop":
+        return word[:i] + word[i + 1:]
+    if how == "add":
+        return word[:i] + letter + word[i:]
+    return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+
+
 def typed(rnd: random.Random, person: dict[str, str], kind: str) -> Terms:
     given, family = person["name"].rsplit(" ", 1)
     dob = person["date_of_birth"]
+    if kind.startswith("slip in the first three"):
+        return Terms(name=f"{given} {_early_slip(rnd, family).capitalize()}")
     if kind.startswith("slip"):
         return Terms(name=f"{given} {_slip(rnd, family)}", date_of_birth=dob)
     if kind.startswith("sound-alike + date"):
@@ -189,7 +210,40 @@ def everyone_of(n: int) -> list[dict[str, str]]:
     return [make_person(rnd) for _ in range(n)]
 
 
-def run(kind: str, pg: str | None, n: int, searches: int, reuse: bool = False) -> dict[str, object]:
+class Tally:
+    """Times and what was found, for one kind of search by one implementation."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.first = self.at_all = 0
+        self.shown: list[int] = []
+
+    def add(self, ms: float, ids: list[int], case_id: int) -> None:
+        self.times.append(ms)
+        self.first += bool(ids) and ids[0] == case_id
+        self.at_all += case_id in ids
+        self.shown.append(len(ids))
+
+    def row(self, searches: int) -> dict[str, object]:
+        times = sorted(self.times)
+        p95 = times[int(0.95 * (len(times) - 1))]
+        return {"median_ms": round(statistics.median(times), 1), "p95_ms": round(p95, 1),
+                "max_ms": round(times[-1], 1), "first_is_the_person": f"{self.first}/{searches}",
+                "person_shown": f"{self.at_all}/{searches}", "median_shown": statistics.median(self.shown)}
+
+
+def search_at(revision: str) -> types.ModuleType:
+    """api/people.py as it was at a git revision (`--against`), to time it on the same database and load."""
+    source = subprocess.run(["git", "show", f"{revision}:api/people.py"], cwd=ROOT, capture_output=True, text=True,
+                            check=True).stdout
+    module = types.ModuleType(f"people_at_{revision}")
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile(source, f"{revision}:api/people.py", "exec"), module.__dict__)  # noqa: S102 - our own history
+    return module
+
+
+def run(kind: str, pg: str | None, n: int, searches: int, reuse: bool = False,
+        against: str | None = None) -> dict[str, object]:
     scratch: Scratch | Kept = Kept(kind, pg, n) if reuse else Scratch(kind, pg)
     try:
         eng = Engine(scratch.url, registry=HandlerRegistry())
@@ -210,28 +264,30 @@ def run(kind: str, pg: str | None, n: int, searches: int, reuse: bool = False) -
         advisor = User(1, "advisor", "Advisor", frozenset({"front_door_advisor"}), frozenset())
         rnd = random.Random(11)
         out: dict[str, object] = {"database": kind, "people": n, "load_seconds": round(load_s, 1), "kinds": {}}
+        searchers = {"now": intake.people_search}
+        if against:
+            out["against"] = against
+            searchers[against] = search_at(against)
         for k in KINDS:
-            times, found_first, found_at_all, shown = [], 0, 0, []
-            for _ in range(searches):
+            tally = {who: Tally() for who in searchers}
+            for i in range(searches):
                 case_id = rnd.randint(1, n)
                 terms = typed(rnd, everyone[case_id - 1], k)
-                t = time.perf_counter()
-                results = find_people(eng, advisor, terms, intake="(intake)" in k)
-                times.append((time.perf_counter() - t) * 1000)
-                ids = [r["case_id"] for r in results]
-                found_first += bool(ids) and ids[0] == case_id
-                found_at_all += case_id in ids
-                shown.append(len(ids))
-            times.sort()
-            p95 = times[int(0.95 * (len(times) - 1))]
-            row = {"median_ms": round(statistics.median(times), 1), "p95_ms": round(p95, 1),
-                   "max_ms": round(times[-1], 1), "first_is_the_person": f"{found_first}/{searches}",
-                   "person_shown": f"{found_at_all}/{searches}",
-                   "median_shown": statistics.median(shown)}
-            out["kinds"][k] = row  # type: ignore[index]
-            print(f"  {k}: median {row['median_ms']} ms, p95 {row['p95_ms']} ms, max {row['max_ms']} ms; "
-                  f"the person shown {row['person_shown']}, first {row['first_is_the_person']}; "
-                  f"{row['median_shown']} shown (median)")
+                order = list(searchers) if i % 2 == 0 else list(reversed(searchers))  # alternately first
+                for who in order:
+                    intake.people_search = searchers[who]
+                    try:
+                        t = time.perf_counter()
+                        results = find_people(eng, advisor, terms, intake="(intake)" in k)
+                        tally[who].add((time.perf_counter() - t) * 1000, [r["case_id"] for r in results], case_id)
+                    finally:
+                        intake.people_search = searchers["now"]
+            for who, row in ((w, t.row(searches)) for w, t in tally.items()):
+                label = k if who == "now" else f"{k} [{who}]"
+                out["kinds"][label] = row  # type: ignore[index]
+                print(f"  {label}: median {row['median_ms']} ms, p95 {row['p95_ms']} ms, max {row['max_ms']} ms; "
+                      f"the person shown {row['person_shown']}, first {row['first_is_the_person']}; "
+                      f"{row['median_shown']} shown (median)")
         eng.db.dispose()
         return out
     finally:
@@ -246,12 +302,14 @@ def main() -> None:
     ap.add_argument("--skip-sqlite", action="store_true")
     ap.add_argument("--reuse", action="store_true",
                     help="keep the loaded database (a temporary file, a schema bench_people_N) and reuse it next time")
+    ap.add_argument("--against", metavar="REVISION",
+                    help="also time api/people.py as it was at this git revision, alternating search by search")
     args = ap.parse_args()
     results = []
     if not args.skip_sqlite:
-        results.append(run("sqlite", None, args.people, args.searches, args.reuse))
+        results.append(run("sqlite", None, args.people, args.searches, args.reuse, args.against))
     if args.pg:
-        results.append(run("postgres", args.pg, args.people, args.searches, args.reuse))
+        results.append(run("postgres", args.pg, args.people, args.searches, args.reuse, args.against))
     report = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()], "results": results}
     dest = ROOT / "bench" / "results" / f"people-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
