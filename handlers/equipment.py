@@ -89,19 +89,19 @@ def equipment_charges(ctx: HandlerContext, items: list[dict[str, Any]]) -> dict[
 
 
 def equipment_letter(ctx: HandlerContext, person: dict[str, Any], charges: dict[str, Any],
-                     delivered_on: str, decision: dict[str, Any] | None = None,
+                     delivered_on: str | None = None, decision: dict[str, Any] | None = None,
                      dfg_referral: bool = False) -> dict[str, Any]:
     """What was provided and what it costs the person.
 
     `charges`: `equipment_charges`'s result; `decision` (only when an adaptation was over the free
     limit): {approved, reason, contribution (pounds, when approved)}; `dfg_referral`: the person
-    was told to apply for a Disabled Facilities Grant for a major adaptation.
+    was told to apply for a Disabled Facilities Grant for a major adaptation; `delivered_on`: the
+    day the items were fitted (None only when nothing is provided: the only item was refused).
     """
     charges = letters._require(charges, "charges")
     items = charges.get("items")
     if not isinstance(items, list) or not items:
         raise ValueError("charges.items must list the items recommended")
-    letters.long_date(delivered_on)  # a clear error for a date that is not one
     if charges.get("needs_approval"):
         decision = letters._require(decision, "decision")
         if not isinstance(decision.get("approved"), bool):
@@ -115,6 +115,10 @@ def equipment_letter(ctx: HandlerContext, person: dict[str, Any], charges: dict[
         decision = None
     provided = [i for i in items if i.get("free") or (decision and decision["approved"])]
     refused = [i for i in items if not i.get("free") and not (decision and decision["approved"])]
+    if provided:
+        if delivered_on is None:
+            raise ValueError("delivered_on must give the day the items were delivered and fitted")
+        letters.long_date(delivered_on)  # a clear error for a date that is not one
     return letters._render(
         ctx, "equipment", "equipment.txt.j2", "Your equipment and adaptations", person,
         provided=provided, refused=refused, decision=decision, delivered_on=delivered_on,

@@ -189,6 +189,18 @@ def test_a_refused_adaptation_is_not_delivered_and_the_letter_gives_the_reasons(
     assert "finance" not in [t for _, t in tasks(eng, cid)]
 
 
+def test_when_the_only_item_is_refused_nothing_is_delivered_and_the_letter_gives_the_decision(eng):
+    cid = assessed(eng, RAMP, dfg=True)
+    complete(eng, cid, "approve_adaptation", {"adaptation_approved": False,
+                                              "approval_reason": "A Disabled Facilities Grant covers it."}, actor=TM)
+    assert tasks(eng, cid) == [] and instance_status(eng, cid) == "completed"  # no delivery to record
+    body = letter(eng, cid)
+    assert "We have not provided any of the items recommended." in body and "delivered and fitted" not in body
+    assert "We have decided not to provide: - Adaptation: Ramp to the back door" in body
+    assert "Disabled Facilities Grant from your housing authority" in body
+    assert cld_full(eng, cid) == []  # nothing delivered: no service
+
+
 def test_a_council_may_raise_the_free_limit_but_not_lower_it(eng, monkeypatch):
     real = letters.load_council()
     monkeypatch.setattr(letters, "load_council", lambda *a, **k: {**real, "minor_adaptation_free_limit": "1500"})
@@ -260,6 +272,8 @@ def test_the_handler_names_the_item_at_fault():
     ):
         with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
             equipment.equipment_charges(ctx, items)
+    with pytest.raises(ValueError, match="delivered_on must give the day the items were delivered"):
+        equipment.equipment_letter(ctx, BEN, equipment.equipment_charges(ctx, [BATH_BOARD]), None)
     with pytest.raises(ValueError, match="decision.reason must give"):
         equipment.equipment_letter(ctx, BEN, equipment.equipment_charges(ctx, [RAMP]), "2031-03-07",
                                    decision={"approved": True})
