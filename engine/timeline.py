@@ -332,7 +332,10 @@ class CaseTimeline:
         path = Path(self._tmp.name) / "timeline.db"
         shutil.copyfile(_empty_database(), path)
         db = Database(f"sqlite:///{path}")
-        scratch = _scratch_engine_class()(db, registry=HandlerRegistry(), forms=FormLibrary())
+        # no handlers (their recorded outputs are fed back), but the pure expression functions the diagrams
+        # call (working days, involvement...), as engine/replay.py gives its scratch engine
+        scratch = _scratch_engine_class()(db, registry=HandlerRegistry(), forms=FormLibrary(),
+                                          functions=dict(self._source.registry.functions))
         scratch.recorder = _Recorder()
         start = parse_instant(self.events[0]["at"]) if self.events else self._source.now()
         with db.transaction() as conn:

@@ -433,7 +433,7 @@ def test_safeguarding_s42_enquiry_with_escalated_strategy_discussion_review_at_6
                                          "strategy_discussion", "enquiry", "record_outcome", "review_plan",
                                          "decide_letter"]
     assert fired(eng, cid) == ["strategy_overdue", "wait_plan_review"]  # triage, decision, enquiry on time
-    assert handlers_called(eng, cid) == [("load_settings", "local_settings"), ("set_triage_deadline", "deadline"),
+    assert handlers_called(eng, cid) == [("concern_received", "local_settings"), ("set_triage_deadline", "deadline"),
                                          ("set_decision_deadline", "deadline"), ("set_strategy_deadline", "deadline"),
                                          ("write_letter", "safeguarding_letter")]
     assert handler_output(eng, cid, "set_strategy_deadline")["working_days"] == 5
