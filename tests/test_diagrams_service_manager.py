@@ -280,3 +280,35 @@ def test_the_command_line_ends_a_paused_process_and_starts_the_next_in_one_step(
     assert eng.list_tasks(case_id=cid, team="reablement") == []  # Deliver reablement withdrawn
     # its timers were withdrawn with it, the referral's deadline set (next working day after 6 March)
     assert the_task(eng, cid, "respond_to_referral")["due_at"].date().isoformat() == "2031-03-07"
+
+
+# ---------------------------------------------------------------- (a) what a process owner sees in the modeller
+
+
+def test_the_modeller_panel_says_what_the_process_reads_when_a_case_starts(tmp_path):
+    from api import static_assets
+    from tests.browser import launch, live_server, run_axe, sign_in
+    from tests.front_door_world import PASSWORD as OWNER_PASSWORD
+    from tests.front_door_world import build
+    from tests.modeller_browser import open_carepath_group, open_new_draft, select
+
+    assert static_assets.bundle_built(), "the modeller bundle is missing: run `make setup` (node modeller/build.mjs)"
+    eng, app, _people = build(f"sqlite:///{tmp_path / 'carepath.db'}")
+    try:
+        with launch() as browser, live_server(app) as base:
+            page = browser.new_context(bypass_csp=True, viewport={"width": 1500, "height": 1000}).new_page()
+            sign_in(page, base, "process-owner", OWNER_PASSWORD, then=None)
+            open_new_draft(page, base, "reablement")
+            select(page, "pool_reablement")
+            open_carepath_group(page)
+            entry = page.locator("[data-entry-id='carepath-start-inputs']")
+            entry.wait_for()
+            assert entry.locator("li").all_inner_texts() == [
+                "settings: what the handler local_settings gives (recorded in the case's history)",
+                "contact_date: now().date().isoformat(), when the start data does not give it"]
+            assert "Read when a case starts" in entry.inner_text()
+            run_axe(page, "modeller (the process's start inputs)")
+            select(page, "plan_reablement")  # a task has no such entry
+            assert page.locator("[data-entry-id='carepath-start-inputs']").count() == 0
+    finally:
+        eng.db.dispose()

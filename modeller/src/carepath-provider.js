@@ -9,7 +9,9 @@
 // * timer events: the server's plain-English reading of the timer the base "Timer" group edits,
 //   and a local setting (processes/config/timescales.json) to use instead of a written value;
 // * conditions (flows leaving an exclusive or inclusive gateway) and scripts: checked by the
-//   server's sandbox as they are typed.
+//   server's sandbox as they are typed;
+// * the process (select the pool or the canvas): what it reads when a case starts, its start inputs
+//   (process properties load:NAME = a handler, default:NAME = an expression; docs/engine.md "Start inputs").
 // The catalogue (teams, forms, handlers, settings) and the API calls come from config.carepath.
 import { h } from "@bpmn-io/properties-panel/preact";
 import { useEffect, useState } from "@bpmn-io/properties-panel/preact/hooks";
@@ -317,7 +319,8 @@ function TimerSettingEntry({ element, catalogue }) {
   return h(SelectEntry, {
     element, id: "carepath-timer-setting", label: "Use a local setting",
     description: "The value comes from processes/config/timescales.json when the case runs, so none is written "
-      + "into the diagram. The process must first call the local_settings handler with result variable 'settings'.",
+      + "into the diagram. The process must read its settings when a case starts: the process property "
+      + "load:settings = local_settings (see \"Read when a case starts\" on the process).",
     getValue: () => (match ? match[1] : ""),
     setValue: (name) => {
       const setting = usable.find((s) => s.name === name);
@@ -334,6 +337,39 @@ function TimerSettingEntry({ element, catalogue }) {
     getOptions: () => [{ value: "", label: match ? "Written in the diagram" : "None (the value is written above)" }]
       .concat(usable.map((s) => ({ value: s.name, label: `${s.name} (${s.value})` }))),
   });
+}
+
+// ------------------------------------------------------------------ what the process reads at start
+// The process's start inputs, as engine/bpmn_parser.py read_start_inputs reads them from camunda:properties.
+export function startInputs(processBo) {
+  const ext = processBo && processBo.get("extensionElements");
+  const props = ext && (ext.get("values") || []).find((v) => is(v, "camunda:Properties"));
+  return (props ? props.get("values") || [] : []).map((p) => {
+    const name = p.get("name") || "";
+    const at = name.indexOf(":");
+    return { kind: at < 0 ? "" : name.slice(0, at).trim(), variable: at < 0 ? "" : name.slice(at + 1).trim(),
+      value: (p.get("value") || "").trim() };
+  }).filter((s) => s.kind === "load" || s.kind === "default");
+}
+
+function processOf(element) {
+  const bo = getBusinessObject(element);
+  return is(element, "bpmn:Participant") ? bo.get("processRef") : bo;
+}
+
+function StartInputsEntry({ element }) {
+  const inputs = startInputs(processOf(element));
+  const lines = inputs.length ? inputs.map((s) => (s.kind === "load"
+    ? `${s.variable}: what the handler ${s.value} gives (recorded in the case's history)`
+    : `${s.variable}: ${s.value}, when the start data does not give it`))
+    : ["Nothing: the process starts with its start data only."];
+  return h("div", { class: "bio-properties-panel-entry", "data-entry-id": "carepath-start-inputs" },
+    h("div", { class: "bio-properties-panel-label", id: "carepath-start-inputs-label" }, "Read when a case starts"),
+    h("ul", { class: "bio-properties-panel-description carepath-start-inputs",
+      "aria-labelledby": "carepath-start-inputs-label" }, lines.map((line) => h("li", null, line))),
+    h("div", { class: "bio-properties-panel-description" },
+      "Process properties load:NAME (a handler, called with no parameters) and default:NAME (an expression); "
+      + "no step is drawn for them. See docs/engine.md \"Start inputs\"."));
 }
 
 // ------------------------------------------------------------------ the group
@@ -370,6 +406,9 @@ function entries(element, config) {
   if (timerDefinition(bo)) {
     add("carepath-timer-reading", TimerReadingEntry, () => false);
     add("carepath-timer-setting", TimerSettingEntry, isSelectEntryEdited);
+  }
+  if (is(element, "bpmn:Process") || (is(element, "bpmn:Participant") && bo.get("processRef"))) {
+    add("carepath-start-inputs", StartInputsEntry, () => false);
   }
   return list;
 }
