@@ -209,7 +209,14 @@ def test_a_visit_recorded_without_what_next_is_refused_naming_the_field_and_noth
     with pytest.raises(ValidationError) as err:
         complete(eng, cid, "rapid_response", {**VISIT, "onward": "hospital"})
     assert [e["field"] for e in err.value.errors] == ["onward"]
+    # not safe at home tonight: what was arranged to keep them safe must be said
+    with pytest.raises(ValidationError) as err:
+        complete(eng, cid, "rapid_response", {**VISIT, "safe_at_home": False, "onward": "reablement"})
+    assert [e["field"] for e in err.value.errors] == ["safety_arrangements"]
     assert len(eng.history(cid)) == n and tasks(eng, cid) == [("rapid_response", "reablement")]
+    complete(eng, cid, "rapid_response", {**VISIT, "safe_at_home": False, "onward": "reablement",
+                                          "safety_arrangements": "Her son stays tonight; night sitter from tomorrow"})
+    assert tasks(eng, cid) == [("plan_reablement", "reablement")]
 
 
 # ---------------------------------------------------------------- from a case record

@@ -64,7 +64,11 @@ def test_a_crisis_from_the_case_record_to_the_rapid_response_visit_in_the_browse
         assert "Enter what was done" in page.inner_text(".govuk-error-summary")
         run_axe(page, "rapid response visit with errors")
         page.get_by_label("What was done").fill("Visited at 11:30 and arranged carers twice a day this week.")
-        page.get_by_role("group", name="Is the person safe at home tonight?").get_by_label("Yes").check()
+        safe = page.get_by_role("group", name="Is the person safe at home tonight?")
+        safe.get_by_label("No").check()  # reveals what was arranged to keep them safe
+        assert page.get_by_label("What has been arranged to keep the person safe tonight").is_visible()
+        run_axe(page, "rapid response visit, not safe at home")
+        safe.get_by_label("Yes").check()
         page.get_by_label("Close: no further support needed now").check()
         page.get_by_role("button", name="Complete task").click()
         page.wait_for_url(re.compile(r".*/tasks\?view=mine"))
