@@ -6,10 +6,24 @@ over the free limit with the items and what is free shown above the question. SQ
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
-from api.demo_users import demo_password
+from api.demo_users import demo_password, demo_username
 from tests.browser import launch, live_server, run_axe, sign_in
-from tests.test_equipment import SW, TM, app, eng, known_case  # noqa: F401  (fixtures)
+from tests.test_equipment import (  # noqa: F401  (app, eng: fixtures)
+    BATH_BOARD,
+    DELIVERED,
+    PENDANT,
+    RAMP,
+    SW,
+    TM,
+    app,
+    assessed,
+    complete,
+    eng,
+    known_case,
+    request,
+)
 
 
 def _tab_to(page, target: str, limit: int = 80) -> None:
@@ -86,3 +100,33 @@ def test_equipment_from_the_case_record_to_the_managers_decision_in_the_browser(
         ctx.close()
     assert [(t["element_id"], t["team"]) for t in eng.list_tasks(case_id=cid)
             if t["element_id"] != "assess_needs"] == [("financial_assessment", "finance")]
+
+
+def test_every_other_equipment_task_page_is_axe_clean(eng, app):  # noqa: F811
+    """The pages not on the journey above, each claimed so its form shows: the escalations, Finance's
+    assessment of what the person pays, the delivery record and the telecare review."""
+    late = request(eng)
+    pays = assessed(eng, BATH_BOARD, RAMP)
+    complete(eng, pays, "approve_adaptation", {"adaptation_approved": True, "approval_reason": "Only way out."})
+    deliver = assessed(eng, BATH_BOARD, PENDANT)
+    review = assessed(eng, PENDANT)
+    complete(eng, review, "record_delivery", DELIVERED)
+    eng.advance_clock(timedelta(days=43))  # the targets have passed; the telecare review is due
+    pages = [(TM, "team_manager", late, "assessment_overdue", "What has been done"),
+             (demo_username("finance_officer"), "finance_officer", pays, "financial_assessment",
+              "Ramp to the back door (£1,000.01)"),
+             (SW, "social_worker", deliver, "record_delivery", "Date delivered and fitted"),
+             (TM, "team_manager", deliver, "delivery_overdue", "What has been done"),
+             (SW, "social_worker", review, "review_telecare", "Is the telecare working well for the person?")]
+    with live_server(app) as base, launch() as browser:
+        for user, role, cid, element_id, shown in pages:
+            task = _task(eng, cid, element_id)
+            ctx = browser.new_context(bypass_csp=True)
+            page = ctx.new_page()
+            sign_in(page, base, user, demo_password(role))
+            page.goto(f"{base}/tasks/{task['id']}")
+            page.get_by_role("button", name="Claim this task").click()
+            page.wait_for_url(f"{base}/tasks/{task['id']}")
+            assert shown in page.inner_text("main"), element_id
+            run_axe(page, element_id)
+            ctx.close()

@@ -6,6 +6,7 @@ PostgreSQL."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from api.demo_users import demo_password, demo_username
 from tests.browser import launch, live_server, run_axe, sign_in
@@ -77,3 +78,27 @@ def test_a_crisis_from_the_case_record_to_the_rapid_response_visit_in_the_browse
         ctx.close()
     assert [i["status"] for i in eng.get_case(cid)["instances"] if i["process_id"] == "urgent_response"] == [
         "completed"]
+
+
+def test_every_urgent_response_task_page_is_axe_clean(eng, app):  # noqa: F811
+    """The pages not on the journey above: the social worker's decision and urgent assessment, the team
+    manager's escalation (each claimed, so its form shows)."""
+    first = eng.start("urgent_response", data={"person": {"name": "Ada Clarke"}, "crisis_detail": CRISIS}).case_id
+    second = eng.start("urgent_response", data={"person": {"name": "Ada Clarke"}, "crisis_detail": CRISIS,
+                                                "urgent_kind": "urgent_assessment"}).case_id
+    eng.advance_clock(to=eng.now() + timedelta(hours=5))  # past the deadline: escalated
+    pages = [(SW, "social_worker", first, "decide_response", "Who responds today"),
+             (SW, "social_worker", second, "urgent_assessment", "What the person needs now"),
+             (demo_username("team_manager"), "team_manager", second, "response_overdue", "What has been done")]
+    with live_server(app) as base, launch() as browser:
+        for user, role, cid, element_id, question in pages:
+            [task] = [t for t in eng.list_tasks(case_id=cid) if t["element_id"] == element_id]
+            ctx = browser.new_context(bypass_csp=True)
+            page = ctx.new_page()
+            sign_in(page, base, user, demo_password(role))
+            page.goto(f"{base}/tasks/{task['id']}")
+            page.get_by_role("button", name="Claim this task").click()
+            page.wait_for_url(f"{base}/tasks/{task['id']}")
+            assert question in page.inner_text("main") and CRISIS in page.inner_text("main")
+            run_axe(page, element_id)
+            ctx.close()
