@@ -132,6 +132,13 @@ def test_the_start_event_loads_the_values_and_fills_the_defaults_before_the_firs
     assert [t["element_id"] for t in eng.list_tasks(case_id=again.case_id)] == ["act"]
 
 
+def test_a_load_replaces_a_start_data_value_of_its_name(eng):
+    eng.deploy(files={"waits.bpmn": diagram()})
+    res = eng.start("waits", data={"limits": {"act_within": "P1D"}})
+    assert eng.instance_snapshot(res.instance_id)["data"]["limits"] == {"act_within": "P3D"}
+    assert eng.list_tasks(case_id=res.case_id)[0]["due_at"] == START + timedelta(days=3)
+
+
 def test_an_empty_value_in_the_start_data_gets_the_default(eng):
     eng.deploy(files={"waits.bpmn": diagram()})
     res = eng.start("waits", data={"asked_on": ""})
