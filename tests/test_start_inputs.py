@@ -204,6 +204,18 @@ def test_the_version_says_what_it_reads_at_start(eng):
         {"kind": "default", "variable": "note", "source": "None"}]
 
 
+def test_the_spiffworkflow_dialect_declares_them_the_same_way(eng):
+    spiff = diagram("").replace(
+        b"<bpmn:extensionElements><camunda:properties></camunda:properties></bpmn:extensionElements>",
+        b'<bpmn:extensionElements><spiffworkflow:properties>'
+        b'<spiffworkflow:property name="load:limits" value="limits" /></spiffworkflow:properties>'
+        b'</bpmn:extensionElements>').replace(
+        b'xmlns:xsi=', b'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" xmlns:xsi=')
+    eng.deploy(files={"waits.bpmn": spiff})
+    res = eng.start("waits")
+    assert handler_events(eng, res.case_id) == [("begin", "limits", {"act_within": "P3D"})]
+
+
 def test_cases_on_the_older_version_with_a_loading_step_keep_running(eng, limits):
     eng.deploy(files={"waits.bpmn": OLD.encode()})
     old = eng.start("waits")
