@@ -325,3 +325,18 @@ def test_a_social_worker_asks_for_equipment_from_the_case_record_once_at_a_time(
     assert advisor.post(f"/api/cases/{cid}/actions/equipment",
                         json={"data": {"equipment_needs": "Bath"}}).status_code == 403
     assert len(eng.history(cid)) == n
+
+
+def test_the_command_line_asks_for_equipment_with_the_same_checks(eng, app, db_url, capsys):
+    from engine.cli import main
+
+    cid = known_case(eng)
+    assert main(["act", "--db", db_url, str(cid), "equipment", "--as", SW, "--data", '{"equipment_needs": ""}']) != 0
+    assert "equipment_needs" in capsys.readouterr().err
+    assert main(["act", "--db", db_url, str(cid), "equipment", "--as", demo_username("front_door_advisor"),
+                 "--data", '{"equipment_needs": "Bath"}']) != 0
+    assert "refused" in capsys.readouterr().err
+    assert [i for i in eng.get_case(cid)["instances"] if i["process_id"] == "equipment"] == []
+    assert main(["act", "--db", db_url, str(cid), "equipment", "--as", SW, "--data",
+                 '{"equipment_needs": "Struggles with the bath"}']) == 0
+    assert "Assess for equipment and adaptations [social_work]" in capsys.readouterr().out
