@@ -11,6 +11,7 @@ Process owners read and change; team managers and auditors only read; everyone e
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -437,14 +438,18 @@ def _process_page(request: Request, user: User, process_id: str, *, errors: list
                   status: int = 200, values: dict[str, str] | None = None) -> Response:
     engine = request.app.state.engine
     versions = drafts.list_versions(engine, process_id)
+    start_inputs: list[dict[str, Any]] = []
     with engine.db.engine.connect() as conn:
         for v in versions:
-            v["files"] = sorted(drafts.version_files(conn, definitions.resolve_version(conn, process_id,
-                                                                                       v["version"])))
+            row = definitions.resolve_version(conn, process_id, v["version"])
+            v["files"] = sorted(drafts.version_files(conn, row))
+            if v is versions[0]:  # what the live version reads as a case starts (docs/engine.md "Start inputs")
+                start_inputs = json.loads(row.info).get("start_inputs") or []
     open_drafts = drafts.list_drafts(engine, process_id=process_id)
     return _render(request, "processes_detail.html", {
         "user": user, "process_id": process_id, "name": versions[0]["name"], "versions": versions,
-        "live": versions[0], "drafts": open_drafts, "running": sum(v["running"] for v in versions),
+        "live": versions[0], "start_inputs": start_inputs, "drafts": open_drafts,
+        "running": sum(v["running"] for v in versions),
         "can_edit": user.has(OWNER), "errors": errors or [], "values": values or {}, "max_mb": 5}, status)
 
 

@@ -285,7 +285,7 @@ def test_the_command_line_ends_a_paused_process_and_starts_the_next_in_one_step(
 # ---------------------------------------------------------------- (a) what a process owner sees in the modeller
 
 
-def test_the_modeller_panel_says_what_the_process_reads_when_a_case_starts(tmp_path):
+def test_the_process_page_and_the_modeller_panel_say_what_the_process_reads_when_a_case_starts(tmp_path):
     from api import static_assets
     from tests.browser import launch, live_server, run_axe, sign_in
     from tests.front_door_world import PASSWORD as OWNER_PASSWORD
@@ -298,6 +298,16 @@ def test_the_modeller_panel_says_what_the_process_reads_when_a_case_starts(tmp_p
         with launch() as browser, live_server(app) as base:
             page = browser.new_context(bypass_csp=True, viewport={"width": 1500, "height": 1000}).new_page()
             sign_in(page, base, "process-owner", OWNER_PASSWORD, then=None)
+            # the process's page says it too, for the live version
+            page.goto(f"{base}/processes/reablement")
+            row = page.locator(".govuk-summary-list__row", has_text="Read when a case starts")
+            assert row.locator("li").all_inner_texts() == [
+                "settings: what the handler local_settings gives",
+                "contact_date: now().date().isoformat(), when the start data does not give it"]
+            run_axe(page, "process page with its start inputs")
+            page.goto(f"{base}/processes/front_door")  # still loads its settings in a drawn step
+            assert "Nothing but its start data." in page.locator(
+                ".govuk-summary-list__row", has_text="Read when a case starts").inner_text()
             open_new_draft(page, base, "reablement")
             select(page, "pool_reablement")
             open_carepath_group(page)
