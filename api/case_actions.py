@@ -44,6 +44,7 @@ from sqlalchemy import delete, insert, select
 from engine.errors import NotFoundError, StateError, ValidationError
 from engine.lifecycle import OPEN_STATUSES, closure
 from engine.schema import cases, instances, settings
+from handlers.capacity import ADVOCACY_ACTIVE
 from handlers.carers import check_carer_start
 from handlers.cld import CLOSURE_OUTCOMES, UNPLANNED_REVIEW_REASONS
 
@@ -73,6 +74,8 @@ ACTION_ROLES: dict[str, tuple[str, ...]] = {
     "urgent_response": ("front_door_advisor", "reablement_coordinator", *CASEWORK),
     "equipment": ("reablement_coordinator", *CASEWORK),
     "change_in_circumstances": ("front_door_advisor", "reablement_coordinator", *CASEWORK),
+    # substantial difficulty is to be noticed from first contact (Care Act s.67): the front door refers too
+    "advocacy": ("front_door_advisor", *CASEWORK),
 }
 CLOSE_ROLES = ("team_manager",)  # closing a case or ending a process is a manager's decision
 TRANSITION_ROLES = ("front_door_advisor", "social_worker", "team_manager")  # a referral from children's services
@@ -85,6 +88,15 @@ ACTION_TITLES = {
     "urgent_response": "Start an urgent response",
     "equipment": "Ask for equipment or an adaptation",
     "change_in_circumstances": "Record a change in circumstances",
+    "advocacy": "Refer for independent advocacy",
+}
+ADVOCACY_DECISIONS = {  # handlers/capacity.py DECISIONS, as a worker names them
+    "needs_assessment": "The assessment of their needs",
+    "support_plan": "Planning their care and support",
+    "care_home_move": "A move into a care home",
+    "safeguarding": "A safeguarding enquiry (the safeguarding team arranges the advocate)",
+    "review": "A review of their support plan",
+    "carers_assessment": "Their assessment as a carer",
 }
 CLOSE_REASONS = {
     "died": "The person has died",
@@ -222,6 +234,16 @@ def start_data(engine: Any, case: dict[str, Any], action: str, data: dict[str, A
         return "hospital_discharge", out, errors
     if action in ("urgent_response", "equipment"):
         return _urgent_or_equipment(engine, case, action, data, person, today, errors)
+    if action == "advocacy":
+        decision = _choice(data, "decision", "What the advocate is needed for", ADVOCACY_DECISIONS, errors)
+        reason = _text(data, "reason", "Why the person needs an advocate", errors)
+        advocacy = rec.get("advocacy") or {}
+        if advocacy.get("status") in ADVOCACY_ACTIVE:  # as the diagrams check it (handlers/capacity.py)
+            errors.setdefault("case", "An independent advocate is already " + (
+                "appointed on this case" if advocacy["status"] == "appointed" else "being arranged for this case"))
+        who = {k: v for k, v in person.items() if v not in (None, "")} or {"name": case["title"]}
+        return "advocacy", {"person": who, "decision": decision, "reason": reason,
+                            "contact_date": today.isoformat()}, errors
     raise NotFoundError(f"no action {action!r}: one of {', '.join(ACTION_TITLES)}", action=action)
 
 
@@ -444,10 +466,12 @@ FORM_FIELDS = {
     "urgent_response": ("crisis_detail", "urgent_kind"),
     "equipment": ("equipment_needs",),
     "change_in_circumstances": ("what_changed", "requested_by"),
+    "advocacy": ("decision", "reason"),
     "close": ("reason", "date_of_death", "council", "note"),
 }
 ANCHORS = {"urgent": "urgent", "review_reason": "review_reason", "requested_by": "requested_by",
            "dp_review_trigger": "dp_review_trigger", "reason": "reason", "urgent_kind": "urgent_kind",
+           "decision": "decision",
            "date_of_death": "date_of_death-day",
            "case": "main-content"}
 
@@ -462,7 +486,7 @@ def _page(request: Request, user: User, case: dict[str, Any], what: str, values:
         "values": values, "errors": errors, "error_list": kit.error_summary(errors, ANCHORS),
         "token": issue_token(engine, user, case["id"], what), "review_reasons": UNPLANNED_REVIEW_REASONS,
         "requested_by": REQUESTED_BY, "dp_triggers": DP_TRIGGERS, "close_reasons": CLOSE_REASONS,
-        "urgent_kinds": URGENT_KINDS}, status)
+        "urgent_kinds": URGENT_KINDS, "advocacy_decisions": ADVOCACY_DECISIONS}, status)
 
 
 def _form_values(form: dict[str, list[str]], what: str) -> dict[str, Any]:
