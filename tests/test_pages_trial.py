@@ -74,7 +74,7 @@ def test_replaying_chosen_cases_says_which_take_the_same_path_and_where_others_p
     kyle, joan = r.json()["results"]
     assert kyle["case_id"] == ids["kyle"] and kyle["outcome"] == "differs" and kyle["same_path"] is False
     assert kyle["message"] == ("the draft would have gone to 'Information and advice given' at 'Screening route?' "
-                               "where the case went to 'Search the community directory'")
+                               "where the case went to 'Signposting'")
     assert joan["outcome"] == "same" and joan["same_path"] is True
     assert "Kyle" not in r.text  # a case's reference and path, never the person's details or answers
 
@@ -157,7 +157,7 @@ def test_the_trial_page_lists_recent_cases_and_reports_the_replay(world):
     assert done.status_code == 200
     assert "Different path" in done.text and "Same path" in done.text
     assert ("The draft would have gone to &#39;Information and advice given&#39; at &#39;Screening route?&#39; "
-            "where the case went to &#39;Search the community directory&#39;.") in done.text
+            "where the case went to &#39;Signposting&#39;.") in done.text
     never = client.post(f"/processes/drafts/{ids['changed']}/trial", data={
         "csrf_token": csrf, "action": "replay", "case": [str(ids["edward"])]})  # a case with no front door
     assert never.status_code == 200
@@ -235,6 +235,6 @@ def test_a_reviewer_replays_cases_and_runs_the_example_by_keyboard(world):
         assert path[0].startswith("Contact received") and path[-1].startswith("Signposting checked")
         diagram = page.locator("#example-diagram")
         page.wait_for_function("() => document.querySelector('#example-diagram').dataset.rendered === 'true'")
-        assert diagram.locator(".app-marker-done").count() == 14  # every step of the path, on the drawing
+        assert diagram.locator(".app-marker-done").count() == 17  # every step of the path, on the drawing
         run_axe(page, "test a draft with the example's path")
         context.close()

@@ -119,9 +119,9 @@ def test_automatic_steps_and_gateway_branches_are_on_the_path(journey):
     assert {"contact_received", "load_settings", "keep_person", "screen_contact", "route_gw",
             "end_referred_reablement"} <= set(fd["completed"])
     assert sorted(fd["branches"], key=lambda b: b["gateway"]) == [
-        {"gateway": "carer_gw", "flow": "f_no_carer", "target": "safeguarding_gw"},  # no carer asks for support
+        {"gateway": "carer_gw", "flow": "f_no_carer", "target": "carer_merge"},  # no carer asks for support
         {"gateway": "route_gw", "flow": "f_reablement", "target": "start_reablement"},
-        {"gateway": "safeguarding_gw", "flow": "f_no_concern", "target": "route_gw"}]  # no concern
+        {"gateway": "safeguarding_gw", "flow": "f_no_concern", "target": "concern_merge"}]  # no concern
     assert "f_reablement" in fd["flows"]
     reab = final["reablement"]
     assert {"flow": "f_needs_remain", "gateway": "needs_gw", "target": "start_needs_assessment"} in reab["branches"]

@@ -209,8 +209,8 @@ KYLE = {
 }
 CALLED_BACK = {"reached": True, "services_right": "yes", "further_help": "none"}
 SIGNPOSTED = ["contact_received", "load_settings", "record_contact", "keep_person", "note_contact", "screen_contact",
-              "carer_gw", "safeguarding_gw", "route_gw", "search_directory", "record_signposting", "wait_for_call_back",
-              "signposting_call_back", "end_signposted"]
+              "carer_gw", "carer_merge", "safeguarding_gw", "concern_merge", "route_gw", "signpost_merge",
+              "search_directory", "record_signposting", "wait_for_call_back", "signposting_call_back", "end_signposted"]
 
 
 @pytest.fixture
