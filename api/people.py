@@ -264,14 +264,11 @@ def _by_name(conn: Any, q: Query, hidden: list[int], dialect: str, *, wide: bool
     per_word = [_word_select(w, dialect, wide) for w in typed]
     both = per_word[0] if len(per_word) == 1 else intersect(*per_word)
     sub = both.subquery()
-    stmt = select(sub.c.case_id).distinct().order_by(sub.c.case_id.desc()).limit(CANDIDATES)
+    newest = select(sub.c.case_id).distinct().order_by(sub.c.case_id.desc()).limit(CANDIDATES)
     if hidden:
-        stmt = stmt.where(sub.c.case_id.not_in(hidden))
-    ids = [r.case_id for r in conn.execute(stmt)]
-    if not ids:
-        return []
-    rows = {r.case_id: r for r in conn.execute(select(*PERSON).where(_among(people.c.case_id, ids, dialect)))}
-    return [rows[i] for i in ids if i in rows]
+        newest = newest.where(sub.c.case_id.not_in(hidden))
+    # the people's rows in the same statement (no second read with a list of 400 case ids)
+    return conn.execute(select(*PERSON).where(people.c.case_id.in_(newest)).order_by(people.c.case_id.desc())).all()
 
 
 def _among(column: Any, ids: list[int], dialect: str) -> Any:
