@@ -101,13 +101,13 @@ carers_assessment             Assessment  as above with carer_eligibility; end: 
                                           start data) or else ``<case reference>-C<n>`` (one
                                           number per carer name in the case);
                                           cared_for_person_id = the case reference. A carer who
-                                          contacted us on their own (start data
-                                          carer_self_contact true): the case is the carer's, so
-                                          the local person id is the case reference (person
-                                          fields from the start data, then the case record) and
-                                          cared_for_person_id is the start data's
-                                          cared_for_person_id or empty; the front door Request
-                                          that started it is client type Carer too.
+                                          is the case's own person (by name: a carer who
+                                          contacted us about themselves): the local person id
+                                          is the case reference (person fields from the start
+                                          data, then the case record) and cared_for_person_id is
+                                          the start data's cared_for_person_id or empty; the
+                                          front door Request that started it is client type
+                                          Carer too.
 carers_support_plan           Service     the carer's: as carers_assessment (same local person
                                           id). Only once sign_off_carer_plan is completed with
                                           signed_off true; start: sign-off. Service type from the
@@ -944,9 +944,11 @@ def _carer_person(case: dict, evs: list[dict], iid: int, carer_ids: dict[str, st
     carer = _get(started, "data.data.person") if started is not None else _MISSING
     carer = carer if isinstance(carer, dict) else {}
     process_id = _get(started, "data.process_id") if started is not None else "carers_assessment"
-    if _get(started, "data.data.carer_self_contact") is True:
-        # a carer who came forward on their own: the case is the carer's, and the person cared for may not
-        # be known to us (a cared_for_person_id in the start data is used when it is)
+    data = (case or {}).get("data") or {}
+    if _same_name(carer.get("name"), (data.get("person") or {}).get("name") or data.get("name")):
+        # the carer is the case's own person (a carer who contacted us about themselves): the case is the
+        # carer's, and the person cared for may not be known to us (a cared_for_person_id in the start data is
+        # used when it is). A carer who called about themselves on the cared-for person's case is numbered below.
         own_id = carer.get("local_person_id") or carer.get("case_reference") or reference
         cared_for_id = _get(started, "data.data.cared_for_person_id")
         record = ((case or {}).get("data") or {}) if own_id == reference else {}
@@ -960,6 +962,10 @@ def _carer_person(case: dict, evs: list[dict], iid: int, carer_ids: dict[str, st
         own_id = carer_ids.setdefault(name, f"{reference}-C{len(carer_ids) + 1}")
     fields = _person([carer], own_id, f"case {reference}: {process_id} instance {iid} (the carer)")
     return {**fields, "client_type": CARER, "cared_for_person_id": reference}
+
+
+def _same_name(a: Any, b: Any) -> bool:
+    return bool(a) and " ".join(str(a).split()).casefold() == " ".join(str(b or "").split()).casefold()
 
 
 def _person(sources: list[dict], local_person_id: Any, where: str) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from tests.test_process_assessment_to_review import (
     letters,
     open_tasks,
     ras,
+    with_settings,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -230,12 +231,14 @@ def test_a_review_that_finds_the_carers_needs_changed_starts_a_new_carers_assess
         ("carers_support_plan", "2031-04-03", TO_REASSESSMENT), ("carers_assessment", None, None)]
 
 
-@pytest.mark.parametrize("months, review_day, in_words", [
-    (1, "2031-04-30", "30 April 2031"),  # 31 March + 1 month: the last day of April, a Wednesday
-    (2, "2031-06-02", "2 June 2031"),  # 31 May 2031 is a Saturday: the next working day
+@pytest.mark.parametrize("months, working_days, review_day, in_words", [
+    (1, True, "2031-04-30", "30 April 2031"),  # 31 March + 1 month: the last day of April, a Wednesday
+    (2, True, "2031-06-02", "2 June 2031"),  # 31 May 2031 is a Saturday: the next working day
+    (2, False, "2031-05-31", "31 May 2031"),  # a council that switched review_dates_on_working_days off
 ])
-def test_a_plan_signed_off_on_the_31st_is_reviewed_at_the_months_end_on_a_working_day(eng, months, review_day,
-                                                                                      in_words):
+def test_a_plan_signed_off_on_the_31st_is_reviewed_at_the_months_end_on_a_working_day(
+        eng, monkeypatch, months, working_days, review_day, in_words):
+    with_settings(monkeypatch, review_dates_on_working_days=working_days)
     cid = eng.start("carers_assessment", data={"person": SUSAN, "cared_for": "Peter Clarke"}).case_id
     complete(eng, cid, "assess_carer", carer_assessment("none"))  # eligible, needs met without money
     complete(eng, cid, "plan_carer_support", carer_plan(months=months))
@@ -355,6 +358,20 @@ def test_a_front_door_request_that_starts_a_carers_own_assessment_is_the_carers_
         ("front_door", "Carer", "Progress to Assessment"), ("carers_assessment", "Carer", None),
         ("front_door", "Service User", "Progress to Assessment"), ("needs_assessment", "Service User", None)]
     assert (rows[1]["local_person_id"], rows[1]["cared_for_person_id"]) == ("CASE-000007", None)
+
+    # Susan rings about herself on her father's case (the front door's "the caller cares for this person"):
+    # Peter's request, Susan's assessment with her own carer id
+    history = [
+        ev(1, 1, "instance.started", {"process_id": "front_door", "data": {"person": PETER},
+                                      "parent_instance_id": None}),
+        ev(2, 2, "instance.started", {"process_id": "carers_assessment", "parent_instance_id": 1, "data": {
+            "person": SUSAN, "cared_for": "Peter Clarke", "carer_self_contact": True}}),
+        ev(3, 1, "instance.child_started", {"process_id": "carers_assessment", "child_instance_id": 2}),
+        ev(4, 1, "instance.completed", {}),
+    ]
+    rows = cld.derive_cld_events({"reference": "CASE-000009", "data": {"person": PETER}}, history)
+    assert [(r["process_id"], r["client_type"], r.get("local_person_id"), r["cared_for_person_id"]) for r in rows] == [
+        ("front_door", "Service User", None, None), ("carers_assessment", "Carer", "CASE-000009-C1", "CASE-000009")]
 
 
 # ---------------------------------------------------------------- the start data, checked
