@@ -182,23 +182,6 @@ equipment                     Service     only once delivery and installation ar
                                           delivery recorded; open (Provision of service) until
                                           the case is closed. No row when nothing was delivered
                                           (the process ended before).
-urgent_response               Service     only once the reablement team's rapid response visit
-                                          is recorded (rapid_response completed): Short Term
-                                          Support: Other Short Term, CASSR Commissioned support;
-                                          start: the visit recorded; end: instance completed (the
-                                          letter, same step). Outcome from the visit's onward
-                                          route: reablement -> Progress to Reablement/ST-Max;
-                                          needs_assessment -> Progress to Assessment; close ->
-                                          Service ended as planned. An urgent assessment by a
-                                          social worker has no row of its own (the request that
-                                          led to it and the needs assessment it starts have).
-equipment                     Service     only once delivery and installation are recorded
-                                          (record_delivery completed): Short Term Support:
-                                          Ongoing Low Level (equipment, telecare, minor
-                                          adaptations), CASSR Commissioned support; start: the
-                                          delivery recorded; open (Provision of service) until
-                                          the case is closed. No row when nothing was delivered
-                                          (the process ended before).
 ============================  ==========  =====================================================
 
 Not mapped (no CLD row): safeguarding (reported in the Safeguarding Adults Collection, not CLD; a
