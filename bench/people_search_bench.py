@@ -1,9 +1,12 @@
 """The front door's candidate search (api/people.py) over 200,000 people (issue 10, item 7).
 
 Run with `.venv/bin/python -m bench.people_search_bench` (SQLite) and add `--pg
-postgresql://postgres@127.0.0.1:5432/test` for PostgreSQL too (a throwaway schema each). The cases and
-their `people` / `person_name_keys` rows are loaded in bulk with the same code that keeps them in step
-(handlers/people.py `rows_for`), not by running processes. Names follow a skewed spread like a
+postgresql://postgres@127.0.0.1:5432/test` for PostgreSQL too (a throwaway schema each, or with
+`--reuse` one kept and reused: a schema `bench_people_N`, a temporary SQLite file). `--against REVISION`
+also times api/people.py as it was at a git revision, alternating search by search, so both meet the
+same load. The cases and their `people` / `person_name_keys` / (SQLite) `person_name_slips` rows are
+loaded in bulk with the same code that keeps them in step (handlers/people.py `rows_for`,
+`slip_rows`), not by running processes. Names follow a skewed spread like a
 council's: 120 given names and 150 common family names drawn with Zipf-like weights (the commonest
 given name on about 1 in 25 people, the commonest family name on about 1 in 70), and 40% of people
 with a rarer family name made of syllables.
@@ -12,8 +15,9 @@ Each search is `find_people` as the front door calls it (the people table's cand
 with rapidfuzz and the sound keys, whether each case is open, and the access log rows written for
 every case shown), for a person picked at random and typed as an advisor might: with a slip of the
 keys (a swapped, dropped or doubled letter), spelt another way ("Kathryn" for "Catherine"), given and
-family names the other way round, or only the first letters. Timed per kind over `--searches` calls;
-the goal is p95 < 100 ms. Results are printed and saved under bench/results/.
+family names the other way round, only the first letters, or with a slip in the first three
+letters of the family name (a letter changed, dropped, added, or two swapped). Timed per kind over
+`--searches` calls; the goal is p95 < 100 ms. Results are printed and saved under bench/results/.
 """
 
 from __future__ import annotations

@@ -194,3 +194,26 @@ def test_the_migration_fills_the_search_keys_of_people_recorded_before_it(db_url
             assert "search_keys" not in [c["name"] for c in conn.dialect.get_columns(conn, "people")]
     finally:
         db.dispose()
+
+
+def test_the_front_door_finds_a_first_letter_slip_and_logs_what_it_shows(db_url):
+    """Through the web API, as the advisor uses it: Find a person and the intake search."""
+    from api.access import access_log
+    from tests.front_door_world import as_role, build
+
+    eng, app, ppl = build(db_url)
+    try:
+        only_slip_keys_can_find("Vlarke", "Clarke")
+        s = as_role(app, "front_door_advisor")
+        # both Edith Clarkes (one slip from each); Edward Clarkson is not an Edith
+        found = s.get("/api/people", params={"q": "Edith Vlarke"}).json()["results"]
+        assert {x["case_id"] for x in found} == {ppl["edith"], ppl["edith2"]}
+        assert "family name “Clarke” is spelt like “Vlarke”" in found[0]["why"]
+        r = s.post("/api/contacts/search", {"name": "Edith Vlarke", "date_of_birth": "1944-03-27"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["results"][0]["case_id"] == ppl["edith"] and body["possible_duplicates"] == [ppl["edith"]]
+        assert [a["action"] for a in access_log(eng, ppl["edith"])] == ["search", "search"]
+        assert access_log(eng, ppl["edward"]) == []
+    finally:
+        eng.db.dispose()
