@@ -51,7 +51,7 @@ from sqlalchemy import (
 from engine.schema import cases, instances, people, person_name_keys, person_name_slips
 from handlers.people import SLIP_PREFIX, fold, name_parts, nfc_name, slip_keys, sound_keys
 
-CANDIDATES = 400  # people by name scored at most (the most name parts matched first)
+CANDIDATES = 400  # people by name scored at most (the newest cases first)
 SPELT_LIKE = 0.75  # Damerau-Levenshtein similarity from which a word is a slip of another
 OPEN_STATUSES = ("running", "waiting", "error")
 
@@ -243,7 +243,7 @@ def _by_name_pg(q: Query, hidden: list[int], *, wide: bool = False) -> Any:
     """PostgreSQL: the statement for `_by_name`."""
     typed = list(dict((w.folded, w) for w in q.words).values())
     # one read of the GIN index on string_to_array(search_keys, ' ') (migration 0008): the people
-        # with a key of every word typed
+    # with a key of every word typed
     keys = func.string_to_array(people.c.search_keys, literal_column("' '"))
     stmt = select(*PERSON).where(
         *[keys.op("&&")(bindparam(f"w{i}", word_keys(w, wide=wide), type_=ARRAY(Text)))
