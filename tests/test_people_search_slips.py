@@ -217,3 +217,27 @@ def test_the_front_door_finds_a_first_letter_slip_and_logs_what_it_shows(db_url)
         assert access_log(eng, ppl["edward"]) == []
     finally:
         eng.db.dispose()
+
+
+def test_postgresql_reads_the_candidates_from_the_gin_index(pg_url):
+    """The statement matches the index expression (string_to_array(search_keys, ' ') with a literal
+    space), and the newest 400 are taken after the index read, not by walking the primary key
+    backwards and testing every person (what the planner chose, 3.8 s over 200,000 people, before
+    the MATERIALIZED)."""
+    from api.people import _by_name_pg
+
+    engine = Engine(pg_url, registry=load_registry("handlers"))
+    engine.init(simulated_start=START)
+    try:
+        for p in PEOPLE.values():
+            engine.create_case(p["name"], {"person": dict(p)})
+        stmt = _by_name_pg(Query.of("Peter Lohnson"), [])
+        compiled = stmt.compile(engine.db.engine)
+        with engine.db.engine.connect() as conn:
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a few rows: force the planner's choice
+            plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + str(compiled), compiled.params))
+            assert [r.name for r in conn.execute(stmt)] == ["Peter Johnson"]
+        assert "Bitmap Index Scan on ix_people_search_keys" in plan, plan
+        assert "pk_people" not in plan, plan
+    finally:
+        engine.db.dispose()
