@@ -275,6 +275,39 @@ def test_add_months_refuses_what_is_not_a_zoned_time_and_a_whole_number_of_month
         add_months(start, months)
 
 
+@pytest.mark.parametrize("willing, able, plan_signed_off, review", [
+    ("no", "yes", True, True),  # Susan will not go on caring: Peter's plan counts on her
+    ("yes", "no", True, True),  # she cannot
+    ("yes_with_support", "not_sure", True, False),  # she will, with support: no review
+    (None, None, True, False),  # not asked
+    ("no", "no", False, False),  # no signed-off plan to review yet
+])
+def test_a_carer_who_will_not_or_cannot_go_on_caring_starts_a_carer_related_review_of_the_plan(
+        eng, willing, able, plan_signed_off, review):
+    from tests.test_process_assessment_to_review import to_plan
+
+    if plan_signed_off:
+        cid = to_plan(eng)  # Peter, eligible, plan signed off
+    else:
+        cid = eng.start("needs_assessment", data={"name": PETER["name"], "person": PETER}).case_id
+    eng.update_case_record(cid, {"person": PETER}, actor="sw", reason="recorded at the contact")
+    eng.start("carers_assessment", case_id=cid, actor="sw",
+              data={"person": SUSAN, "cared_for": "Peter Clarke", "carer_self_contact": False})
+    answers = {k: v for k, v in (("willing_to_continue", willing), ("able_to_continue", able)) if v}
+    complete(eng, cid, "assess_carer", {**carer_assessment(), **answers})
+    reviews = started(eng, cid, "review")
+    requested = [r for r in reviews if r.get("review_reason") == "Carer related"]
+    if review:
+        assert requested == [{"review_reason": "Carer related", "review_requested_by": "carer",
+                              "review_request_note": "Carer's assessment: Susan Clarke is not willing or not able "
+                                                     "to go on caring as before"}]
+        assert ("review_plan", "social_work") in tasks_by_team(eng, cid)
+    else:
+        assert requested == []
+    # the carer's own route goes on either way: eligible, so her support plan
+    assert ("plan_carer_support", "social_work") in tasks_by_team(eng, cid)
+
+
 # ---------------------------------------------------------------- not eligible: information and advice
 
 
