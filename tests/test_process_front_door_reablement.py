@@ -120,7 +120,7 @@ def start_reablement_from_front_door(eng, form=LIKELY_ELIGIBLE):
 def test_kyle_is_signposted_and_called_back_after_14_days(eng):
     res, step = start_front_door(eng, KYLE)
     assert step.status == "waiting"
-    assert handlers_called(eng, res.case_id) == [("load_settings", "local_settings"),
+    assert handlers_called(eng, res.case_id) == [("contact_received", "local_settings"),  # a start input
                                                   ("search_directory", "search_directory"),
                                                   ("record_signposting", "record_signposting")]
     snap = eng.instance_snapshot(res.instance_id)
@@ -174,7 +174,7 @@ def test_no_needs_and_not_likely_eligible_ends_with_information_and_advice(eng):
     assert step.status == "completed" and step.started_instances == []
     data = eng.instance_snapshot(res.instance_id)["data"]
     assert data["screening_route"] == "information_and_advice"
-    assert handlers_called(eng, res.case_id) == [("load_settings", "local_settings")]
+    assert handlers_called(eng, res.case_id) == [("contact_received", "local_settings")]
     assert cld_rows(eng, res.case_id) == [("Request", DAY0, DAY0, INFORMATION_ADVICE)]
 
 
