@@ -372,6 +372,50 @@ def test_a_carer_who_contacts_on_their_own_is_assessed_and_planned_on_their_own_
     assert replay_case(eng, cid).ok
 
 
+@pytest.mark.parametrize("who", ["the person is the carer", "the caller cares for the person"])
+def test_from_the_front_door_a_carer_asking_for_themselves_is_assessed_planned_and_reported_as_the_carer(
+        db_url, who):
+    """The front door's hand-over (H1's start data) carried through to the carer's plan and the CLD rows."""
+    from tests.test_front_door_routes import MARY, contact, front_door
+    from tests.test_front_door_routes import PROCESSES as FRONT_DOOR
+
+    eng = Engine(db_url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
+    eng.init(simulated_start=START)
+    eng.deploy([ROOT / "processes" / name for name in FRONT_DOOR])
+    try:
+        if who == "the person is the carer":  # Sue rings about herself; the brother she cares for is not named
+            form = contact(caller_name="Sue Patel", caller_relationship="self", caller_organisation="",
+                           person_name="Sue Patel", person_age=58, person_address="2 Canal Row, Eastham",
+                           person_area="east", reason="Cares for her brother, who does not want us involved",
+                           carer_support_asked="person", carer_relationship="sister")
+            carer, own_id, cared_for_id, request_client = "Sue Patel", "CASE-000001", None, "Carer"
+        else:  # Mary rings about her mother Joan, and asks for support for herself
+            form = contact(**MARY, reason="Mary is exhausted caring for her mother at night")
+            carer, own_id, cared_for_id, request_client = "Mary Barker", "CASE-000001-C1", "CASE-000001", "Service User"
+        res, _step = front_door(eng, form)
+        cid = res.case_id
+        assert ("assess_carer", "social_work") in tasks_by_team(eng, cid)
+        complete(eng, cid, "assess_carer", {**carer_assessment("low"), **CARER_QUESTIONS})
+        assert letters(eng, cid, "eligibility_letter")[-1].count(f"Dear {carer}") == 1
+        complete(eng, cid, "plan_carer_support", carer_plan(held_by="cared_for"))
+        complete(eng, cid, "sign_off_carer_plan", {"signed_off": True}, actor="manager")
+        plan = eng.get_case(cid)["data"]["carer_support_plan"]
+        # Sue is the case's own person: always her own budget. On Joan's case the worker's choice is kept (the
+        # council adds carer support to a cared-for person's budget; the team manager checks it at sign-off)
+        assert plan["budget"]["funded_by"] == ("carers_personal_budget" if cared_for_id is None
+                                               else "cared_for_personal_budget")
+        rows = cld_full(eng, cid)
+        request = [r for r in rows if r["event_type"] == "Request"]
+        assert [r["client_type"] for r in request] == [request_client]
+        carer_rows = [r for r in rows if r["process_id"] in ("carers_assessment", "carers_support_plan")]
+        assert [(r["event_type"], r["client_type"], r["local_person_id"], r["cared_for_person_id"])
+                for r in carer_rows] == [(ASSESSMENT, "Carer", own_id, cared_for_id),
+                                         (SERVICE, "Carer", own_id, cared_for_id)]
+        assert replay_case(eng, cid).ok
+    finally:
+        eng.db.dispose()
+
+
 def test_a_front_door_request_that_starts_a_carers_own_assessment_is_the_carers_request():
     def ev(seq, iid, type_, data):
         return {"seq": seq, "instance_id": iid, "type": type_, "at": "2031-03-03T09:00:00+00:00", "data": data}
