@@ -213,9 +213,14 @@ def test_a_case_goes_from_first_contact_to_its_first_review_in_the_browser(serve
         worker.goto(f"{base}/tasks?view=team")
         assert "Review support plan" not in worker.locator("main").inner_text()
         assert "Welcome" not in worker.locator("main").inner_text()
-        eng.advance_clock(timedelta(days=42))
+        # 42 days after sign-off is Sunday 4 May 2031 and Monday 5 May the early May bank holiday: reviews
+        # fall on working days, so the first review opens on Tuesday 6 May (day 44), not before
+        eng.advance_clock(timedelta(days=43))
+        worker.goto(f"{base}/tasks?view=team")
+        assert "Review support plan" not in worker.locator("main").inner_text()
+        eng.advance_clock(timedelta(days=1))
         due = _claim_from_team_queue(worker, base, "Review support plan", reference)
-        assert due == "18 May 2031", due  # signed off 23 March: escalates at first_review_latest (8 weeks)
+        assert due == "19 May 2031", due  # signed off 23 March: 8 weeks is Sunday 18 May, so Monday 19 May
 
         # the coordinator's reablement team does not see the review
         coordinator.goto(f"{base}/tasks?view=team")
