@@ -228,10 +228,9 @@ def keep_in_step(conn: Any, case_id: int) -> None:
         conn.execute(insert(person_name_slips), slips)
 
 
-def fill(conn: Any, batch: int = 2000, *, all_keys: bool = False) -> int:
+def fill(conn: Any, batch: int = 2000) -> int:
     """Write the people rows of every case (migration 0007, which adds the tables); returns how many.
-    Migration 0007 writes neither `search_keys` nor the slip keys (`all_keys`): migration 0008 adds them
-    (`fill_search_keys`)."""
+    Without `search_keys` and the slip keys: migration 0008 adds them after (`fill_search_keys`)."""
     import json
 
     done, last = 0, 0
@@ -244,17 +243,13 @@ def fill(conn: Any, batch: int = 2000, *, all_keys: bool = False) -> int:
         for c in chunk:
             row, ks = rows_for(c.id, c.title, json.loads(c.data))
             if row is not None:
-                if not all_keys:
-                    row.pop("search_keys")
+                row.pop("search_keys")  # not a column yet at migration 0007
                 rows.append(row)
                 keys.extend(ks)
         if rows:
             conn.execute(insert(people), rows)
         if keys:
             conn.execute(insert(person_name_keys), keys)
-        slip_keyed = slip_rows(keys) if all_keys and slips_kept(conn) else []
-        if slip_keyed:
-            conn.execute(insert(person_name_slips), slip_keyed)
         done += len(rows)
         last = chunk[-1].id
 
