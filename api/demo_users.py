@@ -16,7 +16,7 @@ from .auth import ROLES, create_user, users
 DEMO_TEAMS: dict[str, list[str]] = {
     "front_door_advisor": ["front_door"],
     "social_worker": ["social_work"],
-    "occupational_therapist": ["reablement"],
+    "occupational_therapist": ["reablement", "social_work"],  # reablement, and equipment/adaptation assessments
     "reablement_coordinator": ["reablement"],
     "team_manager": ["team_manager"],
     "finance_officer": ["finance"],
@@ -26,8 +26,12 @@ DEMO_TEAMS: dict[str, list[str]] = {
 }
 
 
-# more demo users with a role someone already has: username -> role
-EXTRA_USERS: dict[str, str] = {"process-owner-2": "process_owner"}
+# more demo users with a role someone already has: username -> (role, teams; None = the role's demo teams)
+EXTRA_USERS: dict[str, tuple[str, list[str] | None]] = {
+    "process-owner-2": ("process_owner", None),
+    "safeguarding-lead": ("social_worker", ["safeguarding"]),  # the safeguarding team's triage and enquiries
+    "hospital-social-worker": ("social_worker", ["hospital_team"]),  # discharge referrals
+}
 
 
 def demo_username(role: str) -> str:
@@ -50,10 +54,10 @@ def create_demo_users(engine: Any) -> list[str]:
         create_user(engine, name, demo_password(role), display_name=f"Demo {role.replace('_', ' ')}",
                     roles=[role], teams=DEMO_TEAMS[role])
         added.append(name)
-    for name, role in EXTRA_USERS.items():
+    for name, (role, teams) in EXTRA_USERS.items():
         if name in existing:
             continue
-        create_user(engine, name, demo_password(role), display_name=f"Demo {role.replace('_', ' ')} (second)",
-                    roles=[role], teams=DEMO_TEAMS[role])
+        create_user(engine, name, demo_password(role), display_name=f"Demo {name.replace('-', ' ')}",
+                    roles=[role], teams=DEMO_TEAMS[role] if teams is None else teams)
         added.append(name)
     return added

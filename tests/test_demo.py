@@ -66,3 +66,20 @@ def _usernames(url):
         names = [r[0] for r in conn.execute(text("SELECT username FROM users"))]
     e.dispose()
     return names
+
+
+def test_every_team_a_diagram_gives_work_to_has_a_demo_worker_who_can_do_it():
+    """A new user trying `make run` can reach every user task: the OT's equipment assessment (social work
+    team) included. Fails if a team in a shipped diagram has no demo worker in it."""
+    import re as _re
+
+    from api.demo_users import DEMO_TEAMS, EXTRA_USERS
+
+    teams_of_workers = {t for ts in DEMO_TEAMS.values() for t in ts}
+    teams_of_workers |= {t for _role, ts in EXTRA_USERS.values() for t in (ts or [])}
+    wanted = set()
+    for path in sorted((ROOT / "processes").glob("*.bpmn")):
+        for groups in _re.findall(r'candidateGroups="([^"]+)"', path.read_text()):
+            wanted |= {g.strip() for g in groups.split(",")}
+    assert wanted and wanted <= teams_of_workers, sorted(wanted - teams_of_workers)
+    assert "social_work" in DEMO_TEAMS["occupational_therapist"]  # equipment and adaptations are OT work
