@@ -306,7 +306,7 @@ def plan_and_budget(rec: Loaded) -> dict[str, Any]:
         if ver is not None and ver.process_id in ("review", "direct_payment_review"):
             next_review = {"what": ver.name, "due_at": t["due_at"], "text": long_day(t["due_at"])}
             break
-    out: dict[str, Any] = {"plan": None, "budget": None, "next_review": next_review}
+    out: dict[str, Any] = {"plan": None, "budget": None, "next_review": next_review, "carers": carers(rec)}
     if plan is not None:
         pb = plan.get("personal_budget") or {}
         review = plan.get("review") or {}
@@ -339,6 +339,43 @@ def plan_and_budget(rec: Loaded) -> dict[str, Any]:
             "at": budget_at,
         }
     return out
+
+
+CARER_FUNDED_BY = {"cared_for_personal_budget": "part of the cared-for person's personal budget",
+                   "carers_personal_budget": "the carer's own personal budget"}
+
+
+def carers(rec: Loaded) -> list[dict[str, Any]]:
+    """Each carer assessed on this case: the latest decision, and the latest carer's support plan once signed
+    off, with its next review — read from what the carer's processes kept on the case (the history's
+    case.updated events of keep_carer_decision and keep_carer_plan), so running processes show too."""
+    found: dict[str, dict[str, Any]] = {}
+    status = {i["id"]: i["status"] for i in rec.instances}
+
+    def entry(name: str) -> dict[str, Any]:
+        return found.setdefault(" ".join(name.split()).casefold(), {"name": name, "decision": None, "plan": None})
+
+    for e in rec.history:  # oldest first: a later decision or plan of the same carer wins
+        if e["type"] != "case.updated" or not isinstance(e.get("data"), dict):
+            continue
+        kept = (e["data"].get("data") or {}) if isinstance(e["data"].get("data"), dict) else {}
+        decision, plan = kept.get("carer_assessment"), kept.get("carer_support_plan")
+        if isinstance(decision, dict) and decision.get("carer"):
+            entry(str(decision["carer"]))["decision"] = {
+                "eligible": bool(decision.get("eligible")), "day": long_day(decision.get("decided_at")),
+                "level": humanise(str(decision.get("support_level") or ""))}
+        if isinstance(plan, dict) and plan.get("carer") and plan.get("signed_off_at"):
+            budget = plan.get("budget") if isinstance(plan.get("budget"), dict) else {}
+            due = next((t["due_at"] for t in rec.timers if t["instance_id"] == e.get("instance_id")), None)
+            entry(str(plan["carer"]))["plan"] = {
+                "signed_off": long_day(plan.get("signed_off_at")),
+                "amount": money(budget["amount"]) if budget.get("amount") is not None else "",
+                "held": CARER_FUNDED_BY.get(budget.get("funded_by"), ""),
+                "coordinating_worker": show_value(None, plan.get("coordinating_worker")),
+                "next_review": long_day(due) if due else "",
+                "ended": status.get(e.get("instance_id")) in ("completed", "cancelled"),
+            }
+    return list(found.values())
 
 
 # ---------------------------------------------------------------------- where each process stands

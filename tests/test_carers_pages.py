@@ -18,7 +18,7 @@ from engine.registry import load_registry
 from engine.runtime import Engine
 from tests.browser import launch, live_server, run_axe, sign_in
 from tests.case_helpers import cld_full
-from tests.test_carers import ANN, PROCESSES
+from tests.test_carers import ANN, PROCESSES, carer_plan
 from tests.test_process_assessment_to_review import PETER, carer_assessment, complete, open_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,4 +154,12 @@ def test_a_social_worker_starts_susans_assessment_from_peters_record_and_plans_h
         assert "The carer&#39;s budget" in page.content() or "The carer's budget" in page.inner_text("main")
         assert "£600.00" in page.inner_text("main")  # the budget the plan is for, shown above the questions
         run_axe(page, "plan the carer's support")
+
+        complete(eng, peter, "plan_carer_support", carer_plan(months=6), actor=SW)
+        complete(eng, peter, "sign_off_carer_plan", {"signed_off": True}, actor=demo_username("team_manager"))
+        page.goto(f"{base}/cases/{peter}")
+        carers = page.get_by_label("Carer Susan Clarke").inner_text()
+        assert "Eligible for support as a carer, decided on 3 March 2031 (support needed: moderate)" in carers
+        assert "£600.00 a year, the carer's own personal budget" in carers and "next review 3 September 2031" in carers
+        run_axe(page, "case record with the carer's plan")
         ctx.close()
