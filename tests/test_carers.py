@@ -497,3 +497,54 @@ def test_the_carer_is_asked_their_own_words_willingness_ability_and_wishes_for_w
     with pytest.raises(ValidationError) as err:
         form.validate("carers_assessment", {**carer_assessment(), "willing_to_continue": "maybe"})
     assert [e["field"] for e in err.value.errors] == ["willing_to_continue"]
+
+
+# ---------------------------------------------------------------- the carer's handlers refuse bad input, naming it
+
+
+def _ctx():
+    from engine.registry import HandlerContext
+
+    return HandlerContext(case_id=1, instance_id=1, process_id="carers_support_plan", element_id="x", now=START,
+                          case_reference="CASE-000001")
+
+
+def _plan(**changes) -> dict:
+    plan = {**carer_plan(), "carer": "Susan Clarke", "cared_for": "Peter Clarke", "first_review": "2031-09-03",
+            "signed_off_at": START.isoformat(),
+            "budget": {"amount": "600.00", "weekly_amount": "11.54", "support_level": "moderate",
+                       "funded_by": "carers_personal_budget"}}
+    plan.update(changes)
+    return plan
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"money_management": "cash"}, "plan.money_management must be one of"),
+    ({"support_type": "holiday"}, "plan.support_type must be one of"),
+    ({"budget": {"amount": "600.00", "weekly_amount": "11.54", "funded_by": "the council"}},
+     "plan.budget.funded_by must be one of"),
+    ({"budget": None}, "plan.budget must be an object"),
+])
+def test_the_carers_plan_letter_refuses_a_plan_it_cannot_explain_naming_the_field(changes, message):
+    from handlers.letters import carer_support_plan_letter
+
+    assert "Your personal budget as a carer is £600.00" in carer_support_plan_letter(_ctx(), SUSAN, _plan())["body"]
+    with pytest.raises(ValueError, match=message):
+        carer_support_plan_letter(_ctx(), SUSAN, _plan(**changes))
+    without = _plan()
+    del without["contingency_plan"]  # a letter never goes out with a blank where the emergency plan should be
+    with pytest.raises(ValueError, match="missing field 'plan.contingency_plan'"):
+        carer_support_plan_letter(_ctx(), SUSAN, without)
+
+
+def test_the_advice_letter_needs_the_advice_and_the_budget_needs_a_known_level():
+    from handlers.carers import carer_personal_budget
+    from handlers.letters import eligibility_letter
+
+    decision = {"eligible": False, "regulation": "Care and Support (Eligibility Criteria) Regulations 2015, "
+                "regulation 3", "outcomes": [], "explanation": "Not eligible."}
+    with pytest.raises(ValueError, match="advice.information_given"):
+        eligibility_letter(_ctx(), SUSAN, decision, advice={"information_given": "  "})
+    with pytest.raises(ValueError, match="support_level must be one of none, low, moderate, high"):
+        carer_personal_budget(_ctx(), "very_high")
+    assert carer_personal_budget(_ctx(), "high")["amount"] == "1200.00"
