@@ -308,6 +308,31 @@ def test_a_carer_who_will_not_or_cannot_go_on_caring_starts_a_carer_related_revi
     assert ("plan_carer_support", "social_work") in tasks_by_team(eng, cid)
 
 
+def test_a_carers_review_not_done_in_time_goes_to_the_team_manager_and_keeps_its_due_date(eng):
+    cid = eng.start("carers_assessment", data={"person": SUSAN, "cared_for": "Peter Clarke"}).case_id
+    complete(eng, cid, "assess_carer", carer_assessment("low"))
+    complete(eng, cid, "plan_carer_support", carer_plan(months=1))
+    complete(eng, cid, "sign_off_carer_plan", {"signed_off": True}, actor="manager")
+    eng.advance_clock(to=datetime(2031, 4, 3, 9, 0, tzinfo=timezone.utc))
+    [review] = open_tasks(eng, cid)
+    assert review["element_id"] == "review_carer_plan"
+    # due after the grace period (timescales.json review_overdue_grace, P14D): the inbox shows it
+    assert review["due_at"] == datetime(2031, 4, 17, 9, 0, tzinfo=timezone.utc)
+    eng.advance_clock(to=datetime(2031, 4, 17, 8, 59, tzinfo=timezone.utc))
+    assert tasks_by_team(eng, cid) == [("review_carer_plan", "social_work")]
+    eng.advance_clock(timedelta(minutes=1))
+    assert tasks_by_team(eng, cid) == [("carer_review_overdue", "team_manager"), ("review_carer_plan", "social_work")]
+    assert fired(eng, cid)[-1] == "carer_review_overdue_timer"
+    [still] = [t for t in open_tasks(eng, cid) if t["element_id"] == "review_carer_plan"]
+    assert still["due_at"] == review["due_at"]  # an escalated task keeps its due date
+    complete(eng, cid, "carer_review_overdue", {"action_taken": "Reallocated to a senior practitioner"},
+             actor="manager")
+    complete(eng, cid, "review_carer_plan", {"carer_views": "Fine", "outcomes_achieved": "fully",
+                                             "willing_and_able": "yes", "next_step": "continue", "reason": "Working"})
+    assert open_tasks(eng, cid) == []
+    assert timers_set(eng, cid)[-1] == ("wait_carer_review", "2031-05-19T09:00:00.000000+00:00")  # 17 May: a Saturday
+
+
 # ---------------------------------------------------------------- not eligible: information and advice
 
 
