@@ -142,6 +142,13 @@ support_plan                  Service     only once sign_off_plan is completed w
                                           that service started, or not a date, is a
                                           CldDataError; a date on or after a later plan's
                                           sign-off is left to that plan.
+(carers_support_plan)         Review      one row per carer's review done (review_carer_plan
+                                          completed; it repeats in one instance): the carer's
+                                          (as the Service row), Planned; start: the review task
+                                          ready; end: completed. next_step continue -> No change
+                                          in package; reassess -> Progress to Re-assessment /
+                                          Unplanned Review; end -> NFA – Support ended: other
+                                          reason.
 review                        Review      only once review_plan is completed. Review reason from
                                           the start data's review_reason: Planned (scheduled
                                           cycle; also when absent, as in histories written
@@ -704,6 +711,10 @@ def derive_cld_events(case: dict, events: list[dict]) -> list[dict]:
         _apply_delivery_changes(rows, by_instance, process_of)
     except CldDataError as exc:
         raise CldDataError(f"case {(case or {}).get('reference') or '?'}: {exc}") from None
+    try:
+        rows += _carer_reviews(by_instance, process_of)
+    except CldDataError as exc:
+        raise CldDataError(f"case {(case or {}).get('reference') or '?'}: {exc}") from None
     _end_at_closure(rows, closures)
     carer_ids: dict[str, str] = {}
     # a contact from a carer about their own needs (the front door started a carer's assessment with
@@ -722,6 +733,43 @@ def derive_cld_events(case: dict, events: list[dict]) -> list[dict]:
         elif row["event_type"] == REQUEST and row["instance_id"] in carer_requests:
             row["client_type"] = CARER
     rows.sort(key=lambda r: (r["event_start_at"] or "", r["instance_id"]))
+    return rows
+
+
+# a carer's review (carers_support_plan: review_carer_plan's next_step) -> the CLD outcome of its Review row
+CARER_REVIEW_OUTCOMES = {
+    "continue": NO_CHANGE_IN_PACKAGE,
+    "reassess": PROGRESS_TO_REASSESSMENT,
+    "end": NFA_SUPPORT_ENDED,
+}
+
+
+def _carer_reviews(by_instance: dict[int, list[dict]], process_of: dict[int, str]) -> list[dict]:
+    """One Review row per carer's review done (carers_support_plan's review_carer_plan, which repeats within one
+    instance): planned, from the review task becoming ready to its completion, the carer's (person fields from
+    the plan's start data, as its Service row)."""
+    rows = []
+    for iid, evs in by_instance.items():
+        if process_of.get(iid) != "carers_support_plan":
+            continue
+        ready = None
+        for e in evs:
+            if e["type"] == "task.ready" and _get(e, "data.element_id") == "review_carer_plan":
+                ready = e
+            elif e["type"] == "task.completed" and _get(e, "data.element_id") == "review_carer_plan":
+                step = _get(e, "data.data.next_step")
+                if step not in CARER_REVIEW_OUTCOMES:
+                    raise CldDataError(f"carers_support_plan instance {iid}: next_step {step!r} (history event "
+                                       f"{e['seq']}) is not one of {', '.join(CARER_REVIEW_OUTCOMES)}")
+                start = ready or e
+                rows.append({
+                    "event_type": REVIEW, "event_start": _day(start["at"]), "event_end": _day(e["at"]),
+                    "outcome": CARER_REVIEW_OUTCOMES[step], "route_of_access": None, "service_type": None,
+                    "delivery_mechanism": None, "review_reason": PLANNED_REVIEW, "review_type": PLANNED_REVIEW,
+                    "client_type": CARER, "cared_for_person_id": None, "process_id": "carers_support_plan",
+                    "instance_id": iid, "source_event_seq": sorted({start["seq"], e["seq"]}),
+                    "event_start_at": start["at"], "event_end_at": e["at"], "_trigger_seq": e["seq"]})
+                ready = None
     return rows
 
 

@@ -178,9 +178,12 @@ def test_a_carer_is_assessed_and_supported_even_when_the_person_cared_for_is_not
     assert [(r["event_type"], r["event_start"], r["event_end"], r["outcome"], r["client_type"]) for r in rows] == [
         (ASSESSMENT, "2031-03-03", "2031-03-03", NFA_NO_SERVICES, "Service User"),
         (ASSESSMENT, "2031-03-03", "2031-03-03", TO_SUPPORT_PLANNING, "Carer"),
-        (SERVICE, "2031-03-03", "2032-03-03", ENDED_AS_PLANNED, "Carer")]
+        (SERVICE, "2031-03-03", "2032-03-03", ENDED_AS_PLANNED, "Carer"),
+        ("Review", "2031-09-03", "2031-09-03", "No change in package", "Carer"),
+        ("Review", "2032-03-03", "2032-03-03", "NFA – Support ended: other reason", "Carer")]
     service = rows[2]
     assert (service["service_type"], service["delivery_mechanism"]) == (cld.CARER_DIRECT, cld.DIRECT_PAYMENT)
+    assert {(r["review_reason"], r["review_type"]) for r in rows[3:]} == {("Planned", "Planned")}
     # Susan keeps one id in Peter's case for her assessment and her service
     assert {(r["local_person_id"], r["cared_for_person_id"]) for r in rows[1:]} == {("CASE-000001-C1", "CASE-000001")}
     # an auditor's replay computes the same (the start check and the review dates are expression functions)
@@ -228,7 +231,8 @@ def test_a_review_that_finds_the_carers_needs_changed_starts_a_new_carers_assess
                                                          "carer_self_contact": False}
     assert [(r["process_id"], r["event_end"], r["outcome"]) for r in cld_full(eng, cid)] == [
         ("carers_assessment", "2031-03-03", TO_SUPPORT_PLANNING),
-        ("carers_support_plan", "2031-04-03", TO_REASSESSMENT), ("carers_assessment", None, None)]
+        ("carers_support_plan", "2031-04-03", TO_REASSESSMENT), ("carers_support_plan", "2031-04-03", TO_REASSESSMENT),
+        ("carers_assessment", None, None)]  # the assessment, the service and the carer's review, then the new one
 
 
 @pytest.mark.parametrize("months, working_days, review_day, in_words", [
@@ -573,3 +577,18 @@ def test_the_advice_letter_needs_the_advice_and_the_budget_needs_a_known_level()
     with pytest.raises(ValueError, match="support_level must be one of none, low, moderate, high"):
         carer_personal_budget(_ctx(), "very_high")
     assert carer_personal_budget(_ctx(), "high")["amount"] == "1200.00"
+
+
+def test_a_carers_review_with_a_next_step_outside_the_list_is_a_cld_error_naming_it():
+    def ev(seq, type_, data):
+        return {"seq": seq, "instance_id": 5, "type": type_, "at": "2031-09-03T09:00:00+00:00", "data": data}
+
+    history = [ev(1, "instance.started", {"process_id": "carers_support_plan", "data": {"person": SUSAN}}),
+               ev(2, "task.ready", {"element_id": "review_carer_plan"}),
+               ev(3, "task.completed", {"element_id": "review_carer_plan", "data": {"next_step": "pause"}})]
+    with pytest.raises(cld.CldDataError, match=r"case CASE-000001: carers_support_plan instance 5: next_step 'pause' "
+                                               r"\(history event 3\) is not one of continue, reassess, end"):
+        cld.derive_cld_events({"reference": "CASE-000001", "data": {"person": PETER}}, history)
+    assert set(cld.CARER_REVIEW_OUTCOMES.values()) <= set(cld.EVENT_OUTCOMES)
+    form = FormLibrary.from_folder(ROOT / "forms").schema("carers_review")
+    assert sorted(cld.CARER_REVIEW_OUTCOMES) == sorted(form["properties"]["next_step"]["enum"])
