@@ -395,6 +395,7 @@ class Engine:
     def _advance(self, conn: Connection, now: datetime, p: _Pending, actor: str,
                  apply: Callable[[], None] | None = None) -> list[_Pending]:
         """Run the workflow until it waits; derive events; start child processes. Returns children."""
+        p.scope.open_reader = lambda: self._open_processes(conn, p.case_id, p.instance_id)
         token = self.script_engine.enter(p.scope)
         mark = len(p.scope.events)  # timer events go after the step's input, before what they caused
         try:
@@ -421,6 +422,13 @@ class Engine:
         for child in p.scope.children:
             children += self._start_child(conn, now, p, child, actor)
         return children
+
+    @staticmethod
+    def _open_processes(conn: Connection, case_id: int, instance_id: int) -> list[str]:
+        """`open_processes()` in scripts: the case's other open instances, read in the step's transaction."""
+        return list(conn.execute(select(instances.c.process_id).where(
+            instances.c.case_id == case_id, instances.c.id != instance_id,
+            instances.c.status.in_(lifecycle.OPEN_STATUSES))).scalars())
 
     def _start_child(self, conn: Connection, now: datetime, parent: _Pending, child: ChildStart,
                      actor: str) -> list[_Pending]:

@@ -47,6 +47,17 @@ class StepScope:
     #: replay: recorded handler results to serve instead of calling handlers
     recorded: list[dict[str, Any]] | None = None
     failure: dict[str, Any] | None = None
+    #: reads the case's other open instances' process ids (set by the engine for the step's transaction);
+    #: called at most once a step, only when a script or condition asks (`open_processes()`)
+    open_reader: Callable[[], list[str]] | None = None
+    _open: list[str] | None = None
+
+    def open_processes(self) -> list[str]:
+        """The process ids of the case's other open instances (running, waiting, error or suspended),
+        sorted, each once; read from the step's own transaction, so a replay of the case reads the same."""
+        if self._open is None:
+            self._open = sorted(set(self.open_reader())) if self.open_reader is not None else []
+        return list(self._open)
 
 
 _scope: ContextVar[StepScope] = ContextVar("carepath_step")
@@ -77,6 +88,7 @@ class CarepathScriptEngine(PythonScriptEngine):
         builtin_functions: dict[str, Callable[..., Any]] = {
             "now": lambda: current_scope().now,
             "case": lambda: dict(current_scope().case_data),
+            "open_processes": lambda: current_scope().open_processes(),
         }
         builtin_functions.update(functions or {})
         super().__init__(environment=SafeEnvironment(functions=builtin_functions))
