@@ -561,14 +561,34 @@ def screening_also(data: Any) -> list[str]:
     return out
 
 
+#: routes the front door does not take when reablement, an assessment, a budget or a plan is open on the case
+#: (processes/front_door.bpmn f_open_work): the team working the case gets the new information instead
+OPEN_WORK_ROUTES = ("review", "reablement", "needs_assessment")
+_OPEN_WORK_TEAMS = {"reablement": "the reablement team", "social_work": "the social work team"}
+
+
+def screening_route_and_reason(data: dict[str, Any]) -> tuple[str, str]:
+    """The route the front door took, in words, and why: the screening's, unless open work on the case
+    held it back (then what is open and who has the new information)."""
+    route = str(data["screening_route"])
+    text = SCREENING_ROUTES.get(route, humanise(route).lower())
+    reason = str(data.get("screening_reason") or "")
+    open_work = data.get("open_work")
+    if route in OPEN_WORK_ROUTES and isinstance(open_work, list) and open_work:
+        team = _OPEN_WORK_TEAMS.get(str(data.get("open_work_team")), "the team working the case")
+        what = ", ".join(str(p).replace("_", " ") for p in open_work)
+        reason = (f"Already open on the case: {what}. Nothing new was started (screened as {text}); "
+                  f"{team} has the new information")
+        text = f"new information for {team}"
+    return text, reason
+
+
 def screening_outcome(data: Any) -> str | None:
     """The front door's screening (processes/screening.dmn) in words: "needs assessment (reason)", with
     what else was started ("; also: …")."""
     if not isinstance(data, dict) or not data.get("screening_route"):
         return None
-    route = str(data["screening_route"])
-    text = SCREENING_ROUTES.get(route, humanise(route).lower())
-    reason = data.get("screening_reason")
+    text, reason = screening_route_and_reason(data)
     text = f"{text} ({reason})" if reason else text
     also = screening_also(data)
     return f"{text}; also: {'; '.join(also)}" if also else text

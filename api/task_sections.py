@@ -285,7 +285,7 @@ def shown_data(engine: Any, task: dict[str, Any], schema: dict[str, Any]) -> lis
 def screening_page(request: Request, user: Any, engine: Any, task: dict[str, Any]) -> Response | None:
     """After "Record the contact": a confirmation page with the screening's route and reason
     (processes/screening.dmn), or None for any other task."""
-    from .case_record import SCREENING_ROUTES, screening_also, screening_outcome
+    from .case_record import screening_also, screening_outcome, screening_route_and_reason
 
     if task.get("element_id") != "record_contact":
         return None
@@ -295,7 +295,7 @@ def screening_page(request: Request, user: Any, engine: Any, task: dict[str, Any
         return None
     if screening_outcome(data) is None:
         return None
-    route = str(data["screening_route"])
+    route, reason = screening_route_and_reason(data)
     return kit.render(request, "contact_outcome.html", {
-        "user": user, "task": task, "route": SCREENING_ROUTES.get(route, route.replace("_", " ")),
-        "reason": data.get("screening_reason") or "", "also": screening_also(data), "case_id": task["case_id"]})
+        "user": user, "task": task, "route": route, "reason": reason, "also": screening_also(data),
+        "case_id": task["case_id"]})
