@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import pytest
 
+from engine import timeline
 from engine.errors import ValidationError
 from engine.replay import replay_case
 from tests.case_helpers import events, instances, the_task
@@ -90,6 +91,12 @@ def test_new_needs_during_reablement_go_to_the_reablement_team_not_a_second_reab
     assert tasks(eng, cid) == [("deliver_reablement", "reablement")]
     assert process_ids(eng, cid) == ["front_door", "front_door", "reablement"]
     replays(eng, cid)
+    # the case's timeline (a replay too) draws the route the second contact took
+    second = [i for i in timeline.path(eng, cid)["instances"] if i["process_id"] == "front_door"][1]
+    assert {"gateway": "route_gw", "flow": "f_open_work", "target": "open_team_gw"} in second["branches"]
+    assert {"gateway": "open_team_gw", "flow": "f_reablement_team", "target": "inform_reablement"} in \
+        second["branches"]
+    assert "end_informed_reablement" in second["completed"]
 
 
 def test_new_needs_during_a_needs_assessment_go_to_social_work_not_a_second_assessment(eng):  # noqa: F811
