@@ -167,10 +167,10 @@ def test_decisions_letters_plan_and_budget_of_a_signed_off_case(world):
     sam = client_for(app, "sam")
     body = sam.get(f"/api/cases/{peter}/record").json()
     assert body["plan"]["amount"] == "£19,963.64" and body["plan"]["weekly"] == "£383.92"
-    assert body["plan"]["first_review"] == "14 April 2031" and body["plan"]["money_management"]
+    assert body["plan"]["first_review"] == "15 April 2031" and body["plan"]["money_management"]
     assert body["budget"]["points"] == 18 and body["budget"]["amount"] == "£19,963.64"
     assert [d["label"] for d in body["budget"]["breakdown"]][0].startswith("Personal care")
-    assert body["next_review"]["text"] == "14 April 2031"
+    assert body["next_review"]["text"] == "15 April 2031"  # 14 April 2031 is Easter Monday: the next working day
     texts = [e["text"] for e in sam.get(f"/api/cases/{peter}/chronology").json()["entries"]]
     assert any(t.startswith("Decision: the person is eligible") for t in texts), texts
     assert any(t.startswith("Personal budget worked out: £19,963.64 a year") for t in texts)
@@ -195,7 +195,7 @@ def test_the_diagram_and_position_of_an_instance(world):
     assert "sandbox" in r.headers["content-security-policy"]
     pos = sam.get(f"/api/cases/{peter}/instances/{review['id']}/position").json()
     assert pos["active"] == ["wait_for_review"]
-    assert pos["lines"] == ["Timer: Review due on 14 April 2031"]
+    assert pos["lines"] == ["Timer: Review due on 15 April 2031"]
     joan_instance = eng.get_case(cases["joan"])["instances"][0]["id"]
     assert sam.get(f"/api/cases/{peter}/instances/{joan_instance}/diagram").status_code == 404
     assert sam.get(f"/api/cases/{peter}/instances/{joan_instance}/position").status_code == 404
