@@ -60,7 +60,11 @@ front_door                    Request     route of access: Discharge from hospit
                                           started (or, in histories from the earlier diagram,
                                           its own safeguarding triage task) -> NFA – Other (the
                                           concern is reported in the Safeguarding Adults
-                                          Collection, not CLD); then child carers_assessment
+                                          Collection, not CLD); new needs passed to the team
+                                          working an open reablement, assessment, budget or
+                                          plan (task inform_reablement or inform_social_work
+                                          ready) -> NFA – Other (that work has its own rows);
+                                          then child carers_assessment
                                           started (a carer asking for support for themselves)
                                           -> Progress to Assessment; signposting recorded ->
                                           NFA – Information & Advice / Signposting only; ended
@@ -415,6 +419,9 @@ PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
             ({"type": "instance.child_started", "data.process_id": "equipment"}, PROGRESS_TO_SUPPORT_PLANNING),
             ({"type": "instance.child_started", "data.process_id": "safeguarding"}, NFA_OTHER),
             ({"type": "task.ready", "data.element_id": "triage_safeguarding"}, NFA_OTHER),
+            # new needs while reablement, an assessment, a budget or a plan is open: passed to its team, not a
+            # new sequel (the open work is reported on its own rows)
+            ({"type": "task.ready", "data.element_id": ("inform_reablement", "inform_social_work")}, NFA_OTHER),
             ({"type": "instance.child_started", "data.process_id": "carers_assessment"}, PROGRESS_TO_ASSESSMENT),
             ({"type": "handler.called", "data.handler": "record_signposting"}, NFA_INFORMATION_ADVICE),
         ],

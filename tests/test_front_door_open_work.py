@@ -16,11 +16,15 @@ import pytest
 from engine import timeline
 from engine.errors import ValidationError
 from engine.replay import replay_case
-from tests.case_helpers import events, instances, the_task
+from tests.case_helpers import cld_rows, events, instances, the_task
 from tests.test_front_door_routes import (
     CRISIS,
+    DAY0,
     LIKELY_ELIGIBLE,
+    NFA_OTHER,
     SW,
+    TO_ASSESSMENT,
+    TO_REABLEMENT,
     children,
     contact,
     eng,  # noqa: F401 - the fixture
@@ -90,6 +94,10 @@ def test_new_needs_during_reablement_go_to_the_reablement_team_not_a_second_reab
     assert [e["data"]["element_id"] for e in events(eng, cid, "task.completed")][-1] == "inform_reablement"
     assert tasks(eng, cid) == [("deliver_reablement", "reablement")]
     assert process_ids(eng, cid) == ["front_door", "front_door", "reablement"]
+    # CLD: the first contact progressed to reablement; the second is no new sequel (NFA - Other), from the
+    # contact to the day the team took the information; reablement's own Service row is still open
+    assert cld_rows(eng, cid) == [("Request", DAY0, DAY0, TO_REABLEMENT), ("Service", DAY0, None, None),
+                                  ("Request", "2031-03-06", "2031-03-06", NFA_OTHER)]
     replays(eng, cid)
     # the case's timeline (a replay too) draws the route the second contact took
     second = [i for i in timeline.path(eng, cid)["instances"] if i["process_id"] == "front_door"][1]
@@ -114,6 +122,7 @@ def test_new_needs_during_a_needs_assessment_go_to_social_work_not_a_second_asse
     assert ("inform_social_work", "social_work") in tasks(eng, cid)
     assert the_task(eng, cid, "inform_social_work")["name"] == "New information on an open case"
     eng.complete_task(the_task(eng, cid, "inform_social_work")["id"], {"action": "no_change_needed"}, actor=SW)
+    assert [r[3] for r in cld_rows(eng, cid) if r[0] == "Request"] == [TO_ASSESSMENT, NFA_OTHER]
     replays(eng, cid)
 
 
