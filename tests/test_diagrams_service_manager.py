@@ -218,7 +218,8 @@ def test_the_manager_approving_a_budget_increase_sees_the_check_above_the_decisi
 def test_the_review_is_answered_a_section_at_a_time(eng):
     sections = eng.forms.sections("review")
     assert [(s["id"], s["title"]) for s in sections] == [
-        ("how", "How the review was done"), ("views", "The person's and carer's views"),
+        ("how", "How the review was done"), ("capacity", "Capacity and advocacy"),
+        ("views", "The person's and carer's views"),
         ("outcomes", "Outcomes achieved"), ("changes", "Changes in needs and the budget")]
     assert sections[0]["fields"] == ["review_method", "who_took_part", "full_review"]
     cid = to_plan(eng, "council_managed")

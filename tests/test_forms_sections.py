@@ -107,8 +107,8 @@ def test_under_yes_the_revealed_questions_are_named_with_their_item():
 
 def test_the_carers_assessment_is_in_sections_and_its_errors_name_the_carer_and_the_item():
     carers = LIB.schema("carers_assessment")
-    assert [s["id"] for s in LIB.sections("carers_assessment")] == ["about", "caring", "caring-and-home", "life",
-                                                                    "wellbeing"]
+    assert [s["id"] for s in LIB.sections("carers_assessment")] == ["about", "capacity", "caring", "caring-and-home",
+                                                                    "life", "wellbeing"]
     texts = _page_errors(carers, {"outcomes.nutrition.unable": ["true"]})
     assert "Nutrition: select in what way the carer is unable to achieve this" in texts
     assert "Caring for a child: select whether the carer is unable to achieve this" in texts
