@@ -37,7 +37,13 @@ def append(page, source_id: str, replace_with: str) -> str:
     """Select `source_id`, append a task with the context pad, change its type; the new element's id."""
     selected = page.evaluate("() => window.carepathModeller.bpmn.get('selection').get().map(e => e.id)")
     if selected != [source_id]:
-        page.locator(f".djs-element[data-element-id='{source_id}']").first.click()
+        # bring the element clear of the palette (which overlays the canvas's left edge), then click it
+        element = page.locator(f".djs-element[data-element-id='{source_id}']").first
+        box, palette = element.bounding_box(), page.locator(".djs-palette").first.bounding_box()
+        if box and palette and box["x"] < palette["x"] + palette["width"] + 20:
+            page.evaluate("dx => window.carepathModeller.bpmn.get('canvas').scroll({dx: dx, dy: 0})",
+                          palette["x"] + palette["width"] + 40 - box["x"])
+        element.click()
     page.locator(".djs-context-pad [data-action='append.append-task']").click()
     page.keyboard.press("Escape")  # leave the name editing that bpmn-js opens on a new task
     return replace_selected(page, replace_with)
