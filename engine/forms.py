@@ -130,6 +130,10 @@ def _check_sections(schema: dict[str, Any]) -> None:
                                  f"are in none: {', '.join(missing)}")
 
 
+#: form files' texts that passed `_check_schema` in this process (a text, not a path: an edited file is checked again)
+_CHECKED: set[str] = set()
+
+
 class FormLibrary:
     def __init__(self, schemas: dict[str, dict[str, Any]] | None = None) -> None:
         self._schemas = dict(schemas or {})
@@ -143,8 +147,11 @@ class FormLibrary:
         for path in sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []:
             name = path.name[: -len(SUFFIX)]
             try:
-                schema = json.loads(path.read_text(encoding="utf-8"))
-                _check_schema(schema)
+                text = path.read_text(encoding="utf-8")
+                schema = json.loads(text)
+                if text not in _CHECKED:  # checking against the meta-schema is slow; the same text passes again
+                    _check_schema(schema)
+                    _CHECKED.add(text)
             except Exception as exc:  # a broken form is named, not crashed on
                 problems.append(Problem(str(path), f"not a valid JSON Schema: {exc}"))
                 continue
