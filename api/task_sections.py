@@ -11,6 +11,7 @@ Same rules as the task page (api/pages.py): signed in, a worker who may see the 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -248,10 +249,19 @@ def _budget_change_rows(c: dict[str, Any]) -> dict[str, Any]:
     return {"rows": rows, "breakdown": [], "explanation": [str(c["explanation"])] if c.get("explanation") else []}
 
 
+def _shown(value: Any) -> str:
+    """A plain value shown above a task's questions: a day ("2031-03-03") as a person reads it ("3 March 2031")."""
+    from .case_record import long_day, show_value
+
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return long_day(value)
+    return show_value(None, value)
+
+
 def shown_data(engine: Any, task: dict[str, Any], schema: dict[str, Any]) -> list[dict[str, Any]]:
     """The process data a form names in `x-showData` ([{"variable", "title"}]), read-only above the questions:
     a personal budget with its breakdown, or any other object as a list of its plain values."""
-    from .case_record import humanise, show_value
+    from .case_record import humanise
 
     wanted = schema.get("x-showData") if isinstance(schema, dict) else None
     if not isinstance(wanted, list) or not wanted:
@@ -269,11 +279,10 @@ def shown_data(engine: Any, task: dict[str, Any], schema: dict[str, Any]) -> lis
         elif isinstance(value, dict) and {"previous_amount", "new_amount"} <= set(value):
             out.append({"title": title, **_budget_change_rows(value)})
         elif isinstance(value, dict):
-            rows = [(humanise(k), show_value(None, v)) for k, v in value.items()
-                    if isinstance(v, (str, int, float, bool))]
+            rows = [(humanise(k), _shown(v)) for k, v in value.items() if isinstance(v, (str, int, float, bool))]
             out.append({"title": title, "rows": rows, "breakdown": [], "explanation": []})
         elif value is not None:
-            out.append({"title": title, "rows": [(title, show_value(None, value))], "breakdown": [],
+            out.append({"title": title, "rows": [(title, _shown(value))], "breakdown": [],
                         "explanation": []})
         else:
             out.append({"title": title, "rows": [], "breakdown": [], "explanation": [],

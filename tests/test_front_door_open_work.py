@@ -86,9 +86,9 @@ def test_new_needs_during_reablement_go_to_the_reablement_team_not_a_second_reab
     assert eng.instance_snapshot(res.instance_id)["timers"] == []
     # an answer the form does not allow is refused and nothing changes
     with pytest.raises(ValidationError):
-        eng.complete_task(task["id"], {"action": "ignored"}, actor=COORDINATOR)
+        eng.complete_task(task["id"], {"response": "ignored"}, actor=COORDINATOR)
     assert the_task(eng, cid, "inform_reablement")["id"] == task["id"]
-    done = eng.complete_task(task["id"], {"action": "added_to_current_work", "notes": "Night visit added"},
+    done = eng.complete_task(task["id"], {"response": "added_to_current_work", "notes": "Night visit added"},
                              actor=COORDINATOR)
     assert done.status == "completed"
     assert [e["data"]["element_id"] for e in events(eng, cid, "task.completed")][-1] == "inform_reablement"
@@ -121,7 +121,7 @@ def test_new_needs_during_a_needs_assessment_go_to_social_work_not_a_second_asse
     assert process_ids(eng, cid) == ["front_door", "front_door", "needs_assessment"]
     assert ("inform_social_work", "social_work") in tasks(eng, cid)
     assert the_task(eng, cid, "inform_social_work")["name"] == "New information on an open case"
-    eng.complete_task(the_task(eng, cid, "inform_social_work")["id"], {"action": "no_change_needed"}, actor=SW)
+    eng.complete_task(the_task(eng, cid, "inform_social_work")["id"], {"response": "no_change_needed"}, actor=SW)
     assert [r[3] for r in cld_rows(eng, cid) if r[0] == "Request"] == [TO_ASSESSMENT, NFA_OTHER]
     replays(eng, cid)
 
@@ -199,7 +199,7 @@ def test_the_advisor_is_told_who_has_the_new_information_and_the_team_sees_the_c
         # the front door advisor is not in the team: the task is not theirs to see
         assert client.get(f"/tasks/{inform['id']}").status_code in (403, 404)
         # once the team has taken it, the chronology keeps the outcome as the advisor was shown it
-        eng.complete_task(inform["id"], {"action": "added_to_current_work"}, actor=COORDINATOR)
+        eng.complete_task(inform["id"], {"response": "added_to_current_work"}, actor=COORDINATOR)
         assert "Screening outcome: new information for the reablement team (Already open on the case: " \
                "reablement." in client.get(f"/cases/{cid}").text
     finally:
