@@ -39,7 +39,7 @@ from engine.bpmn_checks import (
     UserTaskInfo,
     check_decision,
 )
-from engine.bpmn_parser import BPMN_NS, CarepathParser, CarepathStartEvent
+from engine.bpmn_parser import BPMN_NS, CASE_OUTPUT_CLASSES, CarepathParser, CarepathStartEvent
 from engine.bpmn_timers import TIMER_SERIALIZER_CONFIG, timer_due
 from engine.errors import CarepathError, DefinitionError, Problem
 from engine.xmlsafe import parse_xml
@@ -113,9 +113,13 @@ def build_specs(files: Mapping[str, bytes], process_id: str) -> tuple[BpmnProces
 
 
 def make_serializer() -> BpmnWorkflowSerializer:
-    """A serializer for every spec build_specs produces: the spiff dialect plus carepath's timers and start event."""
+    """A serializer for every spec build_specs produces: the spiff dialect plus carepath's timers, start event
+    and the spec classes that keep case outputs."""
     config = {**SPIFF_CONFIG, **TIMER_SERIALIZER_CONFIG}
-    config[CarepathStartEvent] = config[StartEvent]  # start inputs are read from the diagram, not stored
+    # start inputs and case outputs are read from the diagram, not stored: each class is its base's converter
+    config[CarepathStartEvent] = config[StartEvent]
+    for base, carepath_class in CASE_OUTPUT_CLASSES.items():
+        config[carepath_class] = config[base]
     return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
 
 

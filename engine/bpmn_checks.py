@@ -20,10 +20,14 @@ from lxml import etree
 
 from engine.bpmn_parser import (
     BPMN_NS,
+    CASE_OUTPUT_PREFIX,
+    PYTHON_SCRIPT_FORMATS,
     StartInput,
     read_called_element,
     read_candidate_groups,
+    read_case_outputs,
     read_decision_ref,
+    read_execution_listeners,
     read_form,
     read_service,
     read_start_inputs,
@@ -67,6 +71,16 @@ class TimerInfo:
 
 
 @dataclass(frozen=True)
+class CaseOutputInfo:
+    """`case:KEY` = expression on an element: kept on the case record when the element completes."""
+
+    element_id: str
+    name: str
+    key: str
+    expression: str
+
+
+@dataclass(frozen=True)
 class ProcessInfo:
     process_id: str
     name: str
@@ -79,6 +93,8 @@ class ProcessInfo:
     lanes: tuple[str, ...]
     # what the process gives itself when it starts (`load:`/`default:` process properties)
     start_inputs: tuple[StartInput, ...] = ()
+    # what its elements keep on the case record as they complete (`case:KEY` element properties)
+    case_outputs: tuple[CaseOutputInfo, ...] = ()
 
 
 def _q(local: str) -> str:
@@ -107,7 +123,12 @@ FLOW_NODES = frozenset({
 SUBPROCESSES = frozenset({"subProcess", "transaction", "adHocSubProcess"})
 GATEWAYS = frozenset({"exclusiveGateway", "inclusiveGateway", "parallelGateway", "eventBasedGateway"})
 CONDITIONAL_GATEWAYS = frozenset({"exclusiveGateway", "inclusiveGateway"})
-PYTHON_SCRIPT_FORMATS = frozenset({"python", "python3", "py", "text/x-python", "text/python"})
+#: elements whose completion can keep case outputs, and those that run pre/postScripts (execution listeners)
+CASE_OUTPUT_KINDS = frozenset({
+    "task", "userTask", "manualTask", "serviceTask", "scriptTask", "businessRuleTask", "sendTask", "receiveTask",
+    "callActivity", "subProcess", "transaction", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent",
+})
+SCRIPTED_KINDS = CASE_OUTPUT_KINDS - {"endEvent", "intermediateCatchEvent", "intermediateThrowEvent"}
 DMN_HIT_POLICIES = frozenset({"UNIQUE", "COLLECT"})
 LOOP_EXPRESSIONS = ("loopCardinality", "completionCondition", "loopCondition")
 
@@ -141,6 +162,7 @@ class ProcessCheck:
         self.timers: dict[str, TimerInfo] = {}
         self.called: set[str] = set()
         self.decisions: set[str] = set()
+        self.case_outputs: list[CaseOutputInfo] = []
 
     def problem(self, node: Any, message: str) -> None:
         self.problems.append(Problem(self.file, message, node.get("id"), node.sourceline))
@@ -154,10 +176,26 @@ class ProcessCheck:
         if not self.process.findall(_q("startEvent")):
             self.problem(self.process, f"process '{_label(self.process)}' has no start event")
         self.scope(self.process, inherited_lane=None)
+        self.process_level_only()
         lanes = tuple(dict.fromkeys(lane.get("name") for lane in self.process.iter(_q("lane")) if lane.get("name")))
         return ProcessInfo(self.process.get("id"), _label(self.process), self.file, self.user_tasks,
                            self.service_tasks, self.timers, frozenset(self.called), frozenset(self.decisions), lanes,
-                           self.start_inputs())
+                           self.start_inputs(), tuple(self.case_outputs))
+
+    def process_level_only(self) -> None:
+        """What belongs on an element, never on the process or a sequence flow: case outputs and listeners."""
+        keys = [name for name in _property_names(self.process) if name.partition(":")[0].strip() == CASE_OUTPUT_PREFIX]
+        for name in keys:
+            self.problem(self.process, f"case output '{name}' is on the process '{_label(self.process)}': a case "
+                                       "output is kept when an element completes; put it on the element whose "
+                                       "completion gives the value")
+        if read_execution_listeners(self.process).count:
+            self.problem(self.process, f"process '{_label(self.process)}' has an execution listener: carepath runs "
+                                       "execution listeners on tasks, call activities and subprocesses only")
+        for flow in self.process.iter(_q("sequenceFlow")):
+            if read_execution_listeners(flow).count:
+                self.problem(flow, f"sequence flow '{_label(flow)}' has an execution listener: carepath runs "
+                                   "execution listeners on tasks, call activities and subprocesses only")
 
     def start_inputs(self) -> tuple[StartInput, ...]:
         """The `load:`/`default:` properties on the process: each handler registered and needing no
@@ -296,12 +334,54 @@ class ProcessCheck:
             text = spiff_extension_text(node, script)
             if text:
                 self.expression(node, f"the {script} of '{_label(node)}'", text, "exec")
+        self.listeners(node, kind)
+        self.outputs(node, kind)
         for loop in node.findall(_q("multiInstanceLoopCharacteristics")) + node.findall(
                 _q("standardLoopCharacteristics")):
             for part in LOOP_EXPRESSIONS:
                 text = (loop.findtext(_q(part)) or "").strip()
                 if text:
                     self.expression(loop, f"the {part} of '{_label(node)}'", text)
+
+    def listeners(self, node: Any, kind: str) -> None:
+        """Camunda execution listeners: inline Python scripts on event start/end, run as pre/postScript."""
+        found = read_execution_listeners(node)
+        if not found.count:
+            return
+        label = f"'{_label(node)}'"
+        if kind not in SCRIPTED_KINDS or node.get("triggeredByEvent") == "true":
+            self.problem(node, f"{label} is a {kind} with an execution listener: carepath runs execution listeners "
+                               "on tasks, call activities and subprocesses only")
+            return
+        for message in found.problems:
+            self.problem(node, f"{label}: {message}")
+        for event, script, spiff in (("start", found.prescript, "preScript"), ("end", found.postscript, "postScript")):
+            if not script:
+                continue
+            if spiff_extension_text(node, spiff):
+                self.problem(node, f"{label} has both a {spiff} and an execution listener on event '{event}': "
+                                   "keep one")
+            self.expression(node, f"the execution listener script on event '{event}' of {label}", script, "exec")
+
+    def outputs(self, node: Any, kind: str) -> None:
+        """`case:KEY` = expression properties: names, values, the sandbox, and where they can be."""
+        outputs, problems = read_case_outputs(node)
+        if not outputs and not problems:
+            return
+        label = f"'{_label(node)}'"
+        if kind not in CASE_OUTPUT_KINDS or node.get("triggeredByEvent") == "true":
+            self.problem(node, f"{label} is a {kind}, which cannot keep case outputs: they are kept when a task, "
+                               "call activity, subprocess, intermediate event or end event completes")
+            return
+        if node.findall(_q("multiInstanceLoopCharacteristics")) or node.findall(_q("standardLoopCharacteristics")):
+            self.problem(node, f"{label} repeats (a loop or multi-instance), so its case outputs would be kept "
+                               "once a repetition: put them on the element after it")
+            return
+        for message in problems:
+            self.problem(node, f"{label}: {message}")
+        for out in outputs:
+            self.expression(node, f"case output 'case:{out.key}' of {label}", out.expression)
+            self.case_outputs.append(CaseOutputInfo(node.get("id"), _label(node), out.key, out.expression))
 
     def user_task(self, node: Any, lane: str | None) -> None:
         form = read_form(node)
@@ -398,6 +478,12 @@ class ProcessCheck:
 
 # Where SpiffWorkflow's DMN engine puts the input value in a test like "4 < ? < 6".
 _QUESTION_MARK = re.compile(r"(\?)(?=(?:[^'\"]|['\"][^'\"]*['\"])*$)")
+
+
+def _property_names(node: Any) -> list[str]:
+    return [p.get("name") for p in node.xpath(
+        "./bpmn:extensionElements/*[local-name()='properties']/*[local-name()='property'][@name]",
+        namespaces={"bpmn": BPMN_NS})]
 
 
 def _input_test(text: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -59,6 +60,7 @@ from SpiffWorkflow.spiff.specs.defaults import (
     TransactionSubprocess,
     UserTask,
 )
+from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn_timers import TIMER_CLASSES, literal_problem, looks_like_iso
 
@@ -78,6 +80,7 @@ TIMER_TAGS = {"timeDate": "date", "timeDuration": "duration", "timeCycle": "cycl
 # Camunda form keys name where the form lives; carepath only wants the form's name.
 _FORM_PREFIXES = ("camunda-forms:", "embedded:", "deployment:", "app:")
 _JAVA_IMPLEMENTATIONS = ("class", "expression", "delegateExpression")
+PYTHON_SCRIPT_FORMATS = frozenset({"python", "python3", "py", "text/x-python", "text/python"})
 
 
 def _xp(node: Any, path: str) -> list[Any]:
@@ -322,6 +325,129 @@ class CarepathStartEvent(StartEvent):
         return super()._run_hook(my_task)
 
 
+# --- what an element keeps on the case when it completes -------------------------------
+
+#: the element property prefix of a case output: `case:KEY` = an expression
+CASE_OUTPUT_PREFIX = "case"
+
+
+@dataclass(frozen=True)
+class CaseOutput:
+    """`case:KEY` = an expression evaluated with the element's task data when it completes; its value is
+    merged into the case record under KEY (docs/engine.md "Case outputs")."""
+
+    key: str
+    expression: str
+
+
+def _all_properties(node: Any) -> list[tuple[str, str]]:
+    """Every dialect's properties on an element, in the order written (repeats kept)."""
+    found = []
+    for prop in _xp(node, "./bpmn:extensionElements/*/*[local-name()='property']"):
+        parent = prop.getparent()
+        if etree.QName(parent).localname == "properties" and etree.QName(parent).namespace in (
+                SPIFF_NS, CAMUNDA_NS, ZEEBE_NS) and prop.get("name"):
+            found.append((prop.get("name"), prop.get("value", "")))
+    return found
+
+
+def read_case_outputs(node: Any) -> tuple[tuple[CaseOutput, ...], list[str]]:
+    """An element's case outputs, in the order written, and what is wrong with them."""
+    found: list[CaseOutput] = []
+    problems: list[str] = []
+    for name, value in _all_properties(node):
+        prefix, sep, key = name.partition(":")
+        if not sep or prefix.strip() != CASE_OUTPUT_PREFIX:
+            continue  # another property: not a case output
+        key, value = key.strip(), (value or "").strip()
+        if not _IDENTIFIER.match(key):
+            problems.append(f"case output '{name}': '{key}' is not a name for a case detail "
+                            "(letters, digits and _, starting with a letter)")
+        elif not value:
+            problems.append(f"case output '{name}' has no value: write the expression whose value is kept")
+        elif any(o.key == key for o in found):
+            problems.append(f"case output '{name}': '{key}' is given more than once on this element")
+        else:
+            found.append(CaseOutput(key, value))
+    return tuple(found), problems
+
+
+class CaseOutputs:
+    """Mixed into carepath's spec classes: as the element completes (after its form data, result,
+    script and postScript are in the task data) its case outputs are evaluated and merged into the
+    case record by the script engine (`CarepathScriptEngine.keep_case_outputs`), as one
+    `case.updated` event at this element. A failure leaves the task in error (an incident); a
+    retry runs it again."""
+
+    case_outputs: tuple[CaseOutput, ...] = ()
+
+    def _on_complete_hook(self, my_task: Any) -> None:
+        super()._on_complete_hook(my_task)  # type: ignore[misc]
+        if self.case_outputs:
+            try:
+                my_task.workflow.script_engine.keep_case_outputs(my_task, self.case_outputs)
+            except Exception:
+                my_task._set_state(TaskState.ERROR)
+                raise
+
+
+def _with_case_outputs(base: type) -> type:
+    return type(f"Carepath{base.__name__}", (CaseOutputs, base), {"__module__": __name__, "__doc__": base.__doc__})
+
+
+#: spiff spec class -> carepath's subclass of it that keeps case outputs (same serializer converter)
+CASE_OUTPUT_CLASSES: dict[type, type] = {base: _with_case_outputs(base) for base in (
+    NoneTask, ManualTask, UserTask, ScriptTask, ServiceTask, BusinessRuleTask, CallActivity, SubWorkflowTask,
+    TransactionSubprocess, SendTask, ReceiveTask, EndEvent, IntermediateCatchEvent, IntermediateThrowEvent)}
+
+
+@dataclass(frozen=True)
+class Listeners:
+    """Camunda 7 execution listeners with an inline Python script: `start` runs as the element's
+    preScript, `end` as its postScript (several of one event run in the order written)."""
+
+    prescript: str | None
+    postscript: str | None
+    problems: tuple[str, ...]
+    count: int
+
+
+def read_execution_listeners(node: Any) -> Listeners:
+    """An element's `camunda:executionListener`s as a preScript and a postScript, and what is wrong."""
+    scripts: dict[str, list[str]] = {"start": [], "end": []}
+    problems: list[str] = []
+    listeners = _xp(node, "./bpmn:extensionElements/camunda:executionListener")
+    supported_kinds = ('carepath runs only an inline Python script '
+                       '(<camunda:script scriptFormat="python">) on event "start" or "end"')
+    for listener in listeners:
+        event = (listener.get("event") or "").strip()
+        java = [a for a in _JAVA_IMPLEMENTATIONS if listener.get(a)]
+        script = _xp(listener, "./camunda:script")
+        if java:
+            problems.append(f"an execution listener with a Java {java[0]} ('{listener.get(java[0]).strip()}') "
+                            f"cannot run: {supported_kinds}")
+            continue
+        if not script:
+            problems.append(f"an execution listener has no script: {supported_kinds}")
+            continue
+        if script[0].get("resource"):
+            problems.append(f"an execution listener's script is in an external resource "
+                            f"('{script[0].get('resource')}'): write the script inline; {supported_kinds}")
+            continue
+        script_format = (script[0].get("scriptFormat") or "python").strip().lower()
+        text = textwrap.dedent(script[0].text or "").strip()
+        if script_format not in PYTHON_SCRIPT_FORMATS:
+            problems.append(f"an execution listener's script is written in {script_format}: {supported_kinds}")
+        elif event not in scripts:
+            problems.append(f"an execution listener on event '{event or '(none)'}' cannot run: {supported_kinds}")
+        elif not text:
+            problems.append(f"an execution listener on event '{event}' has an empty script")
+        else:
+            scripts[event].append(text)
+    return Listeners("\n".join(scripts["start"]) or None, "\n".join(scripts["end"]) or None, tuple(problems),
+                     len(listeners))
+
+
 # --- the SpiffWorkflow parser -----------------------------------------------------------
 
 
@@ -337,7 +463,18 @@ class _Extensions:
         if node is self.node and node.tag == full_tag("userTask"):
             ext["form"] = read_form(node)
             ext["candidate_groups"] = list(user_task_groups(node, self.lane))
+        if node is self.node:  # Camunda execution listeners run as the spiff pre- and postScript
+            listeners = read_execution_listeners(node)
+            for key, script in (("preScript", listeners.prescript), ("postScript", listeners.postscript)):
+                if script and not ext.get(key):
+                    ext[key] = script
         return ext
+
+    def create_task(self) -> Any:
+        task = super().create_task()  # type: ignore[misc]
+        if isinstance(task, CaseOutputs):
+            task.case_outputs = read_case_outputs(self.node)[0]
+        return task
 
 
 class _Timers:
@@ -364,7 +501,14 @@ class _TaskParser(_Extensions, SpiffTaskParser):
 
 
 class _UserTaskParser(_Extensions, UserTaskParser):
-    pass
+    def create_task(self) -> Any:
+        # the library names its UserTask class here; carepath's spec class keeps case outputs
+        ext = self.parse_extensions()
+        task = self.spec_class(self.spec, self.bpmn_id, variable=ext.get("variableName"),
+                               prescript=ext.get("preScript"), postscript=ext.get("postScript"),
+                               **self.bpmn_attributes)
+        task.case_outputs = read_case_outputs(self.node)[0]
+        return task
 
 
 class _ScriptTaskParser(_Extensions, ScriptTaskParser):
@@ -379,6 +523,11 @@ class _ServiceTaskParser(_Extensions, SpiffTaskParser):
     """Either dialect's service task as SpiffWorkflow's spiff ServiceTask (one shape at run time)."""
 
     def create_task(self) -> Any:
+        task = self._service_task()
+        task.case_outputs = read_case_outputs(self.node)[0]
+        return task
+
+    def _service_task(self) -> Any:
         call = read_service(self.node)
         if call.handler is None:
             raise ValidationException(call.problems[0] if call.problems else "service task names no handler",
@@ -391,6 +540,17 @@ class _ServiceTaskParser(_Extensions, SpiffTaskParser):
 
 
 class _BusinessRuleTaskParser(_Extensions, BusinessRuleTaskParser):
+    def create_task(self) -> Any:
+        # the library names its BusinessRuleTask class here; carepath's spec class keeps case outputs
+        ext = self.parse_extensions()
+        task = self.spec_class(self.spec, self.bpmn_id,
+                               dmnEngine=self.process_parser.parser.get_engine(self.get_decision_ref(self.node),
+                                                                              self.node),
+                               prescript=ext.get("preScript"), postscript=ext.get("postScript"),
+                               **self.bpmn_attributes)
+        task.case_outputs = read_case_outputs(self.node)[0]
+        return task
+
     @staticmethod
     def get_decision_ref(node: Any) -> str | None:
         return read_decision_ref(node)
@@ -398,6 +558,11 @@ class _BusinessRuleTaskParser(_Extensions, BusinessRuleTaskParser):
 
 class _CallActivityParser(_Extensions, SpiffTaskParser):
     def create_task(self) -> Any:
+        task = self._call_activity()
+        task.case_outputs = read_case_outputs(self.node)[0]
+        return task
+
+    def _call_activity(self) -> Any:
         called = read_called_element(self.node)
         if called is None:
             raise ValidationException("call activity names no process to call (calledElement)",
@@ -445,22 +610,24 @@ class CarepathParser(SpiffBpmnParser):
 
     OVERRIDE_PARSER_CLASSES: ClassVar[dict[str, tuple[type, type]]] = {
         **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
-        full_tag("task"): (_TaskParser, NoneTask),
-        full_tag("manualTask"): (_TaskParser, ManualTask),
-        full_tag("userTask"): (_UserTaskParser, UserTask),
-        full_tag("scriptTask"): (_ScriptTaskParser, ScriptTask),
-        full_tag("serviceTask"): (_ServiceTaskParser, ServiceTask),
-        full_tag("businessRuleTask"): (_BusinessRuleTaskParser, BusinessRuleTask),
-        full_tag("callActivity"): (_CallActivityParser, CallActivity),
-        full_tag("subProcess"): (_SubWorkflowParser, SubWorkflowTask),
-        full_tag("transaction"): (_SubWorkflowParser, TransactionSubprocess),
+        full_tag("task"): (_TaskParser, CASE_OUTPUT_CLASSES[NoneTask]),
+        full_tag("manualTask"): (_TaskParser, CASE_OUTPUT_CLASSES[ManualTask]),
+        full_tag("userTask"): (_UserTaskParser, CASE_OUTPUT_CLASSES[UserTask]),
+        full_tag("scriptTask"): (_ScriptTaskParser, CASE_OUTPUT_CLASSES[ScriptTask]),
+        full_tag("serviceTask"): (_ServiceTaskParser, CASE_OUTPUT_CLASSES[ServiceTask]),
+        full_tag("businessRuleTask"): (_BusinessRuleTaskParser, CASE_OUTPUT_CLASSES[BusinessRuleTask]),
+        full_tag("callActivity"): (_CallActivityParser, CASE_OUTPUT_CLASSES[CallActivity]),
+        full_tag("subProcess"): (_SubWorkflowParser, CASE_OUTPUT_CLASSES[SubWorkflowTask]),
+        full_tag("transaction"): (_SubWorkflowParser, CASE_OUTPUT_CLASSES[TransactionSubprocess]),
         full_tag("startEvent"): (_StartEventParser, CarepathStartEvent),
-        full_tag("endEvent"): (_EndEventParser, EndEvent),
-        full_tag("intermediateCatchEvent"): (_IntermediateCatchEventParser, IntermediateCatchEvent),
-        full_tag("intermediateThrowEvent"): (_IntermediateThrowEventParser, IntermediateThrowEvent),
+        full_tag("endEvent"): (_EndEventParser, CASE_OUTPUT_CLASSES[EndEvent]),
+        full_tag("intermediateCatchEvent"): (_IntermediateCatchEventParser,
+                                             CASE_OUTPUT_CLASSES[IntermediateCatchEvent]),
+        full_tag("intermediateThrowEvent"): (_IntermediateThrowEventParser,
+                                             CASE_OUTPUT_CLASSES[IntermediateThrowEvent]),
         full_tag("boundaryEvent"): (_BoundaryEventParser, BoundaryEvent),
-        full_tag("sendTask"): (_SendTaskParser, SendTask),
-        full_tag("receiveTask"): (_ReceiveTaskParser, ReceiveTask),
+        full_tag("sendTask"): (_SendTaskParser, CASE_OUTPUT_CLASSES[SendTask]),
+        full_tag("receiveTask"): (_ReceiveTaskParser, CASE_OUTPUT_CLASSES[ReceiveTask]),
     }
 
     def __init__(self) -> None:

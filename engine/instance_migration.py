@@ -120,7 +120,7 @@ def _version_row(conn: Connection, process_id: str, version: Any):  # type: igno
 # ---------------------------------------------------------------------- comparing two versions
 def _kind(spec: Any) -> str:
     """An element's kind in words ("user task", "boundary event")."""
-    name = type(spec).__name__
+    name = type(spec).__name__.removeprefix("Carepath")  # carepath's spec classes are kinds of the library's
     return re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower() if name else "element"
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 
-from .errors import CarepathError, HandlerFailed, StateError
+from .errors import CarepathError, ExpressionError, HandlerFailed, StateError
 from .expressions import SafeEnvironment
 from .history import Event
 from .registry import START_PROCESS, UPDATE_CASE, HandlerContext, HandlerRegistry
@@ -153,6 +153,30 @@ class CarepathScriptEngine(PythonScriptEngine):
             scope.documents.append(_document(operation_name, element_id, output))
         return json.dumps(output)
 
+    def keep_case_outputs(self, task: Any, outputs: Any) -> None:
+        """An element's case outputs (`case:KEY` = expression, docs/engine.md "Case outputs"), evaluated in
+        the order written with its task data and merged into the case record as one `case.updated` at the
+        element, the path `update_case` takes. A failing expression or a value JSON cannot hold is an
+        ExpressionError naming the element and the key; nothing of the element's outputs is kept then."""
+        spec = task.task_spec
+        where = f"'{spec.bpmn_name or spec.bpmn_id}' ({spec.bpmn_id})" if spec.bpmn_name else f"'{spec.bpmn_id}'"
+        data: dict[str, Any] = {}
+        for out in outputs:
+            try:
+                value = self.environment.evaluate(out.expression, task.data)
+            except CarepathError as exc:
+                raise ExpressionError(f"case output 'case:{out.key}' of {where} failed: {exc.message}",
+                                      element=spec.bpmn_id, key=out.key) from exc
+            except Exception as exc:  # noqa: BLE001 - the expression's own error, named for the incident
+                raise ExpressionError(f"case output 'case:{out.key}' of {where} failed: {type(exc).__name__}: "
+                                      f"{exc}", element=spec.bpmn_id, key=out.key) from exc
+            try:
+                data[out.key] = _jsonable(value)
+            except (TypeError, ValueError) as exc:
+                raise ExpressionError(f"case output 'case:{out.key}' of {where} gives a value the case record "
+                                      f"cannot hold: {exc}", element=spec.bpmn_id, key=out.key) from exc
+        _record_case_update(current_scope(), spec.bpmn_id, data)
+
     def _start_process(self, scope: StepScope, element_id: str, params: dict[str, Any]) -> str:
         process_id = params.get("process_id")
         if not isinstance(process_id, str) or not process_id:
@@ -170,10 +194,7 @@ class CarepathScriptEngine(PythonScriptEngine):
                              "inputs": _jsonable(params), "message": "update_case needs a non-empty data object"}
             raise HandlerFailed("update_case needs a non-empty data object", element=element_id)
         data = _jsonable(data)
-        scope.case_data.update(data)  # later handlers in this step see the new details
-        scope.case_updates.update(data)
-        scope.events.append(Event("case.updated", {"element_id": element_id, "data": data},
-                                  instance_id=scope.instance_id))
+        _record_case_update(scope, element_id, data)
         return json.dumps({"updated": sorted(data)})
 
     def _recorded_output(self, scope: StepScope, task: Any, element_id: str, handler: str, inputs: Any) -> Any:
@@ -193,6 +214,15 @@ class CarepathScriptEngine(PythonScriptEngine):
             raise HandlerFailed(f"handler '{handler}' failed: {rec.get('message')}", handler=handler,
                                 element=element_id)
         return rec.get("output")
+
+
+def _record_case_update(scope: StepScope, element_id: str, data: dict[str, Any]) -> None:
+    """Details a process merges into the case record: seen at once by what runs later in the step
+    (case(), handlers), saved with the step (the registry's case checks run then), recorded as history."""
+    scope.case_data.update(data)
+    scope.case_updates.update(data)
+    scope.events.append(Event("case.updated", {"element_id": element_id, "data": data},
+                              instance_id=scope.instance_id))
 
 
 def _document(handler: str, element_id: str, output: Any) -> dict[str, Any]:
