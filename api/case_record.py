@@ -348,7 +348,8 @@ CARER_FUNDED_BY = {"cared_for_personal_budget": "part of the cared-for person's 
 def carers(rec: Loaded) -> list[dict[str, Any]]:
     """Each carer assessed on this case: the latest decision, and the latest carer's support plan once signed
     off, with its next review — read from what the carer's processes kept on the case (the history's
-    case.updated events of keep_carer_decision and keep_carer_plan), so running processes show too."""
+    case.updated events with carer_assessment and carer_support_plan, whichever element kept them), so running
+    processes show too."""
     found: dict[str, dict[str, Any]] = {}
     status = {i["id"]: i["status"] for i in rec.instances}
 
