@@ -132,7 +132,7 @@ support_plan                  Service     only once sign_off_plan is completed w
                                           the same case supersedes it (end = that sign-off,
                                           outcome Provision of service: support continues under
                                           the new plan). A direct_payment_review that changes
-                                          the arrangement (record_arrangement keeps
+                                          the arrangement (arrange_change keeps
                                           direct_payment_arrangement on the case) ends the Direct
                                           Payment row on the change date (arrange_change's
                                           effective_from; else the day it was recorded) with
@@ -497,7 +497,9 @@ PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
         # new one (same service type) with the new mechanism from the date the change takes effect
         "delivery_changes": {
             "process_id": "direct_payment_review",
-            "match": {"type": "case.updated", "data.element_id": "record_arrangement"},
+            # kept on the case as arrange_change completes (its case outputs); histories of versions before
+            # those drew a step for it: record_arrangement
+            "match": {"type": "case.updated", "data.element_id": ("arrange_change", "record_arrangement")},
             "field": "data.data.direct_payment_arrangement.outcome",
             "map": DELIVERY_BY_DP_ARRANGEMENT,
             "applies_to": DIRECT_PAYMENT,  # only a direct payment can be changed by its review

@@ -99,19 +99,19 @@ def test_a_shape_moved_onto_a_flow_of_a_real_diagram_is_flagged():
     text = _review()
     (ax, ay), (bx, by) = _waypoints(text, "f_r9")[:2]  # reduction_refused -> refused_choice_gw, horizontal
     assert ay == by and bx - ax > 60
-    # drop the "Record the review" task on the middle of that flow
-    _, _, w, h = _bounds(text, "record_review")
-    moved = _move(text, "record_review", (ax + bx) / 2 - w / 2, ay - h / 2)
+    # drop the "Start next review" task on the middle of that flow
+    _, _, w, h = _bounds(text, "start_next_review")
+    moved = _move(text, "start_next_review", (ax + bx) / 2 - w / 2, ay - h / 2)
     found = lint_one("review.bpmn", moved.encode())
     crossing = [p for p in found if p.rule == "no-flow-through-shape"]
-    assert any(p.element_id == "f_r9" and "record_review" in p.message for p in crossing), found
+    assert any(p.element_id == "f_r9" and "start_next_review" in p.message for p in crossing), found
     assert all(p.severity == "warning" for p in found)
     assert lint_one("review.bpmn", text.encode()) == []
 
 
 def test_a_label_dragged_onto_a_shape_and_a_task_dragged_out_of_its_lane_are_flagged():
     text = _review()
-    x, y, _, _ = _bounds(text, "record_review")
+    x, y, _, _ = _bounds(text, "start_next_review")
     label = re.search(r'(bpmnElement="refused_choice_gw"[^>]*>.*?<bpmndi:BPMNLabel><dc:Bounds) x="[\d.]+" y="[\d.]+"',
                       text)
     assert label

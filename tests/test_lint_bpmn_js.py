@@ -115,7 +115,7 @@ def test_a_diagram_moved_and_saved_by_the_bpmn_js_modeler_still_lints_clean(page
 def test_a_task_dropped_on_a_flow_in_the_modeler_is_flagged(page):
     path = ROOT / "processes" / "review.bpmn"
     assert page.evaluate(IMPORT, path.read_text(encoding="utf-8")) == []
-    saved = page.evaluate(DROP_ON_FLOW, ["record_review", "f_r9"])
+    saved = page.evaluate(DROP_ON_FLOW, ["start_next_review", "f_r9"])
     found = [(p.rule, p.element_id) for p in lint_files({"review.bpmn": saved.encode()})]
     assert ("no-flow-through-shape", "f_r9") in found
 
