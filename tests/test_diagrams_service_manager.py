@@ -3,6 +3,8 @@ clock, on SQLite and PostgreSQL:
 
 * settings are read when a process starts (the process property `load:settings`), not in a drawn
   "Load local timescales" step; defaults for missing start data likewise (`default:...`);
+* no diagram draws a step that only copies data (an `update_case` call, a script that only copies start
+  data): what it kept on the case is a case output (`case:KEY`) on the element whose completion gives it;
 * no label bakes in a value that lives in configuration ("Set the 6-week period");
 * the direct payment review is done by the team that decides it (social work), also on a concern
   that the money is not meeting needs;
@@ -13,9 +15,11 @@ clock, on SQLite and PostgreSQL:
 
 from __future__ import annotations
 
+import ast
 import html
 import json
 import re
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,6 +29,7 @@ from lxml import etree
 from api.app import create_app
 from api.auth import create_user
 from engine.bpmn import parse_bundle
+from engine.bpmn_parser import read_service
 from engine.cli import main
 from engine.forms import FormLibrary
 from engine.registry import load_registry
@@ -323,3 +328,109 @@ def test_the_process_page_and_the_modeller_panel_say_what_the_process_reads_when
             assert page.locator("[data-entry-id='carepath-start-inputs']").count() == 0
     finally:
         eng.db.dispose()
+
+
+# ---------------------------------------------------------------- (a) no drawn step only copies data
+
+# the last commit whose diagrams still drew copy-data steps (issue 10 item 9)
+BEFORE_CASE_OUTPUTS = "18bb377"
+# a script that only copies may read start data, the case record and the clock, and nothing else
+COPY_CALLS = frozenset({"now", "case"})
+COPY_METHODS = frozenset({"get", "date", "isoformat", "strip"})
+COPY_NODES = (ast.Name, ast.Load, ast.Store, ast.Constant, ast.Subscript, ast.Slice, ast.Attribute, ast.Dict,
+              ast.List, ast.Tuple, ast.IfExp, ast.BoolOp, ast.Or, ast.And, ast.Call)
+
+
+def _only_copies(statements: list[ast.stmt]) -> bool:
+    """Every statement assigns a name from names, constants, now() and case() (or defaults one when the start
+    data lacks it: try/except NameError): no comparison, no loop, no function of the council's."""
+    for st in statements:
+        if isinstance(st, ast.Try):
+            if not all(isinstance(h.type, ast.Name) and h.type.id == "NameError" for h in st.handlers) \
+                    or st.orelse or st.finalbody or not _only_copies(st.body) \
+                    or not all(_only_copies(h.body) for h in st.handlers):
+                return False
+            continue
+        if isinstance(st, ast.Pass):
+            continue
+        if not isinstance(st, ast.Assign) or not all(isinstance(t, ast.Name) for t in st.targets):
+            return False
+        for node in ast.walk(st.value):
+            if not isinstance(node, COPY_NODES):
+                return False
+            if isinstance(node, ast.Call) and not (
+                    (isinstance(node.func, ast.Name) and node.func.id in COPY_CALLS)
+                    or (isinstance(node.func, ast.Attribute) and node.func.attr in COPY_METHODS)):
+                return False
+    return True
+
+
+def copy_steps(xml: bytes) -> list[tuple[str, str]]:
+    """The drawn steps whose only work is copying data, (id, why):
+
+    * a service task (or send task) calling update_case: its values belong in `case:KEY` properties on the
+      element whose completion gives them (docs/engine.md "Case outputs");
+    * a script task straight after the start event that only copies or defaults start data, the case record
+      or today's date: `default:VARIABLE` process properties (docs/engine.md "Start inputs").
+    A copying script later in the flow sets a decision's result where paths meet (the review's 'The new
+    budget takes effect'): that is the process's work, drawn on purpose."""
+    root = etree.fromstring(xml)
+    found = []
+    for process in root.iter(f"{{{BPMN}}}process"):
+        starts = {el.get("id") for el in process if el.tag == f"{{{BPMN}}}startEvent"}
+        from_start = {f.get("targetRef") for f in process if f.tag == f"{{{BPMN}}}sequenceFlow"
+                      and f.get("sourceRef") in starts}
+        for el in process.iter(f"{{{BPMN}}}serviceTask", f"{{{BPMN}}}sendTask"):
+            if read_service(el).handler == "update_case":
+                found.append((el.get("id"), "update_case"))
+        for el in process.iter(f"{{{BPMN}}}scriptTask"):
+            script = el.findtext(f"{{{BPMN}}}script") or ""
+            if el.get("id") in from_start and script.strip() and _only_copies(ast.parse(script).body):
+                found.append((el.get("id"), "copies start data"))
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(PROCESSES.glob("*.bpmn")), ids=lambda p: p.stem)
+def test_no_diagram_draws_a_step_that_only_copies_data(path):
+    assert copy_steps(path.read_bytes()) == []
+
+
+def test_the_copy_step_check_finds_the_steps_the_diagrams_drew_before(tmp_path):
+    def old(name: str) -> bytes:
+        return subprocess.run(["git", "show", f"{BEFORE_CASE_OUTPUTS}:processes/{name}.bpmn"], cwd=ROOT,
+                              capture_output=True, check=True).stdout
+
+    assert copy_steps(old("review")) == [("record_review", "update_case")]
+    assert copy_steps(old("advocacy")) == [("note_referral", "update_case"), ("keep_advocate", "update_case")]
+    assert copy_steps(old("carers_assessment")) == [("keep_carer_decision", "update_case")]
+    assert copy_steps(old("safeguarding")) == [("note_concern", "copies start data")]
+    assert ("keep_person", "update_case") in copy_steps(old("front_door"))
+    # the review's 'The new budget takes effect' copies too, but an approved amount where paths meet
+    assert "record_new_amount" in old("review").decode() and "record_new_amount" not in dict(copy_steps(old("review")))
+    # and a script that decides something is work, even straight after the start
+    work = old("safeguarding").replace(b"alleged_source_of_harm = None", b"urgent = concern_date &lt; '2031-01-01'")
+    assert copy_steps(work) == []
+
+
+def test_what_the_copy_steps_kept_is_kept_by_the_element_before_them_at_the_same_moment(eng):
+    def kept(cid):
+        return [(e["data"]["element_id"], sorted(e["data"]["data"])) for e in events(eng, cid, "case.updated")]
+
+    def order(cid):
+        return [(e["type"], e["data"].get("element_id")) for e in eng.history(cid) if isinstance(e.get("data"), dict)]
+
+    cid = to_plan(eng, "council_managed")
+    assert ("assemble_plan", ["current_budget_amount", "current_plan"]) in kept(cid)
+    assert order(cid).index(("case.updated", "assemble_plan")) < order(cid).index(
+        ("handler.called", "write_plan_letter"))  # before the letter, as the drawn step was
+    plan_kept = eng.get_case(cid)["data"]["current_plan"]
+    assert plan_kept["plan"]["money_management"] == "council_managed" and plan_kept["budget_amount"]
+    eng.advance_clock(timedelta(days=43))
+    complete(eng, cid, "review_plan", {"needs_changed": False, "plan_working": True})
+    # the planned review keeps itself on the case as it ends, in the step that starts the next one
+    assert kept(cid)[-1] == ("review_end", ["current_budget_amount", "last_full_review_at", "last_review"])
+    case = eng.get_case(cid)["data"]
+    assert case["last_full_review_at"] == eng.now().isoformat()
+    assert case["last_review"] == {"at": eng.now().isoformat(), "reason": "Planned", "full": True}
+    assert case["current_budget_amount"] == plan_kept["budget_amount"]
+    assert not [e for e in kept(cid) if e[0] in ("keep_plan", "record_review")]
