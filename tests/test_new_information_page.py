@@ -2,7 +2,8 @@
 (issue 10 item 4): a second contact for Edith while reablement is open on her case starts nothing new; the
 reablement team finds the task in its inbox, reads what was new (who called, why, the needs, the work open on
 the case), and answers by keyboard only. An empty submit puts focus on the error summary, whose link moves focus
-to the question; every state of the page is axe-clean (WCAG 2.1 AA). A worker of another team cannot open it.
+to the question; every state of the page is axe-clean (WCAG 2.1 AA). Where a needs assessment is open the task
+is social work's: each team sees only its own, and cannot open the other's (403, not a 500).
 
 One database (SQLite), one live server and one browser for the module: the engine's behaviour on both
 databases is tests/test_front_door_open_work.py's.
@@ -14,7 +15,7 @@ import pytest
 
 from tests.front_door_world import PASSWORD, build, username
 from tests.test_forms_sections import _enter, _focused, _tab_to
-from tests.test_front_door_routes import LIKELY_ELIGIBLE, contact
+from tests.test_front_door_routes import LIKELY_ELIGIBLE, contact, front_door
 
 AGAIN = "She has had two more falls since reablement started and now cannot get to the toilet at night"
 TASK = "New information on an open case"
@@ -37,9 +38,16 @@ def world(tmp_path_factory):
         outcomes_unable=LIKELY_ELIGIBLE), actor="advisor1")
     [task] = [t for t in eng.list_tasks(case_id=cid) if t["name"] == TASK]
     assert (task["element_id"], task["team"]) == ("inform_reablement", "reablement")
+    # Joan: a needs assessment open (reablement not appropriate), then a second contact: social work's task
+    long_term = contact(outcomes_unable=LIKELY_ELIGIBLE, reablement_appropriate=False,
+                        reablement_not_appropriate_because="long_term_condition")
+    joan = front_door(eng, long_term)[0].case_id
+    front_door(eng, dict(long_term, reason=AGAIN), case_id=joan)
+    [social] = [t for t in eng.list_tasks(case_id=joan) if t["name"] == TASK]
+    assert (social["element_id"], social["team"]) == ("inform_social_work", "social_work")
     try:
         with live_server(app) as base, launch() as browser:
-            yield eng, base, browser, task
+            yield eng, base, browser, task, social
     finally:
         eng.db.dispose()
 
@@ -66,12 +74,18 @@ def _focus_ring(page, radio: bool = False) -> str:
     }""", radio)
 
 
-def test_a_worker_of_another_team_neither_sees_nor_opens_it(world):
+def test_each_team_sees_only_its_own_and_cannot_open_the_others(world):
     from tests.browser import run_axe
 
-    eng, base, browser, task = world
+    eng, base, browser, task, social = world
+    mine = _page_as(browser, base, "reablement_coordinator")
+    assert mine.locator(f"a[href='/tasks/{social['id']}']").count() == 0
+    assert mine.goto(f"{base}/tasks/{social['id']}").status in (403, 404)
+    mine.context.close()
     page = _page_as(browser, base, "social_worker")
-    assert page.get_by_role("link", name=TASK).count() == 0
+    # social work's own (a needs assessment is open on Joan's case) is in its inbox; the reablement one is not
+    assert page.locator(f"a[href='/tasks/{social['id']}']").inner_text() == TASK
+    assert page.locator(f"a[href='/tasks/{task['id']}']").count() == 0
     response = page.goto(f"{base}/tasks/{task['id']}")
     assert response.status in (403, 404), response.status
     assert TASK not in page.locator("main").inner_text() and "Mary Barker" not in page.content()
@@ -83,7 +97,7 @@ def test_a_worker_of_another_team_neither_sees_nor_opens_it(world):
 def test_the_reablement_worker_reads_the_new_contact_and_answers_it_by_keyboard(world):
     from tests.browser import run_axe
 
-    eng, base, browser, task = world
+    eng, base, browser, task, _social = world
     page = _page_as(browser, base, "reablement_coordinator")
     # the inbox of the team working the case lists it, with the person
     row = page.locator("tr", has=page.get_by_role("link", name=TASK))
