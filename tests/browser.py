@@ -10,6 +10,7 @@ signing in on the sign-in page (`sign_in`) and axe-core's WCAG 2.1 A/AA check (`
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 import threading
@@ -46,24 +47,96 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@contextmanager
-def launch() -> Iterator["object"]:
-    """A Playwright Chromium Browser on the system Chromium; closed on exit."""
+class _Shared:
+    """This process's one Playwright and Chromium, started by the first launch() and stopped by shutdown()."""
+
+    playwright = None
+    browser = None
+
+
+def _shared_browser():
+    """The process's Chromium, started (or restarted, if it went away) on first use."""
+    if _Shared.browser is not None and _Shared.browser.is_connected():
+        return _Shared.browser
+    shutdown()
     try:
         from playwright.sync_api import sync_playwright
     except ImportError as exc:
         unavailable(f"the Python package playwright is not installed ({exc}); run `make setup`")
     if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
         unavailable(f"{CHROMIUM} is missing: run `make setup` (as root) or `apt-get install -y chromium`")
-    with sync_playwright() as pw:
-        try:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        except Exception as exc:
-            unavailable(f"{CHROMIUM} did not start under playwright: {exc}")
-        try:
-            yield browser
-        finally:
+    pw = sync_playwright().start()
+    try:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    except Exception as exc:
+        pw.stop()
+        unavailable(f"{CHROMIUM} did not start under playwright: {exc}")
+    _Shared.playwright, _Shared.browser = pw, browser
+    atexit.register(shutdown)  # outside pytest (bench/), at the latest when the process ends
+    return browser
+
+
+def shutdown() -> None:
+    """Close this process's Chromium and Playwright, if started (tests/conftest.py, at the session's end)."""
+    browser, pw = _Shared.browser, _Shared.playwright
+    _Shared.browser = _Shared.playwright = None
+    try:
+        if browser is not None and browser.is_connected():
             browser.close()
+    finally:
+        if pw is not None:
+            pw.stop()
+
+
+class Browser:
+    """What launch() yields: the shared Chromium as one test sees it.
+
+    new_context() (and new_page(), which opens its own context) give fresh, isolated browser
+    contexts — no cookies, storage or cache from other tests — and every context still open is
+    closed when the launch() block ends. Anything else is the Playwright Browser's."""
+
+    def __init__(self, browser) -> None:
+        self._browser = browser
+        self._contexts: list = []
+
+    def new_context(self, **options):
+        context = self._browser.new_context(**options)
+        self._contexts.append(context)
+        return context
+
+    def new_page(self, **options):
+        page = self.new_context(**options).new_page()
+        return page
+
+    @property
+    def contexts(self) -> list:
+        return [c for c in self._contexts if c in self._browser.contexts]
+
+    def close(self) -> None:
+        """Close this test's contexts (the shared Chromium stays up for the next test)."""
+        contexts, self._contexts = self._contexts, []
+        for context in contexts:
+            try:
+                context.close()
+            except Exception:  # already closed by the test, or the browser went away
+                pass
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
+
+
+@contextmanager
+def launch() -> Iterator[Browser]:
+    """Headless Chromium for a test: fresh contexts on this process's shared Chromium, closed on exit.
+
+    Starting Playwright and Chromium takes about a second, so each test process (xdist worker)
+    starts them once, on the first launch(), and closes them at the end of the session
+    (tests/conftest.py pytest_sessionfinish); a browser that crashed is started again."""
+    browser = Browser(_shared_browser())
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 def free_port() -> int:

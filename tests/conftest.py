@@ -129,3 +129,10 @@ def _quick_password_hashing():
     auth._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     yield
     auth._hasher = production
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Close the Chromium the browser tests shared in this process (tests/browser.py launch())."""
+    from tests import browser
+
+    browser.shutdown()
