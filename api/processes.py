@@ -439,16 +439,21 @@ def _process_page(request: Request, user: User, process_id: str, *, errors: list
     engine = request.app.state.engine
     versions = drafts.list_versions(engine, process_id)
     start_inputs: list[dict[str, Any]] = []
+    kept: dict[str, dict[str, Any]] = {}
     with engine.db.engine.connect() as conn:
         for v in versions:
             row = definitions.resolve_version(conn, process_id, v["version"])
             v["files"] = sorted(drafts.version_files(conn, row))
             if v is versions[0]:  # what the live version reads as a case starts (docs/engine.md "Start inputs")
-                start_inputs = json.loads(row.info).get("start_inputs") or []
+                info = json.loads(row.info)
+                start_inputs = info.get("start_inputs") or []
+                # and what its steps keep on the case record as they complete (docs/engine.md "Case outputs")
+                for out in info.get("case_outputs") or []:
+                    kept.setdefault(out["element_id"], {"name": out["name"], "keys": []})["keys"].append(out["key"])
     open_drafts = drafts.list_drafts(engine, process_id=process_id)
     return _render(request, "processes_detail.html", {
         "user": user, "process_id": process_id, "name": versions[0]["name"], "versions": versions,
-        "live": versions[0], "start_inputs": start_inputs, "drafts": open_drafts,
+        "live": versions[0], "start_inputs": start_inputs, "case_outputs": list(kept.values()), "drafts": open_drafts,
         "running": sum(v["running"] for v in versions),
         "can_edit": user.has(OWNER), "errors": errors or [], "values": values or {}, "max_mb": 5}, status)
 

@@ -294,3 +294,25 @@ def test_a_start_listener_runs_as_the_element_begins(eng):
     eng.complete_task(follow["id"], {})  # no 'extra' submitted: the start listener set it as the task began
     assert eng.get_case(res.case_id)["data"]["visits"] == 5
 
+
+
+def test_the_process_page_says_what_its_steps_keep_on_the_case(tmp_path):
+    """The live version's case outputs in words, beside what it reads at start: the front door keeps the
+    person's details when the contact is recorded; a process declaring none says so."""
+    from tests.browser import launch, live_server, run_axe, sign_in
+    from tests.front_door_world import PASSWORD, build
+
+    eng, app, _people = build(f"sqlite:///{tmp_path / 'carepath.db'}")
+    try:
+        with launch() as browser, live_server(app) as base:
+            page = browser.new_context(bypass_csp=True).new_page()  # axe is injected as an inline script
+            sign_in(page, base, "process-owner", PASSWORD, then=None)
+            page.goto(f"{base}/processes/front_door")
+            row = page.locator(".govuk-summary-list__row", has_text="Kept on the case as its steps complete")
+            assert row.locator("li").all_inner_texts() == ["person, when \u2018Record the contact\u2019 completes"]
+            run_axe(page, "process page with its case outputs")
+            page.goto(f"{base}/processes/needs_assessment")  # the test stub: its steps keep nothing
+            assert "Nothing declared on its steps." in page.locator(
+                ".govuk-summary-list__row", has_text="Kept on the case as its steps complete").inner_text()
+    finally:
+        eng.db.dispose()

@@ -68,7 +68,7 @@ def test_it_marks_exactly_the_elements_and_flows_given():
     groups = {g.get("data-element-id"): g for g in root.iter(f"{SVG}g") if g.get("data-element-id")}
     for el in done:
         assert groups[el].find(f"{SVG}circle[@class='tick']") is not None, el
-    assert groups["keep_person"].find(f"{SVG}circle[@class='tick']") is None
+    assert groups["start_reablement"].find(f"{SVG}circle[@class='tick']") is None
     taken = groups[first_flow.id].find(f"{SVG}polyline")
     other = next(groups[f.id] for f in d.flows.values() if f.id != first_flow.id and f.drawn).find(f"{SVG}polyline")
     assert float(taken.get("stroke-width")) >= 3 * float(other.get("stroke-width"))
@@ -102,7 +102,7 @@ def test_shapes_by_kind_and_the_timer_marker():
         float(groups[starts[0].id].find(f"{SVG}circle").get("stroke-width"))
     timers = [n.id for n in d.drawn_nodes() if n.tag == "intermediateCatchEvent"]
     assert timers and all(groups[t].find(f"{SVG}circle[@class='timer']") is not None for t in timers)
-    assert groups["keep_person"].find(f"{SVG}circle[@class='timer']") is None
+    assert groups["start_reablement"].find(f"{SVG}circle[@class='timer']") is None
     # a person's task and an automatic step look different: each task carries the sign of its kind
     for node in d.drawn_nodes():
         if node.tag in ("userTask", "serviceTask", "businessRuleTask"):

@@ -124,7 +124,7 @@ def test_a_service_task_without_its_handlers_required_parameter_is_a_problem(qui
 
 
 def _with_task(task_xml: str) -> str:
-    """front_door with `task_xml` between 'note_contact' and its next step (no drawing: checks, not layout)."""
+    """front_door with `task_xml` on a path of its own from the start event (no drawing: checks, not layout)."""
     head, sep, tail = FRONT_DOOR.partition("</bpmn:process>")
     flows = ('<bpmn:sequenceFlow id="f_new" sourceRef="contact_received" targetRef="due" />'
              '<bpmn:sequenceFlow id="f_new2" sourceRef="due" targetRef="end_new" />'

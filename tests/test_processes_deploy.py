@@ -49,14 +49,16 @@ def test_deploy_refuses_a_user_task_for_a_team_that_does_not_exist_and_a_handler
     assert any("goes to 'front_dor' (its candidate groups), which is not a team" in m for m in messages), messages
     # the registry knows each handler's required parameters from its signature (update_case: data)
     assert eng.registry.required_parameters()["update_case"] == ("data",)
-    needle = '<camunda:inputParameter name="data">{"person": person}'
-    files = _front_door_with(needle, '<camunda:inputParameter name="details">{"person": person}')
+    assert eng.registry.required_parameters()["search_directory"] == ("needs",)
+    needle = '<camunda:inputParameter name="needs">needs'
+    files = _front_door_with(needle, '<camunda:inputParameter name="wants">needs')
     try:
         eng.deploy(files=files)
     except DefinitionError as exc:
         messages = [p.message for p in exc.problems]
     else:
         raise AssertionError("a service task without its handler's required parameter was deployed")
-    assert any("does not give handler 'update_case' its required parameter(s): data" in m for m in messages), messages
+    assert any("does not give handler 'search_directory' its required parameter(s): needs" in m for m in messages), \
+        messages
     assert not any(r.created for r in eng.deploy(files=_front_door_with(needle, needle)))  # as it was: no change
     eng.db.dispose()

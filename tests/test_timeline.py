@@ -116,7 +116,7 @@ def test_automatic_steps_and_gateway_branches_are_on_the_path(journey):
     final = _by_process(timeline.path(eng, case_id))
     fd = final["front_door"]
     # service tasks, script tasks, gateways and events that no history event names
-    assert {"contact_received", "keep_person", "screen_contact", "route_gw",
+    assert {"contact_received", "start_reablement", "screen_contact", "route_gw",
             "end_referred_reablement"} <= set(fd["completed"])
     assert sorted(fd["branches"], key=lambda b: b["gateway"]) == [
         {"gateway": "carer_gw", "flow": "f_no_carer", "target": "carer_merge"},  # no carer asks for support

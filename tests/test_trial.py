@@ -208,7 +208,7 @@ KYLE = {
     "from_hospital": False,
 }
 CALLED_BACK = {"reached": True, "services_right": "yes", "further_help": "none"}
-SIGNPOSTED = ["contact_received", "record_contact", "keep_person", "note_contact", "screen_contact",
+SIGNPOSTED = ["contact_received", "record_contact", "screen_contact",
               "carer_gw", "carer_merge", "safeguarding_gw", "concern_merge", "route_gw", "signpost_merge",
               "search_directory", "record_signposting", "wait_for_call_back", "signposting_call_back", "end_signposted"]
 
@@ -245,8 +245,7 @@ def test_the_front_door_example_runs_across_the_call_back_timer_to_the_end(counc
     assert _ids(result.path) == SIGNPOSTED
     # the path is a walk along the diagram's own sequence flows
     assert set(zip(SIGNPOSTED, SIGNPOSTED[1:], strict=False)) <= _flows(files["front_door.bpmn"])
-    assert [s["name"] for s in result.path][:3] == ["Contact received", "Record the contact",
-                                                    "Keep the person's details on the case"]
+    assert [s["name"] for s in result.path][:3] == ["Contact received", "Record the contact", "Screen the contact"]
     # the call back falls due 14 days later, on the simulated clock
     timer = next(s for s in result.path if s["element_id"] == "wait_for_call_back")
     assert timer["at"].startswith("2031-03-17")
