@@ -202,7 +202,7 @@ of its own, but a change of arrangement changes the support_plan Service rows, a
 hospital_follow_up (ASCOF 2D measure, not an event for the person).
 
 Person fields (``person_fields``) come from the case record (``cases.data``, top level or under
-``person`` — the front door's keep_person step stores the contact form's person there), then from
+``person`` — the front door's record_contact keeps the contact form's person there), then from
 the person recorded on a form or passed to a service user's process (latest first); a field never
 recorded is None. Birth month/year come from ``date_of_birth``. Gender, ethnicity, primary support
 reason, accommodation status and employment status are asked (optionally) on the contact form, in
