@@ -115,6 +115,54 @@ def make_engine(db_url, calls):
         eng.db.dispose()
 
 
+class _SqliteTemplate:
+    """An empty SQLite database migrated to the head revision once in this process, copied into each new one."""
+
+    path: Path | None = None
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _sqlite_schema_from_template(tmp_path_factory):
+    """Engine.init() on an empty SQLite database copies a database this process migrated once.
+
+    The Alembic migrations take 0.1-0.25 s of CPU on every new SQLite database and every test makes
+    at least one. The copy (SQLite's backup API, page for page) is the database those same migrations
+    made, so the schema, the alembic_version row and any rows the migrations write are the same. Only
+    an upgrade to "head" of a SQLite database with no tables is copied: an upgrade to a named
+    revision, a database with tables, PostgreSQL and engine/trial.py's own call run the migrations
+    (tests/test_safety.py, tests/test_people_search*.py migrate step by step)."""
+    import sqlite3
+
+    from sqlalchemy import inspect
+
+    import engine.migrate as migrate
+    import engine.runtime as runtime
+    from engine.db import Database
+
+    migrations = runtime.upgrade
+
+    def upgrade(db, revision: str = "head") -> None:
+        if revision != "head" or db.dialect != "sqlite" or inspect(db.engine).get_table_names():
+            return migrations(db, revision)
+        if _SqliteTemplate.path is None:
+            path = tmp_path_factory.mktemp("schema") / "migrated.db"
+            template = Database(f"sqlite:///{path}")
+            migrations(template)
+            template.engine.dispose()
+            _SqliteTemplate.path = path
+        source = sqlite3.connect(_SqliteTemplate.path)
+        try:
+            with db.engine.connect() as conn:
+                source.backup(conn.connection.driver_connection)
+        finally:
+            source.close()
+
+    assert runtime.upgrade is migrate.upgrade
+    runtime.upgrade = upgrade
+    yield
+    runtime.upgrade = migrations
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _quick_password_hashing():
     """argon2id with the smallest cost in tests: the same algorithm and checks, a fraction of the time.
