@@ -316,3 +316,68 @@ def test_the_process_page_says_what_its_steps_keep_on_the_case(tmp_path):
                 ".govuk-summary-list__row", has_text="Kept on the case as its steps complete").inner_text()
     finally:
         eng.db.dispose()
+
+
+BEFORE_CASE_OUTPUTS = "18bb377"  # the front door and safeguarding still drew their copy-data steps
+
+
+def test_cases_on_the_versions_with_the_drawn_steps_keep_running_and_keep_the_same_details(db_url):
+    """Deployed versions never change: a front door case started on the version that drew 'Keep the person's
+    details on the case' and 'Note the contact' goes on with them after the new version is deployed, and
+    ends with the same case record and route as a case on the new version (each replays); safeguarding
+    started on the version that drew 'Note the concern date' notes the same date and person."""
+    import subprocess
+    from pathlib import Path
+
+    from engine.registry import load_registry
+    from tests.front_door_world import FILES
+
+    root = Path(__file__).resolve().parent.parent
+
+    def old(name: str) -> bytes:
+        return subprocess.run(["git", "show", f"{BEFORE_CASE_OUTPUTS}:processes/{name}.bpmn"], cwd=root,
+                              check=True, capture_output=True).stdout
+
+    library = FormLibrary.from_folder(root / "forms")
+    forms = FormLibrary({**{n: library.schema(n) for n in library.names()},
+                         "needs_assessment_stub": {"type": "object"}})
+    eng = Engine(db_url, registry=load_registry("handlers"), forms=forms)
+    try:
+        eng.init(simulated_start=START)
+        current = {p.name: p.read_bytes() for p in FILES}
+        eng.deploy(files={**current, "front_door.bpmn": old("front_door"), "safeguarding.bpmn": old("safeguarding")})
+        first = eng.start("front_door")
+        first_concern = eng.start("safeguarding", data={"contact_date": "2031-03-01T10:00:00+00:00"})
+        eng.deploy(files=current)  # version 2 of both
+        second = eng.start("front_door")
+        second_concern = eng.start("safeguarding", data={"contact_date": "2031-03-01T10:00:00+00:00"})
+        contact = {
+            "caller": {"name": "Sam Okafor", "relationship": "gp_or_social_prescriber",
+                       "organisation": "GP social prescribing"},
+            "reason": "Finding it hard to get out", "needs": ["transport", "physical_activity"],
+            "person": {"name": "Kyle Morgan", "age": 34, "address": "9 Station Road", "area": "north",
+                       "lives_alone": True},
+            "outcomes_unable": [], "safeguarding_concern": False, "crisis": False, "consents_to_referral": True,
+            "from_hospital": False}
+        for res in (first, second):
+            [task] = eng.list_tasks(case_id=res.case_id)
+            assert eng.complete_task(task["id"], dict(contact)).status == "waiting"
+        records = [eng.get_case(r.case_id)["data"] for r in (first, second)]
+        assert records[0] == records[1] and records[0]["person"]["name"] == "Kyle Morgan"
+        assert [u[0] for u in case_updates(eng, first.case_id)] == ["keep_person"]  # the old version's step
+        assert [u[0] for u in case_updates(eng, second.case_id)] == ["record_contact"]
+        calls = [[(ev["data"]["element_id"], ev["data"]["handler"]) for ev in eng.history(r.case_id)
+                  if ev["type"] == "handler.called"] for r in (first, second)]
+        assert calls[0] == calls[1]  # the same route: signposted, the call back waiting on its timer
+        assert ("record_signposting", "record_signposting") in calls[0]
+        for key in ("contact_date", "new_information", "plan_in_effect", "open_work"):
+            assert eng.instance_snapshot(first.instance_id)["data"][key] == \
+                eng.instance_snapshot(second.instance_id)["data"][key], key
+        concern = [eng.instance_snapshot(r.instance_id)["data"] for r in (first_concern, second_concern)]
+        assert [(c["concern_date"], c["person"], c["alleged_source_of_harm"]) for c in concern] == \
+            [("2031-03-01", {}, None)] * 2
+        assert [t["element_id"] for t in eng.list_tasks(case_id=second_concern.case_id)] == ["record_concern"]
+        for res in (first, second, first_concern, second_concern):
+            assert replay_case(eng, res.case_id).ok
+    finally:
+        eng.db.dispose()
