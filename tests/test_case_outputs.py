@@ -381,3 +381,32 @@ def test_cases_on_the_versions_with_the_drawn_steps_keep_running_and_keep_the_sa
             assert replay_case(eng, res.case_id).ok
     finally:
         eng.db.dispose()
+
+
+def test_the_modeller_panel_says_what_an_element_keeps_on_the_case(tmp_path):
+    """In the modeller, a task's carepath panel lists its case outputs (what the process page shows for the live
+    version); a task that keeps nothing says how to add one; a gateway has no such entry."""
+    from tests.browser import launch, live_server, run_axe, sign_in
+    from tests.front_door_world import PASSWORD, build
+    from tests.modeller_browser import open_carepath_group, open_new_draft, select
+
+    eng, app, _people = build(f"sqlite:///{tmp_path / 'carepath.db'}")
+    try:
+        with launch() as browser, live_server(app) as base:
+            page = browser.new_context(bypass_csp=True, viewport={"width": 1500, "height": 1000}).new_page()
+            sign_in(page, base, "process-owner", PASSWORD, then=None)
+            open_new_draft(page, base, "front_door")
+            select(page, "record_contact")
+            open_carepath_group(page)
+            entry = page.locator("[data-entry-id='carepath-case-outputs']")
+            entry.wait_for()
+            assert "Kept on the case when it completes" in entry.inner_text()
+            assert entry.locator("li").all_inner_texts() == ["person: person"]
+            run_axe(page, "modeller (a task's case outputs)")
+            select(page, "screen_contact")
+            assert page.locator("[data-entry-id='carepath-case-outputs'] li").all_inner_texts() == [
+                "Nothing: add a property case:NAME = an expression to keep a value on the case."]
+            select(page, "route_gw")
+            assert page.locator("[data-entry-id='carepath-case-outputs']").count() == 0
+    finally:
+        eng.db.dispose()

@@ -372,6 +372,36 @@ function StartInputsEntry({ element }) {
       + "no step is drawn for them. See docs/engine.md \"Start inputs\"."));
 }
 
+// ------------------------------------------------------------------ what an element keeps on the case
+// Its case outputs, as engine/bpmn_parser.py read_case_outputs reads them: case:KEY properties, in order.
+export function caseOutputs(bo) {
+  const ext = bo && bo.get("extensionElements");
+  const props = ext && (ext.get("values") || []).find((v) => is(v, "camunda:Properties"));
+  return (props ? props.get("values") || [] : []).map((p) => {
+    const name = p.get("name") || "";
+    const at = name.indexOf(":");
+    return { prefix: at < 0 ? "" : name.slice(0, at).trim(), key: at < 0 ? "" : name.slice(at + 1).trim(),
+      value: (p.get("value") || "").trim() };
+  }).filter((o) => o.prefix === "case");
+}
+
+const KEEPS_OUTPUTS = ["bpmn:Task", "bpmn:CallActivity", "bpmn:SubProcess", "bpmn:IntermediateCatchEvent",
+  "bpmn:IntermediateThrowEvent", "bpmn:EndEvent"];
+
+function CaseOutputsEntry({ element }) {
+  const outputs = caseOutputs(getBusinessObject(element));
+  const lines = outputs.length ? outputs.map((o) => `${o.key}: ${o.value}`)
+    : ["Nothing: add a property case:NAME = an expression to keep a value on the case."];
+  return h("div", { class: "bio-properties-panel-entry", "data-entry-id": "carepath-case-outputs" },
+    h("div", { class: "bio-properties-panel-label", id: "carepath-case-outputs-label" },
+      "Kept on the case when it completes"),
+    h("ul", { class: "bio-properties-panel-description carepath-case-outputs",
+      "aria-labelledby": "carepath-case-outputs-label" }, lines.map((line) => h("li", null, line))),
+    h("div", { class: "bio-properties-panel-description" },
+      "Element properties case:NAME (an expression, evaluated as the element completes); no step is drawn "
+      + "for them. See docs/engine.md \"Case outputs\"."));
+}
+
 // ------------------------------------------------------------------ the group
 function entries(element, config) {
   const { catalogue, api } = config;
@@ -409,6 +439,9 @@ function entries(element, config) {
   }
   if (is(element, "bpmn:Process") || (is(element, "bpmn:Participant") && bo.get("processRef"))) {
     add("carepath-start-inputs", StartInputsEntry, () => false);
+  }
+  if (KEEPS_OUTPUTS.some((type) => is(element, type)) && !bo.get("triggeredByEvent")) {
+    add("carepath-case-outputs", CaseOutputsEntry, () => false);
   }
   return list;
 }
