@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -47,6 +47,7 @@ from engine.schema import cases, instances, settings
 from handlers.capacity import ADVOCACY_ACTIVE
 from handlers.carers import check_carer_start
 from handlers.cld import CLOSURE_OUTCOMES, UNPLANNED_REVIEW_REASONS
+from handlers.fields import check_text
 
 from . import page_kit as kit
 from .auth import OVERSIGHT_ROLES, User, current_user, get_engine
@@ -109,22 +110,7 @@ assert set(CLOSE_REASONS) == set(CLOSURE_OUTCOMES)  # every reason has its CLD o
 
 
 # ---------------------------------------------------------------------- checking what was sent
-def _text(data: dict[str, Any], name: str, label: str, errors: dict[str, str], *, required: bool = True,
-          limit: int = NOTE_MAX) -> str:
-    value = data.get(name, "")
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        errors[name] = f"{label} must be text"
-        return ""
-    value = value.strip()
-    if required and not value:
-        errors[name] = f"Enter {label.lower()}"
-    elif len(value) > limit:
-        errors[name] = f"{label} must be {limit} characters or fewer"
-    elif re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", value):
-        errors[name] = f"{label} must not contain control characters"
-    return value
+_text = partial(check_text, limit=NOTE_MAX)  # handlers/fields.py; a note's length unless a call says otherwise
 
 
 def _choice(data: dict[str, Any], name: str, label: str, options: Any, errors: dict[str, str]) -> str:
@@ -492,13 +478,10 @@ def _page(request: Request, user: User, case: dict[str, Any], what: str, values:
 def _form_values(form: dict[str, list[str]], what: str) -> dict[str, Any]:
     values = {k: kit.one(form, k) for k in FORM_FIELDS[what]}
     if what == "close":
-        d, m, y = (kit.one(form, f"date_of_death-{p}").strip() for p in ("day", "month", "year"))
+        d, m, y, died = kit.posted_date(form, "date_of_death")
         values.update({"dod_day": d, "dod_month": m, "dod_year": y})
-        if d or m or y:
-            try:
-                values["date_of_death"] = date(int(y), int(m), int(d)).isoformat()
-            except ValueError:
-                values["date_of_death"] = "not-a-date"
+        if died:
+            values["date_of_death"] = died
     return values
 
 

@@ -13,7 +13,7 @@ never show or do more than the API allows; this module only adapts them to HTML:
 from __future__ import annotations
 
 import hmac
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -95,6 +95,18 @@ def check_csrf(user: User, form: dict[str, list[str]]) -> None:
 def one(form: dict[str, list[str]], name: str) -> str:
     """The last value the form sent for `name`; "" when it sent none."""
     return (form.get(name) or [""])[-1]
+
+
+def posted_date(form: dict[str, list[str]], prefix: str) -> tuple[str, str, str, str]:
+    """The day, month and year typed in the GOV.UK date input `prefix` (intake_macros.html date_input), and
+    the ISO date they make: "" when all three are blank, "not-a-date" when they make no real date."""
+    d, m, y = (one(form, f"{prefix}-{p}").strip() for p in ("day", "month", "year"))
+    if not (d or m or y):
+        return d, m, y, ""
+    try:
+        return d, m, y, date(int(y), int(m), int(d)).isoformat()
+    except ValueError:
+        return d, m, y, "not-a-date"
 
 
 def error_summary(by_field: dict[str, str], anchors: dict[str, str]) -> list[dict[str, str]]:

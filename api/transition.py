@@ -22,7 +22,6 @@ see (same name and date of birth: refer on that case instead) 409.
 from __future__ import annotations
 
 import hashlib
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -173,13 +172,8 @@ ANCHORS = {"date_of_birth": "date_of_birth-day", "ehc_plan": "ehc_plan"}
 
 def _form_values(form: dict[str, list[str]]) -> dict[str, Any]:
     values: dict[str, Any] = {k: kit.one(form, k) for k in FIELDS if k != "date_of_birth"}
-    d, m, y = (kit.one(form, f"date_of_birth-{p}").strip() for p in ("day", "month", "year"))
-    values.update({"dob_day": d, "dob_month": m, "dob_year": y, "date_of_birth": ""})
-    if d or m or y:
-        try:
-            values["date_of_birth"] = date(int(y), int(m), int(d)).isoformat()
-        except ValueError:
-            values["date_of_birth"] = "not-a-date"
+    d, m, y, born = kit.posted_date(form, "date_of_birth")
+    values.update({"dob_day": d, "dob_month": m, "dob_year": y, "date_of_birth": born})
     return values
 
 

@@ -29,9 +29,9 @@ from typing import Any
 from engine.registry import HandlerContext, HandlerRegistry
 
 from . import budget, working_days
+from .fields import CONTROL
 
 NAME_MAX = 200
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def check_carer_start(data: Any) -> dict[str, str]:
@@ -49,7 +49,7 @@ def check_carer_start(data: Any) -> dict[str, str]:
     name = person.get("name")
     if not isinstance(name, str) or not name.strip():
         errors["person.name"] = "Enter the carer's name"
-    elif len(name) > NAME_MAX or _CONTROL.search(name):
+    elif len(name) > NAME_MAX or CONTROL.search(name):
         errors["person.name"] = f"The carer's name must be {NAME_MAX} characters or fewer, without control characters"
     cared_for = data.get("cared_for")
     if cared_for not in (None, "") and not isinstance(cared_for, str):

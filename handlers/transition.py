@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
 from engine.registry import HandlerContext, HandlerRegistry
 
 from . import settings
+from .fields import check_text
 from .letters import _render, long_date
 from .people import check_name, nfc_name
 
@@ -38,7 +40,6 @@ CONSENT = {
     "lacks_capacity": "The young person lacks capacity (or is not competent) to agree",
 }
 SETTING_KEYS = ("transition_decision_days", "transition_latest_assessment_before_18", "transition_recheck_after")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 # ---------------------------------------------------------------- dates
@@ -183,21 +184,7 @@ def check_referral(data: dict[str, Any], today: date) -> tuple[dict[str, Any], d
     """(start data, errors by field) for a referral from children's services."""
     errors: dict[str, str] = {}
 
-    def text(name: str, label: str, *, required: bool = True, limit: int = 200) -> str:
-        value = data.get(name)
-        if value is None:
-            value = ""
-        if not isinstance(value, str):
-            errors[name] = f"{label} must be text"
-            return ""
-        value = value.strip()
-        if required and not value:
-            errors[name] = f"Enter {label[0].lower() + label[1:]}"
-        elif len(value) > limit:
-            errors[name] = f"{label} must be {limit} characters or fewer"
-        elif _CONTROL.search(value):
-            errors[name] = f"{label} must not contain control characters"
-        return value
+    text = partial(check_text, data, errors=errors)  # 200 characters unless a field says otherwise
 
     name = text("name", "The young person's full name")
     hidden = check_name(name, "The young person's full name") if name else None
