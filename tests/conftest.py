@@ -115,25 +115,65 @@ def make_engine(db_url, calls):
         eng.db.dispose()
 
 
-class _SqliteTemplate:
-    """An empty SQLite database migrated to the head revision once in this process, copied into each new one."""
+class _Templates:
+    """What this test process copies a new database's schema from: a SQLite file migrated to the head
+    revision, and the SQL text of a PostgreSQL schema migrated to the head revision (pg_dump)."""
 
-    path: Path | None = None
+    sqlite: Path | None = None
+    postgres: tuple[str, str] | None = None  # (the template schema's name, its dump), "" if pg_dump failed
+
+
+def _postgres_dump(migrations) -> tuple[str, str]:
+    """Migrate a fresh PostgreSQL schema with Alembic and dump it (tables, sequences, functions, triggers,
+    indexes, rows) as SQL; ("", "") when pg_dump is missing or fails (the migrations run instead)."""
+    import shutil
+    import subprocess
+
+    import psycopg
+
+    from engine.db import Database
+
+    pg_dump = shutil.which("pg_dump")
+    if not pg_dump:
+        return "", ""
+    schema = f"t_tpl_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as c:
+        c.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        base = PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+        sep = "&" if "?" in base else "?"
+        template = Database(f"{base}{sep}options={quote(f'-csearch_path={schema}')}")
+        migrations(template)
+        template.engine.dispose()
+        done = subprocess.run([pg_dump, f"--dbname={PG_URL}", f"--schema={schema}", "--no-owner",
+                               "--no-privileges", "--no-comments", "--inserts"],
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as c:
+            c.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    if done.returncode != 0:
+        return "", ""
+    # the statements only: no psql meta-commands, comments, session settings (search_path!) or CREATE SCHEMA
+    kept = [line for line in done.stdout.splitlines()
+            if not line.startswith(("\\", "--", "SET ", "SELECT pg_catalog.set_config(", "CREATE SCHEMA "))]
+    return schema, "\n".join(kept)
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _sqlite_schema_from_template(tmp_path_factory):
-    """Engine.init() on an empty SQLite database copies a database this process migrated once.
+def _schema_from_template(tmp_path_factory):
+    """Engine.init() on an empty database copies a schema this process migrated once.
 
-    The Alembic migrations take 0.1-0.25 s of CPU on every new SQLite database and every test makes
-    at least one. The copy (SQLite's backup API, page for page) is the database those same migrations
-    made, so the schema, the alembic_version row and any rows the migrations write are the same. Only
-    an upgrade to "head" of a SQLite database with no tables is copied: an upgrade to a named
-    revision, a database with tables, PostgreSQL and engine/trial.py's own call run the migrations
-    (tests/test_safety.py, tests/test_people_search*.py migrate step by step)."""
+    The Alembic migrations take 0.1-0.25 s of CPU on every new database, and on PostgreSQL 1.1-1.3 s
+    of wall time (one round trip a statement), and every test makes at least one database. A copy is
+    what those same migrations made: on SQLite page for page (SQLite's backup API); on PostgreSQL
+    pg_dump's SQL of a migrated schema, run in the test's schema in one round trip (its pg_dump is
+    the template's: tests/test_schema_templates.py).
+    Only an upgrade to "head" of a database with no tables is copied: an upgrade to a named revision, a
+    database with tables and engine/trial.py's own call run the migrations (tests/test_safety.py and
+    tests/test_people_search*.py migrate step by step)."""
     import sqlite3
 
-    from sqlalchemy import inspect
+    from sqlalchemy import inspect, text
 
     import engine.migrate as migrate
     import engine.runtime as runtime
@@ -142,20 +182,31 @@ def _sqlite_schema_from_template(tmp_path_factory):
     migrations = runtime.upgrade
 
     def upgrade(db, revision: str = "head") -> None:
-        if revision != "head" or db.dialect != "sqlite" or inspect(db.engine).get_table_names():
+        if revision != "head" or db.dialect not in ("sqlite", "postgresql") or inspect(db.engine).get_table_names():
             return migrations(db, revision)
-        if _SqliteTemplate.path is None:
+        if db.dialect == "postgresql":
+            if _Templates.postgres is None:
+                _Templates.postgres = _postgres_dump(migrations)
+            name, dump = _Templates.postgres
+            if not dump:
+                return migrations(db, revision)
+            with db.engine.begin() as conn:
+                schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+                conn.connection.driver_connection.execute(dump.replace(f"{name}.", f'"{schema}".'))
+            return None
+        if _Templates.sqlite is None:
             path = tmp_path_factory.mktemp("schema") / "migrated.db"
             template = Database(f"sqlite:///{path}")
             migrations(template)
             template.engine.dispose()
-            _SqliteTemplate.path = path
-        source = sqlite3.connect(_SqliteTemplate.path)
+            _Templates.sqlite = path
+        source = sqlite3.connect(_Templates.sqlite)
         try:
             with db.engine.connect() as conn:
                 source.backup(conn.connection.driver_connection)
         finally:
             source.close()
+        return None
 
     assert runtime.upgrade is migrate.upgrade
     runtime.upgrade = upgrade

@@ -1,0 +1,73 @@
+"""The suite's schema templates (tests/conftest.py _schema_from_template) give a new database exactly
+what the Alembic migrations give it: the same tables, columns, indexes, triggers, functions, sequences
+and rows, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+import engine.runtime as runtime
+from engine.db import Database
+from engine.migrate import upgrade as migrations
+
+
+def _sqlite_schema(db: Database) -> tuple[list, dict]:
+    with db.engine.connect() as conn:
+        objects = sorted(tuple(r) for r in conn.execute(text(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name")))
+        rows = {name: sorted(tuple(map(repr, r)) for r in conn.execute(text(f'SELECT * FROM "{name}"')))
+                for kind, name, _t, _s in objects if kind == "table"}
+    return objects, rows
+
+
+def _postgres_schema(db: Database) -> str:
+    """pg_dump of the database's schema, its name replaced by SCHEMA and the comments left out."""
+    import shutil
+    import subprocess
+
+    from tests.conftest import PG_URL
+
+    pg_dump = shutil.which("pg_dump")
+    if not pg_dump:
+        pytest.fail("pg_dump is missing (postgresql-client): the PostgreSQL template cannot be compared")
+    with db.engine.connect() as conn:
+        schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+    out = subprocess.run([pg_dump, f"--dbname={PG_URL}", f"--schema={schema}", "--no-owner", "--no-privileges",
+                          "--no-comments", "--inserts"], capture_output=True, text=True, check=True).stdout
+    return "\n".join(line.replace(schema, "SCHEMA") for line in out.splitlines()
+                     if not line.startswith(("\\", "--")))
+
+
+def test_a_new_database_from_the_template_is_the_migrated_one(db_url, tmp_path, request):
+    assert runtime.upgrade is not migrations, "Engine.init() does not use the template (tests/conftest.py)"
+    copied = Database(db_url)
+    runtime.upgrade(copied)  # what Engine.init() runs on an empty database
+    if copied.dialect == "sqlite":
+        migrated = Database(f"sqlite:///{tmp_path / 'migrated.db'}")
+    else:
+        migrated = Database(request.getfixturevalue("pg_url"))  # a second fresh schema
+    migrations(migrated)
+    try:
+        describe = _sqlite_schema if copied.dialect == "sqlite" else _postgres_schema
+        want, got = describe(migrated), describe(copied)
+        assert got == want
+        assert "alembic_version" in str(want) and "TRIGGER" in str(want).upper()  # the comparison saw the schema
+    finally:
+        copied.engine.dispose()
+        migrated.engine.dispose()
+
+
+def test_a_database_with_tables_or_a_named_revision_is_migrated(tmp_path):
+    """The template is only for an empty database upgraded to the head revision."""
+    db = Database(f"sqlite:///{tmp_path / 'steps.db'}")
+    try:
+        runtime.upgrade(db, "0006")
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0006"
+        runtime.upgrade(db)
+        with db.engine.connect() as conn:
+            head = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+        assert head != "0006" and head.startswith("00")
+    finally:
+        db.engine.dispose()
