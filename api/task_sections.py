@@ -258,6 +258,60 @@ def _shown(value: Any) -> str:
     return show_value(None, value)
 
 
+def _form_questions(engine: Any, form: Any) -> dict[str, dict[str, Any]]:
+    """The questions of the form an `x-showData` entry names in `labelsFrom`, by their last name part, so values
+    the process copied from that form's answers are shown with its titles and option names, not as codes."""
+    if not isinstance(form, str) or not form:
+        return {}
+    try:
+        schema = engine.forms.schema(form)
+    except Exception:  # noqa: BLE001 - a missing form: the values are shown humanised
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for name, prop in (node.get("properties") or {}).items():
+                if isinstance(prop, dict):
+                    found.setdefault(name, prop)
+            for value in node.values():
+                if isinstance(value, (dict, list)):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(schema)
+    return found
+
+
+def _question_title(questions: dict[str, dict[str, Any]], key: str) -> str:
+    from .case_record import humanise
+
+    title = (questions.get(key) or {}).get("title")
+    return str(title).rstrip("?") if title else humanise(key)
+
+
+def _labelled(questions: dict[str, dict[str, Any]], key: str, value: Any) -> str:
+    """A value, with an option's code shown by its name in the form it came from ("Personal hygiene")."""
+    from .case_record import humanise
+
+    prop = questions.get(key) or {}
+    options = prop.get("items") if isinstance(prop.get("items"), dict) else prop
+    codes = options.get("enum") if isinstance(options.get("enum"), list) else None
+    names = options.get("x-enumNames") or options.get("enumNames") or []
+
+    def name(code: Any) -> str:
+        if codes is not None and code in codes:
+            i = codes.index(code)
+            return str(names[i]) if i < len(names) else humanise(str(code))
+        return humanise(str(code)) if isinstance(value, list) else _shown(code)
+
+    if isinstance(value, list):
+        return ", ".join(name(v) for v in value)
+    return name(value) if codes is not None else _shown(value)
+
+
 def shown_data(engine: Any, task: dict[str, Any], schema: dict[str, Any]) -> list[dict[str, Any]]:
     """The process data a form names in `x-showData` ([{"variable", "title"}]), read-only above the questions:
     a personal budget with its breakdown, or any other object as a list of its plain values."""
@@ -279,7 +333,10 @@ def shown_data(engine: Any, task: dict[str, Any], schema: dict[str, Any]) -> lis
         elif isinstance(value, dict) and {"previous_amount", "new_amount"} <= set(value):
             out.append({"title": title, **_budget_change_rows(value)})
         elif isinstance(value, dict):
-            rows = [(humanise(k), _shown(v)) for k, v in value.items() if isinstance(v, (str, int, float, bool))]
+            labels = _form_questions(engine, w.get("labelsFrom"))
+            rows = [(_question_title(labels, k), _labelled(labels, k, v)) for k, v in value.items()
+                    if isinstance(v, (str, int, float, bool)) or (isinstance(v, list) and v
+                                                                  and all(isinstance(i, str) for i in v))]
             out.append({"title": title, "rows": rows, "breakdown": [], "explanation": []})
         elif value is not None:
             out.append({"title": title, "rows": [(title, _shown(value))], "breakdown": [],

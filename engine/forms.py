@@ -71,8 +71,10 @@ def _check_schema(schema: dict[str, Any]) -> None:
     _check_sections(schema)
     shown = schema.get(SHOW_DATA, [])
     if not isinstance(shown, list) or not all(isinstance(w, dict) and isinstance(w.get("variable"), str)
-                                              and set(w) <= {"variable", "title"} for w in shown):
-        raise ValueError(f"#/{SHOW_DATA} must be a list of {{variable, title}}: process data shown with the form")
+                                              and set(w) <= {"variable", "title", "labelsFrom"}
+                                              and isinstance(w.get("labelsFrom", ""), str) for w in shown):
+        raise ValueError(f"#/{SHOW_DATA} must be a list of {{variable, title, labelsFrom}}: process data shown with "
+                         "the form (labelsFrom: the form whose question titles and option names label its values)")
 
 
 def _property_at(schema: dict[str, Any], path: str) -> dict[str, Any] | None:

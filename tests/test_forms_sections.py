@@ -278,7 +278,12 @@ def test_show_data_must_name_variables(tmp_path):
     (tmp_path / "f.schema.json").write_text(json.dumps({"type": "object", "x-showData": ["budget"]}))
     with pytest.raises(DefinitionError) as exc:
         FormLibrary.from_folder(tmp_path)
-    assert "x-showData must be a list of {variable, title}" in str(exc.value)
+    assert "x-showData must be a list of {variable, title, labelsFrom}" in str(exc.value)
+    (tmp_path / "f.schema.json").write_text(json.dumps(
+        {"type": "object", "x-showData": [{"variable": "budget", "labelsFrom": 3}]}))
+    with pytest.raises(DefinitionError) as exc:
+        FormLibrary.from_folder(tmp_path)
+    assert "labelsFrom: the form whose question titles and option names label its values" in str(exc.value)
 
 
 # ---------------------------------------------------------------------- the advisor sees the screening outcome

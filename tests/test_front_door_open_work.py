@@ -80,9 +80,9 @@ def test_new_needs_during_reablement_go_to_the_reablement_team_not_a_second_reab
     assert (task["name"], task["form"], task["instance_id"]) == (
         "New information on an open case", "open_case_information", res.instance_id)
     assert data["new_information"] == {
-        "contact_date": "2031-03-06", "caller": "Mary Barker (carer)", "reason": AGAIN,
-        "needs": "social_isolation", "outcomes_unable": ", ".join(LIKELY_ELIGIBLE + ["toilet_needs"]),
-        "open_on_the_case": "reablement"}
+        "contact_date": "2031-03-06", "caller": "Mary Barker", "relationship": "carer", "reason": AGAIN,
+        "needs": ["social_isolation"], "outcomes_unable": LIKELY_ELIGIBLE + ["toilet_needs"],
+        "open_on_the_case": ["reablement"]}
     assert eng.instance_snapshot(res.instance_id)["timers"] == []
     # an answer the form does not allow is refused and nothing changes
     with pytest.raises(ValidationError):

@@ -114,10 +114,15 @@ def test_the_reablement_worker_reads_the_new_contact_and_answers_it_by_keyboard(
     assert page.locator("#shown-1").inner_text() == "The new contact"
     rows = dict(zip([t.strip() for t in shown.locator("dt").all_inner_texts()],
                     [t.strip() for t in shown.locator("dd").all_inner_texts()], strict=True))
-    assert rows["Caller"] == "Mary Barker (carer)"
-    assert rows["Reason"] == AGAIN
+    assert rows["Who called"] == "Mary Barker"
+    assert rows["Caller's relationship to the person"] == "Carer"
+    assert rows["Why they called"] == AGAIN
     assert rows["Contact date"] == "3 March 2031"
-    assert rows["Open on the case"] == "reablement"
+    assert rows["Open on the case"] == "Reablement"
+    # the contact's answers in the contact form's words, never its codes
+    assert rows["Outcomes the person cannot achieve"] == (
+        "Personal hygiene, Being appropriately clothed, Using the home safely")
+    assert not [v for v in rows.values() if "_" in v], rows
     run_axe(page, "new information on an open case, not yet claimed")
 
     _tab_to(page, "Claim this task")
