@@ -1,0 +1,122 @@
+"""Boundaries of the money rules, tested at the boundary itself and one step past it.
+
+Each test here fails if the rule's comparison is changed by one step: the approval threshold
+read as `>=` instead of `>`, a RAS band's upper bound made exclusive, a review reduction allowed
+on a typed reason without a recorded change in needs."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.registry import HandlerContext
+from handlers import budget
+from handlers.budget import check_budget_change, personal_budget
+
+CTX = HandlerContext(
+    case_id=1, instance_id=1, process_id="t", element_id="t", now=datetime(2031, 1, 1, tzinfo=timezone.utc)
+)
+
+
+def write_config(folder: Path, name: str, **changes: Any) -> str:
+    shipped = json.loads((budget.REPO_ROOT / "processes" / "config" / "ras.json").read_text())
+    shipped.update(changes)
+    (folder / name).write_text(json.dumps(shipped))
+    return name
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(budget, "CONFIG_DIR", tmp_path)
+    return tmp_path
+
+
+# 10 points at £400.00 a point is £4,000.00 a year
+TEN_POINTS = {"personal_care": {"level": "moderate", "met_by_carer": False}}
+FLAT = {"method": "price_per_point", "price_per_point": 400}
+
+
+def test_a_budget_exactly_at_the_approval_threshold_needs_no_manager(config_dir: Path) -> None:
+    name = write_config(config_dir, "at.json", conversion=FLAT, approval_threshold="4000.00")
+    result = personal_budget(CTX, needs=TEN_POINTS, config=name)
+    assert (result["final_amount"], result["needs_approval"]) == ("4000.00", False)
+    assert not any("a manager must approve" in line for line in result["explanation"])
+
+
+def test_a_budget_one_penny_above_the_approval_threshold_needs_a_manager(config_dir: Path) -> None:
+    name = write_config(config_dir, "below.json", conversion=FLAT, approval_threshold="3999.99")
+    result = personal_budget(CTX, needs=TEN_POINTS, config=name)
+    assert (result["final_amount"], result["needs_approval"]) == ("4000.00", True)
+    assert any("more than £3,999.99 a year, a manager must approve it" in line for line in result["explanation"])
+
+
+def test_a_reviewed_increase_to_exactly_the_threshold_needs_no_manager_one_penny_more_does() -> None:
+    # the shipped threshold is £30,000.00 a year
+    at = check_budget_change(CTX, "20000.00", "30000.00", change_in_needs_recorded=False)
+    above = check_budget_change(CTX, "20000.00", "30000.01", change_in_needs_recorded=False)
+    assert (at["allowed"], at["needs_approval"]) == (True, False)
+    assert "team manager must approve" not in at["explanation"]
+    assert (above["allowed"], above["needs_approval"]) == (True, True)
+    assert "more than £30,000.00 a year, a team manager must approve it" in above["explanation"]
+
+
+BANDS = {
+    "method": "bands",
+    "bands": [
+        {"min_points": 0, "max_points": 9, "amount": 2000},
+        {"min_points": 10, "max_points": 29, "amount": 8000},
+        {"min_points": 30, "max_points": None, "amount": 25000},
+    ],
+}
+NINE = {"personal_care": {"level": "low"}, "home_environment": {"level": "moderate"}}  # 5 + 4
+TEN = {"personal_care": {"level": "moderate"}}  # 10
+TWENTY_NINE = {
+    "personal_care": {"level": "high"},
+    "mobility_at_home": {"level": "moderate"},
+    "nutrition": {"level": "low"},
+}  # 20 + 6 + 3
+THIRTY = {"personal_care": {"level": "very_high"}}  # 30
+
+
+@pytest.mark.parametrize(
+    ("needs", "points", "amount", "band"),
+    [
+        (NINE, 9, "2000.00", "0 to 9 points"),  # the first band's last point
+        (TEN, 10, "8000.00", "10 to 29 points"),  # the next band's first point
+        (TWENTY_NINE, 29, "8000.00", "10 to 29 points"),  # its last point
+        (THIRTY, 30, "25000.00", "30 or more points"),  # the open top band's first point
+    ],
+)
+def test_a_bands_last_point_and_the_next_bands_first(
+    config_dir: Path, needs: dict[str, Any], points: int, amount: str, band: str
+) -> None:
+    name = write_config(config_dir, "bands.json", conversion=BANDS)
+    result = personal_budget(CTX, needs=needs, config=name)
+    assert (result["total_points"], result["indicative_amount"]) == (points, amount)
+    assert any(f"falls in the band {band}" in line for line in result["explanation"])
+
+
+def test_a_reduction_with_a_reason_typed_but_no_change_in_needs_recorded_is_refused() -> None:
+    result = check_budget_change(
+        CTX, "12000.00", "11999.99", change_in_needs_recorded=False, reason="Budget savings this year"
+    )
+    assert (result["allowed"], result["direction"], result["difference"]) == (False, "reduction", "-0.01")
+    assert "cannot be reduced from £12,000.00 to £11,999.99" in result["explanation"]
+    assert "without a recorded change in needs or circumstances" in result["explanation"]
+
+
+def test_a_reduction_with_the_change_in_needs_recorded_and_described_is_allowed() -> None:
+    result = check_budget_change(
+        CTX, "12000.00", "11999.99", change_in_needs_recorded=True, reason="Now washes and dresses without help"
+    )
+    assert (result["allowed"], result["direction"]) == (True, "reduction")
+    assert "recorded change in needs or circumstances: Now washes and dresses without help." in result["explanation"]
+
+
+def test_no_change_to_the_penny_is_not_a_reduction() -> None:
+    result = check_budget_change(CTX, "12000.00", "12000.00", change_in_needs_recorded=False, reason="")
+    assert (result["allowed"], result["direction"]) == (True, "no_change")
