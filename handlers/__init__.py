@@ -13,6 +13,7 @@ from . import (
     budget,
     capacity,
     carers,
+    charging,
     directory,
     eligibility,
     equipment,
@@ -28,7 +29,7 @@ from .teams import TEAMS
 
 def register(registry: HandlerRegistry) -> None:
     for module in (eligibility, budget, carers, directory, letters, settings, working_days, urgent_response,
-                   equipment, transition, capacity):
+                   equipment, transition, capacity, charging):
         module.register(registry)
     for name, fn in working_days.EXPRESSION_FUNCTIONS.items():
         registry.expression_function(name, fn)

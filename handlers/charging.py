@@ -1,0 +1,575 @@
+"""Financial assessment for care and support other than in a care home (contract C1).
+
+`financial_assessment(ctx, answers, weekly_cost=None)` works out what a person pays a week
+towards the care and support the council arranges (Care Act 2014 s.14 and s.17; the Care and
+Support (Charging and Assessment of Resources) Regulations 2014, "the Regulations"):
+
+- capital above the upper limit: the full cost (regulation 12);
+- capital between the limits: tariff income of £1 a week for every £250, or part of £250,
+  above the lower limit (regulation 25);
+- income counted with its disregards (earnings: regulation 14; the mobility part of DLA and
+  PIP: Schedule 1 paragraph 8);
+- the minimum income guarantee of regulation 7, housing costs and disability-related
+  expenditure are protected;
+- assessed charge = counted income + tariff income - MIG - housing - DRE, never below zero;
+  the weekly contribution is never more than the weekly cost of support;
+- light-touch route (the person chooses to pay the full cost, regulation 10) and a person
+  who declines to disclose their means: the full cost, each with its reason.
+
+National figures are yearly configuration in processes/config/charging.json, each year with
+its source; a figure nobody could source is null and an assessment that needs it stops with
+an error naming it. The council's choices are under "council" in the same file.
+
+Money is Decimal to the penny, returned as "12.34" strings. Nothing reads the wall clock: the
+charging year comes from `ctx.now`. docs/charging.md has the rules, sources and gaps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from engine.registry import HandlerContext, HandlerRegistry
+
+from .config_files import cached
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: where charging.json lives; tests may point this elsewhere
+CONFIG_DIR = REPO_ROOT / "processes" / "config"
+CONFIG_FILE = "charging.json"
+LONDON = ZoneInfo("Europe/London")
+
+#: the charging year starts on 6 April: the yearly amending regulations have come into force that
+#: day (SI 2023/277 on 6 April 2023; the 2025 amending regulations on 6 April 2025), so a date from
+#: 1 to 5 April still has the previous year's amounts in law (docs/charging.md, "Which year")
+YEAR_STARTS = (4, 6)
+
+PENNY = Decimal("0.01")
+#: an amount a week above this is a typing mistake, not an income or a cost (£10,000 a week)
+MAX_WEEKLY_ITEM = Decimal("10000")
+#: the weekly cost of support: a very complex package is a few thousand pounds a week
+MAX_WEEKLY_COST = Decimal("50000")
+#: capital of one kind above £100 million is a typing mistake
+MAX_CAPITAL_ITEM = Decimal("100000000")
+MAX_CHILDREN = 20
+MAX_DRE_ITEMS = 50
+
+ROUTES = ("full", "light_touch", "declined")
+AGE_BANDS = ("18_24", "25_to_pension_age", "pension_age")
+PREMIUMS = ("disability", "enhanced_disability", "carer")
+CAPITAL_KEYS = ("savings", "investments", "property_other_than_home", "other")
+CAPITAL_LABELS = {
+    "savings": "Savings",
+    "investments": "Investments",
+    "property_other_than_home": "Property other than the home",
+    "other": "Other capital",
+}
+HOUSING_KEYS = ("rent", "mortgage", "council_tax")
+HOUSING_LABELS = {"rent": "Rent", "mortgage": "Mortgage", "council_tax": "Council Tax"}
+ANSWER_KEYS = {
+    "route", "age_band", "couple", "dependent_children", "premiums", "capital", "income_weekly",
+    "housing_weekly", "dre_weekly",
+}
+#: each income: its label, and why it is disregarded (None: counted in full)
+INCOME = {
+    "state_pension": ("State Pension", None),
+    "private_pension": ("Private or workplace pension", None),
+    "pension_credit": ("Pension Credit", None),
+    "attendance_allowance": ("Attendance Allowance", None),
+    "pip_daily_living": ("PIP daily living part", None),
+    "pip_mobility": ("PIP mobility part",
+                     "The mobility part of PIP is not counted (Schedule 1, paragraph 8 of the Regulations)."),
+    "dla_care": ("DLA care part", None),
+    "dla_mobility": ("DLA mobility part",
+                     "The mobility part of DLA is not counted (Schedule 1, paragraph 8 of the Regulations)."),
+    "universal_credit": ("Universal Credit", None),
+    "esa": ("Employment and Support Allowance", None),
+    "earnings": ("Earnings", "Earnings from work are not counted (regulation 14 of the Regulations)."),
+    "other": ("Other income", None),
+}
+#: disability benefits: when one is counted, the council's standard disability-related allowance applies
+DISABILITY_BENEFITS = ("attendance_allowance", "pip_daily_living", "dla_care")
+MIG_KEYS = (
+    "single_18_24", "single_25_to_pension_age", "single_pension_age", "lone_parent", "couple_each_18_plus",
+    "couple_each_pension_age", "child", "disability_premium_single", "enhanced_disability_premium_single",
+    "disability_premium_couple", "enhanced_disability_premium_couple", "carer_premium",
+)
+#: what each regulation 7 amount is, for explanations and errors
+MIG_TEXT = {
+    "single_18_24": ("single person aged 18 to 24", "regulation 7(2)(a)"),
+    "single_25_to_pension_age": ("single person aged 25 or over, under Pension Credit age", "regulation 7(2)(b)"),
+    "single_pension_age": ("single person of Pension Credit age", "regulation 7(2)(c)"),
+    "lone_parent": ("lone parent", "regulation 7(3)"),
+    "couple_each_18_plus": ("member of a couple", "regulation 7(4)(a)"),
+    "couple_each_pension_age": ("member of a couple of Pension Credit age", "regulation 7(4)(b)"),
+    "child": ("each child in the household", "regulation 7(1)(b)"),
+    "disability_premium_single": ("disability premium, single person", "regulation 7(5)(a)"),
+    "enhanced_disability_premium_single": ("enhanced disability premium, single person", "regulation 7(5)(b)"),
+    "disability_premium_couple": ("disability premium, member of a couple", "regulation 7(6)(a)"),
+    "enhanced_disability_premium_couple": ("enhanced disability premium, member of a couple", "regulation 7(6)(b)"),
+    "carer_premium": ("carer premium", "regulation 7(7)"),
+}
+COUNCIL_KEYS = {
+    "lower_capital_limit", "upper_capital_limit", "minimum_weekly_charge", "dre_standard_allowance",
+    "reablement_free_weeks", "reablement_after",
+}
+YEAR_KEYS = {"in_force_from", "source", "capital", "mig", "not_sourced"}
+CAPITAL_FIGURES = ("lower_limit", "upper_limit", "tariff_band", "tariff_per_band")
+_YEAR = re.compile(r"^(\d{4})-(\d{2})$")
+_MONEY_TEXT = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+# ---------------------------------------------------------------- money
+
+
+def _pence(value: Decimal) -> Decimal:
+    return value.quantize(PENNY, rounding=ROUND_HALF_UP)
+
+
+def _out(value: Decimal) -> str:
+    return f"{_pence(value):.2f}"
+
+
+def _gbp(value: Decimal) -> str:
+    return f"£{_pence(value):,.2f}"
+
+
+def _money(value: Any, field: str, *, limit: Decimal) -> Decimal:
+    """An amount of money typed by a person: a number or text like "1,234.56" or "£12";
+    blank or missing is nothing. Never negative, never more than `limit`, at most pennies."""
+    if value is None:
+        return Decimal(0)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        raise ValueError(f"{field} must be an amount of money in pounds, got {type(value).__name__}")
+    text = str(value).strip().replace(",", "")
+    if text.startswith("£"):
+        text = text[1:].strip()
+    if text == "":
+        return Decimal(0)
+    if not _MONEY_TEXT.match(text):
+        raise ValueError(f"{field} must be an amount of money in pounds, like 12.50, got {value!r}")
+    try:
+        number = Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the pattern above lets only numbers through
+        raise ValueError(f"{field} must be an amount of money in pounds, got {value!r}") from None
+    if number < 0:
+        raise ValueError(f"{field} must not be negative, got {value!r}")
+    if number != number.quantize(PENNY):
+        raise ValueError(f"{field} must be in pounds and pence (at most 2 decimal places), got {value!r}")
+    if number > limit:
+        raise ValueError(f"{field} is {_gbp(number)}, more than {_gbp(limit)}: check the amount")
+    return number
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def load_config() -> tuple[dict[str, Any], dict[str, Any]]:
+    """charging.json, read again only when it changes; and a record of which file it was."""
+    return cached(CONFIG_DIR / CONFIG_FILE, _read_config)
+
+
+def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"charging figures: no file {path.name} in {path.parent}") from None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"charging figures: {path.name} is not valid JSON ({exc})") from None
+    if not isinstance(data, Mapping):
+        raise ValueError(f"charging figures: {path.name} must be a JSON object")
+    years: dict[str, dict[str, Any]] = {}
+    for key, value in data.items():
+        if key in ("description", "council"):
+            continue
+        match = _YEAR.match(key)
+        if not match or (int(match.group(1)) + 1) % 100 != int(match.group(2)):
+            raise ValueError(f"charging figures: {path.name} has key {key!r}; expected a year like \"2025-26\", "
+                             "\"council\" or \"description\"")
+        years[key] = _check_year(value, f"{path.name} {key}")
+    council = _check_council(data.get("council", {}), years, f"{path.name} council")
+    source = {"file": path.name, "sha256": hashlib.sha256(raw).hexdigest()}
+    return {"years": years, "council": council}, source
+
+
+def _check_year(spec: Any, where: str) -> dict[str, Any]:
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"charging figures: {where} must be an object")
+    unknown = sorted(set(spec) - YEAR_KEYS)
+    if unknown:
+        raise ValueError(f"charging figures: {where} has unknown key(s) {unknown}")
+    source = spec.get("source")
+    if not isinstance(source, str) or not source.strip():
+        raise ValueError(f"charging figures: {where}.source must say where the figures come from")
+    capital = spec.get("capital")
+    if not isinstance(capital, Mapping) or sorted(capital) != sorted(CAPITAL_FIGURES):
+        raise ValueError(f"charging figures: {where}.capital must have exactly {list(CAPITAL_FIGURES)}")
+    cap = {k: _money(capital[k], f"charging figures: {where}.capital.{k}", limit=MAX_CAPITAL_ITEM)
+           for k in CAPITAL_FIGURES}
+    if not cap["lower_limit"] < cap["upper_limit"]:
+        raise ValueError(f"charging figures: {where}.capital.lower_limit must be below upper_limit")
+    if cap["tariff_band"] <= 0:
+        raise ValueError(f"charging figures: {where}.capital.tariff_band must be more than 0")
+    mig = spec.get("mig")
+    if not isinstance(mig, Mapping) or sorted(mig) != sorted(MIG_KEYS):
+        raise ValueError(f"charging figures: {where}.mig must have exactly {list(MIG_KEYS)} (null when not sourced)")
+    amounts = {k: None if mig[k] is None else _money(mig[k], f"charging figures: {where}.mig.{k}",
+                                                       limit=MAX_WEEKLY_ITEM) for k in MIG_KEYS}
+    return {"source": source.strip(), "in_force_from": spec.get("in_force_from"), "capital": cap, "mig": amounts}
+
+
+def _check_council(spec: Any, years: dict[str, dict[str, Any]], where: str) -> dict[str, Any]:
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"charging figures: {where} must be an object")
+    unknown = sorted(set(spec) - COUNCIL_KEYS)
+    if unknown:
+        raise ValueError(f"charging figures: {where} has unknown key(s) {unknown}")
+    out: dict[str, Any] = {}
+    for key in ("lower_capital_limit", "upper_capital_limit"):
+        value = spec.get(key)
+        out[key] = None if value is None else _money(value, f"charging figures: {where}.{key}",
+                                                     limit=MAX_CAPITAL_ITEM)
+    # a council may set higher capital limits for care other than in a care home, never lower
+    for year, figures in years.items():
+        for key, national in (("lower_capital_limit", "lower_limit"), ("upper_capital_limit", "upper_limit")):
+            if out[key] is not None and out[key] < figures["capital"][national]:
+                raise ValueError(
+                    f"charging figures: {where}.{key} {_gbp(out[key])} is below the national "
+                    f"{national.replace('_', ' ')} of {_gbp(figures['capital'][national])} for {year}; "
+                    "a council may set a higher limit, never a lower one")
+    if out["lower_capital_limit"] is not None and out["upper_capital_limit"] is not None \
+            and not out["lower_capital_limit"] < out["upper_capital_limit"]:
+        raise ValueError(f"charging figures: {where}.lower_capital_limit must be below upper_capital_limit")
+    for key in ("minimum_weekly_charge", "dre_standard_allowance"):
+        out[key] = _money(spec.get(key), f"charging figures: {where}.{key}", limit=MAX_WEEKLY_ITEM)
+    weeks = spec.get("reablement_free_weeks", 6)
+    if isinstance(weeks, bool) or not isinstance(weeks, int) or not 6 <= weeks <= 520:
+        raise ValueError(f"charging figures: {where}.reablement_free_weeks must be a whole number of weeks, "
+                         f"at least the 6 free by law (regulation 3), got {weeks!r}")
+    out["reablement_free_weeks"] = weeks
+    after = spec.get("reablement_after", "charge")
+    if after not in ("charge", "free"):
+        raise ValueError(f"charging figures: {where}.reablement_after must be \"charge\" or \"free\", got {after!r}")
+    out["reablement_after"] = after
+    return out
+
+
+def charging_year(when: datetime | date) -> str:
+    """The charging year of a moment, as "2026-27": it starts on 6 April (UK date)."""
+    if isinstance(when, datetime):
+        day = when.astimezone(LONDON).date() if when.tzinfo else when.date()
+    else:
+        day = when
+    start = day.year if (day.month, day.day) >= YEAR_STARTS else day.year - 1
+    return f"{start}-{(start + 1) % 100:02d}"
+
+
+def figures_for(when: datetime | date) -> tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(year, that year's national figures, the council's choices, file record) for a moment."""
+    cfg, source = load_config()
+    year = charging_year(when)
+    if year not in cfg["years"]:
+        have = ", ".join(sorted(cfg["years"])) or "none"
+        raise ValueError(f"charging figures: no figures for the charging year {year} in {source['file']} "
+                         f"({CONFIG_DIR / source['file']}); it has {have}. Add {year}'s figures with their source.")
+    return year, cfg["years"][year], cfg["council"], source
+
+
+# ---------------------------------------------------------------- the answers
+
+
+def _check_answers(answers: Any) -> dict[str, Any]:
+    if not isinstance(answers, Mapping):
+        raise ValueError(f"answers must be the financial assessment form's answers (an object), "
+                         f"got {type(answers).__name__}")
+    unknown = sorted(set(answers) - ANSWER_KEYS)
+    if unknown:
+        raise ValueError(f"answers: unknown question(s) {unknown}")
+    route = answers.get("route")
+    if route not in ROUTES:
+        raise ValueError(f"answers.route must be one of {list(ROUTES)}, got {route!r}")
+    age_band = answers.get("age_band")
+    if age_band is not None and age_band not in AGE_BANDS:
+        raise ValueError(f"answers.age_band must be one of {list(AGE_BANDS)}, got {age_band!r}")
+    if route == "full" and age_band is None:
+        raise ValueError("answers.age_band is needed for a full financial assessment: "
+                         f"one of {list(AGE_BANDS)}")
+    couple = answers.get("couple", False)
+    if not isinstance(couple, bool):
+        raise ValueError(f"answers.couple must be true or false, got {couple!r}")
+    children = answers.get("dependent_children", 0)
+    if isinstance(children, str) and children.strip().isdigit():
+        children = int(children.strip())
+    if isinstance(children, bool) or not isinstance(children, int) or not 0 <= children <= MAX_CHILDREN:
+        raise ValueError(f"answers.dependent_children must be a whole number from 0 to {MAX_CHILDREN}, "
+                         f"got {children!r}")
+    premiums = answers.get("premiums", [])
+    if not isinstance(premiums, list) or any(p not in PREMIUMS for p in premiums):
+        raise ValueError(f"answers.premiums must be a list of {list(PREMIUMS)}, got {premiums!r}")
+    if len(set(premiums)) != len(premiums):
+        raise ValueError(f"answers.premiums names a premium twice: {premiums!r}")
+
+    capital = _money_block(answers.get("capital"), "answers.capital", CAPITAL_KEYS, MAX_CAPITAL_ITEM)
+    income = _money_block(answers.get("income_weekly"), "answers.income_weekly", tuple(INCOME), MAX_WEEKLY_ITEM)
+    housing = _money_block(answers.get("housing_weekly"), "answers.housing_weekly", HOUSING_KEYS, MAX_WEEKLY_ITEM)
+
+    dre_raw = answers.get("dre_weekly", [])
+    if dre_raw is None:
+        dre_raw = []
+    if not isinstance(dre_raw, list) or len(dre_raw) > MAX_DRE_ITEMS:
+        raise ValueError(f"answers.dre_weekly must be a list of up to {MAX_DRE_ITEMS} items, each "
+                         "{\"item\": what it is, \"amount\": pounds a week}")
+    dre: list[tuple[str, Decimal]] = []
+    for i, entry in enumerate(dre_raw):
+        where = f"answers.dre_weekly[{i}]"
+        if not isinstance(entry, Mapping) or set(entry) - {"item", "amount"}:
+            raise ValueError(f"{where} must be {{\"item\": what it is, \"amount\": pounds a week}}")
+        item = entry.get("item")
+        if not isinstance(item, str) or not item.strip() or len(item) > 200:
+            raise ValueError(f"{where}.item must say what the expense is (up to 200 characters)")
+        dre.append((item.strip(), _money(entry.get("amount"), f"{where}.amount", limit=MAX_WEEKLY_ITEM)))
+    return {"route": route, "age_band": age_band, "couple": couple, "children": children,
+            "premiums": list(premiums), "capital": capital, "income": income, "housing": housing, "dre": dre}
+
+
+def _money_block(block: Any, where: str, keys: tuple[str, ...], limit: Decimal) -> dict[str, Decimal]:
+    if block is None:
+        block = {}
+    if not isinstance(block, Mapping):
+        raise ValueError(f"{where} must be an object of {list(keys)}, got {type(block).__name__}")
+    unknown = sorted(set(block) - set(keys))
+    if unknown:
+        raise ValueError(f"{where}: unknown item(s) {unknown}; expected some of {list(keys)}")
+    return {k: _money(block.get(k), f"{where}.{k}", limit=limit) for k in keys}
+
+
+# ---------------------------------------------------------------- the calculation
+
+
+def _step(label: str, amount: Decimal | None, explanation: str) -> dict[str, Any]:
+    return {"label": label, "amount": None if amount is None else _out(amount), "explanation": explanation}
+
+
+def _mig_figure(year: str, figures: dict[str, Any], key: str) -> Decimal:
+    amount = figures["mig"][key]
+    if amount is None:
+        what, where = MIG_TEXT[key]
+        raise ValueError(
+            f"charging figures: the {year} minimum income guarantee amount for a {what} ({where} of the "
+            f"Regulations) is not in {CONFIG_FILE} ({CONFIG_DIR / CONFIG_FILE}): it could not be sourced. "
+            f"Add mig.{key} for {year} from the Department of Health and Social Care's circular.")
+    return amount
+
+
+def _mig(year: str, figures: dict[str, Any], a: dict[str, Any]) -> tuple[Decimal, list[dict[str, Any]]]:
+    """Regulation 7: the personal amount by age band and couple, each child, and premiums."""
+    parts: list[tuple[str, Decimal, str]] = []
+
+    def add(key: str, times: int = 1) -> None:
+        amount = _mig_figure(year, figures, key)
+        what, where = MIG_TEXT[key]
+        how = f"{times} × {_gbp(amount)}, {where}" if times != 1 else where
+        parts.append((what, amount * times, how))
+
+    pension_age = a["age_band"] == "pension_age"
+    if a["couple"]:
+        add("couple_each_pension_age" if pension_age else "couple_each_18_plus")
+    elif pension_age:
+        add("single_pension_age")
+    elif a["children"]:
+        add("lone_parent")
+    else:
+        add("single_18_24" if a["age_band"] == "18_24" else "single_25_to_pension_age")
+    if a["children"]:
+        add("child", a["children"])
+    suffix = "couple" if a["couple"] else "single"
+    for premium in a["premiums"]:
+        add("carer_premium" if premium == "carer" else f"{premium}_premium_{suffix}")
+    total = sum((amount for _, amount, _ in parts), Decimal(0))
+    steps = [_step(f"Minimum income guarantee: {what}", amount,
+                   f"Protected so you have enough to live on ({how} of the Regulations).")
+             for what, amount, how in parts]
+    return total, steps
+
+
+def financial_assessment(ctx: HandlerContext, answers: dict, weekly_cost: str | int | float | None = None) -> dict:
+    """What the person pays a week towards their care and support, item by item (contract C1)."""
+    a = _check_answers(answers)
+    cost = None if weekly_cost is None or (isinstance(weekly_cost, str) and not weekly_cost.strip()) \
+        else _money(weekly_cost, "weekly_cost", limit=MAX_WEEKLY_COST)
+    year, figures, council, source = figures_for(ctx.now)
+    figures_source = f"{year}: {figures['source']} Council choices: {source['file']} (sha256 {source['sha256'][:12]})."
+
+    result: dict[str, Any] = {
+        "year": year, "route": a["route"], "capital_total": None, "tariff_income": None, "income_counted": None,
+        "disregarded": [], "mig": None, "housing": None, "dre": None, "assessed_weekly_charge": None,
+        "weekly_cost": None if cost is None else _out(cost), "weekly_contribution": None, "full_cost": False,
+        "reason": "", "steps": [], "figures_source": figures_source,
+    }
+
+    def full_cost(reason: str, steps: list[dict[str, Any]]) -> dict:
+        result["full_cost"] = True
+        result["reason"] = reason
+        if cost is not None:
+            result["assessed_weekly_charge"] = _out(cost)
+            result["weekly_contribution"] = _out(cost)
+            steps.append(_step("Your weekly contribution", cost,
+                               f"You pay the full cost of your care and support, {_gbp(cost)} a week."))
+        else:
+            steps.append(_step("Your weekly contribution", None,
+                               "You pay the full cost of your care and support. The amount is set when your "
+                               "support is planned and costed."))
+        result["steps"] = steps
+        return result
+
+    if a["route"] == "light_touch":
+        return full_cost(
+            "you chose to pay the full cost without a full financial assessment (light-touch assessment, "
+            "regulation 10)",
+            [_step("Light-touch assessment", None,
+                   "You told us you choose to pay the full cost, so we did not ask about your income and savings. "
+                   "You can ask for a full financial assessment at any time.")])
+    if a["route"] == "declined":
+        return full_cost(
+            "you chose not to tell us about your income and savings, so we cannot work out a lower charge",
+            [_step("Financial assessment not completed", None,
+                   "You chose not to tell us about your income and savings. Without them we cannot work out "
+                   "whether you should pay less, so you pay the full cost. You can ask for a financial "
+                   "assessment at any time.")])
+
+    steps: list[dict[str, Any]] = []
+    # capital: the national limits, or the council's higher ones
+    lower = council["lower_capital_limit"] or figures["capital"]["lower_limit"]
+    upper = council["upper_capital_limit"] or figures["capital"]["upper_limit"]
+    band, per_band = figures["capital"]["tariff_band"], figures["capital"]["tariff_per_band"]
+    capital_total = sum(a["capital"].values(), Decimal(0))
+    result["capital_total"] = _out(capital_total)
+    listed = [f"{CAPITAL_LABELS[k].lower()} {_gbp(v)}" for k, v in a["capital"].items() if v]
+    steps.append(_step("Your capital", capital_total,
+                       ("Your savings and other capital, not counting the home you live in: " + ", ".join(listed) + "."
+                        ) if listed else "You told us you have no savings or other capital, apart from your home."))
+    if capital_total > upper:
+        return full_cost(f"your capital of {_gbp(capital_total)} is above the upper limit of {_gbp(upper)}",
+                         steps + [_step("Upper capital limit", upper,
+                                        f"Your capital is more than {_gbp(upper)}, so you pay the full cost "
+                                        "(regulation 12).")])
+    if capital_total > lower:
+        bands = ((capital_total - lower) / band).to_integral_value(rounding=ROUND_CEILING)
+        tariff = bands * per_band
+        steps.append(_step("Tariff income from capital", tariff,
+                           f"Your capital is {_gbp(capital_total - lower)} more than {_gbp(lower)}. We count "
+                           f"{_gbp(per_band)} a week for every {_gbp(band)}, or part of {_gbp(band)}: "
+                           f"{bands} × {_gbp(per_band)} (regulation 25)."))
+    else:
+        tariff = Decimal(0)
+        steps.append(_step("Tariff income from capital", tariff,
+                           f"Your capital is not more than {_gbp(lower)}, so none of it is counted as income."))
+    result["tariff_income"] = _out(tariff)
+
+    # income
+    counted = Decimal(0)
+    for key, amount in a["income"].items():
+        if not amount:
+            continue
+        label, why = INCOME[key]
+        if why:
+            result["disregarded"].append({"item": label, "amount": _out(amount), "why": why})
+            steps.append(_step(f"{label} (not counted)", amount, why))
+        else:
+            counted += amount
+            steps.append(_step(label, amount, "Counted in full."))
+    result["income_counted"] = _out(counted)
+    steps.append(_step("Income we count", counted, "The total of the income we count, each week."))
+
+    mig, mig_steps = _mig(year, figures, a)
+    steps.extend(mig_steps)
+    result["mig"] = _out(mig)
+
+    housing = sum(a["housing"].values(), Decimal(0))
+    paid = [f"{HOUSING_LABELS[k].lower()} {_gbp(v)}" for k, v in a["housing"].items() if v]
+    steps.append(_step("Housing costs", housing,
+                       ("What you pay for your home after any help with it: " + ", ".join(paid) + ".")
+                       if paid else "You told us you pay nothing for your home after any help with it."))
+    result["housing"] = _out(housing)
+
+    itemised = sum((amount for _, amount in a["dre"]), Decimal(0))
+    for item, amount in a["dre"]:
+        steps.append(_step(f"Extra cost of disability: {item}", amount, "Allowed as disability-related expenditure."))
+    standard = council["dre_standard_allowance"]
+    gets_disability_benefit = any(a["income"][k] for k in DISABILITY_BENEFITS)
+    dre = itemised
+    if gets_disability_benefit and standard > itemised:
+        dre = standard
+        steps.append(_step("Disability-related expenditure allowance", standard,
+                           f"You get a disability benefit, so we allow at least {_gbp(standard)} a week for the "
+                           "extra costs of disability, the council's standard allowance."))
+    steps.append(_step("Disability-related expenditure", dre, "The extra costs of your disability we allow."))
+    result["dre"] = _out(dre)
+
+    assessed = counted + tariff - mig - housing - dre
+    if assessed < 0:
+        assessed = Decimal(0)
+        steps.append(_step("Assessed weekly charge", assessed,
+                           "The income we count is less than what is protected, so you pay nothing."))
+        reason = "your income is below what is protected (minimum income guarantee, housing and disability costs)"
+    else:
+        steps.append(_step("Assessed weekly charge", assessed,
+                           f"Income we count {_gbp(counted)} plus tariff income {_gbp(tariff)}, less the minimum "
+                           f"income guarantee {_gbp(mig)}, housing costs {_gbp(housing)} and disability-related "
+                           f"expenditure {_gbp(dre)}."))
+        reason = "worked out from your income and capital"
+    minimum = council["minimum_weekly_charge"]
+    if Decimal(0) < assessed < minimum:
+        steps.append(_step("Minimum weekly charge", minimum,
+                           f"The council does not charge amounts under {_gbp(minimum)} a week, so you pay nothing."))
+        assessed = Decimal(0)
+        reason = f"your assessed charge is under the council's minimum weekly charge of {_gbp(minimum)}"
+    result["assessed_weekly_charge"] = _out(assessed)
+
+    if cost is not None and assessed >= cost:
+        result["full_cost"] = True
+        contribution = cost
+        reason = (f"your assessed charge of {_gbp(assessed)} is not less than the cost of your support, "
+                  f"{_gbp(cost)} a week, so you pay the cost and no more")
+        steps.append(_step("Your weekly contribution", contribution,
+                           f"You never pay more than your support costs: {_gbp(cost)} a week."))
+    else:
+        contribution = assessed
+        steps.append(_step("Your weekly contribution", contribution,
+                           "What you pay each week towards your care and support."
+                           + (f" The council pays the rest of the {_gbp(cost)} a week." if cost is not None else "")))
+    result["weekly_contribution"] = _out(contribution)
+    result["reason"] = reason
+    result["steps"] = steps
+    return result
+
+
+def reablement_charge(ctx: HandlerContext, weeks_received: int) -> dict:
+    """Whether reablement is charged in its week `weeks_received` + 1: free for the first 6 weeks
+    (regulation 3) or the council's longer free period; after that per reablement_after."""
+    if isinstance(weeks_received, bool) or not isinstance(weeks_received, int) or not 0 <= weeks_received <= 5200:
+        raise ValueError(f"weeks_received must be a whole number of weeks from 0, got {weeks_received!r}")
+    _, _, council, _ = figures_for(ctx.now)
+    free = council["reablement_free_weeks"]
+    if weeks_received < free:
+        return {"charged": False, "free_weeks": free,
+                "reason": f"Reablement is free for the first {free} weeks."}
+    charged = council["reablement_after"] == "charge"
+    return {"charged": charged, "free_weeks": free,
+            "reason": (f"Reablement after the first {free} weeks is charged for, after a financial assessment."
+                       if charged else f"The council does not charge for reablement, even after {free} weeks.")}
+
+
+def register(registry: HandlerRegistry) -> None:
+    """Register the charging handlers under their diagram names."""
+    registry.register("financial_assessment", financial_assessment)
+    registry.register("reablement_charge", reablement_charge)
