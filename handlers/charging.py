@@ -516,11 +516,12 @@ def financial_assessment(ctx: HandlerContext, answers: dict, weekly_cost: str | 
     result["dre"] = _out(dre)
 
     assessed = counted + tariff - mig - housing - dre
-    if assessed < 0:
+    if assessed <= 0:
         assessed = Decimal(0)
         steps.append(_step("Assessed weekly charge", assessed,
-                           "The income we count is less than what is protected, so you pay nothing."))
-        reason = "your income is below what is protected (minimum income guarantee, housing and disability costs)"
+                           "The income we count is not more than what is protected, so you pay nothing."))
+        reason = ("your income is not more than what is protected (minimum income guarantee, housing and "
+                  "disability costs)")
     else:
         steps.append(_step("Assessed weekly charge", assessed,
                            f"Income we count {_gbp(counted)} plus tariff income {_gbp(tariff)}, less the minimum "
