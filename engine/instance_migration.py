@@ -730,7 +730,7 @@ def migrate_instance(engine: Any, plan: Plan, instance_id: int, *, actor: str, r
         if res.rowcount != 1:
             raise ConflictError(f"case {ref} changed while it was being moved; it was left as it is",
                                 case=row.case_id)
-        w = _Writes()
+        w = _Writes(getattr(engine.registry, "document_listeners", ()))
         _retarget_tasks(conn, now, p, w, engine)
         engine._project_timers(p, p.after["timer_rows"], full=True, w=w)
         w.events.append((case_chain(row.case_id), row.case_id, evs))

@@ -59,6 +59,10 @@ class HandlerRegistry:
         #: hooks on every change to a case's details (see `on_case_saved`)
         self.case_checks: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
         self.case_listeners: list[Callable[[Any, int], None]] = []
+        #: told of every document filed, in the transaction that files it (see `on_document_filed`)
+        self.document_listeners: list[Callable[[Any, list[dict[str, Any]]], None]] = []
+        #: work the worker runs on a schedule besides timers (see `every`): (name, job, seconds)
+        self.background_jobs: list[tuple[str, Callable[[Any], Any], float]] = []
 
     def on_case_saved(self, *, check: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
                       saved: Callable[[Any, int], None] | None = None) -> None:
@@ -73,6 +77,20 @@ class HandlerRegistry:
             self.case_checks.append(check)
         if saved is not None:
             self.case_listeners.append(saved)
+
+    def on_document_filed(self, listener: Callable[[Any, list[dict[str, Any]]], None]) -> None:
+        """`listener(conn, docs)` runs in the transaction that files documents on cases, after they are
+        inserted, with each document's row (id, case_id, instance_id, handler, kind, title, body,
+        created_at): what it writes commits or rolls back with the documents themselves (e.g. a queue of
+        letters to send, so that a letter is queued exactly when it is filed)."""
+        self.document_listeners.append(listener)
+
+    def every(self, name: str, job: Callable[[Any], Any], seconds: float) -> None:
+        """`job(engine)` run by the worker (`carepath worker`, `carepath serve`) every `seconds`, one run at a
+        time, beside the timers; a failing run is logged and the next one tries again."""
+        if not seconds > 0:
+            raise ValueError(f"background job '{name}' must run every so many seconds above 0, not {seconds!r}")
+        self.background_jobs.append((name, job, float(seconds)))
 
     def expression_function(self, name: str, fn: Callable[..., Any]) -> None:
         self.functions[name] = fn

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -103,7 +103,9 @@ class _Pending:
 class _Writes:
     """The rows one transaction writes, gathered so that many instances cost a few statements."""
 
-    def __init__(self) -> None:
+    def __init__(self, filed: Sequence[Callable[[Connection, list[dict[str, Any]]], None]] = ()) -> None:
+        #: the registry's document listeners: told of the documents filed, with their ids, in this transaction
+        self.filed = tuple(filed)
         self.save: list[dict[str, Any]] = []
         self.finish: list[dict[str, Any]] = []
         self.drop_tasks: list[str] = []
@@ -139,7 +141,13 @@ class _Writes:
             conn.execute(_DROP_TIMERS, {"ids": self.drop_timers})
         if self.add_timers:
             conn.execute(_ADD_TIMERS, self.add_timers)
-        if self.documents:
+        if self.documents and self.filed:
+            ids = conn.execute(_ADD_DOCUMENTS.returning(documents.c.id, sort_by_parameter_order=True),
+                               self.documents).scalars().all()
+            filed = [dict(d, id=i) for d, i in zip(self.documents, ids, strict=True)]
+            for listener in self.filed:
+                listener(conn, filed)
+        elif self.documents:
             conn.execute(_ADD_DOCUMENTS, self.documents)
         history.append_many(conn, now, self.events, lock=lock)
 
@@ -447,7 +455,7 @@ class Engine:
 
         With `writes` the rows are only gathered (the caller flushes a whole batch at once).
         """
-        w = writes if writes is not None else _Writes()
+        w = writes if writes is not None else _Writes(getattr(self.registry, "document_listeners", ()))
         all_events: list[Event] = list(lead or [])
         incident = None
         for p in pending:
@@ -760,7 +768,7 @@ class Engine:
             ids = list(conn.execute(self.db.for_update(q, skip_locked=True)).scalars())
             # The rows are locked (PostgreSQL) or the database is ours alone (SQLite's BEGIN IMMEDIATE),
             # so no other step can change these instances before the batch commits.
-            w = _Writes()
+            w = _Writes(getattr(self.registry, "document_listeners", ()))
             rows = {r.id: r for r in conn.execute(_LOAD_MANY, {"ids": ids})} if ids else {}
             moved = sum(self._fire_instance(conn, now, iid, w, rows.get(iid)) for iid in ids)
             w.flush(conn, now, lock=self.db.is_postgres)
@@ -774,7 +782,7 @@ class Engine:
         if not _due_timers(p.before, now):
             # Another worker fired it between our query's snapshot and our row lock (PostgreSQL's
             # READ COMMITTED): write nothing, only bring the timer rows back in line with the workflow.
-            heal = w if w is not None else _Writes()
+            heal = w if w is not None else _Writes(getattr(self.registry, "document_listeners", ()))
             self._project_timers(p, p.before["timer_rows"], full=True, w=heal)
             if w is None:
                 heal.flush(conn, now, lock=self.db.is_postgres)

@@ -352,3 +352,31 @@ person_name_slips = Table(
     Column("slip", String(8), primary_key=True),
     Index("ix_person_name_slips_slip_case_id", "slip", "case_id"),
 )
+
+# ---------------------------------------------------------------- letters sent (handlers/letter_sending.py, 0009)
+# One row per letter to be sent, inserted in the transaction that files the letter (`documents`): a letter
+# is queued exactly once (document_id is unique) and never without its document. The sender (a background
+# job) claims due rows, sends through the council's provider (GOV.UK Notify) with `reference` so a send
+# whose outcome was unknown is looked up, not repeated, and records the provider's status as it changes.
+letter_sends = Table(
+    "letter_sends",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("document_id", ForeignKey("documents.id"), nullable=False, unique=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False, index=True),
+    Column("channel", String(16), nullable=False),  # post | email
+    Column("reference", String(64), nullable=False, unique=True),  # given to the provider with every send
+    # queued | sending | retry | sent | delivered | failed (what the person's worker reads, in words, on the case)
+    Column("status", String(16), nullable=False),
+    Column("provider_status", String(32), nullable=True),  # the provider's own word: received, delivered...
+    Column("provider_id", String(64), nullable=True),  # the provider's id for the notification
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_at", DateTime(timezone=True), nullable=True),  # when to send (or ask for the status) next
+    Column("last_error", Text, nullable=True),  # the last failure, in words (no personal data)
+    Column("pdf", LargeBinary, nullable=True),  # the PDF exactly as sent by post (or rendered for sending)
+    Column("pdf_sha256", String(64), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),  # when the provider accepted it
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_letter_sends_status_next_at", "status", "next_at"),
+)

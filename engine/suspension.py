@@ -106,7 +106,7 @@ def suspend_instance(engine: Engine, instance_id: int, *, reason: str, actor: st
         snap = _snapshot(wf)
         timers = sorted(({"element_id": t["element_id"], "due_at": t["due_at"]} for t in snap["timers"].values()),
                         key=lambda t: (t["due_at"], t["element_id"]))
-        w = _Writes()
+        w = _Writes(getattr(engine.registry, "document_listeners", ()))
         w.save.append({"iid": row.id, "expected": row.version, "st": SUSPENDED, "now": now,
                        "state": engine.codec.dump(wf)})
         w.events.append((case_chain(row.case_id), row.case_id, [Event("instance.suspended", {
@@ -171,7 +171,7 @@ def resume_instance(engine: Engine, instance_id: int, *, actor: str, mode: str =
         ended = [resumed, *_derived_events(p.before, empty, row.id),
                  Event("instance.ended", {"process_id": row.process_id, "reason": reason or "ended on resume",
                                           "outcome": details.get("outcome")}, instance_id=row.id, actor=actor)]
-        w = _Writes()
+        w = _Writes(getattr(engine.registry, "document_listeners", ()))
         w.finish.append({"iid": row.id, "expected": row.version, "st": ENDED, "now": now,
                          "data": json.dumps(engine.codec.convert_data(_final_data(wf)), sort_keys=True)})
         w.drop_tasks.extend(t["id"] for t in p.before["rows"])

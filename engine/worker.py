@@ -5,6 +5,9 @@ processes on one PostgreSQL each due timer still fires once: the instances are t
 `FOR UPDATE SKIP LOCKED` and every step checks the instance's version. At start-up the job
 runs at once, so timers that fell due while everything was down fire straight away.
 
+The registry's background jobs (`HandlerRegistry.every`, e.g. sending filed letters) run on the same
+scheduler, each at its own pace, one run at a time; a failing run is logged and the next one tries again.
+
 With CAREPATH_HEADS_KEY and CAREPATH_HEADS_DIR set, the same scheduler also writes a signed heads
 file (engine/anchoring.py) every CAREPATH_HEADS_INTERVAL seconds (default an hour), when the heads moved.
 """
@@ -41,6 +44,24 @@ def schedule(scheduler: Any, engine: Any, interval: float) -> None:
     # APScheduler needs wall time to pace itself; the engine's own clock decides what is due
     scheduler.add_job(fire_once, "interval", args=[engine], seconds=interval, id="carepath-timers",
                       max_instances=1, coalesce=True, next_run_time=SystemClock().now())
+
+
+def run_job(engine: Any, name: str, job: Any) -> Any:
+    """One run of a registered background job; an error is logged (its type only: messages may carry
+    what the job was working on) and the next run tries again."""
+    try:
+        return job(engine)
+    except Exception as exc:  # noqa: BLE001 - the scheduler must keep running
+        log.error("background job %s failed: %s", name, type(exc).__name__)
+        return None
+
+
+def schedule_jobs(scheduler: Any, engine: Any) -> None:
+    from .clock import SystemClock
+
+    for name, job, seconds in getattr(engine.registry, "background_jobs", ()):
+        scheduler.add_job(run_job, "interval", args=[engine, name, job], seconds=seconds, id=f"carepath-{name}",
+                          max_instances=1, coalesce=True, next_run_time=SystemClock().now())
 
 
 def heads_settings(env: Mapping[str, str] | None = None) -> tuple[str, str, float] | None:
@@ -94,6 +115,7 @@ def background_scheduler(engine: Any, interval: float = 2.0, *,
                          env: Mapping[str, str] | None = None) -> BackgroundScheduler:
     sched = BackgroundScheduler(timezone="UTC")
     schedule(sched, engine, interval)
+    schedule_jobs(sched, engine)
     heads = heads_settings(env)
     if heads:
         schedule_heads(sched, engine, heads)
@@ -107,9 +129,12 @@ def run_worker(db_url: str | None, *, interval: float = 1.0, once: bool = False)
     engine = Engine(db_url)
     if once:
         print(f"fired timers for {engine.fire_due_timers()} instance step(s)")
+        for name, job, _seconds in getattr(engine.registry, "background_jobs", ()):
+            run_job(engine, name, job)
         return
     sched = BlockingScheduler(timezone="UTC")
     schedule(sched, engine, interval)
+    schedule_jobs(sched, engine)
     heads = heads_settings()
     if heads:
         schedule_heads(sched, engine, heads)

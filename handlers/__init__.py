@@ -17,6 +17,7 @@ from . import (
     directory,
     eligibility,
     equipment,
+    letter_sending,
     letters,
     people,
     settings,
@@ -34,5 +35,7 @@ def register(registry: HandlerRegistry) -> None:
     for name, fn in working_days.EXPRESSION_FUNCTIONS.items():
         registry.expression_function(name, fn)
     registry.teams = TEAMS
+    # filed letters queued and sent through GOV.UK Notify when the council configures it
+    letter_sending.register(registry)
     # names checked and normalised on every save of a case's details; the people table kept in step
     registry.on_case_saved(check=people.check_case_data, saved=people.keep_in_step)

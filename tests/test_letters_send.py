@@ -1,0 +1,282 @@
+"""Letters sent through GOV.UK Notify (handlers/letter_sending.py) against the fake Notify the fixture starts.
+
+A letter is queued in the transaction that files it and sent once; a 500, an answer lost after Notify kept
+the letter, or a time-out is retried without a second copy reaching Notify; a refusal (400) is recorded
+with Notify's message and not retried; with Notify not configured letters are filed for printing. SQLite
+and PostgreSQL (the `db_url` fixture); the engine's simulated clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import logging
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from engine.registry import HandlerRegistry
+from engine.runtime import Engine
+from engine.schema import documents, letter_sends
+from handlers import letter_sending
+from handlers.letter_sending import describe, send_due
+from tests.conftest import START
+from tests.fake_notify import API_KEY, EMAIL_TEMPLATE, FakeNotify
+
+PERSON = {"name": "Margaret Okafor", "address": ["14 Quarry Row", "Northtown"], "postcode": "NS3 4QT",
+          "email": "margaret.okafor@example.net"}
+FIRST_LINE = "We have looked at the help you need with washing and dressing."
+BODY = f"""3 March 2031
+
+Margaret Okafor
+14 Quarry Row
+Northtown
+NS3 4QT
+
+Our reference: CASE-000001
+
+Dear Margaret Okafor,
+
+Your care and support needs: our decision
+
+{FIRST_LINE}
+
+Yours sincerely,
+
+The Adult Social Care team
+"""
+DIAGRAM = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="http://carepath.test">
+  <bpmn:process id="decision_letter" name="Decision letter" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:serviceTask id="write" name="Write the decision letter" camunda:type="external"
+        camunda:topic="decision_letter"
+        camunda:resultVariable="letter">
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+    </bpmn:serviceTask>
+    <bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="write"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="write" targetRef="end"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+@pytest.fixture
+def notify():
+    fake = FakeNotify().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def configured(notify, monkeypatch):
+    monkeypatch.setenv("CAREPATH_NOTIFY_API_KEY", API_KEY)
+    monkeypatch.setenv("CAREPATH_NOTIFY_BASE_URL", notify.url)
+    monkeypatch.setenv("CAREPATH_NOTIFY_EMAIL_TEMPLATE_ID", EMAIL_TEMPLATE)
+    monkeypatch.setenv("CAREPATH_NOTIFY_TIMEOUT", "0.5")
+    return notify
+
+
+@pytest.fixture
+def engine(db_url):
+    reg = HandlerRegistry()
+
+    @reg.register("decision_letter", document=True)
+    def decision_letter(ctx):
+        return {"title": "Your care and support needs: our decision", "body": BODY, "kind": "eligibility"}
+
+    letter_sending.register(reg)
+    eng = Engine(db_url, registry=reg, forms=None)
+    eng.init(simulated_start=START)
+    eng.deploy(files={"decision_letter.bpmn": DIAGRAM})
+    yield eng
+    eng.db.dispose()
+
+
+def file_letter(engine, person=PERSON) -> int:
+    case_id = engine.create_case(person["name"], dict(person))
+    engine.start("decision_letter", case_id=case_id)
+    return case_id
+
+
+def rows(engine):
+    with engine.db.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(letter_sends).order_by(letter_sends.c.id))]
+
+
+def docs(engine):
+    with engine.db.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(documents).order_by(documents.c.id))]
+
+
+def pdf_text(content: bytes) -> str:
+    from pypdf import PdfReader
+
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
+
+
+def test_a_letter_is_queued_with_its_document_sent_once_by_post_and_its_delivery_recorded(engine, configured):
+    file_letter(engine)
+    [doc] = docs(engine)
+    [row] = rows(engine)
+    assert (row["document_id"], row["channel"], row["status"]) == (doc["id"], "post", "queued")
+    assert describe(row)["text"] == "Queued to send by post"
+
+    now = engine.now()
+    assert send_due(engine, now=now) == {"sent": 1}
+    [row] = rows(engine)
+    [sent] = configured.sends(row["reference"])
+    posted = base64.b64decode(sent["body"]["content"])
+    assert posted.startswith(b"%PDF-") and sent["postage"] == "second"
+    assert row["pdf"] == posted and row["pdf_sha256"] == hashlib.sha256(posted).hexdigest()
+    assert FIRST_LINE in pdf_text(posted).replace("\n", " ")
+    assert (row["status"], row["sent_at"] is not None) == ("sent", True)
+    assert describe(row)["text"] == "Sent by post"
+
+    # the worker runs again, and again later: nothing is sent a second time
+    assert send_due(engine, now=now) == {}
+    configured.set_status(row["provider_id"], "received")
+    assert send_due(engine, now=now + timedelta(minutes=61)) == {"delivered": 1}
+    [row] = rows(engine)
+    assert (row["status"], row["provider_status"]) == ("delivered", "received")
+    assert describe(row)["text"] == "Posted by post"
+    assert configured.attempts(row["reference"]) == 1 and len(configured.sends(row["reference"])) == 1
+
+
+def test_a_letter_by_email_when_the_person_asked_for_email(engine, configured):
+    file_letter(engine, dict(PERSON, contact_preference="email"))
+    now = engine.now()
+    assert send_due(engine, now=now) == {"sent": 1}
+    [row] = rows(engine)
+    [sent] = configured.sends(row["reference"])
+    assert row["channel"] == "email" and sent["type"] == "email"
+    assert sent["body"]["email_address"] == PERSON["email"] and sent["body"]["template_id"] == EMAIL_TEMPLATE
+    assert FIRST_LINE in sent["body"]["personalisation"]["body"]
+    configured.set_status(row["provider_id"], "delivered")
+    send_due(engine, now=now + timedelta(minutes=61))
+    assert describe(rows(engine)[0])["text"] == "Delivered by email"
+
+
+def test_notify_500_is_retried_with_backoff_and_the_letter_sent_once(engine, configured):
+    file_letter(engine)
+    configured.fail_next(500)
+    now = engine.now()
+    assert send_due(engine, now=now) == {"retry": 1}
+    [row] = rows(engine)
+    assert row["status"] == "retry" and "500" in row["last_error"]
+    assert "will be tried again" in describe(row)["detail"]
+    assert send_due(engine, now=now + timedelta(seconds=59)) == {}  # not before the backoff
+    assert send_due(engine, now=now + timedelta(minutes=1)) == {"sent": 1}
+    [row] = rows(engine)
+    assert row["status"] == "sent" and row["attempts"] == 2 and row["last_error"] is None
+    assert configured.attempts(row["reference"]) == 2 and len(configured.sends(row["reference"])) == 1
+
+
+def test_a_send_notify_kept_but_answered_500_is_found_by_its_reference_not_sent_again(engine, configured):
+    file_letter(engine)
+    configured.accept_then_fail(500)
+    now = engine.now()
+    assert send_due(engine, now=now) == {"retry": 1}
+    assert send_due(engine, now=now + timedelta(minutes=1)) == {"found already sent": 1}
+    [row] = rows(engine)
+    assert row["status"] == "sent" and row["provider_id"] == configured.sends(row["reference"])[0]["id"]
+    assert configured.attempts(row["reference"]) == 1 and len(configured.sends(row["reference"])) == 1
+
+
+def test_a_time_out_is_retried_and_never_sent_twice(engine, configured):
+    file_letter(engine)
+    configured.hang_next(2.0)  # Notify keeps the letter but answers after the client's 0.5 s
+    now = engine.now()
+    assert send_due(engine, now=now) == {"retry": 1}
+    [row] = rows(engine)
+    assert row["last_error"] == "GOV.UK Notify did not answer in time"
+    assert send_due(engine, now=now + timedelta(minutes=1)) == {"found already sent": 1}
+    assert len(configured.sends(row["reference"])) == 1 and configured.attempts(row["reference"]) == 1
+
+
+def test_a_worker_stopped_mid_send_leaves_the_letter_to_be_looked_up_not_resent(engine, configured):
+    file_letter(engine)
+    now = engine.now()
+    letter_sending._claim(engine, now)  # claimed, then the worker stops before Notify answers
+    assert rows(engine)[0]["status"] == "sending"
+    assert send_due(engine, now=now + timedelta(minutes=5)) == {}  # still within the lease
+    assert send_due(engine, now=now + timedelta(minutes=10)) == {"sent": 1}
+    assert len(configured.sends(rows(engine)[0]["reference"])) == 1
+
+
+def test_a_letter_notify_refuses_is_recorded_with_its_message_and_not_retried(engine, configured):
+    file_letter(engine)
+    configured.fail_next(400, message="Address must be at least 3 lines")
+    now = engine.now()
+    assert send_due(engine, now=now) == {"refused": 1}
+    [row] = rows(engine)
+    assert row["status"] == "failed" and "Address must be at least 3 lines" in row["last_error"]
+    shown = describe(row)
+    assert shown["text"] == "Not sent by post" and "Address must be at least 3 lines" in shown["detail"]
+    assert "print and post it" in shown["detail"]
+    assert send_due(engine, now=now + timedelta(days=2)) == {}
+    assert configured.attempts(row["reference"]) == 1 and not configured.sends(row["reference"])
+    assert len(docs(engine)) == 1  # the letter is still filed
+
+
+def test_a_letter_still_failing_after_the_last_attempt_is_given_up_and_shown(engine, configured):
+    file_letter(engine)
+    configured.fail_next(503, times=letter_sending.MAX_ATTEMPTS)
+    now = engine.now()
+    for _ in range(letter_sending.MAX_ATTEMPTS):
+        now += timedelta(hours=12)
+        send_due(engine, now=now)
+    [row] = rows(engine)
+    assert row["status"] == "failed" and row["last_error"].startswith(f"not sent after {letter_sending.MAX_ATTEMPTS}")
+    assert not configured.sends(row["reference"])
+
+
+def test_without_notify_letters_are_filed_for_printing_and_nothing_is_queued(engine, notify, monkeypatch):
+    monkeypatch.delenv("CAREPATH_NOTIFY_API_KEY", raising=False)
+    file_letter(engine)
+    assert len(docs(engine)) == 1 and rows(engine) == []
+    assert send_due(engine) == {}
+    assert describe(None)["text"] == "Filed for printing"
+    assert notify.requests == []
+
+
+def test_a_letter_is_queued_once(engine, configured):
+    file_letter(engine)
+    [row] = rows(engine)
+    with pytest.raises(IntegrityError), engine.db.transaction() as conn:
+        conn.execute(insert(letter_sends).values(
+            document_id=row["document_id"], case_id=row["case_id"], channel="post", reference="again",
+            status="queued", attempts=0, created_at=row["created_at"], updated_at=row["created_at"]))
+    assert len(rows(engine)) == 1
+
+
+def test_a_wrong_api_key_is_a_clear_error_that_names_the_setting_not_the_key(monkeypatch):
+    from engine.errors import CarepathError
+
+    with pytest.raises(CarepathError) as err:
+        letter_sending.notify_settings({"CAREPATH_NOTIFY_API_KEY": "not-a-key-secret-value"})
+    assert "CAREPATH_NOTIFY_API_KEY" in str(err.value) and "secret-value" not in str(err.value)
+    with pytest.raises(CarepathError, match="CAREPATH_NOTIFY_POSTAGE"):
+        letter_sending.notify_settings({"CAREPATH_NOTIFY_API_KEY": API_KEY, "CAREPATH_NOTIFY_POSTAGE": "pigeon"})
+    assert "secret" not in repr(letter_sending.notify_settings({"CAREPATH_NOTIFY_API_KEY": API_KEY}))
+
+
+def test_no_personal_data_or_key_in_the_logs(engine, configured, caplog):
+    caplog.set_level(logging.DEBUG)
+    file_letter(engine, dict(PERSON, contact_preference="email"))
+    file_letter(engine, dict(PERSON, name="Margaret Okafor-Brown"))
+    configured.fail_next(400, message="email_address Not a valid email address")
+    configured.hang_next(2.0)
+    now = engine.now()
+    send_due(engine, now=now)
+    send_due(engine, now=now + timedelta(minutes=5))
+    text = caplog.text
+    assert "letter send" in text  # the sender did log
+    for secret in ("Okafor", "Quarry Row", "NS3 4QT", "margaret.okafor", FIRST_LINE[:20], API_KEY[-36:],
+                   "Not a valid email"):
+        assert secret not in text
