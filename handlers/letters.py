@@ -28,7 +28,7 @@ from engine.registry import HandlerContext, HandlerRegistry
 
 from . import working_days
 from .config_files import cached
-from .eligibility import WELLBEING_AREAS
+from .eligibility import WELLBEING_AREAS, _fluctuation_text
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DEFAULT_COUNCIL = Path(__file__).resolve().parent.parent / "processes" / "config" / "council.json"
@@ -167,6 +167,29 @@ def _address_lines(person: dict[str, Any]) -> list[str]:
     return [str(line) for line in address]
 
 
+def reference(ctx: HandlerContext, person: dict[str, Any] | None = None) -> str:
+    """The case's readable reference, CASE-000007 (the engine's own format; never "case 7").
+
+    The engine gives ctx.case_reference; a letter rendered outside a case step (a preview, a
+    test) makes the same format from the case id. It holds no personal data (docs/letters.md).
+    """
+    given = (person or {}).get("reference") or ctx.case_reference
+    if given:
+        return str(given)
+    if isinstance(ctx.case_id, int) and not isinstance(ctx.case_id, bool):
+        return f"CASE-{ctx.case_id:06d}"
+    raise ValueError("the letter needs the case's reference: the case has none")
+
+
+def greeting(person: dict[str, Any]) -> str:
+    """Who "Dear ..." names: the salutation recorded ("Mr Clarke"), else the preferred name, else the name."""
+    for key in ("salutation", "preferred_name", "name"):
+        value = person.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    raise ValueError("missing field 'person.name': the letter needs the name of the person it is written to")
+
+
 def _render(
     ctx: HandlerContext, kind: str, template: str, title: str, person: dict[str, Any], **data: Any
 ) -> dict[str, Any]:
@@ -176,7 +199,8 @@ def _render(
         "council": _wrap(load_council(), "council"),
         "person": _wrap(person, "person"),
         "address_lines": _address_lines(person),
-        "reference": person.get("reference") or ctx.case_reference or f"case {ctx.case_id}",
+        "reference": reference(ctx, person),
+        "greeting": greeting(person),
         "title": title,
         "dated": dated,
         **{key: _wrap(value, key) if isinstance(value, dict) else value for key, value in data.items()},
@@ -257,10 +281,10 @@ def _conditions(raw: Any, carer: bool) -> list[dict[str, Any]]:
 
 
 _WAYS = (
-    (("assist", "prompt", "help"), "you cannot do this without help, including prompting"),
-    (("pain", "distress", "anxiety"), "you can only do this with significant pain, distress or anxiety"),
-    (("endanger", "safety", "risk"), "doing this puts your health or safety, or someone else's, at risk"),
-    (("longer", "time"), "doing this takes you significantly longer than would normally be expected"),
+    (("assist", "prompt", "help"), "You cannot do this without help, including prompting"),
+    (("pain", "distress", "anxiety"), "You can only do this with a lot of pain, distress or anxiety"),
+    (("endanger", "safety", "risk"), "Doing this puts your health or safety, or someone else's, at risk"),
+    (("longer", "time"), "Doing this takes you much longer than it would take most people"),
 )
 
 
@@ -271,6 +295,48 @@ def _way(code: Any) -> str:
         if any(k in text.lower() for k in keys):
             return words
     return text.replace("_", " ")
+
+
+def _sentence_case(text: Any) -> str:
+    text = str(text).strip()
+    return text[:1].upper() + text[1:]
+
+
+#: directory need domains that can help with an outcome a person finds hard (s.13(5) advice)
+_OUTCOME_NEEDS = {
+    "relationships": ["social_isolation"],
+    "community_facilities": ["transport", "social_isolation"],
+    "work_training_education_volunteering": ["employment_volunteering"],
+    "using_home_safely": ["telecare", "equipment"],
+    "personal_hygiene": ["equipment"],
+    "toilet_needs": ["equipment"],
+    "habitable_home": ["housing"],
+    "recreational_activities": ["physical_activity", "day_opportunities"],
+    "caring_for_others": ["carers_support"],
+}
+
+
+def _community_services(ctx: HandlerContext, outcomes: list[dict[str, Any]], carer: bool, area: Any,
+                        limit: int = 3) -> list[dict[str, str]]:
+    """Local services from the community directory for the outcomes the person finds hard."""
+    from .directory import current_directory, search_directory  # the directory is optional data
+
+    needs = ["carers_support"] if carer else []
+    for o in outcomes:
+        if o.get("unable"):
+            needs += _OUTCOME_NEEDS.get(str(o.get("code") or ""), [])
+    needs = list(dict.fromkeys(needs))
+    try:
+        directory = current_directory()
+    except (ValueError, OSError):
+        return []
+    needs = [n for n in needs if n in directory.need_domains]
+    if not needs:
+        return []
+    found = search_directory(ctx, needs, area if area in directory.areas else None, limit)
+    return [{"name": m["name"], "description": str(directory.services[m["id"]].get("description") or "").strip(),
+             "phone": (m.get("contact") or {}).get("phone") or ""} for m in found["matches"]
+            if (m.get("contact") or {}).get("phone")]
 
 
 def _wellbeing(decision: dict[str, Any]) -> dict[str, Any] | None:
@@ -305,7 +371,19 @@ def eligibility_letter(ctx: HandlerContext, person: dict[str, Any], decision: di
                   "referred_to": list(advice.get("referred_to") or []), "prevention": advice.get("prevention") or ""}
     # handlers.eligibility names the regulation; reg 3 is the carers' one
     carer = "regulation 3" in str(decision.get("regulation", "")) or decision.get("kind") == "carer"
-    outcomes = decision.get("outcomes")
+    outcomes = [o for o in decision.get("outcomes") or [] if isinstance(o, dict)]
+    if not outcomes:
+        raise ValueError("decision.outcomes: the letter lists the outcomes looked at")
+    for i, o in enumerate(outcomes):
+        for key in ("label", "reason") if o.get("unable") else ("label",):
+            if key not in o:  # an unable outcome's reason is the decision's reason (s.13(2))
+                raise ValueError(f"eligibility letter: missing field 'decision.outcomes[{i}].{key}'")
+    unable = [{"label": _sentence_case(o["label"]), "ways": [_way(w) for w in (o.get("ways") or [])],
+               "reason": str(o.get("reason") or "").strip()} for o in outcomes if o.get("unable")]
+    able = [str(o["label"]).strip().lower() for o in outcomes if not o.get("unable")]
+    area = _require(person, "person").get("area")
+    services = [] if decision.get("eligible") else _community_services(ctx, outcomes, carer, area)
+    fluctuation = decision.get("fluctuation") if isinstance(decision.get("fluctuation"), dict) else None
     title = "Your needs as a carer: our decision" if carer else "Your care and support needs: our decision"
     return _render(
         ctx,
@@ -317,7 +395,10 @@ def eligibility_letter(ctx: HandlerContext, person: dict[str, Any], decision: di
         carer=carer,
         conditions=_conditions(decision.get("conditions"), carer),
         wellbeing=_wellbeing(decision),
-        ways={i: [_way(w) for w in (o.get("ways") or [])] for i, o in enumerate(outcomes or []) if isinstance(o, dict)},
+        unable=unable,
+        able=able,
+        services=services,
+        fluctuation=_fluctuation_text(fluctuation),
         advice=advice,
     )
 
@@ -491,16 +572,16 @@ def _money_text(plan: dict[str, Any]) -> dict[str, str]:
 # ---------------------------------------------------------------- carer's support plan
 
 _CARER_MONEY_TEXT = {  # the carer's plan's money_management choices
-    "direct_payment": "as a direct payment to you, so that you can arrange and pay for the support yourself. "
+    "direct_payment": "to you as a direct payment, so that you can arrange and pay for the support yourself. "
                       "Please keep the money in a separate account and keep receipts.",
-    "managed_account": "as a managed account: a provider you chose holds the money and arranges the support "
-                       "with you.",
-    "council_managed": "by the council: we arrange and pay for the support in this plan for you.",
+    "managed_account": "to a provider you chose, as a managed account. They hold the money and arrange the "
+                       "support with you.",
+    "council_managed": "for the support ourselves: we arrange and pay for the support in this plan for you.",
 }
 _CARER_SUPPORT_TEXT = {  # the carer's plan's support_type (CLD Carer Support service types)
     "direct_to_carer": "This support is for you, as a carer.",
     "involving_cared_for": "Some of this support is given to the person you care for, so that you can have a "
-                           "break (Care Act 2014, section 20(7)).",
+                           "break.",
 }
 CARER_FUNDED_BY = ("cared_for_personal_budget", "carers_personal_budget")
 

@@ -26,7 +26,7 @@ _NEXT_TEXT = {
     "needs_assessment": "A social worker will contact you soon to assess your needs for care and support in more "
                         "detail (a needs assessment under the Care Act 2014). You do not need to do anything now.",
     "reablement": "Our reablement team will contact you to agree goals and help you get back to doing things "
-                  "for yourself at home. Reablement is free of charge.",
+                  "for yourself at home. The first 6 weeks of reablement are free.",
     "close": "We have not arranged any further support: we agreed with you that you can manage with the help "
              "described above. If things change, please call us.",
 }

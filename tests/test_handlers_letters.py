@@ -137,13 +137,13 @@ def test_eligibility_letter_gives_the_decision_and_each_outcomes_reason() -> Non
     assert letter["dated"] == "2027-01-04"
     assert "4 January 2027" in body
     assert "Dear Peter Example" in body
-    assert "you have eligible needs" in body
+    assert "You are eligible for care and support." in body
     flat = " ".join(body.split())  # reasons may be wrapped across lines
-    for outcome in ELIGIBLE["outcomes"]:
-        assert outcome["reason"] in flat
-    assert "cannot do this without help, including prompting" in flat
-    assert "significant pain, distress or anxiety" in flat
-    assert "significant impact on your wellbeing" in flat
+    for outcome in ELIGIBLE["outcomes"]:  # the reasons for what the person cannot do; the rest is in the assessment
+        assert (outcome["reason"] in flat) is outcome["unable"]
+    assert "You cannot do this without help, including prompting." in flat
+    assert "You can only do this with a lot of pain, distress or anxiety." in flat
+    assert "This has a significant effect on your wellbeing." in flat
     assert "His health and safety at home are at risk." in flat
     assert "Northshire Council" in body and "01632 960000" in body
     assert "Ombudsman" in flat  # how to complain
@@ -153,11 +153,11 @@ def test_eligibility_letter_gives_the_decision_and_each_outcomes_reason() -> Non
 def test_not_eligible_letter_says_why() -> None:
     body = " ".join(eligibility_letter(CTX, PERSON, NOT_ELIGIBLE)["body"].split())
     assert "your needs are not eligible" in body
-    assert "unable to achieve only one outcome" in body
-    assert "You are unable to achieve 1 of the 2 outcomes" in body
-    assert "two or more of the outcomes: not met" in body
-    assert "not a significant impact on your wellbeing" in body
-    assert "information and advice" in body
+    assert "You cannot do 1 of the things the law lists:" in body
+    assert "Anxiety keeps Kyle from seeing friends." in body
+    assert "stop you doing 2 or more of these things" in body
+    assert "We do not think this has a significant effect on your wellbeing at the moment." in body
+    assert "For advice about support near you that could help now" in body  # no advice recorded, no service found
     assert "look at the decision again" in body  # how to ask for a review
 
 
@@ -281,19 +281,20 @@ def _adult_decision(eligible: bool) -> dict[str, Any]:
 
 def test_letter_from_adult_eligibility_output() -> None:
     body = " ".join(eligibility_letter(CTX, PERSON, _adult_decision(True))["body"].split())
-    assert "you have eligible needs for care and support" in body
-    assert "(a) Your needs arise from or are related to a physical or mental impairment or illness: met." in body
-    assert "Managing and maintaining nutrition: you are unable to achieve this." in body
-    assert "Our reasons: Peter forgets to eat unless prompted" in body
-    assert "Our reasons: He has left the gas on twice this month" in body
-    assert "You are unable to achieve 2 of the 10 outcomes" in body
+    assert "You are eligible for care and support." in body
+    assert "Your needs come from an illness or disability." in body
+    assert "- Managing and maintaining nutrition. You cannot do this without help" in body
+    assert "Peter forgets to eat unless prompted" in body
+    assert "He has left the gas on twice this month" in body
+    assert "You cannot do 2 of the things the law lists:" in body
+    assert "You can manage the other 8 things on the list" in body
     assert "physical and mental health and emotional wellbeing" in body  # area label, not its code
-    assert "Our reasons: Weight loss and risk of fire" in body
+    assert "Weight loss and risk of fire" in body
 
     refused = " ".join(eligibility_letter(CTX, PERSON, _adult_decision(False))["body"].split())
     assert "your needs are not eligible for care and support" in refused
-    assert "(b) Because of those needs you are unable to achieve two or more of the outcomes: not met." in refused
-    assert "not a significant impact on your wellbeing" in refused
+    assert "stop you doing 2 or more of these things" in refused
+    assert "We do not think this has a significant effect on your wellbeing" in refused
 
 
 def test_letter_from_carer_eligibility_output() -> None:
@@ -315,10 +316,9 @@ def test_letter_from_carer_eligibility_output() -> None:
     letter = eligibility_letter(CTX, PERSON, decision)
     body = " ".join(letter["body"].split())
     assert letter["title"] == "Your needs as a carer: our decision"
-    assert "section 10 of the Care Act 2014" in body
-    assert "eligible needs for support as a carer" in body
-    assert "regulation 3" in body
-    assert "Our reasons: No time off in two years" in body
+    assert "We have assessed your needs as a carer. You are eligible for support as a carer." in body
+    assert "No time off in two years" in body
+    assert "We will agree a support plan with you." in body
 
 
 def test_letter_from_personal_budget_output() -> None:
@@ -394,7 +394,7 @@ def test_discharge_letter_gives_the_pathway_support_and_follow_up_date():
                            support_arranged="Four care calls a day", follow_up_date="2027-03-31")
     body = " ".join(out["body"].split())
     assert out["kind"] == "discharge" and out["title"] == "Leaving hospital: the support arranged"
-    assert "when you left hospital on 30 December 2026" in body and "Four care calls a day" in body
+    assert "You left hospital on 30 December 2026." in body and "Four care calls a day" in body
     assert "for up to 6 weeks" in body and "We will contact you around 31 March 2027" in body
     assert "Northshire Council" in body
 
