@@ -254,7 +254,7 @@ def _check_council(spec: Any, years: dict[str, dict[str, Any]], where: str) -> d
     weeks = spec.get("reablement_free_weeks", 6)
     if isinstance(weeks, bool) or not isinstance(weeks, int) or not 6 <= weeks <= 520:
         raise ValueError(f"charging figures: {where}.reablement_free_weeks must be a whole number of weeks, "
-                         f"at least the 6 free by law (regulation 3), got {weeks!r}")
+                         f"at least the 6 free by law (regulation 3(2)(b)), got {weeks!r}")
     out["reablement_free_weeks"] = weeks
     after = spec.get("reablement_after", "charge")
     if after not in ("charge", "free"):
@@ -556,7 +556,7 @@ def financial_assessment(ctx: HandlerContext, answers: dict, weekly_cost: str | 
 
 def reablement_charge(ctx: HandlerContext, weeks_received: int) -> dict:
     """Whether reablement is charged in its week `weeks_received` + 1: free for the first 6 weeks
-    (regulation 3) or the council's longer free period; after that per reablement_after."""
+    (regulation 3(2)(b)) or the council's longer free period; after that per reablement_after."""
     if isinstance(weeks_received, bool) or not isinstance(weeks_received, int) or not 0 <= weeks_received <= 5200:
         raise ValueError(f"weeks_received must be a whole number of weeks from 0, got {weeks_received!r}")
     _, _, council, _ = figures_for(ctx.now)
