@@ -14,6 +14,7 @@ from . import (
     capacity,
     carers,
     charging,
+    charging_letters,
     directory,
     eligibility,
     equipment,
@@ -30,7 +31,7 @@ from .teams import TEAMS
 
 def register(registry: HandlerRegistry) -> None:
     for module in (eligibility, budget, carers, directory, letters, settings, working_days, urgent_response,
-                   equipment, transition, capacity, charging):
+                   equipment, transition, capacity, charging, charging_letters):
         module.register(registry)
     for name, fn in working_days.EXPRESSION_FUNCTIONS.items():
         registry.expression_function(name, fn)
