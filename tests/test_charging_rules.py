@@ -27,6 +27,7 @@ def ctx(when: datetime) -> HandlerContext:
 
 Y2025 = ctx(datetime(2025, 6, 2, 10, 0, tzinfo=timezone.utc))  # 2025-26
 Y2023 = ctx(datetime(2023, 9, 1, 10, 0, tzinfo=timezone.utc))  # 2023-24
+Y2026 = ctx(datetime(2026, 12, 2, 10, 0, tzinfo=timezone.utc))  # 2026-27
 
 
 def working_age(**changes: Any) -> dict[str, Any]:
@@ -83,6 +84,36 @@ def test_state_pension_only_below_the_lower_limit_pays_what_regulation_7_leaves(
     assert result["steps"][-1] == {"label": "Your weekly contribution", "amount": "35.65",
                                    "explanation": "What you pay each week towards your care and support. "
                                                   "The council pays the rest of the £120.00 a week."}
+
+
+def test_the_full_new_state_pension_alone_pays_nothing_in_2026_27() -> None:
+    """A single pensioner in December 2026 whose only income is the full new State Pension, £241.30 a
+    week from April 2026, savings £14,250.00, no housing costs.
+
+    By hand (regulation 7(2)(c) for 2026-27: £241.45, DHSC February 2026):
+      tariff: £14,250.00 is not more than the lower limit  -> £0.00
+      241.30 + 0.00 - 241.45 = -0.15, never below zero      -> £0.00 a week
+    """
+    answers = {"route": "full", "age_band": "pension_age", "capital": {"savings": "14250.00"},
+               "income_weekly": {"state_pension": "241.30"}}
+    result = financial_assessment(Y2026, answers, "180.00")
+    assert (result["year"], result["mig"], result["income_counted"]) == ("2026-27", "241.45", "241.30")
+    assert result["weekly_contribution"] == "0.00"
+    assert result["reason"].startswith("your income is not more than what is protected")
+
+
+def test_state_pension_with_tariff_income_in_2025_26_by_hand() -> None:
+    """A single pensioner in 2025-26: State Pension £275.00 a week (with additional State Pension),
+    savings £16,000.00.
+
+      tariff: 16,000 - 14,250 = 1,750 = 7 bands of £250     -> £7.00
+      MIG, single of Pension Credit age (7(2)(c), 2025-26)  = £232.60
+      275.00 + 7.00 - 232.60                                 = £49.40 a week
+    """
+    answers = {"route": "full", "age_band": "pension_age", "capital": {"savings": "16000"},
+               "income_weekly": {"state_pension": "275.00"}}
+    result = financial_assessment(Y2025, answers, "200")
+    assert (result["tariff_income"], result["mig"], result["weekly_contribution"]) == ("7.00", "232.60", "49.40")
 
 
 def test_a_working_age_example_with_disregards_tariff_and_premium_by_hand() -> None:
@@ -213,7 +244,6 @@ def test_minimum_income_guarantee_for_a_pensioner_in_2023_24_and_a_child() -> No
 @pytest.mark.parametrize(
     ("changes", "figure"),
     [
-        ({"age_band": "pension_age"}, r"single person of Pension Credit age \(regulation 7\(2\)\(c\)"),
         ({"couple": True}, r"member of a couple \(regulation 7\(4\)\(a\)"),
         ({"dependent_children": 1}, r"lone parent \(regulation 7\(3\)"),
         ({"premiums": ["carer"]}, r"carer premium \(regulation 7\(7\)"),
@@ -223,6 +253,13 @@ def test_an_amount_nobody_sourced_is_an_error_naming_it(changes: dict[str, Any],
     with pytest.raises(ValueError, match=rf"the 2025-26 minimum income guarantee amount for a {figure}.*"
                                          r"is not in charging.json .*charging.json\): it could not be sourced"):
         financial_assessment(Y2025, working_age(**changes))
+
+
+def test_an_amount_nobody_sourced_for_2026_27_is_an_error_naming_year_and_file() -> None:
+    with pytest.raises(ValueError, match=r"the 2026-27 minimum income guarantee amount for a single person aged 25 "
+                                         r"or over, under Pension Credit age \(regulation 7\(2\)\(b\) of the "
+                                         r"Regulations\) is not in charging.json \(.*processes/config/charging.json\)"):
+        financial_assessment(Y2026, working_age())
 
 
 def test_housing_and_disability_costs_are_protected_and_the_charge_is_never_negative() -> None:
