@@ -246,9 +246,12 @@ def _check_council(spec: Any, years: dict[str, dict[str, Any]], where: str) -> d
                     f"charging figures: {where}.{key} {_gbp(out[key])} is below the national "
                     f"{national.replace('_', ' ')} of {_gbp(figures['capital'][national])} for {year}; "
                     "a council may set a higher limit, never a lower one")
-    if out["lower_capital_limit"] is not None and out["upper_capital_limit"] is not None \
-            and not out["lower_capital_limit"] < out["upper_capital_limit"]:
-        raise ValueError(f"charging figures: {where}.lower_capital_limit must be below upper_capital_limit")
+    for year, figures in years.items():
+        lower = out["lower_capital_limit"] or figures["capital"]["lower_limit"]
+        upper = out["upper_capital_limit"] or figures["capital"]["upper_limit"]
+        if not lower < upper:
+            raise ValueError(f"charging figures: {where}: the lower capital limit {_gbp(lower)} must be below the "
+                             f"upper capital limit {_gbp(upper)} ({year})")
     for key in ("minimum_weekly_charge", "dre_standard_allowance"):
         out[key] = _money(spec.get(key), f"charging figures: {where}.{key}", limit=MAX_WEEKLY_ITEM)
     weeks = spec.get("reablement_free_weeks", 6)

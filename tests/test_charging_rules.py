@@ -214,6 +214,15 @@ def test_a_council_may_not_lower_the_capital_limits(config_dir, key: str, value:
         financial_assessment(Y2025, working_age())
 
 
+def test_a_council_lower_limit_at_or_above_the_upper_limit_is_refused(config_dir) -> None:
+    config_dir(lower_capital_limit="23250.00")
+    with pytest.raises(ValueError, match=r"the lower capital limit £23,250.00 must be below the upper capital "
+                                         r"limit £23,250.00 \(2023-24\)"):
+        financial_assessment(Y2025, working_age())
+    config_dir(lower_capital_limit="23249.99")
+    assert financial_assessment(Y2025, working_age(capital={"savings": "23250"}))["tariff_income"] == "1.00"
+
+
 def test_a_council_limit_equal_to_the_national_one_is_allowed(config_dir) -> None:
     config_dir(upper_capital_limit="23250.00")
     assert financial_assessment(Y2025, working_age(capital={"savings": "23250"}))["full_cost"] is False
