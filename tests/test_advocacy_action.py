@@ -6,11 +6,11 @@ input, one referral at a time; real diagrams on the simulated clock, SQLite and 
 from __future__ import annotations
 
 from api.case_actions import ADVOCACY_DECISIONS
-from api.demo_users import demo_password
 from handlers.capacity import DECISIONS
-from tests.browser import launch, live_server, run_axe, sign_in
+from tests.browser import launch, live_server, run_axe
+from tests.casework_helpers import api_client, follow_by_keyboard, signed_in_page
 from tests.test_capacity_advocacy import APPOINTED, DUE
-from tests.test_case_actions import SW, app, client, eng, planned_case  # noqa: F401  (fixtures)
+from tests.test_case_actions import SW, app, eng, planned_case  # noqa: F401  (fixtures)
 from tests.test_process_assessment_to_review import complete, events, letters, open_tasks
 
 REFERRAL = {"decision": "review", "reason": "Aphasia since his stroke: cannot say what he wants; no family nearby"}
@@ -23,7 +23,7 @@ def first_tasks(eng, cid, process_id):  # noqa: F811
 
 def test_a_social_worker_refers_for_advocacy_from_the_record_and_the_advocate_is_arranged(eng, app):  # noqa: F811
     cid = planned_case(eng)
-    r = client(app, "social_worker").post(f"/api/cases/{cid}/actions/advocacy", json={"data": REFERRAL})
+    r = api_client(app, "social_worker").post(f"/api/cases/{cid}/actions/advocacy", json={"data": REFERRAL})
     assert r.status_code == 201, r.text
     assert r.json()["process_id"] == "advocacy"
     assert first_tasks(eng, cid, "advocacy") == [("arrange_advocate", "social_work")]
@@ -38,14 +38,14 @@ def test_a_social_worker_refers_for_advocacy_from_the_record_and_the_advocate_is
     assert "the review of your care and support plan" in letters(eng, cid, "advocacy_letter")[0]
     # appointed: a second referral is refused, saying why, and starts nothing
     n = len(eng.history(cid))
-    r = client(app, "social_worker").post(f"/api/cases/{cid}/actions/advocacy", json={"data": REFERRAL})
+    r = api_client(app, "social_worker").post(f"/api/cases/{cid}/actions/advocacy", json={"data": REFERRAL})
     assert r.status_code == 422 and "already appointed" in r.json()["message"], r.text
     assert len(eng.history(cid)) == n
 
 
 def test_a_safeguarding_referral_goes_to_the_safeguarding_team_and_one_is_open_at_a_time(eng, app):  # noqa: F811
     cid = planned_case(eng)
-    sw = client(app, "social_worker")
+    sw = api_client(app, "social_worker")
     r = sw.post(f"/api/cases/{cid}/actions/advocacy", json={"data": {**REFERRAL, "decision": "safeguarding"}})
     assert r.status_code == 201, r.text
     assert first_tasks(eng, cid, "advocacy") == [("arrange_safeguarding_advocate", "safeguarding")]
@@ -55,7 +55,7 @@ def test_a_safeguarding_referral_goes_to_the_safeguarding_team_and_one_is_open_a
 
 def test_bad_input_names_the_field_and_starts_nothing(eng, app):  # noqa: F811
     cid = planned_case(eng)
-    sw = client(app, "social_worker")
+    sw = api_client(app, "social_worker")
     n = len(eng.history(cid))
     for data, field in (({"reason": "x"}, "decision"), ({"decision": "shopping", "reason": "x"}, "decision"),
                         ({"decision": "review", "reason": ""}, "reason"),
@@ -69,10 +69,10 @@ def test_bad_input_names_the_field_and_starts_nothing(eng, app):  # noqa: F811
 def test_who_may_refer(eng, app):  # noqa: F811
     cid = planned_case(eng)
     for role in ("finance_officer", "reablement_coordinator", "auditor"):
-        r = client(app, role).post(f"/api/cases/{cid}/actions/advocacy", json={"data": REFERRAL})
+        r = api_client(app, role).post(f"/api/cases/{cid}/actions/advocacy", json={"data": REFERRAL})
         assert r.status_code == 403, (role, r.text)
     assert [i for i in eng.get_case(cid)["instances"] if i["process_id"] == "advocacy"] == []
-    r = client(app, "team_manager").post(f"/api/cases/{cid}/actions/advocacy", json={"data": REFERRAL})
+    r = api_client(app, "team_manager").post(f"/api/cases/{cid}/actions/advocacy", json={"data": REFERRAL})
     assert r.status_code == 201, r.text
 
 
@@ -83,12 +83,9 @@ def test_the_decisions_offered_are_the_ones_the_advocacy_process_accepts():
 def test_the_referral_page_by_keyboard_with_its_errors_axe_clean(eng, app):  # noqa: F811
     cid = planned_case(eng)
     with live_server(app) as base, launch() as browser:
-        page = browser.new_context(bypass_csp=True).new_page()
-        sign_in(page, base, SW, demo_password("social_worker"))
+        _ctx, page = signed_in_page(browser, base, SW, "social_worker")
         page.goto(f"{base}/cases/{cid}")
-        page.get_by_role("link", name="Refer for independent advocacy").focus()
-        page.keyboard.press("Enter")
-        page.wait_for_url(f"{base}/cases/{cid}/actions/advocacy")
+        follow_by_keyboard(page, "Refer for independent advocacy", f"{base}/cases/{cid}/actions/advocacy")
         run_axe(page, "refer for independent advocacy")
         page.get_by_role("button", name="Refer for independent advocacy").click()
         page.wait_for_selector(".govuk-error-summary")

@@ -20,11 +20,9 @@ from pathlib import Path
 import pytest
 
 from engine.errors import ValidationError
-from engine.forms import FormLibrary
-from engine.registry import load_registry
-from engine.runtime import Engine
 from handlers.capacity import DECISIONS, involvement
 from tests.case_helpers import cld_rows
+from tests.casework_helpers import casework_engine
 from tests.test_process_assessment_to_review import (
     PETER,
     SMALL,
@@ -67,11 +65,7 @@ BEST_INTERESTS = {"decision": "Assess his needs with an independent advocate, at
 
 @pytest.fixture
 def eng(db_url):
-    engine = Engine(db_url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
-    engine.init(simulated_start=START)
-    engine.deploy(PROCESSES)
-    yield engine
-    engine.db.dispose()
+    yield from casework_engine(db_url, PROCESSES)
 
 
 def start(eng):

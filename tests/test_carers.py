@@ -27,6 +27,7 @@ from engine.runtime import Engine
 from handlers import cld
 from handlers.carers import check_carer_start
 from tests.case_helpers import cld_full, cld_rows
+from tests.casework_helpers import casework_engine
 from tests.test_process_assessment_to_review import (
     PETER,
     SMALL,
@@ -75,11 +76,7 @@ CARER_QUESTIONS = {
 
 @pytest.fixture
 def eng(db_url):
-    engine = Engine(db_url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
-    engine.init(simulated_start=START)
-    engine.deploy(PROCESSES)
-    yield engine
-    engine.db.dispose()
+    yield from casework_engine(db_url, PROCESSES)
 
 
 def carer_plan(support_type="direct_to_carer", money="direct_payment", held_by="carer", months=6) -> dict:

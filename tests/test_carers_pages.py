@@ -5,35 +5,29 @@ JSON API and pages on SQLite and PostgreSQL; a browser journey with axe on each 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.demo_users import create_demo_users, demo_password, demo_username
-from engine.forms import FormLibrary
-from engine.registry import load_registry
-from engine.runtime import Engine
-from tests.browser import launch, live_server, run_axe, sign_in
+from api.demo_users import demo_username
+from tests.browser import launch, live_server, run_axe
 from tests.case_helpers import cld_full
+from tests.casework_helpers import (
+    SW,
+    action_token,
+    api_client,
+    casework_engine,
+    known_case,
+    page_client,
+    signed_in_page,
+)
 from tests.test_carers import ANN, PROCESSES, carer_plan
 from tests.test_process_assessment_to_review import PETER, carer_assessment, complete, open_tasks
-
-ROOT = Path(__file__).resolve().parent.parent
-START = datetime(2031, 3, 3, 9, 0, tzinfo=timezone.utc)
-SW = demo_username("social_worker")
 
 
 @pytest.fixture
 def eng(db_url):
-    engine = Engine(db_url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
-    engine.init(simulated_start=START)
-    engine.deploy(PROCESSES)
-    create_demo_users(engine)
-    yield engine
-    engine.db.dispose()
+    yield from casework_engine(db_url, PROCESSES, users=True)
 
 
 @pytest.fixture
@@ -41,28 +35,9 @@ def app(eng):
     return create_app(eng, run_timers=False)
 
 
-def api_client(app, role: str) -> TestClient:
-    c = TestClient(app)
-    r = c.post("/api/session", json={"username": demo_username(role), "password": demo_password(role)})
-    assert r.status_code == 200, r.text
-    c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
-    return c
-
-
-def page_client(app, role: str) -> tuple[TestClient, str]:
-    client = TestClient(app, follow_redirects=False)
-    token = re.search(r'name="form_token" value="([^"]+)"', client.get("/sign-in").text).group(1)
-    r = client.post("/sign-in", data={"form_token": token, "username": demo_username(role),
-                                      "password": demo_password(role)})
-    assert r.status_code == 303, r.text
-    return client, re.search(r'name="csrf_token" value="([^"]+)"', client.get("/tasks").text).group(1)
-
-
 def two_cases(eng) -> tuple[int, int]:
     """Peter's case (assessed: Susan cares for him) and Susan's own case (she contacted us about herself)."""
-    peter = eng.start("needs_assessment", actor=SW, data={"name": PETER["name"], "person": PETER,
-                                                         "contact_date": "2031-03-03"}).case_id
-    eng.update_case_record(peter, {"person": PETER}, actor=SW, reason="recorded at the contact")
+    peter = known_case(eng, PETER, contact_date="2031-03-03")
     susan = {"name": "Susan Clarke", "address": "12 Mill Lane, Northtown, NS2 4BB", "nhs_number": "4857773456"}
     own = eng.start("carers_assessment", actor=SW, data={"name": susan["name"], "person": susan,
                                                         "carer_self_contact": True}).case_id
@@ -115,7 +90,7 @@ def test_the_carer_action_page_asks_for_the_carers_own_reference_and_names_an_un
     sw, csrf = page_client(app, "social_worker")
     form = sw.get(f"/cases/{peter}/actions/carers_assessment").text
     assert 'for="carer_case_reference"' in form and "Carer&#39;s own case reference (optional)" in form
-    token = re.search(r'name="action_token" value="([^"]+)"', form).group(1)
+    token = action_token(form)
     before = stored(eng, peter)
     r = sw.post(f"/cases/{peter}/actions/carers_assessment", data={
         "csrf_token": csrf, "action_token": token, "carer_name": "Susan Clarke", "relationship": "daughter",
@@ -129,9 +104,7 @@ def test_the_carer_action_page_asks_for_the_carers_own_reference_and_names_an_un
 def test_a_social_worker_starts_susans_assessment_from_peters_record_and_plans_her_support_in_the_browser(eng, app):
     peter, _own = two_cases(eng)
     with live_server(app) as base, launch() as browser:
-        ctx = browser.new_context(bypass_csp=True)
-        page = ctx.new_page()
-        sign_in(page, base, SW, demo_password("social_worker"))
+        ctx, page = signed_in_page(browser, base, SW, "social_worker")
         page.goto(f"{base}/cases/{peter}/actions/carers_assessment")
         run_axe(page, "start a carer's assessment")
         page.get_by_label("Carer's full name").fill("Susan Clarke")

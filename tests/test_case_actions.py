@@ -5,35 +5,23 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.demo_users import create_demo_users, demo_password, demo_username
-from engine.forms import FormLibrary
-from engine.registry import load_registry
+from api.demo_users import demo_username
 from engine.replay import replay_case
-from engine.runtime import Engine
 from tests.case_helpers import cld_full
+from tests.casework_helpers import ROOT, SW, TM, api_client, casework_engine, known_case
 from tests.test_process_assessment_to_review import PETER, SMALL, assessment, complete, events, open_tasks, plan, ras
 
-ROOT = Path(__file__).resolve().parent.parent
-START = datetime(2031, 3, 3, 9, 0, tzinfo=timezone.utc)  # a Monday
-SW, TM = demo_username("social_worker"), demo_username("team_manager")
 PERSON = {**PETER, "date_of_birth": "1948-05-01"}
 
 
 @pytest.fixture
 def eng(db_url):
-    engine = Engine(db_url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
-    engine.init(simulated_start=START)
-    engine.deploy([ROOT / "processes"])
-    create_demo_users(engine)
-    yield engine
-    engine.db.dispose()
+    yield from casework_engine(db_url, [ROOT / "processes"], users=True)
 
 
 @pytest.fixture
@@ -41,19 +29,9 @@ def app(eng):
     return create_app(eng, run_timers=False)
 
 
-def client(app, role: str) -> TestClient:
-    c = TestClient(app)
-    r = c.post("/api/session", json={"username": demo_username(role), "password": demo_password(role)})
-    assert r.status_code == 200, r.text
-    c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
-    return c
-
-
 def planned_case(eng, money_management="direct_payment") -> int:
     """Peter, assessed, budget and plan signed off, the social worker having worked on the case."""
-    cid = eng.start("needs_assessment", actor=SW, data={"name": PERSON["name"], "person": PERSON,
-                                                        "contact_date": "2031-03-03"}).case_id
-    eng.update_case_record(cid, {"person": PERSON}, actor=SW, reason="recorded at the contact")
+    cid = known_case(eng, PERSON, contact_date="2031-03-03")
     complete(eng, cid, "assess_needs", assessment("personal_hygiene", "managing_nutrition", "using_home_safely"),
              actor=SW)
     complete(eng, cid, "score_needs", ras(**SMALL), actor=SW)
@@ -68,7 +46,7 @@ def first_tasks(body) -> list[tuple[str, str]]:
 
 def test_each_action_starts_its_process_with_the_first_task_for_the_right_team(eng, app):
     cid = planned_case(eng)
-    sw = client(app, "social_worker")
+    sw = api_client(app, "social_worker")
     cases = {
         "review": ({"review_reason": "Carer related", "requested_by": "carer", "note": "Daughter unwell"},
                    "review", [("review_plan", "social_work")]),
@@ -114,7 +92,7 @@ def test_each_action_starts_its_process_with_the_first_task_for_the_right_team(e
 def test_bad_input_names_the_field_and_starts_nothing(eng, app, action, data, field):
     cid = planned_case(eng)
     n = len(eng.history(cid))
-    r = client(app, "social_worker").post(f"/api/cases/{cid}/actions/{action}", json={"data": data})
+    r = api_client(app, "social_worker").post(f"/api/cases/{cid}/actions/{action}", json={"data": data})
     assert r.status_code == 422, r.text
     assert field in [e["field"] for e in r.json()["errors"]]
     assert len(eng.history(cid)) == n
@@ -122,7 +100,7 @@ def test_bad_input_names_the_field_and_starts_nothing(eng, app, action, data, fi
 
 def test_actions_that_need_a_plan_or_a_direct_payment_say_so(eng, app):
     cid = planned_case(eng, money_management="council_managed")
-    sw = client(app, "social_worker")
+    sw = api_client(app, "social_worker")
     r = sw.post(f"/api/cases/{cid}/actions/dp_review", json={"data": {"dp_review_trigger": "breach", "note": "x"}})
     assert r.status_code == 422 and "no direct payment" in r.json()["message"]
     fresh = eng.start("needs_assessment", actor=SW, data={"name": "Ann Lee", "person": {"name": "Ann Lee"}}).case_id
@@ -136,16 +114,16 @@ def test_actions_that_need_a_plan_or_a_direct_payment_say_so(eng, app):
 def test_roles_the_auditor_reads_only_and_only_a_team_manager_closes(eng, app):
     cid = planned_case(eng)
     n = len(eng.history(cid))
-    auditor = client(app, "auditor")
+    auditor = api_client(app, "auditor")
     assert auditor.get(f"/api/cases/{cid}/actions").json()["actions"] == []
     r = auditor.post(f"/api/cases/{cid}/actions/safeguarding",
                      json={"data": {"concern": "x", "raised_by": "y", "urgent": "no"}})
     assert r.status_code == 403
     assert auditor.post(f"/api/cases/{cid}/close", json={"reason": "declined"}).status_code == 403
-    sw = client(app, "social_worker")
+    sw = api_client(app, "social_worker")
     assert sw.post(f"/api/cases/{cid}/close", json={"reason": "declined"}).status_code == 403
     assert "close" not in [a["action"] for a in sw.get(f"/api/cases/{cid}/actions").json()["actions"]]
-    finance = client(app, "finance_officer")  # never worked on the case: may not open it
+    finance = api_client(app, "finance_officer")  # never worked on the case: may not open it
     assert finance.post(f"/api/cases/{cid}/actions/dp_review",
                         json={"data": {"dp_review_trigger": "breach", "note": "x"}}).status_code == 403
     assert len(eng.history(cid)) == n
@@ -153,7 +131,7 @@ def test_roles_the_auditor_reads_only_and_only_a_team_manager_closes(eng, app):
 
 def test_a_manager_closes_a_case_after_a_death_and_everything_stops(eng, app):
     cid = planned_case(eng)
-    sw, tm = client(app, "social_worker"), client(app, "team_manager")
+    sw, tm = api_client(app, "social_worker"), api_client(app, "team_manager")
     assert sw.post(f"/api/cases/{cid}/actions/dp_review",
                    json={"data": {"dp_review_trigger": "capacity", "note": "Dementia diagnosis"}}).status_code == 201
     assert open_tasks(eng, cid)
@@ -175,7 +153,7 @@ def test_a_manager_closes_a_case_after_a_death_and_everything_stops(eng, app):
     assert [r["outcome"] for r in rows if r["event_type"] == "Service"][-1] == "NFA – Deceased"
 
     # closed: actions refused with a clear message, nothing changes (signed in again: 800 days have passed)
-    sw, tm = client(app, "social_worker"), client(app, "team_manager")
+    sw, tm = api_client(app, "social_worker"), api_client(app, "team_manager")
     n = len(eng.history(cid))
     r = sw.post(f"/api/cases/{cid}/actions/safeguarding",
                 json={"data": {"concern": "x", "raised_by": "y", "urgent": "no"}})
@@ -188,7 +166,7 @@ def test_a_manager_closes_a_case_after_a_death_and_everything_stops(eng, app):
 
 def test_a_manager_ends_one_process_with_a_reason(eng, app):
     cid = planned_case(eng)
-    sw, tm = client(app, "social_worker"), client(app, "team_manager")
+    sw, tm = api_client(app, "social_worker"), api_client(app, "team_manager")
     iid = sw.post(f"/api/cases/{cid}/actions/carers_assessment",
                   json={"data": {"carer_name": "Susan Clarke", "relationship": "daughter"}}).json()["instance_id"]
     r = tm.post(f"/api/cases/{cid}/close", json={"reason": "declined", "instance_id": iid})
@@ -202,9 +180,9 @@ def test_a_manager_ends_one_process_with_a_reason(eng, app):
 
 def test_a_new_contact_at_the_front_door_reopens_a_closed_case(eng, app):
     cid = planned_case(eng)
-    tm = client(app, "team_manager")
+    tm = api_client(app, "team_manager")
     assert tm.post(f"/api/cases/{cid}/close", json={"reason": "declined"}).status_code == 200
-    fd = client(app, "front_door_advisor")
+    fd = api_client(app, "front_door_advisor")
     found = fd.post("/api/contacts/search", json={"name": "Peter Clarke", "date_of_birth": "1948-05-01"})
     assert found.status_code == 200, found.text
     body = found.json()

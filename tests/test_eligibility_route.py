@@ -7,20 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from engine.forms import FormLibrary
-from engine.registry import load_registry
-from engine.runtime import Engine
-from tests.test_capacity_advocacy import PETER, PROCESSES, ROOT, START, start, teams
+from tests.casework_helpers import casework_engine
+from tests.test_capacity_advocacy import PETER, PROCESSES, start, teams
 from tests.test_process_assessment_to_review import SUSAN, assessment, children_started, complete, events, letters
 
 
 @pytest.fixture
 def eng(db_url):
-    engine = Engine(db_url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
-    engine.init(simulated_start=START)
-    engine.deploy(PROCESSES)
-    yield engine
-    engine.db.dispose()
+    yield from casework_engine(db_url, PROCESSES)
 
 
 def carer_start_data(eng, cid) -> list[dict]:

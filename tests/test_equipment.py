@@ -15,27 +15,22 @@ the simulated clock with the real diagrams, handlers and forms, on SQLite and Po
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.demo_users import create_demo_users, demo_password, demo_username
+from api.demo_users import create_demo_users, demo_username
 from engine.errors import ValidationError
-from engine.forms import FormLibrary
-from engine.registry import HandlerContext, load_registry
+from engine.registry import HandlerContext
 from engine.replay import replay_case
-from engine.runtime import Engine
 from handlers import cld, equipment, letters
-from tests.case_helpers import cld_full, events, fired
+from tests.case_helpers import cld_full, events, fired, the_task
+from tests.casework_helpers import SW, TM, api_client, casework_engine, complete, diagrams, known_case, tasks
+from tests.conftest import START  # Monday 3 March 2031
 
-ROOT = Path(__file__).resolve().parent.parent
-START = datetime(2031, 3, 3, 9, 0, tzinfo=timezone.utc)  # Monday 3 March 2031
 BEN = {"name": "Ben Okafor", "address": ["12 Station Road", "Northtown", "NS3 1BB"], "age": 77,
        "date_of_birth": "1953-06-20"}
-SW, TM = demo_username("social_worker"), demo_username("team_manager")
 BATH_BOARD = {"kind": "equipment", "description": "Bath board and seat", "cost": 65}
 PENDANT = {"kind": "telecare", "description": "Pendant alarm with falls detector", "cost": 180}
 RAILS = {"kind": "minor_adaptation", "description": "Grab rails and a stair rail", "cost": 1000}  # the limit: free
@@ -44,24 +39,7 @@ RAMP = {"kind": "minor_adaptation", "description": "Ramp to the back door", "cos
 
 @pytest.fixture
 def eng(db_url):
-    engine = Engine(db_url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
-    engine.init(simulated_start=START)
-    engine.deploy([ROOT / "processes" / "equipment.bpmn"])
-    yield engine
-    engine.db.dispose()
-
-
-def tasks(eng, cid) -> list[tuple[str, str]]:
-    return [(t["element_id"], t["team"]) for t in eng.list_tasks(case_id=cid)]
-
-
-def task(eng, cid, element_id) -> dict:
-    [found] = [t for t in eng.list_tasks(case_id=cid) if t["element_id"] == element_id]
-    return found
-
-
-def complete(eng, cid, element_id, data, actor="worker"):
-    return eng.complete_task(task(eng, cid, element_id)["id"], data, actor=actor)
+    yield from casework_engine(db_url, diagrams("equipment"))
 
 
 def letter(eng, cid) -> str:
@@ -102,7 +80,7 @@ def instance_status(eng, cid) -> str:
 def test_equipment_telecare_and_an_adaptation_at_the_limit_are_free_and_telecare_is_reviewed(eng):
     cid = request(eng)
     assert tasks(eng, cid) == [("assess_equipment", "social_work")]
-    assert task(eng, cid, "assess_equipment")["due_at"] == START + timedelta(days=28)
+    assert the_task(eng, cid, "assess_equipment")["due_at"] == START + timedelta(days=28)
     complete(eng, cid, "assess_equipment", {"needs_found": "Bathing and the stairs",
                                             "items": [BATH_BOARD, PENDANT, RAILS],
                                             "major_adaptation_referral": False}, actor=SW)
@@ -114,7 +92,7 @@ def test_equipment_telecare_and_an_adaptation_at_the_limit_are_free_and_telecare
         "1000.00", False, True, "1245.00")
     # nothing to approve: straight to delivery, with its own target
     assert tasks(eng, cid) == [("record_delivery", "social_work")]
-    assert task(eng, cid, "record_delivery")["due_at"] == START + timedelta(days=7)
+    assert the_task(eng, cid, "record_delivery")["due_at"] == START + timedelta(days=7)
     eng.advance_clock(timedelta(days=4))
     complete(eng, cid, "record_delivery", DELIVERED, actor=SW)
     body = letter(eng, cid)
@@ -225,7 +203,7 @@ def test_the_assessment_target_equal_to_the_setting_escalates_and_the_task_stays
     eng.advance_clock(timedelta(minutes=1))
     assert fired(eng, cid) == ["assessment_late"]
     assert tasks(eng, cid) == [("assess_equipment", "social_work"), ("assessment_overdue", "team_manager")]
-    assert task(eng, cid, "assess_equipment")["due_at"] == due
+    assert the_task(eng, cid, "assess_equipment")["due_at"] == due
     complete(eng, cid, "assessment_overdue", {"action_taken": "Allocated to Sam, visit on Friday"}, actor=TM)
     assert tasks(eng, cid) == [("assess_equipment", "social_work")]
 
@@ -236,7 +214,7 @@ def test_the_delivery_target_counts_from_the_assessment_and_escalates(eng):
     complete(eng, cid, "assess_equipment", {"needs_found": "Bathing", "items": [BATH_BOARD],
                                             "major_adaptation_referral": False}, actor=SW)
     due = START + timedelta(days=3 + 7)
-    assert task(eng, cid, "record_delivery")["due_at"] == due
+    assert the_task(eng, cid, "record_delivery")["due_at"] == due
     eng.advance_clock(to=due)
     assert fired(eng, cid) == ["delivery_late"]
     assert tasks(eng, cid) == [("record_delivery", "social_work"), ("delivery_overdue", "team_manager")]
@@ -284,31 +262,15 @@ def test_the_handler_names_the_item_at_fault():
 
 @pytest.fixture
 def app(eng):
-    eng.deploy([ROOT / "processes" / f"{p}.bpmn" for p in ("needs_assessment", "carers_assessment",
-                                                            "personal_budget", "support_plan", "review",
-                                                            "direct_payment_review")])
+    eng.deploy(diagrams("needs_assessment", "carers_assessment", "personal_budget", "support_plan", "review",
+                        "direct_payment_review"))
     create_demo_users(eng)
     return create_app(eng, run_timers=False)
 
 
-def client(app, role: str) -> TestClient:
-    c = TestClient(app)
-    r = c.post("/api/session", json={"username": demo_username(role), "password": demo_password(role)})
-    assert r.status_code == 200, r.text
-    c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
-    return c
-
-
-def known_case(eng) -> int:
-    cid = eng.start("needs_assessment", actor=SW, data={"name": BEN["name"], "person": BEN,
-                                                        "contact_date": "2031-02-24"}).case_id
-    eng.update_case_record(cid, {"person": BEN}, actor=SW, reason="recorded at the contact")
-    return cid
-
-
 def test_a_social_worker_asks_for_equipment_from_the_case_record_once_at_a_time(eng, app):
-    cid = known_case(eng)
-    sw = client(app, "social_worker")
+    cid = known_case(eng, BEN)
+    sw = api_client(app, "social_worker")
     r = sw.post(f"/api/cases/{cid}/actions/equipment", json={"data": {"equipment_needs": "Struggles with the bath"}})
     assert r.status_code == 201, r.text
     assert [(t["element_id"], t["team"]) for t in r.json()["tasks"]] == [("assess_equipment", "social_work")]
@@ -321,7 +283,7 @@ def test_a_social_worker_asks_for_equipment_from_the_case_record_once_at_a_time(
     for bad in ({}, {"equipment_needs": ""}, {"equipment_needs": "x\x00y"}, {"equipment_needs": "x" * 2001}):
         r = sw.post(f"/api/cases/{cid}/actions/equipment", json={"data": bad})
         assert r.status_code == 422 and "equipment_needs" in [e["field"] for e in r.json()["errors"]], bad
-    advisor = client(app, "front_door_advisor")
+    advisor = api_client(app, "front_door_advisor")
     assert advisor.post(f"/api/cases/{cid}/actions/equipment",
                         json={"data": {"equipment_needs": "Bath"}}).status_code == 403
     assert len(eng.history(cid)) == n
@@ -330,7 +292,7 @@ def test_a_social_worker_asks_for_equipment_from_the_case_record_once_at_a_time(
 def test_the_command_line_asks_for_equipment_with_the_same_checks(eng, app, db_url, capsys):
     from engine.cli import main
 
-    cid = known_case(eng)
+    cid = known_case(eng, BEN)
     assert main(["act", "--db", db_url, str(cid), "equipment", "--as", SW, "--data", '{"equipment_needs": ""}']) != 0
     assert "equipment_needs" in capsys.readouterr().err
     assert main(["act", "--db", db_url, str(cid), "equipment", "--as", demo_username("front_door_advisor"),

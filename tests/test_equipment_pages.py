@@ -8,10 +8,13 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from api.demo_users import demo_password, demo_username
-from tests.browser import launch, live_server, run_axe, sign_in
+from api.demo_users import demo_username
+from tests.browser import launch, live_server, run_axe
+from tests.case_helpers import the_task
+from tests.casework_helpers import claimed_task_page, follow_by_keyboard, known_case, signed_in_page, tab_to
 from tests.test_equipment import (  # noqa: F401  (app, eng: fixtures)
     BATH_BOARD,
+    BEN,
     DELIVERED,
     PENDANT,
     RAMP,
@@ -21,43 +24,25 @@ from tests.test_equipment import (  # noqa: F401  (app, eng: fixtures)
     assessed,
     complete,
     eng,
-    known_case,
     request,
 )
 
 
-def _tab_to(page, target: str, limit: int = 80) -> None:
-    for _ in range(limit):
-        page.keyboard.press("Tab")
-        if page.evaluate("() => document.activeElement.id || document.activeElement.textContent.trim()") == target:
-            return
-    raise AssertionError(f"{target} was not reached with the Tab key")
-
-
-def _task(engine, cid, element_id) -> dict:
-    [task] = [t for t in engine.list_tasks(case_id=cid) if t["element_id"] == element_id]
-    return task
-
-
 def test_equipment_from_the_case_record_to_the_managers_decision_in_the_browser(eng, app):  # noqa: F811
-    cid = known_case(eng)
+    cid = known_case(eng, BEN)
     with live_server(app) as base, launch() as browser:
-        ctx = browser.new_context(bypass_csp=True)
-        page = ctx.new_page()
-        sign_in(page, base, SW, demo_password("social_worker"))
+        ctx, page = signed_in_page(browser, base, SW, "social_worker")
         page.goto(f"{base}/cases/{cid}")
-        page.get_by_role("link", name="Ask for equipment or an adaptation").focus()
-        page.keyboard.press("Enter")
-        page.wait_for_url(f"{base}/cases/{cid}/actions/equipment")
+        follow_by_keyboard(page, "Ask for equipment or an adaptation", f"{base}/cases/{cid}/actions/equipment")
         run_axe(page, "ask for equipment")
-        _tab_to(page, "equipment_needs")
+        tab_to(page, "equipment_needs")
         page.keyboard.type("Cannot get in the bath or up the back step")
         page.keyboard.press("Tab")
         page.keyboard.press("Enter")
         page.wait_for_url(re.compile(r".*saved=action_equipment"))
         assert "Ask for equipment or an adaptation: done" in page.inner_text(".govuk-notification-banner")
 
-        task = _task(eng, cid, "assess_equipment")
+        task = the_task(eng, cid, "assess_equipment")
         page.goto(f"{base}/tasks/{task['id']}")
         page.get_by_role("button", name="Claim this task").click()
         page.wait_for_url(f"{base}/tasks/{task['id']}")
@@ -83,13 +68,8 @@ def test_equipment_from_the_case_record_to_the_managers_decision_in_the_browser(
         page.wait_for_url(re.compile(r".*/tasks\?view=mine"))
         ctx.close()
 
-        decide = _task(eng, cid, "approve_adaptation")
-        ctx = browser.new_context(bypass_csp=True)
-        page = ctx.new_page()
-        sign_in(page, base, TM, demo_password("team_manager"))
-        page.goto(f"{base}/tasks/{decide['id']}")
-        page.get_by_role("button", name="Claim this task").click()
-        page.wait_for_url(f"{base}/tasks/{decide['id']}")
+        decide = the_task(eng, cid, "approve_adaptation")
+        ctx, page = claimed_task_page(browser, base, TM, "team_manager", decide["id"])
         main = page.inner_text("main")
         assert "Ramp to the back door (£1,800.00)" in main and "Bath board and seat (£65.00)" in main
         run_axe(page, "decide on the adaptation")
@@ -120,13 +100,7 @@ def test_every_other_equipment_task_page_is_axe_clean(eng, app):  # noqa: F811
              (SW, "social_worker", review, "review_telecare", "Is the telecare working well for the person?")]
     with live_server(app) as base, launch() as browser:
         for user, role, cid, element_id, shown in pages:
-            task = _task(eng, cid, element_id)
-            ctx = browser.new_context(bypass_csp=True)
-            page = ctx.new_page()
-            sign_in(page, base, user, demo_password(role))
-            page.goto(f"{base}/tasks/{task['id']}")
-            page.get_by_role("button", name="Claim this task").click()
-            page.wait_for_url(f"{base}/tasks/{task['id']}")
+            ctx, page = claimed_task_page(browser, base, user, role, the_task(eng, cid, element_id)["id"])
             assert shown in page.inner_text("main"), element_id
             run_axe(page, element_id)
             ctx.close()

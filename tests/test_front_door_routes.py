@@ -16,19 +16,14 @@ withdrawn, letters where the route writes one, and the case's Client Level Data 
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from engine.errors import ValidationError
-from engine.forms import FormLibrary
-from engine.registry import load_registry
-from engine.runtime import Engine
 from tests.case_helpers import cld_full, cld_rows, events, fired, instances, started_data, the_task
-from tests.conftest import START
+from tests.casework_helpers import casework_engine, contact, diagrams
 from tests.test_process_assessment_to_review import SMALL, assessment, complete, plan, ras
 
-ROOT = Path(__file__).resolve().parent.parent
 DAY0 = "2031-03-03"  # START, Monday 3 March 2031 09:00 UTC
 ADVISOR, SW, TM = "advisor1", "worker1", "manager1"
 
@@ -50,38 +45,10 @@ PROCESSES = ("front_door.bpmn", "screening.dmn", "urgent_response.bpmn", "equipm
 
 @pytest.fixture
 def eng(db_url):
-    engine = Engine(db_url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
-    engine.init(simulated_start=START)
-    engine.deploy([ROOT / "processes" / name for name in PROCESSES])
-    yield engine
-    engine.db.dispose()
+    yield from casework_engine(db_url, diagrams(*PROCESSES))
 
 
 # ---------------------------------------------------------------- helpers
-
-def contact(**changes):
-    """A valid contact form; `person_*` keys change the person's details, `caller_*` the caller's."""
-    data = {
-        "caller": {"name": "Dr Amy Shah", "relationship": "gp_or_social_prescriber", "organisation": "Riverside GP"},
-        "reason": "Falls at home and struggling since her husband died",
-        "person": {"name": "Joan Barker", "age": 78, "address": "4 Mill Lane, Northby", "area": "north",
-                   "lives_alone": True},
-        "needs": [],
-        "outcomes_unable": [],
-        "safeguarding_concern": False,
-        "crisis": False,
-        "consents_to_referral": True,
-        "from_hospital": False,
-    }
-    for key, value in changes.items():
-        if key.startswith("person_"):
-            data["person"][key[len("person_"):]] = value
-        elif key.startswith("caller_"):
-            data["caller"][key[len("caller_"):]] = value
-        else:
-            data[key] = value
-    return data
-
 
 CRISIS = "Her husband, her only carer, was taken into hospital this morning; she cannot get out of bed alone"
 LIKELY_ELIGIBLE = ["personal_hygiene", "being_appropriately_clothed", "using_the_home_safely"]

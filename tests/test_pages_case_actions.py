@@ -6,55 +6,38 @@ from __future__ import annotations
 
 import re
 
-from fastapi.testclient import TestClient
-
-from api.demo_users import demo_password, demo_username
-from tests.browser import launch, live_server, run_axe, sign_in
+from tests.browser import launch, live_server, run_axe
+from tests.casework_helpers import action_token, follow_by_keyboard, page_client, signed_in_page
 from tests.test_case_actions import SW, TM, app, eng, planned_case  # noqa: F401  (fixtures)
 from tests.test_process_assessment_to_review import events, open_tasks
 
 
-def _client(app, role: str) -> tuple[TestClient, str]:  # noqa: F811
-    client = TestClient(app, follow_redirects=False)
-    page = client.get("/sign-in")
-    token = re.search(r'name="form_token" value="([^"]+)"', page.text).group(1)
-    r = client.post("/sign-in", data={"form_token": token, "username": demo_username(role),
-                                      "password": demo_password(role)})
-    assert r.status_code == 303, r.text
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/tasks").text).group(1)
-    return client, csrf
-
-
-def _token(html: str) -> str:
-    return re.search(r'name="action_token" value="([^"]+)"', html).group(1)
-
-
 def test_the_record_lists_the_actions_each_user_may_take(eng, app):  # noqa: F811
     cid = planned_case(eng)
-    sw, _ = _client(app, "social_worker")
+    sw, _ = page_client(app, "social_worker")
     page = sw.get(f"/cases/{cid}").text
     actions = re.search(r'<ul class="govuk-list" id="case-actions">(.*?)</ul>', page, re.S).group(1)
     assert "Request a review" in actions and "Raise a safeguarding concern" in actions
     assert "Close the case" not in actions
-    tm, _ = _client(app, "team_manager")
+    tm, _ = page_client(app, "team_manager")
     assert "Close the case" in tm.get(f"/cases/{cid}").text
-    auditor, _ = _client(app, "auditor")
+    auditor, _ = page_client(app, "auditor")
     assert 'id="case-actions"' not in auditor.get(f"/cases/{cid}").text
     assert auditor.get(f"/cases/{cid}/actions/review").status_code == 403
 
 
 def test_an_empty_form_gets_an_error_summary_and_a_second_click_starts_nothing(eng, app):  # noqa: F811
     cid = planned_case(eng)
-    sw, csrf = _client(app, "social_worker")
+    sw, csrf = page_client(app, "social_worker")
     form = sw.get(f"/cases/{cid}/actions/review").text
-    r = sw.post(f"/cases/{cid}/actions/review", data={"csrf_token": csrf, "action_token": _token(form)})
+    r = sw.post(f"/cases/{cid}/actions/review", data={"csrf_token": csrf, "action_token": action_token(form)})
     assert r.status_code == 422
     assert "govuk-error-summary" in r.text and 'href="#review_reason"' in r.text
     assert "Select the reason for the review" in r.text and "Enter why the review is needed" in r.text
     assert r.text.count("Error:", 0, r.text.index("</title>")) == 1
     assert not [e for e in events(eng, cid, "instance.started") if e["data"]["process_id"] == "review"
                 and e["actor"] == SW]
-    good = {"csrf_token": csrf, "action_token": _token(r.text), "review_reason": "Carer related",
+    good = {"csrf_token": csrf, "action_token": action_token(r.text), "review_reason": "Carer related",
             "requested_by": "carer", "note": "Daughter in hospital"}
     first = sw.post(f"/cases/{cid}/actions/review", data=good)
     assert first.status_code == 303 and first.headers["location"] == f"/cases/{cid}?saved=action_review"
@@ -67,15 +50,15 @@ def test_an_empty_form_gets_an_error_summary_and_a_second_click_starts_nothing(e
 
 def test_closing_with_a_date_of_death_in_the_future_is_refused_on_the_page(eng, app):  # noqa: F811
     cid = planned_case(eng)
-    tm, csrf = _client(app, "team_manager")
+    tm, csrf = page_client(app, "team_manager")
     form = tm.get(f"/cases/{cid}/close").text
-    r = tm.post(f"/cases/{cid}/close", data={"csrf_token": csrf, "action_token": _token(form), "reason": "died",
+    r = tm.post(f"/cases/{cid}/close", data={"csrf_token": csrf, "action_token": action_token(form), "reason": "died",
                                              "date_of_death-day": "1", "date_of_death-month": "1",
                                              "date_of_death-year": "2099"})
     assert r.status_code == 422 and "The date of death must be today or in the past" in r.text
     assert 'href="#date_of_death-day"' in r.text
     assert "case_closed" not in eng.get_case(cid)["data"]
-    r = tm.post(f"/cases/{cid}/close", data={"csrf_token": csrf, "action_token": _token(r.text),
+    r = tm.post(f"/cases/{cid}/close", data={"csrf_token": csrf, "action_token": action_token(r.text),
                                              "reason": "moved_away", "council": "Southshire"})
     assert r.status_code == 303
     page = tm.get(f"/cases/{cid}").text
@@ -88,14 +71,10 @@ def test_closing_with_a_date_of_death_in_the_future_is_refused_on_the_page(eng, 
 def test_a_social_worker_requests_a_review_and_a_manager_closes_the_case_in_the_browser(eng, app):  # noqa: F811
     cid = planned_case(eng)
     with live_server(app) as base, launch() as browser:
-        ctx = browser.new_context(bypass_csp=True)
-        page = ctx.new_page()
-        sign_in(page, base, SW, demo_password("social_worker"))
+        ctx, page = signed_in_page(browser, base, SW, "social_worker")
         page.goto(f"{base}/cases/{cid}")
         run_axe(page, "case record with actions")
-        page.get_by_role("link", name="Request a review").focus()
-        page.keyboard.press("Enter")
-        page.wait_for_url(f"{base}/cases/{cid}/actions/review")
+        follow_by_keyboard(page, "Request a review", f"{base}/cases/{cid}/actions/review")
         page.get_by_role("button", name="Request a review").click()
         page.wait_for_selector(".govuk-error-summary")
         run_axe(page, "request a review with errors")
@@ -108,9 +87,7 @@ def test_a_social_worker_requests_a_review_and_a_manager_closes_the_case_in_the_
         assert "Request a review: done" in page.inner_text(".govuk-notification-banner")
         ctx.close()
 
-        ctx = browser.new_context(bypass_csp=True)
-        page = ctx.new_page()
-        sign_in(page, base, TM, demo_password("team_manager"))
+        ctx, page = signed_in_page(browser, base, TM, "team_manager")
         page.goto(f"{base}/cases/{cid}/close")
         run_axe(page, "close the case")
         page.get_by_label("The person has died").check()
@@ -128,21 +105,21 @@ def test_a_social_worker_requests_a_review_and_a_manager_closes_the_case_in_the_
 
 def test_a_manager_ends_one_process_from_its_place_on_the_record(eng, app):  # noqa: F811
     cid = planned_case(eng)
-    sw, sw_csrf = _client(app, "social_worker")
+    sw, sw_csrf = page_client(app, "social_worker")
     form = sw.get(f"/cases/{cid}/actions/carers_assessment").text
     assert sw.post(f"/cases/{cid}/actions/carers_assessment", data={
-        "csrf_token": sw_csrf, "action_token": _token(form), "carer_name": "Susan Clarke",
+        "csrf_token": sw_csrf, "action_token": action_token(form), "carer_name": "Susan Clarke",
         "relationship": "daughter"}).status_code == 303
     [iid] = [i["id"] for i in eng.get_case(cid)["instances"] if i["process_id"] == "carers_assessment"]
     assert f"/cases/{cid}/instances/{iid}/end" not in sw.get(f"/cases/{cid}").text
     assert sw.get(f"/cases/{cid}/instances/{iid}/end").status_code == 403
-    tm, csrf = _client(app, "team_manager")
+    tm, csrf = page_client(app, "team_manager")
     assert f"/cases/{cid}/instances/{iid}/end" in tm.get(f"/cases/{cid}").text
     page = tm.get(f"/cases/{cid}/instances/{iid}/end").text
     assert "Why is this process being ended?" in page
-    r = tm.post(f"/cases/{cid}/instances/{iid}/end", data={"csrf_token": csrf, "action_token": _token(page)})
+    r = tm.post(f"/cases/{cid}/instances/{iid}/end", data={"csrf_token": csrf, "action_token": action_token(page)})
     assert r.status_code == 422 and "Select the reason" in r.text
-    r = tm.post(f"/cases/{cid}/instances/{iid}/end", data={"csrf_token": csrf, "action_token": _token(r.text),
+    r = tm.post(f"/cases/{cid}/instances/{iid}/end", data={"csrf_token": csrf, "action_token": action_token(r.text),
                                                            "reason": "declined"})
     assert r.status_code == 303 and r.headers["location"].endswith("saved=ended")
     assert "assess_carer" not in [t["element_id"] for t in open_tasks(eng, cid)]

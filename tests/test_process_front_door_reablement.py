@@ -11,14 +11,11 @@ starts is the real one (processes/safeguarding.bpmn).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from engine.errors import ValidationError
 from engine.forms import FormLibrary
-from engine.registry import load_registry
-from engine.runtime import Engine
 from tests.case_helpers import (
     cld_rows,
     completed_route,
@@ -29,13 +26,11 @@ from tests.case_helpers import (
     instances,
     the_task,
 )
+from tests.casework_helpers import ROOT, casework_engine, contact, diagrams
 from tests.conftest import START
 
-ROOT = Path(__file__).resolve().parent.parent
-FILES = [ROOT / "processes" / "front_door.bpmn", ROOT / "processes" / "screening.dmn",
-         ROOT / "processes" / "reablement.bpmn", ROOT / "processes" / "hospital_follow_up.bpmn",
-         ROOT / "processes" / "safeguarding.bpmn",
-         ROOT / "tests" / "diagrams_stage1" / "needs_assessment_stub.bpmn"]
+FILES = diagrams("front_door", "screening.dmn", "reablement", "hospital_follow_up", "safeguarding") + [
+    ROOT / "tests" / "diagrams_stage1" / "needs_assessment_stub.bpmn"]
 STUB_FORM = {"type": "object", "properties": {"eligible": {"type": "boolean"}}}
 
 # CLD code lists (operating model, section 4)
@@ -51,36 +46,10 @@ DAY0 = "2031-03-03"  # START, Monday 3 March 2031
 def eng(db_url):
     library = FormLibrary.from_folder(ROOT / "forms")
     forms = FormLibrary({**{n: library.schema(n) for n in library.names()}, "needs_assessment_stub": STUB_FORM})
-    engine = Engine(db_url, registry=load_registry("handlers"), forms=forms)
-    engine.init(simulated_start=START)
-    engine.deploy(FILES)
-    yield engine
-    engine.db.dispose()
+    yield from casework_engine(db_url, FILES, forms=forms)
 
 
 # ---------------------------------------------------------------- helpers
-
-def contact(**changes):
-    """A valid contact form; `person_*` keys change the person's details."""
-    data = {
-        "caller": {"name": "Dr Amy Shah", "relationship": "gp_or_social_prescriber", "organisation": "Riverside GP"},
-        "reason": "Falls at home and struggling since her husband died",
-        "person": {"name": "Joan Barker", "age": 78, "address": "4 Mill Lane, Northby", "area": "north",
-                   "lives_alone": True},
-        "needs": [],
-        "outcomes_unable": [],
-        "safeguarding_concern": False,
-        "crisis": False,
-        "consents_to_referral": True,
-        "from_hospital": False,
-    }
-    for key, value in changes.items():
-        if key.startswith("person_"):
-            data["person"][key[len("person_"):]] = value
-        else:
-            data[key] = value
-    return data
-
 
 KYLE = contact(
     caller={"name": "Sam Okafor", "relationship": "gp_or_social_prescriber", "organisation": "GP social prescribing"},

@@ -16,12 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.forms import FormLibrary
-from engine.registry import load_registry
-from engine.runtime import Engine
 from handlers.eligibility import ADULT_OUTCOMES
 from tests.case_helpers import cld_rows, events, instances, started_data, the_task
-from tests.conftest import START
+from tests.casework_helpers import casework_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 UTC = timezone.utc
@@ -33,11 +30,7 @@ HELENA = {"name": "Helena Brooks", "age": 23, "date_of_birth": "2007-11-02",
 
 @pytest.fixture
 def eng(db_url):
-    engine = Engine(db_url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
-    engine.init(simulated_start=START)
-    engine.deploy([ROOT / "processes"])
-    yield engine
-    engine.db.dispose()
+    yield from casework_engine(db_url, [ROOT / "processes"])
 
 
 # ---------------------------------------------------------------- helpers

@@ -6,21 +6,16 @@ PostgreSQL."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from api.app import create_app
-from api.demo_users import create_demo_users, demo_password, demo_username
-from engine.forms import FormLibrary
-from engine.registry import load_registry
-from engine.runtime import Engine
+from api.demo_users import demo_username
 from engine.schema import case_access_log, cases, instances
-from tests.conftest import START
+from tests.casework_helpers import action_token, api_client, casework_engine, diagrams, page_client
 
-ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = ("transition", "needs_assessment", "carers_assessment", "personal_budget", "support_plan", "review",
              "direct_payment_review", "safeguarding", "front_door", "reablement", "hospital_discharge",
              "hospital_follow_up")
@@ -30,28 +25,18 @@ REFERRAL = {"name": "Helena Brooks", "date_of_birth": "2013-09-14", "address": "
             "childrens_social_worker": "Amira Khan", "childrens_team": "Children with Disabilities"}
 
 
+DIAGRAMS = [path for path in diagrams(*PROCESSES) if path.exists()] + diagrams("screening.dmn",
+                                                                               "discharge_pathway.dmn")
+
+
 @pytest.fixture
 def eng(db_url):
-    engine = Engine(db_url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
-    engine.init(simulated_start=START)
-    engine.deploy([ROOT / "processes" / f"{p}.bpmn" for p in PROCESSES if (ROOT / "processes" / f"{p}.bpmn").exists()]
-                  + [ROOT / "processes" / "screening.dmn", ROOT / "processes" / "discharge_pathway.dmn"])
-    create_demo_users(engine)
-    yield engine
-    engine.db.dispose()
+    yield from casework_engine(db_url, DIAGRAMS, users=True)
 
 
 @pytest.fixture
 def app(eng):
     return create_app(eng, run_timers=False)
-
-
-def client(app, role: str) -> TestClient:
-    c = TestClient(app)
-    r = c.post("/api/session", json={"username": demo_username(role), "password": demo_password(role)})
-    assert r.status_code == 200, r.text
-    c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
-    return c
 
 
 def stored(eng) -> tuple[int, int]:
@@ -62,7 +47,7 @@ def stored(eng) -> tuple[int, int]:
 
 # ---------------------------------------------------------------------- JSON API
 def test_a_social_worker_refers_and_the_decision_task_goes_to_social_work(eng, app):
-    r = client(app, "social_worker").post("/api/transitions", json={"data": REFERRAL})
+    r = api_client(app, "social_worker").post("/api/transitions", json={"data": REFERRAL})
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["process_id"] == "transition" and body["reference"].startswith("CASE-")
@@ -77,13 +62,13 @@ def test_a_social_worker_refers_and_the_decision_task_goes_to_social_work(eng, a
 
 @pytest.mark.parametrize("role", ["front_door_advisor", "team_manager"])
 def test_front_door_advisors_and_team_managers_may_refer_too(eng, app, role):
-    assert client(app, role).post("/api/transitions", json={"data": REFERRAL}).status_code == 201
+    assert api_client(app, role).post("/api/transitions", json={"data": REFERRAL}).status_code == 201
 
 
 @pytest.mark.parametrize("role", ["auditor", "occupational_therapist", "reablement_coordinator", "finance_officer"])
 def test_other_roles_are_refused_and_nothing_is_stored(eng, app, role):
     before = stored(eng)
-    r = client(app, role).post("/api/transitions", json={"data": REFERRAL})
+    r = api_client(app, role).post("/api/transitions", json={"data": REFERRAL})
     assert r.status_code == 403
     assert "referral" in r.json()["message"]
     assert stored(eng) == before
@@ -91,7 +76,7 @@ def test_other_roles_are_refused_and_nothing_is_stored(eng, app, role):
 
 def test_bad_input_names_every_field_and_stores_nothing(eng, app):
     before = stored(eng)
-    r = client(app, "social_worker").post("/api/transitions", json={"data": {
+    r = api_client(app, "social_worker").post("/api/transitions", json={"data": {
         "name": "Helena\u202e Brooks", "date_of_birth": "2013-03-03", "ehc_plan": "perhaps"}})
     assert r.status_code == 422
     fields = {e["field"]: e["message"] for e in r.json()["errors"]}
@@ -102,7 +87,7 @@ def test_bad_input_names_every_field_and_stores_nothing(eng, app):
 
 
 def test_someone_who_already_has_a_case_is_referred_on_that_case(eng, app):
-    sw = client(app, "social_worker")
+    sw = api_client(app, "social_worker")
     first = sw.post("/api/transitions", json={"data": REFERRAL}).json()
     before = stored(eng)
     again = sw.post("/api/transitions", json={"data": {**REFERRAL, "name": "helena brooks"}})
@@ -120,28 +105,13 @@ def test_someone_who_already_has_a_case_is_referred_on_that_case(eng, app):
 def test_a_referral_on_a_closed_case_is_refused(eng, app):
     cid = eng.create_case("Sam Patel", {"person": {"name": "Sam Patel", "date_of_birth": "2015-01-01"}}, actor=SW)
     eng.close_case(cid, reason="moved_away", details={"council": "Northshire"}, actor=TM)
-    r = client(app, "social_worker").post("/api/transitions", json={"data": {**REFERRAL, "name": "Sam Patel",
+    r = api_client(app, "social_worker").post("/api/transitions", json={"data": {**REFERRAL, "name": "Sam Patel",
                                                                              "date_of_birth": "2015-01-01"},
                                                                     "case_id": cid})
     assert r.status_code == 409 and "is closed" in r.json()["message"]
 
 
 # ---------------------------------------------------------------------- the page
-def _page_client(app, role: str) -> tuple[TestClient, str]:
-    c = TestClient(app, follow_redirects=False)
-    page = c.get("/sign-in")
-    token = re.search(r'name="form_token" value="([^"]+)"', page.text).group(1)
-    r = c.post("/sign-in", data={"form_token": token, "username": demo_username(role),
-                                 "password": demo_password(role)})
-    assert r.status_code == 303, r.text
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/tasks").text).group(1)
-    return c, csrf
-
-
-def _token(html: str) -> str:
-    return re.search(r'name="action_token" value="([^"]+)"', html).group(1)
-
-
 def _form(referral: dict, csrf: str, token: str) -> dict:
     d, m, y = referral["date_of_birth"].split("-")[2], referral["date_of_birth"].split("-")[1], \
         referral["date_of_birth"].split("-")[0]
@@ -151,13 +121,13 @@ def _form(referral: dict, csrf: str, token: str) -> dict:
 
 
 def test_the_page_shows_errors_in_a_summary_and_a_second_click_starts_nothing(eng, app):
-    sw, csrf = _page_client(app, "social_worker")
+    sw, csrf = page_client(app, "social_worker")
     assert "Record a referral from children's services" in sw.get("/tasks").text
     form = sw.get("/transitions/new")
     assert form.status_code == 200 and "<h1 class=\"govuk-heading-l\">Referral from children's services</h1>" \
         in form.text
     before = stored(eng)
-    r = sw.post("/transitions/new", data={"csrf_token": csrf, "action_token": _token(form.text),
+    r = sw.post("/transitions/new", data={"csrf_token": csrf, "action_token": action_token(form.text),
                                           "date_of_birth-day": "31", "date_of_birth-month": "2",
                                           "date_of_birth-year": "2014"})
     assert r.status_code == 422 and "govuk-error-summary" in r.text
@@ -165,7 +135,7 @@ def test_the_page_shows_errors_in_a_summary_and_a_second_click_starts_nothing(en
     assert "Enter the young person&#39;s full name" in r.text and 'href="#ehc_plan"' in r.text
     assert r.text.count("Error:", 0, r.text.index("</title>")) == 1
     assert stored(eng) == before
-    good = _form(REFERRAL, csrf, _token(r.text))
+    good = _form(REFERRAL, csrf, action_token(r.text))
     first = sw.post("/transitions/new", data=good)
     assert first.status_code == 303
     assert re.fullmatch(r"/cases/\d+\?saved=transition", first.headers["location"])
@@ -180,18 +150,18 @@ def test_the_page_shows_errors_in_a_summary_and_a_second_click_starts_nothing(en
 
 
 def test_an_existing_case_is_offered_on_the_page_and_the_case_record_offers_the_referral(eng, app):
-    sw, csrf = _page_client(app, "social_worker")
+    sw, csrf = page_client(app, "social_worker")
     cid = eng.create_case("Sam Patel", {"person": {"name": "Sam Patel", "date_of_birth": "2015-01-01",
                                                    "address": "4 Mill Lane"}}, actor=SW)
     record = sw.get(f"/cases/{cid}").text
     assert f'href="/transitions/new?case={cid}"' in record  # 16 on the engine's clock
     form = sw.get("/transitions/new").text
     sam = {**REFERRAL, "name": "Sam Patel", "date_of_birth": "2015-01-01"}
-    r = sw.post("/transitions/new", data=_form(sam, csrf, _token(form)))
+    r = sw.post("/transitions/new", data=_form(sam, csrf, action_token(form)))
     assert r.status_code == 422 and f'href="/transitions/new?case={cid}"' in r.text
     on_case = sw.get(f"/transitions/new?case={cid}").text
     assert f'name="case" value="{cid}"' in on_case
-    r = sw.post("/transitions/new", data={**_form(sam, csrf, _token(on_case)), "case": str(cid)})
+    r = sw.post("/transitions/new", data={**_form(sam, csrf, action_token(on_case)), "case": str(cid)})
     assert r.status_code == 303 and r.headers["location"] == f"/cases/{cid}?saved=transition"
     assert [i["process_id"] for i in eng.get_case(cid)["instances"]] == ["transition"]
     adult = eng.create_case("Peter Jones", {"person": {"name": "Peter Jones", "date_of_birth": "1948-05-01"}},
@@ -200,9 +170,9 @@ def test_an_existing_case_is_offered_on_the_page_and_the_case_record_offers_the_
 
 
 def test_roles_on_the_page(eng, app):
-    ot, _ = _page_client(app, "occupational_therapist")
+    ot, _ = page_client(app, "occupational_therapist")
     assert ot.get("/transitions/new").status_code == 403
-    auditor, _ = _page_client(app, "auditor")
+    auditor, _ = page_client(app, "auditor")
     refused = auditor.get("/transitions/new")
     assert refused.status_code == 403 and "may read case records but not take referrals" in refused.text
     assert TestClient(app, follow_redirects=False).get("/transitions/new").status_code == 303  # sign in first

@@ -10,32 +10,21 @@ from datetime import datetime, timezone
 
 import pytest
 
-from api.demo_users import demo_password
-from tests.browser import launch, live_server, run_axe, sign_in
-from tests.test_transition_api import SW, TM, app  # noqa: F401  (fixture)
-from tests.test_transition_api import eng as _eng_on
+from tests.browser import launch, live_server, run_axe
+from tests.casework_helpers import casework_engine, signed_in_page, tab_to
+from tests.test_transition_api import DIAGRAMS, SW, TM, app  # noqa: F401  (fixture)
 
 
 @pytest.fixture
 def eng(tmp_path):
     """SQLite only: the pages are the same on both databases (the API tests run on both)."""
-    yield from _eng_on.__wrapped__(f"sqlite:///{tmp_path / 'carepath.db'}")
-
-
-def _tab_to(page, text: str, limit: int = 80) -> None:
-    for _ in range(limit):
-        page.keyboard.press("Tab")
-        if page.evaluate("() => (document.activeElement.textContent || '').trim()") == text:
-            return
-    raise AssertionError(f"could not reach {text!r} with the Tab key")
+    yield from casework_engine(f"sqlite:///{tmp_path / 'carepath.db'}", DIAGRAMS, users=True)
 
 
 def test_a_social_worker_refers_a_young_person_by_keyboard_and_every_page_is_axe_clean(eng, app):  # noqa: F811
     with live_server(app) as base, launch() as browser:
-        ctx = browser.new_context(bypass_csp=True)
-        page = ctx.new_page()
-        sign_in(page, base, SW, demo_password("social_worker"))
-        _tab_to(page, "Record a referral from children's services")
+        ctx, page = signed_in_page(browser, base, SW, "social_worker")
+        tab_to(page, "Record a referral from children's services")
         page.keyboard.press("Enter")
         page.wait_for_url(f"{base}/transitions/new")
         run_axe(page, "referral from children's services")
@@ -87,9 +76,7 @@ def test_a_social_worker_refers_a_young_person_by_keyboard_and_every_page_is_axe
         eng.advance_clock(to=datetime(2031, 9, 14, 9, 0, tzinfo=timezone.utc))
         [gap] = [t for t in eng.list_tasks(case_id=case_id) if t["element_id"] == "support_not_in_place"]
         eng.claim(gap["id"], TM)
-        ctx = browser.new_context(bypass_csp=True)
-        page = ctx.new_page()
-        sign_in(page, base, TM, demo_password("team_manager"))
+        ctx, page = signed_in_page(browser, base, TM, "team_manager")
         page.goto(f"{base}/tasks/{gap['id']}")
         assert "Adult support not in place at 18" in page.inner_text("h1")
         page.get_by_label("Adult support is still being arranged").check()
@@ -108,9 +95,7 @@ def test_a_social_worker_refers_a_young_person_by_keyboard_and_every_page_is_axe
         eng.advance_clock(to=datetime(2031, 9, 28, 9, 0, tzinfo=timezone.utc))
         [hand] = [t for t in eng.list_tasks(case_id=case_id) if t["element_id"] == "hand_over"]
         eng.claim(hand["id"], SW)
-        ctx = browser.new_context(bypass_csp=True)
-        page = ctx.new_page()
-        sign_in(page, base, SW, demo_password("social_worker"))
+        ctx, page = signed_in_page(browser, base, SW, "social_worker")
         page.goto(f"{base}/tasks/{hand['id']}")
         assert "Hand over from children's services" in page.inner_text("h1")
         run_axe(page, "hand over from children's services")

@@ -4,22 +4,16 @@ simulated clock on SQLite and PostgreSQL (helena's whole story: tests/test_trans
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import select
 
-from engine.forms import FormLibrary
-from engine.registry import load_registry
-from engine.runtime import Engine
-from engine.schema import timers as timer_rows
 from handlers import transition as tr
 from tests.case_helpers import cld_rows, events, fired_at, instances, the_task
+from tests.casework_helpers import casework_engine, diagrams, waiting_timers
 from tests.conftest import START
 from tests.test_story_helena import PLAN, helena_assessment, helena_ras
 
-ROOT = Path(__file__).resolve().parent.parent
 UTC = timezone.utc
 PROCESSES = ("transition", "needs_assessment", "carers_assessment", "personal_budget", "support_plan", "review",
              "direct_payment_review", "safeguarding")
@@ -183,18 +177,7 @@ def test_the_reasons_letter_gives_reasons_and_advice():
 # ---------------------------------------------------------------- the process
 @pytest.fixture
 def eng(db_url):
-    engine = Engine(db_url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
-    engine.init(simulated_start=START)
-    engine.deploy([ROOT / "processes" / f"{p}.bpmn" for p in PROCESSES])
-    yield engine
-    engine.db.dispose()
-
-
-def timers(eng, instance_id):
-    with eng.db.engine.connect() as conn:
-        rows = conn.execute(select(timer_rows.c.element_id, timer_rows.c.due_at).where(
-            timer_rows.c.instance_id == instance_id)).all()
-    return sorted((e, (d if d.tzinfo else d.replace(tzinfo=UTC)).astimezone(UTC)) for e, d in rows)
+    yield from casework_engine(db_url, diagrams(*PROCESSES))
 
 
 def start(eng, case_id=None, **changes):
@@ -224,7 +207,7 @@ def test_not_likely_to_have_needs_gets_a_reasons_letter_and_nothing_else(eng):
     complete(eng, cid, "decide_assessment", {"likely_needs_after_18": False,
                                              "likely_needs_note": "Sam's needs are met by his family and school"})
     assert instances(eng, cid) == [("transition", "completed")]
-    assert eng.list_tasks(case_id=cid) == [] and timers(eng, res.instance_id) == []
+    assert eng.list_tasks(case_id=cid) == [] and waiting_timers(eng, res.instance_id) == []
     [letter] = eng.documents(cid)
     assert letter["kind"] == "transition_not_assessed"
     assert "not likely to have needs for care and support after becoming 18" in " ".join(letter["body"].split())
@@ -261,7 +244,7 @@ def test_no_plan_at_18_goes_to_the_team_manager_and_is_checked_again_until_the_p
     res = start(eng, date_of_birth="2013-04-10")  # 18 on 10 April 2031
     cid, tid = res.case_id, res.instance_id
     complete(eng, cid, "decide_assessment", ASSESS_NOW)
-    assert timers(eng, tid) == [("eighteenth_birthday", datetime(2031, 4, 10, 9, 0, tzinfo=UTC))]
+    assert waiting_timers(eng, tid) == [("eighteenth_birthday", datetime(2031, 4, 10, 9, 0, tzinfo=UTC))]
     eng.advance_clock(to=datetime(2031, 4, 10, 9, 0, tzinfo=UTC))
     gap = the_task(eng, cid, "support_not_in_place")
     assert (gap["team"], gap["form"]) == ("team_manager", "transition_gap")
@@ -269,7 +252,7 @@ def test_no_plan_at_18_goes_to_the_team_manager_and_is_checked_again_until_the_p
     complete(eng, cid, "support_not_in_place", {"situation": "still_being_arranged",
                                                 "childrens_services_continue": True,
                                                 "action_taken": "Assessment booked"}, actor="manager1")
-    assert timers(eng, tid) == [("check_again", datetime(2031, 4, 24, 9, 0, tzinfo=UTC))]  # 14 days
+    assert waiting_timers(eng, tid) == [("check_again", datetime(2031, 4, 24, 9, 0, tzinfo=UTC))]  # 14 days
     eng.advance_clock(to=datetime(2031, 4, 24, 9, 0, tzinfo=UTC))
     assert fired_at(eng, cid, "check_again") == ["2031-04-24T09:00:00.000000+00:00"]
     the_task(eng, cid, "support_not_in_place")  # still nothing in place: asked again
@@ -298,7 +281,7 @@ def test_found_not_eligible_at_18_ends_the_wait_and_records_it(eng):
     assert (record["status"], record["reason"], record["ended_on"]) == (
         "ended_without_adult_support", "not_eligible", "2031-04-10")
     assert instances(eng, cid)[0] == ("transition", "completed")
-    assert timers(eng, res.instance_id) == []
+    assert waiting_timers(eng, res.instance_id) == []
 
 
 @pytest.mark.parametrize(("signed_off_at", "in_place"), [

@@ -14,23 +14,18 @@ children's social worker, Helena gets a letter and the case records that childre
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from engine.forms import FormLibrary
-from engine.registry import load_registry
 from engine.replay import replay_case
-from engine.runtime import Engine
 from engine.schema import people
-from engine.schema import timers as timer_rows
 from handlers.transition import check_referral
 from tests.case_helpers import cld_full, cld_rows, events, fired_at, instances, started_data, the_task
+from tests.casework_helpers import casework_engine, diagrams, waiting_timers
 from tests.conftest import START
 from tests.test_story_helena import PLAN, helena_assessment, helena_ras
 
-ROOT = Path(__file__).resolve().parent.parent
 UTC = timezone.utc
 # what the transition and the adult route after it need (deployed together, as `carepath deploy` would)
 PROCESSES = ("transition", "needs_assessment", "carers_assessment", "personal_budget", "support_plan", "review",
@@ -48,11 +43,7 @@ REFERRAL = {
 
 @pytest.fixture
 def eng(db_url):
-    engine = Engine(db_url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
-    engine.init(simulated_start=START)
-    engine.deploy([ROOT / "processes" / f"{p}.bpmn" for p in PROCESSES])
-    yield engine
-    engine.db.dispose()
+    yield from casework_engine(db_url, diagrams(*PROCESSES))
 
 
 def open_tasks(eng, case_id):
@@ -61,14 +52,6 @@ def open_tasks(eng, case_id):
 
 def complete(eng, case_id, element_id, data, actor="sw_kelly"):
     return eng.complete_task(the_task(eng, case_id, element_id)["id"], data, actor=actor)
-
-
-def timers(eng, instance_id):
-    """The instance's waiting timers (the timers table the scheduler reads), due times in UTC."""
-    with eng.db.engine.connect() as conn:
-        rows = conn.execute(select(timer_rows.c.element_id, timer_rows.c.due_at).where(
-            timer_rows.c.instance_id == instance_id)).all()
-    return sorted((e, (d if d.tzinfo else d.replace(tzinfo=UTC)).astimezone(UTC)) for e, d in rows)
 
 
 def output(eng, case_id, handler):
@@ -96,7 +79,7 @@ def test_helena_is_referred_at_17_assessed_before_18_and_children_services_hand_
                                  "transition_recheck_after": "P14D"}
     decide = the_task(eng, cid, "decide_assessment")
     assert decide["due_at"] == datetime(2031, 3, 17, 17, 0, tzinfo=UTC)  # 14 days from the referral
-    assert timers(eng, tid) == [("decision_overdue_timer", datetime(2031, 3, 17, 17, 0, tzinfo=UTC))]
+    assert waiting_timers(eng, tid) == [("decision_overdue_timer", datetime(2031, 3, 17, 17, 0, tzinfo=UTC))]
     record = eng.get_case(cid)["data"]
     assert record["person"]["name"] == "Helena Brooks"  # the case is hers, found by the people search:
     with eng.db.engine.connect() as conn:
@@ -118,7 +101,7 @@ def test_helena_is_referred_at_17_assessed_before_18_and_children_services_hand_
     assert outcome["assess"] == "later" and outcome["reconsider_on"] == "2031-03-14"
     assert "the latest date that leaves time to plan adult support before 18" in outcome["reasons"][0]
     assert [e["data"]["element_id"] for e in events(eng, cid, "timer.cleared")] == ["decision_overdue_timer"]
-    assert timers(eng, tid) == [("reconsider_timer", datetime(2031, 3, 14, 9, 0, tzinfo=UTC))]
+    assert waiting_timers(eng, tid) == [("reconsider_timer", datetime(2031, 3, 14, 9, 0, tzinfo=UTC))]
     assert open_tasks(eng, cid) == []
 
     # 14 March: the decision comes back, due 14 days later; this time an assessment now is of benefit
@@ -132,7 +115,7 @@ def test_helena_is_referred_at_17_assessed_before_18_and_children_services_hand_
     assert output(eng, cid, "transition_decision")[1]["assess"] == "now"
     [assessment_id] = step.started_instances
     assert started_data(eng, cid, assessment_id) == {"person": start["person"], "contact_date": "2031-03-14"}
-    assert timers(eng, tid) == [("eighteenth_birthday", datetime(2031, 9, 14, 9, 0, tzinfo=UTC))]
+    assert waiting_timers(eng, tid) == [("eighteenth_birthday", datetime(2031, 9, 14, 9, 0, tzinfo=UTC))]
     assess = the_task(eng, cid, "assess_needs")
     assert (assess["team"], assess["form"]) == ("social_work", "needs_assessment")
     assert assess["due_at"] == datetime(2031, 4, 11, 17, 0, tzinfo=UTC)  # 28 days from the request (14 March)

@@ -13,54 +13,31 @@ simulated clock with the real diagrams, handlers and forms, on SQLite and Postgr
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.demo_users import create_demo_users, demo_password, demo_username
+from api.demo_users import create_demo_users
 from engine.errors import ValidationError
-from engine.forms import FormLibrary
-from engine.registry import load_registry
 from engine.replay import replay_case
-from engine.runtime import Engine
 from handlers import cld
 from handlers import settings as local_settings
-from tests.case_helpers import cld_full, cld_rows, events, fired, instances, started_data
+from tests.case_helpers import cld_full, cld_rows, events, fired, instances, started_data, the_task
+from tests.casework_helpers import SW, TM, api_client, casework_engine, complete, diagrams, known_case, tasks
+from tests.conftest import START  # Monday 3 March 2031, 09:00 (UK time = UTC in March)
 
-ROOT = Path(__file__).resolve().parent.parent
-START = datetime(2031, 3, 3, 9, 0, tzinfo=timezone.utc)  # Monday 3 March 2031, 09:00 (UK time = UTC in March)
 DUE = START + timedelta(hours=4)  # urgent_response_within_hours: 4 (processes/config/timescales.json)
 PROCESSES = ("urgent_response", "reablement", "hospital_follow_up", "needs_assessment", "carers_assessment",
              "personal_budget", "support_plan", "review", "direct_payment_review")
 ADA = {"name": "Ada Clarke", "address": ["4 Mill Lane", "Northtown", "NS2 4QT"], "age": 84,
        "date_of_birth": "1946-11-02"}
 CRISIS = "Her husband, her only carer, was taken into hospital this morning; she cannot get out of bed alone."
-SW, TM = demo_username("social_worker"), demo_username("team_manager")
 
 
 @pytest.fixture
 def eng(db_url):
-    engine = Engine(db_url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
-    engine.init(simulated_start=START)
-    engine.deploy([ROOT / "processes" / f"{p}.bpmn" for p in PROCESSES])
-    yield engine
-    engine.db.dispose()
-
-
-def tasks(eng, cid) -> list[tuple[str, str]]:
-    return [(t["element_id"], t["team"]) for t in eng.list_tasks(case_id=cid)]
-
-
-def task(eng, cid, element_id) -> dict:
-    [found] = [t for t in eng.list_tasks(case_id=cid) if t["element_id"] == element_id]
-    return found
-
-
-def complete(eng, cid, element_id, data, actor="worker"):
-    return eng.complete_task(task(eng, cid, element_id)["id"], data, actor=actor)
+    yield from casework_engine(db_url, diagrams(*PROCESSES))
 
 
 def letters(eng, cid) -> list[str]:
@@ -89,7 +66,7 @@ def test_a_rapid_response_chosen_at_the_contact_goes_to_the_reablement_team_due_
     cid = res.case_id
     assert res.incident is None
     assert tasks(eng, cid) == [("rapid_response", "reablement")]
-    assert task(eng, cid, "rapid_response")["due_at"] == DUE
+    assert the_task(eng, cid, "rapid_response")["due_at"] == DUE
     assert timers(eng, cid, "timer.set") == [("visit_late", "2031-03-03T13:00")]
     eng.advance_clock(timedelta(hours=2))
     complete(eng, cid, "rapid_response", {**VISIT, "onward": "reablement"}, actor="rosa")
@@ -122,7 +99,7 @@ def test_the_deadline_is_due_at_exactly_the_hours_set_and_escalates_to_the_team_
     eng.advance_clock(timedelta(minutes=1))  # equal to the deadline: due
     assert fired(eng, cid) == ["visit_late"]
     assert tasks(eng, cid) == [("rapid_response", "reablement"), ("response_overdue", "team_manager")]
-    assert task(eng, cid, "rapid_response")["due_at"] == DUE  # still overdue in the inbox
+    assert the_task(eng, cid, "rapid_response")["due_at"] == DUE  # still overdue in the inbox
     complete(eng, cid, "response_overdue", {"action_taken": "Rang the team: Jo visits by 15:00"}, actor=TM)
     complete(eng, cid, "rapid_response", {**VISIT, "onward": "close"}, actor="rosa")
     assert tasks(eng, cid) == []
@@ -136,7 +113,7 @@ def test_a_council_sets_its_own_hours_and_a_bad_setting_is_an_incident_naming_it
     real = local_settings.load()
     monkeypatch.setattr(local_settings, "load", lambda *a, **k: {**real, "urgent_response_within_hours": 2})
     cid = crisis(eng, urgent_kind="urgent_assessment").case_id
-    assert task(eng, cid, "urgent_assessment")["due_at"] == START + timedelta(hours=2)
+    assert the_task(eng, cid, "urgent_assessment")["due_at"] == START + timedelta(hours=2)
     monkeypatch.setattr(local_settings, "load", lambda *a, **k: {**real, "urgent_response_within_hours": 0})
     res = crisis(eng)
     assert "urgent_response_within_hours must be a whole number of hours, 1 or more, got 0" in res.incident["message"]
@@ -146,13 +123,13 @@ def test_a_council_sets_its_own_hours_and_a_bad_setting_is_an_incident_naming_it
 def test_when_the_contact_did_not_choose_the_social_work_team_decides_within_the_same_deadline(eng):
     cid = crisis(eng).case_id  # no urgent_kind: the team decides
     assert tasks(eng, cid) == [("decide_response", "social_work")]
-    assert task(eng, cid, "decide_response")["due_at"] == DUE
+    assert the_task(eng, cid, "decide_response")["due_at"] == DUE
     eng.advance_clock(timedelta(hours=1))
     complete(eng, cid, "decide_response", {"urgent_kind": "urgent_assessment",
                                            "decision_reason": "Needs a social worker's view of risks today"}, actor=SW)
     # the assessment keeps the deadline set at the start: the clock is not started again
     assert tasks(eng, cid) == [("urgent_assessment", "social_work")]
-    assert task(eng, cid, "urgent_assessment")["due_at"] == DUE
+    assert the_task(eng, cid, "urgent_assessment")["due_at"] == DUE
     complete(eng, cid, "urgent_assessment", {"needs_now": "Help to get up, wash and eat; husband back in a week",
                                              **VISIT, "onward": "needs_assessment"}, actor=SW)
     [child] = [i for i in eng.get_case(cid)["instances"] if i["process_id"] == "needs_assessment"]
@@ -228,25 +205,9 @@ def app(eng):
     return create_app(eng, run_timers=False)
 
 
-def client(app, role: str) -> TestClient:
-    c = TestClient(app)
-    r = c.post("/api/session", json={"username": demo_username(role), "password": demo_password(role)})
-    assert r.status_code == 200, r.text
-    c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
-    return c
-
-
-def known_case(eng) -> int:
-    """Ada's case, which the social worker has worked on (a needs assessment under way)."""
-    cid = eng.start("needs_assessment", actor=SW, data={"name": ADA["name"], "person": ADA,
-                                                        "contact_date": "2031-02-24"}).case_id
-    eng.update_case_record(cid, {"person": ADA}, actor=SW, reason="recorded at the contact")
-    return cid
-
-
 def test_a_social_worker_starts_an_urgent_response_from_the_case_record(eng, app):
-    cid = known_case(eng)
-    sw = client(app, "social_worker")
+    cid = known_case(eng, ADA)
+    sw = api_client(app, "social_worker")
     assert "urgent_response" in [a["action"] for a in sw.get(f"/api/cases/{cid}/actions").json()["actions"]]
     r = sw.post(f"/api/cases/{cid}/actions/urgent_response",
                 json={"data": {"crisis_detail": CRISIS, "urgent_kind": "rapid_response"}})
@@ -279,21 +240,21 @@ def test_a_social_worker_starts_an_urgent_response_from_the_case_record(eng, app
     ({"crisis_detail": "Fell", "urgent_kind": "ambulance"}, "urgent_kind"),
 ])
 def test_bad_input_on_the_case_action_names_the_field_and_starts_nothing(eng, app, data, field):
-    cid = known_case(eng)
+    cid = known_case(eng, ADA)
     n = len(eng.history(cid))
-    r = client(app, "social_worker").post(f"/api/cases/{cid}/actions/urgent_response", json={"data": data})
+    r = api_client(app, "social_worker").post(f"/api/cases/{cid}/actions/urgent_response", json={"data": data})
     assert r.status_code == 422, r.text
     assert field in [e["field"] for e in r.json()["errors"]]
     assert len(eng.history(cid)) == n
 
 
 def test_who_may_start_an_urgent_response(eng, app):
-    cid = known_case(eng)
+    cid = known_case(eng, ADA)
     n = len(eng.history(cid))
     body = {"data": {"crisis_detail": CRISIS, "urgent_kind": "rapid_response"}}
-    auditor = client(app, "auditor")
+    auditor = api_client(app, "auditor")
     assert auditor.post(f"/api/cases/{cid}/actions/urgent_response", json=body).status_code == 403
-    finance = client(app, "finance_officer")
+    finance = api_client(app, "finance_officer")
     assert finance.post(f"/api/cases/{cid}/actions/urgent_response", json=body).status_code == 403
     assert len(eng.history(cid)) == n
     assert ("urgent_response", "completed") not in instances(eng, cid)

@@ -8,31 +8,21 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from api.demo_users import demo_password, demo_username
-from tests.browser import launch, live_server, run_axe, sign_in
-from tests.test_urgent_response import CRISIS, SW, app, eng, known_case  # noqa: F401  (fixtures)
+from api.demo_users import demo_username
+from tests.browser import launch, live_server, run_axe
+from tests.case_helpers import the_task
+from tests.casework_helpers import claimed_task_page, follow_by_keyboard, known_case, signed_in_page, tab_to
+from tests.test_urgent_response import ADA, CRISIS, SW, app, eng  # noqa: F401  (fixtures)
 
 RC = demo_username("reablement_coordinator")
 
 
-def _tab_to(page, target: str, limit: int = 80) -> None:
-    for _ in range(limit):
-        page.keyboard.press("Tab")
-        if page.evaluate("() => document.activeElement.id || document.activeElement.textContent.trim()") == target:
-            return
-    raise AssertionError(f"{target} was not reached with the Tab key")
-
-
 def test_a_crisis_from_the_case_record_to_the_rapid_response_visit_in_the_browser(eng, app):  # noqa: F811
-    cid = known_case(eng)
+    cid = known_case(eng, ADA)
     with live_server(app) as base, launch() as browser:
-        ctx = browser.new_context(bypass_csp=True)
-        page = ctx.new_page()
-        sign_in(page, base, SW, demo_password("social_worker"))
+        ctx, page = signed_in_page(browser, base, SW, "social_worker")
         page.goto(f"{base}/cases/{cid}")
-        page.get_by_role("link", name="Start an urgent response").focus()
-        page.keyboard.press("Enter")
-        page.wait_for_url(f"{base}/cases/{cid}/actions/urgent_response")
+        follow_by_keyboard(page, "Start an urgent response", f"{base}/cases/{cid}/actions/urgent_response")
         run_axe(page, "start an urgent response")
         page.get_by_role("button", name="Start an urgent response").click()
         page.wait_for_selector(".govuk-error-summary")
@@ -40,7 +30,7 @@ def test_a_crisis_from_the_case_record_to_the_rapid_response_visit_in_the_browse
         assert "Enter what the crisis is" in summary and "Select who responds today" in summary
         run_axe(page, "start an urgent response with errors")
         # by keyboard: the crisis, a choice with the arrow keys, then the button
-        _tab_to(page, "crisis_detail")
+        tab_to(page, "crisis_detail")
         page.keyboard.type(CRISIS)
         page.keyboard.press("Tab")  # into the radios: the first option
         page.keyboard.press("Space")
@@ -51,13 +41,8 @@ def test_a_crisis_from_the_case_record_to_the_rapid_response_visit_in_the_browse
         assert "Start an urgent response: done" in page.inner_text(".govuk-notification-banner")
         ctx.close()
 
-        [task] = [t for t in eng.list_tasks(case_id=cid) if t["element_id"] == "rapid_response"]
-        ctx = browser.new_context(bypass_csp=True)
-        page = ctx.new_page()
-        sign_in(page, base, RC, demo_password("reablement_coordinator"))
-        page.goto(f"{base}/tasks/{task['id']}")
-        page.get_by_role("button", name="Claim this task").click()
-        page.wait_for_url(f"{base}/tasks/{task['id']}")
+        ctx, page = claimed_task_page(browser, base, RC, "reablement_coordinator",
+                                      the_task(eng, cid, "rapid_response")["id"])
         assert CRISIS in page.inner_text("main")  # the crisis, read-only above the questions
         run_axe(page, "rapid response visit")
         page.get_by_role("button", name="Complete task").click()
@@ -92,13 +77,7 @@ def test_every_urgent_response_task_page_is_axe_clean(eng, app):  # noqa: F811
              (demo_username("team_manager"), "team_manager", second, "response_overdue", "What has been done")]
     with live_server(app) as base, launch() as browser:
         for user, role, cid, element_id, question in pages:
-            [task] = [t for t in eng.list_tasks(case_id=cid) if t["element_id"] == element_id]
-            ctx = browser.new_context(bypass_csp=True)
-            page = ctx.new_page()
-            sign_in(page, base, user, demo_password(role))
-            page.goto(f"{base}/tasks/{task['id']}")
-            page.get_by_role("button", name="Claim this task").click()
-            page.wait_for_url(f"{base}/tasks/{task['id']}")
+            ctx, page = claimed_task_page(browser, base, user, role, the_task(eng, cid, element_id)["id"])
             assert question in page.inner_text("main") and CRISIS in page.inner_text("main")
             run_axe(page, element_id)
             ctx.close()
