@@ -21,6 +21,7 @@ from . import (
     evidence,
     intake,
     integrity,
+    letters_pdf,
     migrations,
     modeller,
     pages,
@@ -83,5 +84,6 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     app.include_router(draft_trial.router)  # testing a draft: replay recent cases, run its example (api/trial.py)
     app.include_router(audit.router)  # auditors: find cases, the access log (api/audit.py)
     app.include_router(evidence.router)  # evidence packs for investigators (api/evidence.py)
+    app.include_router(letters_pdf.router)  # a letter's PDF, as posted (api/letters_pdf.py)
     app.include_router(migrations.router)  # moving running cases to another version (api/migrations.py)
     return app

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.errors import ConflictError, ValidationError
 
-from . import case_actions, suspend
+from . import case_actions, letters_pdf, suspend
 from . import case_record as cr
 from . import cases as api
 from . import page_kit as kit
@@ -74,7 +74,9 @@ def case_page(request: Request, case_id: int, page: int = 1, saved: str = "") ->
     positions = cr.positions(rec)
     notes = [{**n, "label": cr.NOTE_KINDS.get(n["kind"], cr.humanise(n["kind"])), "when": cr.day_and_time(n["at"]),
               "who": rec.who(n["author"])} for n in reversed(rec.notes)]
-    letters = [{**d, "when": cr.long_day(d["created_at"])} for d in reversed(rec.documents)]
+    sent = letters_pdf.delivery(engine, case_id)
+    letters = [{**d, "when": cr.long_day(d["created_at"]), "delivery": sent.get(d["id"])}
+               for d in reversed(rec.documents)]
     name = rec.person.get("name") or rec.case["title"]
     return kit.render(request, "case.html", {
         "user": user, "case": rec.case, "name": name, "rows": cr.person_rows(engine, rec.person),
@@ -100,9 +102,10 @@ def letter_page(request: Request, case_id: int, doc_id: int) -> Response:
         api.open_case(engine, user, case_id, "letter")
         doc = api.document(engine, case_id, doc_id)
         case = engine.get_case(case_id)
+        sent = letters_pdf.delivery(engine, case_id).get(doc_id)
     except Exception as exc:  # noqa: BLE001
         return _guard(request, user, exc)
-    return kit.render(request, "case_letter.html", {"user": user, "case": case, "doc": doc,
+    return kit.render(request, "case_letter.html", {"user": user, "case": case, "doc": doc, "delivery": sent,
                                                     "when": cr.day_and_time(doc["created_at"])})
 
 

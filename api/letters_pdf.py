@@ -1,0 +1,66 @@
+"""A letter's PDF, downloaded from the case record, and how it was sent (docs/letters-sending.md).
+
+`GET /cases/{case_id}/letters/{doc_id}/pdf` — the letter as the council posts it (A4, letterhead, tagged
+PDF/UA-1: handlers/letter_pdf.py), for anyone who may open the case (the same check and access log as
+the letter's page, logged as `letter_pdf`); 404 for an unknown case or letter, 403 (logged as refused)
+otherwise. A letter sent by post is served exactly as it was sent (the bytes kept when it was sent, whose
+SHA-256 the case record shows); any other letter is rendered from its filed text, the same bytes every time.
+
+`delivery(engine, case_id)` is what the case record shows beside each letter: filed for printing, queued,
+sent, delivered or posted, or not sent with GOV.UK Notify's reason (handlers/letter_sending.py `describe`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from engine.schema import cases, letter_sends
+from handlers.letter_sending import describe, sends_for
+
+from . import cases as api
+from . import page_kit as kit
+
+router = APIRouter(include_in_schema=False)
+NOT_FOUND = "This letter could not be found. It may be on another case: go back to the case record."
+
+
+def delivery(engine: Any, case_id: int) -> dict[int, dict[str, Any]]:
+    """document id -> {"text", "tag", "detail", "sha256"} for every letter filed on the case."""
+    with engine.db.engine.connect() as conn:
+        sends = sends_for(conn, case_id)
+        ids = [d["id"] for d in engine.documents(case_id)]
+    return {i: {**describe(sends.get(i)), "sha256": (sends.get(i) or {}).get("pdf_sha256") or ""} for i in ids}
+
+
+def letter_pdf(engine: Any, case_id: int, doc_id: int) -> tuple[bytes, str]:
+    """(the PDF, its file name) of a letter on the case: as sent when it was posted, else rendered from its text."""
+    from handlers.letter_pdf import render_pdf
+
+    doc = api.document(engine, case_id, doc_id)
+    with engine.db.engine.connect() as conn:
+        case = conn.execute(select(cases.c.reference, cases.c.data).where(cases.c.id == case_id)).one()
+        sent = conn.execute(select(letter_sends.c.pdf).where(letter_sends.c.document_id == doc_id)).scalar()
+    content = sent or render_pdf(doc, reference=case.reference, person=json.loads(case.data or "{}"))
+    safe = re.sub(r"[^A-Za-z0-9-]+", "-", case.reference).strip("-") or "case"
+    return content, f"letter-{safe}-{doc_id}.pdf"
+
+
+@router.get("/cases/{case_id}/letters/{doc_id}/pdf")
+def download(request: Request, case_id: int, doc_id: int) -> Response:
+    user = None
+    try:
+        user = kit.signed_in(request)
+        engine = request.app.state.engine
+        api.open_case(engine, user, case_id, "letter_pdf")
+        content, name = letter_pdf(engine, case_id, doc_id)
+    except Exception as exc:  # noqa: BLE001 - mapped to pages (404, 403), re-raised when unknown
+        return kit.guard(request, user, exc, not_found=NOT_FOUND)
+    return Response(content, media_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff"})
