@@ -249,6 +249,30 @@ def _budget_change_rows(c: dict[str, Any]) -> dict[str, Any]:
     return {"rows": rows, "breakdown": [], "explanation": [str(c["explanation"])] if c.get("explanation") else []}
 
 
+def _plan_cost_rows(c: dict[str, Any]) -> dict[str, Any]:
+    """A support plan costed against the budget (handlers.budget.cost_support_plan): each service's cost a week,
+    the plan's cost, the budget, and the shortfall or what is left, in words."""
+    from .case_record import money
+
+    rows = []
+    for s in c.get("services") or []:
+        if isinstance(s, dict):
+            rows.append((str(s.get("label", "")), str(s.get("line", "")).split(": ", 1)[-1].rstrip(".")))
+    rows += [("The plan costs", f"{money(c.get('weekly_cost'))} a week"),
+             ("The personal budget", f"{money(c.get('budget_weekly'))} a week")]
+    if c.get("shortfall"):
+        rows.append(("More than the budget by", f"{money(c.get('shortfall_amount'))} a week"))
+    else:
+        rows.append(("Left in the budget", f"{money(c.get('surplus_amount'))} a week"))
+    contribution = c.get("contribution") if isinstance(c.get("contribution"), dict) else None
+    if contribution:
+        rows += [("The person pays", f"{money(contribution.get('weekly_contribution'))} a week"),
+                 ("The council pays", f"{money(contribution.get('council_weekly'))} a week")]
+    else:
+        rows.append(("The person pays", "Not known yet: the financial assessment is under way"))
+    return {"rows": rows, "breakdown": [], "explanation": [str(c["message"])] if c.get("message") else []}
+
+
 def _shown(value: Any) -> str:
     """A plain value shown above a task's questions: a day ("2031-03-03") as a person reads it ("3 March 2031")."""
     from .case_record import long_day, show_value
@@ -332,6 +356,8 @@ def shown_data(engine: Any, task: dict[str, Any], schema: dict[str, Any]) -> lis
             out.append({"title": title, **_budget_rows(value)})
         elif isinstance(value, dict) and {"previous_amount", "new_amount"} <= set(value):
             out.append({"title": title, **_budget_change_rows(value)})
+        elif isinstance(value, dict) and {"weekly_cost", "budget_weekly"} <= set(value):
+            out.append({"title": title, **_plan_cost_rows(value)})
         elif isinstance(value, dict):
             labels = _form_questions(engine, w.get("labelsFrom"))
             rows = [(_question_title(labels, k), _labelled(labels, k, v)) for k, v in value.items()

@@ -571,3 +571,156 @@ def register(registry: HandlerRegistry) -> None:
     """Register the budget handlers under their diagram names."""
     registry.register("personal_budget", personal_budget)
     registry.register("check_budget_change", check_budget_change)
+    registry.register("cost_support_plan", cost_support_plan)
+
+
+# ---------------------------------------------------------------- the costed support plan
+
+#: how a service in a plan is paid for (CLD delivery mechanism) -> how a page or letter names it
+DELIVERY = {
+    "direct_payment": "direct payment",
+    "managed_account": "managed account",
+    "council_commissioned": "council-commissioned",
+}
+#: the plan's money_management -> the delivery of a service that names none (plans written before services
+#: named their own)
+_DELIVERY_BY_MONEY_MANAGEMENT = {
+    "direct_payment": "direct_payment",
+    "managed_account": "managed_account",
+    "council_managed": "council_commissioned",
+}
+#: a service's unit -> (how it is named, the CLD cost frequency)
+UNITS = {
+    "hour": ("hour", "Hourly"),
+    "visit": ("visit", "Per visit"),
+    "day": ("day", "Daily"),
+    "night": ("night", "Daily"),
+    "week": ("week", "Weekly"),
+    "session": ("session", "Per session"),
+}
+#: nobody buys more than this many units of one service a week (168 hours); more is a typing mistake
+MAX_UNITS_PER_WEEK = Decimal(168)
+#: no single unit of care costs this much; more is a typing mistake (pence typed as pounds)
+MAX_UNIT_COST = Decimal(10000)
+
+
+def _plan_services(outcomes: Any, money_management: Any) -> list[dict[str, Any]]:
+    if not isinstance(outcomes, list):
+        raise ValueError(f"outcomes must be a list of the plan's outcomes, got {type(outcomes).__name__}")
+    default_delivery = _DELIVERY_BY_MONEY_MANAGEMENT.get(money_management or "", "council_commissioned")
+    services = []
+    for i, outcome in enumerate(outcomes):
+        where = f"outcomes[{i}]"
+        if not isinstance(outcome, Mapping):
+            raise ValueError(f"{where} must be an object")
+        label = str(outcome.get("label") or f"Outcome {i + 1}")
+        provider = outcome.get("provider") or outcome.get("provided_by") or ""
+        delivery = outcome.get("delivery") or default_delivery
+        if delivery not in DELIVERY:
+            raise ValueError(f"{where}.delivery must be one of {list(DELIVERY)}, got {delivery!r}")
+        unit_cost, units = outcome.get("unit_cost"), outcome.get("units_per_week")
+        if unit_cost is not None or units is not None:
+            if unit_cost is None or units is None:
+                raise ValueError(f"{where} ({label}): give both the unit cost and the planned units a week")
+            cost = _amount(unit_cost, f"{where}.unit_cost")
+            count = _amount(units, f"{where}.units_per_week")
+            if cost > MAX_UNIT_COST:
+                raise ValueError(f"{where}.unit_cost ({label}): {_gbp(cost)} is more than {_gbp(MAX_UNIT_COST)} "
+                                 "for one unit; check the amount is in pounds")
+            if count > MAX_UNITS_PER_WEEK:
+                raise ValueError(f"{where}.units_per_week ({label}): {count:f} is more than the "
+                                 f"{MAX_UNITS_PER_WEEK:f} hours in a week")
+            unit = outcome.get("unit") or "hour"
+            if unit not in UNITS:
+                raise ValueError(f"{where}.unit must be one of {list(UNITS)}, got {unit!r}")
+            weekly = _pence(cost * count)
+            line = (f"{label}: {count.normalize():f} {UNITS[unit][0]}{'' if count == 1 else 's'} a week "
+                    f"at {_gbp(cost)} = {_gbp(weekly)} a week")
+            costed = {"unit": unit, "unit_cost": _out(cost), "units_per_week": f"{count.normalize():f}",
+                      "cost_frequency": UNITS[unit][1]}
+        elif outcome.get("weekly_cost") is not None:  # plans written before services had unit costs
+            weekly = _pence(_amount(outcome["weekly_cost"], f"{where}.weekly_cost"))
+            line = f"{label}: {_gbp(weekly)} a week"
+            costed = {"unit": "week", "unit_cost": _out(weekly), "units_per_week": "1", "cost_frequency": "Weekly"}
+        else:
+            weekly = Decimal(0)
+            line = f"{label}: no cost to the budget"
+            costed = {"unit": None, "unit_cost": None, "units_per_week": None, "cost_frequency": None}
+        if provider:
+            line += f" ({provider}, {DELIVERY[delivery]})" if weekly else f" ({provider})"
+        elif weekly:
+            line += f" ({DELIVERY[delivery]})"
+        services.append({"label": label, "provider": provider, "delivery": delivery, **costed,
+                         "weekly_cost": _out(weekly), "line": line + "."})
+    return services
+
+
+def cost_support_plan(
+    ctx: HandlerContext,
+    outcomes: list[dict[str, Any]],
+    budget: dict[str, Any],
+    money_management: str | None = None,
+    financial_assessment: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The support plan's weekly cost, service by service, against the personal budget's weekly amount.
+
+    A plan costing more than the budget (`shortfall`) cannot be signed off: the worker changes the plan
+    or the budget is decided again. A surplus is shown. The person's weekly contribution is the
+    financial assessment's assessed charge, never more than the plan's cost (Care Act s.14(7)); without
+    a financial assessment on the case it is not known yet and the result says so."""
+    if not isinstance(budget, Mapping):
+        raise ValueError("budget must be the personal budget (final_amount, weekly_equivalent)")
+    budget_weekly = _pence(_amount(budget.get("weekly_equivalent", budget.get("weekly_amount")),
+                                   "budget.weekly_equivalent"))
+    services = _plan_services(outcomes, money_management)
+    cost = sum((Decimal(s["weekly_cost"]) for s in services), Decimal(0))
+    difference = budget_weekly - cost
+    shortfall = difference < 0
+    if shortfall:
+        message = (f"The plan costs {_gbp(cost)} a week but the personal budget is {_gbp(budget_weekly)} a week: "
+                   f"{_gbp(-difference)} a week more than the budget. Change the plan, or decide the budget again, "
+                   "before it is signed off.")
+    elif difference:
+        message = (f"The plan costs {_gbp(cost)} a week, within the personal budget of {_gbp(budget_weekly)} a week. "
+                   f"{_gbp(difference)} a week of the budget is not used by this plan.")
+    else:
+        message = f"The plan costs {_gbp(cost)} a week, exactly the personal budget of {_gbp(budget_weekly)} a week."
+
+    contribution: dict[str, Any] | None = None
+    if financial_assessment:
+        if not isinstance(financial_assessment, Mapping):
+            raise ValueError("financial_assessment must be the financial assessment's result")
+        full_cost = financial_assessment.get("full_cost") is True
+        assessed = (cost if full_cost else
+                    _pence(_amount(financial_assessment.get("assessed_weekly_charge"),
+                                   "financial_assessment.assessed_weekly_charge")))
+        pays = min(assessed, cost)  # never more than the cost of the support
+        contribution = {
+            "assessed_weekly_charge": _out(assessed),
+            "weekly_contribution": _out(pays),
+            "council_weekly": _out(cost - pays),
+            "capped_at_cost": assessed > cost,
+            "full_cost": full_cost,
+        }
+        if full_cost:
+            message += f" The person pays the full cost, {_gbp(pays)} a week."
+        elif assessed > cost:
+            message += (f" The financial assessment allows a charge of {_gbp(assessed)} a week, but a person "
+                        f"never pays more than their support costs: the contribution is {_gbp(pays)} a week and "
+                        f"the council pays {_gbp(cost - pays)}.")
+        else:
+            message += f" The person pays {_gbp(pays)} a week and the council pays {_gbp(cost - pays)}."
+    else:
+        message += " The person's contribution is not known yet: the financial assessment is under way."
+    return {
+        "services": services,
+        "weekly_cost": _out(cost),
+        "budget_weekly": _out(budget_weekly),
+        "difference": _out(difference),
+        "shortfall": shortfall,
+        "shortfall_amount": _out(-difference) if shortfall else "0.00",
+        "surplus_amount": _out(difference) if difference > 0 else "0.00",
+        "contribution": contribution,
+        "costed_at": ctx.now.isoformat(),
+        "message": message,
+    }

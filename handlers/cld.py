@@ -131,8 +131,11 @@ support_plan                  Service     only once sign_off_plan is completed w
                                           Provision of service) until a later signed-off plan for
                                           the same case supersedes it (end = that sign-off,
                                           outcome Provision of service: support continues under
-                                          the new plan). A direct_payment_review that changes
-                                          the arrangement (arrange_change keeps
+                                          the new plan). Unit cost: the plan's cost a week
+                                          (cost_support_plan before sign-off), cost frequency
+                                          Weekly, 1 planned unit a week; empty for plans signed
+                                          off before plans were costed. A direct_payment_review
+                                          that changes the arrangement (arrange_change keeps
                                           direct_payment_arrangement on the case) ends the Direct
                                           Payment row on the change date (arrange_change's
                                           effective_from; else the day it was recorded) with
@@ -493,6 +496,10 @@ PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
         "outcome_rules": [],
         "open_outcome": PROVISION_OF_SERVICE,
         "default_outcome": PROVISION_OF_SERVICE,
+        # the plan's cost a week as the service's cost (handlers.budget cost_support_plan, before sign-off); plans
+        # signed off before plans were costed leave the cost cells empty
+        "cost": {"match": {"type": "handler.called", "data.handler": "cost_support_plan"},
+                 "field": "data.output.weekly_cost"},
         # a direct payment review that changes how the money is managed ends the service row and starts a
         # new one (same service type) with the new mechanism from the date the change takes effect
         "delivery_changes": {
@@ -610,6 +617,9 @@ CSV_HEADERS = {
     "route_of_access": "Route of access",
     "service_type": "Service type",
     "delivery_mechanism": "Delivery mechanism",
+    "unit_cost": "Unit cost",
+    "cost_frequency": "Cost frequency (unit type)",
+    "planned_units_per_week": "Planned units per week",
     "review_type": "Review type",
     "review_reason": "Review reason",
     "process_id": "Process",
@@ -865,6 +875,16 @@ def _derive_one(process_id: str, iid: int, evs: list[dict], mapping: dict[str, A
         coded[key] = spec
     delivery = coded["delivery_mechanism"]
 
+    cost = {}
+    if mapping.get("cost"):  # a Service row's cost: the plan's cost a week as one weekly unit
+        source = _last([e for e in evs if e["seq"] <= trigger["seq"]], mapping["cost"]["match"])
+        weekly = _get(source, mapping["cost"]["field"]) if source is not None else _MISSING
+        if weekly is not _MISSING and weekly is not None:
+            cost = {"unit_cost": weekly, "cost_frequency": "Weekly", "planned_units_per_week": "1"}
+            used.append(source)
+        else:
+            cost = {"unit_cost": None, "cost_frequency": None, "planned_units_per_week": None}
+
     return {
         "event_type": mapping["event_type"],
         "event_start": _day(start["at"]),
@@ -873,6 +893,7 @@ def _derive_one(process_id: str, iid: int, evs: list[dict], mapping: dict[str, A
         "route_of_access": route,
         "service_type": coded["service_type"],
         "delivery_mechanism": delivery,
+        **cost,
         "review_reason": reason,
         "review_type": (None if reason is None else PLANNED_REVIEW if reason == PLANNED_REVIEW else UNPLANNED_REVIEW),
         "client_type": mapping.get("client_type", SERVICE_USER),
