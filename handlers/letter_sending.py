@@ -317,12 +317,8 @@ def describe(send: dict[str, Any] | None) -> dict[str, str]:
 
 
 def register(registry: HandlerRegistry, env: Mapping[str, str] | None = None) -> None:
+    """The queue's listener and the sender's job; Notify settings that cannot work stop the start-up here,
+    with the setting named, rather than at the first letter."""
+    settings = notify_settings(env)
     registry.on_document_filed(queue_filed)
-    interval = 60.0
-    try:
-        settings = notify_settings(env)
-    except CarepathError:
-        settings = None  # the sender says what is wrong when it runs
-    if settings is not None:
-        interval = settings.interval
-    registry.every("letters-send", send_due, interval)
+    registry.every("letters-send", send_due, settings.interval if settings is not None else 60.0)

@@ -280,3 +280,42 @@ def test_no_personal_data_or_key_in_the_logs(engine, configured, caplog):
     for secret in ("Okafor", "Quarry Row", "NS3 4QT", "margaret.okafor", FIRST_LINE[:20], API_KEY[-36:],
                    "Not a valid email"):
         assert secret not in text
+
+
+def test_the_queue_row_and_the_letter_are_stored_together_or_not_at_all(engine, configured, monkeypatch):
+    """A queue that cannot be written (here: a postage Notify does not offer) fails the step that files the
+    letter with an error naming the setting; neither the letter nor a queue row is stored."""
+    from engine.errors import CarepathError
+
+    monkeypatch.setenv("CAREPATH_NOTIFY_POSTAGE", "pigeon")
+    case_id = engine.create_case(PERSON["name"], dict(PERSON))
+    with pytest.raises(CarepathError, match="CAREPATH_NOTIFY_POSTAGE"):
+        engine.start("decision_letter", case_id=case_id)
+    assert docs(engine) == [] and rows(engine) == []
+    monkeypatch.setenv("CAREPATH_NOTIFY_POSTAGE", "first")
+    engine.start("decision_letter", case_id=case_id)
+    assert len(docs(engine)) == 1 and len(rows(engine)) == 1
+    send_due(engine, now=engine.now())
+    assert configured.sends(rows(engine)[0]["reference"])[0]["postage"] == "first"
+
+
+def test_bad_notify_settings_stop_the_start_up_naming_the_setting():
+    from engine.errors import CarepathError
+
+    with pytest.raises(CarepathError, match="CAREPATH_NOTIFY_TIMEOUT"):
+        letter_sending.register(HandlerRegistry(), env={"CAREPATH_NOTIFY_API_KEY": API_KEY,
+                                                        "CAREPATH_NOTIFY_TIMEOUT": "soon"})
+
+
+def test_the_worker_runs_the_sender_beside_the_timers(engine, configured, monkeypatch):
+    from engine.worker import background_scheduler, run_job
+
+    monkeypatch.setenv("CAREPATH_NOTIFY_INTERVAL", "15")
+    reg = HandlerRegistry()
+    letter_sending.register(reg)
+    assert [(name, seconds) for name, _job, seconds in reg.background_jobs] == [("letters-send", 15.0)]
+    sched = background_scheduler(engine)
+    assert sched.get_job("carepath-letters-send") is not None and sched.get_job("carepath-timers") is not None
+    file_letter(engine)
+    assert run_job(engine, "letters-send", send_due) == {"sent": 1}
+    assert len(configured.sends(rows(engine)[0]["reference"])) == 1
