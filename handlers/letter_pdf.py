@@ -31,7 +31,8 @@ CSS = """
   @bottom-right { content: "Page " counter(page) " of " counter(pages); font: 9pt Arial, Helvetica, sans-serif; } }
 html { font: 11pt/1.45 Arial, Helvetica, sans-serif; color: #0b0c0c; }
 body { margin: 0; }
-.letterhead { float: right; width: 70mm; text-align: right; font-size: 9.5pt; line-height: 1.35; }
+.letterhead { position: absolute; top: 0; right: 0; width: 70mm; text-align: right;
+  font-size: 9.5pt; line-height: 1.35; }
 .letterhead .council { font-size: 15pt; font-weight: bold; margin: 0 0 1mm 0; }
 .letterhead p { margin: 0; }
 .addressee { position: absolute; top: 35.3mm; left: 6.6mm; width: 95.4mm; height: 26.8mm; overflow: hidden;

@@ -319,3 +319,42 @@ def test_the_worker_runs_the_sender_beside_the_timers(engine, configured, monkey
     file_letter(engine)
     assert run_job(engine, "letters-send", send_due) == {"sent": 1}
     assert len(configured.sends(rows(engine)[0]["reference"])) == 1
+
+
+def test_the_pdf_puts_the_addressee_in_the_envelope_window_notify_reads():
+    """GOV.UK Notify reads a precompiled letter's address from 24.6 mm x 50.3 mm, 95.4 mm wide and 26.8 mm
+    tall; the letterhead stays clear of it and the letter starts below it."""
+    import weasyprint
+
+    from handlers.letter_pdf import letter_html
+    from handlers.letters import load_council
+
+    doc = {"id": 1, "title": "Your care and support needs: our decision", "body": BODY, "created_at": START}
+    rendered = weasyprint.HTML(string=letter_html(doc, reference="CASE-000001", council=load_council())).render()
+    mm = 25.4 / 96
+    boxes = {}
+
+    def walk(box):
+        element = getattr(box, "element", None)
+        name = element.get("class") if element is not None and hasattr(element, "get") else None
+        if name and name not in boxes:
+            boxes[name] = (box.content_box_x() * mm, box.content_box_y() * mm, box.width * mm, box.height * mm, box)
+        for child in getattr(box, "children", []):
+            walk(child)
+
+    walk(rendered.pages[0]._page_box)
+    x, y, w, h, window = boxes["addressee"]
+    assert (round(x, 1), round(y, 1), round(w, 1), round(h, 1)) == (24.6, 50.3, 95.4, 26.8)
+    lines = [b.text for b in _texts(window)]
+    assert lines == ["Margaret Okafor", "14 Quarry Row", "Northtown", "NS3 4QT"]
+    hx, hy, hw, hh, _ = boxes["letterhead"]
+    assert hx >= x + w or hy >= y + h  # clear of the window
+    assert round(hy) == 15  # at the top of the first page
+    assert boxes["dated"][1] >= y + h  # the letter starts below the window
+
+
+def _texts(box):
+    if hasattr(box, "text"):
+        yield box
+    for child in getattr(box, "children", []):
+        yield from _texts(child)
