@@ -358,3 +358,28 @@ def _texts(box):
         yield box
     for child in getattr(box, "children", []):
         yield from _texts(child)
+
+
+def test_the_addressee_is_read_from_either_letter_layout_or_else_from_the_case():
+    from handlers.letter_pdf import split_letter
+    from handlers.letters import load_council
+
+    council = load_council()
+    with_letterhead = "\n".join([council["name"], council["department"], *council["address"],
+                                 f"Telephone: {council['phone']}", f"Email: {council['email']}", "", BODY])
+    for text in (BODY, with_letterhead):
+        addressee, dated, rest = split_letter(text, council, PERSON)
+        assert addressee == ["Margaret Okafor", "14 Quarry Row", "Northtown", "NS3 4QT"] and dated == "3 March 2031"
+        assert rest[0] == ["Our reference: CASE-000001"]
+    addressee, dated, rest = split_letter("Dear Margaret,\n\nA short note.", council, PERSON)
+    assert addressee == ["Margaret Okafor", "14 Quarry Row", "Northtown", "NS3 4QT"] and dated is None
+    assert rest == [["Dear Margaret,"], ["A short note."]]
+
+
+def test_markup_in_a_letter_is_printed_as_text_and_nothing_is_fetched():
+    from handlers.letter_pdf import render_pdf
+
+    body = BODY.replace(FIRST_LINE, '<img src="http://198.51.100.7/track.png"> <b>bold</b> & more')
+    doc = {"id": 7, "title": "<script>x</script>", "body": body, "created_at": START}
+    text = pdf_text(render_pdf(doc, reference="CASE-000001", person=PERSON)).replace("\n", " ")
+    assert '<img src="http://198.51.100.7/track.png"> <b>bold</b> & more' in text and "<script>x</script>" in text
