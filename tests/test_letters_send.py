@@ -383,3 +383,26 @@ def test_markup_in_a_letter_is_printed_as_text_and_nothing_is_fetched():
     doc = {"id": 7, "title": "<script>x</script>", "body": body, "created_at": START}
     text = pdf_text(render_pdf(doc, reference="CASE-000001", person=PERSON)).replace("\n", " ")
     assert '<img src="http://198.51.100.7/track.png"> <b>bold</b> & more' in text and "<script>x</script>" in text
+
+
+def test_two_workers_at_once_send_each_letter_once(engine, configured):
+    import threading
+
+    for n in range(6):
+        file_letter(engine, dict(PERSON, name=f"Person {n}"))
+    now = engine.now()
+    results: list[dict] = []
+    go = threading.Barrier(2)
+
+    def worker():
+        go.wait()
+        results.append(send_due(engine, now=now))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sum(r.get("sent", 0) for r in results) == 6
+    for row in rows(engine):
+        assert row["status"] == "sent" and len(configured.sends(row["reference"])) == 1
