@@ -183,13 +183,16 @@ def render_pdf(engine: Any, rec: cr.Loaded, *, integrity: dict[str, Any], export
                exported_at: datetime, heads: dict[str, Any]) -> bytes:
     import weasyprint  # imported here: only exports need it (and its system libraries)
 
+    from .letters_pdf import delivery
+
+    sent = delivery(engine, rec.case["id"])  # how each letter was sent, and the SHA-256 of a posted PDF
     html = kit.templates.get_template("evidence_pdf.html").render(
         case=rec.case, name=rec.person.get("name") or rec.case["title"], exporter=exporter, reason=reason,
         exported_at=cr.day_and_time(exported_at), integrity=_integrity_view(integrity), heads=heads,
         events=evidence_chronology(rec), diagrams=diagrams(engine, rec), path_note=path_note(engine, rec),
         notes=[{**n, "label": cr.NOTE_KINDS.get(n["kind"], cr.humanise(n["kind"])),
                 "when": cr.day_and_time(n["at"]), "who": rec.who(n["author"])} for n in rec.notes],
-        letters=[{**d, "when": cr.day_and_time(d["created_at"])} for d in rec.documents],
+        letters=[{**d, "when": cr.day_and_time(d["created_at"]), "delivery": sent.get(d["id"])} for d in rec.documents],
         rows=[r for r in cr.person_rows(engine, rec.person) if r["text"]])
     return weasyprint.HTML(string=html, url_fetcher=_fetch_nothing).write_pdf()
 

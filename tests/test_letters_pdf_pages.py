@@ -154,3 +154,17 @@ def test_who_may_not_read_the_case_gets_403_or_404_never_500(world):
     assert sam.get(f"/cases/999999/letters/{doc['id']}/pdf").status_code == 404
     anonymous = TestClient(app, follow_redirects=False).get(f"/cases/{peter}/letters/{doc['id']}/pdf")
     assert anonymous.status_code == 303 and anonymous.headers["location"] == "/sign-in"
+
+
+def test_the_evidence_pack_says_how_each_letter_was_sent_and_the_hash_of_the_pdf_posted(world):
+    from api.evidence import build_pack, user_named
+
+    eng, app, cases, fake = world
+    peter = cases["peter"]
+    send_due(eng, now=eng.now())
+    sends = _sends(eng, peter)
+    pack = build_pack(eng, peter, user_named(eng, "mary"), "A complaint about a letter")
+    text = _pdf_text(pack.files["evidence.pdf"])
+    assert text.count("Sent by post") == len(sends)
+    for send in sends.values():
+        assert send.pdf_sha256 and send.pdf_sha256 in text.replace(" ", "")
