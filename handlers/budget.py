@@ -403,8 +403,15 @@ def personal_budget(
     carer_support: dict[str, Any] | None = None,
     uplifts: list[dict[str, Any]] | None = None,
     config: str | None = None,
+    previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Calculate an itemised, explained annual personal budget from assessed needs."""
+    """Calculate an itemised, explained annual personal budget from assessed needs.
+
+    `previous` (at a reassessment): the budget decided before, {final_amount, uplifts?} and the recorded
+    change in needs behind the reassessment (`change_in_needs`). The result's `comparison` sets the new
+    budget beside the old, gives the recorded change behind a reduction, and says what became of each
+    earlier uplift: kept (the same reason is among this budget's uplifts) or ended, so none is dropped
+    without saying so."""
     cfg, source = load_config(config)
     items = _score_domains(cfg, needs)
     before = sum(i["points_before"] for i in items)
@@ -474,10 +481,15 @@ def personal_budget(
         )
     lines.append("If you think this amount is not enough to meet your needs, you can ask us to look at it again.")
 
+    comparison = _compare(previous, final, ups)
+    if comparison:
+        lines.append(comparison["line"])
+
     return {
         "config": source,
         "currency": "GBP",
         "period": "annual",
+        "comparison": comparison,
         "calculated_at": ctx.now.isoformat(),
         "domains": items,
         "points_before_carer_deduction": before,
@@ -494,6 +506,44 @@ def personal_budget(
         "approval_threshold": _out(threshold),
         "needs_approval": needs_approval,
         "explanation": lines,
+    }
+
+
+def _compare(previous: Any, final: Decimal, ups: list[tuple[str, Decimal]]) -> dict[str, Any] | None:
+    """The new budget beside the one it replaces, for a reassessment's letter."""
+    if previous is None:
+        return None
+    if not isinstance(previous, Mapping):
+        raise ValueError("previous must be the budget decided before: {final_amount, uplifts, change_in_needs}")
+    before = _pence(_amount(previous.get("final_amount"), "previous.final_amount"))
+    change = previous.get("change_in_needs") or ""
+    if not isinstance(change, str):
+        raise ValueError("previous.change_in_needs must be text")
+    change = change.strip()
+    difference = final - before
+    now_reasons = {reason.casefold() for reason, _ in ups}
+    kept, ended = [], []
+    for reason, amount in _uplifts(previous.get("uplifts")):
+        (kept if reason.casefold() in now_reasons else ended).append({"reason": reason, "amount": _out(amount)})
+    if difference < 0:
+        direction = "reduction"
+        line = f"Your budget goes down from {_gbp(before)} to {_gbp(final)} a year, {_gbp(-difference)} less."
+        line += (f" This is because of a change in your needs that we recorded: {change.rstrip('.')}."
+                 if change else " Your needs were assessed again and now score less.")
+    elif difference > 0:
+        direction = "increase"
+        line = f"Your budget goes up from {_gbp(before)} to {_gbp(final)} a year, {_gbp(difference)} more."
+    else:
+        direction = "no_change"
+        line = f"Your budget stays at {_gbp(final)} a year."
+    return {
+        "previous_amount": _out(before),
+        "difference": _out(difference),
+        "direction": direction,
+        "change_in_needs": change,
+        "uplifts_kept": kept,
+        "uplifts_ended": ended,
+        "line": line,
     }
 
 

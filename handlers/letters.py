@@ -417,6 +417,8 @@ def _number(value: Any) -> Decimal | None:
 
 
 def _conversion_text(conversion: Any, total_points: Any) -> str | None:
+    """How the points became money, in the letter's words: the total they give, never a rate with fractions of a
+    penny (docs/letters.md): a calibrated price like £1,109.09091 a point is shown as "about £1,109.09"."""
     if not isinstance(conversion, dict) or not conversion:
         return None
     text = conversion.get("description")
@@ -425,19 +427,20 @@ def _conversion_text(conversion: Any, total_points: Any) -> str | None:
     price = _number(conversion.get("price_per_point"))
     if price is not None:
         points = _number(conversion.get("points", total_points))
-        # a calibrated price can have fractions of a penny (61000 / 55): show it as used,
-        # or the product printed below would look a penny out
-        shown = money(price) if price == price.quantize(Decimal("0.01")) else f"£{price:,f}"
-        line = f"{total_points} points at {shown} a point"
-        return f"{line} = {money(points * price)}" if points is not None else line
+        exact = price == price.quantize(Decimal("0.01"))
+        rate = f"{'' if exact else 'about '}{money(price)} a point"
+        if points is None:
+            return f"Your points are worth {rate}"
+        return f"Your {total_points} points give {money(points * price)} a year ({rate})"
     band = conversion.get("band")
     if isinstance(band, dict):
         low, high = band.get("min_points"), band.get("max_points")
         span = band.get("label") or (f"{low} or more points" if high is None else f"{low} to {high} points")
         amount = _number(band.get("amount"))
-        return f"{total_points} points fall in the band {span}" + (f", which gives {money(amount)}" if amount else "")
+        return (f"Your {total_points} points are in the band {span}"
+                + (f", which gives {money(amount)} a year" if amount else ""))
     if band is not None:
-        return f"{total_points} points fall in band {band}"
+        return f"Your {total_points} points are in band {band}"
     return None
 
 
@@ -472,13 +475,45 @@ def _carer_reduced(domain: Any) -> bool:
     return before is None or after is None or after < before
 
 
+def _contribution(financial_assessment: Any, weekly: Any) -> dict[str, Any] | None:
+    """What the person pays and what the council pays a week, if all of the budget is spent: the financial
+    assessment's charge, never more than the cost (Care Act s.14(7)). None while there is no assessment."""
+    if not financial_assessment:
+        return None
+    if not isinstance(financial_assessment, dict):
+        raise ValueError("financial_assessment must be the financial assessment's result")
+    cost = _number(weekly)
+    if cost is None:
+        raise ValueError("budget.weekly_equivalent is needed to say what the person pays")
+    full_cost = financial_assessment.get("full_cost") is True
+    assessed = cost if full_cost else _number(financial_assessment.get("assessed_weekly_charge"))
+    if assessed is None or assessed < 0:
+        raise ValueError("financial_assessment.assessed_weekly_charge must be an amount of money, got "
+                         f"{financial_assessment.get('assessed_weekly_charge')!r}")
+    pays = min(assessed, cost)
+    return {"full_cost": full_cost, "assessed": str(assessed), "pays": str(pays), "council": str(cost - pays)}
+
+
+def _once(conversion_text: str | None, view: dict[str, Any]) -> str | None:
+    final, indicative = _number(view.get("final_amount")), _number(view.get("indicative_amount"))
+    if conversion_text and final is not None and final == indicative:
+        return conversion_text.replace(f"{money(final)} a year", "this amount")
+    return conversion_text
+
+
 def budget_letter(ctx: HandlerContext, person: dict[str, Any], budget: dict[str, Any],
-                  approved: bool | None = None) -> dict[str, Any]:
-    """The personal budget and how it was worked out, including informal care (guidance 11.24).
+                  approved: bool | None = None, financial_assessment: dict[str, Any] | None = None,
+                  stage: str = "indicative") -> dict[str, Any]:
+    """The personal budget: the amount, what the person pays and what the council pays (Care Act s.26), how it
+    was worked out including informal care (guidance 11.24) and, at a reassessment, the old budget beside it.
 
     `approved`: True once a manager has approved a budget above the threshold (the letter then
-    says so); None or False while approval is still to come.
+    says so); None or False while approval is still to come. `financial_assessment`: the case's
+    (contract C2); without it the letter says the assessment is under way. `stage`: "indicative"
+    before the support plan, "final" once the plan is agreed.
     """
+    if stage not in ("indicative", "final"):
+        raise ValueError(f"stage must be indicative or final, got {stage!r}")
     view = _budget_view(_require(budget, "budget"))
     carer_support = view.get("carer_support")
     if _number(carer_support) is not None and not isinstance(carer_support, dict):
@@ -495,9 +530,16 @@ def budget_letter(ctx: HandlerContext, person: dict[str, Any], budget: dict[str,
         budget=view,
         carer_domains=[d for d in view.get("domains") or [] if _carer_reduced(d)],
         carer_support=carer_support,
-        conversion_text=_conversion_text(view.get("conversion"), view.get("total_points")),
         period=period,
         approved=bool(approved),
+        stage=stage,
+        # the points give the whole budget when nothing was added: say the amount once
+        conversion_text=_once(_conversion_text(view.get("conversion"), view.get("total_points")), view),
+        points_before=view.get("points_before_carer_deduction",
+                                sum(_number(d.get("points")) or 0 for d in view.get("domains") or []
+                                    if isinstance(d, dict))),
+        comparison=view.get("comparison"),
+        contribution=_contribution(financial_assessment, view.get("weekly_amount")),
     )
 
 
@@ -505,35 +547,33 @@ def budget_letter(ctx: HandlerContext, person: dict[str, Any], budget: dict[str,
 
 _MONEY_TEXT = {  # its keys are the plan's money_management choices
     "direct_payment": (
-        "as a direct payment: we pay your personal budget to you (or someone you have chosen) so "
-        "that you can arrange and pay for your own support. Please keep the money in a separate "
-        "account and keep receipts; we will check how the direct payment is working within 6 "
-        "months and then at least every 12 months."
+        "as a direct payment. We pay your personal budget to you, or someone you have chosen, so that you can "
+        "arrange and pay for your own support. Keep the money in a separate account and keep receipts. We will "
+        "check how the direct payment is working within 6 months, then at least every 12 months."
     ),
     "managed_account": (
-        "as a managed account (an individual service fund): a provider you chose holds the money "
-        "and arranges the support with you, and reports to us on how it is spent."
+        "as a managed account, also called an individual service fund. A provider you chose holds the money and "
+        "arranges the support with you. They tell us how it is spent."
     ),
     "council_managed": (
-        "by the council: we arrange and pay for the services in this plan on your behalf, and "
-        "you can tell us at any time if they are not working for you."
+        "by the council. We arrange and pay for the services in this plan for you. Tell us at any time if they are "
+        "not working for you."
     ),
 }
 MONEY_MANAGEMENT = tuple(_MONEY_TEXT)
 _DP_RECIPIENT_TEXT = {  # who receives a direct payment other than the person (plan.direct_payment_recipient.role)
     "nominated_person": (
-        "as a direct payment paid to {name} ({relationship}), your nominated person: you asked for them to "
-        "receive and manage it for you (Care Act 2014, section 31), and the decisions about your support "
-        "stay yours."
+        "as a direct payment paid to {name} ({relationship}), your nominated person. You asked for them to "
+        "receive and manage it for you (Care Act 2014, section 31). The decisions about your support stay yours."
     ),
     "authorised_person": (
-        "as a direct payment paid to {name} ({relationship}) as your authorised person (Care Act 2014, "
-        "section 32): we found that you are not able to decide about a direct payment yourself, and they "
-        "have agreed to manage it in your best interests."
+        "as a direct payment paid to {name} ({relationship}), your authorised person (Care Act 2014, section 32). "
+        "We found that you are not able to decide about a direct payment yourself. They have agreed to manage it "
+        "in your best interests."
     ),
 }
-_DP_TAIL = (" Please keep the money in a separate account and keep receipts; we will check how the direct "
-            "payment is working within 6 months and then at least every 12 months.")
+_DP_TAIL = (" Keep the money in a separate account and keep receipts. We will check how the direct payment is "
+            "working within 6 months, then at least every 12 months.")
 
 
 def support_plan_letter(ctx: HandlerContext, person: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:

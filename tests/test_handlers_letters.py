@@ -165,16 +165,15 @@ def test_budget_letter_explains_indicative_uplifts_final_and_informal_care() -> 
     letter = budget_letter(CTX, PERSON, BUDGET)
     body = " ".join(letter["body"].split())
     assert letter["kind"] == "budget"
-    assert "Indicative amount: £52,127.23 a year" in body
-    assert "47 points at £1,109.09 a point = £52,127.23" in body
-    assert "so we added: - 2:1 handover care: £2,566.00" in body
-    assert "Final personal budget: £54,693.23 a year (£1,048.91 a week)" in body
-    assert "Eating and drinking: 8 points met by your carer" in body
-    assert "12 of the 20 points count" in body
-    assert "care that a carer is willing and able to keep providing" in body
-    assert "separate allowance of £1,200.00" in body
-    assert "manager or the funding panel must approve" in body
-    assert "not enough" in body.lower() or "not sufficient" in body  # right to challenge sufficiency
+    assert "Your personal budget is £54,693.23 a year. That is £1,048.91 a week." in body
+    assert "This is an estimate of what it costs to meet your eligible needs." in body  # indicative
+    assert "Your 47 points give £52,127.23 a year (£1,109.09 a point)." in body
+    assert "We added money for needs the scores do not cover: - 2:1 handover care: £2,566.00 a year" in body
+    assert "Eating and drinking: substantial need, 20 points, reduced to 12 because your carer helps" in body
+    assert "Help from your carer reduced your points from 55 to 47." in body
+    assert "separate allowance of £1,200.00 a year" in body
+    assert "A manager must approve this budget before it is final." in body
+    assert "If you think it is not, tell us." in body  # right to challenge sufficiency
 
 
 def test_budget_letter_without_informal_care_says_it_made_no_difference() -> None:
@@ -183,8 +182,8 @@ def test_budget_letter_without_informal_care_says_it_made_no_difference() -> Non
         d["met_by_carer"], d["points_after_carer"] = False, d["points"]
     budget.update(uplifts=[], needs_approval=False, carer_support=None)
     body = " ".join(budget_letter(CTX, PERSON, budget)["body"].split())
-    assert "informal care did not reduce your budget" in body
-    assert "We made no additions" in body
+    assert "We made no reduction for help from family, friends or other carers." in body
+    assert "We added money" not in body
     assert "must approve" not in body
 
 
@@ -334,15 +333,14 @@ def test_letter_from_personal_budget_output() -> None:
         uplifts=[{"reason": "2:1 handover care", "amount": 2566}],
     )
     body = " ".join(budget_letter(CTX, PERSON, budget)["body"].split())
-    assert f"Indicative amount: {money(budget['indicative_amount'])} a year" in body
-    assert f"Final personal budget: {money(budget['final_amount'])} a year" in body
-    assert f"({money(budget['weekly_equivalent'])} a week)" in body
-    assert "2:1 handover care: £2,566.00" in body
-    assert "10 of the 20 points count" in body  # points_before/points_after read as points
-    assert "points met by your carer" in body
+    assert f"Your personal budget is {money(budget['final_amount'])} a year." in body
+    assert f"That is {money(budget['weekly_equivalent'])} a week." in body
+    assert "2:1 handover care: £2,566.00 a year" in body
+    assert "high need, 20 points, reduced to 10 because your carer helps" in body
     assert "Your budget includes £300.00 a year to support your carer" in body
-    # the calibrated price is shown as used, so the product visibly adds up
-    assert f"16 points at £1,109.09091 a point = {money(budget['indicative_amount'])}" in body
+    # the calibrated price is never printed with fractions of a penny: the total, and the rate to the penny
+    assert f"Your 16 points give {money(budget['indicative_amount'])} a year (about £1,109.09 a point)." in body
+    assert "1,109.09091" not in body
 
 
 # ---------------------------------------------------------------- safeguarding and hospital discharge

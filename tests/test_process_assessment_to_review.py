@@ -361,9 +361,9 @@ def test_peter_eligible_with_a_carer_small_budget_plan_and_first_review_after_si
                                     "source": "carers_assessment"}
     [budget_letter] = letters(eng, cid, "budget_letter")
     assert "Your personal budget is £18,345.45 a year" in budget_letter
-    assert "Your budget includes £600.00 a year to support your carer in their caring role" in budget_letter
-    assert "£600.00 a year is added to support your carer (carer’s assessment level: moderate)" in budget_letter
-    assert "points met by your carer" in budget_letter
+    assert "Your budget includes £600.00 a year to support your carer." in budget_letter
+    assert "£600.00 a year is added to support your carer (carer’s assessment level: moderate)." in out["explanation"]
+    assert "low need, 5 points, reduced to 3 because your carer helps" in budget_letter
     # Susan's own support plan (carers_support_plan, tests/test_carers.py) goes on beside Peter's
     assert sorted(t["element_id"] for t in open_tasks(eng, cid)) == ["plan_carer_support", "write_plan"]
     assert "approve_budget" not in completed_route(eng, cid)
@@ -418,7 +418,7 @@ def test_a_budget_above_the_threshold_needs_team_manager_approval_and_a_rejectio
     complete(eng, cid, "approve_budget", {"approved": True, "comments": "Agreed"}, actor="manager")
     [letter] = letters(eng, cid, "budget_letter")
     assert "Your personal budget is £44,363.64 a year" in letter
-    assert "a manager has checked and approved it" in letter
+    assert "A manager has checked and approved this budget." in letter
     assert "We will write to you when it has been approved" not in letter
     assert completed_route(eng, cid) == ["assess_needs", "score_needs", "approve_budget", "score_needs",
                                          "approve_budget"]
@@ -655,11 +655,11 @@ def test_costs_the_ras_does_not_capture_are_added_as_uplifts_shown_in_the_letter
     task(eng, cid, "approve_budget")
     complete(eng, cid, "approve_budget", {"approved": True}, actor="manager")
     [letter] = letters(eng, cid, "budget_letter")
-    assert "Indicative amount: £17,745.45 a year" in letter
+    assert "Your 16 points give £17,745.45 a year" in letter
     assert "Two carers for hoisting twice a day: £9,000.00" in letter
     assert "Specialist dementia provider extra cost: £3,500.50" in letter
-    assert "Final personal budget: £30,245.95 a year" in letter
-    assert "a manager has checked and approved it" in letter
+    assert "Your personal budget is £30,245.95 a year." in letter
+    assert "A manager has checked and approved this budget." in letter
     assert completed_route(eng, cid) == ["assess_needs", "score_needs", "impact_assessment", "approve_budget"]
     started = [e for e in events(eng, cid, "instance.started")
                if e["instance_id"] == instances(eng, cid, "support_plan")[0]["id"]][0]
@@ -678,8 +678,9 @@ def test_carer_support_needs_the_worker_records_are_added_without_a_carers_asses
                                                  "source": "worker"}
     assert budget["output"]["final_amount"] == "18945.45"  # 17,745.45 + 1,200
     [letter] = letters(eng, cid, "budget_letter")
-    assert "Your budget includes £1,200.00 a year to support your carer in their caring role" in letter
-    assert "(carer support needs recorded by your worker: high)" in letter
+    assert "Your budget includes £1,200.00 a year to support your carer." in letter
+    assert ("£1,200.00 a year is added to support your carer (carer support needs recorded by your worker: high)."
+            in budget["output"]["explanation"])
     assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING)]
 
 

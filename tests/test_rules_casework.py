@@ -248,7 +248,7 @@ def test_a_plan_paid_to_an_authorised_person_says_so_and_a_nominated_person_need
     cid = to_plan(eng, "direct_payment", {"role": "authorised_person", "has_capacity": False,
                                           "name": "Susan Clarke", "relationship": "daughter"})
     letter = plan_letter(eng, cid)
-    assert ("as a direct payment paid to Susan Clarke (daughter) as your authorised person "
+    assert ("as a direct payment paid to Susan Clarke (daughter), your authorised person "
             "(Care Act 2014, section 32)") in letter
     assert "nominated person" not in letter
     assert eng.get_case(cid)["data"]["current_plan"]["plan"]["direct_payment_recipient"]["role"] == "authorised_person"
@@ -256,10 +256,10 @@ def test_a_plan_paid_to_an_authorised_person_says_so_and_a_nominated_person_need
     nominated = to_plan(eng, "direct_payment", {"role": "nominated_person", "has_capacity": True,
                                                 "name": "Susan Clarke", "relationship": "daughter"})
     letter = plan_letter(eng, nominated)
-    assert "paid to Susan Clarke (daughter), your nominated person: you asked for them" in letter
+    assert "paid to Susan Clarke (daughter), your nominated person. You asked for them" in letter
     assert "authorised person" not in letter
     own = to_plan(eng, "direct_payment")
-    assert "we pay your personal budget to you (or someone you have chosen)" in plan_letter(eng, own)
+    assert "We pay your personal budget to you, or someone you have chosen," in plan_letter(eng, own)
 
 
 def to_plan_step(eng):
