@@ -35,7 +35,14 @@ def delivery(engine: Any, case_id: int) -> dict[int, dict[str, Any]]:
     with engine.db.engine.connect() as conn:
         sends = sends_for(conn, case_id)
         ids = [d["id"] for d in engine.documents(case_id)]
-    return {i: {**describe(sends.get(i)), "sha256": (sends.get(i) or {}).get("pdf_sha256") or ""} for i in ids}
+    return {i: {**describe(sends.get(i)), "sha256": _sent_hash(sends.get(i))} for i in ids}
+
+
+def _sent_hash(send: dict[str, Any] | None) -> str:
+    """The SHA-256 of the PDF posted, once GOV.UK Notify has accepted it (not of one refused or not yet sent)."""
+    if not send or not send.get("sent_at"):
+        return ""
+    return send.get("pdf_sha256") or ""
 
 
 def letter_pdf(engine: Any, case_id: int, doc_id: int) -> tuple[bytes, str]:

@@ -306,6 +306,9 @@ def describe(send: dict[str, Any] | None) -> dict[str, str]:
     if status == "sent":
         return {"text": f"Sent {how}", "tag": "blue",
                 "detail": f"GOV.UK Notify has it ({send.get('provider_status') or 'accepted'})."}
+    if status == "failed" and send.get("provider_status") in FAILED:  # Notify had it, then could not deliver it
+        return {"text": f"Not delivered {how}", "tag": "red",
+                "detail": f"{send.get('last_error')}. Check the person's details, then print and post it."}
     if status == "failed":
         return {"text": f"Not sent {how}", "tag": "red",
                 "detail": f"{send.get('last_error') or 'GOV.UK Notify refused it.'} "

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
+from api.letters_pdf import delivery
 from engine.registry import HandlerRegistry
 from engine.runtime import Engine
 from engine.schema import documents, letter_sends
@@ -145,6 +146,7 @@ def test_a_letter_is_queued_with_its_document_sent_once_by_post_and_its_delivery
     [row] = rows(engine)
     assert (row["status"], row["provider_status"]) == ("delivered", "received")
     assert describe(row)["text"] == "Posted by post"
+    assert delivery(engine, row["case_id"])[doc["id"]]["sha256"] == hashlib.sha256(posted).hexdigest()
     assert configured.attempts(row["reference"]) == 1 and len(configured.sends(row["reference"])) == 1
 
 
@@ -160,6 +162,17 @@ def test_a_letter_by_email_when_the_person_asked_for_email(engine, configured):
     configured.set_status(row["provider_id"], "delivered")
     send_due(engine, now=now + timedelta(minutes=61))
     assert describe(rows(engine)[0])["text"] == "Delivered by email"
+
+
+def test_a_letter_notify_could_not_deliver_says_so(engine, configured):
+    file_letter(engine, dict(PERSON, contact_preference="email"))
+    now = engine.now()
+    send_due(engine, now=now)
+    configured.set_status(rows(engine)[0]["provider_id"], "permanent-failure")
+    assert send_due(engine, now=now + timedelta(minutes=61)) == {"failed": 1}
+    shown = describe(rows(engine)[0])
+    assert shown["text"] == "Not delivered by email"
+    assert "could not be delivered to" in shown["detail"] and "print and post it" in shown["detail"]
 
 
 def test_notify_500_is_retried_with_backoff_and_the_letter_sent_once(engine, configured):
@@ -222,6 +235,7 @@ def test_a_letter_notify_refuses_is_recorded_with_its_message_and_not_retried(en
     assert send_due(engine, now=now + timedelta(days=2)) == {}
     assert configured.attempts(row["reference"]) == 1 and not configured.sends(row["reference"])
     assert len(docs(engine)) == 1  # the letter is still filed
+    assert delivery(engine, row["case_id"])[row["document_id"]]["sha256"] == ""  # no hash of a PDF never sent
 
 
 def test_a_letter_still_failing_after_the_last_attempt_is_given_up_and_shown(engine, configured):
