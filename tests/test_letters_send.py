@@ -420,3 +420,15 @@ def test_two_workers_at_once_send_each_letter_once(engine, configured):
     assert sum(r.get("sent", 0) for r in results) == 6
     for row in rows(engine):
         assert row["status"] == "sent" and len(configured.sends(row["reference"])) == 1
+
+
+@pytest.mark.parametrize("status", [403, 429])
+def test_a_key_notify_refuses_or_too_many_requests_is_retried_not_given_up(engine, configured, status):
+    """403 (the key: the council can fix it) and 429 (rate limit) are not the letter's fault: retried."""
+    file_letter(engine)
+    configured.fail_next(status, message="Invalid token: API key not found" if status == 403 else "Exceeded rate limit")
+    now = engine.now()
+    assert send_due(engine, now=now) == {"retry": 1}
+    assert str(status) in rows(engine)[0]["last_error"]
+    assert send_due(engine, now=now + timedelta(minutes=1)) == {"sent": 1}
+    assert len(configured.sends(rows(engine)[0]["reference"])) == 1
