@@ -184,3 +184,52 @@ def test_the_contribution_from_the_financial_assessment_on_the_case_is_capped_at
     [cost] = calls(eng, cid, "cost_support_plan")
     assert cost["output"]["contribution"] == {"assessed_weekly_charge": "400.00", "weekly_contribution": "295.00",
                                               "council_weekly": "0.00", "capped_at_cost": True, "full_cost": False}
+
+
+# ---------------------------------------------------------------- the sign-off page, in a real browser
+
+
+def test_the_sign_off_page_shows_the_plans_cost_against_the_budget(tmp_path):
+    from api.app import create_app
+    from tests.browser import launch, live_server, run_axe
+    from tests.casework_helpers import SW, TM, casework_engine, claimed_task_page, tab_to
+
+    files = [ROOT / "processes" / f"{p}.bpmn" for p in PROCESSES if (ROOT / "processes" / f"{p}.bpmn").exists()]
+    made = casework_engine(f"sqlite:///{tmp_path / 'carepath.db'}", files, start=START, users=True)
+    eng = next(made)
+    try:
+        cid = to_write_plan(eng)
+        complete(eng, cid, "write_plan", costed(HOME_CARE, DAY_CENTRE, PENDANT))
+        sign = task(eng, cid, "sign_off_plan")
+        over_case = to_write_plan(eng)
+        complete(eng, over_case, "write_plan", costed({**HOME_CARE, "units_per_week": 14}))  # £350.00 a week
+        over = task(eng, over_case, "plan_over_budget")
+        with live_server(create_app(eng, run_timers=False)) as base, launch() as browser:
+            ctx, page = claimed_task_page(browser, base, TM, "team_manager", sign["id"])
+            text = " ".join(page.inner_text("main").split())
+            assert "The plan's cost against the budget" in text
+            assert ("Get washed and dressed every morning 7 hours a week at £25.00 = £175.00 a week "
+                    "(Northtown Care, council-commissioned)") in text
+            assert "See friends 2 days a week at £60.00 = £120.00 a week (Millbrook Day Centre, direct payment)" in text
+            assert "The plan costs £295.00 a week" in text
+            assert "The personal budget £341.26 a week" in text
+            assert "Left in the budget £46.26 a week" in text
+            assert "The person pays Not known yet: the financial assessment is under way" in text
+            assert "295.00" not in text.replace("£295.00", "")  # money always as money
+            run_axe(page, "plan sign-off with the plan's cost against the budget")
+            tab_to(page, "f-signed_off-0")  # the question is reached by keyboard after the figures
+            page.keyboard.press("Space")
+            assert page.is_checked("#f-signed_off-0")
+            ctx.close()
+
+            # the worker whose plan costs more than the budget reads the amounts and what to do
+            ctx, page = claimed_task_page(browser, base, SW, "social_worker", over["id"])
+            text = " ".join(page.inner_text("main").split())
+            assert "The plan costs £350.00 a week" in text and "More than the budget by £8.74 a week" in text
+            assert ("The plan costs £350.00 a week but the personal budget is £341.26 a week: £8.74 a week more than "
+                    "the budget. Change the plan, or decide the budget again, before it is signed off.") in text
+            assert "Change the plan" in text and "Decide the budget again" in text
+            run_axe(page, "plan costs more than the budget")
+            ctx.close()
+    finally:
+        next(made, None)
