@@ -356,6 +356,14 @@ def _wellbeing(decision: dict[str, Any]) -> dict[str, Any] | None:
     return {"met": raw.get("significant", raw.get("met")), "reason": raw.get("reason"), "areas": areas}
 
 
+def _carer_health(decision: dict[str, Any]) -> bool | None:
+    """reg 3(1)(b)(i): whether caring puts the carer's health at risk, when the decision records it."""
+    conditions = decision.get("conditions")
+    b = conditions.get("b") if isinstance(conditions, dict) else None
+    found = b.get("health_deteriorating_or_at_risk") if isinstance(b, dict) else None
+    return found if isinstance(found, bool) else None
+
+
 def eligibility_letter(ctx: HandlerContext, person: dict[str, Any], decision: dict[str, Any],
                        advice: dict[str, Any] | None = None) -> dict[str, Any]:
     """The written eligibility decision with reasons (Care Act s.13(2)), for adults and carers.
@@ -397,6 +405,7 @@ def eligibility_letter(ctx: HandlerContext, person: dict[str, Any], decision: di
         wellbeing=_wellbeing(decision),
         unable=unable,
         able=able,
+        carer_health=_carer_health(decision) if carer else None,
         services=services,
         fluctuation=_fluctuation_text(fluctuation),
         advice=advice,
@@ -753,6 +762,81 @@ def discharge_letter(ctx: HandlerContext, person: dict[str, Any], pathway: int, 
     )
 
 
+# ---------------------------------------------------------------- review outcome (review.bpmn)
+
+_REVIEW_ACHIEVED = {
+    "fully": "You told us your plan is doing what you wanted it to.",
+    "partly": "You told us your plan is doing some of what you wanted it to.",
+    "not": "You told us your plan is not doing what you wanted it to.",
+}
+
+
+def review_outcome_letter(ctx: HandlerContext, person: dict[str, Any], needs_changed: bool,
+                          budget_amount: Any, outcomes_achieved: str | None = None,
+                          plan_working: bool | None = None, what_changed: str | None = None,
+                          budget_check: dict[str, Any] | None = None, planned: bool = True,
+                          review_frequency_months: int = 12) -> dict[str, Any]:
+    """The outcome of a review of the support plan (Care Act s.27): what we found, the budget, what next.
+
+    `budget_amount`: the budget after the review; `budget_check`: check_budget_change's result when
+    a new amount was proposed (the letter compares it with `budget_amount` to say whether the change
+    took effect); `planned`: a planned review starts the next one (review.bpmn "Start next review").
+    """
+    if not isinstance(needs_changed, bool):
+        raise ValueError(f"needs_changed must be true or false, got {needs_changed!r}")
+    outcomes_achieved = outcomes_achieved or None  # an unanswered question arrives as ""
+    if outcomes_achieved is not None and outcomes_achieved not in _REVIEW_ACHIEVED:
+        raise ValueError(f"outcomes_achieved must be one of {list(_REVIEW_ACHIEVED)}, got {outcomes_achieved!r}")
+    amount = _number(budget_amount)
+    if amount is None or amount < 0:
+        raise ValueError(f"budget_amount must be an amount of money, got {budget_amount!r}")
+    change = None
+    if budget_check is not None:
+        check = _require(budget_check, "budget_check")
+        proposed, previous = _number(check.get("new_amount")), _number(check.get("previous_amount"))
+        if proposed is None or previous is None:
+            raise ValueError("budget_check needs previous_amount and new_amount")
+        if proposed != previous:
+            change = {"previous": str(previous), "proposed": str(proposed), "took_effect": proposed == amount,
+                      "up": proposed > previous}
+    if isinstance(review_frequency_months, bool) or not isinstance(review_frequency_months, int) \
+            or review_frequency_months < 1:
+        raise ValueError(f"review_frequency_months must be a whole number of months, got {review_frequency_months!r}")
+    return _render(ctx, "review_outcome", "review_outcome.txt.j2", "The review of your support plan", person,
+                   needs_changed=needs_changed, achieved_text=_REVIEW_ACHIEVED.get(outcomes_achieved or ""),
+                   plan_working=plan_working, what_changed=(what_changed or "").strip(), budget_amount=str(amount),
+                   change=change, planned=bool(planned), months=review_frequency_months)
+
+
+# ---------------------------------------------------------------- direct payment change or end
+
+DIRECT_PAYMENT_OUTCOMES = ("nominated_person", "authorised_person", "managed_account", "end_direct_payment")
+
+
+def direct_payment_letter(ctx: HandlerContext, person: dict[str, Any], outcome: str, outcome_reason: str,
+                          effective_from: str, what_was_arranged: str,
+                          recipient: dict[str, Any] | None = None) -> dict[str, Any]:
+    """After a direct payment review changes who manages the money, or ends the direct payment
+    (Care and Support (Direct Payments) Regulations 2014, reg 7 and 8): the change, why, from when."""
+    if outcome not in DIRECT_PAYMENT_OUTCOMES:
+        raise ValueError(f"outcome must be one of {list(DIRECT_PAYMENT_OUTCOMES)}, got {outcome!r}")
+    if not isinstance(outcome_reason, str) or not outcome_reason.strip():
+        raise ValueError("outcome_reason: the letter gives the reasons for the change")
+    if not isinstance(what_was_arranged, str) or not what_was_arranged.strip():
+        raise ValueError("what_was_arranged: the letter says what replaces the direct payment arrangement")
+    long_date(effective_from)  # a clear error for a date that is not one
+    if outcome in ("nominated_person", "authorised_person"):
+        recipient = _require(recipient, "recipient")
+        for key in ("name", "relationship"):
+            if not str(recipient.get(key) or "").strip():
+                raise ValueError(f"recipient.{key}: the letter names who receives the payment")
+    title = ("Your direct payment is ending" if outcome == "end_direct_payment"
+             else "A change to your direct payment")
+    return _render(ctx, "direct_payment", "direct_payment.txt.j2", title, person, outcome=outcome,
+                   reason=outcome_reason.strip(), effective_from=effective_from,
+                   arranged=what_was_arranged.strip(), recipient=recipient or {})
+
+
 def register(registry: HandlerRegistry) -> None:
     load_council()  # missing council details should stop start-up, not a letter
     registry.register("eligibility_letter", eligibility_letter, document=True)
@@ -761,3 +845,5 @@ def register(registry: HandlerRegistry) -> None:
     registry.register("carer_support_plan_letter", carer_support_plan_letter, document=True)
     registry.register("safeguarding_letter", safeguarding_letter, document=True)
     registry.register("discharge_letter", discharge_letter, document=True)
+    registry.register("review_outcome_letter", review_outcome_letter, document=True)
+    registry.register("direct_payment_letter", direct_payment_letter, document=True)

@@ -117,7 +117,8 @@ def test_substantial_difficulty_and_nobody_to_help_refers_for_advocacy_and_the_a
     assert advocacy["advocate"] == {"name": "Grace Okafor", "organisation": "Northshire Advocacy Hub",
                                     "contact": "01632 960555"}
     [letter] = letters(eng, cid, "advocacy_letter")
-    assert "YOUR INDEPENDENT ADVOCATE" in letter and "Dear Mr Clarke" in letter
+    assert "Your independent advocate We have arranged" in letter and "YOUR INDEPENDENT" not in letter
+    assert "Dear Mr Clarke" in letter
     assert "support you with the assessment of your care and support needs" in letter
     assert "Grace Okafor, Northshire Advocacy Hub." in letter and "01632 960555" in letter
     assert "advocate_overdue" in timers(eng, cid, "timer.cleared")
@@ -266,7 +267,7 @@ def test_fluctuating_needs_are_asked_with_the_period_considered_and_the_letter_s
     assert decision["inputs"]["fluctuation"] == {"fluctuate": True, "period": "the last three months",
                                                  "pattern": "Parkinson's: mornings are much worse"}
     [letter] = letters(eng, cid, "eligibility_letter")
-    assert ("Your needs arise from or are related to a physical or mental impairment or illness. Your needs vary "
+    assert ("Your needs vary "
             "over time (Parkinson's: mornings are much worse). To judge your level of need accurately we considered "
             "your circumstances over the last three months, not just on the day of the assessment.") in letter
 

@@ -119,8 +119,8 @@ def test_a_carer_is_assessed_and_supported_even_when_the_person_cared_for_is_not
     [done] = [e for e in events(eng, cid, "task.completed") if e["data"]["element_id"] == "assess_carer"]
     assert {k: done["data"]["data"][k] for k in CARER_QUESTIONS} == CARER_QUESTIONS
     carer_letter = letters(eng, cid, "eligibility_letter")[1]
-    assert "Dear Susan Clarke" in carer_letter and "you have eligible needs for support as a carer" in carer_letter
-    assert "We will agree a support plan with you saying how your needs as a carer will be met" in carer_letter
+    assert "Dear Susan Clarke" in carer_letter and "You are eligible for support as a carer." in carer_letter
+    assert "We will agree a support plan with you. It will say how your needs as a carer will be met" in carer_letter
     kept = eng.get_case(cid)["data"]["carer_assessment"]
     assert kept == {"carer": "Susan Clarke", "cared_for": "Peter Clarke", "self_contact": False, "eligible": True,
                     "support_level": "moderate", "decided_at": START.isoformat()}
@@ -148,9 +148,9 @@ def test_a_carer_is_assessed_and_supported_even_when_the_person_cared_for_is_not
     [letter] = letters(eng, cid, "carer_support_plan_letter")
     assert "Dear Susan Clarke" in letter and "your support plan as a carer for Peter Clarke" in letter
     assert "Your personal budget as a carer is £600.00 a year (£11.54 a week)" in letter
-    assert "as a direct payment to you" in letter
+    assert "We will pay it to you as a direct payment" in letter
     assert "Her son Tom is called first" in letter
-    assert "We will review your plan with you by 3 September 2031, and then at least every 6 months" in letter
+    assert "We will review your plan with you by 3 September 2031, then at least every 6 months" in letter
     assert [d["kind"] for d in eng.documents(cid)] == ["eligibility", "eligibility", "carers_support_plan"]
     assert timers_set(eng, cid) == [("assessment_overdue_timer", "2031-03-31T17:00:00.000000+00:00"),  # Peter's
                                     ("wait_carer_review", "2031-09-03T09:00:00.000000+00:00")]
@@ -249,7 +249,7 @@ def test_a_plan_signed_off_on_the_31st_is_reviewed_at_the_months_end_on_a_workin
     assert timers_set(eng, cid) == [("wait_carer_review", f"{review_day}T09:00:00.000000+00:00")]
     [letter] = letters(eng, cid, "carer_support_plan_letter")
     assert f"We will review your plan with you by {in_words}" in letter
-    assert "There is no money attached to this plan" in letter and "It is managed" not in letter
+    assert "There is no money in this plan." in letter and "We will pay it" not in letter
 
 
 @pytest.mark.parametrize("start, months, working_day, expected", [
@@ -357,10 +357,11 @@ def test_a_carer_not_eligible_gets_information_and_advice_and_a_letter_with_the_
         "prevention": "A monthly carers' group so things do not build up"}})
     [letter] = letters(eng, cid, "eligibility_letter")
     assert "your needs are not eligible for support as a carer" in letter
-    assert "your health is not at risk and you are able to achieve all of the outcomes" in letter
-    assert "The information and advice we have given you: Carer's Allowance, and a carer's emergency card" in letter
+    assert "We found that caring is not putting your health at risk." in letter
+    assert "You can do all of the things the law lists." in letter
+    assert "Carer's Allowance, and a carer's emergency card" in letter
     assert "- Northtown Carers' Centre" in letter and "- Susan's GP for a health check" in letter
-    assert "To help stop your needs getting worse: A monthly carers' group" in letter
+    assert "A monthly carers' group so things do not build up" in letter
     assert "Your worker will give you information and advice" not in letter
     assert instances(eng, cid, "carers_support_plan") == [] and open_tasks(eng, cid) == []
     assert calls(eng, cid, "carer_personal_budget") == []
@@ -389,7 +390,7 @@ def test_a_carer_who_contacts_on_their_own_is_assessed_and_planned_on_their_own_
     plan = eng.get_case(cid)["data"]["carer_support_plan"]
     assert plan["budget"]["funded_by"] == "carers_personal_budget" and plan["budget"]["amount"] == "300.00"
     [letter] = letters(eng, cid, "carer_support_plan_letter")
-    assert "This letter is your support plan as a carer. It sets out" in letter
+    assert "This is your support plan as a carer. It says how we will meet your needs as a carer." in letter
     assert "Your personal budget as a carer is £300.00 a year" in letter
     rows = cld_full(eng, cid)
     assert [(r["event_type"], r["client_type"], r["local_person_id"], r["cared_for_person_id"]) for r in rows] == [

@@ -160,7 +160,7 @@ def test_a_refused_adaptation_is_not_delivered_and_the_letter_gives_the_reasons(
     assert tasks(eng, cid) == [("record_delivery", "social_work")]  # no financial assessment
     complete(eng, cid, "record_delivery", DELIVERED, actor=SW)
     body = letter(eng, cid)
-    provided, refused = body.split("WHAT IT COSTS YOU")
+    provided, refused = body.split("What it costs you")
     assert "Bath board and seat (free)" in provided and "Ramp" not in provided
     assert "We have decided not to provide: - Adaptation: Ramp to the back door" in refused
     assert "It costs more than £1,000.00, so it is not a minor adaptation. Our reasons: A Disabled" in refused

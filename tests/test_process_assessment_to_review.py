@@ -282,7 +282,7 @@ def test_an_adult_found_not_eligible_gets_a_letter_with_reasons_and_the_process_
     assert decision["output"]["eligible"] is False
     [letter] = letters(eng, cid, "eligibility_letter")
     assert "your needs are not eligible for care and support" in letter
-    assert "unable to achieve only 1 of the outcomes" in letter
+    assert "You cannot do 1 of the things the law lists:" in letter
     assert "Peter needs help and prompting with maintaining personal hygiene" in letter
     assert "Our reference: CASE-000001" in letter
     [filed] = eng.documents(cid)  # the letter is filed on the case, as the person received it
@@ -329,7 +329,7 @@ def test_peter_eligible_with_a_carer_small_budget_plan_and_first_review_after_si
 
     # eligible: letter, carer's assessment for Susan, and the personal budget
     [letter] = letters(eng, cid, "eligibility_letter")
-    assert "you have eligible needs for care and support" in letter
+    assert "You are eligible for care and support." in letter
     assert "Dear Mr Clarke" in letter
     assert children_started(eng, cid) == [("start_carers_assessment", "carers_assessment"),
                                           ("start_personal_budget", "personal_budget")]
@@ -342,7 +342,7 @@ def test_peter_eligible_with_a_carer_small_budget_plan_and_first_review_after_si
     # Susan's own assessment and letter
     complete(eng, cid, "assess_carer", carer_assessment())
     carer_letter = letters(eng, cid, "eligibility_letter")[1]
-    assert "Dear Susan Clarke" in carer_letter and "you have eligible needs for support as a carer" in carer_letter
+    assert "Dear Susan Clarke" in carer_letter and "You are eligible for support as a carer." in carer_letter
     assert instances(eng, cid, "carers_assessment")[0]["status"] == "completed"
 
     assert eng.get_case(cid)["data"]["carer_assessment"] == {
@@ -483,6 +483,10 @@ def test_a_review_cannot_cut_the_budget_without_a_recorded_change(eng):
     assert len(instances(eng, cid, "review")) == 1  # nothing moves on until the worker decides
 
     complete(eng, cid, "reduction_refused", {"decision": "keep_budget"})
+    [letter] = letters(eng, cid, "review_outcome_letter")  # the person is told the cut did not happen
+    assert "We looked at changing your personal budget to £12,000.00 a year. We decided not to change it. " \
+           "It stays at £17,745.45 a year." in letter
+    assert "We will review your plan with you again within 12 months." in letter
     reviews = instances(eng, cid, "review")
     assert len(reviews) == 2
     started = [e for e in events(eng, cid, "instance.started") if e["instance_id"] == reviews[1]["id"]][0]
@@ -610,6 +614,11 @@ def test_a_direct_payment_is_reviewed_before_six_months_then_within_twelve(eng):
     assert (change["team"], change["form"]) == ("social_work", "direct_payment_change")
     complete(eng, cid, "arrange_change", {"effective_from": "2032-09-13",
                                           "what_was_arranged": "Council-arranged home care from Northtown Care"})
+    [letter] = letters(eng, cid, "direct_payment_letter")  # the person is told, with the reasons and the date
+    assert "Your direct payment is ending" in letter
+    assert "We have decided to stop it from 13 September 2032." in letter
+    assert "Peter asks the council to arrange his care instead" in letter
+    assert "Council-arranged home care from Northtown Care" in letter
     assert len(instances(eng, cid, "direct_payment_review")) == 2
     assert instances(eng, cid, "direct_payment_review")[1]["status"] == "completed"
     assert eng.get_case(cid)["data"]["direct_payment_ended_at"] == eng.now().isoformat()

@@ -186,7 +186,7 @@ def test_mohammad_pathway_2_recovery_window_then_needs_assessment_after_28_days(
     [(kind, letter)] = letters(eng, cid)
     assert kind == "discharge" and "Dear Mohammad Rahman" in letter
     assert "you moved to a community bed for a period of recovery" in letter
-    assert "a social worker will look at them with you after the recovery period, from 1 April 2031" in letter
+    assert "A social worker will look at it with you after the recovery, from 1 April 2031" in letter
     assert "We will contact you around" not in letter  # the 91-day check is for people aged 65+
 
     eng.advance_clock(to=datetime(2031, 3, 31, 23, 59, tzinfo=UTC))
@@ -282,7 +282,7 @@ def test_pathway_0_ends_at_home_and_pathway_3_starts_needs_assessment(eng):
     assert data["pathway"] == 0 and data["days_ready_to_discharge"] == 0
     [(_, letter)] = letters(eng, res.case_id)
     assert "you went home without needing any new care and support from us" in letter
-    assert "please call us" in letter and "We will contact you around" not in letter
+    assert "call us and we will talk about what could help" in letter and "We will contact you around" not in letter
     assert cld_rows(eng, res.case_id) == [("Request", "2031-03-03", "2031-03-03", INFORMATION_ADVICE)]
 
     res = refer(eng, HARRIET)

@@ -149,7 +149,7 @@ def test_helena_is_referred_at_17_assessed_before_18_and_children_services_hand_
     docs = eng.documents(cid)
     assert [d["kind"] for d in docs] == ["eligibility", "budget", "support_plan", "transition_handover"]
     letter = flat(docs[-1]["body"])
-    assert "MOVING FROM CHILDREN'S SERVICES TO ADULT SOCIAL CARE" in letter
+    assert "Moving from children's services to adult social care Your care" in letter and "MOVING" not in letter
     assert "your support from children's services comes to an end on 14 September 2031" in letter
     assert "There is no gap" in letter and "Your adult social care worker is Kelly Morgan" in letter
     assert "Dear Helena Brooks" in letter
