@@ -94,7 +94,7 @@ def case_page(request: Request, case_id: int, page: int = 1, saved: str = "") ->
 
 # ---------------------------------------------------------------------- letters
 @router.get("/cases/{case_id}/letters/{doc_id}", response_class=HTMLResponse)
-def letter_page(request: Request, case_id: int, doc_id: int) -> Response:
+def letter_page(request: Request, case_id: int, doc_id: int, saved: str = "") -> Response:
     user = None
     try:
         user = kit.signed_in(request)
@@ -106,6 +106,7 @@ def letter_page(request: Request, case_id: int, doc_id: int) -> Response:
     except Exception as exc:  # noqa: BLE001
         return _guard(request, user, exc)
     return kit.render(request, "case_letter.html", {"user": user, "case": case, "doc": doc, "delivery": sent,
+                                                    "may_write": api.may_write(user), "saved": saved == "again",
                                                     "when": cr.day_and_time(doc["created_at"])})
 
 

@@ -6,6 +6,10 @@ the letter's page, logged as `letter_pdf`); 404 for an unknown case or letter, 4
 otherwise. A letter sent by post is served exactly as it was sent (the bytes kept when it was sent, whose
 SHA-256 the case record shows); any other letter is rendered from its filed text, the same bytes every time.
 
+`POST /cases/{case_id}/letters/{doc_id}/send-again` (csrf_token) — a letter that was not sent (Notify refused
+it, or the sender gave up after its last attempt) queued again, by casework roles who may open the case
+(auditors 403, logged); a letter already sent is 409 with why. Notify is asked for its reference first.
+
 `delivery(engine, case_id)` is what the case record shows beside each letter: filed for printing, queued,
 sent, delivered or posted, or not sent with GOV.UK Notify's reason (handlers/letter_sending.py `describe`).
 """
@@ -19,9 +23,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from engine.schema import cases, letter_sends
-from handlers.letter_sending import describe, sends_for
+from handlers.letter_sending import describe, send_again, sends_for
 
 from . import cases as api
 from . import page_kit as kit
@@ -35,7 +40,12 @@ def delivery(engine: Any, case_id: int) -> dict[int, dict[str, Any]]:
     with engine.db.engine.connect() as conn:
         sends = sends_for(conn, case_id)
         ids = [d["id"] for d in engine.documents(case_id)]
-    return {i: {**describe(sends.get(i)), "sha256": _sent_hash(sends.get(i))} for i in ids}
+    return {i: {**describe(sends.get(i)), "sha256": _sent_hash(sends.get(i)),
+                "may_send_again": _may_send_again(sends.get(i))} for i in ids}
+
+
+def _may_send_again(send: dict[str, Any] | None) -> bool:
+    return bool(send) and send["status"] == "failed" and send.get("sent_at") is None
 
 
 def _sent_hash(send: dict[str, Any] | None) -> str:
@@ -71,3 +81,19 @@ def download(request: Request, case_id: int, doc_id: int) -> Response:
     return Response(content, media_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store",
         "X-Content-Type-Options": "nosniff"})
+
+
+@router.post("/cases/{case_id}/letters/{doc_id}/send-again")
+async def post_send_again(request: Request, case_id: int, doc_id: int) -> Response:
+    form = await kit.posted_form(request)
+    user = None
+    try:
+        user = kit.signed_in(request)
+        kit.check_csrf(user, form)
+        engine = request.app.state.engine
+        await run_in_threadpool(api._writer, engine, user, case_id, "letter_send_again")
+        await run_in_threadpool(api.document, engine, case_id, doc_id)  # 404 unless a letter of this case
+        await run_in_threadpool(send_again, engine, doc_id)
+    except Exception as exc:  # noqa: BLE001 - mapped to pages (403, 404, 409), re-raised when unknown
+        return kit.guard(request, user, exc, not_found=NOT_FOUND, conflict_title="This letter cannot be sent again")
+    return kit.redirect(f"/cases/{case_id}/letters/{doc_id}?saved=again")

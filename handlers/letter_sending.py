@@ -285,6 +285,29 @@ def _letter(engine: Any, document_id: int) -> tuple[dict[str, Any], dict[str, An
     return dict(d._mapping), json.loads(c.data or "{}"), c.reference
 
 
+def send_again(engine: Any, document_id: int, *, now: datetime | None = None) -> dict[str, Any]:
+    """A letter that was not sent (refused by Notify, or given up after the last attempt) queued again, due
+    now. Notify is asked for its reference first, as on any retry, so it still cannot go twice. A letter
+    Notify accepted (sent, delivered, or accepted and then not delivered) is not sent again: StateError."""
+    from engine.errors import StateError
+
+    now = now or engine.now()
+    with engine.db.transaction() as conn:
+        q = select(letter_sends).where(letter_sends.c.document_id == document_id)
+        if engine.db.is_postgres:
+            q = q.with_for_update()
+        row = conn.execute(q).first()
+        if row is None:
+            raise StateError("this letter was not queued to send through GOV.UK Notify: print it and post it")
+        if row.status != "failed" or row.sent_at is not None:
+            raise StateError("only a letter that was not sent can be sent again; this one is "
+                             f"{describe(dict(row._mapping))['text'].lower()}")
+        conn.execute(update(letter_sends).where(letter_sends.c.id == row.id).values(
+            status="retry", attempts=1, next_at=now, last_error=None, updated_at=now))
+    log.info("letter send %s queued again", row.id)
+    return {"id": row.id, "status": "retry"}
+
+
 # ---------------------------------------------------------------------- what the case record shows
 def sends_for(conn: Connection, case_id: int) -> dict[int, dict[str, Any]]:
     """document id -> its send row (without the PDF bytes) for the case's letters."""

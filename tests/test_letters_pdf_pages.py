@@ -168,3 +168,73 @@ def test_the_evidence_pack_says_how_each_letter_was_sent_and_the_hash_of_the_pdf
     assert text.count("Sent by post") == len(sends)
     for send in sends.values():
         assert send.pdf_sha256 and send.pdf_sha256 in text.replace(" ", "")
+
+
+def test_a_letter_given_up_during_a_notify_outage_is_sent_again_by_keyboard_and_only_once(world):
+    from datetime import timedelta
+
+    from handlers.letter_sending import MAX_ATTEMPTS
+
+    eng, app, cases, fake = world
+    peter = cases["peter"]
+    letters = eng.documents(peter)
+    fake.fail_next(503, times=MAX_ATTEMPTS * len(letters))  # Notify down for days
+    now = eng.now()
+    for _ in range(MAX_ATTEMPTS):
+        now += timedelta(hours=12)
+        send_due(eng, now=now)
+    doc = letters[0]
+    assert _sends(eng, peter)[doc["id"]].status == "failed"
+    fake.plan.clear()  # Notify is back
+
+    with live_server(app) as base, launch() as browser:
+        context = browser.new_context()
+        page = context.new_page()
+        sign_in(page, base, "sam", PASSWORD)
+        page.goto(f"{base}/cases/{peter}/letters/{doc['id']}")
+        assert page.locator("#delivery").inner_text() == "Not sent by post"
+        assert f"not sent after {MAX_ATTEMPTS} attempts" in page.locator("main").inner_text()
+        page.locator("#send-again").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(rf".*/letters/{doc['id']}\?saved=again$"))
+        assert "The letter will be sent again" in page.locator(".govuk-notification-banner").inner_text()
+        assert page.locator("#delivery").inner_text() == "Waiting to send by post"
+        assert page.locator("#send-again").count() == 0
+        _axe(browser, base, context, page.url.removeprefix(base), "letter sent again")
+        context.close()
+
+    assert send_due(eng, now=now) == {"sent": 1}
+    assert len(fake.sends(_sends(eng, peter)[doc["id"]].reference)) == 1
+
+
+def test_only_a_letter_not_sent_can_be_sent_again_and_only_by_casework_roles(world):
+    eng, app, cases, fake = world
+    peter = cases["peter"]
+    first, second, *_ = eng.documents(peter)
+    fake.fail_next(400, message="Address lines must not start with any of the following characters")
+    send_due(eng, now=eng.now())
+    sends = _sends(eng, peter)
+    refused = first if sends[first["id"]].status == "failed" else second
+    sent = second if refused is first else first
+
+    sam = _client(app, "sam")
+    page = sam.get(f"/cases/{peter}/letters/{sent['id']}")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', sam.get(f"/cases/{peter}/notes/new").text).group(1)
+    assert 'id="send-again"' not in page.text
+    again = sam.post(f"/cases/{peter}/letters/{sent['id']}/send-again", data={"csrf_token": csrf})
+    assert again.status_code == 409 and "only a letter that was not sent can be sent again" in again.text
+    assert sam.post(f"/cases/{peter}/letters/{refused['id']}/send-again", data={}).status_code == 403  # no token
+    assert _sends(eng, peter)[refused["id"]].status == "failed"
+
+    audrey = _client(app, "audrey")
+    assert 'id="send-again"' not in audrey.get(f"/cases/{peter}/letters/{refused['id']}").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', audrey.get(f"/cases/{peter}").text).group(1)
+    assert audrey.post(f"/cases/{peter}/letters/{refused['id']}/send-again",
+                       data={"csrf_token": token}).status_code == 403
+    assert ("audrey", "refused:letter_send_again") in [(a["user"], a["action"]) for a in access_log(eng, peter)]
+    assert sam.post(f"/cases/{peter}/letters/999999/send-again", data={"csrf_token": csrf}).status_code == 404
+
+    assert 'id="send-again"' in sam.get(f"/cases/{peter}/letters/{refused['id']}").text
+    ok = sam.post(f"/cases/{peter}/letters/{refused['id']}/send-again", data={"csrf_token": csrf})
+    assert ok.status_code == 303 and ok.headers["location"].endswith("?saved=again")
+    assert _sends(eng, peter)[refused["id"]].status == "retry"
