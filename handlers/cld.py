@@ -122,6 +122,9 @@ carers_support_plan           Service     the carer's: as carers_assessment (sam
                                           Open: Provision of service; a review (review_carer_plan)
                                           with next_step reassess -> Progress to Re-assessment /
                                           Unplanned Review, end -> Service ended as planned.
+                                          Unit cost: the carer's budget a week
+                                          (carer_personal_budget), Weekly, 1 planned unit; empty
+                                          when it is paid from the cared-for person's budget.
 support_plan                  Service     only once sign_off_plan is completed with signed_off
                                           true. Long Term Support: Community; start: sign-off;
                                           delivery mechanism from the plan's money_management:
@@ -484,6 +487,13 @@ PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
         ],
         "open_outcome": PROVISION_OF_SERVICE,
         "default_outcome": SERVICE_ENDED_AS_PLANNED,
+        # the carer's budget a week as the service's cost (carer_personal_budget, before the plan)
+        "cost": {"match": {"type": "handler.called", "data.handler": "carer_personal_budget"},
+                 "field": "data.output.weekly_amount",
+                 # paid from the cared-for person's budget: their Service row carries that money, not this one
+                 "unless": {"match": {"type": "case.updated", "data.element_id": "assemble_carer_plan"},
+                            "field": "data.data.carer_support_plan.budget.funded_by",
+                            "value": "cared_for_personal_budget"}},
     },
     "support_plan": {
         "event_type": SERVICE,
@@ -879,6 +889,10 @@ def _derive_one(process_id: str, iid: int, evs: list[dict], mapping: dict[str, A
     if mapping.get("cost"):  # a Service row's cost: the plan's cost a week as one weekly unit
         source = _last([e for e in evs if e["seq"] <= trigger["seq"]], mapping["cost"]["match"])
         weekly = _get(source, mapping["cost"]["field"]) if source is not None else _MISSING
+        unless = mapping["cost"].get("unless")
+        other = _last(evs, unless["match"]) if unless else None
+        if other is not None and _get(other, unless["field"]) == unless["value"]:
+            weekly = _MISSING
         if weekly is not _MISSING and weekly is not None:
             cost = {"unit_cost": weekly, "cost_frequency": "Weekly", "planned_units_per_week": "1"}
             used.append(source)
