@@ -775,12 +775,13 @@ def review_outcome_letter(ctx: HandlerContext, person: dict[str, Any], needs_cha
                           budget_amount: Any, outcomes_achieved: str | None = None,
                           plan_working: bool | None = None, what_changed: str | None = None,
                           budget_check: dict[str, Any] | None = None, planned: bool = True,
-                          review_frequency_months: int = 12) -> dict[str, Any]:
+                          review_frequency_months: int = 12, reassessment: bool = False) -> dict[str, Any]:
     """The outcome of a review of the support plan (Care Act s.27): what we found, the budget, what next.
 
     `budget_amount`: the budget after the review; `budget_check`: check_budget_change's result when
     a new amount was proposed (the letter compares it with `budget_amount` to say whether the change
-    took effect); `planned`: a planned review starts the next one (review.bpmn "Start next review").
+    took effect); `planned`: a planned review starts the next one (review.bpmn "Start next review");
+    `reassessment`: the review started a reassessment (its needs changed, or a refused cut is reassessed).
     """
     if not isinstance(needs_changed, bool):
         raise ValueError(f"needs_changed must be true or false, got {needs_changed!r}")
@@ -805,7 +806,8 @@ def review_outcome_letter(ctx: HandlerContext, person: dict[str, Any], needs_cha
     return _render(ctx, "review_outcome", "review_outcome.txt.j2", "The review of your support plan", person,
                    needs_changed=needs_changed, achieved_text=_REVIEW_ACHIEVED.get(outcomes_achieved or ""),
                    plan_working=plan_working, what_changed=(what_changed or "").strip(), budget_amount=str(amount),
-                   change=change, planned=bool(planned), months=review_frequency_months)
+                   change=change, planned=bool(planned), months=review_frequency_months,
+                   reassess=needs_changed or reassessment is True)
 
 
 # ---------------------------------------------------------------- direct payment change or end

@@ -454,6 +454,11 @@ def test_a_review_that_finds_changed_needs_starts_a_reassessment(eng):
     # the review cycle continues from the new plan, not from this review
     assert len(instances(eng, cid, "review")) == 1
     assert calls(eng, cid, "check_budget_change") == []
+    [letter] = letters(eng, cid, "review_outcome_letter")  # the person is told what the review found and why
+    assert "Your needs have changed, so we will assess them again." in letter
+    assert "What has changed: Peter had a stroke and now needs help at night" in letter
+    assert "Your personal budget stays at £17,745.45 a year." in letter
+    assert "A social worker will contact you to assess your needs again." in letter
 
     # the reassessment leads to a recalculated budget
     complete(eng, cid, "assess_needs", assessment("personal_hygiene", "managing_nutrition", "toilet_needs",
