@@ -120,3 +120,71 @@ def test_a_reduction_with_the_change_in_needs_recorded_and_described_is_allowed(
 def test_no_change_to_the_penny_is_not_a_reduction() -> None:
     result = check_budget_change(CTX, "12000.00", "12000.00", change_in_needs_recorded=False, reason="")
     assert (result["allowed"], result["direction"]) == (True, "no_change")
+
+
+# ---------------------------------------------------------------- reablement: free at first, then per the council
+
+
+@pytest.fixture
+def reablement_eng(db_url):
+    from engine.forms import FormLibrary
+    from tests.casework_helpers import casework_engine
+    from tests.test_process_front_door_reablement import FILES, STUB_FORM
+
+    library = FormLibrary.from_folder(budget.REPO_ROOT / "forms")
+    forms = FormLibrary({**{n: library.schema(n) for n in library.names()}, "needs_assessment_stub": STUB_FORM})
+    yield from casework_engine(db_url, FILES, forms=forms)
+
+
+def charging_council(folder: Path, monkeypatch: pytest.MonkeyPatch, **council: Any) -> None:
+    """The shipped charging.json with some of the council's choices replaced, in a private config folder."""
+    from handlers import charging
+
+    shipped = json.loads((budget.REPO_ROOT / "processes" / "config" / "charging.json").read_text())
+    shipped["council"].update(council)
+    (folder / "charging.json").write_text(json.dumps(shipped))
+    monkeypatch.setattr(charging, "CONFIG_DIR", folder)
+
+
+def extend_after_six_weeks(eng) -> int:
+    from datetime import timedelta
+
+    from tests.case_helpers import the_task
+    from tests.test_process_front_door_reablement import start_reablement_from_front_door
+
+    res, _ = start_reablement_from_front_door(eng)
+    eng.advance_clock(timedelta(days=42))  # the shipped 6 weeks (timescales.json reablement_length P42D)
+    decide = the_task(eng, res.case_id, "decide_extend_or_end")
+    eng.complete_task(decide["id"], {"decision": "extend", "extension_days": 14,
+                                     "reason": "Still improving: walking outdoors with a frame"}, actor="tm1")
+    return res.case_id
+
+
+@pytest.mark.parametrize(("council", "charged", "reason"), [
+    ({}, True, "Reablement after the first 6 weeks is charged for, after a financial assessment."),  # as shipped
+    ({"reablement_after": "free"}, False, "The council does not charge for reablement, even after 6 weeks."),
+    ({"reablement_free_weeks": 7}, False, "Reablement is free for the first 7 weeks."),  # 6 weeks in: still free
+])
+def test_an_extension_after_six_weeks_of_reablement_is_charged_per_the_council(
+        reablement_eng, tmp_path, monkeypatch, council, charged, reason):
+    charging_council(tmp_path, monkeypatch, **council)
+    cid = extend_after_six_weeks(reablement_eng)
+    kept = reablement_eng.get_case(cid)["data"]["reablement_charging"]
+    assert (kept["charged"], kept["weeks_received"], kept["from"], kept["reason"]) == (
+        charged, 6, "2031-04-14", reason)
+
+
+@pytest.mark.parametrize(("weeks", "charged"), [(0, False), (5, False), (6, True), (52, True)])
+def test_reablement_is_free_for_the_first_six_weeks_and_charged_from_the_sixth(weeks, charged) -> None:
+    from handlers.budget import reablement_charging
+
+    result = reablement_charging(CTX, weeks)  # as shipped: 6 free weeks, then "charge"
+    assert (result["charged"], result["free_weeks"]) == (charged, 6)
+
+
+@pytest.mark.parametrize("weeks", [-1, True, 2.5, "6", 5201])
+def test_a_number_of_weeks_that_is_not_whole_and_from_0_is_refused(weeks) -> None:
+    from handlers.budget import reablement_charging
+
+    with pytest.raises(ValueError, match="weeks_received must be a whole number of weeks from 0"):
+        reablement_charging(CTX, weeks)
