@@ -100,7 +100,7 @@ def test_equipment_telecare_and_an_adaptation_at_the_limit_are_free_and_telecare
     assert "- Equipment: Bath board and seat (free)" in body
     assert "- Adaptation: Grab rails and a stair rail (free)" in body
     assert "You do not have to pay anything." in body
-    assert "check that your telecare is working well" in body
+    assert "check that your telecare works and is still what you need" in body
     assert "Disabled Facilities Grant" not in body
     # the telecare review comes telecare_review_after (6 weeks) after the letter
     due = START + timedelta(days=4 + 42)
@@ -148,8 +148,8 @@ def test_an_adaptation_a_penny_over_the_limit_needs_a_manager_then_a_financial_a
     complete(eng, cid, "record_delivery", DELIVERED, actor=SW)
     body = letter(eng, cid)
     assert "- Adaptation: Ramp to the back door" in body and "Ramp to the back door (free)" not in body
-    assert "We decided to provide it because: The only safe way in and out of the house." in body
-    assert "you pay £250.00 towards it" in body
+    assert "We decided to provide it. Our reasons: The only safe way in and out of the house." in body
+    assert "You pay £250.00 towards it" in body
     assert instance_status(eng, cid) == "completed"
 
 
