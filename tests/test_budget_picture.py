@@ -171,3 +171,18 @@ def test_a_reassessment_after_review_compares_the_budget_and_keeps_the_uplift_un
             "change in your needs that we recorded: Peter now washes without help.") in second
     assert "Night sitting: £2,000.00 a year" in second and "no longer included" not in second
     assert "If all of your budget is spent, you pay £40.00 a week and we pay £169.09 a week." in second
+
+
+def test_a_reassessment_compares_with_the_budget_a_review_raised_not_the_one_first_decided(eng):
+    from tests.test_process_assessment_to_review import request_review, to_first_review
+
+    cid = to_first_review(eng)  # 16 points: £17,745.45
+    complete(eng, cid, "review_plan", {"needs_changed": False, "proposed_new_amount": 19000})
+    assert eng.get_case(cid)["data"]["current_budget_amount"] == "19000.00"
+    request_review(eng, cid, "Other Reason", "other", "His daughter says he now manages his own meals")
+    complete(eng, cid, "review_plan", {"needs_changed": True, "what_changed": "Peter now makes his own meals"})
+    complete(eng, cid, "assess_needs", assessment("personal_hygiene", "using_home_safely"))
+    complete(eng, cid, "score_needs", ras(personal_care="moderate"))  # 10 points: £11,090.91
+    second = letters(eng, cid, "budget_letter")[-1]
+    assert ("Your budget goes down from £19,000.00 to £11,090.91 a year, £7,909.09 less. This is because of a "
+            "change in your needs that we recorded: Peter now makes his own meals.") in second
