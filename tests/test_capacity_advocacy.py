@@ -43,7 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 UTC = timezone.utc
 START = datetime(2031, 3, 3, 9, 0, tzinfo=UTC)  # a Monday
 PROCESSES = [ROOT / "processes" / f"{p}.bpmn" for p in (
-    "needs_assessment", "carers_assessment", "personal_budget", "support_plan", "review", "direct_payment_review",
+    "needs_assessment", "carers_assessment", "personal_budget", "financial_assessment", "support_plan", "review",
+    "direct_payment_review",
     "safeguarding", "advocacy")]
 DUE = datetime(2031, 3, 10, 17, 0, tzinfo=UTC)  # 5 working days after Monday 3 March, 17:00 (GMT)
 

@@ -48,7 +48,8 @@ from tests.test_process_assessment_to_review import (
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = [ROOT / "processes" / f"{p}.bpmn" for p in (
-    "needs_assessment", "carers_assessment", "carers_support_plan", "personal_budget", "support_plan", "review",
+    "needs_assessment", "carers_assessment", "carers_support_plan", "personal_budget", "financial_assessment",
+    "support_plan", "review",
     "direct_payment_review")]
 START = datetime(2031, 3, 3, 9, 0, tzinfo=timezone.utc)  # a Monday
 ASSESSMENT, SERVICE = "Assessment", "Service"

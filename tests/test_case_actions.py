@@ -123,8 +123,9 @@ def test_roles_the_auditor_reads_only_and_only_a_team_manager_closes(eng, app):
     sw = api_client(app, "social_worker")
     assert sw.post(f"/api/cases/{cid}/close", json={"reason": "declined"}).status_code == 403
     assert "close" not in [a["action"] for a in sw.get(f"/api/cases/{cid}/actions").json()["actions"]]
-    finance = api_client(app, "finance_officer")  # never worked on the case: may not open it
-    assert finance.post(f"/api/cases/{cid}/actions/dp_review",
+    # never worked on the case, no task on it: may not open it (the finance team has the financial assessment)
+    reablement = api_client(app, "reablement_coordinator")
+    assert reablement.post(f"/api/cases/{cid}/actions/dp_review",
                         json={"data": {"dp_review_trigger": "breach", "note": "x"}}).status_code == 403
     assert len(eng.history(cid)) == n
 

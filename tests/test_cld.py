@@ -24,7 +24,8 @@ from tests.test_process_front_door_reablement import KYLE, LIKELY_ELIGIBLE, cont
 ROOT = Path(__file__).resolve().parent.parent
 FILES = [ROOT / "processes" / name for name in (
     "front_door.bpmn", "screening.dmn", "reablement.bpmn", "hospital_follow_up.bpmn", "needs_assessment.bpmn",
-    "carers_assessment.bpmn", "carers_support_plan.bpmn", "personal_budget.bpmn", "support_plan.bpmn", "review.bpmn",
+    "carers_assessment.bpmn", "carers_support_plan.bpmn", "personal_budget.bpmn", "financial_assessment.bpmn",
+    "support_plan.bpmn", "review.bpmn",
     "direct_payment_review.bpmn", "safeguarding.bpmn", "hospital_discharge.bpmn", "discharge_pathway.dmn")]
 Q1 = (date(2031, 1, 1), date(2031, 3, 31))
 Q2 = (date(2031, 4, 1), date(2031, 6, 30))

@@ -26,10 +26,13 @@ def test_the_demo_database_has_cases_at_each_stage_in_the_right_queues(tmp_path)
         assert ("Joan Barker", "plan_reablement", "reablement") in queues
         assert ("Peter Clarke", "assess_needs", "social_work") in queues
         assert ("Margaret Ellis", "approve_budget", "team_manager") in queues
+        # every person found eligible has a financial assessment in the finance officer's queue
+        assert ("Margaret Ellis", "assess_finances", "finance") in queues
         assert any(title == "New contact (not yet recorded)" and element == "record_contact"
                    for title, element, _ in queues)
         harriet = [c for c in (eng.get_case(i) for i in range(1, 8)) if c["title"] == "Harriet Jones"][0]
-        assert [i["process_id"] for i in harriet["instances"] if i["status"] != "completed"] == ["review"]
+        assert [i["process_id"] for i in harriet["instances"] if i["status"] != "completed"] == [
+            "financial_assessment", "review"]
         assert any(d["kind"] for d in eng.documents(harriet["id"]))  # letters filed on the case
         for case_id in range(1, 8):
             assert eng.verify(case_id)[1] == []

@@ -40,7 +40,8 @@ def test_an_eligible_person_with_a_carer_gets_both_the_carers_assessment_and_the
     cid = start(eng)
     complete(eng, cid, "assess_needs", assessment("personal_hygiene", "managing_nutrition", carer=True))
     assert children_started(eng, cid) == [("start_carers_assessment", "carers_assessment"),
-                                          ("start_personal_budget", "personal_budget")]
+                                          ("start_personal_budget", "personal_budget"),
+                                          ("start_financial_assessment", "financial_assessment")]
 
 
 def test_no_carer_no_carers_assessment(eng):

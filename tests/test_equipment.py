@@ -262,8 +262,8 @@ def test_the_handler_names_the_item_at_fault():
 
 @pytest.fixture
 def app(eng):
-    eng.deploy(diagrams("needs_assessment", "carers_assessment", "personal_budget", "support_plan", "review",
-                        "direct_payment_review"))
+    eng.deploy(diagrams("needs_assessment", "carers_assessment", "personal_budget", "financial_assessment",
+                        "support_plan", "review", "direct_payment_review"))
     create_demo_users(eng)
     return create_app(eng, run_timers=False)
 

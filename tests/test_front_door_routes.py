@@ -39,7 +39,8 @@ NFA_OTHER = "NFA – Other"
 # the front door, every process it starts, and what a signed-off plan needs
 PROCESSES = ("front_door.bpmn", "screening.dmn", "urgent_response.bpmn", "equipment.bpmn", "safeguarding.bpmn",
              "carers_assessment.bpmn", "carers_support_plan.bpmn", "reablement.bpmn", "hospital_follow_up.bpmn",
-             "needs_assessment.bpmn", "personal_budget.bpmn", "support_plan.bpmn", "review.bpmn",
+             "needs_assessment.bpmn", "personal_budget.bpmn", "financial_assessment.bpmn", "support_plan.bpmn",
+             "review.bpmn",
              "direct_payment_review.bpmn")
 
 

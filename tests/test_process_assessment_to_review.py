@@ -27,7 +27,8 @@ from tests.case_helpers import cld_full, cld_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESS_FILES = [ROOT / "processes" / f"{p}.bpmn" for p in (
-    "needs_assessment", "carers_assessment", "carers_support_plan", "personal_budget", "support_plan", "review",
+    "needs_assessment", "carers_assessment", "carers_support_plan", "personal_budget", "financial_assessment",
+    "support_plan", "review",
     "direct_payment_review")]
 START = datetime(2031, 3, 3, 9, 0, tzinfo=timezone.utc)  # a Monday
 PETER = {"name": "Peter Clarke", "address": ["12 Mill Lane", "Northtown", "NS2 4BB"], "salutation": "Mr Clarke"}
@@ -127,7 +128,9 @@ def plan(money_management: str = "council_managed", months: int = 12) -> dict:
 
 
 def open_tasks(eng, case_id) -> list[dict]:
-    return eng.list_tasks(case_id=case_id)
+    """The case's open tasks, leaving out the finance team's financial assessment: it is started with the
+    personal budget for every eligible person and runs alongside (tests/test_financial_assessment_process.py)."""
+    return [t for t in eng.list_tasks(case_id=case_id) if t["process_id"] != "financial_assessment"]
 
 
 def task(eng, case_id, element_id) -> dict:
@@ -145,7 +148,10 @@ def events(eng, case_id, type_) -> list[dict]:
 
 
 def fired(eng, case_id) -> list[str]:
-    return [e["data"]["element_id"] for e in events(eng, case_id, "timer.fired")]
+    """The timers that fired, leaving out the financial assessment's (its target passes while these cases wait
+    for their reviews; tests/test_financial_assessment_process.py tests it)."""
+    finance = {i["id"] for i in eng.get_case(case_id)["instances"] if i["process_id"] == "financial_assessment"}
+    return [e["data"]["element_id"] for e in events(eng, case_id, "timer.fired") if e["instance_id"] not in finance]
 
 
 def fired_at(eng, case_id, element_id) -> list[str]:
@@ -229,7 +235,7 @@ def test_every_diagram_deploys_with_its_forms_and_draws_every_element(eng):
     from lxml import etree
 
     assert {v["process_id"] for v in eng_versions(eng)} >= {
-        "needs_assessment", "carers_assessment", "personal_budget", "support_plan", "review",
+        "needs_assessment", "carers_assessment", "personal_budget", "financial_assessment", "support_plan", "review",
         "direct_payment_review"}
     ns = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
           "bpmndi": "http://www.omg.org/spec/BPMN/20100524/DI"}
@@ -332,7 +338,8 @@ def test_peter_eligible_with_a_carer_small_budget_plan_and_first_review_after_si
     assert "You are eligible for care and support." in letter
     assert "Dear Mr Clarke" in letter
     assert children_started(eng, cid) == [("start_carers_assessment", "carers_assessment"),
-                                          ("start_personal_budget", "personal_budget")]
+                                          ("start_personal_budget", "personal_budget"),
+                                          ("start_financial_assessment", "financial_assessment")]
     carer_inst = instances(eng, cid, "carers_assessment")[0]
     started = [e for e in events(eng, cid, "instance.started") if e["instance_id"] == carer_inst["id"]]
     assert started[0]["data"]["data"]["person"]["name"] == "Susan Clarke"

@@ -26,7 +26,8 @@ from tests.test_history import _bypass_triggers
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = Path(__file__).parent / "fixtures" / "migration"
-JOURNEY = ["front_door", "reablement", "needs_assessment", "personal_budget", "support_plan", "review"]
+JOURNEY = ["front_door", "reablement", "needs_assessment", "personal_budget", "financial_assessment", "support_plan",
+           "review"]
 
 
 def journey_engine(db_url: str) -> Engine:
@@ -95,10 +96,10 @@ def test_the_path_grows_step_by_step_on_each_diagram_of_a_front_door_to_plan_cas
         sizes = [len(_by_process(s)[pid]["completed"]) for s in states if pid in _by_process(s)]
         flows = [len(_by_process(s)[pid]["flows"]) for s in states if pid in _by_process(s)]
         assert sizes == sorted(sizes) and flows == sorted(flows), pid
-        if pid != "review":  # the review only starts, and waits for its date
+        if pid not in ("review", "financial_assessment"):  # these only start, and wait (a date, the finance team)
             assert sizes[-1] > sizes[0], pid
     final = _by_process(states[-1])
-    assert [final[p]["status"] for p in JOURNEY] == ["completed"] * 5 + ["waiting"]
+    assert [final[p]["status"] for p in JOURNEY] == ["completed"] * 4 + ["waiting", "completed", "waiting"]
     # what a person did, in the order they did it, among the automatic steps around it
     fd = final["front_door"]["completed"]
     assert fd.index("record_contact") < fd.index("screen_contact") < fd.index("route_gw") < fd.index(
@@ -144,6 +145,7 @@ def test_a_child_process_is_its_own_instance_started_from_its_parents_element(jo
         ("reablement", final["front_door"]["instance_id"], "start_reablement"),
         ("needs_assessment", final["reablement"]["instance_id"], "start_needs_assessment"),
         ("personal_budget", final["needs_assessment"]["instance_id"], "start_personal_budget"),
+        ("financial_assessment", final["needs_assessment"]["instance_id"], "start_financial_assessment"),
         ("support_plan", final["personal_budget"]["instance_id"], "start_support_plan"),
         ("review", final["support_plan"]["instance_id"], "start_review")]
     # each on the diagram of its own process

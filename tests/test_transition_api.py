@@ -16,7 +16,8 @@ from api.demo_users import demo_username
 from engine.schema import case_access_log, cases, instances
 from tests.casework_helpers import action_token, api_client, casework_engine, diagrams, page_client
 
-PROCESSES = ("transition", "needs_assessment", "carers_assessment", "personal_budget", "support_plan", "review",
+PROCESSES = ("transition", "needs_assessment", "carers_assessment", "personal_budget", "financial_assessment",
+             "support_plan", "review",
              "direct_payment_review", "safeguarding", "front_door", "reablement", "hospital_discharge",
              "hospital_follow_up")
 SW, TM, FD = demo_username("social_worker"), demo_username("team_manager"), demo_username("front_door_advisor")

@@ -15,7 +15,8 @@ from tests.conftest import START
 from tests.test_story_helena import PLAN, helena_assessment, helena_ras
 
 UTC = timezone.utc
-PROCESSES = ("transition", "needs_assessment", "carers_assessment", "personal_budget", "support_plan", "review",
+PROCESSES = ("transition", "needs_assessment", "carers_assessment", "personal_budget", "financial_assessment",
+             "support_plan", "review",
              "direct_payment_review", "safeguarding")
 TODAY = START.date()  # 3 March 2031
 

@@ -28,7 +28,8 @@ from tests.test_story_helena import PLAN, helena_assessment, helena_ras
 
 UTC = timezone.utc
 # what the transition and the adult route after it need (deployed together, as `carepath deploy` would)
-PROCESSES = ("transition", "needs_assessment", "carers_assessment", "personal_budget", "support_plan", "review",
+PROCESSES = ("transition", "needs_assessment", "carers_assessment", "personal_budget", "financial_assessment",
+             "support_plan", "review",
              "direct_payment_review", "safeguarding")
 
 REFERRAL = {

@@ -29,7 +29,7 @@ from tests.conftest import START  # Monday 3 March 2031, 09:00 (UK time = UTC in
 
 DUE = START + timedelta(hours=4)  # urgent_response_within_hours: 4 (processes/config/timescales.json)
 PROCESSES = ("urgent_response", "reablement", "hospital_follow_up", "needs_assessment", "carers_assessment",
-             "personal_budget", "support_plan", "review", "direct_payment_review")
+             "personal_budget", "financial_assessment", "support_plan", "review", "direct_payment_review")
 ADA = {"name": "Ada Clarke", "address": ["4 Mill Lane", "Northtown", "NS2 4QT"], "age": 84,
        "date_of_birth": "1946-11-02"}
 CRISIS = "Her husband, her only carer, was taken into hospital this morning; she cannot get out of bed alone."
