@@ -537,8 +537,8 @@ def test_outcomes_by_keyboard_add_remove_an_error_in_outcome_2_and_complete_in_t
         page.keyboard.type("Get washed and dressed")
         page.keyboard.press("Tab")
         page.keyboard.type("Home care each morning")
-        for _ in range(3):
-            page.keyboard.press("Tab")  # who provides it, weekly cost, then the button
+        for _ in range(8):  # provider, unit, unit cost, units a week, how it is paid for (a radio group is one stop),
+            page.keyboard.press("Tab")  # who provides it and weekly cost (older plans), then the button
         assert _focused(page) == "Add another outcome"
         with page.expect_navigation():
             page.keyboard.press("Enter")
