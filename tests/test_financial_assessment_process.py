@@ -197,6 +197,30 @@ def test_the_case_record_keeps_the_result_with_the_day_it_was_decided(eng):
     assert eng.get_case(cid)["instances"][0]["status"] == "completed"
 
 
+def test_when_the_budget_is_decided_the_letter_gives_the_cost_what_the_person_pays_and_what_we_pay(eng):
+    cid = started(eng)
+    # the personal budget, decided first (personal_budget.bpmn keeps it on the case): £300.00 a week
+    eng.update_case_record(cid, {"personal_budget": {"final_amount": "15600.00", "weekly_equivalent": "300.00"}},
+                           actor=SW, reason="budget decided")
+    complete(eng, cid, "assess_finances", full(income={"state_pension": 203.85, "private_pension": 50}), actor=FIN)
+    out = result(eng, cid)
+    assert (out["weekly_cost"], out["weekly_contribution"], out["full_cost"]) == ("300.00", "39.50", False)
+    body = letter(eng, cid)
+    assert "Your support costs £300.00 a week. - You pay £39.50 a week. - We pay £260.50 a week." in body
+
+
+def test_a_person_whose_means_allow_more_than_the_cost_pays_the_cost_and_no_more(eng):
+    cid = started(eng)
+    eng.update_case_record(cid, {"personal_budget": {"final_amount": "1560.00", "weekly_equivalent": "30.00"}},
+                           actor=SW, reason="budget decided")
+    complete(eng, cid, "assess_finances", full(income={"state_pension": 203.85, "private_pension": 50}), actor=FIN)
+    out = result(eng, cid)  # the means allow £39.50, the support costs £30.00
+    assert (out["assessed_weekly_charge"], out["weekly_contribution"], out["full_cost"]) == ("39.50", "30.00", True)
+    body = letter(eng, cid)
+    assert "You will pay the full cost: £30.00 a week." in body
+    assert "We pay £0.00 a week." in body
+
+
 # ---------------------------------------------------------------- the full cost without a full assessment
 
 
