@@ -171,7 +171,9 @@ def test_decisions_letters_plan_and_budget_of_a_signed_off_case(world):
     assert body["budget"]["points"] == 18 and body["budget"]["amount"] == "£19,963.64"
     assert [d["label"] for d in body["budget"]["breakdown"]][0].startswith("Personal care")
     assert body["next_review"]["text"] == "15 April 2031"  # 14 April 2031 is Easter Monday: the next working day
-    texts = [e["text"] for e in sam.get(f"/api/cases/{peter}/chronology").json()["entries"]]
+    first = sam.get(f"/api/cases/{peter}/chronology").json()
+    texts = [e["text"] for n in range(1, first["pages"] + 1)  # every page: the chronology is 25 entries a page
+             for e in sam.get(f"/api/cases/{peter}/chronology?page={n}").json()["entries"]]
     assert any(t.startswith("Decision: the person is eligible") for t in texts), texts
     assert any(t.startswith("Personal budget worked out: £19,963.64 a year") for t in texts)
     assert "Letter sent: Your support plan" in texts
