@@ -25,6 +25,7 @@ import pytest
 
 from api.demo_users import demo_username
 from engine.errors import ValidationError
+from engine.replay import replay_case
 from tests.case_helpers import events, the_task
 from tests.casework_helpers import SW, TM, casework_engine, complete, diagrams, tasks
 from tests.test_process_assessment_to_review import assessment
@@ -195,6 +196,7 @@ def test_the_case_record_keeps_the_result_with_the_day_it_was_decided(eng):
     assert kept["decided_at"].startswith("2023-06-07T12:00")
     assert (kept["weekly_contribution"], kept["full_cost"], kept["route"]) == ("39.50", False, "full")
     assert eng.get_case(cid)["instances"][0]["status"] == "completed"
+    assert replay_case(eng, cid).ok  # the step that kept it re-runs to the same record
 
 
 def test_when_the_budget_is_decided_the_letter_gives_the_cost_what_the_person_pays_and_what_we_pay(eng):
