@@ -271,9 +271,19 @@ def test_an_overdue_assessment_goes_to_the_team_manager_and_keeps_its_due_date(e
 # ---------------------------------------------------------------- bad input
 
 
+def test_the_largest_amounts_the_form_allows_are_worked_out(eng):
+    # £10,000.00 a week and £100,000,000.00 of capital are the limits (a penny more is refused, below)
+    cid = assessed(eng, full(income={"state_pension": 10000}, capital={"other": 100000000}))
+    assert (result(eng, cid)["full_cost"], result(eng, cid)["capital_total"]) == (True, "100000000.00")
+    cid = assessed(eng, full(income={"state_pension": 10000}))
+    assert result(eng, cid)["weekly_contribution"] == "9785.65"  # 10,000.00 - 214.35
+
+
 @pytest.mark.parametrize("answers, field, message", [
     (full(capital={"savings": -5}), "capital/savings", "-5 is less than the minimum of 0"),
-    (full(income={"state_pension": 1e9}), "income_weekly/state_pension", "is greater than the maximum of 100000"),
+    (full(income={"state_pension": 1e9}), "income_weekly/state_pension", "is greater than the maximum of 10000"),
+    (full(income={"state_pension": 10000.01}), "income_weekly/state_pension", "is greater than the maximum of 10000"),
+    (full(capital={"other": 100000000.01}), "capital/other", "is greater than the maximum of 100000000"),
     (full(dre=[{"item": "Extra heating", "amount": -1}]), "dre_weekly/0/amount", "less than the minimum of 0"),
     ({k: v for k, v in full().items() if k != "capital"}, "capital", "'capital' is required"),
     ({"route": "sometimes"}, "route", "is not one of"),
