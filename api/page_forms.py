@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from engine.forms import money_name
+
 MAX_ITEMS = 50  # the most items a repeating group shows or reads, whatever maxItems says
 LONG_TEXT = re.compile(r"(notes|details|description|summary|comments|reason|narrative|what_happened)$")
 CHOICE_KINDS = ("radios", "boolean", "checkboxes")
@@ -48,6 +50,7 @@ class Field:
     required: bool
     options: list[tuple[str, str]] = field(default_factory=list)  # (value, label)
     integer: bool = False
+    money: bool = False  # "x-money": pounds and pence; a leading "£" is allowed
     value: Any = None  # what to show: str, list[str], or {"day","month","year"}
     error: str | None = None
     children: list[Field] = field(default_factory=list)  # kind == "object"; a group's items (objects)
@@ -169,6 +172,7 @@ def _field(name: str, prop: dict[str, Any], required: bool) -> Field:
         f.hint = f"{f.hint} One a line." if f.hint else "One a line."
     elif types & {"integer", "number"} and not types & {"object", "array", "string"}:
         f.kind, f.integer = "number", "number" not in types
+        f.money = prop.get("x-money") is True
     elif (types == {"object"} or not types) and isinstance(prop.get("properties"), dict) and prop["properties"]:
         f.kind = "object"
         f.children = _fields(prop, prefix=name + ".")
@@ -363,7 +367,8 @@ def read_form(fields: list[Field], form: dict[str, list[str]], *, keep_invalid: 
             f.value = one(f.name).strip()
             if f.value:
                 try:
-                    num = float(f.value.replace(",", ""))
+                    typed = f.value.removeprefix("£").strip() if f.money else f.value
+                    num = float(typed.replace(",", ""))
                     data[key] = int(num) if f.integer and num.is_integer() else num
                     if f.integer and not num.is_integer():
                         errors[f.name] = f"{f.label} must be a whole number"
@@ -506,11 +511,19 @@ def engine_errors(fields: list[Field], errors: list[dict[str, Any]]) -> tuple[di
             out[f.name] = _required_message(f)
         elif f.kind == "checkboxes" and ("is too short" in msg or "should be non-empty" in msg):
             out[f.name] = f.required_message or f"Select at least one: {f.label[:1].lower() + f.label[1:]}"
-        elif msg.casefold().startswith(f.label.casefold()):
+        elif _names_question(f, msg):
             out[f.name] = msg  # the message already names the question ("Full name must only contain…")
         else:
             out[f.name] = f"{f.label}: {msg}"
     return out, general
+
+
+def _names_question(f: Field, msg: str) -> bool:
+    """Whether an engine message already names the question: "Full name must…", "Enter savings in pounds…"
+    (a money question is named without its "(pounds)")."""
+    said = msg.casefold()
+    names = {f.label.casefold(), money_name(f.label).casefold()}
+    return any(said.startswith(n) or said.startswith("enter " + n) for n in names if n)
 
 
 def hidden(by_name: dict[str, Field], f: Field) -> bool:

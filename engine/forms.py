@@ -7,7 +7,9 @@ every field error at once, each with the field's path.
 from __future__ import annotations
 
 import json
+import math
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ SUFFIX = ".schema.json"
 DATE_ORDER = "x-dateOrder"
 SECTIONS = "x-sections"
 SHOW_DATA = "x-showData"
+MONEY = "x-money"
 _SECTION_ID = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -41,7 +44,43 @@ def _date_order(validator: Any, pairs: Any, instance: Any, schema: dict[str, Any
             yield SchemaError(f"must not be before '{a_title}' ({a[:10]})", path=[later])
 
 
-_Validator = validators.extend(Draft202012Validator, {DATE_ORDER: _date_order})
+def money_name(title: str) -> str:
+    """A money question's name in its messages: its title without a trailing "(pounds)" or ", in pounds"."""
+    return re.sub(r"(\s*\(pounds\)|,? in pounds)$", "", title.strip())
+
+
+def _pounds(value: Any) -> str:
+    return f"£{Decimal(str(value)):,.2f}"
+
+
+def _money(validator: Any, on: Any, instance: Any, schema: dict[str, Any]) -> Any:
+    """`"x-money": true` on a number: an amount in pounds and pence, at most two decimal places (0.07 is,
+    12.345 is not; JSON Schema's `multipleOf: 0.01` wrongly refuses 0.07, a float)."""
+    if on is not True or not validator.is_type(instance, "number"):
+        return
+    if not math.isfinite(instance) or Decimal(str(instance)).as_tuple().exponent < -2:
+        yield SchemaError(money_message(schema, "money"))
+
+
+def money_message(schema: dict[str, Any], keyword: str) -> str:
+    """GOV.UK wording for a money answer out of bounds or not in pounds and pence, naming the question."""
+    name = money_name(str(schema.get("title") or "The amount"))
+    if keyword == "minimum":
+        return f"{name} must be {_pounds(schema['minimum'])} or more"
+    if keyword == "maximum":
+        return f"{name} must be {_pounds(schema['maximum'])} or less"
+    if keyword == "exclusiveMinimum":
+        return f"{name} must be more than {_pounds(schema['exclusiveMinimum'])}"
+    if keyword == "exclusiveMaximum":
+        return f"{name} must be less than {_pounds(schema['exclusiveMaximum'])}"
+    if keyword == "type":
+        return f"{name} must be an amount of money, like 12.50"
+    lower = name[:1].lower() + name[1:] if not any(c.isupper() for c in name[1:]) else name
+    return f"Enter {lower} in pounds and pence, like 12.50"
+
+
+_MONEY_KEYWORDS = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "type", MONEY}
+_Validator = validators.extend(Draft202012Validator, {DATE_ORDER: _date_order, MONEY: _money})
 _META = {"type": "array", "items": {"type": "array", "prefixItems": [{"type": "string"}, {"type": "string"}],
                                     "minItems": 2, "maxItems": 2}}
 
@@ -52,6 +91,9 @@ def _check_schema(schema: dict[str, Any]) -> None:
 
     def walk(node: Any, where: str) -> None:
         if isinstance(node, dict):
+            if MONEY in node and (node[MONEY] is not True or not {"number", "integer"} & (
+                    set(node["type"]) if isinstance(node.get("type"), list) else {node.get("type")})):
+                raise ValueError(f"{where}/{MONEY} must be true, on a property of type number")
             if DATE_ORDER in node:
                 pairs = node[DATE_ORDER]
                 problems = list(Draft202012Validator(_META).iter_errors(pairs))
@@ -189,6 +231,9 @@ class FormLibrary:
                 missing = [p for p in err.validator_value if p not in err.instance]
                 for field in missing:
                     errors.append({"field": "/".join(filter(None, [path, field])), "message": f"'{field}' is required"})
+                continue
+            if err.schema.get(MONEY) is True and err.validator in _MONEY_KEYWORDS:
+                errors.append({"field": path or None, "message": money_message(err.schema, err.validator)})
                 continue
             errors.append({"field": path or None, "message": err.message})
         if errors:

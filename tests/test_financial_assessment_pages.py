@@ -132,7 +132,7 @@ def test_the_finance_officer_does_a_full_financial_assessment_in_the_browser(eng
         page.get_by_role("button", name="Save and continue").click()
         page.wait_for_load_state()
         [error] = _summary_links(page)
-        assert error == "Savings: -5.0 is less than the minimum of 0", error
+        assert error == "Savings must be £0.00 or more", error
         run_axe(page, "capital with an error")
         page.fill("#f-capital-savings", "14250")  # the lower limit: no tariff income
         _save(page, base, task["id"])

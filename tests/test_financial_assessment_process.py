@@ -280,11 +280,14 @@ def test_the_largest_amounts_the_form_allows_are_worked_out(eng):
 
 
 @pytest.mark.parametrize("answers, field, message", [
-    (full(capital={"savings": -5}), "capital/savings", "-5 is less than the minimum of 0"),
-    (full(income={"state_pension": 1e9}), "income_weekly/state_pension", "is greater than the maximum of 10000"),
-    (full(income={"state_pension": 10000.01}), "income_weekly/state_pension", "is greater than the maximum of 10000"),
-    (full(capital={"other": 100000000.01}), "capital/other", "is greater than the maximum of 100000000"),
-    (full(dre=[{"item": "Extra heating", "amount": -1}]), "dre_weekly/0/amount", "less than the minimum of 0"),
+    (full(capital={"savings": -5}), "capital/savings", "Savings must be £0.00 or more"),
+    (full(income={"state_pension": 1e9}), "income_weekly/state_pension", "State Pension must be £10,000.00 or less"),
+    (full(income={"state_pension": 10000.01}), "income_weekly/state_pension",
+     "State Pension must be £10,000.00 or less"),
+    (full(income={"state_pension": 12.345}), "income_weekly/state_pension",
+     "Enter State Pension in pounds and pence, like 12.50"),
+    (full(capital={"other": 100000000.01}), "capital/other", "Other capital must be £100,000,000.00 or less"),
+    (full(dre=[{"item": "Extra heating", "amount": -1}]), "dre_weekly/0/amount", "Amount a week must be £0.00 or more"),
     ({k: v for k, v in full().items() if k != "capital"}, "capital", "'capital' is required"),
     ({"route": "sometimes"}, "route", "is not one of"),
 ])
