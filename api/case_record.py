@@ -36,6 +36,7 @@ _FALLBACK_PERSON: dict[str, Any] = {
     "required": ["name"],
     "properties": {
         "name": {"title": "Full name", "type": "string"},
+        "preferred_name": {"title": "Preferred name", "type": "string"},
         "date_of_birth": {"title": "Date of birth", "type": "string", "format": "date"},
         "nhs_number": {"title": "NHS number", "type": "string", "pattern": "^[0-9]{10}$"},
         "address": {"title": "Address", "type": "string"},
@@ -44,7 +45,7 @@ _FALLBACK_PERSON: dict[str, Any] = {
     },
 }
 # shown first, in this order; the rest follow in the form's order
-_FIRST = ("name", "date_of_birth", "age", "nhs_number", "address", "postcode", "phone")
+_FIRST = ("name", "preferred_name", "date_of_birth", "age", "nhs_number", "address", "postcode", "phone")
 
 
 @dataclass
@@ -78,7 +79,8 @@ def person_fields(engine: Any) -> list[PersonField]:
     for name, spec in schema["properties"].items():
         if not isinstance(spec, dict):
             continue
-        title = spec.get("title") or humanise(name)
+        # a question on the form ("What would they like to be called?") has a short name for the record
+        title = spec.get("x-shortTitle") or spec.get("title") or humanise(name)
         if "enum" in spec:
             labels = spec.get("x-enumNames") or [str(v) for v in spec["enum"]]
             choices = [(str(v), str(lbl)) for v, lbl in zip(spec["enum"], labels, strict=False)]

@@ -622,7 +622,6 @@ def register(registry: HandlerRegistry) -> None:
     registry.register("personal_budget", personal_budget)
     registry.register("check_budget_change", check_budget_change)
     registry.register("cost_support_plan", cost_support_plan)
-    registry.register("reablement_charging", reablement_charging)
 
 
 # ---------------------------------------------------------------- the costed support plan
@@ -775,28 +774,3 @@ def cost_support_plan(
         "costed_at": ctx.now.isoformat(),
         "message": message,
     }
-
-
-# ---------------------------------------------------------------- reablement: free for the first weeks
-
-
-def reablement_charging(ctx: HandlerContext, weeks_received: Any) -> dict[str, Any]:
-    """Whether a reablement extension is charged: free while fewer than the council's free weeks have been received
-    (processes/config/charging.json council.reablement_free_weeks, at least 6: regulation 3(2)(b)); after them
-    charged or free per council.reablement_after. Only the council's choices are read, so no year's national
-    figures are needed to say it (handlers.charging validates the file)."""
-    from .charging import load_config as load_charging
-
-    if isinstance(weeks_received, bool) or not isinstance(weeks_received, int) or not 0 <= weeks_received <= 5200:
-        raise ValueError(f"weeks_received must be a whole number of weeks from 0, got {weeks_received!r}")
-    cfg, source = load_charging()
-    council = cfg["council"]
-    free = council["reablement_free_weeks"]
-    if weeks_received < free:
-        charged, reason = False, f"Reablement is free for the first {free} weeks."
-    elif council["reablement_after"] == "charge":
-        charged, reason = True, f"Reablement after the first {free} weeks is charged for, after a financial assessment."
-    else:
-        charged, reason = False, f"The council does not charge for reablement, even after {free} weeks."
-    return {"charged": charged, "free_weeks": free, "weeks_received": weeks_received, "reason": reason,
-            "config": source, "decided_at": ctx.now.isoformat()}

@@ -557,23 +557,27 @@ def financial_assessment(ctx: HandlerContext, answers: dict, weekly_cost: str | 
     return result
 
 
-def reablement_charge(ctx: HandlerContext, weeks_received: int) -> dict:
-    """Whether reablement is charged in its week `weeks_received` + 1: free for the first 6 weeks
-    (regulation 3(2)(b)) or the council's longer free period; after that per reablement_after."""
+def reablement_charging(ctx: HandlerContext, weeks_received: Any) -> dict[str, Any]:
+    """Whether a reablement extension is charged (processes/reablement.bpmn "Is the extension charged?"): free
+    while fewer than the council's free weeks have been received (charging.json council.reablement_free_weeks, at
+    least 6: regulation 3(2)(b)); after them charged or free per council.reablement_after. Only the council's
+    choices are read, so no charging year's national figures are needed to say it."""
     if isinstance(weeks_received, bool) or not isinstance(weeks_received, int) or not 0 <= weeks_received <= 5200:
         raise ValueError(f"weeks_received must be a whole number of weeks from 0, got {weeks_received!r}")
-    _, _, council, _ = figures_for(ctx.now)
+    cfg, source = load_config()
+    council = cfg["council"]
     free = council["reablement_free_weeks"]
     if weeks_received < free:
-        return {"charged": False, "free_weeks": free,
-                "reason": f"Reablement is free for the first {free} weeks."}
-    charged = council["reablement_after"] == "charge"
-    return {"charged": charged, "free_weeks": free,
-            "reason": (f"Reablement after the first {free} weeks is charged for, after a financial assessment."
-                       if charged else f"The council does not charge for reablement, even after {free} weeks.")}
+        charged, reason = False, f"Reablement is free for the first {free} weeks."
+    elif council["reablement_after"] == "charge":
+        charged, reason = True, f"Reablement after the first {free} weeks is charged for, after a financial assessment."
+    else:
+        charged, reason = False, f"The council does not charge for reablement, even after {free} weeks."
+    return {"charged": charged, "free_weeks": free, "weeks_received": weeks_received, "reason": reason,
+            "config": source, "decided_at": ctx.now.isoformat()}
 
 
 def register(registry: HandlerRegistry) -> None:
     """Register the charging handlers under their diagram names."""
     registry.register("financial_assessment", financial_assessment)
-    registry.register("reablement_charge", reablement_charge)
+    registry.register("reablement_charging", reablement_charging)

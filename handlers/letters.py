@@ -29,6 +29,7 @@ from engine.registry import HandlerContext, HandlerRegistry
 from . import working_days
 from .config_files import cached
 from .eligibility import WELLBEING_AREAS, _fluctuation_text
+from .people import nfc_name
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DEFAULT_COUNCIL = Path(__file__).resolve().parent.parent / "processes" / "config" / "council.json"
@@ -182,12 +183,34 @@ def reference(ctx: HandlerContext, person: dict[str, Any] | None = None) -> str:
 
 
 def greeting(person: dict[str, Any]) -> str:
-    """Who "Dear ..." names: the salutation recorded ("Mr Clarke"), else the preferred name, else the name."""
+    """Who "Dear ..." names: the salutation recorded ("Mr Clarke"), else the preferred name (the front door's
+    "What would they like to be called?"), else the name; in Unicode NFC with single spaces, as the case
+    record keeps names (a process's own copy of the person keeps what was typed)."""
     for key in ("salutation", "preferred_name", "name"):
         value = person.get(key)
         if isinstance(value, str) and value.strip():
-            return value.strip()
+            return nfc_name(value)
     raise ValueError("missing field 'person.name': the letter needs the name of the person it is written to")
+
+
+def _as_recorded(ctx: HandlerContext, person: dict[str, Any]) -> dict[str, Any]:
+    """`person` with the preferred name the case record holds now, when the letter is to the case's own person
+    (the same name): a process keeps its own copy of the person from when it started, so a preferred name
+    added or corrected on the case record since then reaches the letter this way. A letter to someone else
+    (a carer) is left as given."""
+    recorded = (ctx.case_data or {}).get("person")
+    if not isinstance(recorded, dict) or not isinstance(person, dict):
+        return person
+    mine, theirs = person.get("name"), recorded.get("name")
+    if not (isinstance(mine, str) and isinstance(theirs, str)
+            and nfc_name(mine).casefold() == nfc_name(theirs).casefold()):
+        return person
+    out = dict(person)
+    if isinstance(recorded.get("preferred_name"), str):
+        out["preferred_name"] = recorded["preferred_name"]
+    else:
+        out.pop("preferred_name", None)
+    return out
 
 
 def _render(
@@ -200,7 +223,7 @@ def _render(
         "person": _wrap(person, "person"),
         "address_lines": _address_lines(person),
         "reference": reference(ctx, person),
-        "greeting": greeting(person),
+        "greeting": greeting(_as_recorded(ctx, person)),
         "title": title,
         "dated": dated,
         **{key: _wrap(value, key) if isinstance(value, dict) else value for key, value in data.items()},

@@ -34,7 +34,9 @@ HIDDEN_CATEGORIES = {"Cc": "control character", "Cf": "invisible formatting char
 _BIDI = {"\u200e", "\u200f", "\u061c", *(chr(c) for c in range(0x202A, 0x202F)),
          *(chr(c) for c in range(0x2066, 0x206A))}
 _ZERO_WIDTH = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u180e"}
-NAME_FIELDS = ("name",)  # the person's details that are names (checked and normalised on every save)
+# the person's details that are names (checked and normalised on every save), with their titles
+NAME_FIELDS = ("name", "preferred_name")
+NAME_TITLES = {"name": "Full name", "preferred_name": "Preferred name"}
 WORD_MAX = 60
 
 
@@ -83,7 +85,7 @@ def clean_person(person: Any, titles: dict[str, str] | None = None) -> dict[str,
         value = out.get(name)
         if not isinstance(value, str):
             continue
-        message = check_name(value, titles.get(name, "Full name"))
+        message = check_name(value, titles.get(name, NAME_TITLES[name]))
         if message:
             errors.append({"field": f"person/{name}", "message": message})
         else:

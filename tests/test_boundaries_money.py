@@ -176,7 +176,7 @@ def test_an_extension_after_six_weeks_of_reablement_is_charged_per_the_council(
 
 @pytest.mark.parametrize(("weeks", "charged"), [(0, False), (5, False), (6, True), (52, True)])
 def test_reablement_is_free_for_the_first_six_weeks_and_charged_from_the_sixth(weeks, charged) -> None:
-    from handlers.budget import reablement_charging
+    from handlers.charging import reablement_charging
 
     result = reablement_charging(CTX, weeks)  # as shipped: 6 free weeks, then "charge"
     assert (result["charged"], result["free_weeks"]) == (charged, 6)
@@ -184,7 +184,7 @@ def test_reablement_is_free_for_the_first_six_weeks_and_charged_from_the_sixth(w
 
 @pytest.mark.parametrize("weeks", [-1, True, 2.5, "6", 5201])
 def test_a_number_of_weeks_that_is_not_whole_and_from_0_is_refused(weeks) -> None:
-    from handlers.budget import reablement_charging
+    from handlers.charging import reablement_charging
 
     with pytest.raises(ValueError, match="weeks_received must be a whole number of weeks from 0"):
         reablement_charging(CTX, weeks)

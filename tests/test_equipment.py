@@ -149,7 +149,10 @@ def test_an_adaptation_a_penny_over_the_limit_needs_a_manager_then_a_financial_a
     body = letter(eng, cid)
     assert "- Adaptation: Ramp to the back door" in body and "Ramp to the back door (free)" not in body
     assert "We decided to provide it. Our reasons: The only safe way in and out of the house." in body
-    assert "You pay £250.00 towards it" in body
+    # what the process did (the finance team's assessment), and no bill that no step sends
+    assert "Our finance team then looked at your finances. They worked out that you pay £250.00 towards it." in body
+    assert "bill" not in body and "send you" not in body
+    assert "Call us on" in body and "to agree how and when you pay." in body
     assert instance_status(eng, cid) == "completed"
 
 
