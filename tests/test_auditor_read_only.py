@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from engine.drafts import create_draft
-from engine.schema import metadata, tasks
+from engine.schema import documents, metadata, tasks
 from tests.front_door_world import PASSWORD, ROOT, build
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
@@ -100,13 +100,14 @@ def world(db_url):
     with eng.db.engine.connect() as conn:
         task_id = conn.execute(select(tasks.c.id).where(tasks.c.case_id == p["edith"])).scalars().first()
         instance_id = conn.execute(select(tasks.c.instance_id).where(tasks.c.case_id == p["edith"])).scalars().first()
+        doc_id = conn.execute(select(documents.c.id).order_by(documents.c.id)).scalars().first()
     bpmn = (ROOT / "processes" / "front_door.bpmn").read_text()
     draft = create_draft(eng, process_id="front_door", files={"front_door.bpmn": bpmn}, base_version=None,
                          actor="process-owner", note="A plausible draft")
     ids = {"case_id": str(p["edith"]), "task_id": task_id, "draft_id": str(draft["id"]),
            "process_id": "front_door", "username": "social-worker", "name": "person",
            "instance_id": str(instance_id), "which": "admission", "action": "safeguarding",
-           "section_id": "about"}
+           "section_id": "about", "doc_id": str(doc_id or 1)}
     yield eng, app, ids
     eng.db.dispose()
 

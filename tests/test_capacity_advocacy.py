@@ -121,7 +121,7 @@ def test_substantial_difficulty_and_nobody_to_help_refers_for_advocacy_and_the_a
     assert "Your independent advocate We have arranged" in letter and "YOUR INDEPENDENT" not in letter
     assert "Dear Mr Clarke" in letter
     assert "support you with the assessment of your care and support needs" in letter
-    assert "Grace Okafor, Northshire Advocacy Hub." in letter and "01632 960555" in letter
+    assert "Your advocate is Grace Okafor, from Northshire Advocacy Hub." in letter and "01632 960555" in letter
     assert "advocate_overdue" in timers(eng, cid, "timer.cleared")
     [instance] = advocacy_instances(eng, cid)
     assert instance["status"] == "completed"

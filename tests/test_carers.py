@@ -205,7 +205,7 @@ def test_an_eligible_carers_support_held_in_the_cared_for_persons_budget_is_not_
     assert plan["budget"] == {"amount": "1200.00", "weekly_amount": "23.08", "support_level": "high",
                               "funded_by": "cared_for_personal_budget"}
     [letter] = letters(eng, cid, "carer_support_plan_letter")  # ... so Susan's plan says it is held there
-    assert "It is part of Peter Clarke's personal budget, as support for their carer, so it is not paid twice" in letter
+    assert "It is paid from Peter Clarke's personal budget, as support for their carer." in letter
     assert "Some of this support is given to the person you care for, so that you can have a break" in letter
     assert "We will review your plan with you by 3 March 2032" in letter
     [service] = [r for r in cld_full(eng, cid) if r["process_id"] == "carers_support_plan"]

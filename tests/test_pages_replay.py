@@ -92,8 +92,8 @@ def test_the_path_grows_on_each_diagram_step_by_step_with_branches_and_automatic
             grown.setdefault(i["process_id"], []).append(len(marks[key]["completed"]) + len(marks[key]["flows"]))
     for pid, sizes in grown.items():
         assert sizes == sorted(sizes), pid
-    assert list(grown) == ["front_door", "reablement", "needs_assessment", "personal_budget", "support_plan",
-                           "review"]
+    assert list(grown) == ["front_door", "reablement", "needs_assessment", "personal_budget", "financial_assessment",
+                           "support_plan", "review"]
     last = client.get(f"/cases/{case_id}/replay?step={total}")
     fd = next(i for i in last.context["instances"] if i["process_id"] == "front_door")
     # an automatic step and a gateway, named as the diagram names them, with the branch it chose
@@ -284,7 +284,7 @@ def test_the_auditor_steps_through_the_journey_by_keyboard_and_sees_the_path_gro
         for key in counts[-1]:
             series = [c[key] for c in counts if key in c]
             assert series == sorted(series) and series[-1] > 0, key
-        assert len(counts[-1]) == 6 and len(counts[0]) == 1
+        assert len(counts[-1]) == 7 and len(counts[0]) == 1  # the six of the journey and the financial assessment
         # and back again: the previous step's marks come back
         page.keyboard.press("k")
         page.wait_for_function("n => document.querySelector('#replay-main').dataset.step === String(n)",

@@ -184,7 +184,7 @@ def test_helena_in_transition_is_assessed_without_reablement_and_gets_a_supporte
     assert [d["kind"] for d in docs] == ["eligibility", "budget", "support_plan"]
     eligibility, budget_letter, plan_letter = (flat(d["body"]) for d in docs)
     assert all(d["title"] for d in docs)
-    assert "Helena Brooks" in eligibility and "you have eligible needs for care and support" in eligibility
+    assert "Helena Brooks" in eligibility and "You are eligible for care and support." in eligibility
     assert UNABLE["community_facilities"] in eligibility
     amount = "£{:,.2f}".format(float(budget["final_amount"]))
     assert f"Your personal budget is {amount} a year" in budget_letter
@@ -207,7 +207,7 @@ def test_helena_in_transition_is_assessed_without_reablement_and_gets_a_supporte
         "record_contact", "assess_needs", "score_needs", "write_plan", "sign_off_plan"]
     assert "start_reablement" not in [e["data"]["element_id"] for e in events(eng, cid, "handler.called")]
     assert [p for p, _ in instances(eng, cid)] == ["front_door", "needs_assessment", "personal_budget",
-                                                   "support_plan", "review"]
+                                                   "financial_assessment", "support_plan", "review"]
 
     # a concern about Helena's money reaches the front door: safeguarding starts in the same case
     concern = dict(CONTACT, caller={"name": "Mary Brooks", "relationship": "family_or_friend"},
