@@ -31,13 +31,14 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import date, datetime
-from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from engine.registry import HandlerContext, HandlerRegistry
 
+from .budget import _gbp, _out  # money to the penny, as the budget writes it
 from .config_files import cached
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -127,18 +128,6 @@ _MONEY_TEXT = re.compile(r"^-?\d+(\.\d+)?$")
 
 
 # ---------------------------------------------------------------- money
-
-
-def _pence(value: Decimal) -> Decimal:
-    return value.quantize(PENNY, rounding=ROUND_HALF_UP)
-
-
-def _out(value: Decimal) -> str:
-    return f"{_pence(value):.2f}"
-
-
-def _gbp(value: Decimal) -> str:
-    return f"£{_pence(value):,.2f}"
 
 
 def _money(value: Any, field: str, *, limit: Decimal) -> Decimal:
