@@ -38,7 +38,8 @@ from handlers import teams
 from .errors import ApiError, forbidden, unauthenticated
 
 ROLES = ("front_door_advisor", "social_worker", "occupational_therapist", "reablement_coordinator",
-         "team_manager", "finance_officer", "process_owner", "auditor", "administrator")
+         "team_manager", "finance_officer", "process_owner", "auditor", "administrator",
+         "performance")  # performance: reads the statutory returns and the measures (docs/measures.md)
 TEAMS = teams.TEAMS  # the council's teams (handlers/teams.py): what diagrams' user tasks are checked against
 # roles that do casework: they see and act on their teams' tasks
 WORKER_ROLES = frozenset({"front_door_advisor", "social_worker", "occupational_therapist",

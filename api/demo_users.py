@@ -23,6 +23,7 @@ DEMO_TEAMS: dict[str, list[str]] = {
     "process_owner": [],
     "auditor": [],
     "administrator": [],
+    "performance": [],
 }
 
 
