@@ -66,6 +66,7 @@ class Field:
     context: str | None = None  # inside a group: the item ("Outcome 2"), named in error messages
     autofocus: bool = False
     required_message: str | None = None  # "x-requiredMessage": what to say when it is not answered
+    prefill: str | None = None  # "x-prefill": the name of what suggests an answer (api/prefill.py)
 
     @property
     def id(self) -> str:
@@ -149,6 +150,8 @@ def _field(name: str, prop: dict[str, Any], required: bool) -> Field:
     f = Field(name, label, prop.get("description"), "text", required)
     if isinstance(prop.get("x-requiredMessage"), str):
         f.required_message = prop["x-requiredMessage"]
+    if isinstance(prop.get("x-prefill"), str):
+        f.prefill = prop["x-prefill"]
     types = _types(prop)
     opts = _options(prop)
     items = prop.get("items") if isinstance(prop.get("items"), dict) else {}

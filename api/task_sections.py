@@ -84,6 +84,9 @@ def _section_page(request: Request, user: Any, engine: Any, task: dict[str, Any]
                   ) -> Response:
     from .pages import _task_context
 
+    from . import prefill
+
+    prefill.apply(engine, task, section.fields, task.get("draft"))  # suggested answers, with where they came from
     ctx = _task_context(request, user, task, section.fields, errors=errors or [], conflict=conflict,
                         section=section)
     ctx["has_groups"] = any(f.kind == "group" for f in walk(section.fields))

@@ -1,0 +1,72 @@
+"""Answers suggested on a task's form from what the case record already holds (a form property's `"x-prefill"`).
+
+A suggestion is only that: the question shows it chosen when it has no saved answer, with a hint saying where it
+came from, and the worker can change it; nothing is saved until they save the page. A property naming a prefill
+that is not here is shown as it is, with nothing suggested.
+
+* `age_band_from_date_of_birth` (forms/financial_assessment.schema.json, `age_band`): the person's age band on
+  the engine's clock's day (the simulated clock on a demo or test database), from the case record's date of
+  birth, by handlers/pension_age.py (docs/charging.md, "The person's age").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from handlers.pension_age import age_band_on, age_on, state_pension_age_day
+
+from .page_forms import Field, get_path, walk
+
+UK = ZoneInfo("Europe/London")
+BANDS = {"18_24": "18 to 24", "25_to_pension_age": "25 to State Pension age",
+         "pension_age": "State Pension age or over"}
+
+
+def _long(day: date) -> str:
+    return f"{day.day} {day:%B %Y}"
+
+
+def _date_of_birth(engine: Any, task: dict[str, Any]) -> date | None:
+    try:
+        person = (engine.get_case(task["case_id"])["data"] or {}).get("person") or {}
+        return date.fromisoformat(str(person.get("date_of_birth") or "")[:10])
+    except Exception:  # noqa: BLE001 - no case, no person, or no real date: nothing to work out
+        return None
+
+
+def age_band_from_date_of_birth(engine: Any, task: dict[str, Any]) -> tuple[str | None, str]:
+    """(the age band or None, the hint saying where it came from)."""
+    born = _date_of_birth(engine, task)
+    if born is None:
+        return None, "There is no date of birth on the case record, so this is not worked out for you."
+    today = engine.now().astimezone(UK).date()
+    band = age_band_on(born, today)
+    spa = state_pension_age_day(born)
+    said = f"Worked out from the date of birth {_long(born)} on the case record"
+    if band is None:
+        return None, f"{said} is not possible: check the date of birth and choose the person's age."
+    reach = (f"State Pension age {'was' if spa <= today else 'is'} reached on {_long(spa)}" if spa is not None
+             else "State Pension age was reached at 65 or earlier")
+    return band, (f"{said}: {age_on(born, today)} on {_long(today)}, {BANDS[band]}. {reach}. "
+                  f"Change the answer if it is wrong.")
+
+
+PREFILLS: dict[str, Callable[[Any, dict[str, Any]], tuple[Any, str]]] = {
+    "age_band_from_date_of_birth": age_band_from_date_of_birth,
+}
+
+
+def apply(engine: Any, task: dict[str, Any], fields: list[Field], draft: dict[str, Any] | None) -> None:
+    """Each field with a known `x-prefill`: the hint says where the suggestion came from, and the suggestion is
+    chosen when the field shows nothing and the draft has no answer for it."""
+    for f in walk(fields):
+        work = PREFILLS.get(f.prefill or "")
+        if work is None:
+            continue
+        value, hint = work(engine, task)
+        f.hint = f"{f.hint} {hint}" if f.hint else hint
+        if value is not None and not f.value and get_path(draft or {}, f.name) is None:
+            f.value = value
