@@ -67,6 +67,9 @@ class Field:
     autofocus: bool = False
     required_message: str | None = None  # "x-requiredMessage": what to say when it is not answered
     prefill: str | None = None  # "x-prefill": the name of what suggests an answer (api/prefill.py)
+    decide_each: dict[str, Any] | None = None  # "x-decideEach": one item per thing decided before (api/prefill.py)
+    fixed: bool = False  # a group whose items are given (no "Add another", no "Remove")
+    summary: list[tuple[str, str]] = field(default_factory=list)  # an item's read-only facts, shown above it
 
     @property
     def id(self) -> str:
@@ -152,6 +155,8 @@ def _field(name: str, prop: dict[str, Any], required: bool) -> Field:
         f.required_message = prop["x-requiredMessage"]
     if isinstance(prop.get("x-prefill"), str):
         f.prefill = prop["x-prefill"]
+    if isinstance(prop.get("x-decideEach"), dict):
+        f.decide_each = prop["x-decideEach"]
     types = _types(prop)
     opts = _options(prop)
     items = prop.get("items") if isinstance(prop.get("items"), dict) else {}
@@ -324,7 +329,7 @@ def read_form(fields: list[Field], form: dict[str, list[str]], *, keep_invalid: 
     def read_one(f: Field, data: dict[str, Any], nested: bool) -> None:
         key = f.key
         if f.kind == "group":
-            count = _posted_count(f, form)
+            count = len(f.children) if f.fixed else _posted_count(f, form)
             if count != len(f.children):
                 set_items(f, [{}] * count)
             typed, kept, positions = [], [], []
@@ -438,7 +443,7 @@ def change_items(fields: list[Field], action: str) -> str | None:
     verb, _, rest = action.partition(":")
     name, index = (rest.rpartition(":")[0], rest.rpartition(":")[2]) if verb == "remove" else (rest, "")
     group = next((f for f in walk(fields) if f.name == name and f.kind == "group"), None)
-    if group is None:
+    if group is None or group.fixed:
         return f"This form has no list called “{name[:80]}” to add to or remove from"
     values = list(group.typed) or [{} for _ in group.children]
     if verb == "add":

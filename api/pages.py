@@ -27,7 +27,7 @@ from engine.errors import ConflictError, NotFoundError, StateError, ValidationEr
 from engine.schema import cases
 
 from . import page_kit as kit
-from . import processes
+from . import prefill, processes
 from . import tasks as task_api
 from .auth import COOKIE, OVERSIGHT_ROLES, AuthStore, User, json_set
 from .case_pages import case_panel
@@ -252,6 +252,7 @@ async def _page_action(request: Request, task_id: str, act: Any, done: Any) -> R
                 return kit.guard(request, user, exc2)
             fields = fields_for(_schema(engine, task))
             fill(fields, task.get("draft"))
+            fields = prefill.decide_each(engine, task, fields)
             return kit.render(request, "task.html", _task_context(
                 request, user, task, fields, errors=[{"text": exc.message[:1].upper() + exc.message[1:],
                                                       "href": "#f-to"}], to_error=exc.message), 422)
@@ -380,6 +381,7 @@ def task_page(request: Request, task_id: str) -> Response:
         return kit.guard(request, user, exc)
     fields = fields_for(_schema(engine, task))
     fill(fields, task.get("draft"))
+    fields = prefill.decide_each(engine, task, fields)  # what was decided before, to decide again
     # a long form (x-sections) shows its task list instead of every question (api/task_sections.py)
     listed = task_sections.task_list_context(engine, task) if task_sections.declared(engine, task) else {}
     resp = kit.render(request, "task.html", _task_context(request, user, task, fields, **listed))
@@ -403,7 +405,7 @@ async def complete(request: Request, task_id: str) -> Response:
                            "Someone else completed or changed this task; nothing you typed was saved.")
     except Exception as exc:  # noqa: BLE001
         return kit.guard(request, user, exc)
-    fields = fields_for(_schema(engine, task))
+    fields = prefill.decide_each(engine, task, fields_for(_schema(engine, task)))
     action = (form.get("action") or ["complete"])[-1]
     rev = kit.one(form, "revision")
     revision = int(rev) if rev.isdigit() else None

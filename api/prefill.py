@@ -4,6 +4,11 @@ A suggestion is only that: the question shows it chosen when it has no saved ans
 came from, and the worker can change it; nothing is saved until they save the page. A property naming a prefill
 that is not here is shown as it is, with nothing suggested.
 
+Also here: a property with `"x-decideEach"` (engine/forms.py) lists what was decided before, from the process data
+(the earlier budget's uplifts on the impact assessment): `decide_each` gives its group one item per earlier thing,
+with what it was, how much, why and when as a summary, its name posted hidden, and no "Add another" or "Remove";
+with nothing decided before the question is not shown.
+
 * `age_band_from_date_of_birth` (forms/financial_assessment.schema.json, `age_band`): the person's age band on
   the engine's clock's day (the simulated clock on a demo or test database), from the case record's date of
   birth, by handlers/pension_age.py (docs/charging.md, "The person's age").
@@ -18,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from handlers.pension_age import age_band_on, age_on, state_pension_age_day
 
-from .page_forms import Field, get_path, walk
+from .page_forms import Field, _contextualise, get_path, set_items, walk
 
 UK = ZoneInfo("Europe/London")
 BANDS = {"18_24": "18 to 24", "25_to_pension_age": "25 to State Pension age",
@@ -70,3 +75,67 @@ def apply(engine: Any, task: dict[str, Any], fields: list[Field], draft: dict[st
         f.hint = f"{f.hint} {hint}" if f.hint else hint
         if value is not None and not f.value and get_path(draft or {}, f.name) is None:
             f.value = value
+
+
+def _when(value: Any) -> str:
+    from datetime import datetime
+
+    try:
+        day = datetime.fromisoformat(str(value))
+    except ValueError:
+        return "Not recorded"
+    day = day.astimezone(UK) if day.tzinfo else day
+    return _long(day.date())
+
+
+def _uplift_summary(up: dict[str, Any], decided_at: Any) -> list[tuple[str, str]]:
+    """What an earlier uplift was: what for, how much a year and a week (to the penny), why and when decided."""
+    from decimal import Decimal, InvalidOperation
+
+    from handlers.budget import _gbp, _pence, load_config
+
+    try:
+        amount = _pence(Decimal(str(up.get("amount"))))
+        weeks = load_config(None)[0]["weeks_per_year"]
+        money = f"{_gbp(amount)} a year ({_gbp(_pence(amount / weeks))} a week)"
+    except (InvalidOperation, ValueError, KeyError, TypeError):
+        money = str(up.get("amount") or "Not recorded")
+    return [("Uplift", str(up.get("reason") or "")), ("Amount", money),
+            ("Why", str(up.get("why") or "Not recorded")), ("Decided", _when(up.get("decided_at") or decided_at))]
+
+
+def decide_each(engine: Any, task: dict[str, Any], fields: list[Field]) -> list[Field]:
+    """The fields with each `x-decideEach` group given one item per thing decided before (kept answers filled in,
+    matched by the key); a group with nothing decided before is left out."""
+    out = []
+    for f in fields:
+        spec = f.decide_each
+        if not spec or f.kind != "group":
+            out.append(f)
+            continue
+        try:
+            data = engine.instance_snapshot(task["instance_id"])["data"]
+        except Exception:  # noqa: BLE001 - no process data: nothing decided before to show
+            data = {}
+        listed = get_path(data, spec["variable"])
+        earlier = [e for e in listed if isinstance(e, dict)] if isinstance(listed, list) else []
+        if not earlier:
+            continue
+        owner = get_path(data, spec["variable"].rpartition(".")[0]) if "." in spec["variable"] else {}
+        decided_at = owner.get("decided_at") if isinstance(owner, dict) else None
+        key = spec["key"]
+        typed = {str(t.get(key) or "").strip().casefold(): t for t in f.typed if isinstance(t, dict)}
+        values = [{**typed.get(str(e.get(key) or "").strip().casefold(), {}), key: str(e.get(key) or "")}
+                  for e in earlier]
+        f.min_items = f.max_items = len(values)
+        set_items(f, values)
+        f.fixed = True
+        for item, e in zip(f.children, earlier, strict=True):
+            item.label = str(e.get(key) or item.label)
+            item.summary = _uplift_summary(e, decided_at)
+            _contextualise(item.children, item.label)
+            for c in item.children:
+                if c.key == key:
+                    c.kind = "hidden"
+        out.append(f)
+    return out

@@ -22,7 +22,9 @@ SUFFIX = ".schema.json"
 DATE_ORDER = "x-dateOrder"
 SECTIONS = "x-sections"
 SHOW_DATA = "x-showData"
+SHOW_TASK = "x-showTask"
 MONEY = "x-money"
+DECIDE_EACH = "x-decideEach"
 _SECTION_ID = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -111,12 +113,50 @@ def _check_schema(schema: dict[str, Any]) -> None:
 
     walk(schema, "#")
     _check_sections(schema)
+    _check_decide_each(schema)
     shown = schema.get(SHOW_DATA, [])
     if not isinstance(shown, list) or not all(isinstance(w, dict) and isinstance(w.get("variable"), str)
                                               and set(w) <= {"variable", "title", "labelsFrom"}
                                               and isinstance(w.get("labelsFrom", ""), str) for w in shown):
         raise ValueError(f"#/{SHOW_DATA} must be a list of {{variable, title, labelsFrom}}: process data shown with "
                          "the form (labelsFrom: the form whose question titles and option names label its values)")
+    tasks_shown = schema.get(SHOW_TASK, [])
+    if not isinstance(tasks_shown, list) or not all(
+            isinstance(w, dict) and set(w) == {"element", "title"} and all(isinstance(v, str) and v
+                                                                          for v in w.values()) for w in tasks_shown):
+        raise ValueError(f"#/{SHOW_TASK} must be a list of {{element, title}}: another task of the same process "
+                         "shown with the form (who has it, when it was due, how late it is)")
+
+
+def _check_decide_each(schema: dict[str, Any]) -> None:
+    """`"x-decideEach": {"variable", "key", "noun", "newItems"?}` on a top-level array property of objects that
+    have the `key` and a `decision` property (see `FormLibrary.check_decisions`)."""
+    for name, prop in (schema.get("properties") or {}).items():
+        spec = prop.get(DECIDE_EACH) if isinstance(prop, dict) else None
+        if spec is None:
+            continue
+        where = f"#/properties/{name}/{DECIDE_EACH}"
+        if (not isinstance(spec, dict) or set(spec) - {"variable", "key", "noun", "newItems"}
+                or not all(isinstance(spec.get(k), str) and spec.get(k) for k in ("variable", "key", "noun"))):
+            raise ValueError(f"{where} must be {{variable, key, noun, newItems?}}: the process variable (a dotted "
+                             "path) listing what must be decided, the property naming each, and what it is called")
+        item = (prop.get("items") or {}).get("properties") or {}
+        if prop.get("type") != "array" or not {spec["key"], "decision"} <= set(item):
+            raise ValueError(f"{where}: '{name}' must be an array of objects with '{spec['key']}' and 'decision'")
+        if "newItems" in spec and not isinstance((schema.get("properties") or {}).get(spec["newItems"]), dict):
+            raise ValueError(f"{where}/newItems names '{spec['newItems']}', which is not a property of the form")
+
+
+def _variable(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
+def _same(a: Any, b: Any) -> bool:
+    return isinstance(a, str) and isinstance(b, str) and a.strip().casefold() == b.strip().casefold()
 
 
 def _property_at(schema: dict[str, Any], path: str) -> dict[str, Any] | None:
@@ -236,5 +276,49 @@ class FormLibrary:
                 errors.append({"field": path or None, "message": money_message(err.schema, err.validator)})
                 continue
             errors.append({"field": path or None, "message": err.message})
+        if errors:
+            raise ValidationError(f"the form '{name}' has {len(errors)} error(s)", errors=errors, form=name, **context)
+
+    def check_decisions(self, name: str | None, data: dict[str, Any], process_data: Any, **context: Any) -> None:
+        """A property with `"x-decideEach": {"variable", "key", "noun", "newItems"?}`: the process variable at
+        `variable` (a dotted path in the process data: a list of objects, or nothing) lists things decided before
+        (an earlier budget's uplifts); the answer must give each one, matched by its `key` (case and spaces aside),
+        a `decision`, and name nothing that is not in the list. With `newItems` (the property listing new ones),
+        a new one may not repeat an earlier one's `key`, and when nothing was decided before at least one new one
+        is needed (the property is then required). Checked with the process data, so after `validate`."""
+        if name is None or name not in self._schemas:
+            return
+        schema = self._schemas[name]
+        errors: list[dict[str, str]] = []
+        for prop, node in (schema.get("properties") or {}).items():
+            spec = node.get(DECIDE_EACH) if isinstance(node, dict) else None
+            if not isinstance(spec, dict):
+                continue
+            key, noun = spec["key"], spec["noun"]
+            listed = _variable(process_data, spec["variable"])
+            earlier = [e for e in listed if isinstance(e, dict)] if isinstance(listed, list) else []
+            answers = data.get(prop) or []
+            answers = answers if isinstance(answers, list) else []
+            for i, before in enumerate(earlier):
+                found = next((a for a in answers if isinstance(a, dict) and _same(a.get(key), before.get(key))), None)
+                if found is None or not found.get("decision"):
+                    errors.append({"field": f"{prop}/{i}/decision",
+                                   "message": f"Decide what happens to the {noun} “{before.get(key)}”: "
+                                              "carry it, change it or end it"})
+            for j, answer in enumerate(answers):
+                if isinstance(answer, dict) and not any(_same(answer.get(key), b.get(key)) for b in earlier):
+                    errors.append({"field": f"{prop}/{j}/{key}",
+                                   "message": f"“{answer.get(key)}” is not one of the {noun}s decided before"})
+            new_name = spec.get("newItems")
+            if new_name:
+                new = data.get(new_name) or []
+                new = new if isinstance(new, list) else []
+                if not earlier and not new:
+                    errors.append({"field": new_name, "message": f"'{new_name}' is required"})
+                for k, item in enumerate(new):
+                    if isinstance(item, dict) and any(_same(item.get(key), b.get(key)) for b in earlier):
+                        errors.append({"field": f"{new_name}/{k}/{key}",
+                                       "message": f"“{item.get(key)}” was decided before: decide it above "
+                                                  "instead of adding it again"})
         if errors:
             raise ValidationError(f"the form '{name}' has {len(errors)} error(s)", errors=errors, form=name, **context)

@@ -638,6 +638,7 @@ class Engine:
             if task is None or task.state != TaskState.READY:
                 raise ConflictError(f"task {task_id} is no longer waiting to be done; reload the case",
                                     task=task_id)
+            self.forms.check_decisions(trow.form, data, task.data, task=task_id)  # "x-decideEach"
             p = self._pending(now, row, wf)
             p.scope.events.append(Event("task.completed", {
                 "task_id": task_id, "element_id": task.task_spec.bpmn_id, "name": _task_name(task),

@@ -369,14 +369,15 @@ def _convert(cfg: dict[str, Any], total: int) -> tuple[Decimal, dict[str, Any], 
     raise ValueError(f"config.conversion.bands: no band covers {total} points")
 
 
-def _uplifts(uplifts: Any) -> list[tuple[str, Decimal]]:
+def _uplifts(uplifts: Any, where_list: str = "uplifts") -> list[dict[str, Any]]:
+    """Each uplift checked: {reason, amount (Decimal, more than zero), why (text, maybe ""), decided_at (or "")}."""
     if uplifts is None:
         return []
     if not isinstance(uplifts, list):
-        raise ValueError("uplifts must be a list of {reason, amount}")
+        raise ValueError(f"{where_list} must be a list of {{reason, amount}}")
     checked = []
     for i, up in enumerate(uplifts):
-        where = f"uplifts[{i}]"
+        where = f"{where_list}[{i}]"
         if not isinstance(up, Mapping):
             raise ValueError(f"{where} must be an object with reason and amount")
         reason = up.get("reason")
@@ -386,8 +387,65 @@ def _uplifts(uplifts: Any) -> list[tuple[str, Decimal]]:
         # the impact-assessment route only adds: a cut has to go through check_budget_change
         if amount <= 0:
             raise ValueError(f"{where}.amount must be more than zero")
-        checked.append((reason.strip(), amount))
+        why, decided_at = up.get("why") or "", up.get("decided_at") or ""
+        if not isinstance(why, str) or not isinstance(decided_at, str):
+            raise ValueError(f"{where}.why and {where}.decided_at must be text")
+        checked.append({"reason": reason.strip(), "amount": amount, "why": why.strip(), "decided_at": decided_at})
     return checked
+
+
+def _uplift_out(up: dict[str, Any]) -> dict[str, Any]:
+    out = {"reason": up["reason"], "amount": _out(up["amount"])}
+    if up.get("why"):
+        out["why"] = up["why"]
+    if up.get("decided_at"):
+        out["decided_at"] = up["decided_at"]
+    return out
+
+
+#: what the worker decided about an uplift of the earlier budget (forms/impact_assessment.schema.json)
+DECISIONS = ("carry", "change", "end")
+
+
+def _decide_earlier(ctx: HandlerContext, previous: Any, decisions: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The earlier budget's uplifts as the worker decided them at the impact assessment: (the uplifts carried or
+    changed, for this budget; {"kept", "changed", "ended"} for the comparison). Every earlier uplift must have a
+    decision (the form refuses to go on without: engine/forms.py "x-decideEach"); none is dropped silently."""
+    if not isinstance(decisions, list):
+        raise ValueError("decisions must be a list of {reason, decision}")
+    earlier = _uplifts(previous.get("uplifts") if isinstance(previous, Mapping) else None, "previous.uplifts")
+    when = previous.get("decided_at") or "" if isinstance(previous, Mapping) else ""
+    by_reason: dict[str, Mapping[str, Any]] = {}
+    for i, d in enumerate(decisions):
+        if not isinstance(d, Mapping) or not isinstance(d.get("reason"), str):
+            raise ValueError(f"decisions[{i}] must be an object with reason and decision")
+        if d.get("decision") not in DECISIONS:
+            raise ValueError(f"decisions[{i}].decision must be one of {list(DECISIONS)}, got {d.get('decision')!r}")
+        key = d["reason"].strip().casefold()
+        if not any(up["reason"].casefold() == key for up in earlier):
+            raise ValueError(f"decisions[{i}].reason “{d['reason']}” is not an uplift of the earlier budget")
+        by_reason[key] = d
+    carried: list[dict[str, Any]] = []
+    result: dict[str, list[dict[str, Any]]] = {"kept": [], "changed": [], "ended": []}
+    for up in earlier:
+        d = by_reason.get(up["reason"].casefold())
+        if d is None:
+            raise ValueError(f"the earlier uplift “{up['reason']}” has no decision: carry it, change it or end it")
+        up = {**up, "decided_at": up["decided_at"] or when}
+        if d["decision"] == "carry":
+            carried.append(up)
+            result["kept"].append(_uplift_out(up))
+        elif d["decision"] == "change":
+            amount = _pence(_decimal(d.get("amount"), f"decisions “{up['reason']}”.amount"))
+            if amount <= 0:
+                raise ValueError(f"decisions “{up['reason']}”.amount must be more than zero: end the uplift instead")
+            why = str(d.get("why_changed") or "").strip()
+            changed = {"reason": up["reason"], "amount": amount, "why": why, "decided_at": ctx.now.isoformat()}
+            carried.append(changed)
+            result["changed"].append({**_uplift_out(changed), "previous_amount": _out(up["amount"])})
+        else:
+            result["ended"].append({**_uplift_out(up), "why_ended": str(d.get("why_ended") or "").strip()})
+    return carried, result
 
 
 #: where a carer support level came from -> how the letter names it
@@ -404,6 +462,7 @@ def personal_budget(
     uplifts: list[dict[str, Any]] | None = None,
     config: str | None = None,
     previous: dict[str, Any] | None = None,
+    decisions: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Calculate an itemised, explained annual personal budget from assessed needs.
 
@@ -411,7 +470,12 @@ def personal_budget(
     change in needs behind the reassessment (`change_in_needs`). The result's `comparison` sets the new
     budget beside the old, gives the recorded change behind a reduction, and says what became of each
     earlier uplift: kept (the same reason is among this budget's uplifts) or ended, so none is dropped
-    without saying so."""
+    without saying so.
+
+    `decisions` (after the impact assessment at a reassessment): what the worker decided for each earlier uplift
+    ({reason, decision: carry | change | end, amount and why_changed when changed, why_ended when ended}); then
+    `uplifts` are only the new ones, the carried and changed earlier ones are added to them, and the comparison
+    names those changed and ended with the worker's reasons. Every earlier uplift needs a decision."""
     cfg, source = load_config(config)
     items = _score_domains(cfg, needs)
     before = sum(i["points_before"] for i in items)
@@ -461,10 +525,19 @@ def personal_budget(
         elif amount:
             lines.append(f"Your carer has a separate allocation of {_gbp(amount)} a year, not included below.")
 
-    ups = _uplifts(uplifts)
-    for reason, amount in ups:
-        lines.append(f"Added because the indicative budget could not meet this need: {reason}, {_gbp(amount)} a year.")
-    uplift_total = sum((a for _, a in ups), Decimal(0))
+    ups = [{**up, "decided_at": up["decided_at"] or ctx.now.isoformat()} for up in _uplifts(uplifts)]
+    decided = None
+    if decisions is not None:
+        earlier_kept, decided = _decide_earlier(ctx, previous, decisions)
+        new_reasons = {up["reason"].casefold() for up in ups}
+        again = [up["reason"] for up in earlier_kept if up["reason"].casefold() in new_reasons]
+        if again:
+            raise ValueError(f"uplifts: “{again[0]}” is an uplift of the earlier budget: decide it there, not again")
+        ups = earlier_kept + ups
+    for up in ups:
+        lines.append(f"Added because the indicative budget could not meet this need: {up['reason']}, "
+                     f"{_gbp(up['amount'])} a year.")
+    uplift_total = sum((up["amount"] for up in ups), Decimal(0))
 
     final = _pence(indicative + support_added + uplift_total)
     weekly = _pence(final / cfg["weeks_per_year"])
@@ -481,7 +554,7 @@ def personal_budget(
         )
     lines.append("If you think this amount is not enough to meet your needs, you can ask us to look at it again.")
 
-    comparison = _compare(previous, final, ups)
+    comparison = _compare(previous, final, [(up["reason"], up["amount"]) for up in ups], decided)
     if comparison:
         lines.append(comparison["line"])
 
@@ -498,7 +571,7 @@ def personal_budget(
         "conversion": conversion,
         "indicative_amount": _out(indicative),
         "carer_support": support_out,
-        "uplifts": [{"reason": r, "amount": _out(a)} for r, a in ups],
+        "uplifts": [_uplift_out(up) for up in ups],
         "uplifts_total": _out(uplift_total),
         "final_amount": _out(final),
         "weekly_equivalent": _out(weekly),
@@ -509,7 +582,8 @@ def personal_budget(
     }
 
 
-def _compare(previous: Any, final: Decimal, ups: list[tuple[str, Decimal]]) -> dict[str, Any] | None:
+def _compare(previous: Any, final: Decimal, ups: list[tuple[str, Decimal]],
+             decided: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The new budget beside the one it replaces, for a reassessment's letter."""
     if previous is None:
         return None
@@ -522,9 +596,13 @@ def _compare(previous: Any, final: Decimal, ups: list[tuple[str, Decimal]]) -> d
     change = change.strip()
     difference = final - before
     now_reasons = {reason.casefold() for reason, _ in ups}
-    kept, ended = [], []
-    for reason, amount in _uplifts(previous.get("uplifts")):
-        (kept if reason.casefold() in now_reasons else ended).append({"reason": reason, "amount": _out(amount)})
+    kept, changed, ended = [], [], []
+    if decided is not None:  # the worker decided each earlier uplift at the impact assessment
+        kept, changed, ended = decided["kept"], decided["changed"], decided["ended"]
+    else:
+        for up in _uplifts(previous.get("uplifts"), "previous.uplifts"):
+            (kept if up["reason"].casefold() in now_reasons else ended).append(
+                {"reason": up["reason"], "amount": _out(up["amount"])})
     if difference < 0:
         direction = "reduction"
         line = f"Your budget goes down from {_gbp(before)} to {_gbp(final)} a year, {_gbp(-difference)} less."
@@ -542,6 +620,7 @@ def _compare(previous: Any, final: Decimal, ups: list[tuple[str, Decimal]]) -> d
         "direction": direction,
         "change_in_needs": change,
         "uplifts_kept": kept,
+        "uplifts_changed": changed,
         "uplifts_ended": ended,
         "line": line,
     }

@@ -151,7 +151,8 @@ def test_a_reassessment_after_review_compares_the_budget_and_keeps_the_uplift_un
     assert "Your personal budget is £27,509.09 a year." in first  # 23 points £25,509.09 + £2,000.00
     assert "Our finance team is doing your financial assessment." in first
     assert eng.get_case(cid)["data"]["personal_budget"]["uplifts"] == [{"reason": "Night sitting",
-                                                                        "amount": "2000.00"}]
+                                                                        "amount": "2000.00",
+                                                                        "decided_at": START.isoformat()}]
     complete(eng, cid, "write_plan", plan())
     complete(eng, cid, "sign_off_plan", {"signed_off": True}, actor="manager")
     eng.advance_clock(timedelta(days=60))
@@ -163,10 +164,15 @@ def test_a_reassessment_after_review_compares_the_budget_and_keeps_the_uplift_un
                            actor="finance", reason="test: the financial assessment's result")
     complete(eng, cid, "assess_needs", assessment("managing_nutrition", "using_home_safely"))
     complete(eng, cid, "score_needs", ras(personal_care="low", nutrition="low"))  # 8 points: £8,872.73
+    # the earlier budget had an uplift: the impact assessment follows, and the worker carries it explicitly
+    assert letters(eng, cid, "budget_letter")[1:] == []
+    complete(eng, cid, "impact_assessment", {"earlier_uplift_decisions": [{"reason": "Night sitting",
+                                                                           "decision": "carry"}]})
     [_, second] = letters(eng, cid, "budget_letter")
     budget = calls(eng, cid, "personal_budget")[-1]
-    # the uplift is carried forward: the worker did not decide it again
-    assert budget["output"]["uplifts"] == [{"reason": "Night sitting", "amount": "2000.00"}]
+    # the uplift is carried forward, as decided on 3 March 2031
+    assert budget["output"]["uplifts"] == [{"reason": "Night sitting", "amount": "2000.00",
+                                            "decided_at": START.isoformat()}]
     assert ("Your budget goes down from £27,509.09 to £10,872.73 a year, £16,636.36 less. This is because of a "
             "change in your needs that we recorded: Peter now washes without help.") in second
     assert "Night sitting: £2,000.00 a year" in second and "no longer included" not in second

@@ -465,7 +465,7 @@ def test_which_shapes_become_groups_and_which_stay_json():
     lib = FormLibrary.from_folder(Path(forms_init).parent)
     [uplifts] = [f for f in fields_for(lib.schema("impact_assessment")) if f.name == "uplifts"]
     assert uplifts.kind == "group" and [c.label for c in uplifts.children] == ["Uplift 1"]
-    assert [c.name for c in uplifts.children[0].children] == ["uplifts.0.reason", "uplifts.0.amount"]
+    assert [c.name for c in uplifts.children[0].children] == ["uplifts.0.reason", "uplifts.0.amount", "uplifts.0.why"]
     odd = fields_for({"type": "object", "properties": {
         "grid": {"type": "array", "items": {"type": "array", "items": {"type": "string"}}},
         "loose": {"type": "array", "items": {"type": "object"}},
