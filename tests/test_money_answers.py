@@ -96,10 +96,11 @@ def test_every_money_question_on_the_forms_takes_pounds_and_pence():
              for where, q in number_questions(json.loads(p.read_text(encoding="utf-8")))}
     money = {where for where in found if where not in NOT_MONEY}
     assert NOT_MONEY <= set(found) and found[next(iter(NOT_MONEY))] is None
-    assert len(money) == 28, sorted(money)  # the financial assessment asks 20
+    assert len(money) == 29, sorted(money)  # the financial assessment asks 20; an earlier uplift's new amount 1
     assert sorted(where for where in money if found[where] is not True) == []
     assert "support_plan.schema.json#/properties/outcomes/items/properties/unit_cost" in money
     assert "financial_assessment.schema.json#/properties/dre_weekly/items/properties/amount" in money
+    assert "impact_assessment.schema.json#/properties/earlier_uplift_decisions/items/properties/amount" in money
 
 
 def test_a_form_that_marks_something_other_than_a_number_as_money_is_refused(tmp_path):
