@@ -82,9 +82,8 @@ def _load(request: Request, task_id: str) -> tuple[Any, Any, dict[str, Any]]:
 def _section_page(request: Request, user: Any, engine: Any, task: dict[str, Any], section: Section,
                   errors: list[dict[str, Any]] | None = None, status: int = 200, conflict: str | None = None
                   ) -> Response:
-    from .pages import _task_context
-
     from . import prefill
+    from .pages import _task_context
 
     prefill.apply(engine, task, section.fields, task.get("draft"))  # suggested answers, with where they came from
     ctx = _task_context(request, user, task, section.fields, errors=errors or [], conflict=conflict,
@@ -346,7 +345,7 @@ def shown_data(engine: Any, task: dict[str, Any], schema: dict[str, Any]) -> lis
 
     wanted = schema.get("x-showData") if isinstance(schema, dict) else None
     if not isinstance(wanted, list) or not wanted:
-        return []
+        return _tasks_shown(engine, task, schema)
     try:
         data = engine.instance_snapshot(task["instance_id"])["data"]
     except Exception:  # noqa: BLE001 - nothing to show is better than no task page
@@ -373,6 +372,47 @@ def shown_data(engine: Any, task: dict[str, Any], schema: dict[str, Any]) -> lis
         else:
             out.append({"title": title, "rows": [], "breakdown": [], "explanation": [],
                         "missing": "Not available: the process has not worked this out."})
+    return out + _tasks_shown(engine, task, schema)
+
+
+def _late_by(due: Any, now: Any) -> str:
+    """How long after its due day a task is, in whole UK calendar days."""
+    days = (kit.as_utc(now).astimezone(kit.UK).date() - kit.as_utc(due).astimezone(kit.UK).date()).days
+    if now < due:
+        return "Not late yet"
+    return "Less than a day" if days <= 0 else f"{days} day{'s' if days != 1 else ''}"
+
+
+def _tasks_shown(engine: Any, task: dict[str, Any], schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tasks a form names in `x-showTask` ([{"element", "title"}]): the same process's task at that step, as
+    it is now — whose it is, when it was due and how late (an escalation shows the task it is about)."""
+    from .case_record import team_name
+
+    wanted = schema.get("x-showTask") if isinstance(schema, dict) else None
+    if not isinstance(wanted, list) or not wanted:
+        return []
+    now = engine.now()
+    try:
+        open_tasks = engine.list_tasks(case_id=task["case_id"])
+    except Exception:  # noqa: BLE001 - nothing to show is better than no task page
+        return []
+    out = []
+    for w in wanted:
+        found = [t for t in open_tasks if t.get("instance_id") == task.get("instance_id")
+                 and t.get("element_id") == w.get("element")]
+        if not found:
+            out.append({"title": w.get("title"), "rows": [], "breakdown": [], "explanation": [],
+                        "missing": "Done: this task is no longer open."})
+            continue
+        t = found[0]
+        due = t.get("due_at")
+        who = (t["assignee"] if t.get("assignee")
+               else f"Nobody yet: it is in the {team_name(t.get('team'))} team's queue")
+        rows = [("Task", str(t.get("name") or "")), ("Team", team_name(t.get("team"))), ("Whose task it is", who),
+                ("Due", kit.long_date(due) if due else "No due date")]
+        if due is not None:
+            rows.append(("Late by", _late_by(due, now)))
+        out.append({"title": w.get("title"), "rows": rows, "breakdown": [], "explanation": []})
     return out
 
 
