@@ -120,6 +120,10 @@ def decide_each(engine: Any, task: dict[str, Any], fields: list[Field]) -> list[
         listed = get_path(data, spec["variable"])
         earlier = [e for e in listed if isinstance(e, dict)] if isinstance(listed, list) else []
         if not earlier:
+            # nothing decided before: the new ones are what the form is for (at least one, engine/forms.py)
+            for g in fields:
+                if spec.get("newItems") and g.name == spec["newItems"]:
+                    g.required = True
             continue
         owner = get_path(data, spec["variable"].rpartition(".")[0]) if "." in spec["variable"] else {}
         decided_at = owner.get("decided_at") if isinstance(owner, dict) else None
@@ -130,6 +134,7 @@ def decide_each(engine: Any, task: dict[str, Any], fields: list[Field]) -> list[
         f.min_items = f.max_items = len(values)
         set_items(f, values)
         f.fixed = True
+        f.required = True  # each must be decided (engine/forms.py checks it on completion)
         for item, e in zip(f.children, earlier, strict=True):
             item.label = str(e.get(key) or item.label)
             item.summary = _uplift_summary(e, decided_at)

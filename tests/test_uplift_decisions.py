@@ -209,6 +209,9 @@ def test_the_page_shows_each_earlier_uplift_and_refuses_to_go_on_until_each_is_d
         sign_in(page, base, SW, demo_password("social_worker"))
         page.goto(f"{base}/tasks/{impact['id']}")
         earlier = page.locator("#f-earlier_uplift_decisions")
+        # each earlier uplift must be decided: not labelled optional; new ones are optional at a reassessment
+        assert earlier.locator("legend").first.inner_text().strip() == "Uplifts in the earlier budget"
+        assert page.locator("#f-uplifts legend").first.inner_text().strip() == "Uplifts (optional)"
         first = " ".join(page.locator("#f-earlier_uplift_decisions-0").inner_text().split())
         assert first.startswith("Night sitting")
         for text in ("Uplift Night sitting", "Amount £2,000.00 a year (£38.46 a week)",
@@ -262,6 +265,8 @@ def test_a_first_impact_assessment_page_has_no_earlier_uplifts_section(eng, app)
         sign_in(page, base, SW, demo_password("social_worker"))
         page.goto(f"{base}/tasks/{impact['id']}")
         assert page.locator("#f-earlier_uplift_decisions").count() == 0
+        # the new uplifts are required here: not labelled optional
+        assert page.locator("#f-uplifts legend").first.inner_text().strip() == "Uplifts"
         assert page.get_by_role("button", name="Add another uplift").count() == 1
         with page.expect_navigation():
             page.get_by_role("button", name="Complete task").click()
