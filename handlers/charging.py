@@ -10,7 +10,8 @@ Support (Charging and Assessment of Resources) Regulations 2014, "the Regulation
 - income counted with its disregards (earnings: regulation 14; the mobility part of DLA and
   PIP: Schedule 1 paragraph 8);
 - the minimum income guarantee of regulation 7, housing costs and disability-related
-  expenditure are protected;
+  expenditure are protected; a council may leave people more than regulation 7's amounts (its own
+  amount for a category, never below the national one, and a weekly top-up on every amount);
 - assessed charge = counted income + tariff income - MIG - housing - DRE, never below zero;
   the weekly contribution is never more than the weekly cost of support;
 - light-touch route (the person chooses to pay the full cost, regulation 10) and a person
@@ -59,6 +60,8 @@ MAX_WEEKLY_ITEM = Decimal("10000")
 MAX_WEEKLY_COST = Decimal("50000")
 #: capital of one kind above £100 million is a typing mistake
 MAX_CAPITAL_ITEM = Decimal("100000000")
+#: the council's own minimum income guarantee amounts and top-up: more than £1,000 a week is a typing mistake
+MAX_COUNCIL_MIG = Decimal("1000")
 MAX_CHILDREN = 20
 MAX_DRE_ITEMS = 50
 
@@ -119,7 +122,7 @@ MIG_TEXT = {
 }
 COUNCIL_KEYS = {
     "lower_capital_limit", "upper_capital_limit", "minimum_weekly_charge", "dre_standard_allowance",
-    "reablement_free_weeks", "reablement_after",
+    "reablement_free_weeks", "reablement_after", "mig_weekly_top_up", "mig",
 }
 YEAR_KEYS = {"in_force_from", "source", "capital", "mig", "not_sourced"}
 CAPITAL_FIGURES = ("lower_limit", "upper_limit", "tariff_band", "tariff_per_band")
@@ -252,7 +255,43 @@ def _check_council(spec: Any, years: dict[str, dict[str, Any]], where: str) -> d
     if after not in ("charge", "free"):
         raise ValueError(f"charging figures: {where}.reablement_after must be \"charge\" or \"free\", got {after!r}")
     out["reablement_after"] = after
+    out.update(_check_council_mig(spec, years, where))
     return out
+
+
+def _check_council_mig(spec: Mapping[str, Any], years: dict[str, dict[str, Any]], where: str) -> dict[str, Any]:
+    """The council's own minimum income guarantee: `mig_weekly_top_up` (pounds a week added to every amount)
+    and `mig` (its own amount for some categories). Regulation 7 is a floor: an own amount below the national
+    one of any year in the file is refused, naming the key, both amounts and the year."""
+    top_up = _money(spec.get("mig_weekly_top_up", "0.00"), f"charging figures: {where}.mig_weekly_top_up",
+                    limit=MAX_COUNCIL_MIG)
+    own = spec.get("mig")
+    if own is None:
+        own = {}
+    if not isinstance(own, Mapping):
+        raise ValueError(f"charging figures: {where}.mig must be an object with some of {list(MIG_KEYS)}, "
+                         f"each null or an amount of money a week, got {type(own).__name__}")
+    unknown = sorted(set(own) - set(MIG_KEYS))
+    if unknown:
+        raise ValueError(f"charging figures: {where}.mig has unknown key(s) {unknown}; expected some of "
+                         f"{list(MIG_KEYS)}")
+    amounts = {k: None if own.get(k) is None else _money(own[k], f"charging figures: {where}.mig.{k}",
+                                                           limit=MAX_COUNCIL_MIG) for k in MIG_KEYS}
+    for key, amount in amounts.items():
+        # blank or nothing would leave the person no minimum income guarantee at all for that amount
+        if amount is not None and amount <= 0:
+            raise ValueError(f"charging figures: {where}.mig.{key} must be more than £0.00 a week, or null to use "
+                             f"the national amount, got {own[key]!r}")
+    for year, figures in sorted(years.items()):
+        for key, amount in amounts.items():
+            national = figures["mig"][key]
+            if amount is not None and national is not None and amount < national:
+                what, reg = MIG_TEXT[key]
+                raise ValueError(
+                    f"charging figures: {where}.mig.{key} {_gbp(amount)} is below the national minimum income "
+                    f"guarantee amount of {_gbp(national)} for {year} ({what}, {reg} of the Regulations); "
+                    "regulation 7 is a floor: a council may leave people more, never less")
+    return {"mig_weekly_top_up": top_up, "mig": amounts}
 
 
 def charging_year(when: datetime | date) -> str:
@@ -351,26 +390,66 @@ def _step(label: str, amount: Decimal | None, explanation: str) -> dict[str, Any
     return {"label": label, "amount": None if amount is None else _out(amount), "explanation": explanation}
 
 
-def _mig_figure(year: str, figures: dict[str, Any], key: str) -> Decimal:
-    amount = figures["mig"][key]
-    if amount is None:
+def _mig_figure(year: str, figures: dict[str, Any], council: dict[str, Any], key: str) -> dict[str, Any]:
+    """One regulation 7 amount as used: the council's own amount when it set one, else the national one for
+    the year, plus the council's top-up. Neither recorded: an error naming the figure."""
+    national, own, top_up = figures["mig"][key], council["mig"][key], council["mig_weekly_top_up"]
+    if national is None and own is None:
         what, where = MIG_TEXT[key]
         raise ValueError(
             f"charging figures: the {year} minimum income guarantee amount for a {what} ({where} of the "
             f"Regulations) is not in {CONFIG_FILE} ({CONFIG_DIR / CONFIG_FILE}): it could not be sourced. "
-            f"Add mig.{key} for {year} from the Department of Health and Social Care's circular.")
-    return amount
+            f"Add mig.{key} for {year} from the Department of Health and Social Care's circular, or the "
+            f"council's own amount as council.mig.{key}.")
+    base = own if own is not None else national
+    return {"key": key, "national": national, "council": own, "top_up": top_up, "base": base,
+            "weekly": base + top_up, "source": "council" if own is not None else "national"}
 
 
-def _mig(year: str, figures: dict[str, Any], a: dict[str, Any]) -> tuple[Decimal, list[dict[str, Any]]]:
-    """Regulation 7: the personal amount by age band and couple, each child, and premiums."""
-    parts: list[tuple[str, Decimal, str]] = []
+def _mig_explanation(year: str, part: dict[str, Any], times: int) -> str:
+    """Where a minimum income guarantee figure came from, in plain English, money to the penny."""
+    what, where = MIG_TEXT[part["key"]]
+    reg = f"{where} of the Regulations"
+    national, own, top_up = part["national"], part["council"], part["top_up"]
+    said = "Protected so you have enough to live on: "
+    if own is None:
+        said += f"the national amount for {year}, {_gbp(national)} a week ({reg})."
+    elif national is None:
+        said += (f"the council's own amount, {_gbp(own)} a week; the national amount for {year} ({reg}) is not "
+                 "recorded here.")
+    elif own == national:
+        said += f"the council's own amount, {_gbp(own)} a week, the same as the national amount for {year} ({reg})."
+    else:
+        said += (f"the council's own amount, {_gbp(own)} a week, more than the national amount for {year} of "
+                 f"{_gbp(national)} ({reg}).")
+    if top_up:
+        said += (f" The council adds {_gbp(top_up)} a week to each amount: {_gbp(part['base'])} + {_gbp(top_up)} "
+                 f"= {_gbp(part['weekly'])}.")
+    if times != 1:
+        said += f" For {times} children: {times} × {_gbp(part['weekly'])} = {_gbp(part['weekly'] * times)}."
+    return said
+
+
+def _mig(year: str, figures: dict[str, Any], council: dict[str, Any], a: dict[str, Any]
+         ) -> tuple[Decimal, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Regulation 7: the personal amount by age band and couple, each child, and premiums; each the national
+    amount for the year or the council's own, plus the council's top-up. Returns the total, the steps and
+    a record of each figure (where it came from)."""
+    steps: list[dict[str, Any]] = []
+    record: list[dict[str, Any]] = []
+    total = Decimal(0)
 
     def add(key: str, times: int = 1) -> None:
-        amount = _mig_figure(year, figures, key)
-        what, where = MIG_TEXT[key]
-        how = f"{times} × {_gbp(amount)}, {where}" if times != 1 else where
-        parts.append((what, amount * times, how))
+        nonlocal total
+        part = _mig_figure(year, figures, council, key)
+        amount = part["weekly"] * times
+        total += amount
+        steps.append(_step(f"Minimum income guarantee: {MIG_TEXT[key][0]}", amount,
+                           _mig_explanation(year, part, times)))
+        record.append({"figure": key, "for": MIG_TEXT[key][0], "source": part["source"], "times": times,
+                       "national": None if part["national"] is None else _out(part["national"]),
+                       "council": None if part["council"] is None else _out(part["council"]),
+                       "top_up": _out(part["top_up"]), "weekly": _out(part["weekly"]), "amount": _out(amount)})
 
     pension_age = a["age_band"] == "pension_age"
     if a["couple"]:
@@ -386,11 +465,7 @@ def _mig(year: str, figures: dict[str, Any], a: dict[str, Any]) -> tuple[Decimal
     suffix = "couple" if a["couple"] else "single"
     for premium in a["premiums"]:
         add("carer_premium" if premium == "carer" else f"{premium}_premium_{suffix}")
-    total = sum((amount for _, amount, _ in parts), Decimal(0))
-    steps = [_step(f"Minimum income guarantee: {what}", amount,
-                   f"Protected so you have enough to live on ({how} of the Regulations).")
-             for what, amount, how in parts]
-    return total, steps
+    return total, steps, record
 
 
 def financial_assessment(ctx: HandlerContext, answers: dict, weekly_cost: str | int | float | None = None) -> dict:
@@ -403,7 +478,7 @@ def financial_assessment(ctx: HandlerContext, answers: dict, weekly_cost: str | 
 
     result: dict[str, Any] = {
         "year": year, "route": a["route"], "capital_total": None, "tariff_income": None, "income_counted": None,
-        "disregarded": [], "mig": None, "housing": None, "dre": None, "assessed_weekly_charge": None,
+        "disregarded": [], "mig": None, "mig_parts": [], "housing": None, "dre": None, "assessed_weekly_charge": None,
         "weekly_cost": None if cost is None else _out(cost), "weekly_contribution": None, "full_cost": False,
         "reason": "", "steps": [], "figures_source": figures_source,
     }
@@ -482,7 +557,7 @@ def financial_assessment(ctx: HandlerContext, answers: dict, weekly_cost: str | 
     result["income_counted"] = _out(counted)
     steps.append(_step("Income we count", counted, "The total of the income we count, each week."))
 
-    mig, mig_steps = _mig(year, figures, a)
+    mig, mig_steps, result["mig_parts"] = _mig(year, figures, council, a)
     steps.extend(mig_steps)
     result["mig"] = _out(mig)
 

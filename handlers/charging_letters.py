@@ -4,7 +4,9 @@
 handler (handlers/charging.py, contract C1 in the issue 11 notes) and renders
 `templates/financial_assessment.txt.j2` with `handlers.letters._render`: the weekly amount the person pays,
 what the council pays when the cost of their support is known, each step of the calculation with its
-explanation (income not counted is a step, with why), the year of the national figures, and how to ask for
+explanation (income not counted is a step, with why; each minimum income guarantee amount says whether it is the
+national one for the year or the council's own, and any top-up), the year of the national figures and whether the
+council's own minimum income guarantee was used, and how to ask for
 the assessment to be looked at again. The figures' full source stays on the case record, not in the letter.
 It is a document handler: the engine files the letter on the case. Nothing here reads the clock (the
 letter is dated `ctx.now`).
@@ -54,11 +56,15 @@ def financial_assessment_letter(ctx: HandlerContext, person: dict[str, Any], ass
     if cost not in (None, "") and pays is not None:
         council_pays = str(max(_amount(cost, "assessment.weekly_cost") - pays, Decimal("0")))
     steps = [s for s in assessment.get("steps") or [] if isinstance(s, dict)]
+    # the council's own minimum income guarantee (its own amount or a top-up) is named beside the national figures
+    parts = [p for p in assessment.get("mig_parts") or [] if isinstance(p, dict)]
+    council_mig = any(p.get("source") == "council" or _amount(p.get("top_up") or "0", "assessment.mig_parts.top_up")
+                      for p in parts)
     return letters._render(
         ctx, "financial_assessment", "financial_assessment.txt.j2", "Your financial assessment", person,
         route=route, full_cost=full_cost, pays_nothing=pays == 0,
         weekly_contribution=None if pays is None else str(pays), weekly_cost=None if council_pays is None else cost,
-        council_pays=council_pays, steps=steps,
+        council_pays=council_pays, steps=steps, council_mig=council_mig,
         reason=str(assessment.get("reason") or ""), year=str(assessment.get("year") or ""))
 
 
