@@ -166,6 +166,18 @@ def test_every_download_is_in_the_access_log_of_each_case_in_it_without_personal
     assert len(logged(eng)) == 2
 
 
+def test_an_auditor_finds_every_download_in_the_access_log(eng, app):  # noqa: F811
+    cid = planned_case(eng)
+    sender, _ = page_client(app, "performance")
+    assert sender.get("/returns/cld.csv?from=2031-01-01&to=2031-03-31").status_code == 200
+    auditor, _ = page_client(app, "auditor")
+    html = auditor.get("/audit/access-log").text
+    assert '<option value="cld_return"' in html  # a filter of its own
+    found = auditor.get("/api/audit/access-log?action=cld_return").json()
+    assert [(e["case_id"], e["user"], e["action"]) for e in found["entries"]] == [
+        (cid, demo_username("performance"), "cld_return")]
+
+
 @pytest.mark.parametrize("query, message", [
     ("", "The period must be given as from=YYYY-MM-DD and to=YYYY-MM-DD"),
     ("from=2031-13-01&to=2031-03-31", "The period must be given as from=YYYY-MM-DD and to=YYYY-MM-DD"),

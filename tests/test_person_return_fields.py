@@ -243,6 +243,8 @@ def test_the_carers_assessment_page_says_what_is_wrong_with_the_hours(eng, app):
                            "hours_caring_per_week": "168"})
     assert r.status_code == 303
     assert eng.get_task(task["id"])["draft"]["hours_caring_per_week"] == 168
+    check = sw.get(f"/tasks/{task['id']}/check-answers").text  # "Check your answers" shows it
+    assert re.search(r"Hours caring a week\s*</dt>\s*<dd[^>]*>\s*168\s*<", check), check[:2000]
 
 
 def test_a_manager_closes_the_case_after_a_death_and_the_record_shows_it_in_the_browser(eng, app):
