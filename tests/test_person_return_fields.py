@@ -21,6 +21,7 @@ from tests.casework_helpers import (
     action_token,
     api_client,
     casework_engine,
+    claimed_task_page,
     complete,
     contact,
     known_case,
@@ -274,3 +275,47 @@ def test_a_manager_closes_the_case_after_a_death_and_the_record_shows_it_in_the_
         run_axe(page, "closed case record with the date of death")
         ctx.close()
     assert eng.get_case(cid)["data"]["person"]["date_of_death"] == "2031-03-02"
+
+
+def test_the_contact_form_asks_the_gp_practice_and_names_a_wrong_code_in_the_browser(eng, app):
+    advisor = demo("front_door_advisor")
+    cid = eng.start("front_door", actor=advisor).case_id
+    [task] = [t for t in eng.list_tasks(case_id=cid) if t["element_id"] == "record_contact"]
+    with live_server(app) as base, launch() as browser:
+        ctx, page = claimed_task_page(browser, base, advisor, "front_door_advisor", task["id"])
+        run_axe(page, "record the contact, with the GP practice code")
+        page.get_by_label("GP practice code").fill("A8100")
+        page.get_by_label("Postcode").fill("nb7")
+        page.get_by_label("GP practice code").press("Enter")  # the form's default button: complete
+        page.wait_for_selector(".govuk-error-summary")
+        summary = page.inner_text(".govuk-error-summary")
+        assert GP_MESSAGE in summary and POSTCODE_MESSAGE in summary
+        run_axe(page, "record the contact with a wrong GP practice code")
+        page.get_by_role("link", name=GP_MESSAGE).focus()
+        page.keyboard.press("Enter")
+        assert page.evaluate("() => document.activeElement.id") == "f-person-gp_practice_code"
+        assert page.input_value("#f-person-gp_practice_code") == "A8100"  # what was typed is kept
+        ctx.close()
+    assert "person" not in eng.get_case(cid)["data"]
+
+
+def test_the_carers_hours_section_names_its_error_in_the_browser(eng, app):
+    cid = known_case(eng, PERSON, contact_date="2031-03-03")
+    eng.start("carers_assessment", case_id=cid, actor=demo("social_worker"),
+              data={"person": {"name": "Susan Clarke", "relationship": "daughter"}, "cared_for": "Peter Clarke"})
+    [task] = [t for t in eng.list_tasks(case_id=cid) if t["element_id"] == "assess_carer"]
+    with live_server(app) as base, launch() as browser:
+        ctx, page = claimed_task_page(browser, base, demo("social_worker"), "social_worker", task["id"])
+        page.goto(f"{base}/tasks/{task['id']}/sections/caring")
+        run_axe(page, "the carer's assessment: caring")
+        page.get_by_label("Hours caring a week").fill("169")
+        page.get_by_label("Hours caring a week").press("Enter")
+        page.wait_for_selector(".govuk-error-summary")
+        assert "Hours caring a week must be 168 or fewer" in page.inner_text(".govuk-error-summary")
+        run_axe(page, "the carer's assessment: caring, with too many hours")
+        page.get_by_label("Hours caring a week").fill("168")
+        page.get_by_label("Hours caring a week").press("Enter")
+        page.wait_for_url(f"{base}/tasks/{task['id']}")
+        ctx.close()
+    assert eng.get_task(task["id"])["draft"]["hours_caring_per_week"] == 168
+
