@@ -247,17 +247,21 @@ def _check(user: User) -> None:
 
 def log_download(engine: Any, user: User, result: Return, page: str) -> int:
     """One access-log line per case the file is about (people and the carers' cared-for people); returns how many.
-    The reason is the period; nothing about the people."""
-    refs = set()
+    A row's case is its `case_id`, or the case reference its person ids start with (`CASE-000001`, a carer's
+    `CASE-000001-C1`). The reason is the period; nothing about the people."""
+    refs, direct = set(), set()
     for r in result.rows:
+        if isinstance(r.get("case_id"), int):  # a row that names its case (the return may add it)
+            direct.add(r["case_id"])
         for key in ("LA_Person_Unique_Identifier", "local_person_id", "Cared_For_Person_ID", "cared_for_person_id",
                     "case_reference"):
             found = _REFERENCE.match(str(r.get(key) or ""))
             if found:
                 refs.add(found.group(0))
     with engine.db.transaction() as conn:
-        ids = sorted(conn.execute(select(cases.c.id).where(cases.c.reference.in_(sorted(refs)))).scalars()) \
-            if refs else []
+        found = set(conn.execute(select(cases.c.id).where(cases.c.reference.in_(sorted(refs)))).scalars()) \
+            if refs else set()
+        ids = sorted(found | direct)
         now = engine.now(conn)
         reason = f"Client Level Data return {result.start.isoformat()} to {result.end.isoformat()}"
         if ids:

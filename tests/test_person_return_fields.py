@@ -166,6 +166,18 @@ def test_a_date_of_death_before_birth_or_in_the_future_is_refused_and_nothing_is
     assert len(eng.history(cid)) == before and eng.get_case(cid)["data"]["person"] == PERSON
 
 
+def test_the_command_line_keeps_the_date_of_death_too(eng, db_url, capsys):
+    from engine.cli import main
+
+    cid = known_case(eng, PERSON, contact_date="2031-03-03")
+    assert main(["close", "--db", db_url, str(cid), "--reason", "died", "--details", '{"date_of_death": "1948-01-01"}',
+                 "--as", TM]) != 0
+    assert "on or after the date of birth" in capsys.readouterr().err
+    assert main(["close", "--db", db_url, str(cid), "--reason", "died", "--details", '{"date_of_death": "2031-03-01"}',
+                 "--as", TM]) == 0
+    assert eng.get_case(cid)["data"]["person"]["date_of_death"] == "2031-03-01"
+
+
 def test_the_date_of_birth_itself_is_a_possible_date_of_death(eng, app):
     cid = known_case(eng, {**PERSON, "date_of_birth": "2031-03-01"}, contact_date="2031-03-03")
     tm = api_client(app, "team_manager")
