@@ -17,6 +17,7 @@ from . import (
     case_actions,
     case_pages,
     cases,
+    cld_returns,
     errors,
     evidence,
     intake,
@@ -86,4 +87,5 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     app.include_router(evidence.router)  # evidence packs for investigators (api/evidence.py)
     app.include_router(letters_pdf.router)  # a letter's PDF, as posted (api/letters_pdf.py)
     app.include_router(migrations.router)  # moving running cases to another version (api/migrations.py)
+    app.include_router(cld_returns.router)  # the Client Level Data return's download page (api/cld_returns.py)
     return app

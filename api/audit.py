@@ -55,7 +55,7 @@ EVENT_TYPES = (
     "task.left", "task.draft_saved", "task.completed", "handler.called", "handler.failed",
     "incident.opened", "incident.retried", "timer.set", "timer.fired", "timer.cleared")
 ACTIONS = ("open", "record", "history", "chronology", "diagram", "letter", "note", "panel", "coordinator",
-           "restriction", "search", "export", "replay", "integrity")
+           "restriction", "search", "export", "replay", "integrity", "cld_return")
 OPEN_STATUSES = intake.OPEN_STATUSES
 _EVENT_TYPE = re.compile(r"^[a-z_]{1,30}\.[a-z_]{1,30}$")
 _WORD = re.compile(r"^[a-z0-9][a-z0-9._:-]{0,63}$")

@@ -41,7 +41,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, insert, select
 
-from engine.errors import NotFoundError, StateError, ValidationError
+from engine.errors import ConflictError, NotFoundError, StateError, ValidationError
 from engine.lifecycle import OPEN_STATUSES, closure
 from engine.schema import cases, instances, settings
 from handlers.capacity import ADVOCACY_ACTIVE
@@ -281,8 +281,12 @@ def _carer_case(engine: Any, case: dict[str, Any], reference: str, name: str, er
     return reference
 
 
-def close_details(engine: Any, reason: Any, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+def close_details(engine: Any, reason: Any, data: dict[str, Any],
+                  person: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """The closure's details and the errors by field. `person` (the case record's): a date of death may not
+    be before their date of birth."""
     errors: dict[str, str] = {}
+    born = _day_or_none((person or {}).get("date_of_birth"))
     if reason not in CLOSE_REASONS:
         errors["reason"] = ("Select the reason" if reason in (None, "")
                             else f"The reason must be one of: {', '.join(CLOSE_REASONS)}")
@@ -300,6 +304,8 @@ def close_details(engine: Any, reason: Any, data: dict[str, Any]) -> tuple[dict[
             errors["date_of_death"] = "The date of death must be today or in the past"
         elif when < engine.now().date() - timedelta(days=366 * 120):
             errors["date_of_death"] = "The date of death must be within the person's lifetime"
+        elif born is not None and when < born:
+            errors["date_of_death"] = f"The date of death must be on or after the date of birth ({kit_day(born)})"
         else:
             details["date_of_death"] = when.isoformat()
     if reason == "moved_away":
@@ -308,6 +314,17 @@ def close_details(engine: Any, reason: Any, data: dict[str, Any]) -> tuple[dict[
     if note:
         details["note"] = note
     return details, errors
+
+
+def _day_or_none(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(value) if isinstance(value, str) and len(value) == 10 else None
+    except ValueError:
+        return None
+
+
+def kit_day(value: date) -> str:
+    return f"{value.day} {value:%B %Y}"
 
 
 def _raise(errors: dict[str, str], what: str) -> None:
@@ -372,14 +389,31 @@ def act(engine: Any, user: User, case_id: int, action: str, data: dict[str, Any]
 def close(engine: Any, user: User, case_id: int, reason: Any, data: dict[str, Any],
           instance_id: int | None = None) -> dict[str, Any]:
     _check(engine, user, case_id, may_close(user), "close" if instance_id is None else "end_process")
-    details, errors = close_details(engine, reason, data if isinstance(data, dict) else {})
+    person = engine.get_case(case_id)["data"].get("person")
+    person = person if isinstance(person, dict) else {}
+    details, errors = close_details(engine, reason, data if isinstance(data, dict) else {}, person)
     _raise(errors, "the case was not closed" if instance_id is None else "the process was not ended")
-    if instance_id is None:
-        return engine.close_case(case_id, reason=reason, details=details, actor=user.username)
-    if instance_id not in _all_instances(engine, case_id):
+    if instance_id is not None and instance_id not in _all_instances(engine, case_id):
         raise NotFoundError(f"case {case_id} has no process instance {instance_id}", case=case_id,
                             instance=instance_id)
+    if details.get("date_of_death") and person.get("date_of_death") != details["date_of_death"]:
+        record_death(engine, user, case_id, person, details["date_of_death"])
+    if instance_id is None:
+        return engine.close_case(case_id, reason=reason, details=details, actor=user.username)
     return engine.cancel_instance(instance_id, reason=reason, details=details, actor=user.username)
+
+
+def record_death(engine: Any, user: User, case_id: int, person: dict[str, Any], day: str) -> None:
+    """Keep the date of death in the person's details on the case record (the CLD return's Date_of_Death,
+    the case record page), as its own step just before the closure: a `case.record_updated` event, so a
+    change made meanwhile to the person's details is a conflict, not overwritten."""
+    try:
+        engine.update_case_record(case_id, {"person": {**person, "date_of_death": day}}, actor=user.username,
+                                  reason="date of death recorded as the case was closed (the person has died)",
+                                  expected={"person": person or None})
+    except ConflictError:
+        raise ConflictError("someone changed the person's details at the same moment; nothing was saved, "
+                            "try again", case=case_id) from None
 
 
 def _all_instances(engine: Any, case_id: int) -> set[int]:
@@ -528,7 +562,9 @@ async def _post(request: Request, case_id: int, what: str, instance_id: int | No
         case = await run_in_threadpool(_check, engine, user, case_id, allowed, what)
         values = _form_values(form, what)
         if what == "close":
-            _details, errors = close_details(engine, values.get("reason") or None, values)
+            person = engine.get_case(case_id)["data"].get("person")
+            _details, errors = close_details(engine, values.get("reason") or None, values,
+                                             person if isinstance(person, dict) else None)
         else:
             _p, _d, errors = start_data(engine, case, what, values)
         if errors:

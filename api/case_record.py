@@ -45,7 +45,11 @@ _FALLBACK_PERSON: dict[str, Any] = {
     },
 }
 # shown first, in this order; the rest follow in the form's order
-_FIRST = ("name", "preferred_name", "date_of_birth", "age", "nhs_number", "address", "postcode", "phone")
+_FIRST = ("name", "preferred_name", "date_of_birth", "date_of_death", "age", "nhs_number", "address", "postcode",
+          "gp_practice_code", "phone")
+# details of the person kept on the case record but not asked on the contact form: the date of death is
+# recorded when the case is closed because the person died (api/case_actions.py), and can be corrected
+RECORDED_ELSEWHERE = {"date_of_death": ("Date of death", "date")}
 
 
 @dataclass
@@ -59,6 +63,8 @@ class PersonField:
     minimum: int | None = None
     maximum: int | None = None
     hint: str | None = None
+    message: str | None = None  # the form's own words for an answer in the wrong format ("x-messages")
+    only_when_set: bool = False  # recorded elsewhere than the contact form: shown once it has a value
 
 
 def person_schema(engine: Any) -> dict[str, Any]:
@@ -92,10 +98,13 @@ def person_fields(engine: Any) -> list[PersonField]:
         elif spec.get("format") == "date":
             f = PersonField(name, title, "date")
         else:
-            f = PersonField(name, title, "text", pattern=spec.get("pattern"))
+            messages = spec.get("x-messages") if isinstance(spec.get("x-messages"), dict) else {}
+            f = PersonField(name, title, "text", pattern=spec.get("pattern"), message=messages.get("pattern"))
         f.required = name in required
         f.hint = spec.get("description")
         out.append(f)
+    out += [PersonField(name, title, kind, only_when_set=True) for name, (title, kind) in RECORDED_ELSEWHERE.items()
+            if name not in schema["properties"]]
     out.sort(key=lambda f: (_FIRST.index(f.name) if f.name in _FIRST else len(_FIRST)))
     return out
 
@@ -130,7 +139,8 @@ def person_rows(engine: Any, person: dict[str, Any]) -> list[dict[str, Any]]:
     fields = person_fields(engine)
     known = {f.name for f in fields}
     rows = [{"name": f.name, "title": f.title, "value": person.get(f.name), "text": show_value(f, person.get(f.name)),
-             "editable": True, "kind": f.kind} for f in fields]
+             "editable": True, "kind": f.kind} for f in fields
+            if not f.only_when_set or person.get(f.name) not in (None, "")]
     rows += [{"name": k, "title": humanise(k), "value": v, "text": show_value(None, v), "editable": False,
               "kind": "other"} for k, v in person.items() if k not in known]
     return rows

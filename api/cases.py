@@ -189,7 +189,11 @@ def parse_detail(engine: Any, f: cr.PersonField, raw: Any, today: date) -> tuple
             return None, "NHS number is not valid: check the digits (the last one is a check digit)"
         return text, None
     if f.pattern and not re.search(f.pattern, text):
-        return None, f"{f.title} is not in the right format"
+        return None, f.message or f"{f.title} is not in the right format"
+    if f.name == "postcode":
+        text = people.normal_postcode(text)
+    elif f.name == "gp_practice_code":
+        text = people.normal_gp_practice_code(text)
     return text, None
 
 
@@ -223,10 +227,16 @@ def correct_details(engine: Any, user: User, case_id: int, changes: dict[str, An
         errors.append({"field": "reason", "message": "Enter why you are changing this"})
     elif len(reason) > REASON_MAX:
         errors.append({"field": "reason", "message": f"The reason must be {REASON_MAX} characters or fewer"})
+    person = dict(engine.get_case(case_id)["data"].get("person") or {})
+    if not errors and {"date_of_birth", "date_of_death"} & set(clean):
+        wrong = people.death_before_birth({**person, **clean})
+        if wrong:
+            name = "date_of_death" if "date_of_death" in clean else "date_of_birth"
+            errors.append({"field": f"changes/{name}", "message": wrong if name == "date_of_death" else
+                           f"The date of birth must be on or before the date of death ({person['date_of_death']})"})
     if errors:
         raise ValidationError(f"nothing was changed: {'; '.join(e['message'] for e in errors)}", errors=errors,
                               case=case_id)
-    person = dict(engine.get_case(case_id)["data"].get("person") or {})
     for name in clean:
         if person.get(name) != expected.get(name):
             title = fields[name].title

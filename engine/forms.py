@@ -25,6 +25,7 @@ SHOW_DATA = "x-showData"
 SHOW_TASK = "x-showTask"
 MONEY = "x-money"
 DECIDE_EACH = "x-decideEach"
+MESSAGES = "x-messages"  # {"pattern": "GP practice code must be…", "maximum": "…"}: a field's own error wording
 _SECTION_ID = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -112,6 +113,7 @@ def _check_schema(schema: dict[str, Any]) -> None:
                 walk(value, f"{where}/{i}")
 
     walk(schema, "#")
+    _check_messages(schema)
     _check_sections(schema)
     _check_decide_each(schema)
     shown = schema.get(SHOW_DATA, [])
@@ -157,6 +159,26 @@ def _variable(data: Any, path: str) -> Any:
 
 def _same(a: Any, b: Any) -> bool:
     return isinstance(a, str) and isinstance(b, str) and a.strip().casefold() == b.strip().casefold()
+
+
+def _check_messages(schema: dict[str, Any]) -> None:
+    """`"x-messages": {keyword: message}` on a property: the message shown, instead of the validator's own
+    words, when that keyword refuses the answer (a pattern, a minimum…). Keywords and messages are texts."""
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            if MESSAGES in node:
+                m = node[MESSAGES]
+                if not isinstance(m, dict) or not m or not all(
+                        isinstance(k, str) and k and isinstance(v, str) and v.strip() for k, v in m.items()):
+                    raise ValueError(f"{where}/{MESSAGES} must be an object of JSON Schema keyword to message text")
+            for key, value in node.items():
+                if key != MESSAGES:
+                    walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{where}/{i}")
+
+    walk(schema, "#")
 
 
 def _property_at(schema: dict[str, Any], path: str) -> dict[str, Any] | None:
@@ -271,6 +293,10 @@ class FormLibrary:
                 missing = [p for p in err.validator_value if p not in err.instance]
                 for field in missing:
                     errors.append({"field": "/".join(filter(None, [path, field])), "message": f"'{field}' is required"})
+                continue
+            own = err.schema.get(MESSAGES) if isinstance(err.schema, dict) else None
+            if isinstance(own, dict) and isinstance(own.get(err.validator), str):
+                errors.append({"field": path or None, "message": own[err.validator]})
                 continue
             if err.schema.get(MONEY) is True and err.validator in _MONEY_KEYWORDS:
                 errors.append({"field": path or None, "message": money_message(err.schema, err.validator)})

@@ -95,10 +95,43 @@ def clean_person(person: Any, titles: dict[str, str] | None = None) -> dict[str,
     return out
 
 
+# A UK postcode: outward code (area letters, district digit, optional letter or digit), then inward code
+# (a digit and two letters); spaces and case as typed. Format only: a postcode that does not exist passes.
+POSTCODE = re.compile(r"\s*([A-Za-z]{1,2}[0-9][A-Za-z0-9]?)\s*([0-9][A-Za-z]{2})\s*")
+# A GP practice's ODS organisation code: one letter and five digits ("A81001").
+GP_PRACTICE_CODE = re.compile(r"\s*([A-Za-z][0-9]{5})\s*")
+
+
+def normal_postcode(value: Any) -> Any:
+    """"nb71ab" -> "NB7 1AB" (upper case, one space before the inward code); anything else unchanged."""
+    m = POSTCODE.fullmatch(value) if isinstance(value, str) else None
+    return f"{m.group(1).upper()} {m.group(2).upper()}" if m else value
+
+
+def normal_gp_practice_code(value: Any) -> Any:
+    """" a81001 " -> "A81001"; anything else unchanged."""
+    m = GP_PRACTICE_CODE.fullmatch(value) if isinstance(value, str) else None
+    return m.group(1).upper() if m else value
+
+
+def death_before_birth(person: dict[str, Any]) -> str | None:
+    """A message when the person's date of death is before their date of birth (both YYYY-MM-DD), else None."""
+    born, died = dob_key(person.get("date_of_birth")), dob_key(person.get("date_of_death"))
+    if born and died and died < born:
+        return f"The date of death must be on or after the date of birth ({born})"
+    return None
+
+
 def check_case_data(data: dict[str, Any]) -> dict[str, Any]:
-    """Registry hook: every save of a case's details passes through here first (see engine registry)."""
+    """Registry hook: every save of a case's details passes through here first (see engine registry).
+    Names are checked (refused when they hide characters) and kept in NFC; a postcode and a GP practice
+    code in a recognisable format are kept in one spelling ("NB7 1AB", "A81001")."""
     if isinstance(data, dict) and isinstance(data.get("person"), dict):
-        return {**data, "person": clean_person(data["person"])}
+        person = clean_person(data["person"])
+        for key, normal in (("postcode", normal_postcode), ("gp_practice_code", normal_gp_practice_code)):
+            if key in person:
+                person[key] = normal(person[key])
+        return {**data, "person": person}
     return data
 
 

@@ -517,7 +517,7 @@ def test_the_carer_is_asked_their_own_words_willingness_ability_and_wishes_for_w
     schema = form.schema("carers_assessment")
     caring = [s for s in form.sections("carers_assessment") if s["id"] == "caring"][0]
     assert caring["fields"] == ["willing_to_continue", "able_to_continue", "caring_concerns", "cares_for_how_long",
-                                "work_wishes", "education_training_wishes", "leisure_wishes"]
+                                "hours_caring_per_week", "work_wishes", "education_training_wishes", "leisure_wishes"]
     assert "s.10(6)(c)" in schema["properties"]["work_wishes"]["description"]
     assert "recreation" in schema["properties"]["leisure_wishes"]["description"]
     assert "own words" in schema["properties"]["carer_views"]["title"]
