@@ -84,8 +84,8 @@ hospital_discharge            Request     route of access: Discharge from hospit
                                           discharged (pathway 0, home with no new support) ->
                                           NFA – Information & Advice / Signposting only. No
                                           outcome before the discharge is recorded.
-reablement                    Service     Short Term Support: ST-Max, CASSR Commissioned support.
-                                          start: plan_reablement completed (else instance start);
+reablement                    Service     Short Term Support: ST-Max (component Reablement), CASSR
+                                          Commissioned support. start: plan_reablement completed (else instance start);
                                           end: instance completed. Outcome from the reablement
                                           outcome (deliver_reablement, or the team manager's
                                           "end" decision): best_independence_reached -> Service
@@ -126,18 +126,23 @@ carers_support_plan           Service     the carer's: as carers_assessment (sam
                                           (carer_personal_budget), Weekly, 1 planned unit; empty
                                           when it is paid from the cared-for person's budget.
 support_plan                  Service     only once sign_off_plan is completed with signed_off
-                                          true. Long Term Support: Community; start: sign-off;
-                                          delivery mechanism from the plan's money_management:
-                                          direct_payment -> Direct Payment; managed_account ->
-                                          CASSR Managed Personal Budget; council_managed -> CASSR
-                                          Commissioned support. The service stays open (outcome
+                                          true. Long Term Support: Community (a plan with
+                                          care_home_move: Nursing Care or Residential Care by
+                                          care_home_nursing; unanswered: none, a problem in the
+                                          return); start: sign-off; delivery mechanism from the
+                                          plan's money_management: direct_payment -> Direct
+                                          Payment; managed_account and council_managed -> CASSR
+                                          Managed Personal Budget (the budget is managed for the
+                                          person). The service stays open (outcome
                                           Provision of service) until a later signed-off plan for
                                           the same case supersedes it (end = that sign-off,
                                           outcome Provision of service: support continues under
                                           the new plan). Unit cost: the plan's cost a week
                                           (cost_support_plan before sign-off), cost frequency
                                           Weekly, 1 planned unit a week; empty for plans signed
-                                          off before plans were costed. A direct_payment_review
+                                          off before plans were costed; the plan's costed
+                                          services are kept as service_lines (one row each in
+                                          the return). A direct_payment_review
                                           that changes the arrangement (arrange_change keeps
                                           direct_payment_arrangement on the case) ends the Direct
                                           Payment row on the change date (arrange_change's
@@ -145,7 +150,7 @@ support_plan                  Service     only once sign_off_plan is completed w
                                           outcome Provision of service, and a new row, same
                                           service type, starts that day: managed_account -> CASSR
                                           Managed Personal Budget; end_direct_payment -> CASSR
-                                          Commissioned support; nominated_person /
+                                          Managed Personal Budget; nominated_person /
                                           authorised_person -> still a Direct Payment, no new
                                           row. The change applies to the
                                           plan signed off before it was recorded; a date before
@@ -200,6 +205,9 @@ equipment                     Service     only once delivery and installation ar
                                           the case is closed. No row when nothing was delivered
                                           (the process ended before).
 ============================  ==========  =====================================================
+
+The return to the specification (field names, order, Release 2 codes, which events a period holds,
+what is withheld, problems) is the last section of this module; docs/cld.md explains it.
 
 Not mapped (no CLD row): safeguarding (reported in the Safeguarding Adults Collection, not CLD; a
 contact that raises a concern still has its front door Request row), personal_budget (part of
@@ -916,7 +924,8 @@ def _derive_one(process_id: str, iid: int, evs: list[dict], mapping: dict[str, A
         else:
             cost = {"unit_cost": None, "cost_frequency": None, "planned_units_per_week": None}
         lines = _get(source, mapping["cost"]["lines"]) if source is not None and "lines" in mapping["cost"] else None
-        cost["service_lines"] = [dict(line) for line in lines] if isinstance(lines, list) and cost["unit_cost"] else None
+        costed = isinstance(lines, list) and cost["unit_cost"]
+        cost["service_lines"] = [dict(line) for line in lines] if costed else None
         paid = (_get(source, mapping["cost"]["contribution"])
                 if source is not None and "contribution" in mapping["cost"] else None)
         cost["contribution"] = paid if isinstance(paid, dict) else None
@@ -1184,7 +1193,8 @@ SPEC_ETHNICITY = {
     "Mixed: White and Black Caribbean": "Mixed or multiple ethnic groups: White and Black Caribbean",
     "Mixed: White and Black African": "Mixed or multiple ethnic groups: White and Black African",
     "Mixed: White and Asian": "Mixed or multiple ethnic groups: White and Asian",
-    "Mixed: Any other mixed background": "Mixed or multiple ethnic groups: Any other Mixed or multiple ethnic background",
+    "Mixed: Any other mixed background":
+        "Mixed or multiple ethnic groups: Any other Mixed or multiple ethnic background",
     "Asian or Asian British: Indian": "Asian or Asian British: Indian",
     "Asian or Asian British: Pakistani": "Asian or Asian British: Pakistani",
     "Asian or Asian British: Bangladeshi": "Asian or Asian British: Bangladeshi",

@@ -120,7 +120,7 @@ def _overlaps(rows: list[dict]) -> list[dict[str, Any]]:
         for row in group:  # a costed plan's service lines are one event
             events.setdefault(str(row.get("Event_Reference")).split("/", 1)[0], row)
         ordered = sorted(events.values(), key=lambda r: r["Event_Start_Date"])
-        for a, b in zip(ordered, ordered[1:]):
+        for a, b in zip(ordered, ordered[1:], strict=False):
             a_end = a.get("Event_End_Date")
             # an event that ends on the day the next starts follows it (a plan superseded that day)
             if a_end is None or a_end > b["Event_Start_Date"]:

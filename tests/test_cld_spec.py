@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from handlers import cld, cld_quality
-from tests.test_cld import FIRST_REVIEW, Q1, Q2, complete, eng, front_door, to_plan  # noqa: F401 (fixture)
+from tests.test_cld import FIRST_REVIEW, Q1, Q2, complete, eng, front_door, to_plan  # noqa: F401  (fixture)
 from tests.test_process_assessment_to_review import PETER, SMALL, assessment, plan, ras
 from tests.test_process_front_door_reablement import LIKELY_ELIGIBLE, contact
 
@@ -144,7 +144,7 @@ def test_every_value_a_process_can_produce_has_its_specification_code():
 # ---------------------------------------------------------------- scenarios: each code a process produces
 
 
-def reablement_ended(eng, outcome):
+def reablement_ended(eng, outcome):  # noqa: F811
     cid = front_door(eng, LIKELY_ELIGIBLE)
     complete(eng, cid, "plan_reablement", {"goals": ["Make a hot meal"], "setting": "home",
                                            "start_type": "planned", "visits_per_day": 1})
@@ -159,7 +159,7 @@ def reablement_ended(eng, outcome):
     ("support_declined", "NFA: Support declined"),
     ("admitted_to_hospital", "Admitted to hospital"),
 ])
-def test_each_reablement_outcome_gives_exactly_its_code(eng, outcome, expected):
+def test_each_reablement_outcome_gives_exactly_its_code(eng, outcome, expected):  # noqa: F811
     reablement_ended(eng, outcome)
     request, service = cld.cld_return(eng, *Q1, la_code=LA)
     assert (request["Event_Type"], request["Event_Outcome"], request["Request_Route_of_Access"]) == (
@@ -178,7 +178,7 @@ def test_each_reablement_outcome_gives_exactly_its_code(eng, outcome, expected):
     ("nhs_funded", None, "NFA: Referral to NHS services or NHS funded social care"),
     ("no_longer_needed", None, "NFA: Support ended for other reason"),
 ])
-def test_each_way_a_case_closes_ends_its_service_with_exactly_its_code(eng, reason, details, expected):
+def test_each_way_a_case_closes_ends_its_service_with_exactly_its_code(eng, reason, details, expected):  # noqa: F811
     cid = to_plan(eng, "direct_payment")
     eng.advance_clock(timedelta(days=20))
     eng.close_case(cid, reason=reason, details=details, actor="tm_tom")
@@ -193,13 +193,13 @@ def test_each_way_a_case_closes_ends_its_service_with_exactly_its_code(eng, reas
     (contact(safeguarding_concern=True), "NFA: Other", "Community / Other route"),
     (LIKELY_ELIGIBLE, "Progress to reablement/ST-Max", "Community / Other route"),
 ])
-def test_each_request_route_gives_exactly_its_outcome(eng, form, outcome, route):
+def test_each_request_route_gives_exactly_its_outcome(eng, form, outcome, route):  # noqa: F811
     front_door(eng, form)
     requests = [r for r in cld.cld_return(eng, *Q1, la_code=LA) if r["Event_Type"] == "Request"]
     assert [(r["Event_Outcome"], r["Request_Route_of_Access"]) for r in requests] == [(outcome, route)]
 
 
-def test_assessment_plan_and_reviews_give_exactly_their_codes(eng):
+def test_assessment_plan_and_reviews_give_exactly_their_codes(eng):  # noqa: F811
     cid = to_plan(eng, "council_managed")
     changed = to_plan(eng, "direct_payment")
     eng.advance_clock(timedelta(days=FIRST_REVIEW))
@@ -225,7 +225,7 @@ def test_assessment_plan_and_reviews_give_exactly_their_codes(eng):
         (eng.get_case(changed)["reference"], "Assessment")]
 
 
-def test_an_adult_not_eligible_has_no_services_offered(eng):
+def test_an_adult_not_eligible_has_no_services_offered(eng):  # noqa: F811
     res = eng.start("needs_assessment", data={"person": PETER})
     complete(eng, res.case_id, "assess_needs", assessment("personal_hygiene"))
     [row] = cld.cld_return(eng, *Q1, la_code=LA)
@@ -233,7 +233,7 @@ def test_an_adult_not_eligible_has_no_services_offered(eng):
         "NFA: No services offered for other reason", "Long term assessment", "Service user")
 
 
-def plan_with(eng, **answers):
+def plan_with(eng, **answers):  # noqa: F811
     res = eng.start("needs_assessment", data={"name": PETER["name"], "person": PETER, "contact_date": "2031-03-03"})
     cid = res.case_id
     complete(eng, cid, "assess_needs", assessment("personal_hygiene", "managing_nutrition", "using_home_safely"))
@@ -245,13 +245,13 @@ def plan_with(eng, **answers):
 
 @pytest.mark.parametrize("nursing, expected", [(True, "Long term support: Nursing care"),
                                                (False, "Long term support: Residential care")])
-def test_a_plan_moving_the_person_into_a_care_home_is_residential_or_nursing_care(eng, nursing, expected):
+def test_a_plan_moving_the_person_into_a_care_home_is_residential_or_nursing_care(eng, nursing, expected):  # noqa: F811
     plan_with(eng, care_home_move=True, care_home_nursing=nursing)
     [service] = [r for r in cld.cld_return(eng, *Q1, la_code=LA) if r["Event_Type"] == "Service"]
     assert service["Service_Type"] == expected
 
 
-def test_a_care_home_plan_that_does_not_say_whether_nursing_is_a_problem_not_a_guess(eng):
+def test_a_care_home_plan_that_does_not_say_whether_nursing_is_a_problem_not_a_guess(eng):  # noqa: F811
     cid = plan_with(eng, care_home_move=True)
     result = cld.cld_return(eng, *Q1, la_code=LA)
     [service] = [r for r in result if r["Event_Type"] == "Service"]
@@ -270,7 +270,7 @@ COSTED = [
 ]
 
 
-def test_a_costed_plan_gives_one_service_row_per_costed_service_with_its_cost_and_units(eng):
+def test_a_costed_plan_gives_one_service_row_per_costed_service_with_its_cost_and_units(eng):  # noqa: F811
     cid = plan_with(eng, outcomes=COSTED)
     reference = eng.get_case(cid)["reference"]
     services = [r for r in cld.cld_return(eng, *Q1, la_code=LA) if r["Event_Type"] == "Service"]
@@ -285,7 +285,7 @@ def test_a_costed_plan_gives_one_service_row_per_costed_service_with_its_cost_an
 # ---------------------------------------------------------------- a small population, by hand
 
 
-def test_a_small_population_gives_the_hand_computed_quarter(eng):
+def test_a_small_population_gives_the_hand_computed_quarter(eng):  # noqa: F811
     """Five people on the simulated clock (3 March 2031 on): the first quarter's rows, worked out by hand."""
     advised = front_door(eng, contact(advice_given="Leaflet"))                  # CASE-000001: I&A, closed 3 March
     reabled = reablement_ended(eng, "support_declined")                         # CASE-000002: 3 to 13 March
@@ -327,7 +327,7 @@ def test_a_small_population_gives_the_hand_computed_quarter(eng):
     assert [w["case_reference"] for w in q2.withheld] == ["CASE-000004"]
 
 
-def test_person_fields_reach_the_return_in_release_2_wording(eng):
+def test_person_fields_reach_the_return_in_release_2_wording(eng):  # noqa: F811
     person = {"nhs_number": "9434765919", "date_of_birth": "1952-11-20", "postcode": "NS2 4BB",
               "gp_practice_code": "Y01234", "gender": "Not known", "ethnicity": "Other ethnic groups: Chinese",
               "accommodation_status": "Tenant - private landlord",
@@ -346,7 +346,7 @@ def test_person_fields_reach_the_return_in_release_2_wording(eng):
         "Has_Unpaid_Carer": "No", "Primary_Support_Reason": "Support with Memory & Cognition", "Date_of_Death": None}
 
 
-def test_a_person_value_without_a_release_2_code_is_a_problem_and_an_empty_cell(eng):
+def test_a_person_value_without_a_release_2_code_is_a_problem_and_an_empty_cell(eng):  # noqa: F811
     case = eng.create_case("Joan Barker", {"person": {"gender": "Other", "accommodation_status": "Not known"}})
     res = eng.start("needs_assessment", case_id=case, data={"person": PETER})
     complete(eng, res.case_id, "assess_needs", assessment("personal_hygiene"))
@@ -418,7 +418,7 @@ def test_overlapping_services_of_one_kind_are_found_but_a_plan_superseded_that_d
     assert cld_quality.quality_report([first, other_kind], []) == []
 
 
-def test_carepath_cld_check_prints_the_report(eng, tmp_path, capsys):
+def test_carepath_cld_check_prints_the_report(eng, tmp_path, capsys):  # noqa: F811
     from engine.cli import main
 
     front_door(eng, contact(advice_given="Leaflet"))
@@ -429,7 +429,7 @@ def test_carepath_cld_check_prints_the_report(eng, tmp_path, capsys):
     assert "no_nhs_number" in out and "CASE-000001" in out
 
 
-def test_the_csv_file_has_no_en_dash_and_one_line_per_row(eng, tmp_path):
+def test_the_csv_file_has_no_en_dash_and_one_line_per_row(eng, tmp_path):  # noqa: F811
     reablement_ended(eng, "support_declined")
     rows = cld.cld_return(eng, *Q1, la_code=LA)
     path = cld.write_cld_csv(rows, tmp_path / "q1.csv")
