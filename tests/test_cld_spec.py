@@ -439,3 +439,39 @@ def test_the_csv_file_has_no_en_dash_and_one_line_per_row(eng, tmp_path):  # noq
         table = list(csv.DictReader(fh))
     assert len(table) == len(rows) == 2
     assert [r["Event_Outcome"] for r in table] == ["Progress to reablement/ST-Max", "NFA: Support declined"]
+
+
+def test_a_carers_rows_are_unpaid_carer_rows_linked_to_the_person_cared_for(eng):  # noqa: F811
+    from tests.test_carers import carer_plan
+    from tests.test_process_assessment_to_review import carer_assessment
+
+    cid = eng.start("needs_assessment", data={"name": PETER["name"], "person": PETER,
+                                             "contact_date": "2031-03-03"}).case_id
+    complete(eng, cid, "assess_needs", assessment("personal_hygiene", carer=True))  # Peter: not eligible
+    complete(eng, cid, "assess_carer", carer_assessment("moderate"))
+    complete(eng, cid, "plan_carer_support", carer_plan("involving_cared_for", "direct_payment"))
+    complete(eng, cid, "sign_off_carer_plan", {"signed_off": True}, actor="manager")
+    reference = eng.get_case(cid)["reference"]
+    rows = cld.cld_return(eng, *Q1, la_code=LA)
+    assert [(r["LA_Person_Unique_Identifier"], r["Client_Type"], r["Event_Type"], r["Event_Outcome"],
+             r["Service_Type"], r["Delivery_Mechanism"], r["Adult_1_Linked_Person_ID"]) for r in rows] == [
+        (reference, "Service user", "Assessment", "NFA: No services offered for other reason", None, None, None),
+        (f"{reference}-C1", "Unpaid carer", "Assessment", "Progress to support planning or services", None, None,
+         reference),
+        (f"{reference}-C1", "Unpaid carer", "Service", "Continuation of support or services",
+         "Unpaid carer support: Support involving the person cared-for", "Direct payment", reference)]
+    # the carer's budget a week (moderate: £600 a year) as one unit a week
+    assert (rows[2]["Unit_Cost"], rows[2]["Planned_units_per_week"]) == ("11.54", "1")
+    assert rows[1]["Assessment_Type"] == "Long term assessment"
+
+
+@pytest.mark.parametrize("contribution, expected", [
+    ({"full_cost": True, "weekly_contribution": "250.00"}, "Fully client funded"),
+    ({"full_cost": False, "weekly_contribution": "0.00"}, "Fully social care funded"),
+    ({"full_cost": False, "weekly_contribution": "0.01"}, "Joint client and social care funded"),
+    (None, None),
+])
+def test_the_client_funding_status_follows_the_latest_costed_plans_contribution(contribution, expected):
+    older = {"contribution": {"full_cost": True, "weekly_contribution": "90.00"}}
+    assert cld._funding_status([older, {"contribution": contribution}]) == (expected or "Fully client funded")
+    assert cld._funding_status([{"contribution": contribution}]) == expected
