@@ -61,12 +61,19 @@ def quality_report(rows: Iterable[dict], problems: Iterable[dict]) -> list[dict[
         value = "" if p.get("value") is None else f" {p['value']!r}"
         found.append(_finding("not_coded", ERROR, p.get("field"), p.get("case_reference"),
                               f"{p.get('event') or 'the return'}: {p.get('field') or ''}{value}: {p['why']}"))
+    submission_missing: set[str] = set()  # a submission field (LA code, period) missing is said once
     for row in rows:
         case = case_reference(row)
         event_type = row.get("Event_Type")
         for spec in cld.SPEC_FIELDS:
             name = spec["name"]
             if spec["mandatory"] is True and event_type in spec["event_types"] and _blank(row.get(name)):
+                if spec["module"] == "Submission information":
+                    if name not in submission_missing:
+                        submission_missing.add(name)
+                        found.append(_finding("missing_mandatory", ERROR, name, None,
+                                              f"{name} is mandatory and empty in every row: set it for the return"))
+                    continue
                 found.append(_finding("missing_mandatory", ERROR, name, case,
                                       f"{_event(row)}: {name} is mandatory and empty"))
             allowed = cld.CODE_LISTS.get(name)

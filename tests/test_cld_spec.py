@@ -475,3 +475,10 @@ def test_the_client_funding_status_follows_the_latest_costed_plans_contribution(
     older = {"contribution": {"full_cost": True, "weekly_contribution": "90.00"}}
     assert cld._funding_status([older, {"contribution": contribution}]) == (expected or "Fully client funded")
     assert cld._funding_status([{"contribution": contribution}]) == expected
+
+
+def test_a_missing_la_code_is_one_finding_for_the_return_not_one_per_row():
+    rows = [spec_row(LA_Code=None), spec_row(LA_Code=None, Event_Reference="CASE-000008-4-20",
+                                             LA_Person_Unique_Identifier="CASE-000008")]
+    assert [(f["check"], f["field"], f["case_reference"]) for f in cld_quality.quality_report(rows, [])] == [
+        ("missing_mandatory", "LA_Code", None)]
