@@ -1413,8 +1413,11 @@ def _spec_lines(row: dict, reference: Any, period_start: date, period_end: date,
         base["Client_Funding_Status"] = None
     if row["event_type"] != SERVICE:
         return [base]
-    base["Unit_Cost"] = row.get("unit_cost")
-    base["Planned_units_per_week"] = row.get("planned_units_per_week")
+    # a plan costed as a weekly total (one unit a week); a plan whose services cost the budget nothing (or were never
+    # costed) gives no cost rather than a cost of nothing
+    if row.get("unit_cost") not in (None, "", "0", "0.00", 0):
+        base["Unit_Cost"] = row["unit_cost"]
+        base["Planned_units_per_week"] = row.get("planned_units_per_week")
     lines = [line for line in row.get("service_lines") or [] if line.get("unit_cost") is not None]
     if not lines:
         return [base]

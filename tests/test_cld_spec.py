@@ -214,6 +214,8 @@ def test_assessment_plan_and_reviews_give_exactly_their_codes(eng):  # noqa: F81
         ("Service", "Continuation of support or services", None, "Long term support: Community",
          "CASSR managed personal budget", None),
         ("Review", "Continuation of support or services", None, None, None, "Planned")]
+    # the plan's services are not costed (no unit costs): no cost rather than a cost of nothing
+    assert (mine[1]["Unit_Cost"], mine[1]["Planned_units_per_week"]) == (None, None)
     # the review's method and outcomes are recorded, but their lists are not published in a stored source
     assert mine[2]["Method_of_Review"] is None and mine[2]["Review_Outcomes_Achieved"] is None
     assert not rows.problems
