@@ -100,6 +100,83 @@ DELIVERY = {cld.DIRECT_PAYMENT: "Direct payment", cld.CASSR_MANAGED_PERSONAL_BUD
             cld.CASSR_COMMISSIONED_SUPPORT: "CASSR commissioned support"}
 
 
+# the person fields' answers on the forms -> the Release 2 values, by hand (None: no Release 2 value is known)
+ETHNICITY = {
+    "White: British": "White: English, Welsh, Scottish, Northern Irish or British",
+    "White: Irish": "White: Irish",
+    "White: Any other White background": "White: Any other White background",
+    "Mixed: White and Black Caribbean": "Mixed or multiple ethnic groups: White and Black Caribbean",
+    "Mixed: White and Black African": "Mixed or multiple ethnic groups: White and Black African",
+    "Mixed: White and Asian": "Mixed or multiple ethnic groups: White and Asian",
+    "Mixed: Any other mixed background":
+        "Mixed or multiple ethnic groups: Any other Mixed or multiple ethnic background",
+    "Asian or Asian British: Indian": "Asian or Asian British: Indian",
+    "Asian or Asian British: Pakistani": "Asian or Asian British: Pakistani",
+    "Asian or Asian British: Bangladeshi": "Asian or Asian British: Bangladeshi",
+    "Asian or Asian British: Any other Asian background": "Asian or Asian British: Any other Asian background",
+    "Black or Black British: Caribbean": "Black, Black British, Caribbean or African: Caribbean",
+    "Black or Black British: African": "Black, Black British, Caribbean or African: African",
+    "Black or Black British: Any other Black background":
+        "Black, Black British, Caribbean or African: Any other Black, Black British or Caribbean background",
+    "Other ethnic groups: Chinese": "Asian or Asian British: Chinese",
+    "Other ethnic groups: Any other ethnic group": "Other ethnic group: Any other ethnic group",
+    "Not stated": "No data: Refused",
+    "Not known": "No data: Undeclared or not known",
+}
+ACCOMMODATION = {
+    "Owner occupier or shared ownership scheme": "Owner occupier or shared ownership scheme",
+    "Tenant (including local authority, arm's length management organisations, registered social landlord, "
+    "housing association)": "Tenant: Local authority or other social housing provider",
+    "Tenant - private landlord": "Tenant: Private landlord",
+    "Settled mainstream housing with family / friends (including flat-sharing)":
+        "Settled mainstream housing with family or friends",
+    "Supported accommodation / supported lodgings / supported group home":
+        "Supported accommodation, supported lodgings or supported group home",
+    "Shared Lives scheme": "Shared Lives scheme",
+    "Approved premises for offenders released from prison or under probation supervision":
+        "Approved premises for offenders released from prison or under probation supervision",
+    "Sheltered housing / extra care housing / other sheltered housing":
+        "Sheltered housing, extra care housing or other sheltered housing",
+    "Mobile accommodation for Gypsy / Roma and Traveller communities":
+        "Mobile accommodation for Gypsy, Roma and Traveller communities",
+    "Rough sleeper / squatting": "Rough sleeper or squatting",
+    "Night shelter / emergency hostel / direct access hostel":
+        "Night shelter, emergency hostel or direct access hostel",
+    "Refuge": "Refuge",
+    "Placed in temporary accommodation by the council (including homelessness resettlement)":
+        "Placed in temporary accommodation by the council (inc. homelessness resettlement)",
+    "Staying with family / friends as a short-term guest": "Staying with family or friends as a short term guest",
+    "Acute / long-term healthcare residential facility or hospital":
+        "Acute hospital or long term healthcare residential facility",
+    "Registered care home": "Registered care home",
+    "Registered nursing home": "Registered nursing home",
+    "Prison / Young offenders institution / detention centre":
+        "Prison, young offenders institution or detention centre",
+    "Other temporary accommodation": "Other temporary accommodation",
+}
+EMPLOYMENT = {
+    "Paid: Less than 16 hours a week": "Paid: Less than 16 hours a week",
+    "Paid: 16 or more hours a week": "Paid: 16 or more hours a week",
+    "Paid: Hours per week unknown": "Paid: Hours per week unknown",
+    "Not in paid employment (seeking work)": "Not in paid employment: Seeking work",
+    "Not in paid employment (not actively seeking work / retired)":
+        "Not in paid employment: Not actively seeking work or retired",
+    "Not in paid employment (voluntary work only)": "Not in paid employment: Voluntary work only",
+}
+
+
+def test_each_person_answer_has_exactly_its_release_2_value():
+    assert cld.SPEC_ETHNICITY == ETHNICITY
+    assert cld.SPEC_ACCOMMODATION == ACCOMMODATION
+    assert cld.SPEC_EMPLOYMENT == EMPLOYMENT
+    assert cld.SPEC_GENDER == {"Female": "Female", "Male": "Male", "Not known": "Unknown"}
+    assert cld.SPEC_CLIENT_TYPE == {"Service User": "Service user", "Carer": "Unpaid carer"}
+    assert cld.SPEC_YES_NO == {True: "Yes", False: "No"}
+    assert cld.SPEC_LINE_DELIVERY == {"direct_payment": "Direct payment",
+                                      "managed_account": "CASSR managed personal budget",
+                                      "council_commissioned": "CASSR managed personal budget"}
+
+
 def producible_outcomes() -> set[str]:
     """Every event outcome a process can produce (the mappings, their defaults, closures, reviews, changes)."""
     out = set(cld.REABLEMENT_OUTCOMES.values()) | set(cld.CLOSURE_OUTCOMES.values())
