@@ -1444,12 +1444,45 @@ def _case_ids(engine: Any) -> list[int]:
         return [r.id for r in conn.execute(select(cases.c.id).order_by(cases.c.id))]
 
 
+def read_cases(engine: Any, batch: int = 500) -> Iterable[tuple[dict, list[dict]]]:
+    """(case, history) for every case, in case order, in the shapes ``Engine.get_case`` and ``Engine.history``
+    return, read ``batch`` cases at a time (three queries a batch instead of three a case: a county's year is
+    tens of thousands of cases). tests/test_cld_spec.py checks the shapes against the engine's own."""
+    from sqlalchemy import select
+
+    from engine.history import case_chain
+    from engine.schema import cases, events, instances
+
+    ids = _case_ids(engine)
+    for first in range(0, len(ids), batch):
+        chunk = ids[first:first + batch]
+        chain_of = {case_chain(case_id): case_id for case_id in chunk}
+        with engine.db.engine.connect() as conn:
+            case_rows = conn.execute(select(cases).where(cases.c.id.in_(chunk)).order_by(cases.c.id)).all()
+            inst_rows = conn.execute(
+                select(instances.c.case_id, instances.c.id, instances.c.process_id, instances.c.status,
+                       instances.c.parent_instance_id, instances.c.started_at, instances.c.completed_at)
+                .where(instances.c.case_id.in_(chunk)).order_by(instances.c.id)).all()
+            event_rows = conn.execute(select(events).where(events.c.chain.in_(list(chain_of)))
+                                      .order_by(events.c.chain, events.c.seq)).all()
+        insts: dict[int, list[dict]] = {}
+        for r in inst_rows:
+            item = dict(r._mapping)
+            insts.setdefault(item.pop("case_id"), []).append(item)
+        histories: dict[int, list[dict]] = {}
+        for r in event_rows:
+            histories.setdefault(chain_of[r.chain], []).append(dict(r._mapping, data=json.loads(r.data)))
+        for row in case_rows:
+            case = {"id": row.id, "reference": row.reference, "title": row.title, "data": json.loads(row.data),
+                    "instances": insts.get(row.id, [])}
+            yield case, histories.get(row.id, [])
+
+
 def case_event_rows(engine: Any) -> list[dict]:
     """Every case's derived rows (carepath's own keys, Release 1 wording) with the case's person fields, whatever
     their dates: what the measures and the tests read. A case whose history cannot be coded raises CldDataError."""
     out: list[dict] = []
-    for case_id in _case_ids(engine):
-        case, history = engine.get_case(case_id), engine.history(case_id)
+    for case, history in read_cases(engine):
         person = person_fields(case, history)
         out += [{**person, **row} for row in derive_cld_events(case, history)]
     return out
@@ -1467,9 +1500,8 @@ def cld_return(engine: Any, period_start: date, period_end: date, la_code: str |
         result.problems.append({"case_reference": None, "event": None, "field": "LA_Code", "value": None,
                                 "why": "the council's LA code is not set: add \"la_code\" to "
                                        "processes/config/council.json (or pass --la-code)"})
-    for case_id in _case_ids(engine):
-        result += spec_rows(engine.get_case(case_id), engine.history(case_id), period_start, period_end, la_code,
-                            result.withheld, result.problems)
+    for case, history in read_cases(engine):
+        result += spec_rows(case, history, period_start, period_end, la_code, result.withheld, result.problems)
     return result
 
 

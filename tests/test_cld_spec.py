@@ -561,3 +561,13 @@ def test_a_missing_la_code_is_one_finding_for_the_return_not_one_per_row():
                                              LA_Person_Unique_Identifier="CASE-000008")]
     assert [(f["check"], f["field"], f["case_reference"]) for f in cld_quality.quality_report(rows, [])] == [
         ("missing_mandatory", "LA_Code", None)]
+
+
+def test_the_return_reads_cases_in_batches_exactly_as_the_engine_gives_them(eng):  # noqa: F811
+    reablement_ended(eng, "admitted_to_hospital")
+    to_plan(eng, "direct_payment")
+    eng.create_case("Joan Barker", {"person": {"gender": "Female"}})  # a case with no process yet
+    read = list(cld.read_cases(eng, batch=2))  # two batches
+    assert [case["id"] for case, _ in read] == [1, 2, 3]
+    for case, history in read:
+        assert case == eng.get_case(case["id"]) and history == eng.history(case["id"])
