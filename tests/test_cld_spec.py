@@ -397,6 +397,9 @@ def test_a_small_population_gives_the_hand_computed_quarter(eng):  # noqa: F811
     assert {(r["LA_Code"], r["Reporting_Period_Start_Date"], r["Reporting_Period_End_Date"]) for r in result} == {
         (LA, "2031-01-01", "2031-03-31")}
     assert {r["Client_Type"] for r in result} == {"Service user"}
+    refs = [r["Event_Reference"] for r in result]
+    assert len(set(refs)) == len(refs) and all(ref.startswith(row["LA_Person_Unique_Identifier"] + "-")
+                                               for ref, row in zip(refs, result, strict=True))
     assert [(w["case_reference"], w["event_type"], w["event_start"]) for w in result.withheld] == [
         ("CASE-000004", "Request", "2031-03-13")]
     # the next quarter: only the direct payment still open; nothing withheld is lost (the open request is still
