@@ -317,27 +317,59 @@ def cmd_case(args: argparse.Namespace) -> int:
 
 
 def cmd_cld(args: argparse.Namespace) -> int:
-    """The Client Level Data return for a period, derived from every case's history (handlers/cld.py)."""
+    """The Client Level Data return for a period, derived from every case's history (handlers/cld.py): the
+    specification's CSV, what was withheld and why, the rows that could not be coded and (--check) the
+    data-quality report. Bad input is a message on stderr and exit status 2."""
     from datetime import date
 
     from handlers import cld  # the return is about social care, not the engine: imported only here
 
-    try:
-        start, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--from and --to are dates like 2031-04-01 ({exc})") from None
+    def refuse(message: str) -> int:
+        print(f"carepath cld: {message}", file=sys.stderr)
+        return 2
+
+    dates = {}
+    for flag, value in (("--from", args.start), ("--to", args.end)):
+        try:
+            dates[flag] = date.fromisoformat(value)
+        except ValueError:
+            return refuse(f"{flag} {value!r} is not a date: give it as YYYY-MM-DD, e.g. 2031-04-01")
+    start, end = dates["--from"], dates["--to"]
     if end < start:
-        raise argparse.ArgumentTypeError(f"--to ({end}) is before --from ({start})")
-    rows = cld.cld_return(_engine(args), start, end)
+        return refuse(f"--to ({end}) is before --from ({start}): the period must end on or after its first day")
+    rows = cld.cld_return(_engine(args), start, end, la_code=args.la_code)
+    if not rows:
+        held = f" ({len(rows.withheld)} still open, withheld)" if rows.withheld else ""
+        return refuse(f"no events in the period {start} to {end}{held}: nothing to return; check the dates")
     if args.out:
-        cld.write_cld_csv(rows, args.out)
+        try:
+            cld.write_cld_csv(rows, args.out)
+        except OSError as exc:
+            return refuse(f"cannot write {args.out}: {exc.strerror or exc}")
     counts: dict[str, int] = {}
     for r in rows:
-        counts[r["event_type"]] = counts.get(r["event_type"], 0) + 1
-    summary = ", ".join(f"{n} {t}" for t, n in sorted(counts.items())) or "no events"
+        counts[r["Event_Type"]] = counts.get(r["Event_Type"], 0) + 1
+    summary = ", ".join(f"{n} {t}" for t, n in sorted(counts.items()))
     where = f"; written to {args.out}" if args.out else ""
-    _out(args, {"from": str(start), "to": str(end), "rows": len(rows), "by_event_type": counts,
-                "file": args.out}, f"CLD return {start} to {end}: {len(rows)} rows ({summary}){where}")
+    lines = [f"CLD return {start} to {end}: {len(rows)} rows ({summary}){where}"]
+    if rows.withheld:
+        lines.append(f"Withheld ({len(rows.withheld)}): events of the period not in the return")
+        lines += [f"  {w['case_reference']}  {w['event_type']} from {w['event_start']}: {w['why']}"
+                  for w in rows.withheld]
+    if rows.problems:
+        lines.append(f"Problems ({len(rows.problems)}): cells left empty because the value could not be coded")
+        for p in rows.problems:
+            value = "" if p["value"] is None else f" {p['value']!r}"
+            lines.append(f"  {p['case_reference'] or '(the return)'}  {p['event'] or ''}  {p['field'] or ''}"
+                         f"{value}: {p['why']}")
+    report = None
+    if args.check:
+        from handlers import cld_quality
+
+        report = cld_quality.quality_report(rows, rows.problems)
+        lines.append(cld_quality.format_report(report))
+    _out(args, {"from": str(start), "to": str(end), "rows": len(rows), "by_event_type": counts, "file": args.out,
+                "withheld": rows.withheld, "problems": rows.problems, "quality": report}, "\n".join(lines))
     return 0
 
 
@@ -545,6 +577,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--from", dest="start", required=True, help="first day, e.g. 2031-04-01")
     s.add_argument("--to", dest="end", required=True, help="last day, e.g. 2031-06-30")
     s.add_argument("--out", help="write the rows to this CSV file")
+    s.add_argument("--la-code", dest="la_code", help="the council's LA code (default: council.json la_code)")
+    s.add_argument("--check", action="store_true", help="print the data-quality report before submission")
     s.set_defaults(fn=cmd_cld)
 
     s = sub.add_parser("migrate", parents=[common],

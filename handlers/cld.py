@@ -84,8 +84,8 @@ hospital_discharge            Request     route of access: Discharge from hospit
                                           discharged (pathway 0, home with no new support) ->
                                           NFA – Information & Advice / Signposting only. No
                                           outcome before the discharge is recorded.
-reablement                    Service     Short Term Support: ST-Max, CASSR Commissioned support.
-                                          start: plan_reablement completed (else instance start);
+reablement                    Service     Short Term Support: ST-Max (component Reablement), CASSR
+                                          Commissioned support. start: plan_reablement completed (else instance start);
                                           end: instance completed. Outcome from the reablement
                                           outcome (deliver_reablement, or the team manager's
                                           "end" decision): best_independence_reached -> Service
@@ -126,18 +126,23 @@ carers_support_plan           Service     the carer's: as carers_assessment (sam
                                           (carer_personal_budget), Weekly, 1 planned unit; empty
                                           when it is paid from the cared-for person's budget.
 support_plan                  Service     only once sign_off_plan is completed with signed_off
-                                          true. Long Term Support: Community; start: sign-off;
-                                          delivery mechanism from the plan's money_management:
-                                          direct_payment -> Direct Payment; managed_account ->
-                                          CASSR Managed Personal Budget; council_managed -> CASSR
-                                          Commissioned support. The service stays open (outcome
+                                          true. Long Term Support: Community (a plan with
+                                          care_home_move: Nursing Care or Residential Care by
+                                          care_home_nursing; unanswered: none, a problem in the
+                                          return); start: sign-off; delivery mechanism from the
+                                          plan's money_management: direct_payment -> Direct
+                                          Payment; managed_account and council_managed -> CASSR
+                                          Managed Personal Budget (the budget is managed for the
+                                          person). The service stays open (outcome
                                           Provision of service) until a later signed-off plan for
                                           the same case supersedes it (end = that sign-off,
                                           outcome Provision of service: support continues under
                                           the new plan). Unit cost: the plan's cost a week
                                           (cost_support_plan before sign-off), cost frequency
                                           Weekly, 1 planned unit a week; empty for plans signed
-                                          off before plans were costed. A direct_payment_review
+                                          off before plans were costed; the plan's costed
+                                          services are kept as service_lines (one row each in
+                                          the return). A direct_payment_review
                                           that changes the arrangement (arrange_change keeps
                                           direct_payment_arrangement on the case) ends the Direct
                                           Payment row on the change date (arrange_change's
@@ -145,7 +150,7 @@ support_plan                  Service     only once sign_off_plan is completed w
                                           outcome Provision of service, and a new row, same
                                           service type, starts that day: managed_account -> CASSR
                                           Managed Personal Budget; end_direct_payment -> CASSR
-                                          Commissioned support; nominated_person /
+                                          Managed Personal Budget; nominated_person /
                                           authorised_person -> still a Direct Payment, no new
                                           row. The change applies to the
                                           plan signed off before it was recorded; a date before
@@ -201,6 +206,9 @@ equipment                     Service     only once delivery and installation ar
                                           (the process ended before).
 ============================  ==========  =====================================================
 
+The return to the specification (field names, order, Release 2 codes, which events a period holds,
+what is withheld, problems) is the last section of this module; docs/cld.md explains it.
+
 Not mapped (no CLD row): safeguarding (reported in the Safeguarding Adults Collection, not CLD; a
 contact that raises a concern still has its front door Request row), personal_budget (part of
 support planning), direct_payment_review (financial monitoring, not a Care Act s.27 review; no row
@@ -222,6 +230,8 @@ and the diagram passes them to the carer's assessment as its start data's person
 from __future__ import annotations
 
 import csv
+import io
+import json
 from datetime import date
 from pathlib import Path
 from typing import Any, Iterable
@@ -357,7 +367,10 @@ ROUTES_OF_ACCESS = (ROUTE_DISCHARGE, ROUTE_DIVERSION, ROUTE_COMMUNITY, ROUTE_TRA
 DELIVERY_BY_MONEY_MANAGEMENT = {
     "direct_payment": DIRECT_PAYMENT,
     "managed_account": CASSR_MANAGED_PERSONAL_BUDGET,
-    "council_managed": CASSR_COMMISSIONED_SUPPORT,
+    # the council arranges the services within the person's personal budget: a council-managed personal budget
+    # (CLD "CASSR managed personal budget", self-directed support for ASCOF 3D), not support commissioned outside
+    # a personal budget (reablement, equipment, urgent response)
+    "council_managed": CASSR_MANAGED_PERSONAL_BUDGET,
 }
 
 # a direct payment review's change of arrangement (direct_payment_review: the outcome kept on the case as
@@ -367,7 +380,7 @@ DELIVERY_BY_DP_ARRANGEMENT = {
     "nominated_person": DIRECT_PAYMENT,
     "authorised_person": DIRECT_PAYMENT,  # s.32: for a person who lacks capacity
     "managed_account": CASSR_MANAGED_PERSONAL_BUDGET,  # as the support plan's managed_account
-    "end_direct_payment": CASSR_COMMISSIONED_SUPPORT,  # the council arranges the support instead
+    "end_direct_payment": CASSR_MANAGED_PERSONAL_BUDGET,  # the council arranges the support within the budget
 }
 
 # the carer's support plan form's support_type -> CLD service type (Care Act s.20(7): support for a carer may be
@@ -437,6 +450,7 @@ PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
         "event_type": SERVICE,
         "start": {"type": "task.completed", "data.element_id": "plan_reablement"},
         "service_type": ST_MAX,
+        "service_component": "Reablement",  # CLD Release 2 Service_Component: ASCOF 2D counts these services
         "delivery_mechanism": CASSR_COMMISSIONED_SUPPORT,
         "outcome_rules": [
             ({"type": "task.completed", "data.element_id": _REABLEMENT_END_TASKS, "data.data.outcome": code},
@@ -446,6 +460,9 @@ PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
     },
     "needs_assessment": {
         "event_type": ASSESSMENT,
+        # a Care Act s.9 assessment decides eligibility (s.13): a long term assessment in CLD
+        "assessment_type": "Long term assessment",
+        "read": {"eligible": ({"type": "handler.called", "data.handler": "adult_eligibility"}, "data.output.eligible")},
         "outcome_rules": [
             ({"type": "handler.called", "data.handler": "adult_eligibility", "data.output.eligible": True},
              PROGRESS_TO_SUPPORT_PLANNING),
@@ -456,6 +473,9 @@ PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
     },
     "carers_assessment": {
         "event_type": ASSESSMENT,
+        "assessment_type": "Long term assessment",  # a s.10 carer's assessment decides eligibility (s.13)
+        "read": {"eligible": ({"type": "handler.called", "data.handler": "carer_eligibility"}, "data.output.eligible"),
+                 "hours_caring_per_week": ({"type": "task.completed"}, "data.data.hours_caring_per_week")},
         "client_type": CARER,
         # the row is about the carer (the start data's person), not the case's person: see _carer_person
         "person_from_start_data": True,
@@ -501,6 +521,11 @@ PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
         "end": None,  # open until superseded by the next signed-off plan
         "superseded_by_next": True,
         "service_type": LT_COMMUNITY,
+        # a plan that moves the person into a care home is long-term residential or nursing care, by the plan's
+        # answer to "will the care home provide nursing care?" (care_home_nursing); unanswered: not coded
+        "care_home": {"move": ({"type": "task.completed", "data.element_id": "write_plan"}, "data.data.care_home_move"),
+                      "nursing": ({"type": "task.completed", "data.element_id": "write_plan"},
+                                  "data.data.care_home_nursing")},
         "delivery_mechanism": {"match": {"type": "task.completed", "data.element_id": "write_plan"},
                                "field": "data.data.money_management", "map": DELIVERY_BY_MONEY_MANAGEMENT},
         "outcome_rules": [],
@@ -509,7 +534,11 @@ PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
         # the plan's cost a week as the service's cost (handlers.budget cost_support_plan, before sign-off); plans
         # signed off before plans were costed leave the cost cells empty
         "cost": {"match": {"type": "handler.called", "data.handler": "cost_support_plan"},
-                 "field": "data.output.weekly_cost"},
+                 "field": "data.output.weekly_cost",
+                 # the costed plan, service by service (unit cost, planned units a week, how each is paid for):
+                 # one CLD service line each in the return
+                 "lines": "data.output.services",
+                 "contribution": "data.output.contribution"},
         # a direct payment review that changes how the money is managed ends the service row and starts a
         # new one (same service type) with the new mechanism from the date the change takes effect
         "delivery_changes": {
@@ -533,6 +562,12 @@ PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
         # reviews existed carry none: those were all scheduled reviews
         "review_reason": {"match": {"type": "instance.started"}, "field": "data.data.review_reason",
                           "default": PLANNED_REVIEW, "allowed": REVIEW_REASONS},
+        # recorded on the review form; not written to the return while their CLD code lists are not in the
+        # stored sources (handlers/cld_spec/code_lists.json, docs/cld.md)
+        "read": {"review_method": ({"type": "task.completed", "data.element_id": "review_plan"},
+                                   "data.data.review_method"),
+                 "outcomes_achieved": ({"type": "task.completed", "data.element_id": "review_plan"},
+                                       "data.data.outcomes_achieved")},
         "outcome_rules": [
             ({"type": "instance.child_started", "data.process_id": "needs_assessment"}, PROGRESS_TO_REASSESSMENT),
             # an increase above the approval threshold that the team manager did not approve changes nothing
@@ -562,6 +597,7 @@ PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
         "trigger": {"type": "task.completed", "data.element_id": "record_delivery"},
         "end": None,
         "service_type": ST_ONGOING_LOW_LEVEL,
+        "service_component": "Equipment",
         "delivery_mechanism": CASSR_COMMISSIONED_SUPPORT,
         "outcome_rules": [],
         "open_outcome": PROVISION_OF_SERVICE,
@@ -605,37 +641,6 @@ PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
 _END_OF_INSTANCE = {"type": "instance.completed"}
 
 # ---------------------------------------------------------------- person fields
-
-# column headers of the CSV, in the return's wording
-CSV_HEADERS = {
-    "local_person_id": "Local person ID",
-    "nhs_number": "NHS number",
-    "birth_month": "Birth month",
-    "birth_year": "Birth year",
-    "gender": "Gender",
-    "ethnicity": "Ethnicity",
-    "client_type": "Client type",
-    "cared_for_person_id": "Cared-for person's local person ID",
-    "primary_support_reason": "Primary support reason",
-    "accommodation_status": "Accommodation status",
-    "employment_status": "Employment status",
-    "has_unpaid_carer": "Has unpaid carer",
-    "event_type": "Event type",
-    "event_start": "Event start date",
-    "event_end": "Event end date",
-    "outcome": "Event outcome",
-    "route_of_access": "Route of access",
-    "service_type": "Service type",
-    "delivery_mechanism": "Delivery mechanism",
-    "unit_cost": "Unit cost",
-    "cost_frequency": "Cost frequency (unit type)",
-    "planned_units_per_week": "Planned units per week",
-    "review_type": "Review type",
-    "review_reason": "Review reason",
-    "process_id": "Process",
-    "instance_id": "Process instance",
-    "source_event_seq": "Source history events",
-}
 
 # processes whose start data describes someone else (the carer), not the case's person
 _OTHER_PERSON_PROCESSES = {pid for pid, m in PROCESS_MAPPINGS.items() if m.get("person_from_start_data")}
@@ -794,6 +799,8 @@ def _carer_reviews(by_instance: dict[int, list[dict]], process_of: dict[int, str
                 rows.append({
                     "event_type": REVIEW, "event_start": _day(start["at"]), "event_end": _day(e["at"]),
                     "outcome": CARER_REVIEW_OUTCOMES[step], "route_of_access": None, "service_type": None,
+                    "outcomes_achieved": _get(e, "data.data.outcomes_achieved")
+                    if _get(e, "data.data.outcomes_achieved") is not _MISSING else None,
                     "delivery_mechanism": None, "review_reason": PLANNED_REVIEW, "review_type": PLANNED_REVIEW,
                     "client_type": CARER, "cared_for_person_id": None, "process_id": "carers_support_plan",
                     "instance_id": iid, "source_event_seq": sorted({start["seq"], e["seq"]}),
@@ -885,6 +892,24 @@ def _derive_one(process_id: str, iid: int, evs: list[dict], mapping: dict[str, A
         coded[key] = spec
     delivery = coded["delivery_mechanism"]
 
+    extra: dict[str, Any] = {"service_component": mapping.get("service_component"),
+                             "assessment_type": mapping.get("assessment_type")}
+    for key, (match, path) in mapping.get("read", {}).items():  # recorded values kept on the row as they are
+        values = [_get(e, path) for e in evs if _matches(e, match)]
+        extra[key] = next((v for v in reversed(values) if v is not _MISSING), None)
+    home = mapping.get("care_home")
+    if home:
+        before = [e for e in evs if e["seq"] <= trigger["seq"]]
+        answers = []
+        for match, path in (home["move"], home["nursing"]):
+            source = _last(before, match)
+            value = _get(source, path) if source is not None else _MISSING
+            answers.append(None if value is _MISSING else value)
+        move, nursing = answers
+        if move is True:
+            extra["care_home"] = True
+            coded["service_type"] = LT_NURSING if nursing is True else LT_RESIDENTIAL if nursing is False else None
+
     cost = {}
     if mapping.get("cost"):  # a Service row's cost: the plan's cost a week as one weekly unit
         source = _last([e for e in evs if e["seq"] <= trigger["seq"]], mapping["cost"]["match"])
@@ -898,6 +923,12 @@ def _derive_one(process_id: str, iid: int, evs: list[dict], mapping: dict[str, A
             used.append(source)
         else:
             cost = {"unit_cost": None, "cost_frequency": None, "planned_units_per_week": None}
+        lines = _get(source, mapping["cost"]["lines"]) if source is not None and "lines" in mapping["cost"] else None
+        costed = isinstance(lines, list) and cost["unit_cost"]
+        cost["service_lines"] = [dict(line) for line in lines] if costed else None
+        paid = (_get(source, mapping["cost"]["contribution"])
+                if source is not None and "contribution" in mapping["cost"] else None)
+        cost["contribution"] = paid if isinstance(paid, dict) else None
 
     return {
         "event_type": mapping["event_type"],
@@ -907,6 +938,7 @@ def _derive_one(process_id: str, iid: int, evs: list[dict], mapping: dict[str, A
         "route_of_access": route,
         "service_type": coded["service_type"],
         "delivery_mechanism": delivery,
+        **extra,
         **cost,
         "review_reason": reason,
         "review_type": (None if reason is None else PLANNED_REVIEW if reason == PLANNED_REVIEW else UNPLANNED_REVIEW),
@@ -962,7 +994,7 @@ def _apply_delivery_changes(rows: list[dict], by_instance: dict[int, list[dict]]
             if segment["event_end"] is not None and on >= segment["event_end"]:
                 continue
             new = {**segment, "event_start": on, "event_start_at": at, "delivery_mechanism": mechanism,
-                   "source_event_seq": sorted({event["seq"], used["seq"]})}
+                   "delivery_changed": True, "source_event_seq": sorted({event["seq"], used["seq"]})}
             segment.update(event_end=on, event_end_at=at, outcome=spec["outcome"],
                            source_event_seq=sorted({*segment["source_event_seq"], event["seq"], used["seq"]}))
             rows.append(new)
@@ -1073,54 +1105,426 @@ def _person(sources: list[dict], local_person_id: Any, where: str) -> dict[str, 
         "birth_year": birth_year,
         **coded,
         "has_unpaid_carer": pick("has_unpaid_carer"),
+        "date_of_birth": dob if isinstance(dob, str) and len(dob) == 10 else None,
+        "date_of_death": pick("date_of_death"),
+        "postcode": pick("postcode"),
+        "gp_practice_code": pick("gp_practice_code"),
     }
 
 
-# ---------------------------------------------------------------- the quarterly return
+# ---------------------------------------------------------------- the return, to the specification
+#
+# Everything above works in carepath's own row keys (event_type, outcome, service_type…, Release 1 wording); the
+# return is written here, at the output only: every field by the specification's name and in its order
+# (handlers/cld_spec/fields.json), every coded value translated to the specification's list
+# (handlers/cld_spec/code_lists.json) by the SPEC_* tables below. A value that has no translation, or whose
+# translation is not in the recorded list, is never guessed: the cell is left empty and the row is listed in
+# the return's `problems`. docs/cld.md says which release each field and list follows and where it comes from.
+
+SPEC_DIR = Path(__file__).resolve().parent / "cld_spec"
 
 
-def _overlaps(row: dict, period_start: date, period_end: date) -> bool:
-    start = row["event_start"]
-    end = row["event_end"]
-    return start is not None and start <= period_end.isoformat() and (end is None or end >= period_start.isoformat())
+def _spec_file(name: str) -> dict[str, Any]:
+    return json.loads((SPEC_DIR / name).read_text(encoding="utf-8"))
 
 
-def cld_return(engine: Any, period_start: date, period_end: date) -> list[dict]:
-    """Every case's CLD rows that overlap [period_start, period_end] (inclusive), with person fields."""
+SPEC_FIELDS: list[dict[str, Any]] = _spec_file("fields.json")["fields"]
+#: the specification's field names, in the order of the return's columns
+CLD_FIELDS: list[str] = [f["name"] for f in SPEC_FIELDS]
+FIELD_SPEC: dict[str, dict[str, Any]] = {f["name"]: f for f in SPEC_FIELDS}
+#: the specification's code lists, as recorded (an empty tuple: the list is not in any stored source)
+CODE_LISTS: dict[str, tuple[str, ...]] = {name: tuple(entry["values"])
+                                          for name, entry in _spec_file("code_lists.json")["lists"].items()}
+
+#: carepath's event outcome (Release 1 wording) -> the Release 2 Event_Outcome. Two Release 1 outcomes became
+#: one Release 2 outcome where Release 2 merged them (assessment and re-assessment; no change in package and an
+#: ongoing service). PROGRESS_TO_END_OF_LIFE and PROGRESS_TO_FINANCIAL_ASSESSMENT have no Release 2 outcome
+#: (DHSC: "Release 1 specification only: Not mapped"); carepath produces neither.
+SPEC_EVENT_OUTCOME = {
+    PROGRESS_TO_REABLEMENT: "Progress to reablement/ST-Max",
+    PROGRESS_TO_ASSESSMENT: "Progress to assessment, review or reassessment",
+    PROGRESS_TO_REASSESSMENT: "Progress to assessment, review or reassessment",
+    ADMITTED_TO_HOSPITAL: "Admitted to hospital",
+    PROGRESS_TO_SUPPORT_PLANNING: "Progress to support planning or services",
+    NO_CHANGE_IN_PACKAGE: "Continuation of support or services",
+    PROVISION_OF_SERVICE: "Continuation of support or services",
+    SERVICE_ENDED_AS_PLANNED: "NFA: Support ended as planned",
+    NFA_MOVED: "NFA: Responsibility moved to another local authority",
+    NFA_NHS_FUNDED: "NFA: Referral to NHS services or NHS funded social care",
+    NFA_SELF_FUNDED: "NFA: Self-funded client or under 12wk disregard",
+    NFA_SUPPORT_DECLINED: "NFA: Support declined",
+    NFA_INFORMATION_ADVICE: "NFA: Information and advice or signposting",
+    NFA_DECEASED: "NFA: Deceased",
+    NFA_NO_SERVICES: "NFA: No services offered for other reason",
+    NFA_SUPPORT_ENDED: "NFA: Support ended for other reason",
+    NFA_OTHER: "NFA: Other",
+}
+SPEC_SERVICE_TYPE = {
+    ST_MAX: "Short term support: ST-Max",
+    ST_ONGOING_LOW_LEVEL: "Short term support: Ongoing low level",
+    ST_OTHER: "Short term support: Other short term",
+    LT_NURSING: "Long term support: Nursing care",
+    LT_RESIDENTIAL: "Long term support: Residential care",
+    LT_COMMUNITY: "Long term support: Community",
+    LT_PRISON: "Long term support: Prison",
+    CARER_DIRECT: "Unpaid carer support: Direct to unpaid carer",
+    CARER_VIA_CARED_FOR: "Unpaid carer support: Support involving the person cared-for",
+}
+SPEC_DELIVERY = {
+    DIRECT_PAYMENT: "Direct payment",
+    CASSR_MANAGED_PERSONAL_BUDGET: "CASSR managed personal budget",
+    CASSR_COMMISSIONED_SUPPORT: "CASSR commissioned support",
+}
+#: a costed plan's service line: how it is paid for (handlers/budget.py DELIVERY) -> Delivery_Mechanism. A
+#: council-commissioned line of a support plan is arranged by the council within the person's personal budget.
+SPEC_LINE_DELIVERY = {
+    "direct_payment": "Direct payment",
+    "managed_account": "CASSR managed personal budget",
+    "council_commissioned": "CASSR managed personal budget",
+}
+SPEC_CLIENT_TYPE = {SERVICE_USER: "Service user", CARER: "Unpaid carer"}
+#: the contact form's ethnic categories (ONS 2001 groups, Release 1) -> Release 2 (ONS 2021 groups): the same
+#: category under its 2021 heading; Chinese moved to the Asian group in 2021; NHS "Not stated" is a person who
+#: was asked and declined to say (Refused), "Not known" one whose ethnicity was not recorded
+SPEC_ETHNICITY = {
+    "White: British": "White: English, Welsh, Scottish, Northern Irish or British",
+    "White: Irish": "White: Irish",
+    "White: Any other White background": "White: Any other White background",
+    "Mixed: White and Black Caribbean": "Mixed or multiple ethnic groups: White and Black Caribbean",
+    "Mixed: White and Black African": "Mixed or multiple ethnic groups: White and Black African",
+    "Mixed: White and Asian": "Mixed or multiple ethnic groups: White and Asian",
+    "Mixed: Any other mixed background":
+        "Mixed or multiple ethnic groups: Any other Mixed or multiple ethnic background",
+    "Asian or Asian British: Indian": "Asian or Asian British: Indian",
+    "Asian or Asian British: Pakistani": "Asian or Asian British: Pakistani",
+    "Asian or Asian British: Bangladeshi": "Asian or Asian British: Bangladeshi",
+    "Asian or Asian British: Any other Asian background": "Asian or Asian British: Any other Asian background",
+    "Black or Black British: Caribbean": "Black, Black British, Caribbean or African: Caribbean",
+    "Black or Black British: African": "Black, Black British, Caribbean or African: African",
+    "Black or Black British: Any other Black background":
+        "Black, Black British, Caribbean or African: Any other Black, Black British or Caribbean background",
+    "Other ethnic groups: Chinese": "Asian or Asian British: Chinese",
+    "Other ethnic groups: Any other ethnic group": "Other ethnic group: Any other ethnic group",
+    "Not stated": "No data: Refused",
+    "Not known": "No data: Undeclared or not known",
+}
+SPEC_ACCOMMODATION = dict(zip(ACCOMMODATION_STATUSES[:-1], (
+    "Owner occupier or shared ownership scheme",
+    "Tenant: Local authority or other social housing provider",
+    "Tenant: Private landlord",
+    "Settled mainstream housing with family or friends",
+    "Supported accommodation, supported lodgings or supported group home",
+    "Shared Lives scheme",
+    "Approved premises for offenders released from prison or under probation supervision",
+    "Sheltered housing, extra care housing or other sheltered housing",
+    "Mobile accommodation for Gypsy, Roma and Traveller communities",
+    "Rough sleeper or squatting",
+    "Night shelter, emergency hostel or direct access hostel",
+    "Refuge",
+    "Placed in temporary accommodation by the council (inc. homelessness resettlement)",
+    "Staying with family or friends as a short term guest",
+    "Acute hospital or long term healthcare residential facility",
+    "Registered care home",
+    "Registered nursing home",
+    "Prison, young offenders institution or detention centre",
+    "Other temporary accommodation",
+), strict=True))
+SPEC_EMPLOYMENT = {
+    "Paid: Less than 16 hours a week": "Paid: Less than 16 hours a week",
+    "Paid: 16 or more hours a week": "Paid: 16 or more hours a week",
+    "Paid: Hours per week unknown": "Paid: Hours per week unknown",
+    "Not in paid employment (seeking work)": "Not in paid employment: Seeking work",
+    "Not in paid employment (not actively seeking work / retired)":
+        "Not in paid employment: Not actively seeking work or retired",
+    "Not in paid employment (voluntary work only)": "Not in paid employment: Voluntary work only",
+}
+SPEC_GENDER = {"Female": "Female", "Male": "Male", "Not known": "Unknown"}
+SPEC_YES_NO = {True: "Yes", False: "No"}
+#: Release 1 lists written as they are (DHSC maps them to Release 2): the value must be in the recorded list
+_AS_RECORDED = None
+
+#: spec field -> (carepath row key, translation table or _AS_RECORDED). Person fields are the case's.
+CODED_FIELDS: dict[str, tuple[str, Any]] = {
+    "Gender": ("gender", SPEC_GENDER),
+    "Ethnicity": ("ethnicity", SPEC_ETHNICITY),
+    "Client_Type": ("client_type", SPEC_CLIENT_TYPE),
+    "Primary_Support_Reason": ("primary_support_reason", _AS_RECORDED),
+    "Accommodation_Status": ("accommodation_status", SPEC_ACCOMMODATION),
+    "Employment_Status": ("employment_status", SPEC_EMPLOYMENT),
+    "Has_Unpaid_Carer": ("has_unpaid_carer", SPEC_YES_NO),
+    "Event_Type": ("event_type", _AS_RECORDED),
+    "Event_Outcome": ("outcome", SPEC_EVENT_OUTCOME),
+    "Request_Route_of_Access": ("route_of_access", _AS_RECORDED),
+    "Assessment_Type": ("assessment_type", _AS_RECORDED),
+    "Service_Type": ("service_type", SPEC_SERVICE_TYPE),
+    "Service_Component": ("service_component", _AS_RECORDED),
+    "Delivery_Mechanism": ("delivery_mechanism", SPEC_DELIVERY),
+    "Review_Reason": ("review_reason", _AS_RECORDED),
+}
+#: recorded by the processes, but their specification lists are not in any stored source: left empty (a gap of
+#: the whole return, docs/cld.md, never a row's problem)
+NOT_CODED_FIELDS = {
+    "Eligible_Needs_Identified": "eligible",
+    "Method_of_Review": "review_method",
+    "Review_Outcomes_Achieved": "outcomes_achieved",
+    "Total_Hrs_Caring_per_week": "hours_caring_per_week",
+}
+
+COUNCIL_CONFIG = Path(__file__).resolve().parent.parent / "processes" / "config" / "council.json"
+
+
+class CldReturn(list):
+    """The return's rows (dicts keyed by CLD_FIELDS, in order), with what was left out and what could not be coded.
+
+    ``withheld``: events of the period not in the return (requests, assessments and reviews still open at the end
+    of the period: only services may be open), each with why. ``problems``: cells left empty because the value
+    could not be coded, each with the case reference, event, field, value and why.
+    """
+
+    def __init__(self, rows: Iterable[dict] = (), *, period_start: date, period_end: date, la_code: Any,
+                 withheld: list[dict] | None = None, problems: list[dict] | None = None):
+        super().__init__(rows)
+        self.period_start, self.period_end, self.la_code = period_start, period_end, la_code
+        self.withheld: list[dict] = withheld or []
+        self.problems: list[dict] = problems or []
+
+
+def la_code_setting(path: Path = COUNCIL_CONFIG) -> str | None:
+    """The council's LA code for the return (council.json ``la_code``), or None when it is not set."""
+    from . import settings
+
+    value = settings.load(path).get("la_code")
+    return str(value).strip() if value not in (None, "") else None
+
+
+def _withheld_reason(row: dict, period_start: date, period_end: date) -> tuple[bool, str | None]:
+    """(in the return, why withheld) for one derived row and the period (DHSC's filtering of events in a
+    period, Main_tables/docs/methodology/4-event-filtering.md: requests, assessments and reviews that ended in
+    the period; services that started by its end and had not ended before its start)."""
+    start, end = row["event_start"], row["event_end"]
+    first, last = period_start.isoformat(), period_end.isoformat()
+    if start is None or start > last:
+        return False, None
+    if row["event_type"] == SERVICE:
+        return (end is None or end >= first), None
+    if end is not None and first <= end <= last:
+        return True, None
+    if end is None:
+        return False, (f"{row['event_type'].lower()} still open at the end of the period: only services may be "
+                       "open in the return; it is reported in the period it ends")
+    if end > last:
+        return False, (f"{row['event_type'].lower()} ended after the period ({end}): it is reported in the "
+                       "period it ends")
+    return False, None  # ended before the period: reported in an earlier return
+
+
+def _event_label(row: dict) -> str:
+    return f"{row['event_type']} from {row['event_start']} ({row['process_id']} instance {row['instance_id']})"
+
+
+def _funding_status(rows: list[dict]) -> str | None:
+    """Client_Funding_Status from the latest costed plan's contribution (the financial assessment's charge)."""
+    paid = next((r["contribution"] for r in reversed(rows) if r.get("contribution")), None)
+    if not paid:
+        return None
+    if paid.get("full_cost") is True:
+        return "Fully client funded"
+    if str(paid.get("weekly_contribution")) in ("0", "0.00"):
+        return "Fully social care funded"
+    return "Joint client and social care funded"
+
+
+def spec_rows(case: dict, history: list[dict], period_start: date, period_end: date, la_code: Any,
+              withheld: list[dict], problems: list[dict]) -> list[dict]:
+    """One case's rows of the return (keyed by CLD_FIELDS); what is left out goes to ``withheld``/``problems``."""
+    reference = (case or {}).get("reference")
+    try:
+        person = person_fields(case, history)
+        derived = derive_cld_events(case, history)
+    except CldDataError as exc:
+        problems.append({"case_reference": reference, "event": None, "field": None, "value": None,
+                         "why": f"{exc}: none of this case's events can be reported until it is corrected"})
+        return []
+    funding = _funding_status(derived)
+    out: list[dict] = []
+    for row in derived:
+        included, why = _withheld_reason(row, period_start, period_end)
+        if not included:
+            if why:
+                withheld.append({"case_reference": reference, "local_person_id": row.get("local_person_id")
+                                 or person["local_person_id"], "event_type": row["event_type"],
+                                 "event_start": row["event_start"], "event_end": row["event_end"],
+                                 "process_id": row["process_id"], "instance_id": row["instance_id"], "why": why})
+            continue
+        merged = {**person, **row}
+        if merged["client_type"] == SERVICE_USER:
+            merged["client_funding_status"] = funding
+        out += _spec_lines(merged, reference, period_start, period_end, la_code, problems)
+    return out
+
+
+def _spec_lines(row: dict, reference: Any, period_start: date, period_end: date, la_code: Any,
+                problems: list[dict]) -> list[dict]:
+    """The return's row(s) for one derived row: a costed support plan gives one row per costed service."""
+    event = _event_label(row)
+
+    def problem(field: str, value: Any, why: str) -> None:
+        problems.append({"case_reference": reference, "event": event, "field": field, "value": value, "why": why})
+
+    base: dict[str, Any] = dict.fromkeys(CLD_FIELDS)
+    base.update({
+        "LA_Code": la_code,
+        "Reporting_Period_Start_Date": period_start.isoformat(),
+        "Reporting_Period_End_Date": period_end.isoformat(),
+        "NHS_Number": row.get("nhs_number"),
+        "LA_Person_Unique_Identifier": row.get("local_person_id"),
+        "GP_Practice_Code": row.get("gp_practice_code"),
+        "Date_of_Birth": row.get("date_of_birth"),
+        "Date_of_Death": row.get("date_of_death"),
+        "Postcode": row.get("postcode"),
+        "Client_Funding_Status": row.get("client_funding_status"),
+        "Event_Reference": f"{reference}-{row['instance_id']}-{min(row['source_event_seq'])}",
+        "Event_Start_Date": row["event_start"],
+        "Event_End_Date": row["event_end"],
+    })
+    if row.get("cared_for_person_id"):
+        base["Adult_1_Linked_Person_ID"] = row["cared_for_person_id"]
+    for field, (key, table) in CODED_FIELDS.items():
+        if row["event_type"] not in FIELD_SPEC[field]["event_types"]:
+            continue
+        value = row.get(key)
+        if value is None:
+            continue
+        coded = value if table is _AS_RECORDED else table.get(value)
+        if coded is None:
+            problem(field, value, f"{value!r} has no {field} in the specification's list "
+                                  f"({'not in the list' if table is _AS_RECORDED else 'no translation'})")
+        elif coded not in CODE_LISTS[field]:
+            problem(field, value, f"{coded!r} is not in the recorded {field} list (handlers/cld_spec/code_lists.json)")
+        else:
+            base[field] = coded
+    if row.get("care_home") and row.get("service_type") is None:
+        problem("Service_Type", None, "the plan moves the person into a care home but does not say whether the home "
+                                      "provides nursing care (residential or nursing care): answer 'Will the care "
+                                      "home provide nursing care?' on the support plan")
+    if row.get("client_funding_status") is not None and row["client_funding_status"] not in \
+            CODE_LISTS["Client_Funding_Status"]:
+        problem("Client_Funding_Status", row["client_funding_status"], "not in the recorded list")
+        base["Client_Funding_Status"] = None
+    if row["event_type"] != SERVICE:
+        return [base]
+    # a plan costed as a weekly total (one unit a week); a plan whose services cost the budget nothing (or were never
+    # costed) gives no cost rather than a cost of nothing
+    if row.get("unit_cost") not in (None, "", "0", "0.00", 0):
+        base["Unit_Cost"] = row["unit_cost"]
+        base["Planned_units_per_week"] = row.get("planned_units_per_week")
+    lines = [line for line in row.get("service_lines") or [] if line.get("unit_cost") is not None]
+    if not lines:
+        return [base]
+    out = []
+    for n, line in enumerate(lines, 1):
+        spec = {**base, "Event_Reference": f"{base['Event_Reference']}/{n}", "Unit_Cost": line["unit_cost"],
+                "Planned_units_per_week": line.get("units_per_week")}
+        if not row.get("delivery_changed"):  # a direct payment review's change applies to every line
+            mechanism = SPEC_LINE_DELIVERY.get(line.get("delivery"))
+            if mechanism is None:
+                problem("Delivery_Mechanism", line.get("delivery"), "a service line paid for in a way with no "
+                                                                    "Delivery_Mechanism")
+            spec["Delivery_Mechanism"] = mechanism
+        out.append(spec)
+    return out
+
+
+def _case_ids(engine: Any) -> list[int]:
     from sqlalchemy import select
 
     from engine.schema import cases
 
     with engine.db.engine.connect() as conn:
-        case_ids = [r.id for r in conn.execute(select(cases.c.id).order_by(cases.c.id))]
+        return [r.id for r in conn.execute(select(cases.c.id).order_by(cases.c.id))]
+
+
+def read_cases(engine: Any, batch: int = 500) -> Iterable[tuple[dict, list[dict]]]:
+    """(case, history) for every case, in case order, in the shapes ``Engine.get_case`` and ``Engine.history``
+    return, read ``batch`` cases at a time (three queries a batch instead of three a case: a county's year is
+    tens of thousands of cases). tests/test_cld_spec.py checks the shapes against the engine's own."""
+    from sqlalchemy import select
+
+    from engine.history import case_chain
+    from engine.schema import cases, events, instances
+
+    ids = _case_ids(engine)
+    for first in range(0, len(ids), batch):
+        chunk = ids[first:first + batch]
+        chain_of = {case_chain(case_id): case_id for case_id in chunk}
+        with engine.db.engine.connect() as conn:
+            case_rows = conn.execute(select(cases).where(cases.c.id.in_(chunk)).order_by(cases.c.id)).all()
+            inst_rows = conn.execute(
+                select(instances.c.case_id, instances.c.id, instances.c.process_id, instances.c.status,
+                       instances.c.parent_instance_id, instances.c.started_at, instances.c.completed_at)
+                .where(instances.c.case_id.in_(chunk)).order_by(instances.c.id)).all()
+            event_rows = conn.execute(select(events).where(events.c.chain.in_(list(chain_of)))
+                                      .order_by(events.c.chain, events.c.seq)).all()
+        insts: dict[int, list[dict]] = {}
+        for r in inst_rows:
+            item = dict(r._mapping)
+            insts.setdefault(item.pop("case_id"), []).append(item)
+        histories: dict[int, list[dict]] = {}
+        for r in event_rows:
+            histories.setdefault(chain_of[r.chain], []).append(dict(r._mapping, data=json.loads(r.data)))
+        for row in case_rows:
+            case = {"id": row.id, "reference": row.reference, "title": row.title, "data": json.loads(row.data),
+                    "instances": insts.get(row.id, [])}
+            yield case, histories.get(row.id, [])
+
+
+def case_event_rows(engine: Any) -> list[dict]:
+    """Every case's derived rows (carepath's own keys, Release 1 wording) with the case's person fields, whatever
+    their dates: what the measures and the tests read. A case whose history cannot be coded raises CldDataError."""
     out: list[dict] = []
-    for case_id in case_ids:
-        case = engine.get_case(case_id)
-        history = engine.history(case_id)
+    for case, history in read_cases(engine):
         person = person_fields(case, history)
-        for row in derive_cld_events(case, history):
-            if _overlaps(row, period_start, period_end):
-                out.append({**person, **row})
+        out += [{**person, **row} for row in derive_cld_events(case, history)]
     return out
 
 
+def cld_return(engine: Any, period_start: date, period_end: date, la_code: str | None = None) -> CldReturn:
+    """The return for [period_start, period_end] (inclusive): every case's events in the period, as rows keyed by
+    the specification's fields (CLD_FIELDS), with ``withheld`` and ``problems``. ``la_code`` defaults to the
+    council setting (processes/config/council.json ``la_code``); unset, LA_Code is empty and a problem says so."""
+    if period_end < period_start:
+        raise ValueError(f"the period ends ({period_end}) before it starts ({period_start})")
+    la_code = la_code or la_code_setting()
+    result = CldReturn(period_start=period_start, period_end=period_end, la_code=la_code)
+    if not la_code:
+        result.problems.append({"case_reference": None, "event": None, "field": "LA_Code", "value": None,
+                                "why": "the council's LA code is not set: add \"la_code\" to "
+                                       "processes/config/council.json (or pass --la-code)"})
+    for case, history in read_cases(engine):
+        result += spec_rows(case, history, period_start, period_end, la_code, result.withheld, result.problems)
+    return result
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    return value
+
+
+def cld_csv_text(rows: Iterable[dict]) -> str:
+    """The return as CSV text: the specification's field names as the header, in order; None is an empty cell."""
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(CLD_FIELDS)
+    for row in rows:
+        writer.writerow([_cell(row.get(name)) for name in CLD_FIELDS])
+    return buf.getvalue()
+
+
 def write_cld_csv(rows: Iterable[dict], path: str | Path) -> Path:
-    """Write rows as CSV (UTF-8) with the return's column headers; None is an empty cell."""
+    """Write the return (rows keyed by CLD_FIELDS) as a UTF-8 CSV file."""
     path = Path(path)
-    columns = list(CSV_HEADERS)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow([CSV_HEADERS[c] for c in columns])
-        for row in rows:
-            cells = []
-            for c in columns:
-                value = row.get(c)
-                if value is None:
-                    value = ""
-                elif isinstance(value, bool):
-                    value = "Yes" if value else "No"
-                elif isinstance(value, (list, tuple)):
-                    value = " ".join(str(v) for v in value)
-                cells.append(value)
-            writer.writerow(cells)
+    path.write_text(cld_csv_text(rows), encoding="utf-8", newline="")
     return path

@@ -210,7 +210,7 @@ def test_an_eligible_carers_support_held_in_the_cared_for_persons_budget_is_not_
     assert "We will review your plan with you by 3 March 2032" in letter
     [service] = [r for r in cld_full(eng, cid) if r["process_id"] == "carers_support_plan"]
     assert (service["service_type"], service["delivery_mechanism"], service["outcome"], service["event_end"]) == (
-        cld.CARER_VIA_CARED_FOR, cld.CASSR_COMMISSIONED_SUPPORT, PROVISION, None)
+        cld.CARER_VIA_CARED_FOR, cld.CASSR_MANAGED_PERSONAL_BUDGET, PROVISION, None)  # council-managed budget
 
 
 def test_a_review_that_finds_the_carers_needs_changed_starts_a_new_carers_assessment(eng):

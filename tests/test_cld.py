@@ -95,7 +95,11 @@ def test_every_mapped_value_is_in_the_code_lists():
         route = mapping.get("route_of_access")
         routes = [route] if not isinstance(route, dict) else [route["default"], *(v for _, v in route["rules"])]
         assert {r for r in routes if r} <= set(cld.ROUTES_OF_ACCESS), process_id
-    assert set(cld.DELIVERY_BY_MONEY_MANAGEMENT.values()) == set(cld.DELIVERY_MECHANISMS)
+    # every way of managing a personal budget is self-directed support: a direct payment, or a personal budget the
+    # council (or a provider holding it as an individual service fund) manages; never "commissioned support"
+    assert cld.DELIVERY_BY_MONEY_MANAGEMENT == {"direct_payment": cld.DIRECT_PAYMENT,
+                                                "managed_account": cld.CASSR_MANAGED_PERSONAL_BUDGET,
+                                                "council_managed": cld.CASSR_MANAGED_PERSONAL_BUDGET}
     # a carer's support plan: each answer to "who the support is given to" is a Carer Support service type
     carer_form = FormLibrary.from_folder(ROOT / "forms").schema("carers_support_plan")
     assert sorted(cld.CARER_SERVICE_BY_SUPPORT_TYPE) == sorted(carer_form["properties"]["support_type"]["enum"])
@@ -181,7 +185,7 @@ def test_peter_assessed_eligible_then_a_direct_payment_long_term_service(eng):
 
 
 @pytest.mark.parametrize("money, mechanism", [("managed_account", "CASSR Managed Personal Budget"),
-                                              ("council_managed", "CASSR Commissioned support")])
+                                              ("council_managed", "CASSR Managed Personal Budget")])
 def test_the_delivery_mechanism_follows_how_the_money_is_managed(eng, money, mechanism):
     cid = to_plan(eng, money)
     assert [r["delivery_mechanism"] for r in rows_for(eng, cid)] == [None, mechanism]
@@ -227,7 +231,7 @@ def test_a_review_finding_changed_needs_progresses_to_reassessment_and_the_new_p
     complete(eng, cid, "sign_off_plan", {"signed_off": True})
     services = [r for r in rows_for(eng, cid) if r["event_type"] == "Service"]
     assert [(r["event_start"], r["event_end"], r["delivery_mechanism"]) for r in services] == [
-        ("2031-03-03", "2031-04-22", "CASSR Commissioned support"), ("2031-04-22", None, "Direct Payment")]
+        ("2031-03-03", "2031-04-22", "CASSR Managed Personal Budget"), ("2031-04-22", None, "Direct Payment")]
 
 
 def change_direct_payment(eng, case_id, outcome, effective_from):
@@ -261,10 +265,12 @@ def test_a_managed_account_then_a_new_plan_give_one_service_row_per_delivery_mec
     assert service_rows(rows_for(eng, cid)) == [
         ("2031-03-03", "2031-04-07", provision, community, "Direct Payment"),
         ("2031-04-07", "2031-04-22", provision, community, "CASSR Managed Personal Budget"),
-        ("2031-04-22", None, provision, community, "CASSR Commissioned support")]
+        ("2031-04-22", None, provision, community, "CASSR Managed Personal Budget")]
     # the quarter from April: the direct payment ended in it, the managed account started and ended in it
-    in_q2 = [r["delivery_mechanism"] for r in cld.cld_return(eng, *Q2) if r["event_type"] == "Service"]
-    assert in_q2 == ["Direct Payment", "CASSR Managed Personal Budget", "CASSR Commissioned support"]
+    in_q2 = [(r["Event_Start_Date"], r["Delivery_Mechanism"]) for r in cld.cld_return(eng, *Q2)
+             if r["Event_Type"] == "Service"]
+    assert in_q2 == [("2031-03-03", "Direct payment"), ("2031-04-07", "CASSR managed personal budget"),
+                     ("2031-04-22", "CASSR managed personal budget")]
 
 
 @pytest.mark.parametrize("effective_from, problem", [
@@ -280,10 +286,16 @@ def test_a_change_of_arrangement_dated_before_the_service_or_not_a_date_is_a_cle
     [arranged] = [e for e in eng.history(cid) if e["type"] == "task.completed"
                   and e["data"]["element_id"] == "arrange_change"]
     dp_instance = arranged["instance_id"]
+    expected = (f"case {eng.get_case(cid)['reference']}: direct_payment_review instance {dp_instance}: "
+                + problem.format(seq=arranged["seq"]))
     with pytest.raises(cld.CldDataError) as err:
-        cld.cld_return(eng, *WIDE)
-    assert str(err.value) == (f"case {eng.get_case(cid)['reference']}: direct_payment_review instance "
-                              f"{dp_instance}: " + problem.format(seq=arranged["seq"]))
+        cld.case_event_rows(eng)
+    assert str(err.value) == expected
+    # the return leaves the case out and says why, naming it: nothing is guessed
+    result = cld.cld_return(eng, *WIDE, la_code="999")
+    assert list(result) == [] and [(p["case_reference"], p["why"]) for p in result.problems] == [
+        (eng.get_case(cid)["reference"], expected + ": none of this case's events can be reported until it is "
+                                                    "corrected")]
 
 
 # ---------------------------------------------------------------- review reasons (hand-built histories)
@@ -406,11 +418,11 @@ def test_the_quarter_keeps_only_events_that_overlap_it(eng):
     complete(eng, peter, "review_plan", {"needs_changed": False})
 
     q1 = cld.cld_return(eng, *Q1)
-    assert [(r["local_person_id"], r["event_type"]) for r in q1] == [
+    assert [(r["LA_Person_Unique_Identifier"], r["Event_Type"]) for r in q1] == [
         ("CASE-000001", "Request"), ("CASE-000002", "Assessment"), ("CASE-000002", "Service")]
     q2 = cld.cld_return(eng, *Q2)  # the open service continues; the March events are out; the review is in
-    assert [(r["local_person_id"], r["event_type"]) for r in q2] == [("CASE-000002", "Service"),
-                                                                      ("CASE-000002", "Review")]
+    assert [(r["LA_Person_Unique_Identifier"], r["Event_Type"]) for r in q2] == [("CASE-000002", "Service"),
+                                                                                  ("CASE-000002", "Review")]
     assert cld.cld_return(eng, date(2030, 1, 1), date(2030, 12, 31)) == []
     assert signposted != peter
 
@@ -419,7 +431,7 @@ def test_person_fields_come_from_the_case_and_the_recorded_contact(eng):
     form = contact(person_date_of_birth="1952-11-20", person_nhs_number="9434765919",
                    person_has_unpaid_carer=True)
     cid = front_door(eng, form)
-    [row] = cld.cld_return(eng, *WIDE)
+    [row] = cld.case_event_rows(eng)
     assert row["local_person_id"] == eng.get_case(cid)["reference"]
     assert (row["nhs_number"], row["birth_month"], row["birth_year"], row["has_unpaid_carer"]) == (
         "9434765919", 11, 1952, True)
@@ -428,7 +440,7 @@ def test_person_fields_come_from_the_case_and_the_recorded_contact(eng):
 
     case = eng.create_case("Joan Barker", {"gender": "Female", "date_of_birth": "1950-05-02"})
     eng.start("needs_assessment", case_id=case, data={"person": PETER})
-    [row] = [r for r in cld.cld_return(eng, *WIDE) if r["local_person_id"] != "CASE-000001"]
+    [row] = [r for r in cld.case_event_rows(eng) if r["local_person_id"] != "CASE-000001"]
     assert (row["gender"], row["birth_month"], row["birth_year"]) == ("Female", 5, 1950)
 
 
@@ -443,7 +455,7 @@ def test_the_person_fields_asked_on_the_contact_form_are_in_every_row_of_the_cas
                                   **{f"person_{k}": v for k, v in MARIA.items()}))
     complete(eng, cid, "plan_reablement", {"goals": ["Make a hot meal"], "setting": "home",
                                            "start_type": "planned", "visits_per_day": 1})
-    rows = cld.cld_return(eng, *WIDE)
+    rows = cld.case_event_rows(eng)
     assert [r["event_type"] for r in rows] == ["Request", "Service"]
     for row in rows:
         assert {k: row[k] for k in MARIA} == MARIA
@@ -470,7 +482,9 @@ def test_a_person_field_outside_its_code_list_is_refused_on_the_form_and_in_the_
     case = eng.create_case("Joan Barker", {"person": {"ethnicity": "British"}})
     eng.start("needs_assessment", case_id=case, data={"person": PETER})
     with pytest.raises(cld.CldDataError, match=r"case CASE-\d+: ethnicity 'British' is not in the CLD code list"):
-        cld.cld_return(eng, *WIDE)
+        cld.case_event_rows(eng)
+    [problem] = cld.cld_return(eng, *WIDE, la_code="999").problems
+    assert problem["case_reference"] == eng.get_case(case)["reference"] and "'British'" in problem["why"]
 
 
 def test_a_carers_assessment_row_is_about_the_carer_not_the_cared_for_person(eng):
@@ -480,7 +494,7 @@ def test_a_carers_assessment_row_is_about_the_carer_not_the_cared_for_person(eng
                                                   carer=True))
     complete(eng, cid, "assess_carer", carer_assessment())
     reference = eng.get_case(cid)["reference"]
-    rows = cld.cld_return(eng, *WIDE)
+    rows = cld.case_event_rows(eng)
     [peter] = [r for r in rows if r["process_id"] == "needs_assessment"]
     [susan] = [r for r in rows if r["process_id"] == "carers_assessment"]
     assert (peter["local_person_id"], peter["client_type"], peter["nhs_number"], peter["gender"]) == (
@@ -505,7 +519,7 @@ def test_the_carers_details_asked_at_the_needs_assessment_reach_the_carers_row(e
     form = assessment("personal_hygiene", "managing_nutrition", "using_home_safely", carer=True)
     complete(eng, cid, "assess_needs", {**form, "carer": {**SUSAN, **SUSAN_CLD}})
     complete(eng, cid, "assess_carer", carer_assessment())
-    rows = cld.cld_return(eng, *WIDE)
+    rows = cld.case_event_rows(eng)
     [peter] = [r for r in rows if r["process_id"] == "needs_assessment"]
     [susan] = [r for r in rows if r["process_id"] == "carers_assessment"]
     assert (susan["client_type"], susan["nhs_number"], susan["birth_month"], susan["birth_year"]) == (
@@ -550,43 +564,63 @@ def test_the_same_carer_keeps_one_id_and_a_carer_with_their_own_record_keeps_the
     assert (rows[2]["gender"], rows[3]["birth_year"], rows[3]["birth_month"]) == ("Female", 1960, 2)
 
 
-def test_the_csv_has_the_return_headers_and_code_list_values(eng, tmp_path):
+def test_the_csv_has_the_specification_header_and_values_and_leaves_open_requests_out(eng, tmp_path):
     cid = front_door(eng, LIKELY_ELIGIBLE)
     complete(eng, cid, "plan_reablement", {"goals": ["Make a hot meal"], "setting": "home",
                                            "start_type": "planned", "visits_per_day": 1})
-    rows = cld.cld_return(eng, *Q1)
+    open_request = eng.start("front_door", actor="advisor1").case_id  # the contact is not recorded yet: open
+    rows = cld.cld_return(eng, *Q1, la_code="999")
     path = cld.write_cld_csv(rows, tmp_path / "cld.csv")
     with path.open(encoding="utf-8", newline="") as fh:
         table = list(csv.reader(fh))
-    header = table[0]
-    assert header == list(cld.CSV_HEADERS.values())
-    assert {"Event type", "Event start date", "Event end date", "Event outcome", "Service type",
-            "Delivery mechanism", "Review reason", "Local person ID"} <= set(header)
-    records = [dict(zip(header, line, strict=True)) for line in table[1:]]
-    assert [(r["Event type"], r["Event outcome"], r["Service type"], r["Event end date"]) for r in records] == [
-        ("Request", "Progress to Reablement/ST-Max", "", "2031-03-03"),
-        ("Service", "", "Short Term Support: ST-Max", "")]
-    assert records[0]["Local person ID"] == "CASE-000001"
+    assert table[0] == cld.CLD_FIELDS
+    records = [dict(zip(table[0], line, strict=True)) for line in table[1:]]
+    assert [(r["Event_Type"], r["Event_Outcome"], r["Service_Type"], r["Service_Component"], r["Event_End_Date"])
+            for r in records] == [
+        ("Request", "Progress to reablement/ST-Max", "", "", "2031-03-03"),
+        ("Service", "", "Short term support: ST-Max", "Reablement", "")]
+    assert {r["LA_Person_Unique_Identifier"] for r in records} == {"CASE-000001"}
+    assert {(r["LA_Code"], r["Reporting_Period_Start_Date"], r["Reporting_Period_End_Date"]) for r in records} == {
+        ("999", "2031-01-01", "2031-03-31")}
+    assert [(w["case_reference"], w["event_type"]) for w in rows.withheld] == [
+        (eng.get_case(open_request)["reference"], "Request")]
+    assert "still open at the end of the period" in rows.withheld[0]["why"]
+    assert path.read_bytes().decode("utf-8") == cld.cld_csv_text(rows)
 
 
-def test_carepath_cld_writes_the_quarters_return_and_refuses_a_backwards_period(eng, tmp_path, capsys):
+def test_carepath_cld_writes_the_quarters_return_and_refuses_bad_input(eng, tmp_path, capsys):
     from engine.cli import main
 
-    kyle = front_door(eng, KYLE)
+    kyle = front_door(eng, KYLE)  # signposted with a call back to come: the request is still open, withheld
+    advised = front_door(eng, contact(advice_given="Leaflet"))  # information and advice: a closed request
     peter = to_plan(eng, "direct_payment")
     out = tmp_path / "q1.csv"
-    assert main(["cld", "--db", eng.db.url, "--from", "2031-01-01", "--to", "2031-03-31", "--out", str(out)]) == 0
+    db = ["--db", eng.db.url]
+    assert main(["cld", *db, "--from", "2031-01-01", "--to", "2031-03-31", "--out", str(out), "--la-code", "999"]) == 0
     said = capsys.readouterr().out
     assert "3 rows (1 Assessment, 1 Request, 1 Service)" in said and str(out) in said
+    assert f"Withheld (1): events of the period not in the return\n  {eng.get_case(kyle)['reference']}  Request" in said
     with out.open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    assert sorted((r["Event type"], r["Event outcome"]) for r in rows) == sorted([
-        ("Request", cld.NFA_INFORMATION_ADVICE), ("Assessment", cld.PROGRESS_TO_SUPPORT_PLANNING),
-        ("Service", cld.PROVISION_OF_SERVICE)])
-    refs = {eng.get_case(kyle)["reference"], eng.get_case(peter)["reference"]}
-    assert {r[cld.CSV_HEADERS["local_person_id"]] for r in rows} <= refs | {""}
-    assert main(["cld", "--db", eng.db.url, "--from", "2031-04-01", "--to", "2031-03-31"]) == 2
-    assert "before --from" in capsys.readouterr().err
+    assert sorted((r["Event_Type"], r["Event_Outcome"], r["Delivery_Mechanism"]) for r in rows) == sorted([
+        ("Request", "NFA: Information and advice or signposting", ""),
+        ("Assessment", "Progress to support planning or services", ""),
+        ("Service", "Continuation of support or services", "Direct payment")])
+    refs = {eng.get_case(advised)["reference"], eng.get_case(peter)["reference"]}
+    assert {r["LA_Person_Unique_Identifier"] for r in rows} == refs
+    for argv, message in [
+        (["--from", "2031-04-01", "--to", "2031-03-31"], "--to (2031-03-31) is before --from (2031-04-01)"),
+        (["--from", "2031-02-30", "--to", "2031-03-31"], "--from '2031-02-30' is not a date: give it as YYYY-MM-DD"),
+        (["--from", "2031-01-01", "--to", "31/03/2031"], "--to '31/03/2031' is not a date"),
+        (["--from", "2030-01-01", "--to", "2030-03-31"], "no events in the period 2030-01-01 to 2030-03-31"),
+    ]:
+        assert main(["cld", *db, *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (argv, err)
+    # the LA code is a council setting: without it the return still runs, and says what to set
+    assert main(["cld", *db, "--from", "2031-01-01", "--to", "2031-03-31"]) == 0
+    assert 'LA_Code: the council\'s LA code is not set: add "la_code" to processes/config/council.json' in \
+        capsys.readouterr().out
 
 
 def test_event_dates_are_the_uk_day_so_a_late_summer_evening_falls_in_the_right_quarter():

@@ -637,12 +637,12 @@ def test_a_direct_payment_is_reviewed_before_six_months_then_within_twelve(eng):
     # only the care review (never done, so escalated long ago) is left: the direct payment has no task
     assert sorted(t["element_id"] for t in open_tasks(eng, cid)) == ["review_overdue", "review_plan"]
     # the direct payment reviews are financial monitoring, not CLD events (the care review is still open);
-    # ending the direct payment ends the Direct Payment service and starts council-commissioned support
-    # from the date the change takes effect
+    # ending the direct payment ends the Direct Payment service and starts support the council arranges within
+    # Peter's personal budget (a council-managed personal budget) from the date the change takes effect
     assert cld_rows(eng, cid) == [(ASSESSMENT, day(0), day(0), TO_SUPPORT_PLANNING),
                                   (SERVICE, day(0), "2032-09-13", PROVISION),
                                   (SERVICE, "2032-09-13", None, PROVISION)]
-    assert services(eng, cid) == [(LT_COMMUNITY, "Direct Payment"), (LT_COMMUNITY, "CASSR Commissioned support")]
+    assert services(eng, cid) == [(LT_COMMUNITY, "Direct Payment"), (LT_COMMUNITY, "CASSR Managed Personal Budget")]
 
 
 # ---------------------------------------------------------------- impact assessment and carer support
