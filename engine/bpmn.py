@@ -19,6 +19,7 @@ top-level processes; the tasks of embedded subprocesses belong to the process ho
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,7 @@ from engine.bpmn_checks import (
 )
 from engine.bpmn_parser import BPMN_NS, CASE_OUTPUT_CLASSES, CarepathParser, CarepathStartEvent
 from engine.bpmn_timers import TIMER_SERIALIZER_CONFIG, timer_due
+from engine.content_cache import ContentCache, files_key, frozen
 from engine.errors import CarepathError, DefinitionError, Problem
 from engine.xmlsafe import parse_xml
 
@@ -71,7 +73,28 @@ def parse_bundle(
     of name -> required parameters also checks every service task gives them). known_processes /
     known_decisions: ids deployed earlier, which call activities and business rule tasks
     may use.
+
+    A bundle that passed is remembered by its files' content and the checks' arguments (engine/content_cache.py):
+    the same bundle checked again gets a copy of the same description; one with problems is checked every time.
     """
+    key = (files_key(files), frozen(handlers), frozen(forms), frozen(known_processes), frozen(known_decisions),
+           frozen(teams))
+    kept = _CHECKED_BUNDLES.get(key, lambda: pickle.dumps(
+        _check_bundle(files, handlers, forms, known_processes, known_decisions, teams), pickle.HIGHEST_PROTOCOL))
+    infos, decisions = pickle.loads(kept)  # each caller its own copy (15 times faster than copy.deepcopy)
+    return Bundle(dict(files), infos, decisions)
+
+
+#: bundles that passed parse_bundle's checks -> (process infos, decisions) pickled, by content and checks
+_CHECKED_BUNDLES: ContentCache[bytes] = ContentCache(64)
+#: (files, process id) -> the specs build_specs made of them; SpiffWorkflow's specs are not changed by running
+#: workflows (an engine already shares one spec between all its instances of a version)
+_BUILT_SPECS: ContentCache[tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]]] = ContentCache(128)
+
+
+def _check_bundle(files: Mapping[str, bytes], handlers: Collection[str] | None, forms: Collection[str] | None,
+                  known_processes: Collection[str], known_decisions: Collection[str],
+                  teams: Collection[str] | None) -> tuple[dict[str, ProcessInfo], dict[str, str]]:
     problems: list[Problem] = []
     if not files:
         raise DefinitionError([Problem("(bundle)", "no .bpmn or .dmn files were given")])
@@ -92,7 +115,7 @@ def parse_bundle(
     if problems:
         order = {name: i for i, name in enumerate(files)}
         raise DefinitionError(sorted(problems, key=lambda p: (order.get(p.file, -1), p.line or 0)))
-    return Bundle(dict(files), infos, decisions)
+    return infos, decisions
 
 
 def build_specs(files: Mapping[str, bytes], process_id: str) -> tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]]:
@@ -100,7 +123,16 @@ def build_specs(files: Mapping[str, bytes], process_id: str) -> tuple[BpmnProces
 
     `files` must hold every diagram the process calls (recursively) and the .dmn files of
     its decisions: a call activity is resolved from these files only.
+
+    Specs built once are kept by the files' content and the process id (engine/content_cache.py) and given
+    again; a bundle that fails is built, and fails, every time.
     """
+    spec, subprocess_specs = _BUILT_SPECS.get((files_key(files), process_id),
+                                              lambda: _build_specs(files, process_id))
+    return spec, dict(subprocess_specs)
+
+
+def _build_specs(files: Mapping[str, bytes], process_id: str) -> tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]]:
     parser, trees = _library_parser(files)
     try:
         return parser.get_spec(process_id), parser.get_subprocess_specs(process_id)

@@ -40,6 +40,56 @@ def _pg_reachable() -> str | None:
 _PG_PROBLEM = _pg_reachable()
 
 
+class _SchemaDropper:
+    """Drops the tests' finished PostgreSQL schemas on a background thread, in the order they finished.
+
+    `DROP SCHEMA ... CASCADE` of a used schema takes 0.03-0.27 s of the server's time (its tables, indexes,
+    functions and triggers, then a durable commit); the next test need not wait for it, as no test reads another
+    test's schema. `pytest_sessionfinish` waits for the last drops."""
+
+    _queue = None
+    _thread = None
+
+    @classmethod
+    def drop(cls, schema: str) -> None:
+        import queue
+        import threading
+
+        if cls._thread is None or not cls._thread.is_alive():
+            cls._queue = queue.Queue()
+            cls._thread = threading.Thread(target=cls._run, args=(cls._queue,), name="drop-test-schemas",
+                                           daemon=True)
+            cls._thread.start()
+        cls._queue.put(schema)
+
+    @staticmethod
+    def _run(todo) -> None:
+        import psycopg
+
+        conn = None
+        while (schema := todo.get()) is not None:
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(PG_URL, autocommit=True)
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            except Exception as exc:  # noqa: BLE001 - a schema left behind must not fail another test
+                print(f"could not drop the test schema {schema}: {exc}")
+                conn = None
+            finally:
+                todo.task_done()
+        if conn is not None:
+            conn.close()
+
+    @classmethod
+    def finish(cls, timeout: float = 120) -> None:
+        """Wait for every queued drop (at most `timeout` seconds) and stop the thread."""
+        if cls._thread is None:
+            return
+        cls._queue.put(None)
+        cls._thread.join(timeout)
+        cls._thread = None
+
+
 @pytest.fixture
 def pg_url():
     """A PostgreSQL URL whose search_path is a fresh schema for this test."""
@@ -55,8 +105,7 @@ def pg_url():
     base = PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
     sep = "&" if "?" in base else "?"
     yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
-    with psycopg.connect(PG_URL, autocommit=True) as c:
-        c.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    _SchemaDropper.drop(schema)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -231,7 +280,9 @@ def _quick_password_hashing():
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """Close the Chromium the browser tests shared in this process (tests/browser.py launch())."""
+    """Close the Chromium the browser tests shared in this process (tests/browser.py launch()), and wait for
+    the last PostgreSQL schemas to be dropped."""
     from tests import browser
 
     browser.shutdown()
+    _SchemaDropper.finish()

@@ -15,8 +15,11 @@ every deploy. DMN files and files without a BPMN root have nothing to lint.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
+from functools import partial
 
+from engine.content_cache import ContentCache
 from engine.errors import DefinitionError, Problem, UnsafeXmlError
 from engine.xmlsafe import parse_xml
 
@@ -53,14 +56,22 @@ def lint_files(files: Mapping[str, bytes]) -> list[Problem]:
     problems: list[Problem] = []
     for name, data in files.items():
         try:
-            tree = parse_xml(data, name)
+            key = (name, hashlib.sha256(data).digest(), tuple(RULES.items()), MAX_FINDINGS_PER_RULE)
+            problems.extend(_LINTED.get(key, partial(_lint_file, name, data)))
         except DefinitionError as exc:
             problems.extend(exc.problems)
-            continue
         except UnsafeXmlError as exc:
             problems.append(Problem(name, exc.message, line=exc.context.get("line")))
-            continue
-        if tree.getroot().tag != f"{{{BPMN}}}definitions":
-            continue
-        problems.extend(lint_diagram(read_diagram(tree, name)))
     return problems
+
+
+#: (file name, SHA-256 of its bytes, the rules) -> the findings on a file that could be read (engine/content_cache.py):
+#: a file read again gets the same findings; one the intake refuses is read, and refused, every time
+_LINTED: ContentCache[tuple[Problem, ...]] = ContentCache(256)
+
+
+def _lint_file(name: str, data: bytes) -> tuple[Problem, ...]:
+    tree = parse_xml(data, name)
+    if tree.getroot().tag != f"{{{BPMN}}}definitions":
+        return ()
+    return tuple(lint_diagram(read_diagram(tree, name)))
