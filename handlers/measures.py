@@ -40,6 +40,15 @@ from handlers import working_days
 OVERSIGHT_TEAM = "team_manager"  # escalations and approvals: not the team that owns the work
 
 
+def _team_choices() -> tuple[str, ...]:
+    from handlers.teams import TEAMS
+
+    return tuple(t for t in TEAMS if t != OVERSIGHT_TEAM)
+
+
+TEAM_CHOICES = _team_choices()  # the teams a measure can be filtered by
+
+
 class MeasureError(ValueError):
     """Bad input to a measure (a period that ends before it starts, an unknown measure or part)."""
 
