@@ -96,6 +96,7 @@ class Instance:
     start_data: dict
     started_at: str
     completed_at: str | None = None
+    cancelled_at: str | None = None  # closed with the case (or otherwise cancelled)
     events: list[dict] = field(default_factory=list)
     teams: frozenset[str] = frozenset()
 
@@ -161,6 +162,8 @@ def build_population(cases: Iterable[dict], histories: dict[int, list[dict]],
             inst.events.append(e)
             if e["type"] == "instance.completed":
                 inst.completed_at = e["at"]
+            elif e["type"] == "instance.cancelled":
+                inst.cancelled_at = e["at"]
             elif e["type"] == "task.ready":
                 found = task_teams.get((inst.process_id, e["data"].get("element_id")))
                 if found:
@@ -622,6 +625,9 @@ def _at_overdue_reviews(pop: Population, day: str) -> list[dict]:
     for inst in pop.instances.values():
         if inst.process_id != "review":
             continue
+        ended = inst.completed_at or inst.cancelled_at
+        if ended is not None and uk_day(ended) <= day:
+            continue  # done, or cancelled with the case, by the day
         for ready in inst.all("task.ready", "review_plan"):
             if uk_day(ready["at"]) > day:
                 continue

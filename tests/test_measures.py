@@ -194,3 +194,222 @@ def test_carepath_measures_prints_the_figures_and_refuses_a_backwards_period(cou
                                                    eng.get_case(c["commissioned"])["reference"]])
     assert by_key["ascof_3d2"]["source"].startswith("ASCOF 3D part 2a")
 
+
+
+def test_a_case_closed_mid_period_leaves_the_snapshot_measures_from_its_closure(county):
+    eng, c = county
+    eng.advance_clock(timedelta(days=72))  # 15 August
+    eng.close_case(c["commissioned"], reason="moved_away", details={"council": "Southshire"}, actor="tm")
+    pop = m.load_population(eng)
+    q2, q3 = figures(pop, *Q2), figures(pop, date(2031, 7, 1), date(2031, 9, 30))
+    assert (q2["ascof_3d1"].numerator, q2["ascof_3d1"].denominator) == (1, 2)  # in support on 30 June
+    assert (q3["ascof_3d1"].numerator, q3["ascof_3d1"].denominator) == (1, 1)  # gone by 30 September
+    assert [i["case_id"] for i in q2["overdue_reviews"].items] == [c["commissioned"]]
+    assert q3["overdue_reviews"].items == []  # its review was cancelled with the case
+    # what happened before the closure still counts in its own period
+    assert q2["first_reviews"].denominator == 2
+
+
+# ---------------------------------------------------------------- synthetic histories: the boundaries
+
+TEAMS = {("needs_assessment", "assess_needs"): frozenset({"social_work"}),
+         ("reablement", "plan_reablement"): frozenset({"reablement"}),
+         ("reablement", "decide_extend_or_end"): frozenset({"team_manager"}),
+         ("hospital_follow_up", "check_still_at_home"): frozenset({"reablement"})}
+
+
+def at(day: str, hour: int = 10) -> str:
+    return f"{day}T{hour:02d}:00:00.000000+00:00"
+
+
+class History:
+    """Histories written the way the engine writes them: one chain per case, instances inside it."""
+
+    def __init__(self) -> None:
+        self.cases: dict[int, list[dict]] = {}
+        self.next_instance = 100
+
+    def instance(self, case_id: int, process: str, started: str, data: dict | None = None, *steps,
+                 completed: str | None = None, parent: int | None = None) -> int:
+        iid = self.next_instance = self.next_instance + 1
+        events = self.cases.setdefault(case_id, [])
+        rows = [("instance.started", started, {"process_id": process, "data": data or {},
+                                               "parent_instance_id": parent})]
+        rows += list(steps)
+        if completed:
+            rows.append(("instance.completed", completed, {"process_id": process}))
+        for kind, when, payload in rows:
+            events.append({"seq": len(events) + 1, "case_id": case_id, "instance_id": iid, "type": kind,
+                           "at": when, "actor": "worker", "data": payload})
+        return iid
+
+    def population(self) -> m.Population:
+        cases = [{"id": cid, "reference": f"CASE-{cid:06d}", "data": {}} for cid in self.cases]
+        return m.build_population(cases, self.cases, TEAMS)
+
+
+def ready(element: str, when: str) -> tuple:
+    return ("task.ready", when, {"element_id": element})
+
+
+def done(element: str, when: str, data: dict | None = None) -> tuple:
+    return ("task.completed", when, {"element_id": element, "data": data or {}})
+
+
+def fired(element: str, when: str) -> tuple:
+    return ("timer.fired", when, {"element_id": element})
+
+
+def test_an_assessment_done_on_the_28th_day_is_within_28_days_and_the_29th_is_not():
+    h = History()
+    for case_id, finished in ((1, "2031-03-29"), (2, "2031-03-30")):
+        h.instance(case_id, "needs_assessment", at("2031-03-02"), {"contact_date": "2031-03-01"},
+                   ready("assess_needs", at("2031-03-02")), done("assess_needs", at(finished)),
+                   completed=at(finished))
+    # asked for on 1 March, still not assessed: not counted until it is completed
+    h.instance(3, "needs_assessment", at("2031-03-02"), {"contact_date": "2031-03-01"}, ready("assess_needs", at("2031-03-02")))
+    r = m.compute("assessments_28_days", h.population(), date(2031, 3, 1), date(2031, 3, 31))
+    assert (r.numerator, r.denominator, r.figure) == (1, 2, 50.0)
+    assert {p.key: p.case_ids for p in r.parts} == {"within_28": [1], "over_28": [2]}
+    assert [i["days"] for i in r.items] == [28, 29]
+    # the team filter: the assessment tasks are social work's
+    assert m.compute("assessments_28_days", h.population(), date(2031, 3, 1), date(2031, 3, 31),
+                     "reablement").denominator == 0
+
+
+def test_reablement_of_42_days_is_within_six_weeks_43_is_not_and_a_managers_extension_is_counted():
+    h = History()
+    for case_id, end, decision in ((1, "2031-04-12", None), (2, "2031-04-13", None), (3, "2031-04-26", "extend")):
+        steps = [ready("plan_reablement", at("2031-02-28")), done("plan_reablement", at("2031-03-01"))]
+        if decision:
+            steps += [ready("decide_extend_or_end", at("2031-04-12")),
+                      done("decide_extend_or_end", at("2031-04-12"), {"decision": "extend", "reason": "Stairs",
+                                                                      "extension_days": 14})]
+        h.instance(case_id, "reablement", at("2031-02-28"), {}, *steps, completed=at(end))
+    r = m.compute("reablement_lengths", h.population(), date(2031, 4, 1), date(2031, 4, 30))
+    assert [i["days"] for i in r.items] == [42, 43, 56]
+    assert {p.key: p.case_ids for p in r.parts} == {"within_42": [1], "over_42": [2, 3], "extended": [3]}
+    assert (r.figure, r.extra["mean_days"], r.extra["longest_days"]) == (43, 47.0, 56)
+    # the manager's decision does not make the episode the team manager's: it stays the reablement team's
+    assert m.compute("reablement_lengths", h.population(), date(2031, 4, 1), date(2031, 4, 30),
+                     "reablement").parts[2].count == 1
+
+
+def test_the_91st_day_after_discharge_puts_the_follow_up_in_its_period():
+    h = History()
+    answers = {1: {"at_home": "yes"}, 2: {"at_home": "no", "where_now": "care_home"}, 3: None}
+    for case_id, answer in answers.items():
+        steps = [("handler.called", at("2031-03-01"), {"handler": "local_settings",
+                                                       "output": {"hospital_follow_up_after_discharge": "P91D"}})]
+        if answer:
+            steps += [ready("check_still_at_home", at("2031-05-31")), done("check_still_at_home", at("2031-05-31"), answer)]
+        h.instance(case_id, "hospital_follow_up", at("2031-04-20"), {"discharge_date": "2031-03-01", "age": 80},
+                   *steps, completed=at("2031-05-31") if answer else None)
+    # a council that set its follow-up at 90 days does not give the 91-day figure
+    h.instance(4, "hospital_follow_up", at("2031-04-20"), {"discharge_date": "2031-03-01"},
+               ("handler.called", at("2031-03-01"), {"handler": "local_settings",
+                                                    "output": {"hospital_follow_up_after_discharge": "P90D"}}),
+               done("check_still_at_home", at("2031-05-30"), {"at_home": "yes"}), completed=at("2031-05-30"))
+    pop = h.population()
+    # 1 March + 91 days = 31 May
+    assert m.compute("ascof_2d", pop, date(2031, 5, 1), date(2031, 5, 30)).items == []
+    r = m.compute("ascof_2d", pop, date(2031, 5, 31), date(2031, 6, 30))
+    assert (r.numerator, r.denominator, r.figure) == (1, 2, 50.0)
+    assert {p.key: p.case_ids for p in r.parts} == {"at_home": [1], "not_at_home": [2], "not_yet_checked": [3],
+                                                    "not_at_91_days": [4]}
+    assert r.extra["left_out"] == {"not_yet_checked": 1, "not_at_91_days": 1}
+
+
+def test_a_first_review_on_day_56_is_within_eight_weeks_and_day_57_is_late():
+    h = History()
+    for case_id, reviewed in ((1, "2031-04-26"), (2, "2031-04-27"), (3, None), (4, "superseded")):
+        plan = h.instance(case_id, "support_plan", at("2031-02-20"), {},
+                          done("sign_off_plan", at("2031-03-01"), {"signed_off": True}))
+        if reviewed == "superseded":  # a newer plan: the review ends at its due date without a task
+            h.instance(case_id, "review", at("2031-03-01"), {"first": True}, completed=at("2031-04-12"),
+                       parent=plan)
+        elif reviewed:
+            h.instance(case_id, "review", at("2031-03-01"), {"first": True}, ready("review_plan", at("2031-04-12")),
+                       done("review_plan", at(reviewed), {"needs_changed": False}), completed=at(reviewed), parent=plan)
+        else:
+            h.instance(case_id, "review", at("2031-03-01"), {"first": True}, ready("review_plan", at("2031-04-12")),
+                       fired("review_overdue_timer", at("2031-04-26", 17)), parent=plan)
+    pop = h.population()
+    r = m.compute("first_reviews", pop, date(2031, 4, 1), date(2031, 4, 30))  # 1 March + 56 days = 26 April
+    assert {p.key: p.case_ids for p in r.parts} == {"on_time": [1], "late": [2], "not_done": [3], "superseded": [4]}
+    assert (r.numerator, r.denominator) == (1, 3)
+    # the undone review is overdue from the day its escalation fired, and not before
+    assert m.compute("overdue_reviews", pop, date(2031, 4, 1), date(2031, 4, 25)).figure == 0
+    overdue = m.compute("overdue_reviews", pop, date(2031, 4, 1), date(2031, 4, 26))
+    assert overdue.figure == 1 and overdue.case_ids == [3]
+
+
+def test_direct_payment_reviews_on_the_limit_day_count_and_one_not_yet_due_is_left_out():
+    h = History()
+    limit = ("timer.set", at("2031-08-01"), {"element_id": "dp_review_overdue_timer",
+                                            "due_at": "2031-09-01T17:00:00.000000+00:00"})
+    h.instance(1, "direct_payment_review", at("2031-03-01"), {}, limit, done("review_direct_payment", at("2031-09-01", 16)))
+    h.instance(2, "direct_payment_review", at("2031-03-01"), {}, limit, done("review_direct_payment", at("2031-09-02")))
+    h.instance(3, "direct_payment_review", at("2031-03-01"), {}, limit)  # never done
+    h.instance(4, "review", at("2031-09-20"), {})  # the data runs to 20 September
+    h.instance(5, "direct_payment_review", at("2031-03-01"), {},
+               ("timer.set", at("2031-08-01"), {"element_id": "dp_review_overdue_timer",
+                                                "due_at": "2031-09-25T17:00:00.000000+00:00"}))
+    r = m.compute("direct_payment_reviews", h.population(), date(2031, 9, 1), date(2031, 9, 30))
+    assert {p.key: p.case_ids for p in r.parts} == {"on_time": [1], "late": [2, 3], "not_yet_due": [5]}
+    assert (r.numerator, r.denominator, r.figure) == (1, 3, 33.3)
+
+
+def test_safeguarding_deadlines_passed_make_a_decision_or_enquiry_late():
+    h = History()
+    h.instance(1, "safeguarding", at("2031-03-03"), {"concern_date": "2031-03-03"},
+               done("triage_decision", at("2031-03-04"), {"decision": "other_enquiry"}),
+               done("enquiry", at("2031-03-20")))
+    h.instance(2, "safeguarding", at("2031-03-03"), {"concern_date": "2031-03-02"},
+               fired("decision_overdue", at("2031-03-04", 17)),
+               done("triage_decision", at("2031-03-05"), {"decision": "s42_enquiry"}),
+               fired("enquiry_overdue", at("2031-04-02", 17)), done("enquiry", at("2031-04-03")))
+    h.instance(3, "safeguarding", at("2031-03-31"), {},
+               done("triage_decision", at("2031-04-01"), {"decision": "no_further_action_with_advice"}))
+    h.instance(4, "safeguarding", at("2031-03-31"), {})  # no decision yet
+    pop = h.population()
+    march = date(2031, 3, 1), date(2031, 3, 31)
+    conv = m.compute("safeguarding_enquiries", pop, *march)
+    assert {p.key: p.case_ids for p in conv.parts if p.count} == {
+        "s42_enquiry": [2], "other_enquiry": [1], "no_further_action": [3], "no_decision_yet": [4]}
+    assert (conv.numerator, conv.denominator, conv.figure) == (2, 3, 66.7)
+    decisions = m.compute("safeguarding_decision_time", pop, *march)
+    assert {p.key: p.case_ids for p in decisions.parts} == {"on_time": [1], "late": [2]}
+    assert m.compute("safeguarding_enquiry_time", pop, date(2031, 3, 1), date(2031, 4, 30)).figure == 50.0
+
+
+def test_a_history_the_cld_rows_cannot_be_read_from_is_listed_not_guessed():
+    h = History()
+    h.instance(1, "review", at("2031-05-01"), {"review_reason": "Hospital admission"},
+               ready("review_plan", at("2031-05-01")), done("review_plan", at("2031-05-06"), {"needs_changed": False}),
+               completed=at("2031-05-06"))
+    pop = h.population()
+    assert list(pop.cld_errors) == [1] and "'Hospital admission'" in pop.cld_errors[1]
+    assert m.compute("new_requests", pop, *YEAR).items == []
+
+
+def test_bad_input_is_a_clear_error():
+    pop = History().population()
+    with pytest.raises(m.MeasureError, match=r"ends \(2031-03-31\) before it starts \(2031-04-01\)"):
+        m.compute("ascof_2a", pop, date(2031, 4, 1), date(2031, 3, 31))
+    with pytest.raises(m.MeasureError, match="there is no measure 'ascof_9z'"):
+        m.compute("ascof_9z", pop, *YEAR)
+    with pytest.raises(m.MeasureError, match="has no part 'nope'"):
+        m.measure_cases(pop, "ascof_2a", *YEAR, part="nope")
+    empty = {r.key: r for r in m.compute_all(pop, *YEAR)}
+    assert empty["new_requests"].figure == 0 and empty["ascof_2d"].figure is None
+    assert empty["ascof_2d"].message == "No 91-day follow-up fell in this period."
+
+
+def test_every_measure_has_a_definition_and_a_source_written_in_the_docs():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "measures.md").read_text(encoding="utf-8")
+    for key, measure in m.MEASURES.items():
+        assert measure.definition and measure.source, key
+        assert f"`{key}`" in doc, key
