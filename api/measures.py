@@ -3,6 +3,8 @@
 * ``GET /measures`` — every measure for a period (a quarter, or from/to dates) and optionally a team:
   the figure, its parts (each a link to its cases), a chart over the period's months (server-rendered
   SVG with a text alternative) and the table behind the chart, always present.
+* ``GET /api/measures?from=&to=[&team=]`` — the same figures as JSON (as ``carepath measures --json``),
+  with case ids; 422 naming the parameter for a bad filter.
 * ``GET /measures/{measure}/cases`` — the events behind a figure or one of its parts, with their cases.
   A restricted case is counted in every figure but listed only to the people named for it; the others
   read "N restricted cases not listed". Case references link to the case record only for users who may
@@ -19,25 +21,27 @@ from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from handlers import measures as m
 
 from . import page_kit as kit
-from .access import restricted_map
-from .auth import OVERSIGHT_ROLES, User
+from .access import MEASURES_ROLES, may_read_measures, restricted_map
+from .auth import OVERSIGHT_ROLES, User, current_user
 from .errors import ApiError, forbidden
 
 router = APIRouter(include_in_schema=False)
 
-ROLES = ("performance", "team_manager")
+ROLES = tuple(sorted(MEASURES_ROLES))
 PAGE_SIZE = 100
 
 
 def _allowed(user: User) -> None:
-    if not user.has(*ROLES):
+    if not may_read_measures(user):
         raise forbidden("The measures are for the performance team and team managers.")
 
 
@@ -167,8 +171,10 @@ def chart(series: list[dict], unit: str, title: str, chart_id: str) -> dict[str,
             "alt": f"{title}, by period. {described}." if bars else f"{title}: no periods."}
 
 
-def _compute_page(engine: Any, f: dict[str, Any]) -> dict[str, Any]:
+def _compute_page(engine: Any, f: dict[str, Any], user: User) -> dict[str, Any]:
     population = m.load_population(engine)
+    with engine.db.engine.connect() as conn:
+        hidden = {c for c, allowed in restricted_map(conn).items() if user.username not in allowed}
     out = []
     for key, measure in m.MEASURES.items():
         r = m.compute(key, population, f["start"], f["end"], f["team"])
@@ -179,8 +185,10 @@ def _compute_page(engine: Any, f: dict[str, Any]) -> dict[str, Any]:
                     "series": series, "chart": chart(series, measure.unit, measure.title, f"chart-{key}"),
                     "cases_link": f"/measures/{key}/cases?{_query(f)}",
                     "part_links": {p.key: f"/measures/{key}/cases?{_query(f, part=p.key)}" for p in r.parts}})
+    errors = sorted(population.cld_errors.items())
     return {"results": out, "population": population,
-            "left_out": [(population.reference(c), why) for c, why in sorted(population.cld_errors.items())]}
+            "left_out": [(population.reference(c), why) for c, why in errors if c not in hidden],
+            "left_out_restricted": sum(1 for c, _why in errors if c in hidden)}
 
 
 @router.get("/measures", response_class=HTMLResponse)
@@ -203,9 +211,9 @@ async def measures_page(request: Request) -> Response:
                           "from_parts": {p: v.get(f"from-{p}", "") for p in ("day", "month", "year")},
                           "to_parts": {p: v.get(f"to-{p}", "") for p in ("day", "month", "year")}})
             return kit.render(request, "measures.html", ctx, 400)
-        page = await run_in_threadpool(_compute_page, engine, f)
+        page = await run_in_threadpool(_compute_page, engine, f, user)
         ctx.update(f=f, quarters=_quarters(page["population"], today), results=page["results"],
-                   left_out=page["left_out"], period=f"{_long(f['start'])} to {_long(f['end'])}",
+                   left_out=page["left_out"], left_out_restricted=page["left_out_restricted"], period=f"{_long(f['start'])} to {_long(f['end'])}",
                    any_items=any(x["r"].items for x in page["results"]))
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
         return kit.guard(request, user, exc)
@@ -258,3 +266,34 @@ async def measure_cases_page(request: Request, measure: str) -> Response:
     except Exception as exc:  # noqa: BLE001
         return kit.guard(request, user, exc, not_found="There is no measure at this address.")
     return kit.render(request, "measure_cases.html", ctx)
+
+
+@router.get("/api/measures", include_in_schema=True)
+def measures_api(request: Request, user: Annotated[User, Depends(current_user)]) -> dict[str, Any]:
+    """Every measure for a period (default: the current quarter) as JSON; restricted cases' ids are left out
+    of the lists for users not named for them (they stay in the counts)."""
+    _allowed(user)
+    engine = request.app.state.engine
+    try:
+        f = read_filters(request.query_params, engine.now().date())
+    except FilterError as exc:
+        raise ApiError(422, "validation_error", "; ".join(exc.errors.values()),
+                       errors=[{"field": k, "message": v} for k, v in exc.errors.items()]) from None
+    population = m.load_population(engine)
+    with engine.db.engine.connect() as conn:
+        restricted = restricted_map(conn)
+    hidden = {c for c, allowed in restricted.items() if user.username not in allowed}
+
+    def listed(ids: list[int]) -> dict[str, Any]:
+        return {"case_ids": [c for c in ids if c not in hidden], "restricted_not_listed": len(set(ids) & hidden)}
+
+    out = []
+    for r in m.compute_all(population, f["start"], f["end"], f["team"]):
+        d = r.as_dict()
+        d.update(listed(d.pop("case_ids")))
+        for p in d["parts"]:
+            p.update(listed(p.pop("case_ids")))
+        d["definition"], d["source"] = m.MEASURES[r.key].definition, m.MEASURES[r.key].source
+        out.append(d)
+    return {"from": f["start"].isoformat(), "to": f["end"].isoformat(), "team": f["team"], "measures": out,
+            "cases_left_out": len(population.cld_errors)}
