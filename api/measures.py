@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import math
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
-
-from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
@@ -213,7 +211,8 @@ async def measures_page(request: Request) -> Response:
             return kit.render(request, "measures.html", ctx, 400)
         page = await run_in_threadpool(_compute_page, engine, f, user)
         ctx.update(f=f, quarters=_quarters(page["population"], today), results=page["results"],
-                   left_out=page["left_out"], left_out_restricted=page["left_out_restricted"], period=f"{_long(f['start'])} to {_long(f['end'])}",
+                   left_out=page["left_out"], left_out_restricted=page["left_out_restricted"],
+                   period=f"{_long(f['start'])} to {_long(f['end'])}",
                    any_items=any(x["r"].items for x in page["results"]))
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
         return kit.guard(request, user, exc)

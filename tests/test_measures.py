@@ -18,15 +18,19 @@ from datetime import date, timedelta
 
 import pytest
 
+from engine.forms import FormLibrary
+from engine.registry import load_registry
+from engine.runtime import Engine
 from handlers import measures as m
+from tests.conftest import START
 from tests.test_cld import (
-    FILES,  # noqa: F401 - the diagrams the fixture deploys
+    FILES,
     FIRST_REVIEW,
+    ROOT,
     complete,
     contact,
     discharge,
     discharge_response,
-    eng,  # noqa: F401 - pytest fixture
     front_door,
     to_plan,
 )
@@ -47,8 +51,19 @@ def parts(result):
 
 
 @pytest.fixture
-def county(eng):
+def engine_2031(db_url):
+    """The real diagrams, handlers and forms on a simulated clock from Monday 3 March 2031, 09:00 UTC."""
+    engine = Engine(db_url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
+    engine.init(simulated_start=START)
+    engine.deploy(FILES)
+    yield engine
+    engine.db.dispose()
+
+
+@pytest.fixture
+def county(engine_2031):
     """The driven population (clock starts Monday 3 March 2031, 09:00 UTC)."""
+    eng = engine_2031
     c = {}
     c["advice"] = front_door(eng, contact(advice_given="Leaflet on falls prevention"))  # request closed 3 March
     c["reablement"] = front_door(eng, LIKELY_ELIGIBLE)
@@ -267,7 +282,8 @@ def test_an_assessment_done_on_the_28th_day_is_within_28_days_and_the_29th_is_no
                    ready("assess_needs", at("2031-03-02")), done("assess_needs", at(finished)),
                    completed=at(finished))
     # asked for on 1 March, still not assessed: not counted until it is completed
-    h.instance(3, "needs_assessment", at("2031-03-02"), {"contact_date": "2031-03-01"}, ready("assess_needs", at("2031-03-02")))
+    h.instance(3, "needs_assessment", at("2031-03-02"), {"contact_date": "2031-03-01"},
+               ready("assess_needs", at("2031-03-02")))
     r = m.compute("assessments_28_days", h.population(), date(2031, 3, 1), date(2031, 3, 31))
     assert (r.numerator, r.denominator, r.figure) == (1, 2, 50.0)
     assert {p.key: p.case_ids for p in r.parts} == {"within_28": [1], "over_28": [2]}
@@ -302,7 +318,8 @@ def test_the_91st_day_after_discharge_puts_the_follow_up_in_its_period():
         steps = [("handler.called", at("2031-03-01"), {"handler": "local_settings",
                                                        "output": {"hospital_follow_up_after_discharge": "P91D"}})]
         if answer:
-            steps += [ready("check_still_at_home", at("2031-05-31")), done("check_still_at_home", at("2031-05-31"), answer)]
+            steps += [ready("check_still_at_home", at("2031-05-31")),
+                      done("check_still_at_home", at("2031-05-31"), answer)]
         h.instance(case_id, "hospital_follow_up", at("2031-04-20"), {"discharge_date": "2031-03-01", "age": 80},
                    *steps, completed=at("2031-05-31") if answer else None)
     # a council that set its follow-up at 90 days does not give the 91-day figure
@@ -348,7 +365,8 @@ def test_direct_payment_reviews_on_the_limit_day_count_and_one_not_yet_due_is_le
     h = History()
     limit = ("timer.set", at("2031-08-01"), {"element_id": "dp_review_overdue_timer",
                                             "due_at": "2031-09-01T17:00:00.000000+00:00"})
-    h.instance(1, "direct_payment_review", at("2031-03-01"), {}, limit, done("review_direct_payment", at("2031-09-01", 16)))
+    h.instance(1, "direct_payment_review", at("2031-03-01"), {}, limit,
+               done("review_direct_payment", at("2031-09-01", 16)))
     h.instance(2, "direct_payment_review", at("2031-03-01"), {}, limit, done("review_direct_payment", at("2031-09-02")))
     h.instance(3, "direct_payment_review", at("2031-03-01"), {}, limit)  # never done
     h.instance(4, "review", at("2031-09-20"), {})  # the data runs to 20 September

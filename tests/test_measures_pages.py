@@ -15,15 +15,14 @@ from api.auth import ROLES
 from api.demo_users import create_demo_users, demo_password, demo_username
 from tests.browser import launch, live_server, run_axe, sign_in
 from tests.casework_helpers import api_client, page_client
-from tests.test_cld import eng  # noqa: F401 - pytest fixture
-from tests.test_measures import county  # noqa: F401 - pytest fixture
+from tests.test_measures import county, engine_2031  # noqa: F401 - pytest fixtures
 
 READERS = {"performance", "team_manager"}
 YEAR = "from=2031-01-01&to=2031-12-31"
 
 
 @pytest.fixture
-def site(county):  # noqa: F811
+def site(county):  # noqa: F811 - the imported fixture
     eng, c = county
     create_demo_users(eng)
     restrict_case(eng, c["reablement"], ["social-worker"])  # a short-term support case nobody here may see
@@ -45,7 +44,7 @@ def test_who_may_see_the_measures_pages(site):
     from fastapi.testclient import TestClient
 
     _eng, _c, app = site
-    urls = ["/measures", f"/measures?quarter=2031-Q2", f"/measures/new_requests/cases?{YEAR}",
+    urls = ["/measures", "/measures?quarter=2031-Q2", f"/measures/new_requests/cases?{YEAR}",
             f"/measures/ascof_2d/cases?{YEAR}&part=at_home"]
     for role in ROLES:
         client, _csrf = page_client(app, role) if role != "performance" else (None, None)
@@ -70,7 +69,8 @@ def test_the_page_shows_each_figure_its_parts_a_chart_and_the_table_behind_it(si
     assert "1 April 2031 to 30 June 2031" in shown
     card = text(page.split('id="measure-ascof_2d"')[1].split('<div class="govuk-summary-card"')[0])
     assert "100% — 1 of 1" in card and "Still at home 1 100%" in card
-    assert "ASCOF 2D: people 65+ still at home 91 days after discharge into reablement: the table behind the chart" in card
+    assert ("ASCOF 2D: people 65+ still at home 91 days after discharge into reablement: "
+            "the table behind the chart") in card
     assert "2031-06-01 to 2031-06-30 100% 1 1" in card and "2031-04-01 to 2031-04-30 – 0 0" in card
     svg = page.split('id="measure-ascof_2d"')[1].split("</svg>")[0]
     assert 'role="img"' in svg and 'aria-labelledby="chart-ascof_2d-title chart-ascof_2d-desc"' in svg
@@ -78,7 +78,7 @@ def test_the_page_shows_each_figure_its_parts_a_chart_and_the_table_behind_it(si
     dols = text(page.split('id="measure-dols_timeliness"')[1].split('<div class="govuk-summary-card"')[0])
     assert "Not recorded" in dols and "no process for Deprivation of Liberty Safeguards" in dols
     # the part links carry the period and the part
-    assert f'href="/measures/ascof_2d/cases?from=2031-04-01&amp;to=2031-06-30&amp;part=at_home"' in page
+    assert 'href="/measures/ascof_2d/cases?from=2031-04-01&amp;to=2031-06-30&amp;part=at_home"' in page
     # a quarter with nothing in it says so
     empty = text(client.get("/measures?quarter=2030-Q1").text)
     assert "Nothing happened in this period: every count is zero and no rate can be given." in empty
@@ -187,8 +187,8 @@ def test_the_measures_pages_in_the_browser_are_accessible_and_keyboard_usable(si
         run_axe(page, "measures with an error")
         # the drill-down from a part, by keyboard
         page.goto(f"{base}/measures?{YEAR}")
-        link = page.get_by_role("link", name=re.compile(r"^Short-term support to maximise independence \(reablement\)\s*: "
-                                                        r"the cases \(New requests"))
+        link = page.get_by_role("link", name=re.compile(
+            r"^Short-term support to maximise independence \(reablement\)\s*: the cases \(New requests"))
         link.focus()
         page.keyboard.press("Enter")
         page.wait_for_url(re.compile(r".*/measures/new_requests/cases\?.*part=short_term"))
