@@ -27,7 +27,10 @@ do not make an item the managers' own. Filtering by a team keeps the items of th
 
 from __future__ import annotations
 
+import bisect
+import functools
 import json
+import re
 import statistics
 import weakref
 from collections.abc import Callable, Iterable
@@ -61,6 +64,7 @@ def uk_day(at: str | None) -> str | None:
     return working_days.as_local_date(at).isoformat() if at else None
 
 
+@functools.lru_cache(maxsize=4096)
 def _norm(text: Any) -> str:
     """A code-list value compared without regard to case or to an en dash written as a hyphen."""
     return " ".join(str(text or "").replace("\u2013", "-").replace("- ", "-").replace(" -", "-").split()).casefold()
@@ -126,9 +130,76 @@ class Population:
     cld_errors: dict[int, str]  # case id -> why its CLD rows could not be derived
     last_day: str | None  # the UK day of the latest event: what "now" is for the data
     cache: dict[str, Any] = field(default_factory=dict)
+    views: dict[int, CaseView] = field(default_factory=dict)  # per case, with each measure's items kept
 
     def reference(self, case_id: int) -> str:
         return (self.cases.get(case_id) or {}).get("reference") or f"case {case_id}"
+
+
+@dataclass
+class CaseView:
+    """What the measures read from one case's history (kept per case so that new events re-read only their
+    cases: ``load_population``)."""
+
+    case: dict
+    instances: dict[int, Instance]
+    rows: list[dict]
+    error: str | None
+    last_at: str | None
+    items: dict[str, list[dict]] = field(default_factory=dict)  # measure extraction -> this case's items
+
+    def alone(self) -> Population:
+        """A population of this case only (its measures' items are extracted from it)."""
+        return population_of({self.case["id"]: self}, keep_views=False)
+
+
+def case_view(case: dict, events: list[dict], task_teams: dict[tuple[str, str], frozenset[str]]) -> CaseView:
+    """One case's instances (with their events and teams) and CLD rows, from its history."""
+    from handlers import cld
+
+    case_id = case["id"]
+    instances: dict[int, Instance] = {}
+    teams: dict[int, set[str]] = {}
+    last = None
+    for e in events:
+        last = e["at"] if last is None or e["at"] > last else last
+        iid = e.get("instance_id")
+        if iid is None:
+            continue
+        inst = instances.get(iid)
+        if e["type"] == "instance.started":
+            inst = instances[iid] = Instance(iid, case_id, e["data"].get("process_id") or "",
+                                             e["data"].get("parent_instance_id"), e["data"].get("data") or {},
+                                             e["at"])
+        if inst is None:
+            continue
+        inst.events.append(e)
+        if e["type"] == "instance.completed":
+            inst.completed_at = e["at"]
+        elif e["type"] == "instance.cancelled":
+            inst.cancelled_at = e["at"]
+        elif e["type"] == "task.ready":
+            found = task_teams.get((inst.process_id, e["data"].get("element_id")))
+            if found:
+                teams.setdefault(iid, set()).update(found - {OVERSIGHT_TEAM})
+    for iid, names in teams.items():
+        instances[iid].teams = frozenset(names)
+    try:
+        rows, error = cld.derive_cld_events(case, events), None
+    except cld.CldDataError as exc:
+        rows, error = [], str(exc)
+    return CaseView(case, instances, rows, error, last)
+
+
+def population_of(views: dict[int, CaseView], *, keep_views: bool = True) -> Population:
+    instances: dict[int, Instance] = {}
+    for v in views.values():
+        instances.update(v.instances)
+    last = max((v.last_at for v in views.values() if v.last_at), default=None)
+    return Population({cid: v.case for cid, v in views.items()}, instances,
+                      {cid: v.rows for cid, v in views.items()},
+                      {cid: v.error for cid, v in views.items() if v.error}, uk_day(last),
+                      views=views if keep_views else {})
 
 
 def build_population(cases: Iterable[dict], histories: dict[int, list[dict]],
@@ -136,46 +207,10 @@ def build_population(cases: Iterable[dict], histories: dict[int, list[dict]],
     """The population from case records and their histories (each as `Engine.history` returns it).
 
     `task_teams` maps (process id, user task id) to the teams the task goes to (``task_teams_of``)."""
-    from handlers import cld
-
-    task_teams = task_teams or {}
     by_id = {c["id"]: c for c in cases}
-    instances: dict[int, Instance] = {}
-    rows: dict[int, list[dict]] = {}
-    errors: dict[int, str] = {}
-    last = None
-    for case_id, events in histories.items():
-        case = by_id.setdefault(case_id, {"id": case_id, "reference": None, "data": {}})
-        teams: dict[int, set[str]] = {}
-        for e in events:
-            last = e["at"] if last is None or e["at"] > last else last
-            iid = e.get("instance_id")
-            if iid is None:
-                continue
-            inst = instances.get(iid)
-            if e["type"] == "instance.started":
-                inst = instances[iid] = Instance(iid, case_id, e["data"].get("process_id") or "",
-                                                 e["data"].get("parent_instance_id"), e["data"].get("data") or {},
-                                                 e["at"])
-            if inst is None:
-                continue
-            inst.events.append(e)
-            if e["type"] == "instance.completed":
-                inst.completed_at = e["at"]
-            elif e["type"] == "instance.cancelled":
-                inst.cancelled_at = e["at"]
-            elif e["type"] == "task.ready":
-                found = task_teams.get((inst.process_id, e["data"].get("element_id")))
-                if found:
-                    teams.setdefault(iid, set()).update(found - {OVERSIGHT_TEAM})
-        for iid, names in teams.items():
-            instances[iid].teams = frozenset(names)
-        try:
-            rows[case_id] = cld.derive_cld_events(case, events)
-        except cld.CldDataError as exc:
-            rows[case_id] = []
-            errors[case_id] = str(exc)
-    return Population(by_id, instances, rows, errors, uk_day(last))
+    views = {cid: case_view(by_id.get(cid) or {"id": cid, "reference": None, "data": {}}, events, task_teams or {})
+             for cid, events in histories.items()}
+    return population_of(views)
 
 
 def task_teams_of(conn: Any) -> dict[tuple[str, str], frozenset[str]]:
@@ -191,35 +226,95 @@ def task_teams_of(conn: Any) -> dict[tuple[str, str], frozenset[str]]:
     return {k: frozenset(v) for k, v in out.items()}
 
 
-_LOADED: weakref.WeakKeyDictionary[Any, tuple[tuple, Population]] = weakref.WeakKeyDictionary()
+_HANDLER = re.compile(r'"handler":"([^"]*)"')
+_FOLLOW_UP_AFTER = re.compile(r'"hospital_follow_up_after_discharge":"([^"]*)"')
+_ELEMENT = re.compile(r'"element_id":"([^"]*)"')
 
 
-def load_population(engine: Any) -> Population:
-    """Every case and its whole history, read in one pass (two queries), reused until the next event."""
-    from sqlalchemy import func, select
+def _event_data(kind: str, raw: str) -> dict:
+    """An event's data, parsed; but the two kinds of service-task call that make up half a history's bytes
+    and that neither a measure nor a CLD row reads keep only their handler and element: the local timescales
+    every instance reads when it starts (with the 91-day follow-up interval, which ASCOF 2D reads) and the
+    letters written (``*_letter``). The stored JSON is canonical (sorted keys, no spaces): the search is exact."""
+    if kind == "handler.called":
+        handler = _HANDLER.search(raw)
+        name = handler.group(1) if handler else ""
+        if name == "local_settings" or name.endswith("_letter"):
+            element = _ELEMENT.search(raw)
+            interval = _FOLLOW_UP_AFTER.search(raw) if name == "local_settings" else None
+            return {"handler": name, "element_id": element.group(1) if element else None,
+                    "output": {"hospital_follow_up_after_discharge": interval.group(1)} if interval else {}}
+    return json.loads(raw)
+
+
+@dataclass
+class _Loaded:
+    mark: tuple  # (latest event id, number of cases, latest process version id)
+    views: dict[int, CaseView]
+    teams: dict[tuple[str, str], frozenset[str]]
+    population: Population
+
+
+_LOADED: weakref.WeakKeyDictionary[Any, _Loaded] = weakref.WeakKeyDictionary()
+
+
+def _read_cases(conn: Any, case_ids: list[int] | None) -> tuple[list[dict], dict[int, list[dict]]]:
+    """Case records and their histories: all of them (None), or those of `case_ids`; one pass each."""
+    from sqlalchemy import select
 
     from engine.schema import cases, events
 
-    with engine.db.engine.connect() as conn:
-        mark = tuple(conn.execute(select(func.max(events.c.id), func.count(cases.c.id.distinct()))
-                                  .select_from(events.outerjoin(cases, cases.c.id == events.c.case_id))).one())
-        hit = _LOADED.get(engine)
-        if hit is not None and hit[0] == mark:
-            return hit[1]
-        case_list = [{"id": r.id, "reference": r.reference, "data": json.loads(r.data)}
-                     for r in conn.execute(select(cases.c.id, cases.c.reference, cases.c.data))]
-        histories: dict[int, list[dict]] = {c["id"]: [] for c in case_list}
-        result = conn.execution_options(stream_results=True, yield_per=20000).execute(
+    def where(q: Any, column: Any, chunk: list[int] | None) -> Any:
+        return q if chunk is None else q.where(column.in_(chunk))
+
+    chunks: list[list[int] | None] = [None] if case_ids is None else \
+        [case_ids[i:i + 500] for i in range(0, len(case_ids), 500)]
+    case_list: list[dict] = []
+    histories: dict[int, list[dict]] = {}
+    for chunk in chunks:
+        rows = conn.execute(where(select(cases.c.id, cases.c.reference, cases.c.data), cases.c.id, chunk))
+        found = [{"id": r.id, "reference": r.reference, "data": json.loads(r.data)} for r in rows]
+        case_list += found
+        histories.update({c["id"]: [] for c in found})
+        result = conn.execution_options(stream_results=True, yield_per=20000).execute(where(
             select(events.c.seq, events.c.case_id, events.c.instance_id, events.c.type, events.c.at,
-                   events.c.actor, events.c.data)
-            .where(events.c.case_id.is_not(None)).order_by(events.c.case_id, events.c.seq))
-        loads = json.loads
+                   events.c.actor, events.c.data).where(events.c.case_id.is_not(None)), events.c.case_id, chunk)
+            .order_by(events.c.case_id, events.c.seq))
         for r in result:
-            histories[r.case_id].append({"seq": r.seq, "case_id": r.case_id, "instance_id": r.instance_id,
-                                         "type": r.type, "at": r.at, "actor": r.actor, "data": loads(r.data)})
-        teams = task_teams_of(conn)
-    population = build_population(case_list, histories, teams)
-    _LOADED[engine] = (mark, population)
+            histories.setdefault(r.case_id, []).append({
+                "seq": r.seq, "case_id": r.case_id, "instance_id": r.instance_id, "type": r.type, "at": r.at,
+                "actor": r.actor, "data": _event_data(r.type, r.data)})
+    return case_list, histories
+
+
+def load_population(engine: Any) -> Population:
+    """Every case and its whole history, read in one pass (two queries) the first time; afterwards only the
+    cases with events written since are read again, and the same population is returned while nothing was."""
+    from sqlalchemy import func, select
+
+    from engine.schema import cases, events, process_versions
+
+    with engine.db.engine.connect() as conn:
+        mark = (conn.execute(select(func.max(events.c.id))).scalar() or 0,
+                conn.execute(select(func.count()).select_from(cases)).scalar() or 0,
+                conn.execute(select(func.max(process_versions.c.id))).scalar() or 0)
+        loaded = _LOADED.get(engine)
+        if loaded is not None and loaded.mark == mark:
+            return loaded.population
+        if loaded is None or loaded.mark[2] != mark[2] or mark[0] < loaded.mark[0]:  # first, or a new deployment
+            teams = task_teams_of(conn)
+            case_list, histories = _read_cases(conn, None)
+            views = {}
+        else:
+            teams, views = loaded.teams, dict(loaded.views)
+            touched = sorted(conn.execute(select(events.c.case_id).distinct().where(
+                events.c.id > loaded.mark[0], events.c.case_id.is_not(None))).scalars())
+            case_list, histories = _read_cases(conn, touched)
+    by_id = {c["id"]: c for c in case_list}
+    for cid, history in histories.items():
+        views[cid] = case_view(by_id.get(cid) or {"id": cid, "reference": None, "data": {}}, history, teams)
+    population = population_of(views)
+    _LOADED[engine] = _Loaded(mark, views, teams, population)
     return population
 
 
@@ -278,6 +373,7 @@ class Measure:
     at_date: Callable[[Population, str], list[dict]] | None = None  # a snapshot on the period's last day
     summarise: Callable[[list[dict]], dict[str, Any]] | None = None  # extra figures (e.g. median days)
     figure_is: str | None = None  # "median_days" / "mean_days": the figure is from `summarise`
+    per_case: bool = True  # each case's items depend on that case alone (kept per case between events)
     not_recorded: str | None = None  # the processes do not record what the measure needs
     empty: str = "Nothing to count in this period."
 
@@ -286,6 +382,32 @@ def check_period(start: date, end: date) -> None:
     if end < start:
         raise MeasureError(f"the period ends ({end.isoformat()}) before it starts ({start.isoformat()}): "
                            "--to must not be before --from")
+
+
+def _period_items(measure: Measure, population: Population, first: str, last: str) -> list[dict]:
+    """The measure's items in [first, last]: a snapshot on `last`, or a slice of the items extracted once
+    (kept on the population in day order, so a period is two binary searches)."""
+    cache = population.cache
+    if measure.at_date is not None:
+        key = f"at:{id(measure.at_date)}:{last}"
+        if key not in cache:
+            cache[key] = measure.at_date(population, last)
+        return list(cache[key])
+    key = f"items:{id(measure.extract)}"
+    if key not in cache:
+        if population.views and measure.per_case:  # each case's items kept with it: a new event re-extracts one
+            found: list[dict] = []
+            for view in population.views.values():
+                got = view.items.get(key)
+                if got is None:
+                    got = view.items[key] = measure.extract(view.alone())  # type: ignore[misc]
+                found += got
+        else:
+            found = measure.extract(population)  # type: ignore[misc]
+        dated = sorted((i for i in found if i["day"] is not None), key=lambda i: i["day"])
+        cache[key] = ([i["day"] for i in dated], dated)
+    days, dated = cache[key]
+    return dated[bisect.bisect_left(days, first):bisect.bisect_right(days, last)]
 
 
 def compute(key: str, population: Population, start: date, end: date, team: str | None = None) -> Result:
@@ -297,14 +419,7 @@ def compute(key: str, population: Population, start: date, end: date, team: str 
     if measure.not_recorded:
         return Result(key, measure.title, measure.unit, None, None, None, [], [], [],
                       message="Not recorded", not_recorded=measure.not_recorded)
-    if measure.at_date is not None:
-        items = measure.at_date(population, end.isoformat())
-    else:
-        cache_key = f"items:{key}"
-        if cache_key not in population.cache:
-            population.cache[cache_key] = measure.extract(population)  # type: ignore[misc]
-        first, last = start.isoformat(), end.isoformat()
-        items = [i for i in population.cache[cache_key] if i["day"] is not None and first <= i["day"] <= last]
+    items = _period_items(measure, population, start.isoformat(), end.isoformat())
     if team:
         items = [i for i in items if team in i["teams"]]
     items.sort(key=lambda i: (i["day"] or "", i["case_id"], i["instance_id"] or 0))
@@ -484,15 +599,29 @@ def _extract_2a(pop: Population) -> list[dict]:
     return items
 
 
+def _long_term(pop: Population) -> list[tuple[int, list[dict], list[dict]]]:
+    """(case id, its service users' long-term support rows, all its service-user rows) of every case that had
+    long-term support: what the snapshot measures read, worked out once per population."""
+    key = "long_term_cases"
+    if key not in pop.cache:
+        out = []
+        for case_id in pop.cld_rows:
+            rows = _service_user_rows(pop, case_id)
+            lts = [r for r in rows
+                   if r["event_type"] == "Service" and _norm(r.get("service_type")).startswith(LTS_PREFIX)]
+            if lts:
+                out.append((case_id, lts, rows))
+        pop.cache[key] = out
+    return pop.cache[key]
+
+
 def _at_3d(pop: Population, day: str) -> list[dict]:
     items = []
-    for case_id in pop.cld_rows:
-        open_rows = [r for r in _service_user_rows(pop, case_id)
-                     if r["event_type"] == "Service" and _norm(r.get("service_type")).startswith(LTS_PREFIX)
-                     and r["event_start"] <= day and (r["event_end"] is None or r["event_end"] >= day)]
+    rank = {"direct payment": 0, "cassr managed personal budget": 1}
+    for case_id, lts, _rows in _long_term(pop):
+        open_rows = [r for r in lts if r["event_start"] <= day and (r["event_end"] is None or r["event_end"] >= day)]
         if not open_rows:
             continue
-        rank = {"direct payment": 0, "cassr managed personal budget": 1}
         best = min(open_rows, key=lambda r: rank.get(_norm(r.get("delivery_mechanism")), 2))
         if _norm(best.get("service_type")) != "long term support: community":
             continue
@@ -591,10 +720,8 @@ def _extract_first_reviews(pop: Population) -> list[dict]:
 def _at_annual_reviews(pop: Population, day: str) -> list[dict]:
     year_before = (date.fromisoformat(day) - timedelta(days=365)).isoformat()
     items = []
-    for case_id in pop.cld_rows:
-        rows = _service_user_rows(pop, case_id)
-        lts = [r for r in rows if r["event_type"] == "Service" and _norm(r.get("service_type")).startswith(LTS_PREFIX)
-               and r["event_start"] <= day and (r["event_end"] is None or r["event_end"] >= day)]
+    for case_id, lts_rows, rows in _long_term(pop):
+        lts = [r for r in lts_rows if r["event_start"] <= day and (r["event_end"] is None or r["event_end"] >= day)]
         if not lts:
             continue
         since = _continuous_since(rows, lts[0], day)
@@ -620,26 +747,34 @@ def _continuous_since(rows: list[dict], current: dict, day: str) -> str:
     return start
 
 
+def _review_waits(pop: Population) -> list[tuple[Instance, str, str | None, str, str | None]]:
+    """Every review that passed its escalation point: (instance, day it fell due, day done or None, day its
+    overdue timer fired, day the instance ended or None), worked out once per population."""
+    key = "review_waits"
+    if key not in pop.cache:
+        out = []
+        for inst in pop.instances.values():
+            if inst.process_id != "review":
+                continue
+            ended = inst.completed_at or inst.cancelled_at
+            for ready in inst.all("task.ready", "review_plan"):
+                fired = [e for e in inst.all("timer.fired", "review_overdue_timer") if e["seq"] > ready["seq"]]
+                if not fired:
+                    continue
+                done = [e for e in inst.all("task.completed", "review_plan") if e["seq"] > ready["seq"]]
+                out.append((inst, uk_day(ready["at"]), uk_day(done[0]["at"]) if done else None,
+                            uk_day(fired[0]["at"]), uk_day(ended) if ended else None))
+        pop.cache[key] = out
+    return pop.cache[key]
+
+
 def _at_overdue_reviews(pop: Population, day: str) -> list[dict]:
     items = []
-    for inst in pop.instances.values():
-        if inst.process_id != "review":
-            continue
-        ended = inst.completed_at or inst.cancelled_at
-        if ended is not None and uk_day(ended) <= day:
-            continue  # done, or cancelled with the case, by the day
-        for ready in inst.all("task.ready", "review_plan"):
-            if uk_day(ready["at"]) > day:
-                continue
-            done = [e for e in inst.all("task.completed", "review_plan") if e["seq"] > ready["seq"]]
-            if done and uk_day(done[0]["at"]) <= day:
-                continue
-            fired = [e for e in inst.all("timer.fired", "review_overdue_timer")
-                     if e["seq"] > ready["seq"] and uk_day(e["at"]) <= day]
-            if fired:
-                items.append(_item(inst, inst.case_id, uk_day(fired[0]["at"]), ["overdue"],
-                                   f"review due {uk_day(ready['at'])}, overdue since {uk_day(fired[0]['at'])}, "
-                                   "not done on the day"))
+    for inst, due, done, fired, ended in _review_waits(pop):
+        if due > day or fired > day or (done is not None and done <= day) or (ended is not None and ended <= day):
+            continue  # not yet due or overdue on the day; done, or cancelled with the case, by then
+        items.append(_item(inst, inst.case_id, fired, ["overdue"],
+                           f"review due {due}, overdue since {fired}, not done on the day"))
     return items
 
 
@@ -910,6 +1045,7 @@ MEASURES: dict[str, Measure] = {m.key: m for m in [
             [("on_time", "Reviewed by the limit"), ("late", "Late or not done"),
              ("not_yet_due", "Left out: limit not yet reached")],
             numerator=("on_time",), denominator_excludes=("not_yet_due",), extract=_extract_dp_reviews,
+            per_case=False,  # "not yet due" is read against the latest day in the whole data
             empty="No direct payment review reached its limit in this period."),
     Measure("reablement_lengths", "Reablement length: median days, and extensions past 42 days", "days",
             "Reablement episodes that ended in the period: length in days from the start (the plan agreed) "

@@ -63,7 +63,11 @@ def engine_2031(db_url):
 @pytest.fixture
 def county(engine_2031):
     """The driven population (clock starts Monday 3 March 2031, 09:00 UTC)."""
-    eng = engine_2031
+    return engine_2031, drive_county(engine_2031)
+
+
+def drive_county(eng) -> dict[str, int]:
+    """Drive the population's cases through the processes (bench/measures_bench.py reuses it); their ids."""
     c = {}
     c["advice"] = front_door(eng, contact(advice_given="Leaflet on falls prevention"))  # request closed 3 March
     c["reablement"] = front_door(eng, LIKELY_ELIGIBLE)
@@ -90,7 +94,7 @@ def county(engine_2031):
     complete(eng, c["harriet"], "deliver_reablement", {"outcome": "best_independence_reached", "summary": "Walking"})
     eng.advance_clock(timedelta(days=50))  # 4 June: the 91st day after Harriet's discharge
     complete(eng, c["harriet"], "check_still_at_home", {"at_home": "yes"})
-    return eng, c
+    return c
 
 
 def test_every_measure_for_the_driven_population(county):
@@ -431,3 +435,20 @@ def test_every_measure_has_a_definition_and_a_source_written_in_the_docs():
     for key, measure in m.MEASURES.items():
         assert measure.definition and measure.source, key
         assert f"`{key}`" in doc, key
+
+
+def test_after_a_new_event_only_its_case_is_read_again_and_the_figures_match_a_full_read(county):
+    eng, c = county
+    first = m.load_population(eng)
+    assert m.load_population(eng) is first  # nothing written since: the same population
+    eng.close_case(c["dp"], reason="moved_away", details={"council": "Southshire"}, actor="tm")
+    again = m.load_population(eng)
+    assert again is not first and again.instances[next(iter(first.instances))] is not None
+    unchanged = next(i for i in first.instances.values() if i.case_id == c["advice"])
+    assert again.instances[unchanged.id] is unchanged  # another case's history was not read again
+    m._LOADED.clear()
+    full = m.load_population(eng)
+    for start, end in (YEAR, Q2, (date(2031, 7, 1), date(2031, 12, 31))):
+        assert [r.as_dict() for r in m.compute_all(again, start, end)] == \
+            [r.as_dict() for r in m.compute_all(full, start, end)]
+    assert figures(again, date(2031, 7, 1), date(2031, 12, 31))["ascof_3d2"].denominator == 1
