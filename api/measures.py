@@ -131,13 +131,16 @@ def _query(f: dict[str, Any], **more: Any) -> str:
     return urlencode(q)
 
 
-def _quarters(population: m.Population, default_day: date) -> list[str]:
-    last = date.fromisoformat(population.last_day) if population.last_day else default_day
+def _quarters(population: m.Population, default_day: date, chosen: str = "") -> list[str]:
+    """The twelve quarters up to today's (or the data's latest, if later), with the one chosen."""
+    last = max(default_day, date.fromisoformat(population.last_day) if population.last_day else default_day)
     y, q = last.year, (last.month - 1) // 3 + 1
     out = []
     for _ in range(12):
         out.append(f"{y}-Q{q}")
         y, q = (y - 1, 4) if q == 1 else (y, q - 1)
+    if chosen and chosen not in out:
+        out.append(chosen)
     return out
 
 
@@ -220,7 +223,7 @@ async def measures_page(request: Request) -> Response:
                           "to_parts": {p: v.get(f"to-{p}", "") for p in ("day", "month", "year")}})
             return kit.render(request, "measures.html", ctx, 400)
         page = await run_in_threadpool(_compute_page, engine, f, user)
-        ctx.update(f=f, quarters=_quarters(page["population"], today), results=page["results"],
+        ctx.update(f=f, quarters=_quarters(page["population"], today, f["quarter"]), results=page["results"],
                    left_out=page["left_out"], left_out_restricted=page["left_out_restricted"],
                    period=f"{_long(f['start'])} to {_long(f['end'])}",
                    any_items=any(x["r"].items for x in page["results"]))

@@ -80,8 +80,12 @@ def test_the_page_shows_each_figure_its_parts_a_chart_and_the_table_behind_it(si
     # the part links carry the period and the part
     assert 'href="/measures/ascof_2d/cases?from=2031-04-01&amp;to=2031-06-30&amp;part=at_home"' in page
     # a quarter with nothing in it says so
-    empty = text(client.get("/measures?quarter=2030-Q1").text)
-    assert "Nothing happened in this period: every count is zero and no rate can be given." in empty
+    empty = client.get("/measures?quarter=2020-Q1").text
+    assert "Nothing happened in this period: every count is zero and no rate can be given." in text(empty)
+    assert '<option value="2020-Q1" selected>' in empty  # the quarter asked for is the one shown as chosen
+    # with no period asked for: today's quarter on the simulated clock (4 June 2031), chosen in the list
+    today = client.get("/measures").text
+    assert '<option value="2031-Q2" selected>' in today and "1 April 2031 to 30 June 2031" in text(today)
 
 
 def test_the_drill_down_counts_restricted_cases_but_lists_them_only_to_the_people_named(site):
