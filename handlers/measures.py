@@ -395,19 +395,34 @@ def _period_items(measure: Measure, population: Population, first: str, last: st
         return list(cache[key])
     key = f"items:{id(measure.extract)}"
     if key not in cache:
-        if population.views and measure.per_case:  # each case's items kept with it: a new event re-extracts one
-            found: list[dict] = []
-            for view in population.views.values():
-                got = view.items.get(key)
-                if got is None:
-                    got = view.items[key] = measure.extract(view.alone())  # type: ignore[misc]
-                found += got
+        if measure.per_case:  # each case's items kept with it: a new event re-extracts that case's
+            found = list(_per_case(population, key + ":all", measure.extract))  # type: ignore[arg-type]
         else:
             found = measure.extract(population)  # type: ignore[misc]
         dated = sorted((i for i in found if i["day"] is not None), key=lambda i: i["day"])
         cache[key] = ([i["day"] for i in dated], dated)
     days, dated = cache[key]
     return dated[bisect.bisect_left(days, first):bisect.bisect_right(days, last)]
+
+
+def _figure(measure: Measure, items: list[dict]) -> tuple[list[dict], int | None, int | None, Any, dict]:
+    """(the items counted, numerator, denominator, figure, extra figures) of a measure's items."""
+    excluded = set(measure.denominator_excludes)
+    counted = [i for i in items if not (i["parts"] & excluded)] if excluded else items
+    extra = measure.summarise(counted) if measure.summarise and counted else {}
+    numerator = denominator = None
+    if measure.numerator:
+        wanted = set(measure.numerator)
+        denominator = len(counted)
+        numerator = sum(1 for i in counted if i["parts"] & wanted)
+        figure: Any = _pct(numerator, denominator)
+    elif measure.figure_is:
+        figure = extra.get(measure.figure_is)
+    else:
+        figure = len(counted)
+    if not items:
+        figure = 0 if not measure.numerator and not measure.figure_is else None
+    return counted, numerator, denominator, figure, extra
 
 
 def compute(key: str, population: Population, start: date, end: date, team: str | None = None) -> Result:
@@ -423,27 +438,16 @@ def compute(key: str, population: Population, start: date, end: date, team: str 
     if team:
         items = [i for i in items if team in i["teams"]]
     items.sort(key=lambda i: (i["day"] or "", i["case_id"], i["instance_id"] or 0))
-    counted = [i for i in items if not (i["parts"] & set(measure.denominator_excludes))]
+    counted, numerator, denominator, figure, extra = _figure(measure, items)
     parts = []
     for pkey, label in measure.parts:
         inside = [i for i in items if pkey in i["parts"]]
         base = len(counted) if pkey not in measure.denominator_excludes else len(items)
         parts.append(Part(pkey, label, len(inside), _pct(len(inside), base),
                           sorted({i["case_id"] for i in inside})))
-    extra = measure.summarise(counted) if measure.summarise and counted else {}
-    numerator = denominator = None
-    if measure.numerator:
-        denominator = len(counted)
-        numerator = sum(1 for i in counted if i["parts"] & set(measure.numerator))
-        figure: Any = _pct(numerator, denominator)
-    elif measure.figure_is:
-        figure = extra.get(measure.figure_is)
-    else:
-        figure = len(counted)
     message = None
     if not items:
         message = measure.empty
-        figure = 0 if not measure.numerator and not measure.figure_is else None
     elif figure is None:
         message = "None of them can be counted yet: see the parts left out of the figure."
     left_out = [p for p in parts if p.key in measure.denominator_excludes and p.count]
@@ -487,11 +491,21 @@ def periods_between(start: date, end: date) -> list[tuple[date, date]]:
 
 def over_time(population: Population, key: str, start: date, end: date, team: str | None = None) -> list[dict]:
     """The measure's figure in each month (or quarter) of the period: the chart and the table behind it."""
+    check_period(start, end)
+    measure = MEASURES.get(key)
+    if measure is None:
+        raise MeasureError(f"there is no measure {key!r}: the measures are {', '.join(MEASURES)}")
     out = []
     for a, b in periods_between(start, end):
-        r = compute(key, population, a, b, team)
-        out.append({"from": a.isoformat(), "to": b.isoformat(), "figure": r.figure, "numerator": r.numerator,
-                    "denominator": r.denominator, "count": len(r.items)})
+        if measure.not_recorded:
+            items: list[dict] = []
+        else:
+            items = _period_items(measure, population, a.isoformat(), b.isoformat())
+            if team:
+                items = [i for i in items if team in i["teams"]]
+        _counted, numerator, denominator, figure, _extra = _figure(measure, items)
+        out.append({"from": a.isoformat(), "to": b.isoformat(), "figure": None if measure.not_recorded else figure,
+                    "numerator": numerator, "denominator": denominator, "count": len(items)})
     return out
 
 
@@ -599,20 +613,36 @@ def _extract_2a(pop: Population) -> list[dict]:
     return items
 
 
+def _per_case(pop: Population, key: str, fn: Callable[[Population], list]) -> list:
+    """`fn` over the population, worked out once per population — and, when it has per-case views, once per
+    case (kept with the case until one of its events is written)."""
+    if key not in pop.cache:
+        if pop.views:
+            out: list = []
+            for view in pop.views.values():
+                got = view.items.get(key)
+                if got is None:
+                    got = view.items[key] = fn(view.alone())
+                out += got
+        else:
+            out = fn(pop)
+        pop.cache[key] = out
+    return pop.cache[key]
+
+
 def _long_term(pop: Population) -> list[tuple[int, list[dict], list[dict]]]:
     """(case id, its service users' long-term support rows, all its service-user rows) of every case that had
-    long-term support: what the snapshot measures read, worked out once per population."""
-    key = "long_term_cases"
-    if key not in pop.cache:
+    long-term support: what the snapshot measures read."""
+    def find(p: Population) -> list[tuple[int, list[dict], list[dict]]]:
         out = []
-        for case_id in pop.cld_rows:
-            rows = _service_user_rows(pop, case_id)
+        for case_id in p.cld_rows:
+            rows = _service_user_rows(p, case_id)
             lts = [r for r in rows
                    if r["event_type"] == "Service" and _norm(r.get("service_type")).startswith(LTS_PREFIX)]
             if lts:
                 out.append((case_id, lts, rows))
-        pop.cache[key] = out
-    return pop.cache[key]
+        return out
+    return _per_case(pop, "long_term_cases", find)
 
 
 def _at_3d(pop: Population, day: str) -> list[dict]:
@@ -750,10 +780,9 @@ def _continuous_since(rows: list[dict], current: dict, day: str) -> str:
 def _review_waits(pop: Population) -> list[tuple[Instance, str, str | None, str, str | None]]:
     """Every review that passed its escalation point: (instance, day it fell due, day done or None, day its
     overdue timer fired, day the instance ended or None), worked out once per population."""
-    key = "review_waits"
-    if key not in pop.cache:
+    def find(p: Population) -> list[tuple[Instance, str, str | None, str, str | None]]:
         out = []
-        for inst in pop.instances.values():
+        for inst in p.instances.values():
             if inst.process_id != "review":
                 continue
             ended = inst.completed_at or inst.cancelled_at
@@ -764,8 +793,8 @@ def _review_waits(pop: Population) -> list[tuple[Instance, str, str | None, str,
                 done = [e for e in inst.all("task.completed", "review_plan") if e["seq"] > ready["seq"]]
                 out.append((inst, uk_day(ready["at"]), uk_day(done[0]["at"]) if done else None,
                             uk_day(fired[0]["at"]), uk_day(ended) if ended else None))
-        pop.cache[key] = out
-    return pop.cache[key]
+        return out
+    return _per_case(pop, "review_waits", find)
 
 
 def _at_overdue_reviews(pop: Population, day: str) -> list[dict]:
