@@ -374,6 +374,7 @@ class Measure:
     summarise: Callable[[list[dict]], dict[str, Any]] | None = None  # extra figures (e.g. median days)
     figure_is: str | None = None  # "median_days" / "mean_days": the figure is from `summarise`
     per_case: bool = True  # each case's items depend on that case alone (kept per case between events)
+    caveat: str | None = None  # something the source counts that the processes do not record (shown with it)
     not_recorded: str | None = None  # the processes do not record what the measure needs
     empty: str = "Nothing to count in this period."
 
@@ -1022,6 +1023,7 @@ MEASURES: dict[str, Measure] = {m.key: m for m in [
             [("direct_payment", "Direct payment"), ("managed_budget", "Council-managed personal budget"),
              ("commissioned", "Council-commissioned support")],
             numerator=("direct_payment", "managed_budget"), at_date=_at_3d,
+            caveat="Not split by age (18-64, 65 and over): birth dates are optional on the forms.",
             empty="Nobody had long-term support in the community on the period's last day."),
     Measure("ascof_3d2", "ASCOF 3D(2a): people in community long-term support with a direct payment", "%",
             "As 3D(1a); the numerator those with a direct payment.",
@@ -1029,6 +1031,7 @@ MEASURES: dict[str, Measure] = {m.key: m for m in [
             [("direct_payment", "Direct payment"), ("managed_budget", "Council-managed personal budget"),
              ("commissioned", "Council-commissioned support")],
             numerator=("direct_payment",), at_date=_at_3d,
+            caveat="Not split by age (18-64, 65 and over): birth dates are optional on the forms.",
             empty="Nobody had long-term support in the community on the period's last day."),
     Measure("assessments_28_days", "Needs assessments completed within 28 days", "%",
             "Needs assessments completed in the period (the eligibility decided); within 28 days when the "
@@ -1143,6 +1146,8 @@ MEASURES: dict[str, Measure] = {m.key: m for m in [
             f"{SAC} (risk outcomes).",
             [("risk_removed", "Risk removed"), ("risk_reduced", "Risk reduced"), ("risk_remains", "Risk remains")],
             numerator=("risk_removed", "risk_reduced"), extract=_extract_outcomes,
+            caveat="Not recorded: whether a risk was identified. The Safeguarding Adults Collection counts only "
+                   "enquiries where one was; here every concluded enquiry is counted.",
             empty="No safeguarding enquiry was concluded in this period."),
     Measure("dols_timeliness", "Deprivation of Liberty Safeguards applications decided in time", "%",
             "DoLS applications completed within the statutory timescales.",

@@ -77,6 +77,8 @@ def test_the_page_shows_each_figure_its_parts_a_chart_and_the_table_behind_it(si
     assert "Jun 2031: 100%" in svg and "The same figures are in the table below the chart." in svg
     dols = text(page.split('id="measure-dols_timeliness"')[1].split('<div class="govuk-summary-card"')[0])
     assert "Not recorded" in dols and "no process for Deprivation of Liberty Safeguards" in dols
+    risk = text(page.split('id="measure-safeguarding_risk"')[1].split('<div class="govuk-summary-card"')[0])
+    assert "Not recorded: whether a risk was identified." in risk
     # the part links carry the period and the part
     assert 'href="/measures/ascof_2d/cases?from=2031-04-01&amp;to=2031-06-30&amp;part=at_home"' in page
     # a quarter with nothing in it says so
