@@ -114,6 +114,13 @@ class Instance:
         return [e for e in self.events
                 if e["type"] == kind and (element_id is None or e["data"].get("element_id") == element_id)]
 
+    def settings(self) -> dict:
+        """The local timescales the instance read when it started (what of them is kept: ``_event_data``)."""
+        for e in self.events:
+            if e["type"] == "handler.called" and e["data"].get("handler") == "local_settings":
+                return e["data"].get("output") or {}
+        return {}
+
     def answer(self, element_id: str) -> dict | None:
         """The form data of the last completion of a user task (None when it was never completed)."""
         done = self.all("task.completed", element_id)
@@ -227,23 +234,23 @@ def task_teams_of(conn: Any) -> dict[tuple[str, str], frozenset[str]]:
 
 
 _HANDLER = re.compile(r'"handler":"([^"]*)"')
-_FOLLOW_UP_AFTER = re.compile(r'"hospital_follow_up_after_discharge":"([^"]*)"')
+_KEPT_SETTINGS = re.compile(r'"(hospital_follow_up_after_discharge|assessment_target_from)":"([^"]*)"')
 _ELEMENT = re.compile(r'"element_id":"([^"]*)"')
 
 
 def _event_data(kind: str, raw: str) -> dict:
     """An event's data, parsed; but the two kinds of service-task call that make up half a history's bytes
     and that neither a measure nor a CLD row reads keep only their handler and element: the local timescales
-    every instance reads when it starts (with the 91-day follow-up interval, which ASCOF 2D reads) and the
-    letters written (``*_letter``). The stored JSON is canonical (sorted keys, no spaces): the search is exact."""
+    every instance reads when it starts (with the two the measures read: the follow-up interval for ASCOF 2D
+    and where the assessment target counts from) and the letters written (``*_letter``). The stored JSON is
+    canonical (sorted keys, no spaces, string values without quotes inside): the search is exact."""
     if kind == "handler.called":
         handler = _HANDLER.search(raw)
         name = handler.group(1) if handler else ""
         if name == "local_settings" or name.endswith("_letter"):
             element = _ELEMENT.search(raw)
-            interval = _FOLLOW_UP_AFTER.search(raw) if name == "local_settings" else None
-            return {"handler": name, "element_id": element.group(1) if element else None,
-                    "output": {"hospital_follow_up_after_discharge": interval.group(1)} if interval else {}}
+            kept = dict(_KEPT_SETTINGS.findall(raw)) if name == "local_settings" else {}
+            return {"handler": name, "element_id": element.group(1) if element else None, "output": kept}
     return json.loads(raw)
 
 
@@ -677,10 +684,7 @@ def _extract_2d(pop: Population) -> list[dict]:
         if discharged is None:
             continue
         day91 = (date.fromisoformat(discharged) + timedelta(days=91)).isoformat()
-        interval = None
-        for e in inst.all("handler.called"):
-            if e["data"].get("handler") == "local_settings":
-                interval = (e["data"].get("output") or {}).get("hospital_follow_up_after_discharge")
+        interval = inst.settings().get("hospital_follow_up_after_discharge")
         answer = inst.answer("check_still_at_home")
         if interval not in (None, "P91D"):
             part, why = "not_at_91_days", f"the follow-up was set {interval} after discharge, not 91 days"
@@ -704,7 +708,14 @@ def _extract_assessments(pop: Population) -> list[dict]:
         if done is None:
             continue
         finished = uk_day(inst.completed_at)
-        requested = _iso(inst.start_data.get("contact_date")) or uk_day(inst.started_at)
+        # as the diagram counts its target (needs_assessment.bpmn, "Work out assessment target date"): from the
+        # day reablement referred on when the council counts from the request for assessment, else the contact
+        after_reablement = "reablement_outcome" in inst.start_data
+        counts_from = inst.settings().get("assessment_target_from", "request_for_assessment")
+        if after_reablement and counts_from == "request_for_assessment":
+            requested = uk_day(inst.started_at)
+        else:
+            requested = _iso(inst.start_data.get("contact_date")) or uk_day(inst.started_at)
         days = _days(requested, finished)
         part = "within_28" if days <= 28 else "over_28"
         items.append(_item(inst, inst.case_id, finished, [part],
@@ -1035,8 +1046,10 @@ MEASURES: dict[str, Measure] = {m.key: m for m in [
             empty="Nobody had long-term support in the community on the period's last day."),
     Measure("assessments_28_days", "Needs assessments completed within 28 days", "%",
             "Needs assessments completed in the period (the eligibility decided); within 28 days when the "
-            "days from the request for assessment (the contact date the assessment was started with, else its "
-            "start) to completion are 28 or fewer, calendar days.",
+            "days from the request for assessment to completion are 28 or fewer, calendar days. The request "
+            "is counted from where the diagram counts its own target: the day reablement referred on (when "
+            "timescales.json assessment_target_from is request_for_assessment), else the contact date the "
+            "assessment was started with (else its start).",
             "Local measure reported in Local Accounts ('assessed within four weeks'; operating model section "
             "4); the 28-day target is timescales.json assessment_target_days.",
             [("within_28", "Within 28 days"), ("over_28", "More than 28 days")],

@@ -4,8 +4,9 @@ Two populations:
 
 * cases driven through the real diagrams, handlers and forms on the simulated clock (as tests/test_cld.py
   does): a signposted contact, reablement from the front door, two people assessed into long-term support
-  (a direct payment, council-commissioned support), a hospital discharge into reablement with its 91-day
-  follow-up and a safeguarding concern taken to its outcome — every measure is checked against values
+  (a direct payment, council-commissioned support), reablement after which needs remain and a managed
+  personal budget follows, a hospital discharge into reablement with its 91-day follow-up and a
+  safeguarding concern taken to its outcome — every measure is checked against values
   worked out by hand from the dates below;
 * synthetic history events, built the way the engine writes them, for the boundaries: exactly 28 days,
   42 against 43 days of reablement, the 91st day, a plan superseded before its review, a closed case,
@@ -34,6 +35,7 @@ from tests.test_cld import (
     front_door,
     to_plan,
 )
+from tests.test_process_assessment_to_review import SMALL, assessment, plan, ras
 from tests.test_process_front_door_reablement import LIKELY_ELIGIBLE
 from tests.test_process_safeguarding_discharge import CONCERN, S42, STRATEGY
 
@@ -73,6 +75,9 @@ def drive_county(eng) -> dict[str, int]:
     c["reablement"] = front_door(eng, LIKELY_ELIGIBLE)
     complete(eng, c["reablement"], "plan_reablement", {"goals": ["Wash and dress"], "setting": "home",
                                                        "start_type": "planned", "visits_per_day": 2})
+    c["long_term"] = front_door(eng, LIKELY_ELIGIBLE)
+    complete(eng, c["long_term"], "plan_reablement", {"goals": ["Make a meal"], "setting": "home",
+                                                      "start_type": "planned", "visits_per_day": 1})
     c["dp"] = to_plan(eng, "direct_payment")  # assessed and signed off on 3 March
     c["commissioned"] = to_plan(eng, "council_managed")
     sg = eng.start("safeguarding", data={"person": {"name": "Joan Barker"}, "raised_by": "neighbour"})
@@ -88,6 +93,13 @@ def drive_county(eng) -> dict[str, int]:
                                                     "start_type": "hospital_discharge", "visits_per_day": 2})
     eng.advance_clock(timedelta(days=18))  # 23 March
     complete(eng, c["reablement"], "deliver_reablement", {"outcome": "best_independence_reached", "summary": "Done"})
+    # needs remain after 20 days: assessed the same day (the request for assessment), a managed account
+    complete(eng, c["long_term"], "deliver_reablement", {"outcome": "needs_remain", "summary": "Needs help"})
+    complete(eng, c["long_term"], "assess_needs", assessment("personal_hygiene", "managing_nutrition",
+                                                             "using_home_safely"))
+    complete(eng, c["long_term"], "score_needs", ras(**SMALL))
+    complete(eng, c["long_term"], "write_plan", plan("managed_account"))
+    complete(eng, c["long_term"], "sign_off_plan", {"signed_off": True}, actor="manager")
     eng.advance_clock(timedelta(days=FIRST_REVIEW - 20))  # 15 April: the first reviews are ready
     complete(eng, c["dp"], "review_plan", {"needs_changed": False, "plan_working": True})
     complete(eng, c["harriet"], "prepare_for_end", {"progress": "on_track_to_end"})  # reminder of 9 April
@@ -104,37 +116,43 @@ def test_every_measure_for_the_driven_population(county):
     ref = pop.reference
     f = figures(pop, *YEAR)
 
-    # STS001: four requests ended (three front door contacts... the two assessed people came straight to an
-    # assessment, not through a request): signposting -> I&A; reablement -> short term; Harriet's discharge
-    # request -> short term (her reablement)
+    # STS001: four requests ended (the two people assessed straight away came without a request):
+    # signposting -> I&A; the three that led to reablement -> short term (ST-Max ranks first in DHSC's
+    # order, above the long-term support that followed one of them)
     new = f["new_requests"]
-    assert parts(new) == {"information_advice": 1, "short_term": 2}
-    assert new.figure == 3 and {p.key: p.case_ids for p in new.parts if p.count} == {
-        "information_advice": [c["advice"]], "short_term": sorted([c["reablement"], c["harriet"]])}
-    # ASCOF 2A: both reablement episodes ended with no long-term support after them
-    assert (f["ascof_2a"].figure, f["ascof_2a"].numerator, f["ascof_2a"].denominator) == (100.0, 2, 2)
+    assert parts(new) == {"information_advice": 1, "short_term": 3}
+    assert new.figure == 4 and {p.key: p.case_ids for p in new.parts if p.count} == {
+        "information_advice": [c["advice"]], "short_term": sorted([c["reablement"], c["harriet"], c["long_term"]])}
+    # ASCOF 2A: three reablement episodes ended; one was followed by long-term support
+    assert (f["ascof_2a"].figure, f["ascof_2a"].numerator, f["ascof_2a"].denominator) == (66.7, 2, 3)
+    assert {p.key: p.case_ids for p in f["ascof_2a"].parts if p.count} == {
+        "no_long_term": sorted([c["reablement"], c["harriet"]]), "long_term": [c["long_term"]]}
     # ASCOF 2D: Harriet (84) at home on the 91st day (4 June)
     assert (f["ascof_2d"].figure, f["ascof_2d"].numerator, f["ascof_2d"].denominator) == (100.0, 1, 1)
     assert f["ascof_2d"].items[0]["day"] == "2031-06-04"
-    # ASCOF 3D on 31 December: two people in community long-term support, one by direct payment
-    assert (f["ascof_3d1"].figure, f["ascof_3d1"].numerator, f["ascof_3d1"].denominator) == (50.0, 1, 2)
-    assert (f["ascof_3d2"].figure, f["ascof_3d2"].numerator, f["ascof_3d2"].denominator) == (50.0, 1, 2)
-    assert parts(f["ascof_3d1"]) == {"direct_payment": 1, "commissioned": 1}
-    # two assessments, both done the day they were asked for (0 days)
-    assert (f["assessments_28_days"].numerator, f["assessments_28_days"].denominator) == (2, 2)
-    assert f["assessments_28_days"].extra["median_days"] == 0
-    # first reviews: both plans signed off 3 March, 8 weeks on 28 April; one reviewed on 15 April (43 days)
+    # ASCOF 3D on 31 December: three people in community long-term support: a direct payment, a managed
+    # personal budget, council-commissioned support
+    assert (f["ascof_3d1"].figure, f["ascof_3d1"].numerator, f["ascof_3d1"].denominator) == (66.7, 2, 3)
+    assert (f["ascof_3d2"].figure, f["ascof_3d2"].numerator, f["ascof_3d2"].denominator) == (33.3, 1, 3)
+    assert {p.key: p.case_ids for p in f["ascof_3d1"].parts if p.count} == {
+        "direct_payment": [c["dp"]], "managed_budget": [c["long_term"]], "commissioned": [c["commissioned"]]}
+    # three assessments, each done the day it was asked for (0 days): after reablement, the request for
+    # assessment is the day reablement referred on (23 March), not the first contact (3 March)
+    assert (f["assessments_28_days"].numerator, f["assessments_28_days"].denominator) == (3, 3)
+    assert [i["days"] for i in f["assessments_28_days"].items] == [0, 0, 0]
+    # first reviews: two plans signed off 3 March (8 weeks on 28 April), one reviewed on 15 April (43 days);
+    # one signed off 23 March (8 weeks on 18 May), not reviewed
     first = f["first_reviews"]
-    assert (first.figure, first.numerator, first.denominator) == (50.0, 1, 2)
-    assert {p.key: p.case_ids for p in first.parts if p.count} == {"on_time": [c["dp"]],
-                                                                   "not_done": [c["commissioned"]]}
-    # the undone first review is overdue at the end of the year (its escalation fired after 8 weeks)
-    assert [i["case_id"] for i in f["overdue_reviews"].items] == [c["commissioned"]]
+    assert (first.figure, first.numerator, first.denominator) == (33.3, 1, 3)
+    assert {p.key: p.case_ids for p in first.parts if p.count} == {
+        "on_time": [c["dp"]], "not_done": sorted([c["commissioned"], c["long_term"]])}
+    # the undone first reviews are overdue at the end of the year (their escalation fired after 8 weeks)
+    assert sorted(i["case_id"] for i in f["overdue_reviews"].items) == sorted([c["commissioned"], c["long_term"]])
     # nobody has been in long-term support for 12 months by 31 December 2031 (since March)
     assert f["annual_reviews"].figure is None and f["annual_reviews"].denominator == 0
-    # reablement: 3 to 23 March (20 days) and 5 March to 15 April (41 days); neither extended
+    # reablement: 3 to 23 March twice (20 days) and 5 March to 15 April (41 days); none extended
     reab = f["reablement_lengths"]
-    assert parts(reab) == {"within_42": 2} and reab.figure == 30.5 and reab.extra["longest_days"] == 41
+    assert parts(reab) == {"within_42": 3} and reab.figure == 20 and reab.extra["longest_days"] == 41
     # one discharge, pathway 1, one day from ready (4 March) to discharge (5 March)
     assert parts(f["discharge_pathways"]) == {"pathway_1": 1}
     assert f["discharge_delay"].figure == 1.0 and parts(f["discharge_delay"]) == {"delayed": 1}
@@ -154,12 +172,12 @@ def test_the_period_decides_what_counts(county):
     eng, c = county
     pop = m.load_population(eng)
     q1, q2 = figures(pop, *Q1), figures(pop, *Q2)
-    assert q1["new_requests"].figure == 3 and q2["new_requests"].figure == 0
-    assert parts(q1["reablement_lengths"]) == {"within_42": 1} and parts(q2["reablement_lengths"]) == {"within_42": 1}
+    assert q1["new_requests"].figure == 4 and q2["new_requests"].figure == 0
+    assert parts(q1["reablement_lengths"]) == {"within_42": 2} and parts(q2["reablement_lengths"]) == {"within_42": 1}
     assert q1["ascof_2d"].denominator == 0 and q2["ascof_2d"].numerator == 1
-    assert q1["first_reviews"].denominator == 0 and q2["first_reviews"].denominator == 2
-    # 3D is a snapshot on the period's last day: both plans were in place on 31 March
-    assert q1["ascof_3d1"].denominator == 2
+    assert q1["first_reviews"].denominator == 0 and q2["first_reviews"].denominator == 3
+    # 3D is a snapshot on the period's last day: the three plans were in place on 31 March
+    assert q1["ascof_3d1"].denominator == 3
     # a month with nothing in it
     empty = figures(pop, date(2031, 8, 1), date(2031, 8, 31))
     assert empty["new_requests"].figure == 0 and empty["new_requests"].message == "No request ended in this period."
@@ -185,7 +203,7 @@ def test_over_time_gives_one_figure_a_month(county):
     series = m.over_time(pop, "reablement_lengths", *Q1[:1], date(2031, 6, 30))
     assert [s["from"] for s in series] == ["2031-01-01", "2031-02-01", "2031-03-01", "2031-04-01", "2031-05-01",
                                            "2031-06-01"]
-    assert [s["count"] for s in series] == [0, 0, 1, 1, 0, 0]
+    assert [s["count"] for s in series] == [0, 0, 2, 1, 0, 0]
     assert [s["figure"] for s in series][2:4] == [20, 41]
 
 
@@ -208,9 +226,9 @@ def test_carepath_measures_prints_the_figures_and_refuses_a_backwards_period(cou
     assert main(["measures", "--db", eng.db.url, "--from", "2031-01-01", "--to", "2031-12-31", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     by_key = {x["key"]: x for x in data["measures"]}
-    assert by_key["ascof_3d2"]["numerator"] == 1 and by_key["ascof_3d2"]["denominator"] == 2
-    assert by_key["ascof_3d2"]["cases"] == sorted([eng.get_case(c["dp"])["reference"],
-                                                   eng.get_case(c["commissioned"])["reference"]])
+    assert by_key["ascof_3d2"]["numerator"] == 1 and by_key["ascof_3d2"]["denominator"] == 3
+    assert by_key["ascof_3d2"]["cases"] == sorted(eng.get_case(c[k])["reference"]
+                                                  for k in ("dp", "commissioned", "long_term"))
     assert by_key["ascof_3d2"]["source"].startswith("ASCOF 3D part 2a")
 
 
@@ -221,12 +239,12 @@ def test_a_case_closed_mid_period_leaves_the_snapshot_measures_from_its_closure(
     eng.close_case(c["commissioned"], reason="moved_away", details={"council": "Southshire"}, actor="tm")
     pop = m.load_population(eng)
     q2, q3 = figures(pop, *Q2), figures(pop, date(2031, 7, 1), date(2031, 9, 30))
-    assert (q2["ascof_3d1"].numerator, q2["ascof_3d1"].denominator) == (1, 2)  # in support on 30 June
-    assert (q3["ascof_3d1"].numerator, q3["ascof_3d1"].denominator) == (1, 1)  # gone by 30 September
-    assert [i["case_id"] for i in q2["overdue_reviews"].items] == [c["commissioned"]]
-    assert q3["overdue_reviews"].items == []  # its review was cancelled with the case
+    assert (q2["ascof_3d1"].numerator, q2["ascof_3d1"].denominator) == (2, 3)  # in support on 30 June
+    assert (q3["ascof_3d1"].numerator, q3["ascof_3d1"].denominator) == (2, 2)  # gone by 30 September
+    assert sorted(i["case_id"] for i in q2["overdue_reviews"].items) == sorted([c["commissioned"], c["long_term"]])
+    assert [i["case_id"] for i in q3["overdue_reviews"].items] == [c["long_term"]]  # its review went with the case
     # what happened before the closure still counts in its own period
-    assert q2["first_reviews"].denominator == 2
+    assert q2["first_reviews"].denominator == 3
 
 
 # ---------------------------------------------------------------- synthetic histories: the boundaries
@@ -451,4 +469,31 @@ def test_after_a_new_event_only_its_case_is_read_again_and_the_figures_match_a_f
     for start, end in (YEAR, Q2, (date(2031, 7, 1), date(2031, 12, 31))):
         assert [r.as_dict() for r in m.compute_all(again, start, end)] == \
             [r.as_dict() for r in m.compute_all(full, start, end)]
-    assert figures(again, date(2031, 7, 1), date(2031, 12, 31))["ascof_3d2"].denominator == 1
+    assert figures(again, date(2031, 7, 1), date(2031, 12, 31))["ascof_3d2"].denominator == 2
+
+
+@pytest.mark.parametrize("counts_from, days", [("request_for_assessment", 28), ("first_contact", 58)])
+def test_after_reablement_the_28_days_count_from_where_the_council_counts_its_target(counts_from, days):
+    h = History()
+    settings = ("handler.called", at("2031-03-03"), {"handler": "local_settings", "element_id": "contact",
+                                                   "output": {"assessment_target_from": counts_from}})
+    # first contact 1 February; reablement referred on 3 March; assessed 31 March
+    h.instance(1, "needs_assessment", at("2031-03-03"), {"contact_date": "2031-02-01", "reablement_outcome":
+                                                         "needs_remain"}, settings,
+               done("assess_needs", at("2031-03-31")), completed=at("2031-03-31"))
+    r = m.compute("assessments_28_days", h.population(), date(2031, 3, 1), date(2031, 3, 31))
+    assert [i["days"] for i in r.items] == [days]
+    assert r.numerator == (1 if days <= 28 else 0)
+
+
+def test_the_settings_the_measures_read_survive_the_loading_that_skips_the_rest():
+    raw = ('{"element_id":"contact","handler":"local_settings","inputs":{},"output":{"assessment_target_days":28,'
+           '"assessment_target_from":"first_contact","hospital_follow_up_after_discharge":"P90D","x":"y"}}')
+    assert m._event_data("handler.called", raw) == {
+        "handler": "local_settings", "element_id": "contact",
+        "output": {"assessment_target_from": "first_contact", "hospital_follow_up_after_discharge": "P90D"}}
+    letter = '{"element_id":"write_letter","handler":"eligibility_letter","inputs":{"person":{"name":"A"}},"output":{}}'
+    assert m._event_data("handler.called", letter) == {"handler": "eligibility_letter", "element_id": "write_letter",
+                                                       "output": {}}
+    other = '{"element_id":"decide","handler":"adult_eligibility","output":{"eligible":true}}'
+    assert m._event_data("handler.called", other)["output"] == {"eligible": True}
