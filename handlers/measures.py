@@ -153,11 +153,14 @@ class CaseView:
     rows: list[dict]
     error: str | None
     last_at: str | None
-    items: dict[str, list[dict]] = field(default_factory=dict)  # measure extraction -> this case's items
+    items: dict[str, Any] = field(default_factory=dict)  # measure extraction -> this case's items
 
     def alone(self) -> Population:
-        """A population of this case only (its measures' items are extracted from it)."""
-        return population_of({self.case["id"]: self}, keep_views=False)
+        """A population of this case only (its measures' items are extracted from it), made once."""
+        made = self.items.get("_alone")
+        if made is None:
+            made = self.items["_alone"] = population_of({self.case["id"]: self}, keep_views=False)
+        return made  # type: ignore[return-value]
 
 
 def case_view(case: dict, events: list[dict], task_teams: dict[tuple[str, str], frozenset[str]]) -> CaseView:
@@ -653,22 +656,38 @@ def _long_term(pop: Population) -> list[tuple[int, list[dict], list[dict]]]:
     return _per_case(pop, "long_term_cases", find)
 
 
+_MECHANISM_RANK = {"direct payment": (0, "direct_payment"), "cassr managed personal budget": (1, "managed_budget")}
+
+
+def _3d_rows(pop: Population) -> list[tuple[int, list[tuple[str, str | None, int, bool, dict]]]]:
+    """Per case with long-term support: (start, end, DHSC's rank of its delivery mechanism, in the community,
+    the item it would count as) of each such row, worked out once (a snapshot picks among them by day)."""
+    def find(p: Population) -> list:
+        out = []
+        for case_id, lts, _rows in _long_term(p):
+            segments = []
+            for r in lts:
+                rank, part = _MECHANISM_RANK.get(_norm(r.get("delivery_mechanism")), (2, "commissioned"))
+                community = _norm(r.get("service_type")) == "long term support: community"
+                item = _item(p.instances.get(r["instance_id"]), case_id, r["event_start"], [part],
+                             f"{r['service_type']} from {r['event_start']}: "
+                             f"{r.get('delivery_mechanism') or 'no delivery mechanism'}")
+                segments.append((r["event_start"], r["event_end"], rank, community, item))
+            out.append((case_id, segments))
+        return out
+    return _per_case(pop, "3d_rows", find)
+
+
 def _at_3d(pop: Population, day: str) -> list[dict]:
+    """Each person once, by DHSC's order of delivery mechanisms, among their long-term support on `day`."""
     items = []
-    rank = {"direct payment": 0, "cassr managed personal budget": 1}
-    for case_id, lts, _rows in _long_term(pop):
-        open_rows = [r for r in lts if r["event_start"] <= day and (r["event_end"] is None or r["event_end"] >= day)]
-        if not open_rows:
-            continue
-        best = min(open_rows, key=lambda r: rank.get(_norm(r.get("delivery_mechanism")), 2))
-        if _norm(best.get("service_type")) != "long term support: community":
-            continue
-        mech = _norm(best.get("delivery_mechanism"))
-        parts = ["direct_payment"] if mech == "direct payment" else \
-            ["managed_budget"] if mech == "cassr managed personal budget" else ["commissioned"]
-        items.append(_item(pop.instances.get(best["instance_id"]), case_id, best["event_start"], parts,
-                           f"{best['service_type']} from {best['event_start']}: "
-                           f"{best.get('delivery_mechanism') or 'no delivery mechanism'}"))
+    for _case_id, segments in _3d_rows(pop):
+        best = None
+        for start, end, rank, community, item in segments:
+            if start <= day and (end is None or end >= day) and (best is None or rank < best[0]):
+                best = (rank, community, item)
+        if best is not None and best[1]:
+            items.append(best[2])
     return items
 
 
@@ -759,22 +778,30 @@ def _extract_first_reviews(pop: Population) -> list[dict]:
     return items
 
 
+def _annual_rows(pop: Population) -> list[tuple[int, list[dict], list[dict], list[str]]]:
+    """Per case with long-term support: its long-term rows, all its rows, and the days its reviews ended
+    (in order), worked out once."""
+    def find(p: Population) -> list:
+        return [(case_id, lts, rows, sorted(r["event_end"] for r in rows if r["event_type"] == "Review"
+                                            and r["event_end"])) for case_id, lts, rows in _long_term(p)]
+    return _per_case(pop, "annual_rows", find)
+
+
 def _at_annual_reviews(pop: Population, day: str) -> list[dict]:
     year_before = (date.fromisoformat(day) - timedelta(days=365)).isoformat()
     items = []
-    for case_id, lts_rows, rows in _long_term(pop):
+    for case_id, lts_rows, rows, reviews in _annual_rows(pop):
         lts = [r for r in lts_rows if r["event_start"] <= day and (r["event_end"] is None or r["event_end"] >= day)]
         if not lts:
             continue
         since = _continuous_since(rows, lts[0], day)
         if since > year_before:
             continue  # in long-term support for less than 12 months on the day
-        reviewed = [r["event_end"] for r in rows if r["event_type"] == "Review" and r["event_end"]
-                    and year_before < r["event_end"] <= day]
-        part = "reviewed" if reviewed else "not_reviewed"
-        why = f"last review {max(reviewed)}" if reviewed else "no review in the 12 months"
-        items.append(_item(pop.instances.get(lts[0]["instance_id"]), case_id, since, [part],
-                           f"long-term support since {since}: {why}"))
+        last = reviews[bisect.bisect_right(reviews, day) - 1] if reviews and reviews[0] <= day else None
+        reviewed = last is not None and last > year_before
+        why = f"last review {last}" if reviewed else "no review in the 12 months"
+        items.append(_item(pop.instances.get(lts[0]["instance_id"]), case_id, since,
+                           ["reviewed" if reviewed else "not_reviewed"], f"long-term support since {since}: {why}"))
     return items
 
 
@@ -789,10 +816,10 @@ def _continuous_since(rows: list[dict], current: dict, day: str) -> str:
     return start
 
 
-def _review_waits(pop: Population) -> list[tuple[Instance, str, str | None, str, str | None]]:
+def _review_waits(pop: Population) -> list[tuple[Instance, str, str | None, str, str | None, dict]]:
     """Every review that passed its escalation point: (instance, day it fell due, day done or None, day its
-    overdue timer fired, day the instance ended or None), worked out once per population."""
-    def find(p: Population) -> list[tuple[Instance, str, str | None, str, str | None]]:
+    overdue timer fired, day the instance ended or None, the item it counts as), worked out once."""
+    def find(p: Population) -> list[tuple[Instance, str, str | None, str, str | None, dict]]:
         out = []
         for inst in p.instances.values():
             if inst.process_id != "review":
@@ -803,19 +830,21 @@ def _review_waits(pop: Population) -> list[tuple[Instance, str, str | None, str,
                 if not fired:
                     continue
                 done = [e for e in inst.all("task.completed", "review_plan") if e["seq"] > ready["seq"]]
-                out.append((inst, uk_day(ready["at"]), uk_day(done[0]["at"]) if done else None,
-                            uk_day(fired[0]["at"]), uk_day(ended) if ended else None))
+                due, overdue = uk_day(ready["at"]), uk_day(fired[0]["at"])
+                out.append((inst, due, uk_day(done[0]["at"]) if done else None, overdue,
+                            uk_day(ended) if ended else None,
+                            _item(inst, inst.case_id, overdue, ["overdue"],
+                                  f"review due {due}, overdue since {overdue}, not done on the day")))
         return out
     return _per_case(pop, "review_waits", find)
 
 
 def _at_overdue_reviews(pop: Population, day: str) -> list[dict]:
     items = []
-    for inst, due, done, fired, ended in _review_waits(pop):
+    for _inst, due, done, fired, ended, item in _review_waits(pop):
         if due > day or fired > day or (done is not None and done <= day) or (ended is not None and ended <= day):
             continue  # not yet due or overdue on the day; done, or cancelled with the case, by then
-        items.append(_item(inst, inst.case_id, fired, ["overdue"],
-                           f"review due {due}, overdue since {fired}, not done on the day"))
+        items.append(item)
     return items
 
 

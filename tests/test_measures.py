@@ -497,3 +497,53 @@ def test_the_settings_the_measures_read_survive_the_loading_that_skips_the_rest(
                                                        "output": {}}
     other = '{"element_id":"decide","handler":"adult_eligibility","output":{"eligible":true}}'
     assert m._event_data("handler.called", other)["output"] == {"eligible": True}
+
+
+# ---------------------------------------------------------------- CLD rows: the snapshot measures
+
+def service(iid, start, end, mechanism="CASSR Commissioned support", kind="Long Term Support: Community",
+            client="Service User"):
+    return {"event_type": "Service", "event_start": start, "event_end": end, "service_type": kind,
+            "delivery_mechanism": mechanism, "outcome": None, "client_type": client, "instance_id": iid}
+
+
+def review(iid, end):
+    return {"event_type": "Review", "event_start": end, "event_end": end, "service_type": None,
+            "delivery_mechanism": None, "outcome": "No change in package", "client_type": "Service User",
+            "instance_id": iid}
+
+
+def rows_population(rows_by_case: dict[int, list[dict]]) -> m.Population:
+    cases = {cid: {"id": cid, "reference": f"CASE-{cid:06d}", "data": {}} for cid in rows_by_case}
+    return m.Population(cases, {}, rows_by_case, {}, "2031-12-31")
+
+
+def test_annual_reviews_count_people_in_support_for_twelve_months_reviewed_in_the_twelve_months_to_the_day():
+    pop = rows_population({
+        1: [service(1, "2030-06-30", None), review(2, "2030-07-01")],  # 365 days in support; reviewed in the year
+        2: [service(3, "2030-06-30", None), review(4, "2030-06-30")],  # its review is 365 days before: too old
+        3: [service(5, "2030-07-01", None)],  # 364 days in support: not yet counted
+        # one plan replaced by the next: in support since the first
+        4: [service(6, "2030-01-01", "2030-09-01"), service(7, "2030-09-01", None, "Direct Payment")],
+        5: [service(8, "2029-01-01", "2031-05-01")],  # support ended before the day
+    })
+    r = m.compute("annual_reviews", pop, date(2031, 4, 1), date(2031, 6, 30))
+    assert {p.key: p.case_ids for p in r.parts} == {"reviewed": [1], "not_reviewed": [2, 4]}
+    assert (r.numerator, r.denominator) == (1, 3)
+    assert next(i for i in r.items if i["case_id"] == 4)["detail"].startswith("long-term support since 2030-01-01")
+
+
+def test_ascof_3d_counts_each_person_once_by_dhscs_order_and_only_community_support():
+    pop = rows_population({
+        1: [service(1, "2031-01-01", None), service(2, "2031-02-01", None, "Direct Payment")],  # both: direct payment
+        2: [service(3, "2031-01-01", None, "CASSR Managed Personal Budget")],
+        3: [service(4, "2031-01-01", None, None, "Long Term Support: Residential Care")],  # not community
+        4: [service(5, "2031-01-01", None, "Direct Payment", "Carer Support: Direct to Carer", "Carer")],
+        5: [service(6, "2031-01-01", "2031-03-30", "Direct Payment")],  # ended the day before
+        6: [service(7, "2031-01-01", "2031-03-31", "Direct Payment")],  # ends on the day: still counted
+    })
+    one, two = (m.compute(k, pop, date(2031, 1, 1), date(2031, 3, 31)) for k in ("ascof_3d1", "ascof_3d2"))
+    assert {p.key: p.case_ids for p in one.parts} == {"direct_payment": [1, 6], "managed_budget": [2],
+                                                      "commissioned": []}
+    assert (one.numerator, one.denominator, one.figure) == (3, 3, 100.0)
+    assert (two.numerator, two.denominator, two.figure) == (2, 3, 66.7)
