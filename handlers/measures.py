@@ -13,12 +13,12 @@ does not register it, and it reads no clock (the period is given).
 How the work is shared out (a county year is ~1 M history events):
 
 * ``load_population`` reads every case and its history in two queries (cases; events ordered by case
-  and sequence), derives the CLD rows of each case once, and indexes the process instances;
-* each measure's ``extract`` walks the population once and keeps, per instance it concerns, one small
-  *item* (the day that puts it in a period, which part of the figure it counts in, the teams that
-  worked it); ``compute`` for any period is then a filter over those items, so a chart of twelve
-  months costs twelve filters, not twelve passes over the histories. The items are kept on the
-  population (``Population.cache``), which ``load_population`` reuses until a new event is written.
+  and sequence), derives the CLD rows of each case once, and indexes the process instances, per case
+  (``CaseView``); later calls read again only the cases with events written since;
+* each measure's ``extract`` walks a case once and keeps, per instance it concerns, one small *item*
+  (the day that puts it in a period, which part of the figure it counts in, the teams that worked it),
+  kept with the case; ``compute`` for any period is then a slice of those items in day order, so a
+  chart of twelve months costs twelve slices, not twelve passes over the histories.
 
 Teams. A measure item belongs to the teams whose user tasks became ready in the process instance it
 counts (from the deployed diagrams' candidate groups); the team manager's escalations and approvals
