@@ -14,9 +14,9 @@ the engine writes.
 
 Measured, each the best of --repeat runs:
 * ``load``: `load_population` from a cold start (two queries, every history parsed, CLD rows derived);
-* ``page``: the measures page's work once loaded — every measure for the year and its chart of 12 months
-  (`api.measures._compute_page`), and ``page_cached``: the same when nothing was written since (the
-  population is reused, as the page does);
+* ``page``: the first measures page once the histories are read — every case's measure events extracted,
+  every measure for the year and its chart of 12 months (`api.measures._compute_page`); ``cold_page`` is
+  the two together; ``page_cached``: the same page when nothing was written since (as the page reuses it);
 * ``page_after_one_new_event``: the page after one case record changed (that case's history read again, every
   measure's events extracted again);
 * ``drill_down``: one measure's cases for the year.
@@ -148,9 +148,12 @@ def run(kind: str, pg_url: str | None, target: int, repeat: int) -> dict[str, An
             return m.load_population(eng)
 
         load_s, pop = _best(cold, repeat)
+        rss_mb = _rss_mb()  # what the process holds once the histories are read (the population kept)
 
-        def fresh_page() -> Any:
-            pop.cache.clear()  # every measure's events extracted again, as after a new event
+        def fresh_page() -> Any:  # the first page after the histories are read: every case's events extracted
+            pop.cache.clear()
+            for view in pop.views.values():
+                view.items.clear()
             return page._compute_page(eng, year, _Reader())
 
         page_s, result = _best(fresh_page, repeat)
@@ -166,12 +169,21 @@ def run(kind: str, pg_url: str | None, target: int, repeat: int) -> dict[str, An
         requests = sum(p.count for p in next(x["r"] for x in result["results"] if x["r"].key == "new_requests").parts)
         eng.db.dispose()
         return {"database": kind, **size, "setup_s": round(setup_s, 1), "requests_in_year": requests,
-                "load_population_s": round(load_s, 2), "page_after_load_s": round(page_s, 2),
+                "load_population_s": round(load_s, 2),
+                "resident_memory_after_load_mb": rss_mb, "page_after_load_s": round(page_s, 2),
                 "page_cached_s": round(cached_s, 2),
                 "page_after_one_new_event_s": round(incremental_s, 2), "drill_down_new_requests_s": round(drill_s, 3),
                 "drill_down_items": len(items), "cold_page_s": round(load_s + page_s, 2)}
     finally:
         db.close()
+
+
+def _rss_mb() -> int | None:
+    try:
+        line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return None
+    return int(line.split()[1]) // 1024
 
 
 class _Reader:
