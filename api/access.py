@@ -57,6 +57,16 @@ def restrict_case(engine: Any, case_id: int, usernames: list[str]) -> None:
                          .values(allowed=allowed))
 
 
+# ---------------------------------------------------------------------- measures
+
+# who reads the published measures and the cases behind them (api/measures.py, docs/measures.md)
+MEASURES_ROLES = frozenset({"performance", "team_manager"})
+
+
+def may_read_measures(user: User) -> bool:
+    return bool(user.roles & MEASURES_ROLES)
+
+
 # ---------------------------------------------------------------------- tasks
 
 

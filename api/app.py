@@ -23,6 +23,7 @@ from . import (
     intake,
     integrity,
     letters_pdf,
+    measures,
     migrations,
     modeller,
     pages,
@@ -86,6 +87,7 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     app.include_router(audit.router)  # auditors: find cases, the access log (api/audit.py)
     app.include_router(evidence.router)  # evidence packs for investigators (api/evidence.py)
     app.include_router(letters_pdf.router)  # a letter's PDF, as posted (api/letters_pdf.py)
+    app.include_router(measures.router)  # the published measures and the cases behind them (api/measures.py)
     app.include_router(migrations.router)  # moving running cases to another version (api/migrations.py)
     app.include_router(cld_returns.router)  # the Client Level Data return's download page (api/cld_returns.py)
     return app

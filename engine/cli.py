@@ -373,6 +373,55 @@ def cmd_cld(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_measures(args: argparse.Namespace) -> int:
+    """The published measures for a period, from every case's history (handlers/measures.py, docs/measures.md)."""
+    from datetime import date
+
+    from handlers import measures  # about social care, not the engine: imported only here
+
+    try:
+        start, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--from and --to are dates like 2031-04-01 ({exc})") from None
+    if end < start:
+        raise argparse.ArgumentTypeError(f"--to ({end}) is before --from ({start})")
+    if args.team and args.team not in measures.TEAM_CHOICES:
+        raise argparse.ArgumentTypeError(f"--team {args.team!r} is not a team: {', '.join(measures.TEAM_CHOICES)}")
+    population = measures.load_population(_engine(args))
+    results = measures.compute_all(population, start, end, args.team or None)
+    lines = [f"Measures {start} to {end}" + (f", team {args.team}" if args.team else "")]
+    if population.cld_errors:
+        lines.append(f"{len(population.cld_errors)} case(s) left out of the CLD-based measures: "
+                     + "; ".join(population.cld_errors.values()))
+    for r in results:
+        if r.not_recorded:
+            shown = f"not recorded ({r.not_recorded})"
+        elif r.figure is None:
+            shown = r.message or "none"
+        else:
+            unit = {"%": "%", "days": " days"}.get(r.unit, "")
+            shown = f"{r.figure}{unit}"
+            if r.denominator is not None:
+                shown += f" ({r.numerator} of {r.denominator})"
+        lines.append(f"- {r.title}: {shown}")
+        for p in r.parts:
+            if p.count:
+                lines.append(f"    {p.label}: {p.count}")
+    if all(not r.items for r in results):
+        lines.append("No events in this period: every count is zero and no rate can be given.")
+    value = {"from": str(start), "to": str(end), "team": args.team or None,
+             "cases_left_out": {population.reference(c): why for c, why in population.cld_errors.items()},
+             "measures": [{**r.as_dict(), "definition": measures.MEASURES[r.key].definition,
+                           "source": measures.MEASURES[r.key].source,
+                           "cases": [population.reference(c) for c in r.case_ids]} for r in results]}
+    for m in value["measures"]:
+        for part in m["parts"]:
+            part["cases"] = [population.reference(c) for c in part.pop("case_ids")]
+        m.pop("case_ids")
+    _out(args, value, "\n".join(lines))
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Dry-run or move a process's open cases from one version to another (engine/instance_migration.py)."""
     from . import instance_migration as im
@@ -580,6 +629,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--la-code", dest="la_code", help="the council's LA code (default: council.json la_code)")
     s.add_argument("--check", action="store_true", help="print the data-quality report before submission")
     s.set_defaults(fn=cmd_cld)
+
+    s = sub.add_parser("measures", parents=[common], help="the published measures for a period (docs/measures.md)")
+    s.add_argument("--from", dest="start", required=True, help="first day, e.g. 2031-04-01")
+    s.add_argument("--to", dest="end", required=True, help="last day, e.g. 2032-03-31")
+    s.add_argument("--team", help="only the work of this team (e.g. reablement)")
+    s.set_defaults(fn=cmd_measures)
 
     s = sub.add_parser("migrate", parents=[common],
                        help="move a process's open cases to another version (--dry-run first)")

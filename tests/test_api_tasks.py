@@ -88,6 +88,7 @@ ENDPOINTS = {
         f"/api/tasks/{_fresh_task(eng, 'deadline', 'reablement')}/complete", {"data": {}}),
     "open_case": lambda eng, case, s: s.get(f"/api/cases/{case}"),
     "case_history": lambda eng, case, s: s.get(f"/api/cases/{case}/history"),
+    "measures": lambda eng, case, s: s.get("/api/measures?from=2031-01-01&to=2031-03-31"),
 }
 WORKERS = {"front_door_advisor", "social_worker", "occupational_therapist", "reablement_coordinator",
            "team_manager", "finance_officer"}
@@ -98,6 +99,7 @@ ALLOWED = {
     "complete_reablement_task": {"occupational_therapist", "reablement_coordinator"},
     "open_case": {"front_door_advisor", "team_manager", "auditor"},
     "case_history": {"team_manager", "auditor"},
+    "measures": {"performance", "team_manager"},
 }
 
 

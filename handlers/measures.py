@@ -1,0 +1,1199 @@
+"""The measures a council publishes, computed from case histories (docs/measures.md).
+
+Every figure is derived, never stored: from the hash-chained history of each case (the events the
+engine wrote) and the Client Level Data rows `handlers.cld.derive_cld_events` derives from it. Each
+measure is a small function of (the population of cases and their history events, period start,
+period end, optional team) that returns the figure, its numerator and denominator and the list of
+the cases behind it (``compute``). Its definition and its source are written beside it (the
+``Measure`` entries of ``MEASURES``, and docs/measures.md, which says the same at more length).
+
+This is a reporting module, not a service-task handler: diagrams do not call it, ``handlers.register``
+does not register it, and it reads no clock (the period is given).
+
+How the work is shared out (a county year is ~1 M history events):
+
+* ``load_population`` reads every case and its history in two queries (cases; events ordered by case
+  and sequence), derives the CLD rows of each case once, and indexes the process instances, per case
+  (``CaseView``); later calls read again only the cases with events written since;
+* each measure's ``extract`` walks a case once and keeps, per instance it concerns, one small *item*
+  (the day that puts it in a period, which part of the figure it counts in, the teams that worked it),
+  kept with the case; ``compute`` for any period is then a slice of those items in day order, so a
+  chart of twelve months costs twelve slices, not twelve passes over the histories.
+
+Teams. A measure item belongs to the teams whose user tasks became ready in the process instance it
+counts (from the deployed diagrams' candidate groups); the team manager's escalations and approvals
+do not make an item the managers' own. Filtering by a team keeps the items of that team.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import json
+import re
+import statistics
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from handlers import working_days
+
+OVERSIGHT_TEAM = "team_manager"  # escalations and approvals: not the team that owns the work
+
+
+def _team_choices() -> tuple[str, ...]:
+    from handlers.teams import TEAMS
+
+    return tuple(t for t in TEAMS if t != OVERSIGHT_TEAM)
+
+
+TEAM_CHOICES = _team_choices()  # the teams a measure can be filtered by
+
+
+class MeasureError(ValueError):
+    """Bad input to a measure (a period that ends before it starts, an unknown measure or part)."""
+
+
+# ---------------------------------------------------------------- small helpers
+
+
+def uk_day(at: str | None) -> str | None:
+    """The UK calendar day (YYYY-MM-DD) of a history instant (as the CLD return dates events)."""
+    return working_days.as_local_date(at).isoformat() if at else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _norm(text: Any) -> str:
+    """A code-list value compared without regard to case or to an en dash written as a hyphen."""
+    return " ".join(str(text or "").replace("\u2013", "-").replace("- ", "-").replace(" -", "-").split()).casefold()
+
+
+def _days(a: str, b: str) -> int:
+    return (date.fromisoformat(b) - date.fromisoformat(a)).days
+
+
+def _iso(value: Any) -> str | None:
+    """A form's YYYY-MM-DD answer, or None when it is not one."""
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        return date.fromisoformat(value[:10]).isoformat()
+    except ValueError:
+        return None
+
+
+def _pct(num: int, den: int) -> float | None:
+    return round(100 * num / den, 1) if den else None
+
+
+# ---------------------------------------------------------------- the population
+
+
+@dataclass
+class Instance:
+    id: int
+    case_id: int
+    process_id: str
+    parent: int | None
+    start_data: dict
+    started_at: str
+    completed_at: str | None = None
+    cancelled_at: str | None = None  # closed with the case (or otherwise cancelled)
+    events: list[dict] = field(default_factory=list)
+    teams: frozenset[str] = frozenset()
+
+    def first(self, kind: str, element_id: str | None = None) -> dict | None:
+        for e in self.events:
+            if e["type"] == kind and (element_id is None or e["data"].get("element_id") == element_id):
+                return e
+        return None
+
+    def all(self, kind: str, element_id: str | None = None) -> list[dict]:
+        return [e for e in self.events
+                if e["type"] == kind and (element_id is None or e["data"].get("element_id") == element_id)]
+
+    def settings(self) -> dict:
+        """The local timescales the instance read when it started (what of them is kept: ``_event_data``)."""
+        for e in self.events:
+            if e["type"] == "handler.called" and e["data"].get("handler") == "local_settings":
+                return e["data"].get("output") or {}
+        return {}
+
+    def answer(self, element_id: str) -> dict | None:
+        """The form data of the last completion of a user task (None when it was never completed)."""
+        done = self.all("task.completed", element_id)
+        return (done[-1]["data"].get("data") or {}) if done else None
+
+
+@dataclass
+class Population:
+    """Cases, their instances and CLD rows, as the measures read them."""
+
+    cases: dict[int, dict]  # case id -> {"id", "reference", "data"}
+    instances: dict[int, Instance]
+    cld_rows: dict[int, list[dict]]  # case id -> CLD rows (handlers.cld.derive_cld_events), in order of start
+    cld_errors: dict[int, str]  # case id -> why its CLD rows could not be derived
+    last_day: str | None  # the UK day of the latest event: what "now" is for the data
+    cache: dict[str, Any] = field(default_factory=dict)
+    views: dict[int, CaseView] = field(default_factory=dict)  # per case, with each measure's items kept
+
+    def reference(self, case_id: int) -> str:
+        return (self.cases.get(case_id) or {}).get("reference") or f"case {case_id}"
+
+
+@dataclass
+class CaseView:
+    """What the measures read from one case's history (kept per case so that new events re-read only their
+    cases: ``load_population``)."""
+
+    case: dict
+    instances: dict[int, Instance]
+    rows: list[dict]
+    error: str | None
+    last_at: str | None
+    items: dict[str, Any] = field(default_factory=dict)  # measure extraction -> this case's items
+
+    def alone(self) -> Population:
+        """A population of this case only (its measures' items are extracted from it), made once."""
+        made = self.items.get("_alone")
+        if made is None:
+            made = self.items["_alone"] = population_of({self.case["id"]: self}, keep_views=False)
+        return made  # type: ignore[return-value]
+
+
+def case_view(case: dict, events: list[dict], task_teams: dict[tuple[str, str], frozenset[str]]) -> CaseView:
+    """One case's instances (with their events and teams) and CLD rows, from its history."""
+    from handlers import cld
+
+    case_id = case["id"]
+    instances: dict[int, Instance] = {}
+    teams: dict[int, set[str]] = {}
+    last = None
+    for e in events:
+        last = e["at"] if last is None or e["at"] > last else last
+        iid = e.get("instance_id")
+        if iid is None:
+            continue
+        inst = instances.get(iid)
+        if e["type"] == "instance.started":
+            inst = instances[iid] = Instance(iid, case_id, e["data"].get("process_id") or "",
+                                             e["data"].get("parent_instance_id"), e["data"].get("data") or {},
+                                             e["at"])
+        if inst is None:
+            continue
+        inst.events.append(e)
+        if e["type"] == "instance.completed":
+            inst.completed_at = e["at"]
+        elif e["type"] == "instance.cancelled":
+            inst.cancelled_at = e["at"]
+        elif e["type"] == "task.ready":
+            found = task_teams.get((inst.process_id, e["data"].get("element_id")))
+            if found:
+                teams.setdefault(iid, set()).update(found - {OVERSIGHT_TEAM})
+    for iid, names in teams.items():
+        instances[iid].teams = frozenset(names)
+    try:
+        rows, error = cld.derive_cld_events(case, events), None
+    except cld.CldDataError as exc:
+        rows, error = [], str(exc)
+    return CaseView(case, instances, rows, error, last)
+
+
+def population_of(views: dict[int, CaseView], *, keep_views: bool = True) -> Population:
+    instances: dict[int, Instance] = {}
+    for v in views.values():
+        instances.update(v.instances)
+    last = max((v.last_at for v in views.values() if v.last_at), default=None)
+    return Population({cid: v.case for cid, v in views.items()}, instances,
+                      {cid: v.rows for cid, v in views.items()},
+                      {cid: v.error for cid, v in views.items() if v.error}, uk_day(last),
+                      views=views if keep_views else {})
+
+
+def build_population(cases: Iterable[dict], histories: dict[int, list[dict]],
+                     task_teams: dict[tuple[str, str], frozenset[str]] | None = None) -> Population:
+    """The population from case records and their histories (each as `Engine.history` returns it).
+
+    `task_teams` maps (process id, user task id) to the teams the task goes to (``task_teams_of``)."""
+    by_id = {c["id"]: c for c in cases}
+    views = {cid: case_view(by_id.get(cid) or {"id": cid, "reference": None, "data": {}}, events, task_teams or {})
+             for cid, events in histories.items()}
+    return population_of(views)
+
+
+def task_teams_of(conn: Any) -> dict[tuple[str, str], frozenset[str]]:
+    """(process id, user task id) -> its candidate groups, from every deployed version."""
+    from sqlalchemy import select
+
+    from engine.schema import process_versions
+
+    out: dict[tuple[str, str], set[str]] = {}
+    for pid, info in conn.execute(select(process_versions.c.process_id, process_versions.c.info)):
+        for element, task in (json.loads(info).get("user_tasks") or {}).items():
+            out.setdefault((pid, element), set()).update(task.get("candidate_groups") or [])
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+_HANDLER = re.compile(r'"handler":"([^"]*)"')
+_KEPT_SETTINGS = re.compile(r'"(hospital_follow_up_after_discharge|assessment_target_from)":"([^"]*)"')
+_ELEMENT = re.compile(r'"element_id":"([^"]*)"')
+
+
+def _event_data(kind: str, raw: str) -> dict:
+    """An event's data, parsed; but the two kinds of service-task call that make up half a history's bytes
+    and that neither a measure nor a CLD row reads keep only their handler and element: the local timescales
+    every instance reads when it starts (with the two the measures read: the follow-up interval for ASCOF 2D
+    and where the assessment target counts from) and the letters written (``*_letter``). The stored JSON is
+    canonical (sorted keys, no spaces, string values without quotes inside): the search is exact."""
+    if kind == "handler.called":
+        handler = _HANDLER.search(raw)
+        name = handler.group(1) if handler else ""
+        if name == "local_settings" or name.endswith("_letter"):
+            element = _ELEMENT.search(raw)
+            kept = dict(_KEPT_SETTINGS.findall(raw)) if name == "local_settings" else {}
+            return {"handler": name, "element_id": element.group(1) if element else None, "output": kept}
+    return json.loads(raw)
+
+
+@dataclass
+class _Loaded:
+    mark: tuple  # (latest event id, number of cases, latest process version id)
+    views: dict[int, CaseView]
+    teams: dict[tuple[str, str], frozenset[str]]
+    population: Population
+
+
+_LOADED: weakref.WeakKeyDictionary[Any, _Loaded] = weakref.WeakKeyDictionary()
+
+
+def _read_cases(conn: Any, case_ids: list[int] | None) -> tuple[list[dict], dict[int, list[dict]]]:
+    """Case records and their histories: all of them (None), or those of `case_ids`; one pass each."""
+    from sqlalchemy import select
+
+    from engine.schema import cases, events
+
+    def where(q: Any, column: Any, chunk: list[int] | None) -> Any:
+        return q if chunk is None else q.where(column.in_(chunk))
+
+    chunks: list[list[int] | None] = [None] if case_ids is None else \
+        [case_ids[i:i + 500] for i in range(0, len(case_ids), 500)]
+    case_list: list[dict] = []
+    histories: dict[int, list[dict]] = {}
+    for chunk in chunks:
+        rows = conn.execute(where(select(cases.c.id, cases.c.reference, cases.c.data), cases.c.id, chunk))
+        found = [{"id": r.id, "reference": r.reference, "data": json.loads(r.data)} for r in rows]
+        case_list += found
+        histories.update({c["id"]: [] for c in found})
+        result = conn.execution_options(stream_results=True, yield_per=20000).execute(where(
+            select(events.c.seq, events.c.case_id, events.c.instance_id, events.c.type, events.c.at,
+                   events.c.actor, events.c.data).where(events.c.case_id.is_not(None)), events.c.case_id, chunk)
+            .order_by(events.c.case_id, events.c.seq))
+        for r in result:
+            histories.setdefault(r.case_id, []).append({
+                "seq": r.seq, "case_id": r.case_id, "instance_id": r.instance_id, "type": r.type, "at": r.at,
+                "actor": r.actor, "data": _event_data(r.type, r.data)})
+    return case_list, histories
+
+
+def load_population(engine: Any) -> Population:
+    """Every case and its whole history, read in one pass (two queries) the first time; afterwards only the
+    cases with events written since are read again, and the same population is returned while nothing was."""
+    from sqlalchemy import func, select
+
+    from engine.schema import cases, events, process_versions
+
+    with engine.db.engine.connect() as conn:
+        mark = (conn.execute(select(func.max(events.c.id))).scalar() or 0,
+                conn.execute(select(func.count()).select_from(cases)).scalar() or 0,
+                conn.execute(select(func.max(process_versions.c.id))).scalar() or 0)
+        loaded = _LOADED.get(engine)
+        if loaded is not None and loaded.mark == mark:
+            return loaded.population
+        if loaded is None or loaded.mark[2] != mark[2] or mark[0] < loaded.mark[0]:  # first, or a new deployment
+            teams = task_teams_of(conn)
+            case_list, histories = _read_cases(conn, None)
+            views = {}
+        else:
+            teams, views = loaded.teams, dict(loaded.views)
+            touched = sorted(conn.execute(select(events.c.case_id).distinct().where(
+                events.c.id > loaded.mark[0], events.c.case_id.is_not(None))).scalars())
+            case_list, histories = _read_cases(conn, touched)
+    by_id = {c["id"]: c for c in case_list}
+    for cid, history in histories.items():
+        views[cid] = case_view(by_id.get(cid) or {"id": cid, "reference": None, "data": {}}, history, teams)
+    population = population_of(views)
+    _LOADED[engine] = _Loaded(mark, views, teams, population)
+    return population
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass
+class Part:
+    key: str
+    label: str
+    count: int
+    share: float | None  # of the measure's denominator (or of all its items), per cent
+    case_ids: list[int]
+
+
+@dataclass
+class Result:
+    key: str
+    title: str
+    unit: str  # "%", "count" or "days"
+    figure: float | int | None  # None: nothing to count in the period, or not recorded
+    numerator: int | None
+    denominator: int | None
+    case_ids: list[int]
+    items: list[dict]
+    parts: list[Part]
+    message: str | None = None  # why there is no figure, or what is left out of it
+    not_recorded: str | None = None  # what the processes do not record, so no figure is given
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "title": self.title, "unit": self.unit, "figure": self.figure,
+                "numerator": self.numerator, "denominator": self.denominator, "case_ids": self.case_ids,
+                "message": self.message, "not_recorded": self.not_recorded, "extra": self.extra,
+                "parts": [{"key": p.key, "label": p.label, "count": p.count, "share": p.share,
+                           "case_ids": p.case_ids} for p in self.parts]}
+
+
+def _item(inst: Instance | None, case_id: int, day: str | None, parts: Iterable[str], detail: str,
+          **more: Any) -> dict:
+    return {"case_id": case_id, "instance_id": inst.id if inst else None, "day": day, "parts": frozenset(parts),
+            "teams": inst.teams if inst else frozenset(), "detail": detail, **more}
+
+
+@dataclass
+class Measure:
+    key: str
+    title: str
+    unit: str
+    definition: str
+    source: str
+    parts: list[tuple[str, str]]  # (key, label), in the order shown
+    numerator: tuple[str, ...] = ()  # the parts counted in the numerator (a rate); () for a count
+    denominator_excludes: tuple[str, ...] = ()  # parts shown but left out of the denominator
+    extract: Callable[[Population], list[dict]] | None = None  # items dated by "day" (in the period)
+    at_date: Callable[[Population, str], list[dict]] | None = None  # a snapshot on the period's last day
+    summarise: Callable[[list[dict]], dict[str, Any]] | None = None  # extra figures (e.g. median days)
+    figure_is: str | None = None  # "median_days" / "mean_days": the figure is from `summarise`
+    per_case: bool = True  # each case's items depend on that case alone (kept per case between events)
+    caveat: str | None = None  # something the source counts that the processes do not record (shown with it)
+    not_recorded: str | None = None  # the processes do not record what the measure needs
+    empty: str = "Nothing to count in this period."
+
+
+def check_period(start: date, end: date) -> None:
+    if end < start:
+        raise MeasureError(f"the period ends ({end.isoformat()}) before it starts ({start.isoformat()}): "
+                           "--to must not be before --from")
+
+
+def _period_items(measure: Measure, population: Population, first: str, last: str) -> list[dict]:
+    """The measure's items in [first, last]: a snapshot on `last`, or a slice of the items extracted once
+    (kept on the population in day order, so a period is two binary searches)."""
+    cache = population.cache
+    if measure.at_date is not None:
+        key = f"at:{id(measure.at_date)}:{last}"
+        if key not in cache:
+            cache[key] = measure.at_date(population, last)
+        return list(cache[key])
+    key = f"items:{id(measure.extract)}"
+    if key not in cache:
+        if measure.per_case:  # each case's items kept with it: a new event re-extracts that case's
+            found = list(_per_case(population, key + ":all", measure.extract))  # type: ignore[arg-type]
+        else:
+            found = measure.extract(population)  # type: ignore[misc]
+        dated = sorted((i for i in found if i["day"] is not None), key=lambda i: i["day"])
+        cache[key] = ([i["day"] for i in dated], dated)
+    days, dated = cache[key]
+    return dated[bisect.bisect_left(days, first):bisect.bisect_right(days, last)]
+
+
+def _figure(measure: Measure, items: list[dict]) -> tuple[list[dict], int | None, int | None, Any, dict]:
+    """(the items counted, numerator, denominator, figure, extra figures) of a measure's items."""
+    excluded = set(measure.denominator_excludes)
+    counted = [i for i in items if not (i["parts"] & excluded)] if excluded else items
+    extra = measure.summarise(counted) if measure.summarise and counted else {}
+    numerator = denominator = None
+    if measure.numerator:
+        wanted = set(measure.numerator)
+        denominator = len(counted)
+        numerator = sum(1 for i in counted if i["parts"] & wanted)
+        figure: Any = _pct(numerator, denominator)
+    elif measure.figure_is:
+        figure = extra.get(measure.figure_is)
+    else:
+        figure = len(counted)
+    if not items:
+        figure = 0 if not measure.numerator and not measure.figure_is else None
+    return counted, numerator, denominator, figure, extra
+
+
+def compute(key: str, population: Population, start: date, end: date, team: str | None = None) -> Result:
+    """One measure for the period [start, end] (both days included), optionally for one team."""
+    check_period(start, end)
+    measure = MEASURES.get(key)
+    if measure is None:
+        raise MeasureError(f"there is no measure {key!r}: the measures are {', '.join(MEASURES)}")
+    if measure.not_recorded:
+        return Result(key, measure.title, measure.unit, None, None, None, [], [], [],
+                      message="Not recorded", not_recorded=measure.not_recorded)
+    items = _period_items(measure, population, start.isoformat(), end.isoformat())
+    if team:
+        items = [i for i in items if team in i["teams"]]
+    items.sort(key=lambda i: (i["day"] or "", i["case_id"], i["instance_id"] or 0))
+    counted, numerator, denominator, figure, extra = _figure(measure, items)
+    parts = []
+    for pkey, label in measure.parts:
+        inside = [i for i in items if pkey in i["parts"]]
+        base = len(counted) if pkey not in measure.denominator_excludes else len(items)
+        parts.append(Part(pkey, label, len(inside), _pct(len(inside), base),
+                          sorted({i["case_id"] for i in inside})))
+    message = None
+    if not items:
+        message = measure.empty
+    elif figure is None:
+        message = "None of them can be counted yet: see the parts left out of the figure."
+    left_out = [p for p in parts if p.key in measure.denominator_excludes and p.count]
+    if left_out and items:
+        extra["left_out"] = {p.key: p.count for p in left_out}
+    return Result(key, measure.title, measure.unit, figure, numerator, denominator,
+                  sorted({i["case_id"] for i in items}), items, parts, message, None, extra)
+
+
+def compute_all(population: Population, start: date, end: date, team: str | None = None) -> list[Result]:
+    check_period(start, end)
+    return [compute(key, population, start, end, team) for key in MEASURES]
+
+
+def measure_cases(population: Population, key: str, start: date, end: date, team: str | None = None,
+                  part: str | None = None) -> tuple[Result, list[dict]]:
+    """The items (one per counted event, with its case) behind a measure's figure or one of its parts."""
+    result = compute(key, population, start, end, team)
+    if part:
+        keys = [p.key for p in result.parts]
+        if part not in keys:
+            raise MeasureError(f"the measure {key!r} has no part {part!r}: its parts are {', '.join(keys) or 'none'}")
+        return result, [i for i in result.items if part in i["parts"]]
+    return result, list(result.items)
+
+
+def periods_between(start: date, end: date) -> list[tuple[date, date]]:
+    """The chart's buckets: calendar months for a period up to a year and a quarter, else quarters."""
+    check_period(start, end)
+    months = (end.year - start.year) * 12 + end.month - start.month + 1
+    step = 1 if months <= 15 else 3
+    out = []
+    first = date(start.year, start.month, 1) if step == 1 else date(start.year, 3 * ((start.month - 1) // 3) + 1, 1)
+    while first <= end:
+        m = first.month - 1 + step
+        nxt = date(first.year + m // 12, m % 12 + 1, 1)
+        out.append((max(first, start), min(nxt - timedelta(days=1), end)))
+        first = nxt
+    return out
+
+
+def over_time(population: Population, key: str, start: date, end: date, team: str | None = None) -> list[dict]:
+    """The measure's figure in each month (or quarter) of the period: the chart and the table behind it."""
+    check_period(start, end)
+    measure = MEASURES.get(key)
+    if measure is None:
+        raise MeasureError(f"there is no measure {key!r}: the measures are {', '.join(MEASURES)}")
+    out = []
+    for a, b in periods_between(start, end):
+        if measure.not_recorded:
+            items: list[dict] = []
+        else:
+            items = _period_items(measure, population, a.isoformat(), b.isoformat())
+            if team:
+                items = [i for i in items if team in i["teams"]]
+        _counted, numerator, denominator, figure, _extra = _figure(measure, items)
+        out.append({"from": a.isoformat(), "to": b.isoformat(), "figure": None if measure.not_recorded else figure,
+                    "numerator": numerator, "denominator": denominator, "count": len(items)})
+    return out
+
+
+# ---------------------------------------------------------------- CLD-based chronology
+
+
+ST_MAX = "Short Term Support: ST-Max"
+LTS_PREFIX = "long term support:"
+_SEQUEL_RANK = ["Short Term Support: ST-Max", "Long Term Support: Nursing Care", "Long Term Support: Residential Care",
+                "Long Term Support: Community", "Long Term Support: Prison", "Short Term Support: Ongoing Low Level",
+                "Short Term Support: Other Short Term"]  # DHSC STS001 #REF_Service_Type hierarchy
+_ENDED_BY_HEALTH_OR_DEATH = {_norm(o) for o in ("Admitted to hospital", "NFA - Deceased",
+                                                 "Progress to End of Life Care", "NFA - 100% NHS funded care")}
+_INFO_ADVICE = _norm("NFA - Information & Advice / Signposting only")
+
+
+def _service_user_rows(pop: Population, case_id: int) -> list[dict]:
+    return [r for r in pop.cld_rows.get(case_id, []) if r.get("client_type") in (None, "Service User")]
+
+
+def _onward(rows: list[dict], after: dict) -> list[dict]:
+    """The case's events after `after` in order of start, up to (not including) its next Request."""
+    ordered = sorted(rows, key=lambda r: (r["event_start"] or "", r["instance_id"]))
+    at = next(k for k, r in enumerate(ordered) if r is after)
+    out = []
+    for r in ordered[at + 1:]:
+        if r["event_type"] == "Request":
+            break
+        out.append(r)
+    return out
+
+
+def _long_term_open_at(rows: list[dict], day: str) -> bool:
+    return any(r["event_type"] == "Service" and _norm(r.get("service_type")).startswith(LTS_PREFIX)
+               and r["event_start"] < day and (r["event_end"] is None or r["event_end"] >= day) for r in rows)
+
+
+def _request_sequel(rows: list[dict], request: dict) -> tuple[str, str]:
+    """(part, why) of a Request by DHSC's STS001 rule, simplified to one case's own chronology."""
+    onward = _onward(rows, request)
+    services = [r for r in onward if r["event_type"] == "Service" and r.get("service_type") in _SEQUEL_RANK]
+    if services:
+        best = min(services, key=lambda r: _SEQUEL_RANK.index(r["service_type"]))
+        st = best["service_type"]
+        if st == ST_MAX:
+            return "short_term", f"{st} from {best['event_start']}"
+        if _norm(st).startswith(LTS_PREFIX):
+            return "long_term", f"{st} from {best['event_start']}"
+        return "other_short_term", f"{st} from {best['event_start']}"
+    if _norm(request.get("outcome")) == _INFO_ADVICE:
+        return "information_advice", "information and advice / signposting"
+    open_rows = [r for r in onward if r["event_end"] is None and r["event_type"] != "Service"]
+    if open_rows or request.get("event_end") is None or not request.get("outcome"):
+        return "in_progress", "no sequel yet: " + (open_rows[0]["event_type"].lower() + " still open"
+                                                  if open_rows else "request still open")
+    if _norm(request.get("outcome")) in _ENDED_BY_HEALTH_OR_DEATH:
+        return "health_or_death", str(request.get("outcome"))
+    last = onward[-1] if onward else request
+    return "no_services", f"no service followed ({last.get('outcome') or 'no outcome'})"
+
+
+def _extract_new_requests(pop: Population) -> list[dict]:
+    items = []
+    for case_id in pop.cld_rows:
+        rows = _service_user_rows(pop, case_id)
+        for r in rows:
+            if r["event_type"] != "Request" or r["event_end"] is None:
+                continue
+            inst = pop.instances.get(r["instance_id"])
+            if _long_term_open_at(rows, r["event_start"]):
+                part, why = "existing_client", "long-term support already in place"
+            else:
+                part, why = _request_sequel(rows, r)
+            items.append(_item(inst, case_id, r["event_end"], [part],
+                               f"request {r['event_start']} to {r['event_end']}: {why}"))
+    return items
+
+
+def _st_max_sequel(rows: list[dict], service: dict) -> tuple[str, str]:
+    outcome = _norm(service.get("outcome"))
+    if outcome in _ENDED_BY_HEALTH_OR_DEATH:
+        return "excluded", f"ended: {service.get('outcome')}"
+    onward = [r for r in _onward(rows, service) if (r["event_start"] or "") >= service["event_end"]]
+    lts = [r for r in onward if r["event_type"] == "Service" and _norm(r.get("service_type")).startswith(LTS_PREFIX)]
+    if lts:
+        return "long_term", f"{lts[0]['service_type']} from {lts[0]['event_start']}"
+    still_open = [r for r in onward if r["event_end"] is None and r["event_type"] != "Service"]
+    if still_open:
+        return "unknown", f"{still_open[0]['event_type'].lower()} from {still_open[0]['event_start']} not finished"
+    return "no_long_term", f"no long-term support followed ({service.get('outcome')})"
+
+
+def _extract_2a(pop: Population) -> list[dict]:
+    items = []
+    for case_id in pop.cld_rows:
+        rows = _service_user_rows(pop, case_id)
+        for r in rows:
+            if r["event_type"] != "Service" or r.get("service_type") != ST_MAX or r["event_end"] is None:
+                continue
+            if _long_term_open_at(rows, r["event_start"]):
+                continue  # not a new client: long-term support already in place when reablement started
+            part, why = _st_max_sequel(rows, r)
+            items.append(_item(pop.instances.get(r["instance_id"]), case_id, r["event_end"], [part],
+                               f"reablement {r['event_start']} to {r['event_end']}: {why}"))
+    return items
+
+
+def _per_case(pop: Population, key: str, fn: Callable[[Population], list]) -> list:
+    """`fn` over the population, worked out once per population — and, when it has per-case views, once per
+    case (kept with the case until one of its events is written)."""
+    if key not in pop.cache:
+        if pop.views:
+            out: list = []
+            for view in pop.views.values():
+                got = view.items.get(key)
+                if got is None:
+                    got = view.items[key] = fn(view.alone())
+                out += got
+        else:
+            out = fn(pop)
+        pop.cache[key] = out
+    return pop.cache[key]
+
+
+def _long_term(pop: Population) -> list[tuple[int, list[dict], list[dict]]]:
+    """(case id, its service users' long-term support rows, all its service-user rows) of every case that had
+    long-term support: what the snapshot measures read."""
+    def find(p: Population) -> list[tuple[int, list[dict], list[dict]]]:
+        out = []
+        for case_id in p.cld_rows:
+            rows = _service_user_rows(p, case_id)
+            lts = [r for r in rows
+                   if r["event_type"] == "Service" and _norm(r.get("service_type")).startswith(LTS_PREFIX)]
+            if lts:
+                out.append((case_id, lts, rows))
+        return out
+    return _per_case(pop, "long_term_cases", find)
+
+
+_MECHANISM_RANK = {"direct payment": (0, "direct_payment"), "cassr managed personal budget": (1, "managed_budget")}
+
+
+def _3d_rows(pop: Population) -> list[tuple[int, list[tuple[str, str | None, int, bool, dict]]]]:
+    """Per case with long-term support: (start, end, DHSC's rank of its delivery mechanism, in the community,
+    the item it would count as) of each such row, worked out once (a snapshot picks among them by day)."""
+    def find(p: Population) -> list:
+        out = []
+        for case_id, lts, _rows in _long_term(p):
+            segments = []
+            for r in lts:
+                rank, part = _MECHANISM_RANK.get(_norm(r.get("delivery_mechanism")), (2, "commissioned"))
+                community = _norm(r.get("service_type")) == "long term support: community"
+                item = _item(p.instances.get(r["instance_id"]), case_id, r["event_start"], [part],
+                             f"{r['service_type']} from {r['event_start']}: "
+                             f"{r.get('delivery_mechanism') or 'no delivery mechanism'}")
+                segments.append((r["event_start"], r["event_end"], rank, community, item))
+            out.append((case_id, segments))
+        return out
+    return _per_case(pop, "3d_rows", find)
+
+
+def _at_3d(pop: Population, day: str) -> list[dict]:
+    """Each person once, by DHSC's order of delivery mechanisms, among their long-term support on `day`."""
+    items = []
+    for _case_id, segments in _3d_rows(pop):
+        best = None
+        for start, end, rank, community, item in segments:
+            if start <= day and (end is None or end >= day) and (best is None or rank < best[0]):
+                best = (rank, community, item)
+        if best is not None and best[1]:
+            items.append(best[2])
+    return items
+
+
+# ---------------------------------------------------------------- from the history log
+
+
+def _extract_2d(pop: Population) -> list[dict]:
+    items = []
+    for inst in pop.instances.values():
+        if inst.process_id != "hospital_follow_up":
+            continue
+        discharged = _iso(inst.start_data.get("discharge_date"))
+        if discharged is None:
+            continue
+        day91 = (date.fromisoformat(discharged) + timedelta(days=91)).isoformat()
+        interval = inst.settings().get("hospital_follow_up_after_discharge")
+        answer = inst.answer("check_still_at_home")
+        if interval not in (None, "P91D"):
+            part, why = "not_at_91_days", f"the follow-up was set {interval} after discharge, not 91 days"
+        elif answer is None:
+            part, why = "not_yet_checked", "follow-up not yet recorded"
+        elif answer.get("at_home") == "yes":
+            part, why = "at_home", "still at home"
+        else:
+            part, why = "not_at_home", f"not at home ({answer.get('where_now') or 'where not recorded'})"
+        items.append(_item(inst, inst.case_id, day91, [part],
+                           f"discharged {discharged}, 91st day {day91}: {why}"))
+    return items
+
+
+def _extract_assessments(pop: Population) -> list[dict]:
+    items = []
+    for inst in pop.instances.values():
+        if inst.process_id != "needs_assessment" or inst.completed_at is None:
+            continue
+        done = inst.first("task.completed", "assess_needs")
+        if done is None:
+            continue
+        finished = uk_day(inst.completed_at)
+        # as the diagram counts its target (needs_assessment.bpmn, "Work out assessment target date"): from the
+        # day reablement referred on when the council counts from the request for assessment, else the contact
+        after_reablement = "reablement_outcome" in inst.start_data
+        counts_from = inst.settings().get("assessment_target_from", "request_for_assessment")
+        if after_reablement and counts_from == "request_for_assessment":
+            requested = uk_day(inst.started_at)
+        else:
+            requested = _iso(inst.start_data.get("contact_date")) or uk_day(inst.started_at)
+        days = _days(requested, finished)
+        part = "within_28" if days <= 28 else "over_28"
+        items.append(_item(inst, inst.case_id, finished, [part],
+                           f"requested {requested}, completed {finished}: {days} days", days=days))
+    return items
+
+
+def _signed_off(inst: Instance) -> str | None:
+    for e in inst.all("task.completed", "sign_off_plan"):
+        if (e["data"].get("data") or {}).get("signed_off") is True:
+            return uk_day(e["at"])
+    return None
+
+
+def _extract_first_reviews(pop: Population) -> list[dict]:
+    children: dict[int, list[Instance]] = {}
+    for inst in pop.instances.values():
+        if inst.parent is not None:
+            children.setdefault(inst.parent, []).append(inst)
+    items = []
+    for plan in pop.instances.values():
+        if plan.process_id != "support_plan":
+            continue
+        signed = _signed_off(plan)
+        if signed is None:
+            continue
+        latest = (date.fromisoformat(signed) + timedelta(days=56)).isoformat()
+        reviews = [c for c in children.get(plan.id, []) if c.process_id == "review"]
+        done = [uk_day(e["at"]) for c in reviews for e in c.all("task.completed", "review_plan")]
+        superseded = any(c.first("task.ready", "review_plan") is None and c.completed_at for c in reviews)
+        if done:
+            day = min(done)
+            part = "on_time" if day <= latest else "late"
+            why = f"first review {day} ({_days(signed, day)} days after sign-off)"
+        elif superseded:
+            part, why = "superseded", "a newer plan replaced this one before its first review"
+        else:
+            part, why = "not_done", "no first review recorded"
+        items.append(_item(plan, plan.case_id, latest, [part],
+                           f"plan signed off {signed}, 8 weeks on {latest}: {why}"))
+    return items
+
+
+def _annual_rows(pop: Population) -> list[tuple[int, list[dict], list[dict], list[str]]]:
+    """Per case with long-term support: its long-term rows, all its rows, and the days its reviews ended
+    (in order), worked out once."""
+    def find(p: Population) -> list:
+        return [(case_id, lts, rows, sorted(r["event_end"] for r in rows if r["event_type"] == "Review"
+                                            and r["event_end"])) for case_id, lts, rows in _long_term(p)]
+    return _per_case(pop, "annual_rows", find)
+
+
+def _at_annual_reviews(pop: Population, day: str) -> list[dict]:
+    year_before = (date.fromisoformat(day) - timedelta(days=365)).isoformat()
+    items = []
+    for case_id, lts_rows, rows, reviews in _annual_rows(pop):
+        lts = [r for r in lts_rows if r["event_start"] <= day and (r["event_end"] is None or r["event_end"] >= day)]
+        if not lts:
+            continue
+        since = _continuous_since(rows, lts[0], day)
+        if since > year_before:
+            continue  # in long-term support for less than 12 months on the day
+        last = reviews[bisect.bisect_right(reviews, day) - 1] if reviews and reviews[0] <= day else None
+        reviewed = last is not None and last > year_before
+        why = f"last review {last}" if reviewed else "no review in the 12 months"
+        items.append(_item(pop.instances.get(lts[0]["instance_id"]), case_id, since,
+                           ["reviewed" if reviewed else "not_reviewed"], f"long-term support since {since}: {why}"))
+    return items
+
+
+def _continuous_since(rows: list[dict], current: dict, day: str) -> str:
+    """When the case's unbroken long-term support (one plan superseding the next) began."""
+    start = current["event_start"]
+    services = sorted((r for r in rows if r["event_type"] == "Service"
+                       and _norm(r.get("service_type")).startswith(LTS_PREFIX)), key=lambda r: r["event_start"])
+    for r in reversed(services):
+        if r["event_start"] < start and r["event_end"] is not None and r["event_end"] >= start:
+            start = r["event_start"]
+    return start
+
+
+def _review_waits(pop: Population) -> list[tuple[Instance, str, str | None, str, str | None, dict]]:
+    """Every review that passed its escalation point: (instance, day it fell due, day done or None, day its
+    overdue timer fired, day the instance ended or None, the item it counts as), worked out once."""
+    def find(p: Population) -> list[tuple[Instance, str, str | None, str, str | None, dict]]:
+        out = []
+        for inst in p.instances.values():
+            if inst.process_id != "review":
+                continue
+            ended = inst.completed_at or inst.cancelled_at
+            for ready in inst.all("task.ready", "review_plan"):
+                fired = [e for e in inst.all("timer.fired", "review_overdue_timer") if e["seq"] > ready["seq"]]
+                if not fired:
+                    continue
+                done = [e for e in inst.all("task.completed", "review_plan") if e["seq"] > ready["seq"]]
+                due, overdue = uk_day(ready["at"]), uk_day(fired[0]["at"])
+                out.append((inst, due, uk_day(done[0]["at"]) if done else None, overdue,
+                            uk_day(ended) if ended else None,
+                            _item(inst, inst.case_id, overdue, ["overdue"],
+                                  f"review due {due}, overdue since {overdue}, not done on the day")))
+        return out
+    return _per_case(pop, "review_waits", find)
+
+
+def _at_overdue_reviews(pop: Population, day: str) -> list[dict]:
+    items = []
+    for _inst, due, done, fired, ended, item in _review_waits(pop):
+        if due > day or fired > day or (done is not None and done <= day) or (ended is not None and ended <= day):
+            continue  # not yet due or overdue on the day; done, or cancelled with the case, by then
+        items.append(item)
+    return items
+
+
+def _extract_dp_reviews(pop: Population) -> list[dict]:
+    items = []
+    for inst in pop.instances.values():
+        if inst.process_id != "direct_payment_review":
+            continue
+        limits = inst.all("timer.set", "dp_review_overdue_timer")
+        if not limits:
+            continue
+        due = uk_day(limits[0]["data"].get("due_at"))
+        done = inst.first("task.completed", "review_direct_payment")
+        trigger = inst.start_data.get("dp_review_trigger") or "scheduled"
+        if done is not None and uk_day(done["at"]) <= due:
+            part, why = "on_time", f"reviewed {uk_day(done['at'])}"
+        elif done is not None:
+            part, why = "late", f"reviewed {uk_day(done['at'])}, after the limit"
+        elif pop.last_day is not None and due >= pop.last_day:
+            part, why = "not_yet_due", "the limit has not passed yet"
+        else:
+            part, why = "late", "not reviewed by the limit"
+        items.append(_item(inst, inst.case_id, due, [part], f"{trigger} review, limit {due}: {why}"))
+    return items
+
+
+def _extract_reablement(pop: Population) -> list[dict]:
+    items = []
+    for inst in pop.instances.values():
+        if inst.process_id != "reablement" or inst.completed_at is None:
+            continue
+        planned = inst.first("task.completed", "plan_reablement")
+        start = uk_day(planned["at"] if planned else inst.started_at)
+        end = uk_day(inst.completed_at)
+        days = _days(start, end)
+        parts = ["within_42" if days <= 42 else "over_42"]
+        decisions = [(e["data"].get("data") or {}) for e in inst.all("task.completed", "decide_extend_or_end")]
+        extensions = [d for d in decisions if d.get("decision") == "extend"]
+        if extensions:
+            parts.append("extended")
+        items.append(_item(inst, inst.case_id, end, parts,
+                           f"reablement {start} to {end}: {days} days"
+                           + (f", extended {len(extensions)} time(s)" if extensions else ""), days=days))
+    return items
+
+
+def _day_stats(items: list[dict]) -> dict[str, Any]:
+    days = [i["days"] for i in items if i.get("days") is not None]
+    if not days:
+        return {}
+    return {"median_days": statistics.median(days), "mean_days": round(statistics.fmean(days), 1),
+            "longest_days": max(days)}
+
+
+def _pathway(inst: Instance) -> int | None:
+    """The discharge pathway from the route the diagram took (docs/measures.md)."""
+    if inst.answer("record_discharge") is None:
+        return None
+    if inst.first("timer.set", "recovery_window"):
+        return 2
+    started = {e["data"].get("element_id") for e in inst.all("instance.child_started")}
+    if "start_reablement" in started:
+        return 1
+    if "start_needs_assessment" in started:
+        return 3
+    if inst.completed_at is not None:
+        return 0
+    return None
+
+
+def _extract_discharges(pop: Population) -> list[dict]:
+    items = []
+    for inst in pop.instances.values():
+        if inst.process_id != "hospital_discharge":
+            continue
+        answer = inst.answer("record_discharge")
+        if answer is None:
+            continue
+        left = _iso(answer.get("discharge_date"))
+        ready = _iso(answer.get("discharge_ready_date"))
+        pathway = _pathway(inst)
+        parts = [f"pathway_{pathway}" if pathway is not None else "pathway_unknown"]
+        days = _days(ready, left) if ready and left else None
+        if days is not None:
+            parts.append("same_day" if days <= 0 else "delayed")
+        reason = answer.get("delay_reason")
+        items.append(_item(inst, inst.case_id, left, parts,
+                           f"ready {ready}, discharged {left}: pathway {pathway if pathway is not None else '?'}"
+                           + (f", {days} days waiting" + (f" ({reason})" if days and reason else "")
+                              if days is not None else ""),
+                           days=None if days is None else max(days, 0)))
+    return items
+
+
+def _extract_concerns(pop: Population) -> list[dict]:
+    items = []
+    for inst in pop.instances.values():
+        if inst.process_id != "safeguarding":
+            continue
+        received = _iso(inst.start_data.get("concern_date")) or _iso(inst.start_data.get("contact_date")) \
+            or uk_day(inst.started_at)
+        decision = inst.answer("triage_decision")
+        choice = (decision or {}).get("decision")
+        part = {"s42_enquiry": "s42_enquiry", "other_enquiry": "other_enquiry",
+                "no_further_action_with_advice": "no_further_action"}.get(choice, "no_decision_yet")
+        items.append(_item(inst, inst.case_id, received, [part],
+                           f"concern {received}: " + (choice.replace("_", " ") if choice else "no decision yet")))
+    return items
+
+
+def _on_time(inst: Instance, task: str, timer: str) -> tuple[str, str] | None:
+    """('on_time'|'late', day) of a task's first completion against its escalation timer; None if not done."""
+    done = inst.first("task.completed", task)
+    if done is None:
+        return None
+    fired = [e for e in inst.all("timer.fired", timer) if e["seq"] < done["seq"]]
+    return ("late" if fired else "on_time"), uk_day(done["at"])
+
+
+def _extract_timeliness(task: str, timer: str, label: str) -> Callable[[Population], list[dict]]:
+    def extract(pop: Population) -> list[dict]:
+        items = []
+        for inst in pop.instances.values():
+            if inst.process_id != "safeguarding":
+                continue
+            found = _on_time(inst, task, timer)
+            if found is None:
+                continue
+            part, day = found
+            items.append(_item(inst, inst.case_id, day, [part],
+                               f"{label} {day}: " + ("within its deadline" if part == "on_time" else
+                                                     "after its deadline (escalated)")))
+        return items
+    return extract
+
+
+def _extract_outcomes(pop: Population) -> list[dict]:
+    items = []
+    for inst in pop.instances.values():
+        if inst.process_id != "safeguarding":
+            continue
+        done = inst.first("task.completed", "record_outcome")
+        if done is None:
+            continue
+        a = done["data"].get("data") or {}
+        parts = ["asked" if a.get("outcomes_asked") else "not_asked"]
+        achieved = a.get("outcomes_achieved")
+        if achieved in ("fully", "partially", "not_achieved", "not_expressed"):
+            parts.append(achieved)
+        risk = a.get("risk_outcome")
+        if risk in ("removed", "reduced", "remains"):
+            parts.append(f"risk_{risk}")
+        items.append(_item(inst, inst.case_id, uk_day(done["at"]), parts,
+                           f"enquiry concluded {uk_day(done['at'])}: outcomes "
+                           f"{'asked' if a.get('outcomes_asked') else 'not asked'}, "
+                           f"{(achieved or 'not recorded').replace('_', ' ')}; risk {risk or 'not recorded'}"))
+    return items
+
+
+# ---------------------------------------------------------------- the measures
+
+SALT_REPO = ("NHS England, ASC-Client-Level-Data-SALT-ASCOF-transformations (github.com/NHSDigital/"
+             "ASC-Client-Level-Data-SALT-ASCOF-transformations, commit d6ff762)")
+SAC = ("NHS England, Safeguarding Adults Collection (SAC) guidance: concerns, section 42 and other enquiries, "
+       "Making Safeguarding Personal (desired outcomes asked, expressed, achieved) and risk outcomes of "
+       "concluded enquiries")
+
+MEASURES: dict[str, Measure] = {m.key: m for m in [
+    Measure("new_requests", "New requests for support by what they led to (STS001 sequels)", "count",
+            "Requests (CLD Request events of service users) that ended in the period, from people with no "
+            "long-term support in place when the request started, by what followed in the person's own "
+            "chronology up to their next request: the highest-ranking service (DHSC's order: ST-Max, then "
+            "long-term support, then other short-term support); else information and advice when the "
+            "request ended so; else no services. Still open chronologies are 'in progress'.",
+            f"SALT STS001 as derived from CLD: {SALT_REPO}, 'SALT STS001/STS001 replication code.txt' "
+            "(#REF_SERVICE_TYPE hierarchy, #REF_SEQUEL_MAPPING).",
+            [("short_term", "Short-term support to maximise independence (reablement)"),
+             ("long_term", "Long-term support"), ("other_short_term", "Other short-term support"),
+             ("information_advice", "Information and advice, signposting"),
+             ("no_services", "No services provided"), ("health_or_death", "Hospital, NHS care or death"),
+             ("in_progress", "Still in progress (no sequel yet)"),
+             ("existing_client", "Not new: long-term support already in place")],
+            denominator_excludes=("existing_client",), extract=_extract_new_requests,
+            empty="No request ended in this period."),
+    Measure("ascof_2a", "ASCOF 2A: short-term support with no further request for long-term support", "%",
+            "Reablement (ST-Max) episodes of new clients that ended in the period, whose sequel is known: "
+            "the numerator those not followed by long-term support (before the person's next request). Left "
+            "out: episodes ended by hospital admission, death, end-of-life or NHS care (as DHSC's denominator "
+            "leaves them out) and those whose onward assessment is not finished yet.",
+            f"ASCOF 2A (2023-24 framework, formerly 2D): {SALT_REPO}, 'ASCOF 2A/ASCOF 2A replication code.txt' "
+            "(numerator and denominator by sequel to ST-Max).",
+            [("no_long_term", "No long-term support followed"), ("long_term", "Long-term support followed"),
+             ("unknown", "Left out: onward assessment not finished"),
+             ("excluded", "Left out: hospital, death or NHS care")],
+            numerator=("no_long_term",), denominator_excludes=("unknown", "excluded"), extract=_extract_2a,
+            empty="No reablement episode of a new client ended in this period."),
+    Measure("ascof_2d", "ASCOF 2D: people 65+ still at home 91 days after discharge into reablement", "%",
+            "People aged 65 or over who left hospital into reablement, whose 91st day after the discharge "
+            "date falls in the period; the numerator those the 91-day follow-up found still at home. Someone "
+            "in hospital, a care home, who has died or moved away counts in the denominator only. Follow-ups "
+            "not yet recorded, and any set by local timescales at another interval than 91 days, are left out "
+            "and listed.",
+            "ASCOF 2D (2023-24 framework, formerly 2B(1)), collected as SALT STS004: NHS Digital, 'SALT data "
+            "return guidance STS004' (clients 65+ at discharge; at home 91 days after discharge).",
+            [("at_home", "Still at home"), ("not_at_home", "Not at home"),
+             ("not_yet_checked", "Left out: follow-up not yet recorded"),
+             ("not_at_91_days", "Left out: follow-up not set at 91 days")],
+            numerator=("at_home",), denominator_excludes=("not_yet_checked", "not_at_91_days"),
+            extract=_extract_2d, empty="No 91-day follow-up fell in this period."),
+    Measure("ascof_3d1", "ASCOF 3D(1a): people in community long-term support with self-directed support", "%",
+            "Service users with long-term support in the community open on the period's last day (each person "
+            "once, by DHSC's order: direct payment, then managed personal budget, then commissioned support); "
+            "the numerator those with a direct payment or a council-managed personal budget.",
+            f"ASCOF 3D part 1a: {SALT_REPO}, 'ASCOF 3D/ASCOF 3D replication code.txt' (snapshot on the "
+            "period end, #REF_Service_Type_Delivery_Mech).",
+            [("direct_payment", "Direct payment"), ("managed_budget", "Council-managed personal budget"),
+             ("commissioned", "Council-commissioned support")],
+            numerator=("direct_payment", "managed_budget"), at_date=_at_3d,
+            caveat="Not split by age (18-64, 65 and over): birth dates are optional on the forms.",
+            empty="Nobody had long-term support in the community on the period's last day."),
+    Measure("ascof_3d2", "ASCOF 3D(2a): people in community long-term support with a direct payment", "%",
+            "As 3D(1a); the numerator those with a direct payment.",
+            f"ASCOF 3D part 2a: {SALT_REPO}, 'ASCOF 3D/ASCOF 3D replication code.txt'.",
+            [("direct_payment", "Direct payment"), ("managed_budget", "Council-managed personal budget"),
+             ("commissioned", "Council-commissioned support")],
+            numerator=("direct_payment",), at_date=_at_3d,
+            caveat="Not split by age (18-64, 65 and over): birth dates are optional on the forms.",
+            empty="Nobody had long-term support in the community on the period's last day."),
+    Measure("assessments_28_days", "Needs assessments completed within 28 days", "%",
+            "Needs assessments completed in the period (the eligibility decided); within 28 days when the "
+            "days from the request for assessment to completion are 28 or fewer, calendar days. The request "
+            "is counted from where the diagram counts its own target: the day reablement referred on (when "
+            "timescales.json assessment_target_from is request_for_assessment), else the contact date the "
+            "assessment was started with (else its start).",
+            "Local measure reported in Local Accounts ('assessed within four weeks'; operating model section "
+            "4); the 28-day target is timescales.json assessment_target_days.",
+            [("within_28", "Within 28 days"), ("over_28", "More than 28 days")],
+            numerator=("within_28",), extract=_extract_assessments,
+            summarise=_day_stats, empty="No needs assessment was completed in this period."),
+    Measure("first_reviews", "First reviews within 6 to 8 weeks of a new plan", "%",
+            "Support plans signed off whose 8-week point (56 days after sign-off) falls in the period; the "
+            "numerator those whose first review was done by then. Plans replaced before their first review "
+            "are left out.",
+            "Local measure (the 6-8 week light-touch review, timescales.json first_review_after_sign_off and "
+            "first_review_latest); Care and Support Statutory Guidance 13.32 (a light-touch review 6 to 8 "
+            "weeks after the plan is agreed).",
+            [("on_time", "Reviewed within 8 weeks"), ("late", "Reviewed after 8 weeks"),
+             ("not_done", "Not reviewed"), ("superseded", "Left out: replaced by a newer plan")],
+            numerator=("on_time",), denominator_excludes=("superseded",), extract=_extract_first_reviews,
+            empty="No plan reached its 8-week point in this period."),
+    Measure("annual_reviews", "People in long-term support for 12 months or more reviewed in the last 12 months",
+            "%",
+            "Service users with long-term support open on the period's last day, unbroken for 12 months or "
+            "more; the numerator those with a review (CLD Review event) completed in the 12 months to that day.",
+            "SALT LTS002 principle (reviews of clients in long-term support for over 12 months), CLD-based: "
+            f"{SALT_REPO}; Care Act 2014 s.27 and statutory guidance 13.32 (no later than every 12 months).",
+            [("reviewed", "Reviewed in the last 12 months"), ("not_reviewed", "Not reviewed")],
+            numerator=("reviewed",), at_date=_at_annual_reviews,
+            empty="Nobody had been in long-term support for 12 months on the period's last day."),
+    Measure("overdue_reviews", "Reviews overdue on the period's last day", "count",
+            "Reviews of support plans that had fallen due, passed their escalation point (the review overdue "
+            "timer fired) and were still not done at the end of the period's last day.",
+            "Local measure (review escalation, timescales.json review_overdue_grace and first_review_latest).",
+            [("overdue", "Overdue")], at_date=_at_overdue_reviews,
+            empty="No review was overdue on the period's last day."),
+    Measure("direct_payment_reviews", "Direct payment reviews done by their limit", "%",
+            "Direct payment reviews whose limit (the escalation point: within 6 months for the first, then "
+            "the council's interval) falls in the period; the numerator those done by the limit's day. Limits "
+            "not yet reached in the data are left out.",
+            "The Care and Support (Direct Payments) Regulations 2014 (SI 2014/2871) reg 7 (first review "
+            "within 6 months, then at least every 12 months); timescales.json direct_payment_*.",
+            [("on_time", "Reviewed by the limit"), ("late", "Late or not done"),
+             ("not_yet_due", "Left out: limit not yet reached")],
+            numerator=("on_time",), denominator_excludes=("not_yet_due",), extract=_extract_dp_reviews,
+            per_case=False,  # "not yet due" is read against the latest day in the whole data
+            empty="No direct payment review reached its limit in this period."),
+    Measure("reablement_lengths", "Reablement length: median days, and extensions past 42 days", "days",
+            "Reablement episodes that ended in the period: length in days from the start (the plan agreed) "
+            "to the end; 42 days or fewer is within the six weeks; an extension is a team manager's decision "
+            "to extend.",
+            "Care and Support (Preventing Needs for Care and Support) Regulations 2014 reg 3-4 (intermediate "
+            "care and reablement free for up to six weeks); timescales.json reablement_length.",
+            [("within_42", "42 days or fewer"), ("over_42", "More than 42 days"),
+             ("extended", "Extended by a manager")],
+            extract=_extract_reablement, summarise=_day_stats, figure_is="median_days",
+            empty="No reablement ended in this period."),
+    Measure("discharge_pathways", "Hospital discharges by pathway", "count",
+            "People discharged in the period (the recorded discharge date) by the pathway taken: 0 home with "
+            "no new support, 1 home with reablement, 2 community bed-based recovery, 3 care home.",
+            "NHS England / DHSC, Hospital discharge and community support guidance (discharge pathways 0-3); "
+            "processes/discharge_pathway.dmn.",
+            [("pathway_0", "Pathway 0: home, no new support"), ("pathway_1", "Pathway 1: home with reablement"),
+             ("pathway_2", "Pathway 2: bed-based recovery"), ("pathway_3", "Pathway 3: care home"),
+             ("pathway_unknown", "Pathway not yet known")],
+            extract=_extract_discharges, empty="Nobody was discharged in this period."),
+    Measure("discharge_delay", "Days from ready to leave hospital to discharge (mean)", "days",
+            "People discharged in the period: the days from the recorded day they were ready to leave to the "
+            "day they left (0 when the same day).",
+            "NHS England discharge delay measures (days from discharge-ready date to discharge); "
+            "processes/hospital_discharge.bpmn 'Work out the dates from discharge'.",
+            [("same_day", "Left the day they were ready"), ("delayed", "Waited one day or more")],
+            extract=_extract_discharges, summarise=_day_stats, figure_is="mean_days",
+            empty="Nobody was discharged in this period."),
+    Measure("safeguarding_enquiries", "Safeguarding concerns that led to an enquiry", "%",
+            "Safeguarding concerns received in the period; the numerator those decided as a section 42 "
+            "enquiry or another enquiry. Concerns with no decision yet are left out.",
+            f"{SAC}.",
+            [("s42_enquiry", "Section 42 enquiry"), ("other_enquiry", "Other enquiry"),
+             ("no_further_action", "No further action, with advice"),
+             ("no_decision_yet", "Left out: no decision yet")],
+            numerator=("s42_enquiry", "other_enquiry"), denominator_excludes=("no_decision_yet",),
+            extract=_extract_concerns, empty="No safeguarding concern was received in this period."),
+    Measure("safeguarding_decision_time", "Safeguarding decisions made within their deadline", "%",
+            "Decisions (enquiry or not) made in the period; on time when made before the decision deadline "
+            "fired (timescales.json safeguarding_decision_working_days).",
+            f"{SAC}; local timescales.",
+            [("on_time", "Within the deadline"), ("late", "After the deadline")],
+            numerator=("on_time",), extract=_extract_timeliness("triage_decision", "decision_overdue", "decided"),
+            empty="No safeguarding decision was made in this period."),
+    Measure("safeguarding_enquiry_time", "Safeguarding enquiries completed within 28 days", "%",
+            "Enquiries completed in the period; on time when completed before the enquiry deadline fired "
+            "(timescales.json safeguarding_enquiry, 28 days).",
+            f"{SAC}; local timescales.",
+            [("on_time", "Within the deadline"), ("late", "After the deadline")],
+            numerator=("on_time",), extract=_extract_timeliness("enquiry", "enquiry_overdue", "enquiry done"),
+            empty="No safeguarding enquiry was completed in this period."),
+    Measure("safeguarding_outcomes", "Making Safeguarding Personal: desired outcomes asked", "%",
+            "Enquiries concluded in the period (outcome recorded); the numerator those where the adult (or "
+            "their representative) was asked about the outcomes they wanted; the parts say whether the "
+            "outcomes were expressed and achieved fully, partially or not.",
+            f"{SAC} (Making Safeguarding Personal).",
+            [("asked", "Asked"), ("not_asked", "Not asked"), ("fully", "Outcomes fully achieved"),
+             ("partially", "Partially achieved"), ("not_achieved", "Not achieved"),
+             ("not_expressed", "No outcomes expressed")],
+            numerator=("asked",), extract=_extract_outcomes,
+            empty="No safeguarding enquiry was concluded in this period."),
+    Measure("safeguarding_risk", "Safeguarding risk removed or reduced", "%",
+            "Enquiries concluded in the period; the numerator those where the risk was removed or reduced. "
+            "The Safeguarding Adults Collection counts only enquiries where a risk was identified: carepath's "
+            "outcome form does not ask whether one was, so every concluded enquiry is counted.",
+            f"{SAC} (risk outcomes).",
+            [("risk_removed", "Risk removed"), ("risk_reduced", "Risk reduced"), ("risk_remains", "Risk remains")],
+            numerator=("risk_removed", "risk_reduced"), extract=_extract_outcomes,
+            caveat="Not recorded: whether a risk was identified. The Safeguarding Adults Collection counts only "
+                   "enquiries where one was; here every concluded enquiry is counted.",
+            empty="No safeguarding enquiry was concluded in this period."),
+    Measure("dols_timeliness", "Deprivation of Liberty Safeguards applications decided in time", "%",
+            "DoLS applications completed within the statutory timescales.",
+            "Mental Capacity Act 2005 Schedule A1; NHS England DoLS collection.",
+            [], not_recorded="carepath has no process for Deprivation of Liberty Safeguards applications, so "
+                             "nothing about them is recorded and no figure can be given."),
+]}
