@@ -74,7 +74,11 @@ def header() -> list[str]:
 def _issue(item: Any) -> dict[str, Any]:
     """A problem or withheld row as {message, case}: a text, or a dict with a message and maybe the case."""
     if isinstance(item, dict):
-        message = item.get("message") or item.get("problem") or item.get("reason") or item.get("check") or ""
+        message = (item.get("message") or item.get("problem") or item.get("reason") or item.get("why")
+                   or item.get("check") or "")
+        if item.get("field"):  # handlers.cld's problems: the field and the value to correct, then why
+            value = "" if item.get("value") is None else f" {item['value']!r}"
+            message = f"{item['field']}{value}: {message}"
         case = item.get("case_reference") or item.get("case") or item.get("reference") or item.get("local_person_id")
         return {**item, "message": str(message), "case": None if case is None else str(case)}
     text = str(item)
@@ -93,8 +97,8 @@ def produce(engine: Any, start: date, end: date) -> Return:
         rows, problems, withheld = out.get("rows"), out.get("problems"), out.get("withheld")
     elif hasattr(out, "rows"):
         rows, problems, withheld = out.rows, getattr(out, "problems", None), getattr(out, "withheld", None)
-    else:
-        rows, problems, withheld = out, None, None
+    else:  # handlers.cld.CldReturn: a list of rows carrying .problems and .withheld
+        rows, problems, withheld = out, getattr(out, "problems", None), getattr(out, "withheld", None)
     return Return(start, end, list(rows or []), [_issue(p) for p in problems or []],
                   [_issue(w) for w in withheld or []])
 
