@@ -34,16 +34,6 @@ from .errors import ApiError, forbidden
 
 router = APIRouter(include_in_schema=False)
 
-
-def has_page(request: Request, path: str) -> bool:
-    """Whether the app serves a GET page at `path` (the navigation links the statutory returns page only
-    where it is built: a link never leads to a 404)."""
-    return any(getattr(r, "path", None) == path and "GET" in (getattr(r, "methods", None) or ())
-               for r in request.app.routes)
-
-
-kit.templates.env.globals["has_page"] = has_page
-
 ROLES = tuple(sorted(MEASURES_ROLES))
 PAGE_SIZE = 100
 

@@ -131,11 +131,12 @@ def test_every_measure_for_the_driven_population(county):
     assert (f["ascof_2d"].figure, f["ascof_2d"].numerator, f["ascof_2d"].denominator) == (100.0, 1, 1)
     assert f["ascof_2d"].items[0]["day"] == "2031-06-04"
     # ASCOF 3D on 31 December: three people in community long-term support: a direct payment, a managed
-    # personal budget, council-commissioned support
-    assert (f["ascof_3d1"].figure, f["ascof_3d1"].numerator, f["ascof_3d1"].denominator) == (66.7, 2, 3)
+    # account and a budget the council manages (both CLD "CASSR managed personal budget": self-directed
+    # support, handlers/cld.py DELIVERY_BY_MONEY_MANAGEMENT)
+    assert (f["ascof_3d1"].figure, f["ascof_3d1"].numerator, f["ascof_3d1"].denominator) == (100.0, 3, 3)
     assert (f["ascof_3d2"].figure, f["ascof_3d2"].numerator, f["ascof_3d2"].denominator) == (33.3, 1, 3)
     assert {p.key: p.case_ids for p in f["ascof_3d1"].parts if p.count} == {
-        "direct_payment": [c["dp"]], "managed_budget": [c["long_term"]], "commissioned": [c["commissioned"]]}
+        "direct_payment": [c["dp"]], "managed_budget": sorted([c["long_term"], c["commissioned"]])}
     # three assessments, each done the day it was asked for (0 days): after reablement, the request for
     # assessment is the day reablement referred on (23 March), not the first contact (3 March)
     assert (f["assessments_28_days"].numerator, f["assessments_28_days"].denominator) == (3, 3)
@@ -239,7 +240,7 @@ def test_a_case_closed_mid_period_leaves_the_snapshot_measures_from_its_closure(
     eng.close_case(c["commissioned"], reason="moved_away", details={"council": "Southshire"}, actor="tm")
     pop = m.load_population(eng)
     q2, q3 = figures(pop, *Q2), figures(pop, date(2031, 7, 1), date(2031, 9, 30))
-    assert (q2["ascof_3d1"].numerator, q2["ascof_3d1"].denominator) == (2, 3)  # in support on 30 June
+    assert (q2["ascof_3d1"].numerator, q2["ascof_3d1"].denominator) == (3, 3)  # in support on 30 June
     assert (q3["ascof_3d1"].numerator, q3["ascof_3d1"].denominator) == (2, 2)  # gone by 30 September
     assert sorted(i["case_id"] for i in q2["overdue_reviews"].items) == sorted([c["commissioned"], c["long_term"]])
     assert [i["case_id"] for i in q3["overdue_reviews"].items] == [c["long_term"]]  # its review went with the case
