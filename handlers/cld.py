@@ -562,10 +562,13 @@ PROCESS_MAPPINGS: dict[str, dict[str, Any]] = {
         # reviews existed carry none: those were all scheduled reviews
         "review_reason": {"match": {"type": "instance.started"}, "field": "data.data.review_reason",
                           "default": PLANNED_REVIEW, "allowed": REVIEW_REASONS},
-        # recorded on the review form; not written to the return while their CLD code lists are not in the
-        # stored sources (handlers/cld_spec/code_lists.json, docs/cld.md)
+        # recorded on the review form: who took part (Method_of_Review) and the outcomes achieved
+        # (Review_Outcomes_Achieved), coded at the output (SPEC_METHOD_OF_REVIEW, SPEC_OUTCOMES_ACHIEVED); how it
+        # was done (face to face, phone...) is kept for the measures and has no CLD field
         "read": {"review_method": ({"type": "task.completed", "data.element_id": "review_plan"},
                                    "data.data.review_method"),
+                 "review_participants": ({"type": "task.completed", "data.element_id": "review_plan"},
+                                         "data.data.review_participants"),
                  "outcomes_achieved": ({"type": "task.completed", "data.element_id": "review_plan"},
                                        "data.data.outcomes_achieved")},
         "outcome_rules": [
@@ -778,6 +781,11 @@ CARER_REVIEW_OUTCOMES = {
 }
 
 
+#: the carer's review form's "Did the person cared for take part in the review?" -> who took part, in the words of
+#: the review form's review_participants (the service user is the person cared for, the carer the client)
+CARER_REVIEW_PARTICIPANTS = {True: "person_and_carer", False: "carer"}
+
+
 def _carer_reviews(by_instance: dict[int, list[dict]], process_of: dict[int, str]) -> list[dict]:
     """One Review row per carer's review done (carers_support_plan's review_carer_plan, which repeats within one
     instance): planned, from the review task becoming ready to its completion, the carer's (person fields from
@@ -801,6 +809,8 @@ def _carer_reviews(by_instance: dict[int, list[dict]], process_of: dict[int, str
                     "outcome": CARER_REVIEW_OUTCOMES[step], "route_of_access": None, "service_type": None,
                     "outcomes_achieved": _get(e, "data.data.outcomes_achieved")
                     if _get(e, "data.data.outcomes_achieved") is not _MISSING else None,
+                    # the carer's review form asks whether the person cared for took part (older reviews: None)
+                    "review_participants": CARER_REVIEW_PARTICIPANTS.get(_get(e, "data.data.cared_for_took_part")),
                     "delivery_mechanism": None, "review_reason": PLANNED_REVIEW, "review_type": PLANNED_REVIEW,
                     "client_type": CARER, "cared_for_person_id": None, "process_id": "carers_support_plan",
                     "instance_id": iid, "source_event_seq": sorted({start["seq"], e["seq"]}),
@@ -1240,6 +1250,14 @@ SPEC_EMPLOYMENT = {
 }
 SPEC_GENDER = {"Female": "Female", "Male": "Male", "Not known": "Unknown"}
 SPEC_YES_NO = {True: "Yes", False: "No"}
+#: who took part in the review (review form's review_participants; a carer's review's cared_for_took_part, via
+#: CARER_REVIEW_PARTICIPANTS) -> Method_of_Review (Release 1 list, NHS England CLD guidance February 2023)
+SPEC_METHOD_OF_REVIEW = {"person": "Service user only", "person_and_carer": "Service user and carer",
+                         "carer": "Carer only"}
+#: the review forms' outcomes achieved (review: fully/partly/not; carer's review: fully/partly/not_achieved) ->
+#: Review_Outcomes_Achieved (Release 1 list, NHS England CLD guidance February 2023)
+SPEC_OUTCOMES_ACHIEVED = {"fully": "Fully Met", "partly": "Partially Met", "not": "Not Met",
+                          "not_achieved": "Not Met"}
 #: Release 1 lists written as they are (DHSC maps them to Release 2): the value must be in the recorded list
 _AS_RECORDED = None
 
@@ -1260,13 +1278,21 @@ CODED_FIELDS: dict[str, tuple[str, Any]] = {
     "Service_Component": ("service_component", _AS_RECORDED),
     "Delivery_Mechanism": ("delivery_mechanism", SPEC_DELIVERY),
     "Review_Reason": ("review_reason", _AS_RECORDED),
+    "Review_Outcomes_Achieved": ("outcomes_achieved", SPEC_OUTCOMES_ACHIEVED),
+    "Method_of_Review": ("review_participants", SPEC_METHOD_OF_REVIEW),
+}
+#: asked on every form that closes the event, but optional there (and not asked before the question existed):
+#: unanswered, the cell is empty and the row is a problem saying which question to answer
+ASKED_FIELDS: dict[str, tuple[str, str]] = {
+    "Method_of_Review": ("Review", "answer 'Was the review with the person, their unpaid carer, or both?' on "
+                                   "the review (a carer's review: 'Did the person cared for take part in the "
+                                   "review?')"),
+    "Review_Outcomes_Achieved": ("Review", "answer 'Have the outcomes in the plan been achieved?' on the review"),
 }
 #: recorded by the processes, but their specification lists are not in any stored source: left empty (a gap of
 #: the whole return, docs/cld.md, never a row's problem)
 NOT_CODED_FIELDS = {
     "Eligible_Needs_Identified": "eligible",
-    "Method_of_Review": "review_method",
-    "Review_Outcomes_Achieved": "outcomes_achieved",
     "Total_Hrs_Caring_per_week": "hours_caring_per_week",
 }
 
@@ -1394,6 +1420,8 @@ def _spec_lines(row: dict, reference: Any, period_start: date, period_end: date,
             continue
         value = row.get(key)
         if value is None:
+            if field in ASKED_FIELDS and row["event_type"] == ASKED_FIELDS[field][0]:
+                problem(field, None, f"not answered: {ASKED_FIELDS[field][1]}")
             continue
         coded = value if table is _AS_RECORDED else table.get(value)
         if coded is None:

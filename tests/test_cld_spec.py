@@ -293,9 +293,12 @@ def test_assessment_plan_and_reviews_give_exactly_their_codes(eng):  # noqa: F81
         ("Review", "Continuation of support or services", None, None, None, "Planned")]
     # the plan's services are not costed (no unit costs): no cost rather than a cost of nothing
     assert (mine[1]["Unit_Cost"], mine[1]["Planned_units_per_week"]) == (None, None)
-    # the review's method and outcomes are recorded, but their lists are not published in a stored source
-    assert mine[2]["Method_of_Review"] is None and mine[2]["Review_Outcomes_Achieved"] is None
-    assert not rows.problems
+    # the outcomes achieved are written (Release 1 list, tests/test_cld_code_lists.py); who took part was not
+    # answered: empty, and a problem (how it was done, by phone, says nothing about who took part)
+    assert mine[2]["Method_of_Review"] is None and mine[2]["Review_Outcomes_Achieved"] == "Partially Met"
+    assert sorted((p["case_reference"], p["field"]) for p in rows.problems) == sorted([
+        (eng.get_case(cid)["reference"], "Method_of_Review"), (eng.get_case(changed)["reference"], "Method_of_Review"),
+        (eng.get_case(changed)["reference"], "Review_Outcomes_Achieved")])
     [review] = [r for r in rows if r["LA_Person_Unique_Identifier"] == eng.get_case(changed)["reference"]
                 and r["Event_Type"] == "Review"]
     assert review["Event_Outcome"] == "Progress to assessment, review or reassessment"

@@ -225,7 +225,7 @@ def test_the_review_is_answered_a_section_at_a_time(eng):
         ("how", "How the review was done"), ("capacity", "Capacity and advocacy"),
         ("views", "The person's and carer's views"),
         ("outcomes", "Outcomes achieved"), ("changes", "Changes in needs and the budget")]
-    assert sections[0]["fields"] == ["review_method", "who_took_part", "full_review"]
+    assert sections[0]["fields"] == ["review_method", "who_took_part", "review_participants", "full_review"]
     cid = to_plan(eng, "council_managed")
     eng.advance_clock(timedelta(days=43))
     review = task(eng, cid, "review_plan")
