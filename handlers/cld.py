@@ -1249,6 +1249,14 @@ SPEC_EMPLOYMENT = {
     "Not in paid employment (voluntary work only)": "Not in paid employment: Voluntary work only",
 }
 SPEC_GENDER = {"Female": "Female", "Male": "Male", "Not known": "Unknown"}
+#: a carer's rows (Client_Type Unpaid carer) carry this reason whatever the carer's own (NHS England CLD guidance
+#: release 1: "should be recorded for any carer-related events")
+CARER_PRIMARY_SUPPORT_REASON = "Social Support: Support to Carer"
+#: the contact form's primary support reasons (Release 1 wording, which DHSC maps to Release 2) as they are;
+#: "Not known" is the guidance's "Unknown" (PSR not yet determined)
+SPEC_PRIMARY_SUPPORT_REASON = {**{r: r for r in PRIMARY_SUPPORT_REASONS if r != "Not known"},
+                               "Not known": "Unknown",
+                               CARER_PRIMARY_SUPPORT_REASON: CARER_PRIMARY_SUPPORT_REASON}
 SPEC_YES_NO = {True: "Yes", False: "No"}
 #: who took part in the review (review form's review_participants; a carer's review's cared_for_took_part, via
 #: CARER_REVIEW_PARTICIPANTS) -> Method_of_Review (Release 1 list, NHS England CLD guidance February 2023)
@@ -1266,7 +1274,7 @@ CODED_FIELDS: dict[str, tuple[str, Any]] = {
     "Gender": ("gender", SPEC_GENDER),
     "Ethnicity": ("ethnicity", SPEC_ETHNICITY),
     "Client_Type": ("client_type", SPEC_CLIENT_TYPE),
-    "Primary_Support_Reason": ("primary_support_reason", _AS_RECORDED),
+    "Primary_Support_Reason": ("primary_support_reason", SPEC_PRIMARY_SUPPORT_REASON),
     "Accommodation_Status": ("accommodation_status", SPEC_ACCOMMODATION),
     "Employment_Status": ("employment_status", SPEC_EMPLOYMENT),
     "Has_Unpaid_Carer": ("has_unpaid_carer", SPEC_YES_NO),
@@ -1385,6 +1393,8 @@ def spec_rows(case: dict, history: list[dict], period_start: date, period_end: d
         merged = {**person, **row}
         if merged["client_type"] == SERVICE_USER:
             merged["client_funding_status"] = funding
+        elif merged["client_type"] == CARER:
+            merged["primary_support_reason"] = CARER_PRIMARY_SUPPORT_REASON
         out += _spec_lines(merged, reference, period_start, period_end, la_code, problems)
     return out
 

@@ -17,7 +17,7 @@ import pytest
 from engine.forms import FormLibrary
 from handlers import cld
 from tests.test_cld import FIRST_REVIEW, complete, eng, to_plan  # noqa: F401  (fixture)
-from tests.test_process_assessment_to_review import PETER
+from tests.test_process_assessment_to_review import PETER, assessment
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "handlers" / "cld_spec"
@@ -28,6 +28,18 @@ REVIEW_PERIOD = (date(2031, 3, 1), date(2031, 4, 30))
 METHOD_OF_REVIEW_LIST = ["Carer only", "Service user only", "Service user and carer"]
 # copied by hand from https://marketingteam125.wixsite.com/ascglossary/asc-glossary-terms/review-outcomes-achieved
 OUTCOMES_ACHIEVED_LIST = ["Fully Met", "Partially Met", "Not Met"]
+
+# copied by hand from NHSDigital/ASC-Client-Level-Data-SALT-ASCOF-transformations, SALT LTS001a replication code
+# (#REF_PSR), whose 'Unknown' and 'Social Support: Support to Carer' the CLD guidance release 1 gives (ASC glossary,
+# asc-glossary-terms-condensed/primary-support-reason)
+PSR_LIST = ["Physical Support: Access & mobility only", "Physical Support: Personal care support",
+            "Sensory Support: Support for visual impairment", "Sensory Support: Support for hearing impairment",
+            "Sensory Support: Support for dual impairment", "Support with Memory & Cognition",
+            "Learning Disability Support", "Mental Health Support", "Social Support: Substance misuse support",
+            "Social Support: Asylum seeker support", "Social Support: Support for Social Isolation/Other",
+            "Social Support: Support to Carer", "Unknown"]
+# the contact form's answers -> the list's value, by hand (all but "Not known" are the list's own words)
+PSR_ANSWERS = {**{v: v for v in PSR_LIST[:11]}, "Not known": "Unknown"}
 
 # the review form's answers -> the list's value, by hand
 REVIEW_PARTICIPANTS = {"person": "Service user only", "person_and_carer": "Service user and carer",
@@ -145,3 +157,30 @@ def test_each_carers_review_answer_gives_exactly_its_value(took_part, outcomes):
         assert sorted(p["field"] for p in problems) == ["Method_of_Review", "Review_Outcomes_Achieved"]
     else:
         assert problems == []
+
+
+def test_the_primary_support_reasons_are_the_release_1_list_and_not_known_is_unknown(eng):  # noqa: F811
+    lists = json.loads((SPEC / "code_lists.json").read_text(encoding="utf-8"))["lists"]
+    assert lists["Primary_Support_Reason"]["values"] == PSR_LIST
+    assert any("NHSDigital/ASC-Client-Level-Data-SALT-ASCOF-transformations" in src
+               for src in lists["Primary_Support_Reason"]["sources"])
+    assert form("contact")["properties"]["person"]["properties"]["primary_support_reason"]["enum"] == list(PSR_ANSWERS)
+    people = {}
+    for answer in PSR_ANSWERS:
+        case = eng.create_case("Joan Barker", {"person": {"primary_support_reason": answer}})
+        res = eng.start("needs_assessment", case_id=case, data={"person": PETER})
+        complete(eng, res.case_id, "assess_needs", assessment("personal_hygiene"))
+        people[eng.get_case(case)["reference"]] = answer
+    result = cld.cld_return(eng, date(2031, 1, 1), date(2031, 3, 31), la_code=LA)
+    assert {people[r["LA_Person_Unique_Identifier"]]: r["Primary_Support_Reason"] for r in result} == PSR_ANSWERS
+    assert [p for p in result.problems if p["field"] == "Primary_Support_Reason"] == []
+
+
+def test_a_carers_rows_carry_support_to_carer_whatever_the_carers_own_reason():
+    problems: list[dict] = []
+    case = {"reference": "CASE-000001", "data": {"person": {**PETER, "primary_support_reason": "Not known"}}}
+    history = _carer_review_history({"cared_for_took_part": False, "outcomes_achieved": "fully"})
+    history[0]["data"]["data"]["person"] = {**PETER, "primary_support_reason": "Mental Health Support"}
+    [row] = cld.spec_rows(case, history, date(2031, 7, 1), date(2031, 9, 30), LA, [], problems)
+    assert (row["Client_Type"], row["Primary_Support_Reason"]) == ("Unpaid carer", "Social Support: Support to Carer")
+    assert problems == []

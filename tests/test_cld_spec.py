@@ -208,7 +208,8 @@ def test_every_value_a_process_can_produce_has_its_specification_code():
                    {route["default"], *(v for _, v in route["rules"])} if route else set())
     assert routes <= set(cld.CODE_LISTS["Request_Route_of_Access"])
     assert set(cld.REVIEW_REASONS) <= set(cld.CODE_LISTS["Review_Reason"])
-    assert set(cld.PRIMARY_SUPPORT_REASONS) <= set(cld.CODE_LISTS["Primary_Support_Reason"])
+    assert set(cld.SPEC_PRIMARY_SUPPORT_REASON.values()) <= set(cld.CODE_LISTS["Primary_Support_Reason"])
+    assert set(cld.PRIMARY_SUPPORT_REASONS) <= set(cld.SPEC_PRIMARY_SUPPORT_REASON)
     components = {m.get("service_component") for m in cld.PROCESS_MAPPINGS.values()} - {None}
     assert components == {"Reablement", "Equipment"} <= set(cld.CODE_LISTS["Service_Component"])
     types = {m.get("assessment_type") for m in cld.PROCESS_MAPPINGS.values()} - {None}
