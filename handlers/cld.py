@@ -1295,7 +1295,8 @@ ASKED_FIELDS: dict[str, tuple[str, str]] = {
     "Method_of_Review": ("Review", "answer 'Was the review with the person, their unpaid carer, or both?' on "
                                    "the review (a carer's review: 'Did the person cared for take part in the "
                                    "review?')"),
-    "Review_Outcomes_Achieved": ("Review", "answer 'Have the outcomes in the plan been achieved?' on the review"),
+    "Review_Outcomes_Achieved": ("Review", "answer 'Have the outcomes in the plan been achieved?' on the review "
+                                           "(a carer's review: 'Have the plan's outcomes been achieved?')"),
 }
 #: recorded by the processes, but their specification lists are not in any stored source: left empty (a gap of
 #: the whole return, docs/cld.md, never a row's problem)
