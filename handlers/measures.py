@@ -218,6 +218,12 @@ def case_view(case: dict, events: list[dict], task_teams: dict[tuple[str, str], 
         rows, error = cld.derive_cld_events(case, events), None
     except cld.CldDataError as exc:
         rows, error = [], str(exc)
+    if rows:  # the person's fields (birth month and year, date of death) with each row, as the return has them
+        try:
+            person = cld.person_fields(case, events)
+        except cld.CldDataError:
+            person = {}  # a person field the return cannot code: the measures read no age or death for the case
+        rows = [{**person, **row} for row in rows]
     return CaseView(case, instances, rows, error, last)
 
 
@@ -873,7 +879,7 @@ def _in_band(age: int | None, band: str | None) -> bool:
         return True
     if age is None:
         return False
-    return age <= 64 if band == "18_64" else True
+    return age <= 64 if band == "18_64" else age >= 65
 
 
 def _3d_rows(pop: Population) -> list[tuple[int, list[tuple[str, str | None, int, bool, dict, list | None,
