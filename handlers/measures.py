@@ -160,17 +160,20 @@ class CaseView:
     def instance_ids(self) -> list[int]:
         """The ids of the case's process instances (from the kept facts when the history was not read)."""
         if self.rows is None:
-            return [i[0] for i in self.items["instances"]]
+            kept = self.items["instances"]
+            return [int(i.split(":", 1)[0]) for i in kept.split(";")] if kept else []
         return list(self.instances)
 
     def instance(self, iid: int) -> Instance:
         """One of the case's process instances; from kept facts, without its events (made once, then the same)."""
         got = self.instances.get(iid)
         if got is None and self.rows is None:
-            for i, process_id, parent, started, completed, cancelled, teams in self.items["instances"]:
-                if i == iid:
-                    got = self.instances[iid] = Instance(i, self.case["id"], process_id, parent, {}, started,
-                                                         completed, cancelled, [], _frozen(teams))
+            for kept in filter(None, self.items["instances"].split(";")):
+                i, process_id, parent, teams = kept.split(":")
+                if int(i) == iid:  # kept facts hold no events, start data or times: only what identifies it
+                    got = self.instances[iid] = Instance(iid, self.case["id"], process_id,
+                                                         int(parent) if parent else None, {}, "",
+                                                         teams=_frozen(teams))
         if got is None:
             raise KeyError(iid)
         return got
@@ -322,7 +325,7 @@ class _Loaded:
 
 _LOADED: weakref.WeakKeyDictionary[Any, _Loaded] = weakref.WeakKeyDictionary()
 
-FACTS_VERSION = "2"  # change it when what case_facts keeps changes: every kept row is worked out again
+FACTS_VERSION = "4"  # change it when what case_facts keeps changes: every kept row is worked out again
 FACTS_CHUNK = 500  # cases read and worked out together (bounds the memory of a first build)
 
 
@@ -334,48 +337,63 @@ def facts_basis(teams: dict[tuple[str, str], frozenset[str]]) -> str:
 
 
 def case_facts(view: CaseView) -> dict[str, Any]:
-    """Everything the measures read from one case (each per-case extraction), as kept in `measure_facts`."""
+    """Everything the measures read from one case (each per-case extraction), as kept in `measure_facts`:
+    its instances (id, process, parent, teams: no events) and each extraction's items; empty ones are left out."""
     pop = view.alone()
     for name, fn in PER_CASE.items():
         _per_case_view(view, name, fn, pop)
-    instances = [[i.id, i.process_id, i.parent, i.started_at, i.completed_at, i.cancelled_at, sorted(i.teams)]
-                 for i in view.instances.values()]
-    return {"last_at": view.last_at, "error": view.error,
-            "items": {"instances": instances, **{name: view.items[name] for name in PER_CASE}}}
+    instances = ";".join(f"{i.id}:{i.process_id}:{'' if i.parent is None else i.parent}:{','.join(sorted(i.teams))}"
+                         for i in view.instances.values())  # one string, read only when an instance is asked for
+    items = {name: view.items[name] for name in PER_CASE if view.items[name]}
+    return {"last_at": view.last_at, "error": view.error, "items": {"instances": instances, **items}}
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (frozenset, set)):
-        return sorted(value)
-    raise TypeError(f"not JSON: {type(value).__name__}")
+_SHORT = {"instance_id": "i", "day": "d", "parts": "p", "teams": "t", "detail": "x"}
+
+
+def _compact(value: Any) -> Any:
+    """An item as kept: short keys, its case id left out (the row's), its sets as sorted lists."""
+    if isinstance(value, dict):
+        if "parts" in value:  # parts and teams as one comma-separated string each (fewer values to read back)
+            return {_SHORT.get(k, k): (",".join(sorted(v)) if isinstance(v, frozenset) else v)
+                    for k, v in value.items() if k != "case_id"}
+        return {k: _compact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_compact(v) for v in value]
+    return value
 
 
 def facts_text(facts: dict[str, Any]) -> str:
-    return json.dumps(facts, default=_json_default, separators=(",", ":"))
+    return json.dumps(_compact(facts), separators=(",", ":"))
 
 
-_FROZEN: dict[tuple, frozenset] = {}
+_FROZEN: dict[Any, frozenset] = {}
 
 
-def _frozen(values: list) -> frozenset:
-    key = tuple(values)
+def _frozen(values: list | str) -> frozenset:
+    """The same frozenset for the same values (a list, or a comma-separated string as kept)."""
+    key = values if isinstance(values, str) else tuple(values)
     got = _FROZEN.get(key)
     if got is None:
-        got = _FROZEN[key] = frozenset(values)
+        got = _FROZEN[key] = frozenset((values.split(",") if values else ()) if isinstance(values, str) else values)
     return got
-
-
-def _as_item(d: dict) -> dict:
-    if "parts" in d:
-        d["parts"] = _frozen(d["parts"])
-        d["teams"] = _frozen(d["teams"])
-    return d
 
 
 def view_from_facts(case: dict, text: str, event_id: int) -> CaseView:
     """A case as the measures read it, from its kept facts (no history: every measure's items are there)."""
-    facts = json.loads(text, object_hook=_as_item)
-    return CaseView(case, {}, None, facts["error"], facts["last_at"], dict(facts["items"]), event_id)
+    case_id = case["id"]
+
+    def item(d: dict) -> dict:
+        if "p" not in d:
+            return d
+        out = {"case_id": case_id, "instance_id": d.pop("i"), "day": d.pop("d"), "parts": _frozen(d.pop("p")),
+               "teams": _frozen(d.pop("t")), "detail": d.pop("x")}
+        if d:
+            out.update(d)
+        return out
+
+    facts = json.loads(text, object_hook=item)
+    return CaseView(case, {}, None, facts["error"], facts["last_at"], facts["items"], event_id)
 
 
 def _read_cases(conn: Any, case_ids: list[int] | None) -> tuple[list[dict], dict[int, list[dict]]]:
@@ -808,8 +826,10 @@ def _extract_2a(pop: Population) -> list[dict]:
 def _per_case_view(view: CaseView, key: str, fn: Callable[[Population], list], alone: Population | None = None) -> list:
     got = view.items.get(key)
     if got is None:
-        if view.rows is None:  # made from kept facts: everything a measure reads must be in them
-            raise LookupError(f"the kept facts of case {view.case['id']} have no {key!r} (change FACTS_VERSION)")
+        if view.rows is None:  # made from kept facts: what is not there is empty, and only PER_CASE is kept
+            if key not in PER_CASE:
+                raise LookupError(f"{key!r} is not kept in the measures' facts (PER_CASE)")
+            return []
         got = view.items[key] = fn(alone if alone is not None else view.alone())
     return got
 
@@ -822,7 +842,8 @@ def _per_case(pop: Population, key: str, fn: Callable[[Population], list]) -> li
         if pop.views:
             out: list = []
             for view in pop.views.values():
-                out += _per_case_view(view, key, fn)
+                got = view.items.get(key)
+                out += got if got is not None else _per_case_view(view, key, fn)
         else:
             out = fn(pop)
         pop.cache[key] = out
@@ -904,24 +925,32 @@ def _3d_rows(pop: Population) -> list[tuple[int, list[tuple[str, str | None, int
     return _per_case(pop, "3d_rows", find)
 
 
+def _3d_on(pop: Population, day: str) -> list[tuple[dict, int | None]]:
+    """(the item, age on the day) of each person in community long-term support on `day` (their highest-ranking
+    support by DHSC's order), alive on the day: worked out once per day for every band."""
+    key = f"3d_on:{day}"
+    if key not in pop.cache:
+        out = []
+        for _case_id, segments in _3d_rows(pop):
+            best = None
+            for start, end, rank, community, item, birth, died in segments:
+                if start <= day and (end is None or end >= day) and (died is None or died >= day) \
+                        and (best is None or rank < best[0]):
+                    best = (rank, community, item, birth)
+            if best is not None and best[1]:
+                out.append((best[2], dhsc_age(best[3], day)))
+        pop.cache[key] = out
+    return pop.cache[key]
+
+
 def _at_3d(pop: Population, day: str, band: str | None = None) -> list[dict]:
     """Each person once, by DHSC's order of delivery mechanisms, among their long-term support on `day`, alive on
     the day and not under 18 on it (age unknown: counted); in an age band, those whose age on the day
     (``dhsc_age``) is in it."""
-    items = []
-    for _case_id, segments in _3d_rows(pop):
-        best = None
-        for start, end, rank, community, item, birth, died in segments:
-            if start <= day and (end is None or end >= day) and (died is None or died >= day) \
-                    and (best is None or rank < best[0]):
-                best = (rank, community, item, birth)
-        if best is None or not best[1]:
-            continue
-        age = dhsc_age(best[3], day)
-        if not _in_band(age, band):
-            continue
-        items.append(best[2] if band is None else {**best[2], "detail": f"{best[2]['detail']}; aged {age} on {day}"})
-    return items
+    if band is None:
+        return [item for item, age in _3d_on(pop, day) if _in_band(age, None)]
+    return [{**item, "detail": f"{item['detail']}; aged {age} on {day}"}
+            for item, age in _3d_on(pop, day) if _in_band(age, band)]
 
 
 def _at_3d_band(band: str) -> Callable[[Population, str], list[dict]]:

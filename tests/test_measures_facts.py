@@ -35,7 +35,7 @@ def from_histories(eng) -> m.Population:
 def all_figures(pop) -> list:
     out = []
     for start, end in PERIODS:
-        out += [r.as_dict() for r in m.compute_all(pop, start, end)]
+        out += [(r.as_dict(), r.items) for r in m.compute_all(pop, start, end)]  # the items: the drill-down
         out += [m.over_time(pop, key, start, end) for key in ("ascof_3d1", "ascof_3d1b", "direct_payment_reviews")]
     return out
 
