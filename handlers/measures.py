@@ -994,29 +994,35 @@ def _carer_rows(pop: Population) -> list[tuple[str, str, str | None, int, str | 
     return _per_case(pop, "carers_3d", find)
 
 
+def _carers_in(pop: Population, first: str, last: str) -> list[tuple[dict, int | None]]:
+    """(the item, age on `last`) of each carer with support direct to them in [first, last], alive on `first`,
+    by their highest-ranking support (DHSC's order, then the earliest): worked out once per period for every
+    band. Age from the carer's earliest recorded birth (DHSC's person details choose the earliest valid one)."""
+    key = f"carers_in:{first}:{last}"
+    if key not in pop.cache:
+        best: dict[str, tuple] = {}
+        births: dict[str, list[int]] = {}
+        for who, start, end, rank, died, birth, item in _carer_rows(pop):
+            if start > last or (end is not None and (end < first or end < start)) \
+                    or (died is not None and died < first):
+                continue
+            order = (rank, start, item["case_id"], item["instance_id"] or 0)
+            if who not in best or order < best[who][0]:
+                best[who] = (order, item)
+            if birth is not None and (who not in births or birth < births[who]):
+                births[who] = birth
+        pop.cache[key] = [(item, dhsc_age(births.get(who), last)) for who, (_order, item) in best.items()]
+    return pop.cache[key]
+
+
 def _in_period_carers(pop: Population, first: str, last: str, band: str | None = None) -> list[dict]:
     """ASCOF 3D part b: carers with support direct to them at any time in the period (in year, not a
     snapshot), alive on its first day; each carer once, by DHSC's order (direct payment, managed personal
-    budget, commissioned, delivery mechanism unknown); age on the period's last day from their earliest
-    recorded birth (DHSC's person details choose the earliest of a person's valid births)."""
-    best: dict[str, tuple] = {}
-    births: dict[str, list[int]] = {}
-    for who, start, end, rank, died, birth, item in _carer_rows(pop):
-        if start > last or (end is not None and end < first) or (end is not None and end < start) \
-                or (died is not None and died < first):
-            continue
-        key = (rank, start, item["case_id"], item["instance_id"] or 0)
-        if who not in best or key < best[who][0]:
-            best[who] = (key, item)
-        if birth is not None and (who not in births or birth < births[who]):
-            births[who] = birth
-    items = []
-    for who, (_key, item) in best.items():
-        age = dhsc_age(births.get(who), last)
-        if not _in_band(age, band):
-            continue
-        items.append(item if band is None else {**item, "detail": f"{item['detail']}; aged {age} on {last}"})
-    return items
+    budget, commissioned, delivery mechanism unknown); under 18 on the period's last day in no figure."""
+    if band is None:
+        return [item for item, age in _carers_in(pop, first, last) if _in_band(age, None)]
+    return [{**item, "detail": f"{item['detail']}; aged {age} on {last}"}
+            for item, age in _carers_in(pop, first, last) if _in_band(age, band)]
 
 
 def _in_period_carers_band(band: str | None) -> Callable[[Population, str, str], list[dict]]:
