@@ -31,6 +31,7 @@ import bisect
 import functools
 import hashlib
 import json
+import logging
 import re
 import statistics
 import weakref
@@ -39,7 +40,11 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+
 from handlers import working_days
+
+log = logging.getLogger("carepath.measures")
 
 OVERSIGHT_TEAM = "team_manager"  # escalations and approvals: not the team that owns the work
 
@@ -465,7 +470,10 @@ def _work_out(engine: Any, case_ids: list[int], teams: dict, basis: str, refs: d
             out[cid] = view_from_facts({"id": cid, "reference": refs.get(cid, by_id[cid]["reference"])}, text,
                                        event_id)
         if rows:
-            _write_facts(engine, rows)
+            try:
+                _write_facts(engine, rows)
+            except DBAPIError as exc:  # busy or read-only: the figures are right anyway; a later page keeps them
+                log.warning("measure facts of %d cases not kept: %s", len(rows), type(exc.orig).__name__)
     return out
 
 

@@ -215,3 +215,22 @@ def test_ascof_3d_carers_in_year_each_carer_once_by_dhscs_order():
     result, items = m.measure_cases(pop, "ascof_3d1b", *year, part="unknown_mechanism")
     assert [i["case_id"] for i in items] == [6] and result.extra["left_out"] == {"unknown_mechanism": 1}
     assert items[0]["detail"] == "carer's support from 2031-01-01: no delivery mechanism"
+
+
+def test_when_the_facts_cannot_be_written_the_page_still_has_the_right_figures(county, monkeypatch, caplog):
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    eng, c = county
+    m._LOADED.pop(eng, None)
+
+    def busy(engine, rows):
+        raise OperationalError("INSERT INTO measure_facts", {}, sqlite3.OperationalError("database is locked"))
+
+    monkeypatch.setattr(m, "_write_facts", busy)
+    pop = m.load_population(eng)
+    assert kept(eng) == {}  # nothing kept: the next page works the cases out again
+    assert all_figures(pop) == all_figures(from_histories(eng))
+    assert "measure facts of" in caplog.text and "OperationalError" in caplog.text
+    assert "CASE-" not in caplog.text  # no case named in the log
