@@ -55,7 +55,8 @@ DOMAINS = ("personal_care", "nutrition", "safety_and_supervision", "mobility_at_
 
 def contact(outcomes_unable: list[str] | None = None, **person: Any) -> dict:
     """A front door contact from the person's GP."""
-    return {"caller": {"name": "Dr Amy Shah", "relationship": "gp_or_social_prescriber", "organisation": "Riverside GP"},
+    return {"caller": {"name": "Dr Amy Shah", "relationship": "gp_or_social_prescriber",
+                       "organisation": "Riverside GP"},
             "reason": "Falls at home and struggling since her husband died",
             "person": {"name": "Joan Barker", "age": 78, "address": "4 Mill Lane, Northby", "area": "north",
                        "lives_alone": True, **person},

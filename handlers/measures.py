@@ -914,8 +914,8 @@ def _in_band(age: int | None, band: str | None) -> bool:
 def _3d_rows(pop: Population) -> list[tuple[int, list[tuple[str, str | None, int, bool, dict, list | None,
                                                               str | None]]]]:
     """Per case with long-term support: (start, end, DHSC's rank of its delivery mechanism, in the community,
-    the item it would count as, birth [year, month], date of death) of each such row, worked out once (a snapshot picks among
-    them by day)."""
+    the item it would count as, birth [year, month], date of death) of each such row, worked out once (a
+    snapshot picks among them by day)."""
     def find(p: Population) -> list:
         out = []
         for case_id, lts, _rows in _long_term(p):
@@ -1146,7 +1146,7 @@ def _annual_rows(pop: Population) -> list[tuple[int, list[tuple[str, str | None,
 def _at_annual_reviews(pop: Population, day: str) -> list[dict]:
     year_before = (date.fromisoformat(day) - timedelta(days=365)).isoformat()
     items = []
-    for case_id, segments, reviews in _annual_rows(pop):
+    for _case_id, segments, reviews in _annual_rows(pop):
         lts = [s for s in segments if s[0] <= day and (s[1] is None or s[1] >= day)]
         if not lts:
             continue

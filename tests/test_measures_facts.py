@@ -14,12 +14,19 @@ from __future__ import annotations
 import json
 from datetime import date
 
+import pytest
 from sqlalchemy import select, update
 
 from engine.runtime import Engine
 from engine.schema import events, measure_facts
 from handlers import measures as m
 from tests.test_measures import Q2, YEAR, county, engine_2031  # noqa: F401 - pytest fixtures and periods
+
+
+@pytest.fixture
+def driven(county):  # noqa: F811 - the imported fixture
+    return county
+
 
 PERIODS = (YEAR, Q2, (date(2031, 7, 1), date(2031, 12, 31)), (date(2031, 3, 3), date(2031, 3, 3)))
 
@@ -51,8 +58,8 @@ def latest_event(eng, case_id) -> int:
                             .order_by(events.c.id.desc()).limit(1)).scalar()
 
 
-def test_kept_facts_give_the_figures_of_a_full_recompute_before_and_after_new_events(county):
-    eng, c = county
+def test_kept_facts_give_the_figures_of_a_full_recompute_before_and_after_new_events(driven):
+    eng, c = driven
     m._LOADED.pop(eng, None)
     first = m.load_population(eng)
     rows = kept(eng)
@@ -88,8 +95,8 @@ def test_kept_facts_give_the_figures_of_a_full_recompute_before_and_after_new_ev
         other.db.dispose()
 
 
-def test_a_slow_writer_never_replaces_later_facts_and_a_stale_or_foreign_row_is_worked_out_again(county):
-    eng, c = county
+def test_a_slow_writer_never_replaces_later_facts_and_a_stale_or_foreign_row_is_worked_out_again(driven):
+    eng, c = driven
     m._LOADED.pop(eng, None)
     m.load_population(eng)
     event_id, basis = kept(eng)[c["dp"]]
@@ -217,12 +224,12 @@ def test_ascof_3d_carers_in_year_each_carer_once_by_dhscs_order():
     assert items[0]["detail"] == "carer's support from 2031-01-01: no delivery mechanism"
 
 
-def test_when_the_facts_cannot_be_written_the_page_still_has_the_right_figures(county, monkeypatch, caplog):
+def test_when_the_facts_cannot_be_written_the_page_still_has_the_right_figures(driven, monkeypatch, caplog):
     import sqlite3
 
     from sqlalchemy.exc import OperationalError
 
-    eng, c = county
+    eng, c = driven
     m._LOADED.pop(eng, None)
 
     def busy(engine, rows):
