@@ -497,10 +497,12 @@ def load_population(engine: Any) -> Population:
         basis = facts_basis(teams)
         held = loaded.views if loaded is not None and loaded.basis == basis else {}
         latest = select(func.max(events.c.id)).where(events.c.case_id == cases.c.id).scalar_subquery()
+        columns = [cases.c.id, cases.c.reference, measure_facts.c.last_event_id, latest.label("latest")]
+        if not held:  # nothing held (a start): the kept facts come with the listing, in one query
+            columns.append(measure_facts.c.facts)
         listing = conn.execute(
-            select(cases.c.id, cases.c.reference, measure_facts.c.last_event_id, latest.label("latest"))
-            .select_from(cases.outerjoin(measure_facts, and_(measure_facts.c.case_id == cases.c.id,
-                                                             measure_facts.c.basis == basis)))).all()
+            select(*columns).select_from(cases.outerjoin(measure_facts, and_(
+                measure_facts.c.case_id == cases.c.id, measure_facts.c.basis == basis)))).all()
         views: dict[int, CaseView] = {}
         stale: list[int] = []
         kept: list[int] = []
@@ -508,10 +510,13 @@ def load_population(engine: Any) -> Population:
         for r in listing:
             if r.last_event_id is None or r.last_event_id < (r.latest or 0):
                 stale.append(r.id)
+            elif not held:
+                views[r.id] = view_from_facts({"id": r.id, "reference": r.reference}, r.facts, r.last_event_id)
             elif (mine := held.get(r.id)) is not None and mine.event_id == r.last_event_id:
                 views[r.id] = mine
             else:
                 kept.append(r.id)
+        del listing
         for i in range(0, len(kept), FACTS_CHUNK):
             chunk = kept[i:i + FACTS_CHUNK]
             for r in conn.execute(select(measure_facts.c.case_id, measure_facts.c.last_event_id,
