@@ -41,7 +41,7 @@ FILES = [ROOT / "processes" / name for name in (
 
 # copies of each template per round of the bench's filling: mostly requests that end at the front door, as in
 # a county's year (about two in three contacts end with information and advice)
-WEIGHTS = {"advice": 6, "signposted": 6, "reablement": 2, "long_term": 1, "direct_payment": 1, "commissioned": 1,
+WEIGHTS = {"advice": 7, "signposted": 7, "reablement": 2, "long_term": 1, "direct_payment": 1, "commissioned": 1,
            "carer": 1, "safeguarding": 1, "discharge": 1}
 
 PERSON = {"name": "Peter Clarke", "address": ["12 Mill Lane", "Northtown", "NS2 4BB"], "salutation": "Mr Clarke",
