@@ -269,10 +269,19 @@ def population_of(views: dict[int, CaseView], *, keep_views: bool = True) -> Pop
         for v in views.values():
             instances.update(v.instances)  # type: ignore[attr-defined]
     last = max((v.last_at for v in views.values() if v.last_at), default=None)
-    return Population({cid: v.case for cid, v in views.items()}, instances,  # type: ignore[arg-type]
-                      {cid: v.rows or [] for cid, v in views.items()},
-                      {cid: v.error for cid, v in views.items() if v.error}, uk_day(last),
-                      views=views if keep_views else {})
+    population = Population({cid: v.case for cid, v in views.items()}, instances,  # type: ignore[arg-type]
+                            {cid: v.rows or [] for cid, v in views.items()},
+                            {cid: v.error for cid, v in views.items() if v.error}, uk_day(last),
+                            views=views if keep_views else {})
+    if keep_views and views and all(v.rows is None for v in views.values()):
+        # every case from kept facts: each extraction's items gathered in one pass (what _per_case would do)
+        gathered: dict[str, list] = {name: [] for name in PER_CASE}
+        for v in views.values():
+            for name, found in v.items.items():
+                if name in gathered:
+                    gathered[name] += found
+        population.cache.update(gathered)
+    return population
 
 
 def build_population(cases: Iterable[dict], histories: dict[int, list[dict]],
@@ -531,6 +540,22 @@ def load_population(engine: Any) -> Population:
     return population
 
 
+def warm_in_background(engine: Any) -> Any:
+    """Read the measures' kept facts (working out any stale case) in a daemon thread, so that the first measures
+    page after the server starts finds them in memory; the thread, so a caller can wait for it."""
+    import threading
+
+    def warm() -> None:
+        try:
+            load_population(engine)
+        except Exception as exc:  # noqa: BLE001 - the page works them out itself; nothing personal is logged
+            log.warning("measures not read at start: %s", type(exc).__name__)
+
+    thread = threading.Thread(target=warm, name="carepath-measures-warm", daemon=True)
+    thread.start()
+    return thread
+
+
 # ---------------------------------------------------------------- results
 
 
@@ -610,14 +635,15 @@ def _period_items(measure: Measure, population: Population, first: str, last: st
             cache[key] = measure.at_date(population, last)
         return list(cache[key])
     if measure.in_period is not None:
-        key = f"in:{measure.key}:{first}:{last}"
+        key = f"in:{id(measure.in_period)}:{first}:{last}"  # shared by 1b and 2b of the same ages
         if key not in cache:
             cache[key] = measure.in_period(population, first, last)
         return list(cache[key])
-    key = EXTRACTS[id(measure.extract)]
+    name = EXTRACTS[id(measure.extract)]
+    key = f"dated:{name}"
     if key not in cache:
         if measure.per_case:  # each case's items kept with it: a new event re-extracts that case's
-            found = list(_per_case(population, key, measure.extract))  # type: ignore[arg-type]
+            found = list(_per_case(population, name, measure.extract))  # type: ignore[arg-type]
         else:
             found = measure.extract(population)  # type: ignore[misc]
         if measure.resolve is not None:
@@ -944,6 +970,7 @@ def _3d_on(pop: Population, day: str) -> list[tuple[dict, int | None]]:
     key = f"3d_on:{day}"
     if key not in pop.cache:
         out = []
+        on = date.fromisoformat(day).toordinal()
         for _case_id, segments in _3d_rows(pop):
             best = None
             for start, end, rank, community, item, birth, died in segments:
@@ -951,7 +978,9 @@ def _3d_on(pop: Population, day: str) -> list[tuple[dict, int | None]]:
                         and (best is None or rank < best[0]):
                     best = (rank, community, item, birth)
             if best is not None and best[1]:
-                out.append((best[2], dhsc_age(best[3], day)))
+                birth = best[3]
+                out.append((best[2], None if birth is None else  # dhsc_age, without parsing the day again
+                            int((on - date(birth[0], birth[1], 1).toordinal()) // 365.25)))
         pop.cache[key] = out
     return pop.cache[key]
 

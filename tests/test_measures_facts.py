@@ -241,3 +241,19 @@ def test_when_the_facts_cannot_be_written_the_page_still_has_the_right_figures(d
     assert all_figures(pop) == all_figures(from_histories(eng))
     assert "measure facts of" in caplog.text and "OperationalError" in caplog.text
     assert "CASE-" not in caplog.text  # no case named in the log
+
+
+def test_the_server_reads_the_measures_facts_once_in_the_background_when_it_starts(driven):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    eng, c = driven
+    m._LOADED.pop(eng, None)
+    quiet = create_app(eng, run_timers=False)  # warming is asked for, not a default
+    with TestClient(quiet):
+        assert not hasattr(quiet.state, "measures_warming") and eng not in m._LOADED
+    app = create_app(eng, run_timers=False, warm_measures=True)  # as `carepath serve` makes it
+    with TestClient(app):
+        app.state.measures_warming.join()  # waits for the reading, however long it takes; asserts no duration
+        assert eng in m._LOADED and set(kept(eng)) == set(m._LOADED[eng].population.cases)
