@@ -343,10 +343,26 @@ FACTS_VERSION = "4"  # change it when what case_facts keeps changes: every kept 
 FACTS_CHUNK = 500  # cases read and worked out together (bounds the memory of a first build)
 
 
+@functools.lru_cache(maxsize=1)
+def _code_hash() -> str:
+    """The code that derives the facts (this module, handlers/cld.py and its code lists): a release that changes
+    how a CLD row or a measure's item is worked out makes every kept row stale, with no version to remember."""
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    files = [here / "measures.py", here / "cld.py", *sorted((here / "cld_spec").glob("*"))]
+    digest = hashlib.sha256()
+    for f in files:
+        if f.is_file():
+            digest.update(f.name.encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()
+
+
 def facts_basis(teams: dict[tuple[str, str], frozenset[str]]) -> str:
-    """What a case's kept facts were worked out on: the facts' version and the teams of the deployed tasks (a
-    deployment that changes them makes every row stale; one that does not changes nothing)."""
-    text = json.dumps([FACTS_VERSION, sorted([p, e, sorted(t)] for (p, e), t in teams.items())])
+    """What a case's kept facts were worked out on: the facts' version, the code that derives them
+    (``_code_hash``) and the teams of the deployed tasks (a deployment that changes them makes every row stale;
+    one that does not changes nothing)."""
+    text = json.dumps([FACTS_VERSION, _code_hash(), sorted([p, e, sorted(t)] for (p, e), t in teams.items())])
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -257,3 +257,17 @@ def test_the_server_reads_the_measures_facts_once_in_the_background_when_it_star
     with TestClient(app):
         app.state.measures_warming.join()  # waits for the reading, however long it takes; asserts no duration
         assert eng in m._LOADED and set(kept(eng)) == set(m._LOADED[eng].population.cases)
+
+
+def test_a_release_that_changes_the_derivation_makes_every_kept_row_stale(driven, monkeypatch):
+    eng, c = driven
+    m._LOADED.pop(eng, None)
+    m.load_population(eng)
+    before = kept(eng)
+    monkeypatch.setattr(m, "_code_hash", lambda: "a release that derives a CLD row differently")
+    m._LOADED.pop(eng, None)
+    pop = m.load_population(eng)
+    after = kept(eng)
+    assert set(after) == set(before)
+    assert all(after[cid][1] != before[cid][1] and after[cid][0] == before[cid][0] for cid in after)
+    assert all_figures(pop) == all_figures(from_histories(eng))
