@@ -12,9 +12,11 @@ does not register it, and it reads no clock (the period is given).
 
 How the work is shared out (a county year is ~1 M history events):
 
-* ``load_population`` reads every case and its history in two queries (cases; events ordered by case
-  and sequence), derives the CLD rows of each case once, and indexes the process instances, per case
-  (``CaseView``); later calls read again only the cases with events written since;
+* ``load_population`` reads, per case, the facts kept in ``measure_facts`` (each measure's items for that
+  case, worked out once from its history and its CLD rows: ``case_facts``); a case with an event later than
+  its kept facts, or kept on another basis, is read from its history and worked out again, and its facts
+  written back for every process (docs/measures.md, "Speed"); in one process, later calls read again only
+  what changed;
 * each measure's ``extract`` walks a case once and keeps, per instance it concerns, one small *item*
   (the day that puts it in a period, which part of the figure it counts in, the teams that worked it),
   kept with the case; ``compute`` for any period is then a slice of those items in day order, so a
