@@ -40,7 +40,8 @@ from .auth import AuthSettings, AuthStore
 from .auth import router as auth_router
 
 
-def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | None = None) -> FastAPI:
+def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | None = None,
+               warm_measures: bool = False) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
         sched = None
@@ -49,6 +50,10 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
 
             sched = background_scheduler(engine)
             sched.start()
+        if warm_measures:  # the measures' kept facts read once in the background (docs/measures.md, "Speed")
+            from handlers.measures import warm_in_background
+
+            _app.state.measures_warming = warm_in_background(engine)
         try:
             yield
         finally:

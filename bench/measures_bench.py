@@ -1,25 +1,28 @@
-"""The measures page for a county year (issue 12): every measure, its chart of twelve months, on ~1 M events.
+"""The measures page for a county year (issue 12): every measure and its chart of twelve months, on ~1 M events.
 
     .venv/bin/python -m bench.measures_bench                       # SQLite
     .venv/bin/python -m bench.measures_bench --pg postgresql://postgres@127.0.0.1:5432/test
 
-Set-up (not measured): the seven cases of tests/test_measures.py's population are driven through the real
-diagrams, handlers and forms on the simulated clock (a signposted contact, reablement from the front door,
-two people assessed into long-term support, a safeguarding enquiry, a hospital discharge into reablement
-with its 91-day follow-up). Their histories (~450 events) are then copied into new cases, each copy moved
-by a whole number of days across a year, with its own chain, hash chaining and instance ids, until the
-database holds --events events (1 M by default, about 26,000 requests: a county's year). The copies are
-written as rows, not run through the engine (which would take hours): the measures read exactly the rows
-the engine writes.
+Set-up (not measured): bench/county.py's templates (a signposted contact, reablement, reablement into a managed
+budget, a direct payment, commissioned support, a carer on a direct payment, a safeguarding enquiry, a hospital
+discharge with its 91-day follow-up) are driven through the real diagrams, handlers and forms on the simulated
+clock. Their histories are then copied into new cases (bench/county.py WEIGHTS copies of each per round, most of
+them requests that end at the front door), each copy moved by a whole number of days across a year, with its own
+hash chain and instance ids, until the database holds --events events (1 M by default: about 26,400 requests
+ending in the year April 2031 to March 2032, the county's volume). The copies are written as rows, not run
+through the engine (which would take hours): the measures read exactly the rows the engine writes.
 
-Measured, each the best of --repeat runs:
-* ``load``: `load_population` from a cold start (two queries, every history parsed, CLD rows derived);
-* ``page``: the first measures page once the histories are read — every case's measure events extracted,
-  every measure for the year and its chart of 12 months (`api.measures._compute_page`); ``cold_page`` is
-  the two together; ``page_cached``: the same page when nothing was written since (as the page reuses it);
-* ``page_after_one_new_event``: the page after one case record changed (that case's history read again, every
-  measure's events extracted again);
-* ``drill_down``: one measure's cases for the year.
+Measured, each in a new process (so its peak resident memory, ``ru_maxrss``, is its own), the page being
+``GET /measures?from=2031-04-01&to=2032-03-31`` through the app (every measure, its chart of 12 months and the
+table behind it, as HTML) for the performance role:
+
+* ``first_page_ever``: the first page on a database whose measure facts were never kept (every history read,
+  every case's facts worked out and written to measure_facts: once per database, and after a deployment that
+  changes the tasks' teams);
+* ``cold_page``: the first page after a server starts, the facts kept (a new process: one row per case read);
+* ``warm_page``: the same page again, nothing written since;
+* ``page_after_one_new_event``: the page after one case record changed (that case read and worked out again);
+* ``drill_down``: the cases behind one figure (the requests of the year, first page of the list).
 Results are printed and saved under bench/results/.
 """
 
@@ -27,6 +30,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
+import subprocess
+import sys
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -34,12 +40,13 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
-from bench.engine_bench import START, Scratch, dumps
+from bench.engine_bench import Scratch, dumps
 from bench.run import machine
 from engine.history import GENESIS, canonical_json, event_hash
 from engine.schema import cases, chains, events
 
 ROOT = Path(__file__).resolve().parent.parent
+YEAR = "from=2031-04-01&to=2032-03-31"
 
 
 def _shift(at: str, days: int) -> str:
@@ -63,21 +70,26 @@ def _shift_data(value: Any, days: int) -> Any:
     return value
 
 
-def fill(eng: Any, target_events: int) -> dict[str, int]:
+def fill(eng: Any, templates_by_name: dict[str, int], target_events: int) -> dict[str, int]:
     """Copy the driven cases' histories into new cases, spread over a year, until `target_events`."""
+    from bench.county import WEIGHTS
+
     with eng.db.engine.connect() as conn:
         templates = {cid: [dict(r._mapping) for r in conn.execute(
             select(events).where(events.c.case_id == cid).order_by(events.c.seq))]
-            for cid in conn.execute(select(cases.c.id)).scalars()}
+            for cid in templates_by_name.values()}
         template_cases = {r.id: r for r in conn.execute(select(cases))}
         next_case = conn.execute(select(func.max(cases.c.id))).scalar() + 1
         next_instance = conn.execute(select(func.max(events.c.instance_id))).scalar() + 1
         total = conn.execute(select(func.count()).select_from(events)).scalar()
-    copies = 0
+    order = [templates_by_name[name] for name, weight in WEIGHTS.items() for _ in range(weight)]
+    copies = rounds = 0
     while total < target_events:
         case_rows, chain_rows, event_rows = [], [], []
-        for template_id, rows in templates.items():
-            days = (copies * 7 + template_id * 3) % 330 - 60  # spread over the year (some starting the year before)
+        for template_id in order:
+            rows = templates[template_id]
+            days = (copies * 37) % 330 - 60  # spread over the year (some starting the year before)
+            copies += 1
             cid, chain = next_case, f"case:{next_case}"
             next_case += 1
             t = template_cases[template_id]
@@ -108,108 +120,124 @@ def fill(eng: Any, target_events: int) -> dict[str, int]:
             conn.execute(insert(chains), chain_rows)
             conn.execute(insert(events), event_rows)
         total += len(event_rows)
-        copies += 1
+        rounds += 1
     with eng.db.engine.connect() as conn:
         return {"cases": conn.execute(select(func.count()).select_from(cases)).scalar(),
-                "events": conn.execute(select(func.count()).select_from(events)).scalar(), "copies": copies}
+                "events": conn.execute(select(func.count()).select_from(events)).scalar(), "rounds": rounds}
 
 
-def _best(fn: Any, repeat: int) -> tuple[float, Any]:
-    best, value = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        value = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, value
+def _peak_mb() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # kilobytes on Linux
 
 
-def run(kind: str, pg_url: str | None, target: int, repeat: int) -> dict[str, Any]:
-    from api import measures as page
+def _client(app: Any) -> Any:
+    from fastapi.testclient import TestClient
+
+    from api.demo_users import demo_password, demo_username
+
+    c = TestClient(app)
+    r = c.post("/api/session", json={"username": demo_username("performance"),
+                                     "password": demo_password("performance")})
+    assert r.status_code == 200, r.text
+    c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+    return c
+
+
+def _timed_get(client: Any, url: str) -> tuple[float, Any]:
+    t = time.perf_counter()
+    r = client.get(url)
+    assert r.status_code == 200, (url, r.status_code, r.text[:500])
+    return time.perf_counter() - t, r
+
+
+def phase(name: str, url: str) -> dict[str, Any]:
+    """One measured step, in this (new) process."""
+    from api.app import create_app
+    from engine.runtime import Engine
+    from handlers import measures as m
+
+    eng = Engine(url)
+    app = create_app(eng, run_timers=False)
+    client = _client(app)
+    out: dict[str, Any] = {"rss_before_mb": _peak_mb()}
+    seconds, page = _timed_get(client, f"/measures?{YEAR}")
+    out[f"{name}_s"] = round(seconds, 2)
+    out[f"{name}_peak_rss_mb"] = _peak_mb()
+    if name == "cold_page":
+        out["warm_page_s"] = round(min(_timed_get(client, f"/measures?{YEAR}")[0] for _ in range(3)), 2)
+        case_id = eng.db.engine.connect().execute(select(func.min(cases.c.id))).scalar()
+        after = []
+        for k in range(3):
+            eng.update_case_record(case_id, {"bench_touch": k}, actor="bench", reason="bench")
+            after.append(_timed_get(client, f"/measures?{YEAR}")[0])
+        out["page_after_one_new_event_s"] = round(min(after), 2)
+        out["drill_down_s"] = round(min(_timed_get(client, f"/measures/new_requests/cases?{YEAR}")[0]
+                                        for _ in range(3)), 2)
+        pop = m.load_population(eng)
+        year = (date(2031, 4, 1), date(2032, 3, 31))
+        r = m.compute("new_requests", pop, *year)
+        out["requests_in_year"] = sum(p.count for p in r.parts)
+        out["page_bytes"] = len(page.content)
+        out["peak_rss_mb"] = _peak_mb()
+    eng.db.dispose()
+    return out
+
+
+def _in_child(name: str, url: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "bench.measures_bench", "--phase", name, "--url", url],
+                          cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"phase {name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run(kind: str, pg_url: str | None, target: int) -> dict[str, Any]:
+    from api.demo_users import create_demo_users
+    from bench import county
     from engine.forms import FormLibrary
     from engine.registry import load_registry
     from engine.runtime import Engine
-    from handlers import measures as m
-    from tests.test_cld import FILES
-    from tests.test_measures import drive_county
 
     db = Scratch(kind, pg_url)
     try:
         eng = Engine(db.url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
-        eng.init(simulated_start=START.replace(year=2031, month=3, day=3))
-        eng.deploy(FILES)
-        drive_county(eng)
+        eng.init(simulated_start=county.START)
+        eng.deploy(county.FILES)
+        templates = county.drive(eng)
+        create_demo_users(eng)
         t = time.perf_counter()
-        size = fill(eng, target)
+        size = fill(eng, templates, target)
         setup_s = time.perf_counter() - t
-        year = {"start": date(2031, 4, 1), "end": date(2032, 3, 31), "team": None}
-
-        def cold() -> Any:
-            m._LOADED.clear()
-            return m.load_population(eng)
-
-        load_s, pop = _best(cold, repeat)
-        rss_mb = _rss_mb()  # what the process holds once the histories are read (the population kept)
-
-        def fresh_page() -> Any:  # the first page after the histories are read: every case's events extracted
-            pop.cache.clear()
-            for view in pop.views.values():
-                view.items.clear()
-            return page._compute_page(eng, year, _Reader())
-
-        page_s, result = _best(fresh_page, repeat)
-        cached_s, _ = _best(lambda: page._compute_page(eng, year, _Reader()), repeat)
-
-        def one_new_event() -> Any:  # a case record changed: one case is read again, the measures worked out again
-            eng.update_case_record(some_case, {"bench_touch": time.perf_counter()}, actor="bench", reason="bench")
-            return page._compute_page(eng, year, _Reader())
-
-        some_case = next(iter(pop.cases))
-        incremental_s, _ = _best(one_new_event, repeat)
-        drill_s, (_r, items) = _best(lambda: m.measure_cases(pop, "new_requests", year["start"], year["end"]), repeat)
-        requests = sum(p.count for p in next(x["r"] for x in result["results"] if x["r"].key == "new_requests").parts)
         eng.db.dispose()
-        return {"database": kind, **size, "setup_s": round(setup_s, 1), "requests_in_year": requests,
-                "load_population_s": round(load_s, 2),
-                "resident_memory_after_load_mb": rss_mb, "page_after_load_s": round(page_s, 2),
-                "page_cached_s": round(cached_s, 2),
-                "page_after_one_new_event_s": round(incremental_s, 2), "drill_down_new_requests_s": round(drill_s, 3),
-                "drill_down_items": len(items), "cold_page_s": round(load_s + page_s, 2)}
+        result: dict[str, Any] = {"database": kind, **size, "setup_s": round(setup_s, 1)}
+        result.update(_in_child("first_page_ever", db.url))
+        result.pop("rss_before_mb")
+        result.update(_in_child("cold_page", db.url))
+        return result
     finally:
         db.close()
-
-
-def _rss_mb() -> int | None:
-    try:
-        line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmRSS:"))
-    except (OSError, StopIteration):
-        return None
-    return int(line.split()[1]) // 1024
-
-
-class _Reader:
-    """A performance officer (named on no restricted case) for the page's restriction check."""
-
-    username = "performance"
-    roles = frozenset({"performance"})
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pg", help="PostgreSQL URL (a throwaway schema is made and dropped)")
     ap.add_argument("--events", type=int, default=1_000_000)
-    ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--skip-sqlite", action="store_true")
+    ap.add_argument("--phase", help=argparse.SUPPRESS)  # one measured step, in a child process
+    ap.add_argument("--url", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.phase:
+        print(json.dumps(phase(args.phase, args.url)))
+        return
     results = []
     if not args.skip_sqlite:
-        results.append(run("sqlite", None, args.events, args.repeat))
+        results.append(run("sqlite", None, args.events))
         print(dumps(results[-1]), flush=True)
     if args.pg:
-        results.append(run("postgres", args.pg, args.events, args.repeat))
+        results.append(run("postgres", args.pg, args.events))
         print(dumps(results[-1]), flush=True)
     report = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
-              "command": "python -m bench.measures_bench " + " ".join(f"--events {args.events}".split()),
-              "results": results}
+              "command": "python -m bench.measures_bench " + " ".join(sys.argv[1:]), "results": results}
     dest = ROOT / "bench" / "results" / f"measures-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
     dest.write_text(json.dumps(report, indent=2) + "\n")
     print(f"saved {dest.relative_to(ROOT)}")

@@ -380,3 +380,20 @@ letter_sends = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_letter_sends_status_next_at", "status", "next_at"),
 )
+
+
+# ---------------------------------------------------------------- measures' per-case facts (handlers/measures.py, 0010)
+# What the measures read from one case, worked out from its history (docs/measures.md, "Speed"): kept so that a
+# server's first measures page reads one row per case instead of every history. A row is good while no event of
+# its case has an id above `last_event_id` and its `basis` (the code's facts version and the teams of the deployed
+# tasks) is the current one; any process that finds a stale row works the case out again and writes it, and a
+# write never replaces a row made from a later event (handlers.measures.load_population). Derived, never
+# authoritative: deleting every row only makes the next page slow.
+measure_facts = Table(
+    "measure_facts",
+    metadata,
+    Column("case_id", ForeignKey("cases.id"), primary_key=True),
+    Column("last_event_id", Id, nullable=False),  # the case's latest event the facts were worked out from (0: none)
+    Column("basis", String(64), nullable=False),
+    Column("facts", Text, nullable=False),  # JSON (handlers.measures.case_facts)
+)

@@ -11,5 +11,5 @@ def serve(db_url: str | None, *, host: str, port: int, timers: bool = True) -> N
     from .runtime import Engine
 
     engine = Engine(db_url)
-    app = create_app(engine, run_timers=timers)
+    app = create_app(engine, run_timers=timers, warm_measures=True)
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -12,9 +12,11 @@ does not register it, and it reads no clock (the period is given).
 
 How the work is shared out (a county year is ~1 M history events):
 
-* ``load_population`` reads every case and its history in two queries (cases; events ordered by case
-  and sequence), derives the CLD rows of each case once, and indexes the process instances, per case
-  (``CaseView``); later calls read again only the cases with events written since;
+* ``load_population`` reads, per case, the facts kept in ``measure_facts`` (each measure's items for that
+  case, worked out once from its history and its CLD rows: ``case_facts``); a case with an event later than
+  its kept facts, or kept on another basis, is read from its history and worked out again, and its facts
+  written back for every process (docs/measures.md, "Speed"); in one process, later calls read again only
+  what changed;
 * each measure's ``extract`` walks a case once and keeps, per instance it concerns, one small *item*
   (the day that puts it in a period, which part of the figure it counts in, the teams that worked it),
   kept with the case; ``compute`` for any period is then a slice of those items in day order, so a
@@ -29,16 +31,22 @@ from __future__ import annotations
 
 import bisect
 import functools
+import hashlib
 import json
+import logging
 import re
 import statistics
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+
 from handlers import working_days
+
+log = logging.getLogger("carepath.measures")
 
 OVERSIGHT_TEAM = "team_manager"  # escalations and approvals: not the team that owns the work
 
@@ -150,10 +158,32 @@ class CaseView:
 
     case: dict
     instances: dict[int, Instance]
-    rows: list[dict]
+    rows: list[dict] | None  # None: made from the facts kept in measure_facts (``view_from_facts``), no history
     error: str | None
     last_at: str | None
     items: dict[str, Any] = field(default_factory=dict)  # measure extraction -> this case's items
+    event_id: int = 0  # the id of the case's latest event read (facts kept in measure_facts are good up to it)
+
+    def instance_ids(self) -> list[int]:
+        """The ids of the case's process instances (from the kept facts when the history was not read)."""
+        if self.rows is None:
+            kept = self.items["instances"]
+            return [int(i.split(":", 1)[0]) for i in kept.split(";")] if kept else []
+        return list(self.instances)
+
+    def instance(self, iid: int) -> Instance:
+        """One of the case's process instances; from kept facts, without its events (made once, then the same)."""
+        got = self.instances.get(iid)
+        if got is None and self.rows is None:
+            for kept in filter(None, self.items["instances"].split(";")):
+                i, process_id, parent, teams = kept.split(":")
+                if int(i) == iid:  # kept facts hold no events, start data or times: only what identifies it
+                    got = self.instances[iid] = Instance(iid, self.case["id"], process_id,
+                                                         int(parent) if parent else None, {}, "",
+                                                         teams=_frozen(teams))
+        if got is None:
+            raise KeyError(iid)
+        return got
 
     def alone(self) -> Population:
         """A population of this case only (its measures' items are extracted from it), made once."""
@@ -198,18 +228,62 @@ def case_view(case: dict, events: list[dict], task_teams: dict[tuple[str, str], 
         rows, error = cld.derive_cld_events(case, events), None
     except cld.CldDataError as exc:
         rows, error = [], str(exc)
+    if rows:  # the person's fields (birth month and year, date of death) with each row, as the return has them
+        try:
+            person = cld.person_fields(case, events)
+        except cld.CldDataError:
+            person = {}  # a person field the return cannot code: the measures read no age or death for the case
+        rows = [{**person, **row} for row in rows]
     return CaseView(case, instances, rows, error, last)
 
 
+class _Instances(Mapping):
+    """Every case's process instances by id, made from a case's kept facts only when asked for."""
+
+    def __init__(self, views: dict[int, CaseView]) -> None:
+        self._views = views
+        self._where: dict[int, CaseView] | None = None
+
+    def _index(self) -> dict[int, CaseView]:
+        if self._where is None:
+            self._where = {iid: v for v in self._views.values() for iid in v.instance_ids()}
+        return self._where
+
+    def __getitem__(self, iid: int) -> Instance:
+        view = self._index().get(iid)
+        if view is None:
+            raise KeyError(iid)
+        return view.instance(iid)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._index())
+
+    def __len__(self) -> int:
+        return len(self._index())
+
+
 def population_of(views: dict[int, CaseView], *, keep_views: bool = True) -> Population:
-    instances: dict[int, Instance] = {}
-    for v in views.values():
-        instances.update(v.instances)
+    instances: Mapping[int, Instance]
+    if any(v.rows is None for v in views.values()):
+        instances = _Instances(views)
+    else:
+        instances = {}
+        for v in views.values():
+            instances.update(v.instances)  # type: ignore[attr-defined]
     last = max((v.last_at for v in views.values() if v.last_at), default=None)
-    return Population({cid: v.case for cid, v in views.items()}, instances,
-                      {cid: v.rows for cid, v in views.items()},
-                      {cid: v.error for cid, v in views.items() if v.error}, uk_day(last),
-                      views=views if keep_views else {})
+    population = Population({cid: v.case for cid, v in views.items()}, instances,  # type: ignore[arg-type]
+                            {cid: v.rows or [] for cid, v in views.items()},
+                            {cid: v.error for cid, v in views.items() if v.error}, uk_day(last),
+                            views=views if keep_views else {})
+    if keep_views and views and all(v.rows is None for v in views.values()):
+        # every case from kept facts: each extraction's items gathered in one pass (what _per_case would do)
+        gathered: dict[str, list] = {name: [] for name in PER_CASE}
+        for v in views.values():
+            for name, found in v.items.items():
+                if name in gathered:
+                    gathered[name] += found
+        population.cache.update(gathered)
+    return population
 
 
 def build_population(cases: Iterable[dict], histories: dict[int, list[dict]],
@@ -260,12 +334,98 @@ def _event_data(kind: str, raw: str) -> dict:
 @dataclass
 class _Loaded:
     mark: tuple  # (latest event id, number of cases, latest process version id)
+    basis: str
     views: dict[int, CaseView]
-    teams: dict[tuple[str, str], frozenset[str]]
     population: Population
 
 
 _LOADED: weakref.WeakKeyDictionary[Any, _Loaded] = weakref.WeakKeyDictionary()
+
+FACTS_VERSION = "4"  # change it when what case_facts keeps changes: every kept row is worked out again
+FACTS_CHUNK = 500  # cases read and worked out together (bounds the memory of a first build)
+
+
+@functools.lru_cache(maxsize=1)
+def _code_hash() -> str:
+    """The code that derives the facts (this module, handlers/cld.py and its code lists): a release that changes
+    how a CLD row or a measure's item is worked out makes every kept row stale, with no version to remember."""
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    files = [here / "measures.py", here / "cld.py", *sorted((here / "cld_spec").glob("*"))]
+    digest = hashlib.sha256()
+    for f in files:
+        if f.is_file():
+            digest.update(f.name.encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()
+
+
+def facts_basis(teams: dict[tuple[str, str], frozenset[str]]) -> str:
+    """What a case's kept facts were worked out on: the facts' version, the code that derives them
+    (``_code_hash``) and the teams of the deployed tasks (a deployment that changes them makes every row stale;
+    one that does not changes nothing)."""
+    text = json.dumps([FACTS_VERSION, _code_hash(), sorted([p, e, sorted(t)] for (p, e), t in teams.items())])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def case_facts(view: CaseView) -> dict[str, Any]:
+    """Everything the measures read from one case (each per-case extraction), as kept in `measure_facts`:
+    its instances (id, process, parent, teams: no events) and each extraction's items; empty ones are left out."""
+    pop = view.alone()
+    for name, fn in PER_CASE.items():
+        _per_case_view(view, name, fn, pop)
+    instances = ";".join(f"{i.id}:{i.process_id}:{'' if i.parent is None else i.parent}:{','.join(sorted(i.teams))}"
+                         for i in view.instances.values())  # one string, read only when an instance is asked for
+    items = {name: view.items[name] for name in PER_CASE if view.items[name]}
+    return {"last_at": view.last_at, "error": view.error, "items": {"instances": instances, **items}}
+
+
+_SHORT = {"instance_id": "i", "day": "d", "parts": "p", "teams": "t", "detail": "x"}
+
+
+def _compact(value: Any) -> Any:
+    """An item as kept: short keys, its case id left out (the row's), its sets as sorted lists."""
+    if isinstance(value, dict):
+        if "parts" in value:  # parts and teams as one comma-separated string each (fewer values to read back)
+            return {_SHORT.get(k, k): (",".join(sorted(v)) if isinstance(v, frozenset) else v)
+                    for k, v in value.items() if k != "case_id"}
+        return {k: _compact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_compact(v) for v in value]
+    return value
+
+
+def facts_text(facts: dict[str, Any]) -> str:
+    return json.dumps(_compact(facts), separators=(",", ":"))
+
+
+_FROZEN: dict[Any, frozenset] = {}
+
+
+def _frozen(values: list | str) -> frozenset:
+    """The same frozenset for the same values (a list, or a comma-separated string as kept)."""
+    key = values if isinstance(values, str) else tuple(values)
+    got = _FROZEN.get(key)
+    if got is None:
+        got = _FROZEN[key] = frozenset((values.split(",") if values else ()) if isinstance(values, str) else values)
+    return got
+
+
+def view_from_facts(case: dict, text: str, event_id: int) -> CaseView:
+    """A case as the measures read it, from its kept facts (no history: every measure's items are there)."""
+    case_id = case["id"]
+
+    def item(d: dict) -> dict:
+        if "p" not in d:
+            return d
+        out = {"case_id": case_id, "instance_id": d.pop("i"), "day": d.pop("d"), "parts": _frozen(d.pop("p")),
+               "teams": _frozen(d.pop("t")), "detail": d.pop("x")}
+        if d:
+            out.update(d)
+        return out
+
+    facts = json.loads(text, object_hook=item)
+    return CaseView(case, {}, None, facts["error"], facts["last_at"], facts["items"], event_id)
 
 
 def _read_cases(conn: Any, case_ids: list[int] | None) -> tuple[list[dict], dict[int, list[dict]]]:
@@ -278,7 +438,7 @@ def _read_cases(conn: Any, case_ids: list[int] | None) -> tuple[list[dict], dict
         return q if chunk is None else q.where(column.in_(chunk))
 
     chunks: list[list[int] | None] = [None] if case_ids is None else \
-        [case_ids[i:i + 500] for i in range(0, len(case_ids), 500)]
+        [case_ids[i:i + FACTS_CHUNK] for i in range(0, len(case_ids), FACTS_CHUNK)]
     case_list: list[dict] = []
     histories: dict[int, list[dict]] = {}
     for chunk in chunks:
@@ -287,22 +447,71 @@ def _read_cases(conn: Any, case_ids: list[int] | None) -> tuple[list[dict], dict
         case_list += found
         histories.update({c["id"]: [] for c in found})
         result = conn.execution_options(stream_results=True, yield_per=20000).execute(where(
-            select(events.c.seq, events.c.case_id, events.c.instance_id, events.c.type, events.c.at,
+            select(events.c.id, events.c.seq, events.c.case_id, events.c.instance_id, events.c.type, events.c.at,
                    events.c.actor, events.c.data).where(events.c.case_id.is_not(None)), events.c.case_id, chunk)
             .order_by(events.c.case_id, events.c.seq))
         for r in result:
             histories.setdefault(r.case_id, []).append({
-                "seq": r.seq, "case_id": r.case_id, "instance_id": r.instance_id, "type": r.type, "at": r.at,
-                "actor": r.actor, "data": _event_data(r.type, r.data)})
+                "id": r.id, "seq": r.seq, "case_id": r.case_id, "instance_id": r.instance_id, "type": r.type,
+                "at": r.at, "actor": r.actor, "data": _event_data(r.type, r.data)})
     return case_list, histories
 
 
-def load_population(engine: Any) -> Population:
-    """Every case and its whole history, read in one pass (two queries) the first time; afterwards only the
-    cases with events written since are read again, and the same population is returned while nothing was."""
-    from sqlalchemy import func, select
+def _write_facts(engine: Any, rows: list[dict]) -> None:
+    """Keep cases' facts; a row is never replaced by one worked out from an earlier event on the same basis (two
+    processes working out the same case at once leave the later one)."""
+    from sqlalchemy import or_
 
-    from engine.schema import cases, events, process_versions
+    from engine.schema import measure_facts
+
+    if engine.db.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(measure_facts)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[measure_facts.c.case_id],
+        set_={"last_event_id": stmt.excluded.last_event_id, "basis": stmt.excluded.basis,
+              "facts": stmt.excluded.facts},
+        where=or_(measure_facts.c.basis != stmt.excluded.basis,
+                  measure_facts.c.last_event_id <= stmt.excluded.last_event_id))
+    with engine.db.transaction() as conn:
+        conn.execute(stmt, rows)
+
+
+def _work_out(engine: Any, case_ids: list[int], teams: dict, basis: str, refs: dict[int, str]) -> dict[int, CaseView]:
+    """Read the histories of `case_ids` (a chunk at a time), work out and keep their facts; their views."""
+    out: dict[int, CaseView] = {}
+    for i in range(0, len(case_ids), FACTS_CHUNK):
+        chunk = case_ids[i:i + FACTS_CHUNK]
+        with engine.db.engine.connect() as conn:
+            case_list, histories = _read_cases(conn, chunk)
+        by_id = {c["id"]: c for c in case_list}
+        rows = []
+        for cid, history in histories.items():
+            if cid not in by_id:
+                continue
+            event_id = max((e["id"] for e in history), default=0)
+            text = facts_text(case_facts(case_view(by_id[cid], history, teams)))
+            rows.append({"case_id": cid, "last_event_id": event_id, "basis": basis, "facts": text})
+            out[cid] = view_from_facts({"id": cid, "reference": refs.get(cid, by_id[cid]["reference"])}, text,
+                                       event_id)
+        if rows:
+            try:
+                _write_facts(engine, rows)
+            except DBAPIError as exc:  # busy or read-only: the figures are right anyway; a later page keeps them
+                log.warning("measure facts of %d cases not kept: %s", len(rows), type(exc.orig).__name__)
+    return out
+
+
+def load_population(engine: Any) -> Population:
+    """Every case as the measures read it, from the facts kept per case in `measure_facts`: a case whose history
+    has an event later than its kept facts (or whose facts were worked out on another basis) is read and worked
+    out again, and its facts kept for every process. In one process the same population is returned while
+    nothing was written, and kept facts it already holds are not read again."""
+    from sqlalchemy import and_, func, select
+
+    from engine.schema import cases, events, measure_facts, process_versions
 
     with engine.db.engine.connect() as conn:
         mark = (conn.execute(select(func.max(events.c.id))).scalar() or 0,
@@ -311,21 +520,58 @@ def load_population(engine: Any) -> Population:
         loaded = _LOADED.get(engine)
         if loaded is not None and loaded.mark == mark:
             return loaded.population
-        if loaded is None or loaded.mark[2] != mark[2] or mark[0] < loaded.mark[0]:  # first, or a new deployment
-            teams = task_teams_of(conn)
-            case_list, histories = _read_cases(conn, None)
-            views = {}
-        else:
-            teams, views = loaded.teams, dict(loaded.views)
-            touched = sorted(conn.execute(select(events.c.case_id).distinct().where(
-                events.c.id > loaded.mark[0], events.c.case_id.is_not(None))).scalars())
-            case_list, histories = _read_cases(conn, touched)
-    by_id = {c["id"]: c for c in case_list}
-    for cid, history in histories.items():
-        views[cid] = case_view(by_id.get(cid) or {"id": cid, "reference": None, "data": {}}, history, teams)
-    population = population_of(views)
-    _LOADED[engine] = _Loaded(mark, views, teams, population)
+        teams = task_teams_of(conn)
+        basis = facts_basis(teams)
+        held = loaded.views if loaded is not None and loaded.basis == basis else {}
+        latest = select(func.max(events.c.id)).where(events.c.case_id == cases.c.id).scalar_subquery()
+        columns = [cases.c.id, cases.c.reference, measure_facts.c.last_event_id, latest.label("latest")]
+        if not held:  # nothing held (a start): the kept facts come with the listing, in one query
+            columns.append(measure_facts.c.facts)
+        listing = conn.execute(
+            select(*columns).select_from(cases.outerjoin(measure_facts, and_(
+                measure_facts.c.case_id == cases.c.id, measure_facts.c.basis == basis)))).all()
+        views: dict[int, CaseView] = {}
+        stale: list[int] = []
+        kept: list[int] = []
+        refs = {r.id: r.reference for r in listing}
+        for r in listing:
+            if r.last_event_id is None or r.last_event_id < (r.latest or 0):
+                stale.append(r.id)
+            elif not held:
+                views[r.id] = view_from_facts({"id": r.id, "reference": r.reference}, r.facts, r.last_event_id)
+            elif (mine := held.get(r.id)) is not None and mine.event_id == r.last_event_id:
+                views[r.id] = mine
+            else:
+                kept.append(r.id)
+        del listing
+        for i in range(0, len(kept), FACTS_CHUNK):
+            chunk = kept[i:i + FACTS_CHUNK]
+            for r in conn.execute(select(measure_facts.c.case_id, measure_facts.c.last_event_id,
+                                         measure_facts.c.facts).where(measure_facts.c.case_id.in_(chunk),
+                                                                      measure_facts.c.basis == basis)):
+                views[r.case_id] = view_from_facts({"id": r.case_id, "reference": refs[r.case_id]}, r.facts,
+                                                   r.last_event_id)
+        stale += [cid for cid in kept if cid not in views]  # worked out again on another basis meanwhile
+    views.update(_work_out(engine, sorted(stale), teams, basis, refs))
+    population = population_of(dict(sorted(views.items())))
+    _LOADED[engine] = _Loaded(mark, basis, population.views, population)
     return population
+
+
+def warm_in_background(engine: Any) -> Any:
+    """Read the measures' kept facts (working out any stale case) in a daemon thread, so that the first measures
+    page after the server starts finds them in memory; the thread, so a caller can wait for it."""
+    import threading
+
+    def warm() -> None:
+        try:
+            load_population(engine)
+        except Exception as exc:  # noqa: BLE001 - the page works them out itself; nothing personal is logged
+            log.warning("measures not read at start: %s", type(exc).__name__)
+
+    thread = threading.Thread(target=warm, name="carepath-measures-warm", daemon=True)
+    thread.start()
+    return thread
 
 
 # ---------------------------------------------------------------- results
@@ -381,6 +627,8 @@ class Measure:
     denominator_excludes: tuple[str, ...] = ()  # parts shown but left out of the denominator
     extract: Callable[[Population], list[dict]] | None = None  # items dated by "day" (in the period)
     at_date: Callable[[Population, str], list[dict]] | None = None  # a snapshot on the period's last day
+    in_period: Callable[[Population, str, str], list[dict]] | None = None  # people counted once in the period
+    resolve: Callable[[Population, list[dict]], list[dict]] | None = None  # items read against the whole data
     summarise: Callable[[list[dict]], dict[str, Any]] | None = None  # extra figures (e.g. median days)
     figure_is: str | None = None  # "median_days" / "mean_days": the figure is from `summarise`
     per_case: bool = True  # each case's items depend on that case alone (kept per case between events)
@@ -404,12 +652,20 @@ def _period_items(measure: Measure, population: Population, first: str, last: st
         if key not in cache:
             cache[key] = measure.at_date(population, last)
         return list(cache[key])
-    key = f"items:{id(measure.extract)}"
+    if measure.in_period is not None:
+        key = f"in:{id(measure.in_period)}:{first}:{last}"  # shared by 1b and 2b of the same ages
+        if key not in cache:
+            cache[key] = measure.in_period(population, first, last)
+        return list(cache[key])
+    name = EXTRACTS[id(measure.extract)]
+    key = f"dated:{name}"
     if key not in cache:
         if measure.per_case:  # each case's items kept with it: a new event re-extracts that case's
-            found = list(_per_case(population, key + ":all", measure.extract))  # type: ignore[arg-type]
+            found = list(_per_case(population, name, measure.extract))  # type: ignore[arg-type]
         else:
             found = measure.extract(population)  # type: ignore[misc]
+        if measure.resolve is not None:
+            found = measure.resolve(population, found)
         dated = sorted((i for i in found if i["day"] is not None), key=lambda i: i["day"])
         cache[key] = ([i["day"] for i in dated], dated)
     days, dated = cache[key]
@@ -624,17 +880,27 @@ def _extract_2a(pop: Population) -> list[dict]:
     return items
 
 
+def _per_case_view(view: CaseView, key: str, fn: Callable[[Population], list], alone: Population | None = None) -> list:
+    got = view.items.get(key)
+    if got is None:
+        if view.rows is None:  # made from kept facts: what is not there is empty, and only PER_CASE is kept
+            if key not in PER_CASE:
+                raise LookupError(f"{key!r} is not kept in the measures' facts (PER_CASE)")
+            return []
+        got = view.items[key] = fn(alone if alone is not None else view.alone())
+    return got
+
+
 def _per_case(pop: Population, key: str, fn: Callable[[Population], list]) -> list:
     """`fn` over the population, worked out once per population — and, when it has per-case views, once per
-    case (kept with the case until one of its events is written)."""
+    case (kept with the case until one of its events is written; the named ones, ``PER_CASE``, kept in the
+    database too: ``case_facts``)."""
     if key not in pop.cache:
         if pop.views:
             out: list = []
             for view in pop.views.values():
                 got = view.items.get(key)
-                if got is None:
-                    got = view.items[key] = fn(view.alone())
-                out += got
+                out += got if got is not None else _per_case_view(view, key, fn)
         else:
             out = fn(pop)
         pop.cache[key] = out
@@ -659,9 +925,46 @@ def _long_term(pop: Population) -> list[tuple[int, list[dict], list[dict]]]:
 _MECHANISM_RANK = {"direct payment": (0, "direct_payment"), "cassr managed personal budget": (1, "managed_budget")}
 
 
-def _3d_rows(pop: Population) -> list[tuple[int, list[tuple[str, str | None, int, bool, dict]]]]:
+def _birth(row: dict) -> list[int] | None:
+    """[year, month] of birth from a CLD row (what DHSC's CLD holds), or None when either is not recorded."""
+    try:
+        year, month = int(row.get("birth_year")), int(row.get("birth_month"))  # type: ignore[arg-type]
+        date(year, month, 1)
+    except (TypeError, ValueError):
+        return None
+    return [year, month]
+
+
+def dhsc_age(birth: list[int] | None, day: str) -> int | None:
+    """Age on `day` as DHSC derives it from CLD's birth month and year (Create_personal_details_table.sql,
+    Der_Age_End_Of_Period; Create_ASCOF_3D_2425_Onwards.sql, Der_Age_Reporting_End): whole days from the first of
+    the birth month to the day, divided by 365.25, rounded down. On the 65th birthday this is usually still 64:
+    DHSC's proxy, followed as it is."""
+    if birth is None:
+        return None
+    return int((date.fromisoformat(day) - date(birth[0], birth[1], 1)).days // 365.25)
+
+
+AGE_BANDS = {"18_64": "aged 18 to 64", "65_over": "aged 65 and over"}
+
+
+def _in_band(age: int | None, band: str | None) -> bool:
+    """DHSC's 3D groups (Create_ASCOF_3D_2425_Onwards.sql, Der_Age_Band_Reporting_End): under 18 counted
+    nowhere; 18 to 64; 65 and above; an unknown age in the total (band None) only."""
+    if age is not None and age < 18:
+        return False
+    if band is None:
+        return True
+    if age is None:
+        return False
+    return age <= 64 if band == "18_64" else age >= 65
+
+
+def _3d_rows(pop: Population) -> list[tuple[int, list[tuple[str, str | None, int, bool, dict, list | None,
+                                                              str | None]]]]:
     """Per case with long-term support: (start, end, DHSC's rank of its delivery mechanism, in the community,
-    the item it would count as) of each such row, worked out once (a snapshot picks among them by day)."""
+    the item it would count as, birth [year, month], date of death) of each such row, worked out once (a
+    snapshot picks among them by day)."""
     def find(p: Population) -> list:
         out = []
         for case_id, lts, _rows in _long_term(p):
@@ -672,23 +975,123 @@ def _3d_rows(pop: Population) -> list[tuple[int, list[tuple[str, str | None, int
                 item = _item(p.instances.get(r["instance_id"]), case_id, r["event_start"], [part],
                              f"{r['service_type']} from {r['event_start']}: "
                              f"{r.get('delivery_mechanism') or 'no delivery mechanism'}")
-                segments.append((r["event_start"], r["event_end"], rank, community, item))
+                segments.append((r["event_start"], r["event_end"], rank, community, item, _birth(r),
+                                 _iso(r.get("date_of_death"))))
             out.append((case_id, segments))
         return out
     return _per_case(pop, "3d_rows", find)
 
 
-def _at_3d(pop: Population, day: str) -> list[dict]:
-    """Each person once, by DHSC's order of delivery mechanisms, among their long-term support on `day`."""
-    items = []
-    for _case_id, segments in _3d_rows(pop):
-        best = None
-        for start, end, rank, community, item in segments:
-            if start <= day and (end is None or end >= day) and (best is None or rank < best[0]):
-                best = (rank, community, item)
-        if best is not None and best[1]:
-            items.append(best[2])
-    return items
+def _3d_on(pop: Population, day: str) -> list[tuple[dict, int | None]]:
+    """(the item, age on the day) of each person in community long-term support on `day` (their highest-ranking
+    support by DHSC's order), alive on the day: worked out once per day for every band."""
+    key = f"3d_on:{day}"
+    if key not in pop.cache:
+        out = []
+        on = date.fromisoformat(day).toordinal()
+        for _case_id, segments in _3d_rows(pop):
+            best = None
+            for start, end, rank, community, item, birth, died in segments:
+                if start <= day and (end is None or end >= day) and (died is None or died >= day) \
+                        and (best is None or rank < best[0]):
+                    best = (rank, community, item, birth)
+            if best is not None and best[1]:
+                birth = best[3]
+                out.append((best[2], None if birth is None else  # dhsc_age, without parsing the day again
+                            int((on - date(birth[0], birth[1], 1).toordinal()) // 365.25)))
+        pop.cache[key] = out
+    return pop.cache[key]
+
+
+def _at_3d(pop: Population, day: str, band: str | None = None) -> list[dict]:
+    """Each person once, by DHSC's order of delivery mechanisms, among their long-term support on `day`, alive on
+    the day and not under 18 on it (age unknown: counted); in an age band, those whose age on the day
+    (``dhsc_age``) is in it."""
+    if band is None:
+        return [item for item, age in _3d_on(pop, day) if _in_band(age, None)]
+    return [{**item, "detail": f"{item['detail']}; aged {age} on {day}"}
+            for item, age in _3d_on(pop, day) if _in_band(age, band)]
+
+
+def _at_3d_band(band: str) -> Callable[[Population, str], list[dict]]:
+    def at(pop: Population, day: str) -> list[dict]:
+        return _at_3d(pop, day, band)
+    return at
+
+
+_AT_3D_BY_BAND = {band: _at_3d_band(band) for band in AGE_BANDS}
+
+CARER_DIRECT = {_norm("Carer Support: Direct to Carer"), _norm("Unpaid carer support: Direct to unpaid carer")}
+_CARER_RANK = {_norm("Direct Payment"): (1, "direct_payment"), _norm("CASSR Managed Personal Budget"):
+               (2, "managed_budget"), _norm("CASSR Commissioned support"): (3, "commissioned")}
+_CARER_UNKNOWN = (4, "unknown_mechanism")
+
+
+def _carer_rows(pop: Population) -> list[tuple[str, str, str | None, int, str | None, list | None, dict]]:
+    """Per case: its carers' support direct to the carer (CLD Service rows of client type Carer, service type
+    'Carer Support: Direct to Carer'), each as (the carer, start, end, DHSC's rank of the support, date of death,
+    birth [year, month], the item it would count as). DHSC's other carer categories (support involving the
+    person cared for, information and advice, no direct support) rank below these and are in no part of 3D."""
+    def find(p: Population) -> list:
+        out = []
+        for case_id, rows in p.cld_rows.items():
+            for r in rows:
+                if "carer" not in _norm(r.get("client_type")) or r["event_type"] != "Service" \
+                        or _norm(r.get("service_type")) not in CARER_DIRECT or not r.get("event_start"):
+                    continue
+                if _norm(r.get("service_component")) == _norm("Direct Payment"):
+                    rank, part = _CARER_RANK[_norm("Direct Payment")]
+                else:
+                    rank, part = _CARER_RANK.get(_norm(r.get("delivery_mechanism")), _CARER_UNKNOWN)
+                who = str(r.get("nhs_number") or r.get("local_person_id") or f"case {case_id}")
+                item = _item(p.instances.get(r["instance_id"]), case_id, r["event_start"], [part],
+                             f"carer's support from {r['event_start']}"
+                             + (f" to {r['event_end']}" if r.get("event_end") else "")
+                             + f": {r.get('delivery_mechanism') or 'no delivery mechanism'}")
+                out.append((who, r["event_start"], r.get("event_end"), rank, _iso(r.get("date_of_death")),
+                            _birth(r), item))
+        return out
+    return _per_case(pop, "carers_3d", find)
+
+
+def _carers_in(pop: Population, first: str, last: str) -> list[tuple[dict, int | None]]:
+    """(the item, age on `last`) of each carer with support direct to them in [first, last], alive on `first`,
+    by their highest-ranking support (DHSC's order, then the earliest): worked out once per period for every
+    band. Age from the carer's earliest recorded birth (DHSC's person details choose the earliest valid one)."""
+    key = f"carers_in:{first}:{last}"
+    if key not in pop.cache:
+        best: dict[str, tuple] = {}
+        births: dict[str, list[int]] = {}
+        for who, start, end, rank, died, birth, item in _carer_rows(pop):
+            if start > last or (end is not None and (end < first or end < start)) \
+                    or (died is not None and died < first):
+                continue
+            order = (rank, start, item["case_id"], item["instance_id"] or 0)
+            if who not in best or order < best[who][0]:
+                best[who] = (order, item)
+            if birth is not None and (who not in births or birth < births[who]):
+                births[who] = birth
+        pop.cache[key] = [(item, dhsc_age(births.get(who), last)) for who, (_order, item) in best.items()]
+    return pop.cache[key]
+
+
+def _in_period_carers(pop: Population, first: str, last: str, band: str | None = None) -> list[dict]:
+    """ASCOF 3D part b: carers with support direct to them at any time in the period (in year, not a
+    snapshot), alive on its first day; each carer once, by DHSC's order (direct payment, managed personal
+    budget, commissioned, delivery mechanism unknown); under 18 on the period's last day in no figure."""
+    if band is None:
+        return [item for item, age in _carers_in(pop, first, last) if _in_band(age, None)]
+    return [{**item, "detail": f"{item['detail']}; aged {age} on {last}"}
+            for item, age in _carers_in(pop, first, last) if _in_band(age, band)]
+
+
+def _in_period_carers_band(band: str | None) -> Callable[[Population, str, str], list[dict]]:
+    def in_period(pop: Population, first: str, last: str) -> list[dict]:
+        return _in_period_carers(pop, first, last, band)
+    return in_period
+
+
+_CARERS_BY_BAND = {band: _in_period_carers_band(band) for band in (None, *AGE_BANDS)}
 
 
 # ---------------------------------------------------------------- from the history log
@@ -778,48 +1181,51 @@ def _extract_first_reviews(pop: Population) -> list[dict]:
     return items
 
 
-def _annual_rows(pop: Population) -> list[tuple[int, list[dict], list[dict], list[str]]]:
-    """Per case with long-term support: its long-term rows, all its rows, and the days its reviews ended
-    (in order), worked out once."""
+def _annual_rows(pop: Population) -> list[tuple[int, list[tuple[str, str | None, dict]], list[str]]]:
+    """Per case with long-term support: (start, end, the item it would count as) of its long-term rows, and the
+    days its reviews ended (in order), worked out once."""
     def find(p: Population) -> list:
-        return [(case_id, lts, rows, sorted(r["event_end"] for r in rows if r["event_type"] == "Review"
-                                            and r["event_end"])) for case_id, lts, rows in _long_term(p)]
+        out = []
+        for case_id, lts, rows in _long_term(p):
+            segments = [(r["event_start"], r["event_end"], _item(p.instances.get(r["instance_id"]), case_id, None,
+                                                                 [], "")) for r in lts]
+            out.append((case_id, segments, sorted(r["event_end"] for r in rows if r["event_type"] == "Review"
+                                                  and r["event_end"])))
+        return out
     return _per_case(pop, "annual_rows", find)
 
 
 def _at_annual_reviews(pop: Population, day: str) -> list[dict]:
     year_before = (date.fromisoformat(day) - timedelta(days=365)).isoformat()
     items = []
-    for case_id, lts_rows, rows, reviews in _annual_rows(pop):
-        lts = [r for r in lts_rows if r["event_start"] <= day and (r["event_end"] is None or r["event_end"] >= day)]
+    for _case_id, segments, reviews in _annual_rows(pop):
+        lts = [s for s in segments if s[0] <= day and (s[1] is None or s[1] >= day)]
         if not lts:
             continue
-        since = _continuous_since(rows, lts[0], day)
+        since = _continuous_since(segments, lts[0][0])
         if since > year_before:
             continue  # in long-term support for less than 12 months on the day
         last = reviews[bisect.bisect_right(reviews, day) - 1] if reviews and reviews[0] <= day else None
         reviewed = last is not None and last > year_before
         why = f"last review {last}" if reviewed else "no review in the 12 months"
-        items.append(_item(pop.instances.get(lts[0]["instance_id"]), case_id, since,
-                           ["reviewed" if reviewed else "not_reviewed"], f"long-term support since {since}: {why}"))
+        items.append({**lts[0][2], "day": since, "parts": frozenset(["reviewed" if reviewed else "not_reviewed"]),
+                      "detail": f"long-term support since {since}: {why}"})
     return items
 
 
-def _continuous_since(rows: list[dict], current: dict, day: str) -> str:
-    """When the case's unbroken long-term support (one plan superseding the next) began."""
-    start = current["event_start"]
-    services = sorted((r for r in rows if r["event_type"] == "Service"
-                       and _norm(r.get("service_type")).startswith(LTS_PREFIX)), key=lambda r: r["event_start"])
-    for r in reversed(services):
-        if r["event_start"] < start and r["event_end"] is not None and r["event_end"] >= start:
-            start = r["event_start"]
+def _continuous_since(segments: list, start: str) -> str:
+    """When the case's unbroken long-term support (one plan superseding the next) began: `segments` are its
+    long-term rows' (start, end, ...)."""
+    for s_start, s_end, *_rest in sorted(segments, key=lambda s: s[0], reverse=True):
+        if s_start < start and s_end is not None and s_end >= start:
+            start = s_start
     return start
 
 
-def _review_waits(pop: Population) -> list[tuple[Instance, str, str | None, str, str | None, dict]]:
-    """Every review that passed its escalation point: (instance, day it fell due, day done or None, day its
+def _review_waits(pop: Population) -> list[tuple[str, str | None, str, str | None, dict]]:
+    """Every review that passed its escalation point: (day it fell due, day done or None, day its
     overdue timer fired, day the instance ended or None, the item it counts as), worked out once."""
-    def find(p: Population) -> list[tuple[Instance, str, str | None, str, str | None, dict]]:
+    def find(p: Population) -> list[tuple[str, str | None, str, str | None, dict]]:
         out = []
         for inst in p.instances.values():
             if inst.process_id != "review":
@@ -831,7 +1237,7 @@ def _review_waits(pop: Population) -> list[tuple[Instance, str, str | None, str,
                     continue
                 done = [e for e in inst.all("task.completed", "review_plan") if e["seq"] > ready["seq"]]
                 due, overdue = uk_day(ready["at"]), uk_day(fired[0]["at"])
-                out.append((inst, due, uk_day(done[0]["at"]) if done else None, overdue,
+                out.append((due, uk_day(done[0]["at"]) if done else None, overdue,
                             uk_day(ended) if ended else None,
                             _item(inst, inst.case_id, overdue, ["overdue"],
                                   f"review due {due}, overdue since {overdue}, not done on the day")))
@@ -841,7 +1247,7 @@ def _review_waits(pop: Population) -> list[tuple[Instance, str, str | None, str,
 
 def _at_overdue_reviews(pop: Population, day: str) -> list[dict]:
     items = []
-    for _inst, due, done, fired, ended, item in _review_waits(pop):
+    for due, done, fired, ended, item in _review_waits(pop):
         if due > day or fired > day or (done is not None and done <= day) or (ended is not None and ended <= day):
             continue  # not yet due or overdue on the day; done, or cancelled with the case, by then
         items.append(item)
@@ -863,12 +1269,24 @@ def _extract_dp_reviews(pop: Population) -> list[dict]:
             part, why = "on_time", f"reviewed {uk_day(done['at'])}"
         elif done is not None:
             part, why = "late", f"reviewed {uk_day(done['at'])}, after the limit"
-        elif pop.last_day is not None and due >= pop.last_day:
-            part, why = "not_yet_due", "the limit has not passed yet"
-        else:
-            part, why = "late", "not reviewed by the limit"
+        else:  # late, or not yet due: read against the latest day in the whole data (_resolve_dp_reviews)
+            items.append(_item(inst, inst.case_id, due, ["late"], f"{trigger} review, limit {due}: not reviewed by "
+                               "the limit", open_limit=f"{trigger} review, limit {due}: the limit has not passed yet"))
+            continue
         items.append(_item(inst, inst.case_id, due, [part], f"{trigger} review, limit {due}: {why}"))
     return items
+
+
+def _resolve_dp_reviews(pop: Population, items: list[dict]) -> list[dict]:
+    """A review not done whose limit is on or after the latest day in the data is not yet due, else late."""
+    out = []
+    for i in items:
+        if "open_limit" in i:
+            i = {k: v for k, v in i.items() if k != "open_limit"} | (
+                {"parts": frozenset({"not_yet_due"}), "detail": i["open_limit"]}
+                if pop.last_day is not None and i["day"] >= pop.last_day else {})
+        out.append(i)
+    return out
 
 
 def _extract_reablement(pop: Population) -> list[dict]:
@@ -1008,6 +1426,8 @@ def _extract_outcomes(pop: Population) -> list[dict]:
 
 SALT_REPO = ("NHS England, ASC-Client-Level-Data-SALT-ASCOF-transformations (github.com/NHSDigital/"
              "ASC-Client-Level-Data-SALT-ASCOF-transformations, commit d6ff762)")
+DHSC_3D = ("DHSC, ASC-CLD-LA-Dashboard (github.com/DataS-DHSC/ASC-CLD-LA-Dashboard, commit 9bee728), "
+           "'ASCOF_measures/Create_ASCOF_3D_2425_Onwards.sql' (ASCOF 3D, 2024-25 onwards)")
 SAC = ("NHS England, Safeguarding Adults Collection (SAC) guidance: concerns, section 42 and other enquiries, "
        "Making Safeguarding Personal (desired outcomes asked, expressed, achieved) and risk outcomes of "
        "concluded enquiries")
@@ -1056,23 +1476,64 @@ MEASURES: dict[str, Measure] = {m.key: m for m in [
             extract=_extract_2d, empty="No 91-day follow-up fell in this period."),
     Measure("ascof_3d1", "ASCOF 3D(1a): people in community long-term support with self-directed support", "%",
             "Service users with long-term support in the community open on the period's last day (each person "
-            "once, by DHSC's order: direct payment, then managed personal budget, then commissioned support); "
-            "the numerator those with a direct payment or a council-managed personal budget.",
-            f"ASCOF 3D part 1a: {SALT_REPO}, 'ASCOF 3D/ASCOF 3D replication code.txt' (snapshot on the "
-            "period end, #REF_Service_Type_Delivery_Mech).",
+            "once, by DHSC's order: direct payment, then managed personal budget, then commissioned support), "
+            "alive on that day and not under 18 on it (people whose age is not recorded are counted); the "
+            "numerator those with a direct payment or a council-managed personal budget.",
+            f"ASCOF 3D part 1a: {DHSC_3D} (snapshot on the period end, #REF_Service_Type_Delivery_Mech, "
+            f"Der_Age_Band_Reporting_End); {SALT_REPO}, 'ASCOF 3D/ASCOF 3D replication code.txt'.",
             [("direct_payment", "Direct payment"), ("managed_budget", "Council-managed personal budget"),
              ("commissioned", "Council-commissioned support")],
             numerator=("direct_payment", "managed_budget"), at_date=_at_3d,
-            caveat="Not split by age (18-64, 65 and over): birth dates are optional on the forms.",
+            caveat="People whose birth month and year are not recorded are counted here but in neither age band "
+                   "(DHSC leaves them out of the bands too).",
             empty="Nobody had long-term support in the community on the period's last day."),
     Measure("ascof_3d2", "ASCOF 3D(2a): people in community long-term support with a direct payment", "%",
             "As 3D(1a); the numerator those with a direct payment.",
-            f"ASCOF 3D part 2a: {SALT_REPO}, 'ASCOF 3D/ASCOF 3D replication code.txt'.",
+            f"ASCOF 3D part 2a: {DHSC_3D}; {SALT_REPO}, 'ASCOF 3D/ASCOF 3D replication code.txt'.",
             [("direct_payment", "Direct payment"), ("managed_budget", "Council-managed personal budget"),
              ("commissioned", "Council-commissioned support")],
             numerator=("direct_payment",), at_date=_at_3d,
-            caveat="Not split by age (18-64, 65 and over): birth dates are optional on the forms.",
+            caveat="People whose birth month and year are not recorded are counted here but in neither age band "
+                   "(DHSC leaves them out of the bands too).",
             empty="Nobody had long-term support in the community on the period's last day."),
+    *[Measure(f"ascof_3d{part}_{band}", f"ASCOF 3D({part}a): {what}, {label}", "%",
+              f"As 3D({part}a), for people {label} on the period's last day: age as DHSC derives it from the "
+              "birth month and year (whole days from the first of the birth month to the day, divided by 365.25, "
+              "rounded down; so usually still 64 on the 65th birthday). People whose birth month or year is not "
+              "recorded are in no band.",
+              f"ASCOF 3D part {part}a by age band: {DHSC_3D} (Der_Age_Band_Reporting_End: '18 to 64', '65 and "
+              "above'); Create_personal_details_table.sql (Der_Age_End_Of_Period).",
+              [("direct_payment", "Direct payment"), ("managed_budget", "Council-managed personal budget"),
+               ("commissioned", "Council-commissioned support")],
+              numerator=numerator, at_date=_AT_3D_BY_BAND[band],
+              empty=f"Nobody {label} had long-term support in the community on the period's last day.")
+      for part, what, numerator in (("1", "self-directed support", ("direct_payment", "managed_budget")),
+                                    ("2", "direct payments", ("direct_payment",)))
+      for band, label in AGE_BANDS.items()],
+    *[Measure(f"ascof_3d{part}b" + (f"_{band}" if band else ""),
+              f"ASCOF 3D({part}b): carers receiving {what}" + (f", {AGE_BANDS[band]}" if band else ""), "%",
+              "Carers (CLD client type Carer) with support direct to the carer ('Carer Support: Direct to Carer') "
+              "at any time in the period (in year, not a snapshot), alive on its first day, each carer once by "
+              "DHSC's order (direct payment, then a council-managed personal budget, then council-commissioned "
+              f"support); the numerator those with {numerator_words}. Support whose delivery mechanism is not "
+              "recorded is left out of the denominator and listed. "
+              + (f"Carers {AGE_BANDS[band]} on the period's last day (age as DHSC derives it from the birth month "
+                 "and year)." if band else
+                 "Carers under 18 on the period's last day are left out; those whose age is not recorded count."),
+              f"ASCOF 3D part {part}b: {DHSC_3D} (carer based measures: #Ref_Carer_Support_Hierarchy, "
+              "Support_Provided, denominator 'Direct Payment only', 'CASSR Managed Personal Budget', 'CASSR "
+              "Commissioned Support only'" + ("; Der_Age_Band_Reporting_End)." if band else ")."),
+              [("direct_payment", "Direct payment"), ("managed_budget", "Council-managed personal budget"),
+               ("commissioned", "Council-commissioned support"),
+               ("unknown_mechanism", "Left out: delivery mechanism not recorded")],
+              numerator=numerator, denominator_excludes=("unknown_mechanism",), in_period=_CARERS_BY_BAND[band],
+              empty="No carer" + (f" {AGE_BANDS[band]}" if band else "") + " had support direct to them in the "
+                    "period.")
+      for part, what, numerator, numerator_words in (
+          ("1", "self-directed support", ("direct_payment", "managed_budget"),
+           "a direct payment or a council-managed personal budget"),
+          ("2", "direct payments", ("direct_payment",), "a direct payment"))
+      for band in (None, *AGE_BANDS)],
     Measure("assessments_28_days", "Needs assessments completed within 28 days", "%",
             "Needs assessments completed in the period (the eligibility decided); within 28 days when the "
             "days from the request for assessment to completion are 28 or fewer, calendar days. The request "
@@ -1119,7 +1580,7 @@ MEASURES: dict[str, Measure] = {m.key: m for m in [
             [("on_time", "Reviewed by the limit"), ("late", "Late or not done"),
              ("not_yet_due", "Left out: limit not yet reached")],
             numerator=("on_time",), denominator_excludes=("not_yet_due",), extract=_extract_dp_reviews,
-            per_case=False,  # "not yet due" is read against the latest day in the whole data
+            resolve=_resolve_dp_reviews,  # "not yet due" is read against the latest day in the whole data
             empty="No direct payment review reached its limit in this period."),
     Measure("reablement_lengths", "Reablement length: median days, and extensions past 42 days", "days",
             "Reablement episodes that ended in the period: length in days from the start (the plan agreed) "
@@ -1197,3 +1658,16 @@ MEASURES: dict[str, Measure] = {m.key: m for m in [
             [], not_recorded="carepath has no process for Deprivation of Liberty Safeguards applications, so "
                              "nothing about them is recorded and no figure can be given."),
 ]}
+
+# the name each extraction's items are kept under (per case, and in measure_facts): the first measure using it
+EXTRACTS: dict[int, str] = {}
+for _m in MEASURES.values():
+    if _m.extract is not None:
+        EXTRACTS.setdefault(id(_m.extract), f"items:{_m.key}")
+
+# everything kept per case (``case_facts``): each measure's extraction, and what the snapshot and in-year
+# measures choose from
+PER_CASE: dict[str, Callable[[Population], list]] = {
+    **{EXTRACTS[id(_m.extract)]: _m.extract for _m in MEASURES.values() if _m.extract is not None},
+    "3d_rows": lambda p: _3d_rows(p), "annual_rows": lambda p: _annual_rows(p),
+    "review_waits": lambda p: _review_waits(p), "carers_3d": lambda p: _carer_rows(p)}

@@ -1,0 +1,273 @@
+"""The measures' kept per-case facts (measure_facts, handlers/measures.py load_population) and ASCOF 3D's age
+bands and carers' parts (docs/measures.md).
+
+* Kept facts give the same figures as a full recompute from every history, before and after new events, in
+  this process and in another one (another Engine on the same database: its own in-process cache), and a case
+  changed after the facts were kept is reflected; a slow writer never replaces later facts with earlier ones.
+* ASCOF 3D by age band and 3D(1b)/(2b) on synthetic CLD rows whose answers are worked out by hand, with the
+  boundaries: DHSC's age proxy on and around the 65th and 18th birthday, the first and last day of the period,
+  a death before it, a carer on two cases, a delivery mechanism not recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+from sqlalchemy import select, update
+
+from engine.runtime import Engine
+from engine.schema import events, measure_facts
+from handlers import measures as m
+from tests.test_measures import Q2, YEAR, county, engine_2031  # noqa: F401 - pytest fixtures and periods
+
+
+@pytest.fixture
+def driven(county):  # noqa: F811 - the imported fixture
+    return county
+
+
+PERIODS = (YEAR, Q2, (date(2031, 7, 1), date(2031, 12, 31)), (date(2031, 3, 3), date(2031, 3, 3)))
+
+
+def from_histories(eng) -> m.Population:
+    """The figures' inputs worked out from every history, without the kept facts (what the page did before)."""
+    with eng.db.engine.connect() as conn:
+        teams = m.task_teams_of(conn)
+        case_list, histories = m._read_cases(conn, None)
+    return m.build_population(case_list, histories, teams)
+
+
+def all_figures(pop) -> list:
+    out = []
+    for start, end in PERIODS:
+        out += [(r.as_dict(), r.items) for r in m.compute_all(pop, start, end)]  # the items: the drill-down
+        out += [m.over_time(pop, key, start, end) for key in ("ascof_3d1", "ascof_3d1b", "direct_payment_reviews")]
+    return out
+
+
+def kept(eng) -> dict[int, tuple[int, str]]:
+    with eng.db.engine.connect() as conn:
+        return {r.case_id: (r.last_event_id, r.basis) for r in conn.execute(select(measure_facts))}
+
+
+def latest_event(eng, case_id) -> int:
+    with eng.db.engine.connect() as conn:
+        return conn.execute(select(events.c.id).where(events.c.case_id == case_id)
+                            .order_by(events.c.id.desc()).limit(1)).scalar()
+
+
+def test_kept_facts_give_the_figures_of_a_full_recompute_before_and_after_new_events(driven):
+    eng, c = driven
+    m._LOADED.pop(eng, None)
+    first = m.load_population(eng)
+    rows = kept(eng)
+    assert set(rows) == set(first.cases) and all(event_id == latest_event(eng, cid)
+                                                 for cid, (event_id, _b) in rows.items())
+    assert all(v.rows is None for v in first.views.values())  # the page holds facts, not histories
+    assert all_figures(first) == all_figures(from_histories(eng))
+
+    # a case changed after the facts were kept: its direct payment ends with the case, in this process ...
+    before = m.compute("ascof_3d2", first, date(2031, 7, 1), date(2031, 12, 31))
+    assert (before.numerator, before.denominator) == (1, 3)
+    eng.close_case(c["dp"], reason="moved_away", details={"council": "Southshire"}, actor="tm")
+    eng.update_case_record(c["advice"], {"note": "called again"}, actor="tm", reason="a note")
+    again = m.load_population(eng)
+    after = m.compute("ascof_3d2", again, date(2031, 7, 1), date(2031, 12, 31))
+    assert (after.numerator, after.denominator) == (0, 2) and c["dp"] not in after.case_ids
+    assert again.views[c["long_term"]] is first.views[c["long_term"]]  # an unchanged case is not read again
+    assert kept(eng)[c["dp"]][0] == latest_event(eng, c["dp"]) > rows[c["dp"]][0]
+    assert all_figures(again) == all_figures(from_histories(eng))
+
+    # ... and in another process (another engine on the same database): the kept facts, not the histories
+    other = Engine(eng.db.url)
+    try:
+        elsewhere = m.load_population(other)
+        assert all_figures(elsewhere) == all_figures(again)
+        # this process writes a new event; the other one works the case out again from the database
+        eng.close_case(c["commissioned"], reason="moved_away", details={"council": "Southshire"}, actor="tm")
+        assert m.load_population(eng) is not again
+        later = m.load_population(other)
+        assert c["commissioned"] not in m.compute("ascof_3d1", later, date(2031, 7, 1), date(2031, 12, 31)).case_ids
+        assert all_figures(later) == all_figures(from_histories(eng))
+    finally:
+        other.db.dispose()
+
+
+def test_a_slow_writer_never_replaces_later_facts_and_a_stale_or_foreign_row_is_worked_out_again(driven):
+    eng, c = driven
+    m._LOADED.pop(eng, None)
+    m.load_population(eng)
+    event_id, basis = kept(eng)[c["dp"]]
+    # another process that read the case before its latest event writes its (earlier) facts late: refused
+    m._write_facts(eng, [{"case_id": c["dp"], "last_event_id": event_id - 1, "basis": basis, "facts": "{}"}])
+    with eng.db.engine.connect() as conn:
+        row = conn.execute(select(measure_facts).where(measure_facts.c.case_id == c["dp"])).one()
+    assert row.last_event_id == event_id and json.loads(row.facts)["items"]
+    # a row behind its case's history (an event another process wrote, its facts not yet kept) and a row made on
+    # another basis (a deployment that changed the teams) are both worked out again, not trusted
+    with eng.db.transaction() as conn:
+        conn.execute(update(measure_facts).where(measure_facts.c.case_id == c["dp"])
+                     .values(last_event_id=event_id - 1, facts='{"broken": true}'))
+        conn.execute(update(measure_facts).where(measure_facts.c.case_id == c["harriet"]).values(basis="old"))
+    m._LOADED.pop(eng, None)
+    pop = m.load_population(eng)
+    assert kept(eng)[c["dp"]] == (event_id, basis) and kept(eng)[c["harriet"]][1] == basis
+    assert all_figures(pop) == all_figures(from_histories(eng))
+
+
+# ---------------------------------------------------------------- ASCOF 3D by age band (synthetic CLD rows)
+
+def service(iid, start, end, mechanism="CASSR Commissioned support", kind="Long Term Support: Community",
+            client="Service User", born=None, died=None, **more):
+    year, month = born or (None, None)
+    return {"event_type": "Service", "event_start": start, "event_end": end, "service_type": kind,
+            "delivery_mechanism": mechanism, "outcome": None, "client_type": client, "instance_id": iid,
+            "birth_year": year, "birth_month": month, "date_of_death": died, **more}
+
+
+def rows_population(rows_by_case):
+    cases = {cid: {"id": cid, "reference": f"CASE-{cid:06d}", "data": {}} for cid in rows_by_case}
+    return m.Population(cases, {}, rows_by_case, {}, "2031-12-31")
+
+
+def figure(pop, key, start, end):
+    r = m.compute(key, pop, start, end)
+    return r.numerator, r.denominator, {p.key: p.case_ids for p in r.parts if p.case_ids}
+
+
+def test_dhscs_age_proxy_counts_from_the_first_of_the_birth_month_in_days_over_365_25():
+    born = [1966, 4]  # 1 April 1966 (any day in April 1966 is read as the 1st: CLD holds the month and year)
+    assert m.dhsc_age(born, "2031-03-31") == 64  # 23,740 days / 365.25 = 64.997
+    assert m.dhsc_age(born, "2031-04-01") == 64  # the 65th birthday: 23,741 / 365.25 = 64.9993, still 64
+    assert m.dhsc_age(born, "2031-04-02") == 65  # 23,742 / 365.25 = 65.002
+    assert m.dhsc_age([2013, 4], "2031-04-01") == 17 and m.dhsc_age([2013, 4], "2031-04-02") == 18
+    assert m.dhsc_age(None, "2031-04-01") is None
+
+
+def test_ascof_3d_by_age_band_on_the_periods_last_day_with_the_boundaries():
+    pop = rows_population({
+        1: [service(1, "2030-01-01", None, "Direct Payment", born=(1966, 4))],  # 64 on 1 Apr, 65 on 2 Apr 2031
+        2: [service(2, "2030-01-01", None, "CASSR Managed Personal Budget", born=(1950, 7))],  # 80: 65 and over
+        3: [service(3, "2030-01-01", None, born=(1990, 1))],  # 41, commissioned: 18 to 64
+        4: [service(4, "2030-01-01", None, "Direct Payment")],  # no birth recorded: the total only
+        5: [service(5, "2030-01-01", None, "Direct Payment", born=(2013, 4))],  # 17 on 1 Apr, 18 on 2 Apr 2031
+        6: [service(6, "2030-01-01", None, "Direct Payment", born=(1940, 1), died="2031-03-31")],  # died before
+        7: [service(7, "2030-01-01", None, "Direct Payment", born=(1940, 1), died="2031-04-01")],  # dies on the day
+        8: [service(8, "2030-01-01", None, "Direct Payment", "Long Term Support: Residential Care",
+                    born=(1940, 1))],  # not community
+    })
+    on_1_april = (date(2031, 1, 1), date(2031, 4, 1))
+    # 1 April 2031: case 1 is 64, case 5 is 17 (in no figure), case 6 died the day before
+    assert figure(pop, "ascof_3d1", *on_1_april) == (4, 5, {"direct_payment": [1, 4, 7], "managed_budget": [2],
+                                                            "commissioned": [3]})
+    assert figure(pop, "ascof_3d1_18_64", *on_1_april) == (1, 2, {"direct_payment": [1], "commissioned": [3]})
+    assert figure(pop, "ascof_3d2_18_64", *on_1_april) == (1, 2, {"direct_payment": [1], "commissioned": [3]})
+    assert figure(pop, "ascof_3d1_65_over", *on_1_april) == (2, 2, {"direct_payment": [7], "managed_budget": [2]})
+    assert figure(pop, "ascof_3d2_65_over", *on_1_april) == (1, 2, {"direct_payment": [7], "managed_budget": [2]})
+    # a day later case 1 is 65 and case 5 is 18; case 7 has died
+    on_2_april = (date(2031, 1, 1), date(2031, 4, 2))
+    assert figure(pop, "ascof_3d1_18_64", *on_2_april) == (1, 2, {"direct_payment": [5], "commissioned": [3]})
+    assert figure(pop, "ascof_3d1_65_over", *on_2_april) == (2, 2, {"direct_payment": [1], "managed_budget": [2]})
+    assert figure(pop, "ascof_3d1", *on_2_april) == (4, 5, {"direct_payment": [1, 4, 5], "managed_budget": [2],
+                                                            "commissioned": [3]})
+    detail = m.compute("ascof_3d1_65_over", pop, *on_2_april).items
+    assert [i["detail"] for i in detail if i["case_id"] == 1] == [
+        "Long Term Support: Community from 2030-01-01: Direct Payment; aged 65 on 2031-04-02"]
+
+
+# ---------------------------------------------------------------- ASCOF 3D(1b)/(2b): carers, in year
+
+def carer(iid, start, end, mechanism, who, born=None, died=None, component=None):
+    return service(iid, start, end, mechanism, "Carer Support: Direct to Carer", "Carer", born, died,
+                   local_person_id=who, nhs_number=None, service_component=component)
+
+
+def test_ascof_3d_carers_in_year_each_carer_once_by_dhscs_order():
+    pop = rows_population({
+        # a carer on two cases (the same person id): a commissioned service and a direct payment: counted once,
+        # as a direct payment, on the case of the direct payment
+        1: [carer(1, "2031-01-01", None, "CASSR Commissioned support", "C-1", (1976, 9)),
+            service(2, "2030-01-01", None)],  # the person cared for, a service user: not a carer
+        2: [carer(3, "2031-06-01", "2031-08-01", "Direct Payment", "C-1", (1976, 9))],
+        3: [carer(4, "2031-04-01", "2031-04-01", "CASSR Managed Personal Budget", "C-3", (1960, 1))],  # 72: 65+
+        4: [carer(5, "2030-01-01", "2031-03-31", "CASSR Commissioned support", "C-4")],  # ends before the period
+        5: [carer(6, "2032-04-01", None, "Direct Payment", "C-5", (1976, 9))],  # starts on the day after it
+        6: [carer(7, "2031-01-01", None, None, "C-6", (1980, 1))],  # no delivery mechanism: left out, listed
+        7: [carer(8, "2031-01-01", None, "CASSR Commissioned support", "C-7", (1950, 1), died="2031-03-31")],
+        8: [carer(9, "2031-01-01", None, "CASSR Commissioned support", "C-8", (1950, 1), died="2031-04-01")],
+        9: [carer(10, "2031-01-01", None, "CASSR Commissioned support", "C-9", (2015, 1))],  # 17: in no figure
+        10: [carer(11, "2031-01-01", None, "CASSR Managed Personal Budget", "C-10", None, None, "Direct Payment")],
+        11: [carer(12, "2031-01-01", None, "Direct Payment", "C-11", (1980, 1))],
+    })
+    pop.cld_rows[11][0]["service_type"] = "Carer Support: Support involving the person cared-for"  # not direct
+    year = (date(2031, 4, 1), date(2032, 3, 31))
+    # in the year: C-1 (direct payment, case 2), C-3 (the first day), C-6 (left out), C-8 (died in the year),
+    # C-10 (the service component is a direct payment, no birth: the total only)
+    assert figure(pop, "ascof_3d1b", *year) == (3, 4, {"direct_payment": [2, 10], "managed_budget": [3],
+                                                       "commissioned": [8], "unknown_mechanism": [6]})
+    assert figure(pop, "ascof_3d2b", *year) == (2, 4, {"direct_payment": [2, 10], "managed_budget": [3],
+                                                       "commissioned": [8], "unknown_mechanism": [6]})
+    # ages on 31 March 2032: C-1 55 and C-6 52 (18 to 64); C-3 72 and C-8 82 (65 and over)
+    assert figure(pop, "ascof_3d1b_18_64", *year) == (1, 1, {"direct_payment": [2], "unknown_mechanism": [6]})
+    assert figure(pop, "ascof_3d2b_18_64", *year) == (1, 1, {"direct_payment": [2], "unknown_mechanism": [6]})
+    assert figure(pop, "ascof_3d1b_65_over", *year) == (1, 2, {"managed_budget": [3], "commissioned": [8]})
+    assert figure(pop, "ascof_3d2b_65_over", *year) == (0, 2, {"managed_budget": [3], "commissioned": [8]})
+    # the year before: C-1's commissioned service only (the direct payment starts later), C-4 ends on its last day
+    before = (date(2030, 4, 1), date(2031, 3, 31))
+    assert figure(pop, "ascof_3d1b", *before)[2] == {
+        "commissioned": [1, 4, 7, 8], "unknown_mechanism": [6], "direct_payment": [10]}
+    # the cases behind a part, as for every measure
+    result, items = m.measure_cases(pop, "ascof_3d1b", *year, part="unknown_mechanism")
+    assert [i["case_id"] for i in items] == [6] and result.extra["left_out"] == {"unknown_mechanism": 1}
+    assert items[0]["detail"] == "carer's support from 2031-01-01: no delivery mechanism"
+
+
+def test_when_the_facts_cannot_be_written_the_page_still_has_the_right_figures(driven, monkeypatch, caplog):
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    eng, c = driven
+    m._LOADED.pop(eng, None)
+
+    def busy(engine, rows):
+        raise OperationalError("INSERT INTO measure_facts", {}, sqlite3.OperationalError("database is locked"))
+
+    monkeypatch.setattr(m, "_write_facts", busy)
+    pop = m.load_population(eng)
+    assert kept(eng) == {}  # nothing kept: the next page works the cases out again
+    assert all_figures(pop) == all_figures(from_histories(eng))
+    assert "measure facts of" in caplog.text and "OperationalError" in caplog.text
+    assert "CASE-" not in caplog.text  # no case named in the log
+
+
+def test_the_server_reads_the_measures_facts_once_in_the_background_when_it_starts(driven):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    eng, c = driven
+    m._LOADED.pop(eng, None)
+    quiet = create_app(eng, run_timers=False)  # warming is asked for, not a default
+    with TestClient(quiet):
+        assert not hasattr(quiet.state, "measures_warming") and eng not in m._LOADED
+    app = create_app(eng, run_timers=False, warm_measures=True)  # as `carepath serve` makes it
+    with TestClient(app):
+        app.state.measures_warming.join()  # waits for the reading, however long it takes; asserts no duration
+        assert eng in m._LOADED and set(kept(eng)) == set(m._LOADED[eng].population.cases)
+
+
+def test_a_release_that_changes_the_derivation_makes_every_kept_row_stale(driven, monkeypatch):
+    eng, c = driven
+    m._LOADED.pop(eng, None)
+    m.load_population(eng)
+    before = kept(eng)
+    monkeypatch.setattr(m, "_code_hash", lambda: "a release that derives a CLD row differently")
+    m._LOADED.pop(eng, None)
+    pop = m.load_population(eng)
+    after = kept(eng)
+    assert set(after) == set(before)
+    assert all(after[cid][1] != before[cid][1] and after[cid][0] == before[cid][0] for cid in after)
+    assert all_figures(pop) == all_figures(from_histories(eng))
