@@ -4,12 +4,15 @@
   "another period" with a start and an end date (GOV.UK date inputs). Sent back to the same address (a GET form:
   choosing a period changes nothing), the page checks the period — a date that is not real, an end before the
   start, a period longer than a year, a start in the future: a GOV.UK error summary naming the date — and shows
-  the summary of the return for it: its rows by event type, the people it is about, the rows it could not code
-  (problems) and any it leaves out (withheld), and a "Download the CSV" link.
+  the summary of the return for it: its rows by event type, the people it is about, the data-quality report
+  (`handlers.cld_quality`: each finding with the case to fix, errors first; restricted cases counted, listed only to
+  the people named on them), the rows it leaves out (withheld), and a "Download the CSV" link carrying the
+  return's version.
 * `GET /returns/cld.csv?from=YYYY-MM-DD&to=YYYY-MM-DD` — the return as a CSV attachment named with the council and
   the period. Every download is written to the case access log, one line per case whose person the file is about
   (action `cld_return`, the page path, the period as the reason: no personal data); a bad period is a 422 page
-  saying what is wrong.
+  saying what is wrong. With `version`, the file is the rows the summary reported (made once, kept in `MADE`), or
+  a 409 page when the cases have changed since.
 
 Who may: `performance` and `team_manager` (`RETURN_ROLES`); everyone else 403, signed out to the sign-in page.
 
@@ -179,8 +182,10 @@ def report(engine: Any, result: Return, user: Any) -> dict[str, Any]:
     refs = {f["case_reference"] for f in result.findings if f.get("case_reference")}
     refs |= {w["case"] for w in result.withheld if w.get("case")}
     with engine.db.engine.connect() as conn:
-        ids = {r.reference: r.id for r in conn.execute(
-            select(cases.c.reference, cases.c.id).where(cases.c.reference.in_(sorted(refs))))} if refs else {}
+        query = select(cases.c.reference, cases.c.id)
+        if len(refs) <= 500:  # a county's report names tens of thousands: one pass over the cases, not a huge IN
+            query = query.where(cases.c.reference.in_(sorted(refs)))
+        ids = {r.reference: r.id for r in conn.execute(query) if r.reference in refs} if refs else {}
         restricted = restricted_map(conn) if ids else {}
     may_open_any = user.has(*OVERSIGHT_ROLES)
     hidden_cases: set[str] = set()

@@ -1501,15 +1501,18 @@ def _slim_data(kind: str, raw: str) -> dict:
         head = _CALL_HEAD.match(raw)
         if head is not None and head.group(2) not in _HANDLERS_READ:
             return {"handler": head.group(2), "element_id": head.group(1), "output": {}}
-    return json.loads(raw)
+    return _DECODE(raw)[0]  # canonical JSON, no surrounding space: json.loads without its two whitespace scans
+
+
+_DECODE = json.JSONDecoder().raw_decode
 
 
 def read_cases(engine: Any, batch: int = 500, *, slim: bool = False) -> Iterable[tuple[dict, list[dict]]]:
     """(case, history) for every case, in case order, in the shapes ``Engine.get_case`` and ``Engine.history``
     return, read ``batch`` cases at a time (three queries a batch instead of three a case: a county's year is
     tens of thousands of cases). tests/test_cld_spec.py checks the shapes against the engine's own. ``slim``: a
-    service-task call no CLD row reads keeps only its element and handler (``_slim_data``; what ``cld_return``
-    reads)."""
+    service-task call no CLD row reads keeps only its element and handler (``_slim_data``), and the events come
+    without their hashes (what ``cld_return`` reads)."""
     from sqlalchemy import select
 
     from engine.history import case_chain
@@ -1526,7 +1529,8 @@ def read_cases(engine: Any, batch: int = 500, *, slim: bool = False) -> Iterable
                 select(instances.c.case_id, instances.c.id, instances.c.process_id, instances.c.status,
                        instances.c.parent_instance_id, instances.c.started_at, instances.c.completed_at)
                 .where(instances.c.case_id.in_(chunk)).order_by(instances.c.id)).all()
-            result = conn.execute(select(events).where(events.c.chain.in_(list(chain_of)))
+            wanted = [c for c in events.c if not (slim and c.name in ("prev_hash", "hash"))]  # no row reads them
+            result = conn.execute(select(*wanted).where(events.c.chain.in_(list(chain_of)))
                                   .order_by(events.c.chain, events.c.seq))
             columns = list(result.keys())
             event_rows = result.fetchall()

@@ -437,6 +437,13 @@ def test_the_report_in_the_browser_axe_clean_keyboard_and_bad_periods(eng, app):
         assert eng.get_case(bob)["reference"] in nhs and carol_ref not in page.inner_text("main")
         assert "1 finding is on a restricted case not listed here" in page.inner_text("#report-restricted")
         run_axe(page, "the return's data-quality report")
+        # a download link from a report made before something was recorded: said, axe-clean, back by keyboard
+        r = page.goto(f"{base}/returns/cld.csv?from=2031-01-01&to=2031-03-31&version=0000000000000000")
+        assert r.status == 409 and "The cases have changed since the report was made" in page.inner_text("h1")
+        run_axe(page, "the return changed since its report")
+        page.get_by_role("link", name="Look at the report for 1 January 2031 to 31 March 2031 again").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#report-heading")
         link = page.get_by_role("link", name=eng.get_case(bob)["reference"])
         link.focus()
         page.keyboard.press("Enter")
