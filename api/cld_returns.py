@@ -28,8 +28,7 @@ import io
 import re
 import tempfile
 import threading
-from collections import OrderedDict
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path

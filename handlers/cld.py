@@ -1545,7 +1545,7 @@ def read_cases(engine: Any, batch: int = 500, *, slim: bool = False) -> Iterable
             if r[at_chain] != current:
                 current = r[at_chain]
                 history = histories.setdefault(chain_of[current], [])
-            item = dict(zip(columns, r))
+            item = dict(zip(columns, r, strict=True))
             item["data"] = parse(r[at_type], r[at_data])
             history.append(item)
         for row in case_rows:

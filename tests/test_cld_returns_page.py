@@ -20,8 +20,7 @@ from api.demo_users import demo_password, demo_username
 from engine.schema import case_access_log
 from handlers import cld
 from tests.browser import launch, live_server, run_axe, sign_in
-from tests.casework_helpers import SW, page_client
-from tests.casework_helpers import TM, known_case
+from tests.casework_helpers import SW, TM, known_case, page_client
 from tests.test_case_actions import PERSON, app, eng, planned_case  # noqa: F401  (fixtures)
 from tests.test_process_assessment_to_review import SMALL, assessment, complete, plan, ras
 
@@ -285,8 +284,8 @@ def report_tables(html: str) -> dict[str, list[list[str]]]:
     out = {}
     for check, body in re.findall(r'<table class="govuk-table" id="check-([a-z_]+)">(.*?)</table>', html, re.S):
         rows = re.findall(r'<tr class="govuk-table__row">\s*<td(.*?)</tr>', body, re.S)
-        out[check] = [[html_text.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r'<td class="govuk-table__cell">(.*?)</td>',
-                                                                             "<td" + r, re.S)] for r in rows]
+        cells = [re.findall(r'<td class="govuk-table__cell">(.*?)</td>', "<td" + r, re.S) for r in rows]
+        out[check] = [[html_text.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in row] for row in cells]
     return out
 
 
@@ -312,7 +311,8 @@ def test_the_report_lists_each_finding_with_the_case_to_fix_errors_first(eng, ap
     # the performance officer does not open case records: the reference is named, not linked
     assert f'href="/cases/{bob}"' not in html
     manager, _ = page_client(app, "team_manager")
-    assert f'<a class="govuk-link" href="/cases/{bob}">{bob_ref}</a>' in manager.get(f"/returns/cld?period={QUARTER}").text
+    html = manager.get(f"/returns/cld?period={QUARTER}").text
+    assert f'<a class="govuk-link" href="/cases/{bob}">{bob_ref}</a>' in html
 
 
 def test_a_return_without_findings_is_ready_to_send(eng, app, monkeypatch):  # noqa: F811
