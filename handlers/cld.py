@@ -1507,12 +1507,34 @@ def _slim_data(kind: str, raw: str) -> dict:
 _DECODE = json.JSONDecoder().raw_decode
 
 
+_HEAD_CHARS = 400  # a call's element and handler come first in its canonical JSON: ids are a few dozen characters
+
+
+def _call_head_or_data(events: Any) -> Any:
+    """The events' data column, but only the first _HEAD_CHARS of a service-task call whose text names no handler a
+    row reads (a name's ``_`` matches any character in LIKE: a call in doubt comes whole)."""
+    from sqlalchemy import and_, case, func, not_, or_
+
+    named = or_(*[events.c.data.like(f'%"handler":"{name}"%') for name in sorted(_HANDLERS_READ or ())])
+    unread = and_(events.c.type == "handler.called", not_(named))
+    return case((unread, func.substr(events.c.data, 1, _HEAD_CHARS)), else_=events.c.data).label("data")
+
+
+def _event_data(engine: Any, event_id: int) -> str:
+    from sqlalchemy import select
+
+    from engine.schema import events
+
+    with engine.db.engine.connect() as conn:
+        return conn.execute(select(events.c.data).where(events.c.id == event_id)).scalar_one()
+
+
 def read_cases(engine: Any, batch: int = 500, *, slim: bool = False) -> Iterable[tuple[dict, list[dict]]]:
     """(case, history) for every case, in case order, in the shapes ``Engine.get_case`` and ``Engine.history``
     return, read ``batch`` cases at a time (three queries a batch instead of three a case: a county's year is
     tens of thousands of cases). tests/test_cld_spec.py checks the shapes against the engine's own. ``slim``: a
-    service-task call no CLD row reads keeps only its element and handler (``_slim_data``), and the events come
-    without their hashes (what ``cld_return`` reads)."""
+    service-task call no CLD row reads keeps only its element and handler (``_slim_data``; only the head of its
+    text is read, ``_call_head_or_data``), and the events come without their hashes (what ``cld_return`` reads)."""
     from sqlalchemy import select
 
     from engine.history import case_chain
@@ -1530,6 +1552,8 @@ def read_cases(engine: Any, batch: int = 500, *, slim: bool = False) -> Iterable
                        instances.c.parent_instance_id, instances.c.started_at, instances.c.completed_at)
                 .where(instances.c.case_id.in_(chunk)).order_by(instances.c.id)).all()
             wanted = [c for c in events.c if not (slim and c.name in ("prev_hash", "hash"))]  # no row reads them
+            if slim and _HANDLERS_READ is not None:  # a call no row reads: only its head crosses from the database
+                wanted = [_call_head_or_data(events) if c.name == "data" else c for c in wanted]
             result = conn.execute(select(*wanted).where(events.c.chain.in_(list(chain_of)))
                                   .order_by(events.c.chain, events.c.seq))
             columns = list(result.keys())
@@ -1546,7 +1570,10 @@ def read_cases(engine: Any, batch: int = 500, *, slim: bool = False) -> Iterable
                 current = r[at_chain]
                 history = histories.setdefault(chain_of[current], [])
             item = dict(zip(columns, r, strict=True))
-            item["data"] = parse(r[at_type], r[at_data])
+            try:
+                item["data"] = parse(r[at_type], r[at_data])
+            except ValueError:  # a call's head cut short before its handler (never seen): read it whole
+                item["data"] = parse(r[at_type], _event_data(engine, item["id"]))
             history.append(item)
         for row in case_rows:
             case = {"id": row.id, "reference": row.reference, "title": row.title, "data": json.loads(row.data),
