@@ -1511,13 +1511,15 @@ _HEAD_CHARS = 400  # a call's element and handler come first in its canonical JS
 
 
 def _call_head_or_data(events: Any) -> Any:
-    """The events' data column, but only the first _HEAD_CHARS of a service-task call whose text names no handler a
-    row reads (a name's ``_`` matches any character in LIKE: a call in doubt comes whole)."""
+    """The events' data column, but only the first _HEAD_CHARS of a service-task call whose head names no handler a
+    row reads (a name's ``_`` matches any character in LIKE: a call in doubt comes whole; a head that does not
+    hold the handler fails ``_slim_data`` and the call is read whole)."""
     from sqlalchemy import and_, case, func, not_, or_
 
-    named = or_(*[events.c.data.like(f'%"handler":"{name}"%') for name in sorted(_HANDLERS_READ or ())])
+    head = func.substr(events.c.data, 1, _HEAD_CHARS)  # the handler is in the head: no scan of the whole text
+    named = or_(*[head.like(f'%"handler":"{name}"%') for name in sorted(_HANDLERS_READ or ())])
     unread = and_(events.c.type == "handler.called", not_(named))
-    return case((unread, func.substr(events.c.data, 1, _HEAD_CHARS)), else_=events.c.data).label("data")
+    return case((unread, head), else_=events.c.data).label("data")
 
 
 def _event_data(engine: Any, event_id: int) -> str:
