@@ -4,12 +4,15 @@
   "another period" with a start and an end date (GOV.UK date inputs). Sent back to the same address (a GET form:
   choosing a period changes nothing), the page checks the period — a date that is not real, an end before the
   start, a period longer than a year, a start in the future: a GOV.UK error summary naming the date — and shows
-  the summary of the return for it: its rows by event type, the people it is about, the rows it could not code
-  (problems) and any it leaves out (withheld), and a "Download the CSV" link.
+  the summary of the return for it: its rows by event type, the people it is about, the data-quality report
+  (`handlers.cld_quality`: each finding with the case to fix, errors first; restricted cases counted, listed only to
+  the people named on them), the rows it leaves out (withheld), and a "Download the CSV" link carrying the
+  return's version.
 * `GET /returns/cld.csv?from=YYYY-MM-DD&to=YYYY-MM-DD` — the return as a CSV attachment named with the council and
   the period. Every download is written to the case access log, one line per case whose person the file is about
   (action `cld_return`, the page path, the period as the reason: no personal data); a bad period is a 422 page
-  saying what is wrong.
+  saying what is wrong. With `version`, the file is the rows the summary reported (made once, kept in `MADE`), or
+  a 409 page when the cases have changed since.
 
 Who may: `performance` and `team_manager` (`RETURN_ROLES`); everyone else 403, signed out to the sign-in page.
 
@@ -20,10 +23,12 @@ only through `produce` below, so that a change of its shape (rows, problems, wit
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 import tempfile
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -31,14 +36,15 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from starlette.concurrency import run_in_threadpool
 
-from engine.schema import cases
-from handlers import cld
+from engine.schema import cases, events
+from handlers import cld, cld_quality
 
 from . import page_kit as kit
-from .auth import User, case_access_log
+from .access import restricted_map
+from .auth import OVERSIGHT_ROLES, User, case_access_log
 from .errors import forbidden
 
 router = APIRouter(include_in_schema=False)
@@ -61,6 +67,7 @@ class Return:
     problems: list[dict[str, Any]] = field(default_factory=list)  # rows it could not code: {"message", "case"?}
     withheld: list[dict[str, Any]] = field(default_factory=list)  # rows left out of the file: {"message", "case"?}
     error: str | None = None  # the return could not be produced at all (the history holds a value it cannot code)
+    findings: list[dict[str, Any]] = field(default_factory=list)  # handlers.cld_quality's report, errors first
 
 
 def header() -> list[str]:
@@ -93,14 +100,22 @@ def produce(engine: Any, start: date, end: date) -> Return:
         out = cld.cld_return(engine, start, end)
     except cld.CldDataError as exc:
         return Return(start, end, [], error=str(exc))
+    return adapt(start, end, out)
+
+
+def adapt(start: date, end: date, out: Any) -> Return:
+    """`cld_return`'s answer as a Return, with its data-quality report (`handlers.cld_quality.quality_report`)."""
     if isinstance(out, dict):
         rows, problems, withheld = out.get("rows"), out.get("problems"), out.get("withheld")
     elif hasattr(out, "rows"):
         rows, problems, withheld = out.rows, getattr(out, "problems", None), getattr(out, "withheld", None)
     else:  # handlers.cld.CldReturn: a list of rows carrying .problems and .withheld
         rows, problems, withheld = out, getattr(out, "problems", None), getattr(out, "withheld", None)
-    return Return(start, end, list(rows or []), [_issue(p) for p in problems or []],
-                  [_issue(w) for w in withheld or []])
+    rows = list(rows or [])
+    raw = [p if isinstance(p, dict) else {"why": str(p), "case_reference": _issue(p)["case"]} for p in problems or []]
+    findings = cld_quality.quality_report(rows, [{**p, "why": p.get("why") or p.get("message") or ""} for p in raw])
+    return Return(start, end, rows, [_issue(p) for p in problems or []], [_issue(w) for w in withheld or []],
+                  findings=findings)
 
 
 def _value(row: dict[str, Any], *keys: str) -> Any:
@@ -138,6 +153,144 @@ def summary(result: Return) -> dict[str, Any]:
     people = {person_id(r) for r in result.rows if person_id(r) is not None}
     return {"by_type": sorted(by_type.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])),
             "rows": len(result.rows), "people": len(people)}
+
+
+# ---------------------------------------------------------------------- the data-quality report, for one user
+CHECK_TITLES = {  # handlers.cld_quality.CHECKS, in words (DHSC's own check in brackets where it has one)
+    "not_coded": "Value with no code in the specification",
+    "missing_mandatory": "Mandatory field blank (Failed: Blank (Mandatory))",
+    "invalid_value": "Value not in the list (Failed: Invalid)",
+    "end_before_start": "Event ends before it starts",
+    "out_of_order": "Date outside the period or after death",
+    "service_without_delivery_mechanism": "Service without a delivery mechanism",
+    "overlapping_events": "Events that overlap",
+    "no_nhs_number": "Person without an NHS number",
+}
+SHOWN_PER_CHECK = 100  # a county's year can have thousands of one warning: each check lists its first 100
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
+def report(engine: Any, result: Return, user: Any) -> dict[str, Any]:
+    """What the summary page shows `user`: the counts by event type, the findings (errors first) with the case to
+    fix, the rows left out. Every finding is counted; a finding or left-out row on a restricted case the user is not
+    named on is counted, not listed (api/measures.py's drill-down does the same). A case reference links to the case
+    record when the user may open it: team managers any unrestricted case, anyone the restricted cases naming them."""
+    refs = {f["case_reference"] for f in result.findings if f.get("case_reference")}
+    refs |= {w["case"] for w in result.withheld if w.get("case")}
+    with engine.db.engine.connect() as conn:
+        query = select(cases.c.reference, cases.c.id)
+        if len(refs) <= 500:  # a county's report names tens of thousands: one pass over the cases, not a huge IN
+            query = query.where(cases.c.reference.in_(sorted(refs)))
+        ids = {r.reference: r.id for r in conn.execute(query) if r.reference in refs} if refs else {}
+        restricted = restricted_map(conn) if ids else {}
+    may_open_any = user.has(*OVERSIGHT_ROLES)
+    hidden_cases: set[str] = set()
+
+    def case(ref: str | None) -> dict[str, Any] | None:
+        """{reference, link} for a case the user may see listed; None when hidden (the reference is remembered)."""
+        if not ref:
+            return {"reference": None, "link": None}
+        cid = ids.get(ref)
+        allowed = restricted.get(cid) if cid is not None else None
+        if allowed is not None and user.username not in allowed:
+            hidden_cases.add(ref)
+            return None
+        may_open = cid is not None and (allowed is not None or may_open_any)
+        return {"reference": ref, "link": f"/cases/{cid}" if may_open else None}
+
+    errors = sum(f["severity"] == cld_quality.ERROR for f in result.findings)
+    warnings = len(result.findings) - errors
+    groups: list[dict[str, Any]] = []
+    hidden_findings = 0
+    for f in result.findings:
+        shown = case(f.get("case_reference"))
+        if shown is None:
+            hidden_findings += 1
+            continue
+        if not groups or (groups[-1]["check"], groups[-1]["severity"]) != (f["check"], f["severity"]):
+            groups.append({"check": f["check"], "severity": f["severity"], "count": 0, "items": [],
+                           "title": CHECK_TITLES.get(f["check"], f["check"].replace("_", " ").capitalize())})
+        group = groups[-1]
+        group["count"] += 1
+        if len(group["items"]) < SHOWN_PER_CHECK:
+            group["items"].append({**f, "case": shown})
+    hidden_in_findings = set(hidden_cases)
+    withheld, hidden_withheld = [], 0
+    for w in result.withheld:
+        shown = case(w.get("case"))
+        if shown is None:
+            hidden_withheld += 1
+        else:
+            withheld.append({**w, "shown": shown})
+    if errors or warnings:
+        headline = f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
+    else:
+        headline = "No problems found: the return is ready to send"
+    return {"summary": summary(result), "errors": errors, "warnings": warnings, "headline": headline,
+            "error_groups": [g for g in groups if g["severity"] == cld_quality.ERROR],
+            "warning_groups": [g for g in groups if g["severity"] != cld_quality.ERROR],
+            "hidden_findings": hidden_findings, "hidden_finding_cases": len(hidden_in_findings),
+            "withheld": withheld, "hidden_withheld": hidden_withheld,
+            "shown_per_check": SHOWN_PER_CHECK}
+
+
+# ---------------------------------------------------------------------- once per request, the same rows in the file
+def version(engine: Any) -> str:
+    """What the return is made from, in a few characters: the latest history event, the number of cases and the
+    latest change to a case record, and the council's LA code. The same version gives the same return."""
+    with engine.db.engine.connect() as conn:
+        last_event = conn.execute(select(func.max(events.c.id))).scalar() or 0
+        n_cases, changed = conn.execute(select(func.count(), func.max(cases.c.updated_at)).select_from(cases)).one()
+    raw = f"{last_event}|{n_cases}|{changed}|{cld.la_code_setting() or ''}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+class Made:
+    """The last few returns made, by engine, period and version: the summary page makes the return once, and the
+    download of the same period and version takes the very rows the page reported instead of making it again.
+    Kept in this process only (a few, the newest); another process, or one restarted, makes it again."""
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple, Return] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> Return | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: tuple, result: Return) -> None:
+        if result.error:
+            return
+        with self._lock:
+            self._items[key] = result
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+MADE = Made()
+
+
+def made(engine: Any, start: date, end: date) -> tuple[Return, str]:
+    """The return for the period at the database's current version, made once per version (MADE)."""
+    now = version(engine)
+    key = (id(engine), start, end, now)
+    result = MADE.get(key)
+    if result is None:
+        result = produce(engine, start, end)
+        MADE.put(key, result)
+    return result, now
 
 
 # ---------------------------------------------------------------------- periods
@@ -297,14 +450,20 @@ async def return_page(request: Request) -> Response:
         period, errors = chosen_period(params, today)
         if errors:
             return _choose(request, user, today, params, errors)
-        result = await run_in_threadpool(produce, engine, *period)
+        result, made_at = await run_in_threadpool(made, engine, *period)
+        page = await run_in_threadpool(report, engine, result, user)
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
         return kit.guard(request, user, exc)
     return kit.render(request, "returns_cld_summary.html", {
-        "user": user, "result": result, "summary": summary(result), "header": header(),
-        "period": f"{result.start.day} {result.start:%B %Y} to {result.end.day} {result.end:%B %Y}",
-        "download": f"/returns/cld.csv?from={result.start.isoformat()}&to={result.end.isoformat()}",
+        "user": user, "result": result, "summary": page["summary"], "report": page, "header": header(),
+        "period": _period_words(result.start, result.end),
+        "download": f"/returns/cld.csv?from={result.start.isoformat()}&to={result.end.isoformat()}"
+                    f"&version={made_at}",
         "filename": filename(result)})
+
+
+def _period_words(start: date, end: date) -> str:
+    return f"{start.day} {start:%B %Y} to {end.day} {end:%B %Y}"
 
 
 @router.get("/returns/cld.csv")
@@ -322,7 +481,15 @@ async def return_csv(request: Request) -> Response:
         errors = check_period(start, end, engine.now().date())
         if errors:
             return kit.error_page(request, user, 422, "Sorry, there is a problem", " ".join(errors.values()) + ".")
-        result = await run_in_threadpool(produce, engine, start, end)
+        asked = request.query_params.get("version")
+        result = MADE.get((id(engine), start, end, asked)) if asked else None  # the rows the page reported
+        if result is None:
+            result, now = await run_in_threadpool(made, engine, start, end)
+            if asked and asked != now:
+                report_link = (f"/returns/cld?period=other&from-day={start.day}&from-month={start.month}"
+                               f"&from-year={start.year}&to-day={end.day}&to-month={end.month}&to-year={end.year}")
+                return kit.render(request, "returns_cld_changed.html", {
+                    "user": user, "period": _period_words(start, end), "report_link": report_link}, 409)
         if result.error:
             return kit.error_page(request, user, 422, "The return cannot be made for this period", result.error)
         body = await run_in_threadpool(csv_bytes, result)

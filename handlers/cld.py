@@ -232,6 +232,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any, Iterable
@@ -656,8 +657,14 @@ class CldDataError(ValueError):
     """A case history holds a value the return cannot report (not in its CLD code list)."""
 
 
+_PARTS: dict[str, tuple[str, ...]] = {}  # "data.data.outcome" -> its parts, split once (the paths are the mappings')
+
+
 def _get(obj: Any, path: str) -> Any:
-    for part in path.split("."):
+    parts = _PARTS.get(path)
+    if parts is None:
+        parts = _PARTS.setdefault(path, tuple(path.split(".")))
+    for part in parts:
         if not isinstance(obj, dict) or part not in obj:
             return _MISSING
         obj = obj[part]
@@ -668,6 +675,9 @@ _MISSING = object()
 
 
 def _matches(event: dict, match: dict[str, Any]) -> bool:
+    kind = match.get("type")
+    if kind.__class__ is str and event.get("type") != kind:  # most events fail here: no path to walk
+        return False
     for path, wanted in match.items():
         value = _get(event, path)
         if value is _MISSING:
@@ -686,11 +696,20 @@ def _matches(event: dict, match: dict[str, Any]) -> bool:
 def _first(events: Iterable[dict], match: dict[str, Any] | None) -> dict | None:
     if match is None:
         return None
+    kind = match.get("type")
+    if kind.__class__ is str:  # the event's type first, without a call: most events are of another type
+        return next((e for e in events if e["type"] == kind and _matches(e, match)), None)
     return next((e for e in events if _matches(e, match)), None)
 
 
 def _last(events: Iterable[dict], match: dict[str, Any]) -> dict | None:
     found = None
+    kind = match.get("type")
+    if kind.__class__ is str:
+        for e in events:
+            if e["type"] == kind and _matches(e, match):
+                found = e
+        return found
     for e in events:
         if _matches(e, match):
             found = e
@@ -1483,15 +1502,86 @@ def _case_ids(engine: Any) -> list[int]:
         return [r.id for r in conn.execute(select(cases.c.id).order_by(cases.c.id))]
 
 
-def read_cases(engine: Any, batch: int = 500) -> Iterable[tuple[dict, list[dict]]]:
+def _handlers_read() -> frozenset[str] | None:
+    """The service-task handlers whose calls (``handler.called``) a CLD row reads: every mapping's match of that type
+    names its handler (``data.handler``). None when some match reads such calls whatever their handler."""
+    names: set[str] = set()
+    any_handler = False
+
+    def walk(x: Any) -> None:
+        nonlocal any_handler
+        if isinstance(x, dict):
+            kinds = x.get("type")
+            if "handler.called" in (kinds if isinstance(kinds, tuple) else (kinds,)):
+                wanted = x.get("data.handler")
+                if wanted is None:
+                    any_handler = True
+                names.update(wanted if isinstance(wanted, tuple) else [wanted])
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, (list, tuple)):
+            for v in x:
+                walk(v)
+
+    walk(PROCESS_MAPPINGS)
+    return None if any_handler else frozenset(n for n in names if isinstance(n, str))
+
+
+_HANDLERS_READ = _handlers_read()
+# canonical JSON (sorted keys, no spaces): a call's data opens with its element (a text) and then its handler
+_CALL_HEAD = re.compile(r'\{(?:"element_id":"([^"\\]*)",)?"handler":"([^"\\]*)"')
+
+
+def _slim_data(kind: str, raw: str) -> dict:
+    """An event's data for the return: parsed, except a service-task call that no CLD row reads (its handler is not
+    one a mapping names, ``_HANDLERS_READ``: the local timescales each instance reads, the letters, the directory
+    searches — most of a history's bytes), which keeps only its element and handler and an empty output."""
+    if kind == "handler.called" and _HANDLERS_READ is not None:
+        head = _CALL_HEAD.match(raw)
+        if head is not None and head.group(2) not in _HANDLERS_READ:
+            return {"handler": head.group(2), "element_id": head.group(1), "output": {}}
+    return _DECODE(raw)[0]  # canonical JSON, no surrounding space: json.loads without its two whitespace scans
+
+
+_DECODE = json.JSONDecoder().raw_decode
+
+
+_HEAD_CHARS = 400  # a call's element and handler come first in its canonical JSON: ids are a few dozen characters
+
+
+def _call_head_or_data(events: Any) -> Any:
+    """The events' data column, but only the first _HEAD_CHARS of a service-task call whose head names no handler a
+    row reads (a name's ``_`` matches any character in LIKE: a call in doubt comes whole; a head that does not
+    hold the handler fails ``_slim_data`` and the call is read whole)."""
+    from sqlalchemy import and_, case, func, not_, or_
+
+    head = func.substr(events.c.data, 1, _HEAD_CHARS)  # the handler is in the head: no scan of the whole text
+    named = or_(*[head.like(f'%"handler":"{name}"%') for name in sorted(_HANDLERS_READ or ())])
+    unread = and_(events.c.type == "handler.called", not_(named))
+    return case((unread, head), else_=events.c.data).label("data")
+
+
+def _event_data(engine: Any, event_id: int) -> str:
+    from sqlalchemy import select
+
+    from engine.schema import events
+
+    with engine.db.engine.connect() as conn:
+        return conn.execute(select(events.c.data).where(events.c.id == event_id)).scalar_one()
+
+
+def read_cases(engine: Any, batch: int = 500, *, slim: bool = False) -> Iterable[tuple[dict, list[dict]]]:
     """(case, history) for every case, in case order, in the shapes ``Engine.get_case`` and ``Engine.history``
     return, read ``batch`` cases at a time (three queries a batch instead of three a case: a county's year is
-    tens of thousands of cases). tests/test_cld_spec.py checks the shapes against the engine's own."""
+    tens of thousands of cases). tests/test_cld_spec.py checks the shapes against the engine's own. ``slim``: a
+    service-task call no CLD row reads keeps only its element and handler (``_slim_data``; only the head of its
+    text is read, ``_call_head_or_data``), and the events come without their hashes (what ``cld_return`` reads)."""
     from sqlalchemy import select
 
     from engine.history import case_chain
     from engine.schema import cases, events, instances
 
+    parse = _slim_data if slim else (lambda _kind, raw: json.loads(raw))
     ids = _case_ids(engine)
     for first in range(0, len(ids), batch):
         chunk = ids[first:first + batch]
@@ -1502,15 +1592,30 @@ def read_cases(engine: Any, batch: int = 500) -> Iterable[tuple[dict, list[dict]
                 select(instances.c.case_id, instances.c.id, instances.c.process_id, instances.c.status,
                        instances.c.parent_instance_id, instances.c.started_at, instances.c.completed_at)
                 .where(instances.c.case_id.in_(chunk)).order_by(instances.c.id)).all()
-            event_rows = conn.execute(select(events).where(events.c.chain.in_(list(chain_of)))
-                                      .order_by(events.c.chain, events.c.seq)).all()
+            wanted = [c for c in events.c if not (slim and c.name in ("prev_hash", "hash"))]  # no row reads them
+            if slim and _HANDLERS_READ is not None:  # a call no row reads: only its head crosses from the database
+                wanted = [_call_head_or_data(events) if c.name == "data" else c for c in wanted]
+            result = conn.execute(select(*wanted).where(events.c.chain.in_(list(chain_of)))
+                                  .order_by(events.c.chain, events.c.seq))
+            columns = list(result.keys())
+            event_rows = result.fetchall()
         insts: dict[int, list[dict]] = {}
         for r in inst_rows:
             item = dict(r._mapping)
             insts.setdefault(item.pop("case_id"), []).append(item)
         histories: dict[int, list[dict]] = {}
-        for r in event_rows:
-            histories.setdefault(chain_of[r.chain], []).append(dict(r._mapping, data=json.loads(r.data)))
+        at_chain, at_type, at_data = columns.index("chain"), columns.index("type"), columns.index("data")
+        current, history = None, []
+        for r in event_rows:  # plain tuples: a row's mapping costs more than its dict
+            if r[at_chain] != current:
+                current = r[at_chain]
+                history = histories.setdefault(chain_of[current], [])
+            item = dict(zip(columns, r, strict=True))
+            try:
+                item["data"] = parse(r[at_type], r[at_data])
+            except ValueError:  # a call's head cut short before its handler (never seen): read it whole
+                item["data"] = parse(r[at_type], _event_data(engine, item["id"]))
+            history.append(item)
         for row in case_rows:
             case = {"id": row.id, "reference": row.reference, "title": row.title, "data": json.loads(row.data),
                     "instances": insts.get(row.id, [])}
@@ -1539,7 +1644,7 @@ def cld_return(engine: Any, period_start: date, period_end: date, la_code: str |
         result.problems.append({"case_reference": None, "event": None, "field": "LA_Code", "value": None,
                                 "why": "the council's LA code is not set: add \"la_code\" to "
                                        "processes/config/council.json (or pass --la-code)"})
-    for case, history in read_cases(engine):
+    for case, history in read_cases(engine, slim=True):
         result += spec_rows(case, history, period_start, period_end, la_code, result.withheld, result.problems)
     return result
 

@@ -6,6 +6,7 @@ keyboard). The clock stands at 3 March 2031: the quarter January to March 2031 i
 
 from __future__ import annotations
 
+import html as html_text
 import re
 from datetime import date
 
@@ -19,8 +20,9 @@ from api.demo_users import demo_password, demo_username
 from engine.schema import case_access_log
 from handlers import cld
 from tests.browser import launch, live_server, run_axe, sign_in
-from tests.casework_helpers import SW, page_client
+from tests.casework_helpers import SW, TM, known_case, page_client
 from tests.test_case_actions import PERSON, app, eng, planned_case  # noqa: F401  (fixtures)
+from tests.test_process_assessment_to_review import SMALL, assessment, complete, plan, ras
 
 QUARTER = "2030-Q4"  # January to March 2031
 EXPECTED_HEADER = getattr(cld, "CLD_FIELDS", None) or [cld.CSV_HEADERS[c] for c in cld.CSV_HEADERS]
@@ -133,7 +135,7 @@ def test_the_summary_counts_the_rows_by_event_type_and_the_file_holds_the_same(e
     assert summary_cells(html) == {"Assessment": "1", "Service": "1", "All rows": "2"}
     assert "1 person (service users and carers)" in html
     link = re.search(r'id="download" href="([^"]+)"', html).group(1).replace("&amp;", "&")
-    assert link == "/returns/cld.csv?from=2031-01-01&to=2031-03-31"
+    assert re.fullmatch(r"/returns/cld\.csv\?from=2031-01-01&to=2031-03-31&version=[0-9a-f]{16}", link)
     r = client.get(link)
     assert r.headers["content-disposition"] == 'attachment; filename="CLD-Northshire-2031-01-01-to-2031-03-31.csv"'
     rows = cld_returns.read_csv(r.content)
@@ -257,3 +259,193 @@ def test_a_performance_officer_chooses_a_period_by_keyboard_and_downloads_the_fi
             assert cld_returns.read_csv(fh.read())[0] == list(EXPECTED_HEADER)
         ctx.close()
     assert len(logged(eng)) == 1
+
+
+# ---------------------------------------------------------------------- the data-quality report
+ANNA = {"name": "Anna Webb", "address": ["3 Quay Road", "Southport Bay", "NS4 1CC"], "salutation": "Ms Webb",
+        "date_of_birth": "1950-07-09", "nhs_number": "9434765919"}
+BOB = {"name": "Bob Hale", "address": ["9 Station Road", "Northby", "NS3 2DD"], "salutation": "Mr Hale",
+       "date_of_birth": "1944-02-11"}
+
+
+def assessed_case(engine, person) -> int:
+    """`person` assessed, their budget and plan signed off on 3 March 2031 (as planned_case, for anyone)."""
+    cid = known_case(engine, person, contact_date="2031-03-03")
+    complete(engine, cid, "assess_needs", assessment("personal_hygiene", "managing_nutrition", "using_home_safely"),
+             actor=SW)
+    complete(engine, cid, "score_needs", ras(**SMALL), actor=SW)
+    complete(engine, cid, "write_plan", plan("direct_payment"), actor=SW)
+    complete(engine, cid, "sign_off_plan", {"signed_off": True}, actor=TM)
+    return cid
+
+
+def report_tables(html: str) -> dict[str, list[list[str]]]:
+    """Each check's table on the page: {check: [[case to fix, field, what is wrong], ...]} in page order."""
+    out = {}
+    for check, body in re.findall(r'<table class="govuk-table" id="check-([a-z_]+)">(.*?)</table>', html, re.S):
+        rows = re.findall(r'<tr class="govuk-table__row">\s*<td(.*?)</tr>', body, re.S)
+        cells = [re.findall(r'<td class="govuk-table__cell">(.*?)</td>', "<td" + r, re.S) for r in rows]
+        out[check] = [[html_text.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in row] for row in cells]
+    return out
+
+
+def test_the_report_lists_each_finding_with_the_case_to_fix_errors_first(eng, app):  # noqa: F811
+    """Real findings: the council's LA code is not set (the return's, two errors), Bob has no NHS number (a
+    warning on his case); Anna, who has one, has none."""
+    anna, bob = assessed_case(eng, ANNA), assessed_case(eng, BOB)
+    client, _ = page_client(app, "performance")
+    html = client.get(f"/returns/cld?period={QUARTER}").text
+    assert summary_cells(html) == {"Assessment": "2", "Service": "2", "All rows": "4"}
+    assert "2 errors, 1 warning: correct the errors before you send the return" in html
+    tables = report_tables(html)
+    assert list(tables) == ["not_coded", "missing_mandatory", "no_nhs_number"]  # errors first
+    assert html.index('id="errors-heading"') < html.index('id="warnings-heading"')
+    assert tables["not_coded"] == [["The whole return", "LA_Code", "the return: LA_Code: the council's LA code is "
+                                    "not set: add \"la_code\" to processes/config/council.json (or pass --la-code)"]]
+    assert tables["missing_mandatory"] == [["The whole return", "LA_Code",
+                                            "LA_Code is mandatory and empty in every row: set it for the return"]]
+    bob_ref = eng.get_case(bob)["reference"]
+    assert tables["no_nhs_number"] == [[bob_ref, "NHS_Number", f"person {bob_ref} has no NHS number: record it on "
+                                        "the case so their events can be linked"]]
+    assert eng.get_case(anna)["reference"] not in html.split('id="report-heading"')[1]
+    # the performance officer does not open case records: the reference is named, not linked
+    assert f'href="/cases/{bob}"' not in html
+    manager, _ = page_client(app, "team_manager")
+    html = manager.get(f"/returns/cld?period={QUARTER}").text
+    assert f'<a class="govuk-link" href="/cases/{bob}">{bob_ref}</a>' in html
+
+
+def test_a_return_without_findings_is_ready_to_send(eng, app, monkeypatch):  # noqa: F811
+    assessed_case(eng, ANNA)
+    monkeypatch.setattr(cld, "la_code_setting", lambda *a: "E10000099")
+    client, _ = page_client(app, "performance")
+    html = client.get(f"/returns/cld?period={QUARTER}").text
+    assert '<div class="govuk-inset-text" id="report-headline">No problems found: the return is ready to send</div>' \
+        in html
+    assert report_tables(html) == {} and "govuk-warning-text" not in html
+    assert 'filename="CLD-E10000099-2031-01-01-to-2031-03-31.csv"' in client.get(
+        "/returns/cld.csv?from=2031-01-01&to=2031-03-31").headers["content-disposition"]
+
+
+def test_a_restricted_case_is_counted_not_listed_to_those_not_named_on_it(eng, app):  # noqa: F811
+    from api.access import restrict_case
+
+    bob = assessed_case(eng, BOB)
+    bob_ref = eng.get_case(bob)["reference"]
+    restrict_case(eng, bob, [demo_username("social_worker")])
+    for role in ("performance", "team_manager"):
+        client, _ = page_client(app, role)
+        html = client.get(f"/returns/cld?period={QUARTER}").text
+        assert bob_ref not in html, role
+        assert "2 errors, 1 warning" in html  # still counted
+        assert "1 finding is on a restricted case not listed here" in html
+        assert "no_nhs_number" not in report_tables(html)
+    restrict_case(eng, bob, [demo_username("social_worker"), demo_username("team_manager")])
+    client, _ = page_client(app, "team_manager")
+    html = client.get(f"/returns/cld?period={QUARTER}").text
+    assert f'<a class="govuk-link" href="/cases/{bob}">{bob_ref}</a>' in html and "report-restricted" not in html
+    # the file is complete whoever may see the case: the restricted person's rows are in it
+    assert len(cld_returns.read_csv(client.get("/returns/cld.csv?from=2031-01-01&to=2031-03-31").content)) == 1 + 2
+
+
+def test_a_service_without_delivery_mechanism_and_a_long_check_are_shown_capped(eng, app, monkeypatch):  # noqa: F811
+    """Findings the forms cannot produce today (a service line with no delivery mechanism; thousands of one
+    warning) still show: the return is replaced by one built by hand."""
+    cid = planned_case(eng)
+    ref = eng.get_case(cid)["reference"]
+    real = cld.cld_return(eng, date(2031, 1, 1), date(2031, 3, 31))
+    service = next(r for r in real if r["Event_Type"] == "Service")
+    rows = [dict(service, Delivery_Mechanism=None)] + [
+        dict(service, LA_Person_Unique_Identifier=f"P{n}", Event_Reference=f"{ref}-9-{n}")
+        for n in range(cld_returns.SHOWN_PER_CHECK + 5)]
+    fake = cld.CldReturn(rows, period_start=date(2031, 1, 1), period_end=date(2031, 3, 31), la_code="E1",
+                         problems=[], withheld=[])
+    monkeypatch.setattr(cld, "cld_return", lambda *a, **k: fake)
+    cld_returns.MADE.clear()
+    client, _ = page_client(app, "team_manager")
+    html = client.get(f"/returns/cld?period={QUARTER}").text
+    tables = report_tables(html)
+    assert tables["service_without_delivery_mechanism"][0][:2] == [ref, "Delivery_Mechanism"]
+    assert "a service with no delivery mechanism" in tables["service_without_delivery_mechanism"][0][2]
+    assert list(tables).index("service_without_delivery_mechanism") < list(tables).index("no_nhs_number")
+    assert len(tables["no_nhs_number"]) == cld_returns.SHOWN_PER_CHECK
+    n = cld_returns.SHOWN_PER_CHECK + 6
+    assert f"Person without an NHS number: {n:,} (the first {cld_returns.SHOWN_PER_CHECK} listed)" in html
+
+
+def test_the_page_makes_the_return_once_and_the_file_is_the_rows_it_reported(eng, app, monkeypatch):  # noqa: F811
+    cid = planned_case(eng)
+    calls = []
+    real = cld.cld_return
+    monkeypatch.setattr(cld, "cld_return", lambda *a, **k: calls.append(a[1:]) or real(*a, **k))
+    cld_returns.MADE.clear()
+    client, _ = page_client(app, "performance")
+    html = client.get(f"/returns/cld?period={QUARTER}").text
+    assert calls == [(date(2031, 1, 1), date(2031, 3, 31))]
+    link = re.search(r'id="download" href="([^"]+)"', html).group(1).replace("&amp;", "&")
+    first = client.get(link)
+    assert first.status_code == 200 and len(calls) == 1  # the rows the page reported, not made again
+    # something recorded since: the page's link no longer gives a file, and says why (nothing downloaded, logged)
+    eng.update_case_record(cid, {"person": {**PERSON, "nhs_number": "9434765919"}}, actor=SW, reason="NHS number")
+    cld_returns.MADE.clear()  # as in another server process
+    r = client.get(link)
+    assert r.status_code == 409 and "content-disposition" not in r.headers
+    assert "The cases have changed since the report was made" in r.text
+    again = re.search(r'id="report-again" href="([^"]+)"', r.text).group(1).replace("&amp;", "&")
+    html = client.get(again).text
+    assert "1 January 2031 to 31 March 2031" in html and len(calls) == 2
+    assert client.get(re.search(r'id="download" href="([^"]+)"', html).group(1).replace("&amp;", "&")) \
+        .status_code == 200 and len(calls) == 2
+    assert len(logged(eng)) == 2
+
+
+def test_the_report_in_the_browser_axe_clean_keyboard_and_bad_periods(eng, app):  # noqa: F811
+    from api.access import restrict_case
+
+    assessed_case(eng, ANNA)
+    bob = assessed_case(eng, BOB)
+    carol = assessed_case(eng, {**BOB, "name": "Carol Hale", "salutation": "Ms Hale"})
+    carol_ref = eng.get_case(carol)["reference"]
+    restrict_case(eng, carol, [demo_username("social_worker")])
+    with live_server(app) as base, launch() as browser:
+        ctx = browser.new_context(bypass_csp=True)
+        page = ctx.new_page()
+        sign_in(page, base, demo_username("team_manager"), demo_password("team_manager"), then=None)
+        # a bad period by address: the start after the end, then an empty period: each named, never a 500
+        page.goto(f"{base}/returns/cld?period=other&from-day=31&from-month=3&from-year=2031"
+                  "&to-day=1&to-month=1&to-year=2031")
+        assert "The end date must be the same as or after the start date" in page.inner_text(".govuk-error-summary")
+        page.goto(f"{base}/returns/cld?period=other")
+        summary = page.inner_text(".govuk-error-summary")
+        assert "Enter the start date" in summary and "Enter the end date" in summary
+        run_axe(page, "the return's period left empty")
+        r = page.goto(f"{base}/returns/cld.csv?from=2031-03-31&to=2031-01-01")
+        assert r.status == 422 and "The end date must be the same as or after the start date" in page.inner_text("main")
+        # a period with no events says so
+        page.goto(f"{base}/returns/cld?period=other&from-day=1&from-month=4&from-year=2030"
+                  "&to-day=30&to-month=6&to-year=2030")
+        assert "the return would have no rows" in page.inner_text("#no-events")
+        # the quarter, chosen by keyboard
+        page.goto(f"{base}/returns/cld")
+        page.get_by_label("January to March 2031 (quarter 4 of 2030 to 2031) – in progress").focus()
+        page.keyboard.press("Space")
+        page.get_by_role("button", name="Continue").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#report-heading")
+        assert "2 errors, 2 warnings" in page.inner_text("#report-headline")
+        nhs = page.inner_text("#check-no_nhs_number")
+        assert eng.get_case(bob)["reference"] in nhs and carol_ref not in page.inner_text("main")
+        assert "1 finding is on a restricted case not listed here" in page.inner_text("#report-restricted")
+        run_axe(page, "the return's data-quality report")
+        # a download link from a report made before something was recorded: said, axe-clean, back by keyboard
+        r = page.goto(f"{base}/returns/cld.csv?from=2031-01-01&to=2031-03-31&version=0000000000000000")
+        assert r.status == 409 and "The cases have changed since the report was made" in page.inner_text("h1")
+        run_axe(page, "the return changed since its report")
+        page.get_by_role("link", name="Look at the report for 1 January 2031 to 31 March 2031 again").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#report-heading")
+        link = page.get_by_role("link", name=eng.get_case(bob)["reference"])
+        link.focus()
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{base}/cases/{bob}")
+        ctx.close()
