@@ -32,9 +32,15 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from engine.forms import money_name
+
+# An amount of money as a person types it (after any "£"): digits, commas only between groups of
+# three, and a point with pence; a minus sign is let through so that the question's own minimum
+# names what is wrong ("must be £0.00 or more"). ASCII digits only.
+_MONEY_TYPED = re.compile(r"-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]*)?|-?\.[0-9]+")
 
 MAX_ITEMS = 50  # the most items a repeating group shows or reads, whatever maxItems says
 LONG_TEXT = re.compile(r"(notes|details|description|summary|comments|reason|narrative|what_happened)$")
@@ -376,6 +382,10 @@ def read_form(fields: list[Field], form: dict[str, list[str]], *, keep_invalid: 
             if f.value:
                 try:
                     typed = f.value.removeprefix("£").strip() if f.money else f.value
+                    if f.money and not _MONEY_TYPED.fullmatch(typed):
+                        # float() also takes "1_000", "１２", "£1,2,3" (read as 123), "nan" and "inf":
+                        # an amount of money is digits, commas only between thousands, and a point
+                        raise ValueError(typed)
                     num = float(typed.replace(",", ""))
                     data[key] = int(num) if f.integer and num.is_integer() else num
                     if f.integer and not num.is_integer():
@@ -384,7 +394,8 @@ def read_form(fields: list[Field], form: dict[str, list[str]], *, keep_invalid: 
                     if keep_invalid:
                         data[key] = f.value
                     else:
-                        errors[f.name] = f"{f.label} must be a number"
+                        errors[f.name] = (f"{money_name(f.label)} must be an amount of money, like 12.50"
+                                          if f.money else f"{f.label} must be a number")
         elif f.kind == "lines":
             f.value = one(f.name)
             items = [line.strip() for line in f.value.splitlines() if line.strip()]
@@ -613,6 +624,8 @@ def fill(fields: list[Field], data: dict[str, Any] | None) -> None:
             f.value = "\n".join(str(x) for x in v) if isinstance(v, list) else str(v)
         elif f.kind == "json":
             f.value = v if isinstance(v, str) else json.dumps(v, indent=2)
+        elif f.kind == "number" and f.money and isinstance(v, (int, float)) and not isinstance(v, bool):
+            f.value = f"{v:.2f}"  # pounds and pence: 1234.50, not 1234.5
         elif f.kind == "number" and isinstance(v, float) and v.is_integer():
             f.value = str(int(v))  # 12, as typed, not 12.0
         else:
@@ -722,6 +735,11 @@ def _shown_value(f: Field) -> str:
         return ", ".join(labels.get(x, x) for x in v or []) or "None"
     if f.kind in ("radios", "boolean"):
         return labels.get(v or "", "") if v != "false" or f.kind != "boolean" else "No"
+    if f.money and v not in (None, ""):
+        try:  # to the penny with its pound sign, as the letters show it: £1,000.50
+            return f"£{Decimal(str(v)):,.2f}"
+        except ArithmeticError:
+            return str(v)
     return str(v or "")
 
 
