@@ -68,3 +68,20 @@ def test_a_saved_amount_is_shown_to_the_penny(stored, box, shown):
     assert f.value == box
     rows = {r["key"]: r["value"] for r in answer_rows(fields, "/x")}
     assert rows["State Pension"] == shown
+
+
+def _as_in_a_sentence(title: str) -> str:
+    """A question's title inside a sentence: its first letter lowered unless it is a name (State Pension,
+    Council Tax: a capital after the first letter), as engine.forms.money_message does."""
+    return title if any(c.isupper() for c in title[1:]) else title[:1].lower() + title[1:]
+
+
+def test_each_amount_left_out_is_named_as_the_form_names_it():
+    """'Enter Pension Credit, or 0 if there is none', not 'Enter pension Credit': a benefit's name keeps its
+    capitals in the message, as in the question."""
+    seen = 0
+    for group in ("capital", "income_weekly", "housing_weekly"):
+        for prop in SCHEMA["properties"][group]["properties"].values():
+            assert prop["x-requiredMessage"] == f"Enter {_as_in_a_sentence(prop['title'])}, or 0 if there is none"
+            seen += 1
+    assert seen == 19
