@@ -20,7 +20,10 @@
   JavaScript they are always shown. The JSON Schema still decides what is valid; answers to
   fields under an option that is not chosen are not sent.
 
-Labels come from "title" (or the property name), hints from "description". The posted form
+Labels come from "title" (or the property name), hints from "description". A question the schema
+does not always require is labelled "(optional)", unless it has `"x-optional": false`: required
+in some cases that another question decides (the financial assessment's amounts, required for a
+full assessment, chosen in another section), where "(optional)" would be untrue. The posted form
 is turned back into data for the engine, which validates it against the same schema; only what
 the browser cannot send as JSON (a real date, a number, JSON text) is checked here first.
 """
@@ -73,6 +76,7 @@ class Field:
     autofocus: bool = False
     required_message: str | None = None  # "x-requiredMessage": what to say when it is not answered
     prefill: str | None = None  # "x-prefill": the name of what suggests an answer (api/prefill.py)
+    optional_label: bool = True  # "(optional)" after the label when not required; "x-optional": false: never
     decide_each: dict[str, Any] | None = None  # "x-decideEach": one item per thing decided before (api/prefill.py)
     fixed: bool = False  # a group whose items are given (no "Add another", no "Remove")
     summary: list[tuple[str, str]] = field(default_factory=list)  # an item's read-only facts, shown above it
@@ -161,6 +165,8 @@ def _field(name: str, prop: dict[str, Any], required: bool) -> Field:
         f.required_message = prop["x-requiredMessage"]
     if isinstance(prop.get("x-prefill"), str):
         f.prefill = prop["x-prefill"]
+    if prop.get("x-optional") is False:
+        f.optional_label = False
     if isinstance(prop.get("x-decideEach"), dict):
         f.decide_each = prop["x-decideEach"]
     types = _types(prop)

@@ -85,3 +85,28 @@ def test_each_amount_left_out_is_named_as_the_form_names_it():
             assert prop["x-requiredMessage"] == f"Enter {_as_in_a_sentence(prop['title'])}, or 0 if there is none"
             seen += 1
     assert seen == 19
+
+
+def _rendered(schema: dict) -> str:
+    from api.page_kit import templates
+
+    macro = templates.env.get_template("fields.html").module.field
+    return "".join(str(macro(f)) for f in fields_for(schema))
+
+
+def test_what_a_full_assessment_requires_is_not_labelled_optional():
+    """Every amount, the age, couple, children and the disability costs question are required for a full
+    assessment ('Enter Savings, or 0 if there is none' when left out): labelled "(optional)" they told the
+    officer the opposite. What is optional for every route still says so."""
+    html = _rendered(SCHEMA)
+    labelled = {f.label for f in walk(fields_for(SCHEMA))}
+    for title in ("Savings", "State Pension", "Council Tax", "Weekly income", "Capital", "The person's age",
+                  "Is the person part of a couple?", "How many dependent children live with the person?",
+                  "Does the person have extra costs because of their disability?"):
+        assert title in labelled
+        assert f"{title} (optional)".replace("'", "&#39;") not in html, title
+    for title in ("Notes on the route", "Premiums the person qualifies for", "Other notes"):
+        assert f"{title} (optional)" in html, title
+    # a property without the mark is labelled as before
+    plain = {"type": "object", "properties": {"n": {"type": "number", "title": "Units"}}}
+    assert "Units (optional)" in _rendered(plain)
