@@ -153,7 +153,7 @@ def test_below_the_lower_capital_limit_a_pensioner_pays_what_the_regulations_giv
         assert "State Pension: £203.85. Counted in full." in body
         assert "Private or workplace pension: £50.00. Counted in full." in body
     assert "Minimum income guarantee: single person of Pension Credit age: £214.35." in body
-    assert "We used the national figures for 2023-24" in body
+    assert "We used the national figures for 2023 to 2024" in body
 
 
 def test_the_letter_explains_every_figure_and_what_is_not_counted_and_how_to_ask_for_a_review(eng):
