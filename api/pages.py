@@ -379,8 +379,12 @@ def task_page(request: Request, task_id: str) -> Response:
         task = task_api.authorised_task(engine, user, task_id)
     except Exception as exc:  # noqa: BLE001
         return kit.guard(request, user, exc)
-    fields = fields_for(_schema(engine, task))
-    fill(fields, task.get("draft"))
+    schema = _schema(engine, task)
+    fields = fields_for(schema)
+    draft = task.get("draft")
+    if draft is None:  # done again (a plan sent back): start from the answers given last time
+        draft = prefill.answers_given_before(engine, task, schema)
+    fill(fields, draft)
     fields = prefill.decide_each(engine, task, fields)  # what was decided before, to decide again
     # a long form (x-sections) shows its task list instead of every question (api/task_sections.py)
     listed = task_sections.task_list_context(engine, task) if task_sections.declared(engine, task) else {}
