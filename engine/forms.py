@@ -294,6 +294,14 @@ class FormLibrary:
                 for field in missing:
                     errors.append({"field": "/".join(filter(None, [path, field])), "message": f"'{field}' is required"})
                 continue
+            if err.validator == "dependentRequired" and isinstance(err.instance, dict):
+                # one answer needs another ("units a week" needs "cost of one unit"): the one left out is
+                # missing, named at its own question, not "'unit_cost' is a dependency of 'units_per_week'"
+                missing = sorted({d for given, needs in err.validator_value.items() if given in err.instance
+                                  for d in needs if d not in err.instance})
+                for field in missing:
+                    errors.append({"field": "/".join(filter(None, [path, field])), "message": f"'{field}' is required"})
+                continue
             own = err.schema.get(MESSAGES) if isinstance(err.schema, dict) else None
             if isinstance(own, dict) and isinstance(own.get(err.validator), str):
                 errors.append({"field": path or None, "message": own[err.validator]})

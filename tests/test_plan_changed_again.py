@@ -56,3 +56,56 @@ def test_the_plan_sent_back_opens_with_what_was_written_and_the_first_one_opens_
         assert [o["label"] for o in data["outcomes"]] == [HOME_CARE["label"], PENDANT["label"]]
     finally:
         next(made, None)
+
+
+def test_units_without_a_unit_cost_names_the_question_in_plain_words(tmp_path):
+    """The demo showed "Outcome 1: 'unit_cost' is a dependency of 'units_per_week'" (JSON Schema's own words) when
+    the hours were given and the cost of one unit was not. Now the missing answer is named at its question."""
+    from engine.errors import ValidationError
+    from engine.forms import FormLibrary
+
+    forms = FormLibrary.from_folder(ROOT / "forms")
+    service = {"label": "Get washed", "how_met": "Home care"}
+    plan = {**costed(HOME_CARE), "outcomes": [{**service, "units_per_week": 7}]}
+    try:
+        forms.validate("support_plan", plan)
+    except ValidationError as err:
+        assert err.errors == [{"field": "outcomes/0/unit_cost", "message": "'unit_cost' is required"}]
+    else:
+        raise AssertionError("a number of units without a unit cost was accepted")
+    plan["outcomes"] = [{**service, "unit_cost": 25}]
+    try:
+        forms.validate("support_plan", plan)
+    except ValidationError as err:
+        assert err.errors == [{"field": "outcomes/0/units_per_week", "message": "'units_per_week' is required"}]
+    else:
+        raise AssertionError("a unit cost without units a week was accepted")
+    plan["outcomes"] = [{**service, "unit_cost": 25, "units_per_week": 7}]
+    forms.validate("support_plan", plan)
+
+
+def test_the_page_says_which_answer_is_missing(tmp_path):
+    from api.app import create_app
+    from tests.browser import launch, live_server, run_axe
+    from tests.casework_helpers import SW, casework_engine, claimed_task_page
+
+    files = [ROOT / "processes" / f"{p}.bpmn" for p in PROCESSES if (ROOT / "processes" / f"{p}.bpmn").exists()]
+    made = casework_engine(f"sqlite:///{tmp_path / 'carepath.db'}", files, start=START, users=True)
+    eng = next(made)
+    try:
+        cid = to_write_plan(eng)
+        write = task(eng, cid, "write_plan")
+        with live_server(create_app(eng, run_timers=False)) as base, launch() as browser:
+            ctx, page = claimed_task_page(browser, base, SW, "social_worker", write["id"])
+            page.fill("#f-outcomes-0-label", "Get washed and dressed")
+            page.fill("#f-outcomes-0-how_met", "Home care each morning")
+            page.fill("#f-outcomes-0-units_per_week", "7")
+            with page.expect_navigation():
+                page.get_by_role("button", name="Complete task").click()
+            summary = [t.strip() for t in page.locator(".govuk-error-summary a").all_inner_texts()]
+            assert "Outcome 1: enter the cost of one unit, as the plan gives units a week" in summary, summary
+            assert not any("dependency" in t or "'" in t for t in summary), summary
+            run_axe(page, "support plan with units but no unit cost")
+            ctx.close()
+    finally:
+        next(made, None)
