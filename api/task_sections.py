@@ -12,6 +12,7 @@ Same rules as the task page (api/pages.py): signed in, a worker who may see the 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -275,6 +276,24 @@ def _plan_cost_rows(c: dict[str, Any]) -> dict[str, Any]:
     return {"rows": rows, "breakdown": [], "explanation": [str(c["message"])] if c.get("message") else []}
 
 
+def _carer_budget_rows(b: dict[str, Any]) -> dict[str, Any]:
+    """A carer's budget (handlers.carers, the carer support allocation): the level of support found, the amount a
+    year and a week as money, whether the council adds it to the cared-for person's budget, and when it was worked
+    out, as a day a person reads, not "600.00" and "2026-12-03T07:38:00+00:00"."""
+    from .case_record import humanise, money
+
+    rows = [("Support needs found", humanise(str(b.get("support_level") or "")) or "Not recorded"),
+            ("A year", money(b.get("amount"))), ("A week", money(b.get("weekly_amount"))),
+            ("Added to the cared-for person's budget", "Yes" if b.get("added_to_cared_for_budget") else "No")]
+    when = b.get("worked_out_at")
+    if isinstance(when, str) and when:
+        try:
+            rows.append(("Worked out on", kit.long_date(datetime.fromisoformat(when))))
+        except ValueError:
+            rows.append(("Worked out on", when))
+    return {"rows": rows, "breakdown": [], "explanation": [str(b["explanation"])] if b.get("explanation") else []}
+
+
 def _shown(value: Any) -> str:
     """A plain value shown above a task's questions: a day ("2031-03-03") as a person reads it ("3 March 2031")."""
     from .case_record import long_day, show_value
@@ -360,6 +379,8 @@ def shown_data(engine: Any, task: dict[str, Any], schema: dict[str, Any]) -> lis
             out.append({"title": title, **_budget_change_rows(value)})
         elif isinstance(value, dict) and {"weekly_cost", "budget_weekly"} <= set(value):
             out.append({"title": title, **_plan_cost_rows(value)})
+        elif isinstance(value, dict) and {"support_level", "amount", "weekly_amount"} <= set(value):
+            out.append({"title": title, **_carer_budget_rows(value)})
         elif isinstance(value, dict):
             labels = _form_questions(engine, w.get("labelsFrom"))
             rows = [(_question_title(labels, k), _labelled(labels, k, v)) for k, v in value.items()
