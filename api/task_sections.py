@@ -294,6 +294,49 @@ def _carer_budget_rows(b: dict[str, Any]) -> dict[str, Any]:
     return {"rows": rows, "breakdown": [], "explanation": [str(b["explanation"])] if b.get("explanation") else []}
 
 
+def _answer_text(questions: dict[str, dict[str, Any]], key: str, value: Any) -> str:
+    """One answer in words: a list of items ("Keep my job: a sitting service (Northtown Carers Centre)"), an
+    object's parts ("Sam Social, social worker"), Yes or No, or a value with its option's name."""
+    prop = questions.get(key) or {}
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        parts = []
+        for item in value:
+            texts = [_answer_text(questions, k, v) for k, v in item.items() if v not in (None, "", [])]
+            parts.append(texts[0] + (": " + "; ".join(texts[1:]) if len(texts) > 1 else ""))
+        return " / ".join(parts)
+    if isinstance(value, dict):
+        return ", ".join(_answer_text(questions, k, v) for k, v in value.items() if v not in (None, "", []))
+    if isinstance(value, list):
+        return ", ".join(_labelled(questions, key, v) for v in value)
+    if prop.get("x-money") is True and isinstance(value, (int, float)):
+        from .case_record import money
+
+        return money(value)
+    return _labelled(questions, key, value)
+
+
+def _answers_of(engine: Any, data: Any, form: str, title: str) -> dict[str, Any]:
+    """`{"answersOf": form}`: the form's answers as the process data holds them (the carer's support plan on its
+    sign-off page), each top-level question by its title, in the form's order; unanswered ones are left out."""
+    try:
+        schema = engine.forms.schema(form)
+    except Exception:  # noqa: BLE001 - a missing form: nothing to show, said so
+        schema = {}
+    questions = _form_questions(engine, form)
+    rows = []
+    for key, prop in (schema.get("properties") or {}).items():
+        value = data.get(key) if isinstance(data, dict) else None
+        if value in (None, "", [], {}) or not isinstance(prop, dict):
+            continue
+        rows.append((str(prop.get("title") or key).rstrip("?"), _answer_text(questions, key, value)))
+    if not rows:
+        return {"title": title, "rows": [], "breakdown": [], "explanation": [],
+                "missing": "Not available: the form has not been answered."}
+    return {"title": title, "rows": rows, "breakdown": [], "explanation": []}
+
+
 def _shown(value: Any) -> str:
     """A plain value shown above a task's questions: a day ("2031-03-03") as a person reads it ("3 March 2031")."""
     from .case_record import long_day, show_value
@@ -371,6 +414,9 @@ def shown_data(engine: Any, task: dict[str, Any], schema: dict[str, Any]) -> lis
         return []
     out = []
     for w in wanted:
+        if isinstance(w.get("answersOf"), str):
+            out.append(_answers_of(engine, data, w["answersOf"], w.get("title") or "The answers"))
+            continue
         var, title = w.get("variable"), w.get("title") or humanise(str(w.get("variable")))
         value = data.get(var) if isinstance(data, dict) else None
         if isinstance(value, dict) and "final_amount" in value:

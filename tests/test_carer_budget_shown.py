@@ -38,3 +38,51 @@ def test_a_carers_own_budget_says_it_is_not_added():
     rows = dict(shown["rows"])
     assert rows["Added to the cared-for person's budget"] == "No"
     assert rows["Worked out on"] == "2 July 2026"  # British Summer Time
+
+
+PLAN = {"outcomes": [{"label": "Keep my job", "how_met": "A sitting service one evening a week",
+                      "provided_by": "Northtown Carers Centre"}, {"label": "Rest", "how_met": "A break"}],
+        "support_type": "involving_cared_for", "money_management": "council_managed", "budget_held_by": "carer",
+        "contingency_plan": "Her brother stays with Peter.", "coordinating_worker": {"name": "Sam Social",
+                                                                                    "role": "social worker"},
+        "review_frequency_months": 12, "carer_agreed": True, "carer_budget": BUDGET}
+
+
+def test_the_manager_signing_off_a_carers_plan_reads_the_plan_itself():
+    """In the demo the team manager's "Sign off carer's support plan" page showed only the carer's budget: the
+    plan being signed off (outcomes, who the support is for, where the budget is held, the emergency plan) was
+    not on it. Now it is, question by question, above the budget."""
+    from engine.forms import FormLibrary
+
+    forms = FormLibrary.from_folder(ROOT / "forms")
+    engine = SimpleNamespace(instance_snapshot=lambda _iid: {"data": PLAN}, forms=forms)
+    cards = shown_data(engine, {"instance_id": 1, "case_id": 1}, forms.schema("carers_plan_sign_off"))
+    assert [c["title"] for c in cards] == ["The carer's support plan", "The carer's budget"]
+    assert cards[0]["rows"] == [
+        ("What the carer wants to achieve and how it will be met",
+         "Keep my job: A sitting service one evening a week; Northtown Carers Centre / Rest: A break"),
+        ("Who the support is given to",
+         "The person cared for, so the carer has a break (for example replacement care or a sitting service)"),
+        ("How the carer's budget is managed", "The council arranges the support"),
+        ("Where the carer's budget is held", "The carer's own personal budget"),
+        ("What happens in an emergency if the carer cannot care", "Her brother stays with Peter."),
+        ("Co-ordinating worker", "Sam Social, social worker"),
+        ("How often the plan is reviewed (months, at most 12)", "12"),
+        ("Has the carer agreed this plan", "Yes")]
+
+
+def test_nothing_answered_says_so_and_a_bad_entry_is_refused(tmp_path):
+    import pytest
+
+    from engine.forms import FormLibrary
+
+    forms = FormLibrary.from_folder(ROOT / "forms")
+    engine = SimpleNamespace(instance_snapshot=lambda _iid: {"data": {}}, forms=forms)
+    [plan, _budget] = shown_data(engine, {"instance_id": 1, "case_id": 1}, forms.schema("carers_plan_sign_off"))
+    assert plan["rows"] == [] and plan["missing"] == "Not available: the form has not been answered."
+    bad = {"type": "object", "properties": {}, "x-showData": [{"answersOf": "", "title": "x"}]}
+    (tmp_path / "bad.schema.json").write_text(json.dumps(bad), encoding="utf-8")
+    from engine.errors import DefinitionError
+
+    with pytest.raises(DefinitionError, match="answersOf"):
+        FormLibrary.from_folder(tmp_path)
