@@ -108,3 +108,37 @@ def test_one_kind_of_capital_is_named_and_several_are_listed():
         "1250.50 Your savings and other capital, not counting the home you live in: savings £1,000.00, "
         "investments £250.50.")
     assert said({}) == "0.00 You told us you have no savings or other capital, apart from your home."
+
+
+def _letter(answers: dict, cost: str | None = None) -> str:
+    result = financial_assessment(Y2026, answers, cost) if cost else financial_assessment(Y2026, answers)
+    return _flat(financial_assessment_letter(Y2026, PERSON, result)["body"])
+
+
+def test_capital_above_the_upper_limit_is_said_once_and_the_cost_comes_with_the_plan():
+    """The demo's letter for £50,000.00 of savings said the capital was above the upper limit twice (the reason,
+    then the step) and sent the person to "Your personal budget letter", which gives a budget, not what the
+    support costs: the support plan says that."""
+    text = _letter({**PENSIONER, "capital": {"savings": "50000.00"}})
+    assert text.count("£23,250.00") == 2  # the step's amount and its explanation, nowhere else
+    assert "above the upper limit" not in text
+    assert "You pay the whole cost of your support each week. Your support plan will say what it costs." in text
+    assert "personal budget letter" not in text
+
+
+def test_a_person_who_pays_nothing_is_told_we_pay_the_whole_cost_not_the_rest():
+    text = _letter({**PENSIONER, "income_weekly": {"state_pension": "230.00"}})
+    assert "You do not need to pay anything." in text
+    assert "We pay the whole cost of your support." in text
+    assert "We pay the rest" not in text and "Why you pay this" not in text
+    assert "Why you pay nothing" in text
+    assert text.count("not more than what is protected") == 1
+    assert problems(financial_assessment_letter(Y2026, PERSON, financial_assessment(
+        Y2026, {**PENSIONER, "income_weekly": {"state_pension": "230.00"}}))["body"], "financial_assessment",
+        "Aisha") == []
+
+
+def test_a_charge_capped_at_the_cost_says_so_once():
+    text = _letter({**PENSIONER, "income_weekly": {"state_pension": "400.00"}}, "50.00")
+    assert "You will pay the full cost: £50.00 a week." in text
+    assert text.count("not less than the cost") + text.count("never pay more than your support costs") == 1
