@@ -77,7 +77,60 @@ def _load(request: Request, task_id: str) -> tuple[Any, Any, dict[str, Any]]:
     user = kit.signed_in(request)
     task_api.require_worker(user)
     engine = request.app.state.engine
-    return user, engine, task_api.authorised_task(engine, user, task_id)
+    try:
+        return user, engine, task_api.authorised_task(engine, user, task_id)
+    except ConflictError as exc:  # the error page knows who is signed in (no "Sign in" link), in plain words
+        raise _Conflict(user, conflict_words(engine, user, exc)) from None
+
+
+def _guard(request: Request, user: Any, exc: Exception) -> Response:
+    if isinstance(exc, _Conflict):
+        return kit.error_page(request, exc.user, 409, "This task has changed", exc.words)
+    if isinstance(exc, ConflictError) and user is not None:
+        engine = request.app.state.engine
+        return kit.error_page(request, user, 409, "This task has changed", conflict_words(engine, user, exc))
+    return kit.guard(request, user, exc)
+
+
+class _Conflict(Exception):
+    """A task that changed or finished, for the signed-in user, said in plain words."""
+
+    def __init__(self, user: Any, words: str) -> None:
+        super().__init__(words)
+        self.user, self.words = user, words
+
+
+_CHANGES = {"task.draft_saved": "saved answers to", "task.claimed": "claimed", "task.assigned": "assigned",
+            "task.released": "released", "task.delegated": "delegated", "task.returned": "returned",
+            "task.completed": "completed"}
+
+
+def conflict_words(engine: Any, user: Any, exc: ConflictError) -> str:
+    """A stale or duplicate submission as a person reads it: who did what to the task, and when, in UK time;
+    never the task's id or a timestamp in ISO form."""
+    from .case_record import day_and_time
+    from .cases import display_name
+
+    ctx = getattr(exc, "context", {}) or {}
+
+    def who(username: Any) -> str:
+        if not username:
+            return "someone"
+        return "you" if user is not None and username == user.username else display_name(engine, str(username))
+
+    when = day_and_time(ctx["at"]) if ctx.get("at") else ""
+    at = f" on {when.replace(', ', ' at ')}" if when else ""
+    if ctx.get("completed_by"):
+        return (f"This task was completed by {who(ctx['completed_by'])}{at}. Nothing you typed was saved. "
+                "Go back to your tasks.")
+    if ctx.get("withdrawn"):
+        return (f"This task was withdrawn{at}: a deadline passed or the process moved on. Nothing you typed was "
+                "saved. Go back to your tasks.")
+    if ctx.get("changed_by"):
+        did = _CHANGES.get(str(ctx.get("change")), "changed")
+        return (f"This task changed after you opened this page: {who(ctx['changed_by'])} {did} it{at}. Nothing "
+                "you typed was saved.")
+    return "This task changed after you opened this page. Nothing you typed was saved."
 
 
 def _section_page(request: Request, user: Any, engine: Any, task: dict[str, Any], section: Section,
@@ -103,7 +156,7 @@ def section_page(request: Request, task_id: str, section_id: str) -> Response:
     try:
         user, engine, task = _load(request, task_id)
     except Exception as exc:  # noqa: BLE001
-        return kit.guard(request, user, exc)
+        return _guard(request, user, exc)
     _fields, sections, _m, _g = assess(engine, task, task.get("draft"))
     section = _find(sections, section_id)
     if section is None:
@@ -122,7 +175,7 @@ async def save_section(request: Request, task_id: str, section_id: str) -> Respo
         user, engine, task = await run_in_threadpool(_load, request, task_id)
         kit.check_csrf(user, form)
     except Exception as exc:  # noqa: BLE001
-        return kit.guard(request, user, exc)
+        return _guard(request, user, exc)
     from .page_forms import change_items
 
     _fields, sections, _m, _g = assess(engine, task, task.get("draft"))
@@ -145,10 +198,10 @@ async def save_section(request: Request, task_id: str, section_id: str) -> Respo
     except ConflictError as exc:
         read_section(section, form, task.get("draft"), keep_invalid=True)
         return _section_page(request, user, engine, task, section, [], 409,
-                             exc.message[:1].upper() + exc.message[1:] + ". What you typed is still below: copy "
+                             conflict_words(engine, user, exc) + " What you typed is still below: copy "
                              "anything you need, then go back to your tasks.")
     except Exception as exc:  # noqa: BLE001
-        return kit.guard(request, user, exc)
+        return _guard(request, user, exc)
     if action == "later":
         return kit.redirect(f"/tasks/{task_id}")
     # saved; now say what is still missing or wrong in this section, on its own page
@@ -187,7 +240,7 @@ def check_answers(request: Request, task_id: str) -> Response:
     try:
         user, engine, task = _load(request, task_id)
     except Exception as exc:  # noqa: BLE001
-        return kit.guard(request, user, exc)
+        return _guard(request, user, exc)
     if not declared(engine, task):
         return kit.redirect(f"/tasks/{task_id}")
     return _check_page(request, user, engine, task)
@@ -210,7 +263,7 @@ async def submit_answers(request: Request, user: Any, engine: Any, task: dict[st
                            "Someone else completed or changed this task since you opened it, so nothing was "
                            "submitted. Go back to your tasks.")
     except Exception as exc:  # noqa: BLE001
-        return kit.guard(request, user, exc)
+        return _guard(request, user, exc)
     return _flash(request, kit.redirect("/tasks?view=mine"), f"Task completed: {_name(task)}")
 
 
