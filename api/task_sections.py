@@ -249,7 +249,7 @@ def check_answers(request: Request, task_id: str) -> Response:
 async def submit_answers(request: Request, user: Any, engine: Any, task: dict[str, Any], revision: int | None
                          ) -> Response:
     """"Complete task" on Check your answers: the saved answers are the task's data."""
-    from .pages import _flash, _name
+    from .pages import _flash, _name, stopped_after, stopped_page
 
     _fields, sections, _m, _g = assess(engine, task, task.get("draft"))
     data = for_checking(sections, task.get("draft") or {})
@@ -264,6 +264,9 @@ async def submit_answers(request: Request, user: Any, engine: Any, task: dict[st
                            "submitted. Go back to your tasks.")
     except Exception as exc:  # noqa: BLE001
         return _guard(request, user, exc)
+    problem = await run_in_threadpool(stopped_after, engine, task)
+    if problem:
+        return stopped_page(request, user, task, problem)
     return _flash(request, kit.redirect("/tasks?view=mine"), f"Task completed: {_name(task)}")
 
 
