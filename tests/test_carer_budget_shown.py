@@ -86,3 +86,25 @@ def test_nothing_answered_says_so_and_a_bad_entry_is_refused(tmp_path):
 
     with pytest.raises(DefinitionError, match="answersOf"):
         FormLibrary.from_folder(tmp_path)
+
+
+def test_the_worker_told_a_reduction_was_refused_reads_the_amounts_and_why():
+    """"Reduction refused: reassess or keep the budget" showed only two options, "Keep budget" and "Record
+    change": not the amounts, nor why the reduction was refused. Now the budget check is shown above them."""
+    from engine.forms import FormLibrary
+
+    forms = FormLibrary.from_folder(ROOT / "forms")
+    check = {"allowed": False, "direction": "reduction", "previous_amount": "29136.36", "new_amount": "20000.00",
+             "difference": "-9136.36", "change_in_needs_recorded": False, "reason": "",
+             "explanation": "The budget cannot be reduced from £29,136.36 to £20,000.00 a year without a recorded "
+                            "change in needs or circumstances."}
+    engine = SimpleNamespace(instance_snapshot=lambda _iid: {"data": {"budget_check": check}}, forms=forms)
+    [card] = shown_data(engine, {"instance_id": 1, "case_id": 1}, forms.schema("reduction_refused"))
+    assert card["title"] == "The reduction that was refused"
+    assert card["rows"][:3] == [("Budget now", "£29,136.36"), ("Proposed budget", "£20,000.00"),
+                                ("Change", "-£9,136.36")]
+    assert card["explanation"] == [check["explanation"]]
+    from api.page_forms import fields_for
+    [decision] = [f for f in fields_for(forms.schema("reduction_refused")) if f.key == "decision"]
+    assert [label for _v, label in decision.options] == [
+        "Keep the budget as it is", "Record the change in needs or circumstances and reassess the needs"]
