@@ -32,3 +32,17 @@ def test_the_carer_question_of_the_ras_is_labelled_once():
     schema = json.loads((ROOT / "forms" / "ras_scoring.schema.json").read_text(encoding="utf-8"))
     html = "".join(str(templates.env.get_template("fields.html").module.field(f)) for f in fields_for(schema))
     assert html.count("What the carer does (optional)") == 9
+
+
+def test_the_carers_ways_of_being_unable_are_in_words_not_codes():
+    """The carer's assessment showed its checkboxes as the codes humanised: "Needs assistance incl prompting",
+    "Significant pain distress anxiety", "Endangers health safety"."""
+    from api.page_forms import walk
+
+    schema = json.loads((ROOT / "forms" / "carers_assessment.schema.json").read_text(encoding="utf-8"))
+    ways = [f for f in walk(fields_for(schema)) if f.key == "ways"]
+    assert len(ways) == 8
+    for f in ways:
+        assert [label for _v, label in f.options] == [
+            "Cannot do this without help", "Can only do this with a lot of pain, distress or anxiety",
+            "Can do this, but it puts their own or someone else's health or safety at risk"]
