@@ -46,3 +46,17 @@ def test_the_carers_ways_of_being_unable_are_in_words_not_codes():
         assert [label for _v, label in f.options] == [
             "Cannot do this without help", "Can only do this with a lot of pain, distress or anxiety",
             "Can do this, but it puts their own or someone else's health or safety at risk"]
+
+
+def test_the_persons_ways_of_being_unable_are_in_words_not_codes():
+    from api.page_forms import walk
+
+    schema = json.loads((ROOT / "forms" / "needs_assessment.schema.json").read_text(encoding="utf-8"))
+    ways = [f for f in walk(fields_for(schema)) if f.key == "ways"]
+    assert len(ways) == 10
+    for f in ways:
+        assert [label for _v, label in f.options] == [
+            "Cannot do this without help, including prompting",
+            "Can only do this with a lot of pain, distress or anxiety",
+            "Can do this, but it puts their own or someone else's health or safety at risk",
+            "Can do this, but it takes a lot longer than would normally be expected"]
