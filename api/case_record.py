@@ -181,7 +181,10 @@ def money(value: Any) -> str:
         amount = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return str(value)
-    return f"£{amount:,.2f}"
+    if not amount.is_finite():
+        return str(value)
+    # a reduction is "-£9,136.36", as the letters write it (handlers.letters.money), never "£-9,136.36"
+    return f"-£{-amount:,.2f}" if amount < 0 else f"£{amount:,.2f}"
 
 
 # ---------------------------------------------------------------------- loading a case once

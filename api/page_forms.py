@@ -20,7 +20,10 @@
   JavaScript they are always shown. The JSON Schema still decides what is valid; answers to
   fields under an option that is not chosen are not sent.
 
-Labels come from "title" (or the property name), hints from "description". The posted form
+Labels come from "title" (or the property name), hints from "description". A question the schema
+does not always require is labelled "(optional)", unless it has `"x-optional": false`: required
+in some cases that another question decides (the financial assessment's amounts, required for a
+full assessment, chosen in another section), where "(optional)" would be untrue. The posted form
 is turned back into data for the engine, which validates it against the same schema; only what
 the browser cannot send as JSON (a real date, a number, JSON text) is checked here first.
 """
@@ -32,9 +35,15 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from engine.forms import money_name
+
+# An amount of money as a person types it (after any "£"): digits, commas only between groups of
+# three, and a point with pence; a minus sign is let through so that the question's own minimum
+# names what is wrong ("must be £0.00 or more"). ASCII digits only.
+_MONEY_TYPED = re.compile(r"-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]*)?|-?\.[0-9]+")
 
 MAX_ITEMS = 50  # the most items a repeating group shows or reads, whatever maxItems says
 LONG_TEXT = re.compile(r"(notes|details|description|summary|comments|reason|narrative|what_happened)$")
@@ -67,6 +76,7 @@ class Field:
     autofocus: bool = False
     required_message: str | None = None  # "x-requiredMessage": what to say when it is not answered
     prefill: str | None = None  # "x-prefill": the name of what suggests an answer (api/prefill.py)
+    optional_label: bool = True  # "(optional)" after the label when not required; "x-optional": false: never
     decide_each: dict[str, Any] | None = None  # "x-decideEach": one item per thing decided before (api/prefill.py)
     fixed: bool = False  # a group whose items are given (no "Add another", no "Remove")
     summary: list[tuple[str, str]] = field(default_factory=list)  # an item's read-only facts, shown above it
@@ -155,6 +165,8 @@ def _field(name: str, prop: dict[str, Any], required: bool) -> Field:
         f.required_message = prop["x-requiredMessage"]
     if isinstance(prop.get("x-prefill"), str):
         f.prefill = prop["x-prefill"]
+    if prop.get("x-optional") is False:
+        f.optional_label = False
     if isinstance(prop.get("x-decideEach"), dict):
         f.decide_each = prop["x-decideEach"]
     types = _types(prop)
@@ -376,6 +388,10 @@ def read_form(fields: list[Field], form: dict[str, list[str]], *, keep_invalid: 
             if f.value:
                 try:
                     typed = f.value.removeprefix("£").strip() if f.money else f.value
+                    if f.money and not _MONEY_TYPED.fullmatch(typed):
+                        # float() also takes "1_000", "１２", "£1,2,3" (read as 123), "nan" and "inf":
+                        # an amount of money is digits, commas only between thousands, and a point
+                        raise ValueError(typed)
                     num = float(typed.replace(",", ""))
                     data[key] = int(num) if f.integer and num.is_integer() else num
                     if f.integer and not num.is_integer():
@@ -384,7 +400,8 @@ def read_form(fields: list[Field], form: dict[str, list[str]], *, keep_invalid: 
                     if keep_invalid:
                         data[key] = f.value
                     else:
-                        errors[f.name] = f"{f.label} must be a number"
+                        errors[f.name] = (f"{money_name(f.label)} must be an amount of money, like 12.50"
+                                          if f.money else f"{f.label} must be a number")
         elif f.kind == "lines":
             f.value = one(f.name)
             items = [line.strip() for line in f.value.splitlines() if line.strip()]
@@ -613,6 +630,8 @@ def fill(fields: list[Field], data: dict[str, Any] | None) -> None:
             f.value = "\n".join(str(x) for x in v) if isinstance(v, list) else str(v)
         elif f.kind == "json":
             f.value = v if isinstance(v, str) else json.dumps(v, indent=2)
+        elif f.kind == "number" and f.money and isinstance(v, (int, float)) and not isinstance(v, bool):
+            f.value = f"{v:.2f}"  # pounds and pence: 1234.50, not 1234.5
         elif f.kind == "number" and isinstance(v, float) and v.is_integer():
             f.value = str(int(v))  # 12, as typed, not 12.0
         else:
@@ -722,6 +741,11 @@ def _shown_value(f: Field) -> str:
         return ", ".join(labels.get(x, x) for x in v or []) or "None"
     if f.kind in ("radios", "boolean"):
         return labels.get(v or "", "") if v != "false" or f.kind != "boolean" else "No"
+    if f.money and v not in (None, ""):
+        try:  # to the penny with its pound sign, as the letters show it: £1,000.50
+            return f"£{Decimal(str(v)):,.2f}"
+        except ArithmeticError:
+            return str(v)
     return str(v or "")
 
 

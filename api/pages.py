@@ -14,6 +14,7 @@ never show or do more than the API allows. The differences are only in transport
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
@@ -152,6 +153,29 @@ async def sign_out(request: Request) -> Response:
 
 
 # ---------------------------------------------------------------------- inbox
+def stopped_after(engine: Any, task: dict[str, Any]) -> str | None:
+    """What stopped the process just after this task was completed (the step that follows it raised an error and
+    is now an incident for an administrator: a charging figure not in charging.json), in the words the error
+    gave, or None. The person who completed the task is told, not shown "Task completed" alone."""
+    try:
+        found = [i for i in engine.incidents() if i.get("instance_id") == task.get("instance_id")]
+    except Exception:  # noqa: BLE001 - nothing to say is better than no page
+        return None
+    if not found:
+        return None
+    message = str(found[-1].get("message") or "")
+    message = re.sub(r"^[A-Za-z]+Error: ", "", message)
+    return message[:1].upper() + message[1:]
+
+
+def stopped_page(request: Request, user: Any, task: dict[str, Any], problem: str) -> Response:
+    return kit.error_page(
+        request, user, 200, "Your answers are saved, but the next step stopped",
+        f"{_name(task)} is complete and your answers are kept. The step after it could not be done: {problem} "
+        "Nothing has been sent to the person. An administrator must put this right and retry the step; until "
+        "then the case shows it as stopped by a problem.")
+
+
 def _flash(request: Request, resp: Response, text: str) -> Response:
     resp.set_cookie(FLASH_COOKIE, quote(text[:300]), httponly=True, samesite="strict", path="/tasks", max_age=300,
                     secure=kit.use_secure_cookie(request, request.app.state.auth))
@@ -379,8 +403,12 @@ def task_page(request: Request, task_id: str) -> Response:
         task = task_api.authorised_task(engine, user, task_id)
     except Exception as exc:  # noqa: BLE001
         return kit.guard(request, user, exc)
-    fields = fields_for(_schema(engine, task))
-    fill(fields, task.get("draft"))
+    schema = _schema(engine, task)
+    fields = fields_for(schema)
+    draft = task.get("draft")
+    if draft is None:  # done again (a plan sent back): start from the answers given last time
+        draft = prefill.answers_given_before(engine, task, schema)
+    fill(fields, draft)
     fields = prefill.decide_each(engine, task, fields)  # what was decided before, to decide again
     # a long form (x-sections) shows its task list instead of every question (api/task_sections.py)
     listed = task_sections.task_list_context(engine, task) if task_sections.declared(engine, task) else {}
@@ -463,6 +491,9 @@ async def complete(request: Request, task_id: str) -> Response:
                                   "back to your tasks.")
     except Exception as exc:  # noqa: BLE001
         return kit.guard(request, user, exc)
+    problem = await run_in_threadpool(stopped_after, engine, task)
+    if problem:
+        return stopped_page(request, user, task, problem)
     shown = task_sections.screening_page(request, user, engine, task)  # a contact: the advisor sees the outcome
     return shown or _flash(request, kit.redirect("/tasks?view=mine"), f"Task completed: {_name(task)}")
 

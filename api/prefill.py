@@ -144,3 +144,19 @@ def decide_each(engine: Any, task: dict[str, Any], fields: list[Field]) -> list[
                     c.kind = "hidden"
         out.append(f)
     return out
+
+
+def answers_given_before(engine: Any, task: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any] | None:
+    """A form marked `"x-startFromEarlierAnswers": true` done again in the same process (a support plan sent
+    back because it costs more than the budget, or not signed off): the answers given last time, from the
+    process data, so the worker changes what is wrong instead of typing the whole plan again. None when the
+    form is not marked or nothing was answered before (the first time)."""
+    if schema.get("x-startFromEarlierAnswers") is not True:
+        return None
+    try:
+        data = engine.instance_snapshot(task["instance_id"])["data"]
+    except Exception:  # noqa: BLE001 - no process data: nothing answered before
+        return None
+    earlier = {k: data[k] for k in (schema.get("properties") or {}) if k in data and data[k] is not None}
+    return earlier or None
+

@@ -12,6 +12,7 @@ Same rules as the task page (api/pages.py): signed in, a worker who may see the 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -76,7 +77,60 @@ def _load(request: Request, task_id: str) -> tuple[Any, Any, dict[str, Any]]:
     user = kit.signed_in(request)
     task_api.require_worker(user)
     engine = request.app.state.engine
-    return user, engine, task_api.authorised_task(engine, user, task_id)
+    try:
+        return user, engine, task_api.authorised_task(engine, user, task_id)
+    except ConflictError as exc:  # the error page knows who is signed in (no "Sign in" link), in plain words
+        raise _Conflict(user, conflict_words(engine, user, exc)) from None
+
+
+def _guard(request: Request, user: Any, exc: Exception) -> Response:
+    if isinstance(exc, _Conflict):
+        return kit.error_page(request, exc.user, 409, "This task has changed", exc.words)
+    if isinstance(exc, ConflictError) and user is not None:
+        engine = request.app.state.engine
+        return kit.error_page(request, user, 409, "This task has changed", conflict_words(engine, user, exc))
+    return kit.guard(request, user, exc)
+
+
+class _Conflict(Exception):
+    """A task that changed or finished, for the signed-in user, said in plain words."""
+
+    def __init__(self, user: Any, words: str) -> None:
+        super().__init__(words)
+        self.user, self.words = user, words
+
+
+_CHANGES = {"task.draft_saved": "saved answers to", "task.claimed": "claimed", "task.assigned": "assigned",
+            "task.released": "released", "task.delegated": "delegated", "task.returned": "returned",
+            "task.completed": "completed"}
+
+
+def conflict_words(engine: Any, user: Any, exc: ConflictError) -> str:
+    """A stale or duplicate submission as a person reads it: who did what to the task, and when, in UK time;
+    never the task's id or a timestamp in ISO form."""
+    from .case_record import day_and_time
+    from .cases import display_name
+
+    ctx = getattr(exc, "context", {}) or {}
+
+    def who(username: Any) -> str:
+        if not username:
+            return "someone"
+        return "you" if user is not None and username == user.username else display_name(engine, str(username))
+
+    when = day_and_time(ctx["at"]) if ctx.get("at") else ""
+    at = f" on {when.replace(', ', ' at ')}" if when else ""
+    if ctx.get("completed_by"):
+        return (f"This task was completed by {who(ctx['completed_by'])}{at}. Nothing you typed was saved. "
+                "Go back to your tasks.")
+    if ctx.get("withdrawn"):
+        return (f"This task was withdrawn{at}: a deadline passed or the process moved on. Nothing you typed was "
+                "saved. Go back to your tasks.")
+    if ctx.get("changed_by"):
+        did = _CHANGES.get(str(ctx.get("change")), "changed")
+        return (f"This task changed after you opened this page: {who(ctx['changed_by'])} {did} it{at}. Nothing "
+                "you typed was saved.")
+    return "This task changed after you opened this page. Nothing you typed was saved."
 
 
 def _section_page(request: Request, user: Any, engine: Any, task: dict[str, Any], section: Section,
@@ -102,7 +156,7 @@ def section_page(request: Request, task_id: str, section_id: str) -> Response:
     try:
         user, engine, task = _load(request, task_id)
     except Exception as exc:  # noqa: BLE001
-        return kit.guard(request, user, exc)
+        return _guard(request, user, exc)
     _fields, sections, _m, _g = assess(engine, task, task.get("draft"))
     section = _find(sections, section_id)
     if section is None:
@@ -121,7 +175,7 @@ async def save_section(request: Request, task_id: str, section_id: str) -> Respo
         user, engine, task = await run_in_threadpool(_load, request, task_id)
         kit.check_csrf(user, form)
     except Exception as exc:  # noqa: BLE001
-        return kit.guard(request, user, exc)
+        return _guard(request, user, exc)
     from .page_forms import change_items
 
     _fields, sections, _m, _g = assess(engine, task, task.get("draft"))
@@ -144,10 +198,10 @@ async def save_section(request: Request, task_id: str, section_id: str) -> Respo
     except ConflictError as exc:
         read_section(section, form, task.get("draft"), keep_invalid=True)
         return _section_page(request, user, engine, task, section, [], 409,
-                             exc.message[:1].upper() + exc.message[1:] + ". What you typed is still below: copy "
+                             conflict_words(engine, user, exc) + " What you typed is still below: copy "
                              "anything you need, then go back to your tasks.")
     except Exception as exc:  # noqa: BLE001
-        return kit.guard(request, user, exc)
+        return _guard(request, user, exc)
     if action == "later":
         return kit.redirect(f"/tasks/{task_id}")
     # saved; now say what is still missing or wrong in this section, on its own page
@@ -186,7 +240,7 @@ def check_answers(request: Request, task_id: str) -> Response:
     try:
         user, engine, task = _load(request, task_id)
     except Exception as exc:  # noqa: BLE001
-        return kit.guard(request, user, exc)
+        return _guard(request, user, exc)
     if not declared(engine, task):
         return kit.redirect(f"/tasks/{task_id}")
     return _check_page(request, user, engine, task)
@@ -195,7 +249,7 @@ def check_answers(request: Request, task_id: str) -> Response:
 async def submit_answers(request: Request, user: Any, engine: Any, task: dict[str, Any], revision: int | None
                          ) -> Response:
     """"Complete task" on Check your answers: the saved answers are the task's data."""
-    from .pages import _flash, _name
+    from .pages import _flash, _name, stopped_after, stopped_page
 
     _fields, sections, _m, _g = assess(engine, task, task.get("draft"))
     data = for_checking(sections, task.get("draft") or {})
@@ -209,7 +263,10 @@ async def submit_answers(request: Request, user: Any, engine: Any, task: dict[st
                            "Someone else completed or changed this task since you opened it, so nothing was "
                            "submitted. Go back to your tasks.")
     except Exception as exc:  # noqa: BLE001
-        return kit.guard(request, user, exc)
+        return _guard(request, user, exc)
+    problem = await run_in_threadpool(stopped_after, engine, task)
+    if problem:
+        return stopped_page(request, user, task, problem)
     return _flash(request, kit.redirect("/tasks?view=mine"), f"Task completed: {_name(task)}")
 
 
@@ -273,6 +330,67 @@ def _plan_cost_rows(c: dict[str, Any]) -> dict[str, Any]:
     else:
         rows.append(("The person pays", "Not known yet: the financial assessment is under way"))
     return {"rows": rows, "breakdown": [], "explanation": [str(c["message"])] if c.get("message") else []}
+
+
+def _carer_budget_rows(b: dict[str, Any]) -> dict[str, Any]:
+    """A carer's budget (handlers.carers, the carer support allocation): the level of support found, the amount a
+    year and a week as money, whether the council adds it to the cared-for person's budget, and when it was worked
+    out, as a day a person reads, not "600.00" and "2026-12-03T07:38:00+00:00"."""
+    from .case_record import humanise, money
+
+    rows = [("Support needs found", humanise(str(b.get("support_level") or "")) or "Not recorded"),
+            ("A year", money(b.get("amount"))), ("A week", money(b.get("weekly_amount"))),
+            ("Added to the cared-for person's budget", "Yes" if b.get("added_to_cared_for_budget") else "No")]
+    when = b.get("worked_out_at")
+    if isinstance(when, str) and when:
+        try:
+            rows.append(("Worked out on", kit.long_date(datetime.fromisoformat(when))))
+        except ValueError:
+            rows.append(("Worked out on", when))
+    return {"rows": rows, "breakdown": [], "explanation": [str(b["explanation"])] if b.get("explanation") else []}
+
+
+def _answer_text(questions: dict[str, dict[str, Any]], key: str, value: Any) -> str:
+    """One answer in words: a list of items ("Keep my job: a sitting service (Northtown Carers Centre)"), an
+    object's parts ("Sam Social, social worker"), Yes or No, or a value with its option's name."""
+    prop = questions.get(key) or {}
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        parts = []
+        for item in value:
+            texts = [_answer_text(questions, k, v) for k, v in item.items() if v not in (None, "", [])]
+            parts.append(texts[0] + (": " + "; ".join(texts[1:]) if len(texts) > 1 else ""))
+        return " / ".join(parts)
+    if isinstance(value, dict):
+        return ", ".join(_answer_text(questions, k, v) for k, v in value.items() if v not in (None, "", []))
+    if isinstance(value, list):
+        return ", ".join(_labelled(questions, key, v) for v in value)
+    if prop.get("x-money") is True and isinstance(value, (int, float)):
+        from .case_record import money
+
+        return money(value)
+    return _labelled(questions, key, value)
+
+
+def _answers_of(engine: Any, data: Any, form: str, title: str) -> dict[str, Any]:
+    """`{"answersOf": form}`: the form's answers as the process data holds them (the carer's support plan on its
+    sign-off page), each top-level question by its title, in the form's order; unanswered ones are left out."""
+    try:
+        schema = engine.forms.schema(form)
+    except Exception:  # noqa: BLE001 - a missing form: nothing to show, said so
+        schema = {}
+    questions = _form_questions(engine, form)
+    rows = []
+    for key, prop in (schema.get("properties") or {}).items():
+        value = data.get(key) if isinstance(data, dict) else None
+        if value in (None, "", [], {}) or not isinstance(prop, dict):
+            continue
+        rows.append((str(prop.get("title") or key).rstrip("?"), _answer_text(questions, key, value)))
+    if not rows:
+        return {"title": title, "rows": [], "breakdown": [], "explanation": [],
+                "missing": "Not available: the form has not been answered."}
+    return {"title": title, "rows": rows, "breakdown": [], "explanation": []}
 
 
 def _shown(value: Any) -> str:
@@ -352,6 +470,9 @@ def shown_data(engine: Any, task: dict[str, Any], schema: dict[str, Any]) -> lis
         return []
     out = []
     for w in wanted:
+        if isinstance(w.get("answersOf"), str):
+            out.append(_answers_of(engine, data, w["answersOf"], w.get("title") or "The answers"))
+            continue
         var, title = w.get("variable"), w.get("title") or humanise(str(w.get("variable")))
         value = data.get(var) if isinstance(data, dict) else None
         if isinstance(value, dict) and "final_amount" in value:
@@ -360,6 +481,8 @@ def shown_data(engine: Any, task: dict[str, Any], schema: dict[str, Any]) -> lis
             out.append({"title": title, **_budget_change_rows(value)})
         elif isinstance(value, dict) and {"weekly_cost", "budget_weekly"} <= set(value):
             out.append({"title": title, **_plan_cost_rows(value)})
+        elif isinstance(value, dict) and {"support_level", "amount", "weekly_amount"} <= set(value):
+            out.append({"title": title, **_carer_budget_rows(value)})
         elif isinstance(value, dict):
             labels = _form_questions(engine, w.get("labelsFrom"))
             rows = [(_question_title(labels, k), _labelled(labels, k, v)) for k, v in value.items()

@@ -299,7 +299,7 @@ def _named(engine: Any, task: dict[str, Any], exc: ConflictError) -> ConflictErr
     what = last.type.removeprefix("task.").replace("_", " ")
     return ConflictError(f"task {task['id']} changed since you opened it: {last.actor} {what} it at {last.at}; "
                          "nothing was saved — reload and try again", task=task["id"], changed_by=last.actor,
-                         change=last.type)
+                         change=last.type, at=str(last.at))
 
 
 def _act(engine: Any, task: dict[str, Any], user: User, fn: Any, *args: Any, **kw: Any) -> dict[str, Any]:

@@ -117,11 +117,16 @@ def _check_schema(schema: dict[str, Any]) -> None:
     _check_sections(schema)
     _check_decide_each(schema)
     shown = schema.get(SHOW_DATA, [])
-    if not isinstance(shown, list) or not all(isinstance(w, dict) and isinstance(w.get("variable"), str)
-                                              and set(w) <= {"variable", "title", "labelsFrom"}
-                                              and isinstance(w.get("labelsFrom", ""), str) for w in shown):
-        raise ValueError(f"#/{SHOW_DATA} must be a list of {{variable, title, labelsFrom}}: process data shown with "
-                         "the form (labelsFrom: the form whose question titles and option names label its values)")
+    if not isinstance(shown, list) or not all(
+            isinstance(w, dict) and (
+                (isinstance(w.get("variable"), str) and set(w) <= {"variable", "title", "labelsFrom"}
+                 and isinstance(w.get("labelsFrom", ""), str))
+                or (isinstance(w.get("answersOf"), str) and w["answersOf"] and set(w) <= {"answersOf", "title"}))
+            for w in shown):
+        raise ValueError(f"#/{SHOW_DATA} must be a list of {{variable, title, labelsFrom}} or {{answersOf, title}}: "
+                         "process data shown with the form (labelsFrom: the form whose question titles and option "
+                         "names label its values; answersOf: a form whose answers, as the process data holds them, "
+                         "are shown question by question)")
     tasks_shown = schema.get(SHOW_TASK, [])
     if not isinstance(tasks_shown, list) or not all(
             isinstance(w, dict) and set(w) == {"element", "title"} and all(isinstance(v, str) and v
@@ -291,6 +296,14 @@ class FormLibrary:
             path = "/".join(str(p) for p in err.absolute_path)
             if err.validator == "required" and isinstance(err.instance, dict):
                 missing = [p for p in err.validator_value if p not in err.instance]
+                for field in missing:
+                    errors.append({"field": "/".join(filter(None, [path, field])), "message": f"'{field}' is required"})
+                continue
+            if err.validator == "dependentRequired" and isinstance(err.instance, dict):
+                # one answer needs another ("units a week" needs "cost of one unit"): the one left out is
+                # missing, named at its own question, not "'unit_cost' is a dependency of 'units_per_week'"
+                missing = sorted({d for given, needs in err.validator_value.items() if given in err.instance
+                                  for d in needs if d not in err.instance})
                 for field in missing:
                     errors.append({"field": "/".join(filter(None, [path, field])), "message": f"'{field}' is required"})
                 continue

@@ -605,10 +605,10 @@ class Engine:
         done = next((r for r in rows if r.type == "task.completed"), None)
         if done is not None:
             raise ConflictError(f"task {task_id} was already completed by {done.actor} at {done.at}; "
-                                "nothing was changed", task=task_id)
+                                "nothing was changed", task=task_id, completed_by=done.actor, at=str(done.at))
         if rows:
             raise ConflictError(f"task {task_id} was withdrawn at {rows[0].at} (a deadline passed or the process "
-                                "moved on); nothing was changed", task=task_id)
+                                "moved on); nothing was changed", task=task_id, withdrawn=True, at=str(rows[0].at))
         raise NotFoundError(f"no open task {task_id}", task=task_id)
 
     def complete_task(self, task_id: str, data: dict[str, Any] | None = None, *, actor: str = "system",

@@ -406,17 +406,30 @@ def _mig_figure(year: str, figures: dict[str, Any], council: dict[str, Any], key
             "weekly": base + top_up, "source": "council" if own is not None else "national"}
 
 
+def year_in_words(year: str) -> str:
+    """A charging year as a letter says it: "2026-27" → "2026 to 2027" (GOV.UK style: "to" in a range, not a
+    dash). Anything else is returned as it is."""
+    start, dash, end = year.partition("-")
+    if dash and len(start) == 4 and start.isdigit() and len(end) == 2 and end.isdigit():
+        return f"{start} to {int(start) + 1}"
+    return year
+
+
 def _mig_explanation(year: str, part: dict[str, Any], times: int) -> str:
-    """Where a minimum income guarantee figure came from, in plain English, money to the penny."""
+    """Where a minimum income guarantee figure came from, in plain English, money to the penny. The step
+    already shows the amount used: a national amount used as it is is not said again."""
     what, where = MIG_TEXT[part["key"]]
     reg = f"{where} of the Regulations"
     national, own, top_up = part["national"], part["council"], part["top_up"]
+    year = year_in_words(year)
     said = "Protected so you have enough to live on: "
-    if own is None:
+    if own is None and not top_up and times == 1:
+        said += f"the national amount for {year} ({reg})."
+    elif own is None:
         said += f"the national amount for {year}, {_gbp(national)} a week ({reg})."
     elif national is None:
-        said += (f"the council's own amount, {_gbp(own)} a week; the national amount for {year} ({reg}) is not "
-                 "recorded here.")
+        # no national amount recorded for the year (not sourced): the council's is the only one there is
+        said += f"the council's own amount, {_gbp(own)} a week ({reg})."
     elif own == national:
         said += f"the council's own amount, {_gbp(own)} a week, the same as the national amount for {year} ({reg})."
     else:
@@ -521,9 +534,14 @@ def financial_assessment(ctx: HandlerContext, answers: dict, weekly_cost: str | 
     capital_total = sum(a["capital"].values(), Decimal(0))
     result["capital_total"] = _out(capital_total)
     listed = [f"{CAPITAL_LABELS[k].lower()} {_gbp(v)}" for k, v in a["capital"].items() if v]
-    steps.append(_step("Your capital", capital_total,
-                       ("Your savings and other capital, not counting the home you live in: " + ", ".join(listed) + "."
-                        ) if listed else "You told us you have no savings or other capital, apart from your home."))
+    kinds = [k for k, v in a["capital"].items() if v]
+    if len(kinds) == 1:  # one kind: named, its amount is the step's (not said twice)
+        said = f"{CAPITAL_LABELS[kinds[0]]}. We do not count the home you live in."
+    elif listed:
+        said = "Your savings and other capital, not counting the home you live in: " + ", ".join(listed) + "."
+    else:
+        said = "You told us you have no savings or other capital, apart from your home."
+    steps.append(_step("Your capital", capital_total, said))
     if capital_total > upper:
         return full_cost(f"your capital of {_gbp(capital_total)} is above the upper limit of {_gbp(upper)}",
                          steps + [_step("Upper capital limit", upper,
@@ -555,7 +573,7 @@ def financial_assessment(ctx: HandlerContext, answers: dict, weekly_cost: str | 
             counted += amount
             steps.append(_step(label, amount, "Counted in full."))
     result["income_counted"] = _out(counted)
-    steps.append(_step("Income we count", counted, "The total of the income we count, each week."))
+    steps.append(_step("Income we count", counted, "The amounts above that count, added up."))
 
     mig, mig_steps, result["mig_parts"] = _mig(year, figures, council, a)
     steps.extend(mig_steps)

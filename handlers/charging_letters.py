@@ -20,6 +20,7 @@ from typing import Any
 from engine.registry import HandlerContext, HandlerRegistry
 
 from . import letters
+from .charging import year_in_words
 
 ROUTES = ("full", "light_touch", "declined")
 
@@ -65,7 +66,7 @@ def financial_assessment_letter(ctx: HandlerContext, person: dict[str, Any], ass
         route=route, full_cost=full_cost, pays_nothing=pays == 0,
         weekly_contribution=None if pays is None else str(pays), weekly_cost=None if council_pays is None else cost,
         council_pays=council_pays, steps=steps, council_mig=council_mig,
-        reason=str(assessment.get("reason") or ""), year=str(assessment.get("year") or ""))
+        reason=str(assessment.get("reason") or ""), year=year_in_words(str(assessment.get("year") or "")))
 
 
 def register(registry: HandlerRegistry) -> None:

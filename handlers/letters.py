@@ -643,12 +643,12 @@ def _money_text(plan: dict[str, Any]) -> dict[str, str]:
 
 # ---------------------------------------------------------------- carer's support plan
 
-_CARER_MONEY_TEXT = {  # the carer's plan's money_management choices
-    "direct_payment": "to you as a direct payment, so that you can arrange and pay for the support yourself. "
-                      "Please keep the money in a separate account and keep receipts.",
-    "managed_account": "to a provider you chose, as a managed account. They hold the money and arrange the "
-                       "support with you.",
-    "council_managed": "for the support ourselves: we arrange and pay for the support in this plan for you.",
+_CARER_MONEY_TEXT = {  # the carer's plan's money_management choices, each a whole sentence or two
+    "direct_payment": "We will pay it to you as a direct payment, so that you can arrange and pay for the support "
+                      "yourself. Please keep the money in a separate account and keep receipts.",
+    "managed_account": "We will pay it to a provider you chose, as a managed account. They hold the money and "
+                       "arrange the support with you.",
+    "council_managed": "We will use it to arrange and pay for the support in this plan for you.",
 }
 _CARER_SUPPORT_TEXT = {  # the carer's plan's support_type (CLD Carer Support service types)
     "direct_to_carer": "This support is for you, as a carer.",

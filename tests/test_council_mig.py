@@ -72,8 +72,8 @@ def test_the_shipped_council_values_are_neutral() -> None:
     result = financial_assessment(Y2025, working_age())
     assert result["mig"] == "112.50"
     [step] = mig_steps(result).values()
-    assert step["explanation"] == ("Protected so you have enough to live on: the national amount for 2025-26, "
-                                   "£112.50 a week (regulation 7(2)(b) of the Regulations).")
+    assert step["explanation"] == ("Protected so you have enough to live on: the national amount for 2025 to 2026 "
+                                   "(regulation 7(2)(b) of the Regulations).")
     assert result["mig_parts"] == [{
         "figure": "single_25_to_pension_age", "for": "single person aged 25 or over, under Pension Credit age",
         "source": "national", "times": 1, "national": "112.50", "council": None, "top_up": "0.00",
@@ -89,7 +89,7 @@ def test_a_council_amount_equal_to_the_national_one_is_accepted_and_said_so(coun
     assert (result["mig"], result["assessed_weekly_charge"]) == ("112.50", "37.50")  # 150.00 - 112.50
     [step] = mig_steps(result).values()
     assert step["explanation"] == ("Protected so you have enough to live on: the council's own amount, £112.50 a "
-                                   "week, the same as the national amount for 2025-26 (regulation 7(2)(b) of the "
+                                   "week, the same as the national amount for 2025 to 2026 (regulation 7(2)(b) of the "
                                    "Regulations).")
 
 
@@ -162,7 +162,7 @@ def test_a_worked_example_with_a_five_pound_top_up(council) -> None:
     assert steps["Minimum income guarantee: single person aged 25 or over, under Pension Credit age"] == {
         "label": "Minimum income guarantee: single person aged 25 or over, under Pension Credit age",
         "amount": "117.50",
-        "explanation": "Protected so you have enough to live on: the national amount for 2025-26, £112.50 a week "
+        "explanation": "Protected so you have enough to live on: the national amount for 2025 to 2026, £112.50 a week "
                        "(regulation 7(2)(b) of the Regulations). The council adds £5.00 a week to each amount: "
                        "£112.50 + £5.00 = £117.50."}
     assert steps["Minimum income guarantee: disability premium, single person"]["amount"] == "54.65"
@@ -191,7 +191,7 @@ def test_a_council_amount_above_the_national_one_is_used_and_said_so(council) ->
     [step] = mig_steps(result).values()
     assert step["explanation"] == (
         "Protected so you have enough to live on: the council's own amount, £120.00 a week, more than the national "
-        "amount for 2025-26 of £112.50 (regulation 7(2)(b) of the Regulations). The council adds £2.50 a week to "
+        "amount for 2025 to 2026 of £112.50 (regulation 7(2)(b) of the Regulations). The council adds £2.50 a week to "
         "each amount: £120.00 + £2.50 = £122.50.")
 
 
@@ -215,8 +215,7 @@ def test_2026_27_working_age_works_once_the_council_sets_its_own_amount(council)
         "125.00", "25.00", "25.00")  # 150.00 - 125.00
     [step] = mig_steps(result).values()
     assert step["explanation"] == ("Protected so you have enough to live on: the council's own amount, £125.00 a "
-                                   "week; the national amount for 2026-27 (regulation 7(2)(b) of the Regulations) "
-                                   "is not recorded here.")
+                                   "week (regulation 7(2)(b) of the Regulations).")
     assert result["mig_parts"][0]["source"] == "council" and result["mig_parts"][0]["national"] is None
     # a category the council left alone still stops with the named error
     with pytest.raises(ValueError, match=r"2026-27 minimum income guarantee amount for a disability premium, "
@@ -234,8 +233,8 @@ def test_the_letter_says_where_each_figure_came_from(council) -> None:
     letter = financial_assessment_letter(Y2026, PERSON, result)["body"]
     flat = " ".join(letter.split())
     assert ("Minimum income guarantee: single person aged 25 or over, under Pension Credit age: £130.00. Protected "
-            "so you have enough to live on: the council's own amount, £125.00 a week; the national amount for "
-            "2026-27 (regulation 7(2)(b) of the Regulations) is not recorded here. The council adds £5.00 a week to "
+            "so you have enough to live on: the council's own amount, £125.00 a week (regulation 7(2)(b) of the "
+            "Regulations). The council adds £5.00 a week to "
             "each amount: £125.00 + £5.00 = £130.00.") in flat
     assert COUNCIL_SAID in flat
     assert problems(letter, "financial_assessment", "Aisha") == []
@@ -251,7 +250,7 @@ def test_a_top_up_alone_or_an_own_amount_alone_is_named_in_the_letter(council, c
 def test_a_letter_with_national_amounts_only_does_not_mention_the_councils(council) -> None:
     letter = financial_assessment_letter(Y2025, PERSON, financial_assessment(Y2025, working_age()))["body"]
     flat = " ".join(letter.split())
-    assert "the national amount for 2025-26, £112.50 a week (regulation 7(2)(b) of the Regulations)." in flat
+    assert "the national amount for 2025 to 2026 (regulation 7(2)(b) of the Regulations)." in flat
     assert "council's own" not in flat and "The council sets some of its own amounts" not in flat
     assert problems(letter, "financial_assessment", "Aisha") == []
 

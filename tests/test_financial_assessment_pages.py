@@ -171,14 +171,14 @@ def test_the_finance_officer_does_a_full_financial_assessment_in_the_browser(eng
         page.wait_for_url(f"{base}/tasks/{task['id']}/check-answers")
         answers = page.locator("main").inner_text()
         for text in ("How is the person's charge worked out?\tFull financial assessment",
-                     "The person's age\tState Pension age or over", "State Pension\t203.85",
-                     "Private or workplace pensions\t50",
+                     "The person's age\tState Pension age or over", "State Pension\t£203.85",
+                     "Private or workplace pensions\t£50.00",
                      "Does the person have extra costs because of their disability?\tNo"):
             assert text in answers, answers
         run_axe(page, "check your answers")
         page.get_by_role("link", name=re.compile("^Change Private or workplace pensions")).click()
         page.wait_for_url(re.compile(r".*/sections/income.*"))
-        assert page.input_value("#f-income_weekly-private_pension") == "50"
+        assert page.input_value("#f-income_weekly-private_pension") == "50.00"  # to the penny
         page.goto(f"{base}/tasks/{task['id']}/check-answers")
         _tab_to(page, "Complete task")
         _enter(page)

@@ -121,7 +121,8 @@ def test_capital_above_the_upper_limit_pays_the_full_cost_and_at_the_limit_does_
     if pays_full_cost:
         assert "above the upper limit of £23,250.00" in out["reason"]
         assert "You will pay the full cost." in body
-        assert "Your capital of £23,250.01 is above the upper limit of £23,250.00." in body
+        assert ("Your capital: £23,250.01. Savings. We do not count the home you live in. - Upper capital limit: "
+                "£23,250.00. Your capital is more than £23,250.00, so you pay the full cost (regulation 12).") in body
     else:
         # £23,250.00 is £9,000.00 over the lower limit: 36 bands of £250 at £1 a week = £36.00 tariff income;
         # State Pension £203.85 + £36.00 - minimum income guarantee £214.35 = £25.50 a week
@@ -153,7 +154,7 @@ def test_below_the_lower_capital_limit_a_pensioner_pays_what_the_regulations_giv
         assert "State Pension: £203.85. Counted in full." in body
         assert "Private or workplace pension: £50.00. Counted in full." in body
     assert "Minimum income guarantee: single person of Pension Credit age: £214.35." in body
-    assert "We used the national figures for 2023-24" in body
+    assert "We used the national figures for 2023 to 2024" in body
 
 
 def test_the_letter_explains_every_figure_and_what_is_not_counted_and_how_to_ask_for_a_review(eng):

@@ -89,7 +89,7 @@ def test_the_pound_prefix_in_the_browser_and_a_typed_pound_sign_and_comma_are_ac
             page.get_by_role("button", name="Save and continue").click()
         assert page.url == f"{base}/tasks/{task['id']}", page.inner_text("main")
         page.goto(f"{base}/tasks/{task['id']}/sections/capital")
-        assert page.input_value("#f-capital-savings") == "1234.5"
+        assert page.input_value("#f-capital-savings") == "1234.50"  # to the penny
         assert eng.get_task(task["id"])["draft"]["capital"] == {
             "savings": 1234.5, "investments": 0.07, "property_other_than_home": 0, "other": 12}
         # an error still shows with the prefix, axe-clean

@@ -407,7 +407,7 @@ def test_outcome_errors_name_the_item_and_empty_items_are_dropped(plan_world):
     assert r.status_code == 400
     summary = re.findall(r'<li><a href="(#[^"]+)">([^<]+)</a></li>', r.text)
     assert ("#f-outcomes-2-how_met", "Outcome 3: enter how it will be met") in summary
-    assert ("#f-outcomes-3-weekly_cost", "Outcome 4: weekly cost (pounds) must be a number") in summary
+    assert ("#f-outcomes-3-weekly_cost", "Outcome 4: weekly cost must be an amount of money, like 12.50") in summary
     assert ("#f-outcomes-2-weekly_cost", "Outcome 3: weekly cost must be £0.00 or more") in summary
     assert not any("Outcome 2" in text for _h, text in summary)  # the empty item is not an error
     assert 'id="f-outcomes-2-how_met-error"' in r.text
@@ -566,7 +566,7 @@ def test_outcomes_by_keyboard_add_remove_an_error_in_outcome_2_and_complete_in_t
             page.get_by_role("button", name="Remove outcome 2").click()
         assert items.all_inner_texts() == ["Outcome 1", "Outcome 2"]
         assert page.input_value("#f-outcomes-1-label") == "Go to the lunch club"
-        assert page.input_value("#f-outcomes-1-weekly_cost") == "12"
+        assert page.input_value("#f-outcomes-1-weekly_cost") == "12.00"  # money to the penny
         assert page.input_value("#f-outcomes-0-label") == "Get washed and dressed"
 
         # the rest of the plan; Outcome 2 has no "how it will be met"
