@@ -160,7 +160,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     mode = eng.clock_mode()
     now = eng.now()
     _out(args, {"database": eng.db.safe_url, "clock": mode, "now": now.isoformat()},
-         f"initialised {eng.db.safe_url} ({mode} clock, now {now.isoformat()})")
+         f"initialised {eng.db.safe_url} ({mode} clock, now {_fmt_dt(now)})")
     return 0
 
 
@@ -231,11 +231,11 @@ def cmd_clock(args: argparse.Namespace) -> int:
             moved = eng.advance_clock(parse_duration(args.duration, start), actor=args.actor)
         now = eng.now()
         _out(args, {"from": start.isoformat(), "now": now.isoformat(), "instances_moved": moved},
-             f"clock {start.isoformat()} -> {now.isoformat()}; {moved} instance step(s) fired by timers")
+             f"clock {_fmt_dt(start)} -> {_fmt_dt(now)}; {moved} instance step(s) fired by timers")
         return 0
     now = eng.now()
     _out(args, {"mode": eng.clock_mode(), "now": now.isoformat(), "next_due": eng.next_due()},
-         f"{eng.clock_mode()} clock: {now.isoformat()}; next timer due {_fmt_dt(eng.next_due())}")
+         f"{eng.clock_mode()} clock: {_fmt_dt(now)}; next timer due {_fmt_dt(eng.next_due())}")
     return 0
 
 
