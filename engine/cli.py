@@ -457,8 +457,11 @@ def subcommands(parser: argparse.ArgumentParser) -> Any:
 def build_parser() -> argparse.ArgumentParser:
     common = common_options()
 
-    p = _global_options(argparse.ArgumentParser(prog="carepath", description=__doc__.splitlines()[0]),
-                        defaults=True)
+    p = _global_options(argparse.ArgumentParser(
+        prog="carepath", description=__doc__.splitlines()[0],
+        epilog="--db, --as and --json may come before or after the command. A case is given by its number (7) or "
+               "its reference (CASE-000007). Times are UK time with their zone. Exit status: 0 done, 1 refused, "
+               "2 bad usage, 3 a conflict with another change."), defaults=True)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("init", parents=[common], help="create or upgrade the database")
