@@ -1,22 +1,31 @@
-"""The `carepath` command line.
+"""The `carepath` command line: the engine's own commands.
 
 Every command takes `--db URL` (or CAREPATH_DATABASE_URL; a SQLite file `carepath.db` by
-default) and `--json` for output that scripts can read. Errors print what went wrong and
-where, and exit non-zero: 1 for a refused request, 2 for bad usage.
+default), `--as USER` and `--json` for output that scripts can read, before or after the
+command's name. A case is named by its number (7) or its reference (CASE-000007) alike. Times
+are shown in UK time with their zone (GMT or BST), as the web pages show them. Errors print
+what went wrong and where, on one line, and exit non-zero: 1 for a refused request, 2 for bad
+usage, 3 for a conflict.
+
+This module knows only the engine. The commands about social care and the web (`act`, `cld`,
+`measures`, `evidence`, `serve`, ...) are added by the composition above it, `carepath/cli.py`,
+which extends `build_parser()`; the installed `carepath` script is that one.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from .bpmn_timers import add_duration
 from .clock import parse_instant
-from .errors import CarepathError, ConflictError
+from .errors import CarepathError, ConflictError, NotFoundError, StateError
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -45,10 +54,75 @@ def _data_arg(args: argparse.Namespace) -> dict[str, Any]:
     return data
 
 
-def _engine(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _engine(args: argparse.Namespace, *, initialised: bool = True):  # type: ignore[no-untyped-def]
+    """The engine on `--db`, made once per command. Unless `initialised=False` (`init` itself) the
+    database must exist and be initialised: a missing SQLite file is not created, and an unreachable
+    or empty database is one line saying so, not a traceback."""
+    eng = getattr(args, "_engine_made", None)
+    if eng is not None:
+        return eng
+    from sqlalchemy.engine import make_url
+
+    from .db import ENV_VAR, resolve_url
     from .runtime import Engine
 
-    return Engine(args.db)
+    url = make_url(resolve_url(args.db))
+    if initialised and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not Path(url.database).exists():
+        raise StateError(f"there is no database at {url.database}: create it with `carepath init`, or name "
+                         f"another with --db URL or {ENV_VAR}")
+    eng = Engine(args.db)
+    if initialised:
+        try:
+            with eng.db.engine.connect() as conn:
+                eng.db.require_initialised(conn)
+        except _db_errors() as exc:
+            raise StateError(_unreachable(eng.db.safe_url, exc)) from None
+    args._engine_made = eng
+    return eng
+
+
+def _db_errors() -> tuple[type[BaseException], ...]:
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    return (OperationalError, InterfaceError)
+
+
+def _unreachable(where: str, exc: BaseException) -> str:
+    """One line for a database that cannot be reached, without the driver's traceback."""
+    cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"cannot reach the database {where}: {cause[0].strip() if cause else type(exc).__name__}"
+
+
+_REFERENCE = re.compile(r"\S+")
+
+
+def case_arg(text: str) -> int | str:
+    """A case on the command line: its number (7) or its reference (CASE-000007), resolved once the
+    database is open (`_resolve_case`)."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    if not _REFERENCE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a case: give its number (7) or its reference "
+                                         "(CASE-000007)")
+    return text
+
+
+def _resolve_case(eng: Any, ref: int | str) -> int:
+    """The id of the case numbered or referenced `ref`."""
+    if isinstance(ref, int):
+        return ref
+    from sqlalchemy import select
+
+    from .schema import cases
+
+    with eng.db.engine.connect() as conn:
+        for text in dict.fromkeys((ref, ref.upper())):
+            found = conn.execute(select(cases.c.id).where(cases.c.reference == text)).scalar_one_or_none()
+            if found is not None:
+                return int(found)
+    raise NotFoundError(f"no case {ref!r}: give its number (7) or its reference (CASE-000007)", case=ref)
 
 
 def _out(args: argparse.Namespace, value: Any, text: str) -> None:
@@ -58,23 +132,35 @@ def _out(args: argparse.Namespace, value: Any, text: str) -> None:
         print(text)
 
 
-def _fmt_dt(value: Any) -> str:
+UK = ZoneInfo("Europe/London")  # the web pages show times in UK time (api/page_kit.py); so does the CLI
+
+
+def _fmt_dt(value: Any, *, seconds: bool = False) -> str:
+    """An instant in UK time with its zone, e.g. `2027-01-04 09:00 GMT` or `2027-06-01 10:00 BST`; a
+    naive datetime or an ISO text without a zone is taken to be UTC, as the engine stores them."""
     if value is None:
         return "-"
+    if isinstance(value, str):
+        try:
+            value = parse_instant(value)
+        except ValueError:
+            return value
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+        from .clock import as_utc
+
+        return as_utc(value).astimezone(UK).strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
     return str(value)
 
 
 # ---------------------------------------------------------------------------- commands
 def cmd_init(args: argparse.Namespace) -> int:
-    eng = _engine(args)
+    eng = _engine(args, initialised=False)
     start = parse_instant(args.simulated) if args.simulated else None
     eng.init(simulated_start=start)
     mode = eng.clock_mode()
     now = eng.now()
     _out(args, {"database": eng.db.safe_url, "clock": mode, "now": now.isoformat()},
-         f"initialised {eng.db.safe_url} ({mode} clock, now {now.isoformat()})")
+         f"initialised {eng.db.safe_url} ({mode} clock, now {_fmt_dt(now)})")
     return 0
 
 
@@ -145,11 +231,11 @@ def cmd_clock(args: argparse.Namespace) -> int:
             moved = eng.advance_clock(parse_duration(args.duration, start), actor=args.actor)
         now = eng.now()
         _out(args, {"from": start.isoformat(), "now": now.isoformat(), "instances_moved": moved},
-             f"clock {start.isoformat()} -> {now.isoformat()}; {moved} instance step(s) fired by timers")
+             f"clock {_fmt_dt(start)} -> {_fmt_dt(now)}; {moved} instance step(s) fired by timers")
         return 0
     now = eng.now()
     _out(args, {"mode": eng.clock_mode(), "now": now.isoformat(), "next_due": eng.next_due()},
-         f"{eng.clock_mode()} clock: {now.isoformat()}; next timer due {_fmt_dt(eng.next_due())}")
+         f"{eng.clock_mode()} clock: {_fmt_dt(now)}; next timer due {_fmt_dt(eng.next_due())}")
     return 0
 
 
@@ -159,7 +245,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     for r in rows:
         d = r["data"]
         detail = d.get("name") or d.get("element_id") or d.get("process_id") or d.get("handler") or ""
-        lines.append(f"#{r['seq']:<4} {r['at'][:19]}  {r['type']:<22} {detail:<30} by {r['actor']}")
+        lines.append(f"#{r['seq']:<4} {_fmt_dt(r['at'], seconds=True)}  {r['type']:<22} {detail:<30} "
+                     f"by {r['actor']}")
     _out(args, rows, "\n".join(lines) or "no events")
     return 0
 
@@ -233,8 +320,24 @@ def cmd_incidents(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    res = _engine(args).retry(args.instance, actor=args.actor)
+    """Retry an incident by its number, as `carepath incidents` lists it: what failed in its instance runs
+    again. Exit 1 when it fails again (the new incident is shown)."""
+    eng = _engine(args)
+    incident = next((r for r in eng.incidents(open_only=False) if r["id"] == args.incident), None)
+    if incident is None:
+        raise NotFoundError(f"no incident {args.incident}: `carepath incidents` lists the open ones",
+                            incident=args.incident)
+    if incident["resolved_at"] is not None:
+        raise StateError(f"incident {args.incident} was already resolved at {_fmt_dt(incident['resolved_at'])} "
+                         f"by {incident['resolved_by'] or '-'}: nothing to retry", incident=args.incident)
+    res = eng.retry(incident["instance_id"], actor=args.actor)
     _out(args, res.to_dict(), _describe_step(res))
+    if res.incident or res.status == "error":
+        again = res.incident or {}
+        print(f"carepath: incident {args.incident} failed again"
+              + (f": incident {again['id']} at {again['element_id']}: {again['message']}" if again else ""),
+              file=sys.stderr)
+        return EXIT_REFUSED
     return 0
 
 
@@ -268,157 +371,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_act(args: argparse.Namespace) -> int:
-    """An action on a case from its record (api/case_actions.py), with the web app's role checks."""
-    from api import case_actions
-
-    eng = _engine(args)
-    data = json.loads(args.data) if args.data else {}
-    out = case_actions.cli_call(case_actions.act, eng, case_actions.cli_user(eng, args.actor), args.case,
-                                args.action, data)
-    _out(args, out, f"{args.action}: {out['process_id']} started (instance {out['instance_id']}); first task(s): "
-                    + (", ".join(f"{t['name']} [{t['team']}]" for t in out["tasks"]) or "none"))
-    return 0
-
-
-def cmd_transition(args: argparse.Namespace) -> int:
-    """A referral from children's services (api/transition.py), with the web app's checks and roles."""
-    from api import case_actions, transition
-
-    eng = _engine(args)
-    data = json.loads(args.data) if args.data else {}
-    out = case_actions.cli_call(transition.refer, eng, case_actions.cli_user(eng, args.actor), data, args.case)
-    _out(args, out, f"referral from children's services: {out['reference']}, transition started (instance "
-                    f"{out['instance_id']}); first task(s): "
-                    + (", ".join(f"{t['name']} [{t['team']}]" for t in out["tasks"]) or "none"))
-    return 0
-
-
-def cmd_close(args: argparse.Namespace) -> int:
-    """Close a case, or end one of its processes (--instance), with a reason (api/case_actions.py)."""
-    from api import case_actions
-
-    eng = _engine(args)
-    details = json.loads(args.details) if args.details else {}
-    out = case_actions.cli_call(case_actions.close, eng, case_actions.cli_user(eng, args.actor), args.case,
-                                args.reason, details, args.instance)
-    what = f"instance {args.instance} ended" if args.instance else f"case {args.case} closed"
-    _out(args, out, f"{what} ({args.reason}): {len(out['cancelled_instances'])} process(es) ended, "
-                    "their tasks and timers withdrawn")
-    return 0
-
-
 def cmd_case(args: argparse.Namespace) -> int:
     case = _engine(args).get_case(args.case)
     lines = [f"{case['reference']}  {case['title']}"]
     lines += [f"  instance {i['id']}  {i['process_id']:<28} {i['status']}" for i in case["instances"]]
     _out(args, case, "\n".join(lines))
-    return 0
-
-
-def cmd_cld(args: argparse.Namespace) -> int:
-    """The Client Level Data return for a period, derived from every case's history (handlers/cld.py): the
-    specification's CSV, what was withheld and why, the rows that could not be coded and (--check) the
-    data-quality report. Bad input is a message on stderr and exit status 2."""
-    from datetime import date
-
-    from handlers import cld  # the return is about social care, not the engine: imported only here
-
-    def refuse(message: str) -> int:
-        print(f"carepath cld: {message}", file=sys.stderr)
-        return 2
-
-    dates = {}
-    for flag, value in (("--from", args.start), ("--to", args.end)):
-        try:
-            dates[flag] = date.fromisoformat(value)
-        except ValueError:
-            return refuse(f"{flag} {value!r} is not a date: give it as YYYY-MM-DD, e.g. 2031-04-01")
-    start, end = dates["--from"], dates["--to"]
-    if end < start:
-        return refuse(f"--to ({end}) is before --from ({start}): the period must end on or after its first day")
-    rows = cld.cld_return(_engine(args), start, end, la_code=args.la_code)
-    if not rows:
-        held = f" ({len(rows.withheld)} still open, withheld)" if rows.withheld else ""
-        return refuse(f"no events in the period {start} to {end}{held}: nothing to return; check the dates")
-    if args.out:
-        try:
-            cld.write_cld_csv(rows, args.out)
-        except OSError as exc:
-            return refuse(f"cannot write {args.out}: {exc.strerror or exc}")
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r["Event_Type"]] = counts.get(r["Event_Type"], 0) + 1
-    summary = ", ".join(f"{n} {t}" for t, n in sorted(counts.items()))
-    where = f"; written to {args.out}" if args.out else ""
-    lines = [f"CLD return {start} to {end}: {len(rows)} rows ({summary}){where}"]
-    if rows.withheld:
-        lines.append(f"Withheld ({len(rows.withheld)}): events of the period not in the return")
-        lines += [f"  {w['case_reference']}  {w['event_type']} from {w['event_start']}: {w['why']}"
-                  for w in rows.withheld]
-    if rows.problems:
-        lines.append(f"Problems ({len(rows.problems)}): cells left empty because the value could not be coded")
-        for p in rows.problems:
-            value = "" if p["value"] is None else f" {p['value']!r}"
-            lines.append(f"  {p['case_reference'] or '(the return)'}  {p['event'] or ''}  {p['field'] or ''}"
-                         f"{value}: {p['why']}")
-    report = None
-    if args.check:
-        from handlers import cld_quality
-
-        report = cld_quality.quality_report(rows, rows.problems)
-        lines.append(cld_quality.format_report(report))
-    _out(args, {"from": str(start), "to": str(end), "rows": len(rows), "by_event_type": counts, "file": args.out,
-                "withheld": rows.withheld, "problems": rows.problems, "quality": report}, "\n".join(lines))
-    return 0
-
-
-def cmd_measures(args: argparse.Namespace) -> int:
-    """The published measures for a period, from every case's history (handlers/measures.py, docs/measures.md)."""
-    from datetime import date
-
-    from handlers import measures  # about social care, not the engine: imported only here
-
-    try:
-        start, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--from and --to are dates like 2031-04-01 ({exc})") from None
-    if end < start:
-        raise argparse.ArgumentTypeError(f"--to ({end}) is before --from ({start})")
-    if args.team and args.team not in measures.TEAM_CHOICES:
-        raise argparse.ArgumentTypeError(f"--team {args.team!r} is not a team: {', '.join(measures.TEAM_CHOICES)}")
-    population = measures.load_population(_engine(args))
-    results = measures.compute_all(population, start, end, args.team or None)
-    lines = [f"Measures {start} to {end}" + (f", team {args.team}" if args.team else "")]
-    if population.cld_errors:
-        lines.append(f"{len(population.cld_errors)} case(s) left out of the CLD-based measures: "
-                     + "; ".join(population.cld_errors.values()))
-    for r in results:
-        if r.not_recorded:
-            shown = f"not recorded ({r.not_recorded})"
-        elif r.figure is None:
-            shown = r.message or "none"
-        else:
-            unit = {"%": "%", "days": " days"}.get(r.unit, "")
-            shown = f"{r.figure}{unit}"
-            if r.denominator is not None:
-                shown += f" ({r.numerator} of {r.denominator})"
-        lines.append(f"- {r.title}: {shown}")
-        for p in r.parts:
-            if p.count:
-                lines.append(f"    {p.label}: {p.count}")
-    if all(not r.items for r in results):
-        lines.append("No events in this period: every count is zero and no rate can be given.")
-    value = {"from": str(start), "to": str(end), "team": args.team or None,
-             "cases_left_out": {population.reference(c): why for c, why in population.cld_errors.items()},
-             "measures": [{**r.as_dict(), "definition": measures.MEASURES[r.key].definition,
-                           "source": measures.MEASURES[r.key].source,
-                           "cases": [population.reference(c) for c in r.case_ids]} for r in results]}
-    for m in value["measures"]:
-        for part in m["parts"]:
-            part["cases"] = [population.reference(c) for c in part.pop("case_ids")]
-        m.pop("case_ids")
-    _out(args, value, "\n".join(lines))
     return 0
 
 
@@ -464,56 +421,63 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return EXIT_REFUSED if result.refused else 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from .server import serve
-    from .worker import heads_settings
-
-    if not args.no_timers:
-        heads_settings()  # a bad CAREPATH_HEADS_* setting stops here with its message, before the server starts
-    serve(args.db, host=args.host, port=args.port, timers=not args.no_timers)
-    return 0
-
-
-def cmd_evidence(args: argparse.Namespace) -> int:
-    # the pack is built by the web layer (api/evidence.py: the same checks, log and PDF as the page),
-    # imported only here, as `serve` imports the app: the engine itself knows nothing of it
-    from api.evidence import export_to_file
-
-    path, pack = export_to_file(_engine(args), args.case, args.actor, args.reason, args.out)
-    _out(args, {"file": path, "files": sorted(pack.files)}, f"evidence pack written to {path}")
-    return 0
-
-
 def cmd_worker(args: argparse.Namespace) -> int:
     from .worker import heads_settings, run_worker
 
     heads_settings()  # checked before the worker starts (CAREPATH_HEADS_KEY, _DIR, _INTERVAL)
+    _engine(args)  # the database is there and initialised, or one line says why not
     run_worker(args.db, interval=args.interval, once=args.once)
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", help="database URL (default: CAREPATH_DATABASE_URL or sqlite:///carepath.db)")
-    common.add_argument("--json", action="store_true", help="machine-readable output")
-    common.add_argument("--as", dest="actor", default="cli", help="who is acting (recorded in the history)")
+def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> argparse.ArgumentParser:
+    """--db, --json and --as. The top-level parser holds their defaults; every command's parser takes them
+    again without a default (SUPPRESS), so an option given before the command is not overwritten by the
+    command's own default: `carepath --as alice complete T` and `carepath complete T --as alice` agree."""
+    unset = argparse.SUPPRESS
+    parser.add_argument("--db", metavar="URL", default=None if defaults else unset,
+                        help="database URL (default: CAREPATH_DATABASE_URL or sqlite:///carepath.db)")
+    parser.add_argument("--json", action="store_true", default=False if defaults else unset,
+                        help="machine-readable output")
+    parser.add_argument("--as", dest="actor", metavar="USER", default="cli" if defaults else unset,
+                        help="who is acting (recorded in the history; default: cli)")
+    return parser
 
-    p = argparse.ArgumentParser(prog="carepath", description=__doc__.splitlines()[0], parents=[common])
-    sub = p.add_subparsers(dest="command", required=True)
+
+def common_options() -> argparse.ArgumentParser:
+    """The parent every command's parser is made with (`sub.add_parser(NAME, parents=[common_options()])`)."""
+    return _global_options(argparse.ArgumentParser(add_help=False), defaults=False)
+
+
+def subcommands(parser: argparse.ArgumentParser) -> Any:
+    """The commands of a parser from `build_parser()`, for a composition to add its own to."""
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = common_options()
+
+    p = _global_options(argparse.ArgumentParser(
+        prog="carepath", description=__doc__.splitlines()[0],
+        epilog="--db, --as and --json may come before or after the command. A case is given by its number (7) or "
+               "its reference (CASE-000007). Times are UK time with their zone. Exit status: 0 done, 1 refused, "
+               "2 bad usage, 3 a conflict with another change."), defaults=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("init", parents=[common], help="create or upgrade the database")
     s.add_argument("--simulated", metavar="START", help="use a simulated clock starting at this ISO instant")
     s.set_defaults(fn=cmd_init)
 
     s = sub.add_parser("deploy", parents=[common], help="deploy BPMN/DMN files or folders as new versions")
-    s.add_argument("paths", nargs="+")
+    s.add_argument("paths", nargs="+", metavar="PATH", help="a .bpmn or .dmn file, or a folder of them")
     s.add_argument("--note", help="change note recorded with the new versions (who: --as, author and approver)")
     s.add_argument("--strict", action="store_true", help="refuse while the diagrams have any lint warning")
     s.set_defaults(fn=cmd_deploy)
 
     s = sub.add_parser("start", parents=[common], help="start a process for a case")
-    s.add_argument("process")
-    s.add_argument("--case", type=int, help="existing case id (default: a new case)")
+    s.add_argument("process", help="the process id (the BPMN process element's id)")
+    s.add_argument("--case", type=case_arg, help="an existing case: its number (7) or reference (CASE-000007); "
+                   "default: a new case")
     s.add_argument("--title", help="title of a new case (the person's name)")
     s.add_argument("--version", type=int, help="process version (default: latest)")
     s.add_argument("--data", help="initial data as a JSON object")
@@ -521,38 +485,39 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_start)
 
     s = sub.add_parser("tasks", parents=[common], help="list open user tasks")
-    s.add_argument("--case", type=int)
-    s.add_argument("--team")
-    s.add_argument("--assignee")
-    s.add_argument("--process")
+    s.add_argument("--case", type=case_arg, help="only this case: its number (7) or reference (CASE-000007)")
+    s.add_argument("--team", help="only this team's tasks (e.g. reablement)")
+    s.add_argument("--assignee", metavar="USER", help="only the tasks assigned to this user")
+    s.add_argument("--process", help="only the tasks of this process id")
     s.set_defaults(fn=cmd_tasks)
 
     s = sub.add_parser("complete", parents=[common], help="complete a user task with form data")
-    s.add_argument("task")
+    s.add_argument("task", help="the task's id, as `carepath tasks` lists it")
     s.add_argument("--data", help="form data as a JSON object")
-    s.add_argument("--data-file")
+    s.add_argument("--data-file", metavar="FILE", help="form data from a JSON file")
     s.add_argument("--revision", type=int, help="refuse if the task changed since this revision")
     s.set_defaults(fn=cmd_complete)
 
     s = sub.add_parser("claim", parents=[common], help="claim a task for the acting user (--as)")
-    s.add_argument("task")
+    s.add_argument("task", help="the task's id, as `carepath tasks` lists it")
     s.set_defaults(fn=cmd_claim)
 
     s = sub.add_parser("clock", parents=[common], help="show or advance the clock")
-    csub = s.add_subparsers(dest="clock_cmd")
+    csub = s.add_subparsers(dest="clock_cmd", metavar="advance", help="without it: show the clock")
     a = csub.add_parser("advance", parents=[common], help="advance a simulated clock, firing due timers")
     a.add_argument("duration", nargs="?", help="ISO 8601 duration, e.g. P43D")
-    a.add_argument("--to", help="advance to this ISO instant instead")
+    a.add_argument("--to", metavar="INSTANT", help="advance to this ISO instant instead, e.g. 2027-03-01T09:00Z")
     s.set_defaults(fn=cmd_clock)
 
-    s = sub.add_parser("history", parents=[common], help="a case's history events")
-    s.add_argument("case", type=int)
+    s = sub.add_parser("history", parents=[common], help="a case's history events (times in UK time)")
+    s.add_argument("case", type=case_arg, help="the case: its number (7) or reference (CASE-000007)")
     s.set_defaults(fn=cmd_history)
 
     s = sub.add_parser("audit", parents=[common], help="audit the history")
-    asub = s.add_subparsers(dest="audit_cmd", required=True)
+    asub = s.add_subparsers(dest="audit_cmd", required=True, metavar="{verify,keygen,sign-heads}")
     v = asub.add_parser("verify", parents=[common], help="check every hash chain; exit 1 if altered")
-    v.add_argument("--case", type=int)
+    v.add_argument("--case", type=case_arg, help="only this case's chain: its number (7) or reference "
+                   "(CASE-000007)")
     v.add_argument("--against", metavar="HEADS_FILE",
                    help="also check the history was not rewritten since this signed heads file")
     v.add_argument("--public-key", metavar="PUB", help="the public key the heads file is checked with")
@@ -567,26 +532,28 @@ def build_parser() -> argparse.ArgumentParser:
     h.set_defaults(fn=cmd_sign_heads)
 
     s = sub.add_parser("replay", parents=[common], help="re-execute a case from its history and compare")
-    s.add_argument("case", type=int)
+    s.add_argument("case", type=case_arg, help="the case: its number (7) or reference (CASE-000007)")
     s.set_defaults(fn=cmd_replay)
 
     s = sub.add_parser("incidents", parents=[common], help="list handler failures and other incidents")
     s.add_argument("--all", action="store_true", help="include resolved ones")
     s.set_defaults(fn=cmd_incidents)
 
-    s = sub.add_parser("retry", parents=[common], help="re-run what failed in an instance in error")
-    s.add_argument("instance", type=int)
+    s = sub.add_parser("retry", parents=[common],
+                       help="retry an open incident: re-run what failed (exit 1 if it fails again)")
+    s.add_argument("incident", type=int, help="the incident's number, as `carepath incidents` lists it")
     s.set_defaults(fn=cmd_retry)
 
     s = sub.add_parser("suspend", parents=[common], help="pause a process instance: its timers stop (--as USER)")
-    s.add_argument("instance", type=int)
+    s.add_argument("instance", type=int, help="the process instance's number (`carepath case CASE` lists them)")
     s.add_argument("--reason", required=True, help="why it is paused (kept in the history)")
     s.set_defaults(fn=cmd_suspend)
 
     s = sub.add_parser("resume", parents=[common],
                        help="resume a suspended instance with its timers' remaining time, or end it (--as USER)")
-    s.add_argument("instance", type=int)
-    s.add_argument("--mode", choices=("remaining", "end"), default="remaining")
+    s.add_argument("instance", type=int, help="the suspended process instance's number")
+    s.add_argument("--mode", choices=("remaining", "end"), default="remaining",
+                   help="remaining: carry on with the timers' remaining time (default); end: end the instance")
     s.add_argument("--reason", help="why (kept in the history)")
     s.add_argument("--then-start", metavar="PROCESS",
                    help="with --mode end: start this process for the case in the same step")
@@ -595,54 +562,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-file", help="its start data from a JSON file")
     s.set_defaults(fn=cmd_resume)
 
-    s = sub.add_parser("act", parents=[common], help="act on a case: safeguarding, review, carers_assessment, "
-                       "dp_review, hospital_discharge, change_in_circumstances (--as USER)")
-    s.add_argument("case", type=int)
-    s.add_argument("action")
-    s.add_argument("--data", help="the answers as a JSON object (the fields of the web form)")
-    s.set_defaults(fn=cmd_act)
-
-    s = sub.add_parser("transition", parents=[common], help="record a referral from children's services for a "
-                       "young person aged 14 to 17 (--as USER)")
-    s.add_argument("--data", help="the referral as a JSON object: name, date_of_birth (YYYY-MM-DD), address, "
-                   "postcode, ehc_plan (yes/no), likely_needs, childrens_social_worker, childrens_team, "
-                   "childrens_phone")
-    s.add_argument("--case", type=int, help="make the referral on this existing case (else a new case)")
-    s.set_defaults(fn=cmd_transition)
-
-    s = sub.add_parser("close", parents=[common], help="close a case, or end one process (--instance), with a "
-                       "reason: died, moved_away, declined, nhs_funded, no_longer_needed (--as USER)")
-    s.add_argument("case", type=int)
-    s.add_argument("--reason", required=True)
-    s.add_argument("--details", help='JSON, e.g. {"date_of_death": "2031-03-02"} or {"council": "Southshire"}')
-    s.add_argument("--instance", type=int, help="end only this process instance of the case")
-    s.set_defaults(fn=cmd_close)
-
     s = sub.add_parser("case", parents=[common], help="show a case and its process instances")
-    s.add_argument("case", type=int)
+    s.add_argument("case", type=case_arg, help="the case: its number (7) or reference (CASE-000007)")
     s.set_defaults(fn=cmd_case)
-
-    s = sub.add_parser("cld", parents=[common], help="the Client Level Data return for a period (CSV)")
-    s.add_argument("--from", dest="start", required=True, help="first day, e.g. 2031-04-01")
-    s.add_argument("--to", dest="end", required=True, help="last day, e.g. 2031-06-30")
-    s.add_argument("--out", help="write the rows to this CSV file")
-    s.add_argument("--la-code", dest="la_code", help="the council's LA code (default: council.json la_code)")
-    s.add_argument("--check", action="store_true", help="print the data-quality report before submission")
-    s.set_defaults(fn=cmd_cld)
-
-    s = sub.add_parser("measures", parents=[common], help="the published measures for a period (docs/measures.md)")
-    s.add_argument("--from", dest="start", required=True, help="first day, e.g. 2031-04-01")
-    s.add_argument("--to", dest="end", required=True, help="last day, e.g. 2032-03-31")
-    s.add_argument("--team", help="only the work of this team (e.g. reablement)")
-    s.set_defaults(fn=cmd_measures)
 
     s = sub.add_parser("migrate", parents=[common],
                        help="move a process's open cases to another version (--dry-run first)")
-    s.add_argument("process")
+    s.add_argument("process", help="the process id whose cases move")
     s.add_argument("--from", dest="from_version", type=int, required=True, help="the version the cases are on")
     s.add_argument("--to", dest="to_version", type=int, required=True, help="the version to move them to")
     s.add_argument("--dry-run", action="store_true", help="say which cases can move and why not; change nothing")
-    s.add_argument("--case", action="append", help="only this case (id or reference); repeat for more")
+    s.add_argument("--case", action="append", metavar="CASE",
+                   help="only this case: its number (7) or reference (CASE-000007); repeat for more")
     s.add_argument("--map", action="append", metavar="OLD=NEW", help="an element renamed or replaced in the target")
     timers = s.add_mutually_exclusive_group()
     timers.add_argument("--keep-timers", action="store_true",
@@ -653,19 +584,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch", type=int, default=100, help="cases read per batch (each moves in its own transaction)")
     s.set_defaults(fn=cmd_migrate)
 
-    s = sub.add_parser("serve", parents=[common], help="run the web server (and the timer job)")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--no-timers", action="store_true", help="do not fire timers in this process")
-    s.set_defaults(fn=cmd_serve)
-
-    s = sub.add_parser("evidence", parents=[common],
-                       help="export a case's evidence pack (zip: PDF, history, chain heads, SHA-256 manifest)")
-    s.add_argument("case", help="the case's reference (CASE-000123) or id")
-    s.add_argument("--reason", required=True, help="why it is exported (recorded in the case's access log)")
-    s.add_argument("--out", help="the zip to write (default: evidence-CASE-...-YYYYMMDD.zip here)")
-    s.set_defaults(fn=cmd_evidence)
-
     s = sub.add_parser("worker", parents=[common], help="fire due timers (run one or several)")
     s.add_argument("--interval", type=float, default=1.0, help="seconds between scans")
     s.add_argument("--once", action="store_true", help="fire what is due now and exit")
@@ -673,12 +591,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, *, parser: argparse.ArgumentParser | None = None) -> int:
+    """Run one command; `parser` is a composition's extension of `build_parser()` (carepath/cli.py)."""
+    parser = parser or build_parser()
     args = parser.parse_args(argv)
     if args.command == "clock" and args.clock_cmd == "advance" and not (args.duration or args.to):
         parser.error("clock advance needs a duration (e.g. P43D) or --to INSTANT")
     try:
+        if isinstance(getattr(args, "case", None), str):  # a reference: the case's id from the database
+            args.case = _resolve_case(_engine(args), args.case)
         return int(args.fn(args) or 0)
     except argparse.ArgumentTypeError as exc:
         print(f"carepath: {exc}", file=sys.stderr)
@@ -689,6 +610,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"carepath: {exc}", file=sys.stderr)
         return EXIT_CONFLICT if isinstance(exc, ConflictError) else EXIT_REFUSED
+    except _db_errors() as exc:  # the database went away during the command
+        made = getattr(args, "_engine_made", None)
+        print(f"carepath: {_unreachable(made.db.safe_url if made else 'named by --db', exc)}", file=sys.stderr)
+        return EXIT_REFUSED
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ import time
 import pytest
 from sqlalchemy import select, text
 
+from carepath.cli import main
 from engine import anchoring, history
-from engine.cli import main
 from engine.errors import CarepathError
 from engine.schema import chains
 from engine.worker import background_scheduler, heads_settings, sign_heads_once

@@ -198,7 +198,7 @@ def test_a_new_contact_at_the_front_door_reopens_a_closed_case(eng, app):
 
 
 def test_the_command_line_acts_and_closes_with_the_same_checks(eng, db_url, capsys):
-    from engine.cli import main
+    from carepath.cli import main
 
     cid = planned_case(eng)
     assert main(["act", "--db", db_url, str(cid), "review", "--as", SW, "--data",

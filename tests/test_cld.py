@@ -589,7 +589,7 @@ def test_the_csv_has_the_specification_header_and_values_and_leaves_open_request
 
 
 def test_carepath_cld_writes_the_quarters_return_and_refuses_bad_input(eng, tmp_path, capsys):
-    from engine.cli import main
+    from carepath.cli import main
 
     kyle = front_door(eng, KYLE)  # signposted with a call back to come: the request is still open, withheld
     advised = front_door(eng, contact(advice_given="Leaflet"))  # information and advice: a closed request

@@ -505,7 +505,7 @@ def test_overlapping_services_of_one_kind_are_found_but_a_plan_superseded_that_d
 
 
 def test_carepath_cld_check_prints_the_report(eng, tmp_path, capsys):  # noqa: F811
-    from engine.cli import main
+    from carepath.cli import main
 
     front_door(eng, contact(advice_given="Leaflet"))
     assert main(["cld", "--db", eng.db.url, "--from", "2031-01-01", "--to", "2031-03-31", "--la-code", LA,

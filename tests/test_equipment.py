@@ -293,7 +293,7 @@ def test_a_social_worker_asks_for_equipment_from_the_case_record_once_at_a_time(
 
 
 def test_the_command_line_asks_for_equipment_with_the_same_checks(eng, app, db_url, capsys):
-    from engine.cli import main
+    from carepath.cli import main
 
     cid = known_case(eng, BEN)
     assert main(["act", "--db", db_url, str(cid), "equipment", "--as", SW, "--data", '{"equipment_needs": ""}']) != 0

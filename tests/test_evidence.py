@@ -21,7 +21,7 @@ from api.access import restrict_case
 from api.auth import case_access_log
 from api.errors import ApiError
 from api.evidence import build_pack, user_named
-from engine.cli import main as cli_main
+from carepath.cli import main as cli_main
 from engine.errors import NotFoundError, ValidationError
 from engine.history import SYSTEM_CHAIN, canonical_json, event_hash
 from engine.integrity import last_check

@@ -209,7 +209,7 @@ def test_over_time_gives_one_figure_a_month(county):
 
 
 def test_carepath_measures_prints_the_figures_and_refuses_a_backwards_period(county, capsys):
-    from engine.cli import main
+    from carepath.cli import main
 
     eng, c = county
     assert main(["measures", "--db", eng.db.url, "--from", "2031-01-01", "--to", "2031-12-31"]) == 0

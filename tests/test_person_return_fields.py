@@ -167,7 +167,7 @@ def test_a_date_of_death_before_birth_or_in_the_future_is_refused_and_nothing_is
 
 
 def test_the_command_line_keeps_the_date_of_death_too(eng, db_url, capsys):
-    from engine.cli import main
+    from carepath.cli import main
 
     cid = known_case(eng, PERSON, contact_date="2031-03-03")
     assert main(["close", "--db", db_url, str(cid), "--reason", "died", "--details", '{"date_of_death": "1948-01-01"}',

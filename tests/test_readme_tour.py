@@ -28,7 +28,8 @@ def run_tour(tmp_path: Path, db_url: str | None = None) -> str:
     # the tour exactly as written, but on a database of this test's own (runs may overlap)
     url = db_url or f"sqlite:///{tmp_path / 'tour.db'}"
     script = script.replace("sqlite:///var/tour.db", url).replace("rm -f var/tour.db*", "true")
-    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}")
+    # this checkout's code, whichever checkout the installed script was made from
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", PYTHONPATH=str(ROOT))
     env.pop("CAREPATH_TOUR_RATES", None)
     proc = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"tour failed:\nSTDOUT:\n{proc.stdout}\nSTDERR:\n{proc.stderr}"

@@ -197,7 +197,7 @@ def test_the_case_record_says_where_childrens_services_stand():
 def test_the_command_line_refers_with_the_same_checks(eng, db_url, capsys):
     import json
 
-    from engine.cli import main
+    from carepath.cli import main
 
     assert main(["transition", "--db", db_url, "--as", SW, "--data", json.dumps(REFERRAL)]) == 0
     assert "Decide whether to assess [social_work]" in capsys.readouterr().out

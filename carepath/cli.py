@@ -1,0 +1,254 @@
+"""The installed `carepath` command: the engine's commands (engine/cli.py) and the ones about social care
+and the web, which the engine knows nothing of.
+
+`act`, `transition` and `close` act on a case with the web app's checks and roles (api/case_actions.py,
+api/transition.py); `cld` and `measures` report from every case's history (handlers/cld.py,
+handlers/measures.py); `evidence` exports a case's evidence pack (api/evidence.py); `serve` runs the web
+app with the timer job (carepath/server.py). Everything else, with the global options, the messages and
+the exit statuses, is engine/cli.py's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from engine import cli as engine_cli
+from engine.cli import _engine, _out, case_arg, common_options, subcommands
+
+
+def cmd_act(args: argparse.Namespace) -> int:
+    """An action on a case from its record (api/case_actions.py), with the web app's role checks."""
+    from api import case_actions
+
+    eng = _engine(args)
+    data = json.loads(args.data) if args.data else {}
+    out = case_actions.cli_call(case_actions.act, eng, case_actions.cli_user(eng, args.actor), args.case,
+                                args.action, data)
+    _out(args, out, f"{args.action}: {out['process_id']} started (instance {out['instance_id']}); first task(s): "
+                    + (", ".join(f"{t['name']} [{t['team']}]" for t in out["tasks"]) or "none"))
+    return 0
+
+
+def cmd_transition(args: argparse.Namespace) -> int:
+    """A referral from children's services (api/transition.py), with the web app's checks and roles."""
+    from api import case_actions, transition
+
+    eng = _engine(args)
+    data = json.loads(args.data) if args.data else {}
+    out = case_actions.cli_call(transition.refer, eng, case_actions.cli_user(eng, args.actor), data, args.case)
+    _out(args, out, f"referral from children's services: {out['reference']}, transition started (instance "
+                    f"{out['instance_id']}); first task(s): "
+                    + (", ".join(f"{t['name']} [{t['team']}]" for t in out["tasks"]) or "none"))
+    return 0
+
+
+def cmd_close(args: argparse.Namespace) -> int:
+    """Close a case, or end one of its processes (--instance), with a reason (api/case_actions.py)."""
+    from api import case_actions
+
+    eng = _engine(args)
+    details = json.loads(args.details) if args.details else {}
+    out = case_actions.cli_call(case_actions.close, eng, case_actions.cli_user(eng, args.actor), args.case,
+                                args.reason, details, args.instance)
+    what = f"instance {args.instance} ended" if args.instance else f"case {args.case} closed"
+    _out(args, out, f"{what} ({args.reason}): {len(out['cancelled_instances'])} process(es) ended, "
+                    "their tasks and timers withdrawn")
+    return 0
+
+
+def cmd_cld(args: argparse.Namespace) -> int:
+    """The Client Level Data return for a period, derived from every case's history (handlers/cld.py): the
+    specification's CSV, what was withheld and why, the rows that could not be coded and (--check) the
+    data-quality report. Bad input is a message on stderr and exit status 2."""
+    from datetime import date
+
+    from handlers import cld
+
+    def refuse(message: str) -> int:
+        print(f"carepath cld: {message}", file=sys.stderr)
+        return 2
+
+    dates = {}
+    for flag, value in (("--from", args.start), ("--to", args.end)):
+        try:
+            dates[flag] = date.fromisoformat(value)
+        except ValueError:
+            return refuse(f"{flag} {value!r} is not a date: give it as YYYY-MM-DD, e.g. 2031-04-01")
+    start, end = dates["--from"], dates["--to"]
+    if end < start:
+        return refuse(f"--to ({end}) is before --from ({start}): the period must end on or after its first day")
+    rows = cld.cld_return(_engine(args), start, end, la_code=args.la_code)
+    if not rows:
+        held = f" ({len(rows.withheld)} still open, withheld)" if rows.withheld else ""
+        return refuse(f"no events in the period {start} to {end}{held}: nothing to return; check the dates")
+    if args.out:
+        try:
+            cld.write_cld_csv(rows, args.out)
+        except OSError as exc:
+            return refuse(f"cannot write {args.out}: {exc.strerror or exc}")
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["Event_Type"]] = counts.get(r["Event_Type"], 0) + 1
+    summary = ", ".join(f"{n} {t}" for t, n in sorted(counts.items()))
+    where = f"; written to {args.out}" if args.out else ""
+    lines = [f"CLD return {start} to {end}: {len(rows)} rows ({summary}){where}"]
+    if rows.withheld:
+        lines.append(f"Withheld ({len(rows.withheld)}): events of the period not in the return")
+        lines += [f"  {w['case_reference']}  {w['event_type']} from {w['event_start']}: {w['why']}"
+                  for w in rows.withheld]
+    if rows.problems:
+        lines.append(f"Problems ({len(rows.problems)}): cells left empty because the value could not be coded")
+        for p in rows.problems:
+            value = "" if p["value"] is None else f" {p['value']!r}"
+            lines.append(f"  {p['case_reference'] or '(the return)'}  {p['event'] or ''}  {p['field'] or ''}"
+                         f"{value}: {p['why']}")
+    report = None
+    if args.check:
+        from handlers import cld_quality
+
+        report = cld_quality.quality_report(rows, rows.problems)
+        lines.append(cld_quality.format_report(report))
+    _out(args, {"from": str(start), "to": str(end), "rows": len(rows), "by_event_type": counts, "file": args.out,
+                "withheld": rows.withheld, "problems": rows.problems, "quality": report}, "\n".join(lines))
+    return 0
+
+
+def cmd_measures(args: argparse.Namespace) -> int:
+    """The published measures for a period, from every case's history (handlers/measures.py, docs/measures.md)."""
+    from datetime import date
+
+    from handlers import measures
+
+    try:
+        start, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--from and --to are dates like 2031-04-01 ({exc})") from None
+    if end < start:
+        raise argparse.ArgumentTypeError(f"--to ({end}) is before --from ({start})")
+    if args.team and args.team not in measures.TEAM_CHOICES:
+        raise argparse.ArgumentTypeError(f"--team {args.team!r} is not a team: {', '.join(measures.TEAM_CHOICES)}")
+    population = measures.load_population(_engine(args))
+    results = measures.compute_all(population, start, end, args.team or None)
+    lines = [f"Measures {start} to {end}" + (f", team {args.team}" if args.team else "")]
+    if population.cld_errors:
+        lines.append(f"{len(population.cld_errors)} case(s) left out of the CLD-based measures: "
+                     + "; ".join(population.cld_errors.values()))
+    for r in results:
+        if r.not_recorded:
+            shown = f"not recorded ({r.not_recorded})"
+        elif r.figure is None:
+            shown = r.message or "none"
+        else:
+            unit = {"%": "%", "days": " days"}.get(r.unit, "")
+            shown = f"{r.figure}{unit}"
+            if r.denominator is not None:
+                shown += f" ({r.numerator} of {r.denominator})"
+        lines.append(f"- {r.title}: {shown}")
+        for p in r.parts:
+            if p.count:
+                lines.append(f"    {p.label}: {p.count}")
+    if all(not r.items for r in results):
+        lines.append("No events in this period: every count is zero and no rate can be given.")
+    value = {"from": str(start), "to": str(end), "team": args.team or None,
+             "cases_left_out": {population.reference(c): why for c, why in population.cld_errors.items()},
+             "measures": [{**r.as_dict(), "definition": measures.MEASURES[r.key].definition,
+                           "source": measures.MEASURES[r.key].source,
+                           "cases": [population.reference(c) for c in r.case_ids]} for r in results]}
+    for m in value["measures"]:
+        for part in m["parts"]:
+            part["cases"] = [population.reference(c) for c in part.pop("case_ids")]
+        m.pop("case_ids")
+    _out(args, value, "\n".join(lines))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from engine.worker import heads_settings
+
+    from .server import serve
+
+    if not args.no_timers:
+        heads_settings()  # a bad CAREPATH_HEADS_* setting stops here with its message, before the server starts
+    serve(_engine(args), host=args.host, port=args.port, timers=not args.no_timers)
+    return 0
+
+
+def cmd_evidence(args: argparse.Namespace) -> int:
+    # the pack is built by the web layer (api/evidence.py: the same checks, log and PDF as the page)
+    from api.evidence import export_to_file
+
+    path, pack = export_to_file(_engine(args), str(args.case), args.actor, args.reason, args.out)
+    _out(args, {"file": path, "files": sorted(pack.files)}, f"evidence pack written to {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The engine's parser with this house's commands added."""
+    p = engine_cli.build_parser()
+    p.description = "carepath: adult social care cases run on BPMN diagrams (`carepath COMMAND --help` for one)"
+    sub = subcommands(p)
+    common = common_options()
+
+    s = sub.add_parser("act", parents=[common], help="act on a case: safeguarding, review, carers_assessment, "
+                       "dp_review, hospital_discharge, change_in_circumstances (--as USER)")
+    s.add_argument("case", type=case_arg, help="the case: its number (7) or reference (CASE-000007)")
+    s.add_argument("action", help="safeguarding, review, carers_assessment, dp_review, hospital_discharge or "
+                   "change_in_circumstances")
+    s.add_argument("--data", help="the answers as a JSON object (the fields of the web form)")
+    s.set_defaults(fn=cmd_act)
+
+    s = sub.add_parser("transition", parents=[common], help="record a referral from children's services for a "
+                       "young person aged 14 to 17 (--as USER)")
+    s.add_argument("--data", help="the referral as a JSON object: name, date_of_birth (YYYY-MM-DD), address, "
+                   "postcode, ehc_plan (yes/no), likely_needs, childrens_social_worker, childrens_team, "
+                   "childrens_phone")
+    s.add_argument("--case", type=case_arg, help="make the referral on this existing case: its number (7) or "
+                   "reference (CASE-000007); default: a new case")
+    s.set_defaults(fn=cmd_transition)
+
+    s = sub.add_parser("close", parents=[common], help="close a case, or end one process (--instance), with a "
+                       "reason: died, moved_away, declined, nhs_funded, no_longer_needed (--as USER)")
+    s.add_argument("case", type=case_arg, help="the case: its number (7) or reference (CASE-000007)")
+    s.add_argument("--reason", required=True, help="died, moved_away, declined, nhs_funded or no_longer_needed")
+    s.add_argument("--details", help='JSON, e.g. {"date_of_death": "2031-03-02"} or {"council": "Southshire"}')
+    s.add_argument("--instance", type=int, help="end only this process instance of the case")
+    s.set_defaults(fn=cmd_close)
+
+    s = sub.add_parser("cld", parents=[common], help="the Client Level Data return for a period (CSV)")
+    s.add_argument("--from", dest="start", required=True, help="first day, e.g. 2031-04-01")
+    s.add_argument("--to", dest="end", required=True, help="last day, e.g. 2031-06-30")
+    s.add_argument("--out", help="write the rows to this CSV file")
+    s.add_argument("--la-code", dest="la_code", help="the council's LA code (default: council.json la_code)")
+    s.add_argument("--check", action="store_true", help="print the data-quality report before submission")
+    s.set_defaults(fn=cmd_cld)
+
+    s = sub.add_parser("measures", parents=[common], help="the published measures for a period (docs/measures.md)")
+    s.add_argument("--from", dest="start", required=True, help="first day, e.g. 2031-04-01")
+    s.add_argument("--to", dest="end", required=True, help="last day, e.g. 2032-03-31")
+    s.add_argument("--team", help="only the work of this team (e.g. reablement)")
+    s.set_defaults(fn=cmd_measures)
+
+    s = sub.add_parser("serve", parents=[common], help="run the web server (and the timer job)")
+    s.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8000, help="the port to listen on (default: 8000)")
+    s.add_argument("--no-timers", action="store_true", help="do not fire timers in this process")
+    s.set_defaults(fn=cmd_serve)
+
+    s = sub.add_parser("evidence", parents=[common],
+                       help="export a case's evidence pack (zip: PDF, history, chain heads, SHA-256 manifest)")
+    s.add_argument("case", type=case_arg, help="the case: its number (7) or reference (CASE-000007)")
+    s.add_argument("--reason", required=True, help="why it is exported (recorded in the case's access log)")
+    s.add_argument("--out", help="the zip to write (default: evidence-CASE-...-YYYYMMDD.zip here)")
+    s.set_defaults(fn=cmd_evidence)
+
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    return engine_cli.main(argv, parser=build_parser())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

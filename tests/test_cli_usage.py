@@ -1,0 +1,241 @@
+"""The command line behaves as its help says (issue 13, item 7): global options anywhere on the line,
+a case's number or reference alike, one clear line (and no stray file) for a database that is missing,
+empty or unreachable, incidents retried by their own number with exit 1 when they fail again, times
+shown with their zone, and help for every argument and option."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def cli(monkeypatch, tmp_path, capsys):
+    """Run `carepath ARGS` in-process, in an empty folder of the test's own, with the tour's handlers;
+    returns (exit status, stdout, stderr)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CAREPATH_DATABASE_URL", raising=False)
+    monkeypatch.delenv("CAREPATH_TOUR_RATES", raising=False)
+    monkeypatch.setenv("CAREPATH_HANDLERS", "tests.tour_handlers")
+    monkeypatch.setenv("CAREPATH_FORMS", str(ROOT / "tests" / "diagrams" / "forms"))
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def _ready(cli, db: str, start: str = "2027-01-04T09:00:00Z") -> None:
+    assert cli("init", "--simulated", start, "--db", db)[0] == 0
+    assert cli("deploy", str(ROOT / "tests" / "diagrams"), "--db", db)[0] == 0
+
+
+def _history(cli, db: str, case: str = "1") -> list[dict]:
+    code, out, err = cli("--json", "--db", db, "history", case)
+    assert code == 0, err
+    return json.loads(out)
+
+
+# ------------------------------------------------------------------ global options anywhere
+def test_global_options_before_the_command_are_kept_in_the_audit_trail(cli, db_url):
+    _ready(cli, db_url)
+    code, out, err = cli("--as", "alice", "--db", db_url, "start", "deadline", "--title", "Harriet Jones")
+    assert code == 0, err
+    code, out, err = cli("--db", db_url, "--json", "tasks", "--team", "reablement")
+    assert code == 0, err
+    task = json.loads(out)[0]["id"]  # --json before the command gave JSON
+    code, out, err = cli("--as", "bob", "--db", db_url, "complete", task, "--data", '{"outcome": "independent"}')
+    assert code == 0, err
+    actors = {e["type"]: e["actor"] for e in _history(cli, db_url)}
+    assert actors["case.created"] == "alice" and actors["instance.started"] == "alice"
+    assert actors["task.completed"] == "bob"
+
+
+def test_global_options_after_the_command_still_count_and_win_over_the_ones_before(cli, tmp_path):
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    _ready(cli, db)
+    assert cli("start", "deadline", "--as", "carol", "--db", db)[0] == 0
+    assert cli("--as", "nobody", "start", "deadline", "--as", "dave", "--db", db)[0] == 0
+    assert [_history(cli, db, c)[0]["actor"] for c in ("1", "2")] == ["carol", "dave"]
+
+
+def test_db_before_a_nested_command_is_the_database_used(cli, tmp_path):
+    db = f"sqlite:///{tmp_path / 'n.db'}"
+    _ready(cli, db)
+    code, out, err = cli("--db", db, "audit", "verify")
+    assert code == 0 and out.startswith("intact:"), err
+    for argv in (("--db", db, "clock", "advance", "P1D"), ("clock", "--db", db, "advance", "P1D"),
+                 ("clock", "advance", "P1D", "--db", db), ("--as", "eve", "--db", db, "clock", "advance", "P1D")):
+        assert cli(*argv)[0] == 0, argv
+    assert cli("--db", db, "clock")[1].startswith("simulated clock: 2027-01-08 09:00 GMT")  # four days on, there
+    assert not (tmp_path / "carepath.db").exists()  # and the default one was never touched
+
+
+# ------------------------------------------------------------------ case numbers and references
+def test_a_case_reference_and_its_number_are_accepted_alike(cli, tmp_path):
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    _ready(cli, db)
+    assert cli("start", "deadline", "--title", "Harriet Jones", "--db", db)[0] == 0
+    by_number = cli("history", "1", "--db", db)
+    assert by_number[0] == 0 and "case.created" in by_number[1]
+    for ref in ("CASE-000001", "case-000001"):
+        assert cli("history", ref, "--db", db) == by_number
+        assert cli("case", ref, "--db", db) == cli("case", "1", "--db", db)
+        assert cli("tasks", "--case", ref, "--db", db) == cli("tasks", "--case", "1", "--db", db)
+        code, out, _ = cli("replay", ref, "--db", db)
+        assert code == 0 and "replay of case 1 matches" in out
+        code, out, _ = cli("audit", "verify", "--case", ref, "--db", db)
+        assert code == 0 and out.startswith("intact:")
+    code, out, err = cli("start", "three_tasks", "--case", "CASE-000001", "--db", db)
+    assert code == 0 and out.startswith("case 1, instance 2"), err
+
+
+def test_an_unknown_reference_is_one_line_naming_it(cli, tmp_path):
+    db = f"sqlite:///{tmp_path / 'u.db'}"
+    _ready(cli, db)
+    code, out, err = cli("history", "CASE-000099", "--db", db)
+    assert code == 1 and out == ""
+    assert err.strip().count("\n") == 0 and "no case 'CASE-000099'" in err and "CASE-000007" in err
+
+
+# ------------------------------------------------------------------ a database that is not there
+def test_a_missing_sqlite_database_is_one_line_and_no_file_is_made(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "CAREPATH_HANDLERS": "tests.tour_handlers"}
+    for argv in (["history", "1"], ["tasks"], ["--db", "sqlite:///sub/x.db", "audit", "verify"],
+                 ["incidents", "--db", "sqlite:///elsewhere.db"], ["worker", "--once"]):
+        proc = subprocess.run([sys.executable, "-m", "engine.cli", *argv], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1, (argv, proc.stderr)
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.startswith("carepath: there is no database at ") and "carepath init" in proc.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == [], argv  # no carepath.db, no folder sub/
+
+
+def test_an_empty_database_says_it_is_not_initialised(cli, tmp_path):
+    (tmp_path / "empty.db").write_bytes(b"")
+    code, out, err = cli("tasks", "--db", "sqlite:///empty.db")
+    assert code == 1 and out == ""
+    assert err == "carepath: the database sqlite:///empty.db is not initialised: run `carepath init` first\n"
+
+
+def test_an_unreachable_database_is_one_line_without_the_password(tmp_path):
+    # port 1 on this machine: nothing listens, the connection is refused at once
+    url = "postgresql://carer:s3cret-pw@127.0.0.1:1/nowhere"
+    proc = subprocess.run([sys.executable, "-m", "engine.cli", "--db", url, "history", "CASE-000001"],
+                          cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("carepath: cannot reach the database postgresql+psycopg://carer:***@127.0.0.1:1/")
+    assert "s3cret-pw" not in proc.stderr
+
+
+def test_init_still_creates_a_new_database(cli, tmp_path):
+    code, out, err = cli("init", "--db", "sqlite:///var/new.db")
+    assert code == 0 and "real clock" in out, err
+    assert (tmp_path / "var" / "new.db").exists()
+
+
+# ------------------------------------------------------------------ incidents
+def _incident_on_instance_2(cli, db: str, monkeypatch) -> None:
+    """Instance 1 runs without trouble; instance 2 fails: incident 1 is on instance 2."""
+    _ready(cli, db)
+    assert cli("start", "deadline", "--db", db)[0] == 0
+    monkeypatch.setenv("CAREPATH_TOUR_RATES", "missing")
+    code, out, _ = cli("start", "budget", "--data", '{"points": 60}', "--db", db)
+    assert "instance 2: error" in out and "INCIDENT 1 at calculate" in out
+    code, out, _ = cli("incidents", "--db", db)
+    assert out.startswith("incident 1  instance 2  at calculate")
+
+
+def test_an_incident_is_retried_by_its_own_number(cli, tmp_path, monkeypatch):
+    db = f"sqlite:///{tmp_path / 'i.db'}"
+    _incident_on_instance_2(cli, db, monkeypatch)
+    monkeypatch.delenv("CAREPATH_TOUR_RATES")  # the rates table is back
+    code, out, err = cli("retry", "2", "--db", db)  # the instance's number is not an incident's
+    assert code == 1 and err == "carepath: no incident 2: `carepath incidents` lists the open ones (incident=2)\n"
+    code, out, err = cli("--as", "admin1", "--db", db, "retry", "1")
+    assert code == 0, err
+    assert out.startswith("case 2, instance 2: waiting") and "Approve budget" in out
+    retried = [e for e in _history(cli, db, "2") if e["type"] == "incident.retried"]
+    assert [(e["actor"], e["data"]["incident_ids"]) for e in retried] == [("admin1", [1])]
+    assert cli("incidents", "--db", db)[1] == "no open incidents\n"
+    code, out, err = cli("retry", "1", "--db", db)
+    assert code == 1 and "incident 1 was already resolved at 2027-01-04 09:00 GMT by admin1" in err
+
+
+def test_a_retry_that_fails_again_exits_non_zero(cli, tmp_path, monkeypatch):
+    db = f"sqlite:///{tmp_path / 'f.db'}"
+    _incident_on_instance_2(cli, db, monkeypatch)
+    code, out, err = cli("retry", "1", "--as", "admin1", "--db", db)  # the rates table is still missing
+    assert code == 1
+    assert "instance 2: error" in out and "INCIDENT 2 at calculate" in out
+    assert err == ("carepath: incident 1 failed again: incident 2 at calculate: RuntimeError: the rates table is "
+                   "missing\n")
+    code, out, _ = cli("--json", "retry", "1", "--db", db)
+    assert code == 1
+    assert cli("incidents", "--db", db)[1].startswith("incident 2  instance 2  at calculate")
+
+
+# ------------------------------------------------------------------ times with their zone
+def test_history_and_tasks_show_uk_time_with_its_zone(cli, tmp_path):
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    _ready(cli, db, start="2027-03-01T09:00:00Z")
+    assert cli("start", "deadline", "--db", db)[0] == 0
+    code, out, _ = cli("history", "1", "--db", db)
+    assert out.splitlines()[0].startswith("#1    2027-03-01 09:00:00 GMT  case.created")
+    # the 5-week deadline is in summer time: the same instant is shown as UK time, an hour on
+    assert "due 2027-04-05 10:00 BST" in cli("tasks", "--db", db)[1]
+    code, out, _ = cli("clock", "advance", "P36D", "--db", db)  # the 5-week reminder fires at 2027-04-05 09:00 UTC
+    assert out.startswith("clock 2027-03-01 09:00 GMT -> 2027-04-06 10:00 BST; 1 instance step(s)")
+    fired = [line for line in cli("history", "1", "--db", db)[1].splitlines() if "timer.fired" in line]
+    assert fired and fired[0].split()[1:4] == ["2027-04-05", "10:00:00", "BST"]
+
+
+# ------------------------------------------------------------------ help for everything
+def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helped = {a.dest for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                assert name in helped, f"carepath {' '.join(path + (name,))} has no help line"
+                yield from _commands(sub, path + (name,))
+
+
+def _without_help(parser: argparse.ArgumentParser) -> list[str]:
+    missing = []
+    for path, p in _commands(parser):
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction | argparse._HelpAction):
+                continue
+            if not (action.help or "").strip():
+                missing.append(f"carepath {' '.join(path)} {'/'.join(action.option_strings) or action.dest}")
+    return missing
+
+
+def test_every_argument_and_option_has_help():
+    from carepath.cli import build_parser as house_parser
+
+    assert _without_help(build_parser()) == []
+    assert _without_help(house_parser()) == []
+
+
+def test_help_names_the_case_forms_and_the_incident_number(capsys):
+    for argv, wanted in ((["history", "--help"], "CASE-000007"), (["retry", "--help"], "`carepath incidents`")):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 0
+        assert wanted in " ".join(capsys.readouterr().out.split())
