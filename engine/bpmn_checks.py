@@ -22,20 +22,23 @@ from engine.bpmn_parser import (
     BPMN_NS,
     CAMUNDA_NS,
     CASE_OUTPUT_PREFIX,
+    PROPERTY_KINDS,
     PYTHON_SCRIPT_FORMATS,
+    START_INPUT_KINDS,
     ZEEBE_NS,
+    KindProperty,
     StartInput,
+    _all_properties,
     has_service_implementation,
     read_assignment,
-    read_decision_result,
     read_called_element,
     read_candidate_groups,
-    read_case_outputs,
     read_decision_ref,
+    read_decision_result,
     read_execution_listeners,
     read_form,
+    read_kind_properties,
     read_service,
-    read_start_inputs,
     read_timer,
     spiff_extension_text,
     supported,
@@ -138,6 +141,12 @@ CASE_OUTPUT_KINDS = frozenset({
 SCRIPTED_KINDS = CASE_OUTPUT_KINDS - {"endEvent", "intermediateCatchEvent", "intermediateThrowEvent"}
 DMN_HIT_POLICIES = frozenset({"UNIQUE", "COLLECT"})
 LOOP_EXPRESSIONS = ("loopCardinality", "completionCondition", "loopCondition")
+#: event definition -> (the attribute naming what it refers to, the kind of root element that must define it)
+EVENT_REFERENCES = {"messageEventDefinition": ("messageRef", "message"),
+                    "signalEventDefinition": ("signalRef", "signal"),
+                    "errorEventDefinition": ("errorRef", "error"),
+                    "escalationEventDefinition": ("escalationRef", "escalation"),
+                    "messageRef": ("messageRef", "message")}
 NO_COMPENSATION = ("carepath does not support compensation (undoing completed work): draw the undoing steps as "
                    "ordinary tasks on a path of their own, e.g. after an error boundary event or a gateway")
 NO_DATA_STORES = ("carepath does not support data stores: keep values in the task data, and read or write "
@@ -228,6 +237,9 @@ class ProcessCheck:
         self.called: set[str] = set()
         self.decisions: set[str] = set()
         self.case_outputs: list[CaseOutputInfo] = []
+        root = process.getroottree().getroot()
+        #: every id in the file -> the kind of element it is on (what references may name)
+        self.ids = {n.get("id"): _local(n) for n in root.iter() if isinstance(n.tag, str) and n.get("id")}
 
     def problem(self, node: Any, message: str) -> None:
         self.problems.append(Problem(self.file, message, node.get("id"), node.sourceline))
@@ -258,11 +270,6 @@ class ProcessCheck:
 
     def process_level_only(self) -> None:
         """What belongs on an element, never on the process or a sequence flow: case outputs and listeners."""
-        keys = [name for name in _property_names(self.process) if name.partition(":")[0].strip() == CASE_OUTPUT_PREFIX]
-        for name in keys:
-            self.problem(self.process, f"case output '{name}' is on the process '{_label(self.process)}': a case "
-                                       "output is kept when an element completes; put it on the element whose "
-                                       "completion gives the value")
         if read_execution_listeners(self.process).count:
             self.problem(self.process, f"process '{_label(self.process)}' has an execution listener: carepath runs "
                                        "execution listeners on tasks, call activities and subprocesses only")
@@ -272,23 +279,39 @@ class ProcessCheck:
                                    "execution listeners on tasks, call activities and subprocesses only")
 
     def start_inputs(self) -> tuple[StartInput, ...]:
-        """The `load:`/`default:` properties on the process: each handler registered and needing no
-        parameters, each default an expression the sandbox accepts."""
-        inputs, problems = read_start_inputs(self.process)
-        for message in problems:
-            self.problem(self.process, message)
-        for item in inputs:
-            where = f"start input '{item.kind}:{item.variable}'"
-            if item.kind == "default":
-                self.expression(self.process, where, item.source)
-                continue
-            if self.refs.handlers is not None and item.source not in self.refs.handlers:
-                self.problem(self.process, f"{where} names handler '{item.source}', which is not registered")
-            elif isinstance(self.refs.handlers, Mapping) and self.refs.handlers[item.source]:
-                self.problem(self.process, f"{where}: handler '{item.source}' needs parameters "
-                                           f"({', '.join(self.refs.handlers[item.source])}); a start input "
-                                           "calls its handler with none: use a service task")
-        return inputs
+        """The process's start inputs (`load:`/`default:` properties), checked by `properties`."""
+        return tuple(StartInput(p.kind, p.key, p.value) for p in self.properties(self.process)
+                     if p.kind in START_INPUT_KINDS)
+
+    def properties(self, node: Any, skip: Collection[str] = ()) -> list[KindProperty]:
+        """Every `KIND:NAME` property on the process or an element, checked as the one table PROPERTY_KINDS
+        says: where it belongs, its NAME and value, and its value (an expression the sandbox accepts, or a
+        registered handler that needs no parameters). The properties in their right place are returned."""
+        on_process = node is self.process
+        label = f"'{_label(node)}'"
+        for name, _value in _all_properties(node):
+            kind = name.partition(":")[0].strip() if ":" in name else ""
+            spec = PROPERTY_KINDS.get(kind)
+            if spec is not None and kind not in skip and spec.on_process != on_process:
+                where = f"the process {label}" if on_process else label
+                self.problem(node, f"{spec.noun} '{name}' is on {where}: {spec.misplaced}")
+        found, problems = read_kind_properties(node)
+        placed = [p for p in found if PROPERTY_KINDS[p.kind].on_process == on_process and p.kind not in skip]
+        for kind, message in problems:
+            if PROPERTY_KINDS[kind].on_process == on_process and kind not in skip:
+                self.problem(node, message if on_process else f"{label}: {message}")
+        for prop in placed:
+            spec = PROPERTY_KINDS[prop.kind]
+            where = f"{spec.noun} '{prop.kind}:{prop.key}'" + ("" if on_process else f" of {label}")
+            if spec.value == "expression":
+                self.expression(node, where, prop.value)
+            elif self.refs.handlers is not None and prop.value not in self.refs.handlers:
+                self.problem(node, f"{where} names handler '{prop.value}', which is not registered")
+            elif isinstance(self.refs.handlers, Mapping) and self.refs.handlers[prop.value]:
+                self.problem(node, f"{where}: handler '{prop.value}' needs parameters "
+                                   f"({', '.join(self.refs.handlers[prop.value])}); a {spec.noun} "
+                                   "calls its handler with none: use a service task")
+        return placed
 
     # A scope is the process or one subprocess: sequence flows never cross scopes.
     def scope(self, scope: Any, inherited_lane: str | None) -> None:
@@ -429,6 +452,7 @@ class ProcessCheck:
             what = "compensation boundary event" if kind == "boundaryEvent" else f"{kind} that throws compensation"
             self.problem(node, f"'{_label(node)}' is a {what}: {NO_COMPENSATION}")
         self.vendor_attributes(node)
+        self.references(node)
         for definition in node.findall(_q("timerEventDefinition")):
             self.timer(node, definition)
         for condition in node.iterfind(f"{_q('conditionalEventDefinition')}/{_q('condition')}"):
@@ -469,24 +493,45 @@ class ProcessCheck:
             self.expression(node, f"the execution listener script on event '{event}' of {label}", script, "exec")
 
     def outputs(self, node: Any, kind: str) -> None:
-        """`case:KEY` = expression properties: names, values, the sandbox, and where they can be."""
-        outputs, problems = read_case_outputs(node)
-        if not outputs and not problems:
-            return
+        """An element's `KIND:NAME` properties (`properties`); its case outputs only where they can be kept."""
         label = f"'{_label(node)}'"
-        if kind not in CASE_OUTPUT_KINDS or node.get("triggeredByEvent") == "true":
+        has_outputs = any(name.partition(":")[0].strip() == CASE_OUTPUT_PREFIX and ":" in name
+                          for name, _value in _all_properties(node))
+        refused = False
+        if has_outputs and (kind not in CASE_OUTPUT_KINDS or node.get("triggeredByEvent") == "true"):
             self.problem(node, f"{label} is a {kind}, which cannot keep case outputs: they are kept when a task, "
                                "call activity, subprocess, intermediate event or end event completes")
-            return
-        if node.findall(_q("multiInstanceLoopCharacteristics")) or node.findall(_q("standardLoopCharacteristics")):
+            refused = True
+        elif has_outputs and (node.findall(_q("multiInstanceLoopCharacteristics"))
+                              or node.findall(_q("standardLoopCharacteristics"))):
             self.problem(node, f"{label} repeats (a loop or multi-instance), so its case outputs would be kept "
                                "once a repetition: put them on the element after it")
-            return
-        for message in problems:
-            self.problem(node, f"{label}: {message}")
-        for out in outputs:
-            self.expression(node, f"case output 'case:{out.key}' of {label}", out.expression)
-            self.case_outputs.append(CaseOutputInfo(node.get("id"), _label(node), out.key, out.expression))
+            refused = True
+        for prop in self.properties(node, skip={CASE_OUTPUT_PREFIX} if refused else ()):
+            if prop.kind == CASE_OUTPUT_PREFIX:
+                self.case_outputs.append(CaseOutputInfo(node.get("id"), _label(node), prop.key, prop.value))
+
+    def references(self, node: Any) -> None:
+        """An event definition's message, signal, error or escalation, and a data association's ends, must be
+        defined in the file (SpiffWorkflow's parser fails on them with its own internal errors)."""
+        label = f"'{_label(node)}'"
+        for definition in [node, *node]:  # a receive or send task names its message itself
+            wanted = EVENT_REFERENCES.get(_local(definition) if definition is not node else "messageRef")
+            if wanted is None:
+                continue
+            attribute, kind = wanted
+            ref = (definition.get(attribute) or "").strip()
+            if ref and self.ids.get(ref) != kind:
+                self.problem(node, f"{label} names {kind} '{ref}' ({attribute}), which is not defined in this file: "
+                                   f"add <bpmn:{kind} id=\"{ref}\" name=\"…\"/> to the definitions")
+        for association in node:
+            if _local(association) not in ("dataInputAssociation", "dataOutputAssociation"):
+                continue
+            for end in association:
+                ref = (end.text or "").strip() if _local(end) in ("sourceRef", "targetRef") else ""
+                if ref and ref not in self.ids:
+                    self.problem(node, f"{label}: its {_local(association)} {_local(end)} '{ref}' names nothing "
+                                       "in this file (a data object reference or the task's data input/output)")
 
     def vendor_attributes(self, node: Any) -> None:
         """Every Camunda 7 attribute and Camunda/Zeebe extension element carepath does not read is a problem:
@@ -631,12 +676,6 @@ class ProcessCheck:
 _QUESTION_MARK = re.compile(r"(\?)(?=(?:[^'\"]|['\"][^'\"]*['\"])*$)")
 
 
-def _property_names(node: Any) -> list[str]:
-    return [p.get("name") for p in node.xpath(
-        "./bpmn:extensionElements/*[local-name()='properties']/*[local-name()='property'][@name]",
-        namespaces={"bpmn": BPMN_NS})]
-
-
 def _input_test(text: str) -> str:
     """An input entry as the DMN engine evaluates it: `? > 3`, `"high"`, or `< 5` after the input."""
     if _QUESTION_MARK.search(text):
@@ -691,7 +730,10 @@ def check_decision(file: str, root: Any, problems: list[Problem]) -> str | None:
         for entry in rule.findall(q("inputEntry")):
             text = (entry.findtext(q("text")) or "").strip()
             if text and text != "-":
-                expression(entry, f"the input entry '{text}'", _input_test(text))
+                # the message shows the entry as written: `dmninput` is the DMN engine's name, not the modeller's
+                message = check_expression(_input_test(text), "eval")
+                if message:
+                    add(entry, f"the input entry '{text}' is refused: {message.replace('dmninput', '?')}")
         for entry in rule.findall(q("outputEntry")):
             text = (entry.findtext(q("text")) or "").strip()
             if text:

@@ -24,7 +24,6 @@ from typing import Any, ClassVar
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
-from SpiffWorkflow.dmn.specs.business_rule_task_mixin import BusinessRuleTaskMixin
 from SpiffWorkflow.bpmn.specs.defaults import (
     BoundaryEvent,
     EndEvent,
@@ -32,6 +31,7 @@ from SpiffWorkflow.bpmn.specs.defaults import (
     IntermediateThrowEvent,
     StartEvent,
 )
+from SpiffWorkflow.dmn.specs.business_rule_task_mixin import BusinessRuleTaskMixin
 from SpiffWorkflow.spiff.parser.event_parsers import (
     SpiffBoundaryEventParser,
     SpiffEndEventParser,
@@ -64,8 +64,8 @@ from SpiffWorkflow.spiff.specs.defaults import (
 )
 from SpiffWorkflow.util.task import TaskState
 
-from engine.clock import as_utc
 from engine.bpmn_timers import TIMER_CLASSES, literal_problem, looks_like_iso, parse_date
+from engine.clock import as_utc
 from engine.foreign_expressions import FEEL, JUEL, bare_variable, python_suggestion
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -429,11 +429,85 @@ def read_extensions(node: Any) -> dict[str, Any]:
     return ext
 
 
-# --- what a process reads when it starts ------------------------------------------------
+# --- `KIND:NAME` = value properties: what a process reads when it starts, what an element keeps -----------
 
+
+@dataclass(frozen=True)
+class PropertyKind:
+    """One kind of `KIND:NAME` = value property carepath reads (any dialect's `properties`): what it is called,
+    whether it belongs on the process or on an element, what its value is, and how its problems are worded."""
+
+    noun: str  # "start input"
+    on_process: bool  # True: on the process element; False: on a task, event or subprocess
+    value: str  # "handler" (a registered handler's name) | "expression" (checked by the sandbox)
+    name_rule: str  # what NAME must be, as the message says it
+    empty: str  # what to write when the value is empty
+    again: str  # how a repeated NAME is worded ("" or " on this element")
+    misplaced: str  # why it cannot be where it was found, and where to put it
+
+
+#: every `KIND:NAME` property kind, in one table: the reader and the deploy check are driven by it
+PROPERTY_KINDS: dict[str, PropertyKind] = {
+    "load": PropertyKind("start input", True, "handler", "is not a variable name", "name the handler to call", "",
+                         "a start input is given when the process starts; put it on the process"),
+    "default": PropertyKind("start input", True, "expression", "is not a variable name", "write the expression",
+                            "", "a start input is given when the process starts; put it on the process"),
+    "case": PropertyKind("case output", False, "expression", "is not a name for a case detail",
+                         "write the expression whose value is kept", " on this element",
+                         "a case output is kept when an element completes; put it on the element whose "
+                         "completion gives the value"),
+}
 #: process-level properties (any dialect) that give a variable its value when an instance starts
-START_INPUT_KINDS = ("load", "default")
+START_INPUT_KINDS = tuple(k for k, v in PROPERTY_KINDS.items() if v.on_process)
+#: the element property prefix of a case output: `case:KEY` = an expression
+CASE_OUTPUT_PREFIX = "case"
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+
+
+@dataclass(frozen=True)
+class KindProperty:
+    """A `KIND:NAME` = value property as written (`name`), read: its kind, NAME and value."""
+
+    name: str
+    kind: str
+    key: str
+    value: str
+
+
+def _all_properties(node: Any) -> list[tuple[str, str]]:
+    """Every dialect's properties on an element, in the order written (repeats kept)."""
+    found = []
+    for prop in _xp(node, "./bpmn:extensionElements/*/*[local-name()='property']"):
+        parent = prop.getparent()
+        if etree.QName(parent).localname == "properties" and etree.QName(parent).namespace in (
+                SPIFF_NS, CAMUNDA_NS, ZEEBE_NS) and prop.get("name"):
+            found.append((prop.get("name"), prop.get("value", "")))
+    return found
+
+
+def read_kind_properties(node: Any) -> tuple[list[KindProperty], list[tuple[str, str]]]:
+    """Every `KIND:NAME` property of a kind in PROPERTY_KINDS on `node`, in the order written, and the
+    problems with them as (kind, message): NAME must be a name, the value given, NAME not repeated
+    (among the properties of the same noun: `load:x` and `default:x` are one start input)."""
+    found: list[KindProperty] = []
+    problems: list[tuple[str, str]] = []
+    for name, value in _all_properties(node):
+        kind, sep, key = name.partition(":")
+        spec = PROPERTY_KINDS.get(kind.strip()) if sep else None
+        if spec is None:
+            continue  # another property: not carepath's
+        kind, key, value = kind.strip(), key.strip(), (value or "").strip()
+        where = f"{spec.noun} '{name}'"
+        if not _IDENTIFIER.match(key):
+            problems.append((kind, f"{where}: '{key}' {spec.name_rule} (letters, digits and _, starting with a "
+                                   "letter)"))
+        elif not value:
+            problems.append((kind, f"{where} has no value: {spec.empty}"))
+        elif any(PROPERTY_KINDS[f.kind].noun == spec.noun and f.key == key for f in found):
+            problems.append((kind, f"{where}: '{key}' is given more than once{spec.again}"))
+        else:
+            found.append(KindProperty(name, kind, key, value))
+    return found, problems
 
 
 @dataclass(frozen=True)
@@ -448,26 +522,9 @@ class StartInput:
 
 def read_start_inputs(process: Any) -> tuple[tuple[StartInput, ...], list[str]]:
     """A process element's start inputs, in the order written, and what is wrong with them."""
-    found: list[StartInput] = []
-    problems: list[str] = []
-    for name, value in task_properties(process).items():
-        kind, sep, variable = name.partition(":")
-        if not sep or kind.strip() not in START_INPUT_KINDS:
-            continue  # another property: not carepath's
-        kind, variable, value = kind.strip(), variable.strip(), (value or "").strip()
-        if not _IDENTIFIER.match(variable):
-            problems.append(f"start input '{name}': '{variable}' is not a variable name "
-                            "(letters, digits and _, starting with a letter)")
-            continue
-        if not value:
-            problems.append(f"start input '{name}' has no value: "
-                            + ("name the handler to call" if kind == "load" else "write the expression"))
-            continue
-        if any(s.variable == variable for s in found):
-            problems.append(f"start input '{name}': '{variable}' is given more than once")
-            continue
-        found.append(StartInput(kind, variable, value))
-    return tuple(found), problems
+    found, problems = read_kind_properties(process)
+    return (tuple(StartInput(p.kind, p.key, p.value) for p in found if p.kind in START_INPUT_KINDS),
+            [message for kind, message in problems if kind in START_INPUT_KINDS])
 
 
 class CarepathStartEvent(StartEvent):
@@ -492,10 +549,6 @@ class CarepathStartEvent(StartEvent):
 
 # --- what an element keeps on the case when it completes -------------------------------
 
-#: the element property prefix of a case output: `case:KEY` = an expression
-CASE_OUTPUT_PREFIX = "case"
-
-
 @dataclass(frozen=True)
 class CaseOutput:
     """`case:KEY` = an expression evaluated with the element's task data when it completes; its value is
@@ -505,36 +558,11 @@ class CaseOutput:
     expression: str
 
 
-def _all_properties(node: Any) -> list[tuple[str, str]]:
-    """Every dialect's properties on an element, in the order written (repeats kept)."""
-    found = []
-    for prop in _xp(node, "./bpmn:extensionElements/*/*[local-name()='property']"):
-        parent = prop.getparent()
-        if etree.QName(parent).localname == "properties" and etree.QName(parent).namespace in (
-                SPIFF_NS, CAMUNDA_NS, ZEEBE_NS) and prop.get("name"):
-            found.append((prop.get("name"), prop.get("value", "")))
-    return found
-
-
 def read_case_outputs(node: Any) -> tuple[tuple[CaseOutput, ...], list[str]]:
     """An element's case outputs, in the order written, and what is wrong with them."""
-    found: list[CaseOutput] = []
-    problems: list[str] = []
-    for name, value in _all_properties(node):
-        prefix, sep, key = name.partition(":")
-        if not sep or prefix.strip() != CASE_OUTPUT_PREFIX:
-            continue  # another property: not a case output
-        key, value = key.strip(), (value or "").strip()
-        if not _IDENTIFIER.match(key):
-            problems.append(f"case output '{name}': '{key}' is not a name for a case detail "
-                            "(letters, digits and _, starting with a letter)")
-        elif not value:
-            problems.append(f"case output '{name}' has no value: write the expression whose value is kept")
-        elif any(o.key == key for o in found):
-            problems.append(f"case output '{name}': '{key}' is given more than once on this element")
-        else:
-            found.append(CaseOutput(key, value))
-    return tuple(found), problems
+    found, problems = read_kind_properties(node)
+    return (tuple(CaseOutput(p.key, p.value) for p in found if p.kind == CASE_OUTPUT_PREFIX),
+            [message for kind, message in problems if kind == CASE_OUTPUT_PREFIX])
 
 
 class CaseOutputs:
