@@ -449,7 +449,7 @@ class ProcessCheck:
         if kind in checks:
             checks[kind](node, lane)
         if _compensation(node):
-            what = "compensation boundary event" if kind == "boundaryEvent" else f"{kind} that throws compensation"
+            what = "compensation boundary event" if kind == "boundaryEvent" else "compensation throw event"
             self.problem(node, f"'{_label(node)}' is a {what}: {NO_COMPENSATION}")
         self.vendor_attributes(node)
         self.references(node)

@@ -103,7 +103,7 @@ def python_suggestion(language: str, text: str) -> str:
 def foreign_message(language: str, text: str) -> str:
     """'this is a JUEL expression; carepath evaluates Python expressions: write `amount > 5`'."""
     noun = "timer expression" if language == CRON else "expression"
-    what = "a cron" if language == CRON else f"a {language}" if language[0] not in "AEIOU" else f"an {language}"
+    what = f"an {language}" if language[0] in "AEIOX" else f"a {language}"  # "an XPath", "a JUEL"
     if language in (JUEL, FEEL, XPATH, CRON):
         return f"this is {what} {noun}; carepath evaluates Python expressions: {python_suggestion(language, text)}"
     return f"this is written in {language}; carepath evaluates Python expressions: write it in Python"
