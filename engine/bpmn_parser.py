@@ -300,7 +300,8 @@ def _camunda_service(node: Any, element_id: str) -> ServiceCall:
         elif len(param):
             problems.append(f"input parameter '{name}' must be a plain expression (no script, list or map)")
         else:
-            params[name] = ((param.text or "").strip() or "None", "any")
+            text = (param.text or "").strip()
+            params[name] = (bare_variable(text) or text or "None", "any")  # `${person}`: the variable person
     result = _attr(node, CAMUNDA_NS, "resultVariable") or default_result_variable(element_id)
     return ServiceCall(handler, params, result, tuple(problems))
 

@@ -962,6 +962,8 @@ def _snapshot(wf: BpmnWorkflow) -> dict[str, Any]:
         groups = list(assigned.get("candidate_groups") or ext.get("candidate_groups") or ([lane] if lane else []))
         tid, element, name = str(task.id), task.task_spec.bpmn_id, _task_name(task)
         tasks_[tid] = {"task_id": tid, "element_id": element, "name": name}
+        if assigned.get("assignee"):  # the diagram gave it to someone: the history says so
+            tasks_[tid]["assignee"] = assigned["assignee"]
         rows.append({"id": tid, "element_id": element, "name": name, "form": ext.get("form"),
                      "team": groups[0] if groups else None, "candidate_groups": groups, "lane": lane,
                      "assignee": assigned.get("assignee"),

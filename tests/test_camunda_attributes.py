@@ -82,6 +82,9 @@ def test_assignee_groups_and_due_date_are_evaluated_and_shown_in_the_task_list(m
     assert [t["id"] for t in eng.list_tasks(assignee="alice")] == [task["id"]]
     assert [t["id"] for t in eng.list_tasks(team="managers")] == [task["id"]]
 
+    ready = [e["data"] for e in eng.history(res.case_id) if e["type"] == "task.ready"]
+    assert ready[-1]["assignee"] == "alice"  # the history says who the diagram gave it to
+
     eng.complete_task(task["id"], {}, actor="alice")
     # the decision's result is kept in the result variable (singleResult: the one rule's outputs) and the
     # send task ran its handler with it
@@ -105,6 +108,11 @@ def test_a_computed_team_that_does_not_exist_is_an_incident_naming_the_attribute
     assert incident["element_id"] == "approve"
     assert "camunda:candidateGroups" in incident["message"] and "'nobody'" in incident["message"]
     assert eng.list_tasks(case_id=res.case_id) == []
+    # once the team exists, a retry evaluates the assignment again: the task goes to it
+    eng.registry.teams = ("duty", "managers", "nobody")
+    assert eng.retry(res.instance_id).status == "waiting"
+    [task] = eng.list_tasks(case_id=res.case_id)
+    assert (task["team"], task["assignee"]) == ("nobody", "alice")
 
 
 def test_a_due_date_that_is_not_a_date_is_an_incident(make_engine) -> None:
@@ -193,3 +201,23 @@ def test_the_attributes_camunda_uses_for_itself_alone_are_accepted() -> None:
                ' camunda:assignee="alice" camunda:dueDate="2031-04-01"/>')
     info = parse_bundle(one_element(element))
     assert info.processes["p"].user_tasks["x"].candidate_groups == ("duty",)
+
+
+def test_a_decision_result_that_does_not_fit_its_mapping_is_an_incident(make_engine) -> None:
+    text = (FIXTURES / "camunda_attributes.bpmn").read_text().replace('"singleResult"', '"singleEntry"')
+    eng = make_engine()
+    eng.deploy(files={"camunda_attributes.bpmn": text.encode(), DMN.name: DMN.read_bytes()})
+    res = eng.start("camunda_attributes", data=START_DATA)
+    [task] = eng.list_tasks(case_id=res.case_id)
+    assert eng.complete_task(task["id"], {}, actor="alice").status == "error"
+    [incident] = eng.incidents()
+    assert incident["element_id"] == "decide_level"
+    assert "the rule gives 2 outputs; singleEntry takes one" in incident["message"]
+
+
+def test_a_juel_variable_as_a_service_parameter_is_that_variable() -> None:
+    element = ('<bpmn:serviceTask id="x" camunda:type="external" camunda:topic="notify"><bpmn:extensionElements>'
+               '<camunda:inputOutput><camunda:inputParameter name="message">${note}</camunda:inputParameter>'
+               '</camunda:inputOutput></bpmn:extensionElements></bpmn:serviceTask>')
+    info = parse_bundle(one_element(element), handlers={"notify"})
+    assert info.processes["p"].service_tasks["x"].params == {"message": "note"}
