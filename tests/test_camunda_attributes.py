@@ -221,3 +221,28 @@ def test_a_juel_variable_as_a_service_parameter_is_that_variable() -> None:
                '</camunda:inputOutput></bpmn:extensionElements></bpmn:serviceTask>')
     info = parse_bundle(one_element(element), handlers={"notify"})
     assert info.processes["p"].service_tasks["x"].params == {"message": "note"}
+
+
+def test_the_assignee_and_due_date_show_in_the_assignees_task_list_through_the_api(tmp_path) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.demo_users import create_demo_users, demo_password, demo_username
+    from engine.forms import FormLibrary
+    from engine.runtime import Engine
+    from tests.conftest import START, Calls
+
+    eng = Engine(f"sqlite:///{tmp_path / 'api.db'}", registry=Calls().registry(), forms=FormLibrary())
+    eng.init(simulated_start=START)
+    eng.deploy([FIXTURES / "camunda_attributes.bpmn", DMN])
+    app = create_app(eng, run_timers=False)
+    create_demo_users(eng)
+    worker = demo_username("social_worker")  # in team social_work, not in the task's team (finance)
+    eng.start("camunda_attributes", data={**START_DATA, "initiator": worker, "approverGroups": "finance"})
+    client = TestClient(app)
+    r = client.post("/api/session", json={"username": worker, "password": demo_password("social_worker")})
+    assert r.status_code == 200, r.text
+    [task] = client.get("/api/tasks").json()["tasks"]
+    assert (task["element_id"], task["assignee"], task["team"]) == ("approve", worker, "finance")
+    assert task["due_at"].startswith("2031-03-10T17:00:00")
+    eng.db.dispose()
