@@ -4,8 +4,9 @@
 each executable process (its user tasks, service tasks, timers, calls and decisions) or
 raises `DefinitionError` listing *every* problem, each with file, element id and line.
 SpiffWorkflow's parser stops at its first error, so carepath walks the XML itself first
-(`engine.bpmn_checks`) and only then asks SpiffWorkflow to build the specs of the processes it
-found clean, turning the library's `ValidationException` into one more problem.
+(`engine.bpmn_checks`) and then asks SpiffWorkflow to build the spec of every process it could
+check — those with problems too — turning the library's `ValidationException` into one more
+problem in the same list (one on an element carepath already reported is not repeated).
 
 `build_specs` builds the executable spec of one process and its subprocess specs;
 `make_serializer` gives a serializer for every class those specs contain; `timer_due`

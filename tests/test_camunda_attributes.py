@@ -246,3 +246,22 @@ def test_the_assignee_and_due_date_show_in_the_assignees_task_list_through_the_a
     assert (task["element_id"], task["assignee"], task["team"]) == ("approve", worker, "finance")
     assert task["due_at"].startswith("2031-03-10T17:00:00")
     eng.db.dispose()
+
+
+@pytest.mark.parametrize("text", ["${reviewDate}", "=reviewDate"])
+def test_a_timer_naming_a_variable_in_juel_or_feel_waits_for_that_date(make_engine, text) -> None:
+    element = (f'<bpmn:intermediateCatchEvent id="wait"><bpmn:timerEventDefinition><bpmn:timeDate>{text}'
+               '</bpmn:timeDate></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>\n'
+               '<bpmn:userTask id="x" camunda:formKey="decision"/>\n'
+               '<bpmn:sequenceFlow id="f0" sourceRef="wait" targetRef="x"/>')
+    files = one_element(element)
+    files["attrs.bpmn"] = files["attrs.bpmn"].replace(b'<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="x"/>',
+                                                      b'<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="wait"/>')
+    eng = make_engine()
+    eng.deploy(files=files)
+    res = eng.start("p", data={"reviewDate": "2031-03-05T09:00:00Z"})
+    assert eng.list_tasks(case_id=res.case_id) == []
+    eng.advance_clock(to=datetime(2031, 3, 5, 8, 59, tzinfo=timezone.utc))
+    assert eng.list_tasks(case_id=res.case_id) == []
+    eng.advance_clock(to=datetime(2031, 3, 5, 9, 0, tzinfo=timezone.utc))
+    assert [t["element_id"] for t in eng.list_tasks(case_id=res.case_id)] == ["x"]
