@@ -373,7 +373,8 @@ class ProcessCheck:
                 ok = False
         condition = _condition(flow)
         if condition:
-            self.expression(flow, f"the condition of sequence flow '{_label(flow)}'", condition,
+            self.expression(flow, f"the condition of sequence flow '{_label(flow)}'",
+                            bare_variable(condition) or condition,
                             declared=flow.find(_q("conditionExpression")).get("language"))
         return ok
 

@@ -22,11 +22,14 @@ from datetime import date, datetime
 from typing import Any, ClassVar
 
 from lxml import etree
+from SpiffWorkflow.bpmn.parser.task_parsers import ConditionalGatewayParser
 from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.defaults import (
     BoundaryEvent,
     EndEvent,
+    ExclusiveGateway,
+    InclusiveGateway,
     IntermediateCatchEvent,
     IntermediateThrowEvent,
     StartEvent,
@@ -913,6 +916,15 @@ class _ReceiveTaskParser(_Extensions, SpiffReceiveTaskParser):
     pass
 
 
+class _ConditionalGatewayParser(ConditionalGatewayParser):
+    """A condition that is a bare variable in JUEL or FEEL (`${approved}`, `=approved`) is that variable
+    (engine/foreign_expressions.py); any other condition is read as written, and must be Python."""
+
+    def parse_condition(self, sequence_flow: Any) -> Any:
+        text = super().parse_condition(sequence_flow)
+        return (bare_variable(text) or text) if text else text
+
+
 class CarepathParser(SpiffBpmnParser):
     """SpiffBpmnParser reading spiff, Camunda 7 and Zeebe diagrams, with carepath's timers."""
 
@@ -936,6 +948,8 @@ class CarepathParser(SpiffBpmnParser):
         full_tag("boundaryEvent"): (_BoundaryEventParser, BoundaryEvent),
         full_tag("sendTask"): (_SendTaskParser, CASE_OUTPUT_CLASSES[SendTask]),
         full_tag("receiveTask"): (_ReceiveTaskParser, CASE_OUTPUT_CLASSES[ReceiveTask]),
+        full_tag("exclusiveGateway"): (_ConditionalGatewayParser, ExclusiveGateway),
+        full_tag("inclusiveGateway"): (_ConditionalGatewayParser, InclusiveGateway),
     }
 
     def __init__(self) -> None:

@@ -265,3 +265,31 @@ def test_a_timer_naming_a_variable_in_juel_or_feel_waits_for_that_date(make_engi
     assert eng.list_tasks(case_id=res.case_id) == []
     eng.advance_clock(to=datetime(2031, 3, 5, 9, 0, tzinfo=timezone.utc))
     assert [t["element_id"] for t in eng.list_tasks(case_id=res.case_id)] == ["x"]
+
+
+@pytest.mark.parametrize("condition", ["${urgent}", "#{urgent}", "=urgent"])
+def test_a_condition_naming_a_variable_in_juel_or_feel_routes_on_that_variable(make_engine, condition) -> None:
+    process = (BPMN_OPEN + '<bpmn:process id="route" isExecutable="true">\n<bpmn:startEvent id="s"/>\n'
+               '<bpmn:exclusiveGateway id="gw" default="f_no"/>\n<bpmn:userTask id="x" camunda:formKey="decision"/>\n'
+               '<bpmn:endEvent id="e"/>\n<bpmn:endEvent id="e2"/>\n'
+               '<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="gw"/>\n'
+               f'<bpmn:sequenceFlow id="f_yes" sourceRef="gw" targetRef="x"><bpmn:conditionExpression>{condition}'
+               '</bpmn:conditionExpression></bpmn:sequenceFlow>\n'
+               '<bpmn:sequenceFlow id="f_no" sourceRef="gw" targetRef="e2"/>\n'
+               '<bpmn:sequenceFlow id="f2" sourceRef="x" targetRef="e"/>\n</bpmn:process>\n</bpmn:definitions>\n')
+    eng = make_engine()
+    eng.deploy(files={"route.bpmn": process.encode()})
+    urgent = eng.start("route", data={"urgent": True})
+    assert [t["element_id"] for t in eng.list_tasks(case_id=urgent.case_id)] == ["x"]
+    assert eng.start("route", data={"urgent": False}).status == "completed"
+
+
+def test_a_condition_in_juel_beyond_a_variable_name_is_refused_naming_juel() -> None:
+    files = one_element('<bpmn:exclusiveGateway id="x" default="f2"/><bpmn:endEvent id="e2"/>')
+    files["attrs.bpmn"] = files["attrs.bpmn"].replace(
+        b"</bpmn:process>", b'<bpmn:sequenceFlow id="f3" sourceRef="x" targetRef="e2"><bpmn:conditionExpression>'
+                            b"${urgent == true}</bpmn:conditionExpression></bpmn:sequenceFlow></bpmn:process>")
+    [problem] = problems_of(files)
+    assert problem.element_id == "f3"
+    assert "this is a JUEL expression; carepath evaluates Python expressions: write `urgent == True`" in \
+        problem.message
