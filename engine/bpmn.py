@@ -4,8 +4,9 @@
 each executable process (its user tasks, service tasks, timers, calls and decisions) or
 raises `DefinitionError` listing *every* problem, each with file, element id and line.
 SpiffWorkflow's parser stops at its first error, so carepath walks the XML itself first
-(`engine.bpmn_checks`) and only then asks SpiffWorkflow to build the specs of the processes it
-found clean, turning the library's `ValidationException` into one more problem.
+(`engine.bpmn_checks`) and then asks SpiffWorkflow to build the spec of every process it could
+check — those with problems too — turning the library's `ValidationException` into one more
+problem in the same list (one on an element carepath already reported is not repeated).
 
 `build_specs` builds the executable spec of one process and its subprocess specs;
 `make_serializer` gives a serializer for every class those specs contain; `timer_due`
@@ -109,9 +110,9 @@ def _check_bundle(files: Mapping[str, bytes], handlers: Collection[str] | None, 
         forms=forms,
         teams=teams,
     )
-    infos, clean = _check_processes(bpmn, declared, refs, set(decisions) - broken_decisions, problems)
+    infos, buildable = _check_processes(bpmn, declared, refs, set(decisions) - broken_decisions, problems)
     _check_deploys_something(bpmn, infos, problems)
-    _library_check(bpmn, dmn, decisions, broken_decisions, infos, clean, problems)
+    _library_check(bpmn, dmn, decisions, broken_decisions, infos, buildable, problems)
     if problems:
         order = {name: i for i, name in enumerate(files)}
         raise DefinitionError(sorted(problems, key=lambda p: (order.get(p.file, -1), p.line or 0)))
@@ -260,17 +261,18 @@ def _check_file(name: str, tree: Any, problems: list[Problem]) -> bool:
 
 def _check_processes(bpmn: dict[str, Any], declared: dict[str, tuple[str, Any]], refs: Refs,
                      usable_decisions: set[str], problems: list[Problem]) -> tuple[dict[str, ProcessInfo], list[str]]:
-    """Check every executable process; their ProcessInfos, and the ids of those found clean."""
+    """Check every executable process; their ProcessInfos, and the ids of those SpiffWorkflow can be asked to
+    build: every one carepath could check whose decisions are all in this bundle (with or without problems of
+    its own, so that the library's problems are reported with carepath's, every problem at once)."""
     infos: dict[str, ProcessInfo] = {}
     clean: list[str] = []
     for name, tree in bpmn.items():
-        file_clean = _check_file(name, tree, problems)
+        _check_file(name, tree, problems)
         lanes = _lane_index(tree)
         for process in tree.getroot().findall(_q("process")):
             pid = process.get("id")
             if declared.get(pid, (None, None))[1] is not process or not _executable(process):
                 continue
-            before = len(problems)
             try:
                 infos[pid] = ProcessCheck(name, process, refs, lanes, problems).run()
             except Exception as exc:  # noqa: BLE001 - a bug in one check must not hide the others' problems
@@ -279,7 +281,7 @@ def _check_processes(bpmn: dict[str, Any], declared: dict[str, tuple[str, Any]],
                 continue
             # SpiffWorkflow needs the DMN of every decision used to build a spec: a process
             # using a decision deployed earlier is built by build_specs, with its files.
-            if file_clean and len(problems) == before and infos[pid].decisions_used <= usable_decisions:
+            if infos[pid].decisions_used <= usable_decisions:
                 clean.append(pid)
     return infos, clean
 
@@ -335,8 +337,25 @@ def _library_parser(files: Mapping[str, bytes]) -> tuple[CarepathParser, dict[st
 def _library_check(bpmn: dict[str, Any], dmn: dict[str, Any], decisions: dict[str, str],
                    broken_decisions: set[str], infos: dict[str, ProcessInfo], clean: list[str],
                    problems: list[Problem]) -> None:
-    """Have SpiffWorkflow build the specs of the processes carepath's checks passed."""
-    lines = _lines({**bpmn, **dmn})
+    """Have SpiffWorkflow build the specs of the processes carepath checked. Its parser stops at its first
+    problem: one on an element carepath already reported (in its own words) is not repeated, and a process
+    carepath found problems in is not reported as failing to build for some other reason."""
+    ours = list(problems)
+    reported = {(p.file, p.element_id) for p in ours if p.element_id}
+    troubled = {p.file for p in ours}
+    library: list[Problem] = []
+    _library_build(bpmn, dmn, decisions, broken_decisions, infos, clean, lines=_lines({**bpmn, **dmn}),
+                   problems=library)
+    for found in library:
+        known = (found.file, found.element_id) in reported
+        generic = found.message.startswith(("SpiffWorkflow could not", "process '")) and found.file in troubled
+        if not known and not generic and found not in problems:
+            problems.append(found)
+
+
+def _library_build(bpmn: dict[str, Any], dmn: dict[str, Any], decisions: dict[str, str],
+                   broken_decisions: set[str], infos: dict[str, ProcessInfo], clean: list[str],
+                   lines: dict[str, dict[str, int | None]], problems: list[Problem]) -> None:
     parser = CarepathParser()
     for name, tree in bpmn.items():
         try:

@@ -20,17 +20,25 @@ from lxml import etree
 
 from engine.bpmn_parser import (
     BPMN_NS,
+    CAMUNDA_NS,
     CASE_OUTPUT_PREFIX,
+    PROPERTY_KINDS,
     PYTHON_SCRIPT_FORMATS,
+    START_INPUT_KINDS,
+    ZEEBE_NS,
+    KindProperty,
     StartInput,
+    _all_properties,
+    has_service_implementation,
+    read_assignment,
     read_called_element,
     read_candidate_groups,
-    read_case_outputs,
     read_decision_ref,
+    read_decision_result,
     read_execution_listeners,
     read_form,
+    read_kind_properties,
     read_service,
-    read_start_inputs,
     read_timer,
     spiff_extension_text,
     supported,
@@ -39,6 +47,7 @@ from engine.bpmn_parser import (
 from engine.bpmn_timers import is_literal, literal_problem, looks_like_iso
 from engine.errors import Problem
 from engine.expressions import check_expression
+from engine.foreign_expressions import bare_variable, declared_language, foreign_language, foreign_message
 
 
 @dataclass(frozen=True)
@@ -106,7 +115,8 @@ def _local(node: Any) -> str:
 
 
 def _label(node: Any) -> str:
-    return node.get("name") or node.get("id") or _local(node)
+    """An element's name as a modeller sees it, on one line (a name drawn on two lines holds a newline)."""
+    return " ".join((node.get("name") or "").split()) or node.get("id") or _local(node)
 
 
 def _condition(flow: Any) -> str | None:
@@ -131,6 +141,70 @@ CASE_OUTPUT_KINDS = frozenset({
 SCRIPTED_KINDS = CASE_OUTPUT_KINDS - {"endEvent", "intermediateCatchEvent", "intermediateThrowEvent"}
 DMN_HIT_POLICIES = frozenset({"UNIQUE", "COLLECT"})
 LOOP_EXPRESSIONS = ("loopCardinality", "completionCondition", "loopCondition")
+#: event definition -> (the attribute naming what it refers to, the kind of root element that must define it)
+EVENT_REFERENCES = {"messageEventDefinition": ("messageRef", "message"),
+                    "signalEventDefinition": ("signalRef", "signal"),
+                    "errorEventDefinition": ("errorRef", "error"),
+                    "escalationEventDefinition": ("escalationRef", "escalation"),
+                    "messageRef": ("messageRef", "message")}
+NO_COMPENSATION = ("carepath does not support compensation (undoing completed work): draw the undoing steps as "
+                   "ordinary tasks on a path of their own, e.g. after an error boundary event or a gateway")
+NO_DATA_STORES = ("carepath does not support data stores: keep values in the task data, and read or write "
+                  "outside systems with a service task's handler")
+
+#: the Camunda 7 attributes carepath reads, by element kind ("*": any element); docs/diagram-attributes.md.
+#: A few only say how Camunda itself runs (history, versions, job executor) and mean nothing here: they are
+#: accepted and listed in the docs as ignored.
+_CAMUNDA_IGNORED = frozenset({"historyTimeToLive", "versionTag", "isStartableInTasklist", "asyncBefore",
+                              "asyncAfter", "exclusive", "jobPriority", "taskPriority", "candidateStarterGroups",
+                              "candidateStarterUsers", "modelerTemplate", "modelerTemplateVersion"})
+CAMUNDA_ANY = _CAMUNDA_IGNORED
+_SERVICE = _CAMUNDA_IGNORED | {"type", "topic", "resultVariable", "class", "expression", "delegateExpression"}
+CAMUNDA_ATTRIBUTES: dict[str, frozenset[str]] = {
+    "userTask": _CAMUNDA_IGNORED | {"formKey", "formRef", "formRefBinding", "formRefVersion", "candidateGroups",
+                                    "candidateUsers", "assignee", "dueDate", "followUpDate"},
+    "serviceTask": _SERVICE,
+    "sendTask": _SERVICE,
+    "businessRuleTask": _CAMUNDA_IGNORED | {"decisionRef", "resultVariable", "mapDecisionResult",
+                                            "decisionRefBinding", "decisionRefVersion"},
+    "callActivity": _CAMUNDA_IGNORED | {"calledElementBinding", "calledElementVersion"},
+    "startEvent": _CAMUNDA_IGNORED | {"formKey", "formRef"},
+}
+_ELEMENTS_ANY = frozenset({"properties", "executionListener", "inputOutput"})
+#: the Camunda 7 / Zeebe extension elements carepath reads, by element kind ("*": any element)
+CAMUNDA_ELEMENTS: dict[str, frozenset[str]] = {"*": frozenset({"properties", "executionListener"}),
+                                               "serviceTask": _ELEMENTS_ANY | {"connector"},
+                                               "sendTask": _ELEMENTS_ANY | {"connector"}}
+ZEEBE_ELEMENTS: dict[str, frozenset[str]] = {
+    "*": frozenset({"properties"}),
+    "serviceTask": frozenset({"properties", "taskDefinition", "ioMapping", "taskHeaders"}),
+    "sendTask": frozenset({"properties", "taskDefinition", "ioMapping", "taskHeaders"}),
+    "userTask": frozenset({"properties", "assignmentDefinition", "taskSchedule", "formDefinition", "userTask"}),
+    "businessRuleTask": frozenset({"properties", "calledDecision"}),
+    "callActivity": frozenset({"properties", "calledElement"}),
+}
+_HINTS = {
+    "taskListener": "carepath runs no task listeners; use an execution listener (a Python script) or a "
+                    "service task",
+    "formData": "carepath's forms come from its form library: name one with camunda:formKey",
+    "formField": "carepath's forms come from its form library: name one with camunda:formKey",
+    "inputOutput": "input/output mappings are read on service and send tasks only: set variables in a script "
+                   "task",
+    "in": "call activities pass the whole task data: remove the variable mappings",
+    "out": "call activities pass the whole task data: remove the variable mappings",
+    "initiator": "carepath records who started a case in its history; the process data does not hold it",
+    "priority": "carepath orders task lists by due date: give a due date instead",
+    "failedJobRetryTimeCycle": "a failed step is an incident that a person retries",
+    "errorEventDefinition": "use a BPMN error boundary event",
+}
+
+
+def _unsupported_hint(name: str) -> str:
+    return _HINTS.get(name, "remove it, or see docs/diagram-attributes.md for what carepath reads")
+
+
+def _compensation(node: Any) -> bool:
+    return node.find(_q("compensateEventDefinition")) is not None
 
 
 @dataclass
@@ -163,13 +237,25 @@ class ProcessCheck:
         self.called: set[str] = set()
         self.decisions: set[str] = set()
         self.case_outputs: list[CaseOutputInfo] = []
+        root = process.getroottree().getroot()
+        #: every id in the file -> the kind of element it is on (what references may name)
+        self.ids = {n.get("id"): _local(n) for n in root.iter() if isinstance(n.tag, str) and n.get("id")}
 
     def problem(self, node: Any, message: str) -> None:
         self.problems.append(Problem(self.file, message, node.get("id"), node.sourceline))
 
-    def expression(self, node: Any, what: str, source: str, mode: str = "eval") -> None:
+    def expression(self, node: Any, what: str, source: str, mode: str = "eval", *, declared: str | None = None,
+                   timer: bool = False) -> None:
+        """Check an expression; one written for another engine (JUEL, FEEL, XPath, cron, or a declared
+        `language`) is named, with the Python to write instead."""
+        if declared_language(declared):
+            self.problem(node, f"{what} is refused: {foreign_message(declared_language(declared), source)}")
+            return
         message = check_expression(source, mode)
         if message:
+            language = foreign_language(source, timer=timer)
+            if language:
+                message = foreign_message(language, source)
             self.problem(node, f"{what} is refused: {message}")
 
     def run(self) -> ProcessInfo:
@@ -184,11 +270,6 @@ class ProcessCheck:
 
     def process_level_only(self) -> None:
         """What belongs on an element, never on the process or a sequence flow: case outputs and listeners."""
-        keys = [name for name in _property_names(self.process) if name.partition(":")[0].strip() == CASE_OUTPUT_PREFIX]
-        for name in keys:
-            self.problem(self.process, f"case output '{name}' is on the process '{_label(self.process)}': a case "
-                                       "output is kept when an element completes; put it on the element whose "
-                                       "completion gives the value")
         if read_execution_listeners(self.process).count:
             self.problem(self.process, f"process '{_label(self.process)}' has an execution listener: carepath runs "
                                        "execution listeners on tasks, call activities and subprocesses only")
@@ -198,23 +279,39 @@ class ProcessCheck:
                                    "execution listeners on tasks, call activities and subprocesses only")
 
     def start_inputs(self) -> tuple[StartInput, ...]:
-        """The `load:`/`default:` properties on the process: each handler registered and needing no
-        parameters, each default an expression the sandbox accepts."""
-        inputs, problems = read_start_inputs(self.process)
-        for message in problems:
-            self.problem(self.process, message)
-        for item in inputs:
-            where = f"start input '{item.kind}:{item.variable}'"
-            if item.kind == "default":
-                self.expression(self.process, where, item.source)
-                continue
-            if self.refs.handlers is not None and item.source not in self.refs.handlers:
-                self.problem(self.process, f"{where} names handler '{item.source}', which is not registered")
-            elif isinstance(self.refs.handlers, Mapping) and self.refs.handlers[item.source]:
-                self.problem(self.process, f"{where}: handler '{item.source}' needs parameters "
-                                           f"({', '.join(self.refs.handlers[item.source])}); a start input "
-                                           "calls its handler with none: use a service task")
-        return inputs
+        """The process's start inputs (`load:`/`default:` properties), checked by `properties`."""
+        return tuple(StartInput(p.kind, p.key, p.value) for p in self.properties(self.process)
+                     if p.kind in START_INPUT_KINDS)
+
+    def properties(self, node: Any, skip: Collection[str] = ()) -> list[KindProperty]:
+        """Every `KIND:NAME` property on the process or an element, checked as the one table PROPERTY_KINDS
+        says: where it belongs, its NAME and value, and its value (an expression the sandbox accepts, or a
+        registered handler that needs no parameters). The properties in their right place are returned."""
+        on_process = node is self.process
+        label = f"'{_label(node)}'"
+        for name, _value in _all_properties(node):
+            kind = name.partition(":")[0].strip() if ":" in name else ""
+            spec = PROPERTY_KINDS.get(kind)
+            if spec is not None and kind not in skip and spec.on_process != on_process:
+                where = f"the process {label}" if on_process else label
+                self.problem(node, f"{spec.noun} '{name}' is on {where}: {spec.misplaced}")
+        found, problems = read_kind_properties(node)
+        placed = [p for p in found if PROPERTY_KINDS[p.kind].on_process == on_process and p.kind not in skip]
+        for kind, message in problems:
+            if PROPERTY_KINDS[kind].on_process == on_process and kind not in skip:
+                self.problem(node, message if on_process else f"{label}: {message}")
+        for prop in placed:
+            spec = PROPERTY_KINDS[prop.kind]
+            where = f"{spec.noun} '{prop.kind}:{prop.key}'" + ("" if on_process else f" of {label}")
+            if spec.value == "expression":
+                self.expression(node, where, prop.value)
+            elif self.refs.handlers is not None and prop.value not in self.refs.handlers:
+                self.problem(node, f"{where} names handler '{prop.value}', which is not registered")
+            elif isinstance(self.refs.handlers, Mapping) and self.refs.handlers[prop.value]:
+                self.problem(node, f"{where}: handler '{prop.value}' needs parameters "
+                                   f"({', '.join(self.refs.handlers[prop.value])}); a {spec.noun} "
+                                   "calls its handler with none: use a service task")
+        return placed
 
     # A scope is the process or one subprocess: sequence flows never cross scopes.
     def scope(self, scope: Any, inherited_lane: str | None) -> None:
@@ -230,15 +327,37 @@ class ProcessCheck:
                 incoming[flow.get("targetRef")].append(flow)
         ad_hoc = _local(scope) == "adHocSubProcess"
         reached = set() if ad_hoc else self.reachable(nodes, outgoing)
+        self.data_stores(scope, nodes)
         for node_id, node in nodes.items():
             lane = inherited_lane if inherited_lane is not None else self.lanes.get(node_id)
-            if not ad_hoc:
+            if node.get("isForCompensation") == "true":
+                self.problem(node, f"'{_label(node)}' is a compensation handler (isForCompensation): "
+                                   f"{NO_COMPENSATION}")
+                continue  # it is joined by an association, not sequence flows: no flow problems to add
+            if not ad_hoc and not _compensation(node):
                 self.flows(node, incoming[node_id], outgoing[node_id], node_id in reached, nodes)
             self.element(node, lane)
             if _local(node) in SUBPROCESSES:
                 if _local(node) != "adHocSubProcess" and node.get("triggeredByEvent") != "true":
                     self.subprocess_shape(node)
                 self.scope(node, lane)
+
+    def data_stores(self, scope: Any, nodes: dict[str, Any]) -> None:
+        """Data stores (a database outside the case) are not supported: the reference, and each task using it."""
+        stores = {n.get("id"): n for n in scope if _local(n) == "dataStoreReference"}
+        for store in stores.values():
+            self.problem(store, f"'{_label(store)}' is a data store reference: {NO_DATA_STORES}")
+        for node in nodes.values():
+            for association in node:
+                kind = _local(association)
+                if kind not in ("dataInputAssociation", "dataOutputAssociation"):
+                    continue
+                refs = [(r.text or "").strip() for r in association if _local(r) in ("sourceRef", "targetRef")]
+                used = [stores[r] for r in refs if r in stores]
+                if used:
+                    verb = "reads from" if kind == "dataInputAssociation" else "writes to"
+                    self.problem(node, f"'{_label(node)}' {verb} data store '{_label(used[0])}' ({kind}): "
+                                       f"{NO_DATA_STORES}")
 
     def flow_ends(self, flow: Any, nodes: dict[str, Any]) -> bool:
         """Check a flow's ends (and its condition); True when both ends are in this scope."""
@@ -254,7 +373,9 @@ class ProcessCheck:
                 ok = False
         condition = _condition(flow)
         if condition:
-            self.expression(flow, f"the condition of sequence flow '{_label(flow)}'", condition)
+            self.expression(flow, f"the condition of sequence flow '{_label(flow)}'",
+                            bare_variable(condition) or condition,
+                            declared=flow.find(_q("conditionExpression")).get("language"))
         return ok
 
     @staticmethod
@@ -324,12 +445,20 @@ class ProcessCheck:
             return
         checks = {"userTask": self.user_task, "serviceTask": self.service_task, "scriptTask": self.script_task,
                   "businessRuleTask": self.business_rule_task, "callActivity": self.call_activity}
+        if kind == "sendTask" and has_service_implementation(node):
+            checks[kind] = self.service_task  # an external topic / job type runs its handler
         if kind in checks:
             checks[kind](node, lane)
+        if _compensation(node):
+            what = "compensation boundary event" if kind == "boundaryEvent" else "compensation throw event"
+            self.problem(node, f"'{_label(node)}' is a {what}: {NO_COMPENSATION}")
+        self.vendor_attributes(node)
+        self.references(node)
         for definition in node.findall(_q("timerEventDefinition")):
             self.timer(node, definition)
         for condition in node.iterfind(f"{_q('conditionalEventDefinition')}/{_q('condition')}"):
-            self.expression(node, f"the condition of '{_label(node)}'", (condition.text or "").strip())
+            self.expression(node, f"the condition of '{_label(node)}'", (condition.text or "").strip(),
+                            declared=condition.get("language"))
         for script in ("preScript", "postScript"):
             text = spiff_extension_text(node, script)
             if text:
@@ -341,7 +470,8 @@ class ProcessCheck:
             for part in LOOP_EXPRESSIONS:
                 text = (loop.findtext(_q(part)) or "").strip()
                 if text:
-                    self.expression(loop, f"the {part} of '{_label(node)}'", text)
+                    self.expression(loop, f"the {part} of '{_label(node)}'", text,
+                                    declared=loop.find(_q(part)).get("language"))
 
     def listeners(self, node: Any, kind: str) -> None:
         """Camunda execution listeners: inline Python scripts on event start/end, run as pre/postScript."""
@@ -364,24 +494,63 @@ class ProcessCheck:
             self.expression(node, f"the execution listener script on event '{event}' of {label}", script, "exec")
 
     def outputs(self, node: Any, kind: str) -> None:
-        """`case:KEY` = expression properties: names, values, the sandbox, and where they can be."""
-        outputs, problems = read_case_outputs(node)
-        if not outputs and not problems:
-            return
+        """An element's `KIND:NAME` properties (`properties`); its case outputs only where they can be kept."""
         label = f"'{_label(node)}'"
-        if kind not in CASE_OUTPUT_KINDS or node.get("triggeredByEvent") == "true":
+        has_outputs = any(name.partition(":")[0].strip() == CASE_OUTPUT_PREFIX and ":" in name
+                          for name, _value in _all_properties(node))
+        refused = False
+        if has_outputs and (kind not in CASE_OUTPUT_KINDS or node.get("triggeredByEvent") == "true"):
             self.problem(node, f"{label} is a {kind}, which cannot keep case outputs: they are kept when a task, "
                                "call activity, subprocess, intermediate event or end event completes")
-            return
-        if node.findall(_q("multiInstanceLoopCharacteristics")) or node.findall(_q("standardLoopCharacteristics")):
+            refused = True
+        elif has_outputs and (node.findall(_q("multiInstanceLoopCharacteristics"))
+                              or node.findall(_q("standardLoopCharacteristics"))):
             self.problem(node, f"{label} repeats (a loop or multi-instance), so its case outputs would be kept "
                                "once a repetition: put them on the element after it")
-            return
-        for message in problems:
-            self.problem(node, f"{label}: {message}")
-        for out in outputs:
-            self.expression(node, f"case output 'case:{out.key}' of {label}", out.expression)
-            self.case_outputs.append(CaseOutputInfo(node.get("id"), _label(node), out.key, out.expression))
+            refused = True
+        for prop in self.properties(node, skip={CASE_OUTPUT_PREFIX} if refused else ()):
+            if prop.kind == CASE_OUTPUT_PREFIX:
+                self.case_outputs.append(CaseOutputInfo(node.get("id"), _label(node), prop.key, prop.value))
+
+    def references(self, node: Any) -> None:
+        """An event definition's message, signal, error or escalation, and a data association's ends, must be
+        defined in the file (SpiffWorkflow's parser fails on them with its own internal errors)."""
+        label = f"'{_label(node)}'"
+        for definition in [node, *node]:  # a receive or send task names its message itself
+            wanted = EVENT_REFERENCES.get(_local(definition) if definition is not node else "messageRef")
+            if wanted is None:
+                continue
+            attribute, kind = wanted
+            ref = (definition.get(attribute) or "").strip()
+            if ref and self.ids.get(ref) != kind:
+                self.problem(node, f"{label} names {kind} '{ref}' ({attribute}), which is not defined in this file: "
+                                   f"add <bpmn:{kind} id=\"{ref}\" name=\"…\"/> to the definitions")
+        for association in node:
+            if _local(association) not in ("dataInputAssociation", "dataOutputAssociation"):
+                continue
+            for end in association:
+                ref = (end.text or "").strip() if _local(end) in ("sourceRef", "targetRef") else ""
+                if ref and ref not in self.ids:
+                    self.problem(node, f"{label}: its {_local(association)} {_local(end)} '{ref}' names nothing "
+                                       "in this file (a data object reference or the task's data input/output)")
+
+    def vendor_attributes(self, node: Any) -> None:
+        """Every Camunda 7 attribute and Camunda/Zeebe extension element carepath does not read is a problem:
+        nothing in a diagram is silently dropped."""
+        label, kind = f"'{_label(node)}'", _local(node)
+        for name in node.attrib:
+            qname = etree.QName(name)
+            if qname.namespace == CAMUNDA_NS and qname.localname not in CAMUNDA_ATTRIBUTES.get(kind, CAMUNDA_ANY):
+                self.problem(node, f"camunda:{qname.localname} on {label} (a {kind}) is not supported: "
+                                   f"{_unsupported_hint(qname.localname)}")
+        for child in node.iterfind(f"{_q('extensionElements')}/*"):
+            qname = etree.QName(child)
+            known = {CAMUNDA_NS: CAMUNDA_ELEMENTS, ZEEBE_NS: ZEEBE_ELEMENTS}.get(qname.namespace)
+            if known is not None and qname.localname not in known.get(kind, known["*"]):
+                prefix = "camunda" if qname.namespace == CAMUNDA_NS else "zeebe"
+                self.problems.append(Problem(self.file, f"{prefix}:{qname.localname} on {label} (a {kind}) is not "
+                                                        f"supported: {_unsupported_hint(qname.localname)}",
+                                             node.get("id"), child.sourceline))
 
     def user_task(self, node: Any, lane: str | None) -> None:
         form = read_form(node)
@@ -390,7 +559,12 @@ class ProcessCheck:
         elif self.refs.forms is not None and form not in self.refs.forms:
             self.problem(node, f"user task '{_label(node)}' names form '{form}', which is not in the form library")
         groups = user_task_groups(node, lane)
-        if self.refs.teams is not None:
+        assignment, problems = read_assignment(node)
+        for message in problems:
+            self.problem(node, f"user task '{_label(node)}': {message}")
+        self.assignment(node, assignment)
+        computed = "candidate_groups" in assignment.parts and assignment.parts["candidate_groups"].expression
+        if self.refs.teams is not None and not computed:
             unknown = [g for g in groups if g not in self.refs.teams]
             if not groups:
                 self.problem(node, f"user task '{_label(node)}' has no team: choose its team (candidate groups)")
@@ -400,6 +574,26 @@ class ProcessCheck:
                                    f"which is not a team: choose one of {', '.join(self.refs.teams)}")
         self.user_tasks[node.get("id")] = UserTaskInfo(
             node.get("id"), _label(node), lane, groups, form, node.sourceline)
+
+    def assignment(self, node: Any, assignment: Any) -> None:
+        label = f"user task '{_label(node)}'"
+        follow_up = assignment.parts.get("follow_up")
+        if follow_up is not None:
+            self.problem(node, f"{follow_up.attribute} on {label} is not supported: carepath's task lists order "
+                               "and flag tasks by their due date only; give a due date (camunda:dueDate or "
+                               "zeebe:taskSchedule dueDate), or a boundary timer for a reminder")
+        due = assignment.parts.get("due")
+        if due is not None and due.literal is not None:
+            message = literal_problem("date", due.literal) if looks_like_iso(due.literal) else (
+                "not an ISO 8601 date or date-time")
+            if message:
+                self.problem(node, f"{due.attribute}=\"{due.literal}\" on {label}: {message} "
+                                   "(e.g. 2027-01-04T09:00:00Z, or ${variable} naming one)")
+        users = assignment.parts.get("candidate_users")
+        if users is not None and users.literal is not None and len(users.literal.split(",")) > 1:
+            self.problem(node, f"{users.attribute}=\"{users.literal}\" on {label} names several people: carepath "
+                               "gives a task to teams (candidate groups) and one person (the assignee, which one "
+                               "candidate user becomes); put these people in a team")
 
     def service_task(self, node: Any, _lane: str | None) -> None:
         call = read_service(node)
@@ -439,6 +633,8 @@ class ProcessCheck:
             self.problem(node, f"business rule task '{_label(node)}' names no decision")
             return
         self.decisions.add(ref)
+        for message in read_decision_result(node)[1]:
+            self.problem(node, f"business rule task '{_label(node)}': {message}")
         if ref not in self.refs.decisions:
             self.problem(node, f"business rule task '{_label(node)}' uses decision '{ref}', which is in no "
                                ".dmn file of this bundle and not deployed")
@@ -466,7 +662,8 @@ class ProcessCheck:
             if message:
                 self.problem(node, f"timer '{_label(node)}': {message}")
         else:
-            self.expression(node, f"the timer expression of '{_label(node)}'", text)
+            self.expression(node, f"the timer expression of '{_label(node)}'", bare_variable(text) or text,
+                            timer=True)
         boundary = _local(node) == "boundaryEvent"
         interrupting = (node.get("cancelActivity", "true") if boundary else node.get("isInterrupting", "true"))
         self.timers[node.get("id")] = TimerInfo(node.get("id"), _label(node), kind, text,
@@ -478,12 +675,6 @@ class ProcessCheck:
 
 # Where SpiffWorkflow's DMN engine puts the input value in a test like "4 < ? < 6".
 _QUESTION_MARK = re.compile(r"(\?)(?=(?:[^'\"]|['\"][^'\"]*['\"])*$)")
-
-
-def _property_names(node: Any) -> list[str]:
-    return [p.get("name") for p in node.xpath(
-        "./bpmn:extensionElements/*[local-name()='properties']/*[local-name()='property'][@name]",
-        namespaces={"bpmn": BPMN_NS})]
 
 
 def _input_test(text: str) -> str:
@@ -540,7 +731,10 @@ def check_decision(file: str, root: Any, problems: list[Problem]) -> str | None:
         for entry in rule.findall(q("inputEntry")):
             text = (entry.findtext(q("text")) or "").strip()
             if text and text != "-":
-                expression(entry, f"the input entry '{text}'", _input_test(text))
+                # the message shows the entry as written: `dmninput` is the DMN engine's name, not the modeller's
+                message = check_expression(_input_test(text), "eval")
+                if message:
+                    add(entry, f"the input entry '{text}' is refused: {message.replace('dmninput', '?')}")
         for entry in rule.findall(q("outputEntry")):
             text = (entry.findtext(q("text")) or "").strip()
             if text:

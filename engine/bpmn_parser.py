@@ -18,18 +18,23 @@ import json
 import re
 import textwrap
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 from lxml import etree
+from SpiffWorkflow.bpmn.parser.task_parsers import ConditionalGatewayParser
 from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.defaults import (
     BoundaryEvent,
     EndEvent,
+    ExclusiveGateway,
+    InclusiveGateway,
     IntermediateCatchEvent,
     IntermediateThrowEvent,
     StartEvent,
 )
+from SpiffWorkflow.dmn.specs.business_rule_task_mixin import BusinessRuleTaskMixin
 from SpiffWorkflow.spiff.parser.event_parsers import (
     SpiffBoundaryEventParser,
     SpiffEndEventParser,
@@ -62,7 +67,9 @@ from SpiffWorkflow.spiff.specs.defaults import (
 )
 from SpiffWorkflow.util.task import TaskState
 
-from engine.bpmn_timers import TIMER_CLASSES, literal_problem, looks_like_iso
+from engine.bpmn_timers import TIMER_CLASSES, literal_problem, looks_like_iso, parse_date
+from engine.clock import as_utc
+from engine.foreign_expressions import FEEL, JUEL, bare_variable, python_suggestion
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
@@ -135,13 +142,100 @@ def read_form(node: Any) -> str | None:
     return key or None
 
 
+def _is_expression(value: str | None) -> bool:
+    """A Camunda (`${…}`, `#{…}`) or Zeebe (`=…`) expression rather than literal text."""
+    text = (value or "").strip()
+    return text.startswith(("${", "#{", "="))
+
+
 def read_candidate_groups(node: Any) -> tuple[str, ...]:
-    """The teams named on a user task itself (not its lane)."""
-    groups = _split(_attr(node, CAMUNDA_NS, "candidateGroups"))
+    """The teams named on a user task itself (not its lane), as literal text; an expression
+    (`${approverGroups}`) is no team name: it is read by `read_assignment` and evaluated when the task is ready."""
+    groups: tuple[str, ...] = ()
+    camunda = _attr(node, CAMUNDA_NS, "candidateGroups")
+    if not _is_expression(camunda):
+        groups += _split(camunda)
     for assignment in _xp(node, "./bpmn:extensionElements/zeebe:assignmentDefinition"):
-        groups += _split(assignment.get("candidateGroups"))
+        if not _is_expression(assignment.get("candidateGroups")):
+            groups += _split(assignment.get("candidateGroups"))
     groups += _split(task_properties(node).get("candidateGroups"))
     return tuple(dict.fromkeys(groups))  # each team once, in the order written
+
+
+# --- who does a user task, and by when (Camunda 7 attributes, Zeebe extensions) -------------
+
+#: the parts of an assignment, as carepath names them -> (the Camunda 7 attribute, the Zeebe element.attribute)
+ASSIGNMENT_SOURCES: dict[str, tuple[str, str]] = {
+    "assignee": ("assignee", "assignmentDefinition.assignee"),
+    "candidate_users": ("candidateUsers", "assignmentDefinition.candidateUsers"),
+    "candidate_groups": ("candidateGroups", "assignmentDefinition.candidateGroups"),
+    "due": ("dueDate", "taskSchedule.dueDate"),
+    "follow_up": ("followUpDate", "taskSchedule.followUpDate"),
+}
+#: where a computed assignment is kept on the live task (`Task.internal_data`)
+ASSIGNMENT_KEY = "carepath_assignment"
+
+
+@dataclass(frozen=True)
+class AssignmentValue:
+    """One part of a user task's assignment as written: `attribute` names it as the diagram does
+    (`camunda:dueDate`); either `expression` (Python, from a bare `${name}` / `=name`) or `literal`."""
+
+    attribute: str
+    expression: str | None = None
+    literal: str | None = None
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A user task's assignee, candidate users and groups and due date, evaluated when the task is ready."""
+
+    parts: dict[str, AssignmentValue] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.parts)
+
+
+def _assignment_value(attribute: str, text: str) -> tuple[AssignmentValue | None, str | None]:
+    text = text.strip()
+    if not _is_expression(text):
+        if "${" in text or "#{" in text:
+            return None, (f"{attribute}=\"{text}\" mixes text and a JUEL expression: write either names "
+                          "separated by commas or one `${variable}`")
+        return AssignmentValue(attribute, literal=text), None
+    name = bare_variable(text)
+    if name is not None:
+        return AssignmentValue(attribute, expression=name), None
+    language = FEEL if text.startswith("=") else JUEL
+    return None, (f"{attribute}=\"{text}\" is a {language} expression; carepath evaluates Python expressions "
+                  f"and takes only a variable name here: compute the value in a script task (e.g. "
+                  f"{python_suggestion(language, text).removeprefix('write ')}) into a variable and write "
+                  + ("`=variable`" if language == FEEL else "`${variable}`"))
+
+
+def read_assignment(node: Any) -> tuple[Assignment, list[str]]:
+    """A user task's Camunda 7 / Zeebe assignment (first dialect that gives a part wins), and what is wrong."""
+    parts: dict[str, AssignmentValue] = {}
+    problems: list[str] = []
+    zeebe: dict[str, tuple[str, str]] = {}
+    for element in ("assignmentDefinition", "taskSchedule"):
+        for found in _xp(node, f"./bpmn:extensionElements/zeebe:{element}"):
+            for name, value in found.attrib.items():
+                if value.strip():
+                    zeebe[f"{element}.{name}"] = (f"zeebe:{element} {name}", value)
+    for part, (camunda_name, zeebe_name) in ASSIGNMENT_SOURCES.items():
+        text = _attr(node, CAMUNDA_NS, camunda_name)
+        attribute = f"camunda:{camunda_name}"
+        if text is None and zeebe_name in zeebe:
+            attribute, text = zeebe[zeebe_name]
+        if text is None:
+            continue
+        value, problem = _assignment_value(attribute, text)
+        if problem:
+            problems.append(problem)
+        elif value is not None:
+            parts[part] = value
+    return Assignment(parts), problems
 
 
 def user_task_groups(node: Any, lane: str | None) -> tuple[str, ...]:
@@ -161,6 +255,15 @@ class ServiceCall:
 
 def default_result_variable(element_id: str) -> str:
     return re.sub(r"\W", "_", f"{element_id}_result")
+
+
+def has_service_implementation(node: Any) -> bool:
+    """Whether a task (a send task, say) names how it is carried out: a Camunda 7 implementation
+    (`camunda:type`, a Java class, expression or connector), a Zeebe job type or a spiff operator."""
+    return bool(any(_attr(node, CAMUNDA_NS, a) for a in ("type", "topic", *_JAVA_IMPLEMENTATIONS))
+                or _xp(node, "./bpmn:extensionElements/camunda:connector")
+                or _xp(node, "./bpmn:extensionElements/zeebe:taskDefinition")
+                or _xp(node, "./bpmn:extensionElements/spiffworkflow:serviceTaskOperator"))
 
 
 def read_service(node: Any) -> ServiceCall:
@@ -200,7 +303,8 @@ def _camunda_service(node: Any, element_id: str) -> ServiceCall:
         elif len(param):
             problems.append(f"input parameter '{name}' must be a plain expression (no script, list or map)")
         else:
-            params[name] = ((param.text or "").strip() or "None", "any")
+            text = (param.text or "").strip()
+            params[name] = (bare_variable(text) or text or "None", "any")  # `${person}`: the variable person
     result = _attr(node, CAMUNDA_NS, "resultVariable") or default_result_variable(element_id)
     return ServiceCall(handler, params, result, tuple(problems))
 
@@ -224,6 +328,71 @@ def read_decision_ref(node: Any) -> str | None:
         for called in _xp(node, "./bpmn:extensionElements/zeebe:calledDecision"):
             ref = (called.get("decisionId") or "").strip() or None
     return ref
+
+
+#: Camunda 7's `camunda:mapDecisionResult` values (the default is resultList)
+DECISION_RESULT_MAPPINGS = ("singleEntry", "singleResult", "collectEntries", "resultList")
+
+
+@dataclass(frozen=True)
+class DecisionResult:
+    """Where a business rule task keeps its decision's result: `variable`, shaped by `mapping`
+    (a Camunda 7 mapping, or "zeebe": one output's value, or a dict of the outputs; a list of them under COLLECT)."""
+
+    variable: str
+    mapping: str
+    attribute: str
+
+
+def read_decision_result(node: Any) -> tuple[DecisionResult | None, list[str]]:
+    """`camunda:resultVariable` + `camunda:mapDecisionResult`, or `zeebe:calledDecision resultVariable`."""
+    problems: list[str] = []
+    variable = _attr(node, CAMUNDA_NS, "resultVariable")
+    mapping = _attr(node, CAMUNDA_NS, "mapDecisionResult")
+    attribute = "camunda:resultVariable"
+    if variable is None:
+        for called in _xp(node, "./bpmn:extensionElements/zeebe:calledDecision"):
+            if (called.get("resultVariable") or "").strip():
+                variable, attribute = called.get("resultVariable").strip(), "zeebe:calledDecision resultVariable"
+                if mapping is None:
+                    mapping = "zeebe"
+    if mapping is not None and mapping != "zeebe" and mapping not in DECISION_RESULT_MAPPINGS:
+        problems.append(f"camunda:mapDecisionResult=\"{mapping}\" is not one of {', '.join(DECISION_RESULT_MAPPINGS)}")
+    if variable is None:
+        if mapping is not None and mapping != "zeebe":
+            problems.append("camunda:mapDecisionResult is given without camunda:resultVariable: name the variable "
+                            "that keeps the result")
+        return None, problems
+    if not _IDENTIFIER.match(variable):
+        problems.append(f"{attribute}=\"{variable}\" is not a variable name (letters, digits and _, starting "
+                        "with a letter)")
+        return None, problems
+    return DecisionResult(variable, mapping or "resultList", attribute), problems
+
+
+def map_decision_result(result: DecisionResult, outputs: list[dict[str, Any]], collect: bool) -> Any:
+    """The matched rules' outputs (one dict a rule) shaped as `result.mapping` says; ValueError when they
+    do not fit it (as Camunda refuses, e.g. singleEntry with two matched rules)."""
+    where = f"{result.attribute}=\"{result.variable}\" with mapDecisionResult {result.mapping}"
+    if result.mapping == "zeebe":
+        values = [next(iter(o.values())) if len(o) == 1 else o for o in outputs]
+        return values if collect else (values[0] if values else None)
+    if result.mapping == "resultList":
+        return outputs
+    if result.mapping == "collectEntries":
+        if any(len(o) != 1 for o in outputs):
+            raise ValueError(f"{where}: a rule gives {max(len(o) for o in outputs)} outputs; collectEntries "
+                             "takes one output a rule")
+        return [next(iter(o.values())) for o in outputs]
+    if len(outputs) > 1:
+        raise ValueError(f"{where}: {len(outputs)} rules matched; {result.mapping} takes one")
+    if not outputs:
+        return None
+    if result.mapping == "singleResult":
+        return outputs[0]
+    if len(outputs[0]) != 1:
+        raise ValueError(f"{where}: the rule gives {len(outputs[0])} outputs; singleEntry takes one")
+    return next(iter(outputs[0].values()))
 
 
 def read_called_element(node: Any) -> str | None:
@@ -264,11 +433,85 @@ def read_extensions(node: Any) -> dict[str, Any]:
     return ext
 
 
-# --- what a process reads when it starts ------------------------------------------------
+# --- `KIND:NAME` = value properties: what a process reads when it starts, what an element keeps -----------
 
+
+@dataclass(frozen=True)
+class PropertyKind:
+    """One kind of `KIND:NAME` = value property carepath reads (any dialect's `properties`): what it is called,
+    whether it belongs on the process or on an element, what its value is, and how its problems are worded."""
+
+    noun: str  # "start input"
+    on_process: bool  # True: on the process element; False: on a task, event or subprocess
+    value: str  # "handler" (a registered handler's name) | "expression" (checked by the sandbox)
+    name_rule: str  # what NAME must be, as the message says it
+    empty: str  # what to write when the value is empty
+    again: str  # how a repeated NAME is worded ("" or " on this element")
+    misplaced: str  # why it cannot be where it was found, and where to put it
+
+
+#: every `KIND:NAME` property kind, in one table: the reader and the deploy check are driven by it
+PROPERTY_KINDS: dict[str, PropertyKind] = {
+    "load": PropertyKind("start input", True, "handler", "is not a variable name", "name the handler to call", "",
+                         "a start input is given when the process starts; put it on the process"),
+    "default": PropertyKind("start input", True, "expression", "is not a variable name", "write the expression",
+                            "", "a start input is given when the process starts; put it on the process"),
+    "case": PropertyKind("case output", False, "expression", "is not a name for a case detail",
+                         "write the expression whose value is kept", " on this element",
+                         "a case output is kept when an element completes; put it on the element whose "
+                         "completion gives the value"),
+}
 #: process-level properties (any dialect) that give a variable its value when an instance starts
-START_INPUT_KINDS = ("load", "default")
+START_INPUT_KINDS = tuple(k for k, v in PROPERTY_KINDS.items() if v.on_process)
+#: the element property prefix of a case output: `case:KEY` = an expression
+CASE_OUTPUT_PREFIX = "case"
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+
+
+@dataclass(frozen=True)
+class KindProperty:
+    """A `KIND:NAME` = value property as written (`name`), read: its kind, NAME and value."""
+
+    name: str
+    kind: str
+    key: str
+    value: str
+
+
+def _all_properties(node: Any) -> list[tuple[str, str]]:
+    """Every dialect's properties on an element, in the order written (repeats kept)."""
+    found = []
+    for prop in _xp(node, "./bpmn:extensionElements/*/*[local-name()='property']"):
+        parent = prop.getparent()
+        if etree.QName(parent).localname == "properties" and etree.QName(parent).namespace in (
+                SPIFF_NS, CAMUNDA_NS, ZEEBE_NS) and prop.get("name"):
+            found.append((prop.get("name"), prop.get("value", "")))
+    return found
+
+
+def read_kind_properties(node: Any) -> tuple[list[KindProperty], list[tuple[str, str]]]:
+    """Every `KIND:NAME` property of a kind in PROPERTY_KINDS on `node`, in the order written, and the
+    problems with them as (kind, message): NAME must be a name, the value given, NAME not repeated
+    (among the properties of the same noun: `load:x` and `default:x` are one start input)."""
+    found: list[KindProperty] = []
+    problems: list[tuple[str, str]] = []
+    for name, value in _all_properties(node):
+        kind, sep, key = name.partition(":")
+        spec = PROPERTY_KINDS.get(kind.strip()) if sep else None
+        if spec is None:
+            continue  # another property: not carepath's
+        kind, key, value = kind.strip(), key.strip(), (value or "").strip()
+        where = f"{spec.noun} '{name}'"
+        if not _IDENTIFIER.match(key):
+            problems.append((kind, f"{where}: '{key}' {spec.name_rule} (letters, digits and _, starting with a "
+                                   "letter)"))
+        elif not value:
+            problems.append((kind, f"{where} has no value: {spec.empty}"))
+        elif any(PROPERTY_KINDS[f.kind].noun == spec.noun and f.key == key for f in found):
+            problems.append((kind, f"{where}: '{key}' is given more than once{spec.again}"))
+        else:
+            found.append(KindProperty(name, kind, key, value))
+    return found, problems
 
 
 @dataclass(frozen=True)
@@ -283,26 +526,9 @@ class StartInput:
 
 def read_start_inputs(process: Any) -> tuple[tuple[StartInput, ...], list[str]]:
     """A process element's start inputs, in the order written, and what is wrong with them."""
-    found: list[StartInput] = []
-    problems: list[str] = []
-    for name, value in task_properties(process).items():
-        kind, sep, variable = name.partition(":")
-        if not sep or kind.strip() not in START_INPUT_KINDS:
-            continue  # another property: not carepath's
-        kind, variable, value = kind.strip(), variable.strip(), (value or "").strip()
-        if not _IDENTIFIER.match(variable):
-            problems.append(f"start input '{name}': '{variable}' is not a variable name "
-                            "(letters, digits and _, starting with a letter)")
-            continue
-        if not value:
-            problems.append(f"start input '{name}' has no value: "
-                            + ("name the handler to call" if kind == "load" else "write the expression"))
-            continue
-        if any(s.variable == variable for s in found):
-            problems.append(f"start input '{name}': '{variable}' is given more than once")
-            continue
-        found.append(StartInput(kind, variable, value))
-    return tuple(found), problems
+    found, problems = read_kind_properties(process)
+    return (tuple(StartInput(p.kind, p.key, p.value) for p in found if p.kind in START_INPUT_KINDS),
+            [message for kind, message in problems if kind in START_INPUT_KINDS])
 
 
 class CarepathStartEvent(StartEvent):
@@ -327,10 +553,6 @@ class CarepathStartEvent(StartEvent):
 
 # --- what an element keeps on the case when it completes -------------------------------
 
-#: the element property prefix of a case output: `case:KEY` = an expression
-CASE_OUTPUT_PREFIX = "case"
-
-
 @dataclass(frozen=True)
 class CaseOutput:
     """`case:KEY` = an expression evaluated with the element's task data when it completes; its value is
@@ -340,36 +562,11 @@ class CaseOutput:
     expression: str
 
 
-def _all_properties(node: Any) -> list[tuple[str, str]]:
-    """Every dialect's properties on an element, in the order written (repeats kept)."""
-    found = []
-    for prop in _xp(node, "./bpmn:extensionElements/*/*[local-name()='property']"):
-        parent = prop.getparent()
-        if etree.QName(parent).localname == "properties" and etree.QName(parent).namespace in (
-                SPIFF_NS, CAMUNDA_NS, ZEEBE_NS) and prop.get("name"):
-            found.append((prop.get("name"), prop.get("value", "")))
-    return found
-
-
 def read_case_outputs(node: Any) -> tuple[tuple[CaseOutput, ...], list[str]]:
     """An element's case outputs, in the order written, and what is wrong with them."""
-    found: list[CaseOutput] = []
-    problems: list[str] = []
-    for name, value in _all_properties(node):
-        prefix, sep, key = name.partition(":")
-        if not sep or prefix.strip() != CASE_OUTPUT_PREFIX:
-            continue  # another property: not a case output
-        key, value = key.strip(), (value or "").strip()
-        if not _IDENTIFIER.match(key):
-            problems.append(f"case output '{name}': '{key}' is not a name for a case detail "
-                            "(letters, digits and _, starting with a letter)")
-        elif not value:
-            problems.append(f"case output '{name}' has no value: write the expression whose value is kept")
-        elif any(o.key == key for o in found):
-            problems.append(f"case output '{name}': '{key}' is given more than once on this element")
-        else:
-            found.append(CaseOutput(key, value))
-    return tuple(found), problems
+    found, problems = read_kind_properties(node)
+    return (tuple(CaseOutput(p.key, p.value) for p in found if p.kind == CASE_OUTPUT_PREFIX),
+            [message for kind, message in problems if kind == CASE_OUTPUT_PREFIX])
 
 
 class CaseOutputs:
@@ -395,10 +592,112 @@ def _with_case_outputs(base: type) -> type:
     return type(f"Carepath{base.__name__}", (CaseOutputs, base), {"__module__": __name__, "__doc__": base.__doc__})
 
 
+class Assigned:
+    """Mixed into carepath's user task: when the task becomes ready its assignment (assignee, candidate users and
+    groups, due date: Camunda 7 attributes or Zeebe extensions) is evaluated with its task data and kept in the
+    task's internal data (`ASSIGNMENT_KEY`), where the runtime reads it for the task row (engine/runtime.py,
+    `_snapshot`). A failure leaves the task in error (an incident); a retry evaluates it again."""
+
+    assignment: Assignment = Assignment()
+
+    def _on_ready_hook(self, my_task: Any) -> None:
+        super()._on_ready_hook(my_task)  # type: ignore[misc]
+        self.assign(my_task)
+
+    def assign(self, my_task: Any) -> None:
+        if not self.assignment:
+            return
+        try:
+            my_task._set_internal_data(**{ASSIGNMENT_KEY: evaluate_assignment(my_task, self.assignment)})
+        except Exception:
+            my_task._set_state(TaskState.ERROR)
+            raise
+
+
+def _names(value: Any, what: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return list(_split(value))
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    raise ValueError(f"{what} gave {type(value).__name__} {value!r}: give a name, names separated by commas, "
+                     "or a list of names")
+
+
+def _due(value: Any, what: str) -> str | None:
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, datetime):
+            return as_utc(value).isoformat()
+        if isinstance(value, date):
+            return as_utc(datetime(value.year, value.month, value.day)).isoformat()
+        if isinstance(value, str):
+            return parse_date(value).isoformat()
+    except ValueError:
+        pass
+    raise ValueError(f"{what} gave {value!r}: give an ISO 8601 date or date-time (e.g. 2027-01-04T09:00:00Z), "
+                     "a date or a datetime")
+
+
+def evaluate_assignment(my_task: Any, assignment: Assignment) -> dict[str, Any]:
+    """The assignment's values for this task: {"assignee", "candidate_groups", "due_at"} (each only when given).
+    Expressions are evaluated in the sandbox; evaluated teams are checked against the registry's teams (when
+    known). One candidate user is the task's assignee (carepath offers a task to teams and one person)."""
+    engine = my_task.workflow.script_engine
+    spec = my_task.task_spec
+    label = f"'{spec.bpmn_name or spec.bpmn_id}'"
+    values: dict[str, Any] = {}
+    for part, value in assignment.parts.items():
+        what = f"{value.attribute} of {label}"
+        raw = engine.evaluate(my_task, value.expression) if value.expression else value.literal
+        if part == "due":
+            values["due_at"] = _due(raw, what)
+        elif part == "candidate_groups":
+            values["candidate_groups"] = _names(raw, what)
+        elif part in ("assignee", "candidate_users"):
+            names = _names(raw, what)
+            if len(names) > 1:
+                raise ValueError(f"{what} gave {len(names)} people ({', '.join(names)}): carepath gives a task "
+                                 "to teams (candidate groups) and one person; put these people in a team")
+            if names and (part == "assignee" or "assignee" not in values):
+                values["assignee"] = names[0]
+    registry = getattr(engine, "registry", None)
+    teams = getattr(registry, "teams", None)
+    unknown = [g for g in values.get("candidate_groups", []) if teams is not None and g not in teams]
+    if unknown:
+        attribute = assignment.parts["candidate_groups"].attribute
+        raise ValueError(f"{attribute} of {label} gave {', '.join(map(repr, unknown))}, which is not a team: "
+                         f"the teams are {', '.join(teams)}")
+    return values
+
+
+class DecidesInto:
+    """Mixed into carepath's business rule task: with a result variable (`camunda:resultVariable` +
+    `camunda:mapDecisionResult`, or `zeebe:calledDecision resultVariable`) the decision's result is kept in that
+    one variable, shaped by the mapping, instead of merging its outputs into the task data."""
+
+    decision_result: DecisionResult | None = None
+
+    def _run_hook(self, my_task: Any) -> Any:
+        if self.decision_result is None:
+            return super()._run_hook(my_task)  # type: ignore[misc]
+        engine = self.dmnEngine  # type: ignore[attr-defined]
+        outputs = [rule.output_as_dict(my_task) for rule in engine.decide(my_task)]
+        collect = str(getattr(engine.decision_table, "hit_policy", "")).upper() == "COLLECT"
+        my_task.data[self.decision_result.variable] = map_decision_result(self.decision_result, outputs, collect)
+        return super(BusinessRuleTaskMixin, self)._run_hook(my_task)  # type: ignore[misc]
+
+
 #: spiff spec class -> carepath's subclass of it that keeps case outputs (same serializer converter)
 CASE_OUTPUT_CLASSES: dict[type, type] = {base: _with_case_outputs(base) for base in (
-    NoneTask, ManualTask, UserTask, ScriptTask, ServiceTask, BusinessRuleTask, CallActivity, SubWorkflowTask,
+    NoneTask, ManualTask, ScriptTask, ServiceTask, CallActivity, SubWorkflowTask,
     TransactionSubprocess, SendTask, ReceiveTask, EndEvent, IntermediateCatchEvent, IntermediateThrowEvent)}
+CASE_OUTPUT_CLASSES[UserTask] = type("CarepathUserTask", (Assigned, CaseOutputs, UserTask),
+                                     {"__module__": __name__, "__doc__": UserTask.__doc__})
+CASE_OUTPUT_CLASSES[BusinessRuleTask] = type("CarepathBusinessRuleTask", (DecidesInto, CaseOutputs, BusinessRuleTask),
+                                             {"__module__": __name__, "__doc__": BusinessRuleTask.__doc__})
 
 
 @dataclass(frozen=True)
@@ -488,6 +787,7 @@ class _Timers:
         if kind is None or text is None:
             raise ValidationException("timer has no timeDate, timeDuration or timeCycle",
                                       node=self.node, file_name=self.filename)
+        text = bare_variable(text) or text  # `${due}` / `=due`: the variable due (engine/foreign_expressions.py)
         problem = literal_problem(kind, text) if looks_like_iso(text) else None
         if problem:
             raise ValidationException(problem, node=self.node, file_name=self.filename)
@@ -508,6 +808,7 @@ class _UserTaskParser(_Extensions, UserTaskParser):
                                prescript=ext.get("preScript"), postscript=ext.get("postScript"),
                                **self.bpmn_attributes)
         task.case_outputs = read_case_outputs(self.node)[0]
+        task.assignment = read_assignment(self.node)[0]
         return task
 
 
@@ -527,16 +828,17 @@ class _ServiceTaskParser(_Extensions, SpiffTaskParser):
         task.case_outputs = read_case_outputs(self.node)[0]
         return task
 
-    def _service_task(self) -> Any:
+    def _service_task(self, spec_class: type | None = None) -> Any:
         call = read_service(self.node)
         if call.handler is None:
             raise ValidationException(call.problems[0] if call.problems else "service task names no handler",
                                       node=self.node, file_name=self.filename)
         ext = self.parse_extensions()
         params = {name: {"value": expr, "type": kind} for name, (expr, kind) in call.params.items()}
-        return self.spec_class(self.spec, self.bpmn_id, operation_name=call.handler, operation_params=params,
-                               result_variable=call.result_variable, prescript=ext.get("preScript"),
-                               postscript=ext.get("postScript"), **self.bpmn_attributes)
+        return (spec_class or self.spec_class)(
+            self.spec, self.bpmn_id, operation_name=call.handler, operation_params=params,
+            result_variable=call.result_variable, prescript=ext.get("preScript"),
+            postscript=ext.get("postScript"), **self.bpmn_attributes)
 
 
 class _BusinessRuleTaskParser(_Extensions, BusinessRuleTaskParser):
@@ -549,6 +851,7 @@ class _BusinessRuleTaskParser(_Extensions, BusinessRuleTaskParser):
                                prescript=ext.get("preScript"), postscript=ext.get("postScript"),
                                **self.bpmn_attributes)
         task.case_outputs = read_case_outputs(self.node)[0]
+        task.decision_result = read_decision_result(self.node)[0]
         return task
 
     @staticmethod
@@ -598,11 +901,28 @@ class _BoundaryEventParser(_Timers, _Extensions, SpiffBoundaryEventParser):
 
 
 class _SendTaskParser(_Extensions, SpiffSendTaskParser):
-    pass
+    """A send task implemented as a Camunda external topic or a Zeebe job type runs its handler, as a service
+    task does (its spec is a service task's); one without sends its message."""
+
+    def create_task(self) -> Any:
+        if not has_service_implementation(self.node):
+            return super().create_task()
+        task = _ServiceTaskParser._service_task(self, CASE_OUTPUT_CLASSES[ServiceTask])  # type: ignore[arg-type]
+        task.case_outputs = read_case_outputs(self.node)[0]
+        return task
 
 
 class _ReceiveTaskParser(_Extensions, SpiffReceiveTaskParser):
     pass
+
+
+class _ConditionalGatewayParser(ConditionalGatewayParser):
+    """A condition that is a bare variable in JUEL or FEEL (`${approved}`, `=approved`) is that variable
+    (engine/foreign_expressions.py); any other condition is read as written, and must be Python."""
+
+    def parse_condition(self, sequence_flow: Any) -> Any:
+        text = super().parse_condition(sequence_flow)
+        return (bare_variable(text) or text) if text else text
 
 
 class CarepathParser(SpiffBpmnParser):
@@ -628,6 +948,8 @@ class CarepathParser(SpiffBpmnParser):
         full_tag("boundaryEvent"): (_BoundaryEventParser, BoundaryEvent),
         full_tag("sendTask"): (_SendTaskParser, CASE_OUTPUT_CLASSES[SendTask]),
         full_tag("receiveTask"): (_ReceiveTaskParser, CASE_OUTPUT_CLASSES[ReceiveTask]),
+        full_tag("exclusiveGateway"): (_ConditionalGatewayParser, ExclusiveGateway),
+        full_tag("inclusiveGateway"): (_ConditionalGatewayParser, InclusiveGateway),
     }
 
     def __init__(self) -> None:

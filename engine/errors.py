@@ -54,14 +54,16 @@ class Problem:
     severity: str = "error"
 
     def __str__(self) -> str:
+        """One line: file:line [element]: message (a newline in a quoted script or name is shown as \\n)."""
         where = self.file
         if self.line is not None:
             where += f":{self.line}"
         if self.element_id:
             where += f" [{self.element_id}]"
+        message = self.message.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
         if self.rule:
-            return f"{where}: {self.message} ({self.severity}: {self.rule})"
-        return f"{where}: {self.message}"
+            return f"{where}: {message} ({self.severity}: {self.rule})"
+        return f"{where}: {message}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.file, "element_id": self.element_id, "line": self.line, "message": self.message,

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, upda
 
 from . import definitions, history, lifecycle, suspension
 from .bpmn import timer_due
+from .bpmn_parser import ASSIGNMENT_KEY, Assigned
 from .bpmn_timers import parse_date
 from .clock import SystemClock, as_utc, parse_instant
 from .db import Database
@@ -550,7 +551,7 @@ class Engine:
             w.add_tasks.extend([dict(
                 id=t["id"], instance_id=p.instance_id, case_id=p.case_id, process_id=p.process_id,
                 element_id=t["element_id"], name=t["name"], form=t["form"], team=t["team"],
-                candidate_groups=json.dumps(t["candidate_groups"]), lane=t["lane"],
+                candidate_groups=json.dumps(t["candidate_groups"]), lane=t["lane"], assignee=t.get("assignee"),
                 created_at=now, due_at=t["due_at"], revision=0) for t in new])
         for t in ready:  # due dates move when a timer is re-set
             if t["id"] in existing and existing[t["id"]]["due_at"] != t["due_at"]:
@@ -856,6 +857,8 @@ class Engine:
             def apply() -> None:
                 for t in wf.get_tasks(state=TaskState.ERROR):
                     t._set_state(TaskState.READY)
+                    if isinstance(t.task_spec, Assigned):  # a user task whose assignment failed: evaluate it again
+                        t.task_spec.assign(t)
 
             children = self._advance(conn, now, p, actor, apply)
             return self._finish(conn, now, [p] + children, actor)
@@ -955,12 +958,17 @@ def _snapshot(wf: BpmnWorkflow) -> dict[str, Any]:
     for task in ready:
         ext = _extensions(task)
         lane = getattr(task.task_spec, "lane", None)
-        groups = list(ext.get("candidate_groups") or ([lane] if lane else []))
+        assigned = task._get_internal_data(ASSIGNMENT_KEY) or {}  # the diagram's assignee, groups, due date
+        groups = list(assigned.get("candidate_groups") or ext.get("candidate_groups") or ([lane] if lane else []))
         tid, element, name = str(task.id), task.task_spec.bpmn_id, _task_name(task)
         tasks_[tid] = {"task_id": tid, "element_id": element, "name": name}
+        if assigned.get("assignee"):  # the diagram gave it to someone: the history says so
+            tasks_[tid]["assignee"] = assigned["assignee"]
         rows.append({"id": tid, "element_id": element, "name": name, "form": ext.get("form"),
                      "team": groups[0] if groups else None, "candidate_groups": groups, "lane": lane,
-                     "due_at": due_by_parent.get(task.parent.id) if task.parent is not None else None})
+                     "assignee": assigned.get("assignee"),
+                     "due_at": parse_date(assigned["due_at"]) if assigned.get("due_at") else
+                     due_by_parent.get(task.parent.id) if task.parent is not None else None})
     timers_, timer_rows = {}, []
     for t, due in waiting:
         tid = str(t.id)

@@ -1,0 +1,295 @@
+"""Camunda 7 attributes and Zeebe extensions that carepath reads and honours (docs/diagram-attributes.md):
+assignee, candidate users and groups as expressions, due dates, decision result variables and mappings, send
+tasks with an external topic or job type; and everything it does not support refused at deploy by name."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from engine.bpmn import parse_bundle
+from engine.bpmn_parser import DecisionResult, map_decision_result
+from engine.errors import DefinitionError, Problem
+
+FIXTURES = Path(__file__).parent / "fixtures" / "camunda"
+DMN = FIXTURES / "support_level.dmn"
+DUE = "2031-03-10T17:00:00+00:00"
+START_DATA = {"approverGroups": "managers", "initiator": "alice", "due": "2031-03-10T17:00:00Z",
+              "reviewer": "bob", "score": 7}
+
+BPMN_OPEN = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+             '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+             'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" xmlns:zeebe="http://camunda.org/schema/zeebe/1.0" '
+             'id="defs">\n')
+
+
+def one_element(element: str) -> dict[str, bytes]:
+    """start -> `element` (id "x") -> end, in a file named attrs.bpmn."""
+    return {"attrs.bpmn": (BPMN_OPEN + '<bpmn:process id="p" isExecutable="true">\n<bpmn:startEvent id="s"/>\n'
+                           + element + '\n<bpmn:endEvent id="e"/>\n'
+                           '<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="x"/>\n'
+                           '<bpmn:sequenceFlow id="f2" sourceRef="x" targetRef="e"/>\n'
+                           "</bpmn:process>\n</bpmn:definitions>\n").encode()}
+
+
+def problems_of(files: dict[str, bytes], **kwargs) -> list[Problem]:
+    with pytest.raises(DefinitionError) as caught:
+        parse_bundle(files, **kwargs)
+    return caught.value.problems
+
+
+def bundle_files(name: str) -> dict[str, bytes]:
+    return {name: (FIXTURES / name).read_bytes(), DMN.name: DMN.read_bytes()}
+
+
+# --- deploy: what is read --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["camunda_attributes.bpmn", "zeebe_attributes.bpmn"])
+def test_an_expression_in_candidate_groups_is_not_taken_as_a_team_name(name: str) -> None:
+    # before: the team was the literal text "${approverGroups}", and a deploy that knows its teams refused it
+    info = parse_bundle(bundle_files(name), handlers={"notify": ("message",)}, teams={"duty", "managers"})
+    [process] = info.processes.values()
+    assert not any("approverGroups" in g for g in process.user_tasks["approve"].candidate_groups)
+    assert "tell_family" in process.service_tasks  # the send task runs a handler
+    assert process.service_tasks["tell_family"].handler == "notify"
+
+
+def test_a_send_task_with_an_unregistered_topic_is_refused_at_deploy() -> None:
+    # before: a send task with an external topic deployed and ran as a no-op
+    [problem] = problems_of(one_element('<bpmn:sendTask id="x" camunda:type="external" camunda:topic="post_it"/>'),
+                            handlers={"notify"})
+    assert (problem.element_id, problem.line) == ("x", 5)
+    assert "handler 'post_it', which is not registered" in problem.message
+
+
+# --- run: what is honoured, in the engine and the task lists ------------------------------------
+
+
+@pytest.mark.parametrize("name", ["camunda_attributes.bpmn", "zeebe_attributes.bpmn"])
+def test_assignee_groups_and_due_date_are_evaluated_and_shown_in_the_task_list(make_engine, calls, name) -> None:
+    eng = make_engine()
+    eng.deploy([FIXTURES / name, DMN])
+    res = eng.start(name.removesuffix(".bpmn"), data=START_DATA)
+    [task] = eng.list_tasks(case_id=res.case_id)
+    assert task["element_id"] == "approve"
+    assert task["team"] == "managers" and task["candidate_groups"] == ["managers"]
+    assert task["assignee"] == "alice"
+    assert task["due_at"] == datetime(2031, 3, 10, 17, 0, tzinfo=timezone.utc)
+    # the inbox's own queries read these columns: alice's tasks, the managers' queue
+    assert [t["id"] for t in eng.list_tasks(assignee="alice")] == [task["id"]]
+    assert [t["id"] for t in eng.list_tasks(team="managers")] == [task["id"]]
+
+    ready = [e["data"] for e in eng.history(res.case_id) if e["type"] == "task.ready"]
+    assert ready[-1]["assignee"] == "alice"  # the history says who the diagram gave it to
+
+    eng.complete_task(task["id"], {}, actor="alice")
+    # the decision's result is kept in the result variable (singleResult: the one rule's outputs) and the
+    # send task ran its handler with it
+    assert calls.log[-1][0] == "notify"
+    assert calls.log[-1][1]["message"] == ("level high, 10 hours" if "camunda" in name else "high")
+    if "camunda" in name:
+        [review] = eng.list_tasks(case_id=res.case_id)
+        assert review["element_id"] == "review"
+        assert review["assignee"] == "bob"  # the one candidate user
+        assert review["team"] == "duty"
+        assert review["due_at"] == datetime(2031, 4, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def test_a_computed_team_that_does_not_exist_is_an_incident_naming_the_attribute(make_engine, calls) -> None:
+    eng = make_engine()
+    eng.registry.teams = ("duty", "managers")
+    eng.deploy([FIXTURES / "camunda_attributes.bpmn", DMN])
+    res = eng.start("camunda_attributes", data={**START_DATA, "approverGroups": "nobody"})
+    assert res.status == "error"
+    [incident] = eng.incidents()
+    assert incident["element_id"] == "approve"
+    assert "camunda:candidateGroups" in incident["message"] and "'nobody'" in incident["message"]
+    assert eng.list_tasks(case_id=res.case_id) == []
+    # once the team exists, a retry evaluates the assignment again: the task goes to it
+    eng.registry.teams = ("duty", "managers", "nobody")
+    assert eng.retry(res.instance_id).status == "waiting"
+    [task] = eng.list_tasks(case_id=res.case_id)
+    assert (task["team"], task["assignee"]) == ("nobody", "alice")
+
+
+def test_a_due_date_that_is_not_a_date_is_an_incident(make_engine) -> None:
+    eng = make_engine()
+    eng.deploy([FIXTURES / "camunda_attributes.bpmn", DMN])
+    res = eng.start("camunda_attributes", data={**START_DATA, "due": "next Tuesday"})
+    assert res.status == "error"
+    [incident] = eng.incidents()
+    assert "camunda:dueDate" in incident["message"] and "next Tuesday" in incident["message"]
+
+
+# --- decision result mapping --------------------------------------------------------------------
+
+
+def _mapped(mapping: str, outputs: list[dict], collect: bool = False):
+    return map_decision_result(DecisionResult("r", mapping, "camunda:resultVariable"), outputs, collect)
+
+
+def test_map_decision_result_as_camunda_does() -> None:
+    assert _mapped("singleEntry", [{"band": "low"}]) == "low"
+    assert _mapped("singleEntry", []) is None
+    assert _mapped("singleResult", [{"band": "low", "hours": 2}]) == {"band": "low", "hours": 2}
+    assert _mapped("collectEntries", [{"band": "low"}, {"band": "high"}]) == ["low", "high"]
+    assert _mapped("resultList", [{"a": 1}, {"a": 2}]) == [{"a": 1}, {"a": 2}]
+    assert _mapped("zeebe", [{"band": "low"}]) == "low"
+    assert _mapped("zeebe", [{"band": "low", "hours": 2}]) == {"band": "low", "hours": 2}
+    assert _mapped("zeebe", [{"band": "low"}, {"band": "high"}], collect=True) == ["low", "high"]
+
+
+@pytest.mark.parametrize(("mapping", "outputs", "words"), [
+    ("singleEntry", [{"a": 1}, {"a": 2}], "2 rules matched; singleEntry takes one"),
+    ("singleEntry", [{"a": 1, "b": 2}], "the rule gives 2 outputs; singleEntry takes one"),
+    ("singleResult", [{"a": 1}, {"a": 2}], "2 rules matched; singleResult takes one"),
+    ("collectEntries", [{"a": 1, "b": 2}], "collectEntries takes one output a rule"),
+])
+def test_a_decision_result_that_does_not_fit_its_mapping_says_why(mapping, outputs, words) -> None:
+    with pytest.raises(ValueError, match=words):
+        _mapped(mapping, outputs)
+
+
+# --- deploy: what is refused, by name -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("element", "words"), [
+    ('<bpmn:userTask id="x" camunda:formKey="f" camunda:assignee="${user.name}"/>',
+     'camunda:assignee="${user.name}" is a JUEL expression; carepath evaluates Python expressions'),
+    ('<bpmn:userTask id="x" camunda:formKey="f" camunda:candidateGroups="${a ? b : c}"/>',
+     "camunda:candidateGroups"),
+    ('<bpmn:userTask id="x" camunda:formKey="f"><bpmn:extensionElements><zeebe:assignmentDefinition '
+     'assignee="=if a then b else c"/></bpmn:extensionElements></bpmn:userTask>',
+     'zeebe:assignmentDefinition assignee="=if a then b else c" is a FEEL expression'),
+    ('<bpmn:userTask id="x" camunda:formKey="f" camunda:followUpDate="${later}"/>',
+     "camunda:followUpDate on user task 'x' is not supported"),
+    ('<bpmn:userTask id="x" camunda:formKey="f"><bpmn:extensionElements><zeebe:taskSchedule '
+     'followUpDate="=later"/></bpmn:extensionElements></bpmn:userTask>',
+     "zeebe:taskSchedule followUpDate on user task 'x' is not supported"),
+    ('<bpmn:userTask id="x" camunda:formKey="f" camunda:dueDate="tomorrow"/>',
+     'camunda:dueDate="tomorrow" on user task \'x\': not an ISO 8601 date'),
+    ('<bpmn:userTask id="x" camunda:formKey="f" camunda:candidateUsers="ann, bob"/>',
+     'camunda:candidateUsers="ann, bob" on user task \'x\' names several people'),
+    ('<bpmn:userTask id="x" camunda:formKey="f" camunda:priority="50"/>',
+     "camunda:priority on 'x' (a userTask) is not supported"),
+    ('<bpmn:userTask id="x" camunda:formKey="f"><bpmn:extensionElements><camunda:taskListener event="create" '
+     'class="a.B"/></bpmn:extensionElements></bpmn:userTask>',
+     "camunda:taskListener on 'x' (a userTask) is not supported: carepath runs no task listeners"),
+    ('<bpmn:businessRuleTask id="x" camunda:decisionRef="d" camunda:resultVariable="r" '
+     'camunda:mapDecisionResult="firstOne"/>',
+     'camunda:mapDecisionResult="firstOne" is not one of singleEntry, singleResult, collectEntries, resultList'),
+    ('<bpmn:businessRuleTask id="x" camunda:decisionRef="d" camunda:mapDecisionResult="singleEntry"/>',
+     "camunda:mapDecisionResult is given without camunda:resultVariable"),
+    ('<bpmn:serviceTask id="x" camunda:type="external" camunda:topic="notify"><bpmn:extensionElements>'
+     '<zeebe:taskDefinition type="notify"/><zeebe:linkedResource/></bpmn:extensionElements></bpmn:serviceTask>',
+     "zeebe:linkedResource on 'x' (a serviceTask) is not supported"),
+])
+def test_an_unsupported_attribute_is_a_deploy_problem_naming_it_the_element_and_the_line(element, words) -> None:
+    problems = problems_of(one_element(element), handlers={"notify"})
+    mine = [p for p in problems if words in p.message]
+    assert mine, [str(p) for p in problems]
+    assert all((p.file, p.element_id, p.line) == ("attrs.bpmn", "x", 5)
+               for p in mine)
+    assert mine[0].file == "attrs.bpmn" and mine[0].line == 5
+
+
+def test_the_attributes_camunda_uses_for_itself_alone_are_accepted() -> None:
+    element = ('<bpmn:userTask id="x" camunda:formKey="f" camunda:asyncBefore="true" camunda:candidateGroups="duty"'
+               ' camunda:assignee="alice" camunda:dueDate="2031-04-01"/>')
+    info = parse_bundle(one_element(element))
+    assert info.processes["p"].user_tasks["x"].candidate_groups == ("duty",)
+
+
+def test_a_decision_result_that_does_not_fit_its_mapping_is_an_incident(make_engine) -> None:
+    text = (FIXTURES / "camunda_attributes.bpmn").read_text().replace('"singleResult"', '"singleEntry"')
+    eng = make_engine()
+    eng.deploy(files={"camunda_attributes.bpmn": text.encode(), DMN.name: DMN.read_bytes()})
+    res = eng.start("camunda_attributes", data=START_DATA)
+    [task] = eng.list_tasks(case_id=res.case_id)
+    assert eng.complete_task(task["id"], {}, actor="alice").status == "error"
+    [incident] = eng.incidents()
+    assert incident["element_id"] == "decide_level"
+    assert "the rule gives 2 outputs; singleEntry takes one" in incident["message"]
+
+
+def test_a_juel_variable_as_a_service_parameter_is_that_variable() -> None:
+    element = ('<bpmn:serviceTask id="x" camunda:type="external" camunda:topic="notify"><bpmn:extensionElements>'
+               '<camunda:inputOutput><camunda:inputParameter name="message">${note}</camunda:inputParameter>'
+               '</camunda:inputOutput></bpmn:extensionElements></bpmn:serviceTask>')
+    info = parse_bundle(one_element(element), handlers={"notify"})
+    assert info.processes["p"].service_tasks["x"].params == {"message": "note"}
+
+
+def test_the_assignee_and_due_date_show_in_the_assignees_task_list_through_the_api(tmp_path) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.demo_users import create_demo_users, demo_password, demo_username
+    from engine.forms import FormLibrary
+    from engine.runtime import Engine
+    from tests.conftest import START, Calls
+
+    eng = Engine(f"sqlite:///{tmp_path / 'api.db'}", registry=Calls().registry(), forms=FormLibrary())
+    eng.init(simulated_start=START)
+    eng.deploy([FIXTURES / "camunda_attributes.bpmn", DMN])
+    app = create_app(eng, run_timers=False)
+    create_demo_users(eng)
+    worker = demo_username("social_worker")  # in team social_work, not in the task's team (finance)
+    eng.start("camunda_attributes", data={**START_DATA, "initiator": worker, "approverGroups": "finance"})
+    client = TestClient(app)
+    r = client.post("/api/session", json={"username": worker, "password": demo_password("social_worker")})
+    assert r.status_code == 200, r.text
+    [task] = client.get("/api/tasks").json()["tasks"]
+    assert (task["element_id"], task["assignee"], task["team"]) == ("approve", worker, "finance")
+    assert task["due_at"].startswith("2031-03-10T17:00:00")
+    eng.db.dispose()
+
+
+@pytest.mark.parametrize("text", ["${reviewDate}", "=reviewDate"])
+def test_a_timer_naming_a_variable_in_juel_or_feel_waits_for_that_date(make_engine, text) -> None:
+    element = (f'<bpmn:intermediateCatchEvent id="wait"><bpmn:timerEventDefinition><bpmn:timeDate>{text}'
+               '</bpmn:timeDate></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>\n'
+               '<bpmn:userTask id="x" camunda:formKey="decision"/>\n'
+               '<bpmn:sequenceFlow id="f0" sourceRef="wait" targetRef="x"/>')
+    files = one_element(element)
+    files["attrs.bpmn"] = files["attrs.bpmn"].replace(b'<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="x"/>',
+                                                      b'<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="wait"/>')
+    eng = make_engine()
+    eng.deploy(files=files)
+    res = eng.start("p", data={"reviewDate": "2031-03-05T09:00:00Z"})
+    assert eng.list_tasks(case_id=res.case_id) == []
+    eng.advance_clock(to=datetime(2031, 3, 5, 8, 59, tzinfo=timezone.utc))
+    assert eng.list_tasks(case_id=res.case_id) == []
+    eng.advance_clock(to=datetime(2031, 3, 5, 9, 0, tzinfo=timezone.utc))
+    assert [t["element_id"] for t in eng.list_tasks(case_id=res.case_id)] == ["x"]
+
+
+@pytest.mark.parametrize("condition", ["${urgent}", "#{urgent}", "=urgent"])
+def test_a_condition_naming_a_variable_in_juel_or_feel_routes_on_that_variable(make_engine, condition) -> None:
+    process = (BPMN_OPEN + '<bpmn:process id="route" isExecutable="true">\n<bpmn:startEvent id="s"/>\n'
+               '<bpmn:exclusiveGateway id="gw" default="f_no"/>\n<bpmn:userTask id="x" camunda:formKey="decision"/>\n'
+               '<bpmn:endEvent id="e"/>\n<bpmn:endEvent id="e2"/>\n'
+               '<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="gw"/>\n'
+               f'<bpmn:sequenceFlow id="f_yes" sourceRef="gw" targetRef="x"><bpmn:conditionExpression>{condition}'
+               '</bpmn:conditionExpression></bpmn:sequenceFlow>\n'
+               '<bpmn:sequenceFlow id="f_no" sourceRef="gw" targetRef="e2"/>\n'
+               '<bpmn:sequenceFlow id="f2" sourceRef="x" targetRef="e"/>\n</bpmn:process>\n</bpmn:definitions>\n')
+    eng = make_engine()
+    eng.deploy(files={"route.bpmn": process.encode()})
+    urgent = eng.start("route", data={"urgent": True})
+    assert [t["element_id"] for t in eng.list_tasks(case_id=urgent.case_id)] == ["x"]
+    assert eng.start("route", data={"urgent": False}).status == "completed"
+
+
+def test_a_condition_in_juel_beyond_a_variable_name_is_refused_naming_juel() -> None:
+    files = one_element('<bpmn:exclusiveGateway id="x" default="f2"/><bpmn:endEvent id="e2"/>')
+    files["attrs.bpmn"] = files["attrs.bpmn"].replace(
+        b"</bpmn:process>", b'<bpmn:sequenceFlow id="f3" sourceRef="x" targetRef="e2"><bpmn:conditionExpression>'
+                            b"${urgent == true}</bpmn:conditionExpression></bpmn:sequenceFlow></bpmn:process>")
+    [problem] = problems_of(files)
+    assert problem.element_id == "f3"
+    assert "this is a JUEL expression; carepath evaluates Python expressions: write `urgent == True`" in \
+        problem.message
