@@ -1,4 +1,4 @@
-"""Carepath's own checks of a BPMN process and of a DMN decision, all problems at once.
+"""Carepath's own checks of a BPMN process, all problems at once (a DMN file's are in engine/dmn.py).
 
 SpiffWorkflow's parser stops at its first error and only visits what is reachable from a
 start event, so `ProcessCheck` walks a process's XML itself: sequence flows and
@@ -10,8 +10,6 @@ does the same for a DMN file.
 
 from __future__ import annotations
 
-import ast
-import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -129,7 +127,6 @@ CASE_OUTPUT_KINDS = frozenset({
     "callActivity", "subProcess", "transaction", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent",
 })
 SCRIPTED_KINDS = CASE_OUTPUT_KINDS - {"endEvent", "intermediateCatchEvent", "intermediateThrowEvent"}
-DMN_HIT_POLICIES = frozenset({"UNIQUE", "COLLECT"})
 LOOP_EXPRESSIONS = ("loopCardinality", "completionCondition", "loopCondition")
 
 
@@ -474,75 +471,7 @@ class ProcessCheck:
                                                 interrupting.strip().lower() != "false")
 
 
-# --- one decision ----------------------------------------------------------------------
-
-# Where SpiffWorkflow's DMN engine puts the input value in a test like "4 < ? < 6".
-_QUESTION_MARK = re.compile(r"(\?)(?=(?:[^'\"]|['\"][^'\"]*['\"])*$)")
-
-
 def _property_names(node: Any) -> list[str]:
     return [p.get("name") for p in node.xpath(
         "./bpmn:extensionElements/*[local-name()='properties']/*[local-name()='property'][@name]",
         namespaces={"bpmn": BPMN_NS})]
-
-
-def _input_test(text: str) -> str:
-    """An input entry as the DMN engine evaluates it: `? > 3`, `"high"`, or `< 5` after the input."""
-    if _QUESTION_MARK.search(text):
-        return _QUESTION_MARK.sub("dmninput", text)
-    try:
-        ast.parse(text, mode="eval")
-        return text
-    except SyntaxError:
-        return f"dmninput {text}"
-
-
-def check_decision(file: str, root: Any, problems: list[Problem]) -> str | None:
-    """Check a DMN document; the id of its (one) decision, or None if it has none."""
-    ns = etree.QName(root).namespace
-
-    def q(local: str) -> str:
-        return f"{{{ns}}}{local}"
-
-    def add(node: Any, message: str) -> None:
-        problems.append(Problem(file, message, node.get("id"), node.sourceline))
-
-    def expression(node: Any, what: str, text: str) -> None:
-        message = check_expression(text, "eval")
-        if message:
-            add(node, f"{what} is refused: {message}")
-
-    decisions = root.findall(q("decision"))
-    if not decisions:
-        add(root, "no decision in this DMN file")
-        return None
-    for extra in decisions[1:]:
-        add(extra, f"decision '{_label(extra)}' is not the first in its file: SpiffWorkflow reads one "
-                   "decision per DMN file, so give it a file of its own")
-    decision = decisions[0]
-    if not decision.get("id"):
-        add(decision, "the decision has no id")
-    tables = decision.findall(q("decisionTable"))
-    if len(tables) != 1:
-        add(decision, f"decision '{_label(decision)}' must hold exactly one decision table")
-        return decision.get("id")
-    table = tables[0]
-    policy = (table.get("hitPolicy") or "UNIQUE").strip().upper()
-    if policy not in DMN_HIT_POLICIES:
-        add(table, f"hit policy {policy} is not supported: use UNIQUE or COLLECT")
-    for column in table.findall(q("input")):
-        text = (column.findtext(f"{q('inputExpression')}/{q('text')}") or "").strip()
-        if not text:
-            add(column, f"input '{column.get('label') or column.get('id')}' has no expression")
-        else:
-            expression(column, f"the expression of input '{column.get('label') or column.get('id')}'", text)
-    for rule in table.findall(q("rule")):
-        for entry in rule.findall(q("inputEntry")):
-            text = (entry.findtext(q("text")) or "").strip()
-            if text and text != "-":
-                expression(entry, f"the input entry '{text}'", _input_test(text))
-        for entry in rule.findall(q("outputEntry")):
-            text = (entry.findtext(q("text")) or "").strip()
-            if text:
-                expression(entry, f"the output entry '{text}'", text)
-    return decision.get("id")

@@ -63,6 +63,7 @@ from SpiffWorkflow.spiff.specs.defaults import (
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn_timers import TIMER_CLASSES, literal_problem, looks_like_iso
+from engine.dmn import DecisionParsers
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
@@ -605,8 +606,9 @@ class _ReceiveTaskParser(_Extensions, SpiffReceiveTaskParser):
     pass
 
 
-class CarepathParser(SpiffBpmnParser):
-    """SpiffBpmnParser reading spiff, Camunda 7 and Zeebe diagrams, with carepath's timers."""
+class CarepathParser(DecisionParsers, SpiffBpmnParser):
+    """SpiffBpmnParser reading spiff, Camunda 7 and Zeebe diagrams, with carepath's timers and every decision of
+    a DMN file with the decisions it requires (engine/dmn.py)."""
 
     OVERRIDE_PARSER_CLASSES: ClassVar[dict[str, tuple[type, type]]] = {
         **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
