@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lxml import etree
@@ -57,6 +57,7 @@ class Bundle:
     files: dict[str, bytes]
     processes: dict[str, ProcessInfo]
     decisions: dict[str, str]  # decision id -> file name
+    decision_infos: dict[str, DecisionInfo] = field(default_factory=dict)  # decision id -> name, requirements
 
 
 def parse_bundle(
@@ -81,8 +82,8 @@ def parse_bundle(
            frozen(teams))
     kept = _CHECKED_BUNDLES.get(key, lambda: pickle.dumps(
         _check_bundle(files, handlers, forms, known_processes, known_decisions, teams), pickle.HIGHEST_PROTOCOL))
-    infos, decisions = pickle.loads(kept)  # each caller its own copy (15 times faster than copy.deepcopy)
-    return Bundle(dict(files), infos, decisions)
+    infos, decisions, decision_infos = pickle.loads(kept)  # each caller its own copy (faster than deepcopy)
+    return Bundle(dict(files), infos, decisions, decision_infos)
 
 
 #: bundles that passed parse_bundle's checks -> (process infos, decisions) pickled, by content and checks
@@ -94,12 +95,15 @@ _BUILT_SPECS: ContentCache[tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]]] =
 
 def _check_bundle(files: Mapping[str, bytes], handlers: Collection[str] | None, forms: Collection[str] | None,
                   known_processes: Collection[str], known_decisions: Collection[str],
-                  teams: Collection[str] | None) -> tuple[dict[str, ProcessInfo], dict[str, str]]:
+                  teams: Collection[str] | None,
+                  ) -> tuple[dict[str, ProcessInfo], dict[str, str], dict[str, DecisionInfo]]:
     problems: list[Problem] = []
     if not files:
         raise DefinitionError([Problem("(bundle)", "no .bpmn or .dmn files were given")])
     bpmn, dmn = _read(files, problems)
-    decisions, broken_decisions, required = _decisions(dmn, known_decisions, problems)
+    decision_infos, broken_decisions = _decisions(dmn, known_decisions, problems)
+    decisions = {d: info.file for d, info in decision_infos.items()}
+    required = {d: list(info.required) for d, info in decision_infos.items()}
     declared = _declared_processes(bpmn, problems)
     refs = Refs(
         executable={p for p, (_f, node) in declared.items() if _executable(node)} | set(known_processes),
@@ -116,7 +120,7 @@ def _check_bundle(files: Mapping[str, bytes], handlers: Collection[str] | None, 
     if problems:
         order = {name: i for i, name in enumerate(files)}
         raise DefinitionError(sorted(problems, key=lambda p: (order.get(p.file, -1), p.line or 0)))
-    return infos, decisions
+    return infos, decisions, decision_infos
 
 
 def build_specs(files: Mapping[str, bytes], process_id: str, latest_decisions: Mapping[str, bytes] | None = None,
@@ -213,8 +217,8 @@ def _read(files: Mapping[str, bytes], problems: list[Problem]) -> tuple[dict[str
 
 
 def _decisions(dmn: dict[str, Any], known: Collection[str],
-               problems: list[Problem]) -> tuple[dict[str, str], set[str], dict[str, list[str]]]:
-    """decision id -> file, the ids of decisions with problems, and each decision's required decisions."""
+               problems: list[Problem]) -> tuple[dict[str, DecisionInfo], set[str]]:
+    """Every decision by id, and the ids of decisions with problems."""
     found: dict[str, DecisionInfo] = {}
     broken: set[str] = set()
     for name, tree in dmn.items():
@@ -228,8 +232,7 @@ def _decisions(dmn: dict[str, Any], known: Collection[str],
             if len(problems) > before:
                 broken.add(decision_id)  # a file's problems keep every decision of it from being built
     broken |= check_requirements(found, known, problems)
-    return ({d: info.file for d, info in found.items()}, broken,
-            {d: list(info.required) for d, info in found.items()})
+    return found, broken
 
 
 def _closure_usable(decision_id: str, required: dict[str, list[str]], usable: set[str]) -> bool:
