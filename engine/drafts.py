@@ -559,7 +559,7 @@ def approve_draft(engine: Any, draft_id: int, *, actor: str, note: str,
             conn, files, now=now, actor=actor, **engine.definition_checks(), source=f"draft {draft_id}",
             change_note=note_text,
             author=row.author, approver=actor)
-        ref = next((r for r in refs if r.process_id == row.process_id), None)
+        ref = next((r for r in refs if r.kind == "process" and r.process_id == row.process_id), None)
         if ref is None or not ref.created:
             version = f"version {ref.version}" if ref is not None else "the live version"
             raise StateError(f"draft {draft_id} is the same as {version} of {row.process_id}: there is nothing "
