@@ -88,7 +88,8 @@ def _dependency_files(bundle: Bundle, process_id: str) -> set[str]:
         info = bundle.processes[pid]
         files.add(info.file)
         todo.extend(info.called_processes)
-        for d in info.decisions_used:
+        required = {d: list(i.required) for d, i in bundle.decision_infos.items()}
+        for d in _required_closure(info.decisions_used, required):
             if d in bundle.decisions:
                 files.add(bundle.decisions[d])
     return files
@@ -143,7 +144,9 @@ def latest_decision_files(conn: Connection) -> dict[str, bytes]:
     return _files_by_id(conn, ids) if ids else {}
 
 
-def _required_closure(ids: Iterable[str], stored: Mapping[str, Any]) -> set[str]:
+def _required_closure(ids: Iterable[str], required: Mapping[str, Any]) -> set[str]:
+    """`ids` and every decision they require, directly or not; `required` maps a decision id to the ids it
+    requires, or to its decision_versions row."""
     seen: set[str] = set()
     todo = list(ids)
     while todo:
@@ -151,8 +154,9 @@ def _required_closure(ids: Iterable[str], stored: Mapping[str, Any]) -> set[str]
         if decision_id in seen:
             continue
         seen.add(decision_id)
-        if decision_id in stored:
-            todo.extend(json.loads(stored[decision_id].required))
+        if decision_id in required:
+            needs = required[decision_id]
+            todo.extend(needs if isinstance(needs, list) else json.loads(needs.required))
     return seen
 
 

@@ -186,3 +186,23 @@ def test_cli_refuses_a_graph_with_a_cycle_naming_it(make_engine, tmp_path, capsy
     assert "cycle: 'alpha' → 'beta' → 'alpha'" in err
     assert "requires decision 'gamma', which is in no .dmn file of this bundle and not deployed" in err
     assert stored_versions(eng) == []
+
+
+def test_a_decision_may_require_one_deployed_earlier_in_another_file(make_engine):
+    eng = make_engine()
+    drg = fixture("drg.dmn").decode()
+    points_only = drg[:drg.index('  <decision id="package"')] + drg[drg.index('  <decision id="points"'):]
+    band_only = (drg[:drg.index('  <decision id="package"')] + drg[drg.index('  <decision id="band"'):
+                                                                  drg.index('  <decision id="points"')]
+                 + "</definitions>\n")
+    with pytest.raises(DefinitionError) as err:  # 'points' is nowhere yet
+        eng.deploy(files={"band.dmn": band_only.encode()})
+    assert "decision 'Band' requires decision 'points', which is in no .dmn file" in str(err.value)
+    eng.deploy(files={"points.dmn": points_only.encode()})
+    eng.deploy(files={"band.dmn": band_only.encode()})
+    eng.deploy(files={"p.bpmn": process("band")})
+    assert decide(eng, "band", needs=6, lives_alone=False)["band"] == "high"  # 12 points
+    assert decide(eng, "band", needs=2, lives_alone=True)["band"] == "low"    # 9 points
+    # a new version of the required decision changes the outcome of the one requiring it
+    eng.deploy(files={"points.dmn": points_only.replace("<text>5</text>", "<text>8</text>").encode()})
+    assert decide(eng, "band", needs=2, lives_alone=True)["band"] == "high"   # 12 points
