@@ -34,7 +34,7 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.dmn.engine.DMNEngine import DMNEngine
 from SpiffWorkflow.dmn.parser.DMNParser import DMNParser
 
-from engine.errors import Problem
+from engine.errors import CarepathError, Problem
 from engine.expressions import check_expression
 
 __all__ = [
@@ -598,14 +598,42 @@ class _Step:
 
 class _Scope:
     """The task as the library's engine sees it, with the outputs of required decisions added to its data
-    (the task's own data is not changed)."""
+    (the task's own data is not changed), and a script engine that shows a cell's `?` as the modeller wrote it."""
 
     def __init__(self, task: Any, data: dict[str, Any]) -> None:
         self._task = task
         self.data = data
+        self.workflow = _Delegate(task.workflow, script_engine=_CellScriptEngine(task.workflow.script_engine))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._task, name)
+
+
+class _Delegate:
+    def __init__(self, target: Any, **overrides: Any) -> None:
+        self._target = target
+        self.__dict__.update(overrides)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+
+# the name the library gives a cell's `?` before evaluating it (DMNEngine.evaluate)
+_LIBRARY_INPUT_NAME = "dmninputexpr"
+
+
+class _CellScriptEngine(_Delegate):
+    def __init__(self, script_engine: Any) -> None:
+        super().__init__(script_engine)
+
+    def evaluate(self, task: Any, expression: str, external_context: Any = None) -> Any:
+        try:
+            return self._target.evaluate(task, expression, external_context=external_context)
+        except CarepathError as exc:
+            if _LIBRARY_INPUT_NAME in exc.message:
+                exc.message = exc.message.replace(_LIBRARY_INPUT_NAME, "?")
+                exc.args = (exc.message,)
+            raise
 
 
 class DecisionEngine:
@@ -625,7 +653,11 @@ class DecisionEngine:
         scope = _Scope(task, dict(task.data))
         result: dict[str, Any] = {}
         for step, matcher in zip(self.steps, self._matchers, strict=True):
-            result = self._apply(step, matcher.decide(scope), scope)
+            try:
+                result = self._apply(step, matcher.decide(scope), scope)
+            except WorkflowTaskException as exc:
+                exc.add_note(f"Decision '{step.name}'")
+                raise
             scope.data.update(result)
         return result
 

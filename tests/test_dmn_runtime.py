@@ -206,3 +206,14 @@ def test_a_decision_may_require_one_deployed_earlier_in_another_file(make_engine
     # a new version of the required decision changes the outcome of the one requiring it
     eng.deploy(files={"points.dmn": points_only.replace("<text>5</text>", "<text>8</text>").encode()})
     assert decide(eng, "band", needs=2, lives_alone=True)["band"] == "high"   # 12 points
+
+
+def test_a_failing_cell_at_run_time_names_the_cell_without_internal_names(make_engine):
+    dmn = fixture("two_decisions.dmn").replace(b"<text>&lt; 5</text>", b"<text>? &lt; limit</text>")
+    eng = make_engine()
+    eng.deploy(files={"two_decisions.dmn": dmn, "p.bpmn": process("band")})
+    res = eng.start("decide_band", data={"score": 7})  # no 'limit' in the data
+    text = json.dumps(res.incident)
+    assert "dmninput" not in text
+    assert "name 'limit' is not defined in expression '? < limit'" in text
+    assert "Failed to execute DMN Rule on row 1. Decision 'Band'. Business Rule Task 'Decide'" in text
