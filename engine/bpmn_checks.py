@@ -35,6 +35,7 @@ from engine.bpmn_parser import (
     user_task_groups,
 )
 from engine.bpmn_timers import is_literal, literal_problem, looks_like_iso
+from engine.dmn import binding_problem
 from engine.errors import Problem
 from engine.expressions import check_expression
 
@@ -436,6 +437,9 @@ class ProcessCheck:
             self.problem(node, f"business rule task '{_label(node)}' names no decision")
             return
         self.decisions.add(ref)
+        binding = binding_problem(node)
+        if binding:
+            self.problem(node, f"business rule task '{_label(node)}' {binding}")
         if ref not in self.refs.decisions:
             self.problem(node, f"business rule task '{_label(node)}' uses decision '{ref}', which is in no "
                                ".dmn file of this bundle and not deployed")

@@ -39,7 +39,7 @@ from engine.expressions import check_expression
 
 __all__ = [
     "AGGREGATIONS", "HIT_POLICIES", "DecisionEngine", "DecisionInfo", "DecisionParsers",
-    "check_dmn", "check_requirements", "evaluation_order",
+    "binding_problem", "check_dmn", "check_requirements", "evaluation_order", "read_binding",
 ]
 
 HIT_POLICIES = ("UNIQUE", "FIRST", "PRIORITY", "ANY", "COLLECT", "RULE ORDER", "OUTPUT ORDER")
@@ -570,6 +570,21 @@ class DecisionParsers:
             steps.append(_Step(decision_id, parser.decision.name or decision_id, table,
                                parser.priorities[0], parser.aggregations[0]))
         return DecisionEngine(steps)
+
+
+def binding_problem(node: Any) -> str | None:
+    """Why a business rule task's binding to its decision is not one carepath supports, or None."""
+    binding = read_binding(node)
+    if binding in BINDINGS:
+        return None
+    raw = (node.get(f"{{{CAMUNDA_NS}}}decisionRefBinding") or "").strip()
+    attribute = "camunda:decisionRefBinding"
+    if not raw:
+        attribute = "zeebe:calledDecision bindingType"
+        raw = next((c.get("bindingType", "").strip() for c in
+                    node.iterfind(f"./{{*}}extensionElements/{{{ZEEBE_NS}}}calledDecision")), binding)
+    return (f'binds its decision by {attribute}="{_one_line(raw)[:60]}": carepath evaluates the latest deployed '
+            'version (the default) or the one deployed with the process ("deployment")')
 
 
 def read_binding(node: Any) -> str:

@@ -158,3 +158,22 @@ def test_a_decision_that_is_not_a_table_is_named() -> None:
     assert problems_of({"lit.dmn": dmn})[0].message == (
         "decision 'Literal' holds a literalExpression: carepath evaluates decisions written as exactly one "
         "decision table")
+
+
+@pytest.mark.parametrize(("binding", "attribute"), [
+    ('camunda:decisionRefBinding="version" camunda:decisionRefVersion="2"', 'camunda:decisionRefBinding="version"'),
+    ('camunda:decisionRefBinding="versionTag"', 'camunda:decisionRefBinding="versionTag"'),
+])
+def test_a_binding_carepath_does_not_support_is_named_at_deploy(binding: str, attribute: str) -> None:
+    bpmn = (FIXTURES / "uses_decision.bpmn").read_text().replace("DECISION", "band").replace("BINDING", binding)
+    problems = problems_of({"two_decisions.dmn": fixture("two_decisions.dmn"), "p.bpmn": bpmn.encode()})
+    assert [(p.element_id, p.line) for p in problems] == [("rule", 6)]
+    assert problems[0].message == (
+        f"business rule task 'Decide' binds its decision by {attribute}: carepath evaluates the latest "
+        'deployed version (the default) or the one deployed with the process ("deployment")')
+
+
+def test_latest_and_deployment_bindings_are_accepted() -> None:
+    for binding in ('camunda:decisionRefBinding="latest"', 'camunda:decisionRefBinding="deployment"'):
+        bpmn = (FIXTURES / "uses_decision.bpmn").read_text().replace("DECISION", "band").replace("BINDING", binding)
+        parse_bundle({"two_decisions.dmn": fixture("two_decisions.dmn"), "p.bpmn": bpmn.encode()})
