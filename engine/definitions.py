@@ -9,7 +9,7 @@ import dataclasses
 import hashlib
 import json
 import threading
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -128,19 +128,21 @@ def _external_deps(conn: Connection, bundle: Bundle, process_id: str) -> list[in
     return sorted(ids)
 
 
-def latest_decisions(conn: Connection) -> dict[str, Any]:
-    """decision id -> the row of its latest deployed version."""
-    newest = (select(decision_versions.c.decision_id, func.max(decision_versions.c.version).label("version"))
-              .group_by(decision_versions.c.decision_id).subquery())
+def latest_decisions(conn: Connection, up_to: int | None = None) -> dict[str, Any]:
+    """decision id -> the row of its latest deployed version (among those with an id up to `up_to`)."""
+    chosen = select(decision_versions.c.decision_id, func.max(decision_versions.c.version).label("version"))
+    if up_to is not None:
+        chosen = chosen.where(decision_versions.c.id <= up_to)
+    newest = chosen.group_by(decision_versions.c.decision_id).subquery()
     rows = conn.execute(select(decision_versions).join(
         newest, (decision_versions.c.decision_id == newest.c.decision_id)
         & (decision_versions.c.version == newest.c.version)))
     return {row.decision_id: row for row in rows}
 
 
-def latest_decision_files(conn: Connection) -> dict[str, bytes]:
+def latest_decision_files(conn: Connection, up_to: int | None = None) -> dict[str, bytes]:
     """The .dmn files holding the latest version of every deployed decision, by file name."""
-    ids = sorted({row.file_id for row in latest_decisions(conn).values()})
+    ids = sorted({row.file_id for row in latest_decisions(conn, up_to).values()})
     return _files_by_id(conn, ids) if ids else {}
 
 
@@ -312,29 +314,39 @@ class LoadedVersion:
 
 
 class SpecCache:
-    """Executable specs per process version, built once per process (versions never change)."""
+    """Executable specs per process version, built once per process (versions never change) and again when a
+    decision is deployed (business rule tasks use the latest version of their decision).
 
-    def __init__(self, size: int = 256) -> None:
+    `now` (for a replay): the decisions are those deployed up to the clock's reading, as they were when the
+    recorded step ran; without it, every decision deployed so far (the same, while the clock goes forward).
+    """
+
+    def __init__(self, size: int = 256, now: Callable[[Connection], datetime] | None = None) -> None:
         self._get = lru_cache(maxsize=size)(self._build)  # by (version id, newest decision version id)
         self._conn: Connection | None = None
         self._lock = threading.Lock()
+        self._now = now
 
     def get(self, conn: Connection, version_id: int) -> LoadedVersion:
         with self._lock:  # the builder reads through the caller's connection
             self._conn = conn
             try:
-                newest_decision = conn.execute(select(func.max(decision_versions.c.id))).scalar() or 0
+                newest = select(func.max(decision_versions.c.id))
+                if self._now is not None:
+                    newest = newest.where(decision_versions.c.deployed_at <= self._now(conn))
+                newest_decision = conn.execute(newest).scalar() or 0
                 return self._get(version_id, newest_decision)
             finally:
                 self._conn = None
 
-    def _build(self, version_id: int, _newest_decision: int) -> LoadedVersion:
+    def _build(self, version_id: int, newest_decision: int) -> LoadedVersion:
         assert self._conn is not None
         row = self._conn.execute(select(process_versions).where(process_versions.c.id == version_id)).first()
         if row is None:
             raise NotFoundError(f"no process version with id {version_id}", process_version=version_id)
         files = _files_by_id(self._conn, json.loads(row.file_ids))
-        spec, subprocess_specs = build_specs(files, row.process_id, latest_decision_files(self._conn))
+        spec, subprocess_specs = build_specs(files, row.process_id,
+                                             latest_decision_files(self._conn, newest_decision))
         return LoadedVersion(row.id, row.process_id, row.version, json.loads(row.info), spec, subprocess_specs)
 
 

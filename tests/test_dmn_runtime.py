@@ -217,3 +217,23 @@ def test_a_failing_cell_at_run_time_names_the_cell_without_internal_names(make_e
     assert "dmninput" not in text
     assert "name 'limit' is not defined in expression '? < limit'" in text
     assert "Failed to execute DMN Rule on row 1. Decision 'Band'. Business Rule Task 'Decide'" in text
+
+
+def test_replay_evaluates_each_step_with_the_decision_version_of_its_time(make_engine):
+    from datetime import timedelta
+
+    from engine.replay import replay_case
+
+    eng = make_engine()
+    eng.deploy(files={"two_decisions.dmn": fixture("two_decisions.dmn"), "p.bpmn": process("band")})
+    case = eng.create_case("Replayed")
+    first = eng.start("decide_band", case_id=case, data={"score": 1})
+    eng.advance_clock(timedelta(days=1))
+    eng.deploy(files={"two_decisions.dmn": fixture("two_decisions.dmn").replace(b'"low"', b'"lower"')})
+    eng.advance_clock(timedelta(days=1))
+    second = eng.start("decide_band", case_id=case, data={"score": 1})
+    assert eng.instance_snapshot(first.instance_id)["data"]["band"] == "low"
+    assert eng.instance_snapshot(second.instance_id)["data"]["band"] == "lower"
+    report = replay_case(eng, case)
+    assert report.ok, report.divergence
+    assert report.instances_compared == 2
