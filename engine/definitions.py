@@ -326,11 +326,14 @@ class SpecCache:
         self._conn: Connection | None = None
         self._lock = threading.Lock()
         self._now = now
+        self._without_decisions: set[int] = set()  # versions with no business rule task: no decision to look for
 
     def get(self, conn: Connection, version_id: int) -> LoadedVersion:
         with self._lock:  # the builder reads through the caller's connection
             self._conn = conn
             try:
+                if version_id in self._without_decisions:
+                    return self._get(version_id, 0)
                 newest = select(func.max(decision_versions.c.id))
                 if self._now is not None:
                     newest = newest.where(decision_versions.c.deployed_at <= self._now(conn))
@@ -347,6 +350,9 @@ class SpecCache:
         files = _files_by_id(self._conn, json.loads(row.file_ids))
         spec, subprocess_specs = build_specs(files, row.process_id,
                                              latest_decision_files(self._conn, newest_decision))
+        if not any(hasattr(task_spec, "dmnEngine") for one in (spec, *subprocess_specs.values())
+                   for task_spec in one.task_specs.values()):
+            self._without_decisions.add(version_id)
         return LoadedVersion(row.id, row.process_id, row.version, json.loads(row.info), spec, subprocess_specs)
 
 
