@@ -5,6 +5,7 @@ refused decision stores nothing. SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -73,3 +74,41 @@ def test_a_draft_with_overlapping_unique_rules_is_refused_and_stores_nothing(wor
     assert "rules 1 (rule_urgent_and_safeguarding) and 3 (rule_safeguarding) overlap" in r.text
     assert "dmninput" not in r.text
     assert versions(eng) == before
+
+
+def _page_client(app, user: str):
+    from fastapi.testclient import TestClient
+
+    c = TestClient(app, follow_redirects=False)
+    r = c.post("/api/session", json={"username": user, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return c, r.json()["csrf_token"]
+
+
+def test_a_dmn_file_uploaded_on_its_own_becomes_a_draft_of_the_process_using_it(world):
+    # before: "upload a decision table (.dmn) from the page of the process that uses it"
+    eng, app = world
+    files = live_files(Api(app, "process-owner"))
+    c, csrf = _page_client(app, "process-owner")
+    changed = files["screening.dmn"].replace(OLD, NEW).encode()
+    r = c.post("/processes/upload", data={"csrf_token": csrf, "note": "triage within the hour"},
+               files={"file": ("screening.dmn", changed, "application/xml")})
+    assert r.status_code == 303, r.text[:500]
+    did = int(r.headers["location"].split("/")[3].split("?")[0])
+    draft = c.get(f"/api/processes/drafts/{did}").json()
+    assert draft["process_id"] == "front_door" and draft["files"]["screening.dmn"] == changed.decode()
+
+
+def test_a_dmn_file_no_process_uses_is_refused_on_the_page_naming_its_decisions(world):
+    import html
+
+    eng, app = world
+    c, csrf = _page_client(app, "process-owner")
+    dmn = (Path(__file__).parent / "fixtures" / "dmn" / "two_decisions.dmn").read_bytes()
+    r = c.post("/processes/upload", data={"csrf_token": csrf},
+               files={"file": ("two_decisions.dmn", dmn, "application/xml")})
+    assert r.status_code == 409, r.text[:300]
+    text = html.unescape(r.text)
+    assert 'class="govuk-error-summary"' in r.text
+    assert "No deployed process uses the decisions of two_decisions.dmn ('band', 'route')" in text
+    assert versions(eng).count(("band", 1)) == 0
