@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lxml import etree
@@ -39,11 +39,11 @@ from engine.bpmn_checks import (
     ServiceTaskInfo,
     TimerInfo,
     UserTaskInfo,
-    check_decision,
 )
 from engine.bpmn_parser import BPMN_NS, CASE_OUTPUT_CLASSES, CarepathParser, CarepathStartEvent
 from engine.bpmn_timers import TIMER_SERIALIZER_CONFIG, timer_due
 from engine.content_cache import ContentCache, files_key, frozen
+from engine.dmn import DecisionInfo, check_dmn, check_requirements, evaluation_order
 from engine.errors import CarepathError, DefinitionError, Problem
 from engine.xmlsafe import parse_xml
 
@@ -58,6 +58,7 @@ class Bundle:
     files: dict[str, bytes]
     processes: dict[str, ProcessInfo]
     decisions: dict[str, str]  # decision id -> file name
+    decision_infos: dict[str, DecisionInfo] = field(default_factory=dict)  # decision id -> name, requirements
 
 
 def parse_bundle(
@@ -82,8 +83,8 @@ def parse_bundle(
            frozen(teams))
     kept = _CHECKED_BUNDLES.get(key, lambda: pickle.dumps(
         _check_bundle(files, handlers, forms, known_processes, known_decisions, teams), pickle.HIGHEST_PROTOCOL))
-    infos, decisions = pickle.loads(kept)  # each caller its own copy (15 times faster than copy.deepcopy)
-    return Bundle(dict(files), infos, decisions)
+    infos, decisions, decision_infos = pickle.loads(kept)  # each caller its own copy (faster than deepcopy)
+    return Bundle(dict(files), infos, decisions, decision_infos)
 
 
 #: bundles that passed parse_bundle's checks -> (process infos, decisions) pickled, by content and checks
@@ -95,12 +96,15 @@ _BUILT_SPECS: ContentCache[tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]]] =
 
 def _check_bundle(files: Mapping[str, bytes], handlers: Collection[str] | None, forms: Collection[str] | None,
                   known_processes: Collection[str], known_decisions: Collection[str],
-                  teams: Collection[str] | None) -> tuple[dict[str, ProcessInfo], dict[str, str]]:
+                  teams: Collection[str] | None,
+                  ) -> tuple[dict[str, ProcessInfo], dict[str, str], dict[str, DecisionInfo]]:
     problems: list[Problem] = []
     if not files:
         raise DefinitionError([Problem("(bundle)", "no .bpmn or .dmn files were given")])
     bpmn, dmn = _read(files, problems)
-    decisions, broken_decisions = _decisions(dmn, problems)
+    decision_infos, broken_decisions = _decisions(dmn, known_decisions, problems)
+    decisions = {d: info.file for d, info in decision_infos.items()}
+    required = {d: list(info.required) for d, info in decision_infos.items()}
     declared = _declared_processes(bpmn, problems)
     refs = Refs(
         executable={p for p, (_f, node) in declared.items() if _executable(node)} | set(known_processes),
@@ -110,31 +114,41 @@ def _check_bundle(files: Mapping[str, bytes], handlers: Collection[str] | None, 
         forms=forms,
         teams=teams,
     )
-    infos, buildable = _check_processes(bpmn, declared, refs, set(decisions) - broken_decisions, problems)
+    usable = {d for d in decisions if _closure_usable(d, required, set(decisions) - broken_decisions)}
+    infos, buildable = _check_processes(bpmn, declared, refs, usable, problems)
     _check_deploys_something(bpmn, infos, problems)
     _library_check(bpmn, dmn, decisions, broken_decisions, infos, buildable, problems)
     if problems:
         order = {name: i for i, name in enumerate(files)}
         raise DefinitionError(sorted(problems, key=lambda p: (order.get(p.file, -1), p.line or 0)))
-    return infos, decisions
+    return infos, decisions, decision_infos
 
 
-def build_specs(files: Mapping[str, bytes], process_id: str) -> tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]]:
+def build_specs(files: Mapping[str, bytes], process_id: str, latest_decisions: Mapping[str, bytes] | None = None,
+                ) -> tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]]:
     """The executable spec of `process_id` and the specs of its subprocesses and called processes.
 
     `files` must hold every diagram the process calls (recursively) and the .dmn files of
-    its decisions: a call activity is resolved from these files only.
+    its decisions: a call activity is resolved from these files only. `latest_decisions` (file name -> DMN):
+    the latest deployed version of each decision, which business rule tasks use unless bound to the decision
+    deployed with the process (engine/dmn.py, `read_binding`); without it they use the decisions of `files`.
 
     Specs built once are kept by the files' content and the process id (engine/content_cache.py) and given
     again; a bundle that fails is built, and fails, every time.
     """
-    spec, subprocess_specs = _BUILT_SPECS.get((files_key(files), process_id),
-                                              lambda: _build_specs(files, process_id))
+    latest = latest_decisions or {}
+    spec, subprocess_specs = _BUILT_SPECS.get((files_key(files), files_key(latest), process_id),
+                                              lambda: _build_specs(files, process_id, latest))
     return spec, dict(subprocess_specs)
 
 
-def _build_specs(files: Mapping[str, bytes], process_id: str) -> tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]]:
+def _build_specs(files: Mapping[str, bytes], process_id: str,
+                 latest: Mapping[str, bytes]) -> tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]]:
     parser, trees = _library_parser(files)
+    if latest:
+        latest_trees = {name: parse_xml(data, name) for name, data in latest.items()}
+        trees.update({f"(latest) {name}": tree for name, tree in latest_trees.items()})
+        parser.use_latest_decisions({name: tree.getroot() for name, tree in latest_trees.items()})
     try:
         return parser.get_spec(process_id), parser.get_subprocess_specs(process_id)
     except ValidationException as exc:
@@ -203,24 +217,31 @@ def _read(files: Mapping[str, bytes], problems: list[Problem]) -> tuple[dict[str
     return bpmn, dmn
 
 
-def _decisions(dmn: dict[str, Any], problems: list[Problem]) -> tuple[dict[str, str], set[str]]:
-    """decision id -> file, and the ids of decisions whose files have problems."""
-    decisions: dict[str, str] = {}
+def _decisions(dmn: dict[str, Any], known: Collection[str],
+               problems: list[Problem]) -> tuple[dict[str, DecisionInfo], set[str]]:
+    """Every decision by id, and the ids of decisions with problems."""
+    found: dict[str, DecisionInfo] = {}
     broken: set[str] = set()
     for name, tree in dmn.items():
         before = len(problems)
-        decision_id = check_decision(name, tree.getroot(), problems)
-        if decision_id is None:
-            continue
-        if decision_id in decisions:
-            node = tree.getroot().find(f"{{{etree.QName(tree.getroot()).namespace}}}decision")
-            problems.append(Problem(name, f"decision id '{decision_id}' is already defined in "
-                                          f"{decisions[decision_id]}", decision_id, node.sourceline))
-            continue
-        decisions[decision_id] = name
-        if len(problems) > before:
-            broken.add(decision_id)
-    return decisions, broken
+        for decision_id, info in check_dmn(name, tree.getroot(), problems).items():
+            if decision_id in found:
+                problems.append(Problem(name, f"decision id '{decision_id}' is already defined in "
+                                              f"{found[decision_id].file}", decision_id, info.line))
+                continue
+            found[decision_id] = info
+            if len(problems) > before:
+                broken.add(decision_id)  # a file's problems keep every decision of it from being built
+    broken |= check_requirements(found, known, problems)
+    return found, broken
+
+
+def _closure_usable(decision_id: str, required: dict[str, list[str]], usable: set[str]) -> bool:
+    """True if the decision and every decision it requires are in the bundle and sound."""
+    try:
+        return all(d in usable for d in evaluation_order(decision_id, required))
+    except ValueError:  # a cycle, already a problem
+        return False
 
 
 def _declared_processes(bpmn: dict[str, Any], problems: list[Problem]) -> dict[str, tuple[str, Any]]:
@@ -363,11 +384,13 @@ def _library_build(bpmn: dict[str, Any], dmn: dict[str, Any], decisions: dict[st
         except ValidationException as exc:
             problems.append(_library_problem(exc, name, lines))
             clean = [pid for pid in clean if infos[pid].file != name]
+    for name in dict.fromkeys(decisions.values()):
+        parser.add_dmn_xml(dmn[name].getroot(), filename=name)
     for decision_id, name in decisions.items():
+        if decision_id in broken_decisions:
+            continue
         try:
-            parser.add_dmn_xml(dmn[name].getroot(), filename=name)
-            if decision_id not in broken_decisions:
-                parser.dmn_parsers[decision_id].parse()
+            parser.dmn_parsers[decision_id].parse()
         except ValidationException as exc:
             problems.append(_library_problem(exc, name, lines))
         except Exception as exc:  # noqa: BLE001 - the library's DMN parser indexes without checking

@@ -1,17 +1,14 @@
-"""Carepath's own checks of a BPMN process and of a DMN decision, all problems at once.
+"""Carepath's own checks of a BPMN process, all problems at once (a DMN file's are in engine/dmn.py).
 
 SpiffWorkflow's parser stops at its first error and only visits what is reachable from a
 start event, so `ProcessCheck` walks a process's XML itself: sequence flows and
 reachability, gateway conditions, forms, teams, handlers, decisions, called processes,
 timers and every expression (through `check_expression`, the sandbox's deploy-time
-check). While walking it collects the `ProcessInfo` the runtime needs. `check_decision`
-does the same for a DMN file.
+check). While walking it collects the `ProcessInfo` the runtime needs.
 """
 
 from __future__ import annotations
 
-import ast
-import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +42,7 @@ from engine.bpmn_parser import (
     user_task_groups,
 )
 from engine.bpmn_timers import is_literal, literal_problem, looks_like_iso
+from engine.dmn import binding_problem
 from engine.errors import Problem
 from engine.expressions import check_expression
 from engine.foreign_expressions import bare_variable, declared_language, foreign_language, foreign_message
@@ -139,7 +137,6 @@ CASE_OUTPUT_KINDS = frozenset({
     "callActivity", "subProcess", "transaction", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent",
 })
 SCRIPTED_KINDS = CASE_OUTPUT_KINDS - {"endEvent", "intermediateCatchEvent", "intermediateThrowEvent"}
-DMN_HIT_POLICIES = frozenset({"UNIQUE", "COLLECT"})
 LOOP_EXPRESSIONS = ("loopCardinality", "completionCondition", "loopCondition")
 #: event definition -> (the attribute naming what it refers to, the kind of root element that must define it)
 EVENT_REFERENCES = {"messageEventDefinition": ("messageRef", "message"),
@@ -635,6 +632,9 @@ class ProcessCheck:
         self.decisions.add(ref)
         for message in read_decision_result(node)[1]:
             self.problem(node, f"business rule task '{_label(node)}': {message}")
+        binding = binding_problem(node)
+        if binding:
+            self.problem(node, f"business rule task '{_label(node)}' {binding}")
         if ref not in self.refs.decisions:
             self.problem(node, f"business rule task '{_label(node)}' uses decision '{ref}', which is in no "
                                ".dmn file of this bundle and not deployed")
@@ -671,72 +671,3 @@ class ProcessCheck:
                                                 interrupting.strip().lower() != "false")
 
 
-# --- one decision ----------------------------------------------------------------------
-
-# Where SpiffWorkflow's DMN engine puts the input value in a test like "4 < ? < 6".
-_QUESTION_MARK = re.compile(r"(\?)(?=(?:[^'\"]|['\"][^'\"]*['\"])*$)")
-
-
-def _input_test(text: str) -> str:
-    """An input entry as the DMN engine evaluates it: `? > 3`, `"high"`, or `< 5` after the input."""
-    if _QUESTION_MARK.search(text):
-        return _QUESTION_MARK.sub("dmninput", text)
-    try:
-        ast.parse(text, mode="eval")
-        return text
-    except SyntaxError:
-        return f"dmninput {text}"
-
-
-def check_decision(file: str, root: Any, problems: list[Problem]) -> str | None:
-    """Check a DMN document; the id of its (one) decision, or None if it has none."""
-    ns = etree.QName(root).namespace
-
-    def q(local: str) -> str:
-        return f"{{{ns}}}{local}"
-
-    def add(node: Any, message: str) -> None:
-        problems.append(Problem(file, message, node.get("id"), node.sourceline))
-
-    def expression(node: Any, what: str, text: str) -> None:
-        message = check_expression(text, "eval")
-        if message:
-            add(node, f"{what} is refused: {message}")
-
-    decisions = root.findall(q("decision"))
-    if not decisions:
-        add(root, "no decision in this DMN file")
-        return None
-    for extra in decisions[1:]:
-        add(extra, f"decision '{_label(extra)}' is not the first in its file: SpiffWorkflow reads one "
-                   "decision per DMN file, so give it a file of its own")
-    decision = decisions[0]
-    if not decision.get("id"):
-        add(decision, "the decision has no id")
-    tables = decision.findall(q("decisionTable"))
-    if len(tables) != 1:
-        add(decision, f"decision '{_label(decision)}' must hold exactly one decision table")
-        return decision.get("id")
-    table = tables[0]
-    policy = (table.get("hitPolicy") or "UNIQUE").strip().upper()
-    if policy not in DMN_HIT_POLICIES:
-        add(table, f"hit policy {policy} is not supported: use UNIQUE or COLLECT")
-    for column in table.findall(q("input")):
-        text = (column.findtext(f"{q('inputExpression')}/{q('text')}") or "").strip()
-        if not text:
-            add(column, f"input '{column.get('label') or column.get('id')}' has no expression")
-        else:
-            expression(column, f"the expression of input '{column.get('label') or column.get('id')}'", text)
-    for rule in table.findall(q("rule")):
-        for entry in rule.findall(q("inputEntry")):
-            text = (entry.findtext(q("text")) or "").strip()
-            if text and text != "-":
-                # the message shows the entry as written: `dmninput` is the DMN engine's name, not the modeller's
-                message = check_expression(_input_test(text), "eval")
-                if message:
-                    add(entry, f"the input entry '{text}' is refused: {message.replace('dmninput', '?')}")
-        for entry in rule.findall(q("outputEntry")):
-            text = (entry.findtext(q("text")) or "").strip()
-            if text:
-                expression(entry, f"the output entry '{text}'", text)
-    return decision.get("id")

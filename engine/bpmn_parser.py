@@ -69,6 +69,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn_timers import TIMER_CLASSES, literal_problem, looks_like_iso, parse_date
 from engine.clock import as_utc
+from engine.dmn import DecisionParsers
 from engine.foreign_expressions import FEEL, JUEL, bare_variable, python_suggestion
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -684,7 +685,10 @@ class DecidesInto:
         if self.decision_result is None:
             return super()._run_hook(my_task)  # type: ignore[misc]
         engine = self.dmnEngine  # type: ignore[attr-defined]
-        outputs = [rule.output_as_dict(my_task) for rule in engine.decide(my_task)]
+        if hasattr(engine, "rule_outputs"):  # carepath's DecisionEngine (engine/dmn.py): hit policies and requirements
+            outputs = engine.rule_outputs(my_task)
+        else:
+            outputs = [rule.output_as_dict(my_task) for rule in engine.decide(my_task)]
         collect = str(getattr(engine.decision_table, "hit_policy", "")).upper() == "COLLECT"
         my_task.data[self.decision_result.variable] = map_decision_result(self.decision_result, outputs, collect)
         return super(BusinessRuleTaskMixin, self)._run_hook(my_task)  # type: ignore[misc]
@@ -925,8 +929,9 @@ class _ConditionalGatewayParser(ConditionalGatewayParser):
         return (bare_variable(text) or text) if text else text
 
 
-class CarepathParser(SpiffBpmnParser):
-    """SpiffBpmnParser reading spiff, Camunda 7 and Zeebe diagrams, with carepath's timers."""
+class CarepathParser(DecisionParsers, SpiffBpmnParser):
+    """SpiffBpmnParser reading spiff, Camunda 7 and Zeebe diagrams, with carepath's timers and every decision of
+    a DMN file with the decisions it requires (engine/dmn.py)."""
 
     OVERRIDE_PARSER_CLASSES: ClassVar[dict[str, tuple[type, type]]] = {
         **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,

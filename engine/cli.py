@@ -175,7 +175,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                 print(f"warning: {problem}", file=sys.stderr)
     refs = _engine(args).deploy(files=files, actor=args.actor, note=args.note, strict=args.strict,
                                 source=", ".join(str(p) for p in args.paths))
-    lines = [f"{r.process_id} version {r.version}" + ("" if r.created else " (unchanged)") for r in refs]
+    lines = [("decision " if r.kind == "decision" else "") + f"{r.process_id} version {r.version}"
+             + ("" if r.created else " (unchanged)") for r in refs]
     _out(args, [r.__dict__ for r in refs], "\n".join(lines) or "nothing to deploy")
     return 0
 

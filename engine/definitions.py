@@ -1,5 +1,6 @@
-"""Deploying BPMN/DMN files as immutable, numbered versions per process id, and building
-the executable specs of a version (cached: a version never changes).
+"""Deploying BPMN/DMN files as immutable, numbered versions per process id and per decision id, and building
+the executable specs of a version (cached: a version never changes; its business rule tasks use the latest
+version of their decisions, so a spec is built again when a decision is deployed).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import dataclasses
 import hashlib
 import json
 import threading
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -21,7 +22,7 @@ from .bpmn import Bundle, ProcessInfo, build_specs, parse_bundle
 from .errors import DefinitionError, NotFoundError, Problem
 from .history import Event
 from .lint import lint_files
-from .schema import definition_files, deployments, process_versions
+from .schema import decision_versions, definition_files, deployments, process_versions
 
 DEFINITION_SUFFIXES = (".bpmn", ".dmn", ".bpmn20.xml")
 
@@ -33,6 +34,7 @@ class VersionRef:
     version: int
     name: str
     created: bool  # False when identical content was already deployed
+    kind: str = "process"  # or "decision": `process_id` is then the decision id (engine.dmn)
 
 
 def read_sources(paths: Iterable[str | Path]) -> dict[str, bytes]:
@@ -86,7 +88,8 @@ def _dependency_files(bundle: Bundle, process_id: str) -> set[str]:
         info = bundle.processes[pid]
         files.add(info.file)
         todo.extend(info.called_processes)
-        for d in info.decisions_used:
+        required = {d: list(i.required) for d, i in bundle.decision_infos.items()}
+        for d in _required_closure(info.decisions_used, required):
             if d in bundle.decisions:
                 files.add(bundle.decisions[d])
     return files
@@ -115,9 +118,48 @@ def _external_deps(conn: Connection, bundle: Bundle, process_id: str) -> list[in
         if row is not None:
             ids |= set(json.loads(row.file_ids))
     if needed_decisions:
-        for row in conn.execute(select(process_versions.c.file_ids)):
-            ids |= set(json.loads(row.file_ids))  # decisions live in files deployed with some process
+        stored = latest_decisions(conn)
+        for decision_id in _required_closure(needed_decisions, stored):
+            if decision_id in stored:
+                ids.add(stored[decision_id].file_id)
+        if not needed_decisions <= set(stored):  # deployed before decisions had versions of their own
+            for row in conn.execute(select(process_versions.c.file_ids)):
+                ids |= set(json.loads(row.file_ids))  # decisions live in files deployed with some process
     return sorted(ids)
+
+
+def latest_decisions(conn: Connection, up_to: int | None = None) -> dict[str, Any]:
+    """decision id -> the row of its latest deployed version (among those with an id up to `up_to`)."""
+    chosen = select(decision_versions.c.decision_id, func.max(decision_versions.c.version).label("version"))
+    if up_to is not None:
+        chosen = chosen.where(decision_versions.c.id <= up_to)
+    newest = chosen.group_by(decision_versions.c.decision_id).subquery()
+    rows = conn.execute(select(decision_versions).join(
+        newest, (decision_versions.c.decision_id == newest.c.decision_id)
+        & (decision_versions.c.version == newest.c.version)))
+    return {row.decision_id: row for row in rows}
+
+
+def latest_decision_files(conn: Connection, up_to: int | None = None) -> dict[str, bytes]:
+    """The .dmn files holding the latest version of every deployed decision, by file name."""
+    ids = sorted({row.file_id for row in latest_decisions(conn, up_to).values()})
+    return _files_by_id(conn, ids) if ids else {}
+
+
+def _required_closure(ids: Iterable[str], required: Mapping[str, Any]) -> set[str]:
+    """`ids` and every decision they require, directly or not; `required` maps a decision id to the ids it
+    requires, or to its decision_versions row."""
+    seen: set[str] = set()
+    todo = list(ids)
+    while todo:
+        decision_id = todo.pop()
+        if decision_id in seen:
+            continue
+        seen.add(decision_id)
+        if decision_id in required:
+            needs = required[decision_id]
+            todo.extend(needs if isinstance(needs, list) else json.loads(needs.required))
+    return seen
 
 
 def latest_version(conn: Connection, process_id: str):  # type: ignore[no-untyped-def]
@@ -133,6 +175,7 @@ def known_ids(conn: Connection) -> tuple[set[str], set[str]]:
     decisions: set[str] = set()
     for info in conn.execute(select(process_versions.c.info)).scalars():
         decisions |= set(json.loads(info).get("decisions_used", []))
+    decisions |= set(conn.execute(select(decision_versions.c.decision_id).distinct()).scalars())
     return processes, decisions
 
 
@@ -158,6 +201,9 @@ def deploy(conn: Connection, files: Mapping[str, bytes], *, now: datetime, actor
     file_ids: dict[str, int] = {}
     problems: list[Problem] = list(blocking)
     pending: list[tuple[ProcessInfo, list[int], str]] = []
+    stored = latest_decision_files(conn)
+    decision_files = {**{(f"(deployed) {n}" if n in bundle.files else n): d for n, d in stored.items()},
+              **{name: bundle.files[name] for name in dict.fromkeys(bundle.decisions.values())}}
     for pid, info in sorted(bundle.processes.items()):
         dep_names = _dependency_files(bundle, pid)
         ids = [_store_file(conn, name, bundle.files[name], now, file_ids) for name in sorted(dep_names)]
@@ -169,7 +215,7 @@ def deploy(conn: Connection, files: Mapping[str, bytes], *, now: datetime, actor
             refs.append(VersionRef(latest.id, pid, latest.version, latest.name, created=False))
             continue
         try:  # prove it builds before anything is stored
-            build_specs(_files_by_id(conn, ids), pid)
+            build_specs(_files_by_id(conn, ids), pid, decision_files)
         except DefinitionError as exc:
             problems.extend(exc.problems)
             continue
@@ -179,8 +225,9 @@ def deploy(conn: Connection, files: Mapping[str, bytes], *, now: datetime, actor
         pending.append((info, ids, digest))
     if problems:
         raise DefinitionError(problems)
+    pending_decisions = _pending_decisions(conn, bundle, refs)
     events: list[Event] = []
-    if pending:
+    if pending or pending_decisions:
         dep_id = conn.execute(insert(deployments).values(deployed_at=now, deployed_by=actor, source=source,
                                                          change_note=change_note, author=author, approver=approver)
                               .returning(deployments.c.id)).scalar_one()
@@ -192,15 +239,50 @@ def deploy(conn: Connection, files: Mapping[str, bytes], *, now: datetime, actor
                 content_sha256=digest, deployment_id=dep_id, file_ids=json.dumps(ids), main_file=info.file,
                 info=info_to_json(info), deployed_at=now).returning(process_versions.c.id)).scalar_one()
             refs.append(VersionRef(vid, info.process_id, latest_no + 1, info.name or info.process_id, created=True))
+        refs.extend(_store_decisions(conn, bundle, pending_decisions, dep_id, now, file_ids))
         events.append(Event("definitions.deployed", {
             "deployment_id": dep_id, "source": source,
             "versions": [{"process_id": r.process_id, "version": r.version, "process_version_id": r.id}
-                         for r in refs if r.created],
+                         for r in refs if r.created and r.kind == "process"],
+            **({"decisions": [{"decision_id": r.process_id, "version": r.version, "decision_version_id": r.id}
+                              for r in refs if r.created and r.kind == "decision"]} if pending_decisions else {}),
             "files": {name: _sha(data) for name, data in sorted(files.items())},
             **({"change_note": change_note, "author": author, "approver": approver}
                if (change_note, author, approver) != (None, None, None) else {}),
         }, actor=actor))
-    return sorted(refs, key=lambda r: r.process_id), events
+    return sorted(refs, key=lambda r: (r.kind != "process", r.process_id)), events
+
+
+def _pending_decisions(conn: Connection, bundle: Bundle, refs: list[VersionRef]) -> list[str]:
+    """The bundle's decisions whose file differs from their latest version's (the others are added to `refs`
+    as unchanged)."""
+    stored = latest_decisions(conn)
+    pending: list[str] = []
+    for decision_id, name in sorted(bundle.decisions.items()):
+        row = stored.get(decision_id)
+        if row is not None and row.content_sha256 == _sha(bundle.files[name]):
+            refs.append(VersionRef(row.id, decision_id, row.version, row.name, created=False, kind="decision"))
+        else:
+            pending.append(decision_id)
+    return pending
+
+
+def _store_decisions(conn: Connection, bundle: Bundle, pending: list[str], deployment_id: int, now: datetime,
+                     file_ids: dict[str, int]) -> list[VersionRef]:
+    refs: list[VersionRef] = []
+    for decision_id in pending:
+        name = bundle.decisions[decision_id]
+        info = bundle.decision_infos.get(decision_id)
+        number = (conn.execute(select(func.max(decision_versions.c.version))
+                               .where(decision_versions.c.decision_id == decision_id)).scalar() or 0) + 1
+        label = (info.name if info else decision_id)[:255]
+        vid = conn.execute(insert(decision_versions).values(
+            decision_id=decision_id, version=number, name=label,
+            file_id=_store_file(conn, name, bundle.files[name], now, file_ids),
+            content_sha256=_sha(bundle.files[name]), required=json.dumps(info.required if info else []),
+            deployment_id=deployment_id, deployed_at=now).returning(decision_versions.c.id)).scalar_one()
+        refs.append(VersionRef(vid, decision_id, number, label, created=True, kind="decision"))
+    return refs
 
 
 def _store_file(conn: Connection, name: str, data: bytes, now: datetime, cache: dict[str, int]) -> int:
@@ -232,28 +314,45 @@ class LoadedVersion:
 
 
 class SpecCache:
-    """Executable specs per process version, built once per process (versions never change)."""
+    """Executable specs per process version, built once per process (versions never change) and again when a
+    decision is deployed (business rule tasks use the latest version of their decision).
 
-    def __init__(self, size: int = 256) -> None:
-        self._get = lru_cache(maxsize=size)(self._build)
+    `now` (for a replay): the decisions are those deployed up to the clock's reading, as they were when the
+    recorded step ran; without it, every decision deployed so far (the same, while the clock goes forward).
+    """
+
+    def __init__(self, size: int = 256, now: Callable[[Connection], datetime] | None = None) -> None:
+        self._get = lru_cache(maxsize=size)(self._build)  # by (version id, newest decision version id)
         self._conn: Connection | None = None
         self._lock = threading.Lock()
+        self._now = now
+        self._without_decisions: set[int] = set()  # versions with no business rule task: no decision to look for
 
     def get(self, conn: Connection, version_id: int) -> LoadedVersion:
         with self._lock:  # the builder reads through the caller's connection
             self._conn = conn
             try:
-                return self._get(version_id)
+                if version_id in self._without_decisions:
+                    return self._get(version_id, 0)
+                newest = select(func.max(decision_versions.c.id))
+                if self._now is not None:
+                    newest = newest.where(decision_versions.c.deployed_at <= self._now(conn))
+                newest_decision = conn.execute(newest).scalar() or 0
+                return self._get(version_id, newest_decision)
             finally:
                 self._conn = None
 
-    def _build(self, version_id: int) -> LoadedVersion:
+    def _build(self, version_id: int, newest_decision: int) -> LoadedVersion:
         assert self._conn is not None
         row = self._conn.execute(select(process_versions).where(process_versions.c.id == version_id)).first()
         if row is None:
             raise NotFoundError(f"no process version with id {version_id}", process_version=version_id)
         files = _files_by_id(self._conn, json.loads(row.file_ids))
-        spec, subprocess_specs = build_specs(files, row.process_id)
+        spec, subprocess_specs = build_specs(files, row.process_id,
+                                             latest_decision_files(self._conn, newest_decision))
+        if not any(hasattr(task_spec, "dmnEngine") for one in (spec, *subprocess_specs.values())
+                   for task_spec in one.task_specs.values()):
+            self._without_decisions.add(version_id)
         return LoadedVersion(row.id, row.process_id, row.version, json.loads(row.info), spec, subprocess_specs)
 
 

@@ -403,18 +403,42 @@ def create_draft(engine: Any, *, process_id: str, files: Mapping[str, bytes | st
         return _as_dict(conn, _row(conn, did))
 
 
+def _process_using(engine: Any, data: bytes, name: str) -> str:
+    """The one live process using a decision of an uploaded .dmn file: its draft takes the file (on approval
+    the decisions get new versions, which every process using them evaluates from then on)."""
+    root = parse_xml(data, name).getroot()
+    held = [d.get("id") for d in root if isinstance(d.tag, str) and etree.QName(d).localname == "decision"
+            and d.get("id")]
+    with engine.db.engine.connect() as conn:
+        newest = (select(process_versions.c.process_id, func.max(process_versions.c.version).label("version"))
+                  .group_by(process_versions.c.process_id).subquery())
+        rows = conn.execute(select(process_versions.c.process_id, process_versions.c.info).join(
+            newest, (process_versions.c.process_id == newest.c.process_id)
+            & (process_versions.c.version == newest.c.version))).all()
+    users = sorted(r.process_id for r in rows if set(json.loads(r.info).get("decisions_used", [])) & set(held))
+    named = ", ".join(f"'{d}'" for d in held) or "none"
+    if len(users) == 1:
+        return users[0]
+    if not users:
+        raise StateError(f"no deployed process uses the decisions of {name} ({named}): upload it from the page "
+                         "of the process that will use it, or deploy it on its own with `carepath deploy`")
+    raise StateError(f"the decisions of {name} ({named}) are used by the processes {', '.join(users)}: upload it "
+                     "from the page of one of them (the new version of a decision is used by all of them)")
+
+
 def draft_from_upload(engine: Any, *, process_id: str | None, filename: str, data: bytes, actor: str,
                       note: str = "") -> dict[str, Any]:
     """A new draft from one uploaded .bpmn or .dmn file, in place of the same file of the live version.
 
     A .bpmn must hold `process_id` (or, with none given, names the process from the one it holds);
-    a .dmn replaces the live version's file of that name or is added. Nothing is stored on error.
+    a .dmn replaces the live version's file of that name or is added (with none given, the draft is of the one
+    live process using its decisions). Nothing is stored on error.
     """
     name = PurePosixPath(str(filename).replace("\\", "/")).name
     checked = check_files({name: data})
     if name.lower().endswith(".dmn"):
         if process_id is None:
-            raise StateError("upload a decision table (.dmn) from the page of the process that uses it")
+            process_id = _process_using(engine, checked[name], name)
     else:
         held = _process_ids(checked[name], name)
         if process_id is None:
@@ -559,7 +583,7 @@ def approve_draft(engine: Any, draft_id: int, *, actor: str, note: str,
             conn, files, now=now, actor=actor, **engine.definition_checks(), source=f"draft {draft_id}",
             change_note=note_text,
             author=row.author, approver=actor)
-        ref = next((r for r in refs if r.process_id == row.process_id), None)
+        ref = next((r for r in refs if r.kind == "process" and r.process_id == row.process_id), None)
         if ref is None or not ref.created:
             version = f"version {ref.version}" if ref is not None else "the live version"
             raise StateError(f"draft {draft_id} is the same as {version} of {row.process_id}: there is nothing "

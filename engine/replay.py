@@ -24,11 +24,12 @@ from sqlalchemy import insert, select
 from . import history
 from .clock import parse_instant
 from .db import Database
+from .definitions import SpecCache
 from .errors import CarepathError
 from .forms import FormLibrary
 from .instance_migration import replay_migration
 from .registry import HandlerRegistry
-from .schema import definition_files, deployments, events, process_versions
+from .schema import decision_versions, definition_files, deployments, events, process_versions
 from .scripting import ReplayMismatch
 
 INPUT_EVENTS = {"case.created", "instance.started", "task.completed", "timer.fired", "incident.retried",
@@ -121,6 +122,7 @@ def replay_case(engine: Any, case_id: int) -> ReplayReport:
         scratch = Engine(scratch_db, registry=HandlerRegistry(), forms=FormLibrary(),
                          functions=dict(engine.registry.functions))
         scratch.init(simulated_start=start)
+        scratch.specs = SpecCache(now=scratch.now)  # each step evaluates the decisions deployed by its time
         _copy_definitions(engine, scratch, recorded)
         ids = _IdMap()
         steps: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -155,6 +157,21 @@ def _copy_definitions(engine: Any, scratch: Any, recorded: list[dict[str, Any]])
             dst.execute(insert(deployments).values(**dep._mapping))
         for pv in pvs:
             dst.execute(insert(process_versions).values(**pv._mapping))
+        _copy_decisions(src, dst, set(file_ids), {pv.deployment_id for pv in pvs})
+
+
+def _copy_decisions(src: Any, dst: Any, file_ids: set[int], deployment_ids: set[int]) -> None:
+    """Every deployed decision version, with its file and deployment: which one a step used depends on when
+    it ran (definitions.SpecCache)."""
+    rows = src.execute(select(decision_versions).order_by(decision_versions.c.id)).all()
+    for f in src.execute(select(definition_files).where(
+            definition_files.c.id.in_({r.file_id for r in rows} - file_ids))):
+        dst.execute(insert(definition_files).values(**f._mapping))
+    for dep in src.execute(select(deployments).where(
+            deployments.c.id.in_({r.deployment_id for r in rows} - deployment_ids))):
+        dst.execute(insert(deployments).values(**dep._mapping))
+    for row in rows:
+        dst.execute(insert(decision_versions).values(**row._mapping))
 
 
 def _replay_step(scratch: Any, case_id: int, step: list[dict[str, Any]], ids: _IdMap,

@@ -397,3 +397,22 @@ measure_facts = Table(
     Column("basis", String(64), nullable=False),
     Column("facts", Text, nullable=False),  # JSON (handlers.measures.case_facts)
 )
+
+# ---------------------------------------------------------------- decision versions (engine/definitions.py, 0013)
+# Every deployed version of a DMN decision, numbered per decision id, whether deployed on its own or with a process.
+# A business rule task evaluates the latest version of its decision unless bound to the one deployed with its
+# process (docs/diagram-attributes.md, "Business rule tasks and decisions").
+decision_versions = Table(
+    "decision_versions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("decision_id", String(255), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("file_id", ForeignKey("definition_files.id"), nullable=False),  # the .dmn file holding it
+    Column("content_sha256", String(64), nullable=False),  # that file's content: the same again is no new version
+    Column("required", Text, nullable=False),  # JSON list of the decision ids it requires
+    Column("deployment_id", ForeignKey("deployments.id"), nullable=False),
+    Column("deployed_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("decision_id", "version"),
+)

@@ -293,7 +293,7 @@ def _draft_engine(files: Mapping[str, bytes], process_id: str, *, registry: Hand
         if source is not None:
             _copy_deployed(source, scratch, replaced=process_id, draft_names=list(files))
         refs = scratch.deploy(files=dict(files), actor=TRIAL_ACTOR, source="draft under trial")
-        ref = next((r for r in refs if r.process_id == process_id), None)
+        ref = next((r for r in refs if r.kind == "process" and r.process_id == process_id), None)
         if ref is None:
             raise NotFoundError(f"the draft's files do not define the process '{process_id}'", process=process_id)
     except Exception:

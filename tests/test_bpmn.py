@@ -499,7 +499,7 @@ def test_zeebe_dialect_is_read() -> None:
 
 def test_dmn_problems_are_reported() -> None:
     dmn = (FIXTURES / "care_band.dmn").read_text()
-    dmn = dmn.replace('hitPolicy="UNIQUE"', 'hitPolicy="FIRST"').replace("<text>\"high\"</text>",
+    dmn = dmn.replace('hitPolicy="UNIQUE"', 'hitPolicy="BOGUS"').replace("<text>\"high\"</text>",
                                                                        "<text>__import__('os')</text>")
     problems = problems_of({"band.dmn": dmn.encode()})
     assert {(p.element_id, p.line) for p in problems} == {("DecisionTable_band", 4), ("LiteralExpression_high", 23)}
