@@ -237,3 +237,25 @@ def test_replay_evaluates_each_step_with_the_decision_version_of_its_time(make_e
     report = replay_case(eng, case)
     assert report.ok, report.divergence
     assert report.instances_compared == 2
+
+
+@pytest.mark.parametrize(("mapping", "data", "expected"), [
+    # FIRST keeps one rule after 'band' and 'points' are evaluated: the first in table order
+    ("singleEntry", {"needs": 3, "lives_alone": True}, "residential review, 11 points"),
+    ("singleResult", {"needs": 3, "lives_alone": False}, {"package": "home care, 6 points"}),
+    ("resultList", {"needs": 3, "lives_alone": True}, [{"package": "residential review, 11 points"}]),
+    ("collectEntries", {"needs": 1, "lives_alone": False}, ["home care, 2 points"]),
+])
+def test_a_result_variable_maps_the_rules_the_hit_policy_keeps_after_the_required_decisions(
+        make_engine, mapping, data, expected):
+    # camunda:resultVariable reads the decision's matched rules; with a requirement graph the required
+    # decisions are evaluated first, and under FIRST only the first matching rule is kept (both rules of
+    # 'package' match a 'high' band: a result list of two would be wrong)
+    text = process("package").decode().replace(
+        'camunda:decisionRef="package"',
+        f'camunda:decisionRef="package" camunda:resultVariable="plan" camunda:mapDecisionResult="{mapping}"')
+    eng = make_engine()
+    eng.deploy(files={"drg.dmn": fixture("drg.dmn"), "p.bpmn": text.encode()})
+    result = decide(eng, "package", **data)
+    assert result["plan"] == expected
+    assert "package" not in result  # kept in the result variable, not merged into the task data
