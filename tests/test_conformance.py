@@ -80,8 +80,9 @@ def _stored_versions(eng: Engine) -> int:
 
 def _do(eng: Engine, case_id: int, step: dict[str, Any]) -> None:
     if "complete" in step:
-        ready = [t for t in eng.list_tasks(case_id=case_id) if t["element_id"] == step["complete"]]
-        assert ready, f"no ready task {step['complete']!r}; ready: {[t['element_id'] for t in eng.list_tasks(case_id=case_id)]}"
+        listed = eng.list_tasks(case_id=case_id)
+        ready = [t for t in listed if t["element_id"] == step["complete"]]
+        assert ready, f"no ready task {step['complete']!r}; ready: {[t['element_id'] for t in listed]}"
         eng.complete_task(ready[0]["id"], step.get("data", {}), actor="conformance")
     elif "advance_seconds" in step:
         eng.advance_clock(timedelta(seconds=step["advance_seconds"]))
@@ -94,6 +95,11 @@ def _do(eng: Engine, case_id: int, step: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("entry", _params())
 def test_conformance(engine: Engine, entry: dict[str, Any]) -> None:
+    check(engine, entry)
+
+
+def check(engine: Engine, entry: dict[str, Any]) -> None:
+    """Deploy (and run) one manifest entry; fail unless carepath gives the expected outcome."""
     files = _files(entry)
     if entry["expect"] == "refused":
         with pytest.raises(DefinitionError) as caught:
@@ -128,3 +134,67 @@ def test_conformance(engine: Engine, entry: dict[str, Any]) -> None:
     data = engine.instance_snapshot(instances[0]["id"])["data"]
     for key, value in entry.get("expect_data", {}).items():
         assert data.get(key) == value, (key, data)
+
+
+# --- the suite itself: every file recorded, small, licensed; expectations that can fail --------------------
+
+LICENCES = {"LGPL-3.0-or-later", "CC-BY-3.0", "Apache-2.0", "MIT"}
+
+
+def test_every_file_is_in_the_manifest_with_its_source_and_licence() -> None:
+    listed = {e["file"] for e in MANIFEST} | {w for e in MANIFEST for w in e.get("with", [])}
+    assert listed == {p.name for p in FILES.iterdir()}
+    sources = (HERE / "SOURCES.md").read_text(encoding="utf-8")
+    for entry in MANIFEST:
+        for name, source in [(entry["file"], entry["source"]), *entry.get("with_sources", {}).items()]:
+            assert source["licence"] in LICENCES and len(source["commit"]) == 40 and source["repo"] and source["path"]
+            assert f"`{name}`" in sources and source["commit"][:12] in sources
+            assert (FILES / name).stat().st_size <= 200_000
+
+
+def test_every_expectation_says_what_must_happen() -> None:
+    for entry in MANIFEST:
+        assert entry["expect"] in {"runs", "deploys", "refused", "incident"}, entry["file"]
+        if entry["expect"] == "refused":
+            assert entry["problems"] and all(p["element"] and p["message"] for p in entry["problems"]), entry["file"]
+        if entry.get("xfail"):
+            assert "issue 13 item" in entry["xfail"], entry["file"]
+
+
+def _entry(name: str) -> dict[str, Any]:
+    return json.loads(json.dumps(next(e for e in MANIFEST if e["file"] == name)))
+
+
+def test_a_refusal_with_another_message_fails(engine: Engine) -> None:
+    entry = _entry("spiff-data_store.bpmn")
+    entry["problems"][0]["message"] = "carepath supports data stores"
+    with pytest.raises(AssertionError, match="no problem on 'Activity_09dnr20'"):
+        check(engine, entry)
+
+
+def test_a_refusal_on_another_element_fails(engine: Engine) -> None:
+    entry = _entry("spiff-data_store.bpmn")
+    entry["problems"][0]["element"] = "Activity_1skgyn9x"
+    with pytest.raises(AssertionError):
+        check(engine, entry)
+
+
+def test_a_run_left_waiting_fails(engine: Engine) -> None:
+    entry = _entry("spiff-ParallelOrder.bpmn")
+    entry["steps"] = entry["steps"][:-1]  # one branch never completed: the join waits
+    with pytest.raises(AssertionError, match="waiting"):
+        check(engine, entry)
+
+
+def test_a_run_with_other_data_fails(engine: Engine) -> None:
+    entry = _entry("spiff-business_rule_task.bpmn")
+    entry["expect_data"]["answer"] = "B"
+    with pytest.raises(AssertionError, match="answer"):
+        check(engine, entry)
+
+
+def test_a_file_that_deploys_is_not_taken_as_refused(engine: Engine) -> None:
+    entry = _entry("spiff-no-tasks.bpmn")
+    entry.update(expect="refused", problems=[{"element": "no_tasks", "message": "no executable process"}])
+    with pytest.raises(pytest.fail.Exception):
+        check(engine, entry)
