@@ -5,7 +5,8 @@ tests/conformance/manifest.json names, for every file, where it came from (repos
 also in tests/conformance/SOURCES.md) and what must happen:
 
 - "runs": deployed with its companions, started with the given data, then driven by the given steps
-  (complete a user task with data, deliver a message, advance the injected clock), it ends with every process
+  (complete a user task with data, checking what the task list shows for it; deliver a message; advance the
+  injected clock), it ends with every process
   instance of the case completed and the given values in the data;
 - "deploys": a file that holds decisions only is stored on its own (its decision ids come back from deploy);
 - "refused": deploy fails; for each expected problem, one names the given element and carries the given message
@@ -83,6 +84,8 @@ def _do(eng: Engine, case_id: int, step: dict[str, Any]) -> None:
         listed = eng.list_tasks(case_id=case_id)
         ready = [t for t in listed if t["element_id"] == step["complete"]]
         assert ready, f"no ready task {step['complete']!r}; ready: {[t['element_id'] for t in listed]}"
+        for key, value in step.get("task", {}).items():  # what the task list shows (assignee, form, team...)
+            assert ready[0][key] == value, (key, ready[0][key])
         eng.complete_task(ready[0]["id"], step.get("data", {}), actor="conformance")
     elif "advance_seconds" in step:
         eng.advance_clock(timedelta(seconds=step["advance_seconds"]))
@@ -183,6 +186,13 @@ def test_a_run_left_waiting_fails(engine: Engine) -> None:
     entry = _entry("spiff-ParallelOrder.bpmn")
     entry["steps"] = entry["steps"][:-1]  # one branch never completed: the join waits
     with pytest.raises(AssertionError, match="waiting"):
+        check(engine, entry)
+
+
+def test_a_task_shown_otherwise_fails(engine: Engine) -> None:
+    entry = _entry("camunda-invoiceApproval.bpmn")
+    entry["steps"][0]["task"]["assignee"] = "someone else"
+    with pytest.raises(AssertionError, match="assignee"):
         check(engine, entry)
 
 
