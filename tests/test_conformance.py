@@ -197,9 +197,9 @@ def test_a_task_shown_otherwise_fails(engine: Engine) -> None:
 
 
 def test_a_run_with_other_data_fails(engine: Engine) -> None:
-    entry = _entry("spiff-business_rule_task.bpmn")
-    entry["expect_data"]["answer"] = "B"
-    with pytest.raises(AssertionError, match="answer"):
+    entry = _entry("spiff-ScriptTest.bpmn")
+    entry["expect_data"]["sample"] = ["a", "b"]
+    with pytest.raises(AssertionError, match="sample"):
         check(engine, entry)
 
 
