@@ -1,0 +1,210 @@
+"""carepath's own conformance suite: public BPMN and DMN files written by other people and tools (the BPMN Model
+Interchange Working Group, SpiffWorkflow, Camunda, bpmn-io), each with the outcome carepath gives it.
+
+tests/conformance/manifest.json names, for every file, where it came from (repository, path, commit, licence;
+also in tests/conformance/SOURCES.md) and what must happen:
+
+- "runs": deployed with its companions, started with the given data, then driven by the given steps
+  (complete a user task with data, checking what the task list shows for it; deliver a message; advance the
+  injected clock), it ends with every process
+  instance of the case completed and the given values in the data;
+- "deploys": a file that holds decisions only is stored on its own (its decision ids come back from deploy);
+- "refused": deploy fails; for each expected problem, one names the given element and carries the given message
+  text; every problem is on one line; nothing is stored;
+- "incident": deploys, runs, and then fails at run time with an incident carrying the given text (a defect
+  recorded as it stands, so that a change in it is seen).
+
+Files that need a feature still being built are marked xfail(strict=True) with the feature and the issue item,
+so the suite fails loudly the day the feature lands and the mark should go.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from engine.errors import DefinitionError
+from engine.forms import FormLibrary
+from engine.registry import HandlerRegistry
+from engine.runtime import Engine
+from engine.schema import process_versions
+from tests.conftest import START
+
+HERE = Path(__file__).parent / "conformance"
+FILES = HERE / "files"
+MANIFEST: list[dict[str, Any]] = json.loads((HERE / "manifest.json").read_text(encoding="utf-8"))["files"]
+
+
+def _params() -> list[Any]:
+    out = []
+    for entry in MANIFEST:
+        marks = [pytest.mark.xfail(strict=True, reason=entry["xfail"])] if entry.get("xfail") else []
+        out.append(pytest.param(entry, id=entry["file"], marks=marks))
+    return out
+
+
+def _registry(log: list[tuple[str, dict[str, Any]]]) -> HandlerRegistry:
+    """Handlers the public diagrams name, recording what they were called with."""
+    reg = HandlerRegistry()
+
+    @reg.register("notify")
+    def notify(ctx, message="") -> dict[str, Any]:  # type: ignore[no-untyped-def]
+        log.append(("notify", {"message": message}))
+        return {"notified": True}
+
+    return reg
+
+
+@pytest.fixture
+def engine(tmp_path):
+    log: list[tuple[str, dict[str, Any]]] = []
+    eng = Engine(f"sqlite:///{tmp_path / 'conformance.db'}", registry=_registry(log), forms=FormLibrary())
+    eng.init(simulated_start=START)
+    yield eng
+    eng.db.dispose()
+
+
+def _files(entry: dict[str, Any]) -> dict[str, bytes]:
+    names = [entry["file"], *entry.get("with", [])]
+    return {name: (FILES / name).read_bytes() for name in names}
+
+
+def _stored_versions(eng: Engine) -> int:
+    with eng.db.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(process_versions)).scalar_one()
+
+
+def _do(eng: Engine, case_id: int, step: dict[str, Any]) -> None:
+    if "complete" in step:
+        listed = eng.list_tasks(case_id=case_id)
+        ready = [t for t in listed if t["element_id"] == step["complete"]]
+        assert ready, f"no ready task {step['complete']!r}; ready: {[t['element_id'] for t in listed]}"
+        for key, value in step.get("task", {}).items():  # what the task list shows (assignee, form, team...)
+            assert ready[0][key] == value, (key, ready[0][key])
+        eng.complete_task(ready[0]["id"], step.get("data", {}), actor="conformance")
+    elif "advance_seconds" in step:
+        eng.advance_clock(timedelta(seconds=step["advance_seconds"]))
+    elif "message" in step:
+        eng.deliver_message(step["message"], case_id=case_id, data=step.get("data", {}),  # type: ignore[attr-defined]
+                            correlation=step.get("correlation"))
+    else:
+        raise AssertionError(f"unknown step {step}")
+
+
+@pytest.mark.parametrize("entry", _params())
+def test_conformance(engine: Engine, entry: dict[str, Any]) -> None:
+    check(engine, entry)
+
+
+def check(engine: Engine, entry: dict[str, Any]) -> None:
+    """Deploy (and run) one manifest entry; fail unless carepath gives the expected outcome."""
+    files = _files(entry)
+    if entry["expect"] == "refused":
+        with pytest.raises(DefinitionError) as caught:
+            engine.deploy(files=files)
+        problems = caught.value.problems
+        for want in entry["problems"]:
+            matching = [p for p in problems if p.element_id == want["element"] and want["message"] in p.message]
+            assert matching, f"no problem on {want['element']!r} saying {want['message']!r} in:\n" + "\n".join(
+                str(p) for p in problems)
+        assert all("\n" not in str(p) for p in problems)  # every problem on one line
+        assert _stored_versions(engine) == 0  # nothing stored
+        return
+    refs = engine.deploy(files=files)
+    if entry["expect"] == "deploys":
+        assert set(entry["decisions"]) <= {r.process_id for r in refs}
+        return
+    assert entry["expect"] in ("runs", "incident")
+    if "start_message" in entry:
+        result = engine.deliver_message(entry["start_message"], data=entry.get("data", {}))  # type: ignore[attr-defined]
+        case_id = result.case_id
+    else:
+        case_id = engine.start(entry["process"], data=entry.get("data", {})).case_id
+    for step in entry.get("steps", []):
+        _do(engine, case_id, step)
+    if entry["expect"] == "incident":  # deploys, then fails at run time: an incident naming what failed
+        assert [i["message"] for i in engine.incidents() if entry["message"] in i["message"]], engine.incidents()
+        assert engine.get_case(case_id)["instances"][0]["status"] == "error"
+        return
+    instances = engine.get_case(case_id)["instances"]
+    assert instances and all(i["status"] == "completed" for i in instances), instances
+    assert engine.incidents() == []
+    data = engine.instance_snapshot(instances[0]["id"])["data"]
+    for key, value in entry.get("expect_data", {}).items():
+        assert data.get(key) == value, (key, data)
+
+
+# --- the suite itself: every file recorded, small, licensed; expectations that can fail --------------------
+
+LICENCES = {"LGPL-3.0-or-later", "CC-BY-3.0", "Apache-2.0", "MIT"}
+
+
+def test_every_file_is_in_the_manifest_with_its_source_and_licence() -> None:
+    listed = {e["file"] for e in MANIFEST} | {w for e in MANIFEST for w in e.get("with", [])}
+    assert listed == {p.name for p in FILES.iterdir()}
+    sources = (HERE / "SOURCES.md").read_text(encoding="utf-8")
+    for entry in MANIFEST:
+        for name, source in [(entry["file"], entry["source"]), *entry.get("with_sources", {}).items()]:
+            assert source["licence"] in LICENCES and len(source["commit"]) == 40 and source["repo"] and source["path"]
+            assert f"`{name}`" in sources and source["commit"][:12] in sources
+            assert (FILES / name).stat().st_size <= 200_000
+
+
+def test_every_expectation_says_what_must_happen() -> None:
+    for entry in MANIFEST:
+        assert entry["expect"] in {"runs", "deploys", "refused", "incident"}, entry["file"]
+        if entry["expect"] == "refused":
+            assert entry["problems"] and all(p["element"] and p["message"] for p in entry["problems"]), entry["file"]
+        if entry.get("xfail"):
+            assert "issue 13 item" in entry["xfail"], entry["file"]
+
+
+def _entry(name: str) -> dict[str, Any]:
+    return json.loads(json.dumps(next(e for e in MANIFEST if e["file"] == name)))
+
+
+def test_a_refusal_with_another_message_fails(engine: Engine) -> None:
+    entry = _entry("spiff-data_store.bpmn")
+    entry["problems"][0]["message"] = "carepath supports data stores"
+    with pytest.raises(AssertionError, match="no problem on 'Activity_09dnr20'"):
+        check(engine, entry)
+
+
+def test_a_refusal_on_another_element_fails(engine: Engine) -> None:
+    entry = _entry("spiff-data_store.bpmn")
+    entry["problems"][0]["element"] = "Activity_1skgyn9x"
+    with pytest.raises(AssertionError):
+        check(engine, entry)
+
+
+def test_a_run_left_waiting_fails(engine: Engine) -> None:
+    entry = _entry("spiff-ParallelOrder.bpmn")
+    entry["steps"] = entry["steps"][:-1]  # one branch never completed: the join waits
+    with pytest.raises(AssertionError, match="waiting"):
+        check(engine, entry)
+
+
+def test_a_task_shown_otherwise_fails(engine: Engine) -> None:
+    entry = _entry("camunda-invoiceApproval.bpmn")
+    entry["steps"][0]["task"]["assignee"] = "someone else"
+    with pytest.raises(AssertionError, match="assignee"):
+        check(engine, entry)
+
+
+def test_a_run_with_other_data_fails(engine: Engine) -> None:
+    entry = _entry("spiff-ScriptTest.bpmn")
+    entry["expect_data"]["sample"] = ["a", "b"]
+    with pytest.raises(AssertionError, match="sample"):
+        check(engine, entry)
+
+
+def test_a_file_that_deploys_is_not_taken_as_refused(engine: Engine) -> None:
+    entry = _entry("spiff-no-tasks.bpmn")
+    entry.update(expect="refused", problems=[{"element": "no_tasks", "message": "no executable process"}])
+    with pytest.raises(pytest.fail.Exception):
+        check(engine, entry)
