@@ -751,14 +751,16 @@ class Engine:
     # ------------------------------------------------------------------ timers
     def fire_due_timers(self, *, batch: int = 50, limit: int | None = None) -> int:
         """Fire every timer due by now, each exactly once; returns how many instances moved."""
-        moved = 0
+        moved, taken = 0, set()
         while limit is None or moved < limit:
-            selected, n = self._fire_batch(batch)
+            ids, n = self._fire_batch(batch)
             moved += n
-            if selected == 0 or n == 0:
-                # n == 0: every instance taken had nothing due after all (rows healed in _fire_instance); going
-                # on would take the same rows again if they disagree with their workflows — stop, never spin
+            if not ids or n == 0 or taken.intersection(ids):
+                # n == 0: every instance taken had nothing due after all (rows healed in _fire_instance); an
+                # instance taken twice still had due rows after its step. Going on would take the same rows
+                # again if they disagree with their workflows: stop (the next run tries again), never spin
                 return moved
+            taken.update(ids)
         return moved
 
     def claim_due(self, now: datetime, batch: int) -> Any:
@@ -769,7 +771,7 @@ class Engine:
              .order_by(instances.c.id).limit(batch))
         return self.db.for_update(q, skip_locked=True)
 
-    def _fire_batch(self, batch: int) -> tuple[int, int]:
+    def _fire_batch(self, batch: int) -> tuple[list[int], int]:
         """One transaction over up to `batch` instances with due timers: (instances taken, instances moved)."""
         with self._tx() as conn:
             now = self.now(conn)
@@ -780,7 +782,7 @@ class Engine:
             rows = {r.id: r for r in conn.execute(_LOAD_MANY, {"ids": ids})} if ids else {}
             moved = sum(self._fire_instance(conn, now, iid, w, rows.get(iid)) for iid in ids)
             w.flush(conn, now, lock=self.db.is_postgres)
-            return len(ids), moved
+            return ids, moved
 
     def _fire_instance(self, conn: Connection, now: datetime, instance_id: int, w: _Writes | None = None,
                        row: Any = None) -> bool:
