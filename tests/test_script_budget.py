@@ -199,6 +199,19 @@ def test_retry_works_once_the_budget_is_raised(make_engine, small_budget, monkey
     assert eng.instance_snapshot(row.id)["data"]["n"] == 20_000_000
 
 
+def test_a_script_in_the_child_reads_open_processes_from_the_step(make_engine):
+    """open_processes() reads the database; in the child it answers from what the parent read first."""
+    eng = make_engine()
+    eng.deploy(files={"other.bpmn": timer_then_script("other", "x = 1", wait="P10D"),
+                      "asker.bpmn": timer_then_script("asker", "names = []\nfor p in open_processes():\n"
+                                                               "    names.append(p)\n")})
+    case_id = eng.start("other").case_id
+    asker = eng.start("asker", case_id=case_id).instance_id
+    eng.advance_clock(timedelta(days=2))
+    assert eng.incidents() == []
+    assert eng.instance_snapshot(asker)["data"]["names"] == ["other"]
+
+
 def _instances(eng: Engine):
     with eng.db.engine.connect() as conn:
         return conn.execute(select(instances)).all()
