@@ -26,7 +26,7 @@ incident naming the element like any other failing expression; the step's transa
 the incident, and `retry` runs the element again once the diagram is fixed or the budget raised.
 
 Settings: `CAREPATH_SCRIPT_CPU_SECONDS` (default 2), `CAREPATH_SCRIPT_MEMORY_MB` (default 256),
-`CAREPATH_SCRIPT_WALL_SECONDS` (default 10 × the CPU budget, at least 5). docs/engine.md "Script budget".
+`CAREPATH_SCRIPT_WALL_SECONDS` (default 15 × the CPU budget, at least 30). docs/engine.md "Script budget".
 
 `unbounded_construct` is the deploy-time half: constructs that can only exhaust the budget (a huge
 constant power or repeat, `while True` with no way out) are refused with the line they are on.
@@ -62,7 +62,7 @@ class BudgetExceeded(ExpressionError):
 class ScriptBudget:
     cpu_seconds: float = 2.0
     memory_mb: int = 256
-    wall_seconds: float = 20.0
+    wall_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if not self.cpu_seconds > 0 or not self.memory_mb > 0 or not self.wall_seconds > 0:
@@ -74,7 +74,7 @@ class ScriptBudget:
         try:
             cpu = float(env.get("CAREPATH_SCRIPT_CPU_SECONDS", "2"))
             memory = int(env.get("CAREPATH_SCRIPT_MEMORY_MB", "256"))
-            wall = float(env.get("CAREPATH_SCRIPT_WALL_SECONDS", "0")) or max(5.0, 10 * cpu)
+            wall = float(env.get("CAREPATH_SCRIPT_WALL_SECONDS", "0")) or max(30.0, 15 * cpu)
         except ValueError as exc:
             raise ValueError(f"CAREPATH_SCRIPT_* settings must be numbers: {exc}") from None
         return cls(cpu, memory, wall)
@@ -165,9 +165,12 @@ def run_budgeted(fn: Callable[[], T], budget: ScriptBudget, what: str) -> T:
         while True:
             ready, _, _ = select.select([read_end], [], [], budget.wall_seconds)
             if not ready:
+                used = _cpu_seconds(pid)
                 _kill(pid)
-                raise BudgetExceeded(f"{what} gave no answer within {budget.wall_seconds:g} s and was stopped "
-                                     "(it was waiting, not computing)")
+                raise BudgetExceeded(f"{what} gave no answer within {budget.wall_seconds:g} s of waiting and was "
+                                     f"stopped, having used {used:.1f} s of its {budget.cpu_seconds:g} s CPU budget "
+                                     "(a machine too busy to run it, or code that waits); raise "
+                                     "CAREPATH_SCRIPT_WALL_SECONDS if the machine is busy")
             chunk = os.read(read_end, 1 << 16)
             if not chunk:
                 break
@@ -237,6 +240,16 @@ def _limit(budget: ScriptBudget) -> None:
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a live child has used, from /proc; 0 when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _kill(pid: int) -> None:

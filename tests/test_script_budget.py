@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql
 
 from engine import runtime
-from engine.budget import BudgetExceeded, ScriptBudget, bounded_at_sight, straight_line
+from engine.budget import BudgetExceeded, ScriptBudget, bounded_at_sight, run_budgeted, straight_line
 from engine.db import Database
 from engine.errors import ClockError, DefinitionError
 from engine.expressions import SafeEnvironment, check_expression
@@ -120,6 +120,23 @@ def test_the_child_gives_back_results_and_errors_as_in_process():
         env.execute("for i in range(2):\n    x = 1 / 0\n", {})
     assert type(err.value).__name__ == "ExpressionError" and err.value.context["line"] == 2
     assert env.evaluate("[x * 2 for x in items]", {"items": [1, 2]}) == [2, 4]
+
+
+def test_a_child_that_waits_instead_of_computing_is_stopped_after_the_wall_budget():
+    import select
+
+    with pytest.raises(BudgetExceeded, match=r"no answer within 1 s of waiting .* 0\.\d s of its 0.3 s CPU budget"):
+        run_budgeted(lambda: select.select([], [], [], 3600), ScriptBudget(0.3, 64, 1), "script 'wait'")
+
+
+def test_budget_settings_come_from_the_environment():
+    assert ScriptBudget.from_env({}) == ScriptBudget(2.0, 256, 30.0)
+    assert ScriptBudget.from_env({"CAREPATH_SCRIPT_CPU_SECONDS": "4", "CAREPATH_SCRIPT_MEMORY_MB": "512"}) == \
+        ScriptBudget(4.0, 512, 60.0)
+    with pytest.raises(ValueError, match="must be numbers"):
+        ScriptBudget.from_env({"CAREPATH_SCRIPT_CPU_SECONDS": "two"})
+    with pytest.raises(ValueError, match="positive"):
+        ScriptBudget(0, 256, 30)
 
 
 @pytest.mark.parametrize(("source", "bounded"), [
