@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql
 from engine import runtime
 from engine.budget import BudgetExceeded, ScriptBudget, bounded_at_sight, run_budgeted, straight_line
 from engine.db import Database
-from engine.errors import ClockError, DefinitionError
+from engine.errors import ClockError, ConflictError, DefinitionError
 from engine.expressions import SafeEnvironment, check_expression
 from engine.forms import FormLibrary
 from engine.runtime import Engine
@@ -288,6 +288,31 @@ def test_advance_clock_gives_up_on_an_instant_that_stays_due(make_engine, monkey
     with pytest.raises(ClockError, match="kept falling due at 2031-04-07T09:00:00.* 100 times over"):
         eng.advance_clock(timedelta(days=60))
     assert len(fired) == 100
+
+
+def test_a_step_whose_instance_changed_underneath_it_saves_nothing(make_engine, calls, monkeypatch):
+    """The instance version check: another worker saved the instance between our load and our save (here:
+    right after the load, in the same transaction), so our save must change nothing and say so."""
+    eng = make_engine("deadline.bpmn")
+    case_id = eng.start("deadline").case_id
+    with eng.db.transaction() as conn:
+        eng._set_clock(conn, eng.now(conn) + timedelta(days=36))
+    load = Engine._load
+
+    def load_then_someone_saves(self, conn, instance_id, row=None):
+        loaded = load(self, conn, instance_id, row)
+        conn.execute(update(instances).where(instances.c.id == instance_id)
+                     .values(version=instances.c.version + 1))
+        return loaded
+
+    monkeypatch.setattr(Engine, "_load", load_then_someone_saves)
+    events_before = len(eng.history(case_id))
+    with pytest.raises(ConflictError, match="nothing was saved"):
+        eng.fire_due_timers()
+    monkeypatch.setattr(Engine, "_load", load)
+    assert len(eng.history(case_id)) == events_before  # (the handler ran; its step was not kept)
+    assert eng.fire_due_timers() == 1  # the step runs once the instance is read as it is
+    assert [e["data"]["element_id"] for e in eng.history(case_id) if e["type"] == "timer.fired"] == ["reminder"]
 
 
 @pytest.mark.postgres
