@@ -122,6 +122,29 @@ def test_the_child_gives_back_results_and_errors_as_in_process():
     assert env.evaluate("[x * 2 for x in items]", {"items": [1, 2]}) == [2, 4]
 
 
+def test_the_budget_holds_in_a_thread_beside_others():
+    """The web server runs steps in worker threads: a fork from one of them keeps the budget the same way."""
+    env = SafeEnvironment(budget=SMALL)
+    outcomes: dict[str, object] = {}
+
+    def run(name: str, script: str) -> None:
+        data: dict = {"n": 1}
+        try:
+            env.execute(script, data)
+            outcomes[name] = data.get("total")
+        except BudgetExceeded as exc:
+            outcomes[name] = exc.message
+
+    threads = [threading.Thread(target=run, args=("bomb", "while n > 0:\n    n = n + 1\n")),
+               *[threading.Thread(target=run, args=(f"ok{i}", HEALTHY_LOOP)) for i in range(4)]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert "CPU-time budget of 0.3 s" in str(outcomes.pop("bomb"))
+    assert outcomes == {f"ok{i}": 45 for i in range(4)}
+
+
 def test_a_child_that_waits_instead_of_computing_is_stopped_after_the_wall_budget():
     import select
 
