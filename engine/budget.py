@@ -48,7 +48,7 @@ from typing import Any, TypeVar
 
 from engine.errors import CarepathError, ExpressionError
 
-__all__ = ["BudgetExceeded", "ScriptBudget", "bounded_at_sight", "run_budgeted", "straight_line",
+__all__ = ["BOUNDED_CALLS", "BudgetExceeded", "ScriptBudget", "bounded_at_sight", "run_budgeted", "straight_line",
            "unbounded_construct"]
 
 T = TypeVar("T")
@@ -85,7 +85,7 @@ class ScriptBudget:
 # Functions whose cost is bounded by the size of their arguments (which come from task data or from
 # other bounded-at-sight expressions). range, round, pow, sorted-with-key, the registry's functions
 # (add_working_days(d, 10**9) loops) and every unknown name go to the child.
-_BOUNDED_CALLS = frozenset({
+BOUNDED_CALLS = frozenset({
     "now", "case", "open_processes", "len", "abs", "min", "max", "sum", "any", "all", "bool", "int",
     "float", "str", "list", "dict", "set", "tuple", "sorted", "isinstance", "timedelta", "datetime",
     "date", "repr", "chr", "ord",
@@ -105,7 +105,7 @@ _LEAVES = (ast.Constant, ast.Name, ast.Load, ast.Store, ast.Del, ast.cmpop, ast.
 def bounded_at_sight(tree: ast.AST) -> bool:
     """True when running `tree` costs at most polynomially in its own size and the data it reads:
     no loops, comprehensions, lambdas or definitions; no `*`, `**`, `<<`, `%` or format specs (each
-    can build something huge from small numbers); calls only to `_BOUNDED_CALLS`/`_BOUNDED_METHODS`."""
+    can build something huge from small numbers); calls only to `BOUNDED_CALLS`/`_BOUNDED_METHODS`."""
     for node in ast.walk(tree):
         if isinstance(node, (ast.BinOp, ast.AugAssign)):
             if not isinstance(node.op, _BOUNDED_OPS):
@@ -113,7 +113,7 @@ def bounded_at_sight(tree: ast.AST) -> bool:
         elif isinstance(node, ast.Call):
             func = node.func
             if isinstance(func, ast.Name):
-                if func.id not in _BOUNDED_CALLS:
+                if func.id not in BOUNDED_CALLS:
                     return False
             elif isinstance(func, ast.Attribute):
                 if func.attr not in _BOUNDED_METHODS:

@@ -48,7 +48,14 @@ from RestrictedPython.transformer import (
 )
 from SpiffWorkflow.bpmn.script_engine.python_environment import TaskDataEnvironment
 
-from engine.budget import ScriptBudget, bounded_at_sight, run_budgeted, straight_line, unbounded_construct
+from engine.budget import (
+    BOUNDED_CALLS,
+    ScriptBudget,
+    bounded_at_sight,
+    run_budgeted,
+    straight_line,
+    unbounded_construct,
+)
 from engine.errors import CarepathError, ExpressionError, UnsafeExpressionError
 
 __all__ = ["SAFE_BUILTINS", "SafeEnvironment", "check_expression"]
@@ -458,6 +465,9 @@ class SafeEnvironment(TaskDataEnvironment):
             if not name.isidentifier() or name.startswith("_"):
                 raise ValueError(f"injected function name {name!r} is not usable from expressions")
         super().__init__(functions)
+        # An injected function named like one of the calls "bounded at sight" trusts (a registry's `max`):
+        # nothing of this environment's is judged bounded then; everything runs in the budgeted child.
+        self._trust_sight = not (set(functions) - {"now", "case", "open_processes"}) & BOUNDED_CALLS
         #: called with the source before it runs in the budgeted child, to read in the parent what the
         #: child must not (the script engine reads `open_processes()` from the step's transaction here)
         self.prepare: Callable[[str], None] = lambda source: None
@@ -475,7 +485,7 @@ class SafeEnvironment(TaskDataEnvironment):
 
     def evaluate(self, expression: str, context: dict, external_context: dict | None = None) -> Any:
         code = _code("eval", expression)
-        if _in_process("eval", expression):
+        if self._trust_sight and _in_process("eval", expression):
             return self._evaluate(code, expression, context, external_context)
         self.prepare(expression)
         return run_budgeted(lambda: self._evaluate(code, expression, context, external_context), self.budget,
@@ -507,7 +517,7 @@ class SafeEnvironment(TaskDataEnvironment):
                 f"task data field(s) {', '.join(clashes)} would hide predefined function(s) "
                 f"of the same name; rename the field(s) — in script {_quote(script)}"
             )
-        if _in_process("exec", script):
+        if self._trust_sight and _in_process("exec", script):
             results = self._execute(code, script, context, external)
         else:
             self.prepare(script)

@@ -182,6 +182,18 @@ def test_what_runs_in_process(source, bounded):
     assert bounded_at_sight(ast.parse(source, mode="eval")) is bounded
 
 
+def test_an_injected_function_named_like_a_trusted_call_sends_everything_to_the_child():
+    """A registry function called `max` could loop for ever: then nothing is judged bounded at sight."""
+    def endless(*_args):
+        while True:
+            pass
+
+    env = SafeEnvironment(functions={"max": endless}, budget=SMALL)
+    with pytest.raises(BudgetExceeded, match="CPU-time budget"):
+        env.evaluate("max(1, 2) > 0", {})
+    assert SafeEnvironment(functions={"add_working_days": endless})._trust_sight
+
+
 @pytest.mark.parametrize(("source", "inline"), [
     (HEALTHY_INLINE, True),
     ("answers = {}\nclosed = now().isoformat()\n", True),
