@@ -290,7 +290,9 @@ def _const_int(node: ast.AST) -> int | None:
                 return None
             return int(left ** right)
         if isinstance(node.op, ast.LShift):
-            return left << right if 0 <= right <= MAX_CONSTANT_BITS else None
+            return left << right if 0 <= right and left.bit_length() + right <= MAX_CONSTANT_BITS else None
+        if isinstance(node.op, ast.Mult) and left.bit_length() + right.bit_length() > MAX_CONSTANT_BITS:
+            return None  # never computed here: the deploy check itself must stay cheap
         ops = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b}
         op = ops.get(type(node.op))
         return op(left, right) if op else None
