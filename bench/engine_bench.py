@@ -67,7 +67,7 @@ class _CommitStamps(Engine):
         super().__init__(*a, **kw)
         self._stamps = stamps
 
-    def _fire_batch(self, batch: int) -> tuple[int, int]:
+    def _fire_batch(self, batch: int) -> tuple[list[int], int]:
         selected, moved = super()._fire_batch(batch)
         self._stamps.extend([time.perf_counter()] * moved)
         return selected, moved

@@ -48,6 +48,14 @@ from RestrictedPython.transformer import (
 )
 from SpiffWorkflow.bpmn.script_engine.python_environment import TaskDataEnvironment
 
+from engine.budget import (
+    BOUNDED_CALLS,
+    ScriptBudget,
+    bounded_at_sight,
+    run_budgeted,
+    straight_line,
+    unbounded_construct,
+)
 from engine.errors import CarepathError, ExpressionError, UnsafeExpressionError
 
 __all__ = ["SAFE_BUILTINS", "SafeEnvironment", "check_expression"]
@@ -323,6 +331,15 @@ _Compiled = tuple[CodeType | None, tuple[type[CarepathError], str, int | None] |
 
 
 @functools.lru_cache(maxsize=4096)
+def _in_process(mode: str, source: str) -> bool:
+    """Whether compiled code is bounded at sight and so runs in-process, not in the budgeted child
+    (engine/budget.py)."""
+    if mode == "eval":
+        return bounded_at_sight(ast.parse(source.strip(), _FILENAMES[mode], mode))
+    return straight_line(ast.parse(textwrap.dedent(source), _FILENAMES[mode], mode))
+
+
+@functools.lru_cache(maxsize=4096)
 def _compile(mode: str, source: str) -> _Compiled:
     where = f"{_what(mode)} {_quote(source)}"
     # Modellers' XML often indents code or wraps it in newlines.
@@ -369,6 +386,13 @@ def check_expression(source: str, mode: str = "eval") -> str | None:
         _code(mode, source)
     except CarepathError as err:
         return str(err)
+    # Constructs that can only exhaust the script budget (engine/budget.py) are refused here too.
+    text = source.strip() if mode == "eval" else textwrap.dedent(source)
+    found = unbounded_construct(ast.parse(text, _FILENAMES[mode], mode))
+    if found:
+        what, line = found
+        at = f" (line {line} of the {_what(mode)})" if mode == "exec" and line else ""
+        return f"{what}{at} — refused in {_what(mode)} {_quote(source)}"
     return None
 
 
@@ -432,12 +456,21 @@ def _is_hidden(key: Any) -> bool:
 class SafeEnvironment(TaskDataEnvironment):
     """Evaluates expressions and runs scripts against task data under RestrictedPython."""
 
-    def __init__(self, functions: Mapping[str, Callable[..., Any]] | None = None) -> None:
+    def __init__(self, functions: Mapping[str, Callable[..., Any]] | None = None,
+                 budget: ScriptBudget | None = None) -> None:
+        #: the CPU-time and memory budget every expression and script runs under (engine/budget.py)
+        self.budget = budget or ScriptBudget.from_env()
         functions = dict(functions or {})
         for name in functions:
             if not name.isidentifier() or name.startswith("_"):
                 raise ValueError(f"injected function name {name!r} is not usable from expressions")
         super().__init__(functions)
+        # An injected function named like one of the calls "bounded at sight" trusts (a registry's `max`):
+        # nothing of this environment's is judged bounded then; everything runs in the budgeted child.
+        self._trust_sight = not (set(functions) - {"now", "case", "open_processes"}) & BOUNDED_CALLS
+        #: called with the source before it runs in the budgeted child, to read in the parent what the
+        #: child must not (the script engine reads `open_processes()` from the step's transaction here)
+        self.prepare: Callable[[str], None] = lambda source: None
         # A copy per environment: nothing done through one environment reaches another.
         self._guards = {**_GUARDS, "__builtins__": dict(SAFE_BUILTINS)}
 
@@ -452,12 +485,19 @@ class SafeEnvironment(TaskDataEnvironment):
 
     def evaluate(self, expression: str, context: dict, external_context: dict | None = None) -> Any:
         code = _code("eval", expression)
+        if self._trust_sight and _in_process("eval", expression):
+            return self._evaluate(code, expression, context, external_context)
+        self.prepare(expression)
+        return run_budgeted(lambda: self._evaluate(code, expression, context, external_context), self.budget,
+                            f"expression {_quote(expression)}")
+
+    def _evaluate(self, code: CodeType, expression: str, context: dict, external_context: dict | None) -> Any:
         namespace = self._namespace(context, external_context)
         try:
             return eval(code, namespace)
         except _Refused as err:
             raise _failure(err, "eval", expression) from None
-        except CarepathError:
+        except (CarepathError, MemoryError):
             raise
         except Exception as err:
             raise _failure(err, "eval", expression) from err
@@ -477,12 +517,25 @@ class SafeEnvironment(TaskDataEnvironment):
                 f"task data field(s) {', '.join(clashes)} would hide predefined function(s) "
                 f"of the same name; rename the field(s) — in script {_quote(script)}"
             )
+        if self._trust_sight and _in_process("exec", script):
+            results = self._execute(code, script, context, external)
+        else:
+            self.prepare(script)
+            results = run_budgeted(lambda: self._execute(code, script, context, external), self.budget,
+                                   f"script {_quote(script)}")
+        for key in [k for k in context if k not in results and not _is_hidden(k)]:
+            del context[key]
+        context.update(results)
+        return True
+
+    def _execute(self, code: CodeType, script: str, context: dict, external: Mapping[str, Any]) -> dict[str, Any]:
+        """The script's plain-data variables (run in the budgeted child)."""
         namespace = self._namespace(copy.deepcopy(context), external)
         try:
             exec(code, namespace)
         except _Refused as err:
             raise _failure(err, "exec", script) from None
-        except CarepathError:
+        except (CarepathError, MemoryError):
             raise
         except Exception as err:
             raise _failure(err, "exec", script) from err
@@ -499,7 +552,4 @@ class SafeEnvironment(TaskDataEnvironment):
                     f"— in script {_quote(script)}"
                 )
             results[key] = value
-        for key in [k for k in context if k not in results and not _is_hidden(k)]:
-            del context[key]
-        context.update(results)
-        return True
+        return results

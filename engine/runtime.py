@@ -752,29 +752,38 @@ class Engine:
     # ------------------------------------------------------------------ timers
     def fire_due_timers(self, *, batch: int = 50, limit: int | None = None) -> int:
         """Fire every timer due by now, each exactly once; returns how many instances moved."""
-        moved = 0
+        moved, taken = 0, set()
         while limit is None or moved < limit:
-            selected, n = self._fire_batch(batch)
+            ids, n = self._fire_batch(batch)
             moved += n
-            if selected == 0:
+            if not ids or n == 0 or taken.intersection(ids):
+                # n == 0: every instance taken had nothing due after all (rows healed in _fire_instance); an
+                # instance taken twice still had due rows after its step. Going on would take the same rows
+                # again if they disagree with their workflows: stop (the next run tries again), never spin
                 return moved
+            taken.update(ids)
         return moved
 
-    def _fire_batch(self, batch: int) -> tuple[int, int]:
+    def claim_due(self, now: datetime, batch: int) -> Any:
+        """The timer job's claim: up to `batch` running or waiting instances with a timer due by `now`,
+        locked and skipping those another worker holds (`FOR UPDATE SKIP LOCKED` on PostgreSQL)."""
+        due = select(timers.c.instance_id).where(timers.c.due_at <= now)
+        q = (select(instances.c.id).where(instances.c.id.in_(due), instances.c.status.in_(("running", "waiting")))
+             .order_by(instances.c.id).limit(batch))
+        return self.db.for_update(q, skip_locked=True)
+
+    def _fire_batch(self, batch: int) -> tuple[list[int], int]:
         """One transaction over up to `batch` instances with due timers: (instances taken, instances moved)."""
         with self._tx() as conn:
             now = self.now(conn)
-            due = select(timers.c.instance_id).where(timers.c.due_at <= now)
-            q = (select(instances.c.id).where(instances.c.id.in_(due), instances.c.status.in_(("running", "waiting")))
-                 .order_by(instances.c.id).limit(batch))
-            ids = list(conn.execute(self.db.for_update(q, skip_locked=True)).scalars())
+            ids = list(conn.execute(self.claim_due(now, batch)).scalars())
             # The rows are locked (PostgreSQL) or the database is ours alone (SQLite's BEGIN IMMEDIATE),
             # so no other step can change these instances before the batch commits.
             w = _Writes(getattr(self.registry, "document_listeners", ()))
             rows = {r.id: r for r in conn.execute(_LOAD_MANY, {"ids": ids})} if ids else {}
             moved = sum(self._fire_instance(conn, now, iid, w, rows.get(iid)) for iid in ids)
             w.flush(conn, now, lock=self.db.is_postgres)
-            return len(ids), moved
+            return ids, moved
 
     def _fire_instance(self, conn: Connection, now: datetime, instance_id: int, w: _Writes | None = None,
                        row: Any = None) -> bool:
@@ -812,11 +821,17 @@ class Engine:
         target = as_utc(to) if to is not None else start + (by or timedelta(0))
         if target < start:
             raise ClockError(f"the clock cannot go back (it is {start.isoformat()}, asked for {target.isoformat()})")
-        moved = 0
+        moved, last, repeats = 0, None, 0
         while True:
             nxt = self.next_due()
             if nxt is None or nxt > target:
                 break
+            repeats = repeats + 1 if nxt == last else 0
+            if repeats >= _MAX_SAME_INSTANT:
+                raise ClockError(f"advancing the clock stopped: timers kept falling due at {nxt.isoformat()} "
+                                 f"{_MAX_SAME_INSTANT} times over without the clock moving on (the clock is "
+                                 f"left at {nxt.isoformat()})")
+            last = nxt
             with self.db.transaction() as conn:
                 self._set_clock(conn, max(nxt, self.now(conn)))
             n = self.fire_due_timers()
@@ -998,6 +1013,11 @@ def _attached_to(task: Any) -> str | None:
     main = [c for c in parent.children if c is not task and timer_due(c) is None
             and "Boundary" not in type(c.task_spec).__name__]
     return main[0].task_spec.bpmn_id if main else None
+
+
+#: `advance_clock` gives up when the next due instant stays the same this many rounds (a timer re-armed at
+#: its own instant, or rows that disagree with their workflows): a clear error instead of a hang
+_MAX_SAME_INSTANT = 100
 
 
 def _due_timers(before: dict[str, Any], now: datetime) -> list[dict[str, Any]]:

@@ -92,6 +92,7 @@ class CarepathScriptEngine(PythonScriptEngine):
         }
         builtin_functions.update(functions or {})
         super().__init__(environment=SafeEnvironment(functions=builtin_functions))
+        self.environment.prepare = _read_open_processes
         self.registry = registry
         self.clock = _ScopeClock()
 
@@ -214,6 +215,17 @@ class CarepathScriptEngine(PythonScriptEngine):
             raise HandlerFailed(f"handler '{handler}' failed: {rec.get('message')}", handler=handler,
                                 element=element_id)
         return rec.get("output")
+
+
+def _read_open_processes(source: str) -> None:
+    """Before code runs in the budgeted child (engine/budget.py): read `open_processes()` here, in the
+    step's own transaction, so the child only sees the kept list and never touches the connection."""
+    if "open_processes" in source:
+        try:
+            scope = _scope.get()
+        except LookupError:
+            return
+        scope.open_processes()
 
 
 def _record_case_update(scope: StepScope, element_id: str, data: dict[str, Any]) -> None:

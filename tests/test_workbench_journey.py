@@ -54,7 +54,7 @@ from tests.modeller_browser import (
 )
 from tests.test_process_front_door_reablement import contact
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # a browser journey: 60 s a test, more on a busy machine
 
 ROOT = Path(__file__).resolve().parent.parent
 BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
