@@ -496,8 +496,10 @@ def test_a_review_cannot_cut_the_budget_without_a_recorded_change(eng):
 
     complete(eng, cid, "reduction_refused", {"decision": "keep_budget"})
     [letter] = letters(eng, cid, "review_outcome_letter")  # the person is told the cut did not happen
-    assert "We looked at changing your personal budget to £12,000.00 a year. We decided not to change it. " \
-           "It stays at £17,745.45 a year." in letter
+    # a refused cut is not described to the person as a proposal (issue 11, tried as a social worker)
+    assert "Your personal budget stays the same: £17,745.45 a year. " \
+           "We only reduce a budget when your needs or circumstances change." in letter
+    assert "12,000" not in letter and "changing your personal budget" not in letter
     assert "We will review your plan with you again within 12 months." in letter
     reviews = instances(eng, cid, "review")
     assert len(reviews) == 2
