@@ -128,7 +128,41 @@ def _strict(fn: Any) -> Any:
     return apply
 
 
-_env.filters.update(money=_strict(money), long_date=_strict(long_date), para=_strict(_para), bullet=_strict(_bullet))
+#: the council's job titles for the roles carepath knows (api/auth.py ROLES and the usual ones a plan names),
+#: as they read inside a sentence: "Sam Okoro, social worker"
+ROLE_TITLES = {
+    "social_worker": "social worker", "occupational_therapist": "occupational therapist",
+    "reablement_coordinator": "reablement co-ordinator", "team_manager": "team manager",
+    "finance_officer": "finance officer", "front_door_advisor": "adviser at our front door",
+    "senior_social_worker": "senior social worker", "social_work_assistant": "social work assistant",
+    "carers_worker": "carers' worker", "care_coordinator": "care co-ordinator",
+    "reablement_co_ordinator": "reablement co-ordinator", "care_co_ordinator": "care co-ordinator",
+    "ot": "occupational therapist", "front_door_adviser": "adviser at our front door",
+}
+
+
+def role_title(role: Any) -> str:
+    """A worker's role as it reads after their name in a letter ("Sam Social, social worker"), whatever case it
+    was typed or stored in: a role carepath knows (its code or its words, "Social Worker", "SOCIAL WORKER",
+    "social_worker") is the council's title in lower case; any other role typed in sentence or capital case has
+    its ordinary words in lower case, keeping abbreviations ("NHS", "OT") and words capitalised inside it
+    ("Northshire Carers Centre") as typed."""
+    text = " ".join(str(role or "").split())
+    key = re.sub(r"[^a-z]+", "_", text.lower().replace("’", "'").replace("'", "")).strip("_")
+    if key in ROLE_TITLES:
+        return ROLE_TITLES[key]
+    words = text.split(" ")
+    if text.isupper() and len(words) > 1:  # typed in capitals: every word but an abbreviation of up to 3 letters
+        return " ".join(w if len(w) <= 3 else w.lower() for w in words)
+    first = words[0]
+    sentence_case = all(not w[:1].isupper() for w in words[1:] if len(w) > 3 or not w.isupper())
+    if first[:1].isupper() and first[1:].islower() and sentence_case:  # "Community support worker"
+        words[0] = first.lower()
+    return " ".join(words)
+
+
+_env.filters.update(money=_strict(money), long_date=_strict(long_date), para=_strict(_para), bullet=_strict(_bullet),
+                    role=_strict(role_title))
 
 
 # ---------------------------------------------------------------- council details

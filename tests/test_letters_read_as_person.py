@@ -1,0 +1,58 @@
+"""Letters read as the person who gets them (issue 11, tried as new users): the worker's role after their name is
+a job title in lower case whatever case it was typed in ("Sam Social, social worker", not "Sam Social, Social
+worker")."""
+
+from __future__ import annotations
+
+import pytest
+
+from handlers import letters
+from handlers.letters import role_title
+from tests.test_letters_style import CTX, DEV, SIOBHAN, problems
+
+
+@pytest.mark.parametrize(("typed", "printed"), [
+    ("Social worker", "social worker"), ("SOCIAL WORKER", "social worker"), ("Social Worker", "social worker"),
+    ("social_worker", "social worker"), ("  social   worker ", "social worker"),
+    ("Occupational therapist", "occupational therapist"), ("OT", "occupational therapist"),
+    ("Carers' worker", "carers' worker"), ("Carers worker", "carers' worker"),
+    ("Team Manager", "team manager"), ("reablement_coordinator", "reablement co-ordinator"),
+    # a role carepath does not know: sentence case lowered, capitals inside and abbreviations kept
+    ("Community support worker", "community support worker"),
+    ("NHS liaison nurse", "NHS liaison nurse"), ("Northshire Carers Centre worker", "Northshire Carers Centre worker"),
+    ("SENIOR OT PRACTITIONER", "senior OT practitioner"),
+])
+def test_a_role_reads_as_a_job_title_in_a_sentence(typed, printed):
+    assert role_title(typed) == printed
+
+
+def _carer_plan(role: str) -> dict:
+    return {"carer": "Susan Clarke", "cared_for": "Peter Clarke",
+            "outcomes": [{"label": "A break every week", "how_met": "A sitter on Tuesdays"}],
+            "support_type": "direct_to_carer", "money_management": "direct_payment",
+            "contingency_plan": "Her son is called first",
+            "coordinating_worker": {"name": "Sam Social", "role": role, "phone": "01632 960123"},
+            "review_frequency_months": 6,
+            "budget": {"amount": "600.00", "weekly_amount": "11.54", "support_level": "moderate",
+                       "funded_by": "carers_personal_budget"},
+            "first_review": "2031-09-03", "signed_off_at": "2031-03-03T09:00:00+00:00"}
+
+
+def test_the_carers_letter_signs_the_worker_off_with_a_cased_role():
+    susan = {"name": "Susan Clarke", "address": ["12 Mill Lane", "Northtown", "NS2 4BB"]}
+    body = letters.carer_support_plan_letter(CTX, susan, _carer_plan("Social worker"))["body"]
+    assert "Your worker is Sam Social, social worker." in " ".join(body.split())
+    assert "Social worker" not in body
+
+
+def test_the_support_plan_letter_signs_the_worker_off_with_a_cased_role():
+    from tests.test_letters_style import LETTERS
+
+    plan_letter = LETTERS["support_plan"][0]
+    body = plan_letter()["body"]
+    flat = " ".join(body.split())
+    import re
+
+    worker = re.search(r"Your co-ordinating worker is ([^.]*)\.", flat).group(1)
+    name, role = worker.split(", ", 1)
+    assert role == role_title(role)  # already a cased title: unchanged
