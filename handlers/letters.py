@@ -892,8 +892,14 @@ def direct_payment_letter(ctx: HandlerContext, person: dict[str, Any], outcome: 
     title = ("Your direct payment is ending" if outcome == "end_direct_payment"
              else "A change to your direct payment")
     return _render(ctx, "direct_payment", "direct_payment.txt.j2", title, person, outcome=outcome,
-                   reason=outcome_reason.strip(), effective_from=effective_from,
-                   arranged=what_was_arranged.strip(), recipient=recipient or {})
+                   reason=_full_stop(outcome_reason), effective_from=effective_from,
+                   arranged=_full_stop(what_was_arranged), recipient=recipient or {})
+
+
+def _full_stop(text: str) -> str:
+    """A worker's typed words as a sentence in a letter: trimmed, with a full stop if they end without one."""
+    text = " ".join(text.split())
+    return text if text.endswith((".", "!", "?", ".\u201d", ")")) else text + "."
 
 
 def register(registry: HandlerRegistry) -> None:

@@ -1,6 +1,7 @@
 """Letters read as the person who gets them (issue 11, tried as new users): the worker's role after their name is
 a job title in lower case whatever case it was typed in ("Sam Social, social worker", not "Sam Social, Social
-worker")."""
+worker"); the direct payment letter quotes the worker's reason as theirs, with a full stop, and says what was
+arranged from when, rather than pasting the worker's note as a sentence to the person."""
 
 from __future__ import annotations
 
@@ -56,3 +57,26 @@ def test_the_support_plan_letter_signs_the_worker_off_with_a_cased_role():
     worker = re.search(r"Your co-ordinating worker is ([^.]*)\.", flat).group(1)
     name, role = worker.split(", ", 1)
     assert role == role_title(role)  # already a cased title: unchanged
+
+
+END = ("end_direct_payment", "Peter asks the council to arrange his care instead",
+       "2032-09-13", "Council-arranged home care from Northtown Care")
+
+
+def test_the_direct_payment_letter_quotes_the_reason_and_says_what_was_arranged_from_when():
+    body = letters.direct_payment_letter(CTX, DEV, *END)["body"]
+    flat = " ".join(body.split())
+    assert "The reason your worker recorded: \u201cPeter asks the council to arrange his care instead.\u201d" in flat
+    assert "What we have arranged from 13 September 2032: Council-arranged home care from Northtown Care." in flat
+    assert "\n\nPeter asks the council" not in body  # never the note on its own, as if we wrote it to him
+    assert problems(body, "direct_payment", "Mr Patel") == []
+
+
+def test_a_reason_that_ends_with_a_full_stop_keeps_one():
+    body = letters.direct_payment_letter(
+        CTX, SIOBHAN, "nominated_person", "You asked for your son to manage the payments.  ", "2031-04-01",
+        "Your son will open a bank account.", recipient={"name": "Cormac O'Brien-Ng", "relationship": "son"})["body"]
+    flat = " ".join(body.split())
+    assert "\u201cYou asked for your son to manage the payments.\u201d" in flat
+    assert ".." not in flat
+    assert "What we have arranged from 1 April 2031: Your son will open a bank account." in flat

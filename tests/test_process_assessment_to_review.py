@@ -631,8 +631,9 @@ def test_a_direct_payment_is_reviewed_before_six_months_then_within_twelve(eng):
     [letter] = letters(eng, cid, "direct_payment_letter")  # the person is told, with the reasons and the date
     assert "Your direct payment is ending" in letter
     assert "We have decided to stop it from 13 September 2032." in letter
-    assert "Peter asks the council to arrange his care instead" in letter
-    assert "Council-arranged home care from Northtown Care" in letter
+    # the worker's note is quoted as theirs and what replaces it is given with its date (read as Peter)
+    assert "The reason your worker recorded: \u201cPeter asks the council to arrange his care instead.\u201d" in letter
+    assert "What we have arranged from 13 September 2032: Council-arranged home care from Northtown Care." in letter
     assert len(instances(eng, cid, "direct_payment_review")) == 2
     assert instances(eng, cid, "direct_payment_review")[1]["status"] == "completed"
     assert eng.get_case(cid)["data"]["direct_payment_ended_at"] == eng.now().isoformat()
