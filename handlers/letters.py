@@ -867,6 +867,47 @@ def review_outcome_letter(ctx: HandlerContext, person: dict[str, Any], needs_cha
                    reassess=needs_changed or reassessment is True)
 
 
+# ---------------------------------------------------------------- a carer's review
+
+CARER_REVIEW_STEPS = ("continue", "reassess", "end")
+_CARER_ACHIEVED = {"fully": _REVIEW_ACHIEVED["fully"], "partly": _REVIEW_ACHIEVED["partly"],
+                   "not_achieved": _REVIEW_ACHIEVED["not"]}
+_CARER_CARING = {
+    "yes": "You told us you are willing and able to go on caring for {who}.",
+    "yes_with_support": "You told us you can go on caring for {who} with support.",
+    "no": "You told us you cannot go on caring for {who} as before.",
+}
+
+
+def carer_review_letter(ctx: HandlerContext, person: dict[str, Any], plan: dict[str, Any], outcomes_achieved: str,
+                        willing_and_able: str, next_step: str, reason: str,
+                        next_review: str | None = None) -> dict[str, Any]:
+    """The outcome of a carer's review (Care Act s.27(1)(b)): what we found, the carer's budget, what next.
+
+    `plan`: the signed-off carer's plan (case data carer_support_plan); `next_review`: the date the next review
+    falls due (the same add_months the process's timer uses), needed when the plan continues."""
+    plan = _require(plan, "plan")
+    if outcomes_achieved not in _CARER_ACHIEVED:
+        raise ValueError(f"outcomes_achieved must be one of {list(_CARER_ACHIEVED)}, got {outcomes_achieved!r}")
+    if willing_and_able not in _CARER_CARING:
+        raise ValueError(f"willing_and_able must be one of {list(_CARER_CARING)}, got {willing_and_able!r}")
+    if next_step not in CARER_REVIEW_STEPS:
+        raise ValueError(f"next_step must be one of {list(CARER_REVIEW_STEPS)}, got {next_step!r}")
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValueError("reason: the letter gives the reasons the worker recorded")
+    if next_step == "continue":
+        long_date(next_review)  # a clear error for a missing date
+    budget = _require(plan.get("budget"), "plan.budget")
+    if budget.get("funded_by") not in CARER_FUNDED_BY:
+        raise ValueError(f"plan.budget.funded_by must be one of {list(CARER_FUNDED_BY)}, got {budget.get('funded_by')!r}")
+    who = plan.get("cared_for") or "the person you care for"
+    return _render(ctx, "carers_review_outcome", "carers_review_outcome.txt.j2",
+                   "The review of your support plan as a carer", person, plan=plan, next_step=next_step,
+                   achieved_text=_CARER_ACHIEVED[outcomes_achieved],
+                   caring_text=_CARER_CARING[willing_and_able].format(who=who), cared_for=who,
+                   reason=_full_stop(reason), next_review=next_review)
+
+
 # ---------------------------------------------------------------- direct payment change or end
 
 DIRECT_PAYMENT_OUTCOMES = ("nominated_person", "authorised_person", "managed_account", "end_direct_payment")
@@ -908,6 +949,7 @@ def register(registry: HandlerRegistry) -> None:
     registry.register("budget_letter", budget_letter, document=True)
     registry.register("support_plan_letter", support_plan_letter, document=True)
     registry.register("carer_support_plan_letter", carer_support_plan_letter, document=True)
+    registry.register("carer_review_letter", carer_review_letter, document=True)
     registry.register("safeguarding_letter", safeguarding_letter, document=True)
     registry.register("discharge_letter", discharge_letter, document=True)
     registry.register("review_outcome_letter", review_outcome_letter, document=True)

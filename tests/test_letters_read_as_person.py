@@ -80,3 +80,54 @@ def test_a_reason_that_ends_with_a_full_stop_keeps_one():
     assert "\u201cYou asked for your son to manage the payments.\u201d" in flat
     assert ".." not in flat
     assert "What we have arranged from 1 April 2031: Your son will open a bank account." in flat
+
+
+# ---------------------------------------------------------------- the carer's review, through the real process
+@pytest.fixture
+def eng(db_url):
+    from tests.casework_helpers import casework_engine
+    from tests.test_carers import PROCESSES
+
+    yield from casework_engine(db_url, PROCESSES)
+
+
+def test_the_carer_is_written_to_after_her_review_with_the_date_of_the_next(eng):
+    """The carer's review used to end without a word to the carer; now she is told what was found, her budget
+    and the next review's date, which is the date the process's timer waits for."""
+    from datetime import datetime, timezone
+
+    from tests.test_carer_own_budget import peter_and_susan_eligible
+    from tests.test_carers import carer_plan, timers_set
+    from tests.test_letters_style import problems
+    from tests.test_process_assessment_to_review import calls, complete
+
+    cid = peter_and_susan_eligible(eng, "moderate")
+    complete(eng, cid, "plan_carer_support", carer_plan(months=6))
+    complete(eng, cid, "sign_off_carer_plan", {"signed_off": True}, actor="manager")
+    eng.advance_clock(to=datetime(2031, 9, 3, 9, 0, tzinfo=timezone.utc))
+    complete(eng, cid, "review_carer_plan", {"carer_views": "The sitter has made all the difference",
+                                             "outcomes_achieved": "fully", "willing_and_able": "yes",
+                                             "next_step": "continue", "reason": "Working well"})
+    [written] = calls(eng, cid, "carer_review_letter")
+    body = written["output"]["body"]
+    flat = " ".join(body.split())
+    assert "Dear Susan Clarke," in flat
+    assert "Your plan carries on as it is." in flat
+    assert "You told us you are willing and able to go on caring for Peter Clarke." in flat
+    assert "The reason your worker recorded: \u201cWorking well.\u201d" in flat
+    assert "Your personal budget as a carer stays at £600.00 a year." in flat
+    assert "We will review your plan with you again by 3 March 2032." in flat
+    assert ("wait_carer_review", "2032-03-03T09:00:00.000000+00:00") in timers_set(eng, cid)  # the same day
+    assert problems(body, "carers_review_outcome", "Susan Clarke") == []
+    assert [d["kind"] for d in eng.documents(cid)].count("carers_review_outcome") == 1
+
+
+def test_a_carers_review_letter_refuses_what_it_cannot_explain():
+    from tests.test_letters_style import CARER_PLAN
+
+    with pytest.raises(ValueError, match="next_step must be one of"):
+        letters.carer_review_letter(CTX, SIOBHAN, CARER_PLAN, "fully", "yes", "stop", "x")
+    with pytest.raises(ValueError, match="reason: the letter gives the reasons"):
+        letters.carer_review_letter(CTX, SIOBHAN, CARER_PLAN, "fully", "yes", "end", "  ")
+    with pytest.raises(ValueError):  # a plan that continues needs its next review's date
+        letters.carer_review_letter(CTX, SIOBHAN, CARER_PLAN, "fully", "yes", "continue", "Fine", None)

@@ -54,6 +54,7 @@ CEILING = {  # words in the body, at most (docs/letters.md); about 190 of them a
     "budget": 500, "support_plan": 500, "carers_support_plan": 500,
     "review_outcome": 400, "review_outcome_refused": 400, "review_outcome_reassess": 400,
     "review_outcome_cut_kept": 400, "review_outcome_cut_reassess": 400,
+    "carers_review_outcome": 400, "carers_review_outcome_reassess": 400, "carers_review_outcome_end": 400,
     "direct_payment": 400, "direct_payment_end": 400, "discharge": 400, "equipment": 400, "safeguarding": 400,
     "transition": 400, "transition_handover": 400, "advocacy": 300, "urgent_response": 300,
 }
@@ -192,6 +193,9 @@ def _financial_assessment() -> dict[str, Any]:
     return financial_assessment_letter(ctx, SIOBHAN, result)
 
 
+CARER_PLAN = {"carer": "Siobhán O'Brien-Ng", "cared_for": "Asha Patel", "review_frequency_months": 6,
+              "budget": {"amount": "600.00", "weekly_amount": "11.54", "support_level": "moderate",
+                         "funded_by": "carers_personal_budget"}}
 LETTERS: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
     "budget": (_budget, "Siobhán"),
     "support_plan": (lambda: letters.support_plan_letter(CTX, SIOBHAN, {
@@ -249,6 +253,14 @@ LETTERS: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
     "review_outcome_reassess": (lambda: letters.review_outcome_letter(
         CTX, DEV, needs_changed=True, budget_amount="5767.27", outcomes_achieved="not", plan_working=False,
         what_changed="Mr Patel's wife now needs help at night as well as in the day."), "Mr Patel"),
+    "carers_review_outcome": (lambda: letters.carer_review_letter(
+        CTX, SIOBHAN, CARER_PLAN, "partly", "yes_with_support", "continue",
+        "Siobhán says the sitter helps but she still has no time for herself", "2031-09-03"), "Siobhán"),
+    "carers_review_outcome_reassess": (lambda: letters.carer_review_letter(
+        CTX, DEV, {**CARER_PLAN, "budget": {**CARER_PLAN["budget"], "funded_by": "cared_for_personal_budget"}},
+        "not_achieved", "no", "reassess", "Mr Patel now works nights and cannot sleep in the day."), "Mr Patel"),
+    "carers_review_outcome_end": (lambda: letters.carer_review_letter(
+        CTX, SIOBHAN, CARER_PLAN, "fully", "no", "end", "Her mother has moved into a care home"), "Siobhán"),
     "direct_payment": (lambda: letters.direct_payment_letter(
         CTX, SIOBHAN, "nominated_person", "You asked for your son to manage the payments after your stay in hospital.",
         "2031-04-01", "Your son will open a separate bank account. Your worker will help him set it up.",
