@@ -899,7 +899,8 @@ def carer_review_letter(ctx: HandlerContext, person: dict[str, Any], plan: dict[
         long_date(next_review)  # a clear error for a missing date
     budget = _require(plan.get("budget"), "plan.budget")
     if budget.get("funded_by") not in CARER_FUNDED_BY:
-        raise ValueError(f"plan.budget.funded_by must be one of {list(CARER_FUNDED_BY)}, got {budget.get('funded_by')!r}")
+        raise ValueError(f"plan.budget.funded_by must be one of {list(CARER_FUNDED_BY)}, "
+                         f"got {budget.get('funded_by')!r}")
     who = plan.get("cared_for") or "the person you care for"
     return _render(ctx, "carers_review_outcome", "carers_review_outcome.txt.j2",
                    "The review of your support plan as a carer", person, plan=plan, next_step=next_step,

@@ -277,7 +277,8 @@ LETTERS: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
 
 def test_every_template_has_a_letter_here() -> None:
     """A new template cannot skip these checks: each one is rendered below."""
-    rendered = {re.sub(r"_(not_eligible|carer|handover|refused|reassess|end|cut_kept|cut_reassess)$", "", name) for name in LETTERS}
+    suffixes = r"_(not_eligible|carer|handover|refused|reassess|end|cut_kept|cut_reassess)$"
+    rendered = {re.sub(suffixes, "", name) for name in LETTERS}
     templates = {p.name.removesuffix(".txt.j2") for p in TEMPLATES.glob("*.txt.j2")} - {"_letter"}
     assert templates - rendered == set()
 
