@@ -77,11 +77,18 @@ class _Driver:
         self.complete(res.case_id, "record_contact", form, ADVISOR)
         return res.case_id
 
+    def referred(self, person: dict[str, Any]) -> int:
+        """A needs assessment for someone referred straight to social work (not through the front door): the
+        case record keeps their details, as the front door would, so the record and the letters agree."""
+        case_id = self.engine.create_case(person["name"], dict(person), actor=SOCIAL_WORKER)
+        self.engine.start("needs_assessment", case_id=case_id, actor=SOCIAL_WORKER, data={"person": dict(person)})
+        return case_id
+
     def assessed(self, name: str, address: str, *unable: str) -> int:
-        res = self.engine.start("needs_assessment", actor=SOCIAL_WORKER, title=name,
-                                data={"person": {"name": name, "address": [address]}})
-        self.complete(res.case_id, "assess_needs", _assessment(name, *unable), SOCIAL_WORKER)
-        return res.case_id
+        case_id = self.referred({"name": name, "address": [part.strip() for part in address.split(",")],
+                                 "area": "north"})
+        self.complete(case_id, "assess_needs", _assessment(name, *unable), SOCIAL_WORKER)
+        return case_id
 
 
 def _waiting_for_contact(d: _Driver) -> int:
@@ -111,9 +118,7 @@ def _signposted(d: _Driver) -> int:
 
 
 def _awaiting_assessment(d: _Driver) -> int:
-    res = d.engine.start("needs_assessment", actor=SOCIAL_WORKER, title="Peter Clarke",
-                         data={"person": {"name": "Peter Clarke", "address": ["12 Mill Lane", "Northtown", "NS2 4BB"]}})
-    return res.case_id
+    return d.referred({"name": "Peter Clarke", "address": ["12 Mill Lane", "Northtown", "NS2 4BB"], "area": "north"})
 
 
 def _budget_awaiting_approval(d: _Driver) -> int:

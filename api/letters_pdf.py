@@ -11,7 +11,8 @@ it, or the sender gave up after its last attempt) queued again, by casework role
 (auditors 403, logged); a letter already sent is 409 with why. Notify is asked for its reference first.
 
 `delivery(engine, case_id)` is what the case record shows beside each letter: filed for printing, queued,
-sent, delivered or posted, or not sent with GOV.UK Notify's reason (handlers/letter_sending.py `describe`).
+sent, delivered or posted, or not sent with GOV.UK Notify's reason (handlers/letter_sending.py `describe`);
+a letter with no postal address "Needs an address", whether or not Notify is configured.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from engine.schema import cases, letter_sends
-from handlers.letter_sending import describe, send_again, sends_for
+from handlers.letter_pdf import address_of
+from handlers.letter_sending import address_problem, describe, send_again, sends_for
+from handlers.letters import load_council
 
 from . import cases as api
 from . import page_kit as kit
@@ -39,9 +42,12 @@ def delivery(engine: Any, case_id: int) -> dict[int, dict[str, Any]]:
     """document id -> {"text", "tag", "detail", "sha256"} for every letter filed on the case."""
     with engine.db.engine.connect() as conn:
         sends = sends_for(conn, case_id)
-        ids = [d["id"] for d in engine.documents(case_id)]
-    return {i: {**describe(sends.get(i)), "sha256": _sent_hash(sends.get(i)),
-                "may_send_again": _may_send_again(sends.get(i))} for i in ids}
+        person = json.loads(conn.execute(select(cases.c.data).where(cases.c.id == case_id)).scalar() or "{}")
+        docs = engine.documents(case_id)
+    council = load_council()
+    return {d["id"]: {**describe(sends.get(d["id"]), address_problem(address_of(d["body"], person, council))),
+                      "sha256": _sent_hash(sends.get(d["id"])), "may_send_again": _may_send_again(sends.get(d["id"]))}
+            for d in docs}
 
 
 def _may_send_again(send: dict[str, Any] | None) -> bool:

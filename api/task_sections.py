@@ -332,6 +332,18 @@ def _plan_cost_rows(c: dict[str, Any]) -> dict[str, Any]:
     return {"rows": rows, "breakdown": [], "explanation": [str(c["message"])] if c.get("message") else []}
 
 
+def _carer_funding_rows(c: dict[str, Any]) -> dict[str, Any]:
+    """Where the carer's support is paid from (handlers.carers.carer_support_paid_once): both amounts as money,
+    and what is wrong in words."""
+    from .case_record import money
+
+    rows = [("The carer's budget in this plan", f"{money(c.get('carer_amount'))} a year"),
+            ("Carer support in the cared-for person's budget", f"{money(c.get('cared_for_amount'))} a year"),
+            ("Where this plan holds the carer's budget",
+             "In the cared-for person's budget" if c.get("held_by") == "cared_for" else "The carer's own budget")]
+    return {"rows": rows, "breakdown": [], "explanation": [str(c["message"])] if c.get("message") else []}
+
+
 def _carer_budget_rows(b: dict[str, Any]) -> dict[str, Any]:
     """A carer's budget (handlers.carers, the carer support allocation): the level of support found, the amount a
     year and a week as money, whether the council adds it to the cared-for person's budget, and when it was worked
@@ -481,6 +493,8 @@ def shown_data(engine: Any, task: dict[str, Any], schema: dict[str, Any]) -> lis
             out.append({"title": title, **_budget_change_rows(value)})
         elif isinstance(value, dict) and {"weekly_cost", "budget_weekly"} <= set(value):
             out.append({"title": title, **_plan_cost_rows(value)})
+        elif isinstance(value, dict) and {"conflict", "carer_amount", "cared_for_amount"} <= set(value):
+            out.append({"title": title, **_carer_funding_rows(value)})
         elif isinstance(value, dict) and {"support_level", "amount", "weekly_amount"} <= set(value):
             out.append({"title": title, **_carer_budget_rows(value)})
         elif isinstance(value, dict):

@@ -123,7 +123,52 @@ def carer_personal_budget(ctx: HandlerContext, support_level: str) -> dict[str, 
             "worked_out_at": ctx.now.isoformat()}
 
 
+def _same_name(a: Any, b: Any) -> bool:
+    return bool(a) and bool(b) and " ".join(str(a).split()).casefold() == " ".join(str(b).split()).casefold()
+
+
+def carer_support_paid_once(held_by: Any, carer_budget: dict[str, Any], cared_for_budget: dict[str, Any] | None,
+                            carer: str, cared_for: str | None, case_person: str | None) -> dict[str, Any]:
+    """Whether the carer's support is paid from one budget (an expression function; docs/charging.md, "Carers'
+    support is paid once").
+
+    Support for a carer's needs is met either by care to the adult, held in the cared-for person's personal
+    budget as support for their carer (Care Act s.20(7)), or in the carer's own personal budget (s.20, s.24) —
+    not both. `cared_for_budget` is the cared-for person's decided personal budget on this case (case data
+    personal_budget, with its `carer_support`), or None. A conflict:
+
+    * the plan holds the carer's budget as their own while the cared-for person's budget already includes
+      support for their carer (the same needs paid twice), or
+    * the plan holds it in the cared-for person's budget, but that budget (decided) includes a different
+      amount for the carer (or none), so the plan would promise money that is not there.
+
+    A carer on their own case (they came forward on their own) always has their own budget: no conflict.
+    Returns {"conflict", "message", "carer_amount", "cared_for_amount", "held_by"}: amounts as strings of pounds."""
+    own = Decimal(str(carer_budget["amount"]))
+    support = (cared_for_budget or {}).get("carer_support") if isinstance(cared_for_budget, dict) else None
+    support = support if isinstance(support, dict) else {}
+    included = Decimal(str(support.get("amount") or "0")) if support.get("added_to_budget") else Decimal(0)
+    on_own_case = _same_name(case_person, carer) or not cared_for
+    out = {"conflict": False, "message": "", "carer_amount": budget._out(own),
+           "cared_for_amount": budget._out(included), "held_by": held_by}
+    if on_own_case or not isinstance(cared_for_budget, dict):
+        return out
+    if held_by == "carer" and included > 0:
+        out.update(conflict=True, message=(
+            f"{cared_for}'s personal budget already includes {budget._gbp(included)} a year to support their carer, "
+            f"and this plan gives {carer} their own budget of {budget._gbp(own)} a year as a carer. Support for the "
+            f"same needs is paid from one budget, not both: hold {carer}'s support in {cared_for}'s budget, or "
+            f"have {cared_for}'s budget decided again without it."))
+    elif held_by == "cared_for" and included != own:
+        out.update(conflict=True, message=(
+            f"This plan holds {carer}'s budget of {budget._gbp(own)} a year in {cared_for}'s personal budget, but "
+            f"that budget includes {budget._gbp(included)} a year to support their carer. Hold {carer}'s support "
+            f"in their own budget, or have {cared_for}'s budget decided again so that it includes it."))
+    return out
+
+
 def register(registry: HandlerRegistry) -> None:
+    registry.expression_function("carer_support_paid_once", carer_support_paid_once)
     registry.expression_function("checked_carer", checked_carer)
     registry.expression_function("add_months", add_months)
     registry.register("carer_personal_budget", carer_personal_budget)

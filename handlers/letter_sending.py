@@ -111,18 +111,35 @@ def notify_settings(env: Mapping[str, str] | None = None) -> NotifySettings | No
 
 
 # ---------------------------------------------------------------------- queued with the letter
+def address_problem(addressee: list[str]) -> str | None:
+    """Why a letter addressed to these lines (the name, then the address) cannot be posted, or None.
+
+    A letter whose addressee is only a name (the carer's start data had no address, say) has nowhere to go:
+    it is never filed "for printing" or sent to GOV.UK Notify as if it could be posted. Words for the
+    worker; never logged and never stored (the letter's text has the name)."""
+    name = (addressee[0].strip() if addressee else "") or "the person it is addressed to"
+    if not [line for line in addressee[1:] if line.strip()]:
+        return f"There is no postal address for {name}"
+    return None
+
+
 def channel_for(person: dict[str, Any], addressee: list[str], settings: NotifySettings) -> str:
-    """email when the person asked for letters by email, has an email address, the council has an email
-    template and the letter is addressed to the person (a letter to a representative goes by post)."""
-    wants_email = str(person.get("contact_preference") or "").strip().lower() == "email"
+    """The way a letter goes: "email" when the person asked for letters by email (or has no postal address
+    but has an email address), has an email address, the council has an email template and the letter is
+    addressed to the person (a letter to a representative goes by post); "held" when it cannot be posted
+    and cannot be emailed (no address: the worker is told, nothing is sent); otherwise "post"."""
     to_person = bool(addressee) and addressee[0].strip().lower() == str(person.get("name") or "").strip().lower()
-    if wants_email and person.get("email") and settings.email_template_id and to_person:
+    emailable = bool(person.get("email") and settings.email_template_id and to_person)
+    wants_email = str(person.get("contact_preference") or "").strip().lower() == "email"
+    if emailable and (wants_email or address_problem(addressee)):
         return "email"
-    return "post"
+    return "held" if address_problem(addressee) else "post"
 
 
 def queue_filed(conn: Connection, docs: list[dict[str, Any]], *, env: Mapping[str, str] | None = None) -> None:
-    """Document listener: queue each letter just filed, in the same transaction, when Notify is configured."""
+    """Document listener: queue each letter just filed, in the same transaction, when Notify is configured.
+    A letter that can be neither posted nor emailed is kept as "held" (never sent; the case record says
+    what is missing)."""
     settings = notify_settings(env)
     if settings is None or not docs:
         return
@@ -135,9 +152,12 @@ def queue_filed(conn: Connection, docs: list[dict[str, Any]], *, env: Mapping[st
     for d in docs:
         person = people.get(d["case_id"], {})
         channel = channel_for(person, address_of(d["body"], person), settings)
-        rows.append({"document_id": d["id"], "case_id": d["case_id"], "channel": channel,
-                     "reference": f"{settings.prefix}-{d['id']}", "status": "queued", "attempts": 0,
-                     "next_at": d["created_at"], "created_at": d["created_at"], "updated_at": d["created_at"]})
+        held = channel == "held"
+        rows.append({"document_id": d["id"], "case_id": d["case_id"], "channel": "post" if held else channel,
+                     "reference": f"{settings.prefix}-{d['id']}", "status": "held" if held else "queued",
+                     "attempts": 0, "next_at": None if held else d["created_at"],
+                     "last_error": "no postal address" if held else None,
+                     "created_at": d["created_at"], "updated_at": d["created_at"]})
     conn.execute(insert(letter_sends), rows)
 
 
@@ -316,8 +336,13 @@ def sends_for(conn: Connection, case_id: int) -> dict[int, dict[str, Any]]:
         select(*cols).where(letter_sends.c.case_id == case_id))}
 
 
-def describe(send: dict[str, Any] | None) -> dict[str, str]:
-    """What the worker reads beside the letter: {"text", "tag" (GOV.UK tag colour), "detail"}."""
+def describe(send: dict[str, Any] | None, problem: str | None = None) -> dict[str, str]:
+    """What the worker reads beside the letter: {"text", "tag" (GOV.UK tag colour), "detail"}.
+    `problem`: why the letter cannot be posted (`address_problem` of its addressee), if it cannot."""
+    if problem and (send is None or send["status"] == "held"):
+        return {"text": "Needs an address", "tag": "red",
+                "detail": f"{problem}, so this letter has not been sent or filed for printing. "
+                          "Give it to them by hand, or ask for their address and send them a new letter."}
     if send is None:
         return {"text": "Filed for printing", "tag": "grey",
                 "detail": "Not sent through GOV.UK Notify: print it and post it, or hand it over."}

@@ -128,7 +128,41 @@ def _strict(fn: Any) -> Any:
     return apply
 
 
-_env.filters.update(money=_strict(money), long_date=_strict(long_date), para=_strict(_para), bullet=_strict(_bullet))
+#: the council's job titles for the roles carepath knows (api/auth.py ROLES and the usual ones a plan names),
+#: as they read inside a sentence: "Sam Okoro, social worker"
+ROLE_TITLES = {
+    "social_worker": "social worker", "occupational_therapist": "occupational therapist",
+    "reablement_coordinator": "reablement co-ordinator", "team_manager": "team manager",
+    "finance_officer": "finance officer", "front_door_advisor": "adviser at our front door",
+    "senior_social_worker": "senior social worker", "social_work_assistant": "social work assistant",
+    "carers_worker": "carers' worker", "care_coordinator": "care co-ordinator",
+    "reablement_co_ordinator": "reablement co-ordinator", "care_co_ordinator": "care co-ordinator",
+    "ot": "occupational therapist", "front_door_adviser": "adviser at our front door",
+}
+
+
+def role_title(role: Any) -> str:
+    """A worker's role as it reads after their name in a letter ("Sam Social, social worker"), whatever case it
+    was typed or stored in: a role carepath knows (its code or its words, "Social Worker", "SOCIAL WORKER",
+    "social_worker") is the council's title in lower case; any other role typed in sentence or capital case has
+    its ordinary words in lower case, keeping abbreviations ("NHS", "OT") and words capitalised inside it
+    ("Northshire Carers Centre") as typed."""
+    text = " ".join(str(role or "").split())
+    key = re.sub(r"[^a-z]+", "_", text.lower().replace("’", "'").replace("'", "")).strip("_")
+    if key in ROLE_TITLES:
+        return ROLE_TITLES[key]
+    words = text.split(" ")
+    if text.isupper() and len(words) > 1:  # typed in capitals: every word but an abbreviation of up to 3 letters
+        return " ".join(w if len(w) <= 3 else w.lower() for w in words)
+    first = words[0]
+    sentence_case = all(not w[:1].isupper() for w in words[1:] if len(w) > 3 or not w.isupper())
+    if first[:1].isupper() and first[1:].islower() and sentence_case:  # "Community support worker"
+        words[0] = first.lower()
+    return " ".join(words)
+
+
+_env.filters.update(money=_strict(money), long_date=_strict(long_date), para=_strict(_para), bullet=_strict(_bullet),
+                    role=_strict(role_title))
 
 
 # ---------------------------------------------------------------- council details
@@ -833,6 +867,48 @@ def review_outcome_letter(ctx: HandlerContext, person: dict[str, Any], needs_cha
                    reassess=needs_changed or reassessment is True)
 
 
+# ---------------------------------------------------------------- a carer's review
+
+CARER_REVIEW_STEPS = ("continue", "reassess", "end")
+_CARER_ACHIEVED = {"fully": _REVIEW_ACHIEVED["fully"], "partly": _REVIEW_ACHIEVED["partly"],
+                   "not_achieved": _REVIEW_ACHIEVED["not"]}
+_CARER_CARING = {
+    "yes": "You told us you are willing and able to go on caring for {who}.",
+    "yes_with_support": "You told us you can go on caring for {who} with support.",
+    "no": "You told us you cannot go on caring for {who} as before.",
+}
+
+
+def carer_review_letter(ctx: HandlerContext, person: dict[str, Any], plan: dict[str, Any], outcomes_achieved: str,
+                        willing_and_able: str, next_step: str, reason: str,
+                        next_review: str | None = None) -> dict[str, Any]:
+    """The outcome of a carer's review (Care Act s.27(1)(b)): what we found, the carer's budget, what next.
+
+    `plan`: the signed-off carer's plan (case data carer_support_plan); `next_review`: the date the next review
+    falls due (the same add_months the process's timer uses), needed when the plan continues."""
+    plan = _require(plan, "plan")
+    if outcomes_achieved not in _CARER_ACHIEVED:
+        raise ValueError(f"outcomes_achieved must be one of {list(_CARER_ACHIEVED)}, got {outcomes_achieved!r}")
+    if willing_and_able not in _CARER_CARING:
+        raise ValueError(f"willing_and_able must be one of {list(_CARER_CARING)}, got {willing_and_able!r}")
+    if next_step not in CARER_REVIEW_STEPS:
+        raise ValueError(f"next_step must be one of {list(CARER_REVIEW_STEPS)}, got {next_step!r}")
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValueError("reason: the letter gives the reasons the worker recorded")
+    if next_step == "continue":
+        long_date(next_review)  # a clear error for a missing date
+    budget = _require(plan.get("budget"), "plan.budget")
+    if budget.get("funded_by") not in CARER_FUNDED_BY:
+        raise ValueError(f"plan.budget.funded_by must be one of {list(CARER_FUNDED_BY)}, "
+                         f"got {budget.get('funded_by')!r}")
+    who = plan.get("cared_for") or "the person you care for"
+    return _render(ctx, "carers_review_outcome", "carers_review_outcome.txt.j2",
+                   "The review of your support plan as a carer", person, plan=plan, next_step=next_step,
+                   achieved_text=_CARER_ACHIEVED[outcomes_achieved],
+                   caring_text=_CARER_CARING[willing_and_able].format(who=who), cared_for=who,
+                   reason=_full_stop(reason), next_review=next_review)
+
+
 # ---------------------------------------------------------------- direct payment change or end
 
 DIRECT_PAYMENT_OUTCOMES = ("nominated_person", "authorised_person", "managed_account", "end_direct_payment")
@@ -858,8 +934,14 @@ def direct_payment_letter(ctx: HandlerContext, person: dict[str, Any], outcome: 
     title = ("Your direct payment is ending" if outcome == "end_direct_payment"
              else "A change to your direct payment")
     return _render(ctx, "direct_payment", "direct_payment.txt.j2", title, person, outcome=outcome,
-                   reason=outcome_reason.strip(), effective_from=effective_from,
-                   arranged=what_was_arranged.strip(), recipient=recipient or {})
+                   reason=_full_stop(outcome_reason), effective_from=effective_from,
+                   arranged=_full_stop(what_was_arranged), recipient=recipient or {})
+
+
+def _full_stop(text: str) -> str:
+    """A worker's typed words as a sentence in a letter: trimmed, with a full stop if they end without one."""
+    text = " ".join(text.split())
+    return text if text.endswith((".", "!", "?", ".\u201d", ")")) else text + "."
 
 
 def register(registry: HandlerRegistry) -> None:
@@ -868,6 +950,7 @@ def register(registry: HandlerRegistry) -> None:
     registry.register("budget_letter", budget_letter, document=True)
     registry.register("support_plan_letter", support_plan_letter, document=True)
     registry.register("carer_support_plan_letter", carer_support_plan_letter, document=True)
+    registry.register("carer_review_letter", carer_review_letter, document=True)
     registry.register("safeguarding_letter", safeguarding_letter, document=True)
     registry.register("discharge_letter", discharge_letter, document=True)
     registry.register("review_outcome_letter", review_outcome_letter, document=True)

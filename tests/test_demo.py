@@ -34,6 +34,16 @@ def test_the_demo_database_has_cases_at_each_stage_in_the_right_queues(tmp_path)
         assert [i["process_id"] for i in harriet["instances"] if i["status"] != "completed"] == [
             "financial_assessment", "review"]
         assert any(d["kind"] for d in eng.documents(harriet["id"]))  # letters filed on the case
+        # a person referred straight to social work has their details on the case record, the same as in the
+        # letters (Peter, CASE-000005, had none while his letters carried his address)
+        peter = [c for c in (eng.get_case(i) for i in range(1, 8)) if c["title"] == "Peter Clarke"][0]
+        assert peter["reference"] == "CASE-000005"
+        assert (peter["data"]["name"], peter["data"]["address"]) == ("Peter Clarke", ["12 Mill Lane", "Northtown",
+                                                                                      "NS2 4BB"])
+        for case in (eng.get_case(i) for i in range(1, 8)):
+            for d in eng.documents(case["id"]):
+                assert case["data"].get("address"), (case["title"], "letters but no details on the record")
+                assert all(line in d["body"] for line in case["data"]["address"]), (case["title"], d["title"])
         for case_id in range(1, 8):
             assert eng.verify(case_id)[1] == []
         # the demo's history is signed outside the database, so an auditor's check compares with it

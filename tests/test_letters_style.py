@@ -53,6 +53,8 @@ CEILING = {  # words in the body, at most (docs/letters.md); about 190 of them a
     "eligibility": 550, "eligibility_not_eligible": 550, "eligibility_carer": 550, "financial_assessment": 600,
     "budget": 500, "support_plan": 500, "carers_support_plan": 500,
     "review_outcome": 400, "review_outcome_refused": 400, "review_outcome_reassess": 400,
+    "review_outcome_cut_kept": 400, "review_outcome_cut_reassess": 400,
+    "carers_review_outcome": 400, "carers_review_outcome_reassess": 400, "carers_review_outcome_end": 400,
     "direct_payment": 400, "direct_payment_end": 400, "discharge": 400, "equipment": 400, "safeguarding": 400,
     "transition": 400, "transition_handover": 400, "advocacy": 300, "urgent_response": 300,
 }
@@ -191,6 +193,9 @@ def _financial_assessment() -> dict[str, Any]:
     return financial_assessment_letter(ctx, SIOBHAN, result)
 
 
+CARER_PLAN = {"carer": "Siobhán O'Brien-Ng", "cared_for": "Asha Patel", "review_frequency_months": 6,
+              "budget": {"amount": "600.00", "weekly_amount": "11.54", "support_level": "moderate",
+                         "funded_by": "carers_personal_budget"}}
 LETTERS: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
     "budget": (_budget, "Siobhán"),
     "support_plan": (lambda: letters.support_plan_letter(CTX, SIOBHAN, {
@@ -238,9 +243,24 @@ LETTERS: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
     "review_outcome_refused": (lambda: letters.review_outcome_letter(
         CTX, SIOBHAN, needs_changed=False, budget_amount="14508.34", outcomes_achieved="fully",
         budget_check={"previous_amount": "14508.34", "new_amount": "18200.50"}, planned=False), "Siobhán"),
+    # a cut refused at the review: kept, and kept while the needs are assessed again (issue 11, tried as a worker)
+    "review_outcome_cut_kept": (lambda: letters.review_outcome_letter(
+        CTX, SIOBHAN, needs_changed=False, budget_amount="20000.00", outcomes_achieved="fully",
+        budget_check={"previous_amount": "20000.00", "new_amount": "15000.00"}), "Siobhán"),
+    "review_outcome_cut_reassess": (lambda: letters.review_outcome_letter(
+        CTX, DEV, needs_changed=False, budget_amount="20000.00", reassessment=True,
+        budget_check={"previous_amount": "20000.00", "new_amount": "15000.00"}), "Mr Patel"),
     "review_outcome_reassess": (lambda: letters.review_outcome_letter(
         CTX, DEV, needs_changed=True, budget_amount="5767.27", outcomes_achieved="not", plan_working=False,
         what_changed="Mr Patel's wife now needs help at night as well as in the day."), "Mr Patel"),
+    "carers_review_outcome": (lambda: letters.carer_review_letter(
+        CTX, SIOBHAN, CARER_PLAN, "partly", "yes_with_support", "continue",
+        "Siobhán says the sitter helps but she still has no time for herself", "2031-09-03"), "Siobhán"),
+    "carers_review_outcome_reassess": (lambda: letters.carer_review_letter(
+        CTX, DEV, {**CARER_PLAN, "budget": {**CARER_PLAN["budget"], "funded_by": "cared_for_personal_budget"}},
+        "not_achieved", "no", "reassess", "Mr Patel now works nights and cannot sleep in the day."), "Mr Patel"),
+    "carers_review_outcome_end": (lambda: letters.carer_review_letter(
+        CTX, SIOBHAN, CARER_PLAN, "fully", "no", "end", "Her mother has moved into a care home"), "Siobhán"),
     "direct_payment": (lambda: letters.direct_payment_letter(
         CTX, SIOBHAN, "nominated_person", "You asked for your son to manage the payments after your stay in hospital.",
         "2031-04-01", "Your son will open a separate bank account. Your worker will help him set it up.",
@@ -257,7 +277,8 @@ LETTERS: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
 
 def test_every_template_has_a_letter_here() -> None:
     """A new template cannot skip these checks: each one is rendered below."""
-    rendered = {re.sub(r"_(not_eligible|carer|handover|refused|reassess|end)$", "", name) for name in LETTERS}
+    suffixes = r"_(not_eligible|carer|handover|refused|reassess|end|cut_kept|cut_reassess)$"
+    rendered = {re.sub(suffixes, "", name) for name in LETTERS}
     templates = {p.name.removesuffix(".txt.j2") for p in TEMPLATES.glob("*.txt.j2")} - {"_letter"}
     assert templates - rendered == set()
 
@@ -310,3 +331,19 @@ def test_the_eligibility_letter_offers_the_assessment_and_advice_when_not_eligib
 def test_a_letter_without_a_case_reference_makes_one_in_the_same_format() -> None:
     ctx = HandlerContext(case_id=42, instance_id=1, process_id="t", element_id="t", now=CTX.now)
     assert "Our reference: CASE-000042" in letters.discharge_letter(ctx, SIOBHAN, 0, "2031-02-27")["body"]
+
+
+def test_a_refused_cut_is_not_told_to_the_person_as_a_proposal() -> None:
+    """The review letter used to say "We looked at changing your personal budget to £15,000.00" for a cut the
+    rules refused: alarming, and not what happened. Now it says the budget stays the same, and why."""
+    kept = LETTERS["review_outcome_cut_kept"][0]()["body"]
+    assert "Your personal budget stays the same: £20,000.00 a year." in kept
+    assert "We only reduce a budget when your needs or circumstances change." in kept
+    assert "15,000" not in kept and "changing" not in kept
+    reassessed = LETTERS["review_outcome_cut_reassess"][0]()["body"]
+    assert "Your personal budget stays the same: £20,000.00 a year." in reassessed
+    assert "If the new assessment changes your budget, we will write to you." in reassessed
+    assert "15,000" not in reassessed and "We only reduce" not in reassessed
+    # an increase that was not approved is still told as what it was
+    refused_rise = LETTERS["review_outcome_refused"][0]()["body"]
+    assert "We looked at changing your personal budget to £18,200.50 a year." in refused_rise

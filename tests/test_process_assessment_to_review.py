@@ -496,8 +496,10 @@ def test_a_review_cannot_cut_the_budget_without_a_recorded_change(eng):
 
     complete(eng, cid, "reduction_refused", {"decision": "keep_budget"})
     [letter] = letters(eng, cid, "review_outcome_letter")  # the person is told the cut did not happen
-    assert "We looked at changing your personal budget to £12,000.00 a year. We decided not to change it. " \
-           "It stays at £17,745.45 a year." in letter
+    # a refused cut is not described to the person as a proposal (issue 11, tried as a social worker)
+    assert "Your personal budget stays the same: £17,745.45 a year. " \
+           "We only reduce a budget when your needs or circumstances change." in letter
+    assert "12,000" not in letter and "changing your personal budget" not in letter
     assert "We will review your plan with you again within 12 months." in letter
     reviews = instances(eng, cid, "review")
     assert len(reviews) == 2
@@ -629,8 +631,9 @@ def test_a_direct_payment_is_reviewed_before_six_months_then_within_twelve(eng):
     [letter] = letters(eng, cid, "direct_payment_letter")  # the person is told, with the reasons and the date
     assert "Your direct payment is ending" in letter
     assert "We have decided to stop it from 13 September 2032." in letter
-    assert "Peter asks the council to arrange his care instead" in letter
-    assert "Council-arranged home care from Northtown Care" in letter
+    # the worker's note is quoted as theirs and what replaces it is given with its date (read as Peter)
+    assert "The reason your worker recorded: \u201cPeter asks the council to arrange his care instead.\u201d" in letter
+    assert "What we have arranged from 13 September 2032: Council-arranged home care from Northtown Care." in letter
     assert len(instances(eng, cid, "direct_payment_review")) == 2
     assert instances(eng, cid, "direct_payment_review")[1]["status"] == "completed"
     assert eng.get_case(cid)["data"]["direct_payment_ended_at"] == eng.now().isoformat()
