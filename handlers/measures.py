@@ -262,7 +262,7 @@ class _Instances(Mapping):
         return len(self._index())
 
 
-def population_of(views: dict[int, CaseView], *, keep_views: bool = True) -> Population:
+def population_of(views: dict[int, CaseView], *, keep_views: bool = True, gather: bool = True) -> Population:
     instances: Mapping[int, Instance]
     if any(v.rows is None for v in views.values()):
         instances = _Instances(views)
@@ -275,7 +275,7 @@ def population_of(views: dict[int, CaseView], *, keep_views: bool = True) -> Pop
                             {cid: v.rows or [] for cid, v in views.items()},
                             {cid: v.error for cid, v in views.items() if v.error}, uk_day(last),
                             views=views if keep_views else {})
-    if keep_views and views and all(v.rows is None for v in views.values()):
+    if gather and keep_views and views and all(v.rows is None for v in views.values()):
         # every case from kept facts: each extraction's items gathered in one pass (what _per_case would do)
         gathered: dict[str, list] = {name: [] for name in PER_CASE}
         for v in views.values():
@@ -553,9 +553,115 @@ def load_population(engine: Any) -> Population:
                                                    r.last_event_id)
         stale += [cid for cid in kept if cid not in views]  # worked out again on another basis meanwhile
     views.update(_work_out(engine, sorted(stale), teams, basis, refs))
-    population = population_of(dict(sorted(views.items())))
+    population = None
+    if loaded is not None and held:  # only the changed cases' items replaced in what the last population kept
+        population = _updated(loaded.population, views)
+    if population is None:
+        population = population_of(dict(sorted(views.items())))
     _LOADED[engine] = _Loaded(mark, basis, population.views, population)
     return population
+
+
+# more changed cases than this share of them (beyond the first INCREMENTAL_FLOOR): a new population is built
+INCREMENTAL_MAX = 0.05
+INCREMENTAL_FLOOR = 64
+
+_ENTRY_CASE: dict[str, Callable[[Any], int]] = {  # the case of one entry of a kept per-case list (PER_CASE)
+    "3d_rows": lambda e: e[0], "annual_rows": lambda e: e[0],
+    "review_waits": lambda e: e[-1]["case_id"], "carers_3d": lambda e: e[-1]["case_id"]}
+
+
+def _case_of(name: str) -> Callable[[Any], int]:
+    return _ENTRY_CASE.get(name) or (lambda e: e["case_id"])
+
+
+def _splice(entries: list, case_id: int, new: list, case_of: Callable[[Any], int]) -> None:
+    """Replace, in a list kept in order of case id, one case's entries by `new` (in place)."""
+    lo = bisect.bisect_left(entries, case_id, key=case_of)
+    hi = bisect.bisect_right(entries, case_id, lo=lo, key=case_of)
+    entries[lo:hi] = new
+
+
+def _day_case(item: dict) -> tuple[str, int]:
+    return item["day"], item["case_id"]
+
+
+def _resplice_dated(days: list[str], dated: list[dict], case_id: int, old: list[dict], new: list[dict]) -> None:
+    """In a measure's items kept in day order (then case order, then the case's own order), replace one case's
+    `old` items (as extracted) by its `new` ones (in place)."""
+    for day in sorted({i["day"] for i in old if i["day"] is not None}):
+        lo, hi = bisect.bisect_left(days, day), bisect.bisect_right(days, day)
+        keep = [k for k in range(lo, hi) if dated[k]["case_id"] != case_id]
+        if len(keep) != hi - lo:
+            dated[lo:hi] = [dated[k] for k in keep]
+            days[lo:hi] = [day] * len(keep)
+    for item in new:
+        if item["day"] is None:
+            continue
+        at = bisect.bisect_right(dated, (item["day"], case_id), key=_day_case)
+        dated.insert(at, item)
+        days.insert(at, item["day"])
+
+
+def _updated(old: Population, views: dict[int, CaseView]) -> Population | None:
+    """The population `old` with the cases whose views changed (new events, or facts another process kept) read
+    again, reusing every other case's part of what `old` worked out (the per-case lists, each measure's items in
+    day order, the snapshots of each day): equal to a population built from `views` (the tests check it). None
+    when too many cases changed, or a case was removed, for that to be worth it."""
+    if not old.views or not all(v.rows is None for v in old.views.values()):
+        return None
+    changed = [cid for cid, v in views.items() if old.views.get(cid) is not v]
+    if len(views) < len(old.views) or any(cid not in views for cid in old.views):
+        return None
+    if not changed:
+        return old
+    if len(changed) > INCREMENTAL_FLOOR + INCREMENTAL_MAX * len(views) or any(views[c].rows is not None for c in changed):
+        return None
+    ordered = dict(sorted(views.items())) if any(c not in old.views for c in changed) else \
+        {cid: views[cid] for cid in old.views}
+    new = population_of(ordered, gather=False)
+    resolves: dict[str, Callable] = {}
+    snapshots: dict[int, Callable] = {}
+    for m in MEASURES.values():
+        if m.extract is not None and m.resolve is not None:
+            resolves[EXTRACTS[id(m.extract)]] = m.resolve
+        if m.at_date is not None:
+            snapshots[id(m.at_date)] = m.at_date
+    alone = {cid: population_of({cid: views[cid]}) for cid in changed}
+    for key, value in old.cache.items():
+        if key in PER_CASE:
+            kept = list(value)
+            case_of = _case_of(key)
+            for cid in changed:
+                _splice(kept, cid, views[cid].items.get(key) or [], case_of)
+            new.cache[key] = kept
+        elif key.startswith("dated:"):
+            name = key[len("dated:"):]
+            resolve = resolves.get(name)
+            if resolve is not None and new.last_day != old.last_day:
+                continue  # read against the latest day in the data, which moved: worked out again when asked
+            days, dated = list(value[0]), list(value[1])
+            for cid in changed:
+                was = old.views[cid].items.get(name, []) if cid in old.views else []
+                now = views[cid].items.get(name) or []
+                _resplice_dated(days, dated, cid, was, resolve(new, now) if resolve is not None else now)
+            new.cache[key] = (days, dated)
+        elif key.startswith(("at:", "3d_on:")):
+            kind, _, rest = key.partition(":")
+            if kind == "at":
+                fn_id, _, day = rest.partition(":")
+                fn = snapshots.get(int(fn_id))
+                if fn is None:
+                    continue
+            else:
+                day, fn = rest, _3d_on
+            kept = list(value)
+            case_of = (lambda e: e[0]["case_id"]) if kind == "3d_on" else (lambda e: e["case_id"])
+            for cid in changed:
+                _splice(kept, cid, list(fn(alone[cid], day)), case_of)
+            new.cache[key] = kept
+        # anything else (who is a carer in a period, read across cases) is worked out again when asked
+    return new
 
 
 def warm_in_background(engine: Any) -> Any:
