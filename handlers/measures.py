@@ -146,6 +146,7 @@ class Population:
     last_day: str | None  # the UK day of the latest event: what "now" is for the data
     cache: dict[str, Any] = field(default_factory=dict)
     views: dict[int, CaseView] = field(default_factory=dict)  # per case, with each measure's items kept
+    last_at: str | None = None  # the latest event's instant (last_day is its UK day)
 
     def reference(self, case_id: int) -> str:
         return (self.cases.get(case_id) or {}).get("reference") or f"case {case_id}"
@@ -274,7 +275,7 @@ def population_of(views: dict[int, CaseView], *, keep_views: bool = True, gather
     population = Population({cid: v.case for cid, v in views.items()}, instances,  # type: ignore[arg-type]
                             {cid: v.rows or [] for cid, v in views.items()},
                             {cid: v.error for cid, v in views.items() if v.error}, uk_day(last),
-                            views=views if keep_views else {})
+                            views=views if keep_views else {}, last_at=last)
     if gather and keep_views and views and all(v.rows is None for v in views.values()):
         # every case from kept facts: each extraction's items gathered in one pass (what _per_case would do)
         gathered: dict[str, list] = {name: [] for name in PER_CASE}
@@ -533,29 +534,40 @@ def load_population(engine: Any) -> Population:
         views: dict[int, CaseView] = {}
         stale: list[int] = []
         kept: list[int] = []
-        refs = {r.id: r.reference for r in listing}
-        for r in listing:
-            if r.last_event_id is None or r.last_event_id < (r.latest or 0):
-                stale.append(r.id)
-            elif not held:
-                views[r.id] = view_from_facts({"id": r.id, "reference": r.reference}, r.facts, r.last_event_id)
-            elif (mine := held.get(r.id)) is not None and mine.event_id == r.last_event_id:
-                views[r.id] = mine
-            else:
-                kept.append(r.id)
+        refs: dict[int, str] = {}
+        if not held:
+            for cid, ref, last, newest, text in listing:  # tuples: a row's attributes cost more on 44,801 rows
+                refs[cid] = ref
+                if last is None or last < (newest or 0):
+                    stale.append(cid)
+                else:
+                    views[cid] = view_from_facts({"id": cid, "reference": ref}, text, last)
+        else:  # the cases this process holds as kept are not touched: only the others are listed out
+            get = held.get
+            for cid, ref, last, newest in listing:
+                if last is None or last < (newest or 0):
+                    stale.append(cid)
+                    refs[cid] = ref
+                elif (mine := get(cid)) is None or mine.event_id != last:
+                    kept.append(cid)  # kept since by another process (or a case new to this one)
+                    refs[cid] = ref
+        if held and len(listing) != len(held) + sum(1 for c in refs if c not in held):
+            _LOADED.pop(engine, None)  # a case this process holds is gone: read everything as at a start
+            return load_population(engine)
         del listing
         for i in range(0, len(kept), FACTS_CHUNK):
             chunk = kept[i:i + FACTS_CHUNK]
-            for r in conn.execute(select(measure_facts.c.case_id, measure_facts.c.last_event_id,
-                                         measure_facts.c.facts).where(measure_facts.c.case_id.in_(chunk),
-                                                                      measure_facts.c.basis == basis)):
-                views[r.case_id] = view_from_facts({"id": r.case_id, "reference": refs[r.case_id]}, r.facts,
-                                                   r.last_event_id)
+            for cid, last, text in conn.execute(select(
+                    measure_facts.c.case_id, measure_facts.c.last_event_id, measure_facts.c.facts).where(
+                    measure_facts.c.case_id.in_(chunk), measure_facts.c.basis == basis)):
+                views[cid] = view_from_facts({"id": cid, "reference": refs[cid]}, text, last)
         stale += [cid for cid in kept if cid not in views]  # worked out again on another basis meanwhile
     views.update(_work_out(engine, sorted(stale), teams, basis, refs))
     population = None
-    if loaded is not None and held:  # only the changed cases' items replaced in what the last population kept
-        population = _updated(loaded.population, views)
+    if held:  # only the changed cases' items replaced in what the last population kept
+        population = _updated(loaded.population, views)  # type: ignore[union-attr]
+        if population is None:  # too many changed: every other case as held, the lists made again
+            views = {**held, **views}
     if population is None:
         population = population_of(dict(sorted(views.items())))
     _LOADED[engine] = _Loaded(mark, basis, population.views, population)
@@ -603,23 +615,42 @@ def _resplice_dated(days: list[str], dated: list[dict], case_id: int, old: list[
         days.insert(at, item["day"])
 
 
-def _updated(old: Population, views: dict[int, CaseView]) -> Population | None:
-    """The population `old` with the cases whose views changed (new events, or facts another process kept) read
-    again, reusing every other case's part of what `old` worked out (the per-case lists, each measure's items in
-    day order, the snapshots of each day): equal to a population built from `views` (the tests check it). None
-    when too many cases changed, or a case was removed, for that to be worth it."""
-    if not old.views or not all(v.rows is None for v in old.views.values()):
+def _ascending(keyed: dict) -> bool:
+    keys = list(keyed)
+    return keys == sorted(keys)
+
+
+def _updated(old: Population, changes: dict[int, CaseView]) -> Population | None:
+    """The population `old` with the cases of `changes` (read again after new events, or kept since by another
+    process, or new) in place of what it held, reusing every other case's part of what `old` worked out (the
+    per-case lists, each measure's items in day order, the snapshots of each day): equal to a population built
+    from every view (the tests check it). None when too many cases changed for that to be worth it."""
+    if not old.views or any(v.rows is not None for v in changes.values()) \
+            or not all(v.rows is None for v in old.views.values()):
         return None
-    changed = [cid for cid, v in views.items() if old.views.get(cid) is not v]
-    if len(views) < len(old.views) or any(cid not in views for cid in old.views):
-        return None
+    changed = sorted(cid for cid, v in changes.items() if old.views.get(cid) is not v)
     if not changed:
         return old
-    if len(changed) > INCREMENTAL_FLOOR + INCREMENTAL_MAX * len(views) or any(views[c].rows is not None for c in changed):
+    if len(changed) > INCREMENTAL_FLOOR + INCREMENTAL_MAX * len(old.views):
         return None
-    ordered = dict(sorted(views.items())) if any(c not in old.views for c in changed) else \
-        {cid: views[cid] for cid in old.views}
-    new = population_of(ordered, gather=False)
+    views = {**old.views, **changes}
+    cases, errors = dict(old.cases), dict(old.cld_errors)
+    if any(cid not in old.views for cid in changed) and not _ascending(views):
+        views = dict(sorted(views.items()))  # in order of case id, as a full build has them
+        cases = {cid: v.case for cid, v in views.items()}
+    rows = old.cld_rows if all(cid in old.cld_rows for cid in changed) else {**old.cld_rows}
+    for cid in changed:
+        v = views[cid]
+        cases[cid] = v.case
+        errors.pop(cid, None)
+        if v.error:
+            errors[cid] = v.error
+        if cid not in rows:
+            rows[cid] = []
+    if errors.keys() != old.cld_errors.keys() or not _ascending(errors):
+        errors = {cid: errors[cid] for cid in sorted(errors)}
+    last_at = max((t for t in [old.last_at, *(views[c].last_at for c in changed)] if t), default=None)
+    new = Population(cases, _Instances(views), rows, errors, uk_day(last_at), views=views, last_at=last_at)
     resolves: dict[str, Callable] = {}
     snapshots: dict[int, Callable] = {}
     for m in MEASURES.values():
