@@ -659,8 +659,14 @@ def _updated(old: Population, changes: dict[int, CaseView]) -> Population | None
         if m.at_date is not None:
             snapshots[id(m.at_date)] = m.at_date
     alone = {cid: population_of({cid: views[cid]}) for cid in changed}
+    carers = any(views[cid].items.get("carers_3d") or (cid in old.views and old.views[cid].items.get("carers_3d"))
+                 for cid in changed)  # no changed case has a carer's support: who counts in a period is the same
+    in_carers = {id(fn) for fn in _CARERS_BY_BAND.values()}
     for key, value in old.cache.items():
-        if key in PER_CASE:
+        if not carers and (key.startswith("carers_in:")
+                           or (key.startswith("in:") and int(key.split(":")[1]) in in_carers)):
+            new.cache[key] = value  # never changed in place: each use copies it
+        elif key in PER_CASE:
             kept = list(value)
             case_of = _case_of(key)
             for cid in changed:
@@ -1208,7 +1214,11 @@ def _carers_in(pop: Population, first: str, last: str) -> list[tuple[dict, int |
                 best[who] = (order, item)
             if birth is not None and (who not in births or birth < births[who]):
                 births[who] = birth
-        pop.cache[key] = [(item, dhsc_age(births.get(who), last)) for who, (_order, item) in best.items()]
+        on = date.fromisoformat(last).toordinal()  # dhsc_age, without parsing the day once per carer
+
+        def age(birth: list[int] | None) -> int | None:
+            return None if birth is None else int((on - date(birth[0], birth[1], 1).toordinal()) // 365.25)
+        pop.cache[key] = [(item, age(births.get(who))) for who, (_order, item) in best.items()]
     return pop.cache[key]
 
 

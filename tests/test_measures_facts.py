@@ -333,6 +333,8 @@ def test_new_events_update_only_their_cases_and_give_the_figures_of_a_full_recom
     assert c["dp"] not in m.compute("ascof_3d2", again, date(2031, 7, 1), date(2031, 12, 31)).case_ids
     assert page_figures(again) == page_figures(fresh(again)) == page_figures(from_histories(eng))
     assert page_figures(first) == before  # the population other requests may still be reading is untouched
+    carers = [k for k in first.cache if k.startswith("carers_in:")]
+    assert carers and all(again.cache[k] is first.cache[k] for k in carers)  # no carer changed: kept as it was
 
     # another process on the same database, its lists kept from an earlier page: this process's events make
     # their cases stale there too (the database says so), and it updates them in the same way
@@ -376,3 +378,29 @@ def test_a_new_case_is_placed_among_the_others(driven, monkeypatch):
     pop = m.load_population(eng)
     assert made[-1] is pop and added in pop.views and list(pop.views) == sorted(pop.views)
     assert page_figures(pop) == page_figures(from_histories(eng))
+
+
+def carer_facts(case_id: int, end: str | None, mechanism: str = "direct_payment") -> m.CaseView:
+    """A case from kept facts holding one carer's support direct to the carer (NHS 1, born January 1970)."""
+    rank = {"direct_payment": 1, "commissioned": 3}[mechanism]
+    text = json.dumps({"last_at": "2031-06-01T10:00:00+00:00", "error": None, "items": {
+        "instances": "", "carers_3d": [["NHS1", "2031-05-01", end, rank, None, [1970, 1], {
+            "i": case_id * 10, "d": "2031-05-01", "p": mechanism, "t": "", "x": f"carer's support, case {case_id}"}]]}})
+    return m.view_from_facts({"id": case_id, "reference": f"CASE-{case_id}"}, text, case_id * 100)
+
+
+def test_a_changed_carers_support_is_counted_again_across_cases():
+    views = {1: carer_facts(1, None), 2: carer_facts(2, None, "commissioned"), 3: carer_facts(3, "2031-05-02")}
+    old = m.population_of(views)
+    jul, may = (date(2031, 7, 1), date(2031, 9, 30)), (date(2031, 5, 1), date(2031, 5, 31))
+    assert [m.compute("ascof_3d2b", old, *p).numerator for p in (jul, may)] == [1, 1]
+    # the carer's direct payment (case 1) ends in May: in July the same carer counts by case 2's commissioned support
+    changed = {1: carer_facts(1, "2031-05-20")}
+    new = m._updated(old, changed)
+    assert new is not None and new is not old
+    full = m.population_of({**views, **changed})
+    for p in (jul, may):
+        for key in ("ascof_3d1b", "ascof_3d2b", "ascof_3d2b_65_over", "ascof_3d2b_18_64"):
+            got, want = m.compute(key, new, *p), m.compute(key, full, *p)
+            assert (got.as_dict(), got.items) == (want.as_dict(), want.items)
+    assert m.compute("ascof_3d2b", new, *jul).numerator == 0 and m.compute("ascof_3d2b", new, *may).numerator == 1
