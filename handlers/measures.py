@@ -16,7 +16,7 @@ How the work is shared out (a county year is ~1 M history events):
   case, worked out once from its history and its CLD rows: ``case_facts``); a case with an event later than
   its kept facts, or kept on another basis, is read from its history and worked out again, and its facts
   written back for every process (docs/measures.md, "Speed"); in one process, later calls read again only
-  what changed;
+  what changed, and replace only those cases' entries in what the last population worked out (``_updated``);
 * each measure's ``extract`` walks a case once and keeps, per instance it concerns, one small *item*
   (the day that puts it in a period, which part of the figure it counts in, the teams that worked it),
   kept with the case; ``compute`` for any period is then a slice of those items in day order, so a
