@@ -16,7 +16,7 @@ How the work is shared out (a county year is ~1 M history events):
   case, worked out once from its history and its CLD rows: ``case_facts``); a case with an event later than
   its kept facts, or kept on another basis, is read from its history and worked out again, and its facts
   written back for every process (docs/measures.md, "Speed"); in one process, later calls read again only
-  what changed;
+  what changed, and replace only those cases' entries in what the last population worked out (``_updated``);
 * each measure's ``extract`` walks a case once and keeps, per instance it concerns, one small *item*
   (the day that puts it in a period, which part of the figure it counts in, the teams that worked it),
   kept with the case; ``compute`` for any period is then a slice of those items in day order, so a
@@ -146,6 +146,7 @@ class Population:
     last_day: str | None  # the UK day of the latest event: what "now" is for the data
     cache: dict[str, Any] = field(default_factory=dict)
     views: dict[int, CaseView] = field(default_factory=dict)  # per case, with each measure's items kept
+    last_at: str | None = None  # the latest event's instant (last_day is its UK day)
 
     def reference(self, case_id: int) -> str:
         return (self.cases.get(case_id) or {}).get("reference") or f"case {case_id}"
@@ -262,7 +263,7 @@ class _Instances(Mapping):
         return len(self._index())
 
 
-def population_of(views: dict[int, CaseView], *, keep_views: bool = True) -> Population:
+def population_of(views: dict[int, CaseView], *, keep_views: bool = True, gather: bool = True) -> Population:
     instances: Mapping[int, Instance]
     if any(v.rows is None for v in views.values()):
         instances = _Instances(views)
@@ -274,8 +275,8 @@ def population_of(views: dict[int, CaseView], *, keep_views: bool = True) -> Pop
     population = Population({cid: v.case for cid, v in views.items()}, instances,  # type: ignore[arg-type]
                             {cid: v.rows or [] for cid, v in views.items()},
                             {cid: v.error for cid, v in views.items() if v.error}, uk_day(last),
-                            views=views if keep_views else {})
-    if keep_views and views and all(v.rows is None for v in views.values()):
+                            views=views if keep_views else {}, last_at=last)
+    if gather and keep_views and views and all(v.rows is None for v in views.values()):
         # every case from kept facts: each extraction's items gathered in one pass (what _per_case would do)
         gathered: dict[str, list] = {name: [] for name in PER_CASE}
         for v in views.values():
@@ -533,29 +534,171 @@ def load_population(engine: Any) -> Population:
         views: dict[int, CaseView] = {}
         stale: list[int] = []
         kept: list[int] = []
-        refs = {r.id: r.reference for r in listing}
-        for r in listing:
-            if r.last_event_id is None or r.last_event_id < (r.latest or 0):
-                stale.append(r.id)
-            elif not held:
-                views[r.id] = view_from_facts({"id": r.id, "reference": r.reference}, r.facts, r.last_event_id)
-            elif (mine := held.get(r.id)) is not None and mine.event_id == r.last_event_id:
-                views[r.id] = mine
-            else:
-                kept.append(r.id)
+        refs: dict[int, str] = {}
+        if not held:
+            for cid, ref, last, newest, text in listing:  # tuples: a row's attributes cost more on 44,801 rows
+                refs[cid] = ref
+                if last is None or last < (newest or 0):
+                    stale.append(cid)
+                else:
+                    views[cid] = view_from_facts({"id": cid, "reference": ref}, text, last)
+        else:  # the cases this process holds as kept are not touched: only the others are listed out
+            get = held.get
+            for cid, ref, last, newest in listing:
+                if last is None or last < (newest or 0):
+                    stale.append(cid)
+                    refs[cid] = ref
+                elif (mine := get(cid)) is None or mine.event_id != last:
+                    kept.append(cid)  # kept since by another process (or a case new to this one)
+                    refs[cid] = ref
+        if held and len(listing) != len(held) + sum(1 for c in refs if c not in held):
+            _LOADED.pop(engine, None)  # a case this process holds is gone: read everything as at a start
+            return load_population(engine)
         del listing
         for i in range(0, len(kept), FACTS_CHUNK):
             chunk = kept[i:i + FACTS_CHUNK]
-            for r in conn.execute(select(measure_facts.c.case_id, measure_facts.c.last_event_id,
-                                         measure_facts.c.facts).where(measure_facts.c.case_id.in_(chunk),
-                                                                      measure_facts.c.basis == basis)):
-                views[r.case_id] = view_from_facts({"id": r.case_id, "reference": refs[r.case_id]}, r.facts,
-                                                   r.last_event_id)
+            for cid, last, text in conn.execute(select(
+                    measure_facts.c.case_id, measure_facts.c.last_event_id, measure_facts.c.facts).where(
+                    measure_facts.c.case_id.in_(chunk), measure_facts.c.basis == basis)):
+                views[cid] = view_from_facts({"id": cid, "reference": refs[cid]}, text, last)
         stale += [cid for cid in kept if cid not in views]  # worked out again on another basis meanwhile
     views.update(_work_out(engine, sorted(stale), teams, basis, refs))
-    population = population_of(dict(sorted(views.items())))
+    population = None
+    if held:  # only the changed cases' items replaced in what the last population kept
+        population = _updated(loaded.population, views)  # type: ignore[union-attr]
+        if population is None:  # too many changed: every other case as held, the lists made again
+            views = {**held, **views}
+    if population is None:
+        population = population_of(dict(sorted(views.items())))
     _LOADED[engine] = _Loaded(mark, basis, population.views, population)
     return population
+
+
+# more changed cases than this share of them (beyond the first INCREMENTAL_FLOOR): a new population is built
+INCREMENTAL_MAX = 0.05
+INCREMENTAL_FLOOR = 64
+
+_ENTRY_CASE: dict[str, Callable[[Any], int]] = {  # the case of one entry of a kept per-case list (PER_CASE)
+    "3d_rows": lambda e: e[0], "annual_rows": lambda e: e[0],
+    "review_waits": lambda e: e[-1]["case_id"], "carers_3d": lambda e: e[-1]["case_id"]}
+
+
+def _case_of(name: str) -> Callable[[Any], int]:
+    return _ENTRY_CASE.get(name) or (lambda e: e["case_id"])
+
+
+def _splice(entries: list, case_id: int, new: list, case_of: Callable[[Any], int]) -> None:
+    """Replace, in a list kept in order of case id, one case's entries by `new` (in place)."""
+    lo = bisect.bisect_left(entries, case_id, key=case_of)
+    hi = bisect.bisect_right(entries, case_id, lo=lo, key=case_of)
+    entries[lo:hi] = new
+
+
+def _day_case(item: dict) -> tuple[str, int]:
+    return item["day"], item["case_id"]
+
+
+def _resplice_dated(days: list[str], dated: list[dict], case_id: int, old: list[dict], new: list[dict]) -> None:
+    """In a measure's items kept in day order (then case order, then the case's own order), replace one case's
+    `old` items (as extracted) by its `new` ones (in place)."""
+    for day in sorted({i["day"] for i in old if i["day"] is not None}):
+        lo, hi = bisect.bisect_left(days, day), bisect.bisect_right(days, day)
+        keep = [k for k in range(lo, hi) if dated[k]["case_id"] != case_id]
+        if len(keep) != hi - lo:
+            dated[lo:hi] = [dated[k] for k in keep]
+            days[lo:hi] = [day] * len(keep)
+    for item in new:
+        if item["day"] is None:
+            continue
+        at = bisect.bisect_right(dated, (item["day"], case_id), key=_day_case)
+        dated.insert(at, item)
+        days.insert(at, item["day"])
+
+
+def _ascending(keyed: dict) -> bool:
+    keys = list(keyed)
+    return keys == sorted(keys)
+
+
+def _updated(old: Population, changes: dict[int, CaseView]) -> Population | None:
+    """The population `old` with the cases of `changes` (read again after new events, or kept since by another
+    process, or new) in place of what it held, reusing every other case's part of what `old` worked out (the
+    per-case lists, each measure's items in day order, the snapshots of each day): equal to a population built
+    from every view (the tests check it). None when too many cases changed for that to be worth it."""
+    if not old.views or any(v.rows is not None for v in changes.values()) \
+            or not all(v.rows is None for v in old.views.values()):
+        return None
+    changed = sorted(cid for cid, v in changes.items() if old.views.get(cid) is not v)
+    if not changed:
+        return old
+    if len(changed) > INCREMENTAL_FLOOR + INCREMENTAL_MAX * len(old.views):
+        return None
+    views = {**old.views, **changes}
+    cases, errors = dict(old.cases), dict(old.cld_errors)
+    if any(cid not in old.views for cid in changed) and not _ascending(views):
+        views = dict(sorted(views.items()))  # in order of case id, as a full build has them
+        cases = {cid: v.case for cid, v in views.items()}
+    rows = old.cld_rows if all(cid in old.cld_rows for cid in changed) else {**old.cld_rows}
+    for cid in changed:
+        v = views[cid]
+        cases[cid] = v.case
+        errors.pop(cid, None)
+        if v.error:
+            errors[cid] = v.error
+        if cid not in rows:
+            rows[cid] = []
+    if errors.keys() != old.cld_errors.keys() or not _ascending(errors):
+        errors = {cid: errors[cid] for cid in sorted(errors)}
+    last_at = max((t for t in [old.last_at, *(views[c].last_at for c in changed)] if t), default=None)
+    new = Population(cases, _Instances(views), rows, errors, uk_day(last_at), views=views, last_at=last_at)
+    resolves: dict[str, Callable] = {}
+    snapshots: dict[int, Callable] = {}
+    for m in MEASURES.values():
+        if m.extract is not None and m.resolve is not None:
+            resolves[EXTRACTS[id(m.extract)]] = m.resolve
+        if m.at_date is not None:
+            snapshots[id(m.at_date)] = m.at_date
+    alone = {cid: population_of({cid: views[cid]}) for cid in changed}
+    carers = any(views[cid].items.get("carers_3d") or (cid in old.views and old.views[cid].items.get("carers_3d"))
+                 for cid in changed)  # no changed case has a carer's support: who counts in a period is the same
+    in_carers = {id(fn) for fn in _CARERS_BY_BAND.values()}
+    for key, value in old.cache.items():
+        if not carers and (key.startswith("carers_in:")
+                           or (key.startswith("in:") and int(key.split(":")[1]) in in_carers)):
+            new.cache[key] = value  # never changed in place: each use copies it
+        elif key in PER_CASE:
+            kept = list(value)
+            case_of = _case_of(key)
+            for cid in changed:
+                _splice(kept, cid, views[cid].items.get(key) or [], case_of)
+            new.cache[key] = kept
+        elif key.startswith("dated:"):
+            name = key[len("dated:"):]
+            resolve = resolves.get(name)
+            if resolve is not None and new.last_day != old.last_day:
+                continue  # read against the latest day in the data, which moved: worked out again when asked
+            days, dated = list(value[0]), list(value[1])
+            for cid in changed:
+                was = old.views[cid].items.get(name, []) if cid in old.views else []
+                now = views[cid].items.get(name) or []
+                _resplice_dated(days, dated, cid, was, resolve(new, now) if resolve is not None else now)
+            new.cache[key] = (days, dated)
+        elif key.startswith(("at:", "3d_on:")):
+            kind, _, rest = key.partition(":")
+            if kind == "at":
+                fn_id, _, day = rest.partition(":")
+                fn = snapshots.get(int(fn_id))
+                if fn is None:
+                    continue
+            else:
+                day, fn = rest, _3d_on
+            kept = list(value)
+            case_of = (lambda e: e[0]["case_id"]) if kind == "3d_on" else (lambda e: e["case_id"])
+            for cid in changed:
+                _splice(kept, cid, list(fn(alone[cid], day)), case_of)
+            new.cache[key] = kept
+        # anything else (who is a carer in a period, read across cases) is worked out again when asked
+    return new
 
 
 def warm_in_background(engine: Any) -> Any:
@@ -1071,7 +1214,11 @@ def _carers_in(pop: Population, first: str, last: str) -> list[tuple[dict, int |
                 best[who] = (order, item)
             if birth is not None and (who not in births or birth < births[who]):
                 births[who] = birth
-        pop.cache[key] = [(item, dhsc_age(births.get(who), last)) for who, (_order, item) in best.items()]
+        on = date.fromisoformat(last).toordinal()  # dhsc_age, without parsing the day once per carer
+
+        def age(birth: list[int] | None) -> int | None:
+            return None if birth is None else int((on - date(birth[0], birth[1], 1).toordinal()) // 365.25)
+        pop.cache[key] = [(item, age(births.get(who))) for who, (_order, item) in best.items()]
     return pop.cache[key]
 
 

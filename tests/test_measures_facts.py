@@ -271,3 +271,136 @@ def test_a_release_that_changes_the_derivation_makes_every_kept_row_stale(driven
     assert set(after) == set(before)
     assert all(after[cid][1] != before[cid][1] and after[cid][0] == before[cid][0] for cid in after)
     assert all_figures(pop) == all_figures(from_histories(eng))
+
+
+# ---------------------------------------------------------------- new events: only their cases read again
+
+def page_figures(pop) -> list:
+    """What the measures page and its drill-downs read: every measure for the year and a quarter (figures, parts,
+    the items behind them) and every measure's months, which fill the kept day-ordered lists and snapshots."""
+    out = all_figures(pop)
+    for key in m.MEASURES:
+        out.append(m.over_time(pop, key, *YEAR))
+    return out
+
+
+def fresh(pop) -> m.Population:
+    """A population built from the same per-case views with nothing worked out yet (what a start does)."""
+    return m.population_of(dict(sorted(pop.views.items())))
+
+
+def spy_updates(monkeypatch) -> list:
+    """The populations ``_updated`` made in place of a full build (None when it declined)."""
+    made: list = []
+    real = m._updated
+
+    def spy(old, views):
+        got = real(old, views)
+        made.append(got)
+        return got
+    monkeypatch.setattr(m, "_updated", spy)
+    return made
+
+
+def test_new_events_update_only_their_cases_and_give_the_figures_of_a_full_recompute(driven, monkeypatch):
+    from tests.test_measures import complete
+
+    eng, c = driven
+    m._LOADED.pop(eng, None)
+    made = spy_updates(monkeypatch)
+    first = m.load_population(eng)
+    before = page_figures(first)  # every kept list and snapshot worked out, as after the first page
+    q2 = (date(2031, 4, 1), date(2031, 6, 30))
+    was = m.compute("first_reviews", first, *q2)
+    assert c["commissioned"] in next(p for p in was.parts if p.key == "not_done").case_ids
+    overdue = m.compute("overdue_reviews", first, *YEAR)
+    assert c["commissioned"] in overdue.case_ids
+
+    # a case moving between parts (its first review done late: from "not reviewed" to "after 8 weeks") and out
+    # of a snapshot (no longer overdue on the year's last day); a case leaving a period (its direct payment ends
+    # with the case: no longer in 3D on 31 December)
+    complete(eng, c["commissioned"], "review_plan", {"needs_changed": False, "plan_working": True})
+    eng.close_case(c["dp"], reason="moved_away", details={"council": "Southshire"}, actor="tm")
+    again = m.load_population(eng)
+    assert made and made[-1] is again  # updated in place of a full build ...
+    assert again.views[c["long_term"]] is first.views[c["long_term"]]  # ... with the unchanged cases as they were
+    days, dated = again.cache["dated:items:first_reviews"]
+    assert days == sorted(days) and dated is not first.cache["dated:items:first_reviews"][1]
+    now = m.compute("first_reviews", again, *q2)
+    parts = {p.key: p.case_ids for p in now.parts}
+    assert c["commissioned"] in parts["late"] and c["commissioned"] not in parts["not_done"]
+    assert c["commissioned"] not in m.compute("overdue_reviews", again, *YEAR).case_ids
+    assert c["dp"] not in m.compute("ascof_3d2", again, date(2031, 7, 1), date(2031, 12, 31)).case_ids
+    assert page_figures(again) == page_figures(fresh(again)) == page_figures(from_histories(eng))
+    assert page_figures(first) == before  # the population other requests may still be reading is untouched
+    carers = [k for k in first.cache if k.startswith("carers_in:")]
+    assert carers and all(again.cache[k] is first.cache[k] for k in carers)  # no carer changed: kept as it was
+
+    # another process on the same database, its lists kept from an earlier page: this process's events make
+    # their cases stale there too (the database says so), and it updates them in the same way
+    other = Engine(eng.db.url)
+    try:
+        elsewhere = m.load_population(other)
+        page_figures(elsewhere)
+        eng.update_case_record(c["advice"], {"note": "called again"}, actor="tm", reason="a note")
+        eng.close_case(c["commissioned"], reason="moved_away", details={"council": "Southshire"}, actor="tm")
+        later = m.load_population(other)
+        assert made[-1] is later and later.views[c["harriet"]] is elsewhere.views[c["harriet"]]
+        assert c["commissioned"] not in m.compute("ascof_3d1", later, date(2031, 7, 1), date(2031, 12, 31)).case_ids
+        assert page_figures(later) == page_figures(fresh(later)) == page_figures(from_histories(eng))
+        # and this process, which wrote them, reads the facts the other one kept
+        assert page_figures(m.load_population(eng)) == page_figures(later)
+    finally:
+        other.db.dispose()
+
+
+def test_many_changed_cases_are_read_by_a_full_build(driven, monkeypatch):
+    eng, c = driven
+    m._LOADED.pop(eng, None)
+    made = spy_updates(monkeypatch)
+    page_figures(m.load_population(eng))
+    monkeypatch.setattr(m, "INCREMENTAL_MAX", 0.0)  # one changed case is already too many
+    monkeypatch.setattr(m, "INCREMENTAL_FLOOR", 0)
+    eng.update_case_record(c["advice"], {"note": "called again"}, actor="tm", reason="a note")
+    eng.update_case_record(c["dp"], {"note": "called again"}, actor="tm", reason="a note")
+    pop = m.load_population(eng)
+    assert made == [None] and page_figures(pop) == page_figures(from_histories(eng))
+
+
+def test_a_new_case_is_placed_among_the_others(driven, monkeypatch):
+    from tests.test_measures import contact, front_door
+
+    eng, c = driven
+    m._LOADED.pop(eng, None)
+    made = spy_updates(monkeypatch)
+    page_figures(m.load_population(eng))
+    added = front_door(eng, contact(advice_given="Leaflet on falls prevention"))
+    pop = m.load_population(eng)
+    assert made[-1] is pop and added in pop.views and list(pop.views) == sorted(pop.views)
+    assert page_figures(pop) == page_figures(from_histories(eng))
+
+
+def carer_facts(case_id: int, end: str | None, mechanism: str = "direct_payment") -> m.CaseView:
+    """A case from kept facts holding one carer's support direct to the carer (NHS 1, born January 1970)."""
+    rank = {"direct_payment": 1, "commissioned": 3}[mechanism]
+    text = json.dumps({"last_at": "2031-06-01T10:00:00+00:00", "error": None, "items": {
+        "instances": "", "carers_3d": [["NHS1", "2031-05-01", end, rank, None, [1970, 1], {
+            "i": case_id * 10, "d": "2031-05-01", "p": mechanism, "t": "", "x": f"carer's support, case {case_id}"}]]}})
+    return m.view_from_facts({"id": case_id, "reference": f"CASE-{case_id}"}, text, case_id * 100)
+
+
+def test_a_changed_carers_support_is_counted_again_across_cases():
+    views = {1: carer_facts(1, None), 2: carer_facts(2, None, "commissioned"), 3: carer_facts(3, "2031-05-02")}
+    old = m.population_of(views)
+    jul, may = (date(2031, 7, 1), date(2031, 9, 30)), (date(2031, 5, 1), date(2031, 5, 31))
+    assert [m.compute("ascof_3d2b", old, *p).numerator for p in (jul, may)] == [1, 1]
+    # the carer's direct payment (case 1) ends in May: in July the same carer counts by case 2's commissioned support
+    changed = {1: carer_facts(1, "2031-05-20")}
+    new = m._updated(old, changed)
+    assert new is not None and new is not old
+    full = m.population_of({**views, **changed})
+    for p in (jul, may):
+        for key in ("ascof_3d1b", "ascof_3d2b", "ascof_3d2b_65_over", "ascof_3d2b_18_64"):
+            got, want = m.compute(key, new, *p), m.compute(key, full, *p)
+            assert (got.as_dict(), got.items) == (want.as_dict(), want.items)
+    assert m.compute("ascof_3d2b", new, *jul).numerator == 0 and m.compute("ascof_3d2b", new, *may).numerator == 1

@@ -210,3 +210,32 @@ def test_the_measures_pages_in_the_browser_are_accessible_and_keyboard_usable(si
         page.get_by_role("link", name="Back to the measures").focus()
         page.keyboard.press("Enter")
         page.wait_for_url(re.compile(r".*/measures\?from=2031-01-01.*#measure-new_requests"))
+
+
+def test_after_a_new_event_in_a_restricted_case_the_pages_equal_a_full_recompute_and_still_hide_it(site):
+    from engine.runtime import Engine
+    from handlers import measures as m
+
+    eng, c, app = site
+    manager = api_client(app, "team_manager")
+    url = f"/measures/new_requests/cases?{YEAR}&part=short_term"
+    assert manager.get(f"/measures?{YEAR}").status_code == 200 and manager.get(url).status_code == 200
+    held = m.load_population(eng)
+    # a new event in the restricted case and in another (the page reads them again, and only them)
+    eng.update_case_record(c["reablement"], {"note": "called again"}, actor="tm", reason="a note")
+    eng.close_case(c["dp"], reason="moved_away", details={"council": "Southshire"}, actor="tm")
+    after = text(manager.get(url).text)
+    assert "3 events in 3 cases counted" in after and "1 restricted case not listed" in after
+    assert ref(eng, c["reablement"]) not in after
+    now = m.load_population(eng)
+    assert now is not held and now.views[c["harriet"]] is held.views[c["harriet"]]
+    # the same figures and lists as another server process that builds everything from the kept facts
+    other = Engine(eng.db.url)
+    try:
+        mine = manager.get(f"/api/measures?{YEAR}").json()
+        theirs = api_client(create_app(other, run_timers=False), "team_manager").get(f"/api/measures?{YEAR}").json()
+        assert mine == theirs
+        new = next(x for x in mine["measures"] if x["key"] == "new_requests")
+        assert c["reablement"] not in new["case_ids"] and new["restricted_not_listed"] == 2
+    finally:
+        other.db.dispose()
