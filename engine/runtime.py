@@ -26,7 +26,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, upda
 
 from . import definitions, history, lifecycle, suspension
 from .bpmn import timer_due
-from .bpmn_timers import parse_date
+from .bpmn_timers import parse_date, waiting_timer
 from .clock import SystemClock, as_utc, parse_instant
 from .db import Database
 from .errors import ClockError, ConflictError, HandlerFailed, NotFoundError, StateError, ValidationError
@@ -927,6 +927,7 @@ def _snapshot(wf: BpmnWorkflow) -> dict[str, Any]:
     ready: list[Any] = []
     waiting: list[tuple[Any, datetime]] = []
     fired: list[tuple[Any, datetime]] = []
+    timer_specs: dict[Any, Any] = {}
     for t in _all_tasks(wf):
         if t.state == TaskState.READY:
             if t.task_spec.manual:
@@ -936,9 +937,10 @@ def _snapshot(wf: BpmnWorkflow) -> dict[str, Any]:
             if due is not None:
                 fired.append((t, due))
         else:
-            due = timer_due(t)
-            if due is not None:
-                waiting.append((t, due))
+            found = waiting_timer(t)  # a timer event, or the first due of an event-based gateway's timers
+            if found is not None:
+                waiting.append((t, found[1]))
+                timer_specs[t.id] = found[0]
     # a user task's due date: the earliest timer on its boundary (deadline or escalation); once
     # every one has fired (a non-interrupting escalation), the last that fired: it stays overdue
     due_by_parent: dict[Any, datetime] = {}
@@ -963,9 +965,10 @@ def _snapshot(wf: BpmnWorkflow) -> dict[str, Any]:
                      "due_at": due_by_parent.get(task.parent.id) if task.parent is not None else None})
     timers_, timer_rows = {}, []
     for t, due in waiting:
-        tid = str(t.id)
-        timers_[tid] = {"task_id": tid, "element_id": t.task_spec.bpmn_id, "due_at": history.iso(due)}
-        timer_rows.append({"task_id": tid, "element_id": t.task_spec.bpmn_id, "name": _task_name(t),
+        tid, spec = str(t.id), timer_specs[t.id]
+        name = getattr(spec, "bpmn_name", None) or spec.bpmn_id if spec is not t.task_spec else _task_name(t)
+        timers_[tid] = {"task_id": tid, "element_id": spec.bpmn_id, "due_at": history.iso(due)}
+        timer_rows.append({"task_id": tid, "element_id": spec.bpmn_id, "name": name,
                            "attached_to": _attached_to(t), "due_at": due})
     return {"tasks": tasks_, "timers": timers_, "rows": rows, "timer_rows": timer_rows}
 
