@@ -24,7 +24,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
-from . import definitions, history, lifecycle, suspension
+from . import definitions, history, lifecycle, messages, suspension
 from .bpmn import timer_due
 from .bpmn_timers import parse_date, waiting_timer
 from .clock import SystemClock, as_utc, parse_instant
@@ -340,7 +340,8 @@ class Engine:
 
     def _start_instance(self, conn: Connection, now: datetime, case_id: int, version_id: int,
                         data: dict[str, Any], actor: str, parent: int | None,
-                        element_id: str | None = None, case_data: dict[str, Any] | None = None) -> list[_Pending]:
+                        element_id: str | None = None, case_data: dict[str, Any] | None = None,
+                        on_start: Callable[[BpmnWorkflow], None] | None = None) -> list[_Pending]:
         loaded = self.specs.get(conn, version_id)
         case_row = conn.execute(select(cases.c.data, cases.c.reference).where(cases.c.id == case_id)).one()
         if case_data is None:
@@ -358,7 +359,7 @@ class Engine:
             "data": data, "parent_instance_id": parent, "started_by_element": element_id}, instance_id=iid,
             actor=actor))
         p = _Pending(iid, case_id, 0, loaded.process_id, wf, scope, _snapshot(wf))
-        return [p] + self._advance(conn, now, p, actor)
+        return [p] + self._advance(conn, now, p, actor, (lambda: on_start(wf)) if on_start is not None else None)
 
     def _scope(self, now: datetime, case_id: int, instance_id: int, process_id: str,
                case_data: dict[str, Any], case_reference: str) -> StepScope:
@@ -412,6 +413,7 @@ class Engine:
                     apply()
                 p.workflow.refresh_timers()
                 p.workflow.do_engine_steps()
+                messages.deliver_kept(self, conn, now, p)  # a kept message for a receiver now waiting
             except ReplayMismatch:
                 raise  # a replay that differs from its history is not an incident of the case
             except Exception as exc:  # any failure inside the diagram becomes an incident
@@ -828,6 +830,17 @@ class Engine:
                 "from": history.iso(start), "to": history.iso(target), "instances_moved": moved}, actor=actor)],
                 lock=self.db.is_postgres)
         return moved
+
+    # ------------------------------------------------------------------ messages (engine/messages.py)
+    #: how long a message nothing waits for is kept (ISO 8601 text or timedelta; None: CAREPATH_MESSAGE_TTL or P7D)
+    message_ttl: Any = None
+
+    def deliver_message(self, name: str, *, case_id: int | None = None, correlation: dict[str, Any] | None = None,
+                        data: dict[str, Any] | None = None, key: str | None = None,
+                        actor: str = "system") -> messages.MessageResult:
+        """Deliver a message by name to a case (its waiting receiver, a message start event, or kept), once."""
+        return messages.deliver(self, name, case_id=case_id, correlation=correlation, data=data, key=key,
+                                actor=actor)
 
     # ------------------------------------------------------------------ incidents
     def incidents(self, *, open_only: bool = True) -> list[dict[str, Any]]:
