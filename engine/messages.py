@@ -418,3 +418,18 @@ def kept_messages(engine: Any, case_id: int) -> list[dict[str, Any]]:
 
 
 __all__: Iterable[str] = ["MessageResult", "deliver", "deliver_kept", "catalogue", "message_ttl", "replay_event"]
+
+
+def resolve_case(engine: Any, case: int | str | None) -> int | None:
+    """A case named by its number (7) or its reference (CASE-000007); NotFoundError when there is none."""
+    if case is None or case == "":
+        return None
+    text = str(case).strip()
+    with engine.db.engine.connect() as conn:
+        if text.isdigit():
+            found = conn.execute(select(cases.c.id).where(cases.c.id == int(text))).scalar()
+        else:
+            found = conn.execute(select(cases.c.id).where(cases.c.reference == text.upper())).scalar()
+    if found is None:
+        raise NotFoundError(f"no case {text}: the message was not delivered and nothing was stored", case=text)
+    return int(found)
