@@ -44,7 +44,7 @@ from sqlalchemy import Connection, exc, insert, select, update
 
 from . import history, lifecycle
 from .bpmn_timers import add_duration, literal_problem
-from .clock import parse_instant
+from .clock import as_utc, parse_instant
 from .errors import NotFoundError, StateError, ValidationError
 from .history import Event, case_chain
 from .schema import cases, instances, messages, process_versions
@@ -229,7 +229,8 @@ def _duplicate(conn_row: Any, engine: Any) -> MessageResult:
     with engine.db.engine.connect() as conn:
         ref = conn.execute(select(cases.c.reference).where(cases.c.id == conn_row.case_id)).scalar_one()
     return MessageResult("duplicate", conn_row.key, conn_row.name, conn_row.case_id, ref,
-                         [conn_row.instance_id] if conn_row.instance_id else [], conn_row.expires_at)
+                         [conn_row.instance_id] if conn_row.instance_id else [],
+                         as_utc(conn_row.expires_at) if conn_row.expires_at else None)
 
 
 def _deliver(engine: Any, conn: Connection, name: str, case_id: int | None, correlation: dict[str, Any],
@@ -259,7 +260,7 @@ def _deliver(engine: Any, conn: Connection, name: str, case_id: int | None, corr
     if name not in known:
         names = ", ".join(sorted(known)) or "none"
         raise NotFoundError(f"no deployed process receives a message named {name!r} (messages known: {names}); "
-                            "nothing was stored", message=name)
+                            "nothing was stored", message_name=name)
     received = {"name": name, "key": key, "correlation": correlation, "data": data}
     row_values = dict(key=key, name=name, correlation=history.canonical_json(correlation),
                       data=history.canonical_json(data), received_at=now, actor=actor)
@@ -392,7 +393,7 @@ def deliver_kept(engine: Any, conn: Connection, now: datetime, p: Any) -> None:
         if taken.rowcount != 1:  # another step delivered it first
             continue
         p.scope.events.append(Event("message.delivered", {
-            "name": r.name, "key": r.key, "received_at": history.iso(r.received_at),
+            "name": r.name, "key": r.key, "received_at": history.iso(as_utc(r.received_at)),
             "element_ids": sorted(_element(t) for t, _d, _e in found)}, instance_id=p.instance_id))
         _catch(found)()
         wf.refresh_timers()
