@@ -45,7 +45,7 @@ from sqlalchemy import Connection, exc, insert, select, update
 from . import history, lifecycle
 from .bpmn_timers import add_duration, literal_problem
 from .clock import as_utc, parse_instant
-from .errors import NotFoundError, StateError, ValidationError
+from .errors import ConflictError, NotFoundError, StateError, ValidationError
 from .history import Event, case_chain
 from .schema import cases, instances, messages, process_versions
 
@@ -210,6 +210,12 @@ def deliver(engine: Any, name: str, *, case_id: int | None = None, correlation: 
     try:
         with engine._tx() as conn:
             return _deliver(engine, conn, name, case_id, correlation, data, key, actor, ttl, _new_case, _replay)
+    except ConflictError:
+        with engine.db.engine.connect() as conn:
+            row = conn.execute(select(messages).where(messages.c.key == key)).first() if key else None
+        if row is None:
+            raise
+        return _duplicate(conn_row=row, engine=engine)
     except exc.IntegrityError:
         # another process stored the same key between our check and our insert: it was applied there
         with engine.db.engine.connect() as conn:
@@ -252,8 +258,17 @@ def _deliver(engine: Any, conn: Connection, name: str, case_id: int | None, corr
     existing = conn.execute(select(messages).where(messages.c.key == key)).first()
     if existing is not None:
         return _duplicate(existing, engine)
+    row_values = dict(key=key, name=name, correlation=history.canonical_json(correlation),
+                      data=history.canonical_json(data), received_at=now, actor=actor)
+    claimed = False
+    if case_id is not None:
+        # Take the key first: a second delivery of it, even one running at this moment in another process,
+        # waits here for this transaction and then finds the key taken (the unique constraint decides).
+        if not _claim(conn, dict(row_values, case_id=case_id, status="claimed")):
+            return _duplicate(conn.execute(select(messages).where(messages.c.key == key)).one(), engine)
+        claimed = True
     if replay is not None and replay["type"] == "message.kept":  # as it was kept then, whatever is deployed now
-        return _keep(engine, conn, now, name, case_id, reference, key, correlation, data, actor, ttl)
+        return _keep(engine, conn, now, name, case_id, reference, key, correlation, data, actor, ttl, claimed)
     known = catalogue(engine, conn)
     if replay is not None and "process_version_ids" in replay["data"]:  # the versions it started then
         known = {name: [(vid, "", True) for vid in replay["data"]["process_version_ids"]]}
@@ -262,8 +277,6 @@ def _deliver(engine: Any, conn: Connection, name: str, case_id: int | None, corr
         raise NotFoundError(f"no deployed process receives a message named {name!r} (messages known: {names}); "
                             "nothing was stored", message_name=name)
     received = {"name": name, "key": key, "correlation": correlation, "data": data}
-    row_values = dict(key=key, name=name, correlation=history.canonical_json(correlation),
-                      data=history.canonical_json(data), received_at=now, actor=actor)
 
     if case_id is not None:
         target = _waiting_instance(engine, conn, now, case_id, name, data, correlation, reference)
@@ -274,8 +287,8 @@ def _deliver(engine: Any, conn: Connection, name: str, case_id: int | None, corr
                 _element(t) for t, _d, _e in found)), instance_id=row.id, actor=actor))
             children = engine._advance(conn, now, p, actor, _catch(found))
             step = engine._finish(conn, now, [p] + children, actor)
-            conn.execute(insert(messages).values(**row_values, case_id=case_id, status="delivered",
-                                                 delivered_at=now, instance_id=row.id))
+            _put(conn, claimed, dict(row_values, case_id=case_id, status="delivered", delivered_at=now,
+                                     instance_id=row.id))
             return MessageResult("delivered", key, name, case_id, reference, [row.id], None, [step])
 
     starters = [(vid, pid) for vid, pid, starts in known[name] if starts]
@@ -298,25 +311,45 @@ def _deliver(engine: Any, conn: Connection, name: str, case_id: int | None, corr
         step = engine._finish(conn, now, pending_all, actor, lead)
         steps.append(step)
         ids = [p.instance_id for p in pending_all]
-        conn.execute(insert(messages).values(**row_values, case_id=case_id, status="delivered", delivered_at=now,
-                                             instance_id=ids[0]))
+        _put(conn, claimed, dict(row_values, case_id=case_id, status="delivered", delivered_at=now,
+                                 instance_id=ids[0]))
         return MessageResult("started", key, name, case_id, reference, ids, None, steps)
 
     if case_id is None:
         raise ValidationError(f"no process waits for or starts with message {name!r} without a case: name the case "
                               "(--case); nothing was stored")
-    return _keep(engine, conn, now, name, case_id, reference, key, correlation, data, actor, ttl)
+    return _keep(engine, conn, now, name, case_id, reference, key, correlation, data, actor, ttl, claimed)
+
+
+def _claim(conn: Connection, values: dict[str, Any]) -> bool:
+    """Insert the message's row unless its key is taken (INSERT … ON CONFLICT DO NOTHING); True if inserted."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = (dialect_insert(messages).values(**values).on_conflict_do_nothing(index_elements=["key"])
+            .returning(messages.c.id))
+    return conn.execute(stmt).first() is not None
+
+
+def _put(conn: Connection, claimed: bool, values: dict[str, Any]) -> None:
+    """Write the message's row: fill in the one claimed in this transaction, or insert it."""
+    if claimed:
+        conn.execute(update(messages).where(messages.c.key == values["key"]).values(**values))
+    else:
+        conn.execute(insert(messages).values(**values))
 
 
 def _keep(engine: Any, conn: Connection, now: datetime, name: str, case_id: int, reference: str, key: str,
-          correlation: dict[str, Any], data: dict[str, Any], actor: str, ttl: timedelta) -> MessageResult:
+          correlation: dict[str, Any], data: dict[str, Any], actor: str, ttl: timedelta,
+          claimed: bool = False) -> MessageResult:
     if ttl <= timedelta(0):
         raise StateError(f"nothing in case {reference} waits for message {name!r} now, and messages are not kept "
                          "(CAREPATH_MESSAGE_TTL is P0D); nothing was stored", case=case_id)
     expires = now + ttl
-    conn.execute(insert(messages).values(key=key, name=name, correlation=history.canonical_json(correlation),
-                                         data=history.canonical_json(data), received_at=now, actor=actor,
-                                         case_id=case_id, status="kept", expires_at=expires))
+    _put(conn, claimed, dict(key=key, name=name, correlation=history.canonical_json(correlation),
+                             data=history.canonical_json(data), received_at=now, actor=actor,
+                             case_id=case_id, status="kept", expires_at=expires))
     history.append(conn, case_chain(case_id), case_id, now, [Event("message.kept", {
         "name": name, "key": key, "correlation": correlation, "data": data, "expires_at": history.iso(expires)},
         actor=actor)], lock=engine.db.is_postgres)
