@@ -147,3 +147,17 @@ def test_a_message_before_both_timers_wins_over_them(make_engine):
     assert eng.get_case(res.case_id)["instances"][0]["status"] == "completed"
     assert eng.advance_clock(timedelta(days=40)) == 0
     assert "timer.fired" not in _types(eng, res.case_id)
+
+
+def test_a_paused_gateway_keeps_the_time_its_timer_had_left(make_engine):
+    eng = _engine(make_engine)
+    res = eng.start("event_race", data={"withdraw_now": False})
+    eng.advance_clock(timedelta(days=10))  # 4 days left
+    eng.suspend_instance(res.instance_id, reason="in hospital", actor="sw1")
+    eng.advance_clock(timedelta(days=30))
+    eng.resume_instance(res.instance_id, actor="sw1")
+    assert eng.next_due() == START + timedelta(days=44)
+    assert eng.advance_clock(timedelta(days=3)) == 0
+    assert eng.advance_clock(timedelta(days=1)) == 1
+    assert _open(eng, res.case_id) == ["chase", "decide"]
+    assert replay_case(eng, res.case_id).ok
