@@ -116,8 +116,8 @@ def _receivers(wf: Any, name: str, data: dict[str, Any], correlation: dict[str, 
             correlations = {}
             if definition.correlation_properties:
                 try:
-                    correlations = definition.calculate_correlations(wf.script_engine, definition.correlation_properties,
-                                                                     data)
+                    correlations = definition.calculate_correlations(
+                        wf.script_engine, definition.correlation_properties, data)
                 except Exception:  # noqa: BLE001 - a property the data lacks: this receiver does not match
                     continue
             event = BpmnEvent(definition, payload=dict(data), correlations=correlations)

@@ -7,7 +7,6 @@ Before this, a message could not be delivered at all: a diagram with a receive t
 
 from __future__ import annotations
 
-import json
 import threading
 from datetime import timedelta
 from pathlib import Path
