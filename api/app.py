@@ -24,6 +24,7 @@ from . import (
     integrity,
     letters_pdf,
     measures,
+    messages,
     migrations,
     modeller,
     pages,
@@ -94,5 +95,6 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     app.include_router(letters_pdf.router)  # a letter's PDF, as posted (api/letters_pdf.py)
     app.include_router(measures.router)  # the published measures and the cases behind them (api/measures.py)
     app.include_router(migrations.router)  # moving running cases to another version (api/migrations.py)
+    app.include_router(messages.router)  # delivering a message to a case (api/messages.py)
     app.include_router(cld_returns.router)  # the Client Level Data return's download page (api/cld_returns.py)
     return app

@@ -25,6 +25,7 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.serializer.default.event_definition import TimerConditionalEventDefinitionConverter
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     DurationTimerEventDefinition,
@@ -167,27 +168,61 @@ class CarepathTimeDateEventDefinition(TimeDateEventDefinition):
     """timeDate: due at the given instant (UTC when no offset is written)."""
 
     def has_fired(self, my_task: Any) -> bool:
-        event_value = my_task._get_internal_data("event_value")
-        if event_value is None:
-            event_value = parse_date(timer_value(my_task, "date", self.expression)).isoformat()
-            my_task._set_internal_data(event_value=event_value)
-        if parse_date(event_value) <= clock_now(my_task):
-            my_task._set_internal_data(event_fired=True)
-        return my_task._get_internal_data("event_fired", False)
+        return _has_fired(self, my_task, lambda: parse_date(timer_value(my_task, "date", self.expression)))
 
 
 class CarepathDurationTimerEventDefinition(DurationTimerEventDefinition):
     """timeDuration: due that long after the task starts waiting (fixed then, stored as UTC)."""
 
     def has_fired(self, my_task: Any) -> bool:
-        event_value = my_task._get_internal_data("event_value")
-        if event_value is None:
-            due = add_duration(clock_now(my_task), timer_value(my_task, "duration", self.expression))
-            event_value = due.isoformat()
-            my_task._set_internal_data(event_value=event_value)
+        return _has_fired(self, my_task, lambda: add_duration(clock_now(my_task),
+                                                              timer_value(my_task, "duration", self.expression)))
+
+
+def _keys(definition: Any, my_task: Any) -> tuple[str, str]:
+    """Where a timer keeps its due time and fired flag in the task's internal data.
+
+    A timer event's own task: the library's `event_value` / `event_fired`. A timer among several
+    definitions on one task (behind an event-based gateway, which holds its events' definitions,
+    or a multiple event): `event_value:N` / `event_fired:N`, N its place among them, so that two
+    timers of one gateway do not share one due time."""
+    own = my_task.task_spec.event_definition
+    if own is definition or not isinstance(own, MultipleEventDefinition):
+        return "event_value", "event_fired"
+    index = next(i for i, d in enumerate(own.event_definitions) if d is definition)
+    return f"event_value:{index}", f"event_fired:{index}"
+
+
+def _has_fired(definition: Any, my_task: Any, first_due: Any) -> bool:
+    value_key, fired_key = _keys(definition, my_task)
+    event_value = my_task.internal_data.get(value_key)
+    if event_value is None:
+        event_value = first_due().isoformat()
+        my_task.internal_data[value_key] = event_value
+    if value_key == "event_value":
         if parse_date(event_value) <= clock_now(my_task):
             my_task._set_internal_data(event_fired=True)
         return my_task._get_internal_data("event_fired", False)
+    # One of several events on one task: it wins only if nothing else was caught first and no other
+    # timer of the task falls due before it (ties: the first drawn), so exactly one path is taken.
+    if my_task.internal_data.get(fired_key):
+        return True
+    if my_task.internal_data.get("seen_events") or parse_date(event_value) > clock_now(my_task):
+        return False
+    mine = parse_date(event_value)
+    own = my_task.task_spec.event_definition
+    for index, other in enumerate(own.event_definitions):
+        if other is definition:
+            break
+        other_value = my_task.internal_data.get(f"event_value:{index}")
+        if isinstance(other, TimerEventDefinition) and isinstance(other_value, str) and parse_date(other_value) <= mine:
+            return False
+    for index, other in enumerate(own.event_definitions):
+        other_value = my_task.internal_data.get(f"event_value:{index}")
+        if other is not definition and isinstance(other_value, str) and parse_date(other_value) < mine:
+            return False
+    my_task.internal_data[fired_key] = True
+    return True
 
 
 class CarepathCycleTimerEventDefinition(CycleTimerEventDefinition):
@@ -233,14 +268,34 @@ TIMER_SERIALIZER_CONFIG = {cls: TimerConditionalEventDefinitionConverter for cls
 def timer_due(task: Any) -> datetime | None:
     """When a WAITING timer task falls due (aware UTC), from the value SpiffWorkflow stored.
 
-    date: the date; duration: start + duration; cycle: the next occurrence. None for a
-    task that is not waiting, does not catch a timer (a multiple-event definition that
-    includes a timer counts as not a timer), has not started its timer yet, or is a
-    cycle that has run out.
+    date: the date; duration: start + duration; cycle: the next occurrence. An event-based
+    gateway (or a multiple event) waiting with timers among its events: the earliest of them.
+    None for a task that is not waiting, waits for no timer, has not started its timer yet, or
+    is a cycle that has run out.
     """
+    found = waiting_timer(task)
+    return found[1] if found is not None else None
+
+
+def waiting_timer(task: Any) -> tuple[Any, datetime] | None:
+    """(task spec of the timer event, due time) of the timer a WAITING task waits for; for an
+    event-based gateway, the timer event drawn after it that falls due first."""
     if task.state != TaskState.WAITING:
         return None
     definition = getattr(task.task_spec, "event_definition", None)
+    if isinstance(definition, MultipleEventDefinition):
+        outputs = list(getattr(task.task_spec, "outputs", []))
+        best: tuple[Any, datetime] | None = None
+        for index, sub in enumerate(definition.event_definitions):
+            value = task.internal_data.get(f"event_value:{index}")
+            if not isinstance(sub, TimerEventDefinition) or isinstance(sub, CycleTimerEventDefinition) \
+                    or not isinstance(value, str):
+                continue
+            due = parse_date(value)
+            spec = outputs[index] if index < len(outputs) and outputs[index].bpmn_id else task.task_spec
+            if best is None or due < best[1]:
+                best = (spec, due)
+        return best
     if not isinstance(definition, TimerEventDefinition):
         return None
     value = task._get_internal_data("event_value")
@@ -249,6 +304,6 @@ def timer_due(task: Any) -> datetime | None:
     if isinstance(definition, CycleTimerEventDefinition):
         if not isinstance(value, dict) or value.get("cycles") == 0:
             return None
-        return parse_date(value["next"])
+        return task.task_spec, parse_date(value["next"])
     # Duration timers store the due instant; date timers store the date itself.
-    return parse_date(str(value))
+    return task.task_spec, parse_date(str(value))

@@ -589,7 +589,50 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--interval", type=float, default=1.0, help="seconds between scans")
     s.add_argument("--once", action="store_true", help="fire what is due now and exit")
     s.set_defaults(fn=cmd_worker)
+
+    add_message_command(sub, common)
     return p
+
+
+def add_message_command(sub: Any, common: argparse.ArgumentParser) -> None:
+    """`carepath message NAME --case … --correlation … --data … --key …` (engine/messages.py)."""
+    s = sub.add_parser("message", parents=[common], help="deliver a message to a case by name (once per --key)")
+    s.add_argument("name", help="the message's name, as in the diagram's <message name=…>")
+    s.add_argument("--case", help="the case: its number or reference (CASE-000007); without it the message may "
+                                  "only start a process on a new case")
+    s.add_argument("--correlation", help="JSON object: keys the receiving process's data must have, e.g. "
+                                         "'{\"referral_id\": 17}'")
+    s.add_argument("--data", help="the message's data as a JSON object")
+    s.add_argument("--data-file", help="the message's data from a JSON file")
+    s.add_argument("--key", help="idempotency key: a message sent again with it is applied once (default: the "
+                                 "SHA-256 of name, case, correlation and data)")
+
+    def cmd_message(args: argparse.Namespace) -> int:
+        from .messages import resolve_case
+
+        correlation: Any = {}
+        if args.correlation:
+            try:
+                correlation = json.loads(args.correlation)
+            except json.JSONDecodeError as exc:
+                raise CarepathError(f"--correlation is not valid JSON: {exc.msg} at line {exc.lineno} column "
+                                    f"{exc.colno}; nothing was stored") from None
+            if not isinstance(correlation, dict):
+                raise CarepathError("--correlation must be a JSON object, e.g. '{\"referral_id\": 17}'; nothing "
+                                    "was stored")
+        data = _data_arg(args)
+        eng = _engine(args)
+        res = eng.deliver_message(args.name, case_id=resolve_case(eng, args.case), correlation=correlation,
+                                  data=data, key=args.key, actor=args.actor)
+        lines = [f"message {res.name!r} to {res.case_reference}: {res.status}"
+                 + (f" (instances {', '.join(map(str, res.instance_ids))})" if res.instance_ids else "")
+                 + (f", kept until {_fmt_dt(res.expires_at)}" if res.expires_at else "")]
+        lines += [f"  ready: {t['id']}  {t['name']}  [team {t['team'] or '-'}]" for st in res.steps
+                  for t in st.ready_tasks]
+        _out(args, res.to_dict(), "\n".join(lines))
+        return 0
+
+    s.set_defaults(fn=cmd_message)
 
 
 def main(argv: list[str] | None = None, *, parser: argparse.ArgumentParser | None = None) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from . import history
+from . import history, messages
 from .clock import parse_instant
 from .db import Database
 from .definitions import SpecCache
@@ -34,7 +34,7 @@ from .scripting import ReplayMismatch
 
 INPUT_EVENTS = {"case.created", "instance.started", "task.completed", "timer.fired", "incident.retried",
                 "case.record_updated", "instance.migrated", "instance.cancelled", "case.closed", "case.reopened",
-                "instance.suspended", "instance.resumed"}
+                "instance.suspended", "instance.resumed", "message.received", "message.kept"}
 # Events that change who holds a task, not the process: nothing to re-execute.
 BOOKKEEPING_EVENTS = {"task.claimed", "task.released", "task.assigned", "task.delegated", "task.returned",
                       "task.draft_saved", "case.restricted", "case.unrestricted"}
@@ -240,6 +240,9 @@ def _apply(scratch: Any, case_id: int, ev: dict[str, Any], ids: _IdMap, step: li
     data, kind = ev["data"], ev["type"]
     if kind == "case.created":
         started = [e for e in step[1:2] if e["type"] == "instance.started"]
+        if step[1:2] and step[1]["type"] == "message.received":  # a message started it (engine/messages.py)
+            messages.replay_event(scratch, case_id, step[1], new_case=data)
+            return
         with scratch.db.transaction() as conn:
             now = scratch.now(conn)
             lead: list[Any] = []
@@ -297,6 +300,8 @@ def _apply(scratch: Any, case_id: int, ev: dict[str, Any], ids: _IdMap, step: li
         else:
             scratch.resume_instance(iid, actor=ev["actor"], mode=data["mode"], reason=data.get("reason"),
                                     details=data.get("details"), then_start=data.get("then_start"))
+    elif kind in ("message.received", "message.kept"):  # engine/messages.py: the same message again
+        messages.replay_event(scratch, case_id, ev)
     elif kind == "instance.migrated":  # moved to another version: the same move, at the same point
         iid = ids.instances.get(ev["instance_id"])
         if iid is None:

@@ -24,10 +24,10 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
-from . import definitions, history, lifecycle, suspension
+from . import definitions, history, lifecycle, messages, suspension
 from .bpmn import timer_due
 from .bpmn_parser import ASSIGNMENT_KEY, Assigned
-from .bpmn_timers import parse_date
+from .bpmn_timers import parse_date, waiting_timer
 from .clock import SystemClock, as_utc, parse_instant
 from .db import Database
 from .errors import ClockError, ConflictError, HandlerFailed, NotFoundError, StateError, ValidationError
@@ -341,7 +341,8 @@ class Engine:
 
     def _start_instance(self, conn: Connection, now: datetime, case_id: int, version_id: int,
                         data: dict[str, Any], actor: str, parent: int | None,
-                        element_id: str | None = None, case_data: dict[str, Any] | None = None) -> list[_Pending]:
+                        element_id: str | None = None, case_data: dict[str, Any] | None = None,
+                        on_start: Callable[[BpmnWorkflow], None] | None = None) -> list[_Pending]:
         loaded = self.specs.get(conn, version_id)
         case_row = conn.execute(select(cases.c.data, cases.c.reference).where(cases.c.id == case_id)).one()
         if case_data is None:
@@ -359,7 +360,7 @@ class Engine:
             "data": data, "parent_instance_id": parent, "started_by_element": element_id}, instance_id=iid,
             actor=actor))
         p = _Pending(iid, case_id, 0, loaded.process_id, wf, scope, _snapshot(wf))
-        return [p] + self._advance(conn, now, p, actor)
+        return [p] + self._advance(conn, now, p, actor, (lambda: on_start(wf)) if on_start is not None else None)
 
     def _scope(self, now: datetime, case_id: int, instance_id: int, process_id: str,
                case_data: dict[str, Any], case_reference: str) -> StepScope:
@@ -413,6 +414,7 @@ class Engine:
                     apply()
                 p.workflow.refresh_timers()
                 p.workflow.do_engine_steps()
+                messages.deliver_kept(self, conn, now, p)  # a kept message for a receiver now waiting
             except ReplayMismatch:
                 raise  # a replay that differs from its history is not an incident of the case
             except Exception as exc:  # any failure inside the diagram becomes an incident
@@ -845,6 +847,17 @@ class Engine:
                 lock=self.db.is_postgres)
         return moved
 
+    # ------------------------------------------------------------------ messages (engine/messages.py)
+    #: how long a message nothing waits for is kept (ISO 8601 text or timedelta; None: CAREPATH_MESSAGE_TTL or P7D)
+    message_ttl: Any = None
+
+    def deliver_message(self, name: str, *, case_id: int | None = None, correlation: dict[str, Any] | None = None,
+                        data: dict[str, Any] | None = None, key: str | None = None,
+                        actor: str = "system") -> messages.MessageResult:
+        """Deliver a message by name to a case (its waiting receiver, a message start event, or kept), once."""
+        return messages.deliver(self, name, case_id=case_id, correlation=correlation, data=data, key=key,
+                                actor=actor)
+
     # ------------------------------------------------------------------ incidents
     def incidents(self, *, open_only: bool = True) -> list[dict[str, Any]]:
         q = select(incidents).order_by(incidents.c.id)
@@ -945,6 +958,7 @@ def _snapshot(wf: BpmnWorkflow) -> dict[str, Any]:
     ready: list[Any] = []
     waiting: list[tuple[Any, datetime]] = []
     fired: list[tuple[Any, datetime]] = []
+    timer_specs: dict[Any, Any] = {}
     for t in _all_tasks(wf):
         if t.state == TaskState.READY:
             if t.task_spec.manual:
@@ -954,9 +968,10 @@ def _snapshot(wf: BpmnWorkflow) -> dict[str, Any]:
             if due is not None:
                 fired.append((t, due))
         else:
-            due = timer_due(t)
-            if due is not None:
-                waiting.append((t, due))
+            found = waiting_timer(t)  # a timer event, or the first due of an event-based gateway's timers
+            if found is not None:
+                waiting.append((t, found[1]))
+                timer_specs[t.id] = found[0]
     # a user task's due date: the earliest timer on its boundary (deadline or escalation); once
     # every one has fired (a non-interrupting escalation), the last that fired: it stays overdue
     due_by_parent: dict[Any, datetime] = {}
@@ -986,9 +1001,10 @@ def _snapshot(wf: BpmnWorkflow) -> dict[str, Any]:
                      due_by_parent.get(task.parent.id) if task.parent is not None else None})
     timers_, timer_rows = {}, []
     for t, due in waiting:
-        tid = str(t.id)
-        timers_[tid] = {"task_id": tid, "element_id": t.task_spec.bpmn_id, "due_at": history.iso(due)}
-        timer_rows.append({"task_id": tid, "element_id": t.task_spec.bpmn_id, "name": _task_name(t),
+        tid, spec = str(t.id), timer_specs[t.id]
+        name = getattr(spec, "bpmn_name", None) or spec.bpmn_id if spec is not t.task_spec else _task_name(t)
+        timers_[tid] = {"task_id": tid, "element_id": spec.bpmn_id, "due_at": history.iso(due)}
+        timer_rows.append({"task_id": tid, "element_id": spec.bpmn_id, "name": name,
                            "attached_to": _attached_to(t), "due_at": due})
     return {"tasks": tasks_, "timers": timers_, "rows": rows, "timer_rows": timer_rows}
 

@@ -416,3 +416,25 @@ decision_versions = Table(
     Column("deployed_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("decision_id", "version"),
 )
+
+# Messages delivered to a case by name (engine/messages.py). `key` is the idempotency key: the database
+# refuses a second row with it, so a message sent twice — by a retrying client, or by two server or worker
+# processes at once — is applied once. A message no process waits for yet is kept (`status` "kept") until
+# `expires_at` and delivered by the first step that leaves a receiver waiting; then "delivered".
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(255), nullable=False, unique=True),
+    Column("name", String(255), nullable=False),
+    Column("case_id", ForeignKey("cases.id"), nullable=False),
+    Column("correlation", Text, nullable=False),  # JSON object: key -> value the receiver's data must have
+    Column("data", Text, nullable=False),  # JSON object: the message's payload
+    Column("status", String(16), nullable=False),  # kept | delivered
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Column("instance_id", ForeignKey("instances.id"), nullable=True),
+    Column("actor", String(255), nullable=False),
+    Index("ix_messages_case_id_status_name", "case_id", "status", "name"),
+)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, select
 
 from . import definitions
-from .bpmn_timers import CycleTimerEventDefinition, timer_due
+from .bpmn_timers import CycleTimerEventDefinition, parse_date, timer_due
 from .clock import parse_instant
 from .errors import StateError, ValidationError
 from .history import Event, case_chain, iso
@@ -68,6 +68,13 @@ def _timers(wf: Any) -> list[tuple[Any, datetime]]:
 def _move_timer(task: Any, due: datetime) -> None:
     """Set a waiting timer's due instant in the task's internal data (the library's shape kept)."""
     value = task._get_internal_data("event_value")
+    if any(k.startswith("event_value:") for k in task.internal_data):
+        # an event-based gateway's timers (engine/bpmn_timers.py): each moves by the same amount
+        shift = due - timer_due(task)
+        for k, v in list(task.internal_data.items()):
+            if k.startswith("event_value:") and isinstance(v, str):
+                task.internal_data[k] = (parse_date(v) + shift).isoformat()
+        return
     if isinstance(task.task_spec.event_definition, CycleTimerEventDefinition):
         task._set_internal_data(event_value=dict(value, next=due.isoformat()))
     else:

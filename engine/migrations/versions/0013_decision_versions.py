@@ -6,13 +6,13 @@ process (engine/dmn.py). Empty after the upgrade: decisions deployed before it s
 and are used from there until a new version of them is deployed.
 
 Revision ID: 0013
-Revises: 0010 (the integrator may need to chain it after the other migrations of the same round)
+Revises: 0012 (the integrator may need to chain it after the other migrations of the same round)
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0013'
-down_revision = '0010'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
