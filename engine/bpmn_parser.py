@@ -666,7 +666,9 @@ def evaluate_assignment(my_task: Any, assignment: Assignment) -> dict[str, Any]:
                 values["assignee"] = names[0]
     registry = getattr(engine, "registry", None)
     teams = getattr(registry, "teams", None)
-    unknown = [g for g in values.get("candidate_groups", []) if teams is not None and g not in teams]
+    groups = assignment.parts.get("candidate_groups")
+    computed = groups is not None and bool(groups.expression)  # literal teams were checked at deploy
+    unknown = [g for g in values.get("candidate_groups", []) if computed and teams is not None and g not in teams]
     if unknown:
         attribute = assignment.parts["candidate_groups"].attribute
         raise ValueError(f"{attribute} of {label} gave {', '.join(map(repr, unknown))}, which is not a team: "

@@ -598,7 +598,8 @@ def add_message_command(sub: Any, common: argparse.ArgumentParser) -> None:
     """`carepath message NAME --case … --correlation … --data … --key …` (engine/messages.py)."""
     s = sub.add_parser("message", parents=[common], help="deliver a message to a case by name (once per --key)")
     s.add_argument("name", help="the message's name, as in the diagram's <message name=…>")
-    s.add_argument("--case", help="the case: its number or reference (CASE-000007); without it the message may "
+    s.add_argument("--case", type=case_arg, help="the case: its number or reference (CASE-000007); without it "
+                   "the message may "
                                   "only start a process on a new case")
     s.add_argument("--correlation", help="JSON object: keys the receiving process's data must have, e.g. "
                                          "'{\"referral_id\": 17}'")

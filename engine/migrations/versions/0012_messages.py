@@ -5,7 +5,7 @@ One row per message accepted (delivered at once, or kept until a receiver waits 
 applied once (engine/messages.py). Empty after the upgrade.
 
 Revision ID: 0012
-Revises: 0010 (0011 is another change made at the same time: the integrator chains them)
+Revises: 0010
 """
 import sqlalchemy as sa
 from alembic import op
