@@ -1,18 +1,21 @@
 """The Client Level Data return's download page, for the people who send it (issue 12; docs/cld-returns-page.md).
 
 * `GET /returns/cld` — choose the period: one of the last eight quarters (the current one, in progress, first) or
-  "another period" with a start and an end date (GOV.UK date inputs). Sent back to the same address (a GET form:
-  choosing a period changes nothing), the page checks the period — a date that is not real, an end before the
-  start, a period longer than a year, a start in the future: a GOV.UK error summary naming the date — and shows
-  the summary of the return for it: its rows by event type, the people it is about, the data-quality report
-  (`handlers.cld_quality`: each finding with the case to fix, errors first; restricted cases counted, listed only to
-  the people named on them), the rows it leaves out (withheld), and a "Download the CSV" link carrying the
-  return's version.
+  "another period" with a start and an end date (GOV.UK date inputs). Sent back to the same address (a GET form),
+  the page checks the period — a date that is not real, an end before the start, a period longer than a year, a
+  start in the future: a GOV.UK error summary naming the date — and asks for the return: it is prepared in the
+  background and kept in the database (`ask`, `prepared_returns`), so until it is ready the page says "Your return
+  is being prepared" with a link to check again (a script follows it when scripts run, `/returns/cld/status`);
+  then it shows the summary of the return: its rows by event type, the people it is about, the data-quality
+  report (`handlers.cld_quality`: each finding with the case to fix, errors first; restricted cases counted,
+  listed only to the people named on them), the rows it leaves out (withheld), and a "Download the CSV" link
+  carrying the return's version.
 * `GET /returns/cld.csv?from=YYYY-MM-DD&to=YYYY-MM-DD` — the return as a CSV attachment named with the council and
   the period. Every download is written to the case access log, one line per case whose person the file is about
   (action `cld_return`, the page path, the period as the reason: no personal data); a bad period is a 422 page
-  saying what is wrong. With `version`, the file is the rows the summary reported (made once, kept in `MADE`), or
-  a 409 page when the cases have changed since.
+  saying what is wrong. With `version`, the file is the rows the summary reported (the prepared return, from any
+  server process), the waiting page while it is being prepared, or a 409 page when it is no longer kept and the
+  cases have changed since.
 
 Who may: `performance` and `team_manager` (`RETURN_ROLES`); everyone else 403, signed out to the sign-in page.
 
