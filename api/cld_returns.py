@@ -28,10 +28,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import re
-import tempfile
 import json
 import logging
+import re
+import tempfile
 import threading
 import zlib
 from collections import Counter
@@ -256,7 +256,7 @@ def version(engine: Any) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-# ---------------------------------------------------------------------- prepared in the background, kept in the database
+# ---------------------------------------------------------------------- prepared in the background, kept in the db
 KIND = "cld"
 KEEP = 6  # the newest prepared returns kept (a county year's is a few MB compressed); older ones are deleted
 STALE = timedelta(minutes=30)  # a preparation still unfinished after this is taken as lost (its process stopped)

@@ -399,7 +399,7 @@ measure_facts = Table(
 )
 
 
-# ---------------------------------------------------------------- returns prepared in the background (api/cld_returns.py, 0015)
+# ------------------------------------------------------- returns prepared in the background (api/cld_returns.py, 0015)
 # A statutory return takes tens of seconds for a county year, so its page prepares it in the background and keeps it
 # here, where every server process on the database finds it: one row per return, period and version (what the
 # return was made from, api.cld_returns.version). `status` is `preparing` (claimed by one process since
