@@ -1613,6 +1613,30 @@ def _read_batch(engine: Any, chunk: list[int], chain_of: dict[str, int], slim: b
     return case_rows, inst_rows, columns, event_rows
 
 
+def _in_memory(engine: Any) -> bool:
+    """An in-memory SQLite database (engine/trial.py) is one connection per thread: another thread sees none of it."""
+    from sqlalchemy.engine import make_url
+
+    return engine.db.dialect == "sqlite" and make_url(engine.db.url).database in (None, "", ":memory:")
+
+
+class _Inline:
+    """ThreadPoolExecutor's submit, run at once in this thread (for an in-memory database)."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def submit(self, fn: Any, *args: Any) -> Any:
+        from concurrent.futures import Future
+
+        done: Future = Future()
+        done.set_result(fn(*args))
+        return done
+
+
 def read_cases(engine: Any, batch: int = 500, *, slim: bool = False) -> Iterable[tuple[dict, list[dict]]]:
     """(case, history) for every case, in case order, in the shapes ``Engine.get_case`` and ``Engine.history``
     return, read ``batch`` cases at a time (three queries a batch instead of three a case: a county's year is
@@ -1629,7 +1653,8 @@ def read_cases(engine: Any, batch: int = 500, *, slim: bool = False) -> Iterable
     ids = _case_ids(engine)
     chunks = [ids[first:first + batch] for first in range(0, len(ids), batch)]
     chains = [{case_chain(case_id): case_id for case_id in chunk} for chunk in chunks]
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="carepath-cld-read") as pool:
+    with (_Inline() if _in_memory(engine) else
+          ThreadPoolExecutor(max_workers=1, thread_name_prefix="carepath-cld-read")) as pool:
         ahead = pool.submit(_read_batch, engine, chunks[0], chains[0], slim) if chunks else None
         for n, chain_of in enumerate(chains):
             case_rows, inst_rows, columns, event_rows = ahead.result()
