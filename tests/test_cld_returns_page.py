@@ -55,7 +55,8 @@ def ready(client, url, **kw):
 
 # ---------------------------------------------------------------------- who may
 MAY_SEND = {"performance", "team_manager"}  # docs/security.md, "Statutory returns"
-URLS = ("/returns/cld", f"/returns/cld?period={QUARTER}", "/returns/cld.csv?from=2031-01-01&to=2031-03-31")
+URLS = ("/returns/cld", f"/returns/cld?period={QUARTER}", "/returns/cld.csv?from=2031-01-01&to=2031-03-31",
+        "/returns/cld/status?from=2031-01-01&to=2031-03-31&version=0000000000000000")
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -77,7 +78,8 @@ def test_role_endpoint_matrix_of_the_return(eng, app, role):  # noqa: F811
 
 def test_signed_out_goes_to_the_sign_in_page(app):  # noqa: F811
     client = TestClient(app, follow_redirects=False)
-    for url in ("/returns/cld", "/returns/cld.csv?from=2031-01-01&to=2031-03-31"):
+    for url in ("/returns/cld", "/returns/cld.csv?from=2031-01-01&to=2031-03-31",
+                "/returns/cld/status?from=2031-01-01&to=2031-03-31&version=0000000000000000"):
         r = client.get(url)
         assert r.status_code == 303 and r.headers["location"] == "/sign-in", url
 
