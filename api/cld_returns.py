@@ -1,18 +1,21 @@
 """The Client Level Data return's download page, for the people who send it (issue 12; docs/cld-returns-page.md).
 
 * `GET /returns/cld` — choose the period: one of the last eight quarters (the current one, in progress, first) or
-  "another period" with a start and an end date (GOV.UK date inputs). Sent back to the same address (a GET form:
-  choosing a period changes nothing), the page checks the period — a date that is not real, an end before the
-  start, a period longer than a year, a start in the future: a GOV.UK error summary naming the date — and shows
-  the summary of the return for it: its rows by event type, the people it is about, the data-quality report
-  (`handlers.cld_quality`: each finding with the case to fix, errors first; restricted cases counted, listed only to
-  the people named on them), the rows it leaves out (withheld), and a "Download the CSV" link carrying the
-  return's version.
+  "another period" with a start and an end date (GOV.UK date inputs). Sent back to the same address (a GET form),
+  the page checks the period — a date that is not real, an end before the start, a period longer than a year, a
+  start in the future: a GOV.UK error summary naming the date — and asks for the return: it is prepared in the
+  background and kept in the database (`ask`, `prepared_returns`), so until it is ready the page says "Your return
+  is being prepared" with a link to check again (a script follows it when scripts run, `/returns/cld/status`);
+  then it shows the summary of the return: its rows by event type, the people it is about, the data-quality
+  report (`handlers.cld_quality`: each finding with the case to fix, errors first; restricted cases counted,
+  listed only to the people named on them), the rows it leaves out (withheld), and a "Download the CSV" link
+  carrying the return's version.
 * `GET /returns/cld.csv?from=YYYY-MM-DD&to=YYYY-MM-DD` — the return as a CSV attachment named with the council and
   the period. Every download is written to the case access log, one line per case whose person the file is about
   (action `cld_return`, the page path, the period as the reason: no personal data); a bad period is a 422 page
-  saying what is wrong. With `version`, the file is the rows the summary reported (made once, kept in `MADE`), or
-  a 409 page when the cases have changed since.
+  saying what is wrong. With `version`, the file is the rows the summary reported (the prepared return, from any
+  server process), the waiting page while it is being prepared, or a 409 page when it is no longer kept and the
+  cases have changed since.
 
 Who may: `performance` and `team_manager` (`RETURN_ROLES`); everyone else 403, signed out to the sign-in page.
 
@@ -25,21 +28,26 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
+import logging
 import re
 import tempfile
 import threading
-from collections import Counter, OrderedDict
+import zlib
+from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import func, insert, select
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from engine.schema import cases, events
+from engine.schema import cases, events, prepared_returns
 from handlers import cld, cld_quality
 
 from . import page_kit as kit
@@ -248,49 +256,151 @@ def version(engine: Any) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-class Made:
-    """The last few returns made, by engine, period and version: the summary page makes the return once, and the
-    download of the same period and version takes the very rows the page reported instead of making it again.
-    Kept in this process only (a few, the newest); another process, or one restarted, makes it again."""
-
-    def __init__(self, size: int = 2) -> None:
-        self.size = size
-        self._items: OrderedDict[tuple, Return] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple) -> Return | None:
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-            return found
-
-    def put(self, key: tuple, result: Return) -> None:
-        if result.error:
-            return
-        with self._lock:
-            self._items[key] = result
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
+# ---------------------------------------------------------------------- prepared in the background, kept in the db
+KIND = "cld"
+KEEP = 6  # the newest prepared returns kept (a county year's is a few MB compressed); older ones are deleted
+STALE = timedelta(minutes=30)  # a preparation still unfinished after this is taken as lost (its process stopped)
+PREPARING, READY, FAILED = "preparing", "ready", "failed"
+log = logging.getLogger("carepath.returns")
 
 
-MADE = Made()
+def _key(start: date, end: date, ver: str) -> Any:
+    t = prepared_returns.c
+    return and_(t.kind == KIND, t.period_start == start.isoformat(), t.period_end == end.isoformat(), t.version == ver)
 
 
-def made(engine: Any, start: date, end: date) -> tuple[Return, str]:
-    """The return for the period at the database's current version, made once per version (MADE)."""
-    now = version(engine)
-    key = (id(engine), start, end, now)
-    result = MADE.get(key)
-    if result is None:
-        result = produce(engine, start, end)
-        MADE.put(key, result)
-    return result, now
+def _plain(value: Any) -> Any:
+    """A value of a row as JSON keeps it: dates as the text the CSV writes for them (str), anything else as text."""
+    return str(value)
+
+
+def pack(result: Return) -> bytes:
+    """The return as stored: its rows, problems, withheld rows, error and findings, compressed JSON."""
+    body = {"start": result.start.isoformat(), "end": result.end.isoformat(), "rows": result.rows,
+            "problems": result.problems, "withheld": result.withheld, "error": result.error,
+            "findings": result.findings}
+    return zlib.compress(json.dumps(body, default=_plain, separators=(",", ":")).encode(), 6)
+
+
+def unpack(body: bytes) -> Return:
+    raw = json.loads(zlib.decompress(body))
+    return Return(date.fromisoformat(raw["start"]), date.fromisoformat(raw["end"]), raw["rows"], raw["problems"],
+                  raw["withheld"], raw["error"], raw["findings"])
+
+
+@dataclass
+class Prepared:
+    """A return of one period and version as the database holds it."""
+
+    status: str  # preparing, ready or failed
+    version: str
+    started_at: Any
+    result: Return | None = None  # when ready
+    failure: str | None = None  # when failed: the error's type
+
+
+def _utc(value: Any) -> Any:
+    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+
+def lookup(engine: Any, start: date, end: date, ver: str) -> Prepared | None:
+    t = prepared_returns.c
+    with engine.db.engine.connect() as conn:
+        row = conn.execute(select(t.status, t.version, t.started_at, t.body, t.failure)
+                           .where(_key(start, end, ver))).first()
+    if row is None:
+        return None
+    result = unpack(row.body) if row.status == READY and row.body is not None else None
+    return Prepared(row.status, row.version, _utc(row.started_at), result, row.failure)
+
+
+def preparing_now(engine: Any, start: date, end: date) -> str | None:
+    """The version of the period's return some process is preparing now (not stale), the newest; None if none."""
+    t = prepared_returns.c
+    with engine.db.engine.connect() as conn:
+        now = engine.now(conn)
+        rows = conn.execute(select(t.version, t.started_at).where(
+            t.kind == KIND, t.period_start == start.isoformat(), t.period_end == end.isoformat(),
+            t.status == PREPARING).order_by(t.started_at.desc())).all()
+    fresh = [r.version for r in rows if now - _utc(r.started_at) < STALE]
+    return fresh[0] if fresh else None
+
+
+def claim(engine: Any, start: date, end: date, ver: str) -> bool:
+    """Take the preparation of this return for this process: True when no process has it (none began it, it failed,
+    or its preparation is stale). Safe between processes: a new row is inserted once (the primary key), an old one
+    is taken by a compare-and-set on its status and start time."""
+    t = prepared_returns.c
+    with engine.db.transaction() as conn:
+        now = engine.now(conn)
+        row = conn.execute(select(t.status, t.started_at).where(_key(start, end, ver))).first()
+        if row is None:
+            taken = None
+        elif row.status == READY or (row.status == PREPARING and now - _utc(row.started_at) < STALE):
+            return False
+        else:
+            taken = conn.execute(update(prepared_returns).where(
+                _key(start, end, ver), t.status == row.status, t.started_at == row.started_at).values(
+                status=PREPARING, started_at=now, finished_at=None, body=None, failure=None)).rowcount == 1
+    if taken is not None:
+        return taken
+    try:
+        with engine.db.transaction() as conn:
+            conn.execute(insert(prepared_returns).values(
+                kind=KIND, period_start=start.isoformat(), period_end=end.isoformat(), version=ver,
+                status=PREPARING, started_at=engine.now(conn)))
+    except IntegrityError:  # another process inserted it first: it prepares it
+        return False
+    return True
+
+
+def prepare(engine: Any, start: date, end: date, ver: str) -> None:
+    """Make the return claimed by `claim` and store it ready (or failed, with the error's type only: a message may
+    name a case). Then delete all but the newest KEEP finished returns."""
+    t = prepared_returns.c
+    try:
+        body, values = pack(produce(engine, start, end)), {"status": READY}
+    except Exception as exc:  # noqa: BLE001 - kept as a failure the page shows; the next visit tries again
+        log.error("the CLD return could not be prepared: %s", type(exc).__name__)
+        body, values = None, {"status": FAILED, "failure": type(exc).__name__[:200]}
+    with engine.db.transaction() as conn:
+        conn.execute(update(prepared_returns).where(_key(start, end, ver), t.status == PREPARING)
+                     .values(body=body, finished_at=engine.now(conn), **values))
+        done = conn.execute(select(t.period_start, t.period_end, t.version).where(
+            t.kind == KIND, t.status != PREPARING).order_by(t.started_at.desc(), t.version)).all()
+        for old in done[KEEP:]:
+            conn.execute(delete(prepared_returns).where(
+                t.kind == KIND, t.period_start == old.period_start, t.period_end == old.period_end,
+                t.version == old.version, t.status != PREPARING))
+
+
+def start_preparing(engine: Any, start: date, end: date, ver: str) -> None:
+    """Prepare the return in a background thread of this process (the request does not wait for it)."""
+    threading.Thread(target=prepare, args=(engine, start, end, ver), name="carepath-cld-return", daemon=True).start()
+
+
+def ask(engine: Any, start: date, end: date, ver: str | None = None) -> Prepared:
+    """The period's return: at version `ver` when given (the one a waiting page follows), else at the database's
+    current version, or the one being prepared now if a process is already at it. Starts preparing it when no
+    process has it; never waits for it."""
+    found = lookup(engine, start, end, ver) if ver else None
+    if found is None:  # none asked, or the one asked is no longer kept (or never was): the return as things are now
+        ver = preparing_now(engine, start, end) or version(engine)
+        found = lookup(engine, start, end, ver)
+    if found is not None and (found.status == READY or
+                              (found.status == PREPARING and engine.now() - found.started_at < STALE)):
+        return found
+    if found is not None and found.status == FAILED:
+        return found  # shown with a way to try again (`retry`)
+    if claim(engine, start, end, ver):
+        start_preparing(engine, start, end, ver)
+    return lookup(engine, start, end, ver) or Prepared(PREPARING, ver, engine.now())
+
+
+def retry(engine: Any, start: date, end: date, ver: str) -> None:
+    """Prepare a failed return again (the page's "Try again")."""
+    if claim(engine, start, end, ver):
+        start_preparing(engine, start, end, ver)
 
 
 # ---------------------------------------------------------------------- periods
@@ -436,8 +546,30 @@ def _choose(request: Request, user: User, today: date, params: Any, errors: dict
         "errors": kit.error_summary(errors, anchors)}, 422 if errors else 200)
 
 
+_VERSION = re.compile(r"[0-9a-f]{16}")
+CHECK_EVERY_S = 5  # how often the waiting page's script asks whether the return is ready (no script: a link)
+
+
+def _asked_version(params: Any) -> str | None:
+    asked = str(params.get("version") or "")
+    return asked if _VERSION.fullmatch(asked) else None
+
+
+def _page_link(params: Any, ver: str, **extra: str) -> str:
+    """The report page's address for the same choice of period, at version `ver`."""
+    kept = [(k, v) for k, v in params.multi_items() if k not in ("version", "again")]
+    return "/returns/cld?" + urlencode(kept + [("version", ver)] + list(extra.items()))
+
+
+def _report_link(start: date, end: date) -> str:
+    return (f"/returns/cld?period=other&from-day={start.day}&from-month={start.month}&from-year={start.year}"
+            f"&to-day={end.day}&to-month={end.month}&to-year={end.year}")
+
+
 @router.get("/returns/cld", response_class=HTMLResponse)
 async def return_page(request: Request) -> Response:
+    """The period's report: prepared in the background (api.cld_returns.ask), the page says so and offers a link
+    to check (followed by a script every few seconds when scripts run) until it is ready."""
     user = None
     try:
         user = kit.signed_in(request)
@@ -450,16 +582,47 @@ async def return_page(request: Request) -> Response:
         period, errors = chosen_period(params, today)
         if errors:
             return _choose(request, user, today, params, errors)
-        result, made_at = await run_in_threadpool(made, engine, *period)
+        asked = _asked_version(params)
+        if asked and params.get("again"):
+            await run_in_threadpool(retry, engine, *period, asked)
+        state = await run_in_threadpool(ask, engine, *period, asked)
+        words = _period_words(*period)
+        if state.status != READY:
+            failed = state.status == FAILED
+            return kit.render(request, "returns_cld_preparing.html", {
+                "user": user, "period": words, "failed": failed,
+                "check_link": _page_link(params, state.version),
+                "again_link": _page_link(params, state.version, again="1"),
+                "status_link": f"/returns/cld/status?from={period[0].isoformat()}&to={period[1].isoformat()}"
+                               f"&version={state.version}",
+                "check_every_s": CHECK_EVERY_S})
+        result = state.result
         page = await run_in_threadpool(report, engine, result, user)
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
         return kit.guard(request, user, exc)
     return kit.render(request, "returns_cld_summary.html", {
         "user": user, "result": result, "summary": page["summary"], "report": page, "header": header(),
-        "period": _period_words(result.start, result.end),
+        "period": words, "prepared_at": state.started_at,
         "download": f"/returns/cld.csv?from={result.start.isoformat()}&to={result.end.isoformat()}"
-                    f"&version={made_at}",
+                    f"&version={state.version}",
         "filename": filename(result)})
+
+
+@router.get("/returns/cld/status")
+async def return_status(request: Request) -> Response:
+    """Whether the return of a period and version is ready: {"status": "preparing" | "ready" | "failed" |
+    "unknown"}, for the waiting page's script. Nothing about the return itself."""
+    user = None
+    try:
+        user = kit.signed_in(request)
+        _check(user)
+        engine = request.app.state.engine
+        start, end = _iso(request.query_params.get("from", "")), _iso(request.query_params.get("to", ""))
+        asked = _asked_version(request.query_params)
+        found = await run_in_threadpool(lookup, engine, start, end, asked) if start and end and asked else None
+    except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
+        return kit.guard(request, user, exc)
+    return kit.with_headers(JSONResponse({"status": found.status if found else "unknown"}))
 
 
 def _period_words(start: date, end: date) -> str:
@@ -468,6 +631,9 @@ def _period_words(start: date, end: date) -> str:
 
 @router.get("/returns/cld.csv")
 async def return_csv(request: Request) -> Response:
+    """With `version` (the report page's link): the rows the report showed, from any server process; the return
+    still being prepared sends the user to its waiting page; a version no longer current is a 409. Without: the
+    return as things are now (kept if ready, else made for this request)."""
     user = None
     try:
         user = kit.signed_in(request)
@@ -482,14 +648,23 @@ async def return_csv(request: Request) -> Response:
         if errors:
             return kit.error_page(request, user, 422, "Sorry, there is a problem", " ".join(errors.values()) + ".")
         asked = request.query_params.get("version")
-        result = MADE.get((id(engine), start, end, asked)) if asked else None  # the rows the page reported
-        if result is None:
-            result, now = await run_in_threadpool(made, engine, start, end)
-            if asked and asked != now:
-                report_link = (f"/returns/cld?period=other&from-day={start.day}&from-month={start.month}"
-                               f"&from-year={start.year}&to-day={end.day}&to-month={end.month}&to-year={end.year}")
-                return kit.render(request, "returns_cld_changed.html", {
-                    "user": user, "period": _period_words(start, end), "report_link": report_link}, 409)
+        if asked:
+            found = await run_in_threadpool(lookup, engine, start, end, asked) if _VERSION.fullmatch(asked) else None
+            if found is not None and found.status != READY:  # not ready yet (or failed): its page says which
+                return kit.redirect(f"{_report_link(start, end)}&version={asked}")
+            if found is None:
+                now = await run_in_threadpool(version, engine)
+                if asked != now:
+                    return kit.render(request, "returns_cld_changed.html", {
+                        "user": user, "period": _period_words(start, end),
+                        "report_link": _report_link(start, end)}, 409)
+                return kit.redirect(_report_link(start, end))  # current, but not kept: the page prepares it
+            result = found.result
+        else:
+            now = await run_in_threadpool(version, engine)
+            found = await run_in_threadpool(lookup, engine, start, end, now)
+            result = found.result if found is not None and found.status == READY else \
+                await run_in_threadpool(produce, engine, start, end)
         if result.error:
             return kit.error_page(request, user, 422, "The return cannot be made for this period", result.error)
         body = await run_in_threadpool(csv_bytes, result)

@@ -23,7 +23,9 @@ Measured, each the best of --repeat runs:
 * ``csv_s``: `cld_csv_text` of the year's rows; ``quality_s``: `quality_report` of the year's rows and problems;
 * ``page_s``: the download page's own work for the year once the return and its report are made
   (`api.cld_returns.report`: the summary, the findings with the cases each user may see); the page as a whole is
-  ``year_s + quality_s + page_s`` (and the rendering of its HTML, not measured here).
+  ``year_s + quality_s + page_s`` (and the rendering of its HTML, not measured here);
+* ``stored_mb``, ``pack_s``, ``unpack_s``: the year's return as the page keeps it in the database
+  (`api.cld_returns.pack`: compressed JSON), its size, and the time to pack it and to read it back.
 Each step also gives the benchmark process's CPU time (``*_cpu_s``): the machine is shared, so wall time varies.
 Results are printed and saved under bench/results/.
 """
@@ -200,6 +202,8 @@ def run(kind: str, pg_url: str | None, target: int, repeat: int, keep: str | Non
         quality_s, findings = _best(lambda: quality_report(year, year.problems), repeat, "quality")
         adapted = cld_returns.adapt(*YEAR, year)
         page_s, _page = _best(lambda: cld_returns.report(eng, adapted, _Reader()), repeat, "page")
+        pack_s, packed = _best(lambda: cld_returns.pack(adapted), repeat, "pack")
+        unpack_s, _kept = _best(lambda: cld_returns.unpack(packed), repeat, "unpack")
         out = {"database": kind, **size, "reused_database": reused, "setup_s": round(setup_s, 1),
                "requests_in_year": sum(r["Event_Type"] == "Request" for r in year),
                "rows_in_year": len(year), "rows_in_quarter": len(quarter), "withheld_in_year": len(year.withheld),
@@ -207,6 +211,7 @@ def run(kind: str, pg_url: str | None, target: int, repeat: int, keep: str | Non
                "csv_mb": round(len(text.encode()) / 1e6, 1),
                "year_s": round(year_s, 2), "quarter_s": round(quarter_s, 2), "csv_s": round(csv_s, 2),
                "quality_s": round(quality_s, 2), "page_s": round(page_s, 2),
+               "stored_mb": round(len(packed) / 1e6, 2), "pack_s": round(pack_s, 2), "unpack_s": round(unpack_s, 2),
                **{f"{k}_cpu_s": round(v, 2) for k, v in CPU.items()}}
         if profile:
             prof = cProfile.Profile()

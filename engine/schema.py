@@ -438,3 +438,24 @@ messages = Table(
     Column("actor", String(255), nullable=False),
     Index("ix_messages_case_id_status_name", "case_id", "status", "name"),
 )
+
+# ------------------------------------------------------- returns prepared in the background (api/cld_returns.py, 0015)
+# A statutory return takes tens of seconds for a county year, so its page prepares it in the background and keeps it
+# here, where every server process on the database finds it: one row per return, period and version (what the
+# return was made from, api.cld_returns.version). `status` is `preparing` (claimed by one process since
+# `started_at`), `ready` (`body`: the return's rows, problems, withheld rows and findings, zlib-compressed JSON) or
+# `failed` (`failure`: the error's type, never its message). Derived, never authoritative: deleting the rows only
+# makes the next page prepare the return again. The page keeps the newest few (api.cld_returns.KEEP).
+prepared_returns = Table(
+    "prepared_returns",
+    metadata,
+    Column("kind", String(32), primary_key=True),  # "cld"
+    Column("period_start", String(10), primary_key=True),  # ISO dates
+    Column("period_end", String(10), primary_key=True),
+    Column("version", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("body", LargeBinary, nullable=True),
+    Column("failure", String(200), nullable=True),
+)

@@ -1549,15 +1549,23 @@ _DECODE = json.JSONDecoder().raw_decode
 _HEAD_CHARS = 400  # a call's element and handler come first in its canonical JSON: ids are a few dozen characters
 
 
-def _call_head_or_data(events: Any) -> Any:
+def _call_head_or_data(events: Any, postgres: bool = False) -> Any:
     """The events' data column, but only the first _HEAD_CHARS of a service-task call whose head names no handler a
-    row reads (a name's ``_`` matches any character in LIKE: a call in doubt comes whole; a head that does not
-    hold the handler fails ``_slim_data`` and the call is read whole)."""
-    from sqlalchemy import and_, case, func, not_, or_
+    row reads (a call in doubt comes whole; a head that does not hold the handler fails ``_slim_data`` and the call
+    is read whole). SQLite: a LIKE per handler read (a name's ``_`` matches any character: more calls come whole).
+    PostgreSQL: the head's first handler name, cut out with ``split_part`` and compared with the list at once — the
+    name ``_CALL_HEAD`` finds, as a call's head opens with its element and handler; half the server's time of the
+    LIKEs (docs/performance.md, "The CLD return for a county year")."""
+    from sqlalchemy import and_, case, func, literal, not_, or_
 
     head = func.substr(events.c.data, 1, _HEAD_CHARS)  # the handler is in the head: no scan of the whole text
-    named = or_(*[head.like(f'%"handler":"{name}"%') for name in sorted(_HANDLERS_READ or ())])
-    unread = and_(events.c.type == "handler.called", not_(named))
+    names = sorted(_HANDLERS_READ or ())
+    if postgres:
+        name = func.split_part(func.split_part(head, literal('"handler":"'), 2), literal('"'), 1)
+        unread = and_(events.c.type == "handler.called", name.not_in(names) if names else literal(True))
+    else:
+        named = or_(*[head.like(f'%"handler":"{n}"%') for n in names])
+        unread = and_(events.c.type == "handler.called", not_(named))
     return case((unread, head), else_=events.c.data).label("data")
 
 
@@ -1570,56 +1578,109 @@ def _event_data(engine: Any, event_id: int) -> str:
         return conn.execute(select(events.c.data).where(events.c.id == event_id)).scalar_one()
 
 
+# On PostgreSQL each batch's three reads are lookups by key (the cases' ids, the instances' case, the chains' unique
+# (chain, seq) index). With no statistics on events (a table loaded in bulk and not yet analysed; a server with
+# autovacuum off) the planner took 500 chains for a fifth of the table: a parallel scan of every event and a JIT
+# compilation for every batch, 0.65-0.84 s a batch against 0.1-0.3 s (docs/performance.md). These settings, for the
+# reading transaction only, keep the index whatever the statistics say.
+_PG_READ_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL enable_seqscan = off")
+
+
+def _read_batch(engine: Any, chunk: list[int], chain_of: dict[str, int], slim: bool) -> tuple:
+    """One batch's rows as they come from the database: cases, instances, and events (plain tuples, in chain and
+    seq order) with their column names."""
+    from sqlalchemy import select, text
+
+    from engine.schema import cases, events, instances
+
+    postgres = engine.db.is_postgres
+    with engine.db.engine.connect() as conn:
+        if postgres:
+            for setting in _PG_READ_SETTINGS:
+                conn.execute(text(setting))
+        case_rows = conn.execute(select(cases).where(cases.c.id.in_(chunk)).order_by(cases.c.id)).all()
+        inst_rows = conn.execute(
+            select(instances.c.case_id, instances.c.id, instances.c.process_id, instances.c.status,
+                   instances.c.parent_instance_id, instances.c.started_at, instances.c.completed_at)
+            .where(instances.c.case_id.in_(chunk)).order_by(instances.c.id)).all()
+        wanted = [c for c in events.c if not (slim and c.name in ("prev_hash", "hash"))]  # no row reads them
+        if slim and _HANDLERS_READ is not None:  # a call no row reads: only its head crosses from the database
+            wanted = [_call_head_or_data(events, postgres) if c.name == "data" else c for c in wanted]
+        result = conn.execute(select(*wanted).where(events.c.chain.in_(list(chain_of)))
+                              .order_by(events.c.chain, events.c.seq))
+        columns = list(result.keys())
+        event_rows = result.fetchall()
+    return case_rows, inst_rows, columns, event_rows
+
+
+def _in_memory(engine: Any) -> bool:
+    """An in-memory SQLite database (engine/trial.py) is one connection per thread: another thread sees none of it."""
+    from sqlalchemy.engine import make_url
+
+    return engine.db.dialect == "sqlite" and make_url(engine.db.url).database in (None, "", ":memory:")
+
+
+class _Inline:
+    """ThreadPoolExecutor's submit, run at once in this thread (for an in-memory database)."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def submit(self, fn: Any, *args: Any) -> Any:
+        from concurrent.futures import Future
+
+        done: Future = Future()
+        done.set_result(fn(*args))
+        return done
+
+
 def read_cases(engine: Any, batch: int = 500, *, slim: bool = False) -> Iterable[tuple[dict, list[dict]]]:
     """(case, history) for every case, in case order, in the shapes ``Engine.get_case`` and ``Engine.history``
     return, read ``batch`` cases at a time (three queries a batch instead of three a case: a county's year is
     tens of thousands of cases). tests/test_cld_spec.py checks the shapes against the engine's own. ``slim``: a
     service-task call no CLD row reads keeps only its element and handler (``_slim_data``; only the head of its
-    text is read, ``_call_head_or_data``), and the events come without their hashes (what ``cld_return`` reads)."""
-    from sqlalchemy import select
+    text is read, ``_call_head_or_data``), and the events come without their hashes (what ``cld_return`` reads).
+    The next batch is read from the database by a second thread while this one is parsed and used (the database
+    driver waits without holding Python's lock), so the database's time and Python's overlap."""
+    from concurrent.futures import ThreadPoolExecutor
 
     from engine.history import case_chain
-    from engine.schema import cases, events, instances
 
     parse = _slim_data if slim else (lambda _kind, raw: json.loads(raw))
     ids = _case_ids(engine)
-    for first in range(0, len(ids), batch):
-        chunk = ids[first:first + batch]
-        chain_of = {case_chain(case_id): case_id for case_id in chunk}
-        with engine.db.engine.connect() as conn:
-            case_rows = conn.execute(select(cases).where(cases.c.id.in_(chunk)).order_by(cases.c.id)).all()
-            inst_rows = conn.execute(
-                select(instances.c.case_id, instances.c.id, instances.c.process_id, instances.c.status,
-                       instances.c.parent_instance_id, instances.c.started_at, instances.c.completed_at)
-                .where(instances.c.case_id.in_(chunk)).order_by(instances.c.id)).all()
-            wanted = [c for c in events.c if not (slim and c.name in ("prev_hash", "hash"))]  # no row reads them
-            if slim and _HANDLERS_READ is not None:  # a call no row reads: only its head crosses from the database
-                wanted = [_call_head_or_data(events) if c.name == "data" else c for c in wanted]
-            result = conn.execute(select(*wanted).where(events.c.chain.in_(list(chain_of)))
-                                  .order_by(events.c.chain, events.c.seq))
-            columns = list(result.keys())
-            event_rows = result.fetchall()
-        insts: dict[int, list[dict]] = {}
-        for r in inst_rows:
-            item = dict(r._mapping)
-            insts.setdefault(item.pop("case_id"), []).append(item)
-        histories: dict[int, list[dict]] = {}
-        at_chain, at_type, at_data = columns.index("chain"), columns.index("type"), columns.index("data")
-        current, history = None, []
-        for r in event_rows:  # plain tuples: a row's mapping costs more than its dict
-            if r[at_chain] != current:
-                current = r[at_chain]
-                history = histories.setdefault(chain_of[current], [])
-            item = dict(zip(columns, r, strict=True))
-            try:
-                item["data"] = parse(r[at_type], r[at_data])
-            except ValueError:  # a call's head cut short before its handler (never seen): read it whole
-                item["data"] = parse(r[at_type], _event_data(engine, item["id"]))
-            history.append(item)
-        for row in case_rows:
-            case = {"id": row.id, "reference": row.reference, "title": row.title, "data": json.loads(row.data),
-                    "instances": insts.get(row.id, [])}
-            yield case, histories.get(row.id, [])
+    chunks = [ids[first:first + batch] for first in range(0, len(ids), batch)]
+    chains = [{case_chain(case_id): case_id for case_id in chunk} for chunk in chunks]
+    with (_Inline() if _in_memory(engine) else
+          ThreadPoolExecutor(max_workers=1, thread_name_prefix="carepath-cld-read")) as pool:
+        ahead = pool.submit(_read_batch, engine, chunks[0], chains[0], slim) if chunks else None
+        for n, chain_of in enumerate(chains):
+            case_rows, inst_rows, columns, event_rows = ahead.result()
+            ahead = pool.submit(_read_batch, engine, chunks[n + 1], chains[n + 1], slim) \
+                if n + 1 < len(chunks) else None
+            insts: dict[int, list[dict]] = {}
+            for r in inst_rows:
+                item = dict(r._mapping)
+                insts.setdefault(item.pop("case_id"), []).append(item)
+            histories: dict[int, list[dict]] = {}
+            at_chain, at_type, at_data = columns.index("chain"), columns.index("type"), columns.index("data")
+            current, history = None, []
+            for r in event_rows:  # plain tuples: a row's mapping costs more than its dict
+                if r[at_chain] != current:
+                    current = r[at_chain]
+                    history = histories.setdefault(chain_of[current], [])
+                item = dict(zip(columns, r, strict=True))
+                try:
+                    item["data"] = parse(r[at_type], r[at_data])
+                except ValueError:  # a call's head cut short before its handler (never seen): read it whole
+                    item["data"] = parse(r[at_type], _event_data(engine, item["id"]))
+                history.append(item)
+            for row in case_rows:
+                case = {"id": row.id, "reference": row.reference, "title": row.title, "data": json.loads(row.data),
+                        "instances": insts.get(row.id, [])}
+                yield case, histories.get(row.id, [])
 
 
 def case_event_rows(engine: Any) -> list[dict]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html as html_text
 import re
+import time
 from datetime import date
 
 import pytest
@@ -17,7 +18,7 @@ from sqlalchemy import select
 from api import cld_returns
 from api.auth import ROLES
 from api.demo_users import demo_password, demo_username
-from engine.schema import case_access_log
+from engine.schema import case_access_log, prepared_returns
 from handlers import cld
 from tests.browser import launch, live_server, run_axe, sign_in
 from tests.casework_helpers import SW, TM, known_case, page_client
@@ -38,9 +39,24 @@ def summary_cells(html: str) -> dict[str, str]:
     return dict(re.findall(r'<th scope="row" class="govuk-table__header">([^<]+)</th><td[^>]*>([^<]+)</td>', table))
 
 
+def ready(client, url, **kw):
+    """The report page at `url` once its return is prepared: the page prepares it in the background and, until it
+    is ready, says so with a link to check again, which this follows (as a user without scripts would)."""
+    r = client.get(url, **kw)
+    for _ in range(1200):
+        found = re.search(r'id="check-again" href="([^"]+)"', r.text)
+        if found is None:
+            return r
+        assert "Your return is being prepared" in r.text
+        time.sleep(0.05)
+        r = client.get(html_text.unescape(found.group(1)))
+    raise AssertionError("the return was not prepared in a minute")
+
+
 # ---------------------------------------------------------------------- who may
 MAY_SEND = {"performance", "team_manager"}  # docs/security.md, "Statutory returns"
-URLS = ("/returns/cld", f"/returns/cld?period={QUARTER}", "/returns/cld.csv?from=2031-01-01&to=2031-03-31")
+URLS = ("/returns/cld", f"/returns/cld?period={QUARTER}", "/returns/cld.csv?from=2031-01-01&to=2031-03-31",
+        "/returns/cld/status?from=2031-01-01&to=2031-03-31&version=0000000000000000")
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -62,7 +78,8 @@ def test_role_endpoint_matrix_of_the_return(eng, app, role):  # noqa: F811
 
 def test_signed_out_goes_to_the_sign_in_page(app):  # noqa: F811
     client = TestClient(app, follow_redirects=False)
-    for url in ("/returns/cld", "/returns/cld.csv?from=2031-01-01&to=2031-03-31"):
+    for url in ("/returns/cld", "/returns/cld.csv?from=2031-01-01&to=2031-03-31",
+                "/returns/cld/status?from=2031-01-01&to=2031-03-31&version=0000000000000000"):
         r = client.get(url)
         assert r.status_code == 303 and r.headers["location"] == "/sign-in", url
 
@@ -120,9 +137,9 @@ def test_a_bad_period_is_named_in_an_error_summary_never_a_500(eng, app, params,
 def test_a_period_of_exactly_a_year_less_a_day_and_of_one_day_are_accepted(eng, app):  # noqa: F811
     planned_case(eng)
     client, _ = page_client(app, "performance")
-    r = client.get("/returns/cld", params=other(("1", "3", "2030"), ("28", "2", "2031")))
+    r = ready(client, "/returns/cld", params=other(("1", "3", "2030"), ("28", "2", "2031")))
     assert r.status_code == 200 and "1 March 2030 to 28 February 2031" in r.text
-    r = client.get("/returns/cld", params=other(("3", "3", "2031"), ("3", "3", "2031")))
+    r = ready(client, "/returns/cld", params=other(("3", "3", "2031"), ("3", "3", "2031")))
     assert r.status_code == 200 and summary_cells(r.text) == {"Assessment": "1", "Service": "1", "All rows": "2"}
 
 
@@ -130,7 +147,7 @@ def test_a_period_of_exactly_a_year_less_a_day_and_of_one_day_are_accepted(eng, 
 def test_the_summary_counts_the_rows_by_event_type_and_the_file_holds_the_same(eng, app):  # noqa: F811
     planned_case(eng)
     client, _ = page_client(app, "performance")
-    html = client.get(f"/returns/cld?period={QUARTER}").text
+    html = ready(client, f"/returns/cld?period={QUARTER}").text
     assert "1 January 2031 to 31 March 2031" in html
     assert summary_cells(html) == {"Assessment": "1", "Service": "1", "All rows": "2"}
     assert "1 person (service users and carers)" in html
@@ -146,7 +163,7 @@ def test_the_summary_counts_the_rows_by_event_type_and_the_file_holds_the_same(e
 def test_a_period_with_no_events_says_so_and_the_file_has_only_its_header(eng, app):  # noqa: F811
     planned_case(eng)
     client, _ = page_client(app, "performance")
-    r = client.get("/returns/cld", params=other(("1", "4", "2030"), ("30", "6", "2030")))
+    r = ready(client, "/returns/cld", params=other(("1", "4", "2030"), ("30", "6", "2030")))
     assert r.status_code == 200 and 'id="no-events"' in r.text and "rows-by-event-type" not in r.text
     rows = cld_returns.read_csv(client.get("/returns/cld.csv?from=2030-04-01&to=2030-06-30").content)
     assert rows == [list(EXPECTED_HEADER)]
@@ -155,7 +172,7 @@ def test_a_period_with_no_events_says_so_and_the_file_has_only_its_header(eng, a
 def test_every_download_is_in_the_access_log_of_each_case_in_it_without_personal_data(eng, app):  # noqa: F811
     cid = planned_case(eng)
     client, _ = page_client(app, "performance")
-    client.get(f"/returns/cld?period={QUARTER}")
+    ready(client, f"/returns/cld?period={QUARTER}")
     assert logged(eng) == []  # looking at the summary is not a download
     assert client.get("/returns/cld.csv?from=2031-01-01&to=2031-03-31").status_code == 200
     [entry] = logged(eng)
@@ -202,7 +219,7 @@ def test_a_history_the_return_cannot_code_is_named_never_a_500(eng, app):  # noq
     person = eng.get_case(cid)["data"]["person"]
     eng.update_case_record(cid, {"person": {**person, "gender": "Femail"}}, actor=SW, reason="a slip")
     client, _ = page_client(app, "performance")
-    html = client.get(f"/returns/cld?period={QUARTER}")
+    html = ready(client, f"/returns/cld?period={QUARTER}")
     assert html.status_code == 200
     assert "CASE-000001" in html.text and "Femail" in html.text  # the case and the value to correct
     r = client.get("/returns/cld.csv?from=2031-01-01&to=2031-03-31")
@@ -294,7 +311,7 @@ def test_the_report_lists_each_finding_with_the_case_to_fix_errors_first(eng, ap
     warning on his case); Anna, who has one, has none."""
     anna, bob = assessed_case(eng, ANNA), assessed_case(eng, BOB)
     client, _ = page_client(app, "performance")
-    html = client.get(f"/returns/cld?period={QUARTER}").text
+    html = ready(client, f"/returns/cld?period={QUARTER}").text
     assert summary_cells(html) == {"Assessment": "2", "Service": "2", "All rows": "4"}
     assert "2 errors, 1 warning: correct the errors before you send the return" in html
     tables = report_tables(html)
@@ -311,7 +328,7 @@ def test_the_report_lists_each_finding_with_the_case_to_fix_errors_first(eng, ap
     # the performance officer does not open case records: the reference is named, not linked
     assert f'href="/cases/{bob}"' not in html
     manager, _ = page_client(app, "team_manager")
-    html = manager.get(f"/returns/cld?period={QUARTER}").text
+    html = ready(manager, f"/returns/cld?period={QUARTER}").text
     assert f'<a class="govuk-link" href="/cases/{bob}">{bob_ref}</a>' in html
 
 
@@ -319,7 +336,7 @@ def test_a_return_without_findings_is_ready_to_send(eng, app, monkeypatch):  # n
     assessed_case(eng, ANNA)
     monkeypatch.setattr(cld, "la_code_setting", lambda *a: "E10000099")
     client, _ = page_client(app, "performance")
-    html = client.get(f"/returns/cld?period={QUARTER}").text
+    html = ready(client, f"/returns/cld?period={QUARTER}").text
     assert '<div class="govuk-inset-text" id="report-headline">No problems found: the return is ready to send</div>' \
         in html
     assert report_tables(html) == {} and "govuk-warning-text" not in html
@@ -335,14 +352,14 @@ def test_a_restricted_case_is_counted_not_listed_to_those_not_named_on_it(eng, a
     restrict_case(eng, bob, [demo_username("social_worker")])
     for role in ("performance", "team_manager"):
         client, _ = page_client(app, role)
-        html = client.get(f"/returns/cld?period={QUARTER}").text
+        html = ready(client, f"/returns/cld?period={QUARTER}").text
         assert bob_ref not in html, role
         assert "2 errors, 1 warning" in html  # still counted
         assert "1 finding is on a restricted case not listed here" in html
         assert "no_nhs_number" not in report_tables(html)
     restrict_case(eng, bob, [demo_username("social_worker"), demo_username("team_manager")])
     client, _ = page_client(app, "team_manager")
-    html = client.get(f"/returns/cld?period={QUARTER}").text
+    html = ready(client, f"/returns/cld?period={QUARTER}").text
     assert f'<a class="govuk-link" href="/cases/{bob}">{bob_ref}</a>' in html and "report-restricted" not in html
     # the file is complete whoever may see the case: the restricted person's rows are in it
     assert len(cld_returns.read_csv(client.get("/returns/cld.csv?from=2031-01-01&to=2031-03-31").content)) == 1 + 2
@@ -361,9 +378,8 @@ def test_a_service_without_delivery_mechanism_and_a_long_check_are_shown_capped(
     fake = cld.CldReturn(rows, period_start=date(2031, 1, 1), period_end=date(2031, 3, 31), la_code="E1",
                          problems=[], withheld=[])
     monkeypatch.setattr(cld, "cld_return", lambda *a, **k: fake)
-    cld_returns.MADE.clear()
     client, _ = page_client(app, "team_manager")
-    html = client.get(f"/returns/cld?period={QUARTER}").text
+    html = ready(client, f"/returns/cld?period={QUARTER}").text
     tables = report_tables(html)
     assert tables["service_without_delivery_mechanism"][0][:2] == [ref, "Delivery_Mechanism"]
     assert "a service with no delivery mechanism" in tables["service_without_delivery_mechanism"][0][2]
@@ -378,25 +394,28 @@ def test_the_page_makes_the_return_once_and_the_file_is_the_rows_it_reported(eng
     calls = []
     real = cld.cld_return
     monkeypatch.setattr(cld, "cld_return", lambda *a, **k: calls.append(a[1:]) or real(*a, **k))
-    cld_returns.MADE.clear()
     client, _ = page_client(app, "performance")
-    html = client.get(f"/returns/cld?period={QUARTER}").text
+    html = ready(client, f"/returns/cld?period={QUARTER}").text
     assert calls == [(date(2031, 1, 1), date(2031, 3, 31))]
     link = re.search(r'id="download" href="([^"]+)"', html).group(1).replace("&amp;", "&")
     first = client.get(link)
     assert first.status_code == 200 and len(calls) == 1  # the rows the page reported, not made again
-    # something recorded since: the page's link no longer gives a file, and says why (nothing downloaded, logged)
+    # something recorded since: the page's link still gives the rows its report showed (kept in the database)
     eng.update_case_record(cid, {"person": {**PERSON, "nhs_number": "9434765919"}}, actor=SW, reason="NHS number")
-    cld_returns.MADE.clear()  # as in another server process
+    again_file = client.get(link)
+    assert again_file.status_code == 200 and again_file.content == first.content and len(calls) == 1
+    # once that return is no longer kept, the link says why (nothing downloaded, logged)
+    with eng.db.transaction() as conn:
+        conn.execute(prepared_returns.delete())
     r = client.get(link)
     assert r.status_code == 409 and "content-disposition" not in r.headers
     assert "The cases have changed since the report was made" in r.text
     again = re.search(r'id="report-again" href="([^"]+)"', r.text).group(1).replace("&amp;", "&")
-    html = client.get(again).text
+    html = ready(client, again).text
     assert "1 January 2031 to 31 March 2031" in html and len(calls) == 2
     assert client.get(re.search(r'id="download" href="([^"]+)"', html).group(1).replace("&amp;", "&")) \
         .status_code == 200 and len(calls) == 2
-    assert len(logged(eng)) == 2
+    assert len(logged(eng)) == 3
 
 
 def test_the_report_in_the_browser_axe_clean_keyboard_and_bad_periods(eng, app):  # noqa: F811
