@@ -31,11 +31,17 @@ class MessageIn(BaseModel):
     key: str | None = Field(default=None, min_length=1, max_length=255, description="idempotency key")
 
 
-@router.post("", status_code=200)
-def post_message(body: MessageIn, user: Annotated[User, Depends(current_user)],
-                 engine: Annotated[Any, Depends(get_engine)]) -> dict[str, Any]:
+def message_sender(user: Annotated[User, Depends(current_user)]) -> User:
+    """Casework roles only: checked before the body is read, so a role that may not send is refused (403)
+    whatever it sent, as every state-changing route refuses it."""
     if not may_write(user):
         raise forbidden("your role does not send messages to cases")
+    return user
+
+
+@router.post("", status_code=200)
+def post_message(user: Annotated[User, Depends(message_sender)], body: MessageIn,
+                 engine: Annotated[Any, Depends(get_engine)]) -> dict[str, Any]:
     case_id = resolve_case(engine, body.case)
     if case_id is not None:
         _writer(engine, user, case_id, "message")

@@ -94,7 +94,7 @@ def test_the_libraries_problems_come_in_the_same_list_as_carepaths() -> None:
 def test_a_decision_entry_is_shown_as_written_without_the_engines_internal_name() -> None:
     [problem] = problems_of("bad_entry.dmn")
     assert (problem.file, problem.element_id, problem.line) == ("bad_entry.dmn", "UnaryTests_1", 10)
-    assert "the input entry '>> 5 (' is refused" in problem.message
+    assert "`>> 5 (` is refused" in problem.message and "rule 1" in problem.message
     assert "dmninput" not in problem.message
 
 
