@@ -6,7 +6,8 @@ A message (`Engine.deliver_message`, `POST /api/messages`, `carepath message NAM
   task, an intermediate message catch event, a message boundary event or an event-based gateway
   with a message among its events — whose process data has every correlation key given, with
   the same value (and, when the diagram declares correlation properties, whose SpiffWorkflow
-  correlation matches the message's); two such instances are ambiguous and the message is refused;
+  correlation matches the message's), at any depth (embedded subprocesses, called processes); two such
+  instances, or two such receivers in one instance, are ambiguous and the message is refused;
 * else it starts every deployed process (latest version) whose start event is a message start event
   of that name, on the case, or on a new case when none is named;
 * else it is **kept** for the engine's message time to live (`CAREPATH_MESSAGE_TTL`, ISO 8601, default
