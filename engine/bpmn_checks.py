@@ -41,7 +41,7 @@ from engine.bpmn_parser import (
     supported,
     user_task_groups,
 )
-from engine.bpmn_timers import is_literal, literal_problem, looks_like_iso
+from engine.bpmn_timers import LITERAL_PATTERNS, is_literal, literal_problem, looks_like_iso
 from engine.dmn import binding_problem
 from engine.errors import Problem
 from engine.expressions import check_expression
@@ -115,6 +115,19 @@ def _local(node: Any) -> str:
 def _label(node: Any) -> str:
     """An element's name as a modeller sees it, on one line (a name drawn on two lines holds a newline)."""
     return " ".join((node.get("name") or "").split()) or node.get("id") or _local(node)
+
+
+def _first_occurrence(cycle: str) -> str:
+    """What to write instead of a timeCycle on an event passed once: its first occurrence."""
+    match = LITERAL_PATTERNS["cycle"].fullmatch(cycle.strip())
+    if match is not None:
+        _reps, start, _start_dur, end_dur, _end, only_dur = match.groups()
+        if only_dur:
+            return f"its first occurrence as a timeDuration: {only_dur}"
+        if start:
+            return f"its first occurrence as a timeDate: {start}"
+        return f"its first occurrence as a timeDate (the end date less {end_dur})"
+    return "the first occurrence as a timeDuration (e.g. P7D) or a timeDate (e.g. 2027-01-04T09:00:00Z)"
 
 
 def _condition(flow: Any) -> str | None:
@@ -664,6 +677,10 @@ class ProcessCheck:
         else:
             self.expression(node, f"the timer expression of '{_label(node)}'", bare_variable(text) or text,
                             timer=True)
+        if kind == "cycle" and _local(node) == "intermediateCatchEvent":
+            self.problem(node, f"timer '{_label(node)}' is an intermediate catch event, which waits once: a "
+                               "timeCycle (a repeating timer) is refused here, as in Camunda 8; write "
+                               f"{_first_occurrence(text)}")
         boundary = _local(node) == "boundaryEvent"
         interrupting = (node.get("cancelActivity", "true") if boundary else node.get("isInterrupting", "true"))
         self.timers[node.get("id")] = TimerInfo(node.get("id"), _label(node), kind, text,
