@@ -677,12 +677,15 @@ class ProcessCheck:
         else:
             self.expression(node, f"the timer expression of '{_label(node)}'", bare_variable(text) or text,
                             timer=True)
-        if kind == "cycle" and _local(node) == "intermediateCatchEvent":
-            self.problem(node, f"timer '{_label(node)}' is an intermediate catch event, which waits once: a "
-                               "timeCycle (a repeating timer) is refused here, as in Camunda 8; write "
-                               f"{_first_occurrence(text)}")
         boundary = _local(node) == "boundaryEvent"
         interrupting = (node.get("cancelActivity", "true") if boundary else node.get("isInterrupting", "true"))
+        once = {"intermediateCatchEvent": "an intermediate catch event, which waits once",
+                "boundaryEvent": "an interrupting boundary event, which fires once"}.get(_local(node))
+        if kind == "cycle" and once and (not boundary or interrupting.strip().lower() != "false"):
+            self.problem(node, f"timer '{_label(node)}' is {once}: a timeCycle (a repeating timer) is refused "
+                               f"here, as in Camunda 8; write {_first_occurrence(text)}"
+                               + (' (or make it non-interrupting, cancelActivity="false", to repeat)'
+                                  if boundary else ""))
         self.timers[node.get("id")] = TimerInfo(node.get("id"), _label(node), kind, text,
                                                 node.get("attachedToRef") if boundary else None,
                                                 interrupting.strip().lower() != "false")
