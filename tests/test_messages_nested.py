@@ -4,7 +4,8 @@ diagram's own correlation (SpiffWorkflow's waiting_event.bpmn) — and never to 
 
 Before this change, one message given to a case whose instance had two receivers of that name waiting (two items
 of a multi-instance call activity) was taken by both: one reply completed every check. A message whose diagram
-correlation did not match the waiting receiver was kept with no word of why.
+correlation did not match the waiting receiver was kept with no word of why. Delivery to receivers in subprocesses,
+called processes and separate child instances already worked: those tests guard it.
 """
 
 from __future__ import annotations
@@ -86,6 +87,26 @@ def test_one_message_never_reaches_two_receivers_of_one_instance(eng):
     assert second.status == "delivered"  # one receiver left: no key needed
     assert _row_status(eng, started.instance_id) == "completed"
     assert replay_case(eng, started.case_id).ok, str(replay_case(eng, started.case_id))
+
+
+def test_a_process_started_as_an_instance_of_its_own_takes_the_case_s_message_and_two_are_refused(eng):
+    """start_process runs the child as an instance of its own in the same case: the case's message reaches it;
+    two such children waiting are two instances, refused unless a correlation key picks one."""
+    first = eng.start("refer_on", data={"home": "Elm Court"})
+    [child] = first.started_instances
+    assert _row_status(eng, first.instance_id) == "completed" and _row_status(eng, child) == "waiting"
+    reply = eng.deliver_message("housing_reply", case_id=first.case_id, data={"housing": "suitable"})
+    assert reply.status == "delivered" and reply.instance_ids == [child]
+    assert _row_status(eng, child) == "completed"
+    eng.start("refer_on", case_id=first.case_id, data={"home": "Oak House"})
+    eng.start("refer_on", case_id=first.case_id, data={"home": "Ash Lodge"})
+    before = _counts(eng)
+    with pytest.raises(StateError, match=r"2 process instances of case CASE-000001 wait for message 'housing_reply'"):
+        eng.deliver_message("housing_reply", case_id=first.case_id)
+    assert _counts(eng) == before
+    picked = eng.deliver_message("housing_reply", case_id=first.case_id, correlation={"home": "Ash Lodge"})
+    assert picked.status == "delivered"
+    assert eng.instance_snapshot(picked.instance_ids[0])["data"]["home"] == "Ash Lodge"
 
 
 def test_a_kept_message_two_receivers_would_take_stays_kept(eng):
