@@ -22,7 +22,7 @@ from .forms import FormLibrary
 from .history import Event, case_chain
 from .schema import cases, events, instances, tasks
 from .step import _CASE_COLUMNS, StepCore, StepResult
-from .workflow_state import _task_name
+from .workflow_state import _missing_output_item, _task_name
 
 # completing a task reads the task, its instance and its case in one query
 _TASK_AND_INSTANCE = (select(instances, *_CASE_COLUMNS, tasks.c.instance_id, tasks.c.form, tasks.c.revision)
@@ -105,6 +105,10 @@ class TaskOps(StepCore):
                 raise ConflictError(f"task {task_id} is no longer waiting to be done; reload the case",
                                     task=task_id)
             self.forms.check_decisions(trow.form, data, task.data, task=task_id)  # "x-decideEach"
+            if (item := _missing_output_item(task, data)) is not None:
+                raise ValidationError(f"'{_task_name(task)}' ({task.task_spec.bpmn_id}) runs once per item and each "
+                                      f"time it is done it must give '{item}' (its output item); nothing was saved",
+                                      errors=[{"field": item, "message": f"'{item}' is required"}], task=task_id)
             p = self._pending(now, row, wf)
             p.scope.events.append(Event("task.completed", {
                 "task_id": task_id, "element_id": task.task_spec.bpmn_id, "name": _task_name(task),

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
@@ -184,3 +185,16 @@ def _failure_from(wf: BpmnWorkflow, exc: Exception) -> dict[str, Any]:
             "task_id": str(task.id) if task is not None else None, "inputs": {},
             "message": f"{type(exc).__name__}: {exc}"}
 
+
+def _missing_output_item(task: Any, data: dict[str, Any]) -> str | None:
+    """The output item a multi-instance task's instance must give and that neither its data nor `data` has.
+
+    A multi-instance activity with an output collection and an output item collects each instance's output
+    item when the instance completes (SpiffWorkflow's `merge_child`); an instance completed without it fails
+    there, inside the step. Asked before the step, so the completion is refused and nothing is saved."""
+    parent = task.parent
+    spec = parent.task_spec if parent is not None else None
+    if not isinstance(spec, MultiInstanceTask) or spec.data_output is None or spec.output_item is None:
+        return None
+    name = spec.output_item.bpmn_id
+    return None if name in data or spec.output_item.exists(task) else name
