@@ -596,8 +596,9 @@ def _with_case_outputs(base: type) -> type:
 class Assigned:
     """Mixed into carepath's user task: when the task becomes ready its assignment (assignee, candidate users and
     groups, due date: Camunda 7 attributes or Zeebe extensions) is evaluated with its task data and kept in the
-    task's internal data (`ASSIGNMENT_KEY`), where the runtime reads it for the task row (engine/runtime.py,
-    `_snapshot`). A failure leaves the task in error (an incident); a retry evaluates it again."""
+    task's internal data (`ASSIGNMENT_KEY`), where the runtime reads it for the task row
+    (engine/workflow_state.py, `_snapshot`). A failure leaves the task in error (an incident); a retry
+    evaluates it again."""
 
     assignment: Assignment = Assignment()
 

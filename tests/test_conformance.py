@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from engine.errors import DefinitionError
+from engine.errors import DefinitionError, ValidationError
 from engine.forms import FormLibrary
 from engine.registry import HandlerRegistry
 from engine.runtime import Engine
@@ -208,3 +208,22 @@ def test_a_file_that_deploys_is_not_taken_as_refused(engine: Engine) -> None:
     entry.update(expect="refused", problems=[{"element": "no_tasks", "message": "no executable process"}])
     with pytest.raises(pytest.fail.Exception):
         check(engine, entry)
+
+
+def test_a_multi_instance_task_done_without_its_output_item_is_refused_and_nothing_is_saved(engine: Engine) -> None:
+    """SpiffWorkflow collects each instance's output item when the instance completes; one completed without it
+    used to fail inside the step and leave the case in error (an incident). It is a completion to refuse: the
+    task stays waiting, nothing is recorded, and done again with the item the activity goes on."""
+    engine.deploy(files=_files({"file": "spiff-sequential_multiinstance_cardinality.bpmn"}))
+    case_id = engine.start("main").case_id
+    [task] = engine.list_tasks(case_id=case_id)
+    recorded = len(engine.history(case_id))
+    with pytest.raises(ValidationError, match=r"'Any Task' \(any_task\) runs once per item .* 'output_item'") as caught:
+        engine.complete_task(task["id"], {"note": "done"}, actor="conformance")
+    assert caught.value.errors == [{"field": "output_item", "message": "'output_item' is required"}]
+    assert engine.incidents() == [] and len(engine.history(case_id)) == recorded
+    assert engine.get_case(case_id)["instances"][0]["status"] == "waiting"
+    assert [t["id"] for t in engine.list_tasks(case_id=case_id)] == [task["id"]]
+    engine.complete_task(task["id"], {"output_item": "first"}, actor="conformance")
+    [second] = engine.list_tasks(case_id=case_id)
+    assert second["id"] != task["id"] and second["element_id"] == "any_task"  # the next instance is waiting

@@ -1,0 +1,405 @@
+"""The step machinery: one step, one transaction, for one or more process instances.
+
+A step restores an instance's workflow (`_load`, or the copy this process saved last), applies the
+input, lets SpiffWorkflow run until every path waits (`_advance`: timers fired, child processes
+started, a failure made an incident), then writes the workflow, the projected task and timer rows,
+documents and history events together (`_finish`, `_write_instance`, `_project_*`, gathered in
+`_Writes`). A crash anywhere leaves the last committed state.
+
+`StepCore` is the base of `Engine` (engine/runtime.py); the task, timer and case operations
+(engine/task_ops.py, timer_ops.py, case_ops.py) are steps built on it. It relies on what
+`Engine.__init__` sets (db, registry, codec, specs, script_engine, _live, _replay_outputs), on
+`Engine.now`, and on the case record hooks `_check_case`/`_case_saved` (engine/case_ops.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
+
+from . import definitions, history, lifecycle, messages
+from .db import Database
+from .errors import ConflictError, HandlerFailed, NotFoundError, StateError
+from .history import Event, case_chain
+from .registry import HandlerRegistry
+from .schema import cases, documents, incidents, instances, tasks, timers
+from .scripting import CarepathScriptEngine, ChildStart, ReplayMismatch, StepScope
+from .state import STATE_FORMAT, StateCodec
+from .workflow_state import _derived_events, _failure_from, _final_data, _fired_timers, _snapshot
+
+_DROP_TASKS = delete(tasks).where(tasks.c.id.in_(bindparam("ids", expanding=True)))
+_ADD_TASKS = insert(tasks)
+_SAVE_INSTANCE = (update(instances)
+                  .where(instances.c.id == bindparam("iid"), instances.c.version == bindparam("expected"))
+                  .values(version=instances.c.version + 1, status=bindparam("st"), updated_at=bindparam("now"),
+                          state=bindparam("state"), state_format=STATE_FORMAT))
+_FINISH_INSTANCE = (update(instances)
+                    .where(instances.c.id == bindparam("iid"), instances.c.version == bindparam("expected"))
+                    .values(version=instances.c.version + 1, status=bindparam("st"), updated_at=bindparam("now"),
+                            completed_at=bindparam("now"), state=None, data=bindparam("data")))
+_MOVE_TASK_DUE = update(tasks).where(tasks.c.id == bindparam("tid")).values(due_at=bindparam("due"))
+_CLEAR_TIMERS = delete(timers).where(timers.c.instance_id.in_(bindparam("ids", expanding=True)))
+_DROP_TIMERS = delete(timers).where(timers.c.task_id.in_(bindparam("ids", expanding=True)))
+_ADD_TIMERS = insert(timers)
+_ADD_DOCUMENTS = insert(documents)
+_CASE_COLUMNS = (cases.c.data.label("case_data"), cases.c.reference.label("case_reference"))
+_LOAD = (select(instances, *_CASE_COLUMNS).join(cases, cases.c.id == instances.c.case_id)
+         .where(instances.c.id == bindparam("id")))
+
+
+@dataclass
+class StepResult:
+    """What a step did, for the caller (API, CLI, tests)."""
+
+    instance_id: int
+    case_id: int
+    status: str
+    ready_tasks: list[dict[str, Any]] = field(default_factory=list)
+    incident: dict[str, Any] | None = None
+    started_instances: list[int] = field(default_factory=list)
+    events: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"instance_id": self.instance_id, "case_id": self.case_id, "status": self.status,
+                "ready_tasks": self.ready_tasks, "incident": self.incident,
+                "started_instances": self.started_instances, "events": self.events}
+
+
+@dataclass
+class _Pending:
+    """A step's outcome for one instance, before it is written."""
+
+    instance_id: int
+    case_id: int
+    version: int  # as loaded (0: inserted in this transaction); the save checks it is still so
+    process_id: str
+    workflow: BpmnWorkflow
+    scope: StepScope
+    before: dict[str, Any]  # snapshot as loaded: equals the task and timer rows stored for it
+    old_status: str | None = None
+    after: dict[str, Any] | None = None
+    failure: dict[str, Any] | None = None
+
+
+class _Writes:
+    """The rows one transaction writes, gathered so that many instances cost a few statements."""
+
+    def __init__(self, filed: Sequence[Callable[[Connection, list[dict[str, Any]]], None]] = ()) -> None:
+        #: the registry's document listeners: told of the documents filed, with their ids, in this transaction
+        self.filed = tuple(filed)
+        self.save: list[dict[str, Any]] = []
+        self.finish: list[dict[str, Any]] = []
+        self.drop_tasks: list[str] = []
+        self.add_tasks: list[dict[str, Any]] = []
+        self.task_due: list[dict[str, Any]] = []
+        self.drop_timers: list[str] = []
+        self.clear_timers: list[int] = []
+        self.add_timers: list[dict[str, Any]] = []
+        self.events: list[tuple[str, int | None, list[Event]]] = []
+        self.documents: list[dict[str, Any]] = []
+
+    def flush(self, conn: Connection, now: datetime, *, lock: bool) -> None:
+        for stmt, rows in ((_SAVE_INSTANCE, self.save), (_FINISH_INSTANCE, self.finish)):
+            if not rows:
+                continue
+            if len(rows) == 1 or not conn.dialect.supports_sane_multi_rowcount:
+                changed = sum(conn.execute(stmt, r).rowcount for r in rows)
+            else:
+                changed = conn.execute(stmt, rows).rowcount
+            if changed != len(rows):
+                raise ConflictError("this case changed while your change was being made (another request got "
+                                    "there first); nothing was saved — reload and try again",
+                                    instance=rows[0]["iid"] if len(rows) == 1 else None)
+        if self.drop_tasks:
+            conn.execute(_DROP_TASKS, {"ids": self.drop_tasks})
+        if self.add_tasks:
+            conn.execute(_ADD_TASKS, self.add_tasks)
+        if self.task_due:
+            conn.execute(_MOVE_TASK_DUE, self.task_due)
+        if self.clear_timers:
+            conn.execute(_CLEAR_TIMERS, {"ids": self.clear_timers})
+        if self.drop_timers:
+            conn.execute(_DROP_TIMERS, {"ids": self.drop_timers})
+        if self.add_timers:
+            conn.execute(_ADD_TIMERS, self.add_timers)
+        if self.documents and self.filed:
+            ids = conn.execute(_ADD_DOCUMENTS.returning(documents.c.id, sort_by_parameter_order=True),
+                               self.documents).scalars().all()
+            filed = [dict(d, id=i) for d, i in zip(self.documents, ids, strict=True)]
+            for listener in self.filed:
+                listener(conn, filed)
+        elif self.documents:
+            conn.execute(_ADD_DOCUMENTS, self.documents)
+        history.append_many(conn, now, self.events, lock=lock)
+
+
+class StepCore:
+    """Starting an instance and the step that moves any instance: load, advance, write."""
+
+    # set by Engine.__init__ (engine/runtime.py)
+    db: Database
+    registry: HandlerRegistry
+    codec: StateCodec
+    specs: definitions.SpecCache
+    script_engine: CarepathScriptEngine
+    LIVE_CACHE_SIZE: int
+    _replay_outputs: list[dict[str, Any]] | None
+    _live: OrderedDict[int, tuple[int, BpmnWorkflow]]
+
+    # ------------------------------------------------------------------ instances
+    def start(self, process_id: str, *, case_id: int | None = None, data: dict[str, Any] | None = None,
+              actor: str = "system", title: str | None = None, version: int | None = None) -> StepResult:
+        """Start a process (for an existing case, or a new one) and run it until every path waits."""
+        data = dict(data or {})
+        with self._tx() as conn:
+            self.db.require_initialised(conn)
+            now = self.now(conn)
+            pv = definitions.resolve_version(conn, process_id, version)
+            lead: list[Event] = []
+            case_data: dict[str, Any] | None = None
+            if case_id is None:  # a new case and its first process: one step, one transaction
+                case_id = self._create_case(conn, now, title or data.get("name") or pv.name, {}, actor, None,
+                                            defer=lead)
+                case_data = {}
+            else:
+                found = conn.execute(select(cases.c.data).where(cases.c.id == case_id)).first()
+                if found is None:
+                    raise NotFoundError(f"no case {case_id}", case=case_id)
+                if json.loads(found.data).get(lifecycle.CLOSED_KEY):
+                    raise StateError(f"case {case_id} is closed: reopen it before starting anything on it",
+                                     case=case_id)
+            pending = self._start_instance(conn, now, case_id, pv.id, data, actor, parent=None, case_data=case_data)
+            return self._finish(conn, now, pending, actor, lead)
+
+    def _start_instance(self, conn: Connection, now: datetime, case_id: int, version_id: int,
+                        data: dict[str, Any], actor: str, parent: int | None,
+                        element_id: str | None = None, case_data: dict[str, Any] | None = None,
+                        on_start: Callable[[BpmnWorkflow], None] | None = None) -> list[_Pending]:
+        loaded = self.specs.get(conn, version_id)
+        case_row = conn.execute(select(cases.c.data, cases.c.reference).where(cases.c.id == case_id)).one()
+        if case_data is None:
+            case_data = json.loads(case_row.data)
+        iid = conn.execute(insert(instances).values(
+            case_id=case_id, process_version_id=version_id, process_id=loaded.process_id,
+            parent_instance_id=parent, status="running", version=0, state_format=STATE_FORMAT, state=None,
+            started_at=now, updated_at=now).returning(instances.c.id)).scalar_one()
+        wf = BpmnWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=self.script_engine)
+        for t in wf.get_tasks(state=TaskState.READY):
+            t.data.update(data)
+        scope = self._scope(now, case_id, iid, loaded.process_id, case_data, case_row.reference)
+        scope.events.append(Event("instance.started", {
+            "process_id": loaded.process_id, "version": loaded.version, "process_version_id": version_id,
+            "data": data, "parent_instance_id": parent, "started_by_element": element_id}, instance_id=iid,
+            actor=actor))
+        p = _Pending(iid, case_id, 0, loaded.process_id, wf, scope, _snapshot(wf))
+        return [p] + self._advance(conn, now, p, actor, (lambda: on_start(wf)) if on_start is not None else None)
+
+    def _scope(self, now: datetime, case_id: int, instance_id: int, process_id: str,
+               case_data: dict[str, Any], case_reference: str) -> StepScope:
+        scope = StepScope(now=now, case_id=case_id, instance_id=instance_id, process_id=process_id,
+                          case_data=case_data, case_reference=case_reference)
+        if self._replay_outputs is not None:
+            scope.recorded = self._replay_outputs
+        return scope
+
+    def _load(self, conn: Connection, instance_id: int, row: Any = None) -> tuple[Any, BpmnWorkflow]:
+        if row is None:
+            row = conn.execute(_LOAD, {"id": instance_id}).first()
+        if row is None:
+            raise NotFoundError(f"no process instance {instance_id}", instance=instance_id)
+        if row.state is None:
+            raise StateError(f"process instance {instance_id} is {row.status}: nothing more can happen in it",
+                             instance=instance_id, case=row.case_id)
+        loaded = self.specs.get(conn, row.process_version_id)
+        cached = self._live.pop(instance_id, None)
+        if cached is not None and cached[0] == row.version:
+            return row, cached[1]  # exactly what this process saved as that version: no need to restore it
+        wf = self.codec.load(row.state, loaded.spec, loaded.subprocess_specs)
+        wf.script_engine = self.script_engine
+        return row, wf
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """A step's transaction; the workflows it saved are kept in memory only once it has committed."""
+        saved: list[tuple[int, int, BpmnWorkflow]] = []
+        with self.db.transaction() as conn:
+            conn.info["carepath_saved"] = saved
+            try:
+                yield conn
+            finally:
+                conn.info.pop("carepath_saved", None)
+        for iid, version, wf in saved:
+            self._live[iid] = (version, wf)
+            self._live.move_to_end(iid)
+        while len(self._live) > self.LIVE_CACHE_SIZE:
+            self._live.popitem(last=False)
+
+    def _advance(self, conn: Connection, now: datetime, p: _Pending, actor: str,
+                 apply: Callable[[], None] | None = None) -> list[_Pending]:
+        """Run the workflow until it waits; derive events; start child processes. Returns children."""
+        p.scope.open_reader = lambda: self._open_processes(conn, p.case_id, p.instance_id)
+        token = self.script_engine.enter(p.scope)
+        mark = len(p.scope.events)  # timer events go after the step's input, before what they caused
+        try:
+            try:
+                if apply is not None:
+                    apply()
+                p.workflow.refresh_timers()
+                p.workflow.do_engine_steps()
+                messages.deliver_kept(self, conn, now, p)  # a kept message for a receiver now waiting
+            except ReplayMismatch:
+                raise  # a replay that differs from its history is not an incident of the case
+            except Exception as exc:  # any failure inside the diagram becomes an incident
+                p.failure = p.scope.failure or _failure_from(p.workflow, exc)
+                if isinstance(exc, HandlerFailed):
+                    p.scope.events.append(Event("handler.failed", {
+                        k: p.failure[k] for k in ("element_id", "handler", "inputs", "message")},
+                        instance_id=p.instance_id))
+        finally:
+            self.script_engine.leave(token)
+        p.scope.events[mark:mark] = [Event("timer.fired", t, instance_id=p.instance_id)
+                                     for t in _fired_timers(p.before, p.workflow, now)]
+        p.after = _snapshot(p.workflow)
+        p.scope.events.extend(_derived_events(p.before, p.after, p.instance_id))
+        children: list[_Pending] = []
+        for child in p.scope.children:
+            children += self._start_child(conn, now, p, child, actor)
+        return children
+
+    @staticmethod
+    def _open_processes(conn: Connection, case_id: int, instance_id: int) -> list[str]:
+        """`open_processes()` in scripts: the case's other open instances, read in the step's transaction."""
+        return list(conn.execute(select(instances.c.process_id).where(
+            instances.c.case_id == case_id, instances.c.id != instance_id,
+            instances.c.status.in_(lifecycle.OPEN_STATUSES))).scalars())
+
+    def _start_child(self, conn: Connection, now: datetime, parent: _Pending, child: ChildStart,
+                     actor: str) -> list[_Pending]:
+        pv = definitions.resolve_version(conn, child.process_id)
+        started = self._start_instance(conn, now, parent.case_id, pv.id, child.data, actor,
+                                       parent=parent.instance_id, element_id=child.element_id,
+                                       case_data=parent.scope.case_data)
+        parent.scope.events.append(Event("instance.child_started", {
+            "element_id": child.element_id, "process_id": child.process_id, "child_instance_id":
+                started[0].instance_id}, instance_id=parent.instance_id))
+        return started
+
+    def _finish(self, conn: Connection, now: datetime, pending: list[_Pending], actor: str,
+                lead: list[Event] | None = None, writes: _Writes | None = None) -> StepResult:
+        """Write every touched instance, its task and timer rows, incidents and events.
+
+        With `writes` the rows are only gathered (the caller flushes a whole batch at once).
+        """
+        w = writes if writes is not None else _Writes(getattr(self.registry, "document_listeners", ()))
+        all_events: list[Event] = list(lead or [])
+        incident = None
+        for p in pending:
+            inc = self._write_instance(conn, now, p, w)
+            incident = incident or inc
+            all_events.extend(p.scope.events)
+        first = pending[0]
+        self._save_case_data(conn, now, pending)
+        w.events.append((case_chain(first.case_id), first.case_id, all_events))
+        if writes is None:
+            w.flush(conn, now, lock=self.db.is_postgres)
+        status = _status(first)
+        ready = list(first.after["rows"]) if first.after and status != "completed" else []
+        return StepResult(first.instance_id, first.case_id, status, ready, incident,
+                          [p.instance_id for p in pending[1:]], len(all_events))
+
+    def _save_case_data(self, conn: Connection, now: datetime, pending: list[_Pending]) -> None:
+        """Details a process merged into the case record (update_case) are written with the step."""
+        changed = [p for p in pending if p.scope.case_updates]
+        if not changed:
+            return
+        case_id = changed[0].case_id
+        # read under a row lock and merge only what this step changed, so a concurrent update of
+        # other details is kept
+        old = conn.execute(self.db.for_update(select(cases.c.data).where(cases.c.id == case_id))).scalar_one()
+        merged = json.loads(old)
+        for p in changed:
+            merged.update(self._check_case(p.scope.case_updates))
+        conn.execute(update(cases).where(cases.c.id == case_id)
+                     .values(data=json.dumps(merged, sort_keys=True), updated_at=now))
+        self._case_saved(conn, case_id)
+
+
+    def _write_instance(self, conn: Connection, now: datetime, p: _Pending, w: _Writes) -> dict[str, Any] | None:
+        wf = p.workflow
+        status = _status(p)
+        done = status == "completed"
+        params: dict[str, Any] = {"iid": p.instance_id, "expected": p.version, "st": status, "now": now}
+        if done:
+            data = json.dumps(self.codec.convert_data(_final_data(wf)), sort_keys=True)
+            w.finish.append(dict(params, data=data))
+            p.scope.events.append(Event("instance.completed", {"process_id": p.process_id},
+                                        instance_id=p.instance_id))
+        else:
+            w.save.append(dict(params, state=self.codec.dump(wf)))
+        w.documents.extend(dict(d, case_id=p.case_id, instance_id=p.instance_id, created_at=now)
+                           for d in p.scope.documents)
+        if not done and "carepath_saved" in conn.info:
+            conn.info["carepath_saved"].append((p.instance_id, p.version + 1, wf))
+        assert p.after is not None
+        self._project_tasks(now, p, [] if done else p.after["rows"], w)
+        self._project_timers(p, [] if done or status == "error" else p.after["timer_rows"],
+                             full="error" in (status, p.old_status), w=w)
+        if p.failure is None:
+            return None
+        inc_id = conn.execute(insert(incidents).values(
+            instance_id=p.instance_id, case_id=p.case_id, task_id=p.failure.get("task_id"),
+            element_id=p.failure.get("element_id"), handler=p.failure.get("handler"),
+            message=p.failure["message"], inputs=json.dumps(p.failure.get("inputs") or {}, sort_keys=True),
+            created_at=now).returning(incidents.c.id)).scalar_one()
+        incident = {"id": inc_id, **{k: p.failure.get(k) for k in ("element_id", "handler", "message", "inputs")}}
+        p.scope.events.append(Event("incident.opened", incident, instance_id=p.instance_id))
+        return incident
+
+    def _project_timers(self, p: _Pending, rows: list[dict[str, Any]], *, full: bool, w: _Writes) -> None:
+        """Timer rows follow the workflow; only what changed is written (an instance in error has none)."""
+        old = {} if full else {t["task_id"]: t["due_at"] for t in p.before["timer_rows"]}
+        new = {t["task_id"]: t for t in rows}
+        stale = [tid for tid, due in old.items() if tid not in new or new[tid]["due_at"] != due]
+        if full:
+            w.clear_timers.append(p.instance_id)
+        w.drop_timers.extend(stale)
+        w.add_timers.extend(dict(instance_id=p.instance_id, case_id=p.case_id, **t) for tid, t in new.items()
+                            if tid not in old or tid in stale)
+
+    def _project_tasks(self, now: datetime, p: _Pending, ready: list[dict[str, Any]], w: _Writes) -> None:
+        existing = {t["id"]: t for t in p.before["rows"]}
+        keep = {t["id"] for t in ready}
+        w.drop_tasks.extend(sorted(set(existing) - keep))
+        new = [t for t in ready if t["id"] not in existing]
+        if new:
+            w.add_tasks.extend([dict(
+                id=t["id"], instance_id=p.instance_id, case_id=p.case_id, process_id=p.process_id,
+                element_id=t["element_id"], name=t["name"], form=t["form"], team=t["team"],
+                candidate_groups=json.dumps(t["candidate_groups"]), lane=t["lane"], assignee=t.get("assignee"),
+                created_at=now, due_at=t["due_at"], revision=0) for t in new])
+        for t in ready:  # due dates move when a timer is re-set
+            if t["id"] in existing and existing[t["id"]]["due_at"] != t["due_at"]:
+                w.task_due.append({"tid": t["id"], "due": t["due_at"]})
+
+    def _pending(self, now: datetime, row: Any, wf: BpmnWorkflow) -> _Pending:
+        return _Pending(row.id, row.case_id, row.version, row.process_id, wf,
+                        self._scope(now, row.case_id, row.id, row.process_id, json.loads(row.case_data),
+                                    row.case_reference),
+                        _snapshot(wf), old_status=row.status)
+
+
+def _status(p: _Pending) -> str:
+    if p.failure is not None:
+        return "error"
+    if p.workflow.completed:
+        return "completed"
+    return "waiting"

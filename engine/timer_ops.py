@@ -1,0 +1,130 @@
+"""Timers: firing what is due (the timer job) and moving a simulated clock.
+
+`TimerOps` is mixed into `Engine` (engine/runtime.py). `fire_due_timers` takes instances with a timer
+due in batches (`claim_due`: locked, skipping those another worker holds), one transaction per batch,
+each instance one step (engine/step.py). `advance_clock` moves a simulated clock from due instant to
+due instant, firing on the way.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, func, select
+
+from . import history
+from .clock import as_utc
+from .errors import ClockError
+from .history import Event
+from .schema import cases, instances, timers
+from .step import _CASE_COLUMNS, StepCore, _Writes
+from .workflow_state import _due_timers
+
+_LOAD_MANY = (select(instances, *_CASE_COLUMNS).join(cases, cases.c.id == instances.c.case_id)
+              .where(instances.c.id.in_(bindparam("ids", expanding=True))))
+
+
+#: `advance_clock` gives up when the next due instant stays the same this many rounds (a timer re-armed at
+#: its own instant, or rows that disagree with their workflows): a clear error instead of a hang
+_MAX_SAME_INSTANT = 100
+
+
+class TimerOps(StepCore):
+    """The timer operations of `Engine`."""
+
+    # ------------------------------------------------------------------ timers
+    def fire_due_timers(self, *, batch: int = 50, limit: int | None = None) -> int:
+        """Fire every timer due by now, each exactly once; returns how many instances moved."""
+        moved, taken = 0, set()
+        while limit is None or moved < limit:
+            ids, n = self._fire_batch(batch)
+            moved += n
+            if not ids or n == 0 or taken.intersection(ids):
+                # n == 0: every instance taken had nothing due after all (rows healed in _fire_instance); an
+                # instance taken twice still had due rows after its step. Going on would take the same rows
+                # again if they disagree with their workflows: stop (the next run tries again), never spin
+                return moved
+            taken.update(ids)
+        return moved
+
+    def claim_due(self, now: datetime, batch: int) -> Any:
+        """The timer job's claim: up to `batch` running or waiting instances with a timer due by `now`,
+        locked and skipping those another worker holds (`FOR UPDATE SKIP LOCKED` on PostgreSQL)."""
+        due = select(timers.c.instance_id).where(timers.c.due_at <= now)
+        q = (select(instances.c.id).where(instances.c.id.in_(due), instances.c.status.in_(("running", "waiting")))
+             .order_by(instances.c.id).limit(batch))
+        return self.db.for_update(q, skip_locked=True)
+
+    def _fire_batch(self, batch: int) -> tuple[list[int], int]:
+        """One transaction over up to `batch` instances with due timers: (instances taken, instances moved)."""
+        with self._tx() as conn:
+            now = self.now(conn)
+            ids = list(conn.execute(self.claim_due(now, batch)).scalars())
+            # The rows are locked (PostgreSQL) or the database is ours alone (SQLite's BEGIN IMMEDIATE),
+            # so no other step can change these instances before the batch commits.
+            w = _Writes(getattr(self.registry, "document_listeners", ()))
+            rows = {r.id: r for r in conn.execute(_LOAD_MANY, {"ids": ids})} if ids else {}
+            moved = sum(self._fire_instance(conn, now, iid, w, rows.get(iid)) for iid in ids)
+            w.flush(conn, now, lock=self.db.is_postgres)
+            return ids, moved
+
+    def _fire_instance(self, conn: Connection, now: datetime, instance_id: int, w: _Writes | None = None,
+                       row: Any = None) -> bool:
+        """Fire what is due in one instance; False when nothing was (its rows were already out of date)."""
+        row, wf = self._load(conn, instance_id, row)
+        p = self._pending(now, row, wf)
+        if not _due_timers(p.before, now):
+            # Another worker fired it between our query's snapshot and our row lock (PostgreSQL's
+            # READ COMMITTED): write nothing, only bring the timer rows back in line with the workflow.
+            heal = w if w is not None else _Writes(getattr(self.registry, "document_listeners", ()))
+            self._project_timers(p, p.before["timer_rows"], full=True, w=heal)
+            if w is None:
+                heal.flush(conn, now, lock=self.db.is_postgres)
+            self._live[instance_id] = (row.version, wf)
+            return False
+        children = self._advance(conn, now, p, "system")
+        self._finish(conn, now, [p] + children, "system", writes=w)
+        return True
+
+    def next_due(self) -> datetime | None:
+        with self.db.engine.connect() as conn:
+            q = (select(func.min(timers.c.due_at)).join(instances, instances.c.id == timers.c.instance_id)
+                 .where(instances.c.status.in_(("running", "waiting"))))
+            value = conn.execute(q).scalar()
+        return as_utc(value) if value is not None else None
+
+    def advance_clock(self, by: timedelta | None = None, *, to: datetime | None = None,
+                      actor: str = "system") -> int:
+        """Move a simulated clock forward, firing everything that falls due on the way, in order."""
+        with self.db.transaction() as conn:
+            if self.clock_mode(conn) != "simulated":
+                raise ClockError("this database runs on the real clock; only a database created with a "
+                                 "simulated clock (carepath init --simulated) can be advanced")
+            start = self.now(conn)
+        target = as_utc(to) if to is not None else start + (by or timedelta(0))
+        if target < start:
+            raise ClockError(f"the clock cannot go back (it is {start.isoformat()}, asked for {target.isoformat()})")
+        moved, last, repeats = 0, None, 0
+        while True:
+            nxt = self.next_due()
+            if nxt is None or nxt > target:
+                break
+            repeats = repeats + 1 if nxt == last else 0
+            if repeats >= _MAX_SAME_INSTANT:
+                raise ClockError(f"advancing the clock stopped: timers kept falling due at {nxt.isoformat()} "
+                                 f"{_MAX_SAME_INSTANT} times over without the clock moving on (the clock is "
+                                 f"left at {nxt.isoformat()})")
+            last = nxt
+            with self.db.transaction() as conn:
+                self._set_clock(conn, max(nxt, self.now(conn)))
+            n = self.fire_due_timers()
+            moved += n
+            if n == 0:  # due rows that cannot fire (e.g. an instance in error) must not spin forever
+                break
+        with self.db.transaction() as conn:
+            self._set_clock(conn, target)
+            history.append(conn, history.SYSTEM_CHAIN, None, target, [Event("clock.advanced", {
+                "from": history.iso(start), "to": history.iso(target), "instances_moved": moved}, actor=actor)],
+                lock=self.db.is_postgres)
+        return moved
