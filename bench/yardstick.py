@@ -2,7 +2,7 @@
 interleaved run, every ratio taken round by round. See docs/performance.md, "Engine throughput".
 
     python -m bench.yardstick                         # SQLite variants only
-    python -m bench.yardstick --pg postgresql://postgres@127.0.0.1:5432/test --rounds 12 --n 200
+    python -m bench.yardstick --pg postgresql://postgres@127.0.0.1:5432/test --rounds 30 --n 50
     make bench-check                                  # run it, then compare the ratios with the baseline
 
 One instance = start + three user-task completions, each with form data. The variants:
@@ -19,11 +19,13 @@ One instance = start + three user-task completions, each with form data. The var
              from its stored text, as b_prime does and as a second server process would
   d          carepath on PostgreSQL as shipped (loopback TCP, synchronous_commit as the server has it)
 
-Method: each round runs every variant once, in an order rotated from round to round (ABC.., BC..A, ...);
-every timed run is preceded by `--warmup` untimed instances of the same variant on the same objects and
-database; each carepath run gets a fresh database. A ratio such as c/b_prime is computed inside each round
-(both figures from the same few seconds of the shared machine), and the report gives its median, min, max
-and quartiles over the rounds. Absolute rates are kept for reading, never compared by `bench.check`.
+Method: every variant is set up once (its own database for carepath's) and lives through the run. Each
+round runs every variant once for `--n` instances, in an order rotated from round to round (ABC.., BC..A,
+...); every timed run is preceded by `--warmup` untimed instances of the same variant on the same objects
+and database. Rounds are short (about ten seconds on a loaded 2-core machine), so a ratio such as
+c/b_prime is computed inside each round, both figures from the same few seconds of the shared machine, and
+the report gives its median, min, max and quartiles over the rounds. Absolute rates are kept for reading,
+never compared by `bench.check`.
 """
 
 from __future__ import annotations
@@ -245,26 +247,25 @@ def run(n: int, rounds: int, warmup: int, variants: list[str], pg_url: str | Non
         raise SystemExit("variant d needs --pg URL (or CAREPATH_TEST_POSTGRES_URL)")
     rates: dict[str, list[float]] = {v: [] for v in variants}
     cpu_rates: dict[str, list[float]] = {v: [] for v in variants}
-    settings: dict[str, Any] = {}
     loads: list[float] = []
-    spiff = {v: SpiffVariant(v) for v in variants if v in SPIFF_VARIANTS}  # kept warm across rounds
     started = time.perf_counter()
-    for r in range(rounds):
-        order = variants[r % len(variants):] + variants[:r % len(variants)]
-        loads.append(os.getloadavg()[0])
-        for name in order:
-            variant = spiff.get(name) or _make(name, pg_url)
-            try:
-                wall, cpu = _timed(variant, n, warmup)
-                if r == 0:
-                    settings[name] = variant.settings()
-            finally:
-                if name not in spiff:
-                    variant.close()
-            rates[name].append(wall)
-            cpu_rates[name].append(cpu)
-        log(f"round {r + 1}/{rounds} ({order[0]} first, load {loads[-1]:.2f}): "
-            + ", ".join(f"{v} {rates[v][-1]:.0f}/s" for v in variants))
+    live: dict[str, Any] = {}
+    try:
+        for name in variants:  # every variant lives through the whole run: one database each
+            live[name] = _make(name, pg_url)
+        for r in range(rounds):
+            order = variants[r % len(variants):] + variants[:r % len(variants)]
+            loads.append(os.getloadavg()[0])
+            for name in order:
+                wall, cpu = _timed(live[name], n, warmup)
+                rates[name].append(wall)
+                cpu_rates[name].append(cpu)
+            log(f"round {r + 1}/{rounds} ({order[0]} first, load {loads[-1]:.2f}): "
+                + ", ".join(f"{v} {rates[v][-1]:.0f}/s" for v in variants))
+        settings = {name: variant.settings() for name, variant in live.items()}
+    finally:
+        for variant in live.values():
+            variant.close()
     ratios = {}
     for label, (num, den) in RATIOS.items():
         if num in rates and den in rates:
@@ -333,9 +334,9 @@ def commit() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--n", type=int, default=200, help="timed instances per variant per round (default 200)")
-    p.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
-    p.add_argument("--warmup", type=int, default=30, help="untimed instances before each timed run (default 30)")
+    p.add_argument("--n", type=int, default=50, help="timed instances per variant per round (default 50)")
+    p.add_argument("--rounds", type=int, default=30, help="interleaved rounds (default 30)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed instances before each timed run (default 10)")
     p.add_argument("--variants", default=",".join(ALL_VARIANTS),
                    help=f"comma-separated, from {','.join(ALL_VARIANTS)} (d needs --pg)")
     p.add_argument("--pg", default=os.environ.get("CAREPATH_TEST_POSTGRES_URL"),
