@@ -5,10 +5,15 @@
     python -m bench.check --new bench/results/yardstick-X.json [--baseline OLD.json] [--tolerance 0.15]
 
 Only ratios are compared (carepath's rate over SpiffWorkflow's in the same round), never absolute times,
-which follow the machine and its load. The checked ratios set carepath against the library yardstick:
-a median that falls more than the tolerance (default 15%, relative) below the baseline's median is a
-regression and the exit status is 1; so is a checked ratio the baseline has and the new run lacks (a
-variant left out is not a pass). Ratios between two carepath variants (d/c, c_full/c, c_nocache/c) and the
+which follow the machine and its load; each ratio twice, by wall clock and by the benchmark process's CPU
+time (steady under load, but blind to fsync and to PostgreSQL's own work). The checked ratios set carepath
+against the library yardstick. A checked ratio is a regression, exit status 1, when its median falls more
+than the tolerance (default 15%, relative) below the baseline's median AND the fall is larger than the two
+runs' noise (twice the standard error of the difference of the two medians, estimated from each run's
+quartiles and number of rounds). A fall past the tolerance but inside the noise is printed as NOT
+CONCLUSIVE and does not fail: on a heavily loaded machine the wall-clock ratios cannot tell 15% apart, the
+CPU-time ratios still can. A checked ratio the baseline has and the new run lacks also fails (a variant
+left out is not a pass). Ratios between two carepath variants (d/c, c_full/c, c_nocache/c) and the
 library's own b_prime/b are reported but never fail: d/c falls when c alone gets faster.
 
 The baseline is the committed `bench/results/yardstick-*.json` with the latest "when" (`git ls-files`);
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -45,15 +51,19 @@ class Report:
     regressions: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     improvements: list[str] = field(default_factory=list)
+    inconclusive: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
         return bool(self.regressions or self.missing)
 
     def text(self) -> str:
-        verdict = ("FAIL: " + "; ".join(self.regressions + [f"{r} not measured" for r in self.missing])
-                   if self.failed else "OK: no checked ratio fell more than "
-                   f"{self.tolerance:.0%} below the baseline")
+        if self.failed:
+            verdict = "FAIL: " + "; ".join(self.regressions + [f"{r} not measured" for r in self.missing])
+        else:
+            verdict = f"OK: no checked ratio fell more than {self.tolerance:.0%} below the baseline beyond the noise"
+        if self.inconclusive:
+            verdict += "\nNOT CONCLUSIVE (past the tolerance, inside the noise): " + ", ".join(self.inconclusive)
         return "\n".join([*self.lines, verdict])
 
 
@@ -73,9 +83,47 @@ def _sha(result: dict[str, Any]) -> str:
     return str(c.get("sha") or "?")[:10] if isinstance(c, dict) else "?"
 
 
+def _noise(r: dict[str, Any]) -> float:
+    """Standard error of a median over the rounds, from the quartiles (normal approximation:
+    sigma = IQR / 1.349, SE = 1.253 sigma / sqrt(rounds)); 0 when the result does not give them."""
+    q1, q3, rounds = r.get("q1"), r.get("q3"), len(r.get("by_round") or [])
+    if q1 is None or q3 is None or rounds < 2:
+        return 0.0
+    return 1.253 * ((q3 - q1) / 1.349) / math.sqrt(rounds)
+
+
+def _compare_one(rep: Report, name: str, measure: str, o: dict[str, Any], n: dict[str, Any], checked: bool) -> None:
+    tol = rep.tolerance
+    tag = "checked " if checked else "reported"
+    change = n["median"] / o["median"] - 1 if o["median"] else float("inf")
+    # the fall that two runs' noise alone could make: twice the standard error of the difference of medians
+    noise = 2 * math.hypot(_noise(o), _noise(n)) / o["median"] if o["median"] else 0.0
+    moved = ""
+    if change < -tol:
+        if -change > noise:
+            moved = "FELL"
+            if checked:
+                rep.regressions.append(f"{name} ({measure}) fell {-change:.0%} "
+                                       f"({o['median']:.3f} -> {n['median']:.3f})")
+        else:
+            moved = "fell, within the runs' noise: not conclusive (rerun on a quieter machine or with more rounds)"
+            if checked:
+                rep.inconclusive.append(f"{name} ({measure})")
+    elif change > tol:
+        moved = "ROSE"
+        if checked:
+            rep.improvements.append(f"{name} ({measure})")
+    spread = f"[{n.get('min', n['median']):.3f}-{n.get('max', n['median']):.3f}]"
+    rep.lines.append(f"  {tag} {name:>18} {measure:>4}: {o['median']:.3f} -> {n['median']:.3f} {spread} "
+                     f"({change:+.0%}; noise {noise:.0%}) {moved}".rstrip())
+
+
 def compare(baseline: dict[str, Any], new: dict[str, Any], tolerance: float = DEFAULT_TOLERANCE) -> Report:
-    """What moved between two yardstick results. A checked ratio whose median is below
-    baseline median × (1 − tolerance) is a regression; above × (1 + tolerance) an improvement."""
+    """What moved between two yardstick results, ratio by ratio, by wall clock and by CPU time.
+    A checked ratio is a regression when its median is more than `tolerance` below the baseline's
+    AND the fall is larger than the two runs' noise (twice the standard error of the difference of the
+    medians, from their quartiles); a fall past the tolerance but inside the noise is reported as not
+    conclusive; a rise past the tolerance as an improvement."""
     if not 0 < tolerance < 1:
         raise CheckError(f"tolerance must be between 0 and 1 (a fraction, e.g. 0.15), not {tolerance}")
     old_r, new_r = ratios_of(baseline, "the baseline"), ratios_of(new, "the new result")
@@ -96,29 +144,13 @@ def compare(baseline: dict[str, Any], new: dict[str, Any], tolerance: float = DE
             if checked:
                 rep.missing.append(name)
             continue
-        n = new_r[name]
         if name not in old_r:
-            rep.lines.append(f"  {tag} {name:>18}: {n['median']:.3f} now, no baseline")
+            rep.lines.append(f"  {tag} {name:>18}: {new_r[name]['median']:.3f} now, no baseline")
             continue
-        o = old_r[name]
-        change = n["median"] / o["median"] - 1 if o["median"] else float("inf")
-        moved = ""
-        if change < -tolerance:
-            moved = "FELL"
-            if checked:
-                rep.regressions.append(f"{name} fell {-change:.0%} ({o['median']:.3f} -> {n['median']:.3f})")
-        elif change > tolerance:
-            moved = "ROSE"
-            if checked:
-                rep.improvements.append(name)
-        spread = f" [{n.get('min', n['median']):.3f}-{n.get('max', n['median']):.3f}]"
-        rep.lines.append(f"  {tag} {name:>18}: {o['median']:.3f} -> {n['median']:.3f}{spread} "
-                         f"({change:+.0%}) {moved}".rstrip())
-        q1, q3 = n.get("q1"), n.get("q3")
-        if checked and q1 is not None and q3 is not None and n["median"] and (q3 - q1) / n["median"] > tolerance:
-            rep.lines.append(f"    {name}: the new run's quartiles are {(q3 - q1) / n['median']:.0%} of its median "
-                             "apart, wider than the tolerance: rerun with more rounds or on a quieter machine "
-                             "before believing a move")
+        _compare_one(rep, name, "wall", old_r[name], new_r[name], checked)
+        o_cpu, n_cpu = old_r[name].get("cpu"), new_r[name].get("cpu")
+        if isinstance(o_cpu, dict) and isinstance(n_cpu, dict) and o_cpu.get("median") and n_cpu.get("median"):
+            _compare_one(rep, name, "cpu", o_cpu, n_cpu, checked)
     return rep
 
 
