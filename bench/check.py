@@ -110,9 +110,12 @@ def _compare_one(rep: Report, name: str, measure: str, o: dict[str, Any], n: dic
             if checked:
                 rep.inconclusive.append(f"{name} ({measure})")
     elif change > tol:
-        moved = "ROSE"
-        if checked:
-            rep.improvements.append(f"{name} ({measure})")
+        if change > noise:
+            moved = "ROSE"
+            if checked:
+                rep.improvements.append(f"{name} ({measure})")
+        else:
+            moved = "rose, within the runs' noise"
     spread = f"[{n.get('min', n['median']):.3f}-{n.get('max', n['median']):.3f}]"
     rep.lines.append(f"  {tag} {name:>18} {measure:>4}: {o['median']:.3f} -> {n['median']:.3f} {spread} "
                      f"({change:+.0%}; noise {noise:.0%}) {moved}".rstrip())

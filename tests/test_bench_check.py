@@ -120,6 +120,11 @@ def test_a_fall_inside_a_noisy_runs_spread_is_not_conclusive_and_does_not_fail(t
     out = capsys.readouterr().out
     assert "fell, within the runs' noise: not conclusive" in out
     assert "NOT CONCLUSIVE (past the tolerance, inside the noise): c/b_prime (wall)" in out
+    # and a rise as noisy is not called a rise
+    assert _check(tmp_path, new, old) == 0
+    out = capsys.readouterr().out
+    assert "c/b_prime wall: 0.240 -> 0.300" in out and "rose, within the runs' noise" in out
+    assert "ROSE" not in out
 
 
 def test_the_cpu_time_ratio_fails_on_its_own(tmp_path, capsys):
