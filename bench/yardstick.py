@@ -330,7 +330,7 @@ def machine(pg_url: str | None) -> dict[str, Any]:
 
 def commit() -> dict[str, Any]:
     changed = [line[3:] for line in _git("status", "--porcelain", "--untracked-files=no").splitlines()]
-    return {"sha": _git("rev-parse", "HEAD"), "subject": _git("log", "-1", "--format=%s")[:120],
+    return {"sha": _git("rev-parse", "HEAD") or None, "subject": _git("log", "-1", "--format=%s")[:120],
             "uncommitted_changes": changed}
 
 
