@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DB ?= sqlite:///var/demo.db
 
-.PHONY: setup chromium pango modeller-bundle run test bench clean
+.PHONY: setup chromium pango modeller-bundle run test bench bench-check clean
 
 CHROMIUM ?= /usr/bin/chromium
 
@@ -69,6 +69,12 @@ test: setup
 
 bench: setup
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# The engine-throughput yardstick (bench/yardstick.py) run now, its ratios compared with the last committed
+# bench/results/yardstick-*.json; exit 1 when a carepath/SpiffWorkflow ratio fell more than 15%.
+# PostgreSQL (variant d) from CAREPATH_TEST_POSTGRES_URL; e.g. BENCH_CHECK_ARGS='--rounds 6 --n 150'.
+bench-check: $(VENV)/.installed
+	$(PY) -m bench.check --run $(BENCH_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
