@@ -41,7 +41,7 @@ from engine.bpmn_parser import (
     supported,
     user_task_groups,
 )
-from engine.bpmn_timers import is_literal, literal_problem, looks_like_iso
+from engine.bpmn_timers import LITERAL_PATTERNS, is_literal, literal_problem, looks_like_iso
 from engine.dmn import binding_problem
 from engine.errors import Problem
 from engine.expressions import check_expression
@@ -116,6 +116,19 @@ def _local(node: Any) -> str:
 def _label(node: Any) -> str:
     """An element's name as a modeller sees it, on one line (a name drawn on two lines holds a newline)."""
     return " ".join((node.get("name") or "").split()) or node.get("id") or _local(node)
+
+
+def _first_occurrence(cycle: str) -> str:
+    """What to write instead of a timeCycle on an event passed once: its first occurrence."""
+    match = LITERAL_PATTERNS["cycle"].fullmatch(cycle.strip())
+    if match is not None:
+        _reps, start, _start_dur, end_dur, _end, only_dur = match.groups()
+        if only_dur:
+            return f"its first occurrence as a timeDuration: {only_dur}"
+        if start:
+            return f"its first occurrence as a timeDate: {start}"
+        return f"its first occurrence as a timeDate (the end date less {end_dur})"
+    return "the first occurrence as a timeDuration (e.g. P7D) or a timeDate (e.g. 2027-01-04T09:00:00Z)"
 
 
 def _condition(flow: Any) -> str | None:
@@ -668,6 +681,13 @@ class ProcessCheck:
                             timer=True)
         boundary = _local(node) == "boundaryEvent"
         interrupting = (node.get("cancelActivity", "true") if boundary else node.get("isInterrupting", "true"))
+        once = {"intermediateCatchEvent": "an intermediate catch event, which waits once",
+                "boundaryEvent": "an interrupting boundary event, which fires once"}.get(_local(node))
+        if kind == "cycle" and once and (not boundary or interrupting.strip().lower() != "false"):
+            self.problem(node, f"timer '{_label(node)}' is {once}: a timeCycle (a repeating timer) is refused "
+                               f"here, as in Camunda 8; write {_first_occurrence(text)}"
+                               + (' (or make it non-interrupting, cancelActivity="false", to repeat)'
+                                  if boundary else ""))
         self.timers[node.get("id")] = TimerInfo(node.get("id"), _label(node), kind, text,
                                                 node.get("attachedToRef") if boundary else None,
                                                 interrupting.strip().lower() != "false")

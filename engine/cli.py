@@ -630,6 +630,7 @@ def add_message_command(sub: Any, common: argparse.ArgumentParser) -> None:
                  + (f", kept until {_fmt_dt(res.expires_at)}" if res.expires_at else "")]
         lines += [f"  ready: {t['id']}  {t['name']}  [team {t['team'] or '-'}]" for st in res.steps
                   for t in st.ready_tasks]
+        lines += [f"  not delivered: {res.note}"] if res.note else []
         _out(args, res.to_dict(), "\n".join(lines))
         return 0
 

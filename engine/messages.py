@@ -6,7 +6,8 @@ A message (`Engine.deliver_message`, `POST /api/messages`, `carepath message NAM
   task, an intermediate message catch event, a message boundary event or an event-based gateway
   with a message among its events — whose process data has every correlation key given, with
   the same value (and, when the diagram declares correlation properties, whose SpiffWorkflow
-  correlation matches the message's); two such instances are ambiguous and the message is refused;
+  correlation matches the message's), at any depth (embedded subprocesses, called processes); two such
+  instances, or two such receivers in one instance, are ambiguous and the message is refused;
 * else it starts every deployed process (latest version) whose start event is a message start event
   of that name, on the case, or on a new case when none is named;
 * else it is **kept** for the engine's message time to live (`CAREPATH_MESSAGE_TTL`, ISO 8601, default
@@ -65,12 +66,13 @@ class MessageResult:
     instance_ids: list[int] = field(default_factory=list)
     expires_at: datetime | None = None
     steps: list[Any] = field(default_factory=list)  # StepResult of each instance moved
+    note: str | None = None  # why a kept message was not delivered, when a receiver of that name waits
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "key": self.key, "name": self.name, "case_id": self.case_id,
                 "case_reference": self.case_reference, "instance_ids": self.instance_ids,
                 "expires_at": history.iso(self.expires_at) if self.expires_at else None,
-                "ready_tasks": [t for s in self.steps for t in s.ready_tasks]}
+                "ready_tasks": [t for s in self.steps for t in s.ready_tasks], "note": self.note}
 
 
 def message_ttl(value: str | timedelta | None = None) -> timedelta:
@@ -102,8 +104,13 @@ def waiting_names(wf: Any) -> set[str]:
             for d in _message_definitions(getattr(t.task_spec, "event_definition", None))}
 
 
-def _receivers(wf: Any, name: str, data: dict[str, Any], correlation: dict[str, Any]) -> list[tuple[Any, Any, Any]]:
-    """(task, its message definition, the event to give it) for each waiting task that takes the message."""
+def _receivers(wf: Any, name: str, data: dict[str, Any], correlation: dict[str, Any],
+               misses: list[str] | None = None) -> list[tuple[Any, Any, Any]]:
+    """(task, its message definition, the event to give it) for each waiting task that takes the message.
+
+    Every waiting task of the instance counts, at any depth: the library keeps the waiting event tasks of
+    embedded subprocesses and of the processes call activities run in the top workflow's event manager.
+    `misses` collects, for a receiver of that name that does not take the message, why (key names only)."""
     found = []
     for task in list(wf.event_manager.tasks.values()):
         if task.state != TaskState.WAITING:
@@ -111,7 +118,10 @@ def _receivers(wf: Any, name: str, data: dict[str, Any], correlation: dict[str, 
         for definition in _message_definitions(getattr(task.task_spec, "event_definition", None)):
             if definition.name != name:
                 continue
-            if any(task.data.get(k, _MISSING) != v for k, v in correlation.items()):
+            differ = sorted(k for k, v in correlation.items() if task.data.get(k, _MISSING) != v)
+            if differ:
+                _miss(misses, task, "its process data has another value (or none) for the correlation key(s) "
+                      + ", ".join(repr(k) for k in differ))
                 continue
             correlations = {}
             if definition.correlation_properties:
@@ -119,12 +129,36 @@ def _receivers(wf: Any, name: str, data: dict[str, Any], correlation: dict[str, 
                     correlations = definition.calculate_correlations(
                         wf.script_engine, definition.correlation_properties, data)
                 except Exception:  # noqa: BLE001 - a property the data lacks: this receiver does not match
+                    _miss(misses, task, "the message's data lacks the diagram's correlation propert(ies) "
+                          + _properties(definition))
                     continue
             event = BpmnEvent(definition, payload=dict(data), correlations=correlations)
             if task.task_spec.catches(task, event):
                 found.append((task, definition, event))
                 break
+            _miss(misses, task, "the diagram correlates it on " + _properties(definition)
+                  + " and the message's value differs from the one the process holds")
     return found
+
+
+def _properties(definition: Any) -> str:
+    return ", ".join(repr(p.name) for p in definition.correlation_properties) or "nothing"
+
+
+def _miss(misses: list[str] | None, task: Any, why: str) -> None:
+    if misses is not None:
+        misses.append(f"{_where(task)} waits for it, but {why}")
+
+
+def _where(task: Any) -> str:
+    """A waiting task as a modeller finds it: its element id, inside the subprocess or called process that holds it."""
+    path = []
+    wf, top = task.workflow, task.workflow.top_workflow
+    while wf.parent_task_id is not None:
+        parent = top.get_task_from_id(wf.parent_task_id)
+        path.append(_element(parent))
+        wf = parent.workflow
+    return f"'{_element(task)}'" + "".join(f" in '{p}'" for p in path)
 
 
 _MISSING = object()
@@ -278,8 +312,9 @@ def _deliver(engine: Any, conn: Connection, name: str, case_id: int | None, corr
                             "nothing was stored", message_name=name)
     received = {"name": name, "key": key, "correlation": correlation, "data": data}
 
+    misses: list[str] = []
     if case_id is not None:
-        target = _waiting_instance(engine, conn, now, case_id, name, data, correlation, reference)
+        target = _waiting_instance(engine, conn, now, case_id, name, data, correlation, reference, misses)
         if target is not None:
             row, wf, found = target
             p = engine._pending(now, row, wf)
@@ -318,7 +353,8 @@ def _deliver(engine: Any, conn: Connection, name: str, case_id: int | None, corr
     if case_id is None:
         raise ValidationError(f"no process waits for or starts with message {name!r} without a case: name the case "
                               "(--case); nothing was stored")
-    return _keep(engine, conn, now, name, case_id, reference, key, correlation, data, actor, ttl, claimed)
+    return _keep(engine, conn, now, name, case_id, reference, key, correlation, data, actor, ttl, claimed,
+                 "; ".join(misses) or None)
 
 
 def _claim(conn: Connection, values: dict[str, Any]) -> bool:
@@ -342,10 +378,11 @@ def _put(conn: Connection, claimed: bool, values: dict[str, Any]) -> None:
 
 def _keep(engine: Any, conn: Connection, now: datetime, name: str, case_id: int, reference: str, key: str,
           correlation: dict[str, Any], data: dict[str, Any], actor: str, ttl: timedelta,
-          claimed: bool = False) -> MessageResult:
+          claimed: bool = False, note: str | None = None) -> MessageResult:
     if ttl <= timedelta(0):
         raise StateError(f"nothing in case {reference} waits for message {name!r} now, and messages are not kept "
-                         "(CAREPATH_MESSAGE_TTL is P0D); nothing was stored", case=case_id)
+                         "(CAREPATH_MESSAGE_TTL is P0D); nothing was stored" + (f" ({note})" if note else ""),
+                         case=case_id)
     expires = now + ttl
     _put(conn, claimed, dict(key=key, name=name, correlation=history.canonical_json(correlation),
                              data=history.canonical_json(data), received_at=now, actor=actor,
@@ -353,7 +390,7 @@ def _keep(engine: Any, conn: Connection, now: datetime, name: str, case_id: int,
     history.append(conn, case_chain(case_id), case_id, now, [Event("message.kept", {
         "name": name, "key": key, "correlation": correlation, "data": data, "expires_at": history.iso(expires)},
         actor=actor)], lock=engine.db.is_postgres)
-    return MessageResult("kept", key, name, case_id, reference, [], expires)
+    return MessageResult("kept", key, name, case_id, reference, [], expires, note=note)
 
 
 def _element(task: Any) -> str:
@@ -361,9 +398,12 @@ def _element(task: Any) -> str:
 
 
 def _waiting_instance(engine: Any, conn: Connection, now: datetime, case_id: int, name: str, data: dict[str, Any],
-                      correlation: dict[str, Any], reference: str) -> tuple[Any, Any, list[Any]] | None:
-    """The one open instance of the case that takes the message (its row, workflow and receivers), or None.
+                      correlation: dict[str, Any], reference: str,
+                      misses: list[str]) -> tuple[Any, Any, list[Any]] | None:
+    """The one open instance of the case that takes the message (its row, workflow and its one receiver), or None.
 
+    Two instances, or two receivers in one instance (two branches, two items of a multi-instance call activity),
+    are ambiguous: refused. `misses` collects the receivers of that name that do not take it, and why.
     An instance with timers due by now fires them first (their own step): what came first wins."""
     from .runtime import _due_timers  # the step machinery lives in runtime
 
@@ -382,7 +422,9 @@ def _waiting_instance(engine: Any, conn: Connection, now: datetime, case_id: int
             row, wf = engine._load(conn, iid)
             if row.state is None or row.status not in ("running", "waiting"):
                 continue
-        found = _receivers(wf, name, data, correlation)
+        missed: list[str] = []
+        found = _receivers(wf, name, data, correlation, missed)
+        misses.extend(f"instance {iid}: {m}" for m in missed)
         if found:
             matches.append((row, wf, found))
         else:
@@ -392,6 +434,13 @@ def _waiting_instance(engine: Any, conn: Connection, now: datetime, case_id: int
         raise StateError(f"{len(matches)} process instances of case {reference} wait for message {name!r} "
                          f"(instances {listed}): give correlation keys that pick one; nothing was stored",
                          case=case_id)
+    if matches and len(matches[0][2]) > 1:  # one message has one receiver, as in Camunda and Zeebe
+        row, _wf, found = matches[0]
+        listed = ", ".join(_where(t) for t, _d, _e in found)
+        raise StateError(f"{len(found)} receivers in process instance {row.id} of case {reference} wait for message "
+                         f"{name!r} ({listed}): a message goes to one receiver; give correlation keys that pick one "
+                         "(a value in that receiver's process data, such as its multi-instance item); nothing was "
+                         "stored", case=case_id)
     return matches[0] if matches else None
 
 
@@ -419,7 +468,7 @@ def deliver_kept(engine: Any, conn: Connection, now: datetime, p: Any) -> None:
             continue
         correlation, data = json.loads(r.correlation), json.loads(r.data)
         found = _receivers(wf, r.name, data, correlation)
-        if not found:
+        if len(found) != 1:  # none, or two receivers: ambiguous, so it stays kept (and expires) as sent
             continue
         taken = conn.execute(update(messages).where(messages.c.id == r.id, messages.c.status == "kept").values(
             status="delivered", delivered_at=now, instance_id=p.instance_id))

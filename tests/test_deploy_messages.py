@@ -75,7 +75,8 @@ def test_a_data_store_is_refused_naming_the_store_and_the_task_using_it() -> Non
 ])
 def test_an_expression_in_another_language_is_named_with_the_python_to_write(element, line, words) -> None:
     found = by_element(problems_of("foreign_expressions.bpmn"))
-    [problem] = found[element]
+    # every_morning is also a timeCycle on an intermediate catch event: that is a second problem of its own
+    [problem] = [p for p in found[element] if "a timeCycle (a repeating timer) is refused here" not in p.message]
     assert problem.line == line and problem.file == "foreign_expressions.bpmn"
     assert words in problem.message
     assert "syntax error" not in problem.message  # before: every one came back as a Python syntax error

@@ -3,6 +3,11 @@ others are cancelled — no timer of a lost race fires later, even from a timer 
 
 Before the fix a timer behind an event-based gateway had no timer row (the gateway holds its events'
 definitions, which `timer_due` did not read), so `clock advance` fired nothing and the case waited forever.
+
+A timeCycle on an intermediate catch event — behind a gateway or on its own — or on an interrupting boundary event
+is refused at deploy, as Camunda 8 refuses it: the event waits (fires) once. Before, behind a gateway it was never
+scheduled (the case waited for ever); on its own it fired at each occurrence without ever moving on (the case
+waited for ever after the last); on an interrupting boundary event it fired without interrupting the task.
 """
 
 from __future__ import annotations
@@ -10,11 +15,13 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, insert, select
 
 from engine.clock import FixedClock
+from engine.errors import DefinitionError
 from engine.replay import replay_case
-from engine.schema import events, instances, timers
+from engine.schema import events, instances, process_versions, timers
 from tests.conftest import START
 
 FIXTURES = Path(__file__).parent / "fixtures" / "messages"
@@ -163,3 +170,55 @@ def test_a_paused_gateway_keeps_the_time_its_timer_had_left(make_engine):
     assert eng.advance_clock(timedelta(days=1)) == 1
     assert _open(eng, res.case_id) == ["chase", "decide"]
     assert replay_case(eng, res.case_id).ok
+
+
+CYCLE_REFUSED = "is an intermediate catch event, which waits once: a timeCycle (a repeating timer) is refused here"
+
+
+def test_a_time_cycle_on_an_intermediate_catch_event_is_refused_at_deploy_naming_file_element_and_line(make_engine):
+    eng = make_engine()
+    with pytest.raises(DefinitionError) as caught:
+        eng.deploy([FIXTURES / "cycle_timers.bpmn"])
+    found = {(p.file, p.element_id, p.line): p.message for p in caught.value.problems}
+    assert sorted(found) == [("cycle_timers.bpmn", "every_few_days", 32), ("cycle_timers.bpmn", "mondays", 24),
+                             ("cycle_timers.bpmn", "visit_late", 41), ("cycle_timers.bpmn", "weekly", 10)]
+    assert found[("cycle_timers.bpmn", "weekly", 10)] == (  # behind the event-based gateway; its name on one line
+        f"timer 'Every week' {CYCLE_REFUSED}, as in Camunda 8; write its first occurrence as a timeDuration: P7D")
+    assert found[("cycle_timers.bpmn", "mondays", 24)].endswith(  # on its own, a cycle from a date
+        "write its first occurrence as a timeDate: 2031-03-10T09:00:00Z")
+    assert "write the first occurrence as a timeDuration (e.g. P7D) or a timeDate" in \
+        found[("cycle_timers.bpmn", "every_few_days", 32)]  # an expression: no literal to suggest
+    assert found[("cycle_timers.bpmn", "visit_late", 41)] == (  # it fired and left the task open, never interrupting
+        "timer 'Visit late' is an interrupting boundary event, which fires once: a timeCycle (a repeating timer) is "
+        "refused here, as in Camunda 8; write its first occurrence as a timeDuration: P7D (or make it "
+        'non-interrupting, cancelActivity="false", to repeat)')
+    with eng.db.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(process_versions)).scalar_one() == 0
+
+
+def test_the_timers_the_refusal_suggests_fire_on_clock_advance(make_engine):
+    """Written as the refusal says, the same diagrams deploy and their timers fire at the cycle's first occurrence,
+    behind the gateway (the race takes the timer) and on their own (the instance moves on)."""
+    text = (FIXTURES / "cycle_timers.bpmn").read_text(encoding="utf-8")
+    for cycle, instead in (("<bpmn:timeCycle>R3/P7D</bpmn:timeCycle>", "<bpmn:timeDuration>P7D</bpmn:timeDuration>"),
+                           ("<bpmn:timeCycle>R/2031-03-10T09:00:00Z/P1W</bpmn:timeCycle>",
+                            "<bpmn:timeDate>2031-03-10T09:00:00Z</bpmn:timeDate>"),
+                           ('<bpmn:timeCycle>"R/P%dD" % days</bpmn:timeCycle>',
+                            '<bpmn:timeDuration>"P%dD" % days</bpmn:timeDuration>'),
+                           ("<bpmn:timeCycle>R2/P7D</bpmn:timeCycle>", "<bpmn:timeDuration>P7D</bpmn:timeDuration>")):
+        assert cycle in text
+        text = text.replace(cycle, instead)
+    eng = make_engine()
+    eng.deploy(files={"cycle_timers.bpmn": text.encode("utf-8")})
+    race = eng.start("cycle_gw")
+    plain = eng.start("cycle_plain")
+    few = eng.start("cycle_expr", data={"days": 7})
+    visit = eng.start("cycle_boundary")
+    assert eng.next_due() == START + timedelta(days=7)
+    assert eng.advance_clock(timedelta(days=6)) == 0
+    assert eng.advance_clock(timedelta(days=1)) == 4
+    assert _open(eng, visit.case_id) == []  # the boundary timer interrupted the visit
+    for res, element in ((race, "weekly"), (plain, "mondays"), (few, "every_few_days"), (visit, "visit_late")):
+        assert eng.get_case(res.case_id)["instances"][0]["status"] == "completed"
+        assert [e["data"]["element_id"] for e in eng.history(res.case_id) if e["type"] == "timer.fired"] == [element]
+    assert eng.deliver_message("assessment_done", case_id=race.case_id).status == "kept"  # it lost the race
