@@ -45,6 +45,15 @@ from engine.bpmn_timers import TIMER_SERIALIZER_CONFIG, timer_due
 from engine.content_cache import ContentCache, files_key, frozen
 from engine.dmn import DecisionInfo, check_dmn, check_requirements, evaluation_order
 from engine.errors import CarepathError, DefinitionError, Problem
+from engine.library_problems import (
+    Where,
+    check_definitions,
+    covered_by_checks,
+    index,
+    library_problem,
+    plain,
+    unexpected_problem,
+)
 from engine.xmlsafe import parse_xml
 
 __all__ = [
@@ -154,7 +163,7 @@ def _build_specs(files: Mapping[str, bytes], process_id: str,
     except ValidationException as exc:
         if "RecursionError" in str(exc):
             raise DefinitionError([_too_long(process_id, exc.file_name or "(bundle)", None)]) from exc
-        raise DefinitionError([_library_problem(exc, exc.file_name or "(bundle)", _lines(trees))]) from exc
+        raise DefinitionError([library_problem(exc, exc.file_name or "(bundle)", index(trees))]) from exc
     except RecursionError as exc:
         raise DefinitionError([_too_long(process_id, "(bundle)", None)]) from exc
 
@@ -213,7 +222,7 @@ def _read(files: Mapping[str, bytes], problems: list[Problem]) -> tuple[dict[str
         else:
             root = tree.getroot()
             problems.append(Problem(name, f"not a BPMN or DMN document (its root element is {root.tag})",
-                                    None, root.sourceline))
+                                    root.get("id") or None, root.sourceline))
     return bpmn, dmn
 
 
@@ -266,7 +275,8 @@ def _check_file(name: str, tree: Any, problems: list[Problem]) -> bool:
     before = len(problems)
     root = tree.getroot()
     if not root.findall(_q("process")):
-        problems.append(Problem(name, "no process in this file", None, root.sourceline))
+        problems.append(Problem(name, "no process in this file", root.get("id"), root.sourceline))
+    check_definitions(name, tree, problems)
     first_line: dict[str, int | None] = {}
     for node in root.iter(f"{{{BPMN_NS}}}*"):
         node_id = node.get("id")
@@ -297,7 +307,8 @@ def _check_processes(bpmn: dict[str, Any], declared: dict[str, tuple[str, Any]],
             try:
                 infos[pid] = ProcessCheck(name, process, refs, lanes, problems).run()
             except Exception as exc:  # noqa: BLE001 - a bug in one check must not hide the others' problems
-                problems.append(Problem(name, f"carepath could not check process '{pid}': {exc!r}", pid,
+                problems.append(Problem(name, f"carepath could not check process '{pid}' (a fault in carepath, "
+                                              f"not in the diagram: please report it): {plain(str(exc))}", pid,
                                         process.sourceline))
                 continue
             # SpiffWorkflow needs the DMN of every decision used to build a spec: a process
@@ -324,16 +335,6 @@ def _lane_index(tree: Any) -> dict[str, str | None]:
             for ref in tree.getroot().iter(_q("flowNodeRef"))}
 
 
-def _lines(trees: dict[str, Any]) -> dict[str, dict[str, int | None]]:
-    index: dict[str, dict[str, int | None]] = {}
-    for name, tree in trees.items():
-        ids = index.setdefault(name, {})
-        for node in tree.getroot().iter():
-            if isinstance(node.tag, str) and node.get("id") is not None:
-                ids.setdefault(node.get("id"), node.sourceline)
-    return index
-
-
 # --- SpiffWorkflow's own checks --------------------------------------------------------
 
 
@@ -351,7 +352,7 @@ def _library_parser(files: Mapping[str, bytes]) -> tuple[CarepathParser, dict[st
             elif _kind(tree) == "dmn":
                 parser.add_dmn_xml(tree.getroot(), filename=name)
         except ValidationException as exc:
-            raise DefinitionError([_library_problem(exc, name, _lines({name: tree}))]) from exc
+            raise DefinitionError([library_problem(exc, name, index({name: tree}))]) from exc
     return parser, trees
 
 
@@ -365,24 +366,30 @@ def _library_check(bpmn: dict[str, Any], dmn: dict[str, Any], decisions: dict[st
     reported = {(p.file, p.element_id) for p in ours if p.element_id}
     troubled = {p.file for p in ours}
     library: list[Problem] = []
-    _library_build(bpmn, dmn, decisions, broken_decisions, infos, clean, lines=_lines({**bpmn, **dmn}),
+    _library_build(bpmn, dmn, decisions, broken_decisions, infos, clean, where=index({**bpmn, **dmn}),
                    problems=library)
     for found in library:
         known = (found.file, found.element_id) in reported
-        generic = found.message.startswith(("SpiffWorkflow could not", "process '")) and found.file in troubled
+        generic = found.message.startswith(("the workflow library could not", "process '")) and found.file in troubled
         if not known and not generic and found not in problems:
             problems.append(found)
 
 
 def _library_build(bpmn: dict[str, Any], dmn: dict[str, Any], decisions: dict[str, str],
                    broken_decisions: set[str], infos: dict[str, ProcessInfo], clean: list[str],
-                   lines: dict[str, dict[str, int | None]], problems: list[Problem]) -> None:
+                   where: dict[str, dict[str, Where]], problems: list[Problem]) -> None:
     parser = CarepathParser()
+
+    def line(file: str, element: str) -> int | None:
+        found = where.get(file, {}).get(element)
+        return found.line if found else None
+
     for name, tree in bpmn.items():
         try:
             parser.add_bpmn_xml(tree, filename=name)
         except ValidationException as exc:
-            problems.append(_library_problem(exc, name, lines))
+            if not covered_by_checks(exc):  # a data store or an element with no id: reported on the element
+                problems.append(library_problem(exc, name, where))
             clean = [pid for pid in clean if infos[pid].file != name]
     for name in dict.fromkeys(decisions.values()):
         parser.add_dmn_xml(dmn[name].getroot(), filename=name)
@@ -392,24 +399,22 @@ def _library_build(bpmn: dict[str, Any], dmn: dict[str, Any], decisions: dict[st
         try:
             parser.dmn_parsers[decision_id].parse()
         except ValidationException as exc:
-            problems.append(_library_problem(exc, name, lines))
+            problems.append(library_problem(exc, name, where))
         except Exception as exc:  # noqa: BLE001 - the library's DMN parser indexes without checking
-            problems.append(Problem(name, f"SpiffWorkflow could not read the decision: {exc!r}", decision_id,
-                                    lines[name].get(decision_id)))
+            problems.append(unexpected_problem(exc, name, decision_id, where, f"read decision '{decision_id}'"))
     for pid in clean:
         file = infos[pid].file
         try:
             parser.get_spec(pid)
             _parse_embedded(parser, pid)
         except RecursionError:
-            problems.append(_too_long(pid, file, lines[file].get(pid)))
+            problems.append(_too_long(pid, file, line(file, pid)))
         except ValidationException as exc:
             too_long = "RecursionError" in str(exc)  # the task parser wraps whatever it catches
-            problems.append(_too_long(pid, file, lines[file].get(pid)) if too_long
-                            else _library_problem(exc, file, lines))
+            problems.append(_too_long(pid, file, line(file, pid)) if too_long
+                            else library_problem(exc, file, where))
         except Exception as exc:  # noqa: BLE001 - any library failure is one more problem, not a crash
-            problems.append(Problem(file, f"SpiffWorkflow could not build process '{pid}': {exc!r}", pid,
-                                    lines[file].get(pid)))
+            problems.append(unexpected_problem(exc, file, pid, where, f"build process '{pid}'"))
 
 
 def _parse_embedded(parser: CarepathParser, top: str) -> None:
@@ -427,16 +432,6 @@ def _parse_embedded(parser: CarepathParser, top: str) -> None:
             return
         for process_parser in pending:
             process_parser.get_spec()
-
-
-def _library_problem(exc: ValidationException, fallback_file: str, lines: dict[str, dict[str, int | None]]) -> Problem:
-    file = exc.file_name or fallback_file
-    element = exc.id or None
-    line = exc.line_number if isinstance(exc.line_number, int) else lines.get(file, {}).get(element or "")
-    message = exc.args[0] if exc.args else str(exc)
-    if exc.notes:
-        message += " (" + "; ".join(exc.notes) + ")"
-    return Problem(file, f"SpiffWorkflow: {message}", element, line)
 
 
 def _too_long(pid: str, file: str, line: int | None) -> Problem:

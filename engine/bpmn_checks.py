@@ -46,6 +46,7 @@ from engine.dmn import binding_problem
 from engine.errors import Problem
 from engine.expressions import check_expression
 from engine.foreign_expressions import bare_variable, declared_language, foreign_language, foreign_message
+from engine.library_problems import NO_DATA_STORES
 
 
 @dataclass(frozen=True)
@@ -159,8 +160,6 @@ EVENT_REFERENCES = {"messageEventDefinition": ("messageRef", "message"),
                     "messageRef": ("messageRef", "message")}
 NO_COMPENSATION = ("carepath does not support compensation (undoing completed work): draw the undoing steps as "
                    "ordinary tasks on a path of their own, e.g. after an error boundary event or a gateway")
-NO_DATA_STORES = ("carepath does not support data stores: keep values in the task data, and read or write "
-                  "outside systems with a service task's handler")
 
 #: the Camunda 7 attributes carepath reads, by element kind ("*": any element); docs/diagram-attributes.md.
 #: A few only say how Camunda itself runs (history, versions, job executor) and mean nothing here: they are
@@ -409,7 +408,10 @@ class ProcessCheck:
         kind, label = _local(node), f"'{_label(node)}'"
         if kind == "subProcess" and node.get("triggeredByEvent") == "true":
             return  # an event subprocess starts on its event, not along a flow
-        if kind == "boundaryEvent" and node.get("attachedToRef") not in nodes:
+        if kind == "boundaryEvent" and not node.get("attachedToRef"):
+            self.problem(node, f"boundary event {label} is attached to nothing (it has no attachedToRef): draw it "
+                               "on the border of the task it watches")
+        elif kind == "boundaryEvent" and node.get("attachedToRef") not in nodes:
             self.problem(node, f"boundary event {label} is attached to '{node.get('attachedToRef')}', "
                                "which is not an element of this process or subprocess")
         if kind not in ("startEvent", "boundaryEvent"):

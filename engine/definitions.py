@@ -21,8 +21,10 @@ from sqlalchemy import Connection, func, insert, select
 from .bpmn import Bundle, ProcessInfo, build_specs, parse_bundle
 from .errors import DefinitionError, NotFoundError, Problem
 from .history import Event
+from .library_problems import index, unexpected_problem
 from .lint import lint_files
 from .schema import decision_versions, definition_files, deployments, process_versions
+from .xmlsafe import parse_xml
 
 DEFINITION_SUFFIXES = (".bpmn", ".dmn", ".bpmn20.xml")
 
@@ -219,8 +221,9 @@ def deploy(conn: Connection, files: Mapping[str, bytes], *, now: datetime, actor
         except DefinitionError as exc:
             problems.extend(exc.problems)
             continue
-        except Exception as exc:  # the library's own failure, reported against the process
-            problems.append(Problem(info.file, f"cannot be built: {exc}", element_id=pid))
+        except Exception as exc:  # noqa: BLE001 - the library's own failure, reported against the process
+            where = index({info.file: parse_xml(bundle.files[info.file], info.file)})
+            problems.append(unexpected_problem(exc, info.file, pid, where, f"build process '{pid}'"))
             continue
         pending.append((info, ids, digest))
     if problems:

@@ -9,8 +9,8 @@ also in tests/conformance/SOURCES.md) and what must happen:
   injected clock), it ends with every process
   instance of the case completed and the given values in the data;
 - "deploys": a file that holds decisions only is stored on its own (its decision ids come back from deploy);
-- "refused": deploy fails; for each expected problem, one names the given element and carries the given message
-  text; every problem is on one line; nothing is stored;
+- "refused": deploy fails; for each expected problem, one names the given element (and line, when given) and
+  carries the given message text; every problem names an element and a line, on one line; nothing is stored;
 - "incident": deploys, runs, and then fails at run time with an incident carrying the given text (a defect
   recorded as it stands, so that a change in it is seen).
 
@@ -109,10 +109,13 @@ def check(engine: Engine, entry: dict[str, Any]) -> None:
             engine.deploy(files=files)
         problems = caught.value.problems
         for want in entry["problems"]:
-            matching = [p for p in problems if p.element_id == want["element"] and want["message"] in p.message]
+            matching = [p for p in problems if p.element_id == want["element"] and want["message"] in p.message
+                        and want.get("line", p.line) == p.line]
             assert matching, f"no problem on {want['element']!r} saying {want['message']!r} in:\n" + "\n".join(
                 str(p) for p in problems)
         assert all("\n" not in str(p) for p in problems)  # every problem on one line
+        unplaced = [str(p) for p in problems if not p.element_id or not isinstance(p.line, int)]
+        assert not unplaced, "problems without an element or a line:\n" + "\n".join(unplaced)
         assert _stored_versions(engine) == 0  # nothing stored
         return
     refs = engine.deploy(files=files)

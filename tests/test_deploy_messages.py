@@ -4,14 +4,27 @@ SpiffWorkflow's own problems in the same list as carepath's; every problem on on
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from sqlalchemy import func, select
 
 from engine.bpmn import parse_bundle
 from engine.errors import DefinitionError, Problem
+from engine.forms import FormLibrary
+from engine.library_problems import index, library_problem
+from engine.registry import HandlerRegistry
+from engine.runtime import Engine
+from engine.schema import process_versions
+from tests.conftest import START
 
 FIXTURES = Path(__file__).parent / "fixtures" / "messages"
+CONFORMANCE_FILES = Path(__file__).parent / "conformance" / "files"
+CONFORMANCE = json.loads((Path(__file__).parent / "conformance" / "manifest.json").read_text(encoding="utf-8"))["files"]
 
 
 def problems_of(*names: str, **kwargs) -> list[Problem]:
@@ -88,7 +101,8 @@ def test_the_libraries_problems_come_in_the_same_list_as_carepaths() -> None:
     found = by_element(problems_of("library_and_ours.bpmn"))
     assert found["no_form"][0].message == "user task 'A task with no form' names no form"
     [library] = found["repeat"]
-    assert library.message.startswith("SpiffWorkflow: A loopMaximum or loopCondition must be specified")
+    # before: "SpiffWorkflow: A loopMaximum or loopCondition must be specified for Loop Tasks"
+    assert library.message.startswith("'Repeat' is a loop with neither a loopCondition nor a loopMaximum")
     assert (library.file, library.line) == ("library_and_ours.bpmn", 6)
 
 
@@ -154,3 +168,165 @@ def test_every_problem_names_its_file_element_and_line() -> None:
     assert len(problems) >= 12
     for p in problems:
         assert p.file in names and p.element_id and isinstance(p.line, int), str(p)
+
+
+
+# --- every problem placed and in carepath's words, whatever the file ------------------------------------------
+
+#: what the workflow library's own text looks like: its class names, its sentences, Python's reprs
+LIBRARY_TEXT = re.compile(r"ValidationException|WorkflowException|SpiffWorkflow|Error parsing|has no implementation|"
+                          r"identifier is missing|\w+(Error|Exception)\(|object at 0x|\{http://|'None'")
+
+
+def _definitions(body: str, definitions: str = "", executable: str = "true") -> bytes:
+    """A one-process file: line 1 the XML declaration, line 2 <definitions>, then `definitions` (one element a
+    line), then the process (line 3), start event s (4), task t (5), end event e (6), flows f1 and f2 (7, 8), then
+    `body` (one element a line, from line 9) — each a line further down for each line of `definitions`."""
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="defs">\n'
+            f'{definitions}<bpmn:process id="p" isExecutable="{executable}">\n'
+            '<bpmn:startEvent id="s"/>\n<bpmn:task id="t"/>\n<bpmn:endEvent id="e"/>\n'
+            '<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="t"/>\n'
+            '<bpmn:sequenceFlow id="f2" sourceRef="t" targetRef="e"/>\n'
+            f'{body}</bpmn:process>\n</bpmn:definitions>\n').encode()
+
+
+STORE = '<bpmn:dataStore id="crm_store" name="Social care record"/>\n'  # line 3
+STORE_REFERENCE = '<bpmn:dataStoreReference id="crm" name="Record" dataStoreRef="crm_store"/>\n'  # line 10 after STORE
+
+
+def _with_task(task: str, definitions: str = "") -> bytes:
+    """`task` (one line) in place of task t, on line 5 (plus the lines of `definitions`)."""
+    return _definitions("", definitions).replace(b'<bpmn:task id="t"/>', task.encode())
+
+
+def _deploy_problems(tmp_path: Path, files: dict[str, bytes]) -> list[Problem]:
+    """Deploy through the engine, as `carepath deploy` does; the problems, and nothing stored."""
+    eng = Engine(f"sqlite:///{tmp_path / 'deploy.db'}", registry=HandlerRegistry(), forms=FormLibrary())
+    eng.init(simulated_start=START)
+    try:
+        with pytest.raises(DefinitionError) as caught:
+            eng.deploy(files=files)
+        with eng.db.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(process_versions)).scalar_one() == 0
+        return caught.value.problems
+    finally:
+        eng.db.dispose()
+
+
+def _assert_placed_and_plain(problems: list[Problem]) -> None:
+    for p in problems:
+        assert p.element_id and isinstance(p.line, int), f"not placed: {p}"
+        assert not LIBRARY_TEXT.search(p.message), f"the library's text: {p}"
+        assert "\n" not in str(p)
+
+
+BROKEN = [
+    # data stores: before, every one of these was "SpiffWorkflow: Data Store with name ... has no implementation"
+    # with no element and no line
+    ("data store used by an executable process", {"a.bpmn": _definitions(STORE_REFERENCE, STORE)},
+     "crm_store", 3, "'Social care record' is a data store (dataStore): carepath does not support data stores"),
+    ("data store in a non-executable process", {"a.bpmn": _definitions(STORE_REFERENCE, STORE, "false")},
+     "crm_store", 3, "carepath does not support data stores"),
+    ("data store declared, used by no process", {"a.bpmn": _definitions("", STORE)},
+     "crm_store", 3, "is a data store (dataStore): carepath does not support data stores"),
+    ("data store with no name", {"a.bpmn": _definitions("", '<bpmn:dataStore id="ds"/>\n')},
+     "ds", 3, "'ds' is a data store (dataStore): carepath does not support data stores"),
+    ("data store reference in an executable process", {"a.bpmn": _definitions(STORE_REFERENCE, STORE)},
+     "crm", 10, "'Record' is a data store reference: carepath does not support data stores"),
+    ("message with no id", {"a.bpmn": _definitions("", '<bpmn:message name="reply"/>\n')},
+     "defs", 3, "message 'reply' has no id"),
+    # SpiffWorkflow's own checks, in carepath's words
+    ("loop with no condition", {"a.bpmn": _with_task(
+        '<bpmn:task id="t" name="Chase"><bpmn:standardLoopCharacteristics/></bpmn:task>')},
+     "t", 5, "'Chase' is a loop with neither a loopCondition nor a loopMaximum"),
+    ("multi-instance with no cardinality", {"a.bpmn": _with_task(
+        '<bpmn:task id="t" name="Visit"><bpmn:multiInstanceLoopCharacteristics/></bpmn:task>')},
+     "t", 5, "'Visit' is a multi-instance activity that says neither how many (loopCardinality) nor over which "
+             "collection (loopDataInputRef) to run"),
+    ("conditional event with no condition", {"a.bpmn": _with_task(
+        '<bpmn:intermediateCatchEvent id="t" name="Ready"><bpmn:conditionalEventDefinition/>'
+        '</bpmn:intermediateCatchEvent>')},
+     "t", 5, "'Ready' is a conditional event with no condition"),
+    ("event subprocess with no start event", {"a.bpmn": _definitions(
+        '<bpmn:subProcess id="esp" name="On hold" triggeredByEvent="true"></bpmn:subProcess>\n')},
+     "esp", 9, "'On hold' must have exactly one start event; it has 0"),
+    # what the library skips without a word
+    ("unknown element", {"a.bpmn": _definitions('<bpmn:taks id="typo"/>\n')},
+     "typo", 9, "<taks> is not a BPMN 2.0 element"),
+    ("unknown element inside a task", {"a.bpmn": _with_task('<bpmn:task id="t"><bpmn:note>x</bpmn:note></bpmn:task>')},
+     "t", 5, "<note> inside 't' is not a BPMN 2.0 element"),
+    ("lane naming no element", {"a.bpmn": _definitions(
+        '<bpmn:laneSet id="ls"><bpmn:lane id="l" name="Duty team"><bpmn:flowNodeRef>ghost</bpmn:flowNodeRef>'
+        '</bpmn:lane></bpmn:laneSet>\n')},
+     "l", 9, "'Duty team' lists flow element 'ghost' (flowNodeRef), which is not in this file"),
+    ("data object reference naming nothing", {"a.bpmn": _definitions(
+        '<bpmn:dataObjectReference id="dor" dataObjectRef="nothing"/>\n')},
+     "dor", 9, "data object reference 'dor' names data object 'nothing' (dataObjectRef), which is not in this file"),
+    ("participant naming no process", {"a.bpmn": _definitions(
+        "", '<bpmn:collaboration id="c"><bpmn:participant id="pp" name="Council" processRef="ghost"/>'
+            '</bpmn:collaboration>\n')},
+     "pp", 3, "participant 'Council' names process 'ghost' (processRef), which is not in this file"),
+    # broken in the ways a hand edit breaks a file
+    ("sequence flow with no sourceRef", {"a.bpmn": _definitions("").replace(b'sourceRef="s" ', b"")},
+     "f1", 7, "sequence flow 'f1' has no sourceRef"),
+    ("id used twice", {"a.bpmn": _definitions('<bpmn:task id="t"/>\n')},
+     "t", 9, "id 't' is used twice in this file (first on line 5)"),
+    ("flow to an element that is not there", {"a.bpmn": _definitions("").replace(b'targetRef="e"', b'targetRef="x"')},
+     "f2", 8, "sequence flow 'f2' targetRef 'x' names no element of this process or subprocess"),
+    ("boundary event attached to nothing", {"a.bpmn": _definitions(
+        '<bpmn:boundaryEvent id="b" name="Late"><bpmn:timerEventDefinition><bpmn:timeDuration>"PT1H"'
+        '</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:boundaryEvent>\n')},
+     "b", 9, "boundary event 'Late' is attached to nothing (it has no attachedToRef)"),
+    ("a document that is not BPMN", {"a.bpmn": b'<?xml version="1.0"?>\n<html id="page"><body/></html>\n'},
+     "page", 2, "not a BPMN or DMN document (its root element is html)"),
+    ("a file with no process", {"a.bpmn": b'<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/'
+                                          b'MODEL" id="defs"/>\n'},
+     "defs", 1, "no process in this file"),
+    ]
+
+
+@pytest.mark.parametrize(("case", "files", "element", "line", "words"), BROKEN, ids=[c[0] for c in BROKEN])
+def test_a_broken_file_gets_placed_problems_in_carepaths_words(tmp_path, case, files, element, line, words) -> None:
+    problems = _deploy_problems(tmp_path, files)
+    matching = [p for p in problems if p.element_id == element and p.line == line and words in p.message]
+    assert matching, f"{case}: no problem on {element} line {line} saying {words!r} in:\n" + "\n".join(
+        map(str, problems))
+    _assert_placed_and_plain(problems)
+
+
+@pytest.mark.parametrize("entry", [e for e in CONFORMANCE if e["expect"] == "refused"], ids=lambda e: e["file"])
+def test_every_refused_public_file_gets_placed_problems_in_carepaths_words(tmp_path, entry) -> None:
+    # before: modeler-complex.bpmn, miwg-C.1.1.bpmn and spiff-data_store.bpmn had a problem with no element and no
+    # line ("SpiffWorkflow: Data Store with name HR-Tool has no implementation")
+    files = {name: (CONFORMANCE_FILES / name).read_bytes() for name in [entry["file"], *entry.get("with", [])]}
+    _assert_placed_and_plain(_deploy_problems(tmp_path, files))
+
+
+def test_a_data_store_in_a_file_with_nothing_executable_is_named_with_the_files_other_problem(tmp_path) -> None:
+    problems = _deploy_problems(tmp_path, {"a.bpmn": _definitions(STORE_REFERENCE, STORE, "false")})
+    assert [(p.element_id, p.line) for p in problems] == [("crm_store", 3), ("p", 4)]
+    assert "no executable process in this file" in problems[1].message
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("KeyError('form')", "it looked for 'form' and found nothing of that name"),
+    ('AttributeError("\'NoneType\' object has no attribute \'get\'")', "'NoneType' object has no attribute 'get'"),
+    ("A sentence carepath does not know", "A sentence carepath does not know"),
+])
+def test_a_library_failure_carepath_has_no_words_for_is_shown_without_pythons_dress(text, shown) -> None:
+    tree = etree.ElementTree(etree.fromstring(_with_task('<bpmn:task id="t" name="Visit"/>')))
+    node = tree.getroot().find(".//{http://www.omg.org/spec/BPMN/20100524/MODEL}task")
+    problem = library_problem(ValidationException(text, node=node, file_name="a.bpmn"), "a.bpmn",
+                              index({"a.bpmn": tree}))
+    assert (problem.file, problem.element_id, problem.line) == ("a.bpmn", "t", 5)
+    assert problem.message == f"the workflow library refused 'Visit': {shown}"
+
+
+def test_a_library_problem_naming_no_element_is_placed_on_the_files_definitions() -> None:
+    tree = etree.ElementTree(etree.fromstring(_definitions("")))
+    problem = library_problem(ValidationException("Correlation is missing correlation property retrieval "
+                                                  "expressions: c1"), "a.bpmn", index({"a.bpmn": tree}))
+    assert (problem.element_id, problem.line) == ("defs", 2)
+    assert problem.message == ("the workflow library refused this file: Correlation is missing correlation property "
+                               "retrieval expressions: c1")
