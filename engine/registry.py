@@ -53,6 +53,8 @@ class HandlerRegistry:
         self._handlers: dict[str, Handler] = {}
         #: pure functions diagrams may call in expressions (e.g. add_working_days); no I/O, no clock
         self.functions: dict[str, Callable[..., Any]] = {}
+        #: those of `functions` declared bounded (see `expression_function`)
+        self.bounded_functions: dict[str, Callable[..., Any]] = {}
         self.document_handlers: set[str] = set()
         #: the teams user tasks may go to (candidate groups, lane names); None: not known, not checked
         self.teams: tuple[str, ...] | None = None
@@ -92,8 +94,20 @@ class HandlerRegistry:
             raise ValueError(f"background job '{name}' must run every so many seconds above 0, not {seconds!r}")
         self.background_jobs.append((name, job, float(seconds)))
 
-    def expression_function(self, name: str, fn: Callable[..., Any]) -> None:
+    def expression_function(self, name: str, fn: Callable[..., Any], *, bounded: bool = False) -> None:
+        """`fn` callable by `name` in diagrams' expressions and scripts.
+
+        `bounded=True` is the function's owner's word (code-reviewed, unlike a diagram) that a call costs at most
+        polynomially in the size of its arguments (a count taken from an argument is capped, as
+        add_working_days caps at 3,660 days) and gives a result at most 8 times their size plus a fixed amount.
+        Code calling it may then be judged bounded at sight and run in the step's own process; without it, every
+        expression or script calling it runs in the budgeted child (engine/budget.py, docs/engine.md "Script
+        budget"). tests/test_script_budget.py checks each declared function against its caps."""
         self.functions[name] = fn
+        if bounded:
+            self.bounded_functions[name] = fn
+        else:
+            self.bounded_functions.pop(name, None)
 
     def register(self, name: str, fn: Handler | None = None, *, document: bool = False):  # type: ignore[no-untyped-def]
         """Register `fn` under `name`; usable as a decorator: `@registry.register("eligibility")`.

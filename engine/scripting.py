@@ -91,7 +91,11 @@ class CarepathScriptEngine(PythonScriptEngine):
             "open_processes": lambda: current_scope().open_processes(),
         }
         builtin_functions.update(functions or {})
-        super().__init__(environment=SafeEnvironment(functions=builtin_functions))
+        # a registry function declared bounded stays trusted only under its own name and as the very function
+        # the registry declared (a `functions` entry of the same name replacing it is not)
+        declared = getattr(registry, "bounded_functions", {})
+        bounded = [name for name, fn in builtin_functions.items() if declared.get(name) is fn]
+        super().__init__(environment=SafeEnvironment(functions=builtin_functions, bounded=bounded))
         self.environment.prepare = _read_open_processes
         self.registry = registry
         self.clock = _ScopeClock()
