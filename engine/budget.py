@@ -105,7 +105,8 @@ class ScriptBudget:
 #   functions declared bounded, and the script's own `def` helpers);
 # * a helper (`def` at the top level of a script) is judged at each call with the coefficients of its arguments; it
 #   may call no helper (so no recursion, and no chain of helpers each calling the next twice: 2**n calls);
-# * comprehensions only as a filter (`[p for p in items if ...]`: its value is part of `items`), one level;
+# * comprehensions only as a filter or a projection (`[p for p in items if ...]`, `[s["id"] for s in items]`:
+#   its value is made of parts of `items`), one level;
 # * item assignment (`answers["x"] = value`) only, outside helpers, into a container the script made (a display,
 #   dict(...), list(...)) and surely holds there, of keys and values that read nothing the script wrote (names
 #   only ever bound to a constant aside): no cycles (a dict holding itself twice is 2**100 units to walk), and
@@ -216,6 +217,7 @@ class _Judge:
         self.limit = max(SIGHT_GROWTH, sum(1 for _ in ast.walk(tree)))
         self.helpers: dict[str, ast.FunctionDef] = {}
         self.in_helper = False
+        self.expression = isinstance(tree, ast.Expression)  # judged as one expression: nothing reads it back
         called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
         stored: set[str] = set()
         for node in ast.walk(tree):
@@ -503,14 +505,21 @@ class _Judge:
         raise _NotAtSight
 
     def _filter(self, node: ast.AST, state: _State) -> float:
-        """`[x for x in items if ...]`: one generator whose element is its own variable, no comprehension inside."""
-        if not isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp) or len(node.generators) != 1:
-            raise _NotAtSight
+        """`[x for x in items if ...]` or `[x["id"] for x in items]`: one generator whose element is its own
+        variable or a part of it (items, attributes), no comprehension inside: the result is no bigger than
+        `items` and its parts, one list."""
+        if not isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp) or len(node.generators) != 1 or \
+                not isinstance(node.generators[0].target, ast.Name):
+            return self._comprehension(node, state)
         gen = node.generators[0]
-        if gen.is_async or not isinstance(gen.target, ast.Name) or not isinstance(node.elt, ast.Name) or \
-                node.elt.id != gen.target.id or gen.target.id in self.helpers:
+        if gen.is_async or gen.target.id in self.helpers:
             raise _NotAtSight
-        if any(isinstance(n, _COMPREHENSIONS) for part in (gen.iter, *gen.ifs) for n in ast.walk(part)):
+        part = node.elt
+        while isinstance(part, ast.Subscript | ast.Attribute):
+            part = part.value
+        if not isinstance(part, ast.Name) or part.id != gen.target.id:
+            return self._comprehension(node, state)
+        if any(isinstance(n, _COMPREHENSIONS) for p in (gen.iter, *gen.ifs, node.elt) for n in ast.walk(p)):
             raise _NotAtSight
         k = self.size(gen.iter, state)
         inner = state.copy()
@@ -519,7 +528,31 @@ class _Judge:
         if inner.outer is not None:
             inner.local = inner.local | {gen.target.id}
         self._sum(gen.ifs, inner)
-        return k + 1
+        self.size(node.elt, inner)
+        return 2 * k + 1
+
+    def _comprehension(self, node: Any, state: _State) -> float:
+        """Any other comprehension, in an expression only (`{k: str(v) for k, v in capital.items()}`): one
+        generator over what holds no comprehension, none inside. n items of at most k * M units each: at most
+        k(items) * k * M**2 units, and as nothing in an expression reads it back to copy it again, the whole
+        expression stays within the limit times M**2. A script could feed it to the next line: not at sight."""
+        if not self.expression or len(node.generators) != 1 or node.generators[0].is_async:
+            raise _NotAtSight
+        gen = node.generators[0]
+        parts = [gen.iter, *gen.ifs, *((node.key, node.value) if isinstance(node, ast.DictComp) else (node.elt,))]
+        if any(isinstance(n, _COMPREHENSIONS) for p in parts for n in ast.walk(p)):
+            raise _NotAtSight
+        names = [n for n in ast.walk(gen.target) if isinstance(n, ast.Name)]
+        if not all(isinstance(n, ast.Name | ast.Tuple | ast.Store) for n in ast.walk(gen.target)) or \
+                any(n.id in self.helpers for n in names):
+            raise _NotAtSight
+        k = self.size(gen.iter, state)
+        inner = state.copy()
+        for n in names:
+            inner.k[n.id] = k
+        inner.forget({n.id for n in names})
+        self._sum(gen.ifs, inner)
+        return self.size(ast.Tuple(elts=parts[len(gen.ifs) + 1:], ctx=ast.Load()), inner) * k
 
     def is_number(self, node: ast.AST, state: _State) -> bool:
         """Whether `node` surely gives a number (or a timedelta), or fails: never text or a sequence."""
@@ -586,6 +619,7 @@ def bounded_at_sight(tree: ast.AST, functions: frozenset[str] = frozenset()) -> 
     body = tree.body if isinstance(tree, ast.Expression) else tree
     try:
         judge = _Judge(tree, functions)
+        judge.expression = True
         judge.size(body, _State({}, set()))
     except (_NotAtSight, RecursionError):
         return False

@@ -13,6 +13,7 @@ import importlib
 import inspect
 import os
 import sys
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +34,21 @@ BUILT_IN_PARAMS: dict[str, tuple[dict[str, Any], ...]] = {
                     {"name": "data", "type": "dict", "required": False}),
     UPDATE_CASE: ({"name": "data", "type": "dict", "required": True},),
 }
+
+
+#: the functions declared bounded (`HandlerRegistry.expression_function(..., bounded=True)`): a property of the
+#: function itself, so the scratch engines of replay and of the timeline, which are given the registry's
+#: functions without its registry, trust the same ones
+_DECLARED_BOUNDED: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+_DECLARED_KEPT: list[Callable[..., Any]] = []  # the few that cannot be weakly referenced
+
+
+def declared_bounded(fn: Any) -> bool:
+    """Whether `fn` was declared bounded by some registry (see `HandlerRegistry.expression_function`)."""
+    try:
+        return fn in _DECLARED_BOUNDED
+    except TypeError:
+        return any(fn is kept for kept in _DECLARED_KEPT)
 
 
 @dataclass(frozen=True)
@@ -99,13 +115,19 @@ class HandlerRegistry:
 
         `bounded=True` is the function's owner's word (code-reviewed, unlike a diagram) that a call costs at most
         polynomially in the size of its arguments (a count taken from an argument is capped, as
-        add_working_days caps at 3,660 days) and gives a result at most 8 times their size plus a fixed amount.
-        Code calling it may then be judged bounded at sight and run in the step's own process; without it, every
-        expression or script calling it runs in the budgeted child (engine/budget.py, docs/engine.md "Script
-        budget"). tests/test_script_budget.py checks each declared function against its caps."""
+        add_working_days caps at 3,660 days) and gives a result at most 4 times their size plus a fixed amount.
+        The declaration belongs to the function (its cost does not depend on the registry): wherever it is
+        injected (replay's and the timeline's scratch engines too), code calling it may be judged bounded at
+        sight and run in the step's own process. Without it, every expression or script calling it runs in the
+        budgeted child (engine/budget.py, docs/engine.md "Script budget"). tests/test_script_budget.py checks each
+        declared function against its caps."""
         self.functions[name] = fn
         if bounded:
             self.bounded_functions[name] = fn
+            try:
+                _DECLARED_BOUNDED.add(fn)
+            except TypeError:
+                _DECLARED_KEPT.append(fn)
         else:
             self.bounded_functions.pop(name, None)
 

@@ -20,7 +20,7 @@ from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from .errors import CarepathError, ExpressionError, HandlerFailed, StateError
 from .expressions import SafeEnvironment
 from .history import Event
-from .registry import START_PROCESS, UPDATE_CASE, HandlerContext, HandlerRegistry
+from .registry import START_PROCESS, UPDATE_CASE, HandlerContext, HandlerRegistry, declared_bounded
 
 
 @dataclass
@@ -91,10 +91,9 @@ class CarepathScriptEngine(PythonScriptEngine):
             "open_processes": lambda: current_scope().open_processes(),
         }
         builtin_functions.update(functions or {})
-        # a registry function declared bounded stays trusted only under its own name and as the very function
-        # the registry declared (a `functions` entry of the same name replacing it is not)
-        declared = getattr(registry, "bounded_functions", {})
-        bounded = [name for name, fn in builtin_functions.items() if declared.get(name) is fn]
+        # the very functions declared bounded (HandlerRegistry.expression_function); another under the same name,
+        # e.g. an entry of `functions` replacing one, is not
+        bounded = [name for name, fn in builtin_functions.items() if declared_bounded(fn)]
         super().__init__(environment=SafeEnvironment(functions=builtin_functions, bounded=bounded))
         self.environment.prepare = _read_open_processes
         self.registry = registry

@@ -176,10 +176,16 @@ def test_budget_settings_come_from_the_environment():
     ("sum(range(n))", False),
     ("[x for x in items]", True),  # a filter: part of `items`
     ("not [i for i in items if i['free']]", True),
-    ("[[x, x] for x in items]", False),  # builds something else for every item
+    ("[s['id'] for s in matches['found']]", True),  # a part of every item
+    ("[[x, x] for x in items]", True),
+    ("[x[x['k']] for x in items]", True),
+    ("[x + x for x in items]", True),  # an expression: n items of twice an item, read by nothing after
+    ("{k: str(v) for k, v in capital.items()}", True),
+    ("[[y for y in x] for x in items]", False),  # nested: n * n * ...
+    ("[y for y in [x + x for x in items]]", False),
     ("[x for x in items for y in items]", False),
     ("[x for x in items if [y for y in items if y]]", False),
-    ("{x: x for x in items}", False),
+    ("{x: x for x in items}", True),
     ("text.ljust(n)", False),
     ("text.replace('', text)", False),
     ("moment.replace(year=2031, day=1) > now()", True),
@@ -250,6 +256,8 @@ HELPERS = ("def days_in(period):\n    number = int(period[1:-1])\n    return num
     ("len = text\ny = len(text)\n", False),  # nothing called is ever assigned
     ("for i in items:\n    pass\n", False),
     ("x = [p for p in open_processes() if p in ('a', 'b')]\n", True),
+    ("x = [p + p for p in items]\n", False),  # in a script the next line could read it back: only filters
+    ("x = {k: str(v) for k, v in capital.items()}\n", False),
 ])
 def test_which_scripts_run_in_process(source, inline):
     import ast
@@ -291,8 +299,8 @@ def test_every_script_and_condition_of_the_operating_model_runs_in_process():
     for path in sorted((Path(__file__).parent.parent / "processes").glob("*.bpmn")):
         for el in ET.parse(path).getroot().iter():
             tag = el.tag.rsplit("}", 1)[-1]
-            if tag in ("script", "conditionExpression", "timeDuration", "timeDate", "timeCycle") and \
-                    (el.text or "").strip():
+            if tag in ("script", "conditionExpression", "timeDuration", "timeDate", "timeCycle", "inputParameter",
+                       "outputParameter") and (el.text or "").strip():
                 seen += 1
                 if not _in_process("exec" if tag == "script" else "eval", el.text, functions):
                     forked.append(f"{path.name}: {textwrap.shorten(el.text, 80)}")
@@ -332,6 +340,8 @@ def test_a_function_replacing_a_declared_one_is_not_trusted(monkeypatch):
     registry = HandlerRegistry()
     registry.expression_function("involvement", lambda *a: {"ok": True}, bounded=True)
     assert CarepathScriptEngine(registry, dict(registry.functions)).environment.bounded == {"involvement"}
+    # replay's and the timeline's scratch engines: the registry's functions, an empty registry
+    assert CarepathScriptEngine(HandlerRegistry(), dict(registry.functions)).environment.bounded == {"involvement"}
     assert CarepathScriptEngine(registry, {"involvement": endless}).environment.bounded == frozenset()
     registry.expression_function("involvement", endless)
     engine = CarepathScriptEngine(registry, dict(registry.functions))
