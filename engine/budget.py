@@ -210,8 +210,9 @@ class _State:
 
 
 class _Judge:
-    def __init__(self, tree: ast.AST, functions: frozenset[str]) -> None:
+    def __init__(self, tree: ast.AST, functions: frozenset[str], others: frozenset[str] = frozenset()) -> None:
         self.functions = functions  # the registry's functions declared bounded
+        self.others = others  # the injected functions not declared bounded: never called, never passed
         # the limit on any coefficient: SIGHT_GROWTH, or the code's own size when larger (a line that adds a
         # value to itself n times is n times its size however it is counted)
         self.limit = max(SIGHT_GROWTH, sum(1 for _ in ast.walk(tree)))
@@ -385,8 +386,8 @@ class _Judge:
         if isinstance(node, ast.Constant):
             return 1.0
         if isinstance(node, ast.Name):
-            if node.id in self.helpers:
-                raise _NotAtSight  # a helper only ever called
+            if node.id in self.helpers or node.id in self.others:
+                raise _NotAtSight  # a helper is only ever called; sorted(items, key=add_days_unbounded)
             return state.size(node.id)
         if isinstance(node, ast.Starred):
             return self.size(node.value, state)
@@ -613,12 +614,14 @@ def _stored(body: list[ast.stmt]) -> frozenset[str]:
                      if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load))
 
 
-def bounded_at_sight(tree: ast.AST, functions: frozenset[str] = frozenset()) -> bool:
+def bounded_at_sight(tree: ast.AST, functions: frozenset[str] = frozenset(),
+                     others: frozenset[str] = frozenset()) -> bool:
     """True when running the expression `tree` costs at most polynomially in its own size and the data it reads
-    (the size count above). `functions`: the registry's functions declared bounded."""
+    (the size count above). `functions`: the registry's functions declared bounded; `others`: the other
+    functions injected (the code may not even name them: `sorted(items, key=f)` would call them)."""
     body = tree.body if isinstance(tree, ast.Expression) else tree
     try:
-        judge = _Judge(tree, functions)
+        judge = _Judge(tree, functions, others)
         judge.expression = True
         judge.size(body, _State({}, set()))
     except (_NotAtSight, RecursionError):
@@ -628,12 +631,13 @@ def bounded_at_sight(tree: ast.AST, functions: frozenset[str] = frozenset()) -> 
     return True
 
 
-def straight_line(tree: ast.Module, functions: frozenset[str] = frozenset()) -> bool:
+def straight_line(tree: ast.Module, functions: frozenset[str] = frozenset(),
+                  others: frozenset[str] = frozenset()) -> bool:
     """A script bounded at sight: no loops; assignments, item assignments into containers it made, `del`,
     `if`, `try`, `raise` and `def` helpers, every value within SIGHT_GROWTH times the size of the data it
     reads (the size count above)."""
     try:
-        judge = _Judge(tree, functions)
+        judge = _Judge(tree, functions, others)
         judge.block(tree.body, _State({}, set()), top=True)
     except (_NotAtSight, RecursionError):
         return False

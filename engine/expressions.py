@@ -331,12 +331,13 @@ _Compiled = tuple[CodeType | None, tuple[type[CarepathError], str, int | None] |
 
 
 @functools.lru_cache(maxsize=4096)
-def _in_process(mode: str, source: str, functions: frozenset[str] = frozenset()) -> bool:
+def _in_process(mode: str, source: str, functions: frozenset[str] = frozenset(),
+                others: frozenset[str] = frozenset()) -> bool:
     """Whether compiled code is bounded at sight and so runs in-process, not in the budgeted child
-    (engine/budget.py); `functions`: the injected functions declared bounded."""
+    (engine/budget.py); `functions`: the injected functions declared bounded, `others` the rest."""
     if mode == "eval":
-        return bounded_at_sight(ast.parse(source.strip(), _FILENAMES[mode], mode), functions)
-    return straight_line(ast.parse(textwrap.dedent(source), _FILENAMES[mode], mode), functions)
+        return bounded_at_sight(ast.parse(source.strip(), _FILENAMES[mode], mode), functions, others)
+    return straight_line(ast.parse(textwrap.dedent(source), _FILENAMES[mode], mode), functions, others)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -471,6 +472,7 @@ class SafeEnvironment(TaskDataEnvironment):
         #: the injected functions whose owner declared them bounded (HandlerRegistry.expression_function):
         #: code calling them may still be judged bounded at sight (engine/budget.py)
         self.bounded = frozenset(name for name in bounded if name in functions)
+        self._others = frozenset(functions) - self.bounded - {"now", "case", "open_processes"}
         #: called with the source before it runs in the budgeted child, to read in the parent what the
         #: child must not (the script engine reads `open_processes()` from the step's transaction here)
         self.prepare: Callable[[str], None] = lambda source: None
@@ -488,7 +490,7 @@ class SafeEnvironment(TaskDataEnvironment):
 
     def evaluate(self, expression: str, context: dict, external_context: dict | None = None) -> Any:
         code = _code("eval", expression)
-        if self._trust_sight and _in_process("eval", expression, self.bounded):
+        if self._trust_sight and _in_process("eval", expression, self.bounded, self._others):
             return self._evaluate(code, expression, context, external_context)
         self.prepare(expression)
         return run_budgeted(lambda: self._evaluate(code, expression, context, external_context), self.budget,
@@ -520,7 +522,7 @@ class SafeEnvironment(TaskDataEnvironment):
                 f"task data field(s) {', '.join(clashes)} would hide predefined function(s) "
                 f"of the same name; rename the field(s) — in script {_quote(script)}"
             )
-        if self._trust_sight and _in_process("exec", script, self.bounded):
+        if self._trust_sight and _in_process("exec", script, self.bounded, self._others):
             results = self._execute(code, script, context, external)
         else:
             self.prepare(script)

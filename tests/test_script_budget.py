@@ -274,6 +274,10 @@ def test_a_registry_function_runs_in_process_only_when_declared_bounded():
     # what the declared function returns still counts: forty doublings through it are not bounded at sight
     doubling = ast.parse("s = text\n" + "s = involvement(s, s, s)\n" * 40)
     assert not straight_line(doubling, frozenset({"involvement"}))
+    # an injected function not declared bounded may not even be named: sorted() would call it for every item
+    by_days = ast.parse("x = sorted(items, key=add_days)\n")
+    assert straight_line(by_days)  # (not known to be a function: data, as far as the judge can tell)
+    assert not straight_line(by_days, frozenset(), frozenset({"add_days"}))
 
 
 def _no_fork(monkeypatch):
@@ -349,6 +353,8 @@ def test_a_function_replacing_a_declared_one_is_not_trusted(monkeypatch):
     engine.environment.budget = SMALL
     with pytest.raises(BudgetExceeded, match="CPU-time budget"):
         engine.environment.execute("x = involvement(1)\n", {})
+    with pytest.raises(BudgetExceeded, match="CPU-time budget"):  # called by sorted(), not by name
+        engine.environment.execute("x = sorted([1, 2], key=involvement)\n", {})
 
 
 @pytest.mark.parametrize("script", [
