@@ -32,7 +32,7 @@ import functools
 import operator
 import textwrap
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import CodeType
 from typing import Any
 from uuid import UUID
@@ -331,12 +331,13 @@ _Compiled = tuple[CodeType | None, tuple[type[CarepathError], str, int | None] |
 
 
 @functools.lru_cache(maxsize=4096)
-def _in_process(mode: str, source: str) -> bool:
+def _in_process(mode: str, source: str, functions: frozenset[str] = frozenset(),
+                others: frozenset[str] = frozenset()) -> bool:
     """Whether compiled code is bounded at sight and so runs in-process, not in the budgeted child
-    (engine/budget.py)."""
+    (engine/budget.py); `functions`: the injected functions declared bounded, `others` the rest."""
     if mode == "eval":
-        return bounded_at_sight(ast.parse(source.strip(), _FILENAMES[mode], mode))
-    return straight_line(ast.parse(textwrap.dedent(source), _FILENAMES[mode], mode))
+        return bounded_at_sight(ast.parse(source.strip(), _FILENAMES[mode], mode), functions, others)
+    return straight_line(ast.parse(textwrap.dedent(source), _FILENAMES[mode], mode), functions, others)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -457,7 +458,7 @@ class SafeEnvironment(TaskDataEnvironment):
     """Evaluates expressions and runs scripts against task data under RestrictedPython."""
 
     def __init__(self, functions: Mapping[str, Callable[..., Any]] | None = None,
-                 budget: ScriptBudget | None = None) -> None:
+                 budget: ScriptBudget | None = None, bounded: Iterable[str] = ()) -> None:
         #: the CPU-time and memory budget every expression and script runs under (engine/budget.py)
         self.budget = budget or ScriptBudget.from_env()
         functions = dict(functions or {})
@@ -468,6 +469,10 @@ class SafeEnvironment(TaskDataEnvironment):
         # An injected function named like one of the calls "bounded at sight" trusts (a registry's `max`):
         # nothing of this environment's is judged bounded then; everything runs in the budgeted child.
         self._trust_sight = not (set(functions) - {"now", "case", "open_processes"}) & BOUNDED_CALLS
+        #: the injected functions whose owner declared them bounded (HandlerRegistry.expression_function):
+        #: code calling them may still be judged bounded at sight (engine/budget.py)
+        self.bounded = frozenset(name for name in bounded if name in functions)
+        self._others = frozenset(functions) - self.bounded - {"now", "case", "open_processes"}
         #: called with the source before it runs in the budgeted child, to read in the parent what the
         #: child must not (the script engine reads `open_processes()` from the step's transaction here)
         self.prepare: Callable[[str], None] = lambda source: None
@@ -485,7 +490,7 @@ class SafeEnvironment(TaskDataEnvironment):
 
     def evaluate(self, expression: str, context: dict, external_context: dict | None = None) -> Any:
         code = _code("eval", expression)
-        if self._trust_sight and _in_process("eval", expression):
+        if self._trust_sight and _in_process("eval", expression, self.bounded, self._others):
             return self._evaluate(code, expression, context, external_context)
         self.prepare(expression)
         return run_budgeted(lambda: self._evaluate(code, expression, context, external_context), self.budget,
@@ -517,7 +522,7 @@ class SafeEnvironment(TaskDataEnvironment):
                 f"task data field(s) {', '.join(clashes)} would hide predefined function(s) "
                 f"of the same name; rename the field(s) — in script {_quote(script)}"
             )
-        if self._trust_sight and _in_process("exec", script):
+        if self._trust_sight and _in_process("exec", script, self.bounded, self._others):
             results = self._execute(code, script, context, external)
         else:
             self.prepare(script)

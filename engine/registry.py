@@ -13,6 +13,7 @@ import importlib
 import inspect
 import os
 import sys
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,6 +36,21 @@ BUILT_IN_PARAMS: dict[str, tuple[dict[str, Any], ...]] = {
 }
 
 
+#: the functions declared bounded (`HandlerRegistry.expression_function(..., bounded=True)`): a property of the
+#: function itself, so the scratch engines of replay and of the timeline, which are given the registry's
+#: functions without its registry, trust the same ones
+_DECLARED_BOUNDED: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+_DECLARED_KEPT: list[Callable[..., Any]] = []  # the few that cannot be weakly referenced
+
+
+def declared_bounded(fn: Any) -> bool:
+    """Whether `fn` was declared bounded by some registry (see `HandlerRegistry.expression_function`)."""
+    try:
+        return fn in _DECLARED_BOUNDED
+    except TypeError:
+        return any(fn is kept for kept in _DECLARED_KEPT)
+
+
 @dataclass(frozen=True)
 class HandlerContext:
     """What a handler may know about where it runs."""
@@ -53,6 +69,8 @@ class HandlerRegistry:
         self._handlers: dict[str, Handler] = {}
         #: pure functions diagrams may call in expressions (e.g. add_working_days); no I/O, no clock
         self.functions: dict[str, Callable[..., Any]] = {}
+        #: those of `functions` declared bounded (see `expression_function`)
+        self.bounded_functions: dict[str, Callable[..., Any]] = {}
         self.document_handlers: set[str] = set()
         #: the teams user tasks may go to (candidate groups, lane names); None: not known, not checked
         self.teams: tuple[str, ...] | None = None
@@ -92,8 +110,26 @@ class HandlerRegistry:
             raise ValueError(f"background job '{name}' must run every so many seconds above 0, not {seconds!r}")
         self.background_jobs.append((name, job, float(seconds)))
 
-    def expression_function(self, name: str, fn: Callable[..., Any]) -> None:
+    def expression_function(self, name: str, fn: Callable[..., Any], *, bounded: bool = False) -> None:
+        """`fn` callable by `name` in diagrams' expressions and scripts.
+
+        `bounded=True` is the function's owner's word (code-reviewed, unlike a diagram) that a call costs at most
+        polynomially in the size of its arguments (a count taken from an argument is capped, as
+        add_working_days caps at 3,660 days) and gives a result at most 4 times their size plus a fixed amount.
+        The declaration belongs to the function (its cost does not depend on the registry): wherever it is
+        injected (replay's and the timeline's scratch engines too), code calling it may be judged bounded at
+        sight and run in the step's own process. Without it, every expression or script calling it runs in the
+        budgeted child (engine/budget.py, docs/engine.md "Script budget"). tests/test_script_budget.py checks each
+        declared function against its caps."""
         self.functions[name] = fn
+        if bounded:
+            self.bounded_functions[name] = fn
+            try:
+                _DECLARED_BOUNDED.add(fn)
+            except TypeError:
+                _DECLARED_KEPT.append(fn)
+        else:
+            self.bounded_functions.pop(name, None)
 
     def register(self, name: str, fn: Handler | None = None, *, document: bool = False):  # type: ignore[no-untyped-def]
         """Register `fn` under `name`; usable as a decorator: `@registry.register("eligibility")`.

@@ -20,7 +20,7 @@ from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from .errors import CarepathError, ExpressionError, HandlerFailed, StateError
 from .expressions import SafeEnvironment
 from .history import Event
-from .registry import START_PROCESS, UPDATE_CASE, HandlerContext, HandlerRegistry
+from .registry import START_PROCESS, UPDATE_CASE, HandlerContext, HandlerRegistry, declared_bounded
 
 
 @dataclass
@@ -91,7 +91,10 @@ class CarepathScriptEngine(PythonScriptEngine):
             "open_processes": lambda: current_scope().open_processes(),
         }
         builtin_functions.update(functions or {})
-        super().__init__(environment=SafeEnvironment(functions=builtin_functions))
+        # the very functions declared bounded (HandlerRegistry.expression_function); another under the same name,
+        # e.g. an entry of `functions` replacing one, is not
+        bounded = [name for name, fn in builtin_functions.items() if declared_bounded(fn)]
+        super().__init__(environment=SafeEnvironment(functions=builtin_functions, bounded=bounded))
         self.environment.prepare = _read_open_processes
         self.registry = registry
         self.clock = _ScopeClock()

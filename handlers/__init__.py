@@ -34,7 +34,7 @@ def register(registry: HandlerRegistry) -> None:
                    equipment, transition, capacity, charging, charging_letters):
         module.register(registry)
     for name, fn in working_days.EXPRESSION_FUNCTIONS.items():
-        registry.expression_function(name, fn)
+        registry.expression_function(name, fn, bounded=True)  # days capped at 3,660
     registry.teams = TEAMS
     # filed letters queued and sent through GOV.UK Notify when the council configures it
     letter_sending.register(registry)

@@ -113,4 +113,4 @@ def advocacy_letter(ctx: HandlerContext, person: dict[str, Any], advocacy: dict[
 
 def register(registry: HandlerRegistry) -> None:
     registry.register("advocacy_letter", advocacy_letter, document=True)
-    registry.expression_function("involvement", involvement)
+    registry.expression_function("involvement", involvement, bounded=True)

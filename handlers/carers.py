@@ -168,7 +168,7 @@ def carer_support_paid_once(held_by: Any, carer_budget: dict[str, Any], cared_fo
 
 
 def register(registry: HandlerRegistry) -> None:
-    registry.expression_function("carer_support_paid_once", carer_support_paid_once)
-    registry.expression_function("checked_carer", checked_carer)
-    registry.expression_function("add_months", add_months)
+    registry.expression_function("carer_support_paid_once", carer_support_paid_once, bounded=True)
+    registry.expression_function("checked_carer", checked_carer, bounded=True)
+    registry.expression_function("add_months", add_months, bounded=True)  # 1 to 120 months
     registry.register("carer_personal_budget", carer_personal_budget)

@@ -166,15 +166,38 @@ def test_budget_settings_come_from_the_environment():
     ("amount > 5 and status == 'open'", True),
     ("now() + timedelta(days=3)", True),
     ("case().get('tier') in ('a', 'b')", True),
-    ("name * 3", False),
+    ("name * 3", True),  # at most three times the data
+    ("name * 3 * 1000 * 1000", False),  # 3,000,000 times: past the growth limit
+    ("name * n", False),
     ("base ** exponent", False),
     ("1 << n", False),
     ("'%0*d' % (n, 1)", False),
     ("f'{x:>{n}}'", False),
     ("sum(range(n))", False),
-    ("[x for x in items]", False),
+    ("[x for x in items]", True),  # a filter: part of `items`
+    ("not [i for i in items if i['free']]", True),
+    ("[s['id'] for s in matches['found']]", True),  # a part of every item
+    ("[[x, x] for x in items]", True),
+    ("[x[x['k']] for x in items]", True),
+    ("[x + x for x in items]", True),  # an expression: n items of twice an item, read by nothing after
+    ("{k: str(v) for k, v in capital.items()}", True),
+    ("[[y for y in x] for x in items]", False),  # nested: n * n * ...
+    ("[y for y in [x + x for x in items]]", False),
+    ("[x for x in items for y in items]", False),
+    ("[x for x in items if [y for y in items if y]]", False),
+    ("{x: x for x in items}", True),
     ("text.ljust(n)", False),
-    ("add_working_days(now(), n)", False),
+    ("text.replace('', text)", False),
+    ("moment.replace(year=2031, day=1) > now()", True),
+    ("'%s due on %s' % (what, day)", True),
+    ("'%0*d' % (n, 1)", False),
+    ("'%09999999d' % 1", False),
+    ("text % 5", False),  # the format is data: '%0999999999d'
+    ("(start.month - 1 + n) % 12", True),  # a number: never formatting
+    ("', '.join(sorted(names))", True),
+    ("separator.join(names)", False),  # a separator from the data between every name
+    ("add_working_days(now(), n)", False),  # not declared bounded here
+    ("lambda: 1", False),
 ])
 def test_what_runs_in_process(source, bounded):
     import ast
@@ -194,17 +217,202 @@ def test_an_injected_function_named_like_a_trusted_call_sends_everything_to_the_
     assert SafeEnvironment(functions={"add_working_days": endless})._trust_sight
 
 
+DOUBLING = "s = text\n" + "s = s + s\n" * 40  # 2**40 times the text, in a script without a loop
+HELPERS = ("def days_in(period):\n    number = int(period[1:-1])\n    return number * 7 if period.endswith('W') "
+           "else number\nweeks = days_in(settings['length']) // 7\n")
+
+
 @pytest.mark.parametrize(("source", "inline"), [
     (HEALTHY_INLINE, True),
     ("answers = {}\nclosed = now().isoformat()\n", True),
-    ("s = text + text\ns = s + s\n", False),  # a later line reads what an earlier one wrote: could double
+    ("s = text + text\ns = s + s\n", True),  # four times the text: a later line may read an earlier one's value
+    (DOUBLING, False),  # ... but not double it forty times
+    ("s = text\n" + "s = s * 100\n" * 4, False),
+    ("n = count\n" + "n = n + n\n" * 40, False),  # no types at sight: `count` may be text
+    ("n = int(count)\n" + "n = n + n\n" * 40, True),  # a number: one more digit a line
+    ("n = int(count)\n" + "n = n * n\n" * 40, False),  # squaring doubles the digits
     (HEALTHY_LOOP, False),
-    ("def f():\n    return 1\nx = f()\n", False),
+    # straight-line if / try / raise / del, and item assignment into a container the script made
+    ("answers = {}\ntry:\n    answers['a'] = a\nexcept NameError:\n    answers['a'] = None\n"
+     "if answers['a'] is None:\n    raise ValueError('a is missing: %r' % (answers,))\ndel answers\n", True),
+    ("a = {}\na['x'] = a\n", False),  # a dict holding itself
+    ("a = {}\nb = a\na['x'] = b\n", False),
+    ("a = {}\na['x'] = data\na['y'] = data\n", True),  # the data twice: twice its size
+    ("data['x'] = data\n", False),  # only containers the script made
+    ("a = data\na['x'] = 1\n", False),
+    ("try:\n    x = 1\nexcept NameError as e:\n    x = 2\n", False),
+    # def helpers: judged at every call; no helper calls a helper; no recursion
+    ("def f():\n    return 1\nx = f()\n", True),
+    (HELPERS, True),
+    ("def f(x):\n    return f(x)\ny = f(1)\n", False),
+    ("def f(x):\n    return x + x\ndef g(x):\n    return f(x) + f(x)\ny = g(text)\n", False),
+    ("def f(x):\n    return x + x\ns = f(text)\n" + "s = f(s)\n" * 40, False),
+    ("def f(x):\n    while x:\n        x = x\n    return x\ny = f(1)\n", False),
+    ("def len(x):\n    return 1\ny = len(text)\n", False),  # a helper may not take a trusted name
+    # in a branch, the later call could reach a registry function of the same name instead
+    ("if flag:\n    def add_working_days(d, n):\n        return d\ny = add_working_days(d, n)\n", False),
+    ("def f(x):\n    return 1\ng = f\n", False),  # a helper is only ever called
+    ("a = {}\ndef f(k):\n    a[k] = data\n    return 1\nx = f(1)\n", False),  # fills a container per call
+    ("len = text\ny = len(text)\n", False),  # nothing called is ever assigned
+    ("for i in items:\n    pass\n", False),
+    ("x = [p for p in open_processes() if p in ('a', 'b')]\n", True),
+    ("x = [p + p for p in items]\n", False),  # in a script the next line could read it back: only filters
+    ("x = {k: str(v) for k, v in capital.items()}\n", False),
 ])
 def test_which_scripts_run_in_process(source, inline):
     import ast
 
     assert straight_line(ast.parse(source)) is inline
+
+
+def test_a_registry_function_runs_in_process_only_when_declared_bounded():
+    import ast
+
+    tree = ast.parse("x = involvement('review', answers, None)\n")
+    assert not straight_line(tree)
+    assert straight_line(tree, frozenset({"involvement"}))
+    # what the declared function returns still counts: forty doublings through it are not bounded at sight
+    doubling = ast.parse("s = text\n" + "s = involvement(s, s, s)\n" * 40)
+    assert not straight_line(doubling, frozenset({"involvement"}))
+    # an injected function not declared bounded may not even be named: sorted() would call it for every item
+    by_days = ast.parse("x = sorted(items, key=add_days)\n")
+    assert straight_line(by_days)  # (not known to be a function: data, as far as the judge can tell)
+    assert not straight_line(by_days, frozenset(), frozenset({"add_days"}))
+
+
+def _no_fork(monkeypatch):
+    import engine.expressions
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("forked a budgeted child")
+
+    monkeypatch.setattr(engine.expressions, "run_budgeted", refuse)
+
+
+def test_every_script_and_condition_of_the_operating_model_runs_in_process():
+    """The shipped diagrams' scripts and conditions (processes/*.bpmn) are all bounded at sight with the handlers'
+    registry, so a step never pays for a fork (docs/performance.md, 3 December 2026, session 7)."""
+    import textwrap
+    import xml.etree.ElementTree as ET
+
+    from engine.expressions import _in_process
+    from engine.registry import load_registry
+
+    functions = frozenset(load_registry("handlers").bounded_functions)
+    seen, forked = 0, []
+    for path in sorted((Path(__file__).parent.parent / "processes").glob("*.bpmn")):
+        for el in ET.parse(path).getroot().iter():
+            tag = el.tag.rsplit("}", 1)[-1]
+            if tag in ("script", "conditionExpression", "timeDuration", "timeDate", "timeCycle", "inputParameter",
+                       "outputParameter") and (el.text or "").strip():
+                seen += 1
+                if not _in_process("exec" if tag == "script" else "eval", el.text, functions):
+                    forked.append(f"{path.name}: {textwrap.shorten(el.text, 80)}")
+    assert seen > 100 and forked == []
+
+
+def test_registry_functions_declared_bounded_cap_what_they_count():
+    """`bounded=True` is the handlers' word; the functions that count (days, months) refuse a count past their cap
+    at once, so a script calling them in-process with a huge number from the data cannot run for long."""
+    from engine.registry import load_registry
+
+    registry = load_registry("handlers")
+    assert set(registry.bounded_functions) == {
+        "add_working_days", "working_day_deadline", "next_working_day", "working_day_on_or_before",
+        "involvement", "checked_carer", "carer_support_paid_once", "add_months"}
+    assert all(registry.functions[name] is fn for name, fn in registry.bounded_functions.items())
+    f = registry.functions
+    with pytest.raises(ValueError, match="beyond the supported 3660 working days"):
+        f["add_working_days"]("2031-03-03", 10**9)
+    with pytest.raises(ValueError, match="beyond the supported"):
+        f["working_day_deadline"]("2031-03-03T09:00:00+00:00", -10**12)
+    with pytest.raises(ValueError, match="from 1 to 120"):
+        f["add_months"]("2031-03-03T09:00:00+00:00", 10**9)
+    assert f["next_working_day"]("9999-12-31") == "9999-12-31"  # a Friday; the walk ends within days
+
+
+def test_a_function_replacing_a_declared_one_is_not_trusted(monkeypatch):
+    """Only the very function the registry declared bounded is trusted: another of the same name (an engine's
+    `functions=` or a second registration without bounded=True) sends the code to the child."""
+    from engine.registry import HandlerRegistry
+    from engine.scripting import CarepathScriptEngine
+
+    def endless(*_args):
+        while True:
+            pass
+
+    registry = HandlerRegistry()
+    registry.expression_function("involvement", lambda *a: {"ok": True}, bounded=True)
+    assert CarepathScriptEngine(registry, dict(registry.functions)).environment.bounded == {"involvement"}
+    # replay's and the timeline's scratch engines: the registry's functions, an empty registry
+    assert CarepathScriptEngine(HandlerRegistry(), dict(registry.functions)).environment.bounded == {"involvement"}
+    assert CarepathScriptEngine(registry, {"involvement": endless}).environment.bounded == frozenset()
+    registry.expression_function("involvement", endless)
+    engine = CarepathScriptEngine(registry, dict(registry.functions))
+    assert engine.environment.bounded == frozenset()
+    engine.environment.budget = SMALL
+    with pytest.raises(BudgetExceeded, match="CPU-time budget"):
+        engine.environment.execute("x = involvement(1)\n", {})
+    with pytest.raises(BudgetExceeded, match="CPU-time budget"):  # called by sorted(), not by name
+        engine.environment.execute("x = sorted([1, 2], key=involvement)\n", {})
+
+
+@pytest.mark.parametrize("script", [
+    # looks like the operating model's scripts, but loops in a helper: the child stops it
+    "def days_in(period):\n    n = 0\n    while n >= 0:\n        n = n + 1\n    return n\nx = days_in('P1D')\n",
+    # straight-line, but doubles a string forty times: the child's memory budget stops it
+    "s = 'xxxxxxxx'\n" + "s = s + s\n" * 40,
+    # a helper calling a helper twice, twenty-five deep: 2**25 calls
+    "def f0(x):\n    return x\n" + "".join(f"def f{i}(x):\n    return f{i - 1}(x) or f{i - 1}(x)\n"
+                                           for i in range(1, 26)) + "y = f25(0)\n",
+    # answers as the operating model builds them, then a cycle walked by the plain-data check
+    "answers = {}\ntry:\n    answers['a'] = a\nexcept NameError:\n    answers['a'] = None\n"
+    "b = [answers, answers]\n" + "b = [b, b]\n" * 40,
+])
+def test_hostile_scripts_shaped_like_the_operating_models_are_still_budget_incidents(make_engine, small_budget,
+                                                                                     script):
+    eng = make_engine()
+    eng.deploy(files={"hostile.bpmn": timer_then_script("hostile", script)})
+    eng.start("hostile")
+    eng.advance_clock(timedelta(days=2))
+    [incident] = eng.incidents()
+    assert incident["element_id"] == "run"
+    assert "budget" in incident["message"] and "script" in incident["message"]
+
+
+def test_an_operating_model_script_runs_in_process_and_gives_what_the_child_gave(monkeypatch):
+    """review.bpmn's scheduling script (helpers, try/except, if/else, raise, registry functions) runs in the step's
+    own process with the handlers' registry, with the same result the budgeted child gives."""
+    import xml.etree.ElementTree as ET
+
+    from engine.registry import load_registry
+    from engine.scripting import CarepathScriptEngine, StepScope
+
+    root = ET.parse(Path(__file__).parent.parent / "processes" / "review.bpmn").getroot()
+    [script] = [el.text for el in root.iter() if el.tag.endswith("}script") and
+                "def add_period" in (el.text or "") and "UNPLANNED" in el.text]
+    data = {"review_reason": "Planned", "first": True, "review_frequency_months": 12,
+            "plan": {"signed_off_at": "2031-01-31T10:00:00+00:00", "review_frequency_months": 12},
+            "settings": {"max_review_interval": "P12M", "first_review_after_sign_off": "P1M",
+                         "first_review_latest": "P6W", "review_dates_on_working_days": True,
+                         "review_overdue_grace": "P14D", "unplanned_review_within": "P7D"}}
+    registry = load_registry("handlers")
+    engine = CarepathScriptEngine(registry, dict(registry.functions))
+    env = engine.environment
+    scope = StepScope(now=START, case_id=1, instance_id=1, process_id="review", case_data={})
+    token = engine.enter(scope)
+    try:
+        in_child = dict(data)
+        env._trust_sight = False  # as before: the child
+        env.execute(script, in_child)
+        env._trust_sight = True
+        _no_fork(monkeypatch)
+        in_process = dict(data)
+        env.execute(script, in_process)
+    finally:
+        engine.leave(token)
+    # 31 January + 1 month is 28 February 2031, a Friday; the latest (6 weeks) is 14 March, a Friday
+    assert in_process["review_due_at"].startswith("2031-02-28") and in_process == in_child
 
 
 # ---------------------------------------------------------------- in the engine
