@@ -77,10 +77,11 @@ def parse_bundle(
     known_processes: Collection[str] = (),
     known_decisions: Collection[str] = (),
     teams: Collection[str] | None = None,
+    users: Collection[str] | None = None,
 ) -> Bundle:
     """Validate a bundle of .bpmn/.dmn files; raise DefinitionError listing every problem.
 
-    handlers/forms/teams: when given, naming anything else is a problem (handlers as a mapping
+    handlers/forms/teams/users: when given, naming anything else is a problem (handlers as a mapping
     of name -> required parameters also checks every service task gives them). known_processes /
     known_decisions: ids deployed earlier, which call activities and business rule tasks
     may use.
@@ -89,9 +90,10 @@ def parse_bundle(
     the same bundle checked again gets a copy of the same description; one with problems is checked every time.
     """
     key = (files_key(files), frozen(handlers), frozen(forms), frozen(known_processes), frozen(known_decisions),
-           frozen(teams))
+           frozen(teams), frozen(users))
     kept = _CHECKED_BUNDLES.get(key, lambda: pickle.dumps(
-        _check_bundle(files, handlers, forms, known_processes, known_decisions, teams), pickle.HIGHEST_PROTOCOL))
+        _check_bundle(files, handlers, forms, known_processes, known_decisions, teams, users),
+        pickle.HIGHEST_PROTOCOL))
     infos, decisions, decision_infos = pickle.loads(kept)  # each caller its own copy (faster than deepcopy)
     return Bundle(dict(files), infos, decisions, decision_infos)
 
@@ -105,7 +107,7 @@ _BUILT_SPECS: ContentCache[tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]]] =
 
 def _check_bundle(files: Mapping[str, bytes], handlers: Collection[str] | None, forms: Collection[str] | None,
                   known_processes: Collection[str], known_decisions: Collection[str],
-                  teams: Collection[str] | None,
+                  teams: Collection[str] | None, users: Collection[str] | None = None,
                   ) -> tuple[dict[str, ProcessInfo], dict[str, str], dict[str, DecisionInfo]]:
     problems: list[Problem] = []
     if not files:
@@ -122,6 +124,7 @@ def _check_bundle(files: Mapping[str, bytes], handlers: Collection[str] | None, 
         handlers=handlers,
         forms=forms,
         teams=teams,
+        users=users,
     )
     usable = {d for d in decisions if _closure_usable(d, required, set(decisions) - broken_decisions)}
     infos, buildable = _check_processes(bpmn, declared, refs, usable, problems)
@@ -134,6 +137,7 @@ def _check_bundle(files: Mapping[str, bytes], handlers: Collection[str] | None, 
 
 
 def build_specs(files: Mapping[str, bytes], process_id: str, latest_decisions: Mapping[str, bytes] | None = None,
+                pinned_decisions: Mapping[str, bytes] | None = None,
                 ) -> tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]]:
     """The executable spec of `process_id` and the specs of its subprocesses and called processes.
 
@@ -146,18 +150,21 @@ def build_specs(files: Mapping[str, bytes], process_id: str, latest_decisions: M
     again; a bundle that fails is built, and fails, every time.
     """
     latest = latest_decisions or {}
-    spec, subprocess_specs = _BUILT_SPECS.get((files_key(files), files_key(latest), process_id),
-                                              lambda: _build_specs(files, process_id, latest))
+    pinned = pinned_decisions or {}
+    spec, subprocess_specs = _BUILT_SPECS.get((files_key(files), files_key(latest), files_key(pinned), process_id),
+                                              lambda: _build_specs(files, process_id, latest, pinned))
     return spec, dict(subprocess_specs)
 
 
-def _build_specs(files: Mapping[str, bytes], process_id: str,
-                 latest: Mapping[str, bytes]) -> tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]]:
+def _build_specs(files: Mapping[str, bytes], process_id: str, latest: Mapping[str, bytes],
+                 pinned: Mapping[str, bytes] | None = None) -> tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]]:
     parser, trees = _library_parser(files)
     if latest:
         latest_trees = {name: parse_xml(data, name) for name, data in latest.items()}
         trees.update({f"(latest) {name}": tree for name, tree in latest_trees.items()})
         parser.use_latest_decisions({name: tree.getroot() for name, tree in latest_trees.items()})
+    if pinned:  # business rule tasks bound to one version of their decision (engine/dmn.py, `read_pinned`)
+        parser.use_pinned_decisions({key: parse_xml(data, key).getroot() for key, data in pinned.items()})
     try:
         return parser.get_spec(process_id), parser.get_subprocess_specs(process_id)
     except ValidationException as exc:

@@ -9,6 +9,7 @@ check). While walking it collects the `ProcessInfo` the runtime needs.
 
 from __future__ import annotations
 
+import keyword
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +43,7 @@ from engine.bpmn_parser import (
     user_task_groups,
 )
 from engine.bpmn_timers import LITERAL_PATTERNS, is_literal, literal_problem, looks_like_iso
-from engine.dmn import binding_problem
+from engine.dmn import DecisionBinding, binding_problem, read_pinned
 from engine.errors import Problem
 from engine.expressions import check_expression
 from engine.foreign_expressions import bare_variable, declared_language, foreign_language, foreign_message
@@ -103,6 +104,10 @@ class ProcessInfo:
     start_inputs: tuple[StartInput, ...] = ()
     # what its elements keep on the case record as they complete (`case:KEY` element properties)
     case_outputs: tuple[CaseOutputInfo, ...] = ()
+    # the variable that holds who started an instance (camunda:initiator on its start event), or None
+    initiator: str | None = None
+    # business rule tasks bound to a decision version by number or tag (engine/dmn.py, `read_pinned`)
+    decision_bindings: tuple[DecisionBinding, ...] = ()
 
 
 def _q(local: str) -> str:
@@ -175,9 +180,10 @@ CAMUNDA_ATTRIBUTES: dict[str, frozenset[str]] = {
     "serviceTask": _SERVICE,
     "sendTask": _SERVICE,
     "businessRuleTask": _CAMUNDA_IGNORED | {"decisionRef", "resultVariable", "mapDecisionResult",
-                                            "decisionRefBinding", "decisionRefVersion"},
+                                            "decisionRefBinding", "decisionRefVersion",
+                                            "decisionRefVersionTag"},
     "callActivity": _CAMUNDA_IGNORED | {"calledElementBinding", "calledElementVersion"},
-    "startEvent": _CAMUNDA_IGNORED | {"formKey", "formRef"},
+    "startEvent": _CAMUNDA_IGNORED | {"formKey", "formRef", "initiator"},
 }
 _ELEMENTS_ANY = frozenset({"properties", "executionListener", "inputOutput"})
 #: the Camunda 7 / Zeebe extension elements carepath reads, by element kind ("*": any element)
@@ -201,11 +207,14 @@ _HINTS = {
                    "task",
     "in": "call activities pass the whole task data: remove the variable mappings",
     "out": "call activities pass the whole task data: remove the variable mappings",
-    "initiator": "carepath records who started a case in its history; the process data does not hold it",
     "priority": "carepath orders task lists by due date: give a due date instead",
     "failedJobRetryTimeCycle": "a failed step is an incident that a person retries",
     "errorEventDefinition": "use a BPMN error boundary event",
 }
+
+
+def _split_names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
 
 
 def _unsupported_hint(name: str) -> str:
@@ -229,6 +238,8 @@ class Refs:
     forms: Collection[str] | None
     # the teams that exist: when given, every user task must go to one of them
     teams: Collection[str] | None = None
+    # the people who exist: when given, every literal candidate user must be one of them
+    users: Collection[str] | None = None
 
 
 # --- one process ----------------------------------------------------------------------
@@ -246,6 +257,7 @@ class ProcessCheck:
         self.called: set[str] = set()
         self.decisions: set[str] = set()
         self.case_outputs: list[CaseOutputInfo] = []
+        self.decision_bindings: list[DecisionBinding] = []
         root = process.getroottree().getroot()
         #: every id in the file -> the kind of element it is on (what references may name)
         self.ids = {n.get("id"): _local(n) for n in root.iter() if isinstance(n.tag, str) and n.get("id")}
@@ -275,7 +287,31 @@ class ProcessCheck:
         lanes = tuple(dict.fromkeys(lane.get("name") for lane in self.process.iter(_q("lane")) if lane.get("name")))
         return ProcessInfo(self.process.get("id"), _label(self.process), self.file, self.user_tasks,
                            self.service_tasks, self.timers, frozenset(self.called), frozenset(self.decisions), lanes,
-                           self.start_inputs(), tuple(self.case_outputs))
+                           self.start_inputs(), tuple(self.case_outputs), self.initiator(),
+                           tuple(self.decision_bindings))
+
+    def initiator(self) -> str | None:
+        """camunda:initiator on the process's start events: the variable that holds who started it."""
+        names: list[str] = []
+        for start in self.process.findall(_q("startEvent")):
+            name = (start.get(f"{{{CAMUNDA_NS}}}initiator") or "").strip()
+            if not name:
+                continue
+            if not name.isidentifier() or keyword.iskeyword(name):
+                self.problem(start, f"camunda:initiator=\"{name[:60]}\" on start event '{_label(start)}' is not a "
+                                    "variable name: write a name such as starter")
+            else:
+                names.append(name)
+        for sub in self.process.iter():
+            if sub is not self.process and _local(sub) in ("subProcess", "transaction", "adHocSubProcess"):
+                for start in sub.findall(_q("startEvent")):
+                    if start.get(f"{{{CAMUNDA_NS}}}initiator"):
+                        self.problem(start, f"camunda:initiator on start event '{_label(start)}' of a subprocess "
+                                            "is not read: put it on the process's start event")
+        if len(set(names)) > 1:
+            self.problem(self.process, f"the start events of process '{_label(self.process)}' name different "
+                                       f"initiator variables ({', '.join(names)}): name one")
+        return names[0] if names else None
 
     def process_level_only(self) -> None:
         """What belongs on an element, never on the process or a sequence flow: case outputs and listeners."""
@@ -589,23 +625,26 @@ class ProcessCheck:
 
     def assignment(self, node: Any, assignment: Any) -> None:
         label = f"user task '{_label(node)}'"
-        follow_up = assignment.parts.get("follow_up")
-        if follow_up is not None:
-            self.problem(node, f"{follow_up.attribute} on {label} is not supported: carepath's task lists order "
-                               "and flag tasks by their due date only; give a due date (camunda:dueDate or "
-                               "zeebe:taskSchedule dueDate), or a boundary timer for a reminder")
-        due = assignment.parts.get("due")
-        if due is not None and due.literal is not None:
-            message = literal_problem("date", due.literal) if looks_like_iso(due.literal) else (
-                "not an ISO 8601 date or date-time")
-            if message:
-                self.problem(node, f"{due.attribute}=\"{due.literal}\" on {label}: {message} "
-                                   "(e.g. 2027-01-04T09:00:00Z, or ${variable} naming one)")
+        for part in ("due", "follow_up"):
+            date = assignment.parts.get(part)
+            if date is not None and date.literal is not None:
+                message = literal_problem("date", date.literal) if looks_like_iso(date.literal) else (
+                    "not an ISO 8601 date or date-time")
+                if message:
+                    self.problem(node, f"{date.attribute}=\"{date.literal}\" on {label}: {message} "
+                                       "(e.g. 2027-01-04T09:00:00Z, or ${variable} naming one)")
+        assignee = assignment.parts.get("assignee")
+        if assignee is not None and assignee.literal is not None and len(_split_names(assignee.literal)) > 1:
+            self.problem(node, f"{assignee.attribute}=\"{assignee.literal}\" on {label} names several people: a "
+                               "task has one assignee; offer it to several people with candidate users "
+                               "(camunda:candidateUsers, zeebe:assignmentDefinition candidateUsers)")
         users = assignment.parts.get("candidate_users")
-        if users is not None and users.literal is not None and len(users.literal.split(",")) > 1:
-            self.problem(node, f"{users.attribute}=\"{users.literal}\" on {label} names several people: carepath "
-                               "gives a task to teams (candidate groups) and one person (the assignee, which one "
-                               "candidate user becomes); put these people in a team")
+        if users is not None and users.literal is not None and self.refs.users is not None:
+            strangers = [u for u in _split_names(users.literal) if u not in self.refs.users]
+            if strangers:
+                self.problem(node, f"{users.attribute}=\"{users.literal}\" on {label} names "
+                                   f"{', '.join(map(repr, strangers))}, who {'is' if len(strangers) == 1 else 'are'}"
+                                   " not a carepath user: add them (Administration) or correct the name")
 
     def service_task(self, node: Any, _lane: str | None) -> None:
         call = read_service(node)
@@ -650,6 +689,9 @@ class ProcessCheck:
         binding = binding_problem(node)
         if binding:
             self.problem(node, f"business rule task '{_label(node)}' {binding}")
+        pinned = read_pinned(node)
+        if pinned is not None:
+            self.decision_bindings.append(DecisionBinding(node.get("id"), _label(node), node.sourceline, ref, *pinned))
         if ref not in self.refs.decisions:
             self.problem(node, f"business rule task '{_label(node)}' uses decision '{ref}', which is in no "
                                ".dmn file of this bundle and not deployed")

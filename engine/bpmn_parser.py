@@ -644,9 +644,10 @@ def _due(value: Any, what: str) -> str | None:
 
 
 def evaluate_assignment(my_task: Any, assignment: Assignment) -> dict[str, Any]:
-    """The assignment's values for this task: {"assignee", "candidate_groups", "due_at"} (each only when given).
-    Expressions are evaluated in the sandbox; evaluated teams are checked against the registry's teams (when
-    known). One candidate user is the task's assignee (carepath offers a task to teams and one person)."""
+    """The assignment's values for this task: {"assignee", "candidate_groups", "candidate_users", "due_at",
+    "follow_up_at"} (each only when given). Expressions are evaluated in the sandbox; evaluated teams are checked
+    against the registry's teams, evaluated candidate users against its users (each when known). Candidate users
+    are offered the task (any one of them may claim it); none of them becomes its assignee."""
     engine = my_task.workflow.script_engine
     spec = my_task.task_spec
     label = f"'{spec.bpmn_name or spec.bpmn_id}'"
@@ -656,14 +657,18 @@ def evaluate_assignment(my_task: Any, assignment: Assignment) -> dict[str, Any]:
         raw = engine.evaluate(my_task, value.expression) if value.expression else value.literal
         if part == "due":
             values["due_at"] = _due(raw, what)
+        elif part == "follow_up":
+            values["follow_up_at"] = _due(raw, what)
         elif part == "candidate_groups":
             values["candidate_groups"] = _names(raw, what)
-        elif part in ("assignee", "candidate_users"):
+        elif part == "candidate_users":
+            values["candidate_users"] = list(dict.fromkeys(_names(raw, what)))
+        elif part == "assignee":
             names = _names(raw, what)
             if len(names) > 1:
-                raise ValueError(f"{what} gave {len(names)} people ({', '.join(names)}): carepath gives a task "
-                                 "to teams (candidate groups) and one person; put these people in a team")
-            if names and (part == "assignee" or "assignee" not in values):
+                raise ValueError(f"{what} gave {len(names)} people ({', '.join(names)}): a task has one "
+                                 "assignee; offer it to several people with candidate users")
+            if names:
                 values["assignee"] = names[0]
     registry = getattr(engine, "registry", None)
     teams = getattr(registry, "teams", None)
@@ -674,6 +679,13 @@ def evaluate_assignment(my_task: Any, assignment: Assignment) -> dict[str, Any]:
         attribute = assignment.parts["candidate_groups"].attribute
         raise ValueError(f"{attribute} of {label} gave {', '.join(map(repr, unknown))}, which is not a team: "
                          f"the teams are {', '.join(teams)}")
+    users = assignment.parts.get("candidate_users")
+    known = getattr(registry, "users", None)  # the people who exist (when known): a callable name -> bool
+    if users is not None and users.expression and known is not None:
+        strangers = [u for u in values.get("candidate_users", []) if not known(u)]
+        if strangers:
+            raise ValueError(f"{users.attribute} of {label} gave {', '.join(map(repr, strangers))}, who "
+                             f"{'is' if len(strangers) == 1 else 'are'} not a carepath user")
     return values
 
 

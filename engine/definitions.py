@@ -19,11 +19,12 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select
 
 from .bpmn import Bundle, ProcessInfo, build_specs, parse_bundle
+from .dmn import pinned_key
 from .errors import DefinitionError, NotFoundError, Problem
 from .history import Event
 from .library_problems import index, unexpected_problem
 from .lint import lint_files
-from .schema import decision_versions, definition_files, deployments, process_versions
+from .schema import decision_versions, definition_files, deployments, process_versions, users
 from .xmlsafe import parse_xml
 
 DEFINITION_SUFFIXES = (".bpmn", ".dmn", ".bpmn20.xml")
@@ -181,6 +182,13 @@ def known_ids(conn: Connection) -> tuple[set[str], set[str]]:
     return processes, decisions
 
 
+def known_users(conn: Connection) -> set[str] | None:
+    """Every username, when the database has users (the web app's); None when it has none (an engine on its
+    own): then candidate users named in a diagram are not checked at deploy."""
+    names = set(conn.execute(select(users.c.username)).scalars())
+    return names or None
+
+
 def deploy(conn: Connection, files: Mapping[str, bytes], *, now: datetime, actor: str,
            handlers: Collection[str] | None, forms: Collection[str] | None, source: str,
            change_note: str | None = None, author: str | None = None, approver: str | None = None,
@@ -195,7 +203,7 @@ def deploy(conn: Connection, files: Mapping[str, bytes], *, now: datetime, actor
     known_processes, known_decisions = known_ids(conn)
     blocking = [p for p in lint_files(files) if p.rule is not None and (strict or p.severity == "error")]
     try:
-        bundle = parse_bundle(files, handlers=handlers, forms=forms, teams=teams,
+        bundle = parse_bundle(files, handlers=handlers, forms=forms, teams=teams, users=known_users(conn),
                               known_processes=known_processes, known_decisions=known_decisions)
     except DefinitionError as exc:
         raise DefinitionError([*exc.problems, *blocking]) from None
@@ -215,6 +223,10 @@ def deploy(conn: Connection, files: Mapping[str, bytes], *, now: datetime, actor
         latest = latest_version(conn, pid)
         if latest is not None and latest.content_sha256 == digest:
             refs.append(VersionRef(latest.id, pid, latest.version, latest.name, created=False))
+            continue
+        bound = _binding_problems(conn, bundle, info)
+        if bound:
+            problems.extend(bound)
             continue
         try:  # prove it builds before anything is stored
             build_specs(_files_by_id(conn, ids), pid, decision_files)
@@ -283,9 +295,67 @@ def _store_decisions(conn: Connection, bundle: Bundle, pending: list[str], deplo
             decision_id=decision_id, version=number, name=label,
             file_id=_store_file(conn, name, bundle.files[name], now, file_ids),
             content_sha256=_sha(bundle.files[name]), required=json.dumps(info.required if info else []),
+            version_tag=(info.version_tag if info else None),
             deployment_id=deployment_id, deployed_at=now).returning(decision_versions.c.id)).scalar_one()
         refs.append(VersionRef(vid, decision_id, number, label, created=True, kind="decision"))
     return refs
+
+
+def _binding_problems(conn: Connection, bundle: Bundle, info: ProcessInfo) -> list[Problem]:
+    """A business rule task bound to a version (number or tag) of its decision that is neither deployed nor
+    deployed by this bundle: a problem naming the task, the attribute and the versions there are."""
+    problems: list[Problem] = []
+    for b in info.decision_bindings:
+        versions = _decision_versions(conn, bundle, b.decision_id)
+        if _bound(versions, b.kind, b.value) is not None:
+            continue
+        wanted = f"version {b.value}" if b.kind == "version" else f"a version tagged '{b.value}'"
+        there = ", ".join(f"{n}" + (f" (tagged '{t}')" if t else "") for n, t in versions)
+        problems.append(Problem(info.file, (
+            f"business rule task '{b.name}' is bound to {wanted} of decision '{b.decision_id}' ({b.attribute}), "
+            f"which is not deployed: " + (f"its versions are {there}" if there else "no version of it is deployed")
+            + "; deploy that version of the decision first (or in the same bundle), or bind to the latest"),
+            b.element_id, b.line))
+    return problems
+
+
+def _decision_versions(conn: Connection, bundle: Bundle, decision_id: str) -> list[tuple[int, str | None]]:
+    """(number, tag) of every version of a decision, deployed or about to be by this bundle, oldest first."""
+    rows = conn.execute(select(decision_versions.c.version, decision_versions.c.version_tag,
+                               decision_versions.c.content_sha256)
+                        .where(decision_versions.c.decision_id == decision_id)
+                        .order_by(decision_versions.c.version)).all()
+    found = [(r.version, r.version_tag) for r in rows]
+    if decision_id in bundle.decisions:
+        name = bundle.decisions[decision_id]
+        if not rows or rows[-1].content_sha256 != _sha(bundle.files[name]):
+            tag = bundle.decision_infos[decision_id].version_tag if decision_id in bundle.decision_infos else None
+            found.append(((rows[-1].version if rows else 0) + 1, tag))
+    return found
+
+
+def _bound(versions: list[tuple[int, str | None]], kind: str, value: str) -> int | None:
+    """The version number a binding chooses: the version itself, or the latest with the tag; None if none."""
+    chosen = [n for n, tag in versions if (str(n) == value if kind == "version" else tag == value)]
+    return chosen[-1] if chosen else None
+
+
+def pinned_decision_files(conn: Connection, info: dict[str, Any], up_to: int | None = None) -> dict[str, bytes]:
+    """The .dmn file of each decision version a process's business rule tasks are bound to, by `pinned_key`
+    (among the versions with an id up to `up_to`: a replay sees those deployed by its time)."""
+    out: dict[str, bytes] = {}
+    for b in info.get("decision_bindings") or []:
+        q = select(decision_versions.c.file_id).where(decision_versions.c.decision_id == b["decision_id"])
+        if up_to is not None:
+            q = q.where(decision_versions.c.id <= up_to)
+        if b["kind"] == "version":
+            q = q.where(decision_versions.c.version == int(b["value"]))
+        else:
+            q = q.where(decision_versions.c.version_tag == b["value"])
+        file_id = conn.execute(q.order_by(decision_versions.c.version.desc()).limit(1)).scalar()
+        if file_id is not None:
+            out[pinned_key(b["decision_id"], b["kind"], b["value"])] = next(iter(_files_by_id(conn, [file_id]).values()))
+    return out
 
 
 def _store_file(conn: Connection, name: str, data: bytes, now: datetime, cache: dict[str, int]) -> int:
@@ -351,12 +421,14 @@ class SpecCache:
         if row is None:
             raise NotFoundError(f"no process version with id {version_id}", process_version=version_id)
         files = _files_by_id(self._conn, json.loads(row.file_ids))
+        info = json.loads(row.info)
         spec, subprocess_specs = build_specs(files, row.process_id,
-                                             latest_decision_files(self._conn, newest_decision))
+                                             latest_decision_files(self._conn, newest_decision),
+                                             pinned_decision_files(self._conn, info, newest_decision or None))
         if not any(hasattr(task_spec, "dmnEngine") for one in (spec, *subprocess_specs.values())
                    for task_spec in one.task_specs.values()):
             self._without_decisions.add(version_id)
-        return LoadedVersion(row.id, row.process_id, row.version, json.loads(row.info), spec, subprocess_specs)
+        return LoadedVersion(row.id, row.process_id, row.version, info, spec, subprocess_specs)
 
 
 def resolve_version(conn: Connection, process_id: str, version: int | None = None):  # type: ignore[no-untyped-def]

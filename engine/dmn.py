@@ -39,7 +39,7 @@ from engine.expressions import check_expression
 
 __all__ = [
     "AGGREGATIONS", "HIT_POLICIES", "DecisionEngine", "DecisionInfo", "DecisionParsers",
-    "binding_problem", "check_dmn", "check_requirements", "evaluation_order", "read_binding",
+    "DecisionBinding", "binding_problem", "check_dmn", "pinned_key", "read_pinned", "check_requirements", "evaluation_order", "read_binding",
 ]
 
 HIT_POLICIES = ("UNIQUE", "FIRST", "PRIORITY", "ANY", "COLLECT", "RULE ORDER", "OUTPUT ORDER")
@@ -47,6 +47,10 @@ AGGREGATIONS = ("SUM", "COUNT", "MIN", "MAX")
 #: binding of a business rule task to a version of its decision: the latest deployed (default) or the one
 #: deployed with the process version (camunda:decisionRefBinding="deployment", zeebe bindingType="deployment")
 BINDINGS = ("latest", "deployment")
+#: binding to one deployed version of the decision: by its number (camunda:decisionRefBinding="version" +
+#: camunda:decisionRefVersion) or by its tag (decisionRefBinding="versionTag" + camunda:decisionRefVersionTag;
+#: zeebe bindingType="versionTag" + versionTag): the latest version with that tag
+PINNED = ("version", "versiontag")
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
 
@@ -60,6 +64,7 @@ class DecisionInfo:
     file: str
     line: int | None
     required: list[str] = field(default_factory=list)  # ids of the decisions it requires, in document order
+    version_tag: str | None = None  # the decision's camunda:versionTag, which a business rule task may bind to
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -349,7 +354,9 @@ def check_dmn(file: str, root: Any, problems: list[Problem]) -> dict[str, Decisi
         if decision_id in decisions:
             add(decision, f"decision id '{decision_id}' is used twice in this file")
             continue
-        decisions[decision_id] = DecisionInfo(decision_id, label, file, decision.sourceline, _required_ids(decision))
+        tag = (decision.get(f"{{{CAMUNDA_NS}}}versionTag") or "").strip() or None
+        decisions[decision_id] = DecisionInfo(decision_id, label, file, decision.sourceline, _required_ids(decision),
+                                              tag)
         _check_decision(decision, label, file_language, add)
     return decisions
 
@@ -547,10 +554,26 @@ class DecisionParsers:
         for name, root in roots.items():
             self.add_dmn_xml(root, filename=name)
 
+    def use_pinned_decisions(self, roots: Mapping[str, Any]) -> None:
+        """The .dmn files of the decision versions business rule tasks are bound to, by `pinned_key`."""
+        kept = (self.dmn_parsers, self.dmn_parsers_by_name)
+        self.pinned_dmn_parsers: dict[str, dict[str, Any]] = {}
+        try:
+            for key, root in roots.items():
+                self.dmn_parsers, self.dmn_parsers_by_name = {}, {}
+                self.add_dmn_xml(root, filename=f"(bound) {key}")
+                self.pinned_dmn_parsers[key] = self.dmn_parsers
+        finally:
+            self.dmn_parsers, self.dmn_parsers_by_name = kept
+
     def get_engine(self, decision_ref: str | None, node: Any) -> DecisionEngine:
         registry = self.dmn_parsers
         if read_binding(node) == "deployment":
             registry = {**registry, **getattr(self, "deployed_dmn_parsers", {})}
+        pinned = read_pinned(node)
+        if pinned is not None and decision_ref is not None:  # without the bound files (a deploy's check): latest
+            registry = {**registry, **getattr(self, "pinned_dmn_parsers", {}).get(
+                pinned_key(decision_ref, pinned[0], pinned[1]), {})}
         if decision_ref not in registry:
             raise ValidationException(f"decision '{decision_ref}' is in no .dmn file of this bundle and not "
                                       "deployed", node=node, file_name="")
@@ -577,6 +600,18 @@ def binding_problem(node: Any) -> str | None:
     binding = read_binding(node)
     if binding in BINDINGS:
         return None
+    if binding in PINNED:
+        if read_pinned(node) is not None:
+            return None
+        raw_version = (node.get(f"{{{CAMUNDA_NS}}}decisionRefVersion") or "").strip()
+        if binding == "version" and raw_version:
+            return (f'binds its decision to camunda:decisionRefVersion="{_one_line(raw_version)[:60]}", which is '
+                    "not a version number: write a whole number such as 2")
+        attribute = ("camunda:decisionRefVersion" if binding == "version" else
+                     "camunda:decisionRefVersionTag" if node.get(f"{{{CAMUNDA_NS}}}decisionRefBinding") else
+                     "zeebe:calledDecision versionTag")
+        return (f"binds its decision by {'version' if binding == 'version' else 'versionTag'} but gives no "
+                f"{attribute}: name the version to use")
     raw = (node.get(f"{{{CAMUNDA_NS}}}decisionRefBinding") or "").strip()
     attribute = "camunda:decisionRefBinding"
     if not raw:
@@ -584,7 +619,46 @@ def binding_problem(node: Any) -> str | None:
         raw = next((c.get("bindingType", "").strip() for c in
                     node.iterfind(f"./{{*}}extensionElements/{{{ZEEBE_NS}}}calledDecision")), binding)
     return (f'binds its decision by {attribute}="{_one_line(raw)[:60]}": carepath evaluates the latest deployed '
-            'version (the default) or the one deployed with the process ("deployment")')
+            'version (the default), the one deployed with the process ("deployment"), a version by number '
+            '("version") or by tag ("versionTag")')
+
+
+@dataclass(frozen=True)
+class DecisionBinding:
+    """A business rule task bound to one version of its decision: `kind` "version" (value: the number) or
+    "versionTag" (value: the tag); checked against the deployed versions at deploy (engine/definitions.py)."""
+
+    element_id: str
+    name: str
+    line: int | None
+    decision_id: str
+    kind: str
+    value: str
+    attribute: str
+
+
+def pinned_key(decision_id: str, kind: str, value: str) -> str:
+    return f"{decision_id}@{kind}={value}"
+
+
+def read_pinned(node: Any) -> tuple[str, str, str] | None:
+    """(kind "version" or "versionTag", the number or tag, the attribute giving it) when a business rule task is
+    bound to one version of its decision and names it; else None."""
+    binding = read_binding(node)
+    if binding == "version":
+        value = (node.get(f"{{{CAMUNDA_NS}}}decisionRefVersion") or "").strip()
+        if value.isdigit() and int(value) > 0:
+            return "version", str(int(value)), "camunda:decisionRefVersion"
+        return None
+    if binding == "versiontag":
+        value = (node.get(f"{{{CAMUNDA_NS}}}decisionRefVersionTag") or "").strip()
+        if value:
+            return "versionTag", value, "camunda:decisionRefVersionTag"
+        for called in node.iterfind(f"./{{*}}extensionElements/{{{ZEEBE_NS}}}calledDecision"):
+            value = (called.get("versionTag") or "").strip()
+            if value:
+                return "versionTag", value, "zeebe:calledDecision versionTag"
+    return None
 
 
 def read_binding(node: Any) -> str:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
     literal_column,
+    text,
 )
 
 metadata = MetaData(
@@ -156,12 +157,20 @@ tasks = Table(
     Column("owner", String(255), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("due_at", DateTime(timezone=True), nullable=True, index=True),
+    # the diagram's follow-up date (camunda:followUpDate, zeebe:taskSchedule followUpDate): when to look at
+    # the task again; the inbox's "follow-up due" filter reads it from its index (0016)
+    Column("follow_up_at", DateTime(timezone=True), nullable=True, index=True),
+    # JSON list of the people the diagram offers the task to (candidate users), or NULL (0016)
+    Column("candidate_users", Text, nullable=True),
     Column("draft", Text, nullable=True),
     Column("revision", Integer, nullable=False, default=0),
     # a team's queue and a person's tasks in due order (soonest first, no due date last) read from
     # the index a page at a time (api/tasks.py)
     Index("ix_tasks_team_due", "team", "due_at", "created_at", "id"),
     Index("ix_tasks_assignee_due", "assignee", "due_at", "created_at", "id"),
+    # the few tasks offered to named people: a person's inbox reads them from this small partial index (0016)
+    Index("ix_tasks_candidate_users", "candidate_users", postgresql_where=text("candidate_users IS NOT NULL"),
+          sqlite_where=text("candidate_users IS NOT NULL")),
 )
 
 timers = Table(
@@ -412,6 +421,7 @@ decision_versions = Table(
     Column("file_id", ForeignKey("definition_files.id"), nullable=False),  # the .dmn file holding it
     Column("content_sha256", String(64), nullable=False),  # that file's content: the same again is no new version
     Column("required", Text, nullable=False),  # JSON list of the decision ids it requires
+    Column("version_tag", String(255), nullable=True),  # the decision's camunda:versionTag (0016)
     Column("deployment_id", ForeignKey("deployments.id"), nullable=False),
     Column("deployed_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("decision_id", "version"),

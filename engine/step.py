@@ -185,6 +185,8 @@ class StepCore:
                         element_id: str | None = None, case_data: dict[str, Any] | None = None,
                         on_start: Callable[[BpmnWorkflow], None] | None = None) -> list[_Pending]:
         loaded = self.specs.get(conn, version_id)
+        if loaded.info.get("initiator"):  # camunda:initiator: the process data names who started it
+            data = {**data, loaded.info["initiator"]: actor}
         case_row = conn.execute(select(cases.c.data, cases.c.reference).where(cases.c.id == case_id)).one()
         if case_data is None:
             case_data = json.loads(case_row.data)
@@ -385,7 +387,8 @@ class StepCore:
                 id=t["id"], instance_id=p.instance_id, case_id=p.case_id, process_id=p.process_id,
                 element_id=t["element_id"], name=t["name"], form=t["form"], team=t["team"],
                 candidate_groups=json.dumps(t["candidate_groups"]), lane=t["lane"], assignee=t.get("assignee"),
-                created_at=now, due_at=t["due_at"], revision=0) for t in new])
+                created_at=now, due_at=t["due_at"], revision=0, follow_up_at=t.get("follow_up_at"),
+                candidate_users=json.dumps(t["candidate_users"]) if t.get("candidate_users") else None) for t in new])
         for t in ready:  # due dates move when a timer is re-set
             if t["id"] in existing and existing[t["id"]]["due_at"] != t["due_at"]:
                 w.task_due.append({"tid": t["id"], "due": t["due_at"]})

@@ -203,9 +203,10 @@ class TaskOps(StepCore):
 def _task_row(r: Any) -> dict[str, Any]:
     d = dict(r._mapping)
     d["candidate_groups"] = json.loads(d["candidate_groups"])
+    d["candidate_users"] = json.loads(d["candidate_users"]) if d.get("candidate_users") else []
     if d.get("draft") is not None:
         d["draft"] = json.loads(d["draft"])
-    for k in ("created_at", "due_at"):
+    for k in ("created_at", "due_at", "follow_up_at"):
         if d.get(k) is not None:
             d[k] = as_utc(d[k])
     return d

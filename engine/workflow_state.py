@@ -87,7 +87,8 @@ def _snapshot(wf: BpmnWorkflow) -> dict[str, Any]:
             tasks_[tid]["assignee"] = assigned["assignee"]
         rows.append({"id": tid, "element_id": element, "name": name, "form": ext.get("form"),
                      "team": groups[0] if groups else None, "candidate_groups": groups, "lane": lane,
-                     "assignee": assigned.get("assignee"),
+                     "assignee": assigned.get("assignee"), "candidate_users": assigned.get("candidate_users"),
+                     "follow_up_at": parse_date(assigned["follow_up_at"]) if assigned.get("follow_up_at") else None,
                      "due_at": parse_date(assigned["due_at"]) if assigned.get("due_at") else
                      due_by_parent.get(task.parent.id) if task.parent is not None else None})
     timers_, timer_rows = {}, []

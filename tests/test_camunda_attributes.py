@@ -93,7 +93,8 @@ def test_assignee_groups_and_due_date_are_evaluated_and_shown_in_the_task_list(m
     if "camunda" in name:
         [review] = eng.list_tasks(case_id=res.case_id)
         assert review["element_id"] == "review"
-        assert review["assignee"] == "bob"  # the one candidate user
+        # the one candidate user is offered the task (any candidate claims it); nobody is assigned it yet
+        assert (review["candidate_users"], review["assignee"]) == (["bob"], None)
         assert review["team"] == "duty"
         assert review["due_at"] == datetime(2031, 4, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -164,15 +165,17 @@ def test_a_decision_result_that_does_not_fit_its_mapping_says_why(mapping, outpu
     ('<bpmn:userTask id="x" camunda:formKey="f"><bpmn:extensionElements><zeebe:assignmentDefinition '
      'assignee="=if a then b else c"/></bpmn:extensionElements></bpmn:userTask>',
      'zeebe:assignmentDefinition assignee="=if a then b else c" is a FEEL expression'),
-    ('<bpmn:userTask id="x" camunda:formKey="f" camunda:followUpDate="${later}"/>',
-     "camunda:followUpDate on user task 'x' is not supported"),
+    ('<bpmn:userTask id="x" camunda:formKey="f" camunda:followUpDate="soon"/>',
+     'camunda:followUpDate="soon" on user task \'x\': not an ISO 8601 date'),
     ('<bpmn:userTask id="x" camunda:formKey="f"><bpmn:extensionElements><zeebe:taskSchedule '
-     'followUpDate="=later"/></bpmn:extensionElements></bpmn:userTask>',
-     "zeebe:taskSchedule followUpDate on user task 'x' is not supported"),
+     'followUpDate="=later + 1"/></bpmn:extensionElements></bpmn:userTask>',
+     'zeebe:taskSchedule followUpDate="=later + 1" is a FEEL expression'),
     ('<bpmn:userTask id="x" camunda:formKey="f" camunda:dueDate="tomorrow"/>',
      'camunda:dueDate="tomorrow" on user task \'x\': not an ISO 8601 date'),
-    ('<bpmn:userTask id="x" camunda:formKey="f" camunda:candidateUsers="ann, bob"/>',
-     'camunda:candidateUsers="ann, bob" on user task \'x\' names several people'),
+    ('<bpmn:userTask id="x" camunda:formKey="f" camunda:candidateUsers="${a or b}"/>',
+     'camunda:candidateUsers="${a or b}" is a JUEL expression'),
+    ('<bpmn:userTask id="x" camunda:formKey="f" camunda:assignee="ann, bob"/>',
+     'camunda:assignee="ann, bob" on user task \'x\' names several people'),
     ('<bpmn:userTask id="x" camunda:formKey="f" camunda:priority="50"/>',
      "camunda:priority on 'x' (a userTask) is not supported"),
     ('<bpmn:userTask id="x" camunda:formKey="f"><bpmn:extensionElements><camunda:taskListener event="create" '
@@ -293,3 +296,112 @@ def test_a_condition_in_juel_beyond_a_variable_name_is_refused_naming_juel() -> 
     assert problem.element_id == "f3"
     assert "this is a JUEL expression; carepath evaluates Python expressions: write `urgent == True`" in \
         problem.message
+
+
+# --- follow-up dates, several candidate users, the initiator (issue 13, item 4) ------------------------------
+
+
+FOLLOW_UP = datetime(2027, 3, 12, 9, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("element", [
+    '<bpmn:userTask id="x" camunda:formKey="decision" camunda:followUpDate="2027-03-12T09:00:00Z"/>',
+    '<bpmn:userTask id="x" camunda:formKey="decision" camunda:followUpDate="${followUp}"/>',
+    '<bpmn:userTask id="x"><bpmn:extensionElements><zeebe:formDefinition formId="decision"/>'
+    '<zeebe:taskSchedule followUpDate="=followUp"/></bpmn:extensionElements></bpmn:userTask>',
+])
+def test_a_follow_up_date_is_kept_on_the_task(make_engine, element) -> None:
+    # before: camunda:followUpDate and zeebe followUpDate were refused at deploy
+    eng = make_engine()
+    eng.deploy(files=one_element(element))
+    res = eng.start("p", data={"followUp": "2027-03-12T09:00:00Z"})
+    [task] = eng.list_tasks(case_id=res.case_id)
+    assert task["follow_up_at"] == FOLLOW_UP
+    assert task["due_at"] is None  # a follow-up date is no due date
+
+
+def test_a_computed_follow_up_date_that_is_not_a_date_is_an_incident(make_engine) -> None:
+    eng = make_engine()
+    eng.deploy(files=one_element('<bpmn:userTask id="x" camunda:formKey="decision" camunda:followUpDate="${f}"/>'))
+    [task] = eng.list_tasks(case_id=eng.start("p", data={"f": "2027-03-12"}).case_id)
+    assert task["follow_up_at"] == datetime(2027, 3, 12, tzinfo=timezone.utc)  # a date: its start, in UTC
+    res = eng.start("p", data={"f": "in a fortnight"})
+    assert res.status == "error"
+    [incident] = eng.incidents()
+    assert "camunda:followUpDate" in incident["message"] and "in a fortnight" in incident["message"]
+
+
+@pytest.mark.parametrize(("element", "data"), [
+    ('<bpmn:userTask id="x" camunda:formKey="decision" camunda:candidateUsers="ann, bob"/>', {}),
+    ('<bpmn:userTask id="x" camunda:formKey="decision" camunda:candidateUsers="${reviewers}"/>',
+     {"reviewers": ["ann", "bob"]}),
+    ('<bpmn:userTask id="x" camunda:formKey="decision" camunda:candidateUsers="${reviewers}"/>',
+     {"reviewers": "ann,bob"}),
+    ('<bpmn:userTask id="x"><bpmn:extensionElements><zeebe:formDefinition formId="decision"/>'
+     '<zeebe:assignmentDefinition candidateUsers="=reviewers"/></bpmn:extensionElements></bpmn:userTask>',
+     {"reviewers": ["ann", "bob"]}),
+])
+def test_several_candidate_users_are_each_offered_the_task(make_engine, element, data) -> None:
+    # before: more than one candidate user was refused (at deploy when written, an incident when computed)
+    eng = make_engine()
+    eng.deploy(files=one_element(element))
+    res = eng.start("p", data=data)
+    assert res.status == "waiting"
+    [task] = eng.list_tasks(case_id=res.case_id)
+    assert (task["candidate_users"], task["assignee"]) == (["ann", "bob"], None)
+    ready = [e["data"] for e in eng.history(res.case_id) if e["type"] == "task.ready"]
+    assert "assignee" not in ready[-1]  # offered, not given
+    eng.claim(task["id"], "bob")
+    assert eng.get_task(task["id"])["assignee"] == "bob"
+
+
+def test_a_computed_candidate_who_is_not_a_user_is_an_incident_naming_the_attribute(make_engine) -> None:
+    eng = make_engine()
+    eng.registry.users = lambda name: name in {"ann", "bob"}
+    eng.deploy(files=one_element(
+        '<bpmn:userTask id="x" camunda:formKey="decision" camunda:candidateUsers="${reviewers}"/>'))
+    res = eng.start("p", data={"reviewers": ["ann", "zed"]})
+    assert res.status == "error"
+    [incident] = eng.incidents()
+    assert incident["element_id"] == "x"
+    assert "camunda:candidateUsers" in incident["message"] and "'zed'" in incident["message"]
+    assert eng.list_tasks(case_id=res.case_id) == []
+
+
+def test_a_written_candidate_who_is_not_a_user_is_a_deploy_problem() -> None:
+    files = one_element('<bpmn:userTask id="x" camunda:formKey="decision" camunda:candidateUsers="ann, zed"/>')
+    [problem] = problems_of(files, users={"ann", "bob"})
+    assert (problem.element_id, problem.line) == ("x", 5)
+    assert "camunda:candidateUsers=\"ann, zed\" on user task 'x' names 'zed', who is not a carepath user" in \
+        problem.message
+    parse_bundle(files, users={"ann", "zed"})  # both exist: deploys
+
+
+def _with_initiator(attribute: str) -> dict[str, bytes]:
+    files = one_element('<bpmn:userTask id="x" camunda:formKey="decision" camunda:assignee="${starter}"/>')
+    files["attrs.bpmn"] = files["attrs.bpmn"].replace(b'<bpmn:startEvent id="s"/>',
+                                                      f'<bpmn:startEvent id="s" {attribute}/>'.encode())
+    return files
+
+
+def test_the_initiator_variable_holds_who_started_the_instance(make_engine) -> None:
+    # before: camunda:initiator was refused at deploy ("the process data does not hold it")
+    eng = make_engine()
+    eng.deploy(files=_with_initiator('camunda:initiator="starter"'))
+    res = eng.start("p", actor="carol")
+    [task] = eng.list_tasks(case_id=res.case_id)
+    assert task["assignee"] == "carol"  # camunda:assignee="${starter}"
+    assert eng.instance_snapshot(res.instance_id)["data"]["starter"] == "carol"
+    [started] = [e for e in eng.history(res.case_id) if e["type"] == "instance.started"]
+    assert started["data"]["data"]["starter"] == "carol"  # the history says who, so a replay gives the same
+
+
+@pytest.mark.parametrize(("attribute", "words"), [
+    ('camunda:initiator="who started"', 'camunda:initiator="who started" on start event \'s\' is not a variable '
+                                        'name'),
+    ('camunda:initiator="class"', 'camunda:initiator="class" on start event \'s\' is not a variable name'),
+])
+def test_an_initiator_that_is_no_variable_name_is_a_deploy_problem(attribute, words) -> None:
+    [problem] = problems_of(_with_initiator(attribute))
+    assert words in problem.message
+    assert (problem.element_id, problem.line) == ("s", 4)

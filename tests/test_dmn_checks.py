@@ -160,20 +160,29 @@ def test_a_decision_that_is_not_a_table_is_named() -> None:
         "decision table")
 
 
-@pytest.mark.parametrize(("binding", "attribute"), [
-    ('camunda:decisionRefBinding="version" camunda:decisionRefVersion="2"', 'camunda:decisionRefBinding="version"'),
-    ('camunda:decisionRefBinding="versionTag"', 'camunda:decisionRefBinding="versionTag"'),
+@pytest.mark.parametrize(("binding", "message"), [
+    ('camunda:decisionRefBinding="newest"',
+     'binds its decision by camunda:decisionRefBinding="newest": carepath evaluates the latest deployed version (the '
+     'default), the one deployed with the process ("deployment"), a version by number ("version") or by tag '
+     '("versionTag")'),
+    ('camunda:decisionRefBinding="version"',
+     "binds its decision by version but gives no camunda:decisionRefVersion: name the version to use"),
+    ('camunda:decisionRefBinding="version" camunda:decisionRefVersion="two"',
+     'binds its decision to camunda:decisionRefVersion="two", which is not a version number: write a whole number '
+     'such as 2'),
+    ('camunda:decisionRefBinding="versionTag"',
+     "binds its decision by versionTag but gives no camunda:decisionRefVersionTag: name the version to use"),
 ])
-def test_a_binding_carepath_does_not_support_is_named_at_deploy(binding: str, attribute: str) -> None:
+def test_a_binding_carepath_cannot_follow_is_named_at_deploy(binding: str, message: str) -> None:
     bpmn = (FIXTURES / "uses_decision.bpmn").read_text().replace("DECISION", "band").replace("BINDING", binding)
     problems = problems_of({"two_decisions.dmn": fixture("two_decisions.dmn"), "p.bpmn": bpmn.encode()})
     assert [(p.element_id, p.line) for p in problems] == [("rule", 6)]
-    assert problems[0].message == (
-        f"business rule task 'Decide' binds its decision by {attribute}: carepath evaluates the latest "
-        'deployed version (the default) or the one deployed with the process ("deployment")')
+    assert problems[0].message == f"business rule task 'Decide' {message}"
 
 
 def test_latest_and_deployment_bindings_are_accepted() -> None:
-    for binding in ('camunda:decisionRefBinding="latest"', 'camunda:decisionRefBinding="deployment"'):
+    for binding in ('camunda:decisionRefBinding="latest"', 'camunda:decisionRefBinding="deployment"',
+                    'camunda:decisionRefBinding="version" camunda:decisionRefVersion="1"',
+                    'camunda:decisionRefBinding="versionTag" camunda:decisionRefVersionTag="v1"'):
         bpmn = (FIXTURES / "uses_decision.bpmn").read_text().replace("DECISION", "band").replace("BINDING", binding)
         parse_bundle({"two_decisions.dmn": fixture("two_decisions.dmn"), "p.bpmn": bpmn.encode()})

@@ -259,3 +259,68 @@ def test_a_result_variable_maps_the_rules_the_hit_policy_keeps_after_the_require
     result = decide(eng, "package", **data)
     assert result["plan"] == expected
     assert "package" not in result  # kept in the result variable, not merged into the task data
+
+
+def _route_version(tag: str, fast: str) -> bytes:
+    """two_decisions.dmn with decision route tagged `tag` (camunda:versionTag) and urgent cases going to `fast`."""
+    return (fixture("two_decisions.dmn")
+            .replace(b'<definitions ', b'<definitions xmlns:camunda="http://camunda.org/schema/1.0/bpmn" ')
+            .replace(b'<decision id="route" name="Route">',
+                     f'<decision id="route" name="Route" camunda:versionTag="{tag}">'.encode())
+            .replace(b'"duty team"', f'"{fast}"'.encode()))
+
+
+def test_a_task_bound_to_a_version_by_number_or_tag_evaluates_that_version(make_engine):
+    # before: decisionRefBinding="version" and "versionTag" were refused at deploy
+    eng = make_engine()
+    for tag, fast in (("v1", "duty team"), ("v2", "rapid response"), ("v3", "hospital team")):
+        eng.deploy(files={"two_decisions.dmn": _route_version(tag, fast)})
+    with eng.db.engine.connect() as conn:
+        tags = conn.execute(select(decision_versions.c.version, decision_versions.c.version_tag)
+                            .where(decision_versions.c.decision_id == "route")
+                            .order_by(decision_versions.c.version)).all()
+    assert [tuple(t) for t in tags] == [(1, "v1"), (2, "v2"), (3, "v3")]  # the tags are stored
+    by_number = process("route", 'camunda:decisionRefBinding="version" camunda:decisionRefVersion="2"')
+    eng.deploy(files={"by_number.bpmn": by_number})
+    assert decide(eng, "route", urgent=True)["route"] == "rapid response"  # version 2, not the latest (3)
+    by_tag = (process("route", 'camunda:decisionRefBinding="versionTag" camunda:decisionRefVersionTag="v1"')
+              .replace(b'"decide_route"', b'"decide_tagged"'))
+    eng.deploy(files={"by_tag.bpmn": by_tag})
+    res = eng.start("decide_tagged", data={"urgent": True})
+    assert eng.instance_snapshot(res.instance_id)["data"]["route"] == "duty team"  # the version tagged v1
+    # a new version changes neither
+    eng.deploy(files={"two_decisions.dmn": _route_version("v4", "night team")})
+    assert decide(eng, "route", urgent=True)["route"] == "rapid response"
+    res = eng.start("decide_tagged", data={"urgent": True})
+    assert eng.instance_snapshot(res.instance_id)["data"]["route"] == "duty team"
+
+
+def test_a_version_deployed_in_the_same_bundle_may_be_bound(make_engine):
+    eng = make_engine()
+    eng.deploy(files={"two_decisions.dmn": _route_version("v1", "duty team"),
+                      "p.bpmn": process("route", 'camunda:decisionRefBinding="versionTag" '
+                                                 'camunda:decisionRefVersionTag="v1"')})
+    eng.deploy(files={"two_decisions.dmn": _route_version("v2", "rapid response")})
+    assert decide(eng, "route", urgent=True)["route"] == "duty team"
+
+
+@pytest.mark.parametrize(("binding", "words"), [
+    ('camunda:decisionRefBinding="version" camunda:decisionRefVersion="7"',
+     "business rule task 'Decide' is bound to version 7 of decision 'route' (camunda:decisionRefVersion), which is "
+     "not deployed: its versions are 1 (tagged 'v1'), 2 (tagged 'v2')"),
+    ('camunda:decisionRefBinding="versionTag" camunda:decisionRefVersionTag="v9"',
+     "business rule task 'Decide' is bound to a version tagged 'v9' of decision 'route' "
+     "(camunda:decisionRefVersionTag), which is not deployed"),
+])
+def test_a_binding_to_a_version_that_is_not_deployed_is_a_deploy_problem_and_stores_nothing(make_engine, binding,
+                                                                                              words):
+    eng = make_engine()
+    eng.deploy(files={"two_decisions.dmn": _route_version("v1", "duty team")})
+    eng.deploy(files={"two_decisions.dmn": _route_version("v2", "rapid response")})
+    with pytest.raises(DefinitionError) as err:
+        eng.deploy(files={"p.bpmn": process("route", binding)})
+    [problem] = err.value.problems
+    assert (problem.file, problem.element_id, problem.line) == ("p.bpmn", "rule", 6)
+    assert words in problem.message
+    with pytest.raises(Exception, match="decide_route"):
+        eng.start("decide_route", data={"urgent": True})  # nothing was deployed
