@@ -1,7 +1,8 @@
 """Who may see which task and open which case (the rules are described in docs/security.md).
 
 * A task belongs to a team (its `team`, and any of its candidate groups). A user with a
-  casework role sees and acts on the tasks of their own teams and the tasks assigned to them.
+  casework role sees and acts on the tasks of their own teams, the tasks assigned to them and the
+  tasks the diagram offers to them by name (candidate users), any one of whom may claim it.
 * A case record may be opened by a casework user who has one of its open tasks in their
   teams (or assigned to them) or who has worked on it (appears as an actor in its history),
   and by team managers and auditors.
@@ -19,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select
 
-from engine.schema import events, process_versions, tasks
+from engine.schema import events, process_versions, tasks, users
 
 from .auth import OVERSIGHT_ROLES, User, case_access_log, json_set, restricted_cases
 
@@ -124,7 +125,15 @@ def task_filter(user: User, teams: set[str] | None = None, *, include_assigned: 
             conds.append(extra)
     if include_assigned:
         conds.append(tasks.c.assignee == user.username)
+        conds.append(candidate_arm(user.username))
     return or_(*conds) if conds else and_(tasks.c.id.is_(None), tasks.c.id.is_not(None))
+
+
+def candidate_arm(username: str) -> Any:
+    """SQL condition: tasks the diagram offers to this person by name (candidate users). Read from the small
+    partial index over the tasks that name any (`ix_tasks_candidate_users`); the LIKE rechecks those rows."""
+    return and_(tasks.c.candidate_users.is_not(None),
+                tasks.c.candidate_users.like('%"' + escape_like(json.dumps(username)[1:-1]) + '"%', escape="\\"))
 
 
 def shared_team_arm(teams: set[str], shared: dict[str, frozenset[str]]) -> Any:
@@ -138,11 +147,21 @@ def shared_team_arm(teams: set[str], shared: dict[str, frozenset[str]]) -> Any:
                 or_(*[tasks.c.candidate_groups.like(_like_group(t), escape="\\") for t in sorted(teams)]))
 
 
+def is_user(engine: Any, name: str) -> bool:
+    """Whether `name` is a user's (any user, when the database has none yet): a computed candidate user must be."""
+    with engine.db.engine.connect() as conn:
+        if conn.execute(select(users.c.id).limit(1)).first() is None:
+            return True
+        return conn.execute(select(users.c.id).where(users.c.username == name)).first() is not None
+
+
 def task_allowed(user: User, task: dict[str, Any]) -> bool:
     """May this user see and act on this open task (ignoring restriction, checked separately)?"""
     if not user.is_worker:
         return False
     if task.get("assignee") and task["assignee"] == user.username:
+        return True
+    if user.username in (task.get("candidate_users") or []):  # offered to them by name
         return True
     groups = {task.get("team")} | set(task.get("candidate_groups") or [])
     return bool(groups & user.teams)

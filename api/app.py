@@ -36,7 +36,7 @@ from . import (
     transition,
 )
 from . import trial as draft_trial
-from .access import RequestPage
+from .access import RequestPage, is_user
 from .auth import AuthSettings, AuthStore
 from .auth import router as auth_router
 
@@ -63,6 +63,8 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
 
     app = FastAPI(title="carepath", version="0.1.0", lifespan=lifespan)
     app.state.engine = engine
+    if engine.registry.users is None:  # a computed candidate user must be a user (docs/diagram-attributes.md)
+        engine.registry.users = lambda name: is_user(engine, name)
     app.state.auth = AuthStore(engine, auth)
     errors.install(app)
     app.add_middleware(RequestPage)  # the page each case access is logged from (api/access.py)

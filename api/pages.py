@@ -228,7 +228,10 @@ def inbox(request: Request) -> Response:
     now = engine.now()
     rows = []
     for t in result["tasks"][:PAGE_SIZE]:
-        rows.append({**t, "due_text": kit.long_date(t.get("due_at")), "tag": kit.due_tag(t.get("due_at"), now)})
+        rows.append({**t, "due_text": kit.long_date(t.get("due_at")), "tag": kit.due_tag(t.get("due_at"), now),
+                     "follow_text": kit.long_date(t.get("follow_up_at")),
+                     "follow_due": t.get("follow_up_at") is not None and t["follow_up_at"] <= now,
+                     "offered": t.get("assignee") is None and user.username in (t.get("candidate_users") or [])})
     flash = unquote(request.cookies.get(FLASH_COOKIE, ""))
     query = {("view" if k == "scope" else k): v for k, v in filters.query().items()}
     values = {k: (params.get(k) or "") for k in ("team", "process", "task", "person", "due", "within", "sort",
@@ -245,8 +248,10 @@ def inbox(request: Request) -> Response:
         "error_fields": {e["field"]: e["message"] for e in errors}, "values": values,
         "teams": sorted(user.teams), "processes": _processes(engine), "filtered": bool(set(query) - {"view"}),
         "tabs": tabs, "page_query": lambda n: urlencode({**query, "view": filters.scope, "page": n}),
-        "sorts": [("due", "Due date"), ("created", "Date created"), ("person", "Person"), ("task", "Task")],
-        "dues": [("", "Any time"), ("overdue", "Overdue"), ("soon", "Due soon"), ("none", "No due date")]},
+        "sorts": [("due", "Due date"), ("follow_up", "Follow-up date"), ("created", "Date created"),
+                  ("person", "Person"), ("task", "Task")],
+        "dues": [("", "Any time"), ("overdue", "Overdue"), ("soon", "Due soon"), ("none", "No due date"),
+                 ("follow_up", "Follow-up due")]},
         422 if errors else 200)
     if flash:
         resp.delete_cookie(FLASH_COOKIE, path="/tasks")
@@ -369,6 +374,8 @@ def _task_context(request: Request, user: User, task: dict[str, Any], fields: li
     manager = "team_manager" in user.roles and bool(groups & user.teams)
     ctx = {"user": user, "task": task, "fields": fields, "errors": [], "conflict": None,
            "due_text": kit.long_date(task.get("due_at")), "tag": kit.due_tag(task.get("due_at"), now),
+           "follow_text": kit.long_date(task.get("follow_up_at")),
+           "follow_due": task.get("follow_up_at") is not None and task["follow_up_at"] <= now,
            "claimed_by_other": task.get("assignee") not in (None, me) and task.get("owner") != me,
            "delegated_to_me": delegated_to_me, "delegated_by_me": bool(task.get("delegated_by")) and
            task.get("owner") == me and not mine,

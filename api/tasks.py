@@ -24,6 +24,7 @@ from engine.schema import cases, events, tasks, users
 
 from .access import (
     can_open_case,
+    candidate_arm,
     case_of_task,
     escape_like,
     hidden_cases,
@@ -39,8 +40,8 @@ from .errors import ApiError, forbidden
 router = APIRouter(prefix="/api/tasks")
 
 SCOPES = ("mine", "team", "delegated")
-DUE = ("overdue", "soon", "none")
-SORTS = ("due", "created", "person", "task")
+DUE = ("overdue", "soon", "none", "follow_up")
+SORTS = ("due", "follow_up", "created", "person", "task")
 ORDERS = ("asc", "desc")
 DEFAULT_WITHIN = 2  # days: "due soon" (the inbox's tag uses the same)
 MAX_TEXT = 100
@@ -55,9 +56,10 @@ def require_worker(user: Annotated[User, Depends(current_user)]) -> User:
 def _row(r: Any) -> dict[str, Any]:
     d = dict(r._mapping)
     d["candidate_groups"] = json.loads(d["candidate_groups"])
+    d["candidate_users"] = json.loads(d["candidate_users"]) if d.get("candidate_users") else []
     d["has_draft"] = d.pop("draft", None) is not None
     d["delegated_by"] = d["owner"] if d.get("owner") and d.get("owner") != d.get("assignee") else None
-    for k in ("created_at", "due_at"):
+    for k in ("created_at", "due_at", "follow_up_at"):
         if d.get(k) is not None:
             d[k] = as_utc(d[k])
     return d
@@ -122,8 +124,9 @@ def parse_filters(raw: dict[str, str | None]) -> tuple[Filters, list[dict[str, s
 
 def _scope_cond(user: User, f: Filters, shared: dict[str, frozenset[str]]) -> Any:
     teams = {f.team} if f.team else None
-    if f.scope == "mine":
-        cond = tasks.c.assignee == user.username
+    if f.scope == "mine":  # assigned to them, or offered to them by name and not yet claimed
+        cond = or_(tasks.c.assignee == user.username,
+                   and_(tasks.c.assignee.is_(None), candidate_arm(user.username)))
         return cond if f.team is None else and_(cond, task_filter(user, teams, include_assigned=False,
                                                                   shared=shared))
     if f.scope == "delegated":
@@ -145,6 +148,7 @@ def _index_arms(user: User, f: Filters, shared: dict[str, frozenset[str]]) -> li
         arms.append(extra)
     if f.team is None:
         arms.append(tasks.c.assignee == user.username)
+        arms.append(candidate_arm(user.username))
     return arms
 
 
@@ -193,6 +197,8 @@ def search_tasks(engine: Any, user: User, f: Filters, *, limit: int = 50, offset
             conds.append(and_(tasks.c.due_at >= now, tasks.c.due_at <= soon))
         elif f.due == "none":
             conds.append(tasks.c.due_at.is_(None))
+        elif f.due == "follow_up":  # the follow-up date has come (ix_tasks_follow_up_at)
+            conds.append(tasks.c.follow_up_at <= now)
 
         desc = f.order == "desc"
         tie = [tasks.c.created_at.desc() if desc else tasks.c.created_at, tasks.c.id]
@@ -200,10 +206,10 @@ def search_tasks(engine: Any, user: User, f: Filters, *, limit: int = 50, offset
         if f.sort == "due" and not desc and not needs_case and len(arms) > 1:
             rows = _page_by_arms(conn, arms, conds[1:], limit, offset)
         else:
-            key = {"due": [tasks.c.due_at], "created": [tasks.c.created_at],
+            key = {"due": [tasks.c.due_at], "follow_up": [tasks.c.follow_up_at], "created": [tasks.c.created_at],
                    "person": [cases.c.title, cases.c.reference], "task": [tasks.c.name]}[f.sort]
             key = [k.desc() if desc else k.asc() for k in key]
-            if f.sort == "due":  # no due date last, either way
+            if f.sort in ("due", "follow_up"):  # no date last, either way
                 key = [k.nulls_last() for k in key]
             q = (select(tasks, cases.c.reference, cases.c.title).join(cases, cases.c.id == tasks.c.case_id)
                  .where(*conds).order_by(*key, *tie).limit(limit).offset(offset))
@@ -212,21 +218,25 @@ def search_tasks(engine: Any, user: User, f: Filters, *, limit: int = 50, offset
         overdue = func.coalesce(func.sum(case((tasks.c.due_at < now, 1), else_=0)), 0)
         due_soon = func.coalesce(func.sum(case((and_(tasks.c.due_at >= now, tasks.c.due_at <= soon), 1),
                                                else_=0)), 0)
+        follow_up = func.coalesce(func.sum(case((tasks.c.follow_up_at <= now, 1), else_=0)), 0)
         me = user.username
-        mine = func.coalesce(func.sum(case((tasks.c.assignee == me, 1), else_=0)), 0)
+        mine = func.coalesce(func.sum(case((or_(tasks.c.assignee == me, and_(tasks.c.assignee.is_(None),
+                                                                                candidate_arm(me))), 1),
+                                           else_=0)), 0)
         delegated = func.coalesce(func.sum(case((and_(tasks.c.owner == me, tasks.c.assignee != me), 1), else_=0)), 0)
         unfiltered = (f.scope == "team" and f.team is None and not (f.process or f.task or f.person or f.due))
         if unfiltered:  # the page's list is the team tab itself: one pass gives every count
-            total, n_overdue, n_soon, n_team, n_mine, n_delegated = conn.execute(select(
-                func.count(), overdue, due_soon, func.count(), mine, delegated).where(*conds)).one()
+            total, n_overdue, n_soon, n_follow, n_team, n_mine, n_delegated = conn.execute(select(
+                func.count(), overdue, due_soon, follow_up, func.count(), mine, delegated).where(*conds)).one()
         else:
-            cq = select(func.count(), overdue, due_soon).select_from(
+            cq = select(func.count(), overdue, due_soon, follow_up).select_from(
                 tasks.join(cases, cases.c.id == tasks.c.case_id) if needs_case else tasks).where(*conds)
-            total, n_overdue, n_soon = conn.execute(cq).one()
+            total, n_overdue, n_soon, n_follow = conn.execute(cq).one()
             n_team, n_mine, n_delegated = conn.execute(select(func.count(), mine, delegated).where(
                 task_filter(user, shared=shared), *visible)).one()
     return {"tasks": [_row(r) for r in rows], "limit": limit, "offset": offset, "filters": asdict(f),
             "counts": {"total": int(total), "overdue": int(n_overdue), "due_soon": int(n_soon),
+                       "follow_up": int(n_follow),
                        "team": int(n_team), "mine": int(n_mine), "delegated": int(n_delegated)}}
 
 
@@ -325,7 +335,7 @@ def colleague(engine: Any, task: dict[str, Any], username: str, what: str) -> No
         raise ApiError(422, "invalid", f"{username} is not an active user", errors=[
             {"field": "to", "message": f"{username} is not an active user"}])
     teams = json_set(row.teams)
-    if not teams & _groups(task):
+    if not teams & _groups(task) and username not in (task.get("candidate_users") or []):
         team = (task.get("team") or "").replace("_", " ")
         raise ApiError(422, "invalid", f"{username} is not in the {team} team, which this task belongs to",
                        errors=[{"field": "to", "message": f"{username} is not in the {team} team"}])

@@ -74,6 +74,8 @@ class HandlerRegistry:
         self.document_handlers: set[str] = set()
         #: the teams user tasks may go to (candidate groups, lane names); None: not known, not checked
         self.teams: tuple[str, ...] | None = None
+        #: whether a name is a person's who may be offered a task (computed candidate users); None: not checked
+        self.users: Callable[[str], bool] | None = None
         #: hooks on every change to a case's details (see `on_case_saved`)
         self.case_checks: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
         self.case_listeners: list[Callable[[Any, int], None]] = []

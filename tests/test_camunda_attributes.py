@@ -4,6 +4,7 @@ tasks with an external topic or job type; and everything it does not support ref
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -405,3 +406,152 @@ def test_an_initiator_that_is_no_variable_name_is_a_deploy_problem(attribute, wo
     [problem] = problems_of(_with_initiator(attribute))
     assert words in problem.message
     assert (problem.element_id, problem.line) == ("s", 4)
+
+
+# --- through the web app: the inbox, the task page, who may see and claim -----------------------------------
+
+OFFERED = ('<bpmn:userTask id="x" name="Check the payment" camunda:formKey="decision" camunda:candidateGroups="finance" '
+           'camunda:candidateUsers="${reviewers}" camunda:followUpDate="${followUp}"/>')
+
+
+@pytest.fixture()
+def web(tmp_path, db_url):
+    from api.app import create_app
+    from api.demo_users import create_demo_users
+    from engine.forms import FormLibrary
+    from engine.runtime import Engine
+    from tests.conftest import START, Calls
+
+    url = db_url if db_url.startswith("postgresql") else f"sqlite:///{tmp_path / 'web.db'}"
+    eng = Engine(url, registry=Calls().registry(), forms=FormLibrary())
+    eng.init(simulated_start=START)
+    app = create_app(eng, run_timers=False)
+    create_demo_users(eng)
+    eng.deploy(files=one_element(OFFERED))
+    yield eng, app
+    eng.db.dispose()
+
+
+def _signed_in(app, role: str):
+    from fastapi.testclient import TestClient
+
+    from api.demo_users import demo_password, demo_username
+
+    client = TestClient(app)
+    r = client.post("/api/session", json={"username": demo_username(role), "password": demo_password(role)})
+    assert r.status_code == 200, r.text
+    client.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+    return client
+
+
+def test_each_candidate_user_finds_the_task_in_their_inbox_and_any_one_may_claim_it(web) -> None:
+    from api.demo_users import demo_username
+
+    eng, app = web
+    sw, ot = demo_username("social_worker"), demo_username("occupational_therapist")  # neither is in finance
+    res = eng.start("p", data={"reviewers": [sw, ot], "followUp": "2031-03-12T09:00:00Z"})
+    [task] = eng.list_tasks(case_id=res.case_id)
+    worker, therapist = _signed_in(app, "social_worker"), _signed_in(app, "occupational_therapist")
+    for client, name in ((worker, sw), (therapist, ot)):
+        mine = client.get("/api/tasks?scope=mine").json()
+        assert [t["id"] for t in mine["tasks"]] == [task["id"]], name
+        assert mine["tasks"][0]["candidate_users"] == [sw, ot]
+        assert mine["counts"]["mine"] == 1
+        assert client.get(f"/api/tasks/{task['id']}").status_code == 200
+        page = client.get("/tasks?view=mine")
+        assert "Check the payment" in page.text and "Offered to you" in page.text
+    # the team still sees it; someone neither offered it nor in its team does not
+    assert [t["id"] for t in _signed_in(app, "finance_officer").get("/api/tasks").json()["tasks"]] == [task["id"]]
+    advisor = _signed_in(app, "front_door_advisor")
+    assert advisor.get("/api/tasks").json()["tasks"] == []
+    assert advisor.get(f"/api/tasks/{task['id']}").status_code == 403
+    # any one candidate claims it; then it is theirs
+    assert therapist.post(f"/api/tasks/{task['id']}/claim").json()["assignee"] == ot
+    assert worker.post(f"/api/tasks/{task['id']}/claim").status_code == 409
+    assert worker.get("/api/tasks?scope=mine").json()["tasks"] == []  # no longer offered: claimed by another
+    assert [t["id"] for t in therapist.get("/api/tasks?scope=mine").json()["tasks"]] == [task["id"]]
+
+
+def test_a_candidate_not_named_on_a_restricted_case_is_not_offered_its_task(web) -> None:
+    from api.access import restrict_case
+    from api.demo_users import demo_username
+
+    eng, app = web
+    sw, ot = demo_username("social_worker"), demo_username("occupational_therapist")
+    res = eng.start("p", data={"reviewers": [sw, ot], "followUp": "2031-03-12T09:00:00Z"})
+    [task] = eng.list_tasks(case_id=res.case_id)
+    restrict_case(eng, res.case_id, [ot])
+    worker, therapist = _signed_in(app, "social_worker"), _signed_in(app, "occupational_therapist")
+    assert worker.get("/api/tasks?scope=mine").json()["tasks"] == []
+    assert worker.get("/api/tasks").json()["counts"]["mine"] == 0
+    assert worker.get(f"/api/tasks/{task['id']}").status_code == 403
+    assert worker.post(f"/api/tasks/{task['id']}/claim").status_code == 403
+    assert [t["id"] for t in therapist.get("/api/tasks?scope=mine").json()["tasks"]] == [task["id"]]
+
+
+def test_the_follow_up_date_shows_in_the_inbox_and_on_the_task_page_and_filters_the_inbox(web) -> None:
+    eng, app = web
+    later = eng.start("p", data={"reviewers": [], "followUp": "2031-03-20T09:00:00Z"})
+    soon = eng.start("p", data={"reviewers": [], "followUp": "2031-03-12T09:00:00Z"})
+    none = eng.start("p", data={"reviewers": [], "followUp": None})
+    [t_later], [t_soon], [t_none] = (eng.list_tasks(case_id=r.case_id) for r in (later, soon, none))
+    finance = _signed_in(app, "finance_officer")
+    assert finance.get("/api/tasks?due=follow_up").json()["tasks"] == []  # none has come yet (3 March)
+    ordered = finance.get("/api/tasks?sort=follow_up").json()["tasks"]
+    assert [t["id"] for t in ordered] == [t_soon["id"], t_later["id"], t_none["id"]]  # soonest first, none last
+    assert ordered[0]["follow_up_at"].startswith("2031-03-12T09:00:00")
+    inbox = finance.get("/tasks").text
+    assert "Follow up by 12 March 2031" in inbox and "Follow up by 20 March 2031" in inbox
+    page = finance.get(f"/tasks/{t_soon['id']}").text
+    assert "Follow up by 12 March 2031" in page
+
+    eng.advance_clock(to=datetime(2031, 3, 12, 9, 0, tzinfo=timezone.utc))
+    finance = _signed_in(app, "finance_officer")  # sessions last eight hours of the clock
+    due = finance.get("/api/tasks?due=follow_up").json()
+    assert [t["id"] for t in due["tasks"]] == [t_soon["id"]]
+    assert due["counts"]["follow_up"] == 1
+    assert "1</strong> to follow up" in finance.get("/tasks").text
+    assert finance.get("/tasks?due=follow_up").status_code == 200
+    assert finance.get("/api/tasks?due=follow-up").status_code == 422  # a value not offered is refused
+
+
+def test_candidate_users_are_checked_against_the_users_at_deploy_and_when_computed(web) -> None:
+    from api.demo_users import demo_username
+
+    eng, _app = web
+    files = one_element(OFFERED.replace("${reviewers}", f"{demo_username('social_worker')}, nobody"))
+    with pytest.raises(DefinitionError) as err:
+        eng.deploy(files=files)
+    assert "names 'nobody', who is not a carepath user" in str(err.value)
+    res = eng.start("p", data={"reviewers": ["nobody"], "followUp": None})
+    assert res.status == "error"
+    [incident] = eng.incidents()
+    assert "camunda:candidateUsers" in incident["message"] and "'nobody'" in incident["message"]
+
+
+def test_the_offered_task_and_its_follow_up_date_in_the_browser(web) -> None:
+    from api.demo_users import demo_password, demo_username
+    from tests.browser import launch, live_server, run_axe, sign_in
+
+    eng, app = web
+    sw, ot = demo_username("social_worker"), demo_username("occupational_therapist")
+    res = eng.start("p", data={"reviewers": [sw, ot], "followUp": "2031-03-03T09:00:00Z"})  # today: due now
+    [task] = eng.list_tasks(case_id=res.case_id)
+    with live_server(app) as base, launch() as browser:
+        page = browser.new_context(bypass_csp=True).new_page()
+        sign_in(page, base, ot, demo_password("occupational_therapist"))
+        page.goto(f"{base}/tasks?view=mine")
+        row = page.locator("tr", has_text="Check the payment")
+        assert row.count() == 1
+        assert "Offered to you" in row.inner_text() and "Follow up by 3 March 2031" in row.inner_text()
+        run_axe(page, "inbox with an offered task")
+        page.select_option("#f-due", "follow_up")
+        page.get_by_role("button", name="Apply filters").click()
+        page.wait_for_url(re.compile(r".*due=follow_up.*"))
+        assert page.locator("tr", has_text="Check the payment").count() == 1
+        assert "1</strong> to follow up" in page.content()
+        page.locator("tr", has_text="Check the payment").get_by_role("link", name="Check the payment").click()
+        page.wait_for_url(f"{base}/tasks/{task['id']}")
+        assert "Follow up by 3 March 2031" in page.locator("#follow-up").inner_text()
+        assert page.locator("#offered-to").inner_text() == f"{sw}, {ot}"
+        run_axe(page, "task offered by name")
