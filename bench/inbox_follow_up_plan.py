@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      "/api/tasks?scope=team"):
             captured: list[tuple[str, Any]] = []
 
-            def _capture(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+            def _capture(conn, cursor, statement, parameters, context, executemany,  # noqa: ANN001
+                         captured: list[tuple[str, Any]] = captured) -> None:
                 if "FROM tasks" in statement and "LIMIT" in statement and not captured:
                     captured.append((statement, parameters))
 

@@ -647,7 +647,8 @@ def evaluate_assignment(my_task: Any, assignment: Assignment) -> dict[str, Any]:
     """The assignment's values for this task: {"assignee", "candidate_groups", "candidate_users", "due_at",
     "follow_up_at"} (each only when given). Expressions are evaluated in the sandbox; evaluated teams are checked
     against the registry's teams, evaluated candidate users against its users (each when known). Candidate users
-    are offered the task (any one of them may claim it); none of them becomes its assignee."""
+    are offered the task (any one of them may claim it); one candidate user alone, with no assignee given, is its
+    assignee at once (as before several were supported, so histories recorded then replay the same)."""
     engine = my_task.workflow.script_engine
     spec = my_task.task_spec
     label = f"'{spec.bpmn_name or spec.bpmn_id}'"
@@ -663,6 +664,8 @@ def evaluate_assignment(my_task: Any, assignment: Assignment) -> dict[str, Any]:
             values["candidate_groups"] = _names(raw, what)
         elif part == "candidate_users":
             values["candidate_users"] = list(dict.fromkeys(_names(raw, what)))
+            if len(values["candidate_users"]) == 1 and "assignee" not in assignment.parts:
+                values["assignee"] = values["candidate_users"][0]  # offered to one person only: theirs at once
         elif part == "assignee":
             names = _names(raw, what)
             if len(names) > 1:

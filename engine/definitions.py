@@ -354,7 +354,8 @@ def pinned_decision_files(conn: Connection, info: dict[str, Any], up_to: int | N
             q = q.where(decision_versions.c.version_tag == b["value"])
         file_id = conn.execute(q.order_by(decision_versions.c.version.desc()).limit(1)).scalar()
         if file_id is not None:
-            out[pinned_key(b["decision_id"], b["kind"], b["value"])] = next(iter(_files_by_id(conn, [file_id]).values()))
+            [content] = _files_by_id(conn, [file_id]).values()
+            out[pinned_key(b["decision_id"], b["kind"], b["value"])] = content
     return out
 
 

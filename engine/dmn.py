@@ -39,7 +39,8 @@ from engine.expressions import check_expression
 
 __all__ = [
     "AGGREGATIONS", "HIT_POLICIES", "DecisionEngine", "DecisionInfo", "DecisionParsers",
-    "DecisionBinding", "binding_problem", "check_dmn", "pinned_key", "read_pinned", "check_requirements", "evaluation_order", "read_binding",
+    "DecisionBinding", "binding_problem", "check_dmn", "pinned_key", "read_pinned", "check_requirements",
+    "evaluation_order", "read_binding",
 ]
 
 HIT_POLICIES = ("UNIQUE", "FIRST", "PRIORITY", "ANY", "COLLECT", "RULE ORDER", "OUTPUT ORDER")

@@ -69,7 +69,8 @@ _MOVE_INSTANCE = (update(instances)
 _RETARGET_TASK = (update(tasks).where(tasks.c.id == bindparam("tid"))
                   .values(element_id=bindparam("element"), name=bindparam("tname"), form=bindparam("tform"),
                           team=bindparam("tteam"), candidate_groups=bindparam("groups"), lane=bindparam("tlane"),
-                          due_at=bindparam("due"), revision=tasks.c.revision + 1))
+                          due_at=bindparam("due"), follow_up_at=bindparam("follow_up"),
+                          candidate_users=bindparam("cusers"), revision=tasks.c.revision + 1))
 
 
 # ---------------------------------------------------------------------- what a version is
@@ -816,7 +817,9 @@ def _retarget_tasks(conn: Connection, now: datetime, p: Any, w: Any, engine: Any
         conn.execute(_RETARGET_TASK, [{"tid": t["id"], "element": t["element_id"], "tname": t["name"],
                                        "tform": t["form"], "tteam": t["team"],
                                        "groups": json.dumps(t["candidate_groups"]), "tlane": t["lane"],
-                                       "due": t["due_at"]} for t in keep])
+                                       "due": t["due_at"], "follow_up": t.get("follow_up_at"),
+                                       "cusers": json.dumps(t["candidate_users"]) if t.get("candidate_users")
+                                       else None} for t in keep])
     engine._project_tasks(now, p, p.after["rows"], w)
     w.task_due.clear()  # already written above
 

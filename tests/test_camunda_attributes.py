@@ -94,8 +94,8 @@ def test_assignee_groups_and_due_date_are_evaluated_and_shown_in_the_task_list(m
     if "camunda" in name:
         [review] = eng.list_tasks(case_id=res.case_id)
         assert review["element_id"] == "review"
-        # the one candidate user is offered the task (any candidate claims it); nobody is assigned it yet
-        assert (review["candidate_users"], review["assignee"]) == (["bob"], None)
+        # offered to one person only (no assignee given): theirs at once
+        assert (review["candidate_users"], review["assignee"]) == (["bob"], "bob")
         assert review["team"] == "duty"
         assert review["due_at"] == datetime(2031, 4, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -354,6 +354,9 @@ def test_several_candidate_users_are_each_offered_the_task(make_engine, element,
     assert "assignee" not in ready[-1]  # offered, not given
     eng.claim(task["id"], "bob")
     assert eng.get_task(task["id"])["assignee"] == "bob"
+    from engine.replay import replay_case
+
+    assert replay_case(eng, res.case_id).ok
 
 
 def test_a_computed_candidate_who_is_not_a_user_is_an_incident_naming_the_attribute(make_engine) -> None:
@@ -395,6 +398,10 @@ def test_the_initiator_variable_holds_who_started_the_instance(make_engine) -> N
     assert eng.instance_snapshot(res.instance_id)["data"]["starter"] == "carol"
     [started] = [e for e in eng.history(res.case_id) if e["type"] == "instance.started"]
     assert started["data"]["data"]["starter"] == "carol"  # the history says who, so a replay gives the same
+    from engine.replay import replay_case
+
+    report = replay_case(eng, res.case_id)
+    assert report.ok, str(report)
 
 
 @pytest.mark.parametrize(("attribute", "words"), [
@@ -410,8 +417,9 @@ def test_an_initiator_that_is_no_variable_name_is_a_deploy_problem(attribute, wo
 
 # --- through the web app: the inbox, the task page, who may see and claim -----------------------------------
 
-OFFERED = ('<bpmn:userTask id="x" name="Check the payment" camunda:formKey="decision" camunda:candidateGroups="finance" '
-           'camunda:candidateUsers="${reviewers}" camunda:followUpDate="${followUp}"/>')
+OFFERED = ('<bpmn:userTask id="x" name="Check the payment" camunda:formKey="decision" '
+           'camunda:candidateGroups="finance" camunda:candidateUsers="${reviewers}" '
+           'camunda:followUpDate="${followUp}"/>')
 
 
 @pytest.fixture()
@@ -457,6 +465,8 @@ def test_each_candidate_user_finds_the_task_in_their_inbox_and_any_one_may_claim
         assert [t["id"] for t in mine["tasks"]] == [task["id"]], name
         assert mine["tasks"][0]["candidate_users"] == [sw, ot]
         assert mine["counts"]["mine"] == 1
+        queue = client.get("/api/tasks").json()  # their queue (the team tab) lists it too
+        assert task["id"] in [t["id"] for t in queue["tasks"]] and queue["counts"]["team"] >= 1
         assert client.get(f"/api/tasks/{task['id']}").status_code == 200
         page = client.get("/tasks?view=mine")
         assert "Check the payment" in page.text and "Offered to you" in page.text

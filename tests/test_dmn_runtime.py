@@ -293,6 +293,10 @@ def test_a_task_bound_to_a_version_by_number_or_tag_evaluates_that_version(make_
     assert decide(eng, "route", urgent=True)["route"] == "rapid response"
     res = eng.start("decide_tagged", data={"urgent": True})
     assert eng.instance_snapshot(res.instance_id)["data"]["route"] == "duty team"
+    from engine.replay import replay_case
+
+    report = replay_case(eng, res.case_id)  # the replay evaluates the same bound version
+    assert report.ok, str(report)
 
 
 def test_a_version_deployed_in_the_same_bundle_may_be_bound(make_engine):
