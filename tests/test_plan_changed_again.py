@@ -9,6 +9,8 @@ first time it is empty as before. In a real browser, axe-clean, on the simulated
 
 from __future__ import annotations
 
+import pytest
+
 from tests.test_costed_plan import FILES, HOME_CARE, PENDANT, ROOT, START, costed, to_write_plan
 from tests.test_process_assessment_to_review import complete, task
 
@@ -62,19 +64,14 @@ def test_units_without_a_unit_cost_names_the_question_in_plain_words(tmp_path):
     forms = FormLibrary.from_folder(ROOT / "forms")
     service = {"label": "Get washed", "how_met": "Home care"}
     plan = {**costed(HOME_CARE), "outcomes": [{**service, "units_per_week": 7}]}
-    try:
+    with pytest.raises(ValidationError) as units_without_cost:
         forms.validate("support_plan", plan)
-    except ValidationError as err:
-        assert err.errors == [{"field": "outcomes/0/unit_cost", "message": "'unit_cost' is required"}]
-    else:
-        raise AssertionError("a number of units without a unit cost was accepted")
+    assert units_without_cost.value.errors == [{"field": "outcomes/0/unit_cost", "message": "'unit_cost' is required"}]
     plan["outcomes"] = [{**service, "unit_cost": 25}]
-    try:
+    with pytest.raises(ValidationError) as cost_without_units:
         forms.validate("support_plan", plan)
-    except ValidationError as err:
-        assert err.errors == [{"field": "outcomes/0/units_per_week", "message": "'units_per_week' is required"}]
-    else:
-        raise AssertionError("a unit cost without units a week was accepted")
+    assert cost_without_units.value.errors == [{"field": "outcomes/0/units_per_week",
+                                                "message": "'units_per_week' is required"}]
     plan["outcomes"] = [{**service, "unit_cost": 25, "units_per_week": 7}]
     forms.validate("support_plan", plan)
 
