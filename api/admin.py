@@ -370,13 +370,6 @@ def api_unrestrict(case_id: int, body: Lift, request: Request, user: Restricter)
 FLASH = "carepath_admin_flash"
 
 
-def _page_user(request: Request, *roles: str) -> User:
-    user = page_kit.signed_in(request)
-    if not user.has(*roles):
-        raise forbidden("This page is for " + " and ".join(r.replace("_", " ") + "s" for r in roles) + ".")
-    return user
-
-
 def _labels(names: tuple[str, ...]) -> list[tuple[str, str]]:
     return [(n, n.replace("_", " ").capitalize()) for n in names]
 
@@ -405,7 +398,7 @@ def _render_flash(request: Request, name: str, ctx: dict[str, Any], path: str, s
 
 async def _posted(request: Request, *roles: str) -> tuple[User, dict[str, list[str]]]:
     form = await page_kit.posted_form(request)
-    user = _page_user(request, *roles)
+    user = page_kit.page_user(request, *roles)
     page_kit.check_csrf(user, form)
     return user, form
 
@@ -414,7 +407,7 @@ async def _posted(request: Request, *roles: str) -> tuple[User, dict[str, list[s
 def users_page(request: Request) -> Response:
     user = None
     try:
-        user = _page_user(request, ADMIN)
+        user = page_kit.page_user(request, ADMIN)
         rows = list_users(request.app.state.engine)
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
         return page_kit.guard(request, user, exc)
@@ -434,7 +427,7 @@ def _new_user_form(request: Request, user: User, values: dict[str, Any], by_fiel
 def new_user_page(request: Request) -> Response:
     user = None
     try:
-        user = _page_user(request, ADMIN)
+        user = page_kit.page_user(request, ADMIN)
     except Exception as exc:  # noqa: BLE001
         return page_kit.guard(request, user, exc)
     return _new_user_form(request, user, {"roles": [], "teams": []})
@@ -474,7 +467,7 @@ def _user_page(request: Request, user: User, target: dict[str, Any], *, values: 
 def user_page(request: Request, username: str) -> Response:
     user = None
     try:
-        user = _page_user(request, ADMIN)
+        user = page_kit.page_user(request, ADMIN)
         target = get_user(request.app.state.engine, username)
     except Exception as exc:  # noqa: BLE001
         return page_kit.guard(request, user, exc, not_found="There is no user with that username.")
@@ -540,7 +533,7 @@ def restrictions_page(request: Request, reference: str | None = None) -> Respons
     user = None
     engine = request.app.state.engine
     try:
-        user = _page_user(request, *RESTRICT_ROLES)
+        user = page_kit.page_user(request, *RESTRICT_ROLES)
         if reference is None:
             return _restriction_page(request, user)
         reference = reference.strip()[:64]

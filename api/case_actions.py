@@ -533,31 +533,35 @@ def _instance(engine: Any, case: dict[str, Any], instance_id: int | None) -> dic
     raise NotFoundError(f"case {case['id']} has no open process instance {instance_id}", case=case["id"])
 
 
+def _known(what: str) -> None:
+    if what != "close" and what not in ACTION_TITLES:
+        raise NotFoundError(f"no action {what!r}")
+
+
+def _guard(page: kit.Page, exc: Exception) -> Response:
+    return page.guard(exc, not_found="There is no such case or action.", conflict_title="This case is closed")
+
+
 async def _show(request: Request, case_id: int, what: str, instance_id: int | None = None) -> Response:
-    user = None
+    page = kit.Page(request)
     try:
-        user = kit.signed_in(request)
-        engine = request.app.state.engine
+        user = page.open()
         allowed = may_close(user) if what == "close" else may_act(user, what)
-        if what != "close" and what not in ACTION_TITLES:
-            raise NotFoundError(f"no action {what!r}")
-        case = await run_in_threadpool(_check, engine, user, case_id, allowed, what)
-        instance = await run_in_threadpool(_instance, engine, case, instance_id)
+        _known(what)
+        case = await run_in_threadpool(_check, page.engine, user, case_id, allowed, what)
+        instance = await run_in_threadpool(_instance, page.engine, case, instance_id)
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
-        return kit.guard(request, user, exc, not_found="There is no such case or action.",
-                         conflict_title="This case is closed")
+        return _guard(page, exc)
     return _page(request, user, case, what, {}, {}, instance=instance)
 
 
 async def _post(request: Request, case_id: int, what: str, instance_id: int | None = None) -> Response:
-    user = None
+    page = kit.Page(request)
+    engine = page.engine
     try:
-        user = kit.signed_in(request)
-        engine = request.app.state.engine
-        form = await kit.posted_form(request)
-        kit.check_csrf(user, form)
-        if what != "close" and what not in ACTION_TITLES:
-            raise NotFoundError(f"no action {what!r}")
+        user = await page.post()
+        form = page.form
+        _known(what)
         allowed = may_close(user) if what == "close" else may_act(user, what)
         case = await run_in_threadpool(_check, engine, user, case_id, allowed, what)
         values = _form_values(form, what)
@@ -581,8 +585,7 @@ async def _post(request: Request, case_id: int, what: str, instance_id: int | No
         errs = {e["field"]: e["message"] for e in exc.errors}
         return _page(request, user, engine.get_case(case_id), what, {}, errs, 422)
     except Exception as exc:  # noqa: BLE001
-        return kit.guard(request, user, exc, not_found="There is no such case or action.",
-                         conflict_title="This case is closed")
+        return _guard(page, exc)
 
 
 @router.get("/cases/{case_id}/actions/{action}", response_class=HTMLResponse)

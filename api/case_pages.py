@@ -60,14 +60,13 @@ def _conflict(exc: ConflictError, then: str) -> str:
 # ---------------------------------------------------------------------- the case page
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
 def case_page(request: Request, case_id: int, page: int = 1, saved: str = "") -> Response:
-    user = None
+    opening = kit.Page(request)  # (`page` is the chronology's page number)
     try:
-        user = kit.signed_in(request)
-        engine = request.app.state.engine
-        api.open_case(engine, user, case_id, "open")
+        user = opening.open(api.open_case, case_id, "open")
+        engine = opening.engine
         rec = cr.load(engine, case_id)
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
-        return _guard(request, user, exc)
+        return _guard(request, opening.user, exc)
     entries = cr.chronology(rec)
     pages = max(1, -(-len(entries) // PAGE_SIZE))
     page = max(1, min(page, pages))
@@ -95,16 +94,15 @@ def case_page(request: Request, case_id: int, page: int = 1, saved: str = "") ->
 # ---------------------------------------------------------------------- letters
 @router.get("/cases/{case_id}/letters/{doc_id}", response_class=HTMLResponse)
 def letter_page(request: Request, case_id: int, doc_id: int, saved: str = "") -> Response:
-    user = None
+    page = kit.Page(request)
     try:
-        user = kit.signed_in(request)
-        engine = request.app.state.engine
-        api.open_case(engine, user, case_id, "letter")
+        user = page.open(api.open_case, case_id, "letter")
+        engine = page.engine
         doc = api.document(engine, case_id, doc_id)
         case = engine.get_case(case_id)
         sent = letters_pdf.delivery(engine, case_id).get(doc_id)
     except Exception as exc:  # noqa: BLE001
-        return _guard(request, user, exc)
+        return _guard(request, page.user, exc)
     return kit.render(request, "case_letter.html", {"user": user, "case": case, "doc": doc, "delivery": sent,
                                                     "may_write": api.may_write(user), "saved": saved == "again",
                                                     "when": cr.day_and_time(doc["created_at"])})
@@ -126,29 +124,24 @@ def _note_page(request: Request, user: User, case: dict[str, Any], notes: list[d
 
 @router.get("/cases/{case_id}/notes/new", response_class=HTMLResponse)
 def new_note(request: Request, case_id: int, corrects: int | None = None) -> Response:
-    user = None
+    page = kit.Page(request)
     try:
-        user = kit.signed_in(request)
-        engine = request.app.state.engine
-        api._writer(engine, user, case_id, "note")  # 404, or 403 (logged) for read-only roles
-        rec = cr.load(engine, case_id, with_history=False)
+        user = page.open(api._writer, case_id, "note")  # 404, or 403 (logged) for read-only roles
+        rec = cr.load(page.engine, case_id, with_history=False)
     except Exception as exc:  # noqa: BLE001
-        return _guard(request, user, exc)
+        return _guard(request, page.user, exc)
     return _note_page(request, user, rec.case, rec.notes, kind="correction" if corrects else "note",
                       corrects=str(corrects or ""))
 
 
 @router.post("/cases/{case_id}/notes", response_class=HTMLResponse)
 async def post_note(request: Request, case_id: int) -> Response:
-    form = await kit.posted_form(request)
-    user = None
+    page = kit.Page(request)
     try:
-        user = kit.signed_in(request)
-        kit.check_csrf(user, form)
-        engine = request.app.state.engine
-        await run_in_threadpool(api._writer, engine, user, case_id, "note")
+        user = await page.post(api._writer, case_id, "note")
     except Exception as exc:  # noqa: BLE001
-        return _guard(request, user, exc)
+        return _guard(request, page.user, exc)
+    engine, form = page.engine, page.form
     kind, text, corrects = kit.one(form, "kind"), kit.one(form, "text"), kit.one(form, "corrects").strip()
     ref: int | None = int(corrects) if corrects.isdigit() else None
     try:
@@ -209,35 +202,31 @@ def _typed_from(f: cr.PersonField, value: Any) -> dict[str, str]:
 
 @router.get("/cases/{case_id}/details/{name}", response_class=HTMLResponse)
 def detail_form(request: Request, case_id: int, name: str) -> Response:
-    user = None
+    page = kit.Page(request)
     try:
-        user = kit.signed_in(request)
-        engine = request.app.state.engine
-        api._writer(engine, user, case_id, "correct")
+        user = page.open(api._writer, case_id, "correct")
+        engine = page.engine
         f = _field(engine, name)
         case = engine.get_case(case_id)
     except Exception as exc:  # noqa: BLE001
-        return _guard(request, user, exc)
+        return _guard(request, page.user, exc)
     seen = (case["data"].get("person") or {}).get(name)
     return _detail_page(request, user, case, f, seen=seen, typed=_typed_from(f, seen))
 
 
 @router.post("/cases/{case_id}/details/{name}", response_class=HTMLResponse)
 async def detail_post(request: Request, case_id: int, name: str) -> Response:
-    form = await kit.posted_form(request)
-    user = None
+    page = kit.Page(request)
     try:
-        user = kit.signed_in(request)
-        kit.check_csrf(user, form)
-        engine = request.app.state.engine
-        await run_in_threadpool(api._writer, engine, user, case_id, "correct")
+        user = await page.post(api._writer, case_id, "correct")
+        engine, form = page.engine, page.form
         f = _field(engine, name)
         case = engine.get_case(case_id)
         seen = json.loads(kit.one(form, "expected") or "null")
     except json.JSONDecodeError:
-        return _damaged(request, user)
+        return _damaged(request, page.user)
     except Exception as exc:  # noqa: BLE001
-        return _guard(request, user, exc)
+        return _guard(request, page.user, exc)
     typed = {k: kit.one(form, k) for k in ("value", "day", "month", "year")}
     reason = kit.one(form, "reason")
     errors: dict[str, str] = {}
@@ -293,18 +282,21 @@ def _coordinator_page(request: Request, user: User, case: dict[str, Any], people
         status)
 
 
+def _coordinating(_engine: Any, user: User) -> None:
+    if not api.may_set_coordinator(user):
+        raise ApiError(403, "forbidden", "Only a team manager can set the co-ordinating worker.")
+
+
 @router.get("/cases/{case_id}/coordinating-worker", response_class=HTMLResponse)
 def coordinator_form(request: Request, case_id: int) -> Response:
-    user = None
+    page = kit.Page(request)
     try:
-        user = kit.signed_in(request)
-        engine = request.app.state.engine
-        if not api.may_set_coordinator(user):
-            raise ApiError(403, "forbidden", "Only a team manager can set the co-ordinating worker.")
+        user = page.open(_coordinating)
+        engine = page.engine
         api.open_case(engine, user, case_id, "coordinator")
         case = engine.get_case(case_id)
     except Exception as exc:  # noqa: BLE001
-        return _guard(request, user, exc)
+        return _guard(request, page.user, exc)
     current = case["data"].get("coordinating_worker")
     return _coordinator_page(request, user, case, api.casework_users(engine),
                              chosen=current if isinstance(current, str) else "")
@@ -312,17 +304,15 @@ def coordinator_form(request: Request, case_id: int) -> Response:
 
 @router.post("/cases/{case_id}/coordinating-worker", response_class=HTMLResponse)
 async def coordinator_post(request: Request, case_id: int) -> Response:
-    form = await kit.posted_form(request)
-    user = None
+    page = kit.Page(request)
     try:
-        user = kit.signed_in(request)
-        kit.check_csrf(user, form)
-        engine = request.app.state.engine
+        user = await page.post()
+        engine, form = page.engine, page.form
         seen = json.loads(kit.one(form, "expected") or "null")
     except json.JSONDecodeError:
-        return _damaged(request, user)
+        return _damaged(request, page.user)
     except Exception as exc:  # noqa: BLE001
-        return _guard(request, user, exc)
+        return _guard(request, page.user, exc)
     chosen, reason = kit.one(form, "username"), kit.one(form, "reason")
     try:
         if not chosen:

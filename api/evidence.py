@@ -323,35 +323,30 @@ def _form(request: Request, user: User, case: dict[str, Any], *, reason: str = "
 
 @router.get("/cases/{case_id}/evidence", response_class=HTMLResponse)
 def evidence_form(request: Request, case_id: int) -> Response:
-    user = None
+    page = kit.Page(request)
     try:
-        user = kit.signed_in(request)
-        engine = request.app.state.engine
-        check_export(engine, user, case_id, page=f"/cases/{case_id}/evidence")
-        case = engine.get_case(case_id)
+        user = page.open(check_export, case_id, page=f"/cases/{case_id}/evidence")
+        case = page.engine.get_case(case_id)
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
-        return kit.guard(request, user, exc, not_found=NOT_FOUND)
+        return page.guard(exc, not_found=NOT_FOUND)
     return _form(request, user, case)
 
 
 @router.post("/cases/{case_id}/evidence")
 async def evidence_post(request: Request, case_id: int) -> Response:
-    form = await kit.posted_form(request)
-    user = None
+    opening = kit.Page(request)
     page = f"/cases/{case_id}/evidence"
     try:
-        user = kit.signed_in(request)
-        kit.check_csrf(user, form)
-        engine = request.app.state.engine
-        await run_in_threadpool(check_export, engine, user, case_id, page=page)
-        reason = kit.one(form, "reason")
+        user = await opening.post(check_export, case_id, page=page)
+        engine = opening.engine
+        reason = kit.one(opening.form, "reason")
         try:
             pack = await run_in_threadpool(build_pack, engine, case_id, user, reason, page=page)
         except ValidationError as exc:
             case = await run_in_threadpool(engine.get_case, case_id)
             return _form(request, user, case, reason=reason, error=exc.errors[0]["message"], status=400)
     except Exception as exc:  # noqa: BLE001
-        return kit.guard(request, user, exc, not_found=NOT_FOUND)
+        return opening.guard(exc, not_found=NOT_FOUND)
     resp = Response(pack.content, media_type="application/zip",
                     headers={"Content-Disposition": f'attachment; filename="{pack.filename}"'})
     return kit.with_headers(resp)

@@ -49,7 +49,7 @@ from . import people as people_search
 from .access import current_page, escape_like, hidden_cases, restriction
 from .auth import WORKER_ROLES, User, case_access_log, require_roles
 from .cases import nhs_number_ok
-from .errors import ApiError, forbidden
+from .errors import ApiError
 
 router = APIRouter()
 
@@ -459,10 +459,7 @@ def api_new_contact(body: NewContact, request: Request, response: Response,
 
 # ---------------------------------------------------------------------- pages
 def _page_user(request: Request, roles: tuple[str, ...]) -> User:
-    user = page_kit.signed_in(request)
-    if not user.has(*roles):
-        raise forbidden("This page is for " + _role_list(roles) + ".")
-    return user
+    return page_kit.page_user(request, *roles, refusal="This page is for " + _role_list(roles) + ".")
 
 
 def _role_list(roles: tuple[str, ...]) -> str:

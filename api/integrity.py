@@ -23,7 +23,6 @@ from engine.integrity import check_case, last_check
 
 from . import case_record as cr
 from . import page_kit as kit
-from .auth import User
 from .cases import Eng, Who, open_case
 
 router = APIRouter(include_in_schema=False)
@@ -53,16 +52,13 @@ def panel(engine: Any, case_id: int) -> dict[str, Any] | None:
 
 @router.post("/cases/{case_id}/integrity/check", response_class=HTMLResponse)
 async def check_now(request: Request, case_id: int) -> Response:
-    form = await kit.posted_form(request)
-    user: User | None = None
+    page = kit.Page(request)
     try:
-        user = kit.signed_in(request)
-        kit.check_csrf(user, form)
-        engine = request.app.state.engine
-        await run_in_threadpool(open_case, engine, user, case_id, "integrity check")
-        await run_in_threadpool(check_case, engine, case_id, actor=user.username, **heads_settings())
+        user = await page.post(open_case, case_id, "integrity check")
+        await run_in_threadpool(check_case, page.engine, case_id, actor=user.username, **heads_settings())
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
-        return kit.guard(request, user, exc, not_found="There is no case record at this address.")
+        return page.guard(exc, not_found="There is no case record at this address.")
+    form = page.form
     back = BACK.get(kit.one(form, "back"), BACK["case"])
     return kit.redirect(back.format(id=case_id))
 

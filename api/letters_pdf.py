@@ -76,14 +76,12 @@ def letter_pdf(engine: Any, case_id: int, doc_id: int) -> tuple[bytes, str]:
 
 @router.get("/cases/{case_id}/letters/{doc_id}/pdf")
 def download(request: Request, case_id: int, doc_id: int) -> Response:
-    user = None
+    page = kit.Page(request)
     try:
-        user = kit.signed_in(request)
-        engine = request.app.state.engine
-        api.open_case(engine, user, case_id, "letter_pdf")
-        content, name = letter_pdf(engine, case_id, doc_id)
+        page.open(api.open_case, case_id, "letter_pdf")
+        content, name = letter_pdf(page.engine, case_id, doc_id)
     except Exception as exc:  # noqa: BLE001 - mapped to pages (404, 403), re-raised when unknown
-        return kit.guard(request, user, exc, not_found=NOT_FOUND)
+        return page.guard(exc, not_found=NOT_FOUND)
     return Response(content, media_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store",
         "X-Content-Type-Options": "nosniff"})
@@ -91,15 +89,11 @@ def download(request: Request, case_id: int, doc_id: int) -> Response:
 
 @router.post("/cases/{case_id}/letters/{doc_id}/send-again")
 async def post_send_again(request: Request, case_id: int, doc_id: int) -> Response:
-    form = await kit.posted_form(request)
-    user = None
+    page = kit.Page(request)
     try:
-        user = kit.signed_in(request)
-        kit.check_csrf(user, form)
-        engine = request.app.state.engine
-        await run_in_threadpool(api._writer, engine, user, case_id, "letter_send_again")
-        await run_in_threadpool(api.document, engine, case_id, doc_id)  # 404 unless a letter of this case
-        await run_in_threadpool(send_again, engine, doc_id)
+        await page.post(api._writer, case_id, "letter_send_again")
+        await run_in_threadpool(api.document, page.engine, case_id, doc_id)  # 404 unless a letter of this case
+        await run_in_threadpool(send_again, page.engine, doc_id)
     except Exception as exc:  # noqa: BLE001 - mapped to pages (403, 404, 409), re-raised when unknown
-        return kit.guard(request, user, exc, not_found=NOT_FOUND, conflict_title="This letter cannot be sent again")
+        return page.guard(exc, not_found=NOT_FOUND, conflict_title="This letter cannot be sent again")
     return kit.redirect(f"/cases/{case_id}/letters/{doc_id}?saved=again")

@@ -5,6 +5,10 @@ never show or do more than the API allows; this module only adapts them to HTML:
 
 * `signed_in` redirects to /sign-in without a session; `guard` turns a refusal into a 403 page,
   an unknown id into a 404 page and a conflict into a 409 page.
+* `Page` opens a page request the same way on every route: signed in, then (for a POST) the form
+  read and its CSRF token checked, then the route's own access check; it remembers who is signed in
+  as soon as that is known, so that an error page still shows them signed in.
+* `page_user` is the signed-in user refused (403) unless they hold one of the roles a page is for.
 * `csrf_ok`/`check_csrf`: every POST made with a session carries the session's token in a hidden
   `csrf_token` field, compared in constant time.
 * `render`/`redirect` add the security headers (CSP without inline script, no framing, no-store).
@@ -15,13 +19,14 @@ from __future__ import annotations
 import hmac
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 
 from engine.clock import as_utc
 from engine.errors import ConflictError, NotFoundError, StateError
@@ -156,3 +161,52 @@ def signed_in(request: Request) -> User:
     if user is None:
         raise Redirect("/sign-in")
     return user
+
+
+def page_user(request: Request, *roles: str, refusal: str = "") -> User:
+    """The signed-in user, refused (403) unless they hold one of `roles`; the refusal says who the page is
+    for ("This page is for team managers and auditors.") unless `refusal` words it."""
+    user = signed_in(request)
+    if not user.has(*roles):
+        raise ApiError(403, "forbidden", refusal or "This page is for " + " and ".join(
+            r.replace("_", " ") + "s" for r in roles) + ".")
+    return user
+
+
+Check = Callable[..., Any]  # check(engine, user, *args, **kw): raises to refuse (api.cases._writer, open_case ...)
+
+
+class Page:
+    """One page request being opened. `user` is None until the session is known, then the signed-in
+    user even when a later check refuses, so that `guard`'s error page shows them signed in.
+
+    The order is the same on every route: signed in (else a redirect to /sign-in), then for a POST the
+    form read (413 when too large) and its CSRF token checked (403, nothing changed), then the route's
+    access check (403 or 404)."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.engine: Any = request.app.state.engine
+        self.user: User | None = None
+        self.form: dict[str, list[str]] = {}
+
+    def open(self, check: Check | None = None, *args: Any, **kw: Any) -> User:
+        """A page read (GET): the signed-in user, who must pass `check(engine, user, *args, **kw)`."""
+        self.user = signed_in(self.request)
+        if check is not None:
+            check(self.engine, self.user, *args, **kw)
+        return self.user
+
+    async def post(self, check: Check | None = None, *args: Any, **kw: Any) -> User:
+        """A form POSTed: the signed-in user, the form in `self.form` carrying the session's CSRF token, and
+        `check(engine, user, *args, **kw)` passed (run in a worker thread: it reads the database)."""
+        self.user = signed_in(self.request)
+        self.form = await posted_form(self.request)
+        check_csrf(self.user, self.form)
+        if check is not None:
+            await run_in_threadpool(check, self.engine, self.user, *args, **kw)
+        return self.user
+
+    def guard(self, exc: Exception, **kw: Any) -> Response:
+        """`guard` for this request, with whoever is signed in."""
+        return guard(self.request, self.user, exc, **kw)

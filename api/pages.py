@@ -402,14 +402,14 @@ def _schema(engine: Any, task: dict[str, Any]) -> dict[str, Any]:
 
 @router.get("/tasks/{task_id}", response_class=HTMLResponse)
 def task_page(request: Request, task_id: str) -> Response:
-    user = None
+    page = kit.Page(request)
     try:
-        user = kit.signed_in(request)
+        user = page.open()
         task_api.require_worker(user)
-        engine = request.app.state.engine
+        engine = page.engine
         task = task_api.authorised_task(engine, user, task_id)
     except Exception as exc:  # noqa: BLE001
-        return kit.guard(request, user, exc)
+        return page.guard(exc)
     schema = _schema(engine, task)
     fields = fields_for(schema)
     draft = task.get("draft")
@@ -427,19 +427,17 @@ def task_page(request: Request, task_id: str) -> Response:
 
 @router.post("/tasks/{task_id}", response_class=HTMLResponse)
 async def complete(request: Request, task_id: str) -> Response:
-    form = await kit.posted_form(request)
-    user = None
+    page = kit.Page(request)
     try:
-        user = kit.signed_in(request)
-        kit.check_csrf(user, form)
+        user = await page.post()
         task_api.require_worker(user)
-        engine = request.app.state.engine
+        engine, form = page.engine, page.form
         task = await run_in_threadpool(task_api.authorised_task, engine, user, task_id)
     except ConflictError:
-        return kit.error_page(request, user, 409, "This task has changed",
+        return kit.error_page(request, page.user, 409, "This task has changed",
                            "Someone else completed or changed this task; nothing you typed was saved.")
     except Exception as exc:  # noqa: BLE001
-        return kit.guard(request, user, exc)
+        return page.guard(exc)
     fields = prefill.decide_each(engine, task, fields_for(_schema(engine, task)))
     action = (form.get("action") or ["complete"])[-1]
     rev = kit.one(form, "revision")

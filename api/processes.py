@@ -261,13 +261,6 @@ def waiting_for(engine: Any, user: User) -> list[dict[str, Any]]:
     return [d for d in drafts.list_drafts(engine) if d["status"] == "submitted" and d["author"] != user.username]
 
 
-def _page_user(request: Request, *roles: str) -> User:
-    user = kit.signed_in(request)
-    if not user.has(*roles):
-        raise forbidden("This page is for " + " and ".join(r.replace("_", " ") + "s" for r in roles) + ".")
-    return user
-
-
 def _owner_post(request: Request, form: dict[str, list[str]]) -> User:
     user = kit.signed_in(request)
     kit.check_csrf(user, form)
@@ -314,7 +307,7 @@ def _process_name(engine: Any, process_id: str) -> str:
 def processes_page(request: Request) -> Response:
     user = None
     try:
-        user = _page_user(request, *READERS)
+        user = kit.page_user(request, *READERS)
         return _processes_page(request, user)
     except Exception as exc:  # noqa: BLE001 - kit.guard maps refusals to pages and re-raises the rest
         return kit.guard(request, user, exc)
@@ -338,7 +331,7 @@ def _processes_page(request: Request, user: User, errors: list[dict[str, Any]] |
 def draft_page(request: Request, draft_id: int, done: str = "") -> Response:
     user = None
     try:
-        user = _page_user(request, *READERS)
+        user = kit.page_user(request, *READERS)
         return _draft_page(request, user, draft_id, flash=DONE.get(done))
     except Exception as exc:  # noqa: BLE001
         return kit.guard(request, user, exc, not_found=f"There is no draft {draft_id}.")
@@ -375,7 +368,7 @@ def _draft_page(request: Request, user: User, draft_id: int, *, errors: list[dic
 def review_page(request: Request, draft_id: int) -> Response:
     user = None
     try:
-        user = _page_user(request, *READERS)
+        user = kit.page_user(request, *READERS)
         return _review_page(request, user, draft_id)
     except Exception as exc:  # noqa: BLE001
         return kit.guard(request, user, exc, not_found=f"There is no draft {draft_id}.")
@@ -414,7 +407,7 @@ def _review_page(request: Request, user: User, draft_id: int, *, errors: list[di
 def approved_page(request: Request, draft_id: int) -> Response:
     user = None
     try:
-        user = _page_user(request, *READERS)
+        user = kit.page_user(request, *READERS)
         draft = drafts.get_draft(request.app.state.engine, draft_id)
         if draft["status"] != "deployed":
             raise NotFoundError(f"draft {draft_id} has not been deployed")
@@ -428,7 +421,7 @@ def approved_page(request: Request, draft_id: int) -> Response:
 def process_page(request: Request, process_id: str) -> Response:
     user = None
     try:
-        user = _page_user(request, *READERS)
+        user = kit.page_user(request, *READERS)
         return _process_page(request, user, process_id)
     except Exception as exc:  # noqa: BLE001
         return kit.guard(request, user, exc, not_found=f"There is no process called {process_id[:80]}.")

@@ -206,31 +206,35 @@ def may_pause(user: User) -> bool:
     return api.may_write(user)
 
 
+def _known(which: str) -> None:
+    if which not in ("admission", "discharge"):
+        raise NotFoundError(f"no page {which}")
+
+
+def _guard(page: kit.Page, exc: Exception) -> Response:
+    return page.guard(exc, not_found="There is no such process on this case record.",
+                      conflict_title="This process has changed")
+
+
 @pages.get("/cases/{case_id}/instances/{instance_id}/hospital-{which}", response_class=HTMLResponse)
 def suspend_form(request: Request, case_id: int, instance_id: int, which: str) -> Response:
-    user = None
+    page = kit.Page(request)
     try:
-        user = kit.signed_in(request)
-        engine = request.app.state.engine
-        if which not in ("admission", "discharge"):
-            raise NotFoundError(f"no page {which}")
-        api._writer(engine, user, case_id, f"hospital_{which}")
-        return _form(request, user, engine, case_id, instance_id, which, {})
+        user = page.open()
+        _known(which)
+        api._writer(page.engine, user, case_id, f"hospital_{which}")
+        return _form(request, user, page.engine, case_id, instance_id, which, {})
     except Exception as exc:  # noqa: BLE001 - mapped to pages
-        return kit.guard(request, user, exc, not_found="There is no such process on this case record.",
-                         conflict_title="This process has changed")
+        return _guard(page, exc)
 
 
 @pages.post("/cases/{case_id}/instances/{instance_id}/hospital-{which}", response_class=HTMLResponse)
 async def suspend_post(request: Request, case_id: int, instance_id: int, which: str) -> Response:
-    form = await kit.posted_form(request)
-    user = None
+    page = kit.Page(request)
     try:
-        user = kit.signed_in(request)
-        kit.check_csrf(user, form)
-        engine = request.app.state.engine
-        if which not in ("admission", "discharge"):
-            raise NotFoundError(f"no page {which}")
+        user = await page.post()
+        engine, form = page.engine, page.form
+        _known(which)
         values = {k: kit.one(form, k) for k in ("hospital", "admitted_on", "discharged_on")}
         try:
             if which == "admission":
@@ -243,6 +247,5 @@ async def suspend_post(request: Request, case_id: int, instance_id: int, which: 
                 raise
             return _form(request, user, engine, case_id, instance_id, which, values, exc.errors, 400)
     except Exception as exc:  # noqa: BLE001
-        return kit.guard(request, user, exc, not_found="There is no such process on this case record.",
-                         conflict_title="This process has changed")
+        return _guard(page, exc)
     return kit.redirect(f"/cases/{case_id}?saved={which}#process-{instance_id}")

@@ -203,31 +203,29 @@ def _page_case(engine: Any, user: User, case: str | int | None) -> dict[str, Any
     return _check_case(engine, user, case_id)
 
 
+def _referrer(_engine: Any, user: User) -> None:
+    if not may_refer(user):
+        raise _refuse(user)
+
+
 @router.get("/transitions/new", response_class=HTMLResponse)
 async def referral_form(request: Request, case: str = "") -> Response:
-    user = None
+    page = kit.Page(request)
     try:
-        user = kit.signed_in(request)
-        engine = request.app.state.engine
-        if not may_refer(user):
-            raise _refuse(user)
-        found = await run_in_threadpool(_page_case, engine, user, case)
+        user = page.open(_referrer)
+        found = await run_in_threadpool(_page_case, page.engine, user, case)
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
-        return kit.guard(request, user, exc, not_found="There is no such case.",
-                         conflict_title="This referral cannot be made on this case")
+        return page.guard(exc, not_found="There is no such case.",
+                          conflict_title="This referral cannot be made on this case")
     return _page(request, user, found, {}, {})
 
 
 @router.post("/transitions/new", response_class=HTMLResponse)
 async def referral_post(request: Request) -> Response:
-    user = None
+    page = kit.Page(request)
     try:
-        user = kit.signed_in(request)
-        engine = request.app.state.engine
-        form = await kit.posted_form(request)
-        kit.check_csrf(user, form)
-        if not may_refer(user):
-            raise _refuse(user)
+        user = await page.post(_referrer)
+        engine, form = page.engine, page.form
         found = await run_in_threadpool(_page_case, engine, user, kit.one(form, "case"))
         case_id = found["id"] if found else None
         if not _token_unused(engine, kit.one(form, "action_token")):  # a second click: the first one did it
@@ -241,5 +239,4 @@ async def referral_post(request: Request) -> Response:
         out = await run_in_threadpool(refer, engine, user, values, case_id)
         return kit.redirect(f"/cases/{out['case_id']}?saved=transition")
     except Exception as exc:  # noqa: BLE001
-        return kit.guard(request, user, exc, not_found="There is no such case.",
-                         conflict_title="The referral was not recorded")
+        return page.guard(exc, not_found="There is no such case.", conflict_title="The referral was not recorded")

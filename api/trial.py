@@ -130,13 +130,6 @@ def api_example(draft_id: int, request: Request, user: Reader, body: ExampleBody
 
 
 # ---------------------------------------------------------------------- pages
-def _page_user(request: Request, *roles: str) -> User:
-    user = kit.signed_in(request)
-    if not user.has(*roles):
-        raise forbidden("This page is for " + " and ".join(r.replace("_", " ") + "s" for r in roles) + ".")
-    return user
-
-
 def _guard(request: Request, user: User | None, exc: Exception, draft_id: int) -> Response:
     exc = _mapped(exc)
     if isinstance(exc, ApiError) and exc.status == 422:
@@ -184,7 +177,7 @@ def _trial_page(request: Request, user: User, draft: dict[str, Any], *, chosen: 
 def trial_page(request: Request, draft_id: int, saved: str = "") -> Response:
     user = None
     try:
-        user = _page_user(request, *READERS)
+        user = kit.page_user(request, *READERS)
         draft = drafts.get_draft(request.app.state.engine, draft_id)
         return _trial_page(request, user, draft, flash="Example case saved" if saved == "example" else None)
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
@@ -197,7 +190,7 @@ async def trial_post(request: Request, draft_id: int) -> Response:
     user: User | None = None
     draft: dict[str, Any] | None = None
     try:
-        user = _page_user(request, *READERS)
+        user = kit.page_user(request, *READERS)
         kit.check_csrf(user, form)
         engine = request.app.state.engine
         draft = await run_in_threadpool(drafts.get_draft, engine, draft_id)
@@ -238,7 +231,7 @@ def _pretty(value: Any) -> str:
 def example_page(request: Request, draft_id: int) -> Response:
     user = None
     try:
-        user = _page_user(request, OWNER)
+        user = kit.page_user(request, OWNER)
         draft = drafts.get_draft(request.app.state.engine, draft_id)
     except Exception as exc:  # noqa: BLE001
         return _guard(request, user, exc, draft_id)
@@ -263,7 +256,7 @@ async def example_post(request: Request, draft_id: int) -> Response:
     form = await kit.posted_form(request)
     user = None
     try:
-        user = _page_user(request, OWNER)
+        user = kit.page_user(request, OWNER)
         kit.check_csrf(user, form)
         engine = request.app.state.engine
         draft = await run_in_threadpool(drafts.get_draft, engine, draft_id)

@@ -12,7 +12,7 @@ Their histories are then copied into new cases, each copy moved by whole days ac
 2031-04-01 to 2032-03-31 (some starting in the two months before), with its own hash chain and instance ids,
 until the database holds --events events. The three front-door cases are copied five times as often as the
 others, so that 1 M events hold about as many requests as a county's year (26,444, docs/performance.md). The
-copies are rows written as the engine writes them (bench.measures_bench's shifting of dates), not run through
+copies are rows written as the engine writes them (bench/county_db.py, as for bench.measures_bench), not run through
 the engine, which would take hours.
 
 With --db-file (SQLite) or --pg-schema (PostgreSQL) the database is kept and a later run with the same name reuses
@@ -42,13 +42,12 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
+from bench.county_db import copy_histories
 from bench.engine_bench import START, Scratch, dumps
-from bench.measures_bench import _shift, _shift_data
 from bench.run import machine
-from engine.history import GENESIS, canonical_json, event_hash
-from engine.schema import cases, chains, events
+from engine.schema import cases, events
 
 ROOT = Path(__file__).resolve().parent.parent
 YEAR = (date(2031, 4, 1), date(2032, 3, 31))
@@ -103,55 +102,16 @@ def seed(eng: Any) -> None:
 
 def fill(eng: Any, target_events: int) -> dict[str, int]:
     """Copy the seeded cases' histories into new cases, spread over the year, until `target_events`."""
-    with eng.db.engine.connect() as conn:
-        templates = {cid: [dict(r._mapping) for r in conn.execute(
-            select(events).where(events.c.case_id == cid).order_by(events.c.seq))]
-            for cid in conn.execute(select(cases.c.id)).scalars()}
-        template_cases = {r.id: r for r in conn.execute(select(cases))}
-        next_case = conn.execute(select(func.max(cases.c.id))).scalar() + 1
-        next_instance = conn.execute(select(func.max(events.c.instance_id))).scalar() + 1
-        total = conn.execute(select(func.count()).select_from(events)).scalar()
-    front_door = {cid for cid, rows in templates.items()
-                  if any(r["type"] == "instance.started" and '"process_id":"front_door"' in r["data"] for r in rows)
-                  and len(rows) > 6}  # the contact not yet recorded is no request
-    rounds = 0
-    while total < target_events:
-        case_rows, chain_rows, event_rows = [], [], []
-        order = [cid for cid in templates for _ in range(FRONT_DOOR_COPIES if cid in front_door else 1)]
-        for n, template_id in enumerate(order):
-            days = (rounds * 7 + template_id * 3 + n * 11) % 365 - 30  # across the year, some starting before it
-            cid, chain = next_case, f"case:{next_case}"
-            next_case += 1
-            t = template_cases[template_id]
-            case_rows.append({"id": cid, "reference": f"CASE-{cid:07d}", "title": t.title, "data": t.data,
-                              "created_at": t.created_at + timedelta(days=days),
-                              "updated_at": t.updated_at + timedelta(days=days)})
-            instances: dict[int, int] = {}
-            prev = GENESIS
-            rows = templates[template_id]
-            for r in rows:
-                iid = None
-                if r["instance_id"] is not None:
-                    iid = instances.setdefault(r["instance_id"], next_instance + len(instances))
-                data = _shift_data(json.loads(r["data"]), days)
-                for key in ("child_instance_id", "parent_instance_id"):
-                    if data.get(key) is not None:
-                        data[key] = instances.setdefault(data[key], next_instance + len(instances))
-                body = canonical_json(data)
-                at = _shift(r["at"], days)
-                h = event_hash(prev, chain, r["seq"], r["step"], r["type"], at, r["actor"], iid, body)
-                event_rows.append({"chain": chain, "seq": r["seq"], "step": r["step"], "case_id": cid,
-                                   "instance_id": iid, "type": r["type"], "at": at, "actor": r["actor"],
-                                   "data": body, "prev_hash": prev, "hash": h})
-                prev = h
-            next_instance += len(instances)
-            chain_rows.append({"chain": chain, "seq": rows[-1]["seq"], "hash": prev})
-        with eng.db.transaction() as conn:
-            conn.execute(insert(cases), case_rows)
-            conn.execute(insert(chains), chain_rows)
-            conn.execute(insert(events), event_rows)
-        total += len(event_rows)
-        rounds += 1
+
+    def order(templates: dict[int, list[dict[str, Any]]]) -> list[int]:
+        front_door = {cid for cid, rows in templates.items()
+                      if any(r["type"] == "instance.started" and '"process_id":"front_door"' in r["data"] for r in rows)
+                      and len(rows) > 6}  # the contact not yet recorded is no request
+        return [cid for cid in templates for _ in range(FRONT_DOOR_COPIES if cid in front_door else 1)]
+
+    # across the year, some starting before it
+    rounds = copy_histories(eng, target_events, None, order,
+                            lambda r, n, template_id: (r * 7 + template_id * 3 + n * 11) % 365 - 30)
     return {"rounds": rounds}
 
 

@@ -152,32 +152,52 @@ def to_plan(eng: Any, money_management: str, carer: bool = False) -> int:
     return cid
 
 
+def in_reablement(eng: Any, goal: str, visits_per_day: int) -> int:
+    """A contact likely eligible for reablement (`LIKELY_ELIGIBLE`), its reablement at home planned; the case id."""
+    cid = front_door(eng, LIKELY_ELIGIBLE)
+    complete(eng, cid, "plan_reablement", {"goals": [goal], "setting": "home", "start_type": "planned",
+                                           "visits_per_day": visits_per_day})
+    return cid
+
+
+def safeguarding_to_outcome(eng: Any, concern: dict) -> int:
+    """Joan Barker's safeguarding `concern` (from a neighbour) taken through a section 42 enquiry (`S42`,
+    `STRATEGY`) to its outcome, the risk reduced; the case id."""
+    cid = eng.start("safeguarding", data={"person": {"name": "Joan Barker"}, "raised_by": "neighbour"}).case_id
+    complete(eng, cid, "record_concern", concern)
+    complete(eng, cid, "triage_decision", S42)
+    complete(eng, cid, "strategy_discussion", STRATEGY)
+    complete(eng, cid, "enquiry", {"findings": "The lodger used her card", "concern_substantiated": "yes"})
+    complete(eng, cid, "record_outcome", {"outcomes_asked": True, "outcomes_achieved": "partially",
+                                          "risk_outcome": "reduced", "plan_review_needed": False})
+    return cid
+
+
+def needs_remain_to_managed_budget(eng: Any, case_id: int, assessed: dict, scores: dict) -> None:
+    """Reablement ended with needs remaining, then assessed (`assessed`), scored (`scores`) and a plan with a
+    managed account signed off by the manager."""
+    complete(eng, case_id, "deliver_reablement", {"outcome": "needs_remain", "summary": "Needs help"})
+    complete(eng, case_id, "assess_needs", assessed)
+    complete(eng, case_id, "score_needs", scores)
+    complete(eng, case_id, "write_plan", plan("managed_account"))
+    complete(eng, case_id, "sign_off_plan", {"signed_off": True}, actor="manager")
+
+
 def drive(eng: Any) -> dict[str, int]:
     """Every template, driven from 3 March 2031 to 4 June 2031 on the engine's simulated clock; their case ids."""
     c: dict[str, int] = {}
     c["advice"] = front_door(eng, {**contact(), "advice_given": "Leaflet on falls prevention"})
     c["signposted"] = front_door(eng, {**contact(name="Ann Lee", age=40, date_of_birth="1991-02-14"),
                                        "advice_given": "Details of the local carers' centre"})
-    c["reablement"] = front_door(eng, LIKELY_ELIGIBLE)
-    complete(eng, c["reablement"], "plan_reablement", {"goals": ["Wash and dress"], "setting": "home",
-                                                       "start_type": "planned", "visits_per_day": 2})
-    c["long_term"] = front_door(eng, LIKELY_ELIGIBLE)
-    complete(eng, c["long_term"], "plan_reablement", {"goals": ["Make a meal"], "setting": "home",
-                                                      "start_type": "planned", "visits_per_day": 1})
+    c["reablement"] = in_reablement(eng, "Wash and dress", 2)
+    c["long_term"] = in_reablement(eng, "Make a meal", 1)
     c["direct_payment"] = to_plan(eng, "direct_payment")
     c["commissioned"] = to_plan(eng, "council_managed")
     c["carer"] = to_plan(eng, "council_managed", carer=True)
     complete(eng, c["carer"], "assess_carer", carer_assessment())
     complete(eng, c["carer"], "plan_carer_support", CARER_PLAN)
     complete(eng, c["carer"], "sign_off_carer_plan", {"signed_off": True}, actor="manager")
-    sg = eng.start("safeguarding", data={"person": {"name": "Joan Barker"}, "raised_by": "neighbour"})
-    c["safeguarding"] = sg.case_id
-    complete(eng, sg.case_id, "record_concern", CONCERN)
-    complete(eng, sg.case_id, "triage_decision", S42)
-    complete(eng, sg.case_id, "strategy_discussion", STRATEGY)
-    complete(eng, sg.case_id, "enquiry", {"findings": "The lodger used her card", "concern_substantiated": "yes"})
-    complete(eng, sg.case_id, "record_outcome", {"outcomes_asked": True, "outcomes_achieved": "partially",
-                                                 "risk_outcome": "reduced", "plan_review_needed": False})
+    c["safeguarding"] = safeguarding_to_outcome(eng, CONCERN)
     c["discharge"] = eng.start("hospital_discharge", actor="ward7", data={
         "person": HARRIET, "reason": "Fall at home", "ward": "Ward 7"}).case_id
     eng.advance_clock(timedelta(hours=3))
@@ -191,12 +211,8 @@ def drive(eng: Any) -> dict[str, int]:
                                                       "start_type": "hospital_discharge", "visits_per_day": 2})
     eng.advance_clock(timedelta(days=18))
     complete(eng, c["reablement"], "deliver_reablement", {"outcome": "best_independence_reached", "summary": "Done"})
-    complete(eng, c["long_term"], "deliver_reablement", {"outcome": "needs_remain", "summary": "Needs help"})
-    complete(eng, c["long_term"], "assess_needs", assessment("personal_hygiene", "managing_nutrition",
-                                                             "using_home_safely"))
-    complete(eng, c["long_term"], "score_needs", ras(**SMALL))
-    complete(eng, c["long_term"], "write_plan", plan("managed_account"))
-    complete(eng, c["long_term"], "sign_off_plan", {"signed_off": True}, actor="manager")
+    needs_remain_to_managed_budget(eng, c["long_term"], assessment("personal_hygiene", "managing_nutrition",
+                                                                   "using_home_safely"), ras(**SMALL))
     eng.advance_clock(timedelta(days=23))  # 15 April: the first reviews are ready
     complete(eng, c["direct_payment"], "review_plan", {"needs_changed": False, "plan_working": True})
     complete(eng, c["discharge"], "prepare_for_end", {"progress": "on_track_to_end"})

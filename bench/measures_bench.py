@@ -9,8 +9,9 @@ discharge with its 91-day follow-up) are driven through the real diagrams, handl
 clock. Their histories are then copied into new cases (bench/county.py WEIGHTS copies of each per round, most of
 them requests that end at the front door), each copy moved by a whole number of days across a year, with its own
 hash chain and instance ids, until the database holds --events events (1 M by default: about 26,400 requests
-ending in the year April 2031 to March 2032, the county's volume). The copies are written as rows, not run
-through the engine (which would take hours): the measures read exactly the rows the engine writes.
+ending in the year April 2031 to March 2032, the county's volume). The copies are written as rows
+(bench/county_db.py), not run through the engine (which would take hours): the measures read exactly the rows
+the engine writes.
 
 Measured, each in a new process (so its peak resident memory, ``ru_maxrss``, is its own), the page being
 ``GET /measures?from=2031-04-01&to=2032-03-31`` through the app (every measure, its chart of 12 months and the
@@ -36,93 +37,29 @@ import resource
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
+from bench.county_db import copy_histories
 from bench.engine_bench import Scratch, dumps
 from bench.run import machine
-from engine.history import GENESIS, canonical_json, event_hash
-from engine.schema import cases, chains, events
+from engine.schema import cases, events
 
 ROOT = Path(__file__).resolve().parent.parent
 YEAR = "from=2031-04-01&to=2032-03-31"
-
-
-def _shift(at: str, days: int) -> str:
-    moved = datetime.fromisoformat(at) + timedelta(days=days)
-    return moved.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
-
-
-def _shift_data(value: Any, days: int) -> Any:
-    """Every YYYY-MM-DD date (and instant) inside form data moved by `days`."""
-    if isinstance(value, dict):
-        return {k: _shift_data(v, days) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_shift_data(v, days) for v in value]
-    if isinstance(value, str) and len(value) >= 10 and value[4] == "-" and value[7] == "-" and value[:4].isdigit():
-        try:
-            if len(value) == 10:
-                return (date.fromisoformat(value) + timedelta(days=days)).isoformat()
-            return _shift(value, days)
-        except ValueError:
-            return value
-    return value
 
 
 def fill(eng: Any, templates_by_name: dict[str, int], target_events: int) -> dict[str, int]:
     """Copy the driven cases' histories into new cases, spread over a year, until `target_events`."""
     from bench.county import WEIGHTS
 
-    with eng.db.engine.connect() as conn:
-        templates = {cid: [dict(r._mapping) for r in conn.execute(
-            select(events).where(events.c.case_id == cid).order_by(events.c.seq))]
-            for cid in templates_by_name.values()}
-        template_cases = {r.id: r for r in conn.execute(select(cases))}
-        next_case = conn.execute(select(func.max(cases.c.id))).scalar() + 1
-        next_instance = conn.execute(select(func.max(events.c.instance_id))).scalar() + 1
-        total = conn.execute(select(func.count()).select_from(events)).scalar()
     order = [templates_by_name[name] for name, weight in WEIGHTS.items() for _ in range(weight)]
-    copies = rounds = 0
-    while total < target_events:
-        case_rows, chain_rows, event_rows = [], [], []
-        for template_id in order:
-            rows = templates[template_id]
-            days = (copies * 37) % 330 - 60  # spread over the year (some starting the year before)
-            copies += 1
-            cid, chain = next_case, f"case:{next_case}"
-            next_case += 1
-            t = template_cases[template_id]
-            case_rows.append({"id": cid, "reference": f"CASE-{cid:07d}", "title": t.title, "data": t.data,
-                              "created_at": t.created_at + timedelta(days=days),
-                              "updated_at": t.updated_at + timedelta(days=days)})
-            instances: dict[int, int] = {}
-            prev = GENESIS
-            for r in rows:
-                iid = None
-                if r["instance_id"] is not None:
-                    iid = instances.setdefault(r["instance_id"], next_instance + len(instances))
-                data = _shift_data(json.loads(r["data"]), days)
-                for key in ("child_instance_id", "parent_instance_id"):
-                    if data.get(key) is not None:
-                        data[key] = instances.setdefault(data[key], next_instance + len(instances))
-                text = canonical_json(data)
-                at = _shift(r["at"], days)
-                h = event_hash(prev, chain, r["seq"], r["step"], r["type"], at, r["actor"], iid, text)
-                event_rows.append({"chain": chain, "seq": r["seq"], "step": r["step"], "case_id": cid,
-                                   "instance_id": iid, "type": r["type"], "at": at, "actor": r["actor"],
-                                   "data": text, "prev_hash": prev, "hash": h})
-                prev = h
-            next_instance += len(instances)
-            chain_rows.append({"chain": chain, "seq": rows[-1]["seq"], "hash": prev})
-        with eng.db.transaction() as conn:
-            conn.execute(insert(cases), case_rows)
-            conn.execute(insert(chains), chain_rows)
-            conn.execute(insert(events), event_rows)
-        total += len(event_rows)
-        rounds += 1
+    # the copies are numbered across the rounds: the n-th of a round is copy number round * len(order) + n
+    rounds = copy_histories(eng, target_events, list(templates_by_name.values()), lambda _templates: order,
+                            lambda r, n, _tid: ((r * len(order) + n) * 37) % 330 - 60)  # some the year before
     with eng.db.engine.connect() as conn:
         return {"cases": conn.execute(select(func.count()).select_from(cases)).scalar(),
                 "events": conn.execute(select(func.count()).select_from(events)).scalar(), "rounds": rounds}

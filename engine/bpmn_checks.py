@@ -28,6 +28,7 @@ from engine.bpmn_parser import (
     StartInput,
     _all_properties,
     has_service_implementation,
+    not_teams,
     read_assignment,
     read_called_element,
     read_candidate_groups,
@@ -613,7 +614,7 @@ class ProcessCheck:
         self.assignment(node, assignment)
         computed = "candidate_groups" in assignment.parts and assignment.parts["candidate_groups"].expression
         if self.refs.teams is not None and not computed:
-            unknown = [g for g in groups if g not in self.refs.teams]
+            unknown = not_teams(groups, self.refs.teams)
             if not groups:
                 self.problem(node, f"user task '{_label(node)}' has no team: choose its team (candidate groups)")
             elif unknown:

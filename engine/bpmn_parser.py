@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import textwrap
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, ClassVar
@@ -643,6 +644,13 @@ def _due(value: Any, what: str) -> str | None:
                      "a date or a datetime")
 
 
+def not_teams(groups: Iterable[str], teams: Collection[str] | None) -> list[str]:
+    """The candidate groups in `groups` that are not teams (none when the teams are not known): the one team check
+    of a user task, at deploy for the groups written in the diagram (engine/bpmn_checks.py) and when the task is
+    ready for the groups an expression gives (`evaluate_assignment`)."""
+    return [] if teams is None else [g for g in groups if g not in teams]
+
+
 def evaluate_assignment(my_task: Any, assignment: Assignment) -> dict[str, Any]:
     """The assignment's values for this task: {"assignee", "candidate_groups", "candidate_users", "due_at",
     "follow_up_at"} (each only when given). Expressions are evaluated in the sandbox; evaluated teams are checked
@@ -677,7 +685,7 @@ def evaluate_assignment(my_task: Any, assignment: Assignment) -> dict[str, Any]:
     teams = getattr(registry, "teams", None)
     groups = assignment.parts.get("candidate_groups")
     computed = groups is not None and bool(groups.expression)  # literal teams were checked at deploy
-    unknown = [g for g in values.get("candidate_groups", []) if computed and teams is not None and g not in teams]
+    unknown = not_teams(values.get("candidate_groups", []), teams) if computed else []
     if unknown:
         attribute = assignment.parts["candidate_groups"].attribute
         raise ValueError(f"{attribute} of {label} gave {', '.join(map(repr, unknown))}, which is not a team: "

@@ -1,6 +1,8 @@
 """What the casework tests set up the same way: an engine on the simulated clock with the real handlers, forms
 and diagrams; the demo users signed in to the JSON API or the pages; a case someone has worked on; a valid
-front door contact; a task completed by its step id; the Tab key walked to a field in the browser.
+front door contact; a task completed by its step id; the Tab key walked to a field in the browser; the fake
+GOV.UK Notify, started (`notify`) and configured (`configured`) — fixtures a test module takes in with
+`notify, configured = casework_helpers.notify, casework_helpers.configured`.
 
 (tests/case_helpers.py reads a case's history; tests/browser.py starts the browser and the live server.)
 """
@@ -9,10 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -24,6 +28,7 @@ from engine.schema import timers as timer_rows
 from tests.browser import sign_in
 from tests.case_helpers import the_task
 from tests.conftest import START
+from tests.fake_notify import API_KEY, EMAIL_TEMPLATE, FakeNotify
 
 ROOT = Path(__file__).resolve().parent.parent
 SW, TM = demo_username("social_worker"), demo_username("team_manager")
@@ -45,6 +50,64 @@ def casework_engine(db_url: str, files: list[Path], *, start=START, forms: FormL
         create_demo_users(engine)
     yield engine
     engine.db.dispose()
+
+
+@contextmanager
+def engine_on_file(tmp_path: Path, files: list[Path], **kw: Any) -> Iterator[Engine]:
+    """`casework_engine` on a SQLite file in `tmp_path` (a live server in another thread reads it), for a `with`
+    block: `with engine_on_file(tmp_path, files, users=True) as eng:`."""
+    made = casework_engine(f"sqlite:///{tmp_path / 'carepath.db'}", files, **kw)
+    try:
+        yield next(made)
+    finally:
+        next(made, None)
+
+
+def with_sam(eng: Engine, password: str) -> Engine:
+    """`eng` with Sam Okoro, a social worker in the social work team, who signs in as "sam" with `password`."""
+    from api.auth import create_user
+
+    create_user(eng, "sam", password, display_name="Sam Okoro", roles=["social_worker"], teams=["social_work"])
+    return eng
+
+
+@contextmanager
+def served(eng: Engine) -> Iterator[tuple[str, Any]]:
+    """(base URL, browser): the app on `eng` in a live server, and the browser, for a `with` block."""
+    from api.app import create_app
+    from tests.browser import launch, live_server
+
+    with live_server(create_app(eng, run_timers=False)) as base, launch() as browser:
+        yield base, browser
+
+
+def served_to_sam(folder: Path, files: list[Path], password: str, make_cases: Any, **kw: Any) -> Iterator[tuple]:
+    """For a module's fixture to `yield from`: (engine, base URL, browser, cases) — `casework_engine` on a SQLite
+    file in `folder` with Sam (`with_sam`), the cases `make_cases(engine)` makes, then the app served and the
+    browser; all closed afterwards."""
+    with engine_on_file(folder, files, **kw) as eng:
+        cases = make_cases(with_sam(eng, password))
+        with served(eng) as (base, browser):
+            yield eng, base, browser, cases
+
+
+# ---------------------------------------------------------------- GOV.UK Notify (the fake)
+@pytest.fixture
+def notify() -> Iterator[FakeNotify]:
+    """The fake GOV.UK Notify, running (carepath is not told about it: letters are filed for printing)."""
+    fake = FakeNotify().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def configured(notify: FakeNotify, monkeypatch) -> FakeNotify:
+    """The fake GOV.UK Notify, configured as carepath's Notify (its email template too; a 0.5 s time-out)."""
+    monkeypatch.setenv("CAREPATH_NOTIFY_API_KEY", API_KEY)
+    monkeypatch.setenv("CAREPATH_NOTIFY_BASE_URL", notify.url)
+    monkeypatch.setenv("CAREPATH_NOTIFY_EMAIL_TEMPLATE_ID", EMAIL_TEMPLATE)
+    monkeypatch.setenv("CAREPATH_NOTIFY_TIMEOUT", "0.5")
+    return notify
 
 
 # ---------------------------------------------------------------- signed in

@@ -16,23 +16,15 @@ import pytest
 from engine.registry import HandlerContext
 from handlers import budget
 from handlers.budget import check_budget_change, personal_budget
+from tests import test_handlers_budget
+from tests.test_handlers_budget import BANDS, write_config
 
 CTX = HandlerContext(
     case_id=1, instance_id=1, process_id="t", element_id="t", now=datetime(2031, 1, 1, tzinfo=timezone.utc)
 )
 
 
-def write_config(folder: Path, name: str, **changes: Any) -> str:
-    shipped = json.loads((budget.REPO_ROOT / "processes" / "config" / "ras.json").read_text())
-    shipped.update(changes)
-    (folder / name).write_text(json.dumps(shipped))
-    return name
-
-
-@pytest.fixture
-def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(budget, "CONFIG_DIR", tmp_path)
-    return tmp_path
+config_dir = test_handlers_budget.config_dir  # a private config folder for the budget handler (a fixture)
 
 
 # 10 points at £400.00 a point is £4,000.00 a year
@@ -64,14 +56,6 @@ def test_a_reviewed_increase_to_exactly_the_threshold_needs_no_manager_one_penny
     assert "more than £30,000.00 a year, a team manager must approve it" in above["explanation"]
 
 
-BANDS = {
-    "method": "bands",
-    "bands": [
-        {"min_points": 0, "max_points": 9, "amount": 2000},
-        {"min_points": 10, "max_points": 29, "amount": 8000},
-        {"min_points": 30, "max_points": None, "amount": 25000},
-    ],
-}
 NINE = {"personal_care": {"level": "low"}, "home_environment": {"level": "moderate"}}  # 5 + 4
 TEN = {"personal_care": {"level": "moderate"}}  # 10
 TWENTY_NINE = {

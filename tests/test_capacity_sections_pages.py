@@ -16,11 +16,7 @@ import re
 
 import pytest
 
-from api.app import create_app
-from api.auth import create_user
-from engine.forms import FormLibrary
-from engine.registry import load_registry
-from engine.runtime import Engine
+from tests.casework_helpers import served_to_sam
 from tests.test_capacity_advocacy import PROCESSES, ROOT, START
 from tests.test_capacity_review_carers import UNCHANGED, to_review
 from tests.test_forms_sections import _enter, _focused, _tab_to
@@ -39,27 +35,20 @@ CASES = {  # the form, its task, the other sections' answers (saved before), and
     "review": ("review_plan", UNCHANGED, "person", "Peter Clarke"),
     "carers_assessment": ("assess_carer", carer_assessment(), "carer", "Susan Clarke"),
 }
+FILES = [*PROCESSES, ROOT / "processes" / "carers_support_plan.bpmn"]
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Peter's first review and Susan's carer's assessment, both with the social worker Sam."""
-    from tests.browser import launch, live_server
+    yield from served_to_sam(tmp_path_factory.mktemp("capacity"), FILES, PASSWORD, _cases, start=START)
 
-    url = f"sqlite:///{tmp_path_factory.mktemp('capacity') / 'carepath.db'}"
-    eng = Engine(url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
-    eng.init(simulated_start=START)
-    eng.deploy([*PROCESSES, ROOT / "processes" / "carers_support_plan.bpmn"])
-    create_user(eng, "sam", PASSWORD, display_name="Sam Okoro", roles=["social_worker"], teams=["social_work"])
+
+def _cases(eng) -> dict[str, int]:
     susan = eng.create_case("Susan Clarke", {"person": SUSAN})  # Susan asked for support for herself
     eng.start("carers_assessment", case_id=susan, data={"person": SUSAN, "cared_for": "Peter Clarke",
                                                          "carer_self_contact": True})
-    cases = {"review": to_review(eng), "carers_assessment": susan}
-    try:
-        with live_server(create_app(eng, run_timers=False)) as base, launch() as browser:
-            yield eng, base, browser, cases
-    finally:
-        eng.db.dispose()
+    return {"review": to_review(eng), "carers_assessment": susan}
 
 
 def _visible(page, selector: str) -> bool:

@@ -12,12 +12,8 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from api.app import create_app
-from api.auth import create_user
-from engine.forms import FormLibrary
-from engine.registry import load_registry
-from engine.runtime import Engine
 from handlers import cld
+from tests.casework_helpers import served_to_sam
 from tests.test_capacity_advocacy import PROCESSES, ROOT, START
 from tests.test_capacity_review_carers import UNCHANGED, to_review
 from tests.test_carers import carer_plan, complete
@@ -28,18 +24,16 @@ from tests.test_process_assessment_to_review import SUSAN, carer_assessment
 
 QUESTION = "Was the review with the person, their unpaid carer, or both?"
 CARER_QUESTION = "Did the person cared for take part in the review?"
+FILES = [*PROCESSES, ROOT / "processes" / "carers_support_plan.bpmn"]
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Peter's first review, and Susan's carer's review, both with the social worker Sam."""
-    from tests.browser import launch, live_server
+    yield from served_to_sam(tmp_path_factory.mktemp("cldreview"), FILES, PASSWORD, _cases, start=START)
 
-    url = f"sqlite:///{tmp_path_factory.mktemp('cldreview') / 'carepath.db'}"
-    eng = Engine(url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
-    eng.init(simulated_start=START)
-    eng.deploy([*PROCESSES, ROOT / "processes" / "carers_support_plan.bpmn"])
-    create_user(eng, "sam", PASSWORD, display_name="Sam Okoro", roles=["social_worker"], teams=["social_work"])
+
+def _cases(eng) -> dict[str, int]:
     susan = eng.start("carers_assessment", data={"person": SUSAN, "cared_for": "Peter Clarke",
                                                  "carer_self_contact": False}).case_id
     complete(eng, susan, "assess_carer", carer_assessment("low"))
@@ -47,11 +41,7 @@ def world(tmp_path_factory):
     complete(eng, susan, "sign_off_carer_plan", {"signed_off": True}, actor="manager")
     peter = to_review(eng)  # 15 April 2031
     eng.advance_clock(to=datetime(2031, 4, 15, 9, 0, tzinfo=timezone.utc))
-    try:
-        with live_server(create_app(eng, run_timers=False)) as base, launch() as browser:
-            yield eng, base, browser, {"review": peter, "carer": susan}
-    finally:
-        eng.db.dispose()
+    return {"review": peter, "carer": susan}
 
 
 def _open(world, case_key: str, element: str):

@@ -35,6 +35,7 @@ START = datetime(2031, 3, 3, 9, 0, tzinfo=timezone.utc)
 CTX = HandlerContext(case_id=1, instance_id=1, process_id="t", element_id="t", now=START)
 # SMALL scores 16 points: £17,745.45 a year, £341.26 a week
 BUDGET = {"final_amount": "17745.45", "weekly_equivalent": "341.26"}
+FILES = [ROOT / "processes" / f"{p}.bpmn" for p in PROCESSES if (ROOT / "processes" / f"{p}.bpmn").exists()]
 
 HOME_CARE = {"label": "Get washed and dressed every morning", "how_met": "Home care, 1 hour each morning",
              "provider": "Northtown Care", "unit": "hour", "unit_cost": 25, "units_per_week": 7,
@@ -127,7 +128,7 @@ def test_the_most_units_a_week_is_allowed() -> None:
 def eng(db_url):
     engine = Engine(db_url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
     engine.init(simulated_start=START)
-    engine.deploy([ROOT / "processes" / f"{p}.bpmn" for p in PROCESSES if (ROOT / "processes" / f"{p}.bpmn").exists()])
+    engine.deploy(FILES)
     yield engine
     engine.db.dispose()
 
@@ -192,12 +193,9 @@ def test_the_contribution_from_the_financial_assessment_on_the_case_is_capped_at
 def test_the_sign_off_page_shows_the_plans_cost_against_the_budget(tmp_path):
     from api.app import create_app
     from tests.browser import launch, live_server, run_axe
-    from tests.casework_helpers import SW, TM, casework_engine, claimed_task_page, tab_to
+    from tests.casework_helpers import SW, TM, claimed_task_page, engine_on_file, tab_to
 
-    files = [ROOT / "processes" / f"{p}.bpmn" for p in PROCESSES if (ROOT / "processes" / f"{p}.bpmn").exists()]
-    made = casework_engine(f"sqlite:///{tmp_path / 'carepath.db'}", files, start=START, users=True)
-    eng = next(made)
-    try:
+    with engine_on_file(tmp_path, FILES, start=START, users=True) as eng:
         cid = to_write_plan(eng)
         complete(eng, cid, "write_plan", costed(HOME_CARE, DAY_CENTRE, PENDANT))
         sign = task(eng, cid, "sign_off_plan")
@@ -231,5 +229,3 @@ def test_the_sign_off_page_shows_the_plans_cost_against_the_budget(tmp_path):
             assert "Change the plan" in text and "Decide the budget again" in text
             run_axe(page, "plan costs more than the budget")
             ctx.close()
-    finally:
-        next(made, None)

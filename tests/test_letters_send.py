@@ -24,8 +24,9 @@ from engine.runtime import Engine
 from engine.schema import documents, letter_sends
 from handlers import letter_sending
 from handlers.letter_sending import describe, send_due
+from tests import casework_helpers
 from tests.conftest import START
-from tests.fake_notify import API_KEY, EMAIL_TEMPLATE, FakeNotify
+from tests.fake_notify import API_KEY, EMAIL_TEMPLATE
 
 PERSON = {"name": "Margaret Okafor", "address": ["14 Quarry Row", "Northtown"], "postcode": "NS3 4QT",
           "email": "margaret.okafor@example.net"}
@@ -67,20 +68,7 @@ DIAGRAM = b"""<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-@pytest.fixture
-def notify():
-    fake = FakeNotify().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def configured(notify, monkeypatch):
-    monkeypatch.setenv("CAREPATH_NOTIFY_API_KEY", API_KEY)
-    monkeypatch.setenv("CAREPATH_NOTIFY_BASE_URL", notify.url)
-    monkeypatch.setenv("CAREPATH_NOTIFY_EMAIL_TEMPLATE_ID", EMAIL_TEMPLATE)
-    monkeypatch.setenv("CAREPATH_NOTIFY_TIMEOUT", "0.5")
-    return notify
+notify, configured = casework_helpers.notify, casework_helpers.configured  # the fake GOV.UK Notify (fixtures)
 
 
 @pytest.fixture

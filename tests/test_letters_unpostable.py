@@ -16,26 +16,13 @@ from api.letters_pdf import delivery
 from engine.schema import letter_sends
 from handlers.letter_pdf import address_of
 from handlers.letter_sending import address_problem, channel_for, notify_settings, send_due
+from tests import casework_helpers
 from tests.casework_helpers import casework_engine, page_client
-from tests.fake_notify import API_KEY, EMAIL_TEMPLATE, FakeNotify
+from tests.fake_notify import API_KEY, EMAIL_TEMPLATE
 from tests.test_carers import PROCESSES, carer_plan
 from tests.test_process_assessment_to_review import PETER, assessment, carer_assessment, complete
 
-
-@pytest.fixture
-def notify():
-    fake = FakeNotify().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def configured(notify, monkeypatch):
-    monkeypatch.setenv("CAREPATH_NOTIFY_API_KEY", API_KEY)
-    monkeypatch.setenv("CAREPATH_NOTIFY_BASE_URL", notify.url)
-    monkeypatch.setenv("CAREPATH_NOTIFY_EMAIL_TEMPLATE_ID", EMAIL_TEMPLATE)
-    monkeypatch.setenv("CAREPATH_NOTIFY_TIMEOUT", "0.5")
-    return notify
+notify, configured = casework_helpers.notify, casework_helpers.configured  # the fake GOV.UK Notify (fixtures)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from bench.county import in_reablement, needs_remain_to_managed_budget, safeguarding_to_outcome
 from engine.forms import FormLibrary
 from engine.registry import load_registry
 from engine.runtime import Engine
@@ -35,9 +36,8 @@ from tests.test_cld import (
     front_door,
     to_plan,
 )
-from tests.test_process_assessment_to_review import SMALL, assessment, plan, ras
-from tests.test_process_front_door_reablement import LIKELY_ELIGIBLE
-from tests.test_process_safeguarding_discharge import CONCERN, S42, STRATEGY
+from tests.test_process_assessment_to_review import SMALL, assessment, ras
+from tests.test_process_safeguarding_discharge import CONCERN
 
 YEAR = (date(2031, 1, 1), date(2031, 12, 31))
 Q1 = (date(2031, 1, 1), date(2031, 3, 31))
@@ -72,34 +72,19 @@ def drive_county(eng) -> dict[str, int]:
     """Drive the population's cases through the processes (bench/measures_bench.py reuses it); their ids."""
     c = {}
     c["advice"] = front_door(eng, contact(advice_given="Leaflet on falls prevention"))  # request closed 3 March
-    c["reablement"] = front_door(eng, LIKELY_ELIGIBLE)
-    complete(eng, c["reablement"], "plan_reablement", {"goals": ["Wash and dress"], "setting": "home",
-                                                       "start_type": "planned", "visits_per_day": 2})
-    c["long_term"] = front_door(eng, LIKELY_ELIGIBLE)
-    complete(eng, c["long_term"], "plan_reablement", {"goals": ["Make a meal"], "setting": "home",
-                                                      "start_type": "planned", "visits_per_day": 1})
+    c["reablement"] = in_reablement(eng, "Wash and dress", 2)
+    c["long_term"] = in_reablement(eng, "Make a meal", 1)
     c["dp"] = to_plan(eng, "direct_payment")  # assessed and signed off on 3 March
     c["commissioned"] = to_plan(eng, "council_managed")
-    sg = eng.start("safeguarding", data={"person": {"name": "Joan Barker"}, "raised_by": "neighbour"})
-    c["safeguarding"] = sg.case_id
-    complete(eng, sg.case_id, "record_concern", CONCERN)
-    complete(eng, sg.case_id, "triage_decision", S42)
-    complete(eng, sg.case_id, "strategy_discussion", STRATEGY)
-    complete(eng, sg.case_id, "enquiry", {"findings": "The lodger used her card", "concern_substantiated": "yes"})
-    complete(eng, sg.case_id, "record_outcome", {"outcomes_asked": True, "outcomes_achieved": "partially",
-                                                 "risk_outcome": "reduced", "plan_review_needed": False})
+    c["safeguarding"] = safeguarding_to_outcome(eng, CONCERN)  # this file's concern names the lodger
     c["harriet"] = discharge(eng, discharge_response())  # ready 4 March, discharged 5 March; now 5 March 12:00
     complete(eng, c["harriet"], "plan_reablement", {"goals": ["Walk to the shop"], "setting": "home",
                                                     "start_type": "hospital_discharge", "visits_per_day": 2})
     eng.advance_clock(timedelta(days=18))  # 23 March
     complete(eng, c["reablement"], "deliver_reablement", {"outcome": "best_independence_reached", "summary": "Done"})
     # needs remain after 20 days: assessed the same day (the request for assessment), a managed account
-    complete(eng, c["long_term"], "deliver_reablement", {"outcome": "needs_remain", "summary": "Needs help"})
-    complete(eng, c["long_term"], "assess_needs", assessment("personal_hygiene", "managing_nutrition",
-                                                             "using_home_safely"))
-    complete(eng, c["long_term"], "score_needs", ras(**SMALL))
-    complete(eng, c["long_term"], "write_plan", plan("managed_account"))
-    complete(eng, c["long_term"], "sign_off_plan", {"signed_off": True}, actor="manager")
+    needs_remain_to_managed_budget(eng, c["long_term"], assessment("personal_hygiene", "managing_nutrition",
+                                                                   "using_home_safely"), ras(**SMALL))
     eng.advance_clock(timedelta(days=FIRST_REVIEW - 20))  # 15 April: the first reviews are ready
     complete(eng, c["dp"], "review_plan", {"needs_changed": False, "plan_working": True})
     complete(eng, c["harriet"], "prepare_for_end", {"progress": "on_track_to_end"})  # reminder of 9 April

@@ -16,19 +16,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
 from api.access import access_log
-from api.app import create_app
 from api.case_pages import case_panel
 from engine.schema import documents
+from tests import test_api_cases
 from tests.browser import AXE, launch, live_server, run_axe, sign_in
-from tests.test_api_cases import PASSWORD, build_world
+from tests.test_api_cases import PASSWORD
 
-
-@pytest.fixture
-def world(db_url):
-    eng, cases = build_world(db_url)
-    app = create_app(eng, run_timers=False)
-    yield eng, app, cases
-    eng.db.dispose()
+world = test_api_cases.world  # (eng, app, cases): Joan's and Peter's case records (a fixture)
 
 
 @pytest.fixture

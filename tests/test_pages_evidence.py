@@ -16,21 +16,16 @@ import zipfile
 import pytest
 from sqlalchemy import select
 
-from api.app import create_app
 from api.auth import case_access_log
+from tests import test_api_cases
 from tests.browser import launch, live_server, run_axe, sign_in
-from tests.test_api_cases import PASSWORD, build_world
+from tests.test_api_cases import PASSWORD
 from tests.test_pages_case import _client
 
 REASON = "Safeguarding adults review SAR-2031-07: the board's reviewer asked for the case history"
 
 
-@pytest.fixture
-def world(db_url):
-    eng, cases = build_world(db_url)
-    app = create_app(eng, run_timers=False)
-    yield eng, app, cases
-    eng.db.dispose()
+world = test_api_cases.world  # (eng, app, cases): Joan's and Peter's case records (a fixture)
 
 
 def _exports(eng, case_id: int) -> list[dict]:

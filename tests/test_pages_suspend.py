@@ -6,22 +6,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
-from api.app import create_app
+from tests import test_api_cases
 from tests.browser import AXE, launch, live_server
 from tests.case_helpers import events
 from tests.conftest import START
-from tests.test_api_cases import build_world
 from tests.test_pages_case import _axe_with_csp, _client, _sign_in
 
-
-@pytest.fixture
-def world(db_url):
-    eng, cases = build_world(db_url)
-    app = create_app(eng, run_timers=False)
-    yield eng, app, cases
-    eng.db.dispose()
+world = test_api_cases.world  # (eng, app, cases): Joan's and Peter's case records (a fixture)
 
 
 def _reablement(eng, case_id):

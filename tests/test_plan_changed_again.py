@@ -9,19 +9,18 @@ first time it is empty as before. In a real browser, axe-clean, on the simulated
 
 from __future__ import annotations
 
-from tests.test_costed_plan import HOME_CARE, PENDANT, PROCESSES, ROOT, START, costed, to_write_plan
+import pytest
+
+from tests.test_costed_plan import FILES, HOME_CARE, PENDANT, ROOT, START, costed, to_write_plan
 from tests.test_process_assessment_to_review import complete, task
 
 
 def test_the_plan_sent_back_opens_with_what_was_written_and_the_first_one_opens_empty(tmp_path):
     from api.app import create_app
     from tests.browser import launch, live_server, run_axe
-    from tests.casework_helpers import SW, casework_engine, claimed_task_page
+    from tests.casework_helpers import SW, claimed_task_page, engine_on_file
 
-    files = [ROOT / "processes" / f"{p}.bpmn" for p in PROCESSES if (ROOT / "processes" / f"{p}.bpmn").exists()]
-    made = casework_engine(f"sqlite:///{tmp_path / 'carepath.db'}", files, start=START, users=True)
-    eng = next(made)
-    try:
+    with engine_on_file(tmp_path, FILES, start=START, users=True) as eng:
         first_case = to_write_plan(eng)
         first = task(eng, first_case, "write_plan")
         cid = to_write_plan(eng)
@@ -54,8 +53,6 @@ def test_the_plan_sent_back_opens_with_what_was_written_and_the_first_one_opens_
         data = eng.instance_snapshot(sign["instance_id"])["data"]
         assert data["plan_cost"]["weekly_cost"] == "325.00"
         assert [o["label"] for o in data["outcomes"]] == [HOME_CARE["label"], PENDANT["label"]]
-    finally:
-        next(made, None)
 
 
 def test_units_without_a_unit_cost_names_the_question_in_plain_words(tmp_path):
@@ -67,19 +64,14 @@ def test_units_without_a_unit_cost_names_the_question_in_plain_words(tmp_path):
     forms = FormLibrary.from_folder(ROOT / "forms")
     service = {"label": "Get washed", "how_met": "Home care"}
     plan = {**costed(HOME_CARE), "outcomes": [{**service, "units_per_week": 7}]}
-    try:
+    with pytest.raises(ValidationError) as units_without_cost:
         forms.validate("support_plan", plan)
-    except ValidationError as err:
-        assert err.errors == [{"field": "outcomes/0/unit_cost", "message": "'unit_cost' is required"}]
-    else:
-        raise AssertionError("a number of units without a unit cost was accepted")
+    assert units_without_cost.value.errors == [{"field": "outcomes/0/unit_cost", "message": "'unit_cost' is required"}]
     plan["outcomes"] = [{**service, "unit_cost": 25}]
-    try:
+    with pytest.raises(ValidationError) as cost_without_units:
         forms.validate("support_plan", plan)
-    except ValidationError as err:
-        assert err.errors == [{"field": "outcomes/0/units_per_week", "message": "'units_per_week' is required"}]
-    else:
-        raise AssertionError("a unit cost without units a week was accepted")
+    assert cost_without_units.value.errors == [{"field": "outcomes/0/units_per_week",
+                                                "message": "'units_per_week' is required"}]
     plan["outcomes"] = [{**service, "unit_cost": 25, "units_per_week": 7}]
     forms.validate("support_plan", plan)
 
@@ -87,12 +79,9 @@ def test_units_without_a_unit_cost_names_the_question_in_plain_words(tmp_path):
 def test_the_page_says_which_answer_is_missing(tmp_path):
     from api.app import create_app
     from tests.browser import launch, live_server, run_axe
-    from tests.casework_helpers import SW, casework_engine, claimed_task_page
+    from tests.casework_helpers import SW, claimed_task_page, engine_on_file
 
-    files = [ROOT / "processes" / f"{p}.bpmn" for p in PROCESSES if (ROOT / "processes" / f"{p}.bpmn").exists()]
-    made = casework_engine(f"sqlite:///{tmp_path / 'carepath.db'}", files, start=START, users=True)
-    eng = next(made)
-    try:
+    with engine_on_file(tmp_path, FILES, start=START, users=True) as eng:
         cid = to_write_plan(eng)
         write = task(eng, cid, "write_plan")
         with live_server(create_app(eng, run_timers=False)) as base, launch() as browser:
@@ -107,5 +96,3 @@ def test_the_page_says_which_answer_is_missing(tmp_path):
             assert not any("dependency" in t or "'" in t for t in summary), summary
             run_axe(page, "support plan with units but no unit cost")
             ctx.close()
-    finally:
-        next(made, None)

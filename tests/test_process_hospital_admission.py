@@ -10,26 +10,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from api import suspend
-from api.app import create_app
 from engine.clock import parse_instant
 from engine.replay import replay_case
 from handlers import settings
+from tests import test_api_cases
 from tests.case_helpers import cld_full, events, fired, fired_at, the_task
 from tests.conftest import START
-from tests.test_api_cases import build_world, client_for
+from tests.test_api_cases import client_for
 
 ADMITTED_TO_HOSPITAL = "Admitted to hospital"
 
 
-@pytest.fixture
-def world(db_url):
-    eng, cases = build_world(db_url)
-    app = create_app(eng, run_timers=False)
-    yield eng, app, cases
-    eng.db.dispose()
+world = test_api_cases.world  # (eng, app, cases): Joan's and Peter's case records (a fixture)
 
 
 def instance_of(eng, case_id, process_id):
