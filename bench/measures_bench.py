@@ -2,6 +2,8 @@
 
     .venv/bin/python -m bench.measures_bench                       # SQLite
     .venv/bin/python -m bench.measures_bench --pg postgresql://postgres@127.0.0.1:5432/test
+    .venv/bin/python -m bench.measures_bench --db-file /tmp/county.db     # kept: a later run reuses it (and its
+    .venv/bin/python -m bench.measures_bench --skip-sqlite --pg URL --pg-schema county   # facts if kept)
 
 Set-up (not measured): bench/county.py's templates (a signposted contact, reablement, reablement into a managed
 budget, a direct payment, commissioned support, a carer on a direct payment, a safeguarding enquiry, a hospital
