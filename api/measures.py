@@ -177,11 +177,9 @@ def _compute_page(engine: Any, f: dict[str, Any], user: User) -> dict[str, Any]:
     with engine.db.engine.connect() as conn:
         hidden = {c for c, allowed in restricted_map(conn).items() if user.username not in allowed}
     out = []
-    for key, measure in m.MEASURES.items():
-        r = m.compute(key, population, f["start"], f["end"], f["team"])
-        series = [] if measure.not_recorded else m.over_time(population, key, f["start"], f["end"], f["team"])
-        for s in series:
-            s["shown"] = "–" if s["figure"] is None else _show(s["figure"], measure.unit)
+    for (key, measure), (r, kept) in zip(m.MEASURES.items(), m.page_figures(population, f["start"], f["end"],
+                                                                            f["team"]), strict=True):
+        series = [{**s, "shown": "–" if s["figure"] is None else _show(s["figure"], measure.unit)} for s in kept]
         out.append({"r": r, "m": measure, "figure": None if r.figure is None else _show(r.figure, measure.unit),
                     "series": series, "chart": chart(series, measure.unit, measure.title, f"chart-{key}"),
                     "cases_link": f"/measures/{key}/cases?{_query(f)}",

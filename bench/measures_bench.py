@@ -2,6 +2,8 @@
 
     .venv/bin/python -m bench.measures_bench                       # SQLite
     .venv/bin/python -m bench.measures_bench --pg postgresql://postgres@127.0.0.1:5432/test
+    .venv/bin/python -m bench.measures_bench --db-file /tmp/county.db     # kept: a later run reuses it (and its
+    .venv/bin/python -m bench.measures_bench --skip-sqlite --pg URL --pg-schema county   # facts if kept)
 
 Set-up (not measured): bench/county.py's templates (a signposted contact, reablement, reablement into a managed
 budget, a direct payment, commissioned support, a carer on a direct payment, a safeguarding enquiry, a hospital
@@ -145,33 +147,52 @@ def _in_child(name: str, url: str) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run(kind: str, pg_url: str | None, target: int) -> dict[str, Any]:
+def run(kind: str, pg_url: str | None, target: int, keep: str | None = None) -> dict[str, Any]:
     from api.demo_users import create_demo_users
     from bench import county
+    from bench.cld_bench import Kept, _count
     from engine.forms import FormLibrary
     from engine.registry import load_registry
     from engine.runtime import Engine
 
-    db = Scratch(kind, pg_url)
+    db = Kept(kind, pg_url, keep) if keep else Scratch(kind, pg_url)
     try:
         eng = Engine(db.url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
-        eng.init(simulated_start=county.START)
-        eng.deploy(county.FILES)
-        templates = county.drive(eng)
-        create_demo_users(eng)
-        t = time.perf_counter()
-        size = fill(eng, templates, target)
-        setup_s = time.perf_counter() - t
+        reused = _count(eng) > 0
+        result: dict[str, Any] = {"database": kind, "reused_database": reused}
+        if not reused:
+            eng.init(simulated_start=county.START)
+            eng.deploy(county.FILES)
+            templates = county.drive(eng)
+            create_demo_users(eng)
+            t = time.perf_counter()
+            result.update(fill(eng, templates, target))
+            result["setup_s"] = round(time.perf_counter() - t, 1)
         eng.db.dispose()
         vacuum(db.url)
-        result: dict[str, Any] = {"database": kind, **size, "setup_s": round(setup_s, 1)}
-        result.update(_in_child("first_page_ever", db.url))
-        result.pop("rss_before_mb")
-        vacuum(db.url)  # the measure_facts rows just written
+        with_facts = _facts_kept(db.url)
+        if not with_facts:
+            result.update(_in_child("first_page_ever", db.url))
+            result.pop("rss_before_mb")
+            vacuum(db.url)  # the measure_facts rows just written
         result.update(_in_child("cold_page", db.url))
         return result
     finally:
         db.close()
+
+
+def _facts_kept(url: str) -> bool:
+    """Whether a kept database already holds measure facts (its first page ever was made by an earlier run)."""
+    from sqlalchemy import create_engine
+
+    from engine.schema import measure_facts
+
+    eng = create_engine(url)
+    try:
+        with eng.connect() as conn:
+            return bool(conn.execute(select(func.count()).select_from(measure_facts)).scalar())
+    finally:
+        eng.dispose()
 
 
 def main() -> None:
@@ -179,6 +200,8 @@ def main() -> None:
     ap.add_argument("--pg", help="PostgreSQL URL (a throwaway schema is made and dropped)")
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--skip-sqlite", action="store_true")
+    ap.add_argument("--db-file", help="SQLite file to keep (filled if empty, reused if it holds events)")
+    ap.add_argument("--pg-schema", help="PostgreSQL schema to keep (filled if empty, reused if it holds events)")
     ap.add_argument("--phase", help=argparse.SUPPRESS)  # one measured step, in a child process
     ap.add_argument("--url", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -187,10 +210,10 @@ def main() -> None:
         return
     results = []
     if not args.skip_sqlite:
-        results.append(run("sqlite", None, args.events))
+        results.append(run("sqlite", None, args.events, args.db_file))
         print(dumps(results[-1]), flush=True)
     if args.pg:
-        results.append(run("postgres", args.pg, args.events))
+        results.append(run("postgres", args.pg, args.events, args.pg_schema))
         print(dumps(results[-1]), flush=True)
     report = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
               "command": "python -m bench.measures_bench " + " ".join(sys.argv[1:]), "results": results}

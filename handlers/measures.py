@@ -334,10 +334,11 @@ def _event_data(kind: str, raw: str) -> dict:
 
 @dataclass
 class _Loaded:
-    mark: tuple  # (latest event id, number of cases, latest process version id)
+    mark: tuple  # (latest event id, events in the look-back before it, number of cases, latest process version id)
     basis: str
     views: dict[int, CaseView]
     population: Population
+    teams: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
 
 
 _LOADED: weakref.WeakKeyDictionary[Any, _Loaded] = weakref.WeakKeyDictionary()
@@ -505,63 +506,97 @@ def _work_out(engine: Any, case_ids: list[int], teams: dict, basis: str, refs: d
     return out
 
 
+# Events this far before the newest one a process has read are read again when something changed: an event whose
+# transaction committed after a later-numbered one (PostgreSQL hands out ids before commit) is still found, and
+# counted in the mark, so a late commit alone also counts as a change.
+CHANGE_LOOKBACK = 10_000
+
+
+def _mark(conn: Any) -> tuple:
+    from sqlalchemy import func, select
+
+    from engine.schema import cases, events, process_versions
+
+    newest = conn.execute(select(func.max(events.c.id))).scalar() or 0
+    recent = conn.execute(select(func.count()).select_from(events).where(
+        events.c.id > newest - CHANGE_LOOKBACK)).scalar() or 0
+    return (newest, recent, conn.execute(select(func.count()).select_from(cases)).scalar() or 0,
+            conn.execute(select(func.max(process_versions.c.id))).scalar() or 0)
+
+
+def _changed_since(conn: Any, loaded: _Loaded, mark: tuple) -> dict[int, int | None] | None:
+    """The cases with an event this process has not read (their latest event id), and new cases (None when they
+    have no event yet), from the events numbered after the last mark (less the look-back): a few index look-ups
+    instead of listing every case. None when that cannot prove it (a case gone, or one numbered below the
+    newest held): then every case is listed."""
+    from sqlalchemy import func, select
+
+    from engine.schema import cases, events
+
+    held = loaded.views
+    top = max(held, default=0)
+    added = conn.execute(select(cases.c.id).where(cases.c.id > top)).scalars().all()
+    if mark[2] != len(held) + len(added):
+        return None
+    out: dict[int, int | None] = {cid: None for cid in added}
+    for cid, newest in conn.execute(select(events.c.case_id, func.max(events.c.id)).where(
+            events.c.id > loaded.mark[0] - CHANGE_LOOKBACK, events.c.case_id.is_not(None))
+            .group_by(events.c.case_id)):
+        mine = held.get(cid)
+        if mine is None:
+            if cid in out:
+                out[cid] = newest
+            else:
+                return None  # an event of a case this process does not hold and that is not new
+        elif newest > mine.event_id:
+            out[cid] = newest
+    return out
+
+
 def load_population(engine: Any) -> Population:
     """Every case as the measures read it, from the facts kept per case in `measure_facts`: a case whose history
     has an event later than its kept facts (or whose facts were worked out on another basis) is read and worked
     out again, and its facts kept for every process. In one process the same population is returned while
-    nothing was written, and kept facts it already holds are not read again."""
-    from sqlalchemy import and_, func, select
+    nothing was written; after new events only their cases are read again (``_changed_since``), and their
+    entries replaced in what the last population worked out (``_updated``)."""
+    from sqlalchemy import and_, select
 
-    from engine.schema import cases, events, measure_facts, process_versions
+    from engine.schema import cases, measure_facts
 
     with engine.db.engine.connect() as conn:
-        mark = (conn.execute(select(func.max(events.c.id))).scalar() or 0,
-                conn.execute(select(func.count()).select_from(cases)).scalar() or 0,
-                conn.execute(select(func.max(process_versions.c.id))).scalar() or 0)
+        mark = _mark(conn)
         loaded = _LOADED.get(engine)
         if loaded is not None and loaded.mark == mark:
             return loaded.population
-        teams = task_teams_of(conn)
-        basis = facts_basis(teams)
+        changes = None
+        if loaded is not None and loaded.mark[3] == mark[3]:  # no new deployment: the same teams and basis
+            teams, basis = loaded.teams, loaded.basis
+            changes = _changed_since(conn, loaded, mark)
+        else:
+            teams = task_teams_of(conn)
+            basis = facts_basis(teams)
         held = loaded.views if loaded is not None and loaded.basis == basis else {}
-        latest = select(func.max(events.c.id)).where(events.c.case_id == cases.c.id).scalar_subquery()
-        columns = [cases.c.id, cases.c.reference, measure_facts.c.last_event_id, latest.label("latest")]
-        if not held:  # nothing held (a start): the kept facts come with the listing, in one query
-            columns.append(measure_facts.c.facts)
-        listing = conn.execute(
-            select(*columns).select_from(cases.outerjoin(measure_facts, and_(
-                measure_facts.c.case_id == cases.c.id, measure_facts.c.basis == basis)))).all()
         views: dict[int, CaseView] = {}
         stale: list[int] = []
-        kept: list[int] = []
         refs: dict[int, str] = {}
-        if not held:
-            for cid, ref, last, newest, text in listing:  # tuples: a row's attributes cost more on 44,801 rows
-                refs[cid] = ref
-                if last is None or last < (newest or 0):
-                    stale.append(cid)
-                else:
-                    views[cid] = view_from_facts({"id": cid, "reference": ref}, text, last)
-        else:  # the cases this process holds as kept are not touched: only the others are listed out
-            get = held.get
-            for cid, ref, last, newest in listing:
-                if last is None or last < (newest or 0):
-                    stale.append(cid)
+        if changes is not None:  # only the changed cases: their kept rows (another process may have kept them)
+            ids = sorted(changes)
+            for i in range(0, len(ids), FACTS_CHUNK):
+                for cid, ref, last, text in conn.execute(
+                        select(cases.c.id, cases.c.reference, measure_facts.c.last_event_id, measure_facts.c.facts)
+                        .select_from(cases.outerjoin(measure_facts, and_(
+                            measure_facts.c.case_id == cases.c.id, measure_facts.c.basis == basis)))
+                        .where(cases.c.id.in_(ids[i:i + FACTS_CHUNK]))):
                     refs[cid] = ref
-                elif (mine := get(cid)) is None or mine.event_id != last:
-                    kept.append(cid)  # kept since by another process (or a case new to this one)
-                    refs[cid] = ref
-        if held and len(listing) != len(held) + sum(1 for c in refs if c not in held):
-            _LOADED.pop(engine, None)  # a case this process holds is gone: read everything as at a start
-            return load_population(engine)
-        del listing
-        for i in range(0, len(kept), FACTS_CHUNK):
-            chunk = kept[i:i + FACTS_CHUNK]
-            for cid, last, text in conn.execute(select(
-                    measure_facts.c.case_id, measure_facts.c.last_event_id, measure_facts.c.facts).where(
-                    measure_facts.c.case_id.in_(chunk), measure_facts.c.basis == basis)):
-                views[cid] = view_from_facts({"id": cid, "reference": refs[cid]}, text, last)
-        stale += [cid for cid in kept if cid not in views]  # worked out again on another basis meanwhile
+                    if last is None or last < (changes[cid] or 0):
+                        stale.append(cid)
+                    else:
+                        views[cid] = view_from_facts({"id": cid, "reference": ref}, text, last)
+        else:
+            listed = _listed(conn, basis, held, views, stale, refs)
+            if listed is None:
+                _LOADED.pop(engine, None)  # a case this process holds is gone: read everything as at a start
+                return load_population(engine)
     views.update(_work_out(engine, sorted(stale), teams, basis, refs))
     population = None
     if held:  # only the changed cases' items replaced in what the last population kept
@@ -570,8 +605,54 @@ def load_population(engine: Any) -> Population:
             views = {**held, **views}
     if population is None:
         population = population_of(dict(sorted(views.items())))
-    _LOADED[engine] = _Loaded(mark, basis, population.views, population)
+    _LOADED[engine] = _Loaded(mark, basis, population.views, population, teams)
     return population
+
+
+def _listed(conn: Any, basis: str, held: dict[int, CaseView], views: dict[int, CaseView], stale: list[int],
+            refs: dict[int, str]) -> bool | None:
+    """Every case with its kept row's event id and its latest event's id (one query; with the kept facts when
+    nothing is held): fills `views` with the cases read from kept facts, `stale` with those to work out again.
+    None when a case `held` is gone."""
+    from sqlalchemy import and_, func, select
+
+    from engine.schema import cases, events, measure_facts
+
+    latest = select(func.max(events.c.id)).where(events.c.case_id == cases.c.id).scalar_subquery()
+    columns = [cases.c.id, cases.c.reference, measure_facts.c.last_event_id, latest.label("latest")]
+    if not held:  # nothing held (a start): the kept facts come with the listing, in one query
+        columns.append(measure_facts.c.facts)
+    listing = conn.execute(
+        select(*columns).select_from(cases.outerjoin(measure_facts, and_(
+            measure_facts.c.case_id == cases.c.id, measure_facts.c.basis == basis)))).all()
+    kept: list[int] = []
+    if not held:
+        for cid, ref, last, newest, text in listing:  # tuples: a row's attributes cost more on 44,801 rows
+            refs[cid] = ref
+            if last is None or last < (newest or 0):
+                stale.append(cid)
+            else:
+                views[cid] = view_from_facts({"id": cid, "reference": ref}, text, last)
+    else:  # the cases this process holds as kept are not touched: only the others are listed out
+        get = held.get
+        for cid, ref, last, newest in listing:
+            if last is None or last < (newest or 0):
+                stale.append(cid)
+                refs[cid] = ref
+            elif (mine := get(cid)) is None or mine.event_id != last:
+                kept.append(cid)  # kept since by another process (or a case new to this one)
+                refs[cid] = ref
+    if held and len(listing) != len(held) + sum(1 for c in refs if c not in held):
+        return None
+    del listing
+    for i in range(0, len(kept), FACTS_CHUNK):
+        chunk = kept[i:i + FACTS_CHUNK]
+        for cid, last, text in conn.execute(select(
+                measure_facts.c.case_id, measure_facts.c.last_event_id, measure_facts.c.facts).where(
+                measure_facts.c.case_id.in_(chunk), measure_facts.c.basis == basis)):
+            views[cid] = view_from_facts({"id": cid, "reference": refs[cid]}, text, last)
+    stale += [cid for cid in kept if cid not in views]  # worked out again on another basis meanwhile
+    return True
 
 
 # more changed cases than this share of them (beyond the first INCREMENTAL_FLOOR): a new population is built
@@ -659,11 +740,18 @@ def _updated(old: Population, changes: dict[int, CaseView]) -> Population | None
         if m.at_date is not None:
             snapshots[id(m.at_date)] = m.at_date
     alone = {cid: population_of({cid: views[cid]}) for cid in changed}
-    carers = any(views[cid].items.get("carers_3d") or (cid in old.views and old.views[cid].items.get("carers_3d"))
-                 for cid in changed)  # no changed case has a carer's support: who counts in a period is the same
+    dirty = _changed_inputs(old, views, changed)
+    carers = "carers_3d" in dirty  # no changed case's carers' support changed: who counts in a period is the same
+    moved = new.last_day != old.last_day
+    kept_before = list(old.cache.items())  # a copy: a page reading `old` may be adding to it
+    for key, value in kept_before:  # each page's figures: kept for the measures whose inputs did not change
+        if key.startswith("page:"):
+            new.cache[key] = {k: got for k, got in dict(value).items() if not _affected(MEASURES[k], dirty, moved)}
     in_carers = {id(fn) for fn in _CARERS_BY_BAND.values()}
-    for key, value in old.cache.items():
-        if not carers and (key.startswith("carers_in:")
+    if carers:
+        _carers_updated(old, new, views, changed)
+    for key, value in kept_before:
+        if not carers and (key.startswith(("carers_in:", "carers_per:", "carers_by_who"))
                            or (key.startswith("in:") and int(key.split(":")[1]) in in_carers)):
             new.cache[key] = value  # never changed in place: each use copies it
         elif key in PER_CASE:
@@ -715,6 +803,51 @@ def warm_in_background(engine: Any) -> Any:
     thread = threading.Thread(target=warm, name="carepath-measures-warm", daemon=True)
     thread.start()
     return thread
+
+
+def _changed_inputs(old: Population, views: dict[int, CaseView], changed: list[int]) -> set[str]:
+    """The per-case lists (``PER_CASE``) in which any of the `changed` cases' entries differ from what `old`
+    held for them (a new case: those it has entries in)."""
+    out: set[str] = set()
+    for cid in changed:
+        was = old.views[cid].items if cid in old.views else {}
+        now = views[cid].items
+        out.update(name for name in PER_CASE if name not in out and (was.get(name) or []) != (now.get(name) or []))
+    return out
+
+
+def _affected(measure: Measure, dirty: set[str], day_moved: bool) -> bool:
+    """Whether a measure's figures may differ after new events that changed the per-case lists `dirty` (and
+    moved the latest day in the data, when `day_moved`): each measure reads one such list, and the direct
+    payment reviews also the latest day; a measure whose input is not known here is always worked out again."""
+    if measure.not_recorded:
+        return False
+    if measure.resolve is not None and day_moved:
+        return True
+    reads = _READS.get(id(measure.extract or measure.at_date or measure.in_period))
+    return reads is None or reads in dirty
+
+
+def page_figures(population: Population, start: date, end: date,
+                 team: str | None = None) -> list[tuple[Result, list[dict]]]:
+    """Every measure's figures for the period (``compute``) and for each of its months or quarters
+    (``over_time``), in the order of ``MEASURES``: what the measures page shows. Kept with the population per
+    period and team, and carried over to the population after new events for every measure none of whose
+    inputs changed (``_updated``), so a page after a new event works out again only the measures it touched.
+    The results are shared between pages: read them, do not change them."""
+    check_period(start, end)
+    key = f"page:{start.isoformat()}:{end.isoformat()}:{team or ''}"
+    kept = population.cache.get(key)
+    if kept is None:
+        kept = population.cache[key] = {}
+    out = []
+    for name, measure in MEASURES.items():
+        got = kept.get(name)
+        if got is None:
+            got = kept[name] = (compute(name, population, start, end, team),
+                                [] if measure.not_recorded else over_time(population, name, start, end, team))
+        out.append(got)
+    return out
 
 
 # ---------------------------------------------------------------- results
@@ -1197,29 +1330,103 @@ def _carer_rows(pop: Population) -> list[tuple[str, str, str | None, int, str | 
     return _per_case(pop, "carers_3d", find)
 
 
+def _carer_index(pop: Population) -> dict[str, list[tuple[tuple[int, int], tuple]]]:
+    """Each carer's support rows (``_carer_rows``), each with its place among them (case id, its order in the
+    case): made once per population, and after new events only the changed cases' carers' entries replaced
+    (``_updated``)."""
+    got = pop.cache.get("carers_by_who")
+    if got is None:
+        got, case, n = {}, None, 0
+        for row in _carer_rows(pop):
+            cid = row[-1]["case_id"]
+            n = n + 1 if cid == case else 0
+            case = cid
+            got.setdefault(row[0], []).append(((cid, n), row))
+        pop.cache["carers_by_who"] = got
+    return got
+
+
+def _carer_in(rows: list[tuple[tuple[int, int], tuple]], first: str, last: str,
+              on: int) -> tuple[tuple[int, int], dict, int | None] | None:
+    """One carer in [first, last]: (the place of their first support in the period, the item they count as,
+    their age on `last`, whose ordinal is `on`), or None when they had no support in it (``_carers_in``)."""
+    best = birth = place = None
+    for at, (_who, start, end, rank, died, born, item) in rows:
+        if start > last or (end is not None and (end < first or end < start)) or (died is not None and died < first):
+            continue
+        order = (rank, start, item["case_id"], item["instance_id"] or 0)
+        if best is None or order < best[0]:
+            best = (order, item)
+        if place is None:
+            place = at
+        if born is not None and (birth is None or born < birth):
+            birth = born
+    if best is None:
+        return None
+    return place, best[1], None if birth is None else int((on - date(birth[0], birth[1], 1).toordinal()) // 365.25)
+
+
 def _carers_in(pop: Population, first: str, last: str) -> list[tuple[dict, int | None]]:
     """(the item, age on `last`) of each carer with support direct to them in [first, last], alive on `first`,
     by their highest-ranking support (DHSC's order, then the earliest): worked out once per period for every
-    band. Age from the carer's earliest recorded birth (DHSC's person details choose the earliest valid one)."""
+    band, and after new events again only for the carers of the changed cases (``_updated``). Age from the
+    carer's earliest recorded birth (DHSC's person details choose the earliest valid one); dhsc_age, without
+    parsing the day once per carer. In the order of each carer's first support in the period."""
     key = f"carers_in:{first}:{last}"
     if key not in pop.cache:
-        best: dict[str, tuple] = {}
-        births: dict[str, list[int]] = {}
-        for who, start, end, rank, died, birth, item in _carer_rows(pop):
-            if start > last or (end is not None and (end < first or end < start)) \
-                    or (died is not None and died < first):
-                continue
-            order = (rank, start, item["case_id"], item["instance_id"] or 0)
-            if who not in best or order < best[who][0]:
-                best[who] = (order, item)
-            if birth is not None and (who not in births or birth < births[who]):
-                births[who] = birth
-        on = date.fromisoformat(last).toordinal()  # dhsc_age, without parsing the day once per carer
-
-        def age(birth: list[int] | None) -> int | None:
-            return None if birth is None else int((on - date(birth[0], birth[1], 1).toordinal()) // 365.25)
-        pop.cache[key] = [(item, age(births.get(who))) for who, (_order, item) in best.items()]
+        on = date.fromisoformat(last).toordinal()
+        per = {}
+        for who, rows in _carer_index(pop).items():
+            got = _carer_in(rows, first, last, on)
+            if got is not None:
+                per[who] = got
+        pop.cache[f"carers_per:{first}:{last}"] = per
+        pop.cache[key] = _carers_listed(per)
     return pop.cache[key]
+
+
+def _carers_listed(per: dict[str, tuple]) -> list[tuple[dict, int | None]]:
+    return [(item, age) for _place, item, age in sorted(per.values(), key=lambda g: g[0])]
+
+
+def _carers_updated(old: Population, new: Population, views: dict[int, CaseView], changed: list[int]) -> None:
+    """In `new`, the carers' index and each period's carers (kept by `old`) with the carers of the `changed`
+    cases worked out again from every case's support rows; the other carers as they were."""
+    index = old.cache.get("carers_by_who")
+    if index is None:
+        return
+    moved = set(changed)
+    whos: set[str] = set()
+    added: dict[str, list] = {}
+    for cid in changed:
+        if cid in old.views:
+            whos.update(row[0] for row in old.views[cid].items.get("carers_3d") or [])
+        for n, row in enumerate(views[cid].items.get("carers_3d") or []):
+            whos.add(row[0])
+            added.setdefault(row[0], []).append(((cid, n), row))
+    index = dict(index)
+    for who in whos:
+        rows = sorted([r for r in index.get(who, []) if r[0][0] not in moved] + added.get(who, []),
+                      key=lambda r: r[0])
+        if rows:
+            index[who] = rows
+        else:
+            index.pop(who, None)
+    new.cache["carers_by_who"] = index
+    for key, per in list(old.cache.items()):
+        if not key.startswith("carers_per:"):
+            continue
+        _, first, last = key.split(":")
+        on = date.fromisoformat(last).toordinal()
+        per = dict(per)
+        for who in whos:
+            got = _carer_in(index.get(who, []), first, last, on)
+            if got is None:
+                per.pop(who, None)
+            else:
+                per[who] = got
+        new.cache[key] = per
+        new.cache[f"carers_in:{first}:{last}"] = _carers_listed(per)
 
 
 def _in_period_carers(pop: Population, first: str, last: str, band: str | None = None) -> list[dict]:
@@ -1818,3 +2025,9 @@ PER_CASE: dict[str, Callable[[Population], list]] = {
     **{EXTRACTS[id(_m.extract)]: _m.extract for _m in MEASURES.values() if _m.extract is not None},
     "3d_rows": lambda p: _3d_rows(p), "annual_rows": lambda p: _annual_rows(p),
     "review_waits": lambda p: _review_waits(p), "carers_3d": lambda p: _carer_rows(p)}
+
+_READS: dict[int, str] = {  # the per-case list each measure's figures are worked out from (``_affected``)
+    **{id(_m.extract): EXTRACTS[id(_m.extract)] for _m in MEASURES.values() if _m.extract is not None},
+    id(_at_3d): "3d_rows", **{id(fn): "3d_rows" for fn in _AT_3D_BY_BAND.values()},
+    id(_at_annual_reviews): "annual_rows", id(_at_overdue_reviews): "review_waits",
+    **{id(fn): "carers_3d" for fn in _CARERS_BY_BAND.values()}}

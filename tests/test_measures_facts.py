@@ -12,7 +12,7 @@ bands and carers' parts (docs/measures.md).
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -404,3 +404,77 @@ def test_a_changed_carers_support_is_counted_again_across_cases():
             got, want = m.compute(key, new, *p), m.compute(key, full, *p)
             assert (got.as_dict(), got.items) == (want.as_dict(), want.items)
     assert m.compute("ascof_3d2b", new, *jul).numerator == 0 and m.compute("ascof_3d2b", new, *may).numerator == 1
+
+
+def shown(got: list) -> list:
+    """What the page shows of each measure: its figures, parts, the items behind them and its months."""
+    return [(r.as_dict(), r.items, series) for r, series in got]
+
+
+def recomputed(eng, period) -> list:
+    """The page's figures from every history, with nothing kept (a full recompute)."""
+    pop = from_histories(eng)
+    return shown([(m.compute(key, pop, *period), [] if measure.not_recorded else m.over_time(pop, key, *period))
+                  for key, measure in m.MEASURES.items()])
+
+
+def test_the_page_after_new_events_of_every_kind_gives_the_figures_of_a_full_recompute(driven, monkeypatch):
+    """Each kind of event that changes a measure (a carer's support planned, a task completed, timers fired and
+    the latest day moving on, a case closed, a new case, a case record changed): the page's figures, worked out
+    again only for the measures whose inputs changed, equal a full recompute from every history; the others are
+    the page's own, kept."""
+    from bench import county as bc
+    from tests.test_measures import complete, contact, front_door
+
+    eng, c = driven
+    m._LOADED.pop(eng, None)
+    made = spy_updates(monkeypatch)
+    quarter = (date(2031, 10, 1), date(2031, 12, 31))
+    pop = m.load_population(eng)
+    pages = {p: m.page_figures(pop, *p) for p in (YEAR, quarter)}
+    listed: list = []
+    real_listed = m._listed
+    monkeypatch.setattr(m, "_listed", lambda *a: listed.append(a) or real_listed(*a))
+    index = {key: n for n, key in enumerate(m.MEASURES)}
+
+    def step(expect_new: set[str] | None = None) -> m.Population:
+        nonlocal pop, pages
+        now = m.load_population(eng)
+        assert made[-1] is now and not listed  # updated in place, from the events since the last page
+        carers = [k for k in pop.cache if k.startswith(("carers_per:", "carers_in:", "carers_by_who"))]
+        assert carers and all(k in now.cache for k in carers)  # each period's carers updated, not dropped
+        again = {p: m.page_figures(now, *p) for p in pages}
+        for p, got in again.items():
+            assert shown(got) == recomputed(eng, p), p
+        if expect_new is not None:  # only the measures whose inputs changed are worked out again
+            worked = {key for key in m.MEASURES if again[YEAR][index[key]][0] is not pages[YEAR][index[key]][0]}
+            assert worked == expect_new
+        pop, pages = now, again
+        return now
+
+    # a carer's support direct to the carer, by direct payment: a new case counted in 3D(1b)/(2b)
+    assert m.compute("ascof_3d2b", pop, *YEAR).numerator == 0
+    carer = bc.to_plan(eng, "council_managed", carer=True)
+    step()
+    complete(eng, carer, "assess_carer", bc.carer_assessment())
+    complete(eng, carer, "plan_carer_support", bc.CARER_PLAN)
+    complete(eng, carer, "sign_off_carer_plan", {"signed_off": True}, actor="manager")
+    step()
+    assert m.compute("ascof_3d2b", pop, *YEAR).numerator == 1
+    # a task completed: the first review, late (a case moves between parts)
+    complete(eng, c["commissioned"], "review_plan", {"needs_changed": False, "plan_working": True})
+    step()
+    # a case record changed in a way no measure reads: every figure is the page's own, not worked out again
+    eng.update_case_record(c["advice"], {"note": "called again"}, actor="tm", reason="a note")
+    step(expect_new=set())
+    # timers fire as the clock moves on (reviews fall overdue; the latest day in the data moves)
+    eng.advance_clock(timedelta(days=120))
+    step()
+    # a case closed: the carer's support ends with it, and in the quarter after it the carer no longer counts
+    eng.close_case(carer, reason="moved_away", details={"council": "Southshire"}, actor="tm")
+    step()
+    assert m.compute("ascof_3d2b", pop, *quarter).numerator == 1  # support until 2 October
+    assert m.compute("ascof_3d2b", pop, date(2032, 1, 1), date(2032, 3, 31)).numerator == 0
+    # a new case at the front door
+    front_door(eng, contact(advice_given="Leaflet on falls prevention"))
+    step()
