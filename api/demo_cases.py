@@ -50,7 +50,7 @@ def _plan(worker: str) -> dict[str, Any]:
     return {"outcomes": [{"label": "Get washed and dressed every morning",
                           "how_met": "A home care visit of 45 minutes each morning", "provider": "Northtown Care",
                           "unit": "visit", "unit_cost": 18.5, "units_per_week": 7,
-                          "delivery": "council_commissioned"}],
+                          "delivery": "council_commissioned", "service_component": "home_support"}],
             "money_management": "council_managed", "may_change_without_contacting": ["The time of the visit"],
             "coordinating_worker": {"name": worker, "role": "social worker", "phone": "01632 960123"},
             "review_frequency_months": 12}

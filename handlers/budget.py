@@ -718,6 +718,11 @@ _DELIVERY_BY_MONEY_MANAGEMENT = {
     "managed_account": "managed_account",
     "council_managed": "council_commissioned",
 }
+#: the support plan's "Type of service" for each service (forms/support_plan.schema.json service_component): the
+#: Service_Component values of the CLD return (handlers/cld.py SPEC_SERVICE_COMPONENT) that a long-term plan's service
+#: can be, and "other" (none of these: kept, never coded). A plan written before the question has none.
+SERVICE_COMPONENTS = ("home_support", "supported_living", "extra_care_housing", "shared_lives", "equipment",
+                      "short_term_residential", "short_term_nursing", "other")
 #: a service's unit -> (how it is named, the CLD cost frequency)
 UNITS = {
     "hour": ("hour", "Hourly"),
@@ -747,6 +752,10 @@ def _plan_services(outcomes: Any, money_management: Any) -> list[dict[str, Any]]
         delivery = outcome.get("delivery") or default_delivery
         if delivery not in DELIVERY:
             raise ValueError(f"{where}.delivery must be one of {list(DELIVERY)}, got {delivery!r}")
+        component = outcome.get("service_component")
+        if component is not None and component not in SERVICE_COMPONENTS:
+            raise ValueError(f"{where}.service_component ({label}) must be one of {list(SERVICE_COMPONENTS)}, "
+                             f"got {component!r}")
         unit_cost, units = outcome.get("unit_cost"), outcome.get("units_per_week")
         if unit_cost is not None or units is not None:
             if unit_cost is None or units is None:
@@ -781,6 +790,8 @@ def _plan_services(outcomes: Any, money_management: Any) -> list[dict[str, Any]]
             line += f" ({DELIVERY[delivery]})"
         services.append({"label": label, "provider": provider, "delivery": delivery, **costed,
                          "weekly_cost": _out(weekly), "line": line + "."})
+        if component is not None:  # the plan's "Type of service" (plans written before it was asked have none)
+            services[-1]["service_component"] = component
     return services
 
 

@@ -90,7 +90,8 @@ def build_world(url: str) -> tuple[Engine, dict[str, int]]:
                                                     for d in domains}}, "sam")
     _complete(eng, peter, "write_plan", {
         "outcomes": [{"label": "Get washed and dressed every morning",
-                      "how_met": "A home care visit of 45 minutes each morning", "provided_by": "Northtown Care"}],
+                      "how_met": "A home care visit of 45 minutes each morning", "provided_by": "Northtown Care",
+                      "service_component": "home_support"}],
         "money_management": "council_managed", "may_change_without_contacting": ["The time of the morning visit"],
         "coordinating_worker": {"name": "Sam Okoro", "role": "social worker", "phone": "01632 960123"},
         "review_frequency_months": 12}, "sam")

@@ -94,7 +94,7 @@ def test_support_paid_from_the_cared_for_persons_budget_is_costed_once_on_his_pl
     complete(eng, cid, "sign_off_carer_plan", {"signed_off": True}, actor="manager")
     respite = {"label": "Susan has a break every week", "how_met": "A sitter for Peter on Tuesday nights",
                "provider": "Northtown Sitters", "unit": "night", "unit_cost": 23, "units_per_week": 1,
-               "delivery": "council_commissioned"}
+               "delivery": "council_commissioned", "service_component": "home_support"}
     complete(eng, cid, "write_plan", {**plan(), "outcomes": [respite]})
     complete(eng, cid, "sign_off_plan", {"signed_off": True}, actor="manager")
     services = {r["process_id"]: r for r in cld_full(eng, cid) if r["event_type"] == "Service"}

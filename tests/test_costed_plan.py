@@ -39,10 +39,12 @@ FILES = [ROOT / "processes" / f"{p}.bpmn" for p in PROCESSES if (ROOT / "process
 
 HOME_CARE = {"label": "Get washed and dressed every morning", "how_met": "Home care, 1 hour each morning",
              "provider": "Northtown Care", "unit": "hour", "unit_cost": 25, "units_per_week": 7,
-             "delivery": "council_commissioned"}  # £175.00 a week
+             "delivery": "council_commissioned", "service_component": "home_support"}  # £175.00 a week
 DAY_CENTRE = {"label": "See friends", "how_met": "Day centre twice a week", "provider": "Millbrook Day Centre",
-              "unit": "day", "unit_cost": 60, "units_per_week": 2, "delivery": "direct_payment"}  # £120.00
-PENDANT = {"label": "Feel safe at home at night", "how_met": "A falls pendant", "provider": "Northtown Telecare"}
+              "unit": "day", "unit_cost": 60, "units_per_week": 2, "delivery": "direct_payment",
+              "service_component": "other"}  # £120.00
+PENDANT = {"label": "Feel safe at home at night", "how_met": "A falls pendant", "provider": "Northtown Telecare",
+           "service_component": "equipment"}
 
 
 def costed(*outcomes: dict, money_management: str = "council_managed") -> dict:

@@ -198,6 +198,8 @@ def test_a_case_goes_from_first_contact_to_its_first_review_in_the_browser(serve
         worker.fill("#f-outcomes-1-label", "Get out to the shops each week")
         worker.fill("#f-outcomes-1-how_met", "A personal assistant on Thursday afternoons")
         worker.fill("#f-outcomes-1-weekly_cost", "48")
+        worker.check("#f-outcomes-0-service_component-0")  # type of service: home support
+        worker.check("#f-outcomes-1-service_component-7")  # a personal assistant: other or none of these
         worker.check("#f-money_management-2")  # council managed
         worker.fill("#f-may_change_without_contacting", "The time of the morning visit")
         worker.fill("#f-coordinating_worker-name", "Sam Social")

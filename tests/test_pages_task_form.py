@@ -399,10 +399,12 @@ def test_outcome_errors_name_the_item_and_empty_items_are_dropped(plan_world):
     client, csrf, url = _claimed(plan_world)
     outcomes = {"outcomes-count": "4",
                 "outcomes.0.label": "Get washed and dressed", "outcomes.0.how_met": "Home care each morning",
+                "outcomes.0.service_component": "home_support",
                 "outcomes.1.label": "", "outcomes.1.how_met": "", "outcomes.1.weekly_cost": "",  # left empty
                 "outcomes.2.label": "Cook a hot meal", "outcomes.2.weekly_cost": "-5",
+                "outcomes.2.service_component": "other",
                 "outcomes.3.label": "Go to the lunch club", "outcomes.3.how_met": "Day centre",
-                "outcomes.3.weekly_cost": "twelve"}
+                "outcomes.3.weekly_cost": "twelve", "outcomes.3.service_component": "other"}
     r = client.post(url, data={"csrf_token": csrf, "action": "complete", **REST, **outcomes})
     assert r.status_code == 400
     summary = re.findall(r'<li><a href="(#[^"]+)">([^<]+)</a></li>', r.text)
@@ -420,9 +422,9 @@ def test_outcome_errors_name_the_item_and_empty_items_are_dropped(plan_world):
     assert r.status_code == 303, r.text
     [data] = _completed(eng, task)
     assert data["outcomes"] == [
-        {"label": "Get washed and dressed", "how_met": "Home care each morning"},
-        {"label": "Cook a hot meal", "how_met": "Meals on wheels", "weekly_cost": 35.5},
-        {"label": "Go to the lunch club", "how_met": "Day centre", "weekly_cost": 12}]
+        {"label": "Get washed and dressed", "how_met": "Home care each morning", "service_component": "home_support"},
+        {"label": "Cook a hot meal", "how_met": "Meals on wheels", "weekly_cost": 35.5, "service_component": "other"},
+        {"label": "Go to the lunch club", "how_met": "Day centre", "weekly_cost": 12, "service_component": "other"}]
 
 
 def test_no_outcome_at_all_is_one_clear_error(plan_world):
@@ -536,8 +538,8 @@ def test_outcomes_by_keyboard_add_remove_an_error_in_outcome_2_and_complete_in_t
         page.keyboard.type("Get washed and dressed")
         page.keyboard.press("Tab")
         page.keyboard.type("Home care each morning")
-        for _ in range(8):  # provider, unit, unit cost, units a week, how it is paid for (a radio group is one stop),
-            page.keyboard.press("Tab")  # who provides it and weekly cost (older plans), then the button
+        for _ in range(9):  # type of service, provider, unit, unit cost, units a week, how it is paid for (a radio
+            page.keyboard.press("Tab")  # group is one stop), who provides it and weekly cost (older plans), the button
         assert _focused(page) == "Add another outcome"
         with page.expect_navigation():
             page.keyboard.press("Enter")
@@ -570,6 +572,8 @@ def test_outcomes_by_keyboard_add_remove_an_error_in_outcome_2_and_complete_in_t
         assert page.input_value("#f-outcomes-0-label") == "Get washed and dressed"
 
         # the rest of the plan; Outcome 2 has no "how it will be met"
+        page.check("#f-outcomes-0-service_component-0")  # home support
+        page.check("#f-outcomes-1-service_component-7")  # other or none of these (a lunch club)
         page.check("#f-money_management-2")
         page.fill("#f-may_change_without_contacting", "The time of the morning visit")
         page.fill("#f-coordinating_worker-name", "Sam Social")
@@ -589,5 +593,6 @@ def test_outcomes_by_keyboard_add_remove_an_error_in_outcome_2_and_complete_in_t
 
     [data] = _completed(eng, task)
     assert data["outcomes"] == [
-        {"label": "Get washed and dressed", "how_met": "Home care each morning"},
-        {"label": "Go to the lunch club", "how_met": "Day centre on Tuesdays", "weekly_cost": 12}]
+        {"label": "Get washed and dressed", "how_met": "Home care each morning", "service_component": "home_support"},
+        {"label": "Go to the lunch club", "how_met": "Day centre on Tuesdays", "weekly_cost": 12,
+         "service_component": "other"}]

@@ -62,7 +62,7 @@ def test_units_without_a_unit_cost_names_the_question_in_plain_words(tmp_path):
     from engine.forms import FormLibrary
 
     forms = FormLibrary.from_folder(ROOT / "forms")
-    service = {"label": "Get washed", "how_met": "Home care"}
+    service = {"label": "Get washed", "how_met": "Home care", "service_component": "home_support"}
     plan = {**costed(HOME_CARE), "outcomes": [{**service, "units_per_week": 7}]}
     with pytest.raises(ValidationError) as units_without_cost:
         forms.validate("support_plan", plan)

@@ -115,8 +115,10 @@ LARGE = dict(personal_care="very_high", safety_and_supervision="high")
 def plan(money_management: str = "council_managed", months: int = 12) -> dict:
     return {
         "outcomes": [{"label": "Get washed and dressed every morning",
-                      "how_met": "A home care visit of 45 minutes each morning", "provided_by": "Northtown Care"},
-                     {"label": "Feel safe at home at night", "how_met": "A falls pendant and door sensor"}],
+                      "how_met": "A home care visit of 45 minutes each morning", "provided_by": "Northtown Care",
+                      "service_component": "home_support"},
+                     {"label": "Feel safe at home at night", "how_met": "A falls pendant and door sensor",
+                      "service_component": "equipment"}],
         "money_management": money_management,
         "may_change_without_contacting": ["The time of the morning visit"],
         "coordinating_worker": {"name": "Jane Smith", "role": "social worker", "phone": "01632 960123"},

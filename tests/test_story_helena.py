@@ -113,15 +113,17 @@ PLAN = {
     "outcomes": [
         {"label": "Have things to do in the day that I enjoy, with friends",
          "how_met": "Day opportunities three days a week at the Riverside arts and horticulture centre",
-         "provided_by": "Riverside Day Opportunities", "weekly_cost": 210},
+         "provided_by": "Riverside Day Opportunities", "weekly_cost": 210, "service_component": "other"},
         {"label": "Do something useful and learn skills for work",
          "how_met": "Volunteering two mornings a week at the community cafe, with a job coach at first",
-         "provided_by": "Southby Community Cafe and Pathways job coaching", "weekly_cost": 60},
+         "provided_by": "Southby Community Cafe and Pathways job coaching", "weekly_cost": 60,
+         "service_component": "other"},
         {"label": "Live in my own flat with the support I need",
          "how_met": "Supported-living placement at Willow Court, moving in gradually: tea visits in July, "
                     "two overnight stays a week in August, then moving in fully in September, with her "
                     "family and college keyworker involved at each step",
-         "provided_by": "Willow Court Supported Living", "weekly_cost": 95},
+         "provided_by": "Willow Court Supported Living", "weekly_cost": 95,
+         "service_component": "supported_living"},
     ],
     "money_management": "council_managed",
     "may_change_without_contacting": ["Which days she goes to the day centre"],
