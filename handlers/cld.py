@@ -142,7 +142,10 @@ support_plan                  Service     only once sign_off_plan is completed w
                                           Weekly, 1 planned unit a week; empty for plans signed
                                           off before plans were costed; the plan's costed
                                           services are kept as service_lines (one row each in
-                                          the return). A direct_payment_review
+                                          the return, each with the Service_Component of its
+                                          "Type of service", SPEC_SERVICE_COMPONENT; none for a
+                                          care home plan; unanswered or "other": a problem).
+                                          A direct_payment_review
                                           that changes the arrangement (arrange_change keeps
                                           direct_payment_arrangement on the case) ends the Direct
                                           Payment row on the change date (arrange_change's
@@ -1211,6 +1214,20 @@ SPEC_LINE_DELIVERY = {
     "managed_account": "CASSR managed personal budget",
     "council_commissioned": "CASSR managed personal budget",
 }
+#: a support plan service's "Type of service" (forms/support_plan.schema.json outcomes[].service_component, kept on the
+#: costed plan's service line by handlers/budget.py) -> Service_Component (Release 2, as DHSC's ASCOF code spells it).
+#: Not offered: Reablement (its own process), Direct payment (DHSC's ASCOF 3D reads it as a delivery mechanism: the
+#: line's "How it is paid for" gives Delivery_Mechanism). "other" (none of these) has no code: a problem, never a guess.
+SPEC_SERVICE_COMPONENT = {
+    "home_support": "Home support or domiciliary care",
+    "supported_living": "Community supported living",
+    "extra_care_housing": "Extra care housing",
+    "shared_lives": "Shared Lives",
+    "equipment": "Equipment",
+    "short_term_residential": "Short term residential care",
+    "short_term_nursing": "Short term nursing care",
+}
+SERVICE_COMPONENT_QUESTION = "Type of service"
 SPEC_CLIENT_TYPE = {SERVICE_USER: "Service user", CARER: "Unpaid carer"}
 #: the contact form's ethnic categories (ONS 2001 groups, Release 1) -> Release 2 (ONS 2021 groups): the same
 #: category under its 2021 heading; Chinese moved to the Asian group in 2021; NHS "Not stated" is a person who
@@ -1477,12 +1494,27 @@ def _spec_lines(row: dict, reference: Any, period_start: date, period_end: date,
         base["Unit_Cost"] = row["unit_cost"]
         base["Planned_units_per_week"] = row.get("planned_units_per_week")
     lines = [line for line in row.get("service_lines") or [] if line.get("unit_cost") is not None]
+    components = row["process_id"] == "support_plan" and not row.get("care_home")
     if not lines:
+        if components:  # one row for the plan: its services' type, when they are all of one type
+            given = {line.get("service_component") for line in row.get("service_lines") or []}
+            if len(given) > 1 and None not in given:
+                problem("Service_Component", None, "the plan's services are of different types ("
+                        + ", ".join(sorted(str(g) for g in given)) + ") and none is costed, so the plan is one row "
+                        "and no one type can be given: give each service its unit cost and units a week")
+            else:
+                base["Service_Component"] = _plan_component(
+                    given.pop() if len(given) == 1 else None, "the plan (not costed service by service)",
+                    lambda value, why: problem("Service_Component", value, why))
         return [base]
     out = []
     for n, line in enumerate(lines, 1):
         spec = {**base, "Event_Reference": f"{base['Event_Reference']}/{n}", "Unit_Cost": line["unit_cost"],
                 "Planned_units_per_week": line.get("units_per_week")}
+        if components:
+            spec["Service_Component"] = _plan_component(
+                line.get("service_component"), f"service line {n} (Event_Reference {spec['Event_Reference']})",
+                lambda value, why: problem("Service_Component", value, why))
         if not row.get("delivery_changed"):  # a direct payment review's change applies to every line
             mechanism = SPEC_LINE_DELIVERY.get(line.get("delivery"))
             if mechanism is None:
@@ -1491,6 +1523,24 @@ def _spec_lines(row: dict, reference: Any, period_start: date, period_end: date,
             spec["Delivery_Mechanism"] = mechanism
         out.append(spec)
     return out
+
+
+def _plan_component(value: Any, what: str, problem: Any) -> str | None:
+    """A long-term community plan's service line -> its Service_Component; None (and a problem naming the line) when
+    the plan was written before "Type of service" was asked, or the answer is "Other or none of these"."""
+    if value is None:
+        problem(None, f"{what}: not answered: the plan was written before '{SERVICE_COMPONENT_QUESTION}' was asked; "
+                      f"answer '{SERVICE_COMPONENT_QUESTION}' for each service at the next plan (a review)")
+        return None
+    coded = SPEC_SERVICE_COMPONENT.get(value)
+    if coded is None:
+        problem(value, f"{what}: 'Other or none of these' (or an answer not in the form's list) has no "
+                       "Service_Component in the specification's list: the cell is left empty; check whether the "
+                       "service is one of the listed types")
+    elif coded not in CODE_LISTS["Service_Component"]:
+        problem(value, f"{coded!r} is not in the recorded Service_Component list (handlers/cld_spec/code_lists.json)")
+        return None
+    return coded
 
 
 def _case_ids(engine: Any) -> list[int]:

@@ -8,7 +8,8 @@ the period, end dates, deduplication of overlapping services). Each finding name
     quality_report(rows, problems) -> [{"check", "severity", "field", "case_reference", "detail"}, ...]
 
 Checks (``CHECKS``), errors first:
-- ``not_coded``: a value the return could not code (its ``problems``): the cell is empty in the file;
+- ``not_coded``: a value the return could not code (its ``problems``): the cell is empty in the file (among them
+  a long-term plan's service with no "Type of service", or "Other or none of these": no Service_Component);
 - ``missing_mandatory``: a field the specification makes mandatory for the row's event type is empty
   (fields.json ``mandatory``: true; fields whose status the sources do not give are not checked);
 - ``invalid_value``: a coded field's value is not in its recorded list (code_lists.json);

@@ -291,7 +291,14 @@ def assessed_case(engine, person) -> int:
     complete(engine, cid, "assess_needs", assessment("personal_hygiene", "managing_nutrition", "using_home_safely"),
              actor=SW)
     complete(engine, cid, "score_needs", ras(**SMALL), actor=SW)
-    complete(engine, cid, "write_plan", plan("direct_payment"), actor=SW)
+    # a plan as written now: the home care costed (£18.50 a visit, 7 a week, one Service row coded "Home support or
+    # domiciliary care"); the pendant costs the budget nothing (not a row). An uncosted plan of two types of service
+    # would be a finding of its own (tests/test_cld_service_component.py)
+    written = plan("direct_payment")
+    home_care, pendant = written["outcomes"]
+    written["outcomes"] = [{**home_care, "unit": "visit", "unit_cost": 18.5, "units_per_week": 7,
+                            "delivery": "direct_payment"}, pendant]
+    complete(engine, cid, "write_plan", written, actor=SW)
     complete(engine, cid, "sign_off_plan", {"signed_off": True}, actor=TM)
     return cid
 

@@ -297,9 +297,13 @@ def test_assessment_plan_and_reviews_give_exactly_their_codes(eng):  # noqa: F81
     # the outcomes achieved are written (Release 1 list, tests/test_cld_code_lists.py); who took part was not
     # answered: empty, and a problem (how it was done, by phone, says nothing about who took part)
     assert mine[2]["Method_of_Review"] is None and mine[2]["Review_Outcomes_Achieved"] == "Partially Met"
+    # the plans' two services (home support, equipment) are not costed: one row a plan, and no one Service_Component
+    assert mine[1]["Service_Component"] is None
     assert sorted((p["case_reference"], p["field"]) for p in rows.problems) == sorted([
         (eng.get_case(cid)["reference"], "Method_of_Review"), (eng.get_case(changed)["reference"], "Method_of_Review"),
-        (eng.get_case(changed)["reference"], "Review_Outcomes_Achieved")])
+        (eng.get_case(changed)["reference"], "Review_Outcomes_Achieved"),
+        (eng.get_case(cid)["reference"], "Service_Component"),
+        (eng.get_case(changed)["reference"], "Service_Component")])
     [review] = [r for r in rows if r["LA_Person_Unique_Identifier"] == eng.get_case(changed)["reference"]
                 and r["Event_Type"] == "Review"]
     assert review["Event_Outcome"] == "Progress to assessment, review or reassessment"
@@ -346,10 +350,13 @@ def test_a_care_home_plan_that_does_not_say_whether_nursing_is_a_problem_not_a_g
 
 COSTED = [
     {"label": "Get washed and dressed", "how_met": "Home care each morning", "provider": "Northtown Care",
-     "unit": "hour", "unit_cost": 22.5, "units_per_week": 7, "delivery": "council_commissioned"},
+     "unit": "hour", "unit_cost": 22.5, "units_per_week": 7, "delivery": "council_commissioned",
+     "service_component": "home_support"},
     {"label": "See friends", "how_met": "Day centre", "provider": "Mill Lane Centre",
-     "unit": "session", "unit_cost": 35, "units_per_week": 2, "delivery": "direct_payment"},
-    {"label": "Feel safe at night", "how_met": "A falls pendant from family"},  # no cost: not a service line
+     "unit": "session", "unit_cost": 35, "units_per_week": 2, "delivery": "direct_payment",
+     "service_component": "shared_lives"},
+    # no cost: not a service line
+    {"label": "Feel safe at night", "how_met": "A falls pendant from family", "service_component": "other"},
 ]
 
 
@@ -360,6 +367,7 @@ def test_a_costed_plan_gives_one_service_row_per_costed_service_with_its_cost_an
     assert [(r["Unit_Cost"], r["Planned_units_per_week"], r["Delivery_Mechanism"], r["Cost_Frequency_Unit_Type"])
             for r in services] == [("22.50", "7", "CASSR managed personal budget", None),
                                    ("35.00", "2", "Direct payment", None)]
+    assert [r["Service_Component"] for r in services] == ["Home support or domiciliary care", "Shared Lives"]
     assert {r["Service_Type"] for r in services} == {"Long term support: Community"}
     refs = [r["Event_Reference"] for r in services]
     assert refs[0].startswith(f"{reference}-") and refs[0].endswith("/1") and refs[1] == refs[0][:-1] + "2"
