@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select
 
-from engine.schema import events, process_versions, tasks, users
+from engine.schema import events, process_versions, tasks
 
 from .auth import OVERSIGHT_ROLES, User, case_access_log, json_set, restricted_cases
 
@@ -149,10 +149,7 @@ def shared_team_arm(teams: set[str], shared: dict[str, frozenset[str]]) -> Any:
 
 def is_user(engine: Any, name: str) -> bool:
     """Whether `name` is a user's (any user, when the database has none yet): a computed candidate user must be."""
-    with engine.db.engine.connect() as conn:
-        if conn.execute(select(users.c.id).limit(1)).first() is None:
-            return True
-        return conn.execute(select(users.c.id).where(users.c.username == name)).first() is not None
+    return bool(engine.is_user(name))
 
 
 def task_allowed(user: User, task: dict[str, Any]) -> bool:

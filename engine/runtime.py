@@ -30,7 +30,7 @@ from .forms import FormLibrary
 from .history import Event, case_chain
 from .migrate import upgrade
 from .registry import HandlerRegistry, load_registry
-from .schema import cases, chains, documents, events, incidents, instances, settings
+from .schema import cases, chains, documents, events, incidents, instances, settings, users
 from .scripting import CarepathScriptEngine
 from .state import StateCodec
 from .step import StepCore, StepResult
@@ -61,6 +61,10 @@ class Engine(TaskOps, TimerOps, CaseOps, StepCore):
         self.forms = forms
         self.codec = StateCodec()
         self.specs = definitions.SpecCache()
+        if registry is None and self.registry.users is None:
+            # computed candidate users must be people this database knows, in every process that runs steps
+            # (server, worker, command line); a registry given by the caller keeps the caller's choice
+            self.registry.users = self.is_user
         self.script_engine = CarepathScriptEngine(self.registry, {**self.registry.functions, **(functions or {})})
         self._wall_clock = wall_clock or SystemClock()
         self._replay_outputs: list[dict[str, Any]] | None = None
@@ -69,6 +73,13 @@ class Engine(TaskOps, TimerOps, CaseOps, StepCore):
         self._live: OrderedDict[int, tuple[int, BpmnWorkflow]] = OrderedDict()
 
     # ------------------------------------------------------------------ set-up and clock
+    def is_user(self, name: str) -> bool:
+        """Whether `name` is a user's (any name, while the database has no users yet): who may be offered a task."""
+        with self.db.engine.connect() as conn:
+            if conn.execute(select(users.c.id).limit(1)).first() is None:
+                return True
+            return conn.execute(select(users.c.id).where(users.c.username == name)).first() is not None
+
     def init(self, *, simulated_start: datetime | None = None) -> None:
         """Create or upgrade the schema; a new database gets the real or a simulated clock."""
         upgrade(self.db)

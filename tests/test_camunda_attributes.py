@@ -565,3 +565,32 @@ def test_the_offered_task_and_its_follow_up_date_in_the_browser(web) -> None:
         assert "Follow up by 3 March 2031" in page.locator("#follow-up").inner_text()
         assert page.locator("#offered-to").inner_text() == f"{sw}, {ot}"
         run_axe(page, "task offered by name")
+
+
+def test_an_engine_made_as_the_worker_and_command_line_make_it_checks_computed_candidates_against_its_users(
+        db_url, tmp_path, monkeypatch) -> None:
+    # before: only the web app wired the users check, so a timer fired by `carepath worker` (or a step run by the
+    # command line) offered a task to a name nobody signs in as: no incident, and no one could ever claim it
+    from sqlalchemy import insert
+
+    from engine.forms import FormLibrary
+    from engine.runtime import Engine
+    from engine.schema import users
+    from tests.conftest import START
+
+    monkeypatch.chdir(tmp_path)  # the default handler package is not importable here: an empty registry
+    monkeypatch.setenv("CAREPATH_HANDLERS", "")
+    eng = Engine(db_url, forms=FormLibrary())  # no registry given: the engine loads its own, as `Engine(url)` does
+    eng.init(simulated_start=START)
+    with eng.db.engine.begin() as conn:
+        conn.execute(insert(users), [{"username": n, "display_name": n, "password_hash": "x", "roles": ["social_worker"],
+                                      "teams": [], "created_at": START} for n in ("ann", "bob")])
+    eng.deploy(files=one_element(
+        '<bpmn:userTask id="x" camunda:formKey="decision" camunda:candidateUsers="${reviewers}"/>'))
+    ok = eng.start("p", data={"reviewers": ["ann", "bob"]})
+    assert ok.status != "error" and eng.get_task(eng.list_tasks(case_id=ok.case_id)[0]["id"])
+    res = eng.start("p", data={"reviewers": ["ann", "zed"]})
+    assert res.status == "error"
+    [incident] = eng.incidents()
+    assert incident["element_id"] == "x" and "'zed'" in incident["message"]
+    eng.db.dispose()
