@@ -189,11 +189,14 @@ def _verify(password_hash: str, password: str) -> bool:
 
 
 # ---------------------------------------------------------------------- request dependencies
-def get_engine(request: Request) -> Any:
+# The dependencies that only read the request or check a role are `async def`: FastAPI runs a plain `def`
+# dependency in a worker thread, one hop per dependency per request (issue 14: half the server's time was
+# such plumbing). `current_user` reads the database, so it stays a `def` (a worker thread).
+async def get_engine(request: Request) -> Any:
     return request.app.state.engine
 
 
-def get_store(request: Request) -> AuthStore:
+async def get_store(request: Request) -> AuthStore:
     return request.app.state.auth
 
 
@@ -210,7 +213,7 @@ def current_user(request: Request, store: Annotated[AuthStore, Depends(get_store
 
 
 def require_roles(*roles: str):  # type: ignore[no-untyped-def]
-    def dep(user: Annotated[User, Depends(current_user)]) -> User:
+    async def dep(user: Annotated[User, Depends(current_user)]) -> User:
         if not user.has(*roles):
             raise forbidden(f"this needs one of the roles: {', '.join(roles)}")
         return user

@@ -38,7 +38,7 @@ class StartIn(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-def process_starter(user: Annotated[User, Depends(current_user)]) -> User:
+async def process_starter(user: Annotated[User, Depends(current_user)]) -> User:
     """Team managers only, checked before the body is read."""
     if not user.has(*START_ROLES):
         raise forbidden(f"starting a process by its id needs one of the roles: {', '.join(START_ROLES)}")
