@@ -12,13 +12,17 @@ tasks completed, each with form data:
   with `uvicorn[standard]` installed) and/or `plain` (asyncio + h11, what it ran before).
 
 Each round runs every variant once on the same database (engine, then each server), and the ratio
-http/engine is taken round by round; the report gives each round, the median, the spread, the latency of
-each request (p50/p95, ms) and the load average. A warm-up of 20 instances per variant comes first.
+http/engine is taken round by round; the report gives each round (on stderr), the median and quartiles
+of the ratios, the latency of each request (p50/p95, ms; for the engine, one start or completion call)
+and the load average. Per CPU second: the engine's instances per CPU second of this process against
+HTTP instances per CPU second of the server process (read from /proc; the client's own work is not
+counted) — the figure a busy shared machine disturbs least. A warm-up of 20 instances per variant comes first.
 
-    python -m bench.http_bench --db sqlite --n 200 --rounds 3
-    python -m bench.http_bench --db postgres --pg-url postgresql://postgres@127.0.0.1:5432/test --n 200 --rounds 3
+    python -m bench.http_bench --db sqlite --n 10 --rounds 30
+    python -m bench.http_bench --db postgres --pg-url postgresql://postgres@127.0.0.1:5432/test --n 10 --rounds 30
 
-`CAREPATH_BENCH_PROFILE=FILE` profiles the (first) server with yappi (all threads; CPU time, or CAREPATH_BENCH_PROFILE_CLOCK=wall) and writes
+`CAREPATH_BENCH_PROFILE=FILE` profiles the (first) server with yappi (all threads; CPU time, or
+CAREPATH_BENCH_PROFILE_CLOCK=wall) and writes
 the top functions to FILE when it stops.
 """
 
@@ -82,6 +86,7 @@ def serve(url: str, port: int, kind: str) -> None:
         if prof:
             yappi.stop()
             stats = yappi.get_func_stats()
+            stats.save(prof + ".pstat", type="pstat")  # for pstats / snakeviz
             with open(prof, "w") as fh:
                 for key in ("ttot", "tsub"):
                     stats.sort(key, "desc")
@@ -117,6 +122,11 @@ class Server:
         r.raise_for_status()
         self.client.headers["X-CSRF-Token"] = r.json()["csrf_token"]
 
+    def cpu(self) -> float:
+        """The server process's CPU seconds so far (user + system, all its threads)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)  # uvicorn shuts down cleanly (and the profile is written)
         try:
@@ -141,8 +151,9 @@ def run_engine(eng: Engine, case_id: int, n: int, lat: list[float]) -> tuple[flo
 
 
 def run_http(srv: Server, case_id: int, n: int, lat: list[float]) -> tuple[float, float]:
+    """(instances per wall second, per CPU second of the server process)."""
     c = srv.client
-    c0, t0 = time.process_time(), time.perf_counter()
+    c0, t0 = srv.cpu(), time.perf_counter()
     for i in range(n):
         a = time.perf_counter()
         r = c.post(f"/api/cases/{case_id}/processes/three_tasks", json={"data": {"n": i}})
@@ -157,7 +168,7 @@ def run_http(srv: Server, case_id: int, n: int, lat: list[float]) -> tuple[float
             body = r.json()
             task = body["ready_tasks"][0]["id"] if body["ready_tasks"] else None
         assert body["status"] == "completed"
-    return n / (time.perf_counter() - t0), n / (time.process_time() - c0)
+    return n / (time.perf_counter() - t0), n / max(srv.cpu() - c0, 0.01)
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -182,17 +193,24 @@ def bench(url: str, n: int, rounds: int, servers: list[str]) -> dict[str, Any]:
         lat: dict[str, list[float]] = {"engine": [], **{k: [] for k in servers}}
         for _ in range(rounds):
             row: dict[str, Any] = {"load": round(os.getloadavg()[0], 2)}
-            row["engine"] = round(run_engine(eng, case_id, n, lat["engine"])[0], 1)
+            row["engine"], row["engine_cpu"] = (round(x, 1) for x in run_engine(eng, case_id, n, lat["engine"]))
             for k in servers:
-                row[k] = round(run_http(srv[k], case_id, n, lat[k])[0], 1)
+                row[k], row[f"{k}_cpu"] = (round(x, 1) for x in run_http(srv[k], case_id, n, lat[k]))
                 row[f"{k}/engine"] = round(row[k] / row["engine"], 3)
             out["rounds"].append(row)
-            print(json.dumps(row), flush=True)
+            print(json.dumps(row), file=sys.stderr, flush=True)
         for k in ["engine", *servers]:
             out["latency_ms"][k] = {"p50": pct(lat[k], 0.5), "p95": pct(lat[k], 0.95), "requests": len(lat[k])}
         for k in servers:
             ratios = [r[f"{k}/engine"] for r in out["rounds"]]
-            out[f"{k}/engine"] = {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+            q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+            cpu = [r[f"{k}_cpu"] for r in out["rounds"]]
+            ecpu = [r["engine_cpu"] for r in out["rounds"]]
+            out[f"{k}/engine_by_cpu"] = round(sum(cpu) / len(cpu) / (sum(ecpu) / len(ecpu)), 3)
+            out[f"{k}/engine"] = {"median": round(statistics.median(ratios), 3), "q1": round(q[0], 3),
+                                  "q3": round(q[2], 3), "min": min(ratios), "max": max(ratios),
+                                  "p50_request_ratio": round(out["latency_ms"]["engine"]["p50"]
+                                                             / out["latency_ms"][k]["p50"], 3)}
         return out
     finally:
         for s in srv.values():
@@ -208,29 +226,37 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     p.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
-    p.add_argument("--n", type=int, default=200, help="instances per variant per round")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--n", type=int, default=10, help="instances per variant per round (small: the pairs are close "
+                   "in time, so the load of a shared machine falls on both sides of each ratio)")
+    p.add_argument("--rounds", type=int, default=30)
     p.add_argument("--servers", default="fast,plain", help="comma-separated: fast (uvloop+httptools), plain")
     args = p.parse_args(argv)
     servers = [s for s in args.servers.split(",") if s]
     if args.db == "sqlite":
         with tempfile.TemporaryDirectory() as d:
-            res = bench(f"sqlite:///{d}/http.db", args.n, args.rounds, servers)
+            report(bench(f"sqlite:///{d}/http.db", args.n, args.rounds, servers), args, servers)
     else:
         name = f"http_bench_{uuid.uuid4().hex[:8]}"
         admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            res = bench(args.pg_url.rsplit("/", 1)[0] + "/" + name, args.n, args.rounds, servers)
+        try:  # the result is printed before the database is dropped (a DROP may wait for a checkpoint)
+            report(bench(args.pg_url.rsplit("/", 1)[0] + "/" + name, args.n, args.rounds, servers), args, servers)
         finally:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
             admin.dispose()
-    res.update({"db": args.db, "n": args.n, "servers": servers})
-    print(json.dumps(res, indent=1))
     return 0
 
+
+def report(res: dict[str, Any], args: argparse.Namespace, servers: list[str]) -> None:
+    import uvicorn
+
+    res.update({"db": args.db, "n": args.n, "rounds_n": args.rounds, "servers": servers,
+                "uvicorn": uvicorn.__version__, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "loadavg_end": os.getloadavg()})
+    res["rounds_detail"] = res.pop("rounds")
+    print(json.dumps(res, indent=1), flush=True)
 
 if __name__ == "__main__":
     raise SystemExit(main())

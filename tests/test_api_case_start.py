@@ -10,11 +10,11 @@ from sqlalchemy import func, select
 
 from api.app import create_app
 from api.auth import ROLES
-from engine.schema import case_access_log, instances
 from api.demo_users import create_demo_users
 from engine.forms import FormLibrary
 from engine.registry import HandlerRegistry
 from engine.runtime import Engine
+from engine.schema import case_access_log, instances
 from tests.casework_helpers import ROOT, START, TM, api_client
 
 THREE = ROOT / "tests" / "diagrams" / "three_tasks.bpmn"
