@@ -75,15 +75,14 @@ def serve(url: str, port: int, kind: str) -> None:
     if kind == "plain":
         config.loop, config.http = "asyncio", "h11"
     prof = os.environ.get("CAREPATH_BENCH_PROFILE")
-    if prof:
-        import yappi
-
-        yappi.set_clock_type(os.environ.get("CAREPATH_BENCH_PROFILE_CLOCK", "cpu"))
-        yappi.start()
-    try:
+    if not prof:
         uvicorn.Server(config).run()
-    finally:
-        if prof:
+        return
+    import yappi
+
+    class Profiled(uvicorn.Server):  # written at shutdown: uvicorn re-raises SIGTERM once it has shut down
+        async def shutdown(self, sockets: Any = None) -> None:
+            await super().shutdown(sockets)
             yappi.stop()
             stats = yappi.get_func_stats()
             stats.save(prof + ".pstat", type="pstat")  # for pstats / snakeviz
@@ -91,8 +90,12 @@ def serve(url: str, port: int, kind: str) -> None:
                 for key in ("ttot", "tsub"):
                     stats.sort(key, "desc")
                     fh.write(f"# sorted by {key} (yappi clock, all threads)\n")
-                    for s in list(stats)[:45]:
-                        fh.write(f"{s.ncall:>8} {s.ttot:9.3f} {s.tsub:9.3f}  {s.module}:{s.lineno} {s.name}\n")
+                    for f in list(stats)[:45]:
+                        fh.write(f"{f.ncall:>8} {f.ttot:9.3f} {f.tsub:9.3f}  {f.module}:{f.lineno} {f.name}\n")
+
+    yappi.set_clock_type(os.environ.get("CAREPATH_BENCH_PROFILE_CLOCK", "cpu"))
+    yappi.start()
+    Profiled(config).run()
 
 
 class Server:
