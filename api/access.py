@@ -18,7 +18,7 @@ import weakref
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy import and_, bindparam, func, insert, or_, select
 
 from engine.schema import events, process_versions, tasks
 
@@ -40,8 +40,11 @@ def hidden_cases(conn: Any, user: User) -> list[int]:
     return [cid for cid, allowed in restricted_map(conn).items() if user.username not in allowed]
 
 
+_RESTRICTION = select(restricted_cases.c.allowed).where(restricted_cases.c.case_id == bindparam("case_id"))
+
+
 def restriction(conn: Any, case_id: int) -> set[str] | None:
-    row = conn.execute(select(restricted_cases.c.allowed).where(restricted_cases.c.case_id == case_id)).first()
+    row = conn.execute(_RESTRICTION, {"case_id": case_id}).first()
     return None if row is None else _allowed(row.allowed)
 
 

@@ -15,6 +15,7 @@ from . import (
     admin,
     audit,
     case_actions,
+    case_start,
     case_pages,
     cases,
     cld_returns,
@@ -83,6 +84,7 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     app.include_router(pages.router)  # HTML pages, same rules as the API (api/pages.py)
     app.include_router(case_pages.router)  # the case record pages (api/case_pages.py)
     app.include_router(case_actions.router)  # acting on a case, closing it (api/case_actions.py)
+    app.include_router(case_start.router)  # starting a council's own process on a case by its id (api/case_start.py)
     app.include_router(suspend.router)  # hospital admissions: suspend and resume (api/suspend.py)
     app.include_router(suspend.pages)
     app.include_router(transition.router)  # referrals from children's services (api/transition.py)

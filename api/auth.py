@@ -29,7 +29,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from engine.clock import as_utc
 from engine.schema import case_access_log, restricted_cases, sessions, users  # noqa: F401 (re-exported)
@@ -124,6 +124,13 @@ class AuthSettings:
     secure_cookie: bool | None = None  # None: Secure when the request came over https
 
 
+# the session check's one query, built once (every request runs it: building it each time cost more than
+# running it on SQLite, docs/performance.md "HTTP against the engine")
+_SESSION_USER = (select(users, sessions.c.csrf_token, sessions.c.expires_at)
+                 .join(sessions, sessions.c.user_id == users.c.id)
+                 .where(sessions.c.token_hash == bindparam("token_hash")))
+
+
 class AuthStore:
     def __init__(self, engine: Any, settings: AuthSettings | None = None) -> None:
         self.engine = engine
@@ -167,9 +174,7 @@ class AuthStore:
             return None
         with self.engine.db.engine.connect() as conn:
             now = self.engine.now(conn)
-            row = conn.execute(select(users, sessions.c.csrf_token, sessions.c.expires_at)
-                               .join(sessions, sessions.c.user_id == users.c.id)
-                               .where(sessions.c.token_hash == _hash_token(token))).first()
+            row = conn.execute(_SESSION_USER, {"token_hash": _hash_token(token)}).first()
         if row is None or as_utc(row.expires_at) <= now or not row.active:
             return None  # a deactivated account's sessions end at once
         return _user(row, row.csrf_token)
@@ -189,11 +194,14 @@ def _verify(password_hash: str, password: str) -> bool:
 
 
 # ---------------------------------------------------------------------- request dependencies
-def get_engine(request: Request) -> Any:
+# The dependencies that only read the request or check a role are `async def`: FastAPI runs a plain `def`
+# dependency in a worker thread, one hop per dependency per request (issue 14: half the server's time was
+# such plumbing). `current_user` reads the database, so it stays a `def` (a worker thread).
+async def get_engine(request: Request) -> Any:
     return request.app.state.engine
 
 
-def get_store(request: Request) -> AuthStore:
+async def get_store(request: Request) -> AuthStore:
     return request.app.state.auth
 
 
@@ -210,7 +218,7 @@ def current_user(request: Request, store: Annotated[AuthStore, Depends(get_store
 
 
 def require_roles(*roles: str):  # type: ignore[no-untyped-def]
-    def dep(user: Annotated[User, Depends(current_user)]) -> User:
+    async def dep(user: Annotated[User, Depends(current_user)]) -> User:
         if not user.has(*roles):
             raise forbidden(f"this needs one of the roles: {', '.join(roles)}")
         return user

@@ -31,7 +31,7 @@ class MessageIn(BaseModel):
     key: str | None = Field(default=None, min_length=1, max_length=255, description="idempotency key")
 
 
-def message_sender(user: Annotated[User, Depends(current_user)]) -> User:
+async def message_sender(user: Annotated[User, Depends(current_user)]) -> User:
     """Casework roles only: checked before the body is read, so a role that may not send is refused (403)
     whatever it sent, as every state-changing route refuses it."""
     if not may_write(user):

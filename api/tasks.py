@@ -53,6 +53,11 @@ def require_worker(user: Annotated[User, Depends(current_user)]) -> User:
     return user
 
 
+async def worker(user: Annotated[User, Depends(current_user)]) -> User:
+    """`require_worker` as a route dependency, on the event loop (no worker-thread hop: api/auth.py)."""
+    return require_worker(user)
+
+
 def _row(r: Any) -> dict[str, Any]:
     d = dict(r._mapping)
     d["candidate_groups"] = json.loads(d["candidate_groups"])
@@ -241,7 +246,7 @@ def search_tasks(engine: Any, user: User, f: Filters, *, limit: int = 50, offset
 
 
 @router.get("")
-def list_tasks(request: Request, user: Annotated[User, Depends(require_worker)],
+def list_tasks(request: Request, user: Annotated[User, Depends(worker)],
                engine: Annotated[Any, Depends(get_engine)]) -> dict[str, Any]:
     """GET /api/tasks?scope=&team=&process=&task=&person=&due=&within=&sort=&order=&limit=&offset="""
     params = request.query_params
@@ -361,7 +366,7 @@ class Draft(BaseModel):
 
 
 @router.get("/{task_id}")
-def get_task(task_id: str, user: Annotated[User, Depends(require_worker)],
+def get_task(task_id: str, user: Annotated[User, Depends(worker)],
              engine: Annotated[Any, Depends(get_engine)]) -> dict[str, Any]:
     return authorised_task(engine, user, task_id)
 
@@ -371,14 +376,14 @@ def _rev(body: Any) -> int | None:
 
 
 @router.post("/{task_id}/claim")
-def claim(task_id: str, user: Annotated[User, Depends(require_worker)], engine: Annotated[Any, Depends(get_engine)],
+def claim(task_id: str, user: Annotated[User, Depends(worker)], engine: Annotated[Any, Depends(get_engine)],
           body: Revision | None = None) -> dict[str, Any]:
     task = authorised_task(engine, user, task_id)
     return _act(engine, task, user, engine.claim, task_id, user.username, expected_revision=_rev(body))
 
 
 @router.post("/{task_id}/release")
-def release(task_id: str, user: Annotated[User, Depends(require_worker)], engine: Annotated[Any, Depends(get_engine)],
+def release(task_id: str, user: Annotated[User, Depends(worker)], engine: Annotated[Any, Depends(get_engine)],
             body: Revision | None = None) -> dict[str, Any]:
     task = authorised_task(engine, user, task_id)
     manager = "team_manager" in user.roles and bool(_groups(task) & user.teams)
@@ -390,7 +395,7 @@ def release(task_id: str, user: Annotated[User, Depends(require_worker)], engine
 
 
 @router.post("/{task_id}/assign")
-def assign(task_id: str, body: Target, user: Annotated[User, Depends(require_worker)],
+def assign(task_id: str, body: Target, user: Annotated[User, Depends(worker)],
            engine: Annotated[Any, Depends(get_engine)]) -> dict[str, Any]:
     """A team manager gives a task of one of their teams to a member of the task's team."""
     task = authorised_task(engine, user, task_id)
@@ -404,7 +409,7 @@ def assign(task_id: str, body: Target, user: Annotated[User, Depends(require_wor
 
 
 @router.post("/{task_id}/delegate")
-def delegate(task_id: str, body: Target, user: Annotated[User, Depends(require_worker)],
+def delegate(task_id: str, body: Target, user: Annotated[User, Depends(worker)],
              engine: Annotated[Any, Depends(get_engine)]) -> dict[str, Any]:
     """The person working on a task hands it to a colleague in its team and stays its owner."""
     task = authorised_task(engine, user, task_id)
@@ -422,7 +427,7 @@ def delegate(task_id: str, body: Target, user: Annotated[User, Depends(require_w
 
 
 @router.post("/{task_id}/return")
-def return_task(task_id: str, user: Annotated[User, Depends(require_worker)],
+def return_task(task_id: str, user: Annotated[User, Depends(worker)],
                 engine: Annotated[Any, Depends(get_engine)], body: Revision | None = None) -> dict[str, Any]:
     """The delegate gives the task back to the person who delegated it (with any saved draft)."""
     task = authorised_task(engine, user, task_id)
@@ -433,7 +438,7 @@ def return_task(task_id: str, user: Annotated[User, Depends(require_worker)],
 
 
 @router.put("/{task_id}/draft")
-def save_draft(task_id: str, body: Draft, user: Annotated[User, Depends(require_worker)],
+def save_draft(task_id: str, body: Draft, user: Annotated[User, Depends(worker)],
                engine: Annotated[Any, Depends(get_engine)]) -> dict[str, Any]:
     """Keep what has been typed so far (not validated); only the person the task is with can."""
     task = authorised_task(engine, user, task_id)
@@ -447,7 +452,7 @@ def save_draft(task_id: str, body: Draft, user: Annotated[User, Depends(require_
 
 
 @router.post("/{task_id}/complete")
-def complete(task_id: str, body: Completion, user: Annotated[User, Depends(require_worker)],
+def complete(task_id: str, body: Completion, user: Annotated[User, Depends(worker)],
              engine: Annotated[Any, Depends(get_engine)]) -> dict[str, Any]:
     task = authorised_task(engine, user, task_id)
     if task.get("delegated_by") and task.get("assignee") == user.username:

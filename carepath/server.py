@@ -1,10 +1,20 @@
-"""`carepath serve`: the web app (api/) on an engine, with the timer job running beside it."""
+"""`carepath serve`: the web app (api/) on an engine, with the timer job running beside it.
+
+uvicorn picks its fastest event loop and HTTP parser when they are installed (`uvicorn[standard]`:
+uvloop and httptools, a dependency of carepath since issue 14); without them it falls back to asyncio
+and h11, which behave the same but cost about twice as much per request (docs/performance.md).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import uvicorn
+
+
+def uvicorn_config(app: Any, *, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
+    """The server settings `carepath serve` uses (bench/http_bench.py measures the same ones)."""
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, loop="auto", http="auto")
 
 
 def serve(engine: Any, *, host: str, port: int, timers: bool = True) -> None:
@@ -15,4 +25,4 @@ def serve(engine: Any, *, host: str, port: int, timers: bool = True) -> None:
     if not isinstance(engine, Engine):
         engine = Engine(engine)
     app = create_app(engine, run_timers=timers, warm_measures=True)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.Server(uvicorn_config(app, host=host, port=port)).run()

@@ -1,0 +1,108 @@
+"""Starting a council's own process on a case by its id (issue 14 item 4, api/case_start.py):
+a team manager starts it and completes its tasks over HTTP; every other role is refused (403) before
+the body is read; unknown case or process 404, bad body 422, a shipped process 422, a closed case
+409; nothing is stored on a refusal and the opening is in the access log. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from api.app import create_app
+from api.auth import ROLES
+from api.demo_users import create_demo_users
+from engine.forms import FormLibrary
+from engine.registry import HandlerRegistry
+from engine.runtime import Engine
+from engine.schema import case_access_log, instances
+from tests.casework_helpers import ROOT, START, TM, api_client
+
+THREE = ROOT / "tests" / "diagrams" / "three_tasks.bpmn"
+
+
+@pytest.fixture
+def eng(db_url):
+    engine = Engine(db_url, registry=HandlerRegistry(), forms=FormLibrary())  # as bench/engine_bench.py
+    engine.init(simulated_start=START)
+    engine.deploy([THREE])
+    create_demo_users(engine)
+    yield engine
+    engine.db.dispose()
+
+
+@pytest.fixture
+def app(eng):
+    return create_app(eng, run_timers=False)
+
+
+def a_case(eng) -> int:
+    return eng.start("three_tasks", actor=TM).case_id
+
+
+def count_instances(eng) -> int:
+    with eng.db.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(instances)).scalar_one()
+
+
+def test_a_team_manager_starts_the_process_and_completes_its_tasks_over_http(eng, app):
+    cid = a_case(eng)
+    tm = api_client(app, "team_manager")
+    r = tm.post(f"/api/cases/{cid}/processes/three_tasks", json={"data": {"n": 7}})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["case_id"] == cid and body["process_id"] == "three_tasks" and body["status"] == "waiting"
+    assert [t["element_id"] for t in body["tasks"]] == ["record_contact"]
+    fd = api_client(app, "front_door_advisor")
+    task = body["tasks"][0]
+    for who in (fd, fd, tm):  # contact and screening at the front door, the decision with the manager
+        r = who.post(f"/api/tasks/{task['id']}/complete", json={"data": {"step": task["element_id"]}})
+        assert r.status_code == 200, r.text
+        task = (r.json()["ready_tasks"] or [None])[0]
+    assert task is None and r.json()["status"] == "completed"
+    with eng.db.engine.connect() as conn:
+        inst = conn.execute(select(instances).where(instances.c.id == body["instance_id"])).one()
+    assert inst.case_id == cid and inst.status == "completed"
+    with eng.db.engine.connect() as conn:
+        logged = conn.execute(select(case_access_log.c.action, case_access_log.c.outcome)
+                              .where(case_access_log.c.case_id == cid)).all()
+    assert ("start_process", "allowed") in [tuple(r) for r in logged]
+
+
+@pytest.mark.parametrize("role", sorted(set(ROLES) - {"team_manager"}))
+def test_every_other_role_is_refused_before_the_body_is_read(eng, app, role):
+    cid = a_case(eng)
+    before = count_instances(eng)
+    c = api_client(app, role)
+    for body in ({"data": {"n": 1}}, {"data": "not an object"}, None):
+        r = c.post(f"/api/cases/{cid}/processes/three_tasks", json=body)
+        assert r.status_code == 403, (role, body, r.text)
+    assert count_instances(eng) == before
+
+
+def test_unknown_case_or_process_bad_body_shipped_process_and_closed_case(eng, app):
+    cid = a_case(eng)
+    tm = api_client(app, "team_manager")
+    before = count_instances(eng)
+    r = tm.post("/api/cases/999999/processes/three_tasks", json={"data": {}})
+    assert r.status_code == 404 and "999999" in r.json()["message"]
+    r = tm.post(f"/api/cases/{cid}/processes/no_such_process", json={"data": {}})
+    assert r.status_code == 404 and "no_such_process" in r.json()["message"]
+    r = tm.post(f"/api/cases/{cid}/processes/three_tasks", json={"data": "not an object"})
+    assert r.status_code == 422 and "data" in r.text
+    r = tm.post(f"/api/cases/{cid}/processes/safeguarding", json={"data": {}})
+    assert r.status_code == 422 and "its own page" in r.json()["message"]
+    assert count_instances(eng) == before
+    eng.close_case(cid, reason="declined", details={}, actor=TM)
+    before = count_instances(eng)
+    r = tm.post(f"/api/cases/{cid}/processes/three_tasks", json={"data": {}})
+    assert r.status_code == 409 and "closed" in r.json()["message"]
+    assert count_instances(eng) == before
+
+
+def test_without_the_csrf_header_nothing_starts(eng, app):
+    cid = a_case(eng)
+    tm = api_client(app, "team_manager")
+    before = count_instances(eng)
+    r = tm.post(f"/api/cases/{cid}/processes/three_tasks", json={"data": {}}, headers={"X-CSRF-Token": ""})
+    assert r.status_code == 403
+    assert count_instances(eng) == before
