@@ -285,14 +285,15 @@ class StepCore:
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
         """A step's transaction; the workflows it saved are kept in memory only once it has committed."""
-        saved: list[tuple[int, int, BpmnWorkflow]] = []
+        saved: list[tuple[int, int, BpmnWorkflow, dict[str, Any]]] = []
         with self.db.transaction() as conn:
             conn.info["carepath_saved"] = saved
             try:
                 yield conn
             finally:
                 conn.info.pop("carepath_saved", None)
-        for iid, version, wf in saved:
+        for iid, version, wf, after in saved:
+            wf._carepath_after = (version, after)  # type: ignore[attr-defined]  # its snapshot: see _pending
             self._live[iid] = (version, wf)
             self._live.move_to_end(iid)
         while len(self._live) > self.LIVE_CACHE_SIZE:
@@ -370,7 +371,9 @@ class StepCore:
         if writes is None:
             w.flush(conn, now, lock=self.db.is_postgres)
         status = _status(first)
-        ready = list(first.after["rows"]) if first.after and status != "completed" else []
+        # copies: the rows stay the workflow's snapshot (see _pending), whatever the caller does with these
+        ready = ([dict(r, candidate_groups=list(r["candidate_groups"])) for r in first.after["rows"]]
+                 if first.after and status != "completed" else [])
         return StepResult(first.instance_id, first.case_id, status, ready, incident,
                           [p.instance_id for p in pending[1:]], len(all_events))
 
@@ -406,7 +409,7 @@ class StepCore:
         w.documents.extend(dict(d, case_id=p.case_id, instance_id=p.instance_id, created_at=now)
                            for d in p.scope.documents)
         if not done and "carepath_saved" in conn.info:
-            conn.info["carepath_saved"].append((p.instance_id, p.version + 1, wf))
+            conn.info["carepath_saved"].append((p.instance_id, p.version + 1, wf, p.after))
         assert p.after is not None
         self._project_tasks(now, p, [] if done else p.after["rows"], w)
         self._project_timers(p, [] if done or status == "error" else p.after["timer_rows"],
@@ -449,10 +452,14 @@ class StepCore:
                 w.task_due.append({"tid": t["id"], "due": t["due_at"]})
 
     def _pending(self, now: datetime, row: Any, wf: BpmnWorkflow) -> _Pending:
+        # a workflow this process saved as this version (the workflow cache) comes with the snapshot its step
+        # took after it ran: the same task tree, not walked again
+        held = getattr(wf, "_carepath_after", None)
+        before = held[1] if held is not None and held[0] == row.version else _snapshot(wf)
         p = _Pending(row.id, row.case_id, row.version, row.process_id, wf,
                      self._scope(now, row.case_id, row.id, row.process_id, json.loads(row.case_data),
                                  row.case_reference),
-                     _snapshot(wf), old_status=row.status)
+                     before, old_status=row.status)
         _known_head(p, row)
         return p
 

@@ -123,3 +123,18 @@ def test_a_start_uses_a_version_deployed_by_another_process_after_it_cached_the_
         assert sorted(conn.execute(select(cases.c.id)).scalars()) == [first.case_id, again.case_id]
         assert conn.execute(select(func.count()).select_from(instances)).scalar() == 2
     assert eng.verify()[1] == []
+
+
+def test_what_a_caller_does_with_the_ready_tasks_it_is_given_does_not_reach_the_next_step(make_engine):
+    """The next step reuses the workflow (and its snapshot of ready tasks) this process saved; the ready
+    tasks a step returns are copies, so a caller changing them changes nothing stored."""
+    eng = make_engine("three_tasks.bpmn")
+    res = eng.start("three_tasks")
+    given = res.ready_tasks[0]
+    given["id"], given["candidate_groups"][:] = "not-a-task", ["someone_else"]
+    screen = eng.complete_task(eng.list_tasks(case_id=res.case_id)[0]["id"], {"reason": "x"})
+    rows = eng.list_tasks(case_id=res.case_id)
+    assert [(t["element_id"], t["candidate_groups"]) for t in rows] == [("screen", ["front_door"])]
+    assert [t["id"] for t in screen.ready_tasks] == [rows[0]["id"]]
+    left = [e["data"]["element_id"] for e in eng.history(res.case_id) if e["type"] == "task.left"]
+    assert left == ["record_contact"]
