@@ -8,8 +8,8 @@ documents and history events together (`_finish`, `_write_instance`, `_project_*
 
 `StepCore` is the base of `Engine` (engine/runtime.py); the task, timer and case operations
 (engine/task_ops.py, timer_ops.py, case_ops.py) are steps built on it. It relies on what
-`Engine.__init__` sets (db, registry, codec, specs, script_engine, _live, _replay_outputs), on
-`Engine.now`, and on the case record hooks `_check_case`/`_case_saved` (engine/case_ops.py).
+`Engine.__init__` sets (db, registry, codec, specs, script_engine, _live, _latest_versions,
+_replay_outputs), on `Engine.now`, and on the case record hooks `_check_case`/`_case_saved` (engine/case_ops.py).
 """
 
 from __future__ import annotations
