@@ -184,7 +184,9 @@ def last_committed(exclude: Path | None = None, root: Path = ROOT) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # no abbreviations: the yardstick's own options (--n, --rounds) pass through, never taken for --new or --run
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)
     p.add_argument("--new", type=Path, help="a yardstick result to check (instead of --run)")
     p.add_argument("--run", action="store_true", help="run bench.yardstick now (other options go to it)")
     p.add_argument("--baseline", type=Path, help="default: the last committed bench/results/yardstick-*.json")

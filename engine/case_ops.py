@@ -13,13 +13,17 @@ import os
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from . import history, lifecycle, suspension
 from .errors import ConflictError, NotFoundError, ValidationError
 from .history import Event, case_chain
 from .schema import cases, instances
 from .step import StepCore, StepResult
+
+# built once: every start of a process for a new case runs them
+_NEW_CASE = insert(cases).returning(cases.c.id)
+_NAME_CASE = update(cases).where(cases.c.id == bindparam("cid")).values(reference=bindparam("ref"))
 
 
 class CaseOps(StepCore):
@@ -41,10 +45,10 @@ class CaseOps(StepCore):
                       data=json.dumps(data, sort_keys=True), created_at=now, updated_at=now)
         if case_id is not None:
             values["id"] = case_id
-        cid = conn.execute(insert(cases).values(**values).returning(cases.c.id)).scalar_one()
+        cid = conn.execute(_NEW_CASE, values).scalar_one()
         if reference is None:
             reference = f"CASE-{cid:06d}"
-            conn.execute(update(cases).where(cases.c.id == cid).values(reference=reference))
+            conn.execute(_NAME_CASE, {"cid": cid, "ref": reference})
         self._case_saved(conn, cid)
         created = Event("case.created", {"reference": reference, "title": title, "data": data}, actor=actor)
         if defer is not None:

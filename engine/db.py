@@ -86,6 +86,7 @@ class Database:
                     yield conn
             finally:
                 conn.info.pop("carepath_write", None)
+                conn.info.pop("carepath_appended", None)  # engine/history.py: chains appended to in it
 
     def for_update(self, stmt, *, skip_locked: bool = False):  # type: ignore[no-untyped-def]
         """Row locks where the database has them; SQLite's BEGIN IMMEDIATE already serializes writers."""

@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, bindparam, func, insert, select
 
 from .bpmn import Bundle, ProcessInfo, build_specs, parse_bundle
 from .dmn import pinned_key
@@ -165,11 +165,12 @@ def _required_closure(ids: Iterable[str], required: Mapping[str, Any]) -> set[st
     return seen
 
 
+_LATEST_VERSION = (select(process_versions).where(process_versions.c.process_id == bindparam("pid"))
+                   .order_by(process_versions.c.version.desc()).limit(1))  # built once: every start runs it
+
+
 def latest_version(conn: Connection, process_id: str):  # type: ignore[no-untyped-def]
-    return conn.execute(
-        select(process_versions).where(process_versions.c.process_id == process_id)
-        .order_by(process_versions.c.version.desc()).limit(1)
-    ).first()
+    return conn.execute(_LATEST_VERSION, {"pid": process_id}).first()
 
 
 def known_ids(conn: Connection) -> tuple[set[str], set[str]]:

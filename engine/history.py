@@ -50,7 +50,10 @@ _HEADS = (select(chains.c.chain, chains.c.seq, chains.c.hash)
 _HEADS_LOCKED = _HEADS.with_for_update()
 _NEW_CHAIN = insert(chains)
 _INSERT_EVENTS = insert(events)
-_MOVE_HEAD = update(chains).where(chains.c.chain == bindparam("c")).values(seq=bindparam("s"), hash=bindparam("h"))
+_MOVE_HEAD = (update(chains).where(chains.c.chain == bindparam("c"), chains.c.seq == bindparam("old"))
+              .values(seq=bindparam("s"), hash=bindparam("h")))
+#: the chains appended to in a connection's current transaction (conn.info; a head read before is stale)
+_APPENDED = "carepath_appended"
 
 
 @dataclass
@@ -76,22 +79,43 @@ def append(conn: Connection, chain: str, case_id: int | None, at: datetime, item
 
 
 def append_many(conn: Connection, at: datetime, groups: list[tuple[str, int | None, list[Event]]],
-                *, lock: bool) -> list[dict[str, Any]]:
+                *, lock: bool, known: dict[str, tuple[int, str] | None] | None = None) -> list[dict[str, Any]]:
     """Append several steps' events (each group one step of one chain) with a handful of statements.
 
     `lock` takes the chain heads with row locks (PostgreSQL), in chain order so two writers never
     wait on each other in a circle; SQLite's BEGIN IMMEDIATE already serializes writers.
+
+    `known`: chain heads the caller read earlier in this transaction (None: the chain has no head yet,
+    e.g. the case was created in it), so they are not read again. Used only for a chain nothing was
+    appended to since in this transaction; the head is moved only from the value it was read at, and
+    a new chain is inserted with its final head, so a wrong guess fails the step instead of forking
+    the chain.
     """
     groups = [g for g in groups if g[2]]
     if not groups:
         return []
     names = sorted({g[0] for g in groups})
-    q = (_HEADS_LOCKED if lock else _HEADS)
-    heads = {r.chain: (r.seq, r.hash) for r in conn.execute(q, {"chains": names})}
-    missing = [n for n in names if n not in heads]
-    if missing:
-        conn.execute(_NEW_CHAIN, [{"chain": n, "seq": 0, "hash": GENESIS} for n in missing])
-        heads.update({n: (0, GENESIS) for n in missing})
+    appended: set[str] = conn.info.setdefault(_APPENDED, set())
+    heads: dict[str, tuple[int, str]] = {}
+    missing: list[str] = []
+    to_read = names
+    if known and not lock:
+        to_read = []
+        for n in names:
+            if n in known and n not in appended:
+                head = known[n]
+                if head is None:
+                    missing.append(n)
+                else:
+                    heads[n] = head
+            else:
+                to_read.append(n)
+    if to_read:
+        q = (_HEADS_LOCKED if lock else _HEADS)
+        heads.update({r.chain: (r.seq, r.hash) for r in conn.execute(q, {"chains": to_read})})
+        missing += [n for n in to_read if n not in heads]
+    before = dict(heads)
+    heads.update({n: (0, GENESIS) for n in missing})
     at_s = iso(at)
     rows = []
     for chain, case_id, items in groups:
@@ -106,7 +130,14 @@ def append_many(conn: Connection, at: datetime, groups: list[tuple[str, int | No
             prev = h
         heads[chain] = (seq, prev)
     conn.execute(_INSERT_EVENTS, rows)
-    conn.execute(_MOVE_HEAD, [{"c": n, "s": heads[n][0], "h": heads[n][1]} for n in names])
+    if missing:  # a new chain is written once, with its head as it now is
+        conn.execute(_NEW_CHAIN, [{"chain": n, "seq": heads[n][0], "hash": heads[n][1]} for n in missing])
+    moved = [{"c": n, "s": heads[n][0], "h": heads[n][1], "old": before[n][0]} for n in names if n in before]
+    if moved:
+        changed = conn.execute(_MOVE_HEAD, moved).rowcount
+        if (len(moved) == 1 or conn.dialect.supports_sane_multi_rowcount) and changed != len(moved):
+            raise RuntimeError("a history chain head moved under this transaction; nothing was saved")
+    appended.update(names)
     return rows
 
 

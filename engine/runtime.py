@@ -71,6 +71,8 @@ class Engine(TaskOps, TimerOps, CaseOps, StepCore):
         self._clock_mode: str | None = None
         # instance id -> (version, workflow) this process saved last; used only while the row still has it
         self._live: OrderedDict[int, tuple[int, BpmnWorkflow]] = OrderedDict()
+        # process id -> latest version row as last read; a start checks it is still the latest as it inserts
+        self._latest_versions: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ set-up and clock
     def is_user(self, name: str) -> bool:

@@ -8,8 +8,8 @@ documents and history events together (`_finish`, `_write_instance`, `_project_*
 
 `StepCore` is the base of `Engine` (engine/runtime.py); the task, timer and case operations
 (engine/task_ops.py, timer_ops.py, case_ops.py) are steps built on it. It relies on what
-`Engine.__init__` sets (db, registry, codec, specs, script_engine, _live, _replay_outputs), on
-`Engine.now`, and on the case record hooks `_check_case`/`_case_saved` (engine/case_ops.py).
+`Engine.__init__` sets (db, registry, codec, specs, script_engine, _live, _latest_versions,
+_replay_outputs), on `Engine.now`, and on the case record hooks `_check_case`/`_case_saved` (engine/case_ops.py).
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, String, bindparam, cast, delete, exists, insert, literal, select, update
 
 from . import definitions, history, lifecycle, messages
 from .db import Database
 from .errors import ConflictError, HandlerFailed, NotFoundError, StateError
 from .history import Event, case_chain
 from .registry import HandlerRegistry
-from .schema import cases, documents, incidents, instances, tasks, timers
+from .schema import cases, chains, documents, incidents, instances, process_versions, tasks, timers
 from .scripting import CarepathScriptEngine, ChildStart, ReplayMismatch, StepScope
 from .state import STATE_FORMAT, StateCodec
 from .workflow_state import _derived_events, _failure_from, _final_data, _fired_timers, _snapshot
@@ -51,9 +51,29 @@ _CLEAR_TIMERS = delete(timers).where(timers.c.instance_id.in_(bindparam("ids", e
 _DROP_TIMERS = delete(timers).where(timers.c.task_id.in_(bindparam("ids", expanding=True)))
 _ADD_TIMERS = insert(timers)
 _ADD_DOCUMENTS = insert(documents)
-_CASE_COLUMNS = (cases.c.data.label("case_data"), cases.c.reference.label("case_reference"))
+_CASE_COLUMNS = (cases.c.data.label("case_data"), cases.c.reference.label("case_reference"),
+                 chains.c.seq.label("chain_seq"), chains.c.hash.label("chain_hash"))
+#: a case's history chain ("case:<id>", engine/history.py), joined so a step reads its head with its instance
+_CASE_CHAIN = chains.c.chain == literal("case:") + cast(cases.c.id, String)
 _LOAD = (select(instances, *_CASE_COLUMNS).join(cases, cases.c.id == instances.c.case_id)
-         .where(instances.c.id == bindparam("id")))
+         .outerjoin(chains, _CASE_CHAIN).where(instances.c.id == bindparam("id")))
+_CASE_FOR_START = (select(cases.c.data, cases.c.reference, chains.c.seq.label("chain_seq"),
+                          chains.c.hash.label("chain_hash"))
+                   .outerjoin(chains, _CASE_CHAIN).where(cases.c.id == bindparam("id")))
+_NEW_INSTANCE = insert(instances).returning(instances.c.id)
+_INSTANCE_COLUMNS = ("case_id", "process_version_id", "process_id", "parent_instance_id", "status", "version",
+                     "state_format", "state", "started_at", "updated_at")
+#: a start with the latest version cached: inserted only while no newer version of the process exists
+_NEW_INSTANCE_IF_LATEST = (insert(instances).from_select(
+    _INSTANCE_COLUMNS,
+    select(*[bindparam(c, type_=instances.c[c].type) for c in _INSTANCE_COLUMNS])
+    .where(~exists().where(process_versions.c.process_id == bindparam("process_id"),
+                           process_versions.c.version > bindparam("latest"))))
+    .returning(instances.c.id))
+
+
+class _NewerVersion(Exception):
+    """A start with a cached latest version found a newer one deployed: start again, reading it."""
 
 
 @dataclass
@@ -88,6 +108,10 @@ class _Pending:
     old_status: str | None = None
     after: dict[str, Any] | None = None
     failure: dict[str, Any] | None = None
+    #: the case chain's head (seq, hash) as read with the instance, None if the chain has none yet; only
+    #: when `head_known` (engine/history.py `append_many` then need not read it again)
+    head: tuple[int, str] | None = None
+    head_known: bool = False
 
 
 class _Writes:
@@ -106,6 +130,7 @@ class _Writes:
         self.add_timers: list[dict[str, Any]] = []
         self.events: list[tuple[str, int | None, list[Event]]] = []
         self.documents: list[dict[str, Any]] = []
+        self.heads: dict[str, tuple[int, str] | None] = {}  # chain heads read with the instances
 
     def flush(self, conn: Connection, now: datetime, *, lock: bool) -> None:
         for stmt, rows in ((_SAVE_INSTANCE, self.save), (_FINISH_INSTANCE, self.finish)):
@@ -139,7 +164,7 @@ class _Writes:
                 listener(conn, filed)
         elif self.documents:
             conn.execute(_ADD_DOCUMENTS, self.documents)
-        history.append_many(conn, now, self.events, lock=lock)
+        history.append_many(conn, now, self.events, lock=lock, known=self.heads)
 
 
 class StepCore:
@@ -154,50 +179,80 @@ class StepCore:
     LIVE_CACHE_SIZE: int
     _replay_outputs: list[dict[str, Any]] | None
     _live: OrderedDict[int, tuple[int, BpmnWorkflow]]
+    _latest_versions: dict[str, Any]  # process id -> its latest version row, as this process last read it
 
     # ------------------------------------------------------------------ instances
     def start(self, process_id: str, *, case_id: int | None = None, data: dict[str, Any] | None = None,
               actor: str = "system", title: str | None = None, version: int | None = None) -> StepResult:
         """Start a process (for an existing case, or a new one) and run it until every path waits."""
         data = dict(data or {})
+        try:
+            return self._start(process_id, case_id, data, actor, title, version, cached=True)
+        except _NewerVersion:  # deployed since it was cached (by another process): read it and start again
+            self._latest_versions.pop(process_id, None)
+            return self._start(process_id, case_id, data, actor, title, version, cached=False)
+
+    def _start(self, process_id: str, case_id: int | None, data: dict[str, Any], actor: str, title: str | None,
+               version: int | None, *, cached: bool) -> StepResult:
         with self._tx() as conn:
             self.db.require_initialised(conn)
             now = self.now(conn)
-            pv = definitions.resolve_version(conn, process_id, version)
+            # the latest version, as this process last read it: not read again, but the instance is inserted
+            # only if no newer one exists (_NEW_INSTANCE_IF_LATEST), else the start is made again
+            pv = self._latest_versions.get(process_id) if version is None and cached else None
+            guard = pv.version if pv is not None else None
+            if pv is None:
+                pv = definitions.resolve_version(conn, process_id, version)
+                if version is None:
+                    self._latest_versions[process_id] = pv
             lead: list[Event] = []
-            case_data: dict[str, Any] | None = None
             if case_id is None:  # a new case and its first process: one step, one transaction
                 case_id = self._create_case(conn, now, title or data.get("name") or pv.name, {}, actor, None,
                                             defer=lead)
-                case_data = {}
+                case_data: dict[str, Any] = {}
+                reference = f"CASE-{case_id:06d}"  # as _create_case names it
+                head: tuple[int, str] | None = None  # its history chain starts with this step
             else:
-                found = conn.execute(select(cases.c.data).where(cases.c.id == case_id)).first()
+                found = conn.execute(_CASE_FOR_START, {"id": case_id}).first()
                 if found is None:
                     raise NotFoundError(f"no case {case_id}", case=case_id)
-                if json.loads(found.data).get(lifecycle.CLOSED_KEY):
+                case_data, reference = json.loads(found.data), found.reference
+                if case_data.get(lifecycle.CLOSED_KEY):
                     raise StateError(f"case {case_id} is closed: reopen it before starting anything on it",
                                      case=case_id)
-            pending = self._start_instance(conn, now, case_id, pv.id, data, actor, parent=None, case_data=case_data)
+                head = (found.chain_seq, found.chain_hash) if found.chain_seq is not None else None
+            pending = self._start_instance(conn, now, case_id, pv.id, data, actor, parent=None, case_data=case_data,
+                                           case_reference=reference, latest=guard)
+            pending[0].head, pending[0].head_known = head, True
             return self._finish(conn, now, pending, actor, lead)
 
     def _start_instance(self, conn: Connection, now: datetime, case_id: int, version_id: int,
                         data: dict[str, Any], actor: str, parent: int | None,
                         element_id: str | None = None, case_data: dict[str, Any] | None = None,
-                        on_start: Callable[[BpmnWorkflow], None] | None = None) -> list[_Pending]:
+                        on_start: Callable[[BpmnWorkflow], None] | None = None,
+                        case_reference: str | None = None, latest: int | None = None) -> list[_Pending]:
+        """`case_data` and `case_reference`: the case's, when the caller holds them (else they are read).
+        `latest`: the version number believed latest; a newer one raises _NewerVersion, nothing inserted."""
         loaded = self.specs.get(conn, version_id)
         if loaded.info.get("initiator"):  # camunda:initiator: the process data names who started it
             data = {**data, loaded.info["initiator"]: actor}
-        case_row = conn.execute(select(cases.c.data, cases.c.reference).where(cases.c.id == case_id)).one()
-        if case_data is None:
-            case_data = json.loads(case_row.data)
-        iid = conn.execute(insert(instances).values(
-            case_id=case_id, process_version_id=version_id, process_id=loaded.process_id,
-            parent_instance_id=parent, status="running", version=0, state_format=STATE_FORMAT, state=None,
-            started_at=now, updated_at=now).returning(instances.c.id)).scalar_one()
+        if case_data is None or case_reference is None:
+            case_row = conn.execute(select(cases.c.data, cases.c.reference).where(cases.c.id == case_id)).one()
+            case_data = json.loads(case_row.data) if case_data is None else case_data
+            case_reference = case_row.reference
+        values = dict(case_id=case_id, process_version_id=version_id, process_id=loaded.process_id,
+                      parent_instance_id=parent, status="running", version=0, state_format=STATE_FORMAT, state=None,
+                      started_at=now, updated_at=now)
+        if latest is None:
+            iid = conn.execute(_NEW_INSTANCE, values).scalar_one()
+        else:
+            iid = conn.execute(_NEW_INSTANCE_IF_LATEST, dict(values, latest=latest)).scalar_one_or_none()
+            if iid is None:
+                raise _NewerVersion(loaded.process_id)
         wf = BpmnWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=self.script_engine)
         for t in wf.get_tasks(state=TaskState.READY):
             t.data.update(data)
-        scope = self._scope(now, case_id, iid, loaded.process_id, case_data, case_row.reference)
+        scope = self._scope(now, case_id, iid, loaded.process_id, case_data, case_reference)
         scope.events.append(Event("instance.started", {
             "process_id": loaded.process_id, "version": loaded.version, "process_version_id": version_id,
             "data": data, "parent_instance_id": parent, "started_by_element": element_id}, instance_id=iid,
@@ -232,14 +287,15 @@ class StepCore:
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
         """A step's transaction; the workflows it saved are kept in memory only once it has committed."""
-        saved: list[tuple[int, int, BpmnWorkflow]] = []
+        saved: list[tuple[int, int, BpmnWorkflow, dict[str, Any]]] = []
         with self.db.transaction() as conn:
             conn.info["carepath_saved"] = saved
             try:
                 yield conn
             finally:
                 conn.info.pop("carepath_saved", None)
-        for iid, version, wf in saved:
+        for iid, version, wf, after in saved:
+            wf._carepath_after = (version, after)  # type: ignore[attr-defined]  # its snapshot: see _pending
             self._live[iid] = (version, wf)
             self._live.move_to_end(iid)
         while len(self._live) > self.LIVE_CACHE_SIZE:
@@ -289,7 +345,7 @@ class StepCore:
         pv = definitions.resolve_version(conn, child.process_id)
         started = self._start_instance(conn, now, parent.case_id, pv.id, child.data, actor,
                                        parent=parent.instance_id, element_id=child.element_id,
-                                       case_data=parent.scope.case_data)
+                                       case_data=parent.scope.case_data, case_reference=parent.scope.case_reference)
         parent.scope.events.append(Event("instance.child_started", {
             "element_id": child.element_id, "process_id": child.process_id, "child_instance_id":
                 started[0].instance_id}, instance_id=parent.instance_id))
@@ -310,11 +366,16 @@ class StepCore:
             all_events.extend(p.scope.events)
         first = pending[0]
         self._save_case_data(conn, now, pending)
-        w.events.append((case_chain(first.case_id), first.case_id, all_events))
+        chain = case_chain(first.case_id)
+        if first.head_known and all_events:
+            w.heads.setdefault(chain, first.head)
+        w.events.append((chain, first.case_id, all_events))
         if writes is None:
             w.flush(conn, now, lock=self.db.is_postgres)
         status = _status(first)
-        ready = list(first.after["rows"]) if first.after and status != "completed" else []
+        # copies: the rows stay the workflow's snapshot (see _pending), whatever the caller does with these
+        ready = ([dict(r, candidate_groups=list(r["candidate_groups"])) for r in first.after["rows"]]
+                 if first.after and status != "completed" else [])
         return StepResult(first.instance_id, first.case_id, status, ready, incident,
                           [p.instance_id for p in pending[1:]], len(all_events))
 
@@ -350,7 +411,7 @@ class StepCore:
         w.documents.extend(dict(d, case_id=p.case_id, instance_id=p.instance_id, created_at=now)
                            for d in p.scope.documents)
         if not done and "carepath_saved" in conn.info:
-            conn.info["carepath_saved"].append((p.instance_id, p.version + 1, wf))
+            conn.info["carepath_saved"].append((p.instance_id, p.version + 1, wf, p.after))
         assert p.after is not None
         self._project_tasks(now, p, [] if done else p.after["rows"], w)
         self._project_timers(p, [] if done or status == "error" else p.after["timer_rows"],
@@ -394,10 +455,27 @@ class StepCore:
                 w.task_due.append({"tid": t["id"], "due": t["due_at"]})
 
     def _pending(self, now: datetime, row: Any, wf: BpmnWorkflow) -> _Pending:
-        return _Pending(row.id, row.case_id, row.version, row.process_id, wf,
-                        self._scope(now, row.case_id, row.id, row.process_id, json.loads(row.case_data),
-                                    row.case_reference),
-                        _snapshot(wf), old_status=row.status)
+        # a workflow this process saved as this version (the workflow cache) comes with the snapshot its step
+        # took after it ran: the same task tree, not walked again
+        held = getattr(wf, "_carepath_after", None)
+        before = held[1] if held is not None and held[0] == row.version else _snapshot(wf)
+        p = _Pending(row.id, row.case_id, row.version, row.process_id, wf,
+                     self._scope(now, row.case_id, row.id, row.process_id, json.loads(row.case_data),
+                                 row.case_reference),
+                     before, old_status=row.status)
+        _known_head(p, row)
+        return p
+
+
+def _known_head(p: _Pending, row: Any) -> None:
+    """Keep the case chain's head read with the instance (rows from `_LOAD` and the like)."""
+    seq = getattr(row, "chain_seq", _NO_HEAD)
+    if seq is not _NO_HEAD:
+        p.head = (seq, row.chain_hash) if seq is not None else None
+        p.head_known = True
+
+
+_NO_HEAD = object()
 
 
 def _status(p: _Pending) -> str:

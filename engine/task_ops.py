@@ -20,14 +20,15 @@ from .clock import as_utc
 from .errors import ConflictError, NotFoundError, StateError, ValidationError
 from .forms import FormLibrary
 from .history import Event, case_chain
-from .schema import cases, events, instances, tasks
-from .step import _CASE_COLUMNS, StepCore, StepResult
+from .schema import cases, chains, events, instances, tasks
+from .step import _CASE_CHAIN, _CASE_COLUMNS, StepCore, StepResult
 from .workflow_state import _missing_output_item, _task_name
 
-# completing a task reads the task, its instance and its case in one query
+# completing a task reads the task, its instance, its case and the case's history head in one query
 _TASK_AND_INSTANCE = (select(instances, *_CASE_COLUMNS, tasks.c.instance_id, tasks.c.form, tasks.c.revision)
                       .join(instances, instances.c.id == tasks.c.instance_id)
                       .join(cases, cases.c.id == instances.c.case_id)
+                      .outerjoin(chains, _CASE_CHAIN)  # the case's history head, for the step's events
                       .where(tasks.c.id == bindparam("id")))
 
 

@@ -17,11 +17,12 @@ from . import history
 from .clock import as_utc
 from .errors import ClockError
 from .history import Event
-from .schema import cases, instances, timers
-from .step import _CASE_COLUMNS, StepCore, _Writes
+from .schema import cases, chains, instances, timers
+from .step import _CASE_CHAIN, _CASE_COLUMNS, StepCore, _Writes
 from .workflow_state import _due_timers
 
 _LOAD_MANY = (select(instances, *_CASE_COLUMNS).join(cases, cases.c.id == instances.c.case_id)
+              .outerjoin(chains, _CASE_CHAIN)
               .where(instances.c.id.in_(bindparam("ids", expanding=True))))
 
 

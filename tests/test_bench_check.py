@@ -188,3 +188,19 @@ def test_a_real_yardstick_result_is_what_the_check_reads(tmp_path):
     assert data["machine"]["sqlite"] and "sha" in data["commit"]  # None outside a git checkout
     rep = check.compare(data, data)
     assert not rep.failed
+
+
+def test_the_yardsticks_options_pass_through_a_run_even_where_they_begin_like_the_checks(tmp_path, capsys):
+    # `--n` begins like `--new`: it must reach the yardstick, not be taken for the result to check
+    baseline = _write(tmp_path / "base.json", json.loads(json.dumps(_library_only_result(tmp_path))))
+    assert check.main(["--run", "--variants", "a,b,b_prime", "--n", "3", "--rounds", "2", "--warmup", "1",
+                       "--out", str(tmp_path / "new.json"), "--baseline", str(baseline)]) == 0
+    assert json.loads((tmp_path / "new.json").read_text())["throughput"]["instances_per_run"] == 3
+
+
+def _library_only_result(tmp_path):  # type: ignore[no-untyped-def]
+    from bench import yardstick
+
+    out = yardstick.main(["--variants", "a,b,b_prime", "--n", "2", "--rounds", "2", "--warmup", "1",
+                          "--out", str(tmp_path / "lib.json")])
+    return json.loads(out.read_text())

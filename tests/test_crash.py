@@ -70,3 +70,56 @@ def test_killing_the_process_mid_step_keeps_the_last_committed_state(make_engine
     assert eng.verify()[1] == []
     with pytest.raises(ConflictError):
         eng.complete_task(task_id, {})
+
+
+BATCH_KILLER = """
+import os, sys
+from engine import history
+from engine.registry import HandlerRegistry
+from engine.forms import FormLibrary
+from engine.runtime import Engine
+reg = HandlerRegistry()
+@reg.register("notify")
+def notify(ctx, message):
+    return {"sent_at": ctx.now.isoformat(), "message": message}
+real = history.append_many
+def append_then_die(*a, **kw):
+    real(*a, **kw)  # every row of the batch is written: instances, tasks, timers, events, chain heads
+    os._exit(9)  # and the process dies before the batch commits
+history.append_many = append_then_die
+Engine(sys.argv[1], registry=reg, forms=FormLibrary()).fire_due_timers(batch=int(sys.argv[2]))
+"""
+
+
+def test_killing_the_process_mid_batch_keeps_the_last_committed_state(make_engine, db_url, calls, tmp_path):
+    """A timer batch writes many instances with a few batched statements; killed after writing them all and
+    before the commit, none of it is kept, and the timers then fire once each."""
+    from datetime import timedelta
+
+    from engine.schema import instances, timers
+
+    eng = make_engine("deadline.bpmn")
+    cases = [eng.start("deadline").case_id for _ in range(6)]
+    with eng.db.transaction() as conn:
+        eng._set_clock(conn, eng.now(conn) + timedelta(days=36))  # every case's reminder is due
+
+    def state() -> tuple:
+        with eng.db.engine.connect() as conn:
+            return (conn.execute(select(func.count()).select_from(events)).scalar(),
+                    sorted(conn.execute(select(instances.c.id, instances.c.version, instances.c.status)).all()),
+                    sorted(conn.execute(select(timers.c.task_id, timers.c.due_at)).all()),
+                    sorted(conn.execute(select(tasks.c.id)).scalars()),
+                    eng.chain_heads())
+
+    before = state()
+    script = tmp_path / "batch_killer.py"
+    script.write_text(BATCH_KILLER)
+    proc = subprocess.run([sys.executable, str(script), db_url, "6"], cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 9, proc.stderr
+    assert state() == before  # nothing of the batch was kept
+    assert eng.fire_due_timers(batch=6) == 6  # the survivor fires every reminder, once
+    for case_id in cases:
+        assert [e["data"]["element_id"] for e in eng.history(case_id) if e["type"] == "timer.fired"] == ["reminder"]
+    assert eng.verify() == (eng.verify()[0], [])
+    assert eng.fire_due_timers(batch=6) == 0

@@ -1,0 +1,140 @@
+"""A durable step costs a fixed, small number of SQL statements (issue 14, item 2).
+
+The count is pinned, not a time: a change that adds a statement to every step (a re-read of what the
+step already holds, an insert no longer batched, a lookup no longer cached) fails here and says which
+statements a step now runs. See docs/performance.md, "A cheaper step".
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event, func, select
+
+from engine.forms import FormLibrary
+from engine.history import case_chain
+from engine.runtime import Engine
+from engine.schema import cases, instances
+from tests.conftest import DIAGRAMS
+
+#: statements per step of one `three_tasks` instance (start + three completions), BEGIN/COMMIT aside.
+#: SQLite: the step reads the case's history head with its instance (BEGIN IMMEDIATE serializes writers);
+#: PostgreSQL reads it again under a row lock at the end of the step.
+EXPECTED = {
+    "sqlite": {"start": 7, "complete 1": 6, "complete 2": 6, "complete 3": 5},
+    "postgresql": {"start": 8, "complete 1": 7, "complete 2": 7, "complete 3": 6},
+}
+
+
+class StatementLog:
+    def __init__(self, engine) -> None:  # type: ignore[no-untyped-def]
+        self.statements: list[tuple[str, bool]] = []
+        event.listen(engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        self.statements.append((" ".join(statement.split())[:90], executemany))
+
+    def take(self) -> list[tuple[str, bool]]:
+        taken, self.statements = self.statements, []
+        return taken
+
+
+def _instance(eng, n: int):  # type: ignore[no-untyped-def]
+    res = eng.start("three_tasks", data={"n": n})
+    steps = [("start", res)]
+    for i in range(3):
+        res = eng.complete_task(res.ready_tasks[0]["id"], {"reason": f"step {i}"}, actor="worker")
+        steps.append((f"complete {i + 1}", res))
+    assert res.status == "completed"
+    return steps
+
+
+def test_each_step_of_a_three_task_process_runs_a_pinned_number_of_statements(make_engine):
+    eng = make_engine("three_tasks.bpmn", simulated=False)  # the real clock, as in production
+    _instance(eng, 0)  # the first instance builds the cached spec and reads the clock mode once
+    log = StatementLog(eng.db.engine)
+    counts, seen = {}, {}
+    res = eng.start("three_tasks", data={"n": 1})
+    counts["start"], seen["start"] = len(st := log.take()), st
+    for i in range(3):
+        res = eng.complete_task(res.ready_tasks[0]["id"], {"reason": f"step {i}"}, actor="worker")
+        counts[f"complete {i + 1}"], seen[f"complete {i + 1}"] = len(st := log.take()), st
+    assert res.status == "completed"
+    detail = "\n".join(f"{k}:\n  " + "\n  ".join(f"{s}{' (executemany)' if m else ''}" for s, m in v)
+                       for k, v in seen.items())
+    assert counts == EXPECTED[eng.db.engine.dialect.name], detail
+    # the history events of a step go in one batched statement
+    for name, statements in seen.items():
+        inserts = [m for s, m in statements if s.startswith("INSERT INTO events")]
+        assert inserts == [True], f"{name}: {inserts}"
+    # and what the fewer statements wrote is the whole, intact history
+    history = eng.history(res.case_id)
+    assert [e["type"] for e in history][:3] == ["case.created", "instance.started", "task.ready"]
+    assert history[-1]["type"] == "instance.completed"
+    assert eng.verify(res.case_id) == (len(history), [])
+
+
+def test_a_step_that_guessed_a_stale_history_head_fails_without_forking_the_chain(make_engine, monkeypatch):
+    """The head a step read with its instance is moved only from that value: if anything moved it in
+    between (here: a test that writes the chain head behind the engine's back), nothing is saved."""
+    from sqlalchemy import update
+
+    from engine.schema import chains
+
+    eng = make_engine("three_tasks.bpmn")
+    if eng.db.is_postgres:
+        pytest.skip("PostgreSQL reads the head under a row lock at the end of the step: no head is carried")
+    res = eng.start("three_tasks")
+    task_id = res.ready_tasks[0]["id"]
+    before = eng.history(res.case_id)
+    real_finish = type(eng)._finish
+
+    def meddle(self, conn, *a, **kw):  # type: ignore[no-untyped-def]
+        conn.execute(update(chains).where(chains.c.chain == case_chain(res.case_id))
+                     .values(seq=chains.c.seq + 1))
+        return real_finish(self, conn, *a, **kw)
+
+    monkeypatch.setattr(type(eng), "_finish", meddle)
+    with pytest.raises(RuntimeError, match="history chain head moved"):
+        eng.complete_task(task_id, {"reason": "x"})
+    monkeypatch.undo()
+    assert eng.history(res.case_id) == before
+    assert eng.verify(res.case_id)[1] == []
+    eng.complete_task(task_id, {"reason": "x"})  # and the case carries on
+    assert eng.verify(res.case_id)[1] == []
+
+
+def test_a_start_uses_a_version_deployed_by_another_process_after_it_cached_the_latest(make_engine, db_url, calls):
+    """A start does not look the latest version up when it has it cached, yet never starts an old one."""
+    eng = make_engine("three_tasks.bpmn")
+    first = eng.start("three_tasks")  # reads and caches version 1
+    assert eng.history(first.case_id)[1]["data"]["version"] == 1
+    other = Engine(db_url, registry=calls.registry(), forms=FormLibrary())  # another server process
+    try:
+        text = (DIAGRAMS / "three_tasks.bpmn").read_bytes().replace(b'name="Record contact"',
+                                                                     b'name="Record the contact"')
+        assert [r.version for r in other.deploy(files={"three_tasks.bpmn": text})] == [2]
+    finally:
+        other.db.dispose()
+    again = eng.start("three_tasks")
+    started = eng.history(again.case_id)
+    assert started[1]["type"] == "instance.started" and started[1]["data"]["version"] == 2
+    assert again.ready_tasks[0]["name"] == "Record the contact"
+    with eng.db.engine.connect() as conn:  # the start made again left nothing behind from its first try
+        assert sorted(conn.execute(select(cases.c.id)).scalars()) == [first.case_id, again.case_id]
+        assert conn.execute(select(func.count()).select_from(instances)).scalar() == 2
+    assert eng.verify()[1] == []
+
+
+def test_what_a_caller_does_with_the_ready_tasks_it_is_given_does_not_reach_the_next_step(make_engine):
+    """The next step reuses the workflow (and its snapshot of ready tasks) this process saved; the ready
+    tasks a step returns are copies, so a caller changing them changes nothing stored."""
+    eng = make_engine("three_tasks.bpmn")
+    res = eng.start("three_tasks")
+    given = res.ready_tasks[0]
+    given["id"], given["candidate_groups"][:] = "not-a-task", ["someone_else"]
+    screen = eng.complete_task(eng.list_tasks(case_id=res.case_id)[0]["id"], {"reason": "x"})
+    rows = eng.list_tasks(case_id=res.case_id)
+    assert [(t["element_id"], t["candidate_groups"]) for t in rows] == [("screen", ["front_door"])]
+    assert [t["id"] for t in screen.ready_tasks] == [rows[0]["id"]]
+    left = [e["data"]["element_id"] for e in eng.history(res.case_id) if e["type"] == "task.left"]
+    assert left == ["record_contact"]
