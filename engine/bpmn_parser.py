@@ -69,44 +69,17 @@ from SpiffWorkflow.spiff.specs.defaults import (
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn_timers import TIMER_CLASSES, literal_problem, looks_like_iso, parse_date
+from engine.bpmn_xml import BPMN_NS as BPMN_NS
+from engine.bpmn_xml import CAMUNDA_NS, NSMAP, SPIFF_NS, ZEEBE_NS, _attr, _split, _text, _xp
 from engine.clock import as_utc
 from engine.dmn import DecisionParsers
 from engine.foreign_expressions import FEEL, JUEL, bare_variable, python_suggestion
 
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
-SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
-CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
-ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
-NSMAP = {
-    "bpmn": BPMN_NS,
-    "bpmndi": "http://www.omg.org/spec/BPMN/20100524/DI",
-    "dc": "http://www.omg.org/spec/DD/20100524/DC",
-    "spiffworkflow": SPIFF_NS,
-    "camunda": CAMUNDA_NS,
-    "zeebe": ZEEBE_NS,
-}
 TIMER_TAGS = {"timeDate": "date", "timeDuration": "duration", "timeCycle": "cycle"}
 # Camunda form keys name where the form lives; carepath only wants the form's name.
 _FORM_PREFIXES = ("camunda-forms:", "embedded:", "deployment:", "app:")
 _JAVA_IMPLEMENTATIONS = ("class", "expression", "delegateExpression")
 PYTHON_SCRIPT_FORMATS = frozenset({"python", "python3", "py", "text/x-python", "text/python"})
-
-
-def _xp(node: Any, path: str) -> list[Any]:
-    return node.xpath(path, namespaces=NSMAP)
-
-
-def _attr(node: Any, ns: str, name: str) -> str | None:
-    value = node.get(f"{{{ns}}}{name}")
-    return value.strip() if value is not None and value.strip() else None
-
-
-def _text(node: Any) -> str | None:
-    return node.text.strip() if node is not None and node.text and node.text.strip() else None
-
-
-def _split(value: str | None) -> tuple[str, ...]:
-    return tuple(g.strip() for g in (value or "").split(",") if g.strip())
 
 
 def task_properties(node: Any) -> dict[str, str]:

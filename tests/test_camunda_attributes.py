@@ -583,8 +583,9 @@ def test_an_engine_made_as_the_worker_and_command_line_make_it_checks_computed_c
     eng = Engine(db_url, forms=FormLibrary())  # no registry given: the engine loads its own, as `Engine(url)` does
     eng.init(simulated_start=START)
     with eng.db.engine.begin() as conn:
-        conn.execute(insert(users), [{"username": n, "display_name": n, "password_hash": "x", "roles": ["social_worker"],
-                                      "teams": [], "created_at": START} for n in ("ann", "bob")])
+        conn.execute(insert(users), [{"username": n, "display_name": n, "password_hash": "x",
+                                      "roles": ["social_worker"], "teams": [], "created_at": START}
+                                     for n in ("ann", "bob")])
     eng.deploy(files=one_element(
         '<bpmn:userTask id="x" camunda:formKey="decision" camunda:candidateUsers="${reviewers}"/>'))
     ok = eng.start("p", data={"reviewers": ["ann", "bob"]})
