@@ -221,6 +221,8 @@ class Loaded:
     notes: list[dict[str, Any]]
     names: dict[str, str]  # username -> display name
     titles: dict[str, str] = field(default_factory=dict)  # person detail -> its title ("NHS number")
+    # the support plan's "Type of service" options: value -> the words the form shows (service_types)
+    service_types: dict[str, str] = field(default_factory=dict)
 
     @property
     def person(self) -> dict[str, Any]:
@@ -271,7 +273,7 @@ def load(engine: Any, case_id: int, *, with_history: bool = True) -> Loaded:
                   history=engine.history(case_id) if with_history else [],
                   documents=engine.documents(case_id), tasks=engine.list_tasks(case_id=case_id), timers=tmrs,
                   notes=notes, names={u.username: u.display_name for u in name_rows},
-                  titles={f.name: f.title for f in person_fields(engine)})
+                  titles={f.name: f.title for f in person_fields(engine)}, service_types=service_types(engine))
 
 
 @lru_cache(maxsize=512)
@@ -304,6 +306,34 @@ def diagram_xml(engine: Any, case_id: int, instance_id: int) -> tuple[bytes, str
 
 
 # ---------------------------------------------------------------------- plan and budget
+NOT_RECORDED = "Not recorded"
+
+
+def service_types(engine: Any) -> dict[str, str]:
+    """The support plan's "Type of service" options (forms/support_plan.schema.json
+    outcomes[].service_component), value -> the words the form shows; {} when the form does not ask it."""
+    from engine.errors import NotFoundError
+
+    try:
+        spec = engine.forms.schema("support_plan")["properties"]["outcomes"]["items"]["properties"][
+            "service_component"]
+    except (NotFoundError, KeyError, TypeError, AttributeError):  # no support plan form, or it does not ask
+        return {}
+    values = spec.get("enum") or []
+    labels = spec.get("x-enumNames") or values
+    return {str(v): str(label) for v, label in zip(values, labels, strict=False)}
+
+
+def service_type(rec: Loaded, outcome: dict[str, Any]) -> str:
+    """A plan service's type as the form words it; "Not recorded" for a plan written before the question
+    was asked (never a guess from how the service is described). A value the form no longer lists is
+    shown as stored."""
+    value = outcome.get("service_component")
+    if value is None or value == "":
+        return NOT_RECORDED
+    return rec.service_types.get(str(value), str(value))
+
+
 def plan_and_budget(rec: Loaded) -> dict[str, Any]:
     """The latest signed-off support plan and latest personal budget (completed instances' final data)."""
     plan = budget = None
@@ -327,9 +357,9 @@ def plan_and_budget(rec: Loaded) -> dict[str, Any]:
         review = plan.get("review") or {}
         out["plan"] = {
             "signed_off": long_day(plan.get("signed_off_at")),
-            "outcomes": [{"label": o.get("label", ""), "how_met": o.get("how_met", ""),
-                          "provided_by": o.get("provided_by", "")} for o in plan.get("outcomes") or []
-                         if isinstance(o, dict)],
+            "outcomes": [{"label": o.get("label", ""), "service_type": service_type(rec, o),
+                          "how_met": o.get("how_met", ""), "provided_by": o.get("provided_by", "")}
+                         for o in plan.get("outcomes") or [] if isinstance(o, dict)],
             "money_management": humanise(plan.get("money_management") or "").replace("Council managed",
                                                                                       "Managed by the council"),
             "may_change": [str(x) for x in plan.get("may_change_without_contacting") or []],

@@ -57,8 +57,6 @@ def _complete(eng, case_id, element_id, data, actor):
 
 def build_world(url: str) -> tuple[Engine, dict[str, int]]:
     """The engine with every diagram deployed, the users, and the two cases."""
-    from handlers.eligibility import ADULT_OUTCOMES
-
     eng = Engine(url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
     eng.init(simulated_start=START)
     eng.deploy([ROOT / "processes"])
@@ -71,6 +69,17 @@ def build_world(url: str) -> tuple[Engine, dict[str, int]]:
     _complete(eng, joan, "plan_reablement", {"goals": ["Wash and dress without help", "Make a hot meal"],
                                              "setting": "home", "start_type": "planned", "visits_per_day": 2},
               "rosa")
+
+    peter = plan_signed_off(eng, [{"label": "Get washed and dressed every morning",
+                                   "how_met": "A home care visit of 45 minutes each morning",
+                                   "provided_by": "Northtown Care", "service_component": "home_support"}])
+    return eng, {"joan": joan, "peter": peter}
+
+
+def plan_signed_off(eng, plan_outcomes: list[dict]) -> int:
+    """A case of Peter Clarke's: assessed, scored, a support plan with these services written by Sam and
+    signed off by Mary (the first review waits). Its case id."""
+    from handlers.eligibility import ADULT_OUTCOMES
 
     peter = eng.start("needs_assessment", actor="sam", title="Peter Clarke",
                       data={"name": "Peter Clarke", "person": PETER, "contact_date": "2031-03-03"}).case_id
@@ -89,14 +98,12 @@ def build_world(url: str) -> tuple[Engine, dict[str, int]]:
     _complete(eng, peter, "score_needs", {"needs": {d: {"level": levels.get(d, "none"), "met_by_carer": False}
                                                     for d in domains}}, "sam")
     _complete(eng, peter, "write_plan", {
-        "outcomes": [{"label": "Get washed and dressed every morning",
-                      "how_met": "A home care visit of 45 minutes each morning", "provided_by": "Northtown Care",
-                      "service_component": "home_support"}],
+        "outcomes": plan_outcomes,
         "money_management": "council_managed", "may_change_without_contacting": ["The time of the morning visit"],
         "coordinating_worker": {"name": "Sam Okoro", "role": "social worker", "phone": "01632 960123"},
         "review_frequency_months": 12}, "sam")
     _complete(eng, peter, "sign_off_plan", {"signed_off": True}, "mary")
-    return eng, {"joan": joan, "peter": peter}
+    return peter
 
 
 @pytest.fixture
@@ -169,6 +176,8 @@ def test_decisions_letters_plan_and_budget_of_a_signed_off_case(world):
     body = sam.get(f"/api/cases/{peter}/record").json()
     assert body["plan"]["amount"] == "£19,963.64" and body["plan"]["weekly"] == "£383.92"
     assert body["plan"]["first_review"] == "15 April 2031" and body["plan"]["money_management"]
+    assert [(o["label"], o["service_type"]) for o in body["plan"]["outcomes"]] == [
+        ("Get washed and dressed every morning", "Home support or domiciliary care")]  # the form's words
     assert body["budget"]["points"] == 18 and body["budget"]["amount"] == "£19,963.64"
     assert [d["label"] for d in body["budget"]["breakdown"]][0].startswith("Personal care")
     assert body["next_review"]["text"] == "15 April 2031"  # 14 April 2031 is Easter Monday: the next working day

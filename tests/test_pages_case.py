@@ -9,6 +9,7 @@ with errors against WCAG 2.1 A/AA. The cases are the ones tests/test_api_cases.p
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -123,6 +124,10 @@ def test_a_reablement_coordinator_reads_joans_record_and_adds_a_note_by_keyboard
         _sign_in(page, base, "sam")
         page.goto(f"{base}/cases/{peter}")
         assert "Your support plan" in page.locator("#letters ~ table").first.inner_text()
+        plan = page.get_by_role("table", name="What the plan will achieve")
+        assert "Type of service" in plan.locator("thead").inner_text()
+        assert "Home support or domiciliary care" in plan.locator("tbody").inner_text()
+        _axe_with_csp(browser, base, context, f"/cases/{peter}", "case with a signed-off plan")
         page.get_by_role("link", name="Your personal budget").first.click()
         page.wait_for_url(re.compile(rf".*/cases/{peter}/letters/\d+$"))
         assert page.locator("h1").inner_text() == "Your personal budget"
@@ -209,6 +214,44 @@ def test_what_each_role_sees_and_may_do_on_the_page(world):
     assert sam.get("/cases/9999").status_code == 404
     assert TestClient(app, follow_redirects=False).get(f"/cases/{joan}").headers["location"] == "/sign-in"
     assert ("sam", "refused:open") in {(a["user"], a["action"]) for a in access_log(eng, joan)}
+
+
+def _plan_table(page_html: str) -> list[list[str]]:
+    """The rows of the case page's "What the plan will achieve" table, header first, as the cells read."""
+    table = re.search(r'<table class="govuk-table">\s*<caption[^>]*>What the plan will achieve</caption>(.*?)</table>',
+                      page_html, re.S)
+    assert table, "no plan table on the page"
+    return [[html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+             for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
+            for row in re.findall(r'<tr class="govuk-table__row">(.*?)</tr>', table.group(1), re.S)]
+
+
+def test_the_plan_table_shows_each_services_type_and_not_recorded_for_a_plan_written_before_the_question(world):
+    from tests.test_cld_service_component import old_forms
+
+    eng, app, cases = world
+    sam, _ = _client(app, "sam")
+    rows = _plan_table(sam.get(f"/cases/{cases['peter']}").text)
+    assert rows == [["Outcome", "Type of service", "How it is met", "Provided by"],
+                    ["Get washed and dressed every morning", "Home support or domiciliary care",
+                     "A home care visit of 45 minutes each morning", "Northtown Care"]]
+
+    # a plan signed off before "Type of service" was asked: the type is not recorded, and the page says so
+    forms = eng.forms
+    eng.forms = old_forms()
+    try:
+        older = test_api_cases.plan_signed_off(eng, [
+            {"label": "Get washed and dressed every morning", "how_met": "A home care visit each morning",
+             "provided_by": "Northtown Care"},
+            {"label": "Eat a hot meal every day", "how_met": "Meals delivered at lunchtime",
+             "provided_by": "Northtown Meals"}])
+    finally:
+        eng.forms = forms
+    rows = _plan_table(sam.get(f"/cases/{older}").text)
+    assert [(r[0], r[1]) for r in rows[1:]] == [("Get washed and dressed every morning", "Not recorded"),
+                                                ("Eat a hot meal every day", "Not recorded")]
+    body = test_api_cases.client_for(app, "sam").get(f"/api/cases/{older}/record").json()
+    assert [o["service_type"] for o in body["plan"]["outcomes"]] == ["Not recorded", "Not recorded"]
 
 
 def test_posts_need_the_csrf_token(world):
