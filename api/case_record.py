@@ -358,7 +358,7 @@ def plan_and_budget(rec: Loaded) -> dict[str, Any]:
         out["plan"] = {
             "signed_off": long_day(plan.get("signed_off_at")),
             "outcomes": [{"label": o.get("label", ""), "service_type": service_type(rec, o),
-                          "how_met": o.get("how_met", ""), "provided_by": o.get("provided_by", "")}
+                          "how_met": o.get("how_met", ""), "provided_by": o.get("provider") or o.get("provided_by", "")}
                          for o in plan.get("outcomes") or [] if isinstance(o, dict)],
             "money_management": humanise(plan.get("money_management") or "").replace("Council managed",
                                                                                       "Managed by the council"),

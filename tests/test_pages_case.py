@@ -254,6 +254,19 @@ def test_the_plan_table_shows_each_services_type_and_not_recorded_for_a_plan_wri
     assert [o["service_type"] for o in body["plan"]["outcomes"]] == ["Not recorded", "Not recorded"]
 
 
+def test_the_plan_table_shows_the_provider_the_current_form_asks_for(world):
+    # before: the column read only `provided_by` (the older forms' field), so every plan written with today's form
+    # ("Provider") showed an empty "Provided by"
+    eng, app, cases = world
+    sam, _ = _client(app, "sam")
+    newer = test_api_cases.plan_signed_off(eng, [
+        {"label": "Get washed and dressed every morning", "how_met": "A home care visit each morning",
+         "service_component": "home_support", "provider": "Millbrook Home Care"}])
+    rows = _plan_table(sam.get(f"/cases/{newer}").text)
+    assert rows[1] == ["Get washed and dressed every morning", "Home support or domiciliary care",
+                       "A home care visit each morning", "Millbrook Home Care"]
+
+
 def test_posts_need_the_csrf_token(world):
     eng, app, cases = world
     joan = cases["joan"]
