@@ -288,7 +288,7 @@ def measures_api(request: Request, user: Annotated[User, Depends(current_user)])
         return {"case_ids": [c for c in ids if c not in hidden], "restricted_not_listed": len(set(ids) & hidden)}
 
     out = []
-    for r in m.compute_all(population, f["start"], f["end"], f["team"]):
+    for r in m.kept_results(population, f["start"], f["end"], f["team"]):
         d = r.as_dict()
         d.update(listed(d.pop("case_ids")))
         for p in d["parts"]:

@@ -130,7 +130,7 @@ def cmd_measures(args: argparse.Namespace) -> int:
     if args.team and args.team not in measures.TEAM_CHOICES:
         raise argparse.ArgumentTypeError(f"--team {args.team!r} is not a team: {', '.join(measures.TEAM_CHOICES)}")
     population = measures.load_population(_engine(args))
-    results = measures.compute_all(population, start, end, args.team or None)
+    results = measures.kept_results(population, start, end, args.team or None)
     lines = [f"Measures {start} to {end}" + (f", team {args.team}" if args.team else "")]
     if population.cld_errors:
         lines.append(f"{len(population.cld_errors)} case(s) left out of the CLD-based measures: "

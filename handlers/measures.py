@@ -828,13 +828,15 @@ def _affected(measure: Measure, dirty: set[str], day_moved: bool) -> bool:
     return reads is None or reads in dirty
 
 
-def page_figures(population: Population, start: date, end: date,
-                 team: str | None = None) -> list[tuple[Result, list[dict]]]:
+def page_figures(population: Population, start: date, end: date, team: str | None = None,
+                 series: bool = True) -> list[tuple[Result, list[dict] | None]]:
     """Every measure's figures for the period (``compute``) and for each of its months or quarters
     (``over_time``), in the order of ``MEASURES``: what the measures page shows. Kept with the population per
     period and team, and carried over to the population after new events for every measure none of whose
     inputs changed (``_updated``), so a page after a new event works out again only the measures it touched.
-    The results are shared between pages: read them, do not change them."""
+    The results are shared between pages: read them, do not change them. With ``series=False`` (the JSON API
+    and ``carepath measures``) a measure's months are not worked out (None) unless a page already kept them;
+    a later page works them out then, keeping the figure."""
     check_period(start, end)
     key = f"page:{start.isoformat()}:{end.isoformat()}:{team or ''}"
     kept = population.cache.get(key)
@@ -844,10 +846,20 @@ def page_figures(population: Population, start: date, end: date,
     for name, measure in MEASURES.items():
         got = kept.get(name)
         if got is None:
-            got = kept[name] = (compute(name, population, start, end, team),
-                                [] if measure.not_recorded else over_time(population, name, start, end, team))
+            got = (compute(name, population, start, end, team), None)
+        if series and got[1] is None:
+            got = (got[0], [] if measure.not_recorded else over_time(population, name, start, end, team))
+        kept[name] = got
         out.append(got)
     return out
+
+
+def kept_results(population: Population, start: date, end: date, team: str | None = None) -> list[Result]:
+    """Every measure's figure for the period, in the order of ``MEASURES``, from the same figures the measures
+    page keeps (``page_figures``): what ``GET /api/measures`` and ``carepath measures`` give, so the page, the
+    API and the CLI agree, and a second call for the same period and team (in one process) works out nothing
+    again unless new events changed a measure's inputs."""
+    return [r for r, _series in page_figures(population, start, end, team, series=False)]
 
 
 # ---------------------------------------------------------------- results
