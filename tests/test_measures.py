@@ -52,12 +52,17 @@ def parts(result):
     return {p.key: p.count for p in result.parts if p.count}
 
 
-@pytest.fixture
-def engine_2031(db_url):
+def make_engine_2031(url: str) -> Engine:
     """The real diagrams, handlers and forms on a simulated clock from Monday 3 March 2031, 09:00 UTC."""
-    engine = Engine(db_url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
+    engine = Engine(url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
     engine.init(simulated_start=START)
     engine.deploy(FILES)
+    return engine
+
+
+@pytest.fixture
+def engine_2031(db_url):
+    engine = make_engine_2031(db_url)
     yield engine
     engine.db.dispose()
 

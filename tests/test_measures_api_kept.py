@@ -21,7 +21,7 @@ from engine.runtime import Engine
 from engine.schema import events
 from handlers import measures as m
 from tests.casework_helpers import api_client
-from tests.test_measures import county, engine_2031  # noqa: F401 - pytest fixtures
+from tests.test_measures import county, drive_county, engine_2031, make_engine_2031  # noqa: F401 - fixtures
 from tests.test_measures_facts import from_histories
 
 H2 = (date(2031, 7, 1), date(2031, 12, 31))
@@ -151,14 +151,18 @@ def _newest(eng, case_id) -> int:
         return conn.execute(select(func.max(events.c.id)).where(events.c.case_id == case_id)).scalar()
 
 
-def _postgres_only(eng):
-    if not eng.db.url.startswith("postgresql"):
-        pytest.skip("SQLite lets one writer at a time: an event id is never committed after a later one")
+@pytest.fixture
+def pg_county(pg_url):
+    """The county on PostgreSQL only: SQLite lets one writer at a time, so an event id is never committed
+    after a later one there and the late commit these tests make cannot happen."""
+    engine = make_engine_2031(pg_url)
+    yield engine, drive_county(engine)
+    engine.db.dispose()
 
 
-def test_an_event_committed_after_a_later_numbered_one_is_counted(county):  # noqa: F811 - the imported fixture
-    eng, c = county
-    _postgres_only(eng)
+@pytest.mark.postgres
+def test_an_event_committed_after_a_later_numbered_one_is_counted(pg_county):
+    eng, c = pg_county
     m._LOADED.pop(eng, None)
     assert _3d2(eng) == (1, 3)
     thread, release, done = _held_close(eng, c["dp"])
@@ -175,10 +179,10 @@ def test_an_event_committed_after_a_later_numbered_one_is_counted(county):  # no
     assert page(eng, *H2) == recomputed(eng, *H2)
 
 
+@pytest.mark.postgres
 def test_a_late_commit_older_than_the_look_back_is_missed_until_its_case_changes_or_a_restart(
-        county, monkeypatch):  # noqa: F811 - the imported fixture
-    eng, c = county
-    _postgres_only(eng)
+        pg_county, monkeypatch):
+    eng, c = pg_county
     monkeypatch.setattr(m, "CHANGE_LOOKBACK", 1)  # stands for 10,000 later-numbered events committed meanwhile
     m._LOADED.pop(eng, None)
     assert _3d2(eng) == (1, 3)
