@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, func, insert, or_, select
 
-from engine.schema import events, process_versions, tasks
+from engine.schema import cases, events, process_versions, tasks
 
 from .auth import OVERSIGHT_ROLES, User, case_access_log, json_set, restricted_cases
 
@@ -180,22 +180,33 @@ def case_of_task(conn: Any, task_id: str) -> int | None:
 def can_open_case(engine: Any, user: User, case_id: int) -> tuple[bool, str]:
     """(allowed, reason when refused)."""
     with engine.db.engine.connect() as conn:
-        allowed = restriction(conn, case_id)
-        if allowed is not None:
-            if user.username in allowed:
-                return True, ""
-            return False, "this case is restricted to named people"
-        if user.has(*OVERSIGHT_ROLES):
+        return case_access(conn, user, case_id, restriction(conn, case_id))
+
+
+def case_access(conn: Any, user: User, case_id: int, allowed: set[str] | None) -> tuple[bool, str]:
+    """`can_open_case` on a connection already open, with the case's restriction already read (`allowed`:
+    the names it is restricted to, None when it is not restricted)."""
+    if allowed is not None:
+        if user.username in allowed:
             return True, ""
-        if not user.is_worker:
-            return False, "your role does not open case records"
-        if conn.execute(select(tasks.c.id).where(tasks.c.case_id == case_id, task_filter(user))
-                        .limit(1)).first() is not None:
-            return True, ""
-        if conn.execute(select(events.c.id).where(events.c.case_id == case_id, events.c.actor == user.username)
-                        .limit(1)).first() is not None:
-            return True, ""
+        return False, "this case is restricted to named people"
+    if user.has(*OVERSIGHT_ROLES):
+        return True, ""
+    if not user.is_worker:
+        return False, "your role does not open case records"
+    if conn.execute(select(tasks.c.id).where(tasks.c.case_id == case_id, task_filter(user))
+                    .limit(1)).first() is not None:
+        return True, ""
+    if conn.execute(select(events.c.id).where(events.c.case_id == case_id, events.c.actor == user.username)
+                    .limit(1)).first() is not None:
+        return True, ""
     return False, "you have no task on this case and have not worked on it"
+
+
+# a case and its restriction in one query (None: no such case; `restricted_to` None: not restricted)
+CASE_AND_RESTRICTION = (select(cases.c.id, restricted_cases.c.allowed.label("restricted_to"))
+                        .outerjoin(restricted_cases, restricted_cases.c.case_id == cases.c.id)
+                        .where(cases.c.id == bindparam("case_id")))
 
 
 OUTCOMES = ("allowed", "refused")
@@ -227,16 +238,24 @@ def log_access(engine: Any, case_id: int, user: User, action: str, *, page: str 
     case, from which `page` (default: the path of the request being served), why (`reason`) and
     whether it was `allowed` or `refused`. An action written the older way, "refused:<action>", is
     stored as <action> with outcome 'refused'."""
+    with engine.db.transaction() as conn:
+        write_access(conn, engine, case_id, user, action, page=page, reason=reason, outcome=outcome)
+
+
+def write_access(conn: Any, engine: Any, case_id: int, user: User, action: str, *, page: str | None = None,
+                 reason: str | None = None, outcome: str = "allowed") -> None:
+    """`log_access` in a transaction already open (it is committed, or rolled back, with that transaction)."""
     if action.startswith("refused:"):
         action, outcome = action[len("refused:"):], "refused"
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
     page = page if page is not None else current_page.get()
-    with engine.db.transaction() as conn:
-        now = engine.now(conn)
-        conn.execute(insert(case_access_log).values(
-            case_id=case_id, user=user.username, at=now, action=action[:32],
-            page=None if page is None else page[:200], reason=reason, outcome=outcome))
+    conn.execute(_ACCESS_ROW, {"case_id": case_id, "user": user.username, "at": engine.now(conn),
+                               "action": action[:32], "page": None if page is None else page[:200],
+                               "reason": reason, "outcome": outcome})
+
+
+_ACCESS_ROW = insert(case_access_log)  # its values are the parameters (built once, compiled once)
 
 
 def entry_outcome(action: str, outcome: str | None) -> tuple[str, str]:

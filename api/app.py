@@ -31,6 +31,7 @@ from . import (
     pages,
     processes,
     replay_pages,
+    route_index,
     static_assets,
     suspend,
     tasks,
@@ -101,4 +102,5 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     app.include_router(migrations.router)  # moving running cases to another version (api/migrations.py)
     app.include_router(messages.router)  # delivering a message to a case (api/messages.py)
     app.include_router(cld_returns.router)  # the Client Level Data return's download page (api/cld_returns.py)
+    route_index.install(app)  # a request asks only the routers that can match its path (api/route_index.py)
     return app

@@ -205,8 +205,11 @@ async def get_store(request: Request) -> AuthStore:
     return request.app.state.auth
 
 
-def current_user(request: Request, store: Annotated[AuthStore, Depends(get_store)]) -> User:
-    """The signed-in user; 401 without a valid session, 403 when a state-changing request lacks CSRF."""
+def current_user(request: Request) -> User:
+    """The signed-in user; 401 without a valid session, 403 when a state-changing request lacks CSRF.
+
+    The store is read from the app, not through `get_store`: one dependency less to solve on every request."""
+    store: AuthStore = request.app.state.auth
     user = store.session_user(request.cookies.get(COOKIE))
     if user is None:
         raise unauthenticated()

@@ -9,7 +9,9 @@ tasks completed, each with form data:
   session cookie and CSRF header on every request, as a browser sends them). The server is built as
   `carepath serve` builds it (`carepath.server.uvicorn_config`, timers off so nothing else runs).
   `--servers` chooses the uvicorn implementations: `fast` (uvloop + httptools, as `carepath serve` runs
-  with `uvicorn[standard]` installed) and/or `plain` (asyncio + h11, what it ran before).
+  with `uvicorn[standard]` installed) and/or `plain` (asyncio + h11, what it ran before), and `base`: the
+  fast server run from another checkout (`--base DIR`, e.g. a `git worktree` of an earlier commit), for a
+  before/after comparison within one interleaved run on the same database.
 
 Each round runs every variant once on the same database (engine, then each server), and the ratio
 http/engine is taken round by round; the report gives each round (on stderr), the median and quartiles
@@ -99,15 +101,20 @@ def serve(url: str, port: int, kind: str) -> None:
 
 
 class Server:
-    def __init__(self, url: str, kind: str, profile: bool) -> None:
+    def __init__(self, url: str, kind: str, profile: bool, base: str | None = None) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         env = dict(os.environ)
         if not profile:
             env.pop("CAREPATH_BENCH_PROFILE", None)
+        root = ROOT
+        if kind == "base":
+            if not base:
+                raise SystemExit("--servers base needs --base DIR (another checkout of carepath)")
+            root, kind = Path(base).resolve(), "fast"
         self.proc = subprocess.Popen([sys.executable, "-m", "bench.http_bench", "--serve", url, str(self.port), kind],
-                                     cwd=ROOT, env=env)
+                                     cwd=root, env=env)
         self.base = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 30
         while True:
@@ -179,7 +186,7 @@ def pct(xs: list[float], p: float) -> float:
     return round(1000 * xs[min(len(xs) - 1, int(p * len(xs)))], 2)
 
 
-def bench(url: str, n: int, rounds: int, servers: list[str]) -> dict[str, Any]:
+def bench(url: str, n: int, rounds: int, servers: list[str], base: str | None = None) -> dict[str, Any]:
     from api.auth import create_user
 
     eng = _engine(url)
@@ -187,7 +194,7 @@ def bench(url: str, n: int, rounds: int, servers: list[str]) -> dict[str, Any]:
     eng.deploy([DIAGRAM])
     create_user(eng, USER, PASSWORD, roles=["team_manager"], teams=["front_door", "team_manager"])
     case_id = eng.start("three_tasks", actor=USER).case_id
-    srv = {k: Server(url, k, profile=(i == 0)) for i, k in enumerate(servers)}
+    srv = {k: Server(url, k, profile=(i == 0), base=base) for i, k in enumerate(servers)}
     try:
         run_engine(eng, case_id, WARM, [])
         for k in servers:
@@ -232,19 +239,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=10, help="instances per variant per round (small: the pairs are close "
                    "in time, so the load of a shared machine falls on both sides of each ratio)")
     p.add_argument("--rounds", type=int, default=30)
-    p.add_argument("--servers", default="fast,plain", help="comma-separated: fast (uvloop+httptools), plain")
+    p.add_argument("--servers", default="fast,plain", help="comma-separated: fast (uvloop+httptools), plain, "
+                   "base (fast, from the checkout --base)")
+    p.add_argument("--base", help="another checkout of carepath, for --servers base")
     args = p.parse_args(argv)
     servers = [s for s in args.servers.split(",") if s]
     if args.db == "sqlite":
         with tempfile.TemporaryDirectory() as d:
-            report(bench(f"sqlite:///{d}/http.db", args.n, args.rounds, servers), args, servers)
+            report(bench(f"sqlite:///{d}/http.db", args.n, args.rounds, servers, args.base), args, servers)
     else:
         name = f"http_bench_{uuid.uuid4().hex[:8]}"
         admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         try:  # the result is printed before the database is dropped (a DROP may wait for a checkpoint)
-            report(bench(args.pg_url.rsplit("/", 1)[0] + "/" + name, args.n, args.rounds, servers), args, servers)
+            report(bench(args.pg_url.rsplit("/", 1)[0] + "/" + name, args.n, args.rounds, servers, args.base),
+                   args, servers)
         finally:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))

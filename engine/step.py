@@ -183,19 +183,25 @@ class StepCore:
 
     # ------------------------------------------------------------------ instances
     def start(self, process_id: str, *, case_id: int | None = None, data: dict[str, Any] | None = None,
-              actor: str = "system", title: str | None = None, version: int | None = None) -> StepResult:
-        """Start a process (for an existing case, or a new one) and run it until every path waits."""
+              actor: str = "system", title: str | None = None, version: int | None = None,
+              authorise: Callable[[Connection], None] | None = None) -> StepResult:
+        """Start a process (for an existing case, or a new one) and run it until every path waits.
+
+        `authorise(conn)`, when given, runs first in the step's transaction (the API's access check and its
+        access-log row, api/case_start.py): what it raises ends the start with nothing saved."""
         data = dict(data or {})
         try:
-            return self._start(process_id, case_id, data, actor, title, version, cached=True)
+            return self._start(process_id, case_id, data, actor, title, version, authorise, cached=True)
         except _NewerVersion:  # deployed since it was cached (by another process): read it and start again
             self._latest_versions.pop(process_id, None)
-            return self._start(process_id, case_id, data, actor, title, version, cached=False)
+            return self._start(process_id, case_id, data, actor, title, version, authorise, cached=False)
 
     def _start(self, process_id: str, case_id: int | None, data: dict[str, Any], actor: str, title: str | None,
-               version: int | None, *, cached: bool) -> StepResult:
+               version: int | None, authorise: Callable[[Connection], None] | None, *, cached: bool) -> StepResult:
         with self._tx() as conn:
             self.db.require_initialised(conn)
+            if authorise is not None:
+                authorise(conn)
             now = self.now(conn)
             # the latest version, as this process last read it: not read again, but the instance is inserted
             # only if no newer one exists (_NEW_INSTANCE_IF_LATEST), else the start is made again

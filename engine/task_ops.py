@@ -79,14 +79,20 @@ class TaskOps(StepCore):
         raise NotFoundError(f"no open task {task_id}", task=task_id)
 
     def complete_task(self, task_id: str, data: dict[str, Any] | None = None, *, actor: str = "system",
-                      expected_revision: int | None = None) -> StepResult:
-        """Complete a ready user task with the submitted form data (validated against its form)."""
+                      expected_revision: int | None = None,
+                      authorise: Callable[[Connection], None] | None = None) -> StepResult:
+        """Complete a ready user task with the submitted form data (validated against its form).
+
+        `authorise(conn)`, when given, runs in the step's transaction once the task is found open (the API's
+        access checks, api/tasks.py): what it raises ends the step with nothing saved."""
         data = dict(data or {})
         with self._tx() as conn:
             self.db.require_initialised(conn)
             trow = conn.execute(_TASK_AND_INSTANCE, {"id": task_id}).first()
             if trow is None:
                 self._raise_task_gone(conn, task_id)
+            if authorise is not None:
+                authorise(conn)
             if expected_revision is not None and trow.revision != expected_revision:
                 raise ConflictError(f"task {task_id} changed since you opened it (it was claimed, assigned or "
                                     "saved by someone else); nothing was saved — reload and try again",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from api.access import restrict_case
 from api.app import create_app
 from api.auth import ROLES
 from api.demo_users import create_demo_users
@@ -105,4 +106,32 @@ def test_without_the_csrf_header_nothing_starts(eng, app):
     before = count_instances(eng)
     r = tm.post(f"/api/cases/{cid}/processes/three_tasks", json={"data": {}}, headers={"X-CSRF-Token": ""})
     assert r.status_code == 403
+    assert count_instances(eng) == before
+
+
+def _logged(eng, cid) -> list[tuple[str, str]]:
+    with eng.db.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(case_access_log.c.action, case_access_log.c.outcome)
+                                               .where(case_access_log.c.case_id == cid)
+                                               .order_by(case_access_log.c.id))]
+
+
+def test_every_start_and_every_refusal_is_in_the_access_log_once(eng, app):
+    """The opening is logged in the start's own transaction; a start that fails after the case was opened
+    (unknown process, closed case) and a refusal are each logged on their own, once (api/case_start.py)."""
+    cid = a_case(eng)
+    tm = api_client(app, "team_manager")
+    assert tm.post(f"/api/cases/{cid}/processes/three_tasks", json={"data": {}}).status_code == 201
+    assert _logged(eng, cid) == [("start_process", "allowed")]
+    assert tm.post(f"/api/cases/{cid}/processes/no_such_process", json={"data": {}}).status_code == 404
+    assert _logged(eng, cid) == [("start_process", "allowed")] * 2
+    eng.close_case(cid, reason="declined", details={}, actor=TM)
+    assert tm.post(f"/api/cases/{cid}/processes/three_tasks", json={"data": {}}).status_code == 409
+    assert _logged(eng, cid) == [("start_process", "allowed")] * 3
+    other = a_case(eng)
+    restrict_case(eng, other, ["someone-else"])
+    before = count_instances(eng)
+    r = tm.post(f"/api/cases/{other}/processes/three_tasks", json={"data": {}})
+    assert r.status_code == 403 and "restricted" in r.json()["message"]
+    assert _logged(eng, other) == [("start_process", "refused")]
     assert count_instances(eng) == before

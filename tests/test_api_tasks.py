@@ -567,3 +567,25 @@ def test_a_queue_of_two_teams_and_own_tasks_pages_in_due_order_with_each_task_on
     dated = [i for i in expected if next(t for t in visible if t["id"] == i)["due_at"]]
     backwards = _ids(s.get("/api/tasks?sort=due&order=desc&limit=100"))
     assert backwards[:len(dated)] == dated[::-1] and set(backwards[len(dated):]) == set(expected) - set(dated)
+
+
+def test_completing_is_refused_on_a_restricted_case_and_outside_the_team_and_saves_nothing(env):
+    """The completion's checks run in the engine's transaction (api/tasks.py `complete_task`): each refusal
+    is the same answer as before and leaves the task open, at its revision."""
+    eng, app = env
+    case = eng.start("three_tasks", title="Restricted").case_id
+    tid = _task(eng, case, "record_contact")["id"]
+    restrict_case(eng, case, ["fd2"])
+    fd, fd2 = _as(app, "front_door_advisor"), Session(app, "fd2", "second-advisor")
+    r = fd.post(f"/api/tasks/{tid}/complete", {"data": {"name": "Ann", "reason": "falls"}})
+    assert r.status_code == 403 and "restricted" in r.json()["message"]
+    r = _as(app, "social_worker").post(f"/api/tasks/{tid}/complete", {"data": {"name": "Ann", "reason": "falls"}})
+    assert r.status_code == 403 and "restricted" in r.json()["message"]
+    assert _task(eng, case, "record_contact")["revision"] == 0
+    other = eng.start("three_tasks").case_id
+    oid = _task(eng, other, "record_contact")["id"]
+    r = _as(app, "social_worker").post(f"/api/tasks/{oid}/complete", {"data": {"name": "Ann", "reason": "falls"}})
+    assert r.status_code == 403 and "front_door" in r.json()["message"]
+    assert _task(eng, other, "record_contact")["revision"] == 0
+    assert fd.post(f"/api/tasks/{tid}/claim").status_code == 403
+    assert fd2.post(f"/api/tasks/{tid}/complete", {"data": {"name": "Ann", "reason": "falls"}}).status_code == 200
