@@ -23,6 +23,10 @@ counted) — the figure a busy shared machine disturbs least. A warm-up of 20 in
     python -m bench.http_bench --db sqlite --n 10 --rounds 30
     python -m bench.http_bench --db postgres --pg-url postgresql://postgres@127.0.0.1:5432/test --n 10 --rounds 30
 
+`CAREPATH_BENCH_SPLIT=FILE`: each server writes to FILE.<kind> the CPU time (its thread's) of each call of
+`Engine.start`, `Engine.complete_task` and the session check it made, and the report gives the same for
+the engine's calls made directly (`direct_call_cpu_us`): how much of a request is the engine's step.
+
 `CAREPATH_BENCH_PROFILE=FILE` profiles the (first) server with yappi (all threads; CPU time, or
 CAREPATH_BENCH_PROFILE_CLOCK=wall) and writes
 the top functions to FILE when it stops.
@@ -39,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -73,6 +78,11 @@ def serve(url: str, port: int, kind: str) -> None:
     from carepath.server import uvicorn_config
 
     app = create_app(_engine(url), run_timers=False)
+    if os.environ.get("CAREPATH_BENCH_SPLIT"):
+        split = CallCpu(os.environ["CAREPATH_BENCH_SPLIT"] + f".{kind}")
+        split.wrap(app.state.engine, "start")
+        split.wrap(app.state.engine, "complete_task")
+        split.wrap(app.state.auth, "session_user")
     config = uvicorn_config(app, host="127.0.0.1", port=port, log_level="warning")
     if kind == "plain":
         config.loop, config.http = "asyncio", "h11"
@@ -98,6 +108,37 @@ def serve(url: str, port: int, kind: str) -> None:
     yappi.set_clock_type(os.environ.get("CAREPATH_BENCH_PROFILE_CLOCK", "cpu"))
     yappi.start()
     Profiled(config).run()
+
+
+class CallCpu:
+    """CPU time (of the calling thread) per call of a few methods, written to `path` every 40 calls."""
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path, self.acc, self.lock = path, {}, threading.Lock()
+
+    def wrap(self, obj: Any, name: str) -> None:
+        f = getattr(obj, name)
+
+        def timed(*a: Any, **k: Any) -> Any:
+            t = time.thread_time()
+            try:
+                return f(*a, **k)
+            finally:
+                self.add(name, time.thread_time() - t)
+        setattr(obj, name, timed)
+
+    def add(self, name: str, seconds: float) -> None:
+        with self.lock:
+            n, total = self.acc.get(name, (0, 0.0))
+            self.acc[name] = (n + 1, total + seconds)
+            if self.path and (n + 1) % 40 == 0:
+                Path(self.path).write_text(json.dumps(self.summary()))
+
+    def summary(self) -> dict[str, Any]:
+        return {k: {"calls": n, "cpu_us": round(1e6 * t / max(n, 1))} for k, (n, t) in self.acc.items()}
+
+
+DIRECT = CallCpu()
 
 
 class Server:
@@ -149,13 +190,15 @@ class Server:
 def run_engine(eng: Engine, case_id: int, n: int, lat: list[float]) -> tuple[float, float]:
     c0, t0 = time.process_time(), time.perf_counter()
     for i in range(n):
-        a = time.perf_counter()
+        a, c = time.perf_counter(), time.thread_time()
         res = eng.start("three_tasks", case_id=case_id, data={"n": i}, actor=USER)
         lat.append(time.perf_counter() - a)
+        DIRECT.add("start", time.thread_time() - c)
         for _ in range(3):
-            a = time.perf_counter()
+            a, c = time.perf_counter(), time.thread_time()
             res = eng.complete_task(res.ready_tasks[0]["id"], {"step": i}, actor=USER)
             lat.append(time.perf_counter() - a)
+            DIRECT.add("complete_task", time.thread_time() - c)
         assert res.status == "completed"
     return n / (time.perf_counter() - t0), n / (time.process_time() - c0)
 
@@ -268,6 +311,7 @@ def report(res: dict[str, Any], args: argparse.Namespace, servers: list[str]) ->
     res.update({"db": args.db, "n": args.n, "rounds_n": args.rounds, "servers": servers,
                 "uvicorn": uvicorn.__version__, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "loadavg_end": os.getloadavg()})
+    res["direct_call_cpu_us"] = DIRECT.summary()  # warm-up included, as in the servers' FILE.<kind>
     res["rounds_detail"] = res.pop("rounds")
     print(json.dumps(res, indent=1), flush=True)
 
