@@ -160,6 +160,10 @@ def run(kind: str, pg_url: str | None, target: int, keep: str | None = None) -> 
         eng = Engine(db.url, registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
         reused = _count(eng) > 0
         result: dict[str, Any] = {"database": kind, "reused_database": reused}
+        if reused:  # a database kept from an earlier run: brought to the migrations' head (measure_pages, 0017)
+            from engine.migrate import upgrade
+
+            upgrade(eng.db)
         if not reused:
             eng.init(simulated_start=county.START)
             eng.deploy(county.FILES)
