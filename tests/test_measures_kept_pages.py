@@ -147,3 +147,63 @@ def test_a_kept_page_counts_restricted_cases_and_names_them_only_to_the_people_n
         assert loads == []
     finally:
         other.db.dispose()
+
+
+def test_a_kept_page_on_another_basis_or_for_another_period_is_not_shown(county, loads, monkeypatch):  # noqa: F811
+    eng, _c = county
+    want = page(eng, *H2)
+    other = new_process(eng)
+    try:
+        assert mp.kept_page(other, *H2, "reablement") is None  # no page kept for that team
+        assert mp.kept_page(other, *YEAR, None) is None  # nor for that period
+        assert mp.kept_page(other, *H2, None) is not None
+        monkeypatch.setattr(mp, "_own_hash", lambda: "another release of the page code")
+        assert mp.kept_page(other, *H2, None) is None
+        assert page(other, *H2) == want == recomputed(eng, *H2) and loads  # worked out, and kept on this basis
+    finally:
+        other.db.dispose()
+    third = new_process(eng)
+    try:
+        assert mp.kept_page(third, *H2, None) is not None  # the row written again on the new basis
+    finally:
+        third.db.dispose()
+
+
+def test_a_page_asked_for_while_the_start_reading_runs_waits_for_it_rather_than_reading_beside_it(
+        county, monkeypatch):  # noqa: F811
+    import threading
+
+    eng, _c = county
+    m.load_population(eng)  # the facts kept; no page kept for the period
+    other = new_process(eng)
+    listed, warm_in, go, waited = [], threading.Event(), threading.Event(), threading.Event()
+    real = m._listed
+
+    def slow_listed(*a, **k):
+        listed.append(threading.current_thread().name)
+        if threading.current_thread().name == "carepath-measures-warm":
+            warm_in.set()
+            assert go.wait(60)
+        else:
+            waited.set()  # read beside the start's reading: what must not happen
+        return real(*a, **k)
+
+    monkeypatch.setattr(m, "_listed", slow_listed)
+    try:
+        warming = m.warm_in_background(other)
+        assert warm_in.wait(60)
+        real_join = warming.join
+        warming.join = lambda *a: (waited.set(), real_join(*a))[1]
+        got: list = []
+        asker = threading.Thread(target=lambda: got.append(mp.page(other, *H2, None, warming)))
+        asker.start()
+        assert waited.wait(60)  # the page is waiting for the start's reading (or, wrongly, reading itself)
+        go.set()
+        asker.join(60)
+        assert listed == ["carepath-measures-warm"]  # every case listed once, by the start's reading
+        assert not got[0].from_kept
+        assert [(r.key, r.figure, r.numerator, r.denominator) for r, _s, _n in got[0].figures] == \
+            [x[:4] for x in recomputed(eng, *H2)]
+    finally:
+        go.set()
+        other.db.dispose()
