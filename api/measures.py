@@ -186,7 +186,7 @@ def _compute_page(engine: Any, f: dict[str, Any], user: User, warming: Any = Non
                     "series": series, "chart": chart(series, measure.unit, measure.title, f"chart-{key}"),
                     "n_items": n_items, "cases_link": f"/measures/{key}/cases?{_query(f)}",
                     "part_links": {p.key: f"/measures/{key}/cases?{_query(f, part=p.key)}" for p in r.parts}})
-    return {"results": out, "last_day": page.last_day, "from_kept": page.from_kept,
+    return {"results": out, "last_day": page.last_day,
             "left_out": [(ref, why) for c, ref, why in page.left_out if c not in hidden],
             "left_out_restricted": sum(1 for c, _ref, _why in page.left_out if c in hidden)}
 

@@ -75,7 +75,7 @@ def test_a_new_process_shows_the_kept_figures_the_same_page_as_worked_out_and_a_
         assert page(other, *H2) == recomputed(eng, *H2) and page(other, *YEAR) == recomputed(eng, *YEAR)
         assert loads == []  # no case's facts read, no figure worked out
         assert mp.page(other, *H2, None).from_kept
-        # the cases behind a figure are not kept: the drill-down reads the population, and equals the first's
+        # the cases behind a figure are not kept: the drill-down reads the population
         client = api_client(create_app(other, run_timers=False), "performance")
         assert client.get(f"/measures/new_requests/cases?from={H2[0]}&to={H2[1]}").status_code == 200
         assert loads == [other]
