@@ -203,10 +203,10 @@ async def measures_page(request: Request) -> Response:
         try:
             f = read_filters(request.query_params, today)
         except FilterError as exc:
-            population = await run_in_threadpool(m.load_population, engine)
+            last_day = await run_in_threadpool(measures_pages.latest_day, engine)
             v = request.query_params
             ctx.update(field_errors=exc.errors, errors=kit.error_summary(exc.errors, ANCHORS),
-                       quarters=_quarters(population.last_day, today), results=None,
+                       quarters=_quarters(last_day, today), results=None,
                        f={"quarter": v.get("quarter", ""), "team": v.get("team", ""),
                           "from_parts": {p: v.get(f"from-{p}", "") for p in ("day", "month", "year")},
                           "to_parts": {p: v.get(f"to-{p}", "") for p in ("day", "month", "year")}})

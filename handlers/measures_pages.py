@@ -157,6 +157,22 @@ def keep_page(engine: Any, population: m.Population, start: date, end: date, tea
     return True
 
 
+def latest_day(engine: Any) -> str | None:
+    """The UK day of the latest event of any case (``Population.last_day``: the quarters the page offers end there
+    when it is later than today): from the population this process holds, else from the index on the events'
+    instants (no population read for a page with a bad filter)."""
+    from sqlalchemy import select
+
+    from engine.schema import events
+
+    if m._LOADED.get(engine) is not None:
+        return m.load_population(engine).last_day
+    with engine.db.engine.connect() as conn:
+        at = conn.execute(select(events.c.at).where(events.c.case_id.is_not(None))
+                          .order_by(events.c.at.desc()).limit(1)).scalar()
+    return m.uk_day(at)
+
+
 def page(engine: Any, start: date, end: date, team: str | None, warming: Any = None) -> PageFigures:
     """The measures page's figures for the period and team: from `measure_pages` when they are current and this
     process holds no population (``kept_page``), else from the population (waiting for the reading started at the

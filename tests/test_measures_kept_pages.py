@@ -207,3 +207,23 @@ def test_a_page_asked_for_while_the_start_reading_runs_waits_for_it_rather_than_
     finally:
         go.set()
         other.db.dispose()
+
+
+def test_a_bad_filter_in_a_new_process_offers_the_same_quarters_without_reading_the_population(county, loads):  # noqa: F811
+    eng, _c = county
+    create_demo_users(eng)
+    bad = "/measures?from-day=31&from-month=2&from-year=2031&to=2031-12-31"
+    m.load_population(eng)  # this process holds the population: the quarters from its latest day
+    worked_out = api_client(create_app(eng, run_timers=False), "performance").get(bad)
+    assert worked_out.status_code == 400 and "The first day must be a real date" in worked_out.text
+    assert mp.latest_day(eng) == m.load_population(eng).last_day
+    loads.clear()
+    other = new_process(eng)
+    try:
+        shown = api_client(create_app(other, run_timers=False), "performance").get(bad)
+        assert shown.status_code == 400 and loads == []
+        options = re.compile(r'<option value="(\d{4}-Q\d)"')
+        assert options.findall(shown.text) == options.findall(worked_out.text) and options.findall(shown.text)
+        assert mp.latest_day(other) == m.load_population(eng).last_day
+    finally:
+        other.db.dispose()
