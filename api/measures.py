@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from handlers import measures as m
+from handlers import measures_pages
 
 from . import page_kit as kit
 from .access import MEASURES_ROLES, may_read_measures, restricted_map
@@ -121,9 +122,9 @@ def _query(f: dict[str, Any], **more: Any) -> str:
     return urlencode(q)
 
 
-def _quarters(population: m.Population, default_day: date, chosen: str = "") -> list[str]:
+def _quarters(last_day: str | None, default_day: date, chosen: str = "") -> list[str]:
     """The twelve quarters up to today's (or the data's latest, if later), with the one chosen."""
-    last = max(default_day, date.fromisoformat(population.last_day) if population.last_day else default_day)
+    last = max(default_day, date.fromisoformat(last_day) if last_day else default_day)
     y, q = last.year, (last.month - 1) // 3 + 1
     out = []
     for _ in range(12):
@@ -172,22 +173,22 @@ def chart(series: list[dict], unit: str, title: str, chart_id: str) -> dict[str,
             "alt": f"{title}, by period. {described}." if bars else f"{title}: no periods."}
 
 
-def _compute_page(engine: Any, f: dict[str, Any], user: User) -> dict[str, Any]:
-    population = m.load_population(engine)
+def _compute_page(engine: Any, f: dict[str, Any], user: User, warming: Any = None) -> dict[str, Any]:
+    """The page's figures (handlers/measures_pages.py: from the figures kept in the database when they are current
+    and this process holds no population, else worked out from the population) and what this user may read."""
+    page = measures_pages.page(engine, f["start"], f["end"], f["team"], warming)
     with engine.db.engine.connect() as conn:
         hidden = {c for c, allowed in restricted_map(conn).items() if user.username not in allowed}
     out = []
-    for (key, measure), (r, kept) in zip(m.MEASURES.items(), m.page_figures(population, f["start"], f["end"],
-                                                                            f["team"]), strict=True):
+    for (key, measure), (r, kept, n_items) in zip(m.MEASURES.items(), page.figures, strict=True):
         series = [{**s, "shown": "–" if s["figure"] is None else _show(s["figure"], measure.unit)} for s in kept]
         out.append({"r": r, "m": measure, "figure": None if r.figure is None else _show(r.figure, measure.unit),
                     "series": series, "chart": chart(series, measure.unit, measure.title, f"chart-{key}"),
-                    "cases_link": f"/measures/{key}/cases?{_query(f)}",
+                    "n_items": n_items, "cases_link": f"/measures/{key}/cases?{_query(f)}",
                     "part_links": {p.key: f"/measures/{key}/cases?{_query(f, part=p.key)}" for p in r.parts}})
-    errors = sorted(population.cld_errors.items())
-    return {"results": out, "population": population,
-            "left_out": [(population.reference(c), why) for c, why in errors if c not in hidden],
-            "left_out_restricted": sum(1 for c, _why in errors if c in hidden)}
+    return {"results": out, "last_day": page.last_day,
+            "left_out": [(ref, why) for c, ref, why in page.left_out if c not in hidden],
+            "left_out_restricted": sum(1 for c, _ref, _why in page.left_out if c in hidden)}
 
 
 @router.get("/measures", response_class=HTMLResponse)
@@ -202,19 +203,20 @@ async def measures_page(request: Request) -> Response:
         try:
             f = read_filters(request.query_params, today)
         except FilterError as exc:
-            population = await run_in_threadpool(m.load_population, engine)
+            last_day = await run_in_threadpool(measures_pages.latest_day, engine)
             v = request.query_params
             ctx.update(field_errors=exc.errors, errors=kit.error_summary(exc.errors, ANCHORS),
-                       quarters=_quarters(population, today), results=None,
+                       quarters=_quarters(last_day, today), results=None,
                        f={"quarter": v.get("quarter", ""), "team": v.get("team", ""),
                           "from_parts": {p: v.get(f"from-{p}", "") for p in ("day", "month", "year")},
                           "to_parts": {p: v.get(f"to-{p}", "") for p in ("day", "month", "year")}})
             return kit.render(request, "measures.html", ctx, 400)
-        page = await run_in_threadpool(_compute_page, engine, f, user)
-        ctx.update(f=f, quarters=_quarters(page["population"], today, f["quarter"]), results=page["results"],
+        page = await run_in_threadpool(_compute_page, engine, f, user,
+                                       getattr(request.app.state, "measures_warming", None))
+        ctx.update(f=f, quarters=_quarters(page["last_day"], today, f["quarter"]), results=page["results"],
                    left_out=page["left_out"], left_out_restricted=page["left_out_restricted"],
                    period=f"{_long(f['start'])} to {_long(f['end'])}",
-                   any_items=any(x["r"].items for x in page["results"]))
+                   any_items=any(x["n_items"] for x in page["results"]))
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
         return kit.guard(request, user, exc)
     return kit.render(request, "measures.html", ctx)

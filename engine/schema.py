@@ -407,6 +407,19 @@ measure_facts = Table(
     Column("facts", Text, nullable=False),  # JSON (handlers.measures.case_facts)
 )
 
+# The measures page's figures for one period and team, with the mark they were worked out at (handlers/
+# measures_pages.py, 0017): a new server process shows them while the mark and the basis are still the database's
+# current ones, instead of reading every case's facts. Derived, never authoritative: deleting them only makes the
+# next first page slow.
+measure_pages = Table(
+    "measure_pages",
+    metadata,
+    Column("key", String(80), primary_key=True),  # "{from}:{to}:{team}"
+    Column("mark", String(200), nullable=False),  # the events' mark the figures were worked out at (JSON)
+    Column("basis", String(64), nullable=False),
+    Column("figures", Text, nullable=False),  # JSON (handlers.measures_pages.page_payload)
+)
+
 # ---------------------------------------------------------------- decision versions (engine/definitions.py, 0013)
 # Every deployed version of a DMN decision, numbered per decision id, whether deployed on its own or with a process.
 # A business rule task evaluates the latest version of its decision unless bound to the one deployed with its

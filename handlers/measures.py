@@ -339,6 +339,7 @@ class _Loaded:
     views: dict[int, CaseView]
     population: Population
     teams: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    gaps: tuple[tuple[int, int], ...] = ()  # PostgreSQL: ids at or below the look-back no event held (``_gaps``)
 
 
 _LOADED: weakref.WeakKeyDictionary[Any, _Loaded] = weakref.WeakKeyDictionary()
@@ -524,6 +525,59 @@ def _mark(conn: Any) -> tuple:
             conn.execute(select(func.max(process_versions.c.id))).scalar() or 0)
 
 
+def _gaps(conn: Any, lo: int, hi: int) -> list[tuple[int, int]]:
+    """The ranges of ids in (lo, hi] that no event holds, as (first, last). On PostgreSQL an id is handed out when
+    the row is inserted and seen when its transaction commits, so an id below the newest one read may still come:
+    a late commit fills one of these gaps (or the id was rolled back, and the gap stays). On SQLite one writer at a
+    time takes the next id and commits before the next writer starts, so no id is ever committed below one already
+    seen: nothing to keep there."""
+    from sqlalchemy import func, select
+
+    from engine.schema import events
+
+    if hi <= lo or conn.dialect.name != "postgresql":
+        return []
+    held, first, last = conn.execute(select(func.count(), func.min(events.c.id), func.max(events.c.id)).where(
+        events.c.id > lo, events.c.id <= hi)).one()
+    if first is None:
+        return [(lo + 1, hi)]
+    if held == hi - lo:  # every id held (an index-only count: a third of the window function's time)
+        return []
+    ids = select(events.c.id, func.lead(events.c.id).over(order_by=events.c.id).label("nxt")).where(
+        events.c.id > lo, events.c.id <= hi).subquery()
+    out = [(a + 1, b - 1) for a, b in conn.execute(select(ids.c.id, ids.c.nxt).where(ids.c.nxt > ids.c.id + 1))]
+    if first > lo + 1:
+        out.insert(0, (lo + 1, first - 1))
+    if last < hi:
+        out.append((last + 1, hi))
+    return out
+
+
+def _filled(conn: Any, gaps: tuple[tuple[int, int], ...]) -> bool:
+    """Whether an event now holds an id in one of `gaps` (a transaction that committed after the ids above it)."""
+    from sqlalchemy import or_, select
+
+    from engine.schema import events
+
+    for i in range(0, len(gaps), 500):
+        chunk = gaps[i:i + 500]
+        if conn.execute(select(events.c.id).where(or_(*(events.c.id.between(a, b) for a, b in chunk))).limit(1)
+                        ).first() is not None:
+            return True
+    return False
+
+
+def late_gaps(conn: Any, loaded: _Loaded | None, mark: tuple, late: bool) -> tuple[tuple[int, int], ...]:
+    """The gaps below the look-back of `mark` (``_gaps``): those of `loaded` (none of them filled since: not `late`)
+    and the newly settled range's; at a start, or when a gap was filled, all of them. Read before the events and
+    the kept facts are, so an event committed meanwhile leaves its gap kept: found again at the next page (its
+    case read again), never missed."""
+    boundary = mark[0] - CHANGE_LOOKBACK
+    if loaded is None or late:
+        return tuple(_gaps(conn, 0, boundary))
+    return loaded.gaps + tuple(_gaps(conn, max(loaded.mark[0] - CHANGE_LOOKBACK, 0), boundary))
+
+
 def _changed_since(conn: Any, loaded: _Loaded, mark: tuple) -> dict[int, int | None] | None:
     """The cases with an event this process has not read (their latest event id), and new cases (None when they
     have no event yet), from the events numbered after the last mark (less the look-back): a few index look-ups
@@ -566,12 +620,15 @@ def load_population(engine: Any) -> Population:
     with engine.db.engine.connect() as conn:
         mark = _mark(conn)
         loaded = _LOADED.get(engine)
-        if loaded is not None and loaded.mark == mark:
+        late = loaded is not None and bool(loaded.gaps) and _filled(conn, loaded.gaps)
+        if loaded is not None and loaded.mark == mark and not late:
             return loaded.population
+        gaps = late_gaps(conn, loaded, mark, late)
         changes = None
         if loaded is not None and loaded.mark[3] == mark[3]:  # no new deployment: the same teams and basis
             teams, basis = loaded.teams, loaded.basis
-            changes = _changed_since(conn, loaded, mark)
+            if not late:  # a late commit below the look-back: every case is listed against what is held
+                changes = _changed_since(conn, loaded, mark)
         else:
             teams = task_teams_of(conn)
             basis = facts_basis(teams)
@@ -605,7 +662,7 @@ def load_population(engine: Any) -> Population:
             views = {**held, **views}
     if population is None:
         population = population_of(dict(sorted(views.items())))
-    _LOADED[engine] = _Loaded(mark, basis, population.views, population, teams)
+    _LOADED[engine] = _Loaded(mark, basis, population.views, population, teams, gaps)
     return population
 
 
