@@ -20,7 +20,7 @@ from tests.conftest import DIAGRAMS
 #: SQLite: the step reads the case's history head with its instance (BEGIN IMMEDIATE serializes writers);
 #: PostgreSQL reads it again under a row lock at the end of the step.
 EXPECTED = {
-    "sqlite": {"start": 7, "complete 1": 6, "complete 2": 6, "complete 3": 5},
+    "sqlite": {"start": 6, "complete 1": 6, "complete 2": 6, "complete 3": 5},
     "postgresql": {"start": 8, "complete 1": 7, "complete 2": 7, "complete 3": 6},
 }
 
