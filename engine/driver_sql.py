@@ -15,6 +15,7 @@ SQLAlchemy's wrapped exception (IntegrityError, OperationalError ...), as Core r
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,7 +27,8 @@ _Processor = Callable[[Any], Any] | None
 
 
 class _Compiled:
-    __slots__ = ("sql", "names", "defaults", "processors", "columns", "result_processors", "row_type")
+    __slots__ = ("sql", "names", "defaults", "processors", "_processed", "_get", "columns", "result_processors",
+                 "row_type")
 
     def __init__(self, stmt: ClauseElement, dialect: Dialect, column_keys: Sequence[str] | None) -> None:
         compiled = stmt.compile(dialect=dialect, column_keys=list(column_keys) if column_keys else None)
@@ -39,45 +41,46 @@ class _Compiled:
                                          if not compiled.binds[k].required}
         bind_processors = compiled._bind_processors
         self.processors: tuple[_Processor, ...] = tuple(bind_processors.get(n) for n in self.names)
+        self._processed = [(i, p) for i, p in enumerate(self.processors) if p is not None]
+        get = operator.itemgetter(*self.names) if self.names else (lambda _: ())
+        self._get = get if len(self.names) != 1 else (lambda d: (d[self.names[0]],))
         result_columns = compiled._result_columns
         self.columns: tuple[str, ...] = tuple(c[0] for c in result_columns)
         self.result_processors: tuple[_Processor, ...] = tuple(
             c[3]._cached_result_processor(dialect, None) for c in result_columns)
-        self.row_type = _row_type(self.columns) if self.columns else None
+        self.row_type = _row_type(self.columns, self.result_processors) if self.columns else None
 
-    def params(self, given: dict[str, Any]) -> tuple[Any, ...]:
-        defaults = self.defaults
-        out = []
-        for name, proc in zip(self.names, self.processors, strict=True):
-            value = given[name] if name in given else defaults[name]
-            out.append(proc(value) if proc is not None and value is not None else value)
-        return tuple(out)
+    def params(self, given: dict[str, Any]) -> list[Any]:
+        values = list(self._get({**self.defaults, **given} if self.defaults else given))
+        for i, proc in self._processed:
+            if values[i] is not None:
+                values[i] = proc(values[i])
+        return values
 
     def row(self, raw: tuple[Any, ...]) -> Any:
         assert self.row_type is not None
-        return self.row_type(*[p(v) if p is not None and v is not None else v
-                               for p, v in zip(self.result_processors, raw, strict=True)])
+        return self.row_type(raw)
 
 
-def _row_type(columns: tuple[str, ...]) -> type:
-    """A row read by name (`row.version`), as Core's rows are; `_mapping` as theirs too."""
-    index = {name: i for i, name in enumerate(columns)}
+def _row_type(columns: tuple[str, ...], processors: tuple[_Processor, ...]) -> type:
+    """A row read by name (`row.version`), as Core's rows are, and `_mapping` as theirs; a value is converted
+    (a datetime from SQLite's text) only when it is read."""
+    index = {name: (i, processors[i]) for i, name in enumerate(columns)}
 
     class Row(tuple):  # type: ignore[type-arg]
         __slots__ = ()
 
-        def __new__(cls, *values: Any) -> Row:
-            return tuple.__new__(cls, values)
-
         def __getattr__(self, name: str) -> Any:
             try:
-                return self[index[name]]
+                i, proc = index[name]
             except KeyError:
                 raise AttributeError(name) from None
+            value = self[i]
+            return proc(value) if proc is not None and value is not None else value
 
         @property
         def _mapping(self) -> dict[str, Any]:
-            return dict(zip(columns, self, strict=True))
+            return {name: getattr(self, name) for name in columns}
 
     return Row
 

@@ -30,7 +30,7 @@ def case_chain(case_id: int) -> str:
 
 def canonical_json(value: Any) -> str:
     """The one JSON spelling that is hashed and stored: sorted keys, no spaces, UTF-8 kept."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+    return _CANONICAL(value)
 
 
 def _json_default(value: Any) -> Any:
@@ -39,6 +39,11 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+#: what json.dumps with these options builds for every call, built once (the same text: tests/test_history.py)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              default=_json_default).encode
 
 
 def iso(at: datetime) -> str:

@@ -51,6 +51,15 @@ _MOVE_TASK_DUE = Prepared(update(tasks).where(tasks.c.id == bindparam("tid")).va
 _CLEAR_TIMERS = delete(timers).where(timers.c.instance_id.in_(bindparam("ids", expanding=True)))
 _DROP_TIMERS = delete(timers).where(timers.c.task_id.in_(bindparam("ids", expanding=True)))
 _DROP_TASK = Prepared(delete(tasks).where(tasks.c.id == bindparam("id")))
+#: the columns of a task row a step writes (`_project_tasks`); the others start empty
+_TASK_COLUMNS = ("id", "instance_id", "case_id", "process_id", "element_id", "name", "form", "team", "candidate_groups",
+                 "lane", "assignee", "created_at", "due_at", "revision", "follow_up_at", "candidate_users")
+#: SQLite: a task row that leaves becomes the row of a task that arrives (one statement instead of a DELETE
+#: and an INSERT, and only the indexes whose columns change are written); every column is set
+_REUSE_TASK = Prepared(update(tasks).where(tasks.c.id == bindparam("old"))
+                       .values({**{c: bindparam(f"t_{c}", type_=tasks.c[c].type) for c in _TASK_COLUMNS},
+                                **{c.name: None for c in tasks.c if c.name not in _TASK_COLUMNS}}))
+_TASKS_THERE = Prepared(select(tasks.c.id).where(tasks.c.id == bindparam("id")))
 _CLEAR_TIMER = Prepared(delete(timers).where(timers.c.instance_id == bindparam("id")))
 _DROP_TIMER = Prepared(delete(timers).where(timers.c.task_id == bindparam("id")))
 _ADD_TIMERS = insert(timers)
@@ -153,14 +162,17 @@ class _Writes:
         sqlite = conn.dialect.name == "sqlite"
         # on SQLite a list of ids is an executemany of one fixed statement (IN (?, ?, ...) would be new SQL text
         # for every length); elsewhere one statement with the list
-        for one, each, ids in ((_DROP_TASK, _DROP_TASKS, self.drop_tasks), (_CLEAR_TIMER, _CLEAR_TIMERS,
+        drop_tasks, add_tasks = self.drop_tasks, self.add_tasks
+        if sqlite and drop_tasks and add_tasks and all(len(r) == len(_TASK_COLUMNS) for r in add_tasks):
+            drop_tasks, add_tasks = _reuse_task_rows(conn, drop_tasks, add_tasks)
+        for one, each, ids in ((_DROP_TASK, _DROP_TASKS, drop_tasks), (_CLEAR_TIMER, _CLEAR_TIMERS,
                                 self.clear_timers), (_DROP_TIMER, _DROP_TIMERS, self.drop_timers)):
             if ids and sqlite:
                 one.run_many(conn, [{"id": i} for i in ids])
             elif ids:
                 conn.execute(each, {"ids": ids})
-        if self.add_tasks:
-            driver_sql.insert_rows(conn, _ADD_TASKS, self.add_tasks)
+        if add_tasks:
+            driver_sql.insert_rows(conn, _ADD_TASKS, add_tasks)
         if self.task_due:
             _MOVE_TASK_DUE.run_many(conn, self.task_due)
         if self.add_timers:
@@ -174,6 +186,19 @@ class _Writes:
         elif self.documents:
             driver_sql.insert_rows(conn, _ADD_DOCUMENTS, self.documents)
         history.append_many(conn, now, self.events, lock=lock, known=self.heads)
+
+
+def _reuse_task_rows(conn: Connection, drop: list[str], add: list[dict[str, Any]]
+                     ) -> tuple[list[str], list[dict[str, Any]]]:
+    """SQLite: rewrite the rows of tasks that left as the rows of tasks that arrived (`_REUSE_TASK`).
+    Returns the rows still to delete and to insert: the unpaired ones, and any whose old row was not there."""
+    n = min(len(drop), len(add))
+    changed = _REUSE_TASK.run_many(conn, [{"old": old, **{f"t_{k}": v for k, v in row.items()}}
+                                          for old, row in zip(drop, add, strict=False)])
+    rest = add[n:]
+    if changed != n:  # a row that should have been there was not: its task is inserted instead
+        rest = [r for r in add[:n] if _TASKS_THERE.first(conn, {"id": r["id"]}) is None] + rest
+    return drop[n:], rest
 
 
 class StepCore:
