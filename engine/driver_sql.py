@@ -40,7 +40,7 @@ class _Compiled:
         self.defaults: dict[str, Any] = {k: v for k, v in compiled.construct_params(_check=False).items()
                                          if not compiled.binds[k].required}
         bind_processors = compiled._bind_processors
-        self.processors: tuple[_Processor, ...] = tuple(bind_processors.get(n) for n in self.names)
+        self.processors: tuple[_Processor, ...] = tuple(_last_one(bind_processors.get(n)) for n in self.names)
         self._processed = [(i, p) for i, p in enumerate(self.processors) if p is not None]
         get = operator.itemgetter(*self.names) if self.names else (lambda _: ())
         self._get = get if len(self.names) != 1 else (lambda d: (d[self.names[0]],))
@@ -60,6 +60,22 @@ class _Compiled:
     def row(self, raw: tuple[Any, ...]) -> Any:
         assert self.row_type is not None
         return self.row_type(raw)
+
+
+def _last_one(proc: _Processor) -> _Processor:
+    """A bind processor that keeps its last result: a step writes the same `now` into many rows and columns."""
+    if proc is None:
+        return None
+    kept: list[tuple[Any, Any]] = [(object(), None)]  # one (value, result) pair, replaced whole: thread-safe
+
+    def process(value: Any) -> Any:
+        last, result = kept[0]
+        if value is not last:
+            result = proc(value)
+            kept[0] = (value, result)
+        return result
+
+    return process
 
 
 def _row_type(columns: tuple[str, ...], processors: tuple[_Processor, ...]) -> type:
@@ -143,6 +159,8 @@ class Prepared:
 
 
 def _execute(conn: Connection, c: _Compiled, params: Any, *, many: bool) -> Any:
+    if not conn.in_transaction():  # as Core begins one (autobegin): never a statement outside a transaction
+        conn.begin()
     driver = conn.connection.driver_connection
     listeners = conn.dispatch.before_cursor_execute
     if listeners:

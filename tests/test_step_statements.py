@@ -195,3 +195,25 @@ def test_a_task_row_to_rewrite_that_is_not_there_is_inserted_instead(tmp_path, c
     with eng.db.engine.connect() as conn:
         assert sorted(conn.execute(select(tasks.c.id)).scalars()) == [arriving[0]["id"]]
     eng.db.dispose()
+
+
+def test_a_statement_run_through_the_driver_is_inside_the_transaction_and_raises_as_core_does(tmp_path):
+    """engine/driver_sql.py on SQLite: a statement on a connection with no transaction begins one, as Core
+    would (so it is rolled back with it), and a driver error is SQLAlchemy's wrapped exception."""
+    from sqlalchemy import create_engine, exc, insert
+
+    from engine.driver_sql import Prepared
+    from engine.schema import settings
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'driver.db'}")
+    settings.create(engine)
+    add = Prepared(insert(settings))
+    with engine.connect() as conn:
+        add.run(conn, {"key": "a", "value": "1"})
+        assert conn.in_transaction()
+        conn.rollback()
+        assert conn.execute(select(func.count()).select_from(settings)).scalar() == 0
+        add.run(conn, {"key": "a", "value": "1"})
+        with pytest.raises(exc.IntegrityError):
+            add.run(conn, {"key": "a", "value": "2"})
+    engine.dispose()
