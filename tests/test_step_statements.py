@@ -17,8 +17,10 @@ from engine.schema import cases, instances
 from tests.conftest import DIAGRAMS
 
 #: statements per step of one `three_tasks` instance (start + three completions), BEGIN/COMMIT aside.
-#: SQLite: the step reads the case's history head with its instance (BEGIN IMMEDIATE serializes writers);
-#: PostgreSQL reads it again under a row lock at the end of the step.
+#: SQLite: the step reads the case's history head with its instance (BEGIN IMMEDIATE serializes writers), a new
+#: case is named in its insert and a completed task's row becomes the next task's (one UPDATE for a DELETE and an
+#: INSERT); every statement goes through the driver (engine/driver_sql.py), still seen by the listener below.
+#: PostgreSQL reads the head again under a row lock at the end of the step.
 EXPECTED = {
     "sqlite": {"start": 6, "complete 1": 5, "complete 2": 5, "complete 3": 5},
     "postgresql": {"start": 8, "complete 1": 7, "complete 2": 7, "complete 3": 6},
