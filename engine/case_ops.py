@@ -13,17 +13,27 @@ import os
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, literal, select, update
 
 from . import history, lifecycle, suspension
+from .driver_sql import Prepared
 from .errors import ConflictError, NotFoundError, ValidationError
 from .history import Event, case_chain
 from .schema import cases, instances
 from .step import StepCore, StepResult
 
 # built once: every start of a process for a new case runs them
-_NEW_CASE = insert(cases).returning(cases.c.id)
-_NAME_CASE = update(cases).where(cases.c.id == bindparam("cid")).values(reference=bindparam("ref"))
+_CASE_COLUMNS = ("reference", "title", "data", "created_at", "updated_at")
+_NEW_CASE = Prepared(insert(cases).returning(cases.c.id), _CASE_COLUMNS)
+_NAME_CASE = Prepared(update(cases).where(cases.c.id == bindparam("cid")).values(reference=bindparam("ref")))
+#: SQLite: a new case named in its insert. Its id is the one SQLite would give it (an INTEGER PRIMARY KEY
+#: without AUTOINCREMENT takes the largest id + 1), taken under BEGIN IMMEDIATE (the only writer), and its
+#: reference is spelt from that id as `_create_case` spells it: CASE-000042
+_NEXT_CASE = select((func.coalesce(func.max(cases.c.id), 0) + 1).label("n")).subquery()
+_NEW_NAMED_CASE = Prepared(insert(cases).from_select(
+    ("id", "reference", "title", "data", "created_at", "updated_at"),
+    select(_NEXT_CASE.c.n, literal("CASE-") + func.printf("%06d", _NEXT_CASE.c.n),
+           *[bindparam(c, type_=cases.c[c].type) for c in _CASE_COLUMNS[1:]])).returning(cases.c.id))
 
 
 class CaseOps(StepCore):
@@ -41,14 +51,21 @@ class CaseOps(StepCore):
                      reference: str | None, case_id: int | None = None, defer: list[Event] | None = None) -> int:
         """Insert a case; its `case.created` event is appended now, or to `defer` for the caller's step."""
         data = self._check_case(data)
-        values = dict(reference=reference or f"pending-{os.urandom(8).hex()}", title=title,
-                      data=json.dumps(data, sort_keys=True), created_at=now, updated_at=now)
-        if case_id is not None:
-            values["id"] = case_id
-        cid = conn.execute(_NEW_CASE, values).scalar_one()
-        if reference is None:
+        values = dict(reference=reference, title=title, data=json.dumps(data, sort_keys=True), created_at=now,
+                      updated_at=now)
+        if reference is None and case_id is None and conn.dialect.name == "sqlite":
+            cid = _NEW_NAMED_CASE.scalar(conn, values)  # named in its insert
             reference = f"CASE-{cid:06d}"
-            conn.execute(_NAME_CASE, {"cid": cid, "ref": reference})
+        elif case_id is not None:
+            values["id"] = case_id
+            values["reference"] = reference or f"pending-{os.urandom(8).hex()}"
+            cid = conn.execute(insert(cases).returning(cases.c.id), values).scalar_one()
+        else:
+            values["reference"] = reference or f"pending-{os.urandom(8).hex()}"
+            cid = _NEW_CASE.scalar(conn, values)
+        if reference is None:  # named once its id is known
+            reference = f"CASE-{cid:06d}"
+            _NAME_CASE.run(conn, {"cid": cid, "ref": reference})
         self._case_saved(conn, cid)
         created = Event("case.created", {"reference": reference, "title": title, "data": data}, actor=actor)
         if defer is not None:

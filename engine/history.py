@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from .driver_sql import Prepared, insert_rows
 from .schema import chains, events
 
 GENESIS = "0" * 64
@@ -29,7 +30,7 @@ def case_chain(case_id: int) -> str:
 
 def canonical_json(value: Any) -> str:
     """The one JSON spelling that is hashed and stored: sorted keys, no spaces, UTF-8 kept."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+    return _CANONICAL(value)
 
 
 def _json_default(value: Any) -> Any:
@@ -38,6 +39,11 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+#: what json.dumps with these options builds for every call, built once (the same text: tests/test_history.py)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              default=_json_default).encode
 
 
 def iso(at: datetime) -> str:
@@ -50,7 +56,7 @@ _HEADS = (select(chains.c.chain, chains.c.seq, chains.c.hash)
 _HEADS_LOCKED = _HEADS.with_for_update()
 _NEW_CHAIN = insert(chains)
 _INSERT_EVENTS = insert(events)
-_MOVE_HEAD = (update(chains).where(chains.c.chain == bindparam("c"), chains.c.seq == bindparam("old"))
+_MOVE_HEAD = Prepared(update(chains).where(chains.c.chain == bindparam("c"), chains.c.seq == bindparam("old"))
               .values(seq=bindparam("s"), hash=bindparam("h")))
 #: the chains appended to in a connection's current transaction (conn.info; a head read before is stale)
 _APPENDED = "carepath_appended"
@@ -129,12 +135,12 @@ def append_many(conn: Connection, at: datetime, groups: list[tuple[str, int | No
                              type=ev.type, at=at_s, actor=ev.actor, data=data_json, prev_hash=prev, hash=h))
             prev = h
         heads[chain] = (seq, prev)
-    conn.execute(_INSERT_EVENTS, rows)
+    insert_rows(conn, _INSERT_EVENTS, rows)
     if missing:  # a new chain is written once, with its head as it now is
-        conn.execute(_NEW_CHAIN, [{"chain": n, "seq": heads[n][0], "hash": heads[n][1]} for n in missing])
+        insert_rows(conn, _NEW_CHAIN, [{"chain": n, "seq": heads[n][0], "hash": heads[n][1]} for n in missing])
     moved = [{"c": n, "s": heads[n][0], "h": heads[n][1], "old": before[n][0]} for n in names if n in before]
     if moved:
-        changed = conn.execute(_MOVE_HEAD, moved).rowcount
+        changed = _MOVE_HEAD.run(conn, moved[0]).rowcount if len(moved) == 1 else _MOVE_HEAD.run_many(conn, moved)
         if (len(moved) == 1 or conn.dialect.supports_sane_multi_rowcount) and changed != len(moved):
             raise RuntimeError("a history chain head moved under this transaction; nothing was saved")
     appended.update(names)

@@ -26,8 +26,9 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Connection, String, bindparam, cast, delete, exists, insert, literal, select, update
 
-from . import definitions, history, lifecycle, messages
+from . import definitions, driver_sql, history, lifecycle, messages
 from .db import Database
+from .driver_sql import Prepared
 from .errors import ConflictError, HandlerFailed, NotFoundError, StateError
 from .history import Event, case_chain
 from .registry import HandlerRegistry
@@ -38,33 +39,45 @@ from .workflow_state import _derived_events, _failure_from, _final_data, _fired_
 
 _DROP_TASKS = delete(tasks).where(tasks.c.id.in_(bindparam("ids", expanding=True)))
 _ADD_TASKS = insert(tasks)
-_SAVE_INSTANCE = (update(instances)
+_SAVE_INSTANCE = Prepared(update(instances)
                   .where(instances.c.id == bindparam("iid"), instances.c.version == bindparam("expected"))
                   .values(version=instances.c.version + 1, status=bindparam("st"), updated_at=bindparam("now"),
                           state=bindparam("state"), state_format=STATE_FORMAT))
-_FINISH_INSTANCE = (update(instances)
+_FINISH_INSTANCE = Prepared(update(instances)
                     .where(instances.c.id == bindparam("iid"), instances.c.version == bindparam("expected"))
                     .values(version=instances.c.version + 1, status=bindparam("st"), updated_at=bindparam("now"),
                             completed_at=bindparam("now"), state=None, data=bindparam("data")))
-_MOVE_TASK_DUE = update(tasks).where(tasks.c.id == bindparam("tid")).values(due_at=bindparam("due"))
+_MOVE_TASK_DUE = Prepared(update(tasks).where(tasks.c.id == bindparam("tid")).values(due_at=bindparam("due")))
 _CLEAR_TIMERS = delete(timers).where(timers.c.instance_id.in_(bindparam("ids", expanding=True)))
 _DROP_TIMERS = delete(timers).where(timers.c.task_id.in_(bindparam("ids", expanding=True)))
+_DROP_TASK = Prepared(delete(tasks).where(tasks.c.id == bindparam("id")))
+#: the columns of a task row a step writes (`_project_tasks`); the others start empty
+_TASK_COLUMNS = ("id", "instance_id", "case_id", "process_id", "element_id", "name", "form", "team", "candidate_groups",
+                 "lane", "assignee", "created_at", "due_at", "revision", "follow_up_at", "candidate_users")
+#: SQLite: a task row that leaves becomes the row of a task that arrives (one statement instead of a DELETE
+#: and an INSERT, and only the indexes whose columns change are written); every column is set
+_REUSE_TASK = Prepared(update(tasks).where(tasks.c.id == bindparam("old"))
+                       .values({**{c: bindparam(f"t_{c}", type_=tasks.c[c].type) for c in _TASK_COLUMNS},
+                                **{c.name: None for c in tasks.c if c.name not in _TASK_COLUMNS}}))
+_TASKS_THERE = Prepared(select(tasks.c.id).where(tasks.c.id == bindparam("id")))
+_CLEAR_TIMER = Prepared(delete(timers).where(timers.c.instance_id == bindparam("id")))
+_DROP_TIMER = Prepared(delete(timers).where(timers.c.task_id == bindparam("id")))
 _ADD_TIMERS = insert(timers)
 _ADD_DOCUMENTS = insert(documents)
 _CASE_COLUMNS = (cases.c.data.label("case_data"), cases.c.reference.label("case_reference"),
                  chains.c.seq.label("chain_seq"), chains.c.hash.label("chain_hash"))
 #: a case's history chain ("case:<id>", engine/history.py), joined so a step reads its head with its instance
 _CASE_CHAIN = chains.c.chain == literal("case:") + cast(cases.c.id, String)
-_LOAD = (select(instances, *_CASE_COLUMNS).join(cases, cases.c.id == instances.c.case_id)
+_LOAD = Prepared(select(instances, *_CASE_COLUMNS).join(cases, cases.c.id == instances.c.case_id)
          .outerjoin(chains, _CASE_CHAIN).where(instances.c.id == bindparam("id")))
-_CASE_FOR_START = (select(cases.c.data, cases.c.reference, chains.c.seq.label("chain_seq"),
+_CASE_FOR_START = Prepared(select(cases.c.data, cases.c.reference, chains.c.seq.label("chain_seq"),
                           chains.c.hash.label("chain_hash"))
                    .outerjoin(chains, _CASE_CHAIN).where(cases.c.id == bindparam("id")))
-_NEW_INSTANCE = insert(instances).returning(instances.c.id)
 _INSTANCE_COLUMNS = ("case_id", "process_version_id", "process_id", "parent_instance_id", "status", "version",
                      "state_format", "state", "started_at", "updated_at")
+_NEW_INSTANCE = Prepared(insert(instances).returning(instances.c.id), _INSTANCE_COLUMNS)
 #: a start with the latest version cached: inserted only while no newer version of the process exists
-_NEW_INSTANCE_IF_LATEST = (insert(instances).from_select(
+_NEW_INSTANCE_IF_LATEST = Prepared(insert(instances).from_select(
     _INSTANCE_COLUMNS,
     select(*[bindparam(c, type_=instances.c[c].type) for c in _INSTANCE_COLUMNS])
     .where(~exists().where(process_versions.c.process_id == bindparam("process_id"),
@@ -136,26 +149,34 @@ class _Writes:
         for stmt, rows in ((_SAVE_INSTANCE, self.save), (_FINISH_INSTANCE, self.finish)):
             if not rows:
                 continue
-            if len(rows) == 1 or not conn.dialect.supports_sane_multi_rowcount:
-                changed = sum(conn.execute(stmt, r).rowcount for r in rows)
+            if len(rows) == 1:
+                changed = stmt.run(conn, rows[0]).rowcount
+            elif conn.dialect.supports_sane_multi_rowcount:
+                changed = stmt.run_many(conn, rows)
             else:
-                changed = conn.execute(stmt, rows).rowcount
+                changed = sum(stmt.run(conn, r).rowcount for r in rows)
             if changed != len(rows):
                 raise ConflictError("this case changed while your change was being made (another request got "
                                     "there first); nothing was saved — reload and try again",
                                     instance=rows[0]["iid"] if len(rows) == 1 else None)
-        if self.drop_tasks:
-            conn.execute(_DROP_TASKS, {"ids": self.drop_tasks})
-        if self.add_tasks:
-            conn.execute(_ADD_TASKS, self.add_tasks)
+        sqlite = conn.dialect.name == "sqlite"
+        # on SQLite a list of ids is an executemany of one fixed statement (IN (?, ?, ...) would be new SQL text
+        # for every length); elsewhere one statement with the list
+        drop_tasks, add_tasks = self.drop_tasks, self.add_tasks
+        if sqlite and drop_tasks and add_tasks and all(len(r) == len(_TASK_COLUMNS) for r in add_tasks):
+            drop_tasks, add_tasks = _reuse_task_rows(conn, drop_tasks, add_tasks)
+        for one, each, ids in ((_DROP_TASK, _DROP_TASKS, drop_tasks), (_CLEAR_TIMER, _CLEAR_TIMERS,
+                                self.clear_timers), (_DROP_TIMER, _DROP_TIMERS, self.drop_timers)):
+            if ids and sqlite:
+                one.run_many(conn, [{"id": i} for i in ids])
+            elif ids:
+                conn.execute(each, {"ids": ids})
+        if add_tasks:
+            driver_sql.insert_rows(conn, _ADD_TASKS, add_tasks)
         if self.task_due:
-            conn.execute(_MOVE_TASK_DUE, self.task_due)
-        if self.clear_timers:
-            conn.execute(_CLEAR_TIMERS, {"ids": self.clear_timers})
-        if self.drop_timers:
-            conn.execute(_DROP_TIMERS, {"ids": self.drop_timers})
+            _MOVE_TASK_DUE.run_many(conn, self.task_due)
         if self.add_timers:
-            conn.execute(_ADD_TIMERS, self.add_timers)
+            driver_sql.insert_rows(conn, _ADD_TIMERS, self.add_timers)
         if self.documents and self.filed:
             ids = conn.execute(_ADD_DOCUMENTS.returning(documents.c.id, sort_by_parameter_order=True),
                                self.documents).scalars().all()
@@ -163,8 +184,21 @@ class _Writes:
             for listener in self.filed:
                 listener(conn, filed)
         elif self.documents:
-            conn.execute(_ADD_DOCUMENTS, self.documents)
+            driver_sql.insert_rows(conn, _ADD_DOCUMENTS, self.documents)
         history.append_many(conn, now, self.events, lock=lock, known=self.heads)
+
+
+def _reuse_task_rows(conn: Connection, drop: list[str], add: list[dict[str, Any]]
+                     ) -> tuple[list[str], list[dict[str, Any]]]:
+    """SQLite: rewrite the rows of tasks that left as the rows of tasks that arrived (`_REUSE_TASK`).
+    Returns the rows still to delete and to insert: the unpaired ones, and any whose old row was not there."""
+    n = min(len(drop), len(add))
+    changed = _REUSE_TASK.run_many(conn, [{"old": old, **{f"t_{k}": v for k, v in row.items()}}
+                                          for old, row in zip(drop, add, strict=False)])
+    rest = add[n:]
+    if changed != n:  # a row that should have been there was not: its task is inserted instead
+        rest = [r for r in add[:n] if _TASKS_THERE.first(conn, {"id": r["id"]}) is None] + rest
+    return drop[n:], rest
 
 
 class StepCore:
@@ -219,7 +253,7 @@ class StepCore:
                 reference = f"CASE-{case_id:06d}"  # as _create_case names it
                 head: tuple[int, str] | None = None  # its history chain starts with this step
             else:
-                found = conn.execute(_CASE_FOR_START, {"id": case_id}).first()
+                found = _CASE_FOR_START.first(conn, {"id": case_id})
                 if found is None:
                     raise NotFoundError(f"no case {case_id}", case=case_id)
                 case_data, reference = json.loads(found.data), found.reference
@@ -250,9 +284,9 @@ class StepCore:
                       parent_instance_id=parent, status="running", version=0, state_format=STATE_FORMAT, state=None,
                       started_at=now, updated_at=now)
         if latest is None:
-            iid = conn.execute(_NEW_INSTANCE, values).scalar_one()
+            iid = _NEW_INSTANCE.scalar(conn, values)
         else:
-            iid = conn.execute(_NEW_INSTANCE_IF_LATEST, dict(values, latest=latest)).scalar_one_or_none()
+            iid = _NEW_INSTANCE_IF_LATEST.scalar(conn, dict(values, latest=latest))
             if iid is None:
                 raise _NewerVersion(loaded.process_id)
         wf = BpmnWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=self.script_engine)
@@ -276,7 +310,7 @@ class StepCore:
 
     def _load(self, conn: Connection, instance_id: int, row: Any = None) -> tuple[Any, BpmnWorkflow]:
         if row is None:
-            row = conn.execute(_LOAD, {"id": instance_id}).first()
+            row = _LOAD.first(conn, {"id": instance_id})
         if row is None:
             raise NotFoundError(f"no process instance {instance_id}", instance=instance_id)
         if row.state is None:

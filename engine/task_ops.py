@@ -17,6 +17,7 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from . import history
 from .clock import as_utc
+from .driver_sql import Prepared
 from .errors import ConflictError, NotFoundError, StateError, ValidationError
 from .forms import FormLibrary
 from .history import Event, case_chain
@@ -25,7 +26,7 @@ from .step import _CASE_CHAIN, _CASE_COLUMNS, StepCore, StepResult
 from .workflow_state import _missing_output_item, _task_name
 
 # completing a task reads the task, its instance, its case and the case's history head in one query
-_TASK_AND_INSTANCE = (select(instances, *_CASE_COLUMNS, tasks.c.instance_id, tasks.c.form, tasks.c.revision)
+_TASK_AND_INSTANCE = Prepared(select(instances, *_CASE_COLUMNS, tasks.c.instance_id, tasks.c.form, tasks.c.revision)
                       .join(instances, instances.c.id == tasks.c.instance_id)
                       .join(cases, cases.c.id == instances.c.case_id)
                       .outerjoin(chains, _CASE_CHAIN)  # the case's history head, for the step's events
@@ -88,7 +89,7 @@ class TaskOps(StepCore):
         data = dict(data or {})
         with self._tx() as conn:
             self.db.require_initialised(conn)
-            trow = conn.execute(_TASK_AND_INSTANCE, {"id": task_id}).first()
+            trow = _TASK_AND_INSTANCE.first(conn, {"id": task_id})
             if trow is None:
                 self._raise_task_gone(conn, task_id)
             if authorise is not None:

@@ -17,10 +17,12 @@ from engine.schema import cases, instances
 from tests.conftest import DIAGRAMS
 
 #: statements per step of one `three_tasks` instance (start + three completions), BEGIN/COMMIT aside.
-#: SQLite: the step reads the case's history head with its instance (BEGIN IMMEDIATE serializes writers);
-#: PostgreSQL reads it again under a row lock at the end of the step.
+#: SQLite: the step reads the case's history head with its instance (BEGIN IMMEDIATE serializes writers), a new
+#: case is named in its insert and a completed task's row becomes the next task's (one UPDATE for a DELETE and an
+#: INSERT); every statement goes through the driver (engine/driver_sql.py), still seen by the listener below.
+#: PostgreSQL reads the head again under a row lock at the end of the step.
 EXPECTED = {
-    "sqlite": {"start": 7, "complete 1": 6, "complete 2": 6, "complete 3": 5},
+    "sqlite": {"start": 6, "complete 1": 5, "complete 2": 5, "complete 3": 5},
     "postgresql": {"start": 8, "complete 1": 7, "complete 2": 7, "complete 3": 6},
 }
 
@@ -141,3 +143,79 @@ def test_what_a_caller_does_with_the_ready_tasks_it_is_given_does_not_reach_the_
     assert [t["id"] for t in screen.ready_tasks] == [rows[0]["id"]]
     left = [e["data"]["element_id"] for e in eng.history(res.case_id) if e["type"] == "task.left"]
     assert left == ["record_contact"]
+
+
+def test_the_row_of_the_next_task_starts_empty_after_the_last_was_claimed_drafted_and_completed(make_engine):
+    """On SQLite the row of a task that leaves is rewritten as the row of the task that arrives: nothing of the
+    old one (who held it, its owner, a draft, its revision) may carry over."""
+    eng = make_engine("three_tasks.bpmn")
+    res = eng.start("three_tasks")
+    first = res.ready_tasks[0]["id"]
+    eng.claim(first, "alice")
+    eng.delegate(first, "bob", actor="alice")
+    eng.save_draft(first, {"reason": "half"}, actor="bob")
+    eng.return_task(first, actor="bob")
+    held = eng.get_task(first)
+    assert (held["assignee"], held["owner"], held["draft"], held["revision"]) == ("alice", "alice",
+                                                                                  {"reason": "half"}, 4)
+    nxt = eng.complete_task(first, {"reason": "x"}, actor="alice").ready_tasks[0]["id"]
+    rows = eng.list_tasks(case_id=res.case_id)
+    assert [r["id"] for r in rows] == [nxt]
+    row = rows[0]
+    assert (row["element_id"], row["assignee"], row["owner"], row["draft"], row["revision"]) == (
+        "screen", None, None, None, 0)
+    assert row["candidate_groups"] == ["front_door"] and row["instance_id"] == res.instance_id
+    assert row["created_at"] is not None and row["due_at"] is None
+    assert eng.claim(nxt, "carol")["assignee"] == "carol"  # and it is a task like any other
+    with pytest.raises(Exception, match="already completed"):
+        eng.get_task(first)
+
+
+def test_a_task_row_to_rewrite_that_is_not_there_is_inserted_instead(tmp_path, calls):
+    """SQLite only (the rewrite is SQLite's): a leaving task whose row is already gone does not lose the row of
+    the task that arrives."""
+    from sqlalchemy import delete
+
+    from engine.schema import tasks
+    from engine.step import _reuse_task_rows
+    from tests.conftest import START
+
+    eng = Engine(f"sqlite:///{tmp_path / 'reuse.db'}", registry=calls.registry(), forms=FormLibrary())
+    eng.init(simulated_start=START)
+    eng.deploy([DIAGRAMS / "three_tasks.bpmn"])
+    a, b = (eng.start("three_tasks").ready_tasks[0]["id"] for _ in range(2))
+    with eng.db.engine.connect() as conn:
+        rows = {r.id: dict(r._mapping) for r in conn.execute(select(tasks))}
+    arriving = [dict(rows[a], id="00000000-0000-0000-0000-00000000000a"),
+                dict(rows[b], id="00000000-0000-0000-0000-00000000000b")]
+    for r in arriving:
+        del r["owner"], r["draft"]
+    with eng.db.transaction() as conn:
+        conn.execute(delete(tasks).where(tasks.c.id == b))  # gone behind the step's back
+        left, rest = _reuse_task_rows(conn, [a, b], arriving)
+        assert left == [] and [r["id"] for r in rest] == [arriving[1]["id"]]
+    with eng.db.engine.connect() as conn:
+        assert sorted(conn.execute(select(tasks.c.id)).scalars()) == [arriving[0]["id"]]
+    eng.db.dispose()
+
+
+def test_a_statement_run_through_the_driver_is_inside_the_transaction_and_raises_as_core_does(tmp_path):
+    """engine/driver_sql.py on SQLite: a statement on a connection with no transaction begins one, as Core
+    would (so it is rolled back with it), and a driver error is SQLAlchemy's wrapped exception."""
+    from sqlalchemy import create_engine, exc, insert
+
+    from engine.driver_sql import Prepared
+    from engine.schema import settings
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'driver.db'}")
+    settings.create(engine)
+    add = Prepared(insert(settings))
+    with engine.connect() as conn:
+        add.run(conn, {"key": "a", "value": "1"})
+        assert conn.in_transaction()
+        conn.rollback()
+        assert conn.execute(select(func.count()).select_from(settings)).scalar() == 0
+        add.run(conn, {"key": "a", "value": "1"})
+        with pytest.raises(exc.IntegrityError):
+            add.run(conn, {"key": "a", "value": "2"})
+    engine.dispose()
