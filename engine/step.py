@@ -26,7 +26,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Connection, String, bindparam, cast, delete, exists, insert, literal, select, update
 
-from . import definitions, history, lifecycle, messages
+from . import definitions, history, lifecycle, messages, pg_batch
 from .db import Database
 from .errors import ConflictError, HandlerFailed, NotFoundError, StateError
 from .history import Event, case_chain
@@ -133,6 +133,9 @@ class _Writes:
         self.heads: dict[str, tuple[int, str] | None] = {}  # chain heads read with the instances
 
     def flush(self, conn: Connection, now: datetime, *, lock: bool) -> None:
+        if conn.dialect.name == "postgresql" and not (self.documents and self.filed):
+            pg_batch.queue_writes(conn, self, now, lock=lock)  # sent with the COMMIT: one round trip
+            return
         for stmt, rows in ((_SAVE_INSTANCE, self.save), (_FINISH_INSTANCE, self.finish)):
             if not rows:
                 continue

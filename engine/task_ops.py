@@ -15,7 +15,7 @@ from uuid import UUID
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Connection, bindparam, select, update
 
-from . import history
+from . import history, pg_batch
 from .clock import as_utc
 from .errors import ConflictError, NotFoundError, StateError, ValidationError
 from .forms import FormLibrary
@@ -84,7 +84,8 @@ class TaskOps(StepCore):
         data = dict(data or {})
         with self._tx() as conn:
             self.db.require_initialised(conn)
-            trow = conn.execute(_TASK_AND_INSTANCE, {"id": task_id}).first()
+            trow = (pg_batch.first(conn, _TASK_AND_INSTANCE, {"id": task_id}) if self.db.is_postgres  # with BEGIN
+                    else conn.execute(_TASK_AND_INSTANCE, {"id": task_id}).first())
             if trow is None:
                 self._raise_task_gone(conn, task_id)
             if expected_revision is not None and trow.revision != expected_revision:
