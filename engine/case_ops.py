@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from . import history, lifecycle, suspension
+from . import history, lifecycle, pg_batch, suspension
 from .errors import ConflictError, NotFoundError, ValidationError
 from .history import Event, case_chain
 from .schema import cases, instances
@@ -45,10 +45,14 @@ class CaseOps(StepCore):
                       data=json.dumps(data, sort_keys=True), created_at=now, updated_at=now)
         if case_id is not None:
             values["id"] = case_id
-        cid = conn.execute(_NEW_CASE, values).scalar_one()
+        pg = self.db.is_postgres  # the insert goes with BEGIN, the naming with the next statement (pg_batch)
+        cid = pg_batch.first(conn, _NEW_CASE, values).id if pg else conn.execute(_NEW_CASE, values).scalar_one()
         if reference is None:
             reference = f"CASE-{cid:06d}"
-            conn.execute(_NAME_CASE, {"cid": cid, "ref": reference})
+            if pg:
+                pg_batch.queue(conn, pg_batch.NAME_CASE, {"cid": cid, "ref": reference})
+            else:
+                conn.execute(_NAME_CASE, {"cid": cid, "ref": reference})
         self._case_saved(conn, cid)
         created = Event("case.created", {"reference": reference, "title": title, "data": data}, actor=actor)
         if defer is not None:

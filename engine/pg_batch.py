@@ -62,6 +62,7 @@ _DROP_TASKS = "DELETE FROM tasks WHERE id = ANY(%(ids)s)"
 _MOVE_TASK_DUE = "UPDATE tasks SET due_at = %(due)s WHERE id = %(tid)s"
 _CLEAR_TIMERS = "DELETE FROM timers WHERE instance_id = ANY(%(ids)s)"
 _DROP_TIMERS = "DELETE FROM timers WHERE task_id = ANY(%(ids)s)"
+NAME_CASE = "UPDATE cases SET reference = %(ref)s WHERE id = %(cid)s"
 _MOVE_HEAD = ('UPDATE chains SET seq = CASE WHEN seq = %(old)s THEN %(s)s END, hash = %(h)s '
               'WHERE chain = %(c)s')
 
@@ -83,17 +84,23 @@ def _sql(conn: Connection, stmt: Any, keys: Sequence[str]) -> tuple[str, dict[st
 
 
 def first(conn: Connection, stmt: Any, params: dict[str, Any]) -> Any:
-    """The step's first statement, with BEGIN in the same round trip when it opens the transaction.
+    """A statement whose answer the step needs now (its first read, an insert's new id), in one round
+    trip with BEGIN when it opens the transaction and with whatever is queued before it.
     Returns its first row (attribute access, like SQLAlchemy's) or None."""
     drv = _driver(conn)
     sql, fixed = _sql(conn, stmt, list(params) if _is_insert(stmt) else [])
     cur = drv.cursor(row_factory=namedtuple_row)
+    queued = conn.info.pop(_QUEUE, None) or []
     try:
-        if drv.pgconn.transaction_status == pq.TransactionStatus.IDLE and not drv.autocommit:
-            drv.autocommit = True  # psycopg sends no BEGIN of its own: ours goes with the read
-            conn.info[_OWN_BEGIN] = True
+        begin = drv.pgconn.transaction_status == pq.TransactionStatus.IDLE and not drv.autocommit
+        if begin or queued:
+            if begin:
+                drv.autocommit = True  # psycopg sends no BEGIN of its own: ours goes with the statement
+                conn.info[_OWN_BEGIN] = True
             with drv.pipeline():
-                drv.cursor().execute("BEGIN")
+                if begin:
+                    drv.cursor().execute("BEGIN")
+                _execute(drv.cursor(), queued)
                 cur.execute(sql, {**fixed, **params})
         else:
             cur.execute(sql, {**fixed, **params})
@@ -155,6 +162,14 @@ def _insert(table: str, row: dict[str, Any]) -> str:
             f'VALUES ({", ".join(f"%({c})s" for c in cols)})')
 
 
+def _execute(cur: Any, items: list[tuple[str, Any, bool]]) -> None:
+    for sql, params, many in items:
+        if many:  # one wait for all the rows, still inside the caller's pipeline (no Sync of its own)
+            cur.executemany(sql, params)
+        else:
+            cur.execute(sql, params)
+
+
 def _send(conn: Connection, *, commit: bool) -> None:
     items = conn.info.pop(_QUEUE, None) or []
     if not items and not commit:
@@ -164,12 +179,7 @@ def _send(conn: Connection, *, commit: bool) -> None:
     sql: str | None = None
     try:
         with drv.pipeline():
-            for sql, params, many in items:
-                if many:
-                    for p in params:
-                        cur.execute(sql, p)
-                else:
-                    cur.execute(sql, params)
+            _execute(cur, items)
             if commit:
                 sql = "COMMIT"
                 cur.execute("COMMIT")

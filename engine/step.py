@@ -216,7 +216,8 @@ class StepCore:
                 reference = f"CASE-{case_id:06d}"  # as _create_case names it
                 head: tuple[int, str] | None = None  # its history chain starts with this step
             else:
-                found = conn.execute(_CASE_FOR_START, {"id": case_id}).first()
+                found = (pg_batch.first(conn, _CASE_FOR_START, {"id": case_id}) if self.db.is_postgres  # with BEGIN
+                         else conn.execute(_CASE_FOR_START, {"id": case_id}).first())
                 if found is None:
                     raise NotFoundError(f"no case {case_id}", case=case_id)
                 case_data, reference = json.loads(found.data), found.reference
@@ -246,12 +247,16 @@ class StepCore:
         values = dict(case_id=case_id, process_version_id=version_id, process_id=loaded.process_id,
                       parent_instance_id=parent, status="running", version=0, state_format=STATE_FORMAT, state=None,
                       started_at=now, updated_at=now)
-        if latest is None:
+        if self.db.is_postgres:  # with what is queued before it, in one round trip (engine/pg_batch.py)
+            found = pg_batch.first(conn, *((_NEW_INSTANCE, values) if latest is None
+                                           else (_NEW_INSTANCE_IF_LATEST, dict(values, latest=latest))))
+            iid = found.id if found is not None else None
+        elif latest is None:
             iid = conn.execute(_NEW_INSTANCE, values).scalar_one()
         else:
             iid = conn.execute(_NEW_INSTANCE_IF_LATEST, dict(values, latest=latest)).scalar_one_or_none()
-            if iid is None:
-                raise _NewerVersion(loaded.process_id)
+        if iid is None:
+            raise _NewerVersion(loaded.process_id)
         wf = BpmnWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=self.script_engine)
         for t in wf.get_tasks(state=TaskState.READY):
             t.data.update(data)
