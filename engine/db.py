@@ -74,6 +74,8 @@ class Database:
             _sqlite_setup(self.engine)
         else:  # a step's writes are queued and sent with its COMMIT (engine/pg_batch.py)
             event.listen(self.engine, "before_cursor_execute", pg_batch.send_before)
+            event.listen(self.engine, "commit", pg_batch.before_commit)
+            event.listen(self.engine, "checkin", pg_batch.on_checkin)
 
     @property
     def is_postgres(self) -> bool:

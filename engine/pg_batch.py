@@ -217,3 +217,19 @@ def reset(conn: Connection) -> None:
             if drv.pgconn.transaction_status != pq.TransactionStatus.IDLE:
                 drv.rollback()
             drv.autocommit = False
+
+
+def before_commit(conn: Connection) -> None:
+    """SQLAlchemy's `commit` event: writes still queued (a transaction not from `Database.transaction`)
+    are sent before the commit, never dropped."""
+    if conn.info.get(_QUEUE):
+        _send(conn, commit=False)
+
+
+def on_checkin(dbapi_conn: Any, record: Any) -> None:
+    """The pool's `checkin`: a connection goes back with nothing queued and psycopg's mode as it was."""
+    record.info.pop(_QUEUE, None)
+    if record.info.pop(_OWN_BEGIN, None) and dbapi_conn is not None and not dbapi_conn.closed:
+        if dbapi_conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+            dbapi_conn.rollback()
+        dbapi_conn.autocommit = False
