@@ -66,6 +66,13 @@ NAME_CASE = "UPDATE cases SET reference = %(ref)s WHERE id = %(cid)s"
 _MOVE_HEAD = ('UPDATE chains SET seq = CASE WHEN seq = %(old)s THEN %(s)s END, hash = %(h)s '
               'WHERE chain = %(c)s')
 
+#: a step's (or a batch's) events in one statement whatever their number: one array per column, stable text
+_EVENT_COLUMNS = (("chain", "varchar"), ("seq", "bigint"), ("step", "bigint"), ("case_id", "bigint"),
+                  ("instance_id", "bigint"), ("type", "varchar"), ("at", "varchar"), ("actor", "varchar"),
+                  ("data", "text"), ("prev_hash", "varchar"), ("hash", "varchar"))
+_INSERT_EVENTS = (f'INSERT INTO events ({", ".join(f"{chr(34)}{c}{chr(34)}" for c, _ in _EVENT_COLUMNS)}) '
+                  f'SELECT * FROM unnest({", ".join(f"%({c})s::{t}[]" for c, t in _EVENT_COLUMNS)})')
+
 _compiled: dict[tuple[int, tuple[str, ...]], tuple[str, dict[str, Any]]] = {}
 
 
@@ -149,7 +156,7 @@ def queue_writes(conn: Connection, w: _Writes, now: datetime, *, lock: bool) -> 
     if plan is None:
         return
     rows, new_chains, moves = plan
-    queue(conn, _insert("events", rows[0]), rows, many=True)
+    queue(conn, _INSERT_EVENTS, {c: [r[c] for r in rows] for c, _ in _EVENT_COLUMNS})  # all rows, one statement
     if new_chains:
         queue(conn, _insert("chains", new_chains[0]), new_chains, many=True)
     if moves:
