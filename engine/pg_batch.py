@@ -156,11 +156,13 @@ def queue_writes(conn: Connection, w: _Writes, now: datetime, *, lock: bool) -> 
     if plan is None:
         return
     rows, new_chains, moves = plan
-    queue(conn, _INSERT_EVENTS, {c: [r[c] for r in rows] for c, _ in _EVENT_COLUMNS})  # all rows, one statement
+    # the heads first: a step takes its case's head row before it writes any event of that chain, as the
+    # locked read did before, so two writers of one case never hold each other's row and index entry
     if new_chains:
         queue(conn, _insert("chains", new_chains[0]), new_chains, many=True)
     if moves:
         queue(conn, _MOVE_HEAD, moves, many=True)
+    queue(conn, _INSERT_EVENTS, {c: [r[c] for r in rows] for c, _ in _EVENT_COLUMNS})  # all rows, one statement
 
 
 def _insert(table: str, row: dict[str, Any]) -> str:
@@ -190,11 +192,12 @@ def _send(conn: Connection, *, commit: bool) -> None:
             if commit:
                 sql = "COMMIT"
                 cur.execute("COMMIT")
-    except (pg_errors.NotNullViolation, pg_errors.UniqueViolation) as exc:
+    except (pg_errors.NotNullViolation, pg_errors.UniqueViolation, pg_errors.DeadlockDetected) as exc:
         diag = exc.diag
-        if (diag.table_name, diag.column_name) in (("instances", "version"), ("chains", "seq")) or (
+        if isinstance(exc, pg_errors.DeadlockDetected) or (diag.table_name, diag.column_name) in (
+                ("instances", "version"), ("chains", "seq")) or (
                 diag.table_name in ("events", "chains") and isinstance(exc, pg_errors.UniqueViolation)):
-            raise ConflictError(_CONFLICT) from exc
+            raise ConflictError(_CONFLICT) from exc  # lost a race with another writer: nothing was saved
         raise DBAPIError.instance(sql or "", None, exc, pg_errors.Error) from exc
     except pg_errors.Error as exc:
         raise DBAPIError.instance(sql or "", None, exc, pg_errors.Error) from exc

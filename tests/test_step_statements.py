@@ -157,7 +157,8 @@ def _postgres_steps(eng) -> None:  # type: ignore[no-untyped-def]
     counts = {k: len(v) for k, v in seen.items()}
     detail = "\n".join(f"{k} ({trips[k]} round trips):\n  " + "\n  ".join(v) for k, v in seen.items())
     assert (counts, trips) == (EXPECTED["postgresql"], ROUND_TRIPS), detail
-    for name, statements in seen.items():  # the events of a step go in one statement
+    for name, statements in seen.items():  # the events of a step go in one statement, after the head's row
+        assert "chains" in statements[-2] and statements[-1].startswith("INSERT INTO events"), f"{name}: {detail}"
         assert [s for s in statements if s.startswith("INSERT INTO events")] == [
             next(s for s in statements if s.startswith("INSERT INTO events"))], f"{name}: {detail}"
     history = eng.history(res.case_id)
