@@ -19,9 +19,11 @@ read under a lock, the events, the head's move, COMMIT). Here:
   it is still the version the step read; the history head moves only from the value read with the
   instance (`seq` set to NULL otherwise); and events are unique on (chain, seq). A failed statement
   aborts the pipeline, COMMIT is never executed, the transaction is rolled back, and the step raises
-  `ConflictError` with nothing saved. A step's single chain uses the head read with the instance (no
-  lock is taken before the write); a batch over several cases (the timer job) reads its heads under
-  row locks first, as before, so one case moved by someone else does not fail the whole batch.
+  `ConflictError` with nothing saved (so does a deadlock's loser). A step's single chain uses the head
+  read with the instance (no lock is taken before the write); a batch over several cases (the timer
+  job) reads its heads under row locks first, as before, so one case moved by someone else does not
+  fail the whole batch. The head's row is moved before its chain's events are inserted, as the locked
+  read came first before, so two writers of one case never hold each other's row and index entry.
 
 Statements per step and round trips: docs/performance.md, "One round trip per step on PostgreSQL".
 """
