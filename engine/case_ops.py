@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, literal, select, update
 
-from . import history, lifecycle, suspension
+from . import history, lifecycle, pg_batch, suspension
 from .driver_sql import Prepared
 from .errors import ConflictError, NotFoundError, ValidationError
 from .history import Event, case_chain
@@ -53,19 +53,26 @@ class CaseOps(StepCore):
         data = self._check_case(data)
         values = dict(reference=reference, title=title, data=json.dumps(data, sort_keys=True), created_at=now,
                       updated_at=now)
-        if reference is None and case_id is None and conn.dialect.name == "sqlite":
+        pg = self.db.is_postgres  # the insert goes with BEGIN, the naming with the next statement (pg_batch)
+        if reference is None and case_id is None and not pg:
             cid = _NEW_NAMED_CASE.scalar(conn, values)  # named in its insert
             reference = f"CASE-{cid:06d}"
-        elif case_id is not None:
-            values["id"] = case_id
-            values["reference"] = reference or f"pending-{os.urandom(8).hex()}"
-            cid = conn.execute(insert(cases).returning(cases.c.id), values).scalar_one()
         else:
             values["reference"] = reference or f"pending-{os.urandom(8).hex()}"
-            cid = _NEW_CASE.scalar(conn, values)
-        if reference is None:  # named once its id is known
-            reference = f"CASE-{cid:06d}"
-            _NAME_CASE.run(conn, {"cid": cid, "ref": reference})
+            if case_id is not None:
+                values["id"] = case_id
+            if pg:
+                cid = pg_batch.first(conn, _NEW_CASE.stmt, values).id
+            elif case_id is not None:
+                cid = conn.execute(insert(cases).returning(cases.c.id), values).scalar_one()
+            else:
+                cid = _NEW_CASE.scalar(conn, values)
+            if reference is None:  # named once its id is known
+                reference = f"CASE-{cid:06d}"
+                if pg:
+                    pg_batch.queue(conn, pg_batch.NAME_CASE, {"cid": cid, "ref": reference})
+                else:
+                    _NAME_CASE.run(conn, {"cid": cid, "ref": reference})
         self._case_saved(conn, cid)
         created = Event("case.created", {"reference": reference, "title": title, "data": data}, actor=actor)
         if defer is not None:

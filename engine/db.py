@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, bindparam, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
 
+from . import pg_batch
 from .errors import StateError
 from .schema import settings
 
@@ -71,6 +72,10 @@ class Database:
         self._initialised = False
         if self.dialect == "sqlite":
             _sqlite_setup(self.engine)
+        else:  # a step's writes are queued and sent with its COMMIT (engine/pg_batch.py)
+            event.listen(self.engine, "before_cursor_execute", pg_batch.send_before)
+            event.listen(self.engine, "commit", pg_batch.before_commit)
+            event.listen(self.engine, "checkin", pg_batch.on_checkin)
 
     @property
     def is_postgres(self) -> bool:
@@ -84,9 +89,13 @@ class Database:
             try:
                 with conn.begin():
                     yield conn
+                    if self.is_postgres:
+                        pg_batch.commit(conn)  # the queued writes and COMMIT in one round trip
             finally:
                 conn.info.pop("carepath_write", None)
                 conn.info.pop("carepath_appended", None)  # engine/history.py: chains appended to in it
+                if self.is_postgres:
+                    pg_batch.reset(conn)
 
     def for_update(self, stmt, *, skip_locked: bool = False):  # type: ignore[no-untyped-def]
         """Row locks where the database has them; SQLite's BEGIN IMMEDIATE already serializes writers."""

@@ -97,9 +97,30 @@ def append_many(conn: Connection, at: datetime, groups: list[tuple[str, int | No
     a new chain is inserted with its final head, so a wrong guess fails the step instead of forking
     the chain.
     """
+    plan = plan_many(conn, at, groups, lock=lock, known=known)
+    if plan is None:
+        return []
+    rows, new_chains, moved = plan
+    insert_rows(conn, _INSERT_EVENTS, rows)
+    if new_chains:  # a new chain is written once, with its head as it now is
+        insert_rows(conn, _NEW_CHAIN, new_chains)
+    if moved:
+        changed = _MOVE_HEAD.run(conn, moved[0]).rowcount if len(moved) == 1 else _MOVE_HEAD.run_many(conn, moved)
+        if (len(moved) == 1 or conn.dialect.supports_sane_multi_rowcount) and changed != len(moved):
+            raise RuntimeError("a history chain head moved under this transaction; nothing was saved")
+    return rows
+
+
+def plan_many(conn: Connection, at: datetime, groups: list[tuple[str, int | None, list[Event]]], *, lock: bool,
+              known: dict[str, tuple[int, str] | None] | None = None
+              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """What `append_many` writes, without writing it: (event rows, new chains, head moves), or None.
+
+    The heads are read (or taken from `known`) as `append_many` says; the chains count as appended to
+    in this transaction from now on. engine/pg_batch.py sends the writes with the step's COMMIT."""
     groups = [g for g in groups if g[2]]
     if not groups:
-        return []
+        return None
     names = sorted({g[0] for g in groups})
     appended: set[str] = conn.info.setdefault(_APPENDED, set())
     heads: dict[str, tuple[int, str]] = {}
@@ -135,16 +156,10 @@ def append_many(conn: Connection, at: datetime, groups: list[tuple[str, int | No
                              type=ev.type, at=at_s, actor=ev.actor, data=data_json, prev_hash=prev, hash=h))
             prev = h
         heads[chain] = (seq, prev)
-    insert_rows(conn, _INSERT_EVENTS, rows)
-    if missing:  # a new chain is written once, with its head as it now is
-        insert_rows(conn, _NEW_CHAIN, [{"chain": n, "seq": heads[n][0], "hash": heads[n][1]} for n in missing])
+    new_chains = [{"chain": n, "seq": heads[n][0], "hash": heads[n][1]} for n in missing]
     moved = [{"c": n, "s": heads[n][0], "h": heads[n][1], "old": before[n][0]} for n in names if n in before]
-    if moved:
-        changed = _MOVE_HEAD.run(conn, moved[0]).rowcount if len(moved) == 1 else _MOVE_HEAD.run_many(conn, moved)
-        if (len(moved) == 1 or conn.dialect.supports_sane_multi_rowcount) and changed != len(moved):
-            raise RuntimeError("a history chain head moved under this transaction; nothing was saved")
     appended.update(names)
-    return rows
+    return rows, new_chains, moved
 
 
 @dataclass

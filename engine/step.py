@@ -26,7 +26,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Connection, String, bindparam, cast, delete, exists, insert, literal, select, update
 
-from . import definitions, driver_sql, history, lifecycle, messages
+from . import definitions, driver_sql, history, lifecycle, messages, pg_batch
 from .db import Database
 from .driver_sql import Prepared
 from .errors import ConflictError, HandlerFailed, NotFoundError, StateError
@@ -146,6 +146,9 @@ class _Writes:
         self.heads: dict[str, tuple[int, str] | None] = {}  # chain heads read with the instances
 
     def flush(self, conn: Connection, now: datetime, *, lock: bool) -> None:
+        if conn.dialect.name == "postgresql" and not (self.documents and self.filed):
+            pg_batch.queue_writes(conn, self, now, lock=lock)  # sent with the COMMIT: one round trip
+            return
         for stmt, rows in ((_SAVE_INSTANCE, self.save), (_FINISH_INSTANCE, self.finish)):
             if not rows:
                 continue
@@ -253,7 +256,8 @@ class StepCore:
                 reference = f"CASE-{case_id:06d}"  # as _create_case names it
                 head: tuple[int, str] | None = None  # its history chain starts with this step
             else:
-                found = _CASE_FOR_START.first(conn, {"id": case_id})
+                found = (pg_batch.first(conn, _CASE_FOR_START.stmt, {"id": case_id})  # with BEGIN
+                         if self.db.is_postgres else _CASE_FOR_START.first(conn, {"id": case_id}))
                 if found is None:
                     raise NotFoundError(f"no case {case_id}", case=case_id)
                 case_data, reference = json.loads(found.data), found.reference
@@ -283,12 +287,16 @@ class StepCore:
         values = dict(case_id=case_id, process_version_id=version_id, process_id=loaded.process_id,
                       parent_instance_id=parent, status="running", version=0, state_format=STATE_FORMAT, state=None,
                       started_at=now, updated_at=now)
-        if latest is None:
+        if self.db.is_postgres:  # with what is queued before it, in one round trip (engine/pg_batch.py)
+            found = pg_batch.first(conn, *((_NEW_INSTANCE.stmt, values) if latest is None
+                                           else (_NEW_INSTANCE_IF_LATEST.stmt, dict(values, latest=latest))))
+            iid = found.id if found is not None else None
+        elif latest is None:
             iid = _NEW_INSTANCE.scalar(conn, values)
         else:
             iid = _NEW_INSTANCE_IF_LATEST.scalar(conn, dict(values, latest=latest))
-            if iid is None:
-                raise _NewerVersion(loaded.process_id)
+        if iid is None:
+            raise _NewerVersion(loaded.process_id)
         wf = BpmnWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=self.script_engine)
         for t in wf.get_tasks(state=TaskState.READY):
             t.data.update(data)

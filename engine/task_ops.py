@@ -15,7 +15,7 @@ from uuid import UUID
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Connection, bindparam, select, update
 
-from . import history
+from . import history, pg_batch
 from .clock import as_utc
 from .driver_sql import Prepared
 from .errors import ConflictError, NotFoundError, StateError, ValidationError
@@ -89,7 +89,8 @@ class TaskOps(StepCore):
         data = dict(data or {})
         with self._tx() as conn:
             self.db.require_initialised(conn)
-            trow = _TASK_AND_INSTANCE.first(conn, {"id": task_id})
+            trow = (pg_batch.first(conn, _TASK_AND_INSTANCE.stmt, {"id": task_id}) if self.db.is_postgres  # with BEGIN
+                    else _TASK_AND_INSTANCE.first(conn, {"id": task_id}))
             if trow is None:
                 self._raise_task_gone(conn, task_id)
             if authorise is not None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from engine import history
+from engine import history, pg_batch
 from engine.errors import ConflictError
 from engine.schema import events, tasks
 
@@ -26,7 +26,14 @@ def test_a_failure_while_writing_leaves_the_last_committed_state(make_engine, mo
     def broken_append(*a, **kw):
         raise RuntimeError("disk full")  # fails after the instance row and task rows were written
 
-    monkeypatch.setattr(history, "append_many", broken_append)
+    def broken_commit(conn):  # type: ignore[no-untyped-def]
+        pg_batch._send(conn, commit=False)  # PostgreSQL: every write of the step reaches the server
+        raise RuntimeError("disk full")  # and the step fails before its COMMIT
+
+    if eng.db.is_postgres:  # the writes go with the COMMIT (engine/pg_batch.py)
+        monkeypatch.setattr(pg_batch, "commit", broken_commit)
+    else:
+        monkeypatch.setattr(history, "append_many", broken_append)
     with pytest.raises(RuntimeError):
         eng.complete_task(task_id, {"reason": "x"})
     monkeypatch.undo()
@@ -74,7 +81,7 @@ def test_killing_the_process_mid_step_keeps_the_last_committed_state(make_engine
 
 BATCH_KILLER = """
 import os, sys
-from engine import history
+from engine import history, pg_batch
 from engine.registry import HandlerRegistry
 from engine.forms import FormLibrary
 from engine.runtime import Engine
@@ -86,7 +93,13 @@ real = history.append_many
 def append_then_die(*a, **kw):
     real(*a, **kw)  # every row of the batch is written: instances, tasks, timers, events, chain heads
     os._exit(9)  # and the process dies before the batch commits
-history.append_many = append_then_die
+def send_then_die(conn):
+    pg_batch._send(conn, commit=False)  # PostgreSQL: the batch's writes are sent, and the server ran them
+    os._exit(9)  # and the process dies before COMMIT is sent
+if "postgresql" in sys.argv[1]:  # the writes go with the COMMIT there (engine/pg_batch.py)
+    pg_batch.commit = send_then_die
+else:
+    history.append_many = append_then_die
 Engine(sys.argv[1], registry=reg, forms=FormLibrary()).fire_due_timers(batch=int(sys.argv[2]))
 """
 

@@ -7,6 +7,9 @@ statements a step now runs. See docs/performance.md, "A cheaper step".
 
 from __future__ import annotations
 
+import re
+import tempfile
+
 import pytest
 from sqlalchemy import event, func, select
 
@@ -17,14 +20,19 @@ from engine.schema import cases, instances
 from tests.conftest import DIAGRAMS
 
 #: statements per step of one `three_tasks` instance (start + three completions), BEGIN/COMMIT aside.
-#: SQLite: the step reads the case's history head with its instance (BEGIN IMMEDIATE serializes writers), a new
-#: case is named in its insert and a completed task's row becomes the next task's (one UPDATE for a DELETE and an
-#: INSERT); every statement goes through the driver (engine/driver_sql.py), still seen by the listener below.
-#: PostgreSQL reads the head again under a row lock at the end of the step.
+#: The step reads the case's history head with its instance (SQLite: BEGIN IMMEDIATE serializes writers;
+#: PostgreSQL: the head is moved only from the value read, checked by the server before COMMIT).
+#: SQLite: a new case is named in its insert and a completed task's row becomes the next task's (one UPDATE for
+#: a DELETE and an INSERT); every statement goes through the driver (engine/driver_sql.py), still seen by the
+#: listener below. PostgreSQL's are counted on the wire (engine/pg_batch.py sends the writes past SQLAlchemy;
+#: a step's events are one statement, one array per column).
 EXPECTED = {
     "sqlite": {"start": 6, "complete 1": 5, "complete 2": 5, "complete 3": 5},
-    "postgresql": {"start": 8, "complete 1": 7, "complete 2": 7, "complete 3": 6},
+    "postgresql": {"start": 7, "complete 1": 6, "complete 2": 6, "complete 3": 5},
 }
+#: PostgreSQL: network round trips per step: the pool's ping, BEGIN + the first read (a start: + the new case),
+#: (a start: the instance, which needs its id, with the naming of the case), the writes + COMMIT
+ROUND_TRIPS = {"start": 4, "complete 1": 3, "complete 2": 3, "complete 3": 3}
 
 
 class StatementLog:
@@ -40,6 +48,63 @@ class StatementLog:
         return taken
 
 
+class WireLog:
+    """What PostgreSQL's connections send, from libpq's own protocol trace of every connection of an engine.
+
+    A round trip is a run of messages sent before the next reply is read: libpq sends a pipeline's
+    statements as they are queued, and the server answers them only at its Sync, so a pipeline of any
+    length is one run. Statements are the Bind/Execute pairs and simple queries, named by their SQL."""
+
+    _PARSE = re.compile(r'^ "([^"]*)" "(.*)" \d+')
+
+    def __init__(self, engine) -> None:  # type: ignore[no-untyped-def]
+        from psycopg import pq
+
+        self._pq = pq
+        self.file = tempfile.TemporaryFile()
+        self.named: dict[str, str] = {}
+        self.unnamed = ""
+        event.listen(engine, "connect", self._traced)
+        engine.dispose()  # every connection from now on is traced from its start
+
+    def _traced(self, dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_conn.pgconn.trace(self.file.fileno())
+        dbapi_conn.pgconn.set_trace_flags(self._pq.Trace.SUPPRESS_TIMESTAMPS | self._pq.Trace.REGRESS_MODE)
+
+    def take(self) -> tuple[int, list[str]]:
+        """(round trips, statements other than BEGIN, COMMIT and the pool's ping) since the last take."""
+        self.file.flush()
+        self.file.seek(0)
+        lines: list[str] = []
+        for line in self.file.read().decode(errors="replace").splitlines():
+            if line[:2] in ("F\t", "B\t") or not lines:
+                lines.append(line)
+            else:  # a message whose text spans lines (SQL with newlines)
+                lines[-1] += " " + line
+        self.file.seek(0)
+        self.file.truncate()
+        trips, statements, last = 0, [], "B"
+        for line in lines:
+            direction, _length, kind, rest = (line.split("\t", 3) + ["", "", ""])[:4]
+            if direction == "F" and last == "B":
+                trips += 1
+            last = direction if direction in ("F", "B") else last
+            if direction != "F":
+                continue
+            if kind == "Parse" and (m := self._PARSE.match(rest)):
+                if m.group(1):
+                    self.named[m.group(1)] = m.group(2)
+                else:
+                    self.unnamed = m.group(2)
+            elif kind == "Bind":
+                name = rest.split('"')[3]
+                statements.append(self.named.get(name, "?") if name else self.unnamed)
+            elif kind == "Query":
+                statements.append(rest.strip().strip('"'))
+        shown = [" ".join(s.split())[:90] for s in statements if s.strip().upper() not in ("BEGIN", "COMMIT", ";", "")]
+        return trips, shown
+
+
 def _instance(eng, n: int):  # type: ignore[no-untyped-def]
     res = eng.start("three_tasks", data={"n": n})
     steps = [("start", res)]
@@ -52,6 +117,9 @@ def _instance(eng, n: int):  # type: ignore[no-untyped-def]
 
 def test_each_step_of_a_three_task_process_runs_a_pinned_number_of_statements(make_engine):
     eng = make_engine("three_tasks.bpmn", simulated=False)  # the real clock, as in production
+    if eng.db.is_postgres:
+        _postgres_steps(eng)
+        return
     _instance(eng, 0)  # the first instance builds the cached spec and reads the clock mode once
     log = StatementLog(eng.db.engine)
     counts, seen = {}, {}
@@ -71,6 +139,31 @@ def test_each_step_of_a_three_task_process_runs_a_pinned_number_of_statements(ma
     # and what the fewer statements wrote is the whole, intact history
     history = eng.history(res.case_id)
     assert [e["type"] for e in history][:3] == ["case.created", "instance.started", "task.ready"]
+    assert history[-1]["type"] == "instance.completed"
+    assert eng.verify(res.case_id) == (len(history), [])
+
+
+def _postgres_steps(eng) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL: statements and network round trips per step, counted on the wire."""
+    wire = WireLog(eng.db.engine)
+    for n in range(7):  # and psycopg has prepared every statement (after 5 uses on a connection)
+        _instance(eng, n)
+    wire.take()
+    counts, trips, seen = {}, {}, {}
+    res = eng.start("three_tasks", data={"n": 1})
+    trips["start"], seen["start"] = wire.take()
+    for i in range(3):
+        res = eng.complete_task(res.ready_tasks[0]["id"], {"reason": f"step {i}"}, actor="worker")
+        trips[f"complete {i + 1}"], seen[f"complete {i + 1}"] = wire.take()
+    assert res.status == "completed"
+    counts = {k: len(v) for k, v in seen.items()}
+    detail = "\n".join(f"{k} ({trips[k]} round trips):\n  " + "\n  ".join(v) for k, v in seen.items())
+    assert (counts, trips) == (EXPECTED["postgresql"], ROUND_TRIPS), detail
+    for name, statements in seen.items():  # the events of a step go in one statement, after the head's row
+        assert "chains" in statements[-2] and statements[-1].startswith("INSERT INTO events"), f"{name}: {detail}"
+        assert [s for s in statements if s.startswith("INSERT INTO events")] == [
+            next(s for s in statements if s.startswith("INSERT INTO events"))], f"{name}: {detail}"
+    history = eng.history(res.case_id)
     assert history[-1]["type"] == "instance.completed"
     assert eng.verify(res.case_id) == (len(history), [])
 
@@ -219,3 +312,51 @@ def test_a_statement_run_through_the_driver_is_inside_the_transaction_and_raises
         with pytest.raises(exc.IntegrityError):
             add.run(conn, {"key": "a", "value": "2"})
     engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("meddle", ["head", "version"])
+def test_on_postgresql_a_step_whose_head_or_version_moved_fails_before_its_commit(pg_url, calls, monkeypatch,
+                                                                                 meddle):
+    """PostgreSQL sends a step's writes and its COMMIT in one round trip (engine/pg_batch.py), so the
+    checks are the server's: another writer moving the case's history head, or saving the instance,
+    between the step's read and its commit makes a statement of the pipeline fail, COMMIT never runs, and
+    nothing of the step is saved (no forked chain, no lost update)."""
+    from sqlalchemy import update
+
+    from engine.errors import ConflictError
+    from engine.schema import chains
+    from tests.conftest import START
+
+    eng = Engine(pg_url, registry=calls.registry(), forms=FormLibrary())
+    other = Engine(pg_url, registry=calls.registry(), forms=FormLibrary())  # another server process
+    try:
+        eng.init(simulated_start=START)
+        eng.deploy([DIAGRAMS / "three_tasks.bpmn"])
+        res = eng.start("three_tasks")
+        task_id = res.ready_tasks[0]["id"]
+        before = eng.history(res.case_id)
+        real_finish = type(eng)._finish
+        step = (update(chains).where(chains.c.chain == case_chain(res.case_id)) if meddle == "head"
+                else update(instances).where(instances.c.id == res.instance_id))
+        column = chains.c.seq if meddle == "head" else instances.c.version
+
+        def meddling(self, conn, *a, **kw):  # type: ignore[no-untyped-def]
+            with other.db.engine.begin() as c2:  # committed while the step is between its read and its commit
+                c2.execute(step.values({column: column + 1}))
+            return real_finish(self, conn, *a, **kw)
+
+        monkeypatch.setattr(type(eng), "_finish", meddling)
+        with pytest.raises(ConflictError, match="nothing was saved"):
+            eng.complete_task(task_id, {"reason": "x"})
+        monkeypatch.undo()
+        with other.db.engine.begin() as c2:  # put back what the other writer did
+            c2.execute(step.values({column: column - 1}))
+        assert eng.history(res.case_id) == before
+        assert [t["id"] for t in eng.list_tasks(case_id=res.case_id)] == [task_id]
+        assert eng.verify(res.case_id)[1] == []
+        eng.complete_task(task_id, {"reason": "x"})  # and the case carries on
+        assert eng.verify(res.case_id)[1] == []
+    finally:
+        eng.db.dispose()
+        other.db.dispose()
