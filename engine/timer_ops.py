@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, text
+from sqlalchemy import Connection, bindparam, select, text
 
 from . import history
 from .clock import as_utc
@@ -99,7 +99,7 @@ class TimerOps(StepCore):
         An instance with several due timers comes once per timer (the caller keeps the first)."""
         q = (select(instances.c.id).join(timers, timers.c.instance_id == instances.c.id)
              .where(timers.c.due_at <= now, instances.c.status.in_(("running", "waiting")))
-             .order_by(timers.c.due_at, instances.c.id).limit(batch))
+             .order_by(timers.c.due_at).limit(batch))  # due_at alone: read from its index, stopping at `batch`
         if self.db.is_postgres:
             return q.with_for_update(of=instances, skip_locked=True)
         return q  # SQLite: BEGIN IMMEDIATE already makes the batch the only writer
@@ -137,8 +137,10 @@ class TimerOps(StepCore):
 
     def next_due(self) -> datetime | None:
         with self.db.engine.connect() as conn:
-            q = (select(func.min(timers.c.due_at)).join(instances, instances.c.id == timers.c.instance_id)
-                 .where(instances.c.status.in_(("running", "waiting"))))
+            # ORDER BY … LIMIT 1 rather than min(): read from the due_at index, not every timer row (the timer
+            # job asks after each run)
+            q = (select(timers.c.due_at).join(instances, instances.c.id == timers.c.instance_id)
+                 .where(instances.c.status.in_(("running", "waiting"))).order_by(timers.c.due_at).limit(1))
             value = conn.execute(q).scalar()
         return as_utc(value) if value is not None else None
 

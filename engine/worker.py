@@ -272,7 +272,7 @@ def run_worker(db_url: str | None, *, interval: float = 1.0, once: bool = False)
     if heads:
         schedule_heads(sched, engine, heads)
         log.info("signing heads files into %s every %.0fs", heads[1], heads[2])
-    log.info("timer worker on %s, scanning every %.1fs", engine.db.safe_url, interval)
+    log.info("timer worker on %s, looking at least every %.1fs", engine.db.safe_url, interval)
     try:
         sched.start()
     except (KeyboardInterrupt, SystemExit):
