@@ -399,58 +399,64 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def lag_part(pg_url: str, count: int, runs: int) -> dict[str, Any]:
-    import psycopg
-    from sqlalchemy import text
+class _LagSide:
+    """One `carepath serve` (timer job on) from a checkout, on its own schema on the real clock."""
 
-    schema = make_schema(pg_url, "scale_lag")
-    url = schema_url(pg_url, schema, "scale-lag")
-    eng = _engine(url)
-    eng.init()  # the real clock
-    eng.deploy([DIAGRAMS / "timer_at.bpmn"])
-    port = _free_port()
-    log = open(f"/tmp/scale-out-lag-server-{port}.log", "w")  # noqa: SIM115 - closed below
-    srv = subprocess.Popen([sys.executable, "-m", "carepath.cli", "serve", "--db", url, "--port", str(port)],
-                           cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while not _healthy(port):
-        if time.monotonic() > deadline or srv.poll() is not None:
-            raise RuntimeError("carepath serve did not start")
-        time.sleep(0.2)
-    time.sleep(1.0)  # the scheduler has made its first scan
-    poll = psycopg.connect(pg_url, autocommit=True)
-    poll.execute(f'SET search_path = "{schema}"')
+    def __init__(self, pg_url: str, root: Path) -> None:
+        import psycopg
 
-    def watch(due: dict[int, float], seen: dict[int, float], lock: threading.Lock, done: threading.Event) -> None:
-        """Until every instance's timer row is gone: when it went (wall time), polled every 2 ms."""
+        self.pg_url = pg_url
+        self.schema = make_schema(pg_url, "scale_lag")
+        url = schema_url(pg_url, self.schema, "scale-lag")
+        self.eng = _engine(url)
+        self.eng.init()  # the real clock
+        self.eng.deploy([DIAGRAMS / "timer_at.bpmn"])
+        port = _free_port()
+        self.log = open(f"/tmp/scale-out-lag-server-{port}.log", "w")  # noqa: SIM115 - closed in stop()
+        self.srv = subprocess.Popen([sys.executable, "-m", "carepath.cli", "serve", "--db", url, "--port", str(port)],
+                                    cwd=root, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while not _healthy(port):
+            if time.monotonic() > deadline or self.srv.poll() is not None:
+                raise RuntimeError("carepath serve did not start")
+            time.sleep(0.2)
+        time.sleep(1.0)  # the scheduler has made its first scan
+        self.poll = psycopg.connect(pg_url, autocommit=True)
+        self.poll.execute(f'SET search_path = "{self.schema}"')
+
+    def watch(self, due: dict[int, float], seen: dict[int, float], lock: threading.Lock,
+              done: threading.Event) -> None:
+        """Until every instance's timer row is gone (or 30 s past its due time): when it went, polled every 2 ms."""
         while True:
+            now = time.time()
             with lock:
-                waiting = set(due) - set(seen)
+                waiting = {i for i in due if i not in seen and now < due[i] + 30}
             if not waiting and done.is_set():
                 return
-            rows = {r[0] for r in poll.execute("SELECT instance_id FROM timers WHERE instance_id = ANY(%s)",
-                                               (list(waiting),))} if waiting else set()
+            rows = {r[0] for r in self.poll.execute("SELECT instance_id FROM timers WHERE instance_id = ANY(%s)",
+                                                    (list(waiting),))} if waiting else set()
             t = time.time()
             with lock:
                 for iid in waiting - rows:
                     seen[iid] = t
             time.sleep(0.002)
 
-    def measure(mode: str) -> dict[str, Any]:
-        rng = random.Random()
+    def measure(self, mode: str, count: int) -> dict[str, Any]:
+        from sqlalchemy import text
+
+        eng, rng = self.eng, random.Random()
         due: dict[int, float] = {}
         seen: dict[int, float] = {}
         lock, done = threading.Lock(), threading.Event()
-        watcher = threading.Thread(target=watch, args=(due, seen, lock, done))
+        watcher = threading.Thread(target=self.watch, args=(due, seen, lock, done))
         if mode == "known":  # every timer is stored before the first falls due
             at = time.time() + 2.0
             for _ in range(count):
                 at += rng.uniform(0.15, 0.65)
-                iid = eng.start("timer_at", data={"due": _iso(at)}).instance_id
-                due[iid] = at
+                due[eng.start("timer_at", data={"due": _iso(at)}).instance_id] = at
             assert min(due.values()) > time.time(), "set-up took longer than the first timer's wait"
             watcher.start()
-        else:  # each timer started 0.3 s before it falls due, by this process
+        else:  # each timer started 0.3 s before it falls due, by this process (not the server)
             watcher.start()
             for _ in range(count):
                 at = time.time() + 0.3
@@ -465,34 +471,48 @@ def lag_part(pg_url: str, count: int, runs: int) -> dict[str, Any]:
                 "SELECT instance_id, at FROM events WHERE type = 'timer.fired'"))}
             twice = conn.execute(text("SELECT count(*) FROM (SELECT instance_id FROM events WHERE type = "
                                       "'timer.fired' GROUP BY instance_id HAVING count(*) > 1) s")).scalar()
-        lags = sorted(seen[i] - due[i] for i in due)
-        wakes = sorted(datetime.fromisoformat(steps[i].replace("Z", "+00:00")).timestamp() - due[i] for i in due)
-        return {"mode": mode, "timers": count, "p50_s": _q(lags, 0.5), "p99_s": _q(lags, 0.99),
-                "max_s": round(max(lags), 3), "min_s": round(min(lags), 3),
+        lags = sorted(seen[i] - due[i] for i in due if i in seen)
+        wakes = sorted(datetime.fromisoformat(steps[i].replace("Z", "+00:00")).timestamp() - due[i]
+                       for i in due if i in steps)
+        return {"mode": mode, "timers": count, "not_fired": count - len(lags), "p50_s": _q(lags, 0.5),
+                "p99_s": _q(lags, 0.99), "max_s": round(max(lags), 3), "min_s": round(min(lags), 3),
                 "wake_p50_s": _q(wakes, 0.5), "wake_p99_s": _q(wakes, 0.99),
                 "fired_twice": twice, "loadavg": [round(x, 2) for x in os.getloadavg()]}
 
+    def stop(self) -> None:
+        self.srv.send_signal(signal.SIGTERM)
+        try:
+            self.srv.wait(30)
+        except subprocess.TimeoutExpired:
+            self.srv.kill()
+        self.log.close()
+        self.poll.close()
+        self.eng.db.dispose()
+        drop_schema(self.pg_url, self.schema)
+
+
+def lag_part(pg_url: str, count: int, runs: int, old_root: Path | None = None) -> dict[str, Any]:
+    """`known` and `fresh` in each run, against this checkout's server (and `old_root`'s, interleaved)."""
+    codes = {"new": ROOT, **({"old": old_root} if old_root else {})}
+    sides: dict[str, _LagSide] = {}
     out: dict[str, Any] = {"runs": []}
     try:
+        for code, root in codes.items():
+            sides[code] = _LagSide(pg_url, root)
         for r in range(runs):
             for mode in ("known", "fresh"):
-                res = measure(mode)
-                out["runs"].append(res)
-                print(json.dumps({"lag_run": r + 1, **res}), file=sys.stderr, flush=True)
+                for code in (codes if r % 2 == 0 else list(codes)[::-1]):
+                    res = {"code": code, **sides[code].measure(mode, count)}
+                    out["runs"].append(res)
+                    print(json.dumps({"lag_run": r + 1, **res}), file=sys.stderr, flush=True)
     finally:
-        srv.send_signal(signal.SIGTERM)
-        try:
-            srv.wait(30)
-        except subprocess.TimeoutExpired:
-            srv.kill()
-        log.close()
-        poll.close()
-        eng.db.dispose()
-        drop_schema(pg_url, schema)
-    for mode in ("known", "fresh"):
-        rs = [r for r in out["runs"] if r["mode"] == mode]
-        out[f"{mode}_p99_s"] = [r["p99_s"] for r in rs]
-        out[f"{mode}_p50_s"] = [r["p50_s"] for r in rs]
+        for side in sides.values():
+            side.stop()
+    for code in codes:
+        for mode in ("known", "fresh"):
+            rs = [r for r in out["runs"] if r["mode"] == mode and r["code"] == code]
+            out[f"{code}_{mode}_p99_s"] = [r["p99_s"] for r in rs]
+            out[f"{code}_{mode}_p50_s"] = [r["p50_s"] for r in rs]
     return out
 
 
@@ -526,8 +546,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timers", type=int, default=10_000)
     p.add_argument("--template", help="timers: copy this schema left by `--make-template` instead of starting the "
                    "cases again (setting 10,000 cases up takes minutes)")
-    p.add_argument("--old-root", type=Path, help="timers: also run the worker processes from this checkout (the "
-                   "engine before a change, e.g. `git archive` of it with this file copied in), interleaved")
+    p.add_argument("--old-root", type=Path, help="timers and lag: also run the worker processes and the server from "
+                   "this checkout (the engine before a change, e.g. `git archive` of it with this file copied "
+                   "in), interleaved")
     p.add_argument("--make-template", action="store_true", help="only make a template schema and print its name")
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--per-client", type=int, default=15)
@@ -547,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     if "http" in only:
         res["http"] = http_part(args.pg, args.clients, args.per_client, args.runs)
     if "lag" in only:
-        res["lag"] = lag_part(args.pg, args.lag_timers, args.runs)
+        res["lag"] = lag_part(args.pg, args.lag_timers, args.runs, args.old_root)
     res["loadavg_end"] = os.getloadavg()
     RESULTS.mkdir(exist_ok=True)
     out = Path(args.out) if args.out else RESULTS / f"scale-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}.json"

@@ -73,7 +73,11 @@ class TimerPace:
             self.listener = listen_for_timers(self.engine, self)
         while not self.stopped:
             self.wake.clear()  # a timer stored from here on wakes the wait below
-            moved = fire_once(self.engine)
+            try:
+                moved = fire_once(self.engine)
+            except Exception as exc:  # noqa: BLE001 - e.g. the database away for a moment: the loop goes on
+                log.error("firing due timers failed: %s", type(exc).__name__)
+                moved = 0
             now, delay = self.next_delay(moved)
             self.planned = now + timedelta(seconds=delay) if now is not None else None
             if delay > 0 and not self.stopped:
@@ -149,7 +153,7 @@ def listen_for_timers(engine: Any, pace: TimerPace) -> threading.Thread:
                     conn.execute(f"LISTEN {TIMER_CHANNEL}")
                     pace.listening.set()
                     while not pace.stopped:
-                        for note in conn.notifies(timeout=pace.interval):
+                        for note in conn.notifies(timeout=max(pace.interval, 1.0)):
                             try:
                                 due: datetime | None = parse_instant(note.payload)
                             except ValueError:

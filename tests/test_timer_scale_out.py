@@ -171,3 +171,23 @@ def test_a_timer_announced_by_another_process_wakes_the_timer_job(pg_url, calls)
         sched.shutdown(wait=True)
         other.db.dispose()
     eng.db.dispose()
+
+
+def test_the_timer_job_goes_on_after_a_failed_run(make_engine, monkeypatch):
+    """A run that fails (say the database is away for a moment) is logged; the loop runs again."""
+    from engine.worker import TimerPace
+
+    eng = make_engine("deadline.bpmn")
+    runs: list[int] = []
+
+    def fire(**_kw):
+        runs.append(1)
+        if len(runs) == 1:
+            raise OSError("connection refused")
+        pace.stop()
+        return 0
+
+    monkeypatch.setattr(eng, "fire_due_timers", fire)
+    pace = TimerPace(eng, interval=0)
+    pace.run()  # returns once the second run has stopped the loop
+    assert len(runs) == 2
