@@ -6,11 +6,12 @@ timers are longest overdue with `FOR UPDATE OF instances SKIP LOCKED`, so two wo
 batches without waiting on each other, and every step checks the instance's version. At start-up the
 job runs at once, so timers that fell due while everything was down fire straight away.
 
-After each run the job is planned for the earliest due time the database holds (`TimerPace`), and at
-the latest `interval` seconds later, when it looks again. A step in the same process that stores a
-timer due sooner wakes it at once (`Engine.on_timer_stored`); on PostgreSQL a step anywhere that
-stores a timer due within a minute announces it (NOTIFY carepath_timers) and every timer job listens
-(`listen_for_timers`). So a timer fires within a step's time of falling due, not a polling interval.
+The job is one loop for the scheduler's lifetime (`TimerPace`): after each run it waits until the
+earliest due time the database holds, and at most `interval` seconds, when it looks again. A step in
+the same process that stores a timer due sooner wakes it at once (`Engine.on_timer_stored`); on
+PostgreSQL a step anywhere that stores a timer due within a minute announces it (NOTIFY
+carepath_timers) and every timer job listens (`listen_for_timers`). So a timer fires within a
+step's time of falling due, not a polling interval.
 
 The registry's background jobs (`HandlerRegistry.every`, e.g. sending filed letters) run on the same
 scheduler, each at its own pace, one run at a time; a failing run is logged and the next one tries again.
