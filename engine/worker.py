@@ -154,7 +154,7 @@ def listen_for_timers(engine: Any, pace: TimerPace) -> threading.Thread:
                     conn.execute(f"LISTEN {TIMER_CHANNEL}")
                     pace.listening.set()
                     while not pace.stopped:
-                        for note in conn.notifies(timeout=max(pace.interval, 1.0)):
+                        for note in conn.notifies(timeout=5.0):  # then it checks whether to stop
                             try:
                                 due: datetime | None = parse_instant(note.payload)
                             except ValueError:
