@@ -179,8 +179,10 @@ def schedule(scheduler: Any, engine: Any, interval: float) -> TimerPace:
         engine.on_timer_stored(pace.stored)
     if isinstance(scheduler, _Paced):
         scheduler.paces = [*getattr(scheduler, "paces", []), pace]
-    # APScheduler needs wall time to start the job; from then on the job keeps its own pace
-    scheduler.add_job(pace.run, "date", run_date=SystemClock().now(), id=JOB_ID, max_instances=1)
+    # APScheduler needs wall time to start the job; from then on the job keeps its own pace. No misfire grace:
+    # a scheduler started long after this (a slow start-up) must still start the loop, not skip it
+    scheduler.add_job(pace.run, "date", run_date=SystemClock().now(), id=JOB_ID, max_instances=1,
+                      misfire_grace_time=None)
     return pace
 
 

@@ -191,3 +191,25 @@ def test_the_timer_job_goes_on_after_a_failed_run(make_engine, monkeypatch):
     pace = TimerPace(eng, interval=0)
     pace.run()  # returns once the second run has stopped the loop
     assert len(runs) == 2
+
+
+def test_a_scheduler_started_long_after_it_was_built_still_runs_the_timer_job(make_engine, calls, monkeypatch):
+    """The job starts once, when the scheduler starts; a slow start-up (the app's) must not make APScheduler
+    skip it as misfired, or no timer would ever fire in that process."""
+    from engine import clock
+
+    eng = make_engine("deadline.bpmn")
+    eng.start("deadline")
+    _move_clock(eng, timedelta(days=36))  # the reminder is due (the database's simulated clock)
+    hour_ago = clock.SystemClock().now() - timedelta(hours=1)
+    monkeypatch.setattr(clock.SystemClock, "now", lambda self: hour_ago)  # the job was planned an hour ago
+    sched = background_scheduler(eng, interval=LONG)
+    monkeypatch.undo()
+    sched.start()
+    try:
+        deadline = time.monotonic() + 60  # liveness only
+        while not calls.log and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        sched.shutdown(wait=True)
+    assert [c[0] for c in calls.log] == ["notify"]
