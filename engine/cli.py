@@ -586,7 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_migrate)
 
     s = sub.add_parser("worker", parents=[common], help="fire due timers (run one or several)")
-    s.add_argument("--interval", type=float, default=1.0, help="seconds between scans")
+    s.add_argument("--interval", type=float, default=1.0, help="at most this many seconds between looks at the "
+                   "database (the job also wakes when the next timer falls due, or one is stored)")
     s.add_argument("--once", action="store_true", help="fire what is due now and exit")
     s.set_defaults(fn=cmd_worker)
 

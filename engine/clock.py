@@ -8,6 +8,7 @@ replay and tests use.
 from __future__ import annotations
 
 import datetime as _dt
+import threading
 from typing import Protocol
 
 UTC = _dt.timezone.utc
@@ -15,6 +16,12 @@ UTC = _dt.timezone.utc
 
 class Clock(Protocol):
     def now(self) -> _dt.datetime: ...
+
+    def wait(self, wake: threading.Event, seconds: float) -> bool: ...
+
+
+def _wait(wake: threading.Event, seconds: float) -> bool:
+    return wake.wait(max(0.0, seconds))
 
 
 class SystemClock:
@@ -24,6 +31,10 @@ class SystemClock:
 
     def now(self) -> _dt.datetime:
         return _dt.datetime.now(UTC)
+
+    def wait(self, wake: threading.Event, seconds: float) -> bool:
+        """Sleep `seconds` of this clock's time, or until `wake` is set (True then): the timer job's wait."""
+        return _wait(wake, seconds)
 
 
 class FixedClock:
@@ -39,6 +50,11 @@ class FixedClock:
 
     def set(self, at: _dt.datetime) -> None:
         self._at = as_utc(at)
+
+    def wait(self, wake: threading.Event, seconds: float) -> bool:
+        """A clock that stands still never reaches a later instant by itself: the wait is real time, so a
+        server on a fixed clock still looks at the database every `seconds`, or when `wake` is set."""
+        return _wait(wake, seconds)
 
 
 def as_utc(value: _dt.datetime) -> _dt.datetime:

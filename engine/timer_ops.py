@@ -8,10 +8,13 @@ due instant, firing on the way.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection, bindparam, select, text
 
 from . import history
 from .clock import as_utc
@@ -30,38 +33,82 @@ _LOAD_MANY = (select(instances, *_CASE_COLUMNS).join(cases, cases.c.id == instan
 #: its own instant, or rows that disagree with their workflows): a clear error instead of a hang
 _MAX_SAME_INSTANT = 100
 
+#: the channel on which (PostgreSQL) a step announces a timer due soon to the other processes' timer jobs
+TIMER_CHANNEL = "carepath_timers"
+_NOTIFY = text(f"SELECT pg_notify('{TIMER_CHANNEL}', :due)")
+log = logging.getLogger("carepath.timers")
+
 
 class TimerOps(StepCore):
     """The timer operations of `Engine`."""
 
+    #: a step that stores a timer due within this long of now announces it to other processes (PostgreSQL
+    #: NOTIFY): their timer jobs look at the database at least every few seconds, so later ones they find
+    #: themselves; announcing only these keeps NOTIFY (whose commit takes a database-wide lock) rare
+    ANNOUNCE_WITHIN = timedelta(seconds=60)
+
     # ------------------------------------------------------------------ timers
+    def on_timer_stored(self, listener: Callable[[datetime], None]) -> None:
+        """Call `listener(due)` after a step in this process commits workflows holding timers, with the
+        earliest due instant among them (the timer job uses it to wake up early: engine/worker.py)."""
+        self.__dict__.setdefault("_timer_listeners", []).append(listener)
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with super()._tx() as conn:
+            saved = conn.info.get("carepath_saved")
+            yield conn
+        if saved:  # committed: tell this process's timer job, and the others if it falls due soon
+            self._timers_stored(saved)
+
+    def _timers_stored(self, saved: list[tuple[int, int, Any, dict[str, Any]]]) -> None:
+        dues = [t["due_at"] for _iid, _v, _wf, after in saved for t in (after or {}).get("timer_rows", ())]
+        if not dues:
+            return
+        first = as_utc(min(dues))
+        for listener in self.__dict__.get("_timer_listeners", ()):
+            listener(first)
+        # a simulated clock moves only when advanced, and advancing fires what falls due itself
+        if self.db.is_postgres and self.clock_mode() == "real" and first - self.now() < self.ANNOUNCE_WITHIN:
+            try:
+                with self.db.engine.connect() as conn:
+                    conn.execute(_NOTIFY, {"due": first.isoformat()})
+                    conn.commit()
+            except Exception as exc:  # noqa: BLE001 - the others' timer jobs still find it when they next look
+                log.warning("announcing a timer failed: %s", type(exc).__name__)
+
     def fire_due_timers(self, *, batch: int = 50, limit: int | None = None) -> int:
         """Fire every timer due by now, each exactly once; returns how many instances moved."""
         moved, taken = 0, set()
         while limit is None or moved < limit:
             ids, n = self._fire_batch(batch)
             moved += n
-            if not ids or n == 0 or taken.intersection(ids):
-                # n == 0: every instance taken had nothing due after all (rows healed in _fire_instance); an
-                # instance taken twice still had due rows after its step. Going on would take the same rows
-                # again if they disagree with their workflows: stop (the next run tries again), never spin
+            if not ids or taken.intersection(ids):
+                # An instance taken twice still had due rows after its step: they disagree with its workflow.
+                # Going on would take the same rows again: stop (the next run tries again), never spin. A batch
+                # that moved nothing (another worker fired those instances between our claim's snapshot and
+                # our row locks) does not stop the run: the rows it healed are not taken again.
                 return moved
             taken.update(ids)
         return moved
 
     def claim_due(self, now: datetime, batch: int) -> Any:
-        """The timer job's claim: up to `batch` running or waiting instances with a timer due by `now`,
-        locked and skipping those another worker holds (`FOR UPDATE SKIP LOCKED` on PostgreSQL)."""
-        due = select(timers.c.instance_id).where(timers.c.due_at <= now)
-        q = (select(instances.c.id).where(instances.c.id.in_(due), instances.c.status.in_(("running", "waiting")))
-             .order_by(instances.c.id).limit(batch))
-        return self.db.for_update(q, skip_locked=True)
+        """The timer job's claim: up to `batch` running or waiting instances with a timer due by `now`, the
+        longest overdue first, locked and skipping those another worker holds (`FOR UPDATE OF instances
+        SKIP LOCKED` on PostgreSQL): two workers take disjoint batches and never wait on each other's rows.
+        An instance with several due timers comes once per timer (the caller keeps the first)."""
+        q = (select(instances.c.id).join(timers, timers.c.instance_id == instances.c.id)
+             .where(timers.c.due_at <= now, instances.c.status.in_(("running", "waiting")))
+             .order_by(timers.c.due_at).limit(batch))  # due_at alone: read from its index, stopping at `batch`
+        if self.db.is_postgres:
+            return q.with_for_update(of=instances, skip_locked=True)
+        return q  # SQLite: BEGIN IMMEDIATE already makes the batch the only writer
 
     def _fire_batch(self, batch: int) -> tuple[list[int], int]:
         """One transaction over up to `batch` instances with due timers: (instances taken, instances moved)."""
         with self._tx() as conn:
             now = self.now(conn)
-            ids = list(conn.execute(self.claim_due(now, batch)).scalars())
+            ids = list(dict.fromkeys(conn.execute(self.claim_due(now, batch)).scalars()))
             # The rows are locked (PostgreSQL) or the database is ours alone (SQLite's BEGIN IMMEDIATE),
             # so no other step can change these instances before the batch commits.
             w = _Writes(getattr(self.registry, "document_listeners", ()))
@@ -90,8 +137,10 @@ class TimerOps(StepCore):
 
     def next_due(self) -> datetime | None:
         with self.db.engine.connect() as conn:
-            q = (select(func.min(timers.c.due_at)).join(instances, instances.c.id == timers.c.instance_id)
-                 .where(instances.c.status.in_(("running", "waiting"))))
+            # ORDER BY … LIMIT 1 rather than min(): read from the due_at index, not every timer row (the timer
+            # job asks after each run)
+            q = (select(timers.c.due_at).join(instances, instances.c.id == timers.c.instance_id)
+                 .where(instances.c.status.in_(("running", "waiting"))).order_by(timers.c.due_at).limit(1))
             value = conn.execute(q).scalar()
         return as_utc(value) if value is not None else None
 

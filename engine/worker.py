@@ -1,9 +1,17 @@
-"""The timer job: APScheduler calls `Engine.fire_due_timers` every few seconds.
+"""The timer job: APScheduler runs `Engine.fire_due_timers` when the next timer falls due.
 
 Run it inside `carepath serve` or as one or more `carepath worker` processes. With several
-processes on one PostgreSQL each due timer still fires once: the instances are taken with
-`FOR UPDATE SKIP LOCKED` and every step checks the instance's version. At start-up the job
-runs at once, so timers that fell due while everything was down fire straight away.
+processes on one PostgreSQL each due timer still fires once: each batch takes the instances whose
+timers are longest overdue with `FOR UPDATE OF instances SKIP LOCKED`, so two workers take disjoint
+batches without waiting on each other, and every step checks the instance's version. At start-up the
+job runs at once, so timers that fell due while everything was down fire straight away.
+
+The job is one loop for the scheduler's lifetime (`TimerPace`): after each run it waits until the
+earliest due time the database holds, and at most `interval` seconds, when it looks again. A step in
+the same process that stores a timer due sooner wakes it at once (`Engine.on_timer_stored`); on
+PostgreSQL a step anywhere that stores a timer due within a minute announces it (NOTIFY
+carepath_timers) and every timer job listens (`listen_for_timers`). So a timer fires within a
+step's time of falling due, not a polling interval.
 
 The registry's background jobs (`HandlerRegistry.every`, e.g. sending filed letters) run on the same
 scheduler, each at its own pace, one run at a time; a failing run is logged and the next one tries again.
@@ -16,7 +24,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +48,142 @@ def fire_once(engine: Any) -> int:
     return moved
 
 
-def schedule(scheduler: Any, engine: Any, interval: float) -> None:
+JOB_ID = "carepath-timers"
+
+
+class TimerPace:
+    """The timer job's loop, one APScheduler job that runs as long as the scheduler: fire what is due, then
+    wait until the earliest due time the database holds, at most `interval` seconds (when it looks again),
+    or until woken by a timer stored that falls due sooner (`stored`).
+
+    Times are the engine's (`Engine.now`), and the wait goes through the engine's clock object
+    (`Clock.wait`): nothing here reads the wall clock."""
+
+    def __init__(self, engine: Any, interval: float) -> None:
+        self.engine, self.interval = engine, interval
+        self.clock = getattr(engine, "_wall_clock", None) or _system_clock()
+        self.wake = threading.Event()
+        self.stopped = False
+        self.planned: datetime | None = None  # the engine time of the next run while waiting for it
+        self.listener: threading.Thread | None = None
+        self.listening = threading.Event()  # set once the listener's LISTEN is in place (PostgreSQL)
+
+    def run(self) -> None:
+        """The job: fire, wait, fire... until `stop`."""
+        if self.listener is None and getattr(getattr(self.engine, "db", None), "is_postgres", False):
+            self.listener = listen_for_timers(self.engine, self)
+        while not self.stopped:
+            self.wake.clear()  # a timer stored from here on wakes the wait below
+            try:
+                moved = fire_once(self.engine)
+            except Exception as exc:  # noqa: BLE001 - e.g. the database away for a moment: the loop goes on
+                log.error("firing due timers failed: %s", type(exc).__name__)
+                moved = 0
+            now, delay = self.next_delay(moved)
+            self.planned = now + timedelta(seconds=delay) if now is not None else None
+            if delay > 0 and not self.stopped:
+                self.clock.wait(self.wake, delay)
+            self.planned = None
+
+    def next_delay(self, moved: int) -> tuple[datetime | None, float]:
+        """(now, seconds until the next run) from the earliest due timer in the database."""
+        try:
+            nxt, now = self.engine.next_due(), self.engine.now()
+        except Exception as exc:  # noqa: BLE001 - the database may be away for a moment: look again later
+            log.warning("reading the next due timer failed: %s", type(exc).__name__)
+            return None, self.interval
+        if nxt is None:
+            return now, self.interval
+        wait = (nxt - now).total_seconds()
+        if wait <= 0 and not moved:  # due rows that fire nothing (e.g. an instance another process holds)
+            return now, self.interval
+        return now, min(self.interval, max(wait, 0.0))
+
+    def stored(self, due: datetime | None) -> None:
+        """A timer due at `due` (None: at an unknown time) was stored: run sooner if it falls due before the
+        planned run (while a run is under way, `planned` is None and the next wait ends at once)."""
+        planned = self.planned
+        if planned is None or due is None or due < planned:
+            self.wake.set()
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.wake.set()
+
+
+def _system_clock() -> Any:
     from .clock import SystemClock
 
-    # APScheduler needs wall time to pace itself; the engine's own clock decides what is due
-    scheduler.add_job(fire_once, "interval", args=[engine], seconds=interval, id="carepath-timers",
-                      max_instances=1, coalesce=True, next_run_time=SystemClock().now())
+    return SystemClock()
+
+
+class _Paced:
+    """A scheduler whose shutdown also ends the timer loop (it would otherwise wait out its interval)."""
+
+    paces: list[TimerPace]
+
+    def shutdown(self, wait: bool = True) -> None:
+        for pace in getattr(self, "paces", ()):
+            pace.stop()
+        super().shutdown(wait)  # type: ignore[misc]
+
+
+class PacedBackgroundScheduler(_Paced, BackgroundScheduler):
+    pass
+
+
+class PacedBlockingScheduler(_Paced, BlockingScheduler):
+    pass
+
+
+def listen_for_timers(engine: Any, pace: TimerPace) -> threading.Thread:
+    """PostgreSQL: a thread that LISTENs for timers announced by steps in any process (engine/timer_ops.py)
+    and wakes `pace`; it reconnects after an error and ends when the scheduler stops."""
+    import psycopg
+
+    from .clock import parse_instant
+    from .timer_ops import TIMER_CHANNEL
+
+    url = engine.db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def listen() -> None:
+        pause = threading.Event()
+        while not pace.stopped:
+            try:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {TIMER_CHANNEL}")
+                    pace.listening.set()
+                    while not pace.stopped:
+                        for note in conn.notifies(timeout=5.0):  # then it checks whether to stop
+                            try:
+                                due: datetime | None = parse_instant(note.payload)
+                            except ValueError:
+                                due = None
+                            pace.stored(due)
+            except Exception as exc:  # noqa: BLE001 - the timer job still looks every `interval` seconds
+                log.warning("listening for timers failed (%s); trying again", type(exc).__name__)
+                pace.clock.wait(pause, pace.interval)
+
+    thread = threading.Thread(target=listen, name="carepath-timer-listener", daemon=True)
+    thread.start()
+    return thread
+
+
+def schedule(scheduler: Any, engine: Any, interval: float) -> TimerPace:
+    """Add the timer job to `scheduler`: it starts at once (timers that fell due while nothing ran fire
+    straight away) and then paces itself (`TimerPace`)."""
+    from .clock import SystemClock
+
+    pace = TimerPace(engine, interval)
+    if hasattr(engine, "on_timer_stored"):
+        engine.on_timer_stored(pace.stored)
+    if isinstance(scheduler, _Paced):
+        scheduler.paces = [*getattr(scheduler, "paces", []), pace]
+    # APScheduler needs wall time to start the job; from then on the job keeps its own pace. No misfire grace:
+    # a scheduler started long after this (a slow start-up) must still start the loop, not skip it
+    scheduler.add_job(pace.run, "date", run_date=SystemClock().now(), id=JOB_ID, max_instances=1,
+                      misfire_grace_time=None)
+    return pace
 
 
 def run_job(engine: Any, name: str, job: Any) -> Any:
@@ -113,7 +253,7 @@ def schedule_heads(scheduler: Any, engine: Any, settings: tuple[str, str, float]
 
 def background_scheduler(engine: Any, interval: float = 2.0, *,
                          env: Mapping[str, str] | None = None) -> BackgroundScheduler:
-    sched = BackgroundScheduler(timezone="UTC")
+    sched = PacedBackgroundScheduler(timezone="UTC")
     schedule(sched, engine, interval)
     schedule_jobs(sched, engine)
     heads = heads_settings(env)
@@ -132,15 +272,18 @@ def run_worker(db_url: str | None, *, interval: float = 1.0, once: bool = False)
         for name, job, _seconds in getattr(engine.registry, "background_jobs", ()):
             run_job(engine, name, job)
         return
-    sched = BlockingScheduler(timezone="UTC")
+    sched = PacedBlockingScheduler(timezone="UTC")
     schedule(sched, engine, interval)
     schedule_jobs(sched, engine)
     heads = heads_settings()
     if heads:
         schedule_heads(sched, engine, heads)
         log.info("signing heads files into %s every %.0fs", heads[1], heads[2])
-    log.info("timer worker on %s, scanning every %.1fs", engine.db.safe_url, interval)
+    log.info("timer worker on %s, looking at least every %.1fs", engine.db.safe_url, interval)
     try:
         sched.start()
     except (KeyboardInterrupt, SystemExit):
         pass
+    finally:
+        if sched.running:
+            sched.shutdown(wait=False)

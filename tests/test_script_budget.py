@@ -485,8 +485,8 @@ def test_the_claim_query_locks_and_skips_locked_rows_on_postgresql():
     pg = Database("postgresql+psycopg://nobody@127.0.0.1:1/none")  # never connects: only its dialect is used
     stmt = Engine.claim_due(SimpleNamespace(db=pg), START, 50)  # type: ignore[arg-type]
     sql = str(stmt.compile(dialect=postgresql.dialect()))
-    assert sql.rstrip().endswith("FOR UPDATE SKIP LOCKED"), sql
-    assert "timers.due_at <=" in sql and "LIMIT" in sql
+    assert sql.rstrip().endswith("FOR UPDATE OF instances SKIP LOCKED"), sql  # the timer rows are not locked
+    assert "timers.due_at <=" in sql and "ORDER BY timers.due_at" in sql and "LIMIT" in sql
     pg.engine.dispose()
 
 

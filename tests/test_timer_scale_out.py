@@ -1,0 +1,215 @@
+"""Several timer workers on one database (issue 14, scale-out): how a worker claims due timers, that a
+batch which moved nothing does not end a run, and how the timer job paces itself (the next due time in
+the database, a timer stored in this process, a timer announced by another process on PostgreSQL).
+
+Each test asserts what happened, never how long it took; a wait on a running scheduler is a liveness
+check with a deadline far below the job's interval, so only the pacing under test can make it pass."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from engine.clock import FixedClock
+from engine.forms import FormLibrary
+from engine.runtime import Engine
+from engine.schema import timers
+from engine.worker import background_scheduler
+from tests.conftest import DIAGRAMS, START
+
+LONG = 600  # the timer job's interval in these tests: a run that depends on it never comes in time
+
+
+def _due_at(eng: Engine, hours_from_now: list[float]) -> list[int]:
+    """Instances of timer_at.bpmn, each waiting until `now + hours`."""
+    now = eng.now()
+    return [eng.start("timer_at", data={"due": (now + timedelta(hours=h)).isoformat()}).instance_id
+            for h in hours_from_now]
+
+
+def _fired(eng: Engine) -> dict[int, int]:
+    """instance id -> its timer.fired events."""
+    out: dict[int, int] = {}
+    with eng.db.engine.connect() as conn:
+        from engine.schema import events
+
+        for iid in conn.execute(select(events.c.instance_id).where(events.c.type == "timer.fired")).scalars():
+            out[iid] = out.get(iid, 0) + 1
+    return out
+
+
+def _move_clock(eng: Engine, by: timedelta) -> None:
+    with eng.db.transaction() as conn:
+        eng._set_clock(conn, eng.now(conn) + by)
+
+
+def test_the_claim_takes_the_longest_overdue_first(make_engine):
+    eng = make_engine("timer_at.bpmn")
+    late, middle, early = _due_at(eng, [30, 20, 10])  # started in this order: ids ascend, due times descend
+    _move_clock(eng, timedelta(days=2))
+    with eng.db.transaction() as conn:
+        claimed = list(conn.execute(eng.claim_due(eng.now(conn), 2)).scalars())
+    assert claimed == [early, middle]
+
+
+def test_a_batch_that_moved_nothing_does_not_end_the_run(make_engine):
+    """The first batch takes an instance whose timer row is stale (as when another worker fired it between
+    our snapshot and our lock): it moves nothing, and the run goes on to fire the timer that is due."""
+    eng = make_engine("deadline.bpmn", "timer_at.bpmn")
+    stale = eng.start("deadline").instance_id
+    [due] = _due_at(eng, [12])
+    with eng.db.transaction() as conn:
+        conn.execute(update(timers).where(timers.c.instance_id == stale).values(due_at=START))
+    _move_clock(eng, timedelta(days=1))
+    assert eng.fire_due_timers(batch=1) == 1
+    assert _fired(eng) == {due: 1}
+
+
+@pytest.mark.postgres
+def test_two_workers_on_postgresql_fire_one_batch_each_none_twice_none_skipped(pg_url, calls):
+    """Worker A holds its batch (mid-step, rows locked) while worker B claims: B takes the next due instances
+    at once instead of waiting for A's rows, both batches commit, and every timer has fired exactly once."""
+    eng = Engine(pg_url, registry=calls.registry(), forms=FormLibrary())
+    eng.init(simulated_start=START)
+    eng.deploy([DIAGRAMS / "deadline.bpmn"])
+    cases = [eng.start("deadline").case_id for _ in range(6)]
+    _move_clock(eng, timedelta(days=36))  # every reminder is due
+    a = Engine(pg_url, registry=calls.registry(), forms=FormLibrary())
+    b = Engine(pg_url, registry=calls.registry(), forms=FormLibrary())
+    holding, release = threading.Event(), threading.Event()
+    fire = a._fire_instance
+
+    def fire_after_b(*args, **kw):  # A's first step waits, inside its transaction, until B has done its batch
+        if not holding.is_set():
+            holding.set()
+            release.wait(120)
+        return fire(*args, **kw)
+
+    a._fire_instance = fire_after_b  # type: ignore[method-assign]
+    result: list[tuple[list[int], int]] = []
+    worker_a = threading.Thread(target=lambda: result.append(a._fire_batch(3)))
+    worker_a.start()
+    try:
+        assert holding.wait(120), "worker A never started its batch"
+        ids_b, moved_b = b._fire_batch(3)  # returns while A still holds its rows: SKIP LOCKED, no waiting
+    finally:
+        release.set()
+        worker_a.join(120)
+    [(ids_a, moved_a)] = result
+    assert len(ids_a) == len(ids_b) == 3 and not set(ids_a) & set(ids_b)
+    assert moved_a == moved_b == 3
+    assert eng.fire_due_timers() == 0  # nothing skipped: no due timer is left
+    for case_id in cases:
+        fired = [e["data"]["element_id"] for e in eng.history(case_id) if e["type"] == "timer.fired"]
+        assert fired == ["reminder"]
+    assert len([c for c in calls.log if c[0] == "notify"]) == 6
+    for e in (a, b, eng):
+        e.db.dispose()
+
+
+def test_a_step_tells_the_timer_job_of_the_timers_it_stored(make_engine):
+    eng = make_engine("deadline.bpmn")
+    heard: list = []
+    eng.on_timer_stored(heard.append)
+    eng.start("deadline")
+    assert heard == [START + timedelta(days=35)]  # the earliest of its timers (the reminder, not the 6 weeks)
+
+
+def _real_clock_engine(url: str, calls, wall: FixedClock) -> Engine:
+    eng = Engine(url, registry=calls.registry(), forms=FormLibrary(), wall_clock=wall)
+    eng.init()  # the real clock (here a FixedClock standing in for it)
+    eng.deploy([DIAGRAMS / "timer_at.bpmn"])
+    return eng
+
+
+def _wait_for_task(eng: Engine, case_id: int) -> list[str]:
+    deadline = time.monotonic() + 60  # liveness only: the job's interval is LONG
+    names: list[str] = []
+    while time.monotonic() < deadline:
+        names = [t["element_id"] for t in eng.list_tasks(case_id=case_id)]
+        if names:
+            break
+        time.sleep(0.05)
+    return names
+
+
+def test_the_timer_job_runs_when_the_next_timer_falls_due_not_after_its_interval(db_url, calls):
+    wall = FixedClock(START)
+    eng = _real_clock_engine(db_url, calls, wall)
+    sched = background_scheduler(eng, interval=LONG)
+    sched.start()
+    try:
+        case_id = eng.start("timer_at", data={"due": (START + timedelta(seconds=1)).isoformat()}).case_id
+        wall.set(START + timedelta(seconds=5))
+        assert _wait_for_task(eng, case_id) == ["follow_up"]
+    finally:
+        sched.shutdown(wait=True)
+    eng.db.dispose()
+
+
+@pytest.mark.postgres
+def test_a_timer_announced_by_another_process_wakes_the_timer_job(pg_url, calls):
+    """The step runs on another engine (as in another server process): only PostgreSQL's NOTIFY tells this
+    scheduler, which would otherwise look again only after its interval."""
+    wall = FixedClock(START)
+    eng = _real_clock_engine(pg_url, calls, wall)
+    sched = background_scheduler(eng, interval=LONG)
+    [pace] = sched.paces
+    sched.start()
+    other = Engine(pg_url, registry=calls.registry(), forms=FormLibrary(), wall_clock=wall)
+    try:
+        assert pace.listening.wait(60), "the timer job never started listening"
+        case_id = other.start("timer_at", data={"due": (START + timedelta(seconds=1)).isoformat()}).case_id
+        wall.set(START + timedelta(seconds=5))
+        assert _wait_for_task(eng, case_id) == ["follow_up"]
+        assert _fired(eng) == {eng.list_tasks(case_id=case_id)[0]["instance_id"]: 1}
+    finally:
+        sched.shutdown(wait=True)
+        other.db.dispose()
+    eng.db.dispose()
+
+
+def test_the_timer_job_goes_on_after_a_failed_run(make_engine, monkeypatch):
+    """A run that fails (say the database is away for a moment) is logged; the loop runs again."""
+    from engine.worker import TimerPace
+
+    eng = make_engine("deadline.bpmn")
+    runs: list[int] = []
+
+    def fire(**_kw):
+        runs.append(1)
+        if len(runs) == 1:
+            raise OSError("connection refused")
+        pace.stop()
+        return 0
+
+    monkeypatch.setattr(eng, "fire_due_timers", fire)
+    pace = TimerPace(eng, interval=0)
+    pace.run()  # returns once the second run has stopped the loop
+    assert len(runs) == 2
+
+
+def test_a_scheduler_started_long_after_it_was_built_still_runs_the_timer_job(make_engine, calls, monkeypatch):
+    """The job starts once, when the scheduler starts; a slow start-up (the app's) must not make APScheduler
+    skip it as misfired, or no timer would ever fire in that process."""
+    from engine import clock
+
+    eng = make_engine("deadline.bpmn")
+    eng.start("deadline")
+    _move_clock(eng, timedelta(days=36))  # the reminder is due (the database's simulated clock)
+    hour_ago = clock.SystemClock().now() - timedelta(hours=1)
+    monkeypatch.setattr(clock.SystemClock, "now", lambda self: hour_ago)  # the job was planned an hour ago
+    sched = background_scheduler(eng, interval=LONG)
+    monkeypatch.undo()
+    sched.start()
+    try:
+        deadline = time.monotonic() + 60  # liveness only
+        while not calls.log and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        sched.shutdown(wait=True)
+    assert [c[0] for c in calls.log] == ["notify"]
