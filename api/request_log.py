@@ -116,8 +116,8 @@ def loggable_path(scope: dict[str, Any]) -> str:
 
 
 def redact_target(target: str) -> str:
-    """A request target as uvicorn logs it (path?query), without its query; paths of people's data have
-    none, and one that does not match a route keeps only route words and short numbers."""
+    """A request target as uvicorn logs it (path?query): its query dropped, and (uvicorn's line does not know
+    the route) every segment that is not a word of the app's routes or a short number replaced."""
     path = target.split("?", 1)[0]
     words = _literals.words
     return "/".join(s if (not s or s in words or _ID.fullmatch(s)) else REDACTED for s in path.split("/"))
@@ -199,6 +199,8 @@ class RequestLog:
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
+        if _literals.key is None:  # the route words, for paths no route matched and uvicorn's own line
+            _literals.of(scope.get("app"))
         rid = secrets.token_hex(8)
         token = request_id.set(rid)
         started = time.perf_counter()

@@ -326,3 +326,20 @@ def test_a_timer_run_that_fails_is_logged_by_type_only(caplog):
     with caplog.at_level(logging.INFO, logger="carepath.timers"):
         assert fire_once(Failing()) == 0
     assert "firing timers failed: RuntimeError" in caplog.text and "Quillfeather" not in caplog.text
+
+
+def test_uvicorn_access_line_if_turned_on_has_no_query():
+    """Under another server set-up with uvicorn's access log on, its line loses the query string and any
+    segment that is not a route word or a short number (the filter api/request_log.py puts on it)."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from engine.runtime import Engine
+
+    TestClient(create_app(Engine("sqlite://"), run_timers=False)).get("/api/health")  # the route words known
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5000", "GET", f"/api/people/{NAME}?name={NAME}&nhs_number={NHS}",
+                                "1.1", 200), None)
+    for f in logging.getLogger("uvicorn.access").filters:
+        f.filter(record)
+    assert record.getMessage() == '127.0.0.1:5000 - "GET /api/people/{redacted} HTTP/1.1" 200'
