@@ -41,6 +41,7 @@ from . import trial as draft_trial
 from .access import RequestPage, is_user
 from .auth import AuthSettings, AuthStore
 from .auth import router as auth_router
+from .request_log import RequestLog
 
 
 def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | None = None,
@@ -70,6 +71,7 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     app.state.auth = AuthStore(engine, auth)
     errors.install(app)
     app.add_middleware(RequestPage)  # the page each case access is logged from (api/access.py)
+    app.add_middleware(RequestLog)  # outermost: access and error lines without personal data (api/request_log.py)
 
     @app.get("/api/health")
     def health() -> dict[str, Any]:

@@ -13,8 +13,15 @@ import uvicorn
 
 
 def uvicorn_config(app: Any, *, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
-    """The server settings `carepath serve` uses (bench/http_bench.py measures the same ones)."""
-    return uvicorn.Config(app, host=host, port=port, log_level=log_level, loop="auto", http="auto")
+    """The server settings `carepath serve` uses (bench/http_bench.py measures the same ones).
+
+    uvicorn's own access line (client address, path *with its query string*) is off: the app writes its own
+    to standard output, with a request id, the path without query or personal data, the status and the time
+    taken, and logs errors without their messages (api/request_log.py, docs/security.md "Logs")."""
+    from api.request_log import log_config
+
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, loop="auto", http="auto",
+                          access_log=False, log_config=log_config(log_level.upper()))
 
 
 def serve(engine: Any, *, host: str, port: int, timers: bool = True) -> None:

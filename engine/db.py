@@ -61,7 +61,9 @@ class Database:
         self.url = resolve_url(url)
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
-        kwargs: dict = {"echo": echo, "future": True}
+        # hide_parameters: a database error's text (logged, shown in a traceback) never carries the statement's
+        # values, which are a person's notes, names and answers (docs/security.md, "Logs")
+        kwargs: dict = {"echo": echo, "future": True, "hide_parameters": True}
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

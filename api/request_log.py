@@ -1,0 +1,243 @@
+"""The server's logs without personal data (issue 15, item 4; docs/security.md, "Logs").
+
+`RequestLog` is the outermost middleware of the app. For every HTTP request it writes one line to the
+`carepath.access` logger:
+
+    a3f09c1d2e4b5a67 "GET /api/cases/12/notes" 200 8.4ms
+
+— a request id (sent back as the `X-Request-ID` header and shown on the error page, so a user can quote
+it), the method, the path, the status and the time taken. Never the query string (a people search carries
+names, NHS numbers, dates of birth and postcodes in it), never a body, a cookie or a header, never the
+client's address. The path is rebuilt from the route it matched: ids (`{case_id}`, `{task_id}`, ...) of
+at most 9 digits are kept (an NHS number has 10), names of things the council configures (`{process_id}`,
+`{action}`, a file's `{name}`...) are kept when they are plain words, and every other parameter — a
+user's `{username}`, or any parameter a new route brings — is written as `{username}` etc. A path no
+route matched keeps only the words some route has and short numbers; the rest is `{redacted}`.
+
+An exception no handler turned into a response is logged here as an error — its type, the database
+driver's error type and SQLSTATE, the statement's shape (its SQL with any literal replaced by `?`) and
+the code lines it passed through — and answered with a 500 naming the request id. Never its message:
+a database driver's message can quote the values ("Key (email)=(...) already exists"), and SQLAlchemy's
+appends the statement's parameters (the engine is also built with `hide_parameters=True`, engine/db.py).
+The exception is not passed on, so the server (uvicorn's "Exception in ASGI application") does not log
+it again with its message.
+
+`carepath serve` turns uvicorn's own access log off and writes these lines instead (`log_config()`,
+carepath/server.py); for any other way of running the app under uvicorn, `AccessQueryFilter` on the
+`uvicorn.access` logger rewrites uvicorn's own line with the same path and no query.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import copy
+import logging
+import os
+import re
+import secrets
+import time
+import traceback
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+access_log = logging.getLogger("carepath.access")
+error_log = logging.getLogger("carepath.errors")
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("carepath_request_id", default=None)
+
+# Path parameters by what they hold. Ids: kept when they are at most 9 digits. Names the council configures
+# (processes, forms, files, measures, sections, actions): kept when they are one plain word. Any other
+# parameter is written as {name}: `username` (a member of staff's name), and whatever a new route brings
+# (tests/test_logs_no_personal_data.py lists every route's parameters, so a new one is decided here).
+ID_PARAMS = frozenset({"case_id", "instance_id", "doc_id", "task_id", "draft_id", "version", "case_ref",
+                       "version_ref"})
+NAME_PARAMS = frozenset({"action", "process_id", "name", "measure", "which", "section_id"})
+REDACTED_PARAMS = frozenset({"username"})
+REDACTED = "{redacted}"
+_ID = re.compile(r"[0-9]{1,9}")
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?}")
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _param_text(name: str, value: Any) -> str:
+    text = str(value)
+    if name in ID_PARAMS and _ID.fullmatch(text):
+        return text
+    if name in NAME_PARAMS and _WORD.fullmatch(text):
+        return text
+    return "{" + name + "}"
+
+
+def _route_literals(app: Any) -> frozenset[str]:
+    """Every literal segment of the app's route paths (`api`, `cases`, `notes`, ...)."""
+    paths: list[str] = []
+    for route in getattr(app, "routes", []):
+        if hasattr(route, "effective_route_contexts"):  # an included router (FastAPI 0.165)
+            paths.extend(p for ctx in route.effective_route_contexts()
+                         if isinstance(p := getattr(ctx, "path", None), str))
+        elif isinstance(getattr(route, "path", None), str):
+            paths.append(route.path)
+    return frozenset(s for path in paths for s in path.split("/") if s and "{" not in s)
+
+
+class _Literals:
+    """The route words of an app, worked out once per number of top-level routes."""
+
+    def __init__(self) -> None:
+        self.key: Any = None
+        self.words: frozenset[str] = frozenset()
+
+    def of(self, app: Any) -> frozenset[str]:
+        key = (id(app), len(getattr(app, "routes", [])))
+        if key != self.key:
+            self.words, self.key = _route_literals(app), key
+        return self.words
+
+
+_literals = _Literals()
+
+
+def loggable_path(scope: dict[str, Any]) -> str:
+    """The request's path as the logs show it: rebuilt from the route it matched, ids kept, anything that
+    may be personal replaced by its parameter's name; never the query string."""
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    params = scope.get("path_params")
+    if isinstance(template, str) and isinstance(params, dict) and "{" in template:
+        return _PARAM.sub(lambda m: _param_text(m.group(1), params.get(m.group(1), "")), template)
+    if isinstance(template, str) and template == scope.get("path"):
+        return template
+    words = _literals.of(scope.get("app"))
+    path = str(scope.get("path") or "/")
+    return "/".join(s if (not s or s in words or _ID.fullmatch(s)) else REDACTED for s in path.split("/"))[:300]
+
+
+def redact_target(target: str) -> str:
+    """A request target as uvicorn logs it (path?query): its query dropped, and (uvicorn's line does not know
+    the route) every segment that is not a word of the app's routes or a short number replaced."""
+    path = target.split("?", 1)[0]
+    words = _literals.words
+    return "/".join(s if (not s or s in words or _ID.fullmatch(s)) else REDACTED for s in path.split("/"))
+
+
+class AccessQueryFilter(logging.Filter):
+    """On `uvicorn.access`: uvicorn's own access line (when it is on) without the query string."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (args[0], args[1], redact_target(args[2]), args[3], args[4])
+        return True
+
+
+def install_uvicorn_filter() -> None:
+    logger = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, AccessQueryFilter) for f in logger.filters):
+        logger.addFilter(AccessQueryFilter())
+
+
+# ---------------------------------------------------------------------- errors
+_STRING = re.compile(r"'(?:[^']|'')*'")
+_NUMBER = re.compile(r"(?<![A-Za-z0-9_$])-?[0-9]+(?:\.[0-9]+)?(?![A-Za-z0-9_])")
+_SPACE = re.compile(r"\s+")
+
+
+def statement_shape(sql: Any) -> str:
+    """A SQL statement's text with every literal replaced by ? (bound values are never in it)."""
+    text = _NUMBER.sub("?", _STRING.sub("?", str(sql)))
+    text = _SPACE.sub(" ", text).strip()
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
+def describe(exc: BaseException) -> str:
+    """What went wrong, without a word of any value: the exception's type, for a database error the driver's
+    error type, SQLSTATE and the statement's shape; then the code lines it passed through."""
+    from sqlalchemy.exc import StatementError
+
+    kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    parts = [kind]
+    if isinstance(exc, StatementError):
+        orig = exc.orig
+        if orig is not None:
+            code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+            parts.append(f"driver error {type(orig).__module__}.{type(orig).__qualname__}"
+                         + (f" ({code})" if code else ""))
+        if exc.statement:
+            parts.append(f"in: {statement_shape(exc.statement)}")
+    tb = traceback.extract_tb(exc.__traceback__)
+    # carepath's own code lines, and the last line whoever's it is (the libraries' are not the story)
+    own = [f for f in tb if f.filename.startswith(_ROOT) and "site-packages" not in f.filename] + tb[-1:]
+    frames = [f"  at {f.filename.removeprefix(_ROOT)}:{f.lineno} in {f.name}" for f in own[-12:]]
+    return "; ".join(parts) + ("\n" + "\n".join(frames) if frames else "")
+
+
+async def _error_response(scope: dict[str, Any], rid: str) -> Response:
+    from .errors import html_error, wants_html
+
+    request = Request(scope)
+    text = f"Sorry, there is a problem with the service. Try again later. If you report it, quote {rid}."
+    if wants_html(request):
+        try:
+            return await run_in_threadpool(html_error, request, 500, text)
+        except Exception:  # noqa: BLE001 - the error page must not fail in turn
+            return PlainTextResponse(text, status_code=500)
+    return JSONResponse({"error": "server_error", "message": text, "request_id": rid}, status_code=500)
+
+
+# ---------------------------------------------------------------------- the middleware
+class RequestLog:
+    """ASGI middleware: the access line and the error line of every request (see the module's docstring)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        install_uvicorn_filter()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        if _literals.key is None:  # the route words, for paths no route matched and uvicorn's own line
+            _literals.of(scope.get("app"))
+        rid = secrets.token_hex(8)
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        status = 0
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", rid.encode())]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:  # noqa: BLE001 - logged without its message and answered with a 500
+            error_log.error('%s "%s %s" failed: %s', rid, scope.get("method"), loggable_path(scope), describe(exc))
+            if not status:  # else the response has begun: the client sees it cut short
+                response = await _error_response(scope, rid)
+                await response(scope, receive, send_with_id)
+        finally:
+            request_id.reset(token)
+            took = (time.perf_counter() - started) * 1000
+            access_log.info('%s "%s %s" %d %.1fms', rid, scope.get("method"), loggable_path(scope), status, took)
+
+
+# ---------------------------------------------------------------------- `carepath serve`'s logging
+def log_config(level: str = "INFO") -> dict[str, Any]:
+    """uvicorn's logging set-up with carepath's loggers added at `level`: `carepath.access` to standard
+    output (where uvicorn's own access log went), every other `carepath.*` logger to standard error."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["carepath"] = {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+    config["handlers"]["carepath_access"] = {"formatter": "carepath", "class": "logging.StreamHandler",
+                                             "stream": "ext://sys.stdout"}
+    config["handlers"]["carepath"] = {"formatter": "carepath", "class": "logging.StreamHandler",
+                                      "stream": "ext://sys.stderr"}
+    config["loggers"]["carepath.access"] = {"handlers": ["carepath_access"], "level": level, "propagate": False}
+    config["loggers"]["carepath"] = {"handlers": ["carepath"], "level": level, "propagate": False}
+    return config
