@@ -44,6 +44,21 @@ def cmd_transition(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_user(args: argparse.Namespace) -> int:
+    """Deactivate or reactivate an account, as an administrator (--as), through the admin page's own function
+    (api/admin.py `change`: audited as `user.changed`; deactivating ends the account's sessions)."""
+    from api import admin, case_actions
+    from engine.errors import CarepathError
+
+    eng = _engine(args)
+    actor = case_actions.cli_user(eng, args.actor)
+    if not actor.has(admin.ADMIN):
+        raise CarepathError(f"refused: only an administrator can {args.action} an account")
+    out = case_actions.cli_call(lambda: admin.change(eng, actor, args.username, active=args.action == "reactivate"))
+    _out(args, out, f"{args.username}: {'active' if out['active'] else 'deactivated, their sessions ended'}")
+    return 0
+
+
 def cmd_close(args: argparse.Namespace) -> int:
     """Close a case, or end one of its processes (--instance), with a reason (api/case_actions.py)."""
     from api import case_actions
@@ -215,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--details", help='JSON, e.g. {"date_of_death": "2031-03-02"} or {"council": "Southshire"}')
     s.add_argument("--instance", type=int, help="end only this process instance of the case")
     s.set_defaults(fn=cmd_close)
+
+    s = sub.add_parser("user", parents=[common], help="deactivate or reactivate a user's account (--as an "
+                                                      "administrator; audited, as on the admin page)")
+    s.add_argument("action", choices=["deactivate", "reactivate"])
+    s.add_argument("username")
+    s.set_defaults(fn=cmd_user)
 
     s = sub.add_parser("cld", parents=[common], help="the Client Level Data return for a period (CSV)")
     s.add_argument("--from", dest="start", required=True, help="first day, e.g. 2031-04-01")

@@ -7,7 +7,7 @@
   row to that case's access log (api/access.py `refusal`, api/cases.py `open_case`);
 * a refused history request is logged;
 * a deactivated user's old session is refused on a page and on the API, whichever way the account was
-  deactivated (the admin API, the admin page, a direct update of the users table);
+  deactivated (the admin API, the admin page, `carepath user deactivate`, a direct update of the users table);
 * the API description is not published unless the setting is on, and then only to signed-in users; FastAPI's
   CDN-loading /docs and /redoc are never served.
 
@@ -214,12 +214,20 @@ def _deactivate_admin_page(eng, app):
     assert r.status_code in (200, 303), r.text
 
 
+def _deactivate_on_the_command_line(eng, app):
+    from carepath.cli import main
+
+    assert main(["user", "deactivate", "rosa", "--as", "ada", "--db", eng.db.url]) == 0
+    assert main(["user", "deactivate", "mary", "--as", "sam", "--db", eng.db.url]) != 0  # administrators only
+
+
 def _deactivate_in_the_database(eng, app):
     with eng.db.transaction() as conn:  # as a database administrator or a script would: the sessions stay
         conn.execute(update(users).where(users.c.username == "rosa").values(active=False))
 
 
-@pytest.mark.parametrize("deactivate", [_deactivate_admin_api, _deactivate_admin_page, _deactivate_in_the_database])
+@pytest.mark.parametrize("deactivate", [_deactivate_admin_api, _deactivate_admin_page, _deactivate_on_the_command_line,
+                                        _deactivate_in_the_database])
 def test_a_deactivated_users_session_is_refused_however_they_were_deactivated(world, deactivate):
     eng, app, cases = world
     joan = cases["joan"]
