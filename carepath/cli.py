@@ -3,8 +3,9 @@ and the web, which the engine knows nothing of.
 
 `act`, `transition` and `close` act on a case with the web app's checks and roles (api/case_actions.py,
 api/transition.py); `cld` and `measures` report from every case's history (handlers/cld.py,
-handlers/measures.py); `evidence` exports a case's evidence pack (api/evidence.py); `serve` runs the web
-app with the timer job (carepath/server.py). Everything else, with the global options, the messages and
+handlers/measures.py); `evidence` exports a case's evidence pack (api/evidence.py); `user` deactivates or
+reactivates an account as the admin page does (api/admin.py); `serve` runs the web app with the timer job
+(carepath/server.py). Everything else, with the global options, the messages and
 the exit statuses, is engine/cli.py's.
 """
 
@@ -233,8 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("user", parents=[common], help="deactivate or reactivate a user's account (--as an "
                                                       "administrator; audited, as on the admin page)")
-    s.add_argument("action", choices=["deactivate", "reactivate"])
-    s.add_argument("username")
+    s.add_argument("action", choices=["deactivate", "reactivate"],
+                   help="deactivate (their sessions end at once) or reactivate the account")
+    s.add_argument("username", help="the account's username")
     s.set_defaults(fn=cmd_user)
 
     s = sub.add_parser("cld", parents=[common], help="the Client Level Data return for a period (CSV)")
