@@ -20,9 +20,11 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, func, insert, or_, select
 
+from engine.errors import NotFoundError
 from engine.schema import cases, events, process_versions, tasks
 
 from .auth import OVERSIGHT_ROLES, User, case_access_log, json_set, restricted_cases
+from .errors import forbidden
 
 # ---------------------------------------------------------------------- restricted cases
 
@@ -183,13 +185,28 @@ def can_open_case(engine: Any, user: User, case_id: int) -> tuple[bool, str]:
         return case_access(conn, user, case_id, restriction(conn, case_id))
 
 
+# the reason `case_access` gives a user not named on a restricted case: answered as an unknown case (404)
+RESTRICTED = "this case is restricted to named people"
+
+
+def unknown_case(case_id: int) -> NotFoundError:
+    """The answer to an unknown case id, word for word (api/cases.py `open_case`)."""
+    return NotFoundError(f"no case {case_id}", case=case_id)
+
+
+def refusal(case_id: int, reason: str) -> Exception:
+    """The error for a refused case access: to a user not named on a restricted case the same 404 as an
+    unknown id (its existence is not disclosed, docs/security.md "Restricted cases"); otherwise a 403."""
+    return unknown_case(case_id) if reason == RESTRICTED else forbidden(reason)
+
+
 def case_access(conn: Any, user: User, case_id: int, allowed: set[str] | None) -> tuple[bool, str]:
     """`can_open_case` on a connection already open, with the case's restriction already read (`allowed`:
     the names it is restricted to, None when it is not restricted)."""
     if allowed is not None:
         if user.username in allowed:
             return True, ""
-        return False, "this case is restricted to named people"
+        return False, RESTRICTED
     if user.has(*OVERSIGHT_ROLES):
         return True, ""
     if not user.is_worker:
@@ -212,11 +229,22 @@ CASE_AND_RESTRICTION = (select(cases.c.id, restricted_cases.c.allowed.label("res
 OUTCOMES = ("allowed", "refused")
 # the path of the request being served (set by `RequestPage`): the `page` an access is logged from
 current_page: ContextVar[str | None] = ContextVar("carepath_current_page", default=None)
+# the access-log rows the request being served has written (a list set by `RequestPage`, appended to by
+# `write_access` — in whichever thread — and read by `RequestPage` once the request is answered)
+written: ContextVar[list[int] | None] = ContextVar("carepath_access_written", default=None)
+# the path parameters that name a case, directly or through one of its tasks
+CASE_PARAMS = ("case_id", "case_ref")
+REFUSED_STATUSES = frozenset({403, 404})
 
 
 class RequestPage:
     """ASGI middleware: remembers each HTTP request's path (never its query, which may hold a person's
-    name) so that `log_access` records the page an access came from without every caller passing it."""
+    name) so that `log_access` records the page an access came from without every caller passing it.
+
+    It is also the access log's backstop for refusals: a request to a case-scoped route (a case id, or a task
+    id, in its path) by a signed-in user that is answered 403 or 404 without any access-log row having been
+    written — a role refused before the case was looked at, a form without its CSRF token, a task of a
+    restricted case — gets one refused row on that case, when the case exists (`log_refused_request`)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -226,10 +254,68 @@ class RequestPage:
             await self.app(scope, receive, send)
             return
         token = current_page.set(str(scope.get("path") or "")[:200] or None)
+        rows: list[int] = []
+        written_token = written.set(rows)
+        status: list[int] = []
+
+        async def remember_status(message: Any) -> None:
+            if message.get("type") == "http.response.start":
+                status.append(int(message.get("status") or 0))
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, remember_status)
+            if status and status[0] in REFUSED_STATUSES and not rows:
+                params = scope.get("path_params") or {}
+                if any(k in params for k in (*CASE_PARAMS, "task_id")):
+                    from starlette.concurrency import run_in_threadpool
+
+                    await run_in_threadpool(log_refused_request, scope, params)
         finally:
+            written.reset(written_token)
             current_page.reset(token)
+
+
+def log_refused_request(scope: Any, params: dict[str, Any]) -> None:
+    """One refused row for a request answered 403/404 on a case-scoped route that logged nothing itself: only
+    for a signed-in user and a case that exists (an unknown id has no log to write to)."""
+    from starlette.requests import Request
+
+    from .auth import COOKIE
+
+    app = scope.get("app")
+    if app is None:
+        return
+    user = app.state.auth.session_user(Request(scope).cookies.get(COOKIE))
+    if user is None:
+        return
+    engine = app.state.engine
+    with engine.db.engine.connect() as conn:
+        case_id = request_case(conn, params)
+    if case_id is None:
+        return
+    route = scope.get("route")
+    where = f"{scope.get('method', '')} {getattr(route, 'path', '')}".strip()
+    log_access(engine, case_id, user, "request", reason=f"refused: {where}"[:200], outcome="refused")
+
+
+def request_case(conn: Any, params: dict[str, Any]) -> int | None:
+    """The existing case a request's path names: its case id, or the case of the task it names; else None."""
+    for name in CASE_PARAMS:
+        raw = str(params.get(name, ""))
+        if raw:
+            digits = raw.upper().removeprefix("CASE-")
+            if not digits.isdigit() or len(digits) > 18:
+                return None
+            row = conn.execute(select(cases.c.id).where(cases.c.id == int(digits))).first()
+            return None if row is None else row.id
+    task_id = str(params.get("task_id", ""))
+    if not task_id or len(task_id) > 64:
+        return None
+    row = conn.execute(select(tasks.c.case_id).where(tasks.c.id == task_id)).first()
+    if row is not None:
+        return row.case_id
+    return case_of_task(conn, task_id) if task_id.replace("-", "").isalnum() else None
 
 
 def log_access(engine: Any, case_id: int, user: User, action: str, *, page: str | None = None,
@@ -253,6 +339,9 @@ def write_access(conn: Any, engine: Any, case_id: int, user: User, action: str, 
     conn.execute(_ACCESS_ROW, {"case_id": case_id, "user": user.username, "at": engine.now(conn),
                                "action": action[:32], "page": None if page is None else page[:200],
                                "reason": reason, "outcome": outcome})
+    rows = written.get()
+    if rows is not None:
+        rows.append(case_id)
 
 
 _ACCESS_ROW = insert(case_access_log)  # its values are the parameters (built once, compiled once)

@@ -28,9 +28,9 @@ from engine.history import Event
 from engine.schema import cases
 
 from . import auth, page_kit
-from .access import can_open_case, log_access, restriction
+from .access import can_open_case, log_access, refusal, restriction
 from .auth import ROLES, TEAMS, USERNAME_RE, User, require_roles, restricted_cases, sessions, users
-from .errors import ApiError, forbidden
+from .errors import ApiError
 
 router = APIRouter()
 
@@ -213,7 +213,7 @@ def _may_restrict(engine: Any, user: User, case_id: int) -> None:
     ok, reason = can_open_case(engine, user, case_id)
     if not ok:
         log_access(engine, case_id, user, "restriction", outcome="refused")
-        raise forbidden(reason)
+        raise refusal(case_id, reason)
 
 
 def get_restriction(engine: Any, user: User, case_id: int) -> dict[str, Any]:

@@ -6,10 +6,11 @@ api/access.py, docs/security.md); only /api/health is open (it holds no personal
 
 from __future__ import annotations
 
+import os
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from . import (
     admin,
@@ -39,13 +40,24 @@ from . import (
 )
 from . import trial as draft_trial
 from .access import RequestPage, is_user
-from .auth import AuthSettings, AuthStore
+from .auth import AuthSettings, AuthStore, User, current_user
 from .auth import router as auth_router
 from .request_log import RequestLog
+from .security_headers import SecurityHeaders
+
+API_DOCS_ENV = "CAREPATH_API_DOCS"
+
+
+def api_docs_setting() -> bool:
+    """CAREPATH_API_DOCS=1 publishes the OpenAPI description (signed in only); off when unset (production)."""
+    return os.environ.get(API_DOCS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | None = None,
-               warm_measures: bool = False) -> FastAPI:
+               warm_measures: bool = False, api_docs: bool | None = None) -> FastAPI:
+    """The app. `api_docs` (default: the CAREPATH_API_DOCS setting, off) publishes the OpenAPI description at
+    /api/openapi.json to signed-in users; FastAPI's /docs and /redoc pages, which load script and styles from
+    a CDN, are never served (docs/security.md "API description")."""
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
         sched = None
@@ -64,14 +76,23 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
             if sched is not None:
                 sched.shutdown(wait=False)
 
-    app = FastAPI(title="carepath", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="carepath", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None, swagger_ui_oauth2_redirect_url=None)
     app.state.engine = engine
     if engine.registry.users is None:  # a computed candidate user must be a user (docs/diagram-attributes.md)
         engine.registry.users = lambda name: is_user(engine, name)
     app.state.auth = AuthStore(engine, auth)
     errors.install(app)
     app.add_middleware(RequestPage)  # the page each case access is logged from (api/access.py)
-    app.add_middleware(RequestLog)  # outermost: access and error lines without personal data (api/request_log.py)
+    app.add_middleware(RequestLog)  # access and error lines without personal data (api/request_log.py)
+    # outermost: nosniff everywhere, no-store unless a response sets its caching (also on RequestLog's 500s)
+    app.add_middleware(SecurityHeaders)
+
+    if api_docs_setting() if api_docs is None else api_docs:
+        @app.get("/api/openapi.json", include_in_schema=False)
+        async def openapi(_user: Annotated[User, Depends(current_user)]) -> dict[str, Any]:
+            """The OpenAPI description, to signed-in users only (it maps every route an attacker could try)."""
+            return app.openapi()
 
     @app.get("/api/health")
     def health() -> dict[str, Any]:

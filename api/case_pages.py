@@ -315,7 +315,8 @@ async def coordinator_post(request: Request, case_id: int) -> Response:
         return _guard(request, page.user, exc)
     chosen, reason = kit.one(form, "username"), kit.one(form, "reason")
     try:
-        if not chosen:
+        if not chosen:  # who may comes before what was sent: the form shows the case
+            await run_in_threadpool(api.coordinator_check, engine, user, case_id)
             raise ValidationError("choose", errors=[{"field": "username", "message": "Select the co-ordinating "
                                                                                   "worker"}])
         await run_in_threadpool(api.set_coordinator, engine, user, case_id, chosen, seen, reason)

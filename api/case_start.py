@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.errors import NotFoundError, ValidationError
 
-from .access import CASE_AND_RESTRICTION, case_access, log_access, write_access
+from .access import CASE_AND_RESTRICTION, case_access, log_access, refusal, write_access
 from .auth import User, current_user, get_engine, json_set
 from .errors import forbidden
 
@@ -71,7 +71,7 @@ def start(engine: Any, user: User, case_id: int, process_id: str, body: StartIn)
         ok, reason = case_access(conn, user, case_id, restricted_to)
         if not ok:
             seen["refused"] = reason
-            raise forbidden(reason)
+            raise refusal(case_id, reason)
         write_access(conn, engine, case_id, user, "start_process")
         seen["opened"] = True
 

@@ -22,9 +22,8 @@ from engine.schema import case_notes, cases, documents, users
 from handlers import people
 
 from . import case_record as cr
-from .access import can_open_case, log_access, restriction
+from .access import RESTRICTED, can_open_case, log_access, refusal, restriction, unknown_case
 from .auth import OVERSIGHT_ROLES, WORKER_ROLES, User, current_user, get_engine, json_set
-from .errors import forbidden
 
 router = APIRouter(prefix="/api/cases")
 CHRONOLOGY_PAGE = 25
@@ -35,16 +34,32 @@ DETAIL_MAX = 500
 
 # ---------------------------------------------------------------------- who may
 def open_case(engine: Any, user: User, case_id: int, action: str) -> None:
-    """404 for an unknown case; 403 (logged as refused) when this user may not open it; else log the opening."""
-    with engine.db.engine.connect() as conn:
-        exists = conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is not None
-    if not exists:
-        raise NotFoundError(f"no case {case_id}", case=case_id)
+    """404 for an unknown case, and for a restricted one this user is not named on (the same answer, logged as
+    refused); 403 (logged as refused) when this user may not open it; else log the opening."""
+    case_exists(engine, case_id)
     ok, reason = can_open_case(engine, user, case_id)
     if not ok:
         log_access(engine, case_id, user, f"refused:{action}")
-        raise forbidden(reason)
+        raise refusal(case_id, reason)
     log_access(engine, case_id, user, action)
+
+
+def case_exists(engine: Any, case_id: int) -> None:
+    """404 for an unknown case (nothing to log: there is no case)."""
+    with engine.db.engine.connect() as conn:
+        exists = conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is not None
+    if not exists:
+        raise unknown_case(case_id)
+
+
+def refuse_role(engine: Any, user: User, case_id: int, action: str, message: str) -> Exception:
+    """A refusal for the user's role on a case that exists, logged: the 404 of an unknown case when the case is
+    restricted and the user not named on it (its existence is not disclosed), else a 403 with `message`."""
+    case_exists(engine, case_id)
+    log_access(engine, case_id, user, f"refused:{action}")
+    with engine.db.engine.connect() as conn:
+        allowed = restriction(conn, case_id)
+    return refusal(case_id, RESTRICTED if allowed is not None and user.username not in allowed else message)
 
 
 
@@ -61,13 +76,9 @@ def may_set_coordinator(user: User) -> bool:
 def _writer(engine: Any, user: User, case_id: int, action: str) -> None:
     """May open the case (logged) and does casework; auditors and others get 403 (logged as refused)."""
     if not may_write(user):
-        with engine.db.engine.connect() as conn:
-            exists = conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is not None
-        if not exists:
-            raise NotFoundError(f"no case {case_id}", case=case_id)
-        log_access(engine, case_id, user, f"refused:{action}")
-        raise forbidden("your role may read case records but not change them" if user.has(*OVERSIGHT_ROLES)
-                        else "your role does not change case records")
+        raise refuse_role(engine, user, case_id, action,
+                          "your role may read case records but not change them" if user.has(*OVERSIGHT_ROLES)
+                          else "your role does not change case records")
     open_case(engine, user, case_id, action)
 
 
@@ -280,16 +291,17 @@ def display_name(engine: Any, username: str) -> str:
     return row.display_name if row is not None else username
 
 
+def coordinator_check(engine: Any, user: User, case_id: int) -> None:
+    """Who may set the co-ordinating worker: a team manager who may open the case (logged either way)."""
+    if not may_set_coordinator(user):
+        raise refuse_role(engine, user, case_id, "coordinator", "only a team manager can set the co-ordinating worker")
+    open_case(engine, user, case_id, "coordinator")
+
+
 def set_coordinator(engine: Any, user: User, case_id: int, username: str | None, expected: str | None,
                     reason: str = "") -> dict[str, Any]:
     """A team manager names (or removes, with None) the case's co-ordinating worker."""
-    if not may_set_coordinator(user):
-        with engine.db.engine.connect() as conn:
-            if conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is None:
-                raise NotFoundError(f"no case {case_id}", case=case_id)
-        log_access(engine, case_id, user, "refused:coordinator")
-        raise forbidden("only a team manager can set the co-ordinating worker")
-    open_case(engine, user, case_id, "coordinator")
+    coordinator_check(engine, user, case_id)
     if username is not None and username not in {u["username"] for u in casework_users(engine)}:
         raise ValidationError(f"'{username}' is not an active casework user", case=case_id,
                               errors=[{"field": "username", "message": "Select a casework user from the list"}])
@@ -353,8 +365,8 @@ def get_case(case_id: int, user: Who, engine: Eng) -> dict[str, Any]:
 
 @router.get("/{case_id}/history")
 def get_history(case_id: int, user: Who, engine: Eng) -> dict[str, Any]:
-    if not user.has(*OVERSIGHT_ROLES):
-        raise forbidden("only auditors and team managers read a case's history")
+    if not user.has(*OVERSIGHT_ROLES):  # refused, and logged as refused, as every other case route is
+        raise refuse_role(engine, user, case_id, "history", "only auditors and team managers read a case's history")
     open_case(engine, user, case_id, "history")
     return {"case_id": case_id, "events": engine.history(case_id)}
 

@@ -43,10 +43,9 @@ from engine.schema import cases, chains, events, users
 
 from . import case_record as cr
 from . import page_kit as kit
-from .access import can_open_case, log_access
+from .access import can_open_case, log_access, refusal
 from .auth import OVERSIGHT_ROLES, User
 from .diagram_svg import Marks, names, render_svg
-from .errors import forbidden
 
 router = APIRouter(include_in_schema=False)
 EXPORT_ROLES = OVERSIGHT_ROLES  # team managers and auditors
@@ -83,7 +82,7 @@ def check_export(engine: Any, user: User, case_id: int, *, page: str | None) -> 
         ok, why = False, "only team managers and auditors may export an evidence pack"
     if not ok:
         log_access(engine, case_id, user, "export", page=page, outcome="refused")
-        raise forbidden(why)
+        raise refusal(case_id, why)
 
 
 def clean_reason(reason: str | None) -> str:

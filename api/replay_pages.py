@@ -29,7 +29,7 @@ from engine.schema import cases
 
 from . import case_record as cr
 from . import page_kit as kit
-from .access import can_open_case, log_access
+from .access import RESTRICTED, can_open_case, log_access, refusal
 from .auth import User
 from .errors import ApiError
 
@@ -72,6 +72,8 @@ def _open(request: Request, user: User, case_id: int, action: str = "replay") ->
     ok, why = can_open_case(engine, user, case_id)
     if not ok:
         log_access(engine, case_id, user, action, page=page, outcome="refused")
+        if why == RESTRICTED:  # the same answer as an unknown case: its existence is not disclosed
+            raise refusal(case_id, why)
         raise ApiError(403, "forbidden", f"You cannot replay this case: {why}.")
     log_access(engine, case_id, user, action, page=page)
     return engine

@@ -30,6 +30,7 @@ from .access import (
     case_of_task,
     escape_like,
     hidden_cases,
+    log_access,
     shared_groups,
     shared_team_arm,
     task_allowed,
@@ -296,14 +297,28 @@ def authorised_task(engine: Any, user: User, task_id: str) -> dict[str, Any]:
                 if case_id is None or not can_open_case(engine, user, case_id)[0]:
                     raise NotFoundError(f"no open task {task_id}", task=task_id) from None
                 raise
-    return _checked(user, _task_row(row))
+    try:
+        return _checked(user, _task_row(row))
+    except HiddenTask as exc:
+        log_access(engine, exc.case_id, user, "refused:task")
+        raise
+
+
+class HiddenTask(NotFoundError):
+    """A task of a restricted case the user is not named on: answered word for word as an unknown task (its
+    case's existence is not disclosed); the caller logs the refusal on the case's access log."""
+
+    def __init__(self, task_id: str, case_id: int) -> None:
+        super().__init__(f"no open task {task_id}", task=task_id)
+        self.case_id = case_id
 
 
 def _checked(user: User, task: dict[str, Any]) -> dict[str, Any]:
-    """A task read with `_AUTHORISED_TASK`, if this user may act on it (403 if not)."""
+    """A task read with `_AUTHORISED_TASK`, if this user may act on it (404 for a restricted case's task to a
+    user not named on it, as for an unknown task; 403 for another team's)."""
     allowed = task.pop("restricted_to")
     if allowed is not None and user.username not in json_set(allowed):
-        raise forbidden("this task belongs to a restricted case")
+        raise HiddenTask(task["id"], task["case_id"])
     if not task_allowed(user, task):
         raise forbidden(f"this task belongs to the team '{task.get('team')}', which you are not a member of")
     return _public(task, user)
@@ -497,6 +512,9 @@ def complete_task(engine: Any, user: User, task_id: str, body: Completion) -> di
     try:
         result = engine.complete_task(task_id, body.data, actor=user.username, expected_revision=body.revision,
                                       authorise=authorise)
+    except HiddenTask as exc:
+        log_access(engine, exc.case_id, user, "refused:task")
+        raise
     except ConflictError as exc:
         if "task" not in seen:  # not open (done or withdrawn): said only to those who may see its case
             with engine.db.engine.connect() as conn:

@@ -3,8 +3,9 @@ and the web, which the engine knows nothing of.
 
 `act`, `transition` and `close` act on a case with the web app's checks and roles (api/case_actions.py,
 api/transition.py); `cld` and `measures` report from every case's history (handlers/cld.py,
-handlers/measures.py); `evidence` exports a case's evidence pack (api/evidence.py); `serve` runs the web
-app with the timer job (carepath/server.py). Everything else, with the global options, the messages and
+handlers/measures.py); `evidence` exports a case's evidence pack (api/evidence.py); `user` deactivates or
+reactivates an account as the admin page does (api/admin.py); `serve` runs the web app with the timer job
+(carepath/server.py). Everything else, with the global options, the messages and
 the exit statuses, is engine/cli.py's.
 """
 
@@ -41,6 +42,21 @@ def cmd_transition(args: argparse.Namespace) -> int:
     _out(args, out, f"referral from children's services: {out['reference']}, transition started (instance "
                     f"{out['instance_id']}); first task(s): "
                     + (", ".join(f"{t['name']} [{t['team']}]" for t in out["tasks"]) or "none"))
+    return 0
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    """Deactivate or reactivate an account, as an administrator (--as), through the admin page's own function
+    (api/admin.py `change`: audited as `user.changed`; deactivating ends the account's sessions)."""
+    from api import admin, case_actions
+    from engine.errors import CarepathError
+
+    eng = _engine(args)
+    actor = case_actions.cli_user(eng, args.actor)
+    if not actor.has(admin.ADMIN):
+        raise CarepathError(f"refused: only an administrator can {args.action} an account")
+    out = case_actions.cli_call(lambda: admin.change(eng, actor, args.username, active=args.action == "reactivate"))
+    _out(args, out, f"{args.username}: {'active' if out['active'] else 'deactivated, their sessions ended'}")
     return 0
 
 
@@ -215,6 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--details", help='JSON, e.g. {"date_of_death": "2031-03-02"} or {"council": "Southshire"}')
     s.add_argument("--instance", type=int, help="end only this process instance of the case")
     s.set_defaults(fn=cmd_close)
+
+    s = sub.add_parser("user", parents=[common], help="deactivate or reactivate a user's account (--as an "
+                                                      "administrator; audited, as on the admin page)")
+    s.add_argument("action", choices=["deactivate", "reactivate"],
+                   help="deactivate (their sessions end at once) or reactivate the account")
+    s.add_argument("username", help="the account's username")
+    s.set_defaults(fn=cmd_user)
 
     s = sub.add_parser("cld", parents=[common], help="the Client Level Data return for a period (CSV)")
     s.add_argument("--from", dest="start", required=True, help="first day, e.g. 2031-04-01")

@@ -219,7 +219,7 @@ def test_restrict_and_lift_a_case(world):
     assert r.status_code == 200, r.text
     assert r.json()["allowed"] == ["social-worker", "team-manager"] and r.json()["restricted"] is True
     auditor = as_role(app, "auditor")
-    assert auditor.get(f"/api/cases/{case}").status_code == 403
+    assert auditor.get(f"/api/cases/{case}").status_code == 404  # not named: answered as an unknown case
     assert tm.get(f"/api/cases/{case}").status_code == 200
     ev = [e for e in eng.history(case) if e["type"] == "case.restricted"]
     assert [(e["actor"], e["data"]["allowed"], e["data"]["reason"]) for e in ev] == [
@@ -238,10 +238,11 @@ def test_team_manager_not_named_cannot_see_or_change_the_restriction(world):
     case = p["edith"]
     assert admin.send("PUT", f"/api/cases/{case}/restriction", RESTRICT).status_code == 200
     tm = as_role(app, "team_manager")
-    assert tm.get(f"/api/cases/{case}/restriction").status_code == 403
+    # not named on it: answered as an unknown case (its existence is not disclosed)
+    assert tm.get(f"/api/cases/{case}/restriction").status_code == 404
     assert tm.send("PUT", f"/api/cases/{case}/restriction", {**RESTRICT, "usernames": ["team-manager"]}
-                   ).status_code == 403
-    assert tm.send("DELETE", f"/api/cases/{case}/restriction", {"reason": "mine now"}).status_code == 403
+                   ).status_code == 404
+    assert tm.send("DELETE", f"/api/cases/{case}/restriction", {"reason": "mine now"}).status_code == 404
     assert can_open_case(eng, tm_user(eng, "team-manager"), case)[0] is False
     # the administrator can always lift it (so a case is never lost)
     assert admin.send("DELETE", f"/api/cases/{case}/restriction", {"reason": "Reviewed"}).status_code == 200

@@ -132,6 +132,6 @@ def test_every_start_and_every_refusal_is_in_the_access_log_once(eng, app):
     restrict_case(eng, other, ["someone-else"])
     before = count_instances(eng)
     r = tm.post(f"/api/cases/{other}/processes/three_tasks", json={"data": {}})
-    assert r.status_code == 403 and "restricted" in r.json()["message"]
+    assert r.status_code == 404 and r.json()["message"] == f"no case {other}"  # as an unknown case
     assert _logged(eng, other) == [("start_process", "refused")]
     assert count_instances(eng) == before

@@ -237,12 +237,12 @@ def test_a_restricted_case_is_open_only_to_the_people_named(world):
     joan = cases["joan"]
     restrict_case(eng, joan, ["mary"])
     assert client_for(app, "mary").get(f"/api/cases/{joan}/record").status_code == 200
-    for who in ("rosa", "frank", "audrey"):
+    for who in ("rosa", "frank", "audrey"):  # 404 as for an unknown case: its existence is not disclosed
         c = client_for(app, who)
-        assert c.get(f"/api/cases/{joan}/record").status_code == 403, who
-        assert c.get(f"/api/cases/{joan}/chronology").status_code == 403, who
+        assert c.get(f"/api/cases/{joan}/record").status_code == 404, who
+        assert c.get(f"/api/cases/{joan}/chronology").status_code == 404, who
     r = client_for(app, "rosa").post(f"/api/cases/{joan}/notes", json={"kind": "note", "text": "hello"})
-    assert r.status_code == 403
+    assert r.status_code == 404
     assert client_for(app, "mary").get(f"/api/cases/{joan}/notes").json()["notes"] == []
 
 

@@ -494,8 +494,8 @@ def test_a_candidate_not_named_on_a_restricted_case_is_not_offered_its_task(web)
     worker, therapist = _signed_in(app, "social_worker"), _signed_in(app, "occupational_therapist")
     assert worker.get("/api/tasks?scope=mine").json()["tasks"] == []
     assert worker.get("/api/tasks").json()["counts"]["mine"] == 0
-    assert worker.get(f"/api/tasks/{task['id']}").status_code == 403
-    assert worker.post(f"/api/tasks/{task['id']}/claim").status_code == 403
+    assert worker.get(f"/api/tasks/{task['id']}").status_code == 404  # as an unknown task (issue 15 item 7)
+    assert worker.post(f"/api/tasks/{task['id']}/claim").status_code == 404
     assert [t["id"] for t in therapist.get("/api/tasks?scope=mine").json()["tasks"]] == [task["id"]]
 
 

@@ -1,0 +1,266 @@
+"""Issue 15 item 7, generated from the app's route table so that a new route cannot escape:
+
+* every response carries `X-Content-Type-Options: nosniff`, and every one that holds or may hold personal
+  data `Cache-Control: no-store` (api/security_headers.py);
+* every case-scoped route (a `{case_id}`/`{case_ref}` in its path, or a task's) answers a user who is not named
+  on a restricted case exactly as it answers an unknown id — 404, same body — and writes exactly one refused
+  row to that case's access log (api/access.py `refusal`, api/cases.py `open_case`);
+* a refused history request is logged;
+* a deactivated user's old session is refused on a page and on the API, whichever way the account was
+  deactivated (the admin API, the admin page, `carepath user deactivate`, a direct update of the users table);
+* the API description is not published unless the setting is on, and then only to signed-in users; FastAPI's
+  CDN-loading /docs and /redoc are never served.
+
+On SQLite and PostgreSQL (the `db_url` fixture), on the two real cases of tests/test_api_cases.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, update
+
+from api.access import restrict_case
+from api.app import create_app
+from api.auth import create_user
+from engine.schema import case_access_log, users
+from tests.test_api_cases import PASSWORD, build_world
+from tests.test_auditor_read_only import all_routes
+
+UNKNOWN = 987654  # no such case in the world
+# responses that set their own caching: front-end files and a process version's diagram (no personal data)
+# well-formed bodies for the routes whose body is checked before who may (a 422 is no refusal)
+BODIES = {("POST", "/api/cases/{case_id}/close"): {"reason": "died"},
+          ("POST", "/api/cases/{case_id}/details"): {"changes": {}},
+          ("POST", "/api/cases/{case_id}/notes"): {"kind": "note", "text": "A note"},
+          ("POST", "/api/tasks/{task_id}/assign"): {"to": "rosa"},
+          ("POST", "/api/tasks/{task_id}/delegate"): {"to": "rosa"},
+          ("PUT", "/api/tasks/{task_id}/draft"): {"data": {}}}
+SIGN_OUT = {("DELETE", "/api/session"), ("POST", "/sign-out")}
+OWN_CACHING = ("/static/{name}", "/favicon.ico", "/cases/{case_ref}/replay/diagrams/{version_ref}")
+
+
+@pytest.fixture
+def world(db_url):
+    eng, cases = build_world(db_url)
+    create_user(eng, "ada", PASSWORD, display_name="Ada Admin", roles=["administrator"])
+    app = create_app(eng, run_timers=False)
+    yield eng, app, cases
+    eng.db.dispose()
+
+
+def signed_in(app, username: str) -> tuple[TestClient, str]:
+    client = TestClient(app, raise_server_exceptions=False)
+    r = client.post("/api/session", json={"username": username, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    token = r.json()["csrf_token"]
+    client.headers["X-CSRF-Token"] = token
+    return client, token
+
+
+def routes(app):
+    """(method, path template) of every route the app serves (the included routers' ones flattened), HEAD left
+    out; signing out last (it ends the session the others are asked with)."""
+    out = set()
+    for route in all_routes(app):
+        for method in getattr(route, "methods", None) or ():
+            if method != "HEAD":
+                out.add((method, route.path))
+    return sorted(out, key=lambda mp: (mp in SIGN_OUT, mp))
+
+
+def send(client: TestClient, token: str, method: str, path: str, body: dict | None = None):
+    """A request as a browser or an API client would send it: JSON to /api/, a form with its token to pages."""
+    if path.startswith("/api/"):
+        return client.request(method, path, json=(body or {}) if method != "GET" else None)
+    headers = {"Accept": "text/html"}
+    if method == "GET":
+        return client.get(path, headers=headers, follow_redirects=False)
+    return client.request(method, path, data={"csrf_token": token}, headers=headers, follow_redirects=False)
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    path = template
+    for name, value in values.items():
+        path = path.replace("{" + name + "}", value)
+    assert "{" not in path, f"no test value for a parameter of {template}: add it here"
+    return path
+
+
+# ---------------------------------------------------------------------- headers
+def test_every_route_answers_with_nosniff_and_no_store(world):
+    eng, app, cases = world
+    joan = cases["joan"]
+    [task] = eng.list_tasks(case_id=joan)[:1]
+    values = {"case_id": str(joan), "case_ref": str(joan), "task_id": task["id"], "doc_id": "1",
+              "instance_id": "1", "action": "review", "name": "name", "which": "admission", "process_id": "review",
+              "draft_id": "1", "username": "rosa", "measure": "ASCOF-2A", "section_id": "1", "version_ref": "1",
+              "path": "x", "version": "1", "file_name": "x"}
+    checked = 0
+    for who in ("audrey", "rosa", None):
+        client, token = signed_in(app, who) if who else (TestClient(app, raise_server_exceptions=False), "")
+        for method, template in routes(app):
+            path = fill(template.replace("{name}", "app.css") if template == "/static/{name}" else template,
+                        {k: v for k, v in values.items() if "{" + k + "}" in template})
+            r = send(client, token, method, path)
+            assert r.headers.get("x-content-type-options") == "nosniff", (who, method, path, r.status_code)
+            cache = r.headers.get("cache-control")
+            if template in OWN_CACHING and r.status_code == 200:
+                assert cache in ("public, max-age=3600", "private, max-age=3600"), (method, path, cache)
+            else:
+                assert cache == "no-store", (who, method, path, r.status_code, cache)
+            checked += 1
+    assert checked > 3 * 150  # every route, three times (a signed-out, an auditor's and a worker's session)
+
+
+# ---------------------------------------------------------------------- restricted cases look unknown
+def refused_rows(eng, case_id: int, username: str) -> tuple[int, int]:
+    """(all rows, refused rows) in the case's access log for this user."""
+    with eng.db.engine.connect() as conn:
+        base = select(func.count()).select_from(case_access_log).where(
+            case_access_log.c.case_id == case_id, case_access_log.c.user == username)
+        total = conn.execute(base).scalar_one()
+        refused = conn.execute(base.where((case_access_log.c.outcome == "refused")
+                                          | case_access_log.c.action.like("refused:%"))).scalar_one()
+    return total, refused
+
+
+def normalised(r, path: str, ident: str) -> str:
+    """The body with the id and the path asked for taken out (they differ by design between the two requests)."""
+    text = r.text.replace(path, "PATH")
+    for pattern in (f"no case {ident}", f'"case":{ident}', f"no open task {ident}", f'"task":"{ident}"'):
+        text = text.replace(pattern, pattern.replace(ident, "ID"))
+    return text
+
+
+def case_scoped(app):
+    return [(m, p) for m, p in routes(app) if "{case_id}" in p or "{case_ref}" in p or "{task_id}" in p]
+
+
+@pytest.mark.parametrize("who", ["rosa", "audrey"])  # a worker who worked on the case; an auditor (oversight)
+def test_a_restricted_case_answers_as_an_unknown_one_on_every_case_route_and_each_refusal_is_logged(world, who):
+    eng, app, cases = world
+    joan = cases["joan"]
+    tasks = eng.list_tasks(case_id=joan)
+    assert tasks, "Joan's case has an open task"
+    instance = tasks[0]["instance_id"]
+    restrict_case(eng, joan, ["mary"])
+    client, token = signed_in(app, who)
+    others = {"doc_id": "1", "instance_id": str(instance), "action": "review", "name": "name",
+              "which": "admission", "process_id": "not_shipped_process", "section_id": "1", "version_ref": "1"}
+    seen = 0
+    for method, template in case_scoped(app):
+        if "{task_id}" in template:
+            ids = (tasks[0]["id"], str(uuid.uuid4()))
+        else:
+            ids = (str(joan), str(UNKNOWN))
+        answers = []
+        for ident in ids:
+            values = {**others, "case_id": ident, "case_ref": ident, "task_id": ident}
+            path = fill(template, {k: v for k, v in values.items() if "{" + k + "}" in template})
+            before = refused_rows(eng, joan, who)
+            r = send(client, token, method, path, BODIES.get((method, template)))
+            after = refused_rows(eng, joan, who)
+            answers.append((r.status_code, normalised(r, path, ident)))
+            if ident == ids[0]:
+                assert after == (before[0] + 1, before[1] + 1), (method, template, r.status_code, before, after)
+            else:
+                assert after == before, (method, template)
+        assert answers[0] == answers[1], (method, template, answers)
+        status, body = answers[0]
+        # 404; or a refusal of the user's role made before the case is looked at (the same for every id)
+        assert status == 404 or (status == 403 and "restricted" not in body), (method, template, answers[0])
+        if method == "GET" and template.startswith("/api/cases/{case_id}") and not template.endswith("restriction"):
+            assert status == 404, (method, template)
+        seen += 1
+    assert seen >= 40  # the case routes, the case pages and the task routes
+
+
+def test_the_people_named_on_a_restriction_still_open_it(world):
+    eng, app, cases = world
+    joan = cases["joan"]
+    restrict_case(eng, joan, ["mary", "rosa"])
+    for who in ("mary", "rosa"):
+        client, _token = signed_in(app, who)
+        assert client.get(f"/api/cases/{joan}/record").status_code == 200, who
+    mary, _token = signed_in(app, "mary")
+    assert mary.get(f"/api/cases/{joan}/history").status_code == 200
+
+
+def test_a_refused_history_request_is_logged(world):
+    eng, app, cases = world
+    joan = cases["joan"]
+    rosa, _token = signed_in(app, "rosa")  # may open the record, may not read the raw history
+    before = refused_rows(eng, joan, "rosa")
+    r = rosa.get(f"/api/cases/{joan}/history")
+    assert r.status_code == 403 and r.json()["error"] == "forbidden"
+    assert refused_rows(eng, joan, "rosa") == (before[0] + 1, before[1] + 1)
+    assert rosa.get(f"/api/cases/{UNKNOWN}/history").status_code == 404
+
+
+# ---------------------------------------------------------------------- deactivated users
+def _deactivate_admin_api(eng, app):
+    ada, _token = signed_in(app, "ada")
+    r = ada.patch("/api/admin/users/rosa", json={"active": False})
+    assert r.status_code == 200, r.text
+
+
+def _deactivate_admin_page(eng, app):
+    ada, token = signed_in(app, "ada")
+    r = ada.post("/admin/users/rosa", data={"csrf_token": token, "action": "deactivate"},
+                 headers={"Accept": "text/html"}, follow_redirects=False)
+    assert r.status_code in (200, 303), r.text
+
+
+def _deactivate_on_the_command_line(eng, app):
+    from carepath.cli import main
+
+    assert main(["user", "deactivate", "rosa", "--as", "ada", "--db", eng.db.url]) == 0
+    assert main(["user", "deactivate", "mary", "--as", "sam", "--db", eng.db.url]) != 0  # administrators only
+
+
+def _deactivate_in_the_database(eng, app):
+    with eng.db.transaction() as conn:  # as a database administrator or a script would: the sessions stay
+        conn.execute(update(users).where(users.c.username == "rosa").values(active=False))
+
+
+@pytest.mark.parametrize("deactivate", [_deactivate_admin_api, _deactivate_admin_page, _deactivate_on_the_command_line,
+                                        _deactivate_in_the_database])
+def test_a_deactivated_users_session_is_refused_however_they_were_deactivated(world, deactivate):
+    eng, app, cases = world
+    joan = cases["joan"]
+    rosa, _token = signed_in(app, "rosa")
+    assert rosa.get(f"/api/cases/{joan}/record").status_code == 200
+    assert rosa.get("/tasks", headers={"Accept": "text/html"}, follow_redirects=False).status_code == 200
+    deactivate(eng, app)
+    r = rosa.get(f"/api/cases/{joan}/record")
+    assert r.status_code == 401 and r.json()["error"] == "unauthenticated"
+    assert rosa.get("/api/me").status_code == 401
+    r = rosa.get("/tasks", headers={"Accept": "text/html"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/sign-in"
+    r = rosa.get(f"/cases/{joan}", headers={"Accept": "text/html"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/sign-in"
+
+
+# ---------------------------------------------------------------------- the API description
+def test_no_cdn_docs_and_the_description_only_when_on_and_signed_in(world, monkeypatch):
+    eng, _app, _cases = world
+    monkeypatch.delenv("CAREPATH_API_DOCS", raising=False)
+    off = create_app(eng, run_timers=False)
+    on = create_app(eng, run_timers=False, api_docs=True)
+    for app in (off, on):
+        anonymous = TestClient(app)
+        for path in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"):
+            assert anonymous.get(path).status_code == 404, path
+    client, _token = signed_in(off, "audrey")
+    assert client.get("/api/openapi.json").status_code == 404
+    assert TestClient(on).get("/api/openapi.json").status_code == 401
+    client, _token = signed_in(on, "audrey")
+    r = client.get("/api/openapi.json")
+    assert r.status_code == 200 and "/api/cases/{case_id}" in r.json()["paths"]
+    assert r.headers["cache-control"] == "no-store" and r.headers["x-content-type-options"] == "nosniff"
+    monkeypatch.setenv("CAREPATH_API_DOCS", "1")
+    client, _token = signed_in(create_app(eng, run_timers=False), "audrey")
+    assert client.get("/api/openapi.json").status_code == 200
