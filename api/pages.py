@@ -483,8 +483,8 @@ async def complete(request: Request, task_id: str) -> Response:
             messages, general = engine_errors(fields, exc.errors)
         return again(400, {**messages, **local}, general)
     try:
-        await run_in_threadpool(task_api.complete, task_id, task_api.Completion(data=data, revision=revision),
-                                user, engine)
+        await run_in_threadpool(task_api.complete_task, engine, user, task_id,
+                                task_api.Completion(data=data, revision=revision))
     except ValidationError as exc:
         messages, general = engine_errors(fields, exc.errors)
         if not messages and not general:

@@ -254,8 +254,8 @@ async def submit_answers(request: Request, user: Any, engine: Any, task: dict[st
     _fields, sections, _m, _g = assess(engine, task, task.get("draft"))
     data = for_checking(sections, task.get("draft") or {})
     try:
-        await run_in_threadpool(task_api.complete, task["id"], task_api.Completion(data=data, revision=revision),
-                                user, engine)
+        await run_in_threadpool(task_api.complete_task, engine, user, task["id"],
+                                task_api.Completion(data=data, revision=revision))
     except ValidationError:
         return _check_page(request, user, engine, task, 400)
     except (ConflictError, StateError):
