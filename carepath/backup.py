@@ -65,7 +65,14 @@ class BackupFailed(Exception):
 # ---------------------------------------------------------------------------- what the database holds
 def _facts(conn: Any) -> dict[str, Any]:
     """The manifest's figures, read in the caller's transaction: migration head, counts, chain heads."""
-    head = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        head = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        conn.execute(select(events.c.id).limit(1)).all()
+    except DBAPIError:
+        raise BackupFailed("the database holds no carepath tables (no migration version or history events): "
+                           "is --db right? a new database is made with `carepath init`") from None
     return {"migration_head": head[0] if len(head) == 1 else None,
             "events": conn.execute(select(func.count()).select_from(events)).scalar_one(),
             "cases": conn.execute(select(func.count()).select_from(cases)).scalar_one(),

@@ -305,3 +305,14 @@ def test_the_postgres_tools_get_the_password_from_the_environment_not_the_comman
     env = backup.pg_env("postgresql+psycopg://carer:s3cr%40t@db.example:6543/council?sslmode=require")
     assert (env["PGHOST"], env["PGPORT"], env["PGUSER"], env["PGPASSWORD"], env["PGDATABASE"], env["PGSSLMODE"]) \
         == ("db.example", "6543", "carer", "s3cr@t", "council", "require")
+
+
+def test_a_database_that_is_not_carepaths_is_not_backed_up(tmp_path, capsys):
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE minutes (said TEXT)")
+    conn.commit()
+    conn.close()
+    code, out, err = _run(capsys, "--db", f"sqlite:///{other}", "backup", "--out", str(tmp_path / "b.tar"))
+    assert (code, out) == (1, "") and "holds no carepath tables" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "b.tar").exists()
