@@ -5,8 +5,9 @@ and the web, which the engine knows nothing of.
 api/transition.py); `cld` and `measures` report from every case's history (handlers/cld.py,
 handlers/measures.py); `evidence` exports a case's evidence pack (api/evidence.py); `user` deactivates or
 reactivates an account as the admin page does (api/admin.py); `serve` runs the web app with the timer job
-(carepath/server.py). Everything else, with the global options, the messages and
-the exit statuses, is engine/cli.py's.
+(carepath/server.py); `backup` and `restore` copy the whole database to a file and back, and verify what
+was restored (carepath/backup.py, docs/operations.md). Everything else, with the global options, the
+messages and the exit statuses, is engine/cli.py's.
 """
 
 from __future__ import annotations
@@ -200,6 +201,59 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """The whole database into a new backup file (carepath/backup.py). A file that cannot be written is exit 2."""
+    from datetime import datetime, timezone
+
+    from . import backup
+
+    out = args.out
+    if out is None:
+        out = f"carepath-backup-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.tar"
+    try:
+        # the wall clock is read here, in the house, never in engine/
+        manifest = backup.backup(args.db, out, now=datetime.now(timezone.utc))
+    except backup.BackupFileError as exc:
+        print(f"carepath backup: {exc}", file=sys.stderr)
+        return engine_cli.EXIT_USAGE
+    except backup.BackupFailed as exc:
+        print(f"carepath backup: {exc}", file=sys.stderr)
+        return engine_cli.EXIT_REFUSED
+    value = {"file": str(out), **{k: v for k, v in manifest.items() if k != "chains"},
+             "chains": len(manifest["chains"])}
+    _out(args, value, f"backup of the {manifest['kind']} database written to {out}: {manifest['events']} events, "
+                      f"{manifest['cases']} cases, {len(manifest['chains'])} chains, schema "
+                      f"{manifest['migration_head']}, {manifest['payload']['bytes']} bytes "
+                      f"(SHA-256 {manifest['payload']['sha256'][:16]}...)")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """A backup file into the database named by --db, then its verification (carepath/backup.py).
+
+    Exit 2: the file is missing, truncated, altered, foreign or from a newer carepath (nothing touched);
+    1: the target is not empty (without --force), a database tool failed, or the restored database does
+    not verify."""
+    from . import backup
+
+    try:
+        report = backup.restore(args.file, args.db, force=args.force, sample=args.replay)
+    except backup.BackupFileError as exc:
+        print(f"carepath restore: {exc}; nothing was changed", file=sys.stderr)
+        return engine_cli.EXIT_USAGE
+    except backup.RestoreRefused as exc:
+        print(f"carepath restore: {exc}; nothing was changed", file=sys.stderr)
+        return engine_cli.EXIT_REFUSED
+    except backup.BackupFailed as exc:
+        print(f"carepath restore: {exc}", file=sys.stderr)
+        return engine_cli.EXIT_REFUSED
+    _out(args, report.to_dict(), str(report))
+    if not report.ok:
+        print("carepath restore: the restored database FAILED verification (see above)", file=sys.stderr)
+        return engine_cli.EXIT_REFUSED
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The engine's parser with this house's commands added."""
     p = engine_cli.build_parser()
@@ -265,6 +319,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reason", required=True, help="why it is exported (recorded in the case's access log)")
     s.add_argument("--out", help="the zip to write (default: evidence-CASE-...-YYYYMMDD.zip here)")
     s.set_defaults(fn=cmd_evidence)
+
+    s = sub.add_parser("backup", parents=[common], help="back up the whole database (--db) to a new file: "
+                       "SQLite's online backup or pg_dump, with a manifest (docs/operations.md)")
+    s.add_argument("--out", help="the backup file to create (default: carepath-backup-YYYYMMDDTHHMMSSZ.tar here); "
+                   "never overwritten")
+    s.set_defaults(fn=cmd_backup)
+
+    s = sub.add_parser("restore", parents=[common], help="restore a backup file into the database (--db), then "
+                       "verify every chain and replay a sample of cases")
+    s.add_argument("file", help="the backup file, as `carepath backup` wrote it")
+    s.add_argument("--force", action="store_true", help="overwrite a target database that is not empty")
+    s.add_argument("--replay", type=int, default=20, metavar="N",
+                   help="how many cases to replay after the restore, spread over the case numbers (default: 20)")
+    s.set_defaults(fn=cmd_restore)
 
     return p
 

@@ -71,7 +71,8 @@ def _names(parser) -> set[str]:
     return set(subcommands(parser).choices)
 
 
-SOCIAL_CARE_AND_WEB = {"act", "transition", "close", "cld", "measures", "evidence", "serve", "user"}
+SOCIAL_CARE_AND_WEB = {"act", "transition", "close", "cld", "measures", "evidence", "serve", "user", "backup",
+                       "restore"}
 
 
 def test_the_house_cli_is_the_engine_cli_and_the_social_care_and_web_commands():
