@@ -31,6 +31,7 @@ from . import auth, page_kit
 from .access import can_open_case, log_access, refusal, restriction
 from .auth import ROLES, TEAMS, USERNAME_RE, User, require_roles, restricted_cases, sessions, users
 from .errors import ApiError
+from .inputs import Id
 
 router = APIRouter()
 
@@ -352,17 +353,17 @@ def api_password(username: str, body: NewPassword, request: Request, admin: Admi
 
 
 @router.get("/api/cases/{case_id}/restriction")
-def api_get_restriction(case_id: int, request: Request, user: Restricter) -> dict[str, Any]:
+def api_get_restriction(case_id: Id, request: Request, user: Restricter) -> dict[str, Any]:
     return get_restriction(request.app.state.engine, user, case_id)
 
 
 @router.put("/api/cases/{case_id}/restriction")
-def api_restrict(case_id: int, body: Restriction, request: Request, user: Restricter) -> dict[str, Any]:
+def api_restrict(case_id: Id, body: Restriction, request: Request, user: Restricter) -> dict[str, Any]:
     return restrict(request.app.state.engine, user, case_id, body.usernames, body.reason)
 
 
 @router.delete("/api/cases/{case_id}/restriction")
-def api_unrestrict(case_id: int, body: Lift, request: Request, user: Restricter) -> dict[str, Any]:
+def api_unrestrict(case_id: Id, body: Lift, request: Request, user: Restricter) -> dict[str, Any]:
     return unrestrict(request.app.state.engine, user, case_id, body.reason)
 
 
@@ -549,7 +550,7 @@ def restrictions_page(request: Request, reference: str | None = None) -> Respons
 
 
 @router.post("/admin/restrictions/{case_id}", response_class=HTMLResponse, include_in_schema=False)
-async def restriction_action(request: Request, case_id: int) -> Response:
+async def restriction_action(request: Request, case_id: Id) -> Response:
     user = None
     engine = request.app.state.engine
     try:

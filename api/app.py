@@ -42,6 +42,7 @@ from . import trial as draft_trial
 from .access import RequestPage, is_user
 from .auth import AuthSettings, AuthStore, User, current_user
 from .auth import router as auth_router
+from .inputs import InputGuard
 from .request_log import RequestLog
 from .security_headers import SecurityHeaders
 
@@ -84,6 +85,8 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     app.state.auth = AuthStore(engine, auth)
     errors.install(app)
     app.add_middleware(RequestPage)  # the page each case access is logged from (api/access.py)
+    # body size while reading, strict JSON, no control characters (api/inputs.py, docs/security.md)
+    app.add_middleware(InputGuard, routes_of=app)
     app.add_middleware(RequestLog)  # access and error lines without personal data (api/request_log.py)
     # outermost: nosniff everywhere, no-store unless a response sets its caching (also on RequestLog's 500s)
     app.add_middleware(SecurityHeaders)
@@ -99,31 +102,34 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
         return {"status": "ok", "database": engine.db.dialect, "clock": engine.clock_mode(),
                 "now": engine.now().isoformat()}
 
-    app.include_router(auth_router)
-    app.include_router(tasks.router)
-    app.include_router(cases.router)
-    app.include_router(intake.router)  # find a person, new contact (api/intake.py)
-    app.include_router(admin.router)  # users and case restriction (api/admin.py)
-    app.include_router(static_assets.router)  # allow-listed front-end files (api/static_assets.py)
-    app.include_router(pages.router)  # HTML pages, same rules as the API (api/pages.py)
-    app.include_router(case_pages.router)  # the case record pages (api/case_pages.py)
-    app.include_router(case_actions.router)  # acting on a case, closing it (api/case_actions.py)
-    app.include_router(case_start.router)  # starting a council's own process on a case by its id (api/case_start.py)
-    app.include_router(suspend.router)  # hospital admissions: suspend and resume (api/suspend.py)
-    app.include_router(suspend.pages)
-    app.include_router(transition.router)  # referrals from children's services (api/transition.py)
-    app.include_router(integrity.router)  # the integrity panel's "Check now" (api/integrity.py)
-    app.include_router(integrity.api_router)
-    app.include_router(modeller.router)  # the browser modeller and its checks (api/modeller.py)
-    app.include_router(processes.router)  # process owners' workbench: versions, drafts, review (api/processes.py)
-    app.include_router(replay_pages.router)  # replaying a case step by step on its diagrams (api/replay_pages.py)
-    app.include_router(draft_trial.router)  # testing a draft: replay recent cases, run its example (api/trial.py)
-    app.include_router(audit.router)  # auditors: find cases, the access log (api/audit.py)
-    app.include_router(evidence.router)  # evidence packs for investigators (api/evidence.py)
-    app.include_router(letters_pdf.router)  # a letter's PDF, as posted (api/letters_pdf.py)
-    app.include_router(measures.router)  # the published measures and the cases behind them (api/measures.py)
-    app.include_router(migrations.router)  # moving running cases to another version (api/migrations.py)
-    app.include_router(messages.router)  # delivering a message to a case (api/messages.py)
-    app.include_router(cld_returns.router)  # the Client Level Data return's download page (api/cld_returns.py)
+    def include(router: Any) -> None:  # every API route documents its refusals (api/errors.DOCUMENTED)
+        app.include_router(router, responses=errors.DOCUMENTED)
+
+    include(auth_router)
+    include(tasks.router)
+    include(cases.router)
+    include(intake.router)  # find a person, new contact (api/intake.py)
+    include(admin.router)  # users and case restriction (api/admin.py)
+    include(static_assets.router)  # allow-listed front-end files (api/static_assets.py)
+    include(pages.router)  # HTML pages, same rules as the API (api/pages.py)
+    include(case_pages.router)  # the case record pages (api/case_pages.py)
+    include(case_actions.router)  # acting on a case, closing it (api/case_actions.py)
+    include(case_start.router)  # starting a council's own process on a case by its id (api/case_start.py)
+    include(suspend.router)  # hospital admissions: suspend and resume (api/suspend.py)
+    include(suspend.pages)
+    include(transition.router)  # referrals from children's services (api/transition.py)
+    include(integrity.router)  # the integrity panel's "Check now" (api/integrity.py)
+    include(integrity.api_router)
+    include(modeller.router)  # the browser modeller and its checks (api/modeller.py)
+    include(processes.router)  # process owners' workbench: versions, drafts, review (api/processes.py)
+    include(replay_pages.router)  # replaying a case step by step on its diagrams (api/replay_pages.py)
+    include(draft_trial.router)  # testing a draft: replay recent cases, run its example (api/trial.py)
+    include(audit.router)  # auditors: find cases, the access log (api/audit.py)
+    include(evidence.router)  # evidence packs for investigators (api/evidence.py)
+    include(letters_pdf.router)  # a letter's PDF, as posted (api/letters_pdf.py)
+    include(measures.router)  # the published measures and the cases behind them (api/measures.py)
+    include(migrations.router)  # moving running cases to another version (api/migrations.py)
+    include(messages.router)  # delivering a message to a case (api/messages.py)
+    include(cld_returns.router)  # the Client Level Data return's download page (api/cld_returns.py)
     route_index.install(app)  # a request asks only the routers that can match its path (api/route_index.py)
     return app

@@ -39,6 +39,7 @@ from . import page_kit as kit
 from .access import entry_outcome, hidden_cases, restricted_map
 from .auth import User, case_access_log, current_user
 from .errors import ApiError, forbidden
+from .inputs import is_whole
 
 router = APIRouter()
 
@@ -161,7 +162,7 @@ def parse_criteria(values: Any, today: date) -> Criteria:
 
 def _page_number(values: Any) -> int:
     text = _one(values, "page") or "1"
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+    if not is_whole(text) or not 1 <= int(text) <= MAX_PAGE:
         raise ApiError(422, "invalid", f"page must be a whole number from 1 to {MAX_PAGE}",
                        errors=[{"field": "page", "message": f"Page must be a whole number from 1 to {MAX_PAGE}"}])
     return int(text)
@@ -169,7 +170,7 @@ def _page_number(values: Any) -> int:
 
 def _page_size(values: Any) -> int:
     text = _one(values, "per_page") or str(PAGE_SIZE)
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_SIZE:
+    if not is_whole(text) or not 1 <= int(text) <= MAX_PAGE_SIZE:
         raise ApiError(422, "invalid", f"per_page must be a whole number from 1 to {MAX_PAGE_SIZE}",
                        errors=[{"field": "per_page", "message": f"Per page must be from 1 to {MAX_PAGE_SIZE}"}])
     return int(text)

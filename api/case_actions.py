@@ -53,6 +53,7 @@ from . import page_kit as kit
 from .auth import OVERSIGHT_ROLES, User, current_user, get_engine
 from .cases import open_case
 from .errors import forbidden
+from .inputs import Id
 
 router = APIRouter()
 NOTE_MAX = 2000
@@ -433,23 +434,23 @@ class ActionIn(BaseModel):
 class CloseIn(BaseModel):
     reason: str = Field(max_length=64)
     details: dict[str, Any] = Field(default_factory=dict)
-    instance_id: int | None = None
+    instance_id: Id | None = None
 
 
 @router.get("/api/cases/{case_id}/actions")
-def get_actions(case_id: int, user: Who, engine: Eng) -> dict[str, Any]:
+def get_actions(case_id: Id, user: Who, engine: Eng) -> dict[str, Any]:
     open_case(engine, user, case_id, "actions")
     case = engine.get_case(case_id)
     return {"case_id": case_id, "closed": closure(case["data"]), "actions": available(user, case, engine.now().date())}
 
 
 @router.post("/api/cases/{case_id}/actions/{action}", status_code=201)
-def post_action(case_id: int, action: str, body: ActionIn, user: Who, engine: Eng) -> dict[str, Any]:
+def post_action(case_id: Id, action: str, body: ActionIn, user: Who, engine: Eng) -> dict[str, Any]:
     return act(engine, user, case_id, action, body.data)
 
 
 @router.post("/api/cases/{case_id}/close")
-def post_close(case_id: int, body: CloseIn, user: Who, engine: Eng) -> dict[str, Any]:
+def post_close(case_id: Id, body: CloseIn, user: Who, engine: Eng) -> dict[str, Any]:
     return close(engine, user, case_id, body.reason, body.details, body.instance_id)
 
 
@@ -589,32 +590,32 @@ async def _post(request: Request, case_id: int, what: str, instance_id: int | No
 
 
 @router.get("/cases/{case_id}/actions/{action}", response_class=HTMLResponse)
-async def action_form(request: Request, case_id: int, action: str) -> Response:
+async def action_form(request: Request, case_id: Id, action: str) -> Response:
     return await _show(request, case_id, action)
 
 
 @router.post("/cases/{case_id}/actions/{action}", response_class=HTMLResponse)
-async def action_post(request: Request, case_id: int, action: str) -> Response:
+async def action_post(request: Request, case_id: Id, action: str) -> Response:
     return await _post(request, case_id, action)
 
 
 @router.get("/cases/{case_id}/close", response_class=HTMLResponse)
-async def close_form(request: Request, case_id: int) -> Response:
+async def close_form(request: Request, case_id: Id) -> Response:
     return await _show(request, case_id, "close")
 
 
 @router.post("/cases/{case_id}/close", response_class=HTMLResponse)
-async def close_post(request: Request, case_id: int) -> Response:
+async def close_post(request: Request, case_id: Id) -> Response:
     return await _post(request, case_id, "close")
 
 
 @router.get("/cases/{case_id}/instances/{instance_id}/end", response_class=HTMLResponse)
-async def end_form(request: Request, case_id: int, instance_id: int) -> Response:
+async def end_form(request: Request, case_id: Id, instance_id: Id) -> Response:
     return await _show(request, case_id, "close", instance_id)
 
 
 @router.post("/cases/{case_id}/instances/{instance_id}/end", response_class=HTMLResponse)
-async def end_post(request: Request, case_id: int, instance_id: int) -> Response:
+async def end_post(request: Request, case_id: Id, instance_id: Id) -> Response:
     return await _post(request, case_id, "close", instance_id)
 
 

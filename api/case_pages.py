@@ -27,6 +27,7 @@ from . import cases as api
 from . import page_kit as kit
 from .auth import User
 from .errors import ApiError
+from .inputs import Id, PageNo, to_id
 from .integrity import panel as integrity_panel
 
 router = APIRouter(include_in_schema=False)
@@ -59,7 +60,7 @@ def _conflict(exc: ConflictError, then: str) -> str:
 
 # ---------------------------------------------------------------------- the case page
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
-def case_page(request: Request, case_id: int, page: int = 1, saved: str = "") -> Response:
+def case_page(request: Request, case_id: Id, page: PageNo = 1, saved: str = "") -> Response:
     opening = kit.Page(request)  # (`page` is the chronology's page number)
     try:
         user = opening.open(api.open_case, case_id, "open")
@@ -93,7 +94,7 @@ def case_page(request: Request, case_id: int, page: int = 1, saved: str = "") ->
 
 # ---------------------------------------------------------------------- letters
 @router.get("/cases/{case_id}/letters/{doc_id}", response_class=HTMLResponse)
-def letter_page(request: Request, case_id: int, doc_id: int, saved: str = "") -> Response:
+def letter_page(request: Request, case_id: Id, doc_id: Id, saved: str = "") -> Response:
     page = kit.Page(request)
     try:
         user = page.open(api.open_case, case_id, "letter")
@@ -123,7 +124,7 @@ def _note_page(request: Request, user: User, case: dict[str, Any], notes: list[d
 
 
 @router.get("/cases/{case_id}/notes/new", response_class=HTMLResponse)
-def new_note(request: Request, case_id: int, corrects: int | None = None) -> Response:
+def new_note(request: Request, case_id: Id, corrects: Id | None = None) -> Response:
     page = kit.Page(request)
     try:
         user = page.open(api._writer, case_id, "note")  # 404, or 403 (logged) for read-only roles
@@ -135,7 +136,7 @@ def new_note(request: Request, case_id: int, corrects: int | None = None) -> Res
 
 
 @router.post("/cases/{case_id}/notes", response_class=HTMLResponse)
-async def post_note(request: Request, case_id: int) -> Response:
+async def post_note(request: Request, case_id: Id) -> Response:
     page = kit.Page(request)
     try:
         user = await page.post(api._writer, case_id, "note")
@@ -143,7 +144,7 @@ async def post_note(request: Request, case_id: int) -> Response:
         return _guard(request, page.user, exc)
     engine, form = page.engine, page.form
     kind, text, corrects = kit.one(form, "kind"), kit.one(form, "text"), kit.one(form, "corrects").strip()
-    ref: int | None = int(corrects) if corrects.isdigit() else None
+    ref: int | None = to_id(corrects)
     try:
         if corrects and ref is None:
             raise ValidationError("bad note", errors=[{"field": "corrects",
@@ -201,7 +202,7 @@ def _typed_from(f: cr.PersonField, value: Any) -> dict[str, str]:
 
 
 @router.get("/cases/{case_id}/details/{name}", response_class=HTMLResponse)
-def detail_form(request: Request, case_id: int, name: str) -> Response:
+def detail_form(request: Request, case_id: Id, name: str) -> Response:
     page = kit.Page(request)
     try:
         user = page.open(api._writer, case_id, "correct")
@@ -215,7 +216,7 @@ def detail_form(request: Request, case_id: int, name: str) -> Response:
 
 
 @router.post("/cases/{case_id}/details/{name}", response_class=HTMLResponse)
-async def detail_post(request: Request, case_id: int, name: str) -> Response:
+async def detail_post(request: Request, case_id: Id, name: str) -> Response:
     page = kit.Page(request)
     try:
         user = await page.post(api._writer, case_id, "correct")
@@ -288,7 +289,7 @@ def _coordinating(_engine: Any, user: User) -> None:
 
 
 @router.get("/cases/{case_id}/coordinating-worker", response_class=HTMLResponse)
-def coordinator_form(request: Request, case_id: int) -> Response:
+def coordinator_form(request: Request, case_id: Id) -> Response:
     page = kit.Page(request)
     try:
         user = page.open(_coordinating)
@@ -303,7 +304,7 @@ def coordinator_form(request: Request, case_id: int) -> Response:
 
 
 @router.post("/cases/{case_id}/coordinating-worker", response_class=HTMLResponse)
-async def coordinator_post(request: Request, case_id: int) -> Response:
+async def coordinator_post(request: Request, case_id: Id) -> Response:
     page = kit.Page(request)
     try:
         user = await page.post()

@@ -24,6 +24,7 @@ from handlers import people
 from . import case_record as cr
 from .access import RESTRICTED, can_open_case, log_access, refusal, restriction, unknown_case
 from .auth import OVERSIGHT_ROLES, WORKER_ROLES, User, current_user, get_engine, json_set
+from .inputs import Id
 
 router = APIRouter(prefix="/api/cases")
 CHRONOLOGY_PAGE = 25
@@ -351,7 +352,7 @@ Eng = Annotated[Any, Depends(get_engine)]
 
 
 @router.get("/{case_id}")
-def get_case(case_id: int, user: Who, engine: Eng) -> dict[str, Any]:
+def get_case(case_id: Id, user: Who, engine: Eng) -> dict[str, Any]:
     open_case(engine, user, case_id, "open")
     case = engine.get_case(case_id)
     open_tasks = engine.list_tasks(case_id=case_id)
@@ -364,7 +365,7 @@ def get_case(case_id: int, user: Who, engine: Eng) -> dict[str, Any]:
 
 
 @router.get("/{case_id}/history")
-def get_history(case_id: int, user: Who, engine: Eng) -> dict[str, Any]:
+def get_history(case_id: Id, user: Who, engine: Eng) -> dict[str, Any]:
     if not user.has(*OVERSIGHT_ROLES):  # refused, and logged as refused, as every other case route is
         raise refuse_role(engine, user, case_id, "history", "only auditors and team managers read a case's history")
     open_case(engine, user, case_id, "history")
@@ -372,7 +373,7 @@ def get_history(case_id: int, user: Who, engine: Eng) -> dict[str, Any]:
 
 
 @router.get("/{case_id}/record")
-def get_record(case_id: int, user: Who, engine: Eng) -> dict[str, Any]:
+def get_record(case_id: Id, user: Who, engine: Eng) -> dict[str, Any]:
     """The person's details, co-ordinating worker, plan and budget, and where each process stands."""
     open_case(engine, user, case_id, "record")
     rec = cr.load(engine, case_id)
@@ -385,7 +386,7 @@ def get_record(case_id: int, user: Who, engine: Eng) -> dict[str, Any]:
 
 
 @router.get("/{case_id}/chronology")
-def get_chronology(case_id: int, user: Who, engine: Eng,
+def get_chronology(case_id: Id, user: Who, engine: Eng,
                    page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> dict[str, Any]:
     open_case(engine, user, case_id, "chronology")
     entries = cr.chronology(cr.load(engine, case_id))
@@ -398,18 +399,18 @@ def get_chronology(case_id: int, user: Who, engine: Eng,
 class NoteIn(BaseModel):
     kind: str = Field(max_length=32)
     text: str = Field(max_length=NOTE_MAX * 2)
-    corrects: int | None = None
+    corrects: Id | None = None
 
 
 @router.get("/{case_id}/notes")
-def get_notes(case_id: int, user: Who, engine: Eng) -> dict[str, Any]:
+def get_notes(case_id: Id, user: Who, engine: Eng) -> dict[str, Any]:
     open_case(engine, user, case_id, "notes")
     rec = cr.load(engine, case_id, with_history=False)
     return {"case_id": case_id, "notes": rec.notes}
 
 
 @router.post("/{case_id}/notes", status_code=201)
-def post_note(case_id: int, body: NoteIn, user: Who, engine: Eng) -> dict[str, Any]:
+def post_note(case_id: Id, body: NoteIn, user: Who, engine: Eng) -> dict[str, Any]:
     _writer(engine, user, case_id, "note")
     return add_note(engine, user, case_id, body.kind, body.text, body.corrects)
 
@@ -421,7 +422,7 @@ class DetailsIn(BaseModel):
 
 
 @router.post("/{case_id}/details")
-def post_details(case_id: int, body: DetailsIn, user: Who, engine: Eng) -> dict[str, Any]:
+def post_details(case_id: Id, body: DetailsIn, user: Who, engine: Eng) -> dict[str, Any]:
     _writer(engine, user, case_id, "correct")
     case = correct_details(engine, user, case_id, body.changes, body.expected, body.reason)
     return {"id": case_id, "person": case["data"].get("person") or {}}
@@ -434,19 +435,19 @@ class CoordinatorIn(BaseModel):
 
 
 @router.put("/{case_id}/coordinating-worker")
-def put_coordinator(case_id: int, body: CoordinatorIn, user: Who, engine: Eng) -> dict[str, Any]:
+def put_coordinator(case_id: Id, body: CoordinatorIn, user: Who, engine: Eng) -> dict[str, Any]:
     case = set_coordinator(engine, user, case_id, body.username, body.expected, body.reason)
     return {"id": case_id, "coordinating_worker": case["data"].get("coordinating_worker")}
 
 
 @router.get("/{case_id}/letters/{doc_id}")
-def get_letter(case_id: int, doc_id: int, user: Who, engine: Eng) -> dict[str, Any]:
+def get_letter(case_id: Id, doc_id: Id, user: Who, engine: Eng) -> dict[str, Any]:
     open_case(engine, user, case_id, "letter")
     return document(engine, case_id, doc_id)
 
 
 @router.get("/{case_id}/instances/{instance_id}/diagram")
-def get_diagram(case_id: int, instance_id: int, user: Who, engine: Eng) -> Response:
+def get_diagram(case_id: Id, instance_id: Id, user: Who, engine: Eng) -> Response:
     """The BPMN XML of the version this instance runs on (for the viewer on the case page)."""
     open_case(engine, user, case_id, "diagram")
     xml, _pid = cr.diagram_xml(engine, case_id, instance_id)
@@ -456,7 +457,7 @@ def get_diagram(case_id: int, instance_id: int, user: Who, engine: Eng) -> Respo
 
 
 @router.get("/{case_id}/instances/{instance_id}/position")
-def get_position(case_id: int, instance_id: int, user: Who, engine: Eng) -> dict[str, Any]:
+def get_position(case_id: Id, instance_id: Id, user: Who, engine: Eng) -> dict[str, Any]:
     open_case(engine, user, case_id, "position")
     rec = cr.load(engine, case_id)
     found = [p for p in cr.positions(rec) if p["instance_id"] == instance_id]

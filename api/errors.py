@@ -36,6 +36,26 @@ def forbidden(message: str = "you do not have permission to do that") -> ApiErro
     return ApiError(403, "forbidden", message)
 
 
+def _error_body(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["error", "message"],
+        "properties": {"error": {"type": "string"}, "message": {"type": "string"},
+                       "errors": {"type": "array", "items": {"type": "object"}}}}}}}
+
+
+# The refusals every API route may answer, documented in the OpenAPI description (api/app.py includes every
+# router with them; tests/test_robust_input.py runs schemathesis against it).
+DOCUMENTED: dict[int | str, dict[str, Any]] = {
+    400: _error_body("The request could not be read"),
+    401: _error_body("Not signed in"),
+    403: _error_body("Not allowed: the role, the case's restriction, or the CSRF token"),
+    404: _error_body("Nothing at this address (an unknown id, or an id out of range)"),
+    409: _error_body("The record has changed, or is not in a state that allows this"),
+    413: _error_body("The request body is larger than this address accepts"),
+    422: _error_body("The request is not valid (strict JSON, no control characters, ranges)"),
+}
+
+
 def _status(exc: CarepathError) -> int:
     if isinstance(exc, NotFoundError):
         return 404
@@ -89,9 +109,21 @@ def install(app: FastAPI) -> None:
         return JSONResponse(body, status_code=_status(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def _bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _bad_request(request: Request, exc: RequestValidationError) -> Response:
+        if any(tuple(e.get("loc", ()))[:1] == ("path",) for e in exc.errors()):
+            # an id out of range (api/inputs.Id) or not a number: nothing can be at this address
+            if wants_html(request):
+                return await run_in_threadpool(html_error, request, 404, "Not Found")
+            return JSONResponse({"error": "not_found", "message": "Not Found"}, status_code=404)
         errors = [{"field": "/".join(str(p) for p in e.get("loc", ()) if p != "body") or None,
                    "message": e.get("msg", "invalid")} for e in exc.errors()]
+        if wants_html(request):  # a page's address with a bad value: the error summary, not JSON
+            from .inputs import Refused, refusal_page
+
+            refused = Refused(422, "invalid", "the request is not valid",
+                              [{"field": e["field"], "message": f"{e['field'] or 'The address'}: {e['message']}"}
+                               for e in errors])
+            return await run_in_threadpool(refusal_page, request, refused)
         return JSONResponse({"error": "invalid", "message": "the request is not valid", "errors": errors},
                             status_code=422)
 

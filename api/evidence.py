@@ -46,6 +46,7 @@ from . import page_kit as kit
 from .access import can_open_case, log_access, refusal
 from .auth import OVERSIGHT_ROLES, User
 from .diagram_svg import Marks, names, render_svg
+from .inputs import Id, to_id
 
 router = APIRouter(include_in_schema=False)
 EXPORT_ROLES = OVERSIGHT_ROLES  # team managers and auditors
@@ -301,8 +302,8 @@ def case_id_of(engine: Any, ref: str) -> int:
     text = ref.strip()
     with engine.db.engine.connect() as conn:
         q = select(cases.c.id).where(cases.c.reference == text)
-        if text.isdigit():
-            q = select(cases.c.id).where(cases.c.id == int(text))
+        if (n := to_id(text)) is not None:
+            q = select(cases.c.id).where(cases.c.id == n)
         row = conn.execute(q).first()
     if row is None:
         raise NotFoundError(f"no case '{ref}' (give its id or its reference, e.g. CASE-000123)", case=ref)
@@ -321,7 +322,7 @@ def _form(request: Request, user: User, case: dict[str, Any], *, reason: str = "
 
 
 @router.get("/cases/{case_id}/evidence", response_class=HTMLResponse)
-def evidence_form(request: Request, case_id: int) -> Response:
+def evidence_form(request: Request, case_id: Id) -> Response:
     page = kit.Page(request)
     try:
         user = page.open(check_export, case_id, page=f"/cases/{case_id}/evidence")
@@ -332,7 +333,7 @@ def evidence_form(request: Request, case_id: int) -> Response:
 
 
 @router.post("/cases/{case_id}/evidence")
-async def evidence_post(request: Request, case_id: int) -> Response:
+async def evidence_post(request: Request, case_id: Id) -> Response:
     opening = kit.Page(request)
     page = f"/cases/{case_id}/evidence"
     try:

@@ -50,6 +50,7 @@ from .access import current_page, escape_like, hidden_cases, restriction
 from .auth import WORKER_ROLES, User, case_access_log, require_roles
 from .cases import nhs_number_ok
 from .errors import ApiError
+from .inputs import Id, to_id
 
 router = APIRouter()
 
@@ -396,7 +397,7 @@ class ContactSearch(BaseModel):
 
 class NewContact(BaseModel):
     intake_token: str = Field(min_length=1, max_length=100)
-    case_id: int | None = None
+    case_id: Id | None = None
     new_person: bool = False
 
 
@@ -583,7 +584,7 @@ async def new_contact(request: Request) -> Response:
         page_kit.check_csrf(user, form)
         raw_case = page_kit.one(form, "case_id")
         new_person = page_kit.one(form, "new_person") == "yes"
-        case_id = int(raw_case) if raw_case.isdigit() and not new_person else None
+        case_id = to_id(raw_case) if not new_person else None
         if case_id is None and not new_person:
             raise ApiError(422, "invalid", "Choose the person, or say this is a new person.")
         out = await run_in_threadpool(record_contact, request.app.state.engine, user,

@@ -24,6 +24,7 @@ from engine.integrity import check_case, last_check
 from . import case_record as cr
 from . import page_kit as kit
 from .cases import Eng, Who, open_case
+from .inputs import Id
 
 router = APIRouter(include_in_schema=False)
 api_router = APIRouter(prefix="/api/cases")
@@ -51,7 +52,7 @@ def panel(engine: Any, case_id: int) -> dict[str, Any] | None:
 
 
 @router.post("/cases/{case_id}/integrity/check", response_class=HTMLResponse)
-async def check_now(request: Request, case_id: int) -> Response:
+async def check_now(request: Request, case_id: Id) -> Response:
     page = kit.Page(request)
     try:
         user = await page.post(open_case, case_id, "integrity check")
@@ -64,6 +65,6 @@ async def check_now(request: Request, case_id: int) -> Response:
 
 
 @api_router.get("/{case_id}/integrity")
-def get_integrity(case_id: int, user: Who, engine: Eng) -> dict[str, Any]:
+def get_integrity(case_id: Id, user: Who, engine: Eng) -> dict[str, Any]:
     open_case(engine, user, case_id, "integrity")
     return {"case_id": case_id, "last_check": last_check(engine, case_id)}

@@ -33,6 +33,7 @@ from handlers.letters import load_council
 
 from . import cases as api
 from . import page_kit as kit
+from .inputs import Id
 
 router = APIRouter(include_in_schema=False)
 NOT_FOUND = "This letter could not be found. It may be on another case: go back to the case record."
@@ -75,7 +76,7 @@ def letter_pdf(engine: Any, case_id: int, doc_id: int) -> tuple[bytes, str]:
 
 
 @router.get("/cases/{case_id}/letters/{doc_id}/pdf")
-def download(request: Request, case_id: int, doc_id: int) -> Response:
+def download(request: Request, case_id: Id, doc_id: Id) -> Response:
     page = kit.Page(request)
     try:
         page.open(api.open_case, case_id, "letter_pdf")
@@ -88,7 +89,7 @@ def download(request: Request, case_id: int, doc_id: int) -> Response:
 
 
 @router.post("/cases/{case_id}/letters/{doc_id}/send-again")
-async def post_send_again(request: Request, case_id: int, doc_id: int) -> Response:
+async def post_send_again(request: Request, case_id: Id, doc_id: Id) -> Response:
     page = kit.Page(request)
     try:
         await page.post(api._writer, case_id, "letter_send_again")

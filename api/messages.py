@@ -19,13 +19,14 @@ from engine.messages import resolve_case
 from .auth import User, current_user, get_engine
 from .cases import _writer, may_write
 from .errors import forbidden
+from .inputs import Id
 
 router = APIRouter(prefix="/api/messages")
 
 
 class MessageIn(BaseModel):
     name: str = Field(min_length=1, max_length=255)
-    case: int | str | None = Field(default=None, description="the case's number or reference (CASE-000007)")
+    case: Id | str | None = Field(default=None, description="the case's number or reference (CASE-000007)")
     correlation: dict[str, Any] = Field(default_factory=dict)
     data: dict[str, Any] = Field(default_factory=dict)
     key: str | None = Field(default=None, min_length=1, max_length=255, description="idempotency key")

@@ -29,6 +29,7 @@ from engine.schema import instances, process_versions
 from . import page_kit as kit
 from .auth import User, get_engine, require_roles
 from .errors import forbidden
+from .inputs import Id, Revision, to_id, whole
 
 router = APIRouter()
 
@@ -44,8 +45,8 @@ Mover = Annotated[User, Depends(require_roles(*MOVERS))]
 
 # ---------------------------------------------------------------------- JSON API
 class DryRunBody(BaseModel):
-    from_version: int = Field(ge=1)
-    to_version: int = Field(ge=1)
+    from_version: Id
+    to_version: Id
     mapping: dict[str, str] = Field(default_factory=dict, max_length=200)
     case_ids: list[str] | None = Field(default=None, max_length=10_000)
     timers: Literal["refuse", "keep", "recompute"] = "refuse"
@@ -53,7 +54,7 @@ class DryRunBody(BaseModel):
 
 class MigrateBody(DryRunBody):
     reason: str = Field(min_length=1, max_length=500)
-    expected_versions: dict[str, int] | None = Field(default=None, max_length=100_000)
+    expected_versions: dict[str, Revision] | None = Field(default=None, max_length=100_000)
     batch: int = Field(default=100, ge=1, le=1000)
 
 
@@ -107,8 +108,7 @@ def _versions(engine: Any, process_id: str) -> list[dict[str, Any]]:
 
 
 def _int(text: str) -> int | None:
-    text = text.strip()
-    return int(text) if text.isdigit() and len(text) < 9 else None
+    return whole(text, 1, 99_999_999)
 
 
 def _choices(form: dict[str, list[str]] | None, query: dict[str, str], versions: list[dict[str, Any]]
@@ -192,8 +192,9 @@ def _parse_expected(text: str) -> dict[int, tuple[int, int]]:
     out: dict[int, tuple[int, int]] = {}
     for part in text.split(","):
         bits = part.strip().split(".")
-        if len(bits) == 3 and all(b.isdigit() for b in bits):
-            out[int(bits[1])] = (int(bits[0]), int(bits[2]))
+        numbers = [to_id(bits[0]), to_id(bits[1]), whole(bits[2])] if len(bits) == 3 else []
+        if numbers and None not in numbers:
+            out[numbers[1]] = (numbers[0], numbers[2])
     return out
 
 
@@ -249,7 +250,7 @@ async def move_page(request: Request, process_id: str) -> Response:
         expected = _parse_expected(expected_text)
         reason = kit.one(form, "reason").strip()[:500]
         everything = kit.one(form, "action") == "all"
-        picked = {int(v) for v in form.get("case", []) if v.isdigit()}
+        picked = {to_id(v) for v in form.get("case", [])} - {None}
         chosen = expected if everything else {iid: v for iid, v in expected.items() if iid in picked}
         errors = {}
         if not reason:

@@ -46,6 +46,7 @@ from engine.xmlsafe import MAX_XML_BYTES, parse_xml
 from . import page_kit as kit
 from .auth import User, require_roles
 from .errors import ApiError
+from .inputs import DIAGRAM_LIMIT, Id, body_limit
 from .page_forms import fields_for
 from .page_kit import UK
 from .static_assets import bundle_built
@@ -154,6 +155,7 @@ def validate_files(engine: Any, files: Mapping[str, bytes]) -> list[dict[str, An
 
 
 @router.post("/api/modeller/validate")
+@body_limit(DIAGRAM_LIMIT)
 def validate(body: Files, request: Request, _user: Owner) -> dict[str, Any]:
     files = checked_files(body.files)
     return {"problems": validate_files(request.app.state.engine, files)}
@@ -358,7 +360,7 @@ def form_preview(request: Request, name: str) -> Response:
 
 
 @router.get("/processes/drafts/{draft_id}/edit", response_class=HTMLResponse, include_in_schema=False)
-def modeller_page(request: Request, draft_id: int) -> Response:
+def modeller_page(request: Request, draft_id: Id) -> Response:
     user = None
     try:
         user = _owner_page(request)

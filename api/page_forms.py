@@ -40,6 +40,8 @@ from typing import Any
 
 from engine.forms import money_name
 
+from .inputs import is_whole
+
 # An amount of money as a person types it (after any "£"): digits, commas only between groups of
 # three, and a point with pence; a minus sign is let through so that the question's own minimum
 # names what is wrong ("must be £0.00 or more"). ASCII digits only.
@@ -443,12 +445,12 @@ def _blank(value: Any) -> bool:
 def _posted_count(group: Field, form: dict[str, list[str]]) -> int:
     """How many items the page showed: its hidden count, else the highest item index posted."""
     raw = (form.get(group.name + "-count") or [""])[-1].strip()
-    if raw.isdigit() and len(raw) < 6:
+    if is_whole(raw) and len(raw) < 6:
         count = int(raw)
     else:
         prefix = group.name + "."
         indices = [int(k[len(prefix):].split(".", 1)[0].split("-", 1)[0]) for k in form if k.startswith(prefix)
-                   and k[len(prefix):].split(".", 1)[0].split("-", 1)[0].isdigit()]
+                   and is_whole(k[len(prefix):].split(".", 1)[0].split("-", 1)[0])]
         count = max(indices, default=-1) + 1
     return max(group.min_items, min(count, group.max_items))
 
@@ -469,7 +471,7 @@ def change_items(fields: list[Field], action: str) -> str | None:
         set_items(group, values + [{}])
         focus = group.children[-1]
     else:
-        if not index.isdigit() or int(index) >= len(values):
+        if not is_whole(index) or int(index) >= len(values):
             return f"{group.label}: there is no {group.noun_lower} {index[:10]} to remove"
         del values[int(index)]
         set_items(group, values)
@@ -568,7 +570,7 @@ def _shown_path(by_name: dict[str, Field], parts: list[str]) -> list[str]:
     out: list[str] = []
     for p in parts:
         group = by_name.get(".".join(out))
-        if group is not None and group.kind == "group" and p.isdigit() and group.positions is not None:
+        if group is not None and group.kind == "group" and is_whole(p) and group.positions is not None:
             i = int(p)
             p = str(group.positions[i]) if i < len(group.positions) else p
         out.append(p)

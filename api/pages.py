@@ -33,6 +33,7 @@ from . import tasks as task_api
 from .auth import COOKIE, OVERSIGHT_ROLES, AuthStore, User, json_set
 from .case_pages import case_panel
 from .errors import ApiError
+from .inputs import whole
 from .page_forms import Field, change_items, engine_errors, fields_for, fill, read_form, set_errors, walk
 
 router = APIRouter(include_in_schema=False)
@@ -212,7 +213,7 @@ def inbox(request: Request) -> Response:
             if e["field"] == "scope":
                 e["field"] = "view"
         page_raw = (params.get("page") or "1").strip()
-        page = int(page_raw) if page_raw.isdigit() and 1 <= int(page_raw) <= 10_000 else 0
+        page = whole(page_raw, 1, 10_000) or 0
         if not page:
             errors.append({"field": "page", "message": "Page must be a whole number from 1 to 10000"})
             page = 1
@@ -268,7 +269,7 @@ async def _page_action(request: Request, task_id: str, act: Any, done: Any) -> R
         kit.check_csrf(user, form)
         task_api.require_worker(user)
         rev = kit.one(form, "revision")
-        revision = int(rev) if rev.isdigit() else None
+        revision = whole(rev)
         result = await run_in_threadpool(act, user, engine, form, revision)
     except ConflictError as exc:
         return kit.error_page(request, user, 409, "This task has changed",
@@ -441,7 +442,7 @@ async def complete(request: Request, task_id: str) -> Response:
     fields = prefill.decide_each(engine, task, fields_for(_schema(engine, task)))
     action = (form.get("action") or ["complete"])[-1]
     rev = kit.one(form, "revision")
-    revision = int(rev) if rev.isdigit() else None
+    revision = whole(rev)
     if action == "submit-answers":  # "Check your answers" of a long form: the saved answers
         return await task_sections.submit_answers(request, user, engine, task, revision)
 

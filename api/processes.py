@@ -37,6 +37,7 @@ from . import page_kit as kit
 from . import static_assets
 from .auth import User, require_roles
 from .errors import ApiError, forbidden
+from .inputs import ADDRESS_BAD, BODY_BAD, CONTROL, DIAGRAM_LIMIT, Id, Revision, body_limit, whole
 
 router = APIRouter()
 
@@ -102,26 +103,26 @@ def xml_response(data: bytes, name: str) -> Response:
 # ---------------------------------------------------------------------- JSON API: bodies
 class NewDraft(BaseModel):
     process_id: str = Field(min_length=1, max_length=255)
-    base_version: int | None = None
+    base_version: Id | None = None
     files: dict[str, str]
     note: str = Field(default="", max_length=drafts.MAX_NOTE)
 
 
 class SaveDraft(BaseModel):
     files: dict[str, str]
-    revision: int
+    revision: Revision
     example: dict[str, Any] | None = None
     note: str | None = Field(default=None, max_length=drafts.MAX_NOTE)
 
 
 class Decision(BaseModel):
     note: str = Field(default="", max_length=drafts.MAX_NOTE)
-    revision: int | None = None
+    revision: Revision | None = None
 
 
 class Refusal(BaseModel):
     reason: str = Field(min_length=1, max_length=drafts.MAX_NOTE)
-    revision: int | None = None
+    revision: Revision | None = None
 
 
 class Withdrawal(BaseModel):
@@ -129,7 +130,7 @@ class Withdrawal(BaseModel):
 
 
 class Rebase(BaseModel):
-    revision: int | None = None
+    revision: Revision | None = None
 
 
 # ---------------------------------------------------------------------- JSON API: drafts
@@ -142,24 +143,26 @@ def api_list_drafts(request: Request, _user: Reader, process_id: str | None = No
 
 
 @router.post("/api/processes/drafts", status_code=201)
+@body_limit(DIAGRAM_LIMIT)
 def api_create_draft(body: NewDraft, request: Request, user: Owner) -> dict[str, Any]:
     return plain(_act(drafts.create_draft, request.app.state.engine, process_id=body.process_id,
                       files=body.files, base_version=body.base_version, actor=user.username, note=body.note))
 
 
 @router.get("/api/processes/drafts/{draft_id}")
-def api_get_draft(draft_id: int, request: Request, _user: Reader) -> dict[str, Any]:
+def api_get_draft(draft_id: Id, request: Request, _user: Reader) -> dict[str, Any]:
     return plain(drafts.get_draft(request.app.state.engine, draft_id))
 
 
 @router.put("/api/processes/drafts/{draft_id}")
-def api_save_draft(draft_id: int, body: SaveDraft, request: Request, user: Owner) -> dict[str, Any]:
+@body_limit(DIAGRAM_LIMIT)
+def api_save_draft(draft_id: Id, body: SaveDraft, request: Request, user: Owner) -> dict[str, Any]:
     return plain(_act(drafts.save_draft, request.app.state.engine, draft_id, files=body.files,
                       expected_revision=body.revision, actor=user.username, example=body.example, note=body.note))
 
 
 @router.get("/api/processes/drafts/{draft_id}/files/{name}")
-def api_draft_file(draft_id: int, name: str, request: Request, _user: Reader) -> Response:
+def api_draft_file(draft_id: Id, name: str, request: Request, _user: Reader) -> Response:
     draft = drafts.get_draft(request.app.state.engine, draft_id)
     if name not in draft["files"]:
         raise NotFoundError(f"draft {draft_id} has no file '{name}'", draft=draft_id)
@@ -167,41 +170,41 @@ def api_draft_file(draft_id: int, name: str, request: Request, _user: Reader) ->
 
 
 @router.get("/api/processes/drafts/{draft_id}/problems")
-def api_draft_problems(draft_id: int, request: Request, _user: Reader) -> dict[str, Any]:
+def api_draft_problems(draft_id: Id, request: Request, _user: Reader) -> dict[str, Any]:
     return {"problems": [p.to_dict() for p in drafts.draft_problems(request.app.state.engine, draft_id)]}
 
 
 @router.get("/api/processes/drafts/{draft_id}/changes")
-def api_draft_changes(draft_id: int, request: Request, _user: Reader) -> dict[str, Any]:
+def api_draft_changes(draft_id: Id, request: Request, _user: Reader) -> dict[str, Any]:
     return plain(drafts.draft_changes(request.app.state.engine, draft_id))
 
 
 @router.post("/api/processes/drafts/{draft_id}/submit")
-def api_submit(draft_id: int, body: Decision, request: Request, user: Owner) -> dict[str, Any]:
+def api_submit(draft_id: Id, body: Decision, request: Request, user: Owner) -> dict[str, Any]:
     return plain(_act(drafts.submit_draft, request.app.state.engine, draft_id, actor=user.username,
                       note=body.note or None, expected_revision=body.revision))
 
 
 @router.post("/api/processes/drafts/{draft_id}/approve")
-def api_approve(draft_id: int, body: Decision, request: Request, user: Owner) -> dict[str, Any]:
+def api_approve(draft_id: Id, body: Decision, request: Request, user: Owner) -> dict[str, Any]:
     return plain(_act(drafts.approve_draft, request.app.state.engine, draft_id, actor=user.username,
                       note=body.note, expected_revision=body.revision))
 
 
 @router.post("/api/processes/drafts/{draft_id}/refuse")
-def api_refuse(draft_id: int, body: Refusal, request: Request, user: Owner) -> dict[str, Any]:
+def api_refuse(draft_id: Id, body: Refusal, request: Request, user: Owner) -> dict[str, Any]:
     return plain(_act(drafts.refuse_draft, request.app.state.engine, draft_id, actor=user.username,
                       reason=body.reason, expected_revision=body.revision))
 
 
 @router.post("/api/processes/drafts/{draft_id}/withdraw")
-def api_withdraw(draft_id: int, body: Withdrawal, request: Request, user: Owner) -> dict[str, Any]:
+def api_withdraw(draft_id: Id, body: Withdrawal, request: Request, user: Owner) -> dict[str, Any]:
     return plain(_act(drafts.withdraw_draft, request.app.state.engine, draft_id, actor=user.username,
                       reason=body.reason))
 
 
 @router.post("/api/processes/drafts/{draft_id}/rebase")
-def api_rebase(draft_id: int, body: Rebase, request: Request, user: Owner) -> dict[str, Any]:
+def api_rebase(draft_id: Id, body: Rebase, request: Request, user: Owner) -> dict[str, Any]:
     return plain(_act(drafts.rebase_draft, request.app.state.engine, draft_id, actor=user.username,
                       expected_revision=body.revision))
 
@@ -220,13 +223,13 @@ def api_process(process_id: str, request: Request, _user: Reader) -> dict[str, A
 
 
 @router.get("/api/processes/{process_id}/versions/{version}/files")
-def api_version_files(process_id: str, version: int, request: Request, _user: Reader) -> dict[str, Any]:
+def api_version_files(process_id: str, version: Id, request: Request, _user: Reader) -> dict[str, Any]:
     _row, files = version_row(request.app.state.engine, process_id, version)
     return {"process_id": process_id, "version": version, "files": sorted(files)}
 
 
 @router.get("/api/processes/{process_id}/versions/{version}/files/{name}")
-def api_version_file(process_id: str, version: int, name: str, request: Request, _user: Reader) -> Response:
+def api_version_file(process_id: str, version: Id, name: str, request: Request, _user: Reader) -> Response:
     _row, files = version_row(request.app.state.engine, process_id, version)
     if name not in files:
         raise NotFoundError(f"version {version} of {process_id} has no file '{name}'", process=process_id)
@@ -293,8 +296,7 @@ def _status_of(exc: Exception) -> int:
 
 
 def _int(form: dict[str, list[str]], name: str) -> int | None:
-    text = kit.one(form, name).strip()
-    return int(text) if text.isdigit() else None
+    return whole(kit.one(form, name))
 
 
 def _process_name(engine: Any, process_id: str) -> str:
@@ -328,7 +330,7 @@ def _processes_page(request: Request, user: User, errors: list[dict[str, Any]] |
 
 
 @router.get("/processes/drafts/{draft_id}", response_class=HTMLResponse, include_in_schema=False)
-def draft_page(request: Request, draft_id: int, done: str = "") -> Response:
+def draft_page(request: Request, draft_id: Id, done: str = "") -> Response:
     user = None
     try:
         user = kit.page_user(request, *READERS)
@@ -365,7 +367,7 @@ def _draft_page(request: Request, user: User, draft_id: int, *, errors: list[dic
 
 
 @router.get("/processes/drafts/{draft_id}/review", response_class=HTMLResponse, include_in_schema=False)
-def review_page(request: Request, draft_id: int) -> Response:
+def review_page(request: Request, draft_id: Id) -> Response:
     user = None
     try:
         user = kit.page_user(request, *READERS)
@@ -404,7 +406,7 @@ def _review_page(request: Request, user: User, draft_id: int, *, errors: list[di
 
 
 @router.get("/processes/drafts/{draft_id}/approved", response_class=HTMLResponse, include_in_schema=False)
-def approved_page(request: Request, draft_id: int) -> Response:
+def approved_page(request: Request, draft_id: Id) -> Response:
     user = None
     try:
         user = kit.page_user(request, *READERS)
@@ -489,11 +491,13 @@ async def _upload(request: Request) -> tuple[User, dict[str, list[str]], str, by
 
 
 @router.post("/processes/upload", response_class=HTMLResponse, include_in_schema=False)
+@body_limit(MAX_UPLOAD)
 async def upload_new_process(request: Request) -> Response:
     return await _handle_upload(request, None)
 
 
 @router.post("/processes/{process_id}/upload", response_class=HTMLResponse, include_in_schema=False)
+@body_limit(MAX_UPLOAD)
 async def upload_draft(request: Request, process_id: str) -> Response:
     return await _handle_upload(request, process_id)
 
@@ -513,6 +517,11 @@ async def _handle_upload(request: Request, process_id: str | None) -> Response:
 
     if not filename:
         return await run_in_threadpool(page, [{"text": "Select a .bpmn or .dmn file", "href": "#file"}], 400)
+    bad = [{"text": f"The {what} {CONTROL}", "href": href} for what, text, pattern, href in (
+        ("note", note, BODY_BAD, "#note"), ("file's name", filename, ADDRESS_BAD, "#file")) if pattern.search(text)]
+    if bad:  # a multipart form is not read by api/inputs.InputGuard: its text is checked here
+        note = BODY_BAD.sub("", note)
+        return await run_in_threadpool(page, bad, 422)
     try:
         draft = await run_in_threadpool(lambda: drafts.draft_from_upload(
             request.app.state.engine, process_id=process_id, filename=filename, data=content,
@@ -568,25 +577,25 @@ async def _draft_action(request: Request, draft_id: int, action: str) -> Respons
 
 
 @router.post("/processes/drafts/{draft_id}/submit", response_class=HTMLResponse, include_in_schema=False)
-async def submit_page(request: Request, draft_id: int) -> Response:
+async def submit_page(request: Request, draft_id: Id) -> Response:
     return await _draft_action(request, draft_id, "submit")
 
 
 @router.post("/processes/drafts/{draft_id}/withdraw", response_class=HTMLResponse, include_in_schema=False)
-async def withdraw_page(request: Request, draft_id: int) -> Response:
+async def withdraw_page(request: Request, draft_id: Id) -> Response:
     return await _draft_action(request, draft_id, "withdraw")
 
 
 @router.post("/processes/drafts/{draft_id}/rebase", response_class=HTMLResponse, include_in_schema=False)
-async def rebase_page(request: Request, draft_id: int) -> Response:
+async def rebase_page(request: Request, draft_id: Id) -> Response:
     return await _draft_action(request, draft_id, "rebase")
 
 
 @router.post("/processes/drafts/{draft_id}/approve", response_class=HTMLResponse, include_in_schema=False)
-async def approve_page(request: Request, draft_id: int) -> Response:
+async def approve_page(request: Request, draft_id: Id) -> Response:
     return await _draft_action(request, draft_id, "approve")
 
 
 @router.post("/processes/drafts/{draft_id}/refuse", response_class=HTMLResponse, include_in_schema=False)
-async def refuse_page(request: Request, draft_id: int) -> Response:
+async def refuse_page(request: Request, draft_id: Id) -> Response:
     return await _draft_action(request, draft_id, "refuse")

@@ -57,7 +57,7 @@ def _whole(value: str | None, what: str, *, default: int | None = None) -> int:
             return default
         raise _BadInput(f"The {what} is missing.")
     text = value.strip()
-    if not text.isdigit() or len(text) > 9:
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
         raise _BadInput(f"The {what} in the address must be a whole number, not '{value[:40]}'.")
     return int(text)
 

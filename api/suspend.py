@@ -38,6 +38,7 @@ from handlers import settings as local
 from . import cases as api
 from . import page_kit as kit
 from .auth import User, current_user, get_engine
+from .inputs import Id
 
 router = APIRouter(prefix="/api/cases")
 pages = APIRouter(include_in_schema=False)
@@ -177,12 +178,12 @@ class DischargeIn(BaseModel):
 
 
 @router.post("/{case_id}/instances/{instance_id}/suspend")
-def post_suspend(case_id: int, instance_id: int, body: AdmissionIn, user: Who, engine: Eng) -> dict[str, Any]:
+def post_suspend(case_id: Id, instance_id: Id, body: AdmissionIn, user: Who, engine: Eng) -> dict[str, Any]:
     return record_admission(engine, user, case_id, instance_id, body.hospital, body.admitted_on)
 
 
 @router.post("/{case_id}/instances/{instance_id}/resume")
-def post_resume(case_id: int, instance_id: int, body: DischargeIn, user: Who, engine: Eng) -> dict[str, Any]:
+def post_resume(case_id: Id, instance_id: Id, body: DischargeIn, user: Who, engine: Eng) -> dict[str, Any]:
     return record_discharge(engine, user, case_id, instance_id, body.discharged_on)
 
 
@@ -217,7 +218,7 @@ def _guard(page: kit.Page, exc: Exception) -> Response:
 
 
 @pages.get("/cases/{case_id}/instances/{instance_id}/hospital-{which}", response_class=HTMLResponse)
-def suspend_form(request: Request, case_id: int, instance_id: int, which: str) -> Response:
+def suspend_form(request: Request, case_id: Id, instance_id: Id, which: str) -> Response:
     page = kit.Page(request)
     try:
         user = page.open()
@@ -229,7 +230,7 @@ def suspend_form(request: Request, case_id: int, instance_id: int, which: str) -
 
 
 @pages.post("/cases/{case_id}/instances/{instance_id}/hospital-{which}", response_class=HTMLResponse)
-async def suspend_post(request: Request, case_id: int, instance_id: int, which: str) -> Response:
+async def suspend_post(request: Request, case_id: Id, instance_id: Id, which: str) -> Response:
     page = kit.Page(request)
     try:
         user = await page.post()

@@ -23,6 +23,7 @@ from engine.errors import ConflictError, StateError, ValidationError
 
 from . import page_kit as kit
 from . import tasks as task_api
+from .inputs import whole
 from .page_forms import (
     Section,
     answer_rows,
@@ -193,7 +194,7 @@ async def save_section(request: Request, task_id: str, section_id: str) -> Respo
     rev = kit.one(form, "revision")
     try:
         await run_in_threadpool(task_api.save_draft, task_id,
-                                task_api.Draft(data=answers, revision=int(rev) if rev.isdigit() else None),
+                                task_api.Draft(data=answers, revision=whole(rev)),
                                 user, engine)
     except ConflictError as exc:
         read_section(section, form, task.get("draft"), keep_invalid=True)

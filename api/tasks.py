@@ -24,6 +24,7 @@ from engine.errors import ConflictError, NotFoundError
 from engine.schema import cases, events, restricted_cases, tasks, users
 from engine.task_ops import _task_row
 
+from . import inputs
 from .access import (
     can_open_case,
     candidate_arm,
@@ -122,7 +123,7 @@ def parse_filters(raw: dict[str, str | None]) -> tuple[Filters, list[dict[str, s
             setattr(f, name, v)
     w = (raw.get("within") or "").strip()
     if w:
-        if not w.isdigit() or not 1 <= int(w) <= 365:
+        if not inputs.is_whole(w) or not 1 <= int(w) <= 365:
             errors.append({"field": "within", "message": f"Days must be a whole number from 1 to 365 (got '{w[:20]}')"})
         else:
             f.within = int(w)
@@ -258,7 +259,7 @@ def list_tasks(request: Request, user: Annotated[User, Depends(worker)],
     limit = offset = 0
     for name, lo, hi, default in (("limit", 1, 200, 50), ("offset", 0, 10_000_000, 0)):
         v = params.get(name, str(default)).strip()
-        if not v.isdigit() or not lo <= int(v) <= hi:
+        if not inputs.is_whole(v) or not lo <= int(v) <= hi:
             errors.append({"field": name, "message": f"{name} must be a whole number from {lo} to {hi}"})
         elif name == "limit":
             limit = int(v)
@@ -377,22 +378,22 @@ def colleague(engine: Any, task: dict[str, Any], username: str, what: str) -> No
 
 
 class Revision(BaseModel):
-    revision: int | None = None
+    revision: inputs.Revision | None = None
 
 
 class Completion(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
-    revision: int | None = None
+    revision: inputs.Revision | None = None
 
 
 class Target(BaseModel):
     to: str = Field(min_length=1, max_length=64)
-    revision: int | None = None
+    revision: inputs.Revision | None = None
 
 
 class Draft(BaseModel):
     data: dict[str, Any]
-    revision: int | None = None
+    revision: inputs.Revision | None = None
 
 
 @router.get("/{task_id}")

@@ -42,6 +42,7 @@ from .auth import OVERSIGHT_ROLES, User, current_user, get_engine
 from .case_actions import TOKEN_PREFIX, TRANSITION_ROLES, issue_token, use_token
 from .cases import open_case
 from .errors import forbidden
+from .inputs import Id, to_id
 
 router = APIRouter()
 PROCESS = "transition"
@@ -158,7 +159,7 @@ Eng = Annotated[Any, Depends(get_engine)]
 
 class ReferralIn(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
-    case_id: int | None = None
+    case_id: Id | None = None
 
 
 @router.post("/api/transitions", status_code=201)
@@ -196,10 +197,9 @@ def _token_unused(engine: Any, raw: str) -> bool:
 def _page_case(engine: Any, user: User, case: str | int | None) -> dict[str, Any] | None:
     if case in (None, ""):
         return None
-    try:
-        case_id = int(case)
-    except (TypeError, ValueError):
-        raise NotFoundError(f"no case {case!r}") from None
+    case_id = to_id(str(case))
+    if case_id is None:
+        raise NotFoundError(f"no case {str(case)[:40]!r}")
     return _check_case(engine, user, case_id)
 
 

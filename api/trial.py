@@ -29,6 +29,7 @@ from . import page_kit as kit
 from .access import hidden_cases
 from .auth import User, require_roles
 from .errors import ApiError, forbidden
+from .inputs import Id, is_whole, to_id, whole
 from .processes import OWNER, READERS, plain, refusal, when
 
 router = APIRouter()
@@ -104,7 +105,7 @@ def user_tasks(draft: dict[str, Any]) -> set[str] | None:
 
 # ---------------------------------------------------------------------- JSON API
 class ReplayBody(BaseModel):
-    case_ids: list[int] | None = Field(default=None, description="cases to replay; none: the most recent")
+    case_ids: list[Id] | None = Field(default=None, description="cases to replay; none: the most recent")
     limit: int = Field(default=MAX_CASES, ge=1, le=MAX_CASES)
 
 
@@ -113,7 +114,7 @@ class ExampleBody(BaseModel):
 
 
 @router.post("/api/processes/drafts/{draft_id}/trial/replay")
-def api_replay(draft_id: int, body: ReplayBody, request: Request, user: Reader) -> dict[str, Any]:
+def api_replay(draft_id: Id, body: ReplayBody, request: Request, user: Reader) -> dict[str, Any]:
     engine = request.app.state.engine
     draft = drafts.get_draft(engine, draft_id)
     chosen = choose_cases(engine, user, draft["process_id"], body.case_ids, body.limit)
@@ -122,7 +123,7 @@ def api_replay(draft_id: int, body: ReplayBody, request: Request, user: Reader) 
 
 
 @router.post("/api/processes/drafts/{draft_id}/trial/example")
-def api_example(draft_id: int, request: Request, user: Reader, body: ExampleBody | None = None) -> dict[str, Any]:
+def api_example(draft_id: Id, request: Request, user: Reader, body: ExampleBody | None = None) -> dict[str, Any]:
     engine = request.app.state.engine
     draft = drafts.get_draft(engine, draft_id)
     result = run_draft_example(engine, draft, body.example if body else None)
@@ -174,7 +175,7 @@ def _trial_page(request: Request, user: User, draft: dict[str, Any], *, chosen: 
 
 
 @router.get("/processes/drafts/{draft_id}/trial", response_class=HTMLResponse, include_in_schema=False)
-def trial_page(request: Request, draft_id: int, saved: str = "") -> Response:
+def trial_page(request: Request, draft_id: Id, saved: str = "") -> Response:
     user = None
     try:
         user = kit.page_user(request, *READERS)
@@ -185,7 +186,7 @@ def trial_page(request: Request, draft_id: int, saved: str = "") -> Response:
 
 
 @router.post("/processes/drafts/{draft_id}/trial", response_class=HTMLResponse, include_in_schema=False)
-async def trial_post(request: Request, draft_id: int) -> Response:
+async def trial_post(request: Request, draft_id: Id) -> Response:
     form = await kit.posted_form(request)
     user: User | None = None
     draft: dict[str, Any] | None = None
@@ -197,7 +198,7 @@ async def trial_post(request: Request, draft_id: int) -> Response:
         if kit.one(form, "action") == "example":
             result = await run_in_threadpool(run_draft_example, engine, draft)
             return _trial_page(request, user, draft, example=result)
-        picked = [int(v) for v in form.get("case", []) if v.isdigit()]
+        picked = [n for v in form.get("case", []) if (n := to_id(v)) is not None]
         if not picked:
             return _trial_page(request, user, draft, status=400, errors=[
                 {"text": "Select at least one case to replay", "href": "#case-0"}])
@@ -228,7 +229,7 @@ def _pretty(value: Any) -> str:
 
 
 @router.get("/processes/drafts/{draft_id}/example", response_class=HTMLResponse, include_in_schema=False)
-def example_page(request: Request, draft_id: int) -> Response:
+def example_page(request: Request, draft_id: Id) -> Response:
     user = None
     try:
         user = kit.page_user(request, OWNER)
@@ -252,7 +253,7 @@ def _parse(text: str, what: str, errors: dict[str, str], field: str) -> Any:
 
 
 @router.post("/processes/drafts/{draft_id}/example", response_class=HTMLResponse, include_in_schema=False)
-async def example_post(request: Request, draft_id: int) -> Response:
+async def example_post(request: Request, draft_id: Id) -> Response:
     form = await kit.posted_form(request)
     user = None
     try:
@@ -276,7 +277,7 @@ async def example_post(request: Request, draft_id: int) -> Response:
     if not errors:
         try:
             await run_in_threadpool(lambda: drafts.save_draft(
-                engine, draft_id, files=draft["files"], expected_revision=int(revision) if revision.isdigit()
+                engine, draft_id, files=draft["files"], expected_revision=whole(revision) if is_whole(revision)
                 else -1, actor=user.username, example=example))
         except ConflictError as exc:
             fresh = await run_in_threadpool(drafts.get_draft, engine, draft_id)
