@@ -612,9 +612,28 @@ def users_page(request: Request) -> Response:
     try:
         user = page_kit.page_user(request, ADMIN)
         rows = list_users(request.app.state.engine)
+        requests = list_requests(request.app.state.engine, decided=0)
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
         return page_kit.guard(request, user, exc)
-    return _render_flash(request, "admin_users.html", {"user": user, "rows": rows}, "/admin")
+    return _render_flash(request, "admin_users.html", {"user": user, "rows": rows, "requests": requests}, "/admin")
+
+
+@router.post("/admin/role-requests/{request_id}", response_class=HTMLResponse, include_in_schema=False)
+async def role_request_action(request: Request, request_id: int) -> Response:
+    """Another administrator approves or refuses a role change waiting on the users page."""
+    user = None
+    try:
+        user, form = await _posted(request, ADMIN)
+        action = page_kit.one(form, "action")
+        if action not in ("approve", "refuse"):
+            raise ApiError(400, "invalid", "Unknown action; nothing was changed.")
+        done = await run_in_threadpool(decide, request.app.state.engine, user, request_id, action == "approve",
+                                       page_kit.one(form, "reason")[:500])
+    except Exception as exc:  # noqa: BLE001
+        return page_kit.guard(request, user, exc, not_found="There is no such role change request.")
+    text = (f"Role change for {done['username']} approved" if done["status"] == "approved"
+            else f"Role change for {done['username']} refused")
+    return _with_flash(request, page_kit.redirect("/admin/users"), text, "/admin")
 
 
 def _new_user_form(request: Request, user: User, values: dict[str, Any], by_field: dict[str, str] | None = None,
@@ -691,9 +710,14 @@ async def user_action(request: Request, username: str) -> Response:
             if action == "details":
                 values = {"display_name": page_kit.one(form, "display_name")[:255], "roles": form.get("roles", [])[:20],
                           "teams": form.get("teams", [])[:20]}
-                await run_in_threadpool(change, engine, user, username, display_name=values["display_name"],
-                                        roles=values["roles"], teams=values["teams"])
+                out = await run_in_threadpool(change, engine, user, username, display_name=values["display_name"],
+                                              roles=values["roles"], teams=values["teams"])
                 done = "Details saved"
+                if out["pending_request"]:
+                    adds = ", ".join(a.replace("team:", "the team ").replace("_", " ")
+                                     for a in out["pending_request"]["adds"])
+                    done = (f"Your change adds access to case records ({adds}): it waits for another administrator "
+                            "to approve it on the users page. Details saved")
             elif action in ("deactivate", "reactivate"):
                 await run_in_threadpool(change, engine, user, username, active=action == "reactivate")
                 done = "Account deactivated: their sessions have ended" if action == "deactivate" else \

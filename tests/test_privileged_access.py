@@ -223,3 +223,80 @@ def test_a_refused_request_changes_nothing_and_other_changes_are_not_held(world)
     assert worker.get("/api/admin/role-requests").status_code == 403
     assert worker.post(f"/api/admin/role-requests/{rid}/approve").status_code == 403
     assert admin.post("/api/admin/role-requests/999999/approve").status_code == 404
+
+
+@pytest.fixture
+def server(world):
+    from tests.browser import live_server
+
+    eng, app, people = world
+    with live_server(app) as base:
+        yield base, eng, people
+
+
+def test_a_second_administrator_approves_on_the_users_page_by_keyboard(server):
+    base, eng, _p = server
+    from api.auth import create_user
+    from tests.browser import launch, run_axe, sign_in
+    from tests.front_door_world import PASSWORD
+
+    create_user(eng, "admin2", "a long password", display_name="Second Admin", roles=["administrator"])
+    with launch() as browser:
+        context = browser.new_context(bypass_csp=True)
+        page = context.new_page()
+        sign_in(page, base, "administrator", PASSWORD, then="/home")
+        page.goto(f"{base}/admin/users/administrator")
+        page.get_by_label("Auditor").check()
+        page.get_by_role("button", name="Save name, roles and teams").click()
+        page.wait_for_url(f"{base}/admin/users/administrator")
+        banner = page.locator(".govuk-notification-banner").inner_text()
+        assert "it waits for another administrator to approve it" in banner and "(auditor)" in banner
+        assert not page.get_by_label("Auditor").is_checked()  # not given yet
+        run_axe(page, "own user page, role change waiting")
+        page.goto(f"{base}/admin/users")
+        card = page.locator(".govuk-summary-card", has_text="administrator asks for auditor")
+        assert "Waiting for another administrator" in card.inner_text()
+        assert card.get_by_role("button").count() == 0  # no self-approval
+        run_axe(page, "users with a request of one's own")
+        context.close()
+
+        context = browser.new_context(bypass_csp=True)
+        page = context.new_page()
+        sign_in(page, base, "admin2", "a long password", then="/home")
+        page.goto(f"{base}/admin/users")
+        run_axe(page, "users with a request to decide")
+        page.focus("input[id^='reason-']")
+        page.keyboard.type("Annual audit of case files")
+        page.keyboard.press("Tab")  # to Approve
+        assert page.evaluate("document.activeElement.textContent.trim()") == "Approve"
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{base}/admin/users")
+        assert "Role change for administrator approved" in page.locator(".govuk-notification-banner").inner_text()
+        assert page.locator(".govuk-summary-card").count() == 0
+        assert "administrator, auditor" in page.locator("tr", has_text="Test administrator").inner_text()
+        run_axe(page, "users after approving")
+        context.close()
+    from tests.test_api_admin import _audit
+
+    [approved] = [e for e in _audit(eng) if e["type"] == "user.role_change_approved"]
+    assert (approved["actor"], approved["data"]["reason"]) == ("admin2", "Annual audit of case files")
+
+
+def test_self_approval_through_the_page_is_refused(world):
+    eng, app, _p = world
+    from tests.test_pages_intake import signin
+
+    admin, csrf = signin(app, "administrator")
+    r = admin.post("/admin/users/administrator", data={"csrf_token": csrf, "action": "details",
+                                                        "display_name": "Admin", "roles": ["administrator", "auditor"]})
+    assert r.status_code == 303
+    assert "Waiting for another administrator" in admin.get("/admin/users").text
+    from engine.schema import role_requests
+
+    with eng.db.engine.connect() as conn:
+        rid = conn.execute(select(role_requests.c.id)).scalar_one()
+    r = admin.post(f"/admin/role-requests/{rid}", data={"csrf_token": csrf, "action": "approve"})
+    assert r.status_code == 403 and "another administrator must" in r.text
+    from tests.test_api_admin import tm_user
+
+    assert tm_user(eng, "administrator").roles == frozenset({"administrator"})
