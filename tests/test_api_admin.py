@@ -216,7 +216,8 @@ def test_restrict_and_lift_a_case(world):
     eng, app, p = world
     case = p["edith"]
     tm = as_role(app, "team_manager")
-    r = tm.send("PUT", f"/api/cases/{case}/restriction", {**RESTRICT, "usernames": ["front-door-advisor", "team-manager"]})
+    r = tm.send("PUT", f"/api/cases/{case}/restriction",
+                {**RESTRICT, "usernames": ["front-door-advisor", "team-manager"]})
     assert r.status_code == 200, r.text
     assert r.json()["allowed"] == ["front-door-advisor", "team-manager"] and r.json()["restricted"] is True
     auditor = as_role(app, "auditor")
