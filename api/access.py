@@ -303,10 +303,13 @@ def named_users(conn: Any, usernames: Any) -> list[User]:
 
 
 def stranded_tasks(conn: Any, case_id: int, usernames: Any) -> list[dict[str, Any]]:
-    """The case's open tasks that no one of `usernames` may act on: restricted to them, the case would
-    hide these tasks from every queue (the team working them loses them)."""
-    people = named_users(conn, usernames)
-    return [t for t in open_tasks_of_case(conn, case_id) if not any(task_allowed(u, t) for u in people)]
+    """The case's open tasks that no one of `usernames` may act on, or that are with (assigned to) someone not
+    among them: restricted to them, the case would hide these tasks from every queue, or leave them with someone
+    who can no longer see, finish or release them."""
+    names = set(usernames)
+    people = named_users(conn, names)
+    return [t for t in open_tasks_of_case(conn, case_id)
+            if (t.get("assignee") and t["assignee"] not in names) or not any(task_allowed(u, t) for u in people)]
 
 
 def coordinating_worker(conn: Any, case_id: int) -> str | None:

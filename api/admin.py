@@ -38,7 +38,6 @@ from .access import (
     open_tasks_of_case,
     restriction,
     stranded_tasks,
-    task_allowed,
 )
 from .auth import (
     OVERSIGHT_ROLES,
@@ -380,12 +379,14 @@ def _no_self_grant(engine: Any, user: User, case_id: int, names: list[str], hand
             errors["hand_to"] = f"The person the work is handed to ({hand_to[:64]}) must be one of the people named"
         elif not receiver or not receiver[0].is_worker:
             errors["hand_to"] = f"{hand_to[:64]} cannot take the work: hand it to an active casework user"
-        return errors, [t["id"] for t in stranded if not task_allowed(receiver[0], t)] if not errors else []
+        return errors, [t["id"] for t in stranded] if not errors else []
     if stranded:
         first = stranded[0]
         team = (first.get("team") or "").replace("_", " ")
+        with_other = first.get("assignee") and first["assignee"] not in names
         errors["usernames"] = (
-            f"Name at least one person from the {team} team, who is working on “{first['name']}”"
+            (f"“{first['name']}” is with {first['assignee']}, who is not named: name them" if with_other else
+             f"Name at least one person from the {team} team, who is working on “{first['name']}”")
             + (f" and {len(stranded) - 1} more open task{'s' if len(stranded) > 2 else ''}" if len(stranded) > 1
                else "")
             + ", or hand the work to one of the people named: otherwise no one could see or finish it")

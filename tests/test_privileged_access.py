@@ -97,6 +97,23 @@ def test_the_work_can_be_handed_explicitly_to_someone_named(world):
     assert [e["actor"] for e in eng.history(p["edith"]) if e["type"] == "task.assigned"] == ["team-manager"]
 
 
+def test_a_task_with_someone_not_named_is_named_or_handed_on(world):
+    eng, app, p = world
+    from api.auth import create_user
+
+    create_user(eng, "fd2", "a long password", roles=["front_door_advisor"], teams=["front_door"])
+    [task] = _open_tasks(eng, p["edith"])
+    eng.assign(task["id"], "fd2", actor="team-manager", owner="fd2")
+    admin = as_role(app, "administrator")
+    r = _put(admin, p["edith"], ["front-door-advisor"])  # in the team, but the task is with fd2
+    assert r.status_code == 422, r.text
+    assert "“Record the contact” is with fd2, who is not named" in r.json()["message"]
+    r = _put(admin, p["edith"], ["front-door-advisor"], hand_to="front-door-advisor")
+    assert r.status_code == 200, r.text
+    assert _open_tasks(eng, p["edith"])[0]["assignee"] == "front-door-advisor"
+    assert _restricted_events(eng, p["edith"])[0]["data"]["tasks"] == [task["id"]]
+
+
 def test_a_closed_case_keeps_its_coordinating_worker(world):
     eng, app, p = world
     eng.update_case_record(p["edward"], {"coordinating_worker": "social-worker"}, actor="team-manager",
