@@ -368,3 +368,50 @@ def access_log(engine: Any, case_id: int) -> list[dict[str, Any]]:
         out.append({"case_id": r.case_id, "user": r.user, "at": as_utc(r.at),
                     "action": f"refused:{action}" if outcome == "refused" else action})
     return out
+
+
+# ---------------------------------------------------------------------- privileged access (docs/security.md)
+
+
+def open_tasks_of_case(conn: Any, case_id: int) -> list[dict[str, Any]]:
+    """The case's open tasks as `task_allowed` reads them (id, name, team, candidate groups and users, assignee)."""
+    from engine.task_ops import _task_row
+
+    return [_task_row(r) for r in conn.execute(select(tasks).where(tasks.c.case_id == case_id)
+                                               .order_by(tasks.c.created_at, tasks.c.id))]
+
+
+def named_users(conn: Any, usernames: Any) -> list[User]:
+    """The active users among `usernames`."""
+    from .auth import _user, users
+
+    names = sorted(set(usernames))
+    if not names:
+        return []
+    return [_user(r) for r in conn.execute(select(users).where(users.c.username.in_(names), users.c.active.is_(True)))]
+
+
+def stranded_tasks(conn: Any, case_id: int, usernames: Any) -> list[dict[str, Any]]:
+    """The case's open tasks that no one of `usernames` may act on, or that are with (assigned to) someone not
+    among them: restricted to them, the case would hide these tasks from every queue, or leave them with someone
+    who can no longer see, finish or release them."""
+    names = set(usernames)
+    people = named_users(conn, names)
+    return [t for t in open_tasks_of_case(conn, case_id)
+            if (t.get("assignee") and t["assignee"] not in names) or not any(task_allowed(u, t) for u in people)]
+
+
+def coordinating_worker(conn: Any, case_id: int) -> str | None:
+    """The username of the case's co-ordinating worker, if one is set."""
+    row = conn.execute(select(cases.c.data).where(cases.c.id == case_id)).first()
+    if row is None:
+        return None
+    value = (json.loads(row.data) if isinstance(row.data, str) else row.data or {}).get("coordinating_worker")
+    return value if isinstance(value, str) and value else None
+
+
+def may_act_on_restricted_task(conn: Any, case_id: int, username: str) -> bool:
+    """Whether a task of this case may be given (assigned, delegated) to `username`: always when the case is not
+    restricted, else only to someone named on the restriction (anyone else could neither see nor finish it)."""
+    allowed = restriction(conn, case_id)
+    return allowed is None or username in allowed

@@ -25,12 +25,34 @@ from engine import history
 from engine.clock import as_utc
 from engine.errors import NotFoundError
 from engine.history import Event
-from engine.schema import cases
+from engine.schema import cases, role_requests
 
 from . import auth, page_kit
-from .access import can_open_case, log_access, refusal, restriction
-from .auth import ROLES, TEAMS, USERNAME_RE, User, require_roles, restricted_cases, sessions, users
-from .errors import ApiError
+from .access import (
+    MEASURES_ROLES,
+    can_open_case,
+    case_access,
+    coordinating_worker,
+    log_access,
+    named_users,
+    open_tasks_of_case,
+    refusal,
+    restriction,
+    stranded_tasks,
+)
+from .auth import (
+    OVERSIGHT_ROLES,
+    ROLES,
+    TEAMS,
+    USERNAME_RE,
+    WORKER_ROLES,
+    User,
+    require_roles,
+    restricted_cases,
+    sessions,
+    users,
+)
+from .errors import ApiError, forbidden
 from .inputs import Id
 
 router = APIRouter()
@@ -165,13 +187,115 @@ def change(engine: Any, admin: User, username: str, *, display_name: str | None 
         new = {"display_name": display_name, "roles": sorted(set(roles)) if roles is not None else None,
                "teams": sorted(set(teams)) if teams is not None else None, "active": active}
         changes = {k: {"from": old[k], "to": v} for k, v in new.items() if v is not None and v != old[k]}
+        pending = None
+        if username == admin.username and ("roles" in changes or "teams" in changes):
+            want_roles = changes["roles"]["to"] if "roles" in changes else old["roles"]
+            want_teams = changes["teams"]["to"] if "teams" in changes else old["teams"]
+            added = adds_case_access(old["roles"], old["teams"], want_roles, want_teams)
+            if added:  # waits for another administrator; the rest (the name) is saved now
+                pending = _request(conn, engine, now, admin, want_roles, want_teams, added)
+                changes.pop("roles", None)
+                changes.pop("teams", None)
         if changes:
             conn.execute(update(users).where(users.c.id == row.id).values(
                 **{k: c["to"] for k, c in changes.items()}))
             if changes.get("active", {}).get("to") is False:
                 conn.execute(delete(sessions).where(sessions.c.user_id == row.id))  # signed out everywhere
             _audit(conn, engine, now, "user.changed", {"username": username, "changes": changes}, admin)
-    return get_user(engine, username)
+    return {**get_user(engine, username), "pending_request": pending}
+
+
+# ---------------------------------------------------------------------- role changes on one's own account
+# Roles that open case records or the cases behind figures (api/auth.py, api/access.py, docs/security.md):
+# casework roles (their teams' tasks and cases), oversight roles (any unrestricted case) and the performance role
+# (the cases behind the measures). An administrator adding one of them — or, holding a casework role, a team — to
+# their own account needs a second administrator (`role_requests`).
+CASE_OPENING_ROLES = WORKER_ROLES | OVERSIGHT_ROLES | MEASURES_ROLES
+STATUSES = ("pending", "approved", "refused")
+
+
+def adds_case_access(old_roles: list[str], old_teams: list[str], roles: list[str], teams: list[str]) -> list[str]:
+    """What a change of roles and teams adds that opens cases: roles, and "team:<name>" for a team added while
+    (after the change) holding a casework role. Empty: the change opens nothing new."""
+    added = sorted((set(roles) - set(old_roles)) & CASE_OPENING_ROLES)
+    if set(roles) & WORKER_ROLES:
+        added += [f"team:{t}" for t in sorted(set(teams) - set(old_teams))]
+    return added
+
+
+def _request(conn: Any, engine: Any, now: Any, admin: User, roles: list[str], teams: list[str],
+             added: list[str]) -> dict[str, Any]:
+    waiting = conn.execute(select(role_requests.c.id).where(role_requests.c.username == admin.username,
+                                                            role_requests.c.status == "pending")).first()
+    if waiting is not None:
+        raise ApiError(409, "conflict", f"Your earlier role change (request {waiting.id}) is still waiting for "
+                       "another administrator: ask them to approve or refuse it first", request=waiting.id)
+    new_id = conn.execute(insert(role_requests).values(
+        username=admin.username, requested_by=admin.username, roles=sorted(set(roles)), teams=sorted(set(teams)),
+        added=added, status="pending", created_at=now)).inserted_primary_key[0]
+    _audit(conn, engine, now, "user.role_change_requested", {
+        "request": new_id, "username": admin.username, "roles": sorted(set(roles)), "teams": sorted(set(teams)),
+        "adds": added}, admin)
+    return {"id": new_id, "status": "pending", "adds": added}
+
+
+def _request_dict(r: Any) -> dict[str, Any]:
+    return {"id": r.id, "username": r.username, "requested_by": r.requested_by, "roles": sorted(auth._json(r.roles)),
+            "teams": sorted(auth._json(r.teams)), "adds": list(auth._json(r.added)), "status": r.status,
+            "created_at": as_utc(r.created_at), "decided_by": r.decided_by,
+            "decided_at": as_utc(r.decided_at) if r.decided_at is not None else None,
+            "decision_reason": r.decision_reason}
+
+
+def list_requests(engine: Any, *, decided: int = 20) -> list[dict[str, Any]]:
+    """The requests waiting for a decision (oldest first), then the latest `decided` ones decided."""
+    with engine.db.engine.connect() as conn:
+        waiting = conn.execute(select(role_requests).where(role_requests.c.status == "pending")
+                               .order_by(role_requests.c.id)).all()
+        done = conn.execute(select(role_requests).where(role_requests.c.status != "pending")
+                            .order_by(role_requests.c.id.desc()).limit(decided)).all()
+    return [_request_dict(r) for r in [*waiting, *done]]
+
+
+def decide(engine: Any, admin: User, request_id: int, approve: bool, reason: str = "") -> dict[str, Any]:
+    """Another administrator approves (the change is applied) or refuses a pending request; the requester
+    cannot decide their own."""
+    reason = " ".join(reason.split())
+    if len(reason) > 500:
+        raise Invalid({"reason": "Reason must be 500 characters or fewer"})
+    with engine.db.transaction() as conn:
+        row = conn.execute(engine_for_update(conn, select(role_requests).where(role_requests.c.id == request_id))
+                           ).first()
+        if row is None:
+            raise NotFoundError(f"no role change request {request_id}", request=request_id)
+        if admin.username in (row.requested_by, row.username):
+            raise forbidden("You cannot decide a change to your own account: another administrator must")
+        if row.status != "pending":
+            raise ApiError(409, "conflict", f"This request was already {row.status} by {row.decided_by}",
+                           request=request_id)
+        now = engine.now(conn)
+        conn.execute(update(role_requests).where(role_requests.c.id == row.id).values(
+            status="approved" if approve else "refused", decided_by=admin.username, decided_at=now,
+            decision_reason=reason or None))
+        data = {"request": row.id, "username": row.username, "requested_by": row.requested_by,
+                "adds": list(auth._json(row.added)), "reason": reason or None}
+        if approve:
+            target = _load(conn, row.username)
+            if not target.active:
+                raise ApiError(409, "conflict", f"{row.username}'s account is deactivated: refuse the request")
+            old = {"roles": sorted(auth._json(target.roles)), "teams": sorted(auth._json(target.teams))}
+            new = {"roles": sorted(auth._json(row.roles)), "teams": sorted(auth._json(row.teams))}
+            changes = {k: {"from": old[k], "to": new[k]} for k in old if old[k] != new[k]}
+            if changes:
+                conn.execute(update(users).where(users.c.id == target.id).values(
+                    **{k: c["to"] for k, c in changes.items()}))
+            _audit(conn, engine, now, "user.role_change_approved", data, admin)
+            _audit(conn, engine, now, "user.changed", {"username": row.username, "changes": changes,
+                                                       "request": row.id}, admin)
+        else:
+            _audit(conn, engine, now, "user.role_change_refused", data, admin)
+        out = conn.execute(select(role_requests).where(role_requests.c.id == row.id)).one()
+    return _request_dict(out)
 
 
 def unlock(engine: Any, admin: User, username: str) -> dict[str, Any]:
@@ -226,7 +350,56 @@ def get_restriction(engine: Any, user: User, case_id: int) -> dict[str, Any]:
             "allowed": sorted(allowed or [])}
 
 
-def restrict(engine: Any, user: User, case_id: int, usernames: list[str], reason: str) -> dict[str, Any]:
+def _no_self_grant(engine: Any, user: User, case_id: int, names: list[str], hand_to: str | None) -> tuple[
+        dict[str, str], list[str]]:
+    """The privileged-access rules of a restriction (docs/security.md "Privileged access"): ({field: message}
+    when refused, the ids of the open tasks to give to `hand_to`).
+
+    * The person restricting may name themselves only if they may open the case already: restricting never
+      grants access; and never themselves alone.
+    * Every open task stays with someone named who may act on it (its team, assignee or candidate users), or
+      is handed on explicitly to a named casework user (`hand_to`): no team silently loses its work.
+    * With no open task, the case's co-ordinating worker (if one is set) stays named."""
+    errors: dict[str, str] = {}
+    with engine.db.engine.connect() as conn:
+        already = case_access(conn, user, case_id, restriction(conn, case_id))[0]
+        open_tasks = open_tasks_of_case(conn, case_id)
+        stranded = stranded_tasks(conn, case_id, names)
+        coordinator = coordinating_worker(conn, case_id)
+        receiver = named_users(conn, [hand_to]) if hand_to else []
+    if names == [user.username]:
+        errors["usernames"] = ("You cannot restrict a case to yourself alone: also name someone who works on the "
+                               "case (a member of the team of its open tasks, or its co-ordinating worker)")
+    elif user.username in names and not already:
+        errors["usernames"] = ("You cannot name yourself: you cannot open this case now, and restricting a case "
+                               "must not give you access to it. Name the people who work on the case, or ask a "
+                               "team manager of its team")
+    if errors:
+        return errors, []
+    if hand_to:
+        if hand_to not in names:
+            errors["hand_to"] = f"The person the work is handed to ({hand_to[:64]}) must be one of the people named"
+        elif not receiver or not receiver[0].is_worker:
+            errors["hand_to"] = f"{hand_to[:64]} cannot take the work: hand it to an active casework user"
+        return errors, [t["id"] for t in stranded] if not errors else []
+    if stranded:
+        first = stranded[0]
+        team = (first.get("team") or "").replace("_", " ")
+        with_other = first.get("assignee") and first["assignee"] not in names
+        errors["usernames"] = (
+            (f"“{first['name']}” is with {first['assignee']}, who is not named: name them" if with_other else
+             f"Name at least one person from the {team} team, who is working on “{first['name']}”")
+            + (f" and {len(stranded) - 1} more open task{'s' if len(stranded) > 2 else ''}" if len(stranded) > 1
+               else "")
+            + ", or hand the work to one of the people named: otherwise no one could see or finish it")
+    elif not open_tasks and coordinator and coordinator not in names:
+        errors["usernames"] = (f"Name the case's co-ordinating worker ({coordinator}), or set another co-ordinating "
+                               "worker first")
+    return errors, []
+
+
+def restrict(engine: Any, user: User, case_id: int, usernames: list[str], reason: str,
+             hand_to: str | None = None) -> dict[str, Any]:
     _case_reference(engine, case_id)
     _may_restrict(engine, user, case_id)
     names = sorted({u.strip().lower() for u in usernames if u.strip()})
@@ -250,8 +423,14 @@ def restrict(engine: Any, user: User, case_id: int, usernames: list[str], reason
             errors["usernames"] = f"There is no user called {', '.join(unknown)[:200]}"
         elif inactive:
             errors["usernames"] = f"{', '.join(inactive)[:200]} cannot be named: their account is deactivated"
+    hand_to = (hand_to or "").strip().lower() or None
+    handed: list[str] = []
+    if not errors:
+        errors, handed = _no_self_grant(engine, user, case_id, names, hand_to)
     if errors:
         raise Invalid(errors)
+    for task_id in handed:  # given to the named person first: a conflict leaves the case unrestricted
+        engine.assign(task_id, hand_to, actor=user.username, owner=hand_to)
     with engine.db.transaction() as conn:
         now = engine.now(conn)
         before = restriction(conn, case_id)
@@ -262,7 +441,8 @@ def restrict(engine: Any, user: User, case_id: int, usernames: list[str], reason
                          .values(allowed=names))
         history.append(conn, history.case_chain(case_id), case_id, now, [Event(
             "case.restricted", {"allowed": names, "previously": sorted(before) if before is not None else None,
-                                "reason": reason}, actor=user.username)], lock=engine.db.is_postgres)
+                                "reason": reason, **({"handed_to": hand_to, "tasks": handed} if handed else {})},
+            actor=user.username)], lock=engine.db.is_postgres)
     return get_restriction(engine, user, case_id) if user.has(ADMIN) or user.username in names else {
         "case_id": case_id, "reference": _case_reference(engine, case_id), "restricted": True, "allowed": names}
 
@@ -314,6 +494,7 @@ class NewPassword(BaseModel):
 class Restriction(BaseModel):
     usernames: list[str] = Field(max_length=50)
     reason: str = Field(max_length=500)
+    hand_to: str | None = Field(default=None, max_length=64)
 
 
 class Lift(BaseModel):
@@ -337,9 +518,33 @@ def api_user(username: str, request: Request, _admin: Admin) -> dict[str, Any]:
 
 
 @router.patch("/api/admin/users/{username}")
-def api_change_user(username: str, body: UserChange, request: Request, admin: Admin) -> dict[str, Any]:
-    return change(request.app.state.engine, admin, username, display_name=body.display_name, roles=body.roles,
-                  teams=body.teams, active=body.active)
+def api_change_user(username: str, body: UserChange, request: Request, response: Response,
+                    admin: Admin) -> dict[str, Any]:
+    """202 with `pending_request` when the change adds case access to the administrator's own account."""
+    out = change(request.app.state.engine, admin, username, display_name=body.display_name, roles=body.roles,
+                 teams=body.teams, active=body.active)
+    if out["pending_request"]:
+        response.status_code = 202
+    return out
+
+
+class Decision(BaseModel):
+    reason: str = Field(default="", max_length=500)
+
+
+@router.get("/api/admin/role-requests")
+def api_role_requests(request: Request, _admin: Admin) -> dict[str, Any]:
+    return {"requests": list_requests(request.app.state.engine)}
+
+
+@router.post("/api/admin/role-requests/{request_id}/approve")
+def api_approve(request_id: Id, request: Request, admin: Admin, body: Decision | None = None) -> dict[str, Any]:
+    return decide(request.app.state.engine, admin, request_id, True, body.reason if body else "")
+
+
+@router.post("/api/admin/role-requests/{request_id}/refuse")
+def api_refuse(request_id: Id, request: Request, admin: Admin, body: Decision | None = None) -> dict[str, Any]:
+    return decide(request.app.state.engine, admin, request_id, False, body.reason if body else "")
 
 
 @router.post("/api/admin/users/{username}/unlock")
@@ -359,7 +564,7 @@ def api_get_restriction(case_id: Id, request: Request, user: Restricter) -> dict
 
 @router.put("/api/cases/{case_id}/restriction")
 def api_restrict(case_id: Id, body: Restriction, request: Request, user: Restricter) -> dict[str, Any]:
-    return restrict(request.app.state.engine, user, case_id, body.usernames, body.reason)
+    return restrict(request.app.state.engine, user, case_id, body.usernames, body.reason, body.hand_to)
 
 
 @router.delete("/api/cases/{case_id}/restriction")
@@ -410,9 +615,28 @@ def users_page(request: Request) -> Response:
     try:
         user = page_kit.page_user(request, ADMIN)
         rows = list_users(request.app.state.engine)
+        requests = list_requests(request.app.state.engine, decided=0)
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
         return page_kit.guard(request, user, exc)
-    return _render_flash(request, "admin_users.html", {"user": user, "rows": rows}, "/admin")
+    return _render_flash(request, "admin_users.html", {"user": user, "rows": rows, "requests": requests}, "/admin")
+
+
+@router.post("/admin/role-requests/{request_id}", response_class=HTMLResponse, include_in_schema=False)
+async def role_request_action(request: Request, request_id: Id) -> Response:
+    """Another administrator approves or refuses a role change waiting on the users page."""
+    user = None
+    try:
+        user, form = await _posted(request, ADMIN)
+        action = page_kit.one(form, "action")
+        if action not in ("approve", "refuse"):
+            raise ApiError(400, "invalid", "Unknown action; nothing was changed.")
+        done = await run_in_threadpool(decide, request.app.state.engine, user, request_id, action == "approve",
+                                       page_kit.one(form, "reason")[:500])
+    except Exception as exc:  # noqa: BLE001
+        return page_kit.guard(request, user, exc, not_found="There is no such role change request.")
+    text = (f"Role change for {done['username']} approved" if done["status"] == "approved"
+            else f"Role change for {done['username']} refused")
+    return _with_flash(request, page_kit.redirect("/admin/users"), text, "/admin")
 
 
 def _new_user_form(request: Request, user: User, values: dict[str, Any], by_field: dict[str, str] | None = None,
@@ -489,9 +713,14 @@ async def user_action(request: Request, username: str) -> Response:
             if action == "details":
                 values = {"display_name": page_kit.one(form, "display_name")[:255], "roles": form.get("roles", [])[:20],
                           "teams": form.get("teams", [])[:20]}
-                await run_in_threadpool(change, engine, user, username, display_name=values["display_name"],
-                                        roles=values["roles"], teams=values["teams"])
+                out = await run_in_threadpool(change, engine, user, username, display_name=values["display_name"],
+                                              roles=values["roles"], teams=values["teams"])
                 done = "Details saved"
+                if out["pending_request"]:
+                    adds = ", ".join(a.replace("team:", "the team ").replace("_", " ")
+                                     for a in out["pending_request"]["adds"])
+                    done = (f"Your change adds access to case records ({adds}): it waits for another administrator "
+                            "to approve it on the users page. Details saved")
             elif action in ("deactivate", "reactivate"):
                 await run_in_threadpool(change, engine, user, username, active=action == "reactivate")
                 done = "Account deactivated: their sessions have ended" if action == "deactivate" else \
@@ -515,7 +744,8 @@ async def user_action(request: Request, username: str) -> Response:
 def _restriction_page(request: Request, user: User, *, reference: str = "", info: dict[str, Any] | None = None,
                       values: dict[str, str] | None = None, by_field: dict[str, str] | None = None,
                       status: int = 200) -> Response:
-    anchors = {"usernames": "usernames", "reason": "reason", "reference": "reference", "reason-lift": "reason-lift"}
+    anchors = {"usernames": "usernames", "reason": "reason", "reference": "reference", "reason-lift": "reason-lift",
+               "hand_to": "hand_to"}
     if values is None and info is not None:
         values = {"usernames": "\n".join(info["allowed"]), "reason": ""}
     return _render_flash(request, "admin_restriction.html", {
@@ -556,7 +786,8 @@ async def restriction_action(request: Request, case_id: Id) -> Response:
     try:
         user, form = await _posted(request, *RESTRICT_ROLES)
         info = get_restriction(engine, user, case_id)
-        values = {"usernames": page_kit.one(form, "usernames")[:3000], "reason": page_kit.one(form, "reason")[:600]}
+        values = {"usernames": page_kit.one(form, "usernames")[:3000], "reason": page_kit.one(form, "reason")[:600],
+                  "hand_to": page_kit.one(form, "hand_to")[:64]}
         lift = page_kit.one(form, "action") == "lift"
         try:
             if lift:
@@ -565,7 +796,8 @@ async def restriction_action(request: Request, case_id: Id) -> Response:
                 done = f"Restriction lifted on {info['reference']}"
             else:
                 names = [n for n in values["usernames"].replace(",", "\n").split("\n") if n.strip()]
-                await run_in_threadpool(restrict, engine, user, case_id, names, values["reason"])
+                await run_in_threadpool(restrict, engine, user, case_id, names, values["reason"],
+                                        values["hand_to"] or None)
                 done = f"{info['reference']} is restricted to the people named"
         except Invalid as exc:
             by_field = {("reason-lift" if lift and k == "reason" else k): m for k, m in exc.by_field.items()}

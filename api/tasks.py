@@ -32,6 +32,7 @@ from .access import (
     escape_like,
     hidden_cases,
     log_access,
+    may_act_on_restricted_task,
     shared_groups,
     shared_team_arm,
     task_allowed,
@@ -360,7 +361,8 @@ def _groups(task: dict[str, Any]) -> set[str]:
 
 
 def colleague(engine: Any, task: dict[str, Any], username: str, what: str) -> None:
-    """Refuse (422) a target who does not exist, is not active, or is not in the task's team."""
+    """Refuse (422) a target who does not exist, is not active, is not named on the case's restriction (when it is
+    restricted) or is not in the task's team."""
     with engine.db.engine.connect() as conn:
         row = conn.execute(select(users.c.username, users.c.active, users.c.teams, users.c.roles)
                            .where(users.c.username == username)).first()
@@ -370,6 +372,12 @@ def colleague(engine: Any, task: dict[str, Any], username: str, what: str) -> No
     if not row.active:
         raise ApiError(422, "invalid", f"{username} is not an active user", errors=[
             {"field": "to", "message": f"{username} is not an active user"}])
+    with engine.db.engine.connect() as conn:
+        named = may_act_on_restricted_task(conn, task["case_id"], username)
+    if not named:  # they could neither see nor finish it: the task would be stranded
+        raise ApiError(422, "invalid", f"{username} is not named on this case's restriction: {what} the task to "
+                       "someone named on it, or ask an administrator or team manager to name them",
+                       errors=[{"field": "to", "message": f"{username} is not named on this case's restriction"}])
     teams = json_set(row.teams)
     if not teams & _groups(task) and username not in (task.get("candidate_users") or []):
         team = (task.get("team") or "").replace("_", " ")

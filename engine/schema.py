@@ -298,6 +298,25 @@ restricted_cases = Table(
     Column("allowed", JSON, nullable=False),  # usernames who may open the case
 )
 
+# A change an administrator asked for on their own account that would open case records to them (a casework or
+# oversight role, or a team while holding a casework role): it waits here until another administrator approves or
+# refuses it (api/admin.py, docs/security.md "Privileged access", 0018). Every step is also in the system history.
+role_requests = Table(
+    "role_requests",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, index=True),  # the account to change (the requester's own)
+    Column("requested_by", String(64), nullable=False),
+    Column("roles", JSON, nullable=False),  # the roles asked for (the whole list)
+    Column("teams", JSON, nullable=False),  # the teams asked for (the whole list)
+    Column("added", JSON, nullable=False),  # what the change adds that opens cases (roles and "team:<name>")
+    Column("status", String(16), nullable=False),  # pending, approved, refused
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("decided_by", String(64), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("decision_reason", String(500), nullable=True),
+)
+
 case_notes = Table(  # append-only (database triggers): a correction is a new note
     "case_notes",
     metadata,

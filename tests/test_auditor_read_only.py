@@ -101,13 +101,21 @@ def world(db_url):
         task_id = conn.execute(select(tasks.c.id).where(tasks.c.case_id == p["edith"])).scalars().first()
         instance_id = conn.execute(select(tasks.c.instance_id).where(tasks.c.case_id == p["edith"])).scalars().first()
         doc_id = conn.execute(select(documents.c.id).order_by(documents.c.id)).scalars().first()
+    # a real role change waiting for a second administrator (api/admin.py), for /admin/role-requests/{request_id}
+    from api.admin import change
+    from engine.schema import role_requests
+    from tests.test_api_admin import tm_user
+
+    change(eng, tm_user(eng, "administrator"), "administrator", roles=["administrator", "auditor"])
+    with eng.db.engine.connect() as conn:
+        request_id = conn.execute(select(role_requests.c.id)).scalar_one()
     bpmn = (ROOT / "processes" / "front_door.bpmn").read_text()
     draft = create_draft(eng, process_id="front_door", files={"front_door.bpmn": bpmn}, base_version=None,
                          actor="process-owner", note="A plausible draft")
     ids = {"case_id": str(p["edith"]), "task_id": task_id, "draft_id": str(draft["id"]),
            "process_id": "front_door", "username": "social-worker", "name": "person",
            "instance_id": str(instance_id), "which": "admission", "action": "safeguarding",
-           "section_id": "about", "doc_id": str(doc_id or 1)}
+           "section_id": "about", "doc_id": str(doc_id or 1), "request_id": str(request_id)}
     yield eng, app, ids
     eng.db.dispose()
 

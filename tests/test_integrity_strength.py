@@ -178,7 +178,7 @@ def test_a_restricted_then_unrestricted_case_replays(world):
     eng, app, p = world
     admin = as_role(app, "administrator")
     r = admin.send("PUT", f"/api/cases/{p['edith']}/restriction",
-                   {"usernames": [username("social_worker")], "reason": "Her son works here"})
+                   {"usernames": [username("front_door_advisor")], "reason": "Her son works here"})
     assert r.status_code == 200, r.text
     assert admin.send("DELETE", f"/api/cases/{p['edith']}/restriction", {"reason": "Reviewed"}).status_code == 200
     types = [e["type"] for e in eng.history(p["edith"])]

@@ -66,6 +66,18 @@ def test_administrator_adds_a_user_who_can_then_sign_in(server):  # noqa: F811
         page.locator(".govuk-error-summary").wait_for()
         assert "There is no user called nobody-here" in page.locator(".govuk-error-summary").inner_text()
         run_axe(page, "restrict a case with errors")
+        # restricting a case to oneself is refused; the summary's link takes the keyboard to the field
+        page.fill("#usernames", "administrator")
+        page.fill("#reason", "A relative of staff")
+        page.get_by_role("button", name="Restrict case").click()
+        summary = page.locator(".govuk-error-summary")
+        summary.wait_for()
+        assert "You cannot restrict a case to yourself alone" in summary.inner_text()
+        assert page.evaluate("document.activeElement.classList.contains('govuk-error-summary')")
+        page.keyboard.press("Tab")
+        page.keyboard.press("Enter")
+        assert page.evaluate("document.activeElement.id") == "usernames"
+        run_axe(page, "restrict a case to oneself, refused")
         context.close()
 
         context = browser.new_context()

@@ -1,0 +1,319 @@
+"""Privileged access under control (issue 15 item 1, docs/security.md "Privileged access"): no one grants
+themselves access by restricting a case, a restriction keeps someone who works the case (or hands the work
+on), and tasks of a restricted case go only to people named on it. On SQLite and PostgreSQL (`db_url`)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from api.access import can_open_case, restrict_case
+from engine.schema import tasks
+from tests.front_door_world import as_role, build
+from tests.test_api_admin import tm_user
+
+
+@pytest.fixture
+def world(db_url):
+    eng, app, people = build(db_url)
+    yield eng, app, people
+    eng.db.dispose()
+
+
+def _open_tasks(eng, case_id):
+    with eng.db.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(tasks.c.id, tasks.c.team, tasks.c.assignee)
+                                                       .where(tasks.c.case_id == case_id))]
+
+
+def _restricted_events(eng, case_id):
+    return [e for e in eng.history(case_id) if e["type"] == "case.restricted"]
+
+
+def _put(session, case_id, usernames, **extra):
+    return session.send("PUT", f"/api/cases/{case_id}/restriction",
+                        {"usernames": usernames, "reason": "A relative of staff", **extra})
+
+
+# ---------------------------------------------------------------------- 1. no self-grant by restricting
+def test_an_administrator_cannot_restrict_a_case_to_themselves(world):
+    eng, app, p = world
+    admin = as_role(app, "administrator")
+    for case in (p["edith"], p["edward"]):  # with an open task, and closed
+        r = _put(admin, case, ["administrator"])
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"] == [{"field": "usernames", "message": r.json()["errors"][0]["message"]}]
+        assert "yourself alone" in r.json()["message"]
+        # nor themselves beside someone who works the case: restricting must not open it to them
+        r = _put(admin, case, ["administrator", "front-door-advisor"])
+        assert r.status_code == 422 and "You cannot name yourself" in r.json()["message"], r.text
+        assert _restricted_events(eng, case) == []
+        assert can_open_case(eng, tm_user(eng, "administrator"), case)[0] is False
+    assert admin.get(f"/api/cases/{p['edith']}").status_code == 403
+    # restricting it to the people who work it, without themselves, is what an administrator may do
+    assert _put(admin, p["edith"], ["front-door-advisor"]).status_code == 200
+
+
+def test_a_team_manager_cannot_hide_a_cases_tasks_from_its_team(world):
+    eng, app, p = world
+    tm, fd = as_role(app, "team_manager"), as_role(app, "front_door_advisor")
+    [task] = _open_tasks(eng, p["edith"])
+    assert task["team"] == "front_door"
+    r = _put(tm, p["edith"], ["team-manager"])
+    assert r.status_code == 422 and "yourself alone" in r.json()["message"], r.text
+    r = _put(tm, p["edith"], ["team-manager", "social-worker"])  # no one from the front door team
+    assert r.status_code == 422, r.text
+    assert "Name at least one person from the front door team" in r.json()["message"]
+    assert "Record the contact" in r.json()["message"]
+    assert _restricted_events(eng, p["edith"]) == []
+    assert task["id"] in [t["id"] for t in fd.get("/api/tasks").json()["tasks"]]
+    # a team manager may name themselves (they may already open the case) with someone from the team
+    r = _put(tm, p["edith"], ["team-manager", "front-door-advisor"])
+    assert r.status_code == 200, r.text
+    assert task["id"] in [t["id"] for t in fd.get("/api/tasks").json()["tasks"]]
+
+
+def test_the_work_can_be_handed_explicitly_to_someone_named(world):
+    eng, app, p = world
+    tm = as_role(app, "team_manager")
+    [task] = _open_tasks(eng, p["edith"])
+    r = _put(tm, p["edith"], ["team-manager", "social-worker"], hand_to="front-door-advisor")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "hand_to", r.text
+    assert "must be one of the people named" in r.json()["message"]
+    r = _put(tm, p["edith"], ["team-manager", "auditor"], hand_to="auditor")
+    assert r.status_code == 422 and "hand it to an active casework user" in r.json()["message"], r.text
+    assert _restricted_events(eng, p["edith"]) == [] and _open_tasks(eng, p["edith"])[0]["assignee"] is None
+    r = _put(tm, p["edith"], ["team-manager", "social-worker"], hand_to="social-worker")
+    assert r.status_code == 200, r.text
+    assert _open_tasks(eng, p["edith"])[0]["assignee"] == "social-worker"
+    sw = as_role(app, "social_worker")
+    assert sw.get(f"/api/tasks/{task['id']}").status_code == 200
+    assert task["id"] in [t["id"] for t in sw.get("/api/tasks?scope=mine").json()["tasks"]]
+    [ev] = _restricted_events(eng, p["edith"])
+    assert (ev["actor"], ev["data"]["handed_to"], ev["data"]["tasks"]) == ("team-manager", "social-worker",
+                                                                          [task["id"]])
+    assert [e["actor"] for e in eng.history(p["edith"]) if e["type"] == "task.assigned"] == ["team-manager"]
+
+
+def test_a_task_with_someone_not_named_is_named_or_handed_on(world):
+    eng, app, p = world
+    from api.auth import create_user
+
+    create_user(eng, "fd2", "a long password", roles=["front_door_advisor"], teams=["front_door"])
+    [task] = _open_tasks(eng, p["edith"])
+    eng.assign(task["id"], "fd2", actor="team-manager", owner="fd2")
+    admin = as_role(app, "administrator")
+    r = _put(admin, p["edith"], ["front-door-advisor"])  # in the team, but the task is with fd2
+    assert r.status_code == 422, r.text
+    assert "“Record the contact” is with fd2, who is not named" in r.json()["message"]
+    r = _put(admin, p["edith"], ["front-door-advisor"], hand_to="front-door-advisor")
+    assert r.status_code == 200, r.text
+    assert _open_tasks(eng, p["edith"])[0]["assignee"] == "front-door-advisor"
+    assert _restricted_events(eng, p["edith"])[0]["data"]["tasks"] == [task["id"]]
+
+
+def test_a_closed_case_keeps_its_coordinating_worker(world):
+    eng, app, p = world
+    eng.update_case_record(p["edward"], {"coordinating_worker": "social-worker"}, actor="team-manager",
+                           reason="Allocated")
+    admin = as_role(app, "administrator")
+    r = _put(admin, p["edward"], ["occupational-therapist"])
+    assert r.status_code == 422 and "co-ordinating worker (social-worker)" in r.json()["message"], r.text
+    assert _put(admin, p["edward"], ["social-worker", "occupational-therapist"]).status_code == 200
+
+
+def test_the_restriction_page_explains_the_refusal_in_an_error_summary(world):
+    eng, app, p = world
+    from tests.test_pages_intake import signin
+
+    admin, csrf = signin(app, "administrator")
+    r = admin.post(f"/admin/restrictions/{p['edith']}", data={
+        "csrf_token": csrf, "action": "restrict", "usernames": "administrator", "reason": "Mine"})
+    assert r.status_code == 400
+    summary = re.search(r'<div class="govuk-error-summary".*?</div>\s*</div>', r.text, re.S).group(0)
+    assert "You cannot restrict a case to yourself alone" in summary and 'href="#usernames"' in summary
+    r = admin.post(f"/admin/restrictions/{p['edith']}", data={
+        "csrf_token": csrf, "action": "restrict", "usernames": "social-worker", "hand_to": "front-door-advisor",
+        "reason": "Mine"})
+    assert r.status_code == 400 and 'href="#hand_to"' in r.text and 'value="front-door-advisor"' in r.text
+    assert _restricted_events(eng, p["edith"]) == []
+
+
+# ---------------------------------------------------------------------- 3. assignment and delegation
+def test_a_restricted_cases_task_goes_only_to_people_named_on_it(world):
+    eng, app, p = world
+    from api.auth import create_user
+
+    create_user(eng, "fd2", "a long password", roles=["front_door_advisor"], teams=["front_door"])
+    create_user(eng, "fd-manager", "a long password", roles=["team_manager"], teams=["front_door"])
+    [task] = _open_tasks(eng, p["edith"])
+    restrict_case(eng, p["edith"], ["front-door-advisor", "fd-manager"])
+    from tests.front_door_world import Api
+
+    mgr = Api(app, "fd-manager", "a long password")
+    r = mgr.post(f"/api/tasks/{task['id']}/assign", {"to": "fd2"})
+    assert r.status_code == 422, r.text
+    assert "fd2 is not named on this case's restriction" in r.json()["message"]
+    assert r.json()["errors"] == [{"field": "to", "message": "fd2 is not named on this case's restriction"}]
+    assert _open_tasks(eng, p["edith"])[0]["assignee"] is None
+    fd = as_role(app, "front_door_advisor")
+    assert fd.post(f"/api/tasks/{task['id']}/claim").status_code == 200
+    r = fd.post(f"/api/tasks/{task['id']}/delegate", {"to": "fd2"})
+    assert r.status_code == 422 and "not named on this case's restriction" in r.json()["message"], r.text
+    assert _open_tasks(eng, p["edith"])[0]["assignee"] == "front-door-advisor"
+    assert [e for e in eng.history(p["edith"]) if e["type"] == "task.delegated"] == []
+    # someone named may still be given it
+    assert fd.post(f"/api/tasks/{task['id']}/release").status_code == 200
+    assert mgr.post(f"/api/tasks/{task['id']}/assign", {"to": "front-door-advisor"}).status_code == 200
+
+
+# ---------------------------------------------------------------------- 2. a second administrator for one's own access
+def _me(session):
+    return session.get("/api/me").json()["user"]
+
+
+def test_an_administrator_adding_case_access_to_their_own_account_needs_another_administrator(world):
+    eng, app, p = world
+    from tests.front_door_world import Api
+
+    admin = as_role(app, "administrator")
+    r = admin.send("PATCH", "/api/admin/users/administrator",
+                   {"display_name": "Ada Admin", "roles": ["administrator", "auditor"]})
+    assert r.status_code == 202, r.text
+    pending = r.json()["pending_request"]
+    assert (pending["status"], pending["adds"]) == ("pending", ["auditor"])
+    assert r.json()["roles"] == ["administrator"] and r.json()["display_name"] == "Ada Admin"  # the name is saved
+    assert admin.get(f"/api/cases/{p['edith']}").status_code == 403
+    # one request at a time, and never approved or refused by its requester
+    r = admin.send("PATCH", "/api/admin/users/administrator", {"roles": ["administrator", "team_manager"]})
+    assert r.status_code == 409 and "still waiting for another administrator" in r.json()["message"], r.text
+    assert admin.post(f"/api/admin/role-requests/{pending['id']}/approve").status_code == 403
+    assert admin.post(f"/api/admin/role-requests/{pending['id']}/refuse").status_code == 403
+    assert admin.get(f"/api/cases/{p['edith']}").status_code == 403
+    # changes to someone else's account are not held: a second administrator is added at once
+    r = admin.post("/api/admin/users", {"username": "admin2", "display_name": "Second Admin",
+                                        "password": "a long password", "roles": ["administrator"], "teams": []})
+    assert r.status_code == 201, r.text
+    second = Api(app, "admin2", "a long password")
+    assert [q["id"] for q in second.get("/api/admin/role-requests").json()["requests"]] == [pending["id"]]
+    r = second.post(f"/api/admin/role-requests/{pending['id']}/approve", {"reason": "Audit of 2026 cases"})
+    assert r.status_code == 200 and (r.json()["status"], r.json()["decided_by"]) == ("approved", "admin2"), r.text
+    assert second.post(f"/api/admin/role-requests/{pending['id']}/refuse").status_code == 409  # already decided
+    assert _me(admin)["roles"] == ["administrator", "auditor"]
+    assert admin.get(f"/api/cases/{p['edith']}").status_code == 200
+    from tests.test_api_admin import _audit
+
+    trail = [(e["type"], e["actor"], e["data"].get("request")) for e in _audit(eng)]
+    assert ("user.role_change_requested", "administrator", pending["id"]) in trail
+    assert ("user.role_change_approved", "admin2", pending["id"]) in trail
+    assert ("user.changed", "admin2", pending["id"]) in trail
+
+
+def test_a_refused_request_changes_nothing_and_other_changes_are_not_held(world):
+    eng, app, _p = world
+    from tests.front_door_world import Api
+
+    admin = as_role(app, "administrator")
+    admin.post("/api/admin/users", {"username": "admin2", "display_name": "Second Admin",
+                                    "password": "a long password", "roles": ["administrator"], "teams": []})
+    second = Api(app, "admin2", "a long password")
+    r = second.send("PATCH", "/api/admin/users/admin2", {"roles": ["administrator", "social_worker"],
+                                                          "teams": ["safeguarding"]})
+    assert r.status_code == 202 and r.json()["pending_request"]["adds"] == ["social_worker", "team:safeguarding"]
+    rid = r.json()["pending_request"]["id"]
+    r = admin.post(f"/api/admin/role-requests/{rid}/refuse", {"reason": "No casework for administrators"})
+    assert r.status_code == 200 and r.json()["status"] == "refused", r.text
+    assert (_me(second)["roles"], _me(second)["teams"]) == (["administrator"], [])
+    from tests.test_api_admin import _audit
+
+    assert [(e["actor"], e["data"]["reason"]) for e in _audit(eng) if e["type"] == "user.role_change_refused"] \
+        == [("administrator", "No casework for administrators")]
+    # a role that opens no case, on one's own account, and any role on someone else's: applied at once
+    r = admin.send("PATCH", "/api/admin/users/administrator", {"roles": ["administrator", "process_owner"]})
+    assert r.status_code == 200 and r.json()["pending_request"] is None and "process_owner" in r.json()["roles"]
+    r = admin.send("PATCH", "/api/admin/users/social-worker", {"roles": ["social_worker", "auditor"]})
+    assert r.status_code == 200 and r.json()["roles"] == ["auditor", "social_worker"], r.text
+    # only administrators see and decide requests
+    worker = as_role(app, "auditor")
+    assert worker.get("/api/admin/role-requests").status_code == 403
+    assert worker.post(f"/api/admin/role-requests/{rid}/approve").status_code == 403
+    assert admin.post("/api/admin/role-requests/999999/approve").status_code == 404
+
+
+@pytest.fixture
+def server(world):
+    from tests.browser import live_server
+
+    eng, app, people = world
+    with live_server(app) as base:
+        yield base, eng, people
+
+
+def test_a_second_administrator_approves_on_the_users_page_by_keyboard(server):
+    base, eng, _p = server
+    from api.auth import create_user
+    from tests.browser import launch, run_axe, sign_in
+    from tests.front_door_world import PASSWORD
+
+    create_user(eng, "admin2", "a long password", display_name="Second Admin", roles=["administrator"])
+    with launch() as browser:
+        context = browser.new_context(bypass_csp=True)
+        page = context.new_page()
+        sign_in(page, base, "administrator", PASSWORD, then="/home")
+        page.goto(f"{base}/admin/users/administrator")
+        page.get_by_label("Auditor").check()
+        page.get_by_role("button", name="Save name, roles and teams").click()
+        page.wait_for_url(f"{base}/admin/users/administrator")
+        banner = page.locator(".govuk-notification-banner").inner_text()
+        assert "it waits for another administrator to approve it" in banner and "(auditor)" in banner
+        assert not page.get_by_label("Auditor").is_checked()  # not given yet
+        run_axe(page, "own user page, role change waiting")
+        page.goto(f"{base}/admin/users")
+        card = page.locator(".govuk-summary-card", has_text="administrator asks for auditor")
+        assert "Waiting for another administrator" in card.inner_text()
+        assert card.get_by_role("button").count() == 0  # no self-approval
+        run_axe(page, "users with a request of one's own")
+        context.close()
+
+        context = browser.new_context(bypass_csp=True)
+        page = context.new_page()
+        sign_in(page, base, "admin2", "a long password", then="/home")
+        page.goto(f"{base}/admin/users")
+        run_axe(page, "users with a request to decide")
+        page.focus("input[id^='reason-']")
+        page.keyboard.type("Annual audit of case files")
+        page.keyboard.press("Tab")  # to Approve
+        assert page.evaluate("document.activeElement.textContent.trim()") == "Approve"
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{base}/admin/users")
+        assert "Role change for administrator approved" in page.locator(".govuk-notification-banner").inner_text()
+        assert page.locator(".govuk-summary-card").count() == 0
+        assert "administrator, auditor" in page.locator("tr", has_text="Test administrator").inner_text()
+        run_axe(page, "users after approving")
+        context.close()
+    from tests.test_api_admin import _audit
+
+    [approved] = [e for e in _audit(eng) if e["type"] == "user.role_change_approved"]
+    assert (approved["actor"], approved["data"]["reason"]) == ("admin2", "Annual audit of case files")
+
+
+def test_self_approval_through_the_page_is_refused(world):
+    eng, app, _p = world
+    from tests.test_pages_intake import signin
+
+    admin, csrf = signin(app, "administrator")
+    r = admin.post("/admin/users/administrator", data={"csrf_token": csrf, "action": "details",
+                                                        "display_name": "Admin", "roles": ["administrator", "auditor"]})
+    assert r.status_code == 303
+    assert "Waiting for another administrator" in admin.get("/admin/users").text
+    from engine.schema import role_requests
+
+    with eng.db.engine.connect() as conn:
+        rid = conn.execute(select(role_requests.c.id)).scalar_one()
+    r = admin.post(f"/admin/role-requests/{rid}", data={"csrf_token": csrf, "action": "approve"})
+    assert r.status_code == 403 and "another administrator must" in r.text
+    from tests.test_api_admin import tm_user
+
+    assert tm_user(eng, "administrator").roles == frozenset({"administrator"})
