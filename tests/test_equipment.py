@@ -285,7 +285,8 @@ def test_a_social_worker_asks_for_equipment_from_the_case_record_once_at_a_time(
     assert r.status_code == 422 and "already open on this case" in r.json()["message"]
     for bad in ({}, {"equipment_needs": ""}, {"equipment_needs": "x\x00y"}, {"equipment_needs": "x" * 2001}):
         r = sw.post(f"/api/cases/{cid}/actions/equipment", json={"data": bad})
-        assert r.status_code == 422 and "equipment_needs" in [e["field"] for e in r.json()["errors"]], bad
+        assert r.status_code == 422 and "equipment_needs" in [(e["field"] or "").rsplit("/", 1)[-1]
+                                                           for e in r.json()["errors"]], bad
     advisor = api_client(app, "front_door_advisor")
     assert advisor.post(f"/api/cases/{cid}/actions/equipment",
                         json={"data": {"equipment_needs": "Bath"}}).status_code == 403

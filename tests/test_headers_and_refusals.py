@@ -94,7 +94,7 @@ def test_every_route_answers_with_nosniff_and_no_store(world):
     eng, app, cases = world
     joan = cases["joan"]
     [task] = eng.list_tasks(case_id=joan)[:1]
-    values = {"case_id": str(joan), "case_ref": str(joan), "task_id": task["id"], "doc_id": "1",
+    values = {"case_id": str(joan), "case_ref": str(joan), "task_id": task["id"], "doc_id": "1", "request_id": "1",
               "instance_id": "1", "action": "review", "name": "name", "which": "admission", "process_id": "review",
               "draft_id": "1", "username": "rosa", "measure": "ASCOF-2A", "section_id": "1", "version_ref": "1",
               "path": "x", "version": "1", "file_name": "x"}
@@ -148,7 +148,7 @@ def test_a_restricted_case_answers_as_an_unknown_one_on_every_case_route_and_eac
     instance = tasks[0]["instance_id"]
     restrict_case(eng, joan, ["mary"])
     client, token = signed_in(app, who)
-    others = {"doc_id": "1", "instance_id": str(instance), "action": "review", "name": "name",
+    others = {"doc_id": "1", "request_id": "1", "instance_id": str(instance), "action": "review", "name": "name",
               "which": "admission", "process_id": "not_shipped_process", "section_id": "1", "version_ref": "1"}
     seen = 0
     for method, template in case_scoped(app):

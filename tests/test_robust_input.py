@@ -5,6 +5,7 @@ schemathesis against the OpenAPI description, signed in, with zero server errors
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import re
 import typing
@@ -288,7 +289,9 @@ def _asgi_post(app: FastAPI, path: str, total: int, *, content_length: bool, chu
                  "headers": headers, "client": ("127.0.0.1", 5000), "server": ("testserver", 80)}
         await app(scope, receive, send)
 
-    asyncio.run(run())
+    # in a thread of its own: a browser test in this worker may have left an event loop running in this one
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
     return status, consumed
 
 
