@@ -90,9 +90,8 @@ class _SchemaDropper:
         cls._thread = None
 
 
-@pytest.fixture
-def pg_url():
-    """A PostgreSQL URL whose search_path is a fresh schema for this test."""
+def _fresh_schema():
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped when the generator is closed."""
     if _PG_PROBLEM:
         if REQUIRE_PG:
             pytest.fail(_PG_PROBLEM)
@@ -108,11 +107,28 @@ def pg_url():
     _SchemaDropper.drop(schema)
 
 
+@pytest.fixture
+def pg_url():
+    """A PostgreSQL URL whose search_path is a fresh schema for this test."""
+    yield from _fresh_schema()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'carepath.db'}"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def module_db_url(request, tmp_path_factory):
+    """`db_url` shared by a module's tests: one database on SQLite, then one on PostgreSQL (pytest orders the
+    module's tests by it, so each is built once a process). For a module whose tests read a world they
+    build once and leave as they found it (e.g. tests/test_headers_and_refusals.py)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('module-db') / 'carepath.db'}"
+    else:
+        yield from _fresh_schema()
 
 
 class Calls:

@@ -65,10 +65,10 @@ def _task(eng: Engine, case_id: int, element: str) -> dict:
 
 
 # ---------------------------------------------------------------------- the role x endpoint matrix
-# (module-scoped on SQLite: one app for 60 requests; the rest of this file runs on SQLite and PostgreSQL)
+# (module-scoped: one app a database for its 77 requests; on SQLite and PostgreSQL like the rest of this file)
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    eng, app = _make(tmp_path_factory.mktemp("matrix"))
+def world(module_db_url):
+    eng, app = _make(module_db_url)
     case = eng.start("three_tasks", title="Matrix case").case_id
     sessions = {role: _as(app, role) for role in ROLES}
     yield eng, app, case, sessions

@@ -20,13 +20,13 @@ import uuid
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from api.access import restrict_case
 from api.app import create_app
 from api.auth import create_user
-from engine.schema import case_access_log, users
-from tests.test_api_cases import PASSWORD, build_world
+from engine.schema import case_access_log, restricted_cases, users
+from tests.test_api_cases import PASSWORD, USERS, build_world
 from tests.test_auditor_read_only import all_routes
 
 UNKNOWN = 987654  # no such case in the world
@@ -42,13 +42,43 @@ SIGN_OUT = {("DELETE", "/api/session"), ("POST", "/sign-out")}
 OWN_CACHING = ("/static/{name}", "/favicon.ico", "/cases/{case_ref}/replay/diagrams/{version_ref}")
 
 
-@pytest.fixture
-def world(db_url):
-    eng, cases = build_world(db_url)
-    create_user(eng, "ada", PASSWORD, display_name="Ada Admin", roles=["administrator"])
+# the roles tests/test_api_cases.py's world has no user for (its USERS), so that every role walks every route
+MORE_USERS = {"ada": ("Ada Admin", ["administrator"], []),
+              "otis": ("Otis Turner", ["occupational_therapist"], ["reablement"]),
+              "fiona": ("Fiona Banks", ["finance_officer"], ["finance"]),
+              "pearl": ("Pearl Stats", ["performance"], [])}
+
+
+@pytest.fixture(scope="module")
+def world(module_db_url):
+    """One world a module and database (build_world deploys every process and runs two cases: 1-5 s).
+
+    The tests leave it as they found it: a restriction is lifted, a deactivated user reactivated; the route walk,
+    whose requests may change things, runs last (the end of this file)."""
+    eng, cases = build_world(module_db_url)
+    for username, (name, roles, teams) in MORE_USERS.items():
+        create_user(eng, username, PASSWORD, display_name=name, roles=roles, teams=teams)
     app = create_app(eng, run_timers=False)
     yield eng, app, cases
     eng.db.dispose()
+
+
+@pytest.fixture
+def lifted(world):
+    """Lifts whatever restriction a test put on Joan's case."""
+    eng, _app, cases = world
+    yield
+    with eng.db.transaction() as conn:
+        conn.execute(delete(restricted_cases).where(restricted_cases.c.case_id == cases["joan"]))
+
+
+@pytest.fixture
+def reactivated(world):
+    """Gives Rosa her account back after a test deactivated it."""
+    eng, _app, _cases = world
+    yield
+    with eng.db.transaction() as conn:
+        conn.execute(update(users).where(users.c.username == "rosa").values(active=True))
 
 
 def signed_in(app, username: str) -> tuple[TestClient, str]:
@@ -89,32 +119,6 @@ def fill(template: str, values: dict[str, str]) -> str:
     return path
 
 
-# ---------------------------------------------------------------------- headers
-def test_every_route_answers_with_nosniff_and_no_store(world):
-    eng, app, cases = world
-    joan = cases["joan"]
-    [task] = eng.list_tasks(case_id=joan)[:1]
-    values = {"case_id": str(joan), "case_ref": str(joan), "task_id": task["id"], "doc_id": "1", "request_id": "1",
-              "instance_id": "1", "action": "review", "name": "name", "which": "admission", "process_id": "review",
-              "draft_id": "1", "username": "rosa", "measure": "ASCOF-2A", "section_id": "1", "version_ref": "1",
-              "path": "x", "version": "1", "file_name": "x"}
-    checked = 0
-    for who in ("audrey", "rosa", None):
-        client, token = signed_in(app, who) if who else (TestClient(app, raise_server_exceptions=False), "")
-        for method, template in routes(app):
-            path = fill(template.replace("{name}", "app.css") if template == "/static/{name}" else template,
-                        {k: v for k, v in values.items() if "{" + k + "}" in template})
-            r = send(client, token, method, path)
-            assert r.headers.get("x-content-type-options") == "nosniff", (who, method, path, r.status_code)
-            cache = r.headers.get("cache-control")
-            if template in OWN_CACHING and r.status_code == 200:
-                assert cache in ("public, max-age=3600", "private, max-age=3600"), (method, path, cache)
-            else:
-                assert cache == "no-store", (who, method, path, r.status_code, cache)
-            checked += 1
-    assert checked > 3 * 150  # every route, three times (a signed-out, an auditor's and a worker's session)
-
-
 # ---------------------------------------------------------------------- restricted cases look unknown
 def refused_rows(eng, case_id: int, username: str) -> tuple[int, int]:
     """(all rows, refused rows) in the case's access log for this user."""
@@ -140,7 +144,8 @@ def case_scoped(app):
 
 
 @pytest.mark.parametrize("who", ["rosa", "audrey"])  # a worker who worked on the case; an auditor (oversight)
-def test_a_restricted_case_answers_as_an_unknown_one_on_every_case_route_and_each_refusal_is_logged(world, who):
+def test_a_restricted_case_answers_as_an_unknown_one_on_every_case_route_and_each_refusal_is_logged(world, who,
+                                                                                                   lifted):
     eng, app, cases = world
     joan = cases["joan"]
     tasks = eng.list_tasks(case_id=joan)
@@ -178,7 +183,7 @@ def test_a_restricted_case_answers_as_an_unknown_one_on_every_case_route_and_eac
     assert seen >= 40  # the case routes, the case pages and the task routes
 
 
-def test_the_people_named_on_a_restriction_still_open_it(world):
+def test_the_people_named_on_a_restriction_still_open_it(world, lifted):
     eng, app, cases = world
     joan = cases["joan"]
     restrict_case(eng, joan, ["mary", "rosa"])
@@ -228,7 +233,7 @@ def _deactivate_in_the_database(eng, app):
 
 @pytest.mark.parametrize("deactivate", [_deactivate_admin_api, _deactivate_admin_page, _deactivate_on_the_command_line,
                                         _deactivate_in_the_database])
-def test_a_deactivated_users_session_is_refused_however_they_were_deactivated(world, deactivate):
+def test_a_deactivated_users_session_is_refused_however_they_were_deactivated(world, deactivate, reactivated):
     eng, app, cases = world
     joan = cases["joan"]
     rosa, _token = signed_in(app, "rosa")
@@ -264,3 +269,81 @@ def test_no_cdn_docs_and_the_description_only_when_on_and_signed_in(world, monke
     monkeypatch.setenv("CAREPATH_API_DOCS", "1")
     client, _token = signed_in(create_app(eng, run_timers=False), "audrey")
     assert client.get("/api/openapi.json").status_code == 200
+
+
+# ---------------------------------------------------------------------- every role on every route (runs last)
+VALUES = {"doc_id": "1", "request_id": "1", "instance_id": "1", "action": "review", "name": "name",
+          "which": "admission", "process_id": "review", "draft_id": "1", "username": "rosa", "measure": "ASCOF-2A",
+          "section_id": "1", "version_ref": "1", "path": "x", "version": "1", "file_name": "x"}
+
+
+def walk(app, client, token, values) -> dict[tuple[str, str], object]:
+    """Every route asked once by this client (signing out last): {(method, template): response}."""
+    answers = {}
+    for method, template in routes(app):
+        path = fill(template.replace("{name}", "app.css") if template == "/static/{name}" else template,
+                    {k: v for k, v in values.items() if "{" + k + "}" in template})
+        answers[(method, template)] = send(client, token, method, path)
+    return answers
+
+
+def assert_headers(who, answers) -> None:
+    for (method, template), r in answers.items():
+        assert r.headers.get("x-content-type-options") == "nosniff", (who, method, template, r.status_code)
+        cache = r.headers.get("cache-control")
+        if template in OWN_CACHING and r.status_code == 200:
+            assert cache in ("public, max-age=3600", "private, max-age=3600"), (method, template, cache)
+        else:
+            assert cache == "no-store", (who, method, template, r.status_code, cache)
+        assert r.status_code < 500, (who, method, template, r.status_code, r.text[:300])
+
+
+def values_for(eng, cases) -> dict[str, str]:
+    joan = cases["joan"]
+    [task] = eng.list_tasks(case_id=joan)[:1]
+    return {**VALUES, "case_id": str(joan), "case_ref": str(joan), "task_id": task["id"]}
+
+
+def test_a_signed_out_client_and_a_deactivated_users_session_get_the_same_on_every_route(world):
+    """Generated from the route table: the session of a user deactivated by a direct update of the users table
+    (no admin page or command saw it) gets, route by route, exactly what a signed-out client gets — 401 from
+    the API, a redirect to the sign-in page from the pages — and every answer carries nosniff and no-store."""
+    eng, app, cases = world
+    values = values_for(eng, cases)
+    create_user(eng, "dora", PASSWORD, display_name="Dora Gone", roles=["reablement_coordinator"],
+                teams=["reablement"])
+    dora, dora_token = signed_in(app, "dora")
+    assert dora.get("/api/me").status_code == 200
+    with eng.db.transaction() as conn:
+        conn.execute(update(users).where(users.c.username == "dora").values(active=False))
+
+    signed_out = walk(app, TestClient(app, raise_server_exceptions=False), "", values)
+    deactivated = walk(app, dora, dora_token, values)
+    assert_headers(None, signed_out)
+    assert_headers("dora", deactivated)
+    for (method, template), r in signed_out.items():
+        d = deactivated[(method, template)]
+        assert (d.status_code, d.headers.get("location")) == (r.status_code, r.headers.get("location")), (
+            method, template, d.status_code, r.status_code)
+    refused = {(m, t) for (m, t), r in signed_out.items()
+               if r.status_code == 401 or (r.status_code == 303 and r.headers["location"] == "/sign-in")}
+    public = sorted(set(signed_out) - refused)
+    assert len(public) < 12, public  # the sign-in page, the health check, front-end files...
+    for mt in refused:
+        if mt[1].startswith("/api/"):
+            assert deactivated[mt].status_code == 401 and deactivated[mt].json()["error"] == "unauthenticated", mt
+    assert len(signed_out) > 150
+
+
+@pytest.mark.parametrize("username", [*USERS, *MORE_USERS])  # one user of each role
+def test_every_role_on_every_route_gets_nosniff_no_store_no_500_and_is_not_told_to_sign_in(world, username):
+    """The role x route matrix, generated from the route table (a new route cannot escape it): a user of each
+    role asks every route once, signing out last. What each role may do is tested route by route elsewhere
+    (tests/test_api_tasks.py::test_role_endpoint_matrix, tests/test_auditor_read_only.py, the pages' tests)."""
+    eng, app, cases = world
+    answers = walk(app, *signed_in(app, username), values_for(eng, cases))
+    assert_headers(username, answers)
+    for (method, template), r in answers.items():
+        if (method, template) not in SIGN_OUT:
+            assert r.status_code != 401, (username, method, template, r.text[:300])
+    assert len(answers) > 150

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.access import can_open_case, restrict_case
@@ -243,12 +244,16 @@ def test_a_refused_request_changes_nothing_and_other_changes_are_not_held(world)
 
 
 @pytest.fixture
-def server(world):
+def server(tmp_path):
+    """The keyboard journey on SQLite only: what it adds to the tests above (the pages, keyboard use, axe) does not
+    depend on the database, and a browser journey is the costliest test here. The same approval through the page
+    on PostgreSQL: test_self_approval_through_the_page_is_refused (both databases)."""
     from tests.browser import live_server
 
-    eng, app, people = world
+    eng, app, people = build(f"sqlite:///{tmp_path / 'carepath.db'}")
     with live_server(app) as base:
         yield base, eng, people
+    eng.db.dispose()
 
 
 def test_a_second_administrator_approves_on_the_users_page_by_keyboard(server):
@@ -317,3 +322,17 @@ def test_self_approval_through_the_page_is_refused(world):
     from tests.test_api_admin import tm_user
 
     assert tm_user(eng, "administrator").roles == frozenset({"administrator"})
+    # a second administrator approves it on the same page (the keyboard journey below runs on SQLite only)
+    from api.auth import create_user
+    from tests.front_door_world import PASSWORD
+
+    create_user(eng, "admin2", PASSWORD, display_name="Second Admin", roles=["administrator"])
+    second = TestClient(app, follow_redirects=False)
+    token = re.search(r'name="form_token" value="([^"]+)"', second.get("/sign-in").text).group(1)
+    r = second.post("/sign-in", data={"form_token": token, "username": "admin2", "password": PASSWORD})
+    assert r.status_code == 303, r.text
+    csrf2 = re.search(r'name="csrf_token" value="([^"]+)"', second.get("/admin/users").text).group(1)
+    r = second.post(f"/admin/role-requests/{rid}", data={"csrf_token": csrf2, "action": "approve",
+                                                         "reason": "Annual audit of case files"})
+    assert r.status_code == 303, r.text
+    assert tm_user(eng, "administrator").roles == frozenset({"administrator", "auditor"})
