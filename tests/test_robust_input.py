@@ -53,11 +53,19 @@ class Session:
         return self.client.request(method, url, headers=headers, **kw)
 
 
-@pytest.fixture
-def world(db_url):
-    eng, app, case_id = _make(db_url)
-    yield eng, app, case_id
+@pytest.fixture(scope="module")
+def shared(module_db_url):
+    """One app a module and database (deploying, the demo users and the app take most of a test's time)."""
+    eng, app, _case_id = _make(module_db_url)
+    yield eng, app
     eng.db.dispose()
+
+
+@pytest.fixture
+def world(shared):
+    """The shared app and a case of this test's own: what a test stores (a note, a draft) no other test sees."""
+    eng, app = shared
+    return eng, app, eng.start("three_tasks", title="Input case").case_id
 
 
 def _notes(eng: Engine, case_id: int) -> list:
