@@ -95,6 +95,7 @@ def test_every_route_answers_with_nosniff_and_no_store(world):
     joan = cases["joan"]
     [task] = eng.list_tasks(case_id=joan)[:1]
     values = {"case_id": str(joan), "case_ref": str(joan), "task_id": task["id"], "doc_id": "1", "request_id": "1",
+              "grant_id": "1",
               "instance_id": "1", "action": "review", "name": "name", "which": "admission", "process_id": "review",
               "draft_id": "1", "username": "rosa", "measure": "ASCOF-2A", "section_id": "1", "version_ref": "1",
               "path": "x", "version": "1", "file_name": "x"}
