@@ -286,7 +286,7 @@ async def glass_breaker(user: Who) -> User:
 
 
 class BreakGlassIn(BaseModel):
-    case: Id | str = Field(description="the case's number or reference (CASE-000123)")
+    case: Id | Annotated[str, Field(max_length=64)] = Field(description="the case's number or reference (CASE-000123)")
     reason: str = Field(max_length=REASON_MAX * 2, description="why, in an emergency (10 to 500 characters)")
 
 

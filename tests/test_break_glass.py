@@ -264,6 +264,8 @@ def test_not_for_a_case_one_may_already_open_nor_an_unrestricted_one_nor_an_unkn
     assert unrestricted.status_code == 422 and "is not restricted" in unrestricted.json()["message"]
     unknown = sw.post("/api/break-glass", {"case": "CASE-987654", "reason": REASON})
     assert unknown.status_code == 404 and unknown.json()["message"] == "no case CASE-987654"
+    for bad in ("C" * 65, 2**63, 0):  # too long, out of range: refused before anything is looked up
+        assert sw.post("/api/break-glass", {"case": bad, "reason": REASON}).status_code == 422, bad
     assert counts(eng, case_id)[:2] == (0, 0) and counts(eng, open_case)[:2] == (0, 0)
     assert log_rows(eng, case_id, "front-door-advisor") == [("break_glass", "refused", REASON)]
     assert ("break_glass", "refused", REASON) in log_rows(eng, open_case, "social-worker")
