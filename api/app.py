@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI
 from . import (
     admin,
     audit,
+    break_glass,
     case_actions,
     case_pages,
     case_start,
@@ -83,6 +84,8 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     if engine.registry.users is None:  # a computed candidate user must be a user (docs/diagram-attributes.md)
         engine.registry.users = lambda name: is_user(engine, name)
     app.state.auth = AuthStore(engine, auth)
+    # how long a break-glass use lasts: a bad setting stops the app here, with its name (api/break_glass.py)
+    app.state.break_glass_for = break_glass.duration(app.state.auth.settings.break_glass_for)
     errors.install(app)
     app.add_middleware(RequestPage)  # the page each case access is logged from (api/access.py)
     # body size while reading, strict JSON, no control characters (api/inputs.py, docs/security.md)
@@ -110,6 +113,7 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     include(cases.router)
     include(intake.router)  # find a person, new contact (api/intake.py)
     include(admin.router)  # users and case restriction (api/admin.py)
+    include(break_glass.router)  # emergency reading of a restricted case, and its review (api/break_glass.py)
     include(static_assets.router)  # allow-listed front-end files (api/static_assets.py)
     include(pages.router)  # HTML pages, same rules as the API (api/pages.py)
     include(case_pages.router)  # the case record pages (api/case_pages.py)

@@ -51,12 +51,13 @@ MAX_PAGE = 10_000
 PERSON_CANDIDATES = 5_000  # rows a person search may hand to the exact check (a very common name: narrow it)
 EVENT_TYPES = (
     "case.created", "case.updated", "case.record_updated", "case.restricted", "case.unrestricted",
+    "case.break_glass", "case.break_glass_reviewed",
     "instance.started", "instance.child_started", "instance.completed", "instance.migrated",
     "task.ready", "task.claimed", "task.assigned", "task.delegated", "task.returned", "task.released",
     "task.left", "task.draft_saved", "task.completed", "handler.called", "handler.failed",
     "incident.opened", "incident.retried", "timer.set", "timer.fired", "timer.cleared")
 ACTIONS = ("open", "record", "history", "chronology", "diagram", "letter", "note", "panel", "coordinator",
-           "restriction", "search", "export", "replay", "integrity", "cld_return")
+           "restriction", "search", "export", "replay", "integrity", "cld_return", "break_glass")
 OPEN_STATUSES = intake.OPEN_STATUSES
 _EVENT_TYPE = re.compile(r"^[a-z_]{1,30}\.[a-z_]{1,30}$")
 _WORD = re.compile(r"^[a-z0-9][a-z0-9._:-]{0,63}$")

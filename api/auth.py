@@ -122,6 +122,8 @@ class AuthSettings:
     lockout: timedelta = timedelta(minutes=15)
     session_lifetime: timedelta = timedelta(hours=8)
     secure_cookie: bool | None = None  # None: Secure when the request came over https
+    # how long a break-glass use lasts (api/break_glass.py); None: CAREPATH_BREAK_GLASS_MINUTES, else 4 hours
+    break_glass_for: timedelta | None = None
 
 
 # the session check's one query, built once (every request runs it: building it each time cost more than

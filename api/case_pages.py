@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.errors import ConflictError, ValidationError
 
-from . import case_actions, letters_pdf, suspend
+from . import break_glass, case_actions, letters_pdf, suspend
 from . import case_record as cr
 from . import cases as api
 from . import page_kit as kit
@@ -63,8 +63,9 @@ def _conflict(exc: ConflictError, then: str) -> str:
 def case_page(request: Request, case_id: Id, page: PageNo = 1, saved: str = "") -> Response:
     opening = kit.Page(request)  # (`page` is the chronology's page number)
     try:
-        user = opening.open(api.open_case, case_id, "open")
+        user = opening.open()
         engine = opening.engine
+        glass = api.open_case(engine, user, case_id, "open")  # a break-glass use only reads (api/break_glass.py)
         rec = cr.load(engine, case_id)
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
         return _guard(request, opening.user, exc)
@@ -81,8 +82,10 @@ def case_page(request: Request, case_id: Id, page: PageNo = 1, saved: str = "") 
     return kit.render(request, "case.html", {
         "user": user, "case": rec.case, "name": name, "rows": cr.person_rows(engine, rec.person),
         "has_person": bool(rec.person), "coordinator": api.coordinator_view(rec),
-        "may_write": api.may_write(user), "may_coordinate": api.may_set_coordinator(user),
-        "actions": case_actions.available(user, rec.case, engine.now().date()), "may_end": case_actions.may_close(user),
+        "may_write": api.may_write(user) and not glass, "may_coordinate": api.may_set_coordinator(user) and not glass,
+        "actions": [] if glass else case_actions.available(user, rec.case, engine.now().date()),
+        "may_end": case_actions.may_close(user) and not glass,
+        "glass": glass_view(glass), "glass_uses": glass_uses(engine, case_id),
         "closure": case_actions.closure_view(rec.case),
         "suspendable": suspend.SUSPENDABLE,
         "pb": cr.plan_and_budget(rec), "positions": positions,
@@ -92,20 +95,33 @@ def case_page(request: Request, case_id: Id, page: PageNo = 1, saved: str = "") 
         "integrity": integrity_panel(engine, case_id)})
 
 
+def glass_view(glass: Any) -> dict[str, Any] | None:
+    """The viewer's own break-glass use this page was opened through, for the banner (None: ordinary access)."""
+    return None if glass is None else {"id": glass.id, "until": cr.day_and_time(glass.expires_at)}
+
+
+def glass_uses(engine: Any, case_id: int) -> list[dict[str, Any]]:
+    """Every break-glass use of the case, for the banner everyone who opens it sees."""
+    return [{**u, "when": cr.day_and_time(u["at"]), "until": cr.day_and_time(u["expires_at"])}
+            for u in break_glass.on_case(engine, case_id)]
+
+
 # ---------------------------------------------------------------------- letters
 @router.get("/cases/{case_id}/letters/{doc_id}", response_class=HTMLResponse)
 def letter_page(request: Request, case_id: Id, doc_id: Id, saved: str = "") -> Response:
     page = kit.Page(request)
     try:
-        user = page.open(api.open_case, case_id, "letter")
+        user = page.open()
         engine = page.engine
+        glass = api.open_case(engine, user, case_id, "letter")
         doc = api.document(engine, case_id, doc_id)
         case = engine.get_case(case_id)
         sent = letters_pdf.delivery(engine, case_id).get(doc_id)
     except Exception as exc:  # noqa: BLE001
         return _guard(request, page.user, exc)
     return kit.render(request, "case_letter.html", {"user": user, "case": case, "doc": doc, "delivery": sent,
-                                                    "may_write": api.may_write(user), "saved": saved == "again",
+                                                    "may_write": api.may_write(user) and not glass,
+                                                    "glass": glass_view(glass), "saved": saved == "again",
                                                     "when": cr.day_and_time(doc["created_at"])})
 
 

@@ -577,6 +577,11 @@ def describe(e: dict[str, Any], rec: Loaded, inst_by_id: dict[int, dict[str, Any
         return f"Details kept on the case record: {what}", "record", None
     if t == "case.record_updated":
         return _correction_sentence(rec, d, who), "record", None
+    if t == "case.break_glass":
+        return (f"Break-glass access by {who} until {day_and_time(d.get('until'))}: {d.get('reason', '')}",
+                "access", None)
+    if t == "case.break_glass_reviewed":
+        return f"{who} reviewed {rec.who(d.get('user'))}'s break-glass access: {d.get('note', '')}", "access", None
     if t in _SKIP:
         return None, "", None
     return f"{humanise(t.replace('.', ' '))}", "other", None

@@ -17,10 +17,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import insert, select
 
+from engine.clock import as_utc
 from engine.errors import ConflictError, NotFoundError, ValidationError
 from engine.schema import case_notes, cases, documents, users
 from handlers import people
 
+from . import break_glass
 from . import case_record as cr
 from .access import RESTRICTED, can_open_case, log_access, refusal, restriction, unknown_case
 from .auth import OVERSIGHT_ROLES, WORKER_ROLES, User, current_user, get_engine, json_set
@@ -34,15 +36,24 @@ DETAIL_MAX = 500
 
 
 # ---------------------------------------------------------------------- who may
-def open_case(engine: Any, user: User, case_id: int, action: str) -> None:
+def open_case(engine: Any, user: User, case_id: int, action: str) -> Any:
     """404 for an unknown case, and for a restricted one this user is not named on (the same answer, logged as
-    refused); 403 (logged as refused) when this user may not open it; else log the opening."""
+    refused); 403 (logged as refused) when this user may not open it; else log the opening.
+
+    A read of the record (`break_glass.READS`) of a restricted case by someone not named on it is allowed while
+    they have a break-glass use of it running (api/break_glass.py): logged with the use's id as its reason, and
+    that use returned (None for every other opening)."""
     case_exists(engine, case_id)
     ok, reason = can_open_case(engine, user, case_id)
     if not ok:
-        log_access(engine, case_id, user, f"refused:{action}")
-        raise refusal(case_id, reason)
+        glass = break_glass.reading_use(engine, user, case_id, action) if reason == RESTRICTED else None
+        if glass is None:
+            log_access(engine, case_id, user, f"refused:{action}")
+            raise refusal(case_id, reason)
+        log_access(engine, case_id, user, action, reason=f"break glass {glass.id}")
+        return glass
     log_access(engine, case_id, user, action)
+    return None
 
 
 def case_exists(engine: Any, case_id: int) -> None:
@@ -341,8 +352,6 @@ def document(engine: Any, case_id: int, doc_id: int) -> dict[str, Any]:
         row = conn.execute(select(documents).where(documents.c.id == doc_id, documents.c.case_id == case_id)).first()
     if row is None:
         raise NotFoundError(f"case {case_id} has no letter {doc_id}", case=case_id, document=doc_id)
-    from engine.clock import as_utc
-
     return dict(row._mapping, created_at=as_utc(row.created_at))
 
 
@@ -353,15 +362,23 @@ Eng = Annotated[Any, Depends(get_engine)]
 
 @router.get("/{case_id}")
 def get_case(case_id: Id, user: Who, engine: Eng) -> dict[str, Any]:
-    open_case(engine, user, case_id, "open")
+    glass = open_case(engine, user, case_id, "open")
     case = engine.get_case(case_id)
-    open_tasks = engine.list_tasks(case_id=case_id)
+    # break-glass access reads the record, not the work: no tasks (api/break_glass.py)
+    open_tasks = [] if glass is not None else engine.list_tasks(case_id=case_id)
     for t in open_tasks:
         t.pop("draft", None)
     docs = [{k: v for k, v in d.items() if k != "body"} for d in engine.documents(case_id)]
     with engine.db.engine.connect() as conn:
         restricted = restriction(conn, case_id) is not None
-    return {**case, "restricted": restricted, "tasks": open_tasks, "documents": docs}
+    return {**case, "restricted": restricted, "tasks": open_tasks, "documents": docs,
+            "break_glass": break_glass_shown(engine, case_id)}
+
+
+def break_glass_shown(engine: Any, case_id: int) -> list[dict[str, Any]]:
+    """The case's break-glass uses as the record shows them to whoever opens it (who, when, why, until when)."""
+    return [{k: u[k] for k in ("username", "display_name", "reason", "at", "expires_at", "active")}
+            for u in break_glass.on_case(engine, case_id)]
 
 
 @router.get("/{case_id}/history")
@@ -375,14 +392,17 @@ def get_history(case_id: Id, user: Who, engine: Eng) -> dict[str, Any]:
 @router.get("/{case_id}/record")
 def get_record(case_id: Id, user: Who, engine: Eng) -> dict[str, Any]:
     """The person's details, co-ordinating worker, plan and budget, and where each process stands."""
-    open_case(engine, user, case_id, "record")
+    glass = open_case(engine, user, case_id, "record")
+    writes = may_write(user) and glass is None  # break-glass access only reads (api/break_glass.py)
     rec = cr.load(engine, case_id)
     return {"id": case_id, "reference": rec.case["reference"], "title": rec.case["title"],
             "person": {r["name"]: r["value"] for r in cr.person_rows(engine, rec.person) if r["value"] is not None},
             "coordinating_worker": coordinator_view(rec), **cr.plan_and_budget(rec),
             "processes": [{k: v for k, v in p.items()} for p in cr.positions(rec)],
-            "may": {"add_notes": may_write(user), "correct_details": may_write(user),
-                    "set_coordinating_worker": may_set_coordinator(user)}}
+            "may": {"add_notes": writes, "correct_details": writes,
+                    "set_coordinating_worker": may_set_coordinator(user) and glass is None},
+            "break_glass": break_glass_shown(engine, case_id),
+            "your_break_glass_until": None if glass is None else as_utc(glass.expires_at)}
 
 
 @router.get("/{case_id}/chronology")

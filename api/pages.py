@@ -27,8 +27,8 @@ from starlette.concurrency import run_in_threadpool
 from engine.errors import ConflictError, NotFoundError, StateError, ValidationError
 from engine.schema import cases
 
+from . import break_glass, prefill, processes
 from . import page_kit as kit
-from . import prefill, processes
 from . import tasks as task_api
 from .auth import COOKIE, OVERSIGHT_ROLES, AuthStore, User, json_set
 from .case_pages import case_panel
@@ -71,7 +71,10 @@ def _home(request: Request, user: User, *, reference: str = "", not_found: str |
         "user": user, "roles": ", ".join(sorted(r.replace("_", " ") for r in user.roles)) or "none",
         "can_open_cases": bool(user.roles & OVERSIGHT_ROLES), "reference": reference, "not_found": not_found,
         "errors": [not_found] if not_found else [],
-        "to_review": processes.waiting_for(request.app.state.engine, user)}, status)
+        "to_review": processes.waiting_for(request.app.state.engine, user),
+        # break-glass uses no administrator has reviewed yet (api/break_glass.py): the administrators' notification
+        "break_glass_waiting": break_glass.waiting_review(request.app.state.engine) if user.has(*break_glass.REVIEWERS)
+        else 0}, status)
 
 
 @router.get("/home", response_class=HTMLResponse)

@@ -317,6 +317,30 @@ role_requests = Table(
     Column("decision_reason", String(500), nullable=True),
 )
 
+# break-glass access (api/break_glass.py, docs/security.md "Break-glass access", migration 0019): a casework user not
+# named on a restricted case reads it for a limited time, with a reason; append-only (database triggers)
+break_glass = Table(
+    "break_glass",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False, index=True),
+    Column("username", String(64), nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),  # the engine's clock
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_break_glass_username_case_id", "username", "case_id"),
+)
+
+# a break-glass use reviewed by an administrator (one review each; append-only)
+break_glass_reviews = Table(
+    "break_glass_reviews",
+    metadata,
+    Column("grant_id", ForeignKey("break_glass.id"), primary_key=True, autoincrement=False),
+    Column("reviewer", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("note", String(500), nullable=False),
+)
+
 case_notes = Table(  # append-only (database triggers): a correction is a new note
     "case_notes",
     metadata,

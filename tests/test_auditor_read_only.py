@@ -109,13 +109,22 @@ def world(db_url):
     change(eng, tm_user(eng, "administrator"), "administrator", roles=["administrator", "auditor"])
     with eng.db.engine.connect() as conn:
         request_id = conn.execute(select(role_requests.c.id)).scalar_one()
+    # a real break-glass use waiting for review (api/break_glass.py), for /admin/break-glass/{grant_id}
+    from datetime import timedelta
+
+    from api.access import restrict_case
+    from api.break_glass import use
+
+    restrict_case(eng, p["zoe"], ["team-manager"])
+    grant_id = use(eng, tm_user(eng, "social-worker"), p["zoe"], "A plausible emergency", timedelta(hours=4))["id"]
     bpmn = (ROOT / "processes" / "front_door.bpmn").read_text()
     draft = create_draft(eng, process_id="front_door", files={"front_door.bpmn": bpmn}, base_version=None,
                          actor="process-owner", note="A plausible draft")
     ids = {"case_id": str(p["edith"]), "task_id": task_id, "draft_id": str(draft["id"]),
            "process_id": "front_door", "username": "social-worker", "name": "person",
            "instance_id": str(instance_id), "which": "admission", "action": "safeguarding",
-           "section_id": "about", "doc_id": str(doc_id or 1), "request_id": str(request_id)}
+           "section_id": "about", "doc_id": str(doc_id or 1), "request_id": str(request_id),
+           "grant_id": str(grant_id)}
     yield eng, app, ids
     eng.db.dispose()
 
