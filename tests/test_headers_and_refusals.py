@@ -153,7 +153,8 @@ def test_a_restricted_case_answers_as_an_unknown_one_on_every_case_route_and_eac
     instance = tasks[0]["instance_id"]
     restrict_case(eng, joan, ["mary"])
     client, token = signed_in(app, who)
-    others = {"doc_id": "1", "request_id": "1", "grant_id": "1", "instance_id": str(instance), "action": "review", "name": "name",
+    others = {"doc_id": "1", "request_id": "1", "grant_id": "1", "instance_id": str(instance),
+              "action": "review", "name": "name",
               "which": "admission", "process_id": "not_shipped_process", "section_id": "1", "version_ref": "1"}
     seen = 0
     for method, template in case_scoped(app):
