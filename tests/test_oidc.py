@@ -164,8 +164,17 @@ def test_roles_follow_the_groups_and_are_removed_when_no_group_maps(env, fake):
     assert changed.actor == "oidc"
     assert data["changes"] == {"roles": {"from": ["social_worker"], "to": ["social_worker", "team_manager"]},
                                "teams": {"from": ["safeguarding", "social_work"], "to": ["social_work"]}}
-    # an administrator's change in carepath does not last: the groups decide at the next sign-in
-    admin.change(eng, tm_user(eng, "ada"), "jo.bloggs-2", roles=["auditor"])
+    # roles come only from the groups: an administrator can neither change them nor give a password in carepath
+    with pytest.raises(admin.Invalid) as refused:
+        admin.change(eng, tm_user(eng, "ada"), "jo.bloggs-2", roles=["auditor"])
+    assert "their roles and teams come from their groups there" in refused.value.by_field["roles"]
+    with pytest.raises(admin.Invalid) as refused:
+        admin.set_password(eng, tm_user(eng, "ada"), "jo.bloggs-2", "a long enough password")
+    assert "has no carepath password" in refused.value.by_field["password"]
+    assert roles(account(eng, "jo.bloggs-2")) == ["social_worker", "team_manager"]
+    # ...and a change made behind carepath's back (a direct update of the table) lasts until the next sign-in
+    with eng.db.transaction() as conn:
+        conn.execute(update(users).where(users.c.username == "jo.bloggs-2").values(roles=["auditor"]))
     sign_in(app)
     assert roles(account(eng, "jo.bloggs-2")) == ["social_worker", "team_manager"]
     # no group maps any more: the roles go, the sign-in is refused and the sessions still open end
@@ -175,7 +184,7 @@ def test_roles_follow_the_groups_and_are_removed_when_no_group_maps(env, fake):
     assert COOKIE not in r.cookies
     assert roles(account(eng, "jo.bloggs-2")) == []
     assert client.get("/api/me").status_code == 401 and first.get("/api/me").status_code == 401
-    assert len(system_events(eng, "user.changed")) == 4  # 2 sign-ins, the administrator's change, the removal
+    assert len(system_events(eng, "user.changed")) == 3  # the groups changed, the direct update undone, removal
 
 
 def test_a_person_in_no_mapped_group_gets_no_account(env, fake):
