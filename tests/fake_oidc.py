@@ -62,6 +62,7 @@ class FakeProvider:
         self.codes: dict[str, dict[str, Any]] = {}
         self.pending: dict[str, str] = {}  # interactive: ticket -> the redirect that finishes the sign-in
         self.token_requests = 0
+        self.issued: dict[str, Any] = {}  # the last tokens issued (the tests look for them in the logs)
         self.app = Starlette(routes=[
             Route("/.well-known/openid-configuration", self.discovery),
             Route("/jwks", self.jwks),
@@ -153,8 +154,9 @@ class FakeProvider:
         key = self.sign_with or self.key
         id_token = jwt.encode({"alg": "RS256", "kid": "fake-key-1"}, claims, key)
         self.reset()
-        return JSONResponse({"access_token": secrets.token_urlsafe(24), "token_type": "Bearer", "expires_in": 3600,
-                             "id_token": id_token})
+        self.issued = {"access_token": secrets.token_urlsafe(24), "token_type": "Bearer", "expires_in": 3600,
+                       "id_token": id_token}
+        return JSONResponse(self.issued)
 
 
 @contextmanager

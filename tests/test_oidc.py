@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
@@ -137,6 +138,23 @@ def test_a_person_signs_in_at_the_provider_and_their_session_works_on_the_api(en
         == 401
     with eng.db.engine.connect() as conn:
         assert conn.execute(select(user_identities.c.subject)).scalars().all() == ["sub-0001"]
+
+
+def test_no_code_state_or_token_reaches_the_logs(env, fake, caplog):
+    _eng, app = env
+    client = TestClient(app, raise_server_exceptions=False)
+    url = start(client)
+    q = parse_qs(urlparse(url).query)
+    caplog.set_level(logging.DEBUG)  # every logger, the libraries' (Authlib, urllib3) included
+    r = back(client, url)
+    assert r.status_code == 200
+    # what the server side wrote (the test's own HTTP client, playing the browser, logs the URL it asked for)
+    server_side = [rec for rec in caplog.records if not rec.name.startswith("httpx")]
+    logged = "\n".join(f"{rec.getMessage()} {rec.args!r}" for rec in server_side)
+    assert "/sign-in/oidc/callback" in logged  # the request log saw the callback...
+    secrets_seen = [q["code"][0], q["state"][0], fake.issued["id_token"], fake.issued["access_token"],
+                    fake.issued["id_token"].split(".")[1], CLIENT_SECRET]
+    assert [s for s in secrets_seen if s in logged] == []  # ...but none of what it carried or fetched
 
 
 def test_the_same_person_is_found_by_sub_not_by_name_or_email(env, fake):

@@ -62,6 +62,24 @@ def test_signing_in_with_the_council_account_by_keyboard_reaches_the_inbox(serve
         assert "Signed in as Jo Bloggs" in page.locator("header").inner_text()
         run_axe(page, "inbox after signing in with the council's identity provider")
 
+        # the short "You are signed in" page the callback answers with (it moves on at once): held there by
+        # answering its next navigation with 204 No Content, which leaves the page in place, and checked
+        _tab_to(page, "Sign out")
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{base}/sign-in")
+        page.route(f"{base}/tasks", lambda route: route.fulfill(status=204))
+        page.get_by_role("button", name="Sign in with Northshire Council account").focus()
+        page.keyboard.press("Enter")
+        page.get_by_role("link", name="Continue as Jo Bloggs").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{base}/sign-in/oidc/callback?*")
+        page.locator("h1", has_text="You are signed in").wait_for()
+        run_axe(page, "signed in")
+        page.unroute(f"{base}/tasks")
+        _tab_to(page, "Continue")
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{base}/tasks")
+
         # signing out and in again: the same account
         _tab_to(page, "Sign out")
         page.keyboard.press("Enter")
