@@ -50,9 +50,8 @@ def settings_for(fake, **kw) -> OidcSettings:
                         name="Northshire Council account", **kw)
 
 
-@pytest.fixture
-def env(db_url, calls, fake):
-    eng = Engine(db_url, registry=calls.registry(), forms=FormLibrary())
+def _world(url: str, calls, fake):
+    eng = Engine(url, registry=calls.registry(), forms=FormLibrary())
     eng.init(simulated_start=START)
     eng.deploy([DIAGRAMS / "three_tasks.bpmn"])
     create_user(eng, "ada", "a long password", display_name="Ada Admin", roles=["administrator"])
@@ -62,6 +61,21 @@ def env(db_url, calls, fake):
     fake.reset()
     fake.user = {"sub": "sub-0001", "name": "Jo Bloggs", "preferred_username": "jo.bloggs@northshire.test",
                  "groups": ["grp-social-work", "grp-safeguarding", "grp-unrelated"]}
+    return eng, app
+
+
+@pytest.fixture
+def env(db_url, calls, fake):
+    """Accounts made and changed: on SQLite and PostgreSQL."""
+    eng, app = _world(db_url, calls, fake)
+    yield eng, app
+    eng.db.dispose()
+
+
+@pytest.fixture
+def protocol(tmp_path, calls, fake):
+    """The protocol's refusals, which store nothing but the pending sign-in (the same on both databases): SQLite."""
+    eng, app = _world(f"sqlite:///{tmp_path / 'carepath.db'}", calls, fake)
     yield eng, app
     eng.db.dispose()
 
@@ -140,8 +154,8 @@ def test_a_person_signs_in_at_the_provider_and_their_session_works_on_the_api(en
         assert conn.execute(select(user_identities.c.subject)).scalars().all() == ["sub-0001"]
 
 
-def test_no_code_state_or_token_reaches_the_logs(env, fake, caplog):
-    _eng, app = env
+def test_no_code_state_or_token_reaches_the_logs(protocol, fake, caplog):
+    _eng, app = protocol
     client = TestClient(app, raise_server_exceptions=False)
     url = start(client)
     q = parse_qs(urlparse(url).query)
@@ -230,8 +244,8 @@ def test_a_deactivated_account_stays_refused(env, fake):
 
 
 # ---------------------------------------------------------------------- refusals
-def test_a_wrong_state_is_refused(env, fake):
-    _eng, app = env
+def test_a_wrong_state_is_refused(protocol, fake):
+    _eng, app = protocol
     client = TestClient(app, raise_server_exceptions=False)
     url = start(client)
     r = back(client, url.replace("state=", "state=x"))
@@ -242,8 +256,8 @@ def test_a_wrong_state_is_refused(env, fake):
     assert r.status_code == 400 and "does not belong to a sign-in started in this browser" in page(r)
 
 
-def test_an_answer_without_the_browsers_pending_sign_in_is_refused(env, fake):
-    _eng, app = env
+def test_an_answer_without_the_browsers_pending_sign_in_is_refused(protocol, fake):
+    _eng, app = protocol
     url = start(TestClient(app))
     other = TestClient(app, raise_server_exceptions=False)  # login CSRF: someone else's answer in this browser
     asked = fake.token_requests
@@ -252,40 +266,40 @@ def test_an_answer_without_the_browsers_pending_sign_in_is_refused(env, fake):
     assert fake.token_requests == asked and other.get("/api/me").status_code == 401
 
 
-def test_the_providers_error_is_shown(env, fake):
-    _eng, app = env
+def test_the_providers_error_is_shown(protocol, fake):
+    _eng, app = protocol
     fake.deny_next = True
     client, r = sign_in(app)
     assert r.status_code == 401 and "did not sign you in (access_denied)" in page(r)
     assert "Go back to the sign-in page and try again" in page(r)
 
 
-def test_a_wrong_nonce_is_refused(env, fake):
-    _eng, app = env
+def test_a_wrong_nonce_is_refused(protocol, fake):
+    _eng, app = protocol
     fake.nonce = "a-nonce-of-another-sign-in"
     client, r = sign_in(app)
     assert r.status_code == 401 and "belongs to another sign-in" in page(r)
     assert client.get("/api/me").status_code == 401
 
 
-def test_a_token_signed_with_another_key_is_refused(env, fake):
-    eng, app = env
+def test_a_token_signed_with_another_key_is_refused(protocol, fake):
+    eng, app = protocol
     fake.sign_with = RSAKey.generate_key(2048, parameters={"kid": "fake-key-1"})
     client, r = sign_in(app)
     assert r.status_code == 401 and "signature is not the council's identity provider's" in page(r)
     assert client.get("/api/me").status_code == 401 and system_events(eng, "user.created") == []
 
 
-def test_a_token_for_another_client_is_refused(env, fake):
-    _eng, app = env
+def test_a_token_for_another_client_is_refused(protocol, fake):
+    _eng, app = protocol
     fake.audience = "some-other-application"
     client, r = sign_in(app)
     assert r.status_code == 401 and "was not issued for carepath (wrong audience)" in page(r)
     assert client.get("/api/me").status_code == 401
 
 
-def test_an_expired_token_is_refused_after_the_leeway(env, fake):
-    eng, app = env
+def test_an_expired_token_is_refused_after_the_leeway(protocol, fake):
+    eng, app = protocol
     issued = eng.now()
     fake.now = lambda: issued  # the provider dates its tokens now; carepath checks them later
     eng.advance_clock(timedelta(seconds=300 + 60 - 5))  # lifetime 300 s, leeway 60 s: still good
@@ -297,8 +311,8 @@ def test_an_expired_token_is_refused_after_the_leeway(env, fake):
     assert client.get("/api/me").status_code == 401
 
 
-def test_a_sign_in_that_took_too_long_is_refused(env, fake):
-    eng, app = env
+def test_a_sign_in_that_took_too_long_is_refused(protocol, fake):
+    eng, app = protocol
     client = TestClient(app, raise_server_exceptions=False)
     url = start(client)
     eng.advance_clock(timedelta(minutes=10))
@@ -307,8 +321,8 @@ def test_a_sign_in_that_took_too_long_is_refused(env, fake):
     assert r.status_code == 400 and "took more than 10 minutes" in page(r)
 
 
-def test_an_unreachable_provider_is_a_clear_page(db_url, calls, fake):
-    eng = Engine(db_url, registry=calls.registry(), forms=FormLibrary())
+def test_an_unreachable_provider_is_a_clear_page(tmp_path, calls, fake):
+    eng = Engine(f"sqlite:///{tmp_path / 'carepath.db'}", registry=calls.registry(), forms=FormLibrary())
     eng.init(simulated_start=START)
     closed = OidcSettings(issuer="http://127.0.0.1:9", client_id=CLIENT_ID, client_secret="x", groups=GROUPS,
                           timeout=2)
@@ -319,8 +333,8 @@ def test_an_unreachable_provider_is_a_clear_page(db_url, calls, fake):
 
 
 # ---------------------------------------------------------------------- the sign-in page and settings
-def test_the_sign_in_page_offers_the_provider_beside_the_local_form(env, fake):
-    _eng, app = env
+def test_the_sign_in_page_offers_the_provider_beside_the_local_form(protocol, fake):
+    _eng, app = protocol
     page = TestClient(app).get("/sign-in").text
     assert "Sign in with Northshire Council account" in page and 'id="password"' in page
     # without a provider: no button, and its routes are unknown pages
@@ -330,8 +344,8 @@ def test_the_sign_in_page_offers_the_provider_beside_the_local_form(env, fake):
     assert plain.get("/sign-in/oidc/callback?code=x&state=y", follow_redirects=False).status_code == 404
 
 
-def test_local_accounts_can_be_switched_off(env, fake):
-    eng, _app = env
+def test_local_accounts_can_be_switched_off(protocol, fake):
+    eng, _app = protocol
     app = create_app(eng, run_timers=False, identity_provider=settings_for(fake),
                      auth=AuthSettings(local_accounts=False))
     client = TestClient(app)
