@@ -54,7 +54,7 @@ from .auth import (
 )
 from .errors import ApiError, forbidden
 from .inputs import Id
-from .oidc import is_linked
+from .oidc import is_linked, linked_username
 
 router = APIRouter()
 
@@ -693,7 +693,8 @@ def _user_page(request: Request, user: User, target: dict[str, Any], *, values: 
         "user": user, "target": target, "values": values, "field_errors": by_field or {},
         "errors": page_kit.error_summary(by_field or {}, anchors),
         "role_options": _labels(ROLES), "team_options": _labels(TEAMS),
-        "is_self": target["username"] == user.username}, "/admin", status)
+        "is_self": target["username"] == user.username,
+        "linked": linked_username(request.app.state.engine, target["username"])}, "/admin", status)
 
 
 @router.get("/admin/users/{username}", response_class=HTMLResponse, include_in_schema=False)

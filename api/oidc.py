@@ -527,6 +527,13 @@ def is_linked(conn: Any, user_id: int) -> bool:
     return conn.execute(select(user_identities.c.id).where(user_identities.c.user_id == user_id)).first() is not None
 
 
+def linked_username(engine: Any, username: str) -> bool:
+    """Whether the account of this name signs in through the identity provider (the admin page says so)."""
+    with engine.db.engine.connect() as conn:
+        return conn.execute(select(user_identities.c.id).join(users, users.c.id == user_identities.c.user_id)
+                            .where(users.c.username == username)).first() is not None
+
+
 # ---------------------------------------------------------------------- routes
 router = APIRouter(include_in_schema=False)
 

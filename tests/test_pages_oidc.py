@@ -12,9 +12,9 @@ import pytest
 
 from api.app import create_app
 from api.oidc import Grant, OidcSettings
-from tests.browser import AXE, launch, live_server, run_axe
+from tests.browser import AXE, launch, live_server, run_axe, sign_in
 from tests.fake_oidc import CLIENT_ID, CLIENT_SECRET, running
-from tests.front_door_world import build
+from tests.front_door_world import PASSWORD, build
 
 
 @pytest.fixture
@@ -90,6 +90,16 @@ def test_signing_in_with_the_council_account_by_keyboard_reaches_the_inbox(serve
         page.get_by_role("link", name="Continue as Jo Bloggs").focus()
         page.keyboard.press("Enter")
         page.wait_for_url(f"{base}/tasks")
+
+        # an administrator sees on the account's page that its roles come from the provider (no roles form, no
+        # password), axe-clean
+        admin_page = browser.new_context(bypass_csp=True).new_page()
+        sign_in(admin_page, base, "administrator", PASSWORD, then="/home")
+        admin_page.goto(f"{base}/admin/users/jo.bloggs")
+        assert "signs in through the council's identity provider" in admin_page.locator("main").inner_text()
+        assert admin_page.locator("#password").count() == 0 and admin_page.locator("input[name=roles]").count() == 0
+        assert "front door advisor" in admin_page.locator(".govuk-summary-list").last.inner_text()
+        run_axe(admin_page, "an identity provider's account on the users page")
 
         # a person none of whose groups gives access: the GOV.UK error page, axe-clean, its link back to sign in
         context = browser.new_context(bypass_csp=True)
