@@ -54,6 +54,7 @@ from .auth import (
 )
 from .errors import ApiError, forbidden
 from .inputs import Id
+from .oidc import is_linked, linked_username
 
 router = APIRouter()
 
@@ -187,6 +188,10 @@ def change(engine: Any, admin: User, username: str, *, display_name: str | None 
         new = {"display_name": display_name, "roles": sorted(set(roles)) if roles is not None else None,
                "teams": sorted(set(teams)) if teams is not None else None, "active": active}
         changes = {k: {"from": old[k], "to": v} for k, v in new.items() if v is not None and v != old[k]}
+        if ("roles" in changes or "teams" in changes) and is_linked(conn, row.id):
+            # roles come only from the identity provider's groups (api/oidc.py, docs/security.md)
+            raise Invalid({"roles": f"{username} signs in through the council's identity provider: their roles and "
+                                    "teams come from their groups there, so change the groups"})
         pending = None
         if username == admin.username and ("roles" in changes or "teams" in changes):
             want_roles = changes["roles"]["to"] if "roles" in changes else old["roles"]
@@ -316,6 +321,9 @@ def set_password(engine: Any, admin: User, username: str, password: str) -> dict
     with engine.db.transaction() as conn:
         row = _load(conn, username)
         now = engine.now(conn)
+        if is_linked(conn, row.id):  # a password would open the account without the provider's sign-in
+            raise Invalid({"password": f"{username} signs in through the council's identity provider and has no "
+                                       "carepath password"})
         conn.execute(update(users).where(users.c.id == row.id).values(password_hash=hashed))
         ended = conn.execute(delete(sessions).where(sessions.c.user_id == row.id)).rowcount
         _audit(conn, engine, now, "user.password_set", {"username": username, "sessions_ended": ended}, admin)
@@ -685,7 +693,8 @@ def _user_page(request: Request, user: User, target: dict[str, Any], *, values: 
         "user": user, "target": target, "values": values, "field_errors": by_field or {},
         "errors": page_kit.error_summary(by_field or {}, anchors),
         "role_options": _labels(ROLES), "team_options": _labels(TEAMS),
-        "is_self": target["username"] == user.username}, "/admin", status)
+        "is_self": target["username"] == user.username,
+        "linked": linked_username(request.app.state.engine, target["username"])}, "/admin", status)
 
 
 @router.get("/admin/users/{username}", response_class=HTMLResponse, include_in_schema=False)

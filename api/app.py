@@ -30,6 +30,7 @@ from . import (
     messages,
     migrations,
     modeller,
+    oidc,
     pages,
     processes,
     replay_pages,
@@ -56,10 +57,25 @@ def api_docs_setting() -> bool:
 
 
 def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | None = None,
-               warm_measures: bool = False, api_docs: bool | None = None) -> FastAPI:
+               warm_measures: bool = False, api_docs: bool | None = None,
+               identity_provider: oidc.OidcSettings | bool | None = None) -> FastAPI:
     """The app. `api_docs` (default: the CAREPATH_API_DOCS setting, off) publishes the OpenAPI description at
     /api/openapi.json to signed-in users; FastAPI's /docs and /redoc pages, which load script and styles from
-    a CDN, are never served (docs/security.md "API description")."""
+    a CDN, are never served (docs/security.md "API description").
+
+    `identity_provider` (default: the CAREPATH_OIDC_* settings, off when CAREPATH_OIDC_ISSUER is unset; False:
+    off) lets people sign in through the council's identity provider (api/oidc.py); without `auth`, password
+    sign-in follows CAREPATH_LOCAL_ACCOUNTS (on when unset). Settings that cannot work stop the app here, with
+    the setting named."""
+    if identity_provider is None or identity_provider is True:
+        identity_provider = oidc.oidc_settings()
+    if auth is None:
+        auth = AuthSettings(local_accounts=oidc.local_accounts_setting())
+    if not auth.local_accounts and not identity_provider:
+        from engine.errors import CarepathError
+
+        raise CarepathError("CAREPATH_LOCAL_ACCOUNTS is off but no identity provider is set "
+                            "(CAREPATH_OIDC_ISSUER): nobody could sign in")
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
         sched = None
@@ -86,6 +102,7 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     app.state.auth = AuthStore(engine, auth)
     # how long a break-glass use lasts: a bad setting stops the app here, with its name (api/break_glass.py)
     app.state.break_glass_for = break_glass.duration(app.state.auth.settings.break_glass_for)
+    app.state.oidc = oidc.Provider(identity_provider) if identity_provider else None
     errors.install(app)
     app.add_middleware(RequestPage)  # the page each case access is logged from (api/access.py)
     # body size while reading, strict JSON, no control characters (api/inputs.py, docs/security.md)
@@ -116,6 +133,7 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     include(break_glass.router)  # emergency reading of a restricted case, and its review (api/break_glass.py)
     include(static_assets.router)  # allow-listed front-end files (api/static_assets.py)
     include(pages.router)  # HTML pages, same rules as the API (api/pages.py)
+    include(oidc.router)  # signing in through the council's identity provider (api/oidc.py)
     include(case_pages.router)  # the case record pages (api/case_pages.py)
     include(case_actions.router)  # acting on a case, closing it (api/case_actions.py)
     include(case_start.router)  # starting a council's own process on a case by its id (api/case_start.py)

@@ -51,6 +51,7 @@ COOKIE = "carepath_session"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+LOCAL_ACCOUNTS_OFF = "sign-in with a username and password is switched off: sign in with the council's account"
 SIGN_IN_FAILED = "the username or password is wrong, or the account is locked for a while after repeated failures"
 
 # ---------------------------------------------------------------------- users
@@ -124,6 +125,8 @@ class AuthSettings:
     secure_cookie: bool | None = None  # None: Secure when the request came over https
     # how long a break-glass use lasts (api/break_glass.py); None: CAREPATH_BREAK_GLASS_MINUTES, else 4 hours
     break_glass_for: timedelta | None = None
+    # False: passwords are refused and everyone signs in through the council's identity provider (api/oidc.py)
+    local_accounts: bool = True
 
 
 # the session check's one query, built once (every request runs it: building it each time cost more than
@@ -141,6 +144,8 @@ class AuthStore:
     def sign_in(self, username: str, password: str) -> tuple[User, str]:
         """Check the password; returns the user and a new session token, or raises 401."""
         s = self.settings
+        if not s.local_accounts:
+            raise ApiError(403, "local_accounts_off", LOCAL_ACCOUNTS_OFF)
         with self.engine.db.transaction() as conn:
             now = self.engine.now(conn)
             row = conn.execute(select(users).where(users.c.username == username)).first()
@@ -180,6 +185,20 @@ class AuthStore:
         if row is None or as_utc(row.expires_at) <= now or not row.active:
             return None  # a deactivated account's sessions end at once
         return _user(row, row.csrf_token)
+
+    def open_session(self, user_id: int) -> tuple[User, str]:
+        """A new session for an account someone else has authenticated (the council's identity provider,
+        api/oidc.py): the same token, CSRF token and lifetime as a password sign-in. A deactivated account gets
+        none (403)."""
+        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        with self.engine.db.transaction() as conn:
+            now = self.engine.now(conn)
+            row = conn.execute(select(users).where(users.c.id == user_id)).first()
+            if row is None or not row.active:
+                raise ApiError(403, "deactivated", "this account has been deactivated")
+            conn.execute(insert(sessions).values(token_hash=_hash_token(token), user_id=row.id, created_at=now,
+                                                 expires_at=now + self.settings.session_lifetime, csrf_token=csrf))
+        return _user(row, csrf), token
 
     def sign_out(self, token: str) -> None:
         with self.engine.db.transaction() as conn:

@@ -47,8 +47,12 @@ PAGE_SIZE = 20
 # ---------------------------------------------------------------------- sign-in / sign-out
 def _sign_in_page(request: Request, *, error: str | None = None, username: str = "", status: int = 200) -> Response:
     token = secrets.token_urlsafe(32)
+    provider = getattr(request.app.state, "oidc", None)  # the council's identity provider (api/oidc.py)
     resp = kit.render(request, "sign_in.html", {"user": None, "error": error, "username": username,
-                                             "form_token": token}, status)
+                                             "form_token": token,
+                                             "oidc_name": provider.settings.name if provider else None,
+                                             "local_accounts": request.app.state.auth.settings.local_accounts},
+                      status)
     resp.set_cookie(SIGNIN_COOKIE, token, httponly=True, samesite="strict", path="/sign-in", max_age=3600,
                     secure=kit.use_secure_cookie(request, request.app.state.auth))
     return resp

@@ -341,6 +341,33 @@ break_glass_reviews = Table(
     Column("note", String(500), nullable=False),
 )
 
+# signing in through the council's identity provider (api/oidc.py, docs/security.md, 0020): an account linked to the
+# provider's person by issuer and `sub` (never by e-mail), one identity per account
+user_identities = Table(
+    "user_identities",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("issuer", String(255), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("user_id", Id, nullable=False, index=True, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_sign_in_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("issuer", "subject"),
+)
+
+# a sign-in under way at the identity provider: the browser holds a random handle (cookie), this row its SHA-256,
+# the state, nonce and PKCE verifier; used once, expires after a few minutes of the engine's clock
+oidc_sign_ins = Table(
+    "oidc_sign_ins",
+    metadata,
+    Column("handle_hash", String(64), primary_key=True),
+    Column("state", String(64), nullable=False),
+    Column("nonce", String(64), nullable=False),
+    Column("code_verifier", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
 case_notes = Table(  # append-only (database triggers): a correction is a new note
     "case_notes",
     metadata,

@@ -147,13 +147,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(app) -> Iterator[str]:
-    """The ASGI app served by uvicorn in a background thread on a free port of 127.0.0.1; yields the base URL.
+def live_server(app, port: int | None = None) -> Iterator[str]:
+    """The ASGI app served by uvicorn in a background thread on a free port of 127.0.0.1 (or `port`); yields the
+    base URL.
 
     Waits up to 10 s for the server to start; on exit asks it to stop and waits up to 10 s for the thread."""
     import uvicorn
 
-    port = free_port()
+    port = port or free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
