@@ -32,6 +32,7 @@ from . import (
     pages,
     processes,
     replay_pages,
+    retention,
     route_index,
     static_assets,
     suspend,
@@ -110,6 +111,7 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     include(cases.router)
     include(intake.router)  # find a person, new contact (api/intake.py)
     include(admin.router)  # users and case restriction (api/admin.py)
+    include(retention.router)  # retention and erasure (api/retention.py)
     include(static_assets.router)  # allow-listed front-end files (api/static_assets.py)
     include(pages.router)  # HTML pages, same rules as the API (api/pages.py)
     include(case_pages.router)  # the case record pages (api/case_pages.py)

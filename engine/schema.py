@@ -502,7 +502,7 @@ prepared_returns = Table(
     Column("failure", String(200), nullable=True),
 )
 
-# ---------------------------------------------------------------- retention reviews (engine/erasure.py, handlers/retention.py, 0021)
+# ---------------------------------------------------------------- retention reviews (handlers/retention.py, 0021)
 # One row per case the retention job found due for erasure on the engine's clock: `status` is `due` (waiting for an
 # administrator's approval on /admin/retention), `held` (a legal hold or other reason, `note`: why; the job does not
 # list it again until released) or `erased` (done: who approved it and when). The erasure itself is in the case's

@@ -26,8 +26,18 @@ from engine import erasure, lifecycle
 from engine.errors import NotFoundError, StateError, ValidationError
 from engine.history import SYSTEM_CHAIN, Event, append
 from engine.registry import HandlerRegistry
-from engine.schema import (case_access_log, case_notes, cases, instances, letter_sends, measure_facts, people,
-                           person_name_keys, person_name_slips, retention_reviews)
+from engine.schema import (
+    case_access_log,
+    case_notes,
+    cases,
+    instances,
+    letter_sends,
+    measure_facts,
+    people,
+    person_name_keys,
+    person_name_slips,
+    retention_reviews,
+)
 
 from .config_files import cached
 
