@@ -59,7 +59,7 @@ def _conflict(exc: ConflictError, then: str) -> str:
 
 
 # ---------------------------------------------------------------------- the case page
-def _erasure(engine: Any, case_id: int) -> dict[str, Any] | None:
+def erased_case(engine: Any, case_id: int) -> dict[str, Any] | None:
     """{reference, erasure} when the case was erased under a retention rule, else None."""
     from sqlalchemy import select
 
@@ -78,7 +78,7 @@ def case_page(request: Request, case_id: Id, page: PageNo = 1, saved: str = "") 
     try:
         user = opening.open(api.open_case, case_id, "open")
         engine = opening.engine
-        gone = _erasure(engine, case_id)
+        gone = erased_case(engine, case_id)
         if gone is not None:  # engine/erasure.py: nothing of the person is left to show
             return kit.render(request, "case_erased.html", {"user": user, **gone})
         rec = cr.load(engine, case_id)

@@ -108,4 +108,8 @@ def test_administrator_erases_a_due_case_by_keyboard_and_its_page_says_so(world)
         run_axe(page, "erased case")
         context.close()
     assert eng.verify()[1] == []
+    manager, _ = signin(_app, "team-manager")
+    for path in (f"/cases/{people['edward']}", f"/cases/{people['edward']}/replay"):
+        r = manager.get(path)
+        assert r.status_code == 200 and "This case was erased" in r.text and "Clarkson" not in r.text, path
     assert EDITH_NHS in str(eng.get_case(people["edith"])["data"])  # the open case is untouched
