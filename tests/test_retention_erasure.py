@@ -75,7 +75,7 @@ def _dump(eng) -> bytes:
                           env={**os.environ}).stdout
 
 
-def test_erasure_destroys_the_persons_data_and_every_chain_still_verifies(eng, tmp_path):
+def test_erasure_destroys_the_persons_data_and_every_chain_still_verifies(eng, tmp_path, capsys):
     rules = _rules(tmp_path, EIGHT)
     cid = _closed_case(eng)
     other = eng.create_case("Another person", {"person": {"name": "Keeps Data"}}, actor="sw_jane")
@@ -103,6 +103,12 @@ def test_erasure_destroys_the_persons_data_and_every_chain_still_verifies(eng, t
     assert erasure.erased_chains(eng) == {f"case:{cid}": {**erasure.erased_chains(eng)[f"case:{cid}"],
                                                           "rule": "asc", "by": "dpo_dee"}}
     assert replay_case(eng, cid).ok  # nothing left to replay is not a divergence; it says why
+    from engine.cli import main
+    capsys.readouterr()
+    assert main(["audit", "verify", "--db", eng.db.url]) == 0
+    said = capsys.readouterr().out
+    assert "every hash chain unbroken" in said
+    assert f"chain case:{cid} verified; data erased on " in said and "under rule asc (approved by dpo_dee" in said
     assert "Keeps Data" in eng.get_case(other)["data"]["person"]["name"]  # only the due case
     with pytest.raises(StateError, match="erased"):
         retention.erase(eng, cid, actor="dpo_dee", path=rules)
