@@ -119,8 +119,12 @@ def list_due(engine: Any, *, path: Path = CONFIG) -> list[int]:
     added = []
     with engine.db.engine.connect() as conn:
         listed = set(conn.execute(select(retention_reviews.c.case_id)).scalars())
-        closed = conn.execute(select(cases.c.id, cases.c.data).where(
-            cases.c.data.like(f'%"{lifecycle.CLOSED_KEY}"%')).order_by(cases.c.id)).all()
+        closed_q = select(cases.c.id, cases.c.data).where(cases.c.data.like(f'%"{lifecycle.CLOSED_KEY}"%'))
+        closed = conn.execute(closed_q.order_by(cases.c.id)).all()
+        ran: dict[int, set[str]] = {}  # the processes run on each closed case, in one query
+        for cid, pid in conn.execute(select(instances.c.case_id, instances.c.process_id).where(
+                instances.c.case_id.in_(closed_q.with_only_columns(cases.c.id).scalar_subquery())).distinct()):
+            ran.setdefault(cid, set()).add(pid)
         found = []
         for row in closed:
             if row.id in listed:
@@ -128,9 +132,7 @@ def list_due(engine: Any, *, path: Path = CONFIG) -> list[int]:
             closure = lifecycle.closure(json.loads(row.data))
             if not closure or not closure.get("at"):
                 continue
-            procs = set(conn.execute(select(instances.c.process_id).where(
-                instances.c.case_id == row.id).distinct()).scalars())
-            rule = rule_for(rules, procs)
+            rule = rule_for(rules, ran.get(row.id, set()))
             if rule is None:
                 continue
             due_on = add_years(_closed_on(closure), rule["years"])

@@ -289,3 +289,9 @@ def test_bad_retention_rules_are_refused_with_the_rule_and_field_named(tmp_path,
 
 def test_the_shipped_rules_load():
     assert [r["id"] for r in retention.load_rules()] == ["adult_social_care"]
+
+
+def test_the_worker_lists_what_is_due_every_day():
+    reg = load_registry("handlers")
+    assert ("retention-due", retention.list_due, retention.JOB_SECONDS) in reg.background_jobs
+    assert retention.JOB_SECONDS == 24 * 3600
