@@ -34,6 +34,7 @@ from . import (
     pages,
     processes,
     replay_pages,
+    retention,
     route_index,
     static_assets,
     suspend,
@@ -131,6 +132,7 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     include(intake.router)  # find a person, new contact (api/intake.py)
     include(admin.router)  # users and case restriction (api/admin.py)
     include(break_glass.router)  # emergency reading of a restricted case, and its review (api/break_glass.py)
+    include(retention.router)  # retention and erasure (api/retention.py)
     include(static_assets.router)  # allow-listed front-end files (api/static_assets.py)
     include(pages.router)  # HTML pages, same rules as the API (api/pages.py)
     include(oidc.router)  # signing in through the council's identity provider (api/oidc.py)

@@ -59,6 +59,19 @@ def _conflict(exc: ConflictError, then: str) -> str:
 
 
 # ---------------------------------------------------------------------- the case page
+def erased_case(engine: Any, case_id: int) -> dict[str, Any] | None:
+    """{reference, erasure} when the case was erased under a retention rule, else None."""
+    from sqlalchemy import select
+
+    from engine.erasure import erased
+    from engine.schema import cases
+
+    with engine.db.engine.connect() as conn:
+        row = conn.execute(select(cases.c.reference, cases.c.data).where(cases.c.id == case_id)).first()
+    done = erased(json.loads(row.data)) if row is not None else None
+    return None if done is None else {"reference": row.reference, "erasure": done}
+
+
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
 def case_page(request: Request, case_id: Id, page: PageNo = 1, saved: str = "") -> Response:
     opening = kit.Page(request)  # (`page` is the chronology's page number)
@@ -66,6 +79,9 @@ def case_page(request: Request, case_id: Id, page: PageNo = 1, saved: str = "") 
         user = opening.open()
         engine = opening.engine
         glass = api.open_case(engine, user, case_id, "open")  # a break-glass use only reads (api/break_glass.py)
+        gone = erased_case(engine, case_id)
+        if gone is not None:  # engine/erasure.py: nothing of the person is left to show
+            return kit.render(request, "case_erased.html", {"user": user, **gone})
         rec = cr.load(engine, case_id)
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
         return _guard(request, opening.user, exc)

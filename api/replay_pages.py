@@ -31,6 +31,7 @@ from . import case_record as cr
 from . import page_kit as kit
 from .access import RESTRICTED, can_open_case, log_access, refusal
 from .auth import User
+from .case_pages import erased_case
 from .errors import ApiError
 
 router = APIRouter(include_in_schema=False)
@@ -94,6 +95,9 @@ def replay_page(request: Request, case_ref: str) -> Response:
         page_no = request.query_params.get("page")
         page = _whole(page_no, "page number") if page_no is not None else None
         engine = _open(request, user, case_id)
+        gone = erased_case(engine, case_id)
+        if gone is not None:  # engine/erasure.py: nothing left to replay
+            return kit.render(request, "case_erased.html", {"user": user, **gone})
         tl = tlmod.timeline(engine, case_id)
         total = len(tl.steps)
         if total == 0:
@@ -128,6 +132,8 @@ def replay_diagram(request: Request, case_ref: str, version_ref: str) -> Respons
         case_id = _whole(case_ref, "case number")
         version_id = _whole(version_ref, "diagram version")
         engine = _open(request, user, case_id, "replay")
+        if erased_case(engine, case_id) is not None:
+            raise NotFoundError(f"case {case_id}'s data was erased: there is nothing to replay")
         tl = tlmod.timeline(engine, case_id)
         if version_id not in tl.version_ids:
             raise NotFoundError(f"case {case_id} never ran on process version {version_id}")

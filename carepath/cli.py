@@ -75,6 +75,33 @@ def cmd_close(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retention(args: argparse.Namespace) -> int:
+    """The retention list (handlers/retention.py): `due` lists what falls due now (and adds it to the list the
+    administrators approve from), `erase` erases one due case, as an administrator (--as), as /admin/retention."""
+    from api import admin, case_actions
+    from engine.errors import CarepathError
+    from handlers import retention
+
+    eng = _engine(args)
+    if args.action == "due":
+        added = retention.list_due(eng)
+        rows = [{k: r[k] for k in ("case_id", "reference", "rule", "closed_at", "due_on", "status")}
+                for r in retention.reviews(eng, status="due")]
+        lines = [f"{r['reference']}: closed {r['closed_at'][:10]}, due for erasure since {r['due_on']} ({r['rule']})"
+                 for r in rows]
+        _out(args, {"added": added, "due": rows}, "\n".join(lines) or "nothing is due for erasure")
+        return 0
+    if args.case is None:
+        raise CarepathError("erase needs --case: the case to erase (its number or reference)")
+    actor = case_actions.cli_user(eng, args.actor)
+    if not actor.has(admin.ADMIN):
+        raise CarepathError("refused: only an administrator can approve an erasure")
+    out = retention.erase(eng, args.case, actor=actor.username)
+    _out(args, out, f"case {args.case} erased under rule {out['rule']}: {out['events_erased']} events' data "
+                    "destroyed; its history still verifies (carepath audit verify)")
+    return 0
+
+
 def cmd_cld(args: argparse.Namespace) -> int:
     """The Client Level Data return for a period, derived from every case's history (handlers/cld.py): the
     specification's CSV, what was withheld and why, the rows that could not be coded and (--check) the
@@ -292,6 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="deactivate (their sessions end at once) or reactivate the account")
     s.add_argument("username", help="the account's username")
     s.set_defaults(fn=cmd_user)
+
+    s = sub.add_parser("retention", parents=[common], help="cases whose retention period has ended: list them "
+                       "(due) or erase one (erase --case ID --as an administrator)")
+    s.add_argument("action", choices=["due", "erase"], help="due: list (and add to the approval list) what falls "
+                   "due; erase: erase one due case")
+    s.add_argument("--case", type=case_arg, help="the case to erase: its number (7) or reference (CASE-000007)")
+    s.set_defaults(fn=cmd_retention)
 
     s = sub.add_parser("cld", parents=[common], help="the Client Level Data return for a period (CSV)")
     s.add_argument("--from", dest="start", required=True, help="first day, e.g. 2031-04-01")

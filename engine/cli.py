@@ -268,8 +268,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
         checked = eng.verify()[0]
     else:
         checked, findings = eng.verify(args.case)
+    from .erasure import erased_chains
+
+    erased = erased_chains(eng, args.case)
     value = {"events_checked": checked, "intact": not findings, "findings": [str(f) for f in findings],
-             "heads": eng.chain_heads()}
+             "heads": eng.chain_heads(), "erased": erased}
     if anchor is not None:
         value["against"] = {"file": args.against, "signed_at": anchor["signed_at"], "key_id": anchor["key_id"],
                             "chains": len(anchor["heads"])}
@@ -277,6 +280,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
         text = f"ALTERED: {len(findings)} problem(s) in {checked} events\n" + "\n".join(f"  {f}" for f in findings)
     else:
         text = f"intact: {checked} events, every hash chain unbroken"
+        text += "".join(f"\nchain {name} verified; data erased on {e['at'][:10]} under rule {e['rule']} "
+                        f"(approved by {e['by']}; {e['events_erased']} events' data destroyed)"
+                        for name, e in erased.items())
         if anchor is not None:
             text += (f"\nanchored: all {len(anchor['heads'])} chains hold the heads signed at {anchor['signed_at']} "
                      f"(key {anchor['key_id']}) and were not rewritten since")

@@ -4,6 +4,14 @@ Every event belongs to a chain: one per case ("case:<id>") and one for the syste
 ("system": deployments, clock moves). Each event stores the hash of the one before it in
 its chain, and `chains` holds each chain's head, so an edited, inserted or deleted event —
 including one cut off the end — is found by `verify`.
+
+Erasure (engine/erasure.py, docs/security.md "Retention and erasure"): when a case's retention period
+has ended, its events' data is overwritten with `ERASED_DATA` (the one change the database triggers
+allow, migration 0021) and a `case.erased` event appended to the chain records how many events were
+erased and a digest of everything else those rows still hold (number, step, type, time, actor,
+instance, previous hash, hash). The chain was verified in full just before; afterwards `verify`
+checks an erased event by its links and by that digest instead of recomputing its hash, and reports
+data removed without such an event as an alteration. Nothing hashed or signed changes.
 """
 
 from __future__ import annotations
@@ -22,6 +30,10 @@ from .schema import chains, events
 
 GENESIS = "0" * 64
 SYSTEM_CHAIN = "system"
+#: what an erased event's data is overwritten with (an object, so readers' .get() find nothing); the only
+#: change to an event the database allows (migration 0021)
+ERASED_DATA = '{"_erased":true}'
+ERASED_TYPE = "case.erased"
 
 
 def case_chain(case_id: int) -> str:
@@ -162,6 +174,29 @@ def plan_many(conn: Connection, at: datetime, groups: list[tuple[str, int | None
     return rows, new_chains, moved
 
 
+def erased_line(seq: int, step: int, type_: str, at: str, actor: str, instance_id: int | None,
+                prev_hash: str, hash_: str) -> bytes:
+    """What an erased event still holds, as one line of the digest its `case.erased` event records."""
+    return (canonical_json([seq, step, type_, at, actor, instance_id, prev_hash, hash_]) + "\n").encode()
+
+
+def erasures(conn: Connection, chain: str | None = None) -> list[dict[str, Any]]:
+    """The `case.erased` events (of one chain, or all): chain, seq, at, actor and what they record."""
+    q = select(events.c.chain, events.c.seq, events.c.at, events.c.actor, events.c.data).where(
+        events.c.type == ERASED_TYPE, events.c.chain != SYSTEM_CHAIN)
+    if chain is not None:
+        q = q.where(events.c.chain == chain)
+    out = []
+    for r in conn.execute(q.order_by(events.c.chain, events.c.seq)):
+        try:
+            data = json.loads(r.data)
+        except ValueError:
+            data = {}
+        out.append({"chain": r.chain, "seq": r.seq, "at": r.at, "actor": r.actor,
+                    "data": data if isinstance(data, dict) else {}})
+    return out
+
+
 @dataclass
 class Finding:
     chain: str
@@ -189,6 +224,7 @@ def verify(conn: Connection, chain: str | None = None) -> tuple[int, list[Findin
         # case_id is not hashed, but the chain names it; it decides who may open a case (api/access.py)
         owner = int(name[5:]) if name.startswith("case:") and name[5:].isdigit() else None
         q = select(events).where(events.c.chain == name).order_by(events.c.seq, events.c.id)
+        erased, erased_n, erased_first = hashlib.sha256(), 0, None  # erased events not yet attested
         for row in conn.execute(q):
             checked += 1
             if row.seq != expected_seq:
@@ -201,14 +237,28 @@ def verify(conn: Connection, chain: str | None = None) -> tuple[int, list[Findin
                 findings.append(Finding(name, row.seq, row.id,
                                         "does not follow the event before it (an event was inserted, "
                                         "deleted or edited before it)"))
-            recomputed = event_hash(row.prev_hash, row.chain, row.seq, row.step, row.type, row.at, row.actor,
-                                    row.instance_id, row.data)
-            if recomputed != row.hash:
-                findings.append(Finding(name, row.seq, row.id, f"{row.type} event was edited after it was written"))
+            if row.data == ERASED_DATA:  # checked by the digest of the case.erased event that follows
+                erased.update(erased_line(row.seq, row.step, row.type, row.at, row.actor, row.instance_id,
+                                          row.prev_hash, row.hash))
+                erased_n += 1
+                erased_first = row.seq if erased_first is None else erased_first
+            else:
+                recomputed = event_hash(row.prev_hash, row.chain, row.seq, row.step, row.type, row.at, row.actor,
+                                        row.instance_id, row.data)
+                if recomputed != row.hash:
+                    findings.append(Finding(name, row.seq, row.id,
+                                            f"{row.type} event was edited after it was written"))
+                elif row.type == ERASED_TYPE:
+                    findings += _attested(name, row, erased.hexdigest(), erased_n)
+                    erased, erased_n, erased_first = hashlib.sha256(), 0, None
             if row.case_id != owner:
                 findings.append(Finding(name, row.seq, row.id, f"{row.type} event is filed under case {row.case_id} "
                                         f"instead of {owner} (its case_id was changed)"))
             prev, expected_seq, last_seq = row.hash, row.seq + 1, row.seq
+        if erased_n:
+            findings.append(Finding(name, erased_first, None,
+                                    f"the data of {erased_n} event(s) from #{erased_first} on was removed without a "
+                                    "case.erased event recording it"))
         head = heads.get(name)
         if head is None:
             findings.append(Finding(name, None, None, "chain has events but no recorded head (head removed)"))
@@ -219,3 +269,16 @@ def verify(conn: Connection, chain: str | None = None) -> tuple[int, list[Findin
             else:
                 findings.append(Finding(name, None, None, "the recorded head does not match the last event"))
     return checked, findings
+
+
+def _attested(name: str, row: Any, digest: str, count: int) -> list[Finding]:
+    """Does this (intact) case.erased event record exactly the erased events before it?"""
+    try:
+        data = json.loads(row.data)
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict) or data.get("events_erased") != count or data.get("erased_digest") != digest:
+        return [Finding(name, row.seq, row.id,
+                        "the erased events before this case.erased event are not the ones it records (an erased "
+                        "event was altered, or data was removed outside the erasure)")]
+    return []

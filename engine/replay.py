@@ -114,6 +114,11 @@ def replay_case(engine: Any, case_id: int) -> ReplayReport:
 
     recorded = engine.history(case_id)
     report = ReplayReport(case_id)
+    if recorded and recorded[-1]["type"] == history.ERASED_TYPE:  # engine/erasure.py: no inputs left to replay
+        report.notes.append(f"the case's data was erased on {recorded[-1]['at']} under the retention rule "
+                            f"{recorded[-1]['data'].get('rule')}: there is nothing to replay; its chain is "
+                            "checked by `audit verify`")
+        return report
     workdir = Path(tempfile.mkdtemp(prefix="carepath-replay-"))
     scratch_db = Database(f"sqlite:///{workdir / 'replay.db'}")
     try:

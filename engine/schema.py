@@ -552,3 +552,22 @@ prepared_returns = Table(
     Column("body", LargeBinary, nullable=True),
     Column("failure", String(200), nullable=True),
 )
+
+# ---------------------------------------------------------------- retention reviews (handlers/retention.py, 0021)
+# One row per case the retention job found due for erasure on the engine's clock: `status` is `due` (waiting for an
+# administrator's approval on /admin/retention), `held` (a legal hold or other reason, `note`: why; the job does not
+# list it again until released) or `erased` (done: who approved it and when). The erasure itself is in the case's
+# history (`case.erased`); this table is the work list.
+retention_reviews = Table(
+    "retention_reviews",
+    metadata,
+    Column("case_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("rule", String(64), nullable=False),  # the retention rule's id (processes/config/retention.json)
+    Column("closed_at", String(40), nullable=False),  # ISO 8601, as the case record holds it
+    Column("due_on", String(10), nullable=False),  # ISO date: the first day it may be erased
+    Column("status", String(16), nullable=False, index=True),  # due | held | erased
+    Column("listed_at", DateTime(timezone=True), nullable=False),
+    Column("decided_by", String(64), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("note", String(500), nullable=True),
+)

@@ -21,6 +21,7 @@ from . import (
     letter_sending,
     letters,
     people,
+    retention,
     settings,
     transition,
     urgent_response,
@@ -38,5 +39,6 @@ def register(registry: HandlerRegistry) -> None:
     registry.teams = TEAMS
     # filed letters queued and sent through GOV.UK Notify when the council configures it
     letter_sending.register(registry)
+    retention.register(registry)  # the daily list of cases due for erasure
     # names checked and normalised on every save of a case's details; the people table kept in step
     registry.on_case_saved(check=people.check_case_data, saved=people.keep_in_step)
