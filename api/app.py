@@ -33,6 +33,7 @@ from . import (
     processes,
     replay_pages,
     route_index,
+    subject_access,
     static_assets,
     suspend,
     tasks,
@@ -126,6 +127,8 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     include(draft_trial.router)  # testing a draft: replay recent cases, run its example (api/trial.py)
     include(audit.router)  # auditors: find cases, the access log (api/audit.py)
     include(evidence.router)  # evidence packs for investigators (api/evidence.py)
+    include(subject_access.router)  # subject access exports (api/subject_access.py)
+    include(subject_access.pages)
     include(letters_pdf.router)  # a letter's PDF, as posted (api/letters_pdf.py)
     include(measures.router)  # the published measures and the cases behind them (api/measures.py)
     include(migrations.router)  # moving running cases to another version (api/migrations.py)

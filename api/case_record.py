@@ -577,6 +577,10 @@ def describe(e: dict[str, Any], rec: Loaded, inst_by_id: dict[int, dict[str, Any
         return f"Details kept on the case record: {what}", "record", None
     if t == "case.record_updated":
         return _correction_sentence(rec, d, who), "record", None
+    if t == "person.subject_access_exported":
+        from .subject_access import exported_sentence
+
+        return exported_sentence(d, who), "record", None
     if t in _SKIP:
         return None, "", None
     return f"{humanise(t.replace('.', ' '))}", "other", None

@@ -37,7 +37,8 @@ INPUT_EVENTS = {"case.created", "instance.started", "task.completed", "timer.fir
                 "instance.suspended", "instance.resumed", "message.received", "message.kept"}
 # Events that change who holds a task, not the process: nothing to re-execute.
 BOOKKEEPING_EVENTS = {"task.claimed", "task.released", "task.assigned", "task.delegated", "task.returned",
-                      "task.draft_saved", "case.restricted", "case.unrestricted"}
+                      "task.draft_saved", "case.restricted", "case.unrestricted",
+                      "person.subject_access_exported"}  # a subject access export (api/subject_access.py)
 _TASK_KEYS = ("task_id",)
 _INSTANCE_KEYS = ("parent_instance_id", "child_instance_id")
 _IGNORED_KEYS = ("id", "incident_ids")  # incident numbers are local to a database
