@@ -125,9 +125,12 @@ def corrections(rec: cr.Loaded) -> list[dict[str, Any]]:
     (its "why" is the task it was made at)."""
     out: list[dict[str, Any]] = []
     person: dict[str, Any] = {}
+    completed_by: dict[Any, str] = {}  # step -> who completed the task that step ran (a form's changes are theirs)
     for e in rec.history:
         data = e.get("data") or {}
         t = e["type"]
+        if t == "task.completed":
+            completed_by[e.get("step")] = e["actor"]
         if t == "case.created":
             p = (data.get("data") or {}).get("person")
             person = dict(p) if isinstance(p, dict) else {}
@@ -139,8 +142,10 @@ def corrections(rec: cr.Loaded) -> list[dict[str, Any]]:
             prev = (data.get("previous") or {}).get("person")
             before = prev if isinstance(prev, dict) else {}
             why = data.get("reason") or ""
+            by = e["actor"]
         else:
             before = person
+            by = completed_by.get(e.get("step"), e["actor"])
             ver = rec.versions.get(e.get("instance_id"))
             why = f"recorded again at the task “{ver.element_name(data.get('element_id')) if ver else 'a task'}”"
         for name in sorted(set(before) | set(new)):
@@ -148,7 +153,7 @@ def corrections(rec: cr.Loaded) -> list[dict[str, Any]]:
             if old == value or (t == "case.updated" and old in (None, "")):
                 continue  # a detail told for the first time is not a correction
             out.append({"kind": "detail", "at": _iso(e["at"]), "when": cr.day_and_time(e["at"]),
-                        "by": e["actor"], "by_name": rec.who(e["actor"]), "detail": name,
+                        "by": by, "by_name": rec.who(by), "detail": name,
                         "title": rec.titles.get(name) or cr.humanise(name),
                         "recorded": old, "corrected_to": value, "recorded_text": cr.show_value(None, old),
                         "corrected_to_text": cr.show_value(None, value), "reason": why, "event_seq": e["seq"]})
@@ -285,6 +290,7 @@ def export_to_dir(engine: Any, person: str, username: str, reason: str, out: str
 
     user = user_named(engine, username)
     case_id = case_id_of(engine, person)
+    check_sar(engine, user, case_id, page="carepath subject-access")  # refused before any file is made
     target = Path(out)
     target.mkdir(parents=True, exist_ok=True)
     written = []

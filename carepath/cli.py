@@ -204,9 +204,10 @@ def cmd_evidence(args: argparse.Namespace) -> int:
 
 def cmd_subject_access(args: argparse.Namespace) -> int:
     # built by the web layer (api/subject_access.py: the same check, history event, access log and PDF as the page)
+    from api.case_actions import cli_call
     from api.subject_access import export_to_dir
 
-    files = export_to_dir(_engine(args), str(args.person), args.actor, args.reason, args.out)
+    files = cli_call(export_to_dir, _engine(args), str(args.person), args.actor, args.reason, args.out)
     _out(args, {"files": files}, "subject access export written to " + " and ".join(files))
     return 0
 
