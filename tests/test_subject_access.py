@@ -3,7 +3,8 @@ and rectification").
 
 Joan Barker's case (tests/test_api_cases.py `build_world`: a front door contact routed to reablement) gets,
 through the JSON API, an opening by Mary (team manager), a phone-call note and its correction by Rosa, and a
-correction of her phone number with a reason. A second case of Joan's (the same NHS number, a needs assessment) is restricted to Mary. Peter Clarke is someone else and must never appear in Joan's export.
+correction of her phone number with a reason. A second case of Joan's (the same NHS number, a needs assessment) is
+restricted to Mary. Peter Clarke is someone else and must never appear in Joan's export.
 Expectations are written out by hand from those steps. The PDF's text is read back with pypdf.
 """
 
@@ -253,7 +254,8 @@ def test_a_correction_needs_a_reason_and_every_correction_path_is_in_the_trail(w
     r = rosa.post(f"/api/cases/{joan}/details", json={"changes": {"address": "9 New Road, Northby"},
                                                       "expected": {"address": "4 Mill Lane, Northby"}, "reason": ""})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "reason"
-    assert len(eng.history(joan)) == before and eng.get_case(joan)["data"]["person"]["address"] == "4 Mill Lane, Northby"
+    assert len(eng.history(joan)) == before
+    assert eng.get_case(joan)["data"]["person"]["address"] == "4 Mill Lane, Northby"
     # Joan calls the front door again: the contact form records her details again, with a new address
     eng.start("front_door", case_id=joan, actor="frank")
     _complete(eng, joan, "record_contact", {**JOAN_CONTACT, "person": {
