@@ -36,6 +36,7 @@ FIX_REASON = "Joan gave her new number on the phone"
 def _world(url: str):
     eng, cases = build_world(url)
     create_user(eng, "dora", PASSWORD, display_name="Dora Vale", roles=["data_protection"], teams=[])
+    create_user(eng, "ada", PASSWORD, display_name="Ada Admin", roles=["administrator"], teams=[])
     app = create_app(eng, run_timers=False)
     joan = cases["joan"]
     mary, rosa = client_for(app, "mary"), client_for(app, "rosa")
@@ -171,6 +172,16 @@ def test_only_the_data_protection_role_may_export_and_every_refusal_is_logged(wo
     assert TestClient(app).post(f"/api/cases/{joan}/subject-access", json={"reason": REASON}).status_code == 401
     # nothing recorded for the refused or invalid requests
     assert [row for row in _rows(eng, joan) if row[1] == "allowed"] == [r for r in before if r[1] == "allowed"]
+
+
+def test_an_administrator_cannot_give_themselves_the_data_protection_role_alone(world):
+    eng, app, cases = world
+    ada = client_for(app, "ada")
+    r = ada.patch("/api/admin/users/ada", json={"roles": ["administrator", "data_protection"]})
+    assert r.status_code == 202, r.text
+    assert r.json()["pending_request"]["adds"] == ["data_protection"] and r.json()["roles"] == ["administrator"]
+    r = ada.post(f"/api/cases/{cases['joan']}/subject-access", json={"reason": REASON})
+    assert r.status_code == 403
 
 
 # ---------------------------------------------------------------------- the PDF and the pages
