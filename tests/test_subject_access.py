@@ -37,6 +37,7 @@ def _world(url: str):
     eng, cases = build_world(url)
     create_user(eng, "dora", PASSWORD, display_name="Dora Vale", roles=["data_protection"], teams=[])
     create_user(eng, "ada", PASSWORD, display_name="Ada Admin", roles=["administrator"], teams=[])
+    create_user(eng, "ivy", PASSWORD, display_name="Ivy Grant", roles=["auditor", "data_protection"], teams=[])
     app = create_app(eng, run_timers=False)
     joan = cases["joan"]
     mary, rosa = client_for(app, "mary"), client_for(app, "rosa")
@@ -247,8 +248,13 @@ def test_the_find_page_takes_a_data_protection_officer_to_the_persons_request_pa
     assert r.status_code == 404 and "There is no case CASE-999999" in r.text
     assert client.get("/subject-access", params={"reference": ""}).status_code == 400
     assert client.get("/cases/987654/subject-access").status_code == 404
+    # from the person's record, for someone who may open it and run subject access requests
+    ivy, _ = _page_client(app, "ivy")
+    record = ivy.get(f"/cases/{joan}")
+    assert record.status_code == 200 and f'href="/cases/{joan}/subject-access"' in record.text
     mary, _ = _page_client(app, "mary")
     assert mary.get("/subject-access").status_code == 403
+    assert "/subject-access" not in mary.get(f"/cases/{joan}").text
     r = mary.get(f"/cases/{joan}/subject-access")
     assert r.status_code == 403 and "only a data protection officer" in r.text
     assert mary.get(f"/cases/{cases['joan_later']}/subject-access").status_code == 403
