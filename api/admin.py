@@ -55,6 +55,7 @@ from .auth import (
 from .errors import ApiError, forbidden
 from .inputs import Id
 from .oidc import is_linked, linked_username
+from .subject_access import SAR_ROLES
 
 router = APIRouter()
 
@@ -214,8 +215,9 @@ def change(engine: Any, admin: User, username: str, *, display_name: str | None 
 # Roles that open case records or the cases behind figures (api/auth.py, api/access.py, docs/security.md):
 # casework roles (their teams' tasks and cases), oversight roles (any unrestricted case) and the performance role
 # (the cases behind the measures). An administrator adding one of them — or, holding a casework role, a team — to
-# their own account needs a second administrator (`role_requests`).
-CASE_OPENING_ROLES = WORKER_ROLES | OVERSIGHT_ROLES | MEASURES_ROLES
+# their own account needs a second administrator (`role_requests`). The data protection role too: it exports
+# everything held about a person, restricted cases included (api/subject_access.py).
+CASE_OPENING_ROLES = WORKER_ROLES | OVERSIGHT_ROLES | MEASURES_ROLES | frozenset(SAR_ROLES)
 STATUSES = ("pending", "approved", "refused")
 
 

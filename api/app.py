@@ -37,6 +37,7 @@ from . import (
     retention,
     route_index,
     static_assets,
+    subject_access,
     suspend,
     tasks,
     transition,
@@ -150,6 +151,8 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     include(draft_trial.router)  # testing a draft: replay recent cases, run its example (api/trial.py)
     include(audit.router)  # auditors: find cases, the access log (api/audit.py)
     include(evidence.router)  # evidence packs for investigators (api/evidence.py)
+    include(subject_access.router)  # subject access exports (api/subject_access.py)
+    include(subject_access.pages)
     include(letters_pdf.router)  # a letter's PDF, as posted (api/letters_pdf.py)
     include(measures.router)  # the published measures and the cases behind them (api/measures.py)
     include(migrations.router)  # moving running cases to another version (api/migrations.py)

@@ -55,9 +55,11 @@ EVENT_TYPES = (
     "instance.started", "instance.child_started", "instance.completed", "instance.migrated",
     "task.ready", "task.claimed", "task.assigned", "task.delegated", "task.returned", "task.released",
     "task.left", "task.draft_saved", "task.completed", "handler.called", "handler.failed",
-    "incident.opened", "incident.retried", "timer.set", "timer.fired", "timer.cleared")
+    "incident.opened", "incident.retried", "timer.set", "timer.fired", "timer.cleared",
+    "person.subject_access_exported")
 ACTIONS = ("open", "record", "history", "chronology", "diagram", "letter", "note", "panel", "coordinator",
-           "restriction", "search", "export", "replay", "integrity", "cld_return", "break_glass")
+           "restriction", "search", "export", "replay", "integrity", "cld_return", "break_glass",
+           "subject_access")
 OPEN_STATUSES = intake.OPEN_STATUSES
 _EVENT_TYPE = re.compile(r"^[a-z_]{1,30}\.[a-z_]{1,30}$")
 _WORD = re.compile(r"^[a-z0-9][a-z0-9._:-]{0,63}$")

@@ -39,7 +39,8 @@ from .errors import ApiError, forbidden, unauthenticated
 
 ROLES = ("front_door_advisor", "social_worker", "occupational_therapist", "reablement_coordinator",
          "team_manager", "finance_officer", "process_owner", "auditor", "administrator",
-         "performance")  # performance: reads the statutory returns and the measures (docs/measures.md)
+         "performance",  # performance: reads the statutory returns and the measures (docs/measures.md)
+         "data_protection")  # data protection: subject access exports (api/subject_access.py, docs/security.md)
 TEAMS = teams.TEAMS  # the council's teams (handlers/teams.py): what diagrams' user tasks are checked against
 # roles that do casework: they see and act on their teams' tasks
 WORKER_ROLES = frozenset({"front_door_advisor", "social_worker", "occupational_therapist",

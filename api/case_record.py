@@ -582,6 +582,10 @@ def describe(e: dict[str, Any], rec: Loaded, inst_by_id: dict[int, dict[str, Any
                 "access", None)
     if t == "case.break_glass_reviewed":
         return f"{who} reviewed {rec.who(d.get('user'))}'s break-glass access: {d.get('note', '')}", "access", None
+    if t == "person.subject_access_exported":
+        from .subject_access import exported_sentence
+
+        return exported_sentence(d, who), "record", None
     if t in _SKIP:
         return None, "", None
     return f"{humanise(t.replace('.', ' '))}", "other", None

@@ -24,6 +24,7 @@ DEMO_TEAMS: dict[str, list[str]] = {
     "auditor": [],
     "administrator": [],
     "performance": [],
+    "data_protection": [],
 }
 
 

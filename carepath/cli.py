@@ -3,7 +3,8 @@ and the web, which the engine knows nothing of.
 
 `act`, `transition` and `close` act on a case with the web app's checks and roles (api/case_actions.py,
 api/transition.py); `cld` and `measures` report from every case's history (handlers/cld.py,
-handlers/measures.py); `evidence` exports a case's evidence pack (api/evidence.py); `user` deactivates or
+handlers/measures.py); `evidence` exports a case's evidence pack (api/evidence.py); `subject-access` exports
+everything held about a person (api/subject_access.py); `user` deactivates or
 reactivates an account as the admin page does (api/admin.py); `serve` runs the web app with the timer job
 (carepath/server.py); `backup` and `restore` copy the whole database to a file and back, and verify what
 was restored (carepath/backup.py, docs/operations.md). Everything else, with the global options, the
@@ -228,6 +229,16 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_subject_access(args: argparse.Namespace) -> int:
+    # built by the web layer (api/subject_access.py: the same check, history event, access log and PDF as the page)
+    from api.case_actions import cli_call
+    from api.subject_access import export_to_dir
+
+    files = cli_call(export_to_dir, _engine(args), str(args.person), args.actor, args.reason, args.out)
+    _out(args, {"files": files}, "subject access export written to " + " and ".join(files))
+    return 0
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     """The whole database into a new backup file (carepath/backup.py). A file that cannot be written is exit 2."""
     from datetime import datetime, timezone
@@ -353,6 +364,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reason", required=True, help="why it is exported (recorded in the case's access log)")
     s.add_argument("--out", help="the zip to write (default: evidence-CASE-...-YYYYMMDD.zip here)")
     s.set_defaults(fn=cmd_evidence)
+
+    s = sub.add_parser("subject-access", parents=[common],
+                       help="export everything held about a person (PDF and JSON) for a subject access request")
+    s.add_argument("--person", type=case_arg, required=True,
+                   help="one of the person's cases: its number (7) or reference (CASE-000007); their other cases "
+                        "with the same NHS number are included")
+    s.add_argument("--reason", required=True, help="the request's reference (recorded in each case's access log)")
+    s.add_argument("--out", required=True, help="the folder to write the PDF and the JSON file to")
+    s.set_defaults(fn=cmd_subject_access)
 
     s = sub.add_parser("backup", parents=[common], help="back up the whole database (--db) to a new file: "
                        "SQLite's online backup or pg_dump, with a manifest (docs/operations.md)")

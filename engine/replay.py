@@ -38,7 +38,8 @@ INPUT_EVENTS = {"case.created", "instance.started", "task.completed", "timer.fir
 # Events that change who holds a task, not the process: nothing to re-execute.
 BOOKKEEPING_EVENTS = {"task.claimed", "task.released", "task.assigned", "task.delegated", "task.returned",
                       "task.draft_saved", "case.restricted", "case.unrestricted",
-                      "case.break_glass", "case.break_glass_reviewed"}  # who may read the case (api/break_glass.py)
+                      "case.break_glass", "case.break_glass_reviewed",
+                      "person.subject_access_exported"}  # who may read it (api/break_glass.py), a SAR export
 _TASK_KEYS = ("task_id",)
 _INSTANCE_KEYS = ("parent_instance_id", "child_instance_id")
 _IGNORED_KEYS = ("id", "incident_ids")  # incident numbers are local to a database

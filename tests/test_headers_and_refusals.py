@@ -35,6 +35,7 @@ UNKNOWN = 987654  # no such case in the world
 BODIES = {("POST", "/api/cases/{case_id}/close"): {"reason": "died"},
           ("POST", "/api/cases/{case_id}/details"): {"changes": {}},
           ("POST", "/api/cases/{case_id}/notes"): {"kind": "note", "text": "A note"},
+          ("POST", "/api/cases/{case_id}/subject-access"): {"reason": "SAR 2031/1"},
           ("POST", "/api/tasks/{task_id}/assign"): {"to": "rosa"},
           ("POST", "/api/tasks/{task_id}/delegate"): {"to": "rosa"},
           ("PUT", "/api/tasks/{task_id}/draft"): {"data": {}}}
