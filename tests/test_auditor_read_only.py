@@ -56,6 +56,7 @@ JSON_BODIES: dict[str, dict] = {
     "/api/cases/{case_id}/actions/{action}": {"data": {"concern": "A plausible concern", "raised_by": "A neighbour",
                                                        "urgent": "no"}},
     "/api/cases/{case_id}/close": {"reason": "declined"},
+    "/api/cases/{case_id}/subject-access": {"reason": "SAR 2026/123"},
 }
 FORM = {"reason": "An investigation", "username": "social-worker", "kind": "note", "text": "A plausible note",
         "expected": "null"}
