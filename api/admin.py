@@ -54,12 +54,12 @@ from .auth import (
 )
 from .errors import ApiError, forbidden
 from .inputs import Id
+from .passwords import MAX_PASSWORD, password_problem
 
 router = APIRouter()
 
 ADMIN = "administrator"
 RESTRICT_ROLES = (ADMIN, "team_manager")
-MIN_PASSWORD, MAX_PASSWORD = 8, 1024
 
 
 class Invalid(ApiError):
@@ -79,12 +79,10 @@ def _row_dict(row: Any, now: Any) -> dict[str, Any]:
 
 
 def _check_password(password: str, errors: dict[str, str], username: str = "") -> None:
-    if len(password) < MIN_PASSWORD:
-        errors["password"] = f"Password must be at least {MIN_PASSWORD} characters"
-    elif len(password) > MAX_PASSWORD:
-        errors["password"] = f"Password must be {MAX_PASSWORD} characters or fewer"
-    elif username and password.strip().lower() == username:
-        errors["password"] = "Password must not be the username"
+    """Length, not the username, not a common password (api/passwords.py: NCSC password guidance)."""
+    problem = password_problem(password, username)
+    if problem:
+        errors["password"] = problem
 
 
 def _check_lists(roles: list[str], teams: list[str], errors: dict[str, str]) -> None:

@@ -36,6 +36,7 @@ from engine.schema import case_access_log, restricted_cases, sessions, users  # 
 from handlers import teams
 
 from .errors import ApiError, forbidden, unauthenticated
+from .passwords import password_problem
 
 ROLES = ("front_door_advisor", "social_worker", "occupational_therapist", "reablement_coordinator",
          "team_manager", "finance_officer", "process_owner", "auditor", "administrator",
@@ -92,8 +93,9 @@ def create_user(engine: Any, username: str, password: str, *, display_name: str 
     bad = [r for r in roles if r not in ROLES] + [t for t in teams if t not in TEAMS]
     if bad:
         raise ValueError(f"unknown role(s) or team(s): {', '.join(bad)}")
-    if len(password) < 8:
-        raise ValueError("a password needs at least 8 characters")
+    problem = password_problem(password, username)
+    if problem:
+        raise ValueError(problem[:1].lower() + problem[1:])
     with engine.db.transaction() as conn:
         now = engine.now(conn)
         return conn.execute(insert(users).values(
