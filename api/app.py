@@ -27,6 +27,7 @@ from . import (
     letters_pdf,
     measures,
     messages,
+    mfa,
     migrations,
     modeller,
     pages,
@@ -52,6 +53,15 @@ API_DOCS_ENV = "CAREPATH_API_DOCS"
 def api_docs_setting() -> bool:
     """CAREPATH_API_DOCS=1 publishes the OpenAPI description (signed in only); off when unset (production)."""
     return os.environ.get(API_DOCS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def auth_settings_from_env(*, required_default: str = "administrator") -> AuthSettings:
+    """Sign-in settings from the environment: CAREPATH_MFA_KEY (encrypts TOTP secrets at rest, api/mfa.py) and
+    CAREPATH_MFA_REQUIRED_ROLES (comma-separated roles that must use a second factor; `carepath serve` defaults
+    to "administrator", an app made in Python to none). docs/security.md "Passwords, sign-in and lock-out"."""
+    roles = os.environ.get("CAREPATH_MFA_REQUIRED_ROLES", required_default)
+    return AuthSettings(mfa_key=os.environ.get("CAREPATH_MFA_KEY") or None,
+                        mfa_required_roles=frozenset(r.strip() for r in roles.split(",") if r.strip()))
 
 
 def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | None = None,
@@ -82,7 +92,7 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     app.state.engine = engine
     if engine.registry.users is None:  # a computed candidate user must be a user (docs/diagram-attributes.md)
         engine.registry.users = lambda name: is_user(engine, name)
-    app.state.auth = AuthStore(engine, auth)
+    app.state.auth = AuthStore(engine, auth if auth is not None else auth_settings_from_env(required_default=""))
     errors.install(app)
     app.add_middleware(RequestPage)  # the page each case access is logged from (api/access.py)
     # body size while reading, strict JSON, no control characters (api/inputs.py, docs/security.md)
@@ -110,6 +120,8 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     include(cases.router)
     include(intake.router)  # find a person, new contact (api/intake.py)
     include(admin.router)  # users and case restriction (api/admin.py)
+    include(mfa.router)  # a second factor for local accounts (api/mfa.py)
+    include(mfa.pages)
     include(static_assets.router)  # allow-listed front-end files (api/static_assets.py)
     include(pages.router)  # HTML pages, same rules as the API (api/pages.py)
     include(case_pages.router)  # the case record pages (api/case_pages.py)
