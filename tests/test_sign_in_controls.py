@@ -389,3 +389,25 @@ def test_the_code_step_is_not_offered_to_a_wrong_password(world):
     assert exc.value.status == 401
     with pytest.raises(CodeNeeded):
         store.sign_in("wendy", PW, "192.0.2.70")
+
+
+def test_the_second_factor_and_the_back_off_on_both_databases(db_url):
+    """The same rules on SQLite and PostgreSQL (the JSON recovery hashes, the throttle's upserts, the clock)."""
+    eng = Engine(db_url, forms=FormLibrary())
+    eng.init(simulated_start=START)
+    try:
+        create_user(eng, "pat", PW, roles=["social_worker"], teams=["social_work"])
+        app = create_app(eng, run_timers=False, auth=AuthSettings(mfa_key=MFA_KEY))
+        secret, codes = enrol(eng, app, "pat")
+        b = client(app, "192.0.2.80")
+        assert sign_in(b, "pat").json()["mfa_required"] is True
+        assert b.post("/api/session/code", json={"code": code_at(secret, eng.now())}).status_code == 401  # replay
+        assert b.post("/api/session/code", json={"code": codes[0]}).status_code == 200
+        attacker = client(app, "203.0.113.200")
+        assert [sign_in(attacker, "pat", "wrong guess 4").status_code for _ in range(6)] == [401] * 5 + [429]
+        assert sign_in(client(app, "198.51.100.200"), "pat").json()["mfa_required"] is True
+        eng.advance_clock(timedelta(minutes=1))
+        assert sign_in(attacker, "pat", "wrong guess 4").status_code == 401
+        assert sign_in(attacker, "pat").status_code == 429  # 2 minutes now
+    finally:
+        eng.db.dispose()
