@@ -382,13 +382,15 @@ def test_sign_ins_beyond_the_bound_are_answered_busy_and_check_nothing(world, mo
 
 
 def test_the_code_step_is_not_offered_to_a_wrong_password(world):
-    eng, _app = world  # wendy set up her second factor in an earlier test
+    eng, app = world
+    create_user(eng, "cody", PW, roles=["auditor"])
+    enrol(eng, app, "cody")
     store = AuthStore(eng, AuthSettings(mfa_key=MFA_KEY))
     with pytest.raises(ApiError) as exc:
-        store.sign_in("wendy", "not her password", "192.0.2.70")
+        store.sign_in("cody", "not his password", "192.0.2.70")
     assert exc.value.status == 401
     with pytest.raises(CodeNeeded):
-        store.sign_in("wendy", PW, "192.0.2.70")
+        store.sign_in("cody", PW, "192.0.2.70")
 
 
 def test_the_second_factor_and_the_back_off_on_both_databases(db_url):
