@@ -10,8 +10,13 @@ one injected clock — so lock-out and session expiry follow a simulated clock t
 * CSRF: each session has its own random token; every POST/PUT/PATCH/DELETE made with a
   session must send it in `X-CSRF-Token` (checked in `current_user`, so no state-changing
   endpoint can forget it).
-* Lock-out: `max_failures` wrong passwords in a row lock the account for `lockout`; the
-  answer to a failed sign-in never says whether the user exists or is locked.
+* Lock-out by (account, client address) with doubling back-off, plus a per-address limit across accounts
+  (password spraying): an attacker at one address holds back only that address, never the account's owner
+  elsewhere. A failed sign-in's answer never says whether the user exists; a waiting one says when to retry.
+* argon2 runs in a bounded pool (`VerifyPool`): beyond it a sign-in is answered 503 "busy", so a burst of
+  sign-ins cannot take every core and worker thread.
+* A second factor (TOTP, api/mfa.py): with it on, the right password gives a short-lived challenge
+  (`CodeNeeded`), and the session is created only by `complete_mfa` with the right code.
 """
 
 from __future__ import annotations
