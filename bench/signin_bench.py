@@ -187,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['mode']} | {r['page_p50_ms']} | {r['page_p95_ms']} | {r['page_max_ms']} | {r['pages']} | "
-              f"{r['sign_in_200']} / {r['sign_in_503']} / {r['sign_in_timeout']} (of {r['sign_ins']}) | {r['sign_in_200_p50_ms']} / "
-              f"{r['sign_in_200_p95_ms']} | {r['loadavg']:.1f} |")
+              f"{r['sign_in_200']} / {r['sign_in_503']} / {r['sign_in_timeout']} (of {r['sign_ins']}) | "
+              f"{r['sign_in_200_p50_ms']} / {r['sign_in_200_p95_ms']} | {r['loadavg']:.1f} |")
     return 0
 
 
