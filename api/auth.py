@@ -49,7 +49,7 @@ from engine.schema import (  # noqa: F401 (re-exported)
 )
 from handlers import teams
 
-from .errors import ApiError, forbidden, unauthenticated
+from .errors import ApiError, _error_body, forbidden, unauthenticated
 from .passwords import password_problem
 
 ROLES = ("front_door_advisor", "social_worker", "occupational_therapist", "reablement_coordinator",
@@ -446,7 +446,13 @@ def set_challenge_cookie(request: Request, response: Response, store: AuthStore,
                         max_age=int(store.settings.mfa_challenge_lifetime.total_seconds()))
 
 
-@router.post("/session")
+SIGN_IN_REFUSALS: dict[int | str, dict[str, Any]] = {
+    429: _error_body("Too many failed sign-ins from this address: wait (Retry-After, and the message says when)"),
+    503: _error_body("Sign-in is busy: nothing was checked; try again in a few seconds (Retry-After)"),
+}
+
+
+@router.post("/session", responses=SIGN_IN_REFUSALS)
 def sign_in(body: SignIn, request: Request, response: Response,
             store: Annotated[AuthStore, Depends(get_store)]) -> dict[str, Any]:
     """Sign in. An account with a second factor answers `{"mfa_required": true}` and a short-lived challenge
@@ -467,7 +473,7 @@ class MfaCode(BaseModel):
     code: str = Field(min_length=1, max_length=64)
 
 
-@router.post("/session/code")
+@router.post("/session/code", responses=SIGN_IN_REFUSALS)
 def sign_in_code(body: MfaCode, request: Request, response: Response,
                  store: Annotated[AuthStore, Depends(get_store)]) -> dict[str, Any]:
     """The second step of signing in: the code from the authenticator app, or a recovery code."""
