@@ -37,6 +37,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import bindparam, delete, insert, select, update
+from starlette.concurrency import run_in_threadpool
 
 from engine.clock import as_utc
 from engine.schema import (  # noqa: F401 (re-exported)
@@ -179,6 +180,10 @@ class VerifyPool:
         self._sem = threading.BoundedSemaphore(slots)
         self._lock = threading.Lock()
         self._admitted = 0  # running + waiting
+
+    def saturated(self) -> bool:
+        """Every slot and queue place taken: the routes answer busy at once, before taking a worker thread."""
+        return self._admitted >= self.slots + self.queue
 
     def verify(self, password_hash: str, password: str) -> bool:
         with self._lock:
@@ -453,18 +458,23 @@ SIGN_IN_REFUSALS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/session", responses=SIGN_IN_REFUSALS)
-def sign_in(body: SignIn, request: Request, response: Response,
-            store: Annotated[AuthStore, Depends(get_store)]) -> dict[str, Any]:
+async def sign_in(body: SignIn, request: Request, response: Response,
+                  store: Annotated[AuthStore, Depends(get_store)]) -> dict[str, Any]:
     """Sign in. An account with a second factor answers `{"mfa_required": true}` and a short-lived challenge
-    cookie instead of a session: `POST /api/session/code` with the code then opens the session."""
+    cookie instead of a session: `POST /api/session/code` with the code then opens the session.
+
+    `async`, so that a sign-in refused as busy takes no worker thread: the pages' requests need them."""
+    if store.pool.saturated():
+        raise busy()
     old = request.cookies.get(COOKIE)
     try:
-        user, token = store.sign_in(body.username.strip().lower(), body.password, client_address(request))
+        user, token = await run_in_threadpool(store.sign_in, body.username.strip().lower(), body.password,
+                                              client_address(request))
     except CodeNeeded as step:
         set_challenge_cookie(request, response, store, step.challenge)
         return {"mfa_required": True, "message": "enter the code from your authenticator app"}
     if old:
-        store.sign_out(old)  # a new session on every sign-in (no fixation)
+        await run_in_threadpool(store.sign_out, old)  # a new session on every sign-in (no fixation)
     set_session_cookie(request, response, store, token)
     return {"user": user.public(), "csrf_token": user.csrf_token}
 

@@ -36,6 +36,7 @@ from .auth import (
     AuthStore,
     CodeNeeded,
     User,
+    busy,
     client_address,
     json_set,
     set_challenge_cookie,
@@ -131,6 +132,10 @@ async def sign_in(request: Request) -> Response:
     store: AuthStore = request.app.state.auth
     if not username or not password:
         return _sign_in_page(request, error="Enter your username and password", username=username, status=400)
+    if store.pool.saturated():  # busy: answered at once, without taking a worker thread (api/auth.py VerifyPool)
+        exc = busy()
+        return _sign_in_page(request, error=exc.message[:1].upper() + exc.message[1:], username=username,
+                             status=exc.status)
     try:
         user, token = await run_in_threadpool(store.sign_in, username[:64], password[:1024],
                                               client_address(request))
