@@ -381,6 +381,26 @@ def test_sign_ins_beyond_the_bound_are_answered_busy_and_check_nothing(world, mo
     assert sign_in(client(app, "192.0.2.60"), "nell").status_code == 200
 
 
+def test_a_full_pool_answers_busy_on_the_page_and_the_api_at_once(world):
+    eng, _app = world
+    app = create_app(eng, run_timers=False, auth=AuthSettings(verify_slots=1, verify_queue=0, verify_wait=5.0))
+    pool = app.state.auth.pool
+    pool._admitted = 1  # the one slot taken, nowhere to wait
+    try:
+        b = TestClient(app, client=("192.0.2.90", 50000), follow_redirects=False)
+        token = re.search(r'name="form_token" value="([^"]+)"', b.get("/sign-in").text).group(1)
+        started = time.monotonic()
+        r = b.post("/sign-in", data={"form_token": token, "username": "nell", "password": PW})
+        assert r.status_code == 503 and 'class="govuk-error-summary"' in r.text
+        assert "Sign-in is busy just now" in r.text
+        r = sign_in(client(app, "192.0.2.91"), "nell")
+        assert r.status_code == 503 and r.json()["error"] == "busy"
+        assert time.monotonic() - started < 4  # neither waited its 5 s
+    finally:
+        pool._admitted = 0
+    assert sign_in(client(app, "192.0.2.91"), "nell").status_code == 200
+
+
 def test_the_code_step_is_not_offered_to_a_wrong_password(world):
     eng, app = world
     create_user(eng, "cody", PW, roles=["auditor"])
