@@ -60,7 +60,7 @@ chromium:
 HEADS ?= var/heads
 run: setup
 	$(PY) -m api.demo --db $(DB) --heads $(HEADS)
-	CAREPATH_API_DOCS=1 CAREPATH_HEADS_KEY=$(HEADS)/keys/heads.key CAREPATH_HEADS_DIR=$(HEADS)/signed $(VENV)/bin/carepath serve --db $(DB)
+	CAREPATH_MFA_REQUIRED_ROLES= CAREPATH_API_DOCS=1 CAREPATH_HEADS_KEY=$(HEADS)/keys/heads.key CAREPATH_HEADS_DIR=$(HEADS)/signed $(VENV)/bin/carepath serve --db $(DB)
 
 # the suite runs on TEST_WORKERS processes (pytest-xdist; every test has its own database or schema)
 TEST_WORKERS ?= 2

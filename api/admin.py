@@ -50,18 +50,19 @@ from .auth import (
     require_roles,
     restricted_cases,
     sessions,
+    sign_in_throttle,
     users,
 )
 from .errors import ApiError, forbidden
 from .inputs import Id
 from .oidc import is_linked, linked_username
 from .subject_access import SAR_ROLES
+from .passwords import MAX_PASSWORD, password_problem
 
 router = APIRouter()
 
 ADMIN = "administrator"
 RESTRICT_ROLES = (ADMIN, "team_manager")
-MIN_PASSWORD, MAX_PASSWORD = 8, 1024
 
 
 class Invalid(ApiError):
@@ -77,16 +78,14 @@ def _row_dict(row: Any, now: Any) -> dict[str, Any]:
     return {"username": row.username, "display_name": row.display_name, "roles": sorted(auth._json(row.roles)),
             "teams": sorted(auth._json(row.teams)), "active": bool(row.active), "locked": locked,
             "locked_until": as_utc(row.locked_until) if locked else None,
-            "created_at": as_utc(row.created_at)}
+            "created_at": as_utc(row.created_at), "mfa_enabled": bool(row.mfa_enabled)}
 
 
 def _check_password(password: str, errors: dict[str, str], username: str = "") -> None:
-    if len(password) < MIN_PASSWORD:
-        errors["password"] = f"Password must be at least {MIN_PASSWORD} characters"
-    elif len(password) > MAX_PASSWORD:
-        errors["password"] = f"Password must be {MAX_PASSWORD} characters or fewer"
-    elif username and password.strip().lower() == username:
-        errors["password"] = "Password must not be the username"
+    """Length, not the username, not a common password (api/passwords.py: NCSC password guidance)."""
+    problem = password_problem(password, username)
+    if problem:
+        errors["password"] = problem
 
 
 def _check_lists(roles: list[str], teams: list[str], errors: dict[str, str]) -> None:
@@ -310,6 +309,9 @@ def unlock(engine: Any, admin: User, username: str) -> dict[str, Any]:
         row = _load(conn, username)
         now = engine.now(conn)
         conn.execute(update(users).where(users.c.id == row.id).values(failed_attempts=0, locked_until=None))
+        # the back-off of every address on this account (api/auth.py); an address's own spray limit stays
+        conn.execute(delete(sign_in_throttle).where(sign_in_throttle.c.key.startswith(f"a:{username}|",
+                                                                                        autoescape=True)))
         _audit(conn, engine, now, "user.unlocked", {"username": username}, admin)
     return get_user(engine, username)
 
@@ -712,7 +714,7 @@ def user_page(request: Request, username: str) -> Response:
 
 @router.post("/admin/users/{username}", response_class=HTMLResponse, include_in_schema=False)
 async def user_action(request: Request, username: str) -> Response:
-    """One form per action: `action` is details, deactivate, reactivate, unlock or password."""
+    """One form per action: `action` is details, deactivate, reactivate, unlock, reset_mfa or password."""
     user = None
     engine = request.app.state.engine
     try:
@@ -739,6 +741,11 @@ async def user_action(request: Request, username: str) -> Response:
             elif action == "unlock":
                 await run_in_threadpool(unlock, engine, user, username)
                 done = "Account unlocked"
+            elif action == "reset_mfa":
+                from . import mfa
+
+                await run_in_threadpool(mfa.reset, engine, user, username)
+                done = "Two-step verification reset: they set it up again when they next sign in"
             elif action == "password":
                 await run_in_threadpool(set_password, engine, user, username,
                                         page_kit.one(form, "password")[:MAX_PASSWORD + 1])

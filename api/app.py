@@ -28,6 +28,7 @@ from . import (
     letters_pdf,
     measures,
     messages,
+    mfa,
     migrations,
     modeller,
     oidc,
@@ -58,6 +59,16 @@ def api_docs_setting() -> bool:
     return os.environ.get(API_DOCS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def auth_settings_from_env(*, required_default: str = "administrator") -> AuthSettings:
+    """Sign-in settings from the environment: CAREPATH_MFA_KEY (encrypts TOTP secrets at rest, api/mfa.py) and
+    CAREPATH_MFA_REQUIRED_ROLES (comma-separated roles that must use a second factor; `carepath serve` defaults
+    to "administrator", an app made in Python to none). docs/security.md "Passwords, sign-in and lock-out"."""
+    roles = os.environ.get("CAREPATH_MFA_REQUIRED_ROLES", required_default)
+    return AuthSettings(mfa_key=os.environ.get("CAREPATH_MFA_KEY") or None,
+                        mfa_required_roles=frozenset(r.strip() for r in roles.split(",") if r.strip()),
+                        local_accounts=oidc.local_accounts_setting())  # CAREPATH_LOCAL_ACCOUNTS (api/oidc.py)
+
+
 def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | None = None,
                warm_measures: bool = False, api_docs: bool | None = None,
                identity_provider: oidc.OidcSettings | bool | None = None) -> FastAPI:
@@ -72,7 +83,7 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     if identity_provider is None or identity_provider is True:
         identity_provider = oidc.oidc_settings()
     if auth is None:
-        auth = AuthSettings(local_accounts=oidc.local_accounts_setting())
+        auth = auth_settings_from_env(required_default="")
     if not auth.local_accounts and not identity_provider:
         from engine.errors import CarepathError
 
@@ -134,6 +145,8 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     include(admin.router)  # users and case restriction (api/admin.py)
     include(break_glass.router)  # emergency reading of a restricted case, and its review (api/break_glass.py)
     include(retention.router)  # retention and erasure (api/retention.py)
+    include(mfa.router)  # a second factor for local accounts (api/mfa.py)
+    include(mfa.pages)
     include(static_assets.router)  # allow-listed front-end files (api/static_assets.py)
     include(pages.router)  # HTML pages, same rules as the API (api/pages.py)
     include(oidc.router)  # signing in through the council's identity provider (api/oidc.py)

@@ -10,8 +10,13 @@ one injected clock — so lock-out and session expiry follow a simulated clock t
 * CSRF: each session has its own random token; every POST/PUT/PATCH/DELETE made with a
   session must send it in `X-CSRF-Token` (checked in `current_user`, so no state-changing
   endpoint can forget it).
-* Lock-out: `max_failures` wrong passwords in a row lock the account for `lockout`; the
-  answer to a failed sign-in never says whether the user exists or is locked.
+* Lock-out by (account, client address) with doubling back-off, plus a per-address limit across accounts
+  (password spraying): an attacker at one address holds back only that address, never the account's owner
+  elsewhere. A failed sign-in's answer never says whether the user exists; a waiting one says when to retry.
+* argon2 runs in a bounded pool (`VerifyPool`): beyond it a sign-in is answered 503 "busy", so a burst of
+  sign-ins cannot take every core and worker thread.
+* A second factor (TOTP, api/mfa.py): with it on, the right password gives a short-lived challenge
+  (`CodeNeeded`), and the session is created only by `complete_mfa` with the right code.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
+import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated, Any
@@ -30,12 +37,21 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import bindparam, delete, insert, select, update
+from starlette.concurrency import run_in_threadpool
 
 from engine.clock import as_utc
-from engine.schema import case_access_log, restricted_cases, sessions, users  # noqa: F401 (re-exported)
+from engine.schema import (  # noqa: F401 (re-exported)
+    case_access_log,
+    mfa_challenges,
+    restricted_cases,
+    sessions,
+    sign_in_throttle,
+    users,
+)
 from handlers import teams
 
-from .errors import ApiError, forbidden, unauthenticated
+from .errors import ApiError, _error_body, forbidden, unauthenticated
+from .passwords import password_problem
 
 ROLES = ("front_door_advisor", "social_worker", "occupational_therapist", "reablement_coordinator",
          "team_manager", "finance_officer", "process_owner", "auditor", "administrator",
@@ -64,6 +80,7 @@ class User:
     roles: frozenset[str]
     teams: frozenset[str]
     csrf_token: str = field(default="", repr=False, compare=False)
+    mfa_setup_due: bool = field(default=False, compare=False)  # must set up a second factor: holds no role till then
 
     def has(self, *roles: str) -> bool:
         return any(r in self.roles for r in roles)
@@ -94,8 +111,9 @@ def create_user(engine: Any, username: str, password: str, *, display_name: str 
     bad = [r for r in roles if r not in ROLES] + [t for t in teams if t not in TEAMS]
     if bad:
         raise ValueError(f"unknown role(s) or team(s): {', '.join(bad)}")
-    if len(password) < 8:
-        raise ValueError("a password needs at least 8 characters")
+    problem = password_problem(password, username)
+    if problem:
+        raise ValueError(problem[:1].lower() + problem[1:])
     with engine.db.transaction() as conn:
         now = engine.now(conn)
         return conn.execute(insert(users).values(
@@ -118,16 +136,95 @@ def json_set(value: Any) -> set[str]:
     return set(_json(value) or [])
 
 
+def _default_slots() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
 @dataclass
 class AuthSettings:
+    """Sign-in rules (docs/security.md, "Passwords, sign-in and lock-out"). Every time is the engine's clock."""
+    # failed sign-ins per (account, client address): after `max_failures` the next attempt from that address
+    # waits `backoff_base`, doubling with each further failure, at most `backoff_cap`; a success, an
+    # administrator's unlock, or `forget_after` without a failure clears the count
     max_failures: int = 5
-    lockout: timedelta = timedelta(minutes=15)
+    backoff_base: timedelta = timedelta(minutes=1)
+    backoff_cap: timedelta = timedelta(hours=1)
+    forget_after: timedelta = timedelta(hours=24)
+    # failed sign-ins per address, whatever the account (password spraying): the same back-off after
+    # `address_max_failures`; only `address_forget_after` without a failure clears it (not a success: an
+    # attacker's own account must not reset it)
+    address_max_failures: int = 30
+    address_forget_after: timedelta = timedelta(hours=1)
     session_lifetime: timedelta = timedelta(hours=8)
     secure_cookie: bool | None = None  # None: Secure when the request came over https
     # how long a break-glass use lasts (api/break_glass.py); None: CAREPATH_BREAK_GLASS_MINUTES, else 4 hours
     break_glass_for: timedelta | None = None
     # False: passwords are refused and everyone signs in through the council's identity provider (api/oidc.py)
     local_accounts: bool = True
+    # argon2 verifications at once (each takes ~64 MiB and a core for ~50 ms); more wait up to `verify_wait`
+    # in a queue of at most `verify_queue`, beyond which a sign-in is answered 503 "busy" at once
+    verify_slots: int = field(default_factory=_default_slots)
+    verify_queue: int | None = None  # None: 2 x verify_slots
+    verify_wait: float = 2.0  # seconds (real time: it bounds real work, not a business rule)
+    # second factor (api/mfa.py): roles that must use it (empty: nobody must; `carepath serve` reads
+    # CAREPATH_MFA_REQUIRED_ROLES, default "administrator"), the key that encrypts TOTP secrets at rest
+    mfa_required_roles: frozenset[str] = frozenset()
+    mfa_key: str | None = None
+    mfa_challenge_lifetime: timedelta = timedelta(minutes=5)
+    mfa_max_code_failures: int = 5
+
+
+class VerifyPool:
+    """At most `slots` argon2 verifications run at once; at most `queue` more wait, each for `wait` seconds.
+
+    A burst of sign-ins (argon2id costs 64 MiB and ~50 ms of a core each) would otherwise take every core and
+    the server's worker threads, and every page would slow (issue 15: 16 concurrent sign-ins made every page
+    take 1.7 s). A sign-in that cannot get a slot is answered 503 "busy, try again" and verifies nothing."""
+
+    def __init__(self, slots: int, queue: int, wait: float) -> None:
+        self.slots, self.queue, self.wait = slots, queue, wait
+        self._sem = threading.BoundedSemaphore(slots)
+        self._lock = threading.Lock()
+        self._admitted = 0  # running + waiting
+
+    def saturated(self) -> bool:
+        """Every slot and queue place taken: the routes answer busy at once, before taking a worker thread."""
+        return self._admitted >= self.slots + self.queue
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        with self._lock:
+            if self._admitted >= self.slots + self.queue:
+                raise busy()
+            self._admitted += 1
+        try:
+            if not self._sem.acquire(timeout=self.wait):
+                raise busy()
+            try:
+                return _verify(password_hash, password)
+            finally:
+                self._sem.release()
+        finally:
+            with self._lock:
+                self._admitted -= 1
+
+
+def busy() -> ApiError:
+    return ApiError(503, "busy", "sign-in is busy just now: nothing was checked, try again in a few seconds",
+                    retry_after=5)
+
+
+class CodeNeeded(Exception):
+    """The password was right and the account uses a second factor: `challenge` is the token (kept in a
+    short-lived cookie) that `AuthStore.complete_mfa` takes with the code. No session exists yet."""
+
+    def __init__(self, challenge: str) -> None:
+        super().__init__("a code from the authenticator app is needed")
+        self.challenge = challenge
+
+
+MFA_CODE_FAILED = ("the code is wrong, has been used already or has expired: enter the current code from your "
+                   "authenticator app, or one of your recovery codes")
+MFA_EXPIRED = "the sign-in has expired or was not started: sign in again with your username and password"
 
 
 # the session check's one query, built once (every request runs it: building it each time cost more than
@@ -137,45 +234,143 @@ _SESSION_USER = (select(users, sessions.c.csrf_token, sessions.c.expires_at)
                  .where(sessions.c.token_hash == bindparam("token_hash")))
 
 
+def client_address(request: Request) -> str:
+    """The address a request came from, as the ASGI server saw it. Behind a reverse proxy run uvicorn with
+    `--proxy-headers --forwarded-allow-ips=<the proxy's address>` so that this is the client's address from
+    X-Forwarded-For, trusted only from the proxy; the app never reads X-Forwarded-For itself (anyone can send it).
+    """
+    return (request.client.host if request.client else "unknown")[:64]
+
+
 class AuthStore:
     def __init__(self, engine: Any, settings: AuthSettings | None = None) -> None:
         self.engine = engine
-        self.settings = settings or AuthSettings()
+        self.settings = s = settings or AuthSettings()
+        self.pool = VerifyPool(s.verify_slots, 2 * s.verify_slots if s.verify_queue is None else s.verify_queue,
+                               s.verify_wait)
 
-    def sign_in(self, username: str, password: str) -> tuple[User, str]:
-        """Check the password; returns the user and a new session token, or raises 401."""
+    # ------------------------------------------------------------------ throttle
+    def _keys(self, username: str, address: str) -> list[tuple[str, int, timedelta]]:
         s = self.settings
-        if not s.local_accounts:
+        return [(f"a:{username}|{address}", s.max_failures, s.forget_after),
+                (f"ip:{address}", s.address_max_failures, s.address_forget_after)]
+
+    def _check_throttle(self, conn: Any, now: Any, username: str, address: str) -> None:
+        """429 while the back-off of this (account, address) or of this address runs; it says when to retry.
+        The same for a known and an unknown username, so it tells nobody whether an account exists."""
+        keys = self._keys(username, address)
+        rows = conn.execute(select(sign_in_throttle).where(sign_in_throttle.c.key.in_([k for k, _, _ in keys])))
+        until = max((as_utc(r.blocked_until) for r in rows if r.blocked_until is not None
+                     and now < as_utc(r.blocked_until)), default=None)
+        if until is not None:
+            wait = until - now
+            minutes = max(1, -(-int(wait.total_seconds()) // 60))
+            raise ApiError(429, "too_many_attempts",
+                           f"too many failed sign-ins from your address: nothing was checked; try again in "
+                           f"{minutes} minute{'s' if minutes != 1 else ''} (after {until:%H:%M} UTC)",
+                           retry_after=int(wait.total_seconds()) + 1)
+
+    def _record_failure(self, conn: Any, now: Any, username: str, address: str) -> None:
+        s = self.settings
+        for key, threshold, forget in self._keys(username, address):
+            row = conn.execute(select(sign_in_throttle).where(sign_in_throttle.c.key == key)).first()
+            failures = 1 if row is None or now - as_utc(row.last_failure_at) >= forget else row.failures + 1
+            blocked = None
+            if failures >= threshold:
+                delay = min(s.backoff_base * (2 ** min(failures - threshold, 30)), s.backoff_cap)
+                blocked = now + delay
+            values = {"failures": failures, "last_failure_at": now, "blocked_until": blocked}
+            if row is None:
+                conn.execute(insert(sign_in_throttle).values(key=key, **values))
+            else:
+                conn.execute(update(sign_in_throttle).where(sign_in_throttle.c.key == key).values(**values))
+            if blocked is not None and key.startswith("a:"):  # shown to administrators as "locked" (from somewhere)
+                conn.execute(update(users).where(users.c.username == username).values(locked_until=blocked))
+
+    def _record_success(self, conn: Any, username: str, address: str) -> None:
+        conn.execute(delete(sign_in_throttle).where(sign_in_throttle.c.key == f"a:{username}|{address}"))
+
+    # ------------------------------------------------------------------ sign-in
+    def sign_in(self, username: str, password: str, address: str = "local") -> tuple[User, str]:
+        """Check the password; returns the user and a new session token, raises 401 (wrong, unknown, inactive:
+        one answer), 429 (back-off running), 503 (busy), or `CodeNeeded` when the account uses a second factor.
+        """
+        if not self.settings.local_accounts:  # everyone signs in through the identity provider (api/oidc.py)
             raise ApiError(403, "local_accounts_off", LOCAL_ACCOUNTS_OFF)
+        with self.engine.db.engine.connect() as conn:
+            now = self.engine.now(conn)
+            self._check_throttle(conn, now, username, address)  # before any argon2 work: a blocked try is cheap
+            row = conn.execute(select(users).where(users.c.username == username)).first()
+        # verify whether or not the user exists or is active: the same cost, the same answer
+        ok = self.pool.verify(row.password_hash if row is not None else _DUMMY_HASH, password)
+        if row is None or not ok or not row.active:
+            with self.engine.db.transaction() as conn:
+                self._record_failure(conn, self.engine.now(conn), username, address)
+            raise ApiError(401, "sign_in_failed", SIGN_IN_FAILED)
+        if row.mfa_enabled:
+            challenge = secrets.token_urlsafe(32)
+            with self.engine.db.transaction() as conn:
+                now = self.engine.now(conn)
+                conn.execute(delete(mfa_challenges).where(mfa_challenges.c.expires_at <= now))
+                conn.execute(insert(mfa_challenges).values(
+                    token_hash=_hash_token(challenge), user_id=row.id, created_at=now,
+                    expires_at=now + self.settings.mfa_challenge_lifetime, failures=0, address=address))
+            raise CodeNeeded(challenge)
+        return self._start_session(row, password, address)
+
+    def complete_mfa(self, challenge: str, code: str, address: str = "local") -> tuple[User, str]:
+        """The second step: the code from the authenticator app (or a recovery code) for the challenge that
+        `sign_in` gave. 401 `mfa_failed` for a wrong, replayed or expired code (counted like a wrong password;
+        after `mfa_max_code_failures` the challenge ends), 401 `mfa_expired` without a live challenge."""
+        from . import mfa
+
+        failed = expired = False
         with self.engine.db.transaction() as conn:
             now = self.engine.now(conn)
-            row = conn.execute(select(users).where(users.c.username == username)).first()
-            if row is None:
-                _verify(_DUMMY_HASH, password)
-                raise ApiError(401, "sign_in_failed", SIGN_IN_FAILED)
-            locked = row.locked_until is not None and as_utc(row.locked_until) > now
-            ok = _verify(row.password_hash, password)  # always verify: same cost whether locked or not
-            if locked or not row.active:  # a deactivated account gets the same answer as a wrong password
-                raise ApiError(401, "sign_in_failed", SIGN_IN_FAILED)
-            if not ok:
-                failures = conn.execute(update(users).where(users.c.id == row.id)
-                                        .values(failed_attempts=users.c.failed_attempts + 1)
-                                        .returning(users.c.failed_attempts)).scalar_one()
-                if failures >= s.max_failures:
-                    conn.execute(update(users).where(users.c.id == row.id)
-                                 .values(failed_attempts=0, locked_until=now + s.lockout))
-        if not ok:
-            raise ApiError(401, "sign_in_failed", SIGN_IN_FAILED)
+            ch = conn.execute(select(mfa_challenges).where(
+                mfa_challenges.c.token_hash == _hash_token(challenge or ""))).first()
+            row = None if ch is None else conn.execute(select(users).where(users.c.id == ch.user_id)).first()
+            if ch is None or as_utc(ch.expires_at) <= now or row is None or not row.active or not row.mfa_enabled:
+                expired = True
+            else:
+                self._check_throttle(conn, now, row.username, address)
+                if not mfa.accept_code(conn, self.settings, row, code, now):
+                    failed = True
+                    self._record_failure(conn, now, row.username, address)
+                    if ch.failures + 1 >= self.settings.mfa_max_code_failures:
+                        conn.execute(delete(mfa_challenges).where(mfa_challenges.c.token_hash == ch.token_hash))
+                    else:
+                        conn.execute(update(mfa_challenges).where(mfa_challenges.c.token_hash == ch.token_hash)
+                                     .values(failures=ch.failures + 1))
+                else:
+                    conn.execute(delete(mfa_challenges).where(mfa_challenges.c.token_hash == ch.token_hash))
+        if expired:
+            raise ApiError(401, "mfa_expired", MFA_EXPIRED)
+        if failed:
+            raise ApiError(401, "mfa_failed", MFA_CODE_FAILED)
+        return self._start_session(row, None, address)
+
+    def _start_session(self, row: Any, password: str | None, address: str) -> tuple[User, str]:
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         with self.engine.db.transaction() as conn:
             now = self.engine.now(conn)
-            values = {"failed_attempts": 0, "locked_until": None}
-            if _hasher.check_needs_rehash(row.password_hash):
+            values: dict[str, Any] = {"failed_attempts": 0}
+            if password is not None and _hasher.check_needs_rehash(row.password_hash):
                 values["password_hash"] = _hasher.hash(password)
             conn.execute(update(users).where(users.c.id == row.id).values(**values))
+            self._record_success(conn, row.username, address)
             conn.execute(insert(sessions).values(token_hash=_hash_token(token), user_id=row.id, created_at=now,
-                                                 expires_at=now + s.session_lifetime, csrf_token=csrf))
-        return _user(row, csrf), token
+                                                 expires_at=now + self.settings.session_lifetime, csrf_token=csrf))
+        return self._user(row, csrf), token
+
+    def _user(self, row: Any, csrf: str) -> User:
+        """The user; one whose role must use a second factor and who has not set it up holds no role until
+        they do (they can reach only their own pages: setting up the second factor, signing out)."""
+        user = _user(row, csrf)
+        due = bool(user.roles & self.settings.mfa_required_roles) and not row.mfa_enabled
+        if due:
+            return User(user.id, user.username, user.display_name, frozenset(), user.teams, csrf, mfa_setup_due=True)
+        return user
 
     def session_user(self, token: str | None) -> User | None:
         if not token:
@@ -185,7 +380,7 @@ class AuthStore:
             row = conn.execute(_SESSION_USER, {"token_hash": _hash_token(token)}).first()
         if row is None or as_utc(row.expires_at) <= now or not row.active:
             return None  # a deactivated account's sessions end at once
-        return _user(row, row.csrf_token)
+        return self._user(row, row.csrf_token)
 
     def open_session(self, user_id: int) -> tuple[User, str]:
         """A new session for an account someone else has authenticated (the council's identity provider,
@@ -259,17 +454,66 @@ class SignIn(BaseModel):
     password: str = Field(min_length=1, max_length=1024)
 
 
-@router.post("/session")
-def sign_in(body: SignIn, request: Request, response: Response,
-            store: Annotated[AuthStore, Depends(get_store)]) -> dict[str, Any]:
-    old = request.cookies.get(COOKIE)
-    user, token = store.sign_in(body.username.strip().lower(), body.password)
-    if old:
-        store.sign_out(old)  # a new session on every sign-in (no fixation)
+MFA_COOKIE = "carepath_mfa"  # the second step's challenge (HttpOnly, SameSite=Strict, 5 minutes)
+
+
+def set_session_cookie(request: Request, response: Response, store: AuthStore, token: str) -> None:
     secure = store.settings.secure_cookie
     if secure is None:
         secure = request.url.scheme == "https"
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/")
+    response.delete_cookie(MFA_COOKIE, path="/")
+
+
+def set_challenge_cookie(request: Request, response: Response, store: AuthStore, challenge: str) -> None:
+    secure = store.settings.secure_cookie
+    if secure is None:
+        secure = request.url.scheme == "https"
+    response.set_cookie(MFA_COOKIE, challenge, httponly=True, samesite="strict", secure=secure, path="/",
+                        max_age=int(store.settings.mfa_challenge_lifetime.total_seconds()))
+
+
+SIGN_IN_REFUSALS: dict[int | str, dict[str, Any]] = {
+    429: _error_body("Too many failed sign-ins from this address: wait (Retry-After, and the message says when)"),
+    503: _error_body("Sign-in is busy: nothing was checked; try again in a few seconds (Retry-After)"),
+}
+
+
+@router.post("/session", responses=SIGN_IN_REFUSALS)
+async def sign_in(body: SignIn, request: Request, response: Response,
+                  store: Annotated[AuthStore, Depends(get_store)]) -> dict[str, Any]:
+    """Sign in. An account with a second factor answers `{"mfa_required": true}` and a short-lived challenge
+    cookie instead of a session: `POST /api/session/code` with the code then opens the session.
+
+    `async`, so that a sign-in refused as busy takes no worker thread: the pages' requests need them."""
+    if store.pool.saturated():
+        raise busy()
+    old = request.cookies.get(COOKIE)
+    try:
+        user, token = await run_in_threadpool(store.sign_in, body.username.strip().lower(), body.password,
+                                              client_address(request))
+    except CodeNeeded as step:
+        set_challenge_cookie(request, response, store, step.challenge)
+        return {"mfa_required": True, "message": "enter the code from your authenticator app"}
+    if old:
+        await run_in_threadpool(store.sign_out, old)  # a new session on every sign-in (no fixation)
+    set_session_cookie(request, response, store, token)
+    return {"user": user.public(), "csrf_token": user.csrf_token}
+
+
+class MfaCode(BaseModel):
+    code: str = Field(min_length=1, max_length=64)
+
+
+@router.post("/session/code", responses=SIGN_IN_REFUSALS)
+def sign_in_code(body: MfaCode, request: Request, response: Response,
+                 store: Annotated[AuthStore, Depends(get_store)]) -> dict[str, Any]:
+    """The second step of signing in: the code from the authenticator app, or a recovery code."""
+    old = request.cookies.get(COOKIE)
+    user, token = store.complete_mfa(request.cookies.get(MFA_COOKIE, ""), body.code, client_address(request))
+    if old:
+        store.sign_out(old)
+    set_session_cookie(request, response, store, token)
     return {"user": user.public(), "csrf_token": user.csrf_token}
 
 

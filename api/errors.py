@@ -97,7 +97,9 @@ def install(app: FastAPI) -> None:
     async def _api_error(request: Request, exc: ApiError) -> Response:
         if wants_html(request):
             return await run_in_threadpool(html_error, request, exc.status, exc.message)
-        headers = {"WWW-Authenticate": "Cookie"} if exc.status == 401 else None
+        headers = {"WWW-Authenticate": "Cookie"} if exc.status == 401 else {}
+        if "retry_after" in exc.extra:  # 429 back-off, 503 busy sign-in (api/auth.py): when to try again
+            headers["Retry-After"] = str(exc.extra["retry_after"])
         return JSONResponse({"error": exc.code, "message": exc.message, **exc.extra}, status_code=exc.status,
                             headers=headers)
 

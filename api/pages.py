@@ -30,7 +30,17 @@ from engine.schema import cases
 from . import break_glass, prefill, processes
 from . import page_kit as kit
 from . import tasks as task_api
-from .auth import COOKIE, OVERSIGHT_ROLES, AuthStore, User, json_set
+from .auth import (
+    COOKIE,
+    OVERSIGHT_ROLES,
+    AuthStore,
+    CodeNeeded,
+    User,
+    busy,
+    client_address,
+    json_set,
+    set_challenge_cookie,
+)
 from .case_pages import case_panel
 from .errors import ApiError
 from .inputs import whole
@@ -129,11 +139,21 @@ async def sign_in(request: Request) -> Response:
     store: AuthStore = request.app.state.auth
     if not username or not password:
         return _sign_in_page(request, error="Enter your username and password", username=username, status=400)
-    try:
-        user, token = await run_in_threadpool(store.sign_in, username[:64], password[:1024])
-    except ApiError as exc:
+    if store.pool.saturated():  # busy: answered at once, without taking a worker thread (api/auth.py VerifyPool)
+        exc = busy()
         return _sign_in_page(request, error=exc.message[:1].upper() + exc.message[1:], username=username,
-                             status=401)
+                             status=exc.status)
+    try:
+        user, token = await run_in_threadpool(store.sign_in, username[:64], password[:1024],
+                                              client_address(request))
+    except CodeNeeded as step:  # the password was right; the code is asked on a second page (api/mfa.py)
+        resp = kit.redirect("/sign-in/code")
+        set_challenge_cookie(request, resp, store, step.challenge)
+        resp.delete_cookie(SIGNIN_COOKIE, path="/sign-in")
+        return resp
+    except ApiError as exc:  # 401 wrong or unknown, 429 back-off running, 503 busy: said on the page
+        return _sign_in_page(request, error=exc.message[:1].upper() + exc.message[1:], username=username,
+                             status=exc.status)
     old = request.cookies.get(COOKIE)
     if old:
         await run_in_threadpool(store.sign_out, old)  # a new session on every sign-in (no fixation)

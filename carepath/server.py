@@ -26,10 +26,17 @@ def uvicorn_config(app: Any, *, host: str, port: int, log_level: str = "info") -
 
 def serve(engine: Any, *, host: str, port: int, timers: bool = True) -> None:
     """Serve the web app on `engine` (an `engine.runtime.Engine`, or a database URL to make one on)."""
-    from api.app import create_app
+    import logging
+
+    from api.app import auth_settings_from_env, create_app
     from engine.runtime import Engine
 
     if not isinstance(engine, Engine):
         engine = Engine(engine)
-    app = create_app(engine, run_timers=timers, warm_measures=True)
+    auth = auth_settings_from_env()  # administrators must use a second factor unless configured otherwise
+    if not auth.mfa_key:
+        logging.getLogger("carepath").warning(
+            "CAREPATH_MFA_KEY is not set: two-step verification secrets are stored unencrypted "
+            "(docs/security.md, \"Passwords, sign-in and lock-out\")")
+    app = create_app(engine, run_timers=timers, warm_measures=True, auth=auth)
     uvicorn.Server(uvicorn_config(app, host=host, port=port)).run()

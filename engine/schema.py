@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     func,
     literal_column,
     text,
@@ -264,6 +265,32 @@ users = Table(
     Column("locked_until", DateTime(timezone=True), nullable=True),
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # second factor (migration 0022, api/mfa.py): the TOTP secret (encrypted when a key is configured), switched
+    # on only once a code from it was given, the last time step accepted (no replay), recovery codes' SHA-256s
+    Column("mfa_secret", Text, nullable=True),
+    Column("mfa_enabled", Boolean, nullable=False, default=False, server_default=false()),
+    Column("mfa_last_step", BigInteger, nullable=True),
+    Column("mfa_recovery", JSON, nullable=True),
+)
+
+mfa_challenges = Table(  # a password checked, the code not yet given (api/auth.py AuthStore.sign_in)
+    "mfa_challenges",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Id, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("address", String(64), nullable=False),
+)
+
+sign_in_throttle = Table(  # failed sign-ins per (account, address) and per address, with back-off (api/auth.py)
+    "sign_in_throttle",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failure_at", DateTime(timezone=True), nullable=False),
+    Column("blocked_until", DateTime(timezone=True), nullable=True),
 )
 
 sessions = Table(

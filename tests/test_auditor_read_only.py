@@ -29,6 +29,12 @@ OPEN_TO_AUDITORS: dict[tuple[str, str], tuple[str, set[str] | None]] = {
     ("DELETE", "/api/session"): ("signing out ends the session this test uses", None),
     ("POST", "/sign-in"): ("signing in (tested in test_pages_inbox.py)", None),
     ("POST", "/sign-out"): ("signing out ends the session this test uses", None),
+    ("POST", "/api/session/code"): ("the second step of signing in (tests/test_sign_in_controls.py)", None),
+    ("POST", "/sign-in/code"): ("the second step of signing in (tests/test_sign_in_controls.py)", None),
+    ("POST", "/api/me/mfa"): ("setting up two-step verification on one's own account: only their own row of users",
+                              {"users"}),
+    ("POST", "/api/me/mfa/confirm"): ("switching on one's own two-step verification (with a right code)", {"users"}),
+    ("POST", "/account/mfa"): ("the page that sets up one's own two-step verification", {"users"}),
     ("POST", "/cases/{case_id}/integrity/check"): (
         "integrity 'Check now' only records that a check was made (an integrity.checked event in the "
         "system chain, whose head moves): docs/security.md", {"events", "chains"}),
