@@ -56,8 +56,8 @@ from .auth import (
 from .errors import ApiError, forbidden
 from .inputs import Id
 from .oidc import is_linked, linked_username
-from .subject_access import SAR_ROLES
 from .passwords import MAX_PASSWORD, password_problem
+from .subject_access import SAR_ROLES
 
 router = APIRouter()
 
