@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DB ?= sqlite:///var/demo.db
 
-.PHONY: setup chromium pango modeller-bundle run test bench bench-check clean
+.PHONY: setup lock audit chromium pango modeller-bundle run test bench bench-check clean
 
 CHROMIUM ?= /usr/bin/chromium
 
@@ -14,11 +14,31 @@ CHROMIUM ?= /usr/bin/chromium
 # Chromium (the headless browser tests/test_modeller_import.py opens the diagrams in).
 setup: $(VENV)/.installed node_modules/.package-lock.json modeller-bundle chromium pango
 
-$(VENV)/.installed: pyproject.toml
+# Python packages only from the lock file, every file checked against its SHA-256 (issue 15 item 8,
+# docs/security.md "Dependencies"): a package changed on the index after it was locked fails the install.
+# carepath itself goes in last, without dependencies and built by the locked setuptools.
+$(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes --no-build-isolation -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# The lock files, from pyproject.toml (runtime + the dev extra) and requirements-build.in, for every platform
+# (markers kept) from Python 3.11: requirements-dev.txt is what `make setup` installs, requirements.txt a
+# production install (docs/operations.md). Versions already locked are kept; LOCK_ARGS='--upgrade' takes the
+# newest allowed, LOCK_ARGS='--upgrade-package NAME' one package. Then `make audit`.
+UV ?= $(VENV)/bin/uv
+LOCK := $(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes --no-config \
+        --custom-compile-command 'make lock' $(LOCK_ARGS)
+lock: $(VENV)/.installed
+	$(LOCK) pyproject.toml requirements-build.in --extra dev -o requirements-dev.txt
+	$(LOCK) pyproject.toml requirements-build.in -c requirements-dev.txt -o requirements.txt
+
+# Known vulnerabilities in the locked Python and npm packages (.ci/audit.py; .ci/run runs it):
+# exit 1 when one is found, 2 when a package could not be audited (the service unreachable); AUDIT_ARGS
+# e.g. '--ignore GHSA-…' for one judged not to apply (say why in docs/security.md "Dependencies").
+audit: $(VENV)/.installed
+	$(PY) .ci/audit.py $(AUDIT_ARGS)
 
 # Re-run only when the lock file changes (npm ci rewrites node_modules/.package-lock.json).
 node_modules/.package-lock.json: package-lock.json

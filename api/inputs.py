@@ -281,6 +281,43 @@ def _replay(body: bytes, disconnected: bool, receive: Receive) -> Receive:
     return replay
 
 
+# The label a person reads beside a page's field, for the refusal page: InputGuard answers before the route
+# and its template, so the page would otherwise name the field by its parameter ("Q must not ..."). A name
+# not listed gets a readable phrase (page_label).
+PAGE_LABELS: dict[str, str] = {
+    "q": "Name, date of birth, NHS number or postcode",  # Find a person (/people)
+    "name": "Full name",  # a new contact (/intake)
+    "nhs_number": "NHS number",
+    "postcode": "Postcode",
+    "text": "Note",  # a case note (/cases/{id}/notes)
+    "reference": "Case reference",  # home: "Open a case record"
+    "display_name": "Full name",  # a new user (/admin/users/new)
+    "username": "Username",
+    "reason": "Reason",
+    "note": "Change note",  # a draft (/processes/...)
+    "hospital": "Hospital",
+}
+BODY_CONTROL = ("contains a character that cannot be kept in a case record (a control character, such as NUL, "
+                "often pasted in from another program): delete it and send the form again")
+
+
+def page_label(field: str | None) -> str:
+    """The field's label on its page, else its name in words ("given-name" → "Given name"), else a phrase."""
+    name = re.split(r"[/.\[]", field or "")[-1].strip("]")
+    if name in PAGE_LABELS:
+        return PAGE_LABELS[name]
+    words = re.sub(r"[_\-]+", " ", name).strip()
+    if len(words) < 3 or not re.fullmatch(r"[A-Za-z][A-Za-z0-9 ]*", words):
+        return "One of the answers"
+    return words.capitalize()
+
+
+def _page_error(error: dict[str, Any]) -> dict[str, str]:
+    if error.get("message", "").endswith(CONTROL):
+        return {"text": f"{page_label(error.get('field'))} {BODY_CONTROL}"}
+    return {"text": error["message"]}
+
+
 def refusal_page(request: Request, refused: Refused) -> Response:
     """The refusal as a GOV.UK page: 404 and 413 error pages, a 422 with its error summary."""
     from . import page_kit
@@ -294,8 +331,12 @@ def refusal_page(request: Request, refused: Refused) -> Response:
     except Exception:  # noqa: BLE001 - a refusal page must not fail on a broken session
         user = None
     if refused.status == 413:
-        return page_kit.error_page(request, user, 413, "What you sent is too large", refused.message)
-    items = [{"text": e["message"]} for e in refused.errors] or [{"text": refused.message}]
+        size = refused.message.rsplit("(", 1)[-1].rstrip(").") if "(" in refused.message else ""
+        return page_kit.error_page(
+            request, user, 413, "What you sent is too large",
+            f"The form you sent is larger than this page accepts{f' ({size})' if size else ''}, so nothing was "
+            "saved. If you pasted in a long text, shorten it or add it in parts, then send the form again.")
+    items = [_page_error(e) for e in refused.errors] or [{"text": refused.message}]
     return page_kit.render(request, "input_refused.html",
                            {"user": user, "title": "Sorry, there is a problem with what you sent",
                             "message": "Some of what you typed or pasted holds characters that cannot be "
