@@ -27,6 +27,8 @@ from engine.errors import NotFoundError, StateError, ValidationError
 from engine.history import SYSTEM_CHAIN, Event, append
 from engine.registry import HandlerRegistry
 from engine.schema import (
+    break_glass,
+    break_glass_reviews,
     case_access_log,
     case_notes,
     cases,
@@ -218,6 +220,10 @@ def _erase_own(conn: Connection, case_id: int) -> None:
                                                case_access_log.c.reason.is_not(None))
                  .values(reason=erasure.TEXT_MARK))
     conn.execute(update(letter_sends).where(letter_sends.c.case_id == case_id).values(pdf=None))
+    # a break-glass use's reason and its review's note are free text about the person (api/break_glass.py)
+    conn.execute(update(break_glass).where(break_glass.c.case_id == case_id).values(reason=erasure.TEXT_MARK))
+    conn.execute(update(break_glass_reviews).where(break_glass_reviews.c.grant_id.in_(
+        select(break_glass.c.id).where(break_glass.c.case_id == case_id))).values(note=erasure.TEXT_MARK))
 
 
 def erase(engine: Any, case_id: int, *, actor: str, path: Path = CONFIG) -> dict[str, Any]:

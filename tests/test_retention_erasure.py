@@ -19,7 +19,7 @@ from engine.forms import FormLibrary
 from engine.registry import load_registry
 from engine.replay import replay_case
 from engine.runtime import Engine
-from engine.schema import case_notes, cases, events, people
+from engine.schema import break_glass, break_glass_reviews, case_notes, cases, events, people
 from handlers import retention
 from tests.test_process_assessment_to_review import assessment, complete
 
@@ -57,6 +57,13 @@ def _closed_case(eng, name=NAME):
     with eng.db.transaction() as conn:
         conn.execute(insert(case_notes).values(case_id=cid, author="sw_jane", at=eng.now(conn), kind="visit",
                                                text=NOTE))
+        # a break-glass use whose reason and review name the person (api/break_glass.py)
+        now = eng.now(conn)
+        grant = conn.execute(insert(break_glass).values(
+            case_id=cid, username="sw_ola", reason=f"Police at the door asking about {name}", at=now,
+            expires_at=now + timedelta(hours=4))).inserted_primary_key[0]
+        conn.execute(insert(break_glass_reviews).values(grant_id=grant, reviewer="admin_ann", at=now,
+                                                        note=f"Checked with the police: {name} was safe"))
     eng.close_case(cid, reason="moved_away", details={"note": f"{name} moved to another council"}, actor="sw_jane")
     return cid
 
@@ -86,7 +93,8 @@ def test_erasure_destroys_the_persons_data_and_every_chain_still_verifies(eng, t
     assert out["events_erased"] > 5 and out["rule"] == "asc"
 
     dump = _dump(eng)
-    for secret in (NAME, NHS, "Quillfeather", "Quill Row", "daughter worried", "1941-05-17"):
+    for secret in (NAME, NHS, "Quillfeather", "Quill Row", "daughter worried", "1941-05-17", "Police at the door",
+                   "Checked with the police"):
         assert secret.encode() not in dump, f"{secret!r} is still in the database"
     checked, findings = eng.verify()
     assert findings == [] and checked > 10
@@ -100,6 +108,11 @@ def test_erasure_destroys_the_persons_data_and_every_chain_still_verifies(eng, t
         assert conn.execute(select(case_notes.c.text).where(case_notes.c.case_id == cid)).scalars().all() == [
             "[erased]"]
         assert conn.execute(select(people.c.case_id).where(people.c.case_id == cid)).first() is None
+        # the break-glass use stays (who, when, until when), its free text does not
+        assert conn.execute(select(break_glass.c.username, break_glass.c.reason).where(
+            break_glass.c.case_id == cid)).all() == [("sw_ola", "[erased]")]
+        assert conn.execute(select(break_glass_reviews.c.reviewer, break_glass_reviews.c.note)).all() == [
+            ("admin_ann", "[erased]")]
     assert erasure.erased_chains(eng) == {f"case:{cid}": {**erasure.erased_chains(eng)[f"case:{cid}"],
                                                           "rule": "asc", "by": "dpo_dee"}}
     assert replay_case(eng, cid).ok  # nothing left to replay is not a divergence; it says why

@@ -1,9 +1,10 @@
 """retention and erasure: the one sanctioned change to the append-only tables, and the retention review list
 
-The append-only triggers on `events`, `case_notes` and `case_access_log` (0001, 0003) are replaced by ones that
+The append-only triggers on `events`, `case_notes`, `case_access_log` (0001, 0003), `break_glass` and
+`break_glass_reviews` (0019) are replaced by ones that
 still refuse every change and every deletion except one: overwriting the personal part of a row with the erasure
-marker and nothing else (`events.data` to '{"_erased":true}', `case_notes.text` and `case_access_log.reason` to
-'[erased]'), every other column unchanged. engine/erasure.py uses it to erase a case whose retention period has
+marker and nothing else (`events.data` to '{"_erased":true}', `case_notes.text`, `case_access_log.reason`,
+`break_glass.reason` and `break_glass_reviews.note` to '[erased]'), every other column unchanged. engine/erasure.py uses it to erase a case whose retention period has
 ended; `history.verify` accepts an erased event only when a `case.erased` event later in its chain attests it
 (docs/security.md, "Retention and erasure"). Nothing already stored changes, so every existing chain still
 verifies and every signed heads file still matches.
@@ -33,6 +34,11 @@ _TABLES = {
                    'case notes are append-only: add a correction instead'),
     'case_access_log': ('reason', TEXT_MARK, ('id', 'case_id', 'user', 'at', 'action', 'page', 'outcome'),
                         'the case access log is append-only'),
+    # break-glass uses (0019): the reason and the reviewer's note are free text about the person
+    'break_glass': ('reason', TEXT_MARK, ('id', 'case_id', 'username', 'at', 'expires_at'),
+                    'break-glass uses are append-only'),
+    'break_glass_reviews': ('note', TEXT_MARK, ('grant_id', 'reviewer', 'at'),
+                            'break-glass reviews are append-only'),
 }
 
 
