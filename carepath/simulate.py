@@ -169,7 +169,7 @@ def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams:
     for k in d:
         if k not in TOP_KEYS:
             raise ScenarioError(f"{sc.where(k)}: {k!r} is not a scenario key (one of {', '.join(sorted(TOP_KEYS))})")
-    start = d.get("start", date(2027, 4, 5))
+    start = d.get("start", date(2026, 4, 1))
     if isinstance(start, str):
         try:
             start = date.fromisoformat(start)
@@ -522,8 +522,8 @@ def simulate(scenario: Scenario, *, source: Any | None = None, days: int | None 
              seed: int | None = None) -> dict[str, Any]:
     """Run a scenario and return its results (a JSON-able dict, the same for the same scenario and seed)."""
     sc_start = scenario.data.get("start")
-    start = date.fromisoformat(sc_start) if isinstance(sc_start, str) else (sc_start or date(2027, 4, 5))
-    eng = scratch_engine(source, start if isinstance(start, date) else date(2027, 4, 5))
+    start = date.fromisoformat(sc_start) if isinstance(sc_start, str) else (sc_start or date(2026, 4, 1))
+    eng = scratch_engine(source, start if isinstance(start, date) else date(2026, 4, 1))
     try:
         procs, teams = _diagram_facts(eng)
         ck = check_scenario(scenario, processes=procs, forms=set(eng.forms.names()), teams=teams, days=days,
@@ -633,6 +633,10 @@ class _Run:
                     self.weekly[name][payload]["waiting_at_end"] = len(q)
         if self.end > self.eng.now():
             self.eng.advance_clock(to=self.end, actor=ACTOR)
+        if self.ck.days % 7:  # the last, part week: its queues as the run ends
+            last = self.week(self.end - timedelta(seconds=1))
+            for name, q in self.queues.items():
+                self.weekly[name][last]["waiting_at_end"] = len(q)
         return self.report()
 
     def arrive(self, name: str, t: datetime) -> None:
@@ -679,9 +683,7 @@ class _Run:
         self.free[task.team] += 1
         self.weekly[task.team][self.week(t)]["done"] += 1
         self.wake(task.team, t)
-        answers = self.pending.pop(task.id, None)
-        if answers is None:
-            answers = self.answers(task, t)
+        answers = self.answers(task, t, self.pending.pop(task.id, None))
         try:
             self.eng.complete_task(task.id, answers, actor=ACTOR)
         except (NotFoundError, StateError):
@@ -697,11 +699,14 @@ class _Run:
                 raise
         self.collect(t)
 
-    def answers(self, task: _Task, t: datetime) -> dict[str, Any]:
+    def answers(self, task: _Task, t: datetime, drawn: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The answers at a task: those drawn for the person (the contact form) or from the scenario's rules for
+        the form and its schema, then the form's policy function if it has one."""
         if task.form is None:
             return {}
         schema = self.eng.forms.schema(task.form)
-        out = _fill(schema, self.ck.forms.get(task.form, {}), self.rng, _local(t).date())
+        out = drawn if drawn is not None else _fill(schema, self.ck.forms.get(task.form, {}), self.rng,
+                                                    _local(t).date())
         pol = self.ck.policies.get(task.form)
         if pol:
             fn, where = pol
@@ -739,6 +744,9 @@ class _Run:
                 pb = json.loads(data).get("personal_budget")
                 if isinstance(pb, dict) and isinstance(pb.get("final_amount"), (int, float)):
                     budgets.append(float(pb["final_amount"]))
+        incidents: dict[str, int] = defaultdict(int)
+        for inc in self.eng.incidents():
+            incidents[f"{proc_of.get(inc['instance_id'], '?')}/{inc['element_id']}: {inc['message']}"[:300]] += 1
         breaches = {k: v for k, v in sorted(fired.items()) if any(w in k.lower() for w in DEADLINE_WORDS)}
         teams = {}
         for name in sorted(set(self.weekly) | set(self.queues)):
@@ -759,7 +767,7 @@ class _Run:
                 "days": self.ck.days, "contacts": self.contacts, "routes": dict(sorted(self.routes.items())),
                 "processes": {p: dict(sorted(s.items())) for p, s in sorted(started.items())},
                 "teams": teams, "timers_fired": dict(sorted(fired.items())), "deadline_breaches": breaches,
-                "tasks_withdrawn": self.withdrawn,
+                "tasks_withdrawn": self.withdrawn, "incidents": dict(sorted(incidents.items())),
                 "tasks_not_completed": {k: {"times": v, "first_refusal": self.stuck_why[k]}
                                         for k, v in sorted(self.stuck.items())},
                 "personal_budgets": {"count": len(budgets), "total": round(sum(budgets), 2),
@@ -819,6 +827,9 @@ def summary_text(out: dict[str, Any]) -> str:
     if out["tasks_not_completed"]:
         lines += ["", "Tasks whose drawn answers did not fit the form (add a policy for them):"]
         lines += [f"  {k}: {v['times']} ({v['first_refusal']})" for k, v in out["tasks_not_completed"].items()]
+    if out["incidents"]:
+        lines += ["", "Incidents (a step failed; the case stopped there):"]
+        lines += [f"  {k}: {v}" for k, v in out["incidents"].items()]
     if isinstance(out["measures"], list):
         lines += ["", "Measures for the simulated period:"]
         for m in out["measures"]:
