@@ -38,12 +38,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SCENARIO = ROOT / "processes" / "config" / "simulation.yaml"
 UK = ZoneInfo("Europe/London")
 ACTOR = "simulation"
-TOP_KEYS = {"start", "days", "seed", "arrivals", "weekday", "season", "people", "forms", "durations", "teams"}
+TOP_KEYS = {"start", "days", "seed", "arrivals", "weekday", "season", "people", "forms", "durations", "teams",
+            "deadlines"}
 PEOPLE_KEYS = {"age", "outcomes_unable", "needs", "lives_alone", "crisis", "safeguarding_concern",
                "reablement_appropriate", "carer_support_asked"}
 ROUTE_KEYS = {"per_year", "process", "caller", "safeguarding_concern", "crisis", "start_data"}
 # the timers whose firing means a deadline was missed (docs/simulation.md): element id -> what it stands for
-DEADLINE_WORDS = ("overdue", "breach", "escalat", "late", "deadline", "sla")
+DEADLINE_WORDS = ("overdue", "late", "deadline", "passed")
 
 
 class ScenarioError(CarepathError):
@@ -158,12 +159,13 @@ class Checked:
     durations: dict[str, Any]
     teams: dict[str, dict[str, Any]]
     scenario: Scenario
+    deadlines: dict[str, str] = field(default_factory=dict)  # "process/timer" -> what its firing means
     outcomes: list[str] = field(default_factory=list)  # the contact form's outcome and need codes
     needs: list[str] = field(default_factory=list)
 
 
 def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams: set[str],
-                   days: int | None = None, seed: int | None = None) -> Checked:
+                   days: int | None = None, seed: int | None = None, timers: dict[str, str] | None = None) -> Checked:
     """Every rule of the format, each refusal naming the file, line and key (docs/simulation.md)."""
     d = sc.data
     for k in d:
@@ -265,13 +267,32 @@ def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams:
         team_rules[t] = {"staff": staff, "hours": _hours(sc, v.get("hours", "09:00-17:00"), "teams", t, "hours"),
                          "weekends": bool(v.get("weekends", False))}
     team_rules.setdefault("default", {"staff": 4, "hours": (time(9), time(17)), "weekends": False})
+    deadlines: dict[str, str] = {}
+    timers = timers or {}
+    given = d.get("deadlines")
+    if given is not None and not isinstance(given, dict):
+        raise ScenarioError(f"{sc.where('deadlines')}: deadlines is a mapping of process/timer id: what it means")
+    for key, label in (given or {}).items():
+        if timers and key not in timers:
+            near = ", ".join(k for k in sorted(timers) if k.split("/")[0] == str(key).split("/")[0]) or "none"
+            raise ScenarioError(f"{sc.where('deadlines', key)}: no deployed diagram has a timer {key!r} "
+                                f"(that process's timers: {near})")
+        deadlines[str(key)] = str(label)
+    if given is None:  # the diagrams' own words: a timer named or called overdue, late, a deadline...
+        deadlines = {k: v for k, v in timers.items() if any(w in f"{k} {v}".lower() for w in DEADLINE_WORDS)}
     return Checked(start, n_days, the_seed, routes, shape["weekday"], shape["season"], people, form_rules, policies,
-                   durations, team_rules, sc)
+                   durations, team_rules, sc, deadlines=deadlines)
 
 
 def _duration(sc: Scenario, v: Any, *path: Any) -> None:
-    if not isinstance(v, dict) or set(v) - {"median_hours", "spread"}:
-        raise ScenarioError(f"{sc.where(*path)}: a duration is {{median_hours: H, spread: S}}")
+    if not isinstance(v, dict) or set(v) - {"median_hours", "spread", "hold_days"}:
+        raise ScenarioError(f"{sc.where(*path)}: a duration is {{median_hours: H, spread: S, hold_days?}}")
+    hold = v.get("hold_days")
+    if hold is not None:
+        if not isinstance(hold, dict) or set(hold) - {"median", "spread"} or any(
+                not isinstance(x, (int, float)) or isinstance(x, bool) or x < 0 for x in hold.values()):
+            raise ScenarioError(f"{sc.where(*path, 'hold_days')}: hold_days is {{median: DAYS, spread: S}}, "
+                                "numbers of 0 or more")
     for k in ("median_hours", "spread"):
         x = v.get(k, 1.0 if k == "median_hours" else 0.5)
         if not isinstance(x, (int, float)) or isinstance(x, bool) or x < 0 or (k == "median_hours" and x == 0):
@@ -481,17 +502,26 @@ class Result:
         return self.summary
 
 
-def _diagram_facts(eng: Any) -> tuple[set[str], set[str]]:
-    """The deployed processes and the teams their user tasks name."""
-    from engine.schema import process_versions
+def _diagram_facts(eng: Any) -> tuple[set[str], set[str], dict[str, str]]:
+    """The deployed processes, the teams their user tasks name and their timers ("process/timer id" -> name),
+    read from the deployed files in the scratch database."""
+    from engine.schema import definition_files, process_versions
 
     with eng.db.engine.connect() as conn:
         procs = {r[0] for r in conn.execute(select(process_versions.c.process_id).distinct())}
+        files = [r[0] for r in conn.execute(select(definition_files.c.content))]
     teams: set[str] = set()
-    for f in (ROOT / "processes").glob("*.bpmn"):
-        for m in re.finditer(r'candidateGroups="([^"$]*)"', f.read_text(encoding="utf-8")):
+    timers: dict[str, str] = {}
+    for raw in files:
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        for m in re.finditer(r'candidateGroups="([^"$]*)"', text):
             teams.update(x.strip() for x in m[1].split(",") if x.strip())
-    return procs, teams
+        for proc in re.finditer(r'<(?:\w+:)?process id="([^"]+)"(.*?)</(?:\w+:)?process>', text, re.S):
+            for ev in re.finditer(r'<(?:\w+:)?(?:boundaryEvent|intermediateCatchEvent) id="([^"]+)"(?: name="([^"]*)")?'
+                                  r'[^>]*>(?:(?!</(?:\w+:)?(?:boundaryEvent|intermediateCatchEvent)>).)*?'
+                                  r'timerEventDefinition', proc[2], re.S):
+                timers[f"{proc[1]}/{ev[1]}"] = ev[2] or ev[1]
+    return procs, teams, timers
 
 
 def scratch_engine(source: Any | None, start: date) -> Any:
@@ -525,9 +555,9 @@ def simulate(scenario: Scenario, *, source: Any | None = None, days: int | None 
     start = date.fromisoformat(sc_start) if isinstance(sc_start, str) else (sc_start or date(2026, 4, 1))
     eng = scratch_engine(source, start if isinstance(start, date) else date(2026, 4, 1))
     try:
-        procs, teams = _diagram_facts(eng)
+        procs, teams, timers = _diagram_facts(eng)
         ck = check_scenario(scenario, processes=procs, forms=set(eng.forms.names()), teams=teams, days=days,
-                            seed=seed)
+                            seed=seed, timers=timers)
         contact = eng.forms.schema("contact")["properties"]
         ck.outcomes, ck.needs = contact["outcomes_unable"]["items"]["enum"], contact["needs"]["items"]["enum"]
         return _Run(eng, ck).run()
@@ -628,6 +658,9 @@ class _Run:
                 self.dispatch(payload, t)
             elif kind == "done":
                 self.done(payload, t)
+            elif kind == "free":
+                self.free[payload] += 1
+                self.wake(payload, t)
             elif kind == "week_end":
                 for name, q in self.queues.items():
                     self.weekly[name][payload]["waiting_at_end"] = len(q)
@@ -670,7 +703,13 @@ class _Run:
             hours = (t - task.ready).total_seconds() / 3600
             self.waits[name].append(hours)
             self.wait_by_week[name][self.week(t)].append(hours)
-            self.push(_add_work(rules, t, self.duration(task)), "done", task)
+            worked = _add_work(rules, t, self.duration(task))
+            hold = self.hold(task)
+            if hold:  # the staff's part ends; the task stays open while the service runs
+                self.push(worked, "free", task.team)
+                self.push(worked + timedelta(days=hold), "done", task)
+            else:
+                self.push(worked, "done", task)
 
     def duration(self, task: _Task) -> float:
         dur = self.ck.durations
@@ -679,10 +718,21 @@ class _Run:
         median, spread = spec.get("median_hours", 1.0), spec.get("spread", 0.5)
         return median * math.exp(self.rng.gauss(0, spread))
 
+    def held(self, task: _Task) -> dict[str, Any] | None:
+        return ((self.ck.durations.get("tasks") or {}).get(task.element) or {}).get("hold_days")
+
+    def hold(self, task: _Task) -> float:
+        """Calendar days a task stays open after the staff's work (durations.tasks.X.hold_days), or 0."""
+        spec = self.held(task)
+        if not spec:
+            return 0.0
+        return spec.get("median", 1.0) * math.exp(self.rng.gauss(0, spec.get("spread", 0.0)))
+
     def done(self, task: _Task, t: datetime) -> None:
-        self.free[task.team] += 1
+        if not self.held(task):  # a held task's staff were freed when their part ended
+            self.free[task.team] += 1
+            self.wake(task.team, t)
         self.weekly[task.team][self.week(t)]["done"] += 1
-        self.wake(task.team, t)
         answers = self.answers(task, t, self.pending.pop(task.id, None))
         try:
             self.eng.complete_task(task.id, answers, actor=ACTOR)
@@ -747,7 +797,7 @@ class _Run:
         incidents: dict[str, int] = defaultdict(int)
         for inc in self.eng.incidents():
             incidents[f"{proc_of.get(inc['instance_id'], '?')}/{inc['element_id']}: {inc['message']}"[:300]] += 1
-        breaches = {k: v for k, v in sorted(fired.items()) if any(w in k.lower() for w in DEADLINE_WORDS)}
+        breaches = {k: {"deadline": label, "times": fired.get(k, 0)} for k, label in sorted(self.ck.deadlines.items())}
         teams = {}
         for name in sorted(set(self.weekly) | set(self.queues)):
             w = self.weekly[name]
@@ -819,8 +869,8 @@ def summary_text(out: dict[str, Any]) -> str:
     for name, t in out["teams"].items():
         lines.append(f"{name:<18} {t['staff']:>5} {t['arrived']:>8} {t['done']:>6} {t['waiting_at_end']:>15} "
                      f"{_h(t['wait_hours_p50']):>11} {_h(t['wait_hours_p95']):>11}")
-    lines += ["", "Deadline timers that fired (process/timer: times):"]
-    lines += [f"  {k}: {v}" for k, v in out["deadline_breaches"].items()] or ["  none"]
+    lines += ["", "Deadlines missed (the diagrams' timers that fired):"]
+    lines += [f"  {v['deadline']} ({k}): {v['times']}" for k, v in out["deadline_breaches"].items()] or ["  none"]
     pb = out["personal_budgets"]
     lines += ["", f"Personal budgets: {pb['count']}, total £{pb['total']:,.2f}"
               + (f", mean £{pb['mean']:,.2f}" if pb["mean"] is not None else "")]

@@ -107,6 +107,10 @@ BAD = [
      "line 5", "teams/wizards", "no diagram has a team 'wizards'"),
     ("unknown_key", "arrivals:\n  self: {per_year: 10}\nstaffing: 3\n", "line 3", "staffing",
      "'staffing' is not a scenario key"),
+    ("unknown_deadline", "arrivals:\n  self: {per_year: 10}\ndeadlines:\n  front_door/no_timer: Late\n", "line 4",
+     "deadlines/front_door/no_timer", "no deployed diagram has a timer 'front_door/no_timer'"),
+    ("hold", "arrivals:\n  self: {per_year: 10}\ndurations:\n  tasks:\n    x: {median_hours: 1, hold_days: -3}\n",
+     "line 5", "durations/tasks/x/hold_days", "hold_days is {median: DAYS, spread: S}"),
     ("policy_missing", "arrivals:\n  self: {per_year: 10}\nforms:\n  contact:\n    policy: tests.nowhere:fn\n",
      "line 5", "forms/contact/policy", "cannot load the policy"),
 ]
@@ -118,7 +122,8 @@ def test_a_bad_scenario_is_refused_naming_its_line_and_key(tmp_path, name, text,
     forms = FormLibrary.from_folder(ROOT / "forms").names()
     with pytest.raises(simulate.ScenarioError) as err:
         simulate.check_scenario(sc, processes={"front_door", "hospital_discharge"}, forms=forms,
-                                teams={"front_door", "social_work"})
+                                teams={"front_door", "social_work"},
+                                timers={"front_door/wait_for_call_back": "Call-back day"})
     assert f"s.yaml {line} ({key})" in str(err.value) and message in str(err.value)
 
 
@@ -166,3 +171,17 @@ def test_the_live_database_is_only_read(tmp_path, capsys):
     after = state()
     assert after == before
     assert before[1]["instances"] == 0 and before[1]["cases"] == 0
+
+
+def test_the_default_scenario_is_the_domain_briefs_county_year_and_valid_against_the_diagrams():
+    eng = simulate.scratch_engine(None, simulate.date(2026, 4, 1))
+    try:
+        procs, teams, timers = simulate._diagram_facts(eng)
+        ck = simulate.check_scenario(simulate.load_scenario(), processes=procs, forms=eng.forms.names(),
+                                     teams=teams, timers=timers)
+    finally:
+        eng.db.dispose()
+    assert ck.days == 365 and sum(r["per_year"] for r in ck.routes.values()) == 26444
+    assert ck.routes["safeguarding"]["per_year"] == 4455 and ck.routes["hospital"]["per_year"] == 2523
+    assert ck.deadlines["reablement/period_ended"] == "Reablement reached its 6 weeks"
+    assert "safeguarding/triage_overdue" in ck.deadlines and "hospital_discharge/response_overdue" in ck.deadlines
