@@ -7,8 +7,9 @@ handlers/measures.py); `evidence` exports a case's evidence pack (api/evidence.p
 everything held about a person (api/subject_access.py); `user` deactivates or
 reactivates an account as the admin page does (api/admin.py); `serve` runs the web app with the timer job
 (carepath/server.py); `backup` and `restore` copy the whole database to a file and back, and verify what
-was restored (carepath/backup.py, docs/operations.md). Everything else, with the global options, the
-messages and the exit statuses, is engine/cli.py's.
+was restored (carepath/backup.py, docs/operations.md); `simulate` runs synthetic contacts through the
+deployed processes on a throwaway simulated-clock database (carepath/simulate.py, docs/simulation.md).
+Everything else, with the global options, the messages and the exit statuses, is engine/cli.py's.
 """
 
 from __future__ import annotations
