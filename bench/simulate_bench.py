@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import json
 import os
 import pstats
 import sys
@@ -29,6 +30,7 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--out", metavar="FILE", help="also write the run's JSON output here")
     args = ap.parse_args()
     scenario = simulate.load_scenario()
     prof = None if args.no_profile else cProfile.Profile()
@@ -39,6 +41,8 @@ def main() -> None:
     if prof:
         prof.disable()
     wall = time.perf_counter() - t0
+    if args.out:
+        Path(args.out).write_text(json.dumps(out, indent=2, sort_keys=True, default=str), encoding="utf-8")
     done = sum(t["done"] for t in out["teams"].values())
     print(f"days {args.days}, seed {args.seed}: {out['contacts']} contacts, {done} user tasks completed, "
           f"{wall:.1f} s wall ({wall / max(out['contacts'], 1) * 1000:.0f} ms a contact); load average "
