@@ -20,6 +20,7 @@ import heapq
 import importlib
 import json
 import math
+import os
 import random
 import re
 from collections import defaultdict, deque
@@ -532,9 +533,10 @@ def scratch_engine(source: Any | None, start: date) -> Any:
     from engine.runtime import Engine
     from engine.trial import _copy_deployed, _scratch_database
 
-    registry = load_registry("handlers")
+    registry = load_registry(os.environ.get("CAREPATH_HANDLERS", "handlers"))  # as the server loads them
     registry.users = lambda name: True  # the simulated staff are no one's accounts
-    eng = Engine(_scratch_database(), registry=registry, forms=FormLibrary.from_folder(ROOT / "forms"))
+    forms = FormLibrary.from_folder(os.environ.get("CAREPATH_FORMS", ROOT / "forms"))
+    eng = Engine(_scratch_database(), registry=registry, forms=forms)
     eng.init(simulated_start=datetime.combine(start, time(0), UK))
     copied = False
     if source is not None:
