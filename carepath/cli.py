@@ -7,8 +7,9 @@ handlers/measures.py); `evidence` exports a case's evidence pack (api/evidence.p
 everything held about a person (api/subject_access.py); `user` deactivates or
 reactivates an account as the admin page does (api/admin.py); `serve` runs the web app with the timer job
 (carepath/server.py); `backup` and `restore` copy the whole database to a file and back, and verify what
-was restored (carepath/backup.py, docs/operations.md). Everything else, with the global options, the
-messages and the exit statuses, is engine/cli.py's.
+was restored (carepath/backup.py, docs/operations.md); `simulate` runs synthetic contacts through the
+deployed processes on a throwaway simulated-clock database (carepath/simulate.py, docs/simulation.md).
+Everything else, with the global options, the messages and the exit statuses, is engine/cli.py's.
 """
 
 from __future__ import annotations
@@ -209,6 +210,23 @@ def cmd_measures(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """A what-if run of synthetic contacts through the deployed processes on a throwaway simulated-clock
+    database (carepath/simulate.py, docs/simulation.md). `--db` is only read: the processes deployed there."""
+    from engine.errors import StateError
+
+    from . import simulate
+
+    scenario = simulate.load_scenario(args.scenario)
+    try:
+        source = _engine(args)
+    except StateError:
+        source = None  # no database: the diagrams in processes/
+    out = simulate.simulate(scenario, source=source, days=args.days, seed=args.seed)
+    _out(args, out, simulate.summary_text(out))
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from engine.worker import heads_settings
 
@@ -351,6 +369,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--to", dest="end", required=True, help="last day, e.g. 2032-03-31")
     s.add_argument("--team", help="only the work of this team (e.g. reablement)")
     s.set_defaults(fn=cmd_measures)
+
+    s = sub.add_parser("simulate", parents=[common], help="what-if: run synthetic contacts through the deployed "
+                       "processes on a throwaway simulated clock (docs/simulation.md)")
+    s.add_argument("--scenario", metavar="FILE", help="scenario file (default processes/config/simulation.yaml)")
+    s.add_argument("--days", type=int, help="days to simulate (default: the scenario's)")
+    s.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
+    s.set_defaults(fn=cmd_simulate)
 
     s = sub.add_parser("serve", parents=[common], help="run the web server (and the timer job)")
     s.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1)")

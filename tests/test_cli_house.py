@@ -72,7 +72,7 @@ def _names(parser) -> set[str]:
 
 
 SOCIAL_CARE_AND_WEB = {"act", "transition", "close", "cld", "measures", "evidence", "serve", "user", "backup",
-                       "restore", "retention", "subject-access"}
+                       "restore", "retention", "simulate", "subject-access"}
 
 
 def test_the_house_cli_is_the_engine_cli_and_the_social_care_and_web_commands():

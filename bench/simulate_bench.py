@@ -1,0 +1,59 @@
+"""What-if simulation benchmark (issue 16): the default scenario (a county year, 26,444 contacts) through
+`carepath simulate`'s own code on the in-memory simulated-clock database, timed, with the cProfile top functions.
+
+    .venv/bin/python bench/simulate_bench.py              # the whole year (goal: under 120 s)
+    .venv/bin/python bench/simulate_bench.py --days 14    # a fortnight, to see the rate quickly
+
+Prints the wall time, contacts, user tasks completed, the rate per contact, the year extrapolated from the rate
+(when --days is under 365) and the profile's top 25 functions by cumulative time. Results: docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from carepath import simulate  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--out", metavar="FILE", help="also write the run's JSON output here")
+    args = ap.parse_args()
+    scenario = simulate.load_scenario()
+    prof = None if args.no_profile else cProfile.Profile()
+    t0 = time.perf_counter()
+    if prof:
+        prof.enable()
+    out = simulate.simulate(scenario, days=args.days, seed=args.seed)
+    if prof:
+        prof.disable()
+    wall = time.perf_counter() - t0
+    if args.out:
+        Path(args.out).write_text(json.dumps(out, indent=2, sort_keys=True, default=str), encoding="utf-8")
+    done = sum(t["done"] for t in out["teams"].values())
+    print(f"days {args.days}, seed {args.seed}: {out['contacts']} contacts, {done} user tasks completed, "
+          f"{wall:.1f} s wall ({wall / max(out['contacts'], 1) * 1000:.0f} ms a contact); load average "
+          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    if args.days < 365 and out["contacts"]:
+        print(f"a year of 26,444 contacts at this rate: about {wall / out['contacts'] * 26444:.0f} s")
+    if prof:
+        s = io.StringIO()
+        pstats.Stats(prof, stream=s).sort_stats("cumulative").print_stats(25)
+        print(s.getvalue())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,896 @@
+"""What-if simulation (issue 16): a period of synthetic contacts run through the real diagrams, handlers,
+decision tables and forms on a throwaway simulated-clock database, with teams that queue work.
+
+The engine is the product's own (engine/runtime.py) on a fresh in-memory SQLite database copied from the
+migrated schema (engine/trial.py `_scratch_database`); the processes are the ones deployed on `--db` (read
+only) or, when it has none, the files in processes/. Nothing is written to the live database.
+
+A run is a discrete-event loop: contacts arrive (by route, weekday and season), each starts its process;
+every user task that appears joins its team's queue; a team's free staff take tasks in the order they
+became ready, within working hours, and complete them after a drawn duration with answers drawn from the
+scenario's policy for the form (any field not named gets a valid value from the form's schema). The
+engine's clock is advanced to each event with `advance_clock`, which fires the diagrams' own timers.
+Everything is drawn from one `random.Random(seed)`, in one order: the same scenario and seed give the same
+output. The scenario format is in docs/simulation.md.
+"""
+
+from __future__ import annotations
+
+import heapq
+import importlib
+import json
+import math
+import os
+import random
+import re
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+import yaml
+from sqlalchemy import select
+
+from engine.errors import CarepathError, NotFoundError, StateError, ValidationError
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SCENARIO = ROOT / "processes" / "config" / "simulation.yaml"
+UK = ZoneInfo("Europe/London")
+ACTOR = "simulation"
+TOP_KEYS = {"start", "days", "seed", "arrivals", "weekday", "season", "people", "forms", "durations", "teams",
+            "deadlines"}
+PEOPLE_KEYS = {"age", "outcomes_unable", "needs", "lives_alone", "crisis", "safeguarding_concern",
+               "reablement_appropriate", "carer_support_asked"}
+ROUTE_KEYS = {"per_year", "process", "caller", "safeguarding_concern", "crisis", "start_data"}
+# the timers whose firing means a deadline was missed (docs/simulation.md): element id -> what it stands for
+DEADLINE_WORDS = ("overdue", "late", "deadline", "passed")
+
+
+class ScenarioError(CarepathError):
+    """A scenario file that cannot be run: the message names the line and key."""
+
+
+# ---------------------------------------------------------------------- the scenario file
+def _lines(node: Any, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+    """Key path -> line number (1-based) of every key and list item in a composed YAML document."""
+    out = {} if out is None else out
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            key = yaml.safe_load(yaml.serialize(k)) if isinstance(k, yaml.ScalarNode) else k.value
+            out[(*path, key)] = k.start_mark.line + 1
+            _lines(v, (*path, key), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            out[(*path, i)] = v.start_mark.line + 1
+            _lines(v, (*path, i), out)
+    return out
+
+
+@dataclass
+class Scenario:
+    data: dict[str, Any]
+    lines: dict[tuple, int]
+    source: str
+
+    def where(self, *path: Any) -> str:
+        """`file line N (a/b/c)` for a key path (the nearest enclosing key that has a line)."""
+        p = tuple(path)
+        while p and p not in self.lines:
+            p = p[:-1]
+        line = f" line {self.lines[p]}" if p in self.lines else ""
+        return f"{self.source}{line} ({'/'.join(str(x) for x in path)})"
+
+
+def load_scenario(path: str | Path | None = None) -> Scenario:
+    """Read a scenario file (YAML, of which JSON is a part), with each key's line for messages."""
+    path = Path(path) if path else DEFAULT_SCENARIO
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"cannot read the scenario file {path}: {exc.strerror}") from None
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" line {mark.line + 1}" if mark else ""
+        raise ScenarioError(f"{path.name}{at}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path.name}: a scenario is a mapping of keys (arrivals, people, forms, teams...)")
+    return Scenario(data, _lines(node), path.name)
+
+
+def _distribution(sc: Scenario, value: Any, *path: Any) -> dict[Any, float]:
+    """{value: probability} checked: no negative weight, summing to 1 (within 0.001)."""
+    if not isinstance(value, dict) or not value:
+        raise ScenarioError(f"{sc.where(*path)}: a distribution is a mapping of value: probability")
+    for k, p in value.items():
+        if not isinstance(p, (int, float)) or isinstance(p, bool) or p < 0:
+            raise ScenarioError(f"{sc.where(*path, k)}: the probability of {k!r} must be a number from 0 to 1, "
+                                f"not {p!r}")
+    total = sum(value.values())
+    if abs(total - 1) > 1e-3:
+        raise ScenarioError(f"{sc.where(*path)}: the probabilities sum to {total:g}, not 1")
+    return value
+
+
+def _probability(sc: Scenario, value: Any, *path: Any) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
+        raise ScenarioError(f"{sc.where(*path)}: must be a probability from 0 to 1, not {value!r}")
+    return float(value)
+
+
+def _hours(sc: Scenario, text: Any, *path: Any) -> tuple[time, time]:
+    m = re.fullmatch(r"(\d\d):(\d\d)-(\d\d):(\d\d)", str(text))
+    if not m:
+        raise ScenarioError(f"{sc.where(*path)}: working hours are written HH:MM-HH:MM, not {text!r}")
+    a, b = time(int(m[1]), int(m[2])), time(int(m[3]), int(m[4]))
+    if b <= a:
+        raise ScenarioError(f"{sc.where(*path)}: the working day must end after it starts ({text})")
+    return a, b
+
+
+def _policy(sc: Scenario, dotted: Any, *path: Any) -> Callable[..., Any]:
+    text = str(dotted)
+    mod, _, name = text.partition(":") if ":" in text else text.rpartition(".")
+    try:
+        fn = getattr(importlib.import_module(mod), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ScenarioError(f"{sc.where(*path)}: cannot load the policy {text!r} ({exc})") from None
+    if not callable(fn):
+        raise ScenarioError(f"{sc.where(*path)}: the policy {text!r} is not a function")
+    return fn
+
+
+@dataclass
+class Checked:
+    """A validated scenario, in the shapes the run uses."""
+
+    start: date
+    days: int
+    seed: int
+    routes: dict[str, dict[str, Any]]
+    weekday: list[float]
+    season: list[float]
+    people: dict[str, Any]
+    forms: dict[str, dict[str, Any]]
+    policies: dict[str, tuple[Callable[..., Any], str]]
+    durations: dict[str, Any]
+    teams: dict[str, dict[str, Any]]
+    scenario: Scenario
+    deadlines: dict[str, str] = field(default_factory=dict)  # "process/timer" -> what its firing means
+    outcomes: list[str] = field(default_factory=list)  # the contact form's outcome and need codes
+    needs: list[str] = field(default_factory=list)
+
+
+def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams: set[str],
+                   days: int | None = None, seed: int | None = None, timers: dict[str, str] | None = None) -> Checked:
+    """Every rule of the format, each refusal naming the file, line and key (docs/simulation.md)."""
+    d = sc.data
+    for k in d:
+        if k not in TOP_KEYS:
+            raise ScenarioError(f"{sc.where(k)}: {k!r} is not a scenario key (one of {', '.join(sorted(TOP_KEYS))})")
+    start = d.get("start", date(2026, 4, 1))
+    if isinstance(start, str):
+        try:
+            start = date.fromisoformat(start)
+        except ValueError:
+            raise ScenarioError(f"{sc.where('start')}: start is a date YYYY-MM-DD, not {start!r}") from None
+    if not isinstance(start, date):
+        raise ScenarioError(f"{sc.where('start')}: start is a date YYYY-MM-DD")
+    n_days = days if days is not None else d.get("days", 365)
+    if not isinstance(n_days, int) or isinstance(n_days, bool) or not 1 <= n_days <= 3660:
+        raise ScenarioError(f"{sc.where('days')}: days must be a whole number from 1 to 3660, not {n_days!r}")
+    the_seed = seed if seed is not None else d.get("seed", 1)
+    if not isinstance(the_seed, int) or isinstance(the_seed, bool):
+        raise ScenarioError(f"{sc.where('seed')}: seed must be a whole number")
+    routes: dict[str, dict[str, Any]] = {}
+    arrivals = d.get("arrivals")
+    if not isinstance(arrivals, dict) or not arrivals:
+        raise ScenarioError(f"{sc.where('arrivals')}: arrivals is a mapping of route: {{per_year, process}}")
+    for name, r in arrivals.items():
+        if not isinstance(r, dict):
+            raise ScenarioError(f"{sc.where('arrivals', name)}: a route is a mapping with per_year and process")
+        for k in r:
+            if k not in ROUTE_KEYS:
+                raise ScenarioError(f"{sc.where('arrivals', name, k)}: {k!r} is not a route key "
+                                    f"(one of {', '.join(sorted(ROUTE_KEYS))})")
+        rate = r.get("per_year")
+        if not isinstance(rate, (int, float)) or isinstance(rate, bool) or rate < 0:
+            raise ScenarioError(f"{sc.where('arrivals', name, 'per_year')}: contacts a year must be a number of "
+                                f"0 or more, not {rate!r}")
+        proc = r.get("process", "front_door")
+        if proc not in processes:
+            raise ScenarioError(f"{sc.where('arrivals', name, 'process')}: there is no process {proc!r} "
+                                f"(deployed: {', '.join(sorted(processes))})")
+        route = {"per_year": float(rate), "process": proc, "caller": r.get("caller", "self"),
+                 "start_data": r.get("start_data") or {}}
+        for k in ("safeguarding_concern", "crisis"):
+            if k in r:
+                route[k] = _probability(sc, r[k], "arrivals", name, k)
+        routes[str(name)] = route
+    shape = {}
+    for key, n in (("weekday", 7), ("season", 12)):
+        v = d.get(key, [1.0] * n)
+        if not isinstance(v, list) or len(v) != n or any(
+                not isinstance(x, (int, float)) or isinstance(x, bool) or x < 0 for x in v) or sum(v) <= 0:
+            raise ScenarioError(f"{sc.where(key)}: {key} is a list of {n} numbers of 0 or more (not all 0)")
+        mean = sum(v) / n
+        shape[key] = [x / mean for x in v]
+    people = dict(d.get("people") or {})
+    for k, v in people.items():
+        if k not in PEOPLE_KEYS:
+            raise ScenarioError(f"{sc.where('people', k)}: {k!r} is not a people key "
+                                f"(one of {', '.join(sorted(PEOPLE_KEYS))})")
+        if k in ("age", "outcomes_unable", "needs"):
+            _distribution(sc, v, "people", k)
+        else:
+            _probability(sc, v, "people", k)
+    for band in (people.get("age") or {}):
+        if not re.fullmatch(r"\d+-\d+", str(band)):
+            raise ScenarioError(f"{sc.where('people', 'age', band)}: an age band is written FROM-TO, e.g. 65-84")
+    form_rules: dict[str, dict[str, Any]] = {}
+    policies: dict[str, tuple[Callable[..., Any], str]] = {}
+    for form, rules in (d.get("forms") or {}).items():
+        if form not in forms:
+            raise ScenarioError(f"{sc.where('forms', form)}: there is no form {form!r} in forms/")
+        if not isinstance(rules, dict):
+            raise ScenarioError(f"{sc.where('forms', form)}: a form's policy is a mapping of field: answers")
+        rules = dict(rules)
+        if "policy" in rules:
+            policies[form] = (_policy(sc, rules.pop("policy"), "forms", form, "policy"),
+                              sc.where("forms", form, "policy"))
+        for fld, v in rules.items():
+            if isinstance(v, dict):
+                _distribution(sc, v, "forms", form, fld)
+        form_rules[form] = rules
+    durations = d.get("durations") or {}
+    _duration(sc, durations.get("default", {"median_hours": 1.0, "spread": 0.5}), "durations", "default")
+    for t, v in (durations.get("teams") or {}).items():
+        if t not in teams:
+            raise ScenarioError(f"{sc.where('durations', 'teams', t)}: no diagram has a team {t!r}")
+        _duration(sc, v, "durations", "teams", t)
+    for t, v in (durations.get("tasks") or {}).items():
+        _duration(sc, v, "durations", "tasks", t)
+    team_rules: dict[str, dict[str, Any]] = {}
+    for t, v in (d.get("teams") or {"default": {}}).items():
+        if t != "default" and t not in teams:
+            raise ScenarioError(f"{sc.where('teams', t)}: no diagram has a team {t!r} "
+                                f"(their teams: {', '.join(sorted(teams))})")
+        if not isinstance(v, dict):
+            raise ScenarioError(f"{sc.where('teams', t)}: a team is a mapping of staff, hours and weekends")
+        staff = v.get("staff", 1)
+        if not isinstance(staff, int) or isinstance(staff, bool) or staff < 1:
+            raise ScenarioError(f"{sc.where('teams', t, 'staff')}: staff must be a whole number of 1 or more, "
+                                f"not {staff!r}")
+        team_rules[t] = {"staff": staff, "hours": _hours(sc, v.get("hours", "09:00-17:00"), "teams", t, "hours"),
+                         "weekends": bool(v.get("weekends", False))}
+    team_rules.setdefault("default", {"staff": 4, "hours": (time(9), time(17)), "weekends": False})
+    deadlines: dict[str, str] = {}
+    timers = timers or {}
+    given = d.get("deadlines")
+    if given is not None and not isinstance(given, dict):
+        raise ScenarioError(f"{sc.where('deadlines')}: deadlines is a mapping of process/timer id: what it means")
+    for key, label in (given or {}).items():
+        if timers and key not in timers:
+            near = ", ".join(k for k in sorted(timers) if k.split("/")[0] == str(key).split("/")[0]) or "none"
+            raise ScenarioError(f"{sc.where('deadlines', key)}: no deployed diagram has a timer {key!r} "
+                                f"(that process's timers: {near})")
+        deadlines[str(key)] = str(label)
+    if given is None:  # the diagrams' own words: a timer named or called overdue, late, a deadline...
+        deadlines = {k: v for k, v in timers.items() if any(w in f"{k} {v}".lower() for w in DEADLINE_WORDS)}
+    return Checked(start, n_days, the_seed, routes, shape["weekday"], shape["season"], people, form_rules, policies,
+                   durations, team_rules, sc, deadlines=deadlines)
+
+
+def _duration(sc: Scenario, v: Any, *path: Any) -> None:
+    if not isinstance(v, dict) or set(v) - {"median_hours", "spread", "hold_days"}:
+        raise ScenarioError(f"{sc.where(*path)}: a duration is {{median_hours: H, spread: S, hold_days?}}")
+    hold = v.get("hold_days")
+    if hold is not None:
+        if not isinstance(hold, dict) or set(hold) - {"median", "spread"} or any(
+                not isinstance(x, (int, float)) or isinstance(x, bool) or x < 0 for x in hold.values()):
+            raise ScenarioError(f"{sc.where(*path, 'hold_days')}: hold_days is {{median: DAYS, spread: S}}, "
+                                "numbers of 0 or more")
+    for k in ("median_hours", "spread"):
+        x = v.get(k, 1.0 if k == "median_hours" else 0.5)
+        if not isinstance(x, (int, float)) or isinstance(x, bool) or x < 0 or (k == "median_hours" and x == 0):
+            raise ScenarioError(f"{sc.where(*path, k)}: {k} must be a positive number, not {x!r}")
+
+
+# ---------------------------------------------------------------------- answers from a form's schema
+def _draw(rng: random.Random, dist: dict[Any, float]) -> Any:
+    keys = list(dist)
+    return rng.choices(keys, weights=[dist[k] for k in keys])[0]
+
+
+def _value(schema: dict[str, Any], rng: random.Random, today: date, nonempty: bool = False) -> Any:
+    """A valid value for one property of a form (the simplest that fits; `nonempty`: an array gets one item)."""
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return rng.choice(schema["enum"])
+    if "oneOf" in schema and schema["oneOf"] and "const" in schema["oneOf"][0]:
+        return rng.choice([o["const"] for o in schema["oneOf"]])
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    if kind == "boolean":
+        return rng.random() < 0.5
+    if kind in ("integer", "number"):
+        lo = schema.get("minimum", schema.get("exclusiveMinimum", -1) + 1 if "exclusiveMinimum" in schema else 1)
+        hi = schema.get("maximum", max(lo, 1) * 10)
+        return int(lo) if kind == "integer" else float(lo + (hi - lo) * 0.1)
+    if kind == "array":
+        items = schema.get("items") or {}
+        n = max(schema.get("minItems", 0), 1 if nonempty else 0)
+        if "enum" in items:
+            return rng.sample(items["enum"], min(n, len(items["enum"])))
+        return [_value(items, rng, today) for _ in range(n)]
+    if kind == "object":
+        return _fill(schema, {}, rng, today)
+    fmt = schema.get("format")
+    if fmt == "date":
+        return today.isoformat()
+    if fmt == "date-time":
+        return datetime.combine(today, time(12)).isoformat() + "Z"
+    return "Simulated answer"
+
+
+def _fill(schema: dict[str, Any], rules: dict[str, Any], rng: random.Random, today: date) -> dict[str, Any]:
+    """Answers for a form: the scenario's rules first, then every required property (including those an
+    if/then makes required), each with a value that fits."""
+    import jsonschema
+
+    props = schema.get("properties") or {}
+    out: dict[str, Any] = {}
+    for k, v in rules.items():
+        out[k] = _draw(rng, v) if isinstance(v, dict) else v
+    for k in schema.get("required") or []:
+        if k not in out:
+            out[k] = _value(props.get(k, {}), rng, today)
+    for _ in range(3):  # conditional requirements can chain
+        added = False
+        for clause in schema.get("allOf") or []:
+            cond, then = clause.get("if"), clause.get("then") or {}
+            if cond is None or not jsonschema.Draft202012Validator(cond).is_valid(out):
+                continue
+            for k in then.get("required") or []:
+                if k not in out:
+                    out[k] = _value({**props.get(k, {}), **(then.get("properties") or {}).get(k, {})}, rng, today)
+                    added = True
+        if not added:
+            break
+    return out
+
+
+def _schema_at(schema: dict[str, Any], parts: list[str]) -> dict[str, Any]:
+    """The schema of the property at a form error's field path (conditional `then` properties included)."""
+    node = schema
+    for part in parts:
+        if node.get("type") == "array" or (part.isdigit() and "items" in node):
+            node = node.get("items") or {}
+            continue
+        merged = dict((node.get("properties") or {}).get(part) or {})
+        for clause in node.get("allOf") or []:
+            merged.update(((clause.get("then") or {}).get("properties") or {}).get(part) or {})
+        node = merged
+    return node
+
+
+def _repair(schema: dict[str, Any], out: dict[str, Any], errors: list[dict[str, Any]], rng: random.Random,
+            today: date) -> bool:
+    """Give each field a form refused a new value that fits its schema; False when there is nothing to change."""
+    changed = False
+    for err in errors:
+        parts = [p for p in str(err.get("field") or "").split("/") if p]
+        if not parts:
+            continue
+        holder: Any = out
+        for part in parts[:-1]:
+            if isinstance(holder, list) and part.isdigit() and int(part) < len(holder):
+                holder = holder[int(part)]
+            elif isinstance(holder, dict):
+                holder = holder.setdefault(part, {})
+            else:
+                holder = None
+                break
+        if holder is None:
+            continue
+        value = _value(_schema_at(schema, parts), rng, today, nonempty=True)
+        last = parts[-1]
+        if isinstance(holder, list) and last.isdigit() and int(last) < len(holder):
+            holder[int(last)] = value
+            changed = True
+        elif isinstance(holder, dict):
+            holder[last] = value
+            changed = True
+    return changed
+
+
+# ---------------------------------------------------------------------- people and contacts
+def _person_contact(ck: Checked, route: dict[str, Any], rng: random.Random, today: date, n: int) -> dict[str, Any]:
+    """The contact form's answers for a person drawn from `people`: the screening table routes them."""
+    p = ck.people
+    band = str(_draw(rng, p.get("age") or {"65-84": 1.0}))
+    lo, hi = (int(x) for x in band.split("-"))
+    age = rng.randint(lo, hi)
+    k_out = int(_draw(rng, p.get("outcomes_unable") or {0: 1.0}))
+    k_needs = int(_draw(rng, p.get("needs") or {0: 1.0}))
+    concern = rng.random() < route.get("safeguarding_concern", p.get("safeguarding_concern", 0.0))
+    crisis = rng.random() < route.get("crisis", p.get("crisis", 0.0))
+    form: dict[str, Any] = {
+        "caller": {"name": "Simulated caller", "relationship": route["caller"]},
+        "reason": "Simulated contact",
+        "person": {"name": f"Person {n}", "age": age, "address": f"{n} Simulated Road", "area": "north",
+                   "lives_alone": rng.random() < p.get("lives_alone", 0.4)},
+        "needs": rng.sample(ck.needs, min(k_needs, len(ck.needs))),
+        "outcomes_unable": rng.sample(ck.outcomes, min(k_out, len(ck.outcomes))),
+        "safeguarding_concern": concern, "crisis": crisis, "consents_to_referral": True, "from_hospital": False,
+    }
+    if crisis:
+        form["crisis_detail"] = "Simulated crisis"
+    if rng.random() >= p.get("reablement_appropriate", 1.0):
+        form["reablement_appropriate"] = False
+        form["reablement_not_appropriate_because"] = "long_term_condition"
+    if rng.random() < p.get("carer_support_asked", 0.0):
+        form["carer_support_asked"] = "person"
+    if route["caller"] != "self":
+        form["caller"]["organisation"] = "Simulated"
+    return form
+
+
+# ---------------------------------------------------------------------- team calendars
+def _local(t: datetime) -> datetime:
+    return t.astimezone(UK)
+
+
+def _works(team: dict[str, Any], d: date) -> bool:
+    from handlers.working_days import bank_holiday
+
+    return team["weekends"] or (d.weekday() < 5 and bank_holiday(d) is None)
+
+
+def _next_open(team: dict[str, Any], t: datetime) -> datetime:
+    """The first instant at or after `t` when the team works."""
+    loc = _local(t)
+    a, b = team["hours"]
+    d = loc.date()
+    for _ in range(30):
+        if _works(team, d):
+            opens = datetime.combine(d, a, UK)
+            closes = datetime.combine(d, b, UK)
+            if loc < opens:
+                return opens.astimezone(t.tzinfo)
+            if loc < closes:
+                return t
+        d += timedelta(days=1)
+        loc = datetime.combine(d, time(0), UK)
+    return t  # a team that never works in a month: let it work (checked teams always do)
+
+
+def _add_work(team: dict[str, Any], t: datetime, hours: float) -> datetime:
+    """`t` plus `hours` of the team's working time."""
+    left = timedelta(hours=hours)
+    while True:
+        t = _next_open(team, t)
+        closes = datetime.combine(_local(t).date(), team["hours"][1], UK).astimezone(t.tzinfo)
+        if t + left <= closes:
+            return t + left
+        left -= closes - t
+        t = closes
+
+
+# ---------------------------------------------------------------------- the run
+@dataclass
+class _Task:
+    id: str
+    team: str
+    element: str
+    process: str
+    form: str | None
+    ready: datetime
+    taken: datetime | None = None
+
+
+@dataclass
+class Result:
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.summary
+
+
+def _diagram_facts(eng: Any) -> tuple[set[str], set[str], dict[str, str]]:
+    """The deployed processes, the teams their user tasks name and their timers ("process/timer id" -> name),
+    read from the deployed files in the scratch database."""
+    from engine.schema import definition_files, process_versions
+
+    with eng.db.engine.connect() as conn:
+        procs = {r[0] for r in conn.execute(select(process_versions.c.process_id).distinct())}
+        files = [r[0] for r in conn.execute(select(definition_files.c.content))]
+    teams: set[str] = set()
+    timers: dict[str, str] = {}
+    for raw in files:
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        for m in re.finditer(r'candidateGroups="([^"$]*)"', text):
+            teams.update(x.strip() for x in m[1].split(",") if x.strip())
+        for proc in re.finditer(r'<(?:\w+:)?process id="([^"]+)"(.*?)</(?:\w+:)?process>', text, re.S):
+            for ev in re.finditer(r'<(?:\w+:)?(?:boundaryEvent|intermediateCatchEvent) id="([^"]+)"(?: name="([^"]*)")?'
+                                  r'[^>]*>(?:(?!</(?:\w+:)?(?:boundaryEvent|intermediateCatchEvent)>).)*?'
+                                  r'timerEventDefinition', proc[2], re.S):
+                timers[f"{proc[1]}/{ev[1]}"] = ev[2] or ev[1]
+    return procs, teams, timers
+
+
+def scratch_engine(source: Any | None, start: date) -> Any:
+    """The product's engine, handlers and forms on a fresh in-memory database whose simulated clock starts at
+    midnight UK time on `start`, with the processes deployed on `source` (read only) or else processes/."""
+    from engine.forms import FormLibrary
+    from engine.registry import load_registry
+    from engine.runtime import Engine
+    from engine.trial import _copy_deployed, _scratch_database
+
+    registry = load_registry(os.environ.get("CAREPATH_HANDLERS", "handlers"))  # as the server loads them
+    registry.users = lambda name: True  # the simulated staff are no one's accounts
+    forms = FormLibrary.from_folder(os.environ.get("CAREPATH_FORMS", ROOT / "forms"))
+    eng = Engine(_scratch_database(), registry=registry, forms=forms)
+    eng.init(simulated_start=datetime.combine(start, time(0), UK))
+    copied = False
+    if source is not None:
+        _copy_deployed(source, eng, replaced="", draft_names=())
+        with eng.db.engine.connect() as conn:
+            from engine.schema import process_versions
+
+            copied = conn.execute(select(process_versions.c.id).limit(1)).first() is not None
+    if not copied:
+        eng.deploy([ROOT / "processes"], note="simulation")
+    with eng.db.transaction() as conn:  # the run reads the tasks each step made by their time: index it here
+        conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS simulation_tasks_created_at ON tasks (created_at)")
+    return eng
+
+
+def simulate(scenario: Scenario, *, source: Any | None = None, days: int | None = None,
+             seed: int | None = None) -> dict[str, Any]:
+    """Run a scenario and return its results (a JSON-able dict, the same for the same scenario and seed)."""
+    sc_start = scenario.data.get("start")
+    start = date.fromisoformat(sc_start) if isinstance(sc_start, str) else (sc_start or date(2026, 4, 1))
+    eng = scratch_engine(source, start if isinstance(start, date) else date(2026, 4, 1))
+    try:
+        procs, teams, timers = _diagram_facts(eng)
+        ck = check_scenario(scenario, processes=procs, forms=set(eng.forms.names()), teams=teams, days=days,
+                            seed=seed, timers=timers)
+        contact = eng.forms.schema("contact")["properties"]
+        ck.outcomes, ck.needs = contact["outcomes_unable"]["items"]["enum"], contact["needs"]["items"]["enum"]
+        return _Run(eng, ck).run()
+    finally:
+        eng.db.dispose()
+
+
+class _Run:
+    def __init__(self, eng: Any, ck: Checked) -> None:
+        self.eng, self.ck = eng, ck
+        self.rng = random.Random(ck.seed)
+        self.t0 = eng.now()
+        self.end = self.t0 + timedelta(days=ck.days)
+        self.events: list[tuple] = []
+        self.seq = 0
+        self.queues: dict[str, deque[_Task]] = defaultdict(deque)
+        self.free: dict[str, int] = {}
+        self.seen: set[str] = set()
+        self.since = self.t0
+        self.waits: dict[str, list[float]] = defaultdict(list)
+        self.weekly: dict[str, dict[int, dict[str, float]]] = defaultdict(lambda: defaultdict(
+            lambda: {"arrived": 0, "done": 0, "waiting_at_end": 0}))
+        self.wait_by_week: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+        self.routes: dict[str, int] = defaultdict(int)
+        self.stuck: dict[str, int] = defaultdict(int)
+        self.stuck_why: dict[str, str] = {}
+        self.withdrawn = 0
+        self.contacts = 0
+        self.pending: dict[str, dict[str, Any]] = {}  # task id -> answers already drawn for it (contact form)
+        self.scheduled: set[str] = set()
+
+    # event queue: (time, seq, kind, payload); seq keeps ties in the order they were made
+    def push(self, t: datetime, kind: str, payload: Any) -> None:
+        self.seq += 1
+        heapq.heappush(self.events, (t, self.seq, kind, payload))
+
+    def team(self, name: str | None) -> tuple[str, dict[str, Any]]:
+        name = name or "default"
+        rules = self.ck.teams.get(name) or self.ck.teams["default"]
+        self.free.setdefault(name, rules["staff"])
+        return name, rules
+
+    def week(self, t: datetime) -> int:
+        return (t - self.t0).days // 7 + 1
+
+    def arrivals(self) -> None:
+        """Every contact's arrival, drawn day by day and route by route (Poisson), within 08:00-18:00."""
+        for day in range(self.ck.days):
+            d = self.ck.start + timedelta(days=day)
+            shape = self.ck.weekday[d.weekday()] * self.ck.season[d.month - 1]
+            for name, route in self.ck.routes.items():
+                lam = route["per_year"] / 365.0 * shape
+                for _ in range(_poisson(self.rng, lam)):
+                    at = datetime.combine(d, time(8), UK) + timedelta(seconds=self.rng.randrange(10 * 3600))
+                    self.push(at.astimezone(self.t0.tzinfo), "arrive", name)
+        for w in range(1, self.ck.days // 7 + 2):
+            self.push(self.t0 + timedelta(days=7 * w), "week_end", w)
+
+    def collect(self, now: datetime) -> None:
+        """Queue the user tasks the last engine step made ready (read from the tasks table)."""
+        from engine.schema import tasks
+
+        with self.eng.db.engine.connect() as conn:
+            rows = conn.execute(select(tasks.c.id, tasks.c.team, tasks.c.element_id, tasks.c.process_id,
+                                       tasks.c.form, tasks.c.created_at).where(tasks.c.created_at >= self.since)
+                                .order_by(tasks.c.created_at, tasks.c.id)).all()
+        for r in rows:
+            if r.id in self.seen:
+                continue
+            self.seen.add(r.id)
+            name, rules = self.team(r.team)
+            ready = r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=self.t0.tzinfo)
+            self.queues[name].append(_Task(r.id, name, r.element_id, r.process_id, r.form, ready))
+            self.weekly[name][self.week(ready)]["arrived"] += 1
+            self.wake(name, now)
+        self.since = now
+
+    def wake(self, name: str, now: datetime) -> None:
+        if name not in self.scheduled:
+            self.scheduled.add(name)
+            self.push(_next_open(self.team(name)[1], now), "dispatch", name)
+
+    def clock_to(self, t: datetime) -> None:
+        if t > self.eng.now():
+            self.eng.advance_clock(to=t, actor=ACTOR)
+            self.collect(t)
+
+    def run(self) -> dict[str, Any]:
+        self.arrivals()
+        while self.events:
+            t, _, kind, payload = heapq.heappop(self.events)
+            if t >= self.end:
+                break
+            self.clock_to(t)
+            if kind == "arrive":
+                self.arrive(payload, t)
+            elif kind == "dispatch":
+                self.dispatch(payload, t)
+            elif kind == "done":
+                self.done(payload, t)
+            elif kind == "free":
+                self.free[payload] += 1
+                self.wake(payload, t)
+            elif kind == "week_end":
+                for name, q in self.queues.items():
+                    self.weekly[name][payload]["waiting_at_end"] = len(q)
+        if self.end > self.eng.now():
+            self.eng.advance_clock(to=self.end, actor=ACTOR)
+        if self.ck.days % 7:  # the last, part week: its queues as the run ends
+            last = self.week(self.end - timedelta(seconds=1))
+            for name, q in self.queues.items():
+                self.weekly[name][last]["waiting_at_end"] = len(q)
+        return self.report()
+
+    def arrive(self, name: str, t: datetime) -> None:
+        route = self.ck.routes[name]
+        self.contacts += 1
+        self.routes[name] += 1
+        data = dict(route["start_data"])
+        if route["process"] == "hospital_discharge" and not data:
+            band = str(_draw(self.rng, self.ck.people.get("age") or {"65-84": 1.0}))
+            lo, hi = (int(x) for x in band.split("-"))
+            data = {"person": {"name": f"Person {self.contacts}", "age": self.rng.randint(lo, hi),
+                               "address": f"{self.contacts} Simulated Road"}, "reason": "Simulated admission"}
+        res = self.eng.start(route["process"], data=data, actor=ACTOR, title=f"Simulated {self.contacts}")
+        for task in res.ready_tasks:
+            if task.get("form") == "contact":
+                self.pending[task["id"]] = _person_contact(self.ck, route, self.rng, _local(t).date(), self.contacts)
+        self.collect(t)
+
+    def dispatch(self, name: str, t: datetime) -> None:
+        self.scheduled.discard(name)
+        _, rules = self.team(name)
+        opens = _next_open(rules, t)
+        if opens > t:
+            self.wake(name, opens)
+            return
+        q = self.queues[name]
+        while self.free[name] > 0 and q:
+            task = q.popleft()
+            task.taken = t
+            self.free[name] -= 1
+            hours = (t - task.ready).total_seconds() / 3600
+            self.waits[name].append(hours)
+            self.wait_by_week[name][self.week(t)].append(hours)
+            worked = _add_work(rules, t, self.duration(task))
+            hold = self.hold(task)
+            if hold:  # the staff's part ends; the task stays open while the service runs
+                self.push(worked, "free", task.team)
+                self.push(worked + timedelta(days=hold), "done", task)
+            else:
+                self.push(worked, "done", task)
+
+    def duration(self, task: _Task) -> float:
+        dur = self.ck.durations
+        spec = ((dur.get("tasks") or {}).get(task.element) or (dur.get("teams") or {}).get(task.team)
+                or dur.get("default") or {})
+        median, spread = spec.get("median_hours", 1.0), spec.get("spread", 0.5)
+        return median * math.exp(self.rng.gauss(0, spread))
+
+    def held(self, task: _Task) -> dict[str, Any] | None:
+        return ((self.ck.durations.get("tasks") or {}).get(task.element) or {}).get("hold_days")
+
+    def hold(self, task: _Task) -> float:
+        """Calendar days a task stays open after the staff's work (durations.tasks.X.hold_days), or 0."""
+        spec = self.held(task)
+        if not spec:
+            return 0.0
+        return spec.get("median", 1.0) * math.exp(self.rng.gauss(0, spec.get("spread", 0.0)))
+
+    def done(self, task: _Task, t: datetime) -> None:
+        if not self.held(task):  # a held task's staff were freed when their part ended
+            self.free[task.team] += 1
+            self.wake(task.team, t)
+        self.weekly[task.team][self.week(t)]["done"] += 1
+        answers = self.answers(task, t, self.pending.pop(task.id, None))
+        try:
+            for attempt in range(7):
+                try:
+                    self.eng.complete_task(task.id, answers, actor=ACTOR)
+                    break
+                except ValidationError as exc:  # the schema's finer rules: fill what the form names, try again
+                    if attempt == 6 or task.form is None or not _repair(
+                            self.eng.forms.schema(task.form), answers, exc.errors, self.rng, _local(t).date()):
+                        raise
+        except (NotFoundError, StateError):
+            self.withdrawn += 1  # the diagram withdrew it (a boundary timer, the case closed) before it was done
+        except ValidationError as exc:
+            key = f"{task.process}/{task.element} ({task.form})"
+            self.stuck[key] += 1
+            self.stuck_why.setdefault(key, "; ".join(f"{e.get('field')}: {e.get('message')}" for e in exc.errors)[:300])
+        except CarepathError as exc:
+            if "not open" in str(exc) or "no task" in str(exc) or "no open task" in str(exc):
+                self.withdrawn += 1
+            else:
+                raise
+        self.collect(t)
+
+    def answers(self, task: _Task, t: datetime, drawn: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The answers at a task: those drawn for the person (the contact form) or from the scenario's rules for
+        the form and its schema, then the form's policy function if it has one."""
+        if task.form is None:
+            return {}
+        schema = self.eng.forms.schema(task.form)
+        out = drawn if drawn is not None else _fill(schema, self.ck.forms.get(task.form, {}), self.rng,
+                                                    _local(t).date())
+        pol = self.ck.policies.get(task.form)
+        if pol:
+            fn, where = pol
+            try:
+                extra = fn({"element_id": task.element, "process_id": task.process, "team": task.team},
+                           dict(out), self.rng)
+            except Exception as exc:  # a process owner's own code: its failure names the scenario line
+                raise ScenarioError(f"{where}: the policy raised {type(exc).__name__}: {exc}") from None
+            out.update(extra or {})
+        return out
+
+    # ------------------------------------------------------------------ results
+    def report(self) -> dict[str, Any]:
+        from engine.schema import cases, events, instances
+
+        with self.eng.db.engine.connect() as conn:
+            started = defaultdict(lambda: defaultdict(int))
+            for p, s in conn.execute(select(instances.c.process_id, instances.c.status)):
+                started[p][s] += 1
+            fired: dict[str, int] = defaultdict(int)
+            proc_of = dict(conn.execute(select(instances.c.id, instances.c.process_id)).all())
+            for iid, data in conn.execute(select(events.c.instance_id, events.c.data)
+                                          .where(events.c.type == "timer.fired")):
+                el = json.loads(data).get("element_id", "?")
+                fired[f"{proc_of.get(iid, '?')}/{el}"] += 1
+            budgets = []
+            for (data,) in conn.execute(select(cases.c.data)):
+                pb = json.loads(data).get("personal_budget")
+                if isinstance(pb, dict) and isinstance(pb.get("final_amount"), (int, float)):
+                    budgets.append(float(pb["final_amount"]))
+        incidents: dict[str, int] = defaultdict(int)
+        for inc in self.eng.incidents():
+            incidents[f"{proc_of.get(inc['instance_id'], '?')}/{inc['element_id']}: {inc['message']}"[:300]] += 1
+        breaches = {k: {"deadline": label, "times": fired.get(k, 0)} for k, label in sorted(self.ck.deadlines.items())}
+        teams = {}
+        for name in sorted(set(self.weekly) | set(self.queues)):
+            w = self.weekly[name]
+            weeks = []
+            for n in sorted(w):
+                if n > self.ck.days // 7 + 1:
+                    continue
+                waits = self.wait_by_week[name].get(n, [])
+                weeks.append({"week": n, **{k: int(v) for k, v in w[n].items()},
+                              "wait_hours_p50": _pct(waits, 50), "wait_hours_p95": _pct(waits, 95)})
+            teams[name] = {"staff": self.team(name)[1]["staff"], "arrived": sum(x["arrived"] for x in weeks),
+                           "done": sum(x["done"] for x in weeks), "waiting_at_end": len(self.queues[name]),
+                           "wait_hours_p50": _pct(self.waits[name], 50), "wait_hours_p95": _pct(self.waits[name], 95),
+                           "weeks": weeks}
+        end_day = (self.ck.start + timedelta(days=self.ck.days - 1))
+        return {"scenario": self.ck.scenario.source, "seed": self.ck.seed, "start": self.ck.start.isoformat(),
+                "days": self.ck.days, "contacts": self.contacts, "routes": dict(sorted(self.routes.items())),
+                "processes": {p: dict(sorted(s.items())) for p, s in sorted(started.items())},
+                "teams": teams, "timers_fired": dict(sorted(fired.items())), "deadline_breaches": breaches,
+                "tasks_withdrawn": self.withdrawn, "incidents": dict(sorted(incidents.items())),
+                "tasks_not_completed": {k: {"times": v, "first_refusal": self.stuck_why[k]}
+                                        for k, v in sorted(self.stuck.items())},
+                "personal_budgets": {"count": len(budgets), "total": round(sum(budgets), 2),
+                                     "mean": round(sum(budgets) / len(budgets), 2) if budgets else None},
+                "measures": _measures(self.eng, self.ck.start, end_day)}
+
+
+def _pct(values: list[float], q: int) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return round(s[min(len(s) - 1, int(math.ceil(q / 100 * len(s))) - 1)], 2)
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    """Knuth's method (in steps of 30 for large means, so exp() does not underflow)."""
+    n = 0
+    while lam > 30:
+        n += _poisson(rng, 30.0)
+        lam -= 30.0
+    limit, k, p = math.exp(-lam), 0, 1.0
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return n + k
+        k += 1
+
+
+def _measures(eng: Any, start: date, end: date) -> list[dict[str, Any]] | dict[str, str]:
+    """The published measures (handlers/measures.py) for the simulated period, from the scratch database."""
+    from handlers import measures
+
+    try:
+        population = measures.load_population(eng)
+        return [{"key": r.key, "title": r.title, "unit": r.unit, "figure": r.figure, "numerator": r.numerator,
+                 "denominator": r.denominator, "message": r.message}
+                for r in measures.kept_results(population, start, end, None)]
+    except CarepathError as exc:
+        return {"error": f"the measures could not be worked out on the simulated database: {exc}"}
+
+
+def summary_text(out: dict[str, Any]) -> str:
+    """The readable summary `carepath simulate` prints without --json."""
+    lines = [f"Simulated {out['days']} days from {out['start']} (scenario {out['scenario']}, seed {out['seed']}): "
+             f"{out['contacts']} contacts",
+             "By route: " + ", ".join(f"{k} {v}" for k, v in out["routes"].items()),
+             "Processes started: " + ", ".join(f"{p} {sum(s.values())}" for p, s in out["processes"].items()),
+             "", "Team               staff  arrived   done  waiting at end  wait p50 h  wait p95 h"]
+    for name, t in out["teams"].items():
+        lines.append(f"{name:<18} {t['staff']:>5} {t['arrived']:>8} {t['done']:>6} {t['waiting_at_end']:>15} "
+                     f"{_h(t['wait_hours_p50']):>11} {_h(t['wait_hours_p95']):>11}")
+    lines += ["", "Deadlines missed (the diagrams' timers that fired):"]
+    lines += [f"  {v['deadline']} ({k}): {v['times']}" for k, v in out["deadline_breaches"].items()] or ["  none"]
+    pb = out["personal_budgets"]
+    lines += ["", f"Personal budgets: {pb['count']}, total £{pb['total']:,.2f}"
+              + (f", mean £{pb['mean']:,.2f}" if pb["mean"] is not None else "")]
+    if out["tasks_not_completed"]:
+        lines += ["", "Tasks whose drawn answers did not fit the form (add a policy for them):"]
+        lines += [f"  {k}: {v['times']} ({v['first_refusal']})" for k, v in out["tasks_not_completed"].items()]
+    if out["incidents"]:
+        lines += ["", "Incidents (a step failed; the case stopped there):"]
+        lines += [f"  {k}: {v}" for k, v in out["incidents"].items()]
+    if isinstance(out["measures"], list):
+        lines += ["", "Measures for the simulated period:"]
+        for m in out["measures"]:
+            figure = "-" if m["figure"] is None else f"{m['figure']}{'%' if m['unit'] == '%' else ''}"
+            lines.append(f"  {m['title']}: {figure}")
+    return "\n".join(lines)
+
+
+def _h(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"

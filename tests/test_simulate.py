@@ -1,0 +1,187 @@
+"""`carepath simulate` (issue 16, carepath/simulate.py): synthetic contacts through the real diagrams, handlers,
+decision tables and forms on a throwaway simulated-clock database.
+
+Small scenarios of a few days, so the file stays fast: the routing the screening table makes from the people
+drawn, the same seed giving the same output, a queue that forms when a team is short of staff and not when it
+is not, each refusal of a bad scenario naming its line and key, and the live database left as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from carepath import cli, simulate
+from engine.forms import FormLibrary
+from engine.runtime import Engine
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# one route into the front door, people who either cannot achieve two outcomes (likely eligible: reablement,
+# by the screening table) or none and no needs (information and advice: the front door ends)
+ROUTING = """\
+start: 2026-04-01
+days: {days}
+seed: {seed}
+arrivals:
+  self: {{per_year: {per_year}, process: front_door, caller: self}}
+weekday: [1, 1, 1, 1, 1, 1, 1]
+people:
+  outcomes_unable: {{0: 0.7, 2: 0.3}}
+  needs: {{0: 1.0}}
+  reablement_appropriate: 1.0
+durations:
+  tasks:
+    record_contact: {{median_hours: {hours}, spread: 0.2}}
+teams:
+  front_door: {{staff: {staff}, hours: "09:00-17:00"}}
+  reablement: {{staff: 30, hours: "08:00-20:00", weekends: true}}
+"""
+
+
+def scenario(tmp_path: Path, name: str = "s.yaml", *, days: int = 3, seed: int = 7, per_year: int = 7300,
+             staff: int = 40, hours: float = 0.3, text: str | None = None) -> Path:
+    path = tmp_path / name
+    path.write_text(text if text is not None else ROUTING.format(days=days, seed=seed, per_year=per_year,
+                                                                 staff=staff, hours=hours))
+    return path
+
+
+def run(path: Path, **kw) -> dict:
+    return simulate.simulate(simulate.load_scenario(path), **kw)
+
+
+def test_routing_follows_the_screening_table_within_tolerance(tmp_path):
+    out = run(scenario(tmp_path, days=7, per_year=5000))
+    done = out["processes"]["front_door"].get("completed", 0)
+    reablement = sum(out["processes"].get("reablement", {}).values())
+    assert done >= 60, out["processes"]  # enough contacts recorded to judge a share
+    # 30% of people are likely eligible and reablement is appropriate: the screening table sends them to
+    # reablement, the rest end with information and advice. Tolerance: 3 standard errors of a share of `done`.
+    share = reablement / done
+    tolerance = 3 * (0.3 * 0.7 / done) ** 0.5
+    assert abs(share - 0.3) <= tolerance, (share, done)
+    assert out["tasks_not_completed"] == {} and out["incidents"] == {}
+    assert out["routes"] == {"self": out["contacts"]}
+    assert out["teams"]["front_door"]["arrived"] == out["contacts"]  # each contact is one record_contact task
+
+
+def test_the_same_seed_gives_the_same_output_and_another_seed_does_not(tmp_path):
+    path = scenario(tmp_path, days=2, per_year=3000)
+    first, again = run(path), run(path)
+    assert json.dumps(first, sort_keys=True, default=str) == json.dumps(again, sort_keys=True, default=str)
+    other = run(path, seed=8)
+    assert other["seed"] == 8 and json.dumps(other, sort_keys=True, default=str) != json.dumps(
+        first, sort_keys=True, default=str)
+
+
+def test_a_queue_forms_when_the_team_is_short_of_staff_and_not_when_it_is_not(tmp_path):
+    # Wednesday and Thursday 1 and 2 April 2026, ~25 contacts a day arriving 08:00-18:00
+    short = run(scenario(tmp_path, "short.yaml", days=2, per_year=9000, staff=1, hours=1.0))["teams"]["front_door"]
+    enough = run(scenario(tmp_path, "enough.yaml", days=2, per_year=9000, staff=40, hours=1.0))["teams"][
+        "front_door"]
+    assert short["arrived"] == enough["arrived"] >= 35  # the same contacts (same seed, same arrivals)
+    # one person doing an hour each, 8 hours a day: most wait, and those done waited overnight
+    assert short["waiting_at_end"] > 20 and short["wait_hours_p95"] > 12
+    assert short["done"] <= 16
+    # forty people: only the contacts after the team's 17:00 close on Thursday are left
+    assert enough["waiting_at_end"] <= 5 and enough["wait_hours_p95"] < short["wait_hours_p95"] / 2
+    weekly = [w["waiting_at_end"] for w in short["weeks"]]
+    assert weekly and weekly[0] > 0
+
+
+BAD = [
+    ("unknown_process", "arrivals:\n  self: {per_year: 10, process: no_such_process}\n", "line 2",
+     "arrivals/self/process", "there is no process 'no_such_process'"),
+    ("negative_rate", "arrivals:\n  self: {per_year: 10}\n  gp: {per_year: -5}\n", "line 3",
+     "arrivals/gp/per_year", "must be a number of 0 or more"),
+    ("sum", "arrivals:\n  self: {per_year: 10}\npeople:\n  age: {18-64: 0.5, 65-84: 0.4}\n", "line 4",
+     "people/age", "sum to 0.9, not 1"),
+    ("unknown_form", "arrivals:\n  self: {per_year: 10}\nforms:\n  no_such_form:\n    x: 1\n", "line 4",
+     "forms/no_such_form", "there is no form 'no_such_form'"),
+    ("unknown_team", "arrivals:\n  self: {per_year: 10}\nteams:\n  front_door: {staff: 2}\n  wizards: {staff: 2}\n",
+     "line 5", "teams/wizards", "no diagram has a team 'wizards'"),
+    ("unknown_key", "arrivals:\n  self: {per_year: 10}\nstaffing: 3\n", "line 3", "staffing",
+     "'staffing' is not a scenario key"),
+    ("unknown_deadline", "arrivals:\n  self: {per_year: 10}\ndeadlines:\n  front_door/no_timer: Late\n", "line 4",
+     "deadlines/front_door/no_timer", "no deployed diagram has a timer 'front_door/no_timer'"),
+    ("hold", "arrivals:\n  self: {per_year: 10}\ndurations:\n  tasks:\n    x: {median_hours: 1, hold_days: -3}\n",
+     "line 5", "durations/tasks/x/hold_days", "hold_days is {median: DAYS, spread: S}"),
+    ("policy_missing", "arrivals:\n  self: {per_year: 10}\nforms:\n  contact:\n    policy: tests.nowhere:fn\n",
+     "line 5", "forms/contact/policy", "cannot load the policy"),
+]
+
+
+@pytest.mark.parametrize("name,text,line,key,message", BAD, ids=[b[0] for b in BAD])
+def test_a_bad_scenario_is_refused_naming_its_line_and_key(tmp_path, name, text, line, key, message):
+    sc = simulate.load_scenario(scenario(tmp_path, text=text))
+    forms = FormLibrary.from_folder(ROOT / "forms").names()
+    with pytest.raises(simulate.ScenarioError) as err:
+        simulate.check_scenario(sc, processes={"front_door", "hospital_discharge"}, forms=forms,
+                                teams={"front_door", "social_work"},
+                                timers={"front_door/wait_for_call_back": "Call-back day"})
+    assert f"s.yaml {line} ({key})" in str(err.value) and message in str(err.value)
+
+
+def raising_policy(task, answers, rng):
+    raise RuntimeError("the process owner's policy broke")
+
+
+def test_a_policy_that_raises_names_the_scenario_line(tmp_path, capsys):
+    text = ROUTING.format(days=1, seed=1, per_year=3000, staff=5, hours=0.3) + (
+        "forms:\n  contact:\n    policy: tests.test_simulate:raising_policy\n")
+    path = scenario(tmp_path, text=text)
+    line = text.splitlines().index("    policy: tests.test_simulate:raising_policy") + 1
+    code = cli.main(["--db", f"sqlite:///{tmp_path / 'absent.db'}", "simulate", "--scenario", str(path)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"s.yaml line {line} (forms/contact/policy): the policy raised RuntimeError: the process owner's " \
+           "policy broke" in err
+
+
+def test_the_live_database_is_only_read(tmp_path, capsys):
+    db = tmp_path / "live.db"
+    live = Engine(f"sqlite:///{db}", forms=FormLibrary.from_folder(ROOT / "forms"))
+    live.init()
+    live.deploy([ROOT / "processes" / "front_door.bpmn", ROOT / "processes" / "screening.dmn"])
+    live.db.dispose()
+
+    def state() -> tuple[str, dict[str, int]]:
+        con = sqlite3.connect(db)
+        try:
+            tables = [r[0] for r in con.execute("select name from sqlite_master where type='table'")]
+            counts = {t: con.execute(f'select count(*) from "{t}"').fetchone()[0] for t in tables}
+        finally:
+            con.close()
+        return hashlib.sha256(db.read_bytes()).hexdigest(), counts
+
+    before = state()
+    path = scenario(tmp_path, text=ROUTING.format(days=1, seed=2, per_year=3000, staff=5, hours=0.3)
+                    .replace("outcomes_unable: {0: 0.7, 2: 0.3}", "outcomes_unable: {0: 1.0}"))
+    code = cli.main(["--db", f"sqlite:///{db}", "--json", "simulate", "--scenario", str(path)])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["contacts"] > 0
+    # it ran the live database's deployed versions (only the front door is deployed there), on its own database
+    assert set(out["processes"]) == {"front_door"}
+    assert out["processes"]["front_door"].get("completed", 0) > 0
+    after = state()
+    assert after == before
+    assert before[1]["instances"] == 0 and before[1]["cases"] == 0
+
+
+def test_the_default_scenario_is_the_domain_briefs_county_year_and_valid_against_the_diagrams():
+    eng = simulate.scratch_engine(None, simulate.date(2026, 4, 1))
+    try:
+        procs, teams, timers = simulate._diagram_facts(eng)
+        ck = simulate.check_scenario(simulate.load_scenario(), processes=procs, forms=eng.forms.names(),
+                                     teams=teams, timers=timers)
+    finally:
+        eng.db.dispose()
+    assert ck.days == 365 and sum(r["per_year"] for r in ck.routes.values()) == 26444
+    assert ck.routes["safeguarding"]["per_year"] == 4455 and ck.routes["hospital"]["per_year"] == 2523
+    assert ck.deadlines["reablement/period_ended"] == "Reablement reached its 6 weeks"
+    assert "safeguarding/triage_overdue" in ck.deadlines and "hospital_discharge/response_overdue" in ck.deadlines
