@@ -18,7 +18,7 @@ from tests.browser import AXE, launch, live_server, run_axe, sign_in
 from tests.front_door_world import PASSWORD, build, username
 
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
-NO_INBOX = ("auditor", "process_owner", "administrator", "performance")
+NO_INBOX = ("auditor", "process_owner", "administrator", "performance", "data_protection")
 
 
 @pytest.fixture
