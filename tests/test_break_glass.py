@@ -7,9 +7,7 @@ the browser test is at the end."""
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import timedelta
-from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -27,26 +25,11 @@ REASON = "Police called at 2am: person missing, need next of kin and known risks
 FOUR_HOURS = timedelta(hours=4)
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def world(request, tmp_path_factory):
-    """The front door world (one user per role) on SQLite or PostgreSQL, shared by the module's tests."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('glass') / 'carepath.db'}"
-        drop = None
-    else:
-        from tests import conftest
-
-        if conftest._PG_PROBLEM:
-            if conftest.REQUIRE_PG:
-                pytest.fail(conftest._PG_PROBLEM)
-            pytest.skip(conftest._PG_PROBLEM)
-        import psycopg
-
-        drop = f"t_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(conftest.PG_URL, autocommit=True) as c:
-            c.execute(f'CREATE SCHEMA "{drop}"')
-        base = conftest.PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
-        url = f"{base}{'&' if '?' in base else '?'}options={quote(f'-csearch_path={drop}')}"
+@pytest.fixture(scope="module")
+def world(module_db_url):
+    """The front door world (one user per role) on SQLite or PostgreSQL, shared by the module's tests
+    (tests/conftest.py `module_db_url`: one database or schema per module, a missing server fails in CI)."""
+    url = module_db_url
     eng, app, people = build(url)
     create_user(eng, "admin2", PASSWORD, display_name="Second Admin", roles=["administrator"])
     # an administrator who also does casework: may break the glass, never review their own use
@@ -54,8 +37,6 @@ def world(request, tmp_path_factory):
                 teams=["social_work"])
     yield eng, app, people
     eng.db.dispose()
-    if drop:
-        conftest._SchemaDropper.drop(drop)
 
 
 def restricted(eng, name: str = "Mary Sample") -> int:
