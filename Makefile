@@ -16,16 +16,20 @@ setup: $(VENV)/.installed node_modules/.package-lock.json modeller-bundle chromi
 
 # Python packages only from the lock file, every file checked against its SHA-256 (issue 15 item 8,
 # docs/security.md "Dependencies"): a package changed on the index after it was locked fails the install.
-# carepath itself goes in last, without dependencies and built by the locked setuptools.
-$(VENV)/.installed: requirements-dev.txt pyproject.toml
+# The locked pip and setuptools go in first (requirements-build.txt): a new venv's own setuptools (65 on
+# Python 3.11) cannot build an sdist such as docopt's without the wheel package, and with no pip cache
+# the install would fail. carepath itself goes in last, without dependencies and built by the locked setuptools.
+$(VENV)/.installed: requirements-build.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements-build.txt
 	$(PY) -m pip install --quiet --require-hashes --no-build-isolation -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 # The lock files, from pyproject.toml (runtime + the dev extra) and requirements-build.in, for every platform
-# (markers kept) from Python 3.11: requirements-dev.txt is what `make setup` installs, requirements.txt a
-# production install (docs/operations.md). Versions already locked are kept; LOCK_ARGS='--upgrade' takes the
+# (markers kept) from Python 3.11: requirements-dev.txt is what `make setup` installs (after
+# requirements-build.txt, the same pip and setuptools), requirements.txt a production install
+# (docs/operations.md). Versions already locked are kept; LOCK_ARGS='--upgrade' takes the
 # newest allowed, LOCK_ARGS='--upgrade-package NAME' one package. Then `make audit`.
 UV ?= $(VENV)/bin/uv
 LOCK := $(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes --no-config \
@@ -33,6 +37,7 @@ LOCK := $(UV) pip compile --quiet --universal --python-version 3.11 --generate-h
 lock: $(VENV)/.installed
 	$(LOCK) pyproject.toml requirements-build.in --extra dev -o requirements-dev.txt
 	$(LOCK) pyproject.toml requirements-build.in -c requirements-dev.txt -o requirements.txt
+	$(LOCK) requirements-build.in -c requirements-dev.txt -o requirements-build.txt
 
 # Known vulnerabilities in the locked Python and npm packages (.ci/audit.py; .ci/run runs it):
 # exit 1 when one is found, 2 when a package could not be audited (the service unreachable); AUDIT_ARGS

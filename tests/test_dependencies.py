@@ -73,6 +73,16 @@ def test_the_locks_match_pyproject():
     assert {n: v for n, (v, _) in runtime_pins.items() if dev_pins.get(n, ("",))[0] != v} == {}
 
 
+def test_the_build_lock_holds_the_same_pip_and_setuptools_as_the_dev_lock():
+    """requirements-build.txt goes in first on a new venv (its own setuptools cannot build an sdist such as
+    docopt's): it must hold what requirements-build.in names, hashed, at the versions requirements-dev.txt has."""
+    build, dev = locked("requirements-build.txt"), locked("requirements-dev.txt")
+    wanted = {Requirement(line).name.lower() for line in (ROOT / "requirements-build.in").read_text().splitlines()
+              if line.strip() and not line.startswith("#")}
+    assert set(build) == wanted == {"pip", "setuptools"}
+    assert {n: v for n, (v, hashes) in build.items() if hashes == 0 or dev[n][0] != v} == {}
+
+
 def test_make_setup_installs_only_hashed_packages(tmp_path):
     """Every pip install that `make setup` runs checks hashes, or installs carepath itself without dependencies
     and without fetching a build backend."""
@@ -81,9 +91,10 @@ def test_make_setup_installs_only_hashed_packages(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     installs = [line for line in proc.stdout.splitlines() if "pip install" in line]
-    assert len(installs) == 2, proc.stdout
-    assert "--require-hashes" in installs[0] and "-r requirements-dev.txt" in installs[0]
-    assert all(flag in installs[1] for flag in ("--no-deps", "--no-build-isolation", "-e .")), installs[1]
+    assert len(installs) == 3, proc.stdout
+    assert "--require-hashes" in installs[0] and "-r requirements-build.txt" in installs[0]
+    assert "--require-hashes" in installs[1] and "-r requirements-dev.txt" in installs[1]
+    assert all(flag in installs[2] for flag in ("--no-deps", "--no-build-isolation", "-e .")), installs[2]
 
 
 def test_the_test_client_is_starlettes_own_choice_httpx2():
