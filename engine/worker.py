@@ -70,6 +70,7 @@ class TimerPace:
         self.planned: datetime | None = None  # the engine time of the next run while waiting for it
         self.listener: threading.Thread | None = None
         self.listening = threading.Event()  # set once the listener's LISTEN is in place (PostgreSQL)
+        self.retry = self.FIRST_RETRY  # the wait after a run that left due timers unfired; doubles each time
 
     def run(self) -> None:
         """The job: fire, wait, fire... until `stop`."""
@@ -88,19 +89,33 @@ class TimerPace:
                 self.clock.wait(self.wake, delay)
             self.planned = None
 
+    #: the first wait after a run that left due timers unfired (seconds); it doubles up to `interval`
+    FIRST_RETRY = 0.5
+
     def next_delay(self, moved: int) -> tuple[datetime | None, float]:
-        """(now, seconds until the next run) from the earliest due timer in the database."""
+        """(now, seconds until the next run) from the earliest due timer in the database.
+
+        Due timers that a run did not fire (an instance another process holds, a step that failed, the
+        database away for a moment) are tried again after FIRST_RETRY seconds, then twice as long each time
+        up to `interval`: a passing fault costs a moment, not a whole interval, and a lasting one does not
+        make the job spin."""
         try:
             nxt, now = self.engine.next_due(), self.engine.now()
-        except Exception as exc:  # noqa: BLE001 - the database may be away for a moment: look again later
+        except Exception as exc:  # noqa: BLE001 - the database may be away for a moment: look again soon
             log.warning("reading the next due timer failed: %s", type(exc).__name__)
-            return None, self.interval
+            return None, self._backoff()
         if nxt is None:
+            self.retry = self.FIRST_RETRY
             return now, self.interval
         wait = (nxt - now).total_seconds()
-        if wait <= 0 and not moved:  # due rows that fire nothing (e.g. an instance another process holds)
-            return now, self.interval
+        if wait <= 0 and not moved:  # due rows that fired nothing
+            return now, self._backoff()
+        self.retry = self.FIRST_RETRY
         return now, min(self.interval, max(wait, 0.0))
+
+    def _backoff(self) -> float:
+        delay, self.retry = min(self.interval, self.retry), min(self.interval, self.retry * 2)
+        return delay
 
     def stored(self, due: datetime | None) -> None:
         """A timer due at `due` (None: at an unknown time) was stored: run sooner if it falls due before the

@@ -152,7 +152,7 @@ def test_the_timer_job_runs_when_the_next_timer_falls_due_not_after_its_interval
 
 
 @pytest.mark.postgres
-def test_a_timer_announced_by_another_process_wakes_the_timer_job(pg_url, calls):
+def test_a_timer_announced_by_another_process_wakes_the_timer_job(pg_url, calls, caplog):
     """The step runs on another engine (as in another server process): only PostgreSQL's NOTIFY tells this
     scheduler, which would otherwise look again only after its interval."""
     wall = FixedClock(START)
@@ -165,7 +165,8 @@ def test_a_timer_announced_by_another_process_wakes_the_timer_job(pg_url, calls)
         assert pace.listening.wait(60), "the timer job never started listening"
         case_id = other.start("timer_at", data={"due": (START + timedelta(seconds=1)).isoformat()}).case_id
         wall.set(START + timedelta(seconds=5))
-        assert _wait_for_task(eng, case_id) == ["follow_up"]
+        assert _wait_for_task(eng, case_id) == ["follow_up"], (  # what the job logged, should it ever fail
+            pace.planned, pace.retry, [r.getMessage() for r in caplog.records if r.name.startswith("carepath")])
         assert _fired(eng) == {eng.list_tasks(case_id=case_id)[0]["instance_id"]: 1}
     finally:
         sched.shutdown(wait=True)
@@ -213,3 +214,24 @@ def test_a_scheduler_started_long_after_it_was_built_still_runs_the_timer_job(ma
     finally:
         sched.shutdown(wait=True)
     assert [c[0] for c in calls.log] == ["notify"]
+
+
+def test_due_timers_left_unfired_are_tried_again_soon_then_less_often(make_engine, monkeypatch):
+    """A run that leaves due timers unfired (a step failed, another process held the case) looks again after
+    half a second, then twice as long each time up to the interval, not after a whole interval (a passing
+    fault would hold the timer that long) and not at once (a lasting one would spin); a run that fires
+    starts the count again."""
+    from engine.worker import TimerPace
+
+    eng = make_engine("deadline.bpmn")
+    eng.start("deadline")
+    _move_clock(eng, timedelta(days=36))  # the reminder is due
+    pace = TimerPace(eng, interval=3)
+    assert [pace.next_delay(moved=0)[1] for _ in range(5)] == [0.5, 1.0, 2.0, 3, 3]
+    assert pace.next_delay(moved=1)[1] == 0  # it moved something and more is due: at once
+    assert pace.next_delay(moved=0)[1] == 0.5
+    assert eng.fire_due_timers() == 1
+    now, delay = pace.next_delay(moved=0)  # the next timer (the six weeks) is a week away: the interval
+    assert delay == 3 and pace.retry == 0.5
+    monkeypatch.setattr(eng, "next_due", lambda: (_ for _ in ()).throw(OSError("database away")))
+    assert [pace.next_delay(moved=0)[1] for _ in range(3)] == [0.5, 1.0, 2.0]
