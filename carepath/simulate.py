@@ -553,18 +553,37 @@ def scratch_engine(source: Any | None, start: date) -> Any:
 
 
 def simulate(scenario: Scenario, *, source: Any | None = None, days: int | None = None,
-             seed: int | None = None) -> dict[str, Any]:
-    """Run a scenario and return its results (a JSON-able dict, the same for the same scenario and seed)."""
+             seed: int | None = None, from_live: bool = False,
+             inspect: Callable[[Any], None] | None = None) -> dict[str, Any]:
+    """Run a scenario and return its results (a JSON-able dict, the same for the same scenario and seed).
+
+    `from_live`: start from an anonymised copy of `source`'s open cases, at its clock's now (carepath/
+    simulate_today.py). `inspect(engine)`: called with the scratch engine after the run, before it is thrown away."""
     sc_start = scenario.data.get("start")
     start = date.fromisoformat(sc_start) if isinstance(sc_start, str) else (sc_start or date(2026, 4, 1))
+    live = None
+    if from_live:
+        from . import simulate_today
+
+        live = simulate_today.read_live(source)
+        start = live.today
     eng = scratch_engine(source, start if isinstance(start, date) else date(2026, 4, 1))
     try:
+        if live is not None:
+            live.copy_into(eng)
         procs, teams, timers = _diagram_facts(eng)
         ck = check_scenario(scenario, processes=procs, forms=set(eng.forms.names()), teams=teams, days=days,
                             seed=seed, timers=timers)
         contact = eng.forms.schema("contact")["properties"]
         ck.outcomes, ck.needs = contact["outcomes_unable"]["items"]["enum"], contact["needs"]["items"]["enum"]
-        return _Run(eng, ck).run()
+        if live is None:
+            out = _Run(eng, ck).run()
+        else:
+            ck.start = live.today
+            out = live.report(live.run(eng, ck).run(), eng)
+        if inspect is not None:
+            inspect(eng)
+        return out
     finally:
         eng.db.dispose()
 
