@@ -212,7 +212,8 @@ def cmd_measures(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """A what-if run of synthetic contacts through the deployed processes on a throwaway simulated-clock
-    database (carepath/simulate.py, docs/simulation.md). `--db` is only read: the processes deployed there."""
+    database (carepath/simulate.py, docs/simulation.md). `--db` is only read: the processes deployed there and,
+    with --from-live, its open cases (carepath/simulate_today.py)."""
     from engine.errors import StateError
 
     from . import simulate
@@ -221,9 +222,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     try:
         source = _engine(args)
     except StateError:
+        if args.from_live:
+            raise  # starting from today's cases needs the live database: its message says why there is none
         source = None  # no database: the diagrams in processes/
-    out = simulate.simulate(scenario, source=source, days=args.days, seed=args.seed)
-    _out(args, out, simulate.summary_text(out))
+    out = simulate.simulate(scenario, source=source, days=args.days, seed=args.seed, from_live=args.from_live)
+    from . import simulate_today
+
+    _out(args, out, simulate.summary_text(out) + simulate_today.summary_text(out))
     return 0
 
 
@@ -375,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scenario", metavar="FILE", help="scenario file (default processes/config/simulation.yaml)")
     s.add_argument("--days", type=int, help="days to simulate (default: the scenario's)")
     s.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
+    s.add_argument("--from-live", action="store_true", help="start from an anonymised copy of the open cases on "
+                   "--db (their tasks and timers), at its clock's now; --db is only read")
     s.set_defaults(fn=cmd_simulate)
 
     s = sub.add_parser("serve", parents=[common], help="run the web server (and the timer job)")

@@ -528,3 +528,17 @@ def read_live(source: Any, forms: Any = None) -> LiveStart:
     for pv in start.versions:
         pv["deployed_at"] = as_utc(pv["deployed_at"])
     return start
+
+
+def summary_text(out: dict[str, Any]) -> str:
+    """The lines `carepath simulate --from-live` prints after the summary: what was carried over from today."""
+    c = out.get("carried_over")
+    if not c:
+        return ""
+    left = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in c["left_out"].items())
+    return "\n".join([
+        "", f"Carried over from the live database at {c['from']} (anonymised): {c['cases']} open cases, "
+            f"{c['instances']} process instances, {c['tasks']} open tasks, {c['timers']} timers",
+        "  open tasks by team: " + (", ".join(f"{k} {v}" for k, v in c["tasks_by_team"].items()) or "none"),
+        f"  in the run: {c['tasks_completed']} of those tasks completed, {c['timers_fired']} of those timers fired"]
+        + ([f"  not carried over: {left}"] if left else []))
