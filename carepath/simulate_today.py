@@ -77,6 +77,10 @@ _NUMBER = re.compile(r"-?\d{1,9}(\.\d+)?")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?")
 _TIME = re.compile(r"\d{2}:\d{2}(:\d{2})?")
+_WORD = re.compile(r"[^\W\d_]{3,}")
+# a run of digits (spaces and hyphens between: a phone or NHS number) or a postcode's shape, and dates and e-mails
+_CODE_RUN = re.compile(r"\+?\d[\d \-()]{3,}\d|\b[A-Za-z]{1,2}\d[A-Za-z\d]? ?\d[A-Za-z]{2}\b")
+_EXACT = re.compile(r"\d{4}-\d{2}-\d{2}|[^\s@\"']+@[^\s@\"']+")
 _DURATION = re.compile(r"(R\d*/)?-?P(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?")
 
 
@@ -172,12 +176,15 @@ class _Anonymiser:
         self.today = today
         self.usernames: set[str] = set()
         self.references: dict[str, str] = {}
-        self._tokens: set[str] = set()  # name words, NHS numbers, postcodes, phone digits, dates of birth
-        self._pattern: re.Pattern[str] | None = None
+        # the live values the sweep looks for in whatever the rules keep: the words of names and addresses
+        # (folded), NHS and phone numbers and postcodes (digits and letters only), dates of birth, e-mail addresses
+        self._words: set[str] = set()
+        self._codes: set[str] = set()
+        self._exact: set[str] = set()
         self._swept: dict[str, bool] = {}
 
-    # the live values the sweep looks for in whatever the rules kept
     def learn(self, value: Any, key: str | None = None) -> None:
+        """Note the personal values in a structure (by their keys) for the sweep."""
         if isinstance(value, dict):
             for k, v in value.items():
                 self.learn(v, str(k).lower())
@@ -190,52 +197,47 @@ class _Anonymiser:
             return
         text = str(value)
         if key in NAME_KEYS | ADDRESS_KEYS:
-            self._tokens.update(w for w in re.findall(r"[^\W\d_]{3,}", text) if w.lower() not in _COMMON)
+            self.learn_words(text)
         elif key in NHS_KEYS | PHONE_KEYS | POSTCODE_KEYS:
-            compact = re.sub(r"[\s\-()+]", "", text)
+            compact = re.sub(r"[^0-9A-Za-z]", "", text).upper()
             if len(compact) >= 5:
-                self._tokens.add(compact)
+                self._codes.add(compact)
         elif key in DOB_KEYS | EMAIL_KEYS and len(text) >= 6:
-            self._tokens.add(text)
-        self._pattern = None
+            self._exact.add(text.strip().lower())
+        self._swept.clear()
 
     def learn_words(self, text: str | None) -> None:
         if text:
-            self._tokens.update(w for w in re.findall(r"[^\W\d_]{3,}", text) if w.lower() not in _COMMON)
-            self._pattern = None
+            self._words.update(w.casefold() for w in _WORD.findall(text) if w.casefold() not in _COMMON)
+            self._swept.clear()
 
     def personal(self, text: str) -> bool:
-        """Whether a string the rules would keep still holds a live personal value (a name word, an NHS number,
-        a postcode, a phone number, a date of birth, an e-mail address) or is a member of staff's username."""
+        """Whether a string the rules would keep still holds a live personal value (a word of a name or address,
+        an NHS or phone number, a postcode, a date of birth, an e-mail address) or is a member of staff's username.
+        By sets, not one pattern of every value: a county's open cases give tens of thousands."""
         if text in self.usernames:
             return True
         hit = self._swept.get(text)
-        if hit is not None:
-            return hit
-        if self._pattern is None:
-            words = sorted(self._tokens, key=len, reverse=True)
-            self._pattern = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\b",
-                                       re.I) if words else re.compile(r"(?!x)x")
-            self._swept.clear()
-        compact = re.sub(r"[\s\-()+]", "", text)
-        hit = bool(self._pattern.search(text) or (compact != text and self._pattern.search(compact)))
-        self._swept[text] = hit
+        if hit is None:
+            hit = (any(w.casefold() in self._words for w in _WORD.findall(text))
+                   or any(re.sub(r"[^0-9A-Za-z]", "", m).upper() in self._codes for m in _CODE_RUN.findall(text))
+                   or any(m in self._exact for m in _EXACT.findall(text.lower())))
+            self._swept[text] = hit
         return hit
 
     # the rules
     def string(self, text: str, key: str | None = None) -> str:
+        """A string that is not under a personal key: kept if the product defines it or it is a code, a number, a
+        date, a time or a duration, and it holds no live personal value; replaced otherwise."""
         if text in self.references:
             return self.references[text]
-        if self.personal(text):
-            return STAFF if text in self.usernames else TEXT
-        if text in self.vocab or _CODE.fullmatch(text) and not _LONG_DIGITS.fullmatch(text):
-            return text
-        if _NUMBER.fullmatch(text) and not _LONG_DIGITS.fullmatch(text):
-            return text
-        if _DATE.fullmatch(text) or _INSTANT.fullmatch(text) or _TIME.fullmatch(text) or (
-                text.startswith(("P", "R", "-P")) and _DURATION.fullmatch(text)):
-            return text
-        return TEXT
+        if text in self.usernames:
+            return STAFF
+        kept = (text in self.vocab or (_CODE.fullmatch(text) or _NUMBER.fullmatch(text))
+                and not _LONG_DIGITS.fullmatch(text)
+                or _DATE.fullmatch(text) or _INSTANT.fullmatch(text) or _TIME.fullmatch(text)
+                or text.startswith(("P", "R", "-P")) and _DURATION.fullmatch(text))
+        return text if kept and not self.personal(text) else TEXT
 
     def value(self, v: Any, person: _Person, key: str | None = None, parent: str | None = None) -> Any:
         """One value of a case's data, under `key` in a mapping that is under `parent` (None: the top)."""
@@ -536,7 +538,7 @@ def summary_text(out: dict[str, Any]) -> str:
     if not c:
         return ""
     left = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in c["left_out"].items())
-    return "\n".join([
+    return "\n" + "\n".join([
         "", f"Carried over from the live database at {c['from']} (anonymised): {c['cases']} open cases, "
             f"{c['instances']} process instances, {c['tasks']} open tasks, {c['timers']} timers",
         "  open tasks by team: " + (", ".join(f"{k} {v}" for k, v in c["tasks_by_team"].items()) or "none"),

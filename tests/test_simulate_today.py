@@ -254,3 +254,31 @@ def test_a_postgresql_live_database_is_copied_read_only(pg_url, tmp_path):
     scratch = "\n".join(dump).lower()
     assert [p for p in PERSONAL[:23] if p.lower() in scratch] == []
     eng.db.dispose()
+
+
+def test_the_anonymiser_keeps_what_the_product_defines_and_replaces_the_rest():
+    from carepath.simulate_today import _Anonymiser, _Person
+
+    anon = _Anonymiser({"Registered care home", "Not known"}, date(2026, 3, 12))
+    anon.usernames = {"j.barker-staff"}
+    anon.learn({"person": {"name": "Joan Barker", "nhs_number": "943 476 5919", "postcode": "NB7 1AB"}})
+    person = _Person(3, 78, date(2026, 3, 12))
+    data = {"person": {"name": "Joan Barker", "age": 78, "nhs_number": "943 476 5919", "date_of_birth": "1947-06-01",
+                       "address": ["4 Mill Lane", "Northby"], "phone": "07700 900461", "lives_alone": True},
+            "caller": {"name": "Dr Amy Shah", "relationship": "gp_or_social_prescriber"},
+            "reason": "Falls at home", "accommodation": "Registered care home", "ethnicity": "Not known",
+            "route": "reablement", "length": "P42D", "due": "2026-04-01", "at": "2026-03-12T09:00:00+00:00",
+            "amount": "277.27", "score": 7, "decided_by": "j.barker-staff", "assignee": "someone",
+            "typed": {"typename": "date", "value": "2026-03-01"}, "note_code": "barker", "ref": "nb7 1ab",
+            "kept_code": "home_support", "nhs_elsewhere": "9434765919"}
+    out = anon.value(data, person)
+    assert out["person"] == {"name": "Simulated Person 3", "age": 78, "nhs_number": out["person"]["nhs_number"],
+                             "date_of_birth": "1947-09-12",  # 78 on the live day
+                             "address": ["3 Simulated Road", "Simtown"], "phone": "01632 960003", "lives_alone": True}
+    assert out["caller"] == {"name": "Simulated name", "relationship": "gp_or_social_prescriber"}
+    assert out["reason"] == "Simulated text"  # free text, whatever it says
+    kept = ("accommodation", "ethnicity", "route", "length", "due", "at", "amount", "score", "typed", "kept_code")
+    assert {k: out[k] for k in kept} == {k: data[k] for k in kept}
+    # a staff username, and live values in strings the rules would keep (a code, a postcode, a number) are swept
+    assert out["decided_by"] == "simulated-staff" and out["assignee"] == "simulated-staff"
+    assert (out["note_code"], out["ref"], out["nhs_elsewhere"]) == ("Simulated text",) * 3
