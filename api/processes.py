@@ -405,7 +405,7 @@ def _review_page(request: Request, user: User, draft_id: int, *, errors: list[di
     if user.has(OWNER):  # simulating the change against the live version (api/simulation_pages.py)
         from . import simulation_pages as sim
 
-        ctx.update(simulations=sim.for_draft(draft_id), sim=sim.form_defaults())
+        ctx.update(simulations=sim.for_draft(engine, draft_id), sim=sim.form_defaults())
     return _render(request, "draft_review.html", ctx, status)
 
 

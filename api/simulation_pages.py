@@ -67,6 +67,7 @@ class Job:
     days: int
     seeds: list[int]
     scenario: str
+    source: int  # which database's engine (a test process serves several): id(engine)
     started_by: str
     started_at: datetime
     status: str = RUNNING
@@ -79,7 +80,7 @@ class Job:
 
     @property
     def key(self) -> tuple[Any, ...]:
-        return (self.draft_id, self.revision, self.days, tuple(self.seeds), self.scenario)
+        return (self.source, self.draft_id, self.revision, self.days, tuple(self.seeds), self.scenario)
 
 
 _jobs: OrderedDict[int, Job] = OrderedDict()
@@ -90,16 +91,16 @@ def scenario_path() -> str:
     return os.environ.get(SCENARIO_ENV) or str(simulate.DEFAULT_SCENARIO)
 
 
-def for_draft(draft_id: int) -> list[Job]:
+def for_draft(engine: Any, draft_id: int) -> list[Job]:
     """The simulations of a draft this process keeps, newest first."""
     with _lock:
-        return [j for j in reversed(_jobs.values()) if j.draft_id == draft_id]
+        return [j for j in reversed(_jobs.values()) if j.draft_id == draft_id and j.source == id(engine)]
 
 
-def find(draft_id: int, simulation_id: int) -> Job:
+def find(engine: Any, draft_id: int, simulation_id: int) -> Job:
     with _lock:
         job = _jobs.get(simulation_id)
-    if job is None or job.draft_id != draft_id:
+    if job is None or job.draft_id != draft_id or job.source != id(engine):
         raise NotFoundError(f"no simulation {simulation_id} of draft {draft_id}")
     return job
 
@@ -135,7 +136,7 @@ def start(engine: Any, user: User, draft: dict[str, Any], days: int, seeds: int)
     first = scenario.data.get("seed", 1)
     first = first if isinstance(first, int) and not isinstance(first, bool) else 1
     job = Job(id=0, draft_id=draft["id"], revision=draft["revision"], process_id=draft["process_id"], days=days,
-              seeds=list(range(first, first + seeds)), scenario=path, started_by=user.username,
+              seeds=list(range(first, first + seeds)), scenario=path, source=id(engine), started_by=user.username,
               started_at=datetime.now(timezone.utc), total=2 * seeds)
     with _lock:
         for old in _jobs.values():
@@ -228,7 +229,8 @@ def _signed(v: float | None, unit: str = "") -> str:
     return ("+" if v > 0 else "−") + _num(abs(v), unit)
 
 
-BAR_W, LABEL_W, ROW_H = 360, 260, 44
+BAR_W, LABEL_W, ROW_H = 340, 300, 44
+LABEL_CHARS = 38  # what fits in LABEL_W at 13px Arial; the table gives the whole name
 
 
 def chart(title: str, rows: list[tuple[str, float | None, float | None]], unit: str = "") -> dict[str, Any] | None:
@@ -241,7 +243,7 @@ def chart(title: str, rows: list[tuple[str, float | None, float | None]], unit: 
     drawn = []
     for i, (label, a, b) in enumerate(rows):
         y = 8 + i * ROW_H
-        drawn.append({"label": label[:48] + ("…" if len(label) > 48 else ""), "y": y,
+        drawn.append({"label": label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1].rstrip() + "…", "y": y,
                       "live_w": round(BAR_W * (a or 0) / top, 1), "draft_w": round(BAR_W * (b or 0) / top, 1),
                       "live": _num(a, unit), "draft": _num(b, unit)})
     return {"title": title, "rows": drawn, "height": 8 + len(rows) * ROW_H, "width": LABEL_W + BAR_W + 110,
@@ -311,7 +313,7 @@ def simulation_page(request: Request, draft_id: Id, simulation_id: Id) -> Respon
     try:
         user = kit.page_user(request, OWNER, refusal=REFUSAL)
         draft = drafts.get_draft(request.app.state.engine, draft_id)
-        job = find(draft_id, simulation_id)
+        job = find(request.app.state.engine, draft_id, simulation_id)
         return _page(request, user, draft, job)
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
         return kit.guard(request, user, exc, not_found=(
@@ -326,7 +328,7 @@ def simulation_status(request: Request, draft_id: Id, simulation_id: Id) -> Resp
     try:
         user = kit.page_user(request, OWNER, refusal=REFUSAL)
         try:
-            job = find(draft_id, simulation_id)
+            job = find(request.app.state.engine, draft_id, simulation_id)
         except NotFoundError:
             return kit.with_headers(JSONResponse({"status": "unknown"}, status_code=404))
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
