@@ -53,7 +53,8 @@ KEEP = 10
 CHECK_EVERY_S = 5
 REFUSAL = "Only process owners simulate drafts and see the results."
 # how long the default scenario took here (docs/simulation.md "How long it takes"), for the form's hint
-MEASURED = "about 4 minutes for 14 days with 3 seeds"
+MEASURED = ("about 9 minutes for 14 days with 3 seeds on a busy 2-core server (about 3 minutes of processor "
+            "time)")
 
 RUNNING, READY, FAILED = "running", "ready", "failed"
 
