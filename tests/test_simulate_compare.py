@@ -126,3 +126,50 @@ def test_a_draft_that_drops_a_watched_deadline_is_refused_naming_it(live):
         simulate_compare.compare(simulate.load_scenario(SCENARIO), eng, draft, seeds=[1, 2], days=1)
     assert "with the draft's diagrams" in str(err.value)
     assert "no deployed diagram has a timer 'safeguarding/triage_overdue'" in str(err.value)
+
+
+# two user tasks made by one step (a parallel split), for two teams
+PAIR = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="pair_defs" targetNamespace="http://carepath.test">
+  <bpmn:process id="pair" name="Two at once" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:parallelGateway id="split"><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+      <bpmn:outgoing>f3</bpmn:outgoing></bpmn:parallelGateway>
+    <bpmn:userTask id="a" name="A" camunda:formKey="sla_escalation" camunda:candidateGroups="front_door">
+      <bpmn:incoming>f2</bpmn:incoming>
+      <bpmn:outgoing>f4</bpmn:outgoing></bpmn:userTask>
+    <bpmn:userTask id="b" name="B" camunda:formKey="sla_escalation" camunda:candidateGroups="finance">
+      <bpmn:incoming>f3</bpmn:incoming>
+      <bpmn:outgoing>f5</bpmn:outgoing></bpmn:userTask>
+    <bpmn:parallelGateway id="join"><bpmn:incoming>f4</bpmn:incoming><bpmn:incoming>f5</bpmn:incoming>
+      <bpmn:outgoing>f6</bpmn:outgoing></bpmn:parallelGateway>
+    <bpmn:endEvent id="end"><bpmn:incoming>f6</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="split"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="split" targetRef="a"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="split" targetRef="b"/>
+    <bpmn:sequenceFlow id="f4" sourceRef="a" targetRef="join"/>
+    <bpmn:sequenceFlow id="f5" sourceRef="b" targetRef="join"/>
+    <bpmn:sequenceFlow id="f6" sourceRef="join" targetRef="end"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_two_tasks_one_step_makes_are_queued_in_the_same_order_every_run(tmp_path):
+    """The tasks table's ids are random uuids: tasks made at the same instant were queued in a random order, so
+    the same seed could give another run (and a draft identical to the live version showed differences)."""
+    db = tmp_path / "pair.db"
+    eng = Engine(f"sqlite:///{db}", registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
+    eng.init()
+    eng.deploy(files={"pair.bpmn": PAIR.encode()})
+    try:
+        path = tmp_path / "pair.yaml"
+        path.write_text("start: 2026-04-01\narrivals:\n  self: {per_year: 9000, process: pair}\n"
+                        "teams:\n  front_door: {staff: 1}\n  finance: {staff: 1}\n")
+        sc = simulate.load_scenario(path)
+        first, again = (simulate.simulate(sc, source=eng, days=1, seed=5) for _ in range(2))
+    finally:
+        eng.db.dispose()
+    assert first["processes"]["pair"]["completed"] >= 5  # both tasks of several contacts were done
+    assert json.dumps(first, sort_keys=True, default=str) == json.dumps(again, sort_keys=True, default=str)
