@@ -37,6 +37,7 @@ from . import (
     replay_pages,
     retention,
     route_index,
+    simulation_pages,
     static_assets,
     subject_access,
     suspend,
@@ -162,6 +163,7 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     include(processes.router)  # process owners' workbench: versions, drafts, review (api/processes.py)
     include(replay_pages.router)  # replaying a case step by step on its diagrams (api/replay_pages.py)
     include(draft_trial.router)  # testing a draft: replay recent cases, run its example (api/trial.py)
+    include(simulation_pages.router)  # simulating a draft against the live version (api/simulation_pages.py)
     include(audit.router)  # auditors: find cases, the access log (api/audit.py)
     include(evidence.router)  # evidence packs for investigators (api/evidence.py)
     include(subject_access.router)  # subject access exports (api/subject_access.py)

@@ -402,6 +402,10 @@ def _review_page(request: Request, user: User, draft_id: int, *, errors: list[di
                diff_base=main if main in base_files else None, diff_draft=main,
                review_bundle=(static_assets.DIST / "review.js").is_file(),
                can_decide=(user.has(OWNER) and draft["status"] == "submitted"))
+    if user.has(OWNER):  # simulating the change against the live version (api/simulation_pages.py)
+        from . import simulation_pages as sim
+
+        ctx.update(simulations=sim.for_draft(engine, draft_id), sim=sim.form_defaults())
     return _render(request, "draft_review.html", ctx, status)
 
 

@@ -52,7 +52,7 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("carepat
 # parameter is written as {name}: `username` (a member of staff's name), and whatever a new route brings
 # (tests/test_logs_no_personal_data.py lists every route's parameters, so a new one is decided here).
 ID_PARAMS = frozenset({"case_id", "instance_id", "doc_id", "task_id", "draft_id", "version", "case_ref",
-                       "version_ref", "request_id", "grant_id"})
+                       "version_ref", "request_id", "grant_id", "simulation_id"})
 NAME_PARAMS = frozenset({"action", "process_id", "name", "measure", "which", "section_id"})
 REDACTED_PARAMS = frozenset({"username"})
 REDACTED = "{redacted}"

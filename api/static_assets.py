@@ -40,6 +40,7 @@ ALLOWED: dict[str, tuple[Path, str]] = {
     # the replay page (api/replay_pages.py)
     "case_replay.js": (STATIC / "case_replay.js", "text/javascript; charset=utf-8"),
     "returns_cld.js": (STATIC / "returns_cld.js", "text/javascript; charset=utf-8"),  # the CLD return's waiting page
+    "simulation.js": (STATIC / "simulation.js", "text/javascript; charset=utf-8"),  # a draft simulation's waiting page
     "case_replay.css": (STATIC / "case_replay.css", "text/css; charset=utf-8"),
     # our own icon (a path rising across a blue square), also served as /favicon.ico
     "favicon.svg": (STATIC / "favicon.svg", "image/svg+xml"),

@@ -8,7 +8,8 @@ everything held about a person (api/subject_access.py); `user` deactivates or
 reactivates an account as the admin page does (api/admin.py); `serve` runs the web app with the timer job
 (carepath/server.py); `backup` and `restore` copy the whole database to a file and back, and verify what
 was restored (carepath/backup.py, docs/operations.md); `simulate` runs synthetic contacts through the
-deployed processes on a throwaway simulated-clock database (carepath/simulate.py, docs/simulation.md).
+deployed processes on a throwaway simulated-clock database (carepath/simulate.py, docs/simulation.md), or
+compares a draft with the live versions that way (`--compare-draft`, carepath/simulate_compare.py).
 Everything else, with the global options, the messages and the exit statuses, is engine/cli.py's.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from engine import cli as engine_cli
 from engine.cli import _engine, _out, case_arg, common_options, subcommands
@@ -219,6 +221,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from . import simulate
 
     scenario = simulate.load_scenario(args.scenario)
+    if args.compare_draft is not None:
+        return _compare_draft(args, scenario)
     try:
         source = _engine(args)
     except StateError:
@@ -229,6 +233,28 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from . import simulate_today
 
     _out(args, out, simulate.summary_text(out) + simulate_today.summary_text(out))
+    return 0
+
+
+def _compare_draft(args: argparse.Namespace, scenario: Any) -> int:
+    """`simulate --compare-draft ID`: the live versions on `--db` against a draft of it, on the same caseload for
+    `--seeds` seeds (carepath/simulate_compare.py, docs/simulation.md "Comparing a draft")."""
+    from engine import drafts
+    from engine.errors import ValidationError
+
+    from . import simulate_compare
+
+    if not 2 <= args.seeds <= simulate_compare.MAX_SEEDS:
+        raise ValidationError(f"--seeds must be from 2 to {simulate_compare.MAX_SEEDS} (the spread needs two runs "
+                              f"at least), not {args.seeds}")
+    live = _engine(args)  # the draft is in the database: without one there is nothing to compare
+    draft = drafts.get_draft(live, args.compare_draft)
+    first = args.seed if args.seed is not None else scenario.data.get("seed", 1)
+    if not isinstance(first, int) or isinstance(first, bool):
+        raise ValidationError(f"the scenario's seed must be a whole number, not {first!r}")
+    out = simulate_compare.compare(scenario, live, draft, seeds=list(range(first, first + args.seeds)),
+                                   days=args.days)
+    _out(args, out, simulate_compare.compare_text(out))
     return 0
 
 
@@ -379,9 +405,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "processes on a throwaway simulated clock (docs/simulation.md)")
     s.add_argument("--scenario", metavar="FILE", help="scenario file (default processes/config/simulation.yaml)")
     s.add_argument("--days", type=int, help="days to simulate (default: the scenario's)")
+<<<<<<< HEAD
     s.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
     s.add_argument("--from-live", action="store_true", help="start from an anonymised copy of the open cases on "
                    "--db (their tasks and timers), at its clock's now; --db is only read")
+=======
+    s.add_argument("--seed", type=int, help="random seed (default: the scenario's); with --compare-draft, the "
+                   "first of the seeds")
+    s.add_argument("--compare-draft", dest="compare_draft", type=int, metavar="DRAFT_ID",
+                   help="run the live versions and this draft on the same caseload and compare them")
+    s.add_argument("--seeds", type=int, default=3, help="with --compare-draft: how many seeds to run each "
+                   "version with (default 3)")
+>>>>>>> simcompare
     s.set_defaults(fn=cmd_simulate)
 
     s = sub.add_parser("serve", parents=[common], help="run the web server (and the timer job)")

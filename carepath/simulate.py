@@ -644,9 +644,11 @@ class _Run:
         from engine.schema import tasks
 
         with self.eng.db.engine.connect() as conn:
+            # ties in created_at (tasks one step made) in a reproducible order: the task id is a random uuid
             rows = conn.execute(select(tasks.c.id, tasks.c.team, tasks.c.element_id, tasks.c.process_id,
                                        tasks.c.form, tasks.c.created_at).where(tasks.c.created_at >= self.since)
-                                .order_by(tasks.c.created_at, tasks.c.id)).all()
+                                .order_by(tasks.c.created_at, tasks.c.instance_id, tasks.c.element_id,
+                                          tasks.c.id)).all()
         for r in rows:
             if r.id in self.seen:
                 continue

@@ -276,7 +276,8 @@ def test_no_cdn_docs_and_the_description_only_when_on_and_signed_in(world, monke
 # ---------------------------------------------------------------------- every role on every route (runs last)
 VALUES = {"doc_id": "1", "request_id": "1", "grant_id": "1", "instance_id": "1", "action": "review", "name": "name",
           "which": "admission", "process_id": "review", "draft_id": "1", "username": "rosa", "measure": "ASCOF-2A",
-          "section_id": "1", "version_ref": "1", "path": "x", "version": "1", "file_name": "x"}
+          "section_id": "1", "version_ref": "1", "path": "x", "version": "1", "file_name": "x",
+          "simulation_id": "123456789"}
 
 
 def walk(app, client, token, values) -> dict[tuple[str, str], object]:

@@ -1,0 +1,337 @@
+"""Simulating a draft against the live version from the review page (issue 16 parts 2 and 3).
+
+* `POST /processes/drafts/{draft_id}/simulations` (the review page's "Simulate this change" form: days and
+  seeds) starts `carepath.simulate_compare.compare` in a background thread of this server process and sends
+  the user to the simulation's page.
+* `GET /processes/drafts/{draft_id}/simulations/{simulation_id}`: "The simulation is running" (with how many
+  runs are done; a link to check again, followed by /static/simulation.js every few seconds when scripts run),
+  "The simulation could not be run" (and why), or the report: the figures of both versions side by side with
+  the differences bigger than the run-to-run spread tagged, and for each section a chart with a table of the
+  same numbers.
+* `GET .../status`: {"status": "running" | "ready" | "failed", "done": N, "total": N}, for the script.
+
+Only process owners (those who review drafts) start and see simulations; every other role is refused (403).
+The results are kept **in memory in this server process** (the newest KEEP; a restart forgets them): a
+simulation writes nothing to the database — it reads the deployed versions and the draft and runs on
+throwaway in-memory databases (docs/simulation.md). One simulation runs at a time in a process; asking for
+the same draft, revision, days and seeds again opens the one already running or kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from carepath import simulate, simulate_compare
+from engine import drafts
+from engine.errors import CarepathError, ConflictError, DefinitionError, NotFoundError
+
+from . import page_kit as kit
+from .auth import User
+from .inputs import Id
+from .processes import OWNER, _review_page, when
+
+router = APIRouter()
+log = logging.getLogger("carepath.simulation")
+
+SCENARIO_ENV = "CAREPATH_SIMULATION_SCENARIO"  # the scenario the pages run (default processes/config/...)
+DAYS = (1, 365)
+SEEDS = (2, 10)
+DEFAULT_DAYS, DEFAULT_SEEDS = 14, 3
+KEEP = 10
+CHECK_EVERY_S = 5
+REFUSAL = "Only process owners simulate drafts and see the results."
+# how long the default scenario took here (docs/simulation.md "How long it takes"), for the form's hint
+MEASURED = ("about 9 minutes for 14 days with 3 seeds on a busy 2-core server (about 3 minutes of processor "
+            "time)")
+
+RUNNING, READY, FAILED = "running", "ready", "failed"
+
+
+@dataclass
+class Job:
+    id: int
+    draft_id: int
+    revision: int
+    process_id: str
+    days: int
+    seeds: list[int]
+    scenario: str
+    source: int  # which database's engine (a test process serves several): id(engine)
+    started_by: str
+    started_at: datetime
+    status: str = RUNNING
+    done: int = 0
+    total: int = 0
+    seconds: float | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    began: float = field(default_factory=time.monotonic)
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return (self.source, self.draft_id, self.revision, self.days, tuple(self.seeds), self.scenario)
+
+
+_jobs: OrderedDict[int, Job] = OrderedDict()
+_lock = threading.Lock()
+
+
+def scenario_path() -> str:
+    return os.environ.get(SCENARIO_ENV) or str(simulate.DEFAULT_SCENARIO)
+
+
+def for_draft(engine: Any, draft_id: int) -> list[Job]:
+    """The simulations of a draft this process keeps, newest first."""
+    with _lock:
+        return [j for j in reversed(_jobs.values()) if j.draft_id == draft_id and j.source == id(engine)]
+
+
+def find(engine: Any, draft_id: int, simulation_id: int) -> Job:
+    with _lock:
+        job = _jobs.get(simulation_id)
+    if job is None or job.draft_id != draft_id or job.source != id(engine):
+        raise NotFoundError(f"no simulation {simulation_id} of draft {draft_id}")
+    return job
+
+
+def _run(engine: Any, job: Job, draft: dict[str, Any], scenario: simulate.Scenario) -> None:
+    def progress(done: int, total: int) -> None:
+        job.done, job.total = done, total
+
+    try:
+        result = simulate_compare.compare(scenario, engine, draft, seeds=job.seeds, days=job.days, progress=progress)
+    except DefinitionError as exc:
+        job.error = "the draft's diagrams do not deploy: " + "; ".join(str(p) for p in exc.problems)[:2000]
+        job.status = FAILED
+    except CarepathError as exc:
+        job.error = str(exc)[:2000]
+        job.status = FAILED
+    except Exception as exc:  # noqa: BLE001 - a background thread: say it failed, log the type only
+        log.error("a draft simulation failed: %s", type(exc).__name__)
+        job.error = "something went wrong while the simulation ran; the error was logged"
+        job.status = FAILED
+    else:
+        job.result = result
+        job.status = READY
+    job.seconds = round(time.monotonic() - job.began, 1)
+
+
+def start(engine: Any, user: User, draft: dict[str, Any], days: int, seeds: int) -> Job:
+    """The simulation of this draft, revision, period and seeds: the one kept or running, else a new one started
+    in a background thread. Raises ScenarioError (the scenario file cannot be read) and ConflictError (another
+    simulation is running in this process)."""
+    path = scenario_path()
+    scenario = simulate.load_scenario(path)
+    first = scenario.data.get("seed", 1)
+    first = first if isinstance(first, int) and not isinstance(first, bool) else 1
+    job = Job(id=0, draft_id=draft["id"], revision=draft["revision"], process_id=draft["process_id"], days=days,
+              seeds=list(range(first, first + seeds)), scenario=path, source=id(engine), started_by=user.username,
+              started_at=datetime.now(timezone.utc), total=2 * seeds)
+    with _lock:
+        for old in _jobs.values():
+            if old.key == job.key and old.status in (RUNNING, READY):
+                return old
+        busy = next((j for j in _jobs.values() if j.status == RUNNING), None)
+        if busy is not None:
+            raise ConflictError(f"another simulation is running (draft {busy.draft_id}, started by "
+                                f"{busy.started_by} {when(busy.started_at)}): start this one when it has finished")
+        job.id = secrets.randbelow(900_000_000) + 100_000_000
+        while job.id in _jobs:
+            job.id = secrets.randbelow(900_000_000) + 100_000_000
+        _jobs[job.id] = job
+        for old_id in [k for k, j in _jobs.items() if j.status != RUNNING][:max(0, len(_jobs) - KEEP)]:
+            del _jobs[old_id]
+    threading.Thread(target=_run, args=(engine, job, draft, scenario), name="carepath-simulation",
+                     daemon=True).start()
+    return job
+
+
+# ---------------------------------------------------------------------- the form
+def _whole(text: str, what: str, low: int, high: int, example: int) -> tuple[int | None, str | None]:
+    text = text.strip()
+    if not text:
+        return None, f"Enter the number of {what}"
+    if not text.isdigit() or len(text) > 6:
+        return None, f"The number of {what} must be a whole number, like {example}"
+    n = int(text)
+    if not low <= n <= high:
+        return None, f"The number of {what} must be between {low} and {high}"
+    return n, None
+
+
+def form_defaults() -> dict[str, Any]:
+    """What the review page's form shows: the defaults, the limits and how long the defaults took."""
+    return {"days": DEFAULT_DAYS, "seeds": DEFAULT_SEEDS, "days_range": DAYS, "seeds_range": SEEDS,
+            "measured": MEASURED, "link": link}
+
+
+def link(job: Job) -> str:
+    return f"/processes/drafts/{job.draft_id}/simulations/{job.id}"
+
+
+@router.post("/processes/drafts/{draft_id}/simulations", response_class=HTMLResponse, include_in_schema=False)
+async def start_page(request: Request, draft_id: Id) -> Response:
+    user = None
+    try:
+        form = await kit.posted_form(request)
+        user = kit.page_user(request, OWNER, refusal=REFUSAL)
+        kit.check_csrf(user, form)
+        engine = request.app.state.engine
+        draft = await run_in_threadpool(drafts.get_draft, engine, draft_id)
+        days_text, seeds_text = kit.one(form, "days"), kit.one(form, "seeds")
+        days, days_error = _whole(days_text, "days", *DAYS, DEFAULT_DAYS)
+        seeds, seeds_error = _whole(seeds_text, "seeds", *SEEDS, DEFAULT_SEEDS)
+        values = {"field": "simulate", "days": days_text, "seeds": seeds_text, "days_error": days_error or "",
+                  "seeds_error": seeds_error or ""}
+        errors = [{"text": e, "href": h} for e, h in ((days_error, "#sim-days"), (seeds_error, "#sim-seeds")) if e]
+        if errors:
+            return await run_in_threadpool(lambda: _review_page(request, user, draft_id, errors=errors, status=400,
+                                                                values=values))
+        try:
+            job = await run_in_threadpool(start, engine, user, draft, days, seeds)
+        except (ConflictError, simulate.ScenarioError) as exc:
+            code = 409 if isinstance(exc, ConflictError) else 422
+            text = str(exc)
+            items = [{"text": text[:1].upper() + text[1:], "href": None}]
+            return await run_in_threadpool(lambda: _review_page(request, user, draft_id, errors=items, status=code,
+                                                                values=values))
+    except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
+        return kit.guard(request, user, exc, not_found=f"There is no draft {draft_id}.")
+    return kit.redirect(link(job))
+
+
+# ---------------------------------------------------------------------- the report
+def _num(v: float | None, unit: str = "") -> str:
+    if v is None:
+        return "No figure"
+    text = f"{v:,.0f}" if float(v).is_integer() else f"{v:,.2f}".rstrip("0").rstrip(".")
+    if unit == "£":
+        return f"£{v:,.2f}" if not float(v).is_integer() else f"£{v:,.0f}"
+    return f"{text}%" if unit == "%" else text
+
+
+def _signed(v: float | None, unit: str = "") -> str:
+    if v is None:
+        return "No figure"
+    if v == 0:
+        return _num(0.0, unit)
+    return ("+" if v > 0 else "−") + _num(abs(v), unit)
+
+
+BAR_W, LABEL_W, ROW_H = 340, 300, 44
+LABEL_CHARS = 38  # what fits in LABEL_W at 13px Arial; the table gives the whole name
+
+
+def chart(title: str, rows: list[tuple[str, float | None, float | None]], unit: str = "") -> dict[str, Any] | None:
+    """Paired horizontal bars, live and draft, as geometry for the template's inline SVG; None when there is
+    nothing above zero to draw (the table says the same)."""
+    values = [v for _label, a, b in rows for v in (a, b) if v is not None]
+    top = max(values, default=0)
+    if top <= 0:
+        return None
+    drawn = []
+    for i, (label, a, b) in enumerate(rows):
+        y = 8 + i * ROW_H
+        drawn.append({"label": label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1].rstrip() + "…", "y": y,
+                      "live_w": round(BAR_W * (a or 0) / top, 1), "draft_w": round(BAR_W * (b or 0) / top, 1),
+                      "live": _num(a, unit), "draft": _num(b, unit)})
+    return {"title": title, "rows": drawn, "height": 8 + len(rows) * ROW_H, "width": LABEL_W + BAR_W + 110,
+            "label_w": LABEL_W, "aria": f"Bar chart: {title}, live version and draft side by side. The table "
+                                        "below gives the same numbers."}
+
+
+def report(job: Job) -> dict[str, Any]:
+    """The report page's sections from a comparison: rows for the tables, geometry for the charts."""
+    out = job.result or {}
+    rows = []
+    for r in out.get("figures", []):
+        if r["live_mean"] is None and r["draft_mean"] is None:
+            continue  # no figure in either version (a measure with nothing to count in the period)
+        u = r["unit"]
+        rows.append({**r, "live_text": _num(r["live_mean"], u), "draft_text": _num(r["draft_mean"], u),
+                     "diff_text": _signed(r["difference"], u),
+                     "spread_text": "Not known" if r["spread"] is None else "±" + _num(r["spread"], u),
+                     "per_seed": ", ".join(_signed(d, u) for d in r["differences"])})
+    groups = {g: [r for r in rows if r["group"] == g] for g in simulate_compare.GROUPS}
+    breaches = groups["Deadlines missed"]
+    teams = groups["Teams"]
+    weeks_live, weeks_draft = out.get("weeks", {}).get("live", {}), out.get("weeks", {}).get("draft", {})
+    queues = []
+    for team in sorted(set(weeks_live) | set(weeks_draft)):
+        lw, dw = weeks_live.get(team, {}), weeks_draft.get(team, {})
+        weeks = sorted(set(lw) | set(dw))
+        table = [{"week": w, "live": _num(lw.get(w, 0.0)), "draft": _num(dw.get(w, 0.0))} for w in weeks]
+        queues.append({"team": team, "slug": "".join(c if c.isalnum() else "-" for c in team), "weeks": table,
+                       "chart": chart(f"tasks waiting for {team} as each week ended",
+                                      [(f"Week {w}", lw.get(w, 0.0), dw.get(w, 0.0)) for w in weeks])})
+    budgets = groups["Personal budgets"]
+    total = next((r for r in budgets if r["key"] == "budgets/total"), None)
+    measures = groups["Measures"]
+    percents = [m for m in measures if m["unit"] == "%"]
+    return {
+        "rows": rows, "marked": [r for r in rows if r["marked"]], "groups": groups, "queues": queues,
+        "breach_chart": chart("deadlines missed", [(r["label"], r["live_mean"], r["draft_mean"]) for r in breaches]),
+        "team_chart": chart("tasks waiting at the end of the period, by team", [
+            (r["label"].split(":")[0], r["live_mean"], r["draft_mean"]) for r in teams
+            if r["key"].endswith("/waiting_at_end")]),
+        "budget_chart": chart("personal budgets, total a year", [("Total a year", total["live_mean"],
+                                                                  total["draft_mean"])], "£") if total else None,
+        "measure_chart": chart("measures given as a percentage", [(m["label"], m["live_mean"], m["draft_mean"])
+                                                                   for m in percents], "%"),
+    }
+
+
+def _page(request: Request, user: User, draft: dict[str, Any], job: Job) -> Response:
+    ctx = {"user": user, "draft": draft, "job": job, "when": when, "check_every_s": CHECK_EVERY_S,
+           "link": link(job), "minutes": _minutes(job)}
+    if job.status == READY:
+        ctx.update(out=job.result, page=report(job))
+        return kit.render(request, "simulation_report.html", ctx)
+    return kit.render(request, "simulation_running.html", ctx)
+
+
+def _minutes(job: Job) -> str:
+    s = job.seconds if job.seconds is not None else time.monotonic() - job.began
+    return f"{s:.0f} seconds" if s < 90 else f"{s / 60:.0f} minutes"
+
+
+@router.get("/processes/drafts/{draft_id}/simulations/{simulation_id}", response_class=HTMLResponse,
+            include_in_schema=False)
+def simulation_page(request: Request, draft_id: Id, simulation_id: Id) -> Response:
+    user = None
+    try:
+        user = kit.page_user(request, OWNER, refusal=REFUSAL)
+        draft = drafts.get_draft(request.app.state.engine, draft_id)
+        job = find(request.app.state.engine, draft_id, simulation_id)
+        return _page(request, user, draft, job)
+    except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
+        return kit.guard(request, user, exc, not_found=(
+            f"There is no simulation {simulation_id} of draft {draft_id}. Simulations are kept only until the "
+            "server restarts: start it again from the draft's review page."))
+
+
+@router.get("/processes/drafts/{draft_id}/simulations/{simulation_id}/status", include_in_schema=False)
+def simulation_status(request: Request, draft_id: Id, simulation_id: Id) -> Response:
+    """Whether the simulation is done, for the running page's script; nothing about its results."""
+    user = None
+    try:
+        user = kit.page_user(request, OWNER, refusal=REFUSAL)
+        try:
+            job = find(request.app.state.engine, draft_id, simulation_id)
+        except NotFoundError:
+            return kit.with_headers(JSONResponse({"status": "unknown"}, status_code=404))
+    except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
+        return kit.guard(request, user, exc)
+    return kit.with_headers(JSONResponse({"status": job.status, "done": job.done, "total": job.total}))

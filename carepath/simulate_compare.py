@@ -1,0 +1,233 @@
+"""Comparing a draft with the live version on the same synthetic caseload (issue 16 part 3).
+
+`compare(scenario, live, draft, seeds=[1, 2, 3], days=28)` runs `carepath.simulate.simulate` twice for each
+seed: once on the versions deployed on `live` (read only), once on the same versions with the draft's files
+deployed over them. The same seed gives both runs the same arrivals (they are drawn before the run starts) and
+the same first draws; where the draft makes the work differ, the later draws differ too, which is why several
+seeds are run and the difference is judged against its run-to-run spread.
+
+For each figure (deadline breaches per timer; each team's wait p50/p95, queue at the end and tasks done;
+personal budgets' total and mean; each published measure) the result holds the per-seed values of both
+versions, their means, the mean of the paired per-seed differences (draft minus live) and the spread: **two
+sample standard deviations of those paired differences** (n - 1 in the denominator). A difference is marked
+"bigger than the run-to-run spread" when |mean difference| > spread; with fewer than two seeds where both runs
+have the figure there is no spread and nothing is marked. A version compared with itself gives the same runs,
+so every difference and spread is 0 and nothing is marked. docs/simulation.md says the same.
+
+simulate() is used as it is: the draft's diagrams reach it as the `source` it copies deployed versions from —
+a throwaway in-memory database holding the live versions (engine/trial.py `_copy_deployed`) with the draft
+deployed over them (`draft_source`). Nothing is written to the live database.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from engine.errors import NotFoundError
+
+from .simulate import ROOT, Scenario, ScenarioError, simulate
+
+GROUPS = ("Deadlines missed", "Teams", "Personal budgets", "Measures")
+RULE = ("A difference is marked when the mean of the paired per-seed differences (draft minus live) is larger, "
+        "either way, than two standard deviations of those differences.")
+MAX_SEEDS = 20
+
+
+# ---------------------------------------------------------------------- the draft's diagrams as a source
+def draft_source(live: Any, draft: Mapping[str, Any]) -> Any:
+    """A throwaway in-memory engine holding the live database's deployed versions (read only) with the draft's
+    files deployed over them: what simulate() copies its processes from. Raises DefinitionError when the
+    draft does not deploy. The caller disposes of it (`.db.dispose()`)."""
+    from sqlalchemy import select
+
+    from engine.runtime import Engine
+    from engine.schema import process_versions
+    from engine.trial import _copy_deployed, _scratch_database
+
+    files = {name: text.encode("utf-8") if isinstance(text, str) else bytes(text)
+             for name, text in draft["files"].items()}
+    process_id = draft["process_id"]
+    eng = Engine(_scratch_database(), registry=live.registry, forms=live.forms)
+    try:
+        eng.init(simulated_start=datetime(2026, 1, 1, tzinfo=timezone.utc))  # only the deployments' stamps
+        _copy_deployed(live, eng, replaced=process_id, draft_names=list(files))
+        with eng.db.engine.connect() as conn:
+            copied = conn.execute(select(process_versions.c.id).limit(1)).first() is not None
+        if not copied:  # nothing deployed live: simulate() runs processes/ for the live side, so the draft's too
+            eng.deploy([ROOT / "processes"], note="simulation")
+        refs = eng.deploy(files=files, actor="simulation", source="draft under simulation")
+        if not any(r.kind == "process" and r.process_id == process_id for r in refs):
+            raise NotFoundError(f"the draft's files do not define the process '{process_id}'", process=process_id)
+    except Exception:
+        eng.db.dispose()
+        raise
+    return eng
+
+
+# ---------------------------------------------------------------------- the figures of one run
+def figures(out: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """key -> {group, label, unit, value} for every figure compared, in the order the report shows them."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def add(key: str, group: str, label: str, unit: str, value: Any, count: bool = False) -> None:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        found[key] = {"group": group, "label": label, "unit": unit, "value": float(value) if ok else None,
+                      "count": count}
+
+    for key, b in out.get("deadline_breaches", {}).items():
+        add(f"breaches/{key}", "Deadlines missed", f"{b['deadline']} ({key})", "times", b["times"], True)
+    for name, t in out.get("teams", {}).items():
+        add(f"teams/{name}/wait_hours_p50", "Teams", f"{name}: wait, median", "hours", t.get("wait_hours_p50"))
+        add(f"teams/{name}/wait_hours_p95", "Teams", f"{name}: wait, 95th percentile", "hours",
+            t.get("wait_hours_p95"))
+        add(f"teams/{name}/waiting_at_end", "Teams", f"{name}: tasks waiting at the end", "tasks",
+            t.get("waiting_at_end"), True)
+        add(f"teams/{name}/done", "Teams", f"{name}: tasks done", "tasks", t.get("done"), True)
+    pb = out.get("personal_budgets") or {}
+    add("budgets/count", "Personal budgets", "Personal budgets decided", "budgets", pb.get("count"))
+    add("budgets/total", "Personal budgets", "Personal budgets: total a year", "£", pb.get("total"))
+    add("budgets/mean", "Personal budgets", "Personal budgets: mean a year", "£", pb.get("mean"))
+    for m in out.get("measures") or [] if isinstance(out.get("measures"), list) else []:
+        add(f"measures/{m['key']}", "Measures", m["title"], m.get("unit") or "", m.get("figure"))
+    return found
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def judge(live: list[float | None], draft: list[float | None]) -> dict[str, Any]:
+    """Means, the paired differences, their spread (2 sample SDs) and whether the difference is marked."""
+    pairs = [(a, b) for a, b in zip(live, draft, strict=True) if a is not None and b is not None]
+    diffs = [b - a for a, b in pairs]
+    spread = round(2 * statistics.stdev(diffs), 4) if len(diffs) >= 2 else None
+    diff = _mean(diffs)
+    marked = spread is not None and diff is not None and abs(diff) > spread and not math.isclose(abs(diff), spread)
+    return {"live_mean": _mean([v for v in live if v is not None]),
+            "draft_mean": _mean([v for v in draft if v is not None]),
+            "differences": [round(d, 4) for d in diffs], "difference": diff, "spread": spread, "marked": marked}
+
+
+def _weeks(runs: list[dict[str, Any]]) -> dict[str, dict[int, float]]:
+    """team -> week -> the mean over the runs of the tasks waiting as the week ended."""
+    sums: dict[str, dict[int, list[float]]] = {}
+    for out in runs:
+        for name, t in out.get("teams", {}).items():
+            for w in t.get("weeks", []):
+                sums.setdefault(name, {}).setdefault(w["week"], []).append(float(w["waiting_at_end"]))
+    return {name: {wk: round(sum(v) / len(runs), 2) for wk, v in sorted(by.items())} for name, by in sums.items()}
+
+
+def _problems(runs: list[dict[str, Any]]) -> dict[str, int]:
+    """Incidents and tasks whose answers did not fit, summed over the runs (the same keys as a run's)."""
+    out: dict[str, int] = {}
+    for r in runs:
+        for k, v in r.get("incidents", {}).items():
+            out[f"incident: {k}"] = out.get(f"incident: {k}", 0) + v
+        for k, v in r.get("tasks_not_completed", {}).items():
+            out[f"not completed: {k}"] = out.get(f"not completed: {k}", 0) + v["times"]
+    return dict(sorted(out.items()))
+
+
+# ---------------------------------------------------------------------- the comparison
+def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: list[int], days: int | None = None,
+            progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Run the live versions and the draft on the same scenario for each seed and compare every figure.
+
+    `live`: the live engine (only read). `draft`: {"id"?, "process_id", "files": {name: text}}. `progress(done,
+    total)` is called after each run. Raises ScenarioError (the scenario does not fit either version's
+    diagrams), DefinitionError (the draft does not deploy)."""
+    if not seeds or len(seeds) > MAX_SEEDS:
+        raise ScenarioError(f"give from 1 to {MAX_SEEDS} seeds, not {len(seeds)}")
+    total, done = 2 * len(seeds), 0
+    source = draft_source(live, draft)
+    live_runs: list[dict[str, Any]] = []
+    draft_runs: list[dict[str, Any]] = []
+    try:
+        for seed in seeds:
+            live_runs.append(simulate(scenario, source=live, days=days, seed=seed))
+            done += 1
+            if progress:
+                progress(done, total)
+            try:
+                draft_runs.append(simulate(scenario, source=source, days=days, seed=seed))
+            except ScenarioError as exc:
+                raise ScenarioError(f"with the draft's diagrams: {exc}") from None
+            done += 1
+            if progress:
+                progress(done, total)
+    finally:
+        source.db.dispose()
+    return compare_runs(live_runs, draft_runs, draft=draft, seeds=seeds)
+
+
+def compare_runs(live_runs: list[dict[str, Any]], draft_runs: list[dict[str, Any]], *, draft: Mapping[str, Any],
+                 seeds: list[int]) -> dict[str, Any]:
+    """The comparison of runs already made (live_runs[i] and draft_runs[i] with seeds[i])."""
+    lf = [figures(r) for r in live_runs]
+    df = [figures(r) for r in draft_runs]
+    keys = list(dict.fromkeys([k for f in lf for k in f] + [k for f in df for k in f]))
+    rows = []
+    for key in keys:
+        meta = next(f[key] for f in lf + df if key in f)
+        missing = 0.0 if meta["count"] else None  # a team with no task in a run did none and has none waiting
+        lv = [f[key]["value"] if key in f else missing for f in lf]
+        dv = [f[key]["value"] if key in f else missing for f in df]
+        rows.append({"key": key, "group": meta["group"], "label": meta["label"], "unit": meta["unit"],
+                     "live": lv, "draft": dv, **judge(lv, dv)})
+    rows.sort(key=lambda r: GROUPS.index(r["group"]))
+    first = live_runs[0] if live_runs else {}
+    pid = draft["process_id"]
+    notes = []
+    if not any(pid in r.get("processes", {}) for r in draft_runs):
+        notes.append(f"No simulated case started '{pid}': the scenario's routes never reach the draft's process, "
+                     "so the two versions ran the same work.")
+    return {"draft": {"id": draft.get("id"), "process_id": pid, "revision": draft.get("revision")},
+            "scenario": first.get("scenario"), "start": first.get("start"), "days": first.get("days"),
+            "seeds": list(seeds), "rule": RULE,
+            "contacts": {"live": [r["contacts"] for r in live_runs], "draft": [r["contacts"] for r in draft_runs]},
+            "figures": rows, "marked": sum(1 for r in rows if r["marked"]),
+            "weeks": {"live": _weeks(live_runs), "draft": _weeks(draft_runs)},
+            "problems": {"live": _problems(live_runs), "draft": _problems(draft_runs)}, "notes": notes}
+
+
+# ---------------------------------------------------------------------- as text
+def _n(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.2f}"
+
+
+def _signed(v: float | None) -> str:
+    return "-" if v is None else ("+" if v > 0 else "") + _n(v)
+
+
+def compare_text(out: Mapping[str, Any]) -> str:
+    """The readable comparison `carepath simulate --compare-draft` prints without --json."""
+    d = out["draft"]
+    lines = [f"Draft {d['id']} of {d['process_id']} against the live version: {out['days']} days from {out['start']} "
+             f"(scenario {out['scenario']}), seeds {', '.join(str(s) for s in out['seeds'])}",
+             f"Contacts per seed: {', '.join(str(c) for c in out['contacts']['live'])}", out["rule"], ""]
+    lines += out["notes"] + ([""] if out["notes"] else [])
+    width = max([len(r["label"]) for r in out["figures"]] + [10])
+    width = min(width, 70)
+    group = None
+    for r in out["figures"]:
+        if r["live_mean"] is None and r["draft_mean"] is None:
+            continue  # no figure in either version (a measure with nothing to count in the period)
+        if r["group"] != group:
+            group = r["group"]
+            lines += ["", group, f"  {'':<{width}} {'live':>10} {'draft':>10} {'difference':>11} {'spread':>9}"]
+        mark = "  bigger than run-to-run spread" if r["marked"] else ""
+        lines.append(f"  {r['label'][:width]:<{width}} {_n(r['live_mean']):>10} {_n(r['draft_mean']):>10} "
+                     f"{_signed(r['difference']):>11} {_n(r['spread']):>9}{mark}")
+    lines += ["", f"{out['marked']} difference(s) bigger than the run-to-run spread."]
+    for side in ("live", "draft"):
+        if out["problems"][side]:
+            lines += ["", f"Problems in the {side} runs (all seeds):"]
+            lines += [f"  {k}: {v}" for k, v in out["problems"][side].items()]
+    return "\n".join(lines)

@@ -1,0 +1,175 @@
+"""Comparing a draft with the live version on the same synthetic caseload (carepath/simulate_compare.py,
+`carepath simulate --compare-draft`, docs/simulation.md "Comparing a draft").
+
+One live database a module (the real front door, screening and safeguarding), a draft identical to the live
+safeguarding process and one whose triage deadline is an hour after the concern's task appears instead of the
+end of the next working day; a small scenario of safeguarding concerns (tests/fixtures/simulation_compare.yaml)
+over 2-3 days, so each run takes about a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from carepath import cli, simulate, simulate_compare
+from engine import definitions, drafts
+from engine.forms import FormLibrary
+from engine.registry import load_registry
+from engine.runtime import Engine
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIO = ROOT / "tests" / "fixtures" / "simulation_compare.yaml"
+TRIAGE = "breaches/safeguarding/triage_overdue"
+DEADLINE_OF_DAY = b'<bpmn:timeDate xsi:type="bpmn:tFormalExpression">triage_due["due"]</bpmn:timeDate>'
+AN_HOUR = b'<bpmn:timeDuration xsi:type="bpmn:tFormalExpression">"PT1H"</bpmn:timeDuration>'
+
+
+def live_files(eng, process_id: str) -> dict[str, bytes]:
+    with eng.db.engine.connect() as conn:
+        return drafts.version_files(conn, definitions.latest_version(conn, process_id))
+
+
+def make_drafts(eng) -> dict[str, int]:
+    """A draft the same as the live safeguarding process, and one whose triage deadline is an hour."""
+    files = live_files(eng, "safeguarding")
+    assert DEADLINE_OF_DAY in files["safeguarding.bpmn"]
+    text = {k: v.decode() for k, v in files.items()}
+    hour = {**text, "safeguarding.bpmn": files["safeguarding.bpmn"].replace(DEADLINE_OF_DAY, AN_HOUR).decode()}
+    same = drafts.create_draft(eng, process_id="safeguarding", files=text, base_version=None, actor="process-owner")
+    changed = drafts.create_draft(eng, process_id="safeguarding", files=hour, base_version=None,
+                                  actor="process-owner", note="triage within the hour")
+    return {"same": same["id"], "changed": changed["id"]}
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    path = tmp_path_factory.mktemp("simcompare") / "live.db"
+    eng = Engine(f"sqlite:///{path}", registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
+    eng.init()
+    eng.deploy([ROOT / "processes" / n for n in ("front_door.bpmn", "screening.dmn", "safeguarding.bpmn")])
+    ids = make_drafts(eng)
+    yield eng, path, ids
+    eng.db.dispose()
+
+
+def test_the_rule_marks_a_difference_only_when_it_is_bigger_than_two_sds_of_the_paired_differences():
+    same = simulate_compare.judge([3.0, 5.0, 4.0], [3.0, 5.0, 4.0])
+    assert same["difference"] == 0 and same["spread"] == 0 and same["marked"] is False
+    steady = simulate_compare.judge([3.0, 5.0, 4.0], [8.0, 11.0, 8.0])  # +5, +6, +4: mean 5, 2 SD = 2
+    assert steady["difference"] == 5 and steady["spread"] == 2 and steady["marked"] is True
+    noisy = simulate_compare.judge([3.0, 5.0, 4.0], [9.0, 2.0, 4.0])  # +6, -3, 0: mean 1, 2 SD ~ 9.2
+    assert noisy["marked"] is False and noisy["spread"] > abs(noisy["difference"])
+    one = simulate_compare.judge([3.0, None], [9.0, 4.0])  # one pair: no spread, nothing marked
+    assert one["spread"] is None and one["marked"] is False and one["live_mean"] == 3 and one["draft_mean"] == 6.5
+
+
+def test_a_version_compared_with_itself_marks_no_difference(live):
+    eng, _path, ids = live
+    out = simulate_compare.compare(simulate.load_scenario(SCENARIO), eng, drafts.get_draft(eng, ids["same"]),
+                                   seeds=[1, 2], days=2)
+    assert out["marked"] == 0 and out["contacts"]["live"] == out["contacts"]["draft"]
+    assert out["contacts"]["live"][0] > 5 and out["contacts"]["live"][0] != out["contacts"]["live"][1]
+    assert [r["difference"] for r in out["figures"] if r["difference"]] == []
+    triage = next(r for r in out["figures"] if r["key"] == TRIAGE)
+    assert triage["live"] == triage["draft"] and triage["spread"] == 0
+    assert out["notes"] == []  # the safeguarding process was reached
+
+
+def test_a_shorter_deadline_fires_more_often_and_the_difference_is_marked_by_the_command(live, capsys):
+    eng, path, ids = live
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    code = cli.main(["--db", f"sqlite:///{path}", "--json", "simulate", "--compare-draft", str(ids["changed"]),
+                     "--scenario", str(SCENARIO), "--days", "2", "--seeds", "3"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["seeds"] == [1, 2, 3] and out["days"] == 2
+    assert out["draft"] == {"id": ids["changed"], "process_id": "safeguarding", "revision": 1}
+    triage = next(r for r in out["figures"] if r["key"] == TRIAGE)
+    # an hour instead of the next working day: the deadline is missed in every seed's run, and more than before
+    assert all(d > 0 for d in triage["differences"]) and len(triage["differences"]) == 3
+    assert triage["draft_mean"] > triage["live_mean"] + 5
+    assert triage["marked"] is True and abs(triage["difference"]) > triage["spread"]
+    assert out["marked"] >= 1
+    # the escalations the draft's deadline raises are the team manager's work: that shows too
+    assert next(r for r in out["figures"] if r["key"] == "teams/team_manager/done")["marked"] is True
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before  # the live database was only read
+
+    text = simulate_compare.compare_text(out)  # what the command prints without --json
+    assert f"Draft {ids['changed']} of safeguarding against the live version: 2 days" in text
+    line = next(x for x in text.splitlines() if "Safeguarding triage deadline missed" in x)
+    assert line.endswith("bigger than run-to-run spread") and "two standard deviations" in text
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--seeds", "1"], "--seeds must be from 2 to 20"),
+    (["--days", "0"], "days must be a whole number from 1 to 3660, not 0"),
+    (["--compare-draft", "987654"], "987654"),
+], ids=["one_seed", "no_days", "unknown_draft"])
+def test_the_command_refuses_bad_input_with_a_message(live, capsys, args, message):
+    _eng, path, ids = live
+    argv = ["--db", f"sqlite:///{path}", "simulate", "--scenario", str(SCENARIO), "--compare-draft",
+            str(ids["changed"]), *args]
+    code = cli.main(argv)
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and "Traceback" not in err
+
+
+def test_a_draft_that_drops_a_watched_deadline_is_refused_naming_it(live):
+    eng, _path, _ids = live
+    files = {k: v.decode() for k, v in live_files(eng, "safeguarding").items()}
+    gone = files["safeguarding.bpmn"].replace("triage_overdue", "triage_late")  # the timer renamed
+    draft = {"id": 0, "process_id": "safeguarding", "files": {**files, "safeguarding.bpmn": gone}}
+    with pytest.raises(simulate.ScenarioError) as err:
+        simulate_compare.compare(simulate.load_scenario(SCENARIO), eng, draft, seeds=[1, 2], days=1)
+    assert "with the draft's diagrams" in str(err.value)
+    assert "no deployed diagram has a timer 'safeguarding/triage_overdue'" in str(err.value)
+
+
+# two user tasks made by one step (a parallel split), for two teams
+PAIR = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="pair_defs" targetNamespace="http://carepath.test">
+  <bpmn:process id="pair" name="Two at once" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:parallelGateway id="split"><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+      <bpmn:outgoing>f3</bpmn:outgoing></bpmn:parallelGateway>
+    <bpmn:userTask id="a" name="A" camunda:formKey="sla_escalation" camunda:candidateGroups="front_door">
+      <bpmn:incoming>f2</bpmn:incoming>
+      <bpmn:outgoing>f4</bpmn:outgoing></bpmn:userTask>
+    <bpmn:userTask id="b" name="B" camunda:formKey="sla_escalation" camunda:candidateGroups="finance">
+      <bpmn:incoming>f3</bpmn:incoming>
+      <bpmn:outgoing>f5</bpmn:outgoing></bpmn:userTask>
+    <bpmn:parallelGateway id="join"><bpmn:incoming>f4</bpmn:incoming><bpmn:incoming>f5</bpmn:incoming>
+      <bpmn:outgoing>f6</bpmn:outgoing></bpmn:parallelGateway>
+    <bpmn:endEvent id="end"><bpmn:incoming>f6</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="split"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="split" targetRef="a"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="split" targetRef="b"/>
+    <bpmn:sequenceFlow id="f4" sourceRef="a" targetRef="join"/>
+    <bpmn:sequenceFlow id="f5" sourceRef="b" targetRef="join"/>
+    <bpmn:sequenceFlow id="f6" sourceRef="join" targetRef="end"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_two_tasks_one_step_makes_are_queued_in_the_same_order_every_run(tmp_path):
+    """The tasks table's ids are random uuids: tasks made at the same instant were queued in a random order, so
+    the same seed could give another run (and a draft identical to the live version showed differences)."""
+    db = tmp_path / "pair.db"
+    eng = Engine(f"sqlite:///{db}", registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
+    eng.init()
+    eng.deploy(files={"pair.bpmn": PAIR.encode()})
+    try:
+        path = tmp_path / "pair.yaml"
+        path.write_text("start: 2026-04-01\narrivals:\n  self: {per_year: 9000, process: pair}\n"
+                        "teams:\n  front_door: {staff: 1}\n  finance: {staff: 1}\n")
+        sc = simulate.load_scenario(path)
+        first, again = (simulate.simulate(sc, source=eng, days=1, seed=5) for _ in range(2))
+    finally:
+        eng.db.dispose()
+    assert first["processes"]["pair"]["completed"] >= 5  # both tasks of several contacts were done
+    assert json.dumps(first, sort_keys=True, default=str) == json.dumps(again, sort_keys=True, default=str)

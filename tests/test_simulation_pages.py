@@ -1,0 +1,267 @@
+"""Simulating a draft against the live version from its review page (api/simulation_pages.py): who may start
+and see a simulation, bad input refused with a message, the background run with its waiting page and the
+report with the difference tagged, a draft the scenario does not fit — and in a real browser, by keyboard and
+axe-clean on each page.
+
+The scenario is tests/fixtures/simulation_compare.yaml (safeguarding concerns through the front door); the
+draft makes the safeguarding triage deadline an hour after the concern's task appears instead of the end of
+the next working day (tests/test_simulate_compare.py). Runs of 1 day and 2 seeds keep each simulation short.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api import simulation_pages
+from api.auth import ROLES
+from carepath import simulate_compare
+from engine import drafts
+from tests.browser import launch, live_server, run_axe, sign_in
+from tests.front_door_world import PASSWORD, build, username
+from tests.test_auditor_read_only import snapshot
+from tests.test_simulate_compare import SCENARIO, live_files, make_drafts
+
+OWNER = "process-owner"
+READERS = {"process_owner", "team_manager", "auditor"}  # who may read the review page at all
+NOT_COMPARED = {"sessions", "case_access_log"}
+
+
+def _forget(eng) -> None:
+    with simulation_pages._lock:
+        for key in [k for k, j in simulation_pages._jobs.items() if j.source == id(eng)]:
+            del simulation_pages._jobs[key]
+
+
+def _world(url: str):
+    eng, app, _people = build(url)
+    ids = make_drafts(eng)
+    files = {k: v.decode() for k, v in live_files(eng, "safeguarding").items()}
+    renamed = {**files, "safeguarding.bpmn": files["safeguarding.bpmn"].replace("triage_overdue", "triage_late")}
+    ids["unfit"] = drafts.create_draft(eng, process_id="safeguarding", files=renamed, base_version=None,
+                                       actor=OWNER)["id"]
+    return eng, app, ids
+
+
+@pytest.fixture(scope="module")
+def world(module_db_url):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(simulation_pages.SCENARIO_ENV, str(SCENARIO))
+        eng, app, ids = _world(module_db_url)
+        yield eng, app, ids
+        _forget(eng)
+        eng.db.dispose()
+
+
+def client(app, user: str | None) -> tuple[TestClient, str]:
+    c = TestClient(app, follow_redirects=False)
+    if user is None:
+        return c, ""
+    r = c.post("/api/session", json={"username": user, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return c, r.json()["csrf_token"]
+
+
+def wait_until_done(c: TestClient, link: str) -> dict:
+    """The status once the background run has finished (it takes a few seconds; 300 s before giving up)."""
+    deadline = time.monotonic() + 300
+    while True:
+        state = c.get(f"{link}/status").json()
+        if state["status"] != "running":
+            return state
+        assert time.monotonic() < deadline, f"the simulation did not finish: {state}"
+        time.sleep(0.25)
+
+
+def text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&#39;", "'")
+
+
+def test_only_process_owners_may_start_and_see_a_simulation(world):
+    eng, app, ids = world
+    did = ids["changed"]
+    before = snapshot(eng)
+    for role in [*ROLES, None]:
+        c, csrf = client(app, username(role) if role else None)
+        review = c.get(f"/processes/drafts/{did}/review")
+        if role is None:
+            assert (review.status_code, review.headers["location"]) == (303, "/sign-in")
+        else:
+            assert review.status_code == (200 if role in READERS else 403), role
+            shown = f'action="/processes/drafts/{did}/simulations"' in review.text
+            assert shown == (role == "process_owner"), role
+        r = c.post(f"/processes/drafts/{did}/simulations", data={"csrf_token": csrf, "days": "1", "seeds": "2"})
+        page = c.get(f"/processes/drafts/{did}/simulations/123456789")
+        status = c.get(f"/processes/drafts/{did}/simulations/123456789/status")
+        if role is None:
+            for answer in (r, page, status):
+                assert (answer.status_code, answer.headers["location"]) == (303, "/sign-in")
+        elif role != "process_owner":
+            for answer in (r, page, status):
+                assert answer.status_code == 403, (role, answer.request.url)
+            assert "Only process owners simulate drafts" in r.text
+        else:
+            assert r.status_code == 303  # started: the next test follows one through
+            wait_until_done(c, r.headers["location"])
+            assert page.status_code == 404 and "There is no simulation 123456789 of draft" in page.text
+            assert (status.status_code, status.json()) == (404, {"status": "unknown"})
+    assert len(simulation_pages.for_draft(eng, did)) == 1  # only the owner's
+    after = snapshot(eng)
+    assert [t for t in before if t not in NOT_COMPARED and before[t] != after[t]] == []
+    _forget(eng)
+
+
+@pytest.mark.parametrize("days,seeds,status,message,href", [
+    ("", "3", 400, "Enter the number of days", "#sim-days"),
+    ("0", "3", 400, "The number of days must be between 1 and 365", "#sim-days"),
+    ("366", "3", 400, "The number of days must be between 1 and 365", "#sim-days"),
+    ("two", "3", 400, "The number of days must be a whole number, like 14", "#sim-days"),
+    ("7", "1", 400, "The number of seeds must be between 2 and 10", "#sim-seeds"),
+    ("7", "-3", 400, "The number of seeds must be a whole number, like 3", "#sim-seeds"),
+], ids=["no_days", "zero_days", "too_many_days", "words", "one_seed", "negative_seeds"])
+def test_bad_input_is_refused_with_a_message_and_starts_nothing(world, days, seeds, status, message, href):
+    eng, app, ids = world
+    c, csrf = client(app, OWNER)
+    r = c.post(f"/processes/drafts/{ids['changed']}/simulations",
+               data={"csrf_token": csrf, "days": days, "seeds": seeds})
+    assert r.status_code == status
+    assert f'<a href="{href}">{message}</a>' in r.text  # the error summary links to the field
+    assert f'value="{days}"' in r.text and f'value="{seeds}"' in r.text  # what was typed stays
+    assert r.text.count('class="govuk-error-message"') == 1
+    assert simulation_pages.for_draft(eng, ids["changed"]) == []
+
+
+def test_an_unknown_draft_or_a_missing_token_is_refused(world):
+    eng, app, ids = world
+    c, csrf = client(app, OWNER)
+    r = c.post("/processes/drafts/987654/simulations", data={"csrf_token": csrf, "days": "1", "seeds": "2"})
+    assert r.status_code == 404 and "There is no draft 987654." in r.text
+    r = c.post(f"/processes/drafts/{ids['changed']}/simulations", data={"days": "1", "seeds": "2"})
+    assert r.status_code == 403
+    assert c.get("/processes/drafts/987654/simulations/123456789").status_code == 404
+    assert simulation_pages.for_draft(eng, ids["changed"]) == []
+
+
+def test_a_simulation_runs_in_the_background_and_its_report_tags_the_difference(world, monkeypatch):
+    eng, app, ids = world
+    did = ids["changed"]
+    gate = threading.Event()
+    real = simulate_compare.compare
+
+    def gated(*args, **kw):  # held until the waiting page has been read
+        gate.wait(60)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(simulate_compare, "compare", gated)
+    before = snapshot(eng)
+    c, csrf = client(app, OWNER)
+    try:
+        r = c.post(f"/processes/drafts/{did}/simulations", data={"csrf_token": csrf, "days": "1", "seeds": "2"})
+        assert r.status_code == 303
+        link = r.headers["location"]
+        assert re.fullmatch(rf"/processes/drafts/{did}/simulations/\d{{9}}", link)
+        waiting = c.get(link)
+        assert waiting.status_code == 200
+        assert '<h1 class="govuk-heading-l">The simulation is running</h1>' in waiting.text
+        assert "0 of 4 runs finished." in waiting.text and f'href="{link}"' in waiting.text
+        assert c.get(f"{link}/status").json() == {"status": "running", "done": 0, "total": 4}
+        # the same simulation asked for again opens the one running; another one waits its turn
+        again = c.post(f"/processes/drafts/{did}/simulations", data={"csrf_token": csrf, "days": "1", "seeds": "2"})
+        assert again.headers["location"] == link
+        other = c.post(f"/processes/drafts/{did}/simulations", data={"csrf_token": csrf, "days": "2", "seeds": "2"})
+        assert other.status_code == 409 and "Another simulation is running" in other.text
+    finally:
+        gate.set()
+    assert wait_until_done(c, link) == {"status": "ready", "done": 4, "total": 4}
+    report = c.get(link)
+    assert report.status_code == 200
+    words = text(report.text)
+    marked = words.split("Differences bigger than the run-to-run spread", 1)[1].split("How a difference is marked")[0]
+    assert "Safeguarding triage deadline missed (safeguarding/triage_overdue):" in marked
+    row = re.search(r'<tr class="govuk-table__row" data-key="breaches/safeguarding/triage_overdue">(.*?)</tr>',
+                    report.text, re.S).group(1)
+    assert "Bigger than run-to-run spread" in row
+    for section in ("breaches-table", "teams-table", "budgets-table", "measures-table", "queue-safeguarding"):
+        assert f'id="{section}"' in report.text, section
+    assert 'role="img" aria-label="Bar chart: deadlines missed, live version and draft side by side.' in report.text
+    review = c.get(f"/processes/drafts/{did}/review").text
+    assert f'href="{link}"' in review and "finished" in text(review)
+    after = snapshot(eng)
+    assert [t for t in before if t not in NOT_COMPARED and before[t] != after[t]] == []  # nothing live changed
+    _forget(eng)
+
+
+def test_a_draft_the_scenario_does_not_fit_says_why_it_could_not_be_run(world):
+    eng, app, ids = world
+    c, csrf = client(app, OWNER)
+    r = c.post(f"/processes/drafts/{ids['unfit']}/simulations", data={"csrf_token": csrf, "days": "1", "seeds": "2"})
+    link = r.headers["location"]
+    assert wait_until_done(c, link)["status"] == "failed"
+    page = c.get(link)
+    assert page.status_code == 200 and "The simulation could not be run" in page.text
+    assert "no deployed diagram has a timer &#39;safeguarding/triage_overdue&#39;" in page.text
+    _forget(eng)
+
+
+# ---------------------------------------------------------------------- in a real browser (one database)
+@pytest.fixture
+def browser_world(tmp_path, monkeypatch):
+    monkeypatch.setenv(simulation_pages.SCENARIO_ENV, str(SCENARIO))
+    eng, app, ids = _world(f"sqlite:///{tmp_path / 'carepath.db'}")
+    yield eng, app, ids
+    _forget(eng)
+    eng.db.dispose()
+
+
+def test_a_process_owner_simulates_a_draft_by_keyboard_and_reads_the_tagged_difference(browser_world, monkeypatch):
+    eng, app, ids = browser_world
+    did = ids["changed"]
+    gate = threading.Event()
+    real = simulate_compare.compare
+    monkeypatch.setattr(simulate_compare, "compare", lambda *a, **kw: (gate.wait(60), real(*a, **kw))[1])
+    with live_server(app) as base, launch() as browser:
+        try:
+            page = browser.new_context(bypass_csp=True).new_page()
+            sign_in(page, base, OWNER, PASSWORD, then="/home")
+            page.goto(f"{base}/processes/drafts/{did}/review")
+            run_axe(page, "review with the simulation form")
+            assert "took about" in page.locator("#sim-time").inner_text()
+
+            # keyboard only: a period out of range first, then one that will do
+            page.locator("#sim-days").focus()
+            page.keyboard.press("Control+A")
+            page.keyboard.type("0")
+            page.keyboard.press("Tab")
+            assert page.evaluate("() => document.activeElement.id") == "sim-seeds"
+            page.keyboard.press("Tab")
+            assert page.evaluate("() => document.activeElement.textContent.trim()") == "Simulate this change"
+            page.keyboard.press("Enter")
+            page.locator(".govuk-error-summary").wait_for()
+            assert "The number of days must be between 1 and 365" in page.locator(".govuk-error-summary").inner_text()
+            run_axe(page, "review with a simulation error")
+            page.locator("#sim-days").focus()
+            page.keyboard.press("Control+A")
+            page.keyboard.type("1")
+            page.keyboard.press("Tab")
+            page.keyboard.press("Control+A")
+            page.keyboard.type("2")
+            page.keyboard.press("Tab")
+            page.keyboard.press("Enter")
+            page.wait_for_url(re.compile(rf".*/processes/drafts/{did}/simulations/\d+$"))
+            assert page.locator("h1").inner_text() == "The simulation is running"
+            run_axe(page, "simulation running")
+        finally:
+            gate.set()
+        # the page's script checks back and opens the report when it is ready
+        page.get_by_role("heading", name="Simulation: the draft against the live version").wait_for(timeout=300_000)
+        run_axe(page, "simulation report")
+        marked = page.locator("#marked-list").inner_text()
+        assert "Safeguarding triage deadline missed (safeguarding/triage_overdue)" in marked
+        row = page.locator('tr[data-key="breaches/safeguarding/triage_overdue"]')
+        assert "Bigger than run-to-run spread" in row.inner_text()
+        chart = page.get_by_role("img", name=re.compile("Bar chart: deadlines missed"))
+        assert chart.count() == 1
