@@ -222,6 +222,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     scenario = simulate.load_scenario(args.scenario)
     if args.compare_draft is not None:
+        if args.from_live:
+            from engine.errors import ValidationError
+
+            raise ValidationError("--compare-draft and --from-live cannot be used together yet: a comparison "
+                                  "starts both versions empty on the scenario's first day")
         return _compare_draft(args, scenario)
     try:
         source = _engine(args)
@@ -405,18 +410,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "processes on a throwaway simulated clock (docs/simulation.md)")
     s.add_argument("--scenario", metavar="FILE", help="scenario file (default processes/config/simulation.yaml)")
     s.add_argument("--days", type=int, help="days to simulate (default: the scenario's)")
-<<<<<<< HEAD
-    s.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
-    s.add_argument("--from-live", action="store_true", help="start from an anonymised copy of the open cases on "
-                   "--db (their tasks and timers), at its clock's now; --db is only read")
-=======
     s.add_argument("--seed", type=int, help="random seed (default: the scenario's); with --compare-draft, the "
                    "first of the seeds")
     s.add_argument("--compare-draft", dest="compare_draft", type=int, metavar="DRAFT_ID",
                    help="run the live versions and this draft on the same caseload and compare them")
     s.add_argument("--seeds", type=int, default=3, help="with --compare-draft: how many seeds to run each "
                    "version with (default 3)")
->>>>>>> simcompare
+    s.add_argument("--from-live", action="store_true", help="start from an anonymised copy of the open cases on "
+                   "--db (their tasks and timers), at its clock's now; --db is only read")
     s.set_defaults(fn=cmd_simulate)
 
     s = sub.add_parser("serve", parents=[common], help="run the web server (and the timer job)")
