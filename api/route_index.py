@@ -32,17 +32,28 @@ from starlette.types import Receive, Scope, Send
 _SELECTED = "carepath.route_index.selected"
 
 
-def _leaf_paths(route: Any) -> list[str] | None:
-    """The full paths of the routes under a top-level route; None when it is not matched by path alone."""
-    if hasattr(route, "effective_route_contexts"):  # an included router (FastAPI 0.165)
-        paths = []
-        for ctx in route.effective_route_contexts():
-            path = getattr(ctx, "path", None)
-            if not isinstance(path, str) or type(ctx.original_route).__name__ not in ("APIRoute", "Route"):
-                return None  # a mount, a host or a front-end group inside: ask it every time
-            paths.append(path)
-        return paths
-    return None
+def _leaf_paths(route: Any, prefix: str | None = None) -> list[str] | None:
+    """The full paths of the routes under a top-level route; None when it is not matched by path alone.
+
+    Read from the included router's own routes and prefixes (as FastAPI's `path_for` joins them), not from
+    its `effective_route_contexts()`: those build every route's dependencies and response models (about a
+    quarter of a second for the app's routers), which FastAPI otherwise does only for a router a request
+    reaches, when it first does."""
+    if not hasattr(route, "effective_route_contexts"):  # not an included router (FastAPI 0.165)
+        return None
+    prefix = (prefix or "") + route.include_context.prefix
+    paths: list[str] = []
+    for child in route.original_router.routes:
+        if hasattr(child, "effective_route_contexts"):
+            inner = _leaf_paths(child, prefix)
+            if inner is None:
+                return None
+            paths.extend(inner)
+        elif type(child).__name__ in ("APIRoute", "Route") and isinstance(getattr(child, "path", None), str):
+            paths.append(prefix + child.path)
+        else:
+            return None  # a mount, a host or a front-end group inside: ask it every time
+    return paths
 
 
 def _routers(router: Any) -> list[Any]:

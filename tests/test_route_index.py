@@ -113,3 +113,23 @@ def test_no_route_is_hidden_and_a_route_added_later_is_found(app):
     with TestClient(app) as c:
         assert c.get("/late/4").json() == {"by": "first", "n": 4}
     assert any(first_route is getattr(r, "endpoint", None) for r in all_routes(app))
+
+
+def test_the_index_reads_each_router_s_paths_as_fastapi_joins_them(app):
+    """The index reads paths from the routers and their prefixes (cheap), not from FastAPI's built routes (which
+    build every route's dependencies): for every included router, at any depth, the two lists are the same."""
+    from api.route_index import _leaf_paths
+
+    included = [r for r in app.router.routes if hasattr(r, "effective_route_contexts")]
+    assert len(included) > 20
+    nested = APIRouter(prefix="/outer")
+    inner = APIRouter(prefix="/inner")
+    inner.add_api_route("/x/{n}", lambda n: n)
+    nested.include_router(inner, prefix="/mid")
+    nested.add_api_route("/y", lambda: 1)
+    probe = create_app.__globals__["FastAPI"]()
+    probe.include_router(nested, prefix="/top")
+    included += [r for r in probe.router.routes if hasattr(r, "effective_route_contexts")]
+    for route in included:
+        assert _leaf_paths(route) == [ctx.path for ctx in route.effective_route_contexts()]
+    assert _leaf_paths(included[-1]) == ["/top/outer/mid/inner/x/{n}", "/top/outer/y"]
