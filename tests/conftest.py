@@ -308,3 +308,53 @@ def pytest_sessionfinish(session, exitstatus):
 
     browser.shutdown()
     _SchemaDropper.finish()
+
+
+# ---------------------------------------------------------------- browser tests: one database each
+#
+# A test that drives pages in Chromium (it calls tests/browser.py's `launch()` or `live_server()`, or carries
+# @pytest.mark.browser) and takes `db_url` / `module_db_url` runs on ONE of the two databases, not both: what
+# it checks is the page (what a person sees, axe, the keyboard), and the database under each route is already
+# exercised on both by the TestClient tests (the role x route matrix, the API and page tests). The database is
+# picked from the test's name (CRC-32, even: SQLite, odd: PostgreSQL), so about half the journeys run on each and
+# a test always runs on the same one; without a PostgreSQL configured (and not required) all run on SQLite.
+# This halves the browser tests' share of the suite (docs/performance.md "The test suite's time").
+
+_DB_PARAMS = ("db_url", "module_db_url")
+
+
+def browser_database(name: str, with_postgres: bool | None = None) -> str:
+    """The database a browser test named `name` runs on (`with_postgres`: whether one is configured or
+    required; by default this process's settings)."""
+    import zlib
+
+    if not (with_postgres if with_postgres is not None else PG_URL is not None or REQUIRE_PG):
+        return "sqlite"
+    return "postgres" if zlib.crc32(name.encode()) % 2 else "sqlite"
+
+
+def _drives_a_browser(item: pytest.Item) -> bool:
+    import inspect
+
+    if item.get_closest_marker("browser") is not None:
+        return True
+    try:
+        source = inspect.getsource(item.function)  # type: ignore[attr-defined]
+    except (AttributeError, OSError, TypeError):
+        return False
+    return "launch()" in source or "live_server(" in source
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kept, dropped = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        db = next((params[p] for p in _DB_PARAMS if p in params), None)
+        if db in ("sqlite", "postgres") and _drives_a_browser(item):
+            name = getattr(item, "originalname", item.name)
+            (kept if db == browser_database(name) else dropped).append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
