@@ -15,19 +15,34 @@ from api.auth import ROLES
 from api.demo_users import create_demo_users, demo_password, demo_username
 from tests.browser import launch, live_server, run_axe, sign_in
 from tests.casework_helpers import api_client, page_client
-from tests.test_measures import county, engine_2031  # noqa: F401 - pytest fixtures
+from tests.test_measures import county, drive_county, engine_2031, make_engine_2031  # noqa: F401 - fixtures
 
 READERS = {"performance", "team_manager"}
 YEAR = "from=2031-01-01&to=2031-12-31"
 
 
-@pytest.fixture
-def site(county):  # noqa: F811 - the imported fixture
-    eng, c = county
+def _site(eng, c: dict) -> tuple:
     create_demo_users(eng)
     restrict_case(eng, c["reablement"], ["social-worker"])  # a short-term support case nobody here may see
     restrict_case(eng, c["advice"], ["performance"])  # one the performance officer is named on
     return eng, c, create_app(eng, run_timers=False)
+
+
+@pytest.fixture
+def site(county):  # noqa: F811 - the imported fixture
+    """The site for a test that changes a case: its own population."""
+    return _site(*county)
+
+
+@pytest.fixture(scope="module")
+def shared_site(module_db_url):
+    """The same site built once a module and database, for the tests that only read it (their refusals and
+    page views add access-log lines, which none of them counts)."""
+    eng = make_engine_2031(module_db_url)
+    try:
+        yield _site(eng, drive_county(eng))
+    finally:
+        eng.db.dispose()
 
 
 def text(page: str) -> str:
@@ -40,10 +55,10 @@ def ref(eng, case_id: int) -> str:
     return eng.get_case(case_id)["reference"]
 
 
-def test_who_may_see_the_measures_pages(site):
+def test_who_may_see_the_measures_pages(shared_site):
     from fastapi.testclient import TestClient
 
-    _eng, _c, app = site
+    _eng, _c, app = shared_site
     urls = ["/measures", "/measures?quarter=2031-Q2", f"/measures/new_requests/cases?{YEAR}",
             f"/measures/ascof_2d/cases?{YEAR}&part=at_home"]
     for role in ROLES:
@@ -61,8 +76,8 @@ def test_who_may_see_the_measures_pages(site):
         assert (r.status_code, r.headers["location"]) == (303, "/sign-in"), url
 
 
-def test_the_page_shows_each_figure_its_parts_a_chart_and_the_table_behind_it(site):
-    eng, c, app = site
+def test_the_page_shows_each_figure_its_parts_a_chart_and_the_table_behind_it(shared_site):
+    eng, c, app = shared_site
     client = api_client(app, "performance")
     page = client.get("/measures?quarter=2031-Q2").text
     shown = text(page)
@@ -90,8 +105,8 @@ def test_the_page_shows_each_figure_its_parts_a_chart_and_the_table_behind_it(si
     assert '<option value="2031-Q2" selected>' in today and "1 April 2031 to 30 June 2031" in text(today)
 
 
-def test_the_drill_down_counts_restricted_cases_but_lists_them_only_to_the_people_named(site):
-    eng, c, app = site
+def test_the_drill_down_counts_restricted_cases_but_lists_them_only_to_the_people_named(shared_site):
+    eng, c, app = shared_site
     url = f"/measures/new_requests/cases?{YEAR}&part=short_term"
     manager = text(api_client(app, "team_manager").get(url).text)
     assert "3 events in 3 cases counted as \"Short-term support to maximise independence (reablement)\"" in manager
@@ -121,8 +136,8 @@ def test_the_drill_down_counts_restricted_cases_but_lists_them_only_to_the_peopl
     ("quarter=2031-Q5", "quarter", "Choose a quarter from the list"),
     ("quarter=2031-Q1&team=nobody", "team", "Choose a team from the list"),
 ])
-def test_bad_filters_are_a_400_with_the_field_named_never_a_500(site, query, field, message):
-    _eng, _c, app = site
+def test_bad_filters_are_a_400_with_the_field_named_never_a_500(shared_site, query, field, message):
+    _eng, _c, app = shared_site
     client = api_client(app, "performance")
     r = client.get(f"/measures?{query}")
     assert r.status_code == 400
@@ -138,14 +153,14 @@ def test_bad_filters_are_a_400_with_the_field_named_never_a_500(site, query, fie
     (f"/measures/ascof_2a/cases?{YEAR}&page=two", 400, "The page number must be a whole number"),
     (f"/measures/ascof_2a/cases?{YEAR}&team=nobody", 400, "Choose a team from the list"),
 ])
-def test_bad_drill_down_addresses_say_what_is_wrong(site, url, status, message):
-    _eng, _c, app = site
+def test_bad_drill_down_addresses_say_what_is_wrong(shared_site, url, status, message):
+    _eng, _c, app = shared_site
     r = api_client(app, "team_manager").get(url)
     assert r.status_code == status and message in r.text
 
 
-def test_the_json_api_lists_no_restricted_case_to_someone_not_named(site):
-    eng, c, app = site
+def test_the_json_api_lists_no_restricted_case_to_someone_not_named(shared_site):
+    eng, c, app = shared_site
     body = api_client(app, "team_manager").get(f"/api/measures?{YEAR}").json()
     new = next(x for x in body["measures"] if x["key"] == "new_requests")
     assert new["figure"] == 4 and new["restricted_not_listed"] == 2
@@ -156,8 +171,8 @@ def test_the_json_api_lists_no_restricted_case_to_someone_not_named(site):
     assert new["restricted_not_listed"] == 1
 
 
-def test_the_performance_officer_starts_on_home_with_the_measures_and_the_returns(site):
-    _eng, _c, app = site
+def test_the_performance_officer_starts_on_home_with_the_measures_and_the_returns(shared_site):
+    _eng, _c, app = shared_site
     client = api_client(app, "performance")
     home = client.get("/home").text
     nav = home.split('id="main-navigation"')[1].split("</ul>")[0]
@@ -169,8 +184,8 @@ def test_the_performance_officer_starts_on_home_with_the_measures_and_the_return
     assert ">Measures<" in manager_nav and "Statutory returns" not in manager_nav
 
 
-def test_the_measures_pages_in_the_browser_are_accessible_and_keyboard_usable(site):
-    eng, c, app = site
+def test_the_measures_pages_in_the_browser_are_accessible_and_keyboard_usable(shared_site):
+    eng, c, app = shared_site
     with live_server(app) as base, launch() as browser:
         context = browser.new_context(bypass_csp=True)
         page = context.new_page()
