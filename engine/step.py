@@ -166,6 +166,11 @@ class _Writes:
         # on SQLite a list of ids is an executemany of one fixed statement (IN (?, ?, ...) would be new SQL text
         # for every length); elsewhere one statement with the list
         drop_tasks, add_tasks = self.drop_tasks, self.add_tasks
+        told = conn.info.get("carepath_task_changes")  # Engine.on_tasks_changed: told after the commit
+        if told is not None and (add_tasks or drop_tasks):
+            told.append(([dict(r) for r in add_tasks], list(drop_tasks)))
+        if self.add_timers and "carepath_simulation" in conn.info:  # engine/simulation.py: its due floor
+            conn.info["carepath_simulation"].timers_written(self.add_timers)
         if sqlite and drop_tasks and add_tasks and all(len(r) == len(_TASK_COLUMNS) for r in add_tasks):
             drop_tasks, add_tasks = _reuse_task_rows(conn, drop_tasks, add_tasks)
         for one, each, ids in ((_DROP_TASK, _DROP_TASKS, drop_tasks), (_CLEAR_TIMER, _CLEAR_TIMERS,
@@ -217,6 +222,7 @@ class StepCore:
     _replay_outputs: list[dict[str, Any]] | None
     _live: OrderedDict[int, tuple[int, BpmnWorkflow]]
     _latest_versions: dict[str, Any]  # process id -> its latest version row, as this process last read it
+    _task_listeners: list[Callable[[list[dict[str, Any]], list[str]], None]]  # Engine.on_tasks_changed
 
     # ------------------------------------------------------------------ instances
     def start(self, process_id: str, *, case_id: int | None = None, data: dict[str, Any] | None = None,
@@ -336,12 +342,20 @@ class StepCore:
     def _tx(self) -> Iterator[Connection]:
         """A step's transaction; the workflows it saved are kept in memory only once it has committed."""
         saved: list[tuple[int, int, BpmnWorkflow, dict[str, Any]]] = []
+        listeners = self._task_listeners
+        changes: list[tuple[list[dict[str, Any]], list[str]]] = []
         with self.db.transaction() as conn:
             conn.info["carepath_saved"] = saved
+            if listeners:
+                conn.info["carepath_task_changes"] = changes
             try:
                 yield conn
             finally:
                 conn.info.pop("carepath_saved", None)
+                conn.info.pop("carepath_task_changes", None)
+        for added, removed in changes:  # committed: tell who listens (Engine.on_tasks_changed)
+            for listener in listeners:
+                listener(added, removed)
         for iid, version, wf, after in saved:
             wf._carepath_after = (version, after)  # type: ignore[attr-defined]  # its snapshot: see _pending
             self._live[iid] = (version, wf)
