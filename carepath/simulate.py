@@ -645,6 +645,8 @@ class _Run:
         """Queue the user tasks the engine steps since the last call made ready, in the order they were made."""
         rows, self.added = self.added, []
         for r in rows:
+            if r["id"] in self.gone:  # came and went (a later timer) within one move of the clock: never seen
+                continue
             name, rules = self.team(r["team"])
             created = r["created_at"]
             ready = created if created.tzinfo else created.replace(tzinfo=self.t0.tzinfo)

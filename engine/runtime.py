@@ -58,7 +58,6 @@ class Engine(TaskOps, TimerOps, CaseOps, StepCore):
         #: engine/simulation.py: opt-in, only on an in-memory database (no hash chain, the clock in memory)
         self.simulation = simulation
         self._sim_now: datetime | None = None  # simulation mode: the simulated instant
-        self._due_floor: datetime | None = None  # simulation mode: no timer stored falls due before this
         self._task_listeners: list[Callable[[list[dict[str, Any]], list[str]], None]] = []
         if simulation is not None:
             simulation.check_database(self.db)
@@ -70,6 +69,7 @@ class Engine(TaskOps, TimerOps, CaseOps, StepCore):
         self.forms = forms
         self.codec = StateCodec()
         self.specs = definitions.SpecCache()
+        self.specs.hold_newest = simulation is not None  # one process owns a simulation's database
         if registry is None and self.registry.users is None:
             # computed candidate users must be people this database knows, in every process that runs steps
             # (server, worker, command line); a registry given by the caller keeps the caller's choice
@@ -167,6 +167,7 @@ class Engine(TaskOps, TimerOps, CaseOps, StepCore):
                                            change_note=note, author=author or actor, approver=actor,
                                            strict=strict, **self.definition_checks())
             history.append(conn, history.SYSTEM_CHAIN, None, now, evs, lock=self.db.is_postgres)
+        self.specs.forget_newest()
         return refs
 
     # ------------------------------------------------------------------ messages (engine/messages.py)

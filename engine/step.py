@@ -24,7 +24,7 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import Connection, String, bindparam, cast, delete, exists, insert, literal, select, update
+from sqlalchemy import Connection, String, bindparam, cast, delete, exists, insert, literal, or_, select, update
 
 from . import definitions, driver_sql, history, lifecycle, messages, pg_batch
 from .db import Database
@@ -83,6 +83,11 @@ _NEW_INSTANCE_IF_LATEST = Prepared(insert(instances).from_select(
     .where(~exists().where(process_versions.c.process_id == bindparam("process_id"),
                            process_versions.c.version > bindparam("latest"))))
     .returning(instances.c.id))
+
+#: `open_processes()` in scripts (compiled once: an IN list of literals would be expanded at every call)
+_OPEN_PROCESSES = Prepared(select(instances.c.process_id).where(
+    instances.c.case_id == bindparam("cid"), instances.c.id != bindparam("iid"),
+    or_(*(instances.c.status == s for s in lifecycle.OPEN_STATUSES))))
 
 
 class _NewerVersion(Exception):
@@ -398,9 +403,7 @@ class StepCore:
     @staticmethod
     def _open_processes(conn: Connection, case_id: int, instance_id: int) -> list[str]:
         """`open_processes()` in scripts: the case's other open instances, read in the step's transaction."""
-        return list(conn.execute(select(instances.c.process_id).where(
-            instances.c.case_id == case_id, instances.c.id != instance_id,
-            instances.c.status.in_(lifecycle.OPEN_STATUSES))).scalars())
+        return [r[0] for r in _OPEN_PROCESSES.run(conn, {"cid": case_id, "iid": instance_id}).fetchall()]
 
     def _start_child(self, conn: Connection, now: datetime, parent: _Pending, child: ChildStart,
                      actor: str) -> list[_Pending]:
