@@ -3,7 +3,7 @@
 `carepath simulate` (carepath/simulate.py, docs/simulation.md) runs a year of synthetic cases through the real
 engine. It needs the engine's steps — the diagrams, handlers, forms, timers and the rows they write — but not
 a record that could stand in court, so `Engine(..., simulation=SimulationMode(...))` (opt-in; the default is
-the live, durable engine, unchanged) does three things differently:
+the live, durable engine, unchanged) does these things differently:
 
 * **History without the hash chain.** Events are written as plain rows: no hash, no previous hash (both
   empty), no chain heads; only the event types in `keep_events` are written (None: every type), numbered in
@@ -12,6 +12,8 @@ the live, durable engine, unchanged) does three things differently:
 * **The clock held in memory.** `Engine.now` reads the simulated instant from memory instead of the
   settings row; `advance_clock` moves it without a `clock.advanced` event, and only asks the database for
   the next due timer when a timer stored since may fall due before the new instant (`due_floor`).
+* **Workflows kept in memory.** A waiting instance's workflow is not serialised with every step: the row's
+  `state` is left empty while the workflow is in the engine's cache, and written when it leaves it.
 * **Task arrivals and withdrawals told.** After each step commits, the listeners given to
   `Engine.on_tasks_changed` get the task rows it added and the ids it removed (the simulator's queues).
 
@@ -33,6 +35,8 @@ from .errors import StateError
 from .schema import events
 
 _INSERT_EVENTS = insert(events)
+#: a waiting instance's `state` while its workflow is held in memory (written when it leaves: engine/step.py `_tx`)
+UNSAVED_STATE = ""
 #: conn.info key: the SimulationMode of the database a transaction runs on (engine/db.py sets it)
 CONN_KEY = "carepath_simulation"
 

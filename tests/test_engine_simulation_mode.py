@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from engine.errors import StateError
+from engine.errors import StateError, ValidationError
 from engine.forms import FormLibrary
 from engine.runtime import Engine
 from engine.schema import chains, events
@@ -108,5 +108,31 @@ def test_simulation_mode_fires_the_same_timers_and_writes_only_the_kept_events_u
         added = [e for a, _ in told for e in a]
         assert added == ["reablement", "follow_up", "review_overrun"]
         assert sum(len(r) for _, r in told) == 1
+    finally:
+        sim.db.dispose()
+
+
+def test_workflows_kept_in_memory_survive_leaving_the_cache_and_a_refused_step(calls):
+    sim = Engine("sqlite://", registry=calls.registry(), forms=FormLibrary(), simulation=SimulationMode())
+    sim.LIVE_CACHE_SIZE = 1  # every other workflow leaves memory at once: its state is written then
+    sim.init(simulated_start=START)
+    sim.deploy([DIAGRAMS / "deadline.bpmn", DIAGRAMS / "timer_at.bpmn"])
+    try:
+        fired = _drive(sim)
+        assert [f[2] for f in fired] == ["wait", "reminder", "six_weeks"]
+        first = sim.start("deadline", actor="tester")
+        task_id = first.ready_tasks[0]["id"]
+        refused = {"n": 0}
+
+        def refuse_once(form, data, task_data, **context):
+            if not refused["n"]:
+                refused["n"] += 1
+                raise ValidationError("refused", errors=[{"field": "x", "message": "refused"}])
+
+        sim.forms.check_decisions = refuse_once  # refused after the workflow was taken from memory
+        with pytest.raises(ValidationError):
+            sim.complete_task(task_id, {"outcome": "done"}, actor="tester")
+        done = sim.complete_task(task_id, {"outcome": "done"}, actor="tester")
+        assert done.status == "completed"
     finally:
         sim.db.dispose()
