@@ -2,14 +2,16 @@
 decision tables and forms on a throwaway simulated-clock database, with teams that queue work.
 
 The engine is the product's own (engine/runtime.py) on a fresh in-memory SQLite database copied from the
-migrated schema (engine/trial.py `_scratch_database`); the processes are the ones deployed on `--db` (read
-only) or, when it has none, the files in processes/. Nothing is written to the live database.
+migrated schema (engine/trial.py `_scratch_database`), in simulation mode (engine/simulation.py: only the events
+the measures read, unchained; the clock and waiting workflows in memory); the processes are the ones deployed
+on `--db` (read only) or, when it has none, the files in processes/. Nothing is written to the live database.
 
 A run is a discrete-event loop: contacts arrive (by route, weekday and season), each starts its process;
 every user task that appears joins its team's queue; a team's free staff take tasks in the order they
 became ready, within working hours, and complete them after a drawn duration with answers drawn from the
-scenario's policy for the form (any field not named gets a valid value from the form's schema). The
-engine's clock is advanced to each event with `advance_clock`, which fires the diagrams' own timers.
+scenario's policy for the form (any field not named gets a valid value from the form's schema); the tasks
+each step made ready or withdrew are told by the engine (`Engine.on_tasks_changed`). The engine's clock is
+advanced to each event with `advance_clock`, which fires the diagrams' own timers.
 Everything is drawn from one `random.Random(seed)`, in one order: the same scenario and seed give the same
 output. The scenario format is in docs/simulation.md.
 """
