@@ -37,8 +37,6 @@ from .schema import events
 _INSERT_EVENTS = insert(events)
 #: a waiting instance's `state` while its workflow is held in memory (written when it leaves: engine/step.py `_tx`)
 UNSAVED_STATE = ""
-#: conn.info key: the SimulationMode of the database a transaction runs on (engine/db.py sets it)
-CONN_KEY = "carepath_simulation"
 
 
 class SimulationMode:
