@@ -4,8 +4,11 @@
     .venv/bin/python bench/simulate_bench.py              # the whole year (goal: under 120 s)
     .venv/bin/python bench/simulate_bench.py --days 14    # a fortnight, to see the rate quickly
 
-Prints the wall time, contacts, user tasks completed, the rate per contact, the year extrapolated from the rate
-(when --days is under 365) and the profile's top 25 functions by cumulative time. Results: docs/performance.md.
+    .venv/bin/python bench/simulate_bench.py --days 28 --no-profile --full-history   # as live: every event chained
+
+Prints the wall time, the process's CPU time (on the shared machine the steadier figure), contacts, user tasks
+completed, the rate per contact, the year extrapolated from the rate (when --days is under 365), the peak memory
+and the profile's top 25 functions by cumulative time. Results: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import io
 import json
 import os
 import pstats
+import resource
 import sys
 import time
 from pathlib import Path
@@ -31,24 +35,29 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--out", metavar="FILE", help="also write the run's JSON output here")
+    ap.add_argument("--full-history", action="store_true",
+                    help="keep the whole hash-chained history, as live (not simulation mode)")
     args = ap.parse_args()
     scenario = simulate.load_scenario()
     prof = None if args.no_profile else cProfile.Profile()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if prof:
         prof.enable()
-    out = simulate.simulate(scenario, days=args.days, seed=args.seed)
+    out = simulate.simulate(scenario, days=args.days, seed=args.seed, full_history=args.full_history)
     if prof:
         prof.disable()
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=2, sort_keys=True, default=str), encoding="utf-8")
     done = sum(t["done"] for t in out["teams"].values())
     print(f"days {args.days}, seed {args.seed}: {out['contacts']} contacts, {done} user tasks completed, "
-          f"{wall:.1f} s wall ({wall / max(out['contacts'], 1) * 1000:.0f} ms a contact); load average "
-          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+          f"{wall:.1f} s wall, {cpu:.1f} s CPU ({cpu / max(out['contacts'], 1) * 1000:.0f} ms CPU a contact); "
+          f"peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; load average "
+          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+          + (" (full history)" if args.full_history else ""))
     if args.days < 365 and out["contacts"]:
-        print(f"a year of 26,444 contacts at this rate: about {wall / out['contacts'] * 26444:.0f} s")
+        print(f"a year of 26,444 contacts at this rate: about {wall / out['contacts'] * 26444:.0f} s wall, "
+              f"{cpu / out['contacts'] * 26444:.0f} s CPU")
     if prof:
         s = io.StringIO()
         pstats.Stats(prof, stream=s).sort_stats("cumulative").print_stats(25)

@@ -2,20 +2,23 @@
 decision tables and forms on a throwaway simulated-clock database, with teams that queue work.
 
 The engine is the product's own (engine/runtime.py) on a fresh in-memory SQLite database copied from the
-migrated schema (engine/trial.py `_scratch_database`); the processes are the ones deployed on `--db` (read
-only) or, when it has none, the files in processes/. Nothing is written to the live database.
+migrated schema (engine/trial.py `_scratch_database`), in simulation mode (engine/simulation.py: only the events
+the measures read, unchained; the clock and waiting workflows in memory); the processes are the ones deployed
+on `--db` (read only) or, when it has none, the files in processes/. Nothing is written to the live database.
 
 A run is a discrete-event loop: contacts arrive (by route, weekday and season), each starts its process;
 every user task that appears joins its team's queue; a team's free staff take tasks in the order they
 became ready, within working hours, and complete them after a drawn duration with answers drawn from the
-scenario's policy for the form (any field not named gets a valid value from the form's schema). The
-engine's clock is advanced to each event with `advance_clock`, which fires the diagrams' own timers.
+scenario's policy for the form (any field not named gets a valid value from the form's schema); the tasks
+each step made ready or withdrew are told by the engine (`Engine.on_tasks_changed`). The engine's clock is
+advanced to each event with `advance_clock`, which fires the diagrams' own timers.
 Everything is drawn from one `random.Random(seed)`, in one order: the same scenario and seed give the same
 output. The scenario format is in docs/simulation.md.
 """
 
 from __future__ import annotations
 
+import gc
 import heapq
 import importlib
 import json
@@ -46,6 +49,14 @@ PEOPLE_KEYS = {"age", "outcomes_unable", "needs", "lives_alone", "crisis", "safe
 ROUTE_KEYS = {"per_year", "process", "caller", "safeguarding_concern", "crisis", "start_data"}
 # the timers whose firing means a deadline was missed (docs/simulation.md): element id -> what it stands for
 DEADLINE_WORDS = ("overdue", "late", "deadline", "passed")
+#: the history events a run keeps (engine/simulation.py): those the measures and the CLD rows they count read
+#: (handlers/measures.py, handlers/cld.py: every event type either names) and the report's `timer.fired`; the
+#: rest (task.left, timer.cleared, case.created, clock.advanced, message and incident events...) are not written.
+#: tests/test_simulate.py checks a run keeping them all gives the same output.
+KEPT_EVENTS = frozenset({
+    "case.closed", "case.updated", "handler.called", "instance.cancelled", "instance.child_started",
+    "instance.completed", "instance.ended", "instance.started", "task.completed", "task.ready", "timer.fired",
+    "timer.set"})
 
 
 class ScenarioError(CarepathError):
@@ -525,18 +536,26 @@ def _diagram_facts(eng: Any) -> tuple[set[str], set[str], dict[str, str]]:
     return procs, teams, timers
 
 
-def scratch_engine(source: Any | None, start: date) -> Any:
+def scratch_engine(source: Any | None, start: date, *, full_history: bool = False) -> Any:
     """The product's engine, handlers and forms on a fresh in-memory database whose simulated clock starts at
-    midnight UK time on `start`, with the processes deployed on `source` (read only) or else processes/."""
+    midnight UK time on `start`, with the processes deployed on `source` (read only) or else processes/.
+
+    The engine runs in simulation mode (engine/simulation.py: no hash chain, only `KEPT_EVENTS`, the clock in
+    memory) and the people search index (a page's search, which no handler reads) is not kept; `full_history`
+    runs it as live instead, every event hash-chained and the index kept (to check the two agree)."""
     from engine.forms import FormLibrary
     from engine.registry import load_registry
     from engine.runtime import Engine
+    from engine.simulation import SimulationMode
     from engine.trial import _copy_deployed, _scratch_database
 
     registry = load_registry(os.environ.get("CAREPATH_HANDLERS", "handlers"))  # as the server loads them
     registry.users = lambda name: True  # the simulated staff are no one's accounts
+    if not full_history:
+        registry.case_listeners = []  # handlers/people.py keep_in_step: the search pages' index only
     forms = FormLibrary.from_folder(os.environ.get("CAREPATH_FORMS", ROOT / "forms"))
-    eng = Engine(_scratch_database(), registry=registry, forms=forms)
+    eng = Engine(_scratch_database(), registry=registry, forms=forms,
+                 simulation=None if full_history else SimulationMode(KEPT_EVENTS))
     eng.init(simulated_start=datetime.combine(start, time(0), UK))
     copied = False
     if source is not None:
@@ -547,18 +566,17 @@ def scratch_engine(source: Any | None, start: date) -> Any:
             copied = conn.execute(select(process_versions.c.id).limit(1)).first() is not None
     if not copied:
         eng.deploy([ROOT / "processes"], note="simulation")
-    with eng.db.transaction() as conn:  # the run reads the tasks each step made by their time: index it here
-        conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS simulation_tasks_created_at ON tasks (created_at)")
     return eng
 
 
 def simulate(scenario: Scenario, *, source: Any | None = None, days: int | None = None,
-             seed: int | None = None, from_live: bool = False,
+             seed: int | None = None, full_history: bool = False, from_live: bool = False,
              inspect: Callable[[Any], None] | None = None) -> dict[str, Any]:
     """Run a scenario and return its results (a JSON-able dict, the same for the same scenario and seed).
 
-    `from_live`: start from an anonymised copy of `source`'s open cases, at its clock's now (carepath/
-    simulate_today.py). `inspect(engine)`: called with the scratch engine after the run, before it is thrown away."""
+    `full_history`: keep the whole hash-chained history as live (slower; the same output). `from_live`: start from
+    an anonymised copy of `source`'s open cases, at its clock's now (carepath/simulate_today.py).
+    `inspect(engine)`: called with the scratch engine after the run, before it is thrown away."""
     sc_start = scenario.data.get("start")
     start = date.fromisoformat(sc_start) if isinstance(sc_start, str) else (sc_start or date(2026, 4, 1))
     live = None
@@ -567,7 +585,11 @@ def simulate(scenario: Scenario, *, source: Any | None = None, days: int | None 
 
         live = simulate_today.read_live(source)
         start = live.today
-    eng = scratch_engine(source, start if isinstance(start, date) else date(2026, 4, 1))
+    eng = scratch_engine(source, start if isinstance(start, date) else date(2026, 4, 1), full_history=full_history)
+    # a run makes millions of short-lived objects (SpiffWorkflow's tasks point at their parents and children):
+    # the cycle collector's default threshold runs it every 700 allocations, a fifth of the run's time
+    threshold = gc.get_threshold()
+    gc.set_threshold(200_000, 50, 200)
     try:
         if live is not None:
             live.copy_into(eng)
@@ -585,6 +607,7 @@ def simulate(scenario: Scenario, *, source: Any | None = None, days: int | None 
             inspect(eng)
         return out
     finally:
+        gc.set_threshold(*threshold)
         eng.db.dispose()
 
 
@@ -598,8 +621,9 @@ class _Run:
         self.seq = 0
         self.queues: dict[str, deque[_Task]] = defaultdict(deque)
         self.free: dict[str, int] = {}
-        self.seen: set[str] = set()
-        self.since = self.t0
+        self.added: list[dict[str, Any]] = []  # task rows the steps since the last collect made (in order)
+        self.gone: set[str] = set()  # tasks the diagrams withdrew (a boundary timer, the case closed)
+        eng.on_tasks_changed(self.tasks_changed)
         self.waits: dict[str, list[float]] = defaultdict(list)
         self.weekly: dict[str, dict[int, dict[str, float]]] = defaultdict(lambda: defaultdict(
             lambda: {"arrived": 0, "done": 0, "waiting_at_end": 0}))
@@ -639,26 +663,23 @@ class _Run:
         for w in range(1, self.ck.days // 7 + 2):
             self.push(self.t0 + timedelta(days=7 * w), "week_end", w)
 
-    def collect(self, now: datetime) -> None:
-        """Queue the user tasks the last engine step made ready (read from the tasks table)."""
-        from engine.schema import tasks
+    def tasks_changed(self, added: list[dict[str, Any]], removed: list[str]) -> None:
+        """Engine.on_tasks_changed: each committed step's new task rows and withdrawn task ids, in order."""
+        self.added.extend(added)
+        self.gone.update(removed)
 
-        with self.eng.db.engine.connect() as conn:
-            # ties in created_at (tasks one step made) in a reproducible order: the task id is a random uuid
-            rows = conn.execute(select(tasks.c.id, tasks.c.team, tasks.c.element_id, tasks.c.process_id,
-                                       tasks.c.form, tasks.c.created_at).where(tasks.c.created_at >= self.since)
-                                .order_by(tasks.c.created_at, tasks.c.instance_id, tasks.c.element_id,
-                                          tasks.c.id)).all()
+    def collect(self, now: datetime) -> None:
+        """Queue the user tasks the engine steps since the last call made ready, in the order they were made."""
+        rows, self.added = self.added, []
         for r in rows:
-            if r.id in self.seen:
+            if r["id"] in self.gone:  # came and went (a later timer) within one move of the clock: never seen
                 continue
-            self.seen.add(r.id)
-            name, rules = self.team(r.team)
-            ready = r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=self.t0.tzinfo)
-            self.queues[name].append(_Task(r.id, name, r.element_id, r.process_id, r.form, ready))
+            name, rules = self.team(r["team"])
+            created = r["created_at"]
+            ready = created if created.tzinfo else created.replace(tzinfo=self.t0.tzinfo)
+            self.queues[name].append(_Task(r["id"], name, r["element_id"], r["process_id"], r["form"], ready))
             self.weekly[name][self.week(ready)]["arrived"] += 1
             self.wake(name, now)
-        self.since = now
 
     def wake(self, name: str, now: datetime) -> None:
         if name not in self.scheduled:
@@ -759,6 +780,9 @@ class _Run:
             self.wake(task.team, t)
         self.weekly[task.team][self.week(t)]["done"] += 1
         answers = self.answers(task, t, self.pending.pop(task.id, None))
+        if task.id in self.gone:  # the diagram withdrew it (a boundary timer, the case closed) before it was done
+            self.withdrawn += 1
+            return
         try:
             for attempt in range(7):
                 try:

@@ -368,6 +368,8 @@ class LiveStart:
             history.append_many(conn, eng.now(conn), [
                 (case_chain(c["id"]), c["id"], [Event("case.carried_over", dict(per_case[c["id"]]), actor=ACTOR)])
                 for c in self.cases], lock=eng.db.is_postgres)
+        if eng.simulation is not None:  # rows written past the engine's steps: it reads them again
+            eng.simulation.written_outside()
 
     def run(self, eng: Any, ck: Any) -> Any:
         """The simulation's run with the copied open tasks in their teams' queues and arrivals from now on."""
@@ -385,7 +387,6 @@ class LiveStart:
         contact_route = {"caller": "self", "per_year": 0}
         for t in sorted(live.tasks, key=lambda r: (as_utc(r["created_at"]), r["id"])):
             name, _ = run.team(t["team"])
-            run.seen.add(t["id"])
             run.queues[name].append(sim._Task(t["id"], name, t["element_id"], t["process_id"], t["form"],
                                               as_utc(t["created_at"])))
             if t["form"] == "contact":  # a contact not yet recorded: its answers drawn for a person, as new ones

@@ -72,6 +72,8 @@ class Database:
             kwargs["pool_pre_ping"] = True
         self.engine = create_engine(self.url, **kwargs)
         self._initialised = False
+        #: engine/simulation.py's SimulationMode when an Engine runs this (in-memory) database in simulation mode
+        self.simulation: object | None = None
         if self.dialect == "sqlite":
             _sqlite_setup(self.engine)
         else:  # a step's writes are queued and sent with its COMMIT (engine/pg_batch.py)
@@ -88,6 +90,8 @@ class Database:
         """A write transaction: committed at the end of the block, rolled back on any error."""
         with self.engine.connect() as conn:
             conn.info["carepath_write"] = True
+            if self.simulation is not None:  # engine/history.py writes its events unchained
+                conn.info["carepath_simulation"] = self.simulation
             try:
                 with conn.begin():
                     yield conn
@@ -96,6 +100,7 @@ class Database:
             finally:
                 conn.info.pop("carepath_write", None)
                 conn.info.pop("carepath_appended", None)  # engine/history.py: chains appended to in it
+                conn.info.pop("carepath_simulation", None)
                 if self.is_postgres:
                     pg_batch.reset(conn)
 

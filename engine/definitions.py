@@ -402,6 +402,13 @@ class SpecCache:
         self._lock = threading.Lock()
         self._now = now
         self._without_decisions: set[int] = set()  # versions with no business rule task: no decision to look for
+        #: simulation mode (engine/simulation.py): one process owns the database and deploys only through
+        #: Engine.deploy, which calls `forget_newest`; the newest decision version is read once, not every step
+        self.hold_newest = False
+        self._newest: int | None = None
+
+    def forget_newest(self) -> None:
+        self._newest = None
 
     def get(self, conn: Connection, version_id: int) -> LoadedVersion:
         with self._lock:  # the builder reads through the caller's connection
@@ -409,10 +416,14 @@ class SpecCache:
             try:
                 if version_id in self._without_decisions:
                     return self._get(version_id, 0)
+                if self.hold_newest and self._newest is not None:
+                    return self._get(version_id, self._newest)
                 newest = select(func.max(decision_versions.c.id))
                 if self._now is not None:
                     newest = newest.where(decision_versions.c.deployed_at <= self._now(conn))
                 newest_decision = conn.execute(newest).scalar() or 0
+                if self.hold_newest:
+                    self._newest = newest_decision
                 return self._get(version_id, newest_decision)
             finally:
                 self._conn = None

@@ -72,6 +72,8 @@ _MOVE_HEAD = Prepared(update(chains).where(chains.c.chain == bindparam("c"), cha
               .values(seq=bindparam("s"), hash=bindparam("h")))
 #: the chains appended to in a connection's current transaction (conn.info; a head read before is stale)
 _APPENDED = "carepath_appended"
+#: a simulation-mode database's SimulationMode (engine/simulation.py), set in conn.info by engine/db.py
+_SIMULATION = "carepath_simulation"
 
 
 @dataclass
@@ -109,6 +111,9 @@ def append_many(conn: Connection, at: datetime, groups: list[tuple[str, int | No
     a new chain is inserted with its final head, so a wrong guess fails the step instead of forking
     the chain.
     """
+    sim = conn.info.get(_SIMULATION)
+    if sim is not None:  # engine/simulation.py: a throwaway database, its events unchained
+        return sim.append(conn, at, groups)
     plan = plan_many(conn, at, groups, lock=lock, known=known)
     if plan is None:
         return []

@@ -32,6 +32,7 @@ from .migrate import upgrade
 from .registry import HandlerRegistry, load_registry
 from .schema import cases, chains, documents, events, incidents, instances, settings, users
 from .scripting import CarepathScriptEngine
+from .simulation import SimulationMode
 from .state import StateCodec
 from .step import StepCore, StepResult
 from .task_ops import TaskOps
@@ -52,8 +53,15 @@ class Engine(TaskOps, TimerOps, CaseOps, StepCore):
 
     def __init__(self, db: Database | str | None = None, *, registry: HandlerRegistry | None = None,
                  forms: FormLibrary | None = None, functions: dict[str, Callable[..., Any]] | None = None,
-                 wall_clock: Any = None) -> None:
+                 wall_clock: Any = None, simulation: SimulationMode | None = None) -> None:
         self.db = db if isinstance(db, Database) else Database(db)
+        #: engine/simulation.py: opt-in, only on an in-memory database (no hash chain, the clock in memory)
+        self.simulation = simulation
+        self._sim_now: datetime | None = None  # simulation mode: the simulated instant
+        self._task_listeners: list[Callable[[list[dict[str, Any]], list[str]], None]] = []
+        if simulation is not None:
+            simulation.check_database(self.db)
+            self.db.simulation = simulation
         self.registry = registry if registry is not None else load_registry(
             os.environ.get("CAREPATH_HANDLERS", "handlers"))
         if forms is None:
@@ -61,6 +69,7 @@ class Engine(TaskOps, TimerOps, CaseOps, StepCore):
         self.forms = forms
         self.codec = StateCodec()
         self.specs = definitions.SpecCache()
+        self.specs.hold_newest = simulation is not None  # one process owns a simulation's database
         if registry is None and self.registry.users is None:
             # computed candidate users must be people this database knows, in every process that runs steps
             # (server, worker, command line); a registry given by the caller keeps the caller's choice
@@ -105,15 +114,29 @@ class Engine(TaskOps, TimerOps, CaseOps, StepCore):
         return self._clock_mode
 
     def now(self, conn: Connection | None = None) -> datetime:
+        if self._sim_now is not None:  # simulation mode: held in memory (set below, and by advance_clock)
+            return self._sim_now
         if conn is None:
             with self.db.engine.connect() as c:
                 return self.now(c)
         if self.clock_mode(conn) == "simulated":
-            return parse_instant(self.db.get_setting(conn, "clock_now") or "")
+            at = parse_instant(self.db.get_setting(conn, "clock_now") or "")
+            if self.simulation is not None:
+                self._sim_now = at
+            return at
+        if self.simulation is not None:
+            raise StateError("simulation mode needs a simulated clock (Engine.init(simulated_start=...))")
         return as_utc(self._wall_clock.now())
 
     def _set_clock(self, conn: Connection, at: datetime) -> None:
         conn.execute(update(settings).where(settings.c.key == "clock_now").values(value=history.iso(at)))
+        if self.simulation is not None:
+            self._sim_now = at
+
+    def on_tasks_changed(self, listener: Callable[[list[dict[str, Any]], list[str]], None]) -> None:
+        """Call `listener(added, removed)` after each step commits: the task rows it added (as written: id,
+        process_id, element_id, form, team, created_at...) and the ids of the tasks it removed, in order."""
+        self._task_listeners.append(listener)
 
     # ------------------------------------------------------------------ definitions
     def definition_checks(self) -> dict[str, Any]:
@@ -144,6 +167,7 @@ class Engine(TaskOps, TimerOps, CaseOps, StepCore):
                                            change_note=note, author=author or actor, approver=actor,
                                            strict=strict, **self.definition_checks())
             history.append(conn, history.SYSTEM_CHAIN, None, now, evs, lock=self.db.is_postgres)
+        self.specs.forget_newest()
         return refs
 
     # ------------------------------------------------------------------ messages (engine/messages.py)

@@ -24,7 +24,7 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import Connection, String, bindparam, cast, delete, exists, insert, literal, select, update
+from sqlalchemy import Connection, String, bindparam, cast, delete, exists, insert, literal, or_, select, update
 
 from . import definitions, driver_sql, history, lifecycle, messages, pg_batch
 from .db import Database
@@ -34,6 +34,7 @@ from .history import Event, case_chain
 from .registry import HandlerRegistry
 from .schema import cases, chains, documents, incidents, instances, process_versions, tasks, timers
 from .scripting import CarepathScriptEngine, ChildStart, ReplayMismatch, StepScope
+from .simulation import UNSAVED_STATE
 from .state import STATE_FORMAT, StateCodec
 from .workflow_state import _derived_events, _failure_from, _final_data, _fired_timers, _snapshot
 
@@ -83,6 +84,15 @@ _NEW_INSTANCE_IF_LATEST = Prepared(insert(instances).from_select(
     .where(~exists().where(process_versions.c.process_id == bindparam("process_id"),
                            process_versions.c.version > bindparam("latest"))))
     .returning(instances.c.id))
+
+#: simulation mode: a workflow kept in memory written when it leaves the cache (engine/simulation.py)
+_KEEP_STATE = Prepared(update(instances)
+                       .where(instances.c.id == bindparam("iid"), instances.c.version == bindparam("v"))
+                       .values(state=bindparam("state")))
+#: `open_processes()` in scripts (compiled once: an IN list of literals would be expanded at every call)
+_OPEN_PROCESSES = Prepared(select(instances.c.process_id).where(
+    instances.c.case_id == bindparam("cid"), instances.c.id != bindparam("iid"),
+    or_(*(instances.c.status == s for s in lifecycle.OPEN_STATUSES))))
 
 
 class _NewerVersion(Exception):
@@ -166,6 +176,11 @@ class _Writes:
         # on SQLite a list of ids is an executemany of one fixed statement (IN (?, ?, ...) would be new SQL text
         # for every length); elsewhere one statement with the list
         drop_tasks, add_tasks = self.drop_tasks, self.add_tasks
+        told = conn.info.get("carepath_task_changes")  # Engine.on_tasks_changed: told after the commit
+        if told is not None and (add_tasks or drop_tasks):
+            told.append(([dict(r) for r in add_tasks], list(drop_tasks)))
+        if self.add_timers and "carepath_simulation" in conn.info:  # engine/simulation.py: its due floor
+            conn.info["carepath_simulation"].timers_written(self.add_timers)
         if sqlite and drop_tasks and add_tasks and all(len(r) == len(_TASK_COLUMNS) for r in add_tasks):
             drop_tasks, add_tasks = _reuse_task_rows(conn, drop_tasks, add_tasks)
         for one, each, ids in ((_DROP_TASK, _DROP_TASKS, drop_tasks), (_CLEAR_TIMER, _CLEAR_TIMERS,
@@ -217,6 +232,8 @@ class StepCore:
     _replay_outputs: list[dict[str, Any]] | None
     _live: OrderedDict[int, tuple[int, BpmnWorkflow]]
     _latest_versions: dict[str, Any]  # process id -> its latest version row, as this process last read it
+    simulation: Any  # engine/simulation.py's SimulationMode, or None (the live engine)
+    _task_listeners: list[Callable[[list[dict[str, Any]], list[str]], None]]  # Engine.on_tasks_changed
 
     # ------------------------------------------------------------------ instances
     def start(self, process_id: str, *, case_id: int | None = None, data: dict[str, Any] | None = None,
@@ -327,7 +344,12 @@ class StepCore:
         loaded = self.specs.get(conn, row.process_version_id)
         cached = self._live.pop(instance_id, None)
         if cached is not None and cached[0] == row.version:
+            if "carepath_taken" in conn.info:  # simulation mode: put back should the step fail (see _tx)
+                conn.info["carepath_taken"].append((instance_id, cached))
             return row, cached[1]  # exactly what this process saved as that version: no need to restore it
+        if row.state == UNSAVED_STATE:
+            raise StateError(f"simulation: the workflow of process instance {instance_id} was not kept in memory",
+                             instance=instance_id)
         wf = self.codec.load(row.state, loaded.spec, loaded.subprocess_specs)
         wf.script_engine = self.script_engine
         return row, wf
@@ -336,18 +358,42 @@ class StepCore:
     def _tx(self) -> Iterator[Connection]:
         """A step's transaction; the workflows it saved are kept in memory only once it has committed."""
         saved: list[tuple[int, int, BpmnWorkflow, dict[str, Any]]] = []
-        with self.db.transaction() as conn:
-            conn.info["carepath_saved"] = saved
-            try:
-                yield conn
-            finally:
-                conn.info.pop("carepath_saved", None)
+        listeners = self._task_listeners
+        changes: list[tuple[list[dict[str, Any]], list[str]]] = []
+        taken: list[tuple[int, tuple[int, BpmnWorkflow]]] = []  # simulation mode: workflows taken from memory
+        try:
+            with self.db.transaction() as conn:
+                conn.info["carepath_saved"] = saved
+                if listeners:
+                    conn.info["carepath_task_changes"] = changes
+                if self.simulation is not None:
+                    conn.info["carepath_taken"] = taken
+                try:
+                    yield conn
+                finally:
+                    conn.info.pop("carepath_saved", None)
+                    conn.info.pop("carepath_task_changes", None)
+                    conn.info.pop("carepath_taken", None)
+        except BaseException:
+            # simulation mode keeps a waiting workflow only in memory (engine/simulation.py): a step refused before
+            # it ran (a form's answers, a task no longer open) leaves it as it was
+            for iid, entry in taken:
+                self._live.setdefault(iid, entry)
+            raise
+        for added, removed in changes:  # committed: tell who listens (Engine.on_tasks_changed)
+            for listener in listeners:
+                listener(added, removed)
         for iid, version, wf, after in saved:
             wf._carepath_after = (version, after)  # type: ignore[attr-defined]  # its snapshot: see _pending
             self._live[iid] = (version, wf)
             self._live.move_to_end(iid)
+        evicted = []
         while len(self._live) > self.LIVE_CACHE_SIZE:
-            self._live.popitem(last=False)
+            evicted.append(self._live.popitem(last=False))
+        if evicted and self.simulation is not None:  # its state was not written with its step: write it now
+            with self.db.transaction() as conn:
+                _KEEP_STATE.run_many(conn, [{"iid": iid, "v": version, "state": self.codec.dump(wf)}
+                                            for iid, (version, wf) in evicted])
 
     def _advance(self, conn: Connection, now: datetime, p: _Pending, actor: str,
                  apply: Callable[[], None] | None = None) -> list[_Pending]:
@@ -384,9 +430,7 @@ class StepCore:
     @staticmethod
     def _open_processes(conn: Connection, case_id: int, instance_id: int) -> list[str]:
         """`open_processes()` in scripts: the case's other open instances, read in the step's transaction."""
-        return list(conn.execute(select(instances.c.process_id).where(
-            instances.c.case_id == case_id, instances.c.id != instance_id,
-            instances.c.status.in_(lifecycle.OPEN_STATUSES))).scalars())
+        return [r[0] for r in _OPEN_PROCESSES.run(conn, {"cid": case_id, "iid": instance_id}).fetchall()]
 
     def _start_child(self, conn: Connection, now: datetime, parent: _Pending, child: ChildStart,
                      actor: str) -> list[_Pending]:
@@ -454,8 +498,8 @@ class StepCore:
             w.finish.append(dict(params, data=data))
             p.scope.events.append(Event("instance.completed", {"process_id": p.process_id},
                                         instance_id=p.instance_id))
-        else:
-            w.save.append(dict(params, state=self.codec.dump(wf)))
+        else:  # simulation mode: kept in memory, written only if it leaves memory (`_tx`)
+            w.save.append(dict(params, state=self.codec.dump(wf) if self.simulation is None else UNSAVED_STATE))
         w.documents.extend(dict(d, case_id=p.case_id, instance_id=p.instance_id, created_at=now)
                            for d in p.scope.documents)
         if not done and "carepath_saved" in conn.info:

@@ -146,18 +146,30 @@ class TimerOps(StepCore):
 
     def advance_clock(self, by: timedelta | None = None, *, to: datetime | None = None,
                       actor: str = "system") -> int:
-        """Move a simulated clock forward, firing everything that falls due on the way, in order."""
-        with self.db.transaction() as conn:
-            if self.clock_mode(conn) != "simulated":
-                raise ClockError("this database runs on the real clock; only a database created with a "
-                                 "simulated clock (carepath init --simulated) can be advanced")
-            start = self.now(conn)
+        """Move a simulated clock forward, firing everything that falls due on the way, in order.
+
+        In simulation mode (engine/simulation.py) the clock is held in memory, the database is asked for the
+        next due timer only when one stored since the last look may fall due by `target`, and no
+        `clock.advanced` event is written."""
+        sim = self.simulation
+        if sim is not None and self._sim_now is not None:
+            start = self._sim_now
+        else:
+            with self.db.transaction() as conn:
+                if self.clock_mode(conn) != "simulated":
+                    raise ClockError("this database runs on the real clock; only a database created with a "
+                                     "simulated clock (carepath init --simulated) can be advanced")
+                start = self.now(conn)
         target = as_utc(to) if to is not None else start + (by or timedelta(0))
         if target < start:
             raise ClockError(f"the clock cannot go back (it is {start.isoformat()}, asked for {target.isoformat()})")
         moved, last, repeats = 0, None, 0
         while True:
+            if sim is not None and sim.floor_known and (sim.due_floor is None or sim.due_floor > target):
+                break  # no timer stored since the last look falls due by the target: nothing to ask
             nxt = self.next_due()
+            if sim is not None:
+                sim.due_floor, sim.floor_known = nxt, True
             if nxt is None or nxt > target:
                 break
             repeats = repeats + 1 if nxt == last else 0
@@ -172,6 +184,9 @@ class TimerOps(StepCore):
             moved += n
             if n == 0:  # due rows that cannot fire (e.g. an instance in error) must not spin forever
                 break
+        if sim is not None:
+            self._sim_now = target
+            return moved
         with self.db.transaction() as conn:
             self._set_clock(conn, target)
             history.append(conn, history.SYSTEM_CHAIN, None, target, [Event("clock.advanced", {

@@ -14,10 +14,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from carepath import cli, simulate
 from engine.forms import FormLibrary
 from engine.runtime import Engine
+from engine.schema import chains, events
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -185,3 +187,31 @@ def test_the_default_scenario_is_the_domain_briefs_county_year_and_valid_against
     assert ck.routes["safeguarding"]["per_year"] == 4455 and ck.routes["hospital"]["per_year"] == 2523
     assert ck.deadlines["reablement/period_ended"] == "Reablement reached its 6 weeks"
     assert "safeguarding/triage_overdue" in ck.deadlines and "hospital_discharge/response_overdue" in ck.deadlines
+
+
+def test_simulation_mode_gives_the_same_output_as_the_full_audit_trail():
+    # the default scenario (every route: front door, safeguarding, hospital discharge, carers...) for two days:
+    # once as the command runs it (engine/simulation.py: no hash chain, only the events the measures read, the
+    # clock in memory, no people search index) and once with the whole hash-chained history kept as live
+    sc = simulate.load_scenario()
+    quick = simulate.simulate(sc, days=2, seed=5)
+    full = simulate.simulate(sc, days=2, seed=5, full_history=True)
+    assert quick["contacts"] > 100 and len(quick["routes"]) >= 5
+    assert sum(t["done"] for t in quick["teams"].values()) > 50
+    figures = [m for m in quick["measures"] if m["denominator"]]
+    assert figures, quick["measures"]  # some measure has cases behind it in two days
+    assert json.dumps(quick, sort_keys=True, default=str) == json.dumps(full, sort_keys=True, default=str)
+
+
+def test_a_simulation_writes_nothing_but_the_kept_events_unchained():
+    eng = simulate.scratch_engine(None, simulate.date(2026, 4, 1))
+    try:
+        assert eng.simulation is not None and eng.simulation.keep_events == simulate.KEPT_EVENTS
+        eng.start("front_door", actor=simulate.ACTOR)
+        with eng.db.engine.connect() as conn:
+            rows = conn.execute(select(events.c.type, events.c.hash)).all()
+            assert conn.execute(select(chains)).all() == []
+        assert rows and {r.type for r in rows} <= simulate.KEPT_EVENTS and {r.hash for r in rows} == {""}
+        assert "instance.started" in {r.type for r in rows}
+    finally:
+        eng.db.dispose()

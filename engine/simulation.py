@@ -1,0 +1,103 @@
+"""Simulation mode: the engine on a throwaway in-memory database, without the durable audit trail.
+
+`carepath simulate` (carepath/simulate.py, docs/simulation.md) runs a year of synthetic cases through the real
+engine. It needs the engine's steps — the diagrams, handlers, forms, timers and the rows they write — but not
+a record that could stand in court, so `Engine(..., simulation=SimulationMode(...))` (opt-in; the default is
+the live, durable engine, unchanged) does these things differently:
+
+* **History without the hash chain.** Events are written as plain rows: no hash, no previous hash (both
+  empty), no chain heads; only the event types in `keep_events` are written (None: every type), numbered in
+  order per chain (`seq`) so readers that order by it still can. A reader that needs the chain (`verify`)
+  finds it empty: there is no chain to verify.
+* **The clock held in memory.** `Engine.now` reads the simulated instant from memory instead of the
+  settings row; `advance_clock` moves it without a `clock.advanced` event, and only asks the database for
+  the next due timer when a timer stored since may fall due before the new instant (`due_floor`).
+* **Workflows kept in memory.** A waiting instance's workflow is not serialised with every step: the row's
+  `state` is left empty while the workflow is in the engine's cache, and written when it leaves it.
+* **Task arrivals and withdrawals told.** After each step commits, the listeners given to
+  `Engine.on_tasks_changed` get the task rows it added and the ids it removed (the simulator's queues).
+
+It is refused on anything but an in-memory SQLite database with a simulated clock: it can never run on a
+live database. Nothing here knows about social care or reads the wall clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select
+from sqlalchemy.engine import make_url
+
+from .driver_sql import insert_rows
+from .errors import StateError
+from .schema import events
+
+_INSERT_EVENTS = insert(events)
+#: a waiting instance's `state` while its workflow is held in memory (written when it leaves: engine/step.py `_tx`)
+UNSAVED_STATE = ""
+
+
+class SimulationMode:
+    """The switch (see the module's text); one per database, holding its event numbering."""
+
+    def __init__(self, keep_events: Iterable[str] | None = None) -> None:
+        self.keep_events = frozenset(keep_events) if keep_events is not None else None
+        self._seq: dict[str, int] | None = None  # chain -> last seq written (read once from the database)
+        #: no timer row written since the database was last asked falls due before this (None: no timer at all);
+        #: lowered by every timer row written (engine/step.py `_Writes.flush`), only a guess until `floor_known`
+        self.due_floor: datetime | None = None
+        self.floor_known = False
+        self.written = 0  # events written
+        self.dropped = 0  # events not kept
+
+    @staticmethod
+    def check_database(db: Any) -> None:
+        """Refuse anything but an in-memory SQLite database (the live one is never run without its audit trail)."""
+        url = make_url(db.url)
+        if db.dialect != "sqlite" or (url.database or ":memory:") != ":memory:":
+            raise StateError(f"simulation mode runs only on an in-memory SQLite database, not {db.safe_url}: "
+                             "a live database always keeps its full, hash-chained history")
+
+    def append(self, conn: Connection, at: datetime, groups: list[tuple[str, int | None, list[Any]]]
+               ) -> list[dict[str, Any]]:
+        """Write the kept events of each group (chain, case id, events) as plain rows, numbered per chain."""
+        from .history import canonical_json, iso
+
+        if self._seq is None:
+            self._seq = {c: s for c, s in conn.execute(select(events.c.chain, func.max(events.c.seq))
+                                                       .group_by(events.c.chain))}
+        keep = self.keep_events
+        at_s = iso(at)
+        rows = []
+        for chain, case_id, items in groups:
+            seq = self._seq.get(chain, 0)
+            step = seq + 1
+            for ev in items:
+                if keep is not None and ev.type not in keep:
+                    self.dropped += 1
+                    continue
+                seq += 1
+                rows.append(dict(chain=chain, seq=seq, step=step, case_id=case_id, instance_id=ev.instance_id,
+                                 type=ev.type, at=at_s, actor=ev.actor, data=canonical_json(ev.data),
+                                 prev_hash="", hash=""))
+            self._seq[chain] = seq
+        if rows:
+            insert_rows(conn, _INSERT_EVENTS, rows)
+            self.written += len(rows)
+        return rows
+
+    def written_outside(self) -> None:
+        """Rows were written by something other than the engine's steps (a copy of live cases, say): the event
+        numbering and the next due timer are read from the database again."""
+        self._seq = None
+        self.due_floor, self.floor_known = None, False
+
+    def timers_written(self, rows: list[dict[str, Any]]) -> None:
+        """Lower `due_floor` to the earliest of the timer rows a step wrote."""
+        from .clock import as_utc
+
+        first = as_utc(min(r["due_at"] for r in rows))
+        if self.floor_known and (self.due_floor is None or first < self.due_floor):
+            self.due_floor = first
