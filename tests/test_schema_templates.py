@@ -71,3 +71,39 @@ def test_a_database_with_tables_or_a_named_revision_is_migrated(tmp_path):
         assert head != "0006" and head.startswith("00")
     finally:
         db.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_used_schema_emptied_into_the_pool_is_the_migrated_one_and_a_changed_one_is_not_pooled(pg_url, request):
+    """tests/conftest.py _SchemaPool: a finished test's schema, with cases, events and moved sequences in it, is
+    emptied into the pool and comes back exactly as the migrations make a new one (pg_dump: tables, triggers,
+    rows, sequence positions); a schema whose structure a test changed is left to be dropped."""
+    import psycopg
+
+    from engine.forms import FormLibrary
+    from engine.registry import HandlerRegistry
+    from engine.runtime import Engine
+    from tests.conftest import PG_URL, START, _SchemaPool
+
+    eng = Engine(pg_url, registry=HandlerRegistry(), forms=FormLibrary())
+    eng.init(simulated_start=START)  # learns the template's fingerprint if this process had not yet
+    eng.create_case("Ada Example", {"person": {"name": "Ada Example"}})
+    with eng.db.engine.connect() as conn:
+        schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+    eng.db.dispose()
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        assert _SchemaPool.recycle(conn, schema)
+        pooled = _SchemaPool.take()
+        assert pooled is not None and pooled.startswith("t_pool_")
+        conn.execute(f'ALTER SCHEMA "{pooled}" RENAME TO "{schema}"')  # back under the fixture's name (dropped)
+    reused, migrated = Database(pg_url), Database(request.getfixturevalue("pg_url"))
+    migrations(migrated)
+    try:
+        assert _postgres_schema(reused) == _postgres_schema(migrated)
+        with reused.engine.begin() as conn:
+            conn.execute(text("CREATE TABLE extra (x int)"))  # a test that changes the structure
+    finally:
+        reused.engine.dispose()
+        migrated.engine.dispose()
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        assert not _SchemaPool.recycle(conn, schema)
