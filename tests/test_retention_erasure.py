@@ -76,7 +76,8 @@ def _dump(eng) -> bytes:
         path = Path(url.split("///", 1)[1])
         return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
     parts = urlsplit(url.replace("+psycopg", ""))
-    schema = parse_qs(parts.query)["options"][0].split("=", 1)[1]
+    options = parse_qs(parts.query)["options"][0].split()  # -csearch_path=SCHEMA and other session settings
+    schema = next(o for o in options if o.startswith("-csearch_path=")).split("=", 1)[1]
     base = parts._replace(query="").geturl()
     return subprocess.run(["pg_dump", "--no-owner", "-n", schema, base], check=True, capture_output=True,
                           env={**os.environ}).stdout
