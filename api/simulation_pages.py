@@ -10,6 +10,11 @@
   same numbers.
 * `GET .../status`: {"status": "running" | "ready" | "failed", "done": N, "total": N}, for the script.
 
+One simulation of the live processes alone (issue 16 item 2) shares the jobs, the background run, the waiting page
+and the charts: `POST /processes/simulations` (the processes page's "Simulate the live processes" form: days and a
+seed) runs `carepath.simulate.simulate` on the deployed versions; `GET /processes/simulations/{simulation_id}` is
+its waiting page or report (`simulation_single.html`), `.../status` the same JSON.
+
 Only process owners (those who review drafts) start and see simulations; every other role is refused (403).
 The results are kept **in memory in this server process** (the newest KEEP; a restart forgets them): a
 simulation writes nothing to the database — it reads the deployed versions and the draft and runs on
