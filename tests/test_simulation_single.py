@@ -21,6 +21,7 @@ from carepath import simulate
 from tests.browser import launch, live_server, run_axe, sign_in
 from tests.front_door_world import PASSWORD, build, username
 from tests.test_auditor_read_only import snapshot
+from tests.test_simulate_compare import make_drafts
 from tests.test_simulation_pages import NOT_COMPARED, _forget, client, text, wait_until_done
 
 SCENARIO = Path(__file__).parent / "fixtures" / "simulation_single.yaml"
@@ -34,7 +35,8 @@ def world(module_db_url):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(simulation_pages.SCENARIO_ENV, str(SCENARIO))
         eng, app, _people = build(module_db_url)
-        yield eng, app
+        draft_id = make_drafts(eng)["same"]  # a draft comparison waits its turn behind a single run
+        yield eng, app, draft_id
         _forget(eng)
         eng.db.dispose()
 
@@ -44,7 +46,7 @@ def singles(eng) -> list:
 
 
 def test_only_process_owners_may_start_and_see_a_simulation_of_the_live_processes(world):
-    eng, app = world
+    eng, app, draft_id = world
     before = snapshot(eng)
     for role in [*ROLES, None]:
         c, csrf = client(app, username(role) if role else None)
@@ -85,7 +87,7 @@ def test_only_process_owners_may_start_and_see_a_simulation_of_the_live_processe
     ("7", "-3", "The seed must be a whole number, like 1", "#sim-seed"),
 ], ids=["no_days", "zero_days", "too_many_days", "words", "no_seed", "zero_seed", "negative_seed"])
 def test_bad_input_is_refused_with_a_message_and_starts_nothing(world, days, seed, message, href):
-    eng, app = world
+    eng, app, draft_id = world
     c, csrf = client(app, OWNER)
     r = c.post("/processes/simulations", data={"csrf_token": csrf, "days": days, "seed": seed})
     assert r.status_code == 400
@@ -97,7 +99,7 @@ def test_bad_input_is_refused_with_a_message_and_starts_nothing(world, days, see
 
 
 def test_a_missing_token_or_an_unknown_simulation_is_refused(world):
-    eng, app = world
+    eng, app, draft_id = world
     c, _csrf = client(app, OWNER)
     r = c.post("/processes/simulations", data={"days": "1", "seed": "1"})
     assert r.status_code == 403
@@ -106,7 +108,7 @@ def test_a_missing_token_or_an_unknown_simulation_is_refused(world):
 
 
 def test_a_run_in_the_background_reports_the_figures_of_the_same_simulation(world, monkeypatch):
-    eng, app = world
+    eng, app, draft_id = world
     gate = threading.Event()
     real = simulate.simulate
 
@@ -133,6 +135,9 @@ def test_a_run_in_the_background_reports_the_figures_of_the_same_simulation(worl
         other = c.post("/processes/simulations", data={"csrf_token": csrf, "days": "3", "seed": "5"})
         assert other.status_code == 409 and "Another simulation is running (the live processes" in other.text
         assert 'class="govuk-error-summary"' in other.text
+        compare = c.post(f"/processes/drafts/{draft_id}/simulations",
+                         data={"csrf_token": csrf, "days": "1", "seeds": "2"})
+        assert compare.status_code == 409 and "Another simulation is running (the live processes" in compare.text
     finally:
         gate.set()
     assert wait_until_done(c, link) == {"status": "ready", "done": 1, "total": 1}
