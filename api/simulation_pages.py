@@ -453,7 +453,8 @@ def single_report(out: dict[str, Any]) -> dict[str, Any]:
                                           "at the end. The table below gives the same numbers."),
         "breach_chart": bars([(b["deadline"], [b["times"]]) for b in breaches], (("Missed", COLOURS[1]),),
                              "Bar chart: deadlines missed, by timer. The table below gives the same numbers."),
-        "measure_chart": bars([(m["title"], [m["figure"]]) for m in measure_rows if m["unit"] == "%"],
+        "measure_chart": bars([(m["title"], [m["figure"]]) for m in measure_rows
+                               if m["unit"] == "%" and m["figure"] is not None],
                               (("Figure", COLOURS[1]),), "Bar chart: measures given as a percentage. The table "
                               "below gives the same numbers.", "%"),
     }
