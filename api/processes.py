@@ -316,7 +316,7 @@ def processes_page(request: Request) -> Response:
 
 
 def _processes_page(request: Request, user: User, errors: list[dict[str, Any]] | None = None,
-                    status: int = 200) -> Response:
+                    status: int = 200, values: dict[str, str] | None = None) -> Response:
     engine = request.app.state.engine
     rows = drafts.list_processes(engine)
     undeployed = {r["process_id"] for r in rows if r["live_version"] is None}
@@ -324,9 +324,13 @@ def _processes_page(request: Request, user: User, errors: list[dict[str, Any]] |
     for d in drafts.list_drafts(engine) if undeployed else []:  # a new process is reached through its drafts
         if d["process_id"] in undeployed:
             new_drafts.setdefault(d["process_id"], []).append(d)
-    return _render(request, "processes.html", {"user": user, "rows": rows, "can_edit": user.has(OWNER),
-                                               "new_drafts": new_drafts, "errors": errors or [], "max_mb": 5},
-                   status)
+    ctx = {"user": user, "rows": rows, "can_edit": user.has(OWNER), "new_drafts": new_drafts,
+           "errors": errors or [], "values": values or {}, "max_mb": 5}
+    if user.has(OWNER):  # one simulation of the live processes (api/simulation_pages.py)
+        from . import simulation_pages as sim
+
+        ctx.update(simulations=sim.for_draft(engine, None), sim=sim.single_defaults(), when=when)
+    return _render(request, "processes.html", ctx, status)
 
 
 @router.get("/processes/drafts/{draft_id}", response_class=HTMLResponse, include_in_schema=False)

@@ -10,6 +10,11 @@
   same numbers.
 * `GET .../status`: {"status": "running" | "ready" | "failed", "done": N, "total": N}, for the script.
 
+One simulation of the live processes alone (issue 16 item 2) shares the jobs, the background run, the waiting page
+and the charts: `POST /processes/simulations` (the processes page's "Simulate the live processes" form: days and a
+seed) runs `carepath.simulate.simulate` on the deployed versions; `GET /processes/simulations/{simulation_id}` is
+its waiting page or report (`simulation_single.html`), `.../status` the same JSON.
+
 Only process owners (those who review drafts) start and see simulations; every other role is refused (403).
 The results are kept **in memory in this server process** (the newest KEEP; a restart forgets them): a
 simulation writes nothing to the database — it reads the deployed versions and the draft and runs on
@@ -40,7 +45,7 @@ from engine.errors import CarepathError, ConflictError, DefinitionError, NotFoun
 from . import page_kit as kit
 from .auth import User
 from .inputs import Id
-from .processes import OWNER, _review_page, when
+from .processes import OWNER, _processes_page, _review_page, when
 
 router = APIRouter()
 log = logging.getLogger("carepath.simulation")
@@ -62,8 +67,8 @@ RUNNING, READY, FAILED = "running", "ready", "failed"
 @dataclass
 class Job:
     id: int
-    draft_id: int
-    revision: int
+    draft_id: int | None  # None: one run of the deployed versions alone (the processes page's simulation)
+    revision: int | None
     process_id: str
     days: int
     seeds: list[int]
@@ -78,10 +83,11 @@ class Job:
     result: dict[str, Any] | None = None
     error: str | None = None
     began: float = field(default_factory=time.monotonic)
+    live: tuple[tuple[str, int], ...] = ()  # the deployed versions a single run read (asked again after a deploy: run)
 
     @property
     def key(self) -> tuple[Any, ...]:
-        return (self.source, self.draft_id, self.revision, self.days, tuple(self.seeds), self.scenario)
+        return (self.source, self.draft_id, self.revision, self.days, tuple(self.seeds), self.scenario, self.live)
 
 
 _jobs: OrderedDict[int, Job] = OrderedDict()
@@ -92,26 +98,32 @@ def scenario_path() -> str:
     return os.environ.get(SCENARIO_ENV) or str(simulate.DEFAULT_SCENARIO)
 
 
-def for_draft(engine: Any, draft_id: int) -> list[Job]:
-    """The simulations of a draft this process keeps, newest first."""
+def for_draft(engine: Any, draft_id: int | None) -> list[Job]:
+    """The simulations of a draft this process keeps (draft None: the single runs of the live processes), newest
+    first."""
     with _lock:
         return [j for j in reversed(_jobs.values()) if j.draft_id == draft_id and j.source == id(engine)]
 
 
-def find(engine: Any, draft_id: int, simulation_id: int) -> Job:
+def find(engine: Any, draft_id: int | None, simulation_id: int) -> Job:
     with _lock:
         job = _jobs.get(simulation_id)
     if job is None or job.draft_id != draft_id or job.source != id(engine):
-        raise NotFoundError(f"no simulation {simulation_id} of draft {draft_id}")
+        raise NotFoundError(f"no simulation {simulation_id}" + (f" of draft {draft_id}" if draft_id else ""))
     return job
 
 
-def _run(engine: Any, job: Job, draft: dict[str, Any], scenario: simulate.Scenario) -> None:
+def _run(engine: Any, job: Job, draft: dict[str, Any] | None, scenario: simulate.Scenario) -> None:
     def progress(done: int, total: int) -> None:
         job.done, job.total = done, total
 
     try:
-        result = simulate_compare.compare(scenario, engine, draft, seeds=job.seeds, days=job.days, progress=progress)
+        if draft is None:
+            result = simulate.simulate(scenario, source=engine, days=job.days, seed=job.seeds[0])
+            job.done = 1
+        else:
+            result = simulate_compare.compare(scenario, engine, draft, seeds=job.seeds, days=job.days,
+                                              progress=progress)
     except DefinitionError as exc:
         job.error = "the draft's diagrams do not deploy: " + "; ".join(str(p) for p in exc.problems)[:2000]
         job.status = FAILED
@@ -119,13 +131,36 @@ def _run(engine: Any, job: Job, draft: dict[str, Any], scenario: simulate.Scenar
         job.error = str(exc)[:2000]
         job.status = FAILED
     except Exception as exc:  # noqa: BLE001 - a background thread: say it failed, log the type only
-        log.error("a draft simulation failed: %s", type(exc).__name__)
+        log.error("a simulation failed: %s", type(exc).__name__)
         job.error = "something went wrong while the simulation ran; the error was logged"
         job.status = FAILED
     else:
         job.result = result
         job.status = READY
     job.seconds = round(time.monotonic() - job.began, 1)
+
+
+def _launch(engine: Any, job: Job, draft: dict[str, Any] | None, scenario: simulate.Scenario) -> Job:
+    """The job kept or running with the same key, else `job` registered and started in a background thread;
+    ConflictError when another simulation (of a draft or of the live processes) is running in this process."""
+    with _lock:
+        for old in _jobs.values():
+            if old.key == job.key and old.status in (RUNNING, READY):
+                return old
+        busy = next((j for j in _jobs.values() if j.status == RUNNING), None)
+        if busy is not None:
+            what = f"draft {busy.draft_id}" if busy.draft_id is not None else "the live processes"
+            raise ConflictError(f"another simulation is running ({what}, started by {busy.started_by} "
+                                f"{when(busy.started_at)}): start this one when it has finished")
+        job.id = secrets.randbelow(900_000_000) + 100_000_000
+        while job.id in _jobs:
+            job.id = secrets.randbelow(900_000_000) + 100_000_000
+        _jobs[job.id] = job
+        for old_id in [k for k, j in _jobs.items() if j.status != RUNNING][:max(0, len(_jobs) - KEEP)]:
+            del _jobs[old_id]
+    threading.Thread(target=_run, args=(engine, job, draft, scenario), name="carepath-simulation",
+                     daemon=True).start()
+    return job
 
 
 def start(engine: Any, user: User, draft: dict[str, Any], days: int, seeds: int) -> Job:
@@ -139,23 +174,18 @@ def start(engine: Any, user: User, draft: dict[str, Any], days: int, seeds: int)
     job = Job(id=0, draft_id=draft["id"], revision=draft["revision"], process_id=draft["process_id"], days=days,
               seeds=list(range(first, first + seeds)), scenario=path, source=id(engine), started_by=user.username,
               started_at=datetime.now(timezone.utc), total=2 * seeds)
-    with _lock:
-        for old in _jobs.values():
-            if old.key == job.key and old.status in (RUNNING, READY):
-                return old
-        busy = next((j for j in _jobs.values() if j.status == RUNNING), None)
-        if busy is not None:
-            raise ConflictError(f"another simulation is running (draft {busy.draft_id}, started by "
-                                f"{busy.started_by} {when(busy.started_at)}): start this one when it has finished")
-        job.id = secrets.randbelow(900_000_000) + 100_000_000
-        while job.id in _jobs:
-            job.id = secrets.randbelow(900_000_000) + 100_000_000
-        _jobs[job.id] = job
-        for old_id in [k for k, j in _jobs.items() if j.status != RUNNING][:max(0, len(_jobs) - KEEP)]:
-            del _jobs[old_id]
-    threading.Thread(target=_run, args=(engine, job, draft, scenario), name="carepath-simulation",
-                     daemon=True).start()
-    return job
+    return _launch(engine, job, draft, scenario)
+
+
+def start_single(engine: Any, user: User, days: int, seed: int) -> Job:
+    """One run of the deployed versions (carepath.simulate.simulate) over `days` with `seed`: the one kept or
+    running for the same versions, period and seed, else a new one in the background. Raises as start()."""
+    path = scenario_path()
+    scenario = simulate.load_scenario(path)
+    live = tuple((r["process_id"], r["live_version"]) for r in drafts.list_processes(engine) if r["live_version"])
+    job = Job(id=0, draft_id=None, revision=None, process_id="", days=days, seeds=[seed], scenario=path,
+              source=id(engine), started_by=user.username, started_at=datetime.now(timezone.utc), total=1, live=live)
+    return _launch(engine, job, None, scenario)
 
 
 # ---------------------------------------------------------------------- the form
@@ -230,26 +260,38 @@ def _signed(v: float | None, unit: str = "") -> str:
     return ("+" if v > 0 else "−") + _num(abs(v), unit)
 
 
-BAR_W, LABEL_W, ROW_H = 340, 300, 44
+BAR_W, LABEL_W, BAR_H, BAR_STEP = 340, 300, 16, 18
 LABEL_CHARS = 38  # what fits in LABEL_W at 13px Arial; the table gives the whole name
+LIVE_DRAFT = (("Live", "#505a5f"), ("Draft", "#1d70b8"))
+COLOURS = ("#505a5f", "#1d70b8", "#00703c")
+
+
+def bars(rows: list[tuple[str, list[float | None]]], series: tuple[tuple[str, str], ...], aria: str,
+         unit: str = "") -> dict[str, Any] | None:
+    """Horizontal bars, one a series in each row, each labelled with its series' name and figure (colour is never
+    the only key), as geometry for the template's inline SVG; None when there is nothing above zero to draw (the
+    table says the same)."""
+    top = max((v for _label, vs in rows for v in vs if v is not None), default=0)
+    if top <= 0:
+        return None
+    row_h = 8 + BAR_STEP * len(series)
+    drawn = []
+    for i, (label, values) in enumerate(rows):
+        y = 8 + i * row_h
+        drawn.append({"label": label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1].rstrip() + "…",
+                      "label_y": y + 9 * len(series) + 4,
+                      "bars": [{"y": y + BAR_STEP * k, "w": round(BAR_W * (v or 0) / top, 1), "fill": colour,
+                                "text": f"{name} {_num(v, unit)}"}
+                               for k, ((name, colour), v) in enumerate(zip(series, values, strict=True))]})
+    return {"rows": drawn, "height": 8 + len(rows) * row_h, "width": LABEL_W + BAR_W + 160, "label_w": LABEL_W,
+            "bar_h": BAR_H, "aria": aria}
 
 
 def chart(title: str, rows: list[tuple[str, float | None, float | None]], unit: str = "") -> dict[str, Any] | None:
-    """Paired horizontal bars, live and draft, as geometry for the template's inline SVG; None when there is
-    nothing above zero to draw (the table says the same)."""
-    values = [v for _label, a, b in rows for v in (a, b) if v is not None]
-    top = max(values, default=0)
-    if top <= 0:
-        return None
-    drawn = []
-    for i, (label, a, b) in enumerate(rows):
-        y = 8 + i * ROW_H
-        drawn.append({"label": label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1].rstrip() + "…", "y": y,
-                      "live_w": round(BAR_W * (a or 0) / top, 1), "draft_w": round(BAR_W * (b or 0) / top, 1),
-                      "live": _num(a, unit), "draft": _num(b, unit)})
-    return {"title": title, "rows": drawn, "height": 8 + len(rows) * ROW_H, "width": LABEL_W + BAR_W + 110,
-            "label_w": LABEL_W, "aria": f"Bar chart: {title}, live version and draft side by side. The table "
-                                        "below gives the same numbers."}
+    """Paired bars, live and draft."""
+    return bars([(label, [a, b]) for label, a, b in rows], LIVE_DRAFT,
+                f"Bar chart: {title}, live version and draft side by side. The table below gives the same numbers.",
+                unit)
 
 
 def report(job: Job) -> dict[str, Any]:
@@ -299,7 +341,17 @@ def _page(request: Request, user: User, draft: dict[str, Any], job: Job) -> Resp
     if job.status == READY:
         ctx.update(out=job.result, page=report(job))
         return kit.render(request, "simulation_report.html", ctx)
+    review = f"/processes/drafts/{draft['id']}/review"
+    ctx.update(caption=f"Draft {draft['id']} of {draft['process_id']}", back_href=review,
+               back_text="Back to the review", again_href=review + "#simulate",
+               again_text="Go back to the review to fix the draft or start the simulation again",
+               running_text=(f"The live version and the draft are each run over {_days(job.days)} of synthetic "
+                             f"contacts, once for each of {len(job.seeds)} seeds: {job.total} runs."))
     return kit.render(request, "simulation_running.html", ctx)
+
+
+def _days(n: int) -> str:
+    return f"{n} day{'s' if n != 1 else ''}"
 
 
 def _minutes(job: Job) -> str:
@@ -330,6 +382,146 @@ def simulation_status(request: Request, draft_id: Id, simulation_id: Id) -> Resp
         user = kit.page_user(request, OWNER, refusal=REFUSAL)
         try:
             job = find(request.app.state.engine, draft_id, simulation_id)
+        except NotFoundError:
+            return kit.with_headers(JSONResponse({"status": "unknown"}, status_code=404))
+    except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
+        return kit.guard(request, user, exc)
+    return kit.with_headers(JSONResponse({"status": job.status, "done": job.done, "total": job.total}))
+
+
+# ---------------------------------------------------------------------- one run of the live processes
+SEED_RANGE = (1, 999_999)
+DEFAULT_SEED = 1
+SINGLE_REFUSAL = "Only process owners simulate the live processes and see the results."
+SINGLE_SERIES = (("Arrived", COLOURS[0]), ("Done", COLOURS[1]), ("Waiting at the end", COLOURS[2]))
+
+
+def single_link(job: Job) -> str:
+    return f"/processes/simulations/{job.id}"
+
+
+def single_defaults() -> dict[str, Any]:
+    """What the processes page's form shows (and the single runs this process keeps are listed with)."""
+    return {"days": DEFAULT_DAYS, "seed": DEFAULT_SEED, "days_range": DAYS, "seed_range": SEED_RANGE,
+            "link": single_link}
+
+
+def _seed(text: str) -> tuple[int | None, str | None]:
+    text = text.strip()
+    if not text:
+        return None, "Enter the seed"
+    if not text.isdigit() or len(text) > 6:
+        return None, f"The seed must be a whole number, like {DEFAULT_SEED}"
+    n = int(text)
+    if not SEED_RANGE[0] <= n <= SEED_RANGE[1]:
+        return None, f"The seed must be between {SEED_RANGE[0]} and {SEED_RANGE[1]:,}"
+    return n, None
+
+
+def single_report(out: dict[str, Any]) -> dict[str, Any]:
+    """The report page's sections from one run's `simulate()` result: rows for the tables, geometry for the
+    charts (each chart's numbers are in the table after it)."""
+    teams = []
+    for name, t in out.get("teams", {}).items():
+        weeks = [{**w, "p50": _num(w["wait_hours_p50"]), "p95": _num(w["wait_hours_p95"])} for w in t["weeks"]]
+        teams.append({"name": name, "slug": "".join(c if c.isalnum() else "-" for c in name), "weeks": weeks,
+                      "p50": _num(t["wait_hours_p50"]), "p95": _num(t["wait_hours_p95"]), **{
+                          k: t[k] for k in ("staff", "arrived", "done", "waiting_at_end")},
+                      "chart": bars([(f"Week {w['week']}", [w["arrived"], w["done"], w["waiting_at_end"]])
+                                     for w in t["weeks"]], SINGLE_SERIES,
+                                    f"Bar chart: {name}'s tasks each week: arrived, done and waiting as the week "
+                                    "ended. The table below gives the same numbers.")})
+    breaches = [{"key": k, "deadline": v["deadline"], "times": v["times"]}
+                for k, v in out.get("deadline_breaches", {}).items()]
+    measures = out.get("measures")
+    measure_rows = []
+    for m in measures if isinstance(measures, list) else []:
+        unit = "%" if m["unit"] == "%" else ""
+        measure_rows.append({**m, "figure_text": "No figure" if m["figure"] is None else _num(m["figure"], unit),
+                             "of": ("" if m["numerator"] is None or m["denominator"] is None
+                                    else f"{_num(m['numerator'])} of {_num(m['denominator'])}")})
+    pb = out.get("personal_budgets") or {}
+    return {
+        "teams": teams, "breaches": breaches, "measures": measure_rows,
+        "measures_error": measures.get("error") if isinstance(measures, dict) else None,
+        "budgets": {"count": _num(pb.get("count")), "total": _num(pb.get("total"), "£"),
+                    "mean": _num(pb.get("mean"), "£")},
+        "routes_chart": bars([(k, [v]) for k, v in out.get("routes", {}).items()], (("Contacts", COLOURS[1]),),
+                             "Bar chart: contacts by route. The table below gives the same numbers."),
+        "team_chart": bars([(t["name"], [t["arrived"], t["done"], t["waiting_at_end"]]) for t in teams],
+                           SINGLE_SERIES, "Bar chart: each team's tasks over the period: arrived, done and waiting "
+                                          "at the end. The table below gives the same numbers."),
+        "breach_chart": bars([(b["deadline"], [b["times"]]) for b in breaches], (("Missed", COLOURS[1]),),
+                             "Bar chart: deadlines missed, by timer. The table below gives the same numbers."),
+        "measure_chart": bars([(m["title"], [m["figure"]]) for m in measure_rows
+                               if m["unit"] == "%" and m["figure"] is not None],
+                              (("Figure", COLOURS[1]),), "Bar chart: measures given as a percentage. The table "
+                              "below gives the same numbers.", "%"),
+    }
+
+
+def _single_page(request: Request, user: User, job: Job) -> Response:
+    ctx = {"user": user, "job": job, "when": when, "check_every_s": CHECK_EVERY_S, "link": single_link(job),
+           "minutes": _minutes(job)}
+    if job.status == READY:
+        ctx.update(out=job.result, page=single_report(job.result or {}))
+        return kit.render(request, "simulation_single.html", ctx)
+    ctx.update(caption="The live processes", back_href="/processes", back_text="Back to the processes",
+               again_href="/processes#simulate", again_text="Go back to the processes to start the simulation again",
+               running_text=(f"The deployed versions are run over {_days(job.days)} of synthetic contacts with "
+                             f"seed {job.seeds[0]}."))
+    return kit.render(request, "simulation_running.html", ctx)
+
+
+@router.post("/processes/simulations", response_class=HTMLResponse, include_in_schema=False)
+async def start_single_page(request: Request) -> Response:
+    user = None
+    try:
+        form = await kit.posted_form(request)
+        user = kit.page_user(request, OWNER, refusal=SINGLE_REFUSAL)
+        kit.check_csrf(user, form)
+        engine = request.app.state.engine
+        days_text, seed_text = kit.one(form, "days"), kit.one(form, "seed")
+        days, days_error = _whole(days_text, "days", *DAYS, DEFAULT_DAYS)
+        seed, seed_error = _seed(seed_text)
+        values = {"field": "simulate", "days": days_text, "seed": seed_text, "days_error": days_error or "",
+                  "seed_error": seed_error or ""}
+        errors = [{"text": e, "href": h} for e, h in ((days_error, "#sim-days"), (seed_error, "#sim-seed")) if e]
+        if not errors:
+            try:
+                job = await run_in_threadpool(start_single, engine, user, days, seed)
+            except (ConflictError, simulate.ScenarioError) as exc:
+                text, code = str(exc), 409 if isinstance(exc, ConflictError) else 422
+                return await run_in_threadpool(lambda: _processes_page(
+                    request, user, errors=[{"text": text[:1].upper() + text[1:], "href": None}], status=code,
+                    values=values))
+            return kit.redirect(single_link(job))
+        return await run_in_threadpool(lambda: _processes_page(request, user, errors=errors, status=400,
+                                                               values=values))
+    except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
+        return kit.guard(request, user, exc)
+
+
+@router.get("/processes/simulations/{simulation_id}", response_class=HTMLResponse, include_in_schema=False)
+def single_simulation_page(request: Request, simulation_id: Id) -> Response:
+    user = None
+    try:
+        user = kit.page_user(request, OWNER, refusal=SINGLE_REFUSAL)
+        return _single_page(request, user, find(request.app.state.engine, None, simulation_id))
+    except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
+        return kit.guard(request, user, exc, not_found=(
+            f"There is no simulation {simulation_id} of the live processes. Simulations are kept only until the "
+            "server restarts: start it again from the processes page."))
+
+
+@router.get("/processes/simulations/{simulation_id}/status", include_in_schema=False)
+def single_simulation_status(request: Request, simulation_id: Id) -> Response:
+    """Whether the run is done, for the waiting page's script; nothing about its results."""
+    user = None
+    try:
+        user = kit.page_user(request, OWNER, refusal=SINGLE_REFUSAL)
+        try:
+            job = find(request.app.state.engine, None, simulation_id)
         except NotFoundError:
             return kit.with_headers(JSONResponse({"status": "unknown"}, status_code=404))
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown

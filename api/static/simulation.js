@@ -1,4 +1,4 @@
-// A draft simulation's waiting page (api/templates/simulation_running.html): without scripts the user follows
+// A simulation's waiting page (api/templates/simulation_running.html): without scripts the user follows
 // "Check if the simulation has finished"; with them, this asks every few seconds how far it has got, says so in
 // the status line, and once it has finished (or failed) loads the same page, which then shows the report.
 const status = document.getElementById("simulation-status");
@@ -13,7 +13,7 @@ if (status) {
         window.location.replace(status.dataset.ready);
         return;
       }
-      const text = `${state.done} of ${state.total} runs finished.`;
+      const text = `${state.done} of ${state.total} run${state.total === 1 ? "" : "s"} finished.`;
       if (status.textContent !== text) status.textContent = text; // a status region: say only what changed
     } catch (e) {
       // the server could not be reached this time: try again later

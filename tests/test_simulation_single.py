@@ -1,0 +1,224 @@
+"""One simulation of the live processes from the processes page (api/simulation_pages.py, the single run): who
+may start and see it, bad input refused with a message, the background run with its waiting page, one run at a
+time, and the report showing the figures of the same `simulate()` call made directly — and in a real browser, by
+keyboard and axe-clean on each page.
+
+The scenario is tests/fixtures/simulation_single.yaml (safeguarding concerns through the front door, one member of
+staff, so the triage deadline is missed within days); runs of 3 days take about a second.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+from api import simulation_pages
+from api.auth import ROLES
+from carepath import simulate
+from tests.browser import launch, live_server, run_axe, sign_in
+from tests.front_door_world import PASSWORD, build, username
+from tests.test_auditor_read_only import snapshot
+from tests.test_simulate_compare import make_drafts
+from tests.test_simulation_pages import NOT_COMPARED, _forget, client, text, wait_until_done
+
+SCENARIO = Path(__file__).parent / "fixtures" / "simulation_single.yaml"
+OWNER = "process-owner"
+READERS = {"process_owner", "team_manager", "auditor"}  # who may read the processes page at all
+FORM = 'action="/processes/simulations"'
+
+
+@pytest.fixture(scope="module")
+def world(module_db_url):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(simulation_pages.SCENARIO_ENV, str(SCENARIO))
+        eng, app, _people = build(module_db_url)
+        draft_id = make_drafts(eng)["same"]  # a draft comparison waits its turn behind a single run
+        yield eng, app, draft_id
+        _forget(eng)
+        eng.db.dispose()
+
+
+def singles(eng) -> list:
+    return simulation_pages.for_draft(eng, None)
+
+
+def test_only_process_owners_may_start_and_see_a_simulation_of_the_live_processes(world):
+    eng, app, draft_id = world
+    before = snapshot(eng)
+    for role in [*ROLES, None]:
+        c, csrf = client(app, username(role) if role else None)
+        listing = c.get("/processes")
+        if role is None:
+            assert (listing.status_code, listing.headers["location"]) == (303, "/sign-in")
+        else:
+            assert listing.status_code == (200 if role in READERS else 403), role
+            assert (FORM in listing.text) == (role == "process_owner"), role
+        r = c.post("/processes/simulations", data={"csrf_token": csrf, "days": "1", "seed": "1"})
+        page = c.get("/processes/simulations/123456789")
+        status = c.get("/processes/simulations/123456789/status")
+        if role is None:
+            for answer in (r, page, status):
+                assert (answer.status_code, answer.headers["location"]) == (303, "/sign-in")
+        elif role != "process_owner":
+            for answer in (r, page, status):
+                assert answer.status_code == 403, (role, answer.request.url)
+            assert "Only process owners simulate the live processes" in r.text
+        else:
+            assert r.status_code == 303 and re.fullmatch(r"/processes/simulations/\d{9}", r.headers["location"])
+            wait_until_done(c, r.headers["location"])
+            assert page.status_code == 404 and "There is no simulation 123456789 of the live processes" in page.text
+            assert (status.status_code, status.json()) == (404, {"status": "unknown"})
+    assert len(singles(eng)) == 1  # only the owner's
+    after = snapshot(eng)
+    assert [t for t in before if t not in NOT_COMPARED and before[t] != after[t]] == []
+    _forget(eng)
+
+
+@pytest.mark.parametrize("days,seed,message,href", [
+    ("", "1", "Enter the number of days", "#sim-days"),
+    ("0", "1", "The number of days must be between 1 and 365", "#sim-days"),
+    ("366", "1", "The number of days must be between 1 and 365", "#sim-days"),
+    ("two", "1", "The number of days must be a whole number, like 14", "#sim-days"),
+    ("7", "", "Enter the seed", "#sim-seed"),
+    ("7", "0", "The seed must be between 1 and 999,999", "#sim-seed"),
+    ("7", "-3", "The seed must be a whole number, like 1", "#sim-seed"),
+], ids=["no_days", "zero_days", "too_many_days", "words", "no_seed", "zero_seed", "negative_seed"])
+def test_bad_input_is_refused_with_a_message_and_starts_nothing(world, days, seed, message, href):
+    eng, app, draft_id = world
+    c, csrf = client(app, OWNER)
+    r = c.post("/processes/simulations", data={"csrf_token": csrf, "days": days, "seed": seed})
+    assert r.status_code == 400
+    assert 'class="govuk-error-summary"' in r.text
+    assert f'<a href="{href}">{message}</a>' in r.text  # the error summary links to the field
+    assert f'value="{days}"' in r.text and f'value="{seed}"' in r.text  # what was typed stays
+    assert r.text.count('class="govuk-error-message"') == 1  # on the field, not on the upload form's
+    assert singles(eng) == []
+
+
+def test_a_missing_token_or_an_unknown_simulation_is_refused(world):
+    eng, app, draft_id = world
+    c, _csrf = client(app, OWNER)
+    r = c.post("/processes/simulations", data={"days": "1", "seed": "1"})
+    assert r.status_code == 403
+    assert c.get("/processes/simulations/987654321").status_code == 404
+    assert singles(eng) == []
+
+
+def test_a_run_in_the_background_reports_the_figures_of_the_same_simulation(world, monkeypatch):
+    eng, app, draft_id = world
+    gate = threading.Event()
+    real = simulate.simulate
+
+    def gated(*args, **kw):  # held until the waiting page has been read
+        gate.wait(60)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(simulate, "simulate", gated)
+    before = snapshot(eng)
+    c, csrf = client(app, OWNER)
+    try:
+        r = c.post("/processes/simulations", data={"csrf_token": csrf, "days": "3", "seed": "2"})
+        assert r.status_code == 303
+        link = r.headers["location"]
+        waiting = c.get(link)
+        assert waiting.status_code == 200
+        assert '<h1 class="govuk-heading-l">The simulation is running</h1>' in waiting.text
+        assert "run over 3 days of synthetic contacts with seed 2." in text(waiting.text)
+        assert "0 of 1 run finished." in waiting.text and f'href="{link}"' in waiting.text
+        assert c.get(f"{link}/status").json() == {"status": "running", "done": 0, "total": 1}
+        # the same run asked for again opens the one running; another waits its turn
+        again = c.post("/processes/simulations", data={"csrf_token": csrf, "days": "3", "seed": "2"})
+        assert again.headers["location"] == link
+        other = c.post("/processes/simulations", data={"csrf_token": csrf, "days": "3", "seed": "5"})
+        assert other.status_code == 409 and "Another simulation is running (the live processes" in other.text
+        assert 'class="govuk-error-summary"' in other.text
+        compare = c.post(f"/processes/drafts/{draft_id}/simulations",
+                         data={"csrf_token": csrf, "days": "1", "seeds": "2"})
+        assert compare.status_code == 409 and "Another simulation is running (the live processes" in compare.text
+    finally:
+        gate.set()
+    assert wait_until_done(c, link) == {"status": "ready", "done": 1, "total": 1}
+    report = c.get(link)
+    assert report.status_code == 200
+    direct = real(simulate.load_scenario(SCENARIO), source=eng, days=3, seed=2)
+    missed = direct["deadline_breaches"]["safeguarding/triage_overdue"]["times"]
+    assert missed > 0  # the scenario is busy enough to miss the deadline: the row below says how often
+    row = re.search(r'<tr class="govuk-table__row" data-key="safeguarding/triage_overdue">(.*?)</tr>',
+                    report.text, re.S).group(1)
+    assert text(row).split()[-1] == str(missed) and "Safeguarding triage deadline missed" in row
+    assert f'<dd class="govuk-summary-list__value" id="contacts">{direct["contacts"]}</dd>' in report.text
+    team = direct["teams"]["safeguarding"]
+    teams_row = re.search(r'<th scope="row" class="govuk-table__header">safeguarding</th>(.*?)</tr>',
+                          report.text.split('id="teams-table"')[1], re.S).group(1)
+    p95 = simulation_pages._num(team["wait_hours_p95"])
+    assert text(teams_row).split() == [str(team["staff"]), str(team["arrived"]), str(team["done"]),
+                                      str(team["waiting_at_end"]), simulation_pages._num(team["wait_hours_p50"]), p95]
+    for section in ("routes-table", "breaches-table", "teams-table", "queue-safeguarding", "budgets-table",
+                    "measures-table"):
+        assert f'id="{section}"' in report.text, section
+    assert report.text.count('<svg role="img" aria-label="Bar chart:') >= 4
+    assert 'aria-label="Bar chart: deadlines missed, by timer.' in report.text
+    listing = c.get("/processes").text
+    assert f'href="{link}"' in listing and "3 days, seed 2" in text(listing)
+    after = snapshot(eng)
+    assert [t for t in before if t not in NOT_COMPARED and before[t] != after[t]] == []  # nothing live changed
+    _forget(eng)
+
+
+# ---------------------------------------------------------------------- in a real browser (one database)
+@pytest.fixture
+def browser_world(tmp_path, monkeypatch):
+    monkeypatch.setenv(simulation_pages.SCENARIO_ENV, str(SCENARIO))
+    eng, app, _people = build(f"sqlite:///{tmp_path / 'carepath.db'}")
+    yield eng, app
+    _forget(eng)
+    eng.db.dispose()
+
+
+def test_a_process_owner_simulates_the_live_processes_by_keyboard_and_reads_the_report(browser_world, monkeypatch):
+    eng, app = browser_world
+    gate = threading.Event()
+    real = simulate.simulate
+    monkeypatch.setattr(simulate, "simulate", lambda *a, **kw: (gate.wait(60), real(*a, **kw))[1])
+    with live_server(app) as base, launch() as browser:
+        try:
+            page = browser.new_context(bypass_csp=True).new_page()
+            sign_in(page, base, OWNER, PASSWORD, then="/home")
+            page.goto(f"{base}/processes")
+            run_axe(page, "processes with the simulation form")
+            # keyboard only: a seed that is not a number first, then one that will do
+            page.locator("#sim-days").focus()
+            page.keyboard.press("Control+A")
+            page.keyboard.type("3")
+            page.keyboard.press("Tab")
+            assert page.evaluate("() => document.activeElement.id") == "sim-seed"
+            page.keyboard.press("Control+A")
+            page.keyboard.type("two")
+            page.keyboard.press("Tab")
+            assert page.evaluate("() => document.activeElement.textContent.trim()") == "Simulate the live processes"
+            page.keyboard.press("Enter")
+            page.locator(".govuk-error-summary").wait_for()
+            assert "The seed must be a whole number, like 1" in page.locator(".govuk-error-summary").inner_text()
+            run_axe(page, "processes with a simulation error")
+            page.locator("#sim-seed").focus()
+            page.keyboard.press("Control+A")
+            page.keyboard.type("2")
+            page.keyboard.press("Tab")
+            page.keyboard.press("Enter")
+            page.wait_for_url(re.compile(r".*/processes/simulations/\d+$"))
+            assert page.locator("h1").inner_text() == "The simulation is running"
+            run_axe(page, "simulation running")
+        finally:
+            gate.set()
+        # the page's script checks back and opens the report when it is ready
+        page.get_by_role("heading", name="Simulation of the live processes").wait_for(timeout=300_000)
+        run_axe(page, "simulation report")
+        direct = real(simulate.load_scenario(SCENARIO), source=eng, days=3, seed=2)
+        missed = direct["deadline_breaches"]["safeguarding/triage_overdue"]["times"]
+        row = page.locator('#breaches-table tr[data-key="safeguarding/triage_overdue"]')
+        assert row.locator("td").last.inner_text() == str(missed)
+        chart = page.get_by_role("img", name=re.compile("Bar chart: deadlines missed, by timer"))
+        assert chart.count() == 1
