@@ -22,14 +22,20 @@ deployed over them (`draft_source`). Nothing is written to the live database.
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 import statistics
 from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import NotFoundError
 
 from .simulate import ROOT, Scenario, ScenarioError, simulate
+
+if TYPE_CHECKING:
+    from engine.trial import DeployedRows
 
 GROUPS = ("Deadlines missed", "Teams", "Personal budgets", "Measures")
 RULE = ("A difference is marked when the mean of the paired per-seed differences (draft minus live) is larger, "
@@ -134,35 +140,75 @@ def _problems(runs: list[dict[str, Any]]) -> dict[str, int]:
 
 
 # ---------------------------------------------------------------------- the comparison
+WORKERS_ENV = "CAREPATH_SIMULATION_WORKERS"  # how many processes a comparison's runs share (default: the cores)
+
+
+def workers_default() -> int:
+    """CAREPATH_SIMULATION_WORKERS, else the cores this process may use."""
+    text = os.environ.get(WORKERS_ENV, "").strip()
+    if text:
+        if not text.isdigit() or not 1 <= int(text) <= 64:
+            raise ScenarioError(f"{WORKERS_ENV} must be a whole number from 1 to 64, not {text[:20]!r}")
+        return int(text)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _one_run(scenario: Scenario, rows: DeployedRows, days: int | None, seed: int) -> tuple[str, Any]:
+    """One run in a worker process: ("ok", output) or ("refused", message) for a scenario that does not fit (the
+    product's errors are not all picklable, so the message crosses instead)."""
+    try:
+        return "ok", simulate(scenario, source=rows, days=days, seed=seed)
+    except ScenarioError as exc:
+        return "refused", str(exc)
+
+
 def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: list[int], days: int | None = None,
-            progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+            progress: Callable[[int, int], None] | None = None, workers: int | None = None) -> dict[str, Any]:
     """Run the live versions and the draft on the same scenario for each seed and compare every figure.
 
     `live`: the live engine (only read). `draft`: {"id"?, "process_id", "files": {name: text}}. `progress(done,
-    total)` is called after each run. Raises ScenarioError (the scenario does not fit either version's
-    diagrams), DefinitionError (the draft does not deploy)."""
+    total)` is called after each run. The runs are independent, so up to `workers` of them (default
+    `workers_default()`: the cores) run at once, each in its own process; with one worker they run here, one
+    after the other. Either way each run's output is the same (a run depends only on its deployed versions,
+    scenario, period and seed). Raises ScenarioError (the scenario does not fit either version's diagrams),
+    DefinitionError (the draft does not deploy)."""
     if not seeds or len(seeds) > MAX_SEEDS:
         raise ScenarioError(f"give from 1 to {MAX_SEEDS} seeds, not {len(seeds)}")
-    total, done = 2 * len(seeds), 0
+    from engine.trial import deployed_rows
+
+    workers = workers_default() if workers is None else workers
     source = draft_source(live, draft)
-    live_runs: list[dict[str, Any]] = []
-    draft_runs: list[dict[str, Any]] = []
     try:
-        for seed in seeds:
-            live_runs.append(simulate(scenario, source=live, days=days, seed=seed))
-            done += 1
-            if progress:
-                progress(done, total)
-            try:
-                draft_runs.append(simulate(scenario, source=source, days=days, seed=seed))
-            except ScenarioError as exc:
-                raise ScenarioError(f"with the draft's diagrams: {exc}") from None
-            done += 1
-            if progress:
-                progress(done, total)
+        sides = {"live": deployed_rows(live), "draft": deployed_rows(source)}
     finally:
         source.db.dispose()
-    return compare_runs(live_runs, draft_runs, draft=draft, seeds=seeds)
+    runs = [(side, seed) for seed in seeds for side in ("live", "draft")]
+    results: dict[tuple[str, int], tuple[str, Any]] = {}
+
+    def record(key: tuple[str, int], result: tuple[str, Any]) -> None:
+        if result[0] == "refused":
+            raise ScenarioError(f"with the draft's diagrams: {result[1]}" if key[0] == "draft" else result[1])
+        results[key] = result
+        if progress:
+            progress(len(results), len(runs))
+
+    if workers <= 1:
+        for key in runs:
+            record(key, _one_run(scenario, sides[key[0]], days, key[1]))
+    else:
+        # spawn, not fork: the server that starts a comparison has threads (and open connections) a fork would copy
+        with ProcessPoolExecutor(max_workers=min(workers, len(runs)),
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_one_run, scenario, sides[side], days, seed): (side, seed) for side, seed in runs}
+            try:
+                for fut in as_completed(futures):
+                    record(futures[fut], fut.result())
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
+    return compare_runs([results[("live", s)][1] for s in seeds], [results[("draft", s)][1] for s in seeds],
+                        draft=draft, seeds=seeds)
 
 
 def compare_runs(live_runs: list[dict[str, Any]], draft_runs: list[dict[str, Any]], *, draft: Mapping[str, Any],

@@ -260,26 +260,48 @@ def _kind(spec: Any) -> str:
     return name
 
 
-def _copy_deployed(source: Engine, scratch: Engine, *, replaced: str, draft_names: Collection[str]) -> None:
-    """Copy the live version of every process (read-only) so the draft can call them and use their
-    decisions. Files named as the draft's are left out (the draft replaces them), and the live version
-    of the draft's own process never matches the draft's content, so the draft is always deployed."""
+@dataclass(frozen=True)
+class DeployedRows:
+    """The newest version of every process as plain rows: its files, deployments and version rows. Picklable, so
+    another process (a simulation's worker) can deploy exactly what a database holds without opening it."""
+
+    files: tuple[dict[str, Any], ...] = ()
+    deployments: tuple[dict[str, Any], ...] = ()
+    versions: tuple[dict[str, Any], ...] = ()
+
+
+def deployed_rows(source: Engine, *, draft_names: Collection[str] = ()) -> DeployedRows:
+    """Read (only) the newest version of every process on `source`, leaving out files named in `draft_names`."""
     with source.db.engine.connect() as src:
         latest = select(func.max(process_versions.c.id)).group_by(process_versions.c.process_id)
         pvs = src.execute(select(process_versions).where(process_versions.c.id.in_(latest))).all()
         if not pvs:
-            return
+            return DeployedRows()
         file_ids = sorted({fid for pv in pvs for fid in json.loads(pv.file_ids)})
         files = src.execute(select(definition_files).where(definition_files.c.id.in_(file_ids),
                                                            definition_files.c.name.not_in(list(draft_names)))).all()
         deps = src.execute(select(deployments).where(deployments.c.id.in_({pv.deployment_id for pv in pvs}))).all()
+    return DeployedRows(tuple(dict(f._mapping) for f in files), tuple(dict(d._mapping) for d in deps),
+                        tuple(dict(pv._mapping) for pv in pvs))
+
+
+def _copy_deployed(source: Engine | DeployedRows, scratch: Engine, *, replaced: str,
+                   draft_names: Collection[str]) -> None:
+    """Copy the live version of every process (read-only) so the draft can call them and use their
+    decisions. Files named as the draft's are left out (the draft replaces them), and the live version
+    of the draft's own process never matches the draft's content, so the draft is always deployed.
+    `source` is an engine (read here) or the rows already read from one (`deployed_rows`, which left the
+    draft's files out when it read them)."""
+    rows = source if isinstance(source, DeployedRows) else deployed_rows(source, draft_names=draft_names)
+    if not rows.versions:
+        return
     with scratch.db.transaction() as dst:
-        for f in files:
-            dst.execute(insert(definition_files).values(**f._mapping))
-        for dep in deps:
-            dst.execute(insert(deployments).values(**dep._mapping))
-        for pv in pvs:
-            row = dict(pv._mapping)
+        for f in rows.files:
+            dst.execute(insert(definition_files).values(**f))
+        for dep in rows.deployments:
+            dst.execute(insert(deployments).values(**dep))
+        for pv in rows.versions:
+            row = dict(pv)
             if row["process_id"] == replaced:
                 row["content_sha256"] = "replaced by the draft under trial"
             dst.execute(insert(process_versions).values(**row))

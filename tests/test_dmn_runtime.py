@@ -328,3 +328,19 @@ def test_a_binding_to_a_version_that_is_not_deployed_is_a_deploy_problem_and_sto
     assert words in problem.message
     with pytest.raises(Exception, match="decide_route"):
         eng.start("decide_route", data={"urgent": True})  # nothing was deployed
+
+
+def test_the_script_engine_parses_a_decision_entry_once_and_still_refuses_one_that_does_not_parse():
+    """SpiffWorkflow's DMN engine asks the script engine to validate every entry at every decision; the answer
+    for a text is kept, but a text that does not parse is refused every time it is asked."""
+    from engine.registry import HandlerRegistry
+    from engine.scripting import CarepathScriptEngine, _parses
+
+    eng = CarepathScriptEngine(HandlerRegistry())
+    before = _parses.cache_info().hits
+    eng.validate("age >= 65 and score < 3")
+    eng.validate("age >= 65 and score < 3")
+    assert _parses.cache_info().hits == before + 1
+    for _ in range(2):
+        with pytest.raises(SyntaxError):
+            eng.validate("age >= ")

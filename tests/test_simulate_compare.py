@@ -103,6 +103,28 @@ def test_a_shorter_deadline_fires_more_often_and_the_difference_is_marked_by_the
     assert line.endswith("bigger than run-to-run spread") and "two standard deviations" in text
 
 
+def test_runs_in_worker_processes_give_the_same_comparison_as_one_after_the_other(live):
+    """The runs of a comparison are shared among processes (both cores): the result must not depend on it."""
+    eng, _path, ids = live
+    draft = drafts.get_draft(eng, ids["changed"])
+    seen: dict[int, list[tuple[int, int]]] = {1: [], 2: []}
+    out = {n: simulate_compare.compare(simulate.load_scenario(SCENARIO), eng, draft, seeds=[1, 2], days=2,
+                                       workers=n, progress=lambda d, t, n=n: seen[n].append((d, t)))
+           for n in (1, 2)}
+    assert json.dumps(out[1], sort_keys=True, default=str) == json.dumps(out[2], sort_keys=True, default=str)
+    assert out[2]["marked"] >= 1 and out[2]["contacts"]["live"][0] > 5
+    assert seen[1] == seen[2] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_the_number_of_worker_processes_is_checked(monkeypatch):
+    monkeypatch.setenv(simulate_compare.WORKERS_ENV, "3")
+    assert simulate_compare.workers_default() == 3
+    for bad in ("0", "two", "65"):
+        monkeypatch.setenv(simulate_compare.WORKERS_ENV, bad)
+        with pytest.raises(simulate.ScenarioError, match="CAREPATH_SIMULATION_WORKERS must be a whole number"):
+            simulate_compare.workers_default()
+
+
 @pytest.mark.parametrize("args,message", [
     (["--seeds", "1"], "--seeds must be from 2 to 20"),
     (["--days", "0"], "days must be a whole number from 1 to 3660, not 0"),
