@@ -379,7 +379,11 @@ def _no_self_grant(engine: Any, user: User, case_id: int, names: list[str], hand
         stranded = stranded_tasks(conn, case_id, names)
         coordinator = coordinating_worker(conn, case_id)
         receiver = named_users(conn, [hand_to]) if hand_to else []
-    if names == [user.username]:
+        # besides the person restricting, someone named who works cases: naming alongside oneself only people
+        # who open no case record (an administrator, a process owner) or only read them (an auditor), or
+        # accounts that are deactivated, is restricting the case to oneself alone
+        colleagues = [u for u in named_users(conn, [n for n in names if n != user.username]) if u.is_worker]
+    if names == [user.username] or (user.username in names and not colleagues):
         errors["usernames"] = ("You cannot restrict a case to yourself alone: also name someone who works on the "
                                "case (a member of the team of its open tasks, or its co-ordinating worker)")
     elif user.username in names and not already:

@@ -27,6 +27,7 @@ and reported to administrators, who review it.
 from __future__ import annotations
 
 import os
+import unicodedata
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -83,13 +84,23 @@ def may_break_glass(user: User) -> bool:
     return user.is_worker
 
 
+def _visible(text: str) -> str:
+    """The text on one line without Unicode format characters (category Cf: zero-width spaces and joiners,
+    bidirectional overrides, soft hyphens): they show nothing, so twelve zero-width spaces are no reason, and a
+    right-to-left override would make the report read otherwise than what was typed."""
+    return " ".join("".join(c for c in (text or "") if unicodedata.category(c) != "Cf").split())
+
+
 def _reason(text: str) -> str:
-    """The reason on one line; 422 naming the field when missing, too short, too long or with control characters."""
-    reason = " ".join((text or "").split())
+    """The reason on one line; 422 naming the field when missing, too short, too long, with control characters
+    or with nothing readable (no letter or digit)."""
+    reason = _visible(text)
     if BODY_BAD.search(text or ""):
         message = f"Reason {CONTROL}"
     elif not reason:
         message = "Enter why you need to open this case in an emergency"
+    elif not any(c.isalnum() for c in reason):
+        message = f"Reason must say what the emergency is, in at least {REASON_MIN} characters"
     elif len(reason) < REASON_MIN:
         message = f"Reason must say what the emergency is, in at least {REASON_MIN} characters"
     elif len(reason) > REASON_MAX:
@@ -236,7 +247,7 @@ def review(engine: Any, reviewer: User, grant_id: int, note: str) -> dict[str, A
     use (403); once only (409)."""
     if not reviewer.has(*REVIEWERS):
         raise forbidden("only administrators review break-glass uses")
-    text = " ".join((note or "").split())
+    text = _visible(note or "")
     if BODY_BAD.search(note or ""):
         message = f"Note {CONTROL}"
     elif not text:

@@ -11,8 +11,9 @@ route sees it, so that crafted input is a 4xx and never a server error on SQLite
     the rest;
   - JSON is parsed strictly: `NaN`, `Infinity`, `-Infinity` and numbers too large for a float are refused
     (422), as is JSON that is not valid;
-  - text may not hold NUL or other C0 control characters (PostgreSQL cannot store NUL in text; the others
-    have no place in case records and can forge log lines or headers), nor lone surrogates (they cannot be
+  - text may not hold NUL or other control characters — C0, DEL and C1, U+0000–U+001F and U+007F–U+009F
+    (PostgreSQL cannot store NUL in text; the others have no place in case records, can forge log lines or
+    headers, and C1's CSI drives terminals), nor lone surrogates (they cannot be
     encoded for either database): in the address (path and query) none at all — a path is a 404, a query
     a 422 naming the parameter; in a JSON or form body tab, CR and LF are allowed (notes have lines), the
     rest are a 422 naming the field. A page's form gets a GOV.UK error page with an error summary.
@@ -80,8 +81,8 @@ def body_limit(limit: int) -> Callable[[Any], Any]:
     return mark
 
 
-ADDRESS_BAD = re.compile("[\x00-\x1f\ud800-\udfff]")
-BODY_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+ADDRESS_BAD = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+BODY_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 CONTROL = ("must not contain control characters (such as NUL) or unpaired surrogates; "
            "remove them and try again")
 

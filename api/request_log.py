@@ -10,7 +10,8 @@ it), the method, the path, the status and the time taken. Never the query string
 names, NHS numbers, dates of birth and postcodes in it), never a body, a cookie or a header, never the
 client's address. The path is rebuilt from the route it matched: ids (`{case_id}`, `{task_id}`, ...) of
 at most 9 digits are kept (an NHS number has 10), names of things the council configures (`{process_id}`,
-`{action}`, a file's `{name}`...) are kept when they are plain words, and every other parameter — a
+`{action}`, a file's `{name}`...) are kept when they are plain words that do not look like a person's
+detail (5 or more digits in a row, a date, a postcode), and every other parameter — a
 user's `{username}`, or any parameter a new route brings — is written as `{username}` etc. A path no
 route matched keeps only the words some route has and short numbers; the rest is `{redacted}`.
 
@@ -58,6 +59,11 @@ REDACTED_PARAMS = frozenset({"username"})
 REDACTED = "{redacted}"
 _ID = re.compile(r"[0-9]{1,9}")
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# a plain word that may still be a person's detail: a run of 5 or more digits (an NHS number, a telephone
+# number, a date of birth written 17021941), digits split by separators (a date: 1941-02-17, 17.02.1941) or a
+# UK postcode written without its space (ZE29QX); names the council configures are none of these
+_PERSONAL = re.compile(r"[0-9]{5}|[0-9]{1,4}[-._][0-9]{1,2}[-._][0-9]{1,4}|"
+                       r"(?i:^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$)")
 _PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?}")
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
@@ -66,7 +72,7 @@ def _param_text(name: str, value: Any) -> str:
     text = str(value)
     if name in ID_PARAMS and _ID.fullmatch(text):
         return text
-    if name in NAME_PARAMS and _WORD.fullmatch(text):
+    if name in NAME_PARAMS and _WORD.fullmatch(text) and not _PERSONAL.search(text):
         return text
     return "{" + name + "}"
 

@@ -204,6 +204,10 @@ def test_access_ends_when_the_engines_clock_passes_the_expiry_and_may_be_used_ag
     ("x" * 501, "500 characters or fewer"),
     ("Police call\x00 at night", "control characters"),
     ("Police call\x1b[31m at night", "control characters"),
+    ("\u200b" * 12, "Enter why you need to open this case in an emergency"),  # zero-width spaces show nothing
+    ("\u200b\u00a0\u2060\ufeff" * 5, "Enter why you need to open this case in an emergency"),
+    ("urgent\u200b\u200b\u200b\u200b", "at least 10 characters"),
+    ("!!!!!!!!!!!!", "Reason must say what the emergency is"),
 ])
 def test_a_reason_is_required_bounded_and_plain_text_and_nothing_is_stored_without_one(world, reason, message):
     eng, app, _p = world

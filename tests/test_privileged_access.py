@@ -70,6 +70,15 @@ def test_a_team_manager_cannot_hide_a_cases_tasks_from_its_team(world):
     assert "Record the contact" in r.json()["message"]
     assert _restricted_events(eng, p["edith"]) == []
     assert task["id"] in [t["id"] for t in fd.get("/api/tasks").json()["tasks"]]
+    # nor themselves beside only people who work no case, taking the work for themselves: still "alone"
+    for others in (["process-owner"], ["administrator"], ["auditor"], ["auditor", "performance"]):
+        r = _put(tm, p["edith"], ["team-manager", *others], hand_to="team-manager")
+        assert r.status_code == 422 and "yourself alone" in r.json()["message"], (others, r.text)
+    closed = p["edward"]  # no open task and no co-ordinating worker: nothing else would stop it
+    r = _put(tm, closed, ["team-manager", "administrator"])
+    assert r.status_code == 422 and "yourself alone" in r.json()["message"], r.text
+    assert _restricted_events(eng, p["edith"]) == _restricted_events(eng, closed) == []
+    assert _open_tasks(eng, p["edith"])[0]["assignee"] is None
     # a team manager may name themselves (they may already open the case) with someone from the team
     r = _put(tm, p["edith"], ["team-manager", "front-door-advisor"])
     assert r.status_code == 200, r.text
@@ -83,7 +92,7 @@ def test_the_work_can_be_handed_explicitly_to_someone_named(world):
     r = _put(tm, p["edith"], ["team-manager", "social-worker"], hand_to="front-door-advisor")
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "hand_to", r.text
     assert "must be one of the people named" in r.json()["message"]
-    r = _put(tm, p["edith"], ["team-manager", "auditor"], hand_to="auditor")
+    r = _put(tm, p["edith"], ["team-manager", "social-worker", "auditor"], hand_to="auditor")
     assert r.status_code == 422 and "hand it to an active casework user" in r.json()["message"], r.text
     assert _restricted_events(eng, p["edith"]) == [] and _open_tasks(eng, p["edith"])[0]["assignee"] is None
     r = _put(tm, p["edith"], ["team-manager", "social-worker"], hand_to="social-worker")

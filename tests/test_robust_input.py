@@ -194,7 +194,7 @@ def test_ids_out_of_range_in_a_body_or_a_query_are_422(world):
 
 
 # ---------------------------------------------------------------------- control characters
-@pytest.mark.parametrize("char", ["\x00", "\x1b", "\x7f\x00", "\ud800"])
+@pytest.mark.parametrize("char", ["\x00", "\x1b", "\x7f\x00", "\ud800", "\x7f", "\x85", "\x9b"])  # DEL, C1 NEL, CSI
 def test_a_note_with_a_control_character_is_422_and_nothing_is_stored(world, char):
     eng, app, case_id = world
     manager = Session(app, "team_manager")
