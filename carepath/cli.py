@@ -293,18 +293,23 @@ def cmd_subject_access(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_backup(args: argparse.Namespace) -> int:
-    """The whole database into a new backup file (carepath/backup.py). A file that cannot be written is exit 2."""
+def wall_clock() -> Any:
+    """The wall clock, read here in the house (never in engine/ or handlers/)."""
     from datetime import datetime, timezone
 
+    return datetime.now(timezone.utc)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """The whole database into a new backup file (carepath/backup.py). A file that cannot be written is exit 2."""
     from . import backup
 
+    now = wall_clock()  # read once: the default file name and the manifest give the same instant
     out = args.out
     if out is None:
-        out = f"carepath-backup-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.tar"
+        out = f"carepath-backup-{now:%Y%m%dT%H%M%SZ}.tar"
     try:
-        # the wall clock is read here, in the house, never in engine/
-        manifest = backup.backup(args.db, out, now=datetime.now(timezone.utc))
+        manifest = backup.backup(args.db, out, now=now)
     except backup.BackupFileError as exc:
         print(f"carepath backup: {exc}", file=sys.stderr)
         return engine_cli.EXIT_USAGE

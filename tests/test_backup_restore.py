@@ -316,3 +316,22 @@ def test_a_database_that_is_not_carepaths_is_not_backed_up(tmp_path, capsys):
     code, out, err = _run(capsys, "--db", f"sqlite:///{other}", "backup", "--out", str(tmp_path / "b.tar"))
     assert (code, out) == (1, "") and "holds no carepath tables" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "b.tar").exists()
+
+
+def test_without_out_the_file_is_named_after_the_instant_its_manifest_gives(make_engine, calls, tmp_path, capsys,
+                                                                            monkeypatch):
+    """The wall clock is read once for both: a file named 10:00:59 must not say 10:01:00 inside."""
+    from carepath import cli
+
+    eng = _cases(make_engine, calls, n=1)
+    monkeypatch.chdir(tmp_path)
+    ticks = iter([datetime(2031, 5, 1, 10, 0, 59, 999_000, tzinfo=timezone.utc),
+                  datetime(2031, 5, 1, 10, 1, 0, tzinfo=timezone.utc)])  # a second read would be the next second
+    monkeypatch.setattr(cli, "wall_clock", lambda: next(ticks))
+    code, _out, err = _run(capsys, "--db", eng.db.url, "backup")
+    assert code == 0, err
+    [made] = list(tmp_path.glob("carepath-backup-*.tar"))
+    with tarfile.open(made) as tar:
+        stored = json.loads(tar.extractfile(backup.MANIFEST).read())
+    taken = datetime.fromisoformat(stored["created_at"])
+    assert made.name == f"carepath-backup-{taken:%Y%m%dT%H%M%SZ}.tar" == "carepath-backup-20310501T100059Z.tar"
