@@ -2,7 +2,7 @@
 
 * `POST /processes/drafts/{draft_id}/simulations` (the review page's "Simulate this change" form: days and
   seeds) starts `carepath.simulate_compare.compare` in a background thread of this server process and sends
-  the user to the simulation's page.
+  the user to the simulation's page (which any server process on the database serves).
 * `GET /processes/drafts/{draft_id}/simulations/{simulation_id}`: "The simulation is running" (with how many
   runs are done; a link to check again, followed by /static/simulation.js every few seconds when scripts run),
   "The simulation could not be run" (and why), or the report: the figures of both versions side by side with
@@ -16,31 +16,41 @@ seed) runs `carepath.simulate.simulate` on the deployed versions; `GET /processe
 its waiting page or report (`simulation_single.html`), `.../status` the same JSON.
 
 Only process owners (those who review drafts) start and see simulations; every other role is refused (403).
-The results are kept **in memory in this server process** (the newest KEEP; a restart forgets them): a
-simulation writes nothing to the database — it reads the deployed versions and the draft and runs on
-throwaway in-memory databases (docs/simulation.md). One simulation runs at a time in a process; asking for
-the same draft, revision, days and seeds again opens the one already running or kept.
+The simulations are kept **in the database** (`simulation_runs`, migration 0023), so that a restart keeps them and
+every server process on the database sees them: what was asked, its status and progress, and the result (JSON) or
+why it could not be run. That row is all a simulation writes to the live database: it reads the deployed versions
+and the draft, and its runs are on throwaway in-memory databases (docs/simulation.md). The background thread writes
+its progress, and a heartbeat every HEARTBEAT_S seconds; a row still "running" whose heartbeat is older than STALE
+(5 minutes: its server stopped) is shown as failed ("the server stopped while it ran; start it again") and blocks
+nothing. One simulation runs at a time across every server process on the database: the row is claimed in one
+transaction, and a partial unique index allows one running row. Asking for the same draft, revision, days and seeds
+again (a single run: the same days, seed and deployed versions) opens the one already running or kept. The newest
+KEEP finished simulations of each draft (and KEEP single runs) are kept; older ones are deleted.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import secrets
 import threading
 import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from carepath import simulate, simulate_compare
 from engine import drafts
 from engine.errors import CarepathError, ConflictError, DefinitionError, NotFoundError
+from engine.schema import simulation_runs
 
 from . import page_kit as kit
 from .auth import User
@@ -62,10 +72,16 @@ MEASURED = ("about a minute for 14 days with 3 seeds on a quiet 2-core server (5
             "several minutes on a busy one")
 
 RUNNING, READY, FAILED = "running", "ready", "failed"
+HEARTBEAT_S = 30  # how often the server running a simulation writes that it is still alive
+STALE = timedelta(minutes=5)  # a running simulation whose heartbeat is older: its server stopped (10 beats missed)
+STOPPED = "the server stopped while it ran; start it again"
+ID_RANGE = (100_000_000, 999_999_999)  # a simulation's id: a random 9-digit number (its page's address)
 
 
 @dataclass
 class Job:
+    """A simulation as the database holds it (`simulation_runs`)."""
+
     id: int
     draft_id: int | None  # None: one run of the deployed versions alone (the processes page's simulation)
     revision: int | None
@@ -73,7 +89,6 @@ class Job:
     days: int
     seeds: list[int]
     scenario: str
-    source: int  # which database's engine (a test process serves several): id(engine)
     started_by: str
     started_at: datetime
     status: str = RUNNING
@@ -82,16 +97,47 @@ class Job:
     seconds: float | None = None
     result: dict[str, Any] | None = None
     error: str | None = None
-    began: float = field(default_factory=time.monotonic)
     live: tuple[tuple[str, int], ...] = ()  # the deployed versions a single run read (asked again after a deploy: run)
+    heartbeat_at: datetime | None = None
 
     @property
-    def key(self) -> tuple[Any, ...]:
-        return (self.source, self.draft_id, self.revision, self.days, tuple(self.seeds), self.scenario, self.live)
+    def key(self) -> str:
+        """What was asked, as the same text for the same question: asked again, the kept or running one opens."""
+        asked = [self.draft_id, self.revision, self.days, list(self.seeds), self.scenario, [list(v) for v in self.live]]
+        return hashlib.sha256(json.dumps(asked, separators=(",", ":")).encode()).hexdigest()
 
 
-_jobs: OrderedDict[int, Job] = OrderedDict()
-_lock = threading.Lock()
+def _now() -> datetime:
+    """The wall clock: a heartbeat says a server process is alive in real time (a simulated engine clock stands
+    still), so the simulation's times are the server's, not the engine's."""
+    return datetime.now(timezone.utc)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+_T = simulation_runs.c
+_LISTED = [c for c in simulation_runs.c if c.name != "result"]  # a list or a status does not read the figures
+
+
+def _job(row: Any, now: datetime) -> Job:
+    """The row as a Job; one still `running` whose heartbeat is older than STALE is failed: its server stopped."""
+    job = Job(id=row.id, draft_id=row.draft_id, revision=row.revision, process_id=row.process_id, days=row.days,
+              seeds=json.loads(row.seeds), scenario=row.scenario, started_by=row.started_by,
+              started_at=_utc(row.started_at), status=row.status, done=row.done, total=row.total,
+              seconds=row.seconds, error=row.error, live=tuple((p, v) for p, v in json.loads(row.live)),
+              heartbeat_at=_utc(row.heartbeat_at))
+    result = getattr(row, "result", None)
+    if result is not None:
+        job.result = json.loads(result)
+    if job.status == RUNNING and now - job.heartbeat_at > STALE:
+        job.status, job.error = FAILED, STOPPED
+    return job
+
+
+def _of(draft_id: int | None) -> Any:
+    return _T.draft_id.is_(None) if draft_id is None else _T.draft_id == draft_id
 
 
 def scenario_path() -> str:
@@ -99,81 +145,150 @@ def scenario_path() -> str:
 
 
 def for_draft(engine: Any, draft_id: int | None) -> list[Job]:
-    """The simulations of a draft this process keeps (draft None: the single runs of the live processes), newest
-    first."""
-    with _lock:
-        return [j for j in reversed(_jobs.values()) if j.draft_id == draft_id and j.source == id(engine)]
+    """The simulations of a draft kept in the database (draft None: the single runs of the live processes), newest
+    first, without their figures."""
+    with engine.db.engine.connect() as conn:
+        rows = conn.execute(select(*_LISTED).where(_of(draft_id)).order_by(_T.started_at.desc(), _T.id)).all()
+    now = _now()
+    return [_job(r, now) for r in rows]
 
 
-def find(engine: Any, draft_id: int | None, simulation_id: int) -> Job:
-    with _lock:
-        job = _jobs.get(simulation_id)
-    if job is None or job.draft_id != draft_id or job.source != id(engine):
+def find(engine: Any, draft_id: int | None, simulation_id: int, *, figures: bool = True) -> Job:
+    """The simulation `simulation_id` of the draft (None: a run of the live processes), with its figures unless
+    `figures` is False; NotFoundError when there is none (never started, or no longer kept)."""
+    with engine.db.engine.connect() as conn:
+        row = conn.execute(select(*(simulation_runs.c if figures else _LISTED))
+                           .where(_T.id == simulation_id, _of(draft_id))).first()
+    if row is None:
         raise NotFoundError(f"no simulation {simulation_id}" + (f" of draft {draft_id}" if draft_id else ""))
-    return job
+    return _job(row, _now())
 
 
-def _run(engine: Any, job: Job, draft: dict[str, Any] | None, scenario: simulate.Scenario) -> None:
-    def progress(done: int, total: int) -> None:
-        job.done, job.total = done, total
+def _prune(conn: Any, draft_id: int | None) -> None:
+    """Delete the draft's finished simulations but the newest KEEP (the single runs: the same among themselves)."""
+    old = conn.execute(select(_T.id).where(_of(draft_id), _T.status != RUNNING)
+                       .order_by(_T.started_at.desc(), _T.id).offset(KEEP)).scalars().all()
+    if old:
+        conn.execute(delete(simulation_runs).where(_T.id.in_(old), _T.status != RUNNING))
 
-    try:
-        if draft is None:
-            result = simulate.simulate(scenario, source=engine, days=job.days, seed=job.seeds[0])
-            job.done = 1
-        else:
-            result = simulate_compare.compare(scenario, engine, draft, seeds=job.seeds, days=job.days,
-                                              progress=progress)
-    except DefinitionError as exc:
-        job.error = "the draft's diagrams do not deploy: " + "; ".join(str(p) for p in exc.problems)[:2000]
-        job.status = FAILED
-    except CarepathError as exc:
-        job.error = str(exc)[:2000]
-        job.status = FAILED
-    except Exception as exc:  # noqa: BLE001 - a background thread: say it failed, log the type only
-        log.error("a simulation failed: %s", type(exc).__name__)
-        job.error = "something went wrong while the simulation ran; the error was logged"
-        job.status = FAILED
-    else:
-        job.result = result
-        job.status = READY
-    job.seconds = round(time.monotonic() - job.began, 1)
+
+def _busy(row: Any) -> ConflictError:
+    what = f"draft {row.draft_id}" if row.draft_id is not None else "the live processes"
+    return ConflictError(f"another simulation is running ({what}, started by {row.started_by} "
+                         f"{when(_utc(row.started_at))}): start this one when it has finished")
+
+
+def _claim(engine: Any, job: Job) -> Job | None:
+    """In one transaction: the simulation kept or running with `job`'s key (returned), else `job` written as the one
+    running (None) — ConflictError when another simulation is running in any server process on the database. A
+    running one whose heartbeat is stale is marked failed first, so a stopped server blocks nobody. Two processes
+    at the same moment: the partial unique index on the running row refuses the second insert (IntegrityError,
+    for the caller to look again)."""
+    now = _now()
+    with engine.db.transaction() as conn:
+        conn.execute(update(simulation_runs).where(_T.status == RUNNING, _T.heartbeat_at < now - STALE)
+                     .values(status=FAILED, error=STOPPED))
+        same = conn.execute(select(*_LISTED).where(_T.run_key == job.key, _T.status.in_((RUNNING, READY)))
+                            .order_by(_T.started_at.desc()).limit(1)).first()
+        if same is not None:
+            return _job(same, now)
+        busy = conn.execute(select(*_LISTED).where(_T.status == RUNNING)).first()
+        if busy is not None:
+            raise _busy(busy)
+        job.id = secrets.randbelow(ID_RANGE[1] - ID_RANGE[0] + 1) + ID_RANGE[0]
+        job.started_at = job.heartbeat_at = now
+        conn.execute(insert(simulation_runs).values(
+            id=job.id, run_key=job.key, draft_id=job.draft_id, revision=job.revision, process_id=job.process_id,
+            days=job.days, seeds=json.dumps(job.seeds), scenario=job.scenario,
+            live=json.dumps([list(v) for v in job.live]), started_by=job.started_by, started_at=now, status=RUNNING,
+            done=0, total=job.total, heartbeat_at=now))
+        _prune(conn, job.draft_id)
+    return None
 
 
 def _launch(engine: Any, job: Job, draft: dict[str, Any] | None, scenario: simulate.Scenario) -> Job:
-    """The job kept or running with the same key, else `job` registered and started in a background thread;
-    ConflictError when another simulation (of a draft or of the live processes) is running in this process."""
-    with _lock:
-        for old in _jobs.values():
-            if old.key == job.key and old.status in (RUNNING, READY):
-                return old
-        busy = next((j for j in _jobs.values() if j.status == RUNNING), None)
-        if busy is not None:
-            what = f"draft {busy.draft_id}" if busy.draft_id is not None else "the live processes"
-            raise ConflictError(f"another simulation is running ({what}, started by {busy.started_by} "
-                                f"{when(busy.started_at)}): start this one when it has finished")
-        job.id = secrets.randbelow(900_000_000) + 100_000_000
-        while job.id in _jobs:
-            job.id = secrets.randbelow(900_000_000) + 100_000_000
-        _jobs[job.id] = job
-        for old_id in [k for k, j in _jobs.items() if j.status != RUNNING][:max(0, len(_jobs) - KEEP)]:
-            del _jobs[old_id]
-    threading.Thread(target=_run, args=(engine, job, draft, scenario), name="carepath-simulation",
+    """The job kept or running with the same key, else `job` written to the database and started in a background
+    thread of this process; ConflictError when another simulation (of a draft or of the live processes) is running
+    in any server process on the database."""
+    for _attempt in range(5):
+        try:
+            kept = _claim(engine, job)
+        except IntegrityError:  # another process started one at the same moment, or the random id was taken
+            continue
+        if kept is not None:
+            return kept
+        threading.Thread(target=_run, args=(engine, job, draft, scenario), name="carepath-simulation",
+                         daemon=True).start()
+        return job
+    raise ConflictError("another simulation was being started at the same moment: try again")
+
+
+def _write(engine: Any, job_id: int, **values: Any) -> None:
+    """Progress or a heartbeat of a running simulation (a row no longer running is left as it is). Best effort: a
+    failed write is logged by its type and the run goes on (a missed heartbeat is only late)."""
+    try:
+        with engine.db.transaction() as conn:
+            conn.execute(update(simulation_runs).where(_T.id == job_id, _T.status == RUNNING).values(**values))
+    except Exception as exc:  # noqa: BLE001 - a background thread: the run goes on
+        log.error("a simulation's progress could not be written: %s", type(exc).__name__)
+
+
+def _heartbeat(engine: Any, job_id: int, finished: threading.Event) -> None:
+    while not finished.wait(HEARTBEAT_S):
+        _write(engine, job_id, heartbeat_at=_now())
+
+
+def _run(engine: Any, job: Job, draft: dict[str, Any] | None, scenario: simulate.Scenario) -> None:
+    """Run the simulation claimed by `_claim` (in a background thread), with a heartbeat beside it, and write its
+    result or why it failed. The scratch runs are on throwaway in-memory databases; this row is all it writes."""
+    began = time.monotonic()
+    finished = threading.Event()
+    threading.Thread(target=_heartbeat, args=(engine, job.id, finished), name="carepath-simulation-heartbeat",
                      daemon=True).start()
-    return job
+
+    def progress(done: int, total: int) -> None:
+        _write(engine, job.id, done=done, total=total, heartbeat_at=_now())
+
+    values: dict[str, Any]
+    try:
+        if draft is None:
+            result = simulate.simulate(scenario, source=engine, days=job.days, seed=job.seeds[0])
+            values = {"done": 1}
+        else:
+            result = simulate_compare.compare(scenario, engine, draft, seeds=job.seeds, days=job.days,
+                                              progress=progress)
+            values = {}
+        values.update(status=READY, result=json.dumps(result, default=str, separators=(",", ":")))
+    except DefinitionError as exc:
+        values = {"status": FAILED, "error": "the draft's diagrams do not deploy: "
+                  + "; ".join(str(p) for p in exc.problems)[:2000]}
+    except CarepathError as exc:
+        values = {"status": FAILED, "error": str(exc)[:2000]}
+    except Exception as exc:  # noqa: BLE001 - a background thread: say it failed, log the type only
+        log.error("a simulation failed: %s", type(exc).__name__)
+        values = {"status": FAILED, "error": "something went wrong while the simulation ran; the error was logged"}
+    finally:
+        finished.set()
+    try:  # the result is written even if the row was taken as stopped meanwhile: the figures are better than that
+        with engine.db.transaction() as conn:
+            conn.execute(update(simulation_runs).where(_T.id == job.id).values(
+                seconds=round(time.monotonic() - began, 1), heartbeat_at=_now(), **values))
+            _prune(conn, job.draft_id)
+    except Exception as exc:  # noqa: BLE001 - the row stays running, its heartbeat goes stale: shown as stopped
+        log.error("a simulation's result could not be written: %s", type(exc).__name__)
 
 
 def start(engine: Any, user: User, draft: dict[str, Any], days: int, seeds: int) -> Job:
     """The simulation of this draft, revision, period and seeds: the one kept or running, else a new one started
     in a background thread. Raises ScenarioError (the scenario file cannot be read) and ConflictError (another
-    simulation is running in this process)."""
+    simulation is running on the database)."""
     path = scenario_path()
     scenario = simulate.load_scenario(path)
     first = scenario.data.get("seed", 1)
     first = first if isinstance(first, int) and not isinstance(first, bool) else 1
     job = Job(id=0, draft_id=draft["id"], revision=draft["revision"], process_id=draft["process_id"], days=days,
-              seeds=list(range(first, first + seeds)), scenario=path, source=id(engine), started_by=user.username,
-              started_at=datetime.now(timezone.utc), total=2 * seeds)
+              seeds=list(range(first, first + seeds)), scenario=path, started_by=user.username,
+              started_at=_now(), total=2 * seeds)
     return _launch(engine, job, draft, scenario)
 
 
@@ -184,7 +299,7 @@ def start_single(engine: Any, user: User, days: int, seed: int) -> Job:
     scenario = simulate.load_scenario(path)
     live = tuple((r["process_id"], r["live_version"]) for r in drafts.list_processes(engine) if r["live_version"])
     job = Job(id=0, draft_id=None, revision=None, process_id="", days=days, seeds=[seed], scenario=path,
-              source=id(engine), started_by=user.username, started_at=datetime.now(timezone.utc), total=1, live=live)
+              started_by=user.username, started_at=_now(), total=1, live=live)
     return _launch(engine, job, None, scenario)
 
 
@@ -211,14 +326,22 @@ def link(job: Job) -> str:
     return f"/processes/drafts/{job.draft_id}/simulations/{job.id}"
 
 
+async def _posted_by_owner(page: kit.Page, refusal: str) -> tuple[User, dict[str, list[str]]]:
+    """A simulation form POSTed: the form read (413 when too large), the signed-in user a process owner (403 with
+    `refusal` otherwise) and the form's CSRF token the session's (403, nothing started). `page.user` is set as soon
+    as it is known, so that `page.guard`'s error page shows them signed in."""
+    page.form = await kit.posted_form(page.request)
+    page.user = kit.page_user(page.request, OWNER, refusal=refusal)
+    kit.check_csrf(page.user, page.form)
+    return page.user, page.form
+
+
 @router.post("/processes/drafts/{draft_id}/simulations", response_class=HTMLResponse, include_in_schema=False)
 async def start_page(request: Request, draft_id: Id) -> Response:
-    user = None
+    page = kit.Page(request)
     try:
-        form = await kit.posted_form(request)
-        user = kit.page_user(request, OWNER, refusal=REFUSAL)
-        kit.check_csrf(user, form)
-        engine = request.app.state.engine
+        user, form = await _posted_by_owner(page, REFUSAL)
+        engine = page.engine
         draft = await run_in_threadpool(drafts.get_draft, engine, draft_id)
         days_text, seeds_text = kit.one(form, "days"), kit.one(form, "seeds")
         days, days_error = _whole(days_text, "days", *DAYS, DEFAULT_DAYS)
@@ -238,7 +361,7 @@ async def start_page(request: Request, draft_id: Id) -> Response:
             return await run_in_threadpool(lambda: _review_page(request, user, draft_id, errors=items, status=code,
                                                                 values=values))
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
-        return kit.guard(request, user, exc, not_found=f"There is no draft {draft_id}.")
+        return page.guard(exc, not_found=f"There is no draft {draft_id}.")
     return kit.redirect(link(job))
 
 
@@ -294,6 +417,11 @@ def chart(title: str, rows: list[tuple[str, float | None, float | None]], unit: 
                 unit)
 
 
+def _by_week(weeks: dict[Any, float]) -> dict[int, float]:
+    """A team's weeks by number: JSON (the result as the database keeps it) made the week numbers text."""
+    return {int(w): v for w, v in weeks.items()}
+
+
 def report(job: Job) -> dict[str, Any]:
     """The report page's sections from a comparison: rows for the tables, geometry for the charts."""
     out = job.result or {}
@@ -312,7 +440,7 @@ def report(job: Job) -> dict[str, Any]:
     weeks_live, weeks_draft = out.get("weeks", {}).get("live", {}), out.get("weeks", {}).get("draft", {})
     queues = []
     for team in sorted(set(weeks_live) | set(weeks_draft)):
-        lw, dw = weeks_live.get(team, {}), weeks_draft.get(team, {})
+        lw, dw = _by_week(weeks_live.get(team, {})), _by_week(weeks_draft.get(team, {}))
         weeks = sorted(set(lw) | set(dw))
         table = [{"week": w, "live": _num(lw.get(w, 0.0)), "draft": _num(dw.get(w, 0.0))} for w in weeks]
         queues.append({"team": team, "slug": "".join(c if c.isalnum() else "-" for c in team), "weeks": table,
@@ -355,7 +483,7 @@ def _days(n: int) -> str:
 
 
 def _minutes(job: Job) -> str:
-    s = job.seconds if job.seconds is not None else time.monotonic() - job.began
+    s = job.seconds if job.seconds is not None else max(0.0, (_now() - job.started_at).total_seconds())
     return f"{s:.0f} seconds" if s < 90 else f"{s / 60:.0f} minutes"
 
 
@@ -370,8 +498,8 @@ def simulation_page(request: Request, draft_id: Id, simulation_id: Id) -> Respon
         return _page(request, user, draft, job)
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
         return kit.guard(request, user, exc, not_found=(
-            f"There is no simulation {simulation_id} of draft {draft_id}. Simulations are kept only until the "
-            "server restarts: start it again from the draft's review page."))
+            f"There is no simulation {simulation_id} of draft {draft_id}. The newest {KEEP} simulations of a draft "
+            "are kept: start it again from the draft's review page."))
 
 
 @router.get("/processes/drafts/{draft_id}/simulations/{simulation_id}/status", include_in_schema=False)
@@ -386,7 +514,7 @@ def _status(request: Request, draft_id: int | None, simulation_id: int, refusal:
     try:
         user = kit.page_user(request, OWNER, refusal=refusal)
         try:
-            job = find(request.app.state.engine, draft_id, simulation_id)
+            job = find(request.app.state.engine, draft_id, simulation_id, figures=False)
         except NotFoundError:
             return kit.with_headers(JSONResponse({"status": "unknown"}, status_code=404))
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
@@ -480,12 +608,10 @@ def _single_page(request: Request, user: User, job: Job) -> Response:
 
 @router.post("/processes/simulations", response_class=HTMLResponse, include_in_schema=False)
 async def start_single_page(request: Request) -> Response:
-    user = None
+    page = kit.Page(request)
     try:
-        form = await kit.posted_form(request)
-        user = kit.page_user(request, OWNER, refusal=SINGLE_REFUSAL)
-        kit.check_csrf(user, form)
-        engine = request.app.state.engine
+        user, form = await _posted_by_owner(page, SINGLE_REFUSAL)
+        engine = page.engine
         days_text, seed_text = kit.one(form, "days"), kit.one(form, "seed")
         days, days_error = _whole(days_text, "days", *DAYS, DEFAULT_DAYS)
         seed, seed_error = _seed(seed_text)
@@ -504,7 +630,7 @@ async def start_single_page(request: Request) -> Response:
         return await run_in_threadpool(lambda: _processes_page(request, user, errors=errors, status=400,
                                                                values=values))
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
-        return kit.guard(request, user, exc)
+        return page.guard(exc)
 
 
 @router.get("/processes/simulations/{simulation_id}", response_class=HTMLResponse, include_in_schema=False)
@@ -515,8 +641,8 @@ def single_simulation_page(request: Request, simulation_id: Id) -> Response:
         return _single_page(request, user, find(request.app.state.engine, None, simulation_id))
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
         return kit.guard(request, user, exc, not_found=(
-            f"There is no simulation {simulation_id} of the live processes. Simulations are kept only until the "
-            "server restarts: start it again from the processes page."))
+            f"There is no simulation {simulation_id} of the live processes. The newest {KEEP} are kept: start it "
+            "again from the processes page."))
 
 
 @router.get("/processes/simulations/{simulation_id}/status", include_in_schema=False)

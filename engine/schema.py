@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -597,4 +598,38 @@ retention_reviews = Table(
     Column("decided_by", String(64), nullable=True),
     Column("decided_at", DateTime(timezone=True), nullable=True),
     Column("note", String(500), nullable=True),
+)
+
+# ------------------------------------------------------- what-if simulations started from the pages (0023)
+# One row per simulation a process owner started from a draft's review page (a comparison of the draft with the live
+# version) or the processes page (one run of the live processes, `draft_id` NULL): what was asked, who asked and when,
+# how far it is, and its result (JSON) or why it could not be run. The server process that runs it in a background
+# thread writes its progress and, every `HEARTBEAT_S`, that it is still alive (`heartbeat_at`); a `running` row whose
+# heartbeat is older than `STALE` is taken as stopped with its server (api/simulation_pages.py). At most one row is
+# `running` (the partial unique index): one simulation at a time across every server process on the database.
+# Derived, never authoritative: every row is synthetic output (no case is read); deleting one only means running the
+# simulation again. The pages keep the newest few finished ones per draft (api.simulation_pages.KEEP).
+simulation_runs = Table(
+    "simulation_runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),  # a random 9-digit number: the page's address
+    Column("run_key", String(64), nullable=False, index=True),  # SHA-256 of what was asked: the same again reuses it
+    Column("draft_id", BigInteger, nullable=True, index=True),  # NULL: one run of the live processes
+    Column("revision", Integer, nullable=True),  # the draft's revision simulated
+    Column("process_id", String(255), nullable=False),  # the draft's process ("" for a run of the live processes)
+    Column("days", Integer, nullable=False),
+    Column("seeds", Text, nullable=False),  # JSON list of the seeds
+    Column("scenario", Text, nullable=False),  # the scenario file's path
+    Column("live", Text, nullable=False),  # JSON [[process id, version], ...]: the deployed versions a single run read
+    Column("started_by", String(64), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(16), nullable=False),  # running | ready | failed
+    Column("done", Integer, nullable=False),  # runs finished
+    Column("total", Integer, nullable=False),  # runs in all
+    Column("seconds", Float, nullable=True),  # how long it took, once finished
+    Column("result", Text, nullable=True),  # JSON: the comparison's or the run's figures, once ready
+    Column("error", Text, nullable=True),  # why it could not be run, in words, once failed
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),  # the last time its server said it was alive
+    Index("uq_simulation_runs_running", "status", unique=True, postgresql_where=text("status = 'running'"),
+          sqlite_where=text("status = 'running'")),
 )

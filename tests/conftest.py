@@ -95,7 +95,7 @@ class _SchemaDropper:
 class _SchemaPool:
     """Finished test schemas emptied and kept for the next test, instead of dropped and made again.
 
-    Making a schema from the template's dump (36 tables, their indexes, functions and triggers) and dropping it
+    Making a schema from the template's dump (37 tables, their indexes, functions and triggers) and dropping it
     afterwards took 0.3-0.5 s of the server's time for every PostgreSQL test. A finished schema whose structure
     is still exactly the template's (`FINGERPRINT`: every column with its type and default, constraint, index,
     trigger and function body) is emptied instead — every row deleted with the triggers off

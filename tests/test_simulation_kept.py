@@ -1,0 +1,290 @@
+"""The simulations the pages start are kept in the database (api/simulation_pages.py, `simulation_runs`, migration
+0023): a result survives a restart (a new app on the same database), a second server process on the database sees
+a running simulation and is refused another (409), a run left running by a stopped server (its heartbeat stale) is
+reported failed and blocks nothing, the heartbeat keeps a long run alive, the database itself allows one running
+simulation, and the roles are refused as before (403).
+
+"A second server process" is a second Engine and app on the same database URL (what `carepath serve` makes), with
+its own clients and sessions. Runs of 1 or 3 days keep each simulation to a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from api import simulation_pages
+from api.app import create_app
+from api.auth import ROLES, User
+from carepath import simulate
+from engine import drafts
+from engine.errors import ConflictError
+from engine.runtime import Engine
+from engine.schema import simulation_runs
+from tests.front_door_world import build, username
+from tests.test_simulate_compare import SCENARIO as COMPARE_SCENARIO
+from tests.test_simulate_compare import make_drafts
+from tests.test_simulation_pages import _forget, client, text, wait_until_done
+
+SINGLE_SCENARIO = Path(__file__).parent / "fixtures" / "simulation_single.yaml"
+OWNER = "process-owner"
+T = simulation_runs.c
+
+
+@pytest.fixture(scope="module")
+def world(module_db_url):
+    eng, app, _people = build(module_db_url)
+    ids = make_drafts(eng)
+    servers = []
+
+    def second_server():
+        """Another server process on the same database: its own Engine and app, nothing shared in memory."""
+        other = Engine(eng.db.url, registry=eng.registry, forms=eng.forms)
+        servers.append(other)
+        return other, create_app(other, run_timers=False)
+
+    yield eng, app, ids, second_server
+    _forget(eng)
+    for other in servers:
+        other.db.dispose()
+    eng.db.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _nothing_kept(world):
+    yield
+    _forget(world[0])
+
+
+def held(monkeypatch, module, name: str) -> threading.Event:
+    """`module.name` held until the returned event is set (the run stays "running" meanwhile)."""
+    gate = threading.Event()
+    real = getattr(module, name)
+
+    def gated(*args, **kw):
+        gate.wait(60)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(module, name, gated)
+    return gate
+
+
+def rows(eng) -> list:
+    with eng.db.engine.connect() as conn:
+        return conn.execute(select(T.id, T.status, T.error, T.heartbeat_at).order_by(T.started_at)).all()
+
+
+def left_running(eng, *, heartbeat_age: timedelta, simulation_id: int = 123_456_780) -> str:
+    """A row as a server process leaves it when it stops mid-run (no thread writes to it any more), its last
+    heartbeat `heartbeat_age` ago: a single run of the live processes over 1 day with seed 1 (the key the pages
+    give that question). Its page's address."""
+    now = datetime.now(timezone.utc)
+    live = tuple((r["process_id"], r["live_version"]) for r in drafts.list_processes(eng) if r["live_version"])
+    asked = simulation_pages.Job(id=simulation_id, draft_id=None, revision=None, process_id="", days=1, seeds=[1],
+                                 scenario=str(SINGLE_SCENARIO), started_by=OWNER, started_at=now, live=live)
+    with eng.db.transaction() as conn:
+        conn.execute(insert(simulation_runs).values(
+            id=simulation_id, run_key=asked.key, draft_id=None, revision=None, process_id="", days=1, seeds="[1]",
+            scenario=str(SINGLE_SCENARIO), live=json.dumps([list(v) for v in live]), started_by=OWNER,
+            started_at=now - heartbeat_age - timedelta(minutes=1), status="running", done=0, total=1,
+            heartbeat_at=now - heartbeat_age))
+    return f"/processes/simulations/{simulation_id}"
+
+
+def test_a_result_survives_a_restart_and_is_opened_again_when_asked_for_again(world, monkeypatch):
+    eng, app, ids, second_server = world
+    monkeypatch.setenv(simulation_pages.SCENARIO_ENV, str(COMPARE_SCENARIO))
+    did = ids["changed"]
+    c, csrf = client(app, OWNER)
+    r = c.post(f"/processes/drafts/{did}/simulations", data={"csrf_token": csrf, "days": "1", "seeds": "2"})
+    assert r.status_code == 303
+    link = r.headers["location"]
+    assert wait_until_done(c, link) == {"status": "ready", "done": 4, "total": 4}
+    before = c.get(link)
+    assert before.status_code == 200
+    # the server restarts: a new engine and app on the same database, nothing of the old one's memory
+    _other, restarted = second_server()
+    c2, csrf2 = client(restarted, OWNER)
+    assert c2.get(f"{link}/status").json() == {"status": "ready", "done": 4, "total": 4}
+    after = c2.get(link)
+    assert after.status_code == 200
+    assert "Simulation: the draft against the live version" in after.text
+    report = lambda html: text(html.split('<main', 1)[1].split("</main>", 1)[0])  # noqa: E731
+    assert report(after.text) == report(before.text)  # the same figures, charts and tables as before the restart
+    assert "Bigger than run-to-run spread" in after.text
+    review = c2.get(f"/processes/drafts/{did}/review").text
+    assert f'href="{link}"' in review and "finished" in text(review)
+    # asked again for the same draft, revision, days and seeds: the kept one opens, nothing runs
+    again = c2.post(f"/processes/drafts/{did}/simulations", data={"csrf_token": csrf2, "days": "1", "seeds": "2"})
+    assert (again.status_code, again.headers["location"]) == (303, link)
+    assert [r.status for r in rows(eng)] == ["ready"]
+
+
+def test_a_second_server_process_sees_the_running_simulation_and_is_refused_another(world, monkeypatch):
+    eng, app, ids, second_server = world
+    monkeypatch.setenv(simulation_pages.SCENARIO_ENV, str(SINGLE_SCENARIO))
+    gate = held(monkeypatch, simulate, "simulate")
+    _other, app2 = second_server()
+    c, csrf = client(app, OWNER)
+    c2, csrf2 = client(app2, OWNER)
+    try:
+        r = c.post("/processes/simulations", data={"csrf_token": csrf, "days": "1", "seed": "4"})
+        assert r.status_code == 303
+        link = r.headers["location"]
+        # the other process shows it running and says so in its list
+        waiting = c2.get(link)
+        assert waiting.status_code == 200 and "The simulation is running" in waiting.text
+        assert c2.get(f"{link}/status").json() == {"status": "running", "done": 0, "total": 1}
+        assert f'href="{link}"' in c2.get("/processes").text
+        # the same run asked for there opens this one; any other is refused while it runs, on either process
+        same = c2.post("/processes/simulations", data={"csrf_token": csrf2, "days": "1", "seed": "4"})
+        assert (same.status_code, same.headers["location"]) == (303, link)
+        other = c2.post("/processes/simulations", data={"csrf_token": csrf2, "days": "1", "seed": "5"})
+        assert other.status_code == 409
+        assert "Another simulation is running (the live processes, started by process-owner" in other.text
+        assert 'class="govuk-error-summary"' in other.text
+        draft = c2.post(f"/processes/drafts/{ids['same']}/simulations",
+                        data={"csrf_token": csrf2, "days": "1", "seeds": "2"})
+        assert draft.status_code == 409 and "Another simulation is running" in draft.text
+        # the roles are refused on the other process too, for a simulation that exists
+        for role in ROLES:
+            if role != "process_owner":
+                cr, _ = client(app2, username(role))
+                assert cr.get(link).status_code == 403, role
+                assert cr.get(f"{link}/status").status_code == 403, role
+    finally:
+        gate.set()
+    # the other process follows it to the end: the result written by the first is read from the database
+    assert wait_until_done(c2, link) == {"status": "ready", "done": 1, "total": 1}
+    report = c2.get(link)
+    assert report.status_code == 200 and "Simulation of the live processes" in report.text
+    assert [r.status for r in rows(eng)] == ["ready"]
+    after = c2.post("/processes/simulations", data={"csrf_token": csrf2, "days": "1", "seed": "5"})
+    assert after.status_code == 303 and after.headers["location"] != link  # the turn has come
+    wait_until_done(c2, after.headers["location"])
+
+
+def test_a_run_whose_server_stopped_is_reported_failed_and_blocks_nothing(world, monkeypatch):
+    eng, app, _ids, _second = world
+    monkeypatch.setenv(simulation_pages.SCENARIO_ENV, str(SINGLE_SCENARIO))
+    stopped = left_running(eng, heartbeat_age=simulation_pages.STALE + timedelta(seconds=1))
+    c, csrf = client(app, OWNER)
+    assert c.get(f"{stopped}/status").json() == {"status": "failed", "done": 0, "total": 1}
+    page = c.get(stopped)
+    assert page.status_code == 200 and "The simulation could not be run" in page.text
+    assert "The server stopped while it ran; start it again." in text(page.text)
+    assert "could not be run" in text(c.get("/processes").text.split('id="simulations"', 1)[1])
+    # the same question asked again runs it again (a stopped one is not reused), and the stopped one is marked
+    # failed in the database
+    r = c.post("/processes/simulations", data={"csrf_token": csrf, "days": "1", "seed": "1"})
+    assert r.status_code == 303 and r.headers["location"] != stopped
+    assert wait_until_done(c, r.headers["location"])["status"] == "ready"
+    kept = {row.id: (row.status, row.error) for row in rows(eng)}
+    assert kept[123_456_780] == ("failed", simulation_pages.STOPPED) and len(kept) == 2
+
+
+def test_a_run_whose_heartbeat_is_recent_still_blocks_another(world, monkeypatch):
+    """The threshold is the heartbeat's age, not the row's: a running row beaten a minute before STALE blocks."""
+    eng, app, _ids, _second = world
+    monkeypatch.setenv(simulation_pages.SCENARIO_ENV, str(SINGLE_SCENARIO))
+    link = left_running(eng, heartbeat_age=simulation_pages.STALE - timedelta(minutes=1))
+    c, csrf = client(app, OWNER)
+    assert c.get(f"{link}/status").json() == {"status": "running", "done": 0, "total": 1}
+    same = c.post("/processes/simulations", data={"csrf_token": csrf, "days": "1", "seed": "1"})
+    assert (same.status_code, same.headers["location"]) == (303, link)  # the same question: the running one
+    r = c.post("/processes/simulations", data={"csrf_token": csrf, "days": "1", "seed": "2"})
+    assert r.status_code == 409 and "Another simulation is running" in r.text
+    assert [r.status for r in rows(eng)] == ["running"]
+
+
+def test_the_heartbeat_keeps_a_long_run_alive(world, monkeypatch):
+    eng, app, _ids, _second = world
+    monkeypatch.setenv(simulation_pages.SCENARIO_ENV, str(SINGLE_SCENARIO))
+    monkeypatch.setattr(simulation_pages, "HEARTBEAT_S", 0.05)
+    gate = held(monkeypatch, simulate, "simulate")
+    c, csrf = client(app, OWNER)
+    try:
+        r = c.post("/processes/simulations", data={"csrf_token": csrf, "days": "1", "seed": "3"})
+        link = r.headers["location"]
+        sid = int(link.rsplit("/", 1)[1])
+        old = datetime.now(timezone.utc) - simulation_pages.STALE - timedelta(minutes=1)
+        with eng.db.transaction() as conn:  # as if the run had been going for longer than STALE
+            conn.execute(update(simulation_runs).where(T.id == sid).values(heartbeat_at=old))
+        deadline = time.monotonic() + 60
+        while simulation_pages.find(eng, None, sid, figures=False).status != "running":
+            assert time.monotonic() < deadline, "the heartbeat was not written"
+            time.sleep(0.05)
+        assert c.get(f"{link}/status").json()["status"] == "running"
+    finally:
+        gate.set()
+    assert wait_until_done(c, link)["status"] == "ready"
+
+
+def test_the_database_allows_one_running_simulation_whoever_asks_at_the_same_moment(world, monkeypatch):
+    eng, _app, _ids, second_server = world
+    monkeypatch.setenv(simulation_pages.SCENARIO_ENV, str(SINGLE_SCENARIO))
+    # the partial unique index itself: a second running row is refused, a finished one is not
+    left_running(eng, heartbeat_age=timedelta(0))
+    with pytest.raises(IntegrityError), eng.db.transaction() as conn:
+        conn.execute(insert(simulation_runs).values(
+            id=123_456_781, run_key="1" * 64, process_id="", days=1, seeds="[2]", scenario="x", live="[]",
+            started_by=OWNER, started_at=datetime.now(timezone.utc), status="running", done=0, total=1,
+            heartbeat_at=datetime.now(timezone.utc)))
+    with eng.db.transaction() as conn:
+        conn.execute(update(simulation_runs).values(status="failed"))
+    _forget(eng)
+    # four server processes start different runs at the same moment: one starts, the others are refused
+    gate = held(monkeypatch, simulate, "simulate")
+    owner = User(id=1, username=OWNER, display_name="Owner", roles=frozenset({"process_owner"}), teams=frozenset())
+    engines = [second_server()[0] for _ in range(4)]
+    barrier = threading.Barrier(len(engines))
+    outcomes: list = [None] * len(engines)
+
+    def ask(i: int) -> None:
+        barrier.wait(30)
+        try:
+            outcomes[i] = simulation_pages.start_single(engines[i], owner, 1, 10 + i).id
+        except ConflictError as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(engines))]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        gate.set()
+    started = [o for o in outcomes if isinstance(o, int)]
+    assert len(started) == 1, outcomes
+    assert all(isinstance(o, ConflictError) for o in outcomes if not isinstance(o, int))
+    deadline = time.monotonic() + 300
+    while rows(eng)[0].status == "running":
+        assert time.monotonic() < deadline, "the run did not finish"
+        time.sleep(0.1)
+    assert [(r.id, r.status) for r in rows(eng)] == [(started[0], "ready")]
+
+
+def test_the_newest_simulations_of_a_draft_are_kept(world, monkeypatch):
+    eng, app, _ids, _second = world
+    monkeypatch.setenv(simulation_pages.SCENARIO_ENV, str(SINGLE_SCENARIO))
+    monkeypatch.setattr(simulation_pages, "KEEP", 2)
+    monkeypatch.setattr(simulate, "simulate", lambda *a, **kw: {"days": kw["days"], "seed": kw["seed"]})
+    c, csrf = client(app, OWNER)
+    links = []
+    for seed in (1, 2, 3):
+        r = c.post("/processes/simulations", data={"csrf_token": csrf, "days": "1", "seed": str(seed)})
+        links.append(r.headers["location"])
+        assert wait_until_done(c, links[-1])["status"] == "ready"
+    assert [re.sub(r"\D", "", link) for link in links[1:]][::-1] == [
+        str(j.id) for j in simulation_pages.for_draft(eng, None)]
+    gone = c.get(links[0])
+    assert gone.status_code == 404 and "The newest 2 are kept" in gone.text
