@@ -46,6 +46,7 @@ from engine.schema import (
     timers,
     users,
 )
+from handlers import person_patterns as patterns
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTOR = "simulation"
@@ -74,13 +75,9 @@ POSTCODE = "ZZ99 9ZZ"
 _CODE = re.compile(r"[a-z0-9][a-z0-9_\-]*")
 _LONG_DIGITS = re.compile(r"[\d\s\-+()]{7,}")
 _NUMBER = re.compile(r"-?\d{1,9}(\.\d+)?")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?")
 _TIME = re.compile(r"\d{2}:\d{2}(:\d{2})?")
 _WORD = re.compile(r"[^\W\d_]{3,}")
-# a run of digits (spaces and hyphens between: a phone or NHS number) or a postcode's shape, and dates and e-mails
-_CODE_RUN = re.compile(r"\+?\d[\d \-()]{3,}\d|\b[A-Za-z]{1,2}\d[A-Za-z\d]? ?\d[A-Za-z]{2}\b")
-_EXACT = re.compile(r"\d{4}-\d{2}-\d{2}|[^\s@\"']+@[^\s@\"']+")
 _DURATION = re.compile(r"(R\d*/)?-?P(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?")
 
 
@@ -199,10 +196,13 @@ class _Anonymiser:
         if key in NAME_KEYS | ADDRESS_KEYS:
             self.learn_words(text)
         elif key in NHS_KEYS | PHONE_KEYS | POSTCODE_KEYS:
-            compact = re.sub(r"[^0-9A-Za-z]", "", text).upper()
-            if len(compact) >= 5:
-                self._codes.add(compact)
-        elif key in DOB_KEYS | EMAIL_KEYS and len(text) >= 6:
+            code = patterns.compact(text)
+            if len(code) >= 5:
+                self._codes.add(code)
+        elif key in DOB_KEYS:
+            # however it was typed, looked for however it is written: 1941-05-17, 17/05/1941, 17 5 1941
+            self._exact.update(patterns.dates(text) or ([text.strip().lower()] if len(text) >= 6 else []))
+        elif key in EMAIL_KEYS and len(text) >= 6:
             self._exact.add(text.strip().lower())
         self._swept.clear()
 
@@ -220,8 +220,9 @@ class _Anonymiser:
         hit = self._swept.get(text)
         if hit is None:
             hit = (any(w.casefold() in self._words for w in _WORD.findall(text))
-                   or any(re.sub(r"[^0-9A-Za-z]", "", m).upper() in self._codes for m in _CODE_RUN.findall(text))
-                   or any(m in self._exact for m in _EXACT.findall(text.lower())))
+                   or any(c in self._codes for c in _codes(text))
+                   or any(d in self._exact for d in patterns.dates(text))
+                   or any(m in self._exact for m in patterns.EMAIL.findall(text.lower())))
             self._swept[text] = hit
         return hit
 
@@ -235,7 +236,7 @@ class _Anonymiser:
             return STAFF
         kept = (text in self.vocab or (_CODE.fullmatch(text) or _NUMBER.fullmatch(text))
                 and not _LONG_DIGITS.fullmatch(text)
-                or _DATE.fullmatch(text) or _INSTANT.fullmatch(text) or _TIME.fullmatch(text)
+                or patterns.DATE_ISO.fullmatch(text) or _INSTANT.fullmatch(text) or _TIME.fullmatch(text)
                 or text.startswith(("P", "R", "-P")) and _DURATION.fullmatch(text))
         return text if kept and not self.personal(text) else TEXT
 
@@ -303,6 +304,13 @@ _COMMON = {"road", "street", "lane", "avenue", "close", "drive", "court", "flat"
            "other", "none", "unknown", "not", "known", "surgery", "practice", "health"}
 
 
+def _codes(text: str) -> set[str]:
+    """The codes in a string as the sweep compares them (handlers/person_patterns.py, as the front door's search
+    reads them): NHS numbers, postcodes and runs of digits (a phone number), letters and digits only."""
+    found = set(patterns.nhs_numbers(text)) | set(patterns.postcodes(text))
+    return found | {patterns.compact(m) for m in patterns.DIGIT_RUN.findall(text)}
+
+
 def _age(data: dict[str, Any], today: date) -> int | None:
     person = data.get("person") if isinstance(data.get("person"), dict) else data
     age = person.get("age")
@@ -310,11 +318,9 @@ def _age(data: dict[str, Any], today: date) -> int | None:
         return age
     for k in DOB_KEYS:
         dob = person.get(k)
-        if isinstance(dob, str) and _DATE.fullmatch(dob[:10]):
-            try:
-                born = date.fromisoformat(dob[:10])
-            except ValueError:
-                continue
+        found = patterns.dates(dob[:10]) if isinstance(dob, str) else []
+        if found:
+            born = date.fromisoformat(found[0])
             return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
     return None
 

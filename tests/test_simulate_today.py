@@ -281,3 +281,37 @@ def test_the_anonymiser_keeps_what_the_product_defines_and_replaces_the_rest():
     # a staff username, and live values in strings the rules would keep (a code, a postcode, a number) are swept
     assert out["decided_by"] == "simulated-staff" and out["assignee"] == "simulated-staff"
     assert (out["note_code"], out["ref"], out["nhs_elsewhere"]) == ("Simulated text",) * 3
+
+
+# one person's details as someone might type them, and the value the case record holds
+SPELLINGS = [("date_of_birth", "1941-05-17", "17/05/1941"), ("date_of_birth", "1941-05-17", "17 5 1941"),
+             ("nhs_number", "943 476 5919", "943-476-5919"), ("nhs_number", "943 476 5919", "9434765919"),
+             ("postcode", "NB7 1AB", "nb71ab"), ("postcode", "NB7 1AB", "NB7 1AB")]
+
+
+@pytest.mark.parametrize("key,held,typed", SPELLINGS, ids=[f"{k}-{t}" for k, _h, t in SPELLINGS])
+def test_the_anonymiser_and_the_front_door_search_recognise_the_same_details(key, held, typed):
+    """handlers/person_patterns.py: the search box picks the detail out of a query, and the anonymiser's sweep
+    finds the live value in a string the rules would keep, however either was spelt."""
+    from api.intake import parse_query
+    from carepath.simulate_today import _Anonymiser
+
+    terms = parse_query(f"Zebedee {typed}", date(2026, 3, 12)).to_dict()
+    assert terms[key].replace("-", "") == held.replace(" ", "").replace("-", "") and terms["name"] == "Zebedee"
+    anon = _Anonymiser(set(), date(2026, 3, 12))
+    anon.learn({"person": {key: held}})
+    assert anon.personal(typed) and anon.personal(f"ref-{typed}")
+    assert not anon.personal("ref-2026-03-12") and not anon.personal("01234 567890")
+
+
+def test_the_search_and_the_anonymiser_share_one_set_of_patterns():
+    import api.intake
+    import handlers.people
+    from handlers import person_patterns
+
+    assert (api.intake._NHS, api.intake._POSTCODE, api.intake._DATE_ISO, api.intake._DATE_DMY,
+            api.intake._POSTCODE_PART, handlers.people.POSTCODE) == (
+        person_patterns.NHS_NUMBER, person_patterns.POSTCODE, person_patterns.DATE_ISO, person_patterns.DATE_DMY,
+        person_patterns.POSTCODE_PART, person_patterns.POSTCODE_FIELD)
+    source = (ROOT / "carepath" / "simulate_today.py").read_text(encoding="utf-8")
+    assert "person_patterns" in source and "[A-Za-z]{1,2}" not in source  # no postcode pattern of its own
