@@ -17,6 +17,10 @@ so every difference and spread is 0 and nothing is marked. docs/simulation.md sa
 simulate() is used as it is: the draft's diagrams reach it as the `source` it copies deployed versions from —
 a throwaway in-memory database holding the live versions (engine/trial.py `_copy_deployed`) with the draft
 deployed over them (`draft_source`). Nothing is written to the live database.
+
+`from_live=True`: every run starts from today's open cases — one anonymised copy read once from the live database
+(carepath/simulate_today.py) and given to every run; in the draft's runs the copied instances of the draft's
+process stay on the live version they run (docs/simulation.md, "From today").
 """
 
 from __future__ import annotations
@@ -135,12 +139,17 @@ def _problems(runs: list[dict[str, Any]]) -> dict[str, int]:
 
 # ---------------------------------------------------------------------- the comparison
 def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: list[int], days: int | None = None,
-            progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+            progress: Callable[[int, int], None] | None = None, from_live: bool = False,
+            inspect: Callable[[str, int, Any], None] | None = None) -> dict[str, Any]:
     """Run the live versions and the draft on the same scenario for each seed and compare every figure.
 
     `live`: the live engine (only read). `draft`: {"id"?, "process_id", "files": {name: text}}. `progress(done,
-    total)` is called after each run. Raises ScenarioError (the scenario does not fit either version's
-    diagrams), DefinitionError (the draft does not deploy)."""
+    total)` is called after each run. `from_live`: every run starts from today's open cases — the live database is
+    read once (carepath/simulate_today.py `read_live`: one anonymised copy) and that copy starts both versions'
+    runs of every seed; in the draft's runs the copied instances of the draft's process stay on the live version
+    they run, and only instances started in the run take the draft (docs/simulation.md). `inspect(side, seed,
+    engine)`: called with each run's scratch engine after the run ("live" or "draft"). Raises ScenarioError (the
+    scenario does not fit either version's diagrams), DefinitionError (the draft does not deploy)."""
     if not seeds or len(seeds) > MAX_SEEDS:
         raise ScenarioError(f"give from 1 to {MAX_SEEDS} seeds, not {len(seeds)}")
     total, done = 2 * len(seeds), 0
@@ -148,13 +157,23 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
     live_runs: list[dict[str, Any]] = []
     draft_runs: list[dict[str, Any]] = []
     try:
+        start: Any = False
+        if from_live:
+            from .simulate_today import read_live
+
+            start = read_live(live)  # one reading of the live database for every run
+
+        def run(side: str, engine: Any, seed: int) -> dict[str, Any]:
+            look = (lambda eng: inspect(side, seed, eng)) if inspect is not None else None
+            return simulate(scenario, source=engine, days=days, seed=seed, from_live=start, inspect=look)
+
         for seed in seeds:
-            live_runs.append(simulate(scenario, source=live, days=days, seed=seed))
+            live_runs.append(run("live", live, seed))
             done += 1
             if progress:
                 progress(done, total)
             try:
-                draft_runs.append(simulate(scenario, source=source, days=days, seed=seed))
+                draft_runs.append(run("draft", source, seed))
             except ScenarioError as exc:
                 raise ScenarioError(f"with the draft's diagrams: {exc}") from None
             done += 1
@@ -162,7 +181,36 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
                 progress(done, total)
     finally:
         source.db.dispose()
-    return compare_runs(live_runs, draft_runs, draft=draft, seeds=seeds)
+    out = compare_runs(live_runs, draft_runs, draft=draft, seeds=seeds)
+    if start:
+        out["carried_over"] = carried_over(start, live_runs, draft_runs, draft["process_id"])
+        if out["carried_over"]["on_live_version"]:
+            out["notes"].append(
+                f"{out['carried_over']['on_live_version']} instance(s) of '{draft['process_id']}' already running "
+                "live were carried over: in the draft's runs they stay on the live version they run, as they would "
+                "once the draft is deployed; only instances started in the run take the draft.")
+    return out
+
+
+# what a run's `carried_over` says of the run itself, rather than of the copy every run starts from
+_RUN_KEYS = ("tasks_completed", "timers_fired")
+
+
+def carried_over(start: Any, live_runs: list[dict[str, Any]], draft_runs: list[dict[str, Any]],
+                 process_id: str) -> dict[str, Any]:
+    """What the comparison's runs started from (one copy of today's open cases, the same for every run), and
+    per seed what each version did with it."""
+    first = dict(live_runs[0]["carried_over"]) if live_runs else {}
+
+    def per_run(runs: list[dict[str, Any]]) -> dict[str, list[int]]:
+        c = [r["carried_over"] for r in runs]
+        return {**{k: [x[k] for x in c] for k in _RUN_KEYS},
+                "messages_delivered": [x["messages"]["delivered"] for x in c]}
+
+    for k in _RUN_KEYS:
+        first.pop(k, None)
+    return {**first, "on_live_version": sum(1 for i in start.instances if i["process_id"] == process_id),
+            "live": per_run(live_runs), "draft": per_run(draft_runs)}
 
 
 def compare_runs(live_runs: list[dict[str, Any]], draft_runs: list[dict[str, Any]], *, draft: Mapping[str, Any],
@@ -212,6 +260,15 @@ def compare_text(out: Mapping[str, Any]) -> str:
     lines = [f"Draft {d['id']} of {d['process_id']} against the live version: {out['days']} days from {out['start']} "
              f"(scenario {out['scenario']}), seeds {', '.join(str(s) for s in out['seeds'])}",
              f"Contacts per seed: {', '.join(str(c) for c in out['contacts']['live'])}", out["rule"], ""]
+    c = out.get("carried_over")
+    if c:
+        lines += [f"Both versions start from the same anonymised copy of the live database's open work at {c['from']}: "
+                  f"{c['cases']} cases, {c['instances']} process instances ({c['suspended']['instances']} suspended, "
+                  f"{c['in_error']['instances']} in error, held as they are), {c['tasks']} open tasks, {c['timers']} "
+                  f"timers, {c['messages']['waiting']} messages waiting for a receiver",
+                  "Carried-over tasks completed per seed: live "
+                  + ", ".join(str(n) for n in c["live"]["tasks_completed"])
+                  + "; draft " + ", ".join(str(n) for n in c["draft"]["tasks_completed"]), ""]
     lines += out["notes"] + ([""] if out["notes"] else [])
     width = max([len(r["label"]) for r in out["figures"]] + [10])
     width = min(width, 70)
