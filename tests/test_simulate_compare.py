@@ -298,3 +298,13 @@ def test_the_command_compares_a_draft_from_today_and_says_so(held_live, capsys):
     assert "6 cases, 6 process instances (1 suspended, 1 in error, held as they are), 4 open tasks, 2 timers, " \
            "1 messages waiting for a receiver" in text
     assert hw.state(path) == before
+
+
+def test_from_live_a_version_compared_with_itself_still_marks_no_difference(held_live):
+    """The copy starts both runs alike: with a draft the same as the live version, every figure is the same."""
+    eng, _path, ids, _hw = held_live
+    out = simulate_compare.compare(simulate.load_scenario(SCENARIO), eng, drafts.get_draft(eng, ids["same"]),
+                                   seeds=[1, 2], days=1, from_live=True)
+    assert out["marked"] == 0 and [r["key"] for r in out["figures"] if r["difference"]] == []
+    assert out["carried_over"]["live"] == out["carried_over"]["draft"]
+    assert out["contacts"]["live"] == out["contacts"]["draft"]
