@@ -42,6 +42,7 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.errors import NotFoundError
 from engine.schema import cases, settings
+from handlers import person_patterns
 from handlers.people import check_name
 
 from . import page_kit
@@ -64,11 +65,12 @@ TOKEN_PREFIX = "intake:"
 TOKEN_LIFETIME = timedelta(hours=1)
 
 _NAME_WORD = re.compile(r"^[^\W\d_]+(?:['’.-][^\W\d_]*)*\.?$")
-_DATE_DMY = re.compile(r"\b(\d{1,2})[ /.-](\d{1,2})[ /.-](\d{4})\b")
-_DATE_ISO = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
-_NHS = re.compile(r"(?<!\d)(\d{3})\s?(\d{3})\s?(\d{4})(?!\d)")
-_POSTCODE = re.compile(r"\b([A-Za-z]{1,2}\d[A-Za-z\d]?)\s*(\d[A-Za-z]{2})\b")
-_POSTCODE_PART = re.compile(r"^[A-Z]{1,2}\d[A-Z\d]?(\d[A-Z]{0,2})?$")
+# what the search box picks out of a query: the same patterns the simulation's anonymiser looks for
+_DATE_DMY = person_patterns.DATE_DMY
+_DATE_ISO = person_patterns.DATE_ISO
+_NHS = person_patterns.NHS_NUMBER
+_POSTCODE = person_patterns.POSTCODE
+_POSTCODE_PART = person_patterns.POSTCODE_PART
 
 
 # ---------------------------------------------------------------------- search terms

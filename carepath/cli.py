@@ -222,11 +222,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     scenario = simulate.load_scenario(args.scenario)
     if args.compare_draft is not None:
-        if args.from_live:
-            from engine.errors import ValidationError
-
-            raise ValidationError("--compare-draft and --from-live cannot be used together yet: a comparison "
-                                  "starts both versions empty on the scenario's first day")
         return _compare_draft(args, scenario)
     try:
         source = _engine(args)
@@ -243,7 +238,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def _compare_draft(args: argparse.Namespace, scenario: Any) -> int:
     """`simulate --compare-draft ID`: the live versions on `--db` against a draft of it, on the same caseload for
-    `--seeds` seeds (carepath/simulate_compare.py, docs/simulation.md "Comparing a draft")."""
+    `--seeds` seeds (carepath/simulate_compare.py, docs/simulation.md "Comparing a draft"); with --from-live every
+    run starts from one anonymised copy of the live database's open cases."""
     from engine import drafts
     from engine.errors import ValidationError
 
@@ -258,7 +254,7 @@ def _compare_draft(args: argparse.Namespace, scenario: Any) -> int:
     if not isinstance(first, int) or isinstance(first, bool):
         raise ValidationError(f"the scenario's seed must be a whole number, not {first!r}")
     out = simulate_compare.compare(scenario, live, draft, seeds=list(range(first, first + args.seeds)),
-                                   days=args.days)
+                                   days=args.days, from_live=args.from_live)
     _out(args, out, simulate_compare.compare_text(out))
     return 0
 
@@ -422,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=int, default=3, help="with --compare-draft: how many seeds to run each "
                    "version with (default 3)")
     s.add_argument("--from-live", action="store_true", help="start from an anonymised copy of the open cases on "
-                   "--db (their tasks and timers), at its clock's now; --db is only read")
+                   "--db (their tasks and timers), at its clock's now; --db is only read. With --compare-draft, "
+                   "every run of both versions starts from one such copy")
     s.set_defaults(fn=cmd_simulate)
 
     s = sub.add_parser("serve", parents=[common], help="run the web server (and the timer job)")

@@ -570,12 +570,13 @@ def scratch_engine(source: Any | None, start: date, *, full_history: bool = Fals
 
 
 def simulate(scenario: Scenario, *, source: Any | None = None, days: int | None = None,
-             seed: int | None = None, full_history: bool = False, from_live: bool = False,
+             seed: int | None = None, full_history: bool = False, from_live: Any = False,
              inspect: Callable[[Any], None] | None = None) -> dict[str, Any]:
     """Run a scenario and return its results (a JSON-able dict, the same for the same scenario and seed).
 
     `full_history`: keep the whole hash-chained history as live (slower; the same output). `from_live`: start from
-    an anonymised copy of `source`'s open cases, at its clock's now (carepath/simulate_today.py).
+    an anonymised copy of `source`'s open cases, at its clock's now (carepath/simulate_today.py); or from a copy
+    already read (a `simulate_today.LiveStart`: a comparison's runs all start from one reading).
     `inspect(engine)`: called with the scratch engine after the run, before it is thrown away."""
     sc_start = scenario.data.get("start")
     start = date.fromisoformat(sc_start) if isinstance(sc_start, str) else (sc_start or date(2026, 4, 1))
@@ -583,7 +584,7 @@ def simulate(scenario: Scenario, *, source: Any | None = None, days: int | None 
     if from_live:
         from . import simulate_today
 
-        live = simulate_today.read_live(source)
+        live = from_live if isinstance(from_live, simulate_today.LiveStart) else simulate_today.read_live(source)
         start = live.today
     eng = scratch_engine(source, start if isinstance(start, date) else date(2026, 4, 1), full_history=full_history)
     # a run makes millions of short-lived objects (SpiffWorkflow's tasks point at their parents and children):

@@ -17,6 +17,10 @@ so every difference and spread is 0 and nothing is marked. docs/simulation.md sa
 simulate() is used as it is: the draft's diagrams reach it as the `source` it copies deployed versions from —
 a throwaway in-memory database holding the live versions (engine/trial.py `_copy_deployed`) with the draft
 deployed over them (`draft_source`). Nothing is written to the live database.
+
+`from_live=True`: every run starts from today's open cases — one anonymised copy read once from the live database
+(carepath/simulate_today.py) and given to every run; in the draft's runs the copied instances of the draft's
+process stay on the live version they run (docs/simulation.md, "From today").
 """
 
 from __future__ import annotations
@@ -153,25 +157,33 @@ def workers_default() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _one_run(scenario: Scenario, rows: DeployedRows, days: int | None, seed: int) -> tuple[str, Any]:
-    """One run in a worker process: ("ok", output) or ("refused", message) for a scenario that does not fit (the
-    product's errors are not all picklable, so the message crosses instead)."""
+def _one_run(scenario: Scenario, rows: DeployedRows, days: int | None, seed: int, start: Any = False,
+             inspect: Callable[[Any], None] | None = None) -> tuple[str, Any]:
+    """One run (in a worker process or here): ("ok", output) or ("refused", message) for a scenario that does not
+    fit (the product's errors are not all picklable, so the message crosses instead)."""
     try:
-        return "ok", simulate(scenario, source=rows, days=days, seed=seed)
+        return "ok", simulate(scenario, source=rows, days=days, seed=seed, from_live=start, inspect=inspect)
     except ScenarioError as exc:
         return "refused", str(exc)
 
 
 def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: list[int], days: int | None = None,
-            progress: Callable[[int, int], None] | None = None, workers: int | None = None) -> dict[str, Any]:
+            progress: Callable[[int, int], None] | None = None, from_live: bool = False,
+            inspect: Callable[[str, int, Any], None] | None = None, workers: int | None = None) -> dict[str, Any]:
     """Run the live versions and the draft on the same scenario for each seed and compare every figure.
 
     `live`: the live engine (only read). `draft`: {"id"?, "process_id", "files": {name: text}}. `progress(done,
-    total)` is called after each run. The runs are independent, so up to `workers` of them (default
-    `workers_default()`: the cores) run at once, each in its own process; with one worker they run here, one
-    after the other. Either way each run's output is the same (a run depends only on its deployed versions,
-    scenario, period and seed). Raises ScenarioError (the scenario does not fit either version's diagrams),
-    DefinitionError (the draft does not deploy)."""
+    total)` is called after each run. `from_live`: every run starts from today's open cases — the live database is
+    read once (carepath/simulate_today.py `read_live`: one anonymised copy) and that copy starts both versions'
+    runs of every seed; in the draft's runs the copied instances of the draft's process stay on the live version
+    they run, and only instances started in the run take the draft (docs/simulation.md). `inspect(side, seed,
+    engine)`: called with each run's scratch engine after the run ("live" or "draft"; the runs are then made here).
+
+    The runs are independent, so up to `workers` of them (default `workers_default()`: the cores) run at once, each
+    in its own process; with one worker they run here, one after the other. Either way each run's output is the
+    same (a run depends only on its deployed versions, scenario, period, seed and starting copy). Raises
+    ScenarioError (the scenario does not fit either version's diagrams), DefinitionError (the draft does not
+    deploy)."""
     if not seeds or len(seeds) > MAX_SEEDS:
         raise ScenarioError(f"give from 1 to {MAX_SEEDS} seeds, not {len(seeds)}")
     from engine.trial import deployed_rows
@@ -182,6 +194,11 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
         sides = {"live": deployed_rows(live), "draft": deployed_rows(source)}
     finally:
         source.db.dispose()
+    start: Any = False
+    if from_live:
+        from .simulate_today import read_live
+
+        start = read_live(live)  # one reading of the live database for every run
     runs = [(side, seed) for seed in seeds for side in ("live", "draft")]
     results: dict[tuple[str, int], tuple[str, Any]] = {}
 
@@ -192,14 +209,16 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
         if progress:
             progress(len(results), len(runs))
 
-    if workers <= 1:
-        for key in runs:
-            record(key, _one_run(scenario, sides[key[0]], days, key[1]))
+    if workers <= 1 or inspect is not None:
+        for side, seed in runs:
+            look = (lambda eng, side=side, seed=seed: inspect(side, seed, eng)) if inspect is not None else None
+            record((side, seed), _one_run(scenario, sides[side], days, seed, start, look))
     else:
         # spawn, not fork: the server that starts a comparison has threads (and open connections) a fork would copy
         with ProcessPoolExecutor(max_workers=min(workers, len(runs)),
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_one_run, scenario, sides[side], days, seed): (side, seed) for side, seed in runs}
+            futures = {pool.submit(_one_run, scenario, sides[side], days, seed, start): (side, seed)
+                       for side, seed in runs}
             try:
                 for fut in as_completed(futures):
                     record(futures[fut], fut.result())
@@ -207,8 +226,38 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
                 for fut in futures:
                     fut.cancel()
                 raise
-    return compare_runs([results[("live", s)][1] for s in seeds], [results[("draft", s)][1] for s in seeds],
-                        draft=draft, seeds=seeds)
+    live_runs = [results[("live", s)][1] for s in seeds]
+    draft_runs = [results[("draft", s)][1] for s in seeds]
+    out = compare_runs(live_runs, draft_runs, draft=draft, seeds=seeds)
+    if start:
+        out["carried_over"] = carried_over(start, live_runs, draft_runs, draft["process_id"])
+        if out["carried_over"]["on_live_version"]:
+            out["notes"].append(
+                f"{out['carried_over']['on_live_version']} instance(s) of '{draft['process_id']}' already running "
+                "live were carried over: in the draft's runs they stay on the live version they run, as they would "
+                "once the draft is deployed; only instances started in the run take the draft.")
+    return out
+
+
+# what a run's `carried_over` says of the run itself, rather than of the copy every run starts from
+_RUN_KEYS = ("tasks_completed", "timers_fired")
+
+
+def carried_over(start: Any, live_runs: list[dict[str, Any]], draft_runs: list[dict[str, Any]],
+                 process_id: str) -> dict[str, Any]:
+    """What the comparison's runs started from (one copy of today's open cases, the same for every run), and
+    per seed what each version did with it."""
+    first = dict(live_runs[0]["carried_over"]) if live_runs else {}
+
+    def per_run(runs: list[dict[str, Any]]) -> dict[str, list[int]]:
+        c = [r["carried_over"] for r in runs]
+        return {**{k: [x[k] for x in c] for k in _RUN_KEYS},
+                "messages_delivered": [x["messages"]["delivered"] for x in c]}
+
+    for k in _RUN_KEYS:
+        first.pop(k, None)
+    return {**first, "on_live_version": sum(1 for i in start.instances if i["process_id"] == process_id),
+            "live": per_run(live_runs), "draft": per_run(draft_runs)}
 
 
 def compare_runs(live_runs: list[dict[str, Any]], draft_runs: list[dict[str, Any]], *, draft: Mapping[str, Any],
@@ -258,6 +307,15 @@ def compare_text(out: Mapping[str, Any]) -> str:
     lines = [f"Draft {d['id']} of {d['process_id']} against the live version: {out['days']} days from {out['start']} "
              f"(scenario {out['scenario']}), seeds {', '.join(str(s) for s in out['seeds'])}",
              f"Contacts per seed: {', '.join(str(c) for c in out['contacts']['live'])}", out["rule"], ""]
+    c = out.get("carried_over")
+    if c:
+        lines += [f"Both versions start from the same anonymised copy of the live database's open work at {c['from']}: "
+                  f"{c['cases']} cases, {c['instances']} process instances ({c['suspended']['instances']} suspended, "
+                  f"{c['in_error']['instances']} in error, held as they are), {c['tasks']} open tasks, {c['timers']} "
+                  f"timers, {c['messages']['waiting']} messages waiting for a receiver",
+                  "Carried-over tasks completed per seed: live "
+                  + ", ".join(str(n) for n in c["live"]["tasks_completed"])
+                  + "; draft " + ", ".join(str(n) for n in c["draft"]["tasks_completed"]), ""]
     lines += out["notes"] + ([""] if out["notes"] else [])
     width = max([len(r["label"]) for r in out["figures"]] + [10])
     width = min(width, 70)

@@ -1,17 +1,21 @@
 """Starting a simulation from today (issue 16 item 4): a copy of the live database's open cases, anonymised.
 
 `read_live(source)` reads, in one read-only transaction on the live database, every open case (not closed, not
-erased) with a running or waiting process instance: those instances with their saved workflow state at the
-versions they run, their open user tasks and their pending timers, the live clock's "now" (`Engine.now`: real
-time on a real-clock database, the simulated instant on a simulated one), and the deployed versions the
-instances run. Everything personal is replaced on the way out of that transaction (`_Anonymiser`, the table in
-docs/simulation.md): only the anonymised copy is ever held or written.
+erased) with an unfinished process instance (running, waiting, suspended or in error): those instances with their
+saved workflow state at the versions they run, their open user tasks and their pending timers, the messages
+waiting for a receiver on those cases, the live clock's "now" (`Engine.now`: real time on a real-clock database,
+the simulated instant on a simulated one), and the deployed versions the instances run. Everything personal is
+replaced on the way out of that transaction (`_Anonymiser`, the table in docs/simulation.md): only the anonymised
+copy is ever held or written.
 
-`LiveStart.copy_into(eng)` moves the scratch engine's clock to the live "now" and inserts the copy (new case and
-instance numbers; the task ids are the workflows' own); `LiveStart.run(eng, ck)` is the simulation's run with
-the copied open tasks already in their teams' queues (waiting since they became ready) and no arrival before
-"now"; the copied timers fire when due through the engine's own `advance_clock`. `LiveStart.report(out, eng)`
-adds what was carried over, and what became of it, to the output.
+`LiveStart.copy_into(eng)` moves the scratch engine's clock to the live "now" and inserts the copy (new case,
+instance and message numbers; the task ids are the workflows' own); `LiveStart.run(eng, ck)` is the simulation's
+run with the copied open tasks of running and waiting instances already in their teams' queues (waiting since
+they became ready) and no arrival before "now"; the copied timers fire when due through the engine's own
+`advance_clock`, and a copied message is delivered by the engine when a receiver comes to wait for it. Suspended
+instances and instances in error are held as they are, their tasks in no queue (docs/simulation.md, "Held
+work"). `LiveStart.report(out, eng)` adds what was carried over, and what became of it, to the output. One
+`LiveStart` can start any number of runs (a comparison's: carepath/simulate_compare.py).
 
 Nothing is written to the live database: it is read in one connection, one transaction (PostgreSQL: read only,
 repeatable read), and the deployed versions once more by `scratch_engine` as for any simulation.
@@ -28,7 +32,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from engine import history
 from engine.clock import as_utc
@@ -39,19 +43,23 @@ from engine.schema import (
     definition_files,
     deployments,
     events,
+    incidents,
     instances,
+    messages,
     people,
     process_versions,
     tasks,
     timers,
     users,
 )
+from handlers import person_patterns as patterns
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTOR = "simulation"
 CHUNK = 500
-COPIED = ("running", "waiting")  # an instance in error or suspended is not copied (nothing would move it)
-LEFT_OUT = ("error", "suspended")
+COPIED = ("running", "waiting")  # moved on by the run: their open tasks join the queues, their timers fire
+HELD = ("suspended", "error")  # copied as they are and held: nothing in the run resumes or retries them
+OPEN = COPIED + HELD
 
 # ---------------------------------------------------------------------- what is personal (docs/simulation.md)
 NAME_KEYS = {"name", "full_name", "preferred_name", "given_name", "given_names", "first_name", "family_name",
@@ -74,13 +82,9 @@ POSTCODE = "ZZ99 9ZZ"
 _CODE = re.compile(r"[a-z0-9][a-z0-9_\-]*")
 _LONG_DIGITS = re.compile(r"[\d\s\-+()]{7,}")
 _NUMBER = re.compile(r"-?\d{1,9}(\.\d+)?")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?")
 _TIME = re.compile(r"\d{2}:\d{2}(:\d{2})?")
 _WORD = re.compile(r"[^\W\d_]{3,}")
-# a run of digits (spaces and hyphens between: a phone or NHS number) or a postcode's shape, and dates and e-mails
-_CODE_RUN = re.compile(r"\+?\d[\d \-()]{3,}\d|\b[A-Za-z]{1,2}\d[A-Za-z\d]? ?\d[A-Za-z]{2}\b")
-_EXACT = re.compile(r"\d{4}-\d{2}-\d{2}|[^\s@\"']+@[^\s@\"']+")
 _DURATION = re.compile(r"(R\d*/)?-?P(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?")
 
 
@@ -199,10 +203,13 @@ class _Anonymiser:
         if key in NAME_KEYS | ADDRESS_KEYS:
             self.learn_words(text)
         elif key in NHS_KEYS | PHONE_KEYS | POSTCODE_KEYS:
-            compact = re.sub(r"[^0-9A-Za-z]", "", text).upper()
-            if len(compact) >= 5:
-                self._codes.add(compact)
-        elif key in DOB_KEYS | EMAIL_KEYS and len(text) >= 6:
+            code = patterns.compact(text)
+            if len(code) >= 5:
+                self._codes.add(code)
+        elif key in DOB_KEYS:
+            # however it was typed, looked for however it is written: 1941-05-17, 17/05/1941, 17 5 1941
+            self._exact.update(patterns.dates(text) or ([text.strip().lower()] if len(text) >= 6 else []))
+        elif key in EMAIL_KEYS and len(text) >= 6:
             self._exact.add(text.strip().lower())
         self._swept.clear()
 
@@ -220,8 +227,9 @@ class _Anonymiser:
         hit = self._swept.get(text)
         if hit is None:
             hit = (any(w.casefold() in self._words for w in _WORD.findall(text))
-                   or any(re.sub(r"[^0-9A-Za-z]", "", m).upper() in self._codes for m in _CODE_RUN.findall(text))
-                   or any(m in self._exact for m in _EXACT.findall(text.lower())))
+                   or any(c in self._codes for c in _codes(text))
+                   or any(d in self._exact for d in patterns.dates(text))
+                   or any(m in self._exact for m in patterns.EMAIL.findall(text.lower())))
             self._swept[text] = hit
         return hit
 
@@ -235,7 +243,7 @@ class _Anonymiser:
             return STAFF
         kept = (text in self.vocab or (_CODE.fullmatch(text) or _NUMBER.fullmatch(text))
                 and not _LONG_DIGITS.fullmatch(text)
-                or _DATE.fullmatch(text) or _INSTANT.fullmatch(text) or _TIME.fullmatch(text)
+                or patterns.DATE_ISO.fullmatch(text) or _INSTANT.fullmatch(text) or _TIME.fullmatch(text)
                 or text.startswith(("P", "R", "-P")) and _DURATION.fullmatch(text))
         return text if kept and not self.personal(text) else TEXT
 
@@ -303,6 +311,13 @@ _COMMON = {"road", "street", "lane", "avenue", "close", "drive", "court", "flat"
            "other", "none", "unknown", "not", "known", "surgery", "practice", "health"}
 
 
+def _codes(text: str) -> set[str]:
+    """The codes in a string as the sweep compares them (handlers/person_patterns.py, as the front door's search
+    reads them): NHS numbers, postcodes and runs of digits (a phone number), letters and digits only."""
+    found = set(patterns.nhs_numbers(text)) | set(patterns.postcodes(text))
+    return found | {patterns.compact(m) for m in patterns.DIGIT_RUN.findall(text)}
+
+
 def _age(data: dict[str, Any], today: date) -> int | None:
     person = data.get("person") if isinstance(data.get("person"), dict) else data
     age = person.get("age")
@@ -310,11 +325,9 @@ def _age(data: dict[str, Any], today: date) -> int | None:
         return age
     for k in DOB_KEYS:
         dob = person.get(k)
-        if isinstance(dob, str) and _DATE.fullmatch(dob[:10]):
-            try:
-                born = date.fromisoformat(dob[:10])
-            except ValueError:
-                continue
+        found = patterns.dates(dob[:10]) if isinstance(dob, str) else []
+        if found:
+            born = date.fromisoformat(found[0])
             return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
     return None
 
@@ -322,16 +335,19 @@ def _age(data: dict[str, Any], today: date) -> int | None:
 # ---------------------------------------------------------------------- the copy
 @dataclass
 class LiveStart:
-    """The anonymised copy of the live database's open work, and how it joins a simulation."""
+    """The anonymised copy of the live database's open work, and how it joins a simulation. Read once, it can
+    start any number of runs (a comparison's live and draft runs of every seed): nothing here changes it."""
 
     now: datetime
     cases: list[dict[str, Any]] = field(default_factory=list)
     instances: list[dict[str, Any]] = field(default_factory=list)
     tasks: list[dict[str, Any]] = field(default_factory=list)
     timers: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
     versions: list[dict[str, Any]] = field(default_factory=list)
     files: list[dict[str, Any]] = field(default_factory=list)
     deployments: list[dict[str, Any]] = field(default_factory=list)
+    incidents: dict[str, int] = field(default_factory=dict)  # "process/element" -> instances in error there
     left_out: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -340,27 +356,31 @@ class LiveStart:
 
         return self.now.astimezone(UK).date()
 
+    def status(self) -> dict[int, str]:
+        """Copied instance number -> its status (running, waiting, suspended, error)."""
+        return {i["id"]: i["status"] for i in self.instances}
+
+    def queued(self) -> list[dict[str, Any]]:
+        """The copied open tasks the run's teams work: those of running and waiting instances."""
+        status = self.status()
+        return [t for t in self.tasks if status[t["instance_id"]] in COPIED]
+
     def copy_into(self, eng: Any) -> None:
         """Move the scratch clock to the live "now" and insert the copy (one transaction)."""
         if as_utc(self.now) > eng.now():
             eng.advance_clock(to=self.now, actor=ACTOR)
         with eng.db.transaction() as conn:
-            have_files = set(conn.execute(select(definition_files.c.id)).scalars())
-            have_deps = set(conn.execute(select(deployments.c.id)).scalars())
-            have_pvs = set(conn.execute(select(process_versions.c.id)).scalars())
-            for table, rows, have in ((definition_files, self.files, have_files),
-                                      (deployments, self.deployments, have_deps),
-                                      (process_versions, self.versions, have_pvs)):
-                new = [r for r in rows if r["id"] not in have]
-                if new:
-                    conn.execute(insert(table), new)
-            for table, rows in ((cases, self.cases), (instances, self.instances), (tasks, self.tasks),
-                                (timers, self.timers)):
-                if rows:
-                    conn.execute(insert(table), rows)
-            per_case: dict[int, dict[str, int]] = defaultdict(lambda: {"instances": 0, "tasks": 0, "timers": 0})
-            for kind, rows in (("instances", self.instances), ("tasks", self.tasks), ("timers", self.timers)):
-                for r in rows:
+            version_of = self._definitions(conn)
+            rows = [dict(i, process_version_id=version_of[i["process_version_id"]]) for i in self.instances]
+            for table, values in ((cases, self.cases), (instances, rows), (tasks, self.tasks), (timers, self.timers),
+                                  (messages, self.messages)):
+                if values:
+                    conn.execute(insert(table), values)
+            per_case: dict[int, dict[str, int]] = defaultdict(
+                lambda: {"instances": 0, "tasks": 0, "timers": 0, "messages": 0})
+            for kind, values in (("instances", self.instances), ("tasks", self.tasks), ("timers", self.timers),
+                                 ("messages", self.messages)):
+                for r in values:
                     per_case[r["case_id"]][kind] += 1
             for c in self.cases:
                 for listener in eng.registry.case_listeners:  # the people search table, as for any case
@@ -371,8 +391,62 @@ class LiveStart:
         if eng.simulation is not None:  # rows written past the engine's steps: it reads them again
             eng.simulation.written_outside()
 
+    def _definitions(self, conn: Any) -> dict[int, int]:
+        """Add the versions the copied instances run, with their files and deployments, where the scratch
+        database lacks them; return live version id -> scratch version id.
+
+        Matched by content, not by number: a file by its SHA-256, a version by its process and version number
+        (which must have the same content). A comparison's draft run copies its versions from the draft's
+        database, where the draft's own file or version may hold a number a live one has: a live row whose
+        number is taken gets a new one, and the versions that name it are written with it."""
+        by_sha = dict(conn.execute(select(definition_files.c.sha256, definition_files.c.id)).all())
+        taken = set(by_sha.values())
+        file_of: dict[int, int] = {}
+        for f in self.files:
+            if f["sha256"] not in by_sha:
+                row = {k: v for k, v in f.items() if k != "id" or v not in taken}
+                by_sha[f["sha256"]] = conn.execute(insert(definition_files).values(**row)
+                                                   .returning(definition_files.c.id)).scalar_one()
+                taken.add(by_sha[f["sha256"]])
+            file_of[f["id"]] = by_sha[f["sha256"]]
+        have = {r.id: (r.deployed_by, r.source) for r in conn.execute(
+            select(deployments.c.id, deployments.c.deployed_by, deployments.c.source))}
+        deployment_of: dict[int, int] = {}
+        for d in self.deployments:
+            if have.get(d["id"]) == (d["deployed_by"], d["source"]):
+                deployment_of[d["id"]] = d["id"]
+                continue
+            row = {k: v for k, v in d.items() if k != "id" or v not in have}
+            deployment_of[d["id"]] = conn.execute(insert(deployments).values(**row)
+                                                  .returning(deployments.c.id)).scalar_one()
+            have[deployment_of[d["id"]]] = (d["deployed_by"], d["source"])
+        present = {(r.process_id, r.version): (r.id, r.content_sha256) for r in conn.execute(
+            select(process_versions.c.id, process_versions.c.process_id, process_versions.c.version,
+                   process_versions.c.content_sha256))}
+        numbers = {v[0] for v in present.values()}
+        version_of: dict[int, int] = {}
+        for pv in self.versions:
+            found = present.get((pv["process_id"], pv["version"]))
+            if found is not None:
+                if found[1] != pv["content_sha256"]:
+                    raise CarepathError(f"version {pv['version']} of process '{pv['process_id']}' differs between "
+                                        "the live database and the simulation's processes: a carried-over case "
+                                        "cannot be run on it")
+                version_of[pv["id"]] = found[0]
+                continue
+            row = dict(pv, deployment_id=deployment_of[pv["deployment_id"]],
+                       file_ids=json.dumps(sorted(file_of[i] for i in json.loads(pv["file_ids"]))))
+            if row["id"] in numbers:
+                del row["id"]
+            version_of[pv["id"]] = conn.execute(insert(process_versions).values(**row)
+                                                .returning(process_versions.c.id)).scalar_one()
+            numbers.add(version_of[pv["id"]])
+        return version_of
+
     def run(self, eng: Any, ck: Any) -> Any:
-        """The simulation's run with the copied open tasks in their teams' queues and arrivals from now on."""
+        """The simulation's run with the copied open tasks in their teams' queues and arrivals from now on. The
+        tasks of suspended instances and of instances in error are held: they are in the scratch database, in no
+        queue (a suspended instance's tasks cannot be completed; nothing retries one in error)."""
         from . import simulate as sim
 
         live = self
@@ -385,7 +459,7 @@ class LiveStart:
 
         run = _FromToday(eng, ck)
         contact_route = {"caller": "self", "per_year": 0}
-        for t in sorted(live.tasks, key=lambda r: (as_utc(r["created_at"]), r["id"])):
+        for t in sorted(live.queued(), key=lambda r: (as_utc(r["created_at"]), r["id"])):
             name, _ = run.team(t["team"])
             run.queues[name].append(sim._Task(t["id"], name, t["element_id"], t["process_id"], t["form"],
                                               as_utc(t["created_at"])))
@@ -396,8 +470,11 @@ class LiveStart:
 
     def report(self, out: dict[str, Any], eng: Any) -> dict[str, Any]:
         """Add `carried_over` to a run's output, and each team's carried-over tasks."""
-        task_ids = {t["id"] for t in self.tasks}
-        timer_ids = {t["task_id"] for t in self.timers}
+        status = self.status()
+        queued = self.queued()
+        task_ids = {t["id"] for t in queued}
+        live_timers = [t for t in self.timers if status[t["instance_id"]] in COPIED]
+        timer_ids = {t["task_id"] for t in live_timers}
         done = fired = 0
         with eng.db.engine.connect() as conn:
             for typ, data in conn.execute(select(events.c.type, events.c.data).where(
@@ -405,20 +482,46 @@ class LiveStart:
                 tid = json.loads(data).get("task_id")
                 done += typ == "task.completed" and tid in task_ids
                 fired += typ == "timer.fired" and tid in timer_ids
+            # the copied rows are numbered 1..n, the run's own after them (a county's copy: no list of ids)
+            delivered = conn.execute(select(func.count()).select_from(messages).where(
+                messages.c.id <= len(self.messages), messages.c.status == "delivered")).scalar()
+            now_status = dict(conn.execute(select(instances.c.id, instances.c.status).where(
+                instances.c.id <= len(self.instances))).all())
         by_team: dict[str, int] = defaultdict(int)
-        for t in self.tasks:
+        for t in queued:
             by_team[t["team"] or "default"] += 1
         for name, team in out["teams"].items():
             team["carried_over"] = by_team.get(name, 0)
+
+        def held(kind: str) -> dict[str, Any]:
+            ids = {i for i, s in status.items() if s == kind}
+            teams: dict[str, int] = defaultdict(int)
+            for t in self.tasks:
+                if t["instance_id"] in ids:
+                    teams[t["team"] or "default"] += 1
+            return {"instances": len(ids), "tasks": sum(teams.values()),
+                    "timers": sum(1 for t in self.timers if t["instance_id"] in ids),
+                    "tasks_by_team": dict(sorted(teams.items())),
+                    "at_end": sum(1 for i in ids if now_status.get(i) == kind)}  # still so as the run ends
+
+        in_error = held("error")
+        del in_error["timers"]  # an instance in error has none (engine/step.py)
         out["carried_over"] = {
             "from": history.iso(self.now), "cases": len(self.cases), "instances": len(self.instances),
-            "tasks": len(self.tasks), "timers": len(self.timers), "tasks_completed": done, "timers_fired": fired,
-            "tasks_by_team": dict(sorted(by_team.items())), "left_out": dict(sorted(self.left_out.items()))}
+            "tasks": len(queued), "timers": len(live_timers), "tasks_completed": done, "timers_fired": fired,
+            "tasks_by_team": dict(sorted(by_team.items())), "suspended": held("suspended"),
+            "in_error": {**in_error, "incidents": dict(sorted(self.incidents.items()))},
+            "messages": {"waiting": len(self.messages), "delivered": delivered},
+            "left_out": dict(sorted(self.left_out.items()))}
         return out
 
 
 def _chunks(ids: list[Any]) -> list[list[Any]]:
     return [ids[i:i + CHUNK] for i in range(0, len(ids), CHUNK)]
+
+
+def _count(counts: dict[str, int], key: str) -> None:
+    counts[key] = counts.get(key, 0) + 1
 
 
 def read_live(source: Any, forms: Any = None) -> LiveStart:
@@ -443,29 +546,39 @@ def read_live(source: Any, forms: Any = None) -> LiveStart:
         source.db.require_initialised(conn)
         now = as_utc(source.now(conn))
         start = LiveStart(now=now)
-        live = conn.execute(select(instances.c.id, instances.c.case_id, instances.c.status)
-                            .where(instances.c.status.in_(COPIED + LEFT_OUT))).all()
-        case_ids = sorted({r.case_id for r in live if r.status in COPIED})
+        live = conn.execute(select(instances.c.id, instances.c.case_id)
+                            .where(instances.c.status.in_(OPEN))).all()
+        case_ids = sorted({r.case_id for r in live})
         rows = [r for chunk in _chunks(case_ids) for r in conn.execute(
             select(cases).where(cases.c.id.in_(chunk)).order_by(cases.c.id))]
         kept = {}
         for r in rows:
             data = json.loads(r.data)
             if not isinstance(data, dict) or closure(data) or erased(data):
-                start.left_out["closed_cases"] = start.left_out.get("closed_cases", 0) + 1
+                _count(start.left_out, "closed_cases")
                 continue
             kept[r.id] = (r, data)
-        for r in live:
-            if r.case_id in kept and r.status in LEFT_OUT:
-                start.left_out[f"instances_{r.status}"] = start.left_out.get(f"instances_{r.status}", 0) + 1
         inst_rows = [r for chunk in _chunks(sorted(kept)) for r in conn.execute(
-            select(instances).where(instances.c.case_id.in_(chunk), instances.c.status.in_(COPIED))
+            select(instances).where(instances.c.case_id.in_(chunk), instances.c.status.in_(OPEN))
             .order_by(instances.c.id))]
         iids = [r.id for r in inst_rows]
         task_rows = [r for chunk in _chunks(iids) for r in conn.execute(
             select(tasks).where(tasks.c.instance_id.in_(chunk)).order_by(tasks.c.created_at, tasks.c.id))]
         timer_rows = [r for chunk in _chunks(iids) for r in conn.execute(
             select(timers).where(timers.c.instance_id.in_(chunk)).order_by(timers.c.due_at, timers.c.id))]
+        failed = [r.id for r in inst_rows if r.status == "error"]
+        incident_rows = [r for chunk in _chunks(failed) for r in conn.execute(
+            select(incidents.c.instance_id, incidents.c.element_id).where(
+                incidents.c.instance_id.in_(chunk), incidents.c.resolved_at.is_(None)).order_by(incidents.c.id))]
+        # messages no receiver has taken yet (engine/messages.py: "kept", delivered when one comes to wait)
+        message_rows = []
+        for r in conn.execute(select(messages).where(messages.c.status == "kept").order_by(messages.c.id)):
+            if r.expires_at is None or as_utc(r.expires_at) <= now:
+                _count(start.left_out, "messages_expired")
+            elif r.case_id not in kept:
+                _count(start.left_out, "messages_for_cases_not_copied")
+            else:
+                message_rows.append(r)
         people_rows = [r for chunk in _chunks(sorted(kept)) for r in conn.execute(
             select(people).where(people.c.case_id.in_(chunk)))]
         staff = conn.execute(select(users.c.username, users.c.display_name)).all()
@@ -495,6 +608,8 @@ def read_live(source: Any, forms: Any = None) -> LiveStart:
                     "nhs_number": p.nhs_number})
     for r in inst_rows:  # what the workflows hold of the person, recorded at the tasks (caller, contacts...)
         anon.learn(json.loads(r.state or "{}"))
+    for m in message_rows:  # what a hospital's or a provider's message says of the person
+        anon.learn({"correlation": json.loads(m.correlation), "data": json.loads(m.data)})
 
     case_no = {cid: n for n, cid in enumerate(sorted(kept), start=1)}
     anon.references = {kept[cid][0].reference: f"CASE-{n:06d}" for cid, n in case_no.items()}
@@ -512,6 +627,10 @@ def read_live(source: Any, forms: Any = None) -> LiveStart:
             "version": r.version, "state_format": r.state_format,
             "state": anon.state(r.state, persons[r.case_id]) if r.state else None, "data": None,
             "started_at": as_utc(r.started_at), "updated_at": as_utc(r.updated_at), "completed_at": None})
+    process_of = {r.id: r.process_id for r in inst_rows}
+    for i in incident_rows:  # where each instance in error stopped: the diagram's element ids, nothing typed
+        where = f"{process_of[i.instance_id]}/{i.element_id or '?'}"
+        _count(start.incidents, where)
     for t in task_rows:
         start.tasks.append({
             "id": t.id, "instance_id": inst_no[t.instance_id], "case_id": case_no[t.case_id],
@@ -524,6 +643,17 @@ def read_live(source: Any, forms: Any = None) -> LiveStart:
         start.timers.append({
             "instance_id": inst_no[t.instance_id], "case_id": case_no[t.case_id], "task_id": t.task_id,
             "element_id": t.element_id, "name": t.name, "attached_to": t.attached_to, "due_at": as_utc(t.due_at)})
+    for n, m in enumerate(message_rows, start=1):
+        person = persons[m.case_id]
+        start.messages.append({
+            # the name is the diagram's (a message no deployed process receives is refused when sent); the key may
+            # be the sender's own text: a new one
+            "id": n, "key": f"simulated-message-{n}", "name": TEXT if anon.personal(m.name) else m.name,
+            "case_id": case_no[m.case_id], "status": "kept", "actor": anon.string(m.actor),
+            "correlation": json.dumps(anon.value(json.loads(m.correlation), person), sort_keys=True),
+            "data": json.dumps(anon.value(json.loads(m.data), person), sort_keys=True),
+            "received_at": as_utc(m.received_at), "expires_at": as_utc(m.expires_at), "delivered_at": None,
+            "instance_id": None})
     for f in start.files:
         f["created_at"] = as_utc(f["created_at"])
     for d in start.deployments:
@@ -539,9 +669,22 @@ def summary_text(out: dict[str, Any]) -> str:
     if not c:
         return ""
     left = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in c["left_out"].items())
-    return "\n" + "\n".join([
+    s, e, m = c["suspended"], c["in_error"], c["messages"]
+    lines = [
         "", f"Carried over from the live database at {c['from']} (anonymised): {c['cases']} open cases, "
             f"{c['instances']} process instances, {c['tasks']} open tasks, {c['timers']} timers",
         "  open tasks by team: " + (", ".join(f"{k} {v}" for k, v in c["tasks_by_team"].items()) or "none"),
         f"  in the run: {c['tasks_completed']} of those tasks completed, {c['timers_fired']} of those timers fired"]
-        + ([f"  not carried over: {left}"] if left else []))
+    if s["instances"]:
+        lines.append(f"  suspended (paused, and kept paused: the run resumes nothing): {s['instances']} instances, "
+                     f"their {s['tasks']} tasks and {s['timers']} timers held"
+                     + (" (" + ", ".join(f"{k} {v}" for k, v in s["tasks_by_team"].items()) + ")"
+                        if s["tasks_by_team"] else ""))
+    if e["instances"]:
+        lines.append(f"  in error (kept in error: the run retries nothing): {e['instances']} instances, their "
+                     f"{e['tasks']} tasks held; stopped at " + ", ".join(f"{k} {v}" for k, v in e["incidents"].items()))
+    if m["waiting"]:
+        lines.append(f"  messages waiting for a receiver: {m['waiting']}, {m['delivered']} delivered in the run")
+    if left:
+        lines.append(f"  not carried over: {left}")
+    return "\n" + "\n".join(lines)

@@ -29,6 +29,8 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from engine.errors import ValidationError
 from engine.schema import cases, people, person_name_keys, person_name_slips
 
+from . import person_patterns
+
 HIDDEN_CATEGORIES = {"Cc": "control character", "Cf": "invisible formatting character", "Cs": "surrogate",
                      "Co": "private-use character", "Zl": "line separator", "Zp": "paragraph separator"}
 _BIDI = {"\u200e", "\u200f", "\u061c", *(chr(c) for c in range(0x202A, 0x202F)),
@@ -97,7 +99,7 @@ def clean_person(person: Any, titles: dict[str, str] | None = None) -> dict[str,
 
 # A UK postcode: outward code (area letters, district digit, optional letter or digit), then inward code
 # (a digit and two letters); spaces and case as typed. Format only: a postcode that does not exist passes.
-POSTCODE = re.compile(r"\s*([A-Za-z]{1,2}[0-9][A-Za-z0-9]?)\s*([0-9][A-Za-z]{2})\s*")
+POSTCODE = person_patterns.POSTCODE_FIELD
 # A GP practice's ODS organisation code: one letter and five digits ("A81001").
 GP_PRACTICE_CODE = re.compile(r"\s*([A-Za-z][0-9]{5})\s*")
 

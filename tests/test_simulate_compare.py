@@ -195,3 +195,138 @@ def test_two_tasks_one_step_makes_are_queued_in_the_same_order_every_run(tmp_pat
         eng.db.dispose()
     assert first["processes"]["pair"]["completed"] >= 5  # both tasks of several contacts were done
     assert json.dumps(first, sort_keys=True, default=str) == json.dumps(again, sort_keys=True, default=str)
+
+
+# ---------------------------------------------------------------------- from today's open cases (--from-live)
+def _copy(eng) -> dict:
+    """The carried-over rows of a scratch database right after the copy, each instance with its version's content
+    rather than its number (a draft run numbers its versions differently)."""
+    from sqlalchemy import text
+
+    def rows(sql: str) -> list:
+        with eng.db.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(text(sql))]
+
+    return json.loads(json.dumps({
+        "cases": rows("select id, reference, title, data, created_at from cases order by id"),
+        "instances": rows("select i.id, i.case_id, i.process_id, i.status, i.state, v.process_id as version_of, "
+                          "v.version, v.content_sha256 from instances i join process_versions v "
+                          "on v.id = i.process_version_id order by i.id"),
+        "tasks": rows("select id, instance_id, element_id, team, created_at from tasks order by id"),
+        "timers": rows("select task_id, instance_id, element_id, due_at from timers order by task_id"),
+        "messages": rows("select id, key, name, case_id, status, correlation, data, expires_at from messages")},
+        default=str))
+
+
+def _main_file(eng, instance_id: int) -> bytes:
+    """The diagram an instance of the scratch database runs (its version's main file)."""
+    from sqlalchemy import select
+
+    from engine.schema import definition_files, instances, process_versions
+
+    with eng.db.engine.connect() as conn:
+        pv = conn.execute(select(process_versions).join(instances, instances.c.process_version_id ==
+                                                        process_versions.c.id)
+                          .where(instances.c.id == instance_id)).one()
+        return bytes(conn.execute(select(definition_files.c.content).where(
+            definition_files.c.id.in_(json.loads(pv.file_ids)), definition_files.c.name == pv.main_file)).scalar_one())
+
+
+@pytest.fixture(scope="module")
+def held_live(tmp_path_factory):
+    """tests/simulation_held_world.py's live database (open safeguarding concerns, one suspended, an instance in
+    error, a message waiting) with the drafts of the safeguarding process."""
+    from tests import simulation_held_world as hw
+
+    path = tmp_path_factory.mktemp("simcompare_live") / "live.db"
+    hw.build(f"sqlite:///{path}")
+    eng = Engine(f"sqlite:///{path}", registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
+    ids = make_drafts(eng)
+    yield eng, path, ids, hw
+    eng.db.dispose()
+
+
+def test_from_live_both_versions_of_every_seed_start_from_one_copy_of_todays_open_cases(held_live, monkeypatch):
+    from carepath import simulate_today
+
+    eng, path, ids, hw = held_live
+    before = hw.state(path)
+    reads, copies, runs = [], [], {}
+    read_live, copy_into = simulate_today.read_live, simulate_today.LiveStart.copy_into
+
+    def counted_read(*args, **kwargs):
+        reads.append(1)
+        return read_live(*args, **kwargs)
+
+    def recorded_copy(self, scratch):
+        copy_into(self, scratch)
+        copies.append(_copy(scratch))
+
+    def inspect(side, seed, scratch):
+        from sqlalchemy import text
+
+        with scratch.db.engine.connect() as conn:
+            tables = [r[0] for r in conn.execute(text("select name from sqlite_master where type='table'"))]
+            dump = json.dumps({t: [list(r) for r in conn.execute(text(f'select * from "{t}"'))] for t in tables},
+                              default=str)
+            guarding = [r[0] for r in conn.execute(text(
+                "select id from instances where process_id = 'safeguarding' order by id"))]
+        runs[side, seed] = {"dump": dump, "carried": [(i, _main_file(scratch, i)) for i in guarding if i <= 6],
+                            "new": [(i, _main_file(scratch, i)) for i in guarding if i > 6]}
+
+    monkeypatch.setattr(simulate_today, "read_live", counted_read)
+    monkeypatch.setattr(simulate_today.LiveStart, "copy_into", recorded_copy)
+    out = simulate_compare.compare(simulate.load_scenario(SCENARIO), eng, drafts.get_draft(eng, ids["changed"]),
+                                   seeds=[1, 2], days=2, from_live=True, inspect=inspect)
+    # the live database read once, and the same copy (cases, instances at their versions, tasks, timers,
+    # messages) in each of the four runs' scratch databases
+    assert len(reads) == 1 and len(copies) == 4 and all(c == copies[0] for c in copies[1:])
+    statuses = sorted(i["status"] for i in copies[0]["instances"])
+    assert statuses == ["error", "suspended", "waiting", "waiting", "waiting", "waiting"]
+    assert len(copies[0]["cases"]) == 6 and len(copies[0]["messages"]) == 1
+    # in the draft's runs the three carried-over concerns stay on the live version (its triage deadline the end
+    # of the next working day); the concerns the run starts take the draft (an hour)
+    assert sorted(runs) == [("draft", 1), ("draft", 2), ("live", 1), ("live", 2)]
+    for (side, _seed), run in runs.items():
+        assert len(run["carried"]) == 3 and all(DEADLINE_OF_DAY in f and AN_HOUR not in f for _i, f in run["carried"])
+        assert run["new"], "the scenario's concerns reached the safeguarding process"
+        assert all((AN_HOUR if side == "draft" else DEADLINE_OF_DAY) in f for _i, f in run["new"])
+    c = out["carried_over"]
+    assert (c["cases"], c["instances"], c["tasks"], c["timers"], c["on_live_version"]) == (6, 6, 4, 2, 3)
+    assert c["suspended"]["instances"] == 1 and c["in_error"]["instances"] == 1 and c["messages"]["waiting"] == 1
+    assert len(c["live"]["tasks_completed"]) == 2 and len(c["draft"]["messages_delivered"]) == 2
+    assert any("3 instance(s) of 'safeguarding' already running live" in n for n in out["notes"])
+    # the shorter deadline still shows, on the concerns the run starts
+    triage = next(r for r in out["figures"] if r["key"] == TRIAGE)
+    assert triage["draft_mean"] > triage["live_mean"]
+    # nothing personal in any run's database; the live database untouched, byte for byte and row for row
+    found = {p for run in runs.values() for p in hw.PERSONAL if p.lower() in run["dump"].lower()}
+    assert found == set()
+    assert hw.state(path) == before
+
+
+def test_the_command_compares_a_draft_from_today_and_says_so(held_live, capsys):
+    _eng, path, ids, hw = held_live
+    before = hw.state(path)
+    code = cli.main(["--db", f"sqlite:///{path}", "--json", "simulate", "--compare-draft", str(ids["changed"]),
+                     "--from-live", "--scenario", str(SCENARIO), "--days", "1", "--seeds", "2"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    out = json.loads(captured.out)
+    assert out["carried_over"]["cases"] == 6 and out["carried_over"]["from"].startswith("2026-03-12T09:00")
+    assert out["start"] == "2026-03-12" and out["seeds"] == [1, 2]
+    text = simulate_compare.compare_text(out)
+    assert "Both versions start from the same anonymised copy of the live database's open work at 2026-03-12" in text
+    assert "6 cases, 6 process instances (1 suspended, 1 in error, held as they are), 4 open tasks, 2 timers, " \
+           "1 messages waiting for a receiver" in text
+    assert hw.state(path) == before
+
+
+def test_from_live_a_version_compared_with_itself_still_marks_no_difference(held_live):
+    """The copy starts both runs alike: with a draft the same as the live version, every figure is the same."""
+    eng, _path, ids, _hw = held_live
+    out = simulate_compare.compare(simulate.load_scenario(SCENARIO), eng, drafts.get_draft(eng, ids["same"]),
+                                   seeds=[1, 2], days=1, from_live=True)
+    assert out["marked"] == 0 and [r["key"] for r in out["figures"] if r["difference"]] == []
+    assert out["carried_over"]["live"] == out["carried_over"]["draft"]
+    assert out["contacts"]["live"] == out["contacts"]["draft"]

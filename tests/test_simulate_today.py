@@ -281,3 +281,157 @@ def test_the_anonymiser_keeps_what_the_product_defines_and_replaces_the_rest():
     # a staff username, and live values in strings the rules would keep (a code, a postcode, a number) are swept
     assert out["decided_by"] == "simulated-staff" and out["assignee"] == "simulated-staff"
     assert (out["note_code"], out["ref"], out["nhs_elsewhere"]) == ("Simulated text",) * 3
+
+
+# one person's details as someone might type them, and the value the case record holds
+SPELLINGS = [("date_of_birth", "1941-05-17", "17/05/1941"), ("date_of_birth", "1941-05-17", "17 5 1941"),
+             ("nhs_number", "943 476 5919", "943-476-5919"), ("nhs_number", "943 476 5919", "9434765919"),
+             ("postcode", "NB7 1AB", "nb71ab"), ("postcode", "NB7 1AB", "NB7 1AB")]
+
+
+@pytest.mark.parametrize("key,held,typed", SPELLINGS, ids=[f"{k}-{t}" for k, _h, t in SPELLINGS])
+def test_the_anonymiser_and_the_front_door_search_recognise_the_same_details(key, held, typed):
+    """handlers/person_patterns.py: the search box picks the detail out of a query, and the anonymiser's sweep
+    finds the live value in a string the rules would keep, however either was spelt."""
+    from api.intake import parse_query
+    from carepath.simulate_today import _Anonymiser
+
+    terms = parse_query(f"Zebedee {typed}", date(2026, 3, 12)).to_dict()
+    assert terms[key].replace("-", "") == held.replace(" ", "").replace("-", "") and terms["name"] == "Zebedee"
+    anon = _Anonymiser(set(), date(2026, 3, 12))
+    anon.learn({"person": {key: held}})
+    assert anon.personal(typed) and anon.personal(f"ref-{typed}")
+    assert not anon.personal("ref-2026-03-12") and not anon.personal("01234 567890")
+
+
+def test_the_search_and_the_anonymiser_share_one_set_of_patterns():
+    import api.intake
+    import handlers.people
+    from handlers import person_patterns
+
+    assert (api.intake._NHS, api.intake._POSTCODE, api.intake._DATE_ISO, api.intake._DATE_DMY,
+            api.intake._POSTCODE_PART, handlers.people.POSTCODE) == (
+        person_patterns.NHS_NUMBER, person_patterns.POSTCODE, person_patterns.DATE_ISO, person_patterns.DATE_DMY,
+        person_patterns.POSTCODE_PART, person_patterns.POSTCODE_FIELD)
+    source = (ROOT / "carepath" / "simulate_today.py").read_text(encoding="utf-8")
+    assert "person_patterns" in source and "[A-Za-z]{1,2}" not in source  # no postcode pattern of its own
+
+
+# ---------------------------------------------------------------------- held and waiting work (docs/simulation.md)
+@pytest.fixture(scope="module")
+def held(tmp_path_factory):
+    """A run of two days from tests/simulation_held_world.py: a suspended instance, one in error, messages."""
+    from tests import simulation_held_world as hw
+
+    db = tmp_path_factory.mktemp("held") / "live.db"
+    facts = hw.build(f"sqlite:///{db}")
+    before = hw.state(db)
+    dump: dict[str, list] = {}
+
+    def inspect(eng):
+        with eng.db.engine.connect() as conn:
+            for (t,) in conn.exec_driver_sql("select name from sqlite_master where type='table'"):
+                dump[t] = [dict(r._mapping) for r in conn.exec_driver_sql(f'select * from "{t}"')]
+
+    source = Engine(f"sqlite:///{db}", forms=FormLibrary.from_folder(ROOT / "forms"))
+    try:
+        out = simulate.simulate(simulate.load_scenario(hw.SCENARIO), source=source, days=2, from_live=True,
+                                inspect=inspect)
+    finally:
+        source.db.dispose()
+    return {"db": db, "before": before, "out": out, "dump": dump, "hw": hw, **facts}
+
+
+def _copied(held, process_id: str) -> dict:
+    """The one copied instance of a process that is not await_reply (the scratch database's row)."""
+    [row] = [i for i in held["dump"]["instances"] if i["process_id"] == process_id and i["id"] <= 6]
+    return row
+
+
+def test_the_held_and_waiting_work_is_counted(held):
+    c = held["out"]["carried_over"]
+    # the reply, expired, failed, s1, s2 and paused cases; the closed case is not copied
+    assert (c["cases"], c["instances"], c["tasks"], c["timers"]) == (6, 6, 4, 2)
+    assert c["tasks_by_team"] == {"front_door": 2, "safeguarding": 2}  # the queues: no held task in them
+    assert held["out"]["teams"]["safeguarding"]["carried_over"] == 2
+    assert c["suspended"] == {"instances": 1, "tasks": 1, "timers": 1, "tasks_by_team": {"safeguarding": 1},
+                              "at_end": 1}
+    assert c["in_error"] == {"instances": 1, "tasks": 1, "tasks_by_team": {"finance": 1}, "at_end": 1,
+                             "incidents": {"fragile/boom": 1}}
+    assert c["messages"] == {"waiting": 1, "delivered": 1}
+    assert c["left_out"] == {"messages_expired": 1, "messages_for_cases_not_copied": 1}
+    text = simulate_today_summary(held["out"])
+    assert "suspended (paused, and kept paused: the run resumes nothing): 1 instances, their 1 tasks and 1 timers " \
+           "held (safeguarding 1)" in text
+    assert "in error (kept in error: the run retries nothing): 1 instances, their 1 tasks held; stopped at " \
+           "fragile/boom 1" in text
+    assert "messages waiting for a receiver: 1, 1 delivered in the run" in text
+    assert "not carried over: 1 messages expired, 1 messages for cases not copied" in text
+
+
+def simulate_today_summary(out) -> str:
+    from carepath.simulate_today import summary_text
+
+    return summary_text(out)
+
+
+def test_a_suspended_instance_stays_suspended_its_task_and_timer_held(held):
+    paused = next(i for i in held["dump"]["instances"] if i["status"] == "suspended")
+    assert paused["process_id"] == "safeguarding" and paused["id"] <= 6  # a copied one, still paused
+    [task] = [t for t in held["dump"]["tasks"] if t["instance_id"] == paused["id"]]
+    [timer] = [t for t in held["dump"]["timers"] if t["instance_id"] == paused["id"]]
+    assert task["element_id"] == "record_concern" and timer["element_id"] == "triage_overdue"
+    # its triage deadline (17:00 on the first day) passed in the run without firing; its task was never worked
+    end = LIVE_START + timedelta(days=12)
+    assert datetime.fromisoformat(str(timer["due_at"])).replace(tzinfo=timezone.utc) < end
+    moved = [e for e in held["dump"]["events"] if e["instance_id"] == paused["id"]
+             and e["type"] in ("task.completed", "timer.fired", "task.ready")]
+    assert moved == []
+    # the other two concerns, running, were worked
+    others = [i["id"] for i in held["dump"]["instances"] if i["process_id"] == "safeguarding" and i["id"] <= 6
+              and i["id"] != paused["id"]]
+    done = {e["instance_id"] for e in held["dump"]["events"] if e["type"] == "task.completed"}
+    assert len(others) == 2 and set(others) <= done
+
+
+def test_an_instance_in_error_stays_in_error_its_task_held(held):
+    failed = _copied(held, "fragile")
+    assert failed["status"] == "error"
+    [task] = [t for t in held["dump"]["tasks"] if t["instance_id"] == failed["id"]]
+    assert task["element_id"] == "look" and task["team"] == "finance"
+    assert not [e for e in held["dump"]["events"] if e["instance_id"] == failed["id"] and e["type"] == "task.completed"]
+    # the run's own incidents are its own: the copied failure is reported under carried_over, not there
+    assert held["out"]["incidents"] == {} and held["dump"]["incidents"] == []
+    assert held["out"]["processes"]["fragile"] == {"error": 1}
+
+
+def test_a_message_waiting_for_a_receiver_is_copied_anonymised_and_delivered_when_one_waits(held):
+    [message] = held["dump"]["messages"]
+    reply_case = next(c for c in held["dump"]["cases"] if c["id"] <= 6
+                      and json.loads(c["data"])["person"]["name"] == "Simulated Person 1")
+    assert message["case_id"] == reply_case["id"] and message["status"] == "delivered"
+    assert message["key"] == "simulated-message-1" and message["name"] == "provider_reply"
+    data = json.loads(message["data"])
+    assert data == {"contact": "Simulated text", "nhs_number": data["nhs_number"],
+                    "note": "Simulated text", "phone": "01632 960001", "provider": "Simulated text"}
+    # the case's own synthetic NHS number, the same as its record's
+    assert data["nhs_number"] == json.loads(reply_case["data"])["person"]["nhs_number"]
+    # its first task done in the run, the receiver waited and took the message: the next task became ready
+    inst = message["instance_id"]
+    ready = [e for e in held["dump"]["events"] if e["instance_id"] == inst and e["type"] == "task.ready"]
+    assert [json.loads(e["data"])["element_id"] for e in ready] == ["read_reply"]
+    assert held["out"]["processes"]["await_reply"] == {"completed": 1, "waiting": 1}  # the expired one waits
+
+
+def test_no_personal_value_of_held_or_waiting_work_reaches_the_scratch_database(held):
+    hw = held["hw"]
+    live = sqlite3.connect(held["db"])
+    try:
+        live_text = json.dumps([list(r) for t in ("cases", "instances", "messages", "events", "incidents", "people")
+                                for r in live.execute(f'select * from "{t}"')], default=str)
+    finally:
+        live.close()
+    assert [p for p in hw.PERSONAL if p not in live_text] == []
+    scratch = json.dumps(held["dump"], default=str).lower()
+    assert [p for p in hw.PERSONAL if p.lower() in scratch] == []
+    assert hw.state(held["db"]) == held["before"]
