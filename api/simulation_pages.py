@@ -47,7 +47,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from carepath import simulate, simulate_compare
+from carepath import simulate, simulate_compare, simulate_today
 from engine import drafts
 from engine.errors import CarepathError, ConflictError, DefinitionError, NotFoundError
 from engine.schema import simulation_runs
@@ -76,6 +76,16 @@ HEARTBEAT_S = 30  # how often the server running a simulation writes that it is 
 STALE = timedelta(minutes=5)  # a running simulation whose heartbeat is older: its server stopped (10 beats missed)
 STOPPED = "the server stopped while it ran; start it again"
 ID_RANGE = (100_000_000, 999_999_999)  # a simulation's id: a random 9-digit number (its page's address)
+# where a simulation's runs start (the forms' "Where should the simulation start?"; `simulation_runs.starts_from`)
+EMPTY, TODAY = "empty", "today"
+STARTS = {EMPTY: "From an empty caseload",
+          TODAY: "From today's open cases (copied and anonymised; the live cases are only read)"}
+START_ERROR = "Select where the simulation starts: from an empty caseload or from today's open cases"
+UNREADABLE = ("today's open cases could not be read from the live database, so the simulation did not start (the "
+              "error was logged): try again later, or start it from an empty caseload")
+LEFT_OUT = {"closed_cases": ("closed or erased case", "closed or erased cases"),
+            "messages_expired": ("message that had expired", "messages that had expired"),
+            "messages_for_cases_not_copied": ("message for a case not copied", "messages for cases not copied")}
 
 
 @dataclass
@@ -99,12 +109,22 @@ class Job:
     error: str | None = None
     live: tuple[tuple[str, int], ...] = ()  # the deployed versions a single run read (asked again after a deploy: run)
     heartbeat_at: datetime | None = None
+    starts_from: str = EMPTY  # EMPTY: an empty caseload; TODAY: an anonymised copy of today's open cases
+    live_day: str | None = None  # TODAY: the live clock's day when asked (only in the key: asked the next day, run)
 
     @property
     def key(self) -> str:
-        """What was asked, as the same text for the same question: asked again, the kept or running one opens."""
-        asked = [self.draft_id, self.revision, self.days, list(self.seeds), self.scenario, [list(v) for v in self.live]]
+        """What was asked, as the same text for the same question: asked again, the kept or running one opens. From
+        today's open cases, the live clock's day is part of it: the same question the next day is run again."""
+        asked: list[Any] = [self.draft_id, self.revision, self.days, list(self.seeds), self.scenario,
+                            [list(v) for v in self.live]]
+        if self.starts_from != EMPTY:  # an empty start keeps the key it had before there was a choice
+            asked += [self.starts_from, self.live_day]
         return hashlib.sha256(json.dumps(asked, separators=(",", ":")).encode()).hexdigest()
+
+    @property
+    def from_today(self) -> bool:
+        return self.starts_from == TODAY
 
 
 def _now() -> datetime:
@@ -127,7 +147,7 @@ def _job(row: Any, now: datetime) -> Job:
               seeds=json.loads(row.seeds), scenario=row.scenario, started_by=row.started_by,
               started_at=_utc(row.started_at), status=row.status, done=row.done, total=row.total,
               seconds=row.seconds, error=row.error, live=tuple((p, v) for p, v in json.loads(row.live)),
-              heartbeat_at=_utc(row.heartbeat_at))
+              heartbeat_at=_utc(row.heartbeat_at), starts_from=row.starts_from)
     result = getattr(row, "result", None)
     if result is not None:
         job.result = json.loads(result)
@@ -200,7 +220,8 @@ def _claim(engine: Any, job: Job) -> Job | None:
         conn.execute(insert(simulation_runs).values(
             id=job.id, run_key=job.key, draft_id=job.draft_id, revision=job.revision, process_id=job.process_id,
             days=job.days, seeds=json.dumps(job.seeds), scenario=job.scenario,
-            live=json.dumps([list(v) for v in job.live]), started_by=job.started_by, started_at=now, status=RUNNING,
+            live=json.dumps([list(v) for v in job.live]), starts_from=job.starts_from, started_by=job.started_by,
+            started_at=now, status=RUNNING,
             done=0, total=job.total, heartbeat_at=now))
         _prune(conn, job.draft_id)
     return None
@@ -251,12 +272,13 @@ def _run(engine: Any, job: Job, draft: dict[str, Any] | None, scenario: simulate
 
     values: dict[str, Any]
     try:
+        today = _read_today(engine) if job.from_today else False
         if draft is None:
-            result = simulate.simulate(scenario, source=engine, days=job.days, seed=job.seeds[0])
+            result = simulate.simulate(scenario, source=engine, days=job.days, seed=job.seeds[0], from_live=today)
             values = {"done": 1}
         else:
             result = simulate_compare.compare(scenario, engine, draft, seeds=job.seeds, days=job.days,
-                                              progress=progress)
+                                              progress=progress, from_live=today)
             values = {}
         values.update(status=READY, result=json.dumps(result, default=str, separators=(",", ":")))
     except DefinitionError as exc:
@@ -278,28 +300,48 @@ def _run(engine: Any, job: Job, draft: dict[str, Any] | None, scenario: simulate
         log.error("a simulation's result could not be written: %s", type(exc).__name__)
 
 
-def start(engine: Any, user: User, draft: dict[str, Any], days: int, seeds: int) -> Job:
-    """The simulation of this draft, revision, period and seeds: the one kept or running, else a new one started
-    in a background thread. Raises ScenarioError (the scenario file cannot be read) and ConflictError (another
-    simulation is running on the database)."""
+def _read_today(engine: Any) -> simulate_today.LiveStart:
+    """The anonymised copy of today's open cases (carepath/simulate_today.py `read_live`, one read-only transaction),
+    read once for every run of the simulation. A live database that cannot be read is said in words (the error's
+    type is logged); a CarepathError (e.g. a database not initialised) says its own."""
+    try:
+        return simulate_today.read_live(engine)
+    except CarepathError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the database's own error may quote what it read: its type only
+        log.error("today's open cases could not be read for a simulation: %s", type(exc).__name__)
+        raise CarepathError(UNREADABLE) from None
+
+
+def _live_day(engine: Any, starts_from: str) -> str | None:
+    """The live clock's day (UK) when a simulation from today's open cases is asked for: part of its key."""
+    return engine.now().astimezone(simulate.UK).date().isoformat() if starts_from == TODAY else None
+
+
+def start(engine: Any, user: User, draft: dict[str, Any], days: int, seeds: int, starts_from: str = EMPTY) -> Job:
+    """The simulation of this draft, revision, period and seeds from `starts_from` (EMPTY or TODAY): the one kept
+    or running, else a new one started in a background thread. Raises ScenarioError (the scenario file cannot be
+    read) and ConflictError (another simulation is running on the database)."""
     path = scenario_path()
     scenario = simulate.load_scenario(path)
     first = scenario.data.get("seed", 1)
     first = first if isinstance(first, int) and not isinstance(first, bool) else 1
     job = Job(id=0, draft_id=draft["id"], revision=draft["revision"], process_id=draft["process_id"], days=days,
               seeds=list(range(first, first + seeds)), scenario=path, started_by=user.username,
-              started_at=_now(), total=2 * seeds)
+              started_at=_now(), total=2 * seeds, starts_from=starts_from, live_day=_live_day(engine, starts_from))
     return _launch(engine, job, draft, scenario)
 
 
-def start_single(engine: Any, user: User, days: int, seed: int) -> Job:
-    """One run of the deployed versions (carepath.simulate.simulate) over `days` with `seed`: the one kept or
-    running for the same versions, period and seed, else a new one in the background. Raises as start()."""
+def start_single(engine: Any, user: User, days: int, seed: int, starts_from: str = EMPTY) -> Job:
+    """One run of the deployed versions (carepath.simulate.simulate) over `days` with `seed` from `starts_from`:
+    the one kept or running for the same versions, period, seed and start, else a new one in the background.
+    Raises as start()."""
     path = scenario_path()
     scenario = simulate.load_scenario(path)
     live = tuple((r["process_id"], r["live_version"]) for r in drafts.list_processes(engine) if r["live_version"])
     job = Job(id=0, draft_id=None, revision=None, process_id="", days=days, seeds=[seed], scenario=path,
-              started_by=user.username, started_at=_now(), total=1, live=live)
+              started_by=user.username, started_at=_now(), total=1, live=live, starts_from=starts_from,
+              live_day=_live_day(engine, starts_from))
     return _launch(engine, job, None, scenario)
 
 
@@ -316,10 +358,19 @@ def _whole(text: str, what: str, low: int, high: int, example: int) -> tuple[int
     return n, None
 
 
+def _starts_from(form: dict[str, list[str]]) -> tuple[str, str | None]:
+    """The "Where should the simulation start?" answer: EMPTY when the form sent none (the default, as before the
+    question was asked), the value when it is one of STARTS, else an error."""
+    if "start" not in form:
+        return EMPTY, None
+    value = kit.one(form, "start")
+    return (value, None) if value in STARTS else (EMPTY, START_ERROR)
+
+
 def form_defaults() -> dict[str, Any]:
     """What the review page's form shows: the defaults, the limits and how long the defaults took."""
     return {"days": DEFAULT_DAYS, "seeds": DEFAULT_SEEDS, "days_range": DAYS, "seeds_range": SEEDS,
-            "measured": MEASURED, "link": link}
+            "measured": MEASURED, "link": link, "starts": STARTS, "start": EMPTY}
 
 
 def link(job: Job) -> str:
@@ -344,16 +395,19 @@ async def start_page(request: Request, draft_id: Id) -> Response:
         engine = page.engine
         draft = await run_in_threadpool(drafts.get_draft, engine, draft_id)
         days_text, seeds_text = kit.one(form, "days"), kit.one(form, "seeds")
+        starts_from, start_error = _starts_from(form)
         days, days_error = _whole(days_text, "days", *DAYS, DEFAULT_DAYS)
         seeds, seeds_error = _whole(seeds_text, "seeds", *SEEDS, DEFAULT_SEEDS)
         values = {"field": "simulate", "days": days_text, "seeds": seeds_text, "days_error": days_error or "",
-                  "seeds_error": seeds_error or ""}
-        errors = [{"text": e, "href": h} for e, h in ((days_error, "#sim-days"), (seeds_error, "#sim-seeds")) if e]
+                  "seeds_error": seeds_error or "", "start": "" if start_error else starts_from,
+                  "start_error": start_error or ""}
+        errors = [{"text": e, "href": h} for e, h in ((start_error, "#sim-start"), (days_error, "#sim-days"),
+                                                      (seeds_error, "#sim-seeds")) if e]
         if errors:
             return await run_in_threadpool(lambda: _review_page(request, user, draft_id, errors=errors, status=400,
                                                                 values=values))
         try:
-            job = await run_in_threadpool(start, engine, user, draft, days, seeds)
+            job = await run_in_threadpool(start, engine, user, draft, days, seeds, starts_from)
         except (ConflictError, simulate.ScenarioError) as exc:
             code = 409 if isinstance(exc, ConflictError) else 422
             text = str(exc)
@@ -463,11 +517,78 @@ def report(job: Job) -> dict[str, Any]:
     }
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
+def _by_team(teams: dict[str, int]) -> str:
+    return ", ".join(f"{team}: {n:,}" for team, n in teams.items())
+
+
+def carried(c: dict[str, Any] | None, process_id: str | None = None) -> dict[str, Any] | None:
+    """The report's "Carried over from today" section from a result's `carried_over` (None: the simulation started
+    from an empty caseload): when the copy was taken, and each figure as a row of plain words. `process_id`: a
+    comparison's draft process (how many carried-over instances stay on the live version); per-run figures are
+    in `runs` (a comparison: one row a seed)."""
+    if not c:
+        return None
+    s, e, m = c["suspended"], c["in_error"], c["messages"]
+    rows = [
+        ("cases", "Open cases", _count(c["cases"], "case")),
+        ("instances", "Process instances", _count(c["instances"], "instance") + (
+            f", of which {s['instances']:,} suspended and {e['instances']:,} in error" if s["instances"]
+            or e["instances"] else "")),
+        ("tasks", "Open tasks put in the teams' queues", _count(c["tasks"], "task") + (
+            f" ({_by_team(c['tasks_by_team'])})" if c["tasks_by_team"] else "")),
+        ("timers", "Timers still to fire", _count(c["timers"], "timer")),
+        ("suspended", "Suspended", "None" if not s["instances"] else (
+            f"{_count(s['instances'], 'instance')} kept paused (the simulation resumes nothing): their "
+            f"{_count(s['tasks'], 'task')} and {_count(s['timers'], 'timer')} held")),
+        ("in_error", "In error", "None" if not e["instances"] else (
+            f"{_count(e['instances'], 'instance')} kept in error (the simulation retries nothing): their "
+            f"{_count(e['tasks'], 'task')} held" + (
+                "; stopped at " + _by_team(e["incidents"]) if e.get("incidents") else ""))),
+        ("messages", "Messages waiting for a receiver", _count(m["waiting"], "message")),
+    ]
+    if process_id is not None:
+        rows.append(("on_live_version", f"Instances of {process_id} that stay on the live version",
+                     _count(c.get("on_live_version", 0), "instance") + " (in the draft's runs too: only instances "
+                     "started in the simulation take the draft)"))
+    else:
+        rows += [("tasks_completed", "Carried-over tasks done in the run", _count(c["tasks_completed"], "task")),
+                 ("timers_fired", "Carried-over timers that fired in the run", _count(c["timers_fired"], "timer")),
+                 ("messages_delivered", "Waiting messages delivered in the run", _count(m["delivered"], "message"))]
+    left = ", ".join(_count(n, *LEFT_OUT.get(k, (k.replace("_", " "),) * 2)) for k, n in c["left_out"].items())
+    rows.append(("left_out", "Not carried over", left or "Nothing"))
+    runs = []
+    if process_id is not None and "live" in c:
+        for i, seed in enumerate(c.get("seeds", [])):
+            runs.append({"seed": seed, **{f"{side}_{k}": c[side][k][i] for side in ("live", "draft")
+                                         for k in ("tasks_completed", "timers_fired", "messages_delivered")}})
+    try:
+        at = when(datetime.fromisoformat(c["from"].replace("Z", "+00:00")))
+    except (TypeError, ValueError):
+        at = str(c["from"])
+    return {"at": at, "empty": c["cases"] == 0, "rows": [{"key": k, "label": label, "value": v}
+                                                         for k, label, v in rows], "runs": runs}
+
+
+def start_text(job: Job) -> str:
+    """Where the simulation starts, in words, for its waiting page (and why it could not be run)."""
+    if job.from_today:
+        return ("Where it starts: today's open cases, an anonymised copy of the cases open in the live service when "
+                "it starts (the live cases are only read).")
+    return "Where it starts: an empty caseload."
+
+
 def _page(request: Request, user: User, draft: dict[str, Any], job: Job) -> Response:
     ctx = {"user": user, "draft": draft, "job": job, "when": when, "check_every_s": CHECK_EVERY_S,
-           "link": link(job), "minutes": _minutes(job)}
+           "link": link(job), "minutes": _minutes(job), "start_text": start_text(job)}
     if job.status == READY:
-        ctx.update(out=job.result, page=report(job))
+        out = job.result or {}
+        c = out.get("carried_over")
+        ctx.update(out=job.result, page=report(job), carried=carried(
+            {**c, "seeds": out.get("seeds", [])} if c else None, draft["process_id"]))
         return kit.render(request, "simulation_report.html", ctx)
     review = f"/processes/drafts/{draft['id']}/review"
     ctx.update(caption=f"Draft {draft['id']} of {draft['process_id']}", back_href=review,
@@ -536,7 +657,7 @@ def single_link(job: Job) -> str:
 def single_defaults() -> dict[str, Any]:
     """What the processes page's form shows (and the single runs this process keeps are listed with)."""
     return {"days": DEFAULT_DAYS, "seed": DEFAULT_SEED, "days_range": DAYS, "seed_range": SEED_RANGE,
-            "link": single_link}
+            "link": single_link, "starts": STARTS, "start": EMPTY}
 
 
 def _seed(text: str) -> tuple[int | None, str | None]:
@@ -595,9 +716,10 @@ def single_report(out: dict[str, Any]) -> dict[str, Any]:
 
 def _single_page(request: Request, user: User, job: Job) -> Response:
     ctx = {"user": user, "job": job, "when": when, "check_every_s": CHECK_EVERY_S, "link": single_link(job),
-           "minutes": _minutes(job)}
+           "minutes": _minutes(job), "start_text": start_text(job)}
     if job.status == READY:
-        ctx.update(out=job.result, page=single_report(job.result or {}))
+        ctx.update(out=job.result, page=single_report(job.result or {}),
+                   carried=carried((job.result or {}).get("carried_over")))
         return kit.render(request, "simulation_single.html", ctx)
     ctx.update(caption="The live processes", back_href="/processes", back_text="Back to the processes",
                again_href="/processes#simulate", again_text="Go back to the processes to start the simulation again",
@@ -613,14 +735,17 @@ async def start_single_page(request: Request) -> Response:
         user, form = await _posted_by_owner(page, SINGLE_REFUSAL)
         engine = page.engine
         days_text, seed_text = kit.one(form, "days"), kit.one(form, "seed")
+        starts_from, start_error = _starts_from(form)
         days, days_error = _whole(days_text, "days", *DAYS, DEFAULT_DAYS)
         seed, seed_error = _seed(seed_text)
         values = {"field": "simulate", "days": days_text, "seed": seed_text, "days_error": days_error or "",
-                  "seed_error": seed_error or ""}
-        errors = [{"text": e, "href": h} for e, h in ((days_error, "#sim-days"), (seed_error, "#sim-seed")) if e]
+                  "seed_error": seed_error or "", "start": "" if start_error else starts_from,
+                  "start_error": start_error or ""}
+        errors = [{"text": e, "href": h} for e, h in ((start_error, "#sim-start"), (days_error, "#sim-days"),
+                                                      (seed_error, "#sim-seed")) if e]
         if not errors:
             try:
-                job = await run_in_threadpool(start_single, engine, user, days, seed)
+                job = await run_in_threadpool(start_single, engine, user, days, seed, starts_from)
             except (ConflictError, simulate.ScenarioError) as exc:
                 text, code = str(exc), 409 if isinstance(exc, ConflictError) else 422
                 return await run_in_threadpool(lambda: _processes_page(

@@ -168,7 +168,7 @@ def _one_run(scenario: Scenario, rows: DeployedRows, days: int | None, seed: int
 
 
 def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: list[int], days: int | None = None,
-            progress: Callable[[int, int], None] | None = None, from_live: bool = False,
+            progress: Callable[[int, int], None] | None = None, from_live: Any = False,
             inspect: Callable[[str, int, Any], None] | None = None, workers: int | None = None) -> dict[str, Any]:
     """Run the live versions and the draft on the same scenario for each seed and compare every figure.
 
@@ -176,8 +176,10 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
     total)` is called after each run. `from_live`: every run starts from today's open cases — the live database is
     read once (carepath/simulate_today.py `read_live`: one anonymised copy) and that copy starts both versions'
     runs of every seed; in the draft's runs the copied instances of the draft's process stay on the live version
-    they run, and only instances started in the run take the draft (docs/simulation.md). `inspect(side, seed,
-    engine)`: called with each run's scratch engine after the run ("live" or "draft"; the runs are then made here).
+    they run, and only instances started in the run take the draft (docs/simulation.md). `from_live` may also be
+    a copy already read (a `simulate_today.LiveStart`: the pages read it first, to say so when the live database
+    cannot be read). `inspect(side, seed, engine)`: called with each run's scratch engine after the run ("live" or
+    "draft"; the runs are then made here).
 
     The runs are independent, so up to `workers` of them (default `workers_default()`: the cores) run at once, each
     in its own process; with one worker they run here, one after the other. Either way each run's output is the
@@ -196,9 +198,10 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
         source.db.dispose()
     start: Any = False
     if from_live:
-        from .simulate_today import read_live
+        from .simulate_today import LiveStart, read_live
 
-        start = read_live(live)  # one reading of the live database for every run
+        # one reading of the live database for every run
+        start = from_live if isinstance(from_live, LiveStart) else read_live(live)
     runs = [(side, seed) for seed in seeds for side in ("live", "draft")]
     results: dict[tuple[str, int], tuple[str, Any]] = {}
 

@@ -621,6 +621,8 @@ simulation_runs = Table(
     Column("seeds", Text, nullable=False),  # JSON list of the seeds
     Column("scenario", Text, nullable=False),  # the scenario file's path
     Column("live", Text, nullable=False),  # JSON [[process id, version], ...]: the deployed versions a single run read
+    # where its runs start: "empty" (an empty caseload) or "today" (an anonymised copy of today's open cases)
+    Column("starts_from", String(16), nullable=False, server_default=text("'empty'")),
     Column("started_by", String(64), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("status", String(16), nullable=False),  # running | ready | failed

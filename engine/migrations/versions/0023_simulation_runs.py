@@ -2,11 +2,12 @@
 
 `simulation_runs` holds one row per simulation a process owner started from a draft's review page (the draft
 against the live version) or from the processes page (one run of the live processes, `draft_id` NULL): what was
-asked (draft, revision, days, seeds, scenario, the deployed versions), who asked and when, its status (running,
-ready, failed), how many runs are done, and its result (JSON) or why it could not be run. The server process running
-it writes a heartbeat (`heartbeat_at`) while it runs, so that a row left running by a stopped server is seen as
-failed. A partial unique index allows one `running` row: one simulation at a time across every server process on the
-database. Before this revision the results were kept in each server process's memory. Derived, never
+asked (draft, revision, days, seeds, scenario, the deployed versions, and where its runs start: `starts_from`,
+"empty" for an empty caseload or "today" for an anonymised copy of today's open cases), who asked and when, its
+status (running, ready, failed), how many runs are done, and its result (JSON) or why it could not be run. The server
+process running it writes a heartbeat (`heartbeat_at`) while it runs, so that a row left running by a stopped server
+is seen as failed. A partial unique index allows one `running` row: one simulation at a time across every server
+process on the database. Before this revision the results were kept in each server process's memory. Derived, never
 authoritative: empty after the upgrade.
 
 Revision ID: 0023
@@ -35,6 +36,7 @@ def upgrade() -> None:
         sa.Column('seeds', sa.Text(), nullable=False),
         sa.Column('scenario', sa.Text(), nullable=False),
         sa.Column('live', sa.Text(), nullable=False),
+        sa.Column('starts_from', sa.String(length=16), nullable=False, server_default=sa.text("'empty'")),
         sa.Column('started_by', sa.String(length=64), nullable=False),
         sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('status', sa.String(length=16), nullable=False),
