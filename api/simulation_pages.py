@@ -15,6 +15,11 @@ and the charts: `POST /processes/simulations` (the processes page's "Simulate th
 seed) runs `carepath.simulate.simulate` on the deployed versions; `GET /processes/simulations/{simulation_id}` is
 its waiting page or report (`simulation_single.html`), `.../status` the same JSON.
 
+Both forms ask where the simulation starts (`start`): an empty caseload (EMPTY, the default) or today's open cases
+(TODAY: the background run reads the anonymised copy once, carepath/simulate_today.py `read_live`, and passes it to
+simulate()/compare() as `from_live`); kept in `starts_from`, part of the key (with the live clock's day), said on the
+waiting page and the report, whose "Carried over from today" section is `carried()` (docs/simulation.md).
+
 Only process owners (those who review drafts) start and see simulations; every other role is refused (403).
 The simulations are kept **in the database** (`simulation_runs`, migration 0023), so that a restart keeps them and
 every server process on the database sees them: what was asked, its status and progress, and the result (JSON) or
