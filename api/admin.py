@@ -785,7 +785,7 @@ def _labels(names: tuple[str, ...]) -> list[tuple[str, str]]:
 def _with_flash(request: Request, resp: Response, text: str, path: str) -> Response:
     from urllib.parse import quote
 
-    resp.set_cookie(FLASH, quote(text[:200]), httponly=True, samesite="strict", path=path, max_age=300,
+    resp.set_cookie(FLASH, quote(text[:500]), httponly=True, samesite="strict", path=path, max_age=300,
                     secure=page_kit.use_secure_cookie(request, request.app.state.auth))
     return resp
 
@@ -945,22 +945,24 @@ async def user_action(request: Request, username: str) -> Response:
                 out = await run_in_threadpool(mfa.reset, engine, user, username)
                 done = "Two-step verification reset: they set it up again when they next sign in"
                 if out["pending_request"]:
-                    done = ("They hold a role that administers accounts or opens case records: the reset of two-step "
-                            "verification waits for another administrator to approve it on the users page. Asked")
+                    done = (f"The reset of two-step verification for {username} waits for another administrator to "
+                            "approve it on the users page: they hold a role that administers accounts or opens case "
+                            "records.")
             elif action == "password":
                 out = await run_in_threadpool(set_password, engine, user, username,
                                               page_kit.one(form, "password")[:MAX_PASSWORD + 1])
                 done = "New password set: their sessions have ended"
                 if out["pending_request"]:
-                    done = ("They hold a role that administers accounts or opens case records: the new password "
-                            "waits for another administrator to approve it on the users page. Asked")
+                    done = (f"The new password for {username} waits for another administrator to approve it on the "
+                            "users page: they hold a role that administers accounts or opens case records.")
             else:
                 raise ApiError(400, "invalid", "Unknown action; nothing was changed.")
         except Invalid as exc:
             return _user_page(request, user, target, values=values, by_field=exc.by_field, status=400)
     except Exception as exc:  # noqa: BLE001
         return page_kit.guard(request, user, exc, not_found="There is no user with that username.")
-    return _with_flash(request, page_kit.redirect(f"/admin/users/{username}"), f"{done} for {username}", "/admin")
+    text = done if done.endswith(".") else f"{done} for {username}"
+    return _with_flash(request, page_kit.redirect(f"/admin/users/{username}"), text, "/admin")
 
 
 def _restriction_page(request: Request, user: User, *, reference: str = "", info: dict[str, Any] | None = None,

@@ -78,7 +78,7 @@ def test_administrator_adds_a_user_who_can_then_sign_in(server):  # noqa: F811
         page.fill("#password", "kettle orbit lantern")
         page.get_by_role("button", name="Set password").click()
         page.wait_for_url(f"{base}/admin/users/social-worker")
-        assert "the new password waits for another administrator" in \
+        assert "The new password for social-worker waits for another administrator" in \
             page.locator(".govuk-notification-banner").inner_text()
         assert "A new password, asked by administrator" in page.locator(".govuk-summary-list").first.inner_text()
         run_axe(page, "user page with a new password waiting")
