@@ -1,11 +1,17 @@
 """User administration and case restriction (JSON API and pages).
 
 * Users (`/api/admin/users`, `/admin/users`; administrators only): list, create, change display
-  name, roles and teams, deactivate and reactivate (their sessions end at once), unlock, set a new
+  name, roles and teams, deactivate and reactivate (their sessions end at once, either way), unlock, set a new
   password (their sessions end). An administrator cannot remove their own administrator role or
   deactivate themselves, so the council always keeps one. Every change is appended to the system
   history chain (`user.created`, `user.changed`, `user.unlocked`, `user.password_set`) in the same
   transaction as the change; no password or hash is ever written there.
+* Dual control (`role_requests`, `/api/admin/role-requests`, the users page; docs/security.md "Privileged
+  access"): what would let one administrator reach case records or act as a second administrator waits for
+  another one to approve it — a new account with the administrator role or a role that opens case records (kept
+  deactivated and with no role until then), such a role (or, with a casework role, a team) given to any account,
+  and a new password or second-factor reset for an account holding one. Neither the requester, nor the account
+  changed, nor an account whose password the requester chose (or that chose the requester's) may decide it.
 * Case restriction (`/api/cases/{id}/restriction`, `/admin/restrictions`; administrators and team
   managers): name the users who alone may open a case, or lift the restriction. Recorded in the
   case's own history (`case.restricted`, `case.unrestricted`) in the same transaction.
@@ -13,6 +19,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -25,7 +32,7 @@ from engine import history
 from engine.clock import as_utc
 from engine.errors import NotFoundError
 from engine.history import Event
-from engine.schema import cases, role_requests
+from engine.schema import cases, events, role_requests
 
 from . import auth, page_kit
 from .access import (
@@ -73,17 +80,19 @@ class Invalid(ApiError):
 
 
 # ---------------------------------------------------------------------- users: rules
-def _row_dict(row: Any, now: Any) -> dict[str, Any]:
+def _row_dict(row: Any, now: Any, pending: dict[str, Any] | None = None) -> dict[str, Any]:
     locked = row.locked_until is not None and as_utc(row.locked_until) > now
     return {"username": row.username, "display_name": row.display_name, "roles": sorted(auth._json(row.roles)),
             "teams": sorted(auth._json(row.teams)), "active": bool(row.active), "locked": locked,
             "locked_until": as_utc(row.locked_until) if locked else None,
-            "created_at": as_utc(row.created_at), "mfa_enabled": bool(row.mfa_enabled)}
+            "created_at": as_utc(row.created_at), "mfa_enabled": bool(row.mfa_enabled),
+            "pending_request": pending}
 
 
-def _check_password(password: str, errors: dict[str, str], username: str = "") -> None:
-    """Length, not the username, not a common password (api/passwords.py: NCSC password guidance)."""
-    problem = password_problem(password, username)
+def _check_password(password: str, errors: dict[str, str], username: str = "", display_name: str = "") -> None:
+    """Length, not the username, not a common password, not easy to guess (api/passwords.py: NCSC password
+    guidance, zxcvbn)."""
+    problem = password_problem(password, username, display_name)
     if problem:
         errors["password"] = problem
 
@@ -124,45 +133,145 @@ def engine_for_update(conn: Any, query: Any) -> Any:
     return query.with_for_update() if conn.dialect.name == "postgresql" else query
 
 
+def _pending_by_user(conn: Any) -> dict[str, dict[str, Any]]:
+    rows = conn.execute(select(role_requests.c.id, role_requests.c.username, role_requests.c.kind,
+                               role_requests.c.requested_by).where(role_requests.c.status == "pending")).all()
+    return {r.username: {"id": r.id, "kind": r.kind, "requested_by": r.requested_by} for r in rows}
+
+
 def list_users(engine: Any) -> list[dict[str, Any]]:
     with engine.db.engine.connect() as conn:
         now = engine.now(conn)
         rows = conn.execute(select(users).order_by(users.c.username)).all()
-    return [_row_dict(r, now) for r in rows]
+        pending = _pending_by_user(conn)
+    return [_row_dict(r, now, pending.get(r.username)) for r in rows]
 
 
 def get_user(engine: Any, username: str) -> dict[str, Any]:
     with engine.db.engine.connect() as conn:
         now = engine.now(conn)
         row = conn.execute(select(users).where(users.c.username == username)).first()
+        pending = _pending_by_user(conn).get(username)
     if row is None:
         raise NotFoundError(f"no user {username!r}", user=username)
-    return _row_dict(row, now)
+    return _row_dict(row, now, pending)
+
+
+# ---------------------------------------------------------------------- what needs a second administrator
+# Roles that open case records or the cases behind figures (api/auth.py, api/access.py, docs/security.md):
+# casework roles (their teams' tasks and cases), oversight roles (any unrestricted case) and the performance role
+# (the cases behind the measures). The data protection role too: it exports everything held about a person,
+# restricted cases included (api/subject_access.py).
+CASE_OPENING_ROLES = WORKER_ROLES | OVERSIGHT_ROLES | MEASURES_ROLES | frozenset(SAR_ROLES)
+# ...and with the administrator role, which changes everyone's access (and approves these requests): an account
+# holding one of these is a *privileged* account. Giving an account one of them (a new account included), or
+# setting a privileged account's password or resetting its second factor, waits for a second administrator
+# (`role_requests`); so does an administrator adding a case-opening role or team to their own account.
+PRIVILEGED_ROLES = CASE_OPENING_ROLES | {ADMIN}
+STATUSES = ("pending", "approved", "refused")
+# what waits: roles (and teams) of an existing account, a new account, a new password, a second-factor reset;
+# and the events each writes: user.<prefix>_requested / _approved / _refused
+KINDS = {"roles": "role_change", "account": "account", "password": "password_change", "mfa_reset": "mfa_reset"}
+
+
+def adds_case_access(old_roles: list[str], old_teams: list[str], roles: list[str], teams: list[str]) -> list[str]:
+    """What a change of roles and teams adds that opens cases: roles, and "team:<name>" for a team added while
+    (after the change) holding a casework role. Empty: the change opens nothing new."""
+    added = sorted((set(roles) - set(old_roles)) & CASE_OPENING_ROLES)
+    if set(roles) & WORKER_ROLES:
+        added += [f"team:{t}" for t in sorted(set(teams) - set(old_teams))]
+    return added
+
+
+def adds_privilege(old_roles: list[str], old_teams: list[str], roles: list[str], teams: list[str]) -> list[str]:
+    """`adds_case_access`, and the administrator role when it is added."""
+    admin = [ADMIN] if ADMIN in roles and ADMIN not in old_roles else []
+    return admin + adds_case_access(old_roles, old_teams, roles, teams)
+
+
+def is_privileged(roles: Any) -> bool:
+    return bool(set(auth._json(roles)) & PRIVILEGED_ROLES)
+
+
+def _waiting(conn: Any, username: str) -> Any:
+    return conn.execute(select(role_requests.c.id, role_requests.c.kind, role_requests.c.requested_by).where(
+        role_requests.c.username == username, role_requests.c.status == "pending")).first()
+
+
+def _refuse_while_new(conn: Any, username: str) -> None:
+    """A new account waiting for approval changes only through that request (approve or refuse it)."""
+    waiting = _waiting(conn, username)
+    if waiting is not None and waiting.kind == "account":
+        raise ApiError(409, "conflict", f"{username} is a new account waiting for a second administrator to approve "
+                       f"it (request {waiting.id}): approve or refuse it on the users page first",
+                       request=waiting.id)
+
+
+def _request(conn: Any, engine: Any, now: Any, admin: User, username: str, kind: str, roles: list[str],
+             teams: list[str], added: list[str], password_hash: str | None = None) -> dict[str, Any]:
+    """A change that waits for a second administrator; one at a time per account (409 while one waits)."""
+    waiting = _waiting(conn, username)
+    if waiting is not None:
+        whose = "Your earlier role change" if username == admin.username and waiting.kind == "roles" else \
+            f"An earlier change to {username}'s account"
+        raise ApiError(409, "conflict", f"{whose} (request {waiting.id}) is still waiting for another administrator: "
+                       "ask them to approve or refuse it first", request=waiting.id)
+    new_id = conn.execute(insert(role_requests).values(
+        username=username, requested_by=admin.username, kind=kind, roles=sorted(set(roles)), teams=sorted(set(teams)),
+        added=added, status="pending", created_at=now, password_hash=password_hash)).inserted_primary_key[0]
+    _audit(conn, engine, now, f"user.{KINDS[kind]}_requested", {
+        "request": new_id, "username": username, "roles": sorted(set(roles)), "teams": sorted(set(teams)),
+        "adds": added}, admin)
+    return {"id": new_id, "kind": kind, "status": "pending", "adds": added}
+
+
+def password_set_by(conn: Any, username: str) -> str | None:
+    """Who chose the account's current password: the administrator who created the account or last set it
+    (from the system history: `user.created`, `user.password_set`), or None when no administrator did (the
+    first administrator, the demo users and accounts made by the operator with `api.auth.create_user`, or an
+    account made by the identity provider's sign-in)."""
+    rows = conn.execute(select(events.c.type, events.c.actor, events.c.data).where(
+        events.c.chain == history.SYSTEM_CHAIN, events.c.type.in_(("user.created", "user.password_set")),
+        events.c.data.contains(f'"username":"{username}"', autoescape=True)).order_by(events.c.seq.desc()))
+    for row in rows:
+        data = json.loads(row.data)
+        if data.get("username") == username:
+            return None if row.actor == "oidc" else data.get("set_by", row.actor)
+    return None
 
 
 def create(engine: Any, admin: User, username: str, display_name: str, password: str, roles: list[str],
            teams: list[str]) -> dict[str, Any]:
+    """A new account. One with the administrator role or a role that opens case records is made deactivated and
+    with no role: the roles and teams asked for wait for a second administrator (`pending_request`), who
+    approves them and the account together (`decide`)."""
     errors: dict[str, str] = {}
     username = username.strip().lower()
     if not USERNAME_RE.match(username):
         errors["username"] = ("Username must be 2 to 64 characters: lower-case letters, numbers, '.', '_' or '-', "
                               "starting with a letter or number")
     display_name = _check_display_name(display_name, errors)
-    _check_password(password, errors, username)
+    _check_password(password, errors, username, display_name)
     _check_lists(roles, teams, errors)
     if errors:
         raise Invalid(errors)
+    roles, teams = sorted(set(roles)), sorted(set(teams))
+    added = adds_privilege([], teams, roles, teams)  # the roles (the card shows the teams beside them)
+    hashed = auth._hasher.hash(password)
     with engine.db.transaction() as conn:
         if conn.execute(select(users.c.id).where(users.c.username == username)).first() is not None:
             raise Invalid({"username": f"There is already a user called {username}"})
         now = engine.now(conn)
+        held = bool(added)
         conn.execute(insert(users).values(
-            username=username, display_name=display_name, password_hash=auth._hasher.hash(password),
-            roles=sorted(set(roles)), teams=sorted(set(teams)), failed_attempts=0, locked_until=None,
-            active=True, created_at=now))
+            username=username, display_name=display_name, password_hash=hashed, roles=[] if held else roles,
+            teams=[] if held else teams, failed_attempts=0, locked_until=None, active=not held, created_at=now))
         _audit(conn, engine, now, "user.created", {"username": username, "display_name": display_name,
-                                                    "roles": sorted(set(roles)), "teams": sorted(set(teams))}, admin)
-    return get_user(engine, username)
+                                                   "roles": [] if held else roles, "teams": [] if held else teams,
+                                                   **({"active": False} if held else {})}, admin)
+        # usable only once a second administrator approves it
+        pending = _request(conn, engine, now, admin, username, "account", roles, teams, added) if held else None
+    return {**get_user(engine, username), "pending_request": pending}
 
 
 def change(engine: Any, admin: User, username: str, *, display_name: str | None = None,
@@ -188,84 +297,77 @@ def change(engine: Any, admin: User, username: str, *, display_name: str | None 
         new = {"display_name": display_name, "roles": sorted(set(roles)) if roles is not None else None,
                "teams": sorted(set(teams)) if teams is not None else None, "active": active}
         changes = {k: {"from": old[k], "to": v} for k, v in new.items() if v is not None and v != old[k]}
+        if set(changes) - {"display_name"}:
+            _refuse_while_new(conn, username)
         if ("roles" in changes or "teams" in changes) and is_linked(conn, row.id):
             # roles come only from the identity provider's groups (api/oidc.py, docs/security.md)
             raise Invalid({"roles": f"{username} signs in through the council's identity provider: their roles and "
                                     "teams come from their groups there, so change the groups"})
         pending = None
-        if username == admin.username and ("roles" in changes or "teams" in changes):
+        if "roles" in changes or "teams" in changes:
             want_roles = changes["roles"]["to"] if "roles" in changes else old["roles"]
             want_teams = changes["teams"]["to"] if "teams" in changes else old["teams"]
-            added = adds_case_access(old["roles"], old["teams"], want_roles, want_teams)
-            if added:  # waits for another administrator; the rest (the name) is saved now
-                pending = _request(conn, engine, now, admin, want_roles, want_teams, added)
+            added = adds_privilege(old["roles"], old["teams"], want_roles, want_teams)
+            if added:  # waits for another administrator; the rest (the name, the access) is saved now
+                pending = _request(conn, engine, now, admin, username, "roles", want_roles, want_teams, added)
                 changes.pop("roles", None)
                 changes.pop("teams", None)
         if changes:
             conn.execute(update(users).where(users.c.id == row.id).values(
                 **{k: c["to"] for k, c in changes.items()}))
-            if changes.get("active", {}).get("to") is False:
-                conn.execute(delete(sessions).where(sessions.c.user_id == row.id))  # signed out everywhere
-            _audit(conn, engine, now, "user.changed", {"username": username, "changes": changes}, admin)
+            data: dict[str, Any] = {"username": username, "changes": changes}
+            if "active" in changes:
+                # signed out everywhere: deactivated, their sessions end now; reactivated, a session from before
+                # (one a deactivation other than this page's left in place: `carepath user`, the database) never
+                # comes back
+                data["sessions_ended"] = conn.execute(delete(sessions).where(sessions.c.user_id == row.id)).rowcount
+            _audit(conn, engine, now, "user.changed", data, admin)
     return {**get_user(engine, username), "pending_request": pending}
 
 
-# ---------------------------------------------------------------------- role changes on one's own account
-# Roles that open case records or the cases behind figures (api/auth.py, api/access.py, docs/security.md):
-# casework roles (their teams' tasks and cases), oversight roles (any unrestricted case) and the performance role
-# (the cases behind the measures). An administrator adding one of them — or, holding a casework role, a team — to
-# their own account needs a second administrator (`role_requests`). The data protection role too: it exports
-# everything held about a person, restricted cases included (api/subject_access.py).
-CASE_OPENING_ROLES = WORKER_ROLES | OVERSIGHT_ROLES | MEASURES_ROLES | frozenset(SAR_ROLES)
-STATUSES = ("pending", "approved", "refused")
-
-
-def adds_case_access(old_roles: list[str], old_teams: list[str], roles: list[str], teams: list[str]) -> list[str]:
-    """What a change of roles and teams adds that opens cases: roles, and "team:<name>" for a team added while
-    (after the change) holding a casework role. Empty: the change opens nothing new."""
-    added = sorted((set(roles) - set(old_roles)) & CASE_OPENING_ROLES)
-    if set(roles) & WORKER_ROLES:
-        added += [f"team:{t}" for t in sorted(set(teams) - set(old_teams))]
-    return added
-
-
-def _request(conn: Any, engine: Any, now: Any, admin: User, roles: list[str], teams: list[str],
-             added: list[str]) -> dict[str, Any]:
-    waiting = conn.execute(select(role_requests.c.id).where(role_requests.c.username == admin.username,
-                                                            role_requests.c.status == "pending")).first()
-    if waiting is not None:
-        raise ApiError(409, "conflict", f"Your earlier role change (request {waiting.id}) is still waiting for "
-                       "another administrator: ask them to approve or refuse it first", request=waiting.id)
-    new_id = conn.execute(insert(role_requests).values(
-        username=admin.username, requested_by=admin.username, roles=sorted(set(roles)), teams=sorted(set(teams)),
-        added=added, status="pending", created_at=now)).inserted_primary_key[0]
-    _audit(conn, engine, now, "user.role_change_requested", {
-        "request": new_id, "username": admin.username, "roles": sorted(set(roles)), "teams": sorted(set(teams)),
-        "adds": added}, admin)
-    return {"id": new_id, "status": "pending", "adds": added}
-
-
 def _request_dict(r: Any) -> dict[str, Any]:
-    return {"id": r.id, "username": r.username, "requested_by": r.requested_by, "roles": sorted(auth._json(r.roles)),
-            "teams": sorted(auth._json(r.teams)), "adds": list(auth._json(r.added)), "status": r.status,
-            "created_at": as_utc(r.created_at), "decided_by": r.decided_by,
-            "decided_at": as_utc(r.decided_at) if r.decided_at is not None else None,
+    return {"id": r.id, "kind": r.kind, "username": r.username, "requested_by": r.requested_by,
+            "roles": sorted(auth._json(r.roles)), "teams": sorted(auth._json(r.teams)),
+            "adds": list(auth._json(r.added)), "status": r.status, "created_at": as_utc(r.created_at),
+            "decided_by": r.decided_by, "decided_at": as_utc(r.decided_at) if r.decided_at is not None else None,
             "decision_reason": r.decision_reason}
 
 
 def list_requests(engine: Any, *, decided: int = 20) -> list[dict[str, Any]]:
     """The requests waiting for a decision (oldest first), then the latest `decided` ones decided."""
+    columns = [c for c in role_requests.c if c.name != "password_hash"]
     with engine.db.engine.connect() as conn:
-        waiting = conn.execute(select(role_requests).where(role_requests.c.status == "pending")
+        waiting = conn.execute(select(*columns).where(role_requests.c.status == "pending")
                                .order_by(role_requests.c.id)).all()
-        done = conn.execute(select(role_requests).where(role_requests.c.status != "pending")
+        done = conn.execute(select(*columns).where(role_requests.c.status != "pending")
                             .order_by(role_requests.c.id.desc()).limit(decided)).all()
-    return [_request_dict(r) for r in [*waiting, *done]]
+        names = {r.username: r.display_name for r in conn.execute(select(users.c.username, users.c.display_name)
+                 .where(users.c.username.in_({q.username for q in waiting})))} if waiting else {}
+    return [{**_request_dict(r), "display_name": names.get(r.username)} for r in [*waiting, *done]]
+
+
+def may_decide(conn: Any, admin: User, requester: str, username: str) -> str | None:
+    """Why `admin` may not decide a request `requester` made about `username`'s account, or None.
+
+    Never one's own request, nor one about one's own account; and never between two accounts one of which
+    chose the other's current password: that person could be signing in as either (the lone-administrator
+    route around dual control: create or re-password a second administrator account and approve one's own
+    requests with it)."""
+    if admin.username in (requester, username):
+        return "You cannot decide a change you asked for or a change to your own account: another administrator must"
+    if password_set_by(conn, admin.username) == requester:
+        return (f"You cannot decide {requester}'s request: {requester} chose your account's password, so they "
+                "could be signing in as you. Another administrator must")
+    if password_set_by(conn, requester) == admin.username:
+        return (f"You cannot decide {requester}'s request: you chose {requester}'s password, so the request could be "
+                "yours. Another administrator must")
+    return None
 
 
 def decide(engine: Any, admin: User, request_id: int, approve: bool, reason: str = "") -> dict[str, Any]:
-    """Another administrator approves (the change is applied) or refuses a pending request; the requester
-    cannot decide their own."""
+    """Another administrator approves (the change is applied) or refuses a pending request; the requester, the
+    account it changes and an account linked to the requester by a password one of them chose cannot decide it
+    (`may_decide`)."""
     reason = " ".join(reason.split())
     if len(reason) > 500:
         raise Invalid({"reason": "Reason must be 500 characters or fewer"})
@@ -274,34 +376,66 @@ def decide(engine: Any, admin: User, request_id: int, approve: bool, reason: str
                            ).first()
         if row is None:
             raise NotFoundError(f"no role change request {request_id}", request=request_id)
-        if admin.username in (row.requested_by, row.username):
-            raise forbidden("You cannot decide a change to your own account: another administrator must")
+        why_not = may_decide(conn, admin, row.requested_by, row.username)
+        if why_not:
+            raise forbidden(why_not)
         if row.status != "pending":
             raise ApiError(409, "conflict", f"This request was already {row.status} by {row.decided_by}",
                            request=request_id)
         now = engine.now(conn)
         conn.execute(update(role_requests).where(role_requests.c.id == row.id).values(
             status="approved" if approve else "refused", decided_by=admin.username, decided_at=now,
-            decision_reason=reason or None))
+            decision_reason=reason or None, password_hash=None))
         data = {"request": row.id, "username": row.username, "requested_by": row.requested_by,
                 "adds": list(auth._json(row.added)), "reason": reason or None}
+        prefix = f"user.{KINDS[row.kind]}"
         if approve:
             target = _load(conn, row.username)
-            if not target.active:
-                raise ApiError(409, "conflict", f"{row.username}'s account is deactivated: refuse the request")
-            old = {"roles": sorted(auth._json(target.roles)), "teams": sorted(auth._json(target.teams))}
-            new = {"roles": sorted(auth._json(row.roles)), "teams": sorted(auth._json(row.teams))}
-            changes = {k: {"from": old[k], "to": new[k]} for k in old if old[k] != new[k]}
-            if changes:
-                conn.execute(update(users).where(users.c.id == target.id).values(
-                    **{k: c["to"] for k, c in changes.items()}))
-            _audit(conn, engine, now, "user.role_change_approved", data, admin)
-            _audit(conn, engine, now, "user.changed", {"username": row.username, "changes": changes,
-                                                       "request": row.id}, admin)
+            _apply(conn, engine, now, admin, row, target)
+            _audit(conn, engine, now, f"{prefix}_approved", data, admin)
+            _apply_audit(conn, engine, now, admin, row, target)
         else:
-            _audit(conn, engine, now, "user.role_change_refused", data, admin)
+            _audit(conn, engine, now, f"{prefix}_refused", data, admin)
         out = conn.execute(select(role_requests).where(role_requests.c.id == row.id)).one()
     return _request_dict(out)
+
+
+def _apply(conn: Any, engine: Any, now: Any, admin: User, row: Any, target: Any) -> None:
+    """Check that an approved request can still be applied (409 otherwise: refuse it)."""
+    if row.kind == "roles" and not target.active:
+        raise ApiError(409, "conflict", f"{row.username}'s account is deactivated: refuse the request")
+    if row.kind in ("roles", "password") and is_linked(conn, target.id):
+        raise ApiError(409, "conflict", f"{row.username} now signs in through the council's identity provider: "
+                       "refuse the request")
+    if row.kind == "account" and target.active:
+        raise ApiError(409, "conflict", f"{row.username}'s account is already active: refuse the request")
+    if row.kind == "password" and not row.password_hash:
+        raise ApiError(409, "conflict", "The new password is no longer kept: refuse the request")
+
+
+def _apply_audit(conn: Any, engine: Any, now: Any, admin: User, row: Any, target: Any) -> None:
+    """Apply an approved request to the account, audited as the same change made directly would be (with the
+    request's id; actor the approving administrator)."""
+    if row.kind in ("roles", "account"):
+        old = {"roles": sorted(auth._json(target.roles)), "teams": sorted(auth._json(target.teams))}
+        new = {"roles": sorted(auth._json(row.roles)), "teams": sorted(auth._json(row.teams))}
+        changes = {k: {"from": old[k], "to": new[k]} for k in old if old[k] != new[k]}
+        if row.kind == "account":
+            changes["active"] = {"from": False, "to": True}
+        if changes:
+            conn.execute(update(users).where(users.c.id == target.id).values(
+                **{k: c["to"] for k, c in changes.items()}))
+        _audit(conn, engine, now, "user.changed", {"username": row.username, "changes": changes,
+                                                   "request": row.id}, admin)
+    elif row.kind == "password":
+        conn.execute(update(users).where(users.c.id == target.id).values(password_hash=row.password_hash))
+        ended = conn.execute(delete(sessions).where(sessions.c.user_id == target.id)).rowcount
+        _audit(conn, engine, now, "user.password_set", {"username": row.username, "sessions_ended": ended,
+                                                        "request": row.id, "set_by": row.requested_by}, admin)
+    elif row.kind == "mfa_reset":
+        from .mfa import apply_reset
+
+        apply_reset(conn, engine, now, target, admin, request=row.id)
 
 
 def unlock(engine: Any, admin: User, username: str) -> dict[str, Any]:
@@ -317,21 +451,57 @@ def unlock(engine: Any, admin: User, username: str) -> dict[str, Any]:
 
 
 def set_password(engine: Any, admin: User, username: str, password: str) -> dict[str, Any]:
+    """A new password (the account's sessions end). For someone else's account that holds the administrator role
+    or a role that opens case records it waits for a second administrator (`pending_request`): whoever knows an
+    account's password can sign in as it."""
+    with engine.db.engine.connect() as conn:
+        row = conn.execute(select(users.c.display_name).where(users.c.username == username)).first()
+    if row is None:
+        raise NotFoundError(f"no user {username!r}", user=username)
     errors: dict[str, str] = {}
-    _check_password(password, errors, username)
+    _check_password(password, errors, username, row.display_name)
     if errors:
         raise Invalid(errors)
     hashed = auth._hasher.hash(password)
+    pending = None
     with engine.db.transaction() as conn:
         row = _load(conn, username)
         now = engine.now(conn)
         if is_linked(conn, row.id):  # a password would open the account without the provider's sign-in
             raise Invalid({"password": f"{username} signs in through the council's identity provider and has no "
                                        "carepath password"})
-        conn.execute(update(users).where(users.c.id == row.id).values(password_hash=hashed))
-        ended = conn.execute(delete(sessions).where(sessions.c.user_id == row.id)).rowcount
-        _audit(conn, engine, now, "user.password_set", {"username": username, "sessions_ended": ended}, admin)
-    return get_user(engine, username)
+        _refuse_while_new(conn, username)
+        if username != admin.username and is_privileged(row.roles):
+            pending = _request(conn, engine, now, admin, username, "password", auth._json(row.roles),
+                               auth._json(row.teams), ["password"], password_hash=hashed)
+        else:
+            conn.execute(update(users).where(users.c.id == row.id).values(password_hash=hashed))
+            ended = conn.execute(delete(sessions).where(sessions.c.user_id == row.id)).rowcount
+            _audit(conn, engine, now, "user.password_set", {"username": username, "sessions_ended": ended}, admin)
+    return {**get_user(engine, username), "pending_request": pending}
+
+
+def reset_mfa(engine: Any, admin: User, username: str) -> dict[str, Any]:
+    """Switch off someone else's second factor (api/mfa.py). Never one's own (403); for an account holding the
+    administrator role or a role that opens case records, with it on, it waits for a second administrator: with
+    the password, whoever reset it could set it up again on their own phone and sign in as them."""
+    if not admin.has(ADMIN):
+        raise forbidden("this needs one of the roles: administrator")
+    if username == admin.username:
+        raise forbidden("you cannot reset two-step verification on your own account: another administrator must")
+    from .mfa import apply_reset
+
+    pending = None
+    with engine.db.transaction() as conn:
+        row = _load(conn, username)
+        now = engine.now(conn)
+        if row.mfa_enabled and is_privileged(row.roles):
+            pending = _request(conn, engine, now, admin, username, "mfa_reset", auth._json(row.roles),
+                               auth._json(row.teams), ["second factor reset"])
+        else:
+            apply_reset(conn, engine, now, row, admin)
+    out = get_user(engine, username)
+    return {"username": username, "mfa_enabled": out["mfa_enabled"], "pending_request": pending}
 
 
 # ---------------------------------------------------------------------- restriction: rules
@@ -522,10 +692,18 @@ def api_users(request: Request, _admin: Admin) -> dict[str, Any]:
     return {"users": list_users(request.app.state.engine), "roles": list(ROLES), "teams": list(TEAMS)}
 
 
-@router.post("/api/admin/users", status_code=201)
-def api_create_user(body: NewUser, request: Request, admin: Admin) -> dict[str, Any]:
-    return create(request.app.state.engine, admin, body.username, body.display_name, body.password, body.roles,
-                  body.teams)
+WAITS = {202: {"description": "Waits for a second administrator to approve it (`pending_request`)"}}
+
+
+@router.post("/api/admin/users", status_code=201, responses=WAITS)
+def api_create_user(body: NewUser, request: Request, response: Response, admin: Admin) -> dict[str, Any]:
+    """201: the account can be used now. 202 with `pending_request`: it holds the administrator role or a role that
+    opens case records, so it is kept deactivated, with no role, until a second administrator approves it."""
+    out = create(request.app.state.engine, admin, body.username, body.display_name, body.password, body.roles,
+                 body.teams)
+    if out["pending_request"]:
+        response.status_code = 202
+    return out
 
 
 @router.get("/api/admin/users/{username}")
@@ -533,10 +711,12 @@ def api_user(username: str, request: Request, _admin: Admin) -> dict[str, Any]:
     return get_user(request.app.state.engine, username)
 
 
-@router.patch("/api/admin/users/{username}")
+@router.patch("/api/admin/users/{username}", responses=WAITS)
 def api_change_user(username: str, body: UserChange, request: Request, response: Response,
                     admin: Admin) -> dict[str, Any]:
-    """202 with `pending_request` when the change adds case access to the administrator's own account."""
+    """202 with `pending_request` when the change gives the account the administrator role or case access (a role
+    or team that opens case records): a second administrator approves it. Reactivating an account ends the
+    sessions it had."""
     out = change(request.app.state.engine, admin, username, display_name=body.display_name, roles=body.roles,
                  teams=body.teams, active=body.active)
     if out["pending_request"]:
@@ -568,9 +748,15 @@ def api_unlock(username: str, request: Request, admin: Admin) -> dict[str, Any]:
     return unlock(request.app.state.engine, admin, username)
 
 
-@router.put("/api/admin/users/{username}/password")
-def api_password(username: str, body: NewPassword, request: Request, admin: Admin) -> dict[str, Any]:
-    return set_password(request.app.state.engine, admin, username, body.password)
+@router.put("/api/admin/users/{username}/password", responses=WAITS)
+def api_password(username: str, body: NewPassword, request: Request, response: Response,
+                 admin: Admin) -> dict[str, Any]:
+    """200: set, their sessions ended. 202 with `pending_request`: someone else's account holding the
+    administrator role or a role that opens case records; set when a second administrator approves it."""
+    out = set_password(request.app.state.engine, admin, username, body.password)
+    if out["pending_request"]:
+        response.status_code = 202
+    return out
 
 
 @router.get("/api/cases/{case_id}/restriction")
@@ -599,7 +785,7 @@ def _labels(names: tuple[str, ...]) -> list[tuple[str, str]]:
 def _with_flash(request: Request, resp: Response, text: str, path: str) -> Response:
     from urllib.parse import quote
 
-    resp.set_cookie(FLASH, quote(text[:200]), httponly=True, samesite="strict", path=path, max_age=300,
+    resp.set_cookie(FLASH, quote(text[:500]), httponly=True, samesite="strict", path=path, max_age=300,
                     secure=page_kit.use_secure_cookie(request, request.app.state.auth))
     return resp
 
@@ -632,6 +818,8 @@ def users_page(request: Request) -> Response:
         user = page_kit.page_user(request, ADMIN)
         rows = list_users(request.app.state.engine)
         requests = list_requests(request.app.state.engine, decided=0)
+        with request.app.state.engine.db.engine.connect() as conn:  # why this administrator may not decide one
+            requests = [{**q, "blocked": may_decide(conn, user, q["requested_by"], q["username"])} for q in requests]
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
         return page_kit.guard(request, user, exc)
     return _render_flash(request, "admin_users.html", {"user": user, "rows": rows, "requests": requests}, "/admin")
@@ -650,8 +838,9 @@ async def role_request_action(request: Request, request_id: Id) -> Response:
                                        page_kit.one(form, "reason")[:500])
     except Exception as exc:  # noqa: BLE001
         return page_kit.guard(request, user, exc, not_found="There is no such role change request.")
-    text = (f"Role change for {done['username']} approved" if done["status"] == "approved"
-            else f"Role change for {done['username']} refused")
+    what = {"roles": "Role change", "account": "New account", "password": "New password",
+            "mfa_reset": "Two-step verification reset"}[done["kind"]]
+    text = f"{what} for {done['username']} {done['status']}"
     return _with_flash(request, page_kit.redirect("/admin/users"), text, "/admin")
 
 
@@ -690,7 +879,11 @@ async def new_user(request: Request) -> Response:
             return _new_user_form(request, user, values, exc.by_field, 400)
     except Exception as exc:  # noqa: BLE001
         return page_kit.guard(request, user, exc)
-    return _with_flash(request, page_kit.redirect("/admin/users"), f"User {created['username']} added", "/admin")
+    text = f"User {created['username']} added"
+    if created["pending_request"]:
+        text += (": they hold a role that administers accounts or opens case records, so they can sign in once "
+                 "another administrator approves the new account on the users page")
+    return _with_flash(request, page_kit.redirect("/admin/users"), text, "/admin")
 
 
 def _user_page(request: Request, user: User, target: dict[str, Any], *, values: dict[str, Any] | None = None,
@@ -701,7 +894,7 @@ def _user_page(request: Request, user: User, target: dict[str, Any], *, values: 
         "user": user, "target": target, "values": values, "field_errors": by_field or {},
         "errors": page_kit.error_summary(by_field or {}, anchors),
         "role_options": _labels(ROLES), "team_options": _labels(TEAMS),
-        "is_self": target["username"] == user.username,
+        "is_self": target["username"] == user.username, "privileged": bool(set(target["roles"]) & PRIVILEGED_ROLES),
         "linked": linked_username(request.app.state.engine, target["username"])}, "/admin", status)
 
 
@@ -736,31 +929,40 @@ async def user_action(request: Request, username: str) -> Response:
                 if out["pending_request"]:
                     adds = ", ".join(a.replace("team:", "the team ").replace("_", " ")
                                      for a in out["pending_request"]["adds"])
-                    done = (f"Your change adds access to case records ({adds}): it waits for another administrator "
-                            "to approve it on the users page. Details saved")
+                    whose = "Your change adds" if username == user.username else "The change adds"
+                    done = (f"{whose} access to case records or administration ({adds}): it waits for another "
+                            "administrator to approve it on the users page. Details saved")
             elif action in ("deactivate", "reactivate"):
                 await run_in_threadpool(change, engine, user, username, active=action == "reactivate")
                 done = "Account deactivated: their sessions have ended" if action == "deactivate" else \
-                    "Account reactivated"
+                    "Account reactivated: they sign in again (no session from before comes back)"
             elif action == "unlock":
                 await run_in_threadpool(unlock, engine, user, username)
                 done = "Account unlocked"
             elif action == "reset_mfa":
                 from . import mfa
 
-                await run_in_threadpool(mfa.reset, engine, user, username)
+                out = await run_in_threadpool(mfa.reset, engine, user, username)
                 done = "Two-step verification reset: they set it up again when they next sign in"
+                if out["pending_request"]:
+                    done = (f"The reset of two-step verification for {username} waits for another administrator to "
+                            "approve it on the users page: they hold a role that administers accounts or opens case "
+                            "records.")
             elif action == "password":
-                await run_in_threadpool(set_password, engine, user, username,
-                                        page_kit.one(form, "password")[:MAX_PASSWORD + 1])
+                out = await run_in_threadpool(set_password, engine, user, username,
+                                              page_kit.one(form, "password")[:MAX_PASSWORD + 1])
                 done = "New password set: their sessions have ended"
+                if out["pending_request"]:
+                    done = (f"The new password for {username} waits for another administrator to approve it on the "
+                            "users page: they hold a role that administers accounts or opens case records.")
             else:
                 raise ApiError(400, "invalid", "Unknown action; nothing was changed.")
         except Invalid as exc:
             return _user_page(request, user, target, values=values, by_field=exc.by_field, status=400)
     except Exception as exc:  # noqa: BLE001
         return page_kit.guard(request, user, exc, not_found="There is no user with that username.")
-    return _with_flash(request, page_kit.redirect(f"/admin/users/{username}"), f"{done} for {username}", "/admin")
+    text = done if done.endswith(".") else f"{done} for {username}"
+    return _with_flash(request, page_kit.redirect(f"/admin/users/{username}"), text, "/admin")
 
 
 def _restriction_page(request: Request, user: User, *, reference: str = "", info: dict[str, Any] | None = None,

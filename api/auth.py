@@ -111,7 +111,7 @@ def create_user(engine: Any, username: str, password: str, *, display_name: str 
     bad = [r for r in roles if r not in ROLES] + [t for t in teams if t not in TEAMS]
     if bad:
         raise ValueError(f"unknown role(s) or team(s): {', '.join(bad)}")
-    problem = password_problem(password, username)
+    problem = password_problem(password, username, display_name or "")
     if problem:
         raise ValueError(problem[:1].lower() + problem[1:])
     with engine.db.transaction() as conn:

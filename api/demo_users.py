@@ -1,6 +1,9 @@
-"""Demo users for the demo database only: one per role, password "demo-" + role, and a second
-process owner (`process-owner-2`, same password as `process-owner`) so that a draft one owner
-writes can be approved by another (four eyes, engine/drafts.py).
+"""Demo users for the demo database only: one per role, password "demo-" + role + "-password" (e.g.
+`demo-auditor-password`: strong enough for api/passwords.py, which refused `demo-auditor`), a second process
+owner (`process-owner-2`, same password as `process-owner`) so that a draft one owner writes can be approved by
+another (four eyes, engine/drafts.py), and a second administrator (`administrator-2`, same password as
+`administrator`) so that a change one administrator makes that needs a second one (a new account with a role that
+opens case records, docs/security.md "Privileged access") can be approved.
 
 Never run this against a real council's database (docs/security.md).
 """
@@ -31,6 +34,7 @@ DEMO_TEAMS: dict[str, list[str]] = {
 # more demo users with a role someone already has: username -> (role, teams; None = the role's demo teams)
 EXTRA_USERS: dict[str, tuple[str, list[str] | None]] = {
     "process-owner-2": ("process_owner", None),
+    "administrator-2": ("administrator", None),  # approves what the other administrator asks (dual control)
     "safeguarding-lead": ("social_worker", ["safeguarding"]),  # the safeguarding team's triage and enquiries
     "hospital-social-worker": ("social_worker", ["hospital_team"]),  # discharge referrals
 }
@@ -41,7 +45,7 @@ def demo_username(role: str) -> str:
 
 
 def demo_password(role: str) -> str:
-    return "demo-" + role
+    return f"demo-{role}-password"
 
 
 def create_demo_users(engine: Any) -> list[str]:

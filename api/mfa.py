@@ -16,7 +16,9 @@ sign-in and lock-out"):
   configuration (`CAREPATH_MFA_KEY`, kept off the database server), so a copy of the database alone makes no
   codes. Without a key it is stored as text marked `plain:` (the demo and the tests); `carepath serve` warns.
 * An administrator resets another person's second factor (a lost phone), audited as `user.mfa_reset` in the
-  system history; never their own (another administrator must, as for their own roles: issue 15 item 1).
+  system history; never their own (another administrator must, as for their own roles: issue 15 item 1), and
+  for an account holding the administrator role or a role that opens case records only once a second
+  administrator approves it (api/admin.py `reset_mfa`).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from .auth import (
     set_session_cookie,
     users,
 )
-from .errors import ApiError, forbidden
+from .errors import ApiError
 
 ISSUER = "carepath"
 STEP = 30  # seconds: the RFC 6238 default every authenticator app uses
@@ -200,20 +202,24 @@ def confirm(engine: Any, settings: AuthSettings, user: User, code: str) -> dict[
 
 def reset(engine: Any, admin: User, username: str) -> dict[str, Any]:
     """An administrator switches off another person's second factor (they set it up again at next sign-in
-    when their role needs it). Never their own: another administrator must (403)."""
-    if not admin.has("administrator"):
-        raise forbidden("this needs one of the roles: administrator")
-    if username == admin.username:
-        raise forbidden("you cannot reset two-step verification on your own account: another administrator must")
-    with engine.db.transaction() as conn:
-        now = engine.now(conn)
-        row = _row(conn, username)
-        was_on = bool(row.mfa_enabled)
-        conn.execute(update(users).where(users.c.id == row.id).values(
-            mfa_secret=None, mfa_enabled=False, mfa_last_step=None, mfa_recovery=None))
-        conn.execute(delete(mfa_challenges).where(mfa_challenges.c.user_id == row.id))
-        _audit(conn, engine, now, "user.mfa_reset", {"username": username, "was_on": was_on}, admin)
-    return {"username": username, "mfa_enabled": False}
+    when their role needs it). Never their own: another administrator must (403). For an account that holds the
+    administrator role or a role that opens case records, with the second factor on, it waits for a second
+    administrator (api/admin.py `reset_mfa`, issue 15 item 1): the answer's `pending_request` says so."""
+    from . import admin as admin_pages
+
+    return admin_pages.reset_mfa(engine, admin, username)
+
+
+def apply_reset(conn: Any, engine: Any, now: Any, row: Any, actor: User, request: int | None = None) -> bool:
+    """Switch the second factor of the account `row` off, in the caller's transaction; audited `user.mfa_reset`
+    (with the approved request's id when it waited for a second administrator). Whether it was on."""
+    was_on = bool(row.mfa_enabled)
+    conn.execute(update(users).where(users.c.id == row.id).values(
+        mfa_secret=None, mfa_enabled=False, mfa_last_step=None, mfa_recovery=None))
+    conn.execute(delete(mfa_challenges).where(mfa_challenges.c.user_id == row.id))
+    _audit(conn, engine, now, "user.mfa_reset", {"username": row.username, "was_on": was_on,
+                                                 **({"request": request} if request is not None else {})}, actor)
+    return was_on
 
 
 def _audit(conn: Any, engine: Any, now: Any, type_: str, data: dict[str, Any], actor: User) -> None:
@@ -241,11 +247,17 @@ def api_confirm(body: Code, request: Request, user: Annotated[User, Depends(curr
     return confirm(request.app.state.engine, request.app.state.auth.settings, user, body.code)
 
 
-@router.post("/admin/users/{username}/mfa-reset")
-def api_reset(username: str, request: Request,
+@router.post("/admin/users/{username}/mfa-reset",
+             responses={202: {"description": "Waits for a second administrator (`pending_request`)"}})
+def api_reset(username: str, request: Request, response: Response,
               admin: Annotated[User, Depends(require_roles("administrator"))]) -> dict[str, Any]:
-    """Switch off another person's two-step verification (audited); not one's own."""
-    return reset(request.app.state.engine, admin, username)
+    """Switch off another person's two-step verification (audited); not one's own. 202 with `pending_request`
+    when the account holds the administrator role or a role that opens case records: a second administrator
+    approves it (`/api/admin/role-requests`)."""
+    out = reset(request.app.state.engine, admin, username)
+    if out.get("pending_request"):
+        response.status_code = 202
+    return out
 
 
 # ---------------------------------------------------------------------- pages

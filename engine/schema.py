@@ -326,15 +326,19 @@ restricted_cases = Table(
     Column("allowed", JSON, nullable=False),  # usernames who may open the case
 )
 
-# A change an administrator asked for on their own account that would open case records to them (a casework or
-# oversight role, or a team while holding a casework role): it waits here until another administrator approves or
-# refuses it (api/admin.py, docs/security.md "Privileged access", 0018). Every step is also in the system history.
+# A change to an account that waits for a second administrator (api/admin.py, docs/security.md "Privileged access"):
+# a role or team that would open case records added to one's own account (0018), and (0023) a new account with the
+# administrator role or a role that opens case records, such a role given to someone else, a new password or a
+# second-factor reset for an account holding one. It waits here until another administrator approves or refuses
+# it. Every step is also in the system history.
 role_requests = Table(
     "role_requests",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("username", String(64), nullable=False, index=True),  # the account to change (the requester's own)
+    Column("username", String(64), nullable=False, index=True),  # the account to change
     Column("requested_by", String(64), nullable=False),
+    # what waits (migration 0023): roles (and teams), a new account, a new password, a second-factor reset
+    Column("kind", String(16), nullable=False, server_default="roles"),
     Column("roles", JSON, nullable=False),  # the roles asked for (the whole list)
     Column("teams", JSON, nullable=False),  # the teams asked for (the whole list)
     Column("added", JSON, nullable=False),  # what the change adds that opens cases (roles and "team:<name>")
@@ -343,6 +347,7 @@ role_requests = Table(
     Column("decided_by", String(64), nullable=True),
     Column("decided_at", DateTime(timezone=True), nullable=True),
     Column("decision_reason", String(500), nullable=True),
+    Column("password_hash", String(255), nullable=True),  # a new password's argon2 hash, emptied once decided
 )
 
 # break-glass access (api/break_glass.py, docs/security.md "Break-glass access", migration 0019): a casework user not

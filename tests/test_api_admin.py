@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.access import can_open_case
-from api.auth import ROLES, AuthStore
+from api.auth import ROLES, AuthStore, create_user
 from api.errors import ApiError
 from engine.history import SYSTEM_CHAIN
 from engine.schema import events
@@ -52,8 +52,8 @@ def test_only_administrators_manage_users(world):
     for method, url, body in calls:
         assert anon.request(method, url, json=body).status_code == 401, (method, url)
     admin = as_role(app, "administrator")
-    for method, url, body in calls:
-        assert admin.send(method, url, body).status_code in (200, 201), (method, url)
+    for method, url, body in calls:  # 202: waits for a second administrator (tests/test_privileged_access.py)
+        assert admin.send(method, url, body).status_code in (200, 201, 202), (method, url)
     # CSRF still applies to administrators
     assert admin.client.patch("/api/admin/users/social-worker", json={"display_name": "Y"}).status_code == 403
 
@@ -79,14 +79,32 @@ def test_list_shows_roles_teams_active_and_locked(world):
 def test_create_a_user_who_can_then_sign_in(world):
     eng, app, _p = world
     admin = as_role(app, "administrator")
+    # a role that opens no case record: the account can be used at once
+    r = admin.post("/api/admin/users", {**NEW, "username": "P.Owner", "roles": ["process_owner"], "teams": []})
+    assert r.status_code == 201 and r.json()["pending_request"] is None, r.text
+    assert Api(app, "p.owner", "a long password").get("/api/me").json()["user"]["roles"] == ["process_owner"]
+    # a casework role: kept deactivated, with no role, until a second administrator approves it
     r = admin.post("/api/admin/users", {**NEW, "username": "J.Smith"})
-    assert r.status_code == 201, r.text
-    assert r.json()["username"] == "j.smith" and r.json()["teams"] == ["safeguarding", "social_work"]
+    assert r.status_code == 202, r.text
+    assert (r.json()["username"], r.json()["roles"], r.json()["teams"]) == ("j.smith", [], [])
+    assert r.json()["active"] is False
+    rid = r.json()["pending_request"]["id"]
+    assert r.json()["pending_request"]["adds"] == ["social_worker"]
+    assert TestClient(app).post("/api/session", json={"username": "j.smith", "password": "a long password"}
+                                ).status_code == 401
+    create_user(eng, "admin2", PASSWORD, display_name="Second Admin", roles=["administrator"])  # by the operator
+    r = Api(app, "admin2").post(f"/api/admin/role-requests/{rid}/approve", {"reason": "New starter"})
+    assert r.status_code == 200 and r.json()["kind"] == "account", r.text
     me = Api(app, "j.smith", "a long password").get("/api/me").json()["user"]
-    assert me["roles"] == ["social_worker"]
-    assert _audit(eng) == [{"type": "user.created", "actor": "administrator", "data": {
-        "username": "j.smith", "display_name": "Jo Smith", "roles": ["social_worker"],
-        "teams": ["safeguarding", "social_work"]}}]
+    assert (me["roles"], me["teams"]) == (["social_worker"], ["safeguarding", "social_work"])
+    trail = [(a["type"], a["actor"], a["data"]) for a in _audit(eng) if a["data"]["username"] == "j.smith"]
+    assert [t[:2] for t in trail] == [("user.created", "administrator"), ("user.account_requested", "administrator"),
+                                      ("user.account_approved", "admin2"), ("user.changed", "admin2")]
+    assert trail[0][2] == {"username": "j.smith", "display_name": "Jo Smith", "roles": [], "teams": [],
+                           "active": False}
+    assert trail[3][2]["changes"] == {"roles": {"from": [], "to": ["social_worker"]},
+                                      "teams": {"from": [], "to": ["safeguarding", "social_work"]},
+                                      "active": {"from": False, "to": True}}
     assert "a long password" not in json.dumps(_audit(eng)) and "argon2" not in json.dumps(_audit(eng))
     again = admin.post("/api/admin/users", NEW)
     assert again.status_code == 422 and again.json()["errors"] == [
@@ -115,11 +133,12 @@ def test_change_roles_and_teams_applies_on_the_next_request(world):
     worker = as_role(app, "social_worker")
     assert worker.get("/api/people", params={"q": "clarke"}).status_code == 200
     admin = as_role(app, "administrator")
-    r = admin.send("PATCH", "/api/admin/users/social-worker", {"roles": ["auditor"], "teams": []})
-    assert r.status_code == 200 and r.json()["roles"] == ["auditor"] and r.json()["teams"] == []
+    # taking access away applies at once (giving it waits for a second administrator: test_privileged_access.py)
+    r = admin.send("PATCH", "/api/admin/users/social-worker", {"roles": ["process_owner"], "teams": []})
+    assert r.status_code == 200 and r.json()["roles"] == ["process_owner"] and r.json()["teams"] == []
     assert worker.get("/api/people", params={"q": "clarke"}).status_code == 403
     assert _audit(eng)[-1] == {"type": "user.changed", "actor": "administrator", "data": {
-        "username": "social-worker", "changes": {"roles": {"from": ["social_worker"], "to": ["auditor"]},
+        "username": "social-worker", "changes": {"roles": {"from": ["social_worker"], "to": ["process_owner"]},
                                                  "teams": {"from": ["social_work"], "to": []}}}}
     bad = admin.send("PATCH", "/api/admin/users/social-worker", {"teams": ["narnia"]})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "teams"
@@ -152,10 +171,10 @@ def test_an_administrator_cannot_lock_themselves_out(world):
     r = admin.send("PATCH", "/api/admin/users/administrator", {"roles": ["administrator", "process_owner"]})
     assert r.status_code == 200 and r.json()["roles"] == ["administrator", "process_owner"]
     # another administrator may take the role away
-    admin.post("/api/admin/users", {**NEW, "username": "second.admin", "roles": ["administrator"]})
+    create_user(eng, "second.admin", NEW["password"], roles=["administrator"])
     other = Api(app, "second.admin", NEW["password"])
-    r = other.send("PATCH", "/api/admin/users/administrator", {"roles": ["auditor"]})
-    assert r.status_code == 200 and r.json()["roles"] == ["auditor"]
+    r = other.send("PATCH", "/api/admin/users/administrator", {"roles": ["process_owner"]})
+    assert r.status_code == 200 and r.json()["roles"] == ["process_owner"]
     assert admin.get("/api/admin/users").status_code == 403
 
 
@@ -173,15 +192,34 @@ def test_unlock_and_set_password(world):
     assert worker.get("/api/me").status_code == 200  # unlocking keeps the session
     r = admin.send("PUT", "/api/admin/users/finance-officer/password", {"password": "short"})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "password"
+    # an account that opens case records: the new password waits for a second administrator
     r = admin.send("PUT", "/api/admin/users/finance-officer/password", {"password": "a brand new password"})
-    assert r.status_code == 200
+    assert r.status_code == 202 and r.json()["pending_request"]["kind"] == "password", r.text
+    assert worker.get("/api/me").status_code == 200  # nothing changed yet
+    create_user(eng, "admin2", PASSWORD, display_name="Second Admin", roles=["administrator"])
+    rid = r.json()["pending_request"]["id"]
+    assert Api(app, "admin2").post(f"/api/admin/role-requests/{rid}/approve").status_code == 200
     assert worker.get("/api/me").status_code == 401  # a new password ends their sessions
     assert TestClient(app).post("/api/session", json={"username": "finance-officer",
                                                       "password": PASSWORD}).status_code == 401
     assert Api(app, "finance-officer", "a brand new password").get("/api/me").status_code == 200
-    types = [a["type"] for a in _audit(eng)]
-    assert types == ["user.unlocked", "user.password_set"]
-    assert "a brand new password" not in json.dumps(_audit(eng))
+    # an account that opens none: at once
+    owner = as_role(app, "process_owner")
+    r = admin.send("PUT", "/api/admin/users/process-owner/password", {"password": "another brand new password"})
+    assert r.status_code == 200 and r.json()["pending_request"] is None
+    assert owner.get("/api/me").status_code == 401
+    types = [(a["type"], a["actor"], a["data"]["username"]) for a in _audit(eng)]
+    assert types == [("user.unlocked", "administrator", "finance-officer"),
+                     ("user.password_change_requested", "administrator", "finance-officer"),
+                     ("user.password_change_approved", "admin2", "finance-officer"),
+                     ("user.password_set", "admin2", "finance-officer"),
+                     ("user.password_set", "administrator", "process-owner")]
+    assert _audit(eng)[3]["data"]["set_by"] == "administrator"
+    assert "a brand new password" not in json.dumps(_audit(eng)) and "argon2" not in json.dumps(_audit(eng))
+    from engine.schema import role_requests
+
+    with eng.db.engine.connect() as conn:  # the hash kept while it waited is gone once decided
+        assert conn.execute(select(role_requests.c.password_hash)).scalars().all() == [None]
 
 
 def test_unknown_users_are_404(world):

@@ -251,6 +251,45 @@ def test_a_deactivated_users_session_is_refused_however_they_were_deactivated(wo
     assert r.status_code == 303 and r.headers["location"] == "/sign-in"
 
 
+def _reactivate_admin_api(eng, app):
+    ada, _token = signed_in(app, "ada")
+    r = ada.patch("/api/admin/users/rosa", json={"active": True})
+    assert r.status_code == 200 and r.json()["active"] is True, r.text
+
+
+def _reactivate_admin_page(eng, app):
+    ada, token = signed_in(app, "ada")
+    r = ada.post("/admin/users/rosa", data={"csrf_token": token, "action": "reactivate"},
+                 headers={"Accept": "text/html"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+
+
+def _reactivate_on_the_command_line(eng, app):
+    from carepath.cli import main
+
+    assert main(["user", "reactivate", "rosa", "--as", "ada", "--db", eng.db.url]) == 0
+
+
+@pytest.mark.parametrize("reactivate", [_reactivate_admin_api, _reactivate_admin_page,
+                                        _reactivate_on_the_command_line])
+def test_a_session_from_before_a_deactivation_never_comes_back(world, reactivate, reactivated):
+    """A deactivation that left the sessions in place (a direct database update: the admin page, the API and
+    `carepath user deactivate` end them) is undone by reactivating: the old session stays refused, and Rosa
+    signs in again."""
+    eng, app, cases = world
+    joan = cases["joan"]
+    rosa, _token = signed_in(app, "rosa")
+    _deactivate_in_the_database(eng, app)
+    assert rosa.get("/api/me").status_code == 401
+    reactivate(eng, app)
+    r = rosa.get(f"/api/cases/{joan}/record")
+    assert r.status_code == 401 and r.json()["error"] == "unauthenticated"
+    r = rosa.get("/tasks", headers={"Accept": "text/html"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/sign-in"
+    again, _token = signed_in(app, "rosa")
+    assert again.get(f"/api/cases/{joan}/record").status_code == 200
+
+
 # ---------------------------------------------------------------------- the API description
 def test_no_cdn_docs_and_the_description_only_when_on_and_signed_in(world, monkeypatch):
     eng, _app, _cases = world

@@ -1,5 +1,6 @@
-"""The administration pages (api/admin.py): an administrator adds a user who can then sign in, changes
-and deactivates accounts, and a case is restricted — in a real browser with axe-core WCAG 2.1 AA checks."""
+"""The administration pages (api/admin.py): an administrator adds a user who can sign in once a second
+administrator approves the account, changes and deactivates accounts, and a case is restricted — in a real browser
+with axe-core WCAG 2.1 AA checks, the approval by keyboard."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from tests.test_pages_intake import server, signin, world  # noqa: F401 (fixture
 def test_administrator_adds_a_user_who_can_then_sign_in(server):  # noqa: F811
     base, eng, people = server
     assert AXE.is_file(), "node_modules/axe-core is missing: run `npm ci`"
+    from api.auth import create_user
+
+    create_user(eng, "admin2", PASSWORD, display_name="Second Admin", roles=["administrator"])  # the operator's
     with launch() as browser:
         context = browser.new_context(bypass_csp=True)
         page = context.new_page()
@@ -49,10 +53,35 @@ def test_administrator_adds_a_user_who_can_then_sign_in(server):  # noqa: F811
         page.get_by_label("Safeguarding").check()
         page.get_by_role("button", name="Add user").click()
         page.wait_for_url(f"{base}/admin/users")
-        assert "User n.patel added" in page.locator(".govuk-notification-banner").inner_text()
-        row = page.locator("tr", has_text="n.patel")
-        assert "social worker" in row.inner_text() and "safeguarding" in row.inner_text()
-        run_axe(page, "users after adding")
+        banner = page.locator(".govuk-notification-banner").inner_text()
+        assert "User n.patel added" in banner and "once another administrator approves the new account" in banner
+        assert "Waiting for approval" in page.locator("tr", has_text="n.patel").inner_text()  # no role, cannot sign in
+        card = page.locator(".govuk-summary-card",
+                            has_text="administrator asks to add n.patel (Nina Patel) as social worker")
+        assert "social work" in card.inner_text() and "safeguarding" in card.inner_text()  # the teams asked for
+        assert "Waiting for another administrator" in card.inner_text() and card.get_by_role("button").count() == 0
+        run_axe(page, "users after adding, the new account waiting")
+        page.goto(f"{base}/admin/users/n.patel")
+        status = page.locator(".govuk-summary-list").first.inner_text()
+        assert "New account waiting for approval: cannot sign in yet" in status
+        assert page.get_by_role("button", name="Reactivate account").count() == 0
+        assert page.get_by_role("button", name="Set password").count() == 0
+        run_axe(page, "a new account waiting for approval")
+        # a new password for someone who opens case records waits too
+        page.goto(f"{base}/admin/users/social-worker")
+        page.fill("#password", "Summer2026")
+        page.get_by_role("button", name="Set password").click()
+        summary = page.locator(".govuk-error-summary")
+        summary.wait_for()
+        assert "Password is too easy to guess" in summary.inner_text()
+        run_axe(page, "a password too easy to guess")
+        page.fill("#password", "kettle orbit lantern")
+        page.get_by_role("button", name="Set password").click()
+        page.wait_for_url(f"{base}/admin/users/social-worker")
+        assert "The new password for social-worker waits for another administrator" in \
+            page.locator(".govuk-notification-banner").inner_text()
+        assert "A new password, asked by administrator" in page.locator(".govuk-summary-list").first.inner_text()
+        run_axe(page, "user page with a new password waiting")
 
         # the user page: the administrator's own account cannot be deactivated
         page.goto(f"{base}/admin/users/administrator")
@@ -80,6 +109,26 @@ def test_administrator_adds_a_user_who_can_then_sign_in(server):  # noqa: F811
         run_axe(page, "restrict a case to oneself, refused")
         context.close()
 
+        # the second administrator approves the new account, by keyboard
+        context = browser.new_context(bypass_csp=True)
+        page = context.new_page()
+        sign_in(page, base, "admin2", PASSWORD, then="/home")
+        page.goto(f"{base}/admin/users")
+        run_axe(page, "users with a new account and a password to decide")
+        card = page.locator(".govuk-summary-card", has_text="asks to add n.patel")
+        card.locator("input[id^='reason-']").focus()
+        page.keyboard.type("New starter in safeguarding, checked with her manager")
+        page.keyboard.press("Tab")  # to Approve
+        assert page.evaluate("document.activeElement.textContent.trim()") == "Approve"
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{base}/admin/users")
+        assert "New account for n.patel approved" in page.locator(".govuk-notification-banner").inner_text()
+        row = page.locator("tr", has_text="n.patel").inner_text()
+        assert "social worker" in row and "safeguarding" in row and "Active" in row
+        assert page.locator(".govuk-summary-card", has_text="asks to set a new password for social-worker").count() == 1
+        run_axe(page, "users after approving the new account")
+        context.close()
+
         context = browser.new_context()
         page = context.new_page()
         sign_in(page, base, "n.patel", "a long enough password")
@@ -104,8 +153,12 @@ def test_deactivate_change_and_lock_out_refusals_on_the_pages(world):  # noqa: F
     r = _action(admin, csrf, "social-worker", action="details", display_name="Sam Worker",
                 roles=["social_worker", "team_manager"], teams=["social_work"])
     assert r.status_code == 303
+    page = admin.get("/admin/users/social-worker").text  # the name is saved; the role waits
+    assert "Sam Worker" in page and "it waits for another administrator to approve it" in page
     page = admin.get("/admin/users").text
-    assert "social worker, team manager" in page
+    table = page[page.index("<table"):]
+    assert "social worker, team manager" not in table and "Change waiting" in table
+    assert "administrator asks to give social-worker team manager" in page
     # self lock-out: the page explains and nothing changes
     r = _action(admin, csrf, "administrator", action="details", display_name="Admin", roles=["auditor"])
     assert r.status_code == 400 and "You cannot remove your own administrator role" in r.text

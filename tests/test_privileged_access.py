@@ -202,10 +202,11 @@ def test_an_administrator_adding_case_access_to_their_own_account_needs_another_
     assert admin.post(f"/api/admin/role-requests/{pending['id']}/approve").status_code == 403
     assert admin.post(f"/api/admin/role-requests/{pending['id']}/refuse").status_code == 403
     assert admin.get(f"/api/cases/{p['edith']}").status_code == 403
-    # changes to someone else's account are not held: a second administrator is added at once
-    r = admin.post("/api/admin/users", {"username": "admin2", "display_name": "Second Admin",
-                                        "password": "a long password", "roles": ["administrator"], "teams": []})
-    assert r.status_code == 201, r.text
+    # a second administrator the requester had no hand in (made by the operator: api.auth.create_user); one the
+    # requester adds themselves cannot decide it (test_the_lone_administrator_route_around_dual_control_is_closed)
+    from api.auth import create_user
+
+    create_user(eng, "admin2", "a long password", display_name="Second Admin", roles=["administrator"])
     second = Api(app, "admin2", "a long password")
     assert [q["id"] for q in second.get("/api/admin/role-requests").json()["requests"]] == [pending["id"]]
     r = second.post(f"/api/admin/role-requests/{pending['id']}/approve", {"reason": "Audit of 2026 cases"})
@@ -223,11 +224,11 @@ def test_an_administrator_adding_case_access_to_their_own_account_needs_another_
 
 def test_a_refused_request_changes_nothing_and_other_changes_are_not_held(world):
     eng, app, _p = world
+    from api.auth import create_user
     from tests.front_door_world import Api
 
     admin = as_role(app, "administrator")
-    admin.post("/api/admin/users", {"username": "admin2", "display_name": "Second Admin",
-                                    "password": "a long password", "roles": ["administrator"], "teams": []})
+    create_user(eng, "admin2", "a long password", display_name="Second Admin", roles=["administrator"])
     second = Api(app, "admin2", "a long password")
     r = second.send("PATCH", "/api/admin/users/admin2", {"roles": ["administrator", "social_worker"],
                                                           "teams": ["safeguarding"]})
@@ -240,16 +241,127 @@ def test_a_refused_request_changes_nothing_and_other_changes_are_not_held(world)
 
     assert [(e["actor"], e["data"]["reason"]) for e in _audit(eng) if e["type"] == "user.role_change_refused"] \
         == [("administrator", "No casework for administrators")]
-    # a role that opens no case, on one's own account, and any role on someone else's: applied at once
+    # a role that opens no case, on one's own account or anyone's, applies at once
     r = admin.send("PATCH", "/api/admin/users/administrator", {"roles": ["administrator", "process_owner"]})
     assert r.status_code == 200 and r.json()["pending_request"] is None and "process_owner" in r.json()["roles"]
-    r = admin.send("PATCH", "/api/admin/users/social-worker", {"roles": ["social_worker", "auditor"]})
-    assert r.status_code == 200 and r.json()["roles"] == ["auditor", "social_worker"], r.text
+    r = admin.send("PATCH", "/api/admin/users/auditor", {"roles": ["auditor", "process_owner"]})
+    assert r.status_code == 200 and r.json()["roles"] == ["auditor", "process_owner"], r.text
     # only administrators see and decide requests
     worker = as_role(app, "auditor")
     assert worker.get("/api/admin/role-requests").status_code == 403
     assert worker.post(f"/api/admin/role-requests/{rid}/approve").status_code == 403
     assert admin.post("/api/admin/role-requests/999999/approve").status_code == 404
+
+
+# ---------------------------------------------------------------------- 3. no second administrator of one's own
+def _sign_in_status(app, username, password):
+    return TestClient(app).post("/api/session", json={"username": username, "password": password}).status_code
+
+
+def test_the_lone_administrator_route_around_dual_control_is_closed(world):
+    """The re-test of 4 December 2026: an administrator created a second administrator account (applied at once),
+    signed in with the password they chose and approved their own request for the auditor role with it; or simply
+    created an auditor account for themselves. Now such an account is unusable until a second, different
+    administrator approves it, and even then it cannot decide its creator's requests, nor they its."""
+    eng, app, p = world
+    from api.auth import create_user
+    from carepath.cli import main
+    from tests.front_door_world import Api
+    from tests.test_api_admin import _audit
+
+    admin = as_role(app, "administrator")
+    r = admin.send("PATCH", "/api/admin/users/administrator", {"roles": ["administrator", "auditor"]})
+    assert r.status_code == 202
+    mine = r.json()["pending_request"]["id"]
+    # a second administrator account of their own: made, but deactivated and holding no role
+    r = admin.post("/api/admin/users", {"username": "sidekick", "display_name": "Side Kick",
+                                        "password": "a long password", "roles": ["administrator"], "teams": []})
+    assert r.status_code == 202, r.text
+    assert (r.json()["active"], r.json()["roles"]) == (False, [])
+    assert r.json()["pending_request"]["adds"] == ["administrator"]
+    account = r.json()["pending_request"]["id"]
+    assert _sign_in_status(app, "sidekick", "a long password") == 401  # so it approves nothing
+    # its creator cannot approve it, nor make it usable another way (the API, the command line)
+    assert admin.post(f"/api/admin/role-requests/{account}/approve").status_code == 403
+    assert admin.send("PATCH", "/api/admin/users/sidekick", {"active": True}).status_code == 409
+    assert admin.send("PATCH", "/api/admin/users/sidekick", {"roles": ["process_owner"]}).status_code == 409
+    r = admin.send("PUT", "/api/admin/users/sidekick/password", {"password": "another long password"})
+    assert r.status_code == 409, r.text
+    assert main(["user", "reactivate", "sidekick", "--as", "administrator", "--db", eng.db.url]) != 0
+    assert _sign_in_status(app, "sidekick", "a long password") == 401
+    # an auditor account for themselves: the same
+    r = admin.post("/api/admin/users", {"username": "my.auditor", "display_name": "Ada Again",
+                                        "password": "a long password", "roles": ["auditor"], "teams": []})
+    assert r.status_code == 202 and r.json()["pending_request"]["adds"] == ["auditor"], r.text
+    assert _sign_in_status(app, "my.auditor", "a long password") == 401
+    assert admin.get(f"/api/cases/{p['edith']}").status_code == 403
+    # a second administrator (made by the operator) approves the sidekick account, believing it a colleague's:
+    # it signs in, but cannot decide the requests of the administrator who chose its password, nor they its
+    create_user(eng, "admin2", "a long password", display_name="Second Admin", roles=["administrator"])
+    second = Api(app, "admin2", "a long password")
+    assert second.post(f"/api/admin/role-requests/{account}/approve").status_code == 200
+    sidekick = Api(app, "sidekick", "a long password")
+    r = sidekick.post(f"/api/admin/role-requests/{mine}/approve")
+    assert r.status_code == 403 and "administrator chose your account's password" in r.json()["message"], r.text
+    assert sidekick.post(f"/api/admin/role-requests/{mine}/refuse").status_code == 403
+    theirs = sidekick.send("PATCH", "/api/admin/users/sidekick", {"roles": ["administrator", "auditor"]})
+    assert theirs.status_code == 202
+    r = admin.post(f"/api/admin/role-requests/{theirs.json()['pending_request']['id']}/approve")
+    assert r.status_code == 403 and "you chose sidekick's password" in r.json()["message"], r.text
+    assert _me(admin)["roles"] == ["administrator"] and _me(sidekick)["roles"] == ["administrator"]
+    assert admin.get(f"/api/cases/{p['edith']}").status_code == 403
+    # the users page says why and offers no decision on them
+    page = sidekick.get("/admin/users").text
+    assert f'action="/admin/role-requests/{mine}"' not in page and "chose your account&#39;s password" in page
+    assert f'action="/admin/role-requests/{account + 1}"' not in page  # my.auditor's: asked by administrator too
+    assert f'action="/admin/role-requests/{account + 1}"' in second.get("/admin/users").text
+    # everything is in the system history
+    trail = [(e["type"], e["actor"]) for e in _audit(eng) if e["data"].get("username") == "sidekick"]
+    assert trail == [("user.created", "administrator"), ("user.account_requested", "administrator"),
+                     ("user.account_approved", "admin2"), ("user.changed", "admin2"),
+                     ("user.role_change_requested", "sidekick")]
+
+
+def test_setting_another_administrators_password_waits_for_a_second_administrator(world):
+    """The re-test: an administrator set another administrator's password and signed in as them."""
+    eng, app, _p = world
+    from api.auth import create_user
+    from tests.front_door_world import Api
+
+    for name in ("admin2", "admin3"):
+        create_user(eng, name, "a long password", display_name=name.title(), roles=["administrator"])
+    admin = as_role(app, "administrator")
+    two = Api(app, "admin2", "a long password")
+    r = admin.send("PUT", "/api/admin/users/admin2/password", {"password": "chosen by the first one"})
+    assert r.status_code == 202 and r.json()["pending_request"]["kind"] == "password", r.text
+    rid = r.json()["pending_request"]["id"]
+    assert _sign_in_status(app, "admin2", "chosen by the first one") == 401  # not set
+    assert two.get("/api/me").status_code == 200  # nothing changed
+    assert admin.post(f"/api/admin/role-requests/{rid}/approve").status_code == 403  # who asked
+    assert two.post(f"/api/admin/role-requests/{rid}/approve").status_code == 403  # whose password it is
+    r = admin.send("PUT", "/api/admin/users/admin2/password", {"password": "chosen again by the first"})
+    assert r.status_code == 409 and "still waiting for another administrator" in r.json()["message"]
+    # giving someone else the administrator role waits too
+    r = admin.send("PATCH", "/api/admin/users/process-owner", {"roles": ["administrator", "process_owner"]})
+    assert r.status_code == 202 and r.json()["pending_request"]["adds"] == ["administrator"], r.text
+    assert _me(as_role(app, "process_owner"))["roles"] == ["process_owner"]
+    # a third administrator approves the password: set, their sessions ended
+    three = Api(app, "admin3", "a long password")
+    r = three.post(f"/api/admin/role-requests/{rid}/approve", {"reason": "Forgot it; checked by phone"})
+    assert r.status_code == 200 and r.json()["status"] == "approved", r.text
+    assert two.get("/api/me").status_code == 401
+    assert _sign_in_status(app, "admin2", "a long password") == 401
+    assert _sign_in_status(app, "admin2", "chosen by the first one") == 200
+    from tests.test_api_admin import _audit
+
+    [done] = [e for e in _audit(eng) if e["type"] == "user.password_set"]
+    assert (done["actor"], done["data"]["set_by"], done["data"]["request"]) == ("admin3", "administrator", rid)
+    # the first administrator now knows admin2's password: they do not decide each other's requests
+    r = Api(app, "admin2", "chosen by the first one").post(
+        f"/api/admin/role-requests/{rid + 1}/approve")  # the administrator role for process-owner
+    assert r.status_code == 403 and "administrator chose your account's password" in r.json()["message"]
+    assert three.post(f"/api/admin/role-requests/{rid + 1}/approve").status_code == 200
+    assert _me(as_role(app, "process_owner"))["roles"] == ["administrator", "process_owner"]
 
 
 @pytest.fixture
