@@ -327,7 +327,7 @@ restricted_cases = Table(
 )
 
 # A change to an account that waits for a second administrator (api/admin.py, docs/security.md "Privileged access"):
-# a role or team that would open case records added to one's own account (0018), and (0023) a new account with the
+# a role or team that would open case records added to one's own account (0018), and (0024) a new account with the
 # administrator role or a role that opens case records, such a role given to someone else, a new password or a
 # second-factor reset for an account holding one. It waits here until another administrator approves or refuses
 # it. Every step is also in the system history.
@@ -337,7 +337,7 @@ role_requests = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("username", String(64), nullable=False, index=True),  # the account to change
     Column("requested_by", String(64), nullable=False),
-    # what waits (migration 0023): roles (and teams), a new account, a new password, a second-factor reset
+    # what waits (migration 0024): roles (and teams), a new account, a new password, a second-factor reset
     Column("kind", String(16), nullable=False, server_default="roles"),
     Column("roles", JSON, nullable=False),  # the roles asked for (the whole list)
     Column("teams", JSON, nullable=False),  # the teams asked for (the whole list)

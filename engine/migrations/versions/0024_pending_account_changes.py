@@ -7,14 +7,14 @@ someone else's account, and a new password or a second-factor reset for an accou
 which (`roles`, the only kind until now, for the rows already there; `account`, `password`, `mfa_reset`);
 `password_hash` keeps the argon2 hash of a new password until it is decided, and is emptied then.
 
-Revision ID: 0023
-Revises: 0022
+Revision ID: 0024
+Revises: 0023
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0023'
-down_revision = '0022'
+revision = '0024'
+down_revision = '0023'
 branch_labels = None
 depends_on = None
 
