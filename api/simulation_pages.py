@@ -73,8 +73,9 @@ KEEP = 10
 CHECK_EVERY_S = 5
 REFUSAL = "Only process owners simulate drafts and see the results."
 # how long the default scenario took here (docs/simulation.md "How long it takes"), for the form's hint
-MEASURED = ("about a minute for 14 days with 3 seeds on a quiet 2-core server (59.5 s, simulation mode), "
-            "several minutes on a busy one")
+MEASURED = ("about 30 seconds for 14 days with 3 seeds on a quiet 2-core server (31.9 s, the runs sharing both "
+            "cores), several minutes on a busy one; a whole year with 3 seeds about 25 minutes (worked out from one "
+            "year's run, 454 s of processor time)")
 
 RUNNING, READY, FAILED = "running", "ready", "failed"
 HEARTBEAT_S = 30  # how often the server running a simulation writes that it is still alive

@@ -1,0 +1,89 @@
+"""What-if comparison benchmark (issue 16 item 3 and 5): what the draft review page's "Simulate this change" runs
+(carepath.simulate_compare.compare, default 14 days and 3 seeds), timed with the runs shared among worker processes
+and one after the other.
+
+    .venv/bin/python bench/simulate_compare_bench.py                       # 14 days, 3 seeds, 2 workers and 1
+    .venv/bin/python bench/simulate_compare_bench.py --days 28 --workers 2  # only the given worker counts
+
+A scratch SQLite database gets every file of processes/ deployed and one draft of safeguarding (its triage deadline
+an hour after the concern instead of the next working day, as tests/test_simulate_compare.py). Prints, for each
+worker count, the wall time, this process's and its children's CPU time, the peak memory of the largest process,
+the load average, and that every worker count gave the same comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from carepath import simulate, simulate_compare  # noqa: E402
+from engine import definitions, drafts  # noqa: E402
+from engine.forms import FormLibrary  # noqa: E402
+from engine.registry import load_registry  # noqa: E402
+from engine.runtime import Engine  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DEADLINE_OF_DAY = b'<bpmn:timeDate xsi:type="bpmn:tFormalExpression">triage_due["due"]</bpmn:timeDate>'
+AN_HOUR = b'<bpmn:timeDuration xsi:type="bpmn:tFormalExpression">"PT1H"</bpmn:timeDuration>'
+
+
+def live_with_draft(path: Path) -> tuple[Engine, dict]:
+    eng = Engine(f"sqlite:///{path}", registry=load_registry("handlers"), forms=FormLibrary.from_folder(ROOT / "forms"))
+    eng.init()
+    eng.deploy([ROOT / "processes"], note="bench")
+    with eng.db.engine.connect() as conn:
+        files = drafts.version_files(conn, definitions.latest_version(conn, "safeguarding"))
+    text = {k: v.decode() for k, v in files.items()}
+    text["safeguarding.bpmn"] = files["safeguarding.bpmn"].replace(DEADLINE_OF_DAY, AN_HOUR).decode()
+    d = drafts.create_draft(eng, process_id="safeguarding", files=text, base_version=None, actor="bench")
+    return eng, drafts.get_draft(eng, d["id"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--days", type=int, default=14)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--workers", type=int, nargs="*", default=[2, 1])
+    ap.add_argument("--out", metavar="FILE", help="write the figures as JSON here")
+    args = ap.parse_args()
+    scenario = simulate.load_scenario()
+    rows, outputs = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        eng, draft = live_with_draft(Path(tmp) / "live.db")
+        try:
+            for n in args.workers:
+                c0 = time.process_time()
+                ch0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                t0 = time.perf_counter()
+                out = simulate_compare.compare(scenario, eng, draft, seeds=list(range(1, args.seeds + 1)),
+                                               days=args.days, workers=n)
+                wall = time.perf_counter() - t0
+                ch1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = time.process_time() - c0 + (ch1.ru_utime - ch0.ru_utime) + (ch1.ru_stime - ch0.ru_stime)
+                outputs[n] = json.dumps(out, sort_keys=True, default=str)
+                row = {"workers": n, "days": args.days, "seeds": args.seeds, "runs": 2 * args.seeds,
+                       "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "marked": out["marked"],
+                       "contacts": out["contacts"]["live"],
+                       "peak_mb": round(max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                                            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024),
+                       "load_average": round(os.getloadavg()[0], 2), "cores": os.cpu_count()}
+                rows.append(row)
+                print(json.dumps(row))
+        finally:
+            eng.db.dispose()
+    same = len(set(outputs.values())) == 1
+    print(f"every worker count gave the same comparison: {same}")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"runs": rows, "same_output": same}, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
