@@ -86,7 +86,8 @@ def _row_dict(row: Any, now: Any, pending: dict[str, Any] | None = None) -> dict
             "teams": sorted(auth._json(row.teams)), "active": bool(row.active), "locked": locked,
             "locked_until": as_utc(row.locked_until) if locked else None,
             "created_at": as_utc(row.created_at), "mfa_enabled": bool(row.mfa_enabled),
-            "pending_request": pending}
+            # an administrator chose the password: its owner changes it at their next sign-in
+            "password_change_due": bool(row.password_change_due), "pending_request": pending}
 
 
 def _check_password(password: str, errors: dict[str, str], username: str = "", display_name: str = "") -> None:
@@ -229,13 +230,17 @@ def password_set_by(conn: Any, username: str) -> str | None:
     """Who chose the account's current password: the administrator who created the account or last set it
     (from the system history: `user.created`, `user.password_set`), or None when no administrator did (the
     first administrator, the demo users and accounts made by the operator with `api.auth.create_user`, or an
-    account made by the identity provider's sign-in)."""
+    account made by the identity provider's sign-in), or once its owner has changed it themselves
+    (`user.password_changed`, api/auth.py `change_password`)."""
     rows = conn.execute(select(events.c.type, events.c.actor, events.c.data).where(
-        events.c.chain == history.SYSTEM_CHAIN, events.c.type.in_(("user.created", "user.password_set")),
+        events.c.chain == history.SYSTEM_CHAIN,
+        events.c.type.in_(("user.created", "user.password_set", "user.password_changed")),
         events.c.data.contains(f'"username":"{username}"', autoescape=True)).order_by(events.c.seq.desc()))
     for row in rows:
         data = json.loads(row.data)
         if data.get("username") == username:
+            if row.type == "user.password_changed":
+                return None  # its owner chose it
             return None if row.actor == "oidc" else data.get("set_by", row.actor)
     return None
 
@@ -265,7 +270,8 @@ def create(engine: Any, admin: User, username: str, display_name: str, password:
         held = bool(added)
         conn.execute(insert(users).values(
             username=username, display_name=display_name, password_hash=hashed, roles=[] if held else roles,
-            teams=[] if held else teams, failed_attempts=0, locked_until=None, active=not held, created_at=now))
+            teams=[] if held else teams, failed_attempts=0, locked_until=None, active=not held, created_at=now,
+            password_change_due=True))  # the administrator knows it: its owner chooses their own first
         _audit(conn, engine, now, "user.created", {"username": username, "display_name": display_name,
                                                    "roles": [] if held else roles, "teams": [] if held else teams,
                                                    **({"active": False} if held else {})}, admin)
@@ -428,7 +434,8 @@ def _apply_audit(conn: Any, engine: Any, now: Any, admin: User, row: Any, target
         _audit(conn, engine, now, "user.changed", {"username": row.username, "changes": changes,
                                                    "request": row.id}, admin)
     elif row.kind == "password":
-        conn.execute(update(users).where(users.c.id == target.id).values(password_hash=row.password_hash))
+        conn.execute(update(users).where(users.c.id == target.id).values(password_hash=row.password_hash,
+                                                                         password_change_due=True))
         ended = conn.execute(delete(sessions).where(sessions.c.user_id == target.id)).rowcount
         _audit(conn, engine, now, "user.password_set", {"username": row.username, "sessions_ended": ended,
                                                         "request": row.id, "set_by": row.requested_by}, admin)
@@ -475,7 +482,9 @@ def set_password(engine: Any, admin: User, username: str, password: str) -> dict
             pending = _request(conn, engine, now, admin, username, "password", auth._json(row.roles),
                                auth._json(row.teams), ["password"], password_hash=hashed)
         else:
-            conn.execute(update(users).where(users.c.id == row.id).values(password_hash=hashed))
+            # someone else's: its owner must choose their own at their next sign-in (one's own: chosen already)
+            conn.execute(update(users).where(users.c.id == row.id).values(
+                password_hash=hashed, password_change_due=username != admin.username))
             ended = conn.execute(delete(sessions).where(sessions.c.user_id == row.id)).rowcount
             _audit(conn, engine, now, "user.password_set", {"username": username, "sessions_ended": ended}, admin)
     return {**get_user(engine, username), "pending_request": pending}

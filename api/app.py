@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
@@ -32,6 +33,7 @@ from . import (
     migrations,
     modeller,
     oidc,
+    own_password,
     pages,
     processes,
     replay_pages,
@@ -67,7 +69,22 @@ def auth_settings_from_env(*, required_default: str = "administrator") -> AuthSe
     roles = os.environ.get("CAREPATH_MFA_REQUIRED_ROLES", required_default)
     return AuthSettings(mfa_key=os.environ.get("CAREPATH_MFA_KEY") or None,
                         mfa_required_roles=frozenset(r.strip() for r in roles.split(",") if r.strip()),
-                        local_accounts=oidc.local_accounts_setting())  # CAREPATH_LOCAL_ACCOUNTS (api/oidc.py)
+                        local_accounts=oidc.local_accounts_setting(),  # CAREPATH_LOCAL_ACCOUNTS (api/oidc.py)
+                        idle_timeout=idle_timeout_setting())
+
+
+IDLE_ENV = "CAREPATH_IDLE_MINUTES"
+
+
+def idle_timeout_setting(env: Any = None) -> timedelta:
+    """How long a session may go unused (CAREPATH_IDLE_MINUTES, whole minutes 5-480; 30 when unset). A value that
+    cannot work stops the app, naming the setting."""
+    raw = (os.environ if env is None else env).get(IDLE_ENV, "").strip() or "30"
+    if not raw.isdigit() or not 5 <= int(raw) <= 480:
+        from engine.errors import CarepathError
+
+        raise CarepathError(f"{IDLE_ENV} must be a whole number of minutes from 5 to 480, not {raw!r}")
+    return timedelta(minutes=int(raw))
 
 
 def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | None = None,
@@ -148,6 +165,7 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     include(retention.router)  # retention and erasure (api/retention.py)
     include(mfa.router)  # a second factor for local accounts (api/mfa.py)
     include(mfa.pages)
+    include(own_password.router)  # changing one's own password (api/own_password.py)
     include(static_assets.router)  # allow-listed front-end files (api/static_assets.py)
     include(pages.router)  # HTML pages, same rules as the API (api/pages.py)
     include(oidc.router)  # signing in through the council's identity provider (api/oidc.py)

@@ -17,6 +17,12 @@ one injected clock — so lock-out and session expiry follow a simulated clock t
   sign-ins cannot take every core and worker thread.
 * A second factor (TOTP, api/mfa.py): with it on, the right password gives a short-lived challenge
   (`CodeNeeded`), and the session is created only by `complete_mfa` with the right code.
+* Sessions end after `session_lifetime` (8 hours) and when unused for longer than `idle_timeout` (30 minutes);
+  the last use is written at most once a minute (`touch_every`), not on every request.
+* One's own password (`change_password`, api/own_password.py): the current one verified in the same pool and
+  counted like a failed sign-in when wrong; the other sessions end and this one gets a new token. A password an
+  administrator chose (`users.password_change_due`) must be changed first: until then the account holds no role,
+  the pages lead only to /account/password and the API answers 403 `password_change_required`.
 """
 
 from __future__ import annotations
@@ -81,6 +87,8 @@ class User:
     teams: frozenset[str]
     csrf_token: str = field(default="", repr=False, compare=False)
     mfa_setup_due: bool = field(default=False, compare=False)  # must set up a second factor: holds no role till then
+    # an administrator chose the password: must choose their own first, holds no role till then
+    password_change_due: bool = field(default=False, compare=False)
 
     def has(self, *roles: str) -> bool:
         return any(r in self.roles for r in roles)
@@ -90,8 +98,11 @@ class User:
         return bool(self.roles & WORKER_ROLES)
 
     def public(self) -> dict[str, Any]:
-        return {"username": self.username, "display_name": self.display_name,
-                "roles": sorted(self.roles), "teams": sorted(self.teams)}
+        out: dict[str, Any] = {"username": self.username, "display_name": self.display_name,
+                               "roles": sorted(self.roles), "teams": sorted(self.teams)}
+        if self.password_change_due:
+            out["password_change_due"] = True
+        return out
 
 
 _hasher = PasswordHasher()
@@ -156,6 +167,11 @@ class AuthSettings:
     address_max_failures: int = 30
     address_forget_after: timedelta = timedelta(hours=1)
     session_lifetime: timedelta = timedelta(hours=8)
+    # a session not used for longer than this ends (None: no idle limit); `carepath serve` reads
+    # CAREPATH_IDLE_MINUTES. Its last use is written at most every `touch_every`, so the idle time counted runs
+    # from up to a minute before the true last use
+    idle_timeout: timedelta | None = timedelta(minutes=30)
+    touch_every: timedelta = timedelta(minutes=1)
     secure_cookie: bool | None = None  # None: Secure when the request came over https
     # how long a break-glass use lasts (api/break_glass.py); None: CAREPATH_BREAK_GLASS_MINUTES, else 4 hours
     break_glass_for: timedelta | None = None
@@ -229,7 +245,8 @@ MFA_EXPIRED = "the sign-in has expired or was not started: sign in again with yo
 
 # the session check's one query, built once (every request runs it: building it each time cost more than
 # running it on SQLite, docs/performance.md "HTTP against the engine")
-_SESSION_USER = (select(users, sessions.c.csrf_token, sessions.c.expires_at)
+_SESSION_USER = (select(users, sessions.c.csrf_token, sessions.c.expires_at, sessions.c.last_used_at,
+                        sessions.c.created_at.label("session_started_at"))
                  .join(sessions, sessions.c.user_id == users.c.id)
                  .where(sessions.c.token_hash == bindparam("token_hash")))
 
@@ -360,26 +377,41 @@ class AuthStore:
             conn.execute(update(users).where(users.c.id == row.id).values(**values))
             self._record_success(conn, row.username, address)
             conn.execute(insert(sessions).values(token_hash=_hash_token(token), user_id=row.id, created_at=now,
-                                                 expires_at=now + self.settings.session_lifetime, csrf_token=csrf))
+                                                 expires_at=now + self.settings.session_lifetime, csrf_token=csrf,
+                                                 last_used_at=now))
         return self._user(row, csrf), token
 
     def _user(self, row: Any, csrf: str) -> User:
         """The user; one whose role must use a second factor and who has not set it up holds no role until
-        they do (they can reach only their own pages: setting up the second factor, signing out)."""
+        they do (they can reach only their own pages: setting up the second factor, signing out), and one whose
+        password an administrator chose holds none until they have chosen their own (`current_user` and the
+        pages then lead only to changing it)."""
         user = _user(row, csrf)
         due = bool(user.roles & self.settings.mfa_required_roles) and not row.mfa_enabled
-        if due:
-            return User(user.id, user.username, user.display_name, frozenset(), user.teams, csrf, mfa_setup_due=True)
+        change_due = bool(getattr(row, "password_change_due", False))
+        if due or change_due:
+            return User(user.id, user.username, user.display_name, frozenset(), user.teams, csrf, mfa_setup_due=due,
+                        password_change_due=change_due)
         return user
 
     def session_user(self, token: str | None) -> User | None:
         if not token:
             return None
+        token_hash = _hash_token(token)
         with self.engine.db.engine.connect() as conn:
             now = self.engine.now(conn)
-            row = conn.execute(_SESSION_USER, {"token_hash": _hash_token(token)}).first()
+            row = conn.execute(_SESSION_USER, {"token_hash": token_hash}).first()
         if row is None or as_utc(row.expires_at) <= now or not row.active:
             return None  # a deactivated account's sessions end at once
+        last = as_utc(row.last_used_at or row.session_started_at)
+        idle = self.settings.idle_timeout
+        if idle is not None and now - last > idle:  # unused for too long: it ends (used at exactly the limit: not)
+            with self.engine.db.transaction() as conn:
+                conn.execute(delete(sessions).where(sessions.c.token_hash == token_hash))
+            return None
+        if now - last >= self.settings.touch_every:  # at most one write a minute, not one a request
+            with self.engine.db.transaction() as conn:
+                conn.execute(update(sessions).where(sessions.c.token_hash == token_hash).values(last_used_at=now))
         return self._user(row, row.csrf_token)
 
     def open_session(self, user_id: int) -> tuple[User, str]:
@@ -393,14 +425,92 @@ class AuthStore:
             if row is None or not row.active:
                 raise ApiError(403, "deactivated", "this account has been deactivated")
             conn.execute(insert(sessions).values(token_hash=_hash_token(token), user_id=row.id, created_at=now,
-                                                 expires_at=now + self.settings.session_lifetime, csrf_token=csrf))
+                                                 expires_at=now + self.settings.session_lifetime, csrf_token=csrf,
+                                                 last_used_at=now))
         return _user(row, csrf), token
+
+    # ------------------------------------------------------------------ one's own password
+    def change_password(self, user: User, old_token: str | None, current: str, new: str, confirm: str | None = None,
+                        address: str = "local") -> tuple[User, str]:
+        """The signed-in user chooses a new password. Refused: an account of the council's identity provider
+        (403 `oidc_account`: it has no carepath password), password sign-in switched off (403), a back-off
+        running (429), a busy pool (503); 422 `invalid` with field `errors` for a new password that breaks the
+        rules (api/passwords.py), differs from its confirmation or is the current one, or a wrong current
+        password (verified in the bounded pool and counted as a failed sign-in, as at sign-in). On success the
+        password is changed, `password_change_due` cleared, every session of the account ends and a new one
+        starts for this browser (a new token: returned), audited `user.password_changed` (no password)."""
+        from engine import history
+        from engine.history import Event
+
+        from .oidc import NO_PASSWORD, is_linked
+
+        if not self.settings.local_accounts:
+            raise ApiError(403, "local_accounts_off", LOCAL_ACCOUNTS_OFF)
+        with self.engine.db.engine.connect() as conn:
+            now = self.engine.now(conn)
+            row = conn.execute(select(users).where(users.c.id == user.id)).first()
+            if row is None or not row.active:
+                raise unauthenticated()
+            if is_linked(conn, row.id) or row.password_hash == NO_PASSWORD:
+                raise ApiError(403, "oidc_account", OIDC_PASSWORD)
+            self._check_throttle(conn, now, row.username, address)
+        errors: dict[str, str] = {}
+        if not current:
+            errors["current_password"] = "Enter your current password"
+        problem = password_problem(new, row.username, row.display_name)
+        if problem:
+            errors["new_password"] = problem
+        elif new == current:
+            errors["new_password"] = "Your new password must be different from your current password"
+        elif confirm is not None and confirm != new:
+            errors["confirm_password"] = "The passwords do not match: type your new password again"
+        if errors:  # nothing verified: a wrong current password is found only with an acceptable new one
+            raise _invalid(errors)
+        if not self.pool.verify(row.password_hash, current):
+            with self.engine.db.transaction() as conn:
+                self._record_failure(conn, self.engine.now(conn), row.username, address)
+            raise _invalid({"current_password": CURRENT_WRONG})
+        hashed = _hasher.hash(new)
+        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        with self.engine.db.transaction() as conn:
+            now = self.engine.now(conn)
+            conn.execute(update(users).where(users.c.id == row.id).values(
+                password_hash=hashed, password_change_due=False, failed_attempts=0))
+            self._record_success(conn, row.username, address)
+            old_hash = _hash_token(old_token or "")
+            ended = conn.execute(delete(sessions).where(sessions.c.user_id == row.id,
+                                                        sessions.c.token_hash != old_hash)).rowcount
+            conn.execute(delete(sessions).where(sessions.c.token_hash == old_hash))  # this one: a new token
+            conn.execute(delete(mfa_challenges).where(mfa_challenges.c.user_id == row.id))
+            conn.execute(insert(sessions).values(token_hash=_hash_token(token), user_id=row.id, created_at=now,
+                                                 expires_at=now + self.settings.session_lifetime, csrf_token=csrf,
+                                                 last_used_at=now))
+            history.append(conn, history.SYSTEM_CHAIN, None, now, [Event(
+                "user.password_changed", {"username": row.username, "other_sessions_ended": ended,
+                                          **({"was_due": True} if row.password_change_due else {})},
+                actor=row.username)], lock=self.engine.db.is_postgres)
+            fresh = conn.execute(select(users).where(users.c.id == row.id)).first()
+        return self._user(fresh, csrf), token
 
     def sign_out(self, token: str) -> None:
         with self.engine.db.transaction() as conn:
             conn.execute(delete(sessions).where(sessions.c.token_hash == _hash_token(token)))
             now = self.engine.now(conn)
             conn.execute(delete(sessions).where(sessions.c.expires_at <= now))  # tidy expired ones
+
+
+OIDC_PASSWORD = ("your account signs in through the council's identity provider and has no carepath password: "
+                 "change your password where you sign in to the council's other systems")
+CURRENT_WRONG = "Your current password is wrong"
+PASSWORD_CHANGE_DUE = ("an administrator chose your password: choose your own before anything else, on the page "
+                       "/account/password or with PUT /api/session/password {current_password, new_password}")
+# what an account whose password must be changed may still ask of the API
+DUE_API = frozenset({("PUT", "/api/session/password"), ("DELETE", "/api/session"), ("GET", "/api/me")})
+
+
+def _invalid(by_field: dict[str, str]) -> ApiError:
+    first = next(iter(by_field.values()))
+    return ApiError(422, "invalid", first, errors=[{"field": f, "message": m} for f, m in by_field.items()])
 
 
 def _verify(password_hash: str, password: str) -> bool:
@@ -434,7 +544,15 @@ def current_user(request: Request) -> User:
         sent = request.headers.get(CSRF_HEADER, "")
         if not sent or not hmac.compare_digest(sent.encode(), user.csrf_token.encode()):
             raise ApiError(403, "csrf", f"missing or wrong {CSRF_HEADER} header; nothing was changed")
+    if user.password_change_due and (request.method, request.url.path) not in DUE_API:
+        raise password_change_required()
     return user
+
+
+def password_change_required() -> ApiError:
+    """403 for everything but changing the password (and signing out) while an administrator's password stands;
+    a page's address is sent to /account/password instead (api/errors.py)."""
+    return ApiError(403, "password_change_required", PASSWORD_CHANGE_DUE, change_at="/api/session/password")
 
 
 def require_roles(*roles: str):  # type: ignore[no-untyped-def]
@@ -528,3 +646,24 @@ def sign_out(request: Request, response: Response, _user: Annotated[User, Depend
 @router.get("/me")
 def me(user: Annotated[User, Depends(current_user)]) -> dict[str, Any]:
     return {"user": user.public(), "csrf_token": user.csrf_token}
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(max_length=1024)
+    new_password: str = Field(max_length=1024)
+
+
+@router.put("/session/password", responses={**SIGN_IN_REFUSALS, 403: _error_body(
+    "The account signs in through the council's identity provider (`oidc_account`), or the CSRF token")})
+async def change_password(body: PasswordChange, request: Request, response: Response,
+                          user: Annotated[User, Depends(current_user)],
+                          store: Annotated[AuthStore, Depends(get_store)]) -> dict[str, Any]:
+    """Change one's own password (a local account): the current one and a new one that follows the password rules
+    (422 with field `errors` otherwise; a wrong current password counts as a failed sign-in). Every other session
+    of the account ends; this one continues under a new session cookie and CSRF token (in the answer)."""
+    if store.pool.saturated():
+        raise busy()
+    fresh, token = await run_in_threadpool(store.change_password, user, request.cookies.get(COOKIE),
+                                           body.current_password, body.new_password, None, client_address(request))
+    set_session_cookie(request, response, store, token)
+    return {"user": fresh.public(), "csrf_token": fresh.csrf_token, "password_changed": True}

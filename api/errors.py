@@ -95,6 +95,11 @@ def html_error(request: Request, status: int, message: str) -> Response:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
+        path = request.url.path
+        if exc.code == "password_change_required" and not (path == "/api" or path.startswith("/api/")):
+            from . import page_kit  # a page's address: to the page that changes the password (api/own_password.py)
+
+            return page_kit.redirect(page_kit.PASSWORD_PAGE)
         if wants_html(request):
             return await run_in_threadpool(html_error, request, exc.status, exc.message)
         headers = {"WWW-Authenticate": "Cookie"} if exc.status == 401 else {}

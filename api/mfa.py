@@ -300,7 +300,7 @@ async def sign_in_code(request: Request) -> Response:
     old = request.cookies.get(COOKIE)
     if old:
         await run_in_threadpool(store.sign_out, old)
-    resp = kit.redirect("/tasks" if user.is_worker else "/home")
+    resp = kit.redirect(kit.landing(user))  # a password an administrator chose is changed first
     set_session_cookie(request, resp, store, token)
     return resp
 

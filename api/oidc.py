@@ -553,7 +553,7 @@ def _not_configured(request: Request) -> Response:
 
 
 def _landing(user: User) -> str:
-    return "/tasks" if user.is_worker else "/home"
+    return kit.landing(user)
 
 
 @router.get(PENDING_PATH, response_class=HTMLResponse)

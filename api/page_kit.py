@@ -156,11 +156,26 @@ def guard(request: Request, user: User | None, exc: Exception, *,
     raise exc
 
 
+PASSWORD_PAGE = "/account/password"  # api/own_password.py
+
+
 def signed_in(request: Request) -> User:
+    """The signed-in user; without a session a redirect to /sign-in, and while an administrator's password stands
+    (`User.password_change_due`) a redirect to the page that changes it, from every page but that one."""
     user = session_user(request)
     if user is None:
         raise Redirect("/sign-in")
+    if user.password_change_due and request.url.path != PASSWORD_PAGE:
+        raise Redirect(PASSWORD_PAGE)
     return user
+
+
+def landing(user: User) -> str:
+    """Where a user starts: changing a password an administrator chose, else caseworkers in their inbox and
+    everyone else on the home page."""
+    if user.password_change_due:
+        return PASSWORD_PAGE
+    return "/tasks" if user.is_worker else "/home"
 
 
 def page_user(request: Request, *roles: str, refusal: str = "") -> User:

@@ -69,8 +69,9 @@ def _sign_in_page(request: Request, *, error: str | None = None, username: str =
 
 
 def _landing(user: User) -> str:
-    """Where a user starts: caseworkers in their inbox, everyone else on the home page."""
-    return "/tasks" if user.is_worker else "/home"
+    """Where a user starts (page_kit.landing): caseworkers in their inbox, everyone else on the home page, and
+    first the page that changes a password an administrator chose."""
+    return kit.landing(user)
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -272,6 +272,8 @@ users = Table(
     Column("mfa_enabled", Boolean, nullable=False, default=False, server_default=false()),
     Column("mfa_last_step", BigInteger, nullable=True),
     Column("mfa_recovery", JSON, nullable=True),
+    # a password someone else chose (an administrator: migration 0025): its owner must choose their own first
+    Column("password_change_due", Boolean, nullable=False, default=False, server_default=false()),
 )
 
 mfa_challenges = Table(  # a password checked, the code not yet given (api/auth.py AuthStore.sign_in)
@@ -302,6 +304,8 @@ sessions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("csrf_token", String(64), nullable=False),
+    # when it was last used (migration 0025; written at most once a minute): unused for too long, it ends
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
 )
 
 case_access_log = Table(  # append-only (database triggers)
