@@ -35,6 +35,11 @@ OPEN_TO_AUDITORS: dict[tuple[str, str], tuple[str, set[str] | None]] = {
                               {"users"}),
     ("POST", "/api/me/mfa/confirm"): ("switching on one's own two-step verification (with a right code)", {"users"}),
     ("POST", "/account/mfa"): ("the page that sets up one's own two-step verification", {"users"}),
+    ("PUT", "/api/session/password"): ("changing one's own password (tests/test_own_password.py): only their own row "
+                                       "of users, an audit event in the system chain, the back-off counts",
+                                       {"users", "events", "chains", "sign_in_throttle"}),
+    ("POST", "/account/password"): ("the page that changes one's own password", {"users", "events", "chains",
+                                                                               "sign_in_throttle"}),
     ("POST", "/cases/{case_id}/integrity/check"): (
         "integrity 'Check now' only records that a check was made (an integrity.checked event in the "
         "system chain, whose head moves): docs/security.md", {"events", "chains"}),
@@ -63,6 +68,8 @@ JSON_BODIES: dict[str, dict] = {
                                                        "urgent": "no"}},
     "/api/cases/{case_id}/close": {"reason": "declined"},
     "/api/cases/{case_id}/subject-access": {"reason": "SAR 2026/123"},
+    # a wrong current password (422, counted as a failed sign-in): the next call still signs in with PASSWORD
+    "/api/session/password": {"current_password": "not the auditor's password", "new_password": "lantern orbit kettle"},
 }
 FORM = {"reason": "An investigation", "username": "social-worker", "kind": "note", "text": "A plausible note",
         "expected": "null"}

@@ -377,6 +377,42 @@ def test_a_signed_out_client_and_a_deactivated_users_session_get_the_same_on_eve
     assert len(signed_out) > 150
 
 
+def test_a_password_an_administrator_chose_opens_only_its_change_on_every_route(world):
+    """Generated from the route table: an account whose password an administrator chose (api/admin.py; its
+    owner must choose their own, api/own_password.py) gets, on every route a signed-out client is refused, 403
+    `password_change_required` from the API and a redirect to /account/password from the pages — but for
+    changing the password, who they are (`GET /api/me`) and signing out."""
+    eng, app, cases = world
+    values = values_for(eng, cases)
+    ada, _token = signed_in(app, "ada")
+    r = ada.post("/api/admin/users", json={"username": "pol", "display_name": "Pol Owner", "password": PASSWORD,
+                                           "roles": ["process_owner"], "teams": []})
+    assert r.status_code == 201 and r.json()["password_change_due"] is True, r.text
+    signed_out = walk(app, TestClient(app, raise_server_exceptions=False), "", values)
+    due = walk(app, *signed_in(app, "pol"), values)
+    assert_headers("pol", due)
+    open_to_them = {("PUT", "/api/session/password"), ("GET", "/api/me"), ("DELETE", "/api/session"),
+                    ("GET", "/account/password"), ("POST", "/account/password"), ("POST", "/sign-out")}
+    seen = set()
+    for (method, template), r in signed_out.items():
+        if not (r.status_code == 401 or (r.status_code == 303 and r.headers["location"] == "/sign-in")):
+            continue  # open to anyone (the sign-in page, the health check, front-end files)
+        if template.startswith("/sign-in/"):
+            continue  # the steps of signing in (the code, the identity provider): no session needed or read
+        d = due[(method, template)]
+        if (method, template) in open_to_them:
+            seen.add((method, template))
+            assert d.status_code not in (401, 403) and d.headers.get("location") != "/account/password", (
+                method, template, d.status_code)
+        elif template.startswith("/api/"):
+            assert d.status_code == 403 and d.json()["error"] == "password_change_required", (
+                method, template, d.status_code, d.text[:200])
+        else:
+            assert (d.status_code, d.headers.get("location")) == (303, "/account/password"), (
+                method, template, d.status_code, d.headers.get("location"))
+    assert seen == open_to_them
+
+
 @pytest.mark.parametrize("username", [*USERS, *MORE_USERS])  # one user of each role
 def test_every_role_on_every_route_gets_nosniff_no_store_no_500_and_is_not_told_to_sign_in(world, username):
     """The role x route matrix, generated from the route table (a new route cannot escape it): a user of each

@@ -40,7 +40,7 @@ def make_world(url: str):
                                ("tess", ["social_worker"], ["social_work"]),
                                ("pia", ["process_owner"], []), ("ivy", ["social_worker"], ["social_work"]),
                                ("iris", ["social_worker"], ["social_work"]),
-                               ("ralph", ["social_worker"], ["social_work"])]:
+                               ("ralph", ["social_worker"], ["social_work"]), ("audra", ["auditor"], [])]:
         create_user(eng, name, PW, roles=roles, teams=teams)
     app = create_app(eng, run_timers=False, auth=AuthSettings(mfa_key=MFA_KEY))
     return eng, app
@@ -285,3 +285,11 @@ def test_the_idle_limit_is_a_setting():
     for bad in ("0", "abc", "481", "-5"):
         with pytest.raises(CarepathError, match="CAREPATH_IDLE_MINUTES"):
             idle_timeout_setting({"CAREPATH_IDLE_MINUTES": bad})
+
+
+def test_an_auditor_changes_their_own_password(world):
+    """Auditors change nothing else (tests/test_auditor_read_only.py), but their own password they may."""
+    _eng, app = world
+    c, _ = signed_in(app, "audra", address="192.0.2.60")
+    assert change(c, PW, NEW).status_code == 200
+    signed_in(app, "audra", NEW, address="192.0.2.60")

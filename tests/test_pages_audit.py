@@ -78,8 +78,10 @@ def test_every_role_gets_a_navigation_whose_links_all_open(world):
             assert '<a class="govuk-link" href="/audit/cases">Find cases</a> by the person' in start.text
         if role == "team_manager":
             assert "/audit/cases" in hrefs and "/audit/access-log" not in hrefs
-        # nothing in the header leads to a refusal
-        for href in hrefs + [header_link(start.text)]:
+        # nothing in the header leads to a refusal: the account's own pages neither (change password, two-step)
+        account = re.findall(r'<a class="govuk-link app-header__link" href="([^"]+)"', start.text)
+        assert account == ["/account/password", "/account/mfa"], (role, account)
+        for href in hrefs + [header_link(start.text)] + account:
             r = client.get(href)
             if r.status_code == 303:
                 r = client.get(r.headers["location"])
