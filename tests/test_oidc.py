@@ -398,3 +398,27 @@ def test_settings_from_the_environment(tmp_path):
         with pytest.raises(CarepathError, match=message) as exc:
             oidc_settings({**env, **change})
         assert "s3cret" not in str(exc.value)
+
+
+def test_an_account_of_the_identity_provider_is_told_where_to_change_its_password(protocol, fake):
+    """It has no carepath password (tests/test_own_password.py for local accounts): the page says so and offers
+    no form, the API and a posted form answer 403 `oidc_account`, and nothing changes."""
+    eng, app = protocol
+    client, r = sign_in(app)
+    assert r.status_code == 200
+    csrf = client.get("/api/me").json()["csrf_token"]
+    before = account(eng, "jo.bloggs-2").password_hash
+    shown = client.get("/account/password", headers={"Accept": "text/html"})
+    assert shown.status_code == 200 and "identity provider and has no carepath password" in page(shown)
+    assert 'name="current_password"' not in shown.text
+    r = client.put("/api/session/password", json={"current_password": "!oidc", "new_password": "lantern orbit kettle"},
+                   headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 403 and r.json()["error"] == "oidc_account"
+    assert "change your password where you sign in to the council's other systems" in r.json()["message"]
+    r = client.post("/account/password", data={"csrf_token": csrf, "current_password": "!oidc",
+                                               "new_password": "lantern orbit kettle",
+                                               "confirm_password": "lantern orbit kettle"},
+                    headers={"Accept": "text/html"})
+    assert r.status_code == 403 and "has no carepath password" in page(r)
+    assert account(eng, "jo.bloggs-2").password_hash == before
+    assert client.get("/api/me").status_code == 200
