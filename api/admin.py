@@ -230,17 +230,14 @@ def password_set_by(conn: Any, username: str) -> str | None:
     """Who chose the account's current password: the administrator who created the account or last set it
     (from the system history: `user.created`, `user.password_set`), or None when no administrator did (the
     first administrator, the demo users and accounts made by the operator with `api.auth.create_user`, or an
-    account made by the identity provider's sign-in), or once its owner has changed it themselves
-    (`user.password_changed`, api/auth.py `change_password`)."""
+    account made by the identity provider's sign-in). Its owner changing it later (`user.password_changed`) does
+    not undo the link: whoever chose the first password could have been the one who changed it."""
     rows = conn.execute(select(events.c.type, events.c.actor, events.c.data).where(
-        events.c.chain == history.SYSTEM_CHAIN,
-        events.c.type.in_(("user.created", "user.password_set", "user.password_changed")),
+        events.c.chain == history.SYSTEM_CHAIN, events.c.type.in_(("user.created", "user.password_set")),
         events.c.data.contains(f'"username":"{username}"', autoescape=True)).order_by(events.c.seq.desc()))
     for row in rows:
         data = json.loads(row.data)
         if data.get("username") == username:
-            if row.type == "user.password_changed":
-                return None  # its owner chose it
             return None if row.actor == "oidc" else data.get("set_by", row.actor)
     return None
 

@@ -82,7 +82,13 @@ def test_create_a_user_who_can_then_sign_in(world):
     # a role that opens no case record: the account can be used at once
     r = admin.post("/api/admin/users", {**NEW, "username": "P.Owner", "roles": ["process_owner"], "teams": []})
     assert r.status_code == 201 and r.json()["pending_request"] is None, r.text
-    assert Api(app, "p.owner", "a long password").get("/api/me").json()["user"]["roles"] == ["process_owner"]
+    # the administrator chose its password: its owner holds no role until they have chosen their own
+    owner = Api(app, "p.owner", "a long password")
+    assert owner.get("/api/me").json()["user"] == {"username": "p.owner", "display_name": "Jo Smith", "roles": [],
+                                                   "teams": [], "password_change_due": True}
+    assert owner.send("PUT", "/api/session/password", {"current_password": "a long password",
+                                                       "new_password": "p.owner's lantern orbit"}).status_code == 200
+    assert owner.get("/api/me").json()["user"]["roles"] == ["process_owner"]
     # a casework role: kept deactivated, with no role, until a second administrator approves it
     r = admin.post("/api/admin/users", {**NEW, "username": "J.Smith"})
     assert r.status_code == 202, r.text
@@ -95,11 +101,16 @@ def test_create_a_user_who_can_then_sign_in(world):
     create_user(eng, "admin2", PASSWORD, display_name="Second Admin", roles=["administrator"])  # by the operator
     r = Api(app, "admin2").post(f"/api/admin/role-requests/{rid}/approve", {"reason": "New starter"})
     assert r.status_code == 200 and r.json()["kind"] == "account", r.text
-    me = Api(app, "j.smith", "a long password").get("/api/me").json()["user"]
+    smith = Api(app, "j.smith", "a long password")
+    assert smith.get("/api/me").json()["user"]["password_change_due"] is True
+    assert smith.send("PUT", "/api/session/password", {"current_password": "a long password",
+                                                       "new_password": "j.smith's lantern orbit"}).status_code == 200
+    me = smith.get("/api/me").json()["user"]
     assert (me["roles"], me["teams"]) == (["social_worker"], ["safeguarding", "social_work"])
     trail = [(a["type"], a["actor"], a["data"]) for a in _audit(eng) if a["data"]["username"] == "j.smith"]
     assert [t[:2] for t in trail] == [("user.created", "administrator"), ("user.account_requested", "administrator"),
-                                      ("user.account_approved", "admin2"), ("user.changed", "admin2")]
+                                      ("user.account_approved", "admin2"), ("user.changed", "admin2"),
+                                      ("user.password_changed", "j.smith")]
     assert trail[0][2] == {"username": "j.smith", "display_name": "Jo Smith", "roles": [], "teams": [],
                            "active": False}
     assert trail[3][2]["changes"] == {"roles": {"from": [], "to": ["social_worker"]},

@@ -174,6 +174,7 @@ def test_access_ends_when_the_engines_clock_passes_the_expiry_and_may_be_used_ag
     first = tm.post("/api/break-glass", {"case": ref(case_id), "reason": REASON})
     assert first.status_code == 201, first.text
     eng.advance_clock(FOUR_HOURS - timedelta(minutes=1))
+    tm = as_role(app, "team_manager")  # signed in again: a session unused for 4 hours has ended (idle limit)
     assert tm.get(f"/api/cases/{case_id}/record").status_code == 200
     again = tm.post("/api/break-glass", {"case": ref(case_id), "reason": REASON})  # still running: not extended
     assert again.status_code == 409 and "lasts until" in again.json()["message"]

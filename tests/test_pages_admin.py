@@ -131,7 +131,14 @@ def test_administrator_adds_a_user_who_can_then_sign_in(server):  # noqa: F811
 
         context = browser.new_context()
         page = context.new_page()
-        sign_in(page, base, "n.patel", "a long enough password")
+        # the administrator chose her password: she chooses her own first (api/own_password.py)
+        sign_in(page, base, "n.patel", "a long enough password", then="/account/password")
+        page.fill("#current_password", "a long enough password")
+        page.fill("#new_password", "nina's own lantern orbit")
+        page.fill("#confirm_password", "nina's own lantern orbit")
+        page.get_by_role("button", name="Change password").click()
+        page.get_by_role("link", name="Continue").click()
+        page.wait_for_url(f"{base}/tasks")
         assert page.locator("h1").inner_text() == "My team's queue"
         assert "Signed in as Nina Patel" in page.locator("header").inner_text()
         context.close()

@@ -301,6 +301,14 @@ def test_the_lone_administrator_route_around_dual_control_is_closed(world):
     second = Api(app, "admin2", "a long password")
     assert second.post(f"/api/admin/role-requests/{account}/approve").status_code == 200
     sidekick = Api(app, "sidekick", "a long password")
+    # it must first choose its own password (api/own_password.py) — which whoever chose the first one can do, so
+    # the change does not undo the link
+    r = sidekick.post(f"/api/admin/role-requests/{mine}/approve")
+    assert r.status_code == 403 and r.json()["error"] == "password_change_required"
+    r = sidekick.send("PUT", "/api/session/password", {"current_password": "a long password",
+                                                       "new_password": "sidekick's own lantern orbit"})
+    assert r.status_code == 200, r.text
+    sidekick.csrf = r.json()["csrf_token"]
     r = sidekick.post(f"/api/admin/role-requests/{mine}/approve")
     assert r.status_code == 403 and "administrator chose your account's password" in r.json()["message"], r.text
     assert sidekick.post(f"/api/admin/role-requests/{mine}/refuse").status_code == 403
@@ -319,7 +327,7 @@ def test_the_lone_administrator_route_around_dual_control_is_closed(world):
     trail = [(e["type"], e["actor"]) for e in _audit(eng) if e["data"].get("username") == "sidekick"]
     assert trail == [("user.created", "administrator"), ("user.account_requested", "administrator"),
                      ("user.account_approved", "admin2"), ("user.changed", "admin2"),
-                     ("user.role_change_requested", "sidekick")]
+                     ("user.password_changed", "sidekick"), ("user.role_change_requested", "sidekick")]
 
 
 def test_setting_another_administrators_password_waits_for_a_second_administrator(world):
@@ -356,9 +364,16 @@ def test_setting_another_administrators_password_waits_for_a_second_administrato
 
     [done] = [e for e in _audit(eng) if e["type"] == "user.password_set"]
     assert (done["actor"], done["data"]["set_by"], done["data"]["request"]) == ("admin3", "administrator", rid)
-    # the first administrator now knows admin2's password: they do not decide each other's requests
-    r = Api(app, "admin2", "chosen by the first one").post(
-        f"/api/admin/role-requests/{rid + 1}/approve")  # the administrator role for process-owner
+    # the first administrator now knows admin2's password: admin2 must choose their own before anything else
+    # (api/own_password.py), and even then they do not decide each other's requests
+    again = Api(app, "admin2", "chosen by the first one")
+    r = again.post(f"/api/admin/role-requests/{rid + 1}/approve")  # the administrator role for process-owner
+    assert r.status_code == 403 and r.json()["error"] == "password_change_required"
+    r = again.send("PUT", "/api/session/password", {"current_password": "chosen by the first one",
+                                                    "new_password": "admin2 chose this lantern"})
+    assert r.status_code == 200, r.text
+    again.csrf = r.json()["csrf_token"]
+    r = again.post(f"/api/admin/role-requests/{rid + 1}/approve")
     assert r.status_code == 403 and "administrator chose your account's password" in r.json()["message"]
     assert three.post(f"/api/admin/role-requests/{rid + 1}/approve").status_code == 200
     assert _me(as_role(app, "process_owner"))["roles"] == ["administrator", "process_owner"]
