@@ -63,9 +63,10 @@ def api_docs_setting() -> bool:
 
 
 def auth_settings_from_env(*, required_default: str = "administrator") -> AuthSettings:
-    """Sign-in settings from the environment: CAREPATH_MFA_KEY (encrypts TOTP secrets at rest, api/mfa.py) and
+    """Sign-in settings from the environment: CAREPATH_MFA_KEY (encrypts TOTP secrets at rest, api/mfa.py),
     CAREPATH_MFA_REQUIRED_ROLES (comma-separated roles that must use a second factor; `carepath serve` defaults
-    to "administrator", an app made in Python to none). docs/security.md "Passwords, sign-in and lock-out"."""
+    to "administrator", an app made in Python to none) and CAREPATH_IDLE_MINUTES (a session unused for longer
+    ends; 30). docs/security.md "Passwords, sign-in and lock-out", "Sessions and cookies"."""
     roles = os.environ.get("CAREPATH_MFA_REQUIRED_ROLES", required_default)
     return AuthSettings(mfa_key=os.environ.get("CAREPATH_MFA_KEY") or None,
                         mfa_required_roles=frozenset(r.strip() for r in roles.split(",") if r.strip()),
