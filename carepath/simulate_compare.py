@@ -312,10 +312,13 @@ def compare_text(out: Mapping[str, Any]) -> str:
              f"Contacts per seed: {', '.join(str(c) for c in out['contacts']['live'])}", out["rule"], ""]
     c = out.get("carried_over")
     if c:
+        from .simulate_today import counted
+
         lines += [f"Both versions start from the same anonymised copy of the live database's open work at {c['from']}: "
-                  f"{c['cases']} cases, {c['instances']} process instances ({c['suspended']['instances']} suspended, "
-                  f"{c['in_error']['instances']} in error, held as they are), {c['tasks']} open tasks, {c['timers']} "
-                  f"timers, {c['messages']['waiting']} messages waiting for a receiver",
+                  f"{counted(c['cases'], 'case')}, {counted(c['instances'], 'process instance')} "
+                  f"({c['suspended']['instances']} suspended, {c['in_error']['instances']} in error, held as they "
+                  f"are), {counted(c['tasks'], 'open task')}, {counted(c['timers'], 'timer')}, "
+                  f"{counted(c['messages']['waiting'], 'message')} waiting for a receiver",
                   "Carried-over tasks completed per seed: live "
                   + ", ".join(str(n) for n in c["live"]["tasks_completed"])
                   + "; draft " + ", ".join(str(n) for n in c["draft"]["tasks_completed"]), ""]

@@ -663,6 +663,11 @@ def read_live(source: Any, forms: Any = None) -> LiveStart:
     return start
 
 
+
+def counted(n: int, word: str) -> str:
+    """"1 timer", "2 timers": a count with its noun (every noun here takes an s)."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
 def summary_text(out: dict[str, Any]) -> str:
     """The lines `carepath simulate --from-live` prints after the summary: what was carried over from today."""
     c = out.get("carried_over")
@@ -671,18 +676,21 @@ def summary_text(out: dict[str, Any]) -> str:
     left = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in c["left_out"].items())
     s, e, m = c["suspended"], c["in_error"], c["messages"]
     lines = [
-        "", f"Carried over from the live database at {c['from']} (anonymised): {c['cases']} open cases, "
-            f"{c['instances']} process instances, {c['tasks']} open tasks, {c['timers']} timers",
+        "", f"Carried over from the live database at {c['from']} (anonymised): {counted(c['cases'], 'open case')}, "
+            f"{counted(c['instances'], 'process instance')}, {counted(c['tasks'], 'open task')}, "
+            f"{counted(c['timers'], 'timer')}",
         "  open tasks by team: " + (", ".join(f"{k} {v}" for k, v in c["tasks_by_team"].items()) or "none"),
         f"  in the run: {c['tasks_completed']} of those tasks completed, {c['timers_fired']} of those timers fired"]
     if s["instances"]:
-        lines.append(f"  suspended (paused, and kept paused: the run resumes nothing): {s['instances']} instances, "
-                     f"their {s['tasks']} tasks and {s['timers']} timers held"
+        lines.append("  suspended (paused, and kept paused: the run resumes nothing): "
+                     f"{counted(s['instances'], 'instance')}, their {counted(s['tasks'], 'task')} and "
+                     f"{counted(s['timers'], 'timer')} held"
                      + (" (" + ", ".join(f"{k} {v}" for k, v in s["tasks_by_team"].items()) + ")"
                         if s["tasks_by_team"] else ""))
     if e["instances"]:
-        lines.append(f"  in error (kept in error: the run retries nothing): {e['instances']} instances, their "
-                     f"{e['tasks']} tasks held; stopped at " + ", ".join(f"{k} {v}" for k, v in e["incidents"].items()))
+        lines.append("  in error (kept in error: the run retries nothing): "
+                     f"{counted(e['instances'], 'instance')}, their {counted(e['tasks'], 'task')} held; stopped at "
+                     + ", ".join(f"{k} {v}" for k, v in e["incidents"].items()))
     if m["waiting"]:
         lines.append(f"  messages waiting for a receiver: {m['waiting']}, {m['delivered']} delivered in the run")
     if left:

@@ -190,6 +190,8 @@ def test_a_password_an_administrator_chose_must_be_changed_first(world):
     r = admin.post("/api/admin/users", json={"username": "pat", "display_name": "Pat Owner", "password": PW,
                                              "roles": ["process_owner"], "teams": []})
     assert r.status_code == 201 and r.json()["password_change_due"] is True, r.text
+    due = "must choose a new password when they next sign in"
+    assert due in admin.get("/admin/users/pat", headers=HTML).text  # the administrators' page says so
     pat, _ = signed_in(app, "pat")
     assert pat.get("/api/me").json()["user"]["password_change_due"] is True
     r = pat.get("/api/processes")
@@ -206,6 +208,7 @@ def test_a_password_an_administrator_chose_must_be_changed_first(world):
     assert pat.get("/api/processes").status_code == 200
     assert pat.get("/processes", headers=HTML, follow_redirects=False).status_code == 200
     assert row(eng, "pat").password_change_due is False
+    assert due not in admin.get("/admin/users/pat", headers=HTML).text
     # set again by an administrator: due again; an administrator's own password set by themselves is not
     assert admin.put("/api/admin/users/pat/password", json={"password": "quiet harbour violin"}).status_code == 200
     assert row(eng, "pat").password_change_due is True

@@ -318,7 +318,7 @@ def test_the_command_compares_a_draft_from_today_and_says_so(held_live, capsys):
     text = simulate_compare.compare_text(out)
     assert "Both versions start from the same anonymised copy of the live database's open work at 2026-03-12" in text
     assert "6 cases, 6 process instances (1 suspended, 1 in error, held as they are), 4 open tasks, 2 timers, " \
-           "1 messages waiting for a receiver" in text
+           "1 message waiting for a receiver" in text
     assert hw.state(path) == before
 
 

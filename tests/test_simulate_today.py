@@ -361,9 +361,9 @@ def test_the_held_and_waiting_work_is_counted(held):
     assert c["messages"] == {"waiting": 1, "delivered": 1}
     assert c["left_out"] == {"messages_expired": 1, "messages_for_cases_not_copied": 1}
     text = simulate_today_summary(held["out"])
-    assert "suspended (paused, and kept paused: the run resumes nothing): 1 instances, their 1 tasks and 1 timers " \
+    assert "suspended (paused, and kept paused: the run resumes nothing): 1 instance, their 1 task and 1 timer " \
            "held (safeguarding 1)" in text
-    assert "in error (kept in error: the run retries nothing): 1 instances, their 1 tasks held; stopped at " \
+    assert "in error (kept in error: the run retries nothing): 1 instance, their 1 task held; stopped at " \
            "fragile/boom 1" in text
     assert "messages waiting for a receiver: 1, 1 delivered in the run" in text
     assert "not carried over: 1 messages expired, 1 messages for cases not copied" in text
