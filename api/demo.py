@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from pathlib import Path
 
 from engine.clock import SystemClock
@@ -17,11 +18,15 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite:///var/demo.db")
     parser.add_argument("--heads", default="var/heads",
                         help="folder for the demo's signing key and signed heads files (docs/auditing.md)")
+    parser.add_argument("--start", type=_instant, default=None, metavar="INSTANT",
+                        help="start the demo's simulated clock here (ISO 8601 with its offset, e.g. "
+                             "2027-01-15T09:30+00:00) instead of now")
     args = parser.parse_args()
     engine = Engine(args.db)
     # A new demo database runs on a simulated clock starting now (to the minute), so a newcomer can
-    # move time on and see deadlines fall due: `carepath clock advance P42D --db sqlite:///var/demo.db`.
-    engine.init(simulated_start=SystemClock().now().replace(second=0, microsecond=0))
+    # move time on and see deadlines fall due: `carepath clock advance P7W --db sqlite:///var/demo.db`.
+    start = args.start or SystemClock().now()
+    engine.init(simulated_start=start.replace(second=0, microsecond=0))
     if any(PROCESSES.glob("*.bpmn")):
         try:
             refs = engine.deploy([PROCESSES], actor="demo")
@@ -39,7 +44,18 @@ def main() -> None:
     print(f"signed heads: {sign_demo_heads(engine, Path(args.heads))} (the server signs again every hour)")
     print(f"demo database ready: {engine.db.safe_url} (clock: {engine.clock_mode()}, "
           f"now {engine.now():%Y-%m-%d %H:%M} UTC; move it on with: "
-          f"carepath clock advance P42D --db {engine.db.safe_url})")
+          f"carepath clock advance P7W --db {engine.db.safe_url})")
+
+
+def _instant(text: str) -> datetime:
+    """--start: an ISO 8601 instant with its offset (a bare local time would be ambiguous)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 instant: {text[:40]!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"give the offset too, e.g. {text[:40]}+00:00")
+    return value
 
 
 def sign_demo_heads(engine: Engine, folder: Path) -> Path:

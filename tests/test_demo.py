@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from api.auth import ROLES
 from api.demo_users import demo_username
 from engine.runtime import Engine
@@ -101,3 +103,39 @@ def test_every_team_a_diagram_gives_work_to_has_a_demo_worker_who_can_do_it():
             wanted |= {g.strip() for g in groups.split(",")}
     assert wanted and wanted <= teams_of_workers, sorted(wanted - teams_of_workers)
     assert "social_work" in DEMO_TEAMS["occupational_therapist"]  # equipment and adaptations are OT work
+
+
+def readme_period() -> str:
+    return re.search(r"carepath clock advance (\S+) --db sqlite:///var/demo.db",
+                     (ROOT / "README.md").read_text(encoding="utf-8"))[1]
+
+
+@pytest.mark.parametrize("start", [
+    "2026-12-05T10:00:00+00:00",  # a Saturday: six weeks on is a Saturday, the review is due on the Monday
+    "2026-11-13T09:00:00+00:00",  # six weeks on is Christmas Day, a Friday: due Tuesday 29th after three bank holidays
+    "2027-02-12T16:30:00+00:00",  # six weeks on is Good Friday 2027: due the Tuesday after Easter Monday
+], ids=["saturday", "before_christmas", "before_easter"])
+def test_the_readme_period_brings_harriets_first_review_due_whatever_day_the_demo_starts(tmp_path, start):
+    """The README tells a newcomer to move the demo's clock on by one period: Harriet's review must be in the
+    queue then, whatever day the demo was made (reviews fall due on working days), and not yet overdue."""
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    made = subprocess.run([sys.executable, "-m", "api.demo", "--db", url, "--heads", str(tmp_path / "heads"),
+                           "--start", start], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    assert f"carepath clock advance {readme_period()} --db" in made.stdout  # what the demo itself says to run
+    moved = subprocess.run([sys.executable, "-m", "engine.cli", "clock", "advance", readme_period(), "--db", url],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert moved.returncode == 0, moved.stderr
+    eng = Engine(url)
+    try:
+        tasks = {(t["title"], t["element_id"], t["team"]) for t in eng.list_tasks(limit=1000)}
+        assert ("Harriet Jones", "review_plan", "social_work") in tasks
+        assert not any(title == "Harriet Jones" and element == "review_overdue" for title, element, _ in tasks)
+    finally:
+        eng.db.dispose()
+
+
+def test_a_start_without_its_offset_is_refused(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "api.demo", "--db", f"sqlite:///{tmp_path / 'demo.db'}",
+                          "--start", "2027-01-15T09:30"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "give the offset too" in out.stderr and not (tmp_path / "demo.db").exists()
