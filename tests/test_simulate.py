@@ -8,9 +8,7 @@ is not, each refusal of a bad scenario naming its line and key, and the live dat
 
 from __future__ import annotations
 
-import hashlib
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from carepath import cli, simulate
 from engine.forms import FormLibrary
 from engine.runtime import Engine
 from engine.schema import chains, events
+from tests.simulation_held_world import state
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -152,16 +151,7 @@ def test_the_live_database_is_only_read(tmp_path, capsys):
     live.deploy([ROOT / "processes" / "front_door.bpmn", ROOT / "processes" / "screening.dmn"])
     live.db.dispose()
 
-    def state() -> tuple[str, dict[str, int]]:
-        con = sqlite3.connect(db)
-        try:
-            tables = [r[0] for r in con.execute("select name from sqlite_master where type='table'")]
-            counts = {t: con.execute(f'select count(*) from "{t}"').fetchone()[0] for t in tables}
-        finally:
-            con.close()
-        return hashlib.sha256(db.read_bytes()).hexdigest(), counts
-
-    before = state()
+    before = state(db)
     path = scenario(tmp_path, text=ROUTING.format(days=1, seed=2, per_year=3000, staff=5, hours=0.3)
                     .replace("outcomes_unable: {0: 0.7, 2: 0.3}", "outcomes_unable: {0: 1.0}"))
     code = cli.main(["--db", f"sqlite:///{db}", "--json", "simulate", "--scenario", str(path)])
@@ -170,7 +160,7 @@ def test_the_live_database_is_only_read(tmp_path, capsys):
     # it ran the live database's deployed versions (only the front door is deployed there), on its own database
     assert set(out["processes"]) == {"front_door"}
     assert out["processes"]["front_door"].get("completed", 0) > 0
-    after = state()
+    after = state(db)
     assert after == before
     assert before[1]["instances"] == 0 and before[1]["cases"] == 0
 

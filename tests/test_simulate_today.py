@@ -13,7 +13,6 @@ PostgreSQL, whose read is a read-only repeatable-read transaction and whose time
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from datetime import date, datetime, timedelta, timezone
@@ -28,6 +27,7 @@ from engine.forms import FormLibrary
 from engine.history import iso
 from engine.runtime import Engine
 from engine.schema import case_notes
+from tests.simulation_held_world import state
 
 ROOT = Path(__file__).resolve().parent.parent
 LIVE_START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday
@@ -68,16 +68,6 @@ PERSONAL = ["Zebedee", "Quixote", "Thistlewood", "1941-05-17", "943 476 5919", "
 OTHER_SPELLINGS = ["07700900461", "07700900517", "943-476-5919"]  # not in the live database, looked for all the same
 
 
-def _state(db: Path) -> tuple[str, dict[str, int]]:
-    con = sqlite3.connect(db)
-    try:
-        tables = [r[0] for r in con.execute("select name from sqlite_master where type='table'")]
-        counts = {t: con.execute(f'select count(*) from "{t}"').fetchone()[0] for t in tables}
-    finally:
-        con.close()
-    return hashlib.sha256(db.read_bytes()).hexdigest(), counts
-
-
 def _build(url: str, *, demo: bool = True) -> dict:
     """The live database: open cases at different stages, one closed. Returns what the tests look for."""
     live = Engine(url, forms=FormLibrary.from_folder(ROOT / "forms"))
@@ -111,7 +101,7 @@ def world(tmp_path_factory):
     facts = _build(f"sqlite:///{db}")
     scenario = folder / "s.yaml"
     scenario.write_text(SCENARIO)
-    before = _state(db)
+    before = state(db)
     dump: dict[str, list] = {}
 
     def inspect(eng):
@@ -199,7 +189,7 @@ def test_no_personal_value_from_the_live_database_reaches_the_scratch_database(w
 
 
 def test_the_live_database_is_only_read(world):
-    after = _state(world["db"])
+    after = state(world["db"])
     assert after == world["before"]
     assert world["before"][1]["cases"] == 10 and world["before"][1]["case_notes"] == 1
 
@@ -212,7 +202,7 @@ def test_the_command_starts_from_live_and_says_what_it_carried_over(world, tmp_p
     assert code == 0
     assert {k: out["carried_over"][k] for k in ("cases", "instances", "tasks", "timers")} == {
         "cases": 9, "instances": 11, "tasks": 8, "timers": 9}
-    assert _state(world["db"]) == world["before"]
+    assert state(world["db"]) == world["before"]
     code = cli.main(["--db", url, "simulate", "--from-live", "--days", "1", "--scenario", str(world["scenario"])])
     printed = capsys.readouterr().out
     assert code == 0 and f"Carried over from the live database at {iso(LIVE_NOW)} (anonymised): 9 open cases, " \
