@@ -18,7 +18,6 @@ output. The scenario format is in docs/simulation.md.
 
 from __future__ import annotations
 
-import gc
 import heapq
 import importlib
 import json
@@ -36,6 +35,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from sqlalchemy import select
 
+from engine.collector import fewer_collections
 from engine.errors import CarepathError, NotFoundError, StateError, ValidationError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -589,27 +589,25 @@ def simulate(scenario: Scenario, *, source: Any | None = None, days: int | None 
     eng = scratch_engine(source, start if isinstance(start, date) else date(2026, 4, 1), full_history=full_history)
     # a run makes millions of short-lived objects (SpiffWorkflow's tasks point at their parents and children):
     # the cycle collector's default threshold runs it every 700 allocations, a fifth of the run's time
-    threshold = gc.get_threshold()
-    gc.set_threshold(200_000, 50, 200)
-    try:
-        if live is not None:
-            live.copy_into(eng)
-        procs, teams, timers = _diagram_facts(eng)
-        ck = check_scenario(scenario, processes=procs, forms=set(eng.forms.names()), teams=teams, days=days,
-                            seed=seed, timers=timers)
-        contact = eng.forms.schema("contact")["properties"]
-        ck.outcomes, ck.needs = contact["outcomes_unable"]["items"]["enum"], contact["needs"]["items"]["enum"]
-        if live is None:
-            out = _Run(eng, ck).run()
-        else:
-            ck.start = live.today
-            out = live.report(live.run(eng, ck).run(), eng)
-        if inspect is not None:
-            inspect(eng)
-        return out
-    finally:
-        gc.set_threshold(*threshold)
-        eng.db.dispose()
+    with fewer_collections():
+        try:
+            if live is not None:
+                live.copy_into(eng)
+            procs, teams, timers = _diagram_facts(eng)
+            ck = check_scenario(scenario, processes=procs, forms=set(eng.forms.names()), teams=teams, days=days,
+                                seed=seed, timers=timers)
+            contact = eng.forms.schema("contact")["properties"]
+            ck.outcomes, ck.needs = contact["outcomes_unable"]["items"]["enum"], contact["needs"]["items"]["enum"]
+            if live is None:
+                out = _Run(eng, ck).run()
+            else:
+                ck.start = live.today
+                out = live.report(live.run(eng, ck).run(), eng)
+            if inspect is not None:
+                inspect(eng)
+            return out
+        finally:
+            eng.db.dispose()
 
 
 class _Run:

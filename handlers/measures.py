@@ -44,6 +44,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
+from engine.collector import fewer_collections
 from handlers import working_days
 
 log = logging.getLogger("carepath.measures")
@@ -607,6 +608,7 @@ def _changed_since(conn: Any, loaded: _Loaded, mark: tuple) -> dict[int, int | N
     return out
 
 
+@fewer_collections()
 def load_population(engine: Any) -> Population:
     """Every case as the measures read it, from the facts kept per case in `measure_facts`: a case whose history
     has an event later than its kept facts (or whose facts were worked out on another basis) is read and worked
@@ -885,6 +887,7 @@ def _affected(measure: Measure, dirty: set[str], day_moved: bool) -> bool:
     return reads is None or reads in dirty
 
 
+@fewer_collections()
 def page_figures(population: Population, start: date, end: date, team: str | None = None,
                  series: bool = True) -> list[tuple[Result, list[dict] | None]]:
     """Every measure's figures for the period (``compute``) and for each of its months or quarters
@@ -1074,6 +1077,7 @@ def compute_all(population: Population, start: date, end: date, team: str | None
     return [compute(key, population, start, end, team) for key in MEASURES]
 
 
+@fewer_collections()
 def measure_cases(population: Population, key: str, start: date, end: date, team: str | None = None,
                   part: str | None = None) -> tuple[Result, list[dict]]:
     """The items (one per counted event, with its case) behind a measure's figure or one of its parts."""

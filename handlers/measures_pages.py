@@ -32,6 +32,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
+from engine.collector import fewer_collections
 from handlers import measures as m
 
 log = logging.getLogger("carepath.measures")
@@ -173,6 +174,7 @@ def latest_day(engine: Any) -> str | None:
     return m.uk_day(at)
 
 
+@fewer_collections()  # one block for the reading and the figures: the collector runs again once, not twice
 def page(engine: Any, start: date, end: date, team: str | None, warming: Any = None) -> PageFigures:
     """The measures page's figures for the period and team: from `measure_pages` when they are current and this
     process holds no population (``kept_page``), else from the population (waiting for the reading started at the

@@ -1,0 +1,121 @@
+"""engine/collector.py: the cycle collector's threshold is raised while any block that asks for it runs, and the
+earlier threshold comes back only when the last one ends, whichever thread ends last (the measures page and a
+simulation can run at once in one server)."""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+import pytest
+
+from engine import collector
+from engine.collector import fewer_collections
+
+
+@pytest.fixture(autouse=True)
+def _known_threshold():
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    yield
+    gc.set_threshold(*before)
+
+
+def test_the_threshold_is_raised_inside_and_restored_after():
+    with fewer_collections():
+        assert gc.get_threshold() == (collector.GEN0, collector.GEN1, collector.GEN2)
+    assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_nested_blocks_restore_only_when_the_outer_one_ends():
+    with fewer_collections():
+        with fewer_collections():
+            pass
+        assert gc.get_threshold() == (collector.GEN0, collector.GEN1, collector.GEN2)
+    assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_an_exception_still_restores_the_threshold():
+    with pytest.raises(RuntimeError), fewer_collections():
+        raise RuntimeError("boom")
+    assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_as_a_decorator_each_call_raises_and_restores():
+    seen = []
+
+    @fewer_collections()
+    def work() -> None:
+        seen.append(gc.get_threshold())
+
+    work()
+    work()
+    assert seen == [(collector.GEN0, collector.GEN1, collector.GEN2)] * 2
+    assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_two_threads_overlapping_leave_it_raised_until_the_last_ends_then_restore_the_original():
+    first_in, second_in, first_may_end, first_done = (threading.Event() for _ in range(4))
+    seen: dict[str, tuple] = {}
+
+    def first() -> None:
+        with fewer_collections():
+            first_in.set()
+            first_may_end.wait(5)
+        first_done.set()
+
+    t = threading.Thread(target=first)
+    t.start()
+    assert first_in.wait(5)
+    with fewer_collections():  # starts while the first is open: must not save the raised threshold as "earlier"
+        second_in.set()
+        first_may_end.set()
+        assert first_done.wait(5)
+        seen["after_first_ended"] = gc.get_threshold()
+    t.join(5)
+    assert seen["after_first_ended"] == (collector.GEN0, collector.GEN1, collector.GEN2)
+    assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_the_measures_are_read_and_worked_out_with_fewer_collections(monkeypatch):
+    """A county's first page after an event is about twice as slow without it (docs/performance.md)."""
+    from datetime import date
+
+    from handlers import measures
+
+    raised = (collector.GEN0, collector.GEN1, collector.GEN2)
+    seen: list[tuple] = []
+
+    class Stop(Exception):
+        pass
+
+    def mark(conn):
+        seen.append(gc.get_threshold())
+        raise Stop
+
+    monkeypatch.setattr(measures, "_mark", mark)
+
+    class FakeDb:
+        class engine:
+            @staticmethod
+            def connect():
+                from contextlib import nullcontext
+                return nullcontext(None)
+
+    class FakeEngine:
+        db = FakeDb
+
+    with pytest.raises(Stop):
+        measures.load_population(FakeEngine())
+    real_compute = measures.compute
+
+    def compute(*a, **k):
+        seen.append(gc.get_threshold())
+        return real_compute(*a, **k)
+
+    monkeypatch.setattr(measures, "compute", compute)
+    population = measures.population_of({})
+    measures.page_figures(population, date(2031, 4, 1), date(2031, 6, 30), series=False)
+    measures.measure_cases(population, "new_requests", date(2031, 4, 1), date(2031, 6, 30))
+    assert seen and all(t == raised for t in seen), seen
+    assert gc.get_threshold() == (700, 10, 10)
