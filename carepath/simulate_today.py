@@ -186,6 +186,10 @@ class _Anonymiser:
         self._codes: set[str] = set()
         self._exact: set[str] = set()
         self._swept: dict[str, bool] = {}
+        # each distinct free text replaced gets its own number, the same wherever it occurs in the copy, so texts
+        # that were equal stay equal and texts that differed stay different (a message correlated on free text
+        # matches the receiver it would have matched live, and no other)
+        self._texts: dict[str, str] = {}
 
     def learn(self, value: Any, key: str | None = None) -> None:
         """Note the personal values in a structure (by their keys) for the sweep."""
@@ -245,7 +249,12 @@ class _Anonymiser:
                 and not _LONG_DIGITS.fullmatch(text)
                 or patterns.DATE_ISO.fullmatch(text) or _INSTANT.fullmatch(text) or _TIME.fullmatch(text)
                 or text.startswith(("P", "R", "-P")) and _DURATION.fullmatch(text))
-        return text if kept and not self.personal(text) else TEXT
+        if kept and not self.personal(text):
+            return text
+        got = self._texts.get(text)
+        if got is None:
+            got = self._texts[text] = f"{TEXT} {len(self._texts) + 1}"
+        return got
 
     def value(self, v: Any, person: _Person, key: str | None = None, parent: str | None = None) -> Any:
         """One value of a case's data, under `key` in a mapping that is under `parent` (None: the top)."""

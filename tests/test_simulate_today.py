@@ -265,12 +265,32 @@ def test_the_anonymiser_keeps_what_the_product_defines_and_replaces_the_rest():
                              "date_of_birth": "1947-09-12",  # 78 on the live day
                              "address": ["3 Simulated Road", "Simtown"], "phone": "01632 960003", "lives_alone": True}
     assert out["caller"] == {"name": "Simulated name", "relationship": "gp_or_social_prescriber"}
-    assert out["reason"] == "Simulated text"  # free text, whatever it says
+    assert out["reason"] == "Simulated text 1"  # free text, whatever it says: numbered by first occurrence
     kept = ("accommodation", "ethnicity", "route", "length", "due", "at", "amount", "score", "typed", "kept_code")
     assert {k: out[k] for k in kept} == {k: data[k] for k in kept}
     # a staff username, and live values in strings the rules would keep (a code, a postcode, a number) are swept
     assert out["decided_by"] == "simulated-staff" and out["assignee"] == "simulated-staff"
-    assert (out["note_code"], out["ref"], out["nhs_elsewhere"]) == ("Simulated text",) * 3
+    assert (out["note_code"], out["ref"], out["nhs_elsewhere"]) == ("Simulated text 2", "Simulated text 3",
+                                                                    "Simulated text 4")
+
+
+def test_equal_free_texts_stay_equal_and_different_ones_stay_different_wherever_they_are():
+    """A message correlated on free text must match, in the copy, the receiver it would have matched live and no
+    other: one text for every free text let a message reach a receiver waiting on another text."""
+    from carepath.simulate_today import _Anonymiser, _Person
+
+    anon = _Anonymiser(set(), date(2026, 3, 12))
+    first, second = _Person(1, 80, date(2026, 3, 12)), _Person(2, 70, date(2026, 3, 12))
+    case_a = anon.value({"ward": "Ward 7 east wing", "note": "Call after lunch"}, first)
+    case_b = anon.value({"ward": "Ward 9 south", "note": "Call after lunch"}, second)
+    correlation = anon.value({"ward": "Ward 7 east wing"}, first)
+    assert correlation["ward"] == case_a["ward"] != case_b["ward"]
+    assert case_a["note"] == case_b["note"]
+    assert all(v.startswith("Simulated text ") for v in (*case_a.values(), *case_b.values()))
+    assert "Ward" not in json.dumps([case_a, case_b, correlation])
+    # in a workflow's saved state too, the same text gives the same replacement
+    state = json.loads(anon.state(json.dumps({"data": {"ward": "Ward 9 south"}, "tasks": {}}), second))
+    assert state["data"]["ward"] == case_b["ward"]
 
 
 # one person's details as someone might type them, and the value the case record holds
@@ -402,8 +422,10 @@ def test_a_message_waiting_for_a_receiver_is_copied_anonymised_and_delivered_whe
     assert message["case_id"] == reply_case["id"] and message["status"] == "delivered"
     assert message["key"] == "simulated-message-1" and message["name"] == "provider_reply"
     data = json.loads(message["data"])
-    assert data == {"contact": "Simulated text", "nhs_number": data["nhs_number"],
-                    "note": "Simulated text", "phone": "01632 960001", "provider": "Simulated text"}
+    assert data == {"contact": data["contact"], "nhs_number": data["nhs_number"],
+                    "note": data["note"], "phone": "01632 960001", "provider": data["provider"]}
+    texts = [data["contact"], data["note"], data["provider"]]  # three different live texts: three replacements
+    assert len(set(texts)) == 3 and all(t.startswith("Simulated text ") for t in texts)
     # the case's own synthetic NHS number, the same as its record's
     assert data["nhs_number"] == json.loads(reply_case["data"])["person"]["nhs_number"]
     # its first task done in the run, the receiver waited and took the message: the next task became ready
