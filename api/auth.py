@@ -261,7 +261,7 @@ _SESSION_USER = Prepared(
 
 class SessionReader:
     """The session check's read on the event loop, without a worker-thread hop (docs/performance.md, "A cheaper
-    HTTP layer, session 9"), for a file SQLite database: on a connection of the calling thread's own (taken
+    HTTP layer, continued"), for a file SQLite database: on a connection of the calling thread's own (taken
     from the pool once and detached, so it has the pool's settings), in autocommit — the statement is its own
     read transaction and sees every committed sign-out, deactivation and role change at once. It never waits:
     its busy timeout is 0 and any driver error answers None, and the check then runs in a worker thread as on

@@ -1,5 +1,5 @@
 """The app's own request layer: one pure ASGI middleware around every route (issue 14 item 4, docs/performance.md
-"A cheaper HTTP layer, session 9").
+"A cheaper HTTP layer, continued").
 
 For every HTTP request, outermost first — each part is documented where its rules live:
 

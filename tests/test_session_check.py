@@ -1,4 +1,4 @@
-"""The session check's cost and its fallback (issue 14 item 4; docs/performance.md "A cheaper HTTP layer, session 9";
+"""The session check's cost and its fallback (issue 14 item 4; docs/performance.md "A cheaper HTTP layer, continued";
 docs/security.md "Sessions and cookies").
 
 On a file SQLite database a request with a valid session reads the database once — one SELECT, no BEGIN, no
