@@ -227,53 +227,35 @@ CASE_AND_RESTRICTION = (select(cases.c.id, restricted_cases.c.allowed.label("res
 
 
 OUTCOMES = ("allowed", "refused")
-# the path of the request being served (set by `RequestPage`): the `page` an access is logged from
+# the path of the request being served (set by the app's middleware, `request_page`): the `page` an access is
+# logged from
 current_page: ContextVar[str | None] = ContextVar("carepath_current_page", default=None)
-# the access-log rows the request being served has written (a list set by `RequestPage`, appended to by
-# `write_access` — in whichever thread — and read by `RequestPage` once the request is answered)
+# the access-log rows the request being served has written (a list set by the app's middleware, appended to
+# by `write_access` — in whichever thread — and read by `log_unlogged_refusal` once the request is answered)
 written: ContextVar[list[int] | None] = ContextVar("carepath_access_written", default=None)
 # the path parameters that name a case, directly or through one of its tasks
 CASE_PARAMS = ("case_id", "case_ref")
 REFUSED_STATUSES = frozenset({403, 404})
 
 
-class RequestPage:
-    """ASGI middleware: remembers each HTTP request's path (never its query, which may hold a person's
-    name) so that `log_access` records the page an access came from without every caller passing it.
+def request_page(scope: Any) -> str | None:
+    """A request's path (never its query, which may hold a person's name): the page `log_access` records an access
+    as coming from (`current_page`, set for each request by the app's middleware, api/http_layer.py)."""
+    return str(scope.get("path") or "")[:200] or None
 
-    It is also the access log's backstop for refusals: a request to a case-scoped route (a case id, or a task
-    id, in its path) by a signed-in user that is answered 403 or 404 without any access-log row having been
-    written — a role refused before the case was looked at, a form without its CSRF token, a task of a
-    restricted case — gets one refused row on that case, when the case exists (`log_refused_request`)."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+async def log_unlogged_refusal(scope: Any, status: int, rows: list[int]) -> None:
+    """The access log's backstop for refusals, run by the app's middleware once a request is answered: a request to
+    a case-scoped route (a case id, or a task id, in its path) by a signed-in user that was answered 403 or 404
+    without any access-log row having been written (`rows`, the `written` list of the request) — a role refused
+    before the case was looked at, a form without its CSRF token, a task of a restricted case — gets one refused
+    row on that case, when the case exists (`log_refused_request`)."""
+    if status in REFUSED_STATUSES and not rows:
+        params = scope.get("path_params") or {}
+        if any(k in params for k in (*CASE_PARAMS, "task_id")):
+            from starlette.concurrency import run_in_threadpool
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope.get("type") != "http":
-            await self.app(scope, receive, send)
-            return
-        token = current_page.set(str(scope.get("path") or "")[:200] or None)
-        rows: list[int] = []
-        written_token = written.set(rows)
-        status: list[int] = []
-
-        async def remember_status(message: Any) -> None:
-            if message.get("type") == "http.response.start":
-                status.append(int(message.get("status") or 0))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, remember_status)
-            if status and status[0] in REFUSED_STATUSES and not rows:
-                params = scope.get("path_params") or {}
-                if any(k in params for k in (*CASE_PARAMS, "task_id")):
-                    from starlette.concurrency import run_in_threadpool
-
-                    await run_in_threadpool(log_refused_request, scope, params)
-        finally:
-            written.reset(written_token)
-            current_page.reset(token)
+            await run_in_threadpool(log_refused_request, scope, params)
 
 
 def log_refused_request(scope: Any, params: dict[str, Any]) -> None:

@@ -47,12 +47,10 @@ from . import (
     transition,
 )
 from . import trial as draft_trial
-from .access import RequestPage, is_user
+from .access import is_user
 from .auth import AuthSettings, AuthStore, User, current_user
 from .auth import router as auth_router
-from .inputs import InputGuard
-from .request_log import RequestLog
-from .security_headers import SecurityHeaders
+from .http_layer import HttpLayer
 
 API_DOCS_ENV = "CAREPATH_API_DOCS"
 
@@ -136,12 +134,11 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     app.state.break_glass_for = break_glass.duration(app.state.auth.settings.break_glass_for)
     app.state.oidc = oidc.Provider(identity_provider) if identity_provider else None
     errors.install(app)
-    app.add_middleware(RequestPage)  # the page each case access is logged from (api/access.py)
-    # body size while reading, strict JSON, no control characters (api/inputs.py, docs/security.md)
-    app.add_middleware(InputGuard, routes_of=app)
-    app.add_middleware(RequestLog)  # access and error lines without personal data (api/request_log.py)
-    # outermost: nosniff everywhere, no-store unless a response sets its caching (also on RequestLog's 500s)
-    app.add_middleware(SecurityHeaders)
+    # one pure ASGI middleware (api/http_layer.py), outermost first: nosniff everywhere and no-store unless a
+    # response sets its caching (api/security_headers.py); the request id, access and error lines without
+    # personal data (api/request_log.py); body size while reading, strict JSON, no control characters
+    # (api/inputs.py, docs/security.md); the page each case access is logged from (api/access.py)
+    app.add_middleware(HttpLayer, routes_of=app)
 
     if api_docs_setting() if api_docs is None else api_docs:
         @app.get("/api/openapi.json", include_in_schema=False)

@@ -46,11 +46,13 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from starlette.concurrency import run_in_threadpool
 
 from engine.clock import as_utc
+from engine.driver_sql import Prepared
 from engine.schema import (  # noqa: F401 (re-exported)
     case_access_log,
     mfa_challenges,
     restricted_cases,
     sessions,
+    settings,
     sign_in_throttle,
     users,
 )
@@ -244,11 +246,57 @@ MFA_EXPIRED = "the sign-in has expired or was not started: sign in again with yo
 
 
 # the session check's one query, built once (every request runs it: building it each time cost more than
-# running it on SQLite, docs/performance.md "HTTP against the engine")
-_SESSION_USER = (select(users, sessions.c.csrf_token, sessions.c.expires_at, sessions.c.last_used_at,
-                        sessions.c.created_at.label("session_started_at"))
-                 .join(sessions, sessions.c.user_id == users.c.id)
-                 .where(sessions.c.token_hash == bindparam("token_hash")))
+# running it on SQLite, docs/performance.md "HTTP against the engine"): the user's columns `AuthStore._user`
+# reads (not the password hash or second-factor secret), the session's, and a simulated clock's setting, so that
+# the check needs no statement of its own for "now" (`Engine.now_if_known`) whatever the clock
+_SESSION_COLUMNS = (users.c.id, users.c.username, users.c.display_name, users.c.roles, users.c.teams, users.c.active,
+                    users.c.mfa_enabled, users.c.password_change_due, sessions.c.csrf_token, sessions.c.expires_at,
+                    sessions.c.last_used_at, sessions.c.created_at.label("session_started_at"))
+_SESSION_USER = Prepared(
+    select(*_SESSION_COLUMNS,
+           select(settings.c.value).where(settings.c.key == "clock_now").scalar_subquery().label("clock_now"))
+    .join_from(users, sessions, sessions.c.user_id == users.c.id)
+    .where(sessions.c.token_hash == bindparam("token_hash")))
+
+
+class SessionReader:
+    """The session check's read on the event loop, without a worker-thread hop (docs/performance.md, "A cheaper
+    HTTP layer, continued"), for a file SQLite database: on a connection of the calling thread's own (taken
+    from the pool once and detached, so it has the pool's settings), in autocommit — the statement is its own
+    read transaction and sees every committed sign-out, deactivation and role change at once. It never waits:
+    its busy timeout is 0 and any driver error answers None, and the check then runs in a worker thread as on
+    PostgreSQL (`AuthStore.session_user`). None for any other database (in-memory, PostgreSQL)."""
+
+    def __init__(self, engine: Any) -> None:
+        db = engine.db
+        url = db.engine.url
+        self.dialect = db.engine.dialect
+        self.usable = db.dialect == "sqlite" and url.database not in (None, "", ":memory:") \
+            and "mode=memory" not in str(url)
+        self._local = threading.local()
+        self._engine = db.engine
+
+    def _driver(self) -> Any:
+        driver = getattr(self._local, "driver", None)
+        if driver is None:
+            fairy = self._engine.raw_connection()
+            driver = fairy.driver_connection
+            fairy.detach()  # the thread's own from now on: the pool neither counts nor resets it
+            driver.execute("PRAGMA busy_timeout=0")  # on the event loop: never wait for a lock
+            self._local.fairy, self._local.driver = fairy, driver
+        return driver
+
+    def row(self, token_hash: str) -> tuple[bool, Any]:
+        """(read, row): read False when it could not be read without waiting."""
+        if not self.usable:
+            return False, None
+        import sqlite3
+
+        try:
+            return True, _SESSION_USER.first_on_driver(self.dialect, self._driver(), {"token_hash": token_hash})
+        except sqlite3.Error:
+            self._local.__dict__.clear()  # a fresh connection next time
+            return False, None
 
 
 def client_address(request: Request) -> str:
@@ -265,6 +313,7 @@ class AuthStore:
         self.settings = s = settings or AuthSettings()
         self.pool = VerifyPool(s.verify_slots, 2 * s.verify_slots if s.verify_queue is None else s.verify_queue,
                                s.verify_wait)
+        self.reader = SessionReader(engine)
 
     # ------------------------------------------------------------------ throttle
     def _keys(self, username: str, address: str) -> list[tuple[str, int, timedelta]]:
@@ -395,24 +444,56 @@ class AuthStore:
         return user
 
     def session_user(self, token: str | None) -> User | None:
+        """The session's user, or None (no session, ended, expired, idle too long, account deactivated). One
+        statement (`_SESSION_USER`); a write only when the session ends for idleness or its last use moved by
+        `touch_every`. It may wait for the database: in a worker thread (`current_user` tries `session_on_loop`
+        first)."""
         if not token:
             return None
         token_hash = _hash_token(token)
         with self.engine.db.engine.connect() as conn:
-            now = self.engine.now(conn)
-            row = conn.execute(_SESSION_USER, {"token_hash": token_hash}).first()
+            row = _SESSION_USER.first(conn, {"token_hash": token_hash})
+            if row is None:
+                return None
+            now = self.engine.now_if_known(row.clock_now) or self.engine.now(conn)
+        user, write = self._session_check(row, now)
+        if write:
+            self.write_session(token_hash, write, now)
+        return user
+
+    def session_on_loop(self, token: str) -> tuple[User | None, tuple[str, str, Any] | None] | None:
+        """`session_user` without waiting, for the event loop: (user or None, the write still to make, in a worker
+        thread: `write_session(*it)`), or None when it cannot be told without waiting (not a file SQLite
+        database, the row locked, the clock mode not read yet): then `session_user` in a worker thread."""
+        token_hash = _hash_token(token)
+        read, row = self.reader.row(token_hash)
+        if not read:
+            return None
+        if row is None:
+            return None, None
+        now = self.engine.now_if_known(row.clock_now)
+        if now is None:
+            return None
+        user, write = self._session_check(row, now)
+        return user, ((token_hash, write, now) if write else None)
+
+    def _session_check(self, row: Any, now: Any) -> tuple[User | None, str | None]:
+        """(the user or None, "end" / "touch" / None: the write the session needs)."""
         if row is None or as_utc(row.expires_at) <= now or not row.active:
-            return None  # a deactivated account's sessions end at once
+            return None, None  # a deactivated account's sessions end at once
         last = as_utc(row.last_used_at or row.session_started_at)
         idle = self.settings.idle_timeout
         if idle is not None and now - last > idle:  # unused for too long: it ends (used at exactly the limit: not)
-            with self.engine.db.transaction() as conn:
+            return None, "end"
+        # at most one write a minute, not one a request
+        return self._user(row, row.csrf_token), ("touch" if now - last >= self.settings.touch_every else None)
+
+    def write_session(self, token_hash: str, write: str, now: Any) -> None:
+        with self.engine.db.transaction() as conn:
+            if write == "end":
                 conn.execute(delete(sessions).where(sessions.c.token_hash == token_hash))
-            return None
-        if now - last >= self.settings.touch_every:  # at most one write a minute, not one a request
-            with self.engine.db.transaction() as conn:
+            else:
                 conn.execute(update(sessions).where(sessions.c.token_hash == token_hash).values(last_used_at=now))
-        return self._user(row, row.csrf_token)
 
     def open_session(self, user_id: int) -> tuple[User, str]:
         """A new session for an account someone else has authenticated (the council's identity provider,
@@ -523,7 +604,8 @@ def _verify(password_hash: str, password: str) -> bool:
 # ---------------------------------------------------------------------- request dependencies
 # The dependencies that only read the request or check a role are `async def`: FastAPI runs a plain `def`
 # dependency in a worker thread, one hop per dependency per request (issue 14: half the server's time was
-# such plumbing). `current_user` reads the database, so it stays a `def` (a worker thread).
+# such plumbing). `current_user` reads the database: on the event loop when that cannot wait (a file SQLite
+# database, `SessionReader`), else in a worker thread; its rare writes always in a worker thread.
 async def get_engine(request: Request) -> Any:
     return request.app.state.engine
 
@@ -532,12 +614,19 @@ async def get_store(request: Request) -> AuthStore:
     return request.app.state.auth
 
 
-def current_user(request: Request) -> User:
+async def current_user(request: Request) -> User:
     """The signed-in user; 401 without a valid session, 403 when a state-changing request lacks CSRF.
 
     The store is read from the app, not through `get_store`: one dependency less to solve on every request."""
     store: AuthStore = request.app.state.auth
-    user = store.session_user(request.cookies.get(COOKIE))
+    token = request.cookies.get(COOKIE)
+    found = store.session_on_loop(token) if token else (None, None)
+    if found is None:  # it would have to wait: in a worker thread
+        user = await run_in_threadpool(store.session_user, token)
+    else:
+        user, write = found
+        if write is not None:  # the session ends for idleness, or its last use is written (once a minute)
+            await run_in_threadpool(store.write_session, *write)
     if user is None:
         raise unauthenticated()
     if request.method in UNSAFE_METHODS:

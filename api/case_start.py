@@ -18,14 +18,14 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from engine.errors import NotFoundError, ValidationError
 
 from .access import CASE_AND_RESTRICTION, case_access, log_access, refusal, write_access
-from .auth import User, current_user, get_engine, json_set
+from .auth import User, current_user, json_set
 from .errors import forbidden
 from .inputs import Id
 
@@ -49,9 +49,10 @@ async def process_starter(user: Annotated[User, Depends(current_user)]) -> User:
 
 @router.post("/api/cases/{case_id}/processes/{process_id}", status_code=201)
 async def start_process(case_id: Id, process_id: str, user: Annotated[User, Depends(process_starter)],
-                        body: StartIn, engine: Annotated[Any, Depends(get_engine)]) -> dict[str, Any]:
-    # the work in one worker thread; the answer checked on the event loop (api/tasks.py `complete`)
-    return await run_in_threadpool(start, engine, user, case_id, process_id, body)
+                        body: StartIn, request: Request) -> dict[str, Any]:
+    # the work in one worker thread; the answer checked on the event loop; the engine read from the app
+    # (api/tasks.py `complete`)
+    return await run_in_threadpool(start, request.app.state.engine, user, case_id, process_id, body)
 
 
 def start(engine: Any, user: User, case_id: int, process_id: str, body: StartIn) -> dict[str, Any]:

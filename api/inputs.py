@@ -5,7 +5,7 @@ route sees it, so that crafted input is a 4xx and never a server error on SQLite
   route takes (path, query, body); a path id outside it is a 404 (api/errors.py: no page can be at that
   address), a query or body value a 422. `to_id` is the same rule for ids read from a form by hand.
   tests/test_robust_input.py walks the route table and fails on a route with an unbounded integer.
-* **`InputGuard`**, a pure ASGI middleware, outermost:
+* **`InputGuard`**, run by the app's one pure ASGI middleware (api/http_layer.py) before any route:
   - the body's size is checked against its route kind's limit (`limit_for`): Content-Length first, then
     the bytes counted as they are received, answering 413 as soon as the limit is passed — never reading
     the rest;
@@ -32,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import compile_path
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope
 
 MAX_ID = 2**63 - 1  # the largest BIGINT (SQLite INTEGER, PostgreSQL bigint)
 Id = Annotated[int, Ge(1), Le(MAX_ID)]
@@ -179,10 +179,10 @@ def _is_json(media: str) -> bool:
 
 # ---------------------------------------------------------------------- the middleware
 class InputGuard:
-    """See the module's docstring. `app` is the FastAPI application (for its routes' limits and pages)."""
+    """See the module's docstring: `checked` and `refusal`, run by the app's one middleware (api/http_layer.py).
+    `routes_of` is the FastAPI application (for its routes' limits)."""
 
-    def __init__(self, app: ASGIApp, routes_of: Any = None) -> None:
-        self.app = app
+    def __init__(self, routes_of: Any = None) -> None:
         self.routes_of = routes_of  # the FastAPI app whose routes carry `body_limit` marks
         self._marked: list[tuple[Any, frozenset[str], int]] | None = None
 
@@ -207,30 +207,24 @@ class InputGuard:
         return JSON_LIMIT if _is_json(media) else FORM_LIMIT
 
     # -- the request
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        try:
-            check_address(scope)
-            headers = dict(scope.get("headers") or ())
-            length, chunked = headers.get(b"content-length"), b"chunked" in headers.get(b"transfer-encoding", b"")
-            if length is None and not chunked:
-                await self.app(scope, receive, send)  # no body
-                return
-            media = _media_type(scope)
-            limit = self.limit_for(scope, media)
-            if length is not None and (not length.isdigit() or int(length) > limit):
-                raise _too_large(limit)
-            body, disconnected = await _read(receive, limit)
-            if _is_json(media) and body:
-                check_json_text(strict_json(body))
-            elif media == "application/x-www-form-urlencoded":
-                check_form_text(body)
-        except Refused as refused:
-            await (await self.refusal(scope, refused))(scope, receive, send)
-            return
-        await self.app(scope, _replay(body, disconnected, receive), send)
+    async def checked(self, scope: Scope, receive: Receive) -> Receive:
+        """Check the request's address and body: the `receive` to pass on (the body read and replayed), or
+        `Refused`. Run by the app's middleware (api/http_layer.py) before any route."""
+        check_address(scope)
+        headers = dict(scope.get("headers") or ())
+        length, chunked = headers.get(b"content-length"), b"chunked" in headers.get(b"transfer-encoding", b"")
+        if length is None and not chunked:
+            return receive  # no body
+        media = _media_type(scope)
+        limit = self.limit_for(scope, media)
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            raise _too_large(limit)
+        body, disconnected = await _read(receive, limit)
+        if _is_json(media) and body:
+            check_json_text(strict_json(body))
+        elif media == "application/x-www-form-urlencoded":
+            check_form_text(body)
+        return _replay(body, disconnected, receive)
 
     async def refusal(self, scope: Scope, refused: Refused) -> Response:
         from .errors import wants_html

@@ -1,6 +1,6 @@
 """The server's logs without personal data (issue 15, item 4; docs/security.md, "Logs").
 
-`RequestLog` is the outermost middleware of the app. For every HTTP request it writes one line to the
+The app's one middleware (api/http_layer.py) writes, for every HTTP request, one line to the
 `carepath.access` logger:
 
     a3f09c1d2e4b5a67 "GET /api/cases/12/notes" 200 8.4ms
@@ -180,7 +180,7 @@ def describe(exc: BaseException) -> str:
     return "; ".join(parts) + ("\n" + "\n".join(frames) if frames else "")
 
 
-async def _error_response(scope: dict[str, Any], rid: str) -> Response:
+async def error_response(scope: dict[str, Any], rid: str) -> Response:
     from .errors import html_error, wants_html
 
     request = Request(scope)
@@ -193,43 +193,26 @@ async def _error_response(scope: dict[str, Any], rid: str) -> Response:
     return JSONResponse({"error": "server_error", "message": text, "request_id": rid}, status_code=500)
 
 
-# ---------------------------------------------------------------------- the middleware
-class RequestLog:
-    """ASGI middleware: the access line and the error line of every request (see the module's docstring)."""
+# ---------------------------------------------------------------------- the middleware's part
+# Run for every HTTP request by the app's one middleware (api/http_layer.py), outside everything but the
+# security headers: a request id (`request_id`, `X-Request-ID`), the error line and 500 of an exception no
+# handler answered (`log_failure`, `error_response`), and the access line (`log_line`).
+def new_request_id(scope: dict[str, Any]) -> str:
+    if _literals.key is None:  # the route words, for paths no route matched and uvicorn's own line
+        _literals.of(scope.get("app"))
+    return secrets.token_hex(8)
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        install_uvicorn_filter()
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope.get("type") != "http":
-            await self.app(scope, receive, send)
-            return
-        if _literals.key is None:  # the route words, for paths no route matched and uvicorn's own line
-            _literals.of(scope.get("app"))
-        rid = secrets.token_hex(8)
-        token = request_id.set(rid)
-        started = time.perf_counter()
-        status = 0
+def log_failure(scope: dict[str, Any], rid: str, exc: BaseException) -> None:
+    """The error line of an exception no handler turned into a response: never its message (`describe`)."""
+    error_log.error('%s "%s %s" failed: %s', rid, scope.get("method"), loggable_path(scope), describe(exc))
 
-        async def send_with_id(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", rid.encode())]}
-            await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception as exc:  # noqa: BLE001 - logged without its message and answered with a 500
-            error_log.error('%s "%s %s" failed: %s', rid, scope.get("method"), loggable_path(scope), describe(exc))
-            if not status:  # else the response has begun: the client sees it cut short
-                response = await _error_response(scope, rid)
-                await response(scope, receive, send_with_id)
-        finally:
-            request_id.reset(token)
-            took = (time.perf_counter() - started) * 1000
-            access_log.info('%s "%s %s" %d %.1fms', rid, scope.get("method"), loggable_path(scope), status, took)
+def log_line(scope: dict[str, Any], rid: str, status: int, started: float) -> None:
+    """The access line (when `carepath.access` writes INFO: the path is rebuilt only then)."""
+    if access_log.isEnabledFor(logging.INFO):
+        took = (time.perf_counter() - started) * 1000
+        access_log.info('%s "%s %s" %d %.1fms', rid, scope.get("method"), loggable_path(scope), status, took)
 
 
 # ---------------------------------------------------------------------- `carepath serve`'s logging

@@ -5,18 +5,20 @@ request, asks them in order whether they match — each one walking all of its o
 matches again inside the router it chose. With the application's ~25 routers that walk was a tenth of
 the server's CPU time for a request to a router near the end of the list.
 
-`RouteIndex` is put first in `app.router.routes`. For a request's path it looks up which of the
-top-level routes *can* match it — those with a route whose path is exactly the request's path or whose
-literal start (the text before its first `{parameter}`) the request's path starts with — and asks only
-those, in their original order. The first that matches fully is handled exactly as FastAPI would have
-handled it; when none of them does (a 404, a 405, a trailing-slash redirect), or the first candidate is
-not an included router, it answers "no match" and FastAPI's own walk carries on as before. Every route
-stays where it was (`app.routes`, the OpenAPI document, `url_path_for`, the role matrix tests), with its
-dependencies; only the order of asking changes, and never which route answers:
+`RouteIndex` is put first in `app.router.routes`. It keeps, for every top-level route, the full path of each
+route under it (Starlette's regex of it) and its methods. For a request it takes the first top-level route
+that has a route whose path matches the request's path and that takes its method — a full match, so
+FastAPI's walk would stop there too — without asking that router to walk its routes once more (it still
+does, once, when it handles the request). Top-level routes it cannot index (a mount, a host) are asked as
+FastAPI asks them, in their place. When nothing matches in full (a 404, a 405, a trailing-slash redirect),
+or the first full match is a plain top-level route, it answers "no match" and FastAPI's own walk carries on
+as before. Every route stays where it was (`app.routes`, the OpenAPI document, `url_path_for`, the role
+matrix tests), with its dependencies; only the order of asking changes, and never which route answers:
 
-* a route that is not a candidate cannot match the path (its regex starts with its literal start and,
-  without parameters, is the whole path), so skipping it changes nothing;
-* the candidates are asked in the order FastAPI asks them, and only a full match is taken here.
+* a top-level route none of whose routes matches the path and the method cannot match in full, so
+  skipping it changes nothing; one that has such a route matches in full (FastAPI takes the first full
+  match, whatever partial ones come before it);
+* the candidates are taken in the order FastAPI asks them.
 
 The index is built from the routes when first needed and again whenever FastAPI's route version changes
 (a route added to the app or to an included router after the app was built).
@@ -26,14 +28,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.routing import BaseRoute, Match, NoMatchFound, compile_path
 from starlette.types import Receive, Scope, Send
 
 _SELECTED = "carepath.route_index.selected"
 
 
-def _leaf_paths(route: Any, prefix: str | None = None) -> list[str] | None:
-    """The full paths of the routes under a top-level route; None when it is not matched by path alone.
+def _leaf_paths(route: Any) -> list[str] | None:
+    """The full paths of the routes under a top-level route (`_leaves` without their methods)."""
+    leaves = _leaves(route)
+    return None if leaves is None else [path for path, _methods in leaves]
+
+
+def _leaves(route: Any, prefix: str | None = None) -> list[tuple[str, frozenset[str] | None]] | None:
+    """The full paths of the routes under a top-level route, each with its methods (None: any); None when it is
+    not matched by path and method alone.
 
     Read from the included router's own routes and prefixes (as FastAPI's `path_for` joins them), not from
     its `effective_route_contexts()`: those build every route's dependencies and response models (about a
@@ -42,18 +51,23 @@ def _leaf_paths(route: Any, prefix: str | None = None) -> list[str] | None:
     if not hasattr(route, "effective_route_contexts"):  # not an included router (FastAPI 0.165)
         return None
     prefix = (prefix or "") + route.include_context.prefix
-    paths: list[str] = []
+    paths: list[tuple[str, frozenset[str] | None]] = []
     for child in route.original_router.routes:
         if hasattr(child, "effective_route_contexts"):
-            inner = _leaf_paths(child, prefix)
+            inner = _leaves(child, prefix)
             if inner is None:
                 return None
             paths.extend(inner)
         elif type(child).__name__ in ("APIRoute", "Route") and isinstance(getattr(child, "path", None), str):
-            paths.append(prefix + child.path)
+            paths.append((prefix + child.path, _methods(child)))
         else:
             return None  # a mount, a host or a front-end group inside: ask it every time
     return paths
+
+
+def _methods(route: Any) -> frozenset[str] | None:
+    methods = getattr(route, "methods", None)
+    return frozenset(methods) if methods else None
 
 
 def _routers(router: Any) -> list[Any]:
@@ -74,9 +88,9 @@ class RouteIndex(BaseRoute):
     def __init__(self, router: Any) -> None:
         self.router = router
         self._version: Any = object()
-        self._exact: dict[str, tuple[int, ...]] = {}
-        self._prefixed: tuple[tuple[str, int], ...] = ()
-        self._always: tuple[int, ...] = ()
+        self._exact: dict[str, tuple[tuple[int, frozenset[str] | None], ...]] = {}
+        self._prefixed: tuple[tuple[str, int, Any, frozenset[str] | None], ...] = ()
+        self._always: frozenset[int] = frozenset()
         self._routes: list[Any] = []
         self._routers: list[Any] = [router]
 
@@ -91,51 +105,67 @@ class RouteIndex(BaseRoute):
 
     def _build(self) -> None:
         self._routers = _routers(self.router)
-        exact: dict[str, set[int]] = {}
-        prefixed: set[tuple[str, int]] = set()
+        exact: dict[str, set[tuple[int, frozenset[str] | None]]] = {}
+        prefixed: set[tuple[str, int, Any, frozenset[str] | None]] = set()
         always: list[int] = []
         routes = [r for r in self.router.routes if r is not self]
         for i, route in enumerate(routes):
-            paths = _leaf_paths(route)
+            paths = _leaves(route)
             if paths is None:
                 path = getattr(route, "path", None)
-                paths = [path] if isinstance(path, str) and type(route).__name__ in ("APIRoute", "Route") else None
+                paths = [(path, _methods(route))] if isinstance(path, str) \
+                    and type(route).__name__ in ("APIRoute", "Route") else None
             if paths is None:
                 always.append(i)
                 continue
-            for path in paths:
+            for path, methods in paths:
                 literal = path.split("{", 1)[0]
                 if literal == path:
-                    exact.setdefault(path, set()).add(i)
-                else:
-                    prefixed.add((literal, i))
+                    exact.setdefault(path, set()).add((i, methods))
+                else:  # the path's regex as Starlette compiles it for the route
+                    prefixed.add((literal, i, compile_path(path)[0], methods))
         self._routes = routes
-        self._exact = {p: tuple(sorted(v)) for p, v in exact.items()}
-        self._prefixed = tuple(sorted(prefixed, key=lambda x: x[1]))
-        self._always = tuple(always)
+        self._exact = {p: tuple(sorted(v, key=lambda x: x[0])) for p, v in exact.items()}
+        self._prefixed = tuple(sorted(prefixed, key=lambda x: (x[1], x[0])))
+        self._always = frozenset(always)
 
-    def candidates(self, path: str) -> list[Any]:
-        """The top-level routes that can match `path`, in their order."""
+    def candidates(self, path: str, method: str | None = None) -> list[Any]:
+        """The top-level routes that can match `path`, in their order: those asked every time (`_always`) and those
+        with a route whose path matches `path` — and, given `method`, that takes it (a full match)."""
+        if self._routes_version() is None:
+            return [r for r in self.router.routes if r is not self]
+        return [self._routes[i] for i in self._candidates(path, method)]
+
+    def _candidates(self, path: str, method: str | None) -> list[int]:
+        """Indexes into `_routes`; [] without FastAPI's route counters (its own walk then answers)."""
         version = self._routes_version()
         if version is None:
-            return [r for r in self.router.routes if r is not self]
+            return []
         if version != self._version:
             self._build()
             self._version = self._routes_version()
-        found = set(self._exact.get(path, ()))
-        found.update(i for literal, i in self._prefixed if path.startswith(literal))
-        found.update(self._always)
-        return [self._routes[i] for i in sorted(found)]
+        found = set(self._always)
+        found.update(i for i, methods in self._exact.get(path, ())
+                     if method is None or methods is None or method in methods)
+        found.update(i for literal, i, regex, methods in self._prefixed
+                     if i not in found and path.startswith(literal) and regex.match(path)
+                     and (method is None or methods is None or method in methods))
+        return sorted(found)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope.get("type") != "http" or scope.get("root_path"):
             return Match.NONE, {}  # FastAPI's own walk (a root path changes what is matched)
-        for route in self.candidates(scope["path"]):
-            match, child_scope = route.matches(scope)
-            if match == Match.FULL:
-                if not hasattr(route, "effective_route_contexts"):
-                    return Match.NONE, {}  # a plain route: FastAPI's walk reaches it first, as before
-                return Match.FULL, {**child_scope, _SELECTED: route}
+        for i in self._candidates(scope["path"], scope["method"]):
+            route = self._routes[i]
+            if i in self._always:  # not indexed: asked as FastAPI asks it
+                match, child_scope = route.matches(scope)
+                if match != Match.FULL:
+                    continue
+            else:  # a route under it matches the path and takes the method: FastAPI's walk finds it in full
+                child_scope = {}
+            if not hasattr(route, "effective_route_contexts"):
+                return Match.NONE, {}  # a plain route: FastAPI's walk reaches it first, as before
+            return Match.FULL, {**child_scope, _SELECTED: route}
         return Match.NONE, {}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,4 +1,5 @@
-"""Headers every response carries, added in one place (a pure ASGI middleware, no per-route code to forget).
+"""Headers every response carries, added in one place (the app's one pure ASGI middleware, api/http_layer.py: no
+per-route code to forget).
 
 * `X-Content-Type-Options: nosniff` on every response: a browser never guesses a type other than the one sent
   (a JSON answer or an uploaded file is never run as script or styled as a page).
@@ -13,32 +14,15 @@ docs/security.md "Response headers"; tests/test_headers_and_refusals.py proves i
 
 from __future__ import annotations
 
-from typing import Any
-
 NOSNIFF = (b"x-content-type-options", b"nosniff")
 NO_STORE = (b"cache-control", b"no-store")
 
 
-class SecurityHeaders:
-    """ASGI middleware: adds `nosniff` to every HTTP response and `no-store` to those without a Cache-Control."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope.get("type") != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Any) -> None:
-            if message.get("type") == "http.response.start":
-                headers = list(message.get("headers") or [])
-                names = {name.lower() for name, _value in headers}
-                if NOSNIFF[0] not in names:
-                    headers.append(NOSNIFF)
-                if NO_STORE[0] not in names:
-                    headers.append(NO_STORE)
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def add_security_headers(headers: list[tuple[bytes, bytes]]) -> None:
+    """Append `nosniff`, and `no-store` unless a Cache-Control is set, to a response's raw headers (in place). Run
+    on every HTTP response's start by the app's one middleware (api/http_layer.py), its 500s included."""
+    names = {name.lower() for name, _value in headers}
+    if NOSNIFF[0] not in names:
+        headers.append(NOSNIFF)
+    if NO_STORE[0] not in names:
+        headers.append(NO_STORE)

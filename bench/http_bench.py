@@ -24,7 +24,8 @@ counted) — the figure a busy shared machine disturbs least. A warm-up of 20 in
     python -m bench.http_bench --db postgres --pg-url postgresql://postgres@127.0.0.1:5432/test --n 10 --rounds 30
 
 `CAREPATH_BENCH_SPLIT=FILE`: each server writes to FILE.<kind> the CPU time (its thread's) of each call of
-`Engine.start`, `Engine.complete_task` and the session check it made, and the report gives the same for
+`Engine.start`, `Engine.complete_task` and the session check it made (`session_on_loop`, on the event loop, and
+`session_user`, in a worker thread), and the report gives the same for
 the engine's calls made directly (`direct_call_cpu_us`): how much of a request is the engine's step.
 
 `CAREPATH_BENCH_PROFILE=FILE` profiles the (first) server with yappi (all threads; CPU time, or
@@ -82,7 +83,8 @@ def serve(url: str, port: int, kind: str) -> None:
         split = CallCpu(os.environ["CAREPATH_BENCH_SPLIT"] + f".{kind}")
         split.wrap(app.state.engine, "start")
         split.wrap(app.state.engine, "complete_task")
-        split.wrap(app.state.auth, "session_user")
+        split.wrap(app.state.auth, "session_user")  # in a worker thread (PostgreSQL, or when it would wait)
+        split.wrap(app.state.auth, "session_on_loop")  # on the event loop (a file SQLite database)
     config = uvicorn_config(app, host="127.0.0.1", port=port, log_level="warning")
     if kind == "plain":
         config.loop, config.http = "asyncio", "h11"

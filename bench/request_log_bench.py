@@ -1,8 +1,9 @@
 """What the access and error logging middleware costs per request (issue 15 item 4, api/request_log.py).
 
 The app is driven directly as an ASGI callable (no server, no sockets: only the app's own CPU is timed),
-built twice on one SQLite database: as `create_app` builds it (with `RequestLog`, its access line written
-at INFO through `carepath serve`'s formatter to /dev/null) and with `RequestLog` taken out. Rounds of
+built twice on one SQLite database: as `create_app` builds it (its middleware, api/http_layer.py, with the
+access line written at INFO through `carepath serve`'s formatter to /dev/null) and with that middleware's
+logging part taken out (`_Unlogged`: no request id, no access or error line). Rounds of
 `--n` requests per variant, interleaved, the first variant alternating; CPU time of this process per
 request (time.process_time), the ratio taken round by round. Requests: `GET /api/health` (one small
 read) and `GET /api/cases/12/notes` without a session (a 401: routing and the session check, no database
@@ -23,15 +24,53 @@ import tempfile
 import time
 from pathlib import Path
 
+from api.access import current_page, log_unlogged_refusal, request_page, written
 from api.app import create_app
-from api.request_log import RequestLog, log_config
+from api.http_layer import HttpLayer
+from api.inputs import Refused
+from api.request_log import log_config
+from api.security_headers import add_security_headers
 from engine.runtime import Engine
+
+
+class _Unlogged(HttpLayer):
+    """The app's middleware (api/http_layer.py) without its logging part: no request id, no access or error line."""
+
+    async def __call__(self, scope, receive, send):
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def send_with_headers(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = [*message.get("headers", ())]
+                add_security_headers(headers)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            guarded = await self.guard.checked(scope, receive)
+        except Refused as refused:
+            await (await self.guard.refusal(scope, refused))(scope, receive, send_with_headers)
+            return
+        page, rows = current_page.set(request_page(scope)), []
+        rows_token = written.set(rows)
+        try:
+            await self.app(scope, guarded, send_with_headers)
+            await log_unlogged_refusal(scope, status, rows)
+        finally:
+            written.reset(rows_token)
+            current_page.reset(page)
 
 
 def _app(engine: Engine, with_log: bool):
     app = create_app(engine, run_timers=False)
     if not with_log:
-        app.user_middleware = [m for m in app.user_middleware if m.cls is not RequestLog]
+        app.user_middleware = [m if m.cls is not HttpLayer else type(m)(_Unlogged, *m.args, **m.kwargs)
+                               for m in app.user_middleware]
     app.middleware_stack = app.build_middleware_stack()
     return app
 

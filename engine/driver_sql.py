@@ -146,6 +146,16 @@ class Prepared:
         raw = _execute(conn, c, c.params(params), many=False).fetchone()
         return None if raw is None else c.row(raw)
 
+    def first_on_driver(self, dialect: Dialect, driver: Any, params: dict[str, Any]) -> Any:
+        """The first row (read by name), or None, run on a sqlite3 connection of the caller's own, outside any
+        SQLAlchemy transaction: in autocommit, the statement is its own read transaction (the API's session
+        check, api/auth.py). Driver errors are the driver's; no listener is told (it is no step's statement)."""
+        c = self._compiled.get(dialect.name)
+        if c is None:
+            c = self._compiled[dialect.name] = _Compiled(self.stmt, dialect, self.column_keys)
+        raw = driver.execute(c.sql, c.params(params)).fetchone()
+        return None if raw is None else c.row(raw)
+
     def scalar(self, conn: Connection, params: dict[str, Any]) -> Any:
         """The first column of the first row (e.g. an id from RETURNING), or None."""
         c = self._for(conn)

@@ -128,6 +128,19 @@ class Engine(TaskOps, TimerOps, CaseOps, StepCore):
             raise StateError("simulation mode needs a simulated clock (Engine.init(simulated_start=...))")
         return as_utc(self._wall_clock.now())
 
+    def now_if_known(self, clock_now: str | None = None) -> datetime | None:
+        """`now()` without a statement of its own, or None when it needs one: a simulation's instant (held in
+        memory), the real clock once the clock mode has been read, or a simulated clock from its `clock_now`
+        setting as the caller read it in its own statement (`clock_now`). The API's session check reads the
+        setting with the session (api/auth.py): one statement per request, whatever the clock."""
+        if self._sim_now is not None:
+            return self._sim_now
+        if self.simulation is not None or self._clock_mode is None:
+            return None
+        if self._clock_mode == "simulated":
+            return parse_instant(clock_now) if clock_now else None
+        return as_utc(self._wall_clock.now())
+
     def _set_clock(self, conn: Connection, at: datetime) -> None:
         conn.execute(update(settings).where(settings.c.key == "clock_now").values(value=history.iso(at)))
         if self.simulation is not None:
