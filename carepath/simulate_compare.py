@@ -30,7 +30,7 @@ import multiprocessing
 import os
 import statistics
 from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -185,7 +185,8 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
     in its own process; with one worker they run here, one after the other. Either way each run's output is the
     same (a run depends only on its deployed versions, scenario, period, seed and starting copy). Raises
     ScenarioError (the scenario does not fit either version's diagrams), DefinitionError (the draft does not
-    deploy)."""
+    deploy). A refused or failed run raises at once: the runs not yet started never start, and the error does not
+    wait for the runs still going in other workers."""
     if not seeds or len(seeds) > MAX_SEEDS:
         raise ScenarioError(f"give from 1 to {MAX_SEEDS} seeds, not {len(seeds)}")
     from engine.trial import deployed_rows
@@ -218,17 +219,29 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
             record((side, seed), _one_run(scenario, sides[side], days, seed, start, look))
     else:
         # spawn, not fork: the server that starts a comparison has threads (and open connections) a fork would copy
-        with ProcessPoolExecutor(max_workers=min(workers, len(runs)),
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_one_run, scenario, sides[side], days, seed, start): (side, seed)
-                       for side, seed in runs}
-            try:
-                for fut in as_completed(futures):
-                    record(futures[fut], fut.result())
-            except BaseException:
-                for fut in futures:
-                    fut.cancel()
-                raise
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(runs)), mp_context=multiprocessing.get_context("spawn"))
+        # One run a worker at a time, the next handed out when one ends: a refused or failed run ends the comparison
+        # at once. The runs not handed out never start, and the error is raised now, not after the runs still going
+        # (they end in their processes; nothing reads their output).
+        waiting = iter(runs)
+        going: dict[Future[tuple[str, Any]], tuple[str, int]] = {}
+
+        def hand_out() -> None:
+            run = next(waiting, None)
+            if run is not None:
+                going[pool.submit(_one_run, scenario, sides[run[0]], days, run[1], start)] = run
+
+        ended = False
+        try:
+            for _ in range(min(workers, len(runs))):
+                hand_out()
+            while going:
+                for fut in wait(going, return_when=FIRST_COMPLETED).done:
+                    record(going.pop(fut), fut.result())
+                    hand_out()
+            ended = True
+        finally:
+            pool.shutdown(wait=ended, cancel_futures=not ended)
     live_runs = [results[("live", s)][1] for s in seeds]
     draft_runs = [results[("draft", s)][1] for s in seeds]
     out = compare_runs(live_runs, draft_runs, draft=draft, seeds=seeds)

@@ -188,13 +188,32 @@ def contact(**changes) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- in the browser
+def focused(page) -> str:
+    """The focused element's id, or else its text."""
+    return page.evaluate("() => document.activeElement.id || document.activeElement.textContent.trim()")
+
+
 def tab_to(page, target: str, limit: int = 80) -> None:
     """Press Tab until the focused element's id (or else its text) is `target`."""
     for _ in range(limit):
         page.keyboard.press("Tab")
-        if page.evaluate("() => document.activeElement.id || document.activeElement.textContent.trim()") == target:
+        if focused(page) == target:
             return
     raise AssertionError(f"{target} was not reached with the Tab key")
+
+
+def type_and_submit(page, fields: dict[str, str | None], button: str) -> None:
+    """Keyboard only, from the focused field: each of `fields` (ids, in the order Tab reaches them) must have the
+    focus in turn; select what it holds and type its value (None: leave it as it is), then Tab on. The Tab after
+    the last must reach the button named `button`, and Enter presses it."""
+    for field, value in fields.items():
+        assert focused(page) == field, f"the focus is on {focused(page)!r}, not {field!r}"
+        if value is not None:
+            page.keyboard.press("Control+A")
+            page.keyboard.type(value)
+        page.keyboard.press("Tab")
+    assert focused(page) == button, f"the focus is on {focused(page)!r}, not the button {button!r}"
+    page.keyboard.press("Enter")
 
 
 def signed_in_page(browser, base: str, username: str, role: str):

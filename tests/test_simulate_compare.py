@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
+import uuid
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -123,6 +127,80 @@ def test_the_number_of_worker_processes_is_checked(monkeypatch):
         monkeypatch.setenv(simulate_compare.WORKERS_ENV, bad)
         with pytest.raises(simulate.ScenarioError, match="CAREPATH_SIMULATION_WORKERS must be a whole number"):
             simulate_compare.workers_default()
+
+
+# A comparison whose first seed is refused, in worker processes: each run marks in a folder when it starts and
+# ends (the folder named by MARKS_ENV, which the spawned workers inherit); the scenario's contact policy raises in
+# seed 1's runs once a run of seed 2 has started, and every other run waits at its first contact until the folder
+# holds a file "gate".
+MARKS_ENV = "CAREPATH_TEST_RUN_MARKS"
+_REAL_ONE_RUN = simulate_compare._one_run
+_THIS_RUN: dict[str, int] = {}
+
+
+def marked_run(scenario, rows, days, seed, start=False, inspect=None):
+    """simulate_compare._one_run, marking the run's start and end."""
+    marks, name = Path(os.environ[MARKS_ENV]), f"{seed}-{uuid.uuid4().hex}"
+    (marks / f"started-{name}").touch()
+    _THIS_RUN.clear()
+    _THIS_RUN["seed"] = seed
+    try:
+        return _REAL_ONE_RUN(scenario, rows, days, seed, start, inspect)
+    finally:
+        (marks / f"ended-{name}").touch()
+
+
+def _wait_for(found) -> None:
+    for _ in range(300):  # at most 30 s: a comparison that waits for a gated run then ends (and fails the test)
+        if found():
+            return
+        time.sleep(0.1)
+
+
+def gated_policy(task, answers, rng):
+    marks = Path(os.environ[MARKS_ENV])
+    if _THIS_RUN["seed"] == 1:
+        _wait_for(lambda: any(marks.glob("started-2-*")))
+        raise RuntimeError("the process owner's policy broke")
+    if not _THIS_RUN.get("gated"):  # once a run
+        _THIS_RUN["gated"] = 1
+        _wait_for((marks / "gate").exists)
+    return {}
+
+
+def test_a_refused_run_ends_the_comparison_at_once_without_starting_or_waiting_for_the_other_runs(
+        live, tmp_path, monkeypatch):
+    """Three workers, six seeds (twelve runs): seed 1's two runs are refused while seed 2's live run is still going
+    (waiting at its first contact). The refusal comes back before that run ends, and no other run is started."""
+    eng, _path, ids = live
+    path = tmp_path / "refused.yaml"
+    path.write_text(SCENARIO.read_text() + "forms:\n  contact:\n    policy: tests.test_simulate_compare:gated_policy\n")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    monkeypatch.setenv(MARKS_ENV, str(marks))
+    monkeypatch.setattr(simulate_compare, "_one_run", marked_run)
+    handed: list[Future] = []
+
+    class Pool(ProcessPoolExecutor):  # the runs handed out, kept to wait here for those the comparison left going
+        def submit(self, *args, **kwargs):
+            handed.append(super().submit(*args, **kwargs))
+            return handed[-1]
+
+    monkeypatch.setattr(simulate_compare, "ProcessPoolExecutor", Pool)
+
+    def seeds(kind: str) -> list[str]:
+        return sorted(p.name.split("-")[1] for p in marks.glob(f"{kind}-*"))
+
+    try:
+        with pytest.raises(simulate.ScenarioError, match="the policy raised RuntimeError: the process owner's policy"):
+            simulate_compare.compare(simulate.load_scenario(path), eng, drafts.get_draft(eng, ids["changed"]),
+                                     seeds=[1, 2, 3, 4, 5, 6], days=2, workers=3)
+        assert "2" in seeds("started") and "2" not in seeds("ended")  # reported while seed 2's run still went on
+    finally:
+        (marks / "gate").touch()
+        _wait_for(lambda: all(f.done() for f in handed))  # not wait(): a future cancelled by shutdown never wakes it
+    # every run started has ended: only the three handed out at first (seed 1's two and seed 2's live run)
+    assert seeds("started") == seeds("ended") == ["1", "1", "2"]
 
 
 @pytest.mark.parametrize("args,message", [

@@ -32,6 +32,7 @@ from engine.runtime import Engine
 from engine.schema import simulation_runs
 from tests import simulation_held_world as hw
 from tests.browser import launch, live_server, run_axe, sign_in
+from tests.casework_helpers import type_and_submit
 from tests.front_door_world import PASSWORD, TEAMS, username
 from tests.test_auditor_read_only import snapshot
 from tests.test_simulate_compare import make_drafts
@@ -310,15 +311,7 @@ def test_a_process_owner_starts_from_todays_open_cases_by_keyboard_and_reads_wha
             assert page.evaluate("() => document.activeElement.id") == "sim-start-today"
             assert page.locator("#sim-start-today").is_checked() and not page.locator("#sim-start").is_checked()
             page.keyboard.press("Tab")
-            assert page.evaluate("() => document.activeElement.id") == "sim-days"
-            page.keyboard.press("Control+A")
-            page.keyboard.type("1")
-            page.keyboard.press("Tab")
-            page.keyboard.press("Control+A")
-            page.keyboard.type("1")
-            page.keyboard.press("Tab")
-            assert page.evaluate("() => document.activeElement.textContent.trim()") == "Simulate the live processes"
-            page.keyboard.press("Enter")
+            type_and_submit(page, {"sim-days": "1", "sim-seed": "1"}, "Simulate the live processes")
             page.wait_for_url(re.compile(r".*/processes/simulations/\d+$"))
             assert page.locator("h1").inner_text() == "The simulation is running"
             assert "today's open cases" in page.locator("#simulation-start").inner_text()

@@ -24,6 +24,7 @@ from carepath import simulate_compare
 from engine import drafts
 from engine.schema import simulation_runs
 from tests.browser import launch, live_server, run_axe, sign_in
+from tests.casework_helpers import type_and_submit
 from tests.front_door_world import PASSWORD, build, username
 from tests.test_auditor_read_only import snapshot
 from tests.test_simulate_compare import SCENARIO, live_files, make_drafts
@@ -241,24 +242,12 @@ def test_a_process_owner_simulates_a_draft_by_keyboard_and_reads_the_tagged_diff
 
             # keyboard only: a period out of range first, then one that will do
             page.locator("#sim-days").focus()
-            page.keyboard.press("Control+A")
-            page.keyboard.type("0")
-            page.keyboard.press("Tab")
-            assert page.evaluate("() => document.activeElement.id") == "sim-seeds"
-            page.keyboard.press("Tab")
-            assert page.evaluate("() => document.activeElement.textContent.trim()") == "Simulate this change"
-            page.keyboard.press("Enter")
+            type_and_submit(page, {"sim-days": "0", "sim-seeds": None}, "Simulate this change")
             page.locator(".govuk-error-summary").wait_for()
             assert "The number of days must be between 1 and 365" in page.locator(".govuk-error-summary").inner_text()
             run_axe(page, "review with a simulation error")
             page.locator("#sim-days").focus()
-            page.keyboard.press("Control+A")
-            page.keyboard.type("1")
-            page.keyboard.press("Tab")
-            page.keyboard.press("Control+A")
-            page.keyboard.type("2")
-            page.keyboard.press("Tab")
-            page.keyboard.press("Enter")
+            type_and_submit(page, {"sim-days": "1", "sim-seeds": "2"}, "Simulate this change")
             page.wait_for_url(re.compile(rf".*/processes/drafts/{did}/simulations/\d+$"))
             assert page.locator("h1").inner_text() == "The simulation is running"
             run_axe(page, "simulation running")

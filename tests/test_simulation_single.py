@@ -19,6 +19,7 @@ from api import simulation_pages
 from api.auth import ROLES
 from carepath import simulate
 from tests.browser import launch, live_server, run_axe, sign_in
+from tests.casework_helpers import type_and_submit
 from tests.front_door_world import PASSWORD, build, username
 from tests.test_auditor_read_only import snapshot
 from tests.test_simulate_compare import make_drafts
@@ -191,23 +192,12 @@ def test_a_process_owner_simulates_the_live_processes_by_keyboard_and_reads_the_
             run_axe(page, "processes with the simulation form")
             # keyboard only: a seed that is not a number first, then one that will do
             page.locator("#sim-days").focus()
-            page.keyboard.press("Control+A")
-            page.keyboard.type("3")
-            page.keyboard.press("Tab")
-            assert page.evaluate("() => document.activeElement.id") == "sim-seed"
-            page.keyboard.press("Control+A")
-            page.keyboard.type("two")
-            page.keyboard.press("Tab")
-            assert page.evaluate("() => document.activeElement.textContent.trim()") == "Simulate the live processes"
-            page.keyboard.press("Enter")
+            type_and_submit(page, {"sim-days": "3", "sim-seed": "two"}, "Simulate the live processes")
             page.locator(".govuk-error-summary").wait_for()
             assert "The seed must be a whole number, like 1" in page.locator(".govuk-error-summary").inner_text()
             run_axe(page, "processes with a simulation error")
             page.locator("#sim-seed").focus()
-            page.keyboard.press("Control+A")
-            page.keyboard.type("2")
-            page.keyboard.press("Tab")
-            page.keyboard.press("Enter")
+            type_and_submit(page, {"sim-seed": "2"}, "Simulate the live processes")
             page.wait_for_url(re.compile(r".*/processes/simulations/\d+$"))
             assert page.locator("h1").inner_text() == "The simulation is running"
             run_axe(page, "simulation running")
