@@ -62,6 +62,7 @@ from engine.clock import as_utc
 from engine.errors import CarepathError
 from engine.history import Event
 from engine.schema import oidc_sign_ins, sessions, user_identities, users
+from handlers.config_files import read_json
 
 from . import page_kit as kit
 from .auth import COOKIE, ROLES, TEAMS, USERNAME_RE, AuthStore, User
@@ -125,12 +126,7 @@ def load_groups(path: str | Path) -> dict[str, Grant]:
     Every mistake is a clear error naming the file, the group and what is wrong (unknown role or team, a list
     that is not a list of names, a group that gives nothing)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CarepathError(f"the groups file {path} cannot be read: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise CarepathError(f"the groups file {path} is not JSON: {exc}") from None
+    data = read_json(path, "the groups file", CarepathError)
     if not isinstance(data, dict) or set(data) != {"groups"} or not isinstance(data["groups"], dict):
         raise CarepathError(f"the groups file {path} must be one JSON object with one key, \"groups\", whose value "
                             "maps each group to {\"roles\": [...], \"teams\": [...]}")

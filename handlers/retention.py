@@ -41,7 +41,7 @@ from engine.schema import (
     retention_reviews,
 )
 
-from .config_files import cached
+from .config_files import cached, read_json
 
 CONFIG = Path(__file__).resolve().parent.parent / "processes" / "config" / "retention.json"
 JOB_SECONDS = 24 * 3600.0
@@ -59,12 +59,7 @@ def load_rules(path: Path = CONFIG) -> list[dict[str, Any]]:
 
 def _load(path: Path) -> list[dict[str, Any]]:
     where = str(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RetentionConfigError(f"{where}: cannot be read ({exc.strerror})") from None
-    except ValueError as exc:
-        raise RetentionConfigError(f"{where}: is not valid JSON ({exc})") from None
+    doc = read_json(path, "the retention rules file", RetentionConfigError)
     rules = doc.get("rules") if isinstance(doc, dict) else None
     if not isinstance(rules, list) or not rules:
         raise RetentionConfigError(f"{where}: needs \"rules\", a list of at least one rule")

@@ -375,8 +375,13 @@ def test_the_groups_file_is_checked_with_clear_errors(tmp_path):
             load_groups(f)
         assert message in str(exc.value) and str(f) in str(exc.value)
     f.write_text("{not json")
-    with pytest.raises(CarepathError, match="is not JSON"):
+    with pytest.raises(CarepathError) as exc:
         load_groups(f)
+    assert str(exc.value).startswith(f"the groups file {f} is not JSON: Expecting property name")
+    f.unlink()
+    with pytest.raises(CarepathError) as exc:
+        load_groups(f)
+    assert str(exc.value) == f"the groups file {f} cannot be read: No such file or directory"
 
 
 def test_settings_from_the_environment(tmp_path):

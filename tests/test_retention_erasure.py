@@ -301,6 +301,17 @@ def test_bad_retention_rules_are_refused_with_the_rule_and_field_named(tmp_path,
         retention.load_rules(path)
 
 
+def test_a_rules_file_that_cannot_be_read_or_is_not_json_is_named(tmp_path):
+    path = tmp_path / "retention.json"
+    with pytest.raises(retention.RetentionConfigError) as exc:
+        retention.load_rules(path)
+    assert str(exc.value) == f"the retention rules file {path} cannot be read: No such file or directory"
+    path.write_text('{"rules": [', encoding="utf-8")
+    with pytest.raises(retention.RetentionConfigError) as exc:
+        retention.load_rules(path)
+    assert str(exc.value).startswith(f"the retention rules file {path} is not JSON: Expecting value: line 1")
+
+
 def test_the_shipped_rules_load():
     assert [r["id"] for r in retention.load_rules()] == ["adult_social_care"]
 
