@@ -194,6 +194,14 @@ def unknown_case(case_id: int) -> NotFoundError:
     return NotFoundError(f"no case {case_id}", case=case_id)
 
 
+def case_exists(engine: Any, case_id: int) -> None:
+    """404 for an unknown case (nothing to log: there is no case)."""
+    with engine.db.engine.connect() as conn:
+        exists = conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is not None
+    if not exists:
+        raise unknown_case(case_id)
+
+
 def refusal(case_id: int, reason: str) -> Exception:
     """The error for a refused case access: to a user not named on a restricted case the same 404 as an
     unknown id (its existence is not disclosed, docs/security.md "Restricted cases"); otherwise a 403."""

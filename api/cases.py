@@ -19,12 +19,12 @@ from sqlalchemy import insert, select
 
 from engine.clock import as_utc
 from engine.errors import ConflictError, NotFoundError, ValidationError
-from engine.schema import case_notes, cases, documents, users
+from engine.schema import case_notes, documents, users
 from handlers import people
 
 from . import break_glass
 from . import case_record as cr
-from .access import RESTRICTED, can_open_case, log_access, refusal, restriction, unknown_case
+from .access import RESTRICTED, can_open_case, case_exists, log_access, refusal, restriction
 from .auth import OVERSIGHT_ROLES, WORKER_ROLES, User, current_user, get_engine, json_set
 from .inputs import Id
 
@@ -54,14 +54,6 @@ def open_case(engine: Any, user: User, case_id: int, action: str) -> Any:
         return glass
     log_access(engine, case_id, user, action)
     return None
-
-
-def case_exists(engine: Any, case_id: int) -> None:
-    """404 for an unknown case (nothing to log: there is no case)."""
-    with engine.db.engine.connect() as conn:
-        exists = conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is not None
-    if not exists:
-        raise unknown_case(case_id)
 
 
 def refuse_role(engine: Any, user: User, case_id: int, action: str, message: str) -> Exception:

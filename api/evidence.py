@@ -43,7 +43,7 @@ from engine.schema import cases, chains, events, users
 
 from . import case_record as cr
 from . import page_kit as kit
-from .access import can_open_case, log_access, refusal
+from .access import can_open_case, case_exists, log_access, refusal
 from .auth import OVERSIGHT_ROLES, User
 from .diagram_svg import Marks, names, render_svg
 from .inputs import Id, to_id
@@ -75,9 +75,7 @@ kit.templates.env.globals["may_export"] = may_export  # the case record shows th
 
 def check_export(engine: Any, user: User, case_id: int, *, page: str | None) -> None:
     """404 for an unknown case; 403 (logged as a refused export) unless this user may export it."""
-    with engine.db.engine.connect() as conn:
-        if conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is None:
-            raise NotFoundError(f"no case {case_id}", case=case_id)
+    case_exists(engine, case_id)
     ok, why = can_open_case(engine, user, case_id)
     if ok and not may_export(user):
         ok, why = False, "only team managers and auditors may export an evidence pack"
@@ -87,11 +85,16 @@ def check_export(engine: Any, user: User, case_id: int, *, page: str | None) -> 
 
 
 def clean_reason(reason: str | None) -> str:
-    text = (reason or "").strip()
+    return checked_reason((reason or "").strip(), MAX_REASON, REASON_EMPTY, REASON_LONG)  # its lines kept
+
+
+def checked_reason(text: str, limit: int, empty: str, too_long: str) -> str:
+    """An export's required "reason" field: `text`, or a ValidationError naming the field with `empty` (nothing
+    given) or `too_long` (over `limit` characters). Also the subject access export's (api/subject_access.py)."""
     if not text:
-        raise ValidationError(REASON_EMPTY, errors=[{"field": "reason", "message": REASON_EMPTY}])
-    if len(text) > MAX_REASON:
-        raise ValidationError(REASON_LONG, errors=[{"field": "reason", "message": REASON_LONG}])
+        raise ValidationError(empty, errors=[{"field": "reason", "message": empty}])
+    if len(text) > limit:
+        raise ValidationError(too_long, errors=[{"field": "reason", "message": too_long}])
     return text
 
 
@@ -179,14 +182,21 @@ def _zip(files: dict[str, bytes], at: datetime) -> bytes:
 
 
 # ---------------------------------------------------------------------- the PDF
-def render_pdf(engine: Any, rec: cr.Loaded, *, integrity: dict[str, Any], exporter: dict[str, Any], reason: str,
-               exported_at: datetime, heads: dict[str, Any]) -> bytes:
+def pdf_of(template: str, **context: Any) -> bytes:
+    """The PDF of `template` rendered with `context` (the evidence pack's and the subject access export's)."""
     import weasyprint  # imported here: only exports need it (and its system libraries)
 
+    html = kit.templates.get_template(template).render(**context)
+    return weasyprint.HTML(string=html, url_fetcher=_fetch_nothing).write_pdf()
+
+
+def render_pdf(engine: Any, rec: cr.Loaded, *, integrity: dict[str, Any], exporter: dict[str, Any], reason: str,
+               exported_at: datetime, heads: dict[str, Any]) -> bytes:
     from .letters_pdf import delivery
 
     sent = delivery(engine, rec.case["id"])  # how each letter was sent, and the SHA-256 of a posted PDF
-    html = kit.templates.get_template("evidence_pdf.html").render(
+    return pdf_of(
+        "evidence_pdf.html",
         case=rec.case, name=rec.person.get("name") or rec.case["title"], exporter=exporter, reason=reason,
         exported_at=cr.day_and_time(exported_at), integrity=_integrity_view(integrity), heads=heads,
         events=evidence_chronology(rec), diagrams=diagrams(engine, rec), path_note=path_note(engine, rec),
@@ -194,7 +204,6 @@ def render_pdf(engine: Any, rec: cr.Loaded, *, integrity: dict[str, Any], export
                 "when": cr.day_and_time(n["at"]), "who": rec.who(n["author"])} for n in rec.notes],
         letters=[{**d, "when": cr.day_and_time(d["created_at"]), "delivery": sent.get(d["id"])} for d in rec.documents],
         rows=[r for r in cr.person_rows(engine, rec.person) if r["text"]])
-    return weasyprint.HTML(string=html, url_fetcher=_fetch_nothing).write_pdf()
 
 
 def _fetch_nothing(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -299,15 +308,20 @@ def export_to_file(engine: Any, case_ref: str, username: str, reason: str, out: 
 
 
 def case_id_of(engine: Any, ref: str) -> int:
-    text = ref.strip()
+    case_id = find_case(engine, ref.strip())
+    if case_id is None:
+        raise NotFoundError(f"no case '{ref}' (give its id or its reference, e.g. CASE-000123)", case=ref)
+    return case_id
+
+
+def find_case(engine: Any, text: str) -> int | None:
+    """The case whose id (a whole number) or reference is `text`, or None."""
     with engine.db.engine.connect() as conn:
         q = select(cases.c.id).where(cases.c.reference == text)
         if (n := to_id(text)) is not None:
             q = select(cases.c.id).where(cases.c.id == n)
-        row = conn.execute(q).first()
-    if row is None:
-        raise NotFoundError(f"no case '{ref}' (give its id or its reference, e.g. CASE-000123)", case=ref)
-    return int(row.id)
+        found = conn.execute(q).scalar()
+    return None if found is None else int(found)
 
 
 # ---------------------------------------------------------------------- the pages
@@ -347,6 +361,4 @@ async def evidence_post(request: Request, case_id: Id) -> Response:
             return _form(request, user, case, reason=reason, error=exc.errors[0]["message"], status=400)
     except Exception as exc:  # noqa: BLE001
         return opening.guard(exc, not_found=NOT_FOUND)
-    resp = Response(pack.content, media_type="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="{pack.filename}"'})
-    return kit.with_headers(resp)
+    return kit.attachment(pack.content, "application/zip", pack.filename)

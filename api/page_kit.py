@@ -62,6 +62,12 @@ def with_headers(resp: Response) -> Response:
     return resp
 
 
+def attachment(content: bytes, media_type: str, filename: str) -> Response:
+    """A file to download (an export), with the pages' headers: never cached, never sniffed."""
+    return with_headers(Response(content, media_type=media_type,
+                                 headers={"Content-Disposition": f'attachment; filename="{filename}"'}))
+
+
 def render(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -> Response:
     return with_headers(templates.TemplateResponse(request, name, ctx, status_code=status))
 

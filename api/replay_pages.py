@@ -21,15 +21,13 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 
 from engine import timeline as tlmod
 from engine.errors import NotFoundError
-from engine.schema import cases
 
 from . import case_record as cr
 from . import page_kit as kit
-from .access import RESTRICTED, can_open_case, log_access, refusal
+from .access import RESTRICTED, can_open_case, case_exists, log_access, refusal
 from .auth import User
 from .case_pages import erased_case
 from .errors import ApiError
@@ -67,9 +65,7 @@ def _open(request: Request, user: User, case_id: int, action: str = "replay") ->
     """404 for an unknown case; 403 (logged as refused) for one this user may not open; else logged."""
     engine = request.app.state.engine
     page = str(request.url.path) + (f"?{request.url.query}" if request.url.query else "")
-    with engine.db.engine.connect() as conn:
-        if conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is None:
-            raise NotFoundError(f"no case {case_id}", case=case_id)
+    case_exists(engine, case_id)
     ok, why = can_open_case(engine, user, case_id)
     if not ok:
         log_access(engine, case_id, user, action, page=page, outcome="refused")

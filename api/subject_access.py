@@ -38,16 +38,17 @@ from starlette.concurrency import run_in_threadpool
 
 from engine import history
 from engine.clock import as_utc, parse_instant
-from engine.errors import NotFoundError, ValidationError
+from engine.errors import ValidationError
 from engine.history import Event
 from engine.schema import case_access_log, cases, people
 
 from . import case_record as cr
 from . import page_kit as kit
-from .access import RESTRICTED, can_open_case, log_access, refusal, restriction, write_access
+from .access import RESTRICTED, can_open_case, case_exists, log_access, refusal, restriction, write_access
 from .auth import User, current_user, get_engine
 from .errors import forbidden
-from .inputs import Id, to_id
+from .evidence import case_id_of, checked_reason, evidence_chronology, find_case, pdf_of, user_named
+from .inputs import Id
 
 router = APIRouter()
 pages = APIRouter(include_in_schema=False)
@@ -78,9 +79,7 @@ kit.templates.env.globals["may_subject_access"] = may_run
 def check_sar(engine: Any, user: User, case_id: int, *, page: str | None = None) -> None:
     """404 for an unknown case; otherwise refused (logged) unless the user holds a role that runs subject access
     requests — 404 to someone not named on a restricted case (its existence is not disclosed), else 403."""
-    with engine.db.engine.connect() as conn:
-        if conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is None:
-            raise NotFoundError(f"no case {case_id}", case=case_id)
+    case_exists(engine, case_id)
     if may_run(user):
         return
     _ok, why = can_open_case(engine, user, case_id)
@@ -89,12 +88,7 @@ def check_sar(engine: Any, user: User, case_id: int, *, page: str | None = None)
 
 
 def clean_reason(reason: str | None) -> str:
-    text = " ".join((reason or "").split())
-    if not text:
-        raise ValidationError(REASON_EMPTY, errors=[{"field": "reason", "message": REASON_EMPTY}])
-    if len(text) > MAX_REASON:
-        raise ValidationError(REASON_LONG, errors=[{"field": "reason", "message": REASON_LONG}])
-    return text
+    return checked_reason(" ".join((reason or "").split()), MAX_REASON, REASON_EMPTY, REASON_LONG)  # one line
 
 
 def person_cases(engine: Any, case_id: int) -> list[int]:
@@ -182,7 +176,6 @@ def _access_log(engine: Any, case_id: int, rec: cr.Loaded) -> list[dict[str, Any
 
 
 def _case(engine: Any, case_id: int) -> dict[str, Any]:
-    from .evidence import evidence_chronology
     from .letters_pdf import delivery
 
     rec = cr.load(engine, case_id)
@@ -271,13 +264,7 @@ def export(engine: Any, user: User, case_id: int, reason: str, fmt: str, *, page
 
 # ---------------------------------------------------------------------- the PDF
 def render_pdf(document: dict[str, Any]) -> bytes:
-    import weasyprint  # only exports need it (and its system libraries)
-
-    from .evidence import _fetch_nothing
-
-    html = kit.templates.get_template("subject_access_pdf.html").render(
-        doc=document, exported=cr.day_and_time(document["exported_at"]))
-    return weasyprint.HTML(string=html, url_fetcher=_fetch_nothing).write_pdf()
+    return pdf_of("subject_access_pdf.html", doc=document, exported=cr.day_and_time(document["exported_at"]))
 
 
 # ---------------------------------------------------------------------- the command line
@@ -285,8 +272,6 @@ def export_to_dir(engine: Any, person: str, username: str, reason: str, out: str
     """`carepath subject-access --person ID --out DIR --as USER --reason TEXT`: the PDF and the JSON file in DIR
     (PERSON is the id or reference of one of the person's cases)."""
     from pathlib import Path
-
-    from .evidence import case_id_of, user_named
 
     user = user_named(engine, username)
     case_id = case_id_of(engine, person)
@@ -351,13 +336,7 @@ def find_page(request: Request, reference: str | None = None) -> Response:
     error, status = "", 200
     if reference is not None:
         text = reference.strip().upper()[:64]
-        case_id = None
-        if text:
-            with page.engine.db.engine.connect() as conn:
-                q = select(cases.c.id).where(cases.c.reference == text)
-                if (n := to_id(text)) is not None:
-                    q = select(cases.c.id).where(cases.c.id == n)
-                case_id = conn.execute(q).scalar()
+        case_id = find_case(page.engine, text) if text else None
         if case_id is not None:
             return kit.redirect(f"/cases/{case_id}/subject-access")
         error, status = (f"There is no case {text}: check the reference", 404) if text else \
@@ -393,9 +372,7 @@ async def sar_post(request: Request, case_id: Id) -> Response:
             return _form(request, user, summary, reason=reason, error=exc.errors[0]["message"], status=400)
     except Exception as exc:  # noqa: BLE001
         return opening.guard(exc, not_found=NOT_FOUND)
-    media = "application/pdf" if fmt == "pdf" else "application/json"
-    return kit.with_headers(Response(content, media_type=media,
-                                     headers={"Content-Disposition": f'attachment; filename="{name}"'}))
+    return kit.attachment(content, "application/pdf" if fmt == "pdf" else "application/json", name)
 
 
 def exported_sentence(data: dict[str, Any], who: str) -> str:

@@ -18,18 +18,11 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
-import os
-import statistics
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from bench.engine_bench import Scratch
-from bench.run import machine
-
-ROOT = Path(__file__).resolve().parent.parent
+from bench.run import cold_then_warm, databases, publish
 
 
 def run(kind: str, n_events: int, pg_url: str | None, repeats: int) -> dict[str, Any]:
@@ -51,14 +44,8 @@ def run(kind: str, n_events: int, pg_url: str | None, repeats: int) -> dict[str,
         reason = "Benchmark: an ombudsman's request for the whole case"
 
         timeline.clear_cache()
-        t, c = time.perf_counter(), time.process_time()
-        pack = evidence.build_pack(eng, case_id, user, reason)
-        cold_s, cold_cpu_s = time.perf_counter() - t, time.process_time() - c
-        warm = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            evidence.build_pack(eng, case_id, user, reason)
-            warm.append(time.perf_counter() - t)
+        pack, cold_s, cold_cpu_s, warm_s = cold_then_warm(lambda: evidence.build_pack(eng, case_id, user, reason),
+                                                          repeats)
 
         # the parts, one at a time
         t = time.perf_counter()
@@ -83,7 +70,7 @@ def run(kind: str, n_events: int, pg_url: str | None, repeats: int) -> dict[str,
         return {"database": kind, "events": events, "instances": len(rec.instances), "drawings": len(drawings),
                 "setup_s": round(setup_s, 1), "pack_cold_s": round(cold_s, 2),
                 "pack_cold_cpu_s": round(cold_cpu_s, 2),
-                "pack_warm_s": round(statistics.median(warm), 2) if warm else None,
+                "pack_warm_s": None if warm_s is None else round(warm_s, 2),
                 "integrity_check_s": round(check_s, 2), "path_cold_s": round(path_cold_s, 2),
                 "diagrams_warm_s": round(diagrams_warm_s, 2), "pdf_render_s": round(pdf_s, 2),
                 "pdf_render_cpu_s": round(pdf_cpu_s, 2),
@@ -99,16 +86,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2, help="warm exports after the cold one")
     p.add_argument("--pg", help="also on PostgreSQL at this URL")
     args = p.parse_args()
-    results = [run("sqlite", args.events, None, args.repeats)]
-    if args.pg:
-        results.append(run("postgres", args.events, args.pg, args.repeats))
-    out = {"benchmark": "evidence pack", "goal_s": 10, "machine": machine(),
-           "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()], "results": results}
-    text = json.dumps(out, indent=2)
-    print(text)
-    dest = ROOT / "bench" / "results" / f"evidence-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
-    dest.write_text(text + "\n")
-    print(f"saved to {dest.relative_to(ROOT)}")
+    results = [run(kind, args.events, url, args.repeats) for kind, url in databases(args.pg)]
+    publish("evidence pack", "evidence", results, goal_s=10)
 
 
 if __name__ == "__main__":

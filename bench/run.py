@@ -8,14 +8,22 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, TypeVar
 
 from bench import engine_bench as eb
+
+T = TypeVar("T")
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine() -> dict[str, str]:
@@ -32,6 +40,41 @@ def machine() -> dict[str, str]:
         pass
     return {"python": sys.version.split()[0], "platform": platform.platform(), "cpu": cpu,
             "cores": str(os.cpu_count()), "postgres_client": pg}
+
+
+def databases(pg_url: str | None) -> Iterator[tuple[str, str | None]]:
+    """The databases a benchmark runs on: SQLite, then PostgreSQL at `pg_url` when one is given."""
+    yield "sqlite", None
+    if pg_url:
+        yield "postgres", pg_url
+
+
+def cold_then_warm(work: Callable[[], T], repeats: int) -> tuple[T, float, float, float | None]:
+    """`work()` once (cold: the caller has emptied its caches), timed by wall clock and by this process's CPU
+    time, then `repeats` times more: (the first result, cold seconds, cold CPU seconds, the median of the
+    warm runs' seconds or None)."""
+    t, c = time.perf_counter(), time.process_time()
+    result = work()
+    cold_s, cold_cpu_s = time.perf_counter() - t, time.process_time() - c
+    warm = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        work()
+        warm.append(time.perf_counter() - t)
+    return result, cold_s, cold_cpu_s, statistics.median(warm) if warm else None
+
+
+def publish(benchmark: str, prefix: str, results: list[dict[str, Any]], **extra: Any) -> Path:
+    """Print a benchmark's results with the machine and its load average, and save them as
+    bench/results/<prefix>-<UTC time>.json."""
+    out = {"benchmark": benchmark, **extra, "machine": machine(),
+           "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()], "results": results}
+    text = json.dumps(out, indent=2)
+    print(text)
+    dest = RESULTS / f"{prefix}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
+    dest.write_text(text + "\n")
+    print(f"saved to {dest.relative_to(RESULTS.parent.parent)}")
+    return dest
 
 
 def main() -> None:

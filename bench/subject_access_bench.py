@@ -17,18 +17,12 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
-import os
-import statistics
 import time
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 from bench.engine_bench import Scratch
-from bench.run import machine
-
-ROOT = Path(__file__).resolve().parent.parent
+from bench.run import cold_then_warm, databases, publish
 
 
 def build(url: str, years: int) -> tuple[Any, int]:
@@ -79,16 +73,11 @@ def run(kind: str, years: int, pg_url: str | None, repeats: int) -> dict[str, An
         out: dict[str, Any] = {"database": kind, "years": years, "setup_s": round(setup_s, 1)}
         for fmt in ("json", "pdf"):
             timeline.clear_cache()
-            t, c = time.perf_counter(), time.process_time()
-            _name, content, found = sar.export(eng, dora, case_id, reason, fmt)
-            out[f"{fmt}_cold_s"] = round(time.perf_counter() - t, 2)
-            out[f"{fmt}_cold_cpu_s"] = round(time.process_time() - c, 2)
-            warm = []
-            for _ in range(repeats):
-                t = time.perf_counter()
-                sar.export(eng, dora, case_id, reason, fmt)
-                warm.append(time.perf_counter() - t)
-            out[f"{fmt}_warm_s"] = round(statistics.median(warm), 2) if warm else None
+            (_name, content, found), cold_s, cold_cpu_s, warm_s = cold_then_warm(
+                lambda fmt=fmt: sar.export(eng, dora, case_id, reason, fmt), repeats)
+            out[f"{fmt}_cold_s"] = round(cold_s, 2)
+            out[f"{fmt}_cold_cpu_s"] = round(cold_cpu_s, 2)
+            out[f"{fmt}_warm_s"] = None if warm_s is None else round(warm_s, 2)
             out[f"{fmt}_bytes"] = len(content)
             if fmt == "pdf":
                 out["pdf_pages"] = len(PdfReader(io.BytesIO(content)).pages)
@@ -108,16 +97,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=1, help="exports after the cold one, per format")
     p.add_argument("--pg", help="also on PostgreSQL at this URL")
     args = p.parse_args()
-    results = [run("sqlite", args.years, None, args.repeats)]
-    if args.pg:
-        results.append(run("postgres", args.years, args.pg, args.repeats))
-    out = {"benchmark": "subject access export", "machine": machine(),
-           "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()], "results": results}
-    text = json.dumps(out, indent=2)
-    print(text)
-    dest = ROOT / "bench" / "results" / f"subject-access-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
-    dest.write_text(text + "\n")
-    print(f"saved to {dest.relative_to(ROOT)}")
+    results = [run(kind, args.years, url, args.repeats) for kind, url in databases(args.pg)]
+    publish("subject access export", "subject-access", results)
 
 
 if __name__ == "__main__":
