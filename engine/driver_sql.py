@@ -114,14 +114,17 @@ class Prepared:
         self.column_keys = tuple(column_keys) if column_keys else None
         self._compiled: dict[str, _Compiled] = {}
 
-    def _for(self, conn: Connection) -> _Compiled | None:
-        dialect = conn.dialect
-        if dialect.name != "sqlite":
-            return None
+    def compiled(self, dialect: Dialect) -> _Compiled:
+        """The statement compiled for `dialect`, once: its SQL text, the values bound in it (`defaults`) and, for
+        the driver calls on SQLite, its parameters' order and processors. PostgreSQL's pipelined statements
+        (engine/pg_batch.py) use the text and the values."""
         c = self._compiled.get(dialect.name)
         if c is None:
             c = self._compiled[dialect.name] = _Compiled(self.stmt, dialect, self.column_keys)
         return c
+
+    def _for(self, conn: Connection) -> _Compiled | None:
+        return self.compiled(conn.dialect) if conn.dialect.name == "sqlite" else None
 
     def run(self, conn: Connection, params: dict[str, Any]) -> Any:
         """Execute once; returns the driver's cursor on SQLite, Core's result elsewhere (both have
@@ -150,9 +153,7 @@ class Prepared:
         """The first row (read by name), or None, run on a sqlite3 connection of the caller's own, outside any
         SQLAlchemy transaction: in autocommit, the statement is its own read transaction (the API's session
         check, api/auth.py). Driver errors are the driver's; no listener is told (it is no step's statement)."""
-        c = self._compiled.get(dialect.name)
-        if c is None:
-            c = self._compiled[dialect.name] = _Compiled(self.stmt, dialect, self.column_keys)
+        c = self.compiled(dialect)
         raw = driver.execute(c.sql, c.params(params)).fetchone()
         return None if raw is None else c.row(raw)
 
@@ -183,7 +184,18 @@ def _execute(conn: Connection, c: _Compiled, params: Any, *, many: bool) -> Any:
                                       dialect=conn.dialect) from e
 
 
-_INSERTS: dict[tuple[int, tuple[str, ...]], Prepared] = {}
+_PREPARED: dict[tuple[int, tuple[str, ...]], Prepared] = {}
+
+
+def prepared(stmt: Any, keys: Sequence[str] = ()) -> Prepared:
+    """The one `Prepared` of `stmt` given rows with the columns `keys` (none: not an insert), so that it is
+    compiled once however often it is asked for (`insert_rows`, engine/pg_batch.py). It keeps `stmt`, so the
+    statement's id is never another's."""
+    key = (id(stmt), tuple(keys))
+    found = _PREPARED.get(key)
+    if found is None:
+        found = _PREPARED[key] = Prepared(stmt, keys)
+    return found
 
 
 def insert_rows(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> None:
@@ -193,7 +205,4 @@ def insert_rows(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> None
     if conn.dialect.name != "sqlite" or any(len(r) != len(keys) or tuple(r) != keys for r in rows[1:]):
         conn.execute(stmt, rows)
         return
-    prepared = _INSERTS.get((id(stmt), keys))
-    if prepared is None:
-        prepared = _INSERTS[(id(stmt), keys)] = Prepared(stmt, keys)
-    prepared.run_many(conn, rows)
+    prepared(stmt, keys).run_many(conn, rows)

@@ -40,6 +40,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from . import history
+from .driver_sql import prepared
 from .errors import ConflictError
 
 if TYPE_CHECKING:
@@ -75,21 +76,15 @@ _EVENT_COLUMNS = (("chain", "varchar"), ("seq", "bigint"), ("step", "bigint"), (
 _INSERT_EVENTS = (f'INSERT INTO events ({", ".join(f"{chr(34)}{c}{chr(34)}" for c, _ in _EVENT_COLUMNS)}) '
                   f'SELECT * FROM unnest({", ".join(f"%({c})s::{t}[]" for c, t in _EVENT_COLUMNS)})')
 
-_compiled: dict[tuple[int, tuple[str, ...]], tuple[str, dict[str, Any]]] = {}
-
-
 def _driver(conn: Connection) -> Any:
     return conn.connection.driver_connection
 
 
 def _sql(conn: Connection, stmt: Any, keys: Sequence[str]) -> tuple[str, dict[str, Any]]:
-    """A SQLAlchemy statement as psycopg SQL text and its fixed parameters, compiled once."""
-    key = (id(stmt), tuple(keys))
-    got = _compiled.get(key)
-    if got is None:
-        c = stmt.compile(dialect=conn.dialect, column_keys=list(keys))
-        got = _compiled[key] = (str(c), {k: v for k, v in c.params.items() if k not in keys})
-    return got
+    """A SQLAlchemy statement as psycopg SQL text and the values bound in it, compiled once (engine/driver_sql.py
+    `prepared`: the same cache as the statements run through the driver on SQLite)."""
+    c = prepared(stmt, keys).compiled(conn.dialect)
+    return c.sql, c.defaults
 
 
 def first(conn: Connection, stmt: Any, params: dict[str, Any]) -> Any:
