@@ -25,6 +25,7 @@ from engine.schema import cases, events, process_versions, tasks
 
 from .auth import OVERSIGHT_ROLES, User, case_access_log, json_set, restricted_cases
 from .errors import forbidden
+from .inputs import to_id
 
 # ---------------------------------------------------------------------- restricted cases
 
@@ -294,10 +295,10 @@ def request_case(conn: Any, params: dict[str, Any]) -> int | None:
     for name in CASE_PARAMS:
         raw = str(params.get(name, ""))
         if raw:
-            digits = raw.upper().removeprefix("CASE-")
-            if not digits.isdigit() or len(digits) > 18:
+            case_id = to_id(raw.upper().removeprefix("CASE-"))  # `Id`'s rule: out of range is no case
+            if case_id is None:
                 return None
-            row = conn.execute(select(cases.c.id).where(cases.c.id == int(digits))).first()
+            row = conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first()
             return None if row is None else row.id
     task_id = str(params.get("task_id", ""))
     if not task_id or len(task_id) > 64:

@@ -31,6 +31,7 @@ from .access import RESTRICTED, can_open_case, case_exists, log_access, refusal
 from .auth import User
 from .case_pages import erased_case
 from .errors import ApiError
+from .inputs import to_id
 
 router = APIRouter(include_in_schema=False)
 PAGE = 200  # events a page of the timeline
@@ -61,6 +62,18 @@ def _whole(value: str | None, what: str, *, default: int | None = None) -> int:
     return int(text)
 
 
+def _path_id(value: str, what: str) -> int:
+    """An id from the address by `Id`'s rule (api/inputs.py `to_id`): not a whole number is a 400 naming it; a
+    whole number out of range (0, or past 2^63 − 1) a 404, as for every other route: nothing can be there."""
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()):
+        raise _BadInput(f"The {what} in the address must be a whole number, not '{value[:40]}'.")
+    found = to_id(text)
+    if found is None:
+        raise NotFoundError(f"no {what} {text[:40]}")
+    return found
+
+
 def _open(request: Request, user: User, case_id: int, action: str = "replay") -> Any:
     """404 for an unknown case; 403 (logged as refused) for one this user may not open; else logged."""
     engine = request.app.state.engine
@@ -86,7 +99,7 @@ def replay_page(request: Request, case_ref: str) -> Response:
     user = None
     try:
         user = kit.signed_in(request)
-        case_id = _whole(case_ref, "case number")
+        case_id = _path_id(case_ref, "case number")
         step_no = _whole(request.query_params.get("step"), "step number", default=1)
         page_no = request.query_params.get("page")
         page = _whole(page_no, "page number") if page_no is not None else None
@@ -125,8 +138,8 @@ def replay_diagram(request: Request, case_ref: str, version_ref: str) -> Respons
     user = None
     try:
         user = kit.signed_in(request)
-        case_id = _whole(case_ref, "case number")
-        version_id = _whole(version_ref, "diagram version")
+        case_id = _path_id(case_ref, "case number")
+        version_id = _path_id(version_ref, "diagram version")
         engine = _open(request, user, case_id, "replay")
         if erased_case(engine, case_id) is not None:
             raise NotFoundError(f"case {case_id}'s data was erased: there is nothing to replay")

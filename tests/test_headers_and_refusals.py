@@ -207,6 +207,19 @@ def test_a_refused_history_request_is_logged(world):
     assert rosa.get(f"/api/cases/{UNKNOWN}/history").status_code == 404
 
 
+@pytest.mark.parametrize("bad", ["\u00b2", "0", str(2**63), "9" * 25, "CASE-x"])
+def test_an_address_whose_case_id_is_no_id_is_a_404_and_nothing_fails_behind_it(world, bad, caplog):
+    """The access log's backstop reads the case id of a refused request by `Id`'s rule (api/inputs.py `to_id`): a
+    superscript digit, 0 or an id past 2^63 - 1 names no case — no refused row, and no failure logged after the
+    404 has gone (a superscript two is a digit to `str.isdigit`, not to `int`)."""
+    eng, app, cases = world
+    rosa, _token = signed_in(app, "rosa")
+    caplog.set_level("ERROR", logger="carepath")
+    for path in (f"/cases/{bad}", f"/api/cases/{bad}", f"/cases/{bad}/replay"):
+        assert rosa.get(path, headers={"Accept": "text/html"}).status_code in (400, 404), path
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+
+
 # ---------------------------------------------------------------------- deactivated users
 def _deactivate_admin_api(eng, app):
     ada, _token = signed_in(app, "ada")

@@ -233,6 +233,9 @@ def test_bad_addresses_get_a_clear_page_and_change_nothing(world):
                                                    "&#39;two&#39;."),
         f"/cases/{case_id}/replay?step=-3": (400, "The step number in the address must be a whole number"),
         "/cases/9999/replay": (404, "There is no case record at this address."),
+        "/cases/99999999999/replay": (404, "There is no case record at this address."),  # ids are up to 2^63 - 1
+        f"/cases/{2**63}/replay": (404, "There is no case record at this address."),  # out of range: no case there
+        f"/cases/{case_id}/replay/diagrams/{2**63}": (404, "This case never ran on that diagram."),
         "/cases/CASE-1/replay": (400, "The case number in the address must be a whole number, not &#39;CASE-1&#39;."),
         f"/cases/{case_id}/replay?page=x": (400, "The page number in the address must be a whole number"),
         f"/cases/{case_id}/replay/diagrams/abc": (400, "The diagram version in the address must be a whole number"),
