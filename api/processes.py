@@ -584,26 +584,17 @@ async def _draft_action(request: Request, draft_id: int, action: str) -> Respons
     return kit.redirect(f"/processes/drafts/{draft_id}?done={done}")
 
 
-@router.post("/processes/drafts/{draft_id}/submit", response_class=HTMLResponse, include_in_schema=False)
-async def submit_page(request: Request, draft_id: Id) -> Response:
-    return await _draft_action(request, draft_id, "submit")
+def _draft_action_route(action: str) -> None:
+    """POST /processes/drafts/{draft_id}/<action>: a draft page's button (`_draft_action` does the work)."""
+
+    async def endpoint(request: Request, draft_id: Id) -> Response:
+        return await _draft_action(request, draft_id, action)
+
+    endpoint.__name__ = endpoint.__qualname__ = f"{action}_page"
+    router.add_api_route(f"/processes/drafts/{{draft_id}}/{action}", endpoint, methods=["POST"],
+                         response_class=HTMLResponse, include_in_schema=False)
 
 
-@router.post("/processes/drafts/{draft_id}/withdraw", response_class=HTMLResponse, include_in_schema=False)
-async def withdraw_page(request: Request, draft_id: Id) -> Response:
-    return await _draft_action(request, draft_id, "withdraw")
-
-
-@router.post("/processes/drafts/{draft_id}/rebase", response_class=HTMLResponse, include_in_schema=False)
-async def rebase_page(request: Request, draft_id: Id) -> Response:
-    return await _draft_action(request, draft_id, "rebase")
-
-
-@router.post("/processes/drafts/{draft_id}/approve", response_class=HTMLResponse, include_in_schema=False)
-async def approve_page(request: Request, draft_id: Id) -> Response:
-    return await _draft_action(request, draft_id, "approve")
-
-
-@router.post("/processes/drafts/{draft_id}/refuse", response_class=HTMLResponse, include_in_schema=False)
-async def refuse_page(request: Request, draft_id: Id) -> Response:
-    return await _draft_action(request, draft_id, "refuse")
+# /processes/drafts/{draft_id}/submit, /withdraw, /rebase, /approve and /refuse, in that order
+for _action in ("submit", "withdraw", "rebase", "approve", "refuse"):
+    _draft_action_route(_action)
