@@ -20,6 +20,8 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, func, insert, or_, select
 
+from engine import pg_batch
+from engine.driver_sql import Prepared
 from engine.errors import NotFoundError
 from engine.schema import cases, events, process_versions, tasks
 
@@ -43,11 +45,13 @@ def hidden_cases(conn: Any, user: User) -> list[int]:
     return [cid for cid, allowed in restricted_map(conn).items() if user.username not in allowed]
 
 
-_RESTRICTION = select(restricted_cases.c.allowed).where(restricted_cases.c.case_id == bindparam("case_id"))
+# through the driver on SQLite (engine/driver_sql.py): read on every case page and every start
+_RESTRICTION = Prepared(select(restricted_cases.c.allowed).where(restricted_cases.c.case_id == bindparam("case_id")))
 
 
 def restriction(conn: Any, case_id: int) -> set[str] | None:
-    row = conn.execute(_RESTRICTION, {"case_id": case_id}).first()
+    """The names a case is restricted to, None when it is not restricted."""
+    row = _RESTRICTION.first(conn, {"case_id": case_id})
     return None if row is None else _allowed(row.allowed)
 
 
@@ -229,12 +233,6 @@ def case_access(conn: Any, user: User, case_id: int, allowed: set[str] | None) -
     return False, "you have no task on this case and have not worked on it"
 
 
-# a case and its restriction in one query (None: no such case; `restricted_to` None: not restricted)
-CASE_AND_RESTRICTION = (select(cases.c.id, restricted_cases.c.allowed.label("restricted_to"))
-                        .outerjoin(restricted_cases, restricted_cases.c.case_id == cases.c.id)
-                        .where(cases.c.id == bindparam("case_id")))
-
-
 OUTCOMES = ("allowed", "refused")
 # the path of the request being served (set by the app's middleware, `request_page`): the `page` an access is
 # logged from
@@ -327,15 +325,19 @@ def write_access(conn: Any, engine: Any, case_id: int, user: User, action: str, 
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
     page = page if page is not None else current_page.get()
-    conn.execute(_ACCESS_ROW, {"case_id": case_id, "user": user.username, "at": engine.now(conn),
-                               "action": action[:32], "page": None if page is None else page[:200],
-                               "reason": reason, "outcome": outcome})
+    row = {"case_id": case_id, "user": user.username, "at": engine.now(conn), "action": action[:32],
+           "page": None if page is None else page[:200], "reason": reason, "outcome": outcome}
+    if engine.db.is_postgres:  # sent with the transaction's next statement or its COMMIT: no round trip of its own
+        pg_batch.queue_statement(conn, _ACCESS_ROW.stmt, row)
+    else:  # through the driver (engine/driver_sql.py)
+        _ACCESS_ROW.run(conn, row)
     rows = written.get()
     if rows is not None:
         rows.append(case_id)
 
 
-_ACCESS_ROW = insert(case_access_log)  # its values are the parameters (built once, compiled once)
+# its values are the parameters (built once, compiled once per dialect)
+_ACCESS_ROW = Prepared(insert(case_access_log), ("case_id", "user", "at", "action", "page", "reason", "outcome"))
 
 
 def entry_outcome(action: str, outcome: str | None) -> tuple[str, str]:

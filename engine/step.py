@@ -241,8 +241,10 @@ class StepCore:
               authorise: Callable[[Connection], None] | None = None) -> StepResult:
         """Start a process (for an existing case, or a new one) and run it until every path waits.
 
-        `authorise(conn)`, when given, runs first in the step's transaction (the API's access check and its
-        access-log row, api/case_start.py): what it raises ends the start with nothing saved."""
+        `authorise(conn)`, when given, runs in the step's transaction (the API's access check and its access-log
+        row, api/case_start.py) before anything else is checked, once an existing case is found (an unknown
+        `case_id` is a NotFoundError first, so the check need not read the case again): what it raises ends the
+        start with nothing saved."""
         data = dict(data or {})
         try:
             return self._start(process_id, case_id, data, actor, title, version, authorise, cached=True)
@@ -254,6 +256,12 @@ class StepCore:
                version: int | None, authorise: Callable[[Connection], None] | None, *, cached: bool) -> StepResult:
         with self._tx() as conn:
             self.db.require_initialised(conn)
+            found = None
+            if case_id is not None:  # the case first (with BEGIN on PostgreSQL), then `authorise`
+                found = (pg_batch.first(conn, _CASE_FOR_START.stmt, {"id": case_id})
+                         if self.db.is_postgres else _CASE_FOR_START.first(conn, {"id": case_id}))
+                if found is None:
+                    raise NotFoundError(f"no case {case_id}", case=case_id)
             if authorise is not None:
                 authorise(conn)
             now = self.now(conn)
@@ -273,10 +281,7 @@ class StepCore:
                 reference = f"CASE-{case_id:06d}"  # as _create_case names it
                 head: tuple[int, str] | None = None  # its history chain starts with this step
             else:
-                found = (pg_batch.first(conn, _CASE_FOR_START.stmt, {"id": case_id})  # with BEGIN
-                         if self.db.is_postgres else _CASE_FOR_START.first(conn, {"id": case_id}))
-                if found is None:
-                    raise NotFoundError(f"no case {case_id}", case=case_id)
+                assert found is not None
                 case_data, reference = json.loads(found.data), found.reference
                 if case_data.get(lifecycle.CLOSED_KEY):
                     raise StateError(f"case {case_id} is closed: reopen it before starting anything on it",

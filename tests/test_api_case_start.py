@@ -135,3 +135,42 @@ def test_every_start_and_every_refusal_is_in_the_access_log_once(eng, app):
     assert r.status_code == 404 and r.json()["message"] == f"no case {other}"  # as an unknown case
     assert _logged(eng, other) == [("start_process", "refused")]
     assert count_instances(eng) == before
+
+
+def test_the_start_by_its_id_costs_the_engine_start_and_its_two_access_statements(db_url):
+    """The API's checks add to the engine's own start on the case only the restriction read and the access-log
+    row, nothing read twice (the case is read once, by the engine); on PostgreSQL the row goes with the step's
+    writes: one round trip more, the restriction's (docs/performance.md, "A cheaper HTTP layer, continued")."""
+    from collections import Counter
+
+    from api.auth import User
+    from api.case_start import StartIn, start
+    from tests.test_step_statements import StatementLog, WireLog
+
+    eng = Engine(db_url, registry=HandlerRegistry(), forms=FormLibrary())
+    eng.init()  # the real clock, as in production: "now" costs no statement
+    eng.deploy([THREE])
+    try:
+        cid = a_case(eng)
+        user = User(1, "tm", "TM", frozenset({"team_manager"}), frozenset({"team_manager"}))
+        log = WireLog(eng.db.engine) if eng.db.is_postgres else StatementLog(eng.db.engine)
+        for n in range(7):  # caches filled, and psycopg has prepared every statement (after 5 uses)
+            eng.start("three_tasks", case_id=cid, data={"n": n}, actor="tm")
+            start(eng, user, cid, "three_tasks", StartIn(data={"n": n}))
+        log.take()
+        eng.start("three_tasks", case_id=cid, data={"n": 8}, actor="tm")
+        direct = log.take()
+        start(eng, user, cid, "three_tasks", StartIn(data={"n": 9}))
+        api = log.take()
+        if eng.db.is_postgres:
+            (trips_direct, direct), (trips_api, api) = direct, api
+            assert trips_api == trips_direct + 1, (direct, api)
+        else:
+            direct, api = [s for s, _ in direct], [s for s, _ in api]
+        assert not Counter(direct) - Counter(api), (direct, api)
+        more = sorted((Counter(api) - Counter(direct)).elements())
+        assert len(more) == 2 and more[0].startswith("INSERT INTO case_access_log") \
+            and more[1].startswith("SELECT restricted_cases.allowed"), more
+        assert _logged(eng, cid)[-1] == ("start_process", "allowed")
+    finally:
+        eng.db.dispose()
