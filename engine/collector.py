@@ -8,6 +8,12 @@ block and puts the earlier one back when the last such block ends: blocks may ne
 threads at once (the threshold is process-wide), so a count of the blocks open, under a lock, decides when
 to restore it. Reference counting still frees everything acyclic at once; the collector still runs, every
 ``GEN0`` allocations.
+
+``fewer_collections(keep=True)`` is for work whose objects stay alive after it (a population the measures hold
+between pages): when the last block ends, what the blocks made is moved to the oldest generation without a
+collection (``gc.freeze()`` then ``gc.unfreeze()``), so the default threshold, put back, does not walk a
+million objects that are not garbage at the next allocation. Nothing is exempt from collection for good: cyclic
+garbage among them is found by the next full collection, which runs as it would have for any old objects.
 """
 
 from __future__ import annotations
@@ -22,11 +28,12 @@ GEN0, GEN1, GEN2 = 200_000, 50, 200
 _lock = threading.Lock()
 _open = 0
 _saved: tuple[int, int, int] | None = None
+_keep = False
 
 
 @contextmanager
-def fewer_collections() -> Iterator[None]:
-    global _open, _saved
+def fewer_collections(keep: bool = False) -> Iterator[None]:
+    global _open, _saved, _keep
     with _lock:
         if _open == 0:
             _saved = gc.get_threshold()
@@ -36,7 +43,11 @@ def fewer_collections() -> Iterator[None]:
         yield
     finally:
         with _lock:
+            _keep = _keep or keep
             _open -= 1
             if _open == 0 and _saved is not None:
+                if _keep:  # into the oldest generation, uncollected (see above)
+                    gc.freeze()
+                    gc.unfreeze()
                 gc.set_threshold(*_saved)
-                _saved = None
+                _saved, _keep = None, False

@@ -608,7 +608,7 @@ def _changed_since(conn: Any, loaded: _Loaded, mark: tuple) -> dict[int, int | N
     return out
 
 
-@fewer_collections()
+@fewer_collections(keep=True)  # the population stays, held for the next pages
 def load_population(engine: Any) -> Population:
     """Every case as the measures read it, from the facts kept per case in `measure_facts`: a case whose history
     has an event later than its kept facts (or whose facts were worked out on another basis) is read and worked

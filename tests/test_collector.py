@@ -119,3 +119,41 @@ def test_the_measures_are_read_and_worked_out_with_fewer_collections(monkeypatch
     measures.measure_cases(population, "new_requests", date(2031, 4, 1), date(2031, 6, 30))
     assert seen and all(t == raised for t in seen), seen
     assert gc.get_threshold() == (700, 10, 10)
+
+
+class _Marker:
+    pass
+
+
+def test_keep_moves_what_the_block_made_to_the_oldest_generation_without_freezing_anything_for_good():
+    with fewer_collections(keep=True):
+        made = [_Marker() for _ in range(10)]
+    assert gc.get_freeze_count() == 0  # nothing left exempt from collection
+    oldest = {id(o) for o in gc.get_objects(generation=2)}
+    assert all(id(o) in oldest for o in made)
+    # without keep, young objects stay young
+    with fewer_collections():
+        young = _Marker()
+    assert id(young) not in {id(o) for o in gc.get_objects(generation=2)}
+
+
+def test_cyclic_garbage_made_in_a_keep_block_is_still_collected():
+    import weakref
+
+    with fewer_collections(keep=True):
+        a, b = _Marker(), _Marker()
+        a.other, b.other = b, a  # a cycle: only the cycle collector frees it
+        gone = weakref.ref(a)
+        del a, b
+    assert gone() is not None  # not collected by the block's end
+    gc.collect()
+    assert gone() is None
+
+
+def test_keep_in_an_inner_block_is_applied_when_the_outer_one_ends():
+    with fewer_collections():
+        with fewer_collections(keep=True):
+            inner = _Marker()
+        assert id(inner) not in {id(o) for o in gc.get_objects(generation=2)}
+    assert id(inner) in {id(o) for o in gc.get_objects(generation=2)}
+    assert gc.get_threshold() == (700, 10, 10)
