@@ -133,11 +133,13 @@ class StepBatch:
         if every < 1:
             raise ValueError("a batch holds at least one transaction")
         self.every = every
-        self.depth = 0  # savepoints open (a transaction begun inside another shares its connection)
+        self.depth = 0  # a step's savepoint open (0 or 1)
         self.released = 0  # transactions ended well
         self.commits = 0  # real COMMITs
 
     def begin(self, drv: Any) -> None:
+        if self.depth:  # as without batches (SQLite: "cannot start a transaction within a transaction")
+            raise StateError("simulation: a transaction was begun inside another on the database's one connection")
         if not drv.in_transaction:
             drv.execute("BEGIN IMMEDIATE")
         drv.execute(f"SAVEPOINT {self.SAVEPOINT}")

@@ -172,6 +172,12 @@ def test_steps_committed_in_batches_give_the_same_history_and_a_failed_one_is_un
         with batched.db.engine.connect() as conn:
             keys = set(conn.execute(select(settings.c.key)).scalars())
         assert "kept" in keys and "undone" not in keys
+        with pytest.raises(Exception, match="within a transaction"), plain.db.transaction(), \
+                plain.db.transaction():
+            pass  # one in-memory connection: a transaction inside another is refused, batched or not
+        with pytest.raises(StateError, match="inside another"), batched.db.transaction(), \
+                batched.db.transaction():
+            pass
         # and the engine's own steps still run after it, in the same batch
         first = batched.start("deadline", actor="tester")
         assert batched.complete_task(first.ready_tasks[0]["id"], {"outcome": "done"}, actor="tester").status \
