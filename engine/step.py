@@ -15,7 +15,6 @@ _replay_outputs), on `Engine.now`, and on the case record hooks `_check_case`/`_
 from __future__ import annotations
 
 import json
-import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -94,16 +93,6 @@ _KEEP_STATE = Prepared(update(instances)
 _OPEN_PROCESSES = Prepared(select(instances.c.process_id).where(
     instances.c.case_id == bindparam("cid"), instances.c.id != bindparam("iid"),
     or_(*(instances.c.status == s for s in lifecycle.OPEN_STATUSES))))
-
-
-#: SpiffWorkflow builds every log record's extras before asking whether the record is wanted, and while its
-#: loggers' own level is unset (below INFO) those extras hold the task's data and, for a workflow made or
-#: completed, a walk of its whole task tree: work in every step for records nobody reads (and personal data in
-#: them). At INFO they hold neither; SpiffWorkflow's INFO records are kept, its DEBUG ones dropped. A level
-#: someone set is left as it is.
-for _name in ("spiff.task", "spiff.workflow"):
-    if logging.getLogger(_name).level == logging.NOTSET:
-        logging.getLogger(_name).setLevel(logging.INFO)
 
 
 class _NewerVersion(Exception):
