@@ -566,6 +566,8 @@ def scratch_engine(source: Any | None, start: date, *, full_history: bool = Fals
             copied = conn.execute(select(process_versions.c.id).limit(1)).first() is not None
     if not copied:
         eng.deploy([ROOT / "processes"], note="simulation")
+    if eng.simulation is not None:  # each step's transaction a savepoint, committed in batches (engine/simulation.py)
+        eng.simulation.batch_steps(eng.db)
     return eng
 
 

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
@@ -34,7 +35,7 @@ def resolve_url(url: str | None) -> str:
     return url
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _sqlite_setup(db: Database, engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
@@ -50,6 +51,9 @@ def _sqlite_setup(engine: Engine) -> None:
     def _begin(conn):  # type: ignore[no-untyped-def]
         # Writers take the write lock up front; readers use a plain BEGIN, so under WAL they never
         # wait for a writer (nor make one wait). Straight to the driver: this runs in every step.
+        if db.steps_batched is not None:  # simulation mode: a savepoint in a longer transaction (engine/simulation.py)
+            db.steps_batched.begin(conn.connection.driver_connection)
+            return
         sql = "BEGIN IMMEDIATE" if conn.info.get("carepath_write") else "BEGIN"
         conn.connection.driver_connection.execute(sql)
 
@@ -74,8 +78,10 @@ class Database:
         self._initialised = False
         #: engine/simulation.py's SimulationMode when an Engine runs this (in-memory) database in simulation mode
         self.simulation: object | None = None
+        #: simulation mode's StepBatch (engine/simulation.py): each transaction a savepoint, committed in batches
+        self.steps_batched: Any = None
         if self.dialect == "sqlite":
-            _sqlite_setup(self.engine)
+            _sqlite_setup(self, self.engine)
         else:  # a step's writes are queued and sent with its COMMIT (engine/pg_batch.py)
             event.listen(self.engine, "before_cursor_execute", pg_batch.send_before)
             event.listen(self.engine, "commit", pg_batch.before_commit)

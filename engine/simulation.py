@@ -14,6 +14,14 @@ the live, durable engine, unchanged) does these things differently:
   the next due timer when a timer stored since may fall due before the new instant (`due_floor`).
 * **Workflows kept in memory.** A waiting instance's workflow is not serialised with every step: the row's
   `state` is left empty while the workflow is in the engine's cache, and written when it leaves it.
+* **Transactions committed in batches** (`StepBatch`, switched on by `SimulationMode.batch_steps`): each
+  transaction is a savepoint inside a longer one, which is committed every `every` transactions. An in-memory
+  SQLite database holds all its pages in its page cache, and ending a write transaction costs time in
+  proportion to them: a step's commit took 25 µs at the start of a simulated year and 500 µs by its
+  36th week (docs/performance.md, "Why a step costs more as the year goes on"); releasing a savepoint costs
+  about 2 µs at any size. A step still has its own all-or-nothing transaction (a failed one is rolled back to
+  its savepoint) and what it wrote is seen by every later one (one connection); only durability is given up,
+  and an in-memory database has none.
 * **Task arrivals and withdrawals told.** After each step commits, the listeners given to
   `Engine.on_tasks_changed` get the task rows it added and the ids it removed (the simulator's queues).
 
@@ -88,6 +96,15 @@ class SimulationMode:
             self.written += len(rows)
         return rows
 
+    def batch_steps(self, db: Any, every: int = 100) -> None:
+        """Commit `db`'s transactions in batches from now on (`StepBatch`); call it between transactions."""
+        self.check_database(db)
+        batch = StepBatch(every)
+        dialect = db.engine.dialect  # this database's own dialect object: its commit and rollback, on every path
+        dialect.do_commit = lambda conn: batch.commit(_driver(conn))  # (SQLAlchemy's and its pool's reset)
+        dialect.do_rollback = lambda conn: batch.rollback(_driver(conn))
+        db.steps_batched = batch
+
     def written_outside(self) -> None:
         """Rows were written by something other than the engine's steps (a copy of live cases, say): the event
         numbering and the next due timer are read from the database again."""
@@ -101,3 +118,53 @@ class SimulationMode:
         first = as_utc(min(r["due_at"] for r in rows))
         if self.floor_known and (self.due_floor is None or first < self.due_floor):
             self.due_floor = first
+
+
+class StepBatch:
+    """Each transaction on the database a savepoint in a longer transaction, committed every `every` of them.
+
+    engine/db.py's BEGIN hook calls `begin`; the SQLAlchemy dialect's commit and rollback of this database call
+    `commit` and `rollback` (set by `SimulationMode.batch_steps`). Only for simulation mode's in-memory database
+    (see the module's text): nothing here is durable, and one connection sees every savepoint released."""
+
+    SAVEPOINT = "carepath_step"
+
+    def __init__(self, every: int = 100) -> None:
+        if every < 1:
+            raise ValueError("a batch holds at least one transaction")
+        self.every = every
+        self.depth = 0  # a step's savepoint open (0 or 1)
+        self.released = 0  # transactions ended well
+        self.commits = 0  # real COMMITs
+
+    def begin(self, drv: Any) -> None:
+        if self.depth:  # as without batches (SQLite: "cannot start a transaction within a transaction")
+            raise StateError("simulation: a transaction was begun inside another on the database's one connection")
+        if not drv.in_transaction:
+            drv.execute("BEGIN IMMEDIATE")
+        drv.execute(f"SAVEPOINT {self.SAVEPOINT}")
+        self.depth += 1
+
+    def commit(self, drv: Any) -> None:
+        if self.depth == 0:  # nothing of a batch open: an ordinary commit
+            drv.commit()
+            return
+        drv.execute(f"RELEASE {self.SAVEPOINT}")
+        self.depth -= 1
+        self.released += 1
+        if self.depth == 0 and self.released % self.every == 0:
+            drv.commit()
+            self.commits += 1
+
+    def rollback(self, drv: Any) -> None:
+        """Undo the innermost open transaction only (never what earlier transactions of the batch released)."""
+        if self.depth == 0:
+            return
+        drv.execute(f"ROLLBACK TO {self.SAVEPOINT}")
+        drv.execute(f"RELEASE {self.SAVEPOINT}")
+        self.depth -= 1
+
+
+def _driver(conn: Any) -> Any:
+    """The sqlite3 connection behind SQLAlchemy's pooled one."""
+    return getattr(conn, "driver_connection", None) or conn

@@ -136,3 +136,52 @@ def test_workflows_kept_in_memory_survive_leaving_the_cache_and_a_refused_step(c
         assert done.status == "completed"
     finally:
         sim.db.dispose()
+
+
+def _sim(calls, *, every: int | None) -> Engine:
+    sim = Engine("sqlite://", registry=calls.registry(), forms=FormLibrary(), simulation=SimulationMode())
+    sim.init(simulated_start=START)
+    sim.deploy([DIAGRAMS / "deadline.bpmn", DIAGRAMS / "timer_at.bpmn"])
+    if every is not None:
+        sim.simulation.batch_steps(sim.db, every=every)
+    return sim
+
+
+def _rows(eng: Engine) -> list[tuple]:
+    with eng.db.engine.connect() as conn:
+        rows = conn.execute(select(events.c.type, events.c.at, events.c.instance_id, events.c.data)
+                            .order_by(events.c.id)).all()
+    # task ids and the like are random: the same history in every other respect
+    return [(r.type, r.at, r.instance_id, re.sub(r"[0-9a-f-]{32,}", "<id>", r.data)) for r in rows]
+
+
+def test_steps_committed_in_batches_give_the_same_history_and_a_failed_one_is_undone_alone(calls):
+    from engine.schema import settings
+
+    plain, batched = _sim(calls, every=None), _sim(calls, every=3)
+    try:
+        assert _drive(batched) == _drive(plain)
+        assert _rows(batched) == _rows(plain)
+        batch = batched.db.steps_batched
+        assert batch.released > 3 * 2 and batch.commits == batch.released // 3  # a real COMMIT every 3 steps
+        with batched.db.transaction() as conn:
+            conn.execute(settings.insert().values(key="kept", value="1"))
+        with pytest.raises(RuntimeError), batched.db.transaction() as conn:
+            conn.execute(settings.insert().values(key="undone", value="1"))
+            raise RuntimeError("the step failed after writing")
+        with batched.db.engine.connect() as conn:
+            keys = set(conn.execute(select(settings.c.key)).scalars())
+        assert "kept" in keys and "undone" not in keys
+        with pytest.raises(Exception, match="within a transaction"), plain.db.transaction(), \
+                plain.db.transaction():
+            pass  # one in-memory connection: a transaction inside another is refused, batched or not
+        with pytest.raises(StateError, match="inside another"), batched.db.transaction(), \
+                batched.db.transaction():
+            pass
+        # and the engine's own steps still run after it, in the same batch
+        first = batched.start("deadline", actor="tester")
+        assert batched.complete_task(first.ready_tasks[0]["id"], {"outcome": "done"}, actor="tester").status \
+            == "completed"
+    finally:
+        plain.db.dispose()
+        batched.db.dispose()
