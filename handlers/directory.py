@@ -11,7 +11,6 @@ an error names the entry and the field, so a bad edit fails at start-up, not mid
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,7 +20,7 @@ from typing import Any
 from engine.registry import HandlerContext, HandlerRegistry
 
 from . import working_days
-from .config_files import cached
+from .config_files import cached, read_json
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "processes" / "config" / "community_directory.json"
 #: lets a deployment point at its own directory without editing code
@@ -109,12 +108,7 @@ def parse_directory(data: Any, source: str = "community directory") -> Directory
 
 def load_directory(path: str | Path) -> Directory:
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DirectoryError(f"community directory not found: {path}") from None
-    except json.JSONDecodeError as exc:
-        raise DirectoryError(f"{path}: not valid JSON: {exc}") from None
+    data = read_json(path, "the community directory", DirectoryError)
     return parse_directory(data, str(path))
 
 

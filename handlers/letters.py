@@ -13,7 +13,6 @@ details come from `processes/config/council.json` (local, not code).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import textwrap
@@ -27,7 +26,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from engine.registry import HandlerContext, HandlerRegistry
 
 from . import working_days
-from .config_files import cached
+from .config_files import cached, read_json
 from .eligibility import WELLBEING_AREAS, _fluctuation_text
 from .people import nfc_name
 
@@ -174,12 +173,7 @@ def load_council(path: str | Path | None = None) -> dict[str, Any]:
 
 
 def _read_council(resolved: Path) -> dict[str, Any]:
-    try:
-        council = json.loads(resolved.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"council details not found: {resolved}") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{resolved}: not valid JSON: {exc}") from None
+    council = read_json(resolved, "the council details file")
     missing = [f for f in _COUNCIL_FIELDS if not council.get(f)] if isinstance(council, dict) else ["(object)"]
     if missing:
         raise ValueError(f"{resolved}: missing council field(s): {', '.join(missing)}")

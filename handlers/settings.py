@@ -7,11 +7,10 @@ value written into the diagram; the value a case used is recorded in its history
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from .config_files import cached
+from .config_files import cached, read_json
 
 CONFIG = Path(__file__).resolve().parent.parent / "processes" / "config" / "timescales.json"
 
@@ -22,10 +21,7 @@ def load(path: Path = CONFIG) -> dict[str, Any]:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read local settings: {exc}") from None
+    data = read_json(path, "the local settings file")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: local settings must be a JSON object")
     return {k: v for k, v in data.items() if not k.startswith("_")}

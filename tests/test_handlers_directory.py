@@ -170,13 +170,18 @@ def test_validation_reports_every_problem(tmp_path: Path) -> None:
 def test_invalid_json_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "bad.json"
     path.write_text("{not json")
-    with pytest.raises(DirectoryError, match="bad.json: not valid JSON"):
+    with pytest.raises(DirectoryError) as exc:
         load_directory(path)
+    assert str(exc.value).startswith(f"the community directory {path} is not JSON: Expecting property name")
+    gone = tmp_path / "gone.json"
+    with pytest.raises(DirectoryError) as exc:
+        load_directory(gone)
+    assert str(exc.value) == f"the community directory {gone} cannot be read: No such file or directory"
 
 
 def test_register_refuses_a_broken_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(directory.PATH_ENV, str(tmp_path / "missing.json"))
-    with pytest.raises(DirectoryError, match="not found"):
+    with pytest.raises(DirectoryError, match="missing.json cannot be read"):
         directory.register(HandlerRegistry())
 
 
