@@ -21,6 +21,7 @@ tests/test_pages_input_refused.py prove the behaviour through the app.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .access import current_page, log_unlogged_refusal, request_page, written
@@ -58,20 +59,7 @@ class HttpLayer:
             await send(message)
 
         try:
-            try:
-                guarded = await self.guard.checked(scope, receive)
-            except Refused as refused:
-                await (await self.guard.refusal(scope, refused))(scope, receive, send_with_headers)
-                return
-            page = current_page.set(request_page(scope))
-            rows: list[int] = []
-            rows_token = written.set(rows)
-            try:
-                await self.app(scope, guarded, send_with_headers)
-                await log_unlogged_refusal(scope, status, rows)
-            finally:
-                written.reset(rows_token)
-                current_page.reset(page)
+            await self.route(scope, receive, send_with_headers, lambda: status)
         except Exception as exc:  # noqa: BLE001 - logged without its message and answered with a 500
             log_failure(scope, rid, exc)
             if not status:  # else the response has begun: the client sees it cut short
@@ -80,3 +68,21 @@ class HttpLayer:
         finally:
             request_id.reset(token)
             log_line(scope, rid, status, started)
+
+    async def route(self, scope: Any, receive: Any, send: Any, status: Callable[[], int]) -> None:
+        """Parts 3 and 4: the input guard, then the route with the page of each case access kept for it and the
+        access log's backstop after it (`status`: the response's status once it has begun)."""
+        try:
+            guarded = await self.guard.checked(scope, receive)
+        except Refused as refused:
+            await (await self.guard.refusal(scope, refused))(scope, receive, send)
+            return
+        page = current_page.set(request_page(scope))
+        rows: list[int] = []
+        rows_token = written.set(rows)
+        try:
+            await self.app(scope, guarded, send)
+            await log_unlogged_refusal(scope, status(), rows)
+        finally:
+            written.reset(rows_token)
+            current_page.reset(page)

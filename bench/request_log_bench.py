@@ -24,10 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from api.access import current_page, log_unlogged_refusal, request_page, written
 from api.app import create_app
 from api.http_layer import HttpLayer
-from api.inputs import Refused
 from api.request_log import log_config
 from api.security_headers import add_security_headers
 from engine.runtime import Engine
@@ -51,19 +49,7 @@ class _Unlogged(HttpLayer):
                 message = {**message, "headers": headers}
             await send(message)
 
-        try:
-            guarded = await self.guard.checked(scope, receive)
-        except Refused as refused:
-            await (await self.guard.refusal(scope, refused))(scope, receive, send_with_headers)
-            return
-        page, rows = current_page.set(request_page(scope)), []
-        rows_token = written.set(rows)
-        try:
-            await self.app(scope, guarded, send_with_headers)
-            await log_unlogged_refusal(scope, status, rows)
-        finally:
-            written.reset(rows_token)
-            current_page.reset(page)
+        await self.route(scope, receive, send_with_headers, lambda: status)
 
 
 def _app(engine: Engine, with_log: bool):
