@@ -30,6 +30,8 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.defaults import StartEvent
+from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 
 from engine.bpmn_checks import (
@@ -54,6 +56,7 @@ from engine.library_problems import (
     plain,
     unexpected_problem,
 )
+from engine.task_tree import CarepathSubWorkflow, CarepathWorkflow
 from engine.xmlsafe import parse_xml
 
 __all__ = [
@@ -183,7 +186,12 @@ def make_serializer() -> BpmnWorkflowSerializer:
     config[CarepathStartEvent] = config[StartEvent]
     for base, carepath_class in CASE_OUTPUT_CLASSES.items():
         config[carepath_class] = config[base]
-    return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
+    registry = BpmnWorkflowSerializer.configure(config)
+    # the engine's workflow classes (engine/task_tree.py), stored under the library's own type names: a saved
+    # state reads and writes the same whichever class made it
+    config[BpmnWorkflow](CarepathWorkflow, registry, typename="BpmnWorkflow")
+    config[BpmnSubWorkflow](CarepathSubWorkflow, registry, typename="BpmnSubWorkflow")
+    return BpmnWorkflowSerializer(registry)
 
 
 # --- files -----------------------------------------------------------------------------

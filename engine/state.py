@@ -16,6 +16,7 @@ from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 
 from .bpmn import make_serializer
+from .task_tree import CarepathWorkflow
 
 #: bump when the stored shape changes; older rows are migrated on load
 STATE_FORMAT = 1
@@ -49,7 +50,8 @@ class StateCodec:
 
     def __init__(self) -> None:
         self._serializer = make_serializer()
-        _SpeclessWorkflowConverter(BpmnWorkflow, self._serializer.registry)
+        # restores the engine's workflow class, stored under the library's name (engine/task_tree.py)
+        _SpeclessWorkflowConverter(CarepathWorkflow, self._serializer.registry, typename="BpmnWorkflow")
 
     def dump(self, workflow: BpmnWorkflow) -> str:
         registry = self._serializer.registry

@@ -36,6 +36,7 @@ from .schema import cases, chains, documents, incidents, instances, process_vers
 from .scripting import CarepathScriptEngine, ChildStart, ReplayMismatch, StepScope
 from .simulation import UNSAVED_STATE
 from .state import STATE_FORMAT, StateCodec
+from .task_tree import CarepathWorkflow
 from .workflow_state import _derived_events, _failure_from, _final_data, _fired_timers, _snapshot
 
 _DROP_TASKS = delete(tasks).where(tasks.c.id.in_(bindparam("ids", expanding=True)))
@@ -319,7 +320,7 @@ class StepCore:
             iid = _NEW_INSTANCE_IF_LATEST.scalar(conn, dict(values, latest=latest))
         if iid is None:
             raise _NewerVersion(loaded.process_id)
-        wf = BpmnWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=self.script_engine)
+        wf = CarepathWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=self.script_engine)
         for t in wf.get_tasks(state=TaskState.READY):
             t.data.update(data)
         scope = self._scope(now, case_id, iid, loaded.process_id, case_data, case_reference)

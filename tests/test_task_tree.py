@@ -1,0 +1,196 @@
+"""engine/task_tree.py: the engine's cheaper walks of the task tree return the library's tasks in the library's order.
+
+Every walk the engine makes is checked in lock step against SpiffWorkflow's own iterator, built with the same
+arguments on the same tree: one task from each, compared, before the caller acts on it (so a task run part-way
+through a walk changes both alike). Through the whole conformance corpus of public diagrams (call activities,
+embedded and event subprocesses, boundary timers, joins, multi-instance) and days of the operating model's
+simulated county.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
+from SpiffWorkflow.bpmn.util.task import BpmnTaskFilter, BpmnTaskIterator
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.util.task import TaskFilter, TaskIterator, TaskState
+from sqlalchemy import select
+
+from engine import task_tree
+from engine.runtime import Engine
+from engine.schema import instances
+from engine.task_tree import CarepathSubWorkflow, CarepathWorkflow, walk
+from tests import test_conformance as conformance
+
+
+class LockStep:
+    """Replaces `task_tree.walk` with itself and the library's iterator side by side; counts what it compared."""
+
+    def __init__(self, fast: Any = walk) -> None:
+        self.fast = fast
+        self.walks = 0
+        self.tasks = 0
+        self.mismatches: list[str] = []  # kept as well as raised: the engine may turn an exception into an incident
+
+    def __call__(self, start: Any, flt: Any, *, skip_subprocesses: bool = False, end_at_spec: str | None = None,
+                 max_depth: int = 1000, into_subprocesses: bool = True) -> Any:
+        if into_subprocesses:
+            library = BpmnTaskIterator(start, end_at_spec=end_at_spec, max_depth=max_depth,
+                                       skip_subprocesses=skip_subprocesses, task_filter=flt)
+        else:
+            library = TaskIterator(start, end_at_spec=end_at_spec, max_depth=max_depth, task_filter=flt)
+        ours = self.fast(start, flt, skip_subprocesses=skip_subprocesses, end_at_spec=end_at_spec,
+                    max_depth=max_depth, into_subprocesses=into_subprocesses)
+        self.walks += 1
+        return self._pairs(ours, library)
+
+    def _pairs(self, ours: Any, library: Any) -> Any:
+        for mine in ours:
+            theirs = next(library, None)
+            if mine is not theirs:
+                self._fail(f"the walk gave {mine.task_spec.name} ({mine.state}) where the library gives "
+                           f"{None if theirs is None else theirs.task_spec.name}")
+            self.tasks += 1
+            yield mine
+        extra = next(library, None)
+        if extra is not None:
+            self._fail(f"the library also gives {extra.task_spec.name} ({extra.state})")
+
+    def _fail(self, message: str) -> None:
+        self.mismatches.append(message)
+        raise AssertionError(message)
+
+
+@pytest.fixture
+def lockstep(monkeypatch):
+    checker = LockStep()
+    monkeypatch.setattr(task_tree, "walk", checker)
+    return checker
+
+
+@pytest.mark.parametrize("entry", [e for e in conformance.MANIFEST if e["expect"] in ("runs", "incident")
+                                   and not e.get("xfail")], ids=lambda e: e["file"])
+def test_every_public_diagram_runs_with_the_library_s_tasks_in_the_library_s_order(tmp_path, lockstep, entry):
+    eng = Engine(f"sqlite:///{tmp_path / 'walks.db'}", registry=conformance._registry([]),
+                 forms=conformance.FormLibrary())
+    eng.init(simulated_start=conformance.START)
+    try:
+        conformance.check(eng, entry)  # the expected outcome as well
+    finally:
+        eng.db.dispose()
+    assert lockstep.mismatches == []
+    assert lockstep.walks > 0 and lockstep.tasks > 0
+
+
+def test_simulated_days_of_the_operating_model_walk_as_the_library(lockstep):
+    from carepath import simulate
+
+    out = simulate.simulate(simulate.load_scenario(), days=3, seed=4)
+    assert out["contacts"] > 100
+    assert lockstep.mismatches == []
+    assert lockstep.walks > 5_000 and lockstep.tasks > 5_000
+
+
+def test_the_check_itself_fails_on_a_walk_in_another_order(monkeypatch, tmp_path):
+    """Children pushed unreversed (breadth of a parallel split visited backwards) is caught by the lock step."""
+
+    def backwards(start, flt, **kwargs):  # type: ignore[no-untyped-def]
+        found = list(walk(start, flt, **kwargs))
+        return iter(found[::-1])
+
+    checker = LockStep(fast=backwards)
+    monkeypatch.setattr(task_tree, "walk", checker)
+    entry = next(e for e in conformance.MANIFEST if e["file"] == "spiff-ParallelOrder.bpmn")
+    eng = Engine(f"sqlite:///{tmp_path / 'walks.db'}", registry=conformance._registry([]),
+                 forms=conformance.FormLibrary())
+    eng.init(simulated_start=conformance.START)
+    try:
+        with pytest.raises(AssertionError):
+            conformance.check(eng, entry)
+    finally:
+        eng.db.dispose()
+    assert checker.mismatches and checker.mismatches[0].startswith("the walk gave")
+
+
+NESTED = Path(__file__).parent / "fixtures" / "messages" / "nested_receivers.bpmn"
+
+
+def test_subprocesses_and_call_activities_walk_as_the_library_and_restore_as_the_engine_s_classes(make_engine,
+                                                                                                 lockstep):
+    """An embedded subprocess, a called process and a multi-instance call activity, every step restored from its
+    stored text; the stored text keeps the library's type names."""
+    eng = make_engine()
+    eng.LIVE_CACHE_SIZE = 0
+    eng.deploy([NESTED])
+    restored: list[Any] = []
+    original = eng.codec.load
+
+    def load(*args: Any) -> Any:
+        restored.append(original(*args))
+        return restored[-1]
+
+    eng.codec.load = load  # type: ignore[method-assign]
+    nested = eng.start("nested_wait", data={"person": 1})
+    homes = eng.start("many_homes", data={"homes": ["Elm Court", "Oak House"]})
+    with eng.db.engine.connect() as conn:
+        state = json.loads(conn.execute(select(instances.c.state)
+                                        .where(instances.c.id == nested.instance_id)).scalar_one())
+    assert state["typename"] == "BpmnWorkflow" and state["subprocesses"]
+    assert {sp["typename"] for sp in state["subprocesses"].values()} == {"BpmnSubWorkflow"}
+    eng.deliver_message("gp_letter", case_id=nested.case_id, data={"gp": "seen"})
+    eng.deliver_message("ot_report", case_id=nested.case_id, data={"ot": "stairs"})
+    eng.deliver_message("housing_reply", case_id=nested.case_id, data={"housing": "suitable"})
+    eng.deliver_message("housing_reply", case_id=homes.case_id, correlation={"home": "Oak House"},
+                        data={"housing": "suitable"})
+    eng.deliver_message("housing_reply", case_id=homes.case_id, data={"housing": "unsuitable"})
+    for started in (nested, homes):
+        assert [i["status"] for i in eng.get_case(started.case_id)["instances"]] == ["completed"]
+    assert eng.instance_snapshot(nested.instance_id)["data"] == {
+        "person": 1, "gp": "seen", "ot": "stairs", "housing": "suitable"}
+    assert restored and all(type(wf) is CarepathWorkflow for wf in restored)
+    subs = [sp for wf in restored for sp in wf.subprocesses.values()]
+    assert subs and all(type(sp) is CarepathSubWorkflow for sp in subs)
+    assert lockstep.mismatches == [] and lockstep.tasks > 50
+
+
+def test_a_state_the_library_saved_restores_as_the_engine_s_class_and_back():
+    from engine.bpmn import build_specs
+    from engine.state import StateCodec
+
+    entry = next(e for e in conformance.MANIFEST if e["file"] == "spiff-call_activity_end_event.bpmn")
+    spec, subs = build_specs(conformance._files(entry), entry["process"])
+    codec = StateCodec()
+    plain = BpmnWorkflow(spec, subs)  # the library's own class
+    plain.do_engine_steps()
+    text = codec.dump(plain)
+    restored = codec.load(text, spec, subs)
+    assert type(restored) is CarepathWorkflow
+    assert codec.dump(restored) == text
+    created = CarepathWorkflow(spec, subs)
+    created.do_engine_steps()
+    assert all(type(sp) is CarepathSubWorkflow for sp in created.subprocesses.values())
+    assert all(isinstance(sp, BpmnSubWorkflow) for sp in created.subprocesses.values())
+
+
+@pytest.mark.parametrize("flt", [
+    TaskFilter(state=TaskState.READY), TaskFilter(state=TaskState.WAITING),
+    BpmnTaskFilter(state=TaskState.NOT_FINISHED_MASK, manual=True), TaskFilter(),
+    TaskFilter(state=TaskState.PREDICTED_MASK), TaskFilter(state=TaskState.FINISHED_MASK),
+    TaskFilter(spec_name="Start"),
+])
+def test_every_filter_and_depth_limit_gives_the_library_s_list(flt):
+    from engine.bpmn import build_specs
+
+    entry = next(e for e in conformance.MANIFEST if e["file"] == "spiff-call_activity_end_event.bpmn")
+    wf = CarepathWorkflow(*build_specs(conformance._files(entry), entry["process"]))
+    wf.do_engine_steps()
+    for depth in (0, 1, 2, 1000):
+        for skip in (False, True):
+            ours = list(walk(wf.task_tree, flt, max_depth=depth, skip_subprocesses=skip))
+            library = list(BpmnTaskIterator(wf.task_tree, max_depth=depth, skip_subprocesses=skip, task_filter=flt))
+            assert ours == library
+    assert wf.get_tasks(depth_first=False) == list(BpmnTaskIterator(wf.task_tree, depth_first=False))
