@@ -28,6 +28,7 @@ from api.app import create_app
 from api.http_layer import HttpLayer
 from api.request_log import log_config
 from api.security_headers import add_security_headers
+from bench.yardstick import spread
 from engine.runtime import Engine
 
 
@@ -115,12 +116,12 @@ def main() -> None:
                 rounds.append({k: loop.run_until_complete(_round(app, path, args.n)) for k, app in order})
             ratios = [r["with"] / r["without"] for r in rounds]
             extra = [r["with"] - r["without"] for r in rounds]
-            q = statistics.quantiles(ratios, n=4)
+            q = spread(ratios)  # bench/yardstick.py's quartiles, which also take a single round
             out["paths"][path] = {
                 "cpu_us_with_median": round(statistics.median(r["with"] for r in rounds), 1),
                 "cpu_us_without_median": round(statistics.median(r["without"] for r in rounds), 1),
                 "extra_cpu_us_median": round(statistics.median(extra), 1),
-                "ratio_median": round(statistics.median(ratios), 3), "ratio_q1_q3": [round(q[0], 3), round(q[2], 3)]}
+                "ratio_median": q["median"], "ratio_q1_q3": [q["q1"], q["q3"]]}
         out["load_average_after"] = os.getloadavg()
         engine.db.dispose()
     print(json.dumps(out, indent=1))
