@@ -5,7 +5,8 @@ a loop until nothing more runs) and again after every task it completes, to upda
 (`Workflow.update_waiting_tasks`). Its `TaskIterator` visits each task through several method calls (a filter
 object, depth bookkeeping by walking parents, `list.pop(0)`); for the operating model's cases that was about a
 fifth of a step's processor time. `CarepathWorkflow` and `CarepathSubWorkflow` do the same walks with a plain
-stack and return the same tasks in the same order (depth first, pre-order; a task's children read when the walk
+stack, skip a walk when no task of the workflow is in the state it looks for (most walks for waiting tasks), and
+return the same tasks in the same order (depth first, pre-order; a task's children read when the walk
 reaches it, so a task run while the walk is under way changes what comes next exactly as in the library); any
 other use of the iterator (breadth first) goes to the library's. Nothing is patched: the library's classes are
 unchanged, the engine builds and restores these subclasses, and they are stored under the library's own type
@@ -46,6 +47,15 @@ def _plain_filter(flt: Any) -> bool:
             and getattr(flt, "lane", None) is None)
 
 
+def _any_in_state(workflow: Any, wanted: int, subprocesses: dict[Any, Any] | None) -> bool:
+    """Whether any task of `workflow` (and of every subprocess, when the walk enters them) is in `wanted`:
+    a pass over the task dictionaries, far cheaper than the walk (most walks for waiting tasks find none)."""
+    if any(t._state & wanted for t in workflow.tasks.values()):
+        return True
+    return bool(subprocesses) and any(t._state & wanted for sub in subprocesses.values()  # type: ignore[union-attr]
+                                      for t in sub.tasks.values())
+
+
 def walk(start: Any, flt: Any, *, skip_subprocesses: bool = False, end_at_spec: str | None = None,
          max_depth: int = _MAX_DEPTH, into_subprocesses: bool = True) -> Iterator[Any]:
     """The tasks under `start` (itself first) that `flt` matches, in BpmnTaskIterator's depth-first order.
@@ -53,9 +63,11 @@ def walk(start: Any, flt: Any, *, skip_subprocesses: bool = False, end_at_spec: 
     `into_subprocesses=False` is the plain TaskIterator: a subprocess's tasks are not visited."""
     wanted, manual = flt.state, flt.manual
     inline = _plain_filter(flt)
+    subprocesses = start.workflow.top_workflow.subprocesses if into_subprocesses else None
+    if inline and not _any_in_state(start.workflow, wanted, subprocesses):
+        return  # no task anywhere the walk could reach is in the state: it would visit them all to find none
     matches = flt.matches
     min_state = _min_state(wanted)
-    subprocesses = start.workflow.top_workflow.subprocesses if into_subprocesses else None
     stack: list[tuple[Any, int]] = [(start, 0)]
     pop, push = stack.pop, stack.append
     while stack:
