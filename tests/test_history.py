@@ -90,3 +90,18 @@ def test_cli_audit_verify_exits_non_zero_when_altered(make_engine, capsys):
     assert main(["audit", "verify", "--db", eng.db.url]) == 1
     out = capsys.readouterr().out
     assert "ALTERED" in out and f"case:{case_id} event #1" in out
+
+
+def test_event_data_with_the_characters_an_array_literal_escapes_is_stored_exactly(make_engine):
+    """PostgreSQL gets a step's events as arrays (engine/pg_batch.py, sent in binary); quotes, backslashes, braces,
+    commas, NULL-looking words and non-ASCII text come back as they went in, and the chain verifies."""
+    eng = make_engine("three_tasks.bpmn")
+    odd = {"text": 'a "quoted" {brace}, back\\slash\\\\ NULL null \u00e9\u2028\U0001F600 \t tab', "empty": "",
+           "list": ["{", "}", ",", '"', "\\", None]}
+    res = eng.start("three_tasks", data={"odd": odd})
+    eng.complete_task(res.ready_tasks[0]["id"], {"reason": odd["text"]})
+    started = [e for e in eng.history(res.case_id) if e["type"] == "instance.started"]
+    assert started and started[0]["data"]["data"]["odd"] == odd
+    completed = [e for e in eng.history(res.case_id) if e["type"] == "task.completed"]
+    assert completed and completed[0]["data"]["data"]["reason"] == odd["text"]
+    assert eng.verify(res.case_id)[1] == []
