@@ -90,6 +90,11 @@ _NEW_INSTANCE_IF_LATEST = Prepared(insert(instances).from_select(
 _KEEP_STATE = Prepared(update(instances)
                        .where(instances.c.id == bindparam("iid"), instances.c.version == bindparam("v"))
                        .values(state=bindparam("state")))
+#: the case's details, read under a row lock where the database has them, and written back (`_save_case_data`)
+_CASE_DATA = Prepared(select(cases.c.data).where(cases.c.id == bindparam("cid")))
+_CASE_DATA_LOCKED = Prepared(select(cases.c.data).where(cases.c.id == bindparam("cid")).with_for_update())
+_SAVE_CASE_DATA = Prepared(update(cases).where(cases.c.id == bindparam("cid"))
+                           .values(data=bindparam("d"), updated_at=bindparam("at")))
 #: `open_processes()` in scripts (compiled once: an IN list of literals would be expanded at every call)
 _OPEN_PROCESSES = Prepared(select(instances.c.process_id).where(
     instances.c.case_id == bindparam("cid"), instances.c.id != bindparam("iid"),
@@ -485,12 +490,13 @@ class StepCore:
         case_id = changed[0].case_id
         # read under a row lock and merge only what this step changed, so a concurrent update of
         # other details is kept
-        old = conn.execute(self.db.for_update(select(cases.c.data).where(cases.c.id == case_id))).scalar_one()
-        merged = json.loads(old)
+        row = (_CASE_DATA_LOCKED if self.db.is_postgres else _CASE_DATA).first(conn, {"cid": case_id})
+        if row is None:
+            raise NotFoundError(f"case {case_id} is not in the database", case=case_id)
+        merged = json.loads(row.data)
         for p in changed:
             merged.update(self._check_case(p.scope.case_updates))
-        conn.execute(update(cases).where(cases.c.id == case_id)
-                     .values(data=json.dumps(merged, sort_keys=True), updated_at=now))
+        _SAVE_CASE_DATA.run(conn, {"cid": case_id, "d": json.dumps(merged, sort_keys=True), "at": now})
         self._case_saved(conn, case_id)
 
 
