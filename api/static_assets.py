@@ -35,6 +35,7 @@ ALLOWED: dict[str, tuple[Path, str]] = {
                                  "text/javascript; charset=utf-8"),
     "diagram-js.css": (BPMN_JS / "assets" / "diagram-js.css", "text/css; charset=utf-8"),
     "bpmn-js.css": (BPMN_JS / "assets" / "bpmn-js.css", "text/css; charset=utf-8"),
+    "diagram_view.js": (STATIC / "diagram_view.js", "text/javascript; charset=utf-8"),  # shared by the two below
     "case_diagram.js": (STATIC / "case_diagram.js", "text/javascript; charset=utf-8"),
     "case.css": (STATIC / "case.css", "text/css; charset=utf-8"),
     # the replay page (api/replay_pages.py)

@@ -364,3 +364,29 @@ def test_the_correction_and_coordinator_forms_and_the_error_pages_pass_axe_and_w
         page.goto(f"{base}/cases/{joan}/coordinating-worker")
         run_axe(page, "name the co-ordinating worker")
         context.close()
+
+
+def test_a_diagram_that_cannot_be_loaded_or_drawn_says_so_and_the_list_still_stands(server):
+    """api/static/diagram_view.js, shared with the replay page: a diagram whose file fails to load, and a browser
+    without the viewer, each leave a sentence in the diagram's status line and the container marked failed."""
+    base, eng, cases = server
+    joan = cases["joan"]
+    reablement = next(i["id"] for i in eng.get_case(joan)["instances"] if i["process_id"] == "reablement")
+    with launch() as browser:
+        page = browser.new_context().new_page()
+        _sign_in(page, base, "rosa")
+        page.route("**/api/cases/*/instances/*/diagram", lambda route: route.fulfill(status=500, body="broken"))
+        page.goto(f"{base}/cases/{joan}")
+        page.wait_for_selector(f"#diagram-{reablement}[data-rendered]", timeout=20_000)
+        assert page.get_attribute(f"#diagram-{reablement}", "data-rendered") == "failed"
+        assert page.locator(f"#diagram-{reablement}-status").inner_text() == (
+            "The diagram could not be drawn: the diagram could not be loaded (500). "
+            "The list above says where things stand.")
+        assert page.locator(f"#position-{reablement}").inner_text().startswith("Waiting for: Deliver reablement")
+        page.unroute("**/api/cases/*/instances/*/diagram")
+        page.route("**/static/bpmn-navigated-viewer.js", lambda route: route.abort())
+        page.goto(f"{base}/cases/{joan}")
+        page.wait_for_selector(f"#diagram-{reablement}[data-rendered]", timeout=20_000)
+        assert page.get_attribute(f"#diagram-{reablement}", "data-rendered") == "failed"
+        assert page.locator(f"#diagram-{reablement}-status").inner_text() == (
+            "The diagram cannot be drawn in this browser; the list above says where things stand.")

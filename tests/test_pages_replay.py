@@ -319,3 +319,19 @@ def test_the_auditor_steps_through_the_journey_by_keyboard_and_sees_the_path_gro
         page.wait_for_url(f"{base}/cases/{case_id}/replay?step=4")
         assert page.text_content("#replay-title") == f"Step 4 of {total}"
         plain.close()
+
+
+def test_a_replay_diagram_that_cannot_be_loaded_says_so_in_the_past_tense(world):
+    """api/static/diagram_view.js on the replay page: the status line's sentence ends with where things stood."""
+    eng, app, case_id = world
+    with live_server(app) as base, launch() as browser:
+        page = browser.new_context().new_page()
+        sign_in(page, base, "auditor", demo_password("auditor"), then=None)
+        page.route("**/replay/diagrams/**", lambda route: route.fulfill(status=503, body="down"))
+        page.goto(f"{base}/cases/{case_id}/replay")
+        page.wait_for_selector(".app-replay-diagram[data-rendered]", timeout=20_000)
+        first = page.locator(".app-replay-diagram").first
+        assert first.get_attribute("data-rendered") == "failed"
+        status = page.locator(f"#{first.get_attribute('id')}-status").inner_text()
+        assert status == ("The diagram could not be drawn: the diagram could not be loaded (503). "
+                          "The list above says where things stood.")

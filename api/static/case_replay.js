@@ -10,14 +10,8 @@
   var viewers = {}; // container id -> {viewer, container}
   var loading = null;
 
-  function ids(value) {
-    return (value || "").split(" ").filter(function (x) { return x; });
-  }
-
-  function say(container, text) {
-    var status = document.getElementById(container.id + "-status");
-    if (status) { status.textContent = text; }
-  }
+  var view = window.carepathDiagramView;  // diagram_view.js
+  var ids = view.ids;
 
   function badge(text, cls) {
     var el = document.createElement("span");
@@ -53,41 +47,19 @@
   }
 
   function draw(container) {
-    if (typeof window.BpmnJS !== "function") {
-      say(container, "The diagram cannot be drawn in this browser; the list above says where things stood.");
-      container.setAttribute("data-rendered", "failed");
-      return Promise.resolve();
-    }
-    return fetch(container.getAttribute("data-diagram-url"), { credentials: "same-origin" })
-      .then(function (response) {
-        if (!response.ok) { throw new Error("the diagram could not be loaded (" + response.status + ")"); }
-        return response.text();
-      })
-      .then(function (xml) {
-        var viewer = new window.BpmnJS({ container: container });
-        return viewer.importXML(xml).then(function () {
-          var canvas = viewer.get("canvas");
-          // as tall as the diagram needs at this width (within limits), then fitted
-          var box = canvas.viewbox().inner;
-          if (box.width > 0) {
-            var height = Math.round(container.clientWidth * box.height / box.width) + 40;
-            container.style.height = Math.max(200, Math.min(520, height)) + "px";
-            canvas.resized();
-          }
-          canvas.zoom("fit-viewport");
-          Array.prototype.forEach.call(container.querySelectorAll("[tabindex]"), function (el) {
-            el.setAttribute("role", "group");
-            el.setAttribute("aria-label", container.getAttribute("data-label") || "Process diagram");
-          });
-          var entry = { viewer: viewer, container: container, marked: [] };
-          viewers[container.id] = entry;
-          mark(entry);
-        });
-      })
-      .catch(function (err) {
-        container.setAttribute("data-rendered", "failed");
-        say(container, "The diagram could not be drawn: " + err.message + ". The list above says where things stood.");
-      });
+    return view.show(container, "where things stood", function (viewer, canvas) {
+      // as tall as the diagram needs at this width (within limits), then fitted
+      var box = canvas.viewbox().inner;
+      if (box.width > 0) {
+        var height = Math.round(container.clientWidth * box.height / box.width) + 40;
+        container.style.height = Math.max(200, Math.min(520, height)) + "px";
+        canvas.resized();
+      }
+      canvas.zoom("fit-viewport");
+      var entry = { viewer: viewer, container: container, marked: [] };
+      viewers[container.id] = entry;
+      mark(entry);
+    });
   }
 
   function drawAll(root) {
