@@ -307,11 +307,10 @@ class PgSessionReader:
     kept in autocommit: the statement is its own transaction and sees every committed sign-out, deactivation and
     role change. It has no pre-ping: a read that fails for any reason (PostgreSQL restarted, the connection cut)
     closes the connection and answers "not read", and that one check runs in a worker thread through the pool, whose
-    checkout finds an ended connection and opens a new one (engine/db.py `_pg_alive`); the next check opens a new
-    connection (no sooner than a second after a failure). Never two reads at once on it: a check that finds it
-    busy runs in a worker thread. It is opened on a loop's second check, so a loop that checks one session only (a
-    test client's per-request loop) opens none, and it is closed with the engine's pool (`Engine.db.dispose()`).
-    None of this for any other database."""
+    pre-ping recovers from a restart; the next check opens a new connection (no sooner than a second after a
+    failure). Never two reads at once on it: a check that finds it busy runs in a worker thread. It is opened on a
+    loop's second check, so a loop that checks one session only (a test client's per-request loop) opens none, and it
+    is closed with the engine's pool (`Engine.db.dispose()`). None of this for any other database."""
 
     RETRY_AFTER = 1.0  # seconds after a failed read or connect before a new connection is tried
 

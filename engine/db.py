@@ -9,7 +9,6 @@ server and worker processes correct.
 from __future__ import annotations
 
 import os
-import select as _select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +16,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
 
 from . import pg_batch
 from .errors import StateError
@@ -60,22 +58,6 @@ def _sqlite_setup(db: Database, engine: Engine) -> None:
         conn.connection.driver_connection.execute(sql)
 
 
-def _pg_alive(dbapi_conn, _record, _proxy) -> None:  # type: ignore[no-untyped-def]
-    """A pooled PostgreSQL connection about to be used: still open? Without a round trip.
-
-    An idle connection waiting in the pool has nothing to read. When the server ends it (a restart, a
-    terminated backend, an idle timeout) it sends its FATAL notice and closes the socket, so the socket
-    turns readable: that connection is discarded and SQLAlchemy opens a new one for the same checkout
-    (`DisconnectionError`), and the step goes on. This replaces `pool_pre_ping`, whose `SELECT 1` cost a
-    round trip on every step (docs/engine.md "Storage"); a connection that dies between this check and its
-    use fails its step as it would have with the ping, and is invalidated with the pool. Anything else that
-    makes an idle connection readable (an asynchronous notice) costs a reconnection, never a failed step."""
-    if dbapi_conn.closed or dbapi_conn.pgconn.status != 0:  # CONNECTION_OK
-        raise DisconnectionError("the PostgreSQL connection is closed")
-    if _select.select([dbapi_conn.fileno()], [], [], 0)[0]:
-        raise DisconnectionError("the PostgreSQL server ended this connection while it was in the pool")
-
-
 class Database:
     """One database: its engine, its dialect and its transactions."""
 
@@ -90,6 +72,8 @@ class Database:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
         self.engine = create_engine(self.url, **kwargs)
         self._initialised = False
         #: engine/simulation.py's SimulationMode when an Engine runs this (in-memory) database in simulation mode
@@ -99,7 +83,6 @@ class Database:
         if self.dialect == "sqlite":
             _sqlite_setup(self, self.engine)
         else:  # a step's writes are queued and sent with its COMMIT (engine/pg_batch.py)
-            event.listen(self.engine, "checkout", _pg_alive)  # instead of pool_pre_ping: no round trip
             event.listen(self.engine, "before_cursor_execute", pg_batch.send_before)
             event.listen(self.engine, "commit", pg_batch.before_commit)
             event.listen(self.engine, "checkin", pg_batch.on_checkin)

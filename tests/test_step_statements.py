@@ -30,10 +30,9 @@ EXPECTED = {
     "sqlite": {"start": 6, "complete 1": 5, "complete 2": 5, "complete 3": 5},
     "postgresql": {"start": 7, "complete 1": 6, "complete 2": 6, "complete 3": 5},
 }
-#: PostgreSQL: network round trips per step: BEGIN + the first read (a start: + the new case), (a start: the
-#: instance, which needs its id, with the naming of the case), the writes + COMMIT. No ping: a pooled connection
-#: is checked without a round trip (engine/db.py `_pg_alive`)
-ROUND_TRIPS = {"start": 3, "complete 1": 2, "complete 2": 2, "complete 3": 2}
+#: PostgreSQL: network round trips per step: the pool's ping, BEGIN + the first read (a start: + the new case),
+#: (a start: the instance, which needs its id, with the naming of the case), the writes + COMMIT
+ROUND_TRIPS = {"start": 4, "complete 1": 3, "complete 2": 3, "complete 3": 3}
 
 
 class StatementLog:
@@ -364,10 +363,11 @@ def test_on_postgresql_a_step_whose_head_or_version_moved_fails_before_its_commi
 
 
 @pytest.mark.postgres
-def test_on_postgresql_steps_go_on_when_the_server_ended_the_pooled_connections_and_no_ping_is_sent(pg_url, calls):
-    """A restart of PostgreSQL ends every connection in the pool. The next steps each find theirs ended without a
-    round trip (engine/db.py `_pg_alive`: the socket turned readable), open a new one and succeed; no step sends
-    the `SELECT 1` that `pool_pre_ping` sent on every checkout."""
+def test_on_postgresql_steps_go_on_when_the_server_ended_the_pooled_connections(pg_url, calls):
+    """A restart of PostgreSQL ends every connection in the pool: the next steps succeed on new ones (the pool's
+    pre-ping finds each ended connection before the step uses it). A check of the socket alone, without the ping's
+    round trip, was tried and let a step through on a connection the server was still ending (docs/performance.md,
+    "PostgreSQL: events in binary, and the ping kept")."""
     import uuid
 
     from tests.test_session_check import _cut
@@ -382,18 +382,12 @@ def test_on_postgresql_steps_go_on_when_the_server_ended_the_pooled_connections_
             conn.exec_driver_sql("SELECT 1")
         for conn in held:
             conn.close()
-        wire = WireLog(eng.db.engine)
         res = eng.start("three_tasks", data={"n": 1})
-        assert _cut(eng, name) >= 1  # as a restart: every connection of this engine ends
         for i in range(3):
+            assert _cut(eng, name) >= 1  # as a restart, at once before each step: every connection ends
             res = eng.complete_task(res.ready_tasks[0]["id"], {"reason": f"step {i}"}, actor="worker")
         assert res.status == "completed"
         history = eng.history(res.case_id)
         assert history[-1]["type"] == "instance.completed" and eng.verify(res.case_id) == (len(history), [])
-        wire.file.flush()
-        wire.file.seek(0)
-        sent = wire.file.read().decode(errors="replace")
-        pings = re.findall(r'^F\t\d+\t(?:Query|Parse)\t.*"\s*select 1\s*"', sent, re.IGNORECASE | re.MULTILINE)
-        assert pings == [] and "Parse" in sent  # statements were traced, none of them a ping
     finally:
         eng.db.dispose()
