@@ -71,7 +71,7 @@ _MOVE_HEAD = ('UPDATE chains SET seq = CASE WHEN seq = %(old)s THEN %(s)s END, h
 
 #: a step's (or a batch's) events in one statement whatever their number: one array per column, stable text.
 #: The arrays go in binary (`%b`): psycopg's text form escapes every element with a regular expression, 36 µs for
-#: three events' JSON against 1 µs (docs/performance.md, "The task tree walked with a plain stack")
+#: three events' JSON against 1 µs (docs/performance.md, "PostgreSQL: events in binary, and the ping kept")
 _EVENT_COLUMNS = (("chain", "varchar"), ("seq", "bigint"), ("step", "bigint"), ("case_id", "bigint"),
                   ("instance_id", "bigint"), ("type", "varchar"), ("at", "varchar"), ("actor", "varchar"),
                   ("data", "text"), ("prev_hash", "varchar"), ("hash", "varchar"))

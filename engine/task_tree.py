@@ -1,16 +1,17 @@
 """The workflow classes the engine runs: SpiffWorkflow's, with a cheaper walk of the task tree.
 
-SpiffWorkflow walks a workflow's whole task tree to find its ready tasks (`BpmnWorkflow._do_engine_steps`, in
-a loop until nothing more runs) and again after every task it completes, to update the waiting ones
+SpiffWorkflow walks a workflow's whole task tree to find its ready tasks (`BpmnWorkflow._do_engine_steps`, in a
+loop until nothing more runs) and again after every task it completes, to update the waiting ones
 (`Workflow.update_waiting_tasks`). Its `TaskIterator` visits each task through several method calls (a filter
-object, depth bookkeeping by walking parents, `list.pop(0)`); for the operating model's cases that was about a
-fifth of a step's processor time. `CarepathWorkflow` and `CarepathSubWorkflow` do the same walks with a plain
-stack, skip a walk when no task of the workflow is in the state it looks for (most walks for waiting tasks), and
-return the same tasks in the same order (depth first, pre-order; a task's children read when the walk
-reaches it, so a task run while the walk is under way changes what comes next exactly as in the library); any
-other use of the iterator (breadth first) goes to the library's. Nothing is patched: the library's classes are
-unchanged, the engine builds and restores these subclasses, and they are stored under the library's own type
-names, so saved states read the same either way (`engine/state.py`, `engine/bpmn.py` `make_serializer`).
+object, depth bookkeeping by walking parents, `list.pop(0)`); in a simulation of the operating model that was about
+an eighth of the processor time (a sampling profile, docs/performance.md). `CarepathWorkflow` and
+`CarepathSubWorkflow` do the same walks with a plain stack, skip a walk when no task of the workflow is in the
+state it looks for (most walks for waiting tasks), and return the same tasks in the same order (depth first,
+pre-order; a task's children read when the walk reaches it, so a task run while the walk is under way changes what
+comes next exactly as in the library); any other use of the iterator (breadth first) goes to the library's. Nothing
+is patched: the library's classes are unchanged, the engine builds and restores these subclasses, and they are
+stored under the library's own type names, so saved states read the same either way (`engine/state.py`,
+`engine/bpmn.py` `make_serializer`).
 
 The one deliberate difference: the walk stops descending at a depth of 1000 counted from where it starts, as
 the library intends; the library's own count can drift where a walk enters a subprocess, which only shows in
