@@ -373,7 +373,8 @@ def test_a_diagram_that_cannot_be_loaded_or_drawn_says_so_and_the_list_still_sta
     joan = cases["joan"]
     reablement = next(i["id"] for i in eng.get_case(joan)["instances"] if i["process_id"] == "reablement")
     with launch() as browser:
-        page = browser.new_context().new_page()
+        context = browser.new_context()
+        page = context.new_page()
         _sign_in(page, base, "rosa")
         page.route("**/api/cases/*/instances/*/diagram", lambda route: route.fulfill(status=500, body="broken"))
         page.goto(f"{base}/cases/{joan}")
@@ -383,6 +384,7 @@ def test_a_diagram_that_cannot_be_loaded_or_drawn_says_so_and_the_list_still_sta
             "The diagram could not be drawn: the diagram could not be loaded (500). "
             "The list above says where things stand.")
         assert page.locator(f"#position-{reablement}").inner_text().startswith("Waiting for: Deliver reablement")
+        _axe_with_csp(browser, base, context, None, "case, a diagram not drawn", html=page.content())
         page.unroute("**/api/cases/*/instances/*/diagram")
         page.route("**/static/bpmn-navigated-viewer.js", lambda route: route.abort())
         page.goto(f"{base}/cases/{joan}")
