@@ -280,7 +280,10 @@ def _run(engine: Any, job: Job, draft: dict[str, Any] | None, scenario: simulate
     try:
         today = _read_today(engine) if job.from_today else False
         if draft is None:
-            result = simulate.simulate(scenario, source=engine, days=job.days, seed=job.seeds[0], from_live=today)
+            # one run's cases shared between this process and a second on the other core, as a comparison's runs
+            # are (CAREPATH_SIMULATION_WORKERS=1: all here)
+            result = simulate.simulate(scenario, source=engine, days=job.days, seed=job.seeds[0], from_live=today,
+                                       parts=min(2, simulate_compare.workers_default()))
             values = {"done": 1}
         else:
             result = simulate_compare.compare(scenario, engine, draft, seeds=job.seeds, days=job.days,

@@ -216,9 +216,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """A what-if run of synthetic contacts through the deployed processes on a throwaway simulated-clock
     database (carepath/simulate.py, docs/simulation.md). `--db` is only read: the processes deployed there and,
     with --from-live, its open cases (carepath/simulate_today.py)."""
-    from engine.errors import StateError
+    from engine.errors import StateError, ValidationError
 
     from . import simulate
+    from .simulate_compare import workers_default
 
     scenario = simulate.load_scenario(args.scenario)
     if args.compare_draft is not None:
@@ -229,7 +230,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if args.from_live:
             raise  # starting from today's cases needs the live database: its message says why there is none
         source = None  # no database: the diagrams in processes/
-    out = simulate.simulate(scenario, source=source, days=args.days, seed=args.seed, from_live=args.from_live)
+    if args.processes is not None and args.processes not in (1, 2):
+        raise ValidationError(f"--processes must be 1 or 2, not {args.processes}")
+    parts = args.processes if args.processes is not None else min(2, workers_default())
+    out = simulate.simulate(scenario, source=source, days=args.days, seed=args.seed, from_live=args.from_live,
+                            parts=parts)
     from . import simulate_today
 
     _out(args, out, simulate.summary_text(out) + simulate_today.summary_text(out))
@@ -417,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the live versions and this draft on the same caseload and compare them")
     s.add_argument("--seeds", type=int, default=3, help="with --compare-draft: how many seeds to run each "
                    "version with (default 3)")
+    s.add_argument("--processes", type=int, metavar="N", help="1 or 2: share one run's cases between this many "
+                   "processes, each on a core (default: 2 where there are two cores; the output is the same either "
+                   "way; a run --from-live stays in one)")
     s.add_argument("--from-live", action="store_true", help="start from an anonymised copy of the open cases on "
                    "--db (their tasks and timers), at its clock's now; --db is only read. With --compare-draft, "
                    "every run of both versions starts from one such copy")

@@ -7,13 +7,14 @@ the measures read, unchained; the clock and waiting workflows in memory); the pr
 on `--db` (read only) or, when it has none, the files in processes/. Nothing is written to the live database.
 
 A run is a discrete-event loop: contacts arrive (by route, weekday and season), each starts its process;
-every user task that appears joins its team's queue; a team's free staff take tasks in the order they
-became ready, within working hours, and complete them after a drawn duration with answers drawn from the
-scenario's policy for the form (any field not named gets a valid value from the form's schema); the tasks
-each step made ready or withdrew are told by the engine (`Engine.on_tasks_changed`). The engine's clock is
-advanced to each event with `advance_clock`, which fires the diagrams' own timers.
+every user task that appears joins its team's queue a hand-off later (`handoff_minutes`); a team's free staff
+take tasks in the order they were queued, within working hours, and complete them after a drawn duration with
+answers drawn from the scenario's policy for the form (any field not named gets a valid value from the form's
+schema); the tasks each step made ready or withdrew are told by the engine (`Engine.on_tasks_changed`). The
+engine's clock is advanced to each event with `advance_clock`, which fires the diagrams' own timers.
 Everything is drawn from one `random.Random(seed)`, in one order: the same scenario and seed give the same
-output. The scenario format is in docs/simulation.md.
+output, in one process or with the cases shared between two (`parts=2`, `_Peer`; docs/simulation.md "One run on
+both cores"). The scenario format is in docs/simulation.md.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ DEFAULT_SCENARIO = ROOT / "processes" / "config" / "simulation.yaml"
 UK = ZoneInfo("Europe/London")
 ACTOR = "simulation"
 TOP_KEYS = {"start", "days", "seed", "arrivals", "weekday", "season", "people", "forms", "durations", "teams",
-            "deadlines"}
+            "deadlines", "handoff_minutes"}
 PEOPLE_KEYS = {"age", "outcomes_unable", "needs", "lives_alone", "crisis", "safeguarding_concern",
                "reablement_appropriate", "carer_support_asked"}
 ROUTE_KEYS = {"per_year", "process", "caller", "safeguarding_concern", "crisis", "start_data"}
@@ -174,6 +175,7 @@ class Checked:
     deadlines: dict[str, str] = field(default_factory=dict)  # "process/timer" -> what its firing means
     outcomes: list[str] = field(default_factory=list)  # the contact form's outcome and need codes
     needs: list[str] = field(default_factory=list)
+    handoff: timedelta = timedelta(minutes=60)  # a new task reaches its team's queue after this (and < 1.25 times it)
 
 
 def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams: set[str],
@@ -292,8 +294,12 @@ def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams:
         deadlines[str(key)] = str(label)
     if given is None:  # the diagrams' own words: a timer named or called overdue, late, a deadline...
         deadlines = {k: v for k, v in timers.items() if any(w in f"{k} {v}".lower() for w in DEADLINE_WORDS)}
+    handoff = d.get("handoff_minutes", 60)
+    if not isinstance(handoff, int) or isinstance(handoff, bool) or not 1 <= handoff <= 1440:
+        raise ScenarioError(f"{sc.where('handoff_minutes')}: handoff_minutes must be a whole number of minutes from 1 "
+                            f"to 1440, not {handoff!r}")
     return Checked(start, n_days, the_seed, routes, shape["weekday"], shape["season"], people, form_rules, policies,
-                   durations, team_rules, sc, deadlines=deadlines)
+                   durations, team_rules, sc, deadlines=deadlines, handoff=timedelta(minutes=handoff))
 
 
 def _duration(sc: Scenario, v: Any, *path: Any) -> None:
@@ -504,6 +510,7 @@ class _Task:
     form: str | None
     ready: datetime
     taken: datetime | None = None
+    key: int = 0  # the contact whose case it is (1, 2, ...; 0: a case copied from the live database)
 
 
 @dataclass
@@ -573,13 +580,16 @@ def scratch_engine(source: Any | None, start: date, *, full_history: bool = Fals
 
 def simulate(scenario: Scenario, *, source: Any | None = None, days: int | None = None,
              seed: int | None = None, full_history: bool = False, from_live: Any = False,
-             inspect: Callable[[Any], None] | None = None) -> dict[str, Any]:
+             inspect: Callable[[Any], None] | None = None, parts: int = 1) -> dict[str, Any]:
     """Run a scenario and return its results (a JSON-able dict, the same for the same scenario and seed).
 
     `full_history`: keep the whole hash-chained history as live (slower; the same output). `from_live`: start from
     an anonymised copy of `source`'s open cases, at its clock's now (carepath/simulate_today.py); or from a copy
     already read (a `simulate_today.LiveStart`: a comparison's runs all start from one reading).
-    `inspect(engine)`: called with the scratch engine after the run, before it is thrown away."""
+    `inspect(engine)`: called with the scratch engine after the run, before it is thrown away.
+    `parts=2`: the cases are shared between this process and a second one, each stepping its own on a core of
+    its own (docs/simulation.md, "Both cores"); the output is the same as with one. A run from today's cases,
+    with the whole history, inspected, or of diagrams that send messages stays in one process."""
     sc_start = scenario.data.get("start")
     start = date.fromisoformat(sc_start) if isinstance(sc_start, str) else (sc_start or date(2026, 4, 1))
     live = None
@@ -588,33 +598,82 @@ def simulate(scenario: Scenario, *, source: Any | None = None, days: int | None 
 
         live = from_live if isinstance(from_live, simulate_today.LiveStart) else simulate_today.read_live(source)
         start = live.today
-    eng = scratch_engine(source, start if isinstance(start, date) else date(2026, 4, 1), full_history=full_history)
     # a run makes millions of short-lived objects (SpiffWorkflow's tasks point at their parents and children):
     # the cycle collector's default threshold runs it every 700 allocations, a fifth of the run's time
-    with fewer_collections():
-        try:
-            if live is not None:
-                live.copy_into(eng)
-            procs, teams, timers = _diagram_facts(eng)
-            ck = check_scenario(scenario, processes=procs, forms=set(eng.forms.names()), teams=teams, days=days,
-                                seed=seed, timers=timers)
-            contact = eng.forms.schema("contact")["properties"]
-            ck.outcomes, ck.needs = contact["outcomes_unable"]["items"]["enum"], contact["needs"]["items"]["enum"]
-            if live is None:
-                out = _Run(eng, ck).run()
-            else:
-                ck.start = live.today
-                out = live.report(live.run(eng, ck).run(), eng)
-            if inspect is not None:
-                inspect(eng)
-            return out
-        finally:
-            eng.db.dispose()
+    peer = None
+    if parts > 1 and live is None and not full_history and inspect is None:
+        peer = _spawn_second(scenario, source, days, seed)  # it makes its engine while this process makes its own
+    try:
+        with fewer_collections():
+            eng, ck = _prepared(scenario, source, days, seed, full_history=full_history,
+                                start=start if isinstance(start, date) else date(2026, 4, 1), live=live)
+            try:
+                if live is not None:
+                    ck.start = live.today
+                    out = live.report(live.run(eng, ck).run(), eng)
+                else:
+                    if peer is not None and _uses_messages(eng):  # the second process sees the same and stops
+                        peer.close()
+                        peer = None
+                    out = _Run(eng, ck, parts=2 if peer else 1, peer=peer).run()
+                if inspect is not None:
+                    inspect(eng)
+                return out
+            finally:
+                eng.db.dispose()
+    finally:
+        if peer is not None:
+            peer.close()
+
+
+def _prepared(scenario: Scenario, source: Any | None, days: int | None, seed: int | None, *, full_history: bool,
+              start: date | None = None, live: Any = None) -> tuple[Any, Checked]:
+    """The scratch engine and the scenario checked against its diagrams, forms and teams."""
+    if start is None:
+        sc_start = scenario.data.get("start")
+        start = date.fromisoformat(sc_start) if isinstance(sc_start, str) else (sc_start or date(2026, 4, 1))
+    eng = scratch_engine(source, start if isinstance(start, date) else date(2026, 4, 1), full_history=full_history)
+    try:
+        if live is not None:
+            live.copy_into(eng)
+        procs, teams, timers = _diagram_facts(eng)
+        ck = check_scenario(scenario, processes=procs, forms=set(eng.forms.names()), teams=teams, days=days,
+                            seed=seed, timers=timers)
+        contact = eng.forms.schema("contact")["properties"]
+        ck.outcomes, ck.needs = contact["outcomes_unable"]["items"]["enum"], contact["needs"]["items"]["enum"]
+    except BaseException:
+        eng.db.dispose()
+        raise
+    return eng, ck
+
+
+def _spawn_second(scenario: Scenario, source: Any | None, days: int | None, seed: int | None) -> _Peer:
+    """Start the run's second process (spawned, not forked: a server that runs a simulation has threads and
+    open connections a fork would copy), given the deployed versions as rows it can copy from."""
+    import multiprocessing
+
+    rows = source
+    if source is not None and hasattr(source, "db"):  # an engine: its deployed versions, read once here
+        from engine.trial import deployed_rows
+
+        rows = deployed_rows(source)
+    ctx = multiprocessing.get_context("spawn")
+    ours, theirs = ctx.Pipe()
+    proc = ctx.Process(target=_second_part, args=(theirs, scenario, rows, days, seed), daemon=True,
+                       name="carepath-simulate-2")
+    proc.start()
+    theirs.close()
+    return _Peer(ours, proc)
 
 
 class _Run:
-    def __init__(self, eng: Any, ck: Checked) -> None:
+    """One run's discrete-event loop. `parts` > 1: the run is split between that many processes (docs/simulation.md,
+    "Both cores"); each runs this same loop over every event, with the same draws, and steps only the cases of its
+    own `part` (contact number modulo `parts`), sending what its steps did to the others (`peer`)."""
+
+    def __init__(self, eng: Any, ck: Checked, *, part: int = 0, parts: int = 1, peer: _Peer | None = None) -> None:
         self.eng, self.ck = eng, ck
+        self.part, self.parts, self.peer = part, parts, peer
         self.rng = random.Random(ck.seed)
         self.t0 = eng.now()
         self.end = self.t0 + timedelta(days=ck.days)
@@ -622,8 +681,18 @@ class _Run:
         self.seq = 0
         self.queues: dict[str, deque[_Task]] = defaultdict(deque)
         self.free: dict[str, int] = {}
-        self.added: list[dict[str, Any]] = []  # task rows the steps since the last collect made (in order)
+        # what this process's steps did, not yet collected: (tag, key, n, added rows, removed ids); `tag` is the
+        # time of the event during which the step ran, `key` its case's contact, `n` the case's step count
+        self.made: list[tuple] = []
+        self.unsent: list[tuple] = []  # the same, not yet sent to the peer
         self.gone: set[str] = set()  # tasks the diagrams withdrew (a boundary timer, the case closed)
+        self.tag = self.t0
+        self.key = 0  # the contact whose step is running (a new case takes it)
+        self.case_key: dict[int, int] = {}  # case id -> contact
+        self.task_key: dict[str, int] = {}  # task id -> contact (a step that only withdraws names no case)
+        self.steps_of: dict[int, int] = defaultdict(int)
+        self.done_of: dict[int, int] = defaultdict(int)
+        self.route_of: dict[int, str] = {}
         eng.on_tasks_changed(self.tasks_changed)
         self.waits: dict[str, list[float]] = defaultdict(list)
         self.weekly: dict[str, dict[int, dict[str, float]]] = defaultdict(lambda: defaultdict(
@@ -631,11 +700,13 @@ class _Run:
         self.wait_by_week: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
         self.routes: dict[str, int] = defaultdict(int)
         self.stuck: dict[str, int] = defaultdict(int)
-        self.stuck_why: dict[str, str] = {}
+        self.stuck_why: dict[str, tuple[datetime, int, str]] = {}  # the first refusal: when, whose, what
         self.withdrawn = 0
+        self.refused = 0  # tasks the engine said were no longer open when this process completed them
         self.contacts = 0
         self.pending: dict[str, dict[str, Any]] = {}  # task id -> answers already drawn for it (contact form)
         self.scheduled: set[str] = set()
+        self.placeholders = part > 0  # engine ids start above PART_IDS * part until the first case is made
 
     # event queue: (time, seq, kind, payload); seq keeps ties in the order they were made
     def push(self, t: datetime, kind: str, payload: Any) -> None:
@@ -651,8 +722,15 @@ class _Run:
     def week(self, t: datetime) -> int:
         return (t - self.t0).days // 7 + 1
 
+    def mine(self, key: int) -> bool:
+        return key % self.parts == self.part
+
     def arrivals(self) -> None:
-        """Every contact's arrival, drawn day by day and route by route (Poisson), within 08:00-18:00."""
+        """The hand-offs (every `handoff` from the start: the tasks made before the one before are queued), then
+        every contact's arrival, drawn day by day and route by route (Poisson), within 08:00-18:00."""
+        every = self.ck.handoff / HANDOFF_STEPS
+        for k in range(1, int(timedelta(days=self.ck.days) / every) + 2):
+            self.push(self.t0 + k * every, "handoff", k)
         for day in range(self.ck.days):
             d = self.ck.start + timedelta(days=day)
             shape = self.ck.weekday[d.weekday()] * self.ck.season[d.month - 1]
@@ -665,22 +743,51 @@ class _Run:
             self.push(self.t0 + timedelta(days=7 * w), "week_end", w)
 
     def tasks_changed(self, added: list[dict[str, Any]], removed: list[str]) -> None:
-        """Engine.on_tasks_changed: each committed step's new task rows and withdrawn task ids, in order."""
-        self.added.extend(added)
-        self.gone.update(removed)
-
-    def collect(self, now: datetime) -> None:
-        """Queue the user tasks the engine steps since the last call made ready, in the order they were made."""
-        rows, self.added = self.added, []
-        for r in rows:
-            if r["id"] in self.gone:  # came and went (a later timer) within one move of the clock: never seen
-                continue
-            name, rules = self.team(r["team"])
+        """Engine.on_tasks_changed: each committed step's new task rows and withdrawn task ids, kept (in order)
+        until a hand-off collects them."""
+        if added:
+            key = self.case_key.setdefault(added[0]["case_id"], self.key)
+        elif removed:
+            key = self.task_key.get(removed[0], self.key)
+        else:
+            return
+        rows = []
+        for r in added:
+            self.task_key[r["id"]] = key
             created = r["created_at"]
-            ready = created if created.tzinfo else created.replace(tzinfo=self.t0.tzinfo)
-            self.queues[name].append(_Task(r["id"], name, r["element_id"], r["process_id"], r["form"], ready))
-            self.weekly[name][self.week(ready)]["arrived"] += 1
-            self.wake(name, now)
+            rows.append((r["id"], r["team"], r["element_id"], r["process_id"], r["form"],
+                         created if created.tzinfo else created.replace(tzinfo=self.t0.tzinfo)))
+        self.steps_of[key] += 1
+        made = (self.tag, key, self.steps_of[key], rows, list(removed))
+        self.made.append(made)
+        if self.peer is not None:
+            self.unsent.append(made)
+
+    def handoff(self, k: int, now: datetime) -> None:
+        """Queue what the steps before the last hand-off made, from every process: in the order of their events'
+        times, then by contact and the case's own step count (the same whichever process ran them)."""
+        if self.peer is not None:
+            self.peer.send(("handoff", k, self.unsent))
+            self.unsent = []
+            self.made += self.peer.wait_for(k - HANDOFF_STEPS)
+        upto = now - self.ck.handoff
+        ready = sorted((m for m in self.made if m[0] < upto), key=lambda m: m[:3])
+        if not ready:
+            return
+        self.made = [m for m in self.made if not m[0] < upto]
+        for m in ready:
+            self.gone.update(m[4])
+        for _tag, key, _, rows, _ in ready:
+            for tid, team, element, process, form, created in rows:
+                if tid in self.gone:  # came and went (a later timer) before it was handed off: never seen
+                    continue
+                name, rules = self.team(team)
+                self.queues[name].append(_Task(tid, name, element, process, form, created, key=key))
+                self.weekly[name][self.week(created)]["arrived"] += 1
+                if form == "contact" and tid not in self.pending:  # the person's answers, drawn as it is queued
+                    route = self.ck.routes.get(self.route_of.get(key, ""), {"caller": "self"})
+                    self.pending[tid] = _person_contact(self.ck, route, self.rng, _local(created).date(), key)
+                self.wake(name, now)
 
     def wake(self, name: str, now: datetime) -> None:
         if name not in self.scheduled:
@@ -689,8 +796,8 @@ class _Run:
 
     def clock_to(self, t: datetime) -> None:
         if t > self.eng.now():
+            self.key = 0  # a timer's step: its case is known (0: a case copied from the live database)
             self.eng.advance_clock(to=t, actor=ACTOR)
-            self.collect(t)
 
     def run(self) -> dict[str, Any]:
         self.arrivals()
@@ -698,8 +805,11 @@ class _Run:
             t, _, kind, payload = heapq.heappop(self.events)
             if t >= self.end:
                 break
+            self.tag = t
             self.clock_to(t)
-            if kind == "arrive":
+            if kind == "handoff":
+                self.handoff(payload, t)
+            elif kind == "arrive":
                 self.arrive(payload, t)
             elif kind == "dispatch":
                 self.dispatch(payload, t)
@@ -711,29 +821,37 @@ class _Run:
             elif kind == "week_end":
                 for name, q in self.queues.items():
                     self.weekly[name][payload]["waiting_at_end"] = len(q)
+        self.tag = self.end
         if self.end > self.eng.now():
             self.eng.advance_clock(to=self.end, actor=ACTOR)
         if self.ck.days % 7:  # the last, part week: its queues as the run ends
             last = self.week(self.end - timedelta(seconds=1))
             for name, q in self.queues.items():
                 self.weekly[name][last]["waiting_at_end"] = len(q)
+        if self.part > 0:
+            return self.partial()
         return self.report()
 
     def arrive(self, name: str, t: datetime) -> None:
         route = self.ck.routes[name]
         self.contacts += 1
         self.routes[name] += 1
+        key = self.contacts
+        self.route_of[key] = name
         data = dict(route["start_data"])
         if route["process"] == "hospital_discharge" and not data:
             band = str(_draw(self.rng, self.ck.people.get("age") or {"65-84": 1.0}))
             lo, hi = (int(x) for x in band.split("-"))
-            data = {"person": {"name": f"Person {self.contacts}", "age": self.rng.randint(lo, hi),
-                               "address": f"{self.contacts} Simulated Road"}, "reason": "Simulated admission"}
-        res = self.eng.start(route["process"], data=data, actor=ACTOR, title=f"Simulated {self.contacts}")
-        for task in res.ready_tasks:
-            if task.get("form") == "contact":
-                self.pending[task["id"]] = _person_contact(self.ck, route, self.rng, _local(t).date(), self.contacts)
-        self.collect(t)
+            data = {"person": {"name": f"Person {key}", "age": self.rng.randint(lo, hi),
+                               "address": f"{key} Simulated Road"}, "reason": "Simulated admission"}
+        if not self.mine(key):
+            return
+        self.key = key
+        res = self.eng.start(route["process"], data=data, actor=ACTOR, title=f"Simulated {key}")
+        self.case_key[res.case_id] = key  # its later steps (a timer's) are this contact's, tasks or none
+        if self.placeholders:
+            _drop_placeholders(self.eng, self.part)
+            self.placeholders = False
 
     def dispatch(self, name: str, t: datetime) -> None:
         self.scheduled.discard(name)
@@ -781,30 +899,38 @@ class _Run:
             self.wake(task.team, t)
         self.weekly[task.team][self.week(t)]["done"] += 1
         answers = self.answers(task, t, self.pending.pop(task.id, None))
+        self.done_of[task.key] += 1
         if task.id in self.gone:  # the diagram withdrew it (a boundary timer, the case closed) before it was done
             self.withdrawn += 1
             return
+        if not self.mine(task.key):
+            return
+        self.key = task.key
+        # the form's finer rules: what a refusal names is filled from draws of the case's own, so that every
+        # process draws the same whichever ran the case
+        rng = None
         try:
             for attempt in range(7):
                 try:
                     self.eng.complete_task(task.id, answers, actor=ACTOR)
                     break
                 except ValidationError as exc:  # the schema's finer rules: fill what the form names, try again
+                    rng = rng or random.Random(f"{self.ck.seed}/{task.key}/{self.done_of[task.key]}")
                     if attempt == 6 or task.form is None or not _repair(
-                            self.eng.forms.schema(task.form), answers, exc.errors, self.rng, _local(t).date()):
+                            self.eng.forms.schema(task.form), answers, exc.errors, rng, _local(t).date()):
                         raise
         except (NotFoundError, StateError):
-            self.withdrawn += 1  # the diagram withdrew it (a boundary timer, the case closed) before it was done
+            self.refused += 1  # the diagram withdrew it (a boundary timer, the case closed) since the hand-off
         except ValidationError as exc:
             key = f"{task.process}/{task.element} ({task.form})"
             self.stuck[key] += 1
-            self.stuck_why.setdefault(key, "; ".join(f"{e.get('field')}: {e.get('message')}" for e in exc.errors)[:300])
+            self.stuck_why.setdefault(key, (t, task.key, "; ".join(f"{e.get('field')}: {e.get('message')}"
+                                                                   for e in exc.errors)[:300]))
         except CarepathError as exc:
             if "not open" in str(exc) or "no task" in str(exc) or "no open task" in str(exc):
-                self.withdrawn += 1
+                self.refused += 1
             else:
                 raise
-        self.collect(t)
 
     def answers(self, task: _Task, t: datetime, drawn: dict[str, Any] | None = None) -> dict[str, Any]:
         """The answers at a task: those drawn for the person (the contact form) or from the scenario's rules for
@@ -826,11 +952,14 @@ class _Run:
         return out
 
     # ------------------------------------------------------------------ results
-    def report(self) -> dict[str, Any]:
+    def partial(self) -> dict[str, Any]:
+        """What this process's own cases came to: the instances, the timers fired, personal budgets, incidents,
+        tasks refused as no longer open or not completed, and the measures' view of each case."""
         from engine.schema import cases, events, instances
+        from handlers import measures
 
         with self.eng.db.engine.connect() as conn:
-            started = defaultdict(lambda: defaultdict(int))
+            started: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
             for p, s in conn.execute(select(instances.c.process_id, instances.c.status)):
                 started[p][s] += 1
             fired: dict[str, int] = defaultdict(int)
@@ -847,6 +976,42 @@ class _Run:
         incidents: dict[str, int] = defaultdict(int)
         for inc in self.eng.incidents():
             incidents[f"{proc_of.get(inc['instance_id'], '?')}/{inc['element_id']}: {inc['message']}"[:300]] += 1
+        try:
+            views: Any = measures.load_population(self.eng).views
+        except CarepathError as exc:
+            views = f"the measures could not be worked out on the simulated database: {exc}"
+        return {"started": {p: dict(s) for p, s in started.items()}, "fired": dict(fired), "budgets": budgets,
+                "incidents": dict(incidents), "refused": self.refused,
+                "stuck": {k: (v, self.stuck_why[k]) for k, v in self.stuck.items()}, "views": views}
+
+    def report(self) -> dict[str, Any]:
+        parts = [self.partial()]
+        if self.peer is not None:
+            parts.append(self.peer.wait_for_end())
+        started: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        fired: dict[str, int] = defaultdict(int)
+        incidents: dict[str, int] = defaultdict(int)
+        stuck: dict[str, list[Any]] = {}
+        budgets: list[float] = []
+        views: dict[int, Any] = {}
+        failed = None
+        for p in parts:
+            for proc, by in p["started"].items():
+                for status, n in by.items():
+                    started[proc][status] += n
+            for k, n in p["fired"].items():
+                fired[k] += n
+            for k, n in p["incidents"].items():
+                incidents[k] += n
+            for k, (n, why) in p["stuck"].items():  # the first refusal of all, whichever process met it
+                got = stuck.setdefault(k, [0, why])
+                got[0] += n
+                got[1] = min(got[1], why)
+            budgets += p["budgets"]
+            if isinstance(p["views"], str):
+                failed = p["views"]
+            else:
+                views.update(p["views"])
         breaches = {k: {"deadline": label, "times": fired.get(k, 0)} for k, label in sorted(self.ck.deadlines.items())}
         teams = {}
         for name in sorted(set(self.weekly) | set(self.queues)):
@@ -863,16 +1028,155 @@ class _Run:
                            "wait_hours_p50": _pct(self.waits[name], 50), "wait_hours_p95": _pct(self.waits[name], 95),
                            "weeks": weeks}
         end_day = (self.ck.start + timedelta(days=self.ck.days - 1))
+        total = math.fsum(budgets)  # exactly rounded: the same total whichever process held which budget
         return {"scenario": self.ck.scenario.source, "seed": self.ck.seed, "start": self.ck.start.isoformat(),
                 "days": self.ck.days, "contacts": self.contacts, "routes": dict(sorted(self.routes.items())),
                 "processes": {p: dict(sorted(s.items())) for p, s in sorted(started.items())},
                 "teams": teams, "timers_fired": dict(sorted(fired.items())), "deadline_breaches": breaches,
-                "tasks_withdrawn": self.withdrawn, "incidents": dict(sorted(incidents.items())),
-                "tasks_not_completed": {k: {"times": v, "first_refusal": self.stuck_why[k]}
-                                        for k, v in sorted(self.stuck.items())},
-                "personal_budgets": {"count": len(budgets), "total": round(sum(budgets), 2),
-                                     "mean": round(sum(budgets) / len(budgets), 2) if budgets else None},
-                "measures": _measures(self.eng, self.ck.start, end_day)}
+                "tasks_withdrawn": self.withdrawn + sum(p["refused"] for p in parts),
+                "incidents": dict(sorted(incidents.items())),
+                "tasks_not_completed": {k: {"times": v[0], "first_refusal": v[1][2]} for k, v in sorted(stuck.items())},
+                "personal_budgets": {"count": len(budgets), "total": round(total, 2),
+                                     "mean": round(total / len(budgets), 2) if budgets else None},
+                "measures": {"error": failed} if failed else _measures(views, self.ck.start, end_day)}
+
+
+# ---------------------------------------------------------------------- a run on two processes
+#: hand-offs a `handoff` apart: at each, the tasks made before `handoff` ago are queued (so a task waits from one
+#: `handoff` to a quarter more before it is seen), and the other process may be up to this many hand-offs behind
+HANDOFF_STEPS = 4
+#: the second process's scratch database numbers its cases and instances from here (so that the measures read
+#: both processes' cases together, each case and instance under an id of its own)
+PART_IDS = 1_000_000_000
+
+
+class _Peer:
+    """The other process of a run split in two: what is sent to it, and what came from it (read by a thread, so
+    that neither process waits on a full pipe while the other sends)."""
+
+    def __init__(self, conn: Any, process: Any = None) -> None:
+        import queue
+        import threading
+
+        self.conn, self.process = conn, process
+        self.inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.mark = 0  # the last hand-off whose steps came
+        threading.Thread(target=self._read, daemon=True, name="simulation-peer").start()
+
+    def _read(self) -> None:
+        try:
+            while True:
+                msg = self.conn.recv()
+                self.inbox.put(msg)
+                if msg[0] != "handoff":
+                    return
+        except (EOFError, OSError) as exc:
+            self.inbox.put(("failed", f"the simulation's other process ended without a word ({exc or 'closed'})"))
+
+    def send(self, msg: tuple) -> None:
+        try:
+            self.conn.send(msg)
+        except OSError:  # the other process is gone: say why, as it said or as its reader found
+            while self._next()[0] == "handoff":
+                pass
+            raise CarepathError("the simulation's other process ended its run early") from None
+
+    def _next(self) -> tuple:
+        msg = self.inbox.get()
+        if msg[0] == "failed":
+            raise CarepathError(msg[1])
+        if msg[0] == "refused":
+            raise ScenarioError(msg[1])
+        return msg
+
+    def wait_for(self, k: int) -> list[tuple]:
+        """The steps the other process made up to its hand-off `k` (those since the last one asked for)."""
+        got: list[tuple] = []
+        while self.mark < k:
+            msg = self._next()
+            if msg[0] != "handoff":
+                raise CarepathError(f"the simulation's other process sent {msg[0]!r} at hand-off {k}")
+            self.mark = msg[1]
+            got += msg[2]
+        return got
+
+    def wait_for_end(self) -> dict[str, Any]:
+        while True:
+            msg = self._next()
+            if msg[0] == "end":
+                return msg[1]
+
+    def close(self) -> None:
+        self.conn.close()
+        if self.process is not None:
+            self.process.join(timeout=5)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join()
+
+
+def _make_placeholders(eng: Any, part: int) -> None:
+    """A case and an instance numbered `PART_IDS * part`, so that SQLite numbers the next ones after them (the
+    largest id + 1); removed once the first case is made (`_drop_placeholders`)."""
+    from sqlalchemy import insert
+
+    from engine.schema import cases, instances, process_versions
+    from engine.state import STATE_FORMAT
+
+    n, now = PART_IDS * part, eng.now()
+    with eng.db.engine.begin() as conn:
+        version = conn.execute(select(process_versions.c.id).limit(1)).scalar_one()
+        conn.execute(insert(cases).values(id=n, reference=f"~part-{part}", title="", data="{}", created_at=now,
+                                          updated_at=now))
+        conn.execute(insert(instances).values(id=n, case_id=n, process_version_id=version, process_id="~part",
+                                              status="cancelled", version=0, state_format=STATE_FORMAT,
+                                              started_at=now, updated_at=now))
+
+
+def _drop_placeholders(eng: Any, part: int) -> None:
+    from sqlalchemy import delete
+
+    from engine.schema import cases, instances
+
+    n = PART_IDS * part
+    with eng.db.engine.begin() as conn:
+        conn.execute(delete(instances).where(instances.c.id == n))
+        conn.execute(delete(cases).where(cases.c.id == n))
+
+
+def _uses_messages(eng: Any) -> bool:
+    """Whether a deployed diagram sends or waits for a message (a message may go to another case, which the
+    other process may hold: such a run stays in one process)."""
+    from engine.schema import definition_files
+
+    with eng.db.engine.connect() as conn:
+        for (raw,) in conn.execute(select(definition_files.c.content)):
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            if "messageEventDefinition" in text or "receiveTask" in text or "sendTask" in text:
+                return True
+    return False
+
+
+def _second_part(conn: Any, scenario: Scenario, rows: Any, days: int | None, seed: int | None) -> None:
+    """The second process of a run split in two (spawned by `simulate`): the same loop, its own cases."""
+    try:
+        try:
+            with fewer_collections():
+                eng, ck = _prepared(scenario, rows, days, seed, full_history=False)
+                try:
+                    if _uses_messages(eng):  # the first process runs it alone (simulate)
+                        return
+                    _make_placeholders(eng, 1)
+                    partial = _Run(eng, ck, part=1, parts=2, peer=_Peer(conn)).run()
+                finally:
+                    eng.db.dispose()
+            conn.send(("end", partial))
+        except ScenarioError as exc:
+            conn.send(("refused", str(exc)))
+        except Exception as exc:  # noqa: BLE001 - the message crosses to the first process, which raises it
+            conn.send(("failed", f"the simulation's other process failed: {type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
 
 
 def _pct(values: list[float], q: int) -> float | None:
@@ -896,12 +1200,13 @@ def _poisson(rng: random.Random, lam: float) -> int:
         k += 1
 
 
-def _measures(eng: Any, start: date, end: date) -> list[dict[str, Any]] | dict[str, str]:
-    """The published measures (handlers/measures.py) for the simulated period, from the scratch database."""
+def _measures(views: dict[int, Any], start: date, end: date) -> list[dict[str, Any]] | dict[str, str]:
+    """The published measures (handlers/measures.py) for the simulated period, from every case's view (each
+    process's scratch database read by `_Run.partial`)."""
     from handlers import measures
 
     try:
-        population = measures.load_population(eng)
+        population = measures.population_of(dict(sorted(views.items())))
         return [{"key": r.key, "title": r.title, "unit": r.unit, "figure": r.figure, "numerator": r.numerator,
                  "denominator": r.denominator, "message": r.message}
                 for r in measures.kept_results(population, start, end, None)]

@@ -89,8 +89,9 @@ def test_a_queue_forms_when_the_team_is_short_of_staff_and_not_when_it_is_not(tm
     # one person doing an hour each, 8 hours a day: most wait, and those done waited overnight
     assert short["waiting_at_end"] > 20 and short["wait_hours_p95"] > 12
     assert short["done"] <= 16
-    # forty people: only the contacts after the team's 17:00 close on Thursday are left
-    assert enough["waiting_at_end"] <= 5 and enough["wait_hours_p95"] < short["wait_hours_p95"] / 2
+    # forty people: only the contacts the team sees after its 17:00 close on Thursday are left (those from 16:00:
+    # a new task reaches the queue an hour's hand-off after it is made, docs/simulation.md)
+    assert enough["waiting_at_end"] <= 8 and enough["wait_hours_p95"] < short["wait_hours_p95"] / 2
     weekly = [w["waiting_at_end"] for w in short["weeks"]]
     assert weekly and weekly[0] > 0
 

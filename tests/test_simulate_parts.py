@@ -1,0 +1,160 @@
+"""One simulation's cases shared between two processes (issue 16 item 5, carepath/simulate.py "a run on two
+processes", docs/simulation.md "Both cores"), and the hand-off that makes it possible.
+
+The two processes run the same event loop with the same draws; each steps only its own contacts' cases and sends
+what its steps did to the other; a new task reaches its team's queue a hand-off (`handoff_minutes`) after the step
+that made it, so neither process needs the other's latest step. The output must be the same as one process's,
+byte for byte; a process that fails or vanishes must end the run with a message, not a hang.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from carepath import cli, simulate
+from engine.errors import CarepathError
+from engine.schema import events
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _text(out: dict) -> str:
+    return json.dumps(out, sort_keys=True, default=str)
+
+
+def test_two_processes_give_byte_for_byte_the_output_of_one():
+    # the default scenario (every route) for four days: starts, completions, timers, withdrawn tasks, budgets
+    # and measures, with the cases of odd contacts stepped in the second process
+    sc = simulate.load_scenario()
+    one = simulate.simulate(sc, days=4, seed=3)
+    two = simulate.simulate(sc, days=4, seed=3, parts=2)
+    assert one["contacts"] > 200 and sum(t["done"] for t in one["teams"].values()) > 300
+    assert [m for m in one["measures"] if m["denominator"]], one["measures"]  # cases of both processes counted
+    assert one["processes"]["front_door"].get("completed", 0) > 50
+    assert _text(two) == _text(one)
+
+
+def test_a_task_reaches_its_teams_queue_only_a_hand_off_after_the_step_that_made_it(tmp_path):
+    sc = simulate.load_scenario()
+    sc.data["handoff_minutes"] = 90
+    seen: list[tuple[str, datetime, datetime]] = []
+
+    def look(eng):  # every task completed: when it became ready and when it was completed
+        with eng.db.engine.connect() as conn:
+            ready, done = {}, {}
+            for typ, data, at in conn.execute(select(events.c.type, events.c.data, events.c.at)
+                                              .where(events.c.type.in_(("task.ready", "task.completed")))):
+                tid = json.loads(data).get("task_id")
+                (ready if typ == "task.ready" else done)[tid] = datetime.fromisoformat(at.replace("Z", "+00:00"))
+        seen.extend((tid, ready[tid], at) for tid, at in done.items() if tid in ready)
+
+    out = simulate.simulate(sc, days=2, seed=4, inspect=look)
+    assert len(seen) > 100 and sum(t["done"] for t in out["teams"].values()) > 100
+    # the team took it no sooner than 90 minutes after it was made, and then worked on it
+    assert min(done - ready for _, ready, done in seen) >= timedelta(minutes=90)
+    quick = dict(sc.data, handoff_minutes=1)
+    faster = simulate.simulate(simulate.Scenario(quick, sc.lines, sc.source), days=2, seed=4)
+    # a shorter hand-off: the front door's contacts are taken sooner
+    assert faster["teams"]["front_door"]["wait_hours_p50"] < out["teams"]["front_door"]["wait_hours_p50"]
+
+
+@pytest.mark.parametrize("value", [0, 1441, "an hour", True, 2.5])
+def test_a_hand_off_outside_1_to_1440_whole_minutes_is_refused_naming_its_line(tmp_path, value):
+    path = tmp_path / "s.yaml"
+    path.write_text(f"arrivals:\n  self: {{per_year: 10}}\nhandoff_minutes: {json.dumps(value)}\n")
+    with pytest.raises(simulate.ScenarioError) as err:
+        simulate.check_scenario(simulate.load_scenario(path), processes={"front_door"}, forms=set(), teams=set())
+    assert "s.yaml line 3 (handoff_minutes): handoff_minutes must be a whole number of minutes from 1 to 1440" \
+        in str(err.value)
+
+
+def vanish_in_the_second_process(task, answers, rng):
+    """A policy that ends the second process outright (as a crash or a kill would) at its first screening."""
+    import multiprocessing
+
+    if multiprocessing.current_process().name == "carepath-simulate-2":
+        os._exit(3)
+    return {}
+
+
+def fail_in_the_second_process(task, answers, rng):
+    import multiprocessing
+
+    if multiprocessing.current_process().name == "carepath-simulate-2":
+        raise RuntimeError("only over there")
+    return {}
+
+
+@pytest.mark.parametrize("policy,message", [
+    ("vanish_in_the_second_process", "the simulation's other process ended without a word"),
+    ("fail_in_the_second_process", "the policy raised RuntimeError: only over there"),
+])
+def test_when_the_second_process_fails_the_run_ends_with_its_message(tmp_path, capsys, policy, message):
+    sc = simulate.load_scenario()
+    sc.data["forms"] = {**sc.data["forms"], "contact": {"policy": f"tests.test_simulate_parts:{policy}"}}
+    with pytest.raises(CarepathError) as err:
+        simulate.simulate(sc, days=2, seed=1, parts=2)
+    assert message in str(err.value)
+
+
+def test_the_command_shares_a_run_between_two_processes_and_refuses_three(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text("start: 2026-04-01\ndays: 2\nseed: 2\narrivals:\n  self: {per_year: 3000, process: front_door}\n"
+                    "weekday: [1, 1, 1, 1, 1, 1, 1]\n")
+    db = f"sqlite:///{tmp_path / 'absent.db'}"
+    assert cli.main(["--db", db, "--json", "simulate", "--scenario", str(path), "--processes", "2"]) == 0
+    two = json.loads(capsys.readouterr().out)
+    assert cli.main(["--db", db, "--json", "simulate", "--scenario", str(path), "--processes", "1"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert one["contacts"] > 5 and _text(one) == _text(two)
+    assert cli.main(["--db", db, "simulate", "--scenario", str(path), "--processes", "3"]) == 1
+    assert "--processes must be 1 or 2, not 3" in capsys.readouterr().err
+
+
+class _Clockwork:
+    """Just enough of an engine for the event loop's hand-off: a clock and the tasks listener."""
+
+    def __init__(self, now: datetime) -> None:
+        self._now, self.listeners = now, []
+
+    def now(self) -> datetime:
+        return self._now
+
+    def on_tasks_changed(self, fn) -> None:
+        self.listeners.append(fn)
+
+
+def _checked(tmp_path: Path, handoff: int = 60):
+    path = tmp_path / "s.yaml"
+    path.write_text(f"arrivals:\n  self: {{per_year: 10}}\nhandoff_minutes: {handoff}\n")
+    return simulate.check_scenario(simulate.load_scenario(path), processes={"front_door"}, forms=set(), teams=set())
+
+
+def test_tasks_handed_off_together_are_queued_by_time_then_contact_then_the_cases_own_order(tmp_path):
+    t0 = datetime(2026, 4, 1, 9, tzinfo=simulate.UK)
+    run = simulate._Run(_Clockwork(t0), _checked(tmp_path))
+    at = t0 + timedelta(minutes=5)
+
+    def row(tid):
+        return (tid, "front_door", "screen", "front_door", None, at)
+
+    # as the other process's steps arrive after this one's: contact 4's, then 3's (second step before its first),
+    # then an earlier event's, then one too recent to hand off
+    run.made = [(at, 4, 1, [row("d")], []), (at, 3, 2, [row("c2")], []), (at, 3, 1, [row("c1")], []),
+                (at - timedelta(minutes=1), 9, 1, [row("z")], []),
+                (t0 + timedelta(minutes=6), 2, 1, [row("edge")], []),  # exactly a hand-off before: not yet
+                (t0 + timedelta(minutes=30), 1, 1, [row("late")], [])]
+    run.handoff(4, t0 + timedelta(minutes=66))  # hands off what was made before 09:06
+    assert [t.id for t in run.queues["front_door"]] == ["z", "c1", "c2", "d"]
+    assert [t.key for t in run.queues["front_door"]] == [9, 3, 3, 4]
+    assert [m[3][0][0] for m in run.made] == ["edge", "late"]  # kept for a later hand-off
+    # one made and withdrawn before its hand-off is never queued; one withdrawn later is counted when done
+    run.made = [(at, 5, 1, [row("gone")], []), (at, 6, 1, [], ["gone"])]
+    run.handoff(8, t0 + timedelta(minutes=90))
+    assert "gone" not in [t.id for t in run.queues["front_door"]] and "gone" in run.gone
