@@ -543,6 +543,24 @@ def _diagram_facts(eng: Any) -> tuple[set[str], set[str], dict[str, str]]:
     return procs, teams, timers
 
 
+def _trimmed(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """What a simulation writes of a kept event's data (engine/simulation.py `trim`): all of it, except a service-task
+    call whose output neither a CLD row nor a measure reads (the letters, the directory searches...), which keeps
+    its element and handler, and the local timescales, which keep the two a measure reads. The measures read no
+    more of them from a live history either (handlers/measures.py `_event_data`): the figures are the same."""
+    if kind != "handler.called":
+        return data
+    from handlers import cld, measures
+
+    name = data.get("handler")
+    if cld._HANDLERS_READ is None or name in cld._HANDLERS_READ:
+        return data
+    out = data.get("output")
+    kept = {k: out[k] for k in measures.SETTINGS_READ if k in out} if name == "local_settings" and isinstance(
+        out, dict) else {}
+    return {"element_id": data.get("element_id"), "handler": name, "output": kept}
+
+
 def scratch_engine(source: Any | None, start: date, *, full_history: bool = False) -> Any:
     """The product's engine, handlers and forms on a fresh in-memory database whose simulated clock starts at
     midnight UK time on `start`, with the processes deployed on `source` (read only) or else processes/.
@@ -562,7 +580,7 @@ def scratch_engine(source: Any | None, start: date, *, full_history: bool = Fals
         registry.case_listeners = []  # handlers/people.py keep_in_step: the search pages' index only
     forms = FormLibrary.from_folder(os.environ.get("CAREPATH_FORMS", ROOT / "forms"))
     eng = Engine(_scratch_database(), registry=registry, forms=forms,
-                 simulation=None if full_history else SimulationMode(KEPT_EVENTS))
+                 simulation=None if full_history else SimulationMode(KEPT_EVENTS, trim=_trimmed))
     eng.init(simulated_start=datetime.combine(start, time(0), UK))
     copied = False
     if source is not None:

@@ -31,7 +31,7 @@ live database. Nothing here knows about social care or reads the wall clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -50,8 +50,11 @@ UNSAVED_STATE = ""
 class SimulationMode:
     """The switch (see the module's text); one per database, holding its event numbering."""
 
-    def __init__(self, keep_events: Iterable[str] | None = None) -> None:
+    def __init__(self, keep_events: Iterable[str] | None = None,
+                 trim: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None) -> None:
         self.keep_events = frozenset(keep_events) if keep_events is not None else None
+        #: `trim(type, data)`: what of a kept event's data is written (the caller knows what its readers read)
+        self.trim = trim
         self._seq: dict[str, int] | None = None  # chain -> last seq written (read once from the database)
         #: no timer row written since the database was last asked falls due before this (None: no timer at all);
         #: lowered by every timer row written (engine/step.py `_Writes.flush`), only a guess until `floor_known`
@@ -76,7 +79,7 @@ class SimulationMode:
         if self._seq is None:
             self._seq = {c: s for c, s in conn.execute(select(events.c.chain, func.max(events.c.seq))
                                                        .group_by(events.c.chain))}
-        keep = self.keep_events
+        keep, trim = self.keep_events, self.trim
         at_s = iso(at)
         rows = []
         for chain, case_id, items in groups:
@@ -88,7 +91,8 @@ class SimulationMode:
                     continue
                 seq += 1
                 rows.append(dict(chain=chain, seq=seq, step=step, case_id=case_id, instance_id=ev.instance_id,
-                                 type=ev.type, at=at_s, actor=ev.actor, data=canonical_json(ev.data),
+                                 type=ev.type, at=at_s, actor=ev.actor,
+                                 data=canonical_json(ev.data if trim is None else trim(ev.type, ev.data)),
                                  prev_hash="", hash=""))
             self._seq[chain] = seq
         if rows:

@@ -313,7 +313,10 @@ def task_teams_of(conn: Any) -> dict[tuple[str, str], frozenset[str]]:
 
 
 _HANDLER = re.compile(r'"handler":"([^"]*)"')
-_KEPT_SETTINGS = re.compile(r'"(hospital_follow_up_after_discharge|assessment_target_from)":"([^"]*)"')
+#: the local timescales a measure reads (``InstanceView.settings``): the follow-up interval for ASCOF 2D and where the
+#: assessment target counts from
+SETTINGS_READ = ("hospital_follow_up_after_discharge", "assessment_target_from")
+_KEPT_SETTINGS = re.compile(r'"(' + "|".join(SETTINGS_READ) + r')":"([^"]*)"')
 _ELEMENT = re.compile(r'"element_id":"([^"]*)"')
 
 

@@ -206,3 +206,26 @@ def test_a_simulation_writes_nothing_but_the_kept_events_unchained():
         assert "instance.started" in {r.type for r in rows}
     finally:
         eng.db.dispose()
+
+
+def test_a_simulation_writes_only_the_service_calls_outputs_that_a_cld_row_or_a_measure_reads():
+    from handlers import cld, measures
+
+    calls: dict[str, list[dict]] = {}
+
+    def look(eng):
+        with eng.db.engine.connect() as conn:
+            for (data,) in conn.execute(select(events.c.data).where(events.c.type == "handler.called")):
+                d = json.loads(data)
+                calls.setdefault(d["handler"], []).append(d)
+
+    simulate.simulate(simulate.load_scenario(), days=3, seed=2, inspect=look)
+    read = set(cld._HANDLERS_READ)
+    assert read & set(calls) and set(calls) - read - {"local_settings"}  # both kinds were called
+    for name, made in calls.items():
+        if name in read:  # what a CLD row reads, as the handler returned it
+            assert any(d["output"] for d in made), name
+        elif name == "local_settings":  # the two timescales a measure reads, nothing else
+            assert {k for d in made for k in d["output"]} == set(measures.SETTINGS_READ)
+        else:  # a letter, a directory search...: its element and handler only
+            assert all(d["output"] == {} and set(d) == {"element_id", "handler", "output"} for d in made), name
