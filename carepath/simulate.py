@@ -976,6 +976,9 @@ class _Run:
         from engine.schema import cases, events, instances
         from handlers import measures
 
+        if self.placeholders:  # it never made a case: nothing of its own to count
+            _drop_placeholders(self.eng, self.part)
+            self.placeholders = False
         with self.eng.db.engine.connect() as conn:
             started: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
             for p, s in conn.execute(select(instances.c.process_id, instances.c.status)):

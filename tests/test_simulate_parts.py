@@ -40,6 +40,17 @@ def test_two_processes_give_byte_for_byte_the_output_of_one():
     assert _text(two) == _text(one)
 
 
+@pytest.mark.parametrize("per_year", [0, 365])
+def test_two_processes_of_which_one_holds_no_case_still_give_the_output_of_one(tmp_path, per_year):
+    # no contact at all, or one (seed 9 draws one): the second process holds contact 1 and the first none
+    path = tmp_path / "s.yaml"
+    path.write_text(f"start: 2026-04-01\narrivals:\n  self: {{per_year: {per_year}, process: front_door}}\n")
+    sc = simulate.load_scenario(path)
+    one, two = simulate.simulate(sc, days=1, seed=9), simulate.simulate(sc, days=1, seed=9, parts=2)
+    assert one["contacts"] == (0 if per_year == 0 else 1)
+    assert "~part" not in two["processes"] and _text(two) == _text(one)
+
+
 def test_a_task_reaches_its_teams_queue_only_a_hand_off_after_the_step_that_made_it(tmp_path):
     sc = simulate.load_scenario()
     sc.data["handoff_minutes"] = 90
