@@ -23,6 +23,11 @@ counted) — the figure a busy shared machine disturbs least. A warm-up of 20 in
     python -m bench.http_bench --db sqlite --n 10 --rounds 30
     python -m bench.http_bench --db postgres --pg-url postgresql://postgres@127.0.0.1:5432/test --n 10 --rounds 30
 
+`--servers floor`: FastAPI on the same uvicorn (uvloop + httptools) with the same four routes answering from memory
+(no session, database or engine: `floor_app`). Its CPU per instance is what the framework and server cost alone, so
+`ceiling/engine_by_cpu` = engine / (engine + floor), by CPU, is the best ratio any FastAPI server can reach that runs
+the engine's step in its process.
+
 `CAREPATH_BENCH_SPLIT=FILE`: each server writes to FILE.<kind> the CPU time (its thread's) of each call of
 `Engine.start`, `Engine.complete_task` and the session check it made (`session_on_loop`, on the event loop, and
 `session_user`, in a worker thread), and the report gives the same for
@@ -50,6 +55,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import create_engine, text
 
 from engine.forms import FormLibrary
@@ -72,12 +78,56 @@ def _engine(url: str) -> Engine:
 
 
 # ---------------------------------------------------------------------- the server process
+class FloorBody(BaseModel):
+    """A start's or a completion's JSON body, as the floor server reads it."""
+
+    data: dict[str, Any] = {}
+
+
+def floor_app() -> Any:
+    """FastAPI with the benchmark's four routes and nothing behind them: no session, no database, no engine; each
+    route reads its JSON body into a model and answers with a body shaped as carepath's (the start a task, each
+    completion the next until the third). What a request costs the framework and the server alone."""
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    left: dict[str, int] = {}
+
+    @app.get("/api/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/api/session")
+    def session(body: dict[str, Any]) -> dict[str, str]:
+        return {"csrf_token": uuid.uuid4().hex}
+
+    def task(n: int) -> dict[str, Any]:
+        tid = str(uuid.uuid4())
+        left[tid] = n
+        return {"id": tid, "element_id": "task", "name": "Task", "form": None, "team": "front_door"}
+
+    @app.post("/api/cases/{case_id}/processes/{process_id}", status_code=201)
+    def start(case_id: int, process_id: str, body: FloorBody) -> dict[str, Any]:
+        return {"instance_id": 1, "case_id": case_id, "status": "waiting", "tasks": [task(3)]}
+
+    @app.post("/api/tasks/{task_id}/complete")
+    def complete(task_id: str, body: FloorBody) -> dict[str, Any]:
+        n = left.pop(task_id, 1) - 1
+        ready = [task(n)] if n > 0 else []
+        return {"instance_id": 1, "status": "waiting" if ready else "completed", "ready_tasks": ready}
+
+    return app
+
+
 def serve(url: str, port: int, kind: str) -> None:
     import uvicorn
 
     from api.app import create_app
     from carepath.server import uvicorn_config
 
+    if kind == "floor":
+        uvicorn.Server(uvicorn_config(floor_app(), host="127.0.0.1", port=port, log_level="warning")).run()
+        return
     app = create_app(_engine(url), run_timers=False)
     if os.environ.get("CAREPATH_BENCH_SPLIT"):
         split = CallCpu(os.environ["CAREPATH_BENCH_SPLIT"] + f".{kind}")
@@ -262,6 +312,9 @@ def bench(url: str, n: int, rounds: int, servers: list[str], base: str | None = 
             cpu = [r[f"{k}_cpu"] for r in out["rounds"]]
             ecpu = [r["engine_cpu"] for r in out["rounds"]]
             out[f"{k}/engine_by_cpu"] = round(sum(cpu) / len(cpu) / (sum(ecpu) / len(ecpu)), 3)
+            if k == "floor":  # the best any server on this framework can do: the engine's CPU plus the floor's
+                e, f = sum(ecpu) / len(ecpu), sum(cpu) / len(cpu)
+                out["ceiling/engine_by_cpu"] = round(1 / (1 / e + 1 / f) / e, 3)
             out[f"{k}/engine"] = {"median": round(statistics.median(ratios), 3), "q1": round(q[0], 3),
                                   "q3": round(q[2], 3), "min": min(ratios), "max": max(ratios),
                                   "p50_request_ratio": round(out["latency_ms"]["engine"]["p50"]
@@ -285,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
                    "in time, so the load of a shared machine falls on both sides of each ratio)")
     p.add_argument("--rounds", type=int, default=30)
     p.add_argument("--servers", default="fast,plain", help="comma-separated: fast (uvloop+httptools), plain, "
-                   "base (fast, from the checkout --base)")
+                   "base (fast, from the checkout --base), floor (FastAPI and uvicorn alone: the routes answer "
+                   "without a session, a database or the engine)")
     p.add_argument("--base", help="another checkout of carepath, for --servers base")
     args = p.parse_args(argv)
     servers = [s for s in args.servers.split(",") if s]
