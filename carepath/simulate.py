@@ -770,11 +770,11 @@ class _Run:
         else:
             return
         rows = []
-        for r in added:
-            self.task_key[r["id"]] = key
+        for r in added:  # each task is its own case's (one step's tasks are one case's, but say so per task)
+            owner = self.task_key[r["id"]] = self.case_key.setdefault(r["case_id"], self.key)
             created = r["created_at"]
             rows.append((r["id"], r["team"], r["element_id"], r["process_id"], r["form"],
-                         created if created.tzinfo else created.replace(tzinfo=self.t0.tzinfo)))
+                         created if created.tzinfo else created.replace(tzinfo=self.t0.tzinfo), owner))
         self.steps_of[key] += 1
         made = (self.tag, key, self.steps_of[key], rows, list(removed))
         self.made.append(made)
@@ -795,8 +795,8 @@ class _Run:
         self.made = [m for m in self.made if not m[0] < upto]
         for m in ready:
             self.gone.update(m[4])
-        for _tag, key, _, rows, _ in ready:
-            for tid, team, element, process, form, created in rows:
+        for _tag, _key, _, rows, _ in ready:
+            for tid, team, element, process, form, created, key in rows:
                 if tid in self.gone:  # came and went (a later timer) before it was handed off: never seen
                     continue
                 name, rules = self.team(team)

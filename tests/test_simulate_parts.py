@@ -152,20 +152,20 @@ def test_tasks_handed_off_together_are_queued_by_time_then_contact_then_the_case
     run = simulate._Run(_Clockwork(t0), _checked(tmp_path))
     at = t0 + timedelta(minutes=5)
 
-    def row(tid):
-        return (tid, "front_door", "screen", "front_door", None, at)
+    def row(tid, key):
+        return (tid, "front_door", "screen", "front_door", None, at, key)
 
     # as the other process's steps arrive after this one's: contact 4's, then 3's (second step before its first),
     # then an earlier event's, then one too recent to hand off
-    run.made = [(at, 4, 1, [row("d")], []), (at, 3, 2, [row("c2")], []), (at, 3, 1, [row("c1")], []),
-                (at - timedelta(minutes=1), 9, 1, [row("z")], []),
-                (t0 + timedelta(minutes=6), 2, 1, [row("edge")], []),  # exactly a hand-off before: not yet
-                (t0 + timedelta(minutes=30), 1, 1, [row("late")], [])]
+    run.made = [(at, 4, 1, [row("d", 4)], []), (at, 3, 2, [row("c2", 3)], []), (at, 3, 1, [row("c1", 3)], []),
+                (at - timedelta(minutes=1), 9, 1, [row("z", 9)], []),
+                (t0 + timedelta(minutes=6), 2, 1, [row("edge", 2)], []),  # exactly a hand-off before: not yet
+                (t0 + timedelta(minutes=30), 1, 1, [row("late", 1)], [])]
     run.handoff(4, t0 + timedelta(minutes=66))  # hands off what was made before 09:06
     assert [t.id for t in run.queues["front_door"]] == ["z", "c1", "c2", "d"]
     assert [t.key for t in run.queues["front_door"]] == [9, 3, 3, 4]
     assert [m[3][0][0] for m in run.made] == ["edge", "late"]  # kept for a later hand-off
     # one made and withdrawn before its hand-off is never queued; one withdrawn later is counted when done
-    run.made = [(at, 5, 1, [row("gone")], []), (at, 6, 1, [], ["gone"])]
+    run.made = [(at, 5, 1, [row("gone", 5)], []), (at, 6, 1, [], ["gone"])]
     run.handoff(8, t0 + timedelta(minutes=90))
     assert "gone" not in [t.id for t in run.queues["front_door"]] and "gone" in run.gone
