@@ -744,8 +744,9 @@ class _Run:
         return key % self.parts == self.part
 
     def arrivals(self) -> None:
-        """The hand-offs (every `handoff` from the start: the tasks made before the one before are queued), then
-        every contact's arrival, drawn day by day and route by route (Poisson), within 08:00-18:00."""
+        """The hand-offs (every quarter of `handoff` from the start; each queues the tasks made more than `handoff`
+        before it), then every contact's arrival, drawn day by day and route by route (Poisson), within
+        08:00-18:00."""
         every = self.ck.handoff / HANDOFF_STEPS
         for k in range(1, int(timedelta(days=self.ck.days) / every) + 2):
             self.push(self.t0 + k * every, "handoff", k)
@@ -782,8 +783,9 @@ class _Run:
             self.unsent.append(made)
 
     def handoff(self, k: int, now: datetime) -> None:
-        """Queue what the steps before the last hand-off made, from every process: in the order of their events'
-        times, then by contact and the case's own step count (the same whichever process ran them)."""
+        """Queue the tasks that steps made more than `handoff` ago, in every process: in the order of their events'
+        times, then by contact and the case's own step count (the same whichever process ran them). The other
+        process's steps are needed only up to its hand-off HANDOFF_STEPS back: it may run that far behind."""
         if self.peer is not None:
             self.peer.send(("handoff", k, self.unsent))
             self.unsent = []
