@@ -630,8 +630,8 @@ def simulate(scenario: Scenario, *, source: Any | None = None, days: int | None 
                     ck.start = live.today
                     out = live.report(live.run(eng, ck).run(), eng)
                 else:
-                    if peer is not None and _uses_messages(eng):  # the second process sees the same and stops
-                        peer.close()
+                    if peer is not None and _uses_messages(eng):  # it would see the same and stop: stop it now
+                        peer.close(at_once=True)
                         peer = None
                     out = _Run(eng, ck, parts=2 if peer else 1, peer=peer).run()
                 if inspect is not None:
@@ -1129,9 +1129,12 @@ class _Peer:
             if msg[0] == "end":
                 return msg[1]
 
-    def close(self) -> None:
+    def close(self, at_once: bool = False) -> None:
+        """Close the pipe and wait for the process to end (5 s, then it is killed); `at_once`: end it now."""
         self.conn.close()
         if self.process is not None:
+            if at_once:
+                self.process.kill()
             self.process.join(timeout=5)
             if self.process.is_alive():
                 self.process.kill()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -169,3 +170,41 @@ def test_tasks_handed_off_together_are_queued_by_time_then_contact_then_the_case
     run.made = [(at, 5, 1, [row("gone", 5)], []), (at, 6, 1, [], ["gone"])]
     run.handoff(8, t0 + timedelta(minutes=90))
     assert "gone" not in [t.id for t in run.queues["front_door"]] and "gone" in run.gone
+
+
+def test_diagrams_that_send_or_wait_for_messages_keep_a_run_in_one_process(tmp_path, monkeypatch):
+    from engine.forms import FormLibrary
+    from engine.runtime import Engine
+
+    live = Engine(f"sqlite:///{tmp_path / 'live.db'}", forms=FormLibrary.from_folder(ROOT / "forms"))
+    live.init()
+    live.deploy([ROOT / "processes" / "front_door.bpmn", ROOT / "processes" / "screening.dmn"])
+    plain = simulate.scratch_engine(live, simulate.date(2026, 4, 1))
+    try:
+        assert not simulate._uses_messages(plain)
+    finally:
+        plain.db.dispose()
+    live.deploy([ROOT / "tests" / "fixtures" / "simulation_held.bpmn"])  # waits for a provider's message
+    held = simulate.scratch_engine(live, simulate.date(2026, 4, 1))
+    try:
+        assert simulate._uses_messages(held)
+    finally:
+        held.db.dispose()
+    path = tmp_path / "s.yaml"
+    path.write_text("start: 2026-04-01\narrivals:\n  self: {per_year: 3000, process: front_door}\n")
+    sc = simulate.load_scenario(path)
+    spawned = []
+    real = simulate._spawn_second
+
+    def watched(*a, **kw):
+        peer = real(*a, **kw)
+        spawned.append(peer.process)
+        return peer
+
+    monkeypatch.setattr(simulate, "_spawn_second", watched)
+    two = simulate.simulate(sc, source=live, days=1, seed=3, parts=2)
+    one = simulate.simulate(sc, source=live, days=1, seed=3)
+    assert one["contacts"] > 3 and _text(two) == _text(one)
+    # the second process was ended as soon as the diagrams were seen, not left to build its engine
+    assert len(spawned) == 1 and not spawned[0].is_alive() and spawned[0].exitcode == -signal.SIGKILL
+    live.db.dispose()
