@@ -31,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from carepath import simulate  # noqa: E402
+from carepath.simulate_compare import workers_default  # noqa: E402
 
 
 def main() -> None:
@@ -50,7 +51,7 @@ def main() -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     if prof:
         prof.enable()
-    parts = args.processes or (1 if prof else min(2, os.cpu_count() or 1))
+    parts = args.processes or (1 if prof else min(2, workers_default()))  # as `carepath simulate` chooses
     out = simulate.simulate(scenario, days=args.days, seed=args.seed, full_history=args.full_history, parts=parts)
     if prof:
         prof.disable()

@@ -606,25 +606,23 @@ def simulate(scenario: Scenario, *, source: Any | None = None, days: int | None 
     already read (a `simulate_today.LiveStart`: a comparison's runs all start from one reading).
     `inspect(engine)`: called with the scratch engine after the run, before it is thrown away.
     `parts=2`: the cases are shared between this process and a second one, each stepping its own on a core of
-    its own (docs/simulation.md, "Both cores"); the output is the same as with one. A run from today's cases,
+    its own (docs/simulation.md, "One run on both cores"); the output is the same as with one. A run from today's cases,
     with the whole history, inspected, or of diagrams that send messages stays in one process."""
-    sc_start = scenario.data.get("start")
-    start = date.fromisoformat(sc_start) if isinstance(sc_start, str) else (sc_start or date(2026, 4, 1))
+    start = _start_day(scenario)
     live = None
     if from_live:
         from . import simulate_today
 
         live = from_live if isinstance(from_live, simulate_today.LiveStart) else simulate_today.read_live(source)
         start = live.today
-    # a run makes millions of short-lived objects (SpiffWorkflow's tasks point at their parents and children):
-    # the cycle collector's default threshold runs it every 700 allocations, a fifth of the run's time
     peer = None
     if parts > 1 and live is None and not full_history and inspect is None:
         peer = _spawn_second(scenario, source, days, seed)  # it makes its engine while this process makes its own
     try:
+        # a run makes millions of short-lived objects (SpiffWorkflow's tasks point at their parents and children):
+        # the cycle collector's default threshold runs it every 700 allocations, a fifth of the run's time
         with fewer_collections():
-            eng, ck = _prepared(scenario, source, days, seed, full_history=full_history,
-                                start=start if isinstance(start, date) else date(2026, 4, 1), live=live)
+            eng, ck = _prepared(scenario, source, days, seed, full_history=full_history, start=start, live=live)
             try:
                 if live is not None:
                     ck.start = live.today
@@ -644,13 +642,17 @@ def simulate(scenario: Scenario, *, source: Any | None = None, days: int | None 
             peer.close()
 
 
+def _start_day(scenario: Scenario) -> date:
+    """The scenario's first day (2026-04-01 when it gives none; check_scenario refuses one that is not a date)."""
+    given = scenario.data.get("start")
+    start = date.fromisoformat(given) if isinstance(given, str) else (given or date(2026, 4, 1))
+    return start if isinstance(start, date) else date(2026, 4, 1)
+
+
 def _prepared(scenario: Scenario, source: Any | None, days: int | None, seed: int | None, *, full_history: bool,
-              start: date | None = None, live: Any = None) -> tuple[Any, Checked]:
+              start: date, live: Any = None) -> tuple[Any, Checked]:
     """The scratch engine and the scenario checked against its diagrams, forms and teams."""
-    if start is None:
-        sc_start = scenario.data.get("start")
-        start = date.fromisoformat(sc_start) if isinstance(sc_start, str) else (sc_start or date(2026, 4, 1))
-    eng = scratch_engine(source, start if isinstance(start, date) else date(2026, 4, 1), full_history=full_history)
+    eng = scratch_engine(source, start, full_history=full_history)
     try:
         if live is not None:
             live.copy_into(eng)
@@ -764,11 +766,7 @@ class _Run:
     def tasks_changed(self, added: list[dict[str, Any]], removed: list[str]) -> None:
         """Engine.on_tasks_changed: each committed step's new task rows and withdrawn task ids, kept (in order)
         until a hand-off collects them."""
-        if added:
-            key = self.case_key.setdefault(added[0]["case_id"], self.key)
-        elif removed:
-            key = self.task_key.get(removed[0], self.key)
-        else:
+        if not added and not removed:
             return
         rows = []
         for r in added:  # each task is its own case's (one step's tasks are one case's, but say so per task)
@@ -776,6 +774,7 @@ class _Run:
             created = r["created_at"]
             rows.append((r["id"], r["team"], r["element_id"], r["process_id"], r["form"],
                          created if created.tzinfo else created.replace(tzinfo=self.t0.tzinfo), owner))
+        key = rows[0][6] if rows else self.task_key.get(removed[0], self.key)
         self.steps_of[key] += 1
         made = (self.tag, key, self.steps_of[key], rows, list(removed))
         self.made.append(made)
@@ -1188,7 +1187,7 @@ def _second_part(conn: Any, scenario: Scenario, rows: Any, days: int | None, see
     try:
         try:
             with fewer_collections():
-                eng, ck = _prepared(scenario, rows, days, seed, full_history=False)
+                eng, ck = _prepared(scenario, rows, days, seed, full_history=False, start=_start_day(scenario))
                 try:
                     if _uses_messages(eng):  # the first process runs it alone (simulate)
                         return
