@@ -33,6 +33,7 @@ from SpiffWorkflow.bpmn.specs.defaults import StartEvent
 from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.task import Task
 
 from engine.bpmn_checks import (
     ProcessCheck,
@@ -56,7 +57,7 @@ from engine.library_problems import (
     plain,
     unexpected_problem,
 )
-from engine.task_tree import CarepathSubWorkflow, CarepathWorkflow
+from engine.task_tree import CarepathSubWorkflow, CarepathTask, CarepathWorkflow
 from engine.xmlsafe import parse_xml
 
 __all__ = [
@@ -191,6 +192,7 @@ def make_serializer() -> BpmnWorkflowSerializer:
     # state reads and writes the same whichever class made it
     config[BpmnWorkflow](CarepathWorkflow, registry, typename="BpmnWorkflow")
     config[BpmnSubWorkflow](CarepathSubWorkflow, registry, typename="BpmnSubWorkflow")
+    config[Task](CarepathTask, registry, typename="Task")
     return BpmnWorkflowSerializer(registry)
 
 

@@ -1,4 +1,5 @@
-"""The workflow classes the engine runs: SpiffWorkflow's, with a cheaper walk of the task tree.
+"""The workflow and task classes the engine runs: SpiffWorkflow's, with a cheaper walk of the task tree and
+cheaper tasks (`CarepathTask`, below: no log record built when nothing would write it, ids without a system call).
 
 SpiffWorkflow walks a workflow's whole task tree to find its ready tasks (`BpmnWorkflow._do_engine_steps`, in a
 loop until nothing more runs) and again after every task it completes, to update the waiting ones
@@ -20,12 +21,18 @@ trees that deep.
 
 from __future__ import annotations
 
+import logging
+import os
+import time
 from collections.abc import Iterator
 from typing import Any
+from uuid import UUID
 
 from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
 from SpiffWorkflow.bpmn.util.task import BpmnTaskFilter, BpmnTaskIterator
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import WorkflowException
+from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskFilter, TaskState
 
 _FINISHED = TaskState.FINISHED_MASK
@@ -91,8 +98,82 @@ def walk(start: Any, flt: Any, *, skip_subprocesses: bool = False, end_at_spec: 
             yield task
 
 
+_spiff_log = logging.getLogger("spiff.task")  # the library's own loggers (SpiffWorkflow/task.py, workflow.py)
+_workflow_log = logging.getLogger("spiff.workflow")
+_INFO, _DEBUG = logging.INFO, logging.DEBUG
+_ID_BLOCK = 16 * 4096
+
+
+class _RandomIds:
+    """Version 4 UUIDs (122 random bits, as `uuid.uuid4`) from the same source, the operating system's random
+    bytes, read 64 KiB at a time rather than 16 bytes a call: `uuid4`'s read is a system call per task, and
+    SpiffWorkflow makes a task for every element it predicts. The lock-free cursor is safe under the GIL only
+    for one thread at a time, so each thread has its own buffer (a threading.local)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._local = threading.local()
+
+    def __call__(self) -> UUID:
+        local = self._local
+        at = getattr(local, "at", _ID_BLOCK)
+        if at >= _ID_BLOCK:
+            local.buf, at = os.urandom(_ID_BLOCK), 0
+        local.at = at + 16
+        return UUID(bytes=local.buf[at:at + 16], version=4)
+
+
+new_task_id = _RandomIds()
+
+
+class CarepathTask(Task):
+    """SpiffWorkflow's task, with two costs taken out of the steps (each a few per cent of a simulation's
+    processor time, docs/performance.md) and nothing else changed:
+
+    * a change of state builds the library's log record (a state name looked up through a dictionary built
+      each time, and a dictionary of extras) only when the `spiff.task` logger would write it;
+    * a new task's id is a version 4 UUID from `new_task_id`, not a system call each.
+
+    Its children are CarepathTasks; stored states read and write as the library's `Task` (engine/bpmn.py)."""
+
+    def _set_state(self, value: int) -> None:
+        if value != self._state:
+            now = time.time()
+            if _spiff_log.isEnabledFor(_INFO):
+                elapsed = now - self.last_state_change
+                _spiff_log.info(f"State changed to {TaskState.get_name(value)}",
+                                extra=self.collect_log_extras({"elapsed": elapsed}))
+            self.last_state_change = now
+            self._state = value
+        elif _spiff_log.isEnabledFor(_DEBUG):
+            _spiff_log.debug(f"State set to {TaskState.get_name(value)}", extra=self.collect_log_extras())
+
+    def _add_child(self, task_spec: Any, state: int = TaskState.MAYBE) -> Task:
+        if self._state & TaskState.PREDICTED_MASK and state & TaskState.PREDICTED_MASK == 0:
+            raise WorkflowException("Attempt to add non-predicted child to predicted task", task_spec=self.task_spec)
+        task = CarepathTask(self.workflow, task_spec, self, state=state, id=new_task_id())
+        task.thread_id = self.thread_id
+        if state == TaskState.READY:
+            task._ready()
+        return task
+
+
 class _FastWalks:
-    """The two walks, shared by the top workflow and its subprocesses."""
+    """The two walks, shared by the top workflow and its subprocesses, and a task tree of CarepathTasks."""
+
+    def __init__(self, *args: Any, deserializing: bool = False, **kwargs: Any) -> None:
+        # Workflow.__init__ makes its root with the library's Task, whose children would all be Tasks: it is
+        # told it is deserializing, and the root is made here as it would have made it
+        super().__init__(*args, deserializing=True, **kwargs)  # type: ignore[call-arg]
+        if not deserializing:
+            root = CarepathTask(self, self.spec.start, state=TaskState.FUTURE,  # type: ignore[attr-defined]
+                                id=new_task_id())
+            self.task_tree = root
+            root.task_spec._predict(root, mask=TaskState.NOT_FINISHED_MASK)
+            if _workflow_log.isEnabledFor(_INFO):
+                _workflow_log.info("Initialized workflow", extra=self.collect_log_extras())  # type: ignore[attr-defined]
+            root._ready()
 
     def get_tasks_iterator(self, first_task: Any = None, **kwargs: Any) -> Any:
         if not kwargs.get("depth_first", True):

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from engine import task_tree
 from engine.runtime import Engine
 from engine.schema import instances
-from engine.task_tree import CarepathSubWorkflow, CarepathWorkflow, walk
+from engine.task_tree import CarepathSubWorkflow, CarepathTask, CarepathWorkflow, new_task_id, walk
 from tests import test_conformance as conformance
 
 
@@ -154,6 +154,8 @@ def test_subprocesses_and_call_activities_walk_as_the_library_and_restore_as_the
     assert restored and all(type(wf) is CarepathWorkflow for wf in restored)
     subs = [sp for wf in restored for sp in wf.subprocesses.values()]
     assert subs and all(type(sp) is CarepathSubWorkflow for sp in subs)
+    assert {type(t) for w in restored + subs for t in w.tasks.values()} == {CarepathTask}
+    assert {t["typename"] for t in state["tasks"].values()} == {"Task"}  # stored as the library's Task
     assert lockstep.mismatches == [] and lockstep.tasks > 50
 
 
@@ -170,10 +172,88 @@ def test_a_state_the_library_saved_restores_as_the_engine_s_class_and_back():
     restored = codec.load(text, spec, subs)
     assert type(restored) is CarepathWorkflow
     assert codec.dump(restored) == text
+    assert {type(t) for w in [restored, *restored.subprocesses.values()] for t in w.tasks.values()} == {CarepathTask}
     created = CarepathWorkflow(spec, subs)
     created.do_engine_steps()
     assert all(type(sp) is CarepathSubWorkflow for sp in created.subprocesses.values())
     assert all(isinstance(sp, BpmnSubWorkflow) for sp in created.subprocesses.values())
+    assert {type(t) for w in [created, *created.subprocesses.values()] for t in w.tasks.values()} == {CarepathTask}
+    # what the engine's classes write names the library's own classes, as the library writes them
+    written = json.loads(codec.dump(created))
+    assert written["typename"] == "BpmnWorkflow"
+    assert {t["typename"] for t in written["tasks"].values()} == {"Task"}
+
+
+@pytest.mark.parametrize("entry", [e for e in conformance.MANIFEST if e["expect"] in ("runs", "incident")
+                                   and not e.get("xfail")], ids=lambda e: e["file"])
+def test_the_engine_s_tasks_build_the_library_s_tree(entry):
+    """CarepathTask changes how a task is logged and numbered, nothing else: a workflow of them, run as far as
+    it goes by itself, has the library's tree, task for task (element, state, children), in every public
+    diagram the engine runs."""
+    from engine.bpmn import build_specs
+
+    spec, subs = build_specs(conformance._files(entry), entry["process"])
+
+    def shape(wf: Any) -> list[tuple[str, str, int, bool, str]]:
+        out = []
+        for w in [wf, *wf.subprocesses.values()]:
+            for t in BpmnTaskIterator(w.task_tree, depth_first=True):
+                out.append((t.task_spec.name, TaskState.get_name(t.state), len(t._children), t.triggered,
+                            json.dumps(t.data, sort_keys=True, default=str)))
+        return out
+
+    shapes = []
+    for cls in (BpmnWorkflow, CarepathWorkflow):
+        wf = cls(spec, subs)
+        try:
+            wf.do_engine_steps()
+        except Exception as exc:  # a script or service the engine supplies: both stop at the same task
+            shapes.append(("stopped", type(exc).__name__, shape(wf)))
+            continue
+        shapes.append(("ran", "", shape(wf)))
+    assert shapes[0] == shapes[1]
+    assert len(shapes[1][2]) > 1
+
+
+def test_task_ids_are_random_version_4_uuids_never_repeated_within_or_across_threads():
+    import threading
+    import uuid
+
+    ids = [new_task_id() for _ in range(100_000)]  # more than one 64 KiB read of random bytes
+    assert len(set(ids)) == len(ids)
+    assert {(i.version, i.variant) for i in ids} == {(4, uuid.RFC_4122)}
+    assert len({i.int >> 64 for i in ids}) == len(ids)  # not a counter: the high halves differ too
+    per_thread: list[list[uuid.UUID]] = [[], []]
+
+    def make(out: list[uuid.UUID]) -> None:
+        out.extend(new_task_id() for _ in range(20_000))
+
+    threads = [threading.Thread(target=make, args=(out,)) for out in per_thread]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(per_thread[0]) | set(per_thread[1]) | set(ids)) == 140_000
+
+
+def test_the_library_s_log_of_state_changes_is_still_written_when_its_logger_is_on(caplog):
+    import logging
+
+    from engine.bpmn import build_specs
+
+    entry = next(e for e in conformance.MANIFEST if e["file"] == "spiff-call_activity_end_event.bpmn")
+    spec, subs = build_specs(conformance._files(entry), entry["process"])
+    with caplog.at_level(logging.WARNING, logger="spiff"):
+        CarepathWorkflow(spec, subs).do_engine_steps()
+    assert not [r for r in caplog.records if r.name.startswith("spiff")]
+    with caplog.at_level(logging.DEBUG, logger="spiff"):
+        wf = CarepathWorkflow(spec, subs)
+        wf.do_engine_steps()
+    changed = [r for r in caplog.records if r.name == "spiff.task" and r.getMessage().startswith("State changed to")]
+    assert {r.getMessage() for r in changed} >= {"State changed to READY", "State changed to COMPLETED"}
+    assert all(r.task_id in wf.tasks or any(r.task_id in s.tasks for s in wf.subprocesses.values())
+               for r in changed)
+    assert [r for r in caplog.records if r.name == "spiff.workflow" and r.getMessage() == "Initialized workflow"]
 
 
 @pytest.mark.parametrize("flt", [
