@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError as SchemaError
 
@@ -30,6 +32,17 @@ _SECTION_ID = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
+def _date_order_problems(pairs: Any, instance: dict[str, Any], props: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(field, message) for each pair of `"x-dateOrder"` whose later date is before the earlier one."""
+    for earlier, later in pairs:
+        a, b = instance.get(earlier), instance.get(later)
+        if not (_ISO_DAY.match(str(a)) and _ISO_DAY.match(str(b))):
+            continue  # missing or not a date: the field's own rules report that
+        if b[:10] < a[:10]:
+            a_title = props.get(earlier, {}).get("title", earlier)
+            yield later, f"must not be before '{a_title}' ({a[:10]})"
+
+
 def _date_order(validator: Any, pairs: Any, instance: Any, schema: dict[str, Any]) -> Any:
     """`"x-dateOrder": [["earlier", "later"], ...]` on an object: where both dates are given, the later
     one may not be before the earlier (a discharge before the day the person was ready, say).
@@ -37,14 +50,8 @@ def _date_order(validator: Any, pairs: Any, instance: Any, schema: dict[str, Any
     Dates are ISO 8601 (YYYY-MM-DD or a full instant); the error is on the later field."""
     if not validator.is_type(instance, "object"):
         return
-    props = schema.get("properties", {})
-    for earlier, later in pairs:
-        a, b = instance.get(earlier), instance.get(later)
-        if not (_ISO_DAY.match(str(a)) and _ISO_DAY.match(str(b))):
-            continue  # missing or not a date: the field's own rules report that
-        if b[:10] < a[:10]:
-            a_title = props.get(earlier, {}).get("title", earlier)
-            yield SchemaError(f"must not be before '{a_title}' ({a[:10]})", path=[later])
+    for later, message in _date_order_problems(pairs, instance, schema.get("properties", {})):
+        yield SchemaError(message, path=[later])
 
 
 def money_name(title: str) -> str:
@@ -56,12 +63,17 @@ def _pounds(value: Any) -> str:
     return f"£{Decimal(str(value)):,.2f}"
 
 
+def _not_money(value: Any) -> bool:
+    """Whether a number is not an amount in pounds and pence (infinite, or more than two decimal places)."""
+    return not math.isfinite(value) or Decimal(str(value)).as_tuple().exponent < -2  # type: ignore[operator]
+
+
 def _money(validator: Any, on: Any, instance: Any, schema: dict[str, Any]) -> Any:
     """`"x-money": true` on a number: an amount in pounds and pence, at most two decimal places (0.07 is,
     12.345 is not; JSON Schema's `multipleOf: 0.01` wrongly refuses 0.07, a float)."""
     if on is not True or not validator.is_type(instance, "number"):
         return
-    if not math.isfinite(instance) or Decimal(str(instance)).as_tuple().exponent < -2:
+    if _not_money(instance):
         yield SchemaError(money_message(schema, "money"))
 
 
@@ -245,10 +257,113 @@ def _check_sections(schema: dict[str, Any]) -> None:
 _CHECKED: set[str] = set()
 
 
+# --- the fast check ---------------------------------------------------------------------------------------
+# A submission is checked first by jsonschema-rs (compiled, about thirty times as fast as jsonschema on the
+# operating model's forms); only when it finds a problem — or cannot read the data — does jsonschema run, and
+# its errors, worded as always, are what the person sees. So the fast check only ever says "valid", and it says
+# so only for schemas whose every keyword the two libraries read alike: "pattern" is checked with Python's own
+# `re.search`, as jsonschema checks it (the two libraries' regular expressions differ at the edges: `$` before
+# a final newline, what `\s` matches), "x-money" and "x-dateOrder" with the functions above, and a schema using
+# any other JSON Schema keyword than those below has no fast check. tests/test_forms_fast_check.py compares
+# the two on every form with the simulation's answers, broken ones and the odd values.
+_PY_PATTERN = "x-carepath-python-pattern"
+_ONE_SCHEMA = frozenset({"items", "additionalProperties", "not", "if", "then", "else"})
+_SCHEMA_LISTS = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
+_FAST_KEYWORDS = _ONE_SCHEMA | _SCHEMA_LISTS | {
+    "properties", "type", "required", "enum", "const", "minLength", "maxLength", "minimum", "maximum",
+    "exclusiveMinimum", "exclusiveMaximum", "minItems", "maxItems", "uniqueItems", "dependentRequired", "pattern",
+    "format", "$schema", "$id", "$comment", "title", "description", "default", "examples", "deprecated",
+    "readOnly", "writeOnly"}
+_JSON_SCHEMA_KEYWORDS = _FAST_KEYWORDS | {  # 2020-12's and the older drafts' that jsonschema may still read
+    "$ref", "$anchor", "$dynamicRef", "$dynamicAnchor", "$vocabulary", "$defs", "$recursiveRef",
+    "$recursiveAnchor", "definitions", "dependencies", "dependentSchemas", "contains", "minContains",
+    "maxContains", "patternProperties", "propertyNames", "unevaluatedItems", "unevaluatedProperties",
+    "multipleOf", "maxProperties", "minProperties", "contentEncoding", "contentMediaType", "contentSchema",
+    "additionalItems"}
+
+
+class _NoFastCheck(Exception):
+    pass
+
+
+def _fast_schema(node: Any) -> Any:
+    """`node` as jsonschema-rs is given it ("pattern" renamed to the Python check), or _NoFastCheck."""
+    if isinstance(node, bool):
+        return node
+    if not isinstance(node, dict):
+        raise _NoFastCheck
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _JSON_SCHEMA_KEYWORDS and key not in _FAST_KEYWORDS:
+            raise _NoFastCheck
+        if key == "pattern":
+            if not isinstance(value, str):
+                raise _NoFastCheck
+            out[_PY_PATTERN] = value
+        elif key in _ONE_SCHEMA:
+            out[key] = _fast_schema(value)
+        elif key in _SCHEMA_LISTS:
+            if not isinstance(value, list):
+                raise _NoFastCheck
+            out[key] = [_fast_schema(v) for v in value]
+        elif key == "properties":
+            if not isinstance(value, dict):
+                raise _NoFastCheck
+            out[key] = {name: _fast_schema(v) for name, v in value.items()}
+        else:
+            out[key] = value
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class _RsPattern:
+    def __init__(self, parent_schema: Any, value: str, schema_path: Any) -> None:
+        self.pattern = value
+
+    def validate(self, instance: Any) -> None:
+        if isinstance(instance, str) and not re.search(self.pattern, instance):  # as jsonschema's "pattern"
+            raise ValueError("does not match")
+
+
+class _RsMoney:
+    def __init__(self, parent_schema: Any, value: Any, schema_path: Any) -> None:
+        self.on = value is True
+
+    def validate(self, instance: Any) -> None:
+        if self.on and _is_number(instance) and _not_money(instance):
+            raise ValueError("not pounds and pence")
+
+
+class _RsDateOrder:
+    def __init__(self, parent_schema: Any, value: Any, schema_path: Any) -> None:
+        self.pairs = value
+        self.props = parent_schema.get("properties", {}) if isinstance(parent_schema, dict) else {}
+
+    def validate(self, instance: Any) -> None:
+        if isinstance(instance, dict) and next(_date_order_problems(self.pairs, instance, self.props), None):
+            raise ValueError("dates out of order")
+
+
+_RS_KEYWORDS = {_PY_PATTERN: _RsPattern, MONEY: _RsMoney, DATE_ORDER: _RsDateOrder}
+
+
+def _fast_check(schema: dict[str, Any]) -> Any:
+    """A jsonschema-rs validator that agrees with `_Validator(schema)` on what is valid, or None."""
+    try:
+        return jsonschema_rs.Draft202012Validator(_fast_schema(schema), keywords=_RS_KEYWORDS,
+                                                  validate_formats=False)
+    except Exception:  # a keyword it does not read alike, or cannot compile: jsonschema alone checks this form
+        return None
+
+
 class FormLibrary:
     def __init__(self, schemas: dict[str, dict[str, Any]] | None = None) -> None:
         self._schemas = dict(schemas or {})
         self._validators = {name: _Validator(s) for name, s in self._schemas.items()}
+        self._fast: dict[str, Any] = {}  # name -> jsonschema-rs validator or None, made at its first use
 
     @classmethod
     def from_folder(cls, folder: str | Path) -> FormLibrary:
@@ -291,6 +406,8 @@ class FormLibrary:
             raise ValidationError("the submitted data must be an object of field values", **context)
         if name is None or name not in self._validators:
             return
+        if self.quick_valid(name, data):
+            return
         errors = []
         for err in sorted(self._validators[name].iter_errors(data), key=lambda e: list(e.absolute_path)):
             path = "/".join(str(p) for p in err.absolute_path)
@@ -317,6 +434,19 @@ class FormLibrary:
             errors.append({"field": path or None, "message": err.message})
         if errors:
             raise ValidationError(f"the form '{name}' has {len(errors)} error(s)", errors=errors, form=name, **context)
+
+    def quick_valid(self, name: str, data: Any) -> bool:
+        """True when the fast check finds `data` valid for the form `name`; False means "ask jsonschema"."""
+        try:
+            fast = self._fast[name]
+        except KeyError:
+            fast = self._fast[name] = _fast_check(self._schemas[name])
+        if fast is None:
+            return False
+        try:
+            return bool(fast.is_valid(data))
+        except Exception:  # a value JSON cannot hold (a date object, a huge number...): jsonschema decides
+            return False
 
     def check_decisions(self, name: str | None, data: dict[str, Any], process_data: Any, **context: Any) -> None:
         """A property with `"x-decideEach": {"variable", "key", "noun", "newItems"?}`: the process variable at
