@@ -26,8 +26,22 @@ from .registry import START_PROCESS, UPDATE_CASE, HandlerContext, HandlerRegistr
 
 
 @functools.lru_cache(maxsize=4096)
+def _parse_error(text: str) -> tuple[Any, ...] | None:
+    """None when `text` parses as Python, else the SyntaxError's arguments (kept, so that a text that does not
+    parse is not parsed again either: SpiffWorkflow's DMN engine tries every operator entry, `>= 18`, that way
+    before it adds the input in front of it)."""
+    try:
+        ast.parse(text)
+    except SyntaxError as exc:
+        return exc.args
+    return None
+
+
 def _parses(text: str) -> bool:
-    ast.parse(text)
+    """True when `text` parses as Python; a SyntaxError (a new one each time, as the parser's) when not."""
+    error = _parse_error(text)
+    if error is not None:
+        raise SyntaxError(*error)
     return True
 
 
@@ -109,8 +123,7 @@ class CarepathScriptEngine(PythonScriptEngine):
 
     def validate(self, expression):  # type: ignore[no-untyped-def]
         # SpiffWorkflow's DMN engine parses each rule's entries again at every decision (a tenth of a simulation's
-        # decisions); a text that parsed once parses again, so parse it once. A text that does not parse still
-        # raises SyntaxError every time (lru_cache keeps only results).
+        # decisions): each text is parsed once, and one that does not parse raises its SyntaxError every time
         _parses(expression)
 
     def evaluate(self, task, expression, external_context=None):  # type: ignore[no-untyped-def]

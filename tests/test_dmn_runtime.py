@@ -332,15 +332,20 @@ def test_a_binding_to_a_version_that_is_not_deployed_is_a_deploy_problem_and_sto
 
 def test_the_script_engine_parses_a_decision_entry_once_and_still_refuses_one_that_does_not_parse():
     """SpiffWorkflow's DMN engine asks the script engine to validate every entry at every decision; the answer
-    for a text is kept, but a text that does not parse is refused every time it is asked."""
+    for a text is kept, and a text that does not parse (an operator entry such as `>= 65`, which the DMN engine
+    tries that way first) is parsed once too, yet refused every time it is asked."""
     from engine.registry import HandlerRegistry
-    from engine.scripting import CarepathScriptEngine, _parses
+    from engine.scripting import CarepathScriptEngine, _parse_error
 
     eng = CarepathScriptEngine(HandlerRegistry())
-    before = _parses.cache_info().hits
+    before = _parse_error.cache_info().hits
     eng.validate("age >= 65 and score < 3")
     eng.validate("age >= 65 and score < 3")
-    assert _parses.cache_info().hits == before + 1
-    for _ in range(2):
-        with pytest.raises(SyntaxError):
+    assert _parse_error.cache_info().hits == before + 1
+    before = _parse_error.cache_info()
+    for _ in range(3):
+        with pytest.raises(SyntaxError) as exc:
             eng.validate("age >= ")
+        assert (exc.value.msg, exc.value.lineno, exc.value.offset) == ("invalid syntax", 1, 8)  # as the parser says
+    after = _parse_error.cache_info()
+    assert (after.misses, after.hits) == (before.misses + 1, before.hits + 2)
