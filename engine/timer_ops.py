@@ -31,6 +31,18 @@ _LOAD_MANY = (select(instances, *_CASE_COLUMNS).join(cases, cases.c.id == instan
 
 #: `advance_clock` gives up when the next due instant stays the same this many rounds (a timer re-armed at
 #: its own instant, or rows that disagree with their workflows): a clear error instead of a hang
+# the timer job's claim (TimerOps.claim_due), built once: `now` and `batch` are bound at each run
+_CLAIM_DUE = (select(instances.c.id).join(timers, timers.c.instance_id == instances.c.id)
+              .where(timers.c.due_at <= bindparam("now", type_=timers.c.due_at.type),
+                     instances.c.status.in_(("running", "waiting")))
+              .order_by(timers.c.due_at).limit(bindparam("batch")))  # due_at alone: read from its index
+_CLAIM_DUE_LOCKED = _CLAIM_DUE.with_for_update(of=instances, skip_locked=True)
+
+
+def _claim_statement(postgres: bool) -> Any:
+    return _CLAIM_DUE_LOCKED if postgres else _CLAIM_DUE  # SQLite: BEGIN IMMEDIATE makes the batch the only writer
+
+
 _MAX_SAME_INSTANT = 100
 
 #: the channel on which (PostgreSQL) a step announces a timer due soon to the other processes' timer jobs
@@ -97,18 +109,14 @@ class TimerOps(StepCore):
         longest overdue first, locked and skipping those another worker holds (`FOR UPDATE OF instances
         SKIP LOCKED` on PostgreSQL): two workers take disjoint batches and never wait on each other's rows.
         An instance with several due timers comes once per timer (the caller keeps the first)."""
-        q = (select(instances.c.id).join(timers, timers.c.instance_id == instances.c.id)
-             .where(timers.c.due_at <= now, instances.c.status.in_(("running", "waiting")))
-             .order_by(timers.c.due_at).limit(batch))  # due_at alone: read from its index, stopping at `batch`
-        if self.db.is_postgres:
-            return q.with_for_update(of=instances, skip_locked=True)
-        return q  # SQLite: BEGIN IMMEDIATE already makes the batch the only writer
+        return _claim_statement(self.db.is_postgres).params(now=now, batch=batch)
 
     def _fire_batch(self, batch: int) -> tuple[list[int], int]:
         """One transaction over up to `batch` instances with due timers: (instances taken, instances moved)."""
         with self._tx() as conn:
             now = self.now(conn)
-            ids = list(dict.fromkeys(conn.execute(self.claim_due(now, batch)).scalars()))
+            claim = _claim_statement(self.db.is_postgres)
+            ids = list(dict.fromkeys(conn.execute(claim, {"now": now, "batch": batch}).scalars()))
             # The rows are locked (PostgreSQL) or the database is ours alone (SQLite's BEGIN IMMEDIATE),
             # so no other step can change these instances before the batch commits.
             w = _Writes(getattr(self.registry, "document_listeners", ()))
