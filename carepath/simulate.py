@@ -1083,16 +1083,20 @@ class _Peer:
         self.conn, self.process = conn, process
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         self.mark = 0  # the last hand-off whose steps came
-        threading.Thread(target=self._read, daemon=True, name="simulation-peer").start()
+        self.closed = False  # set by `close`: the reader then ends quietly
+        self.reader = threading.Thread(target=self._read, daemon=True, name="simulation-peer")
+        self.reader.start()
 
     def _read(self) -> None:
         try:
-            while True:
+            while not self.closed:
                 msg = self.conn.recv()
                 self.inbox.put(msg)
                 if msg[0] != "handoff":
                     return
-        except (EOFError, OSError) as exc:
+        except (EOFError, OSError, TypeError) as exc:
+            if self.closed:  # closed by this process (a run that ended or failed): nothing more to read
+                return  # (multiprocessing raises TypeError when the pipe was closed between two reads)
             self.inbox.put(("failed", f"the simulation's other process ended without a word ({exc or 'closed'})"))
 
     def send(self, msg: tuple) -> None:
@@ -1130,6 +1134,7 @@ class _Peer:
 
     def close(self, at_once: bool = False) -> None:
         """Close the pipe and wait for the process to end (5 s, then it is killed); `at_once`: end it now."""
+        self.closed = True
         self.conn.close()
         if self.process is not None:
             if at_once:

@@ -14,6 +14,7 @@ import os
 import signal
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -208,3 +209,37 @@ def test_diagrams_that_send_or_wait_for_messages_keep_a_run_in_one_process(tmp_p
     # the second process was ended as soon as the diagrams were seen, not left to build its engine
     assert len(spawned) == 1 and not spawned[0].is_alive() and spawned[0].exitcode == -signal.SIGKILL
     live.db.dispose()
+
+
+def test_closing_the_pipe_while_the_other_process_still_sends_ends_the_reader_quietly(monkeypatch):
+    """A run that ends (or fails) closes its pipe while the other process may still be sending hand-offs: the
+    reader thread stops without an exception of its own (multiprocessing raised TypeError reading a closed pipe;
+    the suite's warnings showed it once)."""
+    import multiprocessing
+    import threading
+    import time as clock
+
+    from carepath.simulate import _Peer
+
+    errors: list[str] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(repr(args.exc_value)))
+    for _ in range(40):
+        ours, theirs = multiprocessing.Pipe()
+        peer = _Peer(ours)
+
+        def send(theirs: Any = theirs) -> None:
+            try:
+                for k in range(2000):
+                    theirs.send(("handoff", k, []))
+            except OSError:
+                pass  # our end closed: a real second process would be ended by close() too
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        clock.sleep(0.002)
+        peer.close()
+        sender.join()
+        theirs.close()
+        peer.reader.join(timeout=5)
+        assert not peer.reader.is_alive()
+    assert errors == []
