@@ -60,6 +60,13 @@ KEPT_EVENTS = frozenset({
     "timer.set"})
 
 
+#: the cycle collector's threshold while a run goes on (engine/collector.py): its youngest generation is walked
+#: once a million more objects are alive than at the last walk. The engine's steps leave almost no cycles behind
+#: (engine/step.py `_let_go`), so what the walks found was mostly objects still in use: with the usual 200,000 they
+#: were 7-9% of a run; with a million they hardly run, for 120 MB more at the largest (docs/performance.md).
+COLLECTOR_GEN0 = 1_000_000
+
+
 class ScenarioError(CarepathError):
     """A scenario file that cannot be run: the message names the line and key."""
 
@@ -619,9 +626,9 @@ def simulate(scenario: Scenario, *, source: Any | None = None, days: int | None 
     if parts > 1 and live is None and not full_history and inspect is None:
         peer = _spawn_second(scenario, source, days, seed)  # it makes its engine while this process makes its own
     try:
-        # a run makes millions of short-lived objects (SpiffWorkflow's tasks point at their parents and children):
-        # the cycle collector's default threshold runs it every 700 allocations, a fifth of the run's time
-        with fewer_collections():
+        # a run makes millions of objects (SpiffWorkflow's tasks, their data): the cycle collector's default
+        # threshold runs it every 700 allocations, a fifth of the run's time (see COLLECTOR_GEN0)
+        with fewer_collections(gen0=COLLECTOR_GEN0):
             eng, ck = _prepared(scenario, source, days, seed, full_history=full_history, start=start, live=live)
             try:
                 if live is not None:
@@ -1191,7 +1198,7 @@ def _second_part(conn: Any, scenario: Scenario, rows: Any, days: int | None, see
     """The second process of a run split in two (spawned by `simulate`): the same loop, its own cases."""
     try:
         try:
-            with fewer_collections():
+            with fewer_collections(gen0=COLLECTOR_GEN0):
                 eng, ck = _prepared(scenario, rows, days, seed, full_history=False, start=_start_day(scenario))
                 try:
                     if _uses_messages(eng):  # the first process runs it alone (simulate)

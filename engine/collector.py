@@ -26,26 +26,30 @@ from contextlib import contextmanager
 GEN0, GEN1, GEN2 = 200_000, 50, 200
 
 _lock = threading.Lock()
-_open = 0
+_open: list[int] = []  # the gen0 threshold each open block asked for
 _saved: tuple[int, int, int] | None = None
 _keep = False
 
 
 @contextmanager
-def fewer_collections(keep: bool = False) -> Iterator[None]:
-    global _open, _saved, _keep
+def fewer_collections(keep: bool = False, gen0: int = GEN0) -> Iterator[None]:
+    """`gen0`: the youngest generation's threshold this block asks for; while blocks asking for different ones
+    are open, the highest holds."""
+    global _saved, _keep
     with _lock:
-        if _open == 0:
+        if not _open:
             _saved = gc.get_threshold()
-            gc.set_threshold(GEN0, GEN1, GEN2)
-        _open += 1
+        _open.append(gen0)
+        gc.set_threshold(max(_open), GEN1, GEN2)
     try:
         yield
     finally:
         with _lock:
             _keep = _keep or keep
-            _open -= 1
-            if _open == 0 and _saved is not None:
+            _open.remove(gen0)
+            if _open:
+                gc.set_threshold(max(_open), GEN1, GEN2)
+            elif _saved is not None:
                 if _keep:  # into the oldest generation, uncollected (see above)
                     gc.freeze()
                     gc.unfreeze()

@@ -157,3 +157,24 @@ def test_keep_in_an_inner_block_is_applied_when_the_outer_one_ends():
         assert id(inner) not in {id(o) for o in gc.get_objects(generation=2)}
     assert id(inner) in {id(o) for o in gc.get_objects(generation=2)}
     assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_blocks_asking_for_different_thresholds_hold_the_highest_until_it_ends():
+    with fewer_collections():
+        with fewer_collections(gen0=1_000_000):
+            assert gc.get_threshold() == (1_000_000, collector.GEN1, collector.GEN2)
+            with fewer_collections():  # a lower one inside does not lower it
+                assert gc.get_threshold()[0] == 1_000_000
+            assert gc.get_threshold()[0] == 1_000_000
+        assert gc.get_threshold() == (collector.GEN0, collector.GEN1, collector.GEN2)  # the outer one's again
+    assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_a_simulation_runs_with_its_own_higher_threshold_and_puts_the_earlier_one_back():
+    from carepath import simulate
+
+    seen: list[tuple] = []
+    simulate.simulate(simulate.load_scenario(), days=1, seed=3, inspect=lambda eng: seen.append(gc.get_threshold()))
+    assert seen == [(simulate.COLLECTOR_GEN0, collector.GEN1, collector.GEN2)]
+    assert simulate.COLLECTOR_GEN0 >= 1_000_000
+    assert gc.get_threshold() == (700, 10, 10)
