@@ -157,6 +157,7 @@ class CarepathScriptEngine(PythonScriptEngine):
         if operation_name == UPDATE_CASE:
             return self._update_case(scope, element_id, params)
         inputs = _jsonable(params)
+        text = None  # the output as JSON text, for SpiffWorkflow (which parses it into the task's data)
         if scope.recorded is not None:
             output = self._recorded_output(scope, task, element_id, operation_name, inputs)
         else:
@@ -166,7 +167,8 @@ class CarepathScriptEngine(PythonScriptEngine):
             try:
                 handler = self.registry.get(operation_name)
                 output = handler(ctx, **params)
-                output = _jsonable(output)
+                text = json.dumps(output, default=_default)  # as _jsonable, keeping the text it made
+                output = json.loads(text)
             except Exception as exc:  # any handler failure becomes an incident, never half-applied
                 scope.failure = {
                     "handler": operation_name,
@@ -182,7 +184,7 @@ class CarepathScriptEngine(PythonScriptEngine):
                                   instance_id=scope.instance_id))
         if operation_name in self.registry.document_handlers:
             scope.documents.append(_document(operation_name, element_id, output))
-        return json.dumps(output)
+        return text if text is not None else json.dumps(output)
 
     def keep_case_outputs(self, task: Any, outputs: Any) -> None:
         """An element's case outputs (`case:KEY` = expression, docs/engine.md "Case outputs"), evaluated in

@@ -72,3 +72,11 @@ class StateCodec:
     def convert_data(self, data: dict[str, Any]) -> Any:
         """Task data as plain JSON (dates and other typed values tagged the way the serializer does)."""
         return json.loads(json.dumps(data, cls=self._serializer._encoder_cls))
+
+    def data_text(self, data: dict[str, Any]) -> str:
+        """`json.dumps(self.convert_data(data), sort_keys=True)`, in one pass where it can be: keys that are not
+        all text (which the round trip turns into text before sorting) take the round trip."""
+        try:
+            return json.dumps(data, cls=self._serializer._encoder_cls, sort_keys=True)
+        except TypeError:
+            return json.dumps(self.convert_data(data), sort_keys=True)

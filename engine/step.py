@@ -526,7 +526,7 @@ class StepCore:
         done = status == "completed"
         params: dict[str, Any] = {"iid": p.instance_id, "expected": p.version, "st": status, "now": now}
         if done:
-            data = json.dumps(self.codec.convert_data(_final_data(wf)), sort_keys=True)
+            data = self.codec.data_text(_final_data(wf))
             w.finish.append(dict(params, data=data))
             p.scope.events.append(Event("instance.completed", {"process_id": p.process_id},
                                         instance_id=p.instance_id))

@@ -18,7 +18,6 @@ new is stored on the instance but its status.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -180,7 +179,7 @@ def resume_instance(engine: Engine, instance_id: int, *, actor: str, mode: str =
                                           "outcome": details.get("outcome")}, instance_id=row.id, actor=actor)]
         w = _Writes(getattr(engine.registry, "document_listeners", ()))
         w.finish.append({"iid": row.id, "expected": row.version, "st": ENDED, "now": now,
-                         "data": json.dumps(engine.codec.convert_data(_final_data(wf)), sort_keys=True)})
+                         "data": engine.codec.data_text(_final_data(wf))})
         w.drop_tasks.extend(t["id"] for t in p.before["rows"])
         w.clear_timers.append(row.id)
         if start is None:
