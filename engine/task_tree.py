@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -111,8 +112,6 @@ class _RandomIds:
     for one thread at a time, so each thread has its own buffer (a threading.local)."""
 
     def __init__(self) -> None:
-        import threading
-
         self._local = threading.local()
 
     def __call__(self) -> UUID:
@@ -139,6 +138,8 @@ class CarepathTask(Task):
 
     def _set_state(self, value: int) -> None:
         if value != self._state:
+            # the library's own note of when a task changed state, read from the wall clock as the library reads
+            # it (engine/timeline.py orders the finished steps of a path by it); never the engine's clock
             now = time.time()
             if _spiff_log.isEnabledFor(_INFO):
                 elapsed = now - self.last_state_change
