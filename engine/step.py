@@ -225,7 +225,7 @@ def _reuse_task_rows(conn: Connection, drop: list[str], add: list[dict[str, Any]
     return drop[n:], rest
 
 
-def _let_go(wf: BpmnWorkflow) -> None:
+def _free_tree(wf: BpmnWorkflow) -> None:
     """Empty a completed workflow's task dictionaries (its own and its subprocesses').
 
     A task points at its workflow and the workflow at its tasks, so a workflow nobody uses any more is a
@@ -409,7 +409,7 @@ class StepCore:
                 self._live.setdefault(iid, entry)
             raise
         for wf in finished:  # committed: nothing reads a completed instance's workflow again
-            _let_go(wf)
+            self._let_go(wf)
         for added, removed in changes:  # committed: tell who listens (Engine.on_tasks_changed)
             for listener in listeners:
                 listener(added, removed)
@@ -424,6 +424,11 @@ class StepCore:
             with self.db.transaction() as conn:
                 _KEEP_STATE.run_many(conn, [{"iid": iid, "v": version, "state": self.codec.dump(wf)}
                                             for iid, (version, wf) in evicted])
+
+    def _let_go(self, wf: BpmnWorkflow) -> None:
+        """A completed instance's workflow, after its step committed: its tree freed (`_free_tree`). An engine
+        that reads finished workflows after their step (the timeline's replay, engine/timeline.py) keeps them."""
+        _free_tree(wf)
 
     def _advance(self, conn: Connection, now: datetime, p: _Pending, actor: str,
                  apply: Callable[[], None] | None = None) -> list[_Pending]:
