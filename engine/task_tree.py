@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
@@ -35,6 +34,9 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskFilter, TaskState
+
+from .clock import SystemClock
+from .errors import StateError
 
 _FINISHED = TaskState.FINISHED_MASK
 _MAX_DEPTH = 1000  # TaskIterator's default
@@ -103,6 +105,7 @@ _spiff_log = logging.getLogger("spiff.task")  # the library's own loggers (Spiff
 _workflow_log = logging.getLogger("spiff.workflow")
 _INFO, _DEBUG = logging.INFO, logging.DEBUG
 _ID_BLOCK = 16 * 4096
+_WALL = SystemClock()
 
 
 class _RandomIds:
@@ -126,6 +129,19 @@ class _RandomIds:
 new_task_id = _RandomIds()
 
 
+def _moment(task: Any) -> float:
+    """When a task changed state (the library's `last_state_change`, which engine/timeline.py orders a path's
+    finished steps by), from the engine's clock: the running step's instant, or the clock module's wall clock
+    when no step is running (a workflow built outside the engine). The library read the wall clock itself."""
+    clock = getattr(task.workflow.script_engine, "clock", None)
+    if clock is not None:
+        try:
+            return clock.now().timestamp()
+        except StateError:  # no step is running
+            pass
+    return _WALL.now().timestamp()
+
+
 class CarepathTask(Task):
     """SpiffWorkflow's task, with two costs taken out of the steps (each a few per cent of a simulation's
     processor time, docs/performance.md) and nothing else changed:
@@ -138,9 +154,7 @@ class CarepathTask(Task):
 
     def _set_state(self, value: int) -> None:
         if value != self._state:
-            # the library's own note of when a task changed state, read from the wall clock as the library reads
-            # it (engine/timeline.py orders the finished steps of a path by it); never the engine's clock
-            now = time.time()
+            now = _moment(self)
             if _spiff_log.isEnabledFor(_INFO):
                 elapsed = now - self.last_state_change
                 _spiff_log.info(f"State changed to {TaskState.get_name(value)}",
