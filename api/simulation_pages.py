@@ -52,10 +52,11 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from carepath import simulate, simulate_compare, simulate_today
+from carepath import simulate, simulate_compare, simulate_reuse, simulate_today
 from engine import drafts
 from engine.errors import CarepathError, ConflictError, DefinitionError, NotFoundError
 from engine.schema import simulation_runs
+from engine.trial import deployed_rows
 
 from . import page_kit as kit
 from .auth import User
@@ -279,15 +280,14 @@ def _run(engine: Any, job: Job, draft: dict[str, Any] | None, scenario: simulate
     values: dict[str, Any]
     try:
         today = _read_today(engine) if job.from_today else False
+        # runs from an empty caseload already made (same versions, scenario, period, seed, code) are taken as kept
+        kept = simulate_reuse.KeptRuns(engine) if simulate_reuse.enabled() and not today else None
         if draft is None:
-            # one run's cases shared between this process and a second on the other core, as a comparison's runs
-            # are (CAREPATH_SIMULATION_WORKERS=1: all here)
-            result = simulate.simulate(scenario, source=engine, days=job.days, seed=job.seeds[0], from_live=today,
-                                       parts=min(2, simulate_compare.workers_default()))
+            result = _single(engine, job, scenario, today, kept)
             values = {"done": 1}
         else:
             result = simulate_compare.compare(scenario, engine, draft, seeds=job.seeds, days=job.days,
-                                              progress=progress, from_live=today)
+                                              progress=progress, from_live=today, kept=kept)
             values = {}
         values.update(status=READY, result=json.dumps(result, default=str, separators=(",", ":")))
     except DefinitionError as exc:
@@ -307,6 +307,26 @@ def _run(engine: Any, job: Job, draft: dict[str, Any] | None, scenario: simulate
             _prune(conn, job.draft_id)
     except Exception as exc:  # noqa: BLE001 - the row stays running, its heartbeat goes stale: shown as stopped
         log.error("a simulation's result could not be written: %s", type(exc).__name__)
+
+
+def _single(engine: Any, job: Job, scenario: simulate.Scenario, today: Any, kept: Any) -> dict[str, Any]:
+    """One run of the live processes: its cases shared between this process and a second on the other core, as a
+    comparison's runs are (CAREPATH_SIMULATION_WORKERS=1: all here); from an empty caseload, the run kept with the
+    same key if there is one (`reused` true), else the run made and kept."""
+    parts = min(2, simulate_compare.workers_default())
+    if kept is None:
+        return simulate.simulate(scenario, source=engine, days=job.days, seed=job.seeds[0], from_live=today,
+                                 parts=parts)
+    rows = deployed_rows(engine)  # read once: the key and the run are of the same versions
+    key = simulate_reuse.run_key(rows, scenario, job.days, job.seeds[0])
+    found = kept.get(key) if key else None
+    if found is not None:
+        return {**found, "reused": True}
+    began = time.monotonic()
+    result = simulate.simulate(scenario, source=rows, days=job.days, seed=job.seeds[0], parts=parts)
+    if key:
+        kept.put(key, result, seconds=round(time.monotonic() - began, 1))
+    return result
 
 
 def _read_today(engine: Any) -> simulate_today.LiveStart:
@@ -582,6 +602,23 @@ def carried(c: dict[str, Any] | None, process_id: str | None = None) -> dict[str
                                                          for k, label, v in rows], "runs": runs}
 
 
+def reused_text(out: dict[str, Any]) -> str | None:
+    """Which runs of a comparison were taken as kept from an earlier simulation, in words (None: none)."""
+    reused = out.get("reused") or {}
+    parts = []
+    for side, name in (("live", "the live version's"), ("draft", "the draft's")):
+        seeds = [str(s) for s in reused.get(side) or []]
+        if seeds:
+            many = len(seeds) > 1
+            listed = ", ".join(seeds[:-1]) + " and " + seeds[-1] if many else seeds[0]
+            parts.append(f"{name} run{'s' if many else ''} with seed{'s' if many else ''} {listed}")
+    if not parts:
+        return None
+    text = " and ".join(parts)
+    return (f"{text[0].upper()}{text[1:]}: made by an earlier simulation of the same diagrams, scenario, period and "
+            "seed, and taken as they were (a run gives the same figures each time it is made).")
+
+
 def start_text(job: Job) -> str:
     """Where the simulation starts, in words, for its waiting page (and why it could not be run)."""
     if job.from_today:
@@ -596,7 +633,7 @@ def _page(request: Request, user: User, draft: dict[str, Any], job: Job) -> Resp
     if job.status == READY:
         out = job.result or {}
         c = out.get("carried_over")
-        ctx.update(out=job.result, page=report(job), carried=carried(
+        ctx.update(out=job.result, page=report(job), reused=reused_text(out), carried=carried(
             {**c, "seeds": out.get("seeds", [])} if c else None, draft["process_id"]))
         return kit.render(request, "simulation_report.html", ctx)
     review = f"/processes/drafts/{draft['id']}/review"

@@ -4,6 +4,9 @@ and one after the other.
 
     .venv/bin/python bench/simulate_compare_bench.py                       # 14 days, 3 seeds, 2 workers and 1
     .venv/bin/python bench/simulate_compare_bench.py --days 28 --workers 2  # only the given worker counts
+    .venv/bin/python bench/simulate_compare_bench.py --days 365 --seeds 2 --workers 2 --reuse
+        # runs kept for reuse: the draft compared (every run made and kept), then a second draft of the same process
+        # (the live runs taken as kept, only the draft's made)
 
 A scratch SQLite database gets every file of processes/ deployed and one draft of safeguarding (its triage deadline
 an hour after the concern instead of the next working day, as tests/test_simulate_compare.py). Prints, for each
@@ -25,14 +28,29 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from carepath import simulate, simulate_compare  # noqa: E402
+from carepath.simulate_reuse import KeptRuns  # noqa: E402
 from engine import definitions, drafts  # noqa: E402
 from engine.forms import FormLibrary  # noqa: E402
 from engine.registry import load_registry  # noqa: E402
 from engine.runtime import Engine  # noqa: E402
+from engine.schema import simulation_outputs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE_OF_DAY = b'<bpmn:timeDate xsi:type="bpmn:tFormalExpression">triage_due["due"]</bpmn:timeDate>'
 AN_HOUR = b'<bpmn:timeDuration xsi:type="bpmn:tFormalExpression">"PT1H"</bpmn:timeDuration>'
+
+
+TWO_HOURS = b'<bpmn:timeDuration xsi:type="bpmn:tFormalExpression">"PT2H"</bpmn:timeDuration>'
+
+
+def second_draft(eng: Engine) -> dict:
+    """Another draft of safeguarding: its triage deadline two hours after the concern."""
+    with eng.db.engine.connect() as conn:
+        files = drafts.version_files(conn, definitions.latest_version(conn, "safeguarding"))
+    text = {k: v.decode() for k, v in files.items()}
+    text["safeguarding.bpmn"] = files["safeguarding.bpmn"].replace(DEADLINE_OF_DAY, TWO_HOURS).decode()
+    d = drafts.create_draft(eng, process_id="safeguarding", files=text, base_version=None, actor="bench")
+    return drafts.get_draft(eng, d["id"])
 
 
 def live_with_draft(path: Path) -> tuple[Engine, dict]:
@@ -53,23 +71,39 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--workers", type=int, nargs="*", default=[2, 1])
     ap.add_argument("--out", metavar="FILE", help="write the figures as JSON here")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep runs for reuse (carepath/simulate_reuse.py): for each worker count, the draft with "
+                    "nothing kept, then a second draft taking the live runs kept by the first")
     args = ap.parse_args()
     scenario = simulate.load_scenario()
     rows, outputs = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         eng, draft = live_with_draft(Path(tmp) / "live.db")
         try:
-            for n in args.workers:
+            other = second_draft(eng) if args.reuse else None
+            asked = [(n, d, label) for n in args.workers
+                     for d, label in ([(draft, "first draft"), (other, "second draft")] if args.reuse
+                                      else [(draft, "draft")])]
+            for n, this, label in asked:
+                kept = None
+                if args.reuse:
+                    if label == "first draft":
+                        with eng.db.transaction() as conn:
+                            conn.execute(simulation_outputs.delete())
+                    kept = KeptRuns(eng)
                 c0 = time.process_time()
                 ch0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 t0 = time.perf_counter()
-                out = simulate_compare.compare(scenario, eng, draft, seeds=list(range(1, args.seeds + 1)),
-                                               days=args.days, workers=n)
+                out = simulate_compare.compare(scenario, eng, this, seeds=list(range(1, args.seeds + 1)),
+                                               days=args.days, workers=n, kept=kept)
                 wall = time.perf_counter() - t0
                 ch1 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 cpu = time.process_time() - c0 + (ch1.ru_utime - ch0.ru_utime) + (ch1.ru_stime - ch0.ru_stime)
-                outputs[n] = json.dumps(out, sort_keys=True, default=str)
-                row = {"workers": n, "days": args.days, "seeds": args.seeds, "runs": 2 * args.seeds,
+                if label != "second draft":
+                    outputs[n] = json.dumps({k: v for k, v in out.items() if k != "reused"}, sort_keys=True,
+                                            default=str)
+                row = {"workers": n, "draft": label, "reused": out.get("reused"),
+                       "days": args.days, "seeds": args.seeds, "runs": 2 * args.seeds,
                        "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "marked": out["marked"],
                        "contacts": out["contacts"]["live"],
                        "peak_mb": round(max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,

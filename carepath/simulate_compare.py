@@ -29,6 +29,7 @@ import math
 import multiprocessing
 import os
 import statistics
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from datetime import datetime, timezone
@@ -158,18 +159,21 @@ def workers_default() -> int:
 
 
 def _one_run(scenario: Scenario, rows: DeployedRows, days: int | None, seed: int, start: Any = False,
-             inspect: Callable[[Any], None] | None = None) -> tuple[str, Any]:
-    """One run (in a worker process or here): ("ok", output) or ("refused", message) for a scenario that does not
-    fit (the product's errors are not all picklable, so the message crosses instead)."""
+             inspect: Callable[[Any], None] | None = None, parts: int = 1) -> tuple[str, Any]:
+    """One run (in a worker process or here; `parts=2`: its cases shared with a second process): ("ok", output) or
+    ("refused", message) for a scenario that does not fit (the product's errors are not all picklable, so the message
+    crosses instead)."""
     try:
-        return "ok", simulate(scenario, source=rows, days=days, seed=seed, from_live=start, inspect=inspect)
+        return "ok", simulate(scenario, source=rows, days=days, seed=seed, from_live=start, inspect=inspect,
+                              parts=parts)
     except ScenarioError as exc:
         return "refused", str(exc)
 
 
 def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: list[int], days: int | None = None,
             progress: Callable[[int, int], None] | None = None, from_live: Any = False,
-            inspect: Callable[[str, int, Any], None] | None = None, workers: int | None = None) -> dict[str, Any]:
+            inspect: Callable[[str, int, Any], None] | None = None, workers: int | None = None,
+            kept: Any = None) -> dict[str, Any]:
     """Run the live versions and the draft on the same scenario for each seed and compare every figure.
 
     `live`: the live engine (only read). `draft`: {"id"?, "process_id", "files": {name: text}}. `progress(done,
@@ -186,7 +190,11 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
     same (a run depends only on its deployed versions, scenario, period, seed and starting copy). Raises
     ScenarioError (the scenario does not fit either version's diagrams), DefinitionError (the draft does not
     deploy). A refused or failed run raises at once: the runs not yet started never start, and the error does not
-    wait for the runs still going in other workers."""
+    wait for the runs still going in other workers.
+
+    `kept` (carepath/simulate_reuse.py `KeptRuns`): runs from an empty caseload already made with the same deployed
+    versions, scenario, period, seed and code are taken from it instead of being made again, and the runs made are
+    kept in it; the result's `reused` names the seeds of each version taken so (not with `from_live` or `inspect`)."""
     if not seeds or len(seeds) > MAX_SEEDS:
         raise ScenarioError(f"give from 1 to {MAX_SEEDS} seeds, not {len(seeds)}")
     from engine.trial import deployed_rows
@@ -205,35 +213,57 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
         start = from_live if isinstance(from_live, LiveStart) else read_live(live)
     runs = [(side, seed) for seed in seeds for side in ("live", "draft")]
     results: dict[tuple[str, int], tuple[str, Any]] = {}
+    keys: dict[tuple[str, int], str | None] = {}
+    reused: dict[str, list[int]] = {"live": [], "draft": []}
+    if kept is not None and not start and inspect is None:
+        from .simulate_reuse import run_key
+
+        keys = {run: run_key(sides[run[0]], scenario, days, run[1]) for run in runs}
+    began: dict[tuple[str, int], float] = {}
 
     def record(key: tuple[str, int], result: tuple[str, Any]) -> None:
         if result[0] == "refused":
             raise ScenarioError(f"with the draft's diagrams: {result[1]}" if key[0] == "draft" else result[1])
         results[key] = result
+        if keys.get(key) and key in began:
+            kept.put(keys[key], result[1], seconds=round(time.monotonic() - began[key], 1))
         if progress:
             progress(len(results), len(runs))
 
-    if workers <= 1 or inspect is not None:
-        for side, seed in runs:
+    for run in runs:  # the runs already made: taken as they were kept
+        found = kept.get(keys[run]) if keys.get(run) else None
+        if found is not None:
+            reused[run[0]].append(run[1])
+            record(run, ("ok", found))
+    runs_left = [run for run in runs if run not in results]
+
+    # An odd run out (one run left when the others were kept, or the last of three) would have a core to itself
+    # while the other idles: it is made last, here, its cases shared between two processes (one on each core).
+    alone = runs_left.pop() if workers >= 2 and inspect is None and len(runs_left) % 2 == 1 else None
+    if workers <= 1 or inspect is not None or len(runs_left) <= 1:
+        for side, seed in runs_left:
             look = (lambda eng, side=side, seed=seed: inspect(side, seed, eng)) if inspect is not None else None
+            began[(side, seed)] = time.monotonic()
             record((side, seed), _one_run(scenario, sides[side], days, seed, start, look))
     else:
         # spawn, not fork: the server that starts a comparison has threads (and open connections) a fork would copy
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(runs)), mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(runs_left)),
+                                   mp_context=multiprocessing.get_context("spawn"))
         # One run a worker at a time, the next handed out when one ends: a refused or failed run ends the comparison
         # at once. The runs not handed out never start, and the error is raised now, not after the runs still going
         # (they end in their processes; nothing reads their output).
-        waiting = iter(runs)
+        waiting = iter(runs_left)
         going: dict[Future[tuple[str, Any]], tuple[str, int]] = {}
 
         def hand_out() -> None:
             run = next(waiting, None)
             if run is not None:
+                began[run] = time.monotonic()
                 going[pool.submit(_one_run, scenario, sides[run[0]], days, run[1], start)] = run
 
         ended = False
         try:
-            for _ in range(min(workers, len(runs))):
+            for _ in range(min(workers, len(runs_left))):
                 hand_out()
             while going:
                 for fut in wait(going, return_when=FIRST_COMPLETED).done:
@@ -242,9 +272,14 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
             ended = True
         finally:
             pool.shutdown(wait=ended, cancel_futures=not ended)
+    if alone is not None:
+        began[alone] = time.monotonic()
+        record(alone, _one_run(scenario, sides[alone[0]], days, alone[1], start, parts=2))
     live_runs = [results[("live", s)][1] for s in seeds]
     draft_runs = [results[("draft", s)][1] for s in seeds]
     out = compare_runs(live_runs, draft_runs, draft=draft, seeds=seeds)
+    if kept is not None:
+        out["reused"] = reused
     if start:
         out["carried_over"] = carried_over(start, live_runs, draft_runs, draft["process_id"])
         if out["carried_over"]["on_live_version"]:

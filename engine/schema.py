@@ -644,3 +644,20 @@ simulation_runs = Table(
     Index("uq_simulation_runs_running", "status", unique=True, postgresql_where=text("status = 'running'"),
           sqlite_where=text("status = 'running'")),
 )
+
+# ------------------------------------------------------- simulation runs kept for reuse (0026)
+# One row per run of a simulation from an empty caseload, under the SHA-256 of everything its output depends on (the
+# deployed versions it ran, the scenario, the period, the seed, the code and libraries that ran it): a comparison takes
+# a run kept here instead of making it again (carepath/simulate_reuse.py). Synthetic figures only; derived, never
+# authoritative: the ones used longest ago are deleted beyond a limit, and deleting any only means running it again.
+simulation_outputs = Table(
+    "simulation_outputs",
+    metadata,
+    Column("key", String(64), primary_key=True),  # SHA-256 of what the run depends on
+    Column("output", Text, nullable=False),  # JSON: the run's output, as carepath.simulate.simulate returned it
+    Column("made_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=False, index=True),  # made or last reused
+    Column("uses", Integer, nullable=False),  # times reused
+    Column("seconds", Float, nullable=True),  # how long the run took when it was made
+    Column("bytes", Integer, nullable=False),  # the output's length
+)

@@ -36,7 +36,7 @@ from tests.casework_helpers import type_and_submit
 from tests.front_door_world import PASSWORD, TEAMS, username
 from tests.test_auditor_read_only import snapshot
 from tests.test_simulate_compare import make_drafts
-from tests.test_simulation_pages import KEPT, _forget, changed, client, text, wait_until_done
+from tests.test_simulation_pages import KEPT, KEPT_FROM_TODAY, _forget, changed, client, text, wait_until_done
 
 ROOT = Path(__file__).resolve().parent.parent
 SINGLE = ROOT / "tests" / "fixtures" / "simulation_single.yaml"
@@ -150,7 +150,7 @@ def test_a_single_run_from_today_reports_what_the_same_direct_call_carried_over(
     listing = text(c.get("/processes").text)
     assert "1 day, seed 1, from today's open cases" in listing
     after = snapshot(eng)
-    assert changed(before, after) == KEPT and [r.starts_from for r in kept_rows(eng)] == ["today"]
+    assert changed(before, after) == KEPT_FROM_TODAY and [r.starts_from for r in kept_rows(eng)] == ["today"]
 
     # from an empty caseload: another simulation, kept beside it, that says so and carries nothing over
     r = c.post("/processes/simulations", data={"csrf_token": csrf, "start": "empty", "days": "1", "seed": "1"})

@@ -22,7 +22,7 @@ from api import simulation_pages
 from api.auth import ROLES
 from carepath import simulate_compare
 from engine import drafts
-from engine.schema import simulation_runs
+from engine.schema import simulation_outputs, simulation_runs
 from tests.browser import launch, live_server, run_axe, sign_in
 from tests.casework_helpers import type_and_submit
 from tests.front_door_world import PASSWORD, build, username
@@ -32,18 +32,22 @@ from tests.test_simulate_compare import SCENARIO, live_files, make_drafts
 OWNER = "process-owner"
 READERS = {"process_owner", "team_manager", "auditor"}  # who may read the review page at all
 NOT_COMPARED = {"sessions", "case_access_log"}
-KEPT = ["simulation_runs"]  # the one table a simulation writes: its own row (what was asked, the result)
+# the tables a simulation writes: its own row (what was asked, the result) and, from an empty caseload, the outputs
+# of the runs it made, kept for reuse (carepath/simulate_reuse.py)
+KEPT = ["simulation_outputs", "simulation_runs"]
+KEPT_FROM_TODAY = ["simulation_runs"]  # a run from today's cases is never kept for reuse
 
 
 def _forget(eng) -> None:
-    """Delete every simulation kept in the database (the next test starts with none)."""
+    """Delete every simulation and run kept in the database (the next test starts with none)."""
     with eng.db.transaction() as conn:
         conn.execute(delete(simulation_runs))
+        conn.execute(delete(simulation_outputs))
 
 
 def changed(before: dict, after: dict) -> list[str]:
-    """The tables whose rows differ between two snapshots (but the access log and sessions)."""
-    return [t for t in before if t not in NOT_COMPARED and before[t] != after[t]]
+    """The tables whose rows differ between two snapshots (but the access log and sessions), by name."""
+    return sorted(t for t in before if t not in NOT_COMPARED and before[t] != after[t])
 
 
 def _world(url: str):

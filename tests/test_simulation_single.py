@@ -169,6 +169,44 @@ def test_a_run_in_the_background_reports_the_figures_of_the_same_simulation(worl
     _forget(eng)
 
 
+def test_a_run_made_once_is_reused_by_the_next_run_and_the_next_comparison_and_they_say_so(world, monkeypatch):
+    """A run of the live processes is kept (carepath/simulate_reuse.py): the same run asked again after its page
+    was deleted, and a draft's comparison whose live run of seed 1 it is, take it instead of making it, show the
+    figures a new run would, and say so on the page."""
+    eng, app, draft_id = world
+    made: list[int] = []
+    real = simulate.simulate
+
+    def counted(*args, **kw):
+        made.append(kw["seed"])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(simulate, "simulate", counted)
+    monkeypatch.setattr(simulation_pages.simulate_compare, "workers_default", lambda: 1)  # runs made here: counted
+    monkeypatch.setattr(simulation_pages.simulate_compare, "simulate", counted)
+    c, csrf = client(app, OWNER)
+    r = c.post("/processes/simulations", data={"csrf_token": csrf, "days": "2", "seed": "1"})
+    wait_until_done(c, r.headers["location"])
+    first = c.get(r.headers["location"]).text
+    assert 'id="simulation-reused"' not in first and made == [1]
+    with eng.db.transaction() as conn:  # the first run's page deleted (its kept output stays)
+        conn.execute(simulation_pages.simulation_runs.delete())
+    r = c.post("/processes/simulations", data={"csrf_token": csrf, "days": "2", "seed": "1"})
+    wait_until_done(c, r.headers["location"])
+    again = c.get(r.headers["location"]).text
+    assert made == [1] and "Run reused Made by an earlier simulation of the same diagrams" in text(again)
+    figures = re.search(r'<h2 class="govuk-heading-m" id="routes">(.*)', first, re.S).group(1)
+    assert re.search(r'<h2 class="govuk-heading-m" id="routes">(.*)', again, re.S).group(1) == figures
+
+    r = c.post(f"/processes/drafts/{draft_id}/simulations", data={"csrf_token": csrf, "days": "2", "seeds": "2"})
+    assert wait_until_done(c, r.headers["location"]) == {"status": "ready", "done": 4, "total": 4}
+    report = text(c.get(r.headers["location"]).text)
+    assert made == [1, 1, 2, 2]  # the draft's seed 1, both of seed 2: the live run of seed 1 was kept
+    assert ("Runs reused The live version's run with seed 1: made by an earlier simulation of the same diagrams, "
+            "scenario, period and seed, and taken as they were") in report
+    _forget(eng)
+
+
 # ---------------------------------------------------------------------- in a real browser (one database)
 @pytest.fixture
 def browser_world(tmp_path, monkeypatch):
