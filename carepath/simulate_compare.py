@@ -186,7 +186,8 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
     "draft"; the runs are then made here).
 
     The runs are independent, so up to `workers` of them (default `workers_default()`: the cores) run at once, each
-    in its own process; with one worker they run here, one after the other. Either way each run's output is the
+    in its own process; with one worker they run here, one after the other; with two or more, an odd run out is made
+    last, here, its cases shared between two processes (`parts=2`). Either way each run's output is the
     same (a run depends only on its deployed versions, scenario, period, seed and starting copy). Raises
     ScenarioError (the scenario does not fit either version's diagrams), DefinitionError (the draft does not
     deploy). A refused or failed run raises at once: the runs not yet started never start, and the error does not
