@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from engine.schema import simulation_outputs
 
@@ -107,7 +107,15 @@ class KeptRuns:
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The output kept under `key` (its use noted), or None. A row that does not read as an output is deleted
-        and the run made again."""
+        and the run made again; a database that cannot be read or written is logged (by the error's type) and the
+        run made: reuse only saves time, it never stops a simulation."""
+        try:
+            return self._get(key)
+        except SQLAlchemyError as exc:
+            log.error("a kept simulation run could not be read: %s", type(exc).__name__)
+            return None
+
+    def _get(self, key: str) -> dict[str, Any] | None:
         with self.engine.db.transaction() as conn:
             text = conn.execute(select(simulation_outputs.c.output).where(simulation_outputs.c.key == key)).scalar()
             if text is None:
@@ -144,6 +152,9 @@ class KeptRuns:
                 if old:
                     conn.execute(delete(simulation_outputs).where(simulation_outputs.c.key.in_(old)))
         except IntegrityError:  # the same run kept by another process meanwhile: the same output
+            return False
+        except SQLAlchemyError as exc:  # not kept: the simulation goes on with the run it made
+            log.error("a simulation run could not be kept: %s", type(exc).__name__)
             return False
         return True
 

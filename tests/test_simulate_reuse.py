@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import OperationalError
 
 from carepath import simulate, simulate_compare, simulate_reuse
 from carepath.simulate_reuse import KeptRuns, code_fingerprint, run_key
@@ -229,3 +230,24 @@ def test_the_runs_used_longest_ago_are_deleted_first(live):
     assert small.put(f"{3:064d}", {"n": 3}) is False  # kept already (another process, the same run): no error
     with eng.db.transaction() as conn:
         conn.execute(simulation_outputs.delete())
+
+
+def test_a_database_that_cannot_keep_or_read_runs_does_not_stop_the_comparison(live, kept, made, monkeypatch, caplog):
+    eng, ids = live
+    scenario = simulate.load_scenario(SCENARIO)
+    same = drafts.get_draft(eng, ids["same"])
+    simulate_compare.compare(scenario, eng, same, seeds=[1, 2], days=1, workers=1, kept=kept)  # four kept
+    real = eng.db.transaction
+
+    def broken():
+        raise OperationalError("UPDATE simulation_outputs", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(eng.db, "transaction", broken)
+    del made[:]
+    out = simulate_compare.compare(scenario, eng, same, seeds=[1, 2, 3], days=1, workers=1, kept=kept)
+    assert out["reused"] == {"live": [], "draft": []} and len(made) == 6  # nothing read: every run made
+    assert out["marked"] == 0 and len(out["contacts"]["live"]) == 3
+    assert "could not be read: OperationalError" in caplog.text and "could not be kept: OperationalError" in caplog.text
+    assert "database is locked" not in caplog.text  # the error's type only
+    monkeypatch.setattr(eng.db, "transaction", real)
+    assert len(_stored(eng)) == 4  # the four kept before, untouched
