@@ -266,3 +266,11 @@ def test_a_process_owner_simulates_a_draft_by_keyboard_and_reads_the_tagged_diff
         assert "Bigger than run-to-run spread" in row.inner_text()
         chart = page.get_by_role("img", name=re.compile("Bar chart: deadlines missed"))
         assert chart.count() == 1
+        # another draft of the process, the same period and seeds: the live version's runs are taken as kept
+        page.goto(f"{base}/processes/drafts/{ids['same']}/review")
+        page.locator("#sim-days").focus()
+        type_and_submit(page, {"sim-days": "1", "sim-seeds": "2"}, "Simulate this change")
+        page.get_by_role("heading", name="Simulation: the draft against the live version").wait_for(timeout=300_000)
+        assert page.locator("#simulation-reused").inner_text().startswith(
+            "The live version's runs with seeds 1 and 2: made by an earlier simulation")
+        run_axe(page, "simulation report with runs reused")

@@ -250,3 +250,13 @@ def test_a_process_owner_simulates_the_live_processes_by_keyboard_and_reads_the_
         assert row.locator("td").last.inner_text() == str(missed)
         chart = page.get_by_role("img", name=re.compile("Bar chart: deadlines missed, by timer"))
         assert chart.count() == 1
+        # its page deleted, the same run asked again: taken as kept, and the report says so
+        with eng.db.transaction() as conn:
+            conn.execute(simulation_pages.simulation_runs.delete())
+        page.goto(f"{base}/processes")
+        page.locator("#sim-days").focus()
+        type_and_submit(page, {"sim-days": "3", "sim-seed": "2"}, "Simulate the live processes")
+        page.get_by_role("heading", name="Simulation of the live processes").wait_for(timeout=300_000)
+        assert page.locator("#simulation-reused").inner_text().startswith("Made by an earlier simulation")
+        assert row.locator("td").last.inner_text() == str(missed)
+        run_axe(page, "simulation report with the run reused")
