@@ -51,7 +51,7 @@ def kept(live):
 
 @pytest.fixture
 def made(monkeypatch):
-    """The runs actually made (side by the rows' draft file, seed), in order."""
+    """The runs actually made here, as (days, seed), in order."""
     runs: list[tuple[int, int]] = []
     real = simulate_compare._one_run
 
