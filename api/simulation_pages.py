@@ -119,6 +119,7 @@ class Job:
     heartbeat_at: datetime | None = None
     starts_from: str = EMPTY  # EMPTY: an empty caseload; TODAY: an anonymised copy of today's open cases
     live_day: str | None = None  # TODAY: the live clock's day when asked (only in the key: asked the next day, run)
+    has_result: bool = False  # a result is written (while running: a comparison's first results)
 
     @property
     def key(self) -> str:
@@ -134,6 +135,11 @@ class Job:
     def from_today(self) -> bool:
         return self.starts_from == TODAY
 
+    @property
+    def first_results(self) -> bool:
+        """Still running, with the comparison of the seeds finished so far written (`compare(..., first=)`)."""
+        return self.status == RUNNING and self.has_result
+
 
 def _now() -> datetime:
     """The wall clock: a heartbeat says a server process is alive in real time (a simulated engine clock stands
@@ -146,7 +152,8 @@ def _utc(value: datetime) -> datetime:
 
 
 _T = simulation_runs.c
-_LISTED = [c for c in simulation_runs.c if c.name != "result"]  # a list or a status does not read the figures
+# a list or a status does not read the figures, only whether there are any
+_LISTED = [c for c in simulation_runs.c if c.name != "result"] + [_T.result.isnot(None).label("has_result")]
 
 
 def _job(row: Any, now: datetime) -> Job:
@@ -159,6 +166,7 @@ def _job(row: Any, now: datetime) -> Job:
     result = getattr(row, "result", None)
     if result is not None:
         job.result = json.loads(result)
+    job.has_result = result is not None or bool(getattr(row, "has_result", False))
     if job.status == RUNNING and now - job.heartbeat_at > STALE:
         job.status, job.error = FAILED, STOPPED
     return job
@@ -278,6 +286,9 @@ def _run(engine: Any, job: Job, draft: dict[str, Any] | None, scenario: simulate
     def progress(done: int, total: int) -> None:
         _write(engine, job.id, done=done, total=total, heartbeat_at=_now())
 
+    def first(out: dict[str, Any]) -> None:  # the comparison of the seeds finished so far, to read while the rest run
+        _write(engine, job.id, result=json.dumps(out, default=str, separators=(",", ":")), heartbeat_at=_now())
+
     values: dict[str, Any]
     try:
         today = _read_today(engine) if job.from_today else False
@@ -288,7 +299,7 @@ def _run(engine: Any, job: Job, draft: dict[str, Any] | None, scenario: simulate
             values = {"done": 1}
         else:
             result = simulate_compare.compare(scenario, engine, draft, seeds=job.seeds, days=job.days,
-                                              progress=progress, from_live=today, kept=kept)
+                                              progress=progress, from_live=today, kept=kept, first=first)
             values = {}
         values.update(status=READY, result=json.dumps(result, default=str, separators=(",", ":")))
     except DefinitionError as exc:
@@ -631,11 +642,12 @@ def start_text(job: Job) -> str:
 def _page(request: Request, user: User, draft: dict[str, Any], job: Job) -> Response:
     ctx = {"user": user, "draft": draft, "job": job, "when": when, "check_every_s": CHECK_EVERY_S,
            "link": link(job), "minutes": _minutes(job), "start_text": start_text(job)}
-    if job.status == READY:
+    if job.status == READY or job.first_results:
         out = job.result or {}
         c = out.get("carried_over")
         ctx.update(out=job.result, page=report(job), reused=reused_text(out), carried=carried(
-            {**c, "seeds": out.get("seeds", [])} if c else None, draft["process_id"]))
+            {**c, "seeds": out.get("seeds", [])} if c else None, draft["process_id"]),
+            first=first_text(job) if job.first_results else None)
         return kit.render(request, "simulation_report.html", ctx)
     review = f"/processes/drafts/{draft['id']}/review"
     ctx.update(caption=f"Draft {draft['id']} of {draft['process_id']}", back_href=review,
@@ -644,6 +656,24 @@ def _page(request: Request, user: User, draft: dict[str, Any], job: Job) -> Resp
                running_text=(f"The live version and the draft are each run over {_days(job.days)} of synthetic "
                              f"contacts, once for each of {len(job.seeds)} seeds: {job.total} runs."))
     return kit.render(request, "simulation_running.html", ctx)
+
+
+def _listed(items: list[Any]) -> str:
+    words = [str(i) for i in items]
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
+
+
+def first_text(job: Job) -> dict[str, str]:
+    """The first results' banner: which seeds they are of, and what is still to come."""
+    done = (job.result or {}).get("first_results", {}).get("seeds_done", [])
+    left = [s for s in job.seeds if s not in done]
+    seeds = f"seed{'s' if len(done) != 1 else ''} {_listed(done)}"
+    spread = ("No difference is marked yet: the run-to-run spread needs at least two seeds." if len(done) < 2 else
+              f"Differences are marked against the spread of {len(done)} seeds; the rest may change that.")
+    return {"heading": f"First results: the runs of {seeds} have finished",
+            "body": (f"The runs of seed{'s' if len(left) != 1 else ''} {_listed(left)} are still going. {spread} "
+                     "The figures below are of the finished seeds only. Keep this page open or come back: the full "
+                     "report replaces them when every run has finished.")}
 
 
 def _days(n: int) -> str:
@@ -687,7 +717,10 @@ def _status(request: Request, draft_id: int | None, simulation_id: int, refusal:
             return kit.with_headers(JSONResponse({"status": "unknown"}, status_code=404))
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
         return kit.guard(request, user, exc)
-    return kit.with_headers(JSONResponse({"status": job.status, "done": job.done, "total": job.total}))
+    state: dict[str, Any] = {"status": job.status, "done": job.done, "total": job.total}
+    if draft_id is not None:  # a comparison: whether its first results can be read yet
+        state["first_results"] = job.first_results
+    return kit.with_headers(JSONResponse(state))
 
 
 # ---------------------------------------------------------------------- one run of the live processes

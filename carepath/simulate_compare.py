@@ -173,7 +173,7 @@ def _one_run(scenario: Scenario, rows: DeployedRows, days: int | None, seed: int
 def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: list[int], days: int | None = None,
             progress: Callable[[int, int], None] | None = None, from_live: Any = False,
             inspect: Callable[[str, int, Any], None] | None = None, workers: int | None = None,
-            kept: Any = None) -> dict[str, Any]:
+            kept: Any = None, first: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run the live versions and the draft on the same scenario for each seed and compare every figure.
 
     `live`: the live engine (only read). `draft`: {"id"?, "process_id", "files": {name: text}}. `progress(done,
@@ -195,7 +195,14 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
 
     `kept` (carepath/simulate_reuse.py `KeptRuns`): runs from an empty caseload already made with the same deployed
     versions, scenario, period, seed and code are taken from it instead of being made again, and the runs made are
-    kept in it; the result's `reused` names the seeds of each version taken so (not with `from_live` or `inspect`)."""
+    kept in it; the result's `reused` names the seeds of each version taken so (not with `from_live` or `inspect`).
+
+    `first(result)`: the first results, for a process owner to read while the rest run. Each time more seeds have
+    both their runs made, and not yet all, it is called with the comparison of those seeds alone (the result of
+    `compare_runs`, with `first_results`: {"seeds_done": [...], "seeds": every seed asked}). With two or more
+    workers, when the first seed's live run was kept and its draft run is one of several left, that run is made
+    first, on both cores (`parts=2`), so the first results come in about 0.6 of the time two runs side by side
+    take; the last result may then come a little later (docs/simulation.md "First results")."""
     if not seeds or len(seeds) > MAX_SEEDS:
         raise ScenarioError(f"give from 1 to {MAX_SEEDS} seeds, not {len(seeds)}")
     from engine.trial import deployed_rows
@@ -221,6 +228,7 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
 
         keys = {run: run_key(sides[run[0]], scenario, days, run[1]) for run in runs}
     began: dict[tuple[str, int], float] = {}
+    announced: list[int] = []  # the seeds of the first results given so far
 
     def record(key: tuple[str, int], result: tuple[str, Any]) -> None:
         if result[0] == "refused":
@@ -230,6 +238,13 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
             kept.put(keys[key], result[1], seconds=round(time.monotonic() - began[key], 1))
         if progress:
             progress(len(results), len(runs))
+        if first is not None:
+            done = [s for s in seeds if ("live", s) in results and ("draft", s) in results]
+            if len(announced) < len(done) < len(seeds):
+                announced[:] = done
+                first({**compare_runs([results[("live", s)][1] for s in done],
+                                      [results[("draft", s)][1] for s in done], draft=draft, seeds=done),
+                       "first_results": {"seeds_done": list(done), "seeds": list(seeds)}})
 
     for run in runs:  # the runs already made: taken as they were kept
         found = kept.get(keys[run]) if keys.get(run) else None
@@ -237,6 +252,15 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
             reused[run[0]].append(run[1])
             record(run, ("ok", found))
     runs_left = [run for run in runs if run not in results]
+
+    # The first seed's live run kept and its draft run one of several left: the draft run goes first, alone on both
+    # cores, so that its seed's first results come as soon as they can.
+    lead = None
+    if (first is not None and workers >= 2 and inspect is None and len(runs_left) >= 2
+            and runs_left[0][1] == seeds[0] and runs_left[1][1] != seeds[0]):
+        lead = runs_left.pop(0)
+        began[lead] = time.monotonic()
+        record(lead, _one_run(scenario, sides[lead[0]], days, lead[1], start, parts=2))
 
     # An odd run out (one run left when the others were kept, or the last of three) would have a core to itself
     # while the other idles: it is made last, here, its cases shared between two processes (one on each core).

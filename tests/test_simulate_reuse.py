@@ -139,6 +139,67 @@ def test_with_two_workers_a_lone_run_shares_both_cores_and_gives_the_same_figure
         simulate_compare.compare(scenario, eng, changed, seeds=[1, 2], days=2, workers=1))
 
 
+
+def _first_free(out: dict) -> str:
+    return _without_reused({k: v for k, v in out.items() if k != "first_results"})
+
+
+def test_the_first_results_come_when_the_first_seed_is_done_and_are_that_seeds_comparison(live, kept, monkeypatch):
+    """The live runs kept, two draft runs left on two workers: seed 1's draft run is made first, on both cores, and
+    its comparison is given as the first results before seed 2's run starts; the full comparison follows, the same
+    as one made with nothing kept and no first results."""
+    eng, ids = live
+    scenario = simulate.load_scenario(SCENARIO)
+    changed = drafts.get_draft(eng, ids["changed"])
+    simulate_compare.compare(scenario, eng, drafts.get_draft(eng, ids["same"]), seeds=[1, 2], days=2, workers=1,
+                             kept=kept)  # the live runs of seeds 1 and 2 kept
+    events: list[tuple] = []
+    real = simulate_compare.simulate
+
+    def recorded(*args, **kw):
+        events.append(("run", kw["seed"], kw["parts"]))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(simulate_compare, "simulate", recorded)  # this process only: not the spawned workers
+    firsts: list[dict] = []
+
+    def first(out: dict) -> None:
+        firsts.append(out)
+        events.append(("first", out["first_results"]["seeds_done"]))
+
+    out = simulate_compare.compare(scenario, eng, changed, seeds=[1, 2], days=2, workers=2, kept=kept, first=first)
+    assert out["reused"] == {"live": [1, 2], "draft": []}
+    assert events == [("run", 1, 2), ("first", [1]), ("run", 2, 2)]
+    assert "first_results" not in out
+    monkeypatch.setattr(simulate_compare, "simulate", real)
+    assert firsts[0]["first_results"] == {"seeds_done": [1], "seeds": [1, 2]}
+    seed_one = simulate_compare.compare(scenario, eng, changed, seeds=[1], days=2, workers=1)
+    assert _first_free(firsts[0]) == _first_free(seed_one)  # the first results are seed 1's own comparison
+    triage = next(r for r in firsts[0]["figures"] if r["key"] == TRIAGE)
+    assert triage["spread"] is None and triage["marked"] is False and triage["difference"] > 0
+    assert _first_free(out) == _first_free(
+        simulate_compare.compare(scenario, eng, changed, seeds=[1, 2], days=2, workers=1))
+
+
+def test_first_results_grow_seed_by_seed_and_never_repeat_the_full_result(live, kept, made):
+    """Nothing kept, one worker: the first results after seed 1's pair and after seed 2's, none after the last;
+    without a reader of first results the runs are made in the order they always were."""
+    eng, ids = live
+    scenario = simulate.load_scenario(SCENARIO)
+    changed = drafts.get_draft(eng, ids["changed"])
+    seen: list[tuple[int, list[int]]] = []
+    out = simulate_compare.compare(scenario, eng, changed, seeds=[1, 2, 3], days=1, workers=1,
+                                   first=lambda o: seen.append((len(made), o["first_results"]["seeds_done"])))
+    assert seen == [(2, [1]), (4, [1, 2])]  # after the second run made, then the fourth
+    assert len(out["seeds"]) == 3 and "first_results" not in out
+    # seeds 1 and 2 both kept: the first results are given before any run is made
+    simulate_compare.compare(scenario, eng, changed, seeds=[1, 2], days=1, workers=1, kept=kept)
+    del made[:], seen[:]
+    simulate_compare.compare(scenario, eng, changed, seeds=[1, 2, 3], days=1, workers=1, kept=kept,
+                             first=lambda o: seen.append((len(made), o["first_results"]["seeds_done"])))
+    assert seen == [(0, [1]), (0, [1, 2])] and len(made) == 2
+
+
 def test_the_key_changes_with_everything_a_run_depends_on(live, tmp_path, monkeypatch):
     eng, _ids = live
     scenario = simulate.load_scenario(SCENARIO)

@@ -184,7 +184,7 @@ def test_a_comparison_from_today_reports_what_the_same_direct_call_carried_over(
                data={"csrf_token": csrf, "start": "today", "days": "1", "seeds": "2"})
     assert r.status_code == 303
     link = r.headers["location"]
-    assert wait_until_done(c, link) == {"status": "ready", "done": 4, "total": 4}
+    assert wait_until_done(c, link) == {"status": "ready", "done": 4, "total": 4, "first_results": False}
     assert len(calls) == 1 and isinstance(calls[0]["from_live"], simulate_today.LiveStart)
     report = c.get(link).text
     assert started_from(report).startswith(f"Today's open cases, copied and anonymised at {COPIED_AT}")

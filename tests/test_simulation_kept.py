@@ -107,13 +107,13 @@ def test_a_result_survives_a_restart_and_is_opened_again_when_asked_for_again(wo
     r = c.post(f"/processes/drafts/{did}/simulations", data={"csrf_token": csrf, "days": "1", "seeds": "2"})
     assert r.status_code == 303
     link = r.headers["location"]
-    assert wait_until_done(c, link) == {"status": "ready", "done": 4, "total": 4}
+    assert wait_until_done(c, link) == {"status": "ready", "done": 4, "total": 4, "first_results": False}
     before = c.get(link)
     assert before.status_code == 200
     # the server restarts: a new engine and app on the same database, nothing of the old one's memory
     _other, restarted = second_server()
     c2, csrf2 = client(restarted, OWNER)
-    assert c2.get(f"{link}/status").json() == {"status": "ready", "done": 4, "total": 4}
+    assert c2.get(f"{link}/status").json() == {"status": "ready", "done": 4, "total": 4, "first_results": False}
     after = c2.get(link)
     assert after.status_code == 200
     assert "Simulation: the draft against the live version" in after.text

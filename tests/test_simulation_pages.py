@@ -181,7 +181,7 @@ def test_a_simulation_runs_in_the_background_and_its_report_tags_the_difference(
         assert waiting.status_code == 200
         assert '<h1 class="govuk-heading-l">The simulation is running</h1>' in waiting.text
         assert "0 of 4 runs finished." in waiting.text and f'href="{link}"' in waiting.text
-        assert c.get(f"{link}/status").json() == {"status": "running", "done": 0, "total": 4}
+        assert c.get(f"{link}/status").json() == {"status": "running", "done": 0, "total": 4, "first_results": False}
         # the same simulation asked for again opens the one running; another one waits its turn
         again = c.post(f"/processes/drafts/{did}/simulations", data={"csrf_token": csrf, "days": "1", "seeds": "2"})
         assert again.headers["location"] == link
@@ -189,7 +189,7 @@ def test_a_simulation_runs_in_the_background_and_its_report_tags_the_difference(
         assert other.status_code == 409 and "Another simulation is running" in other.text
     finally:
         gate.set()
-    assert wait_until_done(c, link) == {"status": "ready", "done": 4, "total": 4}
+    assert wait_until_done(c, link) == {"status": "ready", "done": 4, "total": 4, "first_results": False}
     report = c.get(link)
     assert report.status_code == 200
     words = text(report.text)
@@ -205,6 +205,67 @@ def test_a_simulation_runs_in_the_background_and_its_report_tags_the_difference(
     assert f'href="{link}"' in review and "finished" in text(review)
     after = snapshot(eng)
     assert changed(before, after) == KEPT and len(after["simulation_runs"]) == 1  # nothing live changed
+    _forget(eng)
+
+
+
+def held_at_first_results(monkeypatch) -> threading.Event:
+    """The comparison held just after its first results are written, until the returned event is set."""
+    gate = threading.Event()
+    real = simulate_compare.compare
+
+    def held(*args, **kw):
+        given = kw["first"]
+
+        def first(out):
+            given(out)
+            gate.wait(60)
+
+        return real(*args, **{**kw, "first": first})
+
+    monkeypatch.setattr(simulate_compare, "compare", held)
+    return gate
+
+
+def test_the_first_results_can_be_read_while_the_other_runs_go_on(world, monkeypatch):
+    eng, app, ids = world
+    did = ids["changed"]
+    gate = held_at_first_results(monkeypatch)
+    c, csrf = client(app, OWNER)
+    try:
+        r = c.post(f"/processes/drafts/{did}/simulations", data={"csrf_token": csrf, "days": "1", "seeds": "2"})
+        link = r.headers["location"]
+        deadline = time.monotonic() + 300
+        while not (state := c.get(f"{link}/status").json())["first_results"]:
+            assert state["status"] == "running" and time.monotonic() < deadline, state
+            time.sleep(0.25)
+        assert state == {"status": "running", "done": 2, "total": 4, "first_results": True}
+        page = c.get(link)
+        assert page.status_code == 200
+        words = text(page.text)
+        assert '<h1 class="govuk-heading-l">First results: the draft against the live version</h1>' in page.text
+        assert "First results: the runs of seed 1 have finished" in words
+        assert "The runs of seed 2 are still going. No difference is marked yet" in words
+        assert "2 of 4 runs finished." in words and 'data-first="1"' in page.text
+        assert "Seeds 1 (each version run once with each); 1, 2 asked for" in words
+        marked = words.split("Differences bigger than the run-to-run spread", 1)[1].split("How a difference")[0]
+        assert "Not known yet: the run-to-run spread needs at least two seeds." in marked
+        # seed 1's own figures: the draft's tighter deadline already shows, without a spread
+        row = re.search(r'<tr class="govuk-table__row" data-key="breaches/safeguarding/triage_overdue">(.*?)</tr>',
+                        page.text, re.S).group(1)
+        assert "Not known" in row and "Bigger than run-to-run spread" not in row
+        live, draft = (float(v.replace(",", "")) for v in re.findall(r'numeric">([\d,.]+)<', row)[:2])
+        assert draft > live
+        review = text(c.get(f"/processes/drafts/{did}/review").text)
+        assert "running" in review
+    finally:
+        gate.set()
+    assert wait_until_done(c, link) == {"status": "ready", "done": 4, "total": 4, "first_results": False}
+    final = c.get(link).text
+    assert "Simulation: the draft against the live version</h1>" in final and 'id="first-results"' not in final
+    row = re.search(r'<tr class="govuk-table__row" data-key="breaches/safeguarding/triage_overdue">(.*?)</tr>',
+                    final, re.S).group(1)
+    assert "Bigger than run-to-run spread" in row
     _forget(eng)
 
 
@@ -228,6 +289,18 @@ def browser_world(tmp_path, monkeypatch):
     yield eng, app, ids
     _forget(eng)
     eng.db.dispose()
+
+
+def open_full_report(page) -> None:
+    """Wait for the report the running page's script opens: the full one, or the first results, whose status line
+    gains a link to the full report when the last run has finished (followed by keyboard)."""
+    final = page.get_by_role("heading", name="Simulation: the draft against the live version")
+    link = page.locator("#full-report")
+    final.or_(link).wait_for(timeout=300_000)
+    if not final.is_visible():
+        link.focus()
+        page.keyboard.press("Enter")
+        final.wait_for()
 
 
 def test_a_process_owner_simulates_a_draft_by_keyboard_and_reads_the_tagged_difference(browser_world, monkeypatch):
@@ -258,7 +331,7 @@ def test_a_process_owner_simulates_a_draft_by_keyboard_and_reads_the_tagged_diff
         finally:
             gate.set()
         # the page's script checks back and opens the report when it is ready
-        page.get_by_role("heading", name="Simulation: the draft against the live version").wait_for(timeout=300_000)
+        open_full_report(page)
         run_axe(page, "simulation report")
         marked = page.locator("#marked-list").inner_text()
         assert "Safeguarding triage deadline missed (safeguarding/triage_overdue)" in marked
@@ -270,7 +343,40 @@ def test_a_process_owner_simulates_a_draft_by_keyboard_and_reads_the_tagged_diff
         page.goto(f"{base}/processes/drafts/{ids['same']}/review")
         page.locator("#sim-days").focus()
         type_and_submit(page, {"sim-days": "1", "sim-seeds": "2"}, "Simulate this change")
-        page.get_by_role("heading", name="Simulation: the draft against the live version").wait_for(timeout=300_000)
+        open_full_report(page)
         assert page.locator("#simulation-reused").inner_text().startswith(
             "The live version's runs with seeds 1 and 2: made by an earlier simulation")
         run_axe(page, "simulation report with runs reused")
+
+
+def test_a_process_owner_reads_the_first_results_and_opens_the_full_report_by_keyboard(browser_world, monkeypatch):
+    eng, app, ids = browser_world
+    did = ids["changed"]
+    gate = held_at_first_results(monkeypatch)
+    with live_server(app) as base, launch() as browser:
+        try:
+            page = browser.new_context(bypass_csp=True).new_page()
+            sign_in(page, base, OWNER, PASSWORD, then="/home")
+            page.goto(f"{base}/processes/drafts/{did}/review")
+            page.locator("#sim-days").focus()
+            type_and_submit(page, {"sim-days": "1", "sim-seeds": "2"}, "Simulate this change")
+            # the running page's script opens the first results once seed 1's runs have finished
+            page.get_by_role("heading", name="First results: the draft against the live version").wait_for(
+                timeout=300_000)
+            banner = page.get_by_role("region", name="Important")
+            assert "First results: the runs of seed 1 have finished" in banner.inner_text()
+            assert page.locator("#marked-list").inner_text() == (
+                "Not known yet: the run-to-run spread needs at least two seeds.")
+            run_axe(page, "simulation first results")
+        finally:
+            gate.set()
+        # the page is not replaced under its reader: its status line offers the full report when it is ready
+        link = page.locator("#full-report")
+        link.wait_for(timeout=300_000)
+        assert page.locator("#simulation-status").inner_text() == "The simulation has finished. Open the full report"
+        run_axe(page, "simulation first results, finished")
+        link.focus()
+        page.keyboard.press("Enter")
+        page.get_by_role("heading", name="Simulation: the draft against the live version").wait_for()
+        assert "Bigger than run-to-run spread" in page.locator(
+            'tr[data-key="breaches/safeguarding/triage_overdue"]').inner_text()
