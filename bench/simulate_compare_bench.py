@@ -7,6 +7,9 @@ and one after the other.
     .venv/bin/python bench/simulate_compare_bench.py --days 365 --seeds 2 --workers 2 --reuse
         # runs kept for reuse: the draft compared (every run made and kept), then a second draft of the same process
         # (the live runs taken as kept, only the draft's made)
+    .venv/bin/python bench/simulate_compare_bench.py --days 365 --seeds 2 --workers 2 --reuse --first
+        # as the review page asks: with the first results (the comparison of the seeds done so far) given while the
+        # other runs go on; prints when each came (`first_s`)
 
 A scratch SQLite database gets every file of processes/ deployed and one draft of safeguarding (its triage deadline
 an hour after the concern instead of the next working day, as tests/test_simulate_compare.py). Prints, for each
@@ -74,6 +77,8 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true",
                     help="keep runs for reuse (carepath/simulate_reuse.py): for each worker count, the draft with "
                     "nothing kept, then a second draft taking the live runs kept by the first")
+    ap.add_argument("--first", action="store_true",
+                    help="ask for the first results, as the review page does, and time them")
     args = ap.parse_args()
     scenario = simulate.load_scenario()
     rows, outputs = [], {}
@@ -94,8 +99,12 @@ def main() -> None:
                 c0 = time.process_time()
                 ch0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 t0 = time.perf_counter()
+                firsts: list[dict] = []
+                first = (lambda o, firsts=firsts, t0=t0: firsts.append(
+                    {"seeds_done": o["first_results"]["seeds_done"], "at_s": round(time.perf_counter() - t0, 1)})
+                    ) if args.first else None
                 out = simulate_compare.compare(scenario, eng, this, seeds=list(range(1, args.seeds + 1)),
-                                               days=args.days, workers=n, kept=kept)
+                                               days=args.days, workers=n, kept=kept, first=first)
                 wall = time.perf_counter() - t0
                 ch1 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 cpu = time.process_time() - c0 + (ch1.ru_utime - ch0.ru_utime) + (ch1.ru_stime - ch0.ru_stime)
@@ -105,6 +114,7 @@ def main() -> None:
                 row = {"workers": n, "draft": label, "reused": out.get("reused"),
                        "days": args.days, "seeds": args.seeds, "runs": 2 * args.seeds,
                        "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "marked": out["marked"],
+                       **({"first_s": firsts} if args.first else {}),
                        "contacts": out["contacts"]["live"],
                        "peak_mb": round(max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                                             resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024),
