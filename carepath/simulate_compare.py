@@ -201,8 +201,8 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
     both their runs made, and not yet all, it is called with the comparison of those seeds alone (the result of
     `compare_runs`, with `first_results`: {"seeds_done": [...], "seeds": every seed asked}). With two or more
     workers, when the first seed's live run was kept and its draft run is one of several left, that run is made
-    first, on both cores (`parts=2`), so the first results come in about 0.6 of the time two runs side by side
-    take; the last result may then come a little later (docs/simulation.md "First results")."""
+    first, on both cores (`parts=2`), so the first results come in about half the time of the two runs side by side
+    (measured: the whole comparison no later; docs/simulation.md "First results")."""
     if not seeds or len(seeds) > MAX_SEEDS:
         raise ScenarioError(f"give from 1 to {MAX_SEEDS} seeds, not {len(seeds)}")
     from engine.trial import deployed_rows
@@ -230,6 +230,23 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
     began: dict[tuple[str, int], float] = {}
     announced: list[int] = []  # the seeds of the first results given so far
 
+    def outcome(done: list[int]) -> dict[str, Any]:
+        """The comparison of the seeds `done` (each with both runs made): every seed's at the end, the first ones'
+        for the first results."""
+        live_runs = [results[("live", s)][1] for s in done]
+        draft_runs = [results[("draft", s)][1] for s in done]
+        out = compare_runs(live_runs, draft_runs, draft=draft, seeds=done)
+        if kept is not None:
+            out["reused"] = {side: [s for s in got if s in done] for side, got in reused.items()}
+        if start:
+            out["carried_over"] = carried_over(start, live_runs, draft_runs, draft["process_id"])
+            if out["carried_over"]["on_live_version"]:
+                out["notes"].append(
+                    f"{out['carried_over']['on_live_version']} instance(s) of '{draft['process_id']}' already running "
+                    "live were carried over: in the draft's runs they stay on the live version they run, as they would "
+                    "once the draft is deployed; only instances started in the run take the draft.")
+        return out
+
     def record(key: tuple[str, int], result: tuple[str, Any]) -> None:
         if result[0] == "refused":
             raise ScenarioError(f"with the draft's diagrams: {result[1]}" if key[0] == "draft" else result[1])
@@ -242,9 +259,7 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
             done = [s for s in seeds if ("live", s) in results and ("draft", s) in results]
             if len(announced) < len(done) < len(seeds):
                 announced[:] = done
-                first({**compare_runs([results[("live", s)][1] for s in done],
-                                      [results[("draft", s)][1] for s in done], draft=draft, seeds=done),
-                       "first_results": {"seeds_done": list(done), "seeds": list(seeds)}})
+                first({**outcome(done), "first_results": {"seeds_done": list(done), "seeds": list(seeds)}})
 
     for run in runs:  # the runs already made: taken as they were kept
         found = kept.get(keys[run]) if keys.get(run) else None
@@ -300,19 +315,7 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
     if alone is not None:
         began[alone] = time.monotonic()
         record(alone, _one_run(scenario, sides[alone[0]], days, alone[1], start, parts=2))
-    live_runs = [results[("live", s)][1] for s in seeds]
-    draft_runs = [results[("draft", s)][1] for s in seeds]
-    out = compare_runs(live_runs, draft_runs, draft=draft, seeds=seeds)
-    if kept is not None:
-        out["reused"] = reused
-    if start:
-        out["carried_over"] = carried_over(start, live_runs, draft_runs, draft["process_id"])
-        if out["carried_over"]["on_live_version"]:
-            out["notes"].append(
-                f"{out['carried_over']['on_live_version']} instance(s) of '{draft['process_id']}' already running "
-                "live were carried over: in the draft's runs they stay on the live version they run, as they would "
-                "once the draft is deployed; only instances started in the run take the draft.")
-    return out
+    return outcome(seeds)
 
 
 # what a run's `carried_over` says of the run itself, rather than of the copy every run starts from

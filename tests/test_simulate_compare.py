@@ -408,3 +408,20 @@ def test_from_live_a_version_compared_with_itself_still_marks_no_difference(held
     assert out["marked"] == 0 and [r["key"] for r in out["figures"] if r["difference"]] == []
     assert out["carried_over"]["live"] == out["carried_over"]["draft"]
     assert out["contacts"]["live"] == out["contacts"]["draft"]
+
+
+def test_from_live_the_first_results_say_what_they_started_from(held_live):
+    """The first results of a comparison from today's open cases carry what the whole one says of its start: the
+    copy's counts, the first seed's own figures of what each version did with it, and the note on the instances that
+    stay on the live version."""
+    eng, _path, ids, _hw = held_live
+    firsts: list[dict] = []
+    out = simulate_compare.compare(simulate.load_scenario(SCENARIO), eng, drafts.get_draft(eng, ids["changed"]),
+                                   seeds=[1, 2], days=1, workers=1, from_live=True, first=firsts.append)
+    assert len(firsts) == 1 and firsts[0]["first_results"] == {"seeds_done": [1], "seeds": [1, 2]}
+    carried, whole = firsts[0]["carried_over"], out["carried_over"]
+    assert carried["from"] == whole["from"] and carried["cases"] == whole["cases"] > 0
+    assert carried["on_live_version"] == whole["on_live_version"] > 0
+    for side in ("live", "draft"):
+        assert carried[side] == {k: v[:1] for k, v in whole[side].items()}
+    assert firsts[0]["notes"] == out["notes"] and "already running live were carried over" in out["notes"][0]
