@@ -232,25 +232,28 @@ def test_the_first_results_can_be_read_while_the_other_runs_go_on(world, monkeyp
     did = ids["changed"]
     gate = held_at_first_results(monkeypatch)
     c, csrf = client(app, OWNER)
+    r = c.post(f"/processes/drafts/{did}/simulations", data={"csrf_token": csrf, "days": "1", "seeds": "2"})
+    link = r.headers["location"]
     try:
-        r = c.post(f"/processes/drafts/{did}/simulations", data={"csrf_token": csrf, "days": "1", "seeds": "2"})
-        link = r.headers["location"]
         deadline = time.monotonic() + 300
         while not (state := c.get(f"{link}/status").json())["first_results"]:
             assert state["status"] == "running" and time.monotonic() < deadline, state
             time.sleep(0.25)
-        assert state == {"status": "running", "done": 2, "total": 4, "first_results": True}
+        # one seed's two runs are done (on two workers, whichever seed's pair finished first), and perhaps one of
+        # the other seed's, never both
+        done = state["done"]
+        assert state == {"status": "running", "done": done, "total": 4, "first_results": True} and done in (2, 3)
         page = c.get(link)
         assert page.status_code == 200
         words = text(page.text)
         assert '<h1 class="govuk-heading-l">First results: the draft against the live version</h1>' in page.text
-        assert "First results: the runs of seed 1 have finished" in words
-        assert "The runs of seed 2 are still going. No difference is marked yet" in words
-        assert "2 of 4 runs finished." in words and 'data-first="1"' in page.text
-        assert "Seeds 1 (each version run once with each); 1, 2 asked for" in words
+        seed = int(re.search(r"First results: the runs of seed (\d) have finished", words).group(1))
+        assert f"The runs of seed {3 - seed} are still going. No difference is marked yet" in words
+        assert f"{done} of 4 runs finished." in words and 'data-first="1"' in page.text
+        assert f"Seeds {seed} (each version run once with each); 1, 2 asked for" in words
         marked = words.split("Differences bigger than the run-to-run spread", 1)[1].split("How a difference")[0]
         assert "Not known yet: the run-to-run spread needs at least two seeds." in marked
-        # seed 1's own figures: the draft's tighter deadline already shows, without a spread
+        # that seed's own figures: the draft's tighter deadline already shows, without a spread
         row = re.search(r'<tr class="govuk-table__row" data-key="breaches/safeguarding/triage_overdue">(.*?)</tr>',
                         page.text, re.S).group(1)
         assert "Not known" in row and "Bigger than run-to-run spread" not in row
@@ -260,7 +263,8 @@ def test_the_first_results_can_be_read_while_the_other_runs_go_on(world, monkeyp
         assert "running" in review
     finally:
         gate.set()
-    assert wait_until_done(c, link) == {"status": "ready", "done": 4, "total": 4, "first_results": False}
+        state = wait_until_done(c, link)  # nothing left running for the next test, whatever failed above
+    assert state == {"status": "ready", "done": 4, "total": 4, "first_results": False}
     final = c.get(link).text
     assert "Simulation: the draft against the live version</h1>" in final and 'id="first-results"' not in final
     row = re.search(r'<tr class="govuk-table__row" data-key="breaches/safeguarding/triage_overdue">(.*?)</tr>',
@@ -360,11 +364,11 @@ def test_a_process_owner_reads_the_first_results_and_opens_the_full_report_by_ke
             page.goto(f"{base}/processes/drafts/{did}/review")
             page.locator("#sim-days").focus()
             type_and_submit(page, {"sim-days": "1", "sim-seeds": "2"}, "Simulate this change")
-            # the running page's script opens the first results once seed 1's runs have finished
+            # the running page's script opens the first results once a seed's two runs have finished
             page.get_by_role("heading", name="First results: the draft against the live version").wait_for(
                 timeout=300_000)
             banner = page.get_by_role("region", name="Important")
-            assert "First results: the runs of seed 1 have finished" in banner.inner_text()
+            assert re.search(r"First results: the runs of seed [12] have finished", banner.inner_text())
             assert page.locator("#marked-list").inner_text() == (
                 "Not known yet: the run-to-run spread needs at least two seeds.")
             run_axe(page, "simulation first results")
