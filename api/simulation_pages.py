@@ -672,8 +672,8 @@ def first_text(job: Job) -> dict[str, str]:
               f"Differences are marked against the spread of {len(done)} seeds; the rest may change that.")
     return {"heading": f"First results: the runs of {seeds} have finished",
             "body": (f"The runs of seed{'s' if len(left) != 1 else ''} {_listed(left)} are still going. {spread} "
-                     "The figures below are of the finished seeds only. Keep this page open or come back: the full "
-                     "report replaces them when every run has finished.")}
+                     "The figures below are of the finished seeds only. Once every run has finished, this page's "
+                     "address shows the full report: the line below will say so.")}
 
 
 def _days(n: int) -> str:
