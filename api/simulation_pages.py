@@ -614,16 +614,21 @@ def carried(c: dict[str, Any] | None, process_id: str | None = None) -> dict[str
                                                          for k, label, v in rows], "runs": runs}
 
 
+def _listed(items: list[Any]) -> str:
+    """Items in words: "1", "1 and 2", "1, 2 and 3"."""
+    words = [str(i) for i in items]
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
+
+
 def reused_text(out: dict[str, Any]) -> str | None:
     """Which runs of a comparison were taken as kept from an earlier simulation, in words (None: none)."""
     reused = out.get("reused") or {}
     parts = []
     for side, name in (("live", "the live version's"), ("draft", "the draft's")):
-        seeds = [str(s) for s in reused.get(side) or []]
+        seeds = reused.get(side) or []
         if seeds:
             many = len(seeds) > 1
-            listed = ", ".join(seeds[:-1]) + " and " + seeds[-1] if many else seeds[0]
-            parts.append(f"{name} run{'s' if many else ''} with seed{'s' if many else ''} {listed}")
+            parts.append(f"{name} run{'s' if many else ''} with seed{'s' if many else ''} {_listed(seeds)}")
     if not parts:
         return None
     text = " and ".join(parts)
@@ -656,11 +661,6 @@ def _page(request: Request, user: User, draft: dict[str, Any], job: Job) -> Resp
                running_text=(f"The live version and the draft are each run over {_days(job.days)} of synthetic "
                              f"contacts, once for each of {len(job.seeds)} seeds: {job.total} runs."))
     return kit.render(request, "simulation_running.html", ctx)
-
-
-def _listed(items: list[Any]) -> str:
-    words = [str(i) for i in items]
-    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
 
 
 def first_text(job: Job) -> dict[str, str]:
