@@ -97,8 +97,7 @@ def erase_case(engine: Any, case_id: int, *, actor: str, rule: str, note: str = 
         if not db.is_postgres:
             conn.exec_driver_sql("PRAGMA secure_delete=OFF")
     if not db.is_postgres:  # the old pages' copies in the write-ahead log go too (best effort: readers may hold it)
-        with db.engine.connect() as c:
-            c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.truncate_log()
     return {"case_id": case_id, "rule": rule, "events_erased": count, "at": at, "by": actor}
 
 

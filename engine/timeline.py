@@ -263,8 +263,7 @@ def _empty_database() -> Path:
             db = Database(f"sqlite:///{folder / 'empty.db'}")
             Engine(db, registry=HandlerRegistry(), forms=FormLibrary()).init(
                 simulated_start=parse_instant("2000-01-01T00:00:00+00:00"))
-            with db.engine.connect() as conn:  # one file: nothing left in the write-ahead log
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.truncate_log()  # one file: nothing left in the write-ahead log
             db.dispose()
             atexit.register(shutil.rmtree, folder, True)
             _template = folder / "empty.db"
