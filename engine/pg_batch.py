@@ -64,7 +64,8 @@ _FINISH_INSTANCE = ('UPDATE instances SET version = CASE WHEN version = %(expect
 _DROP_TASKS = "DELETE FROM tasks WHERE id = ANY(%(ids)s)"
 _MOVE_TASK_DUE = "UPDATE tasks SET due_at = %(due)s WHERE id = %(tid)s"
 _CLEAR_TIMERS = "DELETE FROM timers WHERE instance_id = ANY(%(ids)s)"
-_DROP_TIMERS = "DELETE FROM timers WHERE task_id = ANY(%(ids)s)"
+# by the instance's index, then the task (timers has no index on task_id: engine/step.py _DROP_TIMERS)
+_DROP_TIMERS = "DELETE FROM timers WHERE instance_id = ANY(%(iids)s) AND task_id = ANY(%(ids)s)"
 NAME_CASE = "UPDATE cases SET reference = %(ref)s WHERE id = %(cid)s"
 _MOVE_HEAD = ('UPDATE chains SET seq = CASE WHEN seq = %(old)s THEN %(s)s END, hash = %(h)s '
               'WHERE chain = %(c)s')
@@ -150,7 +151,8 @@ def queue_writes(conn: Connection, w: _Writes, now: datetime, *, lock: bool) -> 
     if w.clear_timers:
         queue(conn, _CLEAR_TIMERS, {"ids": list(w.clear_timers)})
     if w.drop_timers:
-        queue(conn, _DROP_TIMERS, {"ids": list(w.drop_timers)})
+        queue(conn, _DROP_TIMERS, {"iids": sorted({iid for iid, _ in w.drop_timers}),
+                                   "ids": [tid for _, tid in w.drop_timers]})
     if w.add_timers:
         queue(conn, _insert("timers", w.add_timers[0]), w.add_timers, many=True)
     if w.documents:

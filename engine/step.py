@@ -51,7 +51,10 @@ _FINISH_INSTANCE = Prepared(update(instances)
                             completed_at=bindparam("now"), state=None, data=bindparam("data")))
 _MOVE_TASK_DUE = Prepared(update(tasks).where(tasks.c.id == bindparam("tid")).values(due_at=bindparam("due")))
 _CLEAR_TIMERS = delete(timers).where(timers.c.instance_id.in_(bindparam("ids", expanding=True)))
-_DROP_TIMERS = delete(timers).where(timers.c.task_id.in_(bindparam("ids", expanding=True)))
+#: a stale timer by its instance (the instance's index) and its task: `timers` has no index on task_id, and by task id
+#: alone every such delete read the whole table (a county year's simulation, a live database's every timer)
+_DROP_TIMERS = delete(timers).where(timers.c.instance_id.in_(bindparam("iids", expanding=True)),
+                                    timers.c.task_id.in_(bindparam("ids", expanding=True)))
 _DROP_TASK = Prepared(delete(tasks).where(tasks.c.id == bindparam("id")))
 #: the columns of a task row a step writes (`_project_tasks`); the others start empty
 _TASK_COLUMNS = ("id", "instance_id", "case_id", "process_id", "element_id", "name", "form", "team", "candidate_groups",
@@ -63,7 +66,8 @@ _REUSE_TASK = Prepared(update(tasks).where(tasks.c.id == bindparam("old"))
                                 **{c.name: None for c in tasks.c if c.name not in _TASK_COLUMNS}}))
 _TASKS_THERE = Prepared(select(tasks.c.id).where(tasks.c.id == bindparam("id")))
 _CLEAR_TIMER = Prepared(delete(timers).where(timers.c.instance_id == bindparam("id")))
-_DROP_TIMER = Prepared(delete(timers).where(timers.c.task_id == bindparam("id")))
+_DROP_TIMER = Prepared(delete(timers).where(timers.c.instance_id == bindparam("iid"),
+                                            timers.c.task_id == bindparam("id")))
 _ADD_TIMERS = insert(timers)
 _ADD_DOCUMENTS = insert(documents)
 _CASE_COLUMNS = (cases.c.data.label("case_data"), cases.c.reference.label("case_reference"),
@@ -154,7 +158,7 @@ class _Writes:
         self.drop_tasks: list[str] = []
         self.add_tasks: list[dict[str, Any]] = []
         self.task_due: list[dict[str, Any]] = []
-        self.drop_timers: list[str] = []
+        self.drop_timers: list[tuple[int, str]] = []  # (instance id, task id)
         self.clear_timers: list[int] = []
         self.add_timers: list[dict[str, Any]] = []
         self.events: list[tuple[str, int | None, list[Event]]] = []
@@ -190,11 +194,16 @@ class _Writes:
         if sqlite and drop_tasks and add_tasks and all(len(r) == len(_TASK_COLUMNS) for r in add_tasks):
             drop_tasks, add_tasks = _reuse_task_rows(conn, drop_tasks, add_tasks)
         for one, each, ids in ((_DROP_TASK, _DROP_TASKS, drop_tasks), (_CLEAR_TIMER, _CLEAR_TIMERS,
-                                self.clear_timers), (_DROP_TIMER, _DROP_TIMERS, self.drop_timers)):
+                                self.clear_timers)):
             if ids and sqlite:
                 one.run_many(conn, [{"id": i} for i in ids])
             elif ids:
                 conn.execute(each, {"ids": ids})
+        if self.drop_timers and sqlite:
+            _DROP_TIMER.run_many(conn, [{"iid": iid, "id": tid} for iid, tid in self.drop_timers])
+        elif self.drop_timers:
+            conn.execute(_DROP_TIMERS, {"iids": sorted({iid for iid, _ in self.drop_timers}),
+                                        "ids": [tid for _, tid in self.drop_timers]})
         if add_tasks:
             driver_sql.insert_rows(conn, _ADD_TASKS, add_tasks)
         if self.task_due:
@@ -565,7 +574,7 @@ class StepCore:
         stale = [tid for tid, due in old.items() if tid not in new or new[tid]["due_at"] != due]
         if full:
             w.clear_timers.append(p.instance_id)
-        w.drop_timers.extend(stale)
+        w.drop_timers.extend((p.instance_id, tid) for tid in stale)
         w.add_timers.extend(dict(instance_id=p.instance_id, case_id=p.case_id, **t) for tid, t in new.items()
                             if tid not in old or tid in stale)
 

@@ -391,3 +391,51 @@ def test_on_postgresql_steps_go_on_when_the_server_ended_the_pooled_connections(
         assert history[-1]["type"] == "instance.completed" and eng.verify(res.case_id) == (len(history), [])
     finally:
         eng.db.dispose()
+
+
+def test_the_timers_a_step_leaves_behind_are_deleted_through_the_instances_index_not_by_reading_every_timer(
+        make_engine, db_url, monkeypatch):
+    """Completing a task with boundary timers drops its timer rows. `timers` has no index on task_id: a delete by
+    task id alone read the whole table at every such step (a county year's simulation, or a live database with
+    every case's review timer). The rows go by the instance's index, and only the finished case's go."""
+    from engine import pg_batch
+    from engine.schema import timers
+
+    eng = make_engine("deadline.bpmn")
+    started = [eng.start("deadline") for _ in range(5)]  # two timers each: the reminder and the six weeks
+    sent: list[tuple[str, dict]] = []
+    if eng.db.is_postgres:  # the step's writes are queued past SQLAlchemy (engine/pg_batch.py)
+        real_queue = pg_batch.queue
+
+        def spy(conn, sql, params, *, many=False):  # type: ignore[no-untyped-def]
+            if sql.startswith("DELETE FROM timers"):
+                sent.append((sql, params))
+            real_queue(conn, sql, params, many=many)
+
+        monkeypatch.setattr(pg_batch, "queue", spy)
+    else:
+        def seen(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+            if statement.startswith("DELETE FROM timers"):
+                sent.append((statement, parameters[0] if executemany else parameters))
+
+        event.listen(eng.db.engine, "before_cursor_execute", seen)
+    done = started[2]
+    eng.complete_task(done.ready_tasks[0]["id"], {"outcome": "independent"})
+    monkeypatch.undo()
+    with eng.db.engine.connect() as conn:
+        left = conn.execute(select(timers.c.instance_id, func.count()).group_by(timers.c.instance_id)).all()
+    assert dict(left) == {s.instance_id: 2 for s in started if s is not done}
+    assert sent, "the step deleted no timer row"
+    with eng.db.engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        for sql, params in sent:
+            if eng.db.is_postgres:
+                cur = raw.cursor()
+                cur.execute("SET enable_seqscan = off")  # a table this small would be scanned anyway: ask for
+                cur.execute("EXPLAIN " + sql, params)  # the index, which a delete by task id alone cannot use
+                plan = " ".join(r[0] for r in cur.fetchall())
+                cur.execute("RESET enable_seqscan")
+                assert "Seq Scan" not in plan and "ix_timers_instance_id" in plan, (sql, plan)
+            else:
+                plan = " ".join(r[3] for r in raw.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall())
+                assert "SCAN timers" not in plan and "ix_timers_instance_id" in plan, (sql, plan)
