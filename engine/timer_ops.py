@@ -14,10 +14,11 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, text
+from sqlalchemy import Connection, bindparam, or_, select, text
 
 from . import history
 from .clock import as_utc
+from .driver_sql import Prepared
 from .errors import ClockError
 from .history import Event
 from .schema import cases, chains, instances, timers
@@ -37,6 +38,11 @@ _CLAIM_DUE = (select(instances.c.id).join(timers, timers.c.instance_id == instan
                      instances.c.status.in_(("running", "waiting")))
               .order_by(timers.c.due_at).limit(bindparam("batch")))  # due_at alone: read from its index
 _CLAIM_DUE_LOCKED = _CLAIM_DUE.with_for_update(of=instances, skip_locked=True)
+# the next instant a timer falls due: ORDER BY … LIMIT 1 rather than min(), read from the due_at index, not every
+# timer row (the timer job asks after each run; a simulation at each move of its clock); built and compiled once
+_NEXT_DUE = Prepared(select(timers.c.due_at.label("due_at")).join(instances, instances.c.id == timers.c.instance_id)
+                     .where(or_(instances.c.status == "running", instances.c.status == "waiting"))  # no IN (…):
+                     .order_by(timers.c.due_at).limit(1))  # an expanding list is new SQL at each run, not prepared
 
 
 def _claim_statement(postgres: bool) -> Any:
@@ -145,12 +151,8 @@ class TimerOps(StepCore):
 
     def next_due(self) -> datetime | None:
         with self.db.engine.connect() as conn:
-            # ORDER BY … LIMIT 1 rather than min(): read from the due_at index, not every timer row (the timer
-            # job asks after each run)
-            q = (select(timers.c.due_at).join(instances, instances.c.id == timers.c.instance_id)
-                 .where(instances.c.status.in_(("running", "waiting"))).order_by(timers.c.due_at).limit(1))
-            value = conn.execute(q).scalar()
-        return as_utc(value) if value is not None else None
+            row = _NEXT_DUE.first(conn, {})
+        return as_utc(row.due_at) if row is not None else None
 
     def advance_clock(self, by: timedelta | None = None, *, to: datetime | None = None,
                       actor: str = "system") -> int:
