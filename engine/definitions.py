@@ -20,6 +20,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select
 
 from .bpmn import Bundle, ProcessInfo, build_specs, parse_bundle
 from .dmn import pinned_key
+from .driver_sql import Prepared
 from .errors import DefinitionError, NotFoundError, Problem
 from .history import Event
 from .library_problems import index, unexpected_problem
@@ -169,8 +170,12 @@ _LATEST_VERSION = (select(process_versions).where(process_versions.c.process_id 
                    .order_by(process_versions.c.version.desc()).limit(1))  # built once: every start runs it
 
 
+_LATEST_VERSION_PREPARED = Prepared(_LATEST_VERSION)  # on SQLite straight to the driver: every child process started
+
+
 def latest_version(conn: Connection, process_id: str):  # type: ignore[no-untyped-def]
-    return conn.execute(_LATEST_VERSION, {"pid": process_id}).first()
+    """The latest deployed version's row of `process_id` (read by attribute), or None."""
+    return _LATEST_VERSION_PREPARED.first(conn, {"pid": process_id})
 
 
 def known_ids(conn: Connection) -> tuple[set[str], set[str]]:
@@ -445,9 +450,9 @@ class SpecCache:
 
 
 def resolve_version(conn: Connection, process_id: str, version: int | None = None):  # type: ignore[no-untyped-def]
-    q = select(process_versions).where(process_versions.c.process_id == process_id)
     if version is not None:
-        row = conn.execute(q.where(process_versions.c.version == version)).first()
+        row = conn.execute(select(process_versions).where(process_versions.c.process_id == process_id,
+                                                          process_versions.c.version == version)).first()
     else:
         row = latest_version(conn, process_id)
     if row is None:

@@ -70,6 +70,9 @@ _DROP_TIMER = Prepared(delete(timers).where(timers.c.instance_id == bindparam("i
                                             timers.c.task_id == bindparam("id")))
 _ADD_TIMERS = insert(timers)
 _ADD_DOCUMENTS = insert(documents)
+#: a document filed by a handler (engine/scripting.py `_document`), its id returned for the step's listeners
+_FILE_DOCUMENT = Prepared(insert(documents).returning(documents.c.id), column_keys=(
+    "handler", "element_id", "kind", "title", "body", "case_id", "instance_id", "created_at"))
 _CASE_COLUMNS = (cases.c.data.label("case_data"), cases.c.reference.label("case_reference"),
                  chains.c.seq.label("chain_seq"), chains.c.hash.label("chain_hash"))
 #: a case's history chain ("case:<id>", engine/history.py), joined so a step reads its head with its instance
@@ -211,8 +214,11 @@ class _Writes:
         if self.add_timers:
             driver_sql.insert_rows(conn, _ADD_TIMERS, self.add_timers)
         if self.documents and self.filed:
-            ids = conn.execute(_ADD_DOCUMENTS.returning(documents.c.id, sort_by_parameter_order=True),
-                               self.documents).scalars().all()
+            if sqlite:  # one prepared INSERT … RETURNING a document, straight to the driver
+                ids = [_FILE_DOCUMENT.scalar(conn, d) for d in self.documents]
+            else:
+                ids = conn.execute(_ADD_DOCUMENTS.returning(documents.c.id, sort_by_parameter_order=True),
+                                   self.documents).scalars().all()
             filed = [dict(d, id=i) for d, i in zip(self.documents, ids, strict=True)]
             for listener in self.filed:
                 listener(conn, filed)
