@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.request import pathname2url
 
 from sqlalchemy import Connection, Engine, bindparam, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
@@ -72,7 +73,8 @@ class WalCheckpointer:
     average (docs/performance.md, "The checkpoint off the step's path"). Here every `EVERY` write transactions
     start one PASSIVE checkpoint on a short-lived thread with its own connection: it never blocks a writer or a
     reader, and the writes go on meanwhile. The automatic checkpoint stays as a backstop at `BACKSTOP_PAGES`
-    (about 40 MB of log), reached only if these fall behind. Durability is unchanged: with WAL and
+    (about 40 MB of log): passive checkpoints rarely copy the whole log while writes go on, so the log restarts
+    from its beginning when the backstop's checkpoint, in a commit, finishes it. Durability is unchanged: with WAL and
     `synchronous=NORMAL` a commit is in the log before it returns, and a checkpoint (whoever runs it) copies
     committed pages only. Counting commits, not time: nothing here reads a clock.
     """
@@ -81,7 +83,7 @@ class WalCheckpointer:
     BACKSTOP_PAGES = 10_000
 
     def __init__(self, path: str) -> None:
-        self.path = path
+        self.path = os.path.abspath(path)  # as the first connection found it, whatever the directory later
         self._lock = threading.Lock()
         self._commits = 0
         self._thread: threading.Thread | None = None
@@ -99,7 +101,9 @@ class WalCheckpointer:
 
     def _checkpoint(self) -> None:
         try:
-            conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
+            # mode=rw: a file removed meanwhile is an error here, never a new empty database
+            conn = sqlite3.connect(f"file:{pathname2url(self.path)}?mode=rw", uri=True, timeout=0,
+                                   isolation_level=None, check_same_thread=False)
             try:
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             finally:
@@ -195,6 +199,8 @@ class Database:
     def truncate_log(self) -> None:
         """SQLite: copy the whole write-ahead log into the file and empty it (after the checkpointer's run, if one
         is going, which would otherwise make this one busy). A reader still in the log can keep parts of it."""
+        if self.is_postgres:
+            return
         if self.checkpointer is not None:
             self.checkpointer.join()
         with self.engine.connect() as conn:

@@ -103,3 +103,15 @@ def test_a_process_killed_while_checkpoints_run_keeps_every_commit(tmp_path):
     assert eng.verify()[1] == []
     _run_cases(eng, 2)  # and it carries on
     eng.db.dispose()
+
+
+def test_a_checkpoint_after_the_file_is_gone_creates_nothing_and_the_database_is_named_absolutely(tmp_path,
+                                                                                                    monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    db = Database("sqlite:///relative.db")
+    assert db.checkpointer is not None and db.checkpointer.path == str(tmp_path / "relative.db")
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    monkeypatch.chdir(other)  # a later change of directory: the checkpoint still names the first file
+    db.checkpointer._checkpoint()  # the file was never made: an error, logged by its type, and no file made
+    assert not (tmp_path / "relative.db").exists() and not (other / "relative.db").exists()
