@@ -167,7 +167,7 @@ class Database:
                     yield conn
                     if self.is_postgres:
                         pg_batch.commit(conn)  # the queued writes and COMMIT in one round trip
-                if self.checkpointer is not None and self.steps_batched is None:
+                if self.checkpointer is not None:  # a file (simulation's batches are in memory: none)
                     self.checkpointer.committed()
             finally:
                 conn.info.pop("carepath_write", None)

@@ -166,16 +166,14 @@ def _required_closure(ids: Iterable[str], required: Mapping[str, Any]) -> set[st
     return seen
 
 
-_LATEST_VERSION = (select(process_versions).where(process_versions.c.process_id == bindparam("pid"))
-                   .order_by(process_versions.c.version.desc()).limit(1))  # built once: every start runs it
-
-
-_LATEST_VERSION_PREPARED = Prepared(_LATEST_VERSION)  # on SQLite straight to the driver: every child process started
+# built and compiled once, on SQLite run straight on the driver: every start and child process started reads it
+_LATEST_VERSION = Prepared(select(process_versions).where(process_versions.c.process_id == bindparam("pid"))
+                           .order_by(process_versions.c.version.desc()).limit(1))
 
 
 def latest_version(conn: Connection, process_id: str):  # type: ignore[no-untyped-def]
     """The latest deployed version's row of `process_id` (read by attribute), or None."""
-    return _LATEST_VERSION_PREPARED.first(conn, {"pid": process_id})
+    return _LATEST_VERSION.first(conn, {"pid": process_id})
 
 
 def known_ids(conn: Connection) -> tuple[set[str], set[str]]:

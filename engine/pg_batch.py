@@ -151,8 +151,7 @@ def queue_writes(conn: Connection, w: _Writes, now: datetime, *, lock: bool) -> 
     if w.clear_timers:
         queue(conn, _CLEAR_TIMERS, {"ids": list(w.clear_timers)})
     if w.drop_timers:
-        queue(conn, _DROP_TIMERS, {"iids": sorted({iid for iid, _ in w.drop_timers}),
-                                   "ids": [tid for _, tid in w.drop_timers]})
+        queue(conn, _DROP_TIMERS, w.dropped_timers())
     if w.add_timers:
         queue(conn, _insert("timers", w.add_timers[0]), w.add_timers, many=True)
     if w.documents:

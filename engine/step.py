@@ -168,6 +168,10 @@ class _Writes:
         self.documents: list[dict[str, Any]] = []
         self.heads: dict[str, tuple[int, str] | None] = {}  # chain heads read with the instances
 
+    def dropped_timers(self) -> dict[str, list[Any]]:
+        """The stale timers as one statement's lists: their instances (for the index) and their tasks."""
+        return {"iids": sorted({iid for iid, _ in self.drop_timers}), "ids": [tid for _, tid in self.drop_timers]}
+
     def flush(self, conn: Connection, now: datetime, *, lock: bool) -> None:
         if conn.dialect.name == "postgresql" and not (self.documents and self.filed):
             pg_batch.queue_writes(conn, self, now, lock=lock)  # sent with the COMMIT: one round trip
@@ -205,8 +209,7 @@ class _Writes:
         if self.drop_timers and sqlite:
             _DROP_TIMER.run_many(conn, [{"iid": iid, "id": tid} for iid, tid in self.drop_timers])
         elif self.drop_timers:
-            conn.execute(_DROP_TIMERS, {"iids": sorted({iid for iid, _ in self.drop_timers}),
-                                        "ids": [tid for _, tid in self.drop_timers]})
+            conn.execute(_DROP_TIMERS, self.dropped_timers())
         if add_tasks:
             driver_sql.insert_rows(conn, _ADD_TASKS, add_tasks)
         if self.task_due:
