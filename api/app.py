@@ -88,7 +88,8 @@ def idle_timeout_setting(env: Any = None) -> timedelta:
 
 def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | None = None,
                warm_measures: bool = False, api_docs: bool | None = None,
-               identity_provider: oidc.OidcSettings | bool | None = None) -> FastAPI:
+               identity_provider: oidc.OidcSettings | bool | None = None,
+               simulations_ahead: bool = False) -> FastAPI:
     """The app. `api_docs` (default: the CAREPATH_API_DOCS setting, off) publishes the OpenAPI description at
     /api/openapi.json to signed-in users; FastAPI's /docs and /redoc pages, which load script and styles from
     a CDN, are never served (docs/security.md "API description").
@@ -96,7 +97,11 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
     `identity_provider` (default: the CAREPATH_OIDC_* settings, off when CAREPATH_OIDC_ISSUER is unset; False:
     off) lets people sign in through the council's identity provider (api/oidc.py); without `auth`, password
     sign-in follows CAREPATH_LOCAL_ACCOUNTS (on when unset). Settings that cannot work stop the app here, with
-    the setting named."""
+    the setting named.
+
+    `simulations_ahead` (the server: on; the tests' apps: off unless asked) makes the live version's simulation runs
+    ahead of a comparison, in the background at the lowest priority, as CAREPATH_SIMULATION_AHEAD plans them
+    (carepath/simulate_ahead.py; docs/simulation.md "The live runs made ahead")."""
     if identity_provider is None or identity_provider is True:
         identity_provider = oidc.oidc_settings()
     if auth is None:
@@ -106,9 +111,23 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
 
         raise CarepathError("CAREPATH_LOCAL_ACCOUNTS is off but no identity provider is set "
                             "(CAREPATH_OIDC_ISSUER): nobody could sign in")
+    ahead_plan = None
+    if simulations_ahead:
+        from carepath.simulate_ahead import plan_from_env
+
+        ahead_plan = plan_from_env()  # a bad setting stops the app here, with its name
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
         sched = None
+        ahead = None
+        if ahead_plan:
+            from api.simulation_pages import STALE, scenario_path
+            from carepath.simulate_ahead import Ahead
+
+            ahead = Ahead(engine, scenario_path(), ahead_plan, user_stale=STALE)
+            ahead.start()
+        _app.state.simulations_ahead = ahead
         if run_timers:
             from engine.worker import background_scheduler
 
@@ -123,6 +142,8 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
         finally:
             if sched is not None:
                 sched.shutdown(wait=False)
+            if ahead is not None:
+                ahead.stop()
 
     app = FastAPI(title="carepath", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None, swagger_ui_oauth2_redirect_url=None)

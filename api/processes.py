@@ -409,7 +409,8 @@ def _review_page(request: Request, user: User, draft_id: int, *, errors: list[di
     if user.has(OWNER):  # simulating the change against the live version (api/simulation_pages.py)
         from . import simulation_pages as sim
 
-        ctx.update(simulations=sim.for_draft(engine, draft_id), sim=sim.form_defaults())
+        ctx.update(simulations=sim.for_draft(engine, draft_id), sim=sim.form_defaults(),
+                   sim_ahead=sim.ahead_text(engine, getattr(request.app.state, "simulations_ahead", None)))
     return _render(request, "draft_review.html", ctx, status)
 
 

@@ -418,6 +418,40 @@ def link(job: Job) -> str:
     return f"/processes/drafts/{job.draft_id}/simulations/{job.id}"
 
 
+def ahead_text(engine: Any, ahead: Any) -> str | None:
+    """What the review page says of the live runs made ahead (carepath/simulate_ahead.py) when this server makes
+    them: for each period of the plan, which seeds' live runs are ready and which one is being made. None when they
+    are not made (the setting off, reuse off, a scenario with a policy, nothing deployed) or cannot be read."""
+    from carepath import simulate_ahead
+
+    if ahead is None:
+        return None
+    try:
+        st = simulate_ahead.status(engine, ahead.scenario_path, ahead.plan)
+    except Exception as exc:  # noqa: BLE001 - a hint only: the page is shown without it
+        log.error("the live runs made ahead could not be read: %s", type(exc).__name__)
+        return None
+    if st is None:
+        return None
+    said = []
+    for p in st["periods"]:
+        seeds, ready = p["seeds"], p["ready"]
+        making = f"{p['days']}:"
+        being = [s for s in seeds if st["making"] == f"{making}{s}"]
+        if len(ready) == len(seeds):
+            state = "all ready"
+        elif not ready:
+            state = "none ready yet"
+        else:
+            state = f"seed{'s' if len(ready) > 1 else ''} {_listed(ready)} ready"
+        if being:
+            state += f", seed {being[0]} being made"
+        said.append(f"{_days(p['days'])} with seed{'s' if len(seeds) > 1 else ''} {_listed(seeds)} ({state})")
+    return ("The live version's runs are made in the background after each deployment, so that a simulation of these "
+            "periods and seeds only makes this draft's runs and its first results come in about half the time: "
+            + "; ".join(said) + ".")
+
+
 async def _posted_by_owner(page: kit.Page, refusal: str) -> tuple[User, dict[str, list[str]]]:
     """A simulation form POSTed: the form read (413 when too large), the signed-in user a process owner (403 with
     `refusal` otherwise) and the form's CSRF token the session's (403, nothing started). `page.user` is set as soon

@@ -10,6 +10,9 @@ and one after the other.
     .venv/bin/python bench/simulate_compare_bench.py --days 365 --seeds 2 --workers 2 --reuse --first
         # as the review page asks: with the first results (the comparison of the seeds done so far) given while the
         # other runs go on; prints when each came (`first_s`)
+    .venv/bin/python bench/simulate_compare_bench.py --days 365 --seeds 2 --workers 2 --ahead --first
+        # as a server does after a deployment (carepath/simulate_ahead.py): the live runs of the period and seeds made
+        # ahead at the lowest priority (`ahead_s`), then the draft compared as the review page asks, taking them
 
 A scratch SQLite database gets every file of processes/ deployed and one draft of safeguarding (its triage deadline
 an hour after the concern instead of the next working day, as tests/test_simulate_compare.py). Prints, for each
@@ -77,6 +80,9 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true",
                     help="keep runs for reuse (carepath/simulate_reuse.py): for each worker count, the draft with "
                     "nothing kept, then a second draft taking the live runs kept by the first")
+    ap.add_argument("--ahead", action="store_true",
+                    help="first make the live runs ahead, as a server does after a deployment, then compare the draft "
+                    "taking them")
     ap.add_argument("--first", action="store_true",
                     help="ask for the first results, as the review page does, and time them")
     args = ap.parse_args()
@@ -89,9 +95,20 @@ def main() -> None:
             asked = [(n, d, label) for n in args.workers
                      for d, label in ([(draft, "first draft"), (other, "second draft")] if args.reuse
                                       else [(draft, "draft")])]
+            if args.ahead:
+                from carepath.simulate_ahead import Ahead
+
+                t0 = time.perf_counter()
+                ahead = Ahead(eng, simulate.DEFAULT_SCENARIO, [(args.days, args.seeds)])
+                made = ahead.pass_once()
+                row = {"ahead_runs": made, "ahead_s": round(time.perf_counter() - t0, 1), "made": ahead.made,
+                       "load_average": round(os.getloadavg()[0], 2)}
+                rows.append(row)
+                print(json.dumps(row))
+                asked = [(n, draft, "draft, live runs made ahead") for n in args.workers]
             for n, this, label in asked:
                 kept = None
-                if args.reuse:
+                if args.reuse or args.ahead:
                     if label == "first draft":
                         with eng.db.transaction() as conn:
                             conn.execute(simulation_outputs.delete())
@@ -108,7 +125,7 @@ def main() -> None:
                 wall = time.perf_counter() - t0
                 ch1 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 cpu = time.process_time() - c0 + (ch1.ru_utime - ch0.ru_utime) + (ch1.ru_stime - ch0.ru_stime)
-                if label != "second draft":
+                if label == "first draft" or label == "draft":
                     outputs[n] = json.dumps({k: v for k, v in out.items() if k != "reused"}, sort_keys=True,
                                             default=str)
                 row = {"workers": n, "draft": label, "reused": out.get("reused"),

@@ -38,5 +38,5 @@ def serve(engine: Any, *, host: str, port: int, timers: bool = True) -> None:
         logging.getLogger("carepath").warning(
             "CAREPATH_MFA_KEY is not set: two-step verification secrets are stored unencrypted "
             "(docs/security.md, \"Passwords, sign-in and lock-out\")")
-    app = create_app(engine, run_timers=timers, warm_measures=True, auth=auth)
+    app = create_app(engine, run_timers=timers, warm_measures=True, auth=auth, simulations_ahead=True)
     uvicorn.Server(uvicorn_config(app, host=host, port=port)).run()

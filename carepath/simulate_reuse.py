@@ -115,6 +115,17 @@ class KeptRuns:
             log.error("a kept simulation run could not be read: %s", type(exc).__name__)
             return None
 
+    def has(self, key: str) -> bool:
+        """Whether a run is kept under `key` (its use not noted: a look, not a reuse); False when the database
+        cannot be read (logged by the error's type)."""
+        try:
+            with self.engine.db.engine.connect() as conn:
+                return conn.execute(select(simulation_outputs.c.key)
+                                    .where(simulation_outputs.c.key == key)).first() is not None
+        except SQLAlchemyError as exc:
+            log.error("a kept simulation run could not be looked for: %s", type(exc).__name__)
+            return False
+
     def _get(self, key: str) -> dict[str, Any] | None:
         with self.engine.db.transaction() as conn:
             text = conn.execute(select(simulation_outputs.c.output).where(simulation_outputs.c.key == key)).scalar()

@@ -661,3 +661,17 @@ simulation_outputs = Table(
     Column("seconds", Float, nullable=True),  # how long the run took when it was made
     Column("bytes", Integer, nullable=False),  # the output's length
 )
+
+# ------------------------------------------------------- the live runs made ahead of being asked (0027)
+# At most one row (`name` 'ahead'): the server process making, at the lowest priority, the runs of the deployed
+# versions a comparison of a draft will need (carepath/simulate_ahead.py), what it is making ("365:2": days and
+# seed), and its heartbeat; a row whose heartbeat is old is taken over by another process, so one server process of
+# several on a database makes them. No personal data; derived, never authoritative.
+simulation_ahead = Table(
+    "simulation_ahead",
+    metadata,
+    Column("name", String(16), primary_key=True),
+    Column("holder", String(64), nullable=False),  # a random token of the server process holding it
+    Column("making", String(64), nullable=True),  # "days:seed" of the run being made, NULL between runs
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+)

@@ -21,6 +21,7 @@ from sqlalchemy import delete
 from api import simulation_pages
 from api.auth import ROLES
 from carepath import simulate_compare
+from carepath.simulate_ahead import Ahead
 from engine import drafts
 from engine.schema import simulation_outputs, simulation_runs
 from tests.browser import launch, live_server, run_axe, sign_in
@@ -317,9 +318,13 @@ def test_a_process_owner_simulates_a_draft_by_keyboard_and_reads_the_tagged_diff
         try:
             page = browser.new_context(bypass_csp=True).new_page()
             sign_in(page, base, OWNER, PASSWORD, then="/home")
+            # the server makes the live runs of 1 day with seeds 1 and 2 ahead (carepath/simulate_ahead.py; its
+            # thread is not started here: the simulation below makes them)
+            app.state.simulations_ahead = Ahead(eng, SCENARIO, [(1, 2)])
             page.goto(f"{base}/processes/drafts/{did}/review")
             run_axe(page, "review with the simulation form")
             assert "took about" in page.locator("#sim-time").inner_text()
+            assert page.locator("#sim-ahead").inner_text().endswith("1 day with seeds 1 and 2 (none ready yet).")
 
             # keyboard only: a period out of range first, then one that will do
             page.locator("#sim-days").focus()
@@ -345,6 +350,7 @@ def test_a_process_owner_simulates_a_draft_by_keyboard_and_reads_the_tagged_diff
         assert chart.count() == 1
         # another draft of the process, the same period and seeds: the live version's runs are taken as kept
         page.goto(f"{base}/processes/drafts/{ids['same']}/review")
+        assert page.locator("#sim-ahead").inner_text().endswith("1 day with seeds 1 and 2 (all ready).")
         page.locator("#sim-days").focus()
         type_and_submit(page, {"sim-days": "1", "sim-seeds": "2"}, "Simulate this change")
         open_full_report(page)
