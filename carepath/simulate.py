@@ -363,11 +363,24 @@ def _value(schema: dict[str, Any], rng: random.Random, today: date, nonempty: bo
     return "Simulated answer"
 
 
+_CONDITIONS: dict[int, tuple[dict[str, Any], Any]] = {}  # id of a form's `if` -> (it, its validator)
+
+
+def _condition(cond: dict[str, Any]) -> Any:
+    """The validator of a form's `if` clause, made once (the forms' schemas live as long as the process)."""
+    got = _CONDITIONS.get(id(cond))
+    if got is None or got[0] is not cond:
+        import jsonschema
+
+        if len(_CONDITIONS) > 2000:  # each run reads its forms afresh: the earlier runs' are not asked again
+            _CONDITIONS.clear()
+        got = _CONDITIONS[id(cond)] = (cond, jsonschema.Draft202012Validator(cond))
+    return got[1]
+
+
 def _fill(schema: dict[str, Any], rules: dict[str, Any], rng: random.Random, today: date) -> dict[str, Any]:
     """Answers for a form: the scenario's rules first, then every required property (including those an
     if/then makes required), each with a value that fits."""
-    import jsonschema
-
     props = schema.get("properties") or {}
     out: dict[str, Any] = {}
     for k, v in rules.items():
@@ -379,7 +392,7 @@ def _fill(schema: dict[str, Any], rules: dict[str, Any], rng: random.Random, tod
         added = False
         for clause in schema.get("allOf") or []:
             cond, then = clause.get("if"), clause.get("then") or {}
-            if cond is None or not jsonschema.Draft202012Validator(cond).is_valid(out):
+            if cond is None or not _condition(cond).is_valid(out):
                 continue
             for k in then.get("required") or []:
                 if k not in out:
@@ -599,6 +612,7 @@ def scratch_engine(source: Any | None, start: date, *, full_history: bool = Fals
     if not copied:
         eng.deploy([ROOT / "processes"], note="simulation")
     if eng.simulation is not None:  # each step's transaction a savepoint, committed in batches (engine/simulation.py)
+        eng.simulation.lean_indexes(eng.db)
         eng.simulation.batch_steps(eng.db)
     return eng
 
@@ -938,6 +952,8 @@ class _Run:
         try:
             for attempt in range(7):
                 try:
+                    if task.form is not None:  # what completing checks first, without its transaction
+                        self.eng.forms.validate(task.form, answers, task=task.id)
                     self.eng.complete_task(task.id, answers, actor=ACTOR)
                     break
                 except ValidationError as exc:  # the schema's finer rules: fill what the form names, try again

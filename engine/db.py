@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 from urllib.request import pathname2url
@@ -139,6 +139,8 @@ class Database:
         self.simulation: object | None = None
         #: simulation mode's StepBatch (engine/simulation.py): each transaction a savepoint, committed in batches
         self.steps_batched: Any = None
+        #: simulation mode: (thread id, connection) kept open for that thread's transactions (`hold_connection`)
+        self.held: tuple[int, Connection] | None = None
         #: a SQLite file's checkpoints, run beside the steps (an in-memory database has no log to copy)
         self.checkpointer: WalCheckpointer | None = None
         if self.dialect == "sqlite" and parsed.database and parsed.database != ":memory:" \
@@ -155,10 +157,23 @@ class Database:
     def is_postgres(self) -> bool:
         return self.dialect == "postgresql"
 
+    def hold_connection(self) -> None:
+        """Keep one connection open for this thread's transactions from now on, instead of one taken from the pool
+        and given back for each (simulation mode's in-memory database, one thread stepping: engine/simulation.py
+        `batch_steps`); `dispose` closes it."""
+        self.held = (threading.get_ident(), self.engine.connect())
+
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """A write transaction: committed at the end of the block, rolled back on any error."""
-        with self.engine.connect() as conn:
+        held = self.held
+        if held is not None and held[0] == threading.get_ident():
+            if held[1].in_transaction():  # as with a connection from the pool (engine/simulation.py StepBatch)
+                raise StateError("simulation: a transaction was begun inside another on the database's one connection")
+            use: Any = nullcontext(held[1])
+        else:
+            use = self.engine.connect()
+        with use as conn:
             conn.info["carepath_write"] = True
             if self.simulation is not None:  # engine/history.py writes its events unchained
                 conn.info["carepath_simulation"] = self.simulation
@@ -207,6 +222,9 @@ class Database:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def dispose(self) -> None:
+        held, self.held = self.held, None
+        if held is not None:
+            held[1].close()
         if self.checkpointer is not None:
             self.checkpointer.join()
         self.engine.dispose()

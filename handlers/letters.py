@@ -13,6 +13,7 @@ details come from `processes/config/council.json` (local, not code).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import textwrap
@@ -67,12 +68,19 @@ def long_date(value: Any) -> str:
 
 def _para(text: Any, indent: str = "") -> str:
     # Plain-text letters are read on screens and printed: wrap prose at a printable width.
-    return textwrap.fill(str(text), width=78, initial_indent=indent, subsequent_indent=indent)
+    return _filled(str(text), indent, indent)
 
 
 def _bullet(text: Any, marker: str = "-", indent: str = "") -> str:
     lead = f"{indent}{marker} "
-    return textwrap.fill(str(text), width=78, initial_indent=lead, subsequent_indent=" " * len(lead))
+    return _filled(str(text), lead, " " * len(lead))
+
+
+@functools.lru_cache(maxsize=4096)
+def _filled(text: str, first: str, rest: str) -> str:
+    """A paragraph wrapped at 78 columns (most of a letter's paragraphs are the same words in every letter: each is
+    wrapped once)."""
+    return textwrap.fill(text, width=78, initial_indent=first, subsequent_indent=rest)
 
 
 # ---------------------------------------------------------------- missing fields name their path

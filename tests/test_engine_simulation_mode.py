@@ -164,6 +164,11 @@ def test_steps_committed_in_batches_give_the_same_history_and_a_failed_one_is_un
         assert _rows(batched) == _rows(plain)
         batch = batched.db.steps_batched
         assert batch.released > 3 * 2 and batch.commits == batch.released // 3  # a real COMMIT every 3 steps
+        with batched.db.transaction() as one:
+            pass
+        with batched.db.transaction() as two:
+            pass
+        assert one is two is batched.db.held[1]  # one connection for every step, kept open between them
         with batched.db.transaction() as conn:
             conn.execute(settings.insert().values(key="kept", value="1"))
         with pytest.raises(RuntimeError), batched.db.transaction() as conn:
@@ -185,3 +190,26 @@ def test_steps_committed_in_batches_give_the_same_history_and_a_failed_one_is_un
     finally:
         plain.db.dispose()
         batched.db.dispose()
+
+
+def test_a_simulations_database_does_without_the_pages_indexes_and_closes_its_connection():
+    from sqlalchemy import inspect
+
+    from carepath.simulate import scratch_engine
+
+    def indexes(eng: Engine) -> set[str]:
+        with eng.db.engine.connect() as conn:
+            return {i["name"] for t in ("events", "tasks") for i in inspect(conn).get_indexes(t)}
+
+    lean, full = scratch_engine(None, START.date()), scratch_engine(None, START.date(), full_history=True)
+    try:
+        assert set(SimulationMode.PAGES_ONLY_INDEXES) <= indexes(full)  # the live schema has them
+        assert not set(SimulationMode.PAGES_ONLY_INDEXES) & indexes(lean)
+        assert {"ix_events_case_id_id", "ix_tasks_instance_id", "ix_tasks_case_id"} <= indexes(lean)
+        held = lean.db.held[1]
+    finally:
+        lean.db.dispose()
+        full.db.dispose()
+    assert held.closed and lean.db.held is None
+    with pytest.raises(StateError, match="in-memory"):
+        SimulationMode().lean_indexes(Engine("sqlite:///" + str(DIAGRAMS.parent / "never.db")).db)

@@ -223,6 +223,11 @@ def test_task_ids_are_random_version_4_uuids_never_repeated_within_or_across_thr
     assert len(set(ids)) == len(ids)
     assert {(i.version, i.variant) for i in ids} == {(4, uuid.RFC_4122)}
     assert len({i.int >> 64 for i in ids}) == len(ids)  # not a counter: the high halves differ too
+    import pickle
+
+    for i in ids[:2000]:  # each the very UUID the uuid module would make of its text, its bytes or a pickle
+        assert uuid.UUID(str(i)) == i and uuid.UUID(bytes=i.bytes) == i and pickle.loads(pickle.dumps(i)) == i
+        assert hash(uuid.UUID(str(i))) == hash(i) and i.is_safe is uuid.SafeUUID.unknown
     per_thread: list[list[uuid.UUID]] = [[], []]
 
     def make(out: list[uuid.UUID]) -> None:
