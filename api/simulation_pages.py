@@ -75,9 +75,10 @@ CHECK_EVERY_S = 5
 REFUSAL = "Only process owners simulate drafts and see the results."
 # how long the default scenario took here (docs/simulation.md "How long it takes"), for the form's hint
 MEASURED = ("about 30 seconds for 14 days with 3 seeds on a quiet 2-core server (31.9 s, the runs sharing both "
-            "cores), several minutes on a busy one; a whole year with 2 seeds 7 to 11 minutes, and about half that "
-            "once the live version's runs of that period and seeds have been made by an earlier simulation (they are "
-            "kept and reused), with first results to read after 2 to 3 minutes")
+            "cores), several minutes on a busy one; a whole year with 2 seeds about 7 minutes when every run is made, "
+            "and about 4 minutes once the live version's runs of that period and seeds are ready (made by an earlier "
+            "simulation, or by the server after each deployment; they are kept and reused), with first results to "
+            "read after about 2 minutes")
 
 RUNNING, READY, FAILED = "running", "ready", "failed"
 HEARTBEAT_S = 30  # how often the server running a simulation writes that it is still alive

@@ -229,7 +229,8 @@ def test_logs_of_carepath_serve_hold_no_personal_data(db_url, tmp_path):
     refuse_marked_notes(eng)
     eng.db.dispose()
     port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # the live simulation runs it makes ahead (carepath/simulate_ahead.py): one of a day, not a year's three
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "CAREPATH_SIMULATION_AHEAD": "1x1"}
     env.pop("CAREPATH_DATABASE_URL", None)
     out_path, err_path = tmp_path / "serve.out", tmp_path / "serve.err"
     with open(out_path, "wb") as out_file, open(err_path, "wb") as err_file:
