@@ -19,8 +19,12 @@ time of one run (docs/simulation.md, "The live runs made ahead").
   A deployment while a run is being made stops that run (its versions are no longer live).
 * **Who**: one server process of several on one database: the one holding the lease (`simulation_ahead`, migration
   0027), renewed by a heartbeat every `BEAT_S` seconds and taken over when older than `STALE`.
+* **Giving way**: while a process owner's simulation runs, the run being made is paused (SIGSTOP of its process
+  group: no processor time, no cache, its memory held) and goes on when it ends — unless that simulation made and
+  kept the same run meanwhile, when it is dropped.
 * **Stopping**: the server's shutdown kills the run's processes (their own process group); a run whose server was
-  killed ends itself within a second (it watches its parent).
+  killed ends itself within a second (it watches its parent; a paused one is ended by the kernel, which hangs up a
+  stopped process group left without its parent).
 
 No personal data: the runs are synthetic (no case is read), the lease names a random token.
 """
@@ -50,6 +54,7 @@ DEFAULT_PLAN = "365x3"
 LEASE = "ahead"
 POLL_S = 30.0  # how often a server process looks for a run to make
 BEAT_S = 10.0  # how often the lease is renewed while a run is made
+USER_CHECK_S = 2.0  # how often a run being made looks whether a process owner's simulation runs (it then pauses)
 STALE = timedelta(minutes=2)  # a lease older than this is taken over (its server stopped)
 USER_STALE = timedelta(minutes=5)  # a process owner's running simulation with an older heartbeat has stopped
 NICE = 19  # the lowest priority
@@ -133,6 +138,8 @@ class Ahead:
         self.plan = plan
         self.poll_s = POLL_S if poll_s is None else poll_s
         self.beat_s, self.stale, self.user_stale, self.clock = beat_s, stale, user_stale, clock
+        self.user_check_s = USER_CHECK_S
+        self.paused = False  # the run being made is paused while a process owner's simulation runs
         self.holder = secrets.token_hex(16)
         self.made: list[dict[str, Any]] = []  # the runs this process made: days, seed, seconds, nice
         self._stop = threading.Event()
@@ -190,7 +197,7 @@ class Ahead:
                 if self._stop.is_set() or self._user_simulation() or not self._take(f"{days}:{seed}"):
                     break
                 began = time.monotonic()
-                got = self._make(scenario, rows, days, seed, newest)
+                got = self._make(scenario, rows, days, seed, newest, lambda key=key: kept.has(key))
                 if got is None:
                     break
                 kind, payload, nice = got
@@ -207,9 +214,12 @@ class Ahead:
             self._release()
         return made
 
-    def _make(self, scenario: Any, rows: Any, days: int, seed: int, newest: int) -> tuple[str, Any, int] | None:
+    def _make(self, scenario: Any, rows: Any, days: int, seed: int, newest: int,
+              kept_meanwhile: Callable[[], bool]) -> tuple[str, Any, int] | None:
         """The run in its own process at the lowest priority: ("ok", output, nice) or ("refused" | "failed", why,
-        nice); None when it was stopped (stop(), the lease lost, a deployment)."""
+        nice); None when it was stopped (stop(), the lease lost, a deployment, the same run kept meanwhile by a
+        process owner's simulation). While a process owner's simulation runs, the run is paused (SIGSTOP of its
+        process group: it holds its memory, takes no processor time and no cache), and goes on when it ends."""
         ctx = multiprocessing.get_context("spawn")
         ours, theirs = ctx.Pipe(duplex=False)
         proc = ctx.Process(target=_child, args=(theirs, scenario, rows, days, seed, os.getpid()),
@@ -219,6 +229,7 @@ class Ahead:
         theirs.close()
         try:
             beat = time.monotonic() + self.beat_s
+            look = time.monotonic() + self.user_check_s
             while not self._stop.is_set():
                 if ours.poll(0.25):
                     try:
@@ -227,6 +238,14 @@ class Ahead:
                         return "failed", "its process ended without a word", 0
                 if not proc.is_alive() and not ours.poll(0):
                     return "failed", f"its process ended ({proc.exitcode})", 0
+                if time.monotonic() >= look:
+                    look = time.monotonic() + self.user_check_s
+                    busy = self._user_simulation()
+                    if busy != self.paused:
+                        if not busy and kept_meanwhile():  # the process owner's simulation made it
+                            return None
+                        self._signal(proc, signal.SIGSTOP if busy else signal.SIGCONT)
+                        self.paused = busy
                 if time.monotonic() >= beat:
                     beat = time.monotonic() + self.beat_s
                     if not self._renew(f"{days}:{seed}") or self._newest() != newest:
@@ -236,7 +255,15 @@ class Ahead:
             self._kill()
             ours.close()
 
+    @staticmethod
+    def _signal(proc: Any, sig: int) -> None:
+        try:
+            os.killpg(proc.pid, sig)  # the run and its second part
+        except (ProcessLookupError, PermissionError):
+            pass
+
     def _kill(self) -> None:
+        self.paused = False
         proc, self._child = self._child, None
         if proc is None:
             return

@@ -196,6 +196,59 @@ def test_a_deployment_while_a_run_is_made_stops_it(live):
     assert _wait(lambda: _group_gone(pgid), 10)
 
 
+def _members(pgid: int) -> dict[int, str]:
+    """The processes of a process group and their states ('T': stopped), from /proc."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:
+                out[int(entry)] = fields[0]
+    return out
+
+
+def _running(eng, status: str = "running") -> None:
+    now = datetime.now(timezone.utc)
+    with eng.db.transaction() as conn:
+        conn.execute(simulation_runs.delete())
+        conn.execute(insert(simulation_runs).values(
+            id=123456789, run_key="k" * 64, draft_id=None, revision=None, process_id="", days=14, seeds="[1]",
+            scenario="s", live="[]", started_by="process-owner", started_at=now, status=status, done=0, total=1,
+            heartbeat_at=now))
+
+
+def test_a_run_made_ahead_is_paused_while_a_process_owners_simulation_runs_and_dropped_if_it_made_the_same(live):
+    eng = live
+    ahead = Ahead(eng, SCENARIO, [(365, 1)])
+    ahead.user_check_s = 0.2
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(ahead.pass_once()))
+    thread.start()
+    child = _wait(lambda: ahead._child)
+    pgid = _wait(lambda: child.pid and os.getpgid(child.pid) == child.pid and child.pid)
+    _wait(lambda: len(_members(pgid)) == 2, 30)  # the run and its second part
+    _running(eng)  # a process owner starts a simulation: the run gives way
+    _wait(lambda: set(_members(pgid).values()) == {"T"}, 10)
+    time.sleep(0.5)
+    assert set(_members(pgid).values()) == {"T"} and ahead.paused
+    _running(eng, "ready")  # it ended: the run goes on
+    _wait(lambda: "T" not in _members(pgid).values(), 10)
+    assert not ahead.paused and thread.is_alive()
+    _running(eng)  # another, which makes and keeps the very run: the one paused is dropped, not made twice
+    _wait(lambda: set(_members(pgid).values()) == {"T"}, 10)
+    (key,) = _keys(eng, 365, [1])
+    KeptRuns(eng).put(key, {"made": "by the process owner's simulation"})
+    _running(eng, "ready")
+    thread.join(30)
+    assert result == [0] and ahead.made == [] and _lease(eng) == []
+    assert KeptRuns(eng).get(key) == {"made": "by the process owner's simulation"}
+    assert _wait(lambda: _group_gone(pgid), 10)
+
+
 KILLED = """
 import sys, threading, time
 from carepath.simulate_ahead import Ahead
@@ -204,6 +257,7 @@ from engine.registry import load_registry
 from engine.runtime import Engine
 eng = Engine(sys.argv[1], registry=load_registry("handlers"), forms=FormLibrary.from_folder(sys.argv[2] + "/forms"))
 ahead = Ahead(eng, sys.argv[3], [(365, 1)])
+ahead.user_check_s = 0.2
 threading.Thread(target=ahead.pass_once, daemon=True).start()
 while ahead._child is None or not ahead._child.pid:
     time.sleep(0.05)
@@ -212,14 +266,19 @@ time.sleep(600)
 """
 
 
-def test_a_run_whose_server_was_killed_ends_itself(tmp_path):
+@pytest.mark.parametrize("paused", [False, True], ids=["running", "paused"])
+def test_a_run_whose_server_was_killed_ends_itself(tmp_path, paused):
     url = f"sqlite:///{tmp_path / 'live.db'}"
-    _engine(url).db.dispose()
+    eng = _engine(url)
     server = subprocess.Popen([sys.executable, "-c", KILLED, url, str(ROOT), str(SCENARIO)], stdout=subprocess.PIPE,
                               text=True, cwd=ROOT)
     try:
         pid = int(server.stdout.readline())
-        _wait(lambda: os.getpgid(pid) == pid, 30)
+        _wait(lambda: os.getpgid(pid) == pid and len(_members(pid)) == 2, 30)
+        if paused:  # stopped, it cannot watch its parent: the kernel hangs up the orphaned, stopped group
+            _running(eng)
+            _wait(lambda: set(_members(pid).values()) == {"T"}, 10)
+        eng.db.dispose()
     finally:
         server.send_signal(signal.SIGKILL)
         server.wait(10)
