@@ -52,7 +52,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from carepath import simulate, simulate_compare, simulate_reuse, simulate_today
+from carepath import simulate, simulate_ahead, simulate_compare, simulate_reuse, simulate_today
 from engine import drafts
 from engine.errors import CarepathError, ConflictError, DefinitionError, NotFoundError
 from engine.schema import simulation_runs
@@ -366,8 +366,7 @@ def start(engine: Any, user: User, draft: dict[str, Any], days: int, seeds: int,
     read) and ConflictError (another simulation is running on the database)."""
     path = scenario_path()
     scenario = simulate.load_scenario(path)
-    first = scenario.data.get("seed", 1)
-    first = first if isinstance(first, int) and not isinstance(first, bool) else 1
+    first = simulate_ahead.first_seed(scenario)
     job = Job(id=0, draft_id=draft["id"], revision=draft["revision"], process_id=draft["process_id"], days=days,
               seeds=list(range(first, first + seeds)), scenario=path, started_by=user.username,
               started_at=_now(), total=2 * seeds, starts_from=starts_from, live_day=_live_day(engine, starts_from))
@@ -419,16 +418,14 @@ def link(job: Job) -> str:
     return f"/processes/drafts/{job.draft_id}/simulations/{job.id}"
 
 
-def ahead_text(engine: Any, ahead: Any) -> str | None:
+def ahead_text(ahead: Any) -> str | None:
     """What the review page says of the live runs made ahead (carepath/simulate_ahead.py) when this server makes
     them: for each period of the plan, which seeds' live runs are ready and which one is being made. None when they
     are not made (the setting off, reuse off, a scenario with a policy, nothing deployed) or cannot be read."""
-    from carepath import simulate_ahead
-
     if ahead is None:
         return None
     try:
-        st = simulate_ahead.status(engine, ahead.scenario_path, ahead.plan)
+        st = ahead.status()
     except Exception as exc:  # noqa: BLE001 - a hint only: the page is shown without it
         log.error("the live runs made ahead could not be read: %s", type(exc).__name__)
         return None

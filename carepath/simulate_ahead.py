@@ -145,6 +145,7 @@ class Ahead:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._child: Any = None
+        self._cached: tuple[Any, Any] | None = None  # (what was deployed and the scenario's text, `_live()`'s answer)
 
     # ------------------------------------------------------------------ the thread
     def start(self) -> threading.Thread:
@@ -173,26 +174,19 @@ class Ahead:
         """Make the plan's runs missing for the versions deployed now, one after the other; the number made. Makes
         none while a process owner's simulation runs or another server process holds the lease, and stops when the
         deployment changes, the lease is lost or `stop()` is called."""
-        from engine.trial import deployed_rows
-
-        from .simulate import load_scenario
-        from .simulate_reuse import KeptRuns, enabled, run_key, uses_policy
+        from .simulate_reuse import KeptRuns, enabled
 
         if not enabled() or self._stop.is_set() or self._user_simulation():
             return 0
-        scenario = load_scenario(self.scenario_path)
-        if uses_policy(scenario):  # its runs are not kept (code outside the key)
+        live = self._live()
+        if live is None:
             return 0
-        rows = deployed_rows(self.engine)
-        if not rows.versions:
-            return 0
-        newest = max(v["id"] for v in rows.versions)
+        scenario, rows, newest, keys = live
         kept = KeptRuns(self.engine)
         made = 0
         try:
-            for days, seed in wanted(self.plan, first_seed(scenario)):
-                key = run_key(rows, scenario, days, seed)
-                if key is None or kept.has(key):
+            for (days, seed), key in keys.items():
+                if kept.has(key):
                     continue
                 if self._stop.is_set() or self._user_simulation() or not self._take(f"{days}:{seed}"):
                     break
@@ -213,6 +207,53 @@ class Ahead:
         finally:
             self._release()
         return made
+
+    def _live(self) -> tuple[Any, Any, int, dict[tuple[int, int], str]] | None:
+        """The scenario, the deployed rows, the newest version's id and each planned run's key (in `wanted`'s order),
+        read again only when a version has been deployed or the scenario file changed since the last look (every
+        pass and every review page asks); None when no run would be kept (a policy, nothing deployed)."""
+        from engine.trial import deployed_rows
+
+        from .simulate import load_scenario
+        from .simulate_reuse import run_key, uses_policy
+
+        try:
+            text: bytes | None = Path(self.scenario_path).read_bytes()
+        except OSError:
+            text = None  # load_scenario says why
+        mark = (self._newest(), text)
+        cached = self._cached
+        if cached is not None and cached[0] == mark:
+            return cached[1]
+        scenario = load_scenario(self.scenario_path)
+        rows = deployed_rows(self.engine)
+        live = None
+        if not uses_policy(scenario) and rows.versions:  # a policy's runs are not kept (code outside the key)
+            keys = {(days, seed): run_key(rows, scenario, days, seed)
+                    for days, seed in wanted(self.plan, first_seed(scenario))}
+            live = (scenario, rows, max(v["id"] for v in rows.versions), keys)
+        self._cached = (mark, live)
+        return live
+
+    def status(self) -> dict[str, Any] | None:
+        """What the review page says of the live runs made ahead: for each period of the plan, the seeds ready and
+        the seeds not yet made, and the run being made (None when its runs are not kept)."""
+        from .simulate_reuse import KeptRuns, enabled
+
+        if not enabled():
+            return None
+        live = self._live()
+        if live is None:
+            return None
+        scenario, keys, kept = live[0], live[3], KeptRuns(self.engine)
+        first = first_seed(scenario)
+        periods = [{"days": days, "seeds": list(range(first, first + seeds)),
+                    "ready": [s for s in range(first, first + seeds) if kept.has(keys[(days, s)])]}
+                   for days, seeds in self.plan]
+        with self.engine.db.engine.connect() as conn:
+            making = conn.execute(select(simulation_ahead.c.making).where(
+                simulation_ahead.c.name == LEASE, simulation_ahead.c.heartbeat_at >= self.clock() - STALE)).scalar()
+        return {"periods": periods, "making": making}
 
     def _make(self, scenario: Any, rows: Any, days: int, seed: int, newest: int,
               kept_meanwhile: Callable[[], bool]) -> tuple[str, Any, int] | None:
@@ -330,29 +371,3 @@ class Ahead:
         except SQLAlchemyError as exc:
             log.error("the live runs made ahead could not give up their lease: %s", type(exc).__name__)
 
-
-def status(engine: Any, scenario_path: str | Path, plan: list[tuple[int, int]] | None) -> dict[str, Any] | None:
-    """What the review page says of the live runs made ahead: for each period of the plan, the seeds ready and the
-    seeds not yet made, and the run being made (None when the plan is off or its runs are not kept)."""
-    from engine.trial import deployed_rows
-
-    from .simulate import load_scenario
-    from .simulate_reuse import KeptRuns, enabled, run_key, uses_policy
-
-    if not plan or not enabled():
-        return None
-    scenario = load_scenario(scenario_path)
-    if uses_policy(scenario):
-        return None
-    rows = deployed_rows(engine)
-    if not rows.versions:
-        return None
-    kept, first = KeptRuns(engine), first_seed(scenario)
-    periods = []
-    for days, seeds in plan:
-        ready = [s for s in range(first, first + seeds) if kept.has(run_key(rows, scenario, days, s) or "")]
-        periods.append({"days": days, "seeds": list(range(first, first + seeds)), "ready": ready})
-    with engine.db.engine.connect() as conn:
-        making = conn.execute(select(simulation_ahead.c.making).where(
-            simulation_ahead.c.name == LEASE, simulation_ahead.c.heartbeat_at >= _now() - STALE)).scalar()
-    return {"periods": periods, "making": making}

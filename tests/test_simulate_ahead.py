@@ -317,20 +317,20 @@ def test_the_review_page_says_which_live_runs_are_ready_and_which_is_being_made(
 
     eng = live
     ahead = Ahead(eng, SCENARIO, [(2, 2), (1, 1)])
-    assert ahead_text(eng, None) is None  # this server does not make them: nothing said
+    assert ahead_text(None) is None  # this server does not make them: nothing said
     start = "The live version's runs are made in the background after each deployment"
-    text = ahead_text(eng, ahead)
+    text = ahead_text(ahead)
     assert text.startswith(start) and text.endswith(
         ": 2 days with seeds 1 and 2 (none ready yet); 1 day with seed 1 (none ready yet).")
     assert ahead._take("2:2")
-    assert ahead_text(eng, ahead).endswith(
+    assert ahead_text(ahead).endswith(
         ": 2 days with seeds 1 and 2 (none ready yet, seed 2 being made); 1 day with seed 1 (none ready yet).")
     ahead._release()
     Ahead(eng, SCENARIO, [(2, 1)]).pass_once()
-    assert ahead_text(eng, ahead).endswith(
+    assert ahead_text(ahead).endswith(
         ": 2 days with seeds 1 and 2 (seed 1 ready); 1 day with seed 1 (none ready yet).")
     ahead.pass_once()
-    assert ahead_text(eng, ahead).endswith(": 2 days with seeds 1 and 2 (all ready); 1 day with seed 1 (all ready).")
+    assert ahead_text(ahead).endswith(": 2 days with seeds 1 and 2 (all ready); 1 day with seed 1 (all ready).")
     _redeploy_safeguarding(eng)  # a deployment: the runs of the versions before are not the live ones any more
-    assert ahead_text(eng, ahead).endswith(
+    assert ahead_text(ahead).endswith(
         ": 2 days with seeds 1 and 2 (none ready yet); 1 day with seed 1 (none ready yet).")
