@@ -410,7 +410,7 @@ def _review_page(request: Request, user: User, draft_id: int, *, errors: list[di
         from . import simulation_pages as sim
 
         ctx.update(simulations=sim.for_draft(engine, draft_id), sim=sim.form_defaults(),
-                   sim_ahead=sim.ahead_text(getattr(request.app.state, "simulations_ahead", None)))
+                   sim_ahead=sim.ahead_text(getattr(request.app.state, "simulations_ahead", None), draft_id))
     return _render(request, "draft_review.html", ctx, status)
 
 

@@ -295,12 +295,15 @@ def _run(engine: Any, job: Job, draft: dict[str, Any] | None, scenario: simulate
         today = _read_today(engine) if job.from_today else False
         # runs from an empty caseload already made (same versions, scenario, period, seed, code) are taken as kept
         kept = simulate_reuse.KeptRuns(engine) if simulate_reuse.enabled() and not today else None
+        # the run a server is making ahead, when this simulation needs it: waited for, not made again
+        awaiting = simulate_ahead.Awaiting(engine, kept) if kept is not None else None
         if draft is None:
-            result = _single(engine, job, scenario, today, kept)
+            result = _single(engine, job, scenario, today, kept, awaiting)
             values = {"done": 1}
         else:
             result = simulate_compare.compare(scenario, engine, draft, seeds=job.seeds, days=job.days,
-                                              progress=progress, from_live=today, kept=kept, first=first)
+                                              progress=progress, from_live=today, kept=kept, first=first,
+                                              awaiting=awaiting)
             values = {}
         values.update(status=READY, result=json.dumps(result, default=str, separators=(",", ":")))
     except DefinitionError as exc:
@@ -322,10 +325,12 @@ def _run(engine: Any, job: Job, draft: dict[str, Any] | None, scenario: simulate
         log.error("a simulation's result could not be written: %s", type(exc).__name__)
 
 
-def _single(engine: Any, job: Job, scenario: simulate.Scenario, today: Any, kept: Any) -> dict[str, Any]:
+def _single(engine: Any, job: Job, scenario: simulate.Scenario, today: Any, kept: Any,
+            awaiting: Any = None) -> dict[str, Any]:
     """One run of the live processes: its cases shared between this process and a second on the other core, as a
     comparison's runs are (CAREPATH_SIMULATION_WORKERS=1: all here); from an empty caseload, the run kept with the
-    same key if there is one (`reused` true), else the run made and kept."""
+    same key if there is one (`reused` true), or the same run being made ahead (waited for), else the run made and
+    kept."""
     parts = min(2, simulate_compare.workers_default())
     if kept is None:
         return simulate.simulate(scenario, source=engine, days=job.days, seed=job.seeds[0], from_live=today,
@@ -333,6 +338,9 @@ def _single(engine: Any, job: Job, scenario: simulate.Scenario, today: Any, kept
     rows = deployed_rows(engine)  # read once: the key and the run are of the same versions
     key = simulate_reuse.run_key(rows, scenario, job.days, job.seeds[0])
     found = kept.get(key) if key else None
+    if found is None and key and awaiting is not None:
+        got = awaiting.wait_for({"live": key})
+        found = got[1] if got is not None else None
     if found is not None:
         return {**found, "reused": True}
     began = time.monotonic()
@@ -418,36 +426,45 @@ def link(job: Job) -> str:
     return f"/processes/drafts/{job.draft_id}/simulations/{job.id}"
 
 
-def ahead_text(ahead: Any) -> str | None:
-    """What the review page says of the live runs made ahead (carepath/simulate_ahead.py) when this server makes
-    them: for each period of the plan, which seeds' live runs are ready and which one is being made. None when they
-    are not made (the setting off, reuse off, a scenario with a policy, nothing deployed) or cannot be read."""
+def ahead_text(ahead: Any, draft_id: int | None = None) -> str | None:
+    """What a draft's review page says of the runs made ahead (carepath/simulate_ahead.py) when this server makes
+    them: for each period of the plan, which seeds' live runs are ready and which one is being made, and the same of
+    draft `draft_id`'s runs when they are made ahead. None when they are not made (the setting off, reuse off, a
+    scenario with a policy, nothing deployed) or cannot be read."""
     if ahead is None:
         return None
     try:
-        st = ahead.status()
+        st = ahead.status(draft_id)
     except Exception as exc:  # noqa: BLE001 - a hint only: the page is shown without it
-        log.error("the live runs made ahead could not be read: %s", type(exc).__name__)
+        log.error("the runs made ahead could not be read: %s", type(exc).__name__)
         return None
     if st is None:
         return None
-    said = []
-    for p in st["periods"]:
-        seeds, ready = p["seeds"], p["ready"]
-        making = f"{p['days']}:"
-        being = [s for s in seeds if st["making"] == f"{making}{s}"]
-        if len(ready) == len(seeds):
-            state = "all ready"
-        elif not ready:
-            state = "none ready yet"
-        else:
-            state = f"seed{'s' if len(ready) > 1 else ''} {_listed(ready)} ready"
-        if being:
-            state += f", seed {being[0]} being made"
-        said.append(f"{_days(p['days'])} with seed{'s' if len(seeds) > 1 else ''} {_listed(seeds)} ({state})")
-    return ("The live version's runs are made in the background after each deployment, so that a simulation of these "
-            "periods and seeds only makes this draft's runs and its first results come in about half the time: "
-            + "; ".join(said) + ".")
+
+    def said(periods: list[dict[str, Any]], suffix: str) -> str:
+        out = []
+        for p in periods:
+            seeds, ready = p["seeds"], p["ready"]
+            being = [s for s in seeds if st["making"] == f"{p['days']}:{s}{suffix}"]
+            if len(ready) == len(seeds):
+                state = "all ready"
+            elif not ready:
+                state = "none ready yet"
+            else:
+                state = f"seed{'s' if len(ready) > 1 else ''} {_listed(ready)} ready"
+            if being:
+                state += f", seed {being[0]} being made"
+            out.append(f"{_days(p['days'])} with seed{'s' if len(seeds) > 1 else ''} {_listed(seeds)} ({state})")
+        return "; ".join(out)
+
+    if st.get("draft") is None:
+        return ("The live version's runs are made in the background after each deployment, so that a simulation of "
+                "these periods and seeds only makes this draft's runs and its first results come in about half the "
+                "time: " + said(st["periods"], "") + ".")
+    return ("The live version's runs are made in the background after each deployment, and this draft's after each "
+            "save, so that a simulation of these periods and seeds finds them made, or waits for the one being made "
+            f"instead of starting again. The live version's: {said(st['periods'], '')}. This draft's: "
+            f"{said(st['draft'], f':{draft_id}')}.")
 
 
 async def _posted_by_owner(page: kit.Page, refusal: str) -> tuple[User, dict[str, list[str]]]:
@@ -665,7 +682,8 @@ def reused_text(out: dict[str, Any]) -> str | None:
         return None
     text = " and ".join(parts)
     return (f"{text[0].upper()}{text[1:]}: made by an earlier simulation of the same diagrams, scenario, period and "
-            "seed, and taken as they were (a run gives the same figures each time it is made).")
+            "seed, or in the background ahead of being asked, and taken as they were (a run gives the same figures "
+            "each time it is made).")
 
 
 def start_text(job: Job) -> str:

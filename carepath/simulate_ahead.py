@@ -26,6 +26,14 @@ time of one run (docs/simulation.md, "The live runs made ahead").
   killed ends itself within a second (it watches its parent; a paused one is ended by the kernel, which hangs up a
   stopped process group left without its parent).
 
+* **The drafts' runs too**: after the live version's run of a period and seed, the same run of each open draft
+  (at most `MAX_DRAFTS`: the ones waiting for review first, then the ones saved most recently), so that a process
+  owner who saved a draft finds its runs made, or being made, when they ask for a comparison. A draft saved again,
+  decided or withdrawn stops its run; a draft that does not deploy, or that the scenario does not fit, is skipped.
+* **Waited for**: a process owner's simulation that needs the very run being made marks it awaited (`Awaiting`) and
+  waits for it to be kept instead of making it again; an awaited run is not paused. docs/simulation.md "The drafts'
+  runs made ahead".
+
 No personal data: the runs are synthetic (no case is read), the lease names a random token.
 """
 
@@ -39,6 +47,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -60,6 +69,10 @@ USER_STALE = timedelta(minutes=5)  # a process owner's running simulation with a
 NICE = 19  # the lowest priority
 DAYS = (1, 365)
 SEEDS = (1, 10)
+MAX_DRAFTS = 5  # the open drafts whose runs are made ahead at most (the ones waiting for review first)
+PAUSE_AFTER_S = 2 * USER_CHECK_S  # a simulation seen running this long, not waiting for the run, pauses it
+AWAIT_STALE = timedelta(seconds=3 * BEAT_S)  # a run made ahead whose lease is older is not waited for any more
+AWAIT_PAUSED_S = 5 * USER_CHECK_S  # a run awaited but still paused this long after is not waited for any more
 OFF = ("0", "off", "no", "false")
 
 log = logging.getLogger("carepath.simulation")
@@ -102,6 +115,28 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+@dataclass
+class _Job:
+    """A run to make ahead: the live version's or an open draft's (`draft`: its id and revision)."""
+    side: str  # "live" | "draft"
+    label: str  # what the lease says is being made: "days:seed", a draft's "days:seed:draft id"
+    days: int
+    seed: int
+    key: str
+    rows: Any  # the deployed rows the run copies (engine/trial.py DeployedRows)
+    draft: tuple[int, int] | None
+
+
+@dataclass
+class _Draft:
+    """An open draft's rows and keys (None: it does not deploy), worked out for `mark` (deployment, scenario)."""
+    id: int
+    revision: int
+    mark: Any
+    rows: Any
+    keys: dict[tuple[int, int], str] | None
+
+
 def _child(conn: Any, scenario: Any, rows: Any, days: int, seed: int, parent: int) -> None:
     """The run, in a process of its own (its own process group, so that its second part goes with it), at the lowest
     priority; it ends itself when the server that started it is gone."""
@@ -132,20 +167,26 @@ class Ahead:
 
     def __init__(self, engine: Any, scenario_path: str | Path, plan: list[tuple[int, int]], *,
                  poll_s: float | None = None, beat_s: float = BEAT_S, stale: timedelta = STALE,
-                 user_stale: timedelta = USER_STALE, clock: Callable[[], datetime] = _now) -> None:
+                 user_stale: timedelta = USER_STALE, clock: Callable[[], datetime] = _now,
+                 drafts: bool = True) -> None:
         self.engine = engine
         self.scenario_path = str(scenario_path)
         self.plan = plan
+        self.drafts = drafts  # the open drafts' runs too, after the live version's of the same period and seed
         self.poll_s = POLL_S if poll_s is None else poll_s
         self.beat_s, self.stale, self.user_stale, self.clock = beat_s, stale, user_stale, clock
         self.user_check_s = USER_CHECK_S
+        self.pause_after_s = PAUSE_AFTER_S
         self.paused = False  # the run being made is paused while a process owner's simulation runs
+        self.awaited = False  # a process owner's simulation waits for the run being made
         self.holder = secrets.token_hex(16)
         self.made: list[dict[str, Any]] = []  # the runs this process made: days, seed, seconds, nice
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._child: Any = None
         self._cached: tuple[Any, Any] | None = None  # (what was deployed and the scenario's text, `_live()`'s answer)
+        self._draft_cache: dict[tuple[int, int], _Draft] = {}  # (draft id, revision): its rows and keys
+        self._refused: set[str] = set()  # keys of drafts' runs the scenario does not fit: not tried again
 
     # ------------------------------------------------------------------ the thread
     def start(self) -> threading.Thread:
@@ -171,9 +212,9 @@ class Ahead:
 
     # ------------------------------------------------------------------ one pass
     def pass_once(self) -> int:
-        """Make the plan's runs missing for the versions deployed now, one after the other; the number made. Makes
-        none while a process owner's simulation runs or another server process holds the lease, and stops when the
-        deployment changes, the lease is lost or `stop()` is called."""
+        """Make the plan's runs missing for the versions deployed now and for the open drafts, one after the other;
+        the number made. Makes none while a process owner's simulation runs or another server process holds the
+        lease, and stops when the deployment changes, the lease is lost or `stop()` is called."""
         from .simulate_reuse import KeptRuns, enabled
 
         if not enabled() or self._stop.is_set() or self._user_simulation():
@@ -181,32 +222,91 @@ class Ahead:
         live = self._live()
         if live is None:
             return 0
-        scenario, rows, newest, keys = live
         kept = KeptRuns(self.engine)
         made = 0
         try:
-            for (days, seed), key in keys.items():
-                if kept.has(key):
-                    continue
-                if self._stop.is_set() or self._user_simulation() or not self._take(f"{days}:{seed}"):
+            while True:  # the jobs looked at again after each run: a draft saved meanwhile comes in at its place
+                scenario, newest = live[0], live[2]
+                job = next((j for j in self._jobs(live) if j.key not in self._refused and not kept.has(j.key)), None)
+                if (job is None or self._stop.is_set() or self._user_simulation()
+                        or not self._take(job.label, job.key)):
                     break
-                began = time.monotonic()
-                got = self._make(scenario, rows, days, seed, newest, lambda key=key: kept.has(key))
+                began, self.awaited = time.monotonic(), False
+                got = self._make(scenario, job, newest, lambda key=job.key: kept.has(key))
                 if got is None:
                     break
                 kind, payload, nice = got
-                if kind != "ok":  # the scenario does not fit the live diagrams, or the run failed: nothing kept
-                    log.warning("a live run made ahead (%s days, seed %s) did not finish: %s", days, seed,
-                                kind if kind == "refused" else payload)
-                    break
+                if kind != "ok":  # the scenario does not fit the diagrams, or the run failed: nothing kept
+                    log.warning("a %s run made ahead (%s days, seed %s) did not finish: %s", job.side, job.days,
+                                job.seed, kind if kind == "refused" else payload)
+                    if job.draft is None:
+                        break
+                    self._refused.add(job.key)  # a draft the scenario does not fit: not tried again, the others go on
+                    continue
                 seconds = round(time.monotonic() - began, 1)
-                kept.put(key, payload, seconds=seconds)
-                self.made.append({"days": days, "seed": seed, "seconds": seconds, "nice": nice})
-                log.info("a live run of %s days, seed %s, made ahead in %.1f s", days, seed, seconds)
+                kept.put(job.key, payload, seconds=seconds)
+                self.made.append({"days": job.days, "seed": job.seed, "seconds": seconds, "nice": nice,
+                                  "draft": job.draft[0] if job.draft else None, "awaited": self.awaited})
+                log.info("a %s run of %s days, seed %s, made ahead in %.1f s%s", job.side, job.days, job.seed, seconds,
+                         " (a simulation waited for it)" if self.awaited else "")
                 made += 1
+                live = self._live()
+                if live is None:
+                    break
         finally:
             self._release()
         return made
+
+    def _jobs(self, live: tuple[Any, Any, int, dict[tuple[int, int], str]]) -> list[_Job]:
+        """The runs to make, in order: for each run of the plan (first seeds first), the live version's, then each
+        open draft's (the drafts waiting for review first, then the ones saved most recently)."""
+        scenario, rows, newest, keys = live
+        open_drafts = self._drafts(scenario, newest) if self.drafts else []
+        jobs: list[_Job] = []
+        for (days, seed), key in keys.items():
+            jobs.append(_Job("live", f"{days}:{seed}", days, seed, key, rows, None))
+            for d in open_drafts:
+                if d.keys is not None:
+                    jobs.append(_Job("draft", f"{days}:{seed}:{d.id}", days, seed, d.keys[(days, seed)], d.rows,
+                                     (d.id, d.revision)))
+        return jobs
+
+    def _drafts(self, scenario: Any, newest: int) -> list[_Draft]:
+        """The open drafts whose runs are made ahead (at most `MAX_DRAFTS`: the ones waiting for review first, then
+        the ones saved most recently), each with its deployed rows and its runs' keys; a draft that does not deploy
+        has no keys. Worked out once per draft revision, deployment and scenario."""
+        from engine.drafts import OPEN, get_draft
+        from engine.schema import process_drafts as D
+        from engine.trial import deployed_rows
+
+        from .simulate_compare import draft_source
+        from .simulate_reuse import run_key
+
+        with self.engine.db.engine.connect() as conn:
+            found = conn.execute(select(D.c.id, D.c.revision).where(D.c.status.in_(OPEN))
+                                 .order_by((D.c.status == "submitted").desc(), D.c.updated_at.desc(), D.c.id.desc())
+                                 .limit(MAX_DRAFTS)).all()
+        mark = self._cached[0] if self._cached else newest  # the deployment and the scenario's text
+        out: list[_Draft] = []
+        cache: dict[tuple[int, int], _Draft] = {}
+        for draft_id, revision in found:
+            got = self._draft_cache.get((draft_id, revision))
+            if got is None or got.mark != mark:
+                got = _Draft(draft_id, revision, mark, None, None)
+                try:
+                    source = draft_source(self.engine, get_draft(self.engine, draft_id))
+                    try:
+                        got.rows = deployed_rows(source)
+                    finally:
+                        source.db.dispose()
+                    got.keys = {(days, seed): run_key(got.rows, scenario, days, seed)
+                                for days, seed in wanted(self.plan, first_seed(scenario))}
+                except CarepathError as exc:  # it does not deploy: no runs for it (its review page says why)
+                    log.info("a draft's runs are not made ahead: %s", type(exc).__name__)
+            cache[(draft_id, revision)] = got
+            out.append(got)
+        self._draft_cache = cache
+        return out
 
     def _live(self) -> tuple[Any, Any, int, dict[tuple[int, int], str]] | None:
         """The scenario, the deployed rows, the newest version's id and each planned run's key (in `wanted`'s order),
@@ -235,9 +335,10 @@ class Ahead:
         self._cached = (mark, live)
         return live
 
-    def status(self) -> dict[str, Any] | None:
-        """What the review page says of the live runs made ahead: for each period of the plan, the seeds ready and
-        the seeds not yet made, and the run being made (None when its runs are not kept)."""
+    def status(self, draft_id: int | None = None) -> dict[str, Any] | None:
+        """What a draft's review page says of the runs made ahead: for each period of the plan, the seeds whose live
+        runs are ready (`periods`), the same for draft `draft_id` when its runs are made ahead (`draft`, else None),
+        and what is being made (`making`: "days:seed" or a draft's "days:seed:draft id"). None when no run is kept."""
         from .simulate_reuse import KeptRuns, enabled
 
         if not enabled():
@@ -247,23 +348,34 @@ class Ahead:
             return None
         scenario, keys, kept = live[0], live[3], KeptRuns(self.engine)
         first = first_seed(scenario)
-        periods = [{"days": days, "seeds": list(range(first, first + seeds)),
-                    "ready": [s for s in range(first, first + seeds) if kept.has(keys[(days, s)])]}
-                   for days, seeds in self.plan]
+
+        def periods(keys: dict[tuple[int, int], str]) -> list[dict[str, Any]]:
+            return [{"days": days, "seeds": list(range(first, first + seeds)),
+                     "ready": [s for s in range(first, first + seeds) if kept.has(keys[(days, s)])]}
+                    for days, seeds in self.plan]
+
+        draft = None
+        if draft_id is not None and self.drafts:
+            mine = [d for d in self._drafts(scenario, live[2]) if d.id == draft_id and d.keys is not None]
+            if mine and not any(mine[0].keys[run] in self._refused for run in mine[0].keys):
+                draft = periods(mine[0].keys)
         with self.engine.db.engine.connect() as conn:
             making = conn.execute(select(simulation_ahead.c.making).where(
                 simulation_ahead.c.name == LEASE, simulation_ahead.c.heartbeat_at >= self.clock() - STALE)).scalar()
-        return {"periods": periods, "making": making}
+        return {"periods": periods(keys), "draft": draft, "making": making}
 
-    def _make(self, scenario: Any, rows: Any, days: int, seed: int, newest: int,
+    def _make(self, scenario: Any, job: _Job, newest: int,
               kept_meanwhile: Callable[[], bool]) -> tuple[str, Any, int] | None:
         """The run in its own process at the lowest priority: ("ok", output, nice) or ("refused" | "failed", why,
-        nice); None when it was stopped (stop(), the lease lost, a deployment, the same run kept meanwhile by a
-        process owner's simulation). While a process owner's simulation runs, the run is paused (SIGSTOP of its
-        process group: it holds its memory, takes no processor time and no cache), and goes on when it ends."""
+        nice); None when it was stopped (stop(), the lease lost, a deployment, its draft saved again or decided, the
+        same run kept meanwhile by a process owner's simulation). While a process owner's simulation runs, the run is
+        paused (SIGSTOP of its process group: it holds its memory, takes no processor time and no cache), and goes on
+        when it ends — unless that simulation waits for this very run (`Awaiting`): then it goes on. It is paused only
+        once the simulation has been seen running for `pause_after_s` seconds without saying it waits for this run,
+        so that a simulation that needs it has the time to say so before it is paused."""
         ctx = multiprocessing.get_context("spawn")
         ours, theirs = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_child, args=(theirs, scenario, rows, days, seed, os.getpid()),
+        proc = ctx.Process(target=_child, args=(theirs, scenario, job.rows, job.days, job.seed, os.getpid()),
                            name="carepath-simulate-ahead")
         self._child = proc
         proc.start()
@@ -271,6 +383,7 @@ class Ahead:
         try:
             beat = time.monotonic() + self.beat_s
             look = time.monotonic() + self.user_check_s
+            seen: float | None = None  # when a process owner's simulation was first seen running
             while not self._stop.is_set():
                 if ours.poll(0.25):
                     try:
@@ -282,14 +395,21 @@ class Ahead:
                 if time.monotonic() >= look:
                     look = time.monotonic() + self.user_check_s
                     busy = self._user_simulation()
+                    if busy and self._awaited(job.key):  # that simulation waits for this run: it goes on
+                        busy, self.awaited = False, True
+                    seen = (seen or time.monotonic()) if busy else None
+                    if busy and not self.paused and time.monotonic() - seen < self.pause_after_s:
+                        busy = False  # time for a simulation that needs this run to say it waits for it
                     if busy != self.paused:
                         if not busy and kept_meanwhile():  # the process owner's simulation made it
                             return None
                         self._signal(proc, signal.SIGSTOP if busy else signal.SIGCONT)
                         self.paused = busy
+                        self._mark_paused(busy)
                 if time.monotonic() >= beat:
                     beat = time.monotonic() + self.beat_s
-                    if not self._renew(f"{days}:{seed}") or self._newest() != newest:
+                    if (not self._renew(job.label) or self._newest() != newest
+                            or (job.draft is not None and not self._draft_current(*job.draft))):
                         return None
             return None
         finally:
@@ -327,11 +447,40 @@ class Ahead:
             log.error("the live runs made ahead could not see the running simulations: %s", type(exc).__name__)
             return True
 
+    def _awaited(self, key: str) -> bool:
+        """Whether a process owner's simulation waits for the run with `key` this process is making."""
+        try:
+            with self.engine.db.engine.connect() as conn:
+                return conn.execute(select(simulation_ahead.c.awaited).where(
+                    simulation_ahead.c.name == LEASE, simulation_ahead.c.holder == self.holder)).scalar() == key
+        except SQLAlchemyError as exc:
+            log.error("the runs made ahead could not read their lease: %s", type(exc).__name__)
+            return False
+
+    def _mark_paused(self, paused: bool) -> None:
+        """Say on the lease since when the run is paused (None: it runs): a simulation waiting for it can see it."""
+        try:
+            with self.engine.db.transaction() as conn:
+                conn.execute(update(simulation_ahead).where(simulation_ahead.c.name == LEASE,
+                                                            simulation_ahead.c.holder == self.holder)
+                             .values(paused_at=self.clock() if paused else None))
+        except SQLAlchemyError as exc:
+            log.error("the runs made ahead could not write their lease: %s", type(exc).__name__)
+
+    def _draft_current(self, draft_id: int, revision: int) -> bool:
+        """Whether the draft is still open at that revision (not saved again, decided or withdrawn)."""
+        from engine.drafts import OPEN
+        from engine.schema import process_drafts as D
+
+        with self.engine.db.engine.connect() as conn:
+            row = conn.execute(select(D.c.revision, D.c.status).where(D.c.id == draft_id)).first()
+        return row is not None and row.revision == revision and row.status in OPEN
+
     def _newest(self) -> int | None:
         with self.engine.db.engine.connect() as conn:
             return conn.execute(select(func.max(process_versions.c.id))).scalar()
 
-    def _take(self, making: str) -> bool:
+    def _take(self, making: str, key: str | None = None) -> bool:
         """The lease, if nobody else holds it (or theirs is stale)."""
         T = simulation_ahead.c
         now = self.clock()
@@ -339,13 +488,14 @@ class Ahead:
             with self.engine.db.transaction() as conn:
                 got = conn.execute(update(simulation_ahead).where(
                     T.name == LEASE, or_(T.holder == self.holder, T.heartbeat_at < now - self.stale))
-                    .values(holder=self.holder, making=making, heartbeat_at=now)).rowcount
+                    .values(holder=self.holder, making=making, run_key=key, awaited=None, paused_at=None,
+                            heartbeat_at=now)).rowcount
                 if got:
                     return True
                 if conn.execute(select(T.name).where(T.name == LEASE)).first() is not None:
                     return False
                 conn.execute(insert(simulation_ahead).values(name=LEASE, holder=self.holder, making=making,
-                                                             heartbeat_at=now))
+                                                             run_key=key, heartbeat_at=now))
             return True
         except IntegrityError:  # another process took it at the same moment
             return False
@@ -371,3 +521,59 @@ class Ahead:
         except SQLAlchemyError as exc:
             log.error("the live runs made ahead could not give up their lease: %s", type(exc).__name__)
 
+
+
+class Awaiting:
+    """A process owner's simulation that needs the very run being made ahead waits for it instead of making it again:
+    that run has a head start (made since the deployment or the draft's save) and, awaited, it is not paused for the
+    simulation (`Ahead._make`). Used by carepath/simulate_compare.py `compare` and the pages' single run."""
+
+    def __init__(self, engine: Any, kept: Any, *, poll_s: float = 0.5, stale: timedelta = AWAIT_STALE,
+                 paused_s: float = AWAIT_PAUSED_S, clock: Callable[[], datetime] = _now) -> None:
+        self.engine, self.kept, self.poll_s, self.stale, self.clock = engine, kept, poll_s, stale, clock
+        self.paused_s = paused_s
+
+    def _lease(self) -> Any:
+        """The lease's run key and since when it is paused, when its heartbeat is recent; else None."""
+        T = simulation_ahead.c
+        try:
+            with self.engine.db.engine.connect() as conn:
+                return conn.execute(select(T.run_key, T.paused_at).where(
+                    T.name == LEASE, T.heartbeat_at >= self.clock() - self.stale)).first()
+        except SQLAlchemyError as exc:
+            log.error("the runs made ahead could not be read: %s", type(exc).__name__)
+            return None
+
+    def being_made(self) -> str | None:
+        """The key of the run being made ahead now (its lease's heartbeat recent), or None."""
+        row = self._lease()
+        return row.run_key if row is not None else None
+
+    def wait_for(self, keys: Mapping[Any, str | None]) -> tuple[Any, dict[str, Any]] | None:
+        """When the run being made ahead is one of `keys` ({run: key}), mark it awaited and wait until it is kept:
+        (run, its output). None when none of them is being made, or when the run made ahead stops without keeping it
+        (a deployment, its server stopped...) or stays paused `paused_s` seconds after it was marked awaited (a server
+        that does not see the mark): the caller then makes it itself."""
+        runs = {key: run for run, key in keys.items() if key}
+        key = self.being_made()
+        if key not in runs:
+            return None
+        T = simulation_ahead.c
+        try:
+            with self.engine.db.transaction() as conn:
+                marked = conn.execute(update(simulation_ahead).where(T.name == LEASE, T.run_key == key)
+                                      .values(awaited=key)).rowcount
+        except SQLAlchemyError as exc:
+            log.error("the run made ahead could not be awaited: %s", type(exc).__name__)
+            marked = 0
+        marked_at = time.monotonic()
+        while marked:
+            if self.kept.has(key):
+                break
+            row = self._lease()
+            if row is None or row.run_key != key or (
+                    row.paused_at is not None and time.monotonic() - marked_at > self.paused_s):
+                break
+            time.sleep(self.poll_s)
+        out = self.kept.get(key)
+        return (runs[key], out) if out is not None else None

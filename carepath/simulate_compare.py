@@ -173,7 +173,8 @@ def _one_run(scenario: Scenario, rows: DeployedRows, days: int | None, seed: int
 def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: list[int], days: int | None = None,
             progress: Callable[[int, int], None] | None = None, from_live: Any = False,
             inspect: Callable[[str, int, Any], None] | None = None, workers: int | None = None,
-            kept: Any = None, first: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+            kept: Any = None, first: Callable[[dict[str, Any]], None] | None = None,
+            awaiting: Any = None) -> dict[str, Any]:
     """Run the live versions and the draft on the same scenario for each seed and compare every figure.
 
     `live`: the live engine (only read). `draft`: {"id"?, "process_id", "files": {name: text}}. `progress(done,
@@ -202,7 +203,11 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
     `compare_runs`, with `first_results`: {"seeds_done": [...], "seeds": every seed asked}). With two or more
     workers, when the first seed's live run was kept and its draft run is one of several left, that run is made
     first, on both cores (`parts=2`), so the first results come in about half the time of the two runs side by side
-    (measured: the whole comparison no later; docs/simulation.md "First results")."""
+    (measured: the whole comparison no later; docs/simulation.md "First results").
+
+    `awaiting` (carepath/simulate_ahead.py `Awaiting`, with `kept`): when the run a server is making ahead of being
+    asked is one of this comparison's runs not kept, that run is waited for first, and taken as kept (it is listed in
+    `reused`); if it stops without being kept, it is made here like the others."""
     if not seeds or len(seeds) > MAX_SEEDS:
         raise ScenarioError(f"give from 1 to {MAX_SEEDS} seeds, not {len(seeds)}")
     from engine.trial import deployed_rows
@@ -267,6 +272,12 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
             reused[run[0]].append(run[1])
             record(run, ("ok", found))
     runs_left = [run for run in runs if run not in results]
+    if awaiting is not None and keys and runs_left:  # the run being made ahead, if this comparison needs it
+        got = awaiting.wait_for({run: keys[run] for run in runs_left})
+        if got is not None:
+            reused[got[0][0]] = sorted([*reused[got[0][0]], got[0][1]])
+            record(got[0], ("ok", got[1]))
+            runs_left.remove(got[0])
 
     # The first seed's live run kept and its draft run one of several left: the draft run goes first, alone on both
     # cores, so that its seed's first results come as soon as they can.

@@ -672,6 +672,9 @@ simulation_ahead = Table(
     metadata,
     Column("name", String(16), primary_key=True),
     Column("holder", String(64), nullable=False),  # a random token of the server process holding it
-    Column("making", String(64), nullable=True),  # "days:seed" of the run being made, NULL between runs
+    Column("making", String(64), nullable=True),  # "days:seed" (a draft's: "days:seed:draft id") of the run being made
     Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+    Column("run_key", String(64), nullable=True),  # its key (simulation_outputs), NULL between runs (0028)
+    Column("awaited", String(64), nullable=True),  # the key a process owner's simulation waits for (0028)
+    Column("paused_at", DateTime(timezone=True), nullable=True),  # the run paused for a simulation since (0028)
 )

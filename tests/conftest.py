@@ -265,6 +265,22 @@ def calls() -> Calls:
 
 
 @pytest.fixture
+def made(monkeypatch):
+    """The simulation runs a comparison makes itself (not taken as kept), as (days, seed), in order."""
+    from carepath import simulate_compare
+
+    runs: list[tuple[int, int]] = []
+    real = simulate_compare._one_run
+
+    def counted(scenario, rows, days, seed, start=False, inspect=None, parts=1):
+        runs.append((days, seed))
+        return real(scenario, rows, days, seed, start, inspect, parts)
+
+    monkeypatch.setattr(simulate_compare, "_one_run", counted)
+    return runs
+
+
+@pytest.fixture
 def make_engine(db_url, calls):
     """Build an initialised engine on a simulated clock with the test diagrams deployed."""
     made: list[Engine] = []

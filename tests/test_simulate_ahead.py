@@ -20,17 +20,17 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from carepath import simulate, simulate_ahead, simulate_compare
-from carepath.simulate_ahead import Ahead, plan_from_env, wanted
+from carepath.simulate_ahead import Ahead, Awaiting, plan_from_env, wanted
 from carepath.simulate_reuse import KeptRuns, run_key
 from engine import drafts
 from engine.errors import CarepathError
 from engine.forms import FormLibrary
 from engine.registry import load_registry
 from engine.runtime import Engine
-from engine.schema import simulation_ahead, simulation_outputs, simulation_runs
+from engine.schema import process_drafts, simulation_ahead, simulation_outputs, simulation_runs
 from engine.trial import deployed_rows
 from tests.test_simulate_compare import AN_HOUR, DEADLINE_OF_DAY, ROOT, SCENARIO, live_files, make_drafts
 
@@ -87,11 +87,11 @@ def test_the_plan_is_read_from_the_setting_and_a_bad_one_names_it():
 
 
 def test_a_pass_makes_the_live_runs_at_the_lowest_priority_and_a_comparison_then_makes_only_the_drafts(
-        live, monkeypatch):
+        live, made):
     eng = live
     ids = make_drafts(eng)
     scenario = simulate.load_scenario(SCENARIO)
-    ahead = Ahead(eng, SCENARIO, [(2, 2)])
+    ahead = Ahead(eng, SCENARIO, [(2, 2)], drafts=False)
     assert ahead.pass_once() == 2
     assert [(m["days"], m["seed"]) for m in ahead.made] == [(2, 1), (2, 2)]
     assert all(m["nice"] == 19 for m in ahead.made), ahead.made  # made at the lowest priority
@@ -99,22 +99,255 @@ def test_a_pass_makes_the_live_runs_at_the_lowest_priority_and_a_comparison_then
     assert _lease(eng) == []  # given up after the pass
     assert ahead.pass_once() == 0  # nothing missing: nothing made
 
-    made: list[tuple[str, int]] = []
-    real = simulate_compare._one_run
-
-    def counted(scenario, rows, days, seed, start=False, inspect=None, parts=1):
-        made.append(seed)
-        return real(scenario, rows, days, seed, start, inspect, parts)
-
-    monkeypatch.setattr(simulate_compare, "_one_run", counted)
     changed = drafts.get_draft(eng, ids["changed"])
     taken = simulate_compare.compare(scenario, eng, changed, seeds=[1, 2], days=2, workers=1, kept=KeptRuns(eng))
-    assert taken["reused"] == {"live": [1, 2], "draft": []} and made == [1, 2]  # only the draft's two runs made
+    assert taken["reused"] == {"live": [1, 2], "draft": []} and made == [(2, 1), (2, 2)]  # only the draft's runs
     with eng.db.transaction() as conn:
         conn.execute(simulation_outputs.delete())
     fresh = simulate_compare.compare(scenario, eng, changed, seeds=[1, 2], days=2, workers=1)
     assert json.dumps({k: v for k, v in taken.items() if k != "reused"}, sort_keys=True) == json.dumps(
         fresh, sort_keys=True)  # the very figures of a comparison that made every run
+
+
+def _draft_keys(eng, draft_id: int, days: int, seeds: list[int]) -> set[str]:
+    source = simulate_compare.draft_source(eng, drafts.get_draft(eng, draft_id))
+    try:
+        rows = deployed_rows(source)
+    finally:
+        source.db.dispose()
+    return {run_key(rows, simulate.load_scenario(SCENARIO), days, s) for s in seeds}
+
+
+def test_the_open_drafts_runs_are_made_after_the_live_ones_and_a_comparison_then_makes_none(live, made):
+    eng = live
+    ids = make_drafts(eng)  # two open drafts of safeguarding: "changed" saved last
+    drafts.submit_draft(eng, ids["same"], actor="process-owner")  # waiting for review: its runs before the other's
+    ahead = Ahead(eng, SCENARIO, [(2, 1)])
+    assert ahead.pass_once() == 3
+    assert [(m["seed"], m["draft"]) for m in ahead.made] == [(1, None), (1, ids["same"]), (1, ids["changed"])]
+    assert all(m["nice"] == 19 for m in ahead.made)
+    assert _kept_keys(eng) == (_keys(eng, 2, [1]) | _draft_keys(eng, ids["same"], 2, [1])
+                               | _draft_keys(eng, ids["changed"], 2, [1]))
+    assert ahead.pass_once() == 0
+
+    scenario = simulate.load_scenario(SCENARIO)
+    changed = drafts.get_draft(eng, ids["changed"])
+    taken = simulate_compare.compare(scenario, eng, changed, seeds=[1], days=2, workers=1, kept=KeptRuns(eng))
+    assert taken["reused"] == {"live": [1], "draft": [1]} and made == []  # both runs made ahead
+
+    # "changed" saved again (triage within two hours), "same" withdrawn: the next pass makes the new revision's
+    # runs and none of the withdrawn draft's
+    two_hours = changed["files"]["safeguarding.bpmn"].replace('"PT1H"', '"PT2H"')
+    assert two_hours != changed["files"]["safeguarding.bpmn"]
+    drafts.save_draft(eng, ids["changed"], files={**changed["files"], "safeguarding.bpmn": two_hours},
+                      expected_revision=changed["revision"], actor="process-owner-2")
+    drafts.withdraw_draft(eng, ids["same"], actor="process-owner")
+    again = Ahead(eng, SCENARIO, [(2, 2)])
+    third: list[int] = []
+    make = again._make
+
+    def then_a_third_draft(*args):  # saved while the pass makes its first run: its seed 1 comes before seed 2's,
+        # and being the draft saved last, its seed 2 before the other's
+        got = make(*args)
+        if not third:
+            hours = changed["files"]["safeguarding.bpmn"].replace('"PT1H"', '"PT3H"')
+            third.append(drafts.create_draft(eng, process_id="safeguarding", actor="process-owner", base_version=None,
+                                             files={**changed["files"], "safeguarding.bpmn": hours})["id"])
+        return got
+
+    again._make = then_a_third_draft
+    assert again.pass_once() == 5
+    assert [(m["seed"], m["draft"]) for m in again.made] == [
+        (1, ids["changed"]), (1, third[0]), (2, None), (2, third[0]), (2, ids["changed"])]
+
+
+def test_a_draft_the_scenario_does_not_fit_or_that_does_not_deploy_is_skipped_and_the_others_made(live):
+    from api.simulation_pages import ahead_text
+
+    eng = live
+    ids = make_drafts(eng)
+    files = {k: v.decode() for k, v in live_files(eng, "safeguarding").items()}
+    renamed = files["safeguarding.bpmn"].replace("triage_overdue", "triage_late")  # a watched timer renamed
+    unfit = drafts.create_draft(eng, process_id="safeguarding", files={**files, "safeguarding.bpmn": renamed},
+                                base_version=None, actor="process-owner")["id"]
+    broken = files["safeguarding.bpmn"].replace('targetRef="', 'targetRef="nowhere_', 1)  # a flow to no element
+    undeployable = drafts.create_draft(eng, process_id="safeguarding", files={**files, "safeguarding.bpmn": broken},
+                                       base_version=None, actor="process-owner")["id"]
+    ahead = Ahead(eng, SCENARIO, [(2, 1)])
+    assert ahead.pass_once() == 3  # the live run and the two drafts that fit
+    assert [m["draft"] for m in ahead.made] == [None, ids["changed"], ids["same"]]
+    tried: list[str] = []
+    make = ahead._make
+    ahead._make = lambda scenario, job, *rest: tried.append(job.label) or make(scenario, job, *rest)
+    assert ahead.pass_once() == 0 and tried == [] and len(ahead.made) == 3  # the unfit draft is not tried again
+    # its review page says nothing of its own runs (none will be made), only of the live version's
+    for draft_id in (unfit, undeployable):
+        assert ahead_text(ahead, draft_id).endswith("only makes this draft's runs and its first results come in "
+                                                    "about half the time: 2 days with seed 1 (all ready).")
+    assert ahead_text(ahead, ids["changed"]).endswith(
+        "The live version's: 2 days with seed 1 (all ready). This draft's: 2 days with seed 1 (all ready).")
+
+
+def test_a_draft_saved_again_or_withdrawn_while_its_run_is_made_stops_that_run(live):
+    eng = live
+    ids = make_drafts(eng)
+    with eng.db.transaction() as conn:  # only the changed draft open
+        conn.execute(update(process_drafts).where(process_drafts.c.id == ids["same"]).values(status="withdrawn"))
+    (live_key,) = _keys(eng, 365, [1])
+    KeptRuns(eng).put(live_key, {"made": "earlier"})  # the live run kept: the pass goes to the draft's at once
+    for change in ("saved again", "withdrawn"):
+        _a_draft_run_stopped_by(eng, ids["changed"], change, live_key)
+
+
+def _a_draft_run_stopped_by(eng, draft_id: int, change: str, live_key: str) -> None:
+    ahead = Ahead(eng, SCENARIO, [(365, 1)], beat_s=0.2)
+    thread, result, pgid = _pass_in_thread(ahead)
+    assert _lease(eng)[0].making == f"365:1:{draft_id}"
+    draft = drafts.get_draft(eng, draft_id)
+    if change == "saved again":
+        drafts.save_draft(eng, draft_id, files=draft["files"], expected_revision=draft["revision"],
+                          actor="process-owner-2")
+    else:
+        drafts.withdraw_draft(eng, draft_id, actor="process-owner")
+    thread.join(30)
+    assert result == [0] and ahead.made == [] and _kept_keys(eng) == {live_key}, change
+    assert _wait(lambda: _group_gone(pgid), 10)
+
+
+def test_the_review_page_says_which_of_the_drafts_runs_are_ready_and_which_is_being_made(live):
+    from api.simulation_pages import ahead_text
+
+    eng = live
+    ids = make_drafts(eng)
+    ahead = Ahead(eng, SCENARIO, [(2, 2)])
+    text = ahead_text(ahead, ids["changed"])
+    assert text.startswith("The live version's runs are made in the background after each deployment, and this "
+                           "draft's after each save, so that a simulation of these periods and seeds finds them "
+                           "made, or waits for the one being made instead of starting again.")
+    assert text.endswith("The live version's: 2 days with seeds 1 and 2 (none ready yet). This draft's: 2 days with "
+                         "seeds 1 and 2 (none ready yet).")
+    assert ahead._take(f"2:1:{ids['changed']}", "k" * 64)
+    assert ahead_text(ahead, ids["changed"]).endswith(
+        "This draft's: 2 days with seeds 1 and 2 (none ready yet, seed 1 being made).")
+    assert ahead_text(ahead, ids["same"]).endswith(  # another draft's run being made: not this one's
+        "This draft's: 2 days with seeds 1 and 2 (none ready yet).")
+    ahead._release()
+    (key,) = _draft_keys(eng, ids["changed"], 2, [1])
+    KeptRuns(eng).put(key, {"made": "ahead"})
+    assert ahead_text(ahead, ids["changed"]).endswith("This draft's: 2 days with seeds 1 and 2 (seed 1 ready).")
+
+
+def _lease_row(eng, key: str, beat: datetime, paused_at: datetime | None = None) -> None:
+    with eng.db.transaction() as conn:
+        conn.execute(simulation_ahead.delete())
+        conn.execute(insert(simulation_ahead).values(name="ahead", holder="a server", making="60:1:1", run_key=key,
+                                                     heartbeat_at=beat, paused_at=paused_at))
+
+
+def test_a_simulation_waits_for_the_run_being_made_ahead_and_makes_it_itself_if_that_run_stops(live):
+    eng = live
+    kept = KeptRuns(eng)
+    now = datetime.now(timezone.utc)
+    runs = {("live", 1): "a" * 64, ("draft", 1): "b" * 64, ("draft", 2): None}
+    awaiting = Awaiting(eng, kept, poll_s=0.05, paused_s=0.5)
+    assert awaiting.wait_for(runs) is None  # nothing is being made
+    _lease_row(eng, "c" * 64, now)
+    assert awaiting.wait_for(runs) is None and _lease(eng)[0].awaited is None  # another run: not waited for
+    _lease_row(eng, "b" * 64, now - timedelta(minutes=1))
+    assert awaiting.wait_for(runs) is None  # its server has not beaten for a minute: not waited for
+
+    # the draft's seed 1 being made (paused for this simulation, as it has not yet seen the mark): marked awaited,
+    # waited for until it is kept, then taken
+    _lease_row(eng, "b" * 64, now, paused_at=now)
+    got: list = []
+    waiter = threading.Thread(target=lambda: got.append(awaiting.wait_for(runs)))
+    waiter.start()
+    _wait(lambda: _lease(eng)[0].awaited == "b" * 64, 10)
+    with eng.db.transaction() as conn:  # the server saw the mark: the run goes on
+        conn.execute(update(simulation_ahead).values(paused_at=None))
+    time.sleep(0.8)
+    assert waiter.is_alive()
+    kept.put("b" * 64, {"made": "ahead"})
+    waiter.join(10)
+    assert got == [(("draft", 1), {"made": "ahead"})]
+
+    # the run made ahead stops without keeping it (a deployment, its server stopped): the caller makes it itself
+    _lease_row(eng, "a" * 64, now)
+    got.clear()
+    waiter = threading.Thread(target=lambda: got.append(awaiting.wait_for(runs)))
+    waiter.start()
+    _wait(lambda: _lease(eng)[0].awaited == "a" * 64, 10)
+    with eng.db.transaction() as conn:  # it failed, and the server went on to the next run
+        conn.execute(update(simulation_ahead).values(run_key="c" * 64, making="60:2:1", awaited=None))
+    waiter.join(10)
+    assert got == [None]
+    _lease_row(eng, "a" * 64, now)
+    got.clear()
+    waiter = threading.Thread(target=lambda: got.append(awaiting.wait_for(runs)))
+    waiter.start()
+    _wait(lambda: _lease(eng)[0].awaited == "a" * 64, 10)
+    with eng.db.transaction() as conn:  # its server stopped and gave up the lease
+        conn.execute(simulation_ahead.delete())
+    waiter.join(10)
+    assert got == [None]
+
+    # awaited but left paused (a server that does not see the mark): given up after `paused_s`, not waited for ever
+    _lease_row(eng, "a" * 64, now, paused_at=now)
+    began = time.monotonic()
+    assert awaiting.wait_for(runs) is None
+    assert 0.5 <= time.monotonic() - began < 5
+
+
+def test_one_run_of_the_live_processes_from_the_pages_waits_for_the_same_run_being_made_ahead(live, monkeypatch):
+    from types import SimpleNamespace
+
+    from api import simulation_pages
+
+    eng = live
+    kept = KeptRuns(eng)
+    (key,) = _keys(eng, 2, [1])
+    _lease_row(eng, key, datetime.now(timezone.utc))
+    monkeypatch.setattr(simulate, "simulate", lambda *a, **kw: pytest.fail("made again"))
+    threading.Timer(0.5, lambda: kept.put(key, {"made": "ahead"})).start()
+    job = SimpleNamespace(days=2, seeds=[1])
+    out = simulation_pages._single(eng, job, simulate.load_scenario(SCENARIO), False, kept,
+                                   Awaiting(eng, kept, poll_s=0.05))
+    assert out == {"made": "ahead", "reused": True} and _lease(eng)[0].awaited == key
+
+
+def test_a_comparison_takes_the_drafts_run_being_made_ahead_which_is_not_paused_for_it(live, made):
+    """The draft's seed 1 is being made ahead when a process owner compares: the comparison waits for it (the run
+    goes on, not paused, though a process owner's simulation runs) and takes it instead of making it again."""
+    eng = live
+    ids = make_drafts(eng)
+    assert Ahead(eng, SCENARIO, [(60, 1)], drafts=False).pass_once() == 1  # the live run: kept
+    with eng.db.transaction() as conn:  # only the changed draft open
+        conn.execute(update(process_drafts).where(process_drafts.c.id == ids["same"]).values(status="withdrawn"))
+    ahead = Ahead(eng, SCENARIO, [(60, 1)])
+    ahead.user_check_s = 0.2
+    thread, passed, pgid = _pass_in_thread(ahead)
+    _wait(lambda: len(_members(pgid)) == 2, 30)
+    assert _lease(eng)[0].making == f"60:1:{ids['changed']}"
+    _running(eng)  # the process owner's simulation, as the pages start it
+    states: list[str] = []
+    watching = threading.Event()
+
+    def watch() -> None:  # the run's states while the comparison runs
+        while not watching.is_set():
+            states.extend(_members(pgid).values())
+            time.sleep(0.1)
+
+    threading.Thread(target=watch, daemon=True).start()
+    kept = KeptRuns(eng)
+    changed = drafts.get_draft(eng, ids["changed"])
+    out = simulate_compare.compare(simulate.load_scenario(SCENARIO), eng, changed, seeds=[1], days=60, workers=1,
+                                   kept=kept, awaiting=Awaiting(eng, kept, poll_s=0.1))
+    watching.set()
+    thread.join(30)
+    assert passed == [1] and [(m["seed"], m["draft"]) for m in ahead.made] == [(1, ids["changed"])]
+    assert ahead.made[0]["awaited"] and ahead.made[0]["nice"] == 19  # the comparison waited for it while it was made
+    assert out["reused"] == {"live": [1], "draft": [1]} and made == []  # and made no run itself
+    assert states and "T" not in states  # never paused: the comparison said it waited for it before it was
 
 
 def test_after_a_deployment_the_next_pass_makes_the_new_versions_runs(live):
@@ -159,6 +392,16 @@ def _wait(what, seconds: float = 60.0):
     raise AssertionError("waited too long")
 
 
+def _pass_in_thread(ahead):
+    """A pass started in a thread, once its run's process group is there: the thread, its result, the group."""
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(ahead.pass_once()))
+    thread.start()
+    child = _wait(lambda: ahead._child)
+    pgid = _wait(lambda: child.pid and os.getpgid(child.pid) == child.pid and child.pid)
+    return thread, result, pgid
+
+
 def _group_gone(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -170,11 +413,7 @@ def _group_gone(pgid: int) -> bool:
 def test_stopping_the_server_kills_the_run_being_made_and_keeps_nothing(live):
     eng = live
     ahead = Ahead(eng, SCENARIO, [(365, 1)])
-    result: list[int] = []
-    thread = threading.Thread(target=lambda: result.append(ahead.pass_once()))
-    thread.start()
-    child = _wait(lambda: ahead._child)
-    pgid = _wait(lambda: child.pid and os.getpgid(child.pid) == child.pid and child.pid)
+    thread, result, pgid = _pass_in_thread(ahead)
     assert _lease(eng)[0].making == "365:1"
     ahead.stop()
     thread.join(10)
@@ -185,11 +424,7 @@ def test_stopping_the_server_kills_the_run_being_made_and_keeps_nothing(live):
 def test_a_deployment_while_a_run_is_made_stops_it(live):
     eng = live
     ahead = Ahead(eng, SCENARIO, [(365, 1)], beat_s=0.2)
-    result: list[int] = []
-    thread = threading.Thread(target=lambda: result.append(ahead.pass_once()))
-    thread.start()
-    child = _wait(lambda: ahead._child)
-    pgid = _wait(lambda: child.pid and os.getpgid(child.pid) == child.pid and child.pid)
+    thread, result, pgid = _pass_in_thread(ahead)
     _redeploy_safeguarding(eng)
     thread.join(30)
     assert result == [0] and _kept_keys(eng) == set()
@@ -225,11 +460,7 @@ def test_a_run_made_ahead_is_paused_while_a_process_owners_simulation_runs_and_d
     eng = live
     ahead = Ahead(eng, SCENARIO, [(365, 1)])
     ahead.user_check_s = 0.2
-    result: list[int] = []
-    thread = threading.Thread(target=lambda: result.append(ahead.pass_once()))
-    thread.start()
-    child = _wait(lambda: ahead._child)
-    pgid = _wait(lambda: child.pid and os.getpgid(child.pid) == child.pid and child.pid)
+    thread, result, pgid = _pass_in_thread(ahead)
     _wait(lambda: len(_members(pgid)) == 2, 30)  # the run and its second part
     _running(eng)  # a process owner starts a simulation: the run gives way
     _wait(lambda: set(_members(pgid).values()) == {"T"}, 10)

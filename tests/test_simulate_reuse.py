@@ -49,20 +49,6 @@ def kept(live):
         conn.execute(simulation_outputs.delete())
 
 
-@pytest.fixture
-def made(monkeypatch):
-    """The runs actually made here, as (days, seed), in order."""
-    runs: list[tuple[int, int]] = []
-    real = simulate_compare._one_run
-
-    def counted(scenario, rows, days, seed, start=False, inspect=None, parts=1):
-        runs.append((days, seed))
-        return real(scenario, rows, days, seed, start, inspect, parts)
-
-    monkeypatch.setattr(simulate_compare, "_one_run", counted)
-    return runs
-
-
 def _without_reused(out: dict) -> str:
     return json.dumps({k: v for k, v in out.items() if k != "reused"}, sort_keys=True, default=str)
 

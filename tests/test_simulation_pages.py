@@ -318,13 +318,15 @@ def test_a_process_owner_simulates_a_draft_by_keyboard_and_reads_the_tagged_diff
         try:
             page = browser.new_context(bypass_csp=True).new_page()
             sign_in(page, base, OWNER, PASSWORD, then="/home")
-            # the server makes the live runs of 1 day with seeds 1 and 2 ahead (carepath/simulate_ahead.py; its
-            # thread is not started here: the simulation below makes them)
+            # the server makes the live runs and the open drafts' of 1 day with seeds 1 and 2 ahead
+            # (carepath/simulate_ahead.py; its thread is not started here: the simulation below makes them)
             app.state.simulations_ahead = Ahead(eng, SCENARIO, [(1, 2)])
             page.goto(f"{base}/processes/drafts/{did}/review")
             run_axe(page, "review with the simulation form")
             assert "took about" in page.locator("#sim-time").inner_text()
-            assert page.locator("#sim-ahead").inner_text().endswith("1 day with seeds 1 and 2 (none ready yet).")
+            assert page.locator("#sim-ahead").inner_text().endswith(
+                "The live version's: 1 day with seeds 1 and 2 (none ready yet). This draft's: 1 day with seeds 1 and "
+                "2 (none ready yet).")
 
             # keyboard only: a period out of range first, then one that will do
             page.locator("#sim-days").focus()
@@ -350,7 +352,9 @@ def test_a_process_owner_simulates_a_draft_by_keyboard_and_reads_the_tagged_diff
         assert chart.count() == 1
         # another draft of the process, the same period and seeds: the live version's runs are taken as kept
         page.goto(f"{base}/processes/drafts/{ids['same']}/review")
-        assert page.locator("#sim-ahead").inner_text().endswith("1 day with seeds 1 and 2 (all ready).")
+        assert page.locator("#sim-ahead").inner_text().endswith(
+            "The live version's: 1 day with seeds 1 and 2 (all ready). This draft's: 1 day with seeds 1 and 2 (none "
+            "ready yet).")
         page.locator("#sim-days").focus()
         type_and_submit(page, {"sim-days": "1", "sim-seeds": "2"}, "Simulate this change")
         open_full_report(page)

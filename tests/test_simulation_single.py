@@ -204,7 +204,7 @@ def test_a_run_made_once_is_reused_by_the_next_run_and_the_next_comparison_and_t
     report = text(c.get(r.headers["location"]).text)
     assert made == [1, 1, 2, 2]  # the draft's seed 1, both of seed 2: the live run of seed 1 was kept
     assert ("Runs reused The live version's run with seed 1: made by an earlier simulation of the same diagrams, "
-            "scenario, period and seed, and taken as they were") in report
+            "scenario, period and seed, or in the background ahead of being asked, and taken as they were") in report
     _forget(eng)
 
 
