@@ -2,14 +2,17 @@
 runs ahead after it starts (carepath/simulate_ahead.py), then a year's comparison of a draft asked on the review
 page's form, timed until its first results can be read.
 
-    .venv/bin/python bench/simulate_review_bench.py [--days 365] [--seeds 2] [--out FILE]
+    .venv/bin/python bench/simulate_review_bench.py [--days 365] [--seeds 2] [--after SECONDS] [--out FILE]
 
 A scratch SQLite database gets every file of processes/ deployed, a process owner, and a draft of safeguarding (its
 triage deadline an hour after the concern, as bench/simulate_compare_bench.py). The server is started with
 `CAREPATH_SIMULATION_AHEAD={days}x{seeds}`; once the live run of seed 1 is kept (`ahead_seed1_s`, from the server's
-start), the process owner signs in and posts the review page's "Simulate this change" form; the simulation's
-status is read every second (the waiting page's script reads it every 5 s) until it has first results
-(`first_s`, from the form's post) and until it is ready (`whole_s`).
+start), and `--after` seconds more (default 0: at once), the process owner signs in and posts the review page's
+"Simulate this change" form; the simulation's status is read every second (the waiting page's script reads it
+every 2 s) until it has first results (`first_s`, from the form's post) and until it is ready (`whole_s`). The
+server makes the open draft's runs ahead too, after the live version's of the same seed: `--after` is how long
+the review came after the live run was ready, so how far the draft's own run had come (whether
+the comparison took that run instead of making it: `runs_reused`, the report's line).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--after", type=float, default=0.0, help="seconds between the live run kept and the review")
     ap.add_argument("--out", metavar="FILE")
     args = ap.parse_args()
     from bench.simulate_compare_bench import live_with_draft
@@ -72,6 +76,7 @@ def main() -> None:
                         break
                 time.sleep(0.5)
             ahead_s = time.perf_counter() - t0
+            time.sleep(args.after)
             base = f"http://127.0.0.1:{port}"
             jar = http.cookiejar.CookieJar()
             opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
@@ -95,10 +100,12 @@ def main() -> None:
                 if status["status"] != "running":
                     break
                 time.sleep(1.0)
-            row = {"days": args.days, "seeds": args.seeds, "ahead_seed1_s": round(ahead_s, 1),
+            reused = re.search(r'id="simulation-reused">([^<]*)<', opener.open(link).read().decode())
+            row = {"days": args.days, "seeds": args.seeds, "ahead_seed1_s": round(ahead_s, 1), "after_s": args.after,
                    "review_page_said": said.group(1) if said else None, "first_s": round(first_s, 1),
                    "first_page_heading": re.search(r"<h1[^>]*>([^<]*)<", first_page).group(1).strip(),
                    "whole_s": round(now, 1), "status": status["status"],
+                   "runs_reused": reused.group(1) if reused else None,
                    "load_average": round(os.getloadavg()[0], 2), "cores": os.cpu_count()}
             print(json.dumps(row))
             if args.out:
