@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -20,5 +21,12 @@ def alembic_config(db: Database) -> Config:
     return cfg
 
 
+#: Alembic's migration context is one per process (`alembic.context`, a module-level proxy): two upgrades at once in
+#: two threads — a simulation's scratch engine and a draft's trial run, say — would each find the other's context
+#: ("KeyError: 'config'"), so they take turns
+_UPGRADING = threading.Lock()
+
+
 def upgrade(db: Database, revision: str = "head") -> None:
-    command.upgrade(alembic_config(db), revision)
+    with _UPGRADING:
+        command.upgrade(alembic_config(db), revision)

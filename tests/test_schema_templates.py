@@ -107,3 +107,36 @@ def test_a_used_schema_emptied_into_the_pool_is_the_migrated_one_and_a_changed_o
         migrated.engine.dispose()
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         assert not _SchemaPool.recycle(conn, schema)
+
+
+def test_upgrades_in_two_threads_at_once_take_turns():
+    """Alembic's context is one per process: a simulation's scratch engine and a draft's trial run upgrading at the
+    same moment in two threads must not find each other's (engine/migrate.py `_UPGRADING`)."""
+    import threading
+
+    from sqlalchemy import inspect
+
+    errors: list[str] = []
+    dbs: list[Database] = []
+
+    def upgrade_some() -> None:
+        for _ in range(6):
+            db = Database("sqlite://")
+            dbs.append(db)
+            try:
+                migrations(db)
+                if "simulation_ahead" not in inspect(db.engine).get_table_names():  # (this thread's connection)
+                    errors.append("a database left without its tables")
+            except Exception as exc:  # noqa: BLE001 - what the other thread's upgrade did to this one
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=upgrade_some) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    try:
+        assert errors == [] and len(dbs) == 12
+    finally:
+        for db in dbs:
+            db.dispose()
