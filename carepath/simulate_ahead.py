@@ -182,6 +182,10 @@ class Ahead:
         self.holder = secrets.token_hex(16)
         self.made: list[dict[str, Any]] = []  # the runs this process made: days, seed, seconds, nice
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a draft changed in this process: look again now, not at the next poll
+        from engine.drafts import on_change
+
+        on_change(engine, self.wake)
         self._thread: threading.Thread | None = None
         self._child: Any = None
         self._cached: tuple[Any, Any] | None = None  # (what was deployed and the scenario's text, `_live()`'s answer)
@@ -194,16 +198,26 @@ class Ahead:
         self._thread.start()
         return self._thread
 
+    def wake(self) -> None:
+        """A draft was created, saved or decided here: the pass looks again at once (a run of a revision no longer
+        open stops at once, the new revision's begins) instead of at the next poll."""
+        self._wake.set()
+
     def stop(self, timeout: float = 10.0) -> None:
         """End the thread and kill the run being made (its whole process group)."""
         self._stop.set()
+        self._wake.set()
         self._kill()
         if self._thread is not None:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
         delay = min(2.0, self.poll_s)  # a server that starts looks at once (the demo, a restart after a deploy)
-        while not self._stop.wait(delay):
+        while not self._stop.is_set():
+            self._wake.wait(delay)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
             delay = self.poll_s
             try:
                 self.pass_once()
@@ -303,6 +317,8 @@ class Ahead:
                                 for days, seed in wanted(self.plan, first_seed(scenario))}
                 except CarepathError as exc:  # it does not deploy: no runs for it (its review page says why)
                     log.info("a draft's runs are not made ahead: %s", type(exc).__name__)
+                except Exception as exc:  # noqa: BLE001 - one draft must not stop the live runs and the others'
+                    log.error("a draft's runs could not be made ahead: %s", type(exc).__name__)
             cache[(draft_id, revision)] = got
             out.append(got)
         self._draft_cache = cache
@@ -406,10 +422,13 @@ class Ahead:
                         self._signal(proc, signal.SIGSTOP if busy else signal.SIGCONT)
                         self.paused = busy
                         self._mark_paused(busy)
-                if time.monotonic() >= beat:
+                if time.monotonic() >= beat or self._wake.is_set():  # a heartbeat, or a draft changed here
+                    self._wake.clear()
                     beat = time.monotonic() + self.beat_s
-                    if (not self._renew(job.label) or self._newest() != newest
-                            or (job.draft is not None and not self._draft_current(*job.draft))):
+                    if not self._renew(job.label):
+                        return None
+                    if self._newest() != newest or (job.draft is not None and not self._draft_current(*job.draft)):
+                        self._wake.set()  # the pass looks again at once: the new versions' or revision's runs
                         return None
             return None
         finally:

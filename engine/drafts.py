@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -357,16 +358,29 @@ def _example(value: Any) -> str | None:
     return history.canonical_json(value)
 
 
+def on_change(engine: Any, listener: Callable[[], None]) -> None:
+    """Call `listener()` after a draft change made through `engine` in this process commits (created, saved,
+    submitted, decided, withdrawn, rebased): the simulation runs made ahead look again at once
+    (carepath/simulate_ahead.py). A listener that raises is logged by the error's type; the change stands."""
+    engine.__dict__.setdefault("_draft_listeners", []).append(listener)
+
+
 @contextmanager
 def _writing(engine: Any) -> Iterator[Connection]:
     """A write transaction holding the system chain's head first (PostgreSQL; SQLite's writers are serial).
 
     Every draft change ends by appending to that chain, so taking it first keeps one lock order
-    (chain, then draft) and makes approvals one at a time: each checks the live version first."""
+    (chain, then draft) and makes approvals one at a time: each checks the live version first. Once committed,
+    the `on_change` listeners are told."""
     with engine.db.transaction() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(select(chains.c.seq).where(chains.c.chain == history.SYSTEM_CHAIN).with_for_update())
         yield conn
+    for listener in getattr(engine, "__dict__", {}).get("_draft_listeners", ()):
+        try:
+            listener()
+        except Exception as exc:  # noqa: BLE001 - a listener's trouble is not the change's
+            logging.getLogger("carepath.drafts").error("a draft change's listener failed: %s", type(exc).__name__)
 
 
 def _record(engine: Any, conn: Connection, now: datetime, evs: list[Event]) -> None:

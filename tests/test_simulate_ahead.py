@@ -188,6 +188,21 @@ def test_a_draft_the_scenario_does_not_fit_or_that_does_not_deploy_is_skipped_an
         "The live version's: 2 days with seed 1 (all ready). This draft's: 2 days with seed 1 (all ready).")
 
 
+def test_a_draft_that_cannot_be_read_stops_neither_the_live_runs_nor_the_other_drafts(live, monkeypatch):
+    eng = live
+    ids = make_drafts(eng)
+    real = simulate_compare.draft_source
+
+    def source(engine, draft):
+        if draft["id"] == ids["same"]:
+            raise RuntimeError("something unexpected")
+        return real(engine, draft)
+
+    monkeypatch.setattr(simulate_compare, "draft_source", source)
+    ahead = Ahead(eng, SCENARIO, [(1, 1)])
+    assert ahead.pass_once() == 2 and [m["draft"] for m in ahead.made] == [None, ids["changed"]]
+
+
 def test_a_draft_saved_again_or_withdrawn_while_its_run_is_made_stops_that_run(live):
     eng = live
     ids = make_drafts(eng)
@@ -200,7 +215,8 @@ def test_a_draft_saved_again_or_withdrawn_while_its_run_is_made_stops_that_run(l
 
 
 def _a_draft_run_stopped_by(eng, draft_id: int, change: str, live_key: str) -> None:
-    ahead = Ahead(eng, SCENARIO, [(365, 1)], beat_s=0.2)
+    # a heartbeat a minute apart: the run is stopped at once because the change wakes it (engine/drafts.on_change)
+    ahead = Ahead(eng, SCENARIO, [(365, 1)], beat_s=60)
     thread, result, pgid = _pass_in_thread(ahead)
     assert _lease(eng)[0].making == f"365:1:{draft_id}"
     draft = drafts.get_draft(eng, draft_id)
@@ -541,6 +557,23 @@ def test_the_app_makes_the_runs_after_it_starts_and_stops_with_it(live, monkeypa
     monkeypatch.setenv("CAREPATH_SIMULATION_AHEAD", "a year")
     with pytest.raises(CarepathError, match="CAREPATH_SIMULATION_AHEAD"):
         create_app(live, run_timers=False, simulations_ahead=True)
+
+
+def test_a_draft_saved_on_a_running_server_has_its_runs_made_at_once_not_at_the_next_poll(live, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    eng = live
+    monkeypatch.setenv("CAREPATH_SIMULATION_SCENARIO", str(SCENARIO))
+    monkeypatch.setenv("CAREPATH_SIMULATION_AHEAD", "1x1")
+    monkeypatch.setattr(simulate_ahead, "POLL_S", 600.0)  # the next poll would be in ten minutes
+    app = create_app(eng, run_timers=False, simulations_ahead=True)
+    with TestClient(app):
+        _wait(lambda: _kept_keys(eng) == _keys(eng, 1, [1]), 120)  # the live run, when the server starts
+        ids = make_drafts(eng)  # two drafts saved: their runs are made now
+        wanted = _keys(eng, 1, [1]) | _draft_keys(eng, ids["same"], 1, [1]) | _draft_keys(eng, ids["changed"], 1, [1])
+        _wait(lambda: _kept_keys(eng) == wanted, 120)
 
 
 def test_the_review_page_says_which_live_runs_are_ready_and_which_is_being_made(live):
