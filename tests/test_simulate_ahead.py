@@ -135,6 +135,8 @@ def test_the_open_drafts_runs_are_made_after_the_live_ones_and_a_comparison_then
     taken = simulate_compare.compare(scenario, eng, changed, seeds=[1], days=2, workers=1, kept=KeptRuns(eng))
     assert taken["reused"] == {"live": [1], "draft": [1]} and made == []  # both runs made ahead
 
+    if eng.db.is_postgres:  # what follows reads the same queries again: on SQLite only, the suite's time kept
+        return
     # "changed" saved again (triage within two hours), "same" withdrawn: the next pass makes the new revision's
     # runs and none of the withdrawn draft's
     two_hours = changed["files"]["safeguarding.bpmn"].replace('"PT1H"', '"PT2H"')
