@@ -121,6 +121,7 @@ class Job:
     starts_from: str = EMPTY  # EMPTY: an empty caseload; TODAY: an anonymised copy of today's open cases
     live_day: str | None = None  # TODAY: the live clock's day when asked (only in the key: asked the next day, run)
     has_result: bool = False  # a result is written (while running: a comparison's first results)
+    waiting: dict[str, Any] | None = None  # the run made ahead it waits for: {"side", "seed", "since"} (0029)
 
     @property
     def key(self) -> str:
@@ -167,6 +168,8 @@ def _job(row: Any, now: datetime) -> Job:
     result = getattr(row, "result", None)
     if result is not None:
         job.result = json.loads(result)
+    if job.status == RUNNING and getattr(row, "waiting_for", None):
+        job.waiting = json.loads(row.waiting_for)
     job.has_result = result is not None or bool(getattr(row, "has_result", False))
     if job.status == RUNNING and now - job.heartbeat_at > STALE:
         job.status, job.error = FAILED, STOPPED
@@ -290,13 +293,18 @@ def _run(engine: Any, job: Job, draft: dict[str, Any] | None, scenario: simulate
     def first(out: dict[str, Any]) -> None:  # the comparison of the seeds finished so far, to read while the rest run
         _write(engine, job.id, result=json.dumps(out, default=str, separators=(",", ":")), heartbeat_at=_now())
 
+    def waiting(run: Any) -> None:  # the run made ahead it waits for (("draft", 1), or "live" for a single run)
+        side, seed = run if isinstance(run, tuple) else ("live", job.seeds[0])
+        note = None if run is None else json.dumps({"side": side, "seed": seed, "since": _now().isoformat()})
+        _write(engine, job.id, waiting_for=note, heartbeat_at=_now())
+
     values: dict[str, Any]
     try:
         today = _read_today(engine) if job.from_today else False
         # runs from an empty caseload already made (same versions, scenario, period, seed, code) are taken as kept
         kept = simulate_reuse.KeptRuns(engine) if simulate_reuse.enabled() and not today else None
         # the run a server is making ahead, when this simulation needs it: waited for, not made again
-        awaiting = simulate_ahead.Awaiting(engine, kept) if kept is not None else None
+        awaiting = simulate_ahead.Awaiting(engine, kept, on_wait=waiting) if kept is not None else None
         if draft is None:
             result = _single(engine, job, scenario, today, kept, awaiting)
             values = {"done": 1}
@@ -319,7 +327,7 @@ def _run(engine: Any, job: Job, draft: dict[str, Any] | None, scenario: simulate
     try:  # the result is written even if the row was taken as stopped meanwhile: the figures are better than that
         with engine.db.transaction() as conn:
             conn.execute(update(simulation_runs).where(_T.id == job.id).values(
-                seconds=round(time.monotonic() - began, 1), heartbeat_at=_now(), **values))
+                seconds=round(time.monotonic() - began, 1), heartbeat_at=_now(), waiting_for=None, **values))
             _prune(conn, job.draft_id)
     except Exception as exc:  # noqa: BLE001 - the row stays running, its heartbeat goes stale: shown as stopped
         log.error("a simulation's result could not be written: %s", type(exc).__name__)
@@ -696,7 +704,7 @@ def start_text(job: Job) -> str:
 
 def _page(request: Request, user: User, draft: dict[str, Any], job: Job) -> Response:
     ctx = {"user": user, "draft": draft, "job": job, "when": when, "check_every_s": CHECK_EVERY_S,
-           "link": link(job), "minutes": _minutes(job), "start_text": start_text(job)}
+           "link": link(job), "minutes": _minutes(job), "start_text": start_text(job), "waiting": waiting_text(job)}
     if job.status == READY or job.first_results:
         out = job.result or {}
         c = out.get("carried_over")
@@ -728,6 +736,24 @@ def first_text(job: Job) -> dict[str, str]:
 
 def _days(n: int) -> str:
     return f"{n} day{'s' if n != 1 else ''}"
+
+
+def waiting_text(job: Job) -> str | None:
+    """While a simulation waits for a run a server was already making in the background (instead of making it again),
+    which run and since when: its waiting page would otherwise show no run finished for minutes, as if stuck."""
+    w = job.waiting
+    if job.status != RUNNING or not w:
+        return None
+    try:
+        since = when(datetime.fromisoformat(w["since"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if job.draft_id is None:
+        run = "This run"
+    else:
+        run = f"The {'draft' if w.get('side') == 'draft' else 'live version'}'s run with seed {w.get('seed')}"
+    return (f"{run} was already being made in the background when it was needed, so the simulation waits for it "
+            f"instead of starting it again (waiting since {since}).")
 
 
 def _minutes(job: Job) -> str:
@@ -768,6 +794,9 @@ def _status(request: Request, draft_id: int | None, simulation_id: int, refusal:
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
         return kit.guard(request, user, exc)
     state: dict[str, Any] = {"status": job.status, "done": job.done, "total": job.total}
+    waiting = waiting_text(job)
+    if waiting:  # a run made ahead, waited for: said beside the count, which stays still meanwhile
+        state["waiting"] = waiting
     if draft_id is not None:  # a comparison: whether its first results can be read yet
         state["first_results"] = job.first_results
     return kit.with_headers(JSONResponse(state))
@@ -846,7 +875,7 @@ def single_report(out: dict[str, Any]) -> dict[str, Any]:
 
 def _single_page(request: Request, user: User, job: Job) -> Response:
     ctx = {"user": user, "job": job, "when": when, "check_every_s": CHECK_EVERY_S, "link": single_link(job),
-           "minutes": _minutes(job), "start_text": start_text(job)}
+           "minutes": _minutes(job), "start_text": start_text(job), "waiting": waiting_text(job)}
     if job.status == READY:
         ctx.update(out=job.result, page=single_report(job.result or {}),
                    carried=carried((job.result or {}).get("carried_over")))

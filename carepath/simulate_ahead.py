@@ -548,9 +548,13 @@ class Awaiting:
     simulation (`Ahead._make`). Used by carepath/simulate_compare.py `compare` and the pages' single run."""
 
     def __init__(self, engine: Any, kept: Any, *, poll_s: float = 0.5, stale: timedelta = AWAIT_STALE,
-                 paused_s: float = AWAIT_PAUSED_S, clock: Callable[[], datetime] = _now) -> None:
+                 paused_s: float = AWAIT_PAUSED_S, clock: Callable[[], datetime] = _now,
+                 on_wait: Callable[[Any], None] | None = None) -> None:
+        """`on_wait(run)` is told the run ({run: key}'s run) it waits for when it begins to wait, and None when it
+        stops waiting (the run kept or given up): the pages say so on the simulation's waiting page."""
         self.engine, self.kept, self.poll_s, self.stale, self.clock = engine, kept, poll_s, stale, clock
         self.paused_s = paused_s
+        self.on_wait = on_wait
 
     def _lease(self) -> Any:
         """The lease's run key and since when it is paused, when its heartbeat is recent; else None."""
@@ -586,13 +590,20 @@ class Awaiting:
             log.error("the run made ahead could not be awaited: %s", type(exc).__name__)
             marked = 0
         marked_at = time.monotonic()
-        while marked:
-            if self.kept.has(key):
-                break
-            row = self._lease()
-            if row is None or row.run_key != key or (
-                    row.paused_at is not None and time.monotonic() - marked_at > self.paused_s):
-                break
-            time.sleep(self.poll_s)
+        told = bool(marked) and self.on_wait is not None
+        if told:
+            self.on_wait(runs[key])  # type: ignore[misc]
+        try:
+            while marked:
+                if self.kept.has(key):
+                    break
+                row = self._lease()
+                if row is None or row.run_key != key or (
+                        row.paused_at is not None and time.monotonic() - marked_at > self.paused_s):
+                    break
+                time.sleep(self.poll_s)
+        finally:
+            if told:
+                self.on_wait(None)  # type: ignore[misc]
         out = self.kept.get(key)
         return (runs[key], out) if out is not None else None

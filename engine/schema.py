@@ -641,6 +641,8 @@ simulation_runs = Table(
     Column("result", Text, nullable=True),  # JSON: the comparison's or the run's figures, once ready
     Column("error", Text, nullable=True),  # why it could not be run, in words, once failed
     Column("heartbeat_at", DateTime(timezone=True), nullable=False),  # the last time its server said it was alive
+    # JSON {"side", "seed", "since"}: the run made ahead it waits for instead of making it (0029), NULL otherwise
+    Column("waiting_for", Text, nullable=True),
     Index("uq_simulation_runs_running", "status", unique=True, postgresql_where=text("status = 'running'"),
           sqlite_where=text("status = 'running'")),
 )

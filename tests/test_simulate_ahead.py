@@ -267,12 +267,14 @@ def test_a_simulation_waits_for_the_run_being_made_ahead_and_makes_it_itself_if_
     kept = KeptRuns(eng)
     now = datetime.now(timezone.utc)
     runs = {("live", 1): "a" * 64, ("draft", 1): "b" * 64, ("draft", 2): None}
-    awaiting = Awaiting(eng, kept, poll_s=0.05, paused_s=0.5)
+    told: list = []  # what the simulation's page is told it waits for
+    awaiting = Awaiting(eng, kept, poll_s=0.05, paused_s=0.5, on_wait=told.append)
     assert awaiting.wait_for(runs) is None  # nothing is being made
     _lease_row(eng, "c" * 64, now)
     assert awaiting.wait_for(runs) is None and _lease(eng)[0].awaited is None  # another run: not waited for
     _lease_row(eng, "b" * 64, now - timedelta(minutes=1))
     assert awaiting.wait_for(runs) is None  # its server has not beaten for a minute: not waited for
+    assert told == []  # nor said to be
 
     # the draft's seed 1 being made (paused for this simulation, as it has not yet seen the mark): marked awaited,
     # waited for until it is kept, then taken
@@ -284,10 +286,10 @@ def test_a_simulation_waits_for_the_run_being_made_ahead_and_makes_it_itself_if_
     with eng.db.transaction() as conn:  # the server saw the mark: the run goes on
         conn.execute(update(simulation_ahead).values(paused_at=None))
     time.sleep(0.8)
-    assert waiter.is_alive()
+    assert waiter.is_alive() and told == [("draft", 1)]  # the page says which run it waits for
     kept.put("b" * 64, {"made": "ahead"})
     waiter.join(10)
-    assert got == [(("draft", 1), {"made": "ahead"})]
+    assert got == [(("draft", 1), {"made": "ahead"})] and told == [("draft", 1), None]  # and no longer once kept
 
     # the run made ahead stops without keeping it (a deployment, its server stopped): the caller makes it itself
     _lease_row(eng, "a" * 64, now)
@@ -307,7 +309,7 @@ def test_a_simulation_waits_for_the_run_being_made_ahead_and_makes_it_itself_if_
     with eng.db.transaction() as conn:  # its server stopped and gave up the lease
         conn.execute(simulation_ahead.delete())
     waiter.join(10)
-    assert got == [None]
+    assert got == [None] and told[-2:] == [("live", 1), None]  # given up: no longer said to wait
 
     # awaited but left paused (a server that does not see the mark): given up after `paused_s`, not waited for ever
     _lease_row(eng, "a" * 64, now, paused_at=now)

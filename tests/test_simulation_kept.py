@@ -29,7 +29,8 @@ from engine import drafts
 from engine.errors import ConflictError
 from engine.runtime import Engine
 from engine.schema import simulation_runs
-from tests.front_door_world import build, username
+from tests.browser import launch, live_server, run_axe, sign_in
+from tests.front_door_world import PASSWORD, build, username
 from tests.test_simulate_compare import SCENARIO as COMPARE_SCENARIO
 from tests.test_simulate_compare import make_drafts
 from tests.test_simulation_pages import _forget, client, text, wait_until_done
@@ -288,3 +289,87 @@ def test_the_newest_simulations_of_a_draft_are_kept(world, monkeypatch):
         str(j.id) for j in simulation_pages.for_draft(eng, None)]
     gone = c.get(links[0])
     assert gone.status_code == 404 and "The newest 2 are kept" in gone.text
+
+
+def test_a_simulation_waiting_for_the_run_made_ahead_says_so_on_its_waiting_page(world, monkeypatch):
+    """The run a server is making ahead is the one asked for: the simulation waits for it instead of making it
+    again, and its waiting page says so (its count of finished runs stays at 0 meanwhile, as if stuck); once the
+    run is kept the report opens and the note is gone."""
+    from carepath.simulate_reuse import KeptRuns, run_key
+    from engine.schema import simulation_ahead
+    from engine.trial import deployed_rows
+
+    eng, app, _ids, _second = world
+    monkeypatch.setenv(simulation_pages.SCENARIO_ENV, str(SINGLE_SCENARIO))
+    scenario = simulate.load_scenario(SINGLE_SCENARIO)
+    rows_now = deployed_rows(eng)
+    key = run_key(rows_now, scenario, 1, 6)
+    made = simulate.simulate(scenario, source=rows_now, days=1, seed=6)  # what the server making it ahead keeps
+    monkeypatch.setattr(simulate, "simulate", lambda *a, **kw: pytest.fail("made again"))
+    beat = threading.Event()
+
+    def heartbeat() -> None:  # the server making it ahead: its lease beaten every half second until it keeps it
+        while not beat.wait(0.5):
+            with eng.db.transaction() as conn:
+                conn.execute(update(simulation_ahead).values(heartbeat_at=datetime.now(timezone.utc)))
+
+    with eng.db.transaction() as conn:
+        conn.execute(simulation_ahead.delete())
+        conn.execute(insert(simulation_ahead).values(name="ahead", holder="another server", making="1:6",
+                                                     run_key=key, heartbeat_at=datetime.now(timezone.utc)))
+    threading.Thread(target=heartbeat, daemon=True).start()
+    c, csrf = client(app, OWNER)
+    try:
+        r = c.post("/processes/simulations", data={"csrf_token": csrf, "days": "1", "seed": "6"})
+        assert r.status_code == 303
+        link = r.headers["location"]
+        deadline = time.monotonic() + 30
+        while "waiting" not in (state := c.get(f"{link}/status").json()):
+            assert state["status"] == "running" and time.monotonic() < deadline, state
+            time.sleep(0.1)
+        note = ("This run was already being made in the background when it was needed, so the simulation waits for "
+                "it instead of starting it again (waiting since ")
+        assert state["done"] == 0 and state["waiting"].startswith(note), state
+        page = text(c.get(link).text.split('id="simulation-status"', 1)[1].split("</div>", 1)[0])
+        assert "0 of 1 run finished. " + note in page
+        with live_server(app) as base, launch() as browser:  # the page's script keeps the note as it checks
+            tab = browser.new_context(bypass_csp=True).new_page()
+            sign_in(tab, base, OWNER, PASSWORD, then="/home")
+            tab.goto(f"{base}{link}")
+            with tab.expect_response(lambda resp: resp.url.endswith(f"{link}/status")):
+                pass
+            tab.wait_for_timeout(200)
+            shown = tab.get_by_role("status").inner_text()
+            assert shown.startswith("0 of 1 run finished. " + note), shown
+            run_axe(tab, "simulation waiting for a run made ahead")
+            KeptRuns(eng).put(key, made)  # the server kept it: the script opens the report
+            tab.get_by_role("heading", name="Simulation of the live processes").wait_for(timeout=30_000)
+        assert wait_until_done(c, link) == {"status": "ready", "done": 1, "total": 1}  # no note once finished
+    finally:
+        beat.set()
+        with eng.db.transaction() as conn:
+            conn.execute(simulation_ahead.delete())
+    with eng.db.engine.connect() as conn:
+        (row,) = conn.execute(select(T.waiting_for, T.result)).all()
+    assert row.waiting_for is None and json.loads(row.result)["reused"] is True
+    report = text(c.get(link).text)
+    assert "already being made" not in report and "Simulation of the live processes" in report
+
+
+@pytest.mark.parametrize("draft_id,waiting,said", [
+    (7, {"side": "draft", "seed": 2}, "The draft's run with seed 2 was already being made in the background when "
+                                      "it was needed, so the simulation waits for it instead of starting it again"),
+    (7, {"side": "live", "seed": 1}, "The live version's run with seed 1 was already being made in the background"),
+    (None, {"side": "live", "seed": 3}, "This run was already being made in the background"),
+], ids=["draft", "live", "single"])
+def test_the_run_waited_for_is_named_by_its_side_and_seed(draft_id, waiting, said):
+    since = datetime(2026, 7, 1, 8, 5, tzinfo=timezone.utc)
+    job = simulation_pages.Job(id=1, draft_id=draft_id, revision=1, process_id="p", days=1, seeds=[1, 2, 3],
+                               scenario="s", started_by=OWNER, started_at=since,
+                               waiting={**waiting, "since": since.isoformat()})
+    words = simulation_pages.waiting_text(job)
+    assert words.startswith(said) and words.endswith("(waiting since 1 July 2026 at 9:05am).")  # UK summer time
+    job.status = "ready"
+    assert simulation_pages.waiting_text(job) is None
+    job.status, job.waiting = "running", {"side": "draft", "seed": 1, "since": "not a time"}
+    assert simulation_pages.waiting_text(job) is None

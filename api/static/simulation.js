@@ -34,7 +34,8 @@ if (status) {
         window.location.replace(status.dataset.ready);
         return;
       }
-      const text = `${state.done} of ${state.total} run${state.total === 1 ? "" : "s"} finished.`;
+      let text = `${state.done} of ${state.total} run${state.total === 1 ? "" : "s"} finished.`;
+      if (state.waiting) text += ` ${state.waiting}`; // a run made ahead, waited for rather than made again
       if (status.textContent !== text) status.textContent = text; // a status region: say only what changed
     } catch (e) {
       // the server could not be reached this time: try again later
