@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
+from copy import copy as _copy
 from typing import Any
 from uuid import UUID, SafeUUID
 
@@ -87,13 +88,13 @@ def walk(start: Any, flt: Any, *, skip_subprocesses: bool = False, end_at_spec: 
         sub = subprocesses.get(task.id) if subprocesses else None
         if ((task._children or sub is not None) and (state >= min_state or sub is not None)
                 and depth < max_depth and task.task_spec.name != end_at_spec):
-            children = task.children
-            # as the library: a finished subprocess is not searched for unfinished tasks
-            if not (sub is None or skip_subprocesses or (state >= _FINISHED and wanted <= _FINISHED)):
-                children = [sub.task_tree, *children]
             depth += 1
-            for child in reversed(children):
-                push((child, depth))
+            child_of = task.workflow.tasks.get  # the library's `task.children`, read straight onto the stack
+            for child_id in reversed(task._children):
+                push((child_of(child_id), depth))
+            # as the library: a finished subprocess is not searched for unfinished tasks (its tree comes first)
+            if not (sub is None or skip_subprocesses or (state >= _FINISHED and wanted <= _FINISHED)):
+                push((sub.task_tree, depth))
         if inline:
             if state & wanted and (manual is None or task.task_spec.manual == manual):
                 yield task
@@ -132,6 +133,7 @@ class _RandomIds:
 
 
 _new, _set = object.__new__, object.__setattr__
+_MUTABLE = (dict, list, set)
 _V4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))  # the variant's and the version's bits
 _V4_SET = (0x8000 << 48) | (4 << 76)  # RFC 4122 variant, version 4
 
@@ -153,12 +155,14 @@ def _moment(task: Any) -> float:
 
 
 class CarepathTask(Task):
-    """SpiffWorkflow's task, with two costs taken out of the steps (each a few per cent of a simulation's
+    """SpiffWorkflow's task, with three costs taken out of the steps (each a few per cent of a simulation's
     processor time, docs/performance.md) and nothing else changed:
 
     * a change of state builds the library's log record (a state name looked up through a dictionary built
       each time, and a dictionary of extras) only when the `spiff.task` logger would write it;
-    * a new task's id is a version 4 UUID from `new_task_id`, not a system call each.
+    * a new task's id is a version 4 UUID from `new_task_id`, not a system call each;
+    * a task with no data of its own yet takes its parent's as the library's deep merge would, without the merge
+      (a shallow copy of each dict, list or set value, the others as they are).
 
     Its children are CarepathTasks; stored states read and write as the library's `Task` (engine/bpmn.py)."""
 
@@ -173,6 +177,15 @@ class CarepathTask(Task):
             self._state = value
         elif _spiff_log.isEnabledFor(_DEBUG):
             _spiff_log.debug(f"State set to {TaskState.get_name(value)}", extra=self.collect_log_extras())
+
+    def _inherit_data(self) -> None:
+        # the library's DeepMerge.merge(self.data, parent's data); a task that holds no data of its own yet (most)
+        # takes each of its parent's values as the merge would (a shallow copy of a dict, list or set), without
+        # comparing each
+        if self.data:
+            super()._inherit_data()
+            return
+        self.data.update({k: _copy(v) if isinstance(v, _MUTABLE) else v for k, v in self.parent.data.items()})
 
     def _add_child(self, task_spec: Any, state: int = TaskState.MAYBE) -> Task:
         if self._state & TaskState.PREDICTED_MASK and state & TaskState.PREDICTED_MASK == 0:

@@ -279,3 +279,35 @@ def test_every_filter_and_depth_limit_gives_the_library_s_list(flt):
             library = list(BpmnTaskIterator(wf.task_tree, max_depth=depth, skip_subprocesses=skip, task_filter=flt))
             assert ours == library
     assert wf.get_tasks(depth_first=False) == list(BpmnTaskIterator(wf.task_tree, depth_first=False))
+
+
+@pytest.mark.parametrize("own", [{}, {"kept": 1, "outcome": {"b": 3}}], ids=["no_data_yet", "data_of_its_own"])
+def test_a_task_inherits_its_parent_s_data_as_the_library_s_merge_does(own):
+    """CarepathTask's short cut for a task with no data of its own yet gives what DeepMerge gives: the same values,
+    each dict, list or set a copy (a change to the child's is not the parent's), in the parent's order."""
+    from SpiffWorkflow.util.deep_merge import DeepMerge
+
+    parent_data = {"name": "Ann", "age": 81, "needs": ["meals", "washing"], "outcome": {"a": 1, "b": 2},
+                   "areas": {"north"}, "none": None, "when": (2026, 12, 6)}
+    wf = CarepathWorkflow(*_tiny_spec())
+    parent = wf.task_tree
+    parent.data = json.loads(json.dumps({k: v for k, v in parent_data.items() if k != "areas"}))
+    parent.data["areas"] = {"north"}
+    child = parent._children and wf.tasks[parent._children[0]]
+    child.data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in own.items()}
+    expected = DeepMerge.merge({k: (dict(v) if isinstance(v, dict) else v) for k, v in own.items()},
+                               parent.data)
+    held = child.data
+    child._inherit_data()
+    assert child.data == expected and list(child.data) == list(expected) and child.data is held
+    for key in ("needs", "outcome", "areas"):
+        assert child.data[key] is not parent.data[key]  # copies, as the library's
+    child.data["needs"].append("shopping")
+    assert parent.data["needs"] == ["meals", "washing"]
+
+
+def _tiny_spec():
+    from engine.bpmn import build_specs
+
+    entry = next(e for e in conformance.MANIFEST if e["expect"] == "runs" and not e.get("xfail"))
+    return build_specs(conformance._files(entry), entry["process"])
