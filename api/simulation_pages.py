@@ -121,7 +121,8 @@ class Job:
     starts_from: str = EMPTY  # EMPTY: an empty caseload; TODAY: an anonymised copy of today's open cases
     live_day: str | None = None  # TODAY: the live clock's day when asked (only in the key: asked the next day, run)
     has_result: bool = False  # a result is written (while running: a comparison's first results)
-    waiting: dict[str, Any] | None = None  # the run made ahead it waits for: {"side", "seed", "since"} (0029)
+    waiting: dict[str, Any] | None = None  # the run made ahead it waits for: {"side", "seed", "since", "day"} (0029)
+    progress: dict[str, int] | None = None  # the runs being made: {"live:1": days simulated, ...} (0029)
 
     @property
     def key(self) -> str:
@@ -170,6 +171,8 @@ def _job(row: Any, now: datetime) -> Job:
         job.result = json.loads(result)
     if job.status == RUNNING and getattr(row, "waiting_for", None):
         job.waiting = json.loads(row.waiting_for)
+    if job.status == RUNNING and getattr(row, "progress", None):
+        job.progress = json.loads(row.progress)
     job.has_result = result is not None or bool(getattr(row, "has_result", False))
     if job.status == RUNNING and now - job.heartbeat_at > STALE:
         job.status, job.error = FAILED, STOPPED
@@ -293,10 +296,21 @@ def _run(engine: Any, job: Job, draft: dict[str, Any] | None, scenario: simulate
     def first(out: dict[str, Any]) -> None:  # the comparison of the seeds finished so far, to read while the rest run
         _write(engine, job.id, result=json.dumps(out, default=str, separators=(",", ":")), heartbeat_at=_now())
 
-    def waiting(run: Any) -> None:  # the run made ahead it waits for (("draft", 1), or "live" for a single run)
+    since: list[str] = []  # when it began to wait for the run made ahead
+
+    def waiting(run: Any, day: int | None) -> None:  # the run made ahead it waits for (("draft", 1), or "live")
         side, seed = run if isinstance(run, tuple) else ("live", job.seeds[0])
-        note = None if run is None else json.dumps({"side": side, "seed": seed, "since": _now().isoformat()})
+        if run is not None and not since:
+            since.append(_now().isoformat())
+        note = None if run is None else json.dumps({"side": side, "seed": seed, "since": since[0], "day": day})
+        if run is None:
+            since.clear()
         _write(engine, job.id, waiting_for=note, heartbeat_at=_now())
+
+    def days(reached: dict[tuple[str, int], int]) -> None:  # how far the runs being made have come
+        ordered = sorted(reached.items(), key=lambda r: (r[0][1], r[0][0] != "live"))  # by seed, the live one first
+        made = {f"{side}:{seed}": day for (side, seed), day in ordered}
+        _write(engine, job.id, progress=json.dumps(made) if made else None, heartbeat_at=_now())
 
     values: dict[str, Any]
     try:
@@ -306,12 +320,12 @@ def _run(engine: Any, job: Job, draft: dict[str, Any] | None, scenario: simulate
         # the run a server is making ahead, when this simulation needs it: waited for, not made again
         awaiting = simulate_ahead.Awaiting(engine, kept, on_wait=waiting) if kept is not None else None
         if draft is None:
-            result = _single(engine, job, scenario, today, kept, awaiting)
+            result = _single(engine, job, scenario, today, kept, awaiting, on_days=days)
             values = {"done": 1}
         else:
             result = simulate_compare.compare(scenario, engine, draft, seeds=job.seeds, days=job.days,
                                               progress=progress, from_live=today, kept=kept, first=first,
-                                              awaiting=awaiting)
+                                              awaiting=awaiting, on_days=days)
             values = {}
         values.update(status=READY, result=json.dumps(result, default=str, separators=(",", ":")))
     except DefinitionError as exc:
@@ -327,22 +341,25 @@ def _run(engine: Any, job: Job, draft: dict[str, Any] | None, scenario: simulate
     try:  # the result is written even if the row was taken as stopped meanwhile: the figures are better than that
         with engine.db.transaction() as conn:
             conn.execute(update(simulation_runs).where(_T.id == job.id).values(
-                seconds=round(time.monotonic() - began, 1), heartbeat_at=_now(), waiting_for=None, **values))
+                seconds=round(time.monotonic() - began, 1), heartbeat_at=_now(), waiting_for=None, progress=None,
+                **values))
             _prune(conn, job.draft_id)
     except Exception as exc:  # noqa: BLE001 - the row stays running, its heartbeat goes stale: shown as stopped
         log.error("a simulation's result could not be written: %s", type(exc).__name__)
 
 
 def _single(engine: Any, job: Job, scenario: simulate.Scenario, today: Any, kept: Any,
-            awaiting: Any = None) -> dict[str, Any]:
+            awaiting: Any = None, on_days: Any = None) -> dict[str, Any]:
     """One run of the live processes: its cases shared between this process and a second on the other core, as a
     comparison's runs are (CAREPATH_SIMULATION_WORKERS=1: all here); from an empty caseload, the run kept with the
     same key if there is one (`reused` true), or the same run being made ahead (waited for), else the run made and
     kept."""
     parts = min(2, simulate_compare.workers_default())
+    seed = job.seeds[0]
+    on_day = (lambda day: on_days({("live", seed): day})) if on_days is not None else None
     if kept is None:
-        return simulate.simulate(scenario, source=engine, days=job.days, seed=job.seeds[0], from_live=today,
-                                 parts=parts)
+        return simulate.simulate(scenario, source=engine, days=job.days, seed=seed, from_live=today,
+                                 parts=parts, on_day=on_day)
     rows = deployed_rows(engine)  # read once: the key and the run are of the same versions
     key = simulate_reuse.run_key(rows, scenario, job.days, job.seeds[0])
     found = kept.get(key) if key else None
@@ -352,7 +369,7 @@ def _single(engine: Any, job: Job, scenario: simulate.Scenario, today: Any, kept
     if found is not None:
         return {**found, "reused": True}
     began = time.monotonic()
-    result = simulate.simulate(scenario, source=rows, days=job.days, seed=job.seeds[0], parts=parts)
+    result = simulate.simulate(scenario, source=rows, days=job.days, seed=seed, parts=parts, on_day=on_day)
     if key:
         kept.put(key, result, seconds=round(time.monotonic() - began, 1))
     return result
@@ -704,7 +721,8 @@ def start_text(job: Job) -> str:
 
 def _page(request: Request, user: User, draft: dict[str, Any], job: Job) -> Response:
     ctx = {"user": user, "draft": draft, "job": job, "when": when, "check_every_s": CHECK_EVERY_S,
-           "link": link(job), "minutes": _minutes(job), "start_text": start_text(job), "waiting": waiting_text(job)}
+           "link": link(job), "minutes": _minutes(job), "start_text": start_text(job), "waiting": waiting_text(job),
+           "progress": progress_text(job)}
     if job.status == READY or job.first_results:
         out = job.result or {}
         c = out.get("carried_over")
@@ -752,8 +770,34 @@ def waiting_text(job: Job) -> str | None:
         run = "This run"
     else:
         run = f"The {'draft' if w.get('side') == 'draft' else 'live version'}'s run with seed {w.get('seed')}"
+    day = w.get("day")
+    far = f"; it has simulated {_num_days(day, job.days)}" if isinstance(day, int) else ""
     return (f"{run} was already being made in the background when it was needed, so the simulation waits for it "
-            f"instead of starting it again (waiting since {since}).")
+            f"instead of starting it again (waiting since {since}{far}).")
+
+
+def progress_text(job: Job) -> str | None:
+    """While a simulation runs, how far each run being made has come (whole days simulated, told at each simulated
+    week's end): a year's runs take minutes each, and the count of runs finished would otherwise stand still."""
+    made = job.progress if job.status == RUNNING else None
+    if not made:
+        return None
+    parts = []
+    for name, day in made.items():
+        side, _, seed = str(name).partition(":")
+        if not isinstance(day, int):
+            continue
+        if job.draft_id is None:
+            return f"The run has simulated {_num_days(day, job.days)}."
+        parts.append(f"the {'draft' if side == 'draft' else 'live version'}'s run with seed {seed} has simulated "
+                     f"{_num_days(day, job.days)}")
+    if not parts:
+        return None
+    return "Of the runs being made, " + _listed(parts) + "."
+
+
+def _num_days(day: int, of: int) -> str:
+    return f"{min(day, of)} of {_days(of)}"
 
 
 def _minutes(job: Job) -> str:
@@ -797,6 +841,9 @@ def _status(request: Request, draft_id: int | None, simulation_id: int, refusal:
     waiting = waiting_text(job)
     if waiting:  # a run made ahead, waited for: said beside the count, which stays still meanwhile
         state["waiting"] = waiting
+    progress = progress_text(job)
+    if progress:  # how far the runs being made have come
+        state["progress"] = progress
     if draft_id is not None:  # a comparison: whether its first results can be read yet
         state["first_results"] = job.first_results
     return kit.with_headers(JSONResponse(state))
@@ -875,7 +922,8 @@ def single_report(out: dict[str, Any]) -> dict[str, Any]:
 
 def _single_page(request: Request, user: User, job: Job) -> Response:
     ctx = {"user": user, "job": job, "when": when, "check_every_s": CHECK_EVERY_S, "link": single_link(job),
-           "minutes": _minutes(job), "start_text": start_text(job), "waiting": waiting_text(job)}
+           "minutes": _minutes(job), "start_text": start_text(job), "waiting": waiting_text(job),
+           "progress": progress_text(job)}
     if job.status == READY:
         ctx.update(out=job.result, page=single_report(job.result or {}),
                    carried=carried((job.result or {}).get("carried_over")))

@@ -619,7 +619,8 @@ def scratch_engine(source: Any | None, start: date, *, full_history: bool = Fals
 
 def simulate(scenario: Scenario, *, source: Any | None = None, days: int | None = None,
              seed: int | None = None, full_history: bool = False, from_live: Any = False,
-             inspect: Callable[[Any], None] | None = None, parts: int = 1) -> dict[str, Any]:
+             inspect: Callable[[Any], None] | None = None, parts: int = 1,
+             on_day: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Run a scenario and return its results (a JSON-able dict, the same for the same scenario and seed).
 
     `full_history`: keep the whole hash-chained history as live (slower; the same output). `from_live`: start from
@@ -628,7 +629,9 @@ def simulate(scenario: Scenario, *, source: Any | None = None, days: int | None 
     `inspect(engine)`: called with the scratch engine after the run, before it is thrown away.
     `parts=2`: the cases are shared between this process and a second one, each stepping its own on a core of
     its own (docs/simulation.md, "One run on both cores"); the output is the same as with one. A run from today's cases,
-    with the whole history, inspected, or of diagrams that send messages stays in one process."""
+    with the whole history, inspected, or of diagrams that send messages stays in one process.
+    `on_day(days)`: told how many whole days have been simulated at the end of each simulated week (for a page
+    that says how far a run has come); it changes nothing in the run."""
     start = _start_day(scenario)
     live = None
     if from_live:
@@ -647,12 +650,16 @@ def simulate(scenario: Scenario, *, source: Any | None = None, days: int | None 
             try:
                 if live is not None:
                     ck.start = live.today
-                    out = live.report(live.run(eng, ck).run(), eng)
+                    runner = live.run(eng, ck)
+                    runner.on_day = on_day
+                    out = live.report(runner.run(), eng)
                 else:
                     if peer is not None and _uses_messages(eng):  # it would see the same and stop: stop it now
                         peer.close(at_once=True)
                         peer = None
-                    out = _Run(eng, ck, parts=2 if peer else 1, peer=peer).run()
+                    runner = _Run(eng, ck, parts=2 if peer else 1, peer=peer)
+                    runner.on_day = on_day
+                    out = runner.run()
                 if inspect is not None:
                     inspect(eng)
                 return out
@@ -748,6 +755,7 @@ class _Run:
         self.pending: dict[str, dict[str, Any]] = {}  # task id -> answers already drawn for it (contact form)
         self.scheduled: set[str] = set()
         self.placeholders = part > 0  # engine ids start above PART_IDS * part until the first case is made
+        self.on_day: Callable[[int], None] | None = None  # told the days simulated at each week's end
 
     # event queue: (time, seq, kind, payload); seq keeps ties in the order they were made
     def push(self, t: datetime, kind: str, payload: Any) -> None:
@@ -861,6 +869,8 @@ class _Run:
             elif kind == "week_end":
                 for name, q in self.queues.items():
                     self.weekly[name][payload]["waiting_at_end"] = len(q)
+                if self.on_day is not None:
+                    self.on_day((t - self.t0).days)
         self.tag = self.end
         if self.end > self.eng.now():
             self.eng.advance_clock(to=self.end, actor=ACTOR)

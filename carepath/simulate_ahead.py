@@ -153,7 +153,8 @@ def _child(conn: Any, scenario: Any, rows: Any, days: int, seed: int, parent: in
     from .simulate_compare import _one_run
 
     try:
-        kind, payload = _one_run(scenario, rows, days, seed, parts=2)
+        # the days simulated, at each simulated week's end: said on the page of a simulation waiting for this run
+        kind, payload = _one_run(scenario, rows, days, seed, parts=2, on_day=lambda day: conn.send(("day", day)))
     except Exception as exc:  # noqa: BLE001 - the message crosses to the server, which logs its type
         kind, payload = "failed", type(exc).__name__
     conn.send((kind, payload, os.nice(0)))
@@ -179,6 +180,7 @@ class Ahead:
         self.pause_after_s = PAUSE_AFTER_S
         self.paused = False  # the run being made is paused while a process owner's simulation runs
         self.awaited = False  # a process owner's simulation waits for the run being made
+        self.day: int | None = None  # the whole days the run being made has simulated, as it last said
         self.holder = secrets.token_hex(16)
         self.made: list[dict[str, Any]] = []  # the runs this process made: days, seed, seconds, nice
         self._stop = threading.Event()
@@ -400,16 +402,23 @@ class Ahead:
             beat = time.monotonic() + self.beat_s
             look = time.monotonic() + self.user_check_s
             seen: float | None = None  # when a process owner's simulation was first seen running
+            self.day = written_day = None  # the days the run has simulated, as it said and as the lease holds
             while not self._stop.is_set():
                 if ours.poll(0.25):
                     try:
-                        return ours.recv()
+                        said = ours.recv()
                     except (EOFError, OSError):
                         return "failed", "its process ended without a word", 0
+                    if said[0] != "day":
+                        return said
+                    self.day = said[1]  # how far it has come: written with the next look (below)
+                    continue
                 if not proc.is_alive() and not ours.poll(0):
                     return "failed", f"its process ended ({proc.exitcode})", 0
                 if time.monotonic() >= look:
                     look = time.monotonic() + self.user_check_s
+                    if self.day != written_day:
+                        written_day = self.day if self._write_day(self.day) else written_day
                     busy = self._user_simulation()
                     if busy and self._awaited(job.key):  # that simulation waits for this run: it goes on
                         busy, self.awaited = False, True
@@ -507,7 +516,7 @@ class Ahead:
             with self.engine.db.transaction() as conn:
                 got = conn.execute(update(simulation_ahead).where(
                     T.name == LEASE, or_(T.holder == self.holder, T.heartbeat_at < now - self.stale))
-                    .values(holder=self.holder, making=making, run_key=key, awaited=None, paused_at=None,
+                    .values(holder=self.holder, making=making, run_key=key, awaited=None, paused_at=None, day=None,
                             heartbeat_at=now)).rowcount
                 if got:
                     return True
@@ -520,6 +529,17 @@ class Ahead:
             return False
         except SQLAlchemyError as exc:
             log.error("the live runs made ahead could not take their lease: %s", type(exc).__name__)
+            return False
+
+    def _write_day(self, day: int | None) -> bool:
+        """How far the run being made has come, on the lease (read by a simulation that waits for it)."""
+        T = simulation_ahead.c
+        try:
+            with self.engine.db.transaction() as conn:
+                conn.execute(update(simulation_ahead).where(T.name == LEASE, T.holder == self.holder).values(day=day))
+            return True
+        except SQLAlchemyError as exc:  # kept going: only the page's figure is late
+            log.error("the run made ahead could not say how far it has come: %s", type(exc).__name__)
             return False
 
     def _renew(self, making: str) -> bool:
@@ -549,9 +569,11 @@ class Awaiting:
 
     def __init__(self, engine: Any, kept: Any, *, poll_s: float = 0.5, stale: timedelta = AWAIT_STALE,
                  paused_s: float = AWAIT_PAUSED_S, clock: Callable[[], datetime] = _now,
-                 on_wait: Callable[[Any], None] | None = None) -> None:
-        """`on_wait(run)` is told the run ({run: key}'s run) it waits for when it begins to wait, and None when it
-        stops waiting (the run kept or given up): the pages say so on the simulation's waiting page."""
+                 on_wait: Callable[[Any, int | None], None] | None = None) -> None:
+        """`on_wait(run, day)` is told the run ({run: key}'s run) it waits for when it begins to wait and each time
+        that run says it has simulated more days (`day`: the whole days so far, or None before its first week), and
+        (None, None) when it stops waiting (the run kept or given up): the pages say so on the simulation's waiting
+        page."""
         self.engine, self.kept, self.poll_s, self.stale, self.clock = engine, kept, poll_s, stale, clock
         self.paused_s = paused_s
         self.on_wait = on_wait
@@ -561,7 +583,7 @@ class Awaiting:
         T = simulation_ahead.c
         try:
             with self.engine.db.engine.connect() as conn:
-                return conn.execute(select(T.run_key, T.paused_at).where(
+                return conn.execute(select(T.run_key, T.paused_at, T.day).where(
                     T.name == LEASE, T.heartbeat_at >= self.clock() - self.stale)).first()
         except SQLAlchemyError as exc:
             log.error("the runs made ahead could not be read: %s", type(exc).__name__)
@@ -591,8 +613,9 @@ class Awaiting:
             marked = 0
         marked_at = time.monotonic()
         told = bool(marked) and self.on_wait is not None
+        day: int | None = None  # what on_wait was last told of how far the run has come
         if told:
-            self.on_wait(runs[key])  # type: ignore[misc]
+            self.on_wait(runs[key], None)  # type: ignore[misc]
         try:
             while marked:
                 if self.kept.has(key):
@@ -601,9 +624,12 @@ class Awaiting:
                 if row is None or row.run_key != key or (
                         row.paused_at is not None and time.monotonic() - marked_at > self.paused_s):
                     break
+                if told and row.day != day:
+                    day = row.day
+                    self.on_wait(runs[key], day)  # type: ignore[misc]
                 time.sleep(self.poll_s)
         finally:
             if told:
-                self.on_wait(None)  # type: ignore[misc]
+                self.on_wait(None, None)  # type: ignore[misc]
         out = self.kept.get(key)
         return (runs[key], out) if out is not None else None

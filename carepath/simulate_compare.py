@@ -158,14 +158,27 @@ def workers_default() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+_SLOTS: Any = None  # in a comparison's worker process: the days each run has reached, one slot a run (shared)
+
+
+def _worker_slots(slots: Any) -> None:
+    """A comparison's worker process starts: the comparison's shared array of days reached."""
+    global _SLOTS
+    _SLOTS = slots
+
+
 def _one_run(scenario: Scenario, rows: DeployedRows, days: int | None, seed: int, start: Any = False,
-             inspect: Callable[[Any], None] | None = None, parts: int = 1) -> tuple[str, Any]:
+             inspect: Callable[[Any], None] | None = None, parts: int = 1,
+             on_day: Callable[[int], None] | None = None, slot: int | None = None) -> tuple[str, Any]:
     """One run (in a worker process or here; `parts=2`: its cases shared with a second process): ("ok", output) or
     ("refused", message) for a scenario that does not fit (the product's errors are not all picklable, so the message
-    crosses instead)."""
+    crosses instead). The days it reaches go to `on_day` (here) or, in a worker, to its `slot` of the shared array."""
+    if on_day is None and slot is not None and _SLOTS is not None:
+        def on_day(day: int, slots: Any = _SLOTS) -> None:
+            slots[slot] = day
     try:
         return "ok", simulate(scenario, source=rows, days=days, seed=seed, from_live=start, inspect=inspect,
-                              parts=parts)
+                              parts=parts, on_day=on_day)
     except ScenarioError as exc:
         return "refused", str(exc)
 
@@ -174,7 +187,8 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
             progress: Callable[[int, int], None] | None = None, from_live: Any = False,
             inspect: Callable[[str, int, Any], None] | None = None, workers: int | None = None,
             kept: Any = None, first: Callable[[dict[str, Any]], None] | None = None,
-            awaiting: Any = None) -> dict[str, Any]:
+            awaiting: Any = None, on_days: Callable[[dict[tuple[str, int], int]], None] | None = None
+            ) -> dict[str, Any]:
     """Run the live versions and the draft on the same scenario for each seed and compare every figure.
 
     `live`: the live engine (only read). `draft`: {"id"?, "process_id", "files": {name: text}}. `progress(done,
@@ -207,7 +221,11 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
 
     `awaiting` (carepath/simulate_ahead.py `Awaiting`, with `kept`): when the run a server is making ahead of being
     asked is one of this comparison's runs not kept, that run is waited for first, and taken as kept (it is listed in
-    `reused`); if it stops without being kept, it is made here like the others."""
+    `reused`); if it stops without being kept, it is made here like the others.
+
+    `on_days({run: days})`: how far the runs being made have come — ("live" | "draft", seed) to the whole days
+    simulated, told at each simulated week's end (from the worker processes, within a second) and when a run ends
+    (it is then left out)."""
     if not seeds or len(seeds) > MAX_SEEDS:
         raise ScenarioError(f"give from 1 to {MAX_SEEDS} seeds, not {len(seeds)}")
     from engine.trial import deployed_rows
@@ -234,6 +252,15 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
         keys = {run: run_key(sides[run[0]], scenario, days, run[1]) for run in runs}
     began: dict[tuple[str, int], float] = {}
     announced: list[int] = []  # the seeds of the first results given so far
+    reached: dict[tuple[str, int], int] = {}  # the runs being made: the days simulated so far
+
+    def reach(run: tuple[str, int], day: int) -> None:
+        if on_days is not None and run not in results and reached.get(run) != day:
+            reached[run] = day
+            on_days(dict(reached))
+
+    def reacher(run: tuple[str, int]) -> Callable[[int], None] | None:
+        return (lambda day: reach(run, day)) if on_days is not None else None
 
     def outcome(done: list[int]) -> dict[str, Any]:
         """The comparison of the seeds `done` (each with both runs made): every seed's at the end, the first ones'
@@ -256,6 +283,8 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
         if result[0] == "refused":
             raise ScenarioError(f"with the draft's diagrams: {result[1]}" if key[0] == "draft" else result[1])
         results[key] = result
+        if reached.pop(key, None) is not None and on_days is not None:
+            on_days(dict(reached))
         if keys.get(key) and key in began:
             kept.put(keys[key], result[1], seconds=round(time.monotonic() - began[key], 1))
         if progress:
@@ -286,7 +315,7 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
             and runs_left[0][1] == seeds[0] and runs_left[1][1] != seeds[0]):
         lead = runs_left.pop(0)
         began[lead] = time.monotonic()
-        record(lead, _one_run(scenario, sides[lead[0]], days, lead[1], start, parts=2))
+        record(lead, _one_run(scenario, sides[lead[0]], days, lead[1], start, parts=2, on_day=reacher(lead)))
 
     # An odd run out (one run left when the others were kept, or the last of three) would have a core to itself
     # while the other idles: it is made last, here, its cases shared between two processes (one on each core).
@@ -295,11 +324,15 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
         for side, seed in runs_left:
             look = (lambda eng, side=side, seed=seed: inspect(side, seed, eng)) if inspect is not None else None
             began[(side, seed)] = time.monotonic()
-            record((side, seed), _one_run(scenario, sides[side], days, seed, start, look))
+            record((side, seed), _one_run(scenario, sides[side], days, seed, start, look,
+                                          on_day=reacher((side, seed))))
     else:
         # spawn, not fork: the server that starts a comparison has threads (and open connections) a fork would copy
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(runs_left)),
-                                   mp_context=multiprocessing.get_context("spawn"))
+        ctx = multiprocessing.get_context("spawn")
+        slots = ctx.RawArray("i", len(runs_left))  # the days each run has reached, written by the workers
+        slot_of = {run: i for i, run in enumerate(runs_left)}
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(runs_left)), mp_context=ctx,
+                                   initializer=_worker_slots, initargs=(slots,))
         # One run a worker at a time, the next handed out when one ends: a refused or failed run ends the comparison
         # at once. The runs not handed out never start, and the error is raised now, not after the runs still going
         # (they end in their processes; nothing reads their output).
@@ -310,22 +343,28 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
             run = next(waiting, None)
             if run is not None:
                 began[run] = time.monotonic()
-                going[pool.submit(_one_run, scenario, sides[run[0]], days, run[1], start)] = run
+                going[pool.submit(_one_run, scenario, sides[run[0]], days, run[1], start,
+                                  slot=slot_of[run])] = run
 
         ended = False
         try:
             for _ in range(min(workers, len(runs_left))):
                 hand_out()
             while going:
-                for fut in wait(going, return_when=FIRST_COMPLETED).done:
+                # looked at every second: how far the runs going have come (their workers write it)
+                for fut in wait(going, timeout=1.0 if on_days is not None else None,
+                                return_when=FIRST_COMPLETED).done:
                     record(going.pop(fut), fut.result())
                     hand_out()
+                for run in going.values():
+                    if slots[slot_of[run]]:
+                        reach(run, slots[slot_of[run]])
             ended = True
         finally:
             pool.shutdown(wait=ended, cancel_futures=not ended)
     if alone is not None:
         began[alone] = time.monotonic()
-        record(alone, _one_run(scenario, sides[alone[0]], days, alone[1], start, parts=2))
+        record(alone, _one_run(scenario, sides[alone[0]], days, alone[1], start, parts=2, on_day=reacher(alone)))
     return outcome(seeds)
 
 

@@ -643,6 +643,7 @@ simulation_runs = Table(
     Column("heartbeat_at", DateTime(timezone=True), nullable=False),  # the last time its server said it was alive
     # JSON {"side", "seed", "since"}: the run made ahead it waits for instead of making it (0029), NULL otherwise
     Column("waiting_for", Text, nullable=True),
+    Column("progress", Text, nullable=True),  # JSON {"live:1": days, ...}: how far the runs being made have come (0029)
     Index("uq_simulation_runs_running", "status", unique=True, postgresql_where=text("status = 'running'"),
           sqlite_where=text("status = 'running'")),
 )
@@ -679,4 +680,5 @@ simulation_ahead = Table(
     Column("run_key", String(64), nullable=True),  # its key (simulation_outputs), NULL between runs (0028)
     Column("awaited", String(64), nullable=True),  # the key a process owner's simulation waits for (0028)
     Column("paused_at", DateTime(timezone=True), nullable=True),  # the run paused for a simulation since (0028)
+    Column("day", Integer, nullable=True),  # the whole days the run being made has simulated (0029)
 )

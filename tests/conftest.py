@@ -272,9 +272,9 @@ def made(monkeypatch):
     runs: list[tuple[int, int]] = []
     real = simulate_compare._one_run
 
-    def counted(scenario, rows, days, seed, start=False, inspect=None, parts=1):
+    def counted(scenario, rows, days, seed, start=False, inspect=None, parts=1, **more):
         runs.append((days, seed))
-        return real(scenario, rows, days, seed, start, inspect, parts)
+        return real(scenario, rows, days, seed, start, inspect, parts, **more)
 
     monkeypatch.setattr(simulate_compare, "_one_run", counted)
     return runs

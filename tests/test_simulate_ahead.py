@@ -268,7 +268,7 @@ def test_a_simulation_waits_for_the_run_being_made_ahead_and_makes_it_itself_if_
     now = datetime.now(timezone.utc)
     runs = {("live", 1): "a" * 64, ("draft", 1): "b" * 64, ("draft", 2): None}
     told: list = []  # what the simulation's page is told it waits for
-    awaiting = Awaiting(eng, kept, poll_s=0.05, paused_s=0.5, on_wait=told.append)
+    awaiting = Awaiting(eng, kept, poll_s=0.05, paused_s=0.5, on_wait=lambda run, day: told.append((run, day)))
     assert awaiting.wait_for(runs) is None  # nothing is being made
     _lease_row(eng, "c" * 64, now)
     assert awaiting.wait_for(runs) is None and _lease(eng)[0].awaited is None  # another run: not waited for
@@ -286,10 +286,14 @@ def test_a_simulation_waits_for_the_run_being_made_ahead_and_makes_it_itself_if_
     with eng.db.transaction() as conn:  # the server saw the mark: the run goes on
         conn.execute(update(simulation_ahead).values(paused_at=None))
     time.sleep(0.8)
-    assert waiter.is_alive() and told == [("draft", 1)]  # the page says which run it waits for
+    assert waiter.is_alive() and told == [(("draft", 1), None)]  # the page says which run it waits for
+    with eng.db.transaction() as conn:  # the run says how far it has come: the page is told
+        conn.execute(update(simulation_ahead).values(day=42))
+    _wait(lambda: told[-1] == (("draft", 1), 42), 10)
     kept.put("b" * 64, {"made": "ahead"})
     waiter.join(10)
-    assert got == [(("draft", 1), {"made": "ahead"})] and told == [("draft", 1), None]  # and no longer once kept
+    assert got == [(("draft", 1), {"made": "ahead"})]
+    assert told == [(("draft", 1), None), (("draft", 1), 42), (None, None)]  # and no longer once kept
 
     # the run made ahead stops without keeping it (a deployment, its server stopped): the caller makes it itself
     _lease_row(eng, "a" * 64, now)
@@ -309,7 +313,7 @@ def test_a_simulation_waits_for_the_run_being_made_ahead_and_makes_it_itself_if_
     with eng.db.transaction() as conn:  # its server stopped and gave up the lease
         conn.execute(simulation_ahead.delete())
     waiter.join(10)
-    assert got == [None] and told[-2:] == [("live", 1), None]  # given up: no longer said to wait
+    assert got == [None] and told[-2:] == [(("live", 1), None), (None, None)]  # given up: no longer said to wait
 
     # awaited but left paused (a server that does not see the mark): given up after `paused_s`, not waited for ever
     _lease_row(eng, "a" * 64, now, paused_at=now)
@@ -360,9 +364,14 @@ def test_a_comparison_takes_the_drafts_run_being_made_ahead_which_is_not_paused_
     threading.Thread(target=watch, daemon=True).start()
     kept = KeptRuns(eng)
     changed = drafts.get_draft(eng, ids["changed"])
+    told: list = []  # what the page would be told: the run waited for, and how far it has come
     out = simulate_compare.compare(simulate.load_scenario(SCENARIO), eng, changed, seeds=[1], days=60, workers=1,
-                                   kept=kept, awaiting=Awaiting(eng, kept, poll_s=0.1))
+                                   kept=kept, awaiting=Awaiting(eng, kept, poll_s=0.1, on_wait=lambda run, day:
+                                                                told.append((run, day))))
     watching.set()
+    days = [day for run, day in told if run == ("draft", 1) and day is not None]
+    assert told[0] == (("draft", 1), None) and told[-1] == (None, None), told
+    assert days and days == sorted(days) and set(days) <= {7 * w for w in range(1, 9)}, told  # from its process
     thread.join(30)
     assert passed == [1] and [(m["seed"], m["draft"]) for m in ahead.made] == [(1, ids["changed"])]
     assert ahead.made[0]["awaited"] and ahead.made[0]["nice"] == 19  # the comparison waited for it while it was made

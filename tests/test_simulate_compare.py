@@ -138,14 +138,14 @@ _REAL_ONE_RUN = simulate_compare._one_run
 _THIS_RUN: dict[str, int] = {}
 
 
-def marked_run(scenario, rows, days, seed, start=False, inspect=None):
+def marked_run(scenario, rows, days, seed, start=False, inspect=None, **more):
     """simulate_compare._one_run, marking the run's start and end."""
     marks, name = Path(os.environ[MARKS_ENV]), f"{seed}-{uuid.uuid4().hex}"
     (marks / f"started-{name}").touch()
     _THIS_RUN.clear()
     _THIS_RUN["seed"] = seed
     try:
-        return _REAL_ONE_RUN(scenario, rows, days, seed, start, inspect)
+        return _REAL_ONE_RUN(scenario, rows, days, seed, start, inspect, **more)
     finally:
         (marks / f"ended-{name}").touch()
 
@@ -425,3 +425,24 @@ def test_from_live_the_first_results_say_what_they_started_from(held_live):
     for side in ("live", "draft"):
         assert carried[side] == {k: v[:1] for k, v in whole[side].items()}
     assert firsts[0]["notes"] == out["notes"] and "already running live were carried over" in out["notes"][0]
+
+
+def test_a_comparison_says_how_far_its_runs_have_come_here_and_from_its_worker_processes(live):
+    """`on_days`: the runs being made and the whole days each has simulated, at each simulated week's end, a run
+    left out once it has ended; from runs made here (one worker) in order, and read from the worker processes'
+    shared slots every second (two)."""
+    eng, _path, ids = live
+    draft = drafts.get_draft(eng, ids["changed"])
+    seen: dict[int, list[dict]] = {1: [], 2: []}
+    for n in (1, 2):
+        simulate_compare.compare(simulate.load_scenario(SCENARIO), eng, draft, seeds=[1], days=36, workers=n,
+                                 on_days=lambda reached, n=n: seen[n].append(reached))
+    weeks = [7, 14, 21, 28, 35]
+    assert seen[1] == ([{("live", 1): d} for d in weeks] + [{}]
+                       + [{("draft", 1): d} for d in weeks] + [{}])
+    told = [(run, d) for reached in seen[2] for run, d in reached.items()]
+    assert {run for run, _d in told} == {("live", 1), ("draft", 1)}, seen[2]  # both runs were seen under way
+    assert all(d in weeks for _run, d in told) and seen[2][-1] == {}
+    for run in (("live", 1), ("draft", 1)):  # each run's days only go forward
+        days = [d for r, d in told if r == run]
+        assert days == sorted(days)

@@ -243,3 +243,15 @@ def test_closing_the_pipe_while_the_other_process_still_sends_ends_the_reader_qu
         peer.reader.join(timeout=5)
         assert not peer.reader.is_alive()
     assert errors == []
+
+
+@pytest.mark.parametrize("days,told", [(15, [7, 14]), (14, [7])], ids=["a_day_past_two_weeks", "two_weeks_exactly"])
+def test_a_run_says_how_far_it_has_come_at_each_simulated_week_s_end_and_gives_the_same_output(days, told):
+    """`on_day` (the pages' "has simulated 7 of 15 days"): the whole days simulated at each week's end, not the
+    end itself (a run of exactly two weeks has ended when its second week does); with one process or two alike,
+    and the output is the run's without it."""
+    sc = simulate.load_scenario(ROOT / "tests" / "fixtures" / "simulation_compare.yaml")
+    seen: dict[int, list[int]] = {1: [], 2: []}
+    outs = {n: simulate.simulate(sc, days=days, seed=2, parts=n, on_day=seen[n].append) for n in (1, 2)}
+    assert seen[1] == seen[2] == told
+    assert _text(outs[1]) == _text(outs[2]) == _text(simulate.simulate(sc, days=days, seed=2))

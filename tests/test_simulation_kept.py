@@ -369,7 +369,73 @@ def test_the_run_waited_for_is_named_by_its_side_and_seed(draft_id, waiting, sai
                                waiting={**waiting, "since": since.isoformat()})
     words = simulation_pages.waiting_text(job)
     assert words.startswith(said) and words.endswith("(waiting since 1 July 2026 at 9:05am).")  # UK summer time
+    job.waiting["day"] = 91  # the run made ahead has said how far it has come
+    assert simulation_pages.waiting_text(job).endswith(
+        "(waiting since 1 July 2026 at 9:05am; it has simulated 1 of 1 day).")  # a 1-day job: never past its end
+    job.days = 365
+    assert simulation_pages.waiting_text(job).endswith("(waiting since 1 July 2026 at 9:05am; it has simulated "
+                                                       "91 of 365 days).")
     job.status = "ready"
     assert simulation_pages.waiting_text(job) is None
     job.status, job.waiting = "running", {"side": "draft", "seed": 1, "since": "not a time"}
     assert simulation_pages.waiting_text(job) is None
+
+
+def test_the_waiting_page_says_how_far_the_run_has_come(world, monkeypatch):
+    """A run of 8 days that has simulated its first week (and is held there): its status and waiting page say so;
+    once it has finished, nothing is said of it and the row keeps no progress."""
+    eng, app, _ids, _second = world
+    monkeypatch.setenv(simulation_pages.SCENARIO_ENV, str(SINGLE_SCENARIO))
+    gate, at_week = threading.Event(), threading.Event()
+    real = simulate.simulate
+
+    def held_after_a_week(*args, on_day=None, **kw):
+        def told(day):
+            on_day(day)
+            at_week.set()
+            gate.wait(60)
+        return real(*args, on_day=told, **kw)
+
+    monkeypatch.setattr(simulate, "simulate", held_after_a_week)
+    c, csrf = client(app, OWNER)
+    try:
+        r = c.post("/processes/simulations", data={"csrf_token": csrf, "days": "8", "seed": "3"})
+        link = r.headers["location"]
+        assert at_week.wait(60)
+        deadline = time.monotonic() + 10
+        while "progress" not in (state := c.get(f"{link}/status").json()):
+            assert time.monotonic() < deadline, state
+            time.sleep(0.1)
+        assert state == {"status": "running", "done": 0, "total": 1, "progress": "The run has simulated 7 of 8 days."}
+        page = text(c.get(link).text.split('id="simulation-status"', 1)[1].split("</div>", 1)[0])
+        assert "0 of 1 run finished. The run has simulated 7 of 8 days." in page
+        with live_server(app) as base, launch() as browser:  # the page's script says it too as it checks
+            tab = browser.new_context(bypass_csp=True).new_page()
+            sign_in(tab, base, OWNER, PASSWORD, then="/home")
+            tab.goto(f"{base}{link}")
+            with tab.expect_response(lambda resp: resp.url.endswith(f"{link}/status")):
+                pass
+            tab.wait_for_timeout(200)
+            assert tab.get_by_role("status").inner_text() == "0 of 1 run finished. The run has simulated 7 of 8 days."
+            run_axe(tab, "simulation with how far its run has come")
+    finally:
+        gate.set()
+    assert wait_until_done(c, link) == {"status": "ready", "done": 1, "total": 1}
+    with eng.db.engine.connect() as conn:
+        assert conn.execute(select(T.progress, T.waiting_for)).all() == [(None, None)]
+
+
+def test_a_comparison_s_runs_being_made_are_named_with_the_days_each_has_simulated():
+    now = datetime(2026, 12, 6, 21, 0, tzinfo=timezone.utc)
+    job = simulation_pages.Job(id=1, draft_id=7, revision=1, process_id="p", days=365, seeds=[1, 2], scenario="s",
+                               started_by=OWNER, started_at=now, progress={"live:1": 140, "draft:1": 133})
+    assert simulation_pages.progress_text(job) == (
+        "Of the runs being made, the live version's run with seed 1 has simulated 140 of 365 days and the draft's "
+        "run with seed 1 has simulated 133 of 365 days.")
+    job.progress = {"draft:2": 7}
+    assert simulation_pages.progress_text(job) == (
+        "Of the runs being made, the draft's run with seed 2 has simulated 7 of 365 days.")
+    job.progress = {"draft:2": "seven"}  # not a number of days: nothing said
+    assert simulation_pages.progress_text(job) is None
+    job.progress, job.status = {"draft:2": 7}, "ready"
+    assert simulation_pages.progress_text(job) is None

@@ -35,6 +35,7 @@ if (status) {
         return;
       }
       let text = `${state.done} of ${state.total} run${state.total === 1 ? "" : "s"} finished.`;
+      if (state.progress) text += ` ${state.progress}`; // how far the runs being made have come
       if (state.waiting) text += ` ${state.waiting}`; // a run made ahead, waited for rather than made again
       if (status.textContent !== text) status.textContent = text; // a status region: say only what changed
     } catch (e) {
