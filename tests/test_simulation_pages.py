@@ -262,6 +262,15 @@ def test_the_first_results_can_be_read_while_the_other_runs_go_on(world, monkeyp
         assert draft > live
         review = text(c.get(f"/processes/drafts/{did}/review").text)
         assert "running" in review
+        # the runs still going say how far they have come (a 1-day run has no week's end: written here as a
+        # year's run would): the first results' status line says it too
+        with eng.db.transaction() as conn:
+            conn.execute(simulation_runs.update().values(progress='{"live:%d": 7}' % (3 - seed)))
+        status = text(c.get(link).text.split('id="simulation-status"', 1)[1].split("</p>", 1)[0])
+        assert (f"{done} of 4 runs finished. Of the runs being made, the live version's run with seed {3 - seed} "
+                "has simulated 7 of 1 day.") not in status  # never past the period's end
+        assert (f"{done} of 4 runs finished. Of the runs being made, the live version's run with seed {3 - seed} "
+                "has simulated 1 of 1 day.") in status
     finally:
         gate.set()
         state = wait_until_done(c, link)  # nothing left running for the next test, whatever failed above
