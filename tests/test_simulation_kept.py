@@ -291,6 +291,20 @@ def test_the_newest_simulations_of_a_draft_are_kept(world, monkeypatch):
     assert gone.status_code == 404 and "The newest 2 are kept" in gone.text
 
 
+def _status_line_after_a_check(browser, base: str, link: str, name: str):
+    """The waiting page in Chromium, signed in as the process owner, once its script has asked for the status and
+    written what it says: (the tab, the status line's text); the page axe-clean."""
+    tab = browser.new_context(bypass_csp=True).new_page()
+    sign_in(tab, base, OWNER, PASSWORD, then="/home")
+    tab.goto(f"{base}{link}")
+    with tab.expect_response(lambda resp: resp.url.endswith(f"{link}/status")):
+        pass
+    tab.wait_for_timeout(200)
+    shown = tab.get_by_role("status").inner_text()
+    run_axe(tab, name)
+    return tab, shown
+
+
 def test_a_simulation_waiting_for_the_run_made_ahead_says_so_on_its_waiting_page(world, monkeypatch):
     """The run a server is making ahead is the one asked for: the simulation waits for it instead of making it
     again, and its waiting page says so (its count of finished runs stays at 0 meanwhile, as if stuck); once the
@@ -333,15 +347,8 @@ def test_a_simulation_waiting_for_the_run_made_ahead_says_so_on_its_waiting_page
         page = text(c.get(link).text.split('id="simulation-status"', 1)[1].split("</div>", 1)[0])
         assert "0 of 1 run finished. " + note in page
         with live_server(app) as base, launch() as browser:  # the page's script keeps the note as it checks
-            tab = browser.new_context(bypass_csp=True).new_page()
-            sign_in(tab, base, OWNER, PASSWORD, then="/home")
-            tab.goto(f"{base}{link}")
-            with tab.expect_response(lambda resp: resp.url.endswith(f"{link}/status")):
-                pass
-            tab.wait_for_timeout(200)
-            shown = tab.get_by_role("status").inner_text()
+            tab, shown = _status_line_after_a_check(browser, base, link, "simulation waiting for a run made ahead")
             assert shown.startswith("0 of 1 run finished. " + note), shown
-            run_axe(tab, "simulation waiting for a run made ahead")
             KeptRuns(eng).put(key, made)  # the server kept it: the script opens the report
             tab.get_by_role("heading", name="Simulation of the live processes").wait_for(timeout=30_000)
         assert wait_until_done(c, link) == {"status": "ready", "done": 1, "total": 1}  # no note once finished
@@ -410,14 +417,8 @@ def test_the_waiting_page_says_how_far_the_run_has_come(world, monkeypatch):
         page = text(c.get(link).text.split('id="simulation-status"', 1)[1].split("</div>", 1)[0])
         assert "0 of 1 run finished. The run has simulated 7 of 8 days." in page
         with live_server(app) as base, launch() as browser:  # the page's script says it too as it checks
-            tab = browser.new_context(bypass_csp=True).new_page()
-            sign_in(tab, base, OWNER, PASSWORD, then="/home")
-            tab.goto(f"{base}{link}")
-            with tab.expect_response(lambda resp: resp.url.endswith(f"{link}/status")):
-                pass
-            tab.wait_for_timeout(200)
-            assert tab.get_by_role("status").inner_text() == "0 of 1 run finished. The run has simulated 7 of 8 days."
-            run_axe(tab, "simulation with how far its run has come")
+            _tab, shown = _status_line_after_a_check(browser, base, link, "simulation with how far its run has come")
+            assert shown == "0 of 1 run finished. The run has simulated 7 of 8 days."
     finally:
         gate.set()
     assert wait_until_done(c, link) == {"status": "ready", "done": 1, "total": 1}
