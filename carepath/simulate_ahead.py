@@ -69,6 +69,7 @@ USER_STALE = timedelta(minutes=5)  # a process owner's running simulation with a
 NICE = 19  # the lowest priority
 DAYS = (1, 365)
 SEEDS = (1, 10)
+PARTS = 2  # a run made ahead shares its cases between two processes, one on each core (both at the lowest priority)
 MAX_DRAFTS = 5  # the open drafts whose runs are made ahead at most (the ones waiting for review first)
 PAUSE_AFTER_S = 2 * USER_CHECK_S  # a simulation seen running this long, not waiting for the run, pauses it
 AWAIT_STALE = timedelta(seconds=3 * BEAT_S)  # a run made ahead whose lease is older is not waited for any more
@@ -137,7 +138,7 @@ class _Draft:
     keys: dict[tuple[int, int], str] | None
 
 
-def _child(conn: Any, scenario: Any, rows: Any, days: int, seed: int, parent: int) -> None:
+def _child(conn: Any, scenario: Any, rows: Any, days: int, seed: int, parent: int, parts: int = PARTS) -> None:
     """The run, in a process of its own (its own process group, so that its second part goes with it), at the lowest
     priority; it ends itself when the server that started it is gone."""
     os.setpgid(0, 0)
@@ -154,7 +155,7 @@ def _child(conn: Any, scenario: Any, rows: Any, days: int, seed: int, parent: in
 
     try:
         # the days simulated, at each simulated week's end: said on the page of a simulation waiting for this run
-        kind, payload = _one_run(scenario, rows, days, seed, parts=2, on_day=lambda day: conn.send(("day", day)))
+        kind, payload = _one_run(scenario, rows, days, seed, parts=parts, on_day=lambda day: conn.send(("day", day)))
     except Exception as exc:  # noqa: BLE001 - the message crosses to the server, which logs its type
         kind, payload = "failed", type(exc).__name__
     conn.send((kind, payload, os.nice(0)))
@@ -181,6 +182,7 @@ class Ahead:
         self.paused = False  # the run being made is paused while a process owner's simulation runs
         self.awaited = False  # a process owner's simulation waits for the run being made
         self.day: int | None = None  # the whole days the run being made has simulated, as it last said
+        self.parts = PARTS  # the processes a run is made in (the same output with one: the tests' short runs use one)
         self.holder = secrets.token_hex(16)
         self.made: list[dict[str, Any]] = []  # the runs this process made: days, seed, seconds, nice
         self._stop = threading.Event()
@@ -393,8 +395,8 @@ class Ahead:
         so that a simulation that needs it has the time to say so before it is paused."""
         ctx = multiprocessing.get_context("spawn")
         ours, theirs = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_child, args=(theirs, scenario, job.rows, job.days, job.seed, os.getpid()),
-                           name="carepath-simulate-ahead")
+        proc = ctx.Process(target=_child, name="carepath-simulate-ahead",
+                           args=(theirs, scenario, job.rows, job.days, job.seed, os.getpid(), self.parts))
         self._child = proc
         proc.start()
         theirs.close()

@@ -44,6 +44,14 @@ def _engine(url: str) -> Engine:
     return eng
 
 
+@pytest.fixture(autouse=True)
+def one_process_a_run(monkeypatch):
+    """The runs made ahead here are of a few days: made in one process each rather than two (the same output,
+    tests/test_simulate_parts.py), as starting a process is most of such a run's cost. The tests of the two
+    processes' group (paused, killed, the comparison waiting) ask for two."""
+    monkeypatch.setattr(simulate_ahead, "PARTS", 1)
+
+
 @pytest.fixture
 def live(db_url):
     eng = _engine(db_url)
@@ -348,7 +356,7 @@ def test_a_comparison_takes_the_drafts_run_being_made_ahead_which_is_not_paused_
     with eng.db.transaction() as conn:  # only the changed draft open
         conn.execute(update(process_drafts).where(process_drafts.c.id == ids["same"]).values(status="withdrawn"))
     ahead = Ahead(eng, SCENARIO, [(60, 1)])
-    ahead.user_check_s = 0.2
+    ahead.user_check_s, ahead.parts = 0.2, 2  # made as the server makes it: in two processes
     thread, passed, pgid = _pass_in_thread(ahead)
     _wait(lambda: len(_members(pgid)) == 2, 30)
     assert _lease(eng)[0].making == f"60:1:{ids['changed']}"
@@ -488,7 +496,7 @@ def _running(eng, status: str = "running") -> None:
 def test_a_run_made_ahead_is_paused_while_a_process_owners_simulation_runs_and_dropped_if_it_made_the_same(live):
     eng = live
     ahead = Ahead(eng, SCENARIO, [(365, 1)])
-    ahead.user_check_s = 0.2
+    ahead.user_check_s, ahead.parts = 0.2, 2  # made as the server makes it: in two processes
     thread, result, pgid = _pass_in_thread(ahead)
     _wait(lambda: len(_members(pgid)) == 2, 30)  # the run and its second part
     _running(eng)  # a process owner starts a simulation: the run gives way
