@@ -299,12 +299,13 @@ def _run(engine: Any, job: Job, draft: dict[str, Any] | None, scenario: simulate
     since: list[str] = []  # when it began to wait for the run made ahead
 
     def waiting(run: Any, day: int | None) -> None:  # the run made ahead it waits for (("draft", 1), or "live")
-        side, seed = run if isinstance(run, tuple) else ("live", job.seeds[0])
-        if run is not None and not since:
-            since.append(_now().isoformat())
-        note = None if run is None else json.dumps({"side": side, "seed": seed, "since": since[0], "day": day})
-        if run is None:
+        note = None
+        if run is None:  # no longer waiting
             since.clear()
+        else:
+            side, seed = run if isinstance(run, tuple) else ("live", job.seeds[0])
+            since[:] = since or [_now().isoformat()]
+            note = json.dumps({"side": side, "seed": seed, "since": since[0], "day": day})
         _write(engine, job.id, waiting_for=note, heartbeat_at=_now())
 
     def days(reached: dict[tuple[str, int], int]) -> None:  # how far the runs being made have come
@@ -694,11 +695,14 @@ def _listed(items: list[Any]) -> str:
     return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
 
 
+_SIDES = {"live": "the live version's", "draft": "the draft's"}  # a comparison's two versions, as its pages name them
+
+
 def reused_text(out: dict[str, Any]) -> str | None:
     """Which runs of a comparison were taken as kept from an earlier simulation, in words (None: none)."""
     reused = out.get("reused") or {}
     parts = []
-    for side, name in (("live", "the live version's"), ("draft", "the draft's")):
+    for side, name in _SIDES.items():
         seeds = reused.get(side) or []
         if seeds:
             many = len(seeds) > 1
@@ -769,7 +773,8 @@ def waiting_text(job: Job) -> str | None:
     if job.draft_id is None:
         run = "This run"
     else:
-        run = f"The {'draft' if w.get('side') == 'draft' else 'live version'}'s run with seed {w.get('seed')}"
+        name = _SIDES.get(w.get("side"), _SIDES["live"])
+        run = f"{name[0].upper()}{name[1:]} run with seed {w.get('seed')}"
     day = w.get("day")
     far = f"; it has simulated {_num_days(day, job.days)}" if isinstance(day, int) else ""
     return (f"{run} was already being made in the background when it was needed, so the simulation waits for it "
@@ -789,8 +794,8 @@ def progress_text(job: Job) -> str | None:
             continue
         if job.draft_id is None:
             return f"The run has simulated {_num_days(day, job.days)}."
-        parts.append(f"the {'draft' if side == 'draft' else 'live version'}'s run with seed {seed} has simulated "
-                     f"{_num_days(day, job.days)}")
+        name = _SIDES.get(side, _SIDES["live"])
+        parts.append(f"{name} run with seed {seed} has simulated {_num_days(day, job.days)}")
     if not parts:
         return None
     return "Of the runs being made, " + _listed(parts) + "."
