@@ -696,19 +696,20 @@ def _prepared(scenario: Scenario, source: Any | None, days: int | None, seed: in
 
 
 def _spawn_second(scenario: Scenario, source: Any | None, days: int | None, seed: int | None) -> _Peer:
-    """Start the run's second process (spawned, not forked: a server that runs a simulation has threads and
-    open connections a fork would copy), given the deployed versions as rows it can copy from."""
-    import multiprocessing
-
+    """Start the run's second process (from the warm forkserver, not forked from here: a server that runs a
+    simulation has threads and open connections a fork would copy), given the deployed versions as rows it can copy
+    from."""
     rows = source
     if source is not None and hasattr(source, "db"):  # an engine: its deployed versions, read once here
         from engine.trial import deployed_rows
 
         rows = deployed_rows(source)
-    ctx = multiprocessing.get_context("spawn")
+    from . import forked
+
+    ctx = forked.context()  # from the warm forkserver (carepath/forked.py)
     ours, theirs = ctx.Pipe()
-    proc = ctx.Process(target=_second_part, args=(theirs, scenario, rows, days, seed), daemon=True,
-                       name="carepath-simulate-2")
+    proc = ctx.Process(target=forked.call, args=(forked.settings(), _second_part, theirs, scenario, rows, days, seed),
+                       daemon=True, name="carepath-simulate-2")
     proc.start()
     theirs.close()
     return _Peer(ours, proc)

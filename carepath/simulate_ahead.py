@@ -40,7 +40,6 @@ No personal data: the runs are synthetic (no case is read), the lease names a ra
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import secrets
 import signal
@@ -57,6 +56,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from engine.errors import CarepathError
 from engine.schema import process_versions, simulation_ahead, simulation_runs
+
+from . import forked
 
 AHEAD_ENV = "CAREPATH_SIMULATION_AHEAD"
 DEFAULT_PLAN = "365x3"
@@ -138,11 +139,13 @@ class _Draft:
     keys: dict[tuple[int, int], str] | None
 
 
-def _child(conn: Any, scenario: Any, rows: Any, days: int, seed: int, parent: int, parts: int = PARTS) -> None:
+def _child(conn: Any, scenario: Any, rows: Any, days: int, seed: int, parts: int = PARTS) -> None:
     """The run, in a process of its own (its own process group, so that its second part goes with it), at the lowest
-    priority; it ends itself when the server that started it is gone."""
+    priority; it ends itself when the server that started it is gone: its parent (the server's forkserver, which
+    ends with the server; or the server itself) is then no longer the one it started under."""
     os.setpgid(0, 0)
     os.nice(NICE)
+    parent = os.getppid()
 
     def orphaned() -> None:
         while True:
@@ -393,10 +396,11 @@ class Ahead:
         when it ends — unless that simulation waits for this very run (`Awaiting`): then it goes on. It is paused only
         once the simulation has been seen running for `pause_after_s` seconds without saying it waits for this run,
         so that a simulation that needs it has the time to say so before it is paused."""
-        ctx = multiprocessing.get_context("spawn")
+        ctx = forked.context()  # from the warm forkserver (carepath/forked.py)
         ours, theirs = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_child, name="carepath-simulate-ahead",
-                           args=(theirs, scenario, job.rows, job.days, job.seed, os.getpid(), self.parts))
+        proc = ctx.Process(target=forked.call, name="carepath-simulate-ahead",
+                           args=(forked.settings(), _child, theirs, scenario, job.rows, job.days, job.seed,
+                                 self.parts))
         self._child = proc
         proc.start()
         theirs.close()

@@ -26,7 +26,6 @@ process stay on the live version they run (docs/simulation.md, "From today").
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import statistics
 import time
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import NotFoundError
 
+from . import forked
 from .simulate import ROOT, Scenario, ScenarioError, simulate
 
 if TYPE_CHECKING:
@@ -327,12 +327,13 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
             record((side, seed), _one_run(scenario, sides[side], days, seed, start, look,
                                           on_day=reacher((side, seed))))
     else:
-        # spawn, not fork: the server that starts a comparison has threads (and open connections) a fork would copy
-        ctx = multiprocessing.get_context("spawn")
+        # from the warm forkserver (carepath/forked.py), not forked from here: the server that starts a comparison
+        # has threads (and open connections) a fork would copy
+        ctx = forked.context()
         slots = ctx.RawArray("i", len(runs_left))  # the days each run has reached, written by the workers
         slot_of = {run: i for i, run in enumerate(runs_left)}
         pool = ProcessPoolExecutor(max_workers=min(workers, len(runs_left)), mp_context=ctx,
-                                   initializer=_worker_slots, initargs=(slots,))
+                                   initializer=forked.call, initargs=(forked.settings(), _worker_slots, slots))
         # One run a worker at a time, the next handed out when one ends: a refused or failed run ends the comparison
         # at once. The runs not handed out never start, and the error is raised now, not after the runs still going
         # (they end in their processes; nothing reads their output).

@@ -117,6 +117,11 @@ class _RandomIds:
 
     def __init__(self) -> None:
         self._local = threading.local()
+        # a forked process must not go on with its parent's buffer (the same ids in both): it reads its own
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._local = threading.local()
 
     def __call__(self) -> UUID:
         local = self._local
