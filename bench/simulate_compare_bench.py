@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from carepath import simulate, simulate_compare  # noqa: E402
+from carepath import forked, simulate, simulate_compare  # noqa: E402
 from carepath.simulate_reuse import KeptRuns  # noqa: E402
 from engine import definitions, drafts  # noqa: E402
 from engine.forms import FormLibrary  # noqa: E402
@@ -123,6 +123,9 @@ def main() -> None:
                 out = simulate_compare.compare(scenario, eng, this, seeds=list(range(1, args.seeds + 1)),
                                                days=args.days, workers=n, kept=kept, first=first)
                 wall = time.perf_counter() - t0
+                # the workers' time reaches this process's children's through the forkserver, once it has ended (the
+                # next comparison starts a new one, as a new server's first would: its warm-up is in the next figure)
+                forked.stop()
                 ch1 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 cpu = time.process_time() - c0 + (ch1.ru_utime - ch0.ru_utime) + (ch1.ru_stime - ch0.ru_stime)
                 if label == "first draft" or label == "draft":

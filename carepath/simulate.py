@@ -710,9 +710,22 @@ def _spawn_second(scenario: Scenario, source: Any | None, days: int | None, seed
     ours, theirs = ctx.Pipe()
     proc = ctx.Process(target=forked.call, args=(forked.settings(), _second_part, theirs, scenario, rows, days, seed),
                        daemon=True, name="carepath-simulate-2")
-    proc.start()
-    theirs.close()
-    return _Peer(ours, proc)
+
+    def start() -> None:
+        # in a thread: the first start in a process waits for the forkserver to warm up (about two seconds), while
+        # this process makes its own engine; a start that fails closes the pipe, which the run reports
+        try:
+            proc.start()
+        except Exception:  # noqa: BLE001 - said by the peer's reader: "ended without a word"
+            ours.close()
+        finally:
+            theirs.close()
+
+    import threading
+
+    starting = threading.Thread(target=start, daemon=True, name="simulation-second-start")
+    starting.start()
+    return _Peer(ours, proc, starting)
 
 
 class _Run:
@@ -1110,11 +1123,12 @@ class _Peer:
     """The other process of a run split in two: what is sent to it, and what came from it (read by a thread, so
     that neither process waits on a full pipe while the other sends)."""
 
-    def __init__(self, conn: Any, process: Any = None) -> None:
+    def __init__(self, conn: Any, process: Any = None, starting: Any = None) -> None:
         import queue
         import threading
 
         self.conn, self.process = conn, process
+        self.starting = starting  # the thread starting the process (`_spawn_second`), joined before the process is
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         self.mark = 0  # the last hand-off whose steps came
         self.closed = False  # set by `close`: the reader then ends quietly
@@ -1170,7 +1184,9 @@ class _Peer:
         """Close the pipe and wait for the process to end (5 s, then it is killed); `at_once`: end it now."""
         self.closed = True
         self.conn.close()
-        if self.process is not None:
+        if self.starting is not None:
+            self.starting.join()
+        if self.process is not None and self.process.pid is not None:
             if at_once:
                 self.process.kill()
             self.process.join(timeout=5)
@@ -1222,7 +1238,7 @@ def _uses_messages(eng: Any) -> bool:
 
 
 def _second_part(conn: Any, scenario: Scenario, rows: Any, days: int | None, seed: int | None) -> None:
-    """The second process of a run split in two (spawned by `simulate`): the same loop, its own cases."""
+    """The second process of a run split in two (started by `simulate`): the same loop, its own cases."""
     try:
         try:
             with fewer_collections(gen0=COLLECTOR_GEN0):

@@ -10,10 +10,10 @@ time of one run (docs/simulation.md, "The live runs made ahead").
 * **What**: for the pages' scenario, the periods and seeds of `CAREPATH_SIMULATION_AHEAD` (default `365x3`: a
   year, with the scenario's first three seeds, as the review page asks them), first seeds first: `365x3,14x3`
   makes the year's seed 1, then 14 days' seed 1, then the year's seed 2, ... `off` (or `0`) makes none.
-* **How**: one run at a time, in a process of its own (spawned, with its second part: both cores), at the lowest
-  priority (`nice` 19), so that it takes only what the pages, the timers and a process owner's own simulation
-  leave. Made and kept exactly as a comparison would make and keep it, so that what a comparison takes is the run it
-  would have made.
+* **How**: one run at a time, in a process of its own (carepath/forked.py; with its second part: both cores), at
+  the lowest priority (`nice` 19), so that it takes only what the pages, the timers and a process owner's own
+  simulation leave. Made and kept exactly as a comparison would make and keep it, so that what a comparison takes
+  is the run it would have made.
 * **When**: every `POLL_S` seconds a server process looks whether a run of the plan is missing for the versions
   deployed now; not while a process owner's simulation runs (it has the cores), and never one at a time more.
   A deployment while a run is being made stops that run (its versions are no longer live).
