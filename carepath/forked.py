@@ -31,10 +31,14 @@ from typing import Any, Callable
 PRELOAD = "carepath.warm"
 
 
+_STARTED_HERE = False  # set in a process started through `call`
+
+
 def context() -> Any:
     """The multiprocessing context a simulation starts its processes with: the warm forkserver's, or spawn in a
-    process that is itself a child of one."""
-    if multiprocessing.parent_process() is not None:
+    process that is itself one of them. (A server's worker processes that another library started, such as
+    uvicorn's, use the forkserver: they are not one of these.)"""
+    if _STARTED_HERE:
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([PRELOAD])  # read when the forkserver starts (the first process), ignored after
@@ -52,6 +56,8 @@ def call(env: dict[str, str], target: Callable[..., Any], *args: Any) -> Any:
     for name in [k for k in os.environ if k.startswith("CAREPATH_") and k not in env]:
         del os.environ[name]
     os.environ.update(env)
+    global _STARTED_HERE
+    _STARTED_HERE = True
     _let_go()
     return target(*args)
 

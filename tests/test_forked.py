@@ -30,6 +30,7 @@ def _what_the_child_sees(conn) -> None:
         "setting": os.environ.get("CAREPATH_TEST_FORKED"),
         "gone": os.environ.get("CAREPATH_TEST_FORKED_GONE"),
         "ids": [str(new_task_id()) for _ in range(3)],
+        "its_own_processes": forked.context().get_start_method(),
     })
     conn.close()
 
@@ -58,6 +59,8 @@ def test_a_process_starts_warm_with_the_callers_settings_and_ids_of_its_own(monk
     second, code = _start(ctx)
     assert code == 0 and second["setting"] == "the caller's" and second["gone"] is None
     assert second["threads"] == 1
+    # a process of these that starts one of its own spawns it (no forkserver of its own in a run's process group)
+    assert second["its_own_processes"] == "spawn"
     ids = first["ids"] + second["ids"] + [str(new_task_id()) for _ in range(3)]
     assert len(set(ids)) == 9  # no two processes make the same ids
 
