@@ -69,7 +69,8 @@ def _let_go() -> None:
     its parent changing; a paused run is hung up by the kernel only once the forkserver, its parent, has ended). So it
     closes its copy: the forkserver ends with the server. Nothing here uses the forkserver again (`context` spawns
     in a child). CPython keeps the pipe in `multiprocessing.forkserver._forkserver._forkserver_alive_fd` (3.8 to
-    3.13); tests/test_simulate_ahead.py's killed-server test fails if a later Python keeps it elsewhere."""
+    3.13); tests/test_forked.py and tests/test_simulate_ahead.py's killed-server tests fail if a later Python keeps
+    it elsewhere."""
     from multiprocessing import forkserver
 
     server = getattr(forkserver, "_forkserver", None)

@@ -1128,7 +1128,7 @@ class _Peer:
         import threading
 
         self.conn, self.process = conn, process
-        self.starting = starting  # the thread starting the process (`_spawn_second`), joined before the process is
+        self.starting = starting  # the thread starting the process (`_spawn_second`): joined before it is waited for
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         self.mark = 0  # the last hand-off whose steps came
         self.closed = False  # set by `close`: the reader then ends quietly
