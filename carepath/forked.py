@@ -45,6 +45,11 @@ def context() -> Any:
     return ctx
 
 
+def process(target: Callable[..., Any], *args: Any, name: str | None = None, daemon: bool | None = None) -> Any:
+    """A process (not started) that runs `target(*args)` through `call`, from `context()`."""
+    return context().Process(target=call, args=(settings(), target, *args), name=name, daemon=daemon)
+
+
 def settings() -> dict[str, str]:
     """The caller's `CAREPATH_*` environment, for `call`."""
     return {k: v for k, v in os.environ.items() if k.startswith("CAREPATH_")}

@@ -23,9 +23,11 @@ import heapq
 import importlib
 import json
 import math
+import multiprocessing
 import os
 import random
 import re
+import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -38,6 +40,8 @@ from sqlalchemy import select
 
 from engine.collector import fewer_collections
 from engine.errors import CarepathError, NotFoundError, StateError, ValidationError
+
+from . import forked
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SCENARIO = ROOT / "processes" / "config" / "simulation.yaml"
@@ -704,12 +708,8 @@ def _spawn_second(scenario: Scenario, source: Any | None, days: int | None, seed
         from engine.trial import deployed_rows
 
         rows = deployed_rows(source)
-    from . import forked
-
-    ctx = forked.context()  # from the warm forkserver (carepath/forked.py)
-    ours, theirs = ctx.Pipe()
-    proc = ctx.Process(target=forked.call, args=(forked.settings(), _second_part, theirs, scenario, rows, days, seed),
-                       daemon=True, name="carepath-simulate-2")
+    ours, theirs = multiprocessing.Pipe()
+    proc = forked.process(_second_part, theirs, scenario, rows, days, seed, daemon=True, name="carepath-simulate-2")
 
     def start() -> None:
         # in a thread: the first start in a process waits for the forkserver to warm up (about two seconds), while
@@ -720,8 +720,6 @@ def _spawn_second(scenario: Scenario, source: Any | None, days: int | None, seed
             ours.close()
         finally:
             theirs.close()
-
-    import threading
 
     starting = threading.Thread(target=start, daemon=True, name="simulation-second-start")
     starting.start()
@@ -1125,7 +1123,6 @@ class _Peer:
 
     def __init__(self, conn: Any, process: Any = None, starting: Any = None) -> None:
         import queue
-        import threading
 
         self.conn, self.process = conn, process
         self.starting = starting  # the thread starting the process (`_spawn_second`): joined before it is waited for

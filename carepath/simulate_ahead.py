@@ -40,6 +40,7 @@ No personal data: the runs are synthetic (no case is read), the lease names a ra
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import secrets
 import signal
@@ -396,11 +397,9 @@ class Ahead:
         when it ends — unless that simulation waits for this very run (`Awaiting`): then it goes on. It is paused only
         once the simulation has been seen running for `pause_after_s` seconds without saying it waits for this run,
         so that a simulation that needs it has the time to say so before it is paused."""
-        ctx = forked.context()  # from the warm forkserver (carepath/forked.py)
-        ours, theirs = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=forked.call, name="carepath-simulate-ahead",
-                           args=(forked.settings(), _child, theirs, scenario, job.rows, job.days, job.seed,
-                                 self.parts))
+        ours, theirs = multiprocessing.Pipe(duplex=False)
+        proc = forked.process(_child, theirs, scenario, job.rows, job.days, job.seed, self.parts,
+                              name="carepath-simulate-ahead")  # from the warm forkserver (carepath/forked.py)
         self._child = proc
         proc.start()
         theirs.close()

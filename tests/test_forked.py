@@ -3,6 +3,7 @@ settings, their own ids, and no thread copied; the forkserver ends with the proc
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -35,9 +36,9 @@ def _what_the_child_sees(conn) -> None:
     conn.close()
 
 
-def _start(ctx):
-    ours, theirs = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=forked.call, args=(forked.settings(), _what_the_child_sees, theirs))
+def _start():
+    ours, theirs = multiprocessing.Pipe(duplex=False)
+    proc = forked.process(_what_the_child_sees, theirs)
     proc.start()
     theirs.close()
     seen = ours.recv()
@@ -49,14 +50,14 @@ def test_a_process_starts_warm_with_the_callers_settings_and_ids_of_its_own(monk
     ctx = forked.context()
     assert ctx.get_start_method() == "forkserver"
     monkeypatch.setenv("CAREPATH_TEST_FORKED_GONE", "set when the forkserver started")
-    first, code = _start(ctx)  # the forkserver starts with this setting
+    first, code = _start()  # the forkserver starts with this setting
     assert code == 0 and first["gone"] == "set when the forkserver started"
     # the forms and the diagrams were checked in the forkserver, once: the process finds them done
     assert first["warmed"] and first["forms_checked"] >= 50 and first["diagrams_built"] >= 10, first
     # settings changed since the forkserver started are the caller's, not the forkserver's
     monkeypatch.setenv("CAREPATH_TEST_FORKED", "the caller's")
     monkeypatch.delenv("CAREPATH_TEST_FORKED_GONE")
-    second, code = _start(ctx)
+    second, code = _start()
     assert code == 0 and second["setting"] == "the caller's" and second["gone"] is None
     assert second["threads"] == 1
     # a process of these that starts one of its own spawns it (no forkserver of its own in a run's process group)
@@ -100,8 +101,7 @@ SERVER = """
 import time
 from carepath import forked
 
-ctx = forked.context()
-proc = ctx.Process(target=forked.call, args=(forked.settings(), time.sleep, 600))  # lives on
+proc = forked.process(time.sleep, 600)  # lives on
 proc.start()
 import multiprocessing.forkserver as fs
 print(proc.pid, fs._forkserver._forkserver_pid, flush=True)
