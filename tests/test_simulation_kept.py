@@ -226,7 +226,7 @@ def test_the_heartbeat_keeps_a_long_run_alive(world, monkeypatch):
         assert c.get(f"{link}/status").json()["status"] == "running"
     finally:
         gate.set()
-    assert wait_until_done(c, link)["status"] == "ready"
+    assert wait_until_done(c, link)["status"] == "ready", rows(eng)
 
 
 def test_the_database_allows_one_running_simulation_whoever_asks_at_the_same_moment(world, monkeypatch):

@@ -81,10 +81,14 @@ def client(app, user: str | None) -> tuple[TestClient, str]:
 
 
 def wait_until_done(c: TestClient, link: str) -> dict:
-    """The status once the background run has finished (it takes a few seconds; 300 s before giving up)."""
+    """The status once the background run has finished (it takes a few seconds; 300 s before giving up); a failed
+    one's with "error", what its page says of why."""
     deadline = time.monotonic() + 300
     while True:
         state = c.get(f"{link}/status").json()
+        if state["status"] == "failed":  # why, as its page says it, for a test's message when it expected another
+            page = text(c.get(link).text)
+            state["error"] = page[page.find("could not be run"):][:400]
         if state["status"] != "running":
             return state
         assert time.monotonic() < deadline, f"the simulation did not finish: {state}"
