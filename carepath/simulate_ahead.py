@@ -140,10 +140,28 @@ class _Draft:
     keys: dict[tuple[int, int], str] | None
 
 
-def _child(conn: Any, scenario: Any, rows: Any, days: int, seed: int, parts: int = PARTS) -> None:
+def _orphaned(parent: int, server: int | None) -> bool:
+    """Whether the run made ahead has lost the server that started it: its parent (the server's forkserver, which ends
+    with the server; or the server itself) is no longer `parent`, the one it started under, or the server (`server`,
+    its process id) is gone — the second check for a server that died between the fork and the child's first look
+    at its parent, when the parent it started under is already the one it was handed to."""
+    if os.getppid() != parent:
+        return True
+    if server is None:
+        return False
+    try:
+        os.kill(server, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # there, under another user: not ours, but not gone
+        return False
+    return False
+
+
+def _child(conn: Any, scenario: Any, rows: Any, days: int, seed: int, parts: int = PARTS,
+           server: int | None = None) -> None:
     """The run, in a process of its own (its own process group, so that its second part goes with it), at the lowest
-    priority; it ends itself when the server that started it is gone: its parent (the server's forkserver, which
-    ends with the server; or the server itself) is then no longer the one it started under."""
+    priority; it ends itself when the server that started it (`server`, its process id) is gone (`_orphaned`)."""
     os.setpgid(0, 0)
     os.nice(NICE)
     parent = os.getppid()
@@ -151,7 +169,7 @@ def _child(conn: Any, scenario: Any, rows: Any, days: int, seed: int, parts: int
     def orphaned() -> None:
         while True:
             time.sleep(1.0)
-            if os.getppid() != parent:
+            if _orphaned(parent, server):
                 os.killpg(0, signal.SIGKILL)
 
     threading.Thread(target=orphaned, daemon=True, name="carepath-ahead-parent").start()
@@ -398,7 +416,7 @@ class Ahead:
         once the simulation has been seen running for `pause_after_s` seconds without saying it waits for this run,
         so that a simulation that needs it has the time to say so before it is paused."""
         ours, theirs = multiprocessing.Pipe(duplex=False)
-        proc = forked.process(_child, theirs, scenario, job.rows, job.days, job.seed, self.parts,
+        proc = forked.process(_child, theirs, scenario, job.rows, job.days, job.seed, self.parts, os.getpid(),
                               name="carepath-simulate-ahead")  # from the warm forkserver (carepath/forked.py)
         self._child = proc
         proc.start()

@@ -553,6 +553,19 @@ def test_a_run_whose_server_was_killed_ends_itself(tmp_path, paused):
     assert _wait(lambda: _group_gone(pid), 15)
 
 
+def test_a_run_made_ahead_sees_its_server_gone_even_if_it_died_before_the_run_first_looked():
+    """The run watches for its parent changing from the one it started under; a server that died between the fork and
+    that first look left it a parent that never changes, so it also looks for the server itself."""
+    from carepath.simulate_ahead import _orphaned
+
+    here, parent = os.getpid(), os.getppid()
+    assert not _orphaned(parent, here) and not _orphaned(parent, None)  # the server there: the run goes on
+    assert _orphaned(parent + 1, here)  # handed to another parent: the forkserver, or the server, ended
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(30)  # ended and reaped: its id names no process now
+    assert _orphaned(parent, gone.pid)  # the parent it started under, but that server gone: it ends itself
+
+
 def test_the_app_makes_the_runs_after_it_starts_and_stops_with_it(live, monkeypatch):
     from fastapi.testclient import TestClient
 
