@@ -116,6 +116,28 @@ def test_when_the_second_process_fails_the_run_ends_with_its_message(tmp_path, c
     assert message in str(err.value)
 
 
+def test_a_second_process_that_cannot_be_started_ends_the_run_with_a_message(monkeypatch):
+    from carepath import forked
+
+    real = forked.process
+
+    def unstartable(*args, **kw):  # as when the system has no process or file descriptor left to give
+        proc = real(*args, **kw)
+
+        def refuse():
+            raise OSError("Resource temporarily unavailable")
+
+        proc.start = refuse
+        return proc
+
+    monkeypatch.setattr(forked, "process", unstartable)
+    with pytest.raises(CarepathError) as err:
+        simulate.simulate(simulate.load_scenario(), days=2, seed=1, parts=2)
+    assert "the simulation's other process ended without a word" in str(err.value)
+    monkeypatch.setattr(forked, "process", real)  # and the next run starts it as usual
+    assert simulate.simulate(simulate.load_scenario(), days=1, seed=1, parts=2)["contacts"] > 0
+
+
 def test_the_command_shares_a_run_between_two_processes_and_refuses_three(tmp_path, capsys):
     path = tmp_path / "s.yaml"
     path.write_text("start: 2026-04-01\ndays: 2\nseed: 2\narrivals:\n  self: {per_year: 3000, process: front_door}\n"
