@@ -62,6 +62,7 @@ from . import page_kit as kit
 from .auth import User
 from .inputs import Id
 from .processes import OWNER, _processes_page, _review_page, when
+from .request_log import describe
 
 router = APIRouter()
 log = logging.getLogger("carepath.simulation")
@@ -334,8 +335,8 @@ def _run(engine: Any, job: Job, draft: dict[str, Any] | None, scenario: simulate
                   + "; ".join(str(p) for p in exc.problems)[:2000]}
     except CarepathError as exc:
         values = {"status": FAILED, "error": str(exc)[:2000]}
-    except Exception as exc:  # noqa: BLE001 - a background thread: say it failed, log the type only
-        log.error("a simulation failed: %s", type(exc).__name__)
+    except Exception as exc:  # noqa: BLE001 - a background thread: say it failed; log what and where, not its words
+        log.error("a simulation failed: %s", describe(exc))
         values = {"status": FAILED, "error": "something went wrong while the simulation ran; the error was logged"}
     finally:
         finished.set()

@@ -88,7 +88,7 @@ def wait_until_done(c: TestClient, link: str) -> dict:
         state = c.get(f"{link}/status").json()
         if state["status"] == "failed":  # why, as its page says it, for a test's message when it expected another
             page = text(c.get(link).text)
-            state["error"] = page[page.find("could not be run"):][:400]
+            state["error"] = page[page.rfind("could not be run"):][:400]
         if state["status"] != "running":
             return state
         assert time.monotonic() < deadline, f"the simulation did not finish: {state}"

@@ -108,6 +108,27 @@ def test_a_missing_token_or_an_unknown_simulation_is_refused(world):
     assert singles(eng) == []
 
 
+def test_a_run_that_breaks_says_so_and_logs_what_and_where_but_not_its_words(world, monkeypatch, caplog):
+    """An error nobody foresaw: the page says the run failed, and the log says what and where — the error's type and
+    carepath's lines it passed through — but not its words, which may carry what it was working on."""
+    eng, app, _draft_id = world
+
+    def broken(*args, **kw):
+        raise RuntimeError("Joan Barker, 12 Acacia Avenue")
+
+    monkeypatch.setattr(simulate, "simulate", broken)
+    c, csrf = client(app, OWNER)
+    with caplog.at_level("ERROR", logger="carepath.simulation"):
+        r = c.post("/processes/simulations", data={"csrf_token": csrf, "days": "1", "seed": "7"})
+        state = wait_until_done(c, r.headers["location"])
+    assert state["status"] == "failed"
+    assert "Something went wrong while the simulation ran; the error was logged" in state["error"]
+    [logged] = [rec.getMessage() for rec in caplog.records if "a simulation failed" in rec.getMessage()]
+    assert "builtins.RuntimeError" in logged and "in _single" in logged and "api/simulation_pages.py:" in logged
+    assert "Joan" not in caplog.text and "Acacia" not in caplog.text
+    _forget(eng)
+
+
 def test_a_run_in_the_background_reports_the_figures_of_the_same_simulation(world, monkeypatch):
     eng, app, draft_id = world
     gate = threading.Event()
