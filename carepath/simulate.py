@@ -711,19 +711,22 @@ def _spawn_second(scenario: Scenario, source: Any | None, days: int | None, seed
     ours, theirs = multiprocessing.Pipe()
     proc = forked.process(_second_part, theirs, scenario, rows, days, seed, daemon=True, name="carepath-simulate-2")
 
+    not_started: list[str] = []  # why the process could not be started, for the run's message
+
     def start() -> None:
         # in a thread: the first start in a process waits for the forkserver to warm up (about two seconds), while
-        # this process makes its own engine; a start that fails closes the pipe, which the run reports
+        # this process makes its own engine; a start that fails closes the pipe, which the run reports with why
         try:
             proc.start()
-        except Exception:  # noqa: BLE001 - said by the peer's reader: "ended without a word"
+        except Exception as exc:  # noqa: BLE001 - said by the peer's reader, with the error's type and words
+            not_started.append(f"{type(exc).__name__}: {exc}")
             ours.close()
         finally:
             theirs.close()
 
     starting = threading.Thread(target=start, daemon=True, name="simulation-second-start")
     starting.start()
-    return _Peer(ours, proc, starting)
+    return _Peer(ours, proc, starting, not_started)
 
 
 class _Run:
@@ -1121,11 +1124,13 @@ class _Peer:
     """The other process of a run split in two: what is sent to it, and what came from it (read by a thread, so
     that neither process waits on a full pipe while the other sends)."""
 
-    def __init__(self, conn: Any, process: Any = None, starting: Any = None) -> None:
+    def __init__(self, conn: Any, process: Any = None, starting: Any = None, not_started: list[str] | None = None) \
+            -> None:
         import queue
 
         self.conn, self.process = conn, process
         self.starting = starting  # the thread starting the process (`_spawn_second`): joined before it is waited for
+        self.not_started = not_started if not_started is not None else []  # why it could not be started, if so
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         self.mark = 0  # the last hand-off whose steps came
         self.closed = False  # set by `close`: the reader then ends quietly
@@ -1142,7 +1147,9 @@ class _Peer:
         except (EOFError, OSError, TypeError) as exc:
             if self.closed:  # closed by this process (a run that ended or failed): nothing more to read
                 return  # (multiprocessing raises TypeError when the pipe was closed between two reads)
-            self.inbox.put(("failed", f"the simulation's other process ended without a word ({exc or 'closed'})"))
+            why = (f"could not be started ({self.not_started[0]})" if self.not_started  # its start failed
+                   else f"ended without a word ({exc or 'closed'})")
+            self.inbox.put(("failed", f"the simulation's other process {why}"))
 
     def send(self, msg: tuple) -> None:
         try:

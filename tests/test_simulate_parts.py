@@ -116,7 +116,7 @@ def test_when_the_second_process_fails_the_run_ends_with_its_message(tmp_path, c
     assert message in str(err.value)
 
 
-def test_a_second_process_that_cannot_be_started_ends_the_run_with_a_message(monkeypatch):
+def test_a_second_process_that_cannot_be_started_ends_the_run_saying_why(monkeypatch):
     from carepath import forked
 
     real = forked.process
@@ -133,7 +133,8 @@ def test_a_second_process_that_cannot_be_started_ends_the_run_with_a_message(mon
     monkeypatch.setattr(forked, "process", unstartable)
     with pytest.raises(CarepathError) as err:
         simulate.simulate(simulate.load_scenario(), days=2, seed=1, parts=2)
-    assert "the simulation's other process ended without a word" in str(err.value)
+    assert "the simulation's other process could not be started (OSError: Resource temporarily unavailable)" \
+        in str(err.value)
     monkeypatch.setattr(forked, "process", real)  # and the next run starts it as usual
     assert simulate.simulate(simulate.load_scenario(), days=1, seed=1, parts=2)["contacts"] > 0
 
