@@ -22,6 +22,7 @@ from __future__ import annotations
 import heapq
 import importlib
 import json
+import logging
 import math
 import multiprocessing
 import os
@@ -43,6 +44,7 @@ from engine.errors import CarepathError, NotFoundError, StateError, ValidationEr
 
 from . import forked
 
+log = logging.getLogger("carepath.simulation")
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SCENARIO = ROOT / "processes" / "config" / "simulation.yaml"
 UK = ZoneInfo("Europe/London")
@@ -635,7 +637,24 @@ def simulate(scenario: Scenario, *, source: Any | None = None, days: int | None 
     its own (docs/simulation.md, "One run on both cores"); the output is the same as with one. A run from today's cases,
     with the whole history, inspected, or of diagrams that send messages stays in one process.
     `on_day(days)`: told how many whole days have been simulated at the end of each simulated week (for a page
-    that says how far a run has come); it changes nothing in the run."""
+    that says how far a run has come); it changes nothing in the run.
+    A second process that cannot be started (no process or file descriptor left to give) does not end the run: it
+    is made again in this process alone, from the start (it had come no further than its first hand-offs), with the
+    same output, and the reason is logged."""
+    try:
+        return _simulate(scenario, source=source, days=days, seed=seed, full_history=full_history,
+                         from_live=from_live, inspect=inspect, parts=parts, on_day=on_day)
+    except SecondNotStarted as exc:
+        log.warning("a simulation's second process could not be started (%s): the run is made again in one process",
+                    exc.why)
+        return _simulate(scenario, source=source, days=days, seed=seed, full_history=full_history,
+                         from_live=from_live, inspect=inspect, parts=1, on_day=on_day)
+
+
+def _simulate(scenario: Scenario, *, source: Any | None, days: int | None, seed: int | None, full_history: bool,
+              from_live: Any, inspect: Callable[[Any], None] | None, parts: int,
+              on_day: Callable[[int], None] | None) -> dict[str, Any]:
+    """`simulate`, with the second process's failure to start raised as SecondNotStarted."""
     start = _start_day(scenario)
     live = None
     if from_live:
@@ -1120,6 +1139,14 @@ HANDOFF_STEPS = 4
 PART_IDS = 1_000_000_000
 
 
+class SecondNotStarted(CarepathError):
+    """The run's second process could not be started (`why`: the start's error type and words)."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"the simulation's other process could not be started ({why})")
+        self.why = why
+
+
 class _Peer:
     """The other process of a run split in two: what is sent to it, and what came from it (read by a thread, so
     that neither process waits on a full pipe while the other sends)."""
@@ -1147,9 +1174,10 @@ class _Peer:
         except (EOFError, OSError, TypeError) as exc:
             if self.closed:  # closed by this process (a run that ended or failed): nothing more to read
                 return  # (multiprocessing raises TypeError when the pipe was closed between two reads)
-            why = (f"could not be started ({self.not_started[0]})" if self.not_started  # its start failed
-                   else f"ended without a word ({exc or 'closed'})")
-            self.inbox.put(("failed", f"the simulation's other process {why}"))
+            if self.not_started:  # its start failed: the run is made again in one process (`simulate`)
+                self.inbox.put(("not_started", self.not_started[0]))
+            else:
+                self.inbox.put(("failed", f"the simulation's other process ended without a word ({exc or 'closed'})"))
 
     def send(self, msg: tuple) -> None:
         try:
@@ -1165,6 +1193,8 @@ class _Peer:
             raise CarepathError(msg[1])
         if msg[0] == "refused":
             raise ScenarioError(msg[1])
+        if msg[0] == "not_started":
+            raise SecondNotStarted(msg[1])
         return msg
 
     def wait_for(self, k: int) -> list[tuple]:

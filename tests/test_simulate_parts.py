@@ -10,6 +10,7 @@ byte for byte; a process that fails or vanishes must end the run with a message,
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 from datetime import datetime, timedelta
@@ -116,27 +117,54 @@ def test_when_the_second_process_fails_the_run_ends_with_its_message(tmp_path, c
     assert message in str(err.value)
 
 
-def test_a_second_process_that_cannot_be_started_ends_the_run_saying_why(monkeypatch):
+def test_a_second_process_that_cannot_be_started_leaves_the_run_to_one_process_saying_why(monkeypatch, caplog):
+    """The run is made again in one process, with the output two would have given, and the operator is told why."""
     from carepath import forked
 
     real = forked.process
+    tried = []
 
     def unstartable(*args, **kw):  # as when the system has no process or file descriptor left to give
         proc = real(*args, **kw)
 
         def refuse():
+            tried.append(1)
             raise OSError("Resource temporarily unavailable")
 
         proc.start = refuse
         return proc
 
+    scenario = simulate.load_scenario()
+    one = simulate.simulate(scenario, days=2, seed=1, parts=1)
     monkeypatch.setattr(forked, "process", unstartable)
-    with pytest.raises(CarepathError) as err:
-        simulate.simulate(simulate.load_scenario(), days=2, seed=1, parts=2)
-    assert "the simulation's other process could not be started (OSError: Resource temporarily unavailable)" \
-        in str(err.value)
+    with caplog.at_level(logging.WARNING, logger="carepath.simulation"):
+        alone = simulate.simulate(scenario, days=2, seed=1, parts=2)
+    assert tried == [1]  # the second process was asked for once, and the run went on without it
+    assert alone["contacts"] > 0 and _text(alone) == _text(one)
+    assert "second process could not be started (OSError: Resource temporarily unavailable): the run is made " \
+        "again in one process" in caplog.text
     monkeypatch.setattr(forked, "process", real)  # and the next run starts it as usual
-    assert simulate.simulate(simulate.load_scenario(), days=1, seed=1, parts=2)["contacts"] > 0
+    assert _text(simulate.simulate(scenario, days=2, seed=1, parts=2)) == _text(one)
+
+
+def test_a_second_process_whose_start_failed_is_told_apart_from_one_that_died():
+    """What the reader of the other process's pipe says: a start that failed (the run is made again alone) or a
+    process that went away mid-run (the run fails, saying so)."""
+    import multiprocessing
+
+    ours, theirs = multiprocessing.Pipe()
+    theirs.close()
+    peer = simulate._Peer(ours, not_started=["OSError: Resource temporarily unavailable"])
+    with pytest.raises(simulate.SecondNotStarted) as err:
+        peer.wait_for(1)
+    assert err.value.why == "OSError: Resource temporarily unavailable"
+    ours, theirs = multiprocessing.Pipe()
+    theirs.close()
+    peer = simulate._Peer(ours)
+    with pytest.raises(CarepathError) as err:
+        peer.wait_for(1)
+    assert not isinstance(err.value, simulate.SecondNotStarted)
+    assert "the simulation's other process ended without a word" in str(err.value)
 
 
 def test_the_command_shares_a_run_between_two_processes_and_refuses_three(tmp_path, capsys):
