@@ -257,8 +257,10 @@ def test_diagrams_that_send_or_wait_for_messages_keep_a_run_in_one_process(tmp_p
     two = simulate.simulate(sc, source=live, days=1, seed=3, parts=2)
     one = simulate.simulate(sc, source=live, days=1, seed=3)
     assert one["contacts"] > 3 and _text(two) == _text(one)
-    # the second process was ended as soon as the diagrams were seen, not left to build its engine
-    assert len(spawned) == 1 and not spawned[0].is_alive() and spawned[0].exitcode == -signal.SIGKILL
+    # the second process did not run its part: it was ended as soon as this process saw the diagrams (killed), or
+    # it saw them first itself and returned (0; since its processes come warm from the forkserver it can be the
+    # quicker). Had it begun its part, the pipe closed under it would have ended it with an error (1).
+    assert len(spawned) == 1 and not spawned[0].is_alive() and spawned[0].exitcode in (0, -signal.SIGKILL)
     live.db.dispose()
 
 
