@@ -641,14 +641,14 @@ def simulate(scenario: Scenario, *, source: Any | None = None, days: int | None 
     A second process that cannot be started (no process or file descriptor left to give) does not end the run: it
     is made again in this process alone, from the start (it had come no further than its first hand-offs), with the
     same output, and the reason is logged."""
+    run = dict(source=source, days=days, seed=seed, full_history=full_history, from_live=from_live, inspect=inspect,
+               on_day=on_day)
     try:
-        return _simulate(scenario, source=source, days=days, seed=seed, full_history=full_history,
-                         from_live=from_live, inspect=inspect, parts=parts, on_day=on_day)
+        return _simulate(scenario, parts=parts, **run)
     except SecondNotStarted as exc:
         log.warning("a simulation's second process could not be started (%s): the run is made again in one process",
                     exc.why)
-        return _simulate(scenario, source=source, days=days, seed=seed, full_history=full_history,
-                         from_live=from_live, inspect=inspect, parts=1, on_day=on_day)
+        return _simulate(scenario, parts=1, **run)
 
 
 def _simulate(scenario: Scenario, *, source: Any | None, days: int | None, seed: int | None, full_history: bool,

@@ -154,7 +154,7 @@ def _orphaned(parent: int, server: int | None) -> bool:
     except ProcessLookupError:
         return True
     except PermissionError:  # there, under another user: not ours, but not gone
-        return False
+        pass
     return False
 
 
