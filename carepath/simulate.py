@@ -79,11 +79,13 @@ class ScenarioError(CarepathError):
 
 # ---------------------------------------------------------------------- the scenario file
 def _lines(node: Any, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
-    """Key path -> line number (1-based) of every key and list item in a composed YAML document."""
+    """Key path -> line number (1-based) of every key and list item in a composed YAML document (a key reached
+    through an alias, `*name`, by the line it is written on under its anchor; load_scenario has refused a document
+    whose aliases expand it beyond MAX_VALUES)."""
     out = {} if out is None else out
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
-            key = yaml.safe_load(yaml.serialize(k)) if isinstance(k, yaml.ScalarNode) else k.value
+            key = _key(k)
             out[(*path, key)] = k.start_mark.line + 1
             _lines(v, (*path, key), out)
     elif isinstance(node, yaml.SequenceNode):
@@ -91,6 +93,40 @@ def _lines(node: Any, path: tuple = (), out: dict | None = None) -> dict[tuple, 
             out[(*path, i)] = v.start_mark.line + 1
             _lines(v, (*path, i), out)
     return out
+
+
+def _key(node: Any) -> Any:
+    """A mapping key as safe_load reads it (a number, a date...), or its text: a merge key (`<<: *name`) reads as
+    nothing on its own."""
+    if not isinstance(node, yaml.ScalarNode) or node.tag == "tag:yaml.org,2002:merge":
+        return node.value
+    return yaml.safe_load(yaml.serialize(node))
+
+
+#: the largest numbers a scenario may give: far beyond any council's (the default county has 26,444 contacts a
+#: year), but small enough that no draw overflows a date and no run goes on for days
+MAX_PER_YEAR = 1_000_000
+MAX_MEDIAN_HOURS = 8_760  # a year of hours
+MAX_HOLD_DAYS = 3_660  # ten years, the longest period
+START_YEARS = (2000, 2099)  # a run's first day: its bank holidays known, its dates far from the calendar's end
+MAX_SPREAD = 5.0  # of a duration's logarithm: a draw's 95th percentile is then 3,700 times its median
+
+#: the values a scenario may hold once its aliases are written out: far more than any council's scenario (the
+#: default has about 300), far fewer than a file of nested aliases expands to (a few lines can make billions)
+MAX_VALUES = 100_000
+
+
+def _expanded(node: Any, sizes: dict[int, int]) -> int:
+    """How many values `node` holds with every alias written out (each node counted once: linear in the file)."""
+    got = sizes.get(id(node))
+    if got is None:
+        got = 1
+        if isinstance(node, yaml.MappingNode):
+            got += sum(_expanded(k, sizes) + _expanded(v, sizes) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            got += sum(_expanded(v, sizes) for v in node.value)
+        sizes[id(node)] = got
+    return got
 
 
 @dataclass
@@ -109,22 +145,38 @@ class Scenario:
 
 
 def load_scenario(path: str | Path | None = None) -> Scenario:
-    """Read a scenario file (YAML, of which JSON is a part), with each key's line for messages."""
+    """Read a scenario file (YAML, of which JSON is a part), with each key's line for messages. A file that is not
+    UTF-8 text, nests too deeply or expands (through YAML aliases) to more than MAX_VALUES values is refused."""
     path = Path(path) if path else DEFAULT_SCENARIO
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(f"cannot read the scenario file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise ScenarioError(f"{path.name} line {line}: not UTF-8 text (byte {exc.start + 1} of the file cannot be "
+                            "read); a scenario is a YAML or JSON text file") from None
     try:
         node = yaml.compose(text)
+        if node is not None and _expanded(node, {}) > MAX_VALUES:
+            raise ScenarioError(f"{path.name}: the scenario holds more than {MAX_VALUES:,} values once its YAML "
+                                "aliases (*name) are written out; a scenario needs a few hundred")
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" line {mark.line + 1}" if mark else ""
         raise ScenarioError(f"{path.name}{at}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    except RecursionError:
+        raise ScenarioError(f"{path.name}: nested too deeply to be read (lists or mappings within each other "
+                            "hundreds of levels down)") from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{path.name}: a scenario is a mapping of keys (arrivals, people, forms, teams...)")
     return Scenario(data, _lines(node), path.name)
+
+
+def _number(x: Any) -> bool:
+    """A number a scenario may give: an int or a float that is finite (YAML reads .nan and .inf as floats)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _distribution(sc: Scenario, value: Any, *path: Any) -> dict[Any, float]:
@@ -132,7 +184,7 @@ def _distribution(sc: Scenario, value: Any, *path: Any) -> dict[Any, float]:
     if not isinstance(value, dict) or not value:
         raise ScenarioError(f"{sc.where(*path)}: a distribution is a mapping of value: probability")
     for k, p in value.items():
-        if not isinstance(p, (int, float)) or isinstance(p, bool) or p < 0:
+        if not _number(p) or p < 0:
             raise ScenarioError(f"{sc.where(*path, k)}: the probability of {k!r} must be a number from 0 to 1, "
                                 f"not {p!r}")
     total = sum(value.values())
@@ -142,7 +194,7 @@ def _distribution(sc: Scenario, value: Any, *path: Any) -> dict[Any, float]:
 
 
 def _probability(sc: Scenario, value: Any, *path: Any) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
+    if not _number(value) or not 0 <= value <= 1:
         raise ScenarioError(f"{sc.where(*path)}: must be a probability from 0 to 1, not {value!r}")
     return float(value)
 
@@ -204,14 +256,20 @@ def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams:
             start = date.fromisoformat(start)
         except ValueError:
             raise ScenarioError(f"{sc.where('start')}: start is a date YYYY-MM-DD, not {start!r}") from None
-    if not isinstance(start, date):
+    if not isinstance(start, date) or isinstance(start, datetime):
         raise ScenarioError(f"{sc.where('start')}: start is a date YYYY-MM-DD")
+    if not START_YEARS[0] <= start.year <= START_YEARS[1]:
+        raise ScenarioError(f"{sc.where('start')}: start must be a date from {START_YEARS[0]} to {START_YEARS[1]}, "
+                            f"not {start.isoformat()}")
+    # the period and seed asked for (the command line's --days and --seed, the page's form) are named as such
+    days_where = "the period asked" if days is not None else sc.where("days")
     n_days = days if days is not None else d.get("days", 365)
     if not isinstance(n_days, int) or isinstance(n_days, bool) or not 1 <= n_days <= 3660:
-        raise ScenarioError(f"{sc.where('days')}: days must be a whole number from 1 to 3660, not {n_days!r}")
+        raise ScenarioError(f"{days_where}: days must be a whole number from 1 to 3660, not {n_days!r}")
     the_seed = seed if seed is not None else d.get("seed", 1)
     if not isinstance(the_seed, int) or isinstance(the_seed, bool):
-        raise ScenarioError(f"{sc.where('seed')}: seed must be a whole number")
+        raise ScenarioError(f"{'the seed asked' if seed is not None else sc.where('seed')}: seed must be a whole "
+                            "number")
     routes: dict[str, dict[str, Any]] = {}
     arrivals = d.get("arrivals")
     if not isinstance(arrivals, dict) or not arrivals:
@@ -224,9 +282,9 @@ def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams:
                 raise ScenarioError(f"{sc.where('arrivals', name, k)}: {k!r} is not a route key "
                                     f"(one of {', '.join(sorted(ROUTE_KEYS))})")
         rate = r.get("per_year")
-        if not isinstance(rate, (int, float)) or isinstance(rate, bool) or rate < 0:
-            raise ScenarioError(f"{sc.where('arrivals', name, 'per_year')}: contacts a year must be a number of "
-                                f"0 or more, not {rate!r}")
+        if not _number(rate) or not 0 <= rate <= MAX_PER_YEAR:
+            raise ScenarioError(f"{sc.where('arrivals', name, 'per_year')}: contacts a year must be a number from "
+                                f"0 to {MAX_PER_YEAR:,}, not {rate!r}")
         proc = r.get("process", "front_door")
         if proc not in processes:
             raise ScenarioError(f"{sc.where('arrivals', name, 'process')}: there is no process {proc!r} "
@@ -241,7 +299,7 @@ def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams:
     for key, n in (("weekday", 7), ("season", 12)):
         v = d.get(key, [1.0] * n)
         if not isinstance(v, list) or len(v) != n or any(
-                not isinstance(x, (int, float)) or isinstance(x, bool) or x < 0 for x in v) or sum(v) <= 0:
+                not _number(x) or x < 0 for x in v) or sum(v) <= 0:
             raise ScenarioError(f"{sc.where(key)}: {key} is a list of {n} numbers of 0 or more (not all 0)")
         mean = sum(v) / n
         shape[key] = [x / mean for x in v]
@@ -321,13 +379,16 @@ def _duration(sc: Scenario, v: Any, *path: Any) -> None:
     hold = v.get("hold_days")
     if hold is not None:
         if not isinstance(hold, dict) or set(hold) - {"median", "spread"} or any(
-                not isinstance(x, (int, float)) or isinstance(x, bool) or x < 0 for x in hold.values()):
-            raise ScenarioError(f"{sc.where(*path, 'hold_days')}: hold_days is {{median: DAYS, spread: S}}, "
-                                "numbers of 0 or more")
+                not _number(x) or not 0 <= x <= (MAX_HOLD_DAYS if k == "median" else MAX_SPREAD)
+                for k, x in hold.items()):
+            raise ScenarioError(f"{sc.where(*path, 'hold_days')}: hold_days is {{median: DAYS, spread: S}}, a "
+                                f"median from 0 to {MAX_HOLD_DAYS:,} days and a spread from 0 to {MAX_SPREAD}")
     for k in ("median_hours", "spread"):
         x = v.get(k, 1.0 if k == "median_hours" else 0.5)
-        if not isinstance(x, (int, float)) or isinstance(x, bool) or x < 0 or (k == "median_hours" and x == 0):
-            raise ScenarioError(f"{sc.where(*path, k)}: {k} must be a positive number, not {x!r}")
+        top = MAX_MEDIAN_HOURS if k == "median_hours" else MAX_SPREAD
+        if not _number(x) or not 0 <= x <= top or (k == "median_hours" and x == 0):
+            raise ScenarioError(f"{sc.where(*path, k)}: {k} must be a number "
+                                f"{'above 0' if k == 'median_hours' else 'from 0'} to {top:,}, not {x!r}")
 
 
 # ---------------------------------------------------------------------- answers from a form's schema
@@ -694,10 +755,15 @@ def _simulate(scenario: Scenario, *, source: Any | None, days: int | None, seed:
 
 
 def _start_day(scenario: Scenario) -> date:
-    """The scenario's first day (2026-04-01 when it gives none; check_scenario refuses one that is not a date)."""
+    """The scenario's first day (2026-04-01 when it gives none, or one check_scenario refuses: it then says why)."""
     given = scenario.data.get("start")
-    start = date.fromisoformat(given) if isinstance(given, str) else (given or date(2026, 4, 1))
-    return start if isinstance(start, date) else date(2026, 4, 1)
+    try:
+        start = date.fromisoformat(given) if isinstance(given, str) else given
+    except ValueError:
+        start = None
+    if not isinstance(start, date) or isinstance(start, datetime) or not START_YEARS[0] <= start.year <= START_YEARS[1]:
+        return date(2026, 4, 1)
+    return start
 
 
 def _prepared(scenario: Scenario, source: Any | None, days: int | None, seed: int | None, *, full_history: bool,
@@ -952,13 +1018,21 @@ class _Run:
             hours = (t - task.ready).total_seconds() / 3600
             self.waits[name].append(hours)
             self.wait_by_week[name][self.week(t)].append(hours)
-            worked = _add_work(rules, t, self.duration(task))
+            work = self.duration(task)
+            worked = self.end if self.beyond(t, work * 3600) else _add_work(rules, t, work)
             hold = self.hold(task)
             if hold:  # the staff's part ends; the task stays open while the service runs
                 self.push(worked, "free", task.team)
-                self.push(worked + timedelta(days=hold), "done", task)
+                self.push(self.end if self.beyond(worked, hold * 86400) else worked + timedelta(days=hold), "done",
+                          task)
             else:
                 self.push(worked, "done", task)
+
+    def beyond(self, t: datetime, seconds: float) -> bool:
+        """Whether work or a service of `seconds` that begins at `t` cannot end before the run does: it is then put
+        at the run's end, which the run never reaches (the output is the same), so that a long draw neither
+        overflows a date nor is laid over the working days of years."""
+        return t >= self.end or seconds >= (self.end - t).total_seconds()
 
     def duration(self, task: _Task) -> float:
         dur = self.ck.durations

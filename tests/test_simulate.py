@@ -100,7 +100,34 @@ BAD = [
     ("unknown_process", "arrivals:\n  self: {per_year: 10, process: no_such_process}\n", "line 2",
      "arrivals/self/process", "there is no process 'no_such_process'"),
     ("negative_rate", "arrivals:\n  self: {per_year: 10}\n  gp: {per_year: -5}\n", "line 3",
-     "arrivals/gp/per_year", "must be a number of 0 or more"),
+     "arrivals/gp/per_year", "must be a number from 0 to 1,000,000, not -5"),
+    # YAML reads .nan and .inf as numbers: a rate of either never ended (drawing arrivals looped forever)
+    ("nan_rate", "arrivals:\n  self: {per_year: .nan}\n", "line 2", "arrivals/self/per_year",
+     "must be a number from 0 to 1,000,000, not nan"),
+    ("infinite_rate", "arrivals:\n  self: {per_year: .inf}\n", "line 2", "arrivals/self/per_year",
+     "must be a number from 0 to 1,000,000, not inf"),
+    ("huge_rate", "arrivals:\n  self: {per_year: 1000001}\n", "line 2", "arrivals/self/per_year",
+     "must be a number from 0 to 1,000,000, not 1000001"),
+    ("nan_probability", "arrivals:\n  self: {per_year: 10}\npeople:\n  age: {18-64: .nan, 65-84: 1.0}\n",
+     "line 4", "people/age/18-64", "the probability of '18-64' must be a number from 0 to 1, not nan"),
+    ("nan_single_probability", "arrivals:\n  self: {per_year: 10}\npeople:\n  lives_alone: .nan\n", "line 4",
+     "people/lives_alone", "must be a probability from 0 to 1, not nan"),
+    ("infinite_season", "arrivals:\n  self: {per_year: 10}\nseason: [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, .inf]\n",
+     "line 3", "season", "season is a list of 12 numbers of 0 or more"),
+    ("infinite_hours", "arrivals:\n  self: {per_year: 10}\ndurations:\n  default: {median_hours: .inf}\n",
+     "line 4", "durations/default/median_hours", "median_hours must be a number above 0 to 8,760, not inf"),
+    ("hours_over_a_year", "arrivals:\n  self: {per_year: 10}\ndurations:\n  default: {median_hours: 8761}\n",
+     "line 4", "durations/default/median_hours", "median_hours must be a number above 0 to 8,760, not 8761"),
+    ("huge_spread", "arrivals:\n  self: {per_year: 10}\ndurations:\n  teams:\n    front_door: {spread: 5.5}\n",
+     "line 5", "durations/teams/front_door/spread", "spread must be a number from 0 to 5.0, not 5.5"),
+    ("nan_hold", "arrivals:\n  self: {per_year: 10}\ndurations:\n  tasks:\n    x: {hold_days: {median: .nan}}\n",
+     "line 5", "durations/tasks/x/hold_days", "a median from 0 to 3,660 days and a spread from 0 to 5.0"),
+    ("long_hold", "arrivals:\n  self: {per_year: 10}\ndurations:\n  tasks:\n    x: {hold_days: {median: 3661}}\n",
+     "line 5", "durations/tasks/x/hold_days", "a median from 0 to 3,660 days"),
+    ("far_start", "start: 9999-12-01\narrivals:\n  self: {per_year: 10}\n", "line 1", "start",
+     "start must be a date from 2000 to 2099, not 9999-12-01"),
+    ("start_with_a_time", "start: 2026-04-01 10:00:00\narrivals:\n  self: {per_year: 10}\n", "line 1", "start",
+     "start is a date YYYY-MM-DD"),
     ("sum", "arrivals:\n  self: {per_year: 10}\npeople:\n  age: {18-64: 0.5, 65-84: 0.4}\n", "line 4",
      "people/age", "sum to 0.9, not 1"),
     ("unknown_form", "arrivals:\n  self: {per_year: 10}\nforms:\n  no_such_form:\n    x: 1\n", "line 4",
@@ -127,6 +154,69 @@ def test_a_bad_scenario_is_refused_naming_its_line_and_key(tmp_path, name, text,
                                 teams={"front_door", "social_work"},
                                 timers={"front_door/wait_for_call_back": "Call-back day"})
     assert f"s.yaml {line} ({key})" in str(err.value) and message in str(err.value)
+
+
+HOSTILE = [
+    # a few lines of nested aliases expand to billions of values: refused from the composed file, which stays small
+    ("aliases", "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefg", "bcdefgh", strict=True)),
+     "s.yaml: the scenario holds more than 100,000 values once its YAML aliases (*name) are written out"),
+    ("binary", None, "s.yaml line 2: not UTF-8 text (byte 9 of the file cannot be read)"),
+    ("nested", "a: " + "[" * 5000 + "]" * 5000 + "\n", "s.yaml: nested too deeply to be read"),
+]
+
+
+@pytest.mark.parametrize("name,text,message", HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_a_hostile_scenario_file_is_refused_at_once_saying_why(tmp_path, name, text, message):
+    path = tmp_path / "s.yaml"
+    if text is None:
+        path.write_bytes(b"days: 3\n\xff\xfe\x00arrivals\n")
+    else:
+        path.write_text(text)
+    with pytest.raises(simulate.ScenarioError) as err:
+        simulate.load_scenario(path)
+    assert message in str(err.value)
+
+
+def test_a_scenario_may_repeat_itself_through_yaml_anchors_and_each_key_keeps_its_line(tmp_path):
+    text = ("arrivals:\n  self: {per_year: 10}\nteams:\n  front_door: &team\n    staff: 2\n    hours: \"09:00-17:00\"\n"
+            "  social_work: *team\n  reablement:\n    <<: *team\n    staff: 0\n")
+    sc = simulate.load_scenario(scenario(tmp_path, text=text))
+    assert sc.data["teams"]["social_work"] == {"staff": 2, "hours": "09:00-17:00"}
+    assert sc.where("teams", "social_work", "staff") == "s.yaml line 5 (teams/social_work/staff)"  # under its anchor
+    with pytest.raises(simulate.ScenarioError) as err:
+        simulate.check_scenario(sc, processes={"front_door"}, forms=set(), teams={"front_door", "social_work",
+                                                                                  "reablement"})
+    assert "s.yaml line 10 (teams/reablement/staff): staff must be a whole number of 1 or more, not 0" in str(err.value)
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--days", "0", "the period asked: days must be a whole number from 1 to 3660, not 0"),
+    ("--days", "3661", "the period asked: days must be a whole number from 1 to 3660, not 3661"),
+])
+def test_a_period_asked_on_the_command_line_is_named_as_such_not_as_a_line_of_the_file(tmp_path, capsys, flag,
+                                                                                       value, message):
+    code = cli.main(["--db", f"sqlite:///{tmp_path / 'absent.db'}", "simulate", "--scenario",
+                     str(scenario(tmp_path)), flag, value])
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and "s.yaml" not in err
+
+
+def test_work_and_services_drawn_to_last_beyond_the_run_end_with_it(tmp_path):
+    """The longest durations a scenario may give, with the widest spread: a draw of millions of years overflowed
+    a date (the run failed with OverflowError), and a long one was laid over its working days one by one. Such work
+    now ends with the run, whose output counts it as neither done nor waiting."""
+    text = ROUTING.format(days=3, seed=3, per_year=3650, staff=2, hours=8760).replace("spread: 0.2}", "spread: 5.0}")
+    out = run(scenario(tmp_path, text=text))
+    team = out["teams"]["front_door"]
+    assert out["contacts"] > 20 and team["arrived"] > 2
+    assert team["done"] < team["arrived"]  # most of the work drawn lasts longer than the run
+    held = ROUTING.format(days=3, seed=3, per_year=36500, staff=400, hours=0.2).replace(
+        "record_contact: {median_hours: 0.2, spread: 0.2}",
+        "record_contact: {median_hours: 0.2, spread: 0.2, hold_days: {median: 3660, spread: 5.0}}")
+    out = run(scenario(tmp_path, "held.yaml", text=held))
+    team = out["teams"]["front_door"]
+    assert team["arrived"] > 100 and team["done"] < team["arrived"] / 10  # most stay open for years of service
 
 
 def raising_policy(task, answers, rng):
