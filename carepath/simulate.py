@@ -54,6 +54,8 @@ TOP_KEYS = {"start", "days", "seed", "arrivals", "weekday", "season", "people", 
 PEOPLE_KEYS = {"age", "outcomes_unable", "needs", "lives_alone", "crisis", "safeguarding_concern",
                "reablement_appropriate", "carer_support_asked"}
 ROUTE_KEYS = {"per_year", "process", "caller", "safeguarding_concern", "crisis", "start_data"}
+TEAM_KEYS = {"staff", "hours", "weekends"}
+MAX_AGE = 130  # the oldest a person drawn may be
 # the timers whose firing means a deadline was missed (docs/simulation.md): element id -> what it stands for
 DEADLINE_WORDS = ("overdue", "late", "deadline", "passed")
 #: the history events a run keeps (engine/simulation.py): those the measures and the CLD rows they count read
@@ -203,6 +205,8 @@ def _hours(sc: Scenario, text: Any, *path: Any) -> tuple[time, time]:
     m = re.fullmatch(r"(\d\d):(\d\d)-(\d\d):(\d\d)", str(text))
     if not m:
         raise ScenarioError(f"{sc.where(*path)}: working hours are written HH:MM-HH:MM, not {text!r}")
+    if int(m[1]) > 23 or int(m[3]) > 23 or int(m[2]) > 59 or int(m[4]) > 59:
+        raise ScenarioError(f"{sc.where(*path)}: working hours are times of day from 00:00 to 23:59, not {text!r}")
     a, b = time(int(m[1]), int(m[2])), time(int(m[3]), int(m[4]))
     if b <= a:
         raise ScenarioError(f"{sc.where(*path)}: the working day must end after it starts ({text})")
@@ -244,8 +248,10 @@ class Checked:
 
 
 def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams: set[str],
-                   days: int | None = None, seed: int | None = None, timers: dict[str, str] | None = None) -> Checked:
-    """Every rule of the format, each refusal naming the file, line and key (docs/simulation.md)."""
+                   days: int | None = None, seed: int | None = None, timers: dict[str, str] | None = None,
+                   fields: dict[str, dict[str, list[dict[str, Any]]]] | None = None) -> Checked:
+    """Every rule of the format, each refusal naming the file, line and key (docs/simulation.md). `fields`: each
+    form's fields (`form_fields`), when the scenario's answers for a form are to be checked against them."""
     d = sc.data
     for k in d:
         if k not in TOP_KEYS:
@@ -289,6 +295,9 @@ def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams:
         if proc not in processes:
             raise ScenarioError(f"{sc.where('arrivals', name, 'process')}: there is no process {proc!r} "
                                 f"(deployed: {', '.join(sorted(processes))})")
+        if not isinstance(r.get("start_data") or {}, dict):
+            raise ScenarioError(f"{sc.where('arrivals', name, 'start_data')}: start_data is a mapping of the data the "
+                                "process starts with")
         route = {"per_year": float(rate), "process": proc, "caller": r.get("caller", "self"),
                  "start_data": r.get("start_data") or {}}
         for k in ("safeguarding_concern", "crisis"):
@@ -313,8 +322,12 @@ def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams:
         else:
             _probability(sc, v, "people", k)
     for band in (people.get("age") or {}):
-        if not re.fullmatch(r"\d+-\d+", str(band)):
+        m = re.fullmatch(r"(\d{1,3})-(\d{1,3})", str(band))
+        if not m:
             raise ScenarioError(f"{sc.where('people', 'age', band)}: an age band is written FROM-TO, e.g. 65-84")
+        if not int(m[1]) <= int(m[2]) <= MAX_AGE:
+            raise ScenarioError(f"{sc.where('people', 'age', band)}: an age band goes from a younger age to an older "
+                                f"one, {MAX_AGE} at most, not {band}")
     form_rules: dict[str, dict[str, Any]] = {}
     policies: dict[str, tuple[Callable[..., Any], str]] = {}
     for form, rules in (d.get("forms") or {}).items():
@@ -329,6 +342,8 @@ def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams:
         for fld, v in rules.items():
             if isinstance(v, dict):
                 _distribution(sc, v, "forms", form, fld)
+            if fields is not None:
+                _check_answers(sc, fields.get(form, {}), form, fld, v)
         form_rules[form] = rules
     durations = d.get("durations") or {}
     _duration(sc, durations.get("default", {"median_hours": 1.0, "spread": 0.5}), "durations", "default")
@@ -345,6 +360,13 @@ def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams:
                                 f"(their teams: {', '.join(sorted(teams))})")
         if not isinstance(v, dict):
             raise ScenarioError(f"{sc.where('teams', t)}: a team is a mapping of staff, hours and weekends")
+        for k in v:
+            if k not in TEAM_KEYS:
+                raise ScenarioError(f"{sc.where('teams', t, k)}: {k!r} is not a team key (one of "
+                                    f"{', '.join(sorted(TEAM_KEYS))})")
+        if not isinstance(v.get("weekends", False), bool):
+            raise ScenarioError(f"{sc.where('teams', t, 'weekends')}: weekends is true or false, not "
+                                f"{v['weekends']!r}")
         staff = v.get("staff", 1)
         if not isinstance(staff, int) or isinstance(staff, bool) or staff < 1:
             raise ScenarioError(f"{sc.where('teams', t, 'staff')}: staff must be a whole number of 1 or more, "
@@ -371,6 +393,38 @@ def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams:
                             f"to 1440, not {handoff!r}")
     return Checked(start, n_days, the_seed, routes, shape["weekday"], shape["season"], people, form_rules, policies,
                    durations, team_rules, sc, deadlines=deadlines, handoff=timedelta(minutes=handoff))
+
+
+def form_fields(library: Any) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Each form's fields a scenario may give answers for, with the schemas an answer may fit: the property's own
+    and each one its conditions (`allOf` if/then/else) give it."""
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for name in library.names():
+        schema = library.schema(name)
+        got: dict[str, list[dict[str, Any]]] = {k: [v] for k, v in (schema.get("properties") or {}).items()}
+        for clause in schema.get("allOf") or []:
+            for part in ("then", "else"):
+                for k, v in (((clause.get(part) or {}).get("properties")) or {}).items():
+                    got.setdefault(k, []).append(v)
+        out[name] = got
+    return out
+
+
+def _check_answers(sc: Scenario, fields: dict[str, list[dict[str, Any]]], form: str, fld: Any, v: Any) -> None:
+    """A field the form has, and answers its schemas take (each value of a distribution, or the one given)."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
+    if fld not in fields:
+        raise ScenarioError(f"{sc.where('forms', form, fld)}: the form {form!r} has no field {fld!r} (its "
+                            f"fields: {', '.join(sorted(map(str, fields))) or 'none'})")
+    for value in (list(v) if isinstance(v, dict) else [v]):
+        validators = [Draft202012Validator(s) for s in fields[fld] if isinstance(s, dict)]
+        if validators and not any(x.is_valid(value) for x in validators):
+            why = best_match(validators[0].iter_errors(value))
+            path = ("forms", form, fld, value) if isinstance(v, dict) else ("forms", form, fld)
+            raise ScenarioError(f"{sc.where(*path)}: {value!r} is not an answer the form {form!r} takes at "
+                                f"{fld!r}" + (f" ({why.message[:200]})" if why is not None else ""))
 
 
 def _duration(sc: Scenario, v: Any, *path: Any) -> None:
@@ -775,6 +829,7 @@ def _prepared(scenario: Scenario, source: Any | None, days: int | None, seed: in
             live.copy_into(eng)
         procs, teams, timers = _diagram_facts(eng)
         ck = check_scenario(scenario, processes=procs, forms=set(eng.forms.names()), teams=teams, days=days,
+                            fields=form_fields(eng.forms),
                             seed=seed, timers=timers)
         contact = eng.forms.schema("contact")["properties"]
         ck.outcomes, ck.needs = contact["outcomes_unable"]["items"]["enum"], contact["needs"]["items"]["enum"]
@@ -1098,8 +1153,13 @@ class _Run:
         if task.form is None:
             return {}
         schema = self.eng.forms.schema(task.form)
-        out = drawn if drawn is not None else _fill(schema, self.ck.forms.get(task.form, {}), self.rng,
-                                                    _local(t).date())
+        rules = self.ck.forms.get(task.form, {})
+        if drawn is not None:  # the person's answers (the contact form), with the scenario's for the form over them
+            out = drawn
+            for k, v in rules.items():
+                out[k] = _draw(self.rng, v) if isinstance(v, dict) else v
+        else:
+            out = _fill(schema, rules, self.rng, _local(t).date())
         pol = self.ck.policies.get(task.form)
         if pol:
             fn, where = pol

@@ -71,6 +71,21 @@ def test_routing_follows_the_screening_table_within_tolerance(tmp_path):
     assert out["teams"]["front_door"]["arrived"] == out["contacts"]  # each contact is one record_contact task
 
 
+def test_the_scenarios_answers_for_the_contact_form_are_put_over_the_persons(tmp_path):
+    # every person drawn is likely eligible with reablement appropriate: the screening table sends each to
+    # reablement, unless the scenario answers the contact form's question otherwise (it was once ignored)
+    text = ROUTING.format(days=3, seed=5, per_year=5000, staff=40, hours=0.3).replace(
+        "outcomes_unable: {0: 0.7, 2: 0.3}", "outcomes_unable: {2: 1.0}")
+    plain = run(scenario(tmp_path, text=text))
+    assert sum(plain["processes"].get("reablement", {}).values()) >= 20
+    answered = run(scenario(tmp_path, "answered.yaml", text=text + (
+        "forms:\n  contact:\n    reablement_appropriate: false\n"
+        "    reablement_not_appropriate_because: {long_term_condition: 0.5, other: 0.5}\n")))
+    assert answered["contacts"] == plain["contacts"] and answered["processes"]["front_door"] == \
+        plain["processes"]["front_door"]
+    assert "reablement" not in answered["processes"] and answered["tasks_not_completed"] == {}
+
+
 def test_the_same_seed_gives_the_same_output_and_another_seed_does_not(tmp_path):
     path = scenario(tmp_path, days=2, per_year=3000)
     first, again = run(path), run(path)
@@ -124,6 +139,28 @@ BAD = [
      "line 5", "durations/tasks/x/hold_days", "a median from 0 to 3,660 days and a spread from 0 to 5.0"),
     ("long_hold", "arrivals:\n  self: {per_year: 10}\ndurations:\n  tasks:\n    x: {hold_days: {median: 3661}}\n",
      "line 5", "durations/tasks/x/hold_days", "a median from 0 to 3,660 days"),
+    ("hour_25", "arrivals:\n  self: {per_year: 10}\nteams:\n  front_door: {staff: 2, hours: \"25:00-26:00\"}\n",
+     "line 4", "teams/front_door/hours", "working hours are times of day from 00:00 to 23:59, not '25:00-26:00'"),
+    ("team_key", "arrivals:\n  self: {per_year: 10}\nteams:\n  front_door: {staff: 2, lunch: 1}\n", "line 4",
+     "teams/front_door/lunch", "'lunch' is not a team key (one of hours, staff, weekends)"),
+    ("weekends", "arrivals:\n  self: {per_year: 10}\nteams:\n  front_door: {staff: 2, weekends: maybe}\n", "line 4",
+     "teams/front_door/weekends", "weekends is true or false, not 'maybe'"),
+    ("age_band_backwards", "arrivals:\n  self: {per_year: 10}\npeople:\n  age: {84-65: 1.0}\n", "line 4",
+     "people/age/84-65", "an age band goes from a younger age to an older one, 130 at most, not 84-65"),
+    ("age_band_too_old", "arrivals:\n  self: {per_year: 10}\npeople:\n  age: {65-131: 1.0}\n", "line 4",
+     "people/age/65-131", "130 at most, not 65-131"),
+    ("start_data", "arrivals:\n  self: {per_year: 10, process: hospital_discharge, start_data: [1, 2]}\n", "line 2",
+     "arrivals/self/start_data", "start_data is a mapping of the data the process starts with"),
+    ("unknown_field", "arrivals:\n  self: {per_year: 10}\nforms:\n  contact:\n    mood: happy\n", "line 5",
+     "forms/contact/mood", "the form 'contact' has no field 'mood' (its fields: advice_given, caller,"),
+    # a misspelt answer was once repaired into a valid one without a word: the proportions asked were not run
+    ("answer_misspelt", "arrivals:\n  self: {per_year: 10}\nforms:\n  safeguarding_triage_decision:\n"
+     "    decision: {s42_enquiri: 0.3, other_enquiry: 0.7}\n", "line 5",
+     "forms/safeguarding_triage_decision/decision/s42_enquiri",
+     "'s42_enquiri' is not an answer the form 'safeguarding_triage_decision' takes at 'decision' ('s42_enquiri' is "
+     "not one of ['s42_enquiry', 'other_enquiry', 'no_further_action_with_advice'])"),
+    ("answer_wrong_type", "arrivals:\n  self: {per_year: 10}\nforms:\n  contact:\n    needs: 2\n", "line 5",
+     "forms/contact/needs", "2 is not an answer the form 'contact' takes at 'needs' (2 is not of type 'array')"),
     ("far_start", "start: 9999-12-01\narrivals:\n  self: {per_year: 10}\n", "line 1", "start",
      "start must be a date from 2000 to 2099, not 9999-12-01"),
     ("start_with_a_time", "start: 2026-04-01 10:00:00\narrivals:\n  self: {per_year: 10}\n", "line 1", "start",
@@ -148,11 +185,12 @@ BAD = [
 @pytest.mark.parametrize("name,text,line,key,message", BAD, ids=[b[0] for b in BAD])
 def test_a_bad_scenario_is_refused_naming_its_line_and_key(tmp_path, name, text, line, key, message):
     sc = simulate.load_scenario(scenario(tmp_path, text=text))
-    forms = FormLibrary.from_folder(ROOT / "forms").names()
+    library = FormLibrary.from_folder(ROOT / "forms")
     with pytest.raises(simulate.ScenarioError) as err:
-        simulate.check_scenario(sc, processes={"front_door", "hospital_discharge"}, forms=forms,
+        simulate.check_scenario(sc, processes={"front_door", "hospital_discharge"}, forms=library.names(),
                                 teams={"front_door", "social_work"},
-                                timers={"front_door/wait_for_call_back": "Call-back day"})
+                                timers={"front_door/wait_for_call_back": "Call-back day"},
+                                fields=simulate.form_fields(library))
     assert f"s.yaml {line} ({key})" in str(err.value) and message in str(err.value)
 
 
