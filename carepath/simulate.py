@@ -1168,6 +1168,9 @@ class _Run:
                            dict(out), self.rng)
             except Exception as exc:  # a process owner's own code: its failure names the scenario line
                 raise ScenarioError(f"{where}: the policy raised {type(exc).__name__}: {exc}") from None
+            if extra is not None and not isinstance(extra, dict):
+                raise ScenarioError(f"{where}: the policy returned {type(extra).__name__}, not a mapping of answers "
+                                    f"(field: value) or None, at {task.process}/{task.element}")
             out.update(extra or {})
         return out
 

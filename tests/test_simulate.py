@@ -273,6 +273,22 @@ def test_a_policy_that_raises_names_the_scenario_line(tmp_path, capsys):
            "policy broke" in err
 
 
+def number_policy(task, answers, rng):
+    return 5
+
+
+def test_a_policy_that_returns_no_answers_names_the_scenario_line(tmp_path, capsys):
+    text = ROUTING.format(days=1, seed=1, per_year=3000, staff=5, hours=0.3) + (
+        "forms:\n  contact:\n    policy: tests.test_simulate:number_policy\n")
+    line = text.splitlines().index("    policy: tests.test_simulate:number_policy") + 1
+    code = cli.main(["--db", f"sqlite:///{tmp_path / 'absent.db'}", "simulate", "--scenario",
+                     str(scenario(tmp_path, text=text))])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"s.yaml line {line} (forms/contact/policy): the policy returned int, not a mapping of answers (field: " \
+           "value) or None, at front_door/record_contact" in err
+
+
 def test_the_live_database_is_only_read(tmp_path, capsys):
     db = tmp_path / "live.db"
     live = Engine(f"sqlite:///{db}", forms=FormLibrary.from_folder(ROOT / "forms"))
