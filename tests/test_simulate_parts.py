@@ -43,6 +43,19 @@ def test_two_processes_give_byte_for_byte_the_output_of_one():
     assert _text(two) == _text(one)
 
 
+def test_two_processes_give_the_output_of_one_with_the_scenarios_own_answers_to_the_contact_form(tmp_path):
+    # the scenario's contact answers are drawn in both processes, for every case, as the person's are
+    text = (ROOT / "processes" / "config" / "simulation.yaml").read_text().replace("forms:\n", (
+        "forms:\n  contact:\n    reablement_appropriate: {true: 0.5, false: 0.5}\n"
+        "    reablement_not_appropriate_because: {long_term_condition: 0.5, other: 0.5}\n"), 1)
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    sc = simulate.load_scenario(path)
+    one, two = simulate.simulate(sc, days=3, seed=3), simulate.simulate(sc, days=3, seed=3, parts=2)
+    assert sum(one["processes"].get("reablement", {}).values()) > 10 and one["tasks_not_completed"] == {}
+    assert _text(two) == _text(one)
+
+
 @pytest.mark.parametrize("per_year", [0, 365])
 def test_two_processes_of_which_one_holds_no_case_still_give_the_output_of_one(tmp_path, per_year):
     # no contact at all, or one (seed 9 draws one): the second process holds contact 1 and the first none
