@@ -249,9 +249,11 @@ class Checked:
 
 def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams: set[str],
                    days: int | None = None, seed: int | None = None, timers: dict[str, str] | None = None,
-                   fields: dict[str, dict[str, list[dict[str, Any]]]] | None = None) -> Checked:
+                   fields: dict[str, dict[str, list[dict[str, Any]]]] | None = None,
+                   tasks: set[str] | None = None) -> Checked:
     """Every rule of the format, each refusal naming the file, line and key (docs/simulation.md). `fields`: each
-    form's fields (`form_fields`), when the scenario's answers for a form are to be checked against them."""
+    form's fields (`form_fields`), when the scenario's answers for a form are to be checked against them; `tasks`:
+    the deployed user tasks' ids, when the durations given for tasks are to be checked against them."""
     d = sc.data
     for k in d:
         if k not in TOP_KEYS:
@@ -352,6 +354,10 @@ def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams:
             raise ScenarioError(f"{sc.where('durations', 'teams', t)}: no diagram has a team {t!r}")
         _duration(sc, v, "durations", "teams", t)
     for t, v in (durations.get("tasks") or {}).items():
+        if tasks and t not in tasks:
+            near = ", ".join(sorted(x for x in tasks if str(t).split("_")[0] in x)[:12]) or "none alike"
+            raise ScenarioError(f"{sc.where('durations', 'tasks', t)}: no deployed diagram has a user task {t!r} "
+                                f"(user tasks with a like id: {near})")
         _duration(sc, v, "durations", "tasks", t)
     team_rules: dict[str, dict[str, Any]] = {}
     for t, v in (d.get("teams") or {"default": {}}).items():
@@ -662,9 +668,9 @@ class Result:
         return self.summary
 
 
-def _diagram_facts(eng: Any) -> tuple[set[str], set[str], dict[str, str]]:
-    """The deployed processes, the teams their user tasks name and their timers ("process/timer id" -> name),
-    read from the deployed files in the scratch database."""
+def _diagram_facts(eng: Any) -> tuple[set[str], set[str], dict[str, str], set[str]]:
+    """The deployed processes, the teams their user tasks name, their timers ("process/timer id" -> name) and
+    their user tasks' ids, read from the deployed files in the scratch database."""
     from engine.schema import definition_files, process_versions
 
     with eng.db.engine.connect() as conn:
@@ -672,8 +678,10 @@ def _diagram_facts(eng: Any) -> tuple[set[str], set[str], dict[str, str]]:
         files = [r[0] for r in conn.execute(select(definition_files.c.content))]
     teams: set[str] = set()
     timers: dict[str, str] = {}
+    tasks: set[str] = set()
     for raw in files:
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        tasks.update(m[1] for m in re.finditer(r'<(?:\w+:)?userTask\b[^>]*?\sid="([^"]+)"', text))
         for m in re.finditer(r'candidateGroups="([^"$]*)"', text):
             teams.update(x.strip() for x in m[1].split(",") if x.strip())
         for proc in re.finditer(r'<(?:\w+:)?process id="([^"]+)"(.*?)</(?:\w+:)?process>', text, re.S):
@@ -681,7 +689,7 @@ def _diagram_facts(eng: Any) -> tuple[set[str], set[str], dict[str, str]]:
                                   r'[^>]*>(?:(?!</(?:\w+:)?(?:boundaryEvent|intermediateCatchEvent)>).)*?'
                                   r'timerEventDefinition', proc[2], re.S):
                 timers[f"{proc[1]}/{ev[1]}"] = ev[2] or ev[1]
-    return procs, teams, timers
+    return procs, teams, timers, tasks
 
 
 def _trimmed(kind: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -827,10 +835,9 @@ def _prepared(scenario: Scenario, source: Any | None, days: int | None, seed: in
     try:
         if live is not None:
             live.copy_into(eng)
-        procs, teams, timers = _diagram_facts(eng)
+        procs, teams, timers, tasks = _diagram_facts(eng)
         ck = check_scenario(scenario, processes=procs, forms=set(eng.forms.names()), teams=teams, days=days,
-                            fields=form_fields(eng.forms),
-                            seed=seed, timers=timers)
+                            seed=seed, timers=timers, fields=form_fields(eng.forms), tasks=tasks)
         contact = eng.forms.schema("contact")["properties"]
         ck.outcomes, ck.needs = contact["outcomes_unable"]["items"]["enum"], contact["needs"]["items"]["enum"]
     except BaseException:

@@ -161,6 +161,9 @@ BAD = [
      "not one of ['s42_enquiry', 'other_enquiry', 'no_further_action_with_advice'])"),
     ("answer_wrong_type", "arrivals:\n  self: {per_year: 10}\nforms:\n  contact:\n    needs: 2\n", "line 5",
      "forms/contact/needs", "2 is not an answer the form 'contact' takes at 'needs' (2 is not of type 'array')"),
+    ("unknown_task", "arrivals:\n  self: {per_year: 10}\ndurations:\n  tasks:\n    record_contakt: {median_hours: 1}\n",
+     "line 5", "durations/tasks/record_contakt",
+     "no deployed diagram has a user task 'record_contakt' (user tasks with a like id: record_contact)"),
     ("far_start", "start: 9999-12-01\narrivals:\n  self: {per_year: 10}\n", "line 1", "start",
      "start must be a date from 2000 to 2099, not 9999-12-01"),
     ("start_with_a_time", "start: 2026-04-01 10:00:00\narrivals:\n  self: {per_year: 10}\n", "line 1", "start",
@@ -190,7 +193,7 @@ def test_a_bad_scenario_is_refused_naming_its_line_and_key(tmp_path, name, text,
         simulate.check_scenario(sc, processes={"front_door", "hospital_discharge"}, forms=library.names(),
                                 teams={"front_door", "social_work"},
                                 timers={"front_door/wait_for_call_back": "Call-back day"},
-                                fields=simulate.form_fields(library))
+                                fields=simulate.form_fields(library), tasks={"record_contact", "x"})
     assert f"s.yaml {line} ({key})" in str(err.value) and message in str(err.value)
 
 
@@ -313,9 +316,11 @@ def test_the_live_database_is_only_read(tmp_path, capsys):
 def test_the_default_scenario_is_the_domain_briefs_county_year_and_valid_against_the_diagrams():
     eng = simulate.scratch_engine(None, simulate.date(2026, 4, 1))
     try:
-        procs, teams, timers = simulate._diagram_facts(eng)
+        procs, teams, timers, tasks = simulate._diagram_facts(eng)
         ck = simulate.check_scenario(simulate.load_scenario(), processes=procs, forms=eng.forms.names(),
-                                     teams=teams, timers=timers)
+                                     teams=teams, timers=timers, fields=simulate.form_fields(eng.forms),
+                                     tasks=tasks)
+        assert {"record_contact", "deliver_reablement"} <= tasks and not tasks & set(timers)
     finally:
         eng.db.dispose()
     assert ck.days == 365 and sum(r["per_year"] for r in ck.routes.values()) == 26444
