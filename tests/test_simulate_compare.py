@@ -228,6 +228,21 @@ def test_a_draft_that_drops_a_watched_deadline_is_refused_naming_it(live):
     assert "no deployed diagram has a timer 'safeguarding/triage_overdue'" in str(err.value)
 
 
+def test_a_draft_that_drops_a_task_the_scenario_times_is_refused_naming_it(live):
+    # the scenario gives record_concern three hours' work; a draft without it would run it at the default half
+    # hour and show a difference the draft did not make
+    eng, _path, _ids = live
+    files = {k: v.decode() for k, v in live_files(eng, "safeguarding").items()}
+    gone = files["safeguarding.bpmn"].replace('"record_concern"', '"note_concern"').replace(  # the task renamed
+        ">record_concern<", ">note_concern<")
+    draft = {"id": 0, "process_id": "safeguarding", "files": {**files, "safeguarding.bpmn": gone}}
+    with pytest.raises(simulate.ScenarioError) as err:
+        simulate_compare.compare(simulate.load_scenario(SCENARIO), eng, draft, seeds=[1, 2], days=1)
+    assert str(err.value).startswith("with the draft's diagrams: simulation_compare.yaml line 15 "
+                                     "(durations/tasks/record_concern): no deployed diagram has a user task "
+                                     "'record_concern'")
+
+
 # two user tasks made by one step (a parallel split), for two teams
 PAIR = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
