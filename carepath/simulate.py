@@ -424,8 +424,8 @@ def _check_answers(sc: Scenario, fields: dict[str, list[dict[str, Any]]], form: 
     if fld not in fields:
         raise ScenarioError(f"{sc.where('forms', form, fld)}: the form {form!r} has no field {fld!r} (its "
                             f"fields: {', '.join(sorted(map(str, fields))) or 'none'})")
+    validators = [Draft202012Validator(s) for s in fields[fld] if isinstance(s, dict)]
     for value in (list(v) if isinstance(v, dict) else [v]):
-        validators = [Draft202012Validator(s) for s in fields[fld] if isinstance(s, dict)]
         if validators and not any(x.is_valid(value) for x in validators):
             why = best_match(validators[0].iter_errors(value))
             path = ("forms", form, fld, value) if isinstance(v, dict) else ("forms", form, fld)
@@ -505,13 +505,18 @@ def _condition(cond: dict[str, Any]) -> Any:
     return got[1]
 
 
+def _given(rules: dict[str, Any], rng: random.Random, out: dict[str, Any]) -> dict[str, Any]:
+    """`out` with the scenario's answers for a form put in: each field's drawn from its distribution, or as given."""
+    for k, v in rules.items():
+        out[k] = _draw(rng, v) if isinstance(v, dict) else v
+    return out
+
+
 def _fill(schema: dict[str, Any], rules: dict[str, Any], rng: random.Random, today: date) -> dict[str, Any]:
     """Answers for a form: the scenario's rules first, then every required property (including those an
     if/then makes required), each with a value that fits."""
     props = schema.get("properties") or {}
-    out: dict[str, Any] = {}
-    for k, v in rules.items():
-        out[k] = _draw(rng, v) if isinstance(v, dict) else v
+    out = _given(rules, rng, {})
     for k in schema.get("required") or []:
         if k not in out:
             out[k] = _value(props.get(k, {}), rng, today)
@@ -1161,12 +1166,8 @@ class _Run:
             return {}
         schema = self.eng.forms.schema(task.form)
         rules = self.ck.forms.get(task.form, {})
-        if drawn is not None:  # the person's answers (the contact form), with the scenario's for the form over them
-            out = drawn
-            for k, v in rules.items():
-                out[k] = _draw(self.rng, v) if isinstance(v, dict) else v
-        else:
-            out = _fill(schema, rules, self.rng, _local(t).date())
+        # the person's answers (the contact form), with the scenario's for the form over them; or the form filled
+        out = _given(rules, self.rng, drawn) if drawn is not None else _fill(schema, rules, self.rng, _local(t).date())
         pol = self.ck.policies.get(task.form)
         if pol:
             fn, where = pol
