@@ -487,6 +487,8 @@ def _value(schema: dict[str, Any], rng: random.Random, today: date, nonempty: bo
         return today.isoformat()
     if fmt == "date-time":
         return datetime.combine(today, time(12)).isoformat() + "Z"
+    if "pattern" in schema and re.search(schema["pattern"], today.isoformat()):  # a date asked as YYYY-MM-DD text
+        return today.isoformat()
     return "Simulated answer"
 
 
@@ -513,26 +515,44 @@ def _given(rules: dict[str, Any], rng: random.Random, out: dict[str, Any]) -> di
 
 
 def _fill(schema: dict[str, Any], rules: dict[str, Any], rng: random.Random, today: date) -> dict[str, Any]:
-    """Answers for a form: the scenario's rules first, then every required property (including those an
-    if/then makes required), each with a value that fits."""
+    """Answers for a form: the scenario's rules first, then every required property, each with a value that fits;
+    then what the form's conditions ask (its own `if` and those in `allOf`): the properties the branch taken
+    requires, and a new value for one whose value breaks what the branch adds to its schema (a list of ways an
+    outcome cannot be achieved needs an item once `unable` is true). So the answers drawn pass the form's check
+    the first time, as a worker's would, without a refusal to repair."""
     props = schema.get("properties") or {}
     out = _given(rules, rng, {})
     for k in schema.get("required") or []:
         if k not in out:
             out[k] = _value(props.get(k, {}), rng, today)
+    clauses = ([schema] if "if" in schema else []) + [c for c in schema.get("allOf") or []
+                                                      if isinstance(c, dict) and "if" in c]
     for _ in range(3):  # conditional requirements can chain
         added = False
-        for clause in schema.get("allOf") or []:
-            cond, then = clause.get("if"), clause.get("then") or {}
-            if cond is None or not _condition(cond).is_valid(out):
-                continue
-            for k in then.get("required") or []:
+        for clause in clauses:
+            branch = clause.get("then" if _condition(clause["if"]).is_valid(out) else "else") or {}
+            more = branch.get("properties") or {}
+            for k in branch.get("required") or []:
                 if k not in out:
-                    out[k] = _value({**props.get(k, {}), **(then.get("properties") or {}).get(k, {})}, rng, today)
+                    out[k] = _value({**props.get(k, {}), **more.get(k, {})}, rng, today)
+                    added = True
+            for k, extra in more.items():
+                if k in out and not _fits(out[k], extra):
+                    out[k] = _value({**props.get(k, {}), **extra}, rng, today)
                     added = True
         if not added:
             break
     return out
+
+
+def _fits(value: Any, extra: dict[str, Any]) -> bool:
+    """Whether `value` keeps the few bounds a form's condition adds to a property (its size, a fixed value)."""
+    if "const" in extra and value != extra["const"]:
+        return False
+    if isinstance(value, (list, str)):
+        return extra.get("minItems" if isinstance(value, list) else "minLength", 0) <= len(value) <= extra.get(
+            "maxItems" if isinstance(value, list) else "maxLength", len(value))
+    return True
 
 
 def _schema_at(schema: dict[str, Any], parts: list[str]) -> dict[str, Any]:
