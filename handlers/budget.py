@@ -122,10 +122,14 @@ def _config_path(config: str | None) -> Path:
     return CONFIG_DIR / name
 
 
-def load_config(config: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def load_config(config: str | None = None, *, shared: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read and validate a RAS configuration; return it and a record of which file it was.
 
-    Read again only when the file changes."""
+    Read again only when the file changes. Each call gets its own copy, except with `shared=True`, for a caller
+    that only reads the configuration (the record of the file, which goes into a result, is still a copy)."""
+    if shared:
+        cfg, source = cached(_config_path(config), _read_config, share=True)
+        return cfg, dict(source)
     return cached(_config_path(config), _read_config)
 
 

@@ -104,7 +104,7 @@ def add_months(start: Any, months: Any, working_day: Any = False) -> str:
 
 def carer_personal_budget(ctx: HandlerContext, support_level: str) -> dict[str, Any]:
     """The annual amount for an eligible carer's support, from the level their assessment found."""
-    cfg, source = budget.load_config()
+    cfg, source = budget.load_config(shared=True)  # read only: the whole table is not copied each time
     levels: dict[str, Decimal] = cfg["carer_support_levels"]
     if support_level not in levels:
         raise ValueError(f"support_level must be one of {', '.join(levels)} (ras.json carer_support_allocation), "
