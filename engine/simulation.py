@@ -14,6 +14,8 @@ the live, durable engine, unchanged) does these things differently:
   the next due timer when a timer stored since may fall due before the new instant (`due_floor`).
 * **Workflows kept in memory.** A waiting instance's workflow is not serialised with every step: the row's
   `state` is left empty while the workflow is in the engine's cache, and written when it leaves it.
+* **A finished instance's data not written.** Its row's `data` is left empty (NULL): the case record and
+  replay read it, and a simulation has neither; what its measures read is in the kept events.
 * **Transactions committed in batches** (`StepBatch`, switched on by `SimulationMode.batch_steps`): each
   transaction is a savepoint inside a longer one, which is committed every `every` transactions. An in-memory
   SQLite database holds all its pages in its page cache, and ending a write transaction costs time in

@@ -548,8 +548,8 @@ class StepCore:
         status = _status(p)
         done = status == "completed"
         params: dict[str, Any] = {"iid": p.instance_id, "expected": p.version, "st": status, "now": now}
-        if done:
-            data = self.codec.data_text(_final_data(wf))
+        if done:  # simulation mode: nothing reads a finished instance's data (no case record, no replay)
+            data = self.codec.data_text(_final_data(wf)) if self.simulation is None else None
             w.finish.append(dict(params, data=data))
             p.scope.events.append(Event("instance.completed", {"process_id": p.process_id},
                                         instance_id=p.instance_id))

@@ -9,6 +9,7 @@ while writing only the kept event types, unchained, and tells its listeners whic
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from datetime import timedelta
 
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from engine.errors import StateError, ValidationError
 from engine.forms import FormLibrary
 from engine.runtime import Engine
-from engine.schema import chains, events
+from engine.schema import chains, events, instances
 from engine.simulation import SimulationMode
 from tests.conftest import DIAGRAMS, START
 
@@ -213,3 +214,26 @@ def test_a_simulations_database_does_without_the_pages_indexes_and_closes_its_co
     assert held.closed and lean.db.held is None
     with pytest.raises(StateError, match="in-memory"):
         SimulationMode().lean_indexes(Engine("sqlite:///" + str(DIAGRAMS.parent / "never.db")).db)
+
+
+def test_a_finished_instances_data_is_kept_live_and_not_in_a_simulation(tmp_path, calls):
+    """The case record and replay read a finished instance's data; a simulation has neither, and leaves it out."""
+    def finish(eng: Engine) -> tuple:
+        eng.init(simulated_start=START)
+        eng.deploy([DIAGRAMS / "timer_at.bpmn"])
+        eng.start("timer_at", data={"due": (START + DAY).isoformat()}, actor="tester")
+        eng.advance_clock(by=2 * DAY, actor="tester")
+        (task,) = eng.list_tasks()
+        eng.complete_task(task["id"], {"outcome": "called back"}, actor="tester")
+        with eng.db.engine.connect() as conn:
+            return conn.execute(select(instances.c.status, instances.c.data)).one()
+
+    live = Engine(f"sqlite:///{tmp_path / 'live.db'}", registry=calls.registry(), forms=FormLibrary())
+    sim = Engine("sqlite://", registry=calls.registry(), forms=FormLibrary(), simulation=SimulationMode())
+    try:
+        status, data = finish(live)
+        assert status == "completed" and json.loads(data)["outcome"] == "called back"
+        assert finish(sim) == ("completed", None)
+    finally:
+        live.db.dispose()
+        sim.db.dispose()
