@@ -496,15 +496,67 @@ _CONDITIONS: dict[int, tuple[dict[str, Any], Any]] = {}  # id of a form's `if` -
 
 
 def _condition(cond: dict[str, Any]) -> Any:
-    """The validator of a form's `if` clause, made once (the forms' schemas live as long as the process)."""
+    """The validator of a form's `if` clause, made once (the forms' schemas live as long as the process): a plain
+    test of the fixed values it names where that is all it asks (every form's clause today), jsonschema else."""
     got = _CONDITIONS.get(id(cond))
     if got is None or got[0] is not cond:
-        import jsonschema
-
         if len(_CONDITIONS) > 2000:  # each run reads its forms afresh: the earlier runs' are not asked again
             _CONDITIONS.clear()
-        got = _CONDITIONS[id(cond)] = (cond, jsonschema.Draft202012Validator(cond))
+        got = _CONDITIONS[id(cond)] = (cond, _Fixed.of(cond) or _jsonschema_validator(cond))
     return got[1]
+
+
+def _jsonschema_validator(cond: dict[str, Any]) -> Any:
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(cond)
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+class _Fixed:
+    """An `if` of the shape `{"properties": {name: {"const": v} or {"enum": [v, ...]}}, "required": [...]}` with
+    plain values: true when every required name is there and every named property that is there has one of
+    its values, as JSON Schema has it (true and 1 are different values; 1 and 1.0 the same)."""
+
+    def __init__(self, required: list[str], allowed: dict[str, list[Any]]) -> None:
+        self.required, self.allowed = required, allowed
+
+    @classmethod
+    def of(cls, cond: Any) -> _Fixed | None:
+        if not isinstance(cond, dict) or set(cond) - {"properties", "required"}:
+            return None
+        required, props = cond.get("required", []), cond.get("properties", {})
+        if not isinstance(required, list) or not all(isinstance(k, str) for k in required) \
+                or not isinstance(props, dict):
+            return None
+        allowed: dict[str, list[Any]] = {}
+        for name, sub in props.items():
+            if isinstance(sub, dict) and set(sub) == {"const"}:
+                values = [sub["const"]]
+            elif isinstance(sub, dict) and set(sub) == {"enum"} and isinstance(sub["enum"], list):
+                values = sub["enum"]
+            else:
+                return None
+            if not all(isinstance(v, _SCALARS) for v in values):
+                return None
+            allowed[name] = values
+        return cls(required, allowed)
+
+    def is_valid(self, answers: Any) -> bool:
+        if not isinstance(answers, dict):
+            return True  # `properties` and `required` ask nothing of what is not an object
+        if any(k not in answers for k in self.required):
+            return False
+        return all(k not in answers or any(_same_json(answers[k], v) for v in values)
+                   for k, values in self.allowed.items())
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return isinstance(a, _SCALARS) and a == b
 
 
 def _given(rules: dict[str, Any], rng: random.Random, out: dict[str, Any]) -> dict[str, Any]:
@@ -1157,9 +1209,7 @@ class _Run:
         try:
             for attempt in range(7):
                 try:
-                    if task.form is not None:  # what completing checks first, without its transaction
-                        self.eng.forms.validate(task.form, answers, task=task.id)
-                    self.eng.complete_task(task.id, answers, actor=ACTOR)
+                    self.eng.complete_task(task.id, answers, actor=ACTOR)  # checks the answers before it writes
                     break
                 except ValidationError as exc:  # the schema's finer rules: fill what the form names, try again
                     rng = rng or random.Random(f"{self.ck.seed}/{task.key}/{self.done_of[task.key]}")

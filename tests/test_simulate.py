@@ -111,6 +111,43 @@ def test_answers_drawn_for_a_form_pass_its_check_the_first_time(form):
     assert refused == []
 
 
+def _conditions(node):
+    if isinstance(node, dict):
+        if isinstance(node.get("if"), dict):
+            yield node["if"]
+        for value in node.values():
+            yield from _conditions(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _conditions(value)
+
+
+def test_a_forms_condition_is_judged_as_jsonschema_judges_it():
+    """The plain test of a form's `if` (simulate._Fixed) says what jsonschema says, for every form's conditions
+    and for answers that tell JSON's values apart (true is not 1, 1 is 1.0, a missing answer, null, a list)."""
+    import jsonschema
+
+    conds = [c for name in sorted(FORMS._schemas) for c in _conditions(FORMS.schema(name))]
+    conds += [{"properties": {"n": {"const": 1}}}, {"properties": {"n": {"enum": [0, "0", None]}}, "required": ["n"]},
+              {"properties": {"n": {"const": True}}}, {"required": ["n"]}, {},
+              {"properties": {"n": {"enum": [1, "1"], "type": "string"}}},
+              {"properties": {"n": {"const": 1}}, "not": {}}]
+    fast = [c for c in conds if isinstance(simulate._condition(c), simulate._Fixed)]
+    # all but the mental capacity tests' nested anyOf (6) and the last two (more than fixed values): jsonschema's
+    assert len(fast) >= 80 and len(conds) - len(fast) == 8
+    odd = [True, False, 1, 1.0, 0, 0.0, "1", "true", None, [], [1], {}, {"n": 1}, "no_further_action_with_advice",
+           "appointed", "representative", "continue"]
+    for cond in conds:
+        names = list((cond.get("properties") or {})) + list(cond.get("required") or []) or ["n"]
+        for name in names:
+            for value in odd:
+                for answers in ({name: value}, {name: value, "other": 1}, {}, {"other": value}):
+                    assert simulate._condition(cond).is_valid(answers) == \
+                        jsonschema.Draft202012Validator(cond).is_valid(answers), (cond, answers)
+    assert simulate._Fixed.of({"properties": {"n": {"minimum": 1}}}) is None  # anything else: jsonschema judges
+    assert simulate._Fixed.of({"properties": {"n": {"const": [1]}}}) is None
+
+
 def test_the_same_seed_gives_the_same_output_and_another_seed_does_not(tmp_path):
     path = scenario(tmp_path, days=2, per_year=3000)
     first, again = run(path), run(path)
