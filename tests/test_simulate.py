@@ -111,6 +111,16 @@ def test_answers_drawn_for_a_form_pass_its_check_the_first_time(form):
     assert refused == []
 
 
+def test_a_text_answer_with_a_pattern_is_a_date_when_the_pattern_asks_for_one_and_an_unreadable_one_stops_nothing():
+    import random
+    from datetime import date
+
+    rng, today = random.Random(1), date(2026, 4, 1)
+    assert simulate._value({"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}, rng, today) == "2026-04-01"
+    assert simulate._value({"type": "string", "pattern": "^[A-Z]+$"}, rng, today) == "Simulated answer"
+    assert simulate._value({"type": "string", "pattern": "(?<"}, rng, today) == "Simulated answer"  # re.error
+
+
 def _conditions(node):
     if isinstance(node, dict):
         if isinstance(node.get("if"), dict):
