@@ -403,17 +403,25 @@ def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams:
 
 def form_fields(library: Any) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """Each form's fields a scenario may give answers for, with the schemas an answer may fit: the property's own
-    and each one its conditions (`allOf` if/then/else) give it."""
+    and each one its conditions (`_clauses`) give it."""
     out: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for name in library.names():
         schema = library.schema(name)
-        got: dict[str, list[dict[str, Any]]] = {k: [v] for k, v in (schema.get("properties") or {}).items()}
-        for clause in schema.get("allOf") or []:
+        props = schema.get("properties") or {}
+        got: dict[str, list[dict[str, Any]]] = {k: [v] for k, v in props.items()}
+        for clause in _clauses(schema):
             for part in ("then", "else"):
                 for k, v in (((clause.get(part) or {}).get("properties")) or {}).items():
-                    got.setdefault(k, []).append(v)
+                    # what the branch adds to the property's own schema (alone, `minLength: 1` would take a number)
+                    got.setdefault(k, []).append({**props.get(k, {}), **v})
         out[name] = got
     return out
+
+
+def _clauses(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """A form's conditions: its own `if`/`then`/`else` and those in its `allOf`."""
+    return ([schema] if "if" in schema else []) + [c for c in schema.get("allOf") or []
+                                                   if isinstance(c, dict) and "if" in c]
 
 
 def _check_answers(sc: Scenario, fields: dict[str, list[dict[str, Any]]], form: str, fld: Any, v: Any) -> None:
@@ -584,8 +592,7 @@ def _fill(schema: dict[str, Any], rules: dict[str, Any], rng: random.Random, tod
     for k in schema.get("required") or []:
         if k not in out:
             out[k] = _value(props.get(k, {}), rng, today)
-    clauses = ([schema] if "if" in schema else []) + [c for c in schema.get("allOf") or []
-                                                      if isinstance(c, dict) and "if" in c]
+    clauses = _clauses(schema)
     for _ in range(3):  # conditional requirements can chain
         added = False
         for clause in clauses:

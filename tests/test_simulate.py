@@ -233,6 +233,10 @@ BAD = [
      "not one of ['s42_enquiry', 'other_enquiry', 'no_further_action_with_advice'])"),
     ("answer_wrong_type", "arrivals:\n  self: {per_year: 10}\nforms:\n  contact:\n    needs: 2\n", "line 5",
      "forms/contact/needs", "2 is not an answer the form 'contact' takes at 'needs' (2 is not of type 'array')"),
+    # what a form's condition adds to a field's schema (`minLength: 1`) does not, alone, take any value at all
+    ("answer_fits_only_a_conditions_part", "arrivals:\n  self: {per_year: 10}\nforms:\n  direct_payment_review:\n"
+     "    outcome_reason: 5\n", "line 5", "forms/direct_payment_review/outcome_reason",
+     "5 is not an answer the form 'direct_payment_review' takes at 'outcome_reason' (5 is not of type 'string')"),
     ("unknown_task", "arrivals:\n  self: {per_year: 10}\ndurations:\n  tasks:\n    record_contakt: {median_hours: 1}\n",
      "line 5", "durations/tasks/record_contakt",
      "no deployed diagram has a user task 'record_contakt' (user tasks with a like id: record_contact)"),
