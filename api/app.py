@@ -79,7 +79,7 @@ def idle_timeout_setting(env: Any = None) -> timedelta:
     """How long a session may go unused (CAREPATH_IDLE_MINUTES, whole minutes 5-480; 30 when unset). A value that
     cannot work stops the app, naming the setting."""
     raw = (os.environ if env is None else env).get(IDLE_ENV, "").strip() or "30"
-    if not raw.isdigit() or not 5 <= int(raw) <= 480:
+    if not (raw.isascii() and raw.isdigit()) or not 5 <= int(raw) <= 480:
         from engine.errors import CarepathError
 
         raise CarepathError(f"{IDLE_ENV} must be a whole number of minutes from 5 to 480, not {raw!r}")

@@ -101,7 +101,7 @@ def _hash(code: str) -> str:
 
 def _matching_step(secret: str, code: str, now: Any, last_step: int | None) -> int | None:
     """The time step (one either side of now's) whose code is `code` and that is later than `last_step`."""
-    if not (len(code) == 6 and code.isdigit()):
+    if not (len(code) == 6 and code.isascii() and code.isdigit()):
         return None
     totp, step = pyotp.TOTP(secret), int(now.timestamp()) // STEP
     for s in (step - 1, step, step + 1):

@@ -199,7 +199,7 @@ def oidc_settings(env: Mapping[str, str] | None = None) -> OidcSettings | None:
     if "openid" not in scopes:
         raise CarepathError(f"CAREPATH_OIDC_SCOPES must include openid, not {' '.join(scopes)!r}")
     raw = env.get("CAREPATH_OIDC_LEEWAY", "").strip() or "60"
-    if not raw.isdigit() or int(raw) > 300:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > 300:
         raise CarepathError(f"CAREPATH_OIDC_LEEWAY must be a whole number of seconds from 0 to 300, not {raw!r}")
     redirect = env.get("CAREPATH_OIDC_REDIRECT_URI", "").strip() or None
     if redirect is not None and not redirect.endswith(CALLBACK):

@@ -39,6 +39,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -422,13 +423,25 @@ def start_single(engine: Any, user: User, days: int, seed: int, starts_from: str
 
 
 # ---------------------------------------------------------------------- the form
+def _integer(text: str) -> int | None:
+    """`text` as an integer when it is one written in ASCII digits (a sign allowed, so -3 is "between 1 and …", not
+    "not a whole number"), else None. `str.isdigit` is also true of "²" and "①", which `int` refuses, and `int`
+    takes other scripts' digits, which nobody types here by choice."""
+    if not _INTEGER.fullmatch(text):
+        return None
+    return int(text) if len(text) <= 19 else (-1 if text.startswith("-") else 10**19)
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 def _whole(text: str, what: str, low: int, high: int, example: int) -> tuple[int | None, str | None]:
     text = text.strip()
     if not text:
         return None, f"Enter the number of {what}"
-    if not text.isdigit() or len(text) > 6:
+    n = _integer(text)
+    if n is None:
         return None, f"The number of {what} must be a whole number, like {example}"
-    n = int(text)
     if not low <= n <= high:
         return None, f"The number of {what} must be between {low} and {high}"
     return n, None
@@ -876,9 +889,9 @@ def _seed(text: str) -> tuple[int | None, str | None]:
     text = text.strip()
     if not text:
         return None, "Enter the seed"
-    if not text.isdigit() or len(text) > 6:
+    n = _integer(text)
+    if n is None:
         return None, f"The seed must be a whole number, like {DEFAULT_SEED}"
-    n = int(text)
     if not SEED_RANGE[0] <= n <= SEED_RANGE[1]:
         return None, f"The seed must be between {SEED_RANGE[0]} and {SEED_RANGE[1]:,}"
     return n, None

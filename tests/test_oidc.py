@@ -399,6 +399,7 @@ def test_settings_from_the_environment(tmp_path):
                             ({"CAREPATH_OIDC_CLIENT_SECRET": ""}, "CAREPATH_OIDC_CLIENT_SECRET"),
                             ({"CAREPATH_OIDC_SCOPES": "profile"}, "must include openid"),
                             ({"CAREPATH_OIDC_LEEWAY": "9000"}, "CAREPATH_OIDC_LEEWAY"),
+                            ({"CAREPATH_OIDC_LEEWAY": "\u00b9"}, "CAREPATH_OIDC_LEEWAY"),
                             ({"CAREPATH_OIDC_GROUPS_FILE": ""}, "CAREPATH_OIDC_GROUPS_FILE")):
         with pytest.raises(CarepathError, match=message) as exc:
             oidc_settings({**env, **change})

@@ -285,7 +285,7 @@ def test_a_session_unused_for_longer_than_the_idle_limit_ends(both):
 def test_the_idle_limit_is_a_setting():
     assert idle_timeout_setting({}) == timedelta(minutes=30)
     assert idle_timeout_setting({"CAREPATH_IDLE_MINUTES": "15"}) == timedelta(minutes=15)
-    for bad in ("0", "abc", "481", "-5"):
+    for bad in ("0", "abc", "481", "-5", "\u00b2", "1\u2460"):
         with pytest.raises(CarepathError, match="CAREPATH_IDLE_MINUTES"):
             idle_timeout_setting({"CAREPATH_IDLE_MINUTES": bad})
 

@@ -172,6 +172,8 @@ def test_totp_enrolment_sign_in_wrong_replayed_and_recovery_codes(world):
     secret = c.post("/api/me/mfa", headers=h).json()["secret"]
     wrong = c.post("/api/me/mfa/confirm", json={"code": "000000"}, headers=h)
     assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "code"
+    odd = c.post("/api/me/mfa/confirm", json={"code": "\u00b2" * 6}, headers=h)  # digits to isdigit, not to int
+    assert odd.status_code == 422 and odd.json()["errors"][0]["field"] == "code"
     wall_clock_code = pyotp.TOTP(secret).now()  # the wall clock's code: the engine's clock is 2031
     if wall_clock_code != code_at(secret, eng.now()):
         assert c.post("/api/me/mfa/confirm", json={"code": wall_clock_code}, headers=h).status_code == 422
@@ -193,8 +195,9 @@ def test_totp_enrolment_sign_in_wrong_replayed_and_recovery_codes(world):
     r = sign_in(b, "wendy")
     assert r.status_code == 200 and r.json()["mfa_required"] is True and "csrf_token" not in r.json()
     assert b.get("/api/me").status_code == 401
-    r = b.post("/api/session/code", json={"code": "123456"})
-    assert r.status_code == 401 and r.json()["error"] == "mfa_failed" and b.get("/api/me").status_code == 401
+    for code in ("123456", "\u00b9\u00b2\u00b3\u2074\u2075\u2076"):
+        r = b.post("/api/session/code", json={"code": code})
+        assert r.status_code == 401 and r.json()["error"] == "mfa_failed" and b.get("/api/me").status_code == 401
     # the code enrolment used, in the same 30-second step: a replay, refused
     r = b.post("/api/session/code", json={"code": code_at(secret, eng.now())})
     assert r.status_code == 401 and r.json()["error"] == "mfa_failed"

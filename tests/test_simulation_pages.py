@@ -139,8 +139,18 @@ def test_only_process_owners_may_start_and_see_a_simulation(world):
     ("366", "3", 400, "The number of days must be between 1 and 365", "#sim-days"),
     ("two", "3", 400, "The number of days must be a whole number, like 14", "#sim-days"),
     ("7", "1", 400, "The number of seeds must be between 2 and 10", "#sim-seeds"),
-    ("7", "-3", 400, "The number of seeds must be a whole number, like 3", "#sim-seeds"),
-], ids=["no_days", "zero_days", "too_many_days", "words", "one_seed", "negative_seeds"])
+    ("7", "-3", 400, "The number of seeds must be between 2 and 10", "#sim-seeds"),
+    ("-1", "3", 400, "The number of days must be between 1 and 365", "#sim-days"),
+    ("10000000000000000000000", "3", 400, "The number of days must be between 1 and 365", "#sim-days"),
+    ("\u00b2", "3", 400, "The number of days must be a whole number, like 14", "#sim-days"),
+    ("1\u00b2", "3", 400, "The number of days must be a whole number, like 14", "#sim-days"),
+    ("\u2460", "3", 400, "The number of days must be a whole number, like 14", "#sim-days"),
+    ("\u0663", "3", 400, "The number of days must be a whole number, like 14", "#sim-days"),
+    ("7", "\u00b3", 400, "The number of seeds must be a whole number, like 3", "#sim-seeds"),
+    ("1.5", "3", 400, "The number of days must be a whole number, like 14", "#sim-days"),
+], ids=["no_days", "zero_days", "too_many_days", "words", "one_seed", "negative_seeds", "negative_days",
+        "huge_days", "superscript_two", "one_superscript_two", "circled_one", "arabic_indic_three",
+        "superscript_seeds", "fraction"])
 def test_bad_input_is_refused_with_a_message_and_starts_nothing(world, days, seeds, status, message, href):
     eng, app, ids = world
     c, csrf = client(app, OWNER)

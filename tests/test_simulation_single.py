@@ -85,8 +85,12 @@ def test_only_process_owners_may_start_and_see_a_simulation_of_the_live_processe
     ("two", "1", "The number of days must be a whole number, like 14", "#sim-days"),
     ("7", "", "Enter the seed", "#sim-seed"),
     ("7", "0", "The seed must be between 1 and 999,999", "#sim-seed"),
-    ("7", "-3", "The seed must be a whole number, like 1", "#sim-seed"),
-], ids=["no_days", "zero_days", "too_many_days", "words", "no_seed", "zero_seed", "negative_seed"])
+    ("7", "-3", "The seed must be between 1 and 999,999", "#sim-seed"),
+    ("7", "1000000", "The seed must be between 1 and 999,999", "#sim-seed"),
+    ("7", "\u00b2", "The seed must be a whole number, like 1", "#sim-seed"),
+    ("\u2460", "1", "The number of days must be a whole number, like 14", "#sim-days"),
+], ids=["no_days", "zero_days", "too_many_days", "words", "no_seed", "zero_seed", "negative_seed", "huge_seed",
+        "superscript_seed", "circled_days"])
 def test_bad_input_is_refused_with_a_message_and_starts_nothing(world, days, seed, message, href):
     eng, app, draft_id = world
     c, csrf = client(app, OWNER)
