@@ -6,7 +6,7 @@
 * `GET /processes/drafts/{draft_id}/simulations/{simulation_id}`: "The simulation is running" (with how many
   runs are done; a link to check again, followed by /static/simulation.js every few seconds when scripts run),
   "The simulation could not be run" (and why), or the report: the figures of both versions side by side with
-  the differences bigger than the run-to-run spread tagged, and for each section a chart with a table of the
+  the differences bigger than chance tagged, and for each section a chart with a table of the
   same numbers.
 * `GET .../status`: {"status": "running" | "ready" | "failed", "done": N, "total": N}, for the script.
 
@@ -49,7 +49,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
@@ -125,6 +125,8 @@ class Job:
     has_result: bool = False  # a result is written (while running: a comparison's first results)
     waiting: dict[str, Any] | None = None  # the run made ahead it waits for: {"side", "seed", "since", "day"} (0029)
     progress: dict[str, int] | None = None  # the runs being made: {"live:1": days simulated, ...} (0029)
+    #: a digest of the scenario file's content when asked (only in the key: the same path edited is another question)
+    scenario_digest: str = ""
 
     @property
     def key(self) -> str:
@@ -134,6 +136,8 @@ class Job:
                             [list(v) for v in self.live]]
         if self.starts_from != EMPTY:  # an empty start keeps the key it had before there was a choice
             asked += [self.starts_from, self.live_day]
+        if self.scenario_digest:
+            asked.append(self.scenario_digest)
         return hashlib.sha256(json.dumps(asked, separators=(",", ":")).encode()).hexdigest()
 
     @property
@@ -396,6 +400,22 @@ def _live_day(engine: Any, starts_from: str) -> str | None:
     return engine.now().astimezone(simulate.UK).date().isoformat() if starts_from == TODAY else None
 
 
+def live_versions(engine: Any) -> tuple[tuple[str, int], ...]:
+    """Each deployed process with its live (newest) version, by process id: part of what a simulation asked, so the
+    same question asked after a deployment is run again, and what a comparison's report says it compared with."""
+    from engine.schema import process_versions as pv
+    with engine.db.engine.connect() as conn:
+        rows = conn.execute(select(pv.c.process_id, func.max(pv.c.version)).group_by(pv.c.process_id)
+                            .order_by(pv.c.process_id)).all()
+    return tuple((pid, int(v)) for pid, v in rows)
+
+
+def scenario_digest(scenario: simulate.Scenario) -> str:
+    """The scenario as read (its values, not its file's path or time): part of a simulation's key."""
+    text = json.dumps(scenario.data, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def start(engine: Any, user: User, draft: dict[str, Any], days: int, seeds: int, starts_from: str = EMPTY) -> Job:
     """The simulation of this draft, revision, period and seeds from `starts_from` (EMPTY or TODAY): the one kept
     or running, else a new one started in a background thread. Raises ScenarioError (the scenario file cannot be
@@ -405,7 +425,8 @@ def start(engine: Any, user: User, draft: dict[str, Any], days: int, seeds: int,
     first = simulate_ahead.first_seed(scenario)
     job = Job(id=0, draft_id=draft["id"], revision=draft["revision"], process_id=draft["process_id"], days=days,
               seeds=list(range(first, first + seeds)), scenario=path, started_by=user.username,
-              started_at=_now(), total=2 * seeds, starts_from=starts_from, live_day=_live_day(engine, starts_from))
+              started_at=_now(), total=2 * seeds, starts_from=starts_from, live_day=_live_day(engine, starts_from),
+              live=live_versions(engine), scenario_digest=scenario_digest(scenario))
     return _launch(engine, job, draft, scenario)
 
 
@@ -415,10 +436,10 @@ def start_single(engine: Any, user: User, days: int, seed: int, starts_from: str
     Raises as start()."""
     path = scenario_path()
     scenario = simulate.load_scenario(path)
-    live = tuple((r["process_id"], r["live_version"]) for r in drafts.list_processes(engine) if r["live_version"])
     job = Job(id=0, draft_id=None, revision=None, process_id="", days=days, seeds=[seed], scenario=path,
-              started_by=user.username, started_at=_now(), total=1, live=live, starts_from=starts_from,
-              live_day=_live_day(engine, starts_from))
+              started_by=user.username, started_at=_now(), total=1, live=live_versions(engine),
+              starts_from=starts_from, live_day=_live_day(engine, starts_from),
+              scenario_digest=scenario_digest(scenario))
     return _launch(engine, job, None, scenario)
 
 
@@ -617,6 +638,7 @@ def report(job: Job) -> dict[str, Any]:
         rows.append({**r, "live_text": _num(r["live_mean"], u), "draft_text": _num(r["draft_mean"], u),
                      "diff_text": _signed(r["difference"], u),
                      "spread_text": "Not known" if r["spread"] is None else "±" + _num(r["spread"], u),
+                     "margin_text": "Not known" if r.get("margin") is None else "±" + _num(r["margin"], u),
                      "per_seed": ", ".join(_signed(d, u) for d in r["differences"])})
     groups = {g: [r for r in rows if r["group"] == g] for g in simulate_compare.GROUPS}
     breaches = groups["Deadlines missed"]
@@ -737,11 +759,23 @@ def start_text(job: Job) -> str:
     return "Where it starts: an empty caseload."
 
 
+def compared_with(engine: Any, job: Job, process_id: str) -> dict[str, Any] | None:
+    """The live version of `process_id` a comparison ran against ({"version", "now"}: `now` is the live version
+    today when a newer one has been deployed since, else None), or None for a simulation asked before the live
+    versions were part of what was asked."""
+    then = dict(job.live).get(process_id)
+    if then is None:
+        return None
+    now = dict(live_versions(engine)).get(process_id)
+    return {"version": then, "now": now if now != then else None}
+
+
 def _page(request: Request, user: User, draft: dict[str, Any], job: Job) -> Response:
     ctx = {"user": user, "draft": draft, "job": job, "when": when, "check_every_s": CHECK_EVERY_S,
            "link": link(job), "minutes": _minutes(job), "start_text": start_text(job), "waiting": waiting_text(job),
            "progress": progress_text(job)}
     if job.status == READY or job.first_results:
+        ctx["compared"] = compared_with(request.app.state.engine, job, draft["process_id"])
         out = job.result or {}
         c = out.get("carried_over")
         ctx.update(out=job.result, page=report(job), reused=reused_text(out), carried=carried(
@@ -762,8 +796,8 @@ def first_text(job: Job) -> dict[str, str]:
     done = (job.result or {}).get("first_results", {}).get("seeds_done", [])
     left = [s for s in job.seeds if s not in done]
     seeds = f"seed{'s' if len(done) != 1 else ''} {_listed(done)}"
-    spread = ("No difference is marked yet: the run-to-run spread needs at least two seeds." if len(done) < 2 else
-              f"Differences are marked against the spread of {len(done)} seeds; the rest may change that.")
+    spread = ("No difference is marked yet: telling a difference from chance needs at least two seeds." if len(done) < 2
+              else f"Differences are marked against the margin of {len(done)} seeds; the rest may change that.")
     return {"heading": f"First results: the runs of {seeds} have finished",
             "body": (f"The runs of seed{'s' if len(left) != 1 else ''} {_listed(left)} are still going. {spread} "
                      "The figures below are of the finished seeds only. Once every run has finished, this page's "

@@ -4,15 +4,19 @@
 seed: once on the versions deployed on `live` (read only), once on the same versions with the draft's files
 deployed over them. The same seed gives both runs the same arrivals (they are drawn before the run starts) and
 the same first draws; where the draft makes the work differ, the later draws differ too, which is why several
-seeds are run and the difference is judged against its run-to-run spread.
+seeds are run and the difference is judged against what chance alone gives (its margin).
 
 For each figure (deadline breaches per timer; each team's wait p50/p95, queue at the end and tasks done;
 personal budgets' total and mean; each published measure) the result holds the per-seed values of both
-versions, their means, the mean of the paired per-seed differences (draft minus live) and the spread: **two
-sample standard deviations of those paired differences** (n - 1 in the denominator). A difference is marked
-"bigger than the run-to-run spread" when |mean difference| > spread; with fewer than two seeds where both runs
-have the figure there is no spread and nothing is marked. A version compared with itself gives the same runs,
-so every difference and spread is 0 and nothing is marked. docs/simulation.md says the same.
+versions, their means, the mean of the paired per-seed differences (draft minus live), the run-to-run spread
+(**two sample standard deviations of those paired differences**, n - 1 in the denominator) and the **margin**:
+how far the mean of n paired differences strays from zero by chance alone 19 times in 20, t(0.975, n - 1) x SD
+/ sqrt(n) (a paired t-test at 5%). A difference is marked "bigger than chance" when |mean difference| > margin,
+so a figure the draft does not change is marked about 1 time in 20 whatever the number of seeds (the earlier
+rule, |mean| > 2 SD, marked one such figure in 5 with 2 seeds and one in 13 with 3), and more seeds find smaller
+changes. With fewer than two seeds where both runs have the figure there is no margin and nothing is marked. A
+version compared with itself gives the same runs, so every difference, spread and margin is 0 and nothing is
+marked. docs/simulation.md says the same.
 
 simulate() is used as it is: the draft's diagrams reach it as the `source` it copies deployed versions from —
 a throwaway in-memory database holding the live versions (engine/trial.py `_copy_deployed`) with the draft
@@ -44,7 +48,9 @@ if TYPE_CHECKING:
 
 GROUPS = ("Deadlines missed", "Teams", "Personal budgets", "Measures")
 RULE = ("A difference is marked when the mean of the paired per-seed differences (draft minus live) is larger, "
-        "either way, than two standard deviations of those differences.")
+        "either way, than its margin: t(0.975, seeds - 1) standard deviations of those differences over the square "
+        "root of the number of seeds (a paired t-test at 5%), so a figure the draft does not change is marked about "
+        "1 time in 20.")
 MAX_SEEDS = 20
 
 
@@ -111,16 +117,27 @@ def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 4) if values else None
 
 
+#: Student's t distribution's two-sided 95% point, t(0.975, df), for df = seeds - 1 (MAX_SEEDS - 1 at most);
+#: tests/test_simulate_compare.py checks each against the distribution's integral
+T_975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
+         2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930)
+
+
 def judge(live: list[float | None], draft: list[float | None]) -> dict[str, Any]:
-    """Means, the paired differences, their spread (2 sample SDs) and whether the difference is marked."""
+    """Means, the paired differences, their spread (2 sample SDs), their margin (the half-width of the mean
+    difference's 95% interval) and whether the difference is marked (bigger than its margin)."""
     pairs = [(a, b) for a, b in zip(live, draft, strict=True) if a is not None and b is not None]
     diffs = [b - a for a, b in pairs]
-    spread = round(2 * statistics.stdev(diffs), 4) if len(diffs) >= 2 else None
+    n = len(diffs)
+    sd = statistics.stdev(diffs) if n >= 2 else None
+    spread = round(2 * sd, 4) if sd is not None else None
+    margin = round(T_975[min(n - 1, len(T_975)) - 1] * sd / math.sqrt(n), 4) if sd is not None else None
     diff = _mean(diffs)
-    marked = spread is not None and diff is not None and abs(diff) > spread and not math.isclose(abs(diff), spread)
+    marked = margin is not None and diff is not None and abs(diff) > margin and not math.isclose(abs(diff), margin)
     return {"live_mean": _mean([v for v in live if v is not None]),
             "draft_mean": _mean([v for v in draft if v is not None]),
-            "differences": [round(d, 4) for d in diffs], "difference": diff, "spread": spread, "marked": marked}
+            "differences": [round(d, 4) for d in diffs], "difference": diff, "spread": spread, "margin": margin,
+            "marked": marked}
 
 
 def _weeks(runs: list[dict[str, Any]]) -> dict[str, dict[int, float]]:
@@ -458,11 +475,12 @@ def compare_text(out: Mapping[str, Any]) -> str:
             continue  # no figure in either version (a measure with nothing to count in the period)
         if r["group"] != group:
             group = r["group"]
-            lines += ["", group, f"  {'':<{width}} {'live':>10} {'draft':>10} {'difference':>11} {'spread':>9}"]
-        mark = "  bigger than run-to-run spread" if r["marked"] else ""
+            lines += ["", group, f"  {'':<{width}} {'live':>10} {'draft':>10} {'difference':>11} {'margin':>9} "
+                                 f"{'spread':>9}"]
+        mark = "  bigger than chance" if r["marked"] else ""
         lines.append(f"  {r['label'][:width]:<{width}} {_n(r['live_mean']):>10} {_n(r['draft_mean']):>10} "
-                     f"{_signed(r['difference']):>11} {_n(r['spread']):>9}{mark}")
-    lines += ["", f"{out['marked']} difference(s) bigger than the run-to-run spread."]
+                     f"{_signed(r['difference']):>11} {_n(r.get('margin')):>9} {_n(r['spread']):>9}{mark}")
+    lines += ["", f"{out['marked']} difference(s) bigger than chance."]
     for side in ("live", "draft"):
         if out["problems"][side]:
             lines += ["", f"Problems in the {side} runs (all seeds):"]

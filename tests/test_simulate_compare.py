@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import random
 import time
 import uuid
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -60,16 +62,54 @@ def live(tmp_path_factory):
     eng.db.dispose()
 
 
-def test_the_rule_marks_a_difference_only_when_it_is_bigger_than_two_sds_of_the_paired_differences():
+def test_the_rule_marks_a_difference_only_when_it_is_bigger_than_its_margin():
     same = simulate_compare.judge([3.0, 5.0, 4.0], [3.0, 5.0, 4.0])
-    assert same["difference"] == 0 and same["spread"] == 0 and same["marked"] is False
-    steady = simulate_compare.judge([3.0, 5.0, 4.0], [8.0, 11.0, 8.0])  # +5, +6, +4: mean 5, 2 SD = 2
+    assert same["difference"] == 0 and same["spread"] == 0 and same["margin"] == 0 and same["marked"] is False
+    steady = simulate_compare.judge([3.0, 5.0, 4.0], [8.0, 11.0, 8.0])  # +5, +6, +4: mean 5, SD 1, 2 SD = 2
     assert steady["difference"] == 5 and steady["spread"] == 2 and steady["marked"] is True
-    noisy = simulate_compare.judge([3.0, 5.0, 4.0], [9.0, 2.0, 4.0])  # +6, -3, 0: mean 1, 2 SD ~ 9.2
-    assert noisy["marked"] is False and noisy["spread"] > abs(noisy["difference"])
+    assert steady["margin"] == pytest.approx(4.3027 / math.sqrt(3), abs=1e-4)  # t(0.975, 2) SD / sqrt(3)
+    noisy = simulate_compare.judge([3.0, 5.0, 4.0], [9.0, 2.0, 4.0])  # +6, -3, 0: mean 1
+    assert noisy["marked"] is False and noisy["margin"] > abs(noisy["difference"])
     one = simulate_compare.judge([3.0, None], [9.0, 4.0])  # one pair: no spread, nothing marked
-    assert one["spread"] is None and one["marked"] is False and one["live_mean"] == 3 and one["draft_mean"] == 6.5
+    assert one["spread"] is None and one["margin"] is None and one["marked"] is False
+    assert one["live_mean"] == 3 and one["draft_mean"] == 6.5
+    # two seeds that roughly agree (+5, +7) are not enough: 2 SD (2.83) is passed, the margin (12.7) is not
+    two = simulate_compare.judge([0.0, 0.0], [5.0, 7.0])
+    assert two["difference"] == 6 and two["spread"] < 6 < two["margin"] and two["marked"] is False
+    # five seeds find a change that 2 SD (3.16) would hide: +2, 0, +3, +1, +4, margin 1.96
+    five = simulate_compare.judge([0.0] * 5, [2.0, 0.0, 3.0, 1.0, 4.0])
+    assert five["margin"] < five["difference"] == 2 < five["spread"] and five["marked"] is True
+    # the last seed counts: the same differences and one more against them are not marked
+    assert simulate_compare.judge([0.0] * 6, [2.0, 0.0, 3.0, 1.0, 4.0, -3.0])["marked"] is False
 
+
+@pytest.mark.parametrize("seeds", [2, 3, 5, 10, simulate_compare.MAX_SEEDS])
+def test_a_figure_the_draft_does_not_change_is_marked_about_one_time_in_twenty(seeds):
+    """Runs that differ only by chance (paired differences drawn around 0): about 5% of figures are marked, whatever
+    the number of seeds (the rule of 2 SD marked 22% with 2 seeds and 1% with 5)."""
+    rng = random.Random(seeds)
+    trials = 4000
+    marked = sum(simulate_compare.judge([0.0] * seeds, [rng.gauss(0, 3) for _ in range(seeds)])["marked"]
+                 for _ in range(trials))
+    assert 0.035 < marked / trials < 0.065, marked / trials
+
+
+def test_the_margins_t_points_are_the_t_distributions():
+    """Each T_975[df - 1] is where Student's t distribution with df degrees of freedom reaches 0.975 (Simpson's rule
+    over its density from 0; the density's integral from 0 to infinity is 0.5)."""
+    def cdf(t: float, df: int, steps: int = 20000) -> float:
+        c = math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi) * math.gamma(df / 2))
+
+        def f(x: float) -> float:
+            return c * (1 + x * x / df) ** (-(df + 1) / 2)
+
+        h = t / steps
+        total = f(0) + f(t) + sum((4 if i % 2 else 2) * f(i * h) for i in range(1, steps))
+        return 0.5 + total * h / 3
+
+    assert len(simulate_compare.T_975) == simulate_compare.MAX_SEEDS - 1
+    for df, t in enumerate(simulate_compare.T_975, start=1):
+        assert cdf(t, df) == pytest.approx(0.975, abs=2e-5), df
 
 def test_a_version_compared_with_itself_marks_no_difference(live):
     eng, _path, ids = live
@@ -104,7 +144,7 @@ def test_a_shorter_deadline_fires_more_often_and_the_difference_is_marked_by_the
     text = simulate_compare.compare_text(out)  # what the command prints without --json
     assert f"Draft {ids['changed']} of safeguarding against the live version: 2 days" in text
     line = next(x for x in text.splitlines() if "Safeguarding triage deadline missed" in x)
-    assert line.endswith("bigger than run-to-run spread") and "two standard deviations" in text
+    assert line.endswith("bigger than chance") and "paired t-test at 5%" in text
 
 
 def test_runs_in_worker_processes_give_the_same_comparison_as_one_after_the_other(live):

@@ -25,7 +25,6 @@ from api import simulation_pages
 from api.app import create_app
 from api.auth import ROLES, User
 from carepath import simulate
-from engine import drafts
 from engine.errors import ConflictError
 from engine.runtime import Engine
 from engine.schema import simulation_runs
@@ -88,9 +87,11 @@ def left_running(eng, *, heartbeat_age: timedelta, simulation_id: int = 123_456_
     heartbeat `heartbeat_age` ago: a single run of the live processes over 1 day with seed 1 (the key the pages
     give that question). Its page's address."""
     now = datetime.now(timezone.utc)
-    live = tuple((r["process_id"], r["live_version"]) for r in drafts.list_processes(eng) if r["live_version"])
+    live = simulation_pages.live_versions(eng)
+    digest = simulation_pages.scenario_digest(simulate.load_scenario(SINGLE_SCENARIO))
     asked = simulation_pages.Job(id=simulation_id, draft_id=None, revision=None, process_id="", days=1, seeds=[1],
-                                 scenario=str(SINGLE_SCENARIO), started_by=OWNER, started_at=now, live=live)
+                                 scenario=str(SINGLE_SCENARIO), started_by=OWNER, started_at=now, live=live,
+                                 scenario_digest=digest)
     with eng.db.transaction() as conn:
         conn.execute(insert(simulation_runs).values(
             id=simulation_id, run_key=asked.key, draft_id=None, revision=None, process_id="", days=1, seeds="[1]",
@@ -120,7 +121,7 @@ def test_a_result_survives_a_restart_and_is_opened_again_when_asked_for_again(wo
     assert "Simulation: the draft against the live version" in after.text
     report = lambda html: text(html.split('<main', 1)[1].split("</main>", 1)[0])  # noqa: E731
     assert report(after.text) == report(before.text)  # the same figures, charts and tables as before the restart
-    assert "Bigger than run-to-run spread" in after.text
+    assert "Bigger than chance" in after.text
     review = c2.get(f"/processes/drafts/{did}/review").text
     assert f'href="{link}"' in review and "finished" in text(review)
     # asked again for the same draft, revision, days and seeds: the kept one opens, nothing runs

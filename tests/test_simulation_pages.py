@@ -28,7 +28,7 @@ from tests.browser import launch, live_server, run_axe, sign_in
 from tests.casework_helpers import type_and_submit
 from tests.front_door_world import PASSWORD, build, username
 from tests.test_auditor_read_only import snapshot
-from tests.test_simulate_compare import SCENARIO, live_files, make_drafts
+from tests.test_simulate_compare import AN_HOUR, DEADLINE_OF_DAY, SCENARIO, live_files, make_drafts
 
 OWNER = "process-owner"
 READERS = {"process_owner", "team_manager", "auditor"}  # who may read the review page at all
@@ -188,31 +188,31 @@ def test_a_simulation_runs_in_the_background_and_its_report_tags_the_difference(
     before = snapshot(eng)
     c, csrf = client(app, OWNER)
     try:
-        r = c.post(f"/processes/drafts/{did}/simulations", data={"csrf_token": csrf, "days": "1", "seeds": "2"})
+        r = c.post(f"/processes/drafts/{did}/simulations", data={"csrf_token": csrf, "days": "1", "seeds": "3"})
         assert r.status_code == 303
         link = r.headers["location"]
         assert re.fullmatch(rf"/processes/drafts/{did}/simulations/\d{{9}}", link)
         waiting = c.get(link)
         assert waiting.status_code == 200
         assert '<h1 class="govuk-heading-l">The simulation is running</h1>' in waiting.text
-        assert "0 of 4 runs finished." in waiting.text and f'href="{link}"' in waiting.text
-        assert c.get(f"{link}/status").json() == {"status": "running", "done": 0, "total": 4, "first_results": False}
+        assert "0 of 6 runs finished." in waiting.text and f'href="{link}"' in waiting.text
+        assert c.get(f"{link}/status").json() == {"status": "running", "done": 0, "total": 6, "first_results": False}
         # the same simulation asked for again opens the one running; another one waits its turn
-        again = c.post(f"/processes/drafts/{did}/simulations", data={"csrf_token": csrf, "days": "1", "seeds": "2"})
+        again = c.post(f"/processes/drafts/{did}/simulations", data={"csrf_token": csrf, "days": "1", "seeds": "3"})
         assert again.headers["location"] == link
         other = c.post(f"/processes/drafts/{did}/simulations", data={"csrf_token": csrf, "days": "2", "seeds": "2"})
         assert other.status_code == 409 and "Another simulation is running" in other.text
     finally:
         gate.set()
-    assert wait_until_done(c, link) == {"status": "ready", "done": 4, "total": 4, "first_results": False}
+    assert wait_until_done(c, link) == {"status": "ready", "done": 6, "total": 6, "first_results": False}
     report = c.get(link)
     assert report.status_code == 200
     words = text(report.text)
-    marked = words.split("Differences bigger than the run-to-run spread", 1)[1].split("How a difference is marked")[0]
+    marked = words.split("Differences bigger than chance", 1)[1].split("How a difference is marked")[0]
     assert "Safeguarding triage deadline missed (safeguarding/triage_overdue):" in marked
     row = re.search(r'<tr class="govuk-table__row" data-key="breaches/safeguarding/triage_overdue">(.*?)</tr>',
                     report.text, re.S).group(1)
-    assert "Bigger than run-to-run spread" in row
+    assert "Bigger than chance" in row
     for section in ("breaches-table", "teams-table", "budgets-table", "measures-table", "queue-safeguarding"):
         assert f'id="{section}"' in report.text, section
     assert 'role="img" aria-label="Bar chart: deadlines missed, live version and draft side by side.' in report.text
@@ -222,6 +222,56 @@ def test_a_simulation_runs_in_the_background_and_its_report_tags_the_difference(
     assert changed(before, after) == KEPT and len(after["simulation_runs"]) == 1  # nothing live changed
     _forget(eng)
 
+
+
+def test_a_comparison_asked_again_after_a_deployment_or_a_scenario_edit_is_run_again(db_url, tmp_path, monkeypatch):
+    """What a comparison ran against is part of what was asked: after a new live version of the draft's process (or
+    of any process) is deployed, or the scenario file is edited where it is, the same form runs it again instead of
+    opening the kept result; the kept report names the live version it compared with and says a newer one is live."""
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(SCENARIO.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setenv(simulation_pages.SCENARIO_ENV, str(scenario))
+    eng, app, ids = _world(db_url)
+    try:
+        did = ids["changed"]
+        c, csrf = client(app, OWNER)
+        form = {"csrf_token": csrf, "days": "1", "seeds": "2"}
+
+        def ask() -> str:
+            r = c.post(f"/processes/drafts/{did}/simulations", data=form)
+            assert r.status_code == 303, r.text[:300]
+            assert wait_until_done(c, r.headers["location"])["status"] == "ready"
+            return r.headers["location"]
+
+        first = ask()
+        assert ask() == first  # the same question: the kept result
+        version = dict(simulation_pages.live_versions(eng))["safeguarding"]
+        report = text(c.get(first).text)
+        assert f"Live version compared Version {version} Draft revision" in report
+        assert "has been deployed since" not in report
+        # the draft's change goes live by another route: a new live version of the draft's process
+        files = live_files(eng, "safeguarding")
+        for name, body in files.items():
+            (tmp_path / name).write_bytes(body.replace(DEADLINE_OF_DAY, AN_HOUR) if name.endswith(".bpmn") else body)
+        eng.deploy([tmp_path / name for name in files], actor="process-owner-2")
+        assert dict(simulation_pages.live_versions(eng))["safeguarding"] == version + 1
+        assert (f"Live version compared Version {version} (version {version + 1} has been deployed since: simulate it "
+                "again") in text(c.get(first).text)
+        second = ask()
+        assert second != first
+        assert f"Live version compared Version {version + 1} Draft revision" in text(c.get(second).text)
+        assert ask() == second
+        # the scenario edited where it is (its path unchanged): another question
+        scenario.write_text(scenario.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+        assert ask() == second  # a comment changes no value: the same scenario
+        data = scenario.read_text(encoding="utf-8")
+        assert "staff: 3," in data
+        scenario.write_text(data.replace("staff: 3,", "staff: 2,", 1), encoding="utf-8")  # a team a member short
+        third = ask()
+        assert third not in (first, second)
+    finally:
+        _forget(eng)
+        eng.db.dispose()
 
 
 def held_at_first_results(monkeypatch) -> threading.Event:
@@ -266,12 +316,12 @@ def test_the_first_results_can_be_read_while_the_other_runs_go_on(world, monkeyp
         assert f"The runs of seed {3 - seed} are still going. No difference is marked yet" in words
         assert f"{done} of 4 runs finished." in words and 'data-first="1"' in page.text
         assert f"Seeds {seed} (each version run once with each); 1, 2 asked for" in words
-        marked = words.split("Differences bigger than the run-to-run spread", 1)[1].split("How a difference")[0]
-        assert "Not known yet: the run-to-run spread needs at least two seeds." in marked
+        marked = words.split("Differences bigger than chance", 1)[1].split("How a difference")[0]
+        assert "Not known yet: telling a difference from chance needs at least two seeds." in marked
         # that seed's own figures: the draft's tighter deadline already shows, without a spread
         row = re.search(r'<tr class="govuk-table__row" data-key="breaches/safeguarding/triage_overdue">(.*?)</tr>',
                         page.text, re.S).group(1)
-        assert "Not known" in row and "Bigger than run-to-run spread" not in row
+        assert "Not known" in row and "Bigger than chance" not in row
         live, draft = (float(v.replace(",", "")) for v in re.findall(r'numeric">([\d,.]+)<', row)[:2])
         assert draft > live
         review = text(c.get(f"/processes/drafts/{did}/review").text)
@@ -293,7 +343,7 @@ def test_the_first_results_can_be_read_while_the_other_runs_go_on(world, monkeyp
     assert "Simulation: the draft against the live version</h1>" in final and 'id="first-results"' not in final
     row = re.search(r'<tr class="govuk-table__row" data-key="breaches/safeguarding/triage_overdue">(.*?)</tr>',
                     final, re.S).group(1)
-    assert "Bigger than run-to-run spread" in row
+    assert "Not known" not in row  # both seeds in: the margin and spread are known
     _forget(eng)
 
 
@@ -358,7 +408,7 @@ def test_a_process_owner_simulates_a_draft_by_keyboard_and_reads_the_tagged_diff
             assert "The number of days must be between 1 and 365" in page.locator(".govuk-error-summary").inner_text()
             run_axe(page, "review with a simulation error")
             page.locator("#sim-days").focus()
-            type_and_submit(page, {"sim-days": "1", "sim-seeds": "2"}, "Simulate this change")
+            type_and_submit(page, {"sim-days": "1", "sim-seeds": "3"}, "Simulate this change")
             page.wait_for_url(re.compile(rf".*/processes/drafts/{did}/simulations/\d+$"))
             assert page.locator("h1").inner_text() == "The simulation is running"
             run_axe(page, "simulation running")
@@ -370,7 +420,7 @@ def test_a_process_owner_simulates_a_draft_by_keyboard_and_reads_the_tagged_diff
         marked = page.locator("#marked-list").inner_text()
         assert "Safeguarding triage deadline missed (safeguarding/triage_overdue)" in marked
         row = page.locator('tr[data-key="breaches/safeguarding/triage_overdue"]')
-        assert "Bigger than run-to-run spread" in row.inner_text()
+        assert "Bigger than chance" in row.inner_text()
         chart = page.get_by_role("img", name=re.compile("Bar chart: deadlines missed"))
         assert chart.count() == 1
         # another draft of the process, the same period and seeds: the live version's runs are taken as kept
@@ -379,10 +429,10 @@ def test_a_process_owner_simulates_a_draft_by_keyboard_and_reads_the_tagged_diff
             "The live version's: 1 day with seeds 1 and 2 (all ready). This draft's: 1 day with seeds 1 and 2 (none "
             "ready yet).")
         page.locator("#sim-days").focus()
-        type_and_submit(page, {"sim-days": "1", "sim-seeds": "2"}, "Simulate this change")
+        type_and_submit(page, {"sim-days": "1", "sim-seeds": "3"}, "Simulate this change")
         open_full_report(page)
         assert page.locator("#simulation-reused").inner_text().startswith(
-            "The live version's runs with seeds 1 and 2: made by an earlier simulation")
+            "The live version's runs with seeds 1, 2 and 3: made by an earlier simulation")
         run_axe(page, "simulation report with runs reused")
 
 
@@ -403,7 +453,7 @@ def test_a_process_owner_reads_the_first_results_and_opens_the_full_report_by_ke
             banner = page.get_by_role("region", name="Important")
             assert re.search(r"First results: the runs of seed [12] have finished", banner.inner_text())
             assert page.locator("#marked-list").inner_text() == (
-                "Not known yet: the run-to-run spread needs at least two seeds.")
+                "Not known yet: telling a difference from chance needs at least two seeds.")
             run_axe(page, "simulation first results")
         finally:
             gate.set()
@@ -415,5 +465,5 @@ def test_a_process_owner_reads_the_first_results_and_opens_the_full_report_by_ke
         link.focus()
         page.keyboard.press("Enter")
         page.get_by_role("heading", name="Simulation: the draft against the live version").wait_for()
-        assert "Bigger than run-to-run spread" in page.locator(
+        assert "Not known" not in page.locator(  # both seeds in: the margin and spread are known
             'tr[data-key="breaches/safeguarding/triage_overdue"]').inner_text()
