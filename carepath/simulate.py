@@ -32,6 +32,7 @@ import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
@@ -171,9 +172,34 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
     except RecursionError:
         raise ScenarioError(f"{path.name}: nested too deeply to be read (lists or mappings within each other "
                             "hundreds of levels down)") from None
+    except ValueError as exc:  # a value YAML reads as a date or time that is not one (2026-02-30)
+        raise ScenarioError(f"{path.name}{_bad_timestamp(node)}: not a real date or time ({exc})") from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{path.name}: a scenario is a mapping of keys (arrivals, people, forms, teams...)")
     return Scenario(data, _lines(node), path.name)
+
+
+def _bad_timestamp(node: Any) -> str:
+    """" line N (VALUE)" of the first value in the composed YAML that reads as a date or time but is not one, or ""."""
+    loader = yaml.SafeLoader("")
+    stack = [node] if node is not None else []
+    seen: set[int] = set()  # an alias is the same node again
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if isinstance(n, yaml.ScalarNode):
+            if n.tag == "tag:yaml.org,2002:timestamp":
+                try:
+                    loader.construct_yaml_timestamp(n)
+                except ValueError:
+                    return f" line {n.start_mark.line + 1} ({n.value})"
+        elif isinstance(n, yaml.MappingNode):
+            stack.extend(v for pair in reversed(n.value) for v in reversed(pair))
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend(reversed(n.value))
+    return ""
 
 
 def _number(x: Any) -> bool:
@@ -220,6 +246,12 @@ def _policy(sc: Scenario, dotted: Any, *path: Any) -> Callable[..., Any]:
         fn = getattr(importlib.import_module(mod), name)
     except (ImportError, AttributeError, ValueError) as exc:
         raise ScenarioError(f"{sc.where(*path)}: cannot load the policy {text!r} ({exc})") from None
+    except SyntaxError as exc:  # the module's own text: where in it
+        raise ScenarioError(f"{sc.where(*path)}: cannot load the policy {text!r}: its module is not valid Python "
+                            f"({exc.msg}, {exc.filename} line {exc.lineno})") from None
+    except Exception as exc:  # noqa: BLE001 - the module raised as it was imported: say so, name the line
+        raise ScenarioError(f"{sc.where(*path)}: cannot load the policy {text!r}: importing its module raised "
+                            f"{type(exc).__name__}: {exc}") from None
     if not callable(fn):
         raise ScenarioError(f"{sc.where(*path)}: the policy {text!r} is not a function")
     return fn
@@ -323,6 +355,11 @@ def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams:
             _distribution(sc, v, "people", k)
         else:
             _probability(sc, v, "people", k)
+        if k in ("outcomes_unable", "needs"):  # how many outcomes (needs) a person is drawn with
+            for count in v:
+                if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                    raise ScenarioError(f"{sc.where('people', k, count)}: {k} gives the probability of each whole "
+                                        f"number of them, 0 or more, not {count!r}")
     for band in (people.get("age") or {}):
         m = re.fullmatch(r"(\d{1,3})-(\d{1,3})", str(band))
         if not m:
@@ -931,6 +968,11 @@ def _prepared(scenario: Scenario, source: Any | None, days: int | None, seed: in
                             seed=seed, timers=timers, fields=form_fields(eng.forms), tasks=tasks)
         contact = eng.forms.schema("contact")["properties"]
         ck.outcomes, ck.needs = contact["outcomes_unable"]["items"]["enum"], contact["needs"]["items"]["enum"]
+        for k, codes in (("outcomes_unable", ck.outcomes), ("needs", ck.needs)):
+            most = max(ck.people.get(k) or {0: 1.0})
+            if most > len(codes):
+                raise ScenarioError(f"{scenario.where('people', k, most)}: a person cannot have {most} {k}: the "
+                                    f"contact form has {len(codes)} to choose from")
     except BaseException:
         eng.db.dispose()
         raise
@@ -1289,8 +1331,9 @@ class _Run:
             budgets = []
             for (data,) in conn.execute(select(cases.c.data)):
                 pb = json.loads(data).get("personal_budget")
-                if isinstance(pb, dict) and isinstance(pb.get("final_amount"), (int, float)):
-                    budgets.append(float(pb["final_amount"]))
+                amount = _money(pb.get("final_amount")) if isinstance(pb, dict) else None
+                if amount is not None:
+                    budgets.append(amount)
         incidents: dict[str, int] = defaultdict(int)
         for inc in self.eng.incidents():
             incidents[f"{proc_of.get(inc['instance_id'], '?')}/{inc['element_id']}: {inc['message']}"[:300]] += 1
@@ -1357,6 +1400,22 @@ class _Run:
                 "personal_budgets": {"count": len(budgets), "total": round(total, 2),
                                      "mean": round(total / len(budgets), 2) if budgets else None},
                 "measures": {"error": failed} if failed else _measures(views, self.ck.start, end_day)}
+
+
+def _money(value: Any) -> float | None:
+    """A personal budget's amount as a number: handlers/budget.py keeps money as text ("49909.09"), a process may
+    write a number; anything else (missing, not a finite amount, negative, true/false) is no budget."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = Decimal(value.strip())
+        except ArithmeticError:
+            return None
+    if not isinstance(value, (int, float, Decimal)):
+        return None
+    amount = float(value)
+    return amount if math.isfinite(amount) and amount >= 0 else None
 
 
 # ---------------------------------------------------------------------- a run on two processes

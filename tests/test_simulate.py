@@ -9,6 +9,7 @@ is not, each refusal of a bad scenario naming its line and key, and the live dat
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -184,6 +185,12 @@ def test_a_queue_forms_when_the_team_is_short_of_staff_and_not_when_it_is_not(tm
 
 
 BAD = [
+    ("negative_count", "arrivals:\n  self: {per_year: 10}\npeople:\n  needs: {-1: 0.5, 2: 0.5}\n", "line 4",
+     "people/needs/-1", "needs gives the probability of each whole number of them, 0 or more, not -1"),
+    ("word_count", "arrivals:\n  self: {per_year: 10}\npeople:\n  outcomes_unable: {a: 1.0}\n", "line 4",
+     "people/outcomes_unable/a", "not 'a'"),
+    ("yes_count", "arrivals:\n  self: {per_year: 10}\npeople:\n  needs: {true: 1.0}\n", "line 4",
+     "people/needs/True", "not True"),
     ("unknown_process", "arrivals:\n  self: {per_year: 10, process: no_such_process}\n", "line 2",
      "arrivals/self/process", "there is no process 'no_such_process'"),
     ("negative_rate", "arrivals:\n  self: {per_year: 10}\n  gp: {per_year: -5}\n", "line 3",
@@ -279,6 +286,10 @@ HOSTILE = [
         f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefg", "bcdefgh", strict=True)),
      "s.yaml: the scenario holds more than 100,000 values once its YAML aliases (*name) are written out"),
     ("binary", None, "s.yaml line 2: not UTF-8 text (byte 9 of the file cannot be read)"),
+    # YAML reads 2026-02-30 as a date and its reader raises a bare ValueError
+    ("impossible_date", "days: 3\nstart: 2026-02-30\n", "s.yaml line 2 (2026-02-30): not a real date or time"),
+    ("impossible_nested_date", "forms:\n  discharge_response:\n    discharge_date: [2026-01-01, 2026-02-31]\n",
+     "s.yaml line 3 (2026-02-31): not a real date or time"),
     ("nested", "a: " + "[" * 5000 + "]" * 5000 + "\n", "s.yaml: nested too deeply to be read"),
 ]
 
@@ -454,3 +465,29 @@ def test_a_simulation_writes_only_the_service_calls_outputs_that_a_cld_row_or_a_
             assert {k for d in made for k in d["output"]} == set(measures.SETTINGS_READ)
         else:  # a letter, a directory search...: its element and handler only
             assert all(d["output"] == {} and set(d) == {"element_id", "handler", "output"} for d in made), name
+
+
+@pytest.mark.parametrize("body,message", [
+    ("def f(task, answers, rng):\n    return {\n", "its module is not valid Python ("),
+    ("x = 1 / 0\n\ndef f(task, answers, rng):\n    return {}\n", "importing its module raised ZeroDivisionError"),
+], ids=["syntax_error", "raises_on_import"])
+def test_a_policy_module_that_cannot_be_imported_names_the_scenario_line(tmp_path, monkeypatch, body, message):
+    (tmp_path / "broken_policy_mod.py").write_text(body)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "broken_policy_mod", raising=False)
+    text = "arrivals:\n  self: {per_year: 10}\nforms:\n  contact:\n    policy: broken_policy_mod:f\n"
+    sc = simulate.load_scenario(scenario(tmp_path, text=text))
+    library = FormLibrary.from_folder(ROOT / "forms")
+    with pytest.raises(simulate.ScenarioError) as err:
+        simulate.check_scenario(sc, processes={"front_door"}, forms=library.names(), teams={"front_door"},
+                                fields=simulate.form_fields(library))
+    assert "s.yaml line 5 (forms/contact/policy): cannot load the policy 'broken_policy_mod:f'" in str(err.value)
+    assert message in str(err.value)
+
+
+def test_a_person_cannot_be_drawn_with_more_needs_than_the_contact_form_offers(tmp_path):
+    text = "days: 1\narrivals:\n  self: {per_year: 10, process: front_door}\npeople:\n  needs: {0: 0.5, 99: 0.5}\n"
+    sc = simulate.load_scenario(scenario(tmp_path, text=text))
+    with pytest.raises(simulate.ScenarioError) as err:
+        simulate.simulate(sc, days=1)
+    assert "s.yaml line 5 (people/needs/99): a person cannot have 99 needs: the contact form has" in str(err.value)

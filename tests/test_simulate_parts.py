@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 from datetime import datetime, timedelta
@@ -321,3 +322,31 @@ def test_a_run_says_how_far_it_has_come_at_each_simulated_week_s_end_and_gives_t
     outs = {n: simulate.simulate(sc, days=days, seed=2, parts=n, on_day=seen[n].append) for n in (1, 2)}
     assert seen[1] == seen[2] == told
     assert _text(outs[1]) == _text(outs[2]) == _text(simulate.simulate(sc, days=days, seed=2))
+
+
+def test_the_personal_budgets_decided_in_the_run_are_counted_and_summed():
+    """The budgets the run's cases hold (handlers/budget.py writes money as text, "49909.09") are the report's count,
+    total and mean, on one process and on two alike."""
+    sc = simulate.load_scenario()
+    held: list[float] = []
+
+    def inspect(eng) -> None:
+        from engine.schema import cases
+        with eng.db.engine.connect() as conn:
+            for (data,) in conn.execute(cases.select().with_only_columns(cases.c.data)):
+                pb = json.loads(data).get("personal_budget")
+                if isinstance(pb, dict) and "final_amount" in pb:
+                    held.append(float(pb["final_amount"]))
+
+    one = simulate.simulate(sc, days=30, seed=1, inspect=inspect)
+    pb = one["personal_budgets"]
+    assert len(held) >= 5 and pb["count"] == len(held)
+    assert pb["total"] == round(math.fsum(held), 2) > 0 and pb["mean"] == round(math.fsum(held) / len(held), 2)
+    assert simulate.simulate(sc, days=30, seed=1, parts=2)["personal_budgets"] == pb
+
+
+@pytest.mark.parametrize("value,amount", [("49909.09", 49909.09), (" 120.5 ", 120.5), (300, 300.0), (12.25, 12.25),
+                                          ("0", 0.0), ("", None), ("NaN", None), ("Infinity", None), ("-5", None),
+                                          (True, None), (None, None), ("£12", None), ([1], None)])
+def test_a_budgets_amount_is_read_as_money(value, amount):
+    assert simulate._money(value) == amount
