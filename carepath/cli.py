@@ -227,9 +227,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     try:
         source = _engine(args)
     except StateError:
-        if args.from_live:
-            raise  # starting from today's cases needs the live database: its message says why there is none
-        source = None  # no database: the diagrams in processes/
+        if args.from_live or not _no_sqlite_file(args.db):
+            # starting from today's cases needs the live database, and a database that is there (or a server) but
+            # cannot be read or reached is an error, not a run of other diagrams: its message says why
+            raise
+        source = None  # no database file: the diagrams in processes/
     if args.processes is not None and args.processes not in (1, 2):
         raise ValidationError(f"--processes must be 1 or 2, not {args.processes}")
     parts = args.processes if args.processes is not None else min(2, workers_default())
@@ -239,6 +241,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     _out(args, out, simulate.summary_text(out) + simulate_today.summary_text(out))
     return 0
+
+
+def _no_sqlite_file(db: str | None) -> bool:
+    """`db` (or the setting, or the default) names a SQLite file that is not there."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from engine.db import resolve_url
+    try:
+        url = make_url(resolve_url(db))
+    except ArgumentError:
+        return False
+    return url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+        and not Path(url.database).exists()
 
 
 def _compare_draft(args: argparse.Namespace, scenario: Any) -> int:

@@ -62,11 +62,17 @@ def _engine(args: argparse.Namespace, *, initialised: bool = True):  # type: ign
     if eng is not None:
         return eng
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
     from .db import ENV_VAR, resolve_url
     from .runtime import Engine
 
-    url = make_url(resolve_url(args.db))
+    try:
+        url = make_url(resolve_url(args.db))
+    except ArgumentError:
+        raise StateError(f"{args.db or 'the database URL'} is not a database URL: give one such as "
+                         "sqlite:///carepath.db or postgresql://user@host/db, with --db URL or "
+                         f"{ENV_VAR}") from None
     if initialised and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
             and not Path(url.database).exists():
         raise StateError(f"there is no database at {url.database}: create it with `carepath init`, or name "
@@ -83,9 +89,10 @@ def _engine(args: argparse.Namespace, *, initialised: bool = True):  # type: ign
 
 
 def _db_errors() -> tuple[type[BaseException], ...]:
-    from sqlalchemy.exc import InterfaceError, OperationalError
+    # DatabaseError: also a file that is not a database at all ("file is not a database"); OperationalError is one
+    from sqlalchemy.exc import DatabaseError, InterfaceError
 
-    return (OperationalError, InterfaceError)
+    return (DatabaseError, InterfaceError)
 
 
 def _unreachable(where: str, exc: BaseException) -> str:

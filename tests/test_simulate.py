@@ -491,3 +491,25 @@ def test_a_person_cannot_be_drawn_with_more_needs_than_the_contact_form_offers(t
     with pytest.raises(simulate.ScenarioError) as err:
         simulate.simulate(sc, days=1)
     assert "s.yaml line 5 (people/needs/99): a person cannot have 99 needs: the contact form has" in str(err.value)
+
+
+@pytest.mark.parametrize("db,message", [
+    ("notaurl", "notaurl is not a database URL"),
+    ("junk", "cannot reach the database sqlite:///"),
+    ("postgresql://nobody:pw@127.0.0.1:1/nodb", "cannot reach the database postgresql+psycopg://nobody:***@127.0.0.1:1"),
+], ids=["not_a_url", "not_a_database", "unreachable"])
+def test_a_database_named_that_cannot_be_read_stops_the_run_instead_of_simulating_other_diagrams(
+        tmp_path, capsys, db, message):
+    """Only a database file that is not there means "the diagrams in processes/" (the test above); a file that is
+    not a database, a server that does not answer or an address that is not one is said, in one line."""
+    if db == "junk":
+        junk = tmp_path / "junk.db"
+        junk.write_bytes(bytes(range(256)) * 20)
+        before = junk.read_bytes()
+        db = f"sqlite:///{junk}"
+    code = cli.main(["--db", db, "simulate", "--scenario", str(scenario(tmp_path)), "--days", "1",
+                     "--processes", "1"])
+    out, err = capsys.readouterr()
+    assert code == 1 and message in err and "Traceback" not in err and "pw" not in err and out == ""
+    if "junk" in db:
+        assert junk.read_bytes() == before
