@@ -286,3 +286,44 @@ def test_a_process_owner_simulates_the_live_processes_by_keyboard_and_reads_the_
         assert page.locator("#simulation-reused").inner_text().startswith("Made by an earlier simulation")
         assert row.locator("td").last.inner_text() == str(missed)
         run_axe(page, "simulation report with the run reused")
+
+
+def test_the_waiting_page_says_so_when_its_reader_is_signed_out_or_someone_else_signs_in(browser_world, monkeypatch):
+    """The waiting page's script asks for the status every few seconds: signed out meanwhile (the status answers
+    with the sign-in page) or signed in as someone who may not see it (403), its status line says why it stopped
+    asking and offers the page again, instead of "undefined of undefined runs" or a count that never moves."""
+    from playwright.sync_api import expect
+
+    eng, app = browser_world
+    gate = threading.Event()
+    real = simulate.simulate
+    monkeypatch.setattr(simulate, "simulate", lambda *a, **kw: (gate.wait(60), real(*a, **kw))[1])
+    with live_server(app) as base, launch() as browser:
+        try:
+            context = browser.new_context(bypass_csp=True)  # for axe's script; the page's own is a file
+            page = context.new_page()
+            sign_in(page, base, OWNER, PASSWORD, then="/home")
+            page.goto(f"{base}/processes")
+            page.locator("#sim-days").focus()
+            type_and_submit(page, {"sim-days": "1", "sim-seed": "5"}, "Simulate the live processes")
+            page.wait_for_url(re.compile(r".*/processes/simulations/\d+$"))
+            path = page.url.split(base, 1)[1]
+            status = page.locator("#simulation-status")
+            expect(status).to_contain_text("0 of 1 run finished", timeout=30_000)
+            context.clear_cookies()  # signed out (the session's cookie gone, as after signing out in another tab)
+            expect(status).to_have_text("Your session has ended, so this page cannot check the simulation: sign in "
+                                        "again to see it. Reload this page", timeout=30_000)
+            assert page.locator("#reload-page").get_attribute("href") == path
+            # signed in again, the page read; then someone who may not see it signs in in another tab
+            sign_in(page, base, OWNER, PASSWORD, then="/home")
+            page.goto(f"{base}{path}")
+            expect(status).to_contain_text("0 of 1 run finished", timeout=30_000)
+            elsewhere = browser.new_context()  # the auditor signs in; their cookie replaces the owner's in this browser
+            sign_in(elsewhere.new_page(), base, username("auditor"), PASSWORD, then="/home")
+            context.clear_cookies()
+            context.add_cookies(elsewhere.cookies())
+            expect(status).to_contain_text("You cannot see this simulation any more", timeout=30_000)
+            assert "undefined" not in status.inner_text()
+            run_axe(page, "simulation running, its reader no longer allowed")
+        finally:
+            gate.set()

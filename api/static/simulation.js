@@ -16,10 +16,29 @@ if (status) {
     link.textContent = ready ? "Open the full report" : "See why";
     status.replaceChildren(ready ? "The simulation has finished. " : "The simulation stopped before it finished. ", link);
   };
+  // signed out (the status answers with the sign-in page) or no longer allowed: say so and stop asking
+  const shut = (words) => {
+    const link = document.createElement("a");
+    link.className = "govuk-link";
+    link.href = status.dataset.ready;
+    link.id = "reload-page";
+    link.textContent = "Reload this page";
+    status.replaceChildren(`${words} `, link);
+  };
   const check = async () => {
     try {
       const r = await fetch(status.dataset.status, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-      const state = r.ok ? await r.json() : { status: r.status === 404 ? "unknown" : "running" };
+      const json = (r.headers.get("content-type") || "").includes("application/json");
+      if (r.status === 401 || (r.ok && !json) || (r.redirected && !json)) {
+        shut("Your session has ended, so this page cannot check the simulation: sign in again to see it.");
+        return;
+      }
+      if (r.status === 403) {
+        shut("You cannot see this simulation any more (you may have signed in as someone else).");
+        return;
+      }
+      if (!r.ok && r.status !== 404) throw new Error(`status ${r.status}`); // the server's trouble: try again later
+      const state = r.ok ? await r.json() : { status: "unknown" };
       if (state.status !== "running") {
         if (firstPage) {
           finished(state.status === "ready");
@@ -34,6 +53,7 @@ if (status) {
         window.location.replace(status.dataset.ready);
         return;
       }
+      if (typeof state.done !== "number" || typeof state.total !== "number") throw new Error("no counts");
       let text = `${state.done} of ${state.total} run${state.total === 1 ? "" : "s"} finished.`;
       if (state.progress) text += ` ${state.progress}`; // how far the runs being made have come
       if (state.waiting) text += ` ${state.waiting}`; // a run made ahead, waited for rather than made again
