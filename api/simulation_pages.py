@@ -223,8 +223,12 @@ def _prune(conn: Any, draft_id: int | None) -> None:
 
 def _busy(row: Any) -> ConflictError:
     what = f"draft {row.draft_id}" if row.draft_id is not None else "the live processes"
-    return ConflictError(f"another simulation is running ({what}, started by {row.started_by} "
-                         f"{when(_utc(row.started_at))}): start this one when it has finished")
+    exc = ConflictError(f"another simulation is running ({what}, started by {row.started_by} "
+                        f"{when(_utc(row.started_at))}): open it to follow it, or start this one when it has finished")
+    # the running one's page, for the error summary's link (a process owner may open any simulation)
+    exc.link = (f"/processes/drafts/{row.draft_id}/simulations/{row.id}" if row.draft_id is not None
+                else f"/processes/simulations/{row.id}")  # type: ignore[attr-defined]
+    return exc
 
 
 def _claim(engine: Any, job: Job) -> Job | None:
@@ -545,6 +549,10 @@ async def start_page(request: Request, draft_id: Id) -> Response:
         user, form = await _posted_by_owner(page, REFUSAL)
         engine = page.engine
         draft = await run_in_threadpool(drafts.get_draft, engine, draft_id)
+        if draft["status"] not in drafts.OPEN:  # withdrawn, deployed (approved) or superseded: nothing to decide
+            items = [{"text": f"This draft is {draft['status']}: it can no longer be simulated", "href": None}]
+            return await run_in_threadpool(lambda: _review_page(request, user, draft_id, errors=items, status=409,
+                                                                values={"field": "simulate"}))
         days_text, seeds_text = kit.one(form, "days"), kit.one(form, "seeds")
         starts_from, start_error = _starts_from(form)
         days, days_error = _whole(days_text, "days", *DAYS, DEFAULT_DAYS)
@@ -562,7 +570,7 @@ async def start_page(request: Request, draft_id: Id) -> Response:
         except (ConflictError, simulate.ScenarioError) as exc:
             code = 409 if isinstance(exc, ConflictError) else 422
             text = str(exc)
-            items = [{"text": text[:1].upper() + text[1:], "href": None}]
+            items = [{"text": text[:1].upper() + text[1:], "href": getattr(exc, "link", None)}]
             return await run_in_threadpool(lambda: _review_page(request, user, draft_id, errors=items, status=code,
                                                                 values=values))
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
@@ -1008,9 +1016,9 @@ async def start_single_page(request: Request) -> Response:
                 job = await run_in_threadpool(start_single, engine, user, days, seed, starts_from)
             except (ConflictError, simulate.ScenarioError) as exc:
                 text, code = str(exc), 409 if isinstance(exc, ConflictError) else 422
+                items = [{"text": text[:1].upper() + text[1:], "href": getattr(exc, "link", None)}]
                 return await run_in_threadpool(lambda: _processes_page(
-                    request, user, errors=[{"text": text[:1].upper() + text[1:], "href": None}], status=code,
-                    values=values))
+                    request, user, errors=items, status=code, values=values))
             return kit.redirect(single_link(job))
         return await run_in_threadpool(lambda: _processes_page(request, user, errors=errors, status=400,
                                                                values=values))

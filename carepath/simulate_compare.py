@@ -426,8 +426,10 @@ def compare_runs(live_runs: list[dict[str, Any]], draft_runs: list[dict[str, Any
     pid = draft["process_id"]
     notes = []
     if not any(pid in r.get("processes", {}) for r in draft_runs):
-        notes.append(f"No simulated case started '{pid}': the scenario's routes never reach the draft's process, "
-                     "so the two versions ran the same work.")
+        days = first.get("days")
+        notes.append(f"No simulated case reached the draft's process ({pid}) in the {days} day"
+                     f"{'' if days == 1 else 's'} simulated, so the two versions ran the same work: a longer period "
+                     "may reach it, or the scenario's routes may never lead to it.")
     return {"draft": {"id": draft.get("id"), "process_id": pid, "revision": draft.get("revision")},
             "scenario": first.get("scenario"), "start": first.get("start"), "days": first.get("days"),
             "seeds": list(seeds), "rule": RULE,

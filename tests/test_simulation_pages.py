@@ -163,6 +163,20 @@ def test_bad_input_is_refused_with_a_message_and_starts_nothing(world, days, see
     assert simulation_pages.for_draft(eng, ids["changed"]) == []
 
 
+def test_a_withdrawn_draft_offers_no_simulation_and_refuses_one_posted(world):
+    eng, app, _ids = world
+    files = {k: v.decode() for k, v in live_files(eng, "safeguarding").items()}
+    did = drafts.create_draft(eng, process_id="safeguarding", files=files, base_version=None, actor=OWNER)["id"]
+    c, csrf = client(app, OWNER)
+    assert f'action="/processes/drafts/{did}/simulations"' in c.get(f"/processes/drafts/{did}/review").text
+    drafts.withdraw_draft(eng, did, actor=OWNER, reason="not needed")
+    review = c.get(f"/processes/drafts/{did}/review").text
+    assert f'action="/processes/drafts/{did}/simulations"' not in review
+    assert "This draft is withdrawn: it can no longer be simulated." in text(review)
+    r = c.post(f"/processes/drafts/{did}/simulations", data={"csrf_token": csrf, "days": "1", "seeds": "2"})
+    assert r.status_code == 409 and "This draft is withdrawn: it can no longer be simulated" in r.text
+    assert simulation_pages.for_draft(eng, did) == []
+
 def test_an_unknown_draft_or_a_missing_token_is_refused(world):
     eng, app, ids = world
     c, csrf = client(app, OWNER)
@@ -202,6 +216,7 @@ def test_a_simulation_runs_in_the_background_and_its_report_tags_the_difference(
         assert again.headers["location"] == link
         other = c.post(f"/processes/drafts/{did}/simulations", data={"csrf_token": csrf, "days": "2", "seeds": "2"})
         assert other.status_code == 409 and "Another simulation is running" in other.text
+        assert f'<a href="{link}">Another simulation is running' in other.text  # the summary links to it
     finally:
         gate.set()
     assert wait_until_done(c, link) == {"status": "ready", "done": 6, "total": 6, "first_results": False}
