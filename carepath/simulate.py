@@ -98,6 +98,33 @@ def _lines(node: Any, path: tuple = (), out: dict | None = None) -> dict[tuple, 
     return out
 
 
+def _duplicate(node: Any) -> tuple[tuple, int, int] | None:
+    """The first key written twice in one mapping of a composed YAML document: (its path, the line of the second,
+    the line of the first), or None. YAML readers keep the last quietly; a scenario that says `hospital:` twice
+    or `seed:` twice has a mistake in it. (A key over one merged in from `<<: *name` is not a repeat.)"""
+    stack: list[tuple[Any, tuple]] = [(node, ())]
+    seen_nodes: set[int] = set()
+    while stack:
+        n, path = stack.pop()
+        if id(n) in seen_nodes:
+            continue
+        seen_nodes.add(id(n))
+        if isinstance(n, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for k, v in n.value:
+                if isinstance(k, yaml.ScalarNode) and k.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = _key(k)
+                mark = repr(key)
+                if mark in first:
+                    return (*path, key), k.start_mark.line + 1, first[mark]
+                first[mark] = k.start_mark.line + 1
+                stack.append((v, (*path, key)))
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend((v, (*path, i)) for i, v in enumerate(n.value))
+    return None
+
+
 def _key(node: Any) -> Any:
     """A mapping key as safe_load reads it (a number, a date...), or its text: a merge key (`<<: *name`) reads as
     nothing on its own."""
@@ -176,6 +203,11 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
         raise ScenarioError(f"{path.name}{_bad_timestamp(node)}: not a real date or time ({exc})") from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{path.name}: a scenario is a mapping of keys (arrivals, people, forms, teams...)")
+    twice = _duplicate(node)
+    if twice is not None:
+        keys, line, first = twice
+        raise ScenarioError(f"{path.name} line {line} ({'/'.join(map(str, keys))}): {keys[-1]!r} is given twice in "
+                            f"the same place (first on line {first}); a YAML reader would keep only the last")
     return Scenario(data, _lines(node), path.name)
 
 
@@ -237,6 +269,16 @@ def _hours(sc: Scenario, text: Any, *path: Any) -> tuple[time, time]:
     if b <= a:
         raise ScenarioError(f"{sc.where(*path)}: the working day must end after it starts ({text})")
     return a, b
+
+
+class PolicyTask(dict):
+    """The task a policy answers: `task.element_id`, `task.process_id` and `task.team`, or `task["team"]`."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 def _policy(sc: Scenario, dotted: Any, *path: Any) -> Callable[..., Any]:
@@ -307,9 +349,10 @@ def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams:
     if not isinstance(n_days, int) or isinstance(n_days, bool) or not 1 <= n_days <= 3660:
         raise ScenarioError(f"{days_where}: days must be a whole number from 1 to 3660, not {n_days!r}")
     the_seed = seed if seed is not None else d.get("seed", 1)
-    if not isinstance(the_seed, int) or isinstance(the_seed, bool):
+    if not isinstance(the_seed, int) or isinstance(the_seed, bool) or the_seed < 0:
+        # 0 or more: Python's generator takes a negative seed's absolute value, so -5 would run as 5 did
         raise ScenarioError(f"{'the seed asked' if seed is not None else sc.where('seed')}: seed must be a whole "
-                            "number")
+                            f"number, 0 or more, not {the_seed!r}")
     routes: dict[str, dict[str, Any]] = {}
     arrivals = d.get("arrivals")
     if not isinstance(arrivals, dict) or not arrivals:
@@ -968,6 +1011,12 @@ def _prepared(scenario: Scenario, source: Any | None, days: int | None, seed: in
                             seed=seed, timers=timers, fields=form_fields(eng.forms), tasks=tasks)
         contact = eng.forms.schema("contact")["properties"]
         ck.outcomes, ck.needs = contact["outcomes_unable"]["items"]["enum"], contact["needs"]["items"]["enum"]
+        callers = ((contact.get("caller") or {}).get("properties") or {}).get("relationship", {}).get("enum")
+        for name, route in ck.routes.items():
+            if callers and route["caller"] not in callers:
+                where = scenario.where("arrivals", name, "caller")
+                raise ScenarioError(f"{where}: {route['caller']!r} is not a caller the contact form knows (one of "
+                                    f"{', '.join(callers)})")
         for k, codes in (("outcomes_unable", ck.outcomes), ("needs", ck.needs)):
             most = max(ck.people.get(k) or {0: 1.0})
             if most > len(codes):
@@ -1018,6 +1067,8 @@ class _Run:
         self.eng, self.ck = eng, ck
         self.part, self.parts, self.peer = part, parts, peer
         self.rng = random.Random(ck.seed)
+        #: the policy's line and the fields it answered at the task being completed (`_policy_refused`)
+        self.policy_gave: tuple[str, set[str]] | None = None
         self.t0 = eng.now()
         self.end = self.t0 + timedelta(days=ck.days)
         self.events: list[tuple] = []
@@ -1251,6 +1302,7 @@ class _Run:
             self.free[task.team] += 1
             self.wake(task.team, t)
         self.weekly[task.team][self.week(t)]["done"] += 1
+        self.policy_gave = None
         answers = self.answers(task, t, self.pending.pop(task.id, None))
         self.done_of[task.key] += 1
         if task.id in self.gone:  # the diagram withdrew it (a boundary timer, the case closed) before it was done
@@ -1268,6 +1320,7 @@ class _Run:
                     self.eng.complete_task(task.id, answers, actor=ACTOR)  # checks the answers before it writes
                     break
                 except ValidationError as exc:  # the schema's finer rules: fill what the form names, try again
+                    self._policy_refused(task, exc)
                     rng = rng or random.Random(f"{self.ck.seed}/{task.key}/{self.done_of[task.key]}")
                     if attempt == 6 or task.form is None or not _repair(
                             self.eng.forms.schema(task.form), answers, exc.errors, rng, _local(t).date()):
@@ -1285,6 +1338,18 @@ class _Run:
             else:
                 raise
 
+    def _policy_refused(self, task: _Task, exc: ValidationError) -> None:
+        """A policy's own answer the form refuses stops the run naming the policy's line: redrawn at random, the
+        run would no longer be the one the process owner wrote."""
+        if not self.policy_gave:
+            return
+        where, gave = self.policy_gave
+        bad = [e for e in exc.errors if re.split(r"[/.\[]", str(e.get("field") or ""), maxsplit=1)[0] in gave]
+        if bad:
+            why = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in bad)[:300]
+            raise ScenarioError(f"{where}: the policy's answer was refused by the form {task.form!r} at "
+                                f"{task.process}/{task.element}: {why}")
+
     def answers(self, task: _Task, t: datetime, drawn: dict[str, Any] | None = None) -> dict[str, Any]:
         """The answers at a task: those drawn for the person (the contact form) or from the scenario's rules for
         the form and its schema, then the form's policy function if it has one."""
@@ -1298,14 +1363,18 @@ class _Run:
         if pol:
             fn, where = pol
             try:
-                extra = fn({"element_id": task.element, "process_id": task.process, "team": task.team},
+                extra = fn(PolicyTask(element_id=task.element, process_id=task.process, team=task.team),
                            dict(out), self.rng)
             except Exception as exc:  # a process owner's own code: its failure names the scenario line
                 raise ScenarioError(f"{where}: the policy raised {type(exc).__name__}: {exc}") from None
+            except SystemExit as exc:  # sys.exit() in a policy ended the command with no word (and no output)
+                raise ScenarioError(f"{where}: the policy called exit ({exc.code!r}); a policy returns answers "
+                                    "(a mapping of field: value) or None") from None
             if extra is not None and not isinstance(extra, dict):
                 raise ScenarioError(f"{where}: the policy returned {type(extra).__name__}, not a mapping of answers "
                                     f"(field: value) or None, at {task.process}/{task.element}")
             out.update(extra or {})
+            self.policy_gave = (where, set(extra or {}))
         return out
 
     # ------------------------------------------------------------------ results

@@ -185,6 +185,8 @@ def test_a_queue_forms_when_the_team_is_short_of_staff_and_not_when_it_is_not(tm
 
 
 BAD = [
+    ("negative_seed", "seed: -5\narrivals:\n  self: {per_year: 10}\n", "line 1", "seed",
+     "seed must be a whole number, 0 or more, not -5"),
     ("negative_count", "arrivals:\n  self: {per_year: 10}\npeople:\n  needs: {-1: 0.5, 2: 0.5}\n", "line 4",
      "people/needs/-1", "needs gives the probability of each whole number of them, 0 or more, not -1"),
     ("word_count", "arrivals:\n  self: {per_year: 10}\npeople:\n  outcomes_unable: {a: 1.0}\n", "line 4",
@@ -286,6 +288,10 @@ HOSTILE = [
         f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefg", "bcdefgh", strict=True)),
      "s.yaml: the scenario holds more than 100,000 values once its YAML aliases (*name) are written out"),
     ("binary", None, "s.yaml line 2: not UTF-8 text (byte 9 of the file cannot be read)"),
+    # YAML readers keep the last of a key given twice: a route or a setting written twice is a mistake
+    ("duplicate_route", "arrivals:\n  hospital: {per_year: 2523}\n  self: {per_year: 5}\n  hospital: {per_year: 99}\n",
+     "s.yaml line 4 (arrivals/hospital): 'hospital' is given twice in the same place (first on line 2)"),
+    ("duplicate_seed", "seed: 1\ndays: 3\nseed: 2\n", "s.yaml line 3 (seed): 'seed' is given twice"),
     # YAML reads 2026-02-30 as a date and its reader raises a bare ValueError
     ("impossible_date", "days: 3\nstart: 2026-02-30\n", "s.yaml line 2 (2026-02-30): not a real date or time"),
     ("impossible_nested_date", "forms:\n  discharge_response:\n    discharge_date: [2026-01-01, 2026-02-31]\n",
@@ -319,6 +325,7 @@ def test_a_scenario_may_repeat_itself_through_yaml_anchors_and_each_key_keeps_it
 
 
 @pytest.mark.parametrize("flag,value,message", [
+    ("--seed", "-5", "the seed asked: seed must be a whole number, 0 or more, not -5"),
     ("--days", "0", "the period asked: days must be a whole number from 1 to 3660, not 0"),
     ("--days", "3661", "the period asked: days must be a whole number from 1 to 3660, not 3661"),
 ])
@@ -513,3 +520,47 @@ def test_a_database_named_that_cannot_be_read_stops_the_run_instead_of_simulatin
     assert code == 1 and message in err and "Traceback" not in err and "pw" not in err and out == ""
     if "junk" in db:
         assert junk.read_bytes() == before
+
+
+@pytest.mark.parametrize("caller", ["selff", 7, None])
+def test_a_route_whose_caller_the_contact_form_does_not_know_is_refused_naming_its_line(tmp_path, caller):
+    """The caller is the contact form's caller.relationship: a misspelt one was refused by the form at each
+    contact and replaced by a random relationship without a word."""
+    text = (f"days: 1\narrivals:\n  self: {{per_year: 10, process: front_door}}\n"
+            f"  family: {{per_year: 10, process: front_door, caller: {json.dumps(caller)}}}\n")
+    sc = simulate.load_scenario(scenario(tmp_path, text=text))
+    with pytest.raises(simulate.ScenarioError) as err:
+        simulate.simulate(sc, days=1)
+    assert f"s.yaml line 4 (arrivals/family/caller): {caller!r} is not a caller the contact form knows (one of " \
+           "self, family_or_friend" in str(err.value)
+
+
+def refused_policy(task, answers, rng):
+    assert task.process_id == task["process_id"] == "front_door" and task.element_id and task.team  # as documented
+    return {"caller": {"name": "Simulated caller", "relationship": "bogus"}}
+
+
+def test_a_policys_answer_the_form_refuses_names_the_scenario_line_instead_of_being_redrawn(tmp_path, capsys):
+    text = ROUTING.format(days=1, seed=1, per_year=3000, staff=5, hours=0.3) + (
+        "forms:\n  contact:\n    policy: tests.test_simulate:refused_policy\n")
+    path = scenario(tmp_path, text=text)
+    line = text.splitlines().index("    policy: tests.test_simulate:refused_policy") + 1
+    code = cli.main(["--db", f"sqlite:///{tmp_path / 'absent.db'}", "simulate", "--scenario", str(path)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"s.yaml line {line} (forms/contact/policy): the policy's answer was refused by the form 'contact' at " \
+           "front_door/" in err and "caller" in err
+
+
+def exiting_policy(task, answers, rng):
+    sys.exit(0)
+
+
+def test_a_policy_that_calls_exit_names_the_scenario_line_instead_of_ending_the_command_quietly(tmp_path, capsys):
+    text = ROUTING.format(days=1, seed=1, per_year=3000, staff=5, hours=0.3) + (
+        "forms:\n  contact:\n    policy: tests.test_simulate:exiting_policy\n")
+    path = scenario(tmp_path, text=text)
+    line = text.splitlines().index("    policy: tests.test_simulate:exiting_policy") + 1
+    code = cli.main(["--db", f"sqlite:///{tmp_path / 'absent.db'}", "simulate", "--scenario", str(path)])
+    err = capsys.readouterr().err
+    assert code == 1 and f"s.yaml line {line} (forms/contact/policy): the policy called exit (0)" in err
