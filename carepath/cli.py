@@ -216,12 +216,80 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """A what-if run of synthetic contacts through the deployed processes on a throwaway simulated-clock
     database (carepath/simulate.py, docs/simulation.md). `--db` is only read: the processes deployed there and,
     with --from-live, its open cases (carepath/simulate_today.py)."""
+    from engine.errors import StateError
+
+    from . import simulate
+
+    scenario = simulate.load_scenario(args.scenario)
+    named = args.db
+    copy = _unchanged_source(args)
+    try:
+        return _simulate(args, scenario)
+    except StateError as exc:
+        if copy is None:
+            raise
+        # said of the database the user named, not of the copy it was read from
+        raise StateError(str(exc).replace(args.db, named or "the database")) from None
+    finally:
+        if copy is not None:
+            made = getattr(args, "_engine_made", None)
+            if made is not None:
+                made.db.dispose()
+            copy.cleanup()
+
+
+def _unchanged_source(args: argparse.Namespace) -> Any:
+    """A SQLite `--db` that is not in WAL mode is read from a copy (a TemporaryDirectory, returned; `args.db` is
+    pointed at the copy): opening it as carepath opens a database would switch it to WAL, a write, and a simulation
+    never writes to the live database. A WAL database (as `carepath init` and the server leave it) is read where it
+    is. None when nothing was copied."""
+    import sqlite3
+    import tempfile
+    from pathlib import Path
+    from urllib.request import pathname2url
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from engine.db import resolve_url
+    from engine.errors import StateError
+    try:
+        url = make_url(resolve_url(args.db))
+    except ArgumentError:
+        return None  # _engine says what is wrong with it
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") \
+            or url.database.startswith("file:") or not Path(url.database).is_file():
+        return None
+    path = Path(url.database)
+    with path.open("rb") as f:
+        head = f.read(20)
+    if head[:16] == b"SQLite format 3\x00" and head[18:20] == b"\x02\x02":  # WAL: read in place
+        return None
+    tmp = tempfile.TemporaryDirectory(prefix="carepath-simulate-source-")
+    copy = Path(tmp.name) / "source.db"
+    try:
+        src = sqlite3.connect(f"file:{pathname2url(str(path.resolve()))}?mode=ro", uri=True)
+        try:
+            dst = sqlite3.connect(copy)
+            try:
+                src.backup(dst)
+            finally:
+                dst.close()
+        finally:
+            src.close()
+    except sqlite3.Error as exc:
+        tmp.cleanup()
+        raise StateError(f"cannot reach the database {args.db or url}: {exc}") from None
+    args.db = f"sqlite:///{copy}"
+    return tmp
+
+
+def _simulate(args: argparse.Namespace, scenario: Any) -> int:
     from engine.errors import StateError, ValidationError
 
     from . import simulate
     from .simulate_compare import workers_default
 
-    scenario = simulate.load_scenario(args.scenario)
     if args.compare_draft is not None:
         return _compare_draft(args, scenario)
     try:

@@ -407,6 +407,43 @@ def test_the_live_database_is_only_read(tmp_path, capsys):
     assert before[1]["instances"] == 0 and before[1]["cases"] == 0
 
 
+@pytest.mark.parametrize("from_live", [False, True], ids=["empty", "from_live"])
+def test_a_live_database_not_in_wal_mode_is_read_from_a_copy_and_left_byte_for_byte(tmp_path, capsys, from_live):
+    """Opened as carepath opens a database, a SQLite file in rollback-journal mode (restored by another tool, say)
+    was switched to WAL: a write. It is read from a copy; the file, its mode and its neighbours stay as they were."""
+    import hashlib
+    import sqlite3
+
+    db = tmp_path / "live.db"
+    live = Engine(f"sqlite:///{db}", forms=FormLibrary.from_folder(ROOT / "forms"))
+    live.init()
+    live.deploy([ROOT / "processes" / "front_door.bpmn", ROOT / "processes" / "screening.dmn"])
+    live.db.dispose()
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA journal_mode=DELETE").fetchone() == ("delete",)
+    conn.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    digest = hashlib.sha256(db.read_bytes()).hexdigest()
+    path = scenario(tmp_path, text=ROUTING.format(days=1, seed=2, per_year=3000, staff=5, hours=0.3)
+                    .replace("outcomes_unable: {0: 0.7, 2: 0.3}", "outcomes_unable: {0: 1.0}"))
+    files.append(path.name)
+    argv = ["--db", f"sqlite:///{db}", "--json", "simulate", "--scenario", str(path), "--processes", "1"]
+    code = cli.main(argv + (["--from-live"] if from_live else []))
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and set(out["processes"]) == {"front_door"}  # the live database's versions were read
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest and db.read_bytes()[18:20] == b"\x01\x01"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(files)  # no -wal or -shm beside it
+
+
+def test_an_empty_file_named_as_the_live_database_is_refused_and_left_empty(tmp_path, capsys):
+    db = tmp_path / "empty.db"
+    db.write_bytes(b"")
+    code = cli.main(["--db", f"sqlite:///{db}", "simulate", "--scenario", str(scenario(tmp_path)), "--days", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and f"the database sqlite:///{db} is not initialised" in err and "source.db" not in err
+    assert db.read_bytes() == b""
+
+
 def test_the_default_scenario_is_the_domain_briefs_county_year_and_valid_against_the_diagrams():
     eng = simulate.scratch_engine(None, simulate.date(2026, 4, 1))
     try:
