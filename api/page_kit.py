@@ -97,10 +97,19 @@ def csrf_ok(user: User, form: dict[str, list[str]]) -> bool:
     return bool(sent) and hmac.compare_digest(sent.encode(), user.csrf_token.encode())
 
 
+#: a form sent with another session's token: loaded before the user signed in again (or in another session)
+STALE_FORM = ("This form was loaded in an earlier session (you have signed in again since, or signed in as someone "
+              "else in another window), so it was not sent and nothing was changed. Go back, reload the page and "
+              "send the form again.")
+MISSING_TOKEN = "The form was missing its security token; nothing was changed."
+
+
 def check_csrf(user: User, form: dict[str, list[str]]) -> None:
-    """Refuse (403, nothing changed) a POST whose form does not carry the session's CSRF token."""
+    """Refuse (403, nothing changed) a POST whose form does not carry the session's CSRF token: a token of another
+    session is said as an expired form, not as a missing token."""
     if not csrf_ok(user, form):
-        raise ApiError(403, "csrf", "The form was missing its security token; nothing was changed.")
+        sent = (form.get("csrf_token") or [""])[-1]
+        raise ApiError(403, "csrf", STALE_FORM if sent else MISSING_TOKEN)
 
 
 def one(form: dict[str, list[str]], name: str) -> str:
@@ -152,6 +161,8 @@ def guard(request: Request, user: User | None, exc: Exception, *,
     if isinstance(exc, ApiError):
         if exc.status == 401:
             return redirect("/sign-in")
+        if exc.status == 403 and exc.code == "csrf" and exc.message == STALE_FORM:
+            return error_page(request, user, 403, "This form has expired", exc.message)
         if exc.status == 403:
             return error_page(request, user, 403, "You do not have permission to see this page", exc.message)
         return error_page(request, user, exc.status, "Sorry, there is a problem", exc.message)

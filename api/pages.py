@@ -172,8 +172,9 @@ async def sign_out(request: Request) -> Response:
     if user is None:
         return kit.redirect("/sign-in")
     if not kit.csrf_ok(user, form):
-        return kit.error_page(request, user, 403, "You do not have permission to do that",
-                              "The form was missing its security token; nothing was changed.")
+        if (form.get("csrf_token") or [""])[-1]:
+            return kit.error_page(request, user, 403, "This form has expired", kit.STALE_FORM)
+        return kit.error_page(request, user, 403, "You do not have permission to do that", kit.MISSING_TOKEN)
     store: AuthStore = request.app.state.auth
     await run_in_threadpool(store.sign_out, request.cookies.get(COOKIE, ""))
     resp = kit.redirect("/sign-in")

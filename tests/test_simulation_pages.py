@@ -183,7 +183,13 @@ def test_an_unknown_draft_or_a_missing_token_is_refused(world):
     r = c.post("/processes/drafts/987654/simulations", data={"csrf_token": csrf, "days": "1", "seeds": "2"})
     assert r.status_code == 404 and "There is no draft 987654." in r.text
     r = c.post(f"/processes/drafts/{ids['changed']}/simulations", data={"days": "1", "seeds": "2"})
-    assert r.status_code == 403
+    assert r.status_code == 403 and "The form was missing its security token" in r.text
+    # a form loaded in an earlier session (signed in again since): said as an expired form, not as no permission
+    again, _csrf_now = client(app, OWNER)
+    r = again.post(f"/processes/drafts/{ids['changed']}/simulations", data={"csrf_token": csrf, "days": "1",
+                                                                             "seeds": "2"})
+    assert r.status_code == 403 and "This form has expired" in r.text and "permission" not in r.text
+    assert "Go back, reload the page and send the form again." in r.text
     assert c.get("/processes/drafts/987654/simulations/123456789").status_code == 404
     assert simulation_pages.for_draft(eng, ids["changed"]) == []
 
