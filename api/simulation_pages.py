@@ -61,6 +61,7 @@ from engine.trial import deployed_rows
 
 from . import page_kit as kit
 from .auth import User
+from .case_record import team_name
 from .inputs import Id
 from .processes import OWNER, _processes_page, _review_page, when
 from .request_log import describe
@@ -648,6 +649,11 @@ def report(job: Job) -> dict[str, Any]:
                      "spread_text": "Not known" if r["spread"] is None else "±" + _num(r["spread"], u),
                      "margin_text": "Not known" if r.get("margin") is None else "±" + _num(r["margin"], u),
                      "per_seed": ", ".join(_signed(d, u) for d in r["differences"])})
+    for r in rows:  # a team's figures under the team's name, as the inbox names it ("Social Work", not social_work)
+        if r["group"] == "Teams" and r["key"].count("/") == 2:
+            team = r["key"].split("/")[1]
+            if r["label"].startswith(f"{team}:"):
+                r["label"] = team_name(team) + r["label"][len(team):]
     groups = {g: [r for r in rows if r["group"] == g] for g in simulate_compare.GROUPS}
     breaches = groups["Deadlines missed"]
     teams = groups["Teams"]
@@ -657,8 +663,8 @@ def report(job: Job) -> dict[str, Any]:
         lw, dw = _by_week(weeks_live.get(team, {})), _by_week(weeks_draft.get(team, {}))
         weeks = sorted(set(lw) | set(dw))
         table = [{"week": w, "live": _num(lw.get(w, 0.0)), "draft": _num(dw.get(w, 0.0))} for w in weeks]
-        queues.append({"team": team, "slug": "".join(c if c.isalnum() else "-" for c in team), "weeks": table,
-                       "chart": chart(f"tasks waiting for {team} as each week ended",
+        queues.append({"team": team_name(team), "slug": "".join(c if c.isalnum() else "-" for c in team),
+                       "weeks": table, "chart": chart(f"tasks waiting for {team_name(team)} as each week ended",
                                       [(f"Week {w}", lw.get(w, 0.0), dw.get(w, 0.0)) for w in weeks])})
     budgets = groups["Personal budgets"]
     total = next((r for r in budgets if r["key"] == "budgets/total"), None)
@@ -682,7 +688,7 @@ def _count(n: int, one: str, many: str | None = None) -> str:
 
 
 def _by_team(teams: dict[str, int]) -> str:
-    return ", ".join(f"{team}: {n:,}" for team, n in teams.items())
+    return ", ".join(f"{team_name(team)}: {n:,}" for team, n in teams.items())
 
 
 def carried(c: dict[str, Any] | None, process_id: str | None = None) -> dict[str, Any] | None:
@@ -945,13 +951,13 @@ def single_report(out: dict[str, Any]) -> dict[str, Any]:
     teams = []
     for name, t in out.get("teams", {}).items():
         weeks = [{**w, "p50": _num(w["wait_hours_p50"]), "p95": _num(w["wait_hours_p95"])} for w in t["weeks"]]
-        teams.append({"name": name, "slug": "".join(c if c.isalnum() else "-" for c in name), "weeks": weeks,
+        teams.append({"name": team_name(name), "slug": "".join(c if c.isalnum() else "-" for c in name), "weeks": weeks,
                       "p50": _num(t["wait_hours_p50"]), "p95": _num(t["wait_hours_p95"]), **{
                           k: t[k] for k in ("staff", "arrived", "done", "waiting_at_end")},
                       "chart": bars([(f"Week {w['week']}", [w["arrived"], w["done"], w["waiting_at_end"]])
                                      for w in t["weeks"]], SINGLE_SERIES,
-                                    f"Bar chart: {name}'s tasks each week: arrived, done and waiting as the week "
-                                    "ended. The table below gives the same numbers.")})
+                                    f"Bar chart: {team_name(name)}'s tasks each week: arrived, done and waiting as "
+                                    "the week ended. The table below gives the same numbers.")})
     breaches = [{"key": k, "deadline": v["deadline"], "times": v["times"]}
                 for k, v in out.get("deadline_breaches", {}).items()]
     measures = out.get("measures")

@@ -290,8 +290,9 @@ def compare(scenario: Scenario, live: Any, draft: Mapping[str, Any], *, seeds: l
         if start:
             out["carried_over"] = carried_over(start, live_runs, draft_runs, draft["process_id"])
             if out["carried_over"]["on_live_version"]:
+                n = out["carried_over"]["on_live_version"]
                 out["notes"].append(
-                    f"{out['carried_over']['on_live_version']} instance(s) of '{draft['process_id']}' already running "
+                    f"{n:,} instance{'' if n == 1 else 's'} of '{draft['process_id']}' already running "
                     "live were carried over: in the draft's runs they stay on the live version they run, as they would "
                     "once the draft is deployed; only instances started in the run take the draft.")
         return out

@@ -177,7 +177,7 @@ def test_a_run_in_the_background_reports_the_figures_of_the_same_simulation(worl
     assert text(row).split()[-1] == str(missed) and "Safeguarding triage deadline missed" in row
     assert f'<dd class="govuk-summary-list__value" id="contacts">{direct["contacts"]}</dd>' in report.text
     team = direct["teams"]["safeguarding"]
-    teams_row = re.search(r'<th scope="row" class="govuk-table__header">safeguarding</th>(.*?)</tr>',
+    teams_row = re.search(r'<th scope="row" class="govuk-table__header">Safeguarding</th>(.*?)</tr>',
                           report.text.split('id="teams-table"')[1], re.S).group(1)
     p95 = simulation_pages._num(team["wait_hours_p95"])
     assert text(teams_row).split() == [str(team["staff"]), str(team["arrived"]), str(team["done"]),
