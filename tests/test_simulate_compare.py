@@ -428,7 +428,7 @@ def test_from_live_both_versions_of_every_seed_start_from_one_copy_of_todays_ope
     assert (c["cases"], c["instances"], c["tasks"], c["timers"], c["on_live_version"]) == (6, 6, 4, 2, 3)
     assert c["suspended"]["instances"] == 1 and c["in_error"]["instances"] == 1 and c["messages"]["waiting"] == 1
     assert len(c["live"]["tasks_completed"]) == 2 and len(c["draft"]["messages_delivered"]) == 2
-    assert any("3 instance(s) of 'safeguarding' already running live" in n for n in out["notes"])
+    assert any("3 instances of 'safeguarding' already running live" in n for n in out["notes"])
     # the shorter deadline still shows, on the concerns the run starts
     triage = next(r for r in out["figures"] if r["key"] == TRIAGE)
     assert triage["draft_mean"] > triage["live_mean"]

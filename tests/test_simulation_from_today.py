@@ -202,7 +202,7 @@ def test_a_comparison_from_today_reports_what_the_same_direct_call_carried_over(
         assert row == [str(seed)] + [str(d[side][k][i]) for k in ("tasks_completed", "timers_fired",
                                                                   "messages_delivered") for side in ("live", "draft")]
     # the note on the instances staying on the live version, as the command prints it
-    assert "3 instance(s) of &#39;safeguarding&#39; already running live were carried over" in report
+    assert "3 instances of &#39;safeguarding&#39; already running live were carried over" in report
     assert "1 day, 2 seeds, revision 1, from today's open cases" in text(c.get(f"/processes/drafts/{did}/review").text)
     # the same draft from an empty caseload is another simulation
     r = c.post(f"/processes/drafts/{did}/simulations",
