@@ -261,6 +261,26 @@ def test_the_review_page_marks_added_and_changed_elements_and_lists_them_in_word
         assert page.locator(".app-diff__legend li").all_inner_texts() == [
             "Added marked on the draft", "Removed marked on the live version", "Changed marked on both"]
         run_axe(page, "review (diagram diff)")
+        status = page.locator("#diagram-diff [role=status]").inner_text()
+        assert status == f"{len(words)} changes in the drawing between the live version and the draft."
+        # a draft only of a name's wording inside the same drawing: the changes in words list it, and the drawing's
+        # status line does not say "0 changes" above it
+        same = owner.post("/api/processes/drafts", {"process_id": "front_door", "base_version": 1, "files": files})
+        assert same.status_code == 201, same.text
+        page.goto(f"{base}/processes/drafts/{same.json()['id']}/review")
+        page.wait_for_selector("#diagram-diff[data-rendered]", timeout=20_000)
+        assert page.locator("#diagram-diff [role=status]").inner_text() == (
+            "No change between the live version and the draft.")
+        # only a task's documentation reworded: the drawing's list says it, one change
+        worded = {**files, main: files[main].replace("<bpmn:documentation>Who called, why,",
+                                                     "<bpmn:documentation>Who rang, why,", 1)}
+        assert worded[main] != files[main]
+        doc = owner.post("/api/processes/drafts", {"process_id": "front_door", "base_version": 1, "files": worded})
+        assert doc.status_code == 201, doc.text
+        page.goto(f"{base}/processes/drafts/{doc.json()['id']}/review")
+        page.wait_for_selector("#diagram-diff[data-rendered]", timeout=20_000)
+        assert page.locator("#diagram-diff [role=status]").inner_text() == (
+            "1 change in the drawing between the live version and the draft.")
         assert errors == []
 
 

@@ -223,7 +223,7 @@ async function render(container) {
     list.textContent = "";
     const heading = document.createElement("h3");
     heading.className = "govuk-heading-s";
-    heading.textContent = lines.length ? "Changes in the diagram" : "The diagram has not changed";
+    heading.textContent = lines.length ? "Changes in the drawing" : "Nothing changed in the drawing";
     list.appendChild(heading);
     const ul = document.createElement("ul");
     ul.className = "govuk-list govuk-list--bullet app-diff__changes";
@@ -236,7 +236,12 @@ async function render(container) {
     });
     list.appendChild(ul);
   }
-  status.textContent = `${lines.length} change${lines.length === 1 ? "" : "s"} between the live version and the draft.`;
+  // the changes in words (the server's list, below) also name what the drawing cannot show: inside an element
+  const inWords = Number(container.getAttribute("data-word-changes")) || 0;
+  status.textContent = lines.length
+    ? `${lines.length} change${lines.length === 1 ? "" : "s"} in the drawing between the live version and the draft.`
+    : (inWords ? "No change shows in the drawing: the changes in words below are inside its elements."
+      : "No change between the live version and the draft.");
   container.setAttribute("data-rendered", "true");
   window.carepathReview = { base, draft, changes, lines };
 }
