@@ -428,6 +428,14 @@ def approved_page(request: Request, draft_id: Id) -> Response:
         return kit.guard(request, user, exc, not_found=f"Draft {draft_id} has not been approved and deployed.")
 
 
+@router.get("/processes/simulations", include_in_schema=False)
+def single_simulation_form_again() -> Response:
+    """The address the processes page's refused simulation form was shown at (POST /processes/simulations,
+    api/simulation_pages.py), reloaded or opened again: the form, not the process called "simulations" (there is
+    none: a process id is a diagram's, and this route is before `/processes/{process_id}`)."""
+    return kit.redirect("/processes#simulate")
+
+
 @router.get("/processes/{process_id}", response_class=HTMLResponse, include_in_schema=False)
 def process_page(request: Request, process_id: str) -> Response:
     user = None

@@ -1032,6 +1032,13 @@ async def start_single_page(request: Request) -> Response:
         return page.guard(exc)
 
 
+@router.get("/processes/drafts/{draft_id}/simulations", include_in_schema=False)
+def simulations_form_again(draft_id: Id) -> Response:
+    """The address a refused simulation form's page was shown at, reloaded or opened again: the form (a GET here
+    was "This page cannot be used that way")."""
+    return kit.redirect(f"/processes/drafts/{draft_id}/review#simulate")
+
+
 @router.get("/processes/simulations/{simulation_id}", response_class=HTMLResponse, include_in_schema=False)
 def single_simulation_page(request: Request, simulation_id: Id) -> Response:
     user = None

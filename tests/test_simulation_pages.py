@@ -184,6 +184,11 @@ def test_an_unknown_draft_or_a_missing_token_is_refused(world):
     assert r.status_code == 404 and "There is no draft 987654." in r.text
     r = c.post(f"/processes/drafts/{ids['changed']}/simulations", data={"days": "1", "seeds": "2"})
     assert r.status_code == 403 and "The form was missing its security token" in r.text
+    # the address a refused form was shown at, reloaded: the form again, not "cannot be used that way"
+    again_get = c.get(f"/processes/drafts/{ids['changed']}/simulations")
+    assert (again_get.status_code, again_get.headers["location"]) == (
+        303, f"/processes/drafts/{ids['changed']}/review#simulate")
+    assert c.get("/processes/simulations").headers["location"] == "/processes#simulate"
     # a form loaded in an earlier session (signed in again since): said as an expired form, not as no permission
     again, _csrf_now = client(app, OWNER)
     r = again.post(f"/processes/drafts/{ids['changed']}/simulations", data={"csrf_token": csrf, "days": "1",
