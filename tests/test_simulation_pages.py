@@ -495,3 +495,14 @@ def test_a_process_owner_reads_the_first_results_and_opens_the_full_report_by_ke
         page.get_by_role("heading", name="Simulation: the draft against the live version").wait_for()
         assert "Not known" not in page.locator(  # both seeds in: the margin and spread are known
             'tr[data-key="breaches/safeguarding/triage_overdue"]').inner_text()
+
+
+def test_a_draft_page_says_the_other_open_drafts_are_the_readers_own_when_they_are(world):
+    """Every open draft of the process in this world is the process owner's: the warning says so ("by you"), not
+    "someone else is changing this process" about their own drafts (another owner's drafts still read as someone
+    else's: tests/test_pages_processes.py)."""
+    eng, app, ids = world
+    c, _csrf = client(app, OWNER)
+    words = text(c.get(f"/processes/drafts/{ids['same']}").text)
+    assert "You have another draft of this process open too:" in words and "Someone else" not in words
+    assert f"draft {ids['changed']} by you" in words
