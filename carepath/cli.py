@@ -216,10 +216,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """A what-if run of synthetic contacts through the deployed processes on a throwaway simulated-clock
     database (carepath/simulate.py, docs/simulation.md). `--db` is only read: the processes deployed there and,
     with --from-live, its open cases (carepath/simulate_today.py)."""
-    from engine.errors import StateError
+    from engine.errors import StateError, ValidationError
 
     from . import simulate
 
+    if args.seeds is not None and args.compare_draft is None:
+        raise ValidationError("--seeds is for --compare-draft (how many seeds each version is run with); one run takes "
+                              "--seed")
+    if args.scenario is not None and not args.scenario.strip():
+        raise ValidationError("--scenario names a scenario file; leave it out for the default "
+                              "(processes/config/simulation.yaml)")
     scenario = simulate.load_scenario(args.scenario)
     named = args.db
     copy = _unchanged_source(args)
@@ -336,6 +342,8 @@ def _compare_draft(args: argparse.Namespace, scenario: Any) -> int:
 
     from . import simulate_compare
 
+    if args.seeds is None:
+        args.seeds = 3
     if not 2 <= args.seeds <= simulate_compare.MAX_SEEDS:
         raise ValidationError(f"--seeds must be from 2 to {simulate_compare.MAX_SEEDS} (the spread needs two runs "
                               f"at least), not {args.seeds}")
@@ -506,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "first of the seeds")
     s.add_argument("--compare-draft", dest="compare_draft", type=int, metavar="DRAFT_ID",
                    help="run the live versions and this draft on the same caseload and compare them")
-    s.add_argument("--seeds", type=int, default=3, help="with --compare-draft: how many seeds to run each "
+    s.add_argument("--seeds", type=int, help="with --compare-draft: how many seeds to run each "
                    "version with (default 3)")
     s.add_argument("--processes", type=int, metavar="N", help="1 or 2: share one run's cases between this many "
                    "processes, each on a core (default: 2 where there are two cores; the output is the same either "

@@ -355,7 +355,10 @@ def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams:
                             f"number, 0 or more, not {the_seed!r}")
     routes: dict[str, dict[str, Any]] = {}
     arrivals = d.get("arrivals")
-    if not isinstance(arrivals, dict) or not arrivals:
+    if arrivals is None or arrivals == {}:
+        raise ScenarioError(f"{sc.where('arrivals')}: the scenario has no arrivals: give at least one route, e.g. "
+                            "arrivals: {self: {per_year: 5800, process: front_door}}")
+    if not isinstance(arrivals, dict):
         raise ScenarioError(f"{sc.where('arrivals')}: arrivals is a mapping of route: {{per_year, process}}")
     for name, r in arrivals.items():
         if not isinstance(r, dict):
@@ -470,7 +473,10 @@ def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams:
             near = ", ".join(k for k in sorted(timers) if k.split("/")[0] == str(key).split("/")[0]) or "none"
             raise ScenarioError(f"{sc.where('deadlines', key)}: no deployed diagram has a timer {key!r} "
                                 f"(that process's timers: {near})")
-        deadlines[str(key)] = str(label)
+        if not isinstance(label, str) or not label.strip():
+            raise ScenarioError(f"{sc.where('deadlines', key)}: a deadline is described in words (what the timer "
+                                f"firing means, e.g. \"Reablement reached its 6 weeks\"), not {label!r}")
+        deadlines[str(key)] = label
     if given is None:  # the diagrams' own words: a timer named or called overdue, late, a deadline...
         deadlines = {k: v for k, v in timers.items() if any(w in f"{k} {v}".lower() for w in DEADLINE_WORDS)}
     handoff = d.get("handoff_minutes", 60)

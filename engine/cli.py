@@ -662,18 +662,31 @@ def main(argv: list[str] | None = None, *, parser: argparse.ArgumentParser | Non
             args.case = _resolve_case(_engine(args), args.case)
         return int(args.fn(args) or 0)
     except argparse.ArgumentTypeError as exc:
-        print(f"carepath: {exc}", file=sys.stderr)
+        print(f"carepath: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except CarepathError as exc:
         if args.json:
             print(json.dumps(exc.to_dict(), default=str, indent=2), file=sys.stderr)
         else:
-            print(f"carepath: {exc}", file=sys.stderr)
+            print(f"carepath: {printable(str(exc))}", file=sys.stderr)
         return EXIT_CONFLICT if isinstance(exc, ConflictError) else EXIT_REFUSED
     except _db_errors() as exc:  # the database went away during the command
         made = getattr(args, "_engine_made", None)
-        print(f"carepath: {_unreachable(made.db.safe_url if made else 'named by --db', exc)}", file=sys.stderr)
+        print(f"carepath: {printable(_unreachable(made.db.safe_url if made else 'named by --db', exc))}",
+              file=sys.stderr)
         return EXIT_REFUSED
+    except KeyboardInterrupt:  # Ctrl-C: a step under way is rolled back by its transaction
+        print("carepath: stopped (interrupted); a step under way was not saved", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+EXIT_INTERRUPTED = 130  # as a shell reports a command ended by Ctrl-C
+
+
+def printable(text: str) -> str:
+    """`text` for a terminal: control characters (an escape sequence in a route's name, a NUL) written as their
+    escapes, so a message quoting a file's text cannot move the cursor, recolour or clear the screen."""
+    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
 
 
 if __name__ == "__main__":

@@ -601,3 +601,51 @@ def test_a_policy_that_calls_exit_names_the_scenario_line_instead_of_ending_the_
     code = cli.main(["--db", f"sqlite:///{tmp_path / 'absent.db'}", "simulate", "--scenario", str(path)])
     err = capsys.readouterr().err
     assert code == 1 and f"s.yaml line {line} (forms/contact/policy): the policy called exit (0)" in err
+
+
+@pytest.mark.parametrize("text,message", [
+    ("days: 3\n", "s.yaml (arrivals): the scenario has no arrivals: give at least one route"),
+    ("days: 3\narrivals: {}\n", "s.yaml line 2 (arrivals): the scenario has no arrivals"),
+    ("arrivals:\n  self: {per_year: 10}\ndeadlines:\n  front_door/wait_for_call_back: 5\n",
+     "s.yaml line 4 (deadlines/front_door/wait_for_call_back): a deadline is described in words"),
+], ids=["no_arrivals", "empty_arrivals", "deadline_not_words"])
+def test_missing_arrivals_and_a_deadline_not_in_words_are_said_plainly(tmp_path, text, message):
+    sc = simulate.load_scenario(scenario(tmp_path, text=text))
+    library = FormLibrary.from_folder(ROOT / "forms")
+    with pytest.raises(simulate.ScenarioError) as err:
+        simulate.check_scenario(sc, processes={"front_door"}, forms=library.names(), teams={"front_door"},
+                                timers={"front_door/wait_for_call_back": "Call-back day"},
+                                fields=simulate.form_fields(library))
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--seeds", "3"], "--seeds is for --compare-draft"),
+    (["--scenario", " "], "--scenario names a scenario file"),
+], ids=["seeds_without_a_draft", "empty_scenario"])
+def test_options_that_would_be_ignored_are_refused(tmp_path, capsys, extra, message):
+    argv = ["--db", f"sqlite:///{tmp_path / 'absent.db'}", "simulate", "--days", "1"]
+    if "--scenario" not in extra:
+        argv += ["--scenario", str(scenario(tmp_path))]
+    code = cli.main(argv + extra)
+    assert code == 1 and message in capsys.readouterr().err
+
+
+def test_a_message_quoting_the_files_text_cannot_drive_the_terminal(tmp_path, capsys):
+    """A route's name with an escape sequence (it would clear the screen) and a NUL is quoted as escapes."""
+    text = 'arrivals:\n  "bad\\e[2J\\x00route": {per_year: 10, process: no_such_process}\n'
+    code = cli.main(["--db", f"sqlite:///{tmp_path / 'absent.db'}", "simulate", "--scenario",
+                     str(scenario(tmp_path, text=text))])
+    err = capsys.readouterr().err
+    assert code == 1 and "there is no process 'no_such_process'" in err
+    assert "\x1b" not in err and "\x00" not in err and "bad\\x1b[2J\\x00route" in err
+
+
+def test_ctrl_c_during_a_run_ends_it_with_one_line_not_a_traceback(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(simulate, "simulate", interrupted)
+    code = cli.main(["--db", f"sqlite:///{tmp_path / 'absent.db'}", "simulate", "--scenario", str(scenario(tmp_path))])
+    err = capsys.readouterr().err
+    assert code == 130 and err == "carepath: stopped (interrupted); a step under way was not saved\n"
