@@ -36,6 +36,15 @@ from .errors import ApiError
 
 UK = ZoneInfo("Europe/London")  # pages show dates and times in UK time, as the case record does
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+
+
+def _long_day(value: Any) -> str:
+    """A date as the pages write one ("1 April 2026"), for templates: `{{ value|long_day }}`."""
+    from .case_record import long_day
+    return long_day(value)
+
+
+templates.env.filters["long_day"] = _long_day
 DUE_SOON = timedelta(days=2)
 MAX_BODY = 256 * 1024
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

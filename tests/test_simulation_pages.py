@@ -241,6 +241,7 @@ def test_a_simulation_runs_in_the_background_and_its_report_tags_the_difference(
     assert "Bigger than chance" in row
     for section in ("breaches-table", "teams-table", "budgets-table", "measures-table", "queue-safeguarding"):
         assert f'id="{section}"' in report.text, section
+    assert "Period 1 day from 1 April 2026" in words  # the scenario's start, written as the pages write a date
     # teams by the names the inbox gives them, not their ids
     assert "Safeguarding: tasks done" in words and "safeguarding: tasks done" not in words
     assert 'role="img" aria-label="Bar chart: deadlines missed, live version and draft side by side.' in report.text
