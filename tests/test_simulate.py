@@ -358,16 +358,19 @@ def raising_policy(task, answers, rng):
     raise RuntimeError("the process owner's policy broke")
 
 
-def test_a_policy_that_raises_names_the_scenario_line(tmp_path, capsys):
+@pytest.mark.parametrize("policy,said", [
+    ("raising_policy", "the policy raised RuntimeError: the process owner's policy broke"),
+    ("exiting_policy", "the policy called exit (0)"),  # it ended the command with no word and no output
+    ("refused_policy", "the policy's answer was refused by the form 'contact' at front_door/"),  # once redrawn
+], ids=["raises", "exits", "refused_answer"])
+def test_a_policy_that_fails_names_the_scenario_line(tmp_path, capsys, policy, said):
     text = ROUTING.format(days=1, seed=1, per_year=3000, staff=5, hours=0.3) + (
-        "forms:\n  contact:\n    policy: tests.test_simulate:raising_policy\n")
+        f"forms:\n  contact:\n    policy: tests.test_simulate:{policy}\n")
     path = scenario(tmp_path, text=text)
-    line = text.splitlines().index("    policy: tests.test_simulate:raising_policy") + 1
+    line = text.splitlines().index(f"    policy: tests.test_simulate:{policy}") + 1
     code = cli.main(["--db", f"sqlite:///{tmp_path / 'absent.db'}", "simulate", "--scenario", str(path)])
     err = capsys.readouterr().err
-    assert code == 1
-    assert f"s.yaml line {line} (forms/contact/policy): the policy raised RuntimeError: the process owner's " \
-           "policy broke" in err
+    assert code == 1 and f"s.yaml line {line} (forms/contact/policy): {said}" in err
 
 
 def number_policy(task, answers, rng):
@@ -577,30 +580,8 @@ def refused_policy(task, answers, rng):
     return {"caller": {"name": "Simulated caller", "relationship": "bogus"}}
 
 
-def test_a_policys_answer_the_form_refuses_names_the_scenario_line_instead_of_being_redrawn(tmp_path, capsys):
-    text = ROUTING.format(days=1, seed=1, per_year=3000, staff=5, hours=0.3) + (
-        "forms:\n  contact:\n    policy: tests.test_simulate:refused_policy\n")
-    path = scenario(tmp_path, text=text)
-    line = text.splitlines().index("    policy: tests.test_simulate:refused_policy") + 1
-    code = cli.main(["--db", f"sqlite:///{tmp_path / 'absent.db'}", "simulate", "--scenario", str(path)])
-    err = capsys.readouterr().err
-    assert code == 1
-    assert f"s.yaml line {line} (forms/contact/policy): the policy's answer was refused by the form 'contact' at " \
-           "front_door/" in err and "caller" in err
-
-
 def exiting_policy(task, answers, rng):
     sys.exit(0)
-
-
-def test_a_policy_that_calls_exit_names_the_scenario_line_instead_of_ending_the_command_quietly(tmp_path, capsys):
-    text = ROUTING.format(days=1, seed=1, per_year=3000, staff=5, hours=0.3) + (
-        "forms:\n  contact:\n    policy: tests.test_simulate:exiting_policy\n")
-    path = scenario(tmp_path, text=text)
-    line = text.splitlines().index("    policy: tests.test_simulate:exiting_policy") + 1
-    code = cli.main(["--db", f"sqlite:///{tmp_path / 'absent.db'}", "simulate", "--scenario", str(path)])
-    err = capsys.readouterr().err
-    assert code == 1 and f"s.yaml line {line} (forms/contact/policy): the policy called exit (0)" in err
 
 
 @pytest.mark.parametrize("text,message", [
