@@ -636,6 +636,14 @@ def _by_week(weeks: dict[Any, float]) -> dict[int, float]:
     return {int(w): v for w, v in weeks.items()}
 
 
+def week_label(week: int, days: int | None) -> str:
+    """"Week 3", or for a last week the period ends before its seventh day "Week 3 (to day 18)": its figures are as
+    the period ended, not as a week ended."""
+    if isinstance(days, int) and week * 7 > days:
+        return f"Week {week} (to day {days})"
+    return f"Week {week}"
+
+
 def report(job: Job) -> dict[str, Any]:
     """The report page's sections from a comparison: rows for the tables, geometry for the charts."""
     out = job.result or {}
@@ -662,10 +670,12 @@ def report(job: Job) -> dict[str, Any]:
     for team in sorted(set(weeks_live) | set(weeks_draft)):
         lw, dw = _by_week(weeks_live.get(team, {})), _by_week(weeks_draft.get(team, {}))
         weeks = sorted(set(lw) | set(dw))
-        table = [{"week": w, "live": _num(lw.get(w, 0.0)), "draft": _num(dw.get(w, 0.0))} for w in weeks]
+        days = out.get("days")
+        table = [{"week": w, "label": week_label(w, days), "live": _num(lw.get(w, 0.0)),
+                  "draft": _num(dw.get(w, 0.0))} for w in weeks]
         queues.append({"team": team_name(team), "slug": "".join(c if c.isalnum() else "-" for c in team),
                        "weeks": table, "chart": chart(f"tasks waiting for {team_name(team)} as each week ended",
-                                      [(f"Week {w}", lw.get(w, 0.0), dw.get(w, 0.0)) for w in weeks])})
+                                      [(week_label(w, days), lw.get(w, 0.0), dw.get(w, 0.0)) for w in weeks])})
     budgets = groups["Personal budgets"]
     total = next((r for r in budgets if r["key"] == "budgets/total"), None)
     measures = groups["Measures"]
@@ -950,12 +960,13 @@ def single_report(out: dict[str, Any]) -> dict[str, Any]:
     charts (each chart's numbers are in the table after it)."""
     teams = []
     for name, t in out.get("teams", {}).items():
-        weeks = [{**w, "p50": _num(w["wait_hours_p50"]), "p95": _num(w["wait_hours_p95"])} for w in t["weeks"]]
+        weeks = [{**w, "label": week_label(w["week"], out.get("days")), "p50": _num(w["wait_hours_p50"]),
+                  "p95": _num(w["wait_hours_p95"])} for w in t["weeks"]]
         teams.append({"name": team_name(name), "slug": "".join(c if c.isalnum() else "-" for c in name), "weeks": weeks,
                       "p50": _num(t["wait_hours_p50"]), "p95": _num(t["wait_hours_p95"]), **{
                           k: t[k] for k in ("staff", "arrived", "done", "waiting_at_end")},
-                      "chart": bars([(f"Week {w['week']}", [w["arrived"], w["done"], w["waiting_at_end"]])
-                                     for w in t["weeks"]], SINGLE_SERIES,
+                      "chart": bars([(w["label"], [w["arrived"], w["done"], w["waiting_at_end"]])
+                                     for w in weeks], SINGLE_SERIES,
                                     f"Bar chart: {team_name(name)}'s tasks each week: arrived, done and waiting as "
                                     "the week ended. The table below gives the same numbers.")})
     breaches = [{"key": k, "deadline": v["deadline"], "times": v["times"]}

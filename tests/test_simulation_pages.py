@@ -133,6 +133,12 @@ def test_only_process_owners_may_start_and_see_a_simulation(world):
     _forget(eng)
 
 
+@pytest.mark.parametrize("week,days,label", [(1, 1, "Week 1 (to day 1)"), (1, 7, "Week 1"), (2, 8, "Week 2 (to day 8)"),
+                                             (2, 14, "Week 2"), (3, None, "Week 3")])
+def test_a_week_the_period_ends_in_says_so(week, days, label):
+    assert simulation_pages.week_label(week, days) == label
+
+
 @pytest.mark.parametrize("days,seeds,status,message,href", [
     ("", "3", 400, "Enter the number of days", "#sim-days"),
     ("0", "3", 400, "The number of days must be between 1 and 365", "#sim-days"),
@@ -242,6 +248,7 @@ def test_a_simulation_runs_in_the_background_and_its_report_tags_the_difference(
     for section in ("breaches-table", "teams-table", "budgets-table", "measures-table", "queue-safeguarding"):
         assert f'id="{section}"' in report.text, section
     assert "Period 1 day from 1 April 2026" in words  # the scenario's start, written as the pages write a date
+    assert "Week 1 (to day 1)" in words  # a week the period ends in is not a week that ended
     # teams by the names the inbox gives them, not their ids
     assert "Safeguarding: tasks done" in words and "safeguarding: tasks done" not in words
     assert 'role="img" aria-label="Bar chart: deadlines missed, live version and draft side by side.' in report.text
