@@ -428,6 +428,7 @@ def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams:
             if isinstance(v, dict):
                 _distribution(sc, v, "forms", form, fld)
             if fields is not None:
+                rules[fld] = v = _json_keys(fields.get(form, {}).get(fld), v)
                 _check_answers(sc, fields.get(form, {}), form, fld, v)
         form_rules[form] = rules
     durations = d.get("durations") or {}
@@ -508,6 +509,29 @@ def _clauses(schema: dict[str, Any]) -> list[dict[str, Any]]:
     """A form's conditions: its own `if`/`then`/`else` and those in its `allOf`."""
     return ([schema] if "if" in schema else []) + [c for c in schema.get("allOf") or []
                                                    if isinstance(c, dict) and "if" in c]
+
+
+def _json_keys(schemas: list[dict[str, Any]] | None, v: Any) -> Any:
+    """A distribution whose keys JSON could only write as text ("true", "false", "null", "3") for a field that takes
+    the value itself: the keys as that value, so a JSON scenario can give a yes/no field's odds as YAML does. A key
+    the field takes as text stays text."""
+    if not isinstance(v, dict) or not schemas:
+        return v
+    from jsonschema import Draft202012Validator
+
+    validators = [Draft202012Validator(x) for x in schemas if isinstance(x, dict)]
+    out: dict[Any, Any] = {}
+    for key, p in v.items():
+        if isinstance(key, str) and not any(x.is_valid(key) for x in validators):
+            try:
+                value = json.loads(key)
+            except ValueError:
+                value = key
+            if not isinstance(value, str) and not (isinstance(value, float) and not math.isfinite(value)) \
+                    and any(x.is_valid(value) for x in validators):
+                key = value
+        out[key] = p
+    return out
 
 
 def _check_answers(sc: Scenario, fields: dict[str, list[dict[str, Any]]], form: str, fld: Any, v: Any) -> None:

@@ -630,3 +630,22 @@ def test_ctrl_c_during_a_run_ends_it_with_one_line_not_a_traceback(tmp_path, cap
     code = cli.main(["--db", f"sqlite:///{tmp_path / 'absent.db'}", "simulate", "--scenario", str(scenario(tmp_path))])
     err = capsys.readouterr().err
     assert code == 130 and err == "carepath: stopped (interrupted); a step under way was not saved\n"
+
+
+def test_a_json_scenario_gives_a_yes_or_no_fields_odds_with_text_keys(tmp_path):
+    """JSON writes every key as text: "true"/"false" for a yes/no field are taken as the values (a YAML scenario
+    writes them bare); a key the field does not take is still refused."""
+    library = FormLibrary.from_folder(ROOT / "forms")
+    good = {"arrivals": {"self": {"per_year": 10}},
+            "forms": {"discharge_response": {"can_go_home": {"true": 0.95, "false": 0.05}}}}
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(good))
+    ck = simulate.check_scenario(simulate.load_scenario(path), processes={"front_door"}, forms=library.names(),
+                                 teams={"front_door"}, fields=simulate.form_fields(library))
+    assert ck.forms["discharge_response"]["can_go_home"] == {True: 0.95, False: 0.05}
+    bad = {**good, "forms": {"discharge_response": {"can_go_home": {"true": 0.5, "maybe": 0.5}}}}
+    path.write_text(json.dumps(bad))
+    with pytest.raises(simulate.ScenarioError) as err:
+        simulate.check_scenario(simulate.load_scenario(path), processes={"front_door"}, forms=library.names(),
+                                teams={"front_door"}, fields=simulate.form_fields(library))
+    assert "'maybe' is not an answer the form 'discharge_response' takes at 'can_go_home'" in str(err.value)
