@@ -941,6 +941,8 @@ def scratch_engine(source: Any | None, start: date, *, full_history: bool = Fals
             copied = conn.execute(select(process_versions.c.id).limit(1)).first() is not None
     if not copied:
         eng.deploy([ROOT / "processes"], note="simulation")
+    #: where the diagrams came from, for the output: the database's deployed versions, or processes/
+    eng.simulated_diagrams = "database" if copied else "processes/"
     if eng.simulation is not None:  # each step's transaction a savepoint, committed in batches (engine/simulation.py)
         eng.simulation.lean_indexes(eng.db)
         eng.simulation.batch_steps(eng.db)
@@ -1490,7 +1492,8 @@ class _Run:
         end_day = (self.ck.start + timedelta(days=self.ck.days - 1))
         total = math.fsum(budgets)  # exactly rounded: the same total whichever process held which budget
         return {"scenario": self.ck.scenario.source, "seed": self.ck.seed, "start": self.ck.start.isoformat(),
-                "days": self.ck.days, "contacts": self.contacts, "routes": dict(sorted(self.routes.items())),
+                "days": self.ck.days, "diagrams": diagrams_run(self.eng),
+                "contacts": self.contacts, "routes": dict(sorted(self.routes.items())),
                 "processes": {p: dict(sorted(s.items())) for p, s in sorted(started.items())},
                 "teams": teams, "timers_fired": dict(sorted(fired.items())), "deadline_breaches": breaches,
                 "tasks_withdrawn": self.withdrawn + sum(p["refused"] for p in parts),
@@ -1715,13 +1718,30 @@ def _measures(views: dict[int, Any], start: date, end: date) -> list[dict[str, A
         return {"error": f"the measures could not be worked out on the simulated database: {exc}"}
 
 
+def diagrams_run(eng: Any) -> dict[str, Any]:
+    """Which diagrams a run ran: {"from": "database" (the versions deployed on --db) or "processes/" (the files,
+    when no database was named or it had none deployed), "versions": {process id: version}}."""
+    from sqlalchemy import func
+
+    from engine.schema import process_versions as pv
+    with eng.db.engine.connect() as conn:
+        versions = dict(conn.execute(select(pv.c.process_id, func.max(pv.c.version)).group_by(pv.c.process_id)
+                                     .order_by(pv.c.process_id)).all())
+    return {"from": getattr(eng, "simulated_diagrams", "database"), "versions": versions}
+
+
 def summary_text(out: dict[str, Any]) -> str:
     """The readable summary `carepath simulate` prints without --json."""
     lines = [f"Simulated {out['days']} days from {out['start']} (scenario {out['scenario']}, seed {out['seed']}): "
-             f"{out['contacts']} contacts",
-             "By route: " + ", ".join(f"{k} {v}" for k, v in out["routes"].items()),
-             "Processes started: " + ", ".join(f"{p} {sum(s.values())}" for p, s in out["processes"].items()),
-             "", "Team               staff  arrived   done  waiting at end  wait p50 h  wait p95 h"]
+             f"{out['contacts']} contacts"]
+    d = out.get("diagrams")
+    if d:
+        which = ("the versions deployed on the database" if d["from"] == "database" else
+                 "the files in processes/ (no database file, or none deployed on it)")
+        lines.append(f"Diagrams: {which}: " + ", ".join(f"{p} v{v}" for p, v in d["versions"].items()))
+    lines += ["By route: " + ", ".join(f"{k} {v}" for k, v in out["routes"].items()),
+              "Processes started: " + ", ".join(f"{p} {sum(s.values())}" for p, s in out["processes"].items()),
+              "", "Team               staff  arrived   done  waiting at end  wait p50 h  wait p95 h"]
     for name, t in out["teams"].items():
         lines.append(f"{name:<18} {t['staff']:>5} {t['arrived']:>8} {t['done']:>6} {t['waiting_at_end']:>15} "
                      f"{_h(t['wait_hours_p50']):>11} {_h(t['wait_hours_p95']):>11}")

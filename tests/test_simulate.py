@@ -324,6 +324,14 @@ def test_a_scenario_may_repeat_itself_through_yaml_anchors_and_each_key_keeps_it
     assert "s.yaml line 10 (teams/reablement/staff): staff must be a whole number of 1 or more, not 0" in str(err.value)
 
 
+def test_without_a_database_the_output_says_the_files_in_processes_were_run(tmp_path, capsys):
+    code = cli.main(["--db", f"sqlite:///{tmp_path / 'absent.db'}", "simulate", "--scenario",
+                     str(scenario(tmp_path, days=1)), "--processes", "1"])
+    out = capsys.readouterr().out
+    assert code == 0 and "Diagrams: the files in processes/ (no database file, or none deployed on it): " in out
+    assert "front_door v1" in out
+
+
 @pytest.mark.parametrize("flag,value,message", [
     ("--seed", "-5", "the seed asked: seed must be a whole number, 0 or more, not -5"),
     ("--days", "0", "the period asked: days must be a whole number from 1 to 3660, not 0"),
@@ -404,6 +412,7 @@ def test_the_live_database_is_only_read(tmp_path, capsys):
     assert code == 0 and out["contacts"] > 0
     # it ran the live database's deployed versions (only the front door is deployed there), on its own database
     assert set(out["processes"]) == {"front_door"}
+    assert out["diagrams"] == {"from": "database", "versions": {"front_door": 1}}  # and says so
     assert out["processes"]["front_door"].get("completed", 0) > 0
     after = state(db)
     assert after == before
