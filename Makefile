@@ -97,9 +97,15 @@ bench: setup
 
 # The engine-throughput yardstick (bench/yardstick.py) run now, its ratios compared with the last committed
 # bench/results/yardstick-*.json; exit 1 when a carepath/SpiffWorkflow ratio fell more than 15%.
-# PostgreSQL (variant d) from CAREPATH_TEST_POSTGRES_URL; e.g. BENCH_CHECK_ARGS='--rounds 6 --n 150'.
+# PostgreSQL (variant d, which the baseline has) from CAREPATH_TEST_POSTGRES_URL, else the local server .ci/run
+# uses, started here if it is down (as .ci/run starts it); e.g. BENCH_CHECK_ARGS='--rounds 6 --n 150'.
+PG_URL ?= $(or $(CAREPATH_TEST_POSTGRES_URL),postgresql://postgres@127.0.0.1:5432/test)
 bench-check: $(VENV)/.installed
-	$(PY) -m bench.check --run $(BENCH_CHECK_ARGS)
+	@if command -v pg_isready >/dev/null && ! pg_isready -h 127.0.0.1 -p 5432 -q; then \
+	  pg_ctlcluster --skip-systemctl-redirect "$$(ls /etc/postgresql | head -n1)" main start || true; \
+	  for _ in $$(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done; \
+	fi
+	CAREPATH_TEST_POSTGRES_URL=$(PG_URL) $(PY) -m bench.check --run $(BENCH_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

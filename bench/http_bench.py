@@ -369,7 +369,16 @@ def report(res: dict[str, Any], args: argparse.Namespace, servers: list[str]) ->
                 "loadavg_end": os.getloadavg()})
     res["direct_call_cpu_us"] = DIRECT.summary()  # warm-up included, as in the servers' FILE.<kind>
     res["rounds_detail"] = res.pop("rounds")
-    print(json.dumps(res, indent=1), flush=True)
+    from bench.run import RESULTS, machine
+    from bench.yardstick import commit
+
+    res["machine"], res["commit"] = machine(), commit()
+    out = json.dumps(res, indent=1)
+    print(out, flush=True)
+    # saved as every benchmark's run is (docs/performance.md names these files)
+    dest = RESULTS / f"http-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{args.db}.json"
+    dest.write_text(out + "\n")
+    print(f"saved to bench/results/{dest.name}", flush=True)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -21,13 +21,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from bench.engine_bench import START, Scratch, dumps
 from bench.run import machine
 from engine import anchoring, history
 from engine.history import Event
 from engine.integrity import check_case
+from engine.schema import cases as cases_table
 from engine.schema import events
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,20 +36,25 @@ DIAGRAM = ROOT / "tests" / "diagrams" / "three_tasks.bpmn"
 
 
 def _fill(eng: Any, cases: int, per_case: int) -> None:
-    """`cases` chains of `per_case` events in steps of four, 200 chains a transaction (append_many)."""
+    """`cases` chains of `per_case` events in steps of four, 200 chains a transaction (append_many). Each chain is a
+    case of its own (a case row, its events filed under it: the verifier checks a case chain's events are)."""
     at = START
     for first in range(0, cases, 200):
         at += timedelta(minutes=1)
+        with eng.db.transaction() as conn:
+            conn.execute(insert(cases_table), [
+                {"id": 1_000_000 + c, "reference": f"BENCH-{c:07d}", "title": "Verify bench", "data": "{}",
+                 "created_at": at, "updated_at": at} for c in range(first, min(cases, first + 200))])
         groups = []
         for c in range(first, min(cases, first + 200)):
             chain = f"case:{1_000_000 + c}"
             for s in range(0, per_case, 4):
-                groups.append((chain, None, [
+                groups.append((chain, 1_000_000 + c, [
                     Event("task.completed" if i == 0 else "task.ready",
                           {"element_id": f"task_{s + i}", "name": "Assess the person's needs",
                            "task_id": f"{c:08d}-{s + i:04d}-4000-8000-000000000000",
                            "data": {"outcome": "eligible", "notes": "x" * 80}},
-                          instance_id=c, actor="sw1" if i == 0 else "system")
+                          instance_id=None, actor="sw1" if i == 0 else "system")
                     for i in range(min(4, per_case - s))]))
         with eng.db.transaction() as conn:
             history.append_many(conn, at, groups, lock=False)
