@@ -113,12 +113,18 @@ STALE_FORM = ("This form was loaded in an earlier session (you have signed in ag
 MISSING_TOKEN = "The form was missing its security token; nothing was changed."
 
 
+def token_expired(form: dict[str, list[str]]) -> bool:
+    """A form refused by `csrf_ok` that carried a token (another session's), rather than none."""
+    return bool((form.get("csrf_token") or [""])[-1])
+
+
 def check_csrf(user: User, form: dict[str, list[str]]) -> None:
     """Refuse (403, nothing changed) a POST whose form does not carry the session's CSRF token: a token of another
     session is said as an expired form, not as a missing token."""
     if not csrf_ok(user, form):
-        sent = (form.get("csrf_token") or [""])[-1]
-        raise ApiError(403, "csrf", STALE_FORM if sent else MISSING_TOKEN)
+        if token_expired(form):
+            raise ApiError(403, "csrf", STALE_FORM, expired=True)
+        raise ApiError(403, "csrf", MISSING_TOKEN)
 
 
 def one(form: dict[str, list[str]], name: str) -> str:
@@ -170,7 +176,7 @@ def guard(request: Request, user: User | None, exc: Exception, *,
     if isinstance(exc, ApiError):
         if exc.status == 401:
             return redirect("/sign-in")
-        if exc.status == 403 and exc.code == "csrf" and exc.message == STALE_FORM:
+        if exc.status == 403 and exc.extra.get("expired"):
             return error_page(request, user, 403, "This form has expired", exc.message)
         if exc.status == 403:
             return error_page(request, user, 403, "You do not have permission to see this page", exc.message)

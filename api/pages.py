@@ -172,7 +172,7 @@ async def sign_out(request: Request) -> Response:
     if user is None:
         return kit.redirect("/sign-in")
     if not kit.csrf_ok(user, form):
-        if (form.get("csrf_token") or [""])[-1]:
+        if kit.token_expired(form):
             return kit.error_page(request, user, 403, "This form has expired", kit.STALE_FORM)
         return kit.error_page(request, user, 403, "You do not have permission to do that", kit.MISSING_TOKEN)
     store: AuthStore = request.app.state.auth

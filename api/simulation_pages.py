@@ -49,12 +49,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from carepath import simulate, simulate_ahead, simulate_compare, simulate_reuse, simulate_today
-from engine import drafts
+from engine import definitions, drafts
 from engine.errors import CarepathError, ConflictError, DefinitionError, NotFoundError
 from engine.schema import simulation_runs
 from engine.trial import deployed_rows
@@ -408,11 +408,8 @@ def _live_day(engine: Any, starts_from: str) -> str | None:
 def live_versions(engine: Any) -> tuple[tuple[str, int], ...]:
     """Each deployed process with its live (newest) version, by process id: part of what a simulation asked, so the
     same question asked after a deployment is run again, and what a comparison's report says it compared with."""
-    from engine.schema import process_versions as pv
     with engine.db.engine.connect() as conn:
-        rows = conn.execute(select(pv.c.process_id, func.max(pv.c.version)).group_by(pv.c.process_id)
-                            .order_by(pv.c.process_id)).all()
-    return tuple((pid, int(v)) for pid, v in rows)
+        return tuple(definitions.newest_versions(conn).items())
 
 
 def scenario_digest(scenario: simulate.Scenario) -> str:

@@ -254,19 +254,10 @@ def _unchanged_source(args: argparse.Namespace) -> Any:
     from pathlib import Path
     from urllib.request import pathname2url
 
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    from engine.db import resolve_url
     from engine.errors import StateError
-    try:
-        url = make_url(resolve_url(args.db))
-    except ArgumentError:
-        return None  # _engine says what is wrong with it
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") \
-            or url.database.startswith("file:") or not Path(url.database).is_file():
+    path = _sqlite_file(args.db)  # a URL that is not one: _engine says what is wrong with it
+    if path is None or not path.is_file():
         return None
-    path = Path(url.database)
     with path.open("rb") as f:
         head = f.read(20)
     if head[:16] == b"SQLite format 3\x00" and head[18:20] == b"\x02\x02":  # WAL: read in place
@@ -285,7 +276,7 @@ def _unchanged_source(args: argparse.Namespace) -> Any:
             src.close()
     except sqlite3.Error as exc:
         tmp.cleanup()
-        raise StateError(f"cannot reach the database {args.db or url}: {exc}") from None
+        raise StateError(f"cannot reach the database {args.db or path}: {exc}") from None
     args.db = f"sqlite:///{copy}"
     return tmp
 
@@ -317,8 +308,9 @@ def _simulate(args: argparse.Namespace, scenario: Any) -> int:
     return 0
 
 
-def _no_sqlite_file(db: str | None) -> bool:
-    """`db` (or the setting, or the default) names a SQLite file that is not there."""
+def _sqlite_file(db: str | None) -> Any:
+    """The SQLite file (a Path) that `db` (or the setting, or the default) names, or None: another database, an
+    in-memory or URI one, or a URL that is not one."""
     from pathlib import Path
 
     from sqlalchemy.engine import make_url
@@ -328,9 +320,16 @@ def _no_sqlite_file(db: str | None) -> bool:
     try:
         url = make_url(resolve_url(db))
     except ArgumentError:
-        return False
-    return url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
-        and not Path(url.database).exists()
+        return None
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or url.database.startswith("file:"):
+        return None
+    return Path(url.database)
+
+
+def _no_sqlite_file(db: str | None) -> bool:
+    """`db` (or the setting, or the default) names a SQLite file that is not there."""
+    path = _sqlite_file(db)
+    return path is not None and not path.exists()
 
 
 def _compare_draft(args: argparse.Namespace, scenario: Any) -> int:

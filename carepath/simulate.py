@@ -1721,12 +1721,9 @@ def _measures(views: dict[int, Any], start: date, end: date) -> list[dict[str, A
 def diagrams_run(eng: Any) -> dict[str, Any]:
     """Which diagrams a run ran: {"from": "database" (the versions deployed on --db) or "processes/" (the files,
     when no database was named or it had none deployed), "versions": {process id: version}}."""
-    from sqlalchemy import func
-
-    from engine.schema import process_versions as pv
+    from engine.definitions import newest_versions
     with eng.db.engine.connect() as conn:
-        versions = dict(conn.execute(select(pv.c.process_id, func.max(pv.c.version)).group_by(pv.c.process_id)
-                                     .order_by(pv.c.process_id)).all())
+        versions = newest_versions(conn)
     return {"from": getattr(eng, "simulated_diagrams", "database"), "versions": versions}
 
 

@@ -176,6 +176,13 @@ def latest_version(conn: Connection, process_id: str):  # type: ignore[no-untype
     return _LATEST_VERSION.first(conn, {"pid": process_id})
 
 
+def newest_versions(conn: Connection) -> dict[str, int]:
+    """Each deployed process's newest (live) version number, by process id in order."""
+    return {pid: int(v) for pid, v in conn.execute(
+        select(process_versions.c.process_id, func.max(process_versions.c.version))
+        .group_by(process_versions.c.process_id).order_by(process_versions.c.process_id))}
+
+
 def known_ids(conn: Connection) -> tuple[set[str], set[str]]:
     """Process ids already deployed, and decision ids in their files."""
     processes = set(conn.execute(select(process_versions.c.process_id).distinct()).scalars())
