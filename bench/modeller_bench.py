@@ -158,10 +158,23 @@ def run(opens: int, edits: int) -> dict[str, Any]:
     return result
 
 
+def _at_least(low: int):  # type: ignore[no-untyped-def]
+    def whole(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if n < low:
+            raise argparse.ArgumentTypeError(f"{n} is too few: at least {low}")
+        return n
+    return whole
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--opens", type=int, default=7, help="times the modeller page is opened (the first is cold)")
-    p.add_argument("--edits", type=int, default=25, help="edits (and server checks) measured")
+    p.add_argument("--opens", type=_at_least(2), default=7,
+                   help="times the modeller page is opened (the first is cold, the others warm: at least 2)")
+    p.add_argument("--edits", type=_at_least(1), default=25, help="edits (and server checks) measured")
     args = p.parse_args()
     result = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
               "command": f"python -m bench.modeller_bench --opens {args.opens} --edits {args.edits}",
