@@ -125,12 +125,22 @@ def _duplicate(node: Any) -> tuple[tuple, int, int] | None:
     return None
 
 
+class _ScenarioLoader(yaml.SafeLoader):
+    """YAML as PyYAML reads it, and a number written with an exponent but no point (`5e3`, `2E-1`) read as the
+    number it is: PyYAML follows YAML 1.1, where such a text is a string, so a scenario giving `per_year: 5e3`
+    was refused as "not a number" (YAML 1.2, JSON and Python all read it as 5000.0)."""
+
+
+_ScenarioLoader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                      re.compile(r"^[-+]?[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
 def _key(node: Any) -> Any:
     """A mapping key as safe_load reads it (a number, a date...), or its text: a merge key (`<<: *name`) reads as
     nothing on its own."""
     if not isinstance(node, yaml.ScalarNode) or node.tag == "tag:yaml.org,2002:merge":
         return node.value
-    return yaml.safe_load(yaml.serialize(node))
+    return yaml.load(yaml.serialize(node), Loader=_ScenarioLoader)  # noqa: S506 (a SafeLoader)
 
 
 #: the largest numbers a scenario may give: far beyond any council's (the default county has 26,444 contacts a
@@ -187,11 +197,11 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
         raise ScenarioError(f"{path.name} line {line}: not UTF-8 text (byte {exc.start + 1} of the file cannot be "
                             "read); a scenario is a YAML or JSON text file") from None
     try:
-        node = yaml.compose(text)
+        node = yaml.compose(text, Loader=_ScenarioLoader)
         if node is not None and _expanded(node, {}) > MAX_VALUES:
             raise ScenarioError(f"{path.name}: the scenario holds more than {MAX_VALUES:,} values once its YAML "
                                 "aliases (*name) are written out; a scenario needs a few hundred")
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_ScenarioLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" line {mark.line + 1}" if mark else ""

@@ -658,3 +658,17 @@ def test_a_json_scenario_gives_a_yes_or_no_fields_odds_with_text_keys(tmp_path):
         simulate.check_scenario(simulate.load_scenario(path), processes={"front_door"}, forms=library.names(),
                                 teams={"front_door"}, fields=simulate.form_fields(library))
     assert "'maybe' is not an answer the form 'discharge_response' takes at 'can_go_home'" in str(err.value)
+
+
+def test_a_number_written_with_an_exponent_is_read_as_the_number_it_is(tmp_path):
+    # PyYAML follows YAML 1.1, where `5.8e3` and `5e3` are text: the scenario refused them as "not a number"
+    text = ("arrivals:\n  self: {per_year: 5.8e3}\n  gp: {per_year: 2E+2}\npeople:\n  lives_alone: 45e-2\n"
+            "  crisis: 2e\n  5e3: x\n  quoted: '5e3'\n")
+    sc = simulate.load_scenario(scenario(tmp_path, text=text))
+    assert sc.data["arrivals"] == {"self": {"per_year": 5800.0}, "gp": {"per_year": 200.0}}
+    assert sc.data["people"] == {"lives_alone": 0.45, "crisis": "2e", 5000.0: "x", "quoted": "5e3"}
+    assert sc.where("people", 5000.0) == "s.yaml line 7 (people/5000.0)"  # a key read the same way keeps its line
+    with pytest.raises(simulate.ScenarioError) as err:  # and beyond a float, the bound is still kept
+        huge = simulate.load_scenario(scenario(tmp_path, text="arrivals:\n  self: {per_year: 1e400}\n"))
+        simulate.check_scenario(huge, processes={"front_door"}, forms=set(), teams=set())
+    assert "s.yaml line 2 (arrivals/self/per_year): contacts a year must be a number" in str(err.value)
