@@ -30,6 +30,7 @@ from engine.schema import cases
 from . import break_glass, prefill, processes
 from . import page_kit as kit
 from . import tasks as task_api
+from .access import log_access, restriction
 from .auth import (
     COOKIE,
     OVERSIGHT_ROLES,
@@ -110,9 +111,17 @@ def open_case_by_reference(request: Request, reference: str = "") -> Response:
         return kit.guard(request, None, exc)
     ref = reference.strip().upper()[:64]
     case_id = None
+    engine = request.app.state.engine
     if ref:
-        with request.app.state.engine.db.engine.connect() as conn:
+        with engine.db.engine.connect() as conn:
             case_id = conn.execute(select(cases.c.id).where(cases.c.reference == ref)).scalar()
+            allowed = restriction(conn, case_id) if case_id is not None else None
+        # a restricted case does not exist for anyone not named on it (docs/security.md "Restricted cases"): its
+        # reference is answered as an unknown one — unless a break-glass use of it is running — and logged refused
+        if (allowed is not None and user.username not in allowed
+                and break_glass.reading_use(engine, user, case_id, "open") is None):
+            log_access(engine, case_id, user, "refused:open")
+            case_id = None
     if case_id is None:
         message = "Enter a case reference" if not ref else f"There is no case {ref}: check the reference"
         return _home(request, user, reference=reference[:64], not_found=message, status=404 if ref else 400)

@@ -441,3 +441,33 @@ def _report(eng):
     from api.break_glass import report
 
     return report(eng)
+
+
+def test_a_restricted_cases_reference_is_answered_as_an_unknown_one_unless_named_or_breaking_the_glass(world):
+    # the home page's "open a case by its reference" redirected anyone to a restricted case's record (which then
+    # answered 404), while an unknown reference got "There is no case": the difference showed the case existed
+    eng, app, _p = world
+    case_id = restricted(eng, "Ria Open")
+    unknown = f"CASE-{987654:06d}"
+    manager, _t = signin(app, "team-manager")
+    answers = []
+    for reference in (ref(case_id), unknown):
+        before = log_rows(eng, case_id, "team-manager")
+        r = manager.get("/cases/open", params={"reference": reference.lower()})
+        answers.append((r.status_code, r.text.replace(reference, "REF").replace(reference.lower(), "REF")))
+        assert ("Location" in r.headers) is False
+        if reference == unknown:
+            assert log_rows(eng, case_id, "team-manager") == before
+        else:  # logged as a refused opening, as the record page logs one
+            assert log_rows(eng, case_id, "team-manager") == [*before, ("open", "refused", None)]
+    assert answers[0] == answers[1] and answers[0][0] == 404
+    assert "There is no case REF: check the reference" in answers[0][1]
+    named, _t = signin(app, "front-door-advisor")
+    r = named.get("/cases/open", params={"reference": ref(case_id)})
+    assert (r.status_code, r.headers["location"]) == (303, f"/cases/{case_id}")
+    sw = as_role(app, "social_worker")
+    sw_page, _t = signin(app, "social-worker")
+    assert sw_page.get("/cases/open", params={"reference": ref(case_id)}).status_code == 404
+    assert sw.post("/api/break-glass", {"case": ref(case_id), "reason": REASON}).status_code == 201
+    r = sw_page.get("/cases/open", params={"reference": ref(case_id)})
+    assert (r.status_code, r.headers["location"]) == (303, f"/cases/{case_id}")
