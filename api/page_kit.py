@@ -189,6 +189,7 @@ def guard(request: Request, user: User | None, exc: Exception, *,
 
 
 PASSWORD_PAGE = "/account/password"  # api/own_password.py
+MFA_PAGE = "/account/mfa"  # api/mfa.py
 
 
 def signed_in(request: Request) -> User:
@@ -203,10 +204,12 @@ def signed_in(request: Request) -> User:
 
 
 def landing(user: User) -> str:
-    """Where a user starts: changing a password an administrator chose, else caseworkers in their inbox and
-    everyone else on the home page."""
+    """Where a user starts: changing a password an administrator chose, then setting up a second factor their
+    role must use, else caseworkers in their inbox and everyone else on the home page."""
     if user.password_change_due:
         return PASSWORD_PAGE
+    if user.mfa_setup_due:  # a role that must use a second factor holds nothing till it is set up
+        return MFA_PAGE
     return "/tasks" if user.is_worker else "/home"
 
 

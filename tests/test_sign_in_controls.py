@@ -319,6 +319,28 @@ def test_a_role_that_must_use_a_second_factor_holds_no_role_until_it_is_set_up(w
     assert w.get("/api/me").json()["user"]["roles"] == ["social_worker"]
 
 
+def test_an_account_whose_role_waits_for_a_second_factor_is_led_to_set_it_up_and_told_why(world):
+    # the home page said "Your role (none) has no task inbox" and nothing else: it looked as if the role was gone
+    eng, _app = world
+    strict = create_app(eng, run_timers=False, auth=AuthSettings(mfa_key=MFA_KEY,
+                                                                 mfa_required_roles=frozenset({"administrator"})))
+    create_user(eng, "ada-new", PW, display_name="Ada New", roles=["administrator"])
+    c, h = signed_in(strict, "ada-new")
+    assert c.get("/", headers={"Accept": "text/html"}, follow_redirects=False).headers["location"] == "/account/mfa"
+    home = c.get("/home").text
+    assert "Your role needs two-step verification: you can use it once you have set it up." in home
+    assert 'href="/account/mfa">Set up two-step verification</a>' in home and "has no task inbox" not in home
+    secret = c.post("/api/me/mfa", headers=h).json()["secret"]
+    assert c.post("/api/me/mfa/confirm", json={"code": code_at(secret, eng.now())}, headers=h).status_code == 200
+    assert c.get("/", follow_redirects=False).headers["location"] == "/home"
+    home = c.get("/home").text
+    assert "two-step verification: you can use it" not in home
+    assert "Your role (administrator) has no task inbox" in home
+    # a caseworker's home page points to the inbox they have
+    w, _ = signed_in(strict, "nell")
+    assert "Your tasks are in your <a class=\"govuk-link\" href=\"/tasks\">inbox</a>." in w.get("/home").text
+
+
 # ---------------------------------------------------------------------- lock-out by account and address
 def test_an_attacker_locks_only_their_own_address_and_the_real_user_still_signs_in(world):
     eng, app = world
