@@ -521,6 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     a = csub.add_parser("advance", parents=[common], help="advance a simulated clock, firing due timers")
     a.add_argument("duration", nargs="?", help="ISO 8601 duration, e.g. P43D")
     a.add_argument("--to", metavar="INSTANT", help="advance to this ISO instant instead, e.g. 2027-03-01T09:00Z")
+    a.set_defaults(advance_parser=a)  # its own usage line for a refusal made after parsing (`main`)
     s.set_defaults(fn=cmd_clock)
 
     s = sub.add_parser("history", parents=[common], help="a case's history events (times in UK time)")
@@ -655,8 +656,9 @@ def main(argv: list[str] | None = None, *, parser: argparse.ArgumentParser | Non
     """Run one command; `parser` is a composition's extension of `build_parser()` (carepath/cli.py)."""
     parser = parser or build_parser()
     args = parser.parse_args(argv)
-    if args.command == "clock" and args.clock_cmd == "advance" and not (args.duration or args.to):
-        parser.error("clock advance needs a duration (e.g. P43D) or --to INSTANT")
+    if args.command == "clock" and args.clock_cmd == "advance" and bool(args.duration) == bool(args.to):
+        args.advance_parser.error("give a duration (e.g. P43D) or --to INSTANT, not both" if args.duration else
+                                  "clock advance needs a duration (e.g. P43D) or --to INSTANT")
     try:
         if isinstance(getattr(args, "case", None), str):  # a reference: the case's id from the database
             args.case = _resolve_case(_engine(args), args.case)
@@ -669,6 +671,10 @@ def main(argv: list[str] | None = None, *, parser: argparse.ArgumentParser | Non
             print(json.dumps(exc.to_dict(), default=str, indent=2), file=sys.stderr)
         else:
             print(f"carepath: {printable(str(exc))}", file=sys.stderr)
+            for err in getattr(exc, "errors", None) or []:  # a form's refusal: each field and what is wrong with it
+                if isinstance(err, dict):
+                    field = err.get("field") or "(the form as a whole)"
+                    print(f"  - {printable(str(field))}: {printable(str(err.get('message', '')))}", file=sys.stderr)
         return EXIT_CONFLICT if isinstance(exc, ConflictError) else EXIT_REFUSED
     except _db_errors() as exc:  # the database went away during the command
         made = getattr(args, "_engine_made", None)

@@ -239,3 +239,39 @@ def test_help_names_the_case_forms_and_the_incident_number(capsys):
             main(argv)
         assert stop.value.code == 0
         assert wanted in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_refused_form_names_each_field_and_what_is_wrong_with_it(cli, tmp_path):
+    # the command line said only "the form 'overrun' has 2 error(s)": a user could not tell what to send
+    db = f"sqlite:///{tmp_path / 'f.db'}"
+    _ready(cli, db)
+    assert cli("start", "deadline", "--db", db)[0] == 0
+    assert cli("clock", "advance", "P43D", "--db", db)[0] == 0
+    code, out, err = cli("--json", "tasks", "--team", "team_manager", "--db", db)
+    [task] = [t["id"] for t in json.loads(out) if t["element_id"] == "review_overrun"]
+    code, out, err = cli("complete", task, "--data", '{"decision": "maybe"}', "--db", db)
+    assert code == 1 and out == ""
+    lines = err.splitlines()
+    assert lines[0].startswith("carepath: the form 'overrun' has 2 error(s)")
+    assert sorted(lines[1:]) == ["  - decision: 'maybe' is not one of ['extend', 'end']",
+                                 "  - reason: 'reason' is required"]
+    code, out, err = cli("--json", "complete", task, "--data", '{"decision": "maybe"}', "--db", db)
+    assert code == 1 and {e["field"] for e in json.loads(err)["errors"]} == {"decision", "reason"}
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    ([], "carepath clock advance: error: clock advance needs a duration (e.g. P43D) or --to INSTANT"),
+    # both given: the duration was used and --to silently dropped
+    (["P1D", "--to", "2027-02-01T00:00Z"], "carepath clock advance: error: give a duration (e.g. P43D) or --to "
+                                           "INSTANT, not both"),
+])
+def test_clock_advance_wants_exactly_one_of_a_duration_and_an_instant_and_says_so_in_its_own_usage(cli, tmp_path,
+                                                                                                   capsys, argv, said):
+    db = f"sqlite:///{tmp_path / 'k.db'}"
+    _ready(cli, db)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main(["clock", "advance", *argv, "--db", db])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and said in err and err.startswith("usage: carepath clock advance ")
+    assert cli("--json", "clock", "--db", db)[1].count("2027-01-04T09:00:00") == 1  # the clock did not move
