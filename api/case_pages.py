@@ -152,7 +152,10 @@ def _note_page(request: Request, user: User, case: dict[str, Any], notes: list[d
                for n in reversed(notes)]
     return kit.render(request, "case_note.html", {
         "user": user, "case": case, "kinds": list(cr.NOTE_KINDS.items()), "kind": kind, "text": text,
-        "corrects": corrects, "choices": choices, "errors": summary, "err": errs}, status)
+        "corrects": corrects, "choices": choices, "errors": summary, "err": errs,
+        # sent once: a double click or a form sent again from the browser's history adds no second note (a note
+        # can never be deleted)
+        "token": case_actions.issue_token(request.app.state.engine, user, case["id"], "note")}, status)
 
 
 @router.get("/cases/{case_id}/notes/new", response_class=HTMLResponse)
@@ -183,6 +186,14 @@ async def post_note(request: Request, case_id: Id) -> Response:
                                                        "message": "Select the note this corrects"}])
         if kind != "correction":
             ref = None  # the list of notes only matters for a correction
+        errors = await run_in_threadpool(api.note_errors, engine, case_id, kind, text, ref)
+        if errors:
+            raise ValidationError("bad note", errors=errors)
+        sent = kit.one(form, "action_token")
+        if not sent:
+            return _damaged(request, user)
+        if not await run_in_threadpool(case_actions.use_token, engine, user, case_id, "note", sent):
+            return kit.redirect(f"/cases/{case_id}?saved=already")  # a second click: the first one added it
         await run_in_threadpool(api.add_note, engine, user, case_id, kind, text, ref)
     except ValidationError as exc:
         rec = cr.load(engine, case_id, with_history=False)

@@ -9,6 +9,7 @@ The pages (api/case_pages.py) call the same functions, so a page can never do mo
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 from typing import Annotated, Any
 
@@ -103,13 +104,26 @@ def add_note(engine: Any, user: User, case_id: int, kind: str, text: str, correc
             "corrects": corrects}
 
 
+#: bidirectional embeddings, overrides and isolates: "Normal \u202egnp.exe" shows as "Normal exe.png"; a note is
+#: kept for ever and goes into evidence packs and subject access exports, so it must read as it was typed
+_DIRECTION_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _visible(text: str | None) -> str:
+    """The text without white space and Unicode format characters (category Cf), which show nothing."""
+    return "".join(c for c in (text or "") if not c.isspace() and unicodedata.category(c) != "Cf")
+
+
 def note_errors(engine: Any, case_id: int, kind: str, text: str, corrects: int | None) -> list[dict[str, str]]:
     errors = []
     if kind not in cr.NOTE_KINDS:
         errors.append({"field": "kind", "message": "Select what kind of note this is (note, phone call, visit or "
                                                    "correction of an earlier note)"})
-    if not (text or "").strip():
+    if not _visible(text):  # blank, or only characters that show nothing (zero-width spaces...)
         errors.append({"field": "text", "message": "Enter the note"})
+    elif any(c in _DIRECTION_CONTROLS for c in text):
+        errors.append({"field": "text", "message": "The note must not contain characters that change the direction "
+                                                   "of the text shown (such as U+202E): type the text as it reads"})
     elif len(text) > NOTE_MAX:
         errors.append({"field": "text", "message": f"The note must be {NOTE_MAX:,} characters or fewer "
                                                    f"(it has {len(text):,})"})

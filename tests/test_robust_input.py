@@ -380,3 +380,54 @@ def test_every_api_route_documents_its_refusals(tmp_path):
                and not {"401", "403", "404", "409", "422"} <= set(op["responses"])]
     assert missing == []
     assert json.dumps(spec)  # the description itself is valid JSON (no NaN)
+
+
+# ---------------------------------------------------------------------- notes: invisible text, double submission
+@pytest.mark.parametrize(("text", "said"), [
+    ("\u200b\u200b\u200b", "Enter the note"),  # zero-width spaces: stored, it showed as an empty note
+    (" \u2060\u00ad\n", "Enter the note"),
+    ("Normal \u202egnp.exe text", "must not contain characters that change the direction"),  # shown reversed
+    ("Visited \u2067family\u2069 today", "must not contain characters that change the direction"),
+])
+def test_a_note_that_shows_nothing_or_reads_otherwise_than_typed_is_refused(world, text, said):
+    eng, app, case_id = world
+    manager = Session(app, "team_manager")
+    r = manager.request("POST", f"/api/cases/{case_id}/notes", json={"kind": "note", "text": text})
+    [error] = r.json()["errors"]
+    assert r.status_code == 422 and error["field"] == "text" and said in error["message"]
+    form = manager.request("POST", f"/cases/{case_id}/notes", headers={"Accept": "text/html"},
+                           data={"csrf_token": manager.csrf, "kind": "note", "text": text, "action_token": "t"})
+    assert form.status_code == 400 and said in form.text and 'class="govuk-error-summary"' in form.text
+    assert _notes(eng, case_id) == []
+    # a joiner inside an emoji, or a right-to-left name as typed, is text
+    typed = "Met \U0001f469\u200d\U0001f467 and \u05d3\u05e0\u05d4"
+    ok = manager.request("POST", f"/api/cases/{case_id}/notes", json={"kind": "note", "text": typed})
+    assert ok.status_code == 201, ok.text
+
+
+def test_a_note_form_sent_twice_adds_one_note(world):
+    # a double click, or the form sent again from the browser's history: notes can never be deleted
+    eng, app, case_id = world
+    manager = Session(app, "team_manager")
+    html = {"Accept": "text/html"}
+    page = manager.request("GET", f"/cases/{case_id}/notes/new", headers=html).text
+    token = re.search(r'name="action_token" value="([^"]+)"', page).group(1)
+    form = {"csrf_token": manager.csrf, "kind": "note", "text": "Phoned the daughter", "action_token": token}
+    first = manager.request("POST", f"/cases/{case_id}/notes", headers=html, data=form, follow_redirects=False)
+    second = manager.request("POST", f"/cases/{case_id}/notes", headers=html, data=form, follow_redirects=False)
+    assert first.headers["location"] == f"/cases/{case_id}?saved=note#notes"
+    assert second.headers["location"] == f"/cases/{case_id}?saved=already"
+    assert [n["text"] for n in _notes(eng, case_id)] == ["Phoned the daughter"]
+    # a refused form is shown again with a new token, which still adds the note once
+    bad = manager.request("POST", f"/cases/{case_id}/notes", headers=html,
+                          data={**form, "text": " ", "action_token": token})
+    fresh = re.search(r'name="action_token" value="([^"]+)"', bad.text).group(1)
+    assert bad.status_code == 400 and fresh != token
+    again = manager.request("POST", f"/cases/{case_id}/notes", headers=html, follow_redirects=False,
+                            data={**form, "text": "Visited", "action_token": fresh})
+    assert again.headers["location"] == f"/cases/{case_id}?saved=note#notes"
+    # a form without its token (not from the note page) is not acted on
+    none = manager.request("POST", f"/cases/{case_id}/notes", headers=html,
+                           data={"csrf_token": manager.csrf, "kind": "note", "text": "Elsewhere"})
+    assert none.status_code == 400 and "The form was damaged" in none.text
+    assert [n["text"] for n in _notes(eng, case_id)] == ["Phoned the daughter", "Visited"]
