@@ -12,6 +12,8 @@
   deactivated and with no role until then), such a role (or, with a casework role, a team) given to any account,
   and a new password or second-factor reset for an account holding one. Neither the requester, nor the account
   changed, nor an account whose password the requester chose (or that chose the requester's) may decide it.
+  A role change's request holds only what adds access (the rest applies at once); approving it adds that to the
+  account as it is then, or is refused (409) when the request has gone stale (`_outcome`).
 * Case restriction (`/api/cases/{id}/restriction`, `/admin/restrictions`; administrators and team
   managers): name the users who alone may open a case, or lift the restriction. Recorded in the
   case's own history (`case.restricted`, `case.unrestricted`) in the same transaction.

@@ -418,11 +418,24 @@ def test_a_second_administrator_approves_on_the_users_page_by_keyboard(server):
         run_axe(page, "users with a request of one's own")
         context.close()
 
+        # a second request gone stale meanwhile (a team added to an account without a casework role, which a
+        # casework role asked for would open): said on its card, with no Approve button
+        from api import admin as admin_rules
+        from tests.test_api_admin import tm_user
+
+        admin_rules.change(eng, tm_user(eng, "administrator"), "process-owner",
+                           roles=["process_owner", "social_worker"])
+        admin_rules.change(eng, tm_user(eng, "admin2"), "process-owner", teams=["safeguarding"])
         context = browser.new_context(bypass_csp=True)
         page = context.new_page()
         sign_in(page, base, "admin2", "a long password", then="/home")
         page.goto(f"{base}/admin/users")
-        run_axe(page, "users with a request to decide")
+        mine = page.locator(".govuk-summary-card", has_text="administrator asks for auditor").inner_text()
+        assert "Roles it adds\tauditor" in mine and "After approval\tRoles: administrator, auditor" in mine, mine
+        stale = page.locator(".govuk-summary-card", has_text="asks to give process-owner social worker")
+        assert "can no longer be approved" in stale.inner_text() and "safeguarding" in stale.inner_text()
+        assert stale.get_by_role("button", name="Approve").count() == 0
+        run_axe(page, "users with a request to decide and one gone stale")
         page.focus("input[id^='reason-']")
         page.keyboard.type("Annual audit of case files")
         page.keyboard.press("Tab")  # to Approve
@@ -430,7 +443,7 @@ def test_a_second_administrator_approves_on_the_users_page_by_keyboard(server):
         page.keyboard.press("Enter")
         page.wait_for_url(f"{base}/admin/users")
         assert "Role change for administrator approved" in page.locator(".govuk-notification-banner").inner_text()
-        assert page.locator(".govuk-summary-card").count() == 0
+        assert page.locator(".govuk-summary-card").count() == 1  # the stale one, to refuse
         assert "administrator, auditor" in page.locator("tr", has_text="Test administrator").inner_text()
         run_axe(page, "users after approving")
         context.close()
