@@ -12,6 +12,8 @@
   deactivated and with no role until then), such a role (or, with a casework role, a team) given to any account,
   and a new password or second-factor reset for an account holding one. Neither the requester, nor the account
   changed, nor an account whose password the requester chose (or that chose the requester's) may decide it.
+  A role change's request holds only what adds access (the rest applies at once); approving it adds that to the
+  account as it is then, or is refused (409) when the request has gone stale (`_outcome`).
 * Case restriction (`/api/cases/{id}/restriction`, `/admin/restrictions`; administrators and team
   managers): name the users who alone may open a case, or lift the restriction. Recorded in the
   case's own history (`case.restricted`, `case.unrestricted`) in the same transaction.
@@ -134,10 +136,17 @@ def engine_for_update(conn: Any, query: Any) -> Any:
     return query.with_for_update() if conn.dialect.name == "postgresql" else query
 
 
+def _pending_dict(r: Any) -> dict[str, Any]:
+    """An account's `pending_request`: the same wherever it is answered (GET, and a change's answer)."""
+    return {"id": r.id, "kind": r.kind, "status": "pending", "requested_by": r.requested_by,
+            "adds": list(auth._json(r.added))}
+
+
 def _pending_by_user(conn: Any) -> dict[str, dict[str, Any]]:
     rows = conn.execute(select(role_requests.c.id, role_requests.c.username, role_requests.c.kind,
-                               role_requests.c.requested_by).where(role_requests.c.status == "pending")).all()
-    return {r.username: {"id": r.id, "kind": r.kind, "requested_by": r.requested_by} for r in rows}
+                               role_requests.c.requested_by, role_requests.c.added)
+                        .where(role_requests.c.status == "pending")).all()
+    return {r.username: _pending_dict(r) for r in rows}
 
 
 def list_users(engine: Any) -> list[dict[str, Any]]:
@@ -190,6 +199,13 @@ def adds_privilege(old_roles: list[str], old_teams: list[str], roles: list[str],
     return admin + adds_case_access(old_roles, old_teams, roles, teams)
 
 
+def split_adds(added: Any) -> tuple[list[str], list[str]]:
+    """The roles and the teams in a request's `adds` (its `added` column): what a role change adds."""
+    added = list(auth._json(added))
+    return ([a for a in added if not a.startswith("team:")],
+            [a.removeprefix("team:") for a in added if a.startswith("team:")])
+
+
 def is_privileged(roles: Any) -> bool:
     return bool(set(auth._json(roles)) & PRIVILEGED_ROLES)
 
@@ -223,7 +239,7 @@ def _request(conn: Any, engine: Any, now: Any, admin: User, username: str, kind:
     _audit(conn, engine, now, f"user.{KINDS[kind]}_requested", {
         "request": new_id, "username": username, "roles": sorted(set(roles)), "teams": sorted(set(teams)),
         "adds": added}, admin)
-    return {"id": new_id, "kind": kind, "status": "pending", "adds": added}
+    return {"id": new_id, "kind": kind, "status": "pending", "requested_by": admin.username, "adds": added}
 
 
 def password_set_by(conn: Any, username: str) -> str | None:
@@ -274,7 +290,7 @@ def create(engine: Any, admin: User, username: str, display_name: str, password:
                                                    **({"active": False} if held else {})}, admin)
         # usable only once a second administrator approves it
         pending = _request(conn, engine, now, admin, username, "account", roles, teams, added) if held else None
-    return {**get_user(engine, username), "pending_request": pending}
+    return {**get_user(engine, username), "waits": pending is not None}
 
 
 def change(engine: Any, admin: User, username: str, *, display_name: str | None = None,
@@ -311,10 +327,20 @@ def change(engine: Any, admin: User, username: str, *, display_name: str | None 
             want_roles = changes["roles"]["to"] if "roles" in changes else old["roles"]
             want_teams = changes["teams"]["to"] if "teams" in changes else old["teams"]
             added = adds_privilege(old["roles"], old["teams"], want_roles, want_teams)
-            if added:  # waits for another administrator; the rest (the name, the access) is saved now
+            if added:
+                # what adds access waits for another administrator: the request holds exactly that (`added`: the
+                # roles and teams it adds), and approving it adds them to the account as it is then (`decide`).
+                # The rest is saved now — the name, and what takes access away or opens nothing (the same as
+                # making that change alone): a role or team taken away is never held back by a request.
                 pending = _request(conn, engine, now, admin, username, "roles", want_roles, want_teams, added)
-                changes.pop("roles", None)
-                changes.pop("teams", None)
+                held_roles, held_teams = split_adds(added)
+                for key, held in (("roles", held_roles), ("teams", held_teams)):
+                    if key in changes:
+                        now_to = sorted(set(changes[key]["to"]) - set(held))
+                        if now_to == old[key]:
+                            changes.pop(key)
+                        else:
+                            changes[key]["to"] = now_to
         if changes:
             conn.execute(update(users).where(users.c.id == row.id).values(
                 **{k: c["to"] for k, c in changes.items()}))
@@ -325,28 +351,92 @@ def change(engine: Any, admin: User, username: str, *, display_name: str | None 
                 # comes back
                 data["sessions_ended"] = conn.execute(delete(sessions).where(sessions.c.user_id == row.id)).rowcount
             _audit(conn, engine, now, "user.changed", data, admin)
-    return {**get_user(engine, username), "pending_request": pending}
+    # `pending_request`: whatever waits for this account (made now or before, as GET answers it); `waits`: whether
+    # something this change asked waits for a second administrator (the API's 202)
+    return {**get_user(engine, username), "waits": pending is not None}
+
+
+def _added_by(r: Any) -> tuple[list[str], list[str]]:
+    """The roles and teams a request adds to the account: a new account's, all it asked for (it holds none while
+    it waits); a role change's, those in its `adds` (all it holds back); nothing for a password or a reset."""
+    if r.kind == "account":
+        return sorted(auth._json(r.roles)), sorted(auth._json(r.teams))
+    if r.kind == "roles":
+        return split_adds(r.added)
+    return [], []
 
 
 def _request_dict(r: Any) -> dict[str, Any]:
+    roles_added, teams_added = _added_by(r)
     return {"id": r.id, "kind": r.kind, "username": r.username, "requested_by": r.requested_by,
             "roles": sorted(auth._json(r.roles)), "teams": sorted(auth._json(r.teams)),
-            "adds": list(auth._json(r.added)), "status": r.status, "created_at": as_utc(r.created_at),
+            "adds": list(auth._json(r.added)), "roles_added": roles_added, "teams_added": teams_added,
+            "status": r.status, "created_at": as_utc(r.created_at),
             "decided_by": r.decided_by, "decided_at": as_utc(r.decided_at) if r.decided_at is not None else None,
             "decision_reason": r.decision_reason}
 
 
+def _outcome(conn: Any, r: Any, target: Any) -> tuple[dict[str, list[str]], str | None]:
+    """What approving the request `r` now would leave the account `target` holding (its roles and teams), and why
+    it can no longer be approved (None: it can). A role change adds what it asked to add to the account as it is
+    now: what was taken away meanwhile stays away, what was added meanwhile stays. It is stale (409 on approval:
+    refuse it, and ask again if still needed) when the account is deactivated or now signs in through the
+    identity provider, when nothing is left for it to add, or when approving it would open more case records
+    than it showed: a casework role, asked for an account without one, would open the cases of a team added to
+    the account meanwhile (a team opens nothing without a casework role, so adding it was not held)."""
+    roles, teams = sorted(auth._json(target.roles)), sorted(auth._json(target.teams))
+    if r.kind != "roles":
+        if r.kind == "account":
+            roles, teams = sorted(auth._json(r.roles)), sorted(auth._json(r.teams))
+        return {"roles": roles, "teams": teams}, _unappliable(conn, r, target)
+    roles_added, teams_added = split_adds(r.added)
+    after = {"roles": sorted(set(roles) | set(roles_added)), "teams": sorted(set(teams) | set(teams_added))}
+    why = _unappliable(conn, r, target)
+    if why is None and after == {"roles": roles, "teams": teams}:
+        why = f"{r.username} already holds everything this request adds: refuse it"
+    if why is None and set(after["roles"]) & WORKER_ROLES and not set(roles) & WORKER_ROLES:
+        unseen = sorted(set(teams) - set(auth._json(r.teams)))
+        if unseen:
+            names = ", ".join(t.replace("_", " ") for t in unseen)
+            why = (f"{r.username}'s teams changed since this was asked: approving it now would also open the cases "
+                   f"of {names}, which the request did not show. Refuse it, and ask again if it is still needed")
+    return after, why
+
+
+def _unappliable(conn: Any, r: Any, target: Any) -> str | None:
+    """Why an approved request could no longer be applied to the account (None: it can)."""
+    if r.kind == "roles" and not target.active:
+        return f"{r.username}'s account is deactivated: refuse the request"
+    if r.kind in ("roles", "password") and is_linked(conn, target.id):
+        return f"{r.username} now signs in through the council's identity provider: refuse the request"
+    if r.kind == "account" and target.active:
+        return f"{r.username}'s account is already active: refuse the request"
+    if r.kind == "password" and not r.password_hash:
+        return "The new password is no longer kept: refuse the request"
+    return None
+
+
 def list_requests(engine: Any, *, decided: int = 20) -> list[dict[str, Any]]:
-    """The requests waiting for a decision (oldest first), then the latest `decided` ones decided."""
-    columns = [c for c in role_requests.c if c.name != "password_hash"]
+    """The requests waiting for a decision (oldest first), then the latest `decided` ones decided. A waiting one
+    says what approving it now would do: the account's roles and teams `now` and `after`, and `stale`, why it can
+    no longer be approved (`_outcome`), else None."""
     with engine.db.engine.connect() as conn:
-        waiting = conn.execute(select(*columns).where(role_requests.c.status == "pending")
+        waiting = conn.execute(select(role_requests).where(role_requests.c.status == "pending")
                                .order_by(role_requests.c.id)).all()
-        done = conn.execute(select(*columns).where(role_requests.c.status != "pending")
+        done = conn.execute(select(role_requests).where(role_requests.c.status != "pending")
                             .order_by(role_requests.c.id.desc()).limit(decided)).all()
-        names = {r.username: r.display_name for r in conn.execute(select(users.c.username, users.c.display_name)
-                 .where(users.c.username.in_({q.username for q in waiting})))} if waiting else {}
-    return [{**_request_dict(r), "display_name": names.get(r.username)} for r in [*waiting, *done]]
+        accounts = {a.username: a for a in conn.execute(select(users).where(
+            users.c.username.in_({q.username for q in waiting})))} if waiting else {}
+        out = []
+        for r in waiting:
+            q = {**_request_dict(r), "display_name": None, "now": None, "after": None, "stale": None}
+            target = accounts.get(r.username)
+            if target is not None:
+                after, stale = _outcome(conn, r, target)
+                q.update(display_name=target.display_name, after=after, stale=stale,
+                         now={"roles": sorted(auth._json(target.roles)), "teams": sorted(auth._json(target.teams))})
+            out.append(q)
+    return out + [{**_request_dict(r), "display_name": None} for r in done]
 
 
 def may_decide(conn: Any, admin: User, requester: str, username: str) -> str | None:
@@ -386,6 +476,12 @@ def decide(engine: Any, admin: User, request_id: int, approve: bool, reason: str
             raise ApiError(409, "conflict", f"This request was already {row.status} by {row.decided_by}",
                            request=request_id)
         now = engine.now(conn)
+        after = None
+        if approve:  # checked before anything is written: a stale request is refused (409), nothing changed
+            target = _load(conn, row.username)
+            after, why_not = _outcome(conn, row, target)
+            if why_not:
+                raise ApiError(409, "conflict", why_not, request=request_id)
         conn.execute(update(role_requests).where(role_requests.c.id == row.id).values(
             status="approved" if approve else "refused", decided_by=admin.username, decided_at=now,
             decision_reason=reason or None, password_hash=None))
@@ -393,35 +489,23 @@ def decide(engine: Any, admin: User, request_id: int, approve: bool, reason: str
                 "adds": list(auth._json(row.added)), "reason": reason or None}
         prefix = f"user.{KINDS[row.kind]}"
         if approve:
-            target = _load(conn, row.username)
-            _apply(conn, engine, now, admin, row, target)
             _audit(conn, engine, now, f"{prefix}_approved", data, admin)
-            _apply_audit(conn, engine, now, admin, row, target)
+            _apply_audit(conn, engine, now, admin, row, target, after)
         else:
             _audit(conn, engine, now, f"{prefix}_refused", data, admin)
         out = conn.execute(select(role_requests).where(role_requests.c.id == row.id)).one()
     return _request_dict(out)
 
 
-def _apply(conn: Any, engine: Any, now: Any, admin: User, row: Any, target: Any) -> None:
-    """Check that an approved request can still be applied (409 otherwise: refuse it)."""
-    if row.kind == "roles" and not target.active:
-        raise ApiError(409, "conflict", f"{row.username}'s account is deactivated: refuse the request")
-    if row.kind in ("roles", "password") and is_linked(conn, target.id):
-        raise ApiError(409, "conflict", f"{row.username} now signs in through the council's identity provider: "
-                       "refuse the request")
-    if row.kind == "account" and target.active:
-        raise ApiError(409, "conflict", f"{row.username}'s account is already active: refuse the request")
-    if row.kind == "password" and not row.password_hash:
-        raise ApiError(409, "conflict", "The new password is no longer kept: refuse the request")
-
-
-def _apply_audit(conn: Any, engine: Any, now: Any, admin: User, row: Any, target: Any) -> None:
+def _apply_audit(conn: Any, engine: Any, now: Any, admin: User, row: Any, target: Any,
+                 after: dict[str, list[str]] | None) -> None:
     """Apply an approved request to the account, audited as the same change made directly would be (with the
-    request's id; actor the approving administrator)."""
+    request's id; actor the approving administrator). A role change or a new account: the roles and teams
+    `_outcome` worked out (`after`)."""
     if row.kind in ("roles", "account"):
+        assert after is not None
         old = {"roles": sorted(auth._json(target.roles)), "teams": sorted(auth._json(target.teams))}
-        new = {"roles": sorted(auth._json(row.roles)), "teams": sorted(auth._json(row.teams))}
+        new = after
         changes = {k: {"from": old[k], "to": new[k]} for k in old if old[k] != new[k]}
         if row.kind == "account":
             changes["active"] = {"from": False, "to": True}
@@ -484,7 +568,7 @@ def set_password(engine: Any, admin: User, username: str, password: str) -> dict
                 password_hash=hashed, password_change_due=username != admin.username))
             ended = conn.execute(delete(sessions).where(sessions.c.user_id == row.id)).rowcount
             _audit(conn, engine, now, "user.password_set", {"username": username, "sessions_ended": ended}, admin)
-    return {**get_user(engine, username), "pending_request": pending}
+    return {**get_user(engine, username), "waits": pending is not None}
 
 
 def reset_mfa(engine: Any, admin: User, username: str) -> dict[str, Any]:
@@ -507,7 +591,8 @@ def reset_mfa(engine: Any, admin: User, username: str) -> dict[str, Any]:
         else:
             apply_reset(conn, engine, now, row, admin)
     out = get_user(engine, username)
-    return {"username": username, "mfa_enabled": out["mfa_enabled"], "pending_request": pending}
+    return {"username": username, "mfa_enabled": out["mfa_enabled"], "pending_request": out["pending_request"],
+            "waits": pending is not None}
 
 
 # ---------------------------------------------------------------------- restriction: rules
@@ -707,7 +792,7 @@ def api_create_user(body: NewUser, request: Request, response: Response, admin: 
     opens case records, so it is kept deactivated, with no role, until a second administrator approves it."""
     out = create(request.app.state.engine, admin, body.username, body.display_name, body.password, body.roles,
                  body.teams)
-    if out["pending_request"]:
+    if out["waits"]:
         response.status_code = 202
     return out
 
@@ -725,7 +810,7 @@ def api_change_user(username: str, body: UserChange, request: Request, response:
     sessions it had."""
     out = change(request.app.state.engine, admin, username, display_name=body.display_name, roles=body.roles,
                  teams=body.teams, active=body.active)
-    if out["pending_request"]:
+    if out["waits"]:
         response.status_code = 202
     return out
 
@@ -760,7 +845,7 @@ def api_password(username: str, body: NewPassword, request: Request, response: R
     """200: set, their sessions ended. 202 with `pending_request`: someone else's account holding the
     administrator role or a role that opens case records; set when a second administrator approves it."""
     out = set_password(request.app.state.engine, admin, username, body.password)
-    if out["pending_request"]:
+    if out["waits"]:
         response.status_code = 202
     return out
 
@@ -886,7 +971,7 @@ async def new_user(request: Request) -> Response:
     except Exception as exc:  # noqa: BLE001
         return page_kit.guard(request, user, exc)
     text = f"User {created['username']} added"
-    if created["pending_request"]:
+    if created["waits"]:
         text += (": they hold a role that administers accounts or opens case records, so they can sign in once "
                  "another administrator approves the new account on the users page")
     return _with_flash(request, page_kit.redirect("/admin/users"), text, "/admin")
@@ -932,7 +1017,7 @@ async def user_action(request: Request, username: str) -> Response:
                 out = await run_in_threadpool(change, engine, user, username, display_name=values["display_name"],
                                               roles=values["roles"], teams=values["teams"])
                 done = "Details saved"
-                if out["pending_request"]:
+                if out["waits"]:
                     adds = ", ".join(a.replace("team:", "the team ").replace("_", " ")
                                      for a in out["pending_request"]["adds"])
                     whose = "Your change adds" if username == user.username else "The change adds"
@@ -950,7 +1035,7 @@ async def user_action(request: Request, username: str) -> Response:
 
                 out = await run_in_threadpool(mfa.reset, engine, user, username)
                 done = "Two-step verification reset: they set it up again when they next sign in"
-                if out["pending_request"]:
+                if out["waits"]:
                     done = (f"The reset of two-step verification for {username} waits for another administrator to "
                             "approve it on the users page: they hold a role that administers accounts or opens case "
                             "records.")
@@ -958,7 +1043,7 @@ async def user_action(request: Request, username: str) -> Response:
                 out = await run_in_threadpool(set_password, engine, user, username,
                                               page_kit.one(form, "password")[:MAX_PASSWORD + 1])
                 done = "New password set: their sessions have ended"
-                if out["pending_request"]:
+                if out["waits"]:
                     done = (f"The new password for {username} waits for another administrator to approve it on the "
                             "users page: they hold a role that administers accounts or opens case records.")
             else:

@@ -255,7 +255,7 @@ def api_reset(username: str, request: Request, response: Response,
     when the account holds the administrator role or a role that opens case records: a second administrator
     approves it (`/api/admin/role-requests`)."""
     out = reset(request.app.state.engine, admin, username)
-    if out.get("pending_request"):
+    if out["waits"]:
         response.status_code = 202
     return out
 

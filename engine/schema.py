@@ -345,7 +345,7 @@ role_requests = Table(
     Column("kind", String(16), nullable=False, server_default="roles"),
     Column("roles", JSON, nullable=False),  # the roles asked for (the whole list)
     Column("teams", JSON, nullable=False),  # the teams asked for (the whole list)
-    Column("added", JSON, nullable=False),  # what the change adds that opens cases (roles and "team:<name>")
+    Column("added", JSON, nullable=False),  # what it adds that opens cases (roles, "team:<name>"): approval adds these
     Column("status", String(16), nullable=False),  # pending, approved, refused
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("decided_by", String(64), nullable=True),

@@ -418,11 +418,24 @@ def test_a_second_administrator_approves_on_the_users_page_by_keyboard(server):
         run_axe(page, "users with a request of one's own")
         context.close()
 
+        # a second request gone stale meanwhile (a team added to an account without a casework role, which a
+        # casework role asked for would open): said on its card, with no Approve button
+        from api import admin as admin_rules
+        from tests.test_api_admin import tm_user
+
+        admin_rules.change(eng, tm_user(eng, "administrator"), "process-owner",
+                           roles=["process_owner", "social_worker"])
+        admin_rules.change(eng, tm_user(eng, "admin2"), "process-owner", teams=["safeguarding"])
         context = browser.new_context(bypass_csp=True)
         page = context.new_page()
         sign_in(page, base, "admin2", "a long password", then="/home")
         page.goto(f"{base}/admin/users")
-        run_axe(page, "users with a request to decide")
+        mine = page.locator(".govuk-summary-card", has_text="administrator asks for auditor").inner_text()
+        assert "Roles it adds\tauditor" in mine and "After approval\tRoles: administrator, auditor" in mine, mine
+        stale = page.locator(".govuk-summary-card", has_text="asks to give process-owner social worker")
+        assert "can no longer be approved" in stale.inner_text() and "safeguarding" in stale.inner_text()
+        assert stale.get_by_role("button", name="Approve").count() == 0
+        run_axe(page, "users with a request to decide and one gone stale")
         page.focus("input[id^='reason-']")
         page.keyboard.type("Annual audit of case files")
         page.keyboard.press("Tab")  # to Approve
@@ -430,7 +443,7 @@ def test_a_second_administrator_approves_on_the_users_page_by_keyboard(server):
         page.keyboard.press("Enter")
         page.wait_for_url(f"{base}/admin/users")
         assert "Role change for administrator approved" in page.locator(".govuk-notification-banner").inner_text()
-        assert page.locator(".govuk-summary-card").count() == 0
+        assert page.locator(".govuk-summary-card").count() == 1  # the stale one, to refuse
         assert "administrator, auditor" in page.locator("tr", has_text="Test administrator").inner_text()
         run_axe(page, "users after approving")
         context.close()
@@ -472,3 +485,168 @@ def test_self_approval_through_the_page_is_refused(world):
                                                          "reason": "Annual audit of case files"})
     assert r.status_code == 303, r.text
     assert tm_user(eng, "administrator").roles == frozenset({"administrator", "auditor"})
+
+
+# ---------------------------------------------------------------------- 4. approval adds what was asked, as it is now
+def _two_admins(eng, app):
+    """The test world's administrator and a second one the operator made (neither chose the other's password)."""
+    from api.auth import create_user
+    from tests.front_door_world import PASSWORD, Api
+
+    create_user(eng, "admin2", PASSWORD, display_name="Second Admin", roles=["administrator"])
+    return as_role(app, "administrator"), Api(app, "admin2")
+
+
+def _request(session, rid):
+    [q] = [q for q in session.get("/api/admin/role-requests").json()["requests"] if q["id"] == rid]
+    return q
+
+
+def test_approving_a_request_that_waited_keeps_the_team_changes_made_meanwhile(world):
+    """Findings 15 item 1: approving a role request restored the teams as they were when it was asked — a team
+    taken away meanwhile was given back (and one added meanwhile was dropped), the approver shown only the role."""
+    eng, app, _p = world
+    from tests.test_api_admin import _audit
+
+    a, b = _two_admins(eng, app)
+    r = a.post("/api/admin/users", {"username": "sam3", "display_name": "Sam Worker", "password": "violet harbour "
+                                    "quietly 77", "roles": ["social_worker"], "teams": ["safeguarding"]})
+    assert r.status_code == 202, r.text
+    assert b.post(f"/api/admin/role-requests/{r.json()['pending_request']['id']}/approve").status_code == 200
+    r = a.send("PATCH", "/api/admin/users/sam3", {"roles": ["social_worker", "occupational_therapist"]})
+    assert r.status_code == 202 and r.json()["pending_request"]["adds"] == ["occupational_therapist"], r.text
+    rid = r.json()["pending_request"]["id"]
+    q = _request(b, rid)
+    assert (q["roles_added"], q["teams_added"]) == (["occupational_therapist"], [])
+    assert q["after"] == {"roles": ["occupational_therapist", "social_worker"], "teams": ["safeguarding"]}
+    # taking the team away applies at once, and the request now says what approving it would leave
+    r = b.send("PATCH", "/api/admin/users/sam3", {"teams": []})
+    assert r.status_code == 200 and r.json()["teams"] == [], r.text
+    q = _request(b, rid)
+    assert q["after"] == {"roles": ["occupational_therapist", "social_worker"], "teams": []} and q["stale"] is None
+    r = b.post(f"/api/admin/role-requests/{rid}/approve")
+    assert r.status_code == 200 and r.json()["status"] == "approved", r.text
+    sam = a.get("/api/admin/users/sam3").json()
+    assert (sam["roles"], sam["teams"]) == (["occupational_therapist", "social_worker"], []), sam
+    [applied] = [e for e in _audit(eng) if e["type"] == "user.changed" and e["data"].get("request") == rid]
+    assert applied["data"]["changes"] == {"roles": {"from": ["social_worker"],
+                                                    "to": ["occupational_therapist", "social_worker"]}}
+    # the reverse: a team added meanwhile (it opens nothing: no casework role) is kept, not dropped
+    r = a.send("PATCH", "/api/admin/users/process-owner", {"roles": ["process_owner", "performance"]})
+    assert r.status_code == 202 and r.json()["pending_request"]["adds"] == ["performance"], r.text
+    rid = r.json()["pending_request"]["id"]
+    r = b.send("PATCH", "/api/admin/users/process-owner", {"teams": ["safeguarding"]})
+    assert r.status_code == 200 and r.json()["teams"] == ["safeguarding"], r.text
+    assert b.post(f"/api/admin/role-requests/{rid}/approve").status_code == 200
+    po = a.get("/api/admin/users/process-owner").json()
+    assert (po["roles"], po["teams"]) == (["performance", "process_owner"], ["safeguarding"]), po
+
+
+def test_a_request_that_would_open_more_than_it_showed_is_refused_as_stale(world):
+    """A team added meanwhile to an account with no casework role applies at once (it opens nothing); approving a
+    casework role asked for before would open that team's cases too, which the approver was never shown: 409, and
+    the request says why; refusing it still works."""
+    eng, app, _p = world
+    a, b = _two_admins(eng, app)
+    r = a.send("PATCH", "/api/admin/users/process-owner", {"roles": ["process_owner", "social_worker"]})
+    assert r.status_code == 202 and r.json()["pending_request"]["adds"] == ["social_worker"], r.text
+    rid = r.json()["pending_request"]["id"]
+    assert b.send("PATCH", "/api/admin/users/process-owner", {"teams": ["safeguarding"]}).status_code == 200
+    q = _request(b, rid)
+    assert "safeguarding" in q["stale"] and "ask again" in q["stale"], q
+    r = b.post(f"/api/admin/role-requests/{rid}/approve")
+    assert r.status_code == 409 and "changed since this was asked" in r.json()["message"], r.text
+    assert "safeguarding" in r.json()["message"]
+    po = a.get("/api/admin/users/process-owner").json()
+    assert (po["roles"], po["teams"], po["pending_request"]["id"]) == (["process_owner"], ["safeguarding"], rid)
+    assert b.post(f"/api/admin/role-requests/{rid}/refuse", {"reason": "Ask again"}).status_code == 200
+    # deactivated meanwhile: refused too
+    r = a.send("PATCH", "/api/admin/users/social-worker", {"roles": ["social_worker", "auditor"]})
+    assert r.status_code == 202, r.text
+    rid = r.json()["pending_request"]["id"]
+    assert b.send("PATCH", "/api/admin/users/social-worker", {"active": False}).status_code == 200
+    assert "deactivated" in _request(b, rid)["stale"]
+    r = b.post(f"/api/admin/role-requests/{rid}/approve")
+    assert r.status_code == 409 and "deactivated" in r.json()["message"], r.text
+
+
+def test_taking_access_away_applies_at_once_even_beside_an_addition_that_waits(world):
+    """One change that takes a team away and adds a role: the team goes now, the role waits; the request holds only
+    what it adds, and approving it gives back nothing taken away."""
+    eng, app, _p = world
+    a, b = _two_admins(eng, app)
+    r = a.send("PATCH", "/api/admin/users/social-worker", {"roles": ["social_worker", "occupational_therapist"],
+                                                             "teams": ["reablement"]})
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert (body["roles"], body["teams"]) == (["social_worker"], []), body  # social_work taken away now
+    assert body["pending_request"]["adds"] == ["occupational_therapist", "team:reablement"]
+    q = _request(b, body["pending_request"]["id"])
+    assert (q["roles_added"], q["teams_added"]) == (["occupational_therapist"], ["reablement"])
+    assert q["after"] == {"roles": ["occupational_therapist", "social_worker"], "teams": ["reablement"]}
+    assert b.post(f"/api/admin/role-requests/{q['id']}/approve").status_code == 200
+    sw = a.get("/api/admin/users/social-worker").json()
+    assert (sw["roles"], sw["teams"]) == (["occupational_therapist", "social_worker"], ["reablement"]), sw
+
+
+def test_a_change_answers_the_request_still_waiting(world):
+    """Findings 15 item 8: a PATCH made while a request waited answered `pending_request: null`; GET showed it."""
+    eng, app, _p = world
+    a, _b = _two_admins(eng, app)
+    r = a.send("PATCH", "/api/admin/users/auditor", {"roles": ["auditor", "performance"]})
+    assert r.status_code == 202 and r.json()["waits"] is True, r.text
+    waiting = r.json()["pending_request"]
+    r = a.send("PATCH", "/api/admin/users/auditor", {"display_name": "Audrey Auditor"})
+    assert r.status_code == 200 and r.json()["display_name"] == "Audrey Auditor", r.text
+    assert r.json()["waits"] is False
+    assert r.json()["pending_request"] == waiting == a.get("/api/admin/users/auditor").json()["pending_request"]
+    assert waiting["id"] and waiting["status"] == "pending" and waiting["requested_by"] == "administrator"
+    # a new password for an account that holds no privileged role yet (applied at once): the same
+    r = a.send("PATCH", "/api/admin/users/process-owner", {"roles": ["process_owner", "auditor"]})
+    rid = r.json()["pending_request"]["id"]
+    r = a.send("PUT", "/api/admin/users/process-owner/password", {"password": "a brand new long password"})
+    assert r.status_code == 200 and r.json()["waits"] is False and r.json()["pending_request"]["id"] == rid, r.text
+
+
+def _page_sign_in(app, username):
+    from tests.front_door_world import PASSWORD
+
+    client = TestClient(app, follow_redirects=False)
+    token = re.search(r'name="form_token" value="([^"]+)"', client.get("/sign-in").text).group(1)
+    r = client.post("/sign-in", data={"form_token": token, "username": username, "password": PASSWORD})
+    assert r.status_code == 303, r.text
+    return client, re.search(r'name="csrf_token" value="([^"]+)"', client.get("/admin/users").text).group(1)
+
+
+def test_the_users_page_approves_the_same_way_and_shows_what_changes(world):
+    eng, app, _p = world
+    from tests.test_api_admin import tm_user
+
+    a, b = _two_admins(eng, app)
+    r = a.send("PATCH", "/api/admin/users/social-worker", {"roles": ["social_worker", "occupational_therapist"]})
+    rid = r.json()["pending_request"]["id"]
+    assert b.send("PATCH", "/api/admin/users/social-worker", {"teams": []}).status_code == 200
+    page, csrf = _page_sign_in(app, "admin2")
+    html = page.get("/admin/users").text
+    card = html[html.index(f'id="request-{rid}"'):]
+    card = card[:card.index("</form>")]
+    rows = dict(re.findall(r'<dt class="govuk-summary-list__key">([^<]+)</dt><dd class="govuk-summary-list__value">'
+                           r'(.*?)</dd>', card))
+    assert rows["Roles it adds"] == "occupational therapist" and rows["Teams it adds"] == "None", rows
+    assert rows["Roles and teams now"] == "Roles: social worker<br>Teams: none"
+    assert rows["After approval"] == "Roles: occupational therapist, social worker<br>Teams: none"
+    r = page.post(f"/admin/role-requests/{rid}", data={"csrf_token": csrf, "action": "approve"})
+    assert r.status_code == 303, r.text
+    assert (tm_user(eng, "social-worker").roles, tm_user(eng, "social-worker").teams) == (
+        frozenset({"social_worker", "occupational_therapist"}), frozenset())
+    # stale on the page: said on the card, no Approve button, and approving anyway is refused with the reason
+    r = a.send("PATCH", "/api/admin/users/process-owner", {"roles": ["process_owner", "social_worker"]})
+    rid = r.json()["pending_request"]["id"]
+    assert b.send("PATCH", "/api/admin/users/process-owner", {"teams": ["safeguarding"]}).status_code == 200
+    html = page.get("/admin/users").text
+    card = html[html.index(f'id="request-{rid}"'):]
+    card = card[:card.index("</form>")]
+    assert "changed since this was asked" in card and 'value="approve"' not in card, card
+    r = page.post(f"/admin/role-requests/{rid}", data={"csrf_token": csrf, "action": "approve"})
+    assert r.status_code == 409 and "changed since this was asked" in r.text
+    assert tm_user(eng, "process-owner").roles == frozenset({"process_owner"})
