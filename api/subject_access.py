@@ -41,6 +41,7 @@ from engine.clock import as_utc, parse_instant
 from engine.errors import ValidationError
 from engine.history import Event
 from engine.schema import case_access_log, cases, people
+from handlers.people import person_of
 
 from . import case_record as cr
 from . import page_kit as kit
@@ -125,16 +126,16 @@ def corrections(rec: cr.Loaded) -> list[dict[str, Any]]:
         t = e["type"]
         if t == "task.completed":
             completed_by[e.get("step")] = e["actor"]
-        if t == "case.created":
-            p = (data.get("data") or {}).get("person")
-            person = dict(p) if isinstance(p, dict) else {}
+        if t == "case.created":  # the details under `person`, or at the top level of data made by hand
+            person = dict(person_of(data.get("data") or {}))
             continue
         if t not in ("case.record_updated", "case.updated") or "person" not in (data.get("data") or {}):
             continue
         new = data["data"]["person"] if isinstance(data["data"]["person"], dict) else {}
         if t == "case.record_updated":
             prev = (data.get("previous") or {}).get("person")
-            before = prev if isinstance(prev, dict) else {}
+            # none under `person` before: the details the record held at its top level, if any (person_of)
+            before = prev if isinstance(prev, dict) else person
             why = data.get("reason") or ""
             by = e["actor"]
         else:
