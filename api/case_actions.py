@@ -48,6 +48,7 @@ from handlers.capacity import ADVOCACY_ACTIVE
 from handlers.carers import check_carer_start
 from handlers.cld import CLOSURE_OUTCOMES, UNPLANNED_REVIEW_REASONS
 from handlers.fields import check_text
+from handlers.people import person_of
 
 from . import page_kit as kit
 from .auth import OVERSIGHT_ROLES, User, current_user, get_engine
@@ -156,7 +157,7 @@ def start_data(engine: Any, case: dict[str, Any], action: str, data: dict[str, A
     """(process id, start data, errors by field) for an action on the case."""
     errors: dict[str, str] = {}
     rec = case["data"]
-    person = rec.get("person") or {}
+    person = person_of(rec)
     today = engine.now().date()
     if action == "safeguarding":
         concern = _text(data, "concern", "The concern", errors)

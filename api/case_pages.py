@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from engine.errors import ConflictError, ValidationError
+from handlers.people import person_of
 
 from . import break_glass, case_actions, letters_pdf, suspend
 from . import case_record as cr
@@ -254,7 +255,7 @@ def detail_form(request: Request, case_id: Id, name: str) -> Response:
         case = engine.get_case(case_id)
     except Exception as exc:  # noqa: BLE001
         return _guard(request, page.user, exc)
-    seen = (case["data"].get("person") or {}).get(name)
+    seen = person_of(case["data"]).get(name)
     return _detail_page(request, user, case, f, seen=seen, typed=_typed_from(f, seen))
 
 
@@ -302,7 +303,7 @@ async def detail_post(request: Request, case_id: Id, name: str) -> Response:
                 errors["value"] = str(exc)
         except ConflictError as exc:
             fresh = engine.get_case(case_id)
-            now_seen = (fresh["data"].get("person") or {}).get(name)
+            now_seen = person_of(fresh["data"]).get(name)
             return _detail_page(request, user, fresh, f, seen=now_seen, typed=typed, reason=reason,
                                 conflict=_conflict(exc, "What you typed is still below: check the current value "
                                                    "and save again if it still needs changing."), status=409)

@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from engine.clock import as_utc, parse_instant
 from engine.schema import case_notes, cases, definition_files, instances, process_versions, timers, users
+from handlers.people import person_of
 
 UK = ZoneInfo("Europe/London")
 NOTE_KINDS = {"note": "Note", "phone_call": "Phone call", "visit": "Visit",
@@ -226,8 +227,7 @@ class Loaded:
 
     @property
     def person(self) -> dict[str, Any]:
-        p = self.case["data"].get("person")
-        return p if isinstance(p, dict) else {}
+        return person_of(self.case["data"])  # under `person`, or at the top level of data made by hand
 
     def who(self, username: str | None) -> str:
         if not username or username == "system":

@@ -256,7 +256,8 @@ def correct_details(engine: Any, user: User, case_id: int, changes: dict[str, An
         errors.append({"field": "reason", "message": "Enter why you are changing this"})
     elif len(reason) > REASON_MAX:
         errors.append({"field": "reason", "message": f"The reason must be {REASON_MAX} characters or fewer"})
-    person = dict(engine.get_case(case_id)["data"].get("person") or {})
+    data = engine.get_case(case_id)["data"]
+    person = dict(people.person_of(data))  # details at the top level of data made by hand move under `person`
     if not errors and {"date_of_birth", "date_of_death"} & set(clean):
         wrong = people.death_before_birth({**person, **clean})
         if wrong:
@@ -282,7 +283,7 @@ def correct_details(engine: Any, user: User, case_id: int, changes: dict[str, An
         return engine.get_case(case_id)
     try:
         return engine.update_case_record(case_id, {"person": new}, actor=user.username, reason=reason,
-                                         expected={"person": person or None})
+                                         expected={"person": data.get("person")})
     except ConflictError:
         raise ConflictError("someone else changed the person's details at the same moment; nothing was saved",
                             case=case_id) from None
@@ -451,7 +452,7 @@ class DetailsIn(BaseModel):
 def post_details(case_id: Id, body: DetailsIn, user: Who, engine: Eng) -> dict[str, Any]:
     _writer(engine, user, case_id, "correct")
     case = correct_details(engine, user, case_id, body.changes, body.expected, body.reason)
-    return {"id": case_id, "person": case["data"].get("person") or {}}
+    return {"id": case_id, "person": people.person_of(case["data"])}
 
 
 class CoordinatorIn(BaseModel):

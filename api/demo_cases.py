@@ -79,8 +79,9 @@ class _Driver:
 
     def referred(self, person: dict[str, Any]) -> int:
         """A needs assessment for someone referred straight to social work (not through the front door): the
-        case record keeps their details, as the front door would, so the record and the letters agree."""
-        case_id = self.engine.create_case(person["name"], dict(person), actor=SOCIAL_WORKER)
+        case record keeps their details under `person`, as the front door's case output does, so the record,
+        the search, the subject access export and the letters agree."""
+        case_id = self.engine.create_case(person["name"], {"person": dict(person)}, actor=SOCIAL_WORKER)
         self.engine.start("needs_assessment", case_id=case_id, actor=SOCIAL_WORKER, data={"person": dict(person)})
         return case_id
 

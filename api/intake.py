@@ -43,7 +43,7 @@ from starlette.concurrency import run_in_threadpool
 from engine.errors import NotFoundError
 from engine.schema import cases, settings
 from handlers import person_patterns
-from handlers.people import check_name
+from handlers.people import check_name, person_of
 
 from . import page_kit
 from . import people as people_search
@@ -363,7 +363,7 @@ def record_contact(engine: Any, user: User, token: str, *, case_id: int | None, 
             allowed = restriction(conn, case_id)
         if allowed is not None and user.username not in allowed:
             raise NotFoundError(f"case {case_id} was not among the people your search found", case=case_id)
-        existing_person = engine.get_case(case_id)["data"].get("person")
+        existing_person = person_of(engine.get_case(case_id)["data"]) or None
     elif not terms.get("name"):
         raise ApiError(422, "invalid", "a new person needs a name: search again with their full name",
                        errors=[{"field": "name", "message": "Enter the person's full name"}])

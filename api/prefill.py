@@ -22,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from handlers.pension_age import age_band_on, age_on, state_pension_age_day
+from handlers.people import person_of
 
 from .page_forms import Field, _contextualise, get_path, set_items, walk
 
@@ -36,7 +37,7 @@ def _long(day: date) -> str:
 
 def _date_of_birth(engine: Any, task: dict[str, Any]) -> date | None:
     try:
-        person = (engine.get_case(task["case_id"])["data"] or {}).get("person") or {}
+        person = person_of(engine.get_case(task["case_id"])["data"])
         return date.fromisoformat(str(person.get("date_of_birth") or "")[:10])
     except Exception:  # noqa: BLE001 - no case, no person, or no real date: nothing to work out
         return None

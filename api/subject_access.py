@@ -41,6 +41,7 @@ from engine.clock import as_utc, parse_instant
 from engine.errors import ValidationError
 from engine.history import Event
 from engine.schema import case_access_log, cases, people
+from handlers.people import person_of
 
 from . import case_record as cr
 from . import page_kit as kit
@@ -62,9 +63,10 @@ REASON_EMPTY = "Enter the request's reference or why you are exporting this pers
 REASON_LONG = f"The request's reference must be {MAX_REASON} characters or fewer"
 FORMATS = ("pdf", "json")
 REFUSED = "only a data protection officer may export everything held about a person"
-THIRD_PARTY = ("Case notes, letters and the history may mention other people (family, carers, neighbours, "
-               "staff). The data protection officer reviews this export and removes or redacts other people's "
-               "information that the person is not entitled to before it is released (UK GDPR Art. 15(4); "
+THIRD_PARTY = ("Case notes, letters, the answers to forms and the history may mention other people (family, "
+               "carers, neighbours, staff, whoever made a referral or is alleged to have caused harm). The data "
+               "protection officer reviews this export and removes or redacts other people's information that "
+               "the person is not entitled to before it is released (UK GDPR Art. 15(4); "
                "Data Protection Act 2018 Sch. 2 para. 16).")
 
 
@@ -125,16 +127,16 @@ def corrections(rec: cr.Loaded) -> list[dict[str, Any]]:
         t = e["type"]
         if t == "task.completed":
             completed_by[e.get("step")] = e["actor"]
-        if t == "case.created":
-            p = (data.get("data") or {}).get("person")
-            person = dict(p) if isinstance(p, dict) else {}
+        if t == "case.created":  # the details under `person`, or at the top level of data made by hand
+            person = dict(person_of(data.get("data") or {}))
             continue
         if t not in ("case.record_updated", "case.updated") or "person" not in (data.get("data") or {}):
             continue
         new = data["data"]["person"] if isinstance(data["data"]["person"], dict) else {}
         if t == "case.record_updated":
             prev = (data.get("previous") or {}).get("person")
-            before = prev if isinstance(prev, dict) else {}
+            # none under `person` before: the details the record held at its top level, if any (person_of)
+            before = prev if isinstance(prev, dict) else person
             why = data.get("reason") or ""
             by = e["actor"]
         else:
@@ -163,6 +165,117 @@ def corrections(rec: cr.Loaded) -> list[dict[str, Any]]:
                         "corrected_to_text": n["text"], "reason": f"correction recorded as note {n['id']}",
                         "note_id": n["id"]})
     out.sort(key=lambda c: c["at"] or "")
+    return out
+
+
+# the processes whose forms are about someone other than the case's person (the carer), unless that carer is
+# the case's own person (a carer who came forward for themselves): handlers/cld.py reads them the same way
+ABOUT_THE_CARER = frozenset({"carers_assessment", "carers_support_plan"})
+EMPTY = (None, "", [], {})
+
+
+def _properties(schema: Any) -> dict[str, Any]:
+    """A form's (or one of its objects') questions by name, with those its conditional parts add (allOf, anyOf,
+    oneOf, then, else), first title found kept."""
+    found: dict[str, Any] = {}
+    if not isinstance(schema, dict):
+        return found
+    for name, prop in (schema.get("properties") or {}).items():
+        if isinstance(prop, dict):
+            found.setdefault(name, prop)
+    for part in [*(schema.get("allOf") or []), *(schema.get("anyOf") or []), *(schema.get("oneOf") or []),
+                 schema.get("then"), schema.get("else")]:
+        for name, prop in _properties(part).items():
+            found.setdefault(name, prop)
+    return found
+
+
+def _answer_text(prop: dict[str, Any], value: Any) -> str:
+    """One plain answer as a person reads it: Yes or No, an option by the form's name for it, a day, money."""
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, list):
+        items = prop.get("items") if isinstance(prop.get("items"), dict) else {}
+        return ", ".join(_answer_text(items, v) for v in value if v not in EMPTY)
+    codes = prop.get("enum") if isinstance(prop.get("enum"), list) else None
+    if codes is not None and value in codes:
+        names = prop.get("x-enumNames") or prop.get("enumNames") or []
+        i = codes.index(value)
+        return str(names[i]) if i < len(names) else cr.humanise(str(value))
+    if prop.get("x-money") is True and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return cr.money(value)
+    if prop.get("format") == "date" and isinstance(value, str):
+        return cr.long_day(value)
+    return str(value)
+
+
+def answer_rows(schema: Any, answers: dict[str, Any], depth: int = 0) -> list[dict[str, Any]]:
+    """A form's answers as rows to read, in the form's order (then any answer the form no longer asks): each
+    question by the form's own title (else its name in words) with the answer in words; an object's or a
+    list's parts follow their heading one level deeper. Unanswered questions are left out."""
+    props = _properties(schema)
+    extra = schema.get("additionalProperties") if isinstance(schema, dict) else None
+    rows: list[dict[str, Any]] = []
+    for key in [k for k in props if k in answers] + [k for k in answers if k not in props]:
+        value = answers[key]
+        if value in EMPTY:
+            continue
+        prop = props.get(key) or (extra if isinstance(extra, dict) else {})
+        title = str(prop.get("title") or cr.humanise(key))
+        if isinstance(value, dict):
+            rows.append({"title": title, "text": "", "depth": depth})
+            rows += answer_rows(prop, value, depth + 1)
+        elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
+            items = prop.get("items") if isinstance(prop.get("items"), dict) else {}
+            for n, item in enumerate(value, 1):
+                heading = f"{title} ({n} of {len(value)})" if len(value) > 1 else title
+                if isinstance(item, dict):
+                    rows.append({"title": heading, "text": "", "depth": depth})
+                    rows += answer_rows(items, item, depth + 1)
+                elif item not in EMPTY:
+                    rows.append({"title": heading, "text": _answer_text(items, item), "depth": depth})
+        else:
+            rows.append({"title": title, "text": _answer_text(prop, value), "depth": depth})
+    return rows
+
+
+def form_answers(engine: Any, rec: cr.Loaded) -> list[dict[str, Any]]:
+    """Every form completed on the case, oldest first, with its answers as recorded in the history (each
+    `task.completed` event's data: the assessment, the scoring, the plan...) and as rows to read, labelled with
+    the form's own titles (forms/*.json). An erased case's events hold no answers: nothing comes back. A form of
+    a carer's process on someone else's case is marked `about_someone_else` (the carer's own information) for
+    the officer's review."""
+    own = " ".join(str(rec.person.get("name") or rec.case["title"] or "").split()).casefold()
+    about_other: set[Any] = set()
+    schemas: dict[str, Any] = {}
+    out: list[dict[str, Any]] = []
+    for e in rec.history:
+        data = e.get("data") or {}
+        if e["type"] == "instance.started" and data.get("process_id") in ABOUT_THE_CARER:
+            who = ((data.get("data") or {}).get("person") or {})
+            name = " ".join(str(who.get("name") or "").split()).casefold() if isinstance(who, dict) else ""
+            if name != own:
+                about_other.add(e.get("instance_id"))
+        if e["type"] != "task.completed":
+            continue
+        answers = data.get("data")
+        if not isinstance(answers, dict) or not answers:
+            continue
+        ver = rec.versions.get(e.get("instance_id"))
+        element_id = data.get("element_id")
+        form = (ver.element(element_id).get("form") if ver and element_id else None) or None
+        if form and form not in schemas:
+            try:
+                schemas[form] = engine.forms.schema(form)
+            except Exception:  # noqa: BLE001 - a form no longer in the library: the answers by their names
+                schemas[form] = {}
+        schema = (schemas.get(form) or {}) if form else {}
+        task = data.get("name") or (ver.element_name(element_id) if ver else cr.humanise(element_id or ""))
+        out.append({"event_seq": e["seq"], "at": _iso(e["at"]), "when": cr.day_and_time(e["at"]),
+                    "by": e["actor"], "by_name": rec.who(e["actor"]), "task": task,
+                    "process": ver.name if ver else None, "form": form, "form_title": schema.get("title"),
+                    "about_someone_else": e.get("instance_id") in about_other,
+                    "answers": answers, "rows": answer_rows(schema, answers)})
     return out
 
 
@@ -195,6 +308,7 @@ def _case(engine: Any, case_id: int) -> dict[str, Any]:
                      "what": e["text"], "type": e["type"]} for e, h in zip(chronology, rec.history, strict=True)],
         "decisions": [{"at": _iso(d["at"]), "when": d["when"], "by_name": d["who"], "what": d["text"]}
                       for d in reversed(decisions)],
+        "forms": form_answers(engine, rec),
         "notes": [{"id": n["id"], "at": _iso(n["at"]), "when": cr.day_and_time(n["at"]), "by": n["author"],
                    "by_name": rec.who(n["author"]), "kind": n["kind"],
                    "label": cr.NOTE_KINDS.get(n["kind"], cr.humanise(n["kind"])), "text": n["text"],

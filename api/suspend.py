@@ -34,6 +34,7 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.errors import NotFoundError, StateError, ValidationError
 from handlers import settings as local
+from handlers.people import person_of
 
 from . import cases as api
 from . import page_kit as kit
@@ -143,7 +144,7 @@ def record_discharge(engine: Any, user: User, case_id: int, instance_id: int, di
     assert day is not None
     hospital = admission.get("hospital") or "hospital"
     details = {"kind": "hospital_discharge", "hospital": hospital, "discharged_on": day.isoformat()}
-    person = inst["case"]["data"].get("person") or {}
+    person = person_of(inst["case"]["data"])
     if inst["process_id"] == "reablement" and discharge_choice() == "end_and_refer":
         res = engine.resume_instance(
             instance_id, actor=user.username, mode="end", details={**details, "outcome": "admitted_to_hospital"},

@@ -241,6 +241,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import working_days
+from .people import person_of
 
 # ---------------------------------------------------------------- code lists (operating model, section 4)
 
@@ -780,7 +781,7 @@ def derive_cld_events(case: dict, events: list[dict]) -> list[dict]:
     # carer_self_contact) when the case's person is that carer: the request is the carer's, client type Carer.
     # A carer who calls about themselves and the person they care for, on that person's case, leaves the
     # request the cared-for person's (their own assessment row is the carer's).
-    case_person = " ".join(str((((case or {}).get("data") or {}).get("person") or {}).get("name") or "").split())
+    case_person = " ".join(str(person_of((case or {}).get("data")).get("name") or "").split())
     carer_requests = {e["data"].get("parent_instance_id") for e in events if e["type"] == "instance.started"
                       and e["data"].get("process_id") == "carers_assessment"
                       and _get(e, "data.data.carer_self_contact") is True

@@ -29,7 +29,7 @@ from engine.registry import HandlerContext, HandlerRegistry
 from . import working_days
 from .config_files import cached, read_json
 from .eligibility import WELLBEING_AREAS, _fluctuation_text
-from .people import nfc_name
+from .people import nfc_name, person_of
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DEFAULT_COUNCIL = Path(__file__).resolve().parent.parent / "processes" / "config" / "council.json"
@@ -234,7 +234,7 @@ def _as_recorded(ctx: HandlerContext, person: dict[str, Any]) -> dict[str, Any]:
     (the same name): a process keeps its own copy of the person from when it started, so a preferred name
     added or corrected on the case record since then reaches the letter this way. A letter to someone else
     (a carer) is left as given."""
-    recorded = (ctx.case_data or {}).get("person")
+    recorded = person_of(ctx.case_data) or None
     if not isinstance(recorded, dict) or not isinstance(person, dict):
         return person
     mine, theirs = person.get("name"), recorded.get("name")
@@ -759,7 +759,7 @@ def safeguarding_letter(ctx: HandlerContext, adult: dict[str, Any] | None, recip
     `decision` is the triage decision; `outcome` (for an enquiry) holds outcomes_achieved,
     risk_outcome and optionally safeguarding_plan.
     """
-    adult = dict(adult or ctx.case_data.get("person") or {})
+    adult = dict(adult or person_of(ctx.case_data))
     to = _recipient(recipient, adult, "recipient")
     source = alleged_source or {}
     if isinstance(source, dict) and source.get("name") and _norm_name(source["name"]) == _norm_name(to["name"]):

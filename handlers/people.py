@@ -40,6 +40,27 @@ _ZERO_WIDTH = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u18
 NAME_FIELDS = ("name", "preferred_name")
 NAME_TITLES = {"name": "Full name", "preferred_name": "Preferred name"}
 WORD_MAX = 60
+# the person's details as the contact form asks them (forms/contact.schema.json `person`), and the date of death
+# recorded when a case is closed: the keys `person_of` reads at the top level of a case's data
+PERSON_DETAILS = ("name", "preferred_name", "date_of_birth", "date_of_death", "age", "nhs_number", "address",
+                  "postcode", "gp_practice_code", "area", "phone", "lives_alone", "has_unpaid_carer", "gender",
+                  "ethnicity", "primary_support_reason", "accommodation_status", "employment_status")
+
+
+def person_of(data: Any) -> dict[str, Any]:
+    """The person's details a case's data holds, whatever its shape: the product keeps them under `person`
+    (the front door's and the transition's case output `case:person`, a correction on the record), so that
+    object when there is one. Case data made by hand, or by the demo before it was mended, may hold them at
+    its top level instead ({"name": ..., "address": [...], "area": ...}): then the details found there
+    (`PERSON_DETAILS`). Every reader of the person's details (the case record, the subject access export,
+    the search table, letters, the case actions) reads them through here, so details held are never said to
+    be "not recorded". Empty ({}) when the case names nobody."""
+    if not isinstance(data, dict):
+        return {}
+    person = data.get("person")
+    if isinstance(person, dict):
+        return person
+    return {k: data[k] for k in PERSON_DETAILS if k in data and data[k] not in (None, "", [])}
 
 
 # ---------------------------------------------------------------------- refusing and normalising
@@ -225,8 +246,7 @@ def dob_key(value: Any) -> str | None:
 
 def rows_for(case_id: int, title: str, data: dict[str, Any]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """The `people` row and `person_name_keys` rows for one case (None when it names nobody)."""
-    person = data.get("person") if isinstance(data, dict) else None
-    person = person if isinstance(person, dict) else {}
+    person = person_of(data)
     name = person.get("name") if isinstance(person.get("name"), str) and person.get("name").strip() else title
     name = nfc_name(str(name or ""))
     given, family = name_parts(name)

@@ -392,3 +392,25 @@ def test_a_diagram_that_cannot_be_loaded_or_drawn_says_so_and_the_list_still_sta
         assert page.get_attribute(f"#diagram-{reablement}", "data-rendered") == "failed"
         assert page.locator(f"#diagram-{reablement}-status").inner_text() == (
             "The diagram cannot be drawn in this browser; the list above says where things stand.")
+
+
+def test_details_held_at_the_top_level_of_the_case_data_are_shown_not_said_to_be_missing(server):
+    """Findings 15 item 4: a case whose data holds the person's details at its top level (the demo's Peter
+    Clarke before the demo was mended) showed "No details about the person have been kept on this case yet" and
+    "Not recorded" beside the name and address. The record page shows what is held, axe-clean."""
+    base, eng, cases = server
+    legacy = eng.create_case("Peter Clarke", {"address": ["12 Mill Lane", "Northtown", "NS2 4BB"], "area": "north",
+                                              "name": "Peter Clarke"}, actor="sam")
+    with launch() as browser:
+        context = browser.new_context(bypass_csp=True)  # axe is injected as an inline script
+        page = context.new_page()
+        _sign_in(page, base, "mary", then=None)
+        page.goto(f"{base}/cases/{legacy}")
+        body = page.locator("main").inner_text()
+        assert "No details about the person have been kept" not in body
+        assert page.locator("#detail-name .govuk-summary-list__value").inner_text() == "Peter Clarke"
+        assert page.locator("#detail-address .govuk-summary-list__value").inner_text() == \
+            "12 Mill Lane, Northtown, NS2 4BB"
+        assert page.locator("#detail-area .govuk-summary-list__value").inner_text() != "Not recorded"
+        run_axe(page, "case record with details at the top level of its data")
+        context.close()

@@ -311,3 +311,153 @@ def test_the_command_writes_both_files_and_refuses_other_roles(world, tmp_path, 
                      "--reason", REASON, "--db", url]) != 0
     assert "only a data protection officer" in capsys.readouterr().err
     assert not (tmp_path / "no").exists() or not any((tmp_path / "no").iterdir())
+
+
+# ---------------------------------------------------------------------- the forms' answers (findings 15, item 3)
+def _export(app, case_id: int) -> tuple[dict, str]:
+    """The JSON export and the PDF's text of one case, as Dora."""
+    doc = client_for(app, "dora").post(f"/api/cases/{case_id}/subject-access", json={"reason": REASON})
+    assert doc.status_code == 200, doc.text
+    client, _ = _page_client(app, "dora")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get(f"/cases/{case_id}/subject-access").text)
+    pdf = client.post(f"/cases/{case_id}/subject-access",
+                      data={"csrf_token": csrf.group(1), "reason": REASON, "format": "pdf"})
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    return doc.json(), _pdf_text(pdf.content)
+
+
+def _under(rows: list[dict], heading: str) -> list[tuple[str, str]]:
+    """The (title, text) rows one level under the first row titled `heading`, up to the next row at its level."""
+    start = next(i for i, r in enumerate(rows) if r["title"] == heading)
+    depth, out = rows[start]["depth"], []
+    for r in rows[start + 1:]:
+        if r["depth"] <= depth:
+            break
+        if r["depth"] == depth + 1:
+            out.append((r["title"], r["text"]))
+    return out
+
+
+def test_the_export_holds_each_completed_forms_answers_with_the_forms_titles(db_url):
+    """Peter's needs assessment, RAS scoring and support plan (tests/test_api_cases.py `plan_signed_off`): each
+    completed form's answers are in the JSON as recorded and as rows titled by the form, and readable in the PDF.
+    Before, the export gave these steps only as "Assess needs completed by Sam Okoro"."""
+    eng, app, cases = _world(db_url)
+    try:
+        peter = cases["peter"]
+        completed = {e["data"]["element_id"]: e for e in eng.history(peter) if e["type"] == "task.completed"}
+        doc, text = _export(app, peter)
+        forms = doc["cases"][0]["forms"]
+        assert [(f["task"], f["form"], f["form_title"], f["by"], f["by_name"]) for f in forms] == [
+            ("Assess needs", "needs_assessment", "Needs assessment", "sam", "Sam Okoro"),
+            ("Score needs (RAS)", "ras_scoring", "Score needs (Resource Allocation System)", "sam", "Sam Okoro"),
+            ("Write support plan", "support_plan", "Support plan", "sam", "Sam Okoro"),
+            ("Sign off plan", "plan_sign_off", "Sign off support plan", "mary", "Mary Khan")]
+        # as recorded: exactly the answers the history holds, linked to their event
+        for f, element in zip(forms, ("assess_needs", "score_needs", "write_plan", "sign_off_plan"), strict=True):
+            assert f["answers"] == completed[element]["data"]["data"]
+            assert f["event_seq"] == completed[element]["seq"] and not f["about_someone_else"]
+        assessment, scoring, plan = (f["rows"] for f in forms[:3])
+        assert ("Do the needs arise from, or are they related to, a physical or mental impairment or illness?",
+                "Yes") in [(r["title"], r["text"]) for r in assessment]
+        assert _under(assessment, "Managing and maintaining nutrition") == [
+            ("Is the person unable to achieve this?", "Yes"),
+            ("In what way unable", "Cannot do this without help, including prompting"),
+            ("Reasons (these go into the decision letter)", "Peter needs help and prompting with managing and "
+                                                            "maintaining nutrition")]
+        assert _under(scoring, "Personal care (washing, dressing, using the toilet)") == [
+            ("Level of need", "Moderate"),
+            ("Is part of this need met by a carer who is willing and able to help?", "No")]
+        assert _under(scoring, "Keeping safe at home, including at night")[0] == ("Level of need", "Low")
+        assert ("How the money is managed", "Council managed") in [(r["title"], r["text"]) for r in plan]
+        # readable in the PDF: the form's questions with the answers in words, never codes or JSON
+        assert "Your assessments and other forms, as recorded" in text
+        assert "Score needs (RAS) (Score needs (Resource Allocation System))" in text
+        assert ("Personal care (washing, dressing, using the toilet) Level of need: Moderate Is part of this need "
+                "met by a carer who is willing and able to help?: No") in text
+        assert ("Managing and maintaining nutrition Is the person unable to achieve this?: Yes In what way unable: "
+                "Cannot do this without help, including prompting") in text
+        assert "met_by_carer" not in text and "needs_assistance_incl_prompting" not in text
+        assert "Peter Clarke" not in json.dumps(doc["cases"][0]["forms"][1])  # (the scoring names nobody)
+        # someone else's export never holds Peter's forms
+        joan_doc, _ = _export(app, cases["joan"])
+        assert "met_by_carer" not in json.dumps(joan_doc)
+        assert [f["task"] for f in joan_doc["cases"][0]["forms"]] == ["Record the contact", "Plan reablement"]
+    finally:
+        eng.db.dispose()
+
+
+def test_an_erased_cases_forms_stay_erased_in_the_export(world):
+    """A case erased under retention (engine/erasure.py) keeps no answers: the export gives none."""
+    from engine.erasure import erase_case
+
+    eng, app, cases = world
+    case_id = eng.create_case("Rita Stone", {"person": {"name": "Rita Stone"}}, actor="sam")
+    eng.start("needs_assessment", case_id=case_id, actor="sam", data={"person": {"name": "Rita Stone"}})
+    from handlers.eligibility import ADULT_OUTCOMES
+
+    _complete(eng, case_id, "assess_needs", {
+        "needs_from_impairment": True, "carer_present": False, "who_took_part": "Rita Stone and her son Tom Stone",
+        "outcomes": {code: ({"unable": True, "ways": ["needs_assistance_incl_prompting"], "reason": "Rita needs help"}
+                            if code in ("personal_hygiene", "managing_nutrition") else
+                            {"unable": False, "ways": [], "reason": ""}) for code in ADULT_OUTCOMES},
+        "wellbeing_impact": {"significant": True, "reason": "Rita is anxious",
+                             "areas": ["health_and_emotional_wellbeing"]}}, "sam")
+    doc, text = _export(app, case_id)
+    assert ("Who took part in the assessment", "Rita Stone and her son Tom Stone") in [
+        (r["title"], r["text"]) for r in doc["cases"][0]["forms"][0]["rows"]]
+    assert "Tom Stone" in text
+    eng.close_case(case_id, reason="no_longer_needed", actor="mary")
+    erase_case(eng, case_id, actor="ada", rule="test: retention period ended")
+    doc, text = _export(app, case_id)
+    assert doc["cases"][0]["forms"] == [] and "Tom Stone" not in json.dumps(doc) and "Tom Stone" not in text
+    assert "No forms have been completed." in text
+
+
+# ---------------------------------------------------------------------- details at the top level (item 4)
+LEGACY = {"address": ["12 Mill Lane", "Northtown", "NS2 4BB"], "area": "north", "name": "Peter Clarke",
+          "date_of_birth": "1950-03-03"}
+
+
+def test_details_held_at_the_top_level_of_the_case_data_are_in_the_export_record_and_search(db_url):
+    """Demo cases made before the demo was mended hold the person's details at the top level of the case data,
+    not under `person`. Before: the export's `person` was {"name": null, "details": []}, the PDF's "Your details
+    as recorded" empty, and the record page said "No details about the person have been kept" and "Not
+    recorded" beside the name and address."""
+    eng, app, cases = _world(db_url)
+    try:
+        legacy = eng.create_case("Peter Clarke", dict(LEGACY), actor="sam")
+        eng.start("needs_assessment", case_id=legacy, actor="sam", data={"person": dict(LEGACY)})
+        doc, text = _export(app, legacy)
+        assert doc["person"]["name"] == "Peter Clarke"
+        details = {p["detail"]: p["text"] for p in doc["person"]["details"]}
+        assert details["name"] == "Peter Clarke" and details["address"] == "12 Mill Lane, Northtown, NS2 4BB"
+        assert details["date_of_birth"] == "3 March 1950"
+        assert "Information held about Peter Clarke" in text
+        # (pypdf reads the floated titles of the details list before the values)
+        assert "Full name Date of birth Address" in text
+        assert "Your details as recorded Peter Clarke 3 March 1950 12 Mill Lane, Northtown, NS2 4BB" in text
+        # the record page, to a team manager
+        mary, _ = _page_client(app, "mary")
+        page = mary.get(f"/cases/{legacy}").text
+        assert "No details about the person have been kept" not in page
+        for row, value in (("name", "Peter Clarke"), ("address", "12 Mill Lane, Northtown, NS2 4BB"),
+                           ("date_of_birth", "3 March 1950")):
+            found = re.search(rf'id="detail-{row}">.*?<dd class="govuk-summary-list__value">(.*?)</dd>', page, re.S)
+            assert found and found.group(1).strip() == value, (row, found and found.group(1))
+        api = client_for(app, "mary").get(f"/api/cases/{legacy}/record").json()
+        assert api["person"]["address"] == LEGACY["address"]
+        # the search table holds the date of birth too
+        with eng.db.engine.connect() as conn:
+            assert conn.execute(select(people.c.date_of_birth).where(people.c.case_id == legacy)).scalar() == \
+                "1950-03-03"
+        # a correction starts from the details held: they move under `person`, and the trail says what they were
+        r = client_for(app, "mary").post(f"/api/cases/{legacy}/details", json={
+            "changes": {"phone": "01632 960999"}, "expected": {"phone": None}, "reason": "Peter phoned"})
+        assert r.status_code == 200, r.text
+        assert eng.get_case(legacy)["data"]["person"] == {**LEGACY, "phone": "01632 960999"}
+        doc, _ = _export(app, legacy)
+        assert [(c["title"], c["recorded"], c["corrected_to"]) for c in doc["cases"][0]["corrections"]] == [
+            ("Phone number", None, "01632 960999")]
+    finally:
+        eng.db.dispose()
