@@ -36,7 +36,10 @@ def main() -> None:
     from api.demo_users import create_demo_users
 
     create_demo_users(engine)
-    print("demo users: one per role, e.g. front-door-advisor / demo-front_door_advisor (docs/security.md)")
+    from api.demo_users import demo_password, demo_username
+
+    print(f"demo users: one per role, e.g. {demo_username('front_door_advisor')} / "
+          f"{demo_password('front_door_advisor')} (README.md, docs/security.md)")
     from api.demo_cases import create_demo_cases
 
     for reference, stage in create_demo_cases(engine):

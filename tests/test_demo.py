@@ -25,6 +25,12 @@ def test_the_demo_database_has_cases_at_each_stage_in_the_right_queues(tmp_path)
     assert out.stdout.count("demo case CASE-") == 7
     eng = Engine(url)
     try:
+        # the demo's hint signs in (it once printed `demo-front_door_advisor`, which is not the password)
+        hint = re.search(r"demo users: one per role, e\.g\. (\S+) / (\S+) ", out.stdout)
+        from api.auth import AuthSettings, AuthStore
+
+        user, _token = AuthStore(eng, AuthSettings()).sign_in(hint[1], hint[2], "127.0.0.1")
+        assert user.username == hint[1] == "front-door-advisor"
         queues = {(t["title"], t["element_id"], t["team"]) for t in eng.list_tasks(limit=1000)}
         assert ("Joan Barker", "plan_reablement", "reablement") in queues
         assert ("Peter Clarke", "assess_needs", "social_work") in queues
