@@ -582,6 +582,14 @@ class ProcessCheck:
                 if ref and ref not in self.ids:
                     self.problem(node, f"{label}: its {_local(association)} {_local(end)} '{ref}' names nothing "
                                        "in this file (a data object reference or the task's data input/output)")
+                outer = {"dataInputAssociation": "sourceRef", "dataOutputAssociation": "targetRef"}
+                if ref and outer[_local(association)] == _local(end) and self.ids.get(ref) in ("dataInput",
+                                                                                              "dataOutput"):
+                    what = "data input" if self.ids[ref] == "dataInput" else "data output"
+                    self.problem(node, f"{label}: its {_local(association)} {_local(end)} '{ref}' is a {what} of "
+                                       "the process (its ioSpecification), which a task's data association cannot "
+                                       "read or write in carepath: the process's data is the task's data by name, "
+                                       "so remove the association, or draw a data object between them")
 
     def vendor_attributes(self, node: Any) -> None:
         """Every Camunda 7 attribute and Camunda/Zeebe extension element carepath does not read is a problem:
