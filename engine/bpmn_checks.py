@@ -600,6 +600,19 @@ class ProcessCheck:
             if qname.namespace == CAMUNDA_NS and qname.localname not in CAMUNDA_ATTRIBUTES.get(kind, CAMUNDA_ANY):
                 self.problem(node, f"camunda:{qname.localname} on {label} (a {kind}) is not supported: "
                                    f"{_unsupported_hint(qname.localname)}")
+        for definition in node:  # an event definition's Camunda attributes (camunda:expression: its payload)
+            if not isinstance(definition.tag, str) or not _local(definition).endswith("EventDefinition"):
+                continue
+            for name in definition.attrib:
+                qname = etree.QName(name)
+                if qname.namespace == CAMUNDA_NS and qname.localname not in CAMUNDA_ANY:
+                    hint = ("the message's data is a spiffworkflow:messagePayload Python expression in the event "
+                            "definition's extensionElements" if qname.localname == "expression"
+                            else _unsupported_hint(qname.localname))
+                    self.problems.append(Problem(self.file, f"camunda:{qname.localname} on the "
+                                                            f"{_local(definition)} of {label} (a {kind}) is not "
+                                                            f"supported: {hint}", node.get("id"),
+                                                 definition.sourceline))
         for child in node.iterfind(f"{_q('extensionElements')}/*"):
             qname = etree.QName(child)
             known = {CAMUNDA_NS: CAMUNDA_ELEMENTS, ZEEBE_NS: ZEEBE_ELEMENTS}.get(qname.namespace)

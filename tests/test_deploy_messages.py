@@ -348,3 +348,17 @@ def test_a_task_reading_a_process_data_input_is_told_so_by_id_not_with_a_library
     [p] = [p for p in problems if p.element_id == "t"]
     assert "dataInputAssociation sourceRef 'request' is a data input of the process" in p.message, p
     assert "Element" not in str(p) and "0x" not in str(p)
+
+
+def test_camunda_expression_on_a_message_event_definition_is_refused_naming_it(tmp_path: Path) -> None:
+    """SpiffWorkflow's camunda/MessageBoundary.bpmn (findings 13, item 6): the payload expression was dropped."""
+    messages = '<bpmn:message id="m" name="stop"/>\n'
+    task = ('<bpmn:intermediateThrowEvent id="t" name="Send stop">'
+            '<bpmn:messageEventDefinition id="d" messageRef="m" camunda:expression="&#34;Interrupt!&#34;"/>'
+            '</bpmn:intermediateThrowEvent>')
+    body = _with_task(task, messages).replace(b'xmlns:bpmn=', b'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" '
+                                              b'xmlns:bpmn=')
+    [p] = _deploy_problems(tmp_path, {"stop.bpmn": body})
+    assert (p.element_id, p.line) == ("t", 6), p
+    assert "camunda:expression on the messageEventDefinition of 'Send stop'" in p.message
+    assert "spiffworkflow:messagePayload" in p.message
