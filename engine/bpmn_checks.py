@@ -582,6 +582,14 @@ class ProcessCheck:
                 if ref and ref not in self.ids:
                     self.problem(node, f"{label}: its {_local(association)} {_local(end)} '{ref}' names nothing "
                                        "in this file (a data object reference or the task's data input/output)")
+                outer = {"dataInputAssociation": "sourceRef", "dataOutputAssociation": "targetRef"}
+                if ref and outer[_local(association)] == _local(end) and self.ids.get(ref) in ("dataInput",
+                                                                                              "dataOutput"):
+                    what = "data input" if self.ids[ref] == "dataInput" else "data output"
+                    self.problem(node, f"{label}: its {_local(association)} {_local(end)} '{ref}' is a {what} of "
+                                       "the process (its ioSpecification), which a task's data association cannot "
+                                       "read or write in carepath: the process's data is the task's data by name, "
+                                       "so remove the association, or draw a data object between them")
 
     def vendor_attributes(self, node: Any) -> None:
         """Every Camunda 7 attribute and Camunda/Zeebe extension element carepath does not read is a problem:
@@ -592,6 +600,19 @@ class ProcessCheck:
             if qname.namespace == CAMUNDA_NS and qname.localname not in CAMUNDA_ATTRIBUTES.get(kind, CAMUNDA_ANY):
                 self.problem(node, f"camunda:{qname.localname} on {label} (a {kind}) is not supported: "
                                    f"{_unsupported_hint(qname.localname)}")
+        for definition in node:  # an event definition's Camunda attributes (camunda:expression: its payload)
+            if not isinstance(definition.tag, str) or not _local(definition).endswith("EventDefinition"):
+                continue
+            for name in definition.attrib:
+                qname = etree.QName(name)
+                if qname.namespace == CAMUNDA_NS and qname.localname not in CAMUNDA_ANY:
+                    hint = ("the message's data is a spiffworkflow:messagePayload Python expression in the event "
+                            "definition's extensionElements" if qname.localname == "expression"
+                            else _unsupported_hint(qname.localname))
+                    self.problems.append(Problem(self.file, f"camunda:{qname.localname} on the "
+                                                            f"{_local(definition)} of {label} (a {kind}) is not "
+                                                            f"supported: {hint}", node.get("id"),
+                                                 definition.sourceline))
         for child in node.iterfind(f"{_q('extensionElements')}/*"):
             qname = etree.QName(child)
             known = {CAMUNDA_NS: CAMUNDA_ELEMENTS, ZEEBE_NS: ZEEBE_ELEMENTS}.get(qname.namespace)

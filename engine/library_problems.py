@@ -180,6 +180,9 @@ _WORDING: list[tuple[str, Callable[[str, re.Match[str]], str]]] = [
     (r"No start event found", lambda e, m: f"'{e}' has no start event"),
     (r"Process (.+) is not executable", lambda e, m: f"process '{m[1]}' is marked isExecutable=\"false\", so "
                                                      "it cannot be called or started"),
+    (r"Cannot resolve (data(?:Input|Output)Association) <Element \{[^}]*\}(sourceRef|targetRef) at 0x[0-9a-f]+>",
+     lambda e, m: f"'{e}' has a {m[1]} whose {m[2]} names no data object reference or data store reference of "
+                  "this process"),
     (r"Cannot resolve (data(?:Input|Output)Association) (.*)",
      lambda e, m: f"'{e}' has a {m[1]} naming '{m[2]}', which is no data object, input or output of this "
                   "process"),

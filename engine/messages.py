@@ -38,10 +38,11 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import ThrowingEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import Connection, exc, insert, select, update
+from sqlalchemy import Connection, exc, func, insert, select, update
 
 from . import history, lifecycle
 from .bpmn_timers import add_duration, literal_problem
@@ -167,7 +168,7 @@ _MISSING = object()
 def _catch(found: list[tuple[Any, Any, Any]]) -> Callable[[], None]:
     def apply() -> None:
         for task, definition, event in found:
-            if getattr(definition, "message_var", None) is None:
+            if getattr(definition, "message_var", None) is None and isinstance(event.payload, dict):
                 task.set_data(**event.payload)  # no message variable named: the data joins the process data
             task.task_spec.catch(task, event)
             task.task_spec._update(task)
@@ -399,17 +400,18 @@ def _element(task: Any) -> str:
 
 def _waiting_instance(engine: Any, conn: Connection, now: datetime, case_id: int, name: str, data: dict[str, Any],
                       correlation: dict[str, Any], reference: str,
-                      misses: list[str]) -> tuple[Any, Any, list[Any]] | None:
+                      misses: list[str], skip: int | None = None) -> tuple[Any, Any, list[Any]] | None:
     """The one open instance of the case that takes the message (its row, workflow and its one receiver), or None.
 
     Two instances, or two receivers in one instance (two branches, two items of a multi-instance call activity),
-    are ambiguous: refused. `misses` collects the receivers of that name that do not take it, and why.
+    are ambiguous: refused. `misses` collects the receivers of that name that do not take it, and why. `skip`: an
+    instance not to look in (the one that threw the message: SpiffWorkflow already offered it to its receivers).
     An instance with timers due by now fires them first (their own step): what came first wins."""
     from .runtime import _due_timers  # the step machinery lives in runtime
 
-    ids = list(conn.execute(select(instances.c.id).where(
+    ids = [iid for iid in conn.execute(select(instances.c.id).where(
         instances.c.case_id == case_id, instances.c.status.in_(("running", "waiting")))
-        .order_by(instances.c.id)).scalars())
+        .order_by(instances.c.id)).scalars() if iid != skip]
     matches = []
     for iid in ids:
         row, wf = engine._load(conn, iid)
@@ -480,6 +482,141 @@ def deliver_kept(engine: Any, conn: Connection, now: datetime, p: Any) -> None:
         _catch(found)()
         wf.refresh_timers()
         wf.do_engine_steps()
+
+
+# ---------------------------------------------------------------------- messages the diagram throws
+#: conn.info key: (the transaction, [(case id, thrower instance id, thrown message, actor)]) still to deliver
+_THROWN = "carepath_thrown"
+#: deliveries of thrown messages one transaction may make before it is refused: two processes throwing
+#: messages at each other for ever would otherwise never end the step
+MAX_THROWN = 1000
+
+
+def thrown_in_step(wf: Any, since: int) -> list[dict[str, Any]]:
+    """The messages the workflow threw since `since` (its `bpmn_events` count then) that nothing in its own
+    instance caught, taken out of the workflow: intermediate message throw events, message end events and send
+    tasks with no handler. SpiffWorkflow delivers a message to a receiver of the same instance itself (it
+    then never reaches this list); one it cannot place it leaves in `bpmn_events` for the engine."""
+    events = wf.bpmn_events
+    mine = [e for e in events[since:] if isinstance(e.event_definition, MessageEventDefinition)]
+    if not mine:
+        return []
+    wf.bpmn_events = events[:since] + [e for e in events[since:] if e not in mine]
+    thrown = []
+    for e in mine:
+        name = e.event_definition.name
+        thrown.append({"name": name, "data": json.loads(history.canonical_json(e.payload or {})),
+                       "thrown_by": _throwers(wf, name)})
+    return thrown
+
+
+def _throwers(wf: Any, name: str) -> list[str]:
+    """The elements that throw a message of that name and have run in the workflow (for the history)."""
+    from .workflow_state import _all_tasks
+
+    found = set()
+    for t in _all_tasks(wf):
+        if t.state == TaskState.COMPLETED and isinstance(t.task_spec, ThrowingEvent) and any(
+                d.name == name for d in _message_definitions(getattr(t.task_spec, "event_definition", None))):
+            found.add(_element(t))
+    return sorted(found)
+
+
+def _queue(conn: Connection) -> list[tuple[int, int, dict[str, Any], str]]:
+    """This transaction's thrown messages still to deliver (a list left by another transaction is dropped)."""
+    held = conn.info.get(_THROWN)
+    current = conn.get_transaction()
+    if held is None or held[0] is not current:
+        held = conn.info[_THROWN] = (current, [], [0])
+    return held[1]
+
+
+def queue_thrown(conn: Connection, thrown: list[tuple[int, int, dict[str, Any], str]]) -> None:
+    """Keep what a step threw, to deliver once the step is written (`deliver_thrown`)."""
+    _queue(conn).extend(thrown)
+
+
+def forget_thrown(conn: Connection) -> None:
+    conn.info.pop(_THROWN, None)
+
+
+def deliver_thrown(engine: Any, conn: Connection, now: datetime | None = None) -> None:
+    """Deliver the messages this transaction's written steps threw, each as `deliver` would deliver a message
+    sent to their case: to the one receiver waiting for it in another open instance of the case, else by
+    starting the processes whose message start event takes it, on the case; else it is kept (or, with a time
+    to live of P0D, refused: the step that threw it is refused and nothing is saved). Each delivery is a step
+    of its own in the same transaction, beginning with `message.thrown`; what it throws in turn goes the same
+    way."""
+    queue = _queue(conn)
+    if not queue or conn.info[_THROWN][2][0] < 0:  # nothing, or a delivery below us is draining the queue
+        return
+    counter = conn.info[_THROWN][2]
+    if now is None:
+        now = engine.now(conn)
+    done = counter[0]
+    counter[0] = -1
+    try:
+        while queue:
+            case_id, thrower, message, actor = queue.pop(0)
+            done += 1
+            if done > MAX_THROWN:
+                raise StateError(f"the diagram threw more than {MAX_THROWN} messages in one step (message "
+                                 f"{message['name']!r}, thrown by {', '.join(message['thrown_by']) or 'the process'}): "
+                                 "processes that answer each other's messages for ever; nothing was saved",
+                                 case=case_id)
+            _deliver_thrown(engine, conn, now, case_id, thrower, message, actor)
+    finally:
+        counter[0] = done
+
+
+def _deliver_thrown(engine: Any, conn: Connection, now: datetime, case_id: int, thrower: int,
+                    message: dict[str, Any], actor: str) -> None:
+    name, data, by = message["name"], message["data"], message["thrown_by"]
+    reference = conn.execute(select(cases.c.reference).where(cases.c.id == case_id)).scalar_one()
+    seen = conn.execute(select(func.count()).select_from(messages).where(messages.c.case_id == case_id)).scalar_one()
+    key = "thrown:" + hashlib.sha256(history.canonical_json({
+        "case": reference, "n": seen, "name": name, "data": data, "by": by, "at": history.iso(now)}).encode()
+    ).hexdigest()
+    thrown = {"name": name, "key": key, "correlation": {}, "data": data, "thrown_by": by}
+    row_values = dict(key=key, name=name, correlation="{}", data=history.canonical_json(data), received_at=now,
+                      actor=actor, case_id=case_id)
+    misses: list[str] = []
+    known = catalogue(engine, conn)
+    if name in known:
+        target = _waiting_instance(engine, conn, now, case_id, name, data, {}, reference, misses, skip=thrower)
+        if target is not None:
+            row, wf, found = target
+            p = engine._pending(now, row, wf)
+            p.scope.events.append(Event("message.thrown", dict(thrown, outcome="delivered", element_ids=sorted(
+                _element(t) for t, _d, _e in found)), instance_id=row.id, actor=actor))
+            children = engine._advance(conn, now, p, actor, _catch(found))
+            engine._finish(conn, now, [p] + children, actor)
+            conn.execute(insert(messages).values(**row_values, status="delivered", delivered_at=now,
+                                                 instance_id=row.id))
+            return
+        starters = [vid for vid, _pid, starts in known[name] if starts]
+        if starters:
+            lead = [Event("message.thrown", dict(thrown, outcome="started", element_ids=[],
+                                                 process_version_ids=starters), instance_id=thrower, actor=actor)]
+            pending: list[Any] = []
+            for vid in starters:
+                pending += _start_with(engine, conn, now, case_id, vid, name, data, actor)
+            engine._finish(conn, now, pending, actor, lead)
+            conn.execute(insert(messages).values(**row_values, status="delivered", delivered_at=now,
+                                                 instance_id=pending[0].instance_id))
+            return
+    ttl = message_ttl(getattr(engine, "message_ttl", None))
+    note = "; ".join(misses) or None
+    if ttl <= timedelta(0):
+        raise StateError(f"nothing in case {reference} waits for message {name!r}, thrown by "
+                         f"{', '.join(repr(b) for b in by) or 'the process'}, and messages are not kept "
+                         "(CAREPATH_MESSAGE_TTL is P0D); nothing was saved" + (f" ({note})" if note else ""),
+                         case=case_id)
+    expires = now + ttl
+    conn.execute(insert(messages).values(**row_values, status="kept", expires_at=expires))
+    history.append(conn, case_chain(case_id), case_id, now, [Event("message.thrown", dict(
+        thrown, outcome="kept", element_ids=[], expires_at=history.iso(expires)), instance_id=thrower,
+        actor=actor)], lock=engine.db.is_postgres)
 
 
 def replay_event(engine: Any, case_id: int, ev: dict[str, Any], new_case: dict[str, Any] | None = None) -> None:

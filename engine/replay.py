@@ -136,8 +136,8 @@ def replay_case(engine: Any, case_id: int) -> ReplayReport:
         for ev in recorded:
             steps[ev["step"]].append(ev)
         try:
-            for step_no in sorted(steps):
-                _replay_step(scratch, case_id, steps[step_no], ids, report)
+            for step in _with_thrown(steps):
+                _replay_step(scratch, case_id, step, ids, report)
             _compare_final(engine, scratch, ids, report)
         except _Diverged as d:
             report.divergence = d.divergence
@@ -145,6 +145,20 @@ def replay_case(engine: Any, case_id: int) -> ReplayReport:
         scratch_db.dispose()
         shutil.rmtree(workdir, ignore_errors=True)
     return report
+
+
+def _with_thrown(steps: dict[int, list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
+    """The recorded steps in order, a step that delivers a thrown message (it begins with `message.thrown`) joined
+    to the one before it: it is no input, but what that step's throw caused in the same transaction
+    (engine/messages.py `deliver_thrown`), so replaying that step produces both."""
+    joined: list[list[dict[str, Any]]] = []
+    for step_no in sorted(steps):
+        step = steps[step_no]
+        if joined and step[0]["type"] == "message.thrown":
+            joined[-1] = joined[-1] + step
+        else:
+            joined.append(step)
+    return joined
 
 
 def _copy_definitions(engine: Any, scratch: Any, recorded: list[dict[str, Any]]) -> None:

@@ -64,6 +64,9 @@ class StepScope:
     case_reference: str = ""
     events: list[Event] = field(default_factory=list)
     children: list[ChildStart] = field(default_factory=list)
+    #: messages the diagram threw in this step that nothing in its own instance caught (engine/messages.py
+    #: `thrown_in_step`): delivered to the rest of the case once the step is written
+    thrown: list[dict[str, Any]] = field(default_factory=list)
     documents: list[dict[str, Any]] = field(default_factory=list)
     case_updates: dict[str, Any] = field(default_factory=dict)
     #: replay: recorded handler results to serve instead of calling handlers

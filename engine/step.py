@@ -415,7 +415,9 @@ class StepCore:
                     conn.info["carepath_taken"] = taken
                 try:
                     yield conn
+                    messages.deliver_thrown(self, conn)  # any a batch left (none, as a rule)
                 finally:
+                    messages.forget_thrown(conn)
                     conn.info.pop("carepath_saved", None)
                     conn.info.pop("carepath_finished", None)
                     conn.info.pop("carepath_task_changes", None)
@@ -455,6 +457,7 @@ class StepCore:
         p.scope.open_reader = lambda: self._open_processes(conn, case_id, instance_id)
         token = self.script_engine.enter(p.scope)
         mark = len(p.scope.events)  # timer events go after the step's input, before what they caused
+        thrown_from = len(p.workflow.bpmn_events)  # events left there by older steps are not this step's
         try:
             try:
                 if apply is not None:
@@ -472,6 +475,7 @@ class StepCore:
                         instance_id=p.instance_id))
         finally:
             self.script_engine.leave(token)
+        p.scope.thrown.extend(messages.thrown_in_step(p.workflow, thrown_from))
         p.scope.events[mark:mark] = [Event("timer.fired", t, instance_id=p.instance_id)
                                      for t in _fired_timers(p.before, p.workflow, now)]
         p.after = _snapshot(p.workflow)
@@ -516,8 +520,12 @@ class StepCore:
         if first.head_known and all_events:
             w.heads.setdefault(chain, first.head)
         w.events.append((chain, first.case_id, all_events))
+        thrown = [(p.case_id, p.instance_id, m, actor) for p in pending for m in p.scope.thrown]
+        if thrown:
+            messages.queue_thrown(conn, thrown)
         if writes is None:
             w.flush(conn, now, lock=self.db.is_postgres)
+            messages.deliver_thrown(self, conn, now)  # the step is written: what it threw goes to the case
         status = _status(first)
         # copies: the rows stay the workflow's snapshot (see _pending), whatever the caller does with these
         ready = ([dict(r, candidate_groups=list(r["candidate_groups"])) for r in first.after["rows"]]

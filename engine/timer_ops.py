@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, or_, select, text
 
-from . import history
+from . import history, messages
 from .clock import as_utc
 from .driver_sql import Prepared
 from .errors import ClockError
@@ -129,6 +129,7 @@ class TimerOps(StepCore):
             rows = {r.id: r for r in conn.execute(_LOAD_MANY, {"ids": ids})} if ids else {}
             moved = sum(self._fire_instance(conn, now, iid, w, rows.get(iid)) for iid in ids)
             w.flush(conn, now, lock=self.db.is_postgres)
+            messages.deliver_thrown(self, conn, now)  # what the batch's steps threw, now they are written
             return ids, moved
 
     def _fire_instance(self, conn: Connection, now: datetime, instance_id: int, w: _Writes | None = None,

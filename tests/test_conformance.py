@@ -5,8 +5,8 @@ tests/conformance/manifest.json names, for every file, where it came from (repos
 also in tests/conformance/SOURCES.md) and what must happen:
 
 - "runs": deployed with its companions, started with the given data, then driven by the given steps
-  (complete a user task with data, checking what the task list shows for it; deliver a message; advance the
-  injected clock), it ends with every process
+  (complete a user task with data, checking what the task list shows for it; deliver a message; start another
+  process of the case; advance the injected clock), it ends with every process
   instance of the case completed and the given values in the data;
 - "deploys": a file that holds decisions only is stored on its own (its decision ids come back from deploy);
 - "refused": deploy fails; for each expected problem, one names the given element (and line, when given) and
@@ -89,6 +89,8 @@ def _do(eng: Engine, case_id: int, step: dict[str, Any]) -> None:
         eng.complete_task(ready[0]["id"], step.get("data", {}), actor="conformance")
     elif "advance_seconds" in step:
         eng.advance_clock(timedelta(seconds=step["advance_seconds"]))
+    elif "start" in step:  # another process of the same case (its thrown messages reach the first, say)
+        eng.start(step["start"], case_id=case_id, data=step.get("data", {}), actor="conformance")
     elif "message" in step:
         eng.deliver_message(step["message"], case_id=case_id, data=step.get("data", {}),  # type: ignore[attr-defined]
                             correlation=step.get("correlation"))

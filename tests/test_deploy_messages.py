@@ -330,3 +330,35 @@ def test_a_library_problem_naming_no_element_is_placed_on_the_files_definitions(
     assert (problem.element_id, problem.line) == ("defs", 2)
     assert problem.message == ("the workflow library refused this file: Correlation is missing correlation property "
                                "retrieval expressions: c1")
+
+
+def test_a_task_reading_a_process_data_input_is_told_so_by_id_not_with_a_library_object(tmp_path: Path) -> None:
+    """MIWG C.6.0 (findings 13, item 4): the sourceRef is a dataInput of the process's ioSpecification; the problem
+    showed an lxml repr ('<Element {…}sourceRef at 0x7f…>') and said it was no data input."""
+    io = ('<bpmn:ioSpecification id="io"><bpmn:dataInput id="request" name="Request"/>'
+          '<bpmn:inputSet id="ins"><bpmn:dataInputRefs>request</bpmn:dataInputRefs></bpmn:inputSet>'
+          '<bpmn:outputSet id="outs"/></bpmn:ioSpecification>\n')
+    task = ('<bpmn:task id="t" name="Make offer"><bpmn:ioSpecification id="tio"><bpmn:dataInput id="t_in"/>'
+            '<bpmn:inputSet id="tins"><bpmn:dataInputRefs>t_in</bpmn:dataInputRefs></bpmn:inputSet>'
+            '<bpmn:outputSet id="touts"/></bpmn:ioSpecification><bpmn:dataInputAssociation id="a">'
+            '<bpmn:sourceRef>request</bpmn:sourceRef><bpmn:targetRef>t_in</bpmn:targetRef>'
+            '</bpmn:dataInputAssociation></bpmn:task>')
+    body = _definitions("").replace(b'<bpmn:startEvent id="s"/>', (io + '<bpmn:startEvent id="s"/>').encode())
+    problems = _deploy_problems(tmp_path, {"offer.bpmn": body.replace(b'<bpmn:task id="t"/>', task.encode())})
+    [p] = [p for p in problems if p.element_id == "t"]
+    assert "dataInputAssociation sourceRef 'request' is a data input of the process" in p.message, p
+    assert "Element" not in str(p) and "0x" not in str(p)
+
+
+def test_camunda_expression_on_a_message_event_definition_is_refused_naming_it(tmp_path: Path) -> None:
+    """SpiffWorkflow's camunda/MessageBoundary.bpmn (findings 13, item 6): the payload expression was dropped."""
+    messages = '<bpmn:message id="m" name="stop"/>\n'
+    task = ('<bpmn:intermediateThrowEvent id="t" name="Send stop">'
+            '<bpmn:messageEventDefinition id="d" messageRef="m" camunda:expression="&#34;Interrupt!&#34;"/>'
+            '</bpmn:intermediateThrowEvent>')
+    body = _with_task(task, messages).replace(b'xmlns:bpmn=', b'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" '
+                                              b'xmlns:bpmn=')
+    [p] = _deploy_problems(tmp_path, {"stop.bpmn": body})
+    assert (p.element_id, p.line) == ("t", 6), p
+    assert "camunda:expression on the messageEventDefinition of 'Send stop'" in p.message
+    assert "spiffworkflow:messagePayload" in p.message
