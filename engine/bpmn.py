@@ -30,6 +30,7 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.defaults import StartEvent
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
@@ -170,13 +171,35 @@ def _build_specs(files: Mapping[str, bytes], process_id: str, latest: Mapping[st
     if pinned:  # business rule tasks bound to one version of their decision (engine/dmn.py, `read_pinned`)
         parser.use_pinned_decisions({key: parse_xml(data, key).getroot() for key, data in pinned.items()})
     try:
-        return parser.get_spec(process_id), parser.get_subprocess_specs(process_id)
+        spec, subprocess_specs = parser.get_spec(process_id), parser.get_subprocess_specs(process_id)
     except ValidationException as exc:
         if "RecursionError" in str(exc):
             raise DefinitionError([_too_long(process_id, exc.file_name or "(bundle)", None)]) from exc
         raise DefinitionError([library_problem(exc, exc.file_name or "(bundle)", index(trees))]) from exc
     except RecursionError as exc:
         raise DefinitionError([_too_long(process_id, "(bundle)", None)]) from exc
+    for built in (spec, *subprocess_specs.values()):
+        connect_loops(built)
+    return spec, subprocess_specs
+
+
+def connect_loops(spec: BpmnProcessSpec) -> None:
+    """Connect each loop or multi-instance activity of `spec` to the completion of its instances, as
+    SpiffWorkflow's serializer does when it reads a spec (`BpmnProcessSpecConverter.from_dict`).
+
+    An instance of a multi-instance (or standard loop) activity is merged into the activity when it completes
+    through its spec's `completed_event`, connected to the loop's `merge_child`. The parser does not connect it:
+    the library does when the activity creates its first instance, or when it reads a saved spec. carepath builds
+    its specs with the parser and never stores them (engine/state.py), so a process that restored a workflow part-way
+    through such an activity (the command line, another worker, a restarted server) had it unconnected: the last
+    instance completed, nothing was merged, and the activity waited for ever. Connecting once here, where every
+    spec is built, serves every later start and restore; the library's own check (`is_connected`) keeps it from
+    connecting twice."""
+    for task_spec in spec.task_specs.values():
+        if isinstance(task_spec, LoopTask):
+            instance_spec = spec.task_specs[task_spec.task_spec]
+            if not instance_spec.completed_event.is_connected(task_spec.merge_child):
+                instance_spec.completed_event.connect(task_spec.merge_child)
 
 
 def make_serializer() -> BpmnWorkflowSerializer:

@@ -203,7 +203,8 @@ def _describe_step(res: Any) -> str:
     if res.started_instances:
         lines.append(f"  started instances: {', '.join(map(str, res.started_instances))}")
     if res.incident:
-        lines.append(f"  INCIDENT {res.incident['id']} at {res.incident['element_id']}: {res.incident['message']}")
+        lines.append(f"  INCIDENT {res.incident['id']} at {res.incident['element_id'] or '-'}: "
+                     f"{res.incident['message']}")
     return "\n".join(lines)
 
 
@@ -327,7 +328,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_incidents(args: argparse.Namespace) -> int:
     rows = _engine(args).incidents(open_only=not args.all)
-    lines = [f"incident {r['id']}  instance {r['instance_id']}  at {r['element_id']}  "
+    lines = [f"incident {r['id']}  instance {r['instance_id']}  at {r['element_id'] or '-'}  "
              f"handler {r['handler'] or '-'}: {r['message']}" for r in rows]
     _out(args, rows, "\n".join(lines) or "no open incidents")
     return 0
@@ -349,7 +350,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     if res.incident or res.status == "error":
         again = res.incident or {}
         print(f"carepath: incident {args.incident} failed again"
-              + (f": incident {again['id']} at {again['element_id']}: {again['message']}" if again else ""),
+              + (f": incident {again['id']} at {again['element_id'] or '-'}: {again['message']}" if again else ""),
               file=sys.stderr)
         return EXIT_REFUSED
     return 0

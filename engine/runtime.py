@@ -219,7 +219,9 @@ class Engine(TaskOps, TimerOps, CaseOps, StepCore):
                                         actor=actor))
 
             def apply() -> None:
-                for t in wf.get_tasks(state=TaskState.ERROR):
+                # every task: the tree's walk for finished states does not look under an unfinished task (a cycle
+                # timer's start event, a multi-instance activity), where a failed task can be (_failure_from)
+                for t in [t for t in _all_tasks(wf) if t.state == TaskState.ERROR]:
                     t._set_state(TaskState.READY)
                     if isinstance(t.task_spec, Assigned):  # a user task whose assignment failed: evaluate it again
                         t.task_spec.assign(t)

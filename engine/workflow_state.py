@@ -180,9 +180,22 @@ def _final_data(wf: BpmnWorkflow) -> dict[str, Any]:
 
 
 def _failure_from(wf: BpmnWorkflow, exc: Exception) -> dict[str, Any]:
-    failed = wf.get_tasks(state=TaskState.ERROR)
-    task = failed[0] if failed else None
-    return {"handler": None, "element_id": task.task_spec.bpmn_id if task is not None else None,
+    """The incident of a step that failed with `exc`: placed on the task that failed, and its element.
+
+    The failed task is looked for among every task of the workflow (`_all_tasks`), not with the tree's walk for
+    ERROR tasks: a walk for finished states does not look under a task that is not finished itself, so it missed
+    a task that failed under a cycle timer's start event (still waiting for its next cycle) or inside a
+    multi-instance activity (STARTED), and the incident had no element ("at None", findings 13 item 9). Without
+    a failed task, the element (and task) the error names are used."""
+    context = getattr(exc, "context", None)  # a CarepathError's: where it happened
+    named = context.get("element") if isinstance(context, dict) else None
+    library_task = getattr(exc, "task", None)  # SpiffWorkflow's WorkflowTaskException knows its task
+    if named is None and library_task is not None:
+        named = library_task.task_spec.bpmn_id
+    failed = [t for t in _all_tasks(wf) if t.state == TaskState.ERROR]
+    task = next((t for t in failed if t.task_spec.bpmn_id == named), failed[0] if failed else library_task)
+    element = task.task_spec.bpmn_id if task is not None else None
+    return {"handler": None, "element_id": element or named,
             "task_id": str(task.id) if task is not None else None, "inputs": {},
             "message": f"{type(exc).__name__}: {exc}"}
 
