@@ -492,20 +492,70 @@ _THROWN = "carepath_thrown"
 MAX_THROWN = 1000
 
 
-def thrown_in_step(wf: Any, since: int) -> list[dict[str, Any]]:
+def _throws_messages(wf: Any) -> bool:
+    """Whether any process spec of the workflow has an element that throws a message (kept on the spec: specs
+    are built once a version)."""
+    spec = wf.spec
+    known = getattr(spec, "_carepath_throws", None)
+    if known is None:
+        specs = [spec, *getattr(wf, "subprocess_specs", {}).values()]
+        known = any(isinstance(ts, ThrowingEvent) and _message_definitions(getattr(ts, "event_definition", None))
+                    for sp in specs for ts in sp.task_specs.values())
+        spec._carepath_throws = known
+    return known
+
+
+def throwers_done(wf: Any) -> frozenset[Any] | None:
+    """Before a step: the message throwers that have already run (None for a workflow that throws none, at no
+    cost), so that `thrown_in_step` can tell which thrower threw in the step."""
+    if not _throws_messages(wf):
+        return None
+    from .workflow_state import _all_tasks
+
+    return frozenset(t.id for t in _all_tasks(wf) if t.state == TaskState.COMPLETED
+                     and isinstance(t.task_spec, ThrowingEvent))
+
+
+def thrown_in_step(wf: Any, since: int, done_before: frozenset[Any] | None = None) -> list[dict[str, Any]]:
     """The messages the workflow threw since `since` (its `bpmn_events` count then) that nothing in its own
     instance caught, taken out of the workflow: intermediate message throw events, message end events and send
     tasks with no handler. SpiffWorkflow delivers a message to a receiver of the same instance itself (it
-    then never reaches this list); one it cannot place it leaves in `bpmn_events` for the engine."""
+    then never reaches this list); one it cannot place it leaves in `bpmn_events` for the engine.
+
+    A message whose definition gives no `spiffworkflow:messagePayload` carries its thrower's data, as BPMN and
+    SpiffWorkflow's BPMN module read it, and the thrower's (sub)workflow takes the correlation that data gives,
+    so that an answer finds its way back to it (SpiffWorkflow's `correlation.bpmn`: each item of a
+    multi-instance subprocess starts a process and waits for its own answer); the spiff dialect alone sends
+    nothing then, and a receiver correlating on the data could never take it. `done_before`
+    (`throwers_done`) tells the step's throwers from earlier ones."""
     events = wf.bpmn_events
     mine = [e for e in events[since:] if isinstance(e.event_definition, MessageEventDefinition)]
     if not mine:
         return []
     wf.bpmn_events = events[:since] + [e for e in events[since:] if e not in mine]
+    fresh: dict[str, list[Any]] = {}
+    if any(getattr(e.event_definition, "expression", None) is None and not e.payload for e in mine):
+        from .workflow_state import _all_tasks
+
+        for t in _all_tasks(wf):
+            if t.state == TaskState.COMPLETED and isinstance(t.task_spec, ThrowingEvent) and (
+                    done_before is None or t.id not in done_before):
+                for d in _message_definitions(getattr(t.task_spec, "event_definition", None)):
+                    fresh.setdefault(d.name, []).append(t)
     thrown = []
     for e in mine:
-        name = e.event_definition.name
-        thrown.append({"name": name, "data": json.loads(history.canonical_json(e.payload or {})),
+        definition, payload = e.event_definition, e.payload
+        name = definition.name
+        if getattr(definition, "expression", None) is None and not payload and fresh.get(name):
+            task = fresh[name].pop(0)
+            payload = dict(task.data)
+            if definition.correlation_properties:
+                try:
+                    task.workflow.correlations.update(definition.calculate_correlations(
+                        wf.script_engine, definition.correlation_properties, payload))
+                except Exception:  # noqa: BLE001 - the data lacks a property: the message carries no correlation
+                    pass
+        thrown.append({"name": name, "data": json.loads(history.canonical_json(payload or {})),
                        "thrown_by": _throwers(wf, name)})
     return thrown
 

@@ -458,6 +458,7 @@ class StepCore:
         token = self.script_engine.enter(p.scope)
         mark = len(p.scope.events)  # timer events go after the step's input, before what they caused
         thrown_from = len(p.workflow.bpmn_events)  # events left there by older steps are not this step's
+        throwers = messages.throwers_done(p.workflow)  # None, at no cost, for a workflow that throws no message
         try:
             try:
                 if apply is not None:
@@ -475,7 +476,7 @@ class StepCore:
                         instance_id=p.instance_id))
         finally:
             self.script_engine.leave(token)
-        p.scope.thrown.extend(messages.thrown_in_step(p.workflow, thrown_from))
+        p.scope.thrown.extend(messages.thrown_in_step(p.workflow, thrown_from, throwers))
         p.scope.events[mark:mark] = [Event("timer.fired", t, instance_id=p.instance_id)
                                      for t in _fired_timers(p.before, p.workflow, now)]
         p.after = _snapshot(p.workflow)
