@@ -169,8 +169,14 @@ def create_app(engine: Any, *, run_timers: bool = True, auth: AuthSettings | Non
 
     @app.get("/api/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "database": engine.db.dialect, "clock": engine.clock_mode(),
-                "now": engine.now().isoformat()}
+        out = {"status": "ok", "database": engine.db.dialect, "clock": engine.clock_mode(),
+               "now": engine.now().isoformat()}
+        signing = getattr(engine, "heads_signing", None)  # engine/worker.sign_heads_once, when it runs here
+        if signing:  # no personal data: the outcome, when, the file; a refusal is an alert (docs/auditing.md)
+            out["heads_signing"] = {k: signing[k] for k in ("status", "at", "file")}
+            if signing["status"] in ("refused", "failed"):
+                out["status"] = "alert"
+        return out
 
     def include(router: Any) -> None:  # every API route documents its refusals (api/errors.DOCUMENTED)
         app.include_router(router, responses=errors.DOCUMENTED)

@@ -262,18 +262,31 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     anchor = None
-    if args.against or args.public_key:
+    folder = getattr(args, "heads_dir", None)
+    if args.against and folder:
+        raise argparse.ArgumentTypeError("give --against HEADS_FILE or --heads-dir FOLDER, not both")
+    if args.against or folder or args.public_key:
         from . import anchoring
 
-        if not (args.against and args.public_key):
-            raise argparse.ArgumentTypeError("--against HEADS_FILE needs --public-key PUB (and the other way round)")
-        if args.case is not None:
-            raise argparse.ArgumentTypeError("--against checks every chain: leave out --case")
-        anchor = anchoring.read_heads_file(args.against, anchoring.load_public_key(args.public_key))
+        if not ((args.against or folder) and args.public_key):
+            raise argparse.ArgumentTypeError("--against HEADS_FILE (or --heads-dir FOLDER) needs --public-key PUB "
+                                             "(and the other way round)")
+        if args.case is not None and args.against:
+            raise argparse.ArgumentTypeError("--against checks every chain: leave out --case (or use --heads-dir)")
+        public_key = anchoring.load_public_key(args.public_key)
+        if args.against:
+            anchor = anchoring.read_heads_file(args.against, public_key)
+        elif not anchoring.heads_files(folder):
+            raise anchoring.AnchoringError(f"there is no heads file (heads-*.json) in {folder}")
     eng = _engine(args)
+    index = None
     if anchor is not None:
         findings = anchoring.verify_against(eng, anchor)
         checked = eng.verify()[0]
+    elif folder:
+        chain = history_case_chain(args.case) if args.case is not None else None
+        findings, index = anchoring.verify_against_files(eng, folder, public_key, chain)
+        checked = eng.verify(args.case)[0]
     else:
         checked, findings = eng.verify(args.case)
     from .erasure import erased_chains
@@ -284,6 +297,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if anchor is not None:
         value["against"] = {"file": args.against, "signed_at": anchor["signed_at"], "key_id": anchor["key_id"],
                             "chains": len(anchor["heads"])}
+    if index is not None:
+        value["against_files"] = {"folder": folder, "files_checked": index.trusted,
+                                  "untrusted": [{"file": f, "why": why} for f, why in index.untrusted],
+                                  "other_key": [f for f, _why in index.other_key]}
     if findings:
         text = f"ALTERED: {len(findings)} problem(s) in {checked} events\n" + "\n".join(f"  {f}" for f in findings)
     else:
@@ -294,8 +311,21 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if anchor is not None:
             text += (f"\nanchored: all {len(anchor['heads'])} chains hold the heads signed at {anchor['signed_at']} "
                      f"(key {anchor['key_id']}) and were not rewritten since")
+        if index is not None:
+            text += (f"\nanchored: {'the chain holds' if args.case is not None else 'every chain holds'} every head "
+                     f"signed in the {index.trusted} heads file(s) in {folder}")
+    if index is not None:
+        text += "".join(f"\nwarning: {why}" for _f, why in index.untrusted)
+        if index.other_key:
+            text += f"\nnot checked: {len(index.other_key)} heads file(s) signed with another key"
     _out(args, value, text)
     return 0 if not findings else EXIT_REFUSED
+
+
+def history_case_chain(case_id: int) -> str:
+    from .history import case_chain
+
+    return case_chain(case_id)
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -310,9 +340,14 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_sign_heads(args: argparse.Namespace) -> int:
-    from .anchoring import sign_heads
+    from .anchoring import SigningRefused, sign_heads
 
-    doc = sign_heads(_engine(args), args.key, args.out)
+    try:
+        doc = sign_heads(_engine(args), args.key, args.out, args.previous)
+    except SigningRefused as exc:
+        for f in exc.findings[:50]:
+            print(f"  {printable(str(f))}", file=sys.stderr)
+        raise
     _out(args, {"file": args.out, "signed_at": doc["signed_at"], "key_id": doc["key_id"], "heads": doc["heads"]},
          f"signed the heads of {len(doc['heads'])} chains at {doc['signed_at']} (key {doc['key_id']}) into {args.out}")
     return 0
@@ -536,6 +571,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(CASE-000007)")
     v.add_argument("--against", metavar="HEADS_FILE",
                    help="also check the history was not rewritten since this signed heads file")
+    v.add_argument("--heads-dir", metavar="FOLDER",
+                   help="also check every chain (or --case) against every heads file (heads-*.json) in FOLDER, "
+                        "naming the oldest that disagrees")
     v.add_argument("--public-key", metavar="PUB", help="the public key the heads file is checked with")
     v.set_defaults(fn=cmd_audit)
     k = asub.add_parser("keygen", parents=[common], help="make an Ed25519 key pair for signing heads files")
@@ -545,6 +583,9 @@ def build_parser() -> argparse.ArgumentParser:
     h = asub.add_parser("sign-heads", parents=[common], help="write every chain's head, signed, to a new file")
     h.add_argument("--key", required=True, metavar="KEY", help="the private key file (never in the database)")
     h.add_argument("--out", required=True, metavar="FILE", help="the heads file to create")
+    h.add_argument("--previous", metavar="HEADS_FILE",
+                   help="the last heads file signed: the history must still extend it (default: the newest "
+                        "heads-*.json beside --out signed with this key; with none, every chain is verified)")
     h.set_defaults(fn=cmd_sign_heads)
 
     s = sub.add_parser("replay", parents=[common], help="re-execute a case from its history and compare")

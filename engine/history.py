@@ -224,56 +224,73 @@ def verify(conn: Connection, chain: str | None = None) -> tuple[int, list[Findin
     findings: list[Finding] = []
     checked = 0
     for name in chain_names:
-        prev, expected_seq = GENESIS, 1
-        last_seq = 0
-        # case_id is not hashed, but the chain names it; it decides who may open a case (api/access.py)
-        owner = int(name[5:]) if name.startswith("case:") and name[5:].isdigit() else None
-        q = select(events).where(events.c.chain == name).order_by(events.c.seq, events.c.id)
-        erased, erased_n, erased_first = hashlib.sha256(), 0, None  # erased events not yet attested
-        for row in conn.execute(q):
-            checked += 1
-            if row.seq != expected_seq:
-                if row.seq > expected_seq:
-                    findings.append(Finding(name, expected_seq, None,
-                                            f"events #{expected_seq}..#{row.seq - 1} are missing (deleted)"))
-                else:
-                    findings.append(Finding(name, row.seq, row.id, "a second event with this number (inserted)"))
-            if row.prev_hash != prev:
-                findings.append(Finding(name, row.seq, row.id,
-                                        "does not follow the event before it (an event was inserted, "
-                                        "deleted or edited before it)"))
-            if row.data == ERASED_DATA:  # checked by the digest of the case.erased event that follows
-                erased.update(erased_line(row.seq, row.step, row.type, row.at, row.actor, row.instance_id,
-                                          row.prev_hash, row.hash))
-                erased_n += 1
-                erased_first = row.seq if erased_first is None else erased_first
-            else:
-                recomputed = event_hash(row.prev_hash, row.chain, row.seq, row.step, row.type, row.at, row.actor,
-                                        row.instance_id, row.data)
-                if recomputed != row.hash:
-                    findings.append(Finding(name, row.seq, row.id,
-                                            f"{row.type} event was edited after it was written"))
-                elif row.type == ERASED_TYPE:
-                    findings += _attested(name, row, erased.hexdigest(), erased_n)
-                    erased, erased_n, erased_first = hashlib.sha256(), 0, None
-            if row.case_id != owner:
-                findings.append(Finding(name, row.seq, row.id, f"{row.type} event is filed under case {row.case_id} "
-                                        f"instead of {owner} (its case_id was changed)"))
-            prev, expected_seq, last_seq = row.hash, row.seq + 1, row.seq
-        if erased_n:
-            findings.append(Finding(name, erased_first, None,
-                                    f"the data of {erased_n} event(s) from #{erased_first} on was removed without a "
-                                    "case.erased event recording it"))
-        head = heads.get(name)
-        if head is None:
-            findings.append(Finding(name, None, None, "chain has events but no recorded head (head removed)"))
-        elif head.seq != last_seq or head.hash != prev:
-            if head.seq > last_seq:
-                findings.append(Finding(name, last_seq + 1, None,
-                                        f"events #{last_seq + 1}..#{head.seq} at the end are missing (deleted)"))
-            else:
-                findings.append(Finding(name, None, None, "the recorded head does not match the last event"))
+        n, found, _ = verify_chain(conn, name, heads.get(name))
+        checked += n
+        findings += found
     return checked, findings
+
+
+def verify_chain(conn: Connection, name: str, head: Any, *, after: tuple[int, str] = (0, GENESIS)
+                 ) -> tuple[int, list[Finding], bool]:
+    """Check one chain against its recorded head (`head`: a row of `chains`, or None), from its first event
+    or only the events after `after` = (seq, hash) — that event taken as given (the heads signer checks
+    just what was written since the previous signed head: engine/anchoring.py). Returns (events checked,
+    findings, whether an erased event or a case.erased event was met: an erasure's digest covers the
+    chain from its first event, so a check begun part way through cannot judge it — check it whole)."""
+    after_seq, prev = after
+    expected_seq, last_seq = after_seq + 1, after_seq
+    findings: list[Finding] = []
+    checked = 0
+    saw_erasure = False
+    # case_id is not hashed, but the chain names it; it decides who may open a case (api/access.py)
+    owner = int(name[5:]) if name.startswith("case:") and name[5:].isdigit() else None
+    q = select(events).where(events.c.chain == name, events.c.seq > after_seq).order_by(events.c.seq, events.c.id)
+    erased, erased_n, erased_first = hashlib.sha256(), 0, None  # erased events not yet attested
+    for row in conn.execute(q):
+        checked += 1
+        if row.seq != expected_seq:
+            if row.seq > expected_seq:
+                findings.append(Finding(name, expected_seq, None,
+                                        f"events #{expected_seq}..#{row.seq - 1} are missing (deleted)"))
+            else:
+                findings.append(Finding(name, row.seq, row.id, "a second event with this number (inserted)"))
+        if row.prev_hash != prev:
+            findings.append(Finding(name, row.seq, row.id,
+                                    "does not follow the event before it (an event was inserted, "
+                                    "deleted or edited before it)"))
+        if row.data == ERASED_DATA:  # checked by the digest of the case.erased event that follows
+            saw_erasure = True
+            erased.update(erased_line(row.seq, row.step, row.type, row.at, row.actor, row.instance_id,
+                                      row.prev_hash, row.hash))
+            erased_n += 1
+            erased_first = row.seq if erased_first is None else erased_first
+        else:
+            recomputed = event_hash(row.prev_hash, row.chain, row.seq, row.step, row.type, row.at, row.actor,
+                                    row.instance_id, row.data)
+            if recomputed != row.hash:
+                findings.append(Finding(name, row.seq, row.id,
+                                        f"{row.type} event was edited after it was written"))
+            elif row.type == ERASED_TYPE:
+                saw_erasure = True
+                findings += _attested(name, row, erased.hexdigest(), erased_n)
+                erased, erased_n, erased_first = hashlib.sha256(), 0, None
+        if row.case_id != owner:
+            findings.append(Finding(name, row.seq, row.id, f"{row.type} event is filed under case {row.case_id} "
+                                    f"instead of {owner} (its case_id was changed)"))
+        prev, expected_seq, last_seq = row.hash, row.seq + 1, row.seq
+    if erased_n:
+        findings.append(Finding(name, erased_first, None,
+                                f"the data of {erased_n} event(s) from #{erased_first} on was removed without a "
+                                "case.erased event recording it"))
+    if head is None:
+        findings.append(Finding(name, None, None, "chain has events but no recorded head (head removed)"))
+    elif head.seq != last_seq or head.hash != prev:
+        if head.seq > last_seq:
+            findings.append(Finding(name, last_seq + 1, None,
+                                    f"events #{last_seq + 1}..#{head.seq} at the end are missing (deleted)"))
+        else:
+            findings.append(Finding(name, None, None, "the recorded head does not match the last event"))
+    return checked, findings, saw_erasure
 
 
 def _attested(name: str, row: Any, digest: str, count: int) -> list[Finding]:

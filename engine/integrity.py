@@ -29,8 +29,8 @@ _MAX_FINDINGS = 20  # kept in the event; the count is kept too
 
 def check_case(engine: Any, case_id: int, *, actor: str, heads_dir: str | Path | None = None,
                public_key: str | Path | None = None) -> dict[str, Any]:
-    """Verify the case's chain and replay it, and compare it with the newest signed heads file in
-    `heads_dir` (checked with `public_key`: engine/anchoring.py); record and return the result.
+    """Verify the case's chain and replay it, and compare it with every signed heads file in `heads_dir`
+    (checked with `public_key`: engine/anchoring.anchor_case); record and return the result.
 
     Returns {case_id, verified, events_checked, verify_findings: [str], verify_first_event,
     replay_ok, replay_divergence: str | None, replay_divergence_event, first_bad_event,
@@ -49,7 +49,14 @@ def check_case(engine: Any, case_id: int, *, actor: str, heads_dir: str | Path |
     verify_first = min((f.seq for f in findings if f.seq is not None), default=None)
     replay_ok, divergence, divergence_seq = _replay(engine, case_id)
     anchor = anchor_case(engine, case_id, heads_dir, public_key)
-    bad = [s for s in (verify_first, divergence_seq) if s is not None]
+    if anchor["status"] == "anchored":  # say what was compared: the signed heads; the events before them
+        anchor["message"] += (f"; and the hash chain verifies up to it, so events #1 to #{anchor['seq']} are the "
+                              "ones signed" if not findings else
+                              "; only the signed heads were compared: the hash chain does not verify, so other "
+                              "events may have been altered (see Hash chain)")
+    # the hash chain names the altered event itself; a replay can only diverge where its consequence shows
+    # (an event deleted at the end: at the event before it), so it names the first bad event only alone
+    bad = [verify_first] if verify_first is not None else [divergence_seq] if divergence_seq is not None else []
     result = {
         "case_id": case_id,
         "verified": not findings,

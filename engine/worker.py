@@ -248,15 +248,33 @@ def heads_settings(env: Mapping[str, str] | None = None) -> tuple[str, str, floa
 
 
 def sign_heads_once(engine: Any, key: str, folder: str) -> Path | None:
-    from .anchoring import sign_heads_to_dir
+    """One run of the signing job. Its outcome is kept on the engine as `heads_signing` ({status: 'signed',
+    'unchanged', 'refused' or 'failed', at (wall time), file, message}) for GET /api/health; a refusal —
+    the history does not verify or no longer extends the previous signed file (engine/anchoring.py) — is
+    logged as an ALERT naming the chains and event numbers only (never an event's content)."""
+    from .anchoring import SigningRefused, sign_heads_to_dir
+    from .clock import SystemClock
 
+    at = SystemClock().now().isoformat(timespec="seconds")
     try:
         path = sign_heads_to_dir(engine, key, folder)
+    except SigningRefused as exc:
+        where = ", ".join(f"{f.chain} #{f.seq}" if f.seq is not None else f.chain for f in exc.findings[:10])
+        log.error("ALERT signing the heads file refused: %s chain finding(s) against %s: %s; %s",
+                  len(exc.findings), exc.previous or "a full verification", where,
+                  "nothing was signed until this is investigated (docs/auditing.md)")
+        engine.heads_signing = {"status": "refused", "at": at, "file": exc.previous,
+                                "message": f"{len(exc.findings)} finding(s): {where}"}
+        return None
     except Exception as exc:  # noqa: BLE001 - logged (its type only, as run_job); the next run tries again
         log.error("signing the heads file failed: %s", type(exc).__name__)
+        engine.heads_signing = {"status": "failed", "at": at, "file": None, "message": type(exc).__name__}
         return None
     if path:
         log.info("signed heads written to %s", path)
+    previous = getattr(engine, "heads_signing", None) or {}
+    engine.heads_signing = {"status": "signed" if path else "unchanged", "at": at,
+                            "file": path.name if path else previous.get("file"), "message": None}
     return path
 
 

@@ -279,3 +279,145 @@ def test_a_damaged_or_wrongly_signed_newest_heads_file_is_said_plainly(make_engi
     path.write_text(json.dumps(doc))
     result = check_case(eng, case_id, actor="auditor1", heads_dir=folder, public_key=keys[1])
     assert result["anchor"]["status"] == "error" and "does not match its signature" in result["anchor"]["message"]
+
+
+# ---------------------------------------------------------------- the signer refuses a history it cannot vouch for
+def test_the_signer_refuses_a_rewritten_history_writes_nothing_and_alerts(make_engine, keys, tmp_path, caplog):
+    """Findings 9 #1: after a wholesale rewrite (hashes and head recomputed) the next scheduled signing
+    anchored the rewrite. Now it refuses: no file, an ALERT in the log naming chains and event numbers
+    only, and GET /api/health says so."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    eng, case_id = _case(make_engine)
+    folder = tmp_path / "heads"
+    folder.mkdir()
+    first = sign_heads_once(eng, str(keys[0]), str(folder))
+    assert eng.heads_signing["status"] == "signed"
+    signed_seq = eng.history(case_id)[-1]["seq"]
+    eng.complete_task(eng.list_tasks(case_id=case_id)[0]["id"], {}, actor="advisor1")  # honest events after it
+    _rewrite_chain(eng, history.case_chain(case_id), 2, "Peter", "Petra")
+    assert eng.verify()[1] == []  # the rewrite hides from a verify of the database alone
+    caplog.clear()
+    assert sign_heads_once(eng, str(keys[0]), str(folder)) is None
+    assert sorted(folder.glob("heads-*.json")) == [first]  # nothing signed
+    alert = [r.getMessage() for r in caplog.records if "ALERT" in r.getMessage()]
+    assert len(alert) == 1 and f"case:{case_id} #{signed_seq}" in alert[0] and first.name in alert[0]
+    assert "Peter" not in caplog.text and "Petra" not in caplog.text
+    assert eng.heads_signing["status"] == "refused"
+    health = TestClient(create_app(eng, run_timers=False)).get("/api/health")
+    assert health.status_code == 200 and health.json()["status"] == "alert"
+    assert health.json()["heads_signing"]["status"] == "refused" and "Petra" not in health.text
+    # the command line refuses too, naming the previous file's head, and creates no file
+    out = tmp_path / "by-hand.json"
+    assert main(["audit", "sign-heads", "--db", eng.db.url, "--key", str(keys[0]), "--out", str(out),
+                 "--previous", str(first)]) == 1
+    assert not out.exists()
+    with pytest.raises(anchoring.SigningRefused) as refused:
+        anchoring.sign_heads(eng, keys[0], folder / "heads-by-hand.json")  # finds the newest file beside it
+    assert refused.value.previous == first.name and refused.value.findings[0].seq == signed_seq
+
+
+def _sql(eng, sql: str, **params) -> None:
+    """Once the triggers are dropped (tests.test_history._bypass_triggers): more of the same."""
+    with eng.db.transaction() as conn:
+        conn.execute(text(sql), params)
+
+
+def test_the_signer_refuses_an_edit_since_the_last_file_and_a_first_signing_of_an_altered_history(
+        make_engine, keys, tmp_path):
+    eng, case_id = _case(make_engine)
+    folder = tmp_path / "heads"
+    folder.mkdir()
+    # the first signing verifies every chain from its first event
+    _bypass_triggers(eng, "UPDATE events SET data = replace(data, 'Peter', 'Pete') WHERE chain = :c AND seq = 2",
+                     c=history.case_chain(case_id))
+    with pytest.raises(anchoring.SigningRefused, match="do not verify"):
+        anchoring.sign_heads_to_dir(eng, keys[0], folder)
+    assert list(folder.iterdir()) == []
+    _sql(eng, "UPDATE events SET data = replace(data, 'Pete', 'Peter') WHERE chain = :c AND seq = 2",
+                     c=history.case_chain(case_id))
+    first = anchoring.sign_heads_to_dir(eng, keys[0], folder)
+    # an event written after the signed head, edited in place (its hash left): only the new events are hashed
+    eng.complete_task(eng.list_tasks(case_id=case_id)[0]["id"], {"note": "seen"}, actor="advisor1")
+    edited = next(e["seq"] for e in eng.history(case_id) if "seen" in json.dumps(e["data"]))
+    _sql(eng, "UPDATE events SET data = replace(data, 'seen', 'unseen') WHERE chain = :c AND seq = :s",
+                     c=history.case_chain(case_id), s=edited)
+    with pytest.raises(anchoring.SigningRefused) as refused:
+        anchoring.sign_heads_to_dir(eng, keys[0], folder)
+    assert [(f.chain, f.seq) for f in refused.value.findings] == [(history.case_chain(case_id), edited)]
+    assert sorted(folder.glob("heads-*.json")) == [first]
+    # a head moved back below the signed one (the newest event deleted) is refused too
+    _sql(eng, "UPDATE events SET data = replace(data, 'unseen', 'seen') WHERE chain = :c AND seq = :s",
+                     c=history.case_chain(case_id), s=edited)
+    second = anchoring.sign_heads_to_dir(eng, keys[0], folder)
+    assert second is not None and second != first
+    rows = eng.history(case_id)
+    _sql(eng, "DELETE FROM events WHERE chain = :c AND seq = :s", c=history.case_chain(case_id),
+                     s=rows[-1]["seq"])
+    with eng.db.transaction() as conn:
+        conn.execute(text("UPDATE chains SET seq = :s, hash = :h WHERE chain = :c"),
+                     {"s": rows[-2]["seq"], "h": rows[-2]["hash"], "c": history.case_chain(case_id)})
+    eng.start("three_tasks", data={"name": "Another"})  # so that the heads moved
+    with pytest.raises(anchoring.SigningRefused, match=second.name):
+        anchoring.sign_heads_to_dir(eng, keys[0], folder)
+
+
+def test_heads_files_sort_by_time_then_number(tmp_path):
+    for name in ["heads-20310303T090000Z-2.json", "heads-20310303T090000Z.json", "heads-20310303T090000Z-10.json",
+                 "heads-20310304T000000Z.json"]:
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in anchoring.heads_files(tmp_path)] == [
+        "heads-20310303T090000Z.json", "heads-20310303T090000Z-2.json", "heads-20310303T090000Z-10.json",
+        "heads-20310304T000000Z.json"]
+    assert anchoring.newest_heads_file(tmp_path).name == "heads-20310304T000000Z.json"
+
+
+def test_a_case_is_checked_against_every_signed_file_and_the_oldest_that_disagrees_is_named(
+        make_engine, keys, tmp_path, capsys):
+    """A newer file signed from a rewritten history (as the signer did before it checked) no longer hides
+    the rewrite: the case is compared with every file, and the panel names the older file that
+    disagrees and where the rewrite lies."""
+    from engine.integrity import check_case
+
+    eng, case_id = _case(make_engine)
+    chain = history.case_chain(case_id)
+    folder = tmp_path / "heads"
+    folder.mkdir()
+    assert anchoring.sign_heads_to_dir(eng, keys[0], folder) is not None
+    early_seq = eng.history(case_id)[-1]["seq"]
+    eng.complete_task(eng.list_tasks(case_id=case_id)[0]["id"], {}, actor="advisor1")
+    honest = anchoring.sign_heads_to_dir(eng, keys[0], folder)
+    honest_seq = eng.history(case_id)[-1]["seq"]
+    assert early_seq < honest_seq
+    settings = {"heads_dir": folder, "public_key": keys[1]}
+    ok = check_case(eng, case_id, actor="auditor1", **settings)["anchor"]
+    assert ok["status"] == "anchored" and ok["file"] == honest.name and ok["seq"] == honest_seq
+    assert f"event #{honest_seq}, the head signed for this case in {honest.name}" in ok["message"]
+    assert "1 older heads file(s)" in ok["message"]
+    assert f"events #1 to #{honest_seq} are the ones signed" in ok["message"]
+
+    # someone rewrites an event signed in the honest file but not in the early one, and every hash after it
+    with eng.db.engine.connect() as conn:
+        seq_to_edit = conn.execute(text("SELECT min(seq) FROM events WHERE chain = :c AND seq > :s AND data LIKE :d"),
+                                   {"c": chain, "s": early_seq, "d": "%:%"}).scalar()
+    _rewrite_chain(eng, chain, seq_to_edit, ":", ": ")
+    assert eng.verify()[1] == []
+    laundered = folder / "heads-20310303T090000Z-9.json"  # what the old signer wrote from it
+    anchoring._write_new(laundered, anchoring.heads_document(eng, anchoring.load_private_key(keys[0])))
+    result = check_case(eng, case_id, actor="auditor1", **settings)
+    anchor = result["anchor"]
+    assert result["verified"] and not result["passed"] and anchor["status"] == "altered"
+    assert anchor["file"] == honest.name and anchor["seq"] == honest_seq
+    assert (anchor["altered_from"], anchor["altered_to"]) == (early_seq + 1, honest_seq)
+    assert f"somewhere in events #{early_seq + 1} to #{honest_seq}" in anchor["message"]
+    assert f"newer heads files from {laundered.name} on match the history as it is now" in anchor["message"]
+    # and from the command line, against every file of the folder
+    capsys.readouterr()
+    assert main(["audit", "verify", "--db", eng.db.url, "--case", str(case_id), "--heads-dir", str(folder),
+                 "--public-key", str(keys[1])]) == 1
+    out = capsys.readouterr().out
+    assert f"{chain} event #{honest_seq}: event #{honest_seq} is not the one signed in {honest.name}" in out
+    assert main(["audit", "verify", "--db", eng.db.url, "--against", str(laundered), "--public-key",
+                 str(keys[1])]) == 0  # the newest file alone is fooled: the reason for checking every file

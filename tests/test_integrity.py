@@ -240,3 +240,54 @@ def test_the_panel_says_whether_the_case_matches_the_newest_signed_heads_file(wo
     panel = _panel(client.get(f"/cases/{p['edith']}").text)
     assert "The heads file cannot be trusted" in panel and "does not match its signature" in panel
     assert pub.is_file()
+
+
+def _result_and_anchor(client, case_id: int) -> tuple[str, str]:
+    panel = _panel(client.get(f"/cases/{case_id}").text)
+    text_of = lambda id_: re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.search(  # noqa: E731
+        rf'id="{id_}"[^>]*>(.*?)</(?:div|dd|p)>', panel, re.S).group(1))).strip()
+    return text_of("integrity-result"), text_of("integrity-anchor")
+
+
+def test_the_panel_says_what_it_compared_and_names_the_right_events(world, tmp_path, monkeypatch):
+    """Findings 9 #7: (A) an edited event under a matching signed head — the signed-heads row says only
+    the head was compared; (B) the newest event deleted — the headline names it, not the one before;
+    (C) a wholesale rewrite — the headline says where it lies ("somewhere in events #1 to #N")."""
+    from engine.anchoring import generate_keys, sign_heads_to_dir
+    from tests.test_anchoring import _rewrite_chain
+
+    eng, app, p = world
+    key, _pub, _pem = generate_keys(tmp_path / "heads.key")
+    folder = tmp_path / "heads"
+    folder.mkdir()
+    monkeypatch.setenv("CAREPATH_HEADS_DIR", str(folder))
+    monkeypatch.setenv("CAREPATH_HEADS_KEY", str(key))
+    signed = sign_heads_to_dir(eng, key, folder)
+    client, _ = _client(app, "auditor")
+    ids = [p["edith"], p["edward"], p["zoe"]]
+    heads = {cid: eng.history(cid)[-1]["seq"] for cid in ids}
+    # (C) edith: a wholesale rewrite from her first event, every hash and the head recomputed
+    _rewrite_chain(eng, f"case:{p['edith']}", 1, "Mill Lane", "Mill Road")
+    # (A) edward: his first event edited in place, its hash left as it was
+    _sql_edit = "UPDATE events SET data = data || ' ' WHERE chain = :c AND seq = 1"
+    with eng.db.transaction() as conn:
+        conn.execute(text(_sql_edit), {"c": f"case:{p['edward']}"})
+    # (B) zoe: her newest event deleted, nothing else touched
+    with eng.db.transaction() as conn:
+        conn.execute(text("DELETE FROM events WHERE chain = :c AND seq = :s"),
+                     {"c": f"case:{p['zoe']}", "s": heads[p["zoe"]]})
+    for cid in ids:
+        client.post(f"/cases/{cid}/integrity/check", data={"csrf_token": _csrf(client, cid)})
+
+    result, anchor = _result_and_anchor(client, p["edward"])
+    assert "altered at event #1" in result
+    assert anchor.startswith(f"Matches {signed.name}")
+    assert "only the signed heads were compared" in anchor and "are the ones signed" not in anchor
+
+    result, _anchor = _result_and_anchor(client, p["zoe"])
+    assert f"altered at event #{heads[p['zoe']]}" in result, result
+
+    result, anchor = _result_and_anchor(client, p["edith"])
+    assert f"since its heads were signed, somewhere in events #1 to #{heads[p['edith']]}" in result, result
+    assert anchor.startswith(f"Does not match {signed.name}")
+    assert f"somewhere in events #1 to #{heads[p['edith']]}" in anchor

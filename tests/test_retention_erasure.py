@@ -282,6 +282,9 @@ def test_a_database_from_before_the_feature_still_verifies_and_matches_its_signe
     # and a case from before the feature is erased like any other
     erasure.erase_case(eng, cid, actor="dpo_dee", rule="asc")
     assert eng.verify()[1] == [] and anchoring.verify_against(eng, doc) == []
+    # and the signer, which checks the history extends the previous file before signing, signs the erasure
+    after = anchoring.sign_heads(eng, private, tmp_path / "after.json", previous=heads)
+    assert {h["chain"]: h["seq"] for h in after["heads"]}[history.case_chain(cid)] == len(eng.history(cid))
     db.dispose()
 
 
