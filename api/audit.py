@@ -205,7 +205,7 @@ def search_cases(engine: Any, user: User, c: Criteria, *, page: int = 1, per_pag
         where.append(cases.c.reference == c.reference)
     terms = c.person()
     if terms.words:
-        where.append(intake._name_cond(terms.words))
+        where.append(intake._name_cond(terms.name))
     if terms.date_of_birth:
         where.append(intake._dob_cond(terms.date_of_birth))
     if terms.nhs_number:

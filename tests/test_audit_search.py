@@ -257,3 +257,20 @@ def test_a_front_door_search_is_logged_with_its_page(world):
     eng, app, p = world
     assert as_role(app, "social_worker").get("/api/people", params={"q": "o'brien"}).status_code == 200
     assert logged(eng, p["zoe"]) == [("social-worker", "search", "allowed", "/api/people")]
+
+
+def test_a_name_is_found_by_any_part_in_any_alphabet_case_accents_and_apostrophes_ignored(world):
+    eng, app, p = world
+    lukasz = eng.create_case("Zoë O'Brien-Łukasz", {"person": {"name": "Zoë O'Brien-Łukasz",
+                                                                "date_of_birth": "1945-03-27"}})
+    greek = eng.create_case("Σοφία Παπαδοπούλου", {"person": {"name": "Σοφία Παπαδοπούλου"}})
+    a = as_role(app, "auditor")
+    for typed in ("Łukasz", "łukasz", "ŁUKASZ", "Brien-Łukasz", "O'Brien-Łukasz", "o’brien-łukasz", "ukasz",
+                  "zoe łukasz", "Zoë O’Brien-Łukasz"):
+        assert ids(a, name=typed) == {lukasz}, typed
+    # "zoe", "ZOË" and "o’brien" (a typographic apostrophe) also find Zoë O'Brien-Smith
+    assert ids(a, name="zoe") == ids(a, name="ZOË") == ids(a, name="o’brien") == {lukasz, p["zoe"]}
+    assert ids(a, name="ΠΑΠΑΔΟΠΟΥΛΟΥ") == ids(a, name="σοφια") == {greek}
+    assert ids(a, name="łukasz smith") == set()  # every piece typed must be in the name
+    page = a.get("/audit/cases", params={"name": "Łukasz"})
+    assert page.status_code == 200 and "Zoë O&#39;Brien-Łukasz" in page.text
