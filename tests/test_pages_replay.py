@@ -353,3 +353,18 @@ def test_a_step_whose_event_data_was_removed_says_so_plainly(world):
     assert (f"event #{done['seq']} (task.completed): event #{done['seq']}&#39;s data was removed, so the case "
             "cannot be re-run from there") in page.text
     assert "KeyError" not in page.text
+
+
+def test_an_address_answered_with_an_error_page_is_not_logged_as_a_view(world):
+    eng, app, case_id = world
+    client = _client(app, "auditor")
+    total = client.get(f"/cases/{case_id}/replay").context["total"]
+    before = len(access_log(eng, case_id))
+    for path in (f"/cases/{case_id}/replay?step={total + 1}", f"/cases/{case_id}/replay?step=0",
+                 f"/cases/{case_id}/replay?page=9", f"/cases/{case_id}/replay/diagrams/99999"):
+        assert client.get(path).status_code == 404, path
+    added = access_log(eng, case_id)[before:]
+    # nothing was shown: no "replay · Allowed" entry, each is a refused request
+    assert len(added) == 4 and {e["action"] for e in added} == {"refused:request"}
+    assert client.get(f"/cases/{case_id}/replay?step={total}").status_code == 200
+    assert _last_access(eng, case_id) == ("auditor", "replay", "allowed", f"/cases/{case_id}/replay?step={total}")
