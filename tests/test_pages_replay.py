@@ -368,3 +368,14 @@ def test_an_address_answered_with_an_error_page_is_not_logged_as_a_view(world):
     assert len(added) == 4 and {e["action"] for e in added} == {"refused:request"}
     assert client.get(f"/cases/{case_id}/replay?step={total}").status_code == 200
     assert _last_access(eng, case_id) == ("auditor", "replay", "allowed", f"/cases/{case_id}/replay?step={total}")
+
+
+def test_a_refusal_offers_a_signed_in_user_their_home_page_in_sentence_case(world):
+    _eng, app, _case_id = world
+    client = _client(app, "auditor")
+    for path in ("/admin/users", "/admin/restrictions", "/processes/drafts/1/edit", "/tasks"):
+        r = client.get(path, headers={"Accept": "text/html"})
+        assert r.status_code == 403, path
+        assert 'href="/home">Go to your home page' in r.text and 'href="/sign-in">Sign in' not in r.text, path
+    tasks = client.get("/tasks", headers={"Accept": "text/html"}).text
+    assert "Your role does not work on tasks." in tasks
