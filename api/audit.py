@@ -31,6 +31,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import and_, exists, func, insert, or_, select, true
 
 from engine.clock import as_utc
+from engine.event_types import CASE_EVENTS
 from engine.history import iso
 from engine.schema import cases, events, instances, process_versions
 
@@ -49,17 +50,14 @@ PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
 MAX_PAGE = 10_000
 PERSON_CANDIDATES = 5_000  # rows a person search may hand to the exact check (a very common name: narrow it)
-EVENT_TYPES = (
-    "case.created", "case.updated", "case.record_updated", "case.restricted", "case.unrestricted",
-    "case.break_glass", "case.break_glass_reviewed",
-    "instance.started", "instance.child_started", "instance.completed", "instance.migrated",
-    "task.ready", "task.claimed", "task.assigned", "task.delegated", "task.returned", "task.released",
-    "task.left", "task.draft_saved", "task.completed", "handler.called", "handler.failed",
-    "incident.opened", "incident.retried", "timer.set", "timer.fired", "timer.cleared",
-    "person.subject_access_exported")
-ACTIONS = ("open", "record", "history", "chronology", "diagram", "letter", "note", "panel", "coordinator",
-           "restriction", "search", "export", "replay", "integrity", "cld_return", "break_glass",
-           "subject_access")
+# every type written into a case's chain (engine/event_types.py), by label: the "Event type" list
+EVENT_TYPES = tuple(sorted(CASE_EVENTS, key=lambda t: CASE_EVENTS[t].lower()))
+# the access log's actions the code writes; the list offered adds any other action already recorded (an action
+# is what the page or route asked for: api/cases.py open_case's callers name theirs)
+ACTIONS = ("open", "record", "history", "chronology", "diagram", "letter", "note", "notes", "panel", "coordinator",
+           "restriction", "search", "export", "replay", "integrity", "integrity check", "cld_return",
+           "break_glass", "subject_access", "close", "actions", "correct", "position", "letter_send_again",
+           "request", "start_process", "task", "transition", "transition_referral")
 OPEN_STATUSES = intake.OPEN_STATUSES
 _EVENT_TYPE = re.compile(r"^[a-z_]{1,30}\.[a-z_]{1,30}$")
 _WORD = re.compile(r"^[a-z0-9][a-z0-9._:-]{0,63}$")
@@ -150,6 +148,8 @@ def parse_criteria(values: Any, today: date) -> Criteria:
     etype = _one(values, "event_type")
     if etype and not _EVENT_TYPE.match(etype):
         problems.add("event_type", "Event type must be written like task.completed")
+    elif etype and etype not in CASE_EVENTS:
+        problems.add("event_type", f"There is no event type {etype} in a case's history: choose one from the list")
     else:
         c.event_type = etype
     actor = _one(values, "actor").lower()
@@ -205,7 +205,7 @@ def search_cases(engine: Any, user: User, c: Criteria, *, page: int = 1, per_pag
         where.append(cases.c.reference == c.reference)
     terms = c.person()
     if terms.words:
-        where.append(intake._name_cond(terms.words))
+        where.append(intake._name_cond(terms.name))
     if terms.date_of_birth:
         where.append(intake._dob_cond(terms.date_of_birth))
     if terms.nhs_number:
@@ -306,7 +306,15 @@ class LogFilter:
     date_to: str = ""
 
 
-def parse_log_filter(values: Any) -> LogFilter:
+def log_actions(engine: Any) -> list[str]:
+    """Every action the access log may hold: the ones the code writes and any other already recorded."""
+    t = case_access_log
+    with engine.db.engine.connect() as conn:
+        recorded = conn.execute(select(t.c.action).distinct()).scalars().all()
+    return sorted(set(ACTIONS) | {a.removeprefix("refused:") for a in recorded if a})
+
+
+def parse_log_filter(values: Any, actions: list[str] | None = None) -> LogFilter:
     problems = intake.Problems()
     f = LogFilter()
     who = _one(values, "user").lower()
@@ -319,9 +327,12 @@ def parse_log_filter(values: Any) -> LogFilter:
         problems.add("reference", "Case reference must be letters, digits and hyphens, for example CASE-000123")
     else:
         f.reference = ref
-    action = _one(values, "action").lower()
-    if action and not re.fullmatch(r"[a-z_]{1,32}", action):
+    action = " ".join(_one(values, "action").lower().split())
+    if action and not re.fullmatch(r"[a-z_ ]{1,32}", action):
         problems.add("action", "Action must be a word such as open, search or export")
+    elif action and actions is not None and action not in actions:
+        problems.add("action", f"There is no action \u201c{action}\u201d in the access log: choose one from the list, "
+                               "such as open, search or export")
     else:
         f.action = action
     outcome = _one(values, "outcome").lower()
@@ -408,7 +419,7 @@ def api_access_log(request: Request, user: Annotated[User, Depends(current_user)
     engine = request.app.state.engine
     values = request.query_params
     page, per_page = _page_number(values), _page_size(values)
-    return read_log(engine, user, parse_log_filter(values), page=page, per_page=per_page)
+    return read_log(engine, user, parse_log_filter(values, log_actions(engine)), page=page, per_page=per_page)
 
 
 # ---------------------------------------------------------------------- pages
@@ -418,8 +429,9 @@ def _paging(path: str, values: Any, page: int, pages: int) -> dict[str, Any]:
     def url(n: int) -> str:
         return path + "?" + urlencode(keep + [("page", str(n))])
 
-    return {"page": page, "pages": pages, "prev": url(page - 1) if page > 1 else None,
-            "next": url(page + 1) if page < pages else None}
+    return {"page": page, "pages": pages, "prev": url(page - 1) if page > 1 and page <= pages else None,
+            "next": url(page + 1) if page < pages else None, "last": url(pages),
+            "beyond": page > pages}  # past the last page of results: the page says so and links to the last
 
 
 def _field_errors(exc: ApiError, anchors: dict[str, str]) -> tuple[dict[str, str], list[dict[str, str]]]:
@@ -457,7 +469,8 @@ def search_page(request: Request) -> Response:
         engine = request.app.state.engine
         values = request.query_params
         ctx: dict[str, Any] = {"user": user, "v": {k: values.get(k, "") for k in values.keys()},
-                               "processes": process_ids(engine), "event_types": EVENT_TYPES,
+                               "processes": process_ids(engine),
+                               "event_types": [(t, f"{CASE_EVENTS[t]} ({t})") for t in EVENT_TYPES],
                                "field_errors": {}, "errors": [], "result": None}
         if any(k not in ("page", "per_page") for k in values.keys()):  # the form was sent
             try:
@@ -474,7 +487,8 @@ def search_page(request: Request) -> Response:
             ctx["paging"] = _paging("/audit/cases", values, result["page"], result["pages"])
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
         return kit.guard(request, user, exc)
-    return kit.render(request, "audit_cases.html", ctx)
+    return kit.render(request, "audit_cases.html", ctx,
+                      404 if ctx.get("paging", {}).get("beyond") and ctx["result"]["total"] else 200)
 
 
 LOG_ANCHORS = {"from": "from-day", "to": "to-day", "page": "user", "per_page": "user"}
@@ -490,10 +504,10 @@ def access_log_page(request: Request) -> Response:
             raise forbidden("The access log is for auditors, and for the people named on a restricted case.")
         values = request.query_params
         ctx: dict[str, Any] = {"user": user, "v": {k: values.get(k, "") for k in values.keys()},
-                               "actions": ACTIONS, "field_errors": {}, "errors": [], "result": None}
+                               "actions": log_actions(engine), "field_errors": {}, "errors": [], "result": None}
         try:
             page, per_page = _page_number(values), _page_size(values)
-            f = parse_log_filter(values)
+            f = parse_log_filter(values, ctx["actions"])
         except ApiError as exc:
             if exc.status != 422:
                 raise
@@ -505,7 +519,8 @@ def access_log_page(request: Request) -> Response:
         ctx["paging"] = _paging("/audit/access-log", values, result["page"], result["pages"])
     except Exception as exc:  # noqa: BLE001
         return kit.guard(request, user, exc)
-    return kit.render(request, "audit_access_log.html", ctx)
+    return kit.render(request, "audit_access_log.html", ctx,
+                      404 if ctx.get("paging", {}).get("beyond") and ctx["result"]["total"] else 200)
 
 
 def nav_access_log(request: Request, user: User | None) -> bool:

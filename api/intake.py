@@ -37,13 +37,13 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, false, func, insert, select, update
 from starlette.concurrency import run_in_threadpool
 
 from engine.errors import NotFoundError
-from engine.schema import cases, settings
+from engine.schema import cases, person_name_keys, settings
 from handlers import person_patterns
-from handlers.people import check_name, person_of
+from handlers.people import check_name, name_parts, person_of
 
 from . import page_kit
 from . import people as people_search
@@ -222,14 +222,23 @@ def parse_query(q: str, today: date) -> Terms:
 
 
 # ---------------------------------------------------------------------- the auditors' search (api/audit.py)
-# The auditors search the cases' JSON itself (a case whose person was removed is still found by its title).
-def _name_cond(words: list[str]) -> Any:
-    conds = []
-    for w in words:
-        as_json = json.dumps(w)[1:-1]  # how the word is spelt inside the stored JSON (\u escapes)
-        conds.append(or_(func.lower(cases.c.title).like(f"%{escape_like(w)}%", escape="\\"),
-                         func.lower(cases.c.data).like(f"%{escape_like(as_json.lower())}%", escape="\\")))
-    return and_(*conds)
+# By name, the auditors search the parts of the person's name as the people search keeps them
+# (`person_name_keys`, handlers/people.py: accents dropped, case folded in any alphabet, apostrophes dropped,
+# hyphens split; a case whose person has no name is kept under its title): every piece typed must be part of
+# one of them ("brien" finds O'Brien, "łukasz" and "ŁUKASZ" find Łukasz, "zoe" finds Zoë).
+def name_pieces(name: str) -> list[str]:
+    """The folded pieces of a typed name, as `person_name_keys` holds a name's parts."""
+    given, family = name_parts(name)
+    return given + family
+
+
+def _name_cond(name: str) -> Any:
+    pieces = name_pieces(name)
+    if not pieces:
+        return false()
+    k = person_name_keys.c
+    return and_(*[cases.c.id.in_(select(k.case_id).where(k.word.like(f"%{escape_like(piece)}%", escape="\\")))
+                  for piece in pieces])
 
 
 def _dob_cond(dob: str) -> Any:
@@ -253,8 +262,9 @@ def _person(data: Any, title: str) -> dict[str, Any]:
 
 
 def _name_ok(terms: Terms, name: str) -> bool:
-    low = name.lower()
-    return bool(terms.words) and all(w in low for w in terms.words)
+    """Every piece of the typed name is part of one of the name's parts (folded alike: `name_pieces`)."""
+    typed, parts = name_pieces(terms.name), name_pieces(name)
+    return bool(typed) and all(any(piece in part for part in parts) for piece in typed)
 
 
 # ---------------------------------------------------------------------- the search itself

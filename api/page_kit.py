@@ -86,6 +86,11 @@ def redirect(url: str) -> Response:
 
 
 def error_page(request: Request, user: User | None, status: int, title: str, message: str) -> Response:
+    if user is None:  # refused before the route knew who asked: a signed-in user is offered their home page
+        try:
+            user = session_user(request)
+        except Exception:  # noqa: BLE001 - an error page must not fail on a broken session
+            user = None
     return render(request, "error.html", {"user": user, "title": title, "message": message}, status)
 
 

@@ -74,10 +74,15 @@ def _path_id(value: str, what: str) -> int:
     return found
 
 
+def _page(request: Request) -> str:
+    return str(request.url.path) + (f"?{request.url.query}" if request.url.query else "")
+
+
 def _open(request: Request, user: User, case_id: int, action: str = "replay") -> Any:
-    """404 for an unknown case; 403 (logged as refused) for one this user may not open; else logged."""
+    """404 for an unknown case; 403 (logged as refused) for one this user may not open. A view is logged by
+    `_shown` once the address is known good: a step or page out of range answers 404 and is no view."""
     engine = request.app.state.engine
-    page = str(request.url.path) + (f"?{request.url.query}" if request.url.query else "")
+    page = _page(request)
     case_exists(engine, case_id)
     ok, why = can_open_case(engine, user, case_id)
     if not ok:
@@ -85,8 +90,11 @@ def _open(request: Request, user: User, case_id: int, action: str = "replay") ->
         if why == RESTRICTED:  # the same answer as an unknown case: its existence is not disclosed
             raise refusal(case_id, why)
         raise ApiError(403, "forbidden", f"You cannot replay this case: {why}.")
-    log_access(engine, case_id, user, action, page=page)
     return engine
+
+
+def _shown(request: Request, user: User, case_id: int, action: str = "replay") -> None:
+    log_access(request.app.state.engine, case_id, user, action, page=_page(request))
 
 
 def _bad(request: Request, user: User | None, message: str) -> Response:
@@ -106,6 +114,7 @@ def replay_page(request: Request, case_ref: str) -> Response:
         engine = _open(request, user, case_id)
         gone = erased_case(engine, case_id)
         if gone is not None:  # engine/erasure.py: nothing left to replay
+            _shown(request, user, case_id)
             return kit.render(request, "case_erased.html", {"user": user, **gone})
         tl = tlmod.timeline(engine, case_id)
         total = len(tl.steps)
@@ -117,6 +126,7 @@ def replay_page(request: Request, case_ref: str) -> Response:
         if page is not None and not 1 <= page <= pages:
             raise ApiError(404, "not_found", f"The timeline has no page {page}: its pages are numbered 1 to {pages}.")
         state = tlmod.state_at(engine, case_id, step_no)
+        _shown(request, user, case_id)
     except _BadInput as exc:
         return _bad(request, user, exc.message)
     except Exception as exc:  # noqa: BLE001 - mapped to pages, re-raised when unknown
@@ -147,6 +157,7 @@ def replay_diagram(request: Request, case_ref: str, version_ref: str) -> Respons
         if version_id not in tl.version_ids:
             raise NotFoundError(f"case {case_id} never ran on process version {version_id}")
         xml, _name = tlmod.diagram_of(engine, version_id)
+        _shown(request, user, case_id)
     except _BadInput as exc:
         return _bad(request, user, exc.message)
     except Exception as exc:  # noqa: BLE001

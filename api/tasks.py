@@ -54,7 +54,7 @@ MAX_TEXT = 100
 
 def require_worker(user: Annotated[User, Depends(current_user)]) -> User:
     if not user.is_worker:
-        raise forbidden("your role does not work on tasks")
+        raise forbidden("Your role does not work on tasks.")
     return user
 
 

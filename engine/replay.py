@@ -40,6 +40,7 @@ BOOKKEEPING_EVENTS = {"task.claimed", "task.released", "task.assigned", "task.de
                       "task.draft_saved", "case.restricted", "case.unrestricted",
                       "case.break_glass", "case.break_glass_reviewed",
                       "person.subject_access_exported"}  # who may read it (api/break_glass.py), a SAR export
+ERASED_MARK = json.loads(history.ERASED_DATA)  # what erasure leaves of an event's data
 _TASK_KEYS = ("task_id",)
 _INSTANCE_KEYS = ("parent_instance_id", "child_instance_id")
 _IGNORED_KEYS = ("id", "incident_ids")  # incident numbers are local to a database
@@ -163,10 +164,11 @@ def _with_thrown(steps: dict[int, list[dict[str, Any]]]) -> list[list[dict[str, 
 
 def _copy_definitions(engine: Any, scratch: Any, recorded: list[dict[str, Any]]) -> None:
     """Put the recorded diagram versions into the scratch database under their own ids."""
-    version_ids = {ev["data"]["process_version_id"] for ev in recorded if ev["type"] == "instance.started"}
+    version_ids = {ev["data"].get("process_version_id") for ev in recorded if ev["type"] == "instance.started"}
     # a case moved to another version (engine/instance_migration.py) needs both versions
-    version_ids |= {ev["data"][k] for ev in recorded if ev["type"] == "instance.migrated"
+    version_ids |= {ev["data"].get(k) for ev in recorded if ev["type"] == "instance.migrated"
                     for k in ("from_process_version_id", "to_process_version_id")}
+    version_ids.discard(None)  # an event whose data was removed: its step is refused when it is reached
     if not version_ids:
         return
     with engine.db.engine.connect() as src, scratch.db.transaction() as dst:
@@ -208,6 +210,7 @@ def _replay_step(scratch: Any, case_id: int, step: list[dict[str, Any]], ids: _I
                                        "the history was altered"))
         report.events_replayed += len(step)
         return
+    refuse_removed_data(step)
     if first["type"] not in INPUT_EVENTS:
         raise _Diverged(Divergence(first["seq"], first["type"], first["data"], None,
                                    f"a step cannot begin with a '{first['type']}' event: the history was altered"))
@@ -228,6 +231,11 @@ def _replay_step(scratch: Any, case_id: int, step: list[dict[str, Any]], ids: _I
     except CarepathError as exc:
         raise _Diverged(Divergence(first["seq"], first["type"], first["data"], str(exc),
                                    f"the replay could not apply this event: {exc}")) from None
+    except KeyError as exc:  # the event lacks what the engine wrote into it
+        missing = f" (it has no '{exc.args[0]}')" if exc.args else ""
+        raise _Diverged(Divergence(first["seq"], first["type"], first["data"], None,
+                                   f"event #{first['seq']}'s data is not what the engine wrote{missing}, so the "
+                                   "case cannot be re-run from there")) from None
     finally:
         scratch._replay_outputs = None
     produced = _events_after(scratch, case_id, before)
@@ -240,6 +248,17 @@ def _replay_step(scratch: Any, case_id: int, step: list[dict[str, Any]], ids: _I
                                    f"the replay produced an extra '{extra['type']}' event after this one"))
     report.events_replayed += len(step)
     report.steps += 1
+
+
+def refuse_removed_data(step: list[dict[str, Any]]) -> None:
+    """A step whose event holds only the erasure marker cannot be re-run. Erasure under a retention rule
+    (engine/erasure.py) marks every event and ends with a case.erased event, which replay_case answers before
+    replaying anything; a marker anywhere else means the data was removed by hand in the database."""
+    for ev in step:
+        if ev["data"] == ERASED_MARK:
+            raise _Diverged(Divergence(ev["seq"], ev["type"], ev["data"], None,
+                                       f"event #{ev['seq']}'s data was removed, so the case cannot be re-run "
+                                       "from there"))
 
 
 def _events_after(scratch: Any, case_id: int, seq: int) -> list[dict[str, Any]]:

@@ -408,6 +408,7 @@ class CaseTimeline:
         if first["type"] in replay.BOOKKEEPING_EVENTS:  # who holds a task: the process is as it was
             step.instances, step.case_record, step.replayed = self._states, self._record, True
             return
+        replay.refuse_removed_data(step.events)  # before the shortcut below, which would merge nothing
         if first["type"] == "case.record_updated" and len(step.events) == 1:
             # a person's change to the record runs no process: merged here as update_case_record merges
             # it, and written to the scratch database before the next step that runs a process

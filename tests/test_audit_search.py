@@ -12,6 +12,7 @@ from sqlalchemy import func, insert, select
 
 from api.access import access_log, restrict_case
 from api.auth import ROLES, case_access_log
+from engine.schema import events, instances
 from tests.front_door_world import EDITH_NHS, as_role, build
 
 UTC = timezone.utc
@@ -257,3 +258,93 @@ def test_a_front_door_search_is_logged_with_its_page(world):
     eng, app, p = world
     assert as_role(app, "social_worker").get("/api/people", params={"q": "o'brien"}).status_code == 200
     assert logged(eng, p["zoe"]) == [("social-worker", "search", "allowed", "/api/people")]
+
+
+def test_a_name_is_found_by_any_part_in_any_alphabet_case_accents_and_apostrophes_ignored(world):
+    eng, app, p = world
+    lukasz = eng.create_case("Zoë O'Brien-Łukasz", {"person": {"name": "Zoë O'Brien-Łukasz",
+                                                                "date_of_birth": "1945-03-27"}})
+    greek = eng.create_case("Σοφία Παπαδοπούλου", {"person": {"name": "Σοφία Παπαδοπούλου"}})
+    a = as_role(app, "auditor")
+    for typed in ("Łukasz", "łukasz", "ŁUKASZ", "Brien-Łukasz", "O'Brien-Łukasz", "o’brien-łukasz", "ukasz",
+                  "zoe łukasz", "Zoë O’Brien-Łukasz"):
+        assert ids(a, name=typed) == {lukasz}, typed
+    # "zoe", "ZOË" and "o’brien" (a typographic apostrophe) also find Zoë O'Brien-Smith
+    assert ids(a, name="zoe") == ids(a, name="ZOË") == ids(a, name="o’brien") == {lukasz, p["zoe"]}
+    assert ids(a, name="ΠΑΠΑΔΟΠΟΥΛΟΥ") == ids(a, name="σοφια") == {greek}
+    assert ids(a, name="łukasz smith") == set()  # every piece typed must be in the name
+    page = a.get("/audit/cases", params={"name": "Łukasz"})
+    assert page.status_code == 200 and "Zoë O&#39;Brien-Łukasz" in page.text
+
+
+def test_every_event_type_the_code_writes_is_catalogued_and_every_case_event_is_offered(world):
+    import re as _re
+    from pathlib import Path
+
+    from engine.event_types import CASE_EVENTS, SYSTEM_EVENTS
+
+    root = Path(__file__).resolve().parent.parent
+    named = set()
+    for folder in ("engine", "handlers", "api", "carepath"):
+        for path in (root / folder).rglob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            named |= set(_re.findall(r'Event\(\s*"([a-z_]+\.[a-z_]+)"', text))
+            named |= set(_re.findall(r'^[A-Z_]*(?:EVENT|TYPE|CHECKED)[A-Z_]* = "([a-z_]+\.[a-z_]+)"', text, _re.M))
+    named |= {"task.claimed", "task.released", "task.assigned", "task.delegated", "task.returned",
+              "task.draft_saved"}  # engine/task_ops.py passes these to _change
+    assert named - set(CASE_EVENTS) - set(SYSTEM_EVENTS) == set()
+    eng, app, p = world
+    # a realistic run: a process paused and resumed, a case closed (cancelling its process) and reopened
+    with eng.db.engine.connect() as conn:
+        iid = conn.execute(select(instances.c.id).where(instances.c.case_id == p["edith"])).scalars().first()
+    eng.suspend_instance(iid, reason="in hospital", actor="team-manager")
+    eng.resume_instance(iid, actor="team-manager")
+    eng.close_case(p["edith"], reason="no longer needed", actor="team-manager")
+    eng.reopen_case(p["edith"], reason="new information", actor="team-manager")
+    with eng.db.engine.connect() as conn:
+        written = set(conn.execute(select(events.c.type).where(events.c.case_id.is_not(None)).distinct()).scalars())
+    assert {"case.closed", "case.reopened", "instance.suspended", "instance.resumed", "instance.cancelled"} <= written
+    page = as_role(app, "auditor").get("/audit/cases").text
+    offered = set(_re.findall(r'<option value="([a-z_]+\.[a-z_]+)"', page))
+    assert written <= offered and offered == set(CASE_EVENTS)
+    assert "Case closed (case.closed)" in page
+    a = as_role(app, "auditor")
+    assert ids(a, event_type="case.closed") == {p["edith"]}
+    r = a.get("/api/audit/cases", params={"event_type": "case.bogus"})
+    assert r.status_code == 422 and "There is no event type case.bogus" in r.text
+
+
+def test_every_recorded_action_can_be_chosen_and_an_unknown_one_is_refused(world):
+    eng, app, p = world
+    a = as_role(app, "auditor")
+    r = a.client.post(f"/cases/{p['edith']}/integrity/check", data={"csrf_token": a.csrf}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    with eng.db.transaction() as conn:  # an action only an older version wrote
+        conn.execute(insert(case_access_log).values(case_id=p["zoe"], user="auditor", at=eng.now(),
+                                                    action="refused:old_action", page="/x", outcome="refused"))
+    page = a.get("/audit/access-log").text
+    for action in ("integrity check", "close", "old_action", "open"):
+        assert f'<option value="{action}"' in page, action
+    got = a.get("/api/audit/access-log", params={"action": "integrity check"})
+    assert got.status_code == 200 and got.json()["total"] >= 1
+    assert {e["action"] for e in got.json()["entries"]} == {"integrity check"}
+    assert a.get("/api/audit/access-log", params={"action": "old_action"}).json()["total"] == 1
+    bogus = a.get("/api/audit/access-log", params={"action": "bogus"})
+    assert bogus.status_code == 422 and "There is no action" in bogus.text
+    html = a.get("/audit/access-log", params={"action": "bogus"})
+    assert html.status_code == 400 and "There is no action" in html.text
+
+
+def test_a_page_past_the_last_says_so_and_links_to_the_last(world):
+    eng, app, p = world
+    a = as_role(app, "auditor")
+    r = a.get("/audit/cases", params={"name": "clark", "per_page": "1", "page": "9"})
+    assert r.status_code == 404
+    assert "These results have no page 9: their pages are numbered 1 to 3." in r.text
+    assert "No cases found" not in r.text and "page=3" in r.text and "Go to the last page (page 3)" in r.text
+    a.get(f"/cases/{p['edith']}")
+    r = a.get("/audit/access-log", params={"page": "99"})
+    assert r.status_code == 404 and "These entries have no page 99: their pages are numbered 1 to 1." in r.text
+    assert "No entries" not in r.text
+    nothing = a.get("/audit/cases", params={"name": "nobody", "page": "2"})
+    assert nothing.status_code == 200 and "No cases found" in nothing.text

@@ -11,9 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 
+from engine.cli import main as cli_main
 from engine.errors import NotFoundError
-from engine.history import SYSTEM_CHAIN
+from engine.history import ERASED_DATA, SYSTEM_CHAIN
 from engine.integrity import CHECKED, check_case, last_check
+from engine.replay import replay_case
 from engine.schema import events
 from tests.front_door_world import PASSWORD, build, username
 from tests.test_history import _bypass_triggers
@@ -291,3 +293,45 @@ def test_the_panel_says_what_it_compared_and_names_the_right_events(world, tmp_p
     assert f"since its heads were signed, somewhere in events #1 to #{heads[p['edith']]}" in result, result
     assert anchor.startswith(f"Does not match {signed.name}")
     assert f"somewhere in events #1 to #{heads[p['edith']]}" in anchor
+
+
+def _remove_data(eng, case_id: int, seq: int) -> None:
+    """What the events_no_update trigger allows (the erasure marker and nothing else), done by hand, with no
+    case.erased event recording it: no trigger needs dropping."""
+    with eng.db.transaction() as conn:
+        conn.execute(text("UPDATE events SET data = :mark WHERE chain = :c AND seq = :s"),
+                     {"mark": ERASED_DATA, "c": f"case:{case_id}", "s": seq})
+
+
+def test_an_event_whose_data_was_removed_is_named_plainly_by_the_replay_the_cli_and_the_panel(world, capsys):
+    eng, app, p = world
+    started = eng.history(p["edith"])[1]
+    assert started["type"] == "instance.started"
+    _remove_data(eng, p["edith"], started["seq"])
+    plain = f"event #{started['seq']}'s data was removed, so the case cannot be re-run from there"
+    report = replay_case(eng, p["edith"])
+    assert not report.ok and report.divergence.seq == started["seq"] and report.divergence.message == plain
+    # the command line: the same sentence, no traceback
+    assert cli_main(["--db", eng.db.url, "replay", str(p["edith"])]) == 1
+    out = capsys.readouterr()
+    assert plain in out.out and "Traceback" not in out.out + out.err and "KeyError" not in out.out + out.err
+    # the integrity panel
+    result = check_case(eng, p["edith"], actor="auditor")
+    assert not result["replay_ok"] and plain in result["replay_divergence"]
+    assert result["replay_divergence_event"] == started["seq"]
+    client, _ = _client(app, "auditor")
+    client.post(f"/cases/{p['edith']}/integrity/check", data={"csrf_token": _csrf(client, p["edith"])})
+    panel = _panel(client.get(f"/cases/{p['edith']}").text)
+    assert f"event #{started['seq']}&#39;s data was removed, so the case cannot be re-run from there" in panel
+    assert "KeyError" not in panel
+
+
+def test_an_event_missing_what_the_engine_wrote_is_named_not_a_keyerror(world):
+    eng, _app, p = world
+    started = eng.history(p["edith"])[1]
+    _bypass_triggers(eng, "UPDATE events SET data = '{}' WHERE chain = :c AND seq = :s",
+                     c=f"case:{p['edith']}", s=started["seq"])
+    report = replay_case(eng, p["edith"])
+    assert report.divergence.seq == started["seq"]
+    assert report.divergence.message == (f"event #{started['seq']}'s data is not what the engine wrote (it has no "
+                                         "'process_version_id'), so the case cannot be re-run from there")

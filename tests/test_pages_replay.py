@@ -13,13 +13,14 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from api.access import access_log, restrict_case
 from api.app import create_app
 from api.demo_users import create_demo_users, demo_password
 from engine import instance_migration as im
 from engine import timeline
+from engine.history import ERASED_DATA
 from engine.schema import case_access_log, events
 from tests.browser import launch, live_server, run_axe, sign_in
 from tests.test_timeline import VARIANTS, drive_journey, journey_engine
@@ -336,3 +337,45 @@ def test_a_replay_diagram_that_cannot_be_loaded_says_so_in_the_past_tense(world)
         assert status == ("The diagram could not be drawn: the diagram could not be loaded (503). "
                           "The list above says where things stood.")
         run_axe(page, "replay, a diagram not drawn")
+
+
+def test_a_step_whose_event_data_was_removed_says_so_plainly(world):
+    eng, app, case_id = world
+    done = next(e for e in eng.history(case_id) if e["type"] == "task.completed")
+    with eng.db.transaction() as conn:  # allowed by the trigger: the erasure marker, without a case.erased event
+        conn.execute(text("UPDATE events SET data = :m WHERE chain = :c AND seq = :s"),
+                     {"m": ERASED_DATA, "c": f"case:{case_id}", "s": done["seq"]})
+    timeline.clear_cache()
+    client = _client(app, "auditor")
+    total = client.get(f"/cases/{case_id}/replay").context["total"]
+    page = client.get(f"/cases/{case_id}/replay?step={total}")
+    assert page.status_code == 200
+    assert (f"event #{done['seq']} (task.completed): event #{done['seq']}&#39;s data was removed, so the case "
+            "cannot be re-run from there") in page.text
+    assert "KeyError" not in page.text
+
+
+def test_an_address_answered_with_an_error_page_is_not_logged_as_a_view(world):
+    eng, app, case_id = world
+    client = _client(app, "auditor")
+    total = client.get(f"/cases/{case_id}/replay").context["total"]
+    before = len(access_log(eng, case_id))
+    for path in (f"/cases/{case_id}/replay?step={total + 1}", f"/cases/{case_id}/replay?step=0",
+                 f"/cases/{case_id}/replay?page=9", f"/cases/{case_id}/replay/diagrams/99999"):
+        assert client.get(path).status_code == 404, path
+    added = access_log(eng, case_id)[before:]
+    # nothing was shown: no "replay · Allowed" entry, each is a refused request
+    assert len(added) == 4 and {e["action"] for e in added} == {"refused:request"}
+    assert client.get(f"/cases/{case_id}/replay?step={total}").status_code == 200
+    assert _last_access(eng, case_id) == ("auditor", "replay", "allowed", f"/cases/{case_id}/replay?step={total}")
+
+
+def test_a_refusal_offers_a_signed_in_user_their_home_page_in_sentence_case(world):
+    _eng, app, _case_id = world
+    client = _client(app, "auditor")
+    for path in ("/admin/users", "/admin/restrictions", "/processes/drafts/1/edit", "/tasks"):
+        r = client.get(path, headers={"Accept": "text/html"})
+        assert r.status_code == 403, path
+        assert 'href="/home">Go to your home page' in r.text and 'href="/sign-in">Sign in' not in r.text, path
+    tasks = client.get("/tasks", headers={"Accept": "text/html"}).text
+    assert "Your role does not work on tasks." in tasks
