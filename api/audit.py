@@ -39,6 +39,7 @@ from . import intake
 from . import page_kit as kit
 from .access import entry_outcome, hidden_cases, restricted_map
 from .auth import User, case_access_log, current_user
+from .case_record import day_and_time, humanise
 from .errors import ApiError, forbidden
 from .inputs import is_whole
 
@@ -290,6 +291,19 @@ def _describe(conn: Any, ids: list[int]) -> list[dict[str, Any]]:
     return out
 
 
+def process_names(engine: Any) -> dict[str, str]:
+    """Each process id's name, as its newest version calls it (what the search results show)."""
+    with engine.db.engine.connect() as conn:
+        rows = conn.execute(select(process_versions.c.process_id, process_versions.c.name)
+                            .order_by(process_versions.c.process_id, process_versions.c.version))
+        return {r.process_id: r.name or r.process_id for r in rows}
+
+
+def event_label(event_type: str) -> str:
+    """An event type in words ("task.completed" → "Task completed")."""
+    return humanise(event_type.replace(".", " "))
+
+
 def process_ids(engine: Any) -> list[str]:
     with engine.db.engine.connect() as conn:
         return sorted(set(conn.execute(select(process_versions.c.process_id).distinct()).scalars()))
@@ -446,8 +460,7 @@ def _with_times(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if r.get("created_at"):
             r["created_text"] = kit.long_date(datetime.fromisoformat(r["created_at"]))
         if r.get("at"):
-            local = datetime.fromisoformat(r["at"]).astimezone(kit.UK)
-            r["at_text"] = f"{local.day} {local:%B %Y} {local:%H:%M:%S}"
+            r["at_text"] = day_and_time(datetime.fromisoformat(r["at"]))  # UK time, as on every other page
         if r.get("date_of_birth"):
             d = date.fromisoformat(r["date_of_birth"])
             r["dob_text"] = f"{d.day} {d:%B %Y}"
@@ -469,7 +482,7 @@ def search_page(request: Request) -> Response:
         engine = request.app.state.engine
         values = request.query_params
         ctx: dict[str, Any] = {"user": user, "v": {k: values.get(k, "") for k in values.keys()},
-                               "processes": process_ids(engine),
+                               "processes": process_ids(engine), "process_names": process_names(engine),
                                "event_types": [(t, f"{CASE_EVENTS[t]} ({t})") for t in EVENT_TYPES],
                                "field_errors": {}, "errors": [], "result": None}
         if any(k not in ("page", "per_page") for k in values.keys()):  # the form was sent

@@ -26,9 +26,11 @@ import hashlib
 import io
 import json
 import re
+import textwrap
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -39,7 +41,9 @@ from starlette.concurrency import run_in_threadpool
 from engine.clock import as_utc
 from engine.errors import NotFoundError, ValidationError
 from engine.history import case_chain
+from engine.lint.diagram import read_diagram
 from engine.schema import cases, chains, events, users
+from engine.xmlsafe import parse_xml
 
 from . import case_record as cr
 from . import page_kit as kit
@@ -53,7 +57,9 @@ EXPORT_ROLES = OVERSIGHT_ROLES  # team managers and auditors
 MAX_REASON = 2000
 REASON_EMPTY = "Enter why you are exporting this case"
 REASON_LONG = f"Why you are exporting this case must be {MAX_REASON} characters or fewer"
-FILES = ("evidence.pdf", "history.json", "chain-heads.json")
+FILES = ("evidence.pdf", "history.json", "chain-heads.json")  # always there; and the signed heads file, key, ...
+PUBLIC_KEY_FILE = "heads-public-key.pem"
+VERIFY_SCRIPT = Path(__file__).with_name("data") / "evidence_verify.py"  # verify.py in the pack
 HASH_RECIPE = ("hash = SHA-256 of prev_hash + '\\n' + canonical JSON of [chain, seq, step, type, at, actor, "
                "instance_id] + '\\n' + data_json (UTF-8; canonical JSON: sorted keys, no spaces, non-ASCII kept)")
 
@@ -107,7 +113,9 @@ def build_pack(engine: Any, case_id: int, user: User, reason: str, *, page: str 
 
     from .integrity import heads_settings
 
-    integrity = check_case(engine, case_id, actor=user.username, **heads_settings())
+    settings = heads_settings()
+    integrity = check_case(engine, case_id, actor=user.username, **settings)
+    signed_files = _signed_heads_files(integrity.get("anchor") or {}, settings)
     stored, heads = _stored_history(engine, case_id)
     rec = cr.load(engine, case_id, with_history=False)
     rec.history = [dict(e, data=json.loads(e["data_json"])) for e in stored]
@@ -118,19 +126,52 @@ def build_pack(engine: Any, case_id: int, user: User, reason: str, *, page: str 
     history_json = _json_bytes({"case": {"id": case_id, "reference": ref}, "chain": case_chain(case_id),
                                 "hash_recipe": HASH_RECIPE, "events": stored})
     heads_json = _json_bytes({"read_at": _iso(exported_at), **heads})
+    anchor = integrity.get("anchor") or {}
+    how = {"chain": case_chain(case_id), "heads": heads, "anchor": anchor,
+           "signed_file": next((n for n in signed_files if n != PUBLIC_KEY_FILE), None),
+           "key_included": PUBLIC_KEY_FILE in signed_files}
     pdf = render_pdf(engine, rec, integrity=integrity, exporter=exporter, reason=reason, exported_at=exported_at,
-                     heads=heads)
-    files = {"evidence.pdf": pdf, "history.json": history_json, "chain-heads.json": heads_json}
+                     heads=heads, how=how)
+    files = {"evidence.pdf": pdf, "history.json": history_json, "chain-heads.json": heads_json, **signed_files,
+             "verify.py": VERIFY_SCRIPT.read_bytes(),
+             "README.txt": readme(ref, exported_at, how).encode()}
+    listed = list(files)
     manifest = _json_bytes({
         "case": {"id": case_id, "reference": ref}, "exported_by": exporter, "exported_at": _iso(exported_at),
-        "reason": reason, "integrity": {"verified": integrity.get("verified"), "replay_ok": integrity.get("replay_ok")},
-        "files": [{"name": n, "sha256": _sha256(files[n]), "bytes": len(files[n])} for n in FILES]})
+        "reason": reason, "how_to_check": "README.txt",
+        "integrity": {"passed": _integrity_view(integrity)["ok"], "verified": integrity.get("verified"),
+                      "replay_ok": integrity.get("replay_ok"),
+                      "signed_heads": {k: anchor.get(k) for k in ("status", "message", "file", "signed_at", "key_id")}},
+        "files": [{"name": n, "sha256": _sha256(files[n]), "bytes": len(files[n])} for n in listed]})
     files["manifest.json"] = manifest
-    files["SHA256SUMS"] = "".join(f"{_sha256(files[n])}  {n}\n" for n in (*FILES, "manifest.json")).encode()
+    files["SHA256SUMS"] = "".join(f"{_sha256(files[n])}  {n}\n" for n in (*listed, "manifest.json")).encode()
     name = f"evidence-{_safe(ref)}-{as_utc(exported_at):%Y%m%d}.zip"
     content = _zip(files, exported_at)
     log_access(engine, case_id, user, "export", page=page, reason=reason)
     return Pack(name, content, files)
+
+
+def _signed_heads_files(anchor: dict[str, Any], settings: dict[str, Any]) -> dict[str, bytes]:
+    """The signed heads file the case was compared with, exactly as it is kept, and the public key that
+    checks it (written afresh from the key, so only ever a public key) as heads-public-key.pem; {} when
+    the check had no file (none configured or written yet), and no key when it cannot be read."""
+    from cryptography.hazmat.primitives import serialization
+
+    from engine.anchoring import AnchoringError, load_public_key
+
+    if not anchor.get("file") or not settings.get("heads_dir"):
+        return {}
+    out: dict[str, bytes] = {}
+    try:
+        out[anchor["file"]] = (Path(settings["heads_dir"]) / anchor["file"]).read_bytes()
+    except OSError:
+        return {}
+    try:
+        key = load_public_key(settings["public_key"])
+    except AnchoringError:
+        return out
+    out[PUBLIC_KEY_FILE] = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return out
 
 
 def _stored_history(engine: Any, case_id: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -181,6 +222,92 @@ def _zip(files: dict[str, bytes], at: datetime) -> bytes:
     return buf.getvalue()
 
 
+# ---------------------------------------------------------------------- README.txt: how to check the pack
+HASH_STEPS = ("SHA-256 of: prev_hash, a newline, the canonical JSON of [chain, seq, step, type, at, actor, "
+              "instance_id], a newline, data_json (as UTF-8). Canonical JSON: keys sorted, no spaces, non-ASCII "
+              "characters kept as they are - in Python json.dumps(x, sort_keys=True, separators=(\",\", \":\"), "
+              "ensure_ascii=False)")
+ANCHOR_WORDS = {"anchored": "matches", "altered": "DOES NOT MATCH", "not_yet": "not signed yet",
+                "error": "the heads file cannot be trusted", "unavailable": "not compared"}
+OPENSSL_VERIFY = (f"openssl pkeyutl -verify -pubin -inkey {PUBLIC_KEY_FILE} -rawin -in signed-text.json "
+                  "-sigfile signature.bin")
+
+
+def readme(reference: str, exported_at: datetime, how: dict[str, Any]) -> str:
+    """README.txt: what each file is and how to check the pack, by the script and by hand (docs/auditing.md)."""
+    anchor, signed, head = how["anchor"], how["signed_file"], (how["heads"].get("case_chain") or {})
+    lines = [
+        f"HOW TO CHECK THIS EVIDENCE PACK - case {reference}, exported {cr.day_and_time(exported_at)} (UK time)",
+        "",
+        "This zip was exported from carepath, the council's adult social care case system. It holds:",
+        "  evidence.pdf      the case in plain English: the integrity result, every event, diagrams, notes, letters",
+        "  history.json      every event of the case's history exactly as stored, each with its hash",
+        "  chain-heads.json  the case history's last event (its head) and the system history's, when exported",
+        "  manifest.json     who exported it, when and why, the integrity result, and each file's SHA-256",
+    ]
+    if signed:
+        lines.append(f"  {signed}  the signed heads file the case was compared with (kept outside carepath)")
+    if how["key_included"]:
+        lines.append(f"  {PUBLIC_KEY_FILE}  the public key that checks that file's signature (it cannot sign)")
+    lines += [
+        "  verify.py         a short script doing checks 1 to 3 below: Python 3 and its standard library only",
+        "  SHA256SUMS        the SHA-256 of every other file",
+        "",
+        "QUICK CHECK. In the folder you unpacked the zip into, read verify.py, then run:",
+        "    python3 verify.py",
+        "It prints each result, then \"Everything checked is as it was exported.\" (exit status 0), or",
+        "\"PROBLEMS:\" and what is wrong (exit status 1).",
+        "",
+        "THE SAME CHECKS BY HAND",
+        "1. No file has changed since the pack was made:",
+        "    sha256sum -c SHA256SUMS",
+        "   (on a Mac: shasum -a 256 -c SHA256SUMS). Every line must end in OK.",
+        "",
+        textwrap.fill(f"2. No event was changed, added or removed after it was written. For each event in "
+                      f"history.json, in order, compute the {HASH_STEPS}. It must equal the event's hash; each "
+                      "event's prev_hash must be the hash of the event before it (the first event's: 64 zeros); "
+                      "and the last event's hash must be case_chain.hash in chain-heads.json (event "
+                      f"#{head.get('seq', '?')}). history.json's hash_recipe says the same.",
+                      width=100, subsequent_indent="   ", break_on_hyphens=False),
+        "   A rewrite that recomputed every hash after a change would pass this check: check 3 catches it.",
+        "",
+    ]
+    if signed:
+        lines += [
+            f"3. The history is the one the council signed. {signed} was signed at {anchor.get('signed_at')} with",
+            f"   key {anchor.get('key_id')}; it lists the head (last event number and hash) of every history in",
+            "   carepath at that moment (other cases only as numbers and hashes: the signature covers the whole file).",
+            f"   Find \"{how['chain']}\" in its \"heads\": the event of history.json with that seq must have that",
+            "   hash.",
+            "   Then check the signature (OpenSSL 3.0 or later). verify.py writes the two files this reads -",
+            "   signed-text.json, the canonical JSON of the heads file without its \"signature\", and signature.bin,",
+            "   the signature decoded from base64:",
+            "    python3 verify.py",
+            f"    {OPENSSL_VERIFY}",
+            "   It must say \"Signature Verified Successfully\".",
+            "   The key in this pack only shows the file was signed by whoever holds that key: ask the council's",
+            f"   internal audit for their heads public key (or its key id) and check it is key {anchor.get('key_id')}",
+            "   (verify.py prints the id of the key in the pack: the first 16 hex digits of the SHA-256 of its raw",
+            "   32 bytes).",
+            "   Events after the signed one were written after the file was signed: the council can check them",
+            "   against a later heads file with: carepath audit verify --against <heads file> --public-key <key>",
+        ]
+        if not how["key_included"]:
+            lines.append("   The public key could not be read when the pack was made: ask the council for it.")
+    else:
+        lines += [
+            "3. No signed heads file was compared when the pack was made"
+            + (f": {anchor.get('message')}." if anchor.get("message") else "."),
+            "   To show the history was not rewritten later, ask the council for a heads file signed after the",
+            "   export and its public key; the council checks it with:",
+            "   carepath audit verify --against <heads file> --public-key <key>",
+        ]
+    lines += ["", f"RESULT WHEN EXPORTED: signed heads - {ANCHOR_WORDS.get(anchor.get('status'), 'not compared')}"
+              + (f" - {anchor.get('message')}" if anchor.get("message") else "")
+              + ". manifest.json's \"integrity\" holds the whole result.", ""]
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------- the PDF
 def pdf_of(template: str, **context: Any) -> bytes:
     """The PDF of `template` rendered with `context` (the evidence pack's and the subject access export's)."""
@@ -191,7 +318,7 @@ def pdf_of(template: str, **context: Any) -> bytes:
 
 
 def render_pdf(engine: Any, rec: cr.Loaded, *, integrity: dict[str, Any], exporter: dict[str, Any], reason: str,
-               exported_at: datetime, heads: dict[str, Any]) -> bytes:
+               exported_at: datetime, heads: dict[str, Any], how: dict[str, Any] | None = None) -> bytes:
     from .letters_pdf import delivery
 
     sent = delivery(engine, rec.case["id"])  # how each letter was sent, and the SHA-256 of a posted PDF
@@ -199,6 +326,9 @@ def render_pdf(engine: Any, rec: cr.Loaded, *, integrity: dict[str, Any], export
         "evidence_pdf.html",
         case=rec.case, name=rec.person.get("name") or rec.case["title"], exporter=exporter, reason=reason,
         exported_at=cr.day_and_time(exported_at), integrity=_integrity_view(integrity), heads=heads,
+        how=how or {}, openssl_verify=OPENSSL_VERIFY, hash_steps=HASH_STEPS,
+        opened=cr.day_and_time(rec.case["created_at"]),
+        roles=", ".join(cr.humanise(r) for r in exporter["roles"]),
         events=evidence_chronology(rec), diagrams=diagrams(engine, rec), path_note=path_note(engine, rec),
         notes=[{**n, "label": cr.NOTE_KINDS.get(n["kind"], cr.humanise(n["kind"])),
                 "when": cr.day_and_time(n["at"]), "who": rec.who(n["author"])} for n in rec.notes],
@@ -263,13 +393,30 @@ def diagrams(engine: Any, rec: cr.Loaded) -> list[dict[str, Any]]:
         ids = ", ".join(str(i["instance_id"]) for i in insts)
         title = f"{label}: the path taken by process instance{'s' if len(insts) > 1 else ''} {ids}"
         called = names(xml, file=file)
+        drawn = read_diagram(parse_xml(xml, file), file)
         out.append({"instances": insts, "version": label, "title": title,
                     "svg": render_svg(xml, marks, file=file, title=title, prefix=f"d{len(out) + 1}"),
                     "branches": [{"gateway": called.get(b["gateway"], b["gateway"]),
                                   "flow": called.get(b["flow"], b["flow"]),
-                                  "target": called.get(b["target"], b["target"])} for b in p["branches"]],
+                                  "target": _leads_to(drawn, b["target"])} for b in p["branches"]],
                     "current": [called.get(e, e) for e in dict.fromkeys(where)]})
     return out
+
+
+def _leads_to(drawn: Any, element: str) -> str:
+    """Where a branch led, for the PDF: “its name”; an element with no name (a gateway joining branches,
+    say) by the first named element it leads on to; its id only when nothing named follows."""
+    at, seen = element, set()
+    while at not in seen:
+        seen.add(at)
+        node = drawn.nodes.get(at)
+        if node is not None and node.name:
+            return f"to “{node.name}”" if at == element else f"on to “{node.name}”"
+        onward = [f.target for f in drawn.flows.values() if f.source == at]
+        if len(onward) != 1:
+            break
+        at = onward[0]
+    return f"to {element}"
 
 
 def path_note(engine: Any, rec: cr.Loaded) -> str | None:

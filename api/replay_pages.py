@@ -286,8 +286,36 @@ def _record_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
         if k == "person" and isinstance(v, dict):
             rows += [(cr.humanise(f), cr.show_value(None, x)) for f, x in sorted(v.items())]
         else:
-            rows.append((cr.humanise(k), v if isinstance(v, str) else _pretty(v)))
+            rows.append((cr.humanise(k), _readable(v)))
     return rows
+
+
+def _readable(value: Any, indent: str = "") -> str:
+    """A value kept on the case record as a person reads it: a list of plain values comma-joined ("22 Elm
+    Road, Northby"), a nested object one "Name: value" line each (indented under its name), a list of
+    objects one block each, Yes/No, and "—" for nothing; never raw JSON."""
+    if value is None or value == "" or value == [] or value == {}:
+        return "—"
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, dict):
+        lines = []
+        for k, v in value.items():
+            if isinstance(v, (dict, list)) and v and not _plain_list(v):
+                lines.append(f"{indent}{cr.humanise(str(k))}:\n{_readable(v, indent + '  ')}")
+            else:
+                lines.append(f"{indent}{cr.humanise(str(k))}: {_readable(v)}")
+        return "\n".join(lines)
+    if isinstance(value, list):
+        if _plain_list(value):
+            return indent + ", ".join(_readable(v) for v in value)
+        return "\n\n".join(_readable(v, indent) if isinstance(v, (dict, list)) else indent + _readable(v)
+                           for v in value)
+    return str(value)
+
+
+def _plain_list(value: Any) -> bool:
+    return isinstance(value, list) and not any(isinstance(v, (dict, list)) for v in value)
 
 
 def _context(engine: Any, tl: Any, state: dict[str, Any], case_id: int, page: int | None, *,

@@ -17,6 +17,7 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
+from api import case_record as cr
 from api.access import restrict_case
 from api.auth import case_access_log
 from api.errors import ApiError
@@ -29,7 +30,7 @@ from engine.schema import chains, events
 from tests.test_api_cases import build_world
 from tests.test_history import _bypass_triggers
 
-FILES = {"evidence.pdf", "history.json", "chain-heads.json", "manifest.json", "SHA256SUMS"}
+FILES = {"evidence.pdf", "history.json", "chain-heads.json", "manifest.json", "SHA256SUMS", "README.txt", "verify.py"}
 REASON = "Ombudsman complaint 31/0042 about the support plan (asked for by J. Reid, investigator)"
 
 
@@ -75,7 +76,7 @@ def test_the_zip_holds_the_files_and_its_manifest_and_sums_match_every_file(worl
     assert set(files) == FILES
     manifest = json.loads(files["manifest.json"])
     listed = {f["name"]: f for f in manifest["files"]}
-    assert set(listed) == {"evidence.pdf", "history.json", "chain-heads.json"}
+    assert set(listed) == FILES - {"manifest.json", "SHA256SUMS"}
     for name, entry in listed.items():
         assert entry["sha256"] == hashlib.sha256(files[name]).hexdigest(), name
         assert entry["bytes"] == len(files[name])
@@ -98,7 +99,9 @@ def test_the_pdf_has_the_cover_the_integrity_result_every_event_the_diagrams_and
     text = _pdf_text(pdf)
     ref = eng.get_case(peter)["reference"]
     assert f"Case {ref}" in text and "Peter Clarke" in text
-    assert "Audrey Lamb (audrey; auditor)" in text and REASON in text
+    assert "Audrey Lamb (username audrey; role: Auditor)" in text and REASON in text
+    opened = cr.load(eng, peter, with_history=False).case["created_at"]
+    assert f"{cr.day_and_time(opened)} (UK time)" in text and "UTC" not in text  # the case opened, in UK time
     assert "Integrity check passed: the history has not been altered." in text
     assert "FAILED" not in text
     # every event, in order, with its type as stored
@@ -288,3 +291,143 @@ def test_the_pdf_says_whether_the_case_matches_the_signed_heads_kept_outside_the
     text = " ".join(_pdf_text(build_pack(eng, cases["peter"], user_named(eng, "audrey"), REASON)
                               .files["evidence.pdf"]).split())
     assert f"Signed heads kept outside the database: the case matches {signed.name}" in text
+
+
+# ---------------------------------------------------------------------- how to check a pack (README.txt, verify.py)
+@pytest.fixture
+def signed(world, tmp_path, monkeypatch):
+    """Heads signed as the schedule signs them, and carepath set to compare cases with them."""
+    from engine.anchoring import generate_keys, sign_heads_to_dir
+
+    eng, _cases = world
+    (tmp_path / "keys").mkdir()
+    key, _pub, _pem = generate_keys(tmp_path / "keys" / "heads.key")
+    folder = tmp_path / "signed"
+    folder.mkdir()
+    path = sign_heads_to_dir(eng, key, folder)
+    monkeypatch.setenv("CAREPATH_HEADS_DIR", str(folder))
+    monkeypatch.setenv("CAREPATH_HEADS_KEY", str(key))
+    return path
+
+
+def _unpack(pack, folder):
+    folder.mkdir()
+    with zipfile.ZipFile(io.BytesIO(pack.content)) as z:
+        z.extractall(folder)
+    return folder
+
+
+def _verify(folder):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "verify.py"], cwd=folder, capture_output=True, text=True, timeout=60)
+    return done.returncode, done.stdout + done.stderr
+
+
+def _resum(folder):
+    """Recompute SHA256SUMS, as someone altering a file would."""
+    names = [line.split("  ", 1)[1] for line in (folder / "SHA256SUMS").read_text().splitlines()]
+    (folder / "SHA256SUMS").write_text("".join(
+        f"{hashlib.sha256((folder / n).read_bytes()).hexdigest()}  {n}\n" for n in names))
+
+
+def test_the_pack_holds_the_signed_heads_file_and_public_key_and_says_how_to_check_it(world, signed, tmp_path):
+    import subprocess
+    import sys
+
+    eng, cases = world
+    peter = cases["peter"]
+    pack = build_pack(eng, peter, user_named(eng, "audrey"), REASON)
+    assert set(pack.files) == FILES | {signed.name, "heads-public-key.pem"}
+    assert pack.files[signed.name] == signed.read_bytes()  # the very file compared with, as kept
+    pem = pack.files["heads-public-key.pem"].decode()
+    assert pem.startswith("-----BEGIN PUBLIC KEY-----") and "PRIVATE" not in pem
+    assert pem.encode() == (signed.parent.parent / "keys" / "heads.key.pub").read_bytes()
+    manifest = json.loads(pack.files["manifest.json"])
+    anchor = manifest["integrity"]["signed_heads"]
+    assert anchor["status"] == "anchored" and anchor["file"] == signed.name and re.fullmatch(r"[0-9a-f]{16}",
+                                                                                           anchor["key_id"])
+    assert manifest["integrity"]["passed"] is True and manifest["how_to_check"] == "README.txt"
+    assert {f["name"] for f in manifest["files"]} == set(pack.files) - {"manifest.json", "SHA256SUMS"}
+    sums = {line.split("  ", 1)[1] for line in pack.files["SHA256SUMS"].decode().splitlines()}
+    assert sums == set(pack.files) - {"SHA256SUMS"}
+    readme = pack.files["README.txt"].decode()
+    assert f"case:{peter}" in readme and anchor["key_id"] in readme and signed.name in readme
+    # the PDF says the same, and gives the signed-heads result once
+    text = _pdf_text(pack.files["evidence.pdf"])
+    assert "How to check this pack" in text and "python3 verify.py" in text and "sha256sum -c SHA256SUMS" in text
+    assert "pkeyutl -verify -pubin -inkey heads-public-key.pem" in text and anchor["key_id"] in text
+    assert text.count("Signed heads") == 1 and text.count("events #1 to #") == 1
+
+    # an investigator follows README.txt's commands, in order, in the unpacked folder: every one succeeds
+    folder = _unpack(pack, tmp_path / "pack")
+    commands = [line.strip() for line in readme.splitlines()
+                if line.startswith("    ") and line.split()[0] in ("sha256sum", "python3", "openssl")]
+    assert [c.split()[0] for c in commands] == ["python3", "sha256sum", "python3", "openssl"]
+    outputs = []
+    for command in commands:
+        argv = command.split()
+        argv[0] = sys.executable if argv[0] == "python3" else argv[0]
+        done = subprocess.run(argv, cwd=folder, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (command, done.stdout, done.stderr)
+        outputs.append(done.stdout)
+    assert outputs[0].rstrip().endswith("Everything checked is as it was exported.")
+    assert "events #1 to #" in outputs[0] and "Signature: verified with heads-public-key.pem" in outputs[0]
+    assert f"Public key id {anchor['key_id']}" in outputs[0]
+    assert all(line.endswith(": OK") for line in outputs[1].splitlines())
+    assert "Signature Verified Successfully" in outputs[3]
+
+
+def test_the_included_script_finds_an_altered_history_or_heads_file(world, signed, tmp_path):
+    eng, cases = world
+    pack = build_pack(eng, cases["peter"], user_named(eng, "audrey"), REASON)
+    # an event's data edited: SHA256SUMS no longer matches; with the sums recomputed, the recipe finds the event
+    folder = _unpack(pack, tmp_path / "edited")
+    doc = json.loads((folder / "history.json").read_text())
+    doc["events"][4]["data_json"] = doc["events"][4]["data_json"].replace("}", ',"extra":1}', 1)
+    (folder / "history.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False))
+    rc, out = _verify(folder)
+    assert rc == 1 and "history.json is not the file SHA256SUMS lists" in out
+    _resum(folder)
+    rc, out = _verify(folder)
+    seq = doc["events"][4]["seq"]
+    assert rc == 1 and f"event #{seq}: its hash does not match its content" in out and "PROBLEMS:" in out
+    # every hash recomputed after the edit (a wholesale rewrite): only the signed heads file catches it
+    prev = doc["events"][4]["prev_hash"]
+    for e in doc["events"][4:]:
+        e["prev_hash"] = prev
+        e["hash"] = prev = event_hash(prev, e["chain"], e["seq"], e["step"], e["type"], e["at"], e["actor"],
+                                      e["instance_id"], e["data_json"])
+    (folder / "history.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False))
+    heads = json.loads((folder / "chain-heads.json").read_text())
+    heads["case_chain"]["hash"] = prev
+    (folder / "chain-heads.json").write_text(json.dumps(heads))
+    _resum(folder)
+    rc, out = _verify(folder)
+    assert rc == 1 and "every hash and link is right" in out
+    assert f"{signed.name}: event #" in out and "is not the one signed at" in out
+    # the signed heads file itself altered (to match the rewrite): its signature no longer verifies
+    signed_doc = json.loads((folder / signed.name).read_text())
+    for h in signed_doc["heads"]:
+        if h["chain"] == doc["chain"]:
+            h["hash"] = {e["seq"]: e["hash"] for e in doc["events"]}[h["seq"]]
+    (folder / signed.name).write_text(json.dumps(signed_doc))
+    _resum(folder)
+    rc, out = _verify(folder)
+    assert rc == 1 and "Signature: DOES NOT VERIFY" in out and "events #1 to #" in out
+
+
+def test_without_signed_heads_the_pack_still_says_how_to_check_it_and_what_to_ask_for(world, tmp_path):
+    eng, cases = world
+    pack = build_pack(eng, cases["joan"], user_named(eng, "audrey"), REASON)
+    assert set(pack.files) == FILES
+    assert json.loads(pack.files["manifest.json"])["integrity"]["signed_heads"]["status"] == "unavailable"
+    assert "No signed heads file was compared" in pack.files["README.txt"].decode()
+    text = _pdf_text(pack.files["evidence.pdf"])
+    assert "How to check this pack" in text and "no signed heads file was compared" in text
+    # branches name where they led: an unnamed joining gateway by the named step it leads on to, not its id
+    assert "at “Carer asks for support?”, “No” (on to “Safeguarding concern?”)" in text
+    assert "carer_merge" not in text and "concern_merge" not in text
+    rc, out = _verify(_unpack(pack, tmp_path / "pack"))
+    assert rc == 0 and "no heads file in this pack" in out and "Everything checked is as it was exported." in out

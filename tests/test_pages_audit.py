@@ -217,6 +217,33 @@ def test_the_access_log_page_filters_and_shows_refusals(world):
     assert r.status_code == 400 and '<a href="#outcome">Outcome must be allowed or refused' in r.text
 
 
+def test_search_results_name_processes_and_event_types_and_the_access_log_gives_times_as_every_page_does(world):
+    from api.audit import process_names
+
+    eng, app, p = world
+    client = browser_client(app, "auditor")
+    r = client.get("/audit/cases", params={"from-day": "1", "from-month": "1", "from-year": "2031"})
+    rows = re.findall(r"<tr class=\"govuk-table__row\">(.*?)</tr>", r.text, re.S)[1:]
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)[4] for row in rows]
+    names = process_names(eng)
+    shown = [" ".join(unescape(re.sub(r"<[^>]+>", " ", li)).split())
+             for cell in cells for li in re.findall(r"<li>(.*?)</li>", cell, re.S)]
+    assert shown
+    for line in shown:  # the name first, its id after it as secondary text
+        pid = line.split()[-1]
+        assert pid in names and line == f"{names[pid]} {pid}" and names[pid] != pid
+    # the filters' options: processes by name and event types in words, each with its id
+    assert re.search(r'<option value="task.completed"[^>]*>Task completed \(task.completed\)</option>', r.text)
+    pid = next(iter(names))
+    assert f'<option value="{pid}">{names[pid]} ({pid})</option>' in r.text
+    # the access log: UK time in words, as everywhere else ("3 March 2031, 9:00am")
+    client.get(f"/cases/{p['edith']}")
+    log = client.get("/audit/access-log", params={"user": "auditor"})
+    times = re.findall(r'<time datetime="([^"]+)">([^<]+)</time>', log.text)
+    assert times and all(re.fullmatch(r"\d{1,2} [A-Z][a-z]+ \d{4}, \d{1,2}:\d\d[ap]m", text) for _, text in times)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT.*", at) for at, _ in times)
+
+
 # ---------------------------------------------------------------------- in the browser
 def _tab_to(page, selector_js: str, limit: int = 80) -> None:
     for _ in range(limit):

@@ -42,7 +42,8 @@ def _check_zip(content: bytes) -> dict:
     manifest = json.loads(files["manifest.json"])
     for entry in manifest["files"]:
         assert hashlib.sha256(files[entry["name"]]).hexdigest() == entry["sha256"], entry["name"]
-    assert {e["name"] for e in manifest["files"]} == {"evidence.pdf", "history.json", "chain-heads.json"}
+    assert {e["name"] for e in manifest["files"]} == {"evidence.pdf", "history.json", "chain-heads.json", "README.txt",
+                                                      "verify.py"}
     assert files["evidence.pdf"].startswith(b"%PDF-")
     return manifest
 

@@ -250,7 +250,67 @@ def test_bad_addresses_get_a_clear_page_and_change_nothing(world):
     assert eng.chain_heads() == heads and _event_count(eng) == count
 
 
+def test_the_record_shows_lists_and_nested_values_in_words_and_the_help_says_where_the_list_is(world):
+    eng, app, case_id = world
+    eng.update_case_record(case_id, {"previous_address": ["22 Elm Road", "Northby"],
+                                     "gp": {"name": "Dr Rao", "phones": ["01632 960111", "01632 960112"],
+                                            "practice": {"town": "Northby"}},
+                                     "carers": [{"name": "Ann", "lives_with": True}, {"name": "Bob"}]},
+                           actor="team-manager", reason="correction")
+    client = _client(app, "auditor")
+    last = client.get(f"/cases/{case_id}/replay").context["total"]
+    r = client.get(f"/cases/{case_id}/replay?step={last}")
+    rows = dict(r.context["record_rows"])
+    assert rows["Previous address"] == "22 Elm Road, Northby"
+    assert rows["Gp"] == "Name: Dr Rao\nPhones: 01632 960111, 01632 960112\nPractice:\n  Town: Northby"
+    assert rows["Carers"] == "Lives with: Yes\nName: Ann\n\nName: Bob"  # keys as stored (sorted)
+    assert not any(v.lstrip().startswith(("[", "{")) for v in rows.values())
+    assert "22 Elm Road, Northby" in r.text and "[" not in r.text.split('id="record"')[1].split("</dl>")[0]
+    # the words are under each diagram, and the page says so
+    assert "The list below each diagram says the same in words." in r.text and "list above" not in r.text
+    assert r.text.index('class="app-diagram app-replay-diagram"') < r.text.index('class="govuk-summary-list '
+                                                                                 'govuk-summary-list--no-border '
+                                                                                 'app-replay-text"')
+
+
 # ---------------------------------------------------------------------- in the browser, by keyboard
+def test_the_replay_diagram_opens_readable_at_the_step_and_can_show_the_whole_diagram_by_keyboard(world):
+    eng, app, case_id = world
+    with live_server(app) as base, launch() as browser:
+        context = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        sign_in(page, base, "auditor", demo_password("auditor"), then=None)
+        page.goto(f"{base}/cases/{case_id}/replay?step=1")
+        page.wait_for_selector(".app-replay-diagram[data-rendered=true]")
+        diagram = page.locator(".app-replay-diagram").first
+        # the step's element (the contact waiting to be recorded) at a readable size, in view
+        current = diagram.locator(".djs-element.app-marker-active[data-element-id='record_contact']")
+        box, frame = current.bounding_box(), diagram.bounding_box()
+        assert box["height"] >= 40 and float(diagram.get_attribute("data-zoom")) >= 1
+        assert frame["x"] <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"]
+        assert frame["y"] <= box["y"] and box["y"] + box["height"] <= frame["y"] + frame["height"]
+        run_axe(page, "replay, diagram zoomed to the step")
+        # by keyboard: the whole diagram, then back to the step
+        whole = diagram.get_by_role("button", name="Show the whole diagram")
+        whole.focus()
+        page.keyboard.press("Enter")
+        page.wait_for_function("d => d.dataset.view === 'whole'", arg=diagram.element_handle())
+        assert current.bounding_box()["height"] < box["height"]
+        page.keyboard.press("Shift+Tab")
+        assert page.evaluate("document.activeElement.textContent") == "Zoom to where it stood"
+        page.keyboard.press("Enter")
+        page.wait_for_function("d => d.dataset.view === 'step'", arg=diagram.element_handle())
+        assert current.bounding_box()["height"] >= 40
+        # the next step keeps the drawn diagram and its buttons, zoomed to the new step
+        page.locator("#replay-next").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => document.querySelector('#replay-main').dataset.step === '2'")
+        page.wait_for_selector(".app-replay-diagram[data-rendered=true]")
+        first = page.locator(".app-replay-diagram").first
+        assert first.get_by_role("button", name="Show the whole diagram").count() == 1
+        assert float(first.get_attribute("data-zoom")) >= 1 or first.get_attribute("data-view") == "whole"
+        run_axe(page, "replay, step 2")
+        context.close()
 def test_the_auditor_steps_through_the_journey_by_keyboard_and_sees_the_path_grow(world):
     eng, app, case_id = world
     total = timeline.case_timeline(eng, case_id)["total_steps"]
@@ -335,7 +395,7 @@ def test_a_replay_diagram_that_cannot_be_loaded_says_so_in_the_past_tense(world)
         assert first.get_attribute("data-rendered") == "failed"
         status = page.locator(f"#{first.get_attribute('id')}-status").inner_text()
         assert status == ("The diagram could not be drawn: the diagram could not be loaded (503). "
-                          "The list above says where things stood.")
+                          "The list below says where things stood.")  # the list is under the diagram
         run_axe(page, "replay, a diagram not drawn")
 
 

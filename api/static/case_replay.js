@@ -43,21 +43,70 @@
     ids(container.getAttribute("data-failed")).forEach(function (id) { add(id, "app-marker-failed", "!", { top: -14, left: -6 }); });
     entry.marked = marked;
     container.setAttribute("data-marked", String(marked.length));
+    zoomToStep(entry);
     container.setAttribute("data-rendered", "true");
+  }
+
+  // Readable by default: a whole diagram fitted into the column is too small to read (task names a
+  // few pixels high), so the view opens at READABLE scale (tasks 80px high, names at their drawn size)
+  // centred on where the process stood (else the last finished element); a diagram that fits at a
+  // larger scale is shown whole. The buttons switch between that and the whole diagram.
+  var READABLE = 1;
+
+  function stepElement(entry) {
+    var registry = entry.viewer.get("elementRegistry"), c = entry.container;
+    var wanted = ids(c.getAttribute("data-active")).concat(ids(c.getAttribute("data-failed")),
+      ids(c.getAttribute("data-completed")).reverse());
+    for (var i = 0; i < wanted.length; i++) {
+      var el = registry.get(wanted[i]);
+      if (el && el.width) { return el; }
+    }
+    return null;
+  }
+
+  function zoomToStep(entry) {
+    var canvas = entry.viewer.get("canvas"), container = entry.container;
+    canvas.zoom("fit-viewport");
+    var el = stepElement(entry), fitted = canvas.zoom();
+    if (el && fitted < READABLE) {
+      var w = container.clientWidth / READABLE, h = container.clientHeight / READABLE;
+      canvas.viewbox({ x: el.x + el.width / 2 - w / 2, y: el.y + el.height / 2 - h / 2, width: w, height: h });
+    }
+    container.setAttribute("data-zoom", canvas.zoom().toFixed(2));
+    container.setAttribute("data-view", el && fitted < READABLE ? "step" : "whole");
+  }
+
+  function controls(entry) {
+    var bar = document.createElement("div");
+    bar.className = "app-replay-zoom";
+    [["Zoom to where it stood", function () { zoomToStep(entry); }],
+     ["Show the whole diagram", function () {
+       entry.viewer.get("canvas").zoom("fit-viewport");
+       entry.container.setAttribute("data-zoom", entry.viewer.get("canvas").zoom().toFixed(2));
+       entry.container.setAttribute("data-view", "whole");
+     }]].forEach(function (b) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "govuk-button govuk-button--secondary govuk-!-margin-bottom-0";
+      button.textContent = b[0];
+      button.addEventListener("click", b[1]);
+      bar.appendChild(button);
+    });
+    entry.container.appendChild(bar);
   }
 
   function draw(container) {
     return view.show(container, "where things stood", function (viewer, canvas) {
-      // as tall as the diagram needs at this width (within limits), then fitted
+      // as tall as the diagram needs at the readable scale (within limits), then zoomed to the step
       var box = canvas.viewbox().inner;
       if (box.width > 0) {
-        var height = Math.round(container.clientWidth * box.height / box.width) + 40;
-        container.style.height = Math.max(200, Math.min(520, height)) + "px";
+        var height = Math.round(Math.min(box.height * READABLE, container.clientWidth * box.height / box.width)) + 60;
+        container.style.height = Math.max(240, Math.min(560, height)) + "px";
         canvas.resized();
       }
-      canvas.zoom("fit-viewport");
       var entry = { viewer: viewer, container: container, marked: [] };
       viewers[container.id] = entry;
+      controls(entry);
       mark(entry);
     });
   }

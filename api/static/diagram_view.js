@@ -13,11 +13,16 @@
     if (status) { status.textContent = text; }
   }
 
+  // where the page's list in words is, from the diagram's place: data-list-at="below" (the replay), else above
+  function listAt(container) {
+    return container.getAttribute("data-list-at") === "below" ? "below" : "above";
+  }
+
   // `where` ends the messages: where the page lists the same facts ("where things stand"). `drawn(viewer,
   // canvas)` runs once the diagram is in; the container is named, and marked failed on any error.
   function show(container, where, drawn) {
     if (typeof window.BpmnJS !== "function") {
-      say(container, "The diagram cannot be drawn in this browser; the list above says " + where + ".");
+      say(container, "The diagram cannot be drawn in this browser; the list " + listAt(container) + " says " + where + ".");
       container.setAttribute("data-rendered", "failed");
       return Promise.resolve();
     }
@@ -39,7 +44,8 @@
       })
       .catch(function (err) {
         container.setAttribute("data-rendered", "failed");
-        say(container, "The diagram could not be drawn: " + err.message + ". The list above says " + where + ".");
+        say(container, "The diagram could not be drawn: " + err.message + ". The list " + listAt(container) + " says " +
+          where + ".");
       });
   }
 
