@@ -48,6 +48,7 @@ CASE_EVENTS: dict[str, str] = {
     "message.received": "Message received",
     "message.delivered": "Message delivered to a waiting process",
     "message.kept": "Message kept until a process waits for it",
+    "message.thrown": "Message sent by the diagram to the case",
 }
 
 SYSTEM_EVENTS: dict[str, str] = {
