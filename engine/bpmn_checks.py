@@ -222,6 +222,58 @@ def _unsupported_hint(name: str) -> str:
     return _HINTS.get(name, "remove it, or see docs/diagram-attributes.md for what carepath reads")
 
 
+def _as_variable(text: str) -> str | None:
+    """A collection or item as a variable name: `stuff`, `${stuff}`, `=stuff` -> stuff; anything else None."""
+    name = bare_variable(text.strip()) or text.strip()
+    return name if name.isidentifier() and not keyword.iskeyword(name) else None
+
+
+def _loop_bpmn(collection: str | None, item: str | None) -> str:
+    """The BPMN elements that say over which collection, and as which item, a multi-instance runs."""
+    parts = []
+    if collection is not None:
+        name = _as_variable(collection)
+        parts.append(f"<bpmn:loopDataInputRef>{name}</bpmn:loopDataInputRef>" if name else
+                     f"<bpmn:loopDataInputRef> naming a variable that holds the collection ({collection.strip()!r} "
+                     "is an expression: compute it in a script task before the activity)")
+    if item is not None:
+        name = _as_variable(item) or "item"
+        parts.append(f'<bpmn:inputDataItem id="{name}" name="{name}"/>')
+    return " and ".join(parts)
+
+
+_SEE_MULTI_INSTANCE = ' in its multiInstanceLoopCharacteristics (see docs/diagram-attributes.md, "Multi-instance")'
+
+
+def _loop_hint(attribute: str, loop: Any) -> str:
+    """What to write instead of a Camunda 7 attribute of a multi-instance (its collection and element variable)."""
+    collection = loop.get(f"{{{CAMUNDA_NS}}}collection")
+    element = loop.get(f"{{{CAMUNDA_NS}}}elementVariable")
+    if attribute == "collection":
+        return ("write " + _loop_bpmn(collection or "", element or "item") + ", with <bpmn:loopDataOutputRef> "
+                "and <bpmn:outputDataItem> for what each instance gives" + _SEE_MULTI_INSTANCE)
+    if attribute == "elementVariable":
+        return "write " + _loop_bpmn(None, element or "item") + _SEE_MULTI_INSTANCE
+    return _unsupported_hint(attribute)
+
+
+def _zeebe_loop_hint(characteristics: Any) -> str:
+    """What to write instead of zeebe:loopCharacteristics: its attributes as BPMN's own elements."""
+    collection, item = characteristics.get("inputCollection"), characteristics.get("inputElement")
+    output, output_item = characteristics.get("outputCollection"), characteristics.get("outputElement")
+    written = [_loop_bpmn(collection or "", item or "item")]
+    if not output and not output_item:
+        written.append("with <bpmn:loopDataOutputRef> and <bpmn:outputDataItem> for what each instance gives")
+    if output:
+        written.append(f"<bpmn:loopDataOutputRef>{_as_variable(output) or 'results'}</bpmn:loopDataOutputRef>")
+    if output_item:
+        name = _as_variable(output_item) or "result"
+        written.append(f'<bpmn:outputDataItem id="{name}" name="{name}"/>'
+                       + ("" if _as_variable(output_item) else f" (each instance sets it: {output_item.strip()!r} "
+                                                                "is an expression)"))
+    return "write " + ", ".join(written) + _SEE_MULTI_INSTANCE
+
+
 def _compensation(node: Any) -> bool:
     return node.find(_q("compensateEventDefinition")) is not None
 
@@ -521,6 +573,43 @@ class ProcessCheck:
                 if text:
                     self.expression(loop, f"the {part} of '{_label(node)}'", text,
                                     declared=loop.find(_q(part)).get("language"))
+            self.loop(node, loop)
+
+    def loop(self, node: Any, loop: Any) -> None:
+        """A loop's or multi-instance's Camunda 7 attributes and Camunda/Zeebe extension elements (a collection
+        named the Camunda way is named, with the BPMN to write instead), and a multi-instance that says neither
+        how many nor over which collection: checked here for every element, nested ones included (the
+        library stops at the first)."""
+        label, kind = f"'{_label(node)}'", _local(loop)
+        vendor = False
+        for name in loop.attrib:
+            qname = etree.QName(name)
+            if qname.namespace != CAMUNDA_NS or qname.localname in CAMUNDA_ANY:
+                continue
+            vendor = True
+            self.problems.append(Problem(self.file, f"camunda:{qname.localname} on {label} (its {kind}) is not "
+                                                    f"supported: {_loop_hint(qname.localname, loop)}",
+                                         node.get("id"), loop.sourceline))
+        for child in loop.iterfind(f"{_q('extensionElements')}/*"):
+            qname = etree.QName(child)
+            if qname.namespace not in (CAMUNDA_NS, ZEEBE_NS):
+                continue
+            vendor = True
+            prefix = "camunda" if qname.namespace == CAMUNDA_NS else "zeebe"
+            hint = (_zeebe_loop_hint(child) if (prefix, qname.localname) == ("zeebe", "loopCharacteristics")
+                    else _unsupported_hint(qname.localname))
+            self.problems.append(Problem(self.file, f"{prefix}:{qname.localname} on {label} (its {kind}) is not "
+                                                    f"supported: {hint}", node.get("id"), child.sourceline))
+        if kind != "multiInstanceLoopCharacteristics" or vendor:
+            return
+        cardinality = loop.find(_q("loopCardinality")) is not None
+        collection = loop.find(_q("loopDataInputRef")) is not None
+        if not cardinality and not collection:
+            self.problem(node, f"{label} is a multi-instance activity that says neither how many (loopCardinality) "
+                               "nor over which collection (loopDataInputRef) to run: give one of them")
+        elif cardinality and collection:
+            self.problem(node, f"{label} is a multi-instance activity with both a loopCardinality and a "
+                               "loopDataInputRef: keep one")
 
     def listeners(self, node: Any, kind: str) -> None:
         """Camunda execution listeners: inline Python scripts on event start/end, run as pre/postScript."""
