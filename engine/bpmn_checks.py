@@ -424,7 +424,8 @@ class ProcessCheck:
                 outgoing[flow.get("sourceRef")].append(flow)
                 incoming[flow.get("targetRef")].append(flow)
         ad_hoc = _local(scope) == "adHocSubProcess"
-        reached = set() if ad_hoc else self.reachable(nodes, outgoing)
+        links = self.links(nodes, incoming, outgoing)
+        reached = set() if ad_hoc else self.reachable(nodes, outgoing, links)
         self.data_stores(scope, nodes)
         for node_id, node in nodes.items():
             lane = inherited_lane if inherited_lane is not None else self.lanes.get(node_id)
@@ -432,6 +433,9 @@ class ProcessCheck:
                 self.problem(node, f"'{_label(node)}' is a compensation handler (isForCompensation): "
                                    f"{NO_COMPENSATION}")
                 continue  # it is joined by an association, not sequence flows: no flow problems to add
+            if node_id in links:  # its missing flows are the link's: reported once, as the link
+                self.element(node, lane)
+                continue
             if not ad_hoc and not _compensation(node):
                 self.flows(node, incoming[node_id], outgoing[node_id], node_id in reached, nodes)
             self.element(node, lane)
@@ -476,8 +480,48 @@ class ProcessCheck:
                             declared=flow.find(_q("conditionExpression")).get("language"))
         return ok
 
+    def links(self, nodes: dict[str, Any], incoming: dict[str, list[Any]],
+              outgoing: dict[str, list[Any]]) -> dict[str, list[str]]:
+        """Link events (neither carepath nor SpiffWorkflow runs them): one problem each, naming the sequence flow
+        to draw instead. Returns each link event's id -> the ids of the events it links to (a throw event's catch
+        events), so that reachability follows the link and the graph problems it causes are not reported."""
+        throws: dict[str, list[str]] = {}
+        catches: dict[str, list[str]] = {}
+        for node_id, node in nodes.items():
+            definition = node.find(_q("linkEventDefinition"))
+            if definition is None or _local(node) not in ("intermediateThrowEvent", "intermediateCatchEvent"):
+                continue
+            name = (definition.get("name") or "").strip() or (node.get("name") or "").strip()
+            (throws if _local(node) == "intermediateThrowEvent" else catches).setdefault(name, []).append(node_id)
+        links: dict[str, list[str]] = {}
+
+        def names(ids: list[str]) -> str:
+            return " or ".join(f"'{_label(nodes[i])}'" for i in dict.fromkeys(ids)) if ids else ""
+
+        for name in sorted(set(throws) | set(catches)):
+            sources = [f.get("sourceRef") for t in throws.get(name, []) for f in incoming[t]]
+            targets = [f.get("targetRef") for c in catches.get(name, []) for f in outgoing[c]]
+            if sources and targets:
+                advice = f"draw the sequence flow from {names(sources)} to {names(targets)} directly"
+            elif targets:
+                advice = f"draw a sequence flow to {names(targets)} directly from the element before the link"
+            elif sources:
+                advice = f"draw a sequence flow from {names(sources)} directly to the element after the link"
+            else:
+                advice = "draw the sequence flow it stands for directly"
+            for node_id in throws.get(name, []):
+                links[node_id] = catches.get(name, [])
+                self.problem(nodes[node_id], f"'{_label(nodes[node_id])}' is a link throw event: link events are "
+                                             f"not supported: {advice}")
+            for node_id in catches.get(name, []):
+                links[node_id] = []
+                self.problem(nodes[node_id], f"'{_label(nodes[node_id])}' is a link catch event: link events are "
+                                             f"not supported: {advice}")
+        return links
+
     @staticmethod
-    def reachable(nodes: dict[str, Any], outgoing: dict[str, list[Any]]) -> set[str]:
+    def reachable(nodes: dict[str, Any], outgoing: dict[str, list[Any]],
+                  links: Mapping[str, list[str]] | None = None) -> set[str]:
         boundary: dict[str, list[str]] = {}
         for node_id, node in nodes.items():
             if node.get("attachedToRef"):
@@ -491,6 +535,7 @@ class ProcessCheck:
                 seen.add(current)
                 todo.extend(f.get("targetRef") for f in outgoing.get(current, []))
                 todo.extend(boundary.get(current, []))
+                todo.extend((links or {}).get(current, []))  # a link throw event goes on at its catch events
         return seen
 
     def flows(self, node: Any, ins: list[Any], outs: list[Any], reached: bool, nodes: dict[str, Any]) -> None:

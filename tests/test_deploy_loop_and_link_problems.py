@@ -137,3 +137,51 @@ def test_the_bpmn_the_problem_suggests_runs_over_the_collection(make_engine) -> 
     [instance] = eng.get_case(result.case_id)["instances"]
     assert instance["status"] == "completed", [i["message"] for i in eng.incidents()]
     assert eng.instance_snapshot(instance["id"])["data"]["rated"] == [6, 8, 10]
+
+
+LINKED = """<bpmn:startEvent id="s"/>
+<bpmn:manualTask id="m1" name="M1"/>
+<bpmn:intermediateThrowEvent id="throw" name="To B"><bpmn:linkEventDefinition id="ld1" name="B"/></bpmn:intermediateThrowEvent>
+<bpmn:intermediateCatchEvent id="catch" name="From A"><bpmn:linkEventDefinition id="ld2" name="B"/></bpmn:intermediateCatchEvent>
+<bpmn:manualTask id="m2" name="M2"/>
+<bpmn:endEvent id="e"/>
+<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="m1"/>
+<bpmn:sequenceFlow id="f2" sourceRef="m1" targetRef="throw"/>
+<bpmn:sequenceFlow id="f3" sourceRef="catch" targetRef="m2"/>
+<bpmn:sequenceFlow id="f4" sourceRef="m2" targetRef="e"/>
+"""
+
+
+def test_a_link_event_pair_is_one_problem_per_event_naming_the_flow_to_draw_and_nothing_else() -> None:
+    # before: four graph problems ("'LinkA' has no outgoing sequence flow: end each path with an end event",
+    # "'M2' cannot be reached from a start event", ...) whose advice would break the diagram
+    problems = problems_of(LINKED)
+    assert [(p.element_id, p.line) for p in problems] == [("throw", line_of(LINKED, 'id="throw"')),
+                                                          ("catch", line_of(LINKED, 'id="catch"'))], problems
+    advice = "link events are not supported: draw the sequence flow from 'M1' to 'M2' directly"
+    assert problems[0].message == f"'To B' is a link throw event: {advice}"
+    assert problems[1].message == f"'From A' is a link catch event: {advice}"
+
+
+def test_a_link_in_a_subprocess_with_no_catch_says_what_to_draw_and_real_graph_problems_stay() -> None:
+    body = """<bpmn:startEvent id="s"/>
+<bpmn:subProcess id="sub" name="Sub">
+<bpmn:startEvent id="ss"/>
+<bpmn:manualTask id="a" name="A"/>
+<bpmn:intermediateThrowEvent id="throw" name="Go"><bpmn:linkEventDefinition id="ld" name="Nowhere"/></bpmn:intermediateThrowEvent>
+<bpmn:manualTask id="lost" name="Lost"/>
+<bpmn:endEvent id="se"/>
+<bpmn:sequenceFlow id="sf1" sourceRef="ss" targetRef="a"/>
+<bpmn:sequenceFlow id="sf2" sourceRef="a" targetRef="throw"/>
+<bpmn:sequenceFlow id="sf3" sourceRef="lost" targetRef="se"/>
+</bpmn:subProcess>
+<bpmn:endEvent id="e"/>
+<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="sub"/>
+<bpmn:sequenceFlow id="f2" sourceRef="sub" targetRef="e"/>
+"""
+    messages = {p.element_id: p.message for p in problems_of(body)}
+    assert messages["throw"] == ("'Go' is a link throw event: link events are not supported: draw a sequence flow "
+                                 "from 'A' directly to the element after the link")
+    assert messages["lost"] == "'Lost' has no incoming sequence flow, so it can never run"
+    assert messages["se"] == "'se' cannot be reached from a start event"
+    assert set(messages) == {"throw", "lost", "se"}  # nothing about the throw event's missing outgoing flow
