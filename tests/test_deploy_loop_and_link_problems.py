@@ -141,8 +141,10 @@ def test_the_bpmn_the_problem_suggests_runs_over_the_collection(make_engine) -> 
 
 LINKED = """<bpmn:startEvent id="s"/>
 <bpmn:manualTask id="m1" name="M1"/>
-<bpmn:intermediateThrowEvent id="throw" name="To B"><bpmn:linkEventDefinition id="ld1" name="B"/></bpmn:intermediateThrowEvent>
-<bpmn:intermediateCatchEvent id="catch" name="From A"><bpmn:linkEventDefinition id="ld2" name="B"/></bpmn:intermediateCatchEvent>
+<bpmn:intermediateThrowEvent id="throw" name="To B">
+<bpmn:linkEventDefinition id="ld1" name="B"/></bpmn:intermediateThrowEvent>
+<bpmn:intermediateCatchEvent id="catch" name="From A">
+<bpmn:linkEventDefinition id="ld2" name="B"/></bpmn:intermediateCatchEvent>
 <bpmn:manualTask id="m2" name="M2"/>
 <bpmn:endEvent id="e"/>
 <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="m1"/>
@@ -168,7 +170,8 @@ def test_a_link_in_a_subprocess_with_no_catch_says_what_to_draw_and_real_graph_p
 <bpmn:subProcess id="sub" name="Sub">
 <bpmn:startEvent id="ss"/>
 <bpmn:manualTask id="a" name="A"/>
-<bpmn:intermediateThrowEvent id="throw" name="Go"><bpmn:linkEventDefinition id="ld" name="Nowhere"/></bpmn:intermediateThrowEvent>
+<bpmn:intermediateThrowEvent id="throw" name="Go">
+<bpmn:linkEventDefinition id="ld" name="Nowhere"/></bpmn:intermediateThrowEvent>
 <bpmn:manualTask id="lost" name="Lost"/>
 <bpmn:endEvent id="se"/>
 <bpmn:sequenceFlow id="sf1" sourceRef="ss" targetRef="a"/>
