@@ -198,6 +198,8 @@ ZEEBE_ELEMENTS: dict[str, frozenset[str]] = {
     "userTask": frozenset({"properties", "assignmentDefinition", "taskSchedule", "formDefinition", "userTask"}),
     "businessRuleTask": frozenset({"properties", "calledDecision"}),
     "callActivity": frozenset({"properties", "calledElement"}),
+    # a start form is not shown, and not refused: the lint rule no-start-form warns of it (engine/lint)
+    "startEvent": frozenset({"properties", "formDefinition"}),
 }
 _HINTS = {
     "taskListener": "carepath runs no task listeners; use an execution listener (a Python script) or a "
