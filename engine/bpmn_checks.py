@@ -198,6 +198,8 @@ ZEEBE_ELEMENTS: dict[str, frozenset[str]] = {
     "userTask": frozenset({"properties", "assignmentDefinition", "taskSchedule", "formDefinition", "userTask"}),
     "businessRuleTask": frozenset({"properties", "calledDecision"}),
     "callActivity": frozenset({"properties", "calledElement"}),
+    # a start form is not shown, and not refused: the lint rule no-start-form warns of it (engine/lint)
+    "startEvent": frozenset({"properties", "formDefinition"}),
 }
 _HINTS = {
     "taskListener": "carepath runs no task listeners; use an execution listener (a Python script) or a "
@@ -220,6 +222,58 @@ def _split_names(text: str) -> list[str]:
 
 def _unsupported_hint(name: str) -> str:
     return _HINTS.get(name, "remove it, or see docs/diagram-attributes.md for what carepath reads")
+
+
+def _as_variable(text: str) -> str | None:
+    """A collection or item as a variable name: `stuff`, `${stuff}`, `=stuff` -> stuff; anything else None."""
+    name = bare_variable(text.strip()) or text.strip()
+    return name if name.isidentifier() and not keyword.iskeyword(name) else None
+
+
+def _loop_bpmn(collection: str | None, item: str | None) -> str:
+    """The BPMN elements that say over which collection, and as which item, a multi-instance runs."""
+    parts = []
+    if collection is not None:
+        name = _as_variable(collection)
+        parts.append(f"<bpmn:loopDataInputRef>{name}</bpmn:loopDataInputRef>" if name else
+                     f"<bpmn:loopDataInputRef> naming a variable that holds the collection ({collection.strip()!r} "
+                     "is an expression: compute it in a script task before the activity)")
+    if item is not None:
+        name = _as_variable(item) or "item"
+        parts.append(f'<bpmn:inputDataItem id="{name}" name="{name}"/>')
+    return " and ".join(parts)
+
+
+_SEE_MULTI_INSTANCE = ' in its multiInstanceLoopCharacteristics (see docs/diagram-attributes.md, "Multi-instance")'
+
+
+def _loop_hint(attribute: str, loop: Any) -> str:
+    """What to write instead of a Camunda 7 attribute of a multi-instance (its collection and element variable)."""
+    collection = loop.get(f"{{{CAMUNDA_NS}}}collection")
+    element = loop.get(f"{{{CAMUNDA_NS}}}elementVariable")
+    if attribute == "collection":
+        return ("write " + _loop_bpmn(collection or "", element or "item") + ", with <bpmn:loopDataOutputRef> "
+                "and <bpmn:outputDataItem> for what each instance gives" + _SEE_MULTI_INSTANCE)
+    if attribute == "elementVariable":
+        return "write " + _loop_bpmn(None, element or "item") + _SEE_MULTI_INSTANCE
+    return _unsupported_hint(attribute)
+
+
+def _zeebe_loop_hint(characteristics: Any) -> str:
+    """What to write instead of zeebe:loopCharacteristics: its attributes as BPMN's own elements."""
+    collection, item = characteristics.get("inputCollection"), characteristics.get("inputElement")
+    output, output_item = characteristics.get("outputCollection"), characteristics.get("outputElement")
+    written = [_loop_bpmn(collection or "", item or "item")]
+    if not output and not output_item:
+        written.append("with <bpmn:loopDataOutputRef> and <bpmn:outputDataItem> for what each instance gives")
+    if output:
+        written.append(f"<bpmn:loopDataOutputRef>{_as_variable(output) or 'results'}</bpmn:loopDataOutputRef>")
+    if output_item:
+        name = _as_variable(output_item) or "result"
+        written.append(f'<bpmn:outputDataItem id="{name}" name="{name}"/>'
+                       + ("" if _as_variable(output_item) else f" (each instance sets it: {output_item.strip()!r} "
+                                                                "is an expression)"))
+    return "write " + ", ".join(written) + _SEE_MULTI_INSTANCE
 
 
 def _compensation(node: Any) -> bool:
@@ -372,7 +426,8 @@ class ProcessCheck:
                 outgoing[flow.get("sourceRef")].append(flow)
                 incoming[flow.get("targetRef")].append(flow)
         ad_hoc = _local(scope) == "adHocSubProcess"
-        reached = set() if ad_hoc else self.reachable(nodes, outgoing)
+        links = self.links(nodes, incoming, outgoing)
+        reached = set() if ad_hoc else self.reachable(nodes, outgoing, links)
         self.data_stores(scope, nodes)
         for node_id, node in nodes.items():
             lane = inherited_lane if inherited_lane is not None else self.lanes.get(node_id)
@@ -380,6 +435,9 @@ class ProcessCheck:
                 self.problem(node, f"'{_label(node)}' is a compensation handler (isForCompensation): "
                                    f"{NO_COMPENSATION}")
                 continue  # it is joined by an association, not sequence flows: no flow problems to add
+            if node_id in links:  # its missing flows are the link's: reported once, as the link
+                self.element(node, lane)
+                continue
             if not ad_hoc and not _compensation(node):
                 self.flows(node, incoming[node_id], outgoing[node_id], node_id in reached, nodes)
             self.element(node, lane)
@@ -424,8 +482,48 @@ class ProcessCheck:
                             declared=flow.find(_q("conditionExpression")).get("language"))
         return ok
 
+    def links(self, nodes: dict[str, Any], incoming: dict[str, list[Any]],
+              outgoing: dict[str, list[Any]]) -> dict[str, list[str]]:
+        """Link events (neither carepath nor SpiffWorkflow runs them): one problem each, naming the sequence flow
+        to draw instead. Returns each link event's id -> the ids of the events it links to (a throw event's catch
+        events), so that reachability follows the link and the graph problems it causes are not reported."""
+        throws: dict[str, list[str]] = {}
+        catches: dict[str, list[str]] = {}
+        for node_id, node in nodes.items():
+            definition = node.find(_q("linkEventDefinition"))
+            if definition is None or _local(node) not in ("intermediateThrowEvent", "intermediateCatchEvent"):
+                continue
+            name = (definition.get("name") or "").strip() or (node.get("name") or "").strip()
+            (throws if _local(node) == "intermediateThrowEvent" else catches).setdefault(name, []).append(node_id)
+        links: dict[str, list[str]] = {}
+
+        def names(ids: list[str]) -> str:
+            return " or ".join(f"'{_label(nodes[i])}'" for i in dict.fromkeys(ids)) if ids else ""
+
+        for name in sorted(set(throws) | set(catches)):
+            sources = [f.get("sourceRef") for t in throws.get(name, []) for f in incoming[t]]
+            targets = [f.get("targetRef") for c in catches.get(name, []) for f in outgoing[c]]
+            if sources and targets:
+                advice = f"draw the sequence flow from {names(sources)} to {names(targets)} directly"
+            elif targets:
+                advice = f"draw a sequence flow to {names(targets)} directly from the element before the link"
+            elif sources:
+                advice = f"draw a sequence flow from {names(sources)} directly to the element after the link"
+            else:
+                advice = "draw the sequence flow it stands for directly"
+            for node_id in throws.get(name, []):
+                links[node_id] = catches.get(name, [])
+                self.problem(nodes[node_id], f"'{_label(nodes[node_id])}' is a link throw event: link events are "
+                                             f"not supported: {advice}")
+            for node_id in catches.get(name, []):
+                links[node_id] = []
+                self.problem(nodes[node_id], f"'{_label(nodes[node_id])}' is a link catch event: link events are "
+                                             f"not supported: {advice}")
+        return links
+
     @staticmethod
-    def reachable(nodes: dict[str, Any], outgoing: dict[str, list[Any]]) -> set[str]:
+    def reachable(nodes: dict[str, Any], outgoing: dict[str, list[Any]],
+                  links: Mapping[str, list[str]] | None = None) -> set[str]:
         boundary: dict[str, list[str]] = {}
         for node_id, node in nodes.items():
             if node.get("attachedToRef"):
@@ -439,6 +537,7 @@ class ProcessCheck:
                 seen.add(current)
                 todo.extend(f.get("targetRef") for f in outgoing.get(current, []))
                 todo.extend(boundary.get(current, []))
+                todo.extend((links or {}).get(current, []))  # a link throw event goes on at its catch events
         return seen
 
     def flows(self, node: Any, ins: list[Any], outs: list[Any], reached: bool, nodes: dict[str, Any]) -> None:
@@ -521,6 +620,43 @@ class ProcessCheck:
                 if text:
                     self.expression(loop, f"the {part} of '{_label(node)}'", text,
                                     declared=loop.find(_q(part)).get("language"))
+            self.loop(node, loop)
+
+    def loop(self, node: Any, loop: Any) -> None:
+        """A loop's or multi-instance's Camunda 7 attributes and Camunda/Zeebe extension elements (a collection
+        named the Camunda way is named, with the BPMN to write instead), and a multi-instance that says neither
+        how many nor over which collection: checked here for every element, nested ones included (the
+        library stops at the first)."""
+        label, kind = f"'{_label(node)}'", _local(loop)
+        vendor = False
+        for name in loop.attrib:
+            qname = etree.QName(name)
+            if qname.namespace != CAMUNDA_NS or qname.localname in CAMUNDA_ANY:
+                continue
+            vendor = True
+            self.problems.append(Problem(self.file, f"camunda:{qname.localname} on {label} (its {kind}) is not "
+                                                    f"supported: {_loop_hint(qname.localname, loop)}",
+                                         node.get("id"), loop.sourceline))
+        for child in loop.iterfind(f"{_q('extensionElements')}/*"):
+            qname = etree.QName(child)
+            if qname.namespace not in (CAMUNDA_NS, ZEEBE_NS):
+                continue
+            vendor = True
+            prefix = "camunda" if qname.namespace == CAMUNDA_NS else "zeebe"
+            hint = (_zeebe_loop_hint(child) if (prefix, qname.localname) == ("zeebe", "loopCharacteristics")
+                    else _unsupported_hint(qname.localname))
+            self.problems.append(Problem(self.file, f"{prefix}:{qname.localname} on {label} (its {kind}) is not "
+                                                    f"supported: {hint}", node.get("id"), child.sourceline))
+        if kind != "multiInstanceLoopCharacteristics" or vendor:
+            return
+        cardinality = loop.find(_q("loopCardinality")) is not None
+        collection = loop.find(_q("loopDataInputRef")) is not None
+        if not cardinality and not collection:
+            self.problem(node, f"{label} is a multi-instance activity that says neither how many (loopCardinality) "
+                               "nor over which collection (loopDataInputRef) to run: give one of them")
+        elif cardinality and collection:
+            self.problem(node, f"{label} is a multi-instance activity with both a loopCardinality and a "
+                               "loopDataInputRef: keep one")
 
     def listeners(self, node: Any, kind: str) -> None:
         """Camunda execution listeners: inline Python scripts on event start/end, run as pre/postScript."""

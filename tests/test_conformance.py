@@ -12,6 +12,7 @@ also in tests/conformance/SOURCES.md) and what must happen:
 - "deploys": a file that holds decisions only is stored on its own (its decision ids come back from deploy);
 - "refused": deploy fails; for each expected problem, one names the given element (and line, when given) and
   carries the given message text; every problem names an element and a line, on one line; nothing is stored;
+  with "only_these_problems", no other problem is reported (none that would mislead);
 - "incident": deploys, runs, and then fails at run time with an incident carrying the given text (a defect
   recorded as it stands, so that a change in it is seen).
 
@@ -127,6 +128,8 @@ def check(engine: Engine, entry: dict[str, Any]) -> None:
             assert matching, f"no problem on {want['element']!r} saying {want['message']!r} in:\n" + "\n".join(
                 str(p) for p in problems)
         assert all("\n" not in str(p) for p in problems)  # every problem on one line
+        if entry.get("only_these_problems"):
+            assert len(problems) == len(entry["problems"]), "other problems too:\n" + "\n".join(map(str, problems))
         unplaced = [str(p) for p in problems if not p.element_id or not isinstance(p.line, int)]
         assert not unplaced, "problems without an element or a line:\n" + "\n".join(unplaced)
         assert _stored_versions(engine) == 0  # nothing stored
@@ -204,6 +207,13 @@ def test_a_refusal_with_another_message_fails(engine: Engine) -> None:
     entry = _entry("spiff-data_store.bpmn")
     entry["problems"][0]["message"] = "carepath supports data stores"
     with pytest.raises(AssertionError, match="no problem on 'Activity_09dnr20'"):
+        check(engine, entry)
+
+
+def test_a_refusal_with_more_problems_than_listed_fails_when_only_those_are_expected(engine: Engine) -> None:
+    entry = _entry("zeebe-LinkEventTest.testValidEventLink.bpmn")
+    entry["problems"] = entry["problems"][:1]
+    with pytest.raises(AssertionError, match="other problems too"):
         check(engine, entry)
 
 

@@ -24,6 +24,7 @@ EXPECTED = {
     "element-in-lane": {"approve", "stray", "edge"},
     "flow-overlap": {"f_a"},
     "no-diagonal-flow": {"f2"},
+    "no-start-form": {"start"},
 }
 
 

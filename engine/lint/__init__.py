@@ -7,7 +7,8 @@ One rule per module under `engine/lint/rules/`, each with a name, a default seve
 one-line description and `check(diagram)`; `RULES` maps name -> rule. The rules protect
 what makes a picture hard to read: a flow drawn through a shape, a label over a shape, a
 flow or another label, a task name too long for its box, an element outside its lane, two
-flows drawn on one line, an element the drawing leaves out. Every layout rule is a
+flows drawn on one line, an element the drawing leaves out; and one rule reads what the diagram says:
+a start form carepath would not show (no-start-form). Every rule is a
 "warning": `carepath deploy` prints warnings and deploys; `carepath deploy --strict` (and
 `Engine.deploy(strict=True)`) refuses while any remain; a rule of severity "error" blocks
 every deploy. DMN files and files without a BPMN root have nothing to lint.

@@ -52,6 +52,8 @@ class Node:
     process: str | None  # the process it belongs to, however deeply nested
     attached_to: str | None = None  # a boundary event's host
     shape: Shape | None = None
+    # a start event's start form as the diagram names it (`camunda:formKey="…"`), which carepath does not show
+    start_form: str | None = None
 
     @property
     def external_label(self) -> bool:
@@ -215,7 +217,8 @@ def _read_container(container: etree._Element, pid: str, d: Diagram) -> None:
             continue
         if tag in FLOW_NODES:
             d.nodes.setdefault(eid, Node(eid, tag, (el.get("name") or "").strip(), el.sourceline, cid, pid,
-                                         attached_to=el.get("attachedToRef") if tag == "boundaryEvent" else None))
+                                         attached_to=el.get("attachedToRef") if tag == "boundaryEvent" else None,
+                                         start_form=_start_form(el) if tag == "startEvent" else None))
             if tag in SUBPROCESSES:
                 _read_container(el, pid, d)
         elif tag == "sequenceFlow":
@@ -223,6 +226,26 @@ def _read_container(container: etree._Element, pid: str, d: Diagram) -> None:
                                          el.get("sourceRef") or "", el.get("targetRef") or "", cid, pid))
         elif tag == "laneSet":
             _read_lanes(el, pid if container.tag == f"{{{BPMN}}}process" else cid, d)
+
+
+CAMUNDA = "http://camunda.org/schema/1.0/bpmn"
+ZEEBE = "http://camunda.org/schema/zeebe/1.0"
+
+
+def _start_form(start: etree._Element) -> str | None:
+    """The form a start event names the Camunda 7 way (`camunda:formKey`, `camunda:formRef`) or the Camunda 8 way
+    (`zeebe:formDefinition`), as written; None when it names none."""
+    for attribute in ("formKey", "formRef"):
+        value = (start.get(f"{{{CAMUNDA}}}{attribute}") or "").strip()
+        if value:
+            return f'camunda:{attribute}="{value}"'
+    for definition in start.iterfind(f"{{{BPMN}}}extensionElements/{{{ZEEBE}}}formDefinition"):
+        for attribute in ("formKey", "formId", "externalReference"):
+            value = (definition.get(attribute) or "").strip()
+            if value:
+                return f'zeebe:formDefinition {attribute}="{value}"'
+        return "zeebe:formDefinition"
+    return None
 
 
 def _read_lanes(lane_set: etree._Element, owner: str | None, d: Diagram) -> None:
