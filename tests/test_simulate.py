@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -428,7 +429,9 @@ def test_a_live_database_not_in_wal_mode_is_read_from_a_copy_and_left_byte_for_b
 
     db = tmp_path / "live.db"
     live = Engine(f"sqlite:///{db}", forms=FormLibrary.from_folder(ROOT / "forms"))
-    live.init()
+    # a Monday morning on the live database's clock: a run from it (--from-live starts at the live clock's now)
+    # has the day's contacts whatever the hour the suite runs (on the wall clock, an evening run had none)
+    live.init(simulated_start=datetime(2026, 12, 7, 9, 0, tzinfo=timezone.utc))
     live.deploy([ROOT / "processes" / "front_door.bpmn", ROOT / "processes" / "screening.dmn"])
     live.db.dispose()
     conn = sqlite3.connect(db)
