@@ -48,7 +48,7 @@ from handlers.capacity import ADVOCACY_ACTIVE
 from handlers.carers import check_carer_start
 from handlers.cld import CLOSURE_OUTCOMES, UNPLANNED_REVIEW_REASONS
 from handlers.fields import check_text
-from handlers.people import person_of
+from handlers.people import check_name, person_of
 
 from . import page_kit as kit
 from .auth import OVERSIGHT_ROLES, User, current_user, get_engine
@@ -315,6 +315,14 @@ def close_details(engine: Any, reason: Any, data: dict[str, Any],
     note = _text(data, "note", "A note", errors, required=False)
     if note:
         details["note"] = note
+    # shown back on the case record and in its history: no character that hides or reorders what follows
+    # (a right-to-left override), by the rule names follow (handlers/people.py check_name)
+    for name, title, noun in (("council", "The council the person moved to", "council's name"),
+                              ("note", "A note", "note")):
+        hidden = check_name(details.get(name), title, noun=noun, lines=name == "note")
+        if hidden and name not in errors:
+            errors[name] = hidden
+            details.pop(name, None)
     return details, errors
 
 

@@ -22,6 +22,7 @@ from engine.clock import as_utc
 from engine.errors import ConflictError, NotFoundError, ValidationError
 from engine.schema import case_notes, documents, users
 from handlers import people
+from handlers.pension_age import age_on
 
 from . import break_glass
 from . import case_record as cr
@@ -226,6 +227,14 @@ def parse_detail(engine: Any, f: cr.PersonField, raw: Any, today: date) -> tuple
     return text, None
 
 
+def _born(person: dict[str, Any]) -> date | None:
+    """The person's date of birth when it is a real date."""
+    try:
+        return date.fromisoformat(str(person.get("date_of_birth") or "")[:10])
+    except ValueError:
+        return None
+
+
 def correct_details(engine: Any, user: User, case_id: int, changes: dict[str, Any], expected: dict[str, Any],
                     reason: str) -> dict[str, Any]:
     """Correct details of the person with a reason; `expected` holds each changed detail as the user saw it.
@@ -264,6 +273,10 @@ def correct_details(engine: Any, user: User, case_id: int, changes: dict[str, An
             name = "date_of_death" if "date_of_death" in clean else "date_of_birth"
             errors.append({"field": f"changes/{name}", "message": wrong if name == "date_of_death" else
                            f"The date of birth must be on or before the date of death ({person['date_of_death']})"})
+    born = _born({**person, **clean})
+    if not errors and "age" in clean and "date_of_birth" not in clean and born is not None:
+        errors.append({"field": "changes/age", "message": f"The age is worked out from the date of birth "
+                                                         f"({cr.long_day(born)}): correct the date of birth instead"})
     if errors:
         raise ValidationError(f"nothing was changed: {'; '.join(e['message'] for e in errors)}", errors=errors,
                               case=case_id)
@@ -279,6 +292,10 @@ def correct_details(engine: Any, user: User, case_id: int, changes: dict[str, An
             new.pop(name, None)
         else:
             new[name] = value
+    if "date_of_birth" in clean and born is not None:
+        # the age follows the date of birth (on the engine's clock), as the contact and the hospital referral
+        # work it out: screening, the hospital follow-up (65 or over) and charging read it
+        new["age"] = age_on(born, engine.now().astimezone(cr.UK).date())
     if new == person:
         return engine.get_case(case_id)
     try:

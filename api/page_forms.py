@@ -82,6 +82,7 @@ class Field:
     decide_each: dict[str, Any] | None = None  # "x-decideEach": one item per thing decided before (api/prefill.py)
     fixed: bool = False  # a group whose items are given (no "Add another", no "Remove")
     summary: list[tuple[str, str]] = field(default_factory=list)  # an item's read-only facts, shown above it
+    types: set[str] = field(default_factory=set)  # the JSON types the schema allows ("string", "array"…)
 
     @property
     def id(self) -> str:
@@ -172,6 +173,7 @@ def _field(name: str, prop: dict[str, Any], required: bool) -> Field:
     if isinstance(prop.get("x-decideEach"), dict):
         f.decide_each = prop["x-decideEach"]
     types = _types(prop)
+    f.types = types
     opts = _options(prop)
     items = prop.get("items") if isinstance(prop.get("items"), dict) else {}
     if opts is not None:
@@ -636,8 +638,56 @@ def fill(fields: list[Field], data: dict[str, Any] | None) -> None:
             f.value = f"{v:.2f}"  # pounds and pence: 1234.50, not 1234.5
         elif f.kind == "number" and isinstance(v, float) and v.is_integer():
             f.value = str(int(v))  # 12, as typed, not 12.0
+        elif f.kind in ("text", "textarea"):
+            f.value = as_text(v, lines=f.kind == "textarea")
         else:
             f.value = _value_text(v) if f.kind == "radios" else str(v)
+
+
+def as_text(v: Any, *, lines: bool = False) -> str:
+    """A saved value shown in a text box as the case record shows it, never Python's spelling of it: a list
+    (an address kept as lines) "22 Elm Road, Northby" (one a line in a text area), an object its values,
+    Yes/No, a whole number without ".0". A string as it is."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "Yes" if v else "No"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, list):
+        return ("\n" if lines else ", ").join(t for t in (as_text(x) for x in v) if t.strip())
+    if isinstance(v, dict):
+        return ", ".join(t for t in (as_text(x) for x in v.values() if x is not None) if t.strip())
+    return "" if v is None else str(v)
+
+
+_JSON_TYPES = ((bool, "boolean"), (str, "string"), (int, "integer"), (float, "number"), (list, "array"),
+               (dict, "object"))
+
+
+def _json_type(v: Any) -> str:
+    return next((name for kind, name in _JSON_TYPES if isinstance(v, kind)), "null")
+
+
+def keep_unedited(fields: list[Field], data: dict[str, Any], draft: Any) -> None:
+    """A text box filled in from a saved value that is not text (an address kept as a list of lines, shown as
+    "22 Elm Road, Northby") and sent back unchanged keeps the saved value, where the question allows its type:
+    a form filled in from the case record does not change the record's details the worker did not touch."""
+    if not isinstance(draft, dict):
+        return
+    for f in walk(fields):
+        if f.kind not in ("text", "textarea"):
+            continue
+        saved = get_path(draft, f.name)
+        if saved is None or isinstance(saved, str) or _json_type(saved) not in f.types:
+            continue
+        parent = data
+        *path, key = f.name.split(".")
+        for part in path:
+            parent = parent.get(part) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and isinstance(parent.get(key), str) and \
+                " ".join(parent[key].split()) == " ".join(as_text(saved, lines=f.kind == "textarea").split()):
+            parent[key] = saved
 
 
 # ---------------------------------------------------------------------- long forms: sections ("x-sections")

@@ -45,7 +45,7 @@ from .auth import (
 from .case_pages import case_panel
 from .errors import ApiError
 from .inputs import whole
-from .page_forms import Field, change_items, engine_errors, fields_for, fill, read_form, set_errors, walk
+from .page_forms import Field, change_items, engine_errors, fields_for, fill, keep_unedited, read_form, set_errors, walk
 
 router = APIRouter(include_in_schema=False)
 
@@ -501,6 +501,7 @@ async def complete(request: Request, task_id: str) -> Response:
 
     if action == "draft":
         data, _local = read_form(fields, form, keep_invalid=True)
+        keep_unedited(fields, data, task.get("draft"))
         try:
             await run_in_threadpool(task_api.save_draft, task_id, task_api.Draft(data=data, revision=revision),
                                     user, engine)
@@ -513,6 +514,7 @@ async def complete(request: Request, task_id: str) -> Response:
                       f"Draft saved: {_name(task)}. Open the task again to carry on.")
 
     data, local = read_form(fields, form)
+    keep_unedited(fields, data, task.get("draft"))  # an address kept as lines stays lines when not changed
     if local:
         # check the rest too, without completing, so every error shows at once
         try:

@@ -17,7 +17,8 @@ A review of a case without a signed-off plan is refused here with a clear messag
 started, so it never becomes an incident): there is no plan to review, and the team assesses
 the person instead (`review_refusal`, for every place that starts a review).
 
-Pages (/cases/{id}/instances/{iid}/admission and /discharge), JSON
+Pages (/cases/{id}/instances/{iid}/hospital-admission and /hospital-discharge: the date as a GOV.UK date input,
+day, month and year, as on the close page; the admission shown as "6 December 2026"), JSON
 (POST /api/cases/{id}/instances/{iid}/suspend and /resume) and the CLI (`carepath suspend|resume`)
 call the same functions; casework roles on cases they may open, auditors 403 (docs/security.md).
 """
@@ -26,12 +27,14 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from engine.clock import as_utc, parse_instant
 from engine.errors import NotFoundError, StateError, ValidationError
 from handlers import settings as local
 from handlers.people import person_of
@@ -50,6 +53,7 @@ SUSPENDABLE = {"reablement": "Reablement", "review": "Ongoing support (reviews)"
 DISCHARGE_CHOICES = ("resume", "end_and_refer")
 SETTING = "reablement_on_hospital_discharge"
 TEXT_MAX = 200
+UK = ZoneInfo("Europe/London")
 NO_PLAN = ("this case has no signed-off support plan to review: a review needs a plan. Start a needs "
            "assessment for the team to assess the person instead")
 
@@ -77,27 +81,54 @@ def _instance(engine: Any, case_id: int, instance_id: int) -> dict[str, Any]:
     return {**inst, "case": case}
 
 
-def _date(raw: Any, field: str, what: str, today: date, *, not_before: date | None = None) -> tuple[date | None, str]:
+def long_day(day: date) -> str:
+    """"6 December 2026": a date as the pages and messages show it."""
+    return f"{day.day} {day:%B %Y}"
+
+
+def _date(raw: Any, what: str, today: date, *, not_before: tuple[date, str] | None = None) -> tuple[date | None, str]:
+    """The date typed (YYYY-MM-DD: the JSON API, or what the page's day, month and year make) and "", or None
+    and the message. `not_before` (the earliest day, what it is: "the admission"): a date before it is refused,
+    naming it."""
     if not isinstance(raw, str) or not raw.strip():
         return None, f"Enter the date of the {what}"
     try:
         day = date.fromisoformat(raw.strip())
     except ValueError:
-        return None, f"The date of the {what} must be a real date, like 2031-03-24"
+        return None, f"The date of the {what} must be a real date"
     if day > today:
         return None, f"The date of the {what} must be today or in the past"
-    if not_before is not None and day < not_before:
-        return None, f"The date of the {what} must be on or after the admission ({not_before.isoformat()})"
+    if not_before is not None and day < not_before[0]:
+        return None, f"The date of the {what} must be on or after {not_before[1]} ({long_day(not_before[0])})"
     return day, ""
 
 
-def admission_errors(engine: Any, hospital: Any, admitted_on: Any) -> tuple[list[dict[str, str]], date | None]:
+def earliest_admission(inst: dict[str, Any]) -> tuple[date, str] | None:
+    """The earliest day a hospital admission may be recorded for this process: the day it started, or the
+    person's date of birth when that is later (a record corrected by hand), with what that day is."""
+    bounds = []
+    started = inst.get("started_at")
+    if started is not None:
+        started = parse_instant(started) if isinstance(started, str) else started
+        name = SUSPENDABLE.get(inst.get("process_id") or "", "the process").lower()
+        bounds.append((as_utc(started).astimezone(UK).date(), f"the day {name} started"))
+    born = person_of(inst["case"]["data"]).get("date_of_birth")
+    try:
+        bounds.append((date.fromisoformat(str(born)[:10]), "the date of birth"))
+    except ValueError:
+        pass
+    return max(bounds, key=lambda b: b[0]) if bounds else None
+
+
+def admission_errors(engine: Any, hospital: Any, admitted_on: Any, inst: dict[str, Any] | None = None
+                     ) -> tuple[list[dict[str, str]], date | None]:
     errors = []
     if not isinstance(hospital, str) or not hospital.strip():
         errors.append({"field": "hospital", "message": "Enter the hospital the person was admitted to"})
     elif len(hospital) > TEXT_MAX:
         errors.append({"field": "hospital", "message": f"The hospital's name must be {TEXT_MAX} characters or fewer"})
-    day, msg = _date(admitted_on, "admitted_on", "admission", engine.now().date())
+    day, msg = _date(admitted_on, "admission", engine.now().astimezone(UK).date(),
+                     not_before=earliest_admission(inst) if inst is not None else None)
     if msg:
         errors.append({"field": "admitted_on", "message": msg})
     return errors, day
@@ -111,7 +142,7 @@ def record_admission(engine: Any, user: User, case_id: int, instance_id: int, ho
     if inst["process_id"] not in SUSPENDABLE:
         raise ValidationError(f"a hospital admission pauses reablement or ongoing support, not "
                               f"'{inst['process_id']}'", case=case_id, instance=instance_id)
-    errors, day = admission_errors(engine, hospital, admitted_on)
+    errors, day = admission_errors(engine, hospital, admitted_on, inst)
     if errors:
         raise ValidationError("the admission was not recorded: " + "; ".join(e["message"] for e in errors),
                               errors=errors, case=case_id)
@@ -136,8 +167,8 @@ def record_discharge(engine: Any, user: User, case_id: int, instance_id: int, di
                          "no hospital stay to end; nothing was changed", case=case_id, instance=instance_id)
     admission = admission_of(engine, case_id, instance_id)
     admitted = admission.get("admitted_on")
-    day, msg = _date(discharged_on, "discharged_on", "discharge", engine.now().date(),
-                     not_before=date.fromisoformat(admitted) if admitted else None)
+    day, msg = _date(discharged_on, "discharge", engine.now().astimezone(UK).date(),
+                     not_before=(date.fromisoformat(admitted), "the admission") if admitted else None)
     if msg:
         raise ValidationError(f"the discharge was not recorded: {msg}",
                               errors=[{"field": "discharged_on", "message": msg}], case=case_id)
@@ -151,14 +182,14 @@ def record_discharge(engine: Any, user: User, case_id: int, instance_id: int, di
             reason=f"Reablement ended: admitted to {hospital}; referred to the hospital team on discharge",
             then_start={"process_id": "hospital_discharge", "data": {
                 "person": person, "ward": hospital,
-                "reason": f"Admitted to {hospital} during reablement; discharged {day.isoformat()}"}})
+                "reason": f"Admitted to {hospital} during reablement; discharged {long_day(day)}"}})
         return {"outcome": "ended_and_referred", "instance_id": instance_id, "started": res.started_instances}
     engine.resume_instance(instance_id, actor=user.username, reason=f"Discharged from {hospital}", details=details)
     started: list[int] = []
     if inst["process_id"] != "reablement" and review_refusal(inst["case"]["data"]) is None:
         res = engine.start("review", case_id=case_id, actor=user.username, data={
             "review_reason": "Hospital", "review_requested_by": "worker",
-            "review_request_note": f"Discharged from {hospital} on {day.isoformat()}: check the support still fits"})
+            "review_request_note": f"Discharged from {hospital} on {long_day(day)}: check the support still fits"})
         started.append(res.instance_id)
     return {"outcome": "resumed", "instance_id": instance_id, "started": started}
 
@@ -189,7 +220,10 @@ def post_resume(case_id: Id, instance_id: Id, body: DischargeIn, user: Who, engi
 
 
 # ---------------------------------------------------------------------- pages
-ANCHORS: dict[str, str] = {}  # each error links to its field, whose id is the field's name
+# each date is a GOV.UK date input (day, month, year; intake_macros.html `date_input`, as on the close page):
+# its error links to the day box
+ANCHORS: dict[str, str] = {"admitted_on": "admitted_on-day", "discharged_on": "discharged_on-day"}
+DATES = {"admission": "admitted_on", "discharge": "discharged_on"}
 
 
 def _form(request: Request, user: User, engine: Any, case_id: int, instance_id: int, which: str,
@@ -197,11 +231,32 @@ def _form(request: Request, user: User, engine: Any, case_id: int, instance_id: 
     inst = _instance(engine, case_id, instance_id)
     errs = {e["field"]: e["message"] for e in errors or []}
     choice = discharge_choice() if inst["process_id"] == "reablement" else "resume"
+    today = engine.now().astimezone(UK).date()
+    prefix = DATES[which]
+    if f"{prefix}-day" not in values:  # a fresh form: today, as it was before a date is typed
+        values = {**values, f"{prefix}-day": str(today.day), f"{prefix}-month": str(today.month),
+                  f"{prefix}-year": str(today.year)}
+    admission = admission_of(engine, case_id, instance_id) if which == "discharge" else {}
+    try:
+        admitted = long_day(date.fromisoformat(admission["admitted_on"])) if admission.get("admitted_on") else ""
+    except ValueError:
+        admitted = str(admission.get("admitted_on"))
     return kit.render(request, f"suspend_{which}.html", {
         "user": user, "case": inst["case"], "instance": inst, "process_name": SUSPENDABLE.get(inst["process_id"], ""),
         "values": values, "err": errs, "errors": kit.error_summary(errs, ANCHORS), "choice": choice,
-        "admission": admission_of(engine, case_id, instance_id) if which == "discharge" else {},
-        "today": engine.now().date().isoformat()}, status)
+        "admission": admission, "admitted": admitted,
+        # an example the field accepts: today (a later day is refused)
+        "example": f"{today.day} {today.month} {today.year}"}, status)
+
+
+def _posted(form: dict[str, list[str]], which: str) -> tuple[dict[str, str], str]:
+    """What was typed (kept to show again) and the date as the API takes it: YYYY-MM-DD, "" when nothing was
+    typed, "not-a-date" when the day, month and year make no real date."""
+    prefix = DATES[which]
+    d, m, y, iso = kit.posted_date(form, prefix)
+    if iso and iso != "not-a-date" and len(y) != 4:
+        iso = "not-a-date"  # "26" is not a year
+    return {f"{prefix}-day": d, f"{prefix}-month": m, f"{prefix}-year": y}, iso
 
 
 def may_pause(user: User) -> bool:
@@ -237,13 +292,14 @@ async def suspend_post(request: Request, case_id: Id, instance_id: Id, which: st
         user = await page.post()
         engine, form = page.engine, page.form
         _known(which)
-        values = {k: kit.one(form, k) for k in ("hospital", "admitted_on", "discharged_on")}
+        typed, day = _posted(form, which)
+        values = {"hospital": kit.one(form, "hospital"), **typed}
         try:
             if which == "admission":
                 await run_in_threadpool(record_admission, engine, user, case_id, instance_id, values["hospital"],
-                                        values["admitted_on"])
+                                        day)
             else:
-                await run_in_threadpool(record_discharge, engine, user, case_id, instance_id, values["discharged_on"])
+                await run_in_threadpool(record_discharge, engine, user, case_id, instance_id, day)
         except ValidationError as exc:
             if not exc.errors:
                 raise

@@ -80,16 +80,18 @@ def hidden_character(text: str) -> tuple[int, str] | None:
     return None
 
 
-def check_name(value: Any, title: str) -> str | None:
-    """A message naming the field when `value` hides characters, else None."""
+def check_name(value: Any, title: str, *, noun: str = "name", lines: bool = False) -> str | None:
+    """A message naming the field when `value` hides characters, else None. The same rule for any free text a
+    worker types that is shown back (the close page's council and note: `noun` says what to type again);
+    `lines`: a text of several lines, whose line breaks and tabs are allowed."""
     if not isinstance(value, str):
         return None
-    found = hidden_character(value)
+    found = hidden_character(re.sub(r"[\r\n\t]", " ", value) if lines else value)
     if found is None:
         return None
     pos, what = found
     return (f"{title} must only contain characters you can see: remove the {what} at character {pos} "
-            f"(it can hide or reorder letters); type the name again rather than pasting it")
+            f"(it can hide or reorder letters); type the {noun} again rather than pasting it")
 
 
 def nfc_name(value: str) -> str:

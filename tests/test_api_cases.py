@@ -378,3 +378,27 @@ def test_only_a_team_manager_names_the_coordinating_worker(world):
     assert texts[0] == "Record changed by Mary Khan: co-ordinating worker set to Rosa Patel. Reason: Leads the " \
                        "reablement"
     assert mary.put("/api/cases/9999/coordinating-worker", json={"username": "rosa"}).status_code == 404
+
+
+def test_a_corrected_date_of_birth_works_the_age_out_again_on_the_engines_clock(world):
+    """findings-10, 7: correcting the date of birth left the age as it was (screening, the hospital follow-up for
+    people 65 or over and charging read it); now the age follows it, and the age alone cannot be corrected away
+    from a date of birth on the record."""
+    from datetime import timedelta
+
+    eng, app, cases = world
+    joan = cases["joan"]
+    eng.advance_clock(timedelta(days=300))  # 28 December 2031 on the engine's clock (the wall clock is years off)
+    rosa = client_for(app, "rosa")  # signed in after the clock moved (sessions run on it)
+    seen = _person(eng, joan)
+    r = rosa.post(f"/api/cases/{joan}/details", json={"changes": {"date_of_birth": "1948-02-29"},
+                                                       "expected": {"date_of_birth": seen.get("date_of_birth")},
+                                                       "reason": "Birth certificate"})
+    assert r.status_code == 200, r.text
+    assert _person(eng, joan)["date_of_birth"] == "1948-02-29" and _person(eng, joan)["age"] == 83
+    r = rosa.post(f"/api/cases/{joan}/details", json={"changes": {"age": 20}, "expected": {"age": 83},
+                                                       "reason": "Typo"})
+    assert r.status_code == 422
+    assert r.json()["errors"] == [{"field": "changes/age", "message": "The age is worked out from the date of "
+                                   "birth (29 February 1948): correct the date of birth instead"}]
+    assert _person(eng, joan)["age"] == 83

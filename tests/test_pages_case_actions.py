@@ -58,8 +58,21 @@ def test_closing_with_a_date_of_death_in_the_future_is_refused_on_the_page(eng, 
     assert r.status_code == 422 and "The date of death must be today or in the past" in r.text
     assert 'href="#date_of_death-day"' in r.text
     assert "case_closed" not in eng.get_case(cid)["data"]
+    # a character that reverses what follows it (U+202E) is refused as it is in a name, naming the field, and
+    # the page is shown again with the error linked to the box; a note keeps its line breaks
+    for council, note, field, message in (
+            ("\u202eLeeds", "", "council", "The council the person moved to must only contain characters you can "
+                                           "see: remove the bidirectional control character U+202E"),
+            ("Leeds", "Moved in with\nher son \u200b", "note", "A note must only contain characters you can see: "
+                                                              "remove the zero-width character U+200B")):
+        r = tm.post(f"/cases/{cid}/close", data={"csrf_token": csrf, "action_token": action_token(r.text),
+                                                 "reason": "moved_away", "council": council, "note": note})
+        assert r.status_code == 422 and message in r.text, field
+        assert f'href="#{field}"' in r.text
+        assert "case_closed" not in eng.get_case(cid)["data"]
     r = tm.post(f"/cases/{cid}/close", data={"csrf_token": csrf, "action_token": action_token(r.text),
-                                             "reason": "moved_away", "council": "Southshire"})
+                                             "reason": "moved_away", "council": "Southshire",
+                                             "note": "Moved in with\nher son"})
     assert r.status_code == 303
     page = tm.get(f"/cases/{cid}").text
     assert 'id="case-closed"' in page and "Moved to another council (to Southshire)" in page

@@ -316,3 +316,87 @@ def test_a_name_with_hidden_characters_is_refused_on_the_page(world):
     assert "Full name must only contain characters you can see" in r.text and 'href="#name"' in r.text
     r = client.get("/people", params={"q": "Maud\u202eLowe"})
     assert r.status_code == 400 and "The search must only contain characters you can see" in r.text
+
+
+def _contact_form(page: str) -> dict[str, list[str]]:
+    """What the contact form sends as it is filled in: every text box's and chosen option's value."""
+    out: dict[str, list[str]] = {}
+    for tag in re.findall(r"<input\b[^>]*>", page):
+        name = re.search(r'\sname="([^"]+)"', tag)
+        kind = (re.search(r'\stype="([^"]+)"', tag) or re.search("()", "")).group(1)
+        value = re.search(r'\svalue="([^"]*)"', tag)
+        if name and value and (kind not in ("radio", "checkbox") or " checked" in tag):
+            out.setdefault(name.group(1), []).append(value.group(1))
+    return out
+
+
+def test_a_new_contact_for_a_known_person_keeps_their_address_and_details_as_recorded(world):
+    """findings-10, 1: an address kept as lines was filled in as "['22 Elm Road', 'Northby']" (Python's
+    spelling of the list) and stored back so; now it is shown as the record shows it and, not edited, kept."""
+    import html
+
+    eng, app, _people = world
+    recorded = {"name": "Harriet Jones", "date_of_birth": "1942-05-02", "age": 84.0, "area": "north",
+                "address": ["22 Elm Road", "Northby"], "phone": 1632960001, "lives_alone": True,
+                "postcode": "NB7 1AB"}
+    harriet = eng.create_case("Harriet Jones", {"person": dict(recorded)})
+    client, csrf = signin(app, "front-door-advisor")
+    token, _page = _search(client, csrf, name="Harriet Jones")
+    r = client.post("/contacts/new", data={"csrf_token": csrf, "intake_token": token, "case_id": str(harriet)})
+    assert r.status_code == 303, r.text
+    task_url = r.headers["location"]
+    page = client.get(task_url).text
+    shown = {k: [html.unescape(x) for x in v] for k, v in _contact_form(page).items()}
+    assert shown["person.address"] == ["22 Elm Road, Northby"]  # as the case record shows it
+    assert "[" not in page.split('name="person.address"')[1].split(">")[0]
+    assert shown["person.phone"] == ["1632960001"] and shown["person.age"] == ["84"]  # not "84.0"
+    assert shown["person.lives_alone"] == ["true"] and shown["person.area"] == ["north"]
+    assert shown["person.date_of_birth-day"] == ["2"] and shown["person.date_of_birth-year"] == ["1942"]
+    answers = {**shown, "csrf_token": [csrf], "caller.name": ["Harriet Jones"], "caller.relationship": ["self"],
+               "reason": ["Had a fall last week and cannot cook"], "outcomes_unable": ["nutrition"],
+               "safeguarding_concern": ["false"], "crisis": ["false"], "consents_to_referral": ["true"],
+               "from_hospital": ["false"], "action": ["complete"]}
+    r = client.post(task_url, data=answers)
+    assert r.status_code in (200, 303), r.text
+    assert "record_contact" not in [t["element_id"] for t in eng.list_tasks(case_id=harriet)]  # completed
+    person = eng.get_case(harriet)["data"]["person"]
+    assert person["address"] == ["22 Elm Road", "Northby"]  # not edited: kept as it was
+    assert "1632960001" in str(person["phone"]) and person["lives_alone"] is True
+    case_page = client.get(f"/cases/{harriet}").text
+    assert "22 Elm Road, Northby" in case_page and "[&#39;22" not in case_page and "['22" not in case_page
+
+
+def test_with_a_date_of_birth_the_contact_works_the_age_out_and_does_not_ask_for_it(world):
+    """findings-10, 7: born 29 February 1948 with "Age in years" 20 was stored as 20; now the age is worked out
+    from the date of birth on the engine's clock (3 March 2031: 83), and needed only without one."""
+    import html
+
+    eng, app, _people = world
+    client, csrf = signin(app, "front-door-advisor")
+    token, _page = _search(client, csrf, name="Maud Lowe", **{"dob-day": "29", "dob-month": "2", "dob-year": "1948"})
+    r = client.post("/contacts/new", data={"csrf_token": csrf, "intake_token": token, "new_person": "yes"})
+    task_url = r.headers["location"]
+    page = client.get(task_url).text
+    assert "with a date of birth, the age is worked out from it" in page
+    base = {**{k: [html.unescape(x) for x in v] for k, v in _contact_form(page).items()},
+            "csrf_token": [csrf], "caller.name": ["Maud Lowe"], "caller.relationship": ["self"],
+            "reason": ["Cannot manage the stairs"], "outcomes_unable": ["nutrition"], "person.address": ["1 Low Row"],
+            "person.area": ["north"], "safeguarding_concern": ["false"], "crisis": ["false"],
+            "consents_to_referral": ["true"], "from_hospital": ["false"], "action": ["complete"]}
+    # neither the age nor the date of birth: the age is asked for
+    r = client.post(task_url, data={**base, "person.date_of_birth-day": [""], "person.date_of_birth-month": [""],
+                                    "person.date_of_birth-year": [""], "person.age": [""]})
+    assert r.status_code == 400 and "Enter the age in years, or the date of birth" in r.text
+    r = client.post(task_url, data={**base, "person.age": ["20"]})
+    assert r.status_code in (200, 303), r.text
+    found = [c for c in range(1, 50) if _safe_person(eng, c).get("name") == "Maud Lowe"]
+    assert found, "the contact was not kept"
+    person = _safe_person(eng, found[0])
+    assert person["date_of_birth"] == "1948-02-29" and person["age"] == 83
+
+
+def _safe_person(eng, case_id):
+    try:
+        return eng.get_case(case_id)["data"].get("person") or {}
+    except Exception:  # noqa: BLE001 - no such case
+        return {}

@@ -173,3 +173,25 @@ def test_bad_requests_are_refused_and_change_nothing(world):
     r = as_(app, "rosa").post(f"{url}/resume", json={"discharged_on": day(2)})
     assert r.status_code == 422 and "on or after the admission" in r.json()["message"]
     assert instance_of(eng, joan, "reablement")["status"] == "suspended"
+
+
+def test_an_admission_before_the_process_started_or_the_person_was_born_is_refused_naming_the_bound(world):
+    eng, app, cases = world
+    joan = cases["joan"]
+    iid = instance_of(eng, joan, "reablement")["id"]
+    url = f"/api/cases/{joan}/instances/{iid}/suspend"
+    before = len(eng.history(joan))
+    for typed in ("1890-01-01", day(-1)):
+        r = as_(app, "rosa").post(url, json={"hospital": "Northby General", "admitted_on": typed})
+        assert r.status_code == 422, typed
+        assert ("The date of the admission must be on or after the day reablement started (3 March 2031)"
+                in r.json()["message"])
+        assert r.json()["errors"][0]["field"] == "admitted_on"
+    assert len(eng.history(joan)) == before
+    # a date of birth later than the start (a record corrected since) is the bound then
+    inst = {"process_id": "review", "started_at": START, "case": {"data": {"person": {"date_of_birth": "2031-03-05"}}}}
+    assert suspend.earliest_admission(inst) == (parse_instant("2031-03-05T00:00:00+00:00").date(), "the date of birth")
+    inst["case"] = {"data": {"person": {"date_of_birth": "1948-02-29"}}}
+    assert suspend.earliest_admission(inst) == (START.date(), "the day ongoing support (reviews) started")
+    r = as_(app, "rosa").post(url, json={"hospital": "Northby General", "admitted_on": day(0)})
+    assert r.status_code == 200, r.text
