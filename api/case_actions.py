@@ -6,7 +6,8 @@ Actions start the right process on the case with checked start data:
 action                 process                    asks
 =====================  =========================  ===========================================================
 safeguarding           safeguarding               the concern, who raised it, whether it is urgent
-review                 review (unplanned)         the CLD reason, who asked, a note (needs a signed-off plan)
+review                 review (unplanned)         the CLD reason, who asked, a note (needs a signed-off plan;
+                                                  no review already under way)
 carers_assessment      carers_assessment          the carer's name and relationship (address and the carer's own
                                                   case reference optional: an unknown reference is refused)
 dp_review              direct_payment_review      the trigger (breach, capacity or concern) and a note (needs
@@ -15,7 +16,8 @@ hospital_discharge     hospital_discharge         the reason for admission, the 
 urgent_response        urgent_response            what the crisis is, who responds (or the team decides); none
                                                   already under way
 equipment              equipment                  what the person needs help with; none already under way
-change_in_circumstances review (unplanned)        what changed, who told us (needs a signed-off plan)
+change_in_circumstances review (unplanned)        what changed, who told us (needs a signed-off plan; no
+                                                  review already under way)
 =====================  =========================  ===========================================================
 
 Closing a case (``close``) or ending one process (``end``) takes a reason from ``CLOSE_REASONS``
@@ -41,9 +43,10 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, insert, select
 
+from engine.clock import as_utc
 from engine.errors import ConflictError, NotFoundError, StateError, ValidationError
 from engine.lifecycle import OPEN_STATUSES, closure
-from engine.schema import cases, instances, settings
+from engine.schema import cases, instances, settings, tasks
 from handlers.capacity import ADVOCACY_ACTIVE
 from handlers.carers import check_carer_start
 from handlers.cld import CLOSURE_OUTCOMES, UNPLANNED_REVIEW_REASONS
@@ -152,6 +155,28 @@ def _open_processes(engine: Any, case_id: int, process_id: str) -> list[int]:
             instances.c.status.in_(OPEN_STATUSES))).scalars())
 
 
+def review_under_way(engine: Any, case_id: int) -> str | None:
+    """Why a requested review (or a change in circumstances) is refused: a review of the support plan is already
+    under way on the case — an open task of an open `review` process, whether the plan's own cycle fell due, a
+    contact's screening started it or a worker asked for it (a second review would be the same work twice in the
+    Social Work queue, with a second escalation). A review cycle only waiting for its next date is no review under
+    way. None when there is none."""
+    with engine.db.engine.connect() as conn:
+        row = conn.execute(select(tasks.c.name, tasks.c.team, tasks.c.created_at)
+                           .join(instances, instances.c.id == tasks.c.instance_id)
+                           .where(tasks.c.case_id == case_id, instances.c.process_id == "review",
+                                  instances.c.status.in_(OPEN_STATUSES))
+                           .order_by(tasks.c.created_at, tasks.c.id).limit(1)).first()
+    if row is None:
+        return None
+    from .case_record import team_name
+
+    team = f" with the {team_name(row.team)} team" if row.team else ""
+    return (f"A review of the support plan is already under way on this case ({row.name}{team} since "
+            f"{kit_day(as_utc(row.created_at).date())}): add what has happened to that review instead of "
+            "starting another")
+
+
 def start_data(engine: Any, case: dict[str, Any], action: str, data: dict[str, Any]
                ) -> tuple[str, dict[str, Any], dict[str, str]]:
     """(process id, start data, errors by field) for an action on the case."""
@@ -176,6 +201,9 @@ def start_data(engine: Any, case: dict[str, Any], action: str, data: dict[str, A
         if not rec.get("current_plan"):
             errors.setdefault("case", "This case has no signed-off support plan to review: record a new contact "
                                       "at the front door for an assessment instead")
+        busy = review_under_way(engine, case["id"])
+        if busy:
+            errors.setdefault("case", busy)
         return "review", {"review_reason": reason, "review_requested_by": by, "review_request_note": note}, errors
     if action == "carers_assessment":
         name = _text(data, "carer_name", "The carer's full name", errors, limit=SHORT_MAX)
@@ -468,6 +496,16 @@ def issue_token(engine: Any, user: User, case_id: int, what: str) -> str:
     return raw
 
 
+def token_spent(engine: Any, raw: str) -> bool:
+    """True for a token that was sent but is no longer there to use: the form was already sent with it (a
+    second click). Nothing is changed."""
+    if not raw:
+        return False
+    key = TOKEN_PREFIX + hashlib.sha256(raw.encode()).hexdigest()[:40]
+    with engine.db.engine.connect() as conn:
+        return conn.execute(select(settings.c.key).where(settings.c.key == key)).first() is None
+
+
 def use_token(engine: Any, user: User, case_id: int, what: str, raw: str) -> bool:
     """True once for a token this user was given for this form; False for a second send."""
     key = TOKEN_PREFIX + hashlib.sha256((raw or "").encode()).hexdigest()[:40]
@@ -573,6 +611,9 @@ async def _post(request: Request, case_id: int, what: str, instance_id: int | No
                                              person if isinstance(person, dict) else None)
         else:
             _p, _d, errors = start_data(engine, case, what, values)
+        if errors and token_spent(engine, kit.one(form, "action_token")):
+            # a second click of a form the first click did (that review is now the one under way)
+            return kit.redirect(f"/cases/{case_id}?saved=already")
         if errors:
             instance = await run_in_threadpool(_instance, engine, case, instance_id)
             return _page(request, user, case, what, values, errors, 422, instance=instance)

@@ -48,6 +48,26 @@ def test_an_empty_form_gets_an_error_summary_and_a_second_click_starts_nothing(e
     assert bad_csrf.status_code == 403
 
 
+def test_the_back_button_and_a_second_send_do_not_start_a_second_review(eng, app):  # noqa: F811
+    """Findings 10, 4: Back reloads the form with a new one-time token; sending it again is refused with the
+    review under way named, and nothing more starts (the same for a change in circumstances)."""
+    cid = planned_case(eng)
+    sw, csrf = page_client(app, "social_worker")
+    good = {"csrf_token": csrf, "review_reason": "Carer related", "requested_by": "carer", "note": "Daughter ill"}
+    first = sw.post(f"/cases/{cid}/actions/review",
+                    data={**good, "action_token": action_token(sw.get(f"/cases/{cid}/actions/review").text)})
+    assert first.status_code == 303
+    for action, data in (("review", good), ("change_in_circumstances", {"csrf_token": csrf, "what_changed": "A fall",
+                                                                        "requested_by": "person"})):
+        back = sw.get(f"/cases/{cid}/actions/{action}").text  # the page again, with a new token
+        r = sw.post(f"/cases/{cid}/actions/{action}", data={**data, "action_token": action_token(back)})
+        assert r.status_code == 422, action
+        assert "A review of the support plan is already under way on this case (Review support plan with the " \
+               "Social Work team since 3 March 2031)" in r.text
+        assert "Carer related" in r.text or "A fall" in r.text  # what was typed is kept
+    assert [t["element_id"] for t in open_tasks(eng, cid)].count("review_plan") == 1
+
+
 def test_closing_with_a_date_of_death_in_the_future_is_refused_on_the_page(eng, app):  # noqa: F811
     cid = planned_case(eng)
     tm, csrf = page_client(app, "team_manager")
