@@ -46,7 +46,7 @@ from sqlalchemy import delete, insert, select
 from engine.clock import as_utc
 from engine.errors import ConflictError, NotFoundError, StateError, ValidationError
 from engine.lifecycle import OPEN_STATUSES, closure
-from engine.schema import cases, instances, settings, tasks
+from engine.schema import cases, instances, process_versions, settings, tasks
 from handlers.capacity import ADVOCACY_ACTIVE
 from handlers.carers import check_carer_start
 from handlers.cld import CLOSURE_OUTCOMES, UNPLANNED_REVIEW_REASONS
@@ -312,10 +312,13 @@ def _carer_case(engine: Any, case: dict[str, Any], reference: str, name: str, er
 
 
 def close_details(engine: Any, reason: Any, data: dict[str, Any],
-                  person: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+                  person: dict[str, Any] | None = None, *, safeguarding: bool = False
+                  ) -> tuple[dict[str, Any], dict[str, str]]:
     """The closure's details and the errors by field. `person` (the case record's): a date of death may not
-    be before their date of birth."""
+    be before their date of birth. `safeguarding`: an open safeguarding concern would be withdrawn, so the
+    manager must confirm they passed it on or that it can be closed (kept in the details: the history)."""
     errors: dict[str, str] = {}
+    confirmed = safeguarding and data.get(SAFEGUARDING_CONFIRM) in (True, "yes", "true")
     born = _day_or_none((person or {}).get("date_of_birth"))
     if reason not in CLOSE_REASONS:
         errors["reason"] = ("Select the reason" if reason in (None, "")
@@ -343,6 +346,11 @@ def close_details(engine: Any, reason: Any, data: dict[str, Any],
     note = _text(data, "note", "A note", errors, required=False)
     if note:
         details["note"] = note
+    if safeguarding and not confirmed:
+        errors[SAFEGUARDING_CONFIRM] = ("Confirm that you have passed the safeguarding concern on, or that it can be "
+                                        "closed: closing withdraws it")
+    if confirmed:
+        details[SAFEGUARDING_CONFIRM] = True
     return details, errors
 
 
@@ -421,11 +429,12 @@ def close(engine: Any, user: User, case_id: int, reason: Any, data: dict[str, An
     _check(engine, user, case_id, may_close(user), "close" if instance_id is None else "end_process")
     person = engine.get_case(case_id)["data"].get("person")
     person = person if isinstance(person, dict) else {}
-    details, errors = close_details(engine, reason, data if isinstance(data, dict) else {}, person)
-    _raise(errors, "the case was not closed" if instance_id is None else "the process was not ended")
     if instance_id is not None and instance_id not in _all_instances(engine, case_id):
         raise NotFoundError(f"case {case_id} has no process instance {instance_id}", case=case_id,
                             instance=instance_id)
+    details, errors = close_details(engine, reason, data if isinstance(data, dict) else {}, person,
+                                    safeguarding=safeguarding_open(withdrawn(engine, case_id, instance_id)))
+    _raise(errors, "the case was not closed" if instance_id is None else "the process was not ended")
     if details.get("date_of_death") and person.get("date_of_death") != details["date_of_death"]:
         record_death(engine, user, case_id, person, details["date_of_death"])
     if instance_id is None:
@@ -444,6 +453,40 @@ def record_death(engine: Any, user: User, case_id: int, person: dict[str, Any], 
     except ConflictError:
         raise ConflictError("someone changed the person's details at the same moment; nothing was saved, "
                             "try again", case=case_id) from None
+
+
+SAFEGUARDING = "safeguarding"  # an open s.42 concern is withdrawn only on purpose (findings 10, 5)
+SAFEGUARDING_CONFIRM = "safeguarding_passed_on"
+
+
+def withdrawn(engine: Any, case_id: int, instance_id: int | None = None) -> list[dict[str, Any]]:
+    """What closing the case (or ending `instance_id`) withdraws: each open process — that one and the processes it
+    started, or every one of the case — by name, with its open tasks and their teams, oldest first."""
+    from .case_record import team_name
+
+    with engine.db.engine.connect() as conn:
+        rows = conn.execute(select(instances.c.id, instances.c.process_id, instances.c.parent_instance_id,
+                                   process_versions.c.name)
+                            .join(process_versions, process_versions.c.id == instances.c.process_version_id)
+                            .where(instances.c.case_id == case_id, instances.c.status.in_(OPEN_STATUSES))
+                            .order_by(instances.c.id)).all()
+        open_tasks = conn.execute(select(tasks.c.instance_id, tasks.c.name, tasks.c.team)
+                                  .where(tasks.c.case_id == case_id)
+                                  .order_by(tasks.c.created_at, tasks.c.id)).all()
+    chosen = {r.id for r in rows}
+    if instance_id is not None:  # that process and those it started (engine/lifecycle.py cancels them too)
+        chosen, grew = {instance_id}, True
+        while grew:
+            more = {r.id for r in rows if r.parent_instance_id in chosen} - chosen
+            chosen |= more
+            grew = bool(more)
+    return [{"id": r.id, "process_id": r.process_id, "name": r.name,
+             "tasks": [{"name": t.name, "team": team_name(t.team)} for t in open_tasks if t.instance_id == r.id]}
+            for r in rows if r.id in chosen]
+
+
+def safeguarding_open(procs: list[dict[str, Any]]) -> bool:
+    return any(p["process_id"] == SAFEGUARDING for p in procs)
 
 
 def _all_instances(engine: Any, case_id: int) -> set[int]:
@@ -527,12 +570,12 @@ FORM_FIELDS = {
     "equipment": ("equipment_needs",),
     "change_in_circumstances": ("what_changed", "requested_by"),
     "advocacy": ("decision", "reason"),
-    "close": ("reason", "date_of_death", "council", "note"),
+    "close": ("reason", "date_of_death", "council", "note", SAFEGUARDING_CONFIRM),
 }
 ANCHORS = {"urgent": "urgent", "review_reason": "review_reason", "requested_by": "requested_by",
            "dp_review_trigger": "dp_review_trigger", "reason": "reason", "urgent_kind": "urgent_kind",
            "decision": "decision",
-           "date_of_death": "date_of_death-day",
+           "date_of_death": "date_of_death-day", SAFEGUARDING_CONFIRM: SAFEGUARDING_CONFIRM,
            "case": "main-content"}
 
 
@@ -546,7 +589,9 @@ def _page(request: Request, user: User, case: dict[str, Any], what: str, values:
         "values": values, "errors": errors, "error_list": kit.error_summary(errors, ANCHORS),
         "token": issue_token(engine, user, case["id"], what), "review_reasons": UNPLANNED_REVIEW_REASONS,
         "requested_by": REQUESTED_BY, "dp_triggers": DP_TRIGGERS, "close_reasons": CLOSE_REASONS,
-        "urgent_kinds": URGENT_KINDS, "advocacy_decisions": ADVOCACY_DECISIONS}, status)
+        "urgent_kinds": URGENT_KINDS, "advocacy_decisions": ADVOCACY_DECISIONS,
+        "withdrawn": withdrawn(engine, case["id"], instance["id"] if instance else None) if what == "close" else [],
+        "safeguarding_field": SAFEGUARDING_CONFIRM}, status)
 
 
 def _form_values(form: dict[str, list[str]], what: str) -> dict[str, Any]:
@@ -608,7 +653,8 @@ async def _post(request: Request, case_id: int, what: str, instance_id: int | No
         if what == "close":
             person = engine.get_case(case_id)["data"].get("person")
             _details, errors = close_details(engine, values.get("reason") or None, values,
-                                             person if isinstance(person, dict) else None)
+                                             person if isinstance(person, dict) else None,
+                                             safeguarding=safeguarding_open(withdrawn(engine, case_id, instance_id)))
         else:
             _p, _d, errors = start_data(engine, case, what, values)
         if errors and token_spent(engine, kit.one(form, "action_token")):

@@ -591,6 +591,10 @@ def describe(e: dict[str, Any], rec: Loaded, inst_by_id: dict[int, dict[str, Any
     who = rec.who(e["actor"])
     if t == "case.created":
         return f"Case {d.get('reference', '')} opened", "case", None
+    if t == "case.closed":
+        return _closed_sentence(d, who), "case", None
+    if t == "instance.cancelled":
+        return _cancelled_sentence(e, d, ver, rec, who), "process", None
     if t == "instance.started":
         proc = ver.name if ver else humanise(d.get("process_id", ""))
         parent = inst_by_id.get(d.get("parent_instance_id")) if d.get("parent_instance_id") else None
@@ -716,6 +720,31 @@ def _detail_names(data: dict[str, Any]) -> str:
         else:
             names.append(humanise(k).lower())
     return ", ".join(names) or "none"
+
+
+def _reason_words(reason: Any) -> str:
+    from .case_actions import CLOSE_REASONS
+
+    return CLOSE_REASONS.get(reason, humanise(str(reason or "")))
+
+
+def _closed_sentence(d: dict[str, Any], who: str) -> str:
+    details = d.get("details") if isinstance(d.get("details"), dict) else {}
+    text = f"Case closed by {who}: {_reason_words(d.get('reason'))}"
+    if details.get("safeguarding_passed_on"):
+        text += (f". {who} confirmed the open safeguarding concern was passed on or can be closed"
+                 + (f" ({details['note']})" if details.get("note") else ""))
+    return text
+
+
+def _cancelled_sentence(e: dict[str, Any], d: dict[str, Any], ver: Version | None, rec: Loaded, who: str) -> str:
+    """A process withdrawn by closing the case, or ended on its own: which one, why, and the tasks it withdrew."""
+    proc = ver.name if ver else humanise(d.get("process_id", ""))
+    closing = any(x["type"] == "case.closed" and x["at"] == e["at"] for x in rec.history)
+    why = "case closed" if closing else f"ended by {who}: {_reason_words(d.get('reason'))}"
+    names = [f"{t.get('name')}" + (f" ({team_name(t.get('team'))} team)" if t.get("team") else "")
+             for t in d.get("tasks_withdrawn") or [] if isinstance(t, dict) and t.get("name")]
+    return f"{proc} cancelled: {why}" + (f"; tasks withdrawn: {'; '.join(names)}" if names else "")
 
 
 def _timer_sentence(what: str, d: dict[str, Any], ver: Version | None, el: str | None) -> str:

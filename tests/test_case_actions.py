@@ -195,6 +195,41 @@ def test_a_manager_closes_a_case_after_a_death_and_everything_stops(eng, app):
     assert replay_case(eng, cid).ok and eng.verify(cid)[1] == []
 
 
+def test_closing_with_an_open_safeguarding_concern_needs_a_deliberate_confirmation(eng, app):
+    """Findings 10, 5: an open s.42 concern is not withdrawn without a word: closing (or ending it) is refused until
+    the manager confirms it was passed on or can be closed; the confirmation is kept in the history, and the
+    chronology names each process cancelled and the tasks it withdrew."""
+    cid = planned_case(eng)
+    sw, tm = api_client(app, "social_worker"), api_client(app, "team_manager")
+    sg = sw.post(f"/api/cases/{cid}/actions/safeguarding",
+                 json={"data": {"concern": "Bruising seen by carer", "raised_by": "Home care worker", "urgent": "no"}})
+    assert sg.status_code == 201, sg.text
+    n = len(eng.history(cid))
+    for body in ({"reason": "moved_away", "details": {"council": "Southshire"}},
+                 {"reason": "declined", "instance_id": sg.json()["instance_id"]}):
+        r = tm.post(f"/api/cases/{cid}/close", json=body)
+        assert r.status_code == 422, r.text
+        [err] = [e for e in r.json()["errors"] if e["field"] == "safeguarding_passed_on"]
+        assert err["message"].startswith("Confirm that you have passed the safeguarding concern on")
+    assert len(eng.history(cid)) == n and "case_closed" not in eng.get_case(cid)["data"]
+
+    r = tm.post(f"/api/cases/{cid}/close", json={"reason": "moved_away", "details": {
+        "council": "Southshire", "safeguarding_passed_on": True, "note": "Passed to Southshire's safeguarding team"}})
+    assert r.status_code == 200, r.text
+    [closed] = events(eng, cid, "case.closed")
+    assert closed["data"]["details"]["safeguarding_passed_on"] is True
+    texts = [e["text"] for e in api_client(app, "team_manager").get(f"/api/cases/{cid}/chronology").json()["entries"]]
+    [closed_text] = [t for t in texts if t.startswith("Case closed by ")]
+    assert ": Moved to another council. " in closed_text and closed_text.endswith(
+        "confirmed the open safeguarding concern was passed on or can be closed (Passed to Southshire's safeguarding "
+        "team)"), closed_text
+    [cancelled] = [t for t in texts if "safeguarding" in t.lower() and "cancelled: case closed" in t]
+    assert cancelled.startswith("Adult safeguarding") and "tasks withdrawn: Record the concern and immediate " \
+        "safety (Safeguarding team)" in cancelled, cancelled
+    assert "Instance cancelled" not in texts
+    assert replay_case(eng, cid).ok
+
+
 def test_a_manager_ends_one_process_with_a_reason(eng, app):
     cid = planned_case(eng)
     sw, tm = api_client(app, "social_worker"), api_client(app, "team_manager")

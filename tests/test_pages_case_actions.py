@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from tests.browser import launch, live_server, run_axe
-from tests.casework_helpers import action_token, follow_by_keyboard, page_client, signed_in_page
+from tests.casework_helpers import action_token, focused, follow_by_keyboard, page_client, signed_in_page, tab_to
 from tests.test_case_actions import SW, TM, app, eng, planned_case  # noqa: F401  (fixtures)
 from tests.test_process_assessment_to_review import events, open_tasks
 
@@ -121,6 +121,43 @@ def test_a_social_worker_requests_a_review_and_a_manager_closes_the_case_in_the_
         ctx.close()
     assert open_tasks(eng, cid) == []
     assert eng.get_case(cid)["data"]["case_closed"]["details"] == {"date_of_death": "2031-03-02"}
+
+
+def test_the_close_page_lists_what_it_withdraws_and_asks_to_confirm_an_open_safeguarding_concern(eng, app):  # noqa: F811
+    """Findings 10, 5: in the browser (axe, keyboard only): the close page lists each open process with its open
+    tasks and teams; with a safeguarding concern open, closing needs the checkbox, and the error links to it."""
+    cid = planned_case(eng)
+    sw, csrf = page_client(app, "social_worker")
+    form = sw.get(f"/cases/{cid}/actions/safeguarding").text
+    assert sw.post(f"/cases/{cid}/actions/safeguarding", data={
+        "csrf_token": csrf, "action_token": action_token(form), "concern": "Bruising seen by carer",
+        "raised_by": "Home care worker", "urgent": "no"}).status_code == 303
+    with live_server(app) as base, launch() as browser:
+        ctx, page = signed_in_page(browser, base, TM, "team_manager")
+        page.goto(f"{base}/cases/{cid}/close")
+        listed = page.inner_text("#withdrawn")
+        assert "Adult safeguarding" in listed and "Record the concern and immediate safety (Safeguarding team)" \
+            in listed, listed
+        assert "Review of the support plan" in listed  # the review cycle: its planned dates stop
+        run_axe(page, "close the case with a safeguarding concern open")
+        page.get_by_label("Declined support").focus()
+        page.keyboard.press("Space")
+        page.get_by_role("button", name="Close the case").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".govuk-error-summary")
+        summary = page.locator(".govuk-error-summary")
+        assert "Confirm that you have passed the safeguarding concern on" in summary.inner_text()
+        run_axe(page, "close the case: the safeguarding confirmation missing")
+        summary.get_by_role("link", name=re.compile("Confirm that you have passed")).focus()
+        page.keyboard.press("Enter")
+        assert focused(page) == "safeguarding_passed_on"
+        page.keyboard.press("Space")
+        tab_to(page, "Close the case")
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r".*saved=closed"))
+        ctx.close()
+    assert open_tasks(eng, cid) == []
+    assert eng.get_case(cid)["data"]["case_closed"]["details"] == {"safeguarding_passed_on": True}
 
 
 def test_a_manager_ends_one_process_from_its_place_on_the_record(eng, app):  # noqa: F811
