@@ -6,7 +6,8 @@ Actions start the right process on the case with checked start data:
 action                 process                    asks
 =====================  =========================  ===========================================================
 safeguarding           safeguarding               the concern, who raised it, whether it is urgent
-review                 review (unplanned)         the CLD reason, who asked, a note (needs a signed-off plan)
+review                 review (unplanned)         the CLD reason, who asked, a note (needs a signed-off plan;
+                                                  no review already under way)
 carers_assessment      carers_assessment          the carer's name and relationship (address and the carer's own
                                                   case reference optional: an unknown reference is refused)
 dp_review              direct_payment_review      the trigger (breach, capacity or concern) and a note (needs
@@ -15,7 +16,8 @@ hospital_discharge     hospital_discharge         the reason for admission, the 
 urgent_response        urgent_response            what the crisis is, who responds (or the team decides); none
                                                   already under way
 equipment              equipment                  what the person needs help with; none already under way
-change_in_circumstances review (unplanned)        what changed, who told us (needs a signed-off plan)
+change_in_circumstances review (unplanned)        what changed, who told us (needs a signed-off plan; no
+                                                  review already under way)
 =====================  =========================  ===========================================================
 
 Closing a case (``close``) or ending one process (``end``) takes a reason from ``CLOSE_REASONS``
@@ -41,9 +43,10 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, insert, select
 
+from engine.clock import as_utc
 from engine.errors import ConflictError, NotFoundError, StateError, ValidationError
 from engine.lifecycle import OPEN_STATUSES, closure
-from engine.schema import cases, instances, settings
+from engine.schema import cases, instances, process_versions, settings, tasks
 from handlers.capacity import ADVOCACY_ACTIVE
 from handlers.carers import check_carer_start
 from handlers.cld import CLOSURE_OUTCOMES, UNPLANNED_REVIEW_REASONS
@@ -152,6 +155,28 @@ def _open_processes(engine: Any, case_id: int, process_id: str) -> list[int]:
             instances.c.status.in_(OPEN_STATUSES))).scalars())
 
 
+def review_under_way(engine: Any, case_id: int) -> str | None:
+    """Why a requested review (or a change in circumstances) is refused: a review of the support plan is already
+    under way on the case — an open task of an open `review` process, whether the plan's own cycle fell due, a
+    contact's screening started it or a worker asked for it (a second review would be the same work twice in the
+    Social Work queue, with a second escalation). A review cycle only waiting for its next date is no review under
+    way. None when there is none."""
+    with engine.db.engine.connect() as conn:
+        row = conn.execute(select(tasks.c.name, tasks.c.team, tasks.c.created_at)
+                           .join(instances, instances.c.id == tasks.c.instance_id)
+                           .where(tasks.c.case_id == case_id, instances.c.process_id == "review",
+                                  instances.c.status.in_(OPEN_STATUSES))
+                           .order_by(tasks.c.created_at, tasks.c.id).limit(1)).first()
+    if row is None:
+        return None
+    from .case_record import team_name
+
+    team = f" with the {team_name(row.team)} team" if row.team else ""
+    return (f"A review of the support plan is already under way on this case ({row.name}{team} since "
+            f"{kit_day(as_utc(row.created_at).date())}): add what has happened to that review instead of "
+            "starting another")
+
+
 def start_data(engine: Any, case: dict[str, Any], action: str, data: dict[str, Any]
                ) -> tuple[str, dict[str, Any], dict[str, str]]:
     """(process id, start data, errors by field) for an action on the case."""
@@ -176,6 +201,9 @@ def start_data(engine: Any, case: dict[str, Any], action: str, data: dict[str, A
         if not rec.get("current_plan"):
             errors.setdefault("case", "This case has no signed-off support plan to review: record a new contact "
                                       "at the front door for an assessment instead")
+        busy = review_under_way(engine, case["id"])
+        if busy:
+            errors.setdefault("case", busy)
         return "review", {"review_reason": reason, "review_requested_by": by, "review_request_note": note}, errors
     if action == "carers_assessment":
         name = _text(data, "carer_name", "The carer's full name", errors, limit=SHORT_MAX)
@@ -284,10 +312,13 @@ def _carer_case(engine: Any, case: dict[str, Any], reference: str, name: str, er
 
 
 def close_details(engine: Any, reason: Any, data: dict[str, Any],
-                  person: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+                  person: dict[str, Any] | None = None, *, safeguarding: bool = False
+                  ) -> tuple[dict[str, Any], dict[str, str]]:
     """The closure's details and the errors by field. `person` (the case record's): a date of death may not
-    be before their date of birth."""
+    be before their date of birth. `safeguarding`: an open safeguarding concern would be withdrawn, so the
+    manager must confirm they passed it on or that it can be closed (kept in the details: the history)."""
     errors: dict[str, str] = {}
+    confirmed = safeguarding and data.get(SAFEGUARDING_CONFIRM) in (True, "yes", "true")
     born = _day_or_none((person or {}).get("date_of_birth"))
     if reason not in CLOSE_REASONS:
         errors["reason"] = ("Select the reason" if reason in (None, "")
@@ -323,6 +354,11 @@ def close_details(engine: Any, reason: Any, data: dict[str, Any],
         if hidden and name not in errors:
             errors[name] = hidden
             details.pop(name, None)
+    if safeguarding and not confirmed:
+        errors[SAFEGUARDING_CONFIRM] = ("Confirm that you have passed the safeguarding concern on, or that it can be "
+                                        "closed: closing withdraws it")
+    if confirmed:
+        details[SAFEGUARDING_CONFIRM] = True
     return details, errors
 
 
@@ -401,11 +437,12 @@ def close(engine: Any, user: User, case_id: int, reason: Any, data: dict[str, An
     _check(engine, user, case_id, may_close(user), "close" if instance_id is None else "end_process")
     person = engine.get_case(case_id)["data"].get("person")
     person = person if isinstance(person, dict) else {}
-    details, errors = close_details(engine, reason, data if isinstance(data, dict) else {}, person)
-    _raise(errors, "the case was not closed" if instance_id is None else "the process was not ended")
     if instance_id is not None and instance_id not in _all_instances(engine, case_id):
         raise NotFoundError(f"case {case_id} has no process instance {instance_id}", case=case_id,
                             instance=instance_id)
+    details, errors = close_details(engine, reason, data if isinstance(data, dict) else {}, person,
+                                    safeguarding=safeguarding_open(withdrawn(engine, case_id, instance_id)))
+    _raise(errors, "the case was not closed" if instance_id is None else "the process was not ended")
     if details.get("date_of_death") and person.get("date_of_death") != details["date_of_death"]:
         record_death(engine, user, case_id, person, details["date_of_death"])
     if instance_id is None:
@@ -424,6 +461,40 @@ def record_death(engine: Any, user: User, case_id: int, person: dict[str, Any], 
     except ConflictError:
         raise ConflictError("someone changed the person's details at the same moment; nothing was saved, "
                             "try again", case=case_id) from None
+
+
+SAFEGUARDING = "safeguarding"  # an open s.42 concern is withdrawn only on purpose (findings 10, 5)
+SAFEGUARDING_CONFIRM = "safeguarding_passed_on"
+
+
+def withdrawn(engine: Any, case_id: int, instance_id: int | None = None) -> list[dict[str, Any]]:
+    """What closing the case (or ending `instance_id`) withdraws: each open process — that one and the processes it
+    started, or every one of the case — by name, with its open tasks and their teams, oldest first."""
+    from .case_record import team_name
+
+    with engine.db.engine.connect() as conn:
+        rows = conn.execute(select(instances.c.id, instances.c.process_id, instances.c.parent_instance_id,
+                                   process_versions.c.name)
+                            .join(process_versions, process_versions.c.id == instances.c.process_version_id)
+                            .where(instances.c.case_id == case_id, instances.c.status.in_(OPEN_STATUSES))
+                            .order_by(instances.c.id)).all()
+        open_tasks = conn.execute(select(tasks.c.instance_id, tasks.c.name, tasks.c.team)
+                                  .where(tasks.c.case_id == case_id)
+                                  .order_by(tasks.c.created_at, tasks.c.id)).all()
+    chosen = {r.id for r in rows}
+    if instance_id is not None:  # that process and those it started (engine/lifecycle.py cancels them too)
+        chosen, grew = {instance_id}, True
+        while grew:
+            more = {r.id for r in rows if r.parent_instance_id in chosen} - chosen
+            chosen |= more
+            grew = bool(more)
+    return [{"id": r.id, "process_id": r.process_id, "name": r.name,
+             "tasks": [{"name": t.name, "team": team_name(t.team)} for t in open_tasks if t.instance_id == r.id]}
+            for r in rows if r.id in chosen]
+
+
+def safeguarding_open(procs: list[dict[str, Any]]) -> bool:
+    return any(p["process_id"] == SAFEGUARDING for p in procs)
 
 
 def _all_instances(engine: Any, case_id: int) -> set[int]:
@@ -476,6 +547,16 @@ def issue_token(engine: Any, user: User, case_id: int, what: str) -> str:
     return raw
 
 
+def token_spent(engine: Any, raw: str) -> bool:
+    """True for a token that was sent but is no longer there to use: the form was already sent with it (a
+    second click). Nothing is changed."""
+    if not raw:
+        return False
+    key = TOKEN_PREFIX + hashlib.sha256(raw.encode()).hexdigest()[:40]
+    with engine.db.engine.connect() as conn:
+        return conn.execute(select(settings.c.key).where(settings.c.key == key)).first() is None
+
+
 def use_token(engine: Any, user: User, case_id: int, what: str, raw: str) -> bool:
     """True once for a token this user was given for this form; False for a second send."""
     key = TOKEN_PREFIX + hashlib.sha256((raw or "").encode()).hexdigest()[:40]
@@ -497,12 +578,12 @@ FORM_FIELDS = {
     "equipment": ("equipment_needs",),
     "change_in_circumstances": ("what_changed", "requested_by"),
     "advocacy": ("decision", "reason"),
-    "close": ("reason", "date_of_death", "council", "note"),
+    "close": ("reason", "date_of_death", "council", "note", SAFEGUARDING_CONFIRM),
 }
 ANCHORS = {"urgent": "urgent", "review_reason": "review_reason", "requested_by": "requested_by",
            "dp_review_trigger": "dp_review_trigger", "reason": "reason", "urgent_kind": "urgent_kind",
            "decision": "decision",
-           "date_of_death": "date_of_death-day",
+           "date_of_death": "date_of_death-day", SAFEGUARDING_CONFIRM: SAFEGUARDING_CONFIRM,
            "case": "main-content"}
 
 
@@ -516,7 +597,9 @@ def _page(request: Request, user: User, case: dict[str, Any], what: str, values:
         "values": values, "errors": errors, "error_list": kit.error_summary(errors, ANCHORS),
         "token": issue_token(engine, user, case["id"], what), "review_reasons": UNPLANNED_REVIEW_REASONS,
         "requested_by": REQUESTED_BY, "dp_triggers": DP_TRIGGERS, "close_reasons": CLOSE_REASONS,
-        "urgent_kinds": URGENT_KINDS, "advocacy_decisions": ADVOCACY_DECISIONS}, status)
+        "urgent_kinds": URGENT_KINDS, "advocacy_decisions": ADVOCACY_DECISIONS,
+        "withdrawn": withdrawn(engine, case["id"], instance["id"] if instance else None) if what == "close" else [],
+        "safeguarding_field": SAFEGUARDING_CONFIRM}, status)
 
 
 def _form_values(form: dict[str, list[str]], what: str) -> dict[str, Any]:
@@ -578,9 +661,13 @@ async def _post(request: Request, case_id: int, what: str, instance_id: int | No
         if what == "close":
             person = engine.get_case(case_id)["data"].get("person")
             _details, errors = close_details(engine, values.get("reason") or None, values,
-                                             person if isinstance(person, dict) else None)
+                                             person if isinstance(person, dict) else None,
+                                             safeguarding=safeguarding_open(withdrawn(engine, case_id, instance_id)))
         else:
             _p, _d, errors = start_data(engine, case, what, values)
+        if errors and token_spent(engine, kit.one(form, "action_token")):
+            # a second click of a form the first click did (that review is now the one under way)
+            return kit.redirect(f"/cases/{case_id}?saved=already")
         if errors:
             instance = await run_in_threadpool(_instance, engine, case, instance_id)
             return _page(request, user, case, what, values, errors, 422, instance=instance)

@@ -12,6 +12,7 @@ never shown. Dates and times are shown in UK time (Europe/London).
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -334,6 +335,56 @@ def service_type(rec: Loaded, outcome: dict[str, Any]) -> str:
     return rec.service_types.get(str(value), str(value))
 
 
+def pauses(rec: Loaded) -> dict[int, dict[str, Any]]:
+    """The processes paused now (a hospital admission, api/suspend.py): instance id -> {"since" (when the pause was
+    recorded: the engine counts the time left from it), "words" ("paused while in hospital")}."""
+    paused = {i["id"] for i in rec.instances if i["status"] == "suspended"}
+    out: dict[int, dict[str, Any]] = {}
+    for e in rec.history:
+        if e["type"] == "instance.suspended" and e.get("instance_id") in paused:
+            details = (e.get("data") or {}).get("details") or {}
+            out[e["instance_id"]] = {"since": parse_instant(e["at"]), "words": "paused while in hospital" if
+                                     isinstance(details, dict) and details.get("kind") == "hospital_admission"
+                                     else "paused"}
+    return out
+
+
+def time_left(due: datetime, since: datetime) -> str:
+    """The time a frozen timer had left when its process was paused, in whole days ("12 days")."""
+    seconds = max((as_utc(due) - as_utc(since)).total_seconds(), 0)
+    days = math.ceil(seconds / 86400)
+    return "less than a day" if days == 0 else f"{days} day{'s' if days != 1 else ''}"
+
+
+def frozen(t: dict[str, Any], pause: dict[str, Any]) -> str:
+    """A waiting timer of a paused process, as the case record says it: it has no date until the process goes on."""
+    return f"{pause['words']}; {time_left(t['due_at'], pause['since'])} were left"
+
+
+def moved_first_review(rec: Loaded, first: Any) -> dict[str, str]:
+    """The plan's first review as it stands: a hospital stay on the review cycle moved it (each discharge's
+    `instance.resumed` lists the timers it moved, due before and after), or freezes it while the stay goes on.
+    {"text": the date to show, "note": why it is not the plan's date} ("" when it did not move)."""
+    shown = long_day(first)
+    if not shown:
+        return {"text": "", "note": ""}
+    review_ids = {i["id"] for i in rec.instances if i["process_id"] in ("review", "direct_payment_review")}
+    planned, moved = shown, False
+    for e in rec.history:
+        if e["type"] != "instance.resumed" or e.get("instance_id") not in review_ids:
+            continue
+        for t in (e.get("data") or {}).get("timers") or []:
+            if isinstance(t, dict) and long_day(t.get("due_before")) == shown and t.get("due_after"):
+                shown, moved = long_day(t["due_after"]), True
+                break
+    paused = pauses(rec)
+    for t in rec.timers:
+        if t["instance_id"] in review_ids and t["instance_id"] in paused and long_day(t["due_at"]) == shown:
+            return {"text": "", "note": f"{frozen(t, paused[t['instance_id']])} (planned for {planned}"
+                                        + (f", moved to {shown} by an earlier hospital stay)" if moved else ")")}
+    return {"text": shown, "note": f"moved from {planned} because of a hospital stay" if moved else ""}
+
+
 def plan_and_budget(rec: Loaded) -> dict[str, Any]:
     """The latest signed-off support plan and latest personal budget (completed instances' final data)."""
     plan = budget = None
@@ -346,10 +397,13 @@ def plan_and_budget(rec: Loaded) -> dict[str, Any]:
         if i["process_id"] == "personal_budget" and isinstance(data.get("budget"), dict):
             budget, budget_at = data["budget"], i["completed_at"]
     next_review = None
+    paused = pauses(rec)
     for t in rec.timers:
         ver = next((rec.versions[i["id"]] for i in rec.instances if i["id"] == t["instance_id"]), None)
         if ver is not None and ver.process_id in ("review", "direct_payment_review"):
-            next_review = {"what": ver.name, "due_at": t["due_at"], "text": long_day(t["due_at"])}
+            pause = paused.get(t["instance_id"])
+            next_review = {"what": ver.name, "due_at": t["due_at"], "text": long_day(t["due_at"]),
+                           "paused": frozen(t, pause) if pause else ""}
             break
     out: dict[str, Any] = {"plan": None, "budget": None, "next_review": next_review, "carers": carers(rec)}
     if plan is not None:
@@ -367,6 +421,7 @@ def plan_and_budget(rec: Loaded) -> dict[str, Any]:
             "amount": money(pb["final_amount"]) if pb.get("final_amount") is not None else "",
             "weekly": money(pb["weekly_amount"]) if pb.get("weekly_amount") is not None else "",
             "first_review": long_day(review.get("first_review")),
+            "first_review_now": moved_first_review(rec, review.get("first_review")),
             "review_every": review.get("frequency_months") or plan.get("review_frequency_months"),
             "at": plan_at,
         }
@@ -439,8 +494,10 @@ def positions(rec: Loaded) -> list[dict[str, Any]]:
             if el not in lst:
                 lst.append(el)
     out = []
+    paused = pauses(rec)
     for i in rec.instances:
         ver = rec.versions[i["id"]]
+        pause = paused.get(i["id"])
         open_tasks = [t for t in rec.tasks if t["instance_id"] == i["id"]]
         waiting = [t for t in rec.timers if t["instance_id"] == i["id"]]
         active = [t["element_id"] for t in open_tasks] + [t["element_id"] for t in waiting]
@@ -448,12 +505,14 @@ def positions(rec: Loaded) -> list[dict[str, Any]]:
         for t in open_tasks:
             team = team_name(t.get("team"))
             who = f", claimed by {rec.who(t['assignee'])}" if t.get("assignee") else ""
-            due = f", due {long_day(t['due_at'])}" if t.get("due_at") else ""
+            due = (f", {pause['words']}" if pause else f", due {long_day(t['due_at'])}" if t.get("due_at")
+                   else "")
             lines.append(f"Waiting for: {t['name']}{f' ({team} team)' if team else ''} since "
                          f"{long_day(t['created_at'])}{who}{due}")
         for t in waiting:
             on = f" on {ver.element_name(t['attached_to'])}" if t.get("attached_to") else ""
-            lines.append(f"Timer{on}: {t['name']} on {long_day(t['due_at'])}")
+            lines.append(f"Timer{on}: {t['name']}, {frozen(t, pause)}" if pause  # no date until the discharge
+                         else f"Timer{on}: {t['name']} on {long_day(t['due_at'])}")
         if not lines:
             if i["status"] == "completed":
                 lines.append(f"Finished on {long_day(i['completed_at'])}")
@@ -532,6 +591,10 @@ def describe(e: dict[str, Any], rec: Loaded, inst_by_id: dict[int, dict[str, Any
     who = rec.who(e["actor"])
     if t == "case.created":
         return f"Case {d.get('reference', '')} opened", "case", None
+    if t == "case.closed":
+        return _closed_sentence(d, who), "case", None
+    if t == "instance.cancelled":
+        return _cancelled_sentence(e, d, ver, rec, who), "process", None
     if t == "instance.started":
         proc = ver.name if ver else humanise(d.get("process_id", ""))
         parent = inst_by_id.get(d.get("parent_instance_id")) if d.get("parent_instance_id") else None
@@ -657,6 +720,31 @@ def _detail_names(data: dict[str, Any]) -> str:
         else:
             names.append(humanise(k).lower())
     return ", ".join(names) or "none"
+
+
+def _reason_words(reason: Any) -> str:
+    from .case_actions import CLOSE_REASONS
+
+    return CLOSE_REASONS.get(reason, humanise(str(reason or "")))
+
+
+def _closed_sentence(d: dict[str, Any], who: str) -> str:
+    details = d.get("details") if isinstance(d.get("details"), dict) else {}
+    text = f"Case closed by {who}: {_reason_words(d.get('reason'))}"
+    if details.get("safeguarding_passed_on"):
+        text += (f". {who} confirmed the open safeguarding concern was passed on or can be closed"
+                 + (f" ({details['note']})" if details.get("note") else ""))
+    return text
+
+
+def _cancelled_sentence(e: dict[str, Any], d: dict[str, Any], ver: Version | None, rec: Loaded, who: str) -> str:
+    """A process withdrawn by closing the case, or ended on its own: which one, why, and the tasks it withdrew."""
+    proc = ver.name if ver else humanise(d.get("process_id", ""))
+    closing = any(x["type"] == "case.closed" and x["at"] == e["at"] for x in rec.history)
+    why = "case closed" if closing else f"ended by {who}: {_reason_words(d.get('reason'))}"
+    names = [f"{t.get('name')}" + (f" ({team_name(t.get('team'))} team)" if t.get("team") else "")
+             for t in d.get("tasks_withdrawn") or [] if isinstance(t, dict) and t.get("name")]
+    return f"{proc} cancelled: {why}" + (f"; tasks withdrawn: {'; '.join(names)}" if names else "")
 
 
 def _timer_sentence(what: str, d: dict[str, Any], ver: Version | None, el: str | None) -> str:

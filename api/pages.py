@@ -24,8 +24,9 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from engine.clock import parse_instant
 from engine.errors import ConflictError, NotFoundError, StateError, ValidationError
-from engine.schema import cases
+from engine.schema import cases, instances
 
 from . import break_glass, prefill, processes
 from . import page_kit as kit
@@ -267,7 +268,9 @@ def inbox(request: Request) -> Response:
     now = engine.now()
     rows = []
     for t in result["tasks"][:PAGE_SIZE]:
-        rows.append({**t, "due_text": kit.long_date(t.get("due_at")), "tag": kit.due_tag(t.get("due_at"), now),
+        paused = t.get("paused")  # a paused process (in hospital): its date is frozen, neither overdue nor due
+        rows.append({**t, "due_text": "" if paused else kit.long_date(t.get("due_at")),
+                     "tag": (paused["tag"], "govuk-tag--grey") if paused else kit.due_tag(t.get("due_at"), now),
                      "follow_text": kit.long_date(t.get("follow_up_at")),
                      "follow_due": t.get("follow_up_at") is not None and t["follow_up_at"] <= now,
                      "offered": t.get("assignee") is None and user.username in (t.get("candidate_users") or [])})
@@ -402,6 +405,38 @@ def _people(engine: Any, task: dict[str, Any], exclude: str) -> list[tuple[str, 
     return out
 
 
+def task_pause(engine: Any, task: dict[str, Any]) -> dict[str, str] | None:
+    """Why this task cannot be completed now: its process is paused (a hospital admission, api/suspend.py), as the
+    task page says it — {"text", "tag", "href"} — or None. Two reads by key, only on the task page."""
+    from .suspend import SUSPENDABLE
+
+    iid = task.get("instance_id")
+    with engine.db.engine.connect() as conn:
+        row = conn.execute(select(instances.c.status, instances.c.process_id).where(instances.c.id == iid)).first()
+        if row is None or row.status != "suspended":
+            return None
+        pause = task_api.pauses(conn, [iid]).get(iid) or {}
+    process = SUSPENDABLE.get(row.process_id) or str(row.process_id).replace("_", " ").capitalize()
+    who = task.get("title") or "the person"
+    since = kit.long_date(parse_instant(pause["since"])) if pause.get("since") else ""
+    if pause.get("in_hospital"):
+        admitted = pause.get("admitted_on")
+        try:
+            day = kit.long_date(parse_instant(admitted + "T12:00:00+00:00")) if admitted else since
+        except ValueError:
+            day = since
+        where = ", ".join(x for x in (pause.get("hospital"), f"since {day}" if day else "") if x)
+        text = (f"{process} is paused while {who} is in hospital" + (f" ({where})" if where else "") +
+                ": record the discharge on the case record first. This task can be completed once the process "
+                "goes on; nothing is due while it is paused.")
+    else:
+        text = (f"{process} is paused" + (f" (since {since})" if since else "") +
+                (f": {pause['reason']}" if pause.get("reason") else "") +
+                ". It must be resumed before this task can be completed.")
+    return {"text": text, "tag": task_api.pause_tag(pause),
+            "href": f"/cases/{task['case_id']}#process-{iid}"}
+
+
 def _task_context(request: Request, user: User, task: dict[str, Any], fields: list[Field], **extra: Any
                   ) -> dict[str, Any]:
     engine = request.app.state.engine
@@ -423,6 +458,9 @@ def _task_context(request: Request, user: User, task: dict[str, Any], fields: li
            "can_release": (mine and not delegated_to_me) or (manager and task.get("assignee")),
            "can_assign": manager, "to_error": None, "flash": unquote(request.cookies.get(FLASH_COOKIE, "")),
            "has_draft": bool(task.get("draft")), "has_groups": any(f.kind == "group" for f in walk(fields))}
+    ctx["paused"] = task_pause(engine, task)
+    if ctx["paused"]:  # nothing is due and nothing can be completed until the process goes on
+        ctx.update(can_complete=False, due_text="", tag=(ctx["paused"]["tag"], "govuk-tag--grey"))
     ctx["colleagues"] = _people(engine, task, me) if (ctx["can_delegate"] or manager) else []
     ctx["shown_data"] = task_sections.shown_data(engine, task, _schema(engine, task))  # what it decides on
     ctx.update(extra)
@@ -515,6 +553,9 @@ async def complete(request: Request, task_id: str) -> Response:
 
     data, local = read_form(fields, form)
     keep_unedited(fields, data, task.get("draft"))  # an address kept as lines stays lines when not changed
+    paused = await run_in_threadpool(task_pause, engine, task)
+    if paused:  # said before anything is checked: nothing can be completed while the process is paused
+        return again(409, {}, [paused["text"]])
     if local:
         # check the rest too, without completing, so every error shows at once
         try:
@@ -531,7 +572,10 @@ async def complete(request: Request, task_id: str) -> Response:
         if not messages and not general:
             general = [str(exc)]
         return again(400, messages, general)
-    except (ConflictError, StateError):
+    except (ConflictError, StateError) as exc:
+        paused = await run_in_threadpool(task_pause, engine, task) if isinstance(exc, StateError) else None
+        if paused:  # paused after the page was checked
+            return again(409, {}, [paused["text"]])
         return again(409, {}, [], "Someone else completed or changed this task since you opened it, so nothing "
                                   "was saved. What you typed is still below: copy anything you need, then go "
                                   "back to your tasks.")

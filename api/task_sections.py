@@ -259,8 +259,11 @@ async def submit_answers(request: Request, user: Any, engine: Any, task: dict[st
                                 task_api.Completion(data=data, revision=revision))
     except ValidationError:
         return _check_page(request, user, engine, task, 400)
-    except (ConflictError, StateError):
-        return _check_page(request, user, engine, task, 409,
+    except (ConflictError, StateError) as exc:
+        from .pages import task_pause
+
+        paused = await run_in_threadpool(task_pause, engine, task) if isinstance(exc, StateError) else None
+        return _check_page(request, user, engine, task, 409, paused["text"] if paused else
                            "Someone else completed or changed this task since you opened it, so nothing was "
                            "submitted. Go back to your tasks.")
     except Exception as exc:  # noqa: BLE001

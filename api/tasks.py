@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from engine.clock import as_utc
 from engine.driver_sql import Prepared
 from engine.errors import ConflictError, NotFoundError
-from engine.schema import cases, events, restricted_cases, tasks, users
+from engine.schema import cases, events, instances, restricted_cases, tasks, users
 from engine.task_ops import _task_row
 
 from . import inputs
@@ -73,6 +73,38 @@ def _row(r: Any) -> dict[str, Any]:
         if d.get(k) is not None:
             d[k] = as_utc(d[k])
     return d
+
+
+# ---------------------------------------------------------------------- paused processes (hospital admissions)
+def suspended_instances(conn: Any) -> list[int]:
+    """The ids of the process instances paused now (engine/suspension.py), in one query that reads only
+    instances ever paused: the `instance.suspended` events by their type's index, then those instances by id.
+    Few, so the inbox leaves their tasks out of its overdue and due-soon counts with a short `NOT IN` list."""
+    ever = select(events.c.instance_id).where(events.c.type == "instance.suspended")
+    return sorted(conn.execute(select(instances.c.id).where(instances.c.id.in_(ever),
+                                                            instances.c.status == "suspended")).scalars())
+
+
+def pauses(conn: Any, instance_ids: Any) -> dict[int, dict[str, Any]]:
+    """Each paused instance's pause: {"since" (when it was recorded), "reason", "hospital", "admitted_on",
+    "in_hospital"} from its last `instance.suspended` event (api/suspend.py writes the hospital details)."""
+    ids = sorted(set(instance_ids))
+    if not ids:
+        return {}
+    out: dict[int, dict[str, Any]] = {}
+    for r in conn.execute(select(events.c.instance_id, events.c.at, events.c.data)
+                          .where(events.c.type == "instance.suspended", events.c.instance_id.in_(ids))
+                          .order_by(events.c.seq)):
+        data = json.loads(r.data) if isinstance(r.data, str) else (r.data or {})
+        details = data.get("details") if isinstance(data.get("details"), dict) else {}
+        out[r.instance_id] = {"since": r.at, "reason": data.get("reason") or "",
+                              "hospital": details.get("hospital") or "", "admitted_on": details.get("admitted_on"),
+                              "in_hospital": details.get("kind") == "hospital_admission"}
+    return out
+
+
+def pause_tag(pause: dict[str, Any]) -> str:
+    return "Paused: in hospital" if pause.get("in_hospital") else "Paused"
 
 
 # ---------------------------------------------------------------------- filters
@@ -190,6 +222,8 @@ def search_tasks(engine: Any, user: User, f: Filters, *, limit: int = 50, offset
         if hidden:
             conds.append(tasks.c.case_id.not_in(hidden))
         visible = list(conds[1:])
+        paused_ids = suspended_instances(conn)  # nothing is overdue or due soon while its process is paused
+        running = tasks.c.instance_id.not_in(paused_ids) if paused_ids else None
         if f.process:
             conds.append(tasks.c.process_id == f.process)
         if f.task:
@@ -202,9 +236,9 @@ def search_tasks(engine: Any, user: User, f: Filters, *, limit: int = 50, offset
             conds.append(or_(func.lower(cases.c.reference).like(f"{p}%", escape="\\"),
                              func.lower(cases.c.title).like(f"%{p}%", escape="\\")))
         if f.due == "overdue":
-            conds.append(tasks.c.due_at < now)
+            conds.append(_and_running(tasks.c.due_at < now, running))
         elif f.due == "soon":
-            conds.append(and_(tasks.c.due_at >= now, tasks.c.due_at <= soon))
+            conds.append(_and_running(and_(tasks.c.due_at >= now, tasks.c.due_at <= soon), running))
         elif f.due == "none":
             conds.append(tasks.c.due_at.is_(None))
         elif f.due == "follow_up":  # the follow-up date has come (ix_tasks_follow_up_at)
@@ -225,9 +259,9 @@ def search_tasks(engine: Any, user: User, f: Filters, *, limit: int = 50, offset
                  .where(*conds).order_by(*key, *tie).limit(limit).offset(offset))
             rows = conn.execute(q).all()
 
-        overdue = func.coalesce(func.sum(case((tasks.c.due_at < now, 1), else_=0)), 0)
-        due_soon = func.coalesce(func.sum(case((and_(tasks.c.due_at >= now, tasks.c.due_at <= soon), 1),
-                                               else_=0)), 0)
+        overdue = func.coalesce(func.sum(case((_and_running(tasks.c.due_at < now, running), 1), else_=0)), 0)
+        due_soon = func.coalesce(func.sum(case((_and_running(and_(tasks.c.due_at >= now, tasks.c.due_at <= soon),
+                                                              running), 1), else_=0)), 0)
         follow_up = func.coalesce(func.sum(case((tasks.c.follow_up_at <= now, 1), else_=0)), 0)
         me = user.username
         mine = func.coalesce(func.sum(case((or_(tasks.c.assignee == me, and_(tasks.c.assignee.is_(None),
@@ -244,10 +278,20 @@ def search_tasks(engine: Any, user: User, f: Filters, *, limit: int = 50, offset
             total, n_overdue, n_soon, n_follow = conn.execute(cq).one()
             n_team, n_mine, n_delegated = conn.execute(select(func.count(), mine, delegated).where(
                 task_filter(user, shared=shared), *visible)).one()
-    return {"tasks": [_row(r) for r in rows], "limit": limit, "offset": offset, "filters": asdict(f),
+        out = [_row(r) for r in rows]
+        paused = pauses(conn, [t["instance_id"] for t in out if t["instance_id"] in set(paused_ids)])
+    for t in out:  # a paused process's task: its due date is frozen, it cannot be completed until the discharge
+        pause = paused.get(t["instance_id"])
+        t["paused"] = None if pause is None else {"tag": pause_tag(pause), "since": pause["since"],
+                                                  "hospital": pause["hospital"], "admitted_on": pause["admitted_on"]}
+    return {"tasks": out, "limit": limit, "offset": offset, "filters": asdict(f),
             "counts": {"total": int(total), "overdue": int(n_overdue), "due_soon": int(n_soon),
                        "follow_up": int(n_follow),
                        "team": int(n_team), "mine": int(n_mine), "delegated": int(n_delegated)}}
+
+
+def _and_running(cond: Any, running: Any) -> Any:
+    return cond if running is None else and_(cond, running)
 
 
 @router.get("")

@@ -50,8 +50,6 @@ def test_each_action_starts_its_process_with_the_first_task_for_the_right_team(e
     cases = {
         "review": ({"review_reason": "Carer related", "requested_by": "carer", "note": "Daughter unwell"},
                    "review", [("review_plan", "social_work")]),
-        "change_in_circumstances": ({"what_changed": "A fall at home last week", "requested_by": "person"},
-                                    "review", [("review_plan", "social_work")]),
         "safeguarding": ({"concern": "Bruising seen by carer", "raised_by": "Home care worker", "urgent": "no"},
                          "safeguarding", [("record_concern", "safeguarding")]),
         "carers_assessment": ({"carer_name": "Susan Clarke", "relationship": "daughter"},
@@ -68,7 +66,7 @@ def test_each_action_starts_its_process_with_the_first_task_for_the_right_team(e
         assert body["process_id"] == process_id and first_tasks(body) == tasks, action
     started = {e["data"]["process_id"]: e for e in events(eng, cid, "instance.started") if e["actor"] == SW
                and e["data"]["process_id"] != "needs_assessment"}
-    assert started["review"]["data"]["data"]["review_reason"] == "Other Reason"  # the last review: the change
+    assert started["review"]["data"]["data"]["review_reason"] == "Carer related"
     assert started["carers_assessment"]["data"]["data"]["person"] == {"name": "Susan Clarke",
                                                                        "relationship": "daughter"}
     assert started["carers_assessment"]["data"]["data"]["cared_for"] == "Peter Clarke"
@@ -78,6 +76,38 @@ def test_each_action_starts_its_process_with_the_first_task_for_the_right_team(e
     reasons = [r["review_reason"] for r in cld_full(eng, cid) if r["event_type"] == "Review"]
     assert reasons == [] or set(reasons) <= {"Carer related", "Other Reason"}
     assert replay_case(eng, cid).ok
+
+
+def test_one_requested_review_at_a_time_a_second_is_refused_pointing_at_the_one_under_way(eng, app):
+    """Findings 10, 4: a second "Request a review" or "Record a change in circumstances" while a review is under
+    way is refused naming it (the hospital referral, urgent response and equipment rule); the review cycle only
+    waiting for its date is no review under way."""
+    cid = planned_case(eng)
+    sw = api_client(app, "social_worker")
+    assert [i["process_id"] for i in eng.get_case(cid)["instances"]
+            if i["status"] == "waiting"].count("review") == 1  # the plan's own cycle, waiting for its date
+    r = sw.post(f"/api/cases/{cid}/actions/change_in_circumstances",
+                json={"data": {"what_changed": "A fall at home last week", "requested_by": "person"}})
+    assert r.status_code == 201, r.text
+    started = events(eng, cid, "instance.started")[-1]
+    assert started["data"]["data"]["review_reason"] == "Other Reason"
+    assert started["data"]["data"]["review_request_note"] == "Change in circumstances: A fall at home last week"
+    n = len(eng.history(cid))
+    for action, data in (("review", {"review_reason": "Carer related", "requested_by": "carer", "note": "Again"}),
+                         ("change_in_circumstances", {"what_changed": "Another fall", "requested_by": "person"})):
+        r = sw.post(f"/api/cases/{cid}/actions/{action}", json={"data": data})
+        assert r.status_code == 422, (action, r.text)
+        [err] = [e for e in r.json()["errors"] if e["field"] == "case"]
+        assert err["message"].startswith("A review of the support plan is already under way on this case "
+                                         "(Review support plan with the Social Work team since 3 March 2031)")
+    assert len(eng.history(cid)) == n
+    assert [t["element_id"] for t in open_tasks(eng, cid)].count("review_plan") == 1
+    # once that review is done, another may be asked for
+    complete(eng, cid, "review_plan", {"needs_changed": False, "plan_working": True}, actor=SW)
+    assert "review_plan" not in [t["element_id"] for t in open_tasks(eng, cid)]
+    r = sw.post(f"/api/cases/{cid}/actions/review",
+                json={"data": {"review_reason": "Carer related", "requested_by": "carer", "note": "Daughter ill"}})
+    assert r.status_code == 201, r.text
 
 
 @pytest.mark.parametrize("action,data,field", [
@@ -163,6 +193,41 @@ def test_a_manager_closes_a_case_after_a_death_and_everything_stops(eng, app):
     assert sw.get(f"/api/cases/{cid}/actions").json()["actions"] == []
     assert len(eng.history(cid)) == n
     assert replay_case(eng, cid).ok and eng.verify(cid)[1] == []
+
+
+def test_closing_with_an_open_safeguarding_concern_needs_a_deliberate_confirmation(eng, app):
+    """Findings 10, 5: an open s.42 concern is not withdrawn without a word: closing (or ending it) is refused until
+    the manager confirms it was passed on or can be closed; the confirmation is kept in the history, and the
+    chronology names each process cancelled and the tasks it withdrew."""
+    cid = planned_case(eng)
+    sw, tm = api_client(app, "social_worker"), api_client(app, "team_manager")
+    sg = sw.post(f"/api/cases/{cid}/actions/safeguarding",
+                 json={"data": {"concern": "Bruising seen by carer", "raised_by": "Home care worker", "urgent": "no"}})
+    assert sg.status_code == 201, sg.text
+    n = len(eng.history(cid))
+    for body in ({"reason": "moved_away", "details": {"council": "Southshire"}},
+                 {"reason": "declined", "instance_id": sg.json()["instance_id"]}):
+        r = tm.post(f"/api/cases/{cid}/close", json=body)
+        assert r.status_code == 422, r.text
+        [err] = [e for e in r.json()["errors"] if e["field"] == "safeguarding_passed_on"]
+        assert err["message"].startswith("Confirm that you have passed the safeguarding concern on")
+    assert len(eng.history(cid)) == n and "case_closed" not in eng.get_case(cid)["data"]
+
+    r = tm.post(f"/api/cases/{cid}/close", json={"reason": "moved_away", "details": {
+        "council": "Southshire", "safeguarding_passed_on": True, "note": "Passed to Southshire's safeguarding team"}})
+    assert r.status_code == 200, r.text
+    [closed] = events(eng, cid, "case.closed")
+    assert closed["data"]["details"]["safeguarding_passed_on"] is True
+    texts = [e["text"] for e in api_client(app, "team_manager").get(f"/api/cases/{cid}/chronology").json()["entries"]]
+    [closed_text] = [t for t in texts if t.startswith("Case closed by ")]
+    assert ": Moved to another council. " in closed_text and closed_text.endswith(
+        "confirmed the open safeguarding concern was passed on or can be closed (Passed to Southshire's safeguarding "
+        "team)"), closed_text
+    [cancelled] = [t for t in texts if "safeguarding" in t.lower() and "cancelled: case closed" in t]
+    assert cancelled.startswith("Adult safeguarding") and "tasks withdrawn: Record the concern and immediate " \
+        "safety (Safeguarding team)" in cancelled, cancelled
+    assert "Instance cancelled" not in texts
+    assert replay_case(eng, cid).ok
 
 
 def test_a_manager_ends_one_process_with_a_reason(eng, app):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from tests.browser import launch, live_server, run_axe
-from tests.casework_helpers import action_token, follow_by_keyboard, page_client, signed_in_page
+from tests.casework_helpers import action_token, focused, follow_by_keyboard, page_client, signed_in_page, tab_to
 from tests.test_case_actions import SW, TM, app, eng, planned_case  # noqa: F401  (fixtures)
 from tests.test_process_assessment_to_review import events, open_tasks
 
@@ -46,6 +46,26 @@ def test_an_empty_form_gets_an_error_summary_and_a_second_click_starts_nothing(e
     assert [t["element_id"] for t in open_tasks(eng, cid)].count("review_plan") == 1
     bad_csrf = sw.post(f"/cases/{cid}/actions/review", data={**good, "csrf_token": "x"})
     assert bad_csrf.status_code == 403
+
+
+def test_the_back_button_and_a_second_send_do_not_start_a_second_review(eng, app):  # noqa: F811
+    """Findings 10, 4: Back reloads the form with a new one-time token; sending it again is refused with the
+    review under way named, and nothing more starts (the same for a change in circumstances)."""
+    cid = planned_case(eng)
+    sw, csrf = page_client(app, "social_worker")
+    good = {"csrf_token": csrf, "review_reason": "Carer related", "requested_by": "carer", "note": "Daughter ill"}
+    first = sw.post(f"/cases/{cid}/actions/review",
+                    data={**good, "action_token": action_token(sw.get(f"/cases/{cid}/actions/review").text)})
+    assert first.status_code == 303
+    for action, data in (("review", good), ("change_in_circumstances", {"csrf_token": csrf, "what_changed": "A fall",
+                                                                        "requested_by": "person"})):
+        back = sw.get(f"/cases/{cid}/actions/{action}").text  # the page again, with a new token
+        r = sw.post(f"/cases/{cid}/actions/{action}", data={**data, "action_token": action_token(back)})
+        assert r.status_code == 422, action
+        assert "A review of the support plan is already under way on this case (Review support plan with the " \
+               "Social Work team since 3 March 2031)" in r.text
+        assert "Carer related" in r.text or "A fall" in r.text  # what was typed is kept
+    assert [t["element_id"] for t in open_tasks(eng, cid)].count("review_plan") == 1
 
 
 def test_closing_with_a_date_of_death_in_the_future_is_refused_on_the_page(eng, app):  # noqa: F811
@@ -114,6 +134,43 @@ def test_a_social_worker_requests_a_review_and_a_manager_closes_the_case_in_the_
         ctx.close()
     assert open_tasks(eng, cid) == []
     assert eng.get_case(cid)["data"]["case_closed"]["details"] == {"date_of_death": "2031-03-02"}
+
+
+def test_the_close_page_lists_what_it_withdraws_and_asks_to_confirm_an_open_safeguarding_concern(eng, app):  # noqa: F811
+    """Findings 10, 5: in the browser (axe, keyboard only): the close page lists each open process with its open
+    tasks and teams; with a safeguarding concern open, closing needs the checkbox, and the error links to it."""
+    cid = planned_case(eng)
+    sw, csrf = page_client(app, "social_worker")
+    form = sw.get(f"/cases/{cid}/actions/safeguarding").text
+    assert sw.post(f"/cases/{cid}/actions/safeguarding", data={
+        "csrf_token": csrf, "action_token": action_token(form), "concern": "Bruising seen by carer",
+        "raised_by": "Home care worker", "urgent": "no"}).status_code == 303
+    with live_server(app) as base, launch() as browser:
+        ctx, page = signed_in_page(browser, base, TM, "team_manager")
+        page.goto(f"{base}/cases/{cid}/close")
+        listed = page.inner_text("#withdrawn")
+        assert "Adult safeguarding" in listed and "Record the concern and immediate safety (Safeguarding team)" \
+            in listed, listed
+        assert "Review of the support plan" in listed  # the review cycle: its planned dates stop
+        run_axe(page, "close the case with a safeguarding concern open")
+        page.get_by_label("Declined support").focus()
+        page.keyboard.press("Space")
+        page.get_by_role("button", name="Close the case").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".govuk-error-summary")
+        summary = page.locator(".govuk-error-summary")
+        assert "Confirm that you have passed the safeguarding concern on" in summary.inner_text()
+        run_axe(page, "close the case: the safeguarding confirmation missing")
+        summary.get_by_role("link", name=re.compile("Confirm that you have passed")).focus()
+        page.keyboard.press("Enter")
+        assert focused(page) == "safeguarding_passed_on"
+        page.keyboard.press("Space")
+        tab_to(page, "Close the case")
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r".*saved=closed"))
+        ctx.close()
+    assert open_tasks(eng, cid) == []
+    assert eng.get_case(cid)["data"]["case_closed"]["details"] == {"safeguarding_passed_on": True}
 
 
 def test_a_manager_ends_one_process_from_its_place_on_the_record(eng, app):  # noqa: F811
