@@ -195,3 +195,19 @@ def test_a_manager_ends_one_process_from_its_place_on_the_record(eng, app):  # n
     assert "assess_carer" not in [t["element_id"] for t in open_tasks(eng, cid)]
     assert "case_closed" not in eng.get_case(cid)["data"]
     assert tm.get(f"/cases/{cid}/instances/{iid}/end").status_code == 404  # nothing left to end
+
+
+def test_a_refusal_of_the_case_as_a_whole_is_said_once(eng, app):  # noqa: F811
+    # findings 10, 9: "This case has no signed-off support plan to review" was shown in the summary and again below
+    cid = eng.create_case("Nora Plain", {"person": {"name": "Nora Plain", "date_of_birth": "1940-02-03"}})
+    sw, csrf = page_client(app, "team_manager")  # may open any case
+    form = sw.get(f"/cases/{cid}/actions/review").text
+    r = sw.post(f"/cases/{cid}/actions/review", data={"csrf_token": csrf, "action_token": action_token(form),
+                                                       "review_reason": "Carer related", "requested_by": "carer",
+                                                       "note": "Daughter ill"})
+    assert r.status_code == 422 and "govuk-error-summary" in r.text
+    assert r.text.count("This case has no signed-off support plan to review") == 1
+    assert 'href="#main-content"' in r.text
+    # findings 10, 12: the date of death's example was a date the page itself refuses (in the future)
+    close = sw.get(f"/cases/{cid}/close").text
+    assert "For example, 27 3 2024" in close and "27 3 2031" not in close
