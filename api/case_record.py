@@ -595,6 +595,8 @@ def describe(e: dict[str, Any], rec: Loaded, inst_by_id: dict[int, dict[str, Any
         return _closed_sentence(d, who), "case", None
     if t == "instance.cancelled":
         return _cancelled_sentence(e, d, ver, rec, who), "process", None
+    if t in ("instance.suspended", "instance.resumed"):
+        return _pause_sentence(t, d, ver, who), "process", None
     if t == "instance.started":
         proc = ver.name if ver else humanise(d.get("process_id", ""))
         parent = inst_by_id.get(d.get("parent_instance_id")) if d.get("parent_instance_id") else None
@@ -652,6 +654,34 @@ def describe(e: dict[str, Any], rec: Loaded, inst_by_id: dict[int, dict[str, Any
     if t in _SKIP:
         return None, "", None
     return f"{humanise(t.replace('.', ' '))}", "other", None
+
+
+def _pause_sentence(t: str, d: dict[str, Any], ver: Any, who: str) -> str:
+    """A process paused or resumed, in words: "Reablement paused by Sam Smith: admitted to Northby General on
+    6 December 2026" (it said "Instance suspended")."""
+    proc = ver.name if ver else humanise(d.get("process_id", "") or "the process")
+    details = d.get("details") if isinstance(d.get("details"), dict) else {}
+    if t == "instance.suspended":
+        if details.get("hospital"):
+            when = details.get("admitted_on")
+            day = _day_in_words(when) if when else None
+            why = f"admitted to {details['hospital']}" + (f" on {day}" if day else "")
+        else:
+            why = str(d.get("reason") or "").strip()
+        return f"{proc} paused by {who}" + (f": {why[:1].lower() + why[1:]}" if why else "")
+    why = str(d.get("reason") or "").strip()
+    return f"{proc} resumed by {who}" + (f": {why[:1].lower() + why[1:]}" if why else "")
+
+
+def _day_in_words(value: Any) -> str | None:
+    """"2026-12-06" as "6 December 2026", or None for a value that is not a date."""
+    from datetime import date
+
+    try:
+        day = date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
+    return f"{day.day} {day:%B %Y}"
 
 
 SCREENING_ROUTES = {"information_and_advice": "information and advice", "needs_assessment": "needs assessment",

@@ -268,6 +268,22 @@ def test_the_record_shows_frozen_timers_as_paused(world):
 
 
 
+def test_the_chronology_says_what_was_paused_and_resumed_in_words(world):
+    """Findings 10, 10: the chronology said "Instance suspended" and "Instance resumed"."""
+    eng, app, cases = world
+    joan = cases["joan"]
+    iid = _reablement(eng, joan)["id"]
+    _admit(eng, iid, START.date().isoformat())
+    eng.resume_instance(iid, actor="rosa", reason="Discharged from Northby General")
+    rosa, _ = _client(app, "rosa")
+    texts = [e["text"] for e in rosa.get(f"/api/cases/{joan}/chronology").json()["entries"]]
+    day = f"{START.day} {START:%B %Y}"
+    proc = "Reablement (short-term support)"
+    assert f"{proc} paused by Rosa Patel: admitted to Northby General on {day}" in texts, texts
+    assert f"{proc} resumed by Rosa Patel: discharged from Northby General" in texts, texts
+    assert not [t for t in texts if t.startswith("Instance ")]
+
+
 @pytest.fixture
 def casework(db_url):
     yield from casework_engine(db_url, [ROOT / "processes"], users=True)
