@@ -225,7 +225,7 @@ def parse_query(q: str, today: date) -> Terms:
 # By name, the auditors search the parts of the person's name as the people search keeps them
 # (`person_name_keys`, handlers/people.py: accents dropped, case folded in any alphabet, apostrophes dropped,
 # hyphens split; a case whose person has no name is kept under its title): every piece typed must be part of
-# one of them ("brien" finds O'Brien, "łukasz" and "ŁUKASZ" find Łukasz, "zoe" finds Zoë).
+# one of them ("brien" finds O'Brien, "łukasz", "ŁUKASZ" and "lukasz" find Łukasz, "zoe" finds Zoë).
 def name_pieces(name: str) -> list[str]:
     """The folded pieces of a typed name, as `person_name_keys` holds a name's parts."""
     given, family = name_parts(name)

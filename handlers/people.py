@@ -24,6 +24,7 @@ import unicodedata
 from typing import Any
 
 import jellyfish
+from anyascii import anyascii
 from sqlalchemy import bindparam, delete, insert, select, update
 
 from engine.errors import ValidationError
@@ -160,10 +161,20 @@ def check_case_data(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _latin_ascii(ch: str) -> str:
+    """A Latin letter that has no decomposition (Ł, Ø, Đ, ß, Æ, Œ, Þ, ı) as the ASCII letters a person
+    types for it without the key ("Lukasz" for "Łukasz"); any other character as it is (a name in
+    another script keeps its own letters)."""
+    if ch.isascii() or not unicodedata.name(ch, "").startswith("LATIN"):
+        return ch
+    return anyascii(ch)
+
+
 def fold(word: str) -> str:
-    """A word as the search compares it: accents dropped, case folded, letters only."""
+    """A word as the search compares it: accents dropped, Latin letters without a decomposition read as
+    ASCII, case folded, letters only."""
     text = unicodedata.normalize("NFKD", word)
-    text = "".join(c for c in text if not unicodedata.combining(c)).casefold()
+    text = "".join(_latin_ascii(c) for c in text if not unicodedata.combining(c)).casefold()
     return re.sub(r"[^\w]|[\d_]", "", text)[:WORD_MAX]
 
 

@@ -267,7 +267,8 @@ def test_a_name_is_found_by_any_part_in_any_alphabet_case_accents_and_apostrophe
     greek = eng.create_case("Σοφία Παπαδοπούλου", {"person": {"name": "Σοφία Παπαδοπούλου"}})
     a = as_role(app, "auditor")
     for typed in ("Łukasz", "łukasz", "ŁUKASZ", "Brien-Łukasz", "O'Brien-Łukasz", "o’brien-łukasz", "ukasz",
-                  "zoe łukasz", "Zoë O’Brien-Łukasz"):
+                  "zoe łukasz", "Zoë O’Brien-Łukasz",
+                  "lukasz", "LUKASZ", "zoe o'brien-lukasz"):  # typed without the letter Ł (people.py `fold`)
         assert ids(a, name=typed) == {lukasz}, typed
     # "zoe", "ZOË" and "o’brien" (a typographic apostrophe) also find Zoë O'Brien-Smith
     assert ids(a, name="zoe") == ids(a, name="ZOË") == ids(a, name="o’brien") == {lukasz, p["zoe"]}
