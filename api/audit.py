@@ -321,11 +321,22 @@ class LogFilter:
 
 
 def log_actions(engine: Any) -> list[str]:
-    """Every action the access log may hold: the ones the code writes and any other already recorded."""
+    """Every action the access log may hold: the ones the code writes and any other already recorded (an
+    action only an older version wrote). The log grows with every case opened, so the actions recorded are
+    read once per process (`SELECT DISTINCT`) and after that only from the rows added since (`id >` the last
+    row read, by the primary key): the page's list no longer reads the whole log at every visit. A row whose
+    id was handed out before the last read but committed after it is not read again; its action is one the
+    code writes (in ACTIONS) unless an older version wrote it, and that version's rows are long committed."""
     t = case_access_log
+    last, seen = getattr(engine, "_carepath_log_actions", (None, frozenset()))
     with engine.db.engine.connect() as conn:
-        recorded = conn.execute(select(t.c.action).distinct()).scalars().all()
-    return sorted(set(ACTIONS) | {a.removeprefix("refused:") for a in recorded if a})
+        top = conn.execute(select(func.max(t.c.id))).scalar() or 0
+        if last is None or top > last:
+            query = select(t.c.action).distinct().where(t.c.id <= top)
+            recorded = conn.execute(query if last is None else query.where(t.c.id > last)).scalars().all()
+            seen = seen | {a.removeprefix("refused:") for a in recorded if a}
+            engine._carepath_log_actions = (top, seen)
+    return sorted(set(ACTIONS) | seen)
 
 
 def parse_log_filter(values: Any, actions: list[str] | None = None) -> LogFilter:

@@ -6,6 +6,9 @@ running the engine): each case has a person (name, date of birth, NHS number) an
 staff members, half an hour apart. Each search — by reference, name, created range, staff member,
 staff member and event type, events within dates, event type alone (the broadest) — is timed as the
 median of 5 calls of `search_cases` (its access log writes included), then the access log view.
+`--log-rows N` (default 1,000,000) adds N access-log rows and times the access-log page's list of actions
+(`log_actions`): its first call in a process (one `SELECT DISTINCT` over the log) and the next ones (only the
+rows added since), against the whole-log `SELECT DISTINCT` every visit used to run.
 """
 
 from __future__ import annotations
@@ -16,15 +19,17 @@ import random
 import statistics
 import time
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
-from api.audit import Criteria, LogFilter, read_log, search_cases
-from api.auth import User
+from api.audit import ACTIONS, Criteria, LogFilter, log_actions, read_log, search_cases
+from api.auth import User, case_access_log
 from engine.history import iso
 from engine.registry import HandlerRegistry
 from engine.runtime import Engine
 from engine.schema import cases, events
+from handlers.people import fill, fill_search_keys
 
 from .engine_bench import Scratch
 
@@ -55,11 +60,46 @@ def load(eng: Engine) -> None:
         conn.execute(insert(cases), rows)
         for k in range(0, len(evs), 20_000):
             conn.execute(insert(events), evs[k:k + 20_000])
+        fill(conn)  # the people and name-part rows the name search reads (as migrations 0007 and 0008 fill them)
+        fill_search_keys(conn)
+
+
+def action_list(eng: Engine, n: int) -> dict[str, dict[str, float]]:
+    """The access-log page's list of actions on a log of `n` more rows: first call, later calls, and the
+    whole-log DISTINCT each visit ran before (median of 5 each)."""
+    rnd, actors = random.Random(2), [f"user{i}" for i in range(60)]
+    with eng.db.transaction() as conn:
+        for k in range(0, n, 50_000):
+            conn.execute(insert(case_access_log), [
+                {"case_id": rnd.randint(1, CASES), "user": rnd.choice(actors), "at": START, "page": "/x",
+                 "action": rnd.choice(ACTIONS), "outcome": "allowed"} for _ in range(min(50_000, n - k))])
+    out = {}
+
+    def timed(label: str, call: Any, rounds: int = 5) -> None:
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - t0) * 1000)
+        out[label] = {"median_ms": round(statistics.median(times), 1), "rows": n}
+        print(f"  {label} ({n} log rows): median {statistics.median(times):.1f} ms")
+
+    def whole() -> None:
+        with eng.db.engine.connect() as conn:
+            conn.execute(select(case_access_log.c.action).distinct()).all()
+
+    timed("action list, whole-log DISTINCT (before)", whole)
+    timed("action list, first call in a process", lambda: (eng.__dict__.pop("_carepath_log_actions", None),
+                                                             log_actions(eng)))
+    log_actions(eng)
+    timed("action list, later calls", lambda: log_actions(eng))
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pg", help="PostgreSQL URL (a throwaway schema is made and dropped)")
+    ap.add_argument("--log-rows", type=int, default=1_000_000, help="access-log rows for the action list's timing")
     args = ap.parse_args()
     scratch = Scratch("postgres" if args.pg else "sqlite", args.pg)
     try:
@@ -97,6 +137,8 @@ def main() -> None:
             times.append((time.perf_counter() - t0) * 1000)
         out["access log, one user"] = {"matches": total, "median_ms": round(statistics.median(times), 1)}
         print(f"  access log (one user): {total} entries, median {statistics.median(times):.0f} ms")
+        out.update(action_list(eng, args.log_rows))
+        print(json.dumps(out))
         eng.db.dispose()
     finally:
         scratch.close()
