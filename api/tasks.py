@@ -77,12 +77,11 @@ def _row(r: Any) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- paused processes (hospital admissions)
 def suspended_instances(conn: Any) -> list[int]:
-    """The ids of the process instances paused now (engine/suspension.py), in one query that reads only
-    instances ever paused: the `instance.suspended` events by their type's index, then those instances by id.
+    """The ids of the process instances paused now (engine/suspension.py), read from the partial index
+    `ix_instances_suspended` (migration 0031), which holds only those: the pauses of earlier years, long
+    resumed, are not read (before, every `instance.suspended` event ever written was, on every inbox page).
     Few, so the inbox leaves their tasks out of its overdue and due-soon counts with a short `NOT IN` list."""
-    ever = select(events.c.instance_id).where(events.c.type == "instance.suspended")
-    return sorted(conn.execute(select(instances.c.id).where(instances.c.id.in_(ever),
-                                                            instances.c.status == "suspended")).scalars())
+    return sorted(conn.execute(select(instances.c.id).where(instances.c.status == "suspended")).scalars())
 
 
 def pauses(conn: Any, instance_ids: Any) -> dict[int, dict[str, Any]]:

@@ -140,6 +140,10 @@ instances = Table(
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("completed_at", DateTime(timezone=True), nullable=True),
+    # the few instances paused now (engine/suspension.py), read by every inbox page (api/tasks.py
+    # suspended_instances) without reading the pauses of years (migration 0031)
+    Index("ix_instances_suspended", "id", postgresql_where=text("status = 'suspended'"),
+          sqlite_where=text("status = 'suspended'")),
 )
 
 tasks = Table(

@@ -162,3 +162,28 @@ def test_the_command_line_suspends_and_resumes_and_names_who_did_it(eng, db_url,
     assert [e["actor"] for e in eng.history(cid) if e["type"] in ("instance.suspended", "instance.resumed")] == [
         "worker1", "worker1"]
     assert timer_dues(eng, iid)["period_ended"].startswith("2031-04-16T09:00")
+
+
+def test_the_inbox_reads_the_processes_paused_now_from_their_own_index(eng):
+    """api/tasks.py `suspended_instances` (every inbox page): only the instances paused now, each once,
+    read from the partial index `ix_instances_suspended` (migration 0031), not from every pause ever
+    written (those of processes since resumed grow year on year: bench/paused_lookup_bench.py)."""
+    from sqlalchemy import text
+
+    from api.tasks import suspended_instances
+
+    (_, first), (_, second), (_, third) = reablement(eng), reablement(eng), reablement(eng)
+    for iid in (first, second, third):
+        eng.suspend_instance(iid, reason="Admitted to hospital", actor="coordinator1")
+    eng.resume_instance(second, actor="coordinator1")
+    eng.suspend_instance(second, reason="Admitted again", actor="coordinator1")
+    eng.resume_instance(third, actor="coordinator1")  # paused once, now running: not paused
+    with eng.db.engine.connect() as conn:
+        assert suspended_instances(conn) == sorted([first, second])
+        query = "SELECT id FROM instances WHERE status = 'suspended'"
+        if eng.db.is_postgres:
+            conn.exec_driver_sql("SET enable_seqscan = off")  # a table this small would be read whole
+            plan = " ".join(r[0] for r in conn.execute(text("EXPLAIN " + query)))
+        else:
+            plan = " ".join(str(r[-1]) for r in conn.execute(text("EXPLAIN QUERY PLAN " + query)))
+    assert "ix_instances_suspended" in plan, plan
