@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from .driver_sql import Prepared, insert_rows
+from .errors import ValidationError
 from .schema import chains, events
 
 GENESIS = "0" * 64
@@ -43,6 +45,36 @@ def case_chain(case_id: int) -> str:
 def canonical_json(value: Any) -> str:
     """The one JSON spelling that is hashed and stored: sorted keys, no spaces, UTF-8 kept."""
     return _CANONICAL(value)
+
+
+def refuse_unstorable(value: Any, what: str, **context: Any) -> None:
+    """Refuse data coming in (a start's, a completion's, a message's, a case record's) that the history cannot keep
+    as the JSON it is given: a number that is not finite (NaN, Infinity: not JSON, and NaN is never equal to itself,
+    so the case would never replay again) or text with an unpaired surrogate (not UTF-8: it cannot be hashed).
+    A `ValidationError` names the field (`outcomes/0/score`) and says nothing was saved."""
+    todo: list[tuple[str, Any]] = [("", value)]
+    while todo:
+        path, v = todo.pop()
+        problem = None
+        if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+            problem = "is not a finite number (NaN, Infinity, or too large): JSON cannot hold it; give a number or null"
+        elif isinstance(v, str) and _SURROGATE.search(v):
+            problem = "holds an unpaired surrogate (\\ud800–\\udfff), which is not text: send it as UTF-8"
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                if isinstance(k, str) and _SURROGATE.search(k):
+                    problem = f"has a field name {k!r} with an unpaired surrogate, which is not text: send it as UTF-8"
+                    break
+                todo.append((f"{path}/{k}" if path else str(k), item))
+        elif isinstance(v, (list, tuple)):
+            todo.extend((f"{path}/{i}" if path else str(i), item) for i, item in enumerate(v))
+        if problem is not None:
+            field = path or None
+            raise ValidationError(f"{what}: {f'{path!r} ' if path else ''}{problem}; nothing was saved",
+                                  errors=[{"field": field, "message": problem}], **context)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _json_default(value: Any) -> Any:

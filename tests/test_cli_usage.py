@@ -275,3 +275,31 @@ def test_clock_advance_wants_exactly_one_of_a_duration_and_an_instant_and_says_s
     err = capsys.readouterr().err
     assert stop.value.code == 2 and said in err and err.startswith("usage: carepath clock advance ")
     assert cli("--json", "clock", "--db", db)[1].count("2027-01-04T09:00:00") == 1  # the clock did not move
+
+
+# ------------------------------------------------------------------ data the history cannot hold
+@pytest.mark.parametrize(("data", "field", "said"), [
+    ('{"a": NaN}', "'a'", "is not a finite number"),
+    ('{"a": {"b": [1, 1e999]}}', "'a/b/1'", "is not a finite number"),
+    ('{"a": "x\\ud800y"}', "'a'", "unpaired surrogate"),
+])
+def test_data_json_cannot_hold_is_one_line_naming_the_field_and_nothing_is_stored(cli, db_url, data, field, said):
+    """Python's JSON reader takes NaN, Infinity (1e999) and a lone \\ud800 escape; the history cannot keep them
+    (NaN never equals itself, so the case never replayed again; a surrogate was a UnicodeEncodeError
+    traceback). Refused at a start and a completion, naming the field; nothing stored."""
+    _ready(cli, db_url)
+    code, out, err = cli("--db", db_url, "start", "deadline", "--title", "Harriet Jones", "--data", data)
+    assert code == 1 and "Traceback" not in err
+    assert f"the start data of 'deadline': {field} " in err and said in err and "nothing was saved" in err
+    code, out, err = cli("--db", db_url, "case", "1")
+    assert code == 1 and "no case 1" in err  # no case was made
+    assert cli("--db", db_url, "start", "deadline", "--title", "Harriet Jones")[0] == 0
+    code, out, err = cli("--db", db_url, "--json", "tasks")
+    task = json.loads(out)[0]["id"]
+    events = len(_history(cli, db_url))
+    code, out, err = cli("--db", db_url, "--as", "bob", "complete", task, "--data", data)
+    assert code == 1 and "Traceback" not in err and field in err and said in err
+    assert len(_history(cli, db_url)) == events
+    assert cli("--db", db_url, "--as", "bob", "complete", task, "--data", '{"a": 1.5, "b": "ñ 𝔘 \\u200b"}')[0] == 0
+    code, out, err = cli("--db", db_url, "replay", "1")
+    assert code == 0 and "replay of case 1 matches" in out
