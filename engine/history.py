@@ -28,7 +28,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 
 from .driver_sql import Prepared, insert_rows
 from .errors import ValidationError
-from .schema import chains, events
+from .schema import cases, chains, events
 
 GENESIS = "0" * 64
 SYSTEM_CHAIN = "system"
@@ -255,6 +255,12 @@ def verify(conn: Connection, chain: str | None = None) -> tuple[int, list[Findin
         conn.execute(select(events.c.chain).distinct()).scalars()))
     findings: list[Finding] = []
     checked = 0
+    if not chain:  # every case is created with its case.created event: a case with no chain lost all of it
+        known = set(chain_names)
+        findings += [Finding(case_chain(cid), None, None, f"case {cid} has no history at all (its chain's events "
+                             "and head were deleted)")
+                     for cid in conn.execute(select(cases.c.id).order_by(cases.c.id)).scalars()
+                     if case_chain(cid) not in known]
     for name in chain_names:
         n, found, _ = verify_chain(conn, name, heads.get(name))
         checked += n
@@ -314,7 +320,10 @@ def verify_chain(conn: Connection, name: str, head: Any, *, after: tuple[int, st
         findings.append(Finding(name, erased_first, None,
                                 f"the data of {erased_n} event(s) from #{erased_first} on was removed without a "
                                 "case.erased event recording it"))
-    if head is None:
+    if head is None and not checked and not after_seq:
+        findings.append(Finding(name, None, None, "no history at all: the chain has no events and no recorded head "
+                                "(deleted, or never written)"))
+    elif head is None:
         findings.append(Finding(name, None, None, "chain has events but no recorded head (head removed)"))
     elif head.seq != last_seq or head.hash != prev:
         if head.seq > last_seq:
