@@ -38,6 +38,18 @@ def parse_duration(text: str, start: datetime) -> timedelta:
         return add_duration(start, text) - start
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not an ISO 8601 duration such as P43D, P1Y or PT12H") from None
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"'{text}' from {start.date().isoformat()} goes past the year 9999, the last "
+                                         "a date can hold") from None
+
+
+def instant_arg(text: str, option: str) -> datetime:
+    """An ISO 8601 instant given as `option` (UTC without an offset), or a usage error naming the option."""
+    try:
+        return parse_instant(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{option}: '{text}' is not an ISO 8601 instant such as 2027-03-01T09:00Z "
+                                         "or 2027-03-01") from None
 
 
 def _data_arg(args: argparse.Namespace) -> dict[str, Any]:
@@ -161,8 +173,8 @@ def _fmt_dt(value: Any, *, seconds: bool = False) -> str:
 
 # ---------------------------------------------------------------------------- commands
 def cmd_init(args: argparse.Namespace) -> int:
+    start = instant_arg(args.simulated, "--simulated") if args.simulated else None  # before anything is made
     eng = _engine(args, initialised=False)
-    start = parse_instant(args.simulated) if args.simulated else None
     eng.init(simulated_start=start)
     mode = eng.clock_mode()
     now = eng.now()
@@ -235,7 +247,7 @@ def cmd_clock(args: argparse.Namespace) -> int:
     if args.clock_cmd == "advance":
         start = eng.now()
         if args.to:
-            moved = eng.advance_clock(to=parse_instant(args.to), actor=args.actor)
+            moved = eng.advance_clock(to=instant_arg(args.to, "--to"), actor=args.actor)
         else:
             moved = eng.advance_clock(parse_duration(args.duration, start), actor=args.actor)
         now = eng.now()

@@ -277,6 +277,28 @@ def test_clock_advance_wants_exactly_one_of_a_duration_and_an_instant_and_says_s
     assert cli("--json", "clock", "--db", db)[1].count("2027-01-04T09:00:00") == 1  # the clock did not move
 
 
+@pytest.mark.parametrize(("argv", "said"), [
+    (["--to", "notadate"], "carepath: --to: 'notadate' is not an ISO 8601 instant such as 2027-03-01T09:00Z"),
+    (["--to", "2027-13-01"], "carepath: --to: '2027-13-01' is not an ISO 8601 instant"),
+    (["P9000Y"], "carepath: 'P9000Y' from 2027-01-04 goes past the year 9999"),
+])
+def test_clock_advance_to_a_time_that_is_no_time_is_one_line_and_the_clock_stays(cli, tmp_path, argv, said):
+    """Before: a ValueError or OverflowError traceback."""
+    db = f"sqlite:///{tmp_path / 'k.db'}"
+    _ready(cli, db)
+    code, out, err = cli("clock", "advance", *argv, "--db", db)
+    assert code == 2 and err.startswith(said), err
+    assert "Traceback" not in err
+    assert cli("--json", "clock", "--db", db)[1].count("2027-01-04T09:00:00") == 1  # the clock did not move
+
+
+def test_init_with_a_simulated_start_that_is_no_time_is_one_line_and_makes_no_file(cli, tmp_path):
+    code, out, err = cli("init", "--simulated", "4 January", "--db", f"sqlite:///{tmp_path / 'new.db'}")
+    assert (code, err.strip()) == (2, "carepath: --simulated: '4 January' is not an ISO 8601 instant such as "
+                                      "2027-03-01T09:00Z or 2027-03-01")
+    assert not (tmp_path / "new.db").exists()
+
+
 # ------------------------------------------------------------------ data the history cannot hold
 @pytest.mark.parametrize(("data", "field", "said"), [
     ('{"a": NaN}', "'a'", "is not a finite number"),
