@@ -53,16 +53,26 @@ def instant_arg(text: str, option: str) -> datetime:
 
 
 def _data_arg(args: argparse.Namespace) -> dict[str, Any]:
+    option = "--data"
     if getattr(args, "data_file", None):
-        raw = Path(args.data_file).read_text(encoding="utf-8")
+        option = f"--data-file {args.data_file}"
+        try:
+            raw = Path(args.data_file).read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise CarepathError(f"{option}: not UTF-8 text (byte {exc.start}); nothing was saved") from None
+        except OSError as exc:  # missing, a folder, not readable
+            raise CarepathError(f"{option}: cannot be read ({exc.strerror or type(exc).__name__}); nothing was "
+                                "saved") from None
     else:
         raw = getattr(args, "data", None) or "{}"
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise CarepathError(f"--data is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise CarepathError(f"{option} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:  # [[[[… thousands deep: Python's reader gives up
+        raise CarepathError(f"{option} is nested too deeply to read; nothing was saved") from None
     if not isinstance(data, dict):
-        raise CarepathError("--data must be a JSON object, e.g. '{\"name\": \"Harriet\"}'")
+        raise CarepathError(f"{option} must be a JSON object, e.g. '{{\"name\": \"Harriet\"}}'")
     return data
 
 

@@ -299,6 +299,25 @@ def test_init_with_a_simulated_start_that_is_no_time_is_one_line_and_makes_no_fi
     assert not (tmp_path / "new.db").exists()
 
 
+@pytest.mark.parametrize(("content", "said"), [
+    (None, "cannot be read (No such file or directory); nothing was saved"),
+    (b"\xff\xfe{}", "not UTF-8 text (byte 0); nothing was saved"),
+    (b'{"deep": ' + b"[" * 5000 + b"]" * 5000 + b"}", "is nested too deeply to read; nothing was saved"),
+    (b"[1, 2]", "must be a JSON object"),
+])
+def test_a_data_file_that_cannot_be_read_is_one_line_naming_it(cli, tmp_path, content, said):
+    """Before: FileNotFoundError, UnicodeDecodeError and RecursionError tracebacks."""
+    db = f"sqlite:///{tmp_path / 'k.db'}"
+    _ready(cli, db)
+    path = tmp_path / "answers.json"
+    if content is not None:
+        path.write_bytes(content)
+    code, out, err = cli("--db", db, "start", "deadline", "--data-file", str(path))
+    assert code == 1 and err.startswith(f"carepath: --data-file {path}") and said in err
+    assert "Traceback" not in err and err.count("\n") == 1  # one line
+    assert cli("--db", db, "case", "1")[0] == 1  # no case was made
+
+
 # ------------------------------------------------------------------ data the history cannot hold
 @pytest.mark.parametrize(("data", "field", "said"), [
     ('{"a": NaN}', "'a'", "is not a finite number"),
