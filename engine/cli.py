@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from .bpmn_timers import add_duration
 from .clock import parse_instant
 from .errors import CarepathError, ConflictError, NotFoundError, StateError
+from .schema import MAX_ROW_ID
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -724,6 +725,10 @@ def main(argv: list[str] | None = None, *, parser: argparse.ArgumentParser | Non
         args.advance_parser.error("give a duration (e.g. P43D) or --to INSTANT, not both" if args.duration else
                                   "clock advance needs a duration (e.g. P43D) or --to INSTANT")
     try:
+        for name, what in (("case", "case"), ("instance", "process instance"), ("incident", "incident")):
+            value = getattr(args, name, None)  # a number no row can have: PostgreSQL refused it as "out of range"
+            if isinstance(value, int) and not 0 < value <= MAX_ROW_ID:
+                raise NotFoundError(f"no {what} {value}", **{name: value})
         if isinstance(getattr(args, "case", None), str):  # a reference: the case's id from the database
             args.case = _resolve_case(_engine(args), args.case)
         return int(args.fn(args) or 0)

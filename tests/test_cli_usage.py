@@ -318,6 +318,26 @@ def test_a_data_file_that_cannot_be_read_is_one_line_naming_it(cli, tmp_path, co
     assert cli("--db", db, "case", "1")[0] == 1  # no case was made
 
 
+@pytest.mark.parametrize(("argv", "said"), [
+    (["case", "99999999999999999999"], "carepath: no case 99999999999999999999"),
+    (["history", "9223372036854775808"], "carepath: no case 9223372036854775808"),
+    (["start", "deadline", "--case", "9223372036854775808"], "carepath: no case 9223372036854775808"),
+    (["suspend", "9223372036854775808", "--reason", "r", "--as", "ops"],
+     "carepath: no process instance 9223372036854775808"),
+    (["retry", "9223372036854775808", "--as", "ops"], "carepath: no incident 9223372036854775808"),
+    (["audit", "verify", "--case", "9223372036854775808"], "carepath: no case 9223372036854775808"),
+    (["audit", "verify", "--case", "999"], "carepath: no case 999"),
+])
+def test_a_number_no_case_or_instance_has_is_not_found(cli, db_url, argv, said):
+    """Before: on PostgreSQL a number past the largest bigint was "cannot reach the database …: bigint out of range"
+    (it was reachable), on SQLite an OverflowError; and `audit verify --case` of a case that does not exist reported
+    its missing chain as an altered history."""
+    _ready(cli, db_url)
+    code, out, err = cli("--db", db_url, *argv)
+    assert code == 1 and err.startswith(said) and "cannot reach" not in err and "Traceback" not in err, err
+    assert "ALTERED" not in out
+
+
 # ------------------------------------------------------------------ data the history cannot hold
 @pytest.mark.parametrize(("data", "field", "said"), [
     ('{"a": NaN}', "'a'", "is not a finite number"),
