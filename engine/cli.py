@@ -234,8 +234,8 @@ def _describe_step(res: Any) -> str:
 def cmd_tasks(args: argparse.Namespace) -> int:
     rows = _engine(args).list_tasks(case_id=args.case, team=args.team, assignee=args.assignee,
                                     process_id=args.process)
-    lines = [f"{r['id']}  {r['reference']}  {r['name']:<32} team {r['team'] or '-':<18} "
-             f"assignee {r['assignee'] or '-':<12} due {_fmt_dt(r['due_at'])}" for r in rows]
+    lines = [f"{r['id']}  {r['reference']}  {one_line(r['name']):<32} team {r['team'] or '-':<18} "
+             f"assignee {one_line(r['assignee'] or '-'):<12} due {_fmt_dt(r['due_at'])}" for r in rows]
     _out(args, rows, "\n".join(lines) or "no open tasks")
     return 0
 
@@ -277,8 +277,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     for r in rows:
         d = r["data"]
         detail = d.get("name") or d.get("element_id") or d.get("process_id") or d.get("handler") or ""
-        lines.append(f"#{r['seq']:<4} {_fmt_dt(r['at'], seconds=True)}  {r['type']:<22} {detail:<30} "
-                     f"by {r['actor']}")
+        lines.append(f"#{r['seq']:<4} {_fmt_dt(r['at'], seconds=True)}  {r['type']:<22} {one_line(detail):<30} "
+                     f"by {one_line(r['actor'])}")
     _out(args, rows, "\n".join(lines) or "no events")
     return 0
 
@@ -446,7 +446,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_case(args: argparse.Namespace) -> int:
     case = _engine(args).get_case(args.case)
-    lines = [f"{case['reference']}  {case['title']}"]
+    lines = [f"{case['reference']}  {one_line(case['title'])}"]
     lines += [f"  instance {i['id']}  {i['process_id']:<28} {i['status']}" for i in case["instances"]]
     _out(args, case, "\n".join(lines))
     return 0
@@ -756,6 +756,12 @@ def main(argv: list[str] | None = None, *, parser: argparse.ArgumentParser | Non
 
 
 EXIT_INTERRUPTED = 130  # as a shell reports a command ended by Ctrl-C
+
+
+def one_line(value: Any) -> str:
+    """A value someone typed (a case's title, a name, who acted), for one line of a listing: `printable`, and a line
+    break written as \\n, so a title cannot clear the screen, recolour it or fake a line of the output."""
+    return printable(str(value)).replace("\n", "\\n")
 
 
 def printable(text: str) -> str:

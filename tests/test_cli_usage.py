@@ -338,6 +338,21 @@ def test_a_number_no_case_or_instance_has_is_not_found(cli, db_url, argv, said):
     assert "ALTERED" not in out
 
 
+def test_a_title_or_actor_with_escape_sequences_cannot_drive_the_terminal(cli, tmp_path):
+    """A case titled (or a user named) with ESC sequences and a line break was printed raw by `case` and `history`:
+    the operator's screen cleared, recoloured, and a fake line of output. Now each is written as its escapes."""
+    db = f"sqlite:///{tmp_path / 'k.db'}"
+    _ready(cli, db)
+    title = "Evil\x1b[2J\x1b[31mRED\nCASE-000099  Someone else"
+    assert cli("--db", db, "--as", "bob\x1b[2J", "start", "deadline", "--title", title)[0] == 0
+    code, out, err = cli("--db", db, "case", "1")
+    assert out.splitlines()[0] == "CASE-000001  Evil\\x1b[2J\\x1b[31mRED\\nCASE-000099  Someone else"
+    assert "\x1b" not in out and len(out.splitlines()) == 2  # the case's line and its instance's
+    code, out, err = cli("--db", db, "history", "1")
+    assert "\x1b" not in out and "by bob\\x1b[2J" in out
+    assert json.loads(cli("--db", db, "--json", "case", "1")[1])["title"] == title  # stored as given
+
+
 # ------------------------------------------------------------------ data the history cannot hold
 @pytest.mark.parametrize(("data", "field", "said"), [
     ('{"a": NaN}', "'a'", "is not a finite number"),
