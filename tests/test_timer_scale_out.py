@@ -298,3 +298,6 @@ def test_a_timer_step_that_fails_does_not_hold_back_the_other_cases_timers(make_
     eng.message_ttl = timedelta(days=7)
     assert eng.fire_due_timers(batch=batch) == 1
     assert _fired(eng) == {**{iid: 1 for iid in others}, stuck.instance_id: 1}
+    from engine.replay import replay_case
+
+    assert replay_case(eng, stuck.case_id).ok and eng.verify()[1] == []  # the refused runs left no trace
