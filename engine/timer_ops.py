@@ -19,7 +19,7 @@ from sqlalchemy import Connection, bindparam, or_, select, text
 from . import history, messages
 from .clock import as_utc
 from .driver_sql import Prepared
-from .errors import ClockError
+from .errors import ClockError, ConflictError
 from .history import Event
 from .schema import cases, chains, instances, timers
 from .step import _CASE_CHAIN, _CASE_COLUMNS, StepCore, _Writes
@@ -157,9 +157,11 @@ class TimerOps(StepCore):
     @staticmethod
     def _timer_step_failed(iid: int, exc: Exception, failed: dict[int, Exception]) -> None:
         failed.setdefault(iid, exc)
-        # the instance's number and the error's type only: an error's text may quote a case's data
-        log.error("the timer step of process instance %d failed (%s): nothing of it was saved, it is tried "
-                  "again at the next run; the other due timers fire", iid, type(exc).__name__)
+        # the instance's number and the error's type only: an error's text may quote a case's data; a conflict (a
+        # person completed a task of the case meanwhile) is routine, the next run reads the case as it now is
+        log.log(logging.WARNING if isinstance(exc, ConflictError) else logging.ERROR,
+                "the timer step of process instance %d failed (%s): nothing of it was saved, it is tried again at "
+                "the next run; the other due timers fire", iid, type(exc).__name__)
 
     def claim_due(self, now: datetime, batch: int) -> Any:
         """The timer job's claim: up to `batch` running or waiting instances with a timer due by `now`, the
