@@ -67,8 +67,8 @@ class _CommitStamps(Engine):
         super().__init__(*a, **kw)
         self._stamps = stamps
 
-    def _fire_batch(self, batch: int) -> tuple[list[int], int]:
-        selected, moved = super()._fire_batch(batch)
+    def _fire_batch(self, batch: int, *a: Any, **kw: Any) -> tuple[list[int], int]:
+        selected, moved = super()._fire_batch(batch, *a, **kw)
         self._stamps.extend([time.perf_counter()] * moved)
         return selected, moved
 

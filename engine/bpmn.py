@@ -202,6 +202,28 @@ def connect_loops(spec: BpmnProcessSpec) -> None:
                 instance_spec.completed_event.connect(task_spec.merge_child)
 
 
+def connect_triggered(workflow: BpmnWorkflow) -> BpmnWorkflow:
+    """Connect each event subprocess the restored `workflow` holds a task of, as SpiffWorkflow connects it when a
+    signal or message starts it (`BpmnStartTask.trigger_wf`: the workflow's start to the subprocess, the
+    subprocess to the end), and as its serializer would find it connected when it reads a saved spec.
+
+    Like `connect_loops`, a wiring the library makes in memory: carepath restores only the task tree onto specs
+    built afresh by the parser (engine/state.py), where a triggered event subprocess is connected to nothing. So a
+    case whose event subprocess had started went on only in the process that started it; restored anywhere else
+    (the command line, another worker, a restarted server) its next step failed with "No input task connected"
+    and the instance went into error. Only a process whose start lists trigger specs is looked at (one test per
+    restore otherwise); the library's own check (`inputs`) keeps it from connecting twice."""
+    start = workflow.spec.start
+    names = set(getattr(start, "trigger_specs", ()))
+    if names:
+        for task in workflow.tasks.values():
+            spec = task.task_spec
+            if spec.name in names and start not in spec.inputs:
+                start.connect(spec)
+                spec.connect(workflow.spec.end)
+    return workflow
+
+
 def make_serializer() -> BpmnWorkflowSerializer:
     """A serializer for every spec build_specs produces: the spiff dialect plus carepath's timers, start event
     and the spec classes that keep case outputs."""

@@ -42,6 +42,7 @@ class CaseOps(StepCore):
     # ------------------------------------------------------------------ cases
     def create_case(self, title: str, data: dict[str, Any] | None = None, *, actor: str = "system",
                     reference: str | None = None) -> int:
+        history.refuse_unstorable({"title": title, **(data or {})}, "the new case's details")
         with self.db.transaction() as conn:
             self.db.require_initialised(conn)
             now = self.now(conn)
@@ -102,6 +103,7 @@ class CaseOps(StepCore):
         (field -> value the user saw) makes a stale edit a conflict instead of overwriting."""
         if not isinstance(data, dict) or not data:
             raise ValidationError("nothing to change: give the details to change as a non-empty object")
+        history.refuse_unstorable(data, f"the details of case {case_id}", case=case_id)
         data = self._check_case(data)
         with self.db.transaction() as conn:
             row = conn.execute(self.db.for_update(select(cases.c.data).where(cases.c.id == case_id))).first()

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from .bpmn_timers import add_duration
 from .clock import parse_instant
 from .errors import CarepathError, ConflictError, NotFoundError, StateError
+from .schema import MAX_ROW_ID
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -38,19 +39,41 @@ def parse_duration(text: str, start: datetime) -> timedelta:
         return add_duration(start, text) - start
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not an ISO 8601 duration such as P43D, P1Y or PT12H") from None
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"'{text}' from {start.date().isoformat()} goes past the year 9999, the last "
+                                         "a date can hold") from None
+
+
+def instant_arg(text: str, option: str) -> datetime:
+    """An ISO 8601 instant given as `option` (UTC without an offset), or a usage error naming the option."""
+    try:
+        return parse_instant(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{option}: '{text}' is not an ISO 8601 instant such as 2027-03-01T09:00Z "
+                                         "or 2027-03-01") from None
 
 
 def _data_arg(args: argparse.Namespace) -> dict[str, Any]:
+    option = "--data"
     if getattr(args, "data_file", None):
-        raw = Path(args.data_file).read_text(encoding="utf-8")
+        option = f"--data-file {args.data_file}"
+        try:
+            raw = Path(args.data_file).read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise CarepathError(f"{option}: not UTF-8 text (byte {exc.start}); nothing was saved") from None
+        except OSError as exc:  # missing, a folder, not readable
+            raise CarepathError(f"{option}: cannot be read ({exc.strerror or type(exc).__name__}); nothing was "
+                                "saved") from None
     else:
         raw = getattr(args, "data", None) or "{}"
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise CarepathError(f"--data is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise CarepathError(f"{option} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:  # [[[[… thousands deep: Python's reader gives up
+        raise CarepathError(f"{option} is nested too deeply to read; nothing was saved") from None
     if not isinstance(data, dict):
-        raise CarepathError("--data must be a JSON object, e.g. '{\"name\": \"Harriet\"}'")
+        raise CarepathError(f"{option} must be a JSON object, e.g. '{{\"name\": \"Harriet\"}}'")
     return data
 
 
@@ -161,8 +184,8 @@ def _fmt_dt(value: Any, *, seconds: bool = False) -> str:
 
 # ---------------------------------------------------------------------------- commands
 def cmd_init(args: argparse.Namespace) -> int:
+    start = instant_arg(args.simulated, "--simulated") if args.simulated else None  # before anything is made
     eng = _engine(args, initialised=False)
-    start = parse_instant(args.simulated) if args.simulated else None
     eng.init(simulated_start=start)
     mode = eng.clock_mode()
     now = eng.now()
@@ -211,8 +234,8 @@ def _describe_step(res: Any) -> str:
 def cmd_tasks(args: argparse.Namespace) -> int:
     rows = _engine(args).list_tasks(case_id=args.case, team=args.team, assignee=args.assignee,
                                     process_id=args.process)
-    lines = [f"{r['id']}  {r['reference']}  {r['name']:<32} team {r['team'] or '-':<18} "
-             f"assignee {r['assignee'] or '-':<12} due {_fmt_dt(r['due_at'])}" for r in rows]
+    lines = [f"{r['id']}  {r['reference']}  {one_line(r['name']):<32} team {r['team'] or '-':<18} "
+             f"assignee {one_line(r['assignee'] or '-'):<12} due {_fmt_dt(r['due_at'])}" for r in rows]
     _out(args, rows, "\n".join(lines) or "no open tasks")
     return 0
 
@@ -235,7 +258,7 @@ def cmd_clock(args: argparse.Namespace) -> int:
     if args.clock_cmd == "advance":
         start = eng.now()
         if args.to:
-            moved = eng.advance_clock(to=parse_instant(args.to), actor=args.actor)
+            moved = eng.advance_clock(to=instant_arg(args.to, "--to"), actor=args.actor)
         else:
             moved = eng.advance_clock(parse_duration(args.duration, start), actor=args.actor)
         now = eng.now()
@@ -254,8 +277,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     for r in rows:
         d = r["data"]
         detail = d.get("name") or d.get("element_id") or d.get("process_id") or d.get("handler") or ""
-        lines.append(f"#{r['seq']:<4} {_fmt_dt(r['at'], seconds=True)}  {r['type']:<22} {detail:<30} "
-                     f"by {r['actor']}")
+        lines.append(f"#{r['seq']:<4} {_fmt_dt(r['at'], seconds=True)}  {r['type']:<22} {one_line(detail):<30} "
+                     f"by {one_line(r['actor'])}")
     _out(args, rows, "\n".join(lines) or "no events")
     return 0
 
@@ -423,7 +446,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_case(args: argparse.Namespace) -> int:
     case = _engine(args).get_case(args.case)
-    lines = [f"{case['reference']}  {case['title']}"]
+    lines = [f"{case['reference']}  {one_line(case['title'])}"]
     lines += [f"  instance {i['id']}  {i['process_id']:<28} {i['status']}" for i in case["instances"]]
     _out(args, case, "\n".join(lines))
     return 0
@@ -702,6 +725,10 @@ def main(argv: list[str] | None = None, *, parser: argparse.ArgumentParser | Non
         args.advance_parser.error("give a duration (e.g. P43D) or --to INSTANT, not both" if args.duration else
                                   "clock advance needs a duration (e.g. P43D) or --to INSTANT")
     try:
+        for name, what in (("case", "case"), ("instance", "process instance"), ("incident", "incident")):
+            value = getattr(args, name, None)  # a number no row can have: PostgreSQL refused it as "out of range"
+            if isinstance(value, int) and not 0 < value <= MAX_ROW_ID:
+                raise NotFoundError(f"no {what} {value}", **{name: value})
         if isinstance(getattr(args, "case", None), str):  # a reference: the case's id from the database
             args.case = _resolve_case(_engine(args), args.case)
         return int(args.fn(args) or 0)
@@ -729,6 +756,12 @@ def main(argv: list[str] | None = None, *, parser: argparse.ArgumentParser | Non
 
 
 EXIT_INTERRUPTED = 130  # as a shell reports a command ended by Ctrl-C
+
+
+def one_line(value: Any) -> str:
+    """A value someone typed (a case's title, a name, who acted), for one line of a listing: `printable`, and a line
+    break written as \\n, so a title cannot clear the screen, recolour it or fake a line of the output."""
+    return printable(str(value)).replace("\n", "\\n")
 
 
 def printable(text: str) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,7 +27,8 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from .driver_sql import Prepared, insert_rows
-from .schema import chains, events
+from .errors import ValidationError
+from .schema import cases, chains, events
 
 GENESIS = "0" * 64
 SYSTEM_CHAIN = "system"
@@ -43,6 +45,36 @@ def case_chain(case_id: int) -> str:
 def canonical_json(value: Any) -> str:
     """The one JSON spelling that is hashed and stored: sorted keys, no spaces, UTF-8 kept."""
     return _CANONICAL(value)
+
+
+def refuse_unstorable(value: Any, what: str, **context: Any) -> None:
+    """Refuse data coming in (a start's, a completion's, a message's, a case record's) that the history cannot keep
+    as the JSON it is given: a number that is not finite (NaN, Infinity: not JSON, and NaN is never equal to itself,
+    so the case would never replay again) or text with an unpaired surrogate (not UTF-8: it cannot be hashed).
+    A `ValidationError` names the field (`outcomes/0/score`) and says nothing was saved."""
+    todo: list[tuple[str, Any]] = [("", value)]
+    while todo:
+        path, v = todo.pop()
+        problem = None
+        if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+            problem = "is not a finite number (NaN, Infinity, or too large): JSON cannot hold it; give a number or null"
+        elif isinstance(v, str) and _SURROGATE.search(v):
+            problem = "holds an unpaired surrogate (\\ud800–\\udfff), which is not text: send it as UTF-8"
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                if isinstance(k, str) and _SURROGATE.search(k):
+                    problem = f"has a field name {k!r} with an unpaired surrogate, which is not text: send it as UTF-8"
+                    break
+                todo.append((f"{path}/{k}" if path else str(k), item))
+        elif isinstance(v, (list, tuple)):
+            todo.extend((f"{path}/{i}" if path else str(i), item) for i, item in enumerate(v))
+        if problem is not None:
+            field = path or None
+            raise ValidationError(f"{what}: {f'{path!r} ' if path else ''}{problem}; nothing was saved",
+                                  errors=[{"field": field, "message": problem}], **context)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _json_default(value: Any) -> Any:
@@ -223,6 +255,12 @@ def verify(conn: Connection, chain: str | None = None) -> tuple[int, list[Findin
         conn.execute(select(events.c.chain).distinct()).scalars()))
     findings: list[Finding] = []
     checked = 0
+    if not chain:  # every case is created with its case.created event: a case with no chain lost all of it
+        known = set(chain_names)
+        findings += [Finding(case_chain(cid), None, None, f"case {cid} has no history at all (its chain's events "
+                             "and head were deleted)")
+                     for cid in conn.execute(select(cases.c.id).order_by(cases.c.id)).scalars()
+                     if case_chain(cid) not in known]
     for name in chain_names:
         n, found, _ = verify_chain(conn, name, heads.get(name))
         checked += n
@@ -282,7 +320,10 @@ def verify_chain(conn: Connection, name: str, head: Any, *, after: tuple[int, st
         findings.append(Finding(name, erased_first, None,
                                 f"the data of {erased_n} event(s) from #{erased_first} on was removed without a "
                                 "case.erased event recording it"))
-    if head is None:
+    if head is None and not checked and not after_seq:
+        findings.append(Finding(name, None, None, "no history at all: the chain has no events and no recorded head "
+                                "(deleted, or never written)"))
+    elif head is None:
         findings.append(Finding(name, None, None, "chain has events but no recorded head (head removed)"))
     elif head.seq != last_seq or head.hash != prev:
         if head.seq > last_seq:

@@ -43,7 +43,7 @@ def check_case(engine: Any, case_id: int, *, actor: str, heads_dir: str | Path |
         if conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is None:
             raise NotFoundError(f"no case {case_id}", case=case_id)
     checked, findings = engine.verify(case_id)
-    if checked == 0:  # every case is created by an event: none at all means the chain was removed
+    if checked == 0 and not findings:  # every case is created by an event: none at all means the chain was removed
         findings.append(history.Finding(history.case_chain(case_id), None, None,
                                         "the case has no history at all: its events and head were deleted"))
     verify_first = min((f.seq for f in findings if f.seq is not None), default=None)

@@ -224,6 +224,12 @@ def _check(name: Any, data: Any, correlation: Any, key: Any) -> tuple[str, dict[
             json.dumps(correlation, allow_nan=False)
         except (TypeError, ValueError) as err:
             problems.append(f"data: not JSON ({err})")
+    if not problems:
+        for what, value in (("data", data), ("correlation", correlation), ("name", name), ("key", key)):
+            try:
+                history.refuse_unstorable(value, what)
+            except ValidationError as err:
+                problems.append(err.message.removesuffix("; nothing was saved"))
     if problems:
         raise ValidationError("the message is refused; nothing was stored: " + "; ".join(problems))
     return name.strip(), data, correlation, key.strip() if key else None

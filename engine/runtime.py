@@ -30,7 +30,7 @@ from .forms import FormLibrary
 from .history import Event, case_chain
 from .migrate import upgrade
 from .registry import HandlerRegistry, load_registry
-from .schema import cases, chains, documents, events, incidents, instances, settings, users
+from .schema import MAX_ROW_ID, cases, chains, documents, events, incidents, instances, settings, users
 from .scripting import CarepathScriptEngine
 from .simulation import SimulationMode
 from .state import StateCodec
@@ -240,6 +240,9 @@ class Engine(TaskOps, TimerOps, CaseOps, StepCore):
 
     def verify(self, case_id: int | None = None) -> tuple[int, list[history.Finding]]:
         with self.db.engine.connect() as conn:
+            if case_id is not None and (not 0 < case_id <= MAX_ROW_ID or conn.execute(
+                    select(cases.c.id).where(cases.c.id == case_id)).first() is None):
+                raise NotFoundError(f"no case {case_id}", case=case_id)  # not "no history at all": there is no case
             return history.verify(conn, case_chain(case_id) if case_id is not None else None)
 
     def documents(self, case_id: int) -> list[dict[str, Any]]:

@@ -28,6 +28,10 @@ from sqlalchemy import (
     text,
 )
 
+#: the largest id a row can have (SQLite INTEGER, PostgreSQL bigint): a number past it names no row, and
+#: PostgreSQL refuses to compare a bigint with it ("bigint out of range")
+MAX_ROW_ID = 2**63 - 1
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",

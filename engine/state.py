@@ -15,7 +15,7 @@ from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 
-from .bpmn import make_serializer
+from .bpmn import connect_triggered, make_serializer
 from .task_tree import CarepathWorkflow
 
 #: bump when the stored shape changes; older rows are migrated on load
@@ -65,7 +65,7 @@ class StateCodec:
     def load(self, text: str, spec: BpmnProcessSpec, subprocess_specs: dict[str, BpmnProcessSpec]) -> BpmnWorkflow:
         token = _specs.set((spec, subprocess_specs))
         try:
-            return self._serializer.from_dict(json.loads(text))
+            return connect_triggered(self._serializer.from_dict(json.loads(text)))
         finally:
             _specs.reset(token)
 

@@ -284,6 +284,8 @@ class StepCore:
         `case_id` is a NotFoundError first, so the check need not read the case again): what it raises ends the
         start with nothing saved."""
         data = dict(data or {})
+        history.refuse_unstorable(data, f"the start data of {process_id!r}", process=process_id)
+        history.refuse_unstorable(title, "the new case's title", process=process_id)
         try:
             return self._start(process_id, case_id, data, actor, title, version, authorise, cached=True)
         except _NewerVersion:  # deployed since it was cached (by another process): read it and start again

@@ -87,6 +87,7 @@ class TaskOps(StepCore):
         `authorise(conn)`, when given, runs in the step's transaction once the task is found open (the API's
         access checks, api/tasks.py): what it raises ends the step with nothing saved."""
         data = dict(data or {})
+        history.refuse_unstorable(data, f"the answers to task {task_id}", task=task_id)
         with self._tx() as conn:
             self.db.require_initialised(conn)
             trow = (pg_batch.first(conn, _TASK_AND_INSTANCE.stmt, {"id": task_id}) if self.db.is_postgres  # with BEGIN
@@ -200,6 +201,7 @@ class TaskOps(StepCore):
         the history notes that a draft was saved, and by whom."""
         if not isinstance(data, dict):
             raise ValidationError("a draft must be an object of field values")
+        history.refuse_unstorable(data, f"the draft of task {task_id}", task=task_id)
 
         def check(trow: Any) -> None:
             if trow.assignee != actor:

@@ -9,7 +9,7 @@ due instant, firing on the way.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +19,7 @@ from sqlalchemy import Connection, bindparam, or_, select, text
 from . import history, messages
 from .clock import as_utc
 from .driver_sql import Prepared
-from .errors import ClockError
+from .errors import ClockError, ConflictError
 from .history import Event
 from .schema import cases, chains, instances, timers
 from .step import _CASE_CHAIN, _CASE_COLUMNS, StepCore, _Writes
@@ -38,6 +38,9 @@ _CLAIM_DUE = (select(instances.c.id).join(timers, timers.c.instance_id == instan
                      instances.c.status.in_(("running", "waiting")))
               .order_by(timers.c.due_at).limit(bindparam("batch")))  # due_at alone: read from its index
 _CLAIM_DUE_LOCKED = _CLAIM_DUE.with_for_update(of=instances, skip_locked=True)
+# the same claim for one instance: firing a failed batch's instances one transaction each
+_CLAIM_ONE = _CLAIM_DUE.where(instances.c.id == bindparam("iid"))
+_CLAIM_ONE_LOCKED = _CLAIM_DUE_LOCKED.where(instances.c.id == bindparam("iid"))
 # the next instant a timer falls due: ORDER BY … LIMIT 1 rather than min(), read from the due_at index, not every
 # timer row (the timer job asks after each run; a simulation at each move of its clock); built and compiled once
 _NEXT_DUE = Prepared(select(timers.c.due_at.label("due_at")).join(instances, instances.c.id == timers.c.instance_id)
@@ -55,6 +58,14 @@ _MAX_SAME_INSTANT = 100
 TIMER_CHANNEL = "carepath_timers"
 _NOTIFY = text(f"SELECT pg_notify('{TIMER_CHANNEL}', :due)")
 log = logging.getLogger("carepath.timers")
+
+
+class _BatchFailed(Exception):
+    """A timer batch was undone because one of its steps failed (the cause): `ids` are the instances taken."""
+
+    def __init__(self, ids: list[int]) -> None:
+        super().__init__(f"a timer batch of {len(ids)} instance(s) failed")
+        self.ids = ids
 
 
 class TimerOps(StepCore):
@@ -96,19 +107,61 @@ class TimerOps(StepCore):
                 log.warning("announcing a timer failed: %s", type(exc).__name__)
 
     def fire_due_timers(self, *, batch: int = 50, limit: int | None = None) -> int:
-        """Fire every timer due by now, each exactly once; returns how many instances moved."""
+        """Fire every timer due by now, each exactly once; returns how many instances moved.
+
+        A batch is one transaction, so one instance whose step fails (an error that is not an incident: a
+        thrown message refused, a case check refusing the step, a conflict) would undo the whole batch, and,
+        being the longest overdue, head every later claim: no other case's timer would fire again. So a
+        failed batch is fired again one instance per transaction; an instance that fails alone is left as
+        it was (its timers are tried again at the next run), logged by its id and the error's type, and left
+        out of the rest of the run. Once every other due timer has fired, the first such error is raised."""
         moved, taken = 0, set()
+        failed: dict[int, Exception] = {}
         while limit is None or moved < limit:
-            ids, n = self._fire_batch(batch)
+            try:
+                ids, n = self._fire_batch(batch, skip=failed) if failed else self._fire_batch(batch)
+            except _BatchFailed as bad:
+                if self.simulation is not None:  # its workflows live in memory, already moved: no second try
+                    raise bad.__cause__ from None  # type: ignore[misc]
+                ids, n = bad.ids, self._fire_alone(bad.ids, failed, bad.__cause__)  # type: ignore[arg-type]
             moved += n
             if not ids or taken.intersection(ids):
                 # An instance taken twice still had due rows after its step: they disagree with its workflow.
                 # Going on would take the same rows again: stop (the next run tries again), never spin. A batch
                 # that moved nothing (another worker fired those instances between our claim's snapshot and
                 # our row locks) does not stop the run: the rows it healed are not taken again.
-                return moved
+                break
             taken.update(ids)
+        if failed:
+            raise next(iter(failed.values()))
         return moved
+
+    def _fire_alone(self, ids: list[int], failed: dict[int, Exception], error: Exception) -> int:
+        """Fire a failed batch's instances one transaction each; those that fail again go into `failed`."""
+        if len(ids) == 1:
+            self._timer_step_failed(ids[0], error, failed)
+            return 0
+        moved = 0
+        for iid in ids:
+            try:
+                with self._tx() as conn:
+                    now = self.now(conn)
+                    claim = _CLAIM_ONE_LOCKED if self.db.is_postgres else _CLAIM_ONE
+                    # still due and not held by another worker (which may have fired it meanwhile)
+                    if conn.execute(claim, {"now": now, "batch": 1, "iid": iid}).first() is not None:
+                        moved += self._fire_instance(conn, now, iid)
+            except Exception as exc:  # noqa: BLE001 - this instance's alone; raised once the others have fired
+                self._timer_step_failed(iid, exc, failed)
+        return moved
+
+    @staticmethod
+    def _timer_step_failed(iid: int, exc: Exception, failed: dict[int, Exception]) -> None:
+        failed.setdefault(iid, exc)
+        # the instance's number and the error's type only: an error's text may quote a case's data; a conflict (a
+        # person completed a task of the case meanwhile) is routine, the next run reads the case as it now is
+        log.log(logging.WARNING if isinstance(exc, ConflictError) else logging.ERROR,
+                "the timer step of process instance %d failed (%s): nothing of it was saved, it is tried again at "
+                "the next run; the other due timers fire", iid, type(exc).__name__)
 
     def claim_due(self, now: datetime, batch: int) -> Any:
         """The timer job's claim: up to `batch` running or waiting instances with a timer due by `now`, the
@@ -117,20 +170,29 @@ class TimerOps(StepCore):
         An instance with several due timers comes once per timer (the caller keeps the first)."""
         return _claim_statement(self.db.is_postgres).params(now=now, batch=batch)
 
-    def _fire_batch(self, batch: int) -> tuple[list[int], int]:
-        """One transaction over up to `batch` instances with due timers: (instances taken, instances moved)."""
-        with self._tx() as conn:
-            now = self.now(conn)
-            claim = _claim_statement(self.db.is_postgres)
-            ids = list(dict.fromkeys(conn.execute(claim, {"now": now, "batch": batch}).scalars()))
-            # The rows are locked (PostgreSQL) or the database is ours alone (SQLite's BEGIN IMMEDIATE),
-            # so no other step can change these instances before the batch commits.
-            w = _Writes(getattr(self.registry, "document_listeners", ()))
-            rows = {r.id: r for r in conn.execute(_LOAD_MANY, {"ids": ids})} if ids else {}
-            moved = sum(self._fire_instance(conn, now, iid, w, rows.get(iid)) for iid in ids)
-            w.flush(conn, now, lock=self.db.is_postgres)
-            messages.deliver_thrown(self, conn, now)  # what the batch's steps threw, now they are written
-            return ids, moved
+    def _fire_batch(self, batch: int, skip: Collection[int] = ()) -> tuple[list[int], int]:
+        """One transaction over up to `batch` instances with due timers, leaving out those in `skip` (their steps
+        failed earlier in the run): (instances taken, instances moved). A step that fails undoes the batch and
+        raises `_BatchFailed` naming the instances taken (the error itself is its cause)."""
+        ids: list[int] = []
+        try:
+            with self._tx() as conn:
+                now = self.now(conn)
+                claim = _claim_statement(self.db.is_postgres)
+                taken = conn.execute(claim, {"now": now, "batch": batch + len(skip)}).scalars()
+                ids = [iid for iid in dict.fromkeys(taken) if iid not in skip][:batch]
+                # The rows are locked (PostgreSQL) or the database is ours alone (SQLite's BEGIN IMMEDIATE),
+                # so no other step can change these instances before the batch commits.
+                w = _Writes(getattr(self.registry, "document_listeners", ()))
+                rows = {r.id: r for r in conn.execute(_LOAD_MANY, {"ids": ids})} if ids else {}
+                moved = sum(self._fire_instance(conn, now, iid, w, rows.get(iid)) for iid in ids)
+                w.flush(conn, now, lock=self.db.is_postgres)
+                messages.deliver_thrown(self, conn, now)  # what the batch's steps threw, now they are written
+                return ids, moved
+        except Exception as exc:
+            if not ids:  # nothing was claimed (the database itself failed): nothing to try one by one
+                raise
+            raise _BatchFailed(ids) from exc
 
     def _fire_instance(self, conn: Connection, now: datetime, instance_id: int, w: _Writes | None = None,
                        row: Any = None) -> bool:

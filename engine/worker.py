@@ -301,7 +301,11 @@ def background_scheduler(engine: Any, interval: float = 2.0, *,
 def run_worker(db_url: str | None, *, interval: float = 1.0, once: bool = False) -> None:
     from .runtime import Engine
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # carepath's own loggers at INFO, as `carepath serve` has them (api/request_log.py); the rest, SpiffWorkflow's
+    # among them, at WARNING: its `spiff.task` INFO lines ("State changed to READY", five for every timer fired)
+    # flooded a council's logs and, built for every task, slowed the timer job by about a third
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("carepath").setLevel(logging.INFO)
     engine = Engine(db_url)
     if once:
         print(f"fired timers for {engine.fire_due_timers()} instance step(s)")

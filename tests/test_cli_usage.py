@@ -275,3 +275,107 @@ def test_clock_advance_wants_exactly_one_of_a_duration_and_an_instant_and_says_s
     err = capsys.readouterr().err
     assert stop.value.code == 2 and said in err and err.startswith("usage: carepath clock advance ")
     assert cli("--json", "clock", "--db", db)[1].count("2027-01-04T09:00:00") == 1  # the clock did not move
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["--to", "notadate"], "carepath: --to: 'notadate' is not an ISO 8601 instant such as 2027-03-01T09:00Z"),
+    (["--to", "2027-13-01"], "carepath: --to: '2027-13-01' is not an ISO 8601 instant"),
+    (["P9000Y"], "carepath: 'P9000Y' from 2027-01-04 goes past the year 9999"),
+])
+def test_clock_advance_to_a_time_that_is_no_time_is_one_line_and_the_clock_stays(cli, tmp_path, argv, said):
+    """Before: a ValueError or OverflowError traceback."""
+    db = f"sqlite:///{tmp_path / 'k.db'}"
+    _ready(cli, db)
+    code, out, err = cli("clock", "advance", *argv, "--db", db)
+    assert code == 2 and err.startswith(said), err
+    assert "Traceback" not in err
+    assert cli("--json", "clock", "--db", db)[1].count("2027-01-04T09:00:00") == 1  # the clock did not move
+
+
+def test_init_with_a_simulated_start_that_is_no_time_is_one_line_and_makes_no_file(cli, tmp_path):
+    code, out, err = cli("init", "--simulated", "4 January", "--db", f"sqlite:///{tmp_path / 'new.db'}")
+    assert (code, err.strip()) == (2, "carepath: --simulated: '4 January' is not an ISO 8601 instant such as "
+                                      "2027-03-01T09:00Z or 2027-03-01")
+    assert not (tmp_path / "new.db").exists()
+
+
+@pytest.mark.parametrize(("content", "said"), [
+    (None, "cannot be read (No such file or directory); nothing was saved"),
+    (b"\xff\xfe{}", "not UTF-8 text (byte 0); nothing was saved"),
+    (b'{"deep": ' + b"[" * 5000 + b"]" * 5000 + b"}", "is nested too deeply to read; nothing was saved"),
+    (b"[1, 2]", "must be a JSON object"),
+])
+def test_a_data_file_that_cannot_be_read_is_one_line_naming_it(cli, tmp_path, content, said):
+    """Before: FileNotFoundError, UnicodeDecodeError and RecursionError tracebacks."""
+    db = f"sqlite:///{tmp_path / 'k.db'}"
+    _ready(cli, db)
+    path = tmp_path / "answers.json"
+    if content is not None:
+        path.write_bytes(content)
+    code, out, err = cli("--db", db, "start", "deadline", "--data-file", str(path))
+    assert code == 1 and err.startswith(f"carepath: --data-file {path}") and said in err
+    assert "Traceback" not in err and err.count("\n") == 1  # one line
+    assert cli("--db", db, "case", "1")[0] == 1  # no case was made
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["case", "99999999999999999999"], "carepath: no case 99999999999999999999"),
+    (["history", "9223372036854775808"], "carepath: no case 9223372036854775808"),
+    (["start", "deadline", "--case", "9223372036854775808"], "carepath: no case 9223372036854775808"),
+    (["suspend", "9223372036854775808", "--reason", "r", "--as", "ops"],
+     "carepath: no process instance 9223372036854775808"),
+    (["retry", "9223372036854775808", "--as", "ops"], "carepath: no incident 9223372036854775808"),
+    (["audit", "verify", "--case", "9223372036854775808"], "carepath: no case 9223372036854775808"),
+    (["audit", "verify", "--case", "999"], "carepath: no case 999"),
+])
+def test_a_number_no_case_or_instance_has_is_not_found(cli, db_url, argv, said):
+    """Before: on PostgreSQL a number past the largest bigint was "cannot reach the database …: bigint out of range"
+    (it was reachable), on SQLite an OverflowError; and `audit verify --case` of a case that does not exist reported
+    its missing chain as an altered history."""
+    _ready(cli, db_url)
+    code, out, err = cli("--db", db_url, *argv)
+    assert code == 1 and err.startswith(said) and "cannot reach" not in err and "Traceback" not in err, err
+    assert "ALTERED" not in out
+
+
+def test_a_title_or_actor_with_escape_sequences_cannot_drive_the_terminal(cli, tmp_path):
+    """A case titled (or a user named) with ESC sequences and a line break was printed raw by `case` and `history`:
+    the operator's screen cleared, recoloured, and a fake line of output. Now each is written as its escapes."""
+    db = f"sqlite:///{tmp_path / 'k.db'}"
+    _ready(cli, db)
+    title = "Evil\x1b[2J\x1b[31mRED\nCASE-000099  Someone else"
+    assert cli("--db", db, "--as", "bob\x1b[2J", "start", "deadline", "--title", title)[0] == 0
+    code, out, err = cli("--db", db, "case", "1")
+    assert out.splitlines()[0] == "CASE-000001  Evil\\x1b[2J\\x1b[31mRED\\nCASE-000099  Someone else"
+    assert "\x1b" not in out and len(out.splitlines()) == 2  # the case's line and its instance's
+    code, out, err = cli("--db", db, "history", "1")
+    assert "\x1b" not in out and "by bob\\x1b[2J" in out
+    assert json.loads(cli("--db", db, "--json", "case", "1")[1])["title"] == title  # stored as given
+
+
+# ------------------------------------------------------------------ data the history cannot hold
+@pytest.mark.parametrize(("data", "field", "said"), [
+    ('{"a": NaN}', "'a'", "is not a finite number"),
+    ('{"a": {"b": [1, 1e999]}}', "'a/b/1'", "is not a finite number"),
+    ('{"a": "x\\ud800y"}', "'a'", "unpaired surrogate"),
+])
+def test_data_json_cannot_hold_is_one_line_naming_the_field_and_nothing_is_stored(cli, db_url, data, field, said):
+    """Python's JSON reader takes NaN, Infinity (1e999) and a lone \\ud800 escape; the history cannot keep them
+    (NaN never equals itself, so the case never replayed again; a surrogate was a UnicodeEncodeError
+    traceback). Refused at a start and a completion, naming the field; nothing stored."""
+    _ready(cli, db_url)
+    code, out, err = cli("--db", db_url, "start", "deadline", "--title", "Harriet Jones", "--data", data)
+    assert code == 1 and "Traceback" not in err
+    assert f"the start data of 'deadline': {field} " in err and said in err and "nothing was saved" in err
+    code, out, err = cli("--db", db_url, "case", "1")
+    assert code == 1 and "no case 1" in err  # no case was made
+    assert cli("--db", db_url, "start", "deadline", "--title", "Harriet Jones")[0] == 0
+    code, out, err = cli("--db", db_url, "--json", "tasks")
+    task = json.loads(out)[0]["id"]
+    events = len(_history(cli, db_url))
+    code, out, err = cli("--db", db_url, "--as", "bob", "complete", task, "--data", data)
+    assert code == 1 and "Traceback" not in err and field in err and said in err
+    assert len(_history(cli, db_url)) == events
+    assert cli("--db", db_url, "--as", "bob", "complete", task, "--data", '{"a": 1.5, "b": "ñ 𝔘 \\u200b"}')[0] == 0
+    code, out, err = cli("--db", db_url, "replay", "1")
+    assert code == 0 and "replay of case 1 matches" in out

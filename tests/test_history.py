@@ -105,3 +105,22 @@ def test_event_data_with_the_characters_an_array_literal_escapes_is_stored_exact
     completed = [e for e in eng.history(res.case_id) if e["type"] == "task.completed"]
     assert completed and completed[0]["data"]["data"]["reason"] == odd["text"]
     assert eng.verify(res.case_id)[1] == []
+
+
+def test_a_case_whose_whole_history_was_deleted_is_found(make_engine, capsys):
+    """A tamperer deletes every event of a case and its chain's head, leaving the case, its instance and its
+    tasks: each chain left verifies, but the case has no history — `audit verify` said "intact"."""
+    eng, case_id = _case_with_history(make_engine)
+    other = eng.start("three_tasks", data={"name": "Jo"}).case_id
+    _bypass_triggers(eng, "DELETE FROM events WHERE chain = :c", c=f"case:{case_id}")
+    with eng.db.transaction() as conn:
+        conn.execute(text("DELETE FROM chains WHERE chain = :c"), {"c": f"case:{case_id}"})
+    _, findings = eng.verify()
+    assert [(f.chain, f.problem) for f in findings] == [
+        (f"case:{case_id}", f"case {case_id} has no history at all (its chain's events and head were deleted)")]
+    _, findings = eng.verify(case_id)
+    assert [f.problem for f in findings] == [
+        "no history at all: the chain has no events and no recorded head (deleted, or never written)"]
+    assert eng.verify(other)[1] == []
+    assert main(["audit", "verify", "--db", eng.db.url]) == 1
+    assert f"case {case_id} has no history at all" in capsys.readouterr().out

@@ -235,3 +235,69 @@ def test_due_timers_left_unfired_are_tried_again_soon_then_less_often(make_engin
     assert delay == 3 and pace.retry == 0.5
     monkeypatch.setattr(eng, "next_due", lambda: (_ for _ in ()).throw(OSError("database away")))
     assert [pace.next_delay(moved=0)[1] for _ in range(3)] == [0.5, 1.0, 2.0]
+
+
+_THROWER = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+                  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+                  xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="thrower_defs" targetNamespace="http://carepath.test">
+  <bpmn:message id="m_ping" name="ping"/>
+  <bpmn:process id="thrower" name="Pings nobody when due" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:intermediateCatchEvent id="wait" name="Until due">
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+      <bpmn:timerEventDefinition id="wait_def"><bpmn:timeDate xsi:type="bpmn:tFormalExpression">due</bpmn:timeDate>
+      </bpmn:timerEventDefinition>
+    </bpmn:intermediateCatchEvent>
+    <bpmn:intermediateThrowEvent id="send" name="Ping">
+      <bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f3</bpmn:outgoing>
+      <bpmn:messageEventDefinition id="send_def" messageRef="m_ping"/>
+    </bpmn:intermediateThrowEvent>
+    <bpmn:userTask id="follow_up" name="Follow up" camunda:formKey="follow_up" camunda:candidateGroups="front_door">
+      <bpmn:incoming>f3</bpmn:incoming><bpmn:outgoing>f4</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:endEvent id="end"><bpmn:incoming>f4</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="wait"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="wait" targetRef="send"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="send" targetRef="follow_up"/>
+    <bpmn:sequenceFlow id="f4" sourceRef="follow_up" targetRef="end"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+@pytest.mark.parametrize("batch", [50, 2])
+def test_a_timer_step_that_fails_does_not_hold_back_the_other_cases_timers(make_engine, caplog, batch):
+    """The longest overdue timer's step is refused (its thrown message has no receiver and messages are not
+    kept): before, the whole batch was undone with it and, heading every claim, it stopped every other case's
+    timer for good. Now the others fire (their tasks appear), the failing case is left exactly as it was for the
+    next run, the error is still raised once, and the log names the instance, not the case's data."""
+    from engine.errors import StateError
+
+    eng = make_engine("timer_at.bpmn")
+    eng.deploy(files={"thrower.bpmn": _THROWER.encode()})
+    eng.message_ttl = timedelta(0)
+    now = eng.now()
+    stuck = eng.start("thrower", title="Pinger", data={"due": (now + timedelta(hours=1)).isoformat()})
+    others = _due_at(eng, [2, 3, 4])
+    stuck_events = len(eng.history(stuck.case_id))
+    _move_clock(eng, timedelta(days=1))
+    with caplog.at_level("ERROR", logger="carepath.timers"):
+        with pytest.raises(StateError, match="waits for message 'ping'"):
+            eng.fire_due_timers(batch=batch)
+    assert _fired(eng) == {iid: 1 for iid in others}
+    assert sorted(t["instance_id"] for t in eng.list_tasks() if t["name"] == "Follow up") == others
+    assert len(eng.history(stuck.case_id)) == stuck_events  # nothing of the refused step was kept
+    assert f"the timer step of process instance {stuck.instance_id} failed (StateError)" in caplog.text
+    assert "Pinger" not in caplog.text
+    # the next run tries it again (and only it): still refused, nothing fires twice
+    with pytest.raises(StateError):
+        eng.fire_due_timers(batch=batch)
+    assert _fired(eng) == {iid: 1 for iid in others}
+    # a receiver's messages kept again: the step goes through on the next run
+    eng.message_ttl = timedelta(days=7)
+    assert eng.fire_due_timers(batch=batch) == 1
+    assert _fired(eng) == {**{iid: 1 for iid in others}, stuck.instance_id: 1}
+    from engine.replay import replay_case
+
+    assert replay_case(eng, stuck.case_id).ok and eng.verify()[1] == []  # the refused runs left no trace
