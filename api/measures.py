@@ -65,24 +65,37 @@ def quarter_of(day: date) -> str:
     return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
 
 
+FIRST_YEAR, LAST_YEAR = 1901, 2999  # as the quarters (_quarter): a year outside is a typing slip, and the chart's
+# months and the snapshots' year before would run off the calendar (year 1 or 9999: a 500 before)
+
+
 def _date_from(values: Any, name: str, errors: dict[str, str], label: str) -> tuple[date | None, dict[str, str]]:
     """A day from the GOV.UK date input `name` (name-day, -month, -year) or an ISO `name` parameter."""
     parts = {p: (values.get(f"{name}-{p}") or "").strip() for p in ("day", "month", "year")}
     if any(parts.values()):
         try:
-            return date(int(parts["year"]), int(parts["month"]), int(parts["day"])), parts
+            day = date(int(parts["year"]), int(parts["month"]), int(parts["day"]))
         except ValueError:
             errors[name] = f"{label} must be a real date, for example 1 4 2031"
             return None, parts
+        return _in_years(day, name, errors, label), parts
     iso = (values.get(name) or "").strip()
     if iso:
         try:
             day = date.fromisoformat(iso)
-            return day, {"day": str(day.day), "month": str(day.month), "year": str(day.year)}
         except ValueError:
             errors[name] = f"{label} must be a date like 2031-04-01"
             return None, {"day": "", "month": "", "year": ""}
+        return _in_years(day, name, errors, label), {"day": str(day.day), "month": str(day.month),
+                                                     "year": str(day.year)}
     return None, parts
+
+
+def _in_years(day: date, name: str, errors: dict[str, str], label: str) -> date | None:
+    if FIRST_YEAR <= day.year <= LAST_YEAR:
+        return day
+    errors[name] = f"{label} must be in a year from {FIRST_YEAR} to {LAST_YEAR}, for example 1 4 2031"
+    return None
 
 
 def read_filters(values: Any, default_day: date) -> dict[str, Any]:

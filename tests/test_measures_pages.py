@@ -135,6 +135,12 @@ def test_the_drill_down_counts_restricted_cases_but_lists_them_only_to_the_peopl
     ("from=2031-01-01", "to-day", "Enter both the first and the last day, or choose a quarter"),
     ("quarter=2031-Q5", "quarter", "Choose a quarter from the list"),
     ("quarter=2031-Q1&team=nobody", "team", "Choose a team from the list"),
+    # a mistyped year: the chart's months ran past 9999 and the year before 1 January of year 1 (a 500 before)
+    ("from-day=1&from-month=1&from-year=2031&to-day=31&to-month=12&to-year=9999", "to-day",
+     "The last day must be in a year from 1901 to 2999, for example 1 4 2031"),
+    ("from-day=1&from-month=1&from-year=1&to-day=31&to-month=12&to-year=2031", "from-day",
+     "The first day must be in a year from 1901 to 2999"),
+    ("from=1900-12-31&to=2031-03-31", "from-day", "The first day must be in a year from 1901 to 2999"),
 ])
 def test_bad_filters_are_a_400_with_the_field_named_never_a_500(shared_site, query, field, message):
     _eng, _c, app = shared_site
@@ -152,6 +158,7 @@ def test_bad_filters_are_a_400_with_the_field_named_never_a_500(shared_site, que
     ("/measures/ascof_2a/cases?from=2031-04-01&to=2031-03-31", 400, "The last day must be the same as or after"),
     (f"/measures/ascof_2a/cases?{YEAR}&page=two", 400, "The page number must be a whole number"),
     (f"/measures/ascof_2a/cases?{YEAR}&team=nobody", 400, "Choose a team from the list"),
+    ("/measures/ascof_2a/cases?from=2031-04-01&to=3000-01-01", 400, "The last day must be in a year from 1901"),
 ])
 def test_bad_drill_down_addresses_say_what_is_wrong(shared_site, url, status, message):
     _eng, _c, app = shared_site
