@@ -1625,8 +1625,18 @@ def _annual_rows(pop: Population) -> list[tuple[int, list[tuple[str, str | None,
     return _per_case(pop, "annual_rows", find)
 
 
+def _year_before(day: str) -> str:
+    """The same day 12 calendar months earlier (28 February for 29 February): the 12 months to `day` are the days
+    after it. Not 365 days: a year holding 29 February has 366, and a review on its first day was left out."""
+    d = date.fromisoformat(day)
+    try:
+        return d.replace(year=d.year - 1).isoformat()
+    except ValueError:  # 29 February
+        return d.replace(year=d.year - 1, day=28).isoformat()
+
+
 def _at_annual_reviews(pop: Population, day: str) -> list[dict]:
-    year_before = (date.fromisoformat(day) - timedelta(days=365)).isoformat()
+    year_before = _year_before(day)
     items = []
     for _case_id, segments, reviews in _annual_rows(pop):
         lts = [s for s in segments if s[0] <= day and (s[1] is None or s[1] >= day)]
@@ -1989,7 +1999,9 @@ MEASURES: dict[str, Measure] = {m.key: m for m in [
     Measure("annual_reviews", "People in long-term support for 12 months or more reviewed in the last 12 months",
             "%",
             "Service users with long-term support open on the period's last day, unbroken for 12 months or "
-            "more; the numerator those with a review (CLD Review event) completed in the 12 months to that day.",
+            "more; the numerator those with a review (CLD Review event) completed in the 12 months to that day. "
+            "12 months are calendar months (31 March 2031 to 31 March 2032 is 12 months, though it holds 29 "
+            "February): in support since the same day a year before or earlier; reviewed after that day.",
             "SALT LTS002 principle (reviews of clients in long-term support for over 12 months), CLD-based: "
             f"{SALT_REPO}; Care Act 2014 s.27 and statutory guidance 13.32 (no later than every 12 months).",
             [("reviewed", "Reviewed in the last 12 months"), ("not_reviewed", "Not reviewed")],

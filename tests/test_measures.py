@@ -524,6 +524,24 @@ def test_annual_reviews_count_people_in_support_for_twelve_months_reviewed_in_th
     assert next(i for i in r.items if i["case_id"] == 4)["detail"].startswith("long-term support since 2030-01-01")
 
 
+@pytest.mark.parametrize("day, year_before", [
+    ("2032-03-31", "2031-03-31"),  # the year to 31 March 2032 holds 29 February 2032: 366 days, still 12 months
+    ("2031-03-31", "2030-03-31"),  # a common year: 365 days
+    ("2032-02-29", "2031-02-28"),  # 29 February: the year before ends on the last day of February
+])
+def test_twelve_months_are_calendar_months_in_a_leap_year_too(day, year_before):
+    before = date.fromisoformat(year_before)
+    after = (before + timedelta(days=1)).isoformat()
+    pop = rows_population({
+        1: [service(1, year_before, None), review(2, after)],  # reviewed on the first day of the 12 months
+        2: [service(3, year_before, None), review(4, year_before)],  # reviewed 12 months and a day ago: too old
+        3: [service(5, after, None)],  # in support for 12 months less a day: not yet counted
+    })
+    r = m.compute("annual_reviews", pop, date.fromisoformat(day), date.fromisoformat(day))
+    assert {p.key: p.case_ids for p in r.parts} == {"reviewed": [1], "not_reviewed": [2]}
+    assert (r.numerator, r.denominator) == (1, 2)
+
+
 def test_ascof_3d_counts_each_person_once_by_dhscs_order_and_only_community_support():
     pop = rows_population({
         1: [service(1, "2031-01-01", None), service(2, "2031-02-01", None, "Direct Payment")],  # both: direct payment
