@@ -350,6 +350,65 @@ def test_the_91st_day_after_discharge_puts_the_follow_up_in_its_period():
     assert r.extra["left_out"] == {"not_yet_checked": 1, "not_at_91_days": 1}
 
 
+def _reablement_ends(eng, cid):
+    complete(eng, cid, "plan_reablement", {"goals": ["Make a hot meal"], "setting": "home", "start_type": "planned",
+                                           "visits_per_day": 1})
+    eng.advance_clock(timedelta(days=10))
+    complete(eng, cid, "deliver_reablement", {"outcome": "best_independence_reached", "summary": "Reablement ended"})
+
+
+def _born(born, **changes):
+    """A contact form giving the person's date of birth (the age is then worked out from it, not asked)."""
+    form = contact(person_date_of_birth=born, **changes)
+    del form["person"]["age"]
+    return form
+
+
+def _in_2d(eng, cid, day91):
+    """The case's parts in ASCOF 2D for the month holding its 91st day after discharge, and its follow-ups."""
+    r = m.compute("ascof_2d", m.load_population(eng), date(day91.year, day91.month, 1), day91)
+    follow_ups = [i for i in eng.get_case(cid)["instances"] if i["process_id"] == "hospital_follow_up"]
+    return sorted(p.key for p in r.parts if cid in p.case_ids), len(follow_ups)
+
+
+@pytest.mark.parametrize("born, in_2d", [
+    ("1966-03-10", ["not_yet_checked"]),  # 64 at the referral (3 March 2031), 65 on the day they leave (10 March)
+    ("1966-03-11", []),  # 65 the day after they leave: not in ASCOF 2D
+])
+def test_the_91_day_follow_up_is_for_people_65_or_over_on_the_day_they_leave_hospital(engine_2031, born, in_2d):
+    from api import case_actions
+
+    eng = engine_2031
+    cid = front_door(eng, _born(born, advice_given="Leaflet on falls"))
+    # the referral as the case's "Refer a hospital discharge" action makes it (the age on the day of the referral)
+    process_id, data, errors = case_actions.start_data(eng, eng.get_case(cid), "hospital_discharge",
+                                                       {"reason": "Fall at home", "ward": "Ward 7"})
+    assert (errors, data["person"]["age"]) == ({}, 64)
+    eng.start(process_id, case_id=cid, data=data, actor="hospital-social-worker")
+    complete(eng, cid, "respond_to_referral", discharge_response())
+    eng.advance_clock(timedelta(days=7))
+    complete(eng, cid, "record_discharge", {"discharge_ready_date": "2031-03-10", "discharge_date": "2031-03-10",
+                                            "delay_reason": "none"})
+    _reablement_ends(eng, cid)
+    # 10 March + 91 days = 9 June 2031
+    assert _in_2d(eng, cid, date(2031, 6, 9)) == (in_2d, len(in_2d))
+
+
+@pytest.mark.parametrize("born, in_2d", [
+    ("1966-03-01", ["not_yet_checked"]),  # 65 on the day they left hospital (1 March), and at the contact
+    ("1966-03-02", []),  # 65 at the contact (3 March) but 64 on the day they left (1 March): not in ASCOF 2D
+])
+def test_a_front_door_contact_after_leaving_hospital_follows_up_by_the_age_on_the_discharge_day(engine_2031, born,
+                                                                                                 in_2d):
+    eng = engine_2031
+    cid = front_door(eng, _born(born, outcomes_unable=["personal_hygiene", "being_appropriately_clothed",
+                                                       "using_the_home_safely"], from_hospital=True,
+                                discharge_date="2031-03-01"))
+    _reablement_ends(eng, cid)
+    # 1 March + 91 days = 31 May 2031
+    assert _in_2d(eng, cid, date(2031, 5, 31)) == (in_2d, len(in_2d))
+
+
 def test_a_first_review_on_day_56_is_within_eight_weeks_and_day_57_is_late():
     h = History()
     for case_id, reviewed in ((1, "2031-04-26"), (2, "2031-04-27"), (3, None), (4, "superseded")):
