@@ -249,20 +249,45 @@ def test_each_reablement_outcome_gives_exactly_its_code(eng, outcome, expected):
         "Short term support: ST-Max", "Reablement", "CASSR commissioned support")
 
 
-@pytest.mark.parametrize("reason, details, expected", [
-    ("died", {"date_of_death": "2031-03-20"}, "NFA: Deceased"),
-    ("moved_away", {"council": "Southshire"}, "NFA: Responsibility moved to another local authority"),
-    ("declined", None, "NFA: Support declined"),
-    ("nhs_funded", None, "NFA: Referral to NHS services or NHS funded social care"),
-    ("no_longer_needed", None, "NFA: Support ended for other reason"),
+@pytest.mark.parametrize("reason, details, end, expected", [
+    # a death recorded three days after it happened: the service ended on the day the person died, not the day the
+    # closure was recorded (the row carries that Date_of_Death: it must not run past it)
+    ("died", {"date_of_death": "2031-03-20"}, "2031-03-20", "NFA: Deceased"),
+    ("died", {"date_of_death": "2031-03-23"}, "2031-03-23", "NFA: Deceased"),  # recorded the same day
+    ("moved_away", {"council": "Southshire"}, "2031-03-23", "NFA: Responsibility moved to another local authority"),
+    ("declined", None, "2031-03-23", "NFA: Support declined"),
+    ("nhs_funded", None, "2031-03-23", "NFA: Referral to NHS services or NHS funded social care"),
+    ("no_longer_needed", None, "2031-03-23", "NFA: Support ended for other reason"),
 ])
-def test_each_way_a_case_closes_ends_its_service_with_exactly_its_code(eng, reason, details, expected):  # noqa: F811
+def test_each_way_a_case_closes_ends_its_service_with_exactly_its_code(eng, reason, details, end,  # noqa: F811
+                                                                      expected):
     cid = to_plan(eng, "direct_payment")
     eng.advance_clock(timedelta(days=20))
     eng.close_case(cid, reason=reason, details=details, actor="tm_tom")
     [service] = [r for r in cld.cld_return(eng, *Q1, la_code=LA) if r["Event_Type"] == "Service"]
     assert (service["Event_Start_Date"], service["Event_End_Date"], service["Event_Outcome"]) == (
-        "2031-03-03", "2031-03-23", expected)
+        "2031-03-03", end, expected)
+    assert service["Date_of_Death"] in ("", None) or service["Event_End_Date"] <= service["Date_of_Death"]
+
+
+def test_a_death_recorded_late_ends_open_processes_on_the_day_of_death_but_never_before_they_started(eng):  # noqa: F811
+    def in_reablement() -> int:
+        cid = front_door(eng, LIKELY_ELIGIBLE)  # reablement from 3 March, still open
+        complete(eng, cid, "plan_reablement", {"goals": ["Make a hot meal"], "setting": "home",
+                                               "start_type": "planned", "visits_per_day": 1})
+        return cid
+
+    first, second = in_reablement(), in_reablement()
+    eng.advance_clock(timedelta(days=14))  # 17 March: the deaths are recorded
+    eng.close_case(first, reason="died", details={"date_of_death": "2031-03-10"}, actor="tm_tom")
+    # a date of death before the reablement started (a mistake the data-quality report is for): it ends the day it
+    # started, never before (an end before the start would be a second error)
+    eng.close_case(second, reason="died", details={"date_of_death": "2031-03-01"}, actor="tm_tom")
+    rows = cld.cld_return(eng, *Q1, la_code=LA)
+    services = {r["LA_Person_Unique_Identifier"]: (r["Event_Start_Date"], r["Event_End_Date"], r["Event_Outcome"])
+                for r in rows if r["Event_Type"] == "Service"}
+    assert services == {eng.get_case(first)["reference"]: ("2031-03-03", "2031-03-10", "NFA: Deceased"),
+                        eng.get_case(second)["reference"]: ("2031-03-03", "2031-03-03", "NFA: Deceased")}
 
 
 @pytest.mark.parametrize("form, outcome, route", [
