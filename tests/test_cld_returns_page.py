@@ -154,6 +154,9 @@ def test_the_summary_counts_the_rows_by_event_type_and_the_file_holds_the_same(e
     assert "1 January 2031 to 31 March 2031" in html
     assert summary_cells(html) == {"Assessment": "1", "Service": "1", "All rows": "2"}
     assert "1 person (service users and carers)" in html
+    # the file is sent as downloaded: a spreadsheet that saves it rewrites its dates and numbers
+    warning = re.search(r'<div class="govuk-inset-text" id="spreadsheet-warning">(.*?)</div>', html, re.S).group(1)
+    assert "close it without saving" in warning and "2031-04-01 becomes 01/04/2031" in warning
     link = re.search(r'id="download" href="([^"]+)"', html).group(1).replace("&amp;", "&")
     assert re.fullmatch(r"/returns/cld\.csv\?from=2031-01-01&to=2031-03-31&version=[0-9a-f]{16}", link)
     r = client.get(link)
