@@ -61,6 +61,15 @@ def _quarter(text: str) -> tuple[date, date]:
     return first, date.fromordinal(last.toordinal() - 1)
 
 
+def quarter_label(key: str) -> str:
+    """'2031-Q1' -> 'January to March 2031 (quarter 4 of 2030 to 2031)': the months, and the quarter of the financial
+    year as the Client Level Data return page names it (April to June is quarter 1), so '2031 quarter 1' is never
+    read as the financial year's first quarter."""
+    first, last = _quarter(key)
+    fy = first.year if first.month >= 4 else first.year - 1
+    return f"{first:%B} to {last:%B %Y} (quarter {(first.month - 4) % 12 // 3 + 1} of {fy} to {fy + 1})"
+
+
 def quarter_of(day: date) -> str:
     return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
 
@@ -219,14 +228,15 @@ async def measures_page(request: Request) -> Response:
             last_day = await run_in_threadpool(measures_pages.latest_day, engine)
             v = request.query_params
             ctx.update(field_errors=exc.errors, errors=kit.error_summary(exc.errors, ANCHORS),
-                       quarters=_quarters(last_day, today), results=None,
+                       quarters=_quarters(last_day, today), quarter_label=quarter_label, results=None,
                        f={"quarter": v.get("quarter", ""), "team": v.get("team", ""),
                           "from_parts": {p: v.get(f"from-{p}", "") for p in ("day", "month", "year")},
                           "to_parts": {p: v.get(f"to-{p}", "") for p in ("day", "month", "year")}})
             return kit.render(request, "measures.html", ctx, 400)
         page = await run_in_threadpool(_compute_page, engine, f, user,
                                        getattr(request.app.state, "measures_warming", None))
-        ctx.update(f=f, quarters=_quarters(page["last_day"], today, f["quarter"]), results=page["results"],
+        ctx.update(f=f, quarters=_quarters(page["last_day"], today, f["quarter"]), quarter_label=quarter_label,
+                   results=page["results"],
                    left_out=page["left_out"], left_out_restricted=page["left_out_restricted"],
                    period=f"{_long(f['start'])} to {_long(f['end'])}",
                    any_items=any(x["n_items"] for x in page["results"]))

@@ -103,6 +103,13 @@ def test_the_page_shows_each_figure_its_parts_a_chart_and_the_table_behind_it(sh
     # with no period asked for: today's quarter on the simulated clock (4 June 2031), chosen in the list
     today = client.get("/measures").text
     assert '<option value="2031-Q2" selected>' in today and "1 April 2031 to 30 June 2031" in text(today)
+    # each quarter says its months and its quarter of the financial year, as the return page does ("2031 quarter 1"
+    # was January to March, which the return calls quarter 4 of 2030 to 2031)
+    options = dict(re.findall(r'<option value="(\d{4}-Q\d)"[^>]*>([^<]*)</option>', today))
+    assert options["2031-Q2"] == "April to June 2031 (quarter 1 of 2031 to 2032)"
+    assert options["2031-Q1"] == "January to March 2031 (quarter 4 of 2030 to 2031)"
+    assert options["2030-Q4"] == "October to December 2030 (quarter 3 of 2030 to 2031)"
+    assert options["2030-Q3"] == "July to September 2030 (quarter 2 of 2030 to 2031)"
 
 
 def test_the_drill_down_counts_restricted_cases_but_lists_them_only_to_the_people_named(shared_site):
