@@ -285,7 +285,7 @@ async def measure_cases_page(request: Request, measure: str) -> Response:
                "rows": shown[(page_no - 1) * PAGE_SIZE: page_no * PAGE_SIZE], "shown": len(shown),
                "total": len(items), "cases": len({i["case_id"] for i in items}), "hidden": len(hidden),
                "page": page_no, "pages": pages, "f": f,
-               "period": f"{_long(f['start'])} to {_long(f['end'])}",
+               "period": f"{_long(f['start'])} to {_long(f['end'])}", "last_day": _long(f["end"]),
                "back": f"/measures?{_query(f)}#measure-{measure}",
                "page_link": lambda n: f"/measures/{measure}/cases?{_query(f, part=part, page=n)}"}
     except Exception as exc:  # noqa: BLE001

@@ -112,6 +112,19 @@ def test_the_page_shows_each_figure_its_parts_a_chart_and_the_table_behind_it(sh
     assert options["2030-Q3"] == "July to September 2030 (quarter 2 of 2030 to 2031)"
 
 
+def test_a_snapshot_measures_cases_say_they_are_counted_on_the_last_day_and_since_when(shared_site):
+    eng, c, app = shared_site
+    client = api_client(app, "team_manager")
+    # ASCOF 3D is the people in support on 31 March: the day beside each case is when their support began
+    snapshot = text(client.get("/measures/ascof_3d1/cases?from=2031-01-01&to=2031-03-31").text)
+    assert "Counted on the period's last day, 31 March 2031: the people the figure holds on that day." in snapshot
+    assert "Case Since Counted as" in snapshot and "Day counted" not in snapshot
+    assert f"{ref(eng, c['commissioned'])} 2031-03-03 Council-managed personal budget" in snapshot
+    # a measure of events in the period keeps "Day counted" (the day that put the event in the period)
+    events = text(client.get(f"/measures/new_requests/cases?{YEAR}").text)
+    assert "Case Day counted Counted as" in events and "period's last day" not in events
+
+
 def test_the_drill_down_counts_restricted_cases_but_lists_them_only_to_the_people_named(shared_site):
     eng, c, app = shared_site
     url = f"/measures/new_requests/cases?{YEAR}&part=short_term"
