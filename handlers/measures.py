@@ -1538,8 +1538,11 @@ def _extract_2d(pop: Population) -> list[dict]:
         day91 = (date.fromisoformat(discharged) + timedelta(days=91)).isoformat()
         interval = inst.settings().get("hospital_follow_up_after_discharge")
         answer = inst.answer("check_still_at_home")
+        closed = _closed_before_follow_up(inst, day91) if answer is None else None
         if interval not in (None, "P91D"):
             part, why = "not_at_91_days", f"the follow-up was set {interval} after discharge, not 91 days"
+        elif closed is not None:
+            part, why = closed
         elif answer is None:
             part, why = "not_yet_checked", "follow-up not yet recorded"
         elif answer.get("at_home") == "yes":
@@ -1549,6 +1552,25 @@ def _extract_2d(pop: Population) -> list[dict]:
         items.append(_item(inst, inst.case_id, day91, [part],
                            f"discharged {discharged}, 91st day {day91}: {why}"))
     return items
+
+
+def _closed_before_follow_up(inst: Instance, day91: str) -> tuple[str, str] | None:
+    """A follow-up ended by the case's closure before it was recorded: someone who died, or moved to another
+    council, by the 91st day is not at home then (the definition counts them in the denominator only); a closure
+    for another reason, or after the 91st day, leaves where they were on that day unknown (left out, with why)."""
+    cancelled = inst.first("instance.cancelled")
+    if cancelled is None:
+        return None
+    reason = cancelled["data"].get("reason")
+    details = cancelled["data"].get("details") or {}
+    closed_on = uk_day(cancelled["at"])
+    died = details.get("date_of_death") if isinstance(details.get("date_of_death"), str) else None
+    if reason == "died" and (died or closed_on) <= day91:
+        return "not_at_home", f"not at home (died on {died or closed_on}, before the 91st day)"
+    if reason == "moved_away" and closed_on <= day91:
+        return "not_at_home", f"not at home (moved to another council; case closed {closed_on})"
+    return "not_yet_checked", (f"follow-up not recorded: the case was closed ({reason or 'no reason'}) on "
+                               f"{closed_on} before it was")
 
 
 def _extract_assessments(pop: Population) -> list[dict]:

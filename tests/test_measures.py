@@ -409,6 +409,30 @@ def test_a_front_door_contact_after_leaving_hospital_follows_up_by_the_age_on_th
     assert _in_2d(eng, cid, date(2031, 5, 31)) == (in_2d, len(in_2d))
 
 
+@pytest.mark.parametrize("days_on, reason, details, part, detail", [
+    # died three weeks after leaving hospital: not at home on the 91st day (31 May), in the denominator only
+    (20, "died", {"date_of_death": "2031-03-20"}, "not_at_home", "not at home (died on 2031-03-20, before the 91st"),
+    (20, "moved_away", {"council": "Southshire"}, "not_at_home", "not at home (moved to another council; case closed "
+                                                                 "2031-03-23)"),
+    # closed for another reason, or a death after the 91st day: where they were that day is not known
+    (20, "declined", None, "not_yet_checked", "the case was closed (declined) on 2031-03-23 before it was"),
+    (99, "died", {"date_of_death": "2031-06-05"}, "not_yet_checked", "the case was closed (died) on 2031-06-10"),
+])
+def test_a_follow_up_ended_by_the_cases_closure_counts_a_death_or_a_move_as_not_at_home(engine_2031, days_on, reason,
+                                                                                          details, part, detail):
+    eng = engine_2031
+    cid = front_door(eng, contact(outcomes_unable=["personal_hygiene", "being_appropriately_clothed",
+                                                   "using_the_home_safely"], from_hospital=True,
+                                  discharge_date="2031-03-01", person_age=80))
+    _reablement_ends(eng, cid)  # 13 March: the 91-day follow-up is waiting for 31 May
+    eng.advance_clock(timedelta(days=days_on - 10))
+    eng.close_case(cid, reason=reason, details=details, actor="tm_tom")
+    r = m.compute("ascof_2d", m.load_population(eng), date(2031, 5, 1), date(2031, 5, 31))
+    assert {p.key: p.case_ids for p in r.parts if p.case_ids} == {part: [cid]}
+    assert (r.numerator, r.denominator) == ((0, 1) if part == "not_at_home" else (0, 0))
+    assert detail in r.items[0]["detail"]
+
+
 def test_a_first_review_on_day_56_is_within_eight_weeks_and_day_57_is_late():
     h = History()
     for case_id, reviewed in ((1, "2031-04-26"), (2, "2031-04-27"), (3, None), (4, "superseded")):
