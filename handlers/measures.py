@@ -1620,17 +1620,29 @@ def _extract_first_reviews(pop: Population) -> list[dict]:
         reviews = [c for c in children.get(plan.id, []) if c.process_id == "review"]
         done = [uk_day(e["at"]) for c in reviews for e in c.all("task.completed", "review_plan")]
         superseded = any(c.first("task.ready", "review_plan") is None and c.completed_at for c in reviews)
+        ended = min((_ended_on(c) for c in [plan, *reviews] if c.cancelled_at), default=None)
         if done:
             day = min(done)
             part = "on_time" if day <= latest else "late"
             why = f"first review {day} ({_days(signed, day)} days after sign-off)"
         elif superseded:
             part, why = "superseded", "a newer plan replaced this one before its first review"
+        elif ended is not None and ended[0] <= latest:
+            part, why = "ended", f"the support ended ({ended[1]}) on {ended[0]}, before the first review was due"
         else:
             part, why = "not_done", "no first review recorded"
         items.append(_item(plan, plan.case_id, latest, [part],
                            f"plan signed off {signed}, 8 weeks on {latest}: {why}"))
     return items
+
+
+def _ended_on(inst: Instance) -> tuple[str, str]:
+    """(day, reason) an instance was ended by a closure: the closure's day, or the date of death given with it."""
+    cancelled = inst.first("instance.cancelled") or {"at": inst.cancelled_at, "data": {}}
+    day = uk_day(cancelled["at"])
+    died = (cancelled["data"].get("details") or {}).get("date_of_death")
+    return (min(day, died) if isinstance(died, str) and len(died) == 10 else day,
+            cancelled["data"].get("reason") or "closed")
 
 
 def _annual_rows(pop: Population) -> list[tuple[int, list[tuple[str, str | None, dict]], list[str]]]:
@@ -2009,14 +2021,16 @@ MEASURES: dict[str, Measure] = {m.key: m for m in [
             summarise=_day_stats, empty="No needs assessment was completed in this period."),
     Measure("first_reviews", "First reviews within 6 to 8 weeks of a new plan", "%",
             "Support plans signed off whose 8-week point (56 days after sign-off) falls in the period; the "
-            "numerator those whose first review was done by then. Plans replaced before their first review "
+            "numerator those whose first review was done by then. Plans replaced before their first review, and "
+            "plans whose support ended (the case closed: died, moved away…) by the 8-week point with no review, "
             "are left out.",
             "Local measure (the 6-8 week light-touch review, timescales.json first_review_after_sign_off and "
             "first_review_latest); Care and Support Statutory Guidance 13.32 (a light-touch review 6 to 8 "
             "weeks after the plan is agreed).",
             [("on_time", "Reviewed within 8 weeks"), ("late", "Reviewed after 8 weeks"),
-             ("not_done", "Not reviewed"), ("superseded", "Left out: replaced by a newer plan")],
-            numerator=("on_time",), denominator_excludes=("superseded",), extract=_extract_first_reviews,
+             ("not_done", "Not reviewed"), ("superseded", "Left out: replaced by a newer plan"),
+             ("ended", "Left out: support ended before the review was due")],
+            numerator=("on_time",), denominator_excludes=("superseded", "ended"), extract=_extract_first_reviews,
             empty="No plan reached its 8-week point in this period."),
     Measure("annual_reviews", "People in long-term support for 12 months or more reviewed in the last 12 months",
             "%",

@@ -433,6 +433,22 @@ def test_a_follow_up_ended_by_the_cases_closure_counts_a_death_or_a_move_as_not_
     assert detail in r.items[0]["detail"]
 
 
+@pytest.mark.parametrize("days_on, part", [
+    (17, "ended"),  # died on 20 March, before the first review was due: no review to do, left out
+    (56, "ended"),  # closed on the 8-week point itself (28 April): the review was not yet late
+    (63, "not_done"),  # closed a week after the 8-week point with no review: it was missed, and counts
+])
+def test_a_plan_whose_support_ended_before_its_first_review_was_due_is_left_out(engine_2031, days_on, part):
+    eng = engine_2031
+    cid = to_plan(eng, "direct_payment")  # signed off on 3 March: 8 weeks on 28 April
+    eng.advance_clock(timedelta(days=days_on))
+    died = (date(2031, 3, 3) + timedelta(days=days_on)).isoformat()
+    eng.close_case(cid, reason="died", details={"date_of_death": died}, actor="tm_tom")
+    r = m.compute("first_reviews", m.load_population(eng), date(2031, 4, 1), date(2031, 4, 30))
+    assert {p.key: p.case_ids for p in r.parts if p.case_ids} == {part: [cid]}
+    assert (r.numerator, r.denominator) == ((0, 0) if part == "ended" else (0, 1))
+
+
 def test_a_first_review_on_day_56_is_within_eight_weeks_and_day_57_is_late():
     h = History()
     for case_id, reviewed in ((1, "2031-04-26"), (2, "2031-04-27"), (3, None), (4, "superseded")):
@@ -449,7 +465,8 @@ def test_a_first_review_on_day_56_is_within_eight_weeks_and_day_57_is_late():
                        fired("review_overdue_timer", at("2031-04-26", 17)), parent=plan)
     pop = h.population()
     r = m.compute("first_reviews", pop, date(2031, 4, 1), date(2031, 4, 30))  # 1 March + 56 days = 26 April
-    assert {p.key: p.case_ids for p in r.parts} == {"on_time": [1], "late": [2], "not_done": [3], "superseded": [4]}
+    assert {p.key: p.case_ids for p in r.parts} == {"on_time": [1], "late": [2], "not_done": [3], "superseded": [4],
+                                                    "ended": []}
     assert (r.numerator, r.denominator) == (1, 3)
     # the undone review is overdue from the day its escalation fired, and not before
     assert m.compute("overdue_reviews", pop, date(2031, 4, 1), date(2031, 4, 25)).figure == 0
