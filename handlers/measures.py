@@ -1743,6 +1743,8 @@ def _extract_dp_reviews(pop: Population) -> list[dict]:
             part, why = "on_time", f"reviewed {uk_day(done['at'])}"
         elif done is not None:
             part, why = "late", f"reviewed {uk_day(done['at'])}, after the limit"
+        elif inst.cancelled_at is not None and (ended := _ended_on(inst))[0] <= due:
+            part, why = "ended", f"the direct payment ended ({ended[1]}) on {ended[0]}, before the limit"
         else:  # late, or not yet due: read against the latest day in the whole data (_resolve_dp_reviews)
             items.append(_item(inst, inst.case_id, due, ["late"], f"{trigger} review, limit {due}: not reviewed by "
                                "the limit", open_limit=f"{trigger} review, limit {due}: the limit has not passed yet"))
@@ -2052,12 +2054,14 @@ MEASURES: dict[str, Measure] = {m.key: m for m in [
     Measure("direct_payment_reviews", "Direct payment reviews done by their limit", "%",
             "Direct payment reviews whose limit (the escalation point: within 6 months for the first, then "
             "the council's interval) falls in the period; the numerator those done by the limit's day. Limits "
-            "not yet reached in the data are left out.",
+            "not yet reached in the data, and reviews whose case closed (died, moved away…) by the limit with "
+            "no review, are left out.",
             "The Care and Support (Direct Payments) Regulations 2014 (SI 2014/2871) reg 7 (first review "
             "within 6 months, then at least every 12 months); timescales.json direct_payment_*.",
             [("on_time", "Reviewed by the limit"), ("late", "Late or not done"),
-             ("not_yet_due", "Left out: limit not yet reached")],
-            numerator=("on_time",), denominator_excludes=("not_yet_due",), extract=_extract_dp_reviews,
+             ("not_yet_due", "Left out: limit not yet reached"),
+             ("ended", "Left out: direct payment ended before the limit")],
+            numerator=("on_time",), denominator_excludes=("not_yet_due", "ended"), extract=_extract_dp_reviews,
             resolve=_resolve_dp_reviews,  # "not yet due" is read against the latest day in the whole data
             empty="No direct payment review reached its limit in this period."),
     Measure("reablement_lengths", "Reablement length: median days, and extensions past 42 days", "days",

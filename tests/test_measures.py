@@ -486,9 +486,20 @@ def test_direct_payment_reviews_on_the_limit_day_count_and_one_not_yet_due_is_le
     h.instance(5, "direct_payment_review", at("2031-03-01"), {},
                ("timer.set", at("2031-08-01"), {"element_id": "dp_review_overdue_timer",
                                                 "due_at": "2031-09-25T17:00:00.000000+00:00"}))
+    # the case closed before the limit (a death on 20 August, recorded on the 25th): no review to do, left out;
+    # closed after the limit with no review (10 September): the review was missed, and is late
+    h.instance(6, "direct_payment_review", at("2031-03-01"), {}, limit,
+               ("instance.cancelled", at("2031-08-25"), {"process_id": "direct_payment_review", "reason": "died",
+                                                         "details": {"date_of_death": "2031-08-20"}}))
+    h.instance(7, "direct_payment_review", at("2031-03-01"), {}, limit,
+               ("instance.cancelled", at("2031-09-10"), {"process_id": "direct_payment_review",
+                                                         "reason": "moved_away", "details": {"council": "S"}}))
     r = m.compute("direct_payment_reviews", h.population(), date(2031, 9, 1), date(2031, 9, 30))
-    assert {p.key: p.case_ids for p in r.parts} == {"on_time": [1], "late": [2, 3], "not_yet_due": [5]}
-    assert (r.numerator, r.denominator, r.figure) == (1, 3, 33.3)
+    assert {p.key: p.case_ids for p in r.parts} == {"on_time": [1], "late": [2, 3, 7], "not_yet_due": [5],
+                                                    "ended": [6]}
+    assert (r.numerator, r.denominator, r.figure) == (1, 4, 25.0)
+    assert next(i for i in r.items if i["case_id"] == 6)["detail"].endswith(
+        "the direct payment ended (died) on 2031-08-20, before the limit")
 
 
 def test_safeguarding_deadlines_passed_make_a_decision_or_enquiry_late():
