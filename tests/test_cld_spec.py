@@ -508,6 +508,14 @@ def test_the_quality_report_finds_each_kind_of_fault_and_names_the_case():
                  Event_End_Date="2031-04-02", Assessment_Type=None),                  # ends after the period
         spec_row(Event_Reference="CASE-000010-6-40", LA_Person_Unique_Identifier="CASE-000010",
                  Event_Outcome="NFA \u2013 Other", Event_End_Date="2031-02-01", Date_of_Death="2031-01-01"),
+        # a service running on after the person died (ends after the date of death, or still open)
+        spec_row(Event_Reference="CASE-000012-7-50", LA_Person_Unique_Identifier="CASE-000012",
+                 Event_End_Date="2031-02-15", Date_of_Death="2031-02-01"),
+        spec_row(Event_Reference="CASE-000013-8-60", LA_Person_Unique_Identifier="CASE-000013",
+                 Date_of_Death="2031-02-01"),
+        # ending on the day of death is right (a closure recorded later ends it then): no finding
+        spec_row(Event_Reference="CASE-000014-9-70", LA_Person_Unique_Identifier="CASE-000014",
+                 Event_End_Date="2031-02-01", Event_Outcome="NFA: Deceased", Date_of_Death="2031-02-01"),
     ]
     problems = [{"case_reference": "CASE-000011", "event": "Service from 2031-02-01 (support_plan instance 2)",
                  "field": "Service_Type", "value": None, "why": "does not say whether nursing care"}]
@@ -520,7 +528,14 @@ def test_the_quality_report_finds_each_kind_of_fault_and_names_the_case():
         ("invalid_value", "error", "Event_Outcome", "CASE-000010"),
         ("out_of_order", "error", "Date_of_Death", "CASE-000010"),
         ("not_coded", "error", "Service_Type", "CASE-000011"),
+        ("out_of_order", "error", "Date_of_Death", "CASE-000012"),
+        ("out_of_order", "error", "Date_of_Death", "CASE-000013"),
     ])
+    details = {f["case_reference"]: f["detail"] for f in cld_quality.quality_report(rows, problems)
+               if f["field"] == "Date_of_Death"}
+    assert details["CASE-000012"].endswith("ends on 2031-02-15, after the person's date of death (2031-02-01)")
+    assert details["CASE-000013"].endswith("is still open after the person's date of death (2031-02-01): close the "
+                                           "case or end the service")
 
 
 def test_overlapping_services_of_one_kind_are_found_but_a_plan_superseded_that_day_and_service_lines_are_not():
