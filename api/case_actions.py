@@ -243,7 +243,11 @@ def start_data(engine: Any, case: dict[str, Any], action: str, data: dict[str, A
             errors.setdefault("case", "The case record has no date of birth: correct the person's details first")
         if _open_processes(engine, case["id"], "hospital_discharge"):
             errors.setdefault("case", "A hospital discharge referral is already open on this case")
+        # the date of birth goes too: reablement's 91-day follow-up (ASCOF 2D) is for people 65 or over on the day
+        # they leave hospital, which may be after a birthday since the referral
         who = {k: person.get(k) for k in ("name", "address") if person.get(k)} or {"name": case["title"]}
+        if person.get("date_of_birth"):
+            who["date_of_birth"] = person["date_of_birth"]
         out = {"person": {**who, "age": age}, "reason": reason}
         if ward:
             out["ward"] = ward

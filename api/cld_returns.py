@@ -438,7 +438,11 @@ def last_quarters(today: date, n: int = QUARTERS_SHOWN) -> list[Quarter]:
     return out
 
 
-def add_year(day: date) -> date:
+def add_year(day: date) -> date | None:
+    """The same day a year later (28 February after 29 February); None in the last year a date can have (9999,
+    a mistyped year: every end date is then within the year)."""
+    if day.year == date.max.year:
+        return None
     try:
         return day.replace(year=day.year + 1)
     except ValueError:  # 29 February
@@ -452,9 +456,8 @@ def check_period(start: date, end: date, today: date) -> dict[str, str]:
         errors["from"] = "The start date must be today or in the past"
     if end < start:
         errors["to"] = "The end date must be the same as or after the start date"
-    elif end >= add_year(start):
-        errors["to"] = "The period must be a year or shorter: choose an end date before " \
-                       f"{add_year(start).day} {add_year(start):%B %Y}"
+    elif (limit := add_year(start)) is not None and end >= limit:
+        errors["to"] = f"The period must be a year or shorter: choose an end date before {limit.day} {limit:%B %Y}"
     return errors
 
 

@@ -61,8 +61,21 @@ def _quarter(text: str) -> tuple[date, date]:
     return first, date.fromordinal(last.toordinal() - 1)
 
 
+def quarter_label(key: str) -> str:
+    """'2031-Q1' -> 'January to March 2031 (quarter 4 of 2030 to 2031)': the months, and the quarter of the financial
+    year as the Client Level Data return page names it (April to June is quarter 1), so '2031 quarter 1' is never
+    read as the financial year's first quarter."""
+    first, last = _quarter(key)
+    fy = first.year if first.month >= 4 else first.year - 1
+    return f"{first:%B} to {last:%B %Y} (quarter {(first.month - 4) % 12 // 3 + 1} of {fy} to {fy + 1})"
+
+
 def quarter_of(day: date) -> str:
     return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+
+
+FIRST_YEAR, LAST_YEAR = 1901, 2999  # as the quarters (_quarter): a year outside is a typing slip, and the chart's
+# months and the snapshots' year before would run off the calendar (year 1 or 9999: a 500 before)
 
 
 def _date_from(values: Any, name: str, errors: dict[str, str], label: str) -> tuple[date | None, dict[str, str]]:
@@ -70,19 +83,28 @@ def _date_from(values: Any, name: str, errors: dict[str, str], label: str) -> tu
     parts = {p: (values.get(f"{name}-{p}") or "").strip() for p in ("day", "month", "year")}
     if any(parts.values()):
         try:
-            return date(int(parts["year"]), int(parts["month"]), int(parts["day"])), parts
+            day = date(int(parts["year"]), int(parts["month"]), int(parts["day"]))
         except ValueError:
             errors[name] = f"{label} must be a real date, for example 1 4 2031"
             return None, parts
+        return _in_years(day, name, errors, label), parts
     iso = (values.get(name) or "").strip()
     if iso:
         try:
             day = date.fromisoformat(iso)
-            return day, {"day": str(day.day), "month": str(day.month), "year": str(day.year)}
         except ValueError:
             errors[name] = f"{label} must be a date like 2031-04-01"
             return None, {"day": "", "month": "", "year": ""}
+        return _in_years(day, name, errors, label), {"day": str(day.day), "month": str(day.month),
+                                                     "year": str(day.year)}
     return None, parts
+
+
+def _in_years(day: date, name: str, errors: dict[str, str], label: str) -> date | None:
+    if FIRST_YEAR <= day.year <= LAST_YEAR:
+        return day
+    errors[name] = f"{label} must be in a year from {FIRST_YEAR} to {LAST_YEAR}, for example 1 4 2031"
+    return None
 
 
 def read_filters(values: Any, default_day: date) -> dict[str, Any]:
@@ -206,14 +228,15 @@ async def measures_page(request: Request) -> Response:
             last_day = await run_in_threadpool(measures_pages.latest_day, engine)
             v = request.query_params
             ctx.update(field_errors=exc.errors, errors=kit.error_summary(exc.errors, ANCHORS),
-                       quarters=_quarters(last_day, today), results=None,
+                       quarters=_quarters(last_day, today), quarter_label=quarter_label, results=None,
                        f={"quarter": v.get("quarter", ""), "team": v.get("team", ""),
                           "from_parts": {p: v.get(f"from-{p}", "") for p in ("day", "month", "year")},
                           "to_parts": {p: v.get(f"to-{p}", "") for p in ("day", "month", "year")}})
             return kit.render(request, "measures.html", ctx, 400)
         page = await run_in_threadpool(_compute_page, engine, f, user,
                                        getattr(request.app.state, "measures_warming", None))
-        ctx.update(f=f, quarters=_quarters(page["last_day"], today, f["quarter"]), results=page["results"],
+        ctx.update(f=f, quarters=_quarters(page["last_day"], today, f["quarter"]), quarter_label=quarter_label,
+                   results=page["results"],
                    left_out=page["left_out"], left_out_restricted=page["left_out_restricted"],
                    period=f"{_long(f['start'])} to {_long(f['end'])}",
                    any_items=any(x["n_items"] for x in page["results"]))
@@ -262,7 +285,7 @@ async def measure_cases_page(request: Request, measure: str) -> Response:
                "rows": shown[(page_no - 1) * PAGE_SIZE: page_no * PAGE_SIZE], "shown": len(shown),
                "total": len(items), "cases": len({i["case_id"] for i in items}), "hidden": len(hidden),
                "page": page_no, "pages": pages, "f": f,
-               "period": f"{_long(f['start'])} to {_long(f['end'])}",
+               "period": f"{_long(f['start'])} to {_long(f['end'])}", "last_day": _long(f["end"]),
                "back": f"/measures?{_query(f)}#measure-{measure}",
                "page_link": lambda n: f"/measures/{measure}/cases?{_query(f, part=part, page=n)}"}
     except Exception as exc:  # noqa: BLE001

@@ -127,7 +127,22 @@ def cmd_cld(args: argparse.Namespace) -> int:
     start, end = dates["--from"], dates["--to"]
     if end < start:
         return refuse(f"--to ({end}) is before --from ({start}): the period must end on or after its first day")
-    rows = cld.cld_return(_engine(args), start, end, la_code=args.la_code)
+    engine = _engine(args)
+    user = None
+    if args.out:  # the file is bulk personal data: the same people as the download page, and the same access log
+        from api import case_actions, cld_returns
+        from engine.errors import NotFoundError
+
+        who = "a user who sends the returns (performance) or a team manager"
+        try:
+            user = case_actions.cli_user(engine, args.actor)
+        except NotFoundError:
+            return refuse(f"--out writes every person's NHS number and date of birth: name yourself with --as, {who} "
+                          f"({args.actor!r} is not an active user); nothing was written")
+        if not cld_returns.may_send(user):
+            return refuse(f"--out writes every person's NHS number and date of birth: only {who} may write it "
+                          f"({args.actor!r} is not one); nothing was written")
+    rows = cld.cld_return(engine, start, end, la_code=args.la_code)
     if not rows:
         held = f" ({len(rows.withheld)} still open, withheld)" if rows.withheld else ""
         return refuse(f"no events in the period {start} to {end}{held}: nothing to return; check the dates")
@@ -136,6 +151,8 @@ def cmd_cld(args: argparse.Namespace) -> int:
             cld.write_cld_csv(rows, args.out)
         except OSError as exc:
             return refuse(f"cannot write {args.out}: {exc.strerror or exc}")
+        # one line in the access log of each case in the file, as a download from the page
+        cld_returns.log_download(engine, user, cld_returns.Return(start, end, list(rows)), "carepath cld")
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["Event_Type"]] = counts.get(r["Event_Type"], 0) + 1
@@ -494,7 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("cld", parents=[common], help="the Client Level Data return for a period (CSV)")
     s.add_argument("--from", dest="start", required=True, help="first day, e.g. 2031-04-01")
     s.add_argument("--to", dest="end", required=True, help="last day, e.g. 2031-06-30")
-    s.add_argument("--out", help="write the rows to this CSV file")
+    s.add_argument("--out", help="write the rows to this CSV file (personal data: --as a performance user or a team "
+                                 "manager; recorded in each case's access log)")
     s.add_argument("--la-code", dest="la_code", help="the council's LA code (default: council.json la_code)")
     s.add_argument("--check", action="store_true", help="print the data-quality report before submission")
     s.set_defaults(fn=cmd_cld)

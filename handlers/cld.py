@@ -850,14 +850,28 @@ def _closure_outcome(event: dict) -> str:
     return CLOSURE_OUTCOMES[reason]
 
 
+def _closure_day(event: dict, start_day: str | None) -> str | None:
+    """The day an event ended by a closure (``case.closed``, ``instance.cancelled``) ends: the day the closure was
+    recorded, or, for a death recorded later, the date of death given with it (support ends when the person dies;
+    a row running on past the Date_of_Death it carries disagrees with the history) — never before the event's
+    own start (an event started after the death is the data-quality report's ``out_of_order``)."""
+    day = _day(event["at"])
+    died = _get(event, "data.details.date_of_death")
+    if event["data"].get("reason") == "died" and isinstance(died, str) and len(died) == 10 and day and died < day:
+        return max(died, start_day or died)
+    return day
+
+
 def _end_at_closure(rows: list[dict], closures: list[dict]) -> None:
-    """An event still open when the case was closed (a long-term service) ends that day, with its outcome."""
+    """An event still open when the case was closed (a long-term service) ends that day (or on the date of death
+    recorded with it), with its outcome."""
     for row in rows:
         if row["event_end"] is not None:
             continue
         closed = next((c for c in closures if c["at"] >= row["event_start_at"]), None)
         if closed is not None:
-            row.update(event_end=_day(closed["at"]), event_end_at=closed["at"], outcome=_closure_outcome(closed))
+            row.update(event_end=_closure_day(closed, row["event_start"]), event_end_at=closed["at"],
+                       outcome=_closure_outcome(closed))
             row["source_event_seq"] = sorted({*row["source_event_seq"], closed["seq"]})
 
 
@@ -966,7 +980,7 @@ def _derive_one(process_id: str, iid: int, evs: list[dict], mapping: dict[str, A
     return {
         "event_type": mapping["event_type"],
         "event_start": _day(start["at"]),
-        "event_end": _day(end["at"]) if end else None,
+        "event_end": (_closure_day(end, _day(start["at"])) if end is cancelled else _day(end["at"])) if end else None,
         "outcome": outcome,
         "route_of_access": route,
         "service_type": coded["service_type"],

@@ -15,7 +15,7 @@ Checks (``CHECKS``), errors first:
 - ``invalid_value``: a coded field's value is not in its recorded list (code_lists.json);
 - ``end_before_start``: the event ends before it starts;
 - ``out_of_order``: the event starts after the period's end, a request, assessment or review ends after
-  it, or the event starts after the person's date of death;
+  it, or the event starts after the person's date of death, or ends after it (or is still open);
 - ``service_without_delivery_mechanism``: a service row with no Delivery_Mechanism;
 - ``overlapping_events`` (warning): two different events of the same person, type (and for services the same service
   type) overlapping in time — DHSC counts such services once (its deduplication);
@@ -97,6 +97,10 @@ def quality_report(rows: Iterable[dict], problems: Iterable[dict]) -> list[dict[
         if died and start and start > died:
             found.append(_finding("out_of_order", ERROR, "Date_of_Death", case,
                                   f"{_event(row)}: starts after the person's date of death ({died})"))
+        elif died and start and (end is None or end > died):
+            found.append(_finding("out_of_order", ERROR, "Date_of_Death", case, f"{_event(row)}: " + (
+                f"ends on {end}, after the person's date of death ({died})" if end else
+                f"is still open after the person's date of death ({died}): close the case or end the service")))
         if event_type == cld.SERVICE and _blank(row.get("Delivery_Mechanism")):
             found.append(_finding("service_without_delivery_mechanism", ERROR, "Delivery_Mechanism", case,
                                   f"{_event(row)}: a service with no delivery mechanism"))

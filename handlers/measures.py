@@ -1538,8 +1538,11 @@ def _extract_2d(pop: Population) -> list[dict]:
         day91 = (date.fromisoformat(discharged) + timedelta(days=91)).isoformat()
         interval = inst.settings().get("hospital_follow_up_after_discharge")
         answer = inst.answer("check_still_at_home")
+        closed = _closed_before_follow_up(inst, day91) if answer is None else None
         if interval not in (None, "P91D"):
             part, why = "not_at_91_days", f"the follow-up was set {interval} after discharge, not 91 days"
+        elif closed is not None:
+            part, why = closed
         elif answer is None:
             part, why = "not_yet_checked", "follow-up not yet recorded"
         elif answer.get("at_home") == "yes":
@@ -1549,6 +1552,25 @@ def _extract_2d(pop: Population) -> list[dict]:
         items.append(_item(inst, inst.case_id, day91, [part],
                            f"discharged {discharged}, 91st day {day91}: {why}"))
     return items
+
+
+def _closed_before_follow_up(inst: Instance, day91: str) -> tuple[str, str] | None:
+    """A follow-up ended by the case's closure before it was recorded: someone who died, or moved to another
+    council, by the 91st day is not at home then (the definition counts them in the denominator only); a closure
+    for another reason, or after the 91st day, leaves where they were on that day unknown (left out, with why)."""
+    cancelled = inst.first("instance.cancelled")
+    if cancelled is None:
+        return None
+    reason = cancelled["data"].get("reason")
+    details = cancelled["data"].get("details") or {}
+    closed_on = uk_day(cancelled["at"])
+    died = details.get("date_of_death") if isinstance(details.get("date_of_death"), str) else None
+    if reason == "died" and (died or closed_on) <= day91:
+        return "not_at_home", f"not at home (died on {died or closed_on}, before the 91st day)"
+    if reason == "moved_away" and closed_on <= day91:
+        return "not_at_home", f"not at home (moved to another council; case closed {closed_on})"
+    return "not_yet_checked", (f"follow-up not recorded: the case was closed ({reason or 'no reason'}) on "
+                               f"{closed_on} before it was")
 
 
 def _extract_assessments(pop: Population) -> list[dict]:
@@ -1598,17 +1620,29 @@ def _extract_first_reviews(pop: Population) -> list[dict]:
         reviews = [c for c in children.get(plan.id, []) if c.process_id == "review"]
         done = [uk_day(e["at"]) for c in reviews for e in c.all("task.completed", "review_plan")]
         superseded = any(c.first("task.ready", "review_plan") is None and c.completed_at for c in reviews)
+        ended = min((_ended_on(c) for c in [plan, *reviews] if c.cancelled_at), default=None)
         if done:
             day = min(done)
             part = "on_time" if day <= latest else "late"
             why = f"first review {day} ({_days(signed, day)} days after sign-off)"
         elif superseded:
             part, why = "superseded", "a newer plan replaced this one before its first review"
+        elif ended is not None and ended[0] <= latest:
+            part, why = "ended", f"the support ended ({ended[1]}) on {ended[0]}, before the first review was due"
         else:
             part, why = "not_done", "no first review recorded"
         items.append(_item(plan, plan.case_id, latest, [part],
                            f"plan signed off {signed}, 8 weeks on {latest}: {why}"))
     return items
+
+
+def _ended_on(inst: Instance) -> tuple[str, str]:
+    """(day, reason) an instance was ended by a closure: the closure's day, or the date of death given with it."""
+    cancelled = inst.first("instance.cancelled") or {"at": inst.cancelled_at, "data": {}}
+    day = uk_day(cancelled["at"])
+    died = (cancelled["data"].get("details") or {}).get("date_of_death")
+    return (min(day, died) if isinstance(died, str) and len(died) == 10 else day,
+            cancelled["data"].get("reason") or "closed")
 
 
 def _annual_rows(pop: Population) -> list[tuple[int, list[tuple[str, str | None, dict]], list[str]]]:
@@ -1625,8 +1659,18 @@ def _annual_rows(pop: Population) -> list[tuple[int, list[tuple[str, str | None,
     return _per_case(pop, "annual_rows", find)
 
 
+def _year_before(day: str) -> str:
+    """The same day 12 calendar months earlier (28 February for 29 February): the 12 months to `day` are the days
+    after it. Not 365 days: a year holding 29 February has 366, and a review on its first day was left out."""
+    d = date.fromisoformat(day)
+    try:
+        return d.replace(year=d.year - 1).isoformat()
+    except ValueError:  # 29 February
+        return d.replace(year=d.year - 1, day=28).isoformat()
+
+
 def _at_annual_reviews(pop: Population, day: str) -> list[dict]:
-    year_before = (date.fromisoformat(day) - timedelta(days=365)).isoformat()
+    year_before = _year_before(day)
     items = []
     for _case_id, segments, reviews in _annual_rows(pop):
         lts = [s for s in segments if s[0] <= day and (s[1] is None or s[1] >= day)]
@@ -1699,6 +1743,8 @@ def _extract_dp_reviews(pop: Population) -> list[dict]:
             part, why = "on_time", f"reviewed {uk_day(done['at'])}"
         elif done is not None:
             part, why = "late", f"reviewed {uk_day(done['at'])}, after the limit"
+        elif inst.cancelled_at is not None and (ended := _ended_on(inst))[0] <= due:
+            part, why = "ended", f"the direct payment ended ({ended[1]}) on {ended[0]}, before the limit"
         else:  # late, or not yet due: read against the latest day in the whole data (_resolve_dp_reviews)
             items.append(_item(inst, inst.case_id, due, ["late"], f"{trigger} review, limit {due}: not reviewed by "
                                "the limit", open_limit=f"{trigger} review, limit {due}: the limit has not passed yet"))
@@ -1977,19 +2023,23 @@ MEASURES: dict[str, Measure] = {m.key: m for m in [
             summarise=_day_stats, empty="No needs assessment was completed in this period."),
     Measure("first_reviews", "First reviews within 6 to 8 weeks of a new plan", "%",
             "Support plans signed off whose 8-week point (56 days after sign-off) falls in the period; the "
-            "numerator those whose first review was done by then. Plans replaced before their first review "
+            "numerator those whose first review was done by then. Plans replaced before their first review, and "
+            "plans whose support ended (the case closed: died, moved away…) by the 8-week point with no review, "
             "are left out.",
             "Local measure (the 6-8 week light-touch review, timescales.json first_review_after_sign_off and "
             "first_review_latest); Care and Support Statutory Guidance 13.32 (a light-touch review 6 to 8 "
             "weeks after the plan is agreed).",
             [("on_time", "Reviewed within 8 weeks"), ("late", "Reviewed after 8 weeks"),
-             ("not_done", "Not reviewed"), ("superseded", "Left out: replaced by a newer plan")],
-            numerator=("on_time",), denominator_excludes=("superseded",), extract=_extract_first_reviews,
+             ("not_done", "Not reviewed"), ("superseded", "Left out: replaced by a newer plan"),
+             ("ended", "Left out: support ended before the review was due")],
+            numerator=("on_time",), denominator_excludes=("superseded", "ended"), extract=_extract_first_reviews,
             empty="No plan reached its 8-week point in this period."),
     Measure("annual_reviews", "People in long-term support for 12 months or more reviewed in the last 12 months",
             "%",
             "Service users with long-term support open on the period's last day, unbroken for 12 months or "
-            "more; the numerator those with a review (CLD Review event) completed in the 12 months to that day.",
+            "more; the numerator those with a review (CLD Review event) completed in the 12 months to that day. "
+            "12 months are calendar months (31 March 2031 to 31 March 2032 is 12 months, though it holds 29 "
+            "February): in support since the same day a year before or earlier; reviewed after that day.",
             "SALT LTS002 principle (reviews of clients in long-term support for over 12 months), CLD-based: "
             f"{SALT_REPO}; Care Act 2014 s.27 and statutory guidance 13.32 (no later than every 12 months).",
             [("reviewed", "Reviewed in the last 12 months"), ("not_reviewed", "Not reviewed")],
@@ -2004,12 +2054,14 @@ MEASURES: dict[str, Measure] = {m.key: m for m in [
     Measure("direct_payment_reviews", "Direct payment reviews done by their limit", "%",
             "Direct payment reviews whose limit (the escalation point: within 6 months for the first, then "
             "the council's interval) falls in the period; the numerator those done by the limit's day. Limits "
-            "not yet reached in the data are left out.",
+            "not yet reached in the data, and reviews whose case closed (died, moved away…) by the limit with "
+            "no review, are left out.",
             "The Care and Support (Direct Payments) Regulations 2014 (SI 2014/2871) reg 7 (first review "
             "within 6 months, then at least every 12 months); timescales.json direct_payment_*.",
             [("on_time", "Reviewed by the limit"), ("late", "Late or not done"),
-             ("not_yet_due", "Left out: limit not yet reached")],
-            numerator=("on_time",), denominator_excludes=("not_yet_due",), extract=_extract_dp_reviews,
+             ("not_yet_due", "Left out: limit not yet reached"),
+             ("ended", "Left out: direct payment ended before the limit")],
+            numerator=("on_time",), denominator_excludes=("not_yet_due", "ended"), extract=_extract_dp_reviews,
             resolve=_resolve_dp_reviews,  # "not yet due" is read against the latest day in the whole data
             empty="No direct payment review reached its limit in this period."),
     Measure("reablement_lengths", "Reablement length: median days, and extensions past 42 days", "days",

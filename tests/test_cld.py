@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from api.demo_users import create_demo_users
 from engine.errors import ValidationError
 from engine.forms import FormLibrary
 from engine.registry import load_registry
@@ -596,7 +597,16 @@ def test_carepath_cld_writes_the_quarters_return_and_refuses_bad_input(eng, tmp_
     peter = to_plan(eng, "direct_payment")
     out = tmp_path / "q1.csv"
     db = ["--db", eng.db.url]
-    assert main(["cld", *db, "--from", "2031-01-01", "--to", "2031-03-31", "--out", str(out), "--la-code", "999"]) == 0
+    create_demo_users(eng)
+    quarter = ["--from", "2031-01-01", "--to", "2031-03-31", "--out", str(out), "--la-code", "999"]
+    # the file is every person's NHS number and date of birth: only the people the download page lets take it
+    for who, why in [([], "'cli' is not an active user"), (["--as", "auditor"], "'auditor' is not one"),
+                     (["--as", "social-worker"], "'social-worker' is not one")]:
+        assert main(["cld", *db, *quarter, *who]) == 2
+        err = capsys.readouterr().err
+        assert "--out writes every person's NHS number and date of birth" in err and why in err, err
+        assert not out.exists() and access_log(eng) == []
+    assert main(["cld", *db, *quarter, "--as", "performance"]) == 0
     said = capsys.readouterr().out
     assert "3 rows (1 Assessment, 1 Request, 1 Service)" in said and str(out) in said
     assert f"Withheld (1): events of the period not in the return\n  {eng.get_case(kyle)['reference']}  Request" in said
@@ -608,6 +618,12 @@ def test_carepath_cld_writes_the_quarters_return_and_refuses_bad_input(eng, tmp_
         ("Service", "Continuation of support or services", "Direct payment")])
     refs = {eng.get_case(advised)["reference"], eng.get_case(peter)["reference"]}
     assert {r["LA_Person_Unique_Identifier"] for r in rows} == refs
+    # written, like a download from the page, into the access log of each case in the file (not the withheld one)
+    assert access_log(eng) == sorted([
+        (advised, "performance", "cld_return", "carepath cld", "Client Level Data return 2031-01-01 to 2031-03-31"),
+        (peter, "performance", "cld_return", "carepath cld", "Client Level Data return 2031-01-01 to 2031-03-31")])
+    assert main(["cld", *db, *quarter, "--as", "team-manager"]) == 0  # team managers may take it too
+    assert len(access_log(eng)) == 4
     for argv, message in [
         (["--from", "2031-04-01", "--to", "2031-03-31"], "--to (2031-03-31) is before --from (2031-04-01)"),
         (["--from", "2031-02-30", "--to", "2031-03-31"], "--from '2031-02-30' is not a date: give it as YYYY-MM-DD"),
@@ -621,6 +637,17 @@ def test_carepath_cld_writes_the_quarters_return_and_refuses_bad_input(eng, tmp_
     assert main(["cld", *db, "--from", "2031-01-01", "--to", "2031-03-31"]) == 0
     assert 'LA_Code: the council\'s LA code is not set: add "la_code" to processes/config/council.json' in \
         capsys.readouterr().out
+
+
+def access_log(eng):
+    from sqlalchemy import select
+
+    from engine.schema import case_access_log
+
+    log = case_access_log
+    with eng.db.engine.connect() as conn:
+        return sorted(tuple(r) for r in conn.execute(select(log.c.case_id, log.c.user, log.c.action, log.c.page,
+                                                            log.c.reason)))
 
 
 def test_event_dates_are_the_uk_day_so_a_late_summer_evening_falls_in_the_right_quarter():

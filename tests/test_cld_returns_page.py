@@ -118,6 +118,9 @@ def test_quarters_follow_the_financial_year_at_every_boundary():
     (other(("1", "3", "2030"), ("1", "3", "2031")), "to-day",
      "The period must be a year or shorter: choose an end date before 1 March 2031"),
     (other(("4", "3", "2031"), ("5", "3", "2031")), "from-day", "The start date must be today or in the past"),
+    # a mistyped year: the last year a date can have (there is no year after it to measure a year's length by)
+    (other(("31", "12", "9999"), ("31", "12", "9999")), "from-day", "The start date must be today or in the past"),
+    (other(("1", "1", "9999"), ("31", "12", "9999")), "from-day", "The start date must be today or in the past"),
 ])
 def test_a_bad_period_is_named_in_an_error_summary_never_a_500(eng, app, params, field, message):  # noqa: F811
     client, _ = page_client(app, "performance")
@@ -151,6 +154,9 @@ def test_the_summary_counts_the_rows_by_event_type_and_the_file_holds_the_same(e
     assert "1 January 2031 to 31 March 2031" in html
     assert summary_cells(html) == {"Assessment": "1", "Service": "1", "All rows": "2"}
     assert "1 person (service users and carers)" in html
+    # the file is sent as downloaded: a spreadsheet that saves it rewrites its dates and numbers
+    warning = re.search(r'<div class="govuk-inset-text" id="spreadsheet-warning">(.*?)</div>', html, re.S).group(1)
+    assert "close it without saving" in warning and "2031-04-01 becomes 01/04/2031" in warning
     link = re.search(r'id="download" href="([^"]+)"', html).group(1).replace("&amp;", "&")
     assert re.fullmatch(r"/returns/cld\.csv\?from=2031-01-01&to=2031-03-31&version=[0-9a-f]{16}", link)
     r = client.get(link)
@@ -205,6 +211,7 @@ def test_an_auditor_finds_every_download_in_the_access_log(eng, app):  # noqa: F
     ("from=2030-01-01&to=2031-01-01", "The period must be a year or shorter: choose an end date before 1 January "
                                       "2031."),
     ("from=2031-04-01&to=2031-06-30", "The start date must be today or in the past."),
+    ("from=9999-12-31&to=9999-12-31", "The start date must be today or in the past."),  # a mistyped year
 ])
 def test_a_download_for_a_bad_period_is_refused_with_a_clear_message(eng, app, query, message):  # noqa: F811
     planned_case(eng)

@@ -249,20 +249,45 @@ def test_each_reablement_outcome_gives_exactly_its_code(eng, outcome, expected):
         "Short term support: ST-Max", "Reablement", "CASSR commissioned support")
 
 
-@pytest.mark.parametrize("reason, details, expected", [
-    ("died", {"date_of_death": "2031-03-20"}, "NFA: Deceased"),
-    ("moved_away", {"council": "Southshire"}, "NFA: Responsibility moved to another local authority"),
-    ("declined", None, "NFA: Support declined"),
-    ("nhs_funded", None, "NFA: Referral to NHS services or NHS funded social care"),
-    ("no_longer_needed", None, "NFA: Support ended for other reason"),
+@pytest.mark.parametrize("reason, details, end, expected", [
+    # a death recorded three days after it happened: the service ended on the day the person died, not the day the
+    # closure was recorded (the row carries that Date_of_Death: it must not run past it)
+    ("died", {"date_of_death": "2031-03-20"}, "2031-03-20", "NFA: Deceased"),
+    ("died", {"date_of_death": "2031-03-23"}, "2031-03-23", "NFA: Deceased"),  # recorded the same day
+    ("moved_away", {"council": "Southshire"}, "2031-03-23", "NFA: Responsibility moved to another local authority"),
+    ("declined", None, "2031-03-23", "NFA: Support declined"),
+    ("nhs_funded", None, "2031-03-23", "NFA: Referral to NHS services or NHS funded social care"),
+    ("no_longer_needed", None, "2031-03-23", "NFA: Support ended for other reason"),
 ])
-def test_each_way_a_case_closes_ends_its_service_with_exactly_its_code(eng, reason, details, expected):  # noqa: F811
+def test_each_way_a_case_closes_ends_its_service_with_exactly_its_code(eng, reason, details, end,  # noqa: F811
+                                                                      expected):
     cid = to_plan(eng, "direct_payment")
     eng.advance_clock(timedelta(days=20))
     eng.close_case(cid, reason=reason, details=details, actor="tm_tom")
     [service] = [r for r in cld.cld_return(eng, *Q1, la_code=LA) if r["Event_Type"] == "Service"]
     assert (service["Event_Start_Date"], service["Event_End_Date"], service["Event_Outcome"]) == (
-        "2031-03-03", "2031-03-23", expected)
+        "2031-03-03", end, expected)
+    assert service["Date_of_Death"] in ("", None) or service["Event_End_Date"] <= service["Date_of_Death"]
+
+
+def test_a_death_recorded_late_ends_open_processes_on_the_day_of_death_but_never_before_they_started(eng):  # noqa: F811
+    def in_reablement() -> int:
+        cid = front_door(eng, LIKELY_ELIGIBLE)  # reablement from 3 March, still open
+        complete(eng, cid, "plan_reablement", {"goals": ["Make a hot meal"], "setting": "home",
+                                               "start_type": "planned", "visits_per_day": 1})
+        return cid
+
+    first, second = in_reablement(), in_reablement()
+    eng.advance_clock(timedelta(days=14))  # 17 March: the deaths are recorded
+    eng.close_case(first, reason="died", details={"date_of_death": "2031-03-10"}, actor="tm_tom")
+    # a date of death before the reablement started (a mistake the data-quality report is for): it ends the day it
+    # started, never before (an end before the start would be a second error)
+    eng.close_case(second, reason="died", details={"date_of_death": "2031-03-01"}, actor="tm_tom")
+    rows = cld.cld_return(eng, *Q1, la_code=LA)
+    services = {r["LA_Person_Unique_Identifier"]: (r["Event_Start_Date"], r["Event_End_Date"], r["Event_Outcome"])
+                for r in rows if r["Event_Type"] == "Service"}
+    assert services == {eng.get_case(first)["reference"]: ("2031-03-03", "2031-03-10", "NFA: Deceased"),
+                        eng.get_case(second)["reference"]: ("2031-03-03", "2031-03-03", "NFA: Deceased")}
 
 
 @pytest.mark.parametrize("form, outcome, route", [
@@ -483,6 +508,14 @@ def test_the_quality_report_finds_each_kind_of_fault_and_names_the_case():
                  Event_End_Date="2031-04-02", Assessment_Type=None),                  # ends after the period
         spec_row(Event_Reference="CASE-000010-6-40", LA_Person_Unique_Identifier="CASE-000010",
                  Event_Outcome="NFA \u2013 Other", Event_End_Date="2031-02-01", Date_of_Death="2031-01-01"),
+        # a service running on after the person died (ends after the date of death, or still open)
+        spec_row(Event_Reference="CASE-000012-7-50", LA_Person_Unique_Identifier="CASE-000012",
+                 Event_End_Date="2031-02-15", Date_of_Death="2031-02-01"),
+        spec_row(Event_Reference="CASE-000013-8-60", LA_Person_Unique_Identifier="CASE-000013",
+                 Date_of_Death="2031-02-01"),
+        # ending on the day of death is right (a closure recorded later ends it then): no finding
+        spec_row(Event_Reference="CASE-000014-9-70", LA_Person_Unique_Identifier="CASE-000014",
+                 Event_End_Date="2031-02-01", Event_Outcome="NFA: Deceased", Date_of_Death="2031-02-01"),
     ]
     problems = [{"case_reference": "CASE-000011", "event": "Service from 2031-02-01 (support_plan instance 2)",
                  "field": "Service_Type", "value": None, "why": "does not say whether nursing care"}]
@@ -495,7 +528,14 @@ def test_the_quality_report_finds_each_kind_of_fault_and_names_the_case():
         ("invalid_value", "error", "Event_Outcome", "CASE-000010"),
         ("out_of_order", "error", "Date_of_Death", "CASE-000010"),
         ("not_coded", "error", "Service_Type", "CASE-000011"),
+        ("out_of_order", "error", "Date_of_Death", "CASE-000012"),
+        ("out_of_order", "error", "Date_of_Death", "CASE-000013"),
     ])
+    details = {f["case_reference"]: f["detail"] for f in cld_quality.quality_report(rows, problems)
+               if f["field"] == "Date_of_Death"}
+    assert details["CASE-000012"].endswith("ends on 2031-02-15, after the person's date of death (2031-02-01)")
+    assert details["CASE-000013"].endswith("is still open after the person's date of death (2031-02-01): close the "
+                                           "case or end the service")
 
 
 def test_overlapping_services_of_one_kind_are_found_but_a_plan_superseded_that_day_and_service_lines_are_not():

@@ -350,6 +350,105 @@ def test_the_91st_day_after_discharge_puts_the_follow_up_in_its_period():
     assert r.extra["left_out"] == {"not_yet_checked": 1, "not_at_91_days": 1}
 
 
+def _reablement_ends(eng, cid):
+    complete(eng, cid, "plan_reablement", {"goals": ["Make a hot meal"], "setting": "home", "start_type": "planned",
+                                           "visits_per_day": 1})
+    eng.advance_clock(timedelta(days=10))
+    complete(eng, cid, "deliver_reablement", {"outcome": "best_independence_reached", "summary": "Reablement ended"})
+
+
+def _born(born, **changes):
+    """A contact form giving the person's date of birth (the age is then worked out from it, not asked)."""
+    form = contact(person_date_of_birth=born, **changes)
+    del form["person"]["age"]
+    return form
+
+
+def _in_2d(eng, cid, day91):
+    """The case's parts in ASCOF 2D for the month holding its 91st day after discharge, and its follow-ups."""
+    r = m.compute("ascof_2d", m.load_population(eng), date(day91.year, day91.month, 1), day91)
+    follow_ups = [i for i in eng.get_case(cid)["instances"] if i["process_id"] == "hospital_follow_up"]
+    return sorted(p.key for p in r.parts if cid in p.case_ids), len(follow_ups)
+
+
+@pytest.mark.parametrize("born, in_2d", [
+    ("1966-03-10", ["not_yet_checked"]),  # 64 at the referral (3 March 2031), 65 on the day they leave (10 March)
+    ("1966-03-11", []),  # 65 the day after they leave: not in ASCOF 2D
+])
+def test_the_91_day_follow_up_is_for_people_65_or_over_on_the_day_they_leave_hospital(engine_2031, born, in_2d):
+    from api import case_actions
+
+    eng = engine_2031
+    cid = front_door(eng, _born(born, advice_given="Leaflet on falls"))
+    # the referral as the case's "Refer a hospital discharge" action makes it (the age on the day of the referral)
+    process_id, data, errors = case_actions.start_data(eng, eng.get_case(cid), "hospital_discharge",
+                                                       {"reason": "Fall at home", "ward": "Ward 7"})
+    assert (errors, data["person"]["age"]) == ({}, 64)
+    eng.start(process_id, case_id=cid, data=data, actor="hospital-social-worker")
+    complete(eng, cid, "respond_to_referral", discharge_response())
+    eng.advance_clock(timedelta(days=7))
+    complete(eng, cid, "record_discharge", {"discharge_ready_date": "2031-03-10", "discharge_date": "2031-03-10",
+                                            "delay_reason": "none"})
+    _reablement_ends(eng, cid)
+    # 10 March + 91 days = 9 June 2031
+    assert _in_2d(eng, cid, date(2031, 6, 9)) == (in_2d, len(in_2d))
+
+
+@pytest.mark.parametrize("born, in_2d", [
+    ("1966-03-01", ["not_yet_checked"]),  # 65 on the day they left hospital (1 March), and at the contact
+    ("1966-03-02", []),  # 65 at the contact (3 March) but 64 on the day they left (1 March): not in ASCOF 2D
+])
+def test_a_front_door_contact_after_leaving_hospital_follows_up_by_the_age_on_the_discharge_day(engine_2031, born,
+                                                                                                 in_2d):
+    eng = engine_2031
+    cid = front_door(eng, _born(born, outcomes_unable=["personal_hygiene", "being_appropriately_clothed",
+                                                       "using_the_home_safely"], from_hospital=True,
+                                discharge_date="2031-03-01"))
+    _reablement_ends(eng, cid)
+    # 1 March + 91 days = 31 May 2031
+    assert _in_2d(eng, cid, date(2031, 5, 31)) == (in_2d, len(in_2d))
+
+
+@pytest.mark.parametrize("days_on, reason, details, part, detail", [
+    # died three weeks after leaving hospital: not at home on the 91st day (31 May), in the denominator only
+    (20, "died", {"date_of_death": "2031-03-20"}, "not_at_home", "not at home (died on 2031-03-20, before the 91st"),
+    (20, "moved_away", {"council": "Southshire"}, "not_at_home", "not at home (moved to another council; case closed "
+                                                                 "2031-03-23)"),
+    # closed for another reason, or a death after the 91st day: where they were that day is not known
+    (20, "declined", None, "not_yet_checked", "the case was closed (declined) on 2031-03-23 before it was"),
+    (99, "died", {"date_of_death": "2031-06-05"}, "not_yet_checked", "the case was closed (died) on 2031-06-10"),
+])
+def test_a_follow_up_ended_by_the_cases_closure_counts_a_death_or_a_move_as_not_at_home(engine_2031, days_on, reason,
+                                                                                          details, part, detail):
+    eng = engine_2031
+    cid = front_door(eng, contact(outcomes_unable=["personal_hygiene", "being_appropriately_clothed",
+                                                   "using_the_home_safely"], from_hospital=True,
+                                  discharge_date="2031-03-01", person_age=80))
+    _reablement_ends(eng, cid)  # 13 March: the 91-day follow-up is waiting for 31 May
+    eng.advance_clock(timedelta(days=days_on - 10))
+    eng.close_case(cid, reason=reason, details=details, actor="tm_tom")
+    r = m.compute("ascof_2d", m.load_population(eng), date(2031, 5, 1), date(2031, 5, 31))
+    assert {p.key: p.case_ids for p in r.parts if p.case_ids} == {part: [cid]}
+    assert (r.numerator, r.denominator) == ((0, 1) if part == "not_at_home" else (0, 0))
+    assert detail in r.items[0]["detail"]
+
+
+@pytest.mark.parametrize("days_on, part", [
+    (17, "ended"),  # died on 20 March, before the first review was due: no review to do, left out
+    (56, "ended"),  # closed on the 8-week point itself (28 April): the review was not yet late
+    (63, "not_done"),  # closed a week after the 8-week point with no review: it was missed, and counts
+])
+def test_a_plan_whose_support_ended_before_its_first_review_was_due_is_left_out(engine_2031, days_on, part):
+    eng = engine_2031
+    cid = to_plan(eng, "direct_payment")  # signed off on 3 March: 8 weeks on 28 April
+    eng.advance_clock(timedelta(days=days_on))
+    died = (date(2031, 3, 3) + timedelta(days=days_on)).isoformat()
+    eng.close_case(cid, reason="died", details={"date_of_death": died}, actor="tm_tom")
+    r = m.compute("first_reviews", m.load_population(eng), date(2031, 4, 1), date(2031, 4, 30))
+    assert {p.key: p.case_ids for p in r.parts if p.case_ids} == {part: [cid]}
+    assert (r.numerator, r.denominator) == ((0, 0) if part == "ended" else (0, 1))
+
+
 def test_a_first_review_on_day_56_is_within_eight_weeks_and_day_57_is_late():
     h = History()
     for case_id, reviewed in ((1, "2031-04-26"), (2, "2031-04-27"), (3, None), (4, "superseded")):
@@ -366,7 +465,8 @@ def test_a_first_review_on_day_56_is_within_eight_weeks_and_day_57_is_late():
                        fired("review_overdue_timer", at("2031-04-26", 17)), parent=plan)
     pop = h.population()
     r = m.compute("first_reviews", pop, date(2031, 4, 1), date(2031, 4, 30))  # 1 March + 56 days = 26 April
-    assert {p.key: p.case_ids for p in r.parts} == {"on_time": [1], "late": [2], "not_done": [3], "superseded": [4]}
+    assert {p.key: p.case_ids for p in r.parts} == {"on_time": [1], "late": [2], "not_done": [3], "superseded": [4],
+                                                    "ended": []}
     assert (r.numerator, r.denominator) == (1, 3)
     # the undone review is overdue from the day its escalation fired, and not before
     assert m.compute("overdue_reviews", pop, date(2031, 4, 1), date(2031, 4, 25)).figure == 0
@@ -386,9 +486,20 @@ def test_direct_payment_reviews_on_the_limit_day_count_and_one_not_yet_due_is_le
     h.instance(5, "direct_payment_review", at("2031-03-01"), {},
                ("timer.set", at("2031-08-01"), {"element_id": "dp_review_overdue_timer",
                                                 "due_at": "2031-09-25T17:00:00.000000+00:00"}))
+    # the case closed before the limit (a death on 20 August, recorded on the 25th): no review to do, left out;
+    # closed after the limit with no review (10 September): the review was missed, and is late
+    h.instance(6, "direct_payment_review", at("2031-03-01"), {}, limit,
+               ("instance.cancelled", at("2031-08-25"), {"process_id": "direct_payment_review", "reason": "died",
+                                                         "details": {"date_of_death": "2031-08-20"}}))
+    h.instance(7, "direct_payment_review", at("2031-03-01"), {}, limit,
+               ("instance.cancelled", at("2031-09-10"), {"process_id": "direct_payment_review",
+                                                         "reason": "moved_away", "details": {"council": "S"}}))
     r = m.compute("direct_payment_reviews", h.population(), date(2031, 9, 1), date(2031, 9, 30))
-    assert {p.key: p.case_ids for p in r.parts} == {"on_time": [1], "late": [2, 3], "not_yet_due": [5]}
-    assert (r.numerator, r.denominator, r.figure) == (1, 3, 33.3)
+    assert {p.key: p.case_ids for p in r.parts} == {"on_time": [1], "late": [2, 3, 7], "not_yet_due": [5],
+                                                    "ended": [6]}
+    assert (r.numerator, r.denominator, r.figure) == (1, 4, 25.0)
+    assert next(i for i in r.items if i["case_id"] == 6)["detail"].endswith(
+        "the direct payment ended (died) on 2031-08-20, before the limit")
 
 
 def test_safeguarding_deadlines_passed_make_a_decision_or_enquiry_late():
@@ -522,6 +633,24 @@ def test_annual_reviews_count_people_in_support_for_twelve_months_reviewed_in_th
     assert {p.key: p.case_ids for p in r.parts} == {"reviewed": [1], "not_reviewed": [2, 4]}
     assert (r.numerator, r.denominator) == (1, 3)
     assert next(i for i in r.items if i["case_id"] == 4)["detail"].startswith("long-term support since 2030-01-01")
+
+
+@pytest.mark.parametrize("day, year_before", [
+    ("2032-03-31", "2031-03-31"),  # the year to 31 March 2032 holds 29 February 2032: 366 days, still 12 months
+    ("2031-03-31", "2030-03-31"),  # a common year: 365 days
+    ("2032-02-29", "2031-02-28"),  # 29 February: the year before ends on the last day of February
+])
+def test_twelve_months_are_calendar_months_in_a_leap_year_too(day, year_before):
+    before = date.fromisoformat(year_before)
+    after = (before + timedelta(days=1)).isoformat()
+    pop = rows_population({
+        1: [service(1, year_before, None), review(2, after)],  # reviewed on the first day of the 12 months
+        2: [service(3, year_before, None), review(4, year_before)],  # reviewed 12 months and a day ago: too old
+        3: [service(5, after, None)],  # in support for 12 months less a day: not yet counted
+    })
+    r = m.compute("annual_reviews", pop, date.fromisoformat(day), date.fromisoformat(day))
+    assert {p.key: p.case_ids for p in r.parts} == {"reviewed": [1], "not_reviewed": [2]}
+    assert (r.numerator, r.denominator) == (1, 2)
 
 
 def test_ascof_3d_counts_each_person_once_by_dhscs_order_and_only_community_support():

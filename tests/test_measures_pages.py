@@ -103,6 +103,26 @@ def test_the_page_shows_each_figure_its_parts_a_chart_and_the_table_behind_it(sh
     # with no period asked for: today's quarter on the simulated clock (4 June 2031), chosen in the list
     today = client.get("/measures").text
     assert '<option value="2031-Q2" selected>' in today and "1 April 2031 to 30 June 2031" in text(today)
+    # each quarter says its months and its quarter of the financial year, as the return page does ("2031 quarter 1"
+    # was January to March, which the return calls quarter 4 of 2030 to 2031)
+    options = dict(re.findall(r'<option value="(\d{4}-Q\d)"[^>]*>([^<]*)</option>', today))
+    assert options["2031-Q2"] == "April to June 2031 (quarter 1 of 2031 to 2032)"
+    assert options["2031-Q1"] == "January to March 2031 (quarter 4 of 2030 to 2031)"
+    assert options["2030-Q4"] == "October to December 2030 (quarter 3 of 2030 to 2031)"
+    assert options["2030-Q3"] == "July to September 2030 (quarter 2 of 2030 to 2031)"
+
+
+def test_a_snapshot_measures_cases_say_they_are_counted_on_the_last_day_and_since_when(shared_site):
+    eng, c, app = shared_site
+    client = api_client(app, "team_manager")
+    # ASCOF 3D is the people in support on 31 March: the day beside each case is when their support began
+    snapshot = text(client.get("/measures/ascof_3d1/cases?from=2031-01-01&to=2031-03-31").text)
+    assert "Counted on the period's last day, 31 March 2031: the people the figure holds on that day." in snapshot
+    assert "Case Since Counted as" in snapshot and "Day counted" not in snapshot
+    assert f"{ref(eng, c['commissioned'])} 2031-03-03 Council-managed personal budget" in snapshot
+    # a measure of events in the period keeps "Day counted" (the day that put the event in the period)
+    events = text(client.get(f"/measures/new_requests/cases?{YEAR}").text)
+    assert "Case Day counted Counted as" in events and "period's last day" not in events
 
 
 def test_the_drill_down_counts_restricted_cases_but_lists_them_only_to_the_people_named(shared_site):
@@ -135,6 +155,12 @@ def test_the_drill_down_counts_restricted_cases_but_lists_them_only_to_the_peopl
     ("from=2031-01-01", "to-day", "Enter both the first and the last day, or choose a quarter"),
     ("quarter=2031-Q5", "quarter", "Choose a quarter from the list"),
     ("quarter=2031-Q1&team=nobody", "team", "Choose a team from the list"),
+    # a mistyped year: the chart's months ran past 9999 and the year before 1 January of year 1 (a 500 before)
+    ("from-day=1&from-month=1&from-year=2031&to-day=31&to-month=12&to-year=9999", "to-day",
+     "The last day must be in a year from 1901 to 2999, for example 1 4 2031"),
+    ("from-day=1&from-month=1&from-year=1&to-day=31&to-month=12&to-year=2031", "from-day",
+     "The first day must be in a year from 1901 to 2999"),
+    ("from=1900-12-31&to=2031-03-31", "from-day", "The first day must be in a year from 1901 to 2999"),
 ])
 def test_bad_filters_are_a_400_with_the_field_named_never_a_500(shared_site, query, field, message):
     _eng, _c, app = shared_site
@@ -152,6 +178,7 @@ def test_bad_filters_are_a_400_with_the_field_named_never_a_500(shared_site, que
     ("/measures/ascof_2a/cases?from=2031-04-01&to=2031-03-31", 400, "The last day must be the same as or after"),
     (f"/measures/ascof_2a/cases?{YEAR}&page=two", 400, "The page number must be a whole number"),
     (f"/measures/ascof_2a/cases?{YEAR}&team=nobody", 400, "Choose a team from the list"),
+    ("/measures/ascof_2a/cases?from=2031-04-01&to=3000-01-01", 400, "The last day must be in a year from 1901"),
 ])
 def test_bad_drill_down_addresses_say_what_is_wrong(shared_site, url, status, message):
     _eng, _c, app = shared_site
