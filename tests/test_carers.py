@@ -400,6 +400,41 @@ def test_a_carer_who_contacts_on_their_own_is_assessed_and_planned_on_their_own_
     assert replay_case(eng, cid).ok
 
 
+def test_when_the_person_cared_for_dies_the_carers_rows_end_without_saying_the_carer_died(eng):
+    """Peter dies; his case is closed. His carer Susan's support plan (on his case) ends with him, but the return
+    must not report Susan as deceased: her service ends 'Support ended: other reason', a carer's assessment not
+    finished 'NFA – Other'. Ann, a carer on her own case, who dies, is reported deceased."""
+    cid = eng.start("needs_assessment", data={"name": PETER["name"], "person": PETER,
+                                             "contact_date": "2031-03-03"}).case_id
+    complete(eng, cid, "assess_needs", assessment("personal_hygiene", carer=True))
+    complete(eng, cid, "assess_carer", {**carer_assessment("moderate"), **CARER_QUESTIONS})
+    complete(eng, cid, "plan_carer_support", carer_plan())
+    complete(eng, cid, "sign_off_carer_plan", {"signed_off": True}, actor="manager")
+    eng.advance_clock(timedelta(days=20))  # a second carer, his son, asks to be assessed too
+    eng.start("carers_assessment", case_id=cid, data={
+        "person": {"name": "Tom Clarke", "relationship": "son"}, "cared_for": "Peter Clarke",
+        "contact_date": "2031-03-23", "carer_self_contact": False})
+    eng.advance_clock(timedelta(days=10))
+    eng.close_case(cid, reason="died", actor="manager", details={"date_of_death": "2031-04-01"})
+    assert [(r["event_type"], r["client_type"], r.get("local_person_id"), r["event_end"], r["outcome"])
+            for r in cld_full(eng, cid)] == [
+        (ASSESSMENT, "Service User", None, "2031-03-03", NFA_NO_SERVICES),  # the id is added in the return
+        (ASSESSMENT, "Carer", "CASE-000001-C1", "2031-03-03", TO_SUPPORT_PLANNING),
+        (SERVICE, "Carer", "CASE-000001-C1", "2031-04-02", "NFA – Support ended: other reason"),
+        (ASSESSMENT, "Carer", "CASE-000001-C2", "2031-04-02", "NFA – Other")]
+
+    ann = eng.start("carers_assessment", data={"name": ANN["name"], "person": ANN, "contact_date": "2031-04-02",
+                                               "carer_self_contact": True}).case_id
+    eng.update_case_record(ann, {"person": ANN}, actor="advisor", reason="recorded at the contact")
+    complete(eng, ann, "assess_carer", {**carer_assessment("low"), **CARER_QUESTIONS})
+    complete(eng, ann, "plan_carer_support", carer_plan())
+    complete(eng, ann, "sign_off_carer_plan", {"signed_off": True}, actor="manager")
+    eng.close_case(ann, reason="died", actor="manager", details={"date_of_death": "2031-04-02"})
+    assert [(r["event_type"], r["client_type"], r["local_person_id"], r["outcome"]) for r in cld_full(eng, ann)] == [
+        (ASSESSMENT, "Carer", "CASE-000002", TO_SUPPORT_PLANNING), (SERVICE, "Carer", "CASE-000002", "NFA – Deceased")]
+    assert replay_case(eng, cid).ok
+
+
 @pytest.mark.parametrize("who", ["the person is the carer", "the caller cares for the person"])
 def test_from_the_front_door_a_carer_asking_for_themselves_is_assessed_planned_and_reported_as_the_carer(
         db_url, who):
