@@ -267,6 +267,31 @@ def test_add_months_keeps_the_day_or_the_months_last_and_can_move_to_a_working_d
     assert add_months(start, months, working_day) == expected
 
 
+@pytest.mark.parametrize("start, months, expected", [
+    ("2031-04-25T09:00:00+00:00", 12, "2032-04-23T09:00:00+00:00"),  # Sunday 25 April 2032: Friday, not Monday
+    ("2032-12-24T09:00:00+00:00", 12, "2033-12-23T09:00:00+00:00"),  # Saturday, then Christmas: Friday 23rd
+    ("2031-04-15T09:00:00+00:00", 12, "2032-04-15T09:00:00+00:00"),  # a working day: as it is
+    ("2031-04-25T09:00:00+00:00", 6, "2031-10-27T09:00:00+00:00"),  # 6 months: Saturday, so the Monday
+])
+def test_a_carers_yearly_review_on_a_weekend_or_holiday_never_moves_past_the_12_months(start, months, expected):
+    from handlers.carers import add_months
+
+    assert add_months(start, months, True) == expected
+
+
+def test_a_carers_plan_reviewed_yearly_signed_off_on_a_friday_is_reviewed_within_the_12_months(eng):
+    """The plan, its letter and its review timer say the same date: Friday 23 April 2032, not Monday 26 April."""
+    cid = eng.start("carers_assessment", data={"person": SUSAN, "cared_for": "Peter Clarke"}).case_id
+    complete(eng, cid, "assess_carer", carer_assessment("none"))
+    complete(eng, cid, "plan_carer_support", carer_plan(months=12))
+    eng.advance_clock(to=datetime(2031, 4, 25, 9, 0, tzinfo=timezone.utc))  # a Friday
+    complete(eng, cid, "sign_off_carer_plan", {"signed_off": True}, actor="manager")
+    assert eng.get_case(cid)["data"]["carer_support_plan"]["first_review"] == "2032-04-23"
+    assert timers_set(eng, cid) == [("wait_carer_review", "2032-04-23T09:00:00.000000+00:00")]
+    [letter] = letters(eng, cid, "carer_support_plan_letter")
+    assert "We will review your plan with you by 23 April 2032" in letter
+
+
 @pytest.mark.parametrize("start, months", [("2031-03-03T09:00:00+00:00", 0), ("2031-03-03T09:00:00+00:00", 121),
                                            ("2031-03-03T09:00:00+00:00", True), ("2031-03-03T09:00:00", 1),
                                            ("2031-03-03T09:00:00+00:00", "6")])
