@@ -174,6 +174,30 @@ def test_a_short_stay_moves_the_first_review_by_its_length_within_the_window(wor
     assert report.ok, str(report)
 
 
+def test_a_hospital_stay_never_moves_the_first_direct_payment_review_past_six_months(world):
+    """A direct payment signed off on 3 March 2031: first review due 4 August (5 months, the Monday after), the
+    limit 3 September (reg 7: within 6 months). Seven weeks in hospital from 1 July would move the review to 22
+    September; it falls due on 3 September."""
+    from tests.test_rules_casework import to_plan
+
+    eng, app, _cases = world
+    cid = to_plan(eng, "direct_payment")
+    cycle = instance_of(eng, cid, "direct_payment_review")
+    assert dict(eng.instance_snapshot(cycle["id"])["timers"])["wait_for_dp_review"].startswith("2031-08-04T09:00")
+    eng.advance_clock(to=parse_instant("2031-07-01T09:00:00+00:00"))
+    assert as_(app, "sam").post(f"/api/cases/{cid}/instances/{cycle['id']}/suspend",
+                                json={"hospital": "Southby Royal", "admitted_on": "2031-07-01"}).status_code == 200
+    eng.advance_clock(timedelta(days=49))
+    r = as_(app, "sam").post(f"/api/cases/{cid}/instances/{cycle['id']}/resume",
+                             json={"discharged_on": "2031-08-19"})
+    assert r.status_code == 200, r.text
+    [resumed] = [e for e in events(eng, cid, "instance.resumed") if e["instance_id"] == cycle["id"]]
+    assert [(t["element_id"], t["due_after"][:16]) for t in resumed["data"]["timers"]] == [
+        ("wait_for_dp_review", "2031-09-03T09:00")]
+    report = replay_case(eng, cid)
+    assert report.ok, str(report)
+
+
 def test_a_review_of_a_case_without_a_signed_off_plan_is_refused_before_anything_starts(world):
     eng, _app, cases = world
     joan = eng.get_case(cases["joan"])
