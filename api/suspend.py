@@ -184,7 +184,16 @@ def record_discharge(engine: Any, user: User, case_id: int, instance_id: int, di
                 "person": person, "ward": hospital,
                 "reason": f"Admitted to {hospital} during reablement; discharged {long_day(day)}"}})
         return {"outcome": "ended_and_referred", "instance_id": instance_id, "started": res.started_instances}
-    engine.resume_instance(instance_id, actor=user.username, reason=f"Discharged from {hospital}", details=details)
+    # a stay moves the review cycle on by its length, but never past the review's limit (the 6-8 week window's
+    # end, or 12 months after the last review: review.bpmn review_limit_at; a direct payment's first review
+    # within 6 months, then 12: direct_payment_review.bpmn dp_review_limit_at); a limit passed in hospital is now
+    timer, key = {"review": ("wait_for_review", "review_limit_at"),
+                  "direct_payment_review": ("wait_for_dp_review", "dp_review_limit_at")}.get(inst["process_id"],
+                                                                                           (None, None))
+    limit = (engine.instance_snapshot(instance_id)["data"] or {}).get(key) if key else None
+    not_after = {timer: limit} if isinstance(limit, str) else None
+    engine.resume_instance(instance_id, actor=user.username, reason=f"Discharged from {hospital}", details=details,
+                           not_after=not_after)
     started: list[int] = []
     if inst["process_id"] != "reablement" and review_refusal(inst["case"]["data"]) is None:
         res = engine.start("review", case_id=case_id, actor=user.username, data={

@@ -161,7 +161,9 @@ class CaseOps(StepCore):
 
     def resume_instance(self, instance_id: int, *, actor: str, mode: str = "remaining", reason: str | None = None,
                         details: dict[str, Any] | None = None,
-                        then_start: dict[str, Any] | None = None) -> StepResult:
-        """Resume a suspended instance with its timers' remaining time, or end it (and start another process)."""
+                        then_start: dict[str, Any] | None = None,
+                        not_after: dict[str, str] | None = None) -> StepResult:
+        """Resume a suspended instance with its timers' remaining time (a timer in `not_after` never moved past
+        its instant), or end it (and start another process)."""
         return suspension.resume_instance(self, instance_id, actor=actor, mode=mode, reason=reason, details=details,
-                                          then_start=then_start)
+                                          then_start=then_start, not_after=not_after)

@@ -339,7 +339,8 @@ def _apply(scratch: Any, case_id: int, ev: dict[str, Any], ids: _IdMap, step: li
             scratch.suspend_instance(iid, reason=data["reason"], actor=ev["actor"], details=data.get("details"))
         else:
             scratch.resume_instance(iid, actor=ev["actor"], mode=data["mode"], reason=data.get("reason"),
-                                    details=data.get("details"), then_start=data.get("then_start"))
+                                    details=data.get("details"), then_start=data.get("then_start"),
+                                    not_after=data.get("not_after"))
     elif kind in ("message.received", "message.kept"):  # engine/messages.py: the same message again
         messages.replay_event(scratch, case_id, ev)
     elif kind == "instance.migrated":  # moved to another version: the same move, at the same point

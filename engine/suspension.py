@@ -123,16 +123,38 @@ def suspend_instance(engine: Engine, instance_id: int, *, reason: str, actor: st
             "timers": timers}
 
 
+def _limits(not_after: Any) -> dict[str, datetime]:
+    if not_after is None:
+        return {}
+    if not isinstance(not_after, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                  for k, v in not_after.items()):
+        raise ValidationError("not_after must be an object of timer element ids and ISO 8601 instants")
+    limits = {}
+    for element, text in not_after.items():
+        try:
+            limits[element] = parse_instant(text)
+        except ValueError:
+            raise ValidationError(f"not_after for {element!r} must be an ISO 8601 instant, got "
+                                  f"{text!r}") from None
+    return limits
+
+
 def resume_instance(engine: Engine, instance_id: int, *, actor: str, mode: str = "remaining",
                     reason: str | None = None, details: dict[str, Any] | None = None,
-                    then_start: dict[str, Any] | None = None) -> StepResult:
+                    then_start: dict[str, Any] | None = None,
+                    not_after: dict[str, str] | None = None) -> StepResult:
     """Resume a suspended instance with its timers' remaining time (`mode="remaining"`), or end it
     (`mode="end"`) and, with `then_start` ({"process_id", "data", optional "version"}), start another
-    process for the case in the same step."""
+    process for the case in the same step. `not_after` ({timer element id: ISO instant}) caps a timer's
+    moved date: the pause moves it on, but never past that instant (nor before the resume, when the
+    instant has passed) — a date the pause must not carry past a limit."""
     from .runtime import StepResult, _derived_events, _final_data, _snapshot, _Writes
 
     if mode not in RESUME_MODES:
         raise ValidationError(f"mode must be one of {', '.join(RESUME_MODES)}, got {mode!r}")
+    limits = _limits(not_after)
+    if limits and mode != "remaining":
+        raise ValidationError("not_after caps the moved timers: it is for mode 'remaining' only")
     reason = _text(reason, "the reason", required=False)
     details = _details(details)
     if then_start is not None and mode != "end":
@@ -153,6 +175,9 @@ def resume_instance(engine: Engine, instance_id: int, *, actor: str, mode: str =
         if mode == "remaining":
             for task, due in _timers(wf):
                 new_due = now + max(due - since, timedelta(0))
+                limit = limits.get(task.task_spec.bpmn_id)
+                if limit is not None:
+                    new_due = min(new_due, max(limit, now))
                 _move_timer(task, new_due)
                 moved.append({"element_id": task.task_spec.bpmn_id, "due_before": iso(due), "due_after": iso(new_due)})
         else:
@@ -166,7 +191,8 @@ def resume_instance(engine: Engine, instance_id: int, *, actor: str, mode: str =
         resumed = Event("instance.resumed", {
             "process_id": row.process_id, "mode": mode, "reason": reason, "details": details,
             "suspended_at": iso(since), "suspended_seconds": int((now - since).total_seconds()),
-            "timers": moved, "then_start": start}, instance_id=row.id, actor=actor)
+            "timers": moved, "then_start": start, **({"not_after": not_after} if limits else {})},
+            instance_id=row.id, actor=actor)
         if mode == "remaining":
             p.scope.events.append(resumed)
             p.after = _snapshot(wf)

@@ -85,7 +85,9 @@ def add_months(start: Any, months: Any, working_day: Any = False) -> str:
     """`start` (an ISO 8601 datetime, or a datetime) plus whole months, the same time of day, as ISO 8601.
 
     The day is kept, or the last day of a shorter month (31 March + 1 month = 30 April); with `working_day`
-    a weekend or bank holiday moves on to the next working day (England). The review date the carer's letter
+    a weekend or bank holiday moves on to the next working day (England) — for 12 months or more, to the
+    working day before, so that a year's review never falls more than 12 months after the last (Care Act
+    s.27, statutory guidance 13.32). The review date the carer's letter
     gives and the moment its timer is due are this one function's answer (an expression function; an ISO 8601
     "P1M" duration would roll 31 March over to 1 May)."""
     when = datetime.fromisoformat(start) if isinstance(start, str) else start
@@ -98,6 +100,8 @@ def add_months(start: Any, months: Any, working_day: Any = False) -> str:
     moved = when.replace(year=year, month=month, day=min(when.day, calendar.monthrange(year, month)[1]))
     if working_day is True:
         day = working_days.next_working_day_on_or_after(moved.date())
+        if months >= 12 and day != moved.date():  # not past the 12 months: the working day before
+            day = working_days.working_day_on_or_before(moved.date())
         moved = moved.replace(year=day.year, month=day.month, day=day.day)
     return moved.isoformat()
 

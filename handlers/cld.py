@@ -792,6 +792,7 @@ def derive_cld_events(case: dict, events: list[dict]) -> list[dict]:
             row.update(_carer_person(case, by_instance[row["instance_id"]], row["instance_id"], carer_ids))
         elif row["event_type"] == REQUEST and row["instance_id"] in carer_requests:
             row["client_type"] = CARER
+    _carers_at_closure(rows, closures, (case or {}).get("reference") or "?")
     rows.sort(key=lambda r: (r["event_start_at"] or "", r["instance_id"]))
     return rows
 
@@ -860,6 +861,20 @@ def _closure_day(event: dict, start_day: str | None) -> str | None:
     if event["data"].get("reason") == "died" and isinstance(died, str) and len(died) == 10 and day and died < day:
         return max(died, start_day or died)
     return day
+
+
+def _carers_at_closure(rows: list[dict], closures: list[dict], reference: str) -> None:
+    """A closure's reason is about the case's person. A carer's row on the cared-for person's case (its cared-for
+    person id is this case) that the closure ended is about someone else: the cared-for person's death, move, NHS
+    care or decline ends the carer's support for another reason — NFA – Support ended: other reason (an
+    assessment or request not finished: NFA – Other) — never NFA – Deceased for a carer who is alive. (A
+    carer's own process ended on its own, with a reason about the carer, keeps that reason's outcome.)"""
+    closed_at = {c["at"] for c in closures}
+    about_the_person = set(CLOSURE_OUTCOMES.values())
+    for row in rows:
+        if (row["client_type"] == CARER and row.get("cared_for_person_id") == reference
+                and row["event_end_at"] in closed_at and row["outcome"] in about_the_person):
+            row["outcome"] = NFA_SUPPORT_ENDED if row["event_type"] == SERVICE else NFA_OTHER
 
 
 def _end_at_closure(rows: list[dict], closures: list[dict]) -> None:

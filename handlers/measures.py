@@ -1527,9 +1527,38 @@ _CARERS_BY_BAND = {band: _in_period_carers_band(band) for band in (None, *AGE_BA
 # ---------------------------------------------------------------- from the history log
 
 
+#: a case closed for these reasons by the 91st day: the person was not at home on it (died, moved away)
+_2D_GONE = {"died": "died", "moved_away": "moved to another council"}
+
+
+def _gone_by(inst: Instance, day91: str) -> str | None:
+    """Why the person was not at home on the 91st day, when the case was closed (died, moved away) by then
+    and this instance went with it; else None."""
+    cancelled = inst.first("instance.cancelled")
+    reason = (cancelled["data"].get("reason") if cancelled else None)
+    if reason in _2D_GONE and (uk_day(inst.cancelled_at) or "9999") <= day91:
+        return f"{_2D_GONE[reason]} (case closed {uk_day(inst.cancelled_at)})"
+    return None
+
+
 def _extract_2d(pop: Population) -> list[dict]:
     items = []
+    followed = {inst.parent for inst in pop.instances.values() if inst.process_id == "hospital_follow_up"}
     for inst in pop.instances.values():
+        # 65+ discharged into reablement whose case closed (died, moved away) before reablement ended: no follow-up
+        # was scheduled, but they are in the measure (not at home on the 91st day)
+        if inst.process_id == "reablement" and inst.id not in followed and inst.start_data.get("from_hospital") \
+                and isinstance(inst.start_data.get("age"), int) and inst.start_data["age"] >= 65:
+            discharged = _iso(inst.start_data.get("discharge_date"))
+            if discharged is None:
+                continue
+            day91 = (date.fromisoformat(discharged) + timedelta(days=91)).isoformat()
+            gone = _gone_by(inst, day91)
+            if gone is not None:
+                items.append(_item(inst, inst.case_id, day91, ["not_at_home"],
+                                   f"discharged {discharged}, 91st day {day91}: not at home ({gone} during "
+                                   "reablement)"))
+            continue
         if inst.process_id != "hospital_follow_up":
             continue
         discharged = _iso(inst.start_data.get("discharge_date"))

@@ -267,6 +267,31 @@ def test_add_months_keeps_the_day_or_the_months_last_and_can_move_to_a_working_d
     assert add_months(start, months, working_day) == expected
 
 
+@pytest.mark.parametrize("start, months, expected", [
+    ("2031-04-25T09:00:00+00:00", 12, "2032-04-23T09:00:00+00:00"),  # Sunday 25 April 2032: Friday, not Monday
+    ("2032-12-24T09:00:00+00:00", 12, "2033-12-23T09:00:00+00:00"),  # Saturday, then Christmas: Friday 23rd
+    ("2031-04-15T09:00:00+00:00", 12, "2032-04-15T09:00:00+00:00"),  # a working day: as it is
+    ("2031-04-25T09:00:00+00:00", 6, "2031-10-27T09:00:00+00:00"),  # 6 months: Saturday, so the Monday
+])
+def test_a_carers_yearly_review_on_a_weekend_or_holiday_never_moves_past_the_12_months(start, months, expected):
+    from handlers.carers import add_months
+
+    assert add_months(start, months, True) == expected
+
+
+def test_a_carers_plan_reviewed_yearly_signed_off_on_a_friday_is_reviewed_within_the_12_months(eng):
+    """The plan, its letter and its review timer say the same date: Friday 23 April 2032, not Monday 26 April."""
+    cid = eng.start("carers_assessment", data={"person": SUSAN, "cared_for": "Peter Clarke"}).case_id
+    complete(eng, cid, "assess_carer", carer_assessment("none"))
+    complete(eng, cid, "plan_carer_support", carer_plan(months=12))
+    eng.advance_clock(to=datetime(2031, 4, 25, 9, 0, tzinfo=timezone.utc))  # a Friday
+    complete(eng, cid, "sign_off_carer_plan", {"signed_off": True}, actor="manager")
+    assert eng.get_case(cid)["data"]["carer_support_plan"]["first_review"] == "2032-04-23"
+    assert timers_set(eng, cid) == [("wait_carer_review", "2032-04-23T09:00:00.000000+00:00")]
+    [letter] = letters(eng, cid, "carer_support_plan_letter")
+    assert "We will review your plan with you by 23 April 2032" in letter
+
+
 @pytest.mark.parametrize("start, months", [("2031-03-03T09:00:00+00:00", 0), ("2031-03-03T09:00:00+00:00", 121),
                                            ("2031-03-03T09:00:00+00:00", True), ("2031-03-03T09:00:00", 1),
                                            ("2031-03-03T09:00:00+00:00", "6")])
@@ -397,6 +422,43 @@ def test_a_carer_who_contacts_on_their_own_is_assessed_and_planned_on_their_own_
     assert [(r["event_type"], r["client_type"], r["local_person_id"], r["cared_for_person_id"]) for r in rows] == [
         (ASSESSMENT, "Carer", "CASE-000001", None), (SERVICE, "Carer", "CASE-000001", None)]
     assert (rows[0]["nhs_number"], rows[0]["birth_year"], rows[0]["gender"]) == ("4857773456", 1958, "Female")
+    assert replay_case(eng, cid).ok
+
+
+def test_when_the_person_cared_for_dies_the_carers_rows_end_without_saying_the_carer_died(eng):
+    """Peter dies; his case is closed. His carer Susan's support plan (on his case) ends with him, but the return
+    must not report Susan as deceased: her service ends 'Support ended: other reason', a carer's assessment not
+    finished 'NFA – Other'. Ann, a carer on her own case, who dies, is reported deceased."""
+    cid = eng.start("needs_assessment", data={"name": PETER["name"], "person": PETER,
+                                             "contact_date": "2031-03-03"}).case_id
+    complete(eng, cid, "assess_needs", assessment("personal_hygiene", carer=True))
+    complete(eng, cid, "assess_carer", {**carer_assessment("moderate"), **CARER_QUESTIONS})
+    complete(eng, cid, "plan_carer_support", carer_plan())
+    complete(eng, cid, "sign_off_carer_plan", {"signed_off": True}, actor="manager")
+    eng.advance_clock(timedelta(days=20))  # a second carer, his son, asks to be assessed too
+    eng.start("carers_assessment", case_id=cid, data={
+        "person": {"name": "Tom Clarke", "relationship": "son"}, "cared_for": "Peter Clarke",
+        "contact_date": "2031-03-23", "carer_self_contact": False})
+    eng.advance_clock(timedelta(days=10))
+    eng.close_case(cid, reason="died", actor="manager", details={"date_of_death": "2031-04-01"})
+    assert [(r["event_type"], r["client_type"], r.get("local_person_id"), r["event_end"], r["outcome"])
+            for r in cld_full(eng, cid)] == [
+        (ASSESSMENT, "Service User", None, "2031-03-03", NFA_NO_SERVICES),  # the id is added in the return
+        (ASSESSMENT, "Carer", "CASE-000001-C1", "2031-03-03", TO_SUPPORT_PLANNING),
+        # the carer's support and assessment end the day the person cared for died, recorded the next day (cld.py
+        # `_closure_day`), without saying the carer died (`_carers_at_closure`)
+        (SERVICE, "Carer", "CASE-000001-C1", "2031-04-01", "NFA – Support ended: other reason"),
+        (ASSESSMENT, "Carer", "CASE-000001-C2", "2031-04-01", "NFA – Other")]
+
+    ann = eng.start("carers_assessment", data={"name": ANN["name"], "person": ANN, "contact_date": "2031-04-02",
+                                               "carer_self_contact": True}).case_id
+    eng.update_case_record(ann, {"person": ANN}, actor="advisor", reason="recorded at the contact")
+    complete(eng, ann, "assess_carer", {**carer_assessment("low"), **CARER_QUESTIONS})
+    complete(eng, ann, "plan_carer_support", carer_plan())
+    complete(eng, ann, "sign_off_carer_plan", {"signed_off": True}, actor="manager")
+    eng.close_case(ann, reason="died", actor="manager", details={"date_of_death": "2031-04-02"})
+    assert [(r["event_type"], r["client_type"], r["local_person_id"], r["outcome"]) for r in cld_full(eng, ann)] == [
+        (ASSESSMENT, "Carer", "CASE-000002", TO_SUPPORT_PLANNING), (SERVICE, "Carer", "CASE-000002", "NFA – Deceased")]
     assert replay_case(eng, cid).ok
 
 

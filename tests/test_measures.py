@@ -449,6 +449,41 @@ def test_a_plan_whose_support_ended_before_its_first_review_was_due_is_left_out(
     assert (r.numerator, r.denominator) == ((0, 0) if part == "ended" else (0, 1))
 
 
+def test_a_person_65_or_over_who_died_or_moved_before_the_91st_day_counts_as_not_at_home():
+    """ASCOF 2D counts someone who has died or moved away by the 91st day in the denominator (not at home). Their
+    case was closed, so the follow-up was withdrawn unrecorded — or never scheduled, when the case closed during
+    reablement: they were left out as 'not yet recorded', or not seen at all, and the figure rose."""
+    h = History()
+    settings_read = ("handler.called", at("2031-03-01"), {"handler": "local_settings",
+                                                          "output": {"hospital_follow_up_after_discharge": "P91D"}})
+    discharge = {"discharge_date": "2031-03-01", "age": 80}  # the 91st day: 31 May 2031
+
+    def closed(reason, day):
+        return ("instance.cancelled", at(day), {"process_id": "x", "reason": reason, "details": {}})
+
+    h.instance(1, "hospital_follow_up", at("2031-04-20"), discharge, settings_read, closed("died", "2031-05-10"))
+    h.instance(2, "hospital_follow_up", at("2031-04-20"), discharge, settings_read,
+               closed("moved_away", "2031-05-31"))  # on the 91st day itself
+    h.instance(3, "hospital_follow_up", at("2031-04-20"), discharge, settings_read,
+               closed("moved_away", "2031-06-01"))  # the day after: where they were on the day is not known
+    h.instance(4, "hospital_follow_up", at("2031-04-20"), discharge, settings_read, closed("declined", "2031-05-10"))
+    h.instance(5, "hospital_follow_up", at("2031-04-20"), discharge, settings_read,
+               ready("check_still_at_home", at("2031-05-31")),
+               done("check_still_at_home", at("2031-05-31"), {"at_home": "yes"}), completed=at("2031-05-31"))
+    during = {"from_hospital": True, "discharge_date": "2031-03-01"}
+    h.instance(6, "reablement", at("2031-03-01"), {**during, "age": 65}, closed("died", "2031-03-20"))  # 65 exactly
+    h.instance(7, "reablement", at("2031-03-01"), {**during, "age": 64}, closed("died", "2031-03-20"))  # under 65
+    h.instance(8, "reablement", at("2031-03-01"), {**during, "age": 80, "from_hospital": False},
+               closed("died", "2031-03-20"))  # not from hospital
+    r = m.compute("ascof_2d", h.population(), date(2031, 5, 31), date(2031, 6, 30))
+    assert {p.key: p.case_ids for p in r.parts if p.case_ids} == {"at_home": [5], "not_at_home": [1, 2, 6],
+                                                                  "not_yet_checked": [3, 4]}
+    assert (r.numerator, r.denominator) == (1, 4)
+    assert [i["detail"] for i in r.items if i["case_id"] in (1, 6)] == [
+        "discharged 2031-03-01, 91st day 2031-05-31: not at home (died on 2031-05-10, before the 91st day)",
+        "discharged 2031-03-01, 91st day 2031-05-31: not at home (died (case closed 2031-03-20) during reablement)"]
+
+
 def test_a_first_review_on_day_56_is_within_eight_weeks_and_day_57_is_late():
     h = History()
     for case_id, reviewed in ((1, "2031-04-26"), (2, "2031-04-27"), (3, None), (4, "superseded")):

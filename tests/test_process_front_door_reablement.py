@@ -65,6 +65,13 @@ def open_tasks(eng, case_id):
     return [(t["element_id"], t["team"]) for t in eng.list_tasks(case_id=case_id)]
 
 
+def withdrawn(eng, case_id, instance_id):
+    """The tasks of an instance that left without being completed (withdrawn as the process moved on)."""
+    done = {e["data"]["task_id"] for e in events(eng, case_id, "task.completed")}
+    return [e["data"]["element_id"] for e in events(eng, case_id, "task.left")
+            if e["instance_id"] == instance_id and e["data"]["task_id"] not in done]
+
+
 def start_front_door(eng, form):
     res = eng.start("front_door", actor="advisor1")
     assert [(t["element_id"], t["team"], t["form"]) for t in res.ready_tasks] == [
@@ -321,6 +328,45 @@ def test_team_manager_ends_reablement_at_six_weeks_with_its_outcome(eng):
     assert fired(eng, res.case_id) == ["end_reminder", "period_ended"]
     assert cld_rows(eng, res.case_id) == [("Request", DAY0, DAY0, TO_REABLEMENT),
                                           ("Service", DAY0, "2031-04-14", ENDED_AS_PLANNED)]
+
+
+def test_reablement_ended_after_the_reminder_withdraws_the_prepare_task_and_ends_the_service(eng):
+    """The reminder (day 35) opens *Prepare for the end of reablement*; reablement then ends early on day 38.
+    The reablement ends there: no stale task in the reablement queue, the process complete, the ST-Max
+    service ended that day in the return (it was left open while the reminder task waited)."""
+    res, child = start_reablement_from_front_door(eng)
+    eng.advance_clock(timedelta(days=35))
+    assert sorted(open_tasks(eng, res.case_id)) == [("deliver_reablement", "reablement"),
+                                                     ("prepare_for_end", "reablement")]
+    eng.advance_clock(timedelta(days=3))
+    done = eng.complete_task(the_task(eng, res.case_id, "deliver_reablement")["id"],
+                             {"outcome": "best_independence_reached", "summary": "Washing and dressing alone"})
+    assert done.status == "completed"
+    assert instances(eng, res.case_id) == [("front_door", "completed"), ("reablement", "completed")]
+    assert open_tasks(eng, res.case_id) == [] and eng.list_tasks(team="reablement") == []
+    assert withdrawn(eng, res.case_id, child) == ["prepare_for_end"]  # left without being done
+    assert cld_rows(eng, res.case_id) == [("Request", DAY0, DAY0, TO_REABLEMENT),
+                                          ("Service", DAY0, "2031-04-10", ENDED_AS_PLANNED)]
+    assert eng.advance_clock(timedelta(days=60)) == 0 and open_tasks(eng, res.case_id) == []
+
+
+def test_reablement_ended_by_the_team_manager_with_the_prepare_task_not_done_is_over(eng):
+    """At 6 weeks the team manager ends reablement while *Prepare for the end of reablement* (day 35) is still
+    in the reablement queue: it is withdrawn and reablement is over (it waited for that task before)."""
+    res, child = start_reablement_from_front_door(eng)
+    eng.advance_clock(timedelta(days=42))
+    assert sorted(open_tasks(eng, res.case_id)) == [("decide_extend_or_end", "team_manager"),
+                                                     ("prepare_for_end", "reablement")]
+    done = eng.complete_task(the_task(eng, res.case_id, "decide_extend_or_end")["id"],
+                             {"decision": "end", "reason": "Goals met", "outcome": "needs_remain"})
+    [assessment] = done.started_instances
+    assert open_tasks(eng, res.case_id) == [("assess_needs", "social_work")]
+    assert instances(eng, res.case_id) == [("front_door", "completed"), ("reablement", "completed"),
+                                           ("needs_assessment", "waiting")]
+    assert withdrawn(eng, res.case_id, child) == ["deliver_reablement", "prepare_for_end"]
+    assert cld_rows(eng, res.case_id) == [("Request", DAY0, DAY0, TO_REABLEMENT),
+                                          ("Service", DAY0, "2031-04-14", TO_ASSESSMENT),
+                                          ("Assessment", "2031-04-14", None, None)]
 
 
 # ---------------------------------------------------------------- hospital discharge

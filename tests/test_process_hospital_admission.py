@@ -129,6 +129,75 @@ def test_peter_home_from_hospital_gets_an_unplanned_review_with_the_reason_hospi
     assert report.ok, str(report)
 
 
+def test_a_hospital_stay_moves_the_first_review_on_but_never_past_the_end_of_the_six_to_eight_week_window(world):
+    """Peter's plan was signed off on 3 March 2031: first review 15 April (6 weeks, after Easter Monday), the
+    window ending 28 April (8 weeks). In hospital for 20 days from 2 April (13 days before the review), the review
+    moves on by the stay — but not to 5 May, past the 8 weeks: it falls due on 28 April. (A year on, the same
+    holds for the 12 months between reviews: review.bpmn review_limit_at.)"""
+    eng, app, cases = world
+    peter = cases["peter"]
+    cycle = instance_of(eng, peter, "review")
+    assert dict(eng.instance_snapshot(cycle["id"])["timers"])["wait_for_review"].startswith("2031-04-15T09:00")
+    eng.advance_clock(timedelta(days=30))
+    assert as_(app, "sam").post(f"/api/cases/{peter}/instances/{cycle['id']}/suspend",
+                                json={"hospital": "Southby Royal", "admitted_on": day(30)}).status_code == 200
+    eng.advance_clock(timedelta(days=20))
+    r = as_(app, "sam").post(f"/api/cases/{peter}/instances/{cycle['id']}/resume", json={"discharged_on": day(50)})
+    assert r.status_code == 200, r.text
+    [resumed] = events(eng, peter, "instance.resumed")
+    assert [(t["element_id"], t["due_before"][:16], t["due_after"][:16]) for t in resumed["data"]["timers"]] == [
+        ("wait_for_review", "2031-04-15T09:00", "2031-04-28T09:00")]
+    eng.advance_clock(to=parse_instant("2031-04-28T08:59:00+00:00"))
+    assert "wait_for_review" not in fired(eng, peter)
+    eng.advance_clock(timedelta(minutes=1))
+    assert fired_at(eng, peter, "wait_for_review")[0].startswith("2031-04-28T09:00")
+    planned = [t for t in eng.list_tasks(case_id=peter)
+               if t["element_id"] == "review_plan" and t["instance_id"] == cycle["id"]]
+    assert len(planned) == 1 and planned[0]["team"] == "social_work"
+    report = replay_case(eng, peter)
+    assert report.ok, str(report)
+
+
+def test_a_short_stay_moves_the_first_review_by_its_length_within_the_window(world):
+    eng, app, cases = world
+    peter = cases["peter"]
+    cycle = instance_of(eng, peter, "review")
+    eng.advance_clock(timedelta(days=30))
+    as_(app, "sam").post(f"/api/cases/{peter}/instances/{cycle['id']}/suspend",
+                         json={"hospital": "Southby Royal", "admitted_on": day(30)})
+    eng.advance_clock(timedelta(days=13))  # 13 days: 15 April + 13 = 28 April, the window's last day, exactly
+    as_(app, "sam").post(f"/api/cases/{peter}/instances/{cycle['id']}/resume", json={"discharged_on": day(43)})
+    [resumed] = events(eng, peter, "instance.resumed")
+    assert resumed["data"]["timers"][0]["due_after"][:16] == "2031-04-28T09:00"
+    assert resumed["data"]["not_after"] == {"wait_for_review": "2031-04-28T09:00:00+00:00"}
+    report = replay_case(eng, peter)
+    assert report.ok, str(report)
+
+
+def test_a_hospital_stay_never_moves_the_first_direct_payment_review_past_six_months(world):
+    """A direct payment signed off on 3 March 2031: first review due 4 August (5 months, the Monday after), the
+    limit 3 September (reg 7: within 6 months). Seven weeks in hospital from 1 July would move the review to 22
+    September; it falls due on 3 September."""
+    from tests.test_rules_casework import to_plan
+
+    eng, app, _cases = world
+    cid = to_plan(eng, "direct_payment")
+    cycle = instance_of(eng, cid, "direct_payment_review")
+    assert dict(eng.instance_snapshot(cycle["id"])["timers"])["wait_for_dp_review"].startswith("2031-08-04T09:00")
+    eng.advance_clock(to=parse_instant("2031-07-01T09:00:00+00:00"))
+    assert as_(app, "sam").post(f"/api/cases/{cid}/instances/{cycle['id']}/suspend",
+                                json={"hospital": "Southby Royal", "admitted_on": "2031-07-01"}).status_code == 200
+    eng.advance_clock(timedelta(days=49))
+    r = as_(app, "sam").post(f"/api/cases/{cid}/instances/{cycle['id']}/resume",
+                             json={"discharged_on": "2031-08-19"})
+    assert r.status_code == 200, r.text
+    [resumed] = [e for e in events(eng, cid, "instance.resumed") if e["instance_id"] == cycle["id"]]
+    assert [(t["element_id"], t["due_after"][:16]) for t in resumed["data"]["timers"]] == [
+        ("wait_for_dp_review", "2031-09-03T09:00")]
+    report = replay_case(eng, cid)
+    assert report.ok, str(report)
+
+
 def test_a_review_of_a_case_without_a_signed_off_plan_is_refused_before_anything_starts(world):
     eng, _app, cases = world
     joan = eng.get_case(cases["joan"])

@@ -214,13 +214,13 @@ def test_an_increase_the_manager_does_not_approve_leaves_the_budget_as_it_was(en
 # ---------------------------------------------------------------- (c) direct payments and review dates
 
 
-def to_plan(eng, money_management="council_managed", recipient=None):
-    """Peter eligible, small budget, plan signed off on Monday 3 March 2031 at 09:00."""
+def to_plan(eng, money_management="council_managed", recipient=None, months=12):
+    """Peter eligible, small budget, plan signed off on Monday 3 March 2031 at 09:00, reviewed every `months`."""
     cid = eng.start("needs_assessment", data={"name": PETER["name"], "person": PETER,
                                               "contact_date": "2031-03-03"}).case_id
     complete(eng, cid, "assess_needs", assessment("personal_hygiene", "managing_nutrition", "using_home_safely"))
     complete(eng, cid, "score_needs", ras(**SMALL))
-    written = plan(money_management)
+    written = plan(money_management, months)
     if recipient is not None:
         written["direct_payment_recipient"] = recipient
     complete(eng, cid, "write_plan", written)
@@ -345,6 +345,39 @@ def test_a_review_due_on_a_bank_holiday_moves_to_the_next_working_day(eng):
     # the next: 12 months on, Thursday 15 April 2032 (a working day)
     assert timers_set(eng, cid)[-1] == ("wait_for_review", "2032-04-15T09:00:00.000000+00:00")
     assert cld_rows(eng, cid)[-1] == ("Review", "2031-04-15", "2031-04-15", "No change in package")
+
+
+def test_an_annual_review_never_moves_past_twelve_months_but_a_shorter_one_moves_to_the_next_working_day(eng):
+    """Reviews no more than 12 months apart (Care Act guidance 13.32). A review done on Friday 25 April 2031: 12
+    months on is Sunday 25 April 2032, and the next working day (Monday 26 April) would be more than 12 months
+    after it; the review is due on the working day before, Friday 23 April 2032 (it was on the Monday)."""
+    cid = to_plan(eng)
+    eng.advance_clock(to=at("2031-04-25T10:00:00"))  # the first review (due 15 April) done on a Friday
+    complete(eng, cid, "review_plan", {"needs_changed": False})
+    assert timers_set(eng, cid)[-1] == ("wait_for_review", "2032-04-23T10:00:00.000000+00:00")
+    eng.advance_clock(to=at("2032-04-23T09:59:00"))
+    assert [t["element_id"] for t in open_tasks(eng, cid)] == []
+    eng.advance_clock(timedelta(minutes=1))
+    review = task(eng, cid, "review_plan")
+    assert review["due_at"] == at("2032-05-07T10:00:00")  # + review_overdue_grace (14 days), a Friday
+
+    # a full requested review moves the next planned one to 12 months after it: the same rule
+    eng.advance_clock(to=at("2032-04-23T11:00:00"))
+    complete(eng, cid, "review_plan", {"needs_changed": False})  # the planned review, on the Friday
+    assert timers_set(eng, cid)[-1] == ("wait_for_review", "2033-04-22T11:00:00.000000+00:00")  # 23rd: Saturday
+    eng.advance_clock(to=at("2032-12-24T10:00:00"))  # Friday: 12 months on is Sunday, then Christmas
+    eng.start("review", case_id=cid, actor="sw_jane", data={
+        "review_reason": "Other Reason", "review_requested_by": "person", "review_request_note": "Moved flat"})
+    complete(eng, cid, "review_plan", {"needs_changed": False, "plan_working": True, "full_review": True})
+    eng.advance_clock(to=at("2033-04-22T11:00:00"))  # the planned date comes: counted again from the full review
+    assert timers_set(eng, cid)[-1] == ("wait_for_review", "2033-12-23T10:00:00.000000+00:00")
+
+
+def test_a_review_every_six_months_on_a_saturday_moves_to_the_monday_within_the_twelve_months(eng):
+    cid = to_plan(eng, months=6)
+    eng.advance_clock(to=at("2031-04-25T10:00:00"))  # Friday; 6 months on is Saturday 25 October 2031
+    complete(eng, cid, "review_plan", {"needs_changed": False})
+    assert timers_set(eng, cid)[-1] == ("wait_for_review", "2031-10-27T10:00:00.000000+00:00")
 
 
 def test_a_requested_review_target_on_a_weekend_and_bank_holiday_moves_to_the_next_working_day(eng):

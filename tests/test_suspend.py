@@ -88,6 +88,23 @@ def test_no_timer_fires_while_suspended_and_each_keeps_its_remaining_time(eng):
     assert eng.verify(cid)[1] == []
 
 
+def test_a_timer_capped_on_resume_moves_on_but_not_past_its_limit_nor_into_the_past(eng):
+    cid, iid = reablement(eng)
+    eng.advance_clock(timedelta(days=30))
+    eng.suspend_instance(iid, reason="Admitted to hospital", actor="worker1")
+    eng.advance_clock(timedelta(days=20))
+    for bad, message in [({"period_ended": "soon"}, "must be an ISO 8601 instant"), (["x"], "must be an object")]:
+        with pytest.raises(ValidationError, match=message):
+            eng.resume_instance(iid, actor="worker1", not_after=bad)
+    with pytest.raises(ValidationError, match="for mode 'remaining' only"):
+        eng.resume_instance(iid, actor="worker1", mode="end", not_after={"period_ended": "2031-04-30T09:00:00Z"})
+    # the limit capped at 30 April (12 days left would be 4 May); the reminder's cap has passed: it is due now
+    eng.resume_instance(iid, actor="worker1", not_after={"period_ended": "2031-04-30T09:00:00+00:00",
+                                                         "end_reminder": "2031-04-01T09:00:00+00:00"})
+    assert timer_dues(eng, iid) == {"end_reminder": at9("2031-04-22"), "period_ended": at9("2031-04-30")}
+    assert replay_case(eng, cid).ok, str(replay_case(eng, cid))
+
+
 def test_a_task_of_a_suspended_process_cannot_be_completed(eng):
     cid, iid = reablement(eng)
     eng.suspend_instance(iid, reason="Admitted to hospital", actor="worker1")
