@@ -701,6 +701,12 @@ def migrate_instance(engine: Any, plan: Plan, instance_id: int, *, actor: str, r
             refused.reasons.extend(check.reasons)
             return refused
         full, wf = engine._load(conn, instance_id)
+        if wf.spec is not plan.source.spec:  # built again since the plan was made (a decision deployed meanwhile,
+            # or the spec cache let it go): the alignment is by spec object, so compare with this build
+            plan = Plan(_loaded_target(conn, engine.specs, row.process_version_id), plan.target, plan.mapping)
+            if wf.spec is not plan.source.spec:
+                raise StateError(f"case {ref} could not be moved: its version could not be loaded consistently; "
+                                 "nothing was changed, try again", case=row.case_id)
         now = engine.now(conn)
         p = engine._pending(now, full, wf)
         starts = _timer_starts(conn, row.case_id)

@@ -404,3 +404,48 @@ def test_a_multi_instance_or_called_process_in_progress_cannot_move_until_it_is_
     before = _stored(eng)
     assert not im.migrate(eng, "visits", 1, 2, actor="owner", reason="x").cases[0].moved
     assert _stored(eng)[:3] == before[:3]
+
+
+def test_the_command_line_moves_cases_and_back_again_when_decisions_are_deployed(make_engine, db_url, capsys):
+    """`carepath migrate` runs in a fresh process: its plan and the case it loads must be built from the same
+    spec. With a decision deployed (as every council's database has) the first and the later builds of a version
+    without business rule tasks used to differ, and every case was refused with a bare KeyError while the dry run
+    said it could move; moving back (undoing a move) failed the same way."""
+    from engine.cli import main
+
+    eng, deploy_v2 = _three_tasks(make_engine, "three_tasks_triage_added.bpmn")
+    eng.deploy([Path(__file__).parent / "fixtures" / "care_band.dmn"])
+    case = _at_screen(eng)
+    deploy_v2()
+    ref = eng.get_case(case)["reference"]
+    there = ["migrate", "three_tasks", "--from", "1", "--to", "2", "--db", db_url, "--as", "owner", "--json"]
+    assert main(there + ["--reason", "triage added"]) == 0, capsys.readouterr().out
+    assert json.loads(capsys.readouterr().out)["moved"] == 1
+    back = ["migrate", "three_tasks", "--from", "2", "--to", "1", "--db", db_url, "--as", "owner", "--json"]
+    assert main(back + ["--dry-run"]) == 0
+    assert f'"{ref}"' in capsys.readouterr().out
+    assert main(back + ["--reason", "undo: triage is not ready"]) == 0, capsys.readouterr().out
+    assert json.loads(capsys.readouterr().out)["moved"] == 1
+    moved = [e["data"] for e in eng.history(case) if e["type"] == "instance.migrated"]
+    assert [(m["from_version"], m["to_version"]) for m in moved] == [(1, 2), (2, 1)]
+    assert main(["replay", str(case), "--db", db_url]) == 0
+    assert main(["audit", "verify", "--db", db_url]) == 0
+
+
+def test_a_move_holds_when_the_version_was_built_again_after_the_dry_run(make_engine):
+    eng, deploy_v2 = _three_tasks(make_engine, "three_tasks_triage_added.bpmn")
+    case = _at_screen(eng)
+    deploy_v2()
+    plan = im.plan_for(eng, "three_tasks", 1, 2)
+    from engine.bpmn import _BUILT_SPECS
+
+    # a decision deployed meanwhile, or the caches let the version go: the case is loaded with a new build of it
+    _BUILT_SPECS.clear()
+    eng.specs._get.cache_clear()
+    eng._live.clear()
+    [instance] = eng.get_case(case)["instances"]
+    result = im.migrate_instance(eng, plan, instance["id"], actor="owner", reason="triage")
+    assert result.moved, result.reasons
+    [moved] = [e["data"] for e in eng.history(case) if e["type"] == "instance.migrated"]
+    assert (moved["from_version"], moved["to_version"]) == (1, 2)
+
