@@ -449,3 +449,28 @@ def test_a_move_holds_when_the_version_was_built_again_after_the_dry_run(make_en
     [moved] = [e["data"] for e in eng.history(case) if e["type"] == "instance.migrated"]
     assert (moved["from_version"], moved["to_version"]) == (1, 2)
 
+
+def test_a_moved_case_whose_process_was_started_by_another_still_replays(make_engine, calls):
+    """Most council cases run processes started by another (the front door starts reablement): moving one to a
+    new version put that version in the replay's database, the replay started the child on it instead of the
+    version the history records, and the case no longer matched its history (the auditor's integrity panel
+    said "Does not match" for every moved case)."""
+    eng = make_engine("budget.bpmn", "annual_review.bpmn")
+    res = eng.start("budget", data={"points": 60})
+    [approve] = eng.list_tasks(case_id=res.case_id)
+    eng.complete_task(approve["id"], {"approved": True}, actor="manager1")
+    [plan] = eng.list_tasks(case_id=res.case_id)
+    eng.complete_task(plan["id"], {"agreed": True}, actor="sw1")  # starts annual_review: it waits a year
+    renamed = (DIAGRAMS / "annual_review.bpmn").read_bytes().replace(b'name="Review support plan"',
+                                                                      b'name="Review the support plan"')
+    eng.deploy(files={"annual_review.bpmn": renamed})
+    result = im.migrate(eng, "annual_review", 1, 2, actor="owner", reason="clearer task name")
+    assert [c.moved for c in result.cases] == [True]
+    report = replay_case(eng, res.case_id)
+    assert report.ok, str(report)
+    eng.advance_clock(timedelta(days=370))
+    [review] = eng.list_tasks(case_id=res.case_id)
+    assert review["name"] == "Review the support plan"
+    eng.complete_task(review["id"], {"needs_changed": False}, actor="sw1")  # the next review starts on version 2
+    report = replay_case(eng, res.case_id)
+    assert report.ok, str(report)
