@@ -143,6 +143,15 @@ def _timer(spec: Any) -> tuple[str, str] | None:
     return type(ed).__name__, str(expression)
 
 
+def _host(spec: Any) -> str | None:
+    """The task a boundary event is attached to, or for a task with boundary events the task itself (read from
+    the split SpiffWorkflow puts before them); None for anything else."""
+    for parent in getattr(spec, "inputs", None) or ():
+        if parent.name.endswith(".BoundaryEventSplit"):
+            return parent.name.removesuffix(".BoundaryEventSplit")
+    return None
+
+
 def _waits_for(spec: Any) -> Any:
     """What a catching element waits for, comparable between versions (None when it catches nothing)."""
     ed = getattr(spec, "event_definition", None)
@@ -341,6 +350,19 @@ def check_state(plan: Plan, state_text: str | None, *, status: str, case_id: int
             reasons.append(f"it is at {label}, a {_kind(old)} in {src.label} but a {_kind(new)} "
                            f"({new.bpmn_id or new.name}) in {tgt.label}")
             continue
+        old_host, new_host = _host(old), _host(new)
+        if old_host is not None and old_host != name:  # a waiting boundary event: it must stay on its task's match
+            host_to = plan.moves[old_host].to if old_host in plan.moves else None
+            if host_to != new_host:
+                host_label = _label(src.spec.task_specs[old_host])
+                goes = (f"which moves to {_label(tgt.spec.task_specs[host_to])}" if host_to else
+                        f"which {tgt.label} does not have")
+                there = (f"is attached to {_label(tgt.spec.task_specs[new_host])}" if new_host else
+                         "is attached to no task")
+                reasons.append(f"{label} waits on {host_label}, {goes}, but in {tgt.label} it {there}: it would "
+                               "fire on the wrong step. Map the task to the one it is attached to, or move the "
+                               "case once it has left the task")
+                continue
         old_timer, new_timer = _timer(old), _timer(new)
         if st & TaskState.WAITING and old_timer is not None:
             due = _due_text((task.get("internal_data") or {}).get("event_value"))

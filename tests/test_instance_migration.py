@@ -474,3 +474,25 @@ def test_a_moved_case_whose_process_was_started_by_another_still_replays(make_en
     eng.complete_task(review["id"], {"needs_changed": False}, actor="sw1")  # the next review starts on version 2
     report = replay_case(eng, res.case_id)
     assert report.ok, str(report)
+
+
+def test_a_task_with_waiting_boundary_timers_cannot_be_mapped_to_a_task_without_them(make_engine):
+    """Mapping the task a case waits at onto another task left its boundary timers waiting: the case moved, and
+    when the 6-week timer fired it cancelled the other task (which has no such timer) and went on to the overrun
+    review. The dry run now refuses, naming the timer, the task it waits on and where it is attached."""
+    eng = make_engine("deadline.bpmn")
+    case = eng.start("deadline").case_id
+    eng.deploy(files={"deadline.bpmn": (DIAGRAMS / "deadline.bpmn").read_bytes().replace(
+        b'name="Review overrun"', b'name="Review the overrun"')})
+    untouched = _stored(eng)
+    [check] = im.dry_run(eng, "deadline", 1, 2, mapping={"reablement": "review_overrun"}).cases
+    assert not check.can_move
+    assert any(r.startswith("'6 weeks' (six_weeks) waits on 'Deliver reablement' (reablement), which moves to "
+                            "'Review the overrun' (review_overrun), but in version 2 it is attached to "
+                            "'Deliver reablement' (reablement): it would fire on the wrong step")
+               for r in check.reasons)
+    result = im.migrate(eng, "deadline", 1, 2, actor="owner", reason="x", mapping={"reablement": "review_overrun"})
+    assert not result.cases[0].moved
+    assert _stored(eng)[:3] == untouched[:3]  # the case, its task and timers as they were (the run is audited)
+    assert im.dry_run(eng, "deadline", 1, 2).cases[0].can_move  # without the mapping the case moves as it is
+    assert [t["element_id"] for t in eng.list_tasks(case_id=case)] == ["reablement"]
