@@ -152,6 +152,18 @@ def _host(spec: Any) -> str | None:
     return None
 
 
+def _new_boundary_notes(plan: Plan, task: Any) -> list[str]:
+    """For a case waiting at `task` (in the target): the events attached to it that no element of the source
+    becomes — a timer added to the task, say. They are set when a case reaches the task, so a moved case does not
+    get them; the dry run says so rather than let the owner believe it does."""
+    split = plan.target.spec.task_specs.get(task.name + ".BoundaryEventSplit")
+    matched = {m.to for m in plan.moves.values()}
+    return [f"{_label(event)}, attached to {_label(task)} in {plan.target.label}, will not start for this case: "
+            "it starts only when a case reaches the task"
+            for event in getattr(split, "outputs", ())
+            if event.name != task.name and getattr(event, "bpmn_id", None) and event.name not in matched]
+
+
 def _waits_for(spec: Any) -> Any:
     """What a catching element waits for, comparable between versions (None when it catches nothing)."""
     ed = getattr(spec, "event_definition", None)
@@ -391,6 +403,8 @@ def check_state(plan: Plan, state_text: str | None, *, status: str, case_id: int
             if (old_ext.get("candidate_groups") or [old.lane]) != (new_ext.get("candidate_groups") or [new.lane]):
                 check.notes.append(f"the task {label} moves to the team "
                                    f"'{(new_ext.get('candidate_groups') or [new.lane])[0]}'")
+        if at_rest and _host(new) == new.name:
+            check.notes.extend(_new_boundary_notes(plan, new))
     for name in sorted(passed_missing):
         old = src.spec.task_specs[name]
         if getattr(old, "bpmn_id", None) is None:  # SpiffWorkflow's own part of an element

@@ -496,3 +496,25 @@ def test_a_task_with_waiting_boundary_timers_cannot_be_mapped_to_a_task_without_
     assert _stored(eng)[:3] == untouched[:3]  # the case, its task and timers as they were (the run is audited)
     assert im.dry_run(eng, "deadline", 1, 2).cases[0].can_move  # without the mapping the case moves as it is
     assert [t["element_id"] for t in eng.list_tasks(case_id=case)] == ["reablement"]
+
+
+def test_the_dry_run_says_a_timer_added_to_the_task_a_case_waits_at_will_not_start_for_it(make_engine):
+    """An owner adds a 3-week escalation to "Deliver reablement" and moves the cases waiting there: they moved,
+    and the new timer never started for them, while the dry run said nothing (timers start when a case reaches
+    the task). The dry run now says so for each such case."""
+    eng = make_engine("deadline.bpmn")
+    eng.start("deadline")
+    extra = b"""<bpmn:boundaryEvent id="three_weeks" name="3 weeks" attachedToRef="reablement" cancelActivity="false">
+      <bpmn:outgoing>f9</bpmn:outgoing>
+      <bpmn:timerEventDefinition id="three_weeks_def">
+        <bpmn:timeDuration>P21D</bpmn:timeDuration>
+      </bpmn:timerEventDefinition>
+    </bpmn:boundaryEvent>
+    <bpmn:endEvent id="escalated"><bpmn:incoming>f9</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f9" sourceRef="three_weeks" targetRef="escalated"/>
+  </bpmn:process>"""
+    eng.deploy(files={"deadline.bpmn": (DIAGRAMS / "deadline.bpmn").read_bytes().replace(b"</bpmn:process>", extra)})
+    [check] = im.dry_run(eng, "deadline", 1, 2).cases
+    assert check.can_move
+    assert check.notes == ["'3 weeks' (three_weeks), attached to 'Deliver reablement' (reablement) in version 2, will "
+                           "not start for this case: it starts only when a case reaches the task"]
