@@ -469,9 +469,11 @@ def draft_from_upload(engine: Any, *, process_id: str | None, filename: str, dat
         files = version_files(conn, live) if live is not None else {}
     if name.lower().endswith(".dmn") or name in files:
         files[name] = checked[name]
-    else:  # the process's file under a new name
+    else:  # the process's file under another name ("front_door (1).bpmn" from a browser's downloads): it keeps
+        # the live file's name, so the version's files still fit processes/ when they are committed back
+        diagrams = [k for k in files if not k.lower().endswith(".dmn")]
         files = {k: v for k, v in files.items() if k.lower().endswith(".dmn")}
-        files[name] = checked[name]
+        files[diagrams[0] if len(diagrams) == 1 else name] = checked[name]
     return create_draft(engine, process_id=process_id, files=files, base_version=live.version if live else None,
                         actor=actor, note=note or f"uploaded {name}")
 

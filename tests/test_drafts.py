@@ -255,6 +255,11 @@ def test_an_upload_replaces_the_live_file_in_a_new_draft(make_engine):
     assert d["main_file"] == "three_tasks.bpmn" and d["change_note"] == "uploaded three_tasks.bpmn"
     with pytest.raises(DefinitionError, match="does not hold the process 'budget'"):
         drafts.draft_from_upload(eng, process_id="budget", filename="three_tasks.bpmn", data=xml, actor="alice")
+    # saved again from a browser's downloads: the diagram keeps the process's file name (it was stored as
+    # "three_tasks (1).bpmn", which would sit beside three_tasks.bpmn when committed back to processes/)
+    again = drafts.draft_from_upload(eng, process_id="three_tasks", filename="three_tasks (1).bpmn", data=xml,
+                                     actor="alice")
+    assert again["files"] == {"three_tasks.bpmn": xml.decode()} and again["main_file"] == "three_tasks.bpmn"
     # a new process: its id comes from the file
     fresh = (DIAGRAMS / "deadline.bpmn").read_bytes()
     new = drafts.draft_from_upload(eng, process_id=None, filename="deadline.bpmn", data=fresh, actor="alice")
