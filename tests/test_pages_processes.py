@@ -230,6 +230,10 @@ def test_uploads_become_drafts_and_hostile_files_are_refused_with_nothing_stored
         assert r.status_code == status, (name, r.text[:300])
         assert 'class="govuk-error-summary"' in r.text and words in html.unescape(r.text), name
         assert 'href="#file"' in r.text
+    # the file's name is said as it is spelt (the summary said "Xxe.bpmn: refused …" for xxe.bpmn)
+    r = alice.post("/processes/front_door/upload", data={"csrf_token": csrf},
+                   files={"file": ("xxe.bpmn", hostile, "application/xml")})
+    assert r.status_code == 422 and "xxe.bpmn: refused" in r.text and "Xxe.bpmn" not in r.text
     r = alice.post("/processes/front_door/upload", data={"csrf_token": csrf})
     assert r.status_code == 400 and "Select a .bpmn or .dmn file" in r.text
     r = alice.post("/processes/front_door/upload", data={"csrf_token": csrf},
