@@ -28,6 +28,7 @@ recompute them from the new definition (counted from when each timer started).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -696,8 +697,14 @@ def _move_one(engine: Any, plan: Plan, instance_id: int, case_id: int, reference
     except CarepathError as exc:
         return CaseResult(case_id, reference, instance_id, False, [exc.message])
     except Exception as exc:  # noqa: BLE001 - one case failing must not stop the others; it is reported
+        # the library's own words (a Python repr, "KeyError: <…BpmnStartTask object at 0x7f…>") mean nothing to
+        # the owner and may quote case data: the log gets the kind of error and where, the owner a sentence
+        logging.getLogger("carepath.migration").error("moving instance %s failed: %s", instance_id,
+                                                      type(exc).__name__)
         return CaseResult(case_id, reference, instance_id, False,
-                          [f"it could not be moved ({type(exc).__name__}: {exc}); nothing was changed"])
+                          [f"it could not be moved because of an unexpected error in the engine ({type(exc).__name__}"
+                           f", logged for process instance {instance_id}); nothing was changed. Report it to the "
+                           "administrators with the case reference"])
 
 
 def migrate_instance(engine: Any, plan: Plan, instance_id: int, *, actor: str, reason: str,

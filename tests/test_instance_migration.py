@@ -518,3 +518,32 @@ def test_the_dry_run_says_a_timer_added_to_the_task_a_case_waits_at_will_not_sta
     assert check.can_move
     assert check.notes == ["'3 weeks' (three_weeks), attached to 'Deliver reablement' (reablement) in version 2, will "
                            "not start for this case: it starts only when a case reaches the task"]
+
+
+def test_an_unexpected_failure_is_said_in_words_logged_without_detail_and_changes_nothing(make_engine, monkeypatch,
+                                                                                          caplog):
+    """A move that failed inside the library showed the owner "it could not be moved (KeyError:
+    <SpiffWorkflow.bpmn.specs.control.BpmnStartTask object at 0x7f…>)"."""
+    eng, deploy_v2 = _three_tasks(make_engine, "three_tasks_triage_added.bpmn")
+    case = _at_screen(eng)
+    deploy_v2()
+    untouched = _stored(eng)
+
+    class Spec:
+        def __repr__(self) -> str:
+            return "<SpiffWorkflow.bpmn.specs.control.BpmnStartTask object at 0x7f95fc40a290>"
+
+    def fail(*_args, **_kwargs):
+        raise KeyError(Spec())
+
+    monkeypatch.setattr(im, "_rewrite", fail)
+    [result] = im.migrate(eng, "three_tasks", 1, 2, actor="owner", reason="triage").cases
+    assert not result.moved
+    [reason] = result.reasons
+    assert reason.startswith("it could not be moved because of an unexpected error in the engine (KeyError, logged "
+                             "for process instance ") and "nothing was changed" in reason
+    assert "object at 0x" not in reason
+    assert _stored(eng)[:3] == untouched[:3]
+    assert [r.getMessage() for r in caplog.records if r.name == "carepath.migration"] == [
+        f"moving instance {result.instance_id} failed: KeyError"]
+    assert eng.get_case(case)["instances"][0]["status"] == "waiting"
