@@ -126,6 +126,11 @@ def _kind(spec: Any) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower() if name else "element"
 
 
+def _a(words: str) -> str:
+    """'a user task', 'an end event', 'an exclusive gateway'."""
+    return f"{'an' if words[:1] in 'aeio' else 'a'} {words}"  # 'a user task'
+
+
 def _label(spec: Any) -> str:
     name = getattr(spec, "bpmn_name", None) or getattr(spec, "description", None)
     bpmn_id = getattr(spec, "bpmn_id", None)
@@ -360,7 +365,7 @@ def check_state(plan: Plan, state_text: str | None, *, status: str, case_id: int
                            f"it is at {label}, which {tgt.label} does not have in the same form")
             continue
         if type(old).__name__ != type(new).__name__:
-            reasons.append(f"it is at {label}, a {_kind(old)} in {src.label} but a {_kind(new)} "
+            reasons.append(f"it is at {label}, {_a(_kind(old))} in {src.label} but {_a(_kind(new))} "
                            f"({new.bpmn_id or new.name}) in {tgt.label}")
             continue
         old_host, new_host = _host(old), _host(new)

@@ -112,6 +112,9 @@ def test_an_element_whose_kind_changed_is_refused_with_both_kinds_named(make_eng
     [check] = im.dry_run(eng, "three_tasks", 1, 2).cases
     assert check.reasons == ["it is at 'Screen' (screen), a user task in version 1 but a script task (screen) "
                              "in version 2"]
+    [check] = im.dry_run(eng, "three_tasks", 1, 2, mapping={"screen": "end"}).cases  # "a end event" it said
+    assert check.reasons == ["it is at 'Screen' (screen), a user task in version 1 but an end event (end) "
+                             "in version 2"]
 
 
 def test_a_renamed_element_is_matched_by_its_place_and_takes_the_new_form_and_team(make_engine):
