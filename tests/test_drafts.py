@@ -4,6 +4,7 @@ approval, hostile uploads, and approval deploying a new version recorded in the 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from sqlalchemy import func, select
@@ -367,3 +368,24 @@ def test_deployments_made_before_the_workbench_keep_their_rows_through_migration
         assert drafts.list_drafts(conn) == []
     assert (v1["version"], v1["author"], v1["approver"], v1["change_note"]) == (1, "ops", None, "")
     db.dispose()
+
+
+def test_a_draft_changed_after_the_reviewer_opened_it_says_it_went_back_to_its_author(make_engine):
+    """The author saved a submitted draft again while the reviewer had it open: approving said "Draft 11 is draft,
+    not waiting for review"; it now says who changed it, when, and that it must be submitted again."""
+    eng = make_engine("three_tasks.bpmn")
+    d = submitted(eng, renamed("Screen", "Triage"))
+    opened = d["revision"]  # what the reviewer's page was made from
+    drafts.save_draft(eng, d["id"], files={"three_tasks.bpmn": renamed("Screen", "Screen the contact")},
+                      expected_revision=opened, actor="alice")
+    for act in (lambda: drafts.approve_draft(eng, d["id"], actor="bob", note="", expected_revision=opened),
+                lambda: drafts.refuse_draft(eng, d["id"], actor="bob", reason="no", expected_revision=opened)):
+        with pytest.raises(StateError) as caught:
+            act()
+        assert re.fullmatch(rf"draft {d['id']} was changed by alice at \d{{4}}-\d\d-\d\d \d\d:\d\d UTC \(revision "
+                            rf"{opened + 1}\) after you opened it, so it is back with its author: it must be "
+                            r"submitted again before it can be (approved|refused)", caught.value.message), \
+            caught.value.message
+    with pytest.raises(StateError, match="is still being changed by its author .* before it can be approved"):
+        drafts.approve_draft(eng, d["id"], actor="bob", note="")
+    assert drafts.list_drafts(eng)[0]["status"] == "draft"

@@ -398,3 +398,24 @@ def test_an_upload_that_is_not_a_readable_form_gets_an_error_page(world):
     r = alice.post("/processes/front_door/upload", data={"csrf_token": csrf}, files=many)
     assert r.status_code == 400 and "The upload could not be read" in html.unescape(r.text)
     assert counts(eng) == before
+
+
+def test_approving_a_draft_its_author_changed_after_the_review_opened_says_it_went_back(world):
+    eng, app, _people = world
+    files = stored_files(eng)
+    d = drafts.create_draft(eng, process_id="front_door", base_version=1, actor="process-owner",
+                            files=renamed(files, "Record the contact", "Take the call"))
+    d = drafts.submit_draft(eng, d["id"], actor="process-owner", note="x")
+    bob, b_csrf = client(app, OWNER2)
+    opened = d["revision"]
+    drafts.save_draft(eng, d["id"], files=renamed(files, "Record the contact", "Take the call now"),
+                      expected_revision=opened, actor="process-owner")
+    r = bob.post(f"/processes/drafts/{d['id']}/approve", data={"csrf_token": b_csrf, "revision": str(opened),
+                                                               "note": "x"})
+    assert r.status_code == 409
+    page = text(r.text)
+    assert f"Draft {d['id']} was changed by process-owner at " in page and "after you opened it, so it is back with " \
+        "its author: it must be submitted again before it can be approved" in page
+    assert ("This draft is not waiting for review (it is back with its author, who is changing it: it must be "
+            "submitted again): there is nothing to approve or refuse.") in page
+    assert "(it is draft)" not in page and drafts.get_draft(eng, d["id"])["status"] == "draft"
