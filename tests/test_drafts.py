@@ -229,6 +229,10 @@ def test_an_identical_draft_has_nothing_to_deploy(make_engine):
     ("broken.bpmn", THREE[:400], DefinitionError, "not well-formed"),
     ("notes.txt", THREE, DefinitionError, "must end in .bpmn or .dmn"),
     ("../../etc/x.bpmn", THREE, DefinitionError, "no folders"),
+    # libxml2's own words were shown: "Excessive depth in document: 256, use XML_PARSE_HUGE option"
+    ("deep.bpmn", '<?xml version="1.0"?><definitions>' + "<a>" * 100_000 + "</a>" * 100_000 + "</definitions>",
+     DefinitionError, "deep.bpmn:1: not well-formed XML: elements are nested more than 256 deep, far deeper than "
+                      "any diagram (line 1, column"),
 ])
 def test_a_hostile_or_broken_file_is_refused_and_nothing_is_stored(make_engine, name, content, error, words):
     eng = make_engine("three_tasks.bpmn")
