@@ -4,6 +4,7 @@ input is a clear 4xx and changes nothing; a case that changed since the dry run 
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -267,4 +268,27 @@ def test_the_case_chronology_says_in_words_which_version_a_process_moved_to_who_
             f"4 weeks now; 6 weeks now due {four_weeks.day} {four_weeks:%B %Y} "
             f"(was {six_weeks.day} {six_weeks:%B %Y})") in texts, texts
     assert not [t for t in texts if t.startswith("Instance ")]
+    eng.db.dispose()
+
+
+def test_the_moved_page_names_each_timer_and_says_its_due_date_in_words(db_url, calls):
+    """The confirmation said "six_weeks: 2031-04-14 → 2031-03-31" and "reminder: due date kept" (element ids,
+    ISO dates; "kept" even when the owner chose to work the dates out again)."""
+    eng = Engine(db_url, registry=calls.registry(), forms=FormLibrary())
+    eng.init(simulated_start=START)
+    eng.deploy([DIAGRAMS / "deadline.bpmn"])
+    eng.start("deadline")
+    eng.deploy([VARIANTS / "deadline_four_weeks.bpmn"])
+    create_user(eng, "owner", PASSWORD, display_name="Pat Owner", roles=["process_owner"])
+    owner, csrf = _client(create_app(eng, run_timers=False), "owner")
+    results = owner.post("/processes/deadline/migrate/check", data=_form(csrf, timers="recompute"))
+    expected = re.search(r'name="expected" value="([^"]*)"', results.text).group(1)
+    done = owner.post("/processes/deadline/migrate/move", data=_form(
+        csrf, timers="recompute", expected=expected, action="all", reason="overruns reviewed at 4 weeks"))
+    assert done.status_code == 200, done.text
+    page = html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", done.text)))
+    four, five, six = (START + timedelta(weeks=w) for w in (4, 5, 6))
+    assert f"6 weeks: now due {four.day} {four:%B %Y} (was {six.day} {six:%B %Y})" in page, page
+    assert f"Reminder at 5 weeks: still due {five.day} {five:%B %Y}" in page
+    assert "due date kept" not in page and "six_weeks" not in page
     eng.db.dispose()
