@@ -419,3 +419,27 @@ def test_approving_a_draft_its_author_changed_after_the_review_opened_says_it_we
     assert ("This draft is not waiting for review (it is back with its author, who is changing it: it must be "
             "submitted again): there is nothing to approve or refuse.") in page
     assert "(it is draft)" not in page and drafts.get_draft(eng, d["id"])["status"] == "draft"
+
+
+def test_the_modeller_says_a_diagram_without_a_drawing_cannot_be_shown_and_what_to_do(world):
+    """A .bpmn with no drawing (generated, say) became a draft, and the modeller said only "The modeller could not
+    open this draft: no diagram to display". And its note about other drafts said "Someone else is also editing"
+    about the owner's own drafts."""
+    eng, app, _people = world
+    alice, csrf = client(app, "process-owner")
+    undrawn = (b'<?xml version="1.0" encoding="UTF-8"?>\n<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/'
+               b'20100524/MODEL" id="d" targetNamespace="x"><bpmn:process id="front_door" isExecutable="true">'
+               b'<bpmn:startEvent id="s"/></bpmn:process></bpmn:definitions>')
+    r = alice.post("/processes/front_door/upload", data={"csrf_token": csrf},
+                   files={"file": ("front_door.bpmn", undrawn, "application/xml")})
+    assert r.status_code == 303, r.text
+    first = int(r.headers["location"].split("/")[3].split("?")[0])
+    page = text(alice.get(f"/processes/drafts/{first}/edit").text)
+    assert ("front_door.bpmn has no drawing (BPMN DI), so the modeller cannot show it: it shows only what is drawn. "
+            "Upload the file again saved from a modeller such as Camunda Modeler") in page
+    other = drafts.create_draft(eng, process_id="front_door", base_version=1, actor="process-owner",
+                                files=live_files(alice))
+    page = text(alice.get(f"/processes/drafts/{other['id']}/edit").text)
+    assert "no drawing" not in page  # the live version's diagram is drawn
+    assert f"You have other drafts of this process open too: you (draft {first})." in page
+    assert "Someone else" not in page
