@@ -597,6 +597,8 @@ def describe(e: dict[str, Any], rec: Loaded, inst_by_id: dict[int, dict[str, Any
         return _cancelled_sentence(e, d, ver, rec, who), "process", None
     if t in ("instance.suspended", "instance.resumed"):
         return _pause_sentence(t, d, ver, who), "process", None
+    if t == "instance.migrated":
+        return _migrated_sentence(d, ver, who), "process", None
     if t == "instance.started":
         proc = ver.name if ver else humanise(d.get("process_id", ""))
         parent = inst_by_id.get(d.get("parent_instance_id")) if d.get("parent_instance_id") else None
@@ -671,6 +673,24 @@ def _pause_sentence(t: str, d: dict[str, Any], ver: Any, who: str) -> str:
         return f"{proc} paused by {who}" + (f": {why[:1].lower() + why[1:]}" if why else "")
     why = str(d.get("reason") or "").strip()
     return f"{proc} resumed by {who}" + (f": {why[:1].lower() + why[1:]}" if why else "")
+
+
+def _migrated_sentence(d: dict[str, Any], ver: Any, who: str) -> str:
+    """A process moved to another version of its diagram (engine/instance_migration.py), in words: "Reablement
+    moved from version 1 to version 2 by Sam Smith: planning step renamed; 'Reablement period reached' now
+    due 12 January 2027 (was 19 January 2027)" (it said "Instance migrated")."""
+    proc = ver.name if ver else humanise(d.get("process_id", "") or "the process")
+    text = f"{proc} moved from version {d.get('from_version')} to version {d.get('to_version')} by {who}"
+    why = str(d.get("reason") or "").strip()
+    if why:
+        text += f": {why[:1].lower() + why[1:]}"
+    for t in d.get("timer_due_dates") or []:
+        if not isinstance(t, dict) or not t.get("due_after") or t.get("due_after") == t.get("due_before"):
+            continue
+        el = t.get("to_element_id") or t.get("element_id")
+        tname = ver.element_name(el) if ver else humanise(el or "timer")
+        text += f"; {tname} now due {long_day(t['due_after'])} (was {long_day(t.get('due_before'))})"
+    return text
 
 
 def _day_in_words(value: Any) -> str | None:

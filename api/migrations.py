@@ -272,7 +272,9 @@ async def move_page(request: Request, process_id: str) -> Response:
         except CarepathError as exc:
             return kit.error_page(request, user, 422 if isinstance(exc, ValidationError) else 404,
                                   "Sorry, there is a problem", exc.message)
+        names = await run_in_threadpool(lambda: {e["id"]: e["name"] for e in im.plan_for(
+            engine, process_id, choice["from"], choice["to"]).target_elements()})
         return kit.render(request, "process_migrate_done.html", {
-            "user": user, "process_id": process_id, "result": result, "reason": reason})
+            "user": user, "process_id": process_id, "result": result, "reason": reason, "names": names})
     except Exception as exc:  # noqa: BLE001
         return kit.guard(request, user, exc, not_found=f"There is no process '{process_id}'.")

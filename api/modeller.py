@@ -367,6 +367,9 @@ def modeller_page(request: Request, draft_id: Id) -> Response:
         draft = drafts.get_draft(request.app.state.engine, draft_id)
     except Exception as exc:  # noqa: BLE001
         return kit.guard(request, user, exc, not_found="There is no draft at this address.")
+    # a diagram with no drawing (BPMN DI) cannot be shown by bpmn-js, which says only "no diagram to display"
+    undrawn = sorted(name for name, text in draft["files"].items()
+                     if name.lower().endswith(".bpmn") and "BPMNShape" not in text)
     return kit.render(request, "modeller.html", {
         "user": user, "draft": draft, "editable": draft["status"] in drafts.OPEN, "bundle": bundle_built(),
-        "draft_url": f"/api/processes/drafts/{draft_id}"})
+        "draft_url": f"/api/processes/drafts/{draft_id}", "undrawn": undrawn})

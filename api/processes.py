@@ -12,6 +12,7 @@ Process owners read and change; team managers and auditors only read; everyone e
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -277,7 +278,12 @@ def _summary(exc: Exception) -> list[dict[str, Any]]:
     if isinstance(exc, DefinitionError):
         return [{"text": str(p), "href": None} for p in exc.problems]
     message = getattr(exc, "message", str(exc))
+    if _FILE_FIRST.match(message):  # "billion.bpmn: refused …": a file's name is said as it is spelt
+        return [{"text": message, "href": None}]
     return [{"text": message[:1].upper() + message[1:], "href": None}]
+
+
+_FILE_FIRST = re.compile(r"[^\s:]+\.(?:bpmn|dmn)\b", re.IGNORECASE)
 
 
 def _status_of(exc: Exception) -> int:

@@ -53,7 +53,12 @@ LITERAL_PATTERNS: dict[str, re.Pattern[str]] = {
 }
 # Text that starts like ISO 8601 is meant as a literal: if it is not a valid one it is a
 # typo (`P4XD`) to report at deploy time, not a Python name to look up at run time.
-_LOOKS_ISO = re.compile(r"(?:P\d|PT\d|R\d*/|\d{4}-)")
+_LOOKS_ISO = re.compile(r"(?:P\d|PT\d|R\d*/|\d{4}-|PT?[-+ ]+\d)")
+# A length of time in words ("14 days", "6 weeks") or ISO 8601 in lower case ("p14d"): meant as a literal too.
+# Read as Python, the first is a syntax error and the second a case variable that no case has, so the timer
+# would fail when a case reached it.
+_IN_WORDS = re.compile(r"(\d+)\s*(working\s+)?(minute|hour|day|week|month|year)s?", re.IGNORECASE)
+_WORD_UNITS = {"minute": "PT{}M", "hour": "PT{}H", "day": "P{}D", "week": "P{}W", "month": "P{}M", "year": "P{}Y"}
 
 KINDS = ("date", "duration", "cycle")
 EXAMPLES = {"date": "2027-01-04T09:00:00Z", "duration": "P42D", "cycle": "R/P1Y"}
@@ -65,14 +70,29 @@ def is_literal(kind: str, text: str) -> bool:
 
 
 def looks_like_iso(text: str) -> bool:
-    return _LOOKS_ISO.match(text.strip()) is not None
+    text = text.strip()
+    return (_LOOKS_ISO.match(text) is not None or _IN_WORDS.fullmatch(text) is not None
+            or (text != text.upper() and any(is_literal(kind, text.upper()) for kind in KINDS)))
+
+
+def _suggestion(kind: str, text: str) -> str:
+    """What the owner probably meant, said after the problem ("write P14D"), or ""."""
+    if is_literal(kind, text.upper()):
+        return f": write {text.upper()}"
+    words = _IN_WORDS.fullmatch(text)
+    if kind == "duration" and words is not None:
+        if words.group(2):
+            return ("; working days are counted with a local setting (a whole number of working days) or "
+                    "working_day_deadline(…) in a date timer")
+        return f": write {_WORD_UNITS[words.group(3).lower()].format(int(words.group(1)))}"
+    return ""
 
 
 def literal_problem(kind: str, text: str) -> str | None:
     """Why `text` is not a usable ISO 8601 value of this kind, or None if it is."""
     text = text.strip()
     if not is_literal(kind, text):
-        return f"'{text}' is not a valid ISO 8601 {kind} (for example {EXAMPLES[kind]})"
+        return f"'{text}' is not a valid ISO 8601 {kind} (for example {EXAMPLES[kind]}){_suggestion(kind, text)}"
     try:
         _due_from_literal(kind, text, datetime(2000, 1, 1, tzinfo=UTC))
     except (ValueError, TypeError, OverflowError) as exc:

@@ -411,7 +411,10 @@ class SpecCache:
         self._conn: Connection | None = None
         self._lock = threading.Lock()
         self._now = now
-        self._without_decisions: set[int] = set()  # versions with no business rule task: no decision to look for
+        #: versions with no business rule task (no decision to look for) -> the key they were built under, so
+        #: every later get() returns that same spec: a migration aligns spec objects (engine/instance_migration.py)
+        #: and a workflow loaded with a second build of the same version would not match its plan
+        self._without_decisions: dict[int, int] = {}
         #: simulation mode (engine/simulation.py): one process owns the database and deploys only through
         #: Engine.deploy, which calls `forget_newest`; the newest decision version is read once, not every step
         self.hold_newest = False
@@ -425,7 +428,7 @@ class SpecCache:
             self._conn = conn
             try:
                 if version_id in self._without_decisions:
-                    return self._get(version_id, 0)
+                    return self._get(version_id, self._without_decisions[version_id])
                 if self.hold_newest and self._newest is not None:
                     return self._get(version_id, self._newest)
                 newest = select(func.max(decision_versions.c.id))
@@ -450,7 +453,7 @@ class SpecCache:
                                              pinned_decision_files(self._conn, info, newest_decision or None))
         if not any(hasattr(task_spec, "dmnEngine") for one in (spec, *subprocess_specs.values())
                    for task_spec in one.task_specs.values()):
-            self._without_decisions.add(version_id)
+            self._without_decisions.setdefault(version_id, newest_decision)
         return LoadedVersion(row.id, row.process_id, row.version, info, spec, subprocess_specs)
 
 

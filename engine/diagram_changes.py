@@ -53,6 +53,13 @@ _CHILD_WORDS = {
     "outputEntry": "output entry", "inputExpression": "input expression",
 }
 _SKIP_ATTRS = {"id", "exporter", "exporterVersion"}
+#: attributes whose absence means this value (BPMN 2.0, DMN 1.3): bpmn-js and dmn-js drop them when they
+#: export, so `cancelActivity="true"` written out and left out are the same diagram, not a change to review
+_DEFAULTS = {"cancelActivity": "true", "isInterrupting": "true", "parallelMultiple": "false",
+             "isForCompensation": "false", "startQuantity": "1", "completionQuantity": "1",
+             "gatewayDirection": "Unspecified", "instantiate": "false", "eventGatewayType": "Exclusive",
+             "isSequential": "false", "triggeredByEvent": "false", "isClosed": "false", "hitPolicy": "UNIQUE",
+             "preferredOrientation": "Rule-as-Row"}
 
 
 def _words(localname: str) -> str:
@@ -73,9 +80,20 @@ def _attr_name(key: str) -> str:
     return q.localname if not q.namespace else f"{q.localname}"
 
 
+def _attrs(el: Any) -> dict[str, str]:
+    """The attributes that say something: not the id or the exporter, nor one set to its default value."""
+    out = {}
+    for key, value in el.attrib.items():
+        name = _attr_name(key)
+        if name in _SKIP_ATTRS or _DEFAULTS.get(name, "").lower() == value.strip().lower():
+            continue
+        out[name] = value
+    return out
+
+
 def _signature(el: Any) -> Any:
     """What an element says, with elements that have their own id reduced to a reference."""
-    attrs = tuple(sorted((_attr_name(k), v) for k, v in el.attrib.items() if _attr_name(k) not in _SKIP_ATTRS))
+    attrs = tuple(sorted(_attrs(el).items()))
     kids = tuple((_local(child), _signature(child)) for child in el  # parts with an id are compared on their own
                  if isinstance(child.tag, str) and not _layout(child.tag) and not child.get("id"))
     return (_local(el), attrs, (el.text or "").strip(), kids)
@@ -99,13 +117,16 @@ def _details(old: Any, new: Any) -> list[str]:
     out: list[str] = []
     if _local(old) != _local(new):
         out.append(f"changed from {_words(_local(old))} to {_words(_local(new))}")
-    a = {_attr_name(k): v for k, v in old.attrib.items() if _attr_name(k) not in _SKIP_ATTRS}
-    b = {_attr_name(k): v for k, v in new.attrib.items() if _attr_name(k) not in _SKIP_ATTRS}
+    a, b = _attrs(old), _attrs(new)
     for key in sorted(set(a) | set(b)):
         if a.get(key) == b.get(key):
             continue
         label = "name" if key == "name" else key
-        if key not in a:
+        if key not in a and key in _DEFAULTS:  # left out: its default
+            out.append(f"{label} changed from '{_DEFAULTS[key]}' to '{b[key]}'")
+        elif key not in b and key in _DEFAULTS:
+            out.append(f"{label} changed from '{a[key]}' to '{_DEFAULTS[key]}'")
+        elif key not in a:
             out.append(f"{label} set to '{b[key]}'")
         elif key not in b:
             out.append(f"{label} removed (was '{a[key]}')")

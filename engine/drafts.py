@@ -469,9 +469,11 @@ def draft_from_upload(engine: Any, *, process_id: str | None, filename: str, dat
         files = version_files(conn, live) if live is not None else {}
     if name.lower().endswith(".dmn") or name in files:
         files[name] = checked[name]
-    else:  # the process's file under a new name
+    else:  # the process's file under another name ("front_door (1).bpmn" from a browser's downloads): it keeps
+        # the live file's name, so the version's files still fit processes/ when they are committed back
+        diagrams = [k for k in files if not k.lower().endswith(".dmn")]
         files = {k: v for k, v in files.items() if k.lower().endswith(".dmn")}
-        files[name] = checked[name]
+        files[diagrams[0] if len(diagrams) == 1 else name] = checked[name]
     return create_draft(engine, process_id=process_id, files=files, base_version=live.version if live else None,
                         actor=actor, note=note or f"uploaded {name}")
 
@@ -514,6 +516,20 @@ def _stale(row: Any, expected: int | None) -> ConflictError:
         f"draft {row.id} was saved by {row.updated_by} at {history.iso(row.updated_at)[:16].replace('T', ' ')} UTC "
         f"(revision {row.revision}); your change started from revision {expected}. Reload the draft and make "
         "your change again", draft=row.id, revision=row.revision, saved_by=row.updated_by)
+
+
+def _not_submitted(row: Any, expected: int | None, done: str) -> StateError:
+    """Why a draft that is not waiting for review cannot be approved or refused, in the reviewer's terms: "draft 11
+    is draft" said nothing of its author saving it again after submitting it, which sends it back to them."""
+    if row.status == "draft":
+        when = history.iso(row.updated_at)[:16].replace("T", " ")
+        why = (f"was changed by {row.updated_by} at {when} UTC (revision {row.revision}) after you opened it, so it "
+               "is back with its author" if expected is not None and row.revision != expected else
+               "is still being changed by its author (not submitted for review)")
+        return StateError(f"draft {row.id} {why}: it must be submitted again before it can be {done}",
+                          draft=row.id, status=row.status)
+    return StateError(f"draft {row.id} is {row.status}, not waiting for review: only a submitted draft can be "
+                      f"{done}", draft=row.id, status=row.status)
 
 
 def _require_open(row: Any) -> None:
@@ -582,8 +598,7 @@ def approve_draft(engine: Any, draft_id: int, *, actor: str, note: str,
                 f"you cannot approve draft {draft_id}: you " + ("wrote it" if actor == row.author else "saved it")
                 + "; another process owner must review and approve it (four eyes)", draft=draft_id)
         if row.status != "submitted":
-            raise StateError(f"draft {draft_id} is {row.status}, not waiting for review: only a submitted "
-                             "draft can be approved", draft=draft_id, status=row.status)
+            raise _not_submitted(row, expected_revision, "approved")
         _check_revision(row, expected_revision)
         _require_base_live(conn, row)
         note_text = note_text or row.change_note
@@ -626,7 +641,7 @@ def refuse_draft(engine: Any, draft_id: int, *, actor: str, reason: str,
         if actor == row.author:
             raise FourEyesError(f"draft {draft_id} is yours: withdraw it instead of refusing it", draft=draft_id)
         if row.status != "submitted":
-            raise StateError(f"draft {draft_id} is {row.status}, not waiting for review", draft=draft_id)
+            raise _not_submitted(row, expected_revision, "refused")
         _check_revision(row, expected_revision)
         conn.execute(update(process_drafts).where(process_drafts.c.id == draft_id).values(
             status="refused", decided_at=now, decided_by=actor, decision_note=reason_text))

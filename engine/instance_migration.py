@@ -28,6 +28,7 @@ recompute them from the new definition (counted from when each timer started).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -125,6 +126,11 @@ def _kind(spec: Any) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower() if name else "element"
 
 
+def _a(words: str) -> str:
+    """'a user task', 'an end event', 'an exclusive gateway'."""
+    return f"{'an' if words[:1] in 'aeio' else 'a'} {words}"  # 'a user task'
+
+
 def _label(spec: Any) -> str:
     name = getattr(spec, "bpmn_name", None) or getattr(spec, "description", None)
     bpmn_id = getattr(spec, "bpmn_id", None)
@@ -141,6 +147,27 @@ def _timer(spec: Any) -> tuple[str, str] | None:
     if ed is None or expression is None or "Timer" not in type(ed).__name__ and "TimeDate" not in type(ed).__name__:
         return None
     return type(ed).__name__, str(expression)
+
+
+def _host(spec: Any) -> str | None:
+    """The task a boundary event is attached to, or for a task with boundary events the task itself (read from
+    the split SpiffWorkflow puts before them); None for anything else."""
+    for parent in getattr(spec, "inputs", None) or ():
+        if parent.name.endswith(".BoundaryEventSplit"):
+            return parent.name.removesuffix(".BoundaryEventSplit")
+    return None
+
+
+def _new_boundary_notes(plan: Plan, task: Any) -> list[str]:
+    """For a case waiting at `task` (in the target): the events attached to it that no element of the source
+    becomes — a timer added to the task, say. They are set when a case reaches the task, so a moved case does not
+    get them; the dry run says so rather than let the owner believe it does."""
+    split = plan.target.spec.task_specs.get(task.name + ".BoundaryEventSplit")
+    matched = {m.to for m in plan.moves.values()}
+    return [f"{_label(event)}, attached to {_label(task)} in {plan.target.label}, will not start for this case: "
+            "it starts only when a case reaches the task"
+            for event in getattr(split, "outputs", ())
+            if event.name != task.name and getattr(event, "bpmn_id", None) and event.name not in matched]
 
 
 def _waits_for(spec: Any) -> Any:
@@ -338,9 +365,22 @@ def check_state(plan: Plan, state_text: str | None, *, status: str, case_id: int
                            f"it is at {label}, which {tgt.label} does not have in the same form")
             continue
         if type(old).__name__ != type(new).__name__:
-            reasons.append(f"it is at {label}, a {_kind(old)} in {src.label} but a {_kind(new)} "
+            reasons.append(f"it is at {label}, {_a(_kind(old))} in {src.label} but {_a(_kind(new))} "
                            f"({new.bpmn_id or new.name}) in {tgt.label}")
             continue
+        old_host, new_host = _host(old), _host(new)
+        if old_host is not None and old_host != name:  # a waiting boundary event: it must stay on its task's match
+            host_to = plan.moves[old_host].to if old_host in plan.moves else None
+            if host_to != new_host:
+                host_label = _label(src.spec.task_specs[old_host])
+                goes = (f"which moves to {_label(tgt.spec.task_specs[host_to])}" if host_to else
+                        f"which {tgt.label} does not have")
+                there = (f"is attached to {_label(tgt.spec.task_specs[new_host])}" if new_host else
+                         "is attached to no task")
+                reasons.append(f"{label} waits on {host_label}, {goes}, but in {tgt.label} it {there}: it would "
+                               "fire on the wrong step. Map the task to the one it is attached to, or move the "
+                               "case once it has left the task")
+                continue
         old_timer, new_timer = _timer(old), _timer(new)
         if st & TaskState.WAITING and old_timer is not None:
             due = _due_text((task.get("internal_data") or {}).get("event_value"))
@@ -369,6 +409,8 @@ def check_state(plan: Plan, state_text: str | None, *, status: str, case_id: int
             if (old_ext.get("candidate_groups") or [old.lane]) != (new_ext.get("candidate_groups") or [new.lane]):
                 check.notes.append(f"the task {label} moves to the team "
                                    f"'{(new_ext.get('candidate_groups') or [new.lane])[0]}'")
+        if at_rest and _host(new) == new.name:
+            check.notes.extend(_new_boundary_notes(plan, new))
     for name in sorted(passed_missing):
         old = src.spec.task_specs[name]
         if getattr(old, "bpmn_id", None) is None:  # SpiffWorkflow's own part of an element
@@ -660,8 +702,14 @@ def _move_one(engine: Any, plan: Plan, instance_id: int, case_id: int, reference
     except CarepathError as exc:
         return CaseResult(case_id, reference, instance_id, False, [exc.message])
     except Exception as exc:  # noqa: BLE001 - one case failing must not stop the others; it is reported
+        # the library's own words (a Python repr, "KeyError: <…BpmnStartTask object at 0x7f…>") mean nothing to
+        # the owner and may quote case data: the log gets the kind of error and where, the owner a sentence
+        logging.getLogger("carepath.migration").error("moving instance %s failed: %s", instance_id,
+                                                      type(exc).__name__)
         return CaseResult(case_id, reference, instance_id, False,
-                          [f"it could not be moved ({type(exc).__name__}: {exc}); nothing was changed"])
+                          [f"it could not be moved because of an unexpected error in the engine ({type(exc).__name__}"
+                           f", logged for process instance {instance_id}); nothing was changed. Report it to the "
+                           "administrators with the case reference"])
 
 
 def migrate_instance(engine: Any, plan: Plan, instance_id: int, *, actor: str, reason: str,
@@ -701,6 +749,12 @@ def migrate_instance(engine: Any, plan: Plan, instance_id: int, *, actor: str, r
             refused.reasons.extend(check.reasons)
             return refused
         full, wf = engine._load(conn, instance_id)
+        if wf.spec is not plan.source.spec:  # built again since the plan was made (a decision deployed meanwhile,
+            # or the spec cache let it go): the alignment is by spec object, so compare with this build
+            plan = Plan(_loaded_target(conn, engine.specs, row.process_version_id), plan.target, plan.mapping)
+            if wf.spec is not plan.source.spec:
+                raise StateError(f"case {ref} could not be moved: its version could not be loaded consistently; "
+                                 "nothing was changed, try again", case=row.case_id)
         now = engine.now(conn)
         p = engine._pending(now, full, wf)
         starts = _timer_starts(conn, row.case_id)

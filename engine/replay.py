@@ -219,6 +219,10 @@ def _replay_step(scratch: Any, case_id: int, step: list[dict[str, Any]], ids: _I
         scratch._set_clock(conn, at)
     scratch._replay_outputs = [dict(ev["data"], failed=ev["type"] == "handler.failed") for ev in step
                                if ev["type"] in ("handler.called", "handler.failed")]
+    scratch._replay_child_versions = [
+        (ev["data"].get("process_id"), ev["data"].get("process_version_id")) for ev in step
+        if ev["type"] == "instance.started" and ev["data"].get("parent_instance_id") is not None
+        and isinstance(ev["data"].get("process_version_id"), int)]
     before = _scratch_seq(scratch, case_id)
     try:
         _apply(scratch, case_id, first, ids, step)
@@ -238,6 +242,7 @@ def _replay_step(scratch: Any, case_id: int, step: list[dict[str, Any]], ids: _I
                                    "case cannot be re-run from there")) from None
     finally:
         scratch._replay_outputs = None
+        scratch._replay_child_versions = None
     produced = _events_after(scratch, case_id, before)
     for i, rec in enumerate(step):
         got = produced[i] if i < len(produced) else None

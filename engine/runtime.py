@@ -77,6 +77,8 @@ class Engine(TaskOps, TimerOps, CaseOps, StepCore):
         self.script_engine = CarepathScriptEngine(self.registry, {**self.registry.functions, **(functions or {})})
         self._wall_clock = wall_clock or SystemClock()
         self._replay_outputs: list[dict[str, Any]] | None = None
+        # while replaying a step (engine/replay.py): the versions its recorded child processes started on
+        self._replay_child_versions: list[tuple[str, int]] | None = None
         self._clock_mode: str | None = None
         # instance id -> (version, workflow) this process saved last; used only while the row still has it
         self._live: OrderedDict[int, tuple[int, BpmnWorkflow]] = OrderedDict()

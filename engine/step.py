@@ -9,7 +9,8 @@ documents and history events together (`_finish`, `_write_instance`, `_project_*
 `StepCore` is the base of `Engine` (engine/runtime.py); the task, timer and case operations
 (engine/task_ops.py, timer_ops.py, case_ops.py) are steps built on it. It relies on what
 `Engine.__init__` sets (db, registry, codec, specs, script_engine, _live, _latest_versions,
-_replay_outputs), on `Engine.now`, and on the case record hooks `_check_case`/`_case_saved` (engine/case_ops.py).
+_replay_outputs, _replay_child_versions), on `Engine.now`, and on the case record hooks
+`_check_case`/`_case_saved` (engine/case_ops.py).
 """
 
 from __future__ import annotations
@@ -268,6 +269,7 @@ class StepCore:
     script_engine: CarepathScriptEngine
     LIVE_CACHE_SIZE: int
     _replay_outputs: list[dict[str, Any]] | None
+    _replay_child_versions: list[tuple[str, int]] | None  # (process id, version id) recorded for a replayed step
     _live: OrderedDict[int, tuple[int, BpmnWorkflow]]
     _latest_versions: dict[str, Any]  # process id -> its latest version row, as this process last read it
     simulation: Any  # engine/simulation.py's SimulationMode, or None (the live engine)
@@ -495,14 +497,29 @@ class StepCore:
 
     def _start_child(self, conn: Connection, now: datetime, parent: _Pending, child: ChildStart,
                      actor: str) -> list[_Pending]:
-        pv = definitions.resolve_version(conn, child.process_id)
-        started = self._start_instance(conn, now, parent.case_id, pv.id, child.data, actor,
+        version_id = self._replayed_child_version(child.process_id)
+        if version_id is None:
+            version_id = definitions.resolve_version(conn, child.process_id).id
+        started = self._start_instance(conn, now, parent.case_id, version_id, child.data, actor,
                                        parent=parent.instance_id, element_id=child.element_id,
                                        case_data=parent.scope.case_data, case_reference=parent.scope.case_reference)
         parent.scope.events.append(Event("instance.child_started", {
             "element_id": child.element_id, "process_id": child.process_id, "child_instance_id":
                 started[0].instance_id}, instance_id=parent.instance_id))
         return started
+
+    def _replayed_child_version(self, process_id: str) -> int | None:
+        """In a replay, the version the recorded step started this child process on (its `instance.started`
+        event), not the latest: a later version of it may be in the replay's database, e.g. for a case moved to
+        it (engine/instance_migration.py). None outside a replay, or when the step recorded no such start."""
+        recorded = self._replay_child_versions
+        if not recorded:
+            return None
+        for i, (pid, version_id) in enumerate(recorded):
+            if pid == process_id:
+                del recorded[i]
+                return version_id
+        return None
 
     def _finish(self, conn: Connection, now: datetime, pending: list[_Pending], actor: str,
                 lead: list[Event] | None = None, writes: _Writes | None = None) -> StepResult:

@@ -109,7 +109,11 @@ def parse_xml(data: bytes, filename: str, max_bytes: int = MAX_XML_BYTES) -> etr
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as err:
         # Expat accepted it, libxml2 did not (their rules differ at the edges).
-        raise _malformed(filename, err.lineno, err.msg) from None
+        detail = err.msg
+        if "Excessive depth" in detail:  # libxml2's words ("…, use XML_PARSE_HUGE option") mean nothing to an owner
+            detail = ("elements are nested more than 256 deep, far deeper than any diagram "
+                      f"(line {err.lineno}, column {err.offset})")
+        raise _malformed(filename, err.lineno, detail) from None
 
     # lxml never processes XInclude unless asked, but a file that relies on it is not ours to run.
     for element in root.iter(f"{{{_XINCLUDE_NS}}}*"):

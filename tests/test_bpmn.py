@@ -357,6 +357,12 @@ def test_broken_bundle_reports_every_problem_with_file_element_and_line() -> Non
      "'2027-13-01' is not a valid ISO 8601 date"),
     ('<bpmn:intermediateCatchEvent id="x"><bpmn:timerEventDefinition/></bpmn:intermediateCatchEvent>', {},
      "has no timeDate, timeDuration or timeCycle"),
+    (('<bpmn:intermediateCatchEvent id="x"><bpmn:timerEventDefinition><bpmn:timeDuration>p14d'
+      "</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>"), {},
+     "'p14d' is not a valid ISO 8601 duration (for example P42D): write P14D"),
+    (('<bpmn:intermediateCatchEvent id="x"><bpmn:timerEventDefinition><bpmn:timeDuration>14 days'
+      "</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>"), {},
+     "'14 days' is not a valid ISO 8601 duration (for example P42D): write P14D"),
     (('<bpmn:intermediateCatchEvent id="x"><bpmn:timerEventDefinition><bpmn:timeDuration>'
       "__import__('os')</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>"), {},
      "the timer expression of 'x' is refused"),

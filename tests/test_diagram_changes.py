@@ -41,3 +41,22 @@ def test_moving_shapes_is_not_a_change_but_a_decision_rule_is():
     [change] = compare_files({"s.dmn": dmn.encode()}, {"s.dmn": changed.encode()})
     assert (change.kind, change.type, change.file) == ("changed", "output entry", "s.dmn")
     assert change.details == ("text changed",)
+
+
+def test_an_attribute_left_at_its_default_when_the_modeller_saves_is_not_a_change():
+    """bpmn-js drops cancelActivity="true" and dmn-js hitPolicy="UNIQUE" when they save: the review listed
+    "cancelActivity removed (was 'true')" and "hitPolicy removed (was 'UNIQUE')", changes that change nothing,
+    while the visual diff beside them did not."""
+    bpmn = (ROOT / "processes" / "reablement.bpmn").read_text()
+    assert 'id="period_ended" name="Reablement period reached" cancelActivity="true"' in bpmn
+    saved = bpmn.replace(' cancelActivity="true"', "")
+    assert compare_files({"r.bpmn": bpmn.encode()}, {"r.bpmn": saved.encode()}) == []
+    dmn = (ROOT / "processes" / "screening.dmn").read_text()
+    assert 'hitPolicy="UNIQUE"' in dmn
+    assert compare_files({"s.dmn": dmn.encode()}, {"s.dmn": dmn.replace(' hitPolicy="UNIQUE"', "").encode()}) == []
+    [change] = compare_files({"r.bpmn": bpmn.encode()},
+                             {"r.bpmn": bpmn.replace(' cancelActivity="true"', ' cancelActivity="false"').encode()})
+    assert change.details == ("cancelActivity changed from 'true' to 'false'",)  # a real change still shows
+    [change] = compare_files({"s.dmn": dmn.encode()},
+                             {"s.dmn": dmn.replace(' hitPolicy="UNIQUE"', ' hitPolicy="FIRST"').encode()})
+    assert change.details == ("hitPolicy changed from 'UNIQUE' to 'FIRST'",)

@@ -4,6 +4,7 @@ approval, hostile uploads, and approval deploying a new version recorded in the 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from sqlalchemy import func, select
@@ -228,6 +229,10 @@ def test_an_identical_draft_has_nothing_to_deploy(make_engine):
     ("broken.bpmn", THREE[:400], DefinitionError, "not well-formed"),
     ("notes.txt", THREE, DefinitionError, "must end in .bpmn or .dmn"),
     ("../../etc/x.bpmn", THREE, DefinitionError, "no folders"),
+    # libxml2's own words were shown: "Excessive depth in document: 256, use XML_PARSE_HUGE option"
+    ("deep.bpmn", '<?xml version="1.0"?><definitions>' + "<a>" * 100_000 + "</a>" * 100_000 + "</definitions>",
+     DefinitionError, "deep.bpmn:1: not well-formed XML: elements are nested more than 256 deep, far deeper than "
+                      "any diagram (line 1, column"),
 ])
 def test_a_hostile_or_broken_file_is_refused_and_nothing_is_stored(make_engine, name, content, error, words):
     eng = make_engine("three_tasks.bpmn")
@@ -255,6 +260,11 @@ def test_an_upload_replaces_the_live_file_in_a_new_draft(make_engine):
     assert d["main_file"] == "three_tasks.bpmn" and d["change_note"] == "uploaded three_tasks.bpmn"
     with pytest.raises(DefinitionError, match="does not hold the process 'budget'"):
         drafts.draft_from_upload(eng, process_id="budget", filename="three_tasks.bpmn", data=xml, actor="alice")
+    # saved again from a browser's downloads: the diagram keeps the process's file name (it was stored as
+    # "three_tasks (1).bpmn", which would sit beside three_tasks.bpmn when committed back to processes/)
+    again = drafts.draft_from_upload(eng, process_id="three_tasks", filename="three_tasks (1).bpmn", data=xml,
+                                     actor="alice")
+    assert again["files"] == {"three_tasks.bpmn": xml.decode()} and again["main_file"] == "three_tasks.bpmn"
     # a new process: its id comes from the file
     fresh = (DIAGRAMS / "deadline.bpmn").read_bytes()
     new = drafts.draft_from_upload(eng, process_id=None, filename="deadline.bpmn", data=fresh, actor="alice")
@@ -362,3 +372,24 @@ def test_deployments_made_before_the_workbench_keep_their_rows_through_migration
         assert drafts.list_drafts(conn) == []
     assert (v1["version"], v1["author"], v1["approver"], v1["change_note"]) == (1, "ops", None, "")
     db.dispose()
+
+
+def test_a_draft_changed_after_the_reviewer_opened_it_says_it_went_back_to_its_author(make_engine):
+    """The author saved a submitted draft again while the reviewer had it open: approving said "Draft 11 is draft,
+    not waiting for review"; it now says who changed it, when, and that it must be submitted again."""
+    eng = make_engine("three_tasks.bpmn")
+    d = submitted(eng, renamed("Screen", "Triage"))
+    opened = d["revision"]  # what the reviewer's page was made from
+    drafts.save_draft(eng, d["id"], files={"three_tasks.bpmn": renamed("Screen", "Screen the contact")},
+                      expected_revision=opened, actor="alice")
+    for act in (lambda: drafts.approve_draft(eng, d["id"], actor="bob", note="", expected_revision=opened),
+                lambda: drafts.refuse_draft(eng, d["id"], actor="bob", reason="no", expected_revision=opened)):
+        with pytest.raises(StateError) as caught:
+            act()
+        assert re.fullmatch(rf"draft {d['id']} was changed by alice at \d{{4}}-\d\d-\d\d \d\d:\d\d UTC \(revision "
+                            rf"{opened + 1}\) after you opened it, so it is back with its author: it must be "
+                            r"submitted again before it can be (approved|refused)", caught.value.message), \
+            caught.value.message
+    with pytest.raises(StateError, match="is still being changed by its author .* before it can be approved"):
+        drafts.approve_draft(eng, d["id"], actor="bob", note="")
+    assert drafts.list_drafts(eng)[0]["status"] == "draft"

@@ -112,6 +112,9 @@ def test_an_element_whose_kind_changed_is_refused_with_both_kinds_named(make_eng
     [check] = im.dry_run(eng, "three_tasks", 1, 2).cases
     assert check.reasons == ["it is at 'Screen' (screen), a user task in version 1 but a script task (screen) "
                              "in version 2"]
+    [check] = im.dry_run(eng, "three_tasks", 1, 2, mapping={"screen": "end"}).cases  # "a end event" it said
+    assert check.reasons == ["it is at 'Screen' (screen), a user task in version 1 but an end event (end) "
+                             "in version 2"]
 
 
 def test_a_renamed_element_is_matched_by_its_place_and_takes_the_new_form_and_team(make_engine):
@@ -404,3 +407,146 @@ def test_a_multi_instance_or_called_process_in_progress_cannot_move_until_it_is_
     before = _stored(eng)
     assert not im.migrate(eng, "visits", 1, 2, actor="owner", reason="x").cases[0].moved
     assert _stored(eng)[:3] == before[:3]
+
+
+def test_the_command_line_moves_cases_and_back_again_when_decisions_are_deployed(make_engine, db_url, capsys):
+    """`carepath migrate` runs in a fresh process: its plan and the case it loads must be built from the same
+    spec. With a decision deployed (as every council's database has) the first and the later builds of a version
+    without business rule tasks used to differ, and every case was refused with a bare KeyError while the dry run
+    said it could move; moving back (undoing a move) failed the same way."""
+    from engine.cli import main
+
+    eng, deploy_v2 = _three_tasks(make_engine, "three_tasks_triage_added.bpmn")
+    eng.deploy([Path(__file__).parent / "fixtures" / "care_band.dmn"])
+    case = _at_screen(eng)
+    deploy_v2()
+    ref = eng.get_case(case)["reference"]
+    there = ["migrate", "three_tasks", "--from", "1", "--to", "2", "--db", db_url, "--as", "owner", "--json"]
+    assert main(there + ["--reason", "triage added"]) == 0, capsys.readouterr().out
+    assert json.loads(capsys.readouterr().out)["moved"] == 1
+    back = ["migrate", "three_tasks", "--from", "2", "--to", "1", "--db", db_url, "--as", "owner", "--json"]
+    assert main(back + ["--dry-run"]) == 0
+    assert f'"{ref}"' in capsys.readouterr().out
+    assert main(back + ["--reason", "undo: triage is not ready"]) == 0, capsys.readouterr().out
+    assert json.loads(capsys.readouterr().out)["moved"] == 1
+    moved = [e["data"] for e in eng.history(case) if e["type"] == "instance.migrated"]
+    assert [(m["from_version"], m["to_version"]) for m in moved] == [(1, 2), (2, 1)]
+    assert main(["replay", str(case), "--db", db_url]) == 0
+    assert main(["audit", "verify", "--db", db_url]) == 0
+
+
+def test_a_move_holds_when_the_version_was_built_again_after_the_dry_run(make_engine):
+    eng, deploy_v2 = _three_tasks(make_engine, "three_tasks_triage_added.bpmn")
+    case = _at_screen(eng)
+    deploy_v2()
+    plan = im.plan_for(eng, "three_tasks", 1, 2)
+    from engine.bpmn import _BUILT_SPECS
+
+    # a decision deployed meanwhile, or the caches let the version go: the case is loaded with a new build of it
+    _BUILT_SPECS.clear()
+    eng.specs._get.cache_clear()
+    eng._live.clear()
+    [instance] = eng.get_case(case)["instances"]
+    result = im.migrate_instance(eng, plan, instance["id"], actor="owner", reason="triage")
+    assert result.moved, result.reasons
+    [moved] = [e["data"] for e in eng.history(case) if e["type"] == "instance.migrated"]
+    assert (moved["from_version"], moved["to_version"]) == (1, 2)
+
+
+def test_a_moved_case_whose_process_was_started_by_another_still_replays(make_engine, calls):
+    """Most council cases run processes started by another (the front door starts reablement): moving one to a
+    new version put that version in the replay's database, the replay started the child on it instead of the
+    version the history records, and the case no longer matched its history (the auditor's integrity panel
+    said "Does not match" for every moved case)."""
+    eng = make_engine("budget.bpmn", "annual_review.bpmn")
+    res = eng.start("budget", data={"points": 60})
+    [approve] = eng.list_tasks(case_id=res.case_id)
+    eng.complete_task(approve["id"], {"approved": True}, actor="manager1")
+    [plan] = eng.list_tasks(case_id=res.case_id)
+    eng.complete_task(plan["id"], {"agreed": True}, actor="sw1")  # starts annual_review: it waits a year
+    renamed = (DIAGRAMS / "annual_review.bpmn").read_bytes().replace(b'name="Review support plan"',
+                                                                      b'name="Review the support plan"')
+    eng.deploy(files={"annual_review.bpmn": renamed})
+    result = im.migrate(eng, "annual_review", 1, 2, actor="owner", reason="clearer task name")
+    assert [c.moved for c in result.cases] == [True]
+    report = replay_case(eng, res.case_id)
+    assert report.ok, str(report)
+    eng.advance_clock(timedelta(days=370))
+    [review] = eng.list_tasks(case_id=res.case_id)
+    assert review["name"] == "Review the support plan"
+    eng.complete_task(review["id"], {"needs_changed": False}, actor="sw1")  # the next review starts on version 2
+    report = replay_case(eng, res.case_id)
+    assert report.ok, str(report)
+
+
+def test_a_task_with_waiting_boundary_timers_cannot_be_mapped_to_a_task_without_them(make_engine):
+    """Mapping the task a case waits at onto another task left its boundary timers waiting: the case moved, and
+    when the 6-week timer fired it cancelled the other task (which has no such timer) and went on to the overrun
+    review. The dry run now refuses, naming the timer, the task it waits on and where it is attached."""
+    eng = make_engine("deadline.bpmn")
+    case = eng.start("deadline").case_id
+    eng.deploy(files={"deadline.bpmn": (DIAGRAMS / "deadline.bpmn").read_bytes().replace(
+        b'name="Review overrun"', b'name="Review the overrun"')})
+    untouched = _stored(eng)
+    [check] = im.dry_run(eng, "deadline", 1, 2, mapping={"reablement": "review_overrun"}).cases
+    assert not check.can_move
+    assert any(r.startswith("'6 weeks' (six_weeks) waits on 'Deliver reablement' (reablement), which moves to "
+                            "'Review the overrun' (review_overrun), but in version 2 it is attached to "
+                            "'Deliver reablement' (reablement): it would fire on the wrong step")
+               for r in check.reasons)
+    result = im.migrate(eng, "deadline", 1, 2, actor="owner", reason="x", mapping={"reablement": "review_overrun"})
+    assert not result.cases[0].moved
+    assert _stored(eng)[:3] == untouched[:3]  # the case, its task and timers as they were (the run is audited)
+    assert im.dry_run(eng, "deadline", 1, 2).cases[0].can_move  # without the mapping the case moves as it is
+    assert [t["element_id"] for t in eng.list_tasks(case_id=case)] == ["reablement"]
+
+
+def test_the_dry_run_says_a_timer_added_to_the_task_a_case_waits_at_will_not_start_for_it(make_engine):
+    """An owner adds a 3-week escalation to "Deliver reablement" and moves the cases waiting there: they moved,
+    and the new timer never started for them, while the dry run said nothing (timers start when a case reaches
+    the task). The dry run now says so for each such case."""
+    eng = make_engine("deadline.bpmn")
+    eng.start("deadline")
+    extra = b"""<bpmn:boundaryEvent id="three_weeks" name="3 weeks" attachedToRef="reablement" cancelActivity="false">
+      <bpmn:outgoing>f9</bpmn:outgoing>
+      <bpmn:timerEventDefinition id="three_weeks_def">
+        <bpmn:timeDuration>P21D</bpmn:timeDuration>
+      </bpmn:timerEventDefinition>
+    </bpmn:boundaryEvent>
+    <bpmn:endEvent id="escalated"><bpmn:incoming>f9</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f9" sourceRef="three_weeks" targetRef="escalated"/>
+  </bpmn:process>"""
+    eng.deploy(files={"deadline.bpmn": (DIAGRAMS / "deadline.bpmn").read_bytes().replace(b"</bpmn:process>", extra)})
+    [check] = im.dry_run(eng, "deadline", 1, 2).cases
+    assert check.can_move
+    assert check.notes == ["'3 weeks' (three_weeks), attached to 'Deliver reablement' (reablement) in version 2, will "
+                           "not start for this case: it starts only when a case reaches the task"]
+
+
+def test_an_unexpected_failure_is_said_in_words_logged_without_detail_and_changes_nothing(make_engine, monkeypatch,
+                                                                                          caplog):
+    """A move that failed inside the library showed the owner "it could not be moved (KeyError:
+    <SpiffWorkflow.bpmn.specs.control.BpmnStartTask object at 0x7f…>)"."""
+    eng, deploy_v2 = _three_tasks(make_engine, "three_tasks_triage_added.bpmn")
+    case = _at_screen(eng)
+    deploy_v2()
+    untouched = _stored(eng)
+
+    class Spec:
+        def __repr__(self) -> str:
+            return "<SpiffWorkflow.bpmn.specs.control.BpmnStartTask object at 0x7f95fc40a290>"
+
+    def fail(*_args, **_kwargs):
+        raise KeyError(Spec())
+
+    monkeypatch.setattr(im, "_rewrite", fail)
+    [result] = im.migrate(eng, "three_tasks", 1, 2, actor="owner", reason="triage").cases
+    assert not result.moved
+    [reason] = result.reasons
+    assert reason.startswith("it could not be moved because of an unexpected error in the engine (KeyError, logged "
+                             "for process instance ") and "nothing was changed" in reason
+    assert "object at 0x" not in reason
+    assert _stored(eng)[:3] == untouched[:3]
+    assert [r.getMessage() for r in caplog.records if r.name == "carepath.migration"] == [
+        f"moving instance {result.instance_id} failed: KeyError"]
+    assert eng.get_case(case)["instances"][0]["status"] == "waiting"

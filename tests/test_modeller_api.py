@@ -205,6 +205,14 @@ def test_a_timer_is_read_in_plain_english(quick, kind, text, event, reading):
     ("duration", "open('/etc/passwd')", "refused"),
     ("duration", "days +", "syntax error"),
     ("duration", "  ", "the timer has no value"),
+    # a length of time in words, or in lower case, was read as Python: a syntax error, or a case variable
+    # 'p14d' that no case has ("Checked"), so the timer failed when a case reached it
+    ("duration", "14 days", "'14 days' is not a valid ISO 8601 duration (for example P42D): write P14D"),
+    ("duration", "6 Weeks", "'6 Weeks' is not a valid ISO 8601 duration (for example P42D): write P6W"),
+    ("duration", "p14d", "'p14d' is not a valid ISO 8601 duration (for example P42D): write P14D"),
+    ("duration", "P-14D", "'P-14D' is not a valid ISO 8601 duration (for example P42D)"),
+    ("duration", "5 working days", "working days are counted with a local setting"),
+    ("cycle", "r/p1y", "write R/P1Y"),
 ])
 def test_a_timer_that_would_not_deploy_says_why(quick, kind, text, problem):
     body = quick.post("/api/modeller/timer", {"kind": kind, "expression": text}).json()

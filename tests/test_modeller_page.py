@@ -350,3 +350,20 @@ def test_a_stale_save_says_who_saved_and_keeps_the_changes(world):
         assert page.evaluate("() => window.carepathModeller.bpmn.get('elementRegistry').get('record_contact')"
                              ".businessObject.get('camunda:candidateGroups')") == "reablement"
     assert Api(app, "process-owner").get(f"/api/processes/drafts/{draft_id}").json()["revision"] == 2
+
+
+def test_the_lint_button_is_readable_when_there_are_only_warnings(world):
+    """With warnings and no error bpmnlint's button ("0 Errors, 1 Warning") was white on yellow (1.59:1): axe
+    failed the modeller whenever an owner had only style advice left (a task without a name, say)."""
+    eng, app = world
+    with launch() as browser, live_server(app) as base:
+        page = browser.new_context(bypass_csp=True, viewport={"width": 1500, "height": 1000}).new_page()
+        sign_in(page, base, "process-owner", PASSWORD, then=None)
+        _open_new_draft(page, base)
+        before = _checks(page)
+        page.evaluate("() => { const m = window.carepathModeller.bpmn;"
+                      " m.get('modeling').updateLabel(m.get('elementRegistry').get('end_signposted'), ''); }")
+        _wait_checked(page, before)
+        page.wait_for_selector(".bjsl-button.bjsl-button-warning")
+        assert "0 Errors" in page.inner_text(".bjsl-button")
+        run_axe(page, "modeller with warnings only")

@@ -4,7 +4,9 @@ input is a clear 4xx and changes nothing; a case that changed since the dry run 
 
 from __future__ import annotations
 
+import html
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from sqlalchemy import func, select
 
 from api.app import create_app
 from api.auth import create_user
+from engine import instance_migration as im
 from engine.forms import FormLibrary
 from engine.registry import HandlerRegistry
 from engine.replay import replay_case
@@ -243,3 +246,49 @@ def test_the_link_from_an_approval_names_only_the_target_and_the_source_defaults
     assert page.status_code == 200
     assert re.search(r'<select[^>]*id="from".*?<option value="1" selected>', page.text, re.S)
     assert re.search(r'<select[^>]*id="to".*?<option value="2" selected>', page.text, re.S)
+
+
+def test_the_case_chronology_says_in_words_which_version_a_process_moved_to_who_moved_it_and_why(db_url, calls):
+    """The case record said "Instance migrated": nothing about which process, which versions, who, why, or the
+    deadline the move changed."""
+    eng = Engine(db_url, registry=calls.registry(), forms=FormLibrary())
+    eng.init(simulated_start=START)
+    eng.deploy([DIAGRAMS / "deadline.bpmn"])
+    case = eng.start("deadline").case_id
+    eng.deploy([VARIANTS / "deadline_four_weeks.bpmn"])
+    create_user(eng, "manager", PASSWORD, display_name="Test manager", roles=["team_manager"])
+    create_user(eng, "owner", PASSWORD, display_name="Pat Owner", roles=["process_owner"])
+    result = im.migrate(eng, "deadline", 1, 2, actor="owner", reason="Overruns are reviewed at 4 weeks now",
+                        recompute_timers=True)
+    assert [c.moved for c in result.cases] == [True]
+    client, _ = _client(create_app(eng, run_timers=False), "manager")
+    texts = [e["text"] for e in client.get(f"/api/cases/{case}/chronology").json()["entries"]]
+    four_weeks, six_weeks = START + timedelta(weeks=4), START + timedelta(weeks=6)
+    assert (f"Reablement with deadline moved from version 1 to version 2 by Pat Owner: overruns are reviewed at "
+            f"4 weeks now; 6 weeks now due {four_weeks.day} {four_weeks:%B %Y} "
+            f"(was {six_weeks.day} {six_weeks:%B %Y})") in texts, texts
+    assert not [t for t in texts if t.startswith("Instance ")]
+    eng.db.dispose()
+
+
+def test_the_moved_page_names_each_timer_and_says_its_due_date_in_words(db_url, calls):
+    """The confirmation said "six_weeks: 2031-04-14 → 2031-03-31" and "reminder: due date kept" (element ids,
+    ISO dates; "kept" even when the owner chose to work the dates out again)."""
+    eng = Engine(db_url, registry=calls.registry(), forms=FormLibrary())
+    eng.init(simulated_start=START)
+    eng.deploy([DIAGRAMS / "deadline.bpmn"])
+    eng.start("deadline")
+    eng.deploy([VARIANTS / "deadline_four_weeks.bpmn"])
+    create_user(eng, "owner", PASSWORD, display_name="Pat Owner", roles=["process_owner"])
+    owner, csrf = _client(create_app(eng, run_timers=False), "owner")
+    results = owner.post("/processes/deadline/migrate/check", data=_form(csrf, timers="recompute"))
+    expected = re.search(r'name="expected" value="([^"]*)"', results.text).group(1)
+    done = owner.post("/processes/deadline/migrate/move", data=_form(
+        csrf, timers="recompute", expected=expected, action="all", reason="overruns reviewed at 4 weeks"))
+    assert done.status_code == 200, done.text
+    page = html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", done.text)))
+    four, five, six = (START + timedelta(weeks=w) for w in (4, 5, 6))
+    assert f"6 weeks: now due {four.day} {four:%B %Y} (was {six.day} {six:%B %Y})" in page, page
+    assert f"Reminder at 5 weeks: still due {five.day} {five:%B %Y}" in page
+    assert "due date kept" not in page and "six_weeks" not in page
+    eng.db.dispose()

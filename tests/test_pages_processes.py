@@ -230,6 +230,10 @@ def test_uploads_become_drafts_and_hostile_files_are_refused_with_nothing_stored
         assert r.status_code == status, (name, r.text[:300])
         assert 'class="govuk-error-summary"' in r.text and words in html.unescape(r.text), name
         assert 'href="#file"' in r.text
+    # the file's name is said as it is spelt (the summary said "Xxe.bpmn: refused …" for xxe.bpmn)
+    r = alice.post("/processes/front_door/upload", data={"csrf_token": csrf},
+                   files={"file": ("xxe.bpmn", hostile, "application/xml")})
+    assert r.status_code == 422 and "xxe.bpmn: refused" in r.text and "Xxe.bpmn" not in r.text
     r = alice.post("/processes/front_door/upload", data={"csrf_token": csrf})
     assert r.status_code == 400 and "Select a .bpmn or .dmn file" in r.text
     r = alice.post("/processes/front_door/upload", data={"csrf_token": csrf},
@@ -394,3 +398,48 @@ def test_an_upload_that_is_not_a_readable_form_gets_an_error_page(world):
     r = alice.post("/processes/front_door/upload", data={"csrf_token": csrf}, files=many)
     assert r.status_code == 400 and "The upload could not be read" in html.unescape(r.text)
     assert counts(eng) == before
+
+
+def test_approving_a_draft_its_author_changed_after_the_review_opened_says_it_went_back(world):
+    eng, app, _people = world
+    files = stored_files(eng)
+    d = drafts.create_draft(eng, process_id="front_door", base_version=1, actor="process-owner",
+                            files=renamed(files, "Record the contact", "Take the call"))
+    d = drafts.submit_draft(eng, d["id"], actor="process-owner", note="x")
+    bob, b_csrf = client(app, OWNER2)
+    opened = d["revision"]
+    drafts.save_draft(eng, d["id"], files=renamed(files, "Record the contact", "Take the call now"),
+                      expected_revision=opened, actor="process-owner")
+    r = bob.post(f"/processes/drafts/{d['id']}/approve", data={"csrf_token": b_csrf, "revision": str(opened),
+                                                               "note": "x"})
+    assert r.status_code == 409
+    page = text(r.text)
+    assert f"Draft {d['id']} was changed by process-owner at " in page and "after you opened it, so it is back with " \
+        "its author: it must be submitted again before it can be approved" in page
+    assert ("This draft is not waiting for review (it is back with its author, who is changing it: it must be "
+            "submitted again): there is nothing to approve or refuse.") in page
+    assert "(it is draft)" not in page and drafts.get_draft(eng, d["id"])["status"] == "draft"
+
+
+def test_the_modeller_says_a_diagram_without_a_drawing_cannot_be_shown_and_what_to_do(world):
+    """A .bpmn with no drawing (generated, say) became a draft, and the modeller said only "The modeller could not
+    open this draft: no diagram to display". And its note about other drafts said "Someone else is also editing"
+    about the owner's own drafts."""
+    eng, app, _people = world
+    alice, csrf = client(app, "process-owner")
+    undrawn = (b'<?xml version="1.0" encoding="UTF-8"?>\n<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/'
+               b'20100524/MODEL" id="d" targetNamespace="x"><bpmn:process id="front_door" isExecutable="true">'
+               b'<bpmn:startEvent id="s"/></bpmn:process></bpmn:definitions>')
+    r = alice.post("/processes/front_door/upload", data={"csrf_token": csrf},
+                   files={"file": ("front_door.bpmn", undrawn, "application/xml")})
+    assert r.status_code == 303, r.text
+    first = int(r.headers["location"].split("/")[3].split("?")[0])
+    page = text(alice.get(f"/processes/drafts/{first}/edit").text)
+    assert ("front_door.bpmn has no drawing (BPMN DI), so the modeller cannot show it: it shows only what is drawn. "
+            "Upload the file again saved from a modeller such as Camunda Modeler") in page
+    other = drafts.create_draft(eng, process_id="front_door", base_version=1, actor="process-owner",
+                                files=live_files(alice))
+    page = text(alice.get(f"/processes/drafts/{other['id']}/edit").text)
+    assert "no drawing" not in page  # the live version's diagram is drawn
+    assert f"You have other drafts of this process open too: you (draft {first})." in page
+    assert "Someone else" not in page

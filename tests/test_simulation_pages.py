@@ -514,3 +514,7 @@ def test_a_draft_page_says_the_other_open_drafts_are_the_readers_own_when_they_a
     words = text(c.get(f"/processes/drafts/{ids['same']}").text)
     assert "You have another draft of this process open too:" in words and "Someone else" not in words
     assert f"draft {ids['changed']} by you" in words
+    # nobody to agree with: "Agree who goes first" was said to the owner of every draft
+    assert "Agree who goes first" not in words
+    assert "Only one of them can go live from the version it starts from: choose which, then rebase the others " \
+        "onto it or withdraw them." in words
