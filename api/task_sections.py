@@ -106,9 +106,9 @@ _CHANGES = {"task.draft_saved": "saved answers to", "task.claimed": "claimed", "
             "task.completed": "completed"}
 
 
-def conflict_words(engine: Any, user: Any, exc: ConflictError) -> str:
+def conflict_words(engine: Any, user: Any, exc: ConflictError, nothing: str = "Nothing you typed was saved.") -> str:
     """A stale or duplicate submission as a person reads it: who did what to the task, and when, in UK time;
-    never the task's id or a timestamp in ISO form."""
+    never the task's id or a timestamp in ISO form. `nothing`: what did not happen (a button's action, not typing)."""
     from .case_record import day_and_time
     from .cases import display_name
 
@@ -122,16 +122,15 @@ def conflict_words(engine: Any, user: Any, exc: ConflictError) -> str:
     when = day_and_time(ctx["at"]) if ctx.get("at") else ""
     at = f" on {when.replace(', ', ' at ')}" if when else ""
     if ctx.get("completed_by"):
-        return (f"This task was completed by {who(ctx['completed_by'])}{at}. Nothing you typed was saved. "
-                "Go back to your tasks.")
+        return f"This task was completed by {who(ctx['completed_by'])}{at}. {nothing} Go back to your tasks."
     if ctx.get("withdrawn"):
-        return (f"This task was withdrawn{at}: a deadline passed or the process moved on. Nothing you typed was "
-                "saved. Go back to your tasks.")
+        return (f"This task was withdrawn{at}: a deadline passed or the process moved on. {nothing} Go back to your "
+                "tasks.")
     if ctx.get("changed_by"):
         did = _CHANGES.get(str(ctx.get("change")), "changed")
-        return (f"This task changed after you opened this page: {who(ctx['changed_by'])} {did} it{at}. Nothing "
-                "you typed was saved.")
-    return "This task changed after you opened this page. Nothing you typed was saved."
+        to = f" to {who(ctx['to'])}" if ctx.get("to") else ""  # assigned, delegated or returned: who has it now
+        return f"This task changed after you opened this page: {who(ctx['changed_by'])} {did} it{to}{at}. {nothing}"
+    return f"This task changed after you opened this page. {nothing}"
 
 
 def _section_page(request: Request, user: Any, engine: Any, task: dict[str, Any], section: Section,
