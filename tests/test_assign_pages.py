@@ -184,3 +184,21 @@ def test_a_refused_assignment_shows_the_task_list_with_the_error_beside_the_assi
             assert eng.get_task(task["id"])["assignee"] == "max"
     finally:
         eng.db.dispose()
+
+
+def test_a_manager_with_nobody_to_give_the_task_to_sees_no_empty_who_works_on_this_task_heading(db_url):
+    from sqlalchemy import update
+
+    from api.auth import users
+
+    eng, app, task = _world(db_url, SUMMARY)
+    try:
+        client, _csrf = _client(app, "mia")
+        assert "Who works on this task" in client.get(f"/tasks/{task['id']}").text  # Assign, with people to choose
+        with eng.db.transaction() as conn:  # everyone else in the team has left
+            conn.execute(update(users).where(users.c.username.in_(["rosa", "ann", "max"])).values(active=False))
+        page = client.get(f"/tasks/{task['id']}").text
+        assert "Who works on this task" not in page and 'action="/tasks/' in page  # the task is still there
+        assert "Assign to" not in page
+    finally:
+        eng.db.dispose()
