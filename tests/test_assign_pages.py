@@ -202,3 +202,35 @@ def test_a_manager_with_nobody_to_give_the_task_to_sees_no_empty_who_works_on_th
         assert "Assign to" not in page
     finally:
         eng.db.dispose()
+
+
+# ---------------------------------------------------------------------- going back to change an answer
+@pytest.mark.browser
+def test_changing_an_answer_from_check_your_answers_comes_back_to_check_your_answers(db_url):
+    """The GOV.UK check-answers pattern: Change opens the question on its section's page; Save and continue
+    goes back to Check your answers (not the task list), showing the new answer; by keyboard."""
+    eng, app, task = _world(db_url, NEEDS)
+    eng.claim(task["id"], "rosa")
+    eng.save_draft(task["id"], {"interpreter_needed": True, "interpreter_language": "Polish",
+                                "consent_to_share": "given"}, actor="rosa")
+    try:
+        with live_server(app) as base, launch() as browser:
+            page = _page_as(browser, base, "rosa")
+            page.goto(f"{base}/tasks/{task['id']}/check-answers")
+            _tab_to(page, "Change Does the person need an interpreter?")
+            _enter(page)
+            assert page.locator("h1").inner_text() == "About the assessment, capacity and advocacy"
+            assert page.locator(".govuk-back-link").inner_text() == "Back to check your answers"
+            run_axe(page, "section opened from check your answers")
+            assert _focused(page) == "f-interpreter_needed-0"  # the question the link named (Yes chosen)
+            page.keyboard.press("ArrowDown")  # No
+            assert page.is_checked("#f-interpreter_needed-1")
+            _tab_to(page, "Save and continue")
+            _enter(page)
+            assert page.url == f"{base}/tasks/{task['id']}/check-answers", page.url
+            answers = page.locator("main").inner_text()
+            assert "Does the person need an interpreter?\tNo" in answers, answers
+            assert "Polish" not in answers  # the language asked only under Yes is gone
+            assert eng.get_task(task["id"])["draft"]["interpreter_needed"] is False
+    finally:
+        eng.db.dispose()
