@@ -211,3 +211,37 @@ def test_a_refusal_of_the_case_as_a_whole_is_said_once(eng, app):  # noqa: F811
     # findings 10, 12: the date of death's example was a date the page itself refuses (in the future)
     close = sw.get(f"/cases/{cid}/close").text
     assert "For example, 27 3 2024" in close and "27 3 2031" not in close
+
+
+def test_the_close_page_asks_each_reasons_own_question_under_it(eng, app):  # noqa: F811
+    """Trial d: the date of death and the council are GOV.UK conditional reveals under their reasons (not two
+    questions every manager must read past); an error reveals its question and its summary link reaches it; by
+    keyboard, axe-clean."""
+    cid = planned_case(eng)
+    with live_server(app) as base, launch() as browser:
+        ctx, page = signed_in_page(browser, base, TM, "team_manager")
+        page.goto(f"{base}/cases/{cid}/close")
+        assert not page.locator("#date_of_death-day").is_visible() and not page.locator("#council").is_visible()
+        page.get_by_label("The person has died").focus()
+        page.keyboard.press("Space")
+        assert page.locator("#date_of_death-day").is_visible() and not page.locator("#council").is_visible()
+        page.keyboard.press("ArrowDown")  # Moved to another council
+        assert page.is_checked("#reason-2")
+        assert page.locator("#council").is_visible() and not page.locator("#date_of_death-day").is_visible()
+        run_axe(page, "close the case: the council revealed")
+        tab_to(page, "Close the case")
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".govuk-error-summary")
+        summary = page.locator(".govuk-error-summary")
+        assert summary.inner_text().endswith("Enter the council the person moved to")
+        assert page.locator("#council").is_visible() and page.is_checked("#reason-2")  # shown with its error
+        run_axe(page, "close the case: the council missing")
+        summary.get_by_role("link").focus()
+        page.keyboard.press("Enter")
+        assert focused(page) == "council"
+        page.keyboard.type("Leeds City Council")
+        tab_to(page, "Close the case")
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r".*saved=closed"))
+        ctx.close()
+    assert eng.get_case(cid)["data"]["case_closed"]["details"] == {"council": "Leeds City Council"}
