@@ -797,7 +797,9 @@ def _handler_sentence(d: dict[str, Any], name: str, iid: Any, doc_queue: dict[tu
     docs = doc_queue.get((iid, d.get("element_id")))
     if docs:
         doc = docs.pop(0)
-        return f"Letter sent: {doc['title']}", "letter", f"/cases/{doc['case_id']}/letters/{doc['id']}"
+        # written and filed on the case, not necessarily posted: without GOV.UK Notify it waits to be printed, and
+        # with it it is queued (its delivery is shown beside the letter); "sent" made workers tell people it was
+        return f"Letter written: {doc['title']}", "letter", f"/cases/{doc['case_id']}/letters/{doc['id']}"
     if handler == "local_settings":
         return None, "", None
     if handler in _DECISIONS and "eligible" in out:
