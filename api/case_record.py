@@ -136,6 +136,15 @@ def show_value(f: PersonField | None, value: Any) -> str:
     return str(value)
 
 
+def plan_worker(worker: Any) -> str:
+    """The co-ordinating worker a support plan names, as a person writes it: "Rosa Patel, Social worker, 01632
+    960000" (not "Name: Rosa Patel, Role: Social worker")."""
+    if isinstance(worker, dict):
+        return ", ".join(str(worker[k]).strip() for k in ("name", "role", "phone", "email")
+                         if worker.get(k) not in (None, ""))
+    return show_value(None, worker)
+
+
 def person_rows(engine: Any, person: dict[str, Any]) -> list[dict[str, Any]]:
     """Every known detail (schema order) and any other detail kept on the case, for a summary list."""
     fields = person_fields(engine)
@@ -417,7 +426,7 @@ def plan_and_budget(rec: Loaded) -> dict[str, Any]:
             "money_management": humanise(plan.get("money_management") or "").replace("Council managed",
                                                                                       "Managed by the council"),
             "may_change": [str(x) for x in plan.get("may_change_without_contacting") or []],
-            "coordinating_worker": show_value(None, plan.get("coordinating_worker")),
+            "coordinating_worker": plan_worker(plan.get("coordinating_worker")),
             "amount": money(pb["final_amount"]) if pb.get("final_amount") is not None else "",
             "weekly": money(pb["weekly_amount"]) if pb.get("weekly_amount") is not None else "",
             "first_review": long_day(review.get("first_review")),
@@ -472,7 +481,7 @@ def carers(rec: Loaded) -> list[dict[str, Any]]:
                 "signed_off": long_day(plan.get("signed_off_at")),
                 "amount": money(budget["amount"]) if budget.get("amount") is not None else "",
                 "held": CARER_FUNDED_BY.get(budget.get("funded_by"), ""),
-                "coordinating_worker": show_value(None, plan.get("coordinating_worker")),
+                "coordinating_worker": plan_worker(plan.get("coordinating_worker")),
                 "next_review": long_day(due) if due else "",
                 "ended": status.get(e.get("instance_id")) in ("completed", "cancelled"),
             }

@@ -245,3 +245,19 @@ def test_the_close_page_asks_each_reasons_own_question_under_it(eng, app):  # no
         page.wait_for_url(re.compile(r".*saved=closed"))
         ctx.close()
     assert eng.get_case(cid)["data"]["case_closed"]["details"] == {"council": "Leeds City Council"}
+
+
+def test_the_record_does_not_say_nobody_co_ordinates_when_the_signed_off_plan_names_someone(eng, app):  # noqa: F811
+    """Trial d: after sign-off the record said "Co-ordinating worker: Not named yet" at the top while the plan, lower
+    down, said "Name: Jane Smith, Role: social worker, Phone: …"; a worker read that nobody co-ordinates."""
+    cid = planned_case(eng)
+    with live_server(app) as base, launch() as browser:
+        ctx, page = signed_in_page(browser, base, TM, "team_manager")
+        page.goto(f"{base}/cases/{cid}")
+        assert page.inner_text("#coordinator") == (
+            "Not named on the case record yet; the support plan names Jane Smith, social worker, 01632 960123")
+        text = page.inner_text("main")
+        assert "Co-ordinating worker in the plan\tJane Smith, social worker, 01632 960123" in text
+        assert "Name: Jane Smith" not in text
+        run_axe(page, "case record with the plan's co-ordinating worker")
+        ctx.close()
