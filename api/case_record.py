@@ -145,6 +145,17 @@ def plan_worker(worker: Any) -> str:
     return show_value(None, worker)
 
 
+def signed_off_plan_worker(rec: Loaded) -> str:
+    """The co-ordinating worker the latest signed-off support plan names (as `plan_and_budget` finds the plan), or
+    "": what the case record and the task page's panel say while no co-ordinating worker is set on the record."""
+    worker = None
+    for i in rec.instances:  # oldest first: the last one wins
+        plan = (i["data"] or {}).get("plan")
+        if i["process_id"] == "support_plan" and isinstance(plan, dict) and plan.get("signed_off_at"):
+            worker = plan.get("coordinating_worker")
+    return plan_worker(worker) if worker else ""
+
+
 def person_rows(engine: Any, person: dict[str, Any]) -> list[dict[str, Any]]:
     """Every known detail (schema order) and any other detail kept on the case, for a summary list."""
     fields = person_fields(engine)

@@ -261,3 +261,12 @@ def test_the_record_does_not_say_nobody_co_ordinates_when_the_signed_off_plan_na
         assert "Name: Jane Smith" not in text
         run_axe(page, "case record with the plan's co-ordinating worker")
         ctx.close()
+    # the panel beside a task on the case says the same
+    sw, csrf = page_client(app, "social_worker")
+    form = sw.get(f"/cases/{cid}/actions/review").text
+    assert sw.post(f"/cases/{cid}/actions/review", data={
+        "csrf_token": csrf, "action_token": action_token(form), "review_reason": "Other Reason",
+        "requested_by": "person", "note": "Peter asked for a review"}).status_code == 303
+    [review] = [t for t in open_tasks(eng, cid) if t["element_id"] == "review_plan"]
+    task_page = sw.get(f"/tasks/{review['id']}").text
+    assert "the support plan names Jane Smith, social worker, 01632 960123" in task_page
