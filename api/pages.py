@@ -305,13 +305,14 @@ def inbox(request: Request) -> Response:
 
 def people_names(engine: Any, usernames: Any) -> dict[str, str]:
     """Each username's display name ("rosa" -> "Rosa Patel"), read at once; a name not found stays as it is. The
-    inbox and task pages say who has a task by name, as the chronology does."""
+    inbox and task pages say who has a task by name, as the chronology does, and that someone's account is
+    deactivated (a leaver's tasks stay with them until a team manager gives them to someone else)."""
     wanted = sorted({u for u in usernames if u})
     if not wanted:
         return {}
     with engine.db.engine.connect() as conn:
-        found = dict(conn.execute(select(users.c.username, users.c.display_name)
-                                  .where(users.c.username.in_(wanted))).all())
+        found = {r.username: r.display_name + ("" if r.active else " (account deactivated)") for r in conn.execute(
+            select(users.c.username, users.c.display_name, users.c.active).where(users.c.username.in_(wanted)))}
     return {u: found.get(u) or u for u in wanted}
 
 

@@ -234,3 +234,31 @@ def test_changing_an_answer_from_check_your_answers_comes_back_to_check_your_ans
             assert eng.get_task(task["id"])["draft"]["interpreter_needed"] is False
     finally:
         eng.db.dispose()
+
+
+def test_a_task_left_with_a_deactivated_worker_says_so_and_a_manager_gives_it_to_someone_else(db_url):
+    """A leaver's account is deactivated with a task still claimed: the team's queue and the task page say whose
+    it is and that the account is deactivated, so the manager knows to give it on (their draft goes with it)."""
+    from sqlalchemy import update
+
+    from api.auth import users
+
+    eng, app, task = _world(db_url, SUMMARY)
+    try:
+        eng.claim(task["id"], "rosa")
+        eng.save_draft(task["id"], {"summary": "Walks to the shop with a frame"}, actor="rosa")
+        with eng.db.transaction() as conn:
+            conn.execute(update(users).where(users.c.username == "rosa").values(active=False))
+        manager, csrf = _client(app, "max")
+        queue = manager.get("/tasks?view=team").text
+        assert "With Rosa Patel (account deactivated)" in queue
+        page = manager.get(f"/tasks/{task['id']}").text
+        assert "This task is with Rosa Patel (account deactivated)." in page
+        revision = re.search(r'name="revision" value="(\d+)"', page).group(1)
+        r = manager.post(f"/tasks/{task['id']}/assign", data={"csrf_token": csrf, "revision": revision, "to": "ann"})
+        assert r.status_code == 303, r.text
+        assert eng.get_task(task["id"])["assignee"] == "ann"
+        ann, _ = _client(app, "ann")
+        assert "Walks to the shop with a frame" in ann.get(f"/tasks/{task['id']}").text  # nothing typed is lost
+    finally:
+        eng.db.dispose()
