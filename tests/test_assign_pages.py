@@ -262,3 +262,30 @@ def test_a_task_left_with_a_deactivated_worker_says_so_and_a_manager_gives_it_to
         assert "Walks to the shop with a frame" in ann.get(f"/tasks/{task['id']}").text  # nothing typed is lost
     finally:
         eng.db.dispose()
+
+
+def test_a_delegate_whose_colleague_is_on_leave_is_told_how_to_finish_and_can_once_assigned(db_url):
+    """Rosa delegates her task to Ann before her leave; only the owner completes a delegated task, so Ann is told a
+    team manager can assign it to her; once the manager does, Ann completes it herself, with her saved answers."""
+    eng, app, task = _world(db_url, SUMMARY)
+    try:
+        eng.claim(task["id"], "rosa")
+        eng.delegate(task["id"], "ann", actor="rosa")
+        eng.save_draft(task["id"], {"summary": "Walks to the shop with a frame"}, actor="ann")
+        ann, ann_csrf = _client(app, "ann")
+        page = ann.get(f"/tasks/{task['id']}").text
+        assert "If they are away, a team manager can assign the task to you" in page
+        assert ">Complete task<" not in page  # the delegate cannot complete it
+        manager, csrf = _client(app, "max")
+        revision = re.search(r'name="revision" value="(\d+)"', manager.get(f"/tasks/{task['id']}").text).group(1)
+        assert manager.post(f"/tasks/{task['id']}/assign", data={"csrf_token": csrf, "revision": revision,
+                                                                   "to": "ann"}).status_code == 303
+        page = ann.get(f"/tasks/{task['id']}").text
+        assert ">Complete task<" in page and "Walks to the shop with a frame" in page
+        revision = re.search(r'name="revision" value="(\d+)"', page).group(1)
+        r = ann.post(f"/tasks/{task['id']}", data={"csrf_token": ann_csrf, "revision": revision, "action": "complete",
+                                                   "summary": "Walks to the shop with a frame"})
+        assert r.status_code == 303, r.text
+        assert [e["actor"] for e in eng.history(task["case_id"]) if e["type"] == "task.completed"] == ["ann"]
+    finally:
+        eng.db.dispose()
