@@ -90,9 +90,9 @@ def person_fields(engine: Any) -> list[PersonField]:
         # a question on the form ("What would they like to be called?") has a short name for the record
         title = spec.get("x-shortTitle") or spec.get("title") or humanise(name)
         if "enum" in spec:
-            labels = spec.get("x-enumNames") or [str(v) for v in spec["enum"]]
-            choices = [(str(v), str(lbl)) for v, lbl in zip(spec["enum"], labels, strict=False)]
-            f = PersonField(name, title, "choice", choices=choices)
+            from .page_forms import _options  # the words the contact form shows ("North", not "north")
+
+            f = PersonField(name, title, "choice", choices=_options(spec) or [])
         elif spec.get("type") == "boolean":
             f = PersonField(name, title, "boolean", choices=[("yes", "Yes"), ("no", "No")])
         elif spec.get("type") == "integer":

@@ -270,3 +270,14 @@ def test_the_record_does_not_say_nobody_co_ordinates_when_the_signed_off_plan_na
     [review] = [t for t in open_tasks(eng, cid) if t["element_id"] == "review_plan"]
     task_page = sw.get(f"/tasks/{review['id']}").text
     assert "the support plan names Jane Smith, social worker, 01632 960123" in task_page
+
+
+def test_the_record_shows_a_choice_in_the_words_the_contact_form_used(eng, app):  # noqa: F811
+    """Trial d: "Area of the county — north" (the stored code) on a record whose contact form said "North"."""
+    cid = eng.create_case("Nora Plain", {"person": {"name": "Nora Plain", "area": "countywide"}})
+    with live_server(app) as base, launch() as browser:
+        ctx, page = signed_in_page(browser, base, TM, "team_manager")
+        page.goto(f"{base}/cases/{cid}")
+        assert "Area of the county\tCountywide" in page.inner_text("main")
+        run_axe(page, "case record with a choice detail")
+        ctx.close()
