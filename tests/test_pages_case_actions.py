@@ -281,3 +281,25 @@ def test_the_record_shows_a_choice_in_the_words_the_contact_form_used(eng, app):
         assert "Area of the county\tCountywide" in page.inner_text("main")
         run_axe(page, "case record with a choice detail")
         ctx.close()
+
+
+def test_the_budget_scoring_errors_read_as_sentences(eng, app):  # noqa: F811
+    """Trial d: "Work, training, education or volunteering: select is part of this need met by a carer who is
+    willing and able to help?" — the generic "Select " + the question. Now each says what to select."""
+    from tests.casework_helpers import complete, known_case
+    from tests.test_case_actions import PERSON
+    from tests.test_process_assessment_to_review import assessment
+
+    cid = known_case(eng, PERSON, contact_date="2031-03-03")
+    complete(eng, cid, "assess_needs", assessment("personal_hygiene", "managing_nutrition", "using_home_safely"),
+             actor=SW)
+    [score] = [t for t in open_tasks(eng, cid) if t["element_id"] == "score_needs"]
+    eng.claim(score["id"], SW)
+    sw, csrf = page_client(app, "social_worker")
+    revision = re.search(r'name="revision" value="(\d+)"', sw.get(f"/tasks/{score['id']}").text).group(1)
+    r = sw.post(f"/tasks/{score['id']}", data={"csrf_token": csrf, "revision": revision, "action": "complete"})
+    assert r.status_code == 400
+    summary = r.text.split('class="govuk-error-summary"')[1].split("</ul>")[0]
+    assert "Work, training, education or volunteering: select whether part of this need is met by a carer" in summary
+    assert "Personal care (washing, dressing, using the toilet): select the level of need" in summary
+    assert "select is part of" not in summary and "select level of need" not in summary
