@@ -1,5 +1,6 @@
 """A team manager gives work out, as caseworkers meet it in the browser (api/pages.py, api/tasks.py): reassigning a
-task while its worker is typing, two managers assigning the same task at once, and a refused person.
+task while its worker is typing, two managers assigning the same task at once, a refused person, a leaver's and a
+delegate's tasks; and going back from Check your answers to change an answer (api/task_sections.py).
 
 What a person notices: what they typed is still on the page when the task was given to someone else meanwhile,
 and they are told who has it now; a stale or duplicate assignment says who did what, and when, in words (no task
