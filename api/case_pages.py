@@ -394,7 +394,8 @@ def case_panel(engine: Any, user: User, case_id: int) -> dict[str, Any] | None:
             if r["name"] in ("date_of_birth", "age", "nhs_number", "address", "postcode", "phone") and r["text"]]
     return {"case_id": case_id, "reference": rec.case["reference"],
             "name": rec.person.get("name") or rec.case["title"], "rows": rows,
-            "coordinator": api.coordinator_view(rec), "recent": cr.chronology(rec)[:cr.PANEL_ENTRIES],
+            "coordinator": api.coordinator_view(rec), "plan_worker": cr.signed_off_plan_worker(rec),
+            "recent": cr.chronology(rec)[:cr.PANEL_ENTRIES],
             "letters": [{"id": d["id"], "title": d["title"], "when": cr.long_day(d["created_at"]),
                          "url": f"/cases/{case_id}/letters/{d['id']}"} for d in reversed(rec.documents)][:5],
             "url": f"/cases/{quote(str(case_id))}"}

@@ -90,9 +90,9 @@ def person_fields(engine: Any) -> list[PersonField]:
         # a question on the form ("What would they like to be called?") has a short name for the record
         title = spec.get("x-shortTitle") or spec.get("title") or humanise(name)
         if "enum" in spec:
-            labels = spec.get("x-enumNames") or [str(v) for v in spec["enum"]]
-            choices = [(str(v), str(lbl)) for v, lbl in zip(spec["enum"], labels, strict=False)]
-            f = PersonField(name, title, "choice", choices=choices)
+            from .page_forms import _options  # the words the contact form shows ("North", not "north")
+
+            f = PersonField(name, title, "choice", choices=_options(spec) or [])
         elif spec.get("type") == "boolean":
             f = PersonField(name, title, "boolean", choices=[("yes", "Yes"), ("no", "No")])
         elif spec.get("type") == "integer":
@@ -134,6 +134,26 @@ def show_value(f: PersonField | None, value: Any) -> str:
         except ValueError:
             return str(value)
     return str(value)
+
+
+def plan_worker(worker: Any) -> str:
+    """The co-ordinating worker a support plan names, as a person writes it: "Rosa Patel, Social worker, 01632
+    960000" (not "Name: Rosa Patel, Role: Social worker")."""
+    if isinstance(worker, dict):
+        return ", ".join(str(worker[k]).strip() for k in ("name", "role", "phone", "email")
+                         if worker.get(k) not in (None, ""))
+    return show_value(None, worker)
+
+
+def signed_off_plan_worker(rec: Loaded) -> str:
+    """The co-ordinating worker the latest signed-off support plan names (as `plan_and_budget` finds the plan), or
+    "": what the case record and the task page's panel say while no co-ordinating worker is set on the record."""
+    worker = None
+    for i in rec.instances:  # oldest first: the last one wins
+        plan = (i["data"] or {}).get("plan")
+        if i["process_id"] == "support_plan" and isinstance(plan, dict) and plan.get("signed_off_at"):
+            worker = plan.get("coordinating_worker")
+    return plan_worker(worker) if worker else ""
 
 
 def person_rows(engine: Any, person: dict[str, Any]) -> list[dict[str, Any]]:
@@ -417,7 +437,7 @@ def plan_and_budget(rec: Loaded) -> dict[str, Any]:
             "money_management": humanise(plan.get("money_management") or "").replace("Council managed",
                                                                                       "Managed by the council"),
             "may_change": [str(x) for x in plan.get("may_change_without_contacting") or []],
-            "coordinating_worker": show_value(None, plan.get("coordinating_worker")),
+            "coordinating_worker": plan_worker(plan.get("coordinating_worker")),
             "amount": money(pb["final_amount"]) if pb.get("final_amount") is not None else "",
             "weekly": money(pb["weekly_amount"]) if pb.get("weekly_amount") is not None else "",
             "first_review": long_day(review.get("first_review")),
@@ -472,7 +492,7 @@ def carers(rec: Loaded) -> list[dict[str, Any]]:
                 "signed_off": long_day(plan.get("signed_off_at")),
                 "amount": money(budget["amount"]) if budget.get("amount") is not None else "",
                 "held": CARER_FUNDED_BY.get(budget.get("funded_by"), ""),
-                "coordinating_worker": show_value(None, plan.get("coordinating_worker")),
+                "coordinating_worker": plan_worker(plan.get("coordinating_worker")),
                 "next_review": long_day(due) if due else "",
                 "ended": status.get(e.get("instance_id")) in ("completed", "cancelled"),
             }
@@ -817,7 +837,9 @@ def _handler_sentence(d: dict[str, Any], name: str, iid: Any, doc_queue: dict[tu
     docs = doc_queue.get((iid, d.get("element_id")))
     if docs:
         doc = docs.pop(0)
-        return f"Letter sent: {doc['title']}", "letter", f"/cases/{doc['case_id']}/letters/{doc['id']}"
+        # written and filed on the case, not necessarily posted: without GOV.UK Notify it waits to be printed, and
+        # with it it is queued (its delivery is shown beside the letter); "sent" made workers tell people it was
+        return f"Letter written: {doc['title']}", "letter", f"/cases/{doc['case_id']}/letters/{doc['id']}"
     if handler == "local_settings":
         return None, "", None
     if handler in _DECISIONS and "eligible" in out:

@@ -37,6 +37,10 @@ EXTRA_USERS: dict[str, tuple[str, list[str] | None]] = {
     "administrator-2": ("administrator", None),  # approves what the other administrator asks (dual control)
     "safeguarding-lead": ("social_worker", ["safeguarding"]),  # the safeguarding team's triage and enquiries
     "hospital-social-worker": ("social_worker", ["hospital_team"]),  # discharge referrals
+    # a manager of the social work team, as a council sets one up: `team-manager` is in the team_manager team only
+    # (approvals, sign-offs, escalations), so it can assign no caseworker's task; this one can (api/tasks.py
+    # `assign`: a team manager of one of the task's teams)
+    "social-work-manager": ("team_manager", ["team_manager", "social_work"]),
 }
 
 

@@ -282,6 +282,7 @@ def find_people(engine: Any, user: User, terms: Terms, *, intake: bool = False, 
         found = people_search.search(conn, query, hidden, mode="intake" if intake else "find", limit=MAX_RESULTS)
     for f in found:
         f.pop("score", None)
+    _closures(engine, found)
     if found:
         with engine.db.transaction() as conn:
             now = engine.now(conn)
@@ -290,6 +291,26 @@ def find_people(engine: Any, user: User, terms: Terms, *, intake: bool = False, 
                                                     "action": action, "page": page, "outcome": "allowed"}
                                                    for f in found])
     return found
+
+
+def _closures(engine: Any, found: list[dict[str, Any]]) -> None:
+    """Each found case closed by a manager gets `closed` (others have no such key): the day, the reason in words
+    and its detail ("date of death 1 January 2027"), as the case record says it — so the advisor sees that the
+    person died or moved away before recording a contact that reopens the case. Read only for the cases with
+    nothing running (a closed case runs nothing), in one query."""
+    from .case_actions import closure_view
+
+    quiet = [f["case_id"] for f in found if not f.get("open")]
+    closed: dict[int, Any] = {}
+    if quiet:
+        with engine.db.engine.connect() as conn:
+            for r in conn.execute(select(cases.c.id, cases.c.data).where(cases.c.id.in_(quiet))):
+                view = closure_view({"data": json.loads(r.data)})
+                if view:
+                    closed[r.id] = view
+    for f in found:
+        if f["case_id"] in closed:
+            f["closed"] = closed[f["case_id"]]
 
 
 # ---------------------------------------------------------------------- one-time intake tokens

@@ -42,6 +42,7 @@ from .auth import (
     client_address,
     json_set,
     set_challenge_cookie,
+    users,
 )
 from .case_pages import case_panel
 from .errors import ApiError
@@ -267,6 +268,8 @@ def inbox(request: Request) -> Response:
         return kit.guard(request, user, exc)
     now = engine.now()
     rows = []
+    names = people_names(engine, [n for t in result["tasks"][:PAGE_SIZE] for n in (t.get("assignee"), t.get(
+        "delegated_by")) if n != user.username])
     for t in result["tasks"][:PAGE_SIZE]:
         paused = t.get("paused")  # a paused process (in hospital): its date is frozen, neither overdue nor due
         rows.append({**t, "due_text": "" if paused else kit.long_date(t.get("due_at")),
@@ -283,7 +286,7 @@ def inbox(request: Request) -> Response:
     tabs = {v: urlencode({**{k: x for k, x in query.items() if k != "view"}, "view": v})
             for v in ("mine", "team", "delegated")}
     resp = kit.render(request, "tasks.html", {
-        "user": user, "view": filters.scope, "rows": rows, "page": page,
+        "user": user, "view": filters.scope, "rows": rows, "names": names, "page": page,
         "has_next": len(result["tasks"]) > PAGE_SIZE, "counts": result["counts"], "flash": flash,
         "today": kit.long_date(now),
         "errors": [{"text": e["message"], "href": "#" + INBOX_FIELDS.get(e["field"], "f-view")} for e in errors],
@@ -300,8 +303,22 @@ def inbox(request: Request) -> Response:
     return resp
 
 
-async def _page_action(request: Request, task_id: str, act: Any, done: Any) -> Response:
-    """A task-page button: check the session, CSRF and revision, act through the API's rules, redirect."""
+def people_names(engine: Any, usernames: Any) -> dict[str, str]:
+    """Each username's display name ("rosa" -> "Rosa Patel"), read at once; a name not found stays as it is. The
+    inbox and task pages say who has a task by name, as the chronology does, and that someone's account is
+    deactivated (a leaver's tasks stay with them until a team manager gives them to someone else)."""
+    wanted = sorted({u for u in usernames if u})
+    if not wanted:
+        return {}
+    with engine.db.engine.connect() as conn:
+        found = {r.username: r.display_name + ("" if r.active else " (account deactivated)") for r in conn.execute(
+            select(users.c.username, users.c.display_name, users.c.active).where(users.c.username.in_(wanted)))}
+    return {u: found.get(u) or u for u in wanted}
+
+
+async def _page_action(request: Request, task_id: str, act: Any, done: Any, kind: str | None = None) -> Response:
+    """A task-page button: check the session, CSRF and revision, act through the API's rules, redirect.
+    `kind` ("assign" or "delegate"): the form whose person is refused (422) gets the error, as the task page shows."""
     form = await kit.posted_form(request)
     user = None
     engine = request.app.state.engine
@@ -312,21 +329,16 @@ async def _page_action(request: Request, task_id: str, act: Any, done: Any) -> R
         rev = kit.one(form, "revision")
         revision = whole(rev)
         result = await run_in_threadpool(act, user, engine, form, revision)
-    except ConflictError as exc:
+    except ConflictError as exc:  # who did what to the task, and when, in plain words (never its id or an ISO time)
         return kit.error_page(request, user, 409, "This task has changed",
-                           exc.message[:1].upper() + exc.message[1:] + " Go back to your tasks and reload the list.")
+                              task_sections.conflict_words(engine, user, exc, "Nothing was changed."))
     except ApiError as exc:
         if exc.status == 422:
             try:
                 task = task_api.authorised_task(engine, user, task_id)
             except Exception as exc2:  # noqa: BLE001
                 return kit.guard(request, user, exc2)
-            fields = fields_for(_schema(engine, task))
-            fill(fields, task.get("draft"))
-            fields = prefill.decide_each(engine, task, fields)
-            return kit.render(request, "task.html", _task_context(
-                request, user, task, fields, errors=[{"text": exc.message[:1].upper() + exc.message[1:],
-                                                      "href": "#f-to"}], to_error=exc.message), 422)
+            return _task_page_with(request, user, engine, task, kind, exc.message, kit.one(form, "to")[:64])
         return kit.guard(request, user, exc)
     except Exception as exc:  # noqa: BLE001
         return kit.guard(request, user, exc)
@@ -334,11 +346,39 @@ async def _page_action(request: Request, task_id: str, act: Any, done: Any) -> R
     return _flash(request, kit.redirect(url), message)
 
 
+def _task_page_with(request: Request, user: User, engine: Any, task: dict[str, Any], kind: str | None, message: str,
+                    chosen: str) -> Response:
+    """The task page as it opens (a long form's task list, not every question), with the refused person's error
+    beside the form it was sent from and in the error summary, linking to that form's select; the person chosen
+    stays selected."""
+    schema = _schema(engine, task)
+    fields = fields_for(schema)
+    draft = task.get("draft")
+    fill(fields, prefill.answers_given_before(engine, task, schema) if draft is None else draft)
+    fields = prefill.decide_each(engine, task, fields)
+    listed = task_sections.task_list_context(engine, task) if task_sections.declared(engine, task) else {}
+    text = message[:1].upper() + message[1:]
+    ctx = _task_context(request, user, task, fields, to_error=text, to_chosen=chosen, **listed)
+    kinds = (["delegate"] if ctx["can_delegate"] else []) + (["assign"] if ctx["can_assign"] else [])
+    ctx["to_kind"] = kind if kind in kinds else (kinds[0] if kinds else None)
+    ctx["errors"] = [{"text": text, "href": "#f-to" if ctx["to_kind"] in kinds[:1] else f"#f-to-{ctx['to_kind']}"}]
+    return kit.render(request, "task.html", ctx, 422)
+
+
 def _to(form: dict[str, list[str]]) -> str:
     to = kit.one(form, "to").strip()
     if not to:
         raise ApiError(422, "invalid", "select the person to give the task to")
     return to[:64]
+
+
+def engine_of(request: Request) -> Any:
+    return request.app.state.engine
+
+
+def _person(engine: Any, t: dict[str, Any]) -> str:
+    """Who has the task now, by name."""
+    return people_names(engine, [t.get("assignee")]).get(t.get("assignee"), "nobody")
 
 
 def _name(t: dict[str, Any]) -> str:
@@ -367,7 +407,8 @@ async def assign(request: Request, task_id: str) -> Response:
         request, task_id,
         lambda user, engine, form, rev: task_api.assign(task_id, task_api.Target(to=_to(form), revision=rev),
                                                         user, engine),
-        lambda user, t: (f"/tasks/{quote(task_id)}", f"Assigned {_name(t)} to {t['assignee']}"))
+        lambda user, t: (f"/tasks/{quote(task_id)}", f"Assigned {_name(t)} to {_person(engine_of(request), t)}"),
+        "assign")
 
 
 @router.post("/tasks/{task_id}/delegate", response_class=HTMLResponse)
@@ -376,7 +417,8 @@ async def delegate(request: Request, task_id: str) -> Response:
         request, task_id,
         lambda user, engine, form, rev: task_api.delegate(task_id, task_api.Target(to=_to(form), revision=rev),
                                                           user, engine),
-        lambda user, t: ("/tasks?view=delegated", f"Delegated {_name(t)} to {t['assignee']}"))
+        lambda user, t: ("/tasks?view=delegated", f"Delegated {_name(t)} to {_person(engine_of(request), t)}"),
+        "delegate")
 
 
 @router.post("/tasks/{task_id}/return", response_class=HTMLResponse)
@@ -384,7 +426,7 @@ async def return_task(request: Request, task_id: str) -> Response:
     return await _page_action(
         request, task_id,
         lambda user, engine, form, rev: task_api.return_task(task_id, user, engine, task_api.Revision(revision=rev)),
-        lambda user, t: ("/tasks?view=mine", f"Returned {_name(t)} to {t['assignee']}"))
+        lambda user, t: ("/tasks?view=mine", f"Returned {_name(t)} to {_person(engine_of(request), t)}"))
 
 
 # ---------------------------------------------------------------------- task page
@@ -456,8 +498,10 @@ def _task_context(request: Request, user: User, task: dict[str, Any], fields: li
            "can_complete": task.get("assignee") in (None, me) and not delegated_to_me,
            "can_draft": mine, "can_delegate": mine and not delegated_to_me,
            "can_release": (mine and not delegated_to_me) or (manager and task.get("assignee")),
-           "can_assign": manager, "to_error": None, "flash": unquote(request.cookies.get(FLASH_COOKIE, "")),
+           "can_assign": manager, "to_error": None, "to_kind": None, "to_chosen": "",
+           "flash": unquote(request.cookies.get(FLASH_COOKIE, "")),
            "has_draft": bool(task.get("draft")), "has_groups": any(f.kind == "group" for f in walk(fields))}
+    ctx["names"] = people_names(engine, [task.get("assignee"), task.get("delegated_by"), task.get("owner")])
     ctx["paused"] = task_pause(engine, task)
     if ctx["paused"]:  # nothing is due and nothing can be completed until the process goes on
         ctx.update(can_complete=False, due_text="", tag=(ctx["paused"]["tag"], "govuk-tag--grey"))
@@ -544,7 +588,7 @@ async def complete(request: Request, task_id: str) -> Response:
             await run_in_threadpool(task_api.save_draft, task_id, task_api.Draft(data=data, revision=revision),
                                     user, engine)
         except ConflictError as exc:
-            return again(409, {}, [], exc.message[:1].upper() + exc.message[1:] + ". What you typed is still "
+            return again(409, {}, [], task_sections.conflict_words(engine, user, exc) + " What you typed is still "
                                       "below: copy anything you need, then go back to your tasks.")
         except Exception as exc:  # noqa: BLE001
             return kit.guard(request, user, exc)

@@ -106,9 +106,9 @@ _CHANGES = {"task.draft_saved": "saved answers to", "task.claimed": "claimed", "
             "task.completed": "completed"}
 
 
-def conflict_words(engine: Any, user: Any, exc: ConflictError) -> str:
+def conflict_words(engine: Any, user: Any, exc: ConflictError, nothing: str = "Nothing you typed was saved.") -> str:
     """A stale or duplicate submission as a person reads it: who did what to the task, and when, in UK time;
-    never the task's id or a timestamp in ISO form."""
+    never the task's id or a timestamp in ISO form. `nothing`: what did not happen (a button's action, not typing)."""
     from .case_record import day_and_time
     from .cases import display_name
 
@@ -122,27 +122,36 @@ def conflict_words(engine: Any, user: Any, exc: ConflictError) -> str:
     when = day_and_time(ctx["at"]) if ctx.get("at") else ""
     at = f" on {when.replace(', ', ' at ')}" if when else ""
     if ctx.get("completed_by"):
-        return (f"This task was completed by {who(ctx['completed_by'])}{at}. Nothing you typed was saved. "
-                "Go back to your tasks.")
+        return f"This task was completed by {who(ctx['completed_by'])}{at}. {nothing} Go back to your tasks."
     if ctx.get("withdrawn"):
-        return (f"This task was withdrawn{at}: a deadline passed or the process moved on. Nothing you typed was "
-                "saved. Go back to your tasks.")
+        return (f"This task was withdrawn{at}: a deadline passed or the process moved on. {nothing} Go back to your "
+                "tasks.")
     if ctx.get("changed_by"):
         did = _CHANGES.get(str(ctx.get("change")), "changed")
-        return (f"This task changed after you opened this page: {who(ctx['changed_by'])} {did} it{at}. Nothing "
-                "you typed was saved.")
-    return "This task changed after you opened this page. Nothing you typed was saved."
+        to = f" to {who(ctx['to'])}" if ctx.get("to") else ""  # assigned, delegated or returned: who has it now
+        return f"This task changed after you opened this page: {who(ctx['changed_by'])} {did} it{to}{at}. {nothing}"
+    return f"This task changed after you opened this page. {nothing}"
+
+
+FROM_CHECK = "check"  # `?from=check` on a Change link: the section goes back to Check your answers once saved
+
+
+def _from_check(request: Request, form: dict[str, list[str]] | None = None) -> bool:
+    """Whether the section was opened from Check your answers (a Change link, or an error listed there): the GOV.UK
+    pattern takes the user back there once the answer is saved, not to the task list."""
+    sent = kit.one(form, "from") if form is not None else request.query_params.get("from", "")
+    return sent == FROM_CHECK
 
 
 def _section_page(request: Request, user: Any, engine: Any, task: dict[str, Any], section: Section,
-                  errors: list[dict[str, Any]] | None = None, status: int = 200, conflict: str | None = None
-                  ) -> Response:
+                  errors: list[dict[str, Any]] | None = None, status: int = 200, conflict: str | None = None,
+                  from_check: bool = False) -> Response:
     from . import prefill
     from .pages import _task_context
 
     prefill.apply(engine, task, section.fields, task.get("draft"))  # suggested answers, with where they came from
     ctx = _task_context(request, user, task, section.fields, errors=errors or [], conflict=conflict,
-                        section=section)
+                        section=section, from_check=from_check)
     ctx["has_groups"] = any(f.kind == "group" for f in walk(section.fields))
     return kit.render(request, "task_section.html", ctx, status)
 
@@ -165,7 +174,7 @@ def section_page(request: Request, task_id: str, section_id: str) -> Response:
                               "This task's form has no section with that name. Go back to the task.")
     if task.get("assignee") != user.username:
         return kit.redirect(f"/tasks/{task['id']}")  # claim it first: the task page says so
-    return _section_page(request, user, engine, task, section)
+    return _section_page(request, user, engine, task, section, from_check=_from_check(request))
 
 
 @router.post("/tasks/{task_id}/sections/{section_id}", response_class=HTMLResponse)
@@ -185,11 +194,13 @@ async def save_section(request: Request, task_id: str, section_id: str) -> Respo
         return kit.error_page(request, user, 404, "Page not found",
                               "This task's form has no section with that name. Go back to the task.")
     action = (form.get("action") or ["continue"])[-1]
+    from_check = _from_check(request, form)
     if action.startswith(("add:", "remove:")):
         read_section(section, form, task.get("draft"), keep_invalid=True)
         problem = change_items(section.fields, action[:400])
         errors = [{"text": problem, "href": None}] if problem else []
-        return _section_page(request, user, engine, task, section, errors, 400 if problem else 200)
+        return _section_page(request, user, engine, task, section, errors, 400 if problem else 200,
+                             from_check=from_check)
     answers, _ = read_section(section, form, task.get("draft"), keep_invalid=True)
     rev = kit.one(form, "revision")
     try:
@@ -200,7 +211,7 @@ async def save_section(request: Request, task_id: str, section_id: str) -> Respo
         read_section(section, form, task.get("draft"), keep_invalid=True)
         return _section_page(request, user, engine, task, section, [], 409,
                              conflict_words(engine, user, exc) + " What you typed is still below: copy "
-                             "anything you need, then go back to your tasks.")
+                             "anything you need, then go back to your tasks.", from_check=from_check)
     except Exception as exc:  # noqa: BLE001
         return _guard(request, user, exc)
     if action == "later":
@@ -213,8 +224,8 @@ async def save_section(request: Request, task_id: str, section_id: str) -> Respo
     mine = {**{n: m for n, m in messages.items() if in_section(section, n)}, **local}
     if mine:
         summary = set_errors(section.fields, mine)
-        return _section_page(request, user, engine, task, section, summary, 400)
-    return kit.redirect(f"/tasks/{task_id}")
+        return _section_page(request, user, engine, task, section, summary, 400, from_check=from_check)
+    return kit.redirect(f"/tasks/{task_id}/check-answers" if from_check else f"/tasks/{task_id}")
 
 
 def _check_page(request: Request, user: Any, engine: Any, task: dict[str, Any], status: int = 200,
@@ -227,9 +238,9 @@ def _check_page(request: Request, user: Any, engine: Any, task: dict[str, Any], 
         for sec in sections:
             for e in set_errors(sec.fields, sec.messages):
                 errors.append({"text": f"{sec.title}: {e['text']}",
-                               "href": f"/tasks/{task['id']}/sections/{sec.id}{e['href']}"})
+                               "href": f"/tasks/{task['id']}/sections/{sec.id}?from={FROM_CHECK}{e['href']}"})
         errors += [{"text": g, "href": None} for g in general]
-    groups = [{"section": s, "rows": answer_rows(s.fields, f"/tasks/{task['id']}/sections/{s.id}")}
+    groups = [{"section": s, "rows": answer_rows(s.fields, f"/tasks/{task['id']}/sections/{s.id}?from={FROM_CHECK}")}
               for s in sections]
     ctx = _task_context(request, user, task, [], errors=errors, conflict=conflict, groups=groups)
     return kit.render(request, "task_check.html", ctx, status)

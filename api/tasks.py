@@ -384,15 +384,26 @@ def _named(engine: Any, task: dict[str, Any], exc: ConflictError) -> ConflictErr
     if "changed since you opened it" not in exc.message and "at the same moment" not in exc.message:
         return exc
     with engine.db.engine.connect() as conn:
-        last = conn.execute(select(events.c.actor, events.c.type, events.c.at).where(
+        last = conn.execute(select(events.c.actor, events.c.type, events.c.at, events.c.data).where(
             events.c.case_id == task["case_id"], events.c.type.like("task.%"),
             events.c.data.like(f'%"task_id":"{task["id"]}"%')).order_by(events.c.id.desc()).limit(1)).first()
     if last is None:
         return exc
     what = last.type.removeprefix("task.").replace("_", " ")
-    return ConflictError(f"task {task['id']} changed since you opened it: {last.actor} {what} it at {last.at}; "
-                         "nothing was saved — reload and try again", task=task["id"], changed_by=last.actor,
-                         change=last.type, at=str(last.at))
+    data = json.loads(last.data) if isinstance(last.data, str) else (last.data or {})
+    to = data.get("assignee") if last.type in ("task.assigned", "task.delegated", "task.returned") else None
+    return ConflictError(f"task {task['id']} changed since you opened it: {last.actor} {what} it"
+                         + (f" to {to}" if to else "") + f" at {last.at}; nothing was saved — reload and try again",
+                         task=task["id"], changed_by=last.actor, change=last.type, at=str(last.at), to=to)
+
+
+def unchanged(engine: Any, task: dict[str, Any], revision: int | None) -> None:
+    """Refuse a page or request sent with the revision the task had when it was opened, now stale: the 409 naming
+    who changed it and how, before any check on who may act. A worker whose task a manager has just given to
+    someone else is told that (and the page keeps what they typed), not that they may not save it."""
+    if revision is not None and task.get("revision") is not None and revision != task["revision"]:
+        raise _named(engine, task, ConflictError(f"task {task['id']} changed since you opened it; reload and try "
+                                                 "again", task=task["id"]))
 
 
 def _act(engine: Any, task: dict[str, Any], user: User, fn: Any, *args: Any, **kw: Any) -> dict[str, Any]:
@@ -410,24 +421,26 @@ def colleague(engine: Any, task: dict[str, Any], username: str, what: str) -> No
     """Refuse (422) a target who does not exist, is not active, is not named on the case's restriction (when it is
     restricted) or is not in the task's team."""
     with engine.db.engine.connect() as conn:
-        row = conn.execute(select(users.c.username, users.c.active, users.c.teams, users.c.roles)
-                           .where(users.c.username == username)).first()
+        row = conn.execute(select(users.c.username, users.c.display_name, users.c.active, users.c.teams,
+                                  users.c.roles).where(users.c.username == username)).first()
     if row is None:
         raise ApiError(422, "invalid", f"there is no user '{username[:64]}' to {what} this task to",
                        errors=[{"field": "to", "message": f"no user '{username[:64]}'"}])
+    # as the page's list of people shows them
+    who = username if row.display_name in (None, "", username) else f"{row.display_name} ({username})"
     if not row.active:
-        raise ApiError(422, "invalid", f"{username} is not an active user", errors=[
-            {"field": "to", "message": f"{username} is not an active user"}])
+        raise ApiError(422, "invalid", f"{who} is not an active user: choose someone else", errors=[
+            {"field": "to", "message": f"{who} is not an active user"}])
     with engine.db.engine.connect() as conn:
         named = may_act_on_restricted_task(conn, task["case_id"], username)
     if not named:  # they could neither see nor finish it: the task would be stranded
-        raise ApiError(422, "invalid", f"{username} is not named on this case's restriction: {what} the task to "
+        raise ApiError(422, "invalid", f"{who} is not named on this case's restriction: {what} the task to "
                        "someone named on it, or ask an administrator or team manager to name them",
                        errors=[{"field": "to", "message": f"{username} is not named on this case's restriction"}])
     teams = json_set(row.teams)
     if not teams & _groups(task) and username not in (task.get("candidate_users") or []):
         team = (task.get("team") or "").replace("_", " ")
-        raise ApiError(422, "invalid", f"{username} is not in the {team} team, which this task belongs to",
+        raise ApiError(422, "invalid", f"{who} is not in the {team} team, which this task belongs to",
                        errors=[{"field": "to", "message": f"{username} is not in the {team} team"}])
 
 
@@ -471,6 +484,7 @@ def claim(task_id: str, user: Annotated[User, Depends(worker)], engine: Annotate
 def release(task_id: str, user: Annotated[User, Depends(worker)], engine: Annotated[Any, Depends(get_engine)],
             body: Revision | None = None) -> dict[str, Any]:
     task = authorised_task(engine, user, task_id)
+    unchanged(engine, task, _rev(body))
     manager = "team_manager" in user.roles and bool(_groups(task) & user.teams)
     if task.get("delegated_by") and task.get("assignee") == user.username and not manager:
         raise forbidden(f"{task['delegated_by']} delegated this task to you: return it to them instead")
@@ -498,6 +512,7 @@ def delegate(task_id: str, body: Target, user: Annotated[User, Depends(worker)],
              engine: Annotated[Any, Depends(get_engine)]) -> dict[str, Any]:
     """The person working on a task hands it to a colleague in its team and stays its owner."""
     task = authorised_task(engine, user, task_id)
+    unchanged(engine, task, _rev(body))
     if task.get("assignee") != user.username:
         raise forbidden("only the person the task is assigned to can delegate it"
                         + (f" (it is with {task['assignee']})" if task.get("assignee") else ": claim it first"))
@@ -516,6 +531,7 @@ def return_task(task_id: str, user: Annotated[User, Depends(worker)],
                 engine: Annotated[Any, Depends(get_engine)], body: Revision | None = None) -> dict[str, Any]:
     """The delegate gives the task back to the person who delegated it (with any saved draft)."""
     task = authorised_task(engine, user, task_id)
+    unchanged(engine, task, _rev(body))
     if task.get("assignee") != user.username or not task.get("delegated_by"):
         raise forbidden("only the person a task was delegated to can return it")
     return _act(engine, task, user, engine.return_task, task_id, actor=user.username,
@@ -527,6 +543,7 @@ def save_draft(task_id: str, body: Draft, user: Annotated[User, Depends(worker)]
                engine: Annotated[Any, Depends(get_engine)]) -> dict[str, Any]:
     """Keep what has been typed so far (not validated); only the person the task is with can."""
     task = authorised_task(engine, user, task_id)
+    unchanged(engine, task, body.revision)
     if task.get("assignee") != user.username:
         raise forbidden("only the person the task is assigned to can save a draft"
                         + (f" (it is with {task['assignee']})" if task.get("assignee") else ": claim it first"))

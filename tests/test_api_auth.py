@@ -61,7 +61,7 @@ def test_passwords_are_stored_as_argon2id_hashes(env):
     eng, _app = env
     with eng.db.engine.connect() as conn:
         hashes = list(conn.execute(select(users.c.password_hash)).scalars())
-    assert len(hashes) == 15 and all(h.startswith("$argon2id$") for h in hashes)  # 11 roles + 4 extra
+    assert len(hashes) == 16 and all(h.startswith("$argon2id$") for h in hashes)  # 11 roles + 5 extra
     assert not any("demo-" in h for h in hashes)
 
 

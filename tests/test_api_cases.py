@@ -186,7 +186,7 @@ def test_decisions_letters_plan_and_budget_of_a_signed_off_case(world):
              for e in sam.get(f"/api/cases/{peter}/chronology?page={n}").json()["entries"]]
     assert any(t.startswith("Decision: the person is eligible") for t in texts), texts
     assert any(t.startswith("Personal budget worked out: £19,963.64 a year") for t in texts)
-    assert "Letter sent: Your support plan" in texts
+    assert "Letter written: Your support plan" in texts and not [t for t in texts if t.startswith("Letter sent")]
     docs = eng.documents(peter)
     letter = sam.get(f"/api/cases/{peter}/letters/{docs[0]['id']}")
     assert letter.status_code == 200 and "Dear Mr Clarke" in letter.json()["body"]

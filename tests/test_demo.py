@@ -67,6 +67,15 @@ def test_the_demo_database_has_cases_at_each_stage_in_the_right_queues(tmp_path)
                               public_key=heads / "keys" / "heads.key.pub")
         assert anchored["passed"] and anchored["anchor"]["status"] == "anchored", anchored["anchor"]
         assert eng.clock_mode() == "simulated"  # so a newcomer can move time on
+        # a demo team manager can give out the social work team's work (trial d: `team-manager`, in the
+        # team_manager team only, could assign nobody's task but its own team's approvals)
+        from api import tasks as task_api
+
+        [assess] = [t for t in eng.list_tasks(limit=1000) if t["element_id"] == "assess_needs"]
+        manager, _token = AuthStore(eng, AuthSettings()).sign_in("social-work-manager",
+                                                                 "demo-team_manager-password", "127.0.0.1")
+        done = task_api.assign(assess["id"], task_api.Target(to="social-worker"), manager, eng)
+        assert done["assignee"] == "social-worker"
     finally:
         eng.db.dispose()
     # moved on as the README says (seven weeks), Harriet's first review is in the social work queue, whatever the

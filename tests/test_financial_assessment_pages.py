@@ -188,7 +188,10 @@ def test_the_finance_officer_does_a_full_financial_assessment_in_the_browser(eng
         # the outcome on the case record: the letter says what the person pays
         page.goto(f"{base}/cases/{cid}")
         run_axe(page, "case record after the financial assessment")
-        page.get_by_role("link", name="Letter sent: Your financial assessment").click()
+        # the chronology does not say "sent" of a letter only filed for printing (no GOV.UK Notify here)
+        assert "Filed for printing" in page.inner_text("main")
+        assert "Letter sent" not in page.inner_text("main")
+        page.get_by_role("link", name="Letter written: Your financial assessment").click()
         letter = " ".join(page.inner_text("main").split())
         assert "You will pay £39.50 a week." in letter
         assert "Minimum income guarantee: single person of Pension Credit age: £214.35." in letter

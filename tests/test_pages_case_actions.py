@@ -211,3 +211,95 @@ def test_a_refusal_of_the_case_as_a_whole_is_said_once(eng, app):  # noqa: F811
     # findings 10, 12: the date of death's example was a date the page itself refuses (in the future)
     close = sw.get(f"/cases/{cid}/close").text
     assert "For example, 27 3 2024" in close and "27 3 2031" not in close
+
+
+def test_the_close_page_asks_each_reasons_own_question_under_it(eng, app):  # noqa: F811
+    """Trial d: the date of death and the council are GOV.UK conditional reveals under their reasons (not two
+    questions every manager must read past); an error reveals its question and its summary link reaches it; by
+    keyboard, axe-clean."""
+    cid = planned_case(eng)
+    with live_server(app) as base, launch() as browser:
+        ctx, page = signed_in_page(browser, base, TM, "team_manager")
+        page.goto(f"{base}/cases/{cid}/close")
+        assert not page.locator("#date_of_death-day").is_visible() and not page.locator("#council").is_visible()
+        page.get_by_label("The person has died").focus()
+        page.keyboard.press("Space")
+        assert page.locator("#date_of_death-day").is_visible() and not page.locator("#council").is_visible()
+        page.keyboard.press("ArrowDown")  # Moved to another council
+        assert page.is_checked("#reason-2")
+        assert page.locator("#council").is_visible() and not page.locator("#date_of_death-day").is_visible()
+        run_axe(page, "close the case: the council revealed")
+        tab_to(page, "Close the case")
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".govuk-error-summary")
+        summary = page.locator(".govuk-error-summary")
+        assert summary.inner_text().endswith("Enter the council the person moved to")
+        assert page.locator("#council").is_visible() and page.is_checked("#reason-2")  # shown with its error
+        run_axe(page, "close the case: the council missing")
+        summary.get_by_role("link").focus()
+        page.keyboard.press("Enter")
+        assert focused(page) == "council"
+        page.keyboard.type("Leeds City Council")
+        tab_to(page, "Close the case")
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r".*saved=closed"))
+        ctx.close()
+    assert eng.get_case(cid)["data"]["case_closed"]["details"] == {"council": "Leeds City Council"}
+
+
+def test_the_record_does_not_say_nobody_co_ordinates_when_the_signed_off_plan_names_someone(eng, app):  # noqa: F811
+    """Trial d: after sign-off the record said "Co-ordinating worker: Not named yet" at the top while the plan, lower
+    down, said "Name: Jane Smith, Role: social worker, Phone: …"; a worker read that nobody co-ordinates."""
+    cid = planned_case(eng)
+    with live_server(app) as base, launch() as browser:
+        ctx, page = signed_in_page(browser, base, TM, "team_manager")
+        page.goto(f"{base}/cases/{cid}")
+        assert page.inner_text("#coordinator") == (
+            "Not named on the case record yet; the support plan names Jane Smith, social worker, 01632 960123")
+        text = page.inner_text("main")
+        assert "Co-ordinating worker in the plan\tJane Smith, social worker, 01632 960123" in text
+        assert "Name: Jane Smith" not in text
+        run_axe(page, "case record with the plan's co-ordinating worker")
+        ctx.close()
+    # the panel beside a task on the case says the same
+    sw, csrf = page_client(app, "social_worker")
+    form = sw.get(f"/cases/{cid}/actions/review").text
+    assert sw.post(f"/cases/{cid}/actions/review", data={
+        "csrf_token": csrf, "action_token": action_token(form), "review_reason": "Other Reason",
+        "requested_by": "person", "note": "Peter asked for a review"}).status_code == 303
+    [review] = [t for t in open_tasks(eng, cid) if t["element_id"] == "review_plan"]
+    task_page = sw.get(f"/tasks/{review['id']}").text
+    assert "the support plan names Jane Smith, social worker, 01632 960123" in task_page
+
+
+def test_the_record_shows_a_choice_in_the_words_the_contact_form_used(eng, app):  # noqa: F811
+    """Trial d: "Area of the county — north" (the stored code) on a record whose contact form said "North"."""
+    cid = eng.create_case("Nora Plain", {"person": {"name": "Nora Plain", "area": "countywide"}})
+    with live_server(app) as base, launch() as browser:
+        ctx, page = signed_in_page(browser, base, TM, "team_manager")
+        page.goto(f"{base}/cases/{cid}")
+        assert "Area of the county\tCountywide" in page.inner_text("main")
+        run_axe(page, "case record with a choice detail")
+        ctx.close()
+
+
+def test_the_budget_scoring_errors_read_as_sentences(eng, app):  # noqa: F811
+    """Trial d: "Work, training, education or volunteering: select is part of this need met by a carer who is
+    willing and able to help?" — the generic "Select " + the question. Now each says what to select."""
+    from tests.casework_helpers import complete, known_case
+    from tests.test_case_actions import PERSON
+    from tests.test_process_assessment_to_review import assessment
+
+    cid = known_case(eng, PERSON, contact_date="2031-03-03")
+    complete(eng, cid, "assess_needs", assessment("personal_hygiene", "managing_nutrition", "using_home_safely"),
+             actor=SW)
+    [score] = [t for t in open_tasks(eng, cid) if t["element_id"] == "score_needs"]
+    eng.claim(score["id"], SW)
+    sw, csrf = page_client(app, "social_worker")
+    revision = re.search(r'name="revision" value="(\d+)"', sw.get(f"/tasks/{score['id']}").text).group(1)
+    r = sw.post(f"/tasks/{score['id']}", data={"csrf_token": csrf, "revision": revision, "action": "complete"})
+    assert r.status_code == 400
+    summary = r.text.split('class="govuk-error-summary"')[1].split("</ul>")[0]
+    assert "Work, training, education or volunteering: select whether part of this need is met by a carer" in summary
+    assert "Personal care (washing, dressing, using the toilet): select the level of need" in summary
+    assert "select is part of" not in summary and "select level of need" not in summary

@@ -400,3 +400,27 @@ def _safe_person(eng, case_id):
         return eng.get_case(case_id)["data"].get("person") or {}
     except Exception:  # noqa: BLE001 - no such case
         return {}
+
+
+def test_the_advisor_sees_why_a_closed_case_was_closed_before_reopening_it(server):
+    """Trial d: a person who died (or moved away) was shown at the front door as just "Closed", with "Record a new
+    contact" — which reopens the case, and a reopened case no longer shows the date of death. Now the row says
+    why and when it was closed, and the page says a contact reopens it; Find a person says the same."""
+    base, eng, people = server
+    eng.close_case(people["edward"], reason="died", actor="team-manager", details={"date_of_death": "2031-02-20"})
+    with launch() as browser:
+        page = browser.new_context(bypass_csp=True).new_page()
+        sign_in(page, base, "front-door-advisor", PASSWORD)
+        page.goto(f"{base}/contacts/new")
+        page.fill("#name", "Edward Clarkson")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("table")
+        row = page.locator("tbody tr").filter(has_text="Edward Clarkson")
+        assert "Closed on 3 March 2031: The person has died (date of death 20 February 2031)" in row.inner_text()
+        assert "reopens it" in page.locator("#closed-note").inner_text()
+        assert row.get_by_role("button", name=re.compile("reopens the closed case")).count() == 1
+        run_axe(page, "new contact search with a closed case")
+        page.goto(f"{base}/people?q=Edward+Clarkson")
+        assert "The person has died (date of death 20 February 2031)" in page.locator("table").inner_text()
+        run_axe(page, "find a person with a closed case")
+    assert eng.get_case(people["edward"])["data"].get("case_closed")  # looking reopened nothing
