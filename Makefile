@@ -87,10 +87,12 @@ run: setup
 	$(PY) -m api.demo --db $(DB) --heads $(HEADS)
 	CAREPATH_MFA_REQUIRED_ROLES= CAREPATH_API_DOCS=1 CAREPATH_HEADS_KEY=$(HEADS)/keys/heads.key CAREPATH_HEADS_DIR=$(HEADS)/signed $(VENV)/bin/carepath serve --db $(DB)
 
-# the suite runs on TEST_WORKERS processes (pytest-xdist; every test has its own database or schema)
+# the suite runs on TEST_WORKERS processes (pytest-xdist; every test has its own database or schema); worksteal:
+# a worker that runs out of tests takes half of the other's queue, so one slow browser test at the end does not
+# leave a core idle
 TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) -m bench.run $(BENCH_ARGS)
