@@ -32,6 +32,7 @@ from . import settings
 from .fields import check_text
 from .letters import _render, long_date
 from .people import check_name, nfc_name
+from .working_days import iso_utc, local_to_utc
 
 YOUNGEST, OLDEST = 14, 17  # the ages at referral this route takes; 18 and over come through the front door
 CONSENT = {
@@ -104,10 +105,10 @@ def transition_dates(ctx: HandlerContext, person: dict[str, Any], referral_date:
     return {
         "eighteenth_birthday": eighteen.isoformat(),
         "age_at_referral": age_on(born, referred),
-        "decision_due": ((_day(decide_from, "decide_from") if decide_from else referred)
-                         + timedelta(days=days)).isoformat() + "T17:00:00Z",
+        "decision_due": iso_utc(local_to_utc((_day(decide_from, "decide_from") if decide_from else referred)
+                                             + timedelta(days=days), "17:00")),
         "latest_assessment_start": latest.isoformat(),
-        "adult_support_check_at": eighteen.isoformat() + "T09:00:00Z",
+        "adult_support_check_at": iso_utc(local_to_utc(eighteen, "09:00")),
         "recheck_after": local["transition_recheck_after"],
         "settings": local,
     }
@@ -155,7 +156,7 @@ def transition_decision(ctx: HandlerContext, decision: dict[str, Any], dates: di
                    + long_date(reconsider) + ("" if reconsider == wanted else
                                               ", the latest date that leaves time to plan adult support before 18"))
     return {"assess": "later", "reasons": reasons, "reconsider_on": reconsider.isoformat(),
-            "reconsider_at": reconsider.isoformat() + "T09:00:00Z", "basis": basis}
+            "reconsider_at": iso_utc(local_to_utc(reconsider, "09:00")), "basis": basis}
 
 
 # ---------------------------------------------------------------- letters

@@ -153,7 +153,7 @@ def test_a_carer_is_assessed_and_supported_even_when_the_person_cared_for_is_not
     assert "Her son Tom is called first" in letter
     assert "We will review your plan with you by 3 September 2031, then at least every 6 months" in letter
     assert [d["kind"] for d in eng.documents(cid)] == ["eligibility", "eligibility", "carers_support_plan"]
-    assert timers_set(eng, cid) == [("assessment_overdue_timer", "2031-03-31T17:00:00.000000+00:00"),  # Peter's
+    assert timers_set(eng, cid) == [("assessment_overdue_timer", "2031-03-31T16:00:00.000000+00:00"),  # Peter's
                                     ("wait_carer_review", "2031-09-03T09:00:00.000000+00:00")]
 
     # the review falls due exactly on the date in the letter, not a minute before

@@ -282,7 +282,7 @@ def test_an_adult_found_not_eligible_gets_a_letter_with_reasons_and_the_process_
     cid = res.case_id
     [t] = open_tasks(eng, cid)
     assert (t["element_id"], t["team"], t["form"]) == ("assess_needs", "social_work", "needs_assessment")
-    assert t["due_at"] == datetime(2031, 3, 31, 17, 0, tzinfo=timezone.utc)  # 28 days after contact
+    assert t["due_at"] == datetime(2031, 3, 31, 16, 0, tzinfo=timezone.utc)  # 28 days after contact, 17:00 BST
 
     step = complete(eng, cid, "assess_needs", assessment("personal_hygiene"))
     assert step.status == "completed"
@@ -325,7 +325,7 @@ def test_an_assessment_started_without_a_contact_date_counts_the_target_from_tod
     res = eng.start("needs_assessment", data={"person": PETER})  # as reablement starts it
     [t] = open_tasks(eng, res.case_id)
     assert t["element_id"] == "assess_needs"
-    assert t["due_at"] == datetime(2031, 3, 31, 17, 0, tzinfo=timezone.utc)
+    assert t["due_at"] == datetime(2031, 3, 31, 16, 0, tzinfo=timezone.utc)
     assert cld_rows(eng, res.case_id) == [(ASSESSMENT, day(0), None, None)]  # open: no outcome yet
 
 

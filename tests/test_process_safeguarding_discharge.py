@@ -200,7 +200,7 @@ def test_mohammad_pathway_2_recovery_window_then_needs_assessment_after_28_days(
     assert start["contact_date"] == "2031-04-01" and start["discharge_pathway"] == 2
     task = the_task(eng, cid, "assess_needs")
     assert task["team"] == "social_work" and task["instance_id"] == assessment
-    assert task["due_at"] == datetime(2031, 4, 29, 17, 0, tzinfo=UTC)  # 28 days from the assessment request
+    assert task["due_at"] == datetime(2031, 4, 29, 16, 0, tzinfo=UTC)  # 28 days from the assessment request
     # CLD: the Request (3-4 March) went to bed-based recovery (short-term support); the assessment after
     # recovery is a new, open Assessment event
     assert cld_rows(eng, cid) == [("Request", "2031-03-03", "2031-03-04", TO_REABLEMENT),
@@ -586,7 +586,7 @@ def test_a_concern_raised_during_reablement_runs_beside_it_in_the_same_case(eng)
     assert started_data(eng, cid, assessment)["contact_date"] == "2031-02-24"
     # the 28 days count from the request for assessment: the day reablement referred on (6 March), not the
     # contact (assessment_target_from in timescales.json; tests/test_rules_casework.py has the boundaries)
-    assert the_task(eng, cid, "assess_needs")["due_at"] == datetime(2031, 4, 3, 17, 0, tzinfo=UTC)
+    assert the_task(eng, cid, "assess_needs")["due_at"] == datetime(2031, 4, 3, 16, 0, tzinfo=UTC)
     assert instances(eng, cid) == [("reablement", "completed"), ("safeguarding", "waiting"),
                                    ("needs_assessment", "waiting")]
     assert open_tasks(eng, cid) == [("assess_needs", "social_work"), ("strategy_discussion", "safeguarding")]

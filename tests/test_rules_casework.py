@@ -84,8 +84,8 @@ def test_after_reablement_the_28_day_target_counts_from_the_referral_not_the_fir
     cid = after_reablement(eng).case_id
     [t] = open_tasks(eng, cid)
     assert (t["element_id"], t["team"]) == ("assess_needs", "social_work")
-    assert t["due_at"] == at("2031-03-31T17:00:00")
-    assert eng.advance_clock(to=at("2031-03-31T16:59:00")) == 0
+    assert t["due_at"] == at("2031-03-31T16:00:00")  # 17:00 BST (the clocks went forward on 30 March)
+    assert eng.advance_clock(to=at("2031-03-31T15:59:00")) == 0
     assert [t["element_id"] for t in open_tasks(eng, cid)] == ["assess_needs"]  # day 28: due, not yet late
     eng.advance_clock(timedelta(minutes=1))
     assert fired(eng, cid) == ["assessment_overdue_timer"]
@@ -97,6 +97,15 @@ def test_straight_to_assessment_the_target_counts_from_the_contact(eng):
     assert task(eng, res.case_id, "assess_needs")["due_at"] == at("2031-03-24T17:00:00")
 
 
+def test_in_summer_the_target_is_five_o_clock_uk_time_not_utc(eng):
+    # 28 days from 2 June 2031 is Monday 30 June; 17:00 British Summer Time is 16:00 UTC
+    res = eng.start("needs_assessment", data={"name": PETER["name"], "person": PETER, "contact_date": "2031-06-02"})
+    assert task(eng, res.case_id, "assess_needs")["due_at"] == at("2031-06-30T16:00:00")
+    assert eng.advance_clock(to=at("2031-06-30T15:59:00")) == 0
+    eng.advance_clock(timedelta(minutes=1))
+    assert fired(eng, res.case_id) == ["assessment_overdue_timer"]
+
+
 def test_a_council_that_counts_from_first_contact_or_in_working_days_says_so_in_timescales(eng, monkeypatch):
     with_settings(monkeypatch, assessment_target_from="first_contact")
     cid = after_reablement(eng).case_id
@@ -105,7 +114,7 @@ def test_a_council_that_counts_from_first_contact_or_in_working_days_says_so_in_
                   assessment_target_days=20)
     # 20 working days from Mon 3 March 2031: 31 March (no bank holiday; Good Friday is 11 April)
     cid = after_reablement(eng).case_id
-    assert task(eng, cid, "assess_needs")["due_at"] == at("2031-03-31T17:00:00")
+    assert task(eng, cid, "assess_needs")["due_at"] == at("2031-03-31T16:00:00")
     with_settings(monkeypatch, assessment_target_from="the_moon")
     res = after_reablement(eng)
     assert "assessment_target_from must be" in res.incident["message"]
@@ -114,8 +123,8 @@ def test_a_council_that_counts_from_first_contact_or_in_working_days_says_so_in_
 
 def test_an_escalated_assessment_keeps_its_due_date_and_the_inbox_counts_it_overdue(eng):
     cid = after_reablement(eng).case_id
-    due = at("2031-03-31T17:00:00")
-    assert timers_set(eng, cid) == [("assessment_overdue_timer", "2031-03-31T17:00:00.000000+00:00")]
+    due = at("2031-03-31T16:00:00")
+    assert timers_set(eng, cid) == [("assessment_overdue_timer", "2031-03-31T16:00:00.000000+00:00")]
     eng.advance_clock(to=due + timedelta(days=2))
     assessment_task = task(eng, cid, "assess_needs")
     assert assessment_task["due_at"] == due  # the escalation does not take the due date away
@@ -129,7 +138,7 @@ def test_an_escalated_assessment_keeps_its_due_date_and_the_inbox_counts_it_over
     body = client.get("/api/tasks?scope=team&team=social_work").json()
     assert body["counts"]["overdue"] == 1
     [row] = body["tasks"]
-    assert row["element_id"] == "assess_needs" and row["due_at"].startswith("2031-03-31T17:00")
+    assert row["element_id"] == "assess_needs" and row["due_at"].startswith("2031-03-31T16:00")
     overdue_only = client.get("/api/tasks?scope=team&team=social_work&due=overdue").json()
     assert [t["id"] for t in overdue_only["tasks"]] == [assessment_task["id"]]
     # the manager acts, the assessment is done late and ends its CLD event that day

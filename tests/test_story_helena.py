@@ -157,7 +157,7 @@ def test_helena_in_transition_is_assessed_without_reablement_and_gets_a_supporte
     assess = the_task(eng, cid, "assess_needs")
     assert (assess["team"], assess["form"], assess["instance_id"]) == ("social_work", "needs_assessment",
                                                                        assessment_id)
-    assert assess["due_at"] == datetime(2031, 3, 31, 17, 0, tzinfo=UTC)  # 28 days from the contact
+    assert assess["due_at"] == datetime(2031, 3, 31, 16, 0, tzinfo=UTC)  # 28 days from the contact, 17:00 BST
 
     # the needs assessment, a week later: eligible (4 outcomes, significant wellbeing impact)
     eng.advance_clock(timedelta(days=7))

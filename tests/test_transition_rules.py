@@ -56,10 +56,14 @@ def test_months_are_added_to_the_last_day_of_a_short_month():
 
 def test_the_dates_of_a_transition_use_the_local_settings():
     out = tr.transition_dates(ctx(), {"date_of_birth": "2013-09-14"}, "2031-03-03")
-    assert out["eighteenth_birthday"] == "2031-09-14" and out["adult_support_check_at"] == "2031-09-14T09:00:00Z"
+    # the check at 18 is at 09:00 UK time: 08:00 UTC in British Summer Time
+    assert out["eighteenth_birthday"] == "2031-09-14" and out["adult_support_check_at"] == "2031-09-14T08:00:00Z"
     assert out["decision_due"] == "2031-03-17T17:00:00Z" and out["latest_assessment_start"] == "2031-03-14"
     later = tr.transition_dates(ctx(), {"date_of_birth": "2013-09-14"}, "2031-03-03", decide_from="2031-03-14")
     assert later["decision_due"] == "2031-03-28T17:00:00Z"
+    # 17:00 UK time: after the clocks go forward (30 March 2031) that is 16:00 UTC
+    summer = tr.transition_dates(ctx(), {"date_of_birth": "2013-09-14"}, "2031-03-03", decide_from="2031-03-20")
+    assert summer["decision_due"] == "2031-04-03T16:00:00Z"
     with pytest.raises(ValueError, match="person.date_of_birth must be a date"):
         tr.transition_dates(ctx(), {"date_of_birth": "14/09/2013"}, "2031-03-03")
 
@@ -151,7 +155,8 @@ def test_a_later_decision_is_brought_forward_to_the_latest_date_and_on_that_date
     later = decide(significant_benefit=False, reconsider_after_months=2)
     assert later["assess"] == "later" and later["reconsider_on"] == "2031-05-03"  # 2 months: before the latest
     capped = decide(significant_benefit=False, reconsider_after_months=3)
-    assert capped["reconsider_on"] == "2031-06-01" and capped["reconsider_at"] == "2031-06-01T09:00:00Z"
+    # 09:00 UK time: British Summer Time in June, so 08:00 UTC
+    assert capped["reconsider_on"] == "2031-06-01" and capped["reconsider_at"] == "2031-06-01T08:00:00Z"
     on_the_day = tr.transition_decision(ctx(date(2031, 6, 1)), {"likely_needs_after_18": True,
                                                                 "significant_benefit": False, "consent": "given",
                                                                 "reconsider_after_months": 1}, DATES)
@@ -245,17 +250,17 @@ def test_no_plan_at_18_goes_to_the_team_manager_and_is_checked_again_until_the_p
     res = start(eng, date_of_birth="2013-04-10")  # 18 on 10 April 2031
     cid, tid = res.case_id, res.instance_id
     complete(eng, cid, "decide_assessment", ASSESS_NOW)
-    assert waiting_timers(eng, tid) == [("eighteenth_birthday", datetime(2031, 4, 10, 9, 0, tzinfo=UTC))]
-    eng.advance_clock(to=datetime(2031, 4, 10, 9, 0, tzinfo=UTC))
+    assert waiting_timers(eng, tid) == [("eighteenth_birthday", datetime(2031, 4, 10, 8, 0, tzinfo=UTC))]  # 09:00 BST
+    eng.advance_clock(to=datetime(2031, 4, 10, 8, 0, tzinfo=UTC))
     gap = the_task(eng, cid, "support_not_in_place")
     assert (gap["team"], gap["form"]) == ("team_manager", "transition_gap")
     assert "hand_over" not in [t["element_id"] for t in eng.list_tasks(case_id=cid)]
     complete(eng, cid, "support_not_in_place", {"situation": "still_being_arranged",
                                                 "childrens_services_continue": True,
                                                 "action_taken": "Assessment booked"}, actor="manager1")
-    assert waiting_timers(eng, tid) == [("check_again", datetime(2031, 4, 24, 9, 0, tzinfo=UTC))]  # 14 days
-    eng.advance_clock(to=datetime(2031, 4, 24, 9, 0, tzinfo=UTC))
-    assert fired_at(eng, cid, "check_again") == ["2031-04-24T09:00:00.000000+00:00"]
+    assert waiting_timers(eng, tid) == [("check_again", datetime(2031, 4, 24, 8, 0, tzinfo=UTC))]  # 14 days
+    eng.advance_clock(to=datetime(2031, 4, 24, 8, 0, tzinfo=UTC))
+    assert fired_at(eng, cid, "check_again") == ["2031-04-24T08:00:00.000000+00:00"]
     the_task(eng, cid, "support_not_in_place")  # still nothing in place: asked again
     assert eng.get_case(cid)["data"]["childrens_services"]["status"] == "continuing"
     eligible_plan_signed_off(eng, cid)

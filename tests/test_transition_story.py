@@ -116,10 +116,10 @@ def test_helena_is_referred_at_17_assessed_before_18_and_children_services_hand_
     assert output(eng, cid, "transition_decision")[1]["assess"] == "now"
     [assessment_id] = step.started_instances
     assert started_data(eng, cid, assessment_id) == {"person": start["person"], "contact_date": "2031-03-14"}
-    assert waiting_timers(eng, tid) == [("eighteenth_birthday", datetime(2031, 9, 14, 9, 0, tzinfo=UTC))]
+    assert waiting_timers(eng, tid) == [("eighteenth_birthday", datetime(2031, 9, 14, 8, 0, tzinfo=UTC))]
     assess = the_task(eng, cid, "assess_needs")
     assert (assess["team"], assess["form"]) == ("social_work", "needs_assessment")
-    assert assess["due_at"] == datetime(2031, 4, 11, 17, 0, tzinfo=UTC)  # 28 days from the request (14 March)
+    assert assess["due_at"] == datetime(2031, 4, 11, 16, 0, tzinfo=UTC)  # 28 days from the request (14 March)
 
     # the needs assessment, before 18, is her adult needs assessment: eligible; budget; plan signed off
     eng.advance_clock(timedelta(days=7))
@@ -135,8 +135,8 @@ def test_helena_is_referred_at_17_assessed_before_18_and_children_services_hand_
     assert instances(eng, cid)[0] == ("transition", "waiting")
 
     # her 18th birthday: the plan is in place, so social work agrees the handover (nothing for the manager)
-    eng.advance_clock(to=datetime(2031, 9, 14, 9, 0, tzinfo=UTC))
-    assert fired_at(eng, cid, "eighteenth_birthday") == ["2031-09-14T09:00:00.000000+00:00"]
+    eng.advance_clock(to=datetime(2031, 9, 14, 8, 0, tzinfo=UTC))
+    assert fired_at(eng, cid, "eighteenth_birthday") == ["2031-09-14T08:00:00.000000+00:00"]
     hand = the_task(eng, cid, "hand_over")
     assert (hand["team"], hand["form"], hand["instance_id"]) == ("social_work", "transition_handover", tid)
     assert "support_not_in_place" not in [t["element_id"] for t in eng.list_tasks(case_id=cid)]
