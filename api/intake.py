@@ -373,6 +373,28 @@ def _prefill(terms: dict[str, str], existing: dict[str, Any] | None) -> dict[str
     return person
 
 
+def closed_case_to_confirm(engine: Any, user: User, token: str, case_id: int) -> dict[str, Any] | None:
+    """The closed case the advisor chose from this search, to confirm before a contact reopens it: its name,
+    reference and closure as the search row showed them; None when it is open, the contact is already recorded
+    (the repeat is answered as before) or the choice is not one the search showed (record_contact refuses it)."""
+    from .case_actions import closure_view
+
+    _, payload, _ = _read_token(engine, user, token)
+    if payload["state"] != "new" or case_id not in payload.get("shown", []):
+        return None
+    with engine.db.engine.connect() as conn:
+        allowed = restriction(conn, case_id)
+    if allowed is not None and user.username not in allowed:
+        return None
+    case = engine.get_case(case_id)
+    view = closure_view(case)
+    if view is None:
+        return None
+    person = person_of(case["data"]) or {}
+    return {"case_id": case_id, "reference": case["reference"],
+            "name": person.get("name") or case.get("title") or case["reference"], "closed": view}
+
+
 def record_contact(engine: Any, user: User, token: str, *, case_id: int | None, new_person: bool
                    ) -> dict[str, Any]:
     """Start the front door for a case the search showed (or a new person) once per token."""
@@ -620,8 +642,16 @@ async def new_contact(request: Request) -> Response:
         case_id = to_id(raw_case) if not new_person else None
         if case_id is None and not new_person:
             raise ApiError(422, "invalid", "Choose the person, or say this is a new person.")
+        token = page_kit.one(form, "intake_token")
+        if case_id is not None and page_kit.one(form, "reopen") != "yes":
+            # a closed case (the person died, moved away…) is reopened only once the advisor has said so
+            closed = await run_in_threadpool(closed_case_to_confirm, request.app.state.engine, user, token, case_id)
+            if closed is not None:
+                return page_kit.render(request, "intake_reopen.html", {
+                    "user": user, "case": closed, "token": token,
+                    "again": "/contacts/new?" + urlencode({"again": token})})
         out = await run_in_threadpool(record_contact, request.app.state.engine, user,
-                                      page_kit.one(form, "intake_token"), case_id=case_id, new_person=new_person)
+                                      token, case_id=case_id, new_person=new_person)
     except ApiError as exc:
         if exc.status == 422:
             return page_kit.error_page(request, user, 400, "Search for the person again",

@@ -423,4 +423,61 @@ def test_the_advisor_sees_why_a_closed_case_was_closed_before_reopening_it(serve
         page.goto(f"{base}/people?q=Edward+Clarkson")
         assert "The person has died (date of death 20 February 2031)" in page.locator("table").inner_text()
         run_axe(page, "find a person with a closed case")
-    assert eng.get_case(people["edward"])["data"].get("case_closed")  # looking reopened nothing
+        assert eng.get_case(people["edward"])["data"].get("case_closed")  # looking reopened nothing
+
+        # "Record a new contact" on the closed case asks first; Cancel goes back to the search, reopening nothing
+        page.goto(f"{base}/contacts/new")
+        page.fill("#name", "Edward Clarkson")
+        page.keyboard.press("Enter")
+        page.locator("tbody tr").filter(has_text="Edward Clarkson").get_by_role("button").click()
+        page.wait_for_selector("h1:has-text('Reopen Edward Clarkson')")
+        assert "The person has died (date of death 20 February 2031)" in page.locator("#reopen-reason").inner_text()
+        assert "reopens this case" in page.locator("#reopen-warning").inner_text()
+        run_axe(page, "reopen a closed case: confirm")
+        page.get_by_role("link", name="Cancel").click()
+        page.wait_for_url(re.compile(r".*/contacts/new\?again="))
+        assert page.input_value("#name") == "Edward Clarkson"  # the search as typed, to run again
+        assert eng.get_case(people["edward"])["data"].get("case_closed")
+        assert not [e for e in eng.history(people["edward"]) if e["type"] == "case.reopened"]
+        # confirmed by keyboard: the case is reopened and the contact task opens
+        page.focus("#name")
+        page.keyboard.press("Enter")
+        page.locator("tbody tr").filter(has_text="Edward Clarkson").get_by_role("button").click()
+        page.wait_for_selector("#reopen-confirm")
+        _tab_to(page, "document.activeElement.id === 'reopen-confirm'")
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r".*/tasks/[0-9a-f-]+$"))
+    assert not eng.get_case(people["edward"])["data"].get("case_closed")
+    assert [e["actor"] for e in eng.history(people["edward"]) if e["type"] == "case.reopened"] == [
+        "front-door-advisor"]
+
+
+def test_a_closed_case_is_reopened_only_once_the_advisor_confirms(world):
+    import html
+
+    eng, app, people = world
+    eng.close_case(people["edward"], reason="moved_away", actor="team-manager", details={"council": "Northshire"})
+    client, csrf = signin(app, "front-door-advisor")
+    token, _page = _search(client, csrf, name="Edward Clarkson")
+    asked = client.post("/contacts/new", data={"csrf_token": csrf, "intake_token": token,
+                                               "case_id": str(people["edward"])})
+    assert asked.status_code == 200 and "Reopen Edward Clarkson's case?" in html.unescape(asked.text)
+    assert "Moved to another council (to Northshire)" in html.unescape(asked.text)
+    assert eng.get_case(people["edward"])["data"].get("case_closed")  # asking changed nothing
+    before = len(eng.get_case(people["edward"])["instances"])
+    done = client.post("/contacts/new", data={"csrf_token": csrf, "intake_token": token,
+                                              "case_id": str(people["edward"]), "reopen": "yes"})
+    assert done.status_code == 303 and done.headers["location"].startswith("/tasks/")
+    case = eng.get_case(people["edward"])
+    assert not case["data"].get("case_closed") and len(case["instances"]) == before + 1
+    # sent again (back button): the same task, no second reopening or contact
+    again = client.post("/contacts/new", data={"csrf_token": csrf, "intake_token": token,
+                                               "case_id": str(people["edward"]), "reopen": "yes"})
+    assert again.headers["location"] == done.headers["location"]
+    assert len([e for e in eng.history(people["edward"]) if e["type"] == "case.reopened"]) == 1
+    # a case the search did not show is not described, confirmed or not
+    eng.close_case(people["edith"], reason="declined", actor="team-manager")  # closed, but not searched for
+    token, _page = _search(client, csrf, name="Edward Clarkson")
+    stranger = client.post("/contacts/new", data={"csrf_token": csrf, "intake_token": token,
+                                                  "case_id": str(people["edith"])})
+    assert stranger.status_code == 404 and "Reopen" not in stranger.text
