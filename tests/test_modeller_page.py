@@ -15,6 +15,7 @@ the modeller is part of the product.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -53,7 +54,8 @@ def world(tmp_path):
 def test_an_owner_adds_tasks_picks_team_form_and_handler_sees_and_fixes_a_problem_and_saves(world):
     eng, app = world
     with launch() as browser, live_server(app) as base:
-        page = browser.new_context(viewport={"width": 1500, "height": 1000}).new_page()
+        # a browser in another time zone: the modeller still gives UK times
+        page = browser.new_context(viewport={"width": 1500, "height": 1000}, timezone_id="America/New_York").new_page()
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         sign_in(page, base, "process-owner", PASSWORD, then=None)
@@ -92,6 +94,10 @@ def test_an_owner_adds_tasks_picks_team_form_and_handler_sees_and_fixes_a_proble
 
         page.get_by_role("button", name="Save draft").click()
         page.wait_for_function("() => /Saved at/.test(document.querySelector('#modeller-status').textContent)")
+        # the time of the save on the server's clock (simulated: 3 March 2031, 09:00 GMT), in UK time,
+        # whatever the browser's clock and zone say
+        assert re.search(r"Saved at 09:\d\d on 3 March 2031 \(revision \d+\)\.",
+                         page.locator("#modeller-status").inner_text()), page.locator("#modeller-status").inner_text()
         assert errors == []
 
     draft = Api(app, "process-owner").get(f"/api/processes/drafts/{draft_id}").json()

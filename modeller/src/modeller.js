@@ -268,8 +268,12 @@ async function start(root) {
       state.revision = saved.revision;
       state.dirty = false;
       root.setAttribute("data-revision", String(saved.revision));
-      const at = new Date().toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" });
-      say(`Saved at ${at} (revision ${saved.revision}).`);
+      // the server's time of the save (its clock may be a simulated one), in UK time whatever the browser's zone
+      const when = saved.updated_at ? new Date(saved.updated_at) : new Date();
+      const uk = { timeZone: "Europe/London" };
+      const at = when.toLocaleTimeString("en-GB", { ...uk, hour: "2-digit", minute: "2-digit" });
+      const day = when.toLocaleDateString("en-GB", { ...uk, day: "numeric", month: "long", year: "numeric" });
+      say(`Saved at ${at} on ${day} (revision ${saved.revision}).`);
     } catch (err) {
       if (err.status === 409) {
         say(`Not saved: ${err.message} Your changes are still here: copy what you need, then reload the page to see theirs.`);
