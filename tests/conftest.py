@@ -11,6 +11,7 @@ import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -452,16 +453,22 @@ def browser_database(name: str, with_postgres: bool | None = None) -> str:
     return "postgres" if zlib.crc32(name.encode()) % 2 else "sqlite"
 
 
+_SOURCE_DRIVES_A_BROWSER: dict[Any, bool] = {}  # per test function: its parametrized items share the answer
+
+
 def _drives_a_browser(item: pytest.Item) -> bool:
     import inspect
 
     if item.get_closest_marker("browser") is not None:
         return True
-    try:
-        source = inspect.getsource(item.function)  # type: ignore[attr-defined]
-    except (AttributeError, OSError, TypeError):
-        return False
-    return "launch()" in source or "live_server(" in source
+    function = getattr(item, "function", None)
+    if function not in _SOURCE_DRIVES_A_BROWSER:
+        try:
+            source = inspect.getsource(function)  # type: ignore[arg-type]
+        except (OSError, TypeError):
+            source = ""
+        _SOURCE_DRIVES_A_BROWSER[function] = "launch()" in source or "live_server(" in source
+    return _SOURCE_DRIVES_A_BROWSER[function]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
