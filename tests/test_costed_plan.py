@@ -207,6 +207,11 @@ def test_the_sign_off_page_shows_the_plans_cost_against_the_budget(tmp_path):
         with live_server(create_app(eng, run_timers=False)) as base, launch() as browser:
             ctx, page = claimed_task_page(browser, base, TM, "team_manager", sign["id"])
             text = " ".join(page.inner_text("main").split())
+            # the plan as written, for the manager to check it meets the needs: not only its cost (session 29)
+            assert "The support plan Outcomes and how they will be met Get washed and dressed every morning" in text
+            assert "How the money is managed Council managed" in text
+            assert "Co-ordinating worker Jane Smith, social worker, 01632 960123" in text
+            assert "How often the plan is reviewed (months, at most 12) 12" in text
             assert "The plan's cost against the budget" in text
             assert ("Get washed and dressed every morning 7 hours a week at £25.00 = £175.00 a week "
                     "(Northtown Care, council-commissioned)") in text
