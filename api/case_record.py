@@ -405,6 +405,18 @@ def moved_first_review(rec: Loaded, first: Any) -> dict[str, str]:
     return {"text": shown, "note": f"moved from {planned} because of a hospital stay" if moved else ""}
 
 
+def last_review(rec: Loaded) -> dict[str, str] | None:
+    """The newest review of the person's support plan that was done (its *Review support plan* task completed):
+    the day and who did it; None when none is in the history loaded (a page that loads none shows none)."""
+    for e in reversed(rec.history):
+        if e["type"] != "task.completed" or (e.get("data") or {}).get("element_id") != "review_plan":
+            continue
+        ver = rec.versions.get(e.get("instance_id"))
+        if ver is not None and ver.process_id == "review":
+            return {"text": long_day(e["at"]), "by": rec.who(e["actor"]), "at": e["at"]}
+    return None
+
+
 def plan_and_budget(rec: Loaded) -> dict[str, Any]:
     """The latest signed-off support plan and latest personal budget (completed instances' final data)."""
     plan = budget = None
@@ -425,7 +437,8 @@ def plan_and_budget(rec: Loaded) -> dict[str, Any]:
             next_review = {"what": ver.name, "due_at": t["due_at"], "text": long_day(t["due_at"]),
                            "paused": frozen(t, pause) if pause else ""}
             break
-    out: dict[str, Any] = {"plan": None, "budget": None, "next_review": next_review, "carers": carers(rec)}
+    out: dict[str, Any] = {"plan": None, "budget": None, "next_review": next_review, "carers": carers(rec),
+                           "last_review": last_review(rec)}
     if plan is not None:
         pb = plan.get("personal_budget") or {}
         review = plan.get("review") or {}

@@ -303,3 +303,27 @@ def test_the_budget_scoring_errors_read_as_sentences(eng, app):  # noqa: F811
     assert "Work, training, education or volunteering: select whether part of this need is met by a carer" in summary
     assert "Personal care (washing, dressing, using the toilet): select the level of need" in summary
     assert "select is part of" not in summary and "select level of need" not in summary
+
+
+def test_the_record_says_when_the_plan_was_last_reviewed_and_by_whom(eng, app):  # noqa: F811
+    """Session 29's trial: the record gave the first and next review but not when the plan was last reviewed."""
+    from datetime import timedelta
+
+    from api.case_record import long_day
+
+    cid = planned_case(eng)
+    sw, csrf = page_client(app, "social_worker")
+    assert "last-review" not in sw.get(f"/cases/{cid}").text  # none done yet: nothing said
+    assert sw.get(f"/api/cases/{cid}/record").json()["last_review"] is None
+    form = sw.get(f"/cases/{cid}/actions/review").text
+    assert sw.post(f"/cases/{cid}/actions/review", data={
+        "csrf_token": csrf, "action_token": action_token(form), "review_reason": "Other Reason",
+        "requested_by": "person", "note": "Peter asked for a review"}).status_code == 303
+    eng.advance_clock(timedelta(days=9))
+    [review] = [t for t in open_tasks(eng, cid) if t["element_id"] == "review_plan"]
+    eng.complete_task(review["id"], {"needs_changed": False, "plan_working": True}, actor=SW)
+    done_on = long_day(eng.now())
+    sw, _csrf = page_client(app, "social_worker")  # signed in again: the clock moved on
+    page = sw.get(f"/cases/{cid}").text
+    assert re.search(rf'<span id="last-review">Last review {done_on}, by [^<]+</span>', page), done_on
+    assert sw.get(f"/api/cases/{cid}/record").json()["last_review"]["text"] == done_on
