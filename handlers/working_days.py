@@ -176,6 +176,12 @@ def _add_working_days_iso(start: DateLike, days: int) -> str:
     return add_working_days(start, days).isoformat()
 
 
+def _uk_date_iso(value: DateLike) -> str:
+    """The UK calendar day of `value` as "YYYY-MM-DD": `uk_date(now())` is today in the UK (after 23:00 UTC in
+    British Summer Time it is already tomorrow, which `now().date()` would not say)."""
+    return as_local_date(value).isoformat()
+
+
 def _next_working_day_iso(value: DateLike) -> str:
     return next_working_day_on_or_after(value).isoformat()
 
@@ -186,12 +192,14 @@ def _working_day_on_or_before_iso(value: DateLike) -> str:
 
 #: Safe for diagram expressions (pure, no I/O); the date functions there give "YYYY-MM-DD":
 #: `next_working_day(d)` is d or the first working day after it (a review date on a weekend or
-#: bank holiday), `working_day_on_or_before(d)` d or the last working day before it (a limit).
+#: bank holiday), `working_day_on_or_before(d)` d or the last working day before it (a limit), `uk_date(t)` the UK
+#: calendar day of an instant (`uk_date(now())`: today in the UK, where `now().date()` is today in UTC).
 EXPRESSION_FUNCTIONS: dict[str, Any] = {
     "add_working_days": _add_working_days_iso,
     "working_day_deadline": working_day_deadline,
     "next_working_day": _next_working_day_iso,
     "working_day_on_or_before": _working_day_on_or_before_iso,
+    "uk_date": _uk_date_iso,
 }
 
 

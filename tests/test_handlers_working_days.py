@@ -132,3 +132,13 @@ def test_register_adds_deadline() -> None:
     registry = HandlerRegistry()
     working_days.register(registry)
     assert registry.get("deadline") is deadline
+
+
+def test_uk_date_is_the_uk_calendar_day_of_an_instant():
+    from handlers.working_days import EXPRESSION_FUNCTIONS
+
+    uk_date = EXPRESSION_FUNCTIONS["uk_date"]
+    assert uk_date("2031-06-01T22:59:59+00:00") == "2031-06-01"  # 23:59:59 BST
+    assert uk_date("2031-06-01T23:00:00+00:00") == "2031-06-02"  # midnight BST: the next day already
+    assert uk_date("2031-01-01T23:30:00+00:00") == "2031-01-01"  # GMT: the same day
+    assert uk_date("2031-01-01") == "2031-01-01"

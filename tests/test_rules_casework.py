@@ -106,6 +106,13 @@ def test_in_summer_the_target_is_five_o_clock_uk_time_not_utc(eng):
     assert fired(eng, res.case_id) == ["assessment_overdue_timer"]
 
 
+def test_a_request_made_after_midnight_uk_time_counts_from_that_uk_day(eng):
+    # 23:30 UTC on 1 June 2031 is 00:30 on 2 June in the UK: the request is of 2 June, due 30 June at 17:00 BST
+    eng.advance_clock(to=at("2031-06-01T23:30:00"))
+    res = eng.start("needs_assessment", data={"name": PETER["name"], "person": PETER})
+    assert task(eng, res.case_id, "assess_needs")["due_at"] == at("2031-06-30T16:00:00")
+
+
 def test_a_council_that_counts_from_first_contact_or_in_working_days_says_so_in_timescales(eng, monkeypatch):
     with_settings(monkeypatch, assessment_target_from="first_contact")
     cid = after_reablement(eng).case_id

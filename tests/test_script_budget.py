@@ -318,7 +318,7 @@ def test_registry_functions_declared_bounded_cap_what_they_count():
 
     registry = load_registry("handlers")
     assert set(registry.bounded_functions) == {
-        "add_working_days", "working_day_deadline", "next_working_day", "working_day_on_or_before",
+        "add_working_days", "working_day_deadline", "next_working_day", "working_day_on_or_before", "uk_date",
         "involvement", "checked_carer", "carer_support_paid_once", "add_months"}
     assert all(registry.functions[name] is fn for name, fn in registry.bounded_functions.items())
     f = registry.functions
