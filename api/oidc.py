@@ -38,6 +38,7 @@ import re
 import secrets
 import threading
 import time
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -428,11 +429,20 @@ def grants(settings: OidcSettings, claims: Mapping[str, Any]) -> tuple[list[str]
     return sorted(roles), sorted(teams)
 
 
+def _printable(text: str) -> str:
+    """The text on one line without control characters (NUL, ESC, C1: PostgreSQL cannot store NUL, and the others
+    forge log lines and drive terminals), Unicode format characters (zero-width spaces, bidirectional overrides:
+    a name in the history must read as what it is) or lone surrogates (no database can encode them)."""
+    return " ".join("".join(c if unicodedata.category(c) not in ("Cc", "Cf", "Cs") else " " for c in text).split())
+
+
 def _display_name(claims: Mapping[str, Any]) -> str:
+    """The person's name as the provider gives it, made printable: the claims are the provider's, but a name is
+    often the person's own to edit there, so it is treated as any other input."""
     for key in ("name", "preferred_username", "email"):
         value = claims.get(key)
-        if isinstance(value, str) and value.strip():
-            return " ".join(value.split())[:255]
+        if isinstance(value, str) and _printable(value):
+            return _printable(value)[:255]
     return "Council user"
 
 

@@ -184,6 +184,23 @@ def test_the_same_person_is_found_by_sub_not_by_name_or_email(env, fake):
     assert [e.actor for e in system_events(eng, "user.created")] == ["oidc", "oidc"]
 
 
+def test_a_name_with_control_or_invisible_characters_is_made_printable(env, fake):
+    """The name comes from the provider, where people often edit their own: a NUL in it was a server error on
+    PostgreSQL (text cannot hold NUL) and, on SQLite, was stored with the escape sequences and right-to-left
+    override beside it, into the account, the history's user.created event and every page naming the person."""
+    eng, app = env
+    fake.user = {**fake.user, "name": "Jo\x00Bloggs\x1b[31m \u202eRed\u200b"}
+    client, r = sign_in(app)
+    assert r.status_code == 200 and "You are signed in" in page(r)
+    assert client.get("/api/me").json()["user"]["display_name"] == "Jo Bloggs [31m Red"
+    [created] = system_events(eng, "user.created")
+    data = json.loads(created.data) if isinstance(created.data, str) else created.data
+    assert data["display_name"] == "Jo Bloggs [31m Red"
+    fake.user = {**fake.user, "name": "\u200b\x00 ", "preferred_username": "jo.b@northshire.test"}
+    client, r = sign_in(app)  # nothing printable in the name: the user name at the provider instead
+    assert r.status_code == 200 and client.get("/api/me").json()["user"]["display_name"] == "jo.b@northshire.test"
+
+
 def test_roles_follow_the_groups_and_are_removed_when_no_group_maps(env, fake):
     eng, app = env
     first, _ = sign_in(app)
