@@ -462,6 +462,7 @@ def api_export(case_id: Id, body: SarIn, user: Annotated[User, Depends(current_u
 
 
 # ---------------------------------------------------------------------- the pages
+PAGE_ACTION = "subject_access_page"  # the access log's action for an opening of a person's request page
 NOT_FOUND = "There is no case record at this address."
 
 
@@ -510,8 +511,12 @@ def find_page(request: Request, reference: str | None = None) -> Response:
 def sar_page(request: Request, case_id: Id) -> Response:
     page = kit.Page(request)
     try:
-        user = page.open(check_sar, case_id, page=f"/cases/{case_id}/subject-access")
+        where = f"/cases/{case_id}/subject-access"
+        user = page.open(check_sar, case_id, page=where)
         summary = _summary(page.engine, case_id)
+        # the page names the person (a restricted case's too): each opening is in the case's access log, so a
+        # run through every case's page to read who carepath holds shows there, and in the person's export
+        log_access(page.engine, case_id, user, PAGE_ACTION, page=where)
     except Exception as exc:  # noqa: BLE001
         return page.guard(exc, not_found=NOT_FOUND)
     return _form(request, user, summary)

@@ -262,6 +262,25 @@ def test_the_find_page_takes_a_data_protection_officer_to_the_persons_request_pa
     assert rosa.get(f"/cases/{cases['joan_later']}/subject-access").status_code == 404
 
 
+def test_opening_a_persons_request_page_is_in_their_access_log(tmp_path):
+    """The request page shows the person's name (a restricted case's too): a data protection officer going
+    through /cases/1, 2, 3.../subject-access read every person's name, restricted cases included, and nothing
+    was recorded. Each opening is now a row in the case's access log, which the person's own export lists."""
+    eng, app, cases = _world(f"sqlite:///{tmp_path / 'carepath.db'}")
+    try:
+        later = cases["joan_later"]  # restricted to Mary
+        client, _ = _page_client(app, "dora")
+        r = client.get(f"/cases/{later}/subject-access")
+        assert r.status_code == 200 and "Joan Barker" in r.text
+        assert _rows(eng, later, "subject_access_page") == [("dora", "allowed", None)]
+        doc = client_for(app, "dora").post(f"/api/cases/{later}/subject-access", json={"reason": REASON}).json()
+        [mine] = [c for c in doc["cases"] if c["id"] == later]
+        assert [(a["user"], a["action"], a["page"]) for a in mine["access_log"]] == [
+            ("dora", "subject_access_page", f"/cases/{later}/subject-access")]
+    finally:
+        eng.db.dispose()
+
+
 # ---------------------------------------------------------------------- rectification
 def test_a_correction_needs_a_reason_and_every_correction_path_is_in_the_trail(world):
     eng, app, cases = world
