@@ -51,6 +51,7 @@ from .access import (
 )
 from .auth import (
     OVERSIGHT_ROLES,
+    RESERVED_USERNAMES,
     ROLES,
     TEAMS,
     USERNAME_RE,
@@ -268,6 +269,9 @@ def create(engine: Any, admin: User, username: str, display_name: str, password:
     if not USERNAME_RE.match(username):
         errors["username"] = ("Username must be 2 to 64 characters: lower-case letters, numbers, '.', '_' or '-', "
                               "starting with a letter or number")
+    elif username in RESERVED_USERNAMES:
+        errors["username"] = (f"Username {username} is kept for what carepath records as done by no person "
+                              "(the history would show this person's actions as the system's): choose another")
     display_name = _check_display_name(display_name, errors)
     _check_password(password, errors, username, display_name)
     _check_lists(roles, teams, errors)

@@ -66,7 +66,7 @@ from engine.schema import oidc_sign_ins, sessions, user_identities, users
 from handlers.config_files import read_json
 
 from . import page_kit as kit
-from .auth import COOKIE, ROLES, TEAMS, USERNAME_RE, AuthStore, User
+from .auth import COOKIE, RESERVED_USERNAMES, ROLES, TEAMS, USERNAME_RE, AuthStore, User
 from .errors import ApiError
 
 ACTOR = "oidc"  # the actor of the accounts' audit events: the identity provider's groups, not a person
@@ -460,7 +460,7 @@ def _username(conn: Any, claims: Mapping[str, Any]) -> str:
         base = f"{base}-user"
     taken = set(conn.execute(select(users.c.username).where(users.c.username.like(f"{base}%"))).scalars())
     candidate, n = base, 1
-    while candidate in taken or not USERNAME_RE.match(candidate):
+    while candidate in taken or candidate in RESERVED_USERNAMES or not USERNAME_RE.match(candidate):
         n += 1
         candidate = f"{base}-{n}"
     return candidate

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.access import can_open_case
-from api.auth import ROLES, AuthStore, create_user
+from api.auth import RESERVED_USERNAMES, ROLES, AuthStore, create_user, users
 from api.errors import ApiError
 from engine.history import SYSTEM_CHAIN
 from engine.schema import events
@@ -130,6 +130,10 @@ def test_create_a_user_who_can_then_sign_in(world):
     ({"password": "j.smith"}, ["password"]),
     ({"roles": []}, ["roles"]),
     ({"roles": ["wizard"], "teams": ["narnia"]}, ["roles", "teams"]),
+    # the history's names for what no person did: the account's actions would read as the system's
+    ({"username": "System", "roles": ["process_owner"], "teams": []}, ["username"]),
+    ({"username": "cli", "roles": ["process_owner"], "teams": []}, ["username"]),
+    ({"username": "oidc", "roles": ["process_owner"], "teams": []}, ["username"]),
 ])
 def test_create_user_validation(world, changes, fields):
     eng, app, _p = world
@@ -137,6 +141,13 @@ def test_create_user_validation(world, changes, fields):
     assert r.status_code == 422, r.text
     assert [e["field"] for e in r.json()["errors"]] == fields
     assert _audit(eng) == []
+    if changes.get("username", "").lower() in RESERVED_USERNAMES:
+        assert "kept for what carepath records as done by no person" in r.json()["errors"][0]["message"]
+        with pytest.raises(ValueError, match="kept for what carepath records as done by no person"):
+            create_user(eng, changes["username"].lower(), PASSWORD, roles=["process_owner"])  # the operator's way
+        with eng.db.engine.connect() as conn:
+            assert conn.execute(select(users.c.id).where(users.c.username == changes["username"].lower())).first() \
+                is None
 
 
 def test_change_roles_and_teams_applies_on_the_next_request(world):

@@ -201,6 +201,15 @@ def test_a_name_with_control_or_invisible_characters_is_made_printable(env, fake
     assert r.status_code == 200 and client.get("/api/me").json()["user"]["display_name"] == "jo.b@northshire.test"
 
 
+def test_a_provider_user_name_that_is_one_of_the_historys_own_gets_another(env, fake):
+    """"system" is what the history shows for what no person did: an account of that name would have its
+    actions shown as the system's. A person whose user name at the provider is system@... gets system-2."""
+    _eng, app = env
+    fake.user = {**fake.user, "preferred_username": "System@northshire.test", "name": "Sys Tem"}
+    client, r = sign_in(app)
+    assert r.status_code == 200 and client.get("/api/me").json()["user"]["username"] == "system-2"
+
+
 def test_roles_follow_the_groups_and_are_removed_when_no_group_maps(env, fake):
     eng, app = env
     first, _ = sign_in(app)
