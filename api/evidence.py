@@ -427,14 +427,14 @@ def path_note(engine: Any, rec: cr.Loaded) -> str | None:
 
 
 # ---------------------------------------------------------------------- the command line
-def user_named(engine: Any, username: str) -> User:
-    """The active user `username` (for `carepath evidence --as`)."""
+def user_named(engine: Any, username: str, who: str = "a team manager or auditor") -> User:
+    """The active user `username` (for `carepath evidence --as`; `who`: the roles the command is for)."""
     from .auth import _user
 
     with engine.db.engine.connect() as conn:
         row = conn.execute(select(users).where(users.c.username == username, users.c.active.is_(True))).first()
     if row is None:
-        raise NotFoundError(f"no active user '{username}': name a team manager or auditor with --as",
+        raise NotFoundError(f"no active user '{username}': name {who} with --as",
                             user=username)
     return _user(row)
 

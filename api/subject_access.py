@@ -433,7 +433,7 @@ def export_to_dir(engine: Any, person: str, username: str, reason: str, out: str
     (PERSON is the id or reference of one of the person's cases)."""
     from pathlib import Path
 
-    user = user_named(engine, username)
+    user = user_named(engine, username, "a data protection officer")
     case_id = case_id_of(engine, person)
     check_sar(engine, user, case_id, page="carepath subject-access")  # refused before any file is made
     target = Path(out)

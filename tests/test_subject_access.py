@@ -330,6 +330,12 @@ def test_the_command_writes_both_files_and_refuses_other_roles(world, tmp_path, 
                      "--reason", REASON, "--db", url]) != 0
     assert "only a data protection officer" in capsys.readouterr().err
     assert not (tmp_path / "no").exists() or not any((tmp_path / "no").iterdir())
+    # an unknown user: the message names who may run it (it said "name a team manager or auditor", the evidence
+    # pack's roles, who are refused here)
+    assert cli_main(["subject-access", "--person", ref, "--out", str(tmp_path / "no"), "--as", "ghost",
+                     "--reason", REASON, "--db", url]) != 0
+    err = capsys.readouterr().err
+    assert "no active user 'ghost': name a data protection officer with --as" in err and "auditor" not in err
 
 
 # ---------------------------------------------------------------------- the forms' answers (findings 15, item 3)
