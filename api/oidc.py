@@ -480,6 +480,8 @@ def provision(engine: Any, settings: OidcSettings, claims: Mapping[str, Any]) ->
     issuer, subject = str(claims["iss"]), str(claims["sub"])
     if len(subject) > 255 or len(issuer) > 255:
         raise Refused(401, "Sign-in could not be checked", _again("The ID token's subject is too long."))
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in subject):  # NUL cannot be kept in PostgreSQL's text
+        raise Refused(401, "Sign-in could not be checked", _again("The ID token's subject holds control characters."))
     roles, teams = grants(settings, claims)
     name = _display_name(claims)
     with engine.db.transaction() as conn:

@@ -210,6 +210,20 @@ def test_a_provider_user_name_that_is_one_of_the_historys_own_gets_another(env, 
     assert r.status_code == 200 and client.get("/api/me").json()["user"]["username"] == "system-2"
 
 
+@pytest.mark.parametrize("subject", ["sub-\x00-0001", "sub-\x1b-0001", "x" * 256])
+def test_a_subject_that_cannot_be_kept_is_refused_as_a_page(env, fake, subject):
+    """`sub` is the person's key at the provider: one holding NUL was a server error on PostgreSQL (text cannot
+    hold NUL); one with other control characters was stored. Refused as a page, nothing stored."""
+    eng, app = env
+    fake.user = {**fake.user, "sub": subject}
+    client, r = sign_in(app)
+    assert r.status_code == 401 and "Sign-in could not be checked" in page(r), r.text
+    assert client.get("/api/me").status_code == 401
+    with eng.db.engine.connect() as conn:
+        assert conn.execute(select(user_identities.c.subject)).scalars().all() == []
+    assert system_events(eng, "user.created") == []
+
+
 def test_roles_follow_the_groups_and_are_removed_when_no_group_maps(env, fake):
     eng, app = env
     first, _ = sign_in(app)
