@@ -473,8 +473,13 @@ def _summary(engine: Any, case_id: int) -> dict[str, Any]:
                             .outerjoin(people, people.c.case_id == cases.c.id).where(cases.c.id.in_(ids))
                             .order_by(cases.c.id)).all()
     asked = next(r for r in rows if r.id == case_id)
+    caring = carer_instances(engine, {r.reference for r in rows}, set(ids))
+    with engine.db.engine.connect() as conn:
+        refs = dict(conn.execute(select(cases.c.id, cases.c.reference).where(cases.c.id.in_(list(caring)))).all())
     return {"id": case_id, "reference": asked.reference, "name": asked.name or "",
-            "cases": [{"reference": r.reference, "opened": cr.long_day(r.created_at)} for r in rows]}
+            "cases": [{"reference": r.reference, "opened": cr.long_day(r.created_at)} for r in rows],
+            "as_a_carer": [{"reference": refs[cid], "cared_for": next(iter(starts.values())).get("cared_for") or ""}
+                           for cid, starts in sorted(caring.items())]}
 
 
 def _form(request: Request, user: User, summary: dict[str, Any], *, reason: str = "", error: str = "",

@@ -62,6 +62,9 @@ def test_a_carers_export_holds_her_assessments_on_the_records_of_both_people_she
         [event] = [e for e in eng.history(cid) if e["type"] == "person.subject_access_exported"]
         assert event["actor"] == "data-protection" and own_ref in event["data"]["cases"]
     page, csrf = page_client(app, "data_protection")
+    request_page = page.get(f"/cases/{own}/subject-access").text  # the officer sees what the export will cover
+    assert f"{refs[peter]}, caring for Peter Clarke" in request_page
+    assert f"{refs[edna]}, caring for Edna Marsh" in request_page
     pdf = page.post(f"/cases/{own}/subject-access", data={"csrf_token": csrf, "reason": REASON, "format": "pdf"})
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf", pdf.text
     text = " ".join(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages).split())
