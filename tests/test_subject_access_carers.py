@@ -11,7 +11,17 @@ import pytest
 from pypdf import PdfReader
 
 from api.app import create_app
-from tests.casework_helpers import SW, api_client, casework_engine, complete, known_case, page_client
+from api.demo_users import demo_password, demo_username
+from tests.browser import launch, live_server, run_axe, sign_in
+from tests.casework_helpers import (
+    SW,
+    api_client,
+    casework_engine,
+    complete,
+    engine_on_file,
+    known_case,
+    page_client,
+)
 from tests.test_carers import PROCESSES, carer_plan
 from tests.test_carers_pages import two_cases
 from tests.test_process_assessment_to_review import carer_assessment
@@ -70,3 +80,23 @@ def test_a_carers_export_holds_her_assessments_on_the_records_of_both_people_she
     text = " ".join(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages).split())
     assert "As a carer" in text and "Peter Clarke" in text and "Edna Marsh" in text
     assert "Susan is not sleeping and feels isolated" in text and "3 Quay Row" not in text
+
+
+def test_the_request_page_lists_the_records_she_is_a_carer_on_in_the_browser(tmp_path):
+    """The officer sees, before exporting, which records the carer's forms come from: keyboard only, axe."""
+    with engine_on_file(tmp_path, PROCESSES, users=True) as eng:
+        app = create_app(eng, run_timers=False)
+        peter, own = two_cases(eng)
+        _assess_susan(eng, app, peter, "daughter", eng.get_case(own)["reference"])
+        with live_server(app) as base, launch() as browser:
+            ctx = browser.new_context(bypass_csp=True)
+            page = ctx.new_page()
+            sign_in(page, base, demo_username("data_protection"), demo_password("data_protection"), then="/home")
+            page.goto(f"{base}/subject-access")
+            page.get_by_label("Case reference").fill(eng.get_case(own)["reference"])
+            page.keyboard.press("Enter")
+            page.wait_for_url(f"{base}/cases/{own}/subject-access")
+            assert page.get_by_role("heading", name="As a carer").is_visible()
+            assert page.inner_text("#as-a-carer") == f"{eng.get_case(peter)['reference']}, caring for Peter Clarke"
+            run_axe(page, "subject access request page of a carer")
+            ctx.close()
