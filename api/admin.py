@@ -35,6 +35,7 @@ from engine.clock import as_utc
 from engine.errors import NotFoundError
 from engine.history import Event
 from engine.schema import cases, events, role_requests
+from handlers.people import check_name
 
 from . import auth, page_kit
 from .access import (
@@ -113,11 +114,19 @@ def _check_lists(roles: list[str], teams: list[str], errors: dict[str, str]) -> 
 
 
 def _check_display_name(name: str, errors: dict[str, str]) -> str:
+    """The member of staff's name as every page, history and subject access export shows who acted: the same rule
+    as a person's name (`handlers.people.check_name`: no character that hides or reorders letters — a
+    right-to-left override, a zero-width space), and a letter or digit in it."""
     name = " ".join(name.split())
+    hidden = check_name(name, "Name")
     if not name:
         errors["display_name"] = "Enter the person's name"
     elif len(name) > 255:
         errors["display_name"] = "Name must be 255 characters or fewer"
+    elif hidden:
+        errors["display_name"] = hidden
+    elif not any(c.isalnum() for c in name):
+        errors["display_name"] = "Enter the person's name in letters"
     return name
 
 

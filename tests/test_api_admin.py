@@ -134,6 +134,10 @@ def test_create_a_user_who_can_then_sign_in(world):
     ({"username": "System", "roles": ["process_owner"], "teams": []}, ["username"]),
     ({"username": "cli", "roles": ["process_owner"], "teams": []}, ["username"]),
     ({"username": "oidc", "roles": ["process_owner"], "teams": []}, ["username"]),
+    # the name every page, history and export shows for who acted: nothing hidden or reordered, something to read
+    ({"display_name": "Ann \u202eenoj", "roles": ["process_owner"], "teams": []}, ["display_name"]),
+    ({"display_name": "\u200b\u200b\u200b", "roles": ["process_owner"], "teams": []}, ["display_name"]),
+    ({"display_name": "...", "roles": ["process_owner"], "teams": []}, ["display_name"]),
 ])
 def test_create_user_validation(world, changes, fields):
     eng, app, _p = world
