@@ -130,6 +130,22 @@ def _check_display_name(name: str, errors: dict[str, str]) -> str:
     return name
 
 
+def _reason_problem(reason: str, empty: str) -> str | None:
+    """What is wrong with the reason for a privileged act (a restriction made or lifted, a request refused), the
+    audit record of why: missing, too long, with a character that hides or reorders letters
+    (`handlers.people.check_name`), or nothing to read (no letter or digit)."""
+    if not reason:
+        return empty
+    if len(reason) > 500:
+        return "Reason must be 500 characters or fewer"
+    hidden = check_name(reason, "Reason", noun="reason")
+    if hidden:
+        return hidden
+    if not any(c.isalnum() for c in reason):
+        return "Enter the reason in words"
+    return None
+
+
 def _audit(conn: Any, engine: Any, now: Any, type_: str, data: dict[str, Any], actor: User) -> None:
     history.append(conn, history.SYSTEM_CHAIN, None, now, [Event(type_, data, actor=actor.username)],
                    lock=engine.db.is_postgres)
@@ -475,8 +491,9 @@ def decide(engine: Any, admin: User, request_id: int, approve: bool, reason: str
     account it changes and an account linked to the requester by a password one of them chose cannot decide it
     (`may_decide`)."""
     reason = " ".join(reason.split())
-    if len(reason) > 500:
-        raise Invalid({"reason": "Reason must be 500 characters or fewer"})
+    problem = _reason_problem(reason, "") if reason else None  # optional; when given, it must be readable
+    if problem:
+        raise Invalid({"reason": problem})
     with engine.db.transaction() as conn:
         row = conn.execute(engine_for_update(conn, select(role_requests).where(role_requests.c.id == request_id))
                            ).first()
@@ -699,10 +716,9 @@ def restrict(engine: Any, user: User, case_id: int, usernames: list[str], reason
         errors["usernames"] = "Name at least one person who may open the case"
     elif len(names) > 50:
         errors["usernames"] = "Name 50 people or fewer"
-    if not reason:
-        errors["reason"] = "Enter why the case is restricted"
-    elif len(reason) > 500:
-        errors["reason"] = "Reason must be 500 characters or fewer"
+    problem = _reason_problem(reason, "Enter why the case is restricted")
+    if problem:
+        errors["reason"] = problem
     if names and "usernames" not in errors:
         with engine.db.engine.connect() as conn:
             found = {r.username: r.active for r in conn.execute(
@@ -741,10 +757,9 @@ def unrestrict(engine: Any, user: User, case_id: int, reason: str) -> dict[str, 
     _case_reference(engine, case_id)
     _may_restrict(engine, user, case_id)
     reason = " ".join(reason.split())
-    if not reason:
-        raise Invalid({"reason": "Enter why the restriction is lifted"})
-    if len(reason) > 500:
-        raise Invalid({"reason": "Reason must be 500 characters or fewer"})
+    problem = _reason_problem(reason, "Enter why the restriction is lifted")
+    if problem:
+        raise Invalid({"reason": problem})
     with engine.db.transaction() as conn:
         now = engine.now(conn)
         before = restriction(conn, case_id)

@@ -327,6 +327,10 @@ def tm_user(eng, name):
     ({"usernames": ["nobody-at-all"], "reason": "x"}, "usernames"),
     ({"usernames": ["social-worker"], "reason": "  "}, "reason"),
     ({"usernames": "social-worker", "reason": "x"}, "usernames"),
+    # the reason is the audit record of a privileged act: nothing invisible, nothing reordered, something to read
+    ({"usernames": ["social-worker"], "reason": "\u202e\u200b\u200b"}, "reason"),
+    ({"usernames": ["social-worker"], "reason": "Staff \u202eevitaler"}, "reason"),
+    ({"usernames": ["social-worker"], "reason": "..."}, "reason"),
 ])
 def test_restriction_validation(world, body, field):
     eng, app, p = world
@@ -334,6 +338,18 @@ def test_restriction_validation(world, body, field):
     assert r.status_code == 422, r.text
     assert [e["field"] for e in r.json()["errors"]] == [field]
     assert not [e for e in eng.history(p["edith"]) if e["type"] == "case.restricted"]
+
+
+def test_lifting_a_restriction_needs_a_reason_that_can_be_read(world):
+    eng, app, p = world
+    admin = as_role(app, "administrator")
+    assert admin.send("PUT", f"/api/cases/{p['edith']}/restriction", RESTRICT).status_code == 200
+    for reason in ("\u200b\u200b\u200b", "Done \u202eeno", "--"):
+        r = admin.send("DELETE", f"/api/cases/{p['edith']}/restriction", {"reason": reason})
+        assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["reason"], r.text
+    assert not [e for e in eng.history(p["edith"]) if e["type"] == "case.unrestricted"]
+    assert admin.send("DELETE", f"/api/cases/{p['edith']}/restriction", {"reason": "No longer needed"}
+                      ).status_code == 200
 
 
 def test_a_deactivated_user_cannot_be_named(world):
