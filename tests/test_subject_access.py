@@ -228,6 +228,13 @@ def test_the_pdf_has_the_corrections_notes_access_log_and_both_cases(world):
     n = len(_rows(eng, joan))
     r = client.post(f"/cases/{joan}/subject-access", data={"csrf_token": csrf, "reason": "", "format": "json"})
     assert r.status_code == 400 and "Enter the request" in r.text and 'href="#reason"' in r.text
+    # a reference that cannot be read (zero-width spaces; a right-to-left override): refused the same way
+    for unreadable in ("\u200b\u200b\u200b", "SAR \u202e7000/1302"):
+        r = client.post(f"/cases/{joan}/subject-access", data={"csrf_token": csrf, "reason": unreadable,
+                                                               "format": "json"})
+        assert r.status_code == 400 and 'href="#reason"' in r.text, r.text
+    assert client_for(app, "dora").post(f"/api/cases/{joan}/subject-access", json={"reason": "\u200b\u200b"}
+                                        ).status_code == 422
     r = client.post(f"/cases/{joan}/subject-access", data={"reason": REASON, "format": "json"})  # no CSRF token
     assert r.status_code == 403
     r = client.post(f"/cases/{joan}/subject-access", data={"csrf_token": csrf, "reason": REASON, "format": "xml"})
