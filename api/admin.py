@@ -35,6 +35,7 @@ from engine.clock import as_utc
 from engine.errors import NotFoundError
 from engine.history import Event
 from engine.schema import cases, events, role_requests
+from handlers.people import check_name
 
 from . import auth, page_kit
 from .access import (
@@ -51,6 +52,7 @@ from .access import (
 )
 from .auth import (
     OVERSIGHT_ROLES,
+    RESERVED_USERNAMES,
     ROLES,
     TEAMS,
     USERNAME_RE,
@@ -112,12 +114,36 @@ def _check_lists(roles: list[str], teams: list[str], errors: dict[str, str]) -> 
 
 
 def _check_display_name(name: str, errors: dict[str, str]) -> str:
+    """The member of staff's name as every page, history and subject access export shows who acted: the same rule
+    as a person's name (`handlers.people.check_name`: no character that hides or reorders letters — a
+    right-to-left override, a zero-width space), and a letter or digit in it."""
     name = " ".join(name.split())
+    hidden = check_name(name, "Name")
     if not name:
         errors["display_name"] = "Enter the person's name"
     elif len(name) > 255:
         errors["display_name"] = "Name must be 255 characters or fewer"
+    elif hidden:
+        errors["display_name"] = hidden
+    elif not any(c.isalnum() for c in name):
+        errors["display_name"] = "Enter the person's name in letters"
     return name
+
+
+def _reason_problem(reason: str, empty: str) -> str | None:
+    """What is wrong with the reason for a privileged act (a restriction made or lifted, a request refused), the
+    audit record of why: missing, too long, with a character that hides or reorders letters
+    (`handlers.people.check_name`), or nothing to read (no letter or digit)."""
+    if not reason:
+        return empty
+    if len(reason) > 500:
+        return "Reason must be 500 characters or fewer"
+    hidden = check_name(reason, "Reason", noun="reason")
+    if hidden:
+        return hidden
+    if not any(c.isalnum() for c in reason):
+        return "Enter the reason in words"
+    return None
 
 
 def _audit(conn: Any, engine: Any, now: Any, type_: str, data: dict[str, Any], actor: User) -> None:
@@ -268,6 +294,9 @@ def create(engine: Any, admin: User, username: str, display_name: str, password:
     if not USERNAME_RE.match(username):
         errors["username"] = ("Username must be 2 to 64 characters: lower-case letters, numbers, '.', '_' or '-', "
                               "starting with a letter or number")
+    elif username in RESERVED_USERNAMES:
+        errors["username"] = (f"Username {username} is kept for what carepath records as done by no person "
+                              "(the history would show this person's actions as the system's): choose another")
     display_name = _check_display_name(display_name, errors)
     _check_password(password, errors, username, display_name)
     _check_lists(roles, teams, errors)
@@ -462,8 +491,9 @@ def decide(engine: Any, admin: User, request_id: int, approve: bool, reason: str
     account it changes and an account linked to the requester by a password one of them chose cannot decide it
     (`may_decide`)."""
     reason = " ".join(reason.split())
-    if len(reason) > 500:
-        raise Invalid({"reason": "Reason must be 500 characters or fewer"})
+    problem = _reason_problem(reason, "") if reason else None  # optional; when given, it must be readable
+    if problem:
+        raise Invalid({"reason": problem})
     with engine.db.transaction() as conn:
         row = conn.execute(engine_for_update(conn, select(role_requests).where(role_requests.c.id == request_id))
                            ).first()
@@ -686,10 +716,9 @@ def restrict(engine: Any, user: User, case_id: int, usernames: list[str], reason
         errors["usernames"] = "Name at least one person who may open the case"
     elif len(names) > 50:
         errors["usernames"] = "Name 50 people or fewer"
-    if not reason:
-        errors["reason"] = "Enter why the case is restricted"
-    elif len(reason) > 500:
-        errors["reason"] = "Reason must be 500 characters or fewer"
+    problem = _reason_problem(reason, "Enter why the case is restricted")
+    if problem:
+        errors["reason"] = problem
     if names and "usernames" not in errors:
         with engine.db.engine.connect() as conn:
             found = {r.username: r.active for r in conn.execute(
@@ -728,10 +757,9 @@ def unrestrict(engine: Any, user: User, case_id: int, reason: str) -> dict[str, 
     _case_reference(engine, case_id)
     _may_restrict(engine, user, case_id)
     reason = " ".join(reason.split())
-    if not reason:
-        raise Invalid({"reason": "Enter why the restriction is lifted"})
-    if len(reason) > 500:
-        raise Invalid({"reason": "Reason must be 500 characters or fewer"})
+    problem = _reason_problem(reason, "Enter why the restriction is lifted")
+    if problem:
+        raise Invalid({"reason": problem})
     with engine.db.transaction() as conn:
         now = engine.now(conn)
         before = restriction(conn, case_id)

@@ -57,8 +57,8 @@ EVENT_TYPES = tuple(sorted(CASE_EVENTS, key=lambda t: CASE_EVENTS[t].lower()))
 # is what the page or route asked for: api/cases.py open_case's callers name theirs)
 ACTIONS = ("open", "record", "history", "chronology", "diagram", "letter", "note", "notes", "panel", "coordinator",
            "restriction", "search", "export", "replay", "integrity", "integrity check", "cld_return",
-           "break_glass", "subject_access", "close", "actions", "correct", "position", "letter_send_again",
-           "request", "start_process", "task", "transition", "transition_referral")
+           "break_glass", "subject_access", "subject_access_page", "close", "actions", "correct", "position",
+           "letter_send_again", "request", "start_process", "task", "transition", "transition_referral")
 OPEN_STATUSES = intake.OPEN_STATUSES
 _EVENT_TYPE = re.compile(r"^[a-z_]{1,30}\.[a-z_]{1,30}$")
 _WORD = re.compile(r"^[a-z0-9][a-z0-9._:-]{0,63}$")

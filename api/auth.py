@@ -76,6 +76,12 @@ COOKIE = "carepath_session"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+# the names the history uses for what no person did (engine/history.py "system": deployments, clock moves, cases
+# made by code; the command line's default "cli"; the identity provider's "oidc"; the demo's, simulations' and
+# trials' own): an account of one of these names would have its actions read as automatic ("System" on every
+# page) and be credited with the automatic ones, so no account takes them
+RESERVED_USERNAMES = frozenset({"system", "cli", "oidc", "demo", "simulation", "trial", "timer", "timers",
+                                "worker", "engine", "carepath", "anonymous", "unknown"})
 LOCAL_ACCOUNTS_OFF = "sign-in with a username and password is switched off: sign in with the council's account"
 SIGN_IN_FAILED = "the username or password is wrong, or the account is locked for a while after repeated failures"
 
@@ -121,6 +127,8 @@ def create_user(engine: Any, username: str, password: str, *, display_name: str 
     """Add a user (argon2 hash of the password); unknown roles or teams are refused."""
     if not USERNAME_RE.match(username):
         raise ValueError(f"username {username!r} must be 2-64 of a-z, 0-9, '.', '_' or '-'")
+    if username in RESERVED_USERNAMES:
+        raise ValueError(f"username {username!r} is kept for what carepath records as done by no person")
     bad = [r for r in roles if r not in ROLES] + [t for t in teams if t not in TEAMS]
     if bad:
         raise ValueError(f"unknown role(s) or team(s): {', '.join(bad)}")

@@ -44,6 +44,7 @@ from engine.history import case_chain
 from engine.lint.diagram import read_diagram
 from engine.schema import cases, chains, events, users
 from engine.xmlsafe import parse_xml
+from handlers.people import check_name
 
 from . import case_record as cr
 from . import page_kit as kit
@@ -101,6 +102,12 @@ def checked_reason(text: str, limit: int, empty: str, too_long: str) -> str:
         raise ValidationError(empty, errors=[{"field": "reason", "message": empty}])
     if len(text) > limit:
         raise ValidationError(too_long, errors=[{"field": "reason", "message": too_long}])
+    # the reason is what the case's history and access log keep of why it was exported: it must read as typed
+    problem = check_name(text, "Reason", noun="reason")
+    if problem is None and not any(c.isalnum() for c in text):
+        problem = "Enter the reason in words"
+    if problem:
+        raise ValidationError(problem, errors=[{"field": "reason", "message": problem}])
     return text
 
 
@@ -427,14 +434,14 @@ def path_note(engine: Any, rec: cr.Loaded) -> str | None:
 
 
 # ---------------------------------------------------------------------- the command line
-def user_named(engine: Any, username: str) -> User:
-    """The active user `username` (for `carepath evidence --as`)."""
+def user_named(engine: Any, username: str, who: str = "a team manager or auditor") -> User:
+    """The active user `username` (for `carepath evidence --as`; `who`: the roles the command is for)."""
     from .auth import _user
 
     with engine.db.engine.connect() as conn:
         row = conn.execute(select(users).where(users.c.username == username, users.c.active.is_(True))).first()
     if row is None:
-        raise NotFoundError(f"no active user '{username}': name a team manager or auditor with --as",
+        raise NotFoundError(f"no active user '{username}': name {who} with --as",
                             user=username)
     return _user(row)
 

@@ -38,6 +38,7 @@ import re
 import secrets
 import threading
 import time
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -65,7 +66,7 @@ from engine.schema import oidc_sign_ins, sessions, user_identities, users
 from handlers.config_files import read_json
 
 from . import page_kit as kit
-from .auth import COOKIE, ROLES, TEAMS, USERNAME_RE, AuthStore, User
+from .auth import COOKIE, RESERVED_USERNAMES, ROLES, TEAMS, USERNAME_RE, AuthStore, User
 from .errors import ApiError
 
 ACTOR = "oidc"  # the actor of the accounts' audit events: the identity provider's groups, not a person
@@ -428,11 +429,20 @@ def grants(settings: OidcSettings, claims: Mapping[str, Any]) -> tuple[list[str]
     return sorted(roles), sorted(teams)
 
 
+def _printable(text: str) -> str:
+    """The text on one line without control characters (NUL, ESC, C1: PostgreSQL cannot store NUL, and the others
+    forge log lines and drive terminals), Unicode format characters (zero-width spaces, bidirectional overrides:
+    a name in the history must read as what it is) or lone surrogates (no database can encode them)."""
+    return " ".join("".join(c if unicodedata.category(c) not in ("Cc", "Cf", "Cs") else " " for c in text).split())
+
+
 def _display_name(claims: Mapping[str, Any]) -> str:
+    """The person's name as the provider gives it, made printable: the claims are the provider's, but a name is
+    often the person's own to edit there, so it is treated as any other input."""
     for key in ("name", "preferred_username", "email"):
         value = claims.get(key)
-        if isinstance(value, str) and value.strip():
-            return " ".join(value.split())[:255]
+        if isinstance(value, str) and _printable(value):
+            return _printable(value)[:255]
     return "Council user"
 
 
@@ -450,7 +460,7 @@ def _username(conn: Any, claims: Mapping[str, Any]) -> str:
         base = f"{base}-user"
     taken = set(conn.execute(select(users.c.username).where(users.c.username.like(f"{base}%"))).scalars())
     candidate, n = base, 1
-    while candidate in taken or not USERNAME_RE.match(candidate):
+    while candidate in taken or candidate in RESERVED_USERNAMES or not USERNAME_RE.match(candidate):
         n += 1
         candidate = f"{base}-{n}"
     return candidate
@@ -470,6 +480,8 @@ def provision(engine: Any, settings: OidcSettings, claims: Mapping[str, Any]) ->
     issuer, subject = str(claims["iss"]), str(claims["sub"])
     if len(subject) > 255 or len(issuer) > 255:
         raise Refused(401, "Sign-in could not be checked", _again("The ID token's subject is too long."))
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in subject):  # NUL cannot be kept in PostgreSQL's text
+        raise Refused(401, "Sign-in could not be checked", _again("The ID token's subject holds control characters."))
     roles, teams = grants(settings, claims)
     name = _display_name(claims)
     with engine.db.transaction() as conn:

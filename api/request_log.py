@@ -13,7 +13,8 @@ at most 9 digits are kept (an NHS number has 10), names of things the council co
 `{action}`, a file's `{name}`...) are kept when they are plain words that do not look like a person's
 detail (5 or more digits in a row, a date, a postcode), and every other parameter — a
 user's `{username}`, or any parameter a new route brings — is written as `{username}` etc. A path no
-route matched keeps only the words some route has and short numbers; the rest is `{redacted}`.
+route matched keeps only the words some route has and short numbers standing alone; the rest (numbers beside
+another number too: a date written 17/02/1941) is `{redacted}`.
 
 An exception no handler turned into a response is logged here as an error — its type, the database
 driver's error type and SQLSTATE, the statement's shape (its SQL with any literal replaced by `?`) and
@@ -116,17 +117,26 @@ def loggable_path(scope: dict[str, Any]) -> str:
         return _PARAM.sub(lambda m: _param_text(m.group(1), params.get(m.group(1), "")), template)
     if isinstance(template, str) and template == scope.get("path"):
         return template
-    words = _literals.of(scope.get("app"))
-    path = str(scope.get("path") or "/")
-    return "/".join(s if (not s or s in words or _ID.fullmatch(s)) else REDACTED for s in path.split("/"))[:300]
+    return _unmatched(str(scope.get("path") or "/"), _literals.of(scope.get("app")))[:300]
+
+
+def _unmatched(path: str, words: frozenset[str]) -> str:
+    """A path no route matched: the words some route has, and numbers standing alone (an id); the rest, and
+    numbers beside another number (a date written with slashes, 17/02/1941, a telephone number in parts), are
+    {redacted}."""
+    parts = path.split("/")
+
+    def number(i: int) -> bool:
+        return 0 <= i < len(parts) and _ID.fullmatch(parts[i]) is not None
+
+    return "/".join(s if (not s or s in words or (number(i) and not number(i - 1) and not number(i + 1)))
+                    else REDACTED for i, s in enumerate(parts))
 
 
 def redact_target(target: str) -> str:
     """A request target as uvicorn logs it (path?query): its query dropped, and (uvicorn's line does not know
     the route) every segment that is not a word of the app's routes or a short number replaced."""
-    path = target.split("?", 1)[0]
-    words = _literals.words
-    return "/".join(s if (not s or s in words or _ID.fullmatch(s)) else REDACTED for s in path.split("/"))
+    return _unmatched(target.split("?", 1)[0], _literals.words)
 
 
 class AccessQueryFilter(logging.Filter):

@@ -239,12 +239,13 @@ def answer_rows(schema: Any, answers: dict[str, Any], depth: int = 0) -> list[di
     return rows
 
 
-def form_answers(engine: Any, rec: cr.Loaded) -> list[dict[str, Any]]:
+def form_answers(engine: Any, rec: cr.Loaded, only: set[Any] | None = None) -> list[dict[str, Any]]:
     """Every form completed on the case, oldest first, with its answers as recorded in the history (each
     `task.completed` event's data: the assessment, the scoring, the plan...) and as rows to read, labelled with
     the form's own titles (forms/*.json). An erased case's events hold no answers: nothing comes back. A form of
     a carer's process on someone else's case is marked `about_someone_else` (the carer's own information) for
-    the officer's review."""
+    the officer's review. `only`: the forms of these process instances alone, which are about the person asked
+    about (a carer's processes on the record of the person they care for, `carer_records`)."""
     own = " ".join(str(rec.person.get("name") or rec.case["title"] or "").split()).casefold()
     about_other: set[Any] = set()
     schemas: dict[str, Any] = {}
@@ -256,7 +257,7 @@ def form_answers(engine: Any, rec: cr.Loaded) -> list[dict[str, Any]]:
             name = " ".join(str(who.get("name") or "").split()).casefold() if isinstance(who, dict) else ""
             if name != own:
                 about_other.add(e.get("instance_id"))
-        if e["type"] != "task.completed":
+        if e["type"] != "task.completed" or (only is not None and e.get("instance_id") not in only):
             continue
         answers = data.get("data")
         if not isinstance(answers, dict) or not answers:
@@ -274,8 +275,50 @@ def form_answers(engine: Any, rec: cr.Loaded) -> list[dict[str, Any]]:
         out.append({"event_seq": e["seq"], "at": _iso(e["at"]), "when": cr.day_and_time(e["at"]),
                     "by": e["actor"], "by_name": rec.who(e["actor"]), "task": task,
                     "process": ver.name if ver else None, "form": form, "form_title": schema.get("title"),
-                    "about_someone_else": e.get("instance_id") in about_other,
+                    "about_someone_else": only is None and e.get("instance_id") in about_other,
                     "answers": answers, "rows": answer_rows(schema, answers)})
+    return out
+
+
+def carer_instances(engine: Any, refs: set[str], own: set[int]) -> dict[int, dict[Any, dict[str, Any]]]:
+    """The person as a carer on other people's records: {case id: {instance id: the carer's start data}} of every
+    carer's process (`ABOUT_THE_CARER`) started on a case not theirs that names one of their cases (`refs`) as the
+    carer's own case reference (the carer's assessment action's "Carer's own case reference"). An erased case's
+    events hold no data, so it is never found."""
+    if not refs:
+        return {}
+    from sqlalchemy import or_
+
+    from engine.schema import events
+
+    from .access import escape_like
+    found: dict[int, dict[Any, dict[str, Any]]] = {}
+    with engine.db.engine.connect() as conn:
+        rows = conn.execute(select(events.c.case_id, events.c.instance_id, events.c.data).where(
+            events.c.type == "instance.started", events.c.case_id.is_not(None), events.c.case_id.not_in(own),
+            or_(*[events.c.data.like('%"' + escape_like(r) + '"%', escape="\\") for r in sorted(refs)]))
+            .order_by(events.c.case_id, events.c.seq)).all()
+    for row in rows:
+        data = json.loads(row.data)
+        start = data.get("data") if isinstance(data, dict) else None
+        who = start.get("person") if isinstance(start, dict) else None
+        if data.get("process_id") in ABOUT_THE_CARER and isinstance(who, dict) and who.get("case_reference") in refs:
+            found.setdefault(row.case_id, {})[row.instance_id] = start
+    return found
+
+
+def carer_records(engine: Any, found: dict[int, dict[Any, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """What is held about the person as a carer on the records of the people they care for: for each such case,
+    its reference, who is cared for and the carer's details as recorded there (the carer's processes' start
+    data), and the forms of those processes only — never the rest of that person's record."""
+    out = []
+    for case_id, starts in sorted(found.items()):
+        rec = cr.load(engine, case_id)
+        first = next(iter(starts.values()))
+        out.append({"case_id": case_id, "case_reference": rec.case["reference"],
+                    "cared_for": first.get("cared_for") or None,
+                    "recorded_as": {k: v for k, v in (first.get("person") or {}).items()},
+                    "forms": form_answers(engine, rec, only=set(starts))})
     return out
 
 
@@ -333,14 +376,17 @@ def collect(engine: Any, user: User, case_id: int, reason: str) -> Export:
     found = [_case(engine, cid) for cid in ids]
     asked = next(c for c in found if c["id"] == case_id)
     name = next((p["value"] for p in asked["person"] if p["detail"] == "name"), None)
-    return Export(ids, {
+    as_carer = carer_records(engine, carer_instances(engine, {c["reference"] for c in found}, set(ids)))
+    return Export(ids + [c["case_id"] for c in as_carer], {
         "format": FORMAT, "version": VERSION, "exported_at": _iso(engine.now()),
         "exported_by": {"username": user.username, "name": user.display_name},
         "request": reason, "person": {"name": name, "case_asked_about": asked["reference"],
                                       "details": asked["person"]},
         "third_party_information": THIRD_PARTY,
-        "how_cases_were_found": ("the case asked about and every case whose person has the same NHS number"),
-        "cases": found})
+        "how_cases_were_found": ("the case asked about and every case whose person has the same NHS number; as a "
+                                 "carer, every carer's assessment or support plan on another person's record that "
+                                 "names one of those cases as the carer's own"),
+        "cases": found, "as_a_carer": as_carer})
 
 
 def record(engine: Any, user: User, case_ids: list[int], fmt: str, reason: str, page: str | None) -> None:
@@ -387,7 +433,7 @@ def export_to_dir(engine: Any, person: str, username: str, reason: str, out: str
     (PERSON is the id or reference of one of the person's cases)."""
     from pathlib import Path
 
-    user = user_named(engine, username)
+    user = user_named(engine, username, "a data protection officer")
     case_id = case_id_of(engine, person)
     check_sar(engine, user, case_id, page="carepath subject-access")  # refused before any file is made
     target = Path(out)
@@ -416,6 +462,7 @@ def api_export(case_id: Id, body: SarIn, user: Annotated[User, Depends(current_u
 
 
 # ---------------------------------------------------------------------- the pages
+PAGE_ACTION = "subject_access_page"  # the access log's action for an opening of a person's request page
 NOT_FOUND = "There is no case record at this address."
 
 
@@ -426,8 +473,13 @@ def _summary(engine: Any, case_id: int) -> dict[str, Any]:
                             .outerjoin(people, people.c.case_id == cases.c.id).where(cases.c.id.in_(ids))
                             .order_by(cases.c.id)).all()
     asked = next(r for r in rows if r.id == case_id)
+    caring = carer_instances(engine, {r.reference for r in rows}, set(ids))
+    with engine.db.engine.connect() as conn:
+        refs = dict(conn.execute(select(cases.c.id, cases.c.reference).where(cases.c.id.in_(list(caring)))).all())
     return {"id": case_id, "reference": asked.reference, "name": asked.name or "",
-            "cases": [{"reference": r.reference, "opened": cr.long_day(r.created_at)} for r in rows]}
+            "cases": [{"reference": r.reference, "opened": cr.long_day(r.created_at)} for r in rows],
+            "as_a_carer": [{"reference": refs[cid], "cared_for": next(iter(starts.values())).get("cared_for") or ""}
+                           for cid, starts in sorted(caring.items())]}
 
 
 def _form(request: Request, user: User, summary: dict[str, Any], *, reason: str = "", error: str = "",
@@ -464,8 +516,12 @@ def find_page(request: Request, reference: str | None = None) -> Response:
 def sar_page(request: Request, case_id: Id) -> Response:
     page = kit.Page(request)
     try:
-        user = page.open(check_sar, case_id, page=f"/cases/{case_id}/subject-access")
+        where = f"/cases/{case_id}/subject-access"
+        user = page.open(check_sar, case_id, page=where)
         summary = _summary(page.engine, case_id)
+        # the page names the person (a restricted case's too): each opening is in the case's access log, so a
+        # run through every case's page to read who carepath holds shows there, and in the person's export
+        log_access(page.engine, case_id, user, PAGE_ACTION, page=where)
     except Exception as exc:  # noqa: BLE001
         return page.guard(exc, not_found=NOT_FOUND)
     return _form(request, user, summary)

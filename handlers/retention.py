@@ -42,6 +42,7 @@ from engine.schema import (
 )
 
 from .config_files import cached, read_json
+from .people import check_name
 
 CONFIG = Path(__file__).resolve().parent.parent / "processes" / "config" / "retention.json"
 JOB_SECONDS = 24 * 3600.0
@@ -186,6 +187,11 @@ def hold(engine: Any, case_id: int, *, actor: str, reason: str) -> None:
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError("a reason is required", errors=[{"field": "reason", "message": "Say why it is held"}])
+    problem = check_name(reason, "Reason", noun="reason")  # what keeps a record past its period: readable
+    if problem is None and not any(c.isalnum() for c in reason):
+        problem = "Say why it is held, in words"
+    if problem:
+        raise ValidationError(problem, errors=[{"field": "reason", "message": problem}])
     with engine.db.transaction() as conn:
         _claim(conn, engine, case_id, "due")
         now = engine.now(conn)

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.access import can_open_case
-from api.auth import ROLES, AuthStore, create_user
+from api.auth import RESERVED_USERNAMES, ROLES, AuthStore, create_user, users
 from api.errors import ApiError
 from engine.history import SYSTEM_CHAIN
 from engine.schema import events
@@ -130,6 +130,14 @@ def test_create_a_user_who_can_then_sign_in(world):
     ({"password": "j.smith"}, ["password"]),
     ({"roles": []}, ["roles"]),
     ({"roles": ["wizard"], "teams": ["narnia"]}, ["roles", "teams"]),
+    # the history's names for what no person did: the account's actions would read as the system's
+    ({"username": "System", "roles": ["process_owner"], "teams": []}, ["username"]),
+    ({"username": "cli", "roles": ["process_owner"], "teams": []}, ["username"]),
+    ({"username": "oidc", "roles": ["process_owner"], "teams": []}, ["username"]),
+    # the name every page, history and export shows for who acted: nothing hidden or reordered, something to read
+    ({"display_name": "Ann \u202eenoj", "roles": ["process_owner"], "teams": []}, ["display_name"]),
+    ({"display_name": "\u200b\u200b\u200b", "roles": ["process_owner"], "teams": []}, ["display_name"]),
+    ({"display_name": "...", "roles": ["process_owner"], "teams": []}, ["display_name"]),
 ])
 def test_create_user_validation(world, changes, fields):
     eng, app, _p = world
@@ -137,6 +145,13 @@ def test_create_user_validation(world, changes, fields):
     assert r.status_code == 422, r.text
     assert [e["field"] for e in r.json()["errors"]] == fields
     assert _audit(eng) == []
+    if changes.get("username", "").lower() in RESERVED_USERNAMES:
+        assert "kept for what carepath records as done by no person" in r.json()["errors"][0]["message"]
+        with pytest.raises(ValueError, match="kept for what carepath records as done by no person"):
+            create_user(eng, changes["username"].lower(), PASSWORD, roles=["process_owner"])  # the operator's way
+        with eng.db.engine.connect() as conn:
+            assert conn.execute(select(users.c.id).where(users.c.username == changes["username"].lower())).first() \
+                is None
 
 
 def test_change_roles_and_teams_applies_on_the_next_request(world):
@@ -312,6 +327,10 @@ def tm_user(eng, name):
     ({"usernames": ["nobody-at-all"], "reason": "x"}, "usernames"),
     ({"usernames": ["social-worker"], "reason": "  "}, "reason"),
     ({"usernames": "social-worker", "reason": "x"}, "usernames"),
+    # the reason is the audit record of a privileged act: nothing invisible, nothing reordered, something to read
+    ({"usernames": ["social-worker"], "reason": "\u202e\u200b\u200b"}, "reason"),
+    ({"usernames": ["social-worker"], "reason": "Staff \u202eevitaler"}, "reason"),
+    ({"usernames": ["social-worker"], "reason": "..."}, "reason"),
 ])
 def test_restriction_validation(world, body, field):
     eng, app, p = world
@@ -319,6 +338,18 @@ def test_restriction_validation(world, body, field):
     assert r.status_code == 422, r.text
     assert [e["field"] for e in r.json()["errors"]] == [field]
     assert not [e for e in eng.history(p["edith"]) if e["type"] == "case.restricted"]
+
+
+def test_lifting_a_restriction_needs_a_reason_that_can_be_read(world):
+    eng, app, p = world
+    admin = as_role(app, "administrator")
+    assert admin.send("PUT", f"/api/cases/{p['edith']}/restriction", RESTRICT).status_code == 200
+    for reason in ("\u200b\u200b\u200b", "Done \u202eeno", "--"):
+        r = admin.send("DELETE", f"/api/cases/{p['edith']}/restriction", {"reason": reason})
+        assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["reason"], r.text
+    assert not [e for e in eng.history(p["edith"]) if e["type"] == "case.unrestricted"]
+    assert admin.send("DELETE", f"/api/cases/{p['edith']}/restriction", {"reason": "No longer needed"}
+                      ).status_code == 200
 
 
 def test_a_deactivated_user_cannot_be_named(world):

@@ -338,6 +338,32 @@ def test_a_timer_run_that_fails_is_logged_by_type_only(caplog):
     assert "firing timers failed: RuntimeError" in caplog.text and "Quillfeather" not in caplog.text
 
 
+@pytest.mark.parametrize("path, logged", [
+    # a date of birth written with slashes is three short numbers: each was kept, so the whole date was logged
+    ("/people/17/02/1941", "/people/{redacted}/{redacted}/{redacted}"),
+    ("/api/tasks/Peter Clarke 01/02/1950", "/api/tasks/{redacted}/{redacted}/{redacted}"),
+    ("/api/people/01632/960/555", "/api/people/{redacted}/{redacted}/{redacted}"),  # a telephone number in parts
+    ("/api/cases/12/nothing-here", "/api/cases/12/{redacted}"),  # an id standing alone is kept
+    ("/api/cases/12/notes/3/x", "/api/cases/12/notes/3/{redacted}"),
+])
+def test_a_path_no_route_matched_hides_numbers_beside_numbers(path, logged):
+    """A path no route matched keeps route words and ids standing alone; numbers beside numbers (a date
+    17/02/1941, a telephone number in parts) are hidden, in carepath's line and uvicorn's alike."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from engine.runtime import Engine
+
+    app = create_app(Engine("sqlite://"), run_timers=False)
+    TestClient(app).get("/api/health")  # the route words known
+    assert loggable_path({"route": None, "path_params": {}, "path": path, "app": app}) == logged
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5000", "GET", path + "?q=x", "1.1", 404), None)
+    for f in logging.getLogger("uvicorn.access").filters:
+        f.filter(record)
+    assert record.getMessage() == f'127.0.0.1:5000 - "GET {logged} HTTP/1.1" 404'
+
+
 def test_uvicorn_access_line_if_turned_on_has_no_query():
     """Under another server set-up with uvicorn's access log on, its line loses the query string and any
     segment that is not a route word or a short number (the filter api/request_log.py puts on it)."""

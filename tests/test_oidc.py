@@ -184,6 +184,46 @@ def test_the_same_person_is_found_by_sub_not_by_name_or_email(env, fake):
     assert [e.actor for e in system_events(eng, "user.created")] == ["oidc", "oidc"]
 
 
+def test_a_name_with_control_or_invisible_characters_is_made_printable(env, fake):
+    """The name comes from the provider, where people often edit their own: a NUL in it was a server error on
+    PostgreSQL (text cannot hold NUL) and, on SQLite, was stored with the escape sequences and right-to-left
+    override beside it, into the account, the history's user.created event and every page naming the person."""
+    eng, app = env
+    fake.user = {**fake.user, "name": "Jo\x00Bloggs\x1b[31m \u202eRed\u200b"}
+    client, r = sign_in(app)
+    assert r.status_code == 200 and "You are signed in" in page(r)
+    assert client.get("/api/me").json()["user"]["display_name"] == "Jo Bloggs [31m Red"
+    [created] = system_events(eng, "user.created")
+    data = json.loads(created.data) if isinstance(created.data, str) else created.data
+    assert data["display_name"] == "Jo Bloggs [31m Red"
+    fake.user = {**fake.user, "name": "\u200b\x00 ", "preferred_username": "jo.b@northshire.test"}
+    client, r = sign_in(app)  # nothing printable in the name: the user name at the provider instead
+    assert r.status_code == 200 and client.get("/api/me").json()["user"]["display_name"] == "jo.b@northshire.test"
+
+
+def test_a_provider_user_name_that_is_one_of_the_historys_own_gets_another(env, fake):
+    """"system" is what the history shows for what no person did: an account of that name would have its
+    actions shown as the system's. A person whose user name at the provider is system@... gets system-2."""
+    _eng, app = env
+    fake.user = {**fake.user, "preferred_username": "System@northshire.test", "name": "Sys Tem"}
+    client, r = sign_in(app)
+    assert r.status_code == 200 and client.get("/api/me").json()["user"]["username"] == "system-2"
+
+
+@pytest.mark.parametrize("subject", ["sub-\x00-0001", "sub-\x1b-0001", "x" * 256])
+def test_a_subject_that_cannot_be_kept_is_refused_as_a_page(env, fake, subject):
+    """`sub` is the person's key at the provider: one holding NUL was a server error on PostgreSQL (text cannot
+    hold NUL); one with other control characters was stored. Refused as a page, nothing stored."""
+    eng, app = env
+    fake.user = {**fake.user, "sub": subject}
+    client, r = sign_in(app)
+    assert r.status_code == 401 and "Sign-in could not be checked" in page(r), r.text
+    assert client.get("/api/me").status_code == 401
+    with eng.db.engine.connect() as conn:
+        assert conn.execute(select(user_identities.c.subject)).scalars().all() == []
+    assert system_events(eng, "user.created") == []
+
+
 def test_roles_follow_the_groups_and_are_removed_when_no_group_maps(env, fake):
     eng, app = env
     first, _ = sign_in(app)

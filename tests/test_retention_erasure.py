@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import insert, select, text
 
 from engine import anchoring, erasure, history
-from engine.errors import NotFoundError, StateError
+from engine.errors import NotFoundError, StateError, ValidationError
 from engine.forms import FormLibrary
 from engine.registry import load_registry
 from engine.replay import replay_case
@@ -163,6 +163,10 @@ def test_a_legal_hold_prevents_erasure_until_released(eng, tmp_path):
     cid = _closed_case(eng)
     eng.advance_clock(to=START + timedelta(days=8 * 366))
     retention.list_due(eng, path=rules)
+    for unreadable in ("\u200b\u200b", "Legal \u202edloh", "--"):  # the reason must read as typed
+        with pytest.raises(ValidationError):
+            retention.hold(eng, cid, actor="dpo_dee", reason=unreadable)
+    assert retention.review(eng, cid)["status"] == "due"  # nothing held
     retention.hold(eng, cid, actor="dpo_dee", reason="Legal hold: claim against the council")
     with pytest.raises(StateError, match="held"):
         retention.erase(eng, cid, actor="dpo_dee", path=rules)

@@ -228,6 +228,13 @@ def test_the_pdf_has_the_corrections_notes_access_log_and_both_cases(world):
     n = len(_rows(eng, joan))
     r = client.post(f"/cases/{joan}/subject-access", data={"csrf_token": csrf, "reason": "", "format": "json"})
     assert r.status_code == 400 and "Enter the request" in r.text and 'href="#reason"' in r.text
+    # a reference that cannot be read (zero-width spaces; a right-to-left override): refused the same way
+    for unreadable in ("\u200b\u200b\u200b", "SAR \u202e7000/1302"):
+        r = client.post(f"/cases/{joan}/subject-access", data={"csrf_token": csrf, "reason": unreadable,
+                                                               "format": "json"})
+        assert r.status_code == 400 and 'href="#reason"' in r.text, r.text
+    assert client_for(app, "dora").post(f"/api/cases/{joan}/subject-access", json={"reason": "\u200b\u200b"}
+                                        ).status_code == 422
     r = client.post(f"/cases/{joan}/subject-access", data={"reason": REASON, "format": "json"})  # no CSRF token
     assert r.status_code == 403
     r = client.post(f"/cases/{joan}/subject-access", data={"csrf_token": csrf, "reason": REASON, "format": "xml"})
@@ -260,6 +267,25 @@ def test_the_find_page_takes_a_data_protection_officer_to_the_persons_request_pa
     assert mary.get(f"/cases/{cases['joan_later']}/subject-access").status_code == 403
     rosa, _ = _page_client(app, "rosa")
     assert rosa.get(f"/cases/{cases['joan_later']}/subject-access").status_code == 404
+
+
+def test_opening_a_persons_request_page_is_in_their_access_log(tmp_path):
+    """The request page shows the person's name (a restricted case's too): a data protection officer going
+    through /cases/1, 2, 3.../subject-access read every person's name, restricted cases included, and nothing
+    was recorded. Each opening is now a row in the case's access log, which the person's own export lists."""
+    eng, app, cases = _world(f"sqlite:///{tmp_path / 'carepath.db'}")
+    try:
+        later = cases["joan_later"]  # restricted to Mary
+        client, _ = _page_client(app, "dora")
+        r = client.get(f"/cases/{later}/subject-access")
+        assert r.status_code == 200 and "Joan Barker" in r.text
+        assert _rows(eng, later, "subject_access_page") == [("dora", "allowed", None)]
+        doc = client_for(app, "dora").post(f"/api/cases/{later}/subject-access", json={"reason": REASON}).json()
+        [mine] = [c for c in doc["cases"] if c["id"] == later]
+        assert [(a["user"], a["action"], a["page"]) for a in mine["access_log"]] == [
+            ("dora", "subject_access_page", f"/cases/{later}/subject-access")]
+    finally:
+        eng.db.dispose()
 
 
 # ---------------------------------------------------------------------- rectification
@@ -311,6 +337,12 @@ def test_the_command_writes_both_files_and_refuses_other_roles(world, tmp_path, 
                      "--reason", REASON, "--db", url]) != 0
     assert "only a data protection officer" in capsys.readouterr().err
     assert not (tmp_path / "no").exists() or not any((tmp_path / "no").iterdir())
+    # an unknown user: the message names who may run it (it said "name a team manager or auditor", the evidence
+    # pack's roles, who are refused here)
+    assert cli_main(["subject-access", "--person", ref, "--out", str(tmp_path / "no"), "--as", "ghost",
+                     "--reason", REASON, "--db", url]) != 0
+    err = capsys.readouterr().err
+    assert "no active user 'ghost': name a data protection officer with --as" in err and "auditor" not in err
 
 
 # ---------------------------------------------------------------------- the forms' answers (findings 15, item 3)
