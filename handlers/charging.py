@@ -639,6 +639,17 @@ def financial_assessment(ctx: HandlerContext, answers: dict, weekly_cost: str | 
     return result
 
 
+def pays_full_cost_whatever_it_costs(assessment: Mapping[str, Any]) -> bool:
+    """Whether a financial assessment's result charges the full cost of the support, however much it costs: a
+    light-touch assessment, a person who declined to tell us about their money, or capital above the upper
+    limit. A full assessment whose charge was as much as the cost it was compared with then (`full_cost` with
+    the minimum income guarantee worked out) is not: its assessed charge stands against a later, higher cost
+    (a budget raised at a review), and the person never pays more than that charge."""
+    if assessment.get("full_cost") is not True:
+        return False
+    return not (assessment.get("route") == "full" and assessment.get("mig") is not None)
+
+
 def reablement_charging(ctx: HandlerContext, weeks_received: Any) -> dict[str, Any]:
     """Whether a reablement extension is charged (processes/reablement.bpmn "Is the extension charged?"): free
     while fewer than the council's free weeks have been received (charging.json council.reablement_free_weeks, at
