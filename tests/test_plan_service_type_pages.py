@@ -107,3 +107,24 @@ def test_a_type_of_service_outside_the_list_is_refused_and_nothing_is_stored(pla
         ctx.close()
     assert task(eng, cid, "write_plan")["id"] == again["id"]  # still to do
     assert not [e for e in eng.history(cid)[before:] if e["type"] == "task.completed"]
+
+
+def test_the_worker_writing_the_plan_sees_the_budget_it_is_costed_against(plan_engine):
+    """The social worker costs each service against the personal budget: the page says the budget, a year and a
+    week, before the questions (it used to say nothing, and the worker found the budget only by being sent back
+    for a shortfall), with no empty row for what the plan's copy of the budget does not carry."""
+    from api.app import create_app
+    from tests.browser import launch, live_server, run_axe
+    from tests.casework_helpers import SW, claimed_task_page
+
+    eng = plan_engine
+    cid = to_write_plan(eng)  # 16 points: £17,745.45 a year, £341.26 a week
+    write = task(eng, cid, "write_plan")
+    with live_server(create_app(eng, run_timers=False)) as base, launch() as browser:
+        ctx, page = claimed_task_page(browser, base, SW, "social_worker", write["id"])
+        main = page.inner_text("main")
+        assert "The personal budget this plan is costed against" in main
+        assert "Annual personal budget\t£17,745.45" in main and "Weekly equivalent\t£341.26" in main
+        assert "None" not in main
+        run_axe(page, "support plan with the budget shown")
+        ctx.close()
