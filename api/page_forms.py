@@ -551,7 +551,7 @@ def _names_question(f: Field, msg: str) -> bool:
     """Whether an engine message already names the question: "Full name must…", "Enter savings in pounds…"
     (a money question is named without its "(pounds)")."""
     said = msg.casefold()
-    names = {f.label.casefold(), money_name(f.label).casefold()}
+    names = {f.label.casefold(), money_name(f.label).casefold(), f.label.casefold().rstrip("?")}  # a question
     return any(said.startswith(n) or said.startswith("enter " + n) for n in names if n)
 
 
