@@ -110,3 +110,12 @@ def test_what_a_full_assessment_requires_is_not_labelled_optional():
     # a property without the mark is labelled as before
     plain = {"type": "object", "properties": {"n": {"type": "number", "title": "Units"}}}
     assert "Units (optional)" in _rendered(plain)
+
+
+def test_other_income_says_what_to_leave_out():
+    """The handler counts 'Other income' in full (docs/charging.md: the form asks for income after Schedule 1's
+    disregards), so the finance officer is told on the page what not to enter there."""
+    html = _rendered(SCHEMA)
+    hint = html[html.index("Other income"):][:600]
+    assert ("Leave out income that is never counted, such as Housing Benefit, Council Tax Reduction, Child Benefit "
+            "and the Winter Fuel Payment.") in hint
