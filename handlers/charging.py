@@ -386,6 +386,12 @@ def _money_block(block: Any, where: str, keys: tuple[str, ...], limit: Decimal) 
 # ---------------------------------------------------------------- the calculation
 
 
+def _in_a_sentence(label: str) -> str:
+    """A label inside a sentence: "Rent" → "rent", but a name keeps its capitals ("Council Tax", as GOV.UK writes
+    it)."""
+    return label if any(c.isupper() for c in label[1:]) else label[:1].lower() + label[1:]
+
+
 def _step(label: str, amount: Decimal | None, explanation: str) -> dict[str, Any]:
     return {"label": label, "amount": None if amount is None else _out(amount), "explanation": explanation}
 
@@ -580,7 +586,7 @@ def financial_assessment(ctx: HandlerContext, answers: dict, weekly_cost: str | 
     result["mig"] = _out(mig)
 
     housing = sum(a["housing"].values(), Decimal(0))
-    paid = [f"{HOUSING_LABELS[k].lower()} {_gbp(v)}" for k, v in a["housing"].items() if v]
+    paid = [f"{_in_a_sentence(HOUSING_LABELS[k])} {_gbp(v)}" for k, v in a["housing"].items() if v]
     steps.append(_step("Housing costs", housing,
                        ("What you pay for your home after any help with it: " + ", ".join(paid) + ".")
                        if paid else "You told us you pay nothing for your home after any help with it."))

@@ -142,3 +142,11 @@ def test_a_charge_capped_at_the_cost_says_so_once():
     text = _letter({**PENSIONER, "income_weekly": {"state_pension": "400.00"}}, "50.00")
     assert "You will pay the full cost: £50.00 a week." in text
     assert text.count("not less than the cost") + text.count("never pay more than your support costs") == 1
+
+
+def test_housing_costs_keep_the_capitals_of_council_tax():
+    """GOV.UK writes Council Tax with capitals; the letter wrote "council tax £20.00" (the label lower-cased)."""
+    [step] = [s for s in financial_assessment(Y2026, {**PENSIONER, "housing_weekly": {
+        "rent": "95.00", "council_tax": "20.00"}})["steps"] if s["label"] == "Housing costs"]
+    assert step["explanation"] == ("What you pay for your home after any help with it: rent £95.00, "
+                                   "Council Tax £20.00.")
