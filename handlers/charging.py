@@ -603,7 +603,9 @@ def financial_assessment(ctx: HandlerContext, answers: dict, weekly_cost: str | 
         steps.append(_step("Disability-related expenditure allowance", standard,
                            f"You get a disability benefit, so we allow at least {_gbp(standard)} a week for the "
                            "extra costs of disability, the council's standard allowance."))
-    steps.append(_step("Disability-related expenditure", dre, "The extra costs of your disability we allow."))
+    steps.append(_step("Disability-related expenditure", dre,
+                       "The extra costs of your disability we allow." if dre else
+                       "You told us you have no extra costs because of a disability."))
     result["dre"] = _out(dre)
 
     assessed = counted + tariff - mig - housing - dre
