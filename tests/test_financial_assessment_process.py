@@ -172,7 +172,7 @@ def test_the_letter_explains_every_figure_and_what_is_not_counted_and_how_to_ask
     assert body.count("You will pay £71.10 a week.") == 1
     for text in ("Your capital: £15,000.01.", "Tariff income from capital: £4.00.", "State Pension: £203.85.",
                  "Attendance Allowance: £101.75.",
-                 "Housing costs: £12.40. What you pay for your home after any help with it: council tax £12.40.",
+                 "Housing costs: £12.40. What you pay for your home after any help with it: Council Tax £12.40.",
                  "Extra cost of disability: Extra heating: £7.50.",
                  "Extra cost of disability: Laundry: £4.25.",
                  "PIP mobility part (not counted): £26.90. The mobility part of PIP is not counted",
