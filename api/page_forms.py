@@ -392,9 +392,10 @@ def read_form(fields: list[Field], form: dict[str, list[str]], *, keep_invalid: 
             if f.value:
                 try:
                     typed = f.value.removeprefix("£").strip() if f.money else f.value
-                    if f.money and not _MONEY_TYPED.fullmatch(typed):
-                        # float() also takes "1_000", "１２", "£1,2,3" (read as 123), "nan" and "inf":
-                        # an amount of money is digits, commas only between thousands, and a point
+                    if not _MONEY_TYPED.fullmatch(typed):
+                        # float() also takes "1_000", "１２", "£1,2,3" (read as 123), "nan" and "inf", and
+                        # removing commas read "1,5" hours as 15: a number, like an amount of money, is
+                        # digits, commas only between thousands, and a point
                         raise ValueError(typed)
                     num = float(typed.replace(",", ""))
                     data[key] = int(num) if f.integer and num.is_integer() else num
@@ -551,7 +552,7 @@ def _names_question(f: Field, msg: str) -> bool:
     """Whether an engine message already names the question: "Full name must…", "Enter savings in pounds…"
     (a money question is named without its "(pounds)")."""
     said = msg.casefold()
-    names = {f.label.casefold(), money_name(f.label).casefold()}
+    names = {f.label.casefold(), money_name(f.label).casefold(), f.label.casefold().rstrip("?")}  # a question
     return any(said.startswith(n) or said.startswith("enter " + n) for n in names if n)
 
 

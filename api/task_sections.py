@@ -289,10 +289,10 @@ async def submit_answers(request: Request, user: Any, engine: Any, task: dict[st
 def _budget_rows(b: dict[str, Any]) -> dict[str, Any]:
     from .case_record import humanise, money
 
-    rows = [("Annual personal budget", money(b.get("final_amount"))),
-            ("Weekly equivalent", money(b.get("weekly_equivalent"))),
-            ("Points", str(b.get("total_points", ""))),
-            ("Indicative amount from the points", money(b.get("indicative_amount")))]
+    rows = [(label, shown(b[key])) for label, key, shown in (
+        ("Annual personal budget", "final_amount", money), ("Weekly equivalent", "weekly_equivalent", money),
+        ("Points", "total_points", str), ("Indicative amount from the points", "indicative_amount", money))
+        if b.get(key) is not None]  # a budget passed on in part (the support plan's) shows only what it has
     support = b.get("carer_support") if isinstance(b.get("carer_support"), dict) else None
     if support and support.get("amount") not in (None, "0", "0.00", 0):
         rows.append(("Carer support added", money(support.get("amount"))))

@@ -834,7 +834,9 @@ def cost_support_plan(
     if financial_assessment:
         if not isinstance(financial_assessment, Mapping):
             raise ValueError("financial_assessment must be the financial assessment's result")
-        full_cost = financial_assessment.get("full_cost") is True
+        from .charging import pays_full_cost_whatever_it_costs  # charging imports this module's money helpers
+
+        full_cost = pays_full_cost_whatever_it_costs(financial_assessment)
         assessed = (cost if full_cost else
                     _pence(_amount(financial_assessment.get("assessed_weekly_charge"),
                                    "financial_assessment.assessed_weekly_charge")))

@@ -386,6 +386,12 @@ def _money_block(block: Any, where: str, keys: tuple[str, ...], limit: Decimal) 
 # ---------------------------------------------------------------- the calculation
 
 
+def _in_a_sentence(label: str) -> str:
+    """A label inside a sentence: "Rent" → "rent", but a name keeps its capitals ("Council Tax", as GOV.UK writes
+    it)."""
+    return label if any(c.isupper() for c in label[1:]) else label[:1].lower() + label[1:]
+
+
 def _step(label: str, amount: Decimal | None, explanation: str) -> dict[str, Any]:
     return {"label": label, "amount": None if amount is None else _out(amount), "explanation": explanation}
 
@@ -580,7 +586,7 @@ def financial_assessment(ctx: HandlerContext, answers: dict, weekly_cost: str | 
     result["mig"] = _out(mig)
 
     housing = sum(a["housing"].values(), Decimal(0))
-    paid = [f"{HOUSING_LABELS[k].lower()} {_gbp(v)}" for k, v in a["housing"].items() if v]
+    paid = [f"{_in_a_sentence(HOUSING_LABELS[k])} {_gbp(v)}" for k, v in a["housing"].items() if v]
     steps.append(_step("Housing costs", housing,
                        ("What you pay for your home after any help with it: " + ", ".join(paid) + ".")
                        if paid else "You told us you pay nothing for your home after any help with it."))
@@ -597,7 +603,9 @@ def financial_assessment(ctx: HandlerContext, answers: dict, weekly_cost: str | 
         steps.append(_step("Disability-related expenditure allowance", standard,
                            f"You get a disability benefit, so we allow at least {_gbp(standard)} a week for the "
                            "extra costs of disability, the council's standard allowance."))
-    steps.append(_step("Disability-related expenditure", dre, "The extra costs of your disability we allow."))
+    steps.append(_step("Disability-related expenditure", dre,
+                       "The extra costs of your disability we allow." if dre else
+                       "You told us you have no extra costs because of a disability."))
     result["dre"] = _out(dre)
 
     assessed = counted + tariff - mig - housing - dre
@@ -637,6 +645,17 @@ def financial_assessment(ctx: HandlerContext, answers: dict, weekly_cost: str | 
     result["reason"] = reason
     result["steps"] = steps
     return result
+
+
+def pays_full_cost_whatever_it_costs(assessment: Mapping[str, Any]) -> bool:
+    """Whether a financial assessment's result charges the full cost of the support, however much it costs: a
+    light-touch assessment, a person who declined to tell us about their money, or capital above the upper
+    limit. A full assessment whose charge was as much as the cost it was compared with then (`full_cost` with
+    the minimum income guarantee worked out) is not: its assessed charge stands against a later, higher cost
+    (a budget raised at a review), and the person never pays more than that charge."""
+    if assessment.get("full_cost") is not True:
+        return False
+    return not (assessment.get("route") == "full" and assessment.get("mig") is not None)
 
 
 def reablement_charging(ctx: HandlerContext, weeks_received: Any) -> dict[str, Any]:

@@ -1430,6 +1430,8 @@ def _funding_status(rows: list[dict]) -> str | None:
         return None
     if paid.get("full_cost") is True:
         return "Fully client funded"
+    if str(paid.get("council_weekly")) in ("0", "0.00") and str(paid.get("weekly_contribution")) not in ("0", "0.00"):
+        return "Fully client funded"  # the assessed charge is the whole cost of the plan: nothing left for us
     if str(paid.get("weekly_contribution")) in ("0", "0.00"):
         return "Fully social care funded"
     return "Joint client and social care funded"

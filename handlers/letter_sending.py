@@ -336,6 +336,12 @@ def sends_for(conn: Connection, case_id: int) -> dict[int, dict[str, Any]]:
         select(*cols).where(letter_sends.c.case_id == case_id))}
 
 
+def _sentence(text: str | None) -> str:
+    """What went wrong as a sentence of its own, ending in a full stop, so the words after it read apart."""
+    text = (text or "").strip()
+    return text if not text or text[-1] in ".!?" else text + "."
+
+
 def describe(send: dict[str, Any] | None, problem: str | None = None) -> dict[str, str]:
     """What the worker reads beside the letter: {"text", "tag" (GOV.UK tag colour), "detail"}.
     `problem`: why the letter cannot be posted (`address_problem` of its addressee), if it cannot."""
@@ -356,14 +362,15 @@ def describe(send: dict[str, Any] | None, problem: str | None = None) -> dict[st
                 "detail": f"GOV.UK Notify has it ({send.get('provider_status') or 'accepted'})."}
     if status == "failed" and send.get("provider_status") in FAILED:  # Notify had it, then could not deliver it
         return {"text": f"Not delivered {how}", "tag": "red",
-                "detail": f"{send.get('last_error')}. Check the person's details, then print and post it."}
+                "detail": f"{_sentence(send.get('last_error'))} Check the person's details, then print and post it."}
     if status == "failed":
         return {"text": f"Not sent {how}", "tag": "red",
-                "detail": f"{send.get('last_error') or 'GOV.UK Notify refused it.'} "
+                "detail": f"{_sentence(send.get('last_error')) or 'GOV.UK Notify refused it.'} "
                           "Nothing was sent: correct the details and print and post it."}
     if status == "retry":
         return {"text": f"Waiting to send {how}", "tag": "yellow",
-                "detail": f"{send.get('last_error') or ''} It will be tried again; it will not be sent twice."}
+                "detail": f"{_sentence(send.get('last_error'))} It will be tried again; it will not be sent "
+                          "twice.".lstrip()}
     return {"text": f"Queued to send {how}", "tag": "grey", "detail": ""}
 
 

@@ -27,6 +27,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from engine.registry import HandlerContext, HandlerRegistry
 
 from . import working_days
+from .charging import pays_full_cost_whatever_it_costs
 from .config_files import cached, read_json
 from .eligibility import WELLBEING_AREAS, _fluctuation_text
 from .people import nfc_name, person_of
@@ -553,7 +554,7 @@ def _contribution(financial_assessment: Any, weekly: Any) -> dict[str, Any] | No
     cost = _number(weekly)
     if cost is None:
         raise ValueError("budget.weekly_equivalent is needed to say what the person pays")
-    full_cost = financial_assessment.get("full_cost") is True
+    full_cost = pays_full_cost_whatever_it_costs(financial_assessment)
     assessed = cost if full_cost else _number(financial_assessment.get("assessed_weekly_charge"))
     if assessed is None or assessed < 0:
         raise ValueError("financial_assessment.assessed_weekly_charge must be an amount of money, got "

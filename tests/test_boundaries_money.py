@@ -144,6 +144,34 @@ def extend_after_six_weeks(eng) -> int:
     return res.case_id
 
 
+def _finance_tasks(eng, cid) -> list[dict]:
+    return [t for t in eng.list_tasks(case_id=cid) if t["element_id"] == "assess_finances"]
+
+
+@pytest.mark.parametrize(("council", "charged"), [({}, True), ({"reablement_after": "free"}, False)])
+def test_a_charged_extension_starts_the_persons_financial_assessment_once(
+        reablement_eng, tmp_path, monkeypatch, council, charged):
+    """Reablement charged after six weeks was recorded on the case and nothing else: no financial assessment was
+    started, though a charge needs one, so what the person pays was never worked out or written to them. A charged
+    extension now starts one for the finance team; a second extension does not start another; a free one none."""
+    from datetime import timedelta
+
+    from tests.case_helpers import the_task
+
+    charging_council(tmp_path, monkeypatch, **council)
+    cid = extend_after_six_weeks(reablement_eng)
+    assert len(_finance_tasks(reablement_eng, cid)) == (1 if charged else 0)
+    if charged:
+        assert _finance_tasks(reablement_eng, cid)[0]["team"] == "finance"
+    reablement_eng.advance_clock(timedelta(days=14))  # the extension runs out: extended again
+    decide = the_task(reablement_eng, cid, "decide_extend_or_end")
+    reablement_eng.complete_task(decide["id"], {"decision": "extend", "extension_days": 7,
+                                                "reason": "Nearly walking to the shop alone"}, actor="tm1")
+    assert len(_finance_tasks(reablement_eng, cid)) == (1 if charged else 0)
+    started = [i for i in reablement_eng.get_case(cid)["instances"] if i["process_id"] == "financial_assessment"]
+    assert len(started) == (1 if charged else 0)
+
+
 @pytest.mark.parametrize(("council", "charged", "reason"), [
     ({}, True, "Reablement after the first 6 weeks is charged for, after a financial assessment."),  # as shipped
     ({"reablement_after": "free"}, False, "The council does not charge for reablement, even after 6 weeks."),

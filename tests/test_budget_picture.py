@@ -29,6 +29,8 @@ from tests.test_process_assessment_to_review import (
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2031, 3, 3, 9, 0, tzinfo=timezone.utc)
 CTX = HandlerContext(case_id=7, instance_id=1, process_id="t", element_id="t", now=START, case_reference="CASE-000007")
+CTX_2026 = HandlerContext(case_id=7, instance_id=1, process_id="t", element_id="t",
+                          now=datetime(2026, 12, 8, 10, 0, tzinfo=timezone.utc))  # the 2026-27 figures
 PETER = {"name": "Peter Clarke", "salutation": "Mr Clarke", "address": ["12 Mill Lane", "Northtown", "NS2 4BB"]}
 NEEDS = {"personal_care": {"level": "moderate"}, "nutrition": {"level": "low"},
          "safety_and_supervision": {"level": "low", "met_by_carer": True}}  # 16 points: £17,745.45, £341.26 a week
@@ -126,6 +128,58 @@ def test_the_support_plan_letter_gives_the_final_budget_the_plans_cost_and_the_c
     assert "The support in this plan costs £175.00 a week. That leaves £166.26 a week of your budget unused." in body
     assert "You pay £80.00 a week towards it and we pay £95.00 a week." in body
     assert problems(letter["body"], "support_plan", "Mr Clarke") == []
+
+
+def test_a_charge_capped_at_an_earlier_lower_cost_is_not_the_full_cost_of_a_higher_budget() -> None:
+    """Rose's financial assessment was done when her budget was £100.00 a week: her income over what is protected
+    (£150.00, worked out by hand: a pension-age single person, State Pension £241.45 and a workplace pension
+    £150.00, less the minimum income guarantee £241.45) was more, so it said she pays the cost, £100.00. Her
+    budget is then raised to £341.26 a week at a review. She pays her assessed £150.00, not the new full cost."""
+    from handlers.budget import cost_support_plan
+    from handlers.charging import financial_assessment
+
+    answers = {"route": "full", "age_band": "pension_age", "couple": False, "dependent_children": 0,
+               "premiums": [], "capital": {}, "housing_weekly": {}, "dre_weekly": [],
+               "income_weekly": {"state_pension": "241.45", "private_pension": "150.00"}}
+    fa = financial_assessment(CTX_2026, answers, "100.00")
+    assert (fa["full_cost"], fa["weekly_contribution"], fa["assessed_weekly_charge"]) == (True, "100.00", "150.00")
+
+    body = flat(budget_letter(CTX, PETER, personal_budget(CTX, NEEDS), financial_assessment=fa))
+    assert "Your financial assessment found that you can pay £150.00 a week towards your support." in body
+    assert "If all of your budget is spent, you pay £150.00 a week and we pay £191.26 a week." in body
+    assert "full cost" not in body
+
+    cost = cost_support_plan(CTX, [{"label": "Home care", "unit": "hour", "unit_cost": "34.12",
+                                    "units_per_week": "10", "provider": "Northtown Care"}],
+                             {"weekly_equivalent": "341.26"}, "council_managed", fa)
+    assert cost["contribution"]["weekly_contribution"] == "150.00"
+    assert cost["contribution"]["council_weekly"] == "191.20"
+    assert "The person pays £150.00 a week and the council pays £191.20." in cost["message"]
+    signed = {**plan(), "outcomes": plan()["outcomes"][:1], "cost": cost,
+              "personal_budget": {"final_amount": "17745.45", "weekly_amount": "341.26"},
+              "review": {"first_review": "2031-04-15", "frequency_months": 12}}
+    letter = flat(support_plan_letter(CTX, PETER, signed))
+    assert "You pay £150.00 a week towards it and we pay £191.20 a week." in letter
+    assert "You pay the full cost" not in letter
+
+    # a plan costing less than her assessed charge: she pays its cost and no more
+    cheaper = cost_support_plan(CTX, [{"label": "Home care", "unit": "hour", "unit_cost": "12.00",
+                                       "units_per_week": "10"}], {"weekly_equivalent": "341.26"}, None, fa)
+    assert (cheaper["contribution"]["weekly_contribution"], cheaper["contribution"]["capped_at_cost"]) == (
+        "120.00", True)
+
+
+def test_capital_above_the_limit_light_touch_and_declined_pay_the_full_cost_of_a_higher_budget() -> None:
+    from handlers.charging import financial_assessment
+
+    rich = {"route": "full", "age_band": "pension_age", "couple": False, "dependent_children": 0, "premiums": [],
+            "capital": {"savings": "23250.01"}, "income_weekly": {"state_pension": "241.45"}, "housing_weekly": {},
+            "dre_weekly": []}
+    for answers in (rich, {"route": "light_touch"}, {"route": "declined"}):
+        fa = financial_assessment(CTX_2026, answers, "100.00")
+        body = flat(budget_letter(CTX, PETER, personal_budget(CTX, NEEDS), financial_assessment=fa))
+        assert "you pay the full cost of your support. If all of your budget is spent, that is £341.26 a week." \
+            in body, answers["route"]
 
 
 # ---------------------------------------------------------------- on the simulated clock

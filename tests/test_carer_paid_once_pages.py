@@ -63,3 +63,34 @@ def test_the_worker_reads_both_amounts_and_the_record_warns_of_the_letter_with_n
         page.wait_for_url(f"{base}/cases/{cid}#delivery-{doc['id']}")
         assert page.inner_text(f"#delivery-{doc['id']}") == "Needs an address"
         ctx.close()
+
+
+def test_the_carers_plan_sent_back_reopens_with_what_was_written(eng):
+    """Sent back from "Carer's support paid from two budgets", the carer's plan opened empty: the worker typed every
+    outcome, the emergency plan and the co-ordinator again to change one answer. It now opens with the answers
+    given before (as the adult's support plan does), and the one change goes on to sign-off."""
+    cid = eng.start("needs_assessment", data={"name": PETER["name"], "person": PETER,
+                                             "contact_date": "2031-03-03"}).case_id
+    eng.update_case_record(cid, {"person": PETER}, actor=SW, reason="recorded at the contact")
+    complete(eng, cid, "assess_needs", assessment("personal_hygiene", "managing_nutrition", "using_home_safely",
+                                                  carer=True))
+    complete(eng, cid, "score_needs", ras(**SMALL))  # scored before Susan's assessment: nothing for his carer
+    complete(eng, cid, "assess_carer", carer_assessment("moderate"))
+    complete(eng, cid, "plan_carer_support", carer_plan(held_by="cared_for"))
+    complete(eng, cid, "carer_paid_twice", {"what_will_change": "Hold Susan's support in her own budget"})
+    [again] = [t for t in eng.list_tasks(case_id=cid) if t["element_id"] == "plan_carer_support"]
+
+    with live_server(create_app(eng, run_timers=False)) as base, launch() as browser:
+        ctx, page = claimed_task_page(browser, base, SW, "social_worker", again["id"])
+        assert page.input_value("#f-outcomes-0-label") == "Two good nights' sleep a week"
+        assert page.input_value("#f-outcomes-1-how_met") == "A direct payment for a Saturday carer"
+        assert page.input_value("#f-contingency_plan").startswith("Her son Tom is called first")
+        assert page.input_value("#f-coordinating_worker-name") == "Jane Smith"
+        assert page.is_checked("#f-budget_held_by-1")  # in Peter's budget, as before
+        run_axe(page, "carer's plan sent back, with its answers")
+        page.check("#f-budget_held_by-0")  # the one change: her own budget
+        with page.expect_navigation():
+            page.get_by_role("button", name="Complete task").click()
+        assert "Task completed: Plan the carer's support" in " ".join(page.inner_text("main").split())
+        ctx.close()
+    assert "sign_off_carer_plan" in [t["element_id"] for t in eng.list_tasks(case_id=cid)]

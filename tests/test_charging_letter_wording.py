@@ -142,3 +142,23 @@ def test_a_charge_capped_at_the_cost_says_so_once():
     text = _letter({**PENSIONER, "income_weekly": {"state_pension": "400.00"}}, "50.00")
     assert "You will pay the full cost: £50.00 a week." in text
     assert text.count("not less than the cost") + text.count("never pay more than your support costs") == 1
+
+
+def test_housing_costs_keep_the_capitals_of_council_tax():
+    """GOV.UK writes Council Tax with capitals; the letter wrote "council tax £20.00" (the label lower-cased)."""
+    [step] = [s for s in financial_assessment(Y2026, {**PENSIONER, "housing_weekly": {
+        "rent": "95.00", "council_tax": "20.00"}})["steps"] if s["label"] == "Housing costs"]
+    assert step["explanation"] == ("What you pay for your home after any help with it: rent £95.00, "
+                                   "Council Tax £20.00.")
+
+
+def test_no_disability_costs_is_said_as_none_not_as_nothing_allowed():
+    """A person who said they have no extra costs of disability read "Disability-related expenditure: £0.00. The
+    extra costs of your disability we allow." — as if they had costs and none were allowed."""
+    def said(answers: dict) -> str:
+        [step] = [s for s in financial_assessment(Y2026, answers)["steps"]
+                  if s["label"] == "Disability-related expenditure"]
+        return step["explanation"]
+    assert said(PENSIONER) == "You told us you have no extra costs because of a disability."
+    assert said({**PENSIONER, "dre_weekly": [{"item": "Extra laundry", "amount": "5.50"}]}) == (
+        "The extra costs of your disability we allow.")

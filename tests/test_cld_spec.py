@@ -603,6 +603,11 @@ def test_a_carers_rows_are_unpaid_carer_rows_linked_to_the_person_cared_for(eng)
     ({"full_cost": True, "weekly_contribution": "250.00"}, "Fully client funded"),
     ({"full_cost": False, "weekly_contribution": "0.00"}, "Fully social care funded"),
     ({"full_cost": False, "weekly_contribution": "0.01"}, "Joint client and social care funded"),
+    # an assessed charge at or above the plan's cost (capped at it): the person pays it all, the council nothing
+    ({"full_cost": False, "weekly_contribution": "175.00", "council_weekly": "0.00", "capped_at_cost": True},
+     "Fully client funded"),
+    ({"full_cost": False, "weekly_contribution": "174.99", "council_weekly": "0.01"},
+     "Joint client and social care funded"),
     (None, None),
 ])
 def test_the_client_funding_status_follows_the_latest_costed_plans_contribution(contribution, expected):

@@ -54,7 +54,8 @@ def full(capital=None, income=None, housing=None, dre=None, **changes) -> dict:
 @pytest.fixture
 def eng(db_url):
     yield from casework_engine(db_url, diagrams("needs_assessment", "carers_assessment", "advocacy",
-                                                "personal_budget", "support_plan", "financial_assessment"),
+                                                "personal_budget", "support_plan", "financial_assessment",
+                                                "review", "direct_payment_review"),
                                start=START)
 
 
@@ -172,7 +173,7 @@ def test_the_letter_explains_every_figure_and_what_is_not_counted_and_how_to_ask
     assert body.count("You will pay £71.10 a week.") == 1
     for text in ("Your capital: £15,000.01.", "Tariff income from capital: £4.00.", "State Pension: £203.85.",
                  "Attendance Allowance: £101.75.",
-                 "Housing costs: £12.40. What you pay for your home after any help with it: council tax £12.40.",
+                 "Housing costs: £12.40. What you pay for your home after any help with it: Council Tax £12.40.",
                  "Extra cost of disability: Extra heating: £7.50.",
                  "Extra cost of disability: Laundry: £4.25.",
                  "PIP mobility part (not counted): £26.90. The mobility part of PIP is not counted",
@@ -210,6 +211,27 @@ def test_when_the_budget_is_decided_the_letter_gives_the_cost_what_the_person_pa
     assert (out["weekly_cost"], out["weekly_contribution"], out["full_cost"]) == ("300.00", "39.50", False)
     body = letter(eng, cid)
     assert "Your support costs £300.00 a week. - You pay £39.50 a week. - We pay £260.50 a week." in body
+
+
+def test_when_the_plan_is_signed_off_first_the_letter_gives_the_plans_cost_not_the_budget(eng):
+    """Rose's plan (£175.00 a week: 7 hours at £25.00) is signed off before the finance officer finishes. She
+    chose to pay the full cost. The letter said "You will pay the full cost: £341.26 a week", her whole budget,
+    though her support costs £175.00; it now gives the signed-off plan's cost."""
+    from tests.test_costed_plan import HOME_CARE, costed
+    from tests.test_process_assessment_to_review import SMALL, ras
+
+    cid = eng.start("needs_assessment", actor=SW, data={"person": ROSE, "contact_date": "2023-06-05"}).case_id
+    complete(eng, cid, "assess_needs", assessment("personal_hygiene", "managing_nutrition", "using_home_safely"),
+             actor=SW)
+    complete(eng, cid, "score_needs", ras(**SMALL), actor=SW)  # £17,745.45 a year, £341.26 a week
+    complete(eng, cid, "write_plan", costed(HOME_CARE), actor=SW)  # £175.00 a week
+    complete(eng, cid, "sign_off_plan", {"signed_off": True}, actor=TM)
+    complete(eng, cid, "assess_finances", {"route": "light_touch"}, actor=FIN)
+    out = result(eng, cid)
+    assert (out["weekly_cost"], out["weekly_contribution"], out["full_cost"]) == ("175.00", "175.00", True)
+    body = letter(eng, cid)
+    assert "You will pay the full cost: £175.00 a week." in body
+    assert "£341.26" not in body
 
 
 def test_a_person_whose_means_allow_more_than_the_cost_pays_the_cost_and_no_more(eng):

@@ -196,6 +196,8 @@ def test_a_time_out_is_retried_and_never_sent_twice(engine, configured):
     assert send_due(engine, now=now) == {"retry": 1}
     [row] = rows(engine)
     assert row["last_error"] == "GOV.UK Notify did not answer in time"
+    assert describe(row)["detail"] == ("GOV.UK Notify did not answer in time. It will be tried again; it will not be "
+                                       "sent twice.")  # two sentences, as the case record shows them
     assert send_due(engine, now=now + timedelta(minutes=1)) == {"found already sent": 1}
     assert len(configured.sends(row["reference"])) == 1 and configured.attempts(row["reference"]) == 1
 
@@ -218,7 +220,8 @@ def test_a_letter_notify_refuses_is_recorded_with_its_message_and_not_retried(en
     [row] = rows(engine)
     assert row["status"] == "failed" and "Address must be at least 3 lines" in row["last_error"]
     shown = describe(row)
-    assert shown["text"] == "Not sent by post" and "Address must be at least 3 lines" in shown["detail"]
+    assert shown["text"] == "Not sent by post"
+    assert "Address must be at least 3 lines. Nothing was sent" in shown["detail"]
     assert "print and post it" in shown["detail"]
     assert send_due(engine, now=now + timedelta(days=2)) == {}
     assert configured.attempts(row["reference"]) == 1 and not configured.sends(row["reference"])

@@ -51,10 +51,20 @@ def test_a_minus_sign_is_left_for_the_questions_own_minimum_to_name():
     assert data["income_weekly"]["state_pension"] == -5  # the schema's minimum refuses it: "must be £0.00 or more"
 
 
-def test_a_number_that_is_not_money_still_takes_what_it_did():
+@pytest.mark.parametrize("value", ["1,5", "7,5", "1_0", "１２", "nan", "inf", "1e3", "12.50.1"])
+def test_a_number_that_is_not_money_is_refused_rather_than_misread(value):
+    """Planned units a week typed "1,5" (one and a half hours, as many people write it) was read as 15 hours, ten
+    times the cost, and "nan" reached the engine; a number follows the same rule as money now."""
     schema = {"type": "object", "properties": {"units": {"type": "number", "title": "Units a week"}}}
-    data, errors = read_form(fields_for(schema), {"units": ["1,5"]})
-    assert errors == {} and data == {"units": 15}
+    data, errors = read_form(fields_for(schema), {"units": [value]})
+    assert errors == {"units": "Units a week must be a number"} and data == {}, value
+
+
+@pytest.mark.parametrize("value, number", [("1,000", 1000), ("7.5", 7.5), ("12", 12), ("-2", -2), (" 3 ", 3)])
+def test_a_number_as_people_type_it_is_read(value, number):
+    schema = {"type": "object", "properties": {"units": {"type": "number", "title": "Units a week"}}}
+    data, errors = read_form(fields_for(schema), {"units": [value]})
+    assert errors == {} and data == {"units": number}, value
 
 
 @pytest.mark.parametrize("stored, box, shown", [
@@ -110,3 +120,12 @@ def test_what_a_full_assessment_requires_is_not_labelled_optional():
     # a property without the mark is labelled as before
     plain = {"type": "object", "properties": {"n": {"type": "number", "title": "Units"}}}
     assert "Units (optional)" in _rendered(plain)
+
+
+def test_other_income_says_what_to_leave_out():
+    """The handler counts 'Other income' in full (docs/charging.md: the form asks for income after Schedule 1's
+    disregards), so the finance officer is told on the page what not to enter there."""
+    html = _rendered(SCHEMA)
+    hint = html[html.index("Other income"):][:600]
+    assert ("Leave out income that is never counted, such as Housing Benefit, Council Tax Reduction, Child Benefit "
+            "and the Winter Fuel Payment.") in hint

@@ -107,3 +107,50 @@ def test_a_type_of_service_outside_the_list_is_refused_and_nothing_is_stored(pla
         ctx.close()
     assert task(eng, cid, "write_plan")["id"] == again["id"]  # still to do
     assert not [e for e in eng.history(cid)[before:] if e["type"] == "task.completed"]
+
+
+def test_the_worker_writing_the_plan_sees_the_budget_it_is_costed_against(plan_engine):
+    """The social worker costs each service against the personal budget: the page says the budget, a year and a
+    week, before the questions (it used to say nothing, and the worker found the budget only by being sent back
+    for a shortfall), with no empty row for what the plan's copy of the budget does not carry."""
+    from api.app import create_app
+    from tests.browser import launch, live_server, run_axe
+    from tests.casework_helpers import SW, claimed_task_page
+
+    eng = plan_engine
+    cid = to_write_plan(eng)  # 16 points: £17,745.45 a year, £341.26 a week
+    write = task(eng, cid, "write_plan")
+    with live_server(create_app(eng, run_timers=False)) as base, launch() as browser:
+        ctx, page = claimed_task_page(browser, base, SW, "social_worker", write["id"])
+        main = page.inner_text("main")
+        assert "The personal budget this plan is costed against" in main
+        assert "Annual personal budget\t£17,745.45" in main and "Weekly equivalent\t£341.26" in main
+        assert "None" not in main
+        run_axe(page, "support plan with the budget shown")
+        ctx.close()
+
+
+def test_the_manager_signing_off_a_plan_sees_the_plan_not_only_its_cost(plan_engine):
+    """'Check the plan meets the eligible needs legally, effectively and affordably': the sign-off page showed the
+    cost against the budget but not the plan itself (how each outcome is met, how the money is managed, what the
+    person may change, who co-ordinates it). It now shows the plan's answers above its cost, as the carer's
+    plan sign-off does."""
+    from api.app import create_app
+    from tests.browser import launch, live_server, run_axe
+    from tests.casework_helpers import TM, claimed_task_page
+
+    eng = plan_engine
+    cid = to_write_plan(eng)
+    complete(eng, cid, "write_plan", costed(HOME_CARE, PENDANT))  # £175.00 a week against £341.26
+    sign_off = task(eng, cid, "sign_off_plan")
+    with live_server(create_app(eng, run_timers=False)) as base, launch() as browser:
+        ctx, page = claimed_task_page(browser, base, TM, "team_manager", sign_off["id"])
+        main = page.inner_text("main")
+        assert "The support plan" in main
+        assert "Get washed and dressed every morning: Home care, 1 hour each morning" in main
+        assert "Feel safe at home at night: A falls pendant" in main
+        assert "How the money is managed\tCouncil managed" in main
+        assert "What the person may change without contacting the council\tThe time of the morning visit" in main
+        assert "The plan costs\t£175.00 a week" in main  # the cost is still there
+        run_axe(page, "plan sign-off with the plan shown")
+        ctx.close()

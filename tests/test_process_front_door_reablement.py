@@ -29,7 +29,9 @@ from tests.case_helpers import (
 from tests.casework_helpers import ROOT, casework_engine, contact, diagrams
 from tests.conftest import START
 
-FILES = diagrams("front_door", "screening.dmn", "reablement", "hospital_follow_up", "safeguarding") + [
+# financial_assessment: a reablement extension after the free weeks starts the person's financial assessment
+FILES = diagrams("front_door", "screening.dmn", "reablement", "hospital_follow_up", "safeguarding",
+                 "financial_assessment") + [
     ROOT / "tests" / "diagrams_stage1" / "needs_assessment_stub.bpmn"]
 STUB_FORM = {"type": "object", "properties": {"eligible": {"type": "boolean"}}}
 
@@ -297,8 +299,9 @@ def test_six_weeks_reached_team_manager_extends_with_a_reason_then_needs_remain(
     done = eng.complete_task(task["id"], {"outcome": "needs_remain", "summary": "Needs help with meals"})
     [assessment] = done.started_instances
     assert done.status == "completed"
+    # the extension after 6 free weeks is charged (charging.json as shipped): the finance team assesses the person
     assert instances(eng, res.case_id) == [("front_door", "completed"), ("reablement", "completed"),
-                                           ("needs_assessment", "waiting")]
+                                           ("financial_assessment", "waiting"), ("needs_assessment", "waiting")]
     task = the_task(eng, res.case_id, "assess_needs")
     assert task["instance_id"] == assessment and task["team"] == "social_work"
     started = [e for e in events(eng, res.case_id, "instance.started") if e["instance_id"] == assessment][0]
