@@ -379,3 +379,20 @@ def test_data_json_cannot_hold_is_one_line_naming_the_field_and_nothing_is_store
     assert cli("--db", db_url, "--as", "bob", "complete", task, "--data", '{"a": 1.5, "b": "ñ 𝔘 \\u200b"}')[0] == 0
     code, out, err = cli("--db", db_url, "replay", "1")
     assert code == 0 and "replay of case 1 matches" in out
+
+
+@pytest.mark.parametrize(("name", "value", "said"), [
+    ("CAREPATH_SCRIPT_CPU_SECONDS", "two", "CAREPATH_SCRIPT_* settings must be numbers"),
+    ("CAREPATH_SCRIPT_MEMORY_MB", "-5", "CAREPATH_SCRIPT_*) must be positive"),
+    ("CAREPATH_STEP_MAX_TASKS", "lots", "CAREPATH_STEP_MAX_TASKS must be a whole number, not 'lots'"),
+    ("CAREPATH_STEP_MAX_NESTING", "0", "CAREPATH_STEP_MAX_NESTING must be 1 or more, not 0"),
+])
+def test_a_setting_the_engine_cannot_use_is_one_line_naming_it(cli, tmp_path, monkeypatch, name, value, said):
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    _ready(cli, db)
+    monkeypatch.setenv(name, value)
+    code, out, err = cli("--db", db, "case", "1")  # before: a traceback ending in ValueError
+    assert code == 1 and out == ""
+    assert err.startswith("carepath: ") and said in err and len(err.strip().splitlines()) == 1
+    code, out, err = cli("--json", "--db", db, "tasks")
+    assert code == 1 and json.loads(err)["error"] == "setting" and said in json.loads(err)["message"]
