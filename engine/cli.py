@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from .bpmn_timers import add_duration
-from .clock import parse_instant
+from .clock import as_utc, parse_instant
 from .errors import CarepathError, ConflictError, NotFoundError, StateError
 from .schema import MAX_ROW_ID
 
@@ -155,11 +156,24 @@ def _resolve_case(eng: Any, ref: int | str) -> int:
     raise NotFoundError(f"no case {ref!r}: give its number (7) or its reference (CASE-000007)", case=ref)
 
 
+def _json_value(value: Any) -> Any:
+    """What `--json` writes for a value JSON has no type for: an instant as ISO 8601 in UTC with its offset
+    (`2027-03-27T10:00:00+00:00`, as `clock --json` and the history give it) — a time read back from SQLite has
+    no zone, and `str` wrote it as `2027-03-27 10:00:00`, so `case`, `incidents` and `tasks` each wrote another
+    shape and two of them no zone at all; a date as ISO 8601; anything else as its text."""
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
 def _out(args: argparse.Namespace, value: Any, text: str) -> None:
     if args.json:
-        print(json.dumps(value, default=str, indent=2, sort_keys=True))
+        print(json.dumps(value, default=_json_value, indent=2, sort_keys=True))
     else:
         print(text)
+    sys.stdout.flush()  # now, inside main: a reader gone away is a BrokenPipeError main handles, not one at exit
 
 
 UK = ZoneInfo("Europe/London")  # the web pages show times in UK time (api/page_kit.py); so does the CLI
@@ -737,7 +751,7 @@ def main(argv: list[str] | None = None, *, parser: argparse.ArgumentParser | Non
         return EXIT_USAGE
     except CarepathError as exc:
         if args.json:
-            print(json.dumps(exc.to_dict(), default=str, indent=2), file=sys.stderr)
+            print(json.dumps(exc.to_dict(), default=_json_value, indent=2), file=sys.stderr)
         else:
             print(f"carepath: {printable(str(exc))}", file=sys.stderr)
             for err in getattr(exc, "errors", None) or []:  # a form's refusal: each field and what is wrong with it
@@ -750,12 +764,26 @@ def main(argv: list[str] | None = None, *, parser: argparse.ArgumentParser | Non
         print(f"carepath: {printable(_unreachable(made.db.safe_url if made else 'named by --db', exc))}",
               file=sys.stderr)
         return EXIT_REFUSED
+    except BrokenPipeError:  # `carepath --json history 7 | head`: the reader went away; what was done is done
+        _quiet_stdout()
+        return EXIT_PIPE
     except KeyboardInterrupt:  # Ctrl-C: a step under way is rolled back by its transaction
         print("carepath: stopped (interrupted); a step under way was not saved", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
 EXIT_INTERRUPTED = 130  # as a shell reports a command ended by Ctrl-C
+EXIT_PIPE = 141  # as a shell reports a command ended by SIGPIPE (128 + 13)
+
+
+def _quiet_stdout() -> None:
+    """After the reader of our output went away: send the rest of it (and Python's flush at exit) nowhere, so
+    the command ends without a traceback or an "Exception ignored" message, as `git log | head` does."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a file (a test's capture)
+        pass
 
 
 def one_line(value: Any) -> str:

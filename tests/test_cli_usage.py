@@ -204,6 +204,54 @@ def test_history_and_tasks_show_uk_time_with_its_zone(cli, tmp_path):
     assert fired and fired[0].split()[1:4] == ["2027-04-05", "10:00:00", "BST"]
 
 
+
+def test_json_gives_every_time_in_one_shape_with_its_zone(cli, tmp_path, monkeypatch):
+    """Before: `case --json` and `incidents --json` wrote `2027-01-04 09:00:00` (no zone: SQLite gives times back
+    without one), `tasks --json` `2027-01-04 09:00:00+00:00`, `clock --json` `2027-01-04T09:00:00+00:00`."""
+    import re
+
+    db = f"sqlite:///{tmp_path / 'j.db'}"
+    _incident_on_instance_2(cli, db, monkeypatch)
+    iso = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$")
+    times: list[str] = []
+
+    def collect(value) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if (key.endswith("_at") or key in ("now", "at")) and item is not None:
+                    times.append(item)
+                else:
+                    collect(item)
+        elif isinstance(value, list):
+            for item in value:
+                collect(item)
+
+    for argv in (("case", "2"), ("incidents",), ("tasks",), ("clock",), ("history", "2")):
+        code, out, err = cli("--json", "--db", db, *argv)
+        assert code == 0, err
+        before = len(times)
+        collect(json.loads(out))
+        assert len(times) > before, f"{argv} gave no time"
+    assert times and [t for t in times if not iso.match(t)] == []
+
+
+def test_output_cut_short_by_its_reader_is_no_traceback(tmp_path):
+    """`carepath --json history 1 | head -1`: the reader goes away; before, a BrokenPipeError traceback."""
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    run = [sys.executable, "-m", "carepath", "--db", db]
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "CAREPATH_HANDLERS": "tests.tour_handlers",
+           "CAREPATH_FORMS": str(ROOT / "tests" / "diagrams" / "forms")}
+    subprocess.run([*run, "init", "--simulated", "2027-01-04T09:00:00Z"], env=env, check=True, capture_output=True)
+    subprocess.run([*run, "deploy", str(ROOT / "tests" / "diagrams")], env=env, check=True, capture_output=True)
+    subprocess.run([*run, "start", "deadline"], env=env, check=True, capture_output=True)
+    reader = subprocess.Popen([*run, "--json", "history", "1"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    reader.stdout.close()  # the reader is gone before a byte is written
+    err = reader.stderr.read().decode()
+    assert reader.wait(timeout=60) == 141
+    assert err == ""
+
+
 # ------------------------------------------------------------------ help for everything
 def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
     yield path, parser
