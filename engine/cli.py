@@ -235,13 +235,14 @@ def cmd_start(args: argparse.Namespace) -> int:
 def _describe_step(res: Any) -> str:
     lines = [f"case {res.case_id}, instance {res.instance_id}: {res.status}"]
     for t in res.ready_tasks:
-        lines.append(f"  ready: {t['id']}  {t['name']}  [team {t['team'] or '-'}, form {t['form'] or '-'}, "
+        lines.append(f"  ready: {t['id']}  {one_line(t['name'])}  [team {one_line(t['team'] or '-')}, "
+                     f"form {one_line(t['form'] or '-')}, "
                      f"due {_fmt_dt(t['due_at'])}]")
     if res.started_instances:
         lines.append(f"  started instances: {', '.join(map(str, res.started_instances))}")
     if res.incident:
-        lines.append(f"  INCIDENT {res.incident['id']} at {res.incident['element_id'] or '-'}: "
-                     f"{res.incident['message']}")
+        lines.append(f"  INCIDENT {res.incident['id']} at {one_line(res.incident['element_id'] or '-')}: "
+                     f"{one_line(res.incident['message'])}")
     return "\n".join(lines)
 
 
@@ -400,8 +401,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_incidents(args: argparse.Namespace) -> int:
     rows = _engine(args).incidents(open_only=not args.all)
-    lines = [f"incident {r['id']}  instance {r['instance_id']}  at {r['element_id'] or '-'}  "
-             f"handler {r['handler'] or '-'}: {r['message']}" for r in rows]
+    lines = [f"incident {r['id']}  instance {r['instance_id']}  at {one_line(r['element_id'] or '-')}  "
+             f"handler {one_line(r['handler'] or '-')}: {one_line(r['message'])}" for r in rows]
     _out(args, rows, "\n".join(lines) or "no open incidents")
     return 0
 
@@ -453,7 +454,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     text = f"instance {args.instance} {'resumed' if args.mode == 'remaining' else 'ended'}: {res.status}"
     if res.started_instances:
         text += f"; {args.then_start} started as instance {res.started_instances[0]}"
-        text += "".join(f"\n  ready: {t['id']}  {t['name']}  [team {t['team'] or '-'}]" for t in res.ready_tasks)
+        text += "".join(f"\n  ready: {t['id']}  {one_line(t['name'])}  [team {one_line(t['team'] or '-')}]"
+                        for t in res.ready_tasks)
     _out(args, res.to_dict(), text)
     return 0
 
@@ -722,7 +724,7 @@ def add_message_command(sub: Any, common: argparse.ArgumentParser) -> None:
         lines = [f"message {res.name!r} to {res.case_reference}: {res.status}"
                  + (f" (instances {', '.join(map(str, res.instance_ids))})" if res.instance_ids else "")
                  + (f", kept until {_fmt_dt(res.expires_at)}" if res.expires_at else "")]
-        lines += [f"  ready: {t['id']}  {t['name']}  [team {t['team'] or '-'}]" for st in res.steps
+        lines += [f"  ready: {t['id']}  {one_line(t['name'])}  [team {one_line(t['team'] or '-')}]" for st in res.steps
                   for t in st.ready_tasks]
         lines += [f"  not delivered: {res.note}"] if res.note else []
         _out(args, res.to_dict(), "\n".join(lines))

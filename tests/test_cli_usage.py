@@ -444,3 +444,41 @@ def test_a_setting_the_engine_cannot_use_is_one_line_naming_it(cli, tmp_path, mo
     assert err.startswith("carepath: ") and said in err and len(err.strip().splitlines()) == 1
     code, out, err = cli("--json", "--db", db, "tasks")
     assert code == 1 and json.loads(err)["error"] == "setting" and said in json.loads(err)["message"]
+
+
+_TWO_LINE_NAMES = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="http://x">
+  <bpmn:process id="zeilen" name="Zeilen" isExecutable="true">
+    <bpmn:startEvent id="s"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:task id="Aufgabe_ß" name="Überprüfen&#10;und bestätigen&#13;FAKE"><bpmn:incoming>f1</bpmn:incoming>
+      <bpmn:outgoing>f2</bpmn:outgoing></bpmn:task>
+    <bpmn:scriptTask id="fail" name="Fail" scriptFormat="python"><bpmn:incoming>f2</bpmn:incoming>
+      <bpmn:outgoing>f3</bpmn:outgoing>
+      <bpmn:script>raise ValueError("first line\\nincident 99  instance 1  at x")</bpmn:script>
+    </bpmn:scriptTask>
+    <bpmn:endEvent id="e"><bpmn:incoming>f3</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="Aufgabe_ß"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="Aufgabe_ß" targetRef="fail"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="fail" targetRef="e"/>
+  </bpmn:process>
+</bpmn:definitions>"""
+
+
+def test_a_task_name_or_incident_drawn_on_several_lines_is_one_line_where_a_step_is_shown(cli, tmp_path):
+    """Before: `start`, `complete`, `retry` and `incidents` printed a name or message as written, so a name drawn on
+    two lines (or with a carriage return) split the output or overwrote it; `tasks` already wrote it as one."""
+    db = f"sqlite:///{tmp_path / 'n.db'}"
+    _ready(cli, db)
+    (tmp_path / "zeilen.bpmn").write_text(_TWO_LINE_NAMES, encoding="utf-8")
+    assert cli("deploy", str(tmp_path / "zeilen.bpmn"), "--db", db)[0] == 0
+    code, out, err = cli("--db", db, "start", "zeilen", "--title", "Zoë Ångström")
+    assert code == 0, err
+    [_, ready] = out.splitlines()
+    assert "  Überprüfen\\nund bestätigen\\rFAKE  [team -" in ready and "\r" not in out
+    task = ready.split()[1]
+    code, out, err = cli("--db", db, "complete", task)
+    assert code == 0, err
+    [_, incident] = out.splitlines()
+    assert incident.startswith("  INCIDENT 1 at fail: ") and "first line\\nincident 99" in incident
+    code, out, err = cli("--db", db, "incidents")
+    assert len(out.splitlines()) == 1 and out.startswith("incident 1  instance 1  at fail")
