@@ -112,7 +112,8 @@ class StepCounter:
             raise StepLimitExceeded(
                 f"'{_name(task)}' would start a subprocess nested {depth} deep, more than the "
                 f"{self.limits.max_nesting} allowed: a call activity that calls its own process again without a "
-                f"way out? The limit is CAREPATH_STEP_MAX_NESTING", element=_element(task))
+                f"way out, or subprocesses drawn inside one another that deep? The limit is "
+                f"CAREPATH_STEP_MAX_NESTING", element=_element(task))
 
     def started(self, task: Any, nesting: int) -> None:
         """`start_process` at `task` in an instance started `nesting` deep by start_process in this step."""
