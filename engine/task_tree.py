@@ -16,7 +16,8 @@ stored under the library's own type names, so saved states read the same either 
 
 The one deliberate difference: the walk stops descending at a depth of 1000 counted from where it starts, as
 the library intends; the library's own count can drift where a walk enters a subprocess, which only shows in
-trees that deep.
+trees that deep. Where a walk stops with children below, a running step is told (engine/step_limits.py): work
+past that depth would never be found again, so the step ends in an incident instead of a silent stall.
 """
 
 from __future__ import annotations
