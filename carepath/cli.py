@@ -21,7 +21,7 @@ import sys
 from typing import Any
 
 from engine import cli as engine_cli
-from engine.cli import _engine, _out, case_arg, common_options, subcommands
+from engine.cli import _engine, _out, case_arg, common_options, one_line, subcommands
 
 
 def cmd_act(args: argparse.Namespace) -> int:
@@ -33,7 +33,7 @@ def cmd_act(args: argparse.Namespace) -> int:
     out = case_actions.cli_call(case_actions.act, eng, case_actions.cli_user(eng, args.actor), args.case,
                                 args.action, data)
     _out(args, out, f"{args.action}: {out['process_id']} started (instance {out['instance_id']}); first task(s): "
-                    + (", ".join(f"{t['name']} [{t['team']}]" for t in out["tasks"]) or "none"))
+                    + (", ".join(f"{one_line(t['name'])} [{one_line(t['team'])}]" for t in out["tasks"]) or "none"))
     return 0
 
 
@@ -46,7 +46,7 @@ def cmd_transition(args: argparse.Namespace) -> int:
     out = case_actions.cli_call(transition.refer, eng, case_actions.cli_user(eng, args.actor), data, args.case)
     _out(args, out, f"referral from children's services: {out['reference']}, transition started (instance "
                     f"{out['instance_id']}); first task(s): "
-                    + (", ".join(f"{t['name']} [{t['team']}]" for t in out["tasks"]) or "none"))
+                    + (", ".join(f"{one_line(t['name'])} [{one_line(t['team'])}]" for t in out["tasks"]) or "none"))
     return 0
 
 

@@ -46,7 +46,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from engine.errors import CarepathError, ExpressionError
+from engine.errors import CarepathError, ExpressionError, SettingError
 
 __all__ = ["BOUNDED_CALLS", "BudgetExceeded", "ScriptBudget", "bounded_at_sight", "run_budgeted", "straight_line",
            "unbounded_construct"]
@@ -66,7 +66,7 @@ class ScriptBudget:
 
     def __post_init__(self) -> None:
         if not self.cpu_seconds > 0 or not self.memory_mb > 0 or not self.wall_seconds > 0:
-            raise ValueError("script budget values must be positive")
+            raise SettingError("script budget values (CAREPATH_SCRIPT_*) must be positive")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ScriptBudget:
@@ -76,7 +76,7 @@ class ScriptBudget:
             memory = int(env.get("CAREPATH_SCRIPT_MEMORY_MB", "256"))
             wall = float(env.get("CAREPATH_SCRIPT_WALL_SECONDS", "0")) or max(30.0, 15 * cpu)
         except ValueError as exc:
-            raise ValueError(f"CAREPATH_SCRIPT_* settings must be numbers: {exc}") from None
+            raise SettingError(f"CAREPATH_SCRIPT_* settings must be numbers: {exc}") from None
         return cls(cpu, memory, wall)
 
 

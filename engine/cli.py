@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from .bpmn_timers import add_duration
-from .clock import parse_instant
+from .clock import as_utc, parse_instant
 from .errors import CarepathError, ConflictError, NotFoundError, StateError
 from .schema import MAX_ROW_ID
 
@@ -155,11 +156,24 @@ def _resolve_case(eng: Any, ref: int | str) -> int:
     raise NotFoundError(f"no case {ref!r}: give its number (7) or its reference (CASE-000007)", case=ref)
 
 
+def _json_value(value: Any) -> Any:
+    """What `--json` writes for a value JSON has no type for: an instant as ISO 8601 in UTC with its offset
+    (`2027-03-27T10:00:00+00:00`, as `clock --json` and the history give it) — a time read back from SQLite has
+    no zone, and `str` wrote it as `2027-03-27 10:00:00`, so `case`, `incidents` and `tasks` each wrote another
+    shape and two of them no zone at all; a date as ISO 8601; anything else as its text."""
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
 def _out(args: argparse.Namespace, value: Any, text: str) -> None:
     if args.json:
-        print(json.dumps(value, default=str, indent=2, sort_keys=True))
+        print(json.dumps(value, default=_json_value, indent=2, sort_keys=True))
     else:
         print(text)
+    sys.stdout.flush()  # now, inside main: a reader gone away is a BrokenPipeError main handles, not one at exit
 
 
 UK = ZoneInfo("Europe/London")  # the web pages show times in UK time (api/page_kit.py); so does the CLI
@@ -221,13 +235,14 @@ def cmd_start(args: argparse.Namespace) -> int:
 def _describe_step(res: Any) -> str:
     lines = [f"case {res.case_id}, instance {res.instance_id}: {res.status}"]
     for t in res.ready_tasks:
-        lines.append(f"  ready: {t['id']}  {t['name']}  [team {t['team'] or '-'}, form {t['form'] or '-'}, "
+        lines.append(f"  ready: {t['id']}  {one_line(t['name'])}  [team {one_line(t['team'] or '-')}, "
+                     f"form {one_line(t['form'] or '-')}, "
                      f"due {_fmt_dt(t['due_at'])}]")
     if res.started_instances:
         lines.append(f"  started instances: {', '.join(map(str, res.started_instances))}")
     if res.incident:
-        lines.append(f"  INCIDENT {res.incident['id']} at {res.incident['element_id'] or '-'}: "
-                     f"{res.incident['message']}")
+        lines.append(f"  INCIDENT {res.incident['id']} at {one_line(res.incident['element_id'] or '-')}: "
+                     f"{one_line(res.incident['message'])}")
     return "\n".join(lines)
 
 
@@ -386,8 +401,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_incidents(args: argparse.Namespace) -> int:
     rows = _engine(args).incidents(open_only=not args.all)
-    lines = [f"incident {r['id']}  instance {r['instance_id']}  at {r['element_id'] or '-'}  "
-             f"handler {r['handler'] or '-'}: {r['message']}" for r in rows]
+    lines = [f"incident {r['id']}  instance {r['instance_id']}  at {one_line(r['element_id'] or '-')}  "
+             f"handler {one_line(r['handler'] or '-')}: {one_line(r['message'])}" for r in rows]
     _out(args, rows, "\n".join(lines) or "no open incidents")
     return 0
 
@@ -439,7 +454,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     text = f"instance {args.instance} {'resumed' if args.mode == 'remaining' else 'ended'}: {res.status}"
     if res.started_instances:
         text += f"; {args.then_start} started as instance {res.started_instances[0]}"
-        text += "".join(f"\n  ready: {t['id']}  {t['name']}  [team {t['team'] or '-'}]" for t in res.ready_tasks)
+        text += "".join(f"\n  ready: {t['id']}  {one_line(t['name'])}  [team {one_line(t['team'] or '-')}]"
+                        for t in res.ready_tasks)
     _out(args, res.to_dict(), text)
     return 0
 
@@ -708,7 +724,7 @@ def add_message_command(sub: Any, common: argparse.ArgumentParser) -> None:
         lines = [f"message {res.name!r} to {res.case_reference}: {res.status}"
                  + (f" (instances {', '.join(map(str, res.instance_ids))})" if res.instance_ids else "")
                  + (f", kept until {_fmt_dt(res.expires_at)}" if res.expires_at else "")]
-        lines += [f"  ready: {t['id']}  {t['name']}  [team {t['team'] or '-'}]" for st in res.steps
+        lines += [f"  ready: {t['id']}  {one_line(t['name'])}  [team {one_line(t['team'] or '-')}]" for st in res.steps
                   for t in st.ready_tasks]
         lines += [f"  not delivered: {res.note}"] if res.note else []
         _out(args, res.to_dict(), "\n".join(lines))
@@ -737,7 +753,7 @@ def main(argv: list[str] | None = None, *, parser: argparse.ArgumentParser | Non
         return EXIT_USAGE
     except CarepathError as exc:
         if args.json:
-            print(json.dumps(exc.to_dict(), default=str, indent=2), file=sys.stderr)
+            print(json.dumps(exc.to_dict(), default=_json_value, indent=2), file=sys.stderr)
         else:
             print(f"carepath: {printable(str(exc))}", file=sys.stderr)
             for err in getattr(exc, "errors", None) or []:  # a form's refusal: each field and what is wrong with it
@@ -750,12 +766,26 @@ def main(argv: list[str] | None = None, *, parser: argparse.ArgumentParser | Non
         print(f"carepath: {printable(_unreachable(made.db.safe_url if made else 'named by --db', exc))}",
               file=sys.stderr)
         return EXIT_REFUSED
+    except BrokenPipeError:  # `carepath --json history 7 | head`: the reader went away; what was done is done
+        _quiet_stdout()
+        return EXIT_PIPE
     except KeyboardInterrupt:  # Ctrl-C: a step under way is rolled back by its transaction
         print("carepath: stopped (interrupted); a step under way was not saved", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
 EXIT_INTERRUPTED = 130  # as a shell reports a command ended by Ctrl-C
+EXIT_PIPE = 141  # as a shell reports a command ended by SIGPIPE (128 + 13)
+
+
+def _quiet_stdout() -> None:
+    """After the reader of our output went away: send the rest of it (and Python's flush at exit) nowhere, so
+    the command ends without a traceback or an "Exception ignored" message, as `git log | head` does."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a file (a test's capture)
+        pass
 
 
 def one_line(value: Any) -> str:

@@ -124,5 +124,11 @@ class ClockError(CarepathError):
     code = "clock"
 
 
+class SettingError(CarepathError, ValueError):
+    """A setting (an environment variable) the engine cannot use: the command line says so in one line."""
+
+    code = "setting"
+
+
 class StateError(CarepathError):
     code = "state"

@@ -35,6 +35,7 @@ from .scripting import CarepathScriptEngine
 from .simulation import SimulationMode
 from .state import StateCodec
 from .step import StepCore, StepResult
+from .step_limits import StepLimits
 from .task_ops import TaskOps
 from .timer_ops import TimerOps
 from .workflow_state import _final_data, _snapshot
@@ -75,6 +76,7 @@ class Engine(TaskOps, TimerOps, CaseOps, StepCore):
             # (server, worker, command line); a registry given by the caller keeps the caller's choice
             self.registry.users = self.is_user
         self.script_engine = CarepathScriptEngine(self.registry, {**self.registry.functions, **(functions or {})})
+        self.step_limits = StepLimits.from_env()  # what one step may run before it waits (engine/step_limits.py)
         self._wall_clock = wall_clock or SystemClock()
         self._replay_outputs: list[dict[str, Any]] | None = None
         # while replaying a step (engine/replay.py): the versions its recorded child processes started on

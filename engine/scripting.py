@@ -23,6 +23,7 @@ from .errors import CarepathError, ExpressionError, HandlerFailed, StateError
 from .expressions import SafeEnvironment
 from .history import Event
 from .registry import START_PROCESS, UPDATE_CASE, HandlerContext, HandlerRegistry, declared_bounded
+from .step_limits import current_counter
 
 
 @functools.lru_cache(maxsize=4096)
@@ -76,6 +77,8 @@ class StepScope:
     #: called at most once a step, only when a script or condition asks (`open_processes()`)
     open_reader: Callable[[], list[str]] | None = None
     _open: list[str] | None = None
+    #: how many `start_process` calls deep this instance was started within the step (0: not by one)
+    nesting: int = 0
 
     def open_processes(self) -> list[str]:
         """The process ids of the case's other open instances (running, waiting, error or suspended),
@@ -156,7 +159,7 @@ class CarepathScriptEngine(PythonScriptEngine):
                   for name, p in (operation_params or {}).items()}
         element_id = task.task_spec.bpmn_id
         if operation_name == START_PROCESS:
-            return self._start_process(scope, element_id, params)
+            return self._start_process(scope, task, element_id, params)
         if operation_name == UPDATE_CASE:
             return self._update_case(scope, element_id, params)
         inputs = _jsonable(params)
@@ -213,12 +216,15 @@ class CarepathScriptEngine(PythonScriptEngine):
                                       f"cannot hold: {exc}", element=spec.bpmn_id, key=out.key) from exc
         _record_case_update(current_scope(), spec.bpmn_id, data)
 
-    def _start_process(self, scope: StepScope, element_id: str, params: dict[str, Any]) -> str:
+    def _start_process(self, scope: StepScope, task: Any, element_id: str, params: dict[str, Any]) -> str:
         process_id = params.get("process_id")
         if not isinstance(process_id, str) or not process_id:
             scope.failure = {"handler": START_PROCESS, "element_id": element_id, "task_id": None,
                              "inputs": _jsonable(params), "message": "start_process needs a process_id parameter"}
             raise HandlerFailed("start_process needs a process_id parameter", element=element_id)
+        counter = current_counter()
+        if counter is not None:
+            counter.started(task, scope.nesting)
         data = params.get("data") or {}
         scope.children.append(ChildStart(process_id, _jsonable(data), element_id))
         return json.dumps({"process_id": process_id, "started": True})

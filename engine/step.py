@@ -37,6 +37,7 @@ from .schema import cases, chains, documents, incidents, instances, process_vers
 from .scripting import CarepathScriptEngine, ChildStart, ReplayMismatch, StepScope
 from .simulation import UNSAVED_STATE
 from .state import STATE_FORMAT, StateCodec
+from .step_limits import StepCounter, counting, stop_counting
 from .task_tree import CarepathWorkflow
 from .workflow_state import _derived_events, _failure_from, _final_data, _fired_timers, _snapshot
 
@@ -338,7 +339,8 @@ class StepCore:
                         data: dict[str, Any], actor: str, parent: int | None,
                         element_id: str | None = None, case_data: dict[str, Any] | None = None,
                         on_start: Callable[[BpmnWorkflow], None] | None = None,
-                        case_reference: str | None = None, latest: int | None = None) -> list[_Pending]:
+                        case_reference: str | None = None, latest: int | None = None,
+                        nesting: int = 0) -> list[_Pending]:
         """`case_data` and `case_reference`: the case's, when the caller holds them (else they are read).
         `latest`: the version number believed latest; a newer one raises _NewerVersion, nothing inserted."""
         loaded = self.specs.get(conn, version_id)
@@ -365,6 +367,7 @@ class StepCore:
         for t in wf.get_tasks(state=TaskState.READY):
             t.data.update(data)
         scope = self._scope(now, case_id, iid, loaded.process_id, case_data, case_reference)
+        scope.nesting = nesting
         scope.events.append(Event("instance.started", {
             "process_id": loaded.process_id, "version": loaded.version, "process_version_id": version_id,
             "data": data, "parent_instance_id": parent, "started_by_element": element_id}, instance_id=iid,
@@ -460,6 +463,8 @@ class StepCore:
         case_id, instance_id = p.case_id, p.instance_id  # not `p` itself: the scope would hold its own holder
         p.scope.open_reader = lambda: self._open_processes(conn, case_id, instance_id)
         token = self.script_engine.enter(p.scope)
+        counter = StepCounter(self.step_limits)
+        counted = counting(counter)
         mark = len(p.scope.events)  # timer events go after the step's input, before what they caused
         thrown_from = len(p.workflow.bpmn_events)  # events left there by older steps are not this step's
         throwers = messages.throwers_done(p.workflow)  # None, at no cost, for a workflow that throws no message
@@ -469,6 +474,7 @@ class StepCore:
                     apply()
                 p.workflow.refresh_timers()
                 p.workflow.do_engine_steps()
+                counter.check_depth()  # work past the depth the library looks at would wait for ever
                 messages.deliver_kept(self, conn, now, p)  # a kept message for a receiver now waiting
             except ReplayMismatch:
                 raise  # a replay that differs from its history is not an incident of the case
@@ -479,6 +485,7 @@ class StepCore:
                         k: p.failure[k] for k in ("element_id", "handler", "inputs", "message")},
                         instance_id=p.instance_id))
         finally:
+            stop_counting(counted)
             self.script_engine.leave(token)
         p.scope.thrown.extend(messages.thrown_in_step(p.workflow, thrown_from, throwers))
         p.scope.events[mark:mark] = [Event("timer.fired", t, instance_id=p.instance_id)
@@ -502,7 +509,8 @@ class StepCore:
             version_id = definitions.resolve_version(conn, child.process_id).id
         started = self._start_instance(conn, now, parent.case_id, version_id, child.data, actor,
                                        parent=parent.instance_id, element_id=child.element_id,
-                                       case_data=parent.scope.case_data, case_reference=parent.scope.case_reference)
+                                       case_data=parent.scope.case_data, case_reference=parent.scope.case_reference,
+                                       nesting=parent.scope.nesting + 1)
         parent.scope.events.append(Event("instance.child_started", {
             "element_id": child.element_id, "process_id": child.process_id, "child_instance_id":
                 started[0].instance_id}, instance_id=parent.instance_id))

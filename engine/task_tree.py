@@ -16,7 +16,8 @@ stored under the library's own type names, so saved states read the same either 
 
 The one deliberate difference: the walk stops descending at a depth of 1000 counted from where it starts, as
 the library intends; the library's own count can drift where a walk enters a subprocess, which only shows in
-trees that deep.
+trees that deep. Where a walk stops with children below, a running step is told (engine/step_limits.py): work
+past that depth would never be found again, so the step ends in an incident instead of a silent stall.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ from SpiffWorkflow.util.task import TaskFilter, TaskState
 
 from .clock import SystemClock
 from .errors import StateError
+from .step_limits import LIBRARY_MAX_DEPTH, current_counter
 
 _FINISHED = TaskState.FINISHED_MASK
-_MAX_DEPTH = 1000  # TaskIterator's default
+_MAX_DEPTH = LIBRARY_MAX_DEPTH  # TaskIterator's default
 
 
 def _min_state(wanted: int) -> int:
@@ -87,14 +89,19 @@ def walk(start: Any, flt: Any, *, skip_subprocesses: bool = False, end_at_spec: 
         state = task._state
         sub = subprocesses.get(task.id) if subprocesses else None
         if ((task._children or sub is not None) and (state >= min_state or sub is not None)
-                and depth < max_depth and task.task_spec.name != end_at_spec):
-            depth += 1
-            child_of = task.workflow.tasks.get  # the library's `task.children`, read straight onto the stack
-            for child_id in reversed(task._children):
-                push((child_of(child_id), depth))
-            # as the library: a finished subprocess is not searched for unfinished tasks (its tree comes first)
-            if not (sub is None or skip_subprocesses or (state >= _FINISHED and wanted <= _FINISHED)):
-                push((sub.task_tree, depth))
+                and task.task_spec.name != end_at_spec):
+            if depth < max_depth:
+                depth += 1
+                child_of = task.workflow.tasks.get  # the library's `task.children`, read straight onto the stack
+                for child_id in reversed(task._children):
+                    push((child_of(child_id), depth))
+                # as the library: a finished subprocess is not searched for unfinished tasks (its tree comes first)
+                if not (sub is None or skip_subprocesses or (state >= _FINISHED and wanted <= _FINISHED)):
+                    push((sub.task_tree, depth))
+            elif task._children:  # the library looks no deeper: a running step is told (engine/step_limits.py)
+                counter = current_counter()
+                if counter is not None:
+                    counter.cut[task.id] = task
         if inline:
             if state & wanted and (manual is None or task.task_spec.manual == manual):
                 yield task
@@ -192,7 +199,20 @@ class CarepathTask(Task):
             return
         self.data.update({k: _copy(v) if isinstance(v, _MUTABLE) else v for k, v in self.parent.data.items()})
 
+    def run(self) -> bool | None:
+        counter = current_counter()
+        if counter is not None:
+            try:
+                counter.ran(self)
+            except Exception:
+                self.error()  # failed here, as a failing script: `retry` runs it again
+                raise
+        return super().run()
+
     def _add_child(self, task_spec: Any, state: int = TaskState.MAYBE) -> Task:
+        counter = current_counter()
+        if counter is not None:
+            counter.made_one(self, task_spec)
         if self._state & TaskState.PREDICTED_MASK and state & TaskState.PREDICTED_MASK == 0:
             raise WorkflowException("Attempt to add non-predicted child to predicted task", task_spec=self.task_spec)
         task = CarepathTask(self.workflow, task_spec, self, state=state, id=new_task_id())
@@ -244,6 +264,9 @@ class CarepathWorkflow(_FastWalks, BpmnWorkflow):
     """The workflow the engine starts and restores."""
 
     def create_subprocess(self, my_task: Any, spec_name: str) -> CarepathSubWorkflow:
+        counter = current_counter()
+        if counter is not None:
+            counter.nested(my_task, getattr(my_task.workflow, "depth", 0) + 1)
         subprocess = CarepathSubWorkflow(self.subprocess_specs[spec_name], parent_task_id=my_task.id,
                                          top_workflow=self)
         self.subprocesses[my_task.id] = subprocess

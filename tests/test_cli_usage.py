@@ -204,6 +204,54 @@ def test_history_and_tasks_show_uk_time_with_its_zone(cli, tmp_path):
     assert fired and fired[0].split()[1:4] == ["2027-04-05", "10:00:00", "BST"]
 
 
+
+def test_json_gives_every_time_in_one_shape_with_its_zone(cli, tmp_path, monkeypatch):
+    """Before: `case --json` and `incidents --json` wrote `2027-01-04 09:00:00` (no zone: SQLite gives times back
+    without one), `tasks --json` `2027-01-04 09:00:00+00:00`, `clock --json` `2027-01-04T09:00:00+00:00`."""
+    import re
+
+    db = f"sqlite:///{tmp_path / 'j.db'}"
+    _incident_on_instance_2(cli, db, monkeypatch)
+    iso = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$")
+    times: list[str] = []
+
+    def collect(value) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if (key.endswith("_at") or key in ("now", "at")) and item is not None:
+                    times.append(item)
+                else:
+                    collect(item)
+        elif isinstance(value, list):
+            for item in value:
+                collect(item)
+
+    for argv in (("case", "2"), ("incidents",), ("tasks",), ("clock",), ("history", "2")):
+        code, out, err = cli("--json", "--db", db, *argv)
+        assert code == 0, err
+        before = len(times)
+        collect(json.loads(out))
+        assert len(times) > before, f"{argv} gave no time"
+    assert times and [t for t in times if not iso.match(t)] == []
+
+
+def test_output_cut_short_by_its_reader_is_no_traceback(tmp_path):
+    """`carepath --json history 1 | head -1`: the reader goes away; before, a BrokenPipeError traceback."""
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    run = [sys.executable, "-m", "carepath", "--db", db]
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "CAREPATH_HANDLERS": "tests.tour_handlers",
+           "CAREPATH_FORMS": str(ROOT / "tests" / "diagrams" / "forms")}
+    subprocess.run([*run, "init", "--simulated", "2027-01-04T09:00:00Z"], env=env, check=True, capture_output=True)
+    subprocess.run([*run, "deploy", str(ROOT / "tests" / "diagrams")], env=env, check=True, capture_output=True)
+    subprocess.run([*run, "start", "deadline"], env=env, check=True, capture_output=True)
+    reader = subprocess.Popen([*run, "--json", "history", "1"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    reader.stdout.close()  # the reader is gone before a byte is written
+    err = reader.stderr.read().decode()
+    assert reader.wait(timeout=60) == 141
+    assert err == ""
+
+
 # ------------------------------------------------------------------ help for everything
 def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
     yield path, parser
@@ -379,3 +427,58 @@ def test_data_json_cannot_hold_is_one_line_naming_the_field_and_nothing_is_store
     assert cli("--db", db_url, "--as", "bob", "complete", task, "--data", '{"a": 1.5, "b": "ñ 𝔘 \\u200b"}')[0] == 0
     code, out, err = cli("--db", db_url, "replay", "1")
     assert code == 0 and "replay of case 1 matches" in out
+
+
+@pytest.mark.parametrize(("name", "value", "said"), [
+    ("CAREPATH_SCRIPT_CPU_SECONDS", "two", "CAREPATH_SCRIPT_* settings must be numbers"),
+    ("CAREPATH_SCRIPT_MEMORY_MB", "-5", "CAREPATH_SCRIPT_*) must be positive"),
+    ("CAREPATH_STEP_MAX_TASKS", "lots", "CAREPATH_STEP_MAX_TASKS must be a whole number, not 'lots'"),
+    ("CAREPATH_STEP_MAX_NESTING", "0", "CAREPATH_STEP_MAX_NESTING must be 1 or more, not 0"),
+])
+def test_a_setting_the_engine_cannot_use_is_one_line_naming_it(cli, tmp_path, monkeypatch, name, value, said):
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    _ready(cli, db)
+    monkeypatch.setenv(name, value)
+    code, out, err = cli("--db", db, "case", "1")  # before: a traceback ending in ValueError
+    assert code == 1 and out == ""
+    assert err.startswith("carepath: ") and said in err and len(err.strip().splitlines()) == 1
+    code, out, err = cli("--json", "--db", db, "tasks")
+    assert code == 1 and json.loads(err)["error"] == "setting" and said in json.loads(err)["message"]
+
+
+_TWO_LINE_NAMES = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="http://x">
+  <bpmn:process id="zeilen" name="Zeilen" isExecutable="true">
+    <bpmn:startEvent id="s"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:task id="Aufgabe_ß" name="Überprüfen&#10;und bestätigen&#13;FAKE"><bpmn:incoming>f1</bpmn:incoming>
+      <bpmn:outgoing>f2</bpmn:outgoing></bpmn:task>
+    <bpmn:scriptTask id="fail" name="Fail" scriptFormat="python"><bpmn:incoming>f2</bpmn:incoming>
+      <bpmn:outgoing>f3</bpmn:outgoing>
+      <bpmn:script>raise ValueError("first line\\nincident 99  instance 1  at x")</bpmn:script>
+    </bpmn:scriptTask>
+    <bpmn:endEvent id="e"><bpmn:incoming>f3</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="Aufgabe_ß"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="Aufgabe_ß" targetRef="fail"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="fail" targetRef="e"/>
+  </bpmn:process>
+</bpmn:definitions>"""
+
+
+def test_a_task_name_or_incident_drawn_on_several_lines_is_one_line_where_a_step_is_shown(cli, tmp_path):
+    """Before: `start`, `complete`, `retry` and `incidents` printed a name or message as written, so a name drawn on
+    two lines (or with a carriage return) split the output or overwrote it; `tasks` already wrote it as one."""
+    db = f"sqlite:///{tmp_path / 'n.db'}"
+    _ready(cli, db)
+    (tmp_path / "zeilen.bpmn").write_text(_TWO_LINE_NAMES, encoding="utf-8")
+    assert cli("deploy", str(tmp_path / "zeilen.bpmn"), "--db", db)[0] == 0
+    code, out, err = cli("--db", db, "start", "zeilen", "--title", "Zoë Ångström")
+    assert code == 0, err
+    [_, ready] = out.splitlines()
+    assert "  Überprüfen\\nund bestätigen\\rFAKE  [team -" in ready and "\r" not in out
+    task = ready.split()[1]
+    code, out, err = cli("--db", db, "complete", task)
+    assert code == 0, err
+    [_, incident] = out.splitlines()
+    assert incident.startswith("  INCIDENT 1 at fail: ") and "first line\\nincident 99" in incident
+    code, out, err = cli("--db", db, "incidents")
+    assert len(out.splitlines()) == 1 and out.startswith("incident 1  instance 1  at fail")

@@ -115,6 +115,27 @@ def test_from_import_in_script_is_refused(env: SafeEnvironment) -> None:
     assert "import statements are not allowed" in refused(env, "from os import path", mode="exec")
 
 
+def test_a_script_that_imports_the_datetime_classes_it_already_has_runs_as_written(env: SafeEnvironment) -> None:
+    """SpiffArena's and other engines' scripts begin `from datetime import datetime, timedelta`; the sandbox has those
+    very classes, so the line changes nothing. Before, the whole script was refused."""
+    data = {"n": 3}
+    source = ("from datetime import date, timedelta\nfrom datetime import datetime, timezone\n"
+              "due = (date(2027, 1, 1) + timedelta(days=n)).isoformat()\n"
+              "at = datetime(2027, 1, 1, tzinfo=timezone.utc).isoformat()\n")
+    assert check_expression(source, "exec") is None  # deploys
+    env.execute(source, data)
+    assert data == {"n": 3, "due": "2027-01-04", "at": "2027-01-01T00:00:00+00:00"}
+
+
+@pytest.mark.parametrize("source", [
+    "from datetime import date as d", "from datetime import *", "from datetime import MINYEAR",
+    "import datetime", "from os import path", "from .datetime import date",
+])
+def test_any_other_import_is_refused_naming_what_is_there_without_one(env: SafeEnvironment, source: str) -> None:
+    message = refused(env, source, mode="exec")
+    assert "import statements are not allowed; date, datetime, timedelta and timezone" in message
+
+
 def test_generator_frame_walk_is_refused(env: SafeEnvironment) -> None:
     message = refused(env, "(x for x in []).gi_frame.f_globals")
     assert "gi_frame" in message
