@@ -1262,10 +1262,11 @@ class _Run:
         self.tag = self.end
         if self.end > self.eng.now():
             self.eng.advance_clock(to=self.end, actor=ACTOR)
-        if self.ck.days % 7:  # the last, part week: its queues as the run ends
-            last = self.week(self.end - timedelta(seconds=1))
-            for name, q in self.queues.items():
-                self.weekly[name][last]["waiting_at_end"] = len(q)
+        # the last week's queues as the run ends: a part week has no week_end event, and a whole week's falls on the
+        # run's end, which the loop never reaches (a period of whole weeks once ended its weekly queues on 0)
+        last = self.week(self.end - timedelta(seconds=1))
+        for name, q in self.queues.items():
+            self.weekly[name][last]["waiting_at_end"] = len(q)
         if self.part > 0:
             return self.partial()
         return self.report()

@@ -186,6 +186,17 @@ def test_a_queue_forms_when_the_team_is_short_of_staff_and_not_when_it_is_not(tm
     assert weekly and weekly[0] > 0
 
 
+
+@pytest.mark.parametrize("days", [7, 9])
+def test_the_last_weeks_queue_is_the_queue_the_run_ends_with_when_the_period_is_whole_weeks(tmp_path, days):
+    """The week-by-week queue ended on 0 for a period of whole weeks (the review page's 14 days): the last week's
+    end is the run's end, which the run never reaches, so its queue was never sampled."""
+    short = run(scenario(tmp_path, days=days, per_year=3000, staff=1, hours=1.0))["teams"]["front_door"]
+    assert short["waiting_at_end"] > 5  # one person, an hour each, no weekends: a queue is left
+    assert [w["week"] for w in short["weeks"]] == [1, 2][:(days + 6) // 7]
+    assert short["weeks"][-1]["waiting_at_end"] == short["waiting_at_end"]
+
+
 BAD = [
     ("negative_seed", "seed: -5\narrivals:\n  self: {per_year: 10}\n", "line 1", "seed",
      "seed must be a whole number, 0 or more, not -5"),
