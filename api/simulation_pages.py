@@ -698,7 +698,9 @@ def report(job: Job) -> dict[str, Any]:
         days = out.get("days")
         table = [{"week": w, "label": week_label(w, days), "live": _num(lw.get(w, 0.0)),
                   "draft": _num(dw.get(w, 0.0))} for w in weeks]
+        staff = out.get("staff", {}).get(team)  # a result kept before 8 December 2026 has none
         queues.append({"team": team_name(team), "slug": "".join(c if c.isalnum() else "-" for c in team),
+                       "staff": None if staff is None else _count(staff, "member of staff", "members of staff"),
                        "weeks": table, "chart": chart(f"tasks waiting for {team_name(team)} as each week ended",
                                       [(week_label(w, days), lw.get(w, 0.0), dw.get(w, 0.0)) for w in weeks])})
     budgets = groups["Personal budgets"]

@@ -277,6 +277,9 @@ def test_a_simulation_runs_in_the_background_and_its_report_tags_the_difference(
     assert "Week 1 (to day 1)" in words  # a week the period ends in is not a week that ended
     # teams by the names the inbox gives them, not their ids
     assert "Safeguarding: tasks done" in words and "safeguarding: tasks done" not in words
+    # the staff the queues are read against (the scenario's `default` of 3): once nowhere on the page
+    queues = words.split("Teams' queues and waits", 1)[1].split("Personal budgets")[0]
+    assert "Safeguarding 3 members of staff in the scenario, the same in both versions." in queues
     assert 'role="img" aria-label="Bar chart: deadlines missed, live version and draft side by side.' in report.text
     review = c.get(f"/processes/drafts/{did}/review").text
     assert f'href="{link}"' in review and "finished" in text(review)
