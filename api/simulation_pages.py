@@ -43,6 +43,7 @@ import re
 import secrets
 import threading
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -600,6 +601,32 @@ LIVE_DRAFT = (("Live", "#505a5f"), ("Draft", "#1d70b8"))
 COLOURS = ("#505a5f", "#1d70b8", "#00703c")
 
 
+def _clipped(label: str) -> str:
+    return label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1].rstrip() + "…"
+
+
+def _chart_labels(labels: list[str]) -> dict[str, str]:
+    """Each label as a chart shows it, at most LABEL_CHARS long: cut at the end, or, where that would make two labels
+    the same ("ASCOF 3D(1a): self-directed support, …" for both the 18 to 64 and the 65 and over rows), cut in the
+    middle to keep the words where they differ ("ASCOF 3D(1a): self-directed… 18 to 64")."""
+    shown = {label: _clipped(label) for label in labels}
+    groups: dict[str, list[str]] = defaultdict(list)
+    for label in dict.fromkeys(labels):
+        groups[shown[label]].append(label)
+    for same in groups.values():
+        if len(same) < 2:
+            continue
+        p = len(os.path.commonprefix(same))
+        while p > 0 and same[0][p - 1] not in " /(_-:,":  # from the start of the word where they differ
+            p -= 1
+        for label in same:
+            tail = label[p:]
+            if len(tail) > LABEL_CHARS - 8:
+                tail = tail[:LABEL_CHARS - 9].rstrip() + "…"
+            shown[label] = label[:max(LABEL_CHARS - 2 - len(tail), 4)].rstrip() + "… " + tail
+    return shown
+
+
 def bars(rows: list[tuple[str, list[float | None]]], series: tuple[tuple[str, str], ...], aria: str,
          unit: str = "") -> dict[str, Any] | None:
     """Horizontal bars, one a series in each row, each labelled with its series' name and figure (colour is never
@@ -610,9 +637,10 @@ def bars(rows: list[tuple[str, list[float | None]]], series: tuple[tuple[str, st
         return None
     row_h = 8 + BAR_STEP * len(series)
     drawn = []
+    shown = _chart_labels([label for label, _values in rows])
     for i, (label, values) in enumerate(rows):
         y = 8 + i * row_h
-        drawn.append({"label": label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1].rstrip() + "…",
+        drawn.append({"label": shown[label],
                       "label_y": y + 9 * len(series) + 4,
                       "bars": [{"y": y + BAR_STEP * k, "w": round(BAR_W * (v or 0) / top, 1), "fill": colour,
                                 "text": f"{name} {_num(v, unit)}"}
@@ -670,7 +698,9 @@ def report(job: Job) -> dict[str, Any]:
         days = out.get("days")
         table = [{"week": w, "label": week_label(w, days), "live": _num(lw.get(w, 0.0)),
                   "draft": _num(dw.get(w, 0.0))} for w in weeks]
+        staff = out.get("staff", {}).get(team)  # a result kept before 8 December 2026 has none
         queues.append({"team": team_name(team), "slug": "".join(c if c.isalnum() else "-" for c in team),
+                       "staff": None if staff is None else _count(staff, "member of staff", "members of staff"),
                        "weeks": table, "chart": chart(f"tasks waiting for {team_name(team)} as each week ended",
                                       [(week_label(w, days), lw.get(w, 0.0), dw.get(w, 0.0)) for w in weeks])})
     budgets = groups["Personal budgets"]
@@ -986,7 +1016,10 @@ def single_report(out: dict[str, Any]) -> dict[str, Any]:
         "team_chart": bars([(t["name"], [t["arrived"], t["done"], t["waiting_at_end"]]) for t in teams],
                            SINGLE_SERIES, "Bar chart: each team's tasks over the period: arrived, done and waiting "
                                           "at the end. The table below gives the same numbers."),
-        "breach_chart": bars([(b["deadline"], [b["times"]]) for b in breaches], (("Missed", COLOURS[1]),),
+        # the deadline's words with its timer, as the comparison's chart has them: the words alone may be the same
+        # for several timers (a scenario without `deadlines:` calls three of urgent_response's "Overdue")
+        "breach_chart": bars([(f"{b['deadline']} ({b['key']})", [b["times"]]) for b in breaches],
+                             (("Missed", COLOURS[1]),),
                              "Bar chart: deadlines missed, by timer. The table below gives the same numbers."),
         "measure_chart": bars([(m["title"], [m["figure"]]) for m in measure_rows
                                if m["unit"] == "%" and m["figure"] is not None],

@@ -281,6 +281,96 @@ def _hours(sc: Scenario, text: Any, *path: Any) -> tuple[time, time]:
     return a, b
 
 
+#: how long one call of a policy (or the import of its module) may run before it is stopped and the run ends
+#: naming the scenario's line: a policy answers in microseconds, and one that never returned held the run — and, on
+#: the pages, the one simulation a database may run at a time — until the server was stopped.
+#: CAREPATH_SIMULATION_POLICY_SECONDS changes it (a simulation's other processes read the caller's setting).
+POLICY_SECONDS = 10.0
+
+
+def policy_seconds() -> float:
+    text = os.environ.get("CAREPATH_SIMULATION_POLICY_SECONDS", "")
+    try:
+        value = float(text) if text.strip() else POLICY_SECONDS
+    except ValueError:
+        value = POLICY_SECONDS
+    return value if math.isfinite(value) and value > 0 else POLICY_SECONDS
+
+
+class _PolicyOverran(BaseException):
+    """Raised in a policy's thread once it has run its time: not an Exception, so that a policy's own
+    `except Exception:` does not swallow it (it is raised again every second until the call ends)."""
+
+
+class _PolicyWatch:
+    """One thread a process that stops a policy call (or import) running longer than its limit, by raising
+    `_PolicyOverran` in the calling thread (CPython's PyThreadState_SetAsyncExc: any thread, the server's background
+    threads too, where a signal could not reach). A call blocked in C (time.sleep, a socket) is stopped only when
+    that returns: the limit is for Python that keeps running (a loop that never ends)."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.calls: dict[int, float] = {}  # thread id -> monotonic instant its call is due to stop
+        self.raised: set[int] = set()
+        self.thread: threading.Thread | None = None
+
+    @staticmethod
+    def _raise_in(tid: int, exc: type[BaseException] | None) -> None:
+        import ctypes
+
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(exc) if exc else None)
+
+    def _watch(self) -> None:
+        import time as clock
+
+        with self.cond:
+            while True:
+                if not self.calls:
+                    self.cond.wait()
+                    continue
+                now = clock.monotonic()
+                due = min(self.calls.values())
+                if due > now:
+                    self.cond.wait(due - now)
+                    continue
+                for tid, at in list(self.calls.items()):
+                    if at <= now:
+                        self._raise_in(tid, _PolicyOverran)
+                        self.raised.add(tid)
+                        self.calls[tid] = now + 1.0  # again, should the policy catch it
+
+    def __call__(self, seconds: float) -> _PolicyWatch:
+        self.seconds = seconds
+        return self
+
+    def __enter__(self) -> None:
+        import time as clock
+
+        tid = threading.get_ident()
+        with self.cond:
+            if self.thread is None or not self.thread.is_alive():  # a forked process has none running
+                self.thread = threading.Thread(target=self._watch, name="carepath-policy-watch", daemon=True)
+                self.thread.start()
+            self.calls[tid] = clock.monotonic() + self.seconds
+            self.cond.notify()
+
+    def __exit__(self, *exc: Any) -> None:
+        tid = threading.get_ident()
+        with self.cond:
+            self.calls.pop(tid, None)
+            if tid in self.raised:  # raised as the call ended: take back what has not been raised yet
+                self.raised.discard(tid)
+                self._raise_in(tid, None)
+
+
+_policy_watch = _PolicyWatch()
+
+
+def _overran(where: str, what: str, seconds: float) -> ScenarioError:
+    return ScenarioError(f"{where}: the policy {what} did not end within {seconds:g} seconds, so it was stopped "
+                         "(a loop that never ends?); a policy answers in a moment")
+
+
 class PolicyTask(dict):
     """The task a policy answers: `task.element_id`, `task.process_id` and `task.team`, or `task["team"]`."""
 
@@ -294,8 +384,16 @@ class PolicyTask(dict):
 def _policy(sc: Scenario, dotted: Any, *path: Any) -> Callable[..., Any]:
     text = str(dotted)
     mod, _, name = text.partition(":") if ":" in text else text.rpartition(".")
+    seconds = policy_seconds()
     try:
-        fn = getattr(importlib.import_module(mod), name)
+        try:
+            with _policy_watch(seconds):
+                module = importlib.import_module(mod)
+        except _PolicyOverran:
+            raise _overran(sc.where(*path), f"module {mod!r} was being imported and", seconds) from None
+        fn = getattr(module, name)
+    except ScenarioError:
+        raise
     except (ImportError, AttributeError, ValueError) as exc:
         raise ScenarioError(f"{sc.where(*path)}: cannot load the policy {text!r} ({exc})") from None
     except SyntaxError as exc:  # the module's own text: where in it
@@ -1262,10 +1360,11 @@ class _Run:
         self.tag = self.end
         if self.end > self.eng.now():
             self.eng.advance_clock(to=self.end, actor=ACTOR)
-        if self.ck.days % 7:  # the last, part week: its queues as the run ends
-            last = self.week(self.end - timedelta(seconds=1))
-            for name, q in self.queues.items():
-                self.weekly[name][last]["waiting_at_end"] = len(q)
+        # the last week's queues as the run ends: a part week has no week_end event, and a whole week's falls on the
+        # run's end, which the loop never reaches (a period of whole weeks once ended its weekly queues on 0)
+        last = self.week(self.end - timedelta(seconds=1))
+        for name, q in self.queues.items():
+            self.weekly[name][last]["waiting_at_end"] = len(q)
         if self.part > 0:
             return self.partial()
         return self.report()
@@ -1404,9 +1503,16 @@ class _Run:
         pol = self.ck.policies.get(task.form)
         if pol:
             fn, where = pol
+            seconds = policy_seconds()
             try:
-                extra = fn(PolicyTask(element_id=task.element, process_id=task.process, team=task.team),
-                           dict(out), self.rng)
+                try:
+                    with _policy_watch(seconds):
+                        extra = fn(PolicyTask(element_id=task.element, process_id=task.process, team=task.team),
+                                   dict(out), self.rng)
+                except _PolicyOverran:
+                    raise _overran(where, f"at {task.process}/{task.element}", seconds) from None
+            except ScenarioError:
+                raise
             except Exception as exc:  # a process owner's own code: its failure names the scenario line
                 raise ScenarioError(f"{where}: the policy raised {type(exc).__name__}: {exc}") from None
             except SystemExit as exc:  # sys.exit() in a policy ended the command with no word (and no output)

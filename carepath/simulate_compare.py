@@ -436,6 +436,8 @@ def compare_runs(live_runs: list[dict[str, Any]], draft_runs: list[dict[str, Any
             "seeds": list(seeds), "rule": RULE,
             "contacts": {"live": [r["contacts"] for r in live_runs], "draft": [r["contacts"] for r in draft_runs]},
             "figures": rows, "marked": sum(1 for r in rows if r["marked"]),
+            # each team's staff in the scenario (both versions the same): what the queues are read against
+            "staff": {team: t["staff"] for team, t in sorted(first.get("teams", {}).items()) if "staff" in t},
             "weeks": {"live": _weeks(live_runs), "draft": _weeks(draft_runs)},
             "problems": {"live": _problems(live_runs), "draft": _problems(draft_runs)}, "notes": notes}
 

@@ -186,6 +186,17 @@ def test_a_queue_forms_when_the_team_is_short_of_staff_and_not_when_it_is_not(tm
     assert weekly and weekly[0] > 0
 
 
+
+@pytest.mark.parametrize("days", [7, 9])
+def test_the_last_weeks_queue_is_the_queue_the_run_ends_with_when_the_period_is_whole_weeks(tmp_path, days):
+    """The week-by-week queue ended on 0 for a period of whole weeks (the review page's 14 days): the last week's
+    end is the run's end, which the run never reaches, so its queue was never sampled."""
+    short = run(scenario(tmp_path, days=days, per_year=3000, staff=1, hours=1.0))["teams"]["front_door"]
+    assert short["waiting_at_end"] > 5  # one person, an hour each, no weekends: a queue is left
+    assert [w["week"] for w in short["weeks"]] == [1, 2][:(days + 6) // 7]
+    assert short["weeks"][-1]["waiting_at_end"] == short["waiting_at_end"]
+
+
 BAD = [
     ("negative_seed", "seed: -5\narrivals:\n  self: {per_year: 10}\n", "line 1", "seed",
      "seed must be a whole number, 0 or more, not -5"),
@@ -381,6 +392,60 @@ def test_a_policy_that_fails_names_the_scenario_line(tmp_path, capsys, policy, s
     code = cli.main(["--db", f"sqlite:///{tmp_path / 'absent.db'}", "simulate", "--scenario", str(path)])
     err = capsys.readouterr().err
     assert code == 1 and f"s.yaml line {line} (forms/contact/policy): {said}" in err
+
+
+def looping_policy(task, answers, rng):
+    while True:  # a loop that never ends, catching what it can
+        try:
+            answers = dict(answers)
+        except Exception:  # noqa: BLE001, S110 - a policy's own catch-all does not keep it running
+            pass
+
+
+@pytest.mark.timeout(90)  # without the limit: a hang, failed by pytest-timeout
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_policy_that_never_returns_is_stopped_and_names_the_scenario_line(tmp_path, capsys, monkeypatch,
+                                                                             processes):
+    """It once held the run (and, on the pages, the database's one simulation at a time) until the server stopped."""
+    monkeypatch.setenv("CAREPATH_SIMULATION_POLICY_SECONDS", "0.5")
+    text = ROUTING.format(days=1, seed=1, per_year=3000, staff=5, hours=0.3) + (
+        "forms:\n  contact:\n    policy: tests.test_simulate:looping_policy\n")
+    line = text.splitlines().index("    policy: tests.test_simulate:looping_policy") + 1
+    code = cli.main(["--db", f"sqlite:///{tmp_path / 'absent.db'}", "simulate", "--processes", processes,
+                     "--scenario", str(scenario(tmp_path, text=text))])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"s.yaml line {line} (forms/contact/policy): the policy at front_door/record_contact did not end within " \
+           "0.5 seconds, so it was stopped (a loop that never ends?)" in err
+
+
+@pytest.mark.timeout(60)
+def test_a_policy_module_whose_import_never_ends_is_stopped_and_names_the_scenario_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAREPATH_SIMULATION_POLICY_SECONDS", "0.5")
+    (tmp_path / "endless_policy_module.py").write_text("while True:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    text = ROUTING.format(days=1, seed=1, per_year=3000, staff=5, hours=0.3) + (
+        "forms:\n  contact:\n    policy: endless_policy_module:policy\n")
+    with pytest.raises(simulate.ScenarioError) as err:
+        run(scenario(tmp_path, text=text), days=1)
+    assert "(forms/contact/policy): the policy module 'endless_policy_module' was being imported and did not end " \
+           "within 0.5 seconds" in str(err.value)
+    assert "endless_policy_module" not in sys.modules
+
+
+def test_a_policy_that_answers_in_time_is_not_stopped_by_the_time_limit(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAREPATH_SIMULATION_POLICY_SECONDS", "0.2")
+    text = ROUTING.format(days=2, seed=1, per_year=3000, staff=5, hours=0.3) + (
+        "forms:\n  contact:\n    policy: tests.test_simulate:slow_policy\n")
+    out = run(scenario(tmp_path, text=text))
+    assert out["teams"]["front_door"]["done"] > 5 and not out["tasks_not_completed"]
+
+
+def slow_policy(task, answers, rng):
+    import time
+
+    time.sleep(0.05)  # a quarter of the limit, each call: the limit is a call's, not the run's
+    return None
 
 
 def number_policy(task, answers, rng):

@@ -139,6 +139,32 @@ def test_a_week_the_period_ends_in_says_so(week, days, label):
     assert simulation_pages.week_label(week, days) == label
 
 
+def test_a_charts_labels_cut_to_fit_still_tell_the_rows_apart():
+    """A chart's labels are cut to LABEL_CHARS; cut at the end, the measures chart once showed two bars "ASCOF
+    3D(1a): self-directed support, …" (18 to 64, 65 and over) and the deadlines chart two "Advocate not arranged in
+    time (advoca…" — which was which only the table said. The words where the labels differ are kept."""
+    rows = [("ASCOF 3D(1a): self-directed support, aged 18 to 64", 40.0, 45.0),
+            ("ASCOF 3D(1a): self-directed support, aged 65 and over", 60.0, 61.0),
+            ("Advocate not arranged in time (advocacy/advocate_overdue)", 3, 1),
+            ("Advocate not arranged in time (advocacy/safeguarding_advocate_overdue)", 2, 2),
+            ("Safeguarding triage SLA missed (safeguarding/triage_overdue)", 9, 0),
+            ("Short", 1, 1)]
+    shown = [r["label"] for r in simulation_pages.chart("figures", rows)["rows"]]
+    assert len(set(shown)) == len(rows) and all(len(label) <= simulation_pages.LABEL_CHARS for label in shown)
+    assert shown[0].endswith("18 to 64") and shown[1].endswith("65 and over")
+    assert shown[2].endswith(" advocate_overdue)") and shown[3].endswith("safeguarding_advocate_overdue)")
+    assert shown[4] == "Safeguarding triage SLA missed (safeg…" and shown[5] == "Short"  # no other: cut at the end
+
+
+def test_a_single_runs_deadline_chart_names_each_timer_when_their_words_are_the_same():
+    """Without `deadlines:` three of urgent_response's timers are all "Overdue": the chart once had three bars
+    labelled "Overdue"."""
+    out = {"deadline_breaches": {f"urgent_response/{t}": {"deadline": "Overdue", "times": n}
+                                 for t, n in (("assessment_late", 2), ("decide_late", 5), ("visit_late", 1))}}
+    shown = [r["label"] for r in simulation_pages.single_report(out)["breach_chart"]["rows"]]
+    assert len(set(shown)) == 3 and shown[1] == "Overdue (urgent_response/decide_late)"
+
+
 @pytest.mark.parametrize("days,seeds,status,message,href", [
     ("", "3", 400, "Enter the number of days", "#sim-days"),
     ("0", "3", 400, "The number of days must be between 1 and 365", "#sim-days"),
@@ -251,6 +277,9 @@ def test_a_simulation_runs_in_the_background_and_its_report_tags_the_difference(
     assert "Week 1 (to day 1)" in words  # a week the period ends in is not a week that ended
     # teams by the names the inbox gives them, not their ids
     assert "Safeguarding: tasks done" in words and "safeguarding: tasks done" not in words
+    # the staff the queues are read against (the scenario's `default` of 3): once nowhere on the page
+    queues = words.split("Teams' queues and waits", 1)[1].split("Personal budgets")[0]
+    assert "Safeguarding 3 members of staff in the scenario, the same in both versions." in queues
     assert 'role="img" aria-label="Bar chart: deadlines missed, live version and draft side by side.' in report.text
     review = c.get(f"/processes/drafts/{did}/review").text
     assert f'href="{link}"' in review and "finished" in text(review)
