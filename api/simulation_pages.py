@@ -140,6 +140,7 @@ class Job:
             asked += [self.starts_from, self.live_day]
         if self.scenario_digest:
             asked.append(self.scenario_digest)
+        asked.append(["results", simulate.RESULTS_REVISION])  # kept by older code: run again
         return hashlib.sha256(json.dumps(asked, separators=(",", ":")).encode()).hexdigest()
 
     @property

@@ -49,6 +49,10 @@ log = logging.getLogger("carepath.simulation")
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SCENARIO = ROOT / "processes" / "config" / "simulation.yaml"
 UK = ZoneInfo("Europe/London")
+#: What a run reports, as this code computes it: part of every kept simulation's key (api/simulation_pages.py), so a
+#: result kept by older code is not opened again as today's answer. Raise it with any change that alters a run's
+#: figures or report (2: the last whole week's queue, the staff by team and the chart labels of session 30).
+RESULTS_REVISION = 2
 ACTOR = "simulation"
 TOP_KEYS = {"start", "days", "seed", "arrivals", "weekday", "season", "people", "forms", "durations", "teams",
             "deadlines", "handoff_minutes"}

@@ -128,6 +128,11 @@ def test_a_result_survives_a_restart_and_is_opened_again_when_asked_for_again(wo
     again = c2.post(f"/processes/drafts/{did}/simulations", data={"csrf_token": csrf2, "days": "1", "seeds": "2"})
     assert (again.status_code, again.headers["location"]) == (303, link)
     assert [r.status for r in rows(eng)] == ["ready"]
+    # after an upgrade whose simulator reports differently, the kept result is not the answer: a new run
+    monkeypatch.setattr(simulate, "RESULTS_REVISION", simulate.RESULTS_REVISION + 1)
+    upgraded = c2.post(f"/processes/drafts/{did}/simulations", data={"csrf_token": csrf2, "days": "1", "seeds": "2"})
+    assert upgraded.status_code == 303 and upgraded.headers["location"] != link
+    assert wait_until_done(c2, upgraded.headers["location"])["status"] == "ready"
 
 
 def test_a_second_server_process_sees_the_running_simulation_and_is_refused_another(world, monkeypatch):
