@@ -186,7 +186,7 @@ def uk_day_bounds(first: str, last: str) -> tuple[datetime | None, datetime | No
     start = end = None
     if first:
         start = datetime.combine(date.fromisoformat(first), time(0), kit.UK).astimezone(timezone.utc)
-    if last:
+    if last and date.fromisoformat(last) < date.max:  # 31 December 9999: no end (the day after cannot be written)
         end = datetime.combine(date.fromisoformat(last) + timedelta(days=1), time(0), kit.UK).astimezone(timezone.utc)
     return start, end
 

@@ -93,6 +93,19 @@ def test_created_between_two_uk_dates_includes_both_ends(world):
     assert ids(a, **{"from": "2031-04-01", "to": "2031-04-01"}) == set()
 
 
+def test_the_widest_date_range_an_auditor_can_type_finds_every_case_and_every_log_entry(world):
+    # "to 31 December 9999" (the last day a date field takes) was a 500: the day after it cannot be written
+    eng, app, p = world
+    a = as_role(app, "auditor")
+    everyone = {p["edith"], p["edward"], p["zoe"], p["edith2"], p["late"], p["april"]}
+    assert ids(a, **{"from": "0001-01-01", "to": "9999-12-31"}) == everyone
+    assert ids(a, dates="events", actor="social-worker", **{"to": "9999-12-31"}) == {p["late"]}
+    page = a.get("/audit/cases", params={"to-day": "31", "to-month": "12", "to-year": "9999"})
+    assert page.status_code == 200 and "Lena Latimer" in page.text
+    assert len(entries(a, **{"to": "9999-12-31"})) == len(entries(a))
+    assert a.get("/audit/access-log", params={"to-day": "31", "to-month": "12", "to-year": "9999"}).status_code == 200
+
+
 def test_events_by_type_by_staff_member_and_within_dates_all_on_one_event(world):
     eng, app, p = world
     a = as_role(app, "auditor")
