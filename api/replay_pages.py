@@ -16,6 +16,7 @@ the arrow keys and j/k into in-page steps.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -135,11 +136,32 @@ def replay_page(request: Request, case_ref: str) -> Response:
     partial = request.query_params.get("part") == "step"
     ctx = _context(engine, tl, state, case_id, page, rows=not partial)
     ctx["user"], ctx["partial"] = user, partial
-    if not partial:
-        from .integrity import panel as integrity_panel  # the integrity helper's panel (api/integrity.py)
+    from .integrity import panel as integrity_panel  # the integrity helper's panel (api/integrity.py)
 
-        ctx["integrity"] = integrity_panel(engine, case_id)
+    ctx["integrity"] = integrity_panel(engine, case_id)
+    ctx["altered"] = _altered(ctx["integrity"], tl, case_id)
+    seqs = ctx["altered"]["seqs"] if ctx["altered"] else set()
+    for row in (*ctx["events"], *ctx["timeline"]):
+        row["altered"] = row["seq"] in seqs
     return kit.render(request, "case_replay.html", ctx)
+
+
+_FINDING_EVENT = re.compile(r"\bevent #(\d+)\b")
+
+
+def _altered(check: dict[str, Any] | None, tl: Any, case_id: int) -> dict[str, Any] | None:
+    """Where the last integrity check found the history altered, for the top of the page and the marks on the
+    events: the events its findings name (`seqs`), the first, and the step holding it (None when that event is
+    no longer there, e.g. deleted from the end). None when the case was never checked or the check passed."""
+    if not check or check.get("passed", check.get("verified") and check.get("replay_ok")):
+        return None
+    seqs = {int(n) for f in check.get("verify_findings") or [] for n in _FINDING_EVENT.findall(str(f))}
+    first = check.get("first_bad_event")
+    if first is not None:
+        seqs.add(int(first))
+    step = tl.step_of_seq.get(first) if first is not None else None
+    return {"seqs": seqs, "first": first, "step": step,
+            "href": f"/cases/{case_id}/replay?{urlencode({'step': step})}#event-{first}" if step else None}
 
 
 @router.get("/cases/{case_ref}/replay/diagrams/{version_ref}")

@@ -415,6 +415,41 @@ def test_a_step_whose_event_data_was_removed_says_so_plainly(world):
     assert "KeyError" not in page.text
 
 
+def test_after_a_failed_check_the_replay_says_so_at_the_top_and_marks_the_altered_event_at_its_step(world):
+    # the failed check was shown only in the panel under the 200-row timeline, and the step holding the edited
+    # event looked like any other: an auditor stepping through read the edited answers with no warning
+    from engine.integrity import check_case
+    from tests.test_history import _bypass_triggers
+
+    eng, app, case_id = world
+    check_case(eng, case_id, actor="auditor")
+    client = _client(app, "auditor")
+    assert 'id="replay-altered"' not in client.get(f"/cases/{case_id}/replay").text  # passed: nothing to say
+    done = [e for e in eng.history(case_id) if e["type"] == "task.completed"][2]
+    _bypass_triggers(eng, "UPDATE events SET data = replace(data, 'Needs help with meals', 'No help needed') "
+                          "WHERE chain = :c AND seq = :s", c=f"case:{case_id}", s=done["seq"])
+    timeline.clear_cache()
+    assert check_case(eng, case_id, actor="auditor")["first_bad_event"] == done["seq"]
+    first = client.get(f"/cases/{case_id}/replay")
+    step = first.context["altered"]["step"]
+    assert step == next(r["step"] for r in first.context["timeline"] if r["seq"] == done["seq"])
+    top = re.search(r'<div class="govuk-warning-text[^"]*" id="replay-altered">(.*?)</div>', first.text, re.S)
+    assert top and first.text.index('id="replay-altered"') < first.text.index('id="replay-title"')
+    words = " ".join(re.sub(r"<[^>]+>", " ", top.group(1)).split())
+    assert f"failed: this case's history has been altered at event #{done['seq']}, in step {step}." in words
+    href = f"/cases/{case_id}/replay?step={step}#event-{done['seq']}"
+    assert f'href="{href}" id="replay-altered-step">Go to step {step} (event #{done["seq"]})</a>' in first.text
+    at = client.get(href.split("#")[0])
+    altered = [e["seq"] for e in at.context["events"] if e["altered"]]
+    assert altered == [done["seq"]]
+    item = re.search(rf'<li class="[^"]*" id="event-{done["seq"]}">(.*?)</li>', at.text, re.S).group(1)
+    assert ">Altered</strong>" in item
+    rows = [r for r in at.context["timeline"] if r["altered"]]
+    assert [r["seq"] for r in rows] == [done["seq"]]
+    # the step fetched alone (stepping by keyboard) marks it too
+    assert ">Altered</strong>" in client.get(href.split("#")[0] + "&part=step").text
+
+
 def test_an_address_answered_with_an_error_page_is_not_logged_as_a_view(world):
     eng, app, case_id = world
     client = _client(app, "auditor")
