@@ -302,14 +302,31 @@ def _instance_view(i: dict[str, Any], d: Any, case_id: int, step_events: list[di
             "parent_name": None}
 
 
-def _record_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
+# engine/lifecycle.py CLOSED_KEY, LAST_CLOSURE_KEY
+_CLOSURES = {"case_closed": "Closed", "last_closure": "Last closure"}
+
+
+def _record_rows(data: dict[str, Any], who: Any = None) -> list[tuple[str, str]]:
     rows = []
     for k, v in sorted(data.items()):
         if k == "person" and isinstance(v, dict):
             rows += [(cr.humanise(f), cr.show_value(None, x)) for f, x in sorted(v.items())]
+        elif k in _CLOSURES and isinstance(v, dict) and v.get("at"):
+            rows.append((_CLOSURES[k], _closure_words(v, who or (lambda u: u))))
         else:
             rows.append((cr.humanise(k), _readable(v)))
     return rows
+
+
+def _closure_words(closure: dict[str, Any], who: Any) -> str:
+    """A closure kept on the case record in words: "8 January 2027, 12:14am by Sam Smith: Moved to another
+    council" (it showed the stored ISO time, username and reason code)."""
+    why = cr._reason_words(closure.get("reason"))
+    text = f"{cr.day_and_time(closure.get('at'))} by {who(closure.get('by'))}: {why}"
+    details = closure.get("details") if isinstance(closure.get("details"), dict) else {}
+    if details:
+        text += "\n" + _readable(details)
+    return text
 
 
 def _readable(value: Any, indent: str = "") -> str:
@@ -373,7 +390,7 @@ def _context(engine: Any, tl: Any, state: dict[str, Any], case_id: int, page: in
 
     return {"case": rec.case, "name": rec.person.get("name") or rec.case["title"], "step": step_no, "total": total,
             "at": cr.day_and_time(state["at"]), "who": rec.who(state["actor"]), "events": events,
-            "instances": insts, "record_rows": _record_rows(state["case_record"]),
+            "instances": insts, "record_rows": _record_rows(state["case_record"], rec.who),
             "replayed": state["replayed"], "divergence": state["divergence"],
             "prev_href": href(step_no - 1) if step_no > 1 else None,
             "next_href": href(step_no + 1) if step_no < total else None,

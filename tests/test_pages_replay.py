@@ -450,6 +450,28 @@ def test_after_a_failed_check_the_replay_says_so_at_the_top_and_marks_the_altere
     assert ">Altered</strong>" in client.get(href.split("#")[0] + "&part=step").text
 
 
+def test_the_record_as_it_was_gives_a_closure_in_words(world):
+    # it showed "At: 2027-01-08T00:14:00.000000+00:00 / By: team-manager / Details: — / Reason: moved_away"
+    from api import case_record as cr
+
+    eng, app, case_id = world
+    eng.close_case(case_id, reason="moved_away", actor="team-manager")
+    closed_at = cr.day_and_time(eng.history(case_id)[-1]["at"])
+    eng.reopen_case(case_id, reason="Came back to the county", actor="team-manager")
+    timeline.clear_cache()
+    client = _client(app, "auditor")
+    total = client.get(f"/cases/{case_id}/replay").context["total"]
+    closed = dict(client.get(f"/cases/{case_id}/replay?step={total - 1}").context["record_rows"])
+    assert closed["Closed"] == f"{closed_at} by Demo team manager: Moved to another council"
+    reopened = client.get(f"/cases/{case_id}/replay?step={total}")
+    rows = dict(reopened.context["record_rows"])
+    assert "Closed" not in rows
+    assert rows["Last closure"] == f"{closed_at} by Demo team manager: Moved to another council"
+    shown = re.search(r'>Last closure</dt><dd class="govuk-summary-list__value"><span class="app-replay-value">'
+                      r'([^<]*)</span>', reopened.text).group(1)
+    assert shown == f"{closed_at} by Demo team manager: Moved to another council"
+
+
 def test_an_address_answered_with_an_error_page_is_not_logged_as_a_view(world):
     eng, app, case_id = world
     client = _client(app, "auditor")
