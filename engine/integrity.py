@@ -137,7 +137,9 @@ def _untrusted_check(case_id: int, row: Any) -> dict[str, Any]:
     why = (f"the record of the last check (system event #{row.seq}) was altered after it was written, so its "
            "result cannot be believed: press Check now")
     return {"case_id": case_id, "passed": False, "verified": False, "events_checked": 0,
-            "verify_findings": [f"{history.SYSTEM_CHAIN} event #{row.seq}: {why}"], "verify_first_event": None,
+            "verify_findings": [f"{history.SYSTEM_CHAIN} event #{row.seq}, the record of the last check, was altered "
+                                "after it was written, so the result it records cannot be believed: press Check now"],
+            "verify_first_event": None,
             "replay_ok": False, "replay_divergence": why, "replay_divergence_event": None,
             "first_bad_event": None, "anchor": {}, "record_altered": row.seq,
             "checked_at": row.at, "checked_by": row.actor}
