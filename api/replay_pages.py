@@ -63,12 +63,18 @@ def _whole(value: str | None, what: str, *, default: int | None = None) -> int:
     return int(text)
 
 
+_LOOKS_LIKE_REFERENCE = re.compile(r"[A-Za-z]+-\d+")
+
+
 def _path_id(value: str, what: str) -> int:
     """An id from the address by `Id`'s rule (api/inputs.py `to_id`): not a whole number is a 400 naming it; a
     whole number out of range (0, or past 2^63 − 1) a 404, as for every other route: nothing can be there."""
     text = value.strip()
     if not (text.isascii() and text.isdigit()):
-        raise _BadInput(f"The {what} in the address must be a whole number, not '{value[:40]}'.")
+        hint = (" That looks like a case reference: find the case by it (auditors and team managers: Find cases) "
+                "and choose Replay on its record." if what == "case number" and _LOOKS_LIKE_REFERENCE.fullmatch(text)
+                else "")
+        raise _BadInput(f"The {what} in the address must be a whole number, not '{value[:40]}'.{hint}")
     found = to_id(text)
     if found is None:
         raise NotFoundError(f"no {what} {text[:40]}")

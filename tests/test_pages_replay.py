@@ -237,7 +237,9 @@ def test_bad_addresses_get_a_clear_page_and_change_nothing(world):
         "/cases/99999999999/replay": (404, "There is no case record at this address."),  # ids are up to 2^63 - 1
         f"/cases/{2**63}/replay": (404, "There is no case record at this address."),  # out of range: no case there
         f"/cases/{case_id}/replay/diagrams/{2**63}": (404, "This case never ran on that diagram."),
-        "/cases/CASE-1/replay": (400, "The case number in the address must be a whole number, not &#39;CASE-1&#39;."),
+        "/cases/CASE-1/replay": (400, "The case number in the address must be a whole number, not &#39;CASE-1&#39;. "
+                                      "That looks like a case reference: find the case by it (auditors and team "
+                                      "managers: Find cases) and choose Replay on its record."),
         f"/cases/{case_id}/replay?page=x": (400, "The page number in the address must be a whole number"),
         f"/cases/{case_id}/replay/diagrams/abc": (400, "The diagram version in the address must be a whole number"),
         f"/cases/{case_id}/replay/diagrams/99999": (404, "This case never ran on that diagram."),
