@@ -311,15 +311,16 @@ def test_an_auditor_finds_a_case_by_name_opens_it_and_reads_the_access_log_keybo
 
 def test_on_a_phone_the_auditors_pages_do_not_scroll_sideways_their_wide_tables_do(world):
     """WCAG 1.4.10 (reflow) at 320 CSS pixels wide: the results of Find cases, the access log, the case record's
-    chronology and the replay's timeline made the whole page scroll sideways (the access log to 1,165 px on the
-    demo). Each wide table now scrolls in its own labelled, focusable box."""
+    chronology, the replay's timeline and the Processes pages made the whole page scroll sideways (the access
+    log to 1,165 px on the demo). Each wide table now scrolls in its own labelled, focusable box."""
     eng, app, p = world
     case = p["edith"]
     with live_server(app) as base, launch() as browser:
         context = browser.new_context(bypass_csp=True, viewport={"width": 320, "height": 700})
         page = context.new_page()
         sign_in(page, base, "auditor", PASSWORD, then="/home")
-        for path in ("/audit/cases?name=clark", f"/cases/{case}", f"/cases/{case}/replay", "/audit/access-log"):
+        for path in ("/audit/cases?name=clark", f"/cases/{case}", f"/cases/{case}/replay", "/audit/access-log",
+                     "/processes", "/processes/front_door"):
             page.goto(base + path)
             assert page.locator("table").count() >= 1, path
             width = page.evaluate("document.documentElement.scrollWidth")
