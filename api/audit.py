@@ -186,7 +186,7 @@ def uk_day_bounds(first: str, last: str) -> tuple[datetime | None, datetime | No
     start = end = None
     if first:
         start = datetime.combine(date.fromisoformat(first), time(0), kit.UK).astimezone(timezone.utc)
-    if last:
+    if last and date.fromisoformat(last) < date.max:  # 31 December 9999: no end (the day after cannot be written)
         end = datetime.combine(date.fromisoformat(last) + timedelta(days=1), time(0), kit.UK).astimezone(timezone.utc)
     return start, end
 
@@ -241,7 +241,12 @@ def search_cases(engine: Any, user: User, c: Criteria, *, page: int = 1, per_pag
             # the front door's exact check on the person's own details (a word elsewhere in the record is
             # not a match): the SQL pre-filter's candidates, checked here, then paged
             rows = conn.execute(select(cases.c.id, cases.c.title, cases.c.data).where(cond)
-                                .order_by(cases.c.id.desc()).limit(PERSON_CANDIDATES)).all()
+                                .order_by(cases.c.id.desc()).limit(PERSON_CANDIDATES + 1)).all()
+            if len(rows) > PERSON_CANDIDATES:  # checking only the newest would hide older cases without a word
+                field = "name" if terms.words else "date_of_birth" if terms.date_of_birth else "nhs_number"
+                msg = (f"More than {PERSON_CANDIDATES:,} cases have details like these: add more of the name, the "
+                       "date of birth, the NHS number, dates or a process to narrow the search")
+                raise ApiError(422, "invalid", msg, errors=[{"field": field, "message": msg}])
             ids = [r.id for r in rows if _person_matches(terms, intake._person(json.loads(r.data), r.title))]
             total = len(ids)
             page_ids = ids[(page - 1) * per_page:page * per_page]
@@ -500,12 +505,12 @@ def search_page(request: Request) -> Response:
             try:
                 page, per_page = _page_number(values), _page_size(values)
                 c = parse_criteria(values, engine.now().date())
+                result = search_cases(engine, user, c, page=page, per_page=per_page, shown_on="/audit/cases")
             except ApiError as exc:
                 if exc.status != 422:
                     raise
                 ctx["field_errors"], ctx["errors"] = _field_errors(exc, SEARCH_ANCHORS)
                 return kit.render(request, "audit_cases.html", ctx, 400)
-            result = search_cases(engine, user, c, page=page, per_page=per_page, shown_on="/audit/cases")
             result["results"] = _with_times(result["results"])
             ctx["result"] = result
             ctx["paging"] = _paging("/audit/cases", values, result["page"], result["pages"])

@@ -626,6 +626,17 @@ def describe(e: dict[str, Any], rec: Loaded, inst_by_id: dict[int, dict[str, Any
         return f"Case {d.get('reference', '')} opened", "case", None
     if t == "case.closed":
         return _closed_sentence(d, who), "case", None
+    if t == "case.reopened":
+        return f"Case reopened by {who}" + _because(d.get("reason")), "case", None
+    if t == "case.restricted":
+        names = ", ".join(rec.who(u) for u in d.get("allowed") or [] if isinstance(u, str)) or "nobody"
+        return f"Case restricted by {who} to {names}" + _because(d.get("reason")), "access", None
+    if t == "case.unrestricted":
+        return f"Restriction lifted by {who}" + _because(d.get("reason")), "access", None
+    if t == "instance.ended":
+        proc = ver.name if ver else humanise(d.get("process_id", "") or "the process")
+        why = d.get("reason") if d.get("reason") != "ended on resume" else None
+        return f"{proc} ended by {who} instead of resuming" + _because(why), "process", None
     if t == "instance.cancelled":
         return _cancelled_sentence(e, d, ver, rec, who), "process", None
     if t in ("instance.suspended", "instance.resumed"):
@@ -689,6 +700,12 @@ def describe(e: dict[str, Any], rec: Loaded, inst_by_id: dict[int, dict[str, Any
     if t in _SKIP:
         return None, "", None
     return f"{humanise(t.replace('.', ' '))}", "other", None
+
+
+def _because(reason: Any) -> str:
+    """": why" for a sentence, from a reason written by a person (first letter lower-cased), or ""."""
+    why = str(reason or "").strip()
+    return f": {why[:1].lower() + why[1:]}" if why else ""
 
 
 def _pause_sentence(t: str, d: dict[str, Any], ver: Any, who: str) -> str:

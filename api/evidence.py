@@ -134,7 +134,7 @@ def build_pack(engine: Any, case_id: int, user: User, reason: str, *, page: str 
                                 "hash_recipe": HASH_RECIPE, "events": stored})
     heads_json = _json_bytes({"read_at": _iso(exported_at), **heads})
     anchor = integrity.get("anchor") or {}
-    how = {"chain": case_chain(case_id), "heads": heads, "anchor": anchor,
+    how = {"chain": case_chain(case_id), "heads": heads, "anchor": anchor, "integrity": _integrity_view(integrity),
            "signed_file": next((n for n in signed_files if n != PUBLIC_KEY_FILE), None),
            "key_included": PUBLIC_KEY_FILE in signed_files}
     pdf = render_pdf(engine, rec, integrity=integrity, exporter=exporter, reason=reason, exported_at=exported_at,
@@ -309,9 +309,16 @@ def readme(reference: str, exported_at: datetime, how: dict[str, Any]) -> str:
             "   export and its public key; the council checks it with:",
             "   carepath audit verify --against <heads file> --public-key <key>",
         ]
-    lines += ["", f"RESULT WHEN EXPORTED: signed heads - {ANCHOR_WORDS.get(anchor.get('status'), 'not compared')}"
-              + (f" - {anchor.get('message')}" if anchor.get("message") else "")
-              + ". manifest.json's \"integrity\" holds the whole result.", ""]
+    view = how.get("integrity") or {}
+    result = "integrity check passed" if view.get("ok") else "integrity check FAILED"
+    result += (" (hash chain: " + ("verified" if view.get("verified") else "ALTERED - " + "; ".join(
+        view.get("findings") or ["see the PDF"])) + "; replay: " + ("matches" if view.get("replay_ok") else
+                                                                      "DOES NOT MATCH") + ")")
+    lines += ["", textwrap.fill(f"RESULT WHEN EXPORTED: {result}; signed heads - "
+                                f"{ANCHOR_WORDS.get(anchor.get('status'), 'not compared')}"
+                                + (f" - {anchor.get('message')}" if anchor.get("message") else "")
+                                + ". manifest.json's \"integrity\" holds the whole result.", width=100,
+                                break_on_hyphens=False), ""]
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ the arrow keys and j/k into in-page steps.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -62,12 +63,18 @@ def _whole(value: str | None, what: str, *, default: int | None = None) -> int:
     return int(text)
 
 
+_LOOKS_LIKE_REFERENCE = re.compile(r"[A-Za-z]+-\d+")
+
+
 def _path_id(value: str, what: str) -> int:
     """An id from the address by `Id`'s rule (api/inputs.py `to_id`): not a whole number is a 400 naming it; a
     whole number out of range (0, or past 2^63 − 1) a 404, as for every other route: nothing can be there."""
     text = value.strip()
     if not (text.isascii() and text.isdigit()):
-        raise _BadInput(f"The {what} in the address must be a whole number, not '{value[:40]}'.")
+        hint = (" That looks like a case reference: find the case by it (auditors and team managers: Find cases) "
+                "and choose Replay on its record." if what == "case number" and _LOOKS_LIKE_REFERENCE.fullmatch(text)
+                else "")
+        raise _BadInput(f"The {what} in the address must be a whole number, not '{value[:40]}'.{hint}")
     found = to_id(text)
     if found is None:
         raise NotFoundError(f"no {what} {text[:40]}")
@@ -135,11 +142,32 @@ def replay_page(request: Request, case_ref: str) -> Response:
     partial = request.query_params.get("part") == "step"
     ctx = _context(engine, tl, state, case_id, page, rows=not partial)
     ctx["user"], ctx["partial"] = user, partial
-    if not partial:
-        from .integrity import panel as integrity_panel  # the integrity helper's panel (api/integrity.py)
+    from .integrity import panel as integrity_panel  # the integrity helper's panel (api/integrity.py)
 
-        ctx["integrity"] = integrity_panel(engine, case_id)
+    ctx["integrity"] = integrity_panel(engine, case_id)
+    ctx["altered"] = _altered(ctx["integrity"], tl, case_id)
+    seqs = ctx["altered"]["seqs"] if ctx["altered"] else set()
+    for row in (*ctx["events"], *ctx["timeline"]):
+        row["altered"] = row["seq"] in seqs
     return kit.render(request, "case_replay.html", ctx)
+
+
+_FINDING_EVENT = re.compile(r"\bevent #(\d+)\b")
+
+
+def _altered(check: dict[str, Any] | None, tl: Any, case_id: int) -> dict[str, Any] | None:
+    """Where the last integrity check found the history altered, for the top of the page and the marks on the
+    events: the events its findings name (`seqs`), the first, and the step holding it (None when that event is
+    no longer there, e.g. deleted from the end). None when the case was never checked or the check passed."""
+    if not check or check.get("passed", check.get("verified") and check.get("replay_ok")):
+        return None
+    seqs = {int(n) for f in check.get("verify_findings") or [] for n in _FINDING_EVENT.findall(str(f))}
+    first = check.get("first_bad_event")
+    if first is not None:
+        seqs.add(int(first))
+    step = tl.step_of_seq.get(first) if first is not None else None
+    return {"seqs": seqs, "first": first, "step": step,
+            "href": f"/cases/{case_id}/replay?{urlencode({'step': step})}#event-{first}" if step else None}
 
 
 @router.get("/cases/{case_ref}/replay/diagrams/{version_ref}")
@@ -280,14 +308,31 @@ def _instance_view(i: dict[str, Any], d: Any, case_id: int, step_events: list[di
             "parent_name": None}
 
 
-def _record_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
+# engine/lifecycle.py CLOSED_KEY, LAST_CLOSURE_KEY
+_CLOSURES = {"case_closed": "Closed", "last_closure": "Last closure"}
+
+
+def _record_rows(data: dict[str, Any], who: Any = None) -> list[tuple[str, str]]:
     rows = []
     for k, v in sorted(data.items()):
         if k == "person" and isinstance(v, dict):
             rows += [(cr.humanise(f), cr.show_value(None, x)) for f, x in sorted(v.items())]
+        elif k in _CLOSURES and isinstance(v, dict) and v.get("at"):
+            rows.append((_CLOSURES[k], _closure_words(v, who or (lambda u: u))))
         else:
             rows.append((cr.humanise(k), _readable(v)))
     return rows
+
+
+def _closure_words(closure: dict[str, Any], who: Any) -> str:
+    """A closure kept on the case record in words: "8 January 2027, 12:14am by Sam Smith: Moved to another
+    council" (it showed the stored ISO time, username and reason code)."""
+    why = cr._reason_words(closure.get("reason"))
+    text = f"{cr.day_and_time(closure.get('at'))} by {who(closure.get('by'))}: {why}"
+    details = closure.get("details") if isinstance(closure.get("details"), dict) else {}
+    if details:
+        text += "\n" + _readable(details)
+    return text
 
 
 def _readable(value: Any, indent: str = "") -> str:
@@ -351,7 +396,7 @@ def _context(engine: Any, tl: Any, state: dict[str, Any], case_id: int, page: in
 
     return {"case": rec.case, "name": rec.person.get("name") or rec.case["title"], "step": step_no, "total": total,
             "at": cr.day_and_time(state["at"]), "who": rec.who(state["actor"]), "events": events,
-            "instances": insts, "record_rows": _record_rows(state["case_record"]),
+            "instances": insts, "record_rows": _record_rows(state["case_record"], rec.who),
             "replayed": state["replayed"], "divergence": state["divergence"],
             "prev_href": href(step_no - 1) if step_no > 1 else None,
             "next_href": href(step_no + 1) if step_no < total else None,

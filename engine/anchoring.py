@@ -545,7 +545,7 @@ def anchor_case(engine: Any, case_id: int, folder: str | Path | None,
         return {**out, "status": "not_yet",
                 "message": f"the case had no history when the heads were signed at {index.newest[1]}"}
     head = runs[-1]
-    older = index.trusted - head.files
+    older = sum(r.files for r in runs[:-1])  # the older files that name this case (not those signed before it)
     message = (f"event #{head.seq}, the head signed for this case in {head.last} at {head.last_at} "
                f"(key {index.newest[2]}), is still there with its signed hash")
     if older > 0:

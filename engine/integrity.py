@@ -97,7 +97,7 @@ def _replay(engine: Any, case_id: int) -> tuple[bool, str | None, int | None]:
 def last_check(engine: Any, case_id: int) -> dict[str, Any] | None:
     """The newest recorded check of this case (as `check_case` returned it), or None."""
     pattern = f'%"case_id":{int(case_id)},%'  # canonical JSON: sorted keys, more follow case_id
-    q = (select(events.c.data, events.c.at, events.c.actor)
+    q = (select(events)
          .where(events.c.chain == history.SYSTEM_CHAIN, events.c.type == CHECKED, events.c.data.like(pattern))
          .order_by(events.c.seq.desc()))
     with engine.db.engine.connect() as conn:
@@ -110,5 +110,36 @@ def last_check(engine: Any, case_id: int) -> dict[str, Any] | None:
                 continue
             data.pop("result", None)
             data.pop("findings_count", None)
+            if engine.simulation is None and not _check_record_holds(conn, row):
+                return _untrusted_check(case_id, row)
             return {**data, "checked_at": row.at, "checked_by": row.actor}
     return None
+
+
+def _check_record_holds(conn: Any, row: Any) -> bool:
+    """Whether the stored check (a system event) is as it was written: its hash recomputes from its content,
+    and the next event (or, for the newest, the chain's head) still links to that hash. The panel shows the
+    last check without running it, so a failed check edited to read "passed" must not be believed."""
+    from .schema import chains
+
+    if history.event_hash(row.prev_hash, row.chain, row.seq, row.step, row.type, row.at, row.actor,
+                          row.instance_id, row.data) != row.hash:
+        return False
+    nxt = conn.execute(select(events.c.prev_hash).where(events.c.chain == row.chain, events.c.seq == row.seq + 1)
+                       ).scalar()
+    if nxt is not None:
+        return bool(nxt == row.hash)
+    head = conn.execute(select(chains.c.seq, chains.c.hash).where(chains.c.chain == row.chain)).first()
+    return head is not None and (head.seq, head.hash) == (row.seq, row.hash)
+
+
+def _untrusted_check(case_id: int, row: Any) -> dict[str, Any]:
+    why = (f"the record of the last check (system event #{row.seq}) was altered after it was written, so its "
+           "result cannot be believed: press Check now")
+    return {"case_id": case_id, "passed": False, "verified": False, "events_checked": 0,
+            "verify_findings": [f"{history.SYSTEM_CHAIN} event #{row.seq}, the record of the last check, was altered "
+                                "after it was written, so the result it records cannot be believed: press Check now"],
+            "verify_first_event": None,
+            "replay_ok": False, "replay_divergence": why, "replay_divergence_event": None,
+            "first_bad_event": None, "anchor": {}, "record_altered": row.seq,
+            "checked_at": row.at, "checked_by": row.actor}

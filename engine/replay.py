@@ -408,3 +408,27 @@ def _compare_final(engine: Any, scratch: Any, ids: _IdMap, report: ReplayReport)
             raise _Diverged(Divergence(None, None, stored, replayed,
                                        f"instance {recorded_iid} ends in a different state than stored "
                                        "(its stored state was changed outside the engine)"))
+    # whether the case is closed, and its last closure, are written only with case.closed / case.reopened: a
+    # closing or reopening event deleted from the end (its chain's head moved back with it) leaves the case
+    # record saying what its history no longer does
+    from .lifecycle import CLOSED_KEY, LAST_CLOSURE_KEY
+
+    stored_data, replayed_data = _case_data(engine, report.case_id), _case_data(scratch, report.case_id)
+    for key, what in ((CLOSED_KEY, "whether the case is closed"), (LAST_CLOSURE_KEY, "the case's last closure")):
+        if stored_data.get(key) != replayed_data.get(key):
+            raise _Diverged(Divergence(None, None, stored_data.get(key), replayed_data.get(key),
+                                       f"the case record ends differently from its history: {what} is not what "
+                                       "the history gives (a closing or reopening event was removed, or the "
+                                       "record was changed outside the engine)"))
+
+
+def _case_data(engine: Any, case_id: int) -> dict[str, Any]:
+    from .schema import cases
+
+    with engine.db.engine.connect() as conn:
+        text = conn.execute(select(cases.c.data).where(cases.c.id == case_id)).scalar()
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

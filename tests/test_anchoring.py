@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import stat
 import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, text
@@ -421,3 +422,23 @@ def test_a_case_is_checked_against_every_signed_file_and_the_oldest_that_disagre
     assert f"{chain} event #{honest_seq}: event #{honest_seq} is not the one signed in {honest.name}" in out
     assert main(["audit", "verify", "--db", eng.db.url, "--against", str(laundered), "--public-key",
                  str(keys[1])]) == 0  # the newest file alone is fooled: the reason for checking every file
+
+
+def test_a_case_begun_after_the_older_files_is_not_said_to_be_in_them(make_engine, keys, tmp_path):
+    """The panel (and the evidence pack) said "as is each head signed for it in the 1 older heads file(s)" for a
+    case created after that older file was signed: it counted every file, not those that name the case."""
+    from engine.integrity import check_case
+
+    eng, first_case = _case(make_engine)
+    folder = tmp_path / "heads"
+    folder.mkdir()
+    assert anchoring.sign_heads_to_dir(eng, keys[0], folder) is not None
+    eng.advance_clock(timedelta(hours=1))
+    later = eng.start("three_tasks", data={"name": "Zoë"}).case_id
+    newest = anchoring.sign_heads_to_dir(eng, keys[0], folder)
+    settings = {"heads_dir": folder, "public_key": keys[1]}
+    msg = check_case(eng, later, actor="auditor1", **settings)["anchor"]["message"]
+    assert f"the head signed for this case in {newest.name}" in msg and "older heads file" not in msg, msg
+    # the first case is in both files, with the same head: nothing older than the run that signed its head
+    msg = check_case(eng, first_case, actor="auditor1", **settings)["anchor"]["message"]
+    assert "older heads file" not in msg, msg

@@ -297,6 +297,12 @@ def test_restrict_and_lift_a_case(world):
     assert [e["data"]["reason"] for e in eng.history(case) if e["type"] == "case.unrestricted"] == [
         "No longer needed"]
     assert tm.send("DELETE", f"/api/cases/{case}/restriction", {"reason": "again"}).status_code == 404
+    # an auditor reading the chronology (the replay view and the evidence pack use its words) sees who restricted
+    # the case to whom and why, and who lifted it and why: it said only "Case restricted", "Case unrestricted"
+    texts = [e["text"] for e in auditor.get(f"/api/cases/{case}/chronology").json()["entries"]]
+    assert texts[:2] == ["Restriction lifted by Test team manager: no longer needed",
+                         "Case restricted by Test team manager to Test front door advisor, Test team manager: "
+                         "the person is a member of staff"], texts[:2]
 
 
 def test_team_manager_not_named_cannot_see_or_change_the_restriction(world):

@@ -93,6 +93,38 @@ def test_created_between_two_uk_dates_includes_both_ends(world):
     assert ids(a, **{"from": "2031-04-01", "to": "2031-04-01"}) == set()
 
 
+def test_the_widest_date_range_an_auditor_can_type_finds_every_case_and_every_log_entry(world):
+    # "to 31 December 9999" (the last day a date field takes) was a 500: the day after it cannot be written
+    eng, app, p = world
+    a = as_role(app, "auditor")
+    everyone = {p["edith"], p["edward"], p["zoe"], p["edith2"], p["late"], p["april"]}
+    assert ids(a, **{"from": "0001-01-01", "to": "9999-12-31"}) == everyone
+    assert ids(a, dates="events", actor="social-worker", **{"to": "9999-12-31"}) == {p["late"]}
+    page = a.get("/audit/cases", params={"to-day": "31", "to-month": "12", "to-year": "9999"})
+    assert page.status_code == 200 and "Lena Latimer" in page.text
+    assert len(entries(a, **{"to": "9999-12-31"})) == len(entries(a))
+    assert a.get("/audit/access-log", params={"to-day": "31", "to-month": "12", "to-year": "9999"}).status_code == 200
+
+
+def test_a_name_too_common_to_check_every_case_says_so_instead_of_hiding_the_older_ones(world, monkeypatch):
+    # a person search checks at most PERSON_CANDIDATES cases, newest first: beyond that the older cases of a
+    # common name were left out silently, with a total that looked complete
+    import api.audit
+
+    eng, app, p = world
+    a = as_role(app, "auditor")
+    monkeypatch.setattr(api.audit, "PERSON_CANDIDATES", 2)
+    before = log_count(eng)
+    r = a.get("/api/audit/cases", params={"name": "clark"})  # Edith, Edith and Edward Clarke: three cases
+    assert r.status_code == 422, r.text
+    [err] = r.json()["errors"]
+    assert err["field"] == "name" and err["message"].startswith("More than 2 cases have details like these")
+    page = a.get("/audit/cases", params={"name": "clark"})
+    assert page.status_code == 400 and "More than 2 cases have details like these" in page.text
+    assert log_count(eng) == before  # nothing was shown, so nothing is logged
+    assert ids(a, name="clark", date_of_birth="1944-03-27") == {p["edith"]}  # narrowed: found
+
+
 def test_events_by_type_by_staff_member_and_within_dates_all_on_one_event(world):
     eng, app, p = world
     a = as_role(app, "auditor")

@@ -260,6 +260,10 @@ def test_a_new_contact_at_the_front_door_reopens_a_closed_case(eng, app):
     assert reopened["actor"] == demo_username("front_door_advisor")
     assert "record_contact" in [t["element_id"] for t in open_tasks(eng, cid)]
     assert replay_case(eng, cid).ok
+    # the chronology (and so the replay view and the evidence pack) says who reopened it and why, as it does
+    # for the closure: it said only "Case reopened"
+    texts = [e["text"] for e in api_client(app, "team_manager").get(f"/api/cases/{cid}/chronology").json()["entries"]]
+    assert "Case reopened by Demo front door advisor: new contact at the front door" in texts, texts
 
 
 def test_the_command_line_acts_and_closes_with_the_same_checks(eng, db_url, capsys):

@@ -418,6 +418,29 @@ def test_the_included_script_finds_an_altered_history_or_heads_file(world, signe
     assert rc == 1 and "Signature: DOES NOT VERIFY" in out and "events #1 to #" in out
 
 
+def test_a_pack_of_an_edited_history_says_it_failed_first_and_vouches_for_nothing_the_edit_touched(
+        world, signed, tmp_path):
+    # an event edited in place (trigger dropped) below the signed head: the head still has its signed hash. The
+    # README's result said only "signed heads - matches - ...", and verify.py printed "events #1 to #N are the
+    # ones signed" above the problem it then found
+    eng, cases = world
+    peter = cases["peter"]
+    _bypass_triggers(eng, "UPDATE events SET actor = 'mallory' WHERE chain = :c AND seq = 7", c=f"case:{peter}")
+    pack = build_pack(eng, peter, user_named(eng, "audrey"), REASON)
+    readme = pack.files["README.txt"].decode()
+    result = " ".join(readme.split("RESULT WHEN EXPORTED:")[1].split())
+    assert result.startswith(f"integrity check FAILED (hash chain: ALTERED - case:{peter} event #7"), result
+    assert "signed heads - matches" in result
+    rc, out = _verify(_unpack(pack, tmp_path / "pack"))
+    assert rc == 1 and "event #7: its hash does not match its content" in out
+    assert "events #1 to #" not in out.replace("does not show that events #1 to #", ""), out
+    assert "does not show that events #1 to #" in out
+    # an untouched case's pack says it passed
+    joan = build_pack(eng, cases["joan"], user_named(eng, "audrey"), REASON).files["README.txt"].decode()
+    assert " ".join(joan.split("RESULT WHEN EXPORTED:")[1].split()).startswith(
+        "integrity check passed (hash chain: verified; replay: matches); signed heads - matches")
+
+
 def test_without_signed_heads_the_pack_still_says_how_to_check_it_and_what_to_ask_for(world, tmp_path):
     eng, cases = world
     pack = build_pack(eng, cases["joan"], user_named(eng, "audrey"), REASON)

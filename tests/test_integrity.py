@@ -149,6 +149,40 @@ def test_an_auditor_checks_a_case_from_its_record_and_sees_a_failure_plainly(wor
     assert f"case:{p['edith']} event #{second['seq']}" in panel and "Altered" in panel
 
 
+@pytest.mark.parametrize("recompute", [False, True], ids=["edited", "edited-and-rehashed"])
+def test_a_failed_check_edited_in_the_database_to_read_passed_is_not_believed(world, recompute):
+    # the panel shows the last recorded check without running it: a tamperer who edited a case, saw the check
+    # fail, then edited that check's record (a system event) to say "passed" had the panel show "Passed"
+    from engine.history import canonical_json, event_hash
+
+    eng, app, p = world
+    second = eng.history(p["edith"])[1]
+    _tamper_data(eng, p["edith"], second["seq"], '"', '" ')
+    assert check_case(eng, p["edith"], actor="auditor")["passed"] is False
+    with eng.db.engine.connect() as conn:
+        row = conn.execute(select(events).where(events.c.chain == SYSTEM_CHAIN, events.c.type == CHECKED)
+                           .order_by(events.c.seq.desc())).first()
+    data = json.loads(row.data)
+    data.update(passed=True, verified=True, replay_ok=True, first_bad_event=None, verify_first_event=None,
+                verify_findings=[], replay_divergence=None, replay_divergence_event=None, result="passed",
+                findings_count=0)
+    forged = canonical_json(data)
+    new_hash = event_hash(row.prev_hash, row.chain, row.seq, row.step, row.type, row.at, row.actor, row.instance_id,
+                          forged) if recompute else row.hash
+    with eng.db.transaction() as conn:  # the triggers are still off (_tamper_data above)
+        conn.execute(text("UPDATE events SET data = :d, hash = :h WHERE id = :id"),
+                     {"d": forged, "h": new_hash, "id": row.id})
+    got = last_check(eng, p["edith"])
+    assert got["passed"] is False and got["record_altered"] == row.seq
+    client, _ = _client(app, "auditor")
+    panel = _panel(client.get(f"/cases/{p['edith']}").text)
+    assert "govuk-error-summary" in panel and ">Passed<" not in panel
+    assert f"the record of this case's last check was altered after it was written (system event #{row.seq})" in panel
+    assert "press Check now" in panel and ">Altered<" not in panel and "Not known" in panel
+    # checking again tells the truth about the case
+    assert check_case(eng, p["edith"], actor="auditor")["first_bad_event"] == second["seq"]
+
+
 def test_the_check_needs_the_csrf_token_and_a_case_the_user_may_open(world):
     eng, app, p = world
     client, _ = _client(app, "auditor")

@@ -221,3 +221,27 @@ def test_an_event_refiled_under_another_case_is_found(make_engine):
     _, findings = eng.verify()
     assert [(f.chain, f.seq) for f in findings] == [(f"case:{case_id}", 4)]
     assert f"filed under case {other} instead of {case_id}" in findings[0].problem
+
+
+def test_a_reopening_deleted_from_the_end_with_the_head_moved_back_is_found_by_the_replay(make_engine):
+    """The newest event deleted and its chain's head moved back with it, as a careful tamperer would: the chain
+    verifies against itself and no instance changes (a reopening touches only the case record), so the replay
+    said "matches"; only a signed heads file newer than the event could tell. The case record still says the
+    case is open: the replay now compares whether the case is closed, and its last closure, with its history."""
+    eng, case_id = _case(make_engine)
+    eng.close_case(case_id, reason="moved_away", actor="manager1")
+    eng.reopen_case(case_id, reason="Came back to the county", actor="manager1")
+    assert replay_case(eng, case_id).ok
+    reopened = eng.history(case_id)[-1]
+    assert reopened["type"] == "case.reopened"
+    before = _event(eng, case_id, reopened["seq"] - 1)
+    _bypass_triggers(eng, "DELETE FROM events WHERE id = :id", id=reopened["id"])
+    with eng.db.transaction() as conn:
+        conn.execute(text("UPDATE chains SET seq = :s, hash = :h WHERE chain = :c"),
+                     {"s": before["seq"], "h": before["hash"], "c": f"case:{case_id}"})
+    assert eng.verify(case_id)[1] == []
+    report = replay_case(eng, case_id)
+    assert not report.ok, "the replay did not notice the deleted reopening"
+    assert report.divergence.seq is None
+    assert "the case record ends differently from its history: whether the case is closed" in \
+        report.divergence.message

@@ -307,3 +307,24 @@ def test_an_auditor_finds_a_case_by_name_opens_it_and_reads_the_access_log_keybo
         assert page.locator("h1").inner_text() == "Page not found"
         run_axe(page, "page not found")
         context.close()
+
+
+def test_on_a_phone_the_auditors_pages_do_not_scroll_sideways_their_wide_tables_do(world):
+    """WCAG 1.4.10 (reflow) at 320 CSS pixels wide: the results of Find cases, the access log, the case record's
+    chronology, the replay's timeline and the Processes pages made the whole page scroll sideways (the access
+    log to 1,165 px on the demo). Each wide table now scrolls in its own labelled, focusable box."""
+    eng, app, p = world
+    case = p["edith"]
+    with live_server(app) as base, launch() as browser:
+        context = browser.new_context(bypass_csp=True, viewport={"width": 320, "height": 700})
+        page = context.new_page()
+        sign_in(page, base, "auditor", PASSWORD, then="/home")
+        for path in ("/audit/cases?name=clark", f"/cases/{case}", f"/cases/{case}/replay", "/audit/access-log",
+                     "/processes", "/processes/front_door"):
+            page.goto(base + path)
+            assert page.locator("table").count() >= 1, path
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 320, (path, width)
+            boxes = page.locator(".app-table-scroll")
+            assert boxes.count() >= 1 and boxes.first.get_attribute("tabindex") == "0", path
+            run_axe(page, f"{path} at 320 px")

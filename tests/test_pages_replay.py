@@ -237,7 +237,9 @@ def test_bad_addresses_get_a_clear_page_and_change_nothing(world):
         "/cases/99999999999/replay": (404, "There is no case record at this address."),  # ids are up to 2^63 - 1
         f"/cases/{2**63}/replay": (404, "There is no case record at this address."),  # out of range: no case there
         f"/cases/{case_id}/replay/diagrams/{2**63}": (404, "This case never ran on that diagram."),
-        "/cases/CASE-1/replay": (400, "The case number in the address must be a whole number, not &#39;CASE-1&#39;."),
+        "/cases/CASE-1/replay": (400, "The case number in the address must be a whole number, not &#39;CASE-1&#39;. "
+                                      "That looks like a case reference: find the case by it (auditors and team "
+                                      "managers: Find cases) and choose Replay on its record."),
         f"/cases/{case_id}/replay?page=x": (400, "The page number in the address must be a whole number"),
         f"/cases/{case_id}/replay/diagrams/abc": (400, "The diagram version in the address must be a whole number"),
         f"/cases/{case_id}/replay/diagrams/99999": (404, "This case never ran on that diagram."),
@@ -413,6 +415,63 @@ def test_a_step_whose_event_data_was_removed_says_so_plainly(world):
     assert (f"event #{done['seq']} (task.completed): event #{done['seq']}&#39;s data was removed, so the case "
             "cannot be re-run from there") in page.text
     assert "KeyError" not in page.text
+
+
+def test_after_a_failed_check_the_replay_says_so_at_the_top_and_marks_the_altered_event_at_its_step(world):
+    # the failed check was shown only in the panel under the 200-row timeline, and the step holding the edited
+    # event looked like any other: an auditor stepping through read the edited answers with no warning
+    from engine.integrity import check_case
+    from tests.test_history import _bypass_triggers
+
+    eng, app, case_id = world
+    check_case(eng, case_id, actor="auditor")
+    client = _client(app, "auditor")
+    assert 'id="replay-altered"' not in client.get(f"/cases/{case_id}/replay").text  # passed: nothing to say
+    done = [e for e in eng.history(case_id) if e["type"] == "task.completed"][2]
+    _bypass_triggers(eng, "UPDATE events SET data = replace(data, 'Needs help with meals', 'No help needed') "
+                          "WHERE chain = :c AND seq = :s", c=f"case:{case_id}", s=done["seq"])
+    timeline.clear_cache()
+    assert check_case(eng, case_id, actor="auditor")["first_bad_event"] == done["seq"]
+    first = client.get(f"/cases/{case_id}/replay")
+    step = first.context["altered"]["step"]
+    assert step == next(r["step"] for r in first.context["timeline"] if r["seq"] == done["seq"])
+    top = re.search(r'<div class="govuk-warning-text[^"]*" id="replay-altered">(.*?)</div>', first.text, re.S)
+    assert top and first.text.index('id="replay-altered"') < first.text.index('id="replay-title"')
+    words = " ".join(re.sub(r"<[^>]+>", " ", top.group(1)).split())
+    assert f"failed: this case's history has been altered at event #{done['seq']}, in step {step}." in words
+    href = f"/cases/{case_id}/replay?step={step}#event-{done['seq']}"
+    assert f'href="{href}" id="replay-altered-step">Go to step {step} (event #{done["seq"]})</a>' in first.text
+    at = client.get(href.split("#")[0])
+    altered = [e["seq"] for e in at.context["events"] if e["altered"]]
+    assert altered == [done["seq"]]
+    item = re.search(rf'<li class="[^"]*" id="event-{done["seq"]}">(.*?)</li>', at.text, re.S).group(1)
+    assert ">Altered</strong>" in item
+    rows = [r for r in at.context["timeline"] if r["altered"]]
+    assert [r["seq"] for r in rows] == [done["seq"]]
+    # the step fetched alone (stepping by keyboard) marks it too
+    assert ">Altered</strong>" in client.get(href.split("#")[0] + "&part=step").text
+
+
+def test_the_record_as_it_was_gives_a_closure_in_words(world):
+    # it showed "At: 2027-01-08T00:14:00.000000+00:00 / By: team-manager / Details: — / Reason: moved_away"
+    from api import case_record as cr
+
+    eng, app, case_id = world
+    eng.close_case(case_id, reason="moved_away", actor="team-manager")
+    closed_at = cr.day_and_time(eng.history(case_id)[-1]["at"])
+    eng.reopen_case(case_id, reason="Came back to the county", actor="team-manager")
+    timeline.clear_cache()
+    client = _client(app, "auditor")
+    total = client.get(f"/cases/{case_id}/replay").context["total"]
+    closed = dict(client.get(f"/cases/{case_id}/replay?step={total - 1}").context["record_rows"])
+    assert closed["Closed"] == f"{closed_at} by Demo team manager: Moved to another council"
+    reopened = client.get(f"/cases/{case_id}/replay?step={total}")
+    rows = dict(reopened.context["record_rows"])
+    assert "Closed" not in rows
+    assert rows["Last closure"] == f"{closed_at} by Demo team manager: Moved to another council"
+    shown = re.search(r'>Last closure</dt><dd class="govuk-summary-list__value"><span class="app-replay-value">'
+                      r'([^<]*)</span>', reopened.text).group(1)
+    assert shown == f"{closed_at} by Demo team manager: Moved to another council"
 
 
 def test_an_address_answered_with_an_error_page_is_not_logged_as_a_view(world):

@@ -155,6 +155,12 @@ def test_ending_on_resume_withdraws_tasks_and_timers_and_starts_the_next_process
     types = [e["type"] for e in eng.history(cid) if e["step"] == events(eng, cid, "instance.resumed")[0]["step"]]
     assert types[:4] == ["instance.resumed", "task.left", "timer.cleared", "timer.cleared"]
     assert "instance.ended" in types and "instance.started" in types
+    # the chronology (the case page, the replay view and the evidence pack) says who ended it and why
+    from api import case_record
+
+    texts = [e["text"] for e in case_record.chronology(case_record.load(eng, cid))]
+    assert ("Reablement (short-term support) ended by worker1 instead of resuming: discharged: referred to the "
+            "hospital team") in texts, texts
     eng.advance_clock(timedelta(days=60))
     assert [f for f in fired(eng, cid) if f in ("end_reminder", "period_ended")] == []
     report = replay_case(eng, cid)

@@ -58,6 +58,10 @@ if signed and os.path.exists("heads-public-key.pem"):
         print(f"{signed[0]}: the case had no events yet when it was signed")
     elif at_seq.get(head["seq"]) != head["hash"]:
         bad.append(f"{signed[0]}: event #{head['seq']} in history.json is not the one signed at {doc['signed_at']}")
+    elif bad:  # the signed hash is there, but the history itself is wrong: it vouches for nothing more
+        print(f"{signed[0]}: event #{head['seq']} has the hash signed at {doc['signed_at']}, but the history "
+              "has the problems listed below, so this does not show that events #1 to "
+              f"#{head['seq']} are the ones signed")
     else:
         print(f"{signed[0]}: events #1 to #{head['seq']} are the ones signed at {doc['signed_at']}")
     with open("signed-text.json", "wb") as f:  # what was signed: the file without its signature
