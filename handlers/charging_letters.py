@@ -69,5 +69,29 @@ def financial_assessment_letter(ctx: HandlerContext, person: dict[str, Any], ass
         reason=str(assessment.get("reason") or ""), year=year_in_words(str(assessment.get("year") or "")))
 
 
+def reablement_charge_letter(ctx: HandlerContext, person: dict[str, Any], reablement_charging: dict[str, Any],
+                             financial_assessment: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The letter telling the person, when their reablement is extended past its free weeks, that from today they
+    may pay towards it (processes/reablement.bpmn "Tell the person about the charge"): what the financial
+    assessment already on the case says they pay, or that the finance team will work it out first. Sent once."""
+    charging = letters._require(reablement_charging, "reablement_charging")
+    if charging.get("charged") is not True:
+        raise ValueError("reablement_charging.charged must be true: a free extension needs no charging letter")
+    free = charging.get("free_weeks")
+    if isinstance(free, bool) or not isinstance(free, int) or free < 6:
+        raise ValueError(f"reablement_charging.free_weeks must be a whole number of weeks from 6, got {free!r}")
+    assessed = financial_assessment if isinstance(financial_assessment, dict) else {}
+    weekly, outcome = None, "to_assess"  # no financial assessment's result yet: the finance team starts one
+    if assessed.get("full_cost") is True:
+        outcome = "full_cost"
+    elif assessed.get("assessed_weekly_charge") not in (None, ""):
+        charge = _amount(assessed["assessed_weekly_charge"], "financial_assessment.assessed_weekly_charge")
+        outcome, weekly = ("nothing", None) if charge == 0 else ("weekly", str(charge))
+    return letters._render(
+        ctx, "reablement_charge", "reablement_charge.txt.j2", "Paying towards your reablement", person,
+        free_weeks=free, outcome=outcome, weekly=weekly)
+
+
 def register(registry: HandlerRegistry) -> None:
     registry.register("financial_assessment_letter", financial_assessment_letter, document=True)
+    registry.register("reablement_charge_letter", reablement_charge_letter, document=True)

@@ -161,8 +161,12 @@ def test_a_charged_extension_starts_the_persons_financial_assessment_once(
     charging_council(tmp_path, monkeypatch, **council)
     cid = extend_after_six_weeks(reablement_eng)
     assert len(_finance_tasks(reablement_eng, cid)) == (1 if charged else 0)
+    told = [d for d in reablement_eng.documents(cid) if d["kind"] == "reablement_charge"]
+    assert len(told) == (1 if charged else 0)  # the person is told the day the charge begins, not only later
     if charged:
         assert _finance_tasks(reablement_eng, cid)[0]["team"] == "finance"
+        assert "From 14 April 2031 you may have to pay towards your reablement." in " ".join(told[0]["body"].split())
+        assert "our finance team will look at your income and savings" in " ".join(told[0]["body"].split())
     reablement_eng.advance_clock(timedelta(days=14))  # the extension runs out: extended again
     decide = the_task(reablement_eng, cid, "decide_extend_or_end")
     reablement_eng.complete_task(decide["id"], {"decision": "extend", "extension_days": 7,
@@ -170,6 +174,8 @@ def test_a_charged_extension_starts_the_persons_financial_assessment_once(
     assert len(_finance_tasks(reablement_eng, cid)) == (1 if charged else 0)
     started = [i for i in reablement_eng.get_case(cid)["instances"] if i["process_id"] == "financial_assessment"]
     assert len(started) == (1 if charged else 0)
+    # told once: a second extension sends no second letter
+    assert len([d for d in reablement_eng.documents(cid) if d["kind"] == "reablement_charge"]) == (1 if charged else 0)
 
 
 @pytest.mark.parametrize(("council", "charged", "reason"), [
@@ -200,3 +206,30 @@ def test_a_number_of_weeks_that_is_not_whole_and_from_0_is_refused(weeks) -> Non
 
     with pytest.raises(ValueError, match="weeks_received must be a whole number of weeks from 0"):
         reablement_charging(CTX, weeks)
+
+
+@pytest.mark.parametrize(("assessment", "said"), [
+    (None, "You do not have to pay anything yet. First our finance team will look at your income and savings."),
+    ({"assessed_weekly_charge": "42.5", "full_cost": False},
+     "found that you can pay £42.50 a week towards your care and support. You will not pay more than that"),
+    ({"assessed_weekly_charge": "0.00", "full_cost": False}, "found that you do not have to pay towards your care"),
+    ({"assessed_weekly_charge": None, "full_cost": True}, "So you will pay the full cost of your reablement"),
+    ({"route": "full"}, "You do not have to pay anything yet."),  # no charge worked out yet: assessed first
+])
+def test_the_reablement_charge_letter_says_what_the_financial_assessment_found(assessment, said) -> None:
+    from handlers.charging_letters import reablement_charge_letter
+
+    person = {"name": "Peter Clarke", "address": ["1 High Street", "Northtown"]}
+    letter = reablement_charge_letter(CTX, person, {"charged": True, "free_weeks": 6}, assessment)
+    assert said in " ".join(letter["body"].split())
+    assert "£0.00" not in letter["body"]
+
+
+def test_a_free_extension_or_a_bad_free_weeks_gets_no_charging_letter() -> None:
+    from handlers.charging_letters import reablement_charge_letter
+
+    person = {"name": "Peter Clarke"}
+    with pytest.raises(ValueError, match="a free extension needs no charging letter"):
+        reablement_charge_letter(CTX, person, {"charged": False, "free_weeks": 6})
+    with pytest.raises(ValueError, match="free_weeks must be a whole number of weeks from 6"):
+        reablement_charge_letter(CTX, person, {"charged": True, "free_weeks": 5})

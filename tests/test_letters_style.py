@@ -26,7 +26,7 @@ from handlers import letters
 from handlers.budget import personal_budget
 from handlers.capacity import advocacy_letter
 from handlers.charging import financial_assessment
-from handlers.charging_letters import financial_assessment_letter
+from handlers.charging_letters import financial_assessment_letter, reablement_charge_letter
 from handlers.eligibility import adult_eligibility, carer_eligibility
 from handlers.equipment import equipment_charges, equipment_letter
 from handlers.transition import transition_letter
@@ -57,6 +57,7 @@ CEILING = {  # words in the body, at most (docs/letters.md); about 190 of them a
     "carers_review_outcome": 400, "carers_review_outcome_reassess": 400, "carers_review_outcome_end": 400,
     "direct_payment": 400, "direct_payment_end": 400, "discharge": 400, "equipment": 400, "safeguarding": 400,
     "transition": 400, "transition_handover": 400, "advocacy": 300, "urgent_response": 300,
+    "reablement_charge": 350, "reablement_charge_assessed": 350,
 }
 WORDS_TO_AVOID = ("e.g.", "i.e.", "etc.", " via ", "utilise", "facilitate", "liaise", "in order to", "prior to",
                   "in the event that", "hereby", "aforementioned", "ensure")
@@ -227,6 +228,11 @@ LETTERS: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
         CTX, SIOBHAN, 1, "2031-02-27", support_arranged="Carers visit you each morning and evening.",
         follow_up_date="2031-05-29"), "Siobhán"),
     "equipment": (_equipment, "Siobhán"),
+    "reablement_charge": (lambda: reablement_charge_letter(
+        CTX, SIOBHAN, {"charged": True, "free_weeks": 6, "weeks_received": 6}), "Siobhán"),
+    "reablement_charge_assessed": (lambda: reablement_charge_letter(
+        CTX, DEV, {"charged": True, "free_weeks": 6, "weeks_received": 7},
+        {"assessed_weekly_charge": "42.5", "full_cost": False}), "Mr Patel"),
     "advocacy": (lambda: advocacy_letter(CTX, SIOBHAN, {
         "decision": "needs_assessment",
         "advocate": {"name": "Jo Ellis", "organisation": "Northshire Advocacy", "contact": "01632 960300"}}),
@@ -277,7 +283,7 @@ LETTERS: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
 
 def test_every_template_has_a_letter_here() -> None:
     """A new template cannot skip these checks: each one is rendered below."""
-    suffixes = r"_(not_eligible|carer|handover|refused|reassess|end|cut_kept|cut_reassess)$"
+    suffixes = r"_(not_eligible|carer|handover|refused|reassess|end|cut_kept|cut_reassess|assessed)$"
     rendered = {re.sub(suffixes, "", name) for name in LETTERS}
     templates = {p.name.removesuffix(".txt.j2") for p in TEMPLATES.glob("*.txt.j2")} - {"_letter"}
     assert templates - rendered == set()
