@@ -35,18 +35,18 @@ def test_the_worker_reads_both_amounts_and_the_record_warns_of_the_letter_with_n
     with live_server(create_app(eng, run_timers=False)) as base, launch() as browser:
         ctx, page = claimed_task_page(browser, base, SW, "social_worker", twice["id"])
         text = " ".join(page.inner_text("main").split())
-        assert "Carer's support paid from two budgets" in text
+        assert "Check which budget pays for the carer" in text
         assert "The carer's budget in this plan £600.00 a year" in text
         assert "Carer support in the cared-for person's budget £300.00 a year" in text
         assert ("Peter Clarke's personal budget already includes £300.00 a year to support their carer, and this "
                 "plan gives Susan Clarke their own budget of £600.00 a year as a carer.") in text
-        run_axe(page, "carer's support paid from two budgets")
+        run_axe(page, "check which budget pays for the carer")
         tab_to(page, "f-what_will_change")
         page.keyboard.type("Hold Susan's support in Peter's budget")
         tab_to(page, "Complete task")
         with page.expect_navigation():
             page.keyboard.press("Enter")
-        assert "Task completed: Carer's support paid from two budgets" in " ".join(page.inner_text("main").split())
+        assert "Task completed: Check which budget pays for the carer" in " ".join(page.inner_text("main").split())
         ctx.close()
         # back to the plan (never to the manager's sign-off), with what the worker will change recorded
         open_now = sorted(t["element_id"] for t in eng.list_tasks(case_id=cid))
@@ -66,7 +66,7 @@ def test_the_worker_reads_both_amounts_and_the_record_warns_of_the_letter_with_n
 
 
 def test_the_carers_plan_sent_back_reopens_with_what_was_written(eng):
-    """Sent back from "Carer's support paid from two budgets", the carer's plan opened empty: the worker typed every
+    """Sent back from "Check which budget pays for the carer", the carer's plan opened empty: the worker typed every
     outcome, the emergency plan and the co-ordinator again to change one answer. It now opens with the answers
     given before (as the adult's support plan does), and the one change goes on to sign-off."""
     cid = eng.start("needs_assessment", data={"name": PETER["name"], "person": PETER,
