@@ -25,6 +25,7 @@ EXPECTED = {
     "flow-overlap": {"f_a"},
     "no-diagonal-flow": {"f2"},
     "no-start-form": {"start"},
+    "unbounded-cycle": {"chase"},
 }
 
 

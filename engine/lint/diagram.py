@@ -54,6 +54,8 @@ class Node:
     shape: Shape | None = None
     # a start event's start form as the diagram names it (`camunda:formKey="…"`), which carepath does not show
     start_form: str | None = None
+    # a non-interrupting boundary event's timer cycle as written (`R/P1D`), which fires again and again
+    repeating_timer: str | None = None
 
     @property
     def external_label(self) -> bool:
@@ -218,7 +220,8 @@ def _read_container(container: etree._Element, pid: str, d: Diagram) -> None:
         if tag in FLOW_NODES:
             d.nodes.setdefault(eid, Node(eid, tag, (el.get("name") or "").strip(), el.sourceline, cid, pid,
                                          attached_to=el.get("attachedToRef") if tag == "boundaryEvent" else None,
-                                         start_form=_start_form(el) if tag == "startEvent" else None))
+                                         start_form=_start_form(el) if tag == "startEvent" else None,
+                                         repeating_timer=_repeating_timer(el) if tag == "boundaryEvent" else None))
             if tag in SUBPROCESSES:
                 _read_container(el, pid, d)
         elif tag == "sequenceFlow":
@@ -230,6 +233,15 @@ def _read_container(container: etree._Element, pid: str, d: Diagram) -> None:
 
 CAMUNDA = "http://camunda.org/schema/1.0/bpmn"
 ZEEBE = "http://camunda.org/schema/zeebe/1.0"
+
+
+def _repeating_timer(event: etree._Element) -> str | None:
+    """The timeCycle of a non-interrupting boundary timer, as written; None for any other boundary event."""
+    if (event.get("cancelActivity") or "true").strip() != "false":
+        return None
+    for cycle in event.iterfind(f"{{{BPMN}}}timerEventDefinition/{{{BPMN}}}timeCycle"):
+        return " ".join((cycle.text or "").split()) or None
+    return None
 
 
 def _start_form(start: etree._Element) -> str | None:

@@ -12,10 +12,11 @@ from . import (
     no_flow_through_shape,
     no_label_overlap,
     no_start_form,
+    unbounded_cycle,
 )
 
 RULES: dict[str, Rule] = {
     m.rule.name: m.rule
     for m in (missing_di, no_flow_through_shape, no_label_overlap, name_fits_box, element_in_lane, flow_overlap,
-              no_diagonal_flow, no_start_form)
+              no_diagonal_flow, no_start_form, unbounded_cycle)
 }

@@ -4,8 +4,8 @@ Camunda shows a start event's form (`camunda:formKey`, `camunda:formRef`, `zeebe
 person starting the process, to collect its start data. carepath has no start forms: a process's start data
 comes from whoever starts it (the API, `carepath start --data`, another process's `start_process`). The form
 is not refused, so that diagrams drawn for Camunda deploy unchanged, but it is not silently dropped either:
-this warning names it (docs/diagram-attributes.md, "Start forms"). The one rule here about what a diagram
-says rather than how it is drawn."""
+this warning names it (docs/diagram-attributes.md, "Start forms"). One of the two rules here (with
+unbounded-cycle) about what a diagram says rather than how it is drawn."""
 
 from __future__ import annotations
 
