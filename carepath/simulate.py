@@ -53,6 +53,7 @@ UK = ZoneInfo("Europe/London")
 #: result kept by older code is not opened again as today's answer. Raise it with any change that alters a run's
 #: figures or report (2: the last whole week's queue, the staff by team and the chart labels of session 30).
 RESULTS_REVISION = 2
+MAX_STAFF = 10_000  # members of staff in one team: far beyond any council's, and a typo's hundred billion refused
 ACTOR = "simulation"
 TOP_KEYS = {"start", "days", "seed", "arrivals", "weekday", "season", "people", "forms", "durations", "teams",
             "deadlines", "handoff_minutes"}
@@ -570,9 +571,9 @@ def check_scenario(sc: Scenario, *, processes: set[str], forms: set[str], teams:
             raise ScenarioError(f"{sc.where('teams', t, 'weekends')}: weekends is true or false, not "
                                 f"{v['weekends']!r}")
         staff = v.get("staff", 1)
-        if not isinstance(staff, int) or isinstance(staff, bool) or staff < 1:
-            raise ScenarioError(f"{sc.where('teams', t, 'staff')}: staff must be a whole number of 1 or more, "
-                                f"not {staff!r}")
+        if not isinstance(staff, int) or isinstance(staff, bool) or not 1 <= staff <= MAX_STAFF:
+            raise ScenarioError(f"{sc.where('teams', t, 'staff')}: staff must be a whole number from 1 to "
+                                f"{MAX_STAFF:,}, not {staff!r}")
         team_rules[t] = {"staff": staff, "hours": _hours(sc, v.get("hours", "09:00-17:00"), "teams", t, "hours"),
                          "weekends": bool(v.get("weekends", False))}
     team_rules.setdefault("default", {"staff": 4, "hours": (time(9), time(17)), "weekends": False})

@@ -270,6 +270,8 @@ BAD = [
      "people/age", "sum to 0.9, not 1"),
     ("unknown_form", "arrivals:\n  self: {per_year: 10}\nforms:\n  no_such_form:\n    x: 1\n", "line 4",
      "forms/no_such_form", "there is no form 'no_such_form'"),
+    ("too_many_staff", "arrivals:\n  self: {per_year: 10}\nteams:\n  front_door: {staff: 100000000000}\n",
+     "line 4", "teams/front_door/staff", "staff must be a whole number from 1 to 10,000, not 100000000000"),
     ("unknown_team", "arrivals:\n  self: {per_year: 10}\nteams:\n  front_door: {staff: 2}\n  wizards: {staff: 2}\n",
      "line 5", "teams/wizards", "no diagram has a team 'wizards'"),
     ("unknown_key", "arrivals:\n  self: {per_year: 10}\nstaffing: 3\n", "line 3", "staffing",
@@ -334,7 +336,8 @@ def test_a_scenario_may_repeat_itself_through_yaml_anchors_and_each_key_keeps_it
     with pytest.raises(simulate.ScenarioError) as err:
         simulate.check_scenario(sc, processes={"front_door"}, forms=set(), teams={"front_door", "social_work",
                                                                                   "reablement"})
-    assert "s.yaml line 10 (teams/reablement/staff): staff must be a whole number of 1 or more, not 0" in str(err.value)
+    assert "s.yaml line 10 (teams/reablement/staff): staff must be a whole number from 1 to 10,000, not 0" in str(
+        err.value)
 
 
 def test_without_a_database_the_output_says_the_files_in_processes_were_run(tmp_path, capsys):
