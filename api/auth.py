@@ -81,7 +81,7 @@ USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 # trials' own): an account of one of these names would have its actions read as automatic ("System" on every
 # page) and be credited with the automatic ones, so no account takes them
 RESERVED_USERNAMES = frozenset({"system", "cli", "oidc", "demo", "simulation", "trial", "timer", "timers",
-                                "worker", "engine", "carepath", "anonymous", "unknown"})
+                                "engine", "carepath", "anonymous", "unknown"})
 LOCAL_ACCOUNTS_OFF = "sign-in with a username and password is switched off: sign in with the council's account"
 SIGN_IN_FAILED = "the username or password is wrong, or the account is locked for a while after repeated failures"
 

@@ -308,7 +308,7 @@ def test_the_process_page_and_the_modeller_panel_say_what_the_process_reads_when
             row = page.locator(".govuk-summary-list__row", has_text="Read when a case starts")
             assert row.locator("li").all_inner_texts() == [
                 "settings: what the handler local_settings gives",
-                "contact_date: now().date().isoformat(), when the start data does not give it"]
+                "contact_date: uk_date(now()), when the start data does not give it"]
             run_axe(page, "process page with its start inputs")
             page.goto(f"{base}/processes/needs_assessment")  # the test stub: it reads nothing at start
             assert "Nothing but its start data." in page.locator(
@@ -320,7 +320,7 @@ def test_the_process_page_and_the_modeller_panel_say_what_the_process_reads_when
             entry.wait_for()
             assert entry.locator("li").all_inner_texts() == [
                 "settings: what the handler local_settings gives (recorded in the case's history)",
-                "contact_date: now().date().isoformat(), when the start data does not give it"]
+                "contact_date: uk_date(now()), when the start data does not give it"]
             assert "Read when a case starts" in entry.inner_text()
             run_axe(page, "modeller (the process's start inputs)")
             select(page, "plan_reablement")  # a task has no such entry

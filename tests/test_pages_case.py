@@ -123,7 +123,7 @@ def test_a_reablement_coordinator_reads_joans_record_and_adds_a_note_by_keyboard
         context.clear_cookies()
         _sign_in(page, base, "sam")
         page.goto(f"{base}/cases/{peter}")
-        assert "Your support plan" in page.locator("#letters ~ table").first.inner_text()
+        assert "Your support plan" in page.locator("#letters ~ .app-table-scroll table").first.inner_text()
         plan = page.get_by_role("table", name="What the plan will achieve")
         assert "Type of service" in plan.locator("thead").inner_text()
         assert "Home support or domiciliary care" in plan.locator("tbody").inner_text()
